@@ -1,0 +1,195 @@
+"""The aiohttp application factory: every part of the gateway is wired here, explicitly, and only here.
+
+``await create_app(settings)`` opens the store, loads the flow, builds the channels, the dispatcher, the outbox,
+the timers, the web chat and the listener API, and registers the routes. Background workers (outbox delivery,
+timers, web chat event forwarding, flows.yaml watching) start with the app and stop with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from gateway.channels_wiring import build_channels, webhook_routes
+from gateway.console.actions import Actions
+from gateway.console.api import ListenerAPI, Presence
+from gateway.console.auth import SessionSigner
+from gateway.dispatcher import Dispatcher, utcnow
+from gateway.errors import FlowValidationError, StoreError
+from gateway.flowset import FlowSet
+from gateway.outbox import Outbox
+from gateway.settings import Settings
+from gateway.store import Store, open_store
+from gateway.timers import Timers
+from gateway.webchat import WebChatHub, chat_socket
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", Store)
+FLOWS = web.AppKey("flows", FlowSet)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+OUTBOX = web.AppKey("outbox", Outbox)
+TIMERS = web.AppKey("timers", Timers)
+API = web.AppKey("api", ListenerAPI)
+
+STATIC = resources.files("gateway") / "webchat_static"
+FLOW_WATCH_SECONDS = 2.0
+
+
+async def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    store: Store | None = None,
+    worker_poll_seconds: float = 1.0,
+) -> web.Application:
+    flows = FlowSet(Path(settings.flows))
+    flows.reload()
+    if flows.current is None:  # refuse to start on an invalid flow: the problems were logged by reload()
+        problems = list(flows.last_reload.problems) if flows.last_reload else []
+        raise FlowValidationError([*problems, f"{settings.flows} is not valid: the gateway does not start"])
+    store = store or await open_store(settings.store)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_errors_middleware])
+    http = aiohttp.ClientSession()
+    channels = build_channels(settings, http)
+    presence = Presence()
+    outbox_ref: list[Outbox] = []
+    dispatcher = Dispatcher(store, flows, clock=clock, on_outgoing=lambda: outbox_ref[0].kick(),
+                            listeners_online=presence.online)  # fmt: skip
+    outbox = Outbox(store, channels.senders, clock=clock, poll_seconds=worker_poll_seconds,
+                    base_delay=settings.outbox_base_delay, max_attempts=settings.outbox_max_attempts)  # fmt: skip
+    outbox_ref.append(outbox)
+    timers = Timers(dispatcher, poll_seconds=worker_poll_seconds)
+    hub = WebChatHub(store, dispatcher)
+    actions = Actions(dispatcher, reply_windows=channels.reply_windows)
+    api = ListenerAPI(store, dispatcher, actions, flows, SessionSigner(settings.secret_key),
+                      secure_cookies=settings.public_url.startswith("https://"), presence=presence)  # fmt: skip
+    app[SETTINGS], app[STORE], app[FLOWS], app[DISPATCHER] = settings, store, flows, dispatcher
+    app[OUTBOX], app[TIMERS], app[API] = outbox, timers, api
+
+    workers: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+        "outbox": outbox.run, "timers": timers.run, "webchat": hub.forward_events, "flows": lambda: _watch(flows),
+    }  # fmt: skip
+    app.cleanup_ctx.append(_lifecycle(workers, store, http, channels.lifecycles, flows))
+    _routes(app, settings, hub, api, flows, store)
+    app.add_routes(webhook_routes(channels, dispatcher))
+    return app
+
+
+def _lifecycle(
+    workers: Mapping[str, Callable[[], Coroutine[Any, Any, None]]],
+    store: Store,
+    http: aiohttp.ClientSession,
+    lifecycles: list[tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]],
+    flows: FlowSet,
+) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        for start, _ in lifecycles:
+            await start()
+        tasks = [asyncio.create_task(run(), name=f"gateway-{name}") for name, run in workers.items()]
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, flows.reload)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signal.SIGHUP)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for _, stop in reversed(lifecycles):
+                await stop()
+            await http.close()
+            await store.close()
+
+    return context
+
+
+async def _watch(flows: FlowSet) -> None:
+    while True:
+        await asyncio.sleep(FLOW_WATCH_SECONDS)
+        flows.reload_if_changed()
+
+
+@web.middleware
+async def _errors_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Unexpected failures answer 503 (the provider retries, nothing is lost) and log no content."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except StoreError as exc:
+        log.error("store unavailable while serving %s %s: %s", request.method, request.path, exc.__class__.__name__)
+        return web.json_response({"error": "unavailable", "message": "try again shortly"}, status=503)
+
+
+def _routes(
+    app: web.Application, settings: Settings, hub: WebChatHub, api: ListenerAPI, flows: FlowSet, store: Store
+) -> None:
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(request: web.Request) -> web.Response:
+        checks: dict[str, object] = {"flow": flows.version, "last_reload": _last_reload(flows)}
+        try:
+            await store.ping()
+            checks["store"] = "ok"
+        except StoreError:
+            checks["store"] = "unreachable"
+        ready = checks["store"] == "ok" and flows.current is not None
+        return web.json_response({"ready": ready, **checks}, status=200 if ready else 503)
+
+    async def chat_page(request: web.Request) -> web.Response:
+        html = (STATIC / "chat.html").read_text(encoding="utf-8")
+        html = html.replace("{{QUICK_EXIT_URL}}", _attr(settings.quick_exit_url))
+        return web.Response(text=html, content_type="text/html", headers=_PAGE_HEADERS)
+
+    async def widget(request: web.Request) -> web.Response:
+        return web.Response(text=(STATIC / "widget.js").read_text(encoding="utf-8"),
+                            content_type="application/javascript")  # fmt: skip
+
+    async def socket(request: web.Request) -> web.WebSocketResponse:
+        return await chat_socket(request, hub)
+
+    async def reload(request: web.Request) -> web.StreamResponse:
+        result = flows.reload()
+        return web.json_response(result.to_dict(), status=200 if result.ok else 422)
+
+    app.add_routes([
+        web.get("/healthz", healthz), web.get("/readyz", readyz),
+        web.get("/chat", chat_page), web.get("/chat/widget.js", widget), web.get("/chat/ws", socket),
+        web.static("/chat/static", str(STATIC)),
+        web.post("/api/admin/reload", api.authed(reload, supervisor=True)),
+        *api.routes(),
+    ])  # fmt: skip
+
+
+def _last_reload(flows: FlowSet) -> object:
+    return flows.last_reload.to_dict() if flows.last_reload else None
+
+
+def _attr(value: str) -> str:
+    return value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+    "frame-ancestors *; base-uri 'none'; form-action 'none'",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}

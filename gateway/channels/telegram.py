@@ -1,0 +1,291 @@
+"""Telegram: webhook updates checked by their secret token, the Bot API through python-telegram-bot.
+
+Inbound: Telegram posts one JSON ``Update`` per request with ``X-Telegram-Bot-Api-Secret-Token`` (set by
+:meth:`TelegramChannel.set_webhook`). ``update_id`` is the de-duplication key. Only private chats are read: a bot
+added to a group ignores it. A button tap (``callback_query``) is answered with ``answerCallbackQuery`` in the
+background, so the young person's spinner stops whatever happens next.
+
+Outbound: ``sendMessage`` with an inline keyboard for choices, one button per row; ``callback_data`` is the
+choice's value when it fits in 64 bytes, else ``c:<number>``, read back as the answer ``<number>`` (the engine
+understands "2"). Texts are split at 4096 UTF-16 units. PTB's errors become ours in :meth:`TelegramChannel._call`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import hmac
+import logging
+import warnings
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import aiohttp
+from aiohttp import web
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import error as ptb
+from telegram.constants import ChatAction, ChatType
+from telegram.ext import Application
+from telegram.warnings import PTBDeprecationWarning
+from yarl import URL
+
+from gateway.channels.base import (
+    Batch,
+    MediaSource,
+    fetch_allowed,
+    load_json,
+    read_body,
+    split_text,
+    with_numbered_list,
+)
+from gateway.errors import BadRequest, BadSignature, ConfigError, DeliveryError, PermanentDelivery, RetryableDelivery
+from gateway.messages import Attachment, ChannelName, Choice, Inbound, Outbound
+from gateway.settings import Settings
+
+TEXT_LIMIT = 4096  # UTF-16 code units
+KEYBOARD_MAX = 100
+CALLBACK_DATA_MAX = 64  # bytes
+INDEX_PREFIX = "c:"
+FILE_PREFIX = "tg-file:"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+WEBHOOK_PATH = "/webhooks/telegram"
+ALLOWED_UPDATES = ["message", "callback_query"]
+API_HOST = "api.telegram.org"
+MALFORMED = (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError, OSError, RecursionError)
+
+# Refusals that no retry changes; checked before NetworkError, of which BadRequest is a subclass.
+REFUSED = (ptb.BadRequest, ptb.Forbidden, ptb.InvalidToken, ptb.ChatMigrated, ptb.Conflict, ptb.EndPointNotFound)
+
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
+
+class TelegramChannel:
+    """The Telegram adapter. Implements Channel, Lifecycle, TypingIndicator and MediaFetcher."""
+
+    name = ChannelName.TELEGRAM
+
+    def __init__(self, settings: Settings, session: aiohttp.ClientSession) -> None:
+        self._settings = settings
+        self._session = session
+        api = settings.telegram_api_url.rstrip("/")
+        builder = Application.builder().token(settings.telegram_bot_token).updater(None)
+        self.application = builder.base_url(f"{api}/bot").base_file_url(f"{api}/file/bot").build()
+        self._bot = self.application.bot
+        self._media = MediaSource(self.name, allowed_hosts=frozenset({API_HOST, URL(api).host or ""}))
+        self._answering: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Open PTB's HTTP clients and check the token with getMe."""
+        try:
+            await self.application.initialize()
+        except ptb.InvalidToken:
+            raise ConfigError("TELEGRAM_BOT_TOKEN was refused by the Telegram API") from None
+        except ptb.NetworkError as error:
+            raise ConfigError(f"the Telegram API at TELEGRAM_API_URL is unreachable ({type(error).__name__})") from None
+
+    async def stop(self) -> None:
+        """Let pending answerCallbackQuery calls finish, then close PTB's HTTP clients."""
+        await asyncio.gather(*self._answering)
+        await self.application.shutdown()
+
+    async def parse(self, request: web.Request) -> Batch:
+        raw = await read_body(request, self._settings.max_body_bytes, self.name)
+        self._check_secret(request.headers.get(SECRET_HEADER, ""))
+        update = self._update(load_json(raw, self.name))
+        if update.callback_query is not None:
+            self._answer_in_background(update.callback_query.id)
+        inbound = _inbound(update)
+        return Batch(inbound=(inbound,) if inbound else ())
+
+    def acknowledge(self) -> web.Response:
+        return web.Response(text="ok")
+
+    async def send(self, message: Outbound) -> str | None:
+        text, keyboard = render(message)
+        parts = split_text(text, TEXT_LIMIT, _utf16_length)
+        sent_id: str | None = None
+        for number, part in enumerate(parts, start=1):
+            markup = keyboard if number == len(parts) else None
+            sent = await self._call(self._bot.send_message(chat_id=message.recipient, text=part, reply_markup=markup))
+            sent_id = str(sent.message_id)
+        return sent_id
+
+    async def typing(self, recipient: str) -> None:
+        await self._call(self._bot.send_chat_action(chat_id=recipient, action=ChatAction.TYPING))
+
+    async def fetch_media(self, attachment: Attachment) -> tuple[bytes, str]:
+        if not (attachment.url or "").startswith(FILE_PREFIX):
+            raise PermanentDelivery("telegram: the attachment is not a Telegram file")
+        file = await self._call(self._bot.get_file((attachment.url or "").removeprefix(FILE_PREFIX)))
+        if not file.file_path:
+            raise PermanentDelivery("telegram: the file cannot be downloaded")
+        return await fetch_allowed(self._session, self._media, file.file_path, attachment.content_type)
+
+    async def set_webhook(self) -> None:
+        """Register ``{public_url}/webhooks/telegram`` with the secret token and the updates we read."""
+        url = self._settings.public_url.rstrip("/") + WEBHOOK_PATH
+        secret = self._settings.telegram_webhook_secret
+        await self._call(self._bot.set_webhook(url=url, secret_token=secret, allowed_updates=ALLOWED_UPDATES))
+
+    def _check_secret(self, given: str) -> None:
+        secret = self._settings.telegram_webhook_secret.encode()
+        if not secret or not hmac.compare_digest(given.encode("utf-8", "replace"), secret):
+            raise BadSignature(f"telegram: {SECRET_HEADER} is missing or wrong")
+
+    def _update(self, document: object) -> Update:
+        if not isinstance(document, dict) or _int_or_none(document.get("update_id")) is None:
+            raise BadRequest("telegram: the body is not an update")
+        try:
+            return Update.de_json(document, self._bot)
+        except MALFORMED:
+            raise BadRequest("telegram: the update is malformed") from None
+
+    def _answer_in_background(self, query_id: str) -> None:
+        task = asyncio.create_task(self._answer(query_id))
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
+
+    async def _answer(self, query_id: str) -> None:
+        try:
+            await self._call(self._bot.answer_callback_query(query_id))
+        except DeliveryError as error:  # the button's spinner then stops by itself after a few seconds
+            logger.warning("telegram: answerCallbackQuery failed: %s", error)
+
+    async def _call(self, request: Awaitable[T]) -> T:
+        """Await one Bot API call: the one place where PTB's errors become ours."""
+        try:
+            return await request
+        except ptb.RetryAfter as error:
+            raise RetryableDelivery("telegram: flood control", _seconds(error)) from None
+        except REFUSED as error:
+            raise PermanentDelivery(f"telegram: {type(error).__name__}: {error.message}") from None
+        except ptb.NetworkError as error:  # includes TimedOut
+            raise RetryableDelivery(f"telegram: network error ({type(error).__name__})") from None
+        except ptb.TelegramError as error:
+            raise PermanentDelivery(f"telegram: {type(error).__name__}") from None
+
+
+def render(message: Outbound) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The text to send and the keyboard under its last part (a numbered list past 100 choices)."""
+    if not message.choices:
+        return message.text, None
+    if len(message.choices) > KEYBOARD_MAX:
+        return with_numbered_list(message.text, message.choices), None
+    rows = [[_button(choice, number)] for number, choice in enumerate(message.choices, start=1)]
+    return message.text, InlineKeyboardMarkup(rows)
+
+
+def _button(choice: Choice, number: int) -> InlineKeyboardButton:
+    value = choice.value
+    fits = 0 < len(value.encode()) <= CALLBACK_DATA_MAX and not value.startswith(INDEX_PREFIX)
+    return InlineKeyboardButton(choice.label.strip() or str(number), callback_data=value if fits else f"c:{number}")
+
+
+def _inbound(update: Update) -> Inbound | None:
+    if update.message is not None:
+        return _from_message(update.update_id, update.message)
+    query = update.callback_query
+    if query is not None and query.data is not None and query.message is not None:
+        return _from_button(update.update_id, query.message, _text(query.data, "data"), query.from_user.language_code)
+    return None
+
+
+def _from_message(update_id: int, message: Message) -> Inbound | None:
+    if message.chat.type != ChatType.PRIVATE:
+        return None
+    sender = message.from_user
+    return Inbound(
+        channel=ChannelName.TELEGRAM,
+        sender=_chat_id(message),
+        message_id=str(update_id),
+        text=_text(message.text or message.caption or "", "text"),
+        attachments=_attachments(message),
+        language_hint=_language(sender.language_code if sender else None),
+        received_at=message.date if isinstance(message.date, datetime.datetime) else None,
+    )
+
+
+def _from_button(update_id: int, message: Any, data: str, language: object) -> Inbound | None:
+    if not isinstance(message, Message) or message.chat.type != ChatType.PRIVATE:
+        return None
+    number = data.removeprefix(INDEX_PREFIX)
+    if data.startswith(INDEX_PREFIX) and number.isascii() and number.isdigit():
+        text, payload = number, None
+    else:
+        text, payload = _label(message, data), data
+    return Inbound(
+        channel=ChannelName.TELEGRAM,
+        sender=_chat_id(message),
+        message_id=str(update_id),
+        text=text,
+        payload=payload,
+        language_hint=_language(language),
+    )
+
+
+def _label(message: Message, data: str) -> str:
+    """The label of the tapped button, found in the keyboard of the message it was under."""
+    markup = message.reply_markup
+    rows = markup.inline_keyboard if isinstance(markup, InlineKeyboardMarkup) else ()
+    labels = [button.text for row in rows for button in row if button.callback_data == data]
+    return _text(labels[0], "button text") if labels else ""
+
+
+def _attachments(message: Message) -> tuple[Attachment, ...]:
+    found: list[Attachment] = []
+    if message.photo:
+        found.append(_file("image", message.photo[-1].file_id, "image/jpeg"))
+    if message.document:
+        name = _text(message.document.file_name or "", "file_name") or None
+        found.append(_file("file", message.document.file_id, message.document.mime_type, name))
+    for kind, media, default_type in (
+        ("audio", message.voice, "audio/ogg"),
+        ("audio", message.audio, None),
+        ("video", message.video, None),
+        ("video", message.video_note, "video/mp4"),
+    ):
+        if media is not None:
+            found.append(_file(kind, media.file_id, getattr(media, "mime_type", None) or default_type))
+    return tuple(found)
+
+
+def _file(kind: str, file_id: object, content_type: object, name: str | None = None) -> Attachment:
+    content = _text(content_type, "mime_type") if content_type is not None else None
+    return Attachment(kind, url=FILE_PREFIX + _text(file_id, "file_id"), content_type=content, name=name)
+
+
+def _chat_id(message: Message) -> str:
+    chat_id = _int_or_none(message.chat.id)
+    if chat_id is None:
+        raise BadRequest("telegram: chat.id is not a whole number")
+    return str(chat_id)
+
+
+def _language(value: object) -> str | None:
+    return value if isinstance(value, str) and value.isascii() and 0 < len(value) <= 35 else None
+
+
+def _text(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise BadRequest(f"telegram: {what} is not a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(f"telegram: {what} is not valid Unicode text") from None
+    return value
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _seconds(error: ptb.RetryAfter) -> float:
+    with warnings.catch_warnings():  # PTB 22 warns that retry_after will become a timedelta
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = error.retry_after
+    return value.total_seconds() if isinstance(value, datetime.timedelta) else float(value)

@@ -1,0 +1,217 @@
+"""WhatsApp through Twilio: signed form webhooks and status callbacks in, Twilio's Messages resource out.
+
+Inbound: Twilio posts ``application/x-www-form-urlencoded`` forms signed with ``X-Twilio-Signature`` (HMAC-SHA1
+of the URL it called plus the sorted fields, keyed with the auth token). The URL is rebuilt from
+``GATEWAY_PUBLIC_URL`` + the request's path and query, so verification works behind a proxy. ``MessageSid`` is
+the de-duplication key. Status callbacks (``POST /webhooks/whatsapp/status``) become receipts.
+
+Outbound: ``messages.create_async`` with the async HTTP client (opened in :meth:`WhatsAppChannel.start`),
+its base URL set to ``TWILIO_API_URL``. WhatsApp through Twilio has no buttons for free-form messages, so choices
+are a numbered list; texts over 1600 characters are split. Free-form messages are refused more than 24 hours
+after the young person's last message (Twilio error 63016), for bots and listeners alike.
+"""
+
+from __future__ import annotations
+
+import datetime
+from urllib.parse import parse_qsl
+
+import aiohttp
+from aiohttp import web
+from multidict import MultiDict
+from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+from yarl import URL
+
+from gateway.channels.base import Batch, MediaSource, fetch_allowed, read_body, split_text, with_numbered_list
+from gateway.errors import BadRequest, BadSignature, DeliveryError, PermanentDelivery, RetryableDelivery
+from gateway.messages import Attachment, ChannelName, Inbound, Outbound, Receipt
+from gateway.settings import Settings
+
+TEXT_LIMIT = 1600
+MAX_FORM_FIELDS = 1000
+MAX_MEDIA = 20  # WhatsApp sends one file per message; Twilio allows ten on MMS
+SEND_TIMEOUT_SECONDS = 15.0
+MEDIA_HOSTS = frozenset({"api.twilio.com", "*.twiliocdn.com"})
+STATUS_PATH = "/webhooks/whatsapp/status"
+
+STATUSES = {
+    "accepted": "sent",
+    "scheduled": "sent",
+    "queued": "sent",
+    "sending": "sent",
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "read",
+    "failed": "failed",
+    "undelivered": "failed",
+    "canceled": "failed",
+}
+PERMANENT_REASONS = {
+    63016: "reply window closed (more than 24 hours since the person's last message; only a template can go)",
+    21211: "the recipient is not a valid WhatsApp address",
+    21610: "the person has opted out of messages from this sender",
+    63003: "the recipient cannot be reached on WhatsApp",
+    63024: "the recipient cannot receive this message",
+    21606: "TWILIO_WHATSAPP_FROM is not a WhatsApp sender of this account",
+    20003: "Twilio refused the account SID or auth token",
+}
+
+
+class WhatsAppChannel:
+    """The Twilio WhatsApp adapter. Implements Channel, Lifecycle, MediaFetcher and ReplyWindow."""
+
+    name = ChannelName.WHATSAPP
+
+    def __init__(self, settings: Settings, session: aiohttp.ClientSession) -> None:
+        self._settings = settings
+        self._session = session
+        self._validator = RequestValidator(settings.twilio_auth_token)
+        self._status_url = settings.public_url.rstrip("/") + STATUS_PATH
+        api_host = URL(settings.twilio_api_url).host or ""
+        self._media = MediaSource(
+            self.name,
+            allowed_hosts=MEDIA_HOSTS | {api_host},
+            auth_hosts=frozenset({"api.twilio.com", api_host}),
+            authorization=aiohttp.encode_basic_auth(settings.twilio_account_sid, settings.twilio_auth_token),
+        )
+        self._http: AsyncTwilioHttpClient | None = None
+        self._client: Client | None = None
+
+    async def start(self) -> None:
+        """Open Twilio's async HTTP client; call it inside the running loop (the app's cleanup_ctx)."""
+        self._http = AsyncTwilioHttpClient(timeout=SEND_TIMEOUT_SECONDS)
+        # A non-empty environment: Twilio would otherwise read TWILIO_EDGE/TWILIO_REGION from os.environ.
+        environment = {"TWILIO_ACCOUNT_SID": self._settings.twilio_account_sid}
+        client = Client(
+            self._settings.twilio_account_sid,
+            self._settings.twilio_auth_token,
+            http_client=self._http,
+            environment=environment,
+        )
+        client.api.base_url = self._settings.twilio_api_url.rstrip("/")
+        self._client = client
+
+    async def stop(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+        self._http = self._client = None
+
+    async def parse(self, request: web.Request) -> Batch:
+        """An incoming WhatsApp message (``POST /webhooks/whatsapp``)."""
+        form = await self._verified_form(request)
+        return Batch(inbound=(_inbound(form),))
+
+    async def parse_status(self, request: web.Request) -> Batch:
+        """A status callback for a message the gateway sent (``POST /webhooks/whatsapp/status``)."""
+        form = await self._verified_form(request)
+        receipt = _receipt(form)
+        return Batch(receipts=(receipt,) if receipt else ())
+
+    def acknowledge(self) -> web.Response:
+        return web.Response(text="<Response/>", content_type="text/xml")
+
+    async def send(self, message: Outbound) -> str | None:
+        sid: str | None = None
+        for part in split_text(with_numbered_list(message.text, message.choices), TEXT_LIMIT):
+            sid = await self._create(message.recipient, part)
+        return sid
+
+    async def fetch_media(self, attachment: Attachment) -> tuple[bytes, str]:
+        if not attachment.url:
+            raise PermanentDelivery("whatsapp: the attachment has no url")
+        return await fetch_allowed(self._session, self._media, attachment.url, attachment.content_type)
+
+    def reply_window(self, author: str) -> datetime.timedelta:
+        return datetime.timedelta(hours=24)
+
+    async def _verified_form(self, request: web.Request) -> MultiDict[str]:
+        raw = await read_body(request, self._settings.max_body_bytes, self.name)
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not signature or not self._settings.twilio_auth_token:
+            raise BadSignature("whatsapp: X-Twilio-Signature is missing")
+        form = _decode_form(raw)
+        url = self._settings.public_url.rstrip("/") + request.path_qs
+        if not self._validator.validate(url, form, signature):
+            raise BadSignature("whatsapp: X-Twilio-Signature is wrong")
+        return form
+
+    async def _create(self, to: str, body: str) -> str | None:
+        """Create one message: the one place where Twilio's errors become ours."""
+        if self._client is None:
+            raise RuntimeError("WhatsAppChannel.start() must be awaited before send()")
+        try:
+            resource = await self._client.messages.create_async(
+                from_=self._settings.twilio_whatsapp_from, to=to, body=body, status_callback=self._status_url
+            )
+        except (TwilioRestException, TwilioServiceException) as error:
+            raise twilio_error(error.status, error.code) from None
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise RetryableDelivery(f"whatsapp: network error ({type(error).__name__})") from None
+        sid = resource.sid
+        return sid if isinstance(sid, str) else None
+
+
+def twilio_error(status: int, code: int | None) -> DeliveryError:
+    """Map a Twilio error answer to ours. Twilio's own message is left out: it can quote the phone number."""
+    where = f"whatsapp: HTTP {status}, Twilio code {code}"
+    if status == 429 or code == 20429 or status >= 500:
+        return RetryableDelivery(f"{where}: try again later")
+    return PermanentDelivery(f"{where}: {PERMANENT_REASONS.get(code or 0, 'refused')}")
+
+
+def _decode_form(raw: bytes) -> MultiDict[str]:
+    try:
+        pairs = parse_qsl(raw.decode(), keep_blank_values=True, errors="strict", max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:  # includes UnicodeDecodeError
+        raise BadRequest("whatsapp: request body is not a UTF-8 form") from None
+    return MultiDict(pairs)
+
+
+def _inbound(form: MultiDict[str]) -> Inbound:
+    return Inbound(
+        channel=ChannelName.WHATSAPP,
+        sender=_required(form, "From"),
+        message_id=_required(form, "MessageSid"),
+        text=form.get("Body", ""),
+        payload=form.get("ButtonPayload") or None,
+        attachments=_attachments(form),
+    )
+
+
+def _attachments(form: MultiDict[str]) -> tuple[Attachment, ...]:
+    count = form.get("NumMedia", "0")
+    if not (count.isascii() and count.isdigit()) or int(count) > MAX_MEDIA:
+        raise BadRequest("whatsapp: NumMedia is not a small whole number")
+    return tuple(
+        _attachment(_required(form, f"MediaUrl{index}"), form.get(f"MediaContentType{index}") or None)
+        for index in range(int(count))
+    )
+
+
+def _attachment(url: str, content_type: str | None) -> Attachment:
+    family = (content_type or "").partition("/")[0]
+    kind = family if family in ("image", "audio", "video") else "file"
+    return Attachment(kind=kind, url=url, content_type=content_type)
+
+
+def _receipt(form: MultiDict[str]) -> Receipt | None:
+    status = STATUSES.get(_required(form, "MessageStatus"))
+    if status is None:  # a status Twilio added after this was written
+        return None
+    return Receipt(
+        channel=ChannelName.WHATSAPP,
+        sender=_required(form, "To"),
+        status=status,
+        provider_message_id=_required(form, "MessageSid"),
+        error=form.get("ErrorCode") or None,
+    )
+
+
+def _required(form: MultiDict[str], name: str) -> str:
+    value = form.get(name)
+    if not value:
+        raise BadRequest(f"whatsapp: the form has no {name}")
+    return value

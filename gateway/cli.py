@@ -1,0 +1,294 @@
+"""The ``gateway`` command: serve, flows (check, test, simulate, graph), listeners, telegram."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gateway.errors import FlowError, FlowValidationError, GatewayError
+
+if TYPE_CHECKING:
+    from gateway.settings import Settings
+    from gateway.store import Store
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _flows_check(args: argparse.Namespace) -> int:
+    from gateway.flows.loader import load_file
+
+    try:
+        loaded = load_file(args.file)
+    except FlowValidationError as exc:
+        print(*exc.problems, sep="\n")
+        print(f"{len(exc.problems)} problem(s) in {args.file}", file=sys.stderr)
+        return 1
+    flow = loaded.flow
+    print(
+        f"{args.file}: ok · {len(flow.steps)} steps, {len(flow.routing)} rules, {len(flow.interrupts)} interrupts, "
+        f"{len(flow.tests)} conversation tests · version {loaded.version}"
+    )
+    return 0
+
+
+def _flows_test(args: argparse.Namespace) -> int:
+    from gateway.flows.engine import Engine
+    from gateway.flows.loader import load_file
+    from gateway.flows.scenarios import load_side_file, run_scenarios
+
+    try:
+        engine = Engine(load_file(args.file))
+        side = Path(args.tests) if args.tests else Path(args.file).with_suffix(".tests.yaml")
+        scenarios = [*engine.flow.tests, *(load_side_file(side) if side.is_file() else [])]
+    except FlowValidationError as exc:
+        print(*exc.problems, sep="\n")
+        return 1
+    results = run_scenarios(engine, scenarios)
+    for result in results:
+        print(("PASSED " if result.passed else "FAILED ") + result.name)
+        if not result.passed:
+            print(*(f"    ✗ {f}" for f in result.failures), sep="\n")
+            print(*(f"      {line}" for line in result.transcript), sep="\n")
+    passed = sum(r.passed for r in results)
+    print(f"{passed} passed, {len(results) - passed} failed")
+    return 0 if passed == len(results) else 1
+
+
+def _stdin_lines() -> Iterator[str]:
+    if not sys.stdin.isatty():
+        yield from sys.stdin
+        return
+    while True:
+        try:
+            yield input("you> ")
+        except EOFError:
+            return
+
+
+def _flows_simulate(args: argparse.Namespace) -> int:
+    from gateway.flows.engine import Engine
+    from gateway.flows.loader import load_file
+    from gateway.flows.simulate import simulate
+
+    try:
+        engine = Engine(load_file(args.file))
+    except FlowValidationError as exc:
+        print(*exc.problems, sep="\n")
+        return 1
+    now = datetime.fromisoformat(args.at) if args.at else datetime.now(engine.tz)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=engine.tz)
+    simulate(engine, _stdin_lines(), sys.stdout, now=now, language=args.lang, channel=args.channel)
+    return 0
+
+
+def _flows_graph(args: argparse.Namespace) -> int:
+    from gateway.flows.graph import render
+    from gateway.flows.loader import load_file
+
+    try:
+        render(load_file(args.file).flow, Path(args.output))
+    except FlowValidationError as exc:
+        print(*exc.problems, sep="\n")
+        return 1
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _iso(value: str) -> str:
+    datetime.fromisoformat(value)  # raises ValueError → argparse says "invalid _iso value"
+    return value
+
+
+def _add_flows(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    flows = sub.add_parser("flows", help="check, test, simulate and draw flows.yaml")
+    fsub = flows.add_subparsers(dest="flows_command", required=True)
+    check = fsub.add_parser("check", help="validate; every problem as FILE:LINE:COLUMN: message")
+    test = fsub.add_parser("test", help="run the conversation tests")
+    test.add_argument("--tests", help="side file of conversation tests (default: FILE with .tests.yaml)")
+    sim = fsub.add_parser("simulate", help="chat with the flow in the terminal (works with piped input)")
+    sim.add_argument("--lang", choices=["fr", "en"], default=None)
+    sim.add_argument("--at", type=_iso, help="simulated date-time, ISO 8601 (default: now)")
+    sim.add_argument("--channel", default="webchat", choices=["webchat", "messenger", "whatsapp", "telegram"])
+    graph = fsub.add_parser("graph", help="draw the flow: -o OUT.svg, OUT.png or OUT.mmd")
+    graph.add_argument("-o", "--output", required=True)
+    for parser, handler in ((check, _flows_check), (test, _flows_test), (sim, _flows_simulate), (graph, _flows_graph)):
+        parser.add_argument("file", nargs="?", default="flows.yaml")
+        parser.set_defaults(handler=handler)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from aiohttp import web
+
+    from gateway.app import create_app
+    from gateway.settings import Settings
+
+    settings = Settings.from_env()
+    if args.flows:
+        settings = Settings(**{**settings.__dict__, "flows": args.flows})
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "telegram", "twilio"):  # below WARNING they log URLs with tokens, or message contents
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    asyncio.run(_warn_if_no_listener(settings))
+    print(f"helpline-gateway: web chat http://{args.host}:{args.port}/chat · console http://{args.host}:{args.port}/console")
+    web.run_app(create_app(settings), host=args.host, port=args.port, print=None)
+    return 0
+
+
+async def _warn_if_no_listener(settings: Settings) -> None:
+    from gateway.store import open_store
+
+    store = await open_store(settings.store)
+    try:
+        if not await store.list_listeners():
+            print(NO_LISTENER_HINT, file=sys.stderr)
+    finally:
+        await store.close()
+
+
+NO_LISTENER_HINT = (
+    "No listener account yet. Create the first one (a supervisor) with:\n"
+    "    .venv/bin/gateway listeners add NAME --supervisor"
+)
+
+
+async def _with_store(action: Callable[[Store], Awaitable[int]]) -> int:
+    from gateway.settings import Settings
+    from gateway.store import open_store
+
+    store = await open_store(Settings.from_env().store)
+    try:
+        return await action(store)
+    finally:
+        await store.close()
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    import getpass
+
+    if getattr(args, "password_stdin", False) or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise GatewayError("the two passwords differ")
+    if len(password) < 10:
+        raise GatewayError("a password needs at least 10 characters")
+    return password
+
+
+def _listeners_add(args: argparse.Namespace) -> int:
+    from gateway.console.auth import hash_password, valid_name
+    from gateway.store import Listener
+
+    if not valid_name(args.name):
+        raise GatewayError("a name has 1 to 40 letters, digits, '-', '_' or '.'")
+    password_hash = hash_password(_read_password(args))
+
+    async def add(store: Store) -> int:
+        listener = Listener(args.name, password_hash, supervisor=args.supervisor, capacity=args.capacity,
+                            created_at=datetime.now(UTC))  # fmt: skip
+        await store.add_listener(listener)
+        print(f"listener {args.name} added" + (" (supervisor)" if args.supervisor else ""))
+        return 0
+
+    return asyncio.run(_with_store(add))
+
+
+def _listeners_list(args: argparse.Namespace) -> int:
+    async def show(store: Store) -> int:
+        for listener in await store.list_listeners():
+            role = "supervisor" if listener.supervisor else "listener"
+            print(f"{listener.name}\t{role}\tcapacity {listener.capacity}")
+        return 0
+
+    return asyncio.run(_with_store(show))
+
+
+def _listeners_remove(args: argparse.Namespace) -> int:
+    async def remove(store: Store) -> int:
+        if not await store.remove_listener(args.name):
+            print(f"gateway: no listener named {args.name}", file=sys.stderr)
+            return 1
+        print(f"listener {args.name} removed")
+        return 0
+
+    return asyncio.run(_with_store(remove))
+
+
+def _listeners_passwd(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from gateway.console.auth import hash_password
+
+    password_hash = hash_password(_read_password(args))
+
+    async def change(store: Store) -> int:
+        listener = await store.get_listener(args.name)
+        if listener is None:
+            print(f"gateway: no listener named {args.name}", file=sys.stderr)
+            return 1
+        await store.update_listener(replace(listener, password_hash=password_hash))
+        print(f"password of {args.name} changed")
+        return 0
+
+    return asyncio.run(_with_store(change))
+
+
+def _add_listeners(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("listeners", help="manage listener accounts of the console")
+    lsub = parser.add_subparsers(dest="listeners_command", required=True)
+    add = lsub.add_parser("add", help="create an account (password asked, or read from stdin)")
+    add.add_argument("name")
+    add.add_argument("--supervisor", action="store_true", help="may see supervision and reload the flow")
+    add.add_argument("--capacity", type=int, default=3, help="conversations held at once (default 3)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.set_defaults(handler=_listeners_add)
+    lsub.add_parser("list", help="list accounts").set_defaults(handler=_listeners_list)
+    remove = lsub.add_parser("remove", help="delete an account")
+    remove.add_argument("name")
+    remove.set_defaults(handler=_listeners_remove)
+    passwd = lsub.add_parser("passwd", help="change a password")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-stdin", action="store_true")
+    passwd.set_defaults(handler=_listeners_passwd)
+
+
+def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = sub.add_parser("serve", help="run the gateway (web chat, webhooks, listener console)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--flows", help="flows.yaml to serve (default: GATEWAY_FLOWS or ./flows.yaml)")
+    serve.set_defaults(handler=_serve)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="helpline-gateway: chatbot gateway for helplines")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_serve(sub)
+    _add_flows(sub)
+    _add_listeners(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except (FlowError, GatewayError) as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The listeners' side: accounts and sessions (auth), actions on conversations, the HTTP+websocket API."""

@@ -1,0 +1,186 @@
+"""What a listener does to a conversation: take, reply, note, refer, transfer, hand back, close.
+
+Every action runs under the conversation's lock and through the lifecycle machine, so an action that does not
+fit the conversation's status (replying to a closed one, taking one already taken) is refused with a clear
+:class:`ActionRefused` (HTTP 409) and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+
+from gateway.conversation import Conversation, Status
+from gateway.dispatcher import Dispatcher, entry_event, new_id
+from gateway.errors import Conflict, GatewayError, IllegalTransition
+from gateway.flows import lifecycle
+from gateway.messages import ChannelName, Reply
+from gateway.store import Author, TranscriptEntry
+
+MAX_TEXT = 4000
+
+
+class ActionRefused(GatewayError):
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class Actions:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        *,
+        reply_windows: Mapping[ChannelName, Callable[[str], timedelta]] | None = None,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.store = dispatcher.store
+        self.reply_windows = reply_windows or {}
+
+    async def _load(self, conversation_id: str) -> Conversation:
+        conversation = await self.store.get_conversation(conversation_id)
+        if conversation is None:
+            raise ActionRefused("not_found", "no such conversation")
+        return conversation
+
+    def _mine(self, conversation: Conversation, listener: str) -> None:
+        if conversation.status != Status.WITH_LISTENER or conversation.listener != listener:
+            raise ActionRefused("not_yours", "take the conversation first (it is not with you)")
+
+    async def take(self, conversation_id: str, listener: str, capacity: int) -> Conversation:
+        held = [c for c in await self.store.conversations_by_status(Status.WITH_LISTENER) if c.listener == listener]
+        if len(held) >= capacity:
+            raise ActionRefused("capacity", f"you already hold {len(held)} conversation(s), your capacity")
+        async with self.store.lock(conversation_id):
+            conversation = await self._load(conversation_id)
+            try:
+                status = lifecycle.advance(conversation.status, "take")
+                await self.store.take(conversation_id, listener)
+            except (IllegalTransition, Conflict):
+                raise ActionRefused("taken", "another listener took this conversation") from None
+            now = self.dispatcher.clock()
+            conversation.listener = listener
+            await self.store.cancel_timers(conversation_id, "queue_reassure")
+            await self.dispatcher.set_status(conversation, status, now)
+            engine = self.dispatcher.flows.for_version(conversation.flow_version)
+            joined = engine.message("listener_joined", self.dispatcher.language(conversation, engine))
+            await self.dispatcher.emit(conversation, [Reply(joined)], Author.BOT, now)
+            await self.store.save_conversation(conversation)
+            return conversation
+
+    async def reply(self, conversation_id: str, listener: str, text: str) -> TranscriptEntry:
+        text = _clean(text)
+        async with self.store.lock(conversation_id):
+            conversation = await self._load(conversation_id)
+            self._mine(conversation, listener)
+            self._check_window(conversation)
+            now = self.dispatcher.clock()
+            entries = await self.dispatcher.emit(conversation, [Reply(text)], Author.LISTENER, now)
+            conversation.updated_at = now
+            await self.store.save_conversation(conversation)
+            return entries[0]
+
+    def _check_window(self, conversation: Conversation) -> None:
+        window = self.reply_windows.get(conversation.channel)
+        if window is None or conversation.last_inbound_at is None:
+            return
+        limit = window("listener")
+        if self.dispatcher.clock() - conversation.last_inbound_at > limit:
+            hours = int(limit.total_seconds() // 3600)
+            raise ActionRefused(
+                "window_closed",
+                f"{conversation.channel.value} refuses messages more than {hours} h after the young person's last one",
+            )
+
+    async def note(self, conversation_id: str, listener: str, text: str) -> TranscriptEntry:
+        """A private note: in the transcript for listeners, never sent to the young person."""
+        text = _clean(text)
+        async with self.store.lock(conversation_id):
+            await self._load(conversation_id)
+            entry = TranscriptEntry(
+                id=new_id(), conversation_id=conversation_id, at=self.dispatcher.clock(), author=Author.NOTE,
+                text=f"{listener}: {text}",
+            )  # fmt: skip
+            await self.store.append_transcript(entry)
+            await self.store.publish({"type": "note", "conversation_id": conversation_id, "entry": entry_event(entry)})
+            return entry
+
+    async def refer(self, conversation_id: str, listener: str, partner: str) -> TranscriptEntry:
+        """Send a partner's referral message (from flows.yaml) in the young person's language."""
+        async with self.store.lock(conversation_id):
+            conversation = await self._load(conversation_id)
+            self._mine(conversation, listener)
+            engine = self.dispatcher.flows.for_version(conversation.flow_version)
+            if partner not in engine.flow.partners:
+                raise ActionRefused("unknown_partner", f"no partner '{partner}' in the flow")
+            language = self.dispatcher.language(conversation, engine)
+            text = engine.text(engine.flow.partners[partner].message, language)
+            now = self.dispatcher.clock()
+            entries = await self.dispatcher.emit(conversation, [Reply(text)], Author.LISTENER, now)
+            await self.store.save_conversation(conversation)
+            return entries[0]
+
+    async def transfer(self, conversation_id: str, listener: str, queue: str) -> Conversation:
+        """Cold transfer to another queue: the summary and transcript go along."""
+        async with self.store.lock(conversation_id):
+            conversation = await self._load(conversation_id)
+            if conversation.status == Status.WITH_LISTENER:
+                self._mine(conversation, listener)
+            engine = self.dispatcher.flows.for_version(conversation.flow_version)
+            if queue not in engine.flow.queues:
+                raise ActionRefused("unknown_queue", f"no queue '{queue}' in the flow")
+            now = self.dispatcher.clock()
+            try:
+                await self.dispatcher.enqueue(conversation, engine, queue, conversation.priority, now)
+            except IllegalTransition as exc:
+                raise ActionRefused("not_active", str(exc)) from None
+            await self.store.save_conversation(conversation)
+            return conversation
+
+    async def hand_back(self, conversation_id: str, listener: str) -> Conversation:
+        async with self.store.lock(conversation_id):
+            conversation = await self._load(conversation_id)
+            self._mine(conversation, listener)
+            now = self.dispatcher.clock()
+            await self.store.requeue(conversation_id)
+            conversation.listener = None
+            await self.dispatcher.set_status(conversation, lifecycle.advance(conversation.status, "hand_back"), now)
+            await self.store.save_conversation(conversation)
+            return conversation
+
+    async def close(self, conversation_id: str, listener: str, outcome: str, notes: str = "") -> Conversation:
+        async with self.store.lock(conversation_id):
+            conversation = await self._load(conversation_id)
+            if conversation.status == Status.WITH_LISTENER:
+                self._mine(conversation, listener)
+            engine = self.dispatcher.flows.for_version(conversation.flow_version)
+            known = {o.id for o in engine.flow.outcomes}
+            if known and outcome not in known:
+                raise ActionRefused("unknown_outcome", f"no closing category '{outcome}' in the flow")
+            try:
+                status = lifecycle.advance(conversation.status, "close")
+            except IllegalTransition as exc:
+                raise ActionRefused("not_active", str(exc)) from None
+            now = self.dispatcher.clock()
+            if notes.strip():
+                await self.store.append_transcript(TranscriptEntry(
+                    id=new_id(), conversation_id=conversation_id, at=now, author=Author.NOTE,
+                    text=f"{listener}: {_clean(notes)}",
+                ))  # fmt: skip
+            ended = engine.message("ended", self.dispatcher.language(conversation, engine))
+            await self.dispatcher.emit(conversation, [Reply(ended)], Author.BOT, now)
+            conversation.outcome = outcome
+            await self.dispatcher.set_status(conversation, status, now)
+            await self.store.save_conversation(conversation)
+            return conversation
+
+
+def _clean(text: str) -> str:
+    text = text.strip()
+    if not text:
+        raise ActionRefused("empty", "the message is empty")
+    if len(text) > MAX_TEXT:
+        raise ActionRefused("too_long", f"at most {MAX_TEXT} characters")
+    return text
+
+

@@ -1,0 +1,254 @@
+"""The listener API (HTTP + websocket) under ``/api``; documented in README.md ("Listener API").
+
+Every route but ``POST /api/session`` needs a console session cookie; supervisor-only routes say so. Bodies are
+JSON (a cross-site form cannot send JSON, which with SameSite=Strict cookies closes CSRF). A listener sees a
+conversation's pseudonym and channel, never the sender's address.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from gateway.console.actions import ActionRefused, Actions
+from gateway.console.auth import SESSION_COOKIE, SESSION_HOURS, SessionSigner, authenticate
+from gateway.conversation import Conversation, Status
+from gateway.dispatcher import Dispatcher, entry_event
+from gateway.flowset import FlowSet
+from gateway.store import Listener, Store
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+LISTENER = web.RequestKey("listener", Listener)
+
+
+class Presence:
+    """Listeners connected to the live API right now (for wait estimates and the supervision board)."""
+
+    def __init__(self) -> None:
+        self.connections: Counter[str] = Counter()
+
+    def online(self) -> int:
+        return sum(1 for n in self.connections.values() if n > 0)
+
+
+class ListenerAPI:
+    def __init__(
+        self, store: Store, dispatcher: Dispatcher, actions: Actions, flows: FlowSet, signer: SessionSigner,
+        *, secure_cookies: bool, presence: Presence,
+    ) -> None:  # fmt: skip
+        self.store, self.dispatcher, self.actions, self.flows = store, dispatcher, actions, flows
+        self.signer, self.secure_cookies, self.presence = signer, secure_cookies, presence
+
+    def routes(self) -> list[web.RouteDef]:
+        c = "/api/conversations/{id}"
+        return [
+            web.post("/api/session", self.login),
+            web.delete("/api/session", self.authed(self.logout)),
+            web.get("/api/me", self.authed(self.me)),
+            web.get("/api/queue", self.authed(self.queue)),
+            web.get("/api/flow", self.authed(self.flow_material)),
+            web.get(c, self.authed(self.conversation)),
+            web.post(c + "/take", self.authed(self.take)),
+            web.post(c + "/messages", self.authed(self.message)),
+            web.post(c + "/notes", self.authed(self.note)),
+            web.post(c + "/refer", self.authed(self.refer)),
+            web.post(c + "/transfer", self.authed(self.transfer)),
+            web.post(c + "/hand-back", self.authed(self.hand_back)),
+            web.post(c + "/close", self.authed(self.close)),
+            web.post(c + "/typing", self.authed(self.typing)),
+            web.get("/api/events", self.authed(self.events)),
+        ]
+
+    # ----- sessions ---------------------------------------------------------------------------------------
+
+    async def listener_for(self, request: web.Request) -> Listener | None:
+        session = self.signer.read(request.cookies.get(SESSION_COOKIE, ""))
+        return await self.store.get_listener(session.name) if session else None
+
+    def authed(self, handler: Handler, *, supervisor: bool = False) -> Handler:
+        async def wrapper(request: web.Request) -> web.StreamResponse:
+            listener = await self.listener_for(request)
+            if listener is None:
+                return _error(401, "login_required", "log in first")
+            if supervisor and not listener.supervisor:
+                return _error(403, "supervisors_only", "for supervisors only")
+            request[LISTENER] = listener
+            try:
+                return await handler(request)
+            except ActionRefused as exc:
+                return _error(_STATUS.get(exc.code, 409), exc.code, str(exc))
+
+        return wrapper
+
+    async def login(self, request: web.Request) -> web.Response:
+        body = await json_body(request)
+        name, password = body.get("name"), body.get("password")
+        if not isinstance(name, str) or not isinstance(password, str):
+            return _error(400, "bad_request", "name and password are required")
+        listener = await authenticate(self.store, name, password)
+        if listener is None:
+            return _error(401, "bad_credentials", "wrong name or password")
+        response = web.json_response(_me(listener))
+        response.set_cookie(
+            SESSION_COOKIE, self.signer.issue(listener.name), max_age=SESSION_HOURS * 3600, httponly=True,
+            samesite="Strict", secure=self.secure_cookies, path="/",
+        )  # fmt: skip
+        return response
+
+    async def logout(self, request: web.Request) -> web.Response:
+        response = web.Response(status=204)
+        response.del_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    async def me(self, request: web.Request) -> web.Response:
+        return web.json_response(_me(request[LISTENER]))
+
+    # ----- reading ----------------------------------------------------------------------------------------
+
+    async def queue(self, request: web.Request) -> web.Response:
+        now = self.dispatcher.clock()
+        waiting = []
+        for entry in await self.store.waiting():
+            conversation = await self.store.get_conversation(entry.conversation_id)
+            if conversation is not None:
+                waiting.append({**self.card(conversation, now), "priority": entry.priority.value,
+                                "waiting_seconds": int((now - entry.at).total_seconds())})  # fmt: skip
+        mine = [
+            self.card(c, now) for c in await self.store.conversations_by_status(Status.WITH_LISTENER)
+            if c.listener == request[LISTENER].name
+        ]  # fmt: skip
+        return web.json_response({"waiting": waiting, "mine": mine})
+
+    def card(self, conversation: Conversation, now: datetime) -> dict[str, Any]:
+        """What a listener may see of a conversation: never the sender's address."""
+        engine = self.flows.for_version(conversation.flow_version)
+        return {
+            "id": conversation.id, "pseudonym": conversation.pseudonym, "channel": conversation.channel.value,
+            "status": conversation.status.value, "queue": conversation.queue, "priority": conversation.priority.value,
+            "listener": conversation.listener, "language": self.dispatcher.language(conversation, engine),
+            "summary": [list(pair) for pair in conversation.summary], "route": conversation.route,
+            "created_at": conversation.created_at.isoformat(),
+            "last_inbound_at": conversation.last_inbound_at.isoformat() if conversation.last_inbound_at else None,
+        }  # fmt: skip
+
+    async def conversation(self, request: web.Request) -> web.Response:
+        conversation = await self.store.get_conversation(request.match_info["id"])
+        if conversation is None:
+            return _error(404, "not_found", "no such conversation")
+        transcript = [entry_event(e) for e in await self.store.transcript(conversation.id)]
+        return web.json_response({**self.card(conversation, self.dispatcher.clock()), "transcript": transcript})
+
+    async def flow_material(self, request: web.Request) -> web.Response:
+        engine = self.flows.engine()
+        flow, lang = engine.flow, engine.flow.default_language
+        return web.json_response({
+            "version": engine.version,
+            "queues": [{"id": q, "name": engine.text(v.name, lang)} for q, v in flow.queues.items()],
+            "partners": [{"id": p, "name": engine.text(v.name, lang)} for p, v in flow.partners.items()],
+            "canned_responses": [c.model_dump() for c in flow.canned_responses],
+            "outcomes": [{"id": o.id, "label": engine.text(o.label, lang)} for o in flow.outcomes],
+        })  # fmt: skip
+
+    # ----- actions ----------------------------------------------------------------------------------------
+
+    async def take(self, request: web.Request) -> web.Response:
+        listener = request[LISTENER]
+        conversation = await self.actions.take(request.match_info["id"], listener.name, listener.capacity)
+        return web.json_response(self.card(conversation, self.dispatcher.clock()))
+
+    async def message(self, request: web.Request) -> web.Response:
+        text = await _field(request, "text")
+        entry = await self.actions.reply(request.match_info["id"], request[LISTENER].name, text)
+        return web.json_response(entry_event(entry), status=201)
+
+    async def note(self, request: web.Request) -> web.Response:
+        entry = await self.actions.note(request.match_info["id"], request[LISTENER].name, await _field(request, "text"))
+        return web.json_response(entry_event(entry), status=201)
+
+    async def refer(self, request: web.Request) -> web.Response:
+        partner = await _field(request, "partner")
+        entry = await self.actions.refer(request.match_info["id"], request[LISTENER].name, partner)
+        return web.json_response(entry_event(entry), status=201)
+
+    async def transfer(self, request: web.Request) -> web.Response:
+        queue = await _field(request, "queue")
+        conversation = await self.actions.transfer(request.match_info["id"], request[LISTENER].name, queue)
+        return web.json_response(self.card(conversation, self.dispatcher.clock()))
+
+    async def hand_back(self, request: web.Request) -> web.Response:
+        conversation = await self.actions.hand_back(request.match_info["id"], request[LISTENER].name)
+        return web.json_response(self.card(conversation, self.dispatcher.clock()))
+
+    async def close(self, request: web.Request) -> web.Response:
+        body = await json_body(request)
+        outcome, notes = body.get("outcome"), body.get("notes", "")
+        if not isinstance(outcome, str) or not isinstance(notes, str):
+            raise ActionRefused("bad_request", "close needs an outcome (and optional notes)")
+        conversation = await self.actions.close(request.match_info["id"], request[LISTENER].name, outcome, notes)
+        return web.json_response(self.card(conversation, self.dispatcher.clock()))
+
+    async def typing(self, request: web.Request) -> web.Response:
+        await self.store.publish({"type": "typing", "conversation_id": request.match_info["id"], "who": "listener"})
+        return web.Response(status=204)
+
+    # ----- live events ------------------------------------------------------------------------------------
+
+    async def events(self, request: web.Request) -> web.WebSocketResponse:
+        """Every store event, live: queue changes, new entries, statuses, deliveries, typing."""
+        ws = web.WebSocketResponse(heartbeat=25)
+        await ws.prepare(request)
+        name = request[LISTENER].name
+        self.presence.connections[name] += 1
+        subscription = await self.store.subscribe()
+        try:
+            await ws.send_json({"type": "hello", "at": time.time()})
+            async for event in subscription:
+                if ws.closed:
+                    break
+                await ws.send_json(event)
+        finally:
+            self.presence.connections[name] -= 1
+            await subscription.aclose()
+        return ws
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise web.HTTPUnsupportedMediaType(text='{"error": "bad_request", "message": "send JSON"}',
+                                           content_type="application/json")  # fmt: skip
+    try:
+        body = json.loads(await request.text())
+    except ValueError:
+        raise web.HTTPBadRequest(text='{"error": "bad_request", "message": "malformed JSON"}',
+                                 content_type="application/json") from None  # fmt: skip
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text='{"error": "bad_request", "message": "expected an object"}',
+                                 content_type="application/json")  # fmt: skip
+    return body
+
+
+async def _field(request: web.Request, name: str) -> str:
+    value = (await json_body(request)).get(name)
+    if not isinstance(value, str):
+        raise ActionRefused("bad_request", f"'{name}' is required")
+    return value
+
+
+_STATUS = {"not_found": 404, "bad_request": 400, "empty": 400, "too_long": 400}
+
+
+def _me(listener: Listener) -> dict[str, Any]:
+    return {"name": listener.name, "supervisor": listener.supervisor, "capacity": listener.capacity}
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status)
+
+
+__all__ = ["LISTENER", "ListenerAPI", "Presence", "WSMsgType", "json_body"]

@@ -1,0 +1,96 @@
+"""The conversation record: what the store keeps about one conversation with one young person.
+
+This module holds the data only. Which status may follow which (bot → queued → with_listener → closed, …) is
+the lifecycle machine's business (``gateway/flows/lifecycle.py``); the store saves whatever record it is given.
+
+``sender`` is the channel's address of the young person: it is excluded from ``repr`` (so a logged record or a
+failed assertion never shows it), as are the engine state and the summary, which hold the young person's
+answers. A listener only ever sees the ``pseudonym``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from gateway.flows.lifecycle import ACTIVE, Status
+from gateway.messages import ChannelName
+
+__all__ = ["ACTIVE_STATUSES", "Conversation", "Priority", "Status", "new_conversation_id", "new_pseudonym"]
+
+
+ACTIVE_STATUSES = ACTIVE
+
+
+class Priority(StrEnum):
+    URGENT = "urgent"
+    HIGH = "high"
+    NORMAL = "normal"
+
+    @property
+    def rank(self) -> int:
+        """0 is served first: urgent, then high, then normal."""
+        return _RANKS[self]
+
+
+_RANKS = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2}
+
+# Short, neutral, easy to say aloud in a team ("I'll take Loutre-2291"); ASCII so every console font shows them.
+_ANIMALS = (
+    "Renard", "Loutre", "Hibou", "Castor", "Blaireau", "Lynx", "Heron", "Mouette", "Dauphin", "Panda",
+    "Koala", "Lama", "Zebre", "Faucon", "Colibri", "Pingouin", "Tortue", "Lapin", "Ours", "Loup",
+    "Chamois", "Marmotte", "Herisson", "Ecureuil", "Moineau", "Cigogne", "Phoque", "Otarie", "Bison", "Gazelle",
+)  # fmt: skip
+
+
+def new_conversation_id() -> str:
+    """A random, URL-safe id (128 bits): unguessable, so it can appear in console URLs."""
+    return secrets.token_urlsafe(16)
+
+
+def new_pseudonym() -> str:
+    """``Renard-4821``: 30 animals × 9000 numbers, unique enough among the conversations of a day."""
+    return f"{secrets.choice(_ANIMALS)}-{secrets.randbelow(9000) + 1000}"
+
+
+@dataclass(slots=True)
+class Conversation:
+    """One conversation, saved whole by the store. Datetimes are aware and in UTC."""
+
+    id: str
+    channel: ChannelName
+    sender: str = field(repr=False)
+    pseudonym: str
+    created_at: datetime
+    updated_at: datetime
+    status: Status = Status.BOT
+    engine: dict[str, Any] = field(default_factory=dict, repr=False)  # opaque, JSON-able engine state
+    flow_version: str = ""
+    queue: str | None = None
+    priority: Priority = Priority.NORMAL
+    summary: list[tuple[str, str]] = field(default_factory=list, repr=False)  # [label, value] for listeners
+    route: str | None = None  # where the flow sent the young person (listener, info, referral…), for stats
+    listener: str | None = None
+    outcome: str | None = None  # the closing category
+    last_inbound_at: datetime | None = None
+    queued_at: datetime | None = None
+    closed_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status.active
+
+    @classmethod
+    def start(cls, channel: ChannelName, sender: str, now: datetime) -> Conversation:
+        """A fresh conversation with the bot, with a new id and pseudonym."""
+        return cls(
+            id=new_conversation_id(),
+            channel=channel,
+            sender=sender,
+            pseudonym=new_pseudonym(),
+            created_at=now,
+            updated_at=now,
+        )

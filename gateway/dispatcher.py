@@ -1,0 +1,259 @@
+"""The path of a message: the one place that orders effects.
+
+    Inbound → de-duplication on the channel's id → per-conversation lock → engine step → state, transcript and
+    outgoing messages persisted → outbox (delivery) and events (console, web chat)
+
+Listener actions (``gateway/console/actions.py``) use :meth:`Dispatcher.emit` too, so a listener's reply goes
+through the same transcript, outbox and events as the bot's. Nothing here logs message text or a sender.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+
+from gateway.conversation import Conversation, Priority, Status
+from gateway.flows import lifecycle
+from gateway.flows.engine import Engine, Outcome, State, StepResult
+from gateway.flowset import FlowSet
+from gateway.messages import ChannelName, Inbound, Outbound, Receipt, Reply
+from gateway.store import Author, Delivery, OutboxItem, Store, TranscriptEntry
+
+log = logging.getLogger(__name__)
+
+DEDUPE_TTL_SECONDS = 8 * 24 * 3600  # longer than any provider's redelivery window (WhatsApp Cloud: 7 days)
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def entry_event(entry: TranscriptEntry) -> dict[str, object]:
+    """The JSON form of a transcript entry, for events, the web chat and the console."""
+    return {
+        "id": entry.id,
+        "author": entry.author.value,
+        "text": entry.text,
+        "choices": [{"value": c.value, "label": c.label} for c in entry.choices],
+        "attachments": [asdict(a) for a in entry.attachments],
+        "at": entry.at.isoformat(),
+        "delivery": entry.delivery.value,
+    }
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        flows: FlowSet,
+        *,
+        clock: Clock = utcnow,
+        on_outgoing: Callable[[], None] = lambda: None,
+        listeners_online: Callable[[], int] = lambda: 1,
+    ) -> None:
+        self.store = store
+        self.flows = flows
+        self.clock = clock
+        self._on_outgoing = on_outgoing  # wakes the outbox worker
+        self._listeners_online = listeners_online
+
+    # ----- inbound ----------------------------------------------------------------------------------------
+
+    async def handle_inbound(self, inbound: Inbound) -> bool:
+        """Process one message; False when it is a duplicate (already processed)."""
+        key = f"in:{inbound.channel.value}:{inbound.message_id}"
+        if not await self.store.first_seen(key, DEDUPE_TTL_SECONDS):
+            return False
+        now = self.clock()
+        conversation, _ = await self.store.active_conversation(inbound.channel, inbound.sender, now)
+        async with self.store.lock(conversation.id):
+            current = await self.store.get_conversation(conversation.id) or conversation
+            await self._process(current, inbound, now)
+        return True
+
+    async def start_conversation(self, channel: ChannelName, sender: str, language_hint: str | None) -> Conversation:
+        """Open (or resume) the sender's conversation; a new one is greeted by the bot at once (web chat)."""
+        now = self.clock()
+        conversation, _ = await self.store.active_conversation(channel, sender, now)
+        async with self.store.lock(conversation.id):
+            current = await self.store.get_conversation(conversation.id) or conversation
+            if current.status == Status.BOT and not current.engine:
+                engine = self.flows.engine()
+                result = engine.start(channel=channel.value, now=now, language_hint=language_hint)
+                await self._after_bot(current, engine, result, now)
+                await self.store.save_conversation(current)
+            return current
+
+    async def _process(self, conversation: Conversation, inbound: Inbound, now: datetime) -> None:
+        conversation.last_inbound_at = now
+        conversation.updated_at = now
+        entry = TranscriptEntry(
+            id=new_id(), conversation_id=conversation.id, at=now, author=Author.USER,
+            text=inbound.text, attachments=inbound.attachments, delivery=Delivery.DELIVERED,
+        )  # fmt: skip
+        await self.store.append_transcript(entry)
+        await self.publish(conversation, {"type": "entry", "entry": entry_event(entry)})
+        if conversation.status == Status.BOT:
+            await self._bot_turn(conversation, inbound, now)
+        elif conversation.status in (Status.QUEUED, Status.WITH_LISTENER):
+            idle = timedelta(hours=self.flows.for_version(conversation.flow_version).flow.timers.idle_close_hours)
+            await self.store.set_timer(conversation.id, "idle_close", now + idle)
+        await self.store.save_conversation(conversation)
+
+    async def _bot_turn(self, conversation: Conversation, inbound: Inbound, now: datetime) -> None:
+        if not conversation.engine:
+            engine = self.flows.engine()
+            result = engine.start(channel=inbound.channel.value, now=now, language_hint=inbound.language_hint)
+            interrupted = engine.interrupt(result.state, inbound.text, now=now)
+            if interrupted is not None:
+                result = StepResult(interrupted.state, result.replies + interrupted.replies, interrupted.outcome)
+        else:
+            engine = self.flows.for_version(conversation.flow_version)
+            state = State.from_dict(conversation.engine)
+            result = engine.step(state, inbound.text, now=now, payload=inbound.payload)
+        await self._after_bot(conversation, engine, result, now)
+
+    async def _after_bot(self, conversation: Conversation, engine: Engine, result: StepResult, now: datetime) -> None:
+        conversation.engine = result.state.to_dict()
+        conversation.flow_version = result.state.flow_version
+        await self.emit(conversation, result.replies, Author.BOT, now)
+        if result.outcome is not None:
+            await self.store.cancel_timers(conversation.id)
+            await self._conclude(conversation, engine, result.outcome, now)
+        else:
+            reminder = timedelta(minutes=engine.flow.timers.bot_reminder_minutes)
+            await self.store.set_timer(conversation.id, "bot_reminder", now + reminder)
+
+    # ----- outcomes ---------------------------------------------------------------------------------------
+
+    async def _conclude(self, conversation: Conversation, engine: Engine, outcome: Outcome, now: datetime) -> None:
+        conversation.summary = [(label, value) for label, value in outcome.summary]
+        conversation.route = outcome.route
+        if outcome.kind == "handoff" and outcome.queue:
+            await self.enqueue(conversation, engine, outcome.queue, Priority(outcome.priority or "normal"), now)
+            return
+        action = "refer" if outcome.kind == "referred" else "end"
+        await self.set_status(conversation, lifecycle.advance(conversation.status, action), now)
+
+    async def enqueue(
+        self, conversation: Conversation, engine: Engine, queue: str, priority: Priority, now: datetime
+    ) -> None:
+        """Put the conversation in a queue and tell the young person their position and an honest wait."""
+        action = "handoff" if conversation.status == Status.BOT else "transfer"
+        conversation.queue, conversation.priority = queue, priority
+        conversation.queued_at = now
+        conversation.listener = None
+        await self.store.enqueue(conversation.id, queue, priority, now)
+        await self.set_status(conversation, lifecycle.advance(conversation.status, action), now)
+        position = await self.store.position(conversation.id) or 1
+        wait = self.estimate_wait(engine, queue, position)
+        language = self.language(conversation, engine)
+        queued = engine.message("queued", language, position=position, wait=wait)
+        await self.emit(conversation, [Reply(queued)], Author.BOT, now)
+        minutes = engine.flow.timers.queue_reassurance_minutes
+        await self.store.set_timer(conversation.id, "queue_reassure", now + timedelta(minutes=minutes))
+        await self.store.set_timer(
+            conversation.id, "idle_close", now + timedelta(hours=engine.flow.timers.idle_close_hours)
+        )
+        await self.store.publish({"type": "queue"})
+
+    def estimate_wait(self, engine: Engine, queue: str, position: int) -> int:
+        """Minutes: position × average handling time, shared among the listeners online (at least one)."""
+        average = engine.flow.queues[queue].average_minutes if queue in engine.flow.queues else 15
+        return max(1, math.ceil(position * average / max(1, self._listeners_online())))
+
+    def language(self, conversation: Conversation, engine: Engine) -> str:
+        language = conversation.engine.get("language")
+        return language if isinstance(language, str) else engine.flow.default_language
+
+    async def set_status(self, conversation: Conversation, status: lifecycle.Status, now: datetime) -> None:
+        conversation.status = Status(status.value)
+        conversation.updated_at = now
+        if status in lifecycle.FINAL:
+            conversation.closed_at = now
+            await self.store.cancel_timers(conversation.id)
+            await self.store.remove_from_queue(conversation.id)
+        event: dict[str, object] = {"type": "status", "status": status.value, "queue": conversation.queue}
+        await self.publish(conversation, event)
+        await self.store.publish({"type": "queue"})
+
+    # ----- outgoing ---------------------------------------------------------------------------------------
+
+    async def emit(
+        self, conversation: Conversation, replies: Sequence[Reply], author: Author, now: datetime
+    ) -> list[TranscriptEntry]:
+        """Record replies in the transcript, hand them to the outbox (web chat: to its socket) and publish."""
+        entries = []
+        for reply in replies:
+            entry = TranscriptEntry(
+                id=new_id(), conversation_id=conversation.id, at=now, author=author,
+                text=reply.text, choices=reply.choices,
+                delivery=Delivery.SENT if conversation.channel == ChannelName.WEBCHAT else Delivery.PENDING,
+            )  # fmt: skip
+            await self.store.append_transcript(entry)
+            if conversation.channel != ChannelName.WEBCHAT:
+                await self.store.outbox_put(self._outbox_item(conversation, entry, now))
+            await self.publish(conversation, {"type": "entry", "entry": entry_event(entry)})
+            entries.append(entry)
+        if entries and conversation.channel != ChannelName.WEBCHAT:
+            self._on_outgoing()
+        return entries
+
+    def _outbox_item(self, conversation: Conversation, entry: TranscriptEntry, now: datetime) -> OutboxItem:
+        outbound = Outbound(
+            id=entry.id, conversation_id=conversation.id, channel=conversation.channel,
+            recipient=conversation.sender, text=entry.text, choices=entry.choices, author=entry.author.value,
+        )  # fmt: skip
+        payload = outbound_to_dict(outbound)
+        return OutboxItem(id=entry.id, conversation_id=conversation.id, payload=payload, created_at=now)
+
+    async def publish(self, conversation: Conversation, event: dict[str, object]) -> None:
+        await self.store.publish({**event, "conversation_id": conversation.id})
+
+    # ----- receipts ---------------------------------------------------------------------------------------
+
+    async def handle_receipt(self, receipt: Receipt) -> None:
+        """Record a provider's delivery status on the transcript entry it concerns."""
+        if receipt.provider_message_id is None:
+            return  # watermark-only receipts (Messenger reads) name no message: nothing precise to record
+        entry = await self.store.find_by_provider_id(receipt.provider_message_id)
+        if entry is None:
+            return
+        delivery = _RECEIPT_DELIVERY.get(receipt.status)
+        if delivery is None or (_RANK[delivery] <= _RANK[entry.delivery] and delivery != Delivery.FAILED):
+            return  # callbacks arrive out of order: never go back from read to delivered
+        await self.store.set_delivery(entry.id, delivery)
+        await self.store.publish(
+            {"type": "delivery", "conversation_id": entry.conversation_id, "id": entry.id, "delivery": delivery.value}
+        )
+
+
+_RECEIPT_DELIVERY = {
+    "sent": Delivery.SENT, "delivered": Delivery.DELIVERED, "read": Delivery.READ, "failed": Delivery.FAILED,
+}  # fmt: skip
+_RANK = {Delivery.PENDING: 0, Delivery.SENT: 1, Delivery.DELIVERED: 2, Delivery.READ: 3, Delivery.FAILED: 4}
+
+
+def outbound_to_dict(outbound: Outbound) -> dict[str, object]:
+    data = asdict(outbound)
+    data["channel"] = outbound.channel.value
+    return data
+
+
+def outbound_from_dict(data: dict[str, object]) -> Outbound:
+    from gateway.messages import Attachment, Choice
+
+    choices = tuple(Choice(**c) for c in data.get("choices", ()))  # type: ignore[attr-defined]
+    attachments = tuple(Attachment(**a) for a in data.get("attachments", ()))  # type: ignore[attr-defined]
+    values = {**data, "channel": ChannelName(str(data["channel"])), "choices": choices, "attachments": attachments}
+    return Outbound(**values)  # type: ignore[arg-type]

@@ -1,0 +1,84 @@
+"""Every exception the gateway raises on purpose.
+
+    GatewayError
+    ├── ConfigError               a setting is missing or malformed (names the variable, never a secret)
+    ├── FlowError                 flows.yaml cannot be used
+    │   └── FlowValidationError   positioned problems: .problems is a list of "FILE:LINE:COLUMN: message"
+    ├── IllegalTransition         a conversation lifecycle change that is not allowed (e.g. closed → queued)
+    ├── StoreError                the store failed or is unreachable
+    │   └── Conflict              an exclusive operation lost a race (two listeners take one conversation)
+    ├── WebhookError              a provider request is refused
+    │   ├── BadSignature          → 403
+    │   ├── BadRequest            → 400
+    │   └── PayloadTooLarge       → 413
+    └── DeliveryError             a send to a provider failed
+        ├── RetryableDelivery     network error, 5xx, 429: try again (``retry_after`` seconds when known)
+        └── PermanentDelivery     the provider refused for good (e.g. reply window closed)
+
+Messages never contain message text, phone numbers or platform user ids.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Root of the gateway's exceptions."""
+
+
+class ConfigError(GatewayError):
+    pass
+
+
+class FlowError(GatewayError):
+    pass
+
+
+class FlowValidationError(FlowError):
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class IllegalTransition(GatewayError):
+    def __init__(self, status: str, action: str) -> None:
+        self.status = status
+        self.action = action
+        super().__init__(f"cannot {action} a conversation that is {status}")
+
+
+class StoreError(GatewayError):
+    pass
+
+
+class Conflict(StoreError):
+    pass
+
+
+class WebhookError(GatewayError):
+    status = 400
+
+
+class BadSignature(WebhookError):
+    status = 403
+
+
+class BadRequest(WebhookError):
+    status = 400
+
+
+class PayloadTooLarge(WebhookError):
+    status = 413
+
+
+class DeliveryError(GatewayError):
+    pass
+
+
+class RetryableDelivery(DeliveryError):
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(reason)
+
+
+class PermanentDelivery(DeliveryError):
+    pass

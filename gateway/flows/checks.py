@@ -1,0 +1,661 @@
+"""The checks a flows.yaml must pass beyond its shape: everything ``model.py`` cannot see on its own.
+
+    references     every step, queue, partner, schedule and field a flow names exists
+    graph          steps are reached, each has a way on, none loops forever, every path can reach 'route'
+    texts          every text exists in every language, and only in those; none is empty
+    messages       the required system messages, with only the placeholders each one can fill
+    rules          no rule or branch condition that can never match; routing ends with a catch-all
+    hours          a real time zone; schedules that open; no overlapping hours; no duplicate choices
+    scenarios      conversation tests run on a real channel, language and time
+
+Each check is a small generator of :class:`Issue` (a data path and a message naming the thing);
+:func:`check_flow` turns them into positioned :class:`~gateway.flows.loader.Problem` lines.
+"""
+
+from __future__ import annotations
+
+import string
+import zoneinfo
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+
+from gateway.flows.loader import LoadedFlow, PathKey, Positions, Problem, did_you_mean
+from gateway.flows.model import (
+    ALWAYS_SCHEDULE,
+    REQUIRED_MESSAGES,
+    RESERVED_TARGETS,
+    DatedHours,
+    Expect,
+    Flow,
+    LocalText,
+    Outcome,
+    Step,
+)
+from gateway.flows.rules import (
+    COMPARISONS,
+    All,
+    Always,
+    AnyOf,
+    ChannelIs,
+    Condition,
+    FieldTest,
+    IsOpen,
+    LanguageIs,
+    Not,
+)
+from gateway.messages import ChannelName
+
+ROUTE = "route"
+UNKNOWN = "unknown"
+"""The value of the "prefer not to say" choice every question gets (the engine's ``UNKNOWN``)."""
+CHANNELS: tuple[str, ...] = tuple(c.value for c in ChannelName)
+PLACEHOLDERS: dict[str, tuple[str, ...]] = {
+    "queued": ("position", "wait"),
+    "reassurance": ("position",),
+    "closed_line": ("hours",),
+}
+DAY = 24 * 60
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem before it has a position: where it is in the data, and what is wrong."""
+
+    path: PathKey
+    message: str
+    at_key: bool = False
+
+
+Check = Callable[[Flow], Iterator[Issue]]
+
+
+def check_flow(loaded: LoadedFlow) -> list[Problem]:
+    """Every problem of a flow that passed the schema, positioned; an empty list when it can be used."""
+    problems = {
+        Problem(loaded.file, *_position(loaded.positions, issue.path, issue.at_key), issue.message)
+        for check in CHECKS
+        for issue in check(loaded.flow)
+    }
+    return sorted(problems)
+
+
+def _position(positions: Positions, path: PathKey, at_key: bool) -> tuple[int, int]:
+    """``say: {fr: …}`` and ``refer: "119"`` are one-item lists in the model: drop the index the YAML lacks."""
+    for n, part in enumerate(path):
+        if isinstance(part, int) and path[: n + 1] not in positions.values and path[:n] in positions.values:
+            return _position(positions, (*path[:n], *path[n + 1 :]), at_key)
+    return positions.of(path, key=at_key)
+
+
+# --- shared knowledge ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What a field stored by the questions can hold: choice values, number bounds, or anything (free text)."""
+
+    values: frozenset[str] | None = None
+    bounds: tuple[int, int] | None = None
+
+
+def stored_fields(flow: Flow) -> dict[str, Stored]:
+    """The fields the questions store, and what each can hold (``unknown`` always included)."""
+    steps: dict[str, list[Step]] = {}
+    for step in flow.steps.values():
+        if step.ask is not None and step.store:
+            steps.setdefault(step.store, []).append(step)
+    return {name: _stored(group) for name, group in steps.items()}
+
+
+def _stored(steps: list[Step]) -> Stored:
+    if all(s.choices is not None for s in steps):
+        return Stored(values=frozenset({UNKNOWN, *(c.value for s in steps for c in s.choices or [])}))
+    numbers = [s.number for s in steps if s.number is not None]
+    if len(numbers) == len(steps):
+        return Stored(bounds=(min(n.min for n in numbers), max(n.max for n in numbers)))
+    return Stored()
+
+
+def _quoted(names: Iterable[str]) -> str:
+    return ", ".join(names)
+
+
+def _missing(kind: str, name: str, options: Iterable[str]) -> str:
+    return f"{kind} '{name}', which does not exist{did_you_mean(name, options)}"
+
+
+def _outcomes(flow: Flow) -> Iterator[tuple[str, Outcome, PathKey]]:
+    """Every outcome (``then:``) with who holds it."""
+    for i, rule in enumerate(flow.routing):
+        yield _rule_name(i), rule.then, ("routing", i, "then")
+    for name, interrupt in flow.interrupts.items():
+        yield f"interrupt '{name}'", interrupt.then, ("interrupts", name, "then")
+
+
+def _rule_name(index: int) -> str:
+    return f"rule {index + 1}"
+
+
+# --- references ------------------------------------------------------------------------------------------------
+
+
+def check_steps_exist(flow: Flow) -> Iterator[Issue]:
+    options = [*flow.steps, ROUTE]
+    if flow.start not in options:
+        yield Issue(("start",), "the conversation starts at " + _missing("step", flow.start, options))
+    for sid, step in flow.steps.items():
+        for target, path in _edges(sid, step):
+            if target not in options:
+                yield Issue(
+                    path, f"step '{sid}' goes to '{target}', which does not exist{did_you_mean(target, options)}"
+                )
+
+
+def check_queues_and_schedules_exist(flow: Flow) -> Iterator[Issue]:
+    if flow.fallback.queue not in flow.queues:
+        yield Issue(
+            ("fallback", "queue"), "the fallback hands off to " + _missing("queue", flow.fallback.queue, flow.queues)
+        )
+    schedules = [*flow.schedules, ALWAYS_SCHEDULE]
+    for kind, items in (("queue", flow.queues), ("partner", flow.partners)):
+        for name, item in items.items():
+            if item.schedule not in schedules:
+                text = f"{kind} '{name}' uses " + _missing("schedule", item.schedule, schedules)
+                yield Issue((f"{kind}s", name, "schedule"), text)
+
+
+def check_outcome_targets(flow: Flow) -> Iterator[Issue]:
+    for owner, then, path in _outcomes(flow):
+        if then.handoff is not None and then.handoff not in flow.queues:
+            yield Issue((*path, "handoff"), f"{owner} hands off to " + _missing("queue", then.handoff, flow.queues))
+        if then.offer_listener is not None and then.offer_listener not in flow.queues:
+            text = f"{owner} offers a listener of " + _missing("queue", then.offer_listener, flow.queues)
+            yield Issue((*path, "offer_listener"), text)
+        for k, partner in enumerate(then.refer):
+            if partner not in flow.partners:
+                yield Issue((*path, "refer", k), f"{owner} refers to " + _missing("partner", partner, flow.partners))
+
+
+def check_field_names(flow: Flow) -> Iterator[Issue]:
+    stored = stored_fields(flow)
+    for k, name in enumerate(flow.summary):
+        if name not in stored:
+            yield Issue(
+                ("summary", k),
+                f"the summary shows field '{name}', but no question stores it{did_you_mean(name, stored)}",
+            )
+    for name in flow.fields:
+        if name not in stored:
+            text = f"field '{name}' has a label, but no question stores it{did_you_mean(name, stored)}"
+            yield Issue(("fields", name), text, at_key=True)
+    for sid, step in flow.steps.items():
+        if step.ask is None and step.store is not None:
+            yield Issue(("steps", sid, "store"), f"step '{sid}' stores '{step.store}' but asks no question ('ask')")
+
+
+def check_reserved_step_ids(flow: Flow) -> Iterator[Issue]:
+    for sid in flow.steps:
+        if sid in RESERVED_TARGETS:
+            text = f"'{sid}' is a reserved word (go to the routing rules): give this step another name"
+            yield Issue(("steps", sid), text, at_key=True)
+
+
+# --- graph -----------------------------------------------------------------------------------------------------
+
+
+def _edges(sid: str, step: Step) -> list[tuple[str, PathKey]]:
+    """Where a step can go, with the path of each target; branches without an otherwise also go to 'route'."""
+    base: PathKey = ("steps", sid, "next")
+    if isinstance(step.next, str):
+        return [(step.next, base)]
+    branches = step.next or []
+    edges: list[tuple[str, PathKey]] = [(b.goto, (*base, j, "goto")) for j, b in enumerate(branches)]
+    if branches and not isinstance(branches[-1].when, Always):
+        edges.append((ROUTE, base))  # the engine routes when no branch matches
+    return edges
+
+
+def _successors(flow: Flow) -> dict[str, list[str]]:
+    return {sid: [target for target, _ in _edges(sid, step)] for sid, step in flow.steps.items()}
+
+
+def _reach(starts: Iterable[str], successors: Mapping[str, Sequence[str]]) -> set[str]:
+    """Every step reachable from ``starts`` (themselves included) following ``successors``."""
+    seen: set[str] = set()
+    todo = [s for s in starts if s in successors and s != ROUTE]
+    while todo:
+        sid = todo.pop()
+        if sid not in seen:
+            seen.add(sid)
+            todo.extend(t for t in successors[sid] if t in successors and t != ROUTE)
+    return seen
+
+
+def check_unreachable_steps(flow: Flow) -> Iterator[Issue]:
+    if flow.start != ROUTE and flow.start not in flow.steps:
+        return  # reported as a missing step; every step would look unreachable
+    reached = _reach([flow.start], _successors(flow))
+    for sid in flow.steps:
+        if sid not in reached and sid not in RESERVED_TARGETS:
+            yield Issue(("steps", sid), f"step '{sid}' is never reached", at_key=True)
+
+
+def check_ways_on(flow: Flow) -> Iterator[Issue]:
+    for sid, step in flow.steps.items():
+        if not step.next:
+            yield Issue(("steps", sid), f"step '{sid}' has no 'next': say where the conversation goes", at_key=True)
+        elif isinstance(step.next, list) and not isinstance(step.next[-1].when, Always):
+            path = ("steps", sid, "next", len(step.next) - 1, "when")
+            yield Issue(path, f"step '{sid}': the last branch needs no 'when' (the otherwise case)", at_key=True)
+
+
+def say_only_cycles(flow: Flow) -> list[list[str]]:
+    """Groups of steps that only say something and lead to each other: the bot would talk forever."""
+    say_only = {sid for sid, step in flow.steps.items() if step.ask is None}
+    successors = {sid: [t for t in targets if t in say_only] for sid, targets in _successors(flow).items()}
+    after = {sid: _reach(successors[sid], successors) for sid in say_only}
+    cycles: list[list[str]] = []
+    for sid in flow.steps:
+        if sid in say_only and sid in after[sid] and not any(sid in c for c in cycles):
+            cycles.append([o for o in flow.steps if o in after[sid] and sid in after[o]])
+    return cycles
+
+
+def check_say_only_cycles(flow: Flow) -> Iterator[Issue]:
+    for cycle in say_only_cycles(flow):
+        if len(cycle) == 1:
+            text = f"step '{cycle[0]}' only says something and goes back to itself: the bot would talk forever"
+        else:
+            names = " → ".join(f"'{s}'" for s in cycle)
+            text = f"steps {names} only say something and lead to each other: the bot would talk forever"
+        yield Issue(("steps", cycle[0], "next"), text)
+
+
+def _can_end(flow: Flow) -> set[str]:
+    """Steps from which 'route' can be reached; a missing step or 'next' and a say-only loop count as ends,
+    since they are reported on their own."""
+    successors = _successors(flow)
+    ends = {sid for sid, step in flow.steps.items() if not step.next}
+    ends.update(sid for cycle in say_only_cycles(flow) for sid in cycle)
+    ends.update(sid for sid, targets in successors.items() if any(t == ROUTE or t not in flow.steps for t in targets))
+    predecessors: dict[str, list[str]] = {sid: [] for sid in flow.steps}
+    for sid, targets in successors.items():
+        for target in targets:
+            if target in predecessors:
+                predecessors[target].append(sid)
+    return _reach(ends, predecessors)
+
+
+def check_dead_ends(flow: Flow) -> Iterator[Issue]:
+    reached = _reach([flow.start], _successors(flow))
+    can_end = _can_end(flow)
+    for sid in flow.steps:
+        if sid in reached and sid not in can_end:
+            text = f"step '{sid}' never leads to 'route': from here the conversation goes round in circles"
+            yield Issue(("steps", sid), text, at_key=True)
+
+
+# --- texts -----------------------------------------------------------------------------------------------------
+
+Text = tuple[str, LocalText, PathKey]
+"""What a text is ("the question of step 'age'"), the text per language, and its path."""
+
+
+def texts(flow: Flow) -> Iterator[Text]:
+    """Every per-language text of a flow."""
+    for key, message in flow.messages.items():
+        yield f"message '{key}'", message, ("messages", key)
+    for name, field in flow.fields.items():
+        yield f"the label of field '{name}'", field.label, ("fields", name, "label")
+    for name, queue in flow.queues.items():
+        yield f"the name of queue '{name}'", queue.name, ("queues", name, "name")
+    for name, partner in flow.partners.items():
+        yield f"the name of partner '{name}'", partner.name, ("partners", name, "name")
+        yield f"the message of partner '{name}'", partner.message, ("partners", name, "message")
+    for sid, step in flow.steps.items():
+        yield from _step_texts(sid, step)
+    for owner, then, path in _outcomes(flow):
+        yield from ((f"what {owner} says", t, (*path, "say", k)) for k, t in enumerate(then.say))
+    for i, canned in enumerate(flow.canned_responses):
+        yield f"the title of canned response '{canned.shortcut}'", canned.title, ("canned_responses", i, "title")
+        yield f"the text of canned response '{canned.shortcut}'", canned.text, ("canned_responses", i, "text")
+    for i, category in enumerate(flow.outcomes):
+        yield f"the label of outcome '{category.id}'", category.label, ("outcomes", i, "label")
+
+
+def _step_texts(sid: str, step: Step) -> Iterator[Text]:
+    base = ("steps", sid)
+    yield from ((f"what step '{sid}' says", t, (*base, "say", k)) for k, t in enumerate(step.say))
+    if step.ask is not None:
+        yield f"the question of step '{sid}'", step.ask, (*base, "ask")
+    if step.retry is not None:
+        yield f"the retry text of step '{sid}'", step.retry, (*base, "retry")
+    for k, choice in enumerate(step.choices or []):
+        yield f"choice '{choice.value}' of step '{sid}'", choice.label, (*base, "choices", k, "label")
+
+
+def _languages(flow: Flow) -> str:
+    return f"one of the languages ({_quoted(flow.languages)})"
+
+
+def _unknown_languages(flow: Flow, what: str, keys: Iterable[str], path: PathKey) -> Iterator[Issue]:
+    for lang in keys:
+        if lang not in flow.languages:
+            text = f"{what}: '{lang}' is not {_languages(flow)}{did_you_mean(lang, flow.languages)}"
+            yield Issue((*path, lang), text, at_key=True)
+
+
+def check_translations(flow: Flow) -> Iterator[Issue]:
+    for what, text, path in texts(flow):
+        missing = [lang for lang in flow.languages if lang not in text]
+        if missing:
+            yield Issue(path, f"{what} has no text in {' or '.join(repr(m) for m in missing)}")
+        yield from _unknown_languages(flow, what, text, path)
+        for lang, value in text.items():
+            if not value.strip():
+                yield Issue((*path, lang), f"{what} is empty in '{lang}'")
+
+
+def check_phrase_languages(flow: Flow) -> Iterator[Issue]:
+    for sid, step in flow.steps.items():
+        for k, choice in enumerate(step.choices or []):
+            what = f"the synonyms of choice '{choice.value}' of step '{sid}'"
+            yield from _unknown_languages(flow, what, choice.synonyms, ("steps", sid, "choices", k, "synonyms"))
+    for name, interrupt in flow.interrupts.items():
+        path: PathKey = ("interrupts", name, "match")
+        yield from _unknown_languages(flow, f"the phrases of interrupt '{name}'", interrupt.match, path)
+        if not any(phrase.strip() for phrases in interrupt.match.values() for phrase in phrases):
+            yield Issue(path, f"interrupt '{name}' has no phrases: it would never interrupt anything")
+
+
+# --- messages --------------------------------------------------------------------------------------------------
+
+
+def check_required_messages(flow: Flow) -> Iterator[Issue]:
+    for key in REQUIRED_MESSAGES:
+        if key not in flow.messages:
+            yield Issue(("messages",), f"message '{key}' is missing")
+    for key in flow.messages:
+        if key not in REQUIRED_MESSAGES:
+            text = f"unknown message '{key}'{did_you_mean(key, REQUIRED_MESSAGES)}"
+            yield Issue(("messages", key), text, at_key=True)
+
+
+def check_placeholders(flow: Flow) -> Iterator[Issue]:
+    for key, message in flow.messages.items():
+        allowed = PLACEHOLDERS.get(key, ())
+        for lang, text in message.items():
+            problem = _placeholder_problem(text, allowed)
+            if problem:
+                yield Issue(("messages", key, lang), f"message '{key}' in '{lang}': {problem}")
+
+
+def _placeholder_problem(text: str, allowed: Sequence[str]) -> str | None:
+    """What is wrong with the ``{placeholders}`` of ``text``, or None."""
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+    except ValueError:
+        return "a '{' or '}' has no partner: write {{ or }} for a brace itself"
+    use = f"use only {_quoted('{' + a + '}' for a in allowed)}" if allowed else "this message takes no placeholder"
+    for name in names:
+        if name not in allowed:
+            return f"unknown placeholder {{{name}}}: {use}"
+    return None
+
+
+# --- rules -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Located:
+    """One condition (nested ones included), who holds it ("rule 2", "step 'x', branch 1") and its path."""
+
+    owner: str
+    condition: Condition
+    path: PathKey
+
+
+def conditions(flow: Flow) -> Iterator[Located]:
+    for i, rule in enumerate(flow.routing):
+        yield from _walk(rule.when, ("routing", i, "when"), _rule_name(i))
+    for sid, step in flow.steps.items():
+        for j, branch in enumerate(step.next if isinstance(step.next, list) else []):
+            yield from _walk(branch.when, ("steps", sid, "next", j, "when"), f"step '{sid}', branch {j + 1}")
+
+
+def _walk(condition: Condition, path: PathKey, owner: str) -> Iterator[Located]:
+    yield Located(owner, condition, path)
+    if isinstance(condition, All | AnyOf):
+        key = "all" if isinstance(condition, All) else "any"
+        for k, item in enumerate(condition.items):
+            yield from _walk(item, (*path, key, k), owner)
+    elif isinstance(condition, Not):
+        yield from _walk(condition.item, (*path, "not"), owner)
+
+
+def check_shadowed_rules(flow: Flow) -> Iterator[Issue]:
+    catch_all = next((i for i, rule in enumerate(flow.routing) if isinstance(rule.when, Always)), None)
+    if catch_all is None:
+        return
+    for i in range(catch_all + 1, len(flow.routing)):
+        text = f"{_rule_name(i)} can never match: {_rule_name(catch_all)} above always matches"
+        yield Issue(("routing", i), text)
+
+
+def check_last_rule(flow: Flow) -> Iterator[Issue]:
+    if flow.routing and not isinstance(flow.routing[-1].when, Always):
+        text = (
+            "the last rule needs no 'when', so that every conversation ends somewhere"
+            " (the engine falls back to a listener)"
+        )
+        yield Issue(("routing", len(flow.routing) - 1, "when"), text, at_key=True)
+
+
+def check_conditions(flow: Flow) -> Iterator[Issue]:
+    stored = stored_fields(flow)
+    for located in conditions(flow):
+        condition = located.condition
+        if isinstance(condition, FieldTest):
+            yield from _field_test(located, condition, stored)
+        elif isinstance(condition, ChannelIs):
+            yield from _names_in(located, "channel", condition.channels, CHANNELS)
+        elif isinstance(condition, LanguageIs):
+            yield from _names_in(located, "language", condition.languages, flow.languages)
+        elif isinstance(condition, IsOpen):
+            yield from _open_target(located, condition, flow)
+
+
+def _names_in(located: Located, key: str, names: Sequence[str], known: Sequence[str]) -> Iterator[Issue]:
+    for k, name in enumerate(names):
+        if name not in known:
+            text = f"{located.owner}: unknown {key} '{name}'{did_you_mean(name, known)}: use {_quoted(known)}"
+            yield Issue((*located.path, key, k), text)
+
+
+def _open_target(located: Located, condition: IsOpen, flow: Flow) -> Iterator[Issue]:
+    targets = [*flow.queues, *flow.partners]
+    if condition.target not in targets:
+        key = "open" if condition.open else "closed"
+        text = f"{located.owner}: '{key}' names '{condition.target}', which is not a queue or a partner"
+        yield Issue((*located.path, key), text + did_you_mean(condition.target, targets))
+
+
+def _field_test(located: Located, test: FieldTest, stored: Mapping[str, Stored]) -> Iterator[Issue]:
+    where = f"{located.owner}: field '{test.field}'"
+    if test.field not in stored:
+        text = f"{where} is never stored by a question{did_you_mean(test.field, stored)}"
+        yield Issue((*located.path, "field"), text)
+        return
+    kind = stored[test.field]
+    if kind.values is not None:
+        yield from _choice_test(located, test, where, kind.values)
+    elif kind.bounds is not None:
+        yield from _number_test(located, test, where, kind.bounds)
+
+
+def _tested_values(located: Located, test: FieldTest) -> Iterator[tuple[str, PathKey]]:
+    if isinstance(test.value, tuple):
+        yield from ((v, (*located.path, test.op, k)) for k, v in enumerate(test.value))
+    elif test.op == "equals":
+        yield str(test.value), (*located.path, test.op)
+
+
+def _choice_test(located: Located, test: FieldTest, where: str, values: frozenset[str]) -> Iterator[Issue]:
+    if test.op in COMPARISONS:
+        text = f"{where} holds a choice, not a number: '{test.op}' never matches"
+        yield Issue((*located.path, test.op), text)
+    for value, path in _tested_values(located, test):
+        if value not in values:
+            options = sorted(values)
+            yield Issue(
+                path, f"{where} is never '{value}'{did_you_mean(value, options)}: its values are {_quoted(options)}"
+            )
+
+
+def _number_test(located: Located, test: FieldTest, where: str, bounds: tuple[int, int]) -> Iterator[Issue]:
+    low, high = bounds
+    span = f"{where} is a number from {low} to {high}"
+    if test.op in COMPARISONS and isinstance(test.value, float) and _never_true(test.op, test.value, low, high):
+        yield Issue((*located.path, test.op), f"{span}, so '{test.op}: {_number(test.value)}' is never true")
+    for value, path in _tested_values(located, test):
+        number = _integer(value)
+        if value != UNKNOWN and (number is None or not low <= number <= high):
+            yield Issue(path, f"{span} (or '{UNKNOWN}'), so it is never '{value}'")
+
+
+def _never_true(op: str, value: float, low: int, high: int) -> bool:
+    return {"lt": value <= low, "le": value < low, "gt": value >= high, "ge": value > high}[op]
+
+
+def _integer(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value.is_integer() else str(value)
+
+
+# --- hours and choices -----------------------------------------------------------------------------------------
+
+
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def check_timezone(flow: Flow) -> Iterator[Issue]:
+    try:
+        zoneinfo.ZoneInfo(flow.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        close = did_you_mean(flow.timezone, sorted(_zones()))
+        yield Issue(("timezone",), f"unknown time zone '{flow.timezone}'{close}: use a name like Europe/Paris")
+
+
+def check_schedules(flow: Flow) -> Iterator[Issue]:
+    for name, schedule in flow.schedules.items():
+        path: PathKey = ("schedules", name)
+        if not (schedule.always_open or schedule.openings or any(schedule.weekly.values())):
+            yield Issue(path, f"schedule '{name}' is never open: give it 'weekly' hours", at_key=True)
+        for day, ranges in schedule.weekly.items():
+            yield from _overlaps(f"schedule '{name}' on {day}", ranges, (*path, "weekly", day))
+        for kind in ("closures", "openings"):
+            yield from _dated_overlaps(name, kind, getattr(schedule, kind), path)
+
+
+def _dated_overlaps(name: str, kind: str, items: list[DatedHours], path: PathKey) -> Iterator[Issue]:
+    for k, item in enumerate(items):
+        where = f"schedule '{name}', {kind} on {item.date}"
+        yield from _overlaps(where, item.hours or [], (*path, kind, k, "hours"))
+
+
+def _overlaps(where: str, ranges: Sequence[tuple[int, int]], path: PathKey) -> Iterator[Issue]:
+    """Ranges of one day that overlap; one running past midnight ends on the next day."""
+    spans = [(start, end if end > start else end + DAY) for start, end in ranges]
+    for k, (start, end) in enumerate(spans):
+        for j in range(k):
+            if start < spans[j][1] and spans[j][0] < end:
+                text = f"{where}: hours {_clock(ranges[k])} overlap {_clock(ranges[j])}"
+                yield Issue((*path, k), text)
+                break
+
+
+def _clock(span: tuple[int, int]) -> str:
+    start, end = span
+    return f"'{start // 60:02d}:{start % 60:02d}-{end // 60:02d}:{end % 60:02d}'"
+
+
+def check_choices(flow: Flow) -> Iterator[Issue]:
+    for sid, step in flow.steps.items():
+        seen: set[str] = set()
+        for k, choice in enumerate(step.choices or []):
+            path: PathKey = ("steps", sid, "choices", k, "value")
+            if choice.value in seen:
+                yield Issue(path, f"step '{sid}' has two choices with the value '{choice.value}'")
+            seen.add(choice.value)
+            if step.store == "language" and choice.value not in (*flow.languages, UNKNOWN):
+                text = f"step '{sid}' stores the language, but '{choice.value}' is not {_languages(flow)}"
+                yield Issue(path, text + did_you_mean(choice.value, flow.languages))
+
+
+# --- scenarios -------------------------------------------------------------------------------------------------
+
+
+def check_scenarios(flow: Flow) -> Iterator[Issue]:
+    stored = stored_fields(flow)
+    for i, test in enumerate(flow.tests):
+        path: PathKey = ("tests", i)
+        where = f"test '{test.name}'"
+        if test.channel not in CHANNELS:
+            text = f"{where} runs on unknown channel '{test.channel}'{did_you_mean(test.channel, CHANNELS)}"
+            yield Issue((*path, "channel"), f"{text}: use {_quoted(CHANNELS)}")
+        if test.language is not None and test.language not in flow.languages:
+            text = f"{where} is in '{test.language}', which is not {_languages(flow)}"
+            yield Issue((*path, "language"), text + did_you_mean(test.language, flow.languages))
+        if test.at.tzinfo is None or test.at.utcoffset() is None:
+            text = f"{where}: 'at' needs a time zone offset, like 2026-03-10T14:00:00+01:00"
+            yield Issue((*path, "at"), text)
+        yield from _expectations(flow, where, test.expect, (*path, "expect"), stored)
+
+
+def _expectations(
+    flow: Flow, where: str, expect: Expect, path: PathKey, stored: Mapping[str, Stored]
+) -> Iterator[Issue]:
+    if expect.queue is not None and expect.queue not in flow.queues:
+        yield Issue((*path, "queue"), f"{where} expects " + _missing("queue", expect.queue, flow.queues))
+    for k, partner in enumerate(expect.partners or []):
+        if partner not in flow.partners:
+            yield Issue((*path, "partners", k), f"{where} expects " + _missing("partner", partner, flow.partners))
+    if expect.step is not None and expect.step not in flow.steps:
+        yield Issue((*path, "step"), f"{where} expects " + _missing("step", expect.step, flow.steps))
+    for name in expect.fields:
+        if name not in stored:
+            text = f"{where} expects field '{name}', but no question stores it{did_you_mean(name, stored)}"
+            yield Issue((*path, "fields", name), text, at_key=True)
+
+
+CHECKS: tuple[Check, ...] = (
+    check_steps_exist,
+    check_queues_and_schedules_exist,
+    check_outcome_targets,
+    check_field_names,
+    check_reserved_step_ids,
+    check_unreachable_steps,
+    check_ways_on,
+    check_say_only_cycles,
+    check_dead_ends,
+    check_translations,
+    check_phrase_languages,
+    check_required_messages,
+    check_placeholders,
+    check_shadowed_rules,
+    check_last_rule,
+    check_conditions,
+    check_timezone,
+    check_schedules,
+    check_choices,
+    check_scenarios,
+)

@@ -1,0 +1,361 @@
+"""The conversation engine: (flow, state, inbound text, now) → (new state, replies, outcome).
+
+Pure and deterministic: no I/O, no clock (``now`` is given), no aiohttp, no store. An :class:`Engine` is built
+once per loaded flow (it normalises every choice, synonym and interrupt phrase up front), then serves every
+conversation pinned to that flow version. The lifecycle statuses are applied by the caller through
+``lifecycle.advance`` from the :class:`Outcome` returned here.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from gateway.flows import hours, text
+from gateway.flows.loader import LoadedFlow
+from gateway.flows.model import Branch, LocalText, Step
+from gateway.flows.model import Outcome as OutcomeSpec
+from gateway.flows.rules import Context
+from gateway.messages import Choice, Reply
+
+UNKNOWN = "unknown"
+ROUTE = "route"
+MAX_CHAIN = 200  # say-only steps followed in one turn; checks forbid say-only cycles, this is the seatbelt
+
+PREFER_NOT_TO_SAY_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "fr": ("je prefere ne pas dire", "je prefere pas", "je ne sais pas", "sais pas", "jsp", "passer", "pas envie"),
+    "en": ("prefer not", "rather not", "i don t know", "dont know", "not sure", "skip", "pass"),
+}
+
+OutcomeKind = Literal["handoff", "referred", "ended", "closed"]
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """Where one conversation stands in the bot. JSON-able through :meth:`to_dict`."""
+
+    flow_version: str
+    channel: str
+    language: str
+    step: str | None = None
+    fields: Mapping[str, str] = field(default_factory=dict)
+    attempts: int = 0
+    offer: str | None = None  # queue offered after a referral, waiting for yes/no
+    offer_route: str | None = None
+    offer_partners: tuple[str, ...] = ()
+    finished: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in self.__slots__}
+        data["fields"] = dict(self.fields)
+        data["offer_partners"] = list(self.offer_partners)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> State:
+        values = {k: v for k, v in data.items() if k in cls.__slots__}
+        values["fields"] = dict(values.get("fields") or {})
+        values["offer_partners"] = tuple(values.get("offer_partners") or ())
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Where the bot's part ended. ``route`` names the rule, interrupt or ``fallback`` that decided it."""
+
+    kind: OutcomeKind
+    route: str
+    queue: str | None = None
+    priority: str | None = None
+    partners: tuple[str, ...] = ()
+    summary: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    state: State
+    replies: tuple[Reply, ...]
+    outcome: Outcome | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Question:
+    options: tuple[text.Option, ...]
+    choices: dict[str, tuple[Choice, ...]]  # per language, as shown
+    labels: dict[str, dict[str, str]]  # language → value → label
+
+
+class Engine:
+    """One loaded flow, ready to run conversations."""
+
+    def __init__(self, loaded: LoadedFlow) -> None:
+        self.loaded = loaded
+        self.flow = loaded.flow
+        self.version = loaded.version
+        self.tz = ZoneInfo(self.flow.timezone)
+        self._questions = {sid: self._compile(step) for sid, step in self.flow.steps.items() if step.ask}
+        self._interrupts = [
+            (name, tuple(text.normalize(p) for phrases in spec.match.values() for p in phrases), spec.then)
+            for name, spec in self.flow.interrupts.items()
+        ]
+        self._offer = self._compile_offer()
+        self._field_labels = self._compile_field_labels()
+
+    # ----- public API -------------------------------------------------------------------------------------
+
+    def start(self, *, channel: str, now: datetime, language_hint: str | None = None) -> StepResult:
+        language = language_hint if language_hint in self.flow.languages else self.flow.default_language
+        state = State(flow_version=self.version, channel=channel, language=language)
+        return self._run_from(self.flow.start, state, [], now)
+
+    def step(self, state: State, answer: str, *, now: datetime, payload: str | None = None) -> StepResult:
+        """Answer the step ``state`` waits at."""
+        if state.finished or (state.step is None and state.offer is None):
+            return StepResult(state, ())
+        interrupted = self.interrupt(state, answer, now=now)
+        if interrupted is not None:
+            return interrupted
+        if state.offer is not None:
+            if state.offer not in self.flow.queues:  # a reloaded flow dropped the queue: a human decides
+                return self._fallback(state, [], now)
+            return self._answer_offer(state, answer, payload, now)
+        if state.step not in self._questions:  # a reloaded flow dropped or changed the step
+            return self._fallback(state, [], now)
+        return self._answer(state, answer, payload, now)
+
+    def interrupt(self, state: State, answer: str, *, now: datetime) -> StepResult | None:
+        """The outcome of an interrupt phrase in ``answer`` (danger, a human, stop), or None.
+
+        ``step`` checks it on every answer; call it directly on the message that opened a conversation.
+        """
+        if state.finished:
+            return None
+        norm = text.normalize(answer)
+        for name, phrases, then in self._interrupts:
+            if any(text.contains(norm, p) for p in phrases):
+                return self._outcome(then, name, state, [], now)
+        return None
+
+    def is_open(self, name: str, now: datetime) -> bool:
+        """Whether queue or partner ``name`` is open at ``now``."""
+        target = self.flow.queues.get(name) or self.flow.partners.get(name)
+        schedule_name = target.schedule if target else name
+        schedule = self.flow.schedules.get(schedule_name)
+        if schedule is None:  # the built-in 'always'
+            return True
+        return hours.is_open(schedule, now, self.tz)
+
+    def message(self, key: str, language: str, **values: object) -> str:
+        """A system message from ``messages`` in ``language``, placeholders filled."""
+        return fill(self.text(self.flow.messages[key], language), values)
+
+    def text(self, local: LocalText, language: str) -> str:
+        return local.get(language) or local.get(self.flow.default_language) or next(iter(local.values()), "")
+
+    def summary(self, state: State) -> tuple[tuple[str, str], ...]:
+        """The gathered fields as (label, value) pairs, in the flow's default language (the listeners')."""
+        names = self.flow.summary or list(state.fields)
+        return tuple(
+            (self._field_labels.get(n, n), self.display_value(n, state.fields[n])) for n in names if n in state.fields
+        )
+
+    def display_value(self, field_name: str, value: str) -> str:
+        lang = self.flow.default_language
+        for sid, question in self._questions.items():
+            if self.flow.steps[sid].store == field_name and value in question.labels[lang]:
+                return question.labels[lang][value]
+        return value
+
+    def current_question(self, state: State) -> tuple[Reply, ...]:
+        """The question a conversation waits at, to ask again (reminders, a reconnecting web chat)."""
+        if state.offer is not None:
+            return (self._offer_reply(state.language),)
+        if state.step is None or state.step not in self._questions:
+            return ()
+        return (self._ask(state.step, state.language),)
+
+    # ----- running steps ----------------------------------------------------------------------------------
+
+    def _run_from(self, step_id: str, state: State, replies: list[Reply], now: datetime) -> StepResult:
+        for _ in range(MAX_CHAIN):
+            if step_id == ROUTE:
+                return self._route(state, replies, now)
+            step = self.flow.steps[step_id]
+            replies.extend(Reply(self.text(t, state.language)) for t in step.say)
+            if step.ask is not None:
+                replies.append(self._ask(step_id, state.language))
+                return StepResult(replace(state, step=step_id, attempts=0), tuple(replies))
+            step_id = self._next(step, state, now)
+        return self._fallback(state, replies, now)
+
+    def _answer(self, state: State, answer: str, payload: str | None, now: datetime) -> StepResult:
+        assert state.step is not None
+        step = self.flow.steps[state.step]
+        value = self._understand(state.step, step, answer, payload)
+        if value is None:
+            return self._not_understood(state, step, now)
+        fields = dict(state.fields)
+        language = state.language
+        if step.store:
+            fields[step.store] = value
+            if step.store == "language" and value in self.flow.languages:
+                language = value
+        state = replace(state, fields=fields, language=language, attempts=0)
+        return self._run_from(self._next(step, state, now), state, [], now)
+
+    def _understand(self, step_id: str, step: Step, answer: str, payload: str | None) -> str | None:
+        question = self._questions[step_id]
+        if step.choices is not None:
+            return text.match_option(answer, payload, question.options)
+        skip = question.options[0]  # number and text questions offer only "prefer not to say"
+        norm = text.normalize(answer)
+        if payload == skip.value or norm in skip.exact:
+            return skip.value
+        if step.number is not None:
+            number = text.parse_number(answer)
+            if number is None:
+                return skip.value if any(text.contains(norm, p) for p in skip.phrases) else None
+            return str(number) if step.number.min <= number <= step.number.max else None
+        assert step.text is not None
+        cleaned = " ".join(answer.split())
+        return cleaned[: step.text.max_length] if cleaned else None
+
+    def _not_understood(self, state: State, step: Step, now: datetime) -> StepResult:
+        limit = self.flow.retries if step.retries is None else step.retries
+        if state.attempts >= limit:
+            return self._fallback(state, [], now)
+        assert state.step is not None
+        sorry = self.text(step.retry, state.language) if step.retry else self.message("not_understood", state.language)
+        replies = (Reply(sorry), self._ask(state.step, state.language))
+        return StepResult(replace(state, attempts=state.attempts + 1), replies)
+
+    def _next(self, step: Step, state: State, now: datetime) -> str:
+        if isinstance(step.next, str):
+            return step.next
+        branches: list[Branch] = step.next or []
+        ctx = self._context(state, now)
+        for branch in branches:
+            if branch.when.evaluate(ctx):
+                return branch.goto
+        return ROUTE
+
+    def _context(self, state: State, now: datetime) -> Context:
+        return Context(state.fields, state.channel, state.language, lambda name: self.is_open(name, now))
+
+    # ----- outcomes ---------------------------------------------------------------------------------------
+
+    def _route(self, state: State, replies: list[Reply], now: datetime) -> StepResult:
+        ctx = self._context(state, now)
+        for index, rule in enumerate(self.flow.routing, start=1):
+            if rule.when.evaluate(ctx):
+                return self._outcome(rule.then, rule.name or f"rule {index}", state, replies, now)
+        return self._fallback(state, replies, now)
+
+    def _fallback(self, state: State, replies: list[Reply], now: datetime) -> StepResult:
+        spec = OutcomeSpec(handoff=self.flow.fallback.queue, priority=self.flow.fallback.priority)
+        return self._outcome(spec, "fallback", state, replies, now)
+
+    def _outcome(
+        self, spec: OutcomeSpec, route: str, state: State, replies: list[Reply], now: datetime
+    ) -> StepResult:
+        lang = state.language
+        replies.extend(Reply(self.text(t, lang)) for t in spec.say)
+        partners = tuple(spec.refer)
+        if spec.handoff and not self.is_open(spec.handoff, now):
+            replies.append(Reply(self.closed_line(spec.handoff, lang)))
+            replies.extend(self._partner_replies(partners, lang))
+            return self._finish(state, replies, Outcome("closed", route, spec.handoff, None, partners))
+        replies.extend(self._partner_replies(partners, lang))
+        if spec.handoff:
+            outcome = Outcome("handoff", route, spec.handoff, spec.priority, partners)
+            return self._finish(state, replies, outcome)
+        if spec.offer_listener and self.is_open(spec.offer_listener, now):
+            replies.append(self._offer_reply(lang))
+            waiting = replace(state, step=None, offer=spec.offer_listener, offer_route=route, offer_partners=partners)
+            return StepResult(waiting, tuple(replies))
+        kind: OutcomeKind = "referred" if partners else "ended"
+        return self._finish(state, replies, Outcome(kind, route, partners=partners))
+
+    def _finish(self, state: State, replies: list[Reply], outcome: Outcome) -> StepResult:
+        done = replace(state, step=None, offer=None, finished=True)
+        return StepResult(done, tuple(replies), replace(outcome, summary=self.summary(state)))
+
+    def _answer_offer(self, state: State, answer: str, payload: str | None, now: datetime) -> StepResult:
+        value = text.match_option(answer, payload, self._offer.options)
+        route, partners = state.offer_route or "offer", state.offer_partners
+        if value == "yes" and state.offer:
+            spec = OutcomeSpec(handoff=state.offer, priority="normal", refer=[])
+            result = self._outcome(spec, route, state, [], now)
+            assert result.outcome is not None
+            return replace(result, outcome=replace(result.outcome, partners=partners))
+        if value in ("no", UNKNOWN):
+            return self._finish(state, [], Outcome("referred", route, partners=partners))
+        sorry = Reply(self.message("not_understood", state.language))
+        return StepResult(state, (sorry, self._offer_reply(state.language)))
+
+    def closed_line(self, queue: str, language: str) -> str:
+        """The closed-line message, with the queue's opening hours."""
+        schedule = self.flow.schedules.get(self.flow.queues[queue].schedule)
+        described = hours.describe(schedule, language) if schedule else ""
+        return self.message("closed_line", language, hours=described)
+
+    def _partner_replies(self, partners: tuple[str, ...], language: str) -> list[Reply]:
+        return [Reply(self.text(self.flow.partners[p].message, language)) for p in partners]
+
+    # ----- compiling --------------------------------------------------------------------------------------
+
+    def _ask(self, step_id: str, language: str) -> Reply:
+        step = self.flow.steps[step_id]
+        assert step.ask is not None
+        return Reply(self.text(step.ask, language), self._questions[step_id].choices[language])
+
+    def _compile(self, step: Step) -> _Question:
+        raw: list[tuple[str, LocalText, dict[str, list[str]]]] = [
+            (c.value, c.label, c.synonyms) for c in step.choices or []
+        ]
+        if all(value != UNKNOWN for value, _, _ in raw):
+            raw.append((UNKNOWN, self.flow.messages["prefer_not_to_say"], _prefer_synonyms()))
+        options = tuple(
+            text.make_option(v, label.values(), [s for syn in synonyms.values() for s in syn])
+            for v, label, synonyms in raw
+        )
+        choices = {
+            lang: tuple(Choice(v, self.text(label, lang)) for v, label, _ in raw) for lang in self.flow.languages
+        }
+        labels = {lang: {v: self.text(label, lang) for v, label, _ in raw} for lang in self.flow.languages}
+        return _Question(options, choices, labels)
+
+    def _compile_offer(self) -> _Question:
+        msgs = self.flow.messages
+        raw = [("yes", msgs["offer_yes"]), ("no", msgs["offer_no"])]
+        options = tuple(text.make_option(v, label.values(), ()) for v, label in raw)
+        choices = {lang: tuple(Choice(v, self.text(lb, lang)) for v, lb in raw) for lang in self.flow.languages}
+        return _Question(options, choices, {})
+
+    def _offer_reply(self, language: str) -> Reply:
+        return Reply(self.message("offer_listener", language), self._offer.choices[language])
+
+    def _compile_field_labels(self) -> dict[str, str]:
+        lang = self.flow.default_language
+        return {name: self.text(f.label, lang) for name, f in self.flow.fields.items()}
+
+
+def _prefer_synonyms() -> dict[str, list[str]]:
+    return {lang: list(words) for lang, words in PREFER_NOT_TO_SAY_SYNONYMS.items()}
+
+
+class _Blank(dict[str, object]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def fill(template: str, values: Mapping[str, object]) -> str:
+    """Fill ``{placeholders}``; unknown ones stay as written, malformed braces leave the text unchanged."""
+    try:
+        return string.Formatter().vformat(template, (), _Blank(values))
+    except (ValueError, IndexError, KeyError, AttributeError):
+        return template

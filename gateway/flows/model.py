@@ -1,0 +1,313 @@
+"""The schema of flows.yaml, as typed, frozen pydantic models.
+
+Shape checks live here (unknown keys, types, hours syntax, condition syntax); cross-references and graph checks
+(missing steps, unreachable steps, missing translations, rules that never match) live in ``checks.py``.
+Conditions are parsed into the small declarative language of ``rules.py``: never Python ``eval``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from gateway.flows.rules import Always, Condition, parse_condition
+
+LocalText = dict[str, str]
+"""A text per language code: ``{fr: "Bonjour", en: "Hello"}``."""
+
+Priority = Literal["urgent", "high", "normal"]
+PRIORITIES: tuple[str, ...] = ("urgent", "high", "normal")
+WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+RESERVED_TARGETS = frozenset({"route"})
+ALWAYS_SCHEDULE = "always"
+
+_RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+
+def _parse_range(value: Any) -> tuple[int, int]:
+    """``"09:00-23:00"`` → minutes (540, 1380); an end at or before the start runs past midnight."""
+    if isinstance(value, tuple):
+        return value  # already parsed
+    if not isinstance(value, str):
+        raise ValueError(f"hours must be written like '09:00-23:00', not {value!r}")
+    m = _RANGE.match(value)
+    if not m:
+        raise ValueError(f"bad hours '{value}': write them like '09:00-23:00'")
+    h1, m1, h2, m2 = (int(g) for g in m.groups())
+    if h1 > 23 or m1 > 59 or h2 > 24 or m2 > 59 or (h2 == 24 and m2 != 0):
+        raise ValueError(f"bad hours '{value}': hours go from 00:00 to 24:00")
+    start, end = h1 * 60 + m1, h2 * 60 + m2
+    if start == end:
+        raise ValueError(f"bad hours '{value}': the range is empty")
+    return start, end
+
+
+TimeRange = Annotated[tuple[int, int], BeforeValidator(_parse_range)]
+
+
+def _hour_list(value: Any) -> Any:
+    """Accept one range as a plain string, or ``closed`` / an empty list for a closed day."""
+    if value in ("closed", None):
+        return []
+    if isinstance(value, str):
+        return [value]
+    return value
+
+
+TimeRanges = Annotated[list[TimeRange], BeforeValidator(_hour_list)]
+
+
+class DatedHours(Strict):
+    """A closure or an exceptional opening: one day (``date``) or several (``date`` … ``until``)."""
+
+    date: dt.date
+    until: dt.date | None = None
+    hours: TimeRanges | None = None  # None: the whole day
+    reason: str | None = None
+
+    @model_validator(mode="after")
+    def _until_after_date(self) -> DatedHours:
+        if self.until is not None and self.until < self.date:
+            raise ValueError(f"'until' ({self.until}) is before 'date' ({self.date})")
+        return self
+
+
+class Schedule(Strict):
+    always_open: bool = False
+    weekly: dict[str, TimeRanges] = Field(default_factory=dict)
+    closures: list[DatedHours] = Field(default_factory=list)
+    openings: list[DatedHours] = Field(default_factory=list)
+
+    @field_validator("weekly")
+    @classmethod
+    def _weekday_keys(cls, value: dict[str, list[tuple[int, int]]]) -> dict[str, list[tuple[int, int]]]:
+        for key in value:
+            if key not in (*WEEKDAYS, "daily"):
+                raise ValueError(f"unknown day '{key}': use daily, {', '.join(WEEKDAYS)}")
+        return value
+
+
+class Queue(Strict):
+    name: LocalText
+    schedule: str = ALWAYS_SCHEDULE
+    average_minutes: int = Field(default=15, ge=1, le=600)
+    """Average time a listener spends per conversation, for honest wait estimates."""
+
+
+class Partner(Strict):
+    name: LocalText
+    phone: str | None = None
+    url: str | None = None
+    schedule: str = ALWAYS_SCHEDULE
+    message: LocalText
+    emergency: bool = False
+
+
+class Choice(Strict):
+    value: str
+    label: LocalText
+    synonyms: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class NumberSpec(Strict):
+    min: int = 0
+    max: int = 120
+
+    @model_validator(mode="after")
+    def _bounds(self) -> NumberSpec:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class TextSpec(Strict):
+    max_length: int = Field(default=1000, ge=1, le=10000)
+
+
+def _condition(value: Any) -> Condition:
+    return parse_condition(value)
+
+
+ConditionField = Annotated[Condition, BeforeValidator(_condition)]
+
+
+class Branch(Strict):
+    when: ConditionField = Always()
+    goto: str
+
+
+def _texts(value: Any) -> Any:
+    """``say`` takes one text or a list of texts."""
+    if isinstance(value, dict):
+        return [value]
+    return value
+
+
+class Step(Strict):
+    say: Annotated[list[LocalText], BeforeValidator(_texts)] = Field(default_factory=list)
+    ask: LocalText | None = None
+    choices: list[Choice] | None = None
+    number: NumberSpec | None = None
+    text: TextSpec | None = None
+    store: str | None = None
+    retries: int | None = Field(default=None, ge=0, le=10)
+    retry: LocalText | None = None
+    next: str | list[Branch] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Step:
+        kinds = [k for k in ("choices", "number", "text") if getattr(self, k) is not None]
+        if self.ask is None and kinds:
+            raise ValueError(f"'{kinds[0]}' needs a question in 'ask'")
+        if self.ask is not None and len(kinds) != 1:
+            raise ValueError("a question needs exactly one of 'choices', 'number' or 'text'")
+        if self.ask is None and not self.say:
+            raise ValueError("a step needs 'say', 'ask' or both")
+        if self.choices is not None and not self.choices:
+            raise ValueError("'choices' is empty")
+        return self
+
+    @property
+    def is_question(self) -> bool:
+        return self.ask is not None
+
+
+def _partners(value: Any) -> Any:
+    return [value] if isinstance(value, str | int) else value
+
+
+class Outcome(Strict):
+    """What happens at the end of the bot's part: hand off, refer, or say something and end."""
+
+    say: Annotated[list[LocalText], BeforeValidator(_texts)] = Field(default_factory=list)
+    handoff: str | None = None
+    priority: Priority = "normal"
+    refer: Annotated[list[str], BeforeValidator(_partners)] = Field(default_factory=list)
+    offer_listener: str | None = None
+    """With ``refer``: also offer a listener of this queue (the young person chooses)."""
+
+    @model_validator(mode="after")
+    def _something(self) -> Outcome:
+        if not (self.say or self.handoff or self.refer):
+            raise ValueError("an outcome needs 'handoff', 'refer' or 'say'")
+        if self.offer_listener and self.handoff:
+            raise ValueError("'offer_listener' is for referrals: use 'handoff' alone to hand off")
+        return self
+
+
+class Rule(Strict):
+    name: str | None = None
+    when: ConditionField = Always()
+    then: Outcome
+
+
+class Interrupt(Strict):
+    match: dict[str, list[str]]
+    then: Outcome
+
+
+class Field_(Strict):
+    label: LocalText
+
+
+class CannedResponse(Strict):
+    shortcut: str
+    title: LocalText
+    text: LocalText
+
+
+class OutcomeCategory(Strict):
+    id: str
+    label: LocalText
+
+
+class Timers(Strict):
+    bot_reminder_minutes: int = Field(default=10, ge=1)
+    bot_abandon_minutes: int = Field(default=30, ge=1)
+    queue_reassurance_minutes: int = Field(default=5, ge=1)
+    idle_close_hours: int = Field(default=24, ge=1)
+
+
+class Fallback(Strict):
+    """Where a conversation goes when the bot cannot go on (answers not understood): always a human."""
+
+    queue: str
+    priority: Priority = "high"
+
+
+REQUIRED_MESSAGES: tuple[str, ...] = (
+    "not_understood",
+    "prefer_not_to_say",
+    "closed_line",
+    "queued",
+    "reassurance",
+    "reminder",
+    "abandoned",
+    "ended",
+    "offer_listener",
+    "offer_yes",
+    "offer_no",
+    "listener_joined",
+    "idle_closed",
+)
+
+
+class Expect(Strict):
+    outcome: Literal["handoff", "referred", "ended", "closed"] | None = None
+    queue: str | None = None
+    priority: Priority | None = None
+    partners: list[str] | None = None
+    says: list[str] = Field(default_factory=list)
+    not_says: list[str] = Field(default_factory=list)
+    fields: dict[str, str] = Field(default_factory=dict)
+    step: str | None = None
+    """Still in the bot at this step (no outcome yet)."""
+
+
+class Scenario(Strict):
+    name: str
+    at: dt.datetime
+    channel: str = "webchat"
+    language: str | None = None
+    turns: list[str] = Field(default_factory=list)
+    expect: Expect
+
+
+class FlowInfo(Strict):
+    id: str = "helpline"
+    name: str = "Helpline"
+
+
+class Flow(Strict):
+    """A whole flows.yaml."""
+
+    flow: FlowInfo = FlowInfo()
+    languages: list[str] = Field(default_factory=lambda: ["fr", "en"], min_length=1)
+    timezone: str = "Europe/Paris"
+    start: str
+    retries: int = Field(default=2, ge=0, le=10)
+    fallback: Fallback
+    summary: list[str] = Field(default_factory=list)
+    fields: dict[str, Field_] = Field(default_factory=dict)
+    schedules: dict[str, Schedule] = Field(default_factory=dict)
+    queues: dict[str, Queue]
+    partners: dict[str, Partner] = Field(default_factory=dict)
+    messages: dict[str, LocalText]
+    steps: dict[str, Step]
+    interrupts: dict[str, Interrupt] = Field(default_factory=dict)
+    routing: list[Rule]
+    canned_responses: list[CannedResponse] = Field(default_factory=list)
+    outcomes: list[OutcomeCategory] = Field(default_factory=list)
+    timers: Timers = Timers()
+    tests: list[Scenario] = Field(default_factory=list)
+
+    @property
+    def default_language(self) -> str:
+        return self.languages[0]

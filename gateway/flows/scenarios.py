@@ -1,0 +1,98 @@
+"""Conversation tests: scripted turns at a simulated date-time, with the expected outcome and bot texts.
+
+They live under ``tests:`` in flows.yaml, or in a side file (``flows.tests.yaml``) holding the same ``tests:``
+list. ``gateway flows test`` runs them and prints a pytest-like summary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from gateway.errors import FlowValidationError
+from gateway.flows import text
+from gateway.flows.engine import Engine, StepResult
+from gateway.flows.loader import parse_yaml, schema_problems
+from gateway.flows.model import Scenario
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    failures: list[str] = field(default_factory=list)
+    transcript: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+class _SideFile(BaseModel):
+    model_config = {"extra": "forbid"}
+    tests: list[Scenario]
+
+
+def load_side_file(path: Path) -> list[Scenario]:
+    """Scenarios from a side file; :class:`FlowValidationError` with positioned problems."""
+    name = str(path)
+    data, positions, problems = parse_yaml(path.read_text(encoding="utf-8"), name)
+    if problems:
+        raise FlowValidationError([str(p) for p in problems])
+    try:
+        return _SideFile.model_validate(data).tests
+    except ValidationError as exc:
+        raise FlowValidationError([str(p) for p in schema_problems(exc, data, positions, name)]) from None
+
+
+def run_scenario(engine: Engine, scenario: Scenario) -> ScenarioResult:
+    result = ScenarioResult(scenario.name)
+    now = scenario.at
+    step = engine.start(channel=scenario.channel, now=now, language_hint=scenario.language)
+    _record(result, step)
+    for turn in scenario.turns:
+        if step.state.finished:
+            result.failures.append(f"the bot had finished before the turn {turn!r}")
+            break
+        result.transcript.append(f"> {turn}")
+        step = engine.step(step.state, turn, now=now)
+        _record(result, step)
+    result.failures.extend(_compare(scenario, step, result.transcript))
+    return result
+
+
+def run_scenarios(engine: Engine, scenarios: list[Scenario] | None = None) -> list[ScenarioResult]:
+    chosen = engine.flow.tests if scenarios is None else scenarios
+    return [run_scenario(engine, s) for s in chosen]
+
+
+def _record(result: ScenarioResult, step: StepResult) -> None:
+    for reply in step.replies:
+        choices = " | ".join(f"{i}. {c.label}" for i, c in enumerate(reply.choices, 1))
+        result.transcript.append(f"< {reply.text}" + (f"  [{choices}]" if choices else ""))
+
+
+def _compare(scenario: Scenario, last: StepResult, transcript: list[str]) -> list[str]:
+    expect, outcome = scenario.expect, last.outcome
+    failures: list[str] = []
+    if expect.outcome is not None:
+        got = outcome.kind if outcome else f"no outcome (still at step '{last.state.step}')"
+        if got != expect.outcome:
+            failures.append(f"outcome: expected {expect.outcome}, got {got}")
+    if outcome is not None:
+        pairs = (("queue", expect.queue, outcome.queue), ("priority", expect.priority, outcome.priority))
+        for name, want, have in pairs:
+            if want is not None and want != have:
+                failures.append(f"{name}: expected {want}, got {have}")
+        if expect.partners is not None and sorted(expect.partners) != sorted(outcome.partners):
+            failures.append(f"partners: expected {sorted(expect.partners)}, got {sorted(outcome.partners)}")
+    if expect.step is not None and (last.state.step != expect.step or outcome is not None):
+        failures.append(f"step: expected to wait at '{expect.step}', got '{last.state.step}'")
+    for name, want in expect.fields.items():
+        if last.state.fields.get(name) != want:
+            failures.append(f"field {name}: expected {want!r}, got {last.state.fields.get(name)!r}")
+    bot_text = text.normalize(" ".join(line[2:] for line in transcript if line.startswith("< ")))
+    failures.extend(f"bot never said {s!r}" for s in expect.says if not text.contains(bot_text, text.normalize(s)))
+    failures.extend(f"bot said {s!r}" for s in expect.not_says if text.contains(bot_text, text.normalize(s)))
+    return failures

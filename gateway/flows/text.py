@@ -1,0 +1,102 @@
+"""Normalising and matching what a young person types.
+
+Matching ignores case, accents, punctuation and extra spaces: ``"  J'AI   15 ans !"`` → ``"j ai 15 ans"``.
+A phrase matches when its words appear together, as whole words, inside the answer.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+_NOT_WORD = re.compile(r"[^\w]+")
+_DIGITS = re.compile(r"(?<![\w])(\d{1,3})(?![\w])")
+
+NUMBER_WORDS: dict[str, int] = {
+    # French
+    "zero": 0, "un": 1, "une": 1, "deux": 2, "trois": 3, "quatre": 4, "cinq": 5, "six": 6, "sept": 7,
+    "huit": 8, "neuf": 9, "dix": 10, "onze": 11, "douze": 12, "treize": 13, "quatorze": 14, "quinze": 15,
+    "seize": 16, "dix sept": 17, "dix huit": 18, "dix neuf": 19, "vingt": 20,
+    # English
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "seven": 7, "eight": 8, "nine": 9,
+    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
+    "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20,
+}  # fmt: skip
+
+
+def normalize(text: str) -> str:
+    """Lower case, no accents, punctuation as spaces, single spaces."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(_NOT_WORD.sub(" ", bare.casefold()).split()).replace("_", " ").strip()
+
+
+def contains(normalized_text: str, normalized_phrase: str) -> bool:
+    """Whole-word containment of an already normalised phrase."""
+    return bool(normalized_phrase) and f" {normalized_phrase} " in f" {normalized_text} "
+
+
+def parse_number(text: str) -> int | None:
+    """``"15"``, ``"j'ai 15 ans"``, ``"15 ans"``, ``"quinze"`` → 15; None when there is no single number."""
+    norm = normalize(text)
+    found = {int(m) for m in _DIGITS.findall(norm)}
+    if len(found) == 1:
+        return found.pop()
+    if found:
+        return None
+    words = [n for w, n in sorted(NUMBER_WORDS.items(), key=lambda kv: -len(kv[0])) if contains(norm, w)]
+    return words[0] if words else None
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """A choice ready for matching: its value and every normalised phrase that designates it."""
+
+    value: str
+    exact: frozenset[str]
+    phrases: tuple[str, ...]
+
+
+def make_option(value: str, labels: Iterable[str], synonyms: Iterable[str]) -> Option:
+    exact = frozenset(p for p in (normalize(value), *(normalize(x) for x in labels)) if p)
+    phrases = tuple(sorted({normalize(s) for s in (*labels, *synonyms)} - {""}, key=len, reverse=True))
+    return Option(value, exact, phrases)
+
+
+def match_option(text: str, payload: str | None, options: Sequence[Option]) -> str | None:
+    """The value of the option the answer designates, or None when it is not understood or ambiguous.
+
+    In order: a button payload; the exact value or label; the option's number ("2"); a label or synonym
+    contained in the answer (the longest phrase wins; a tie between two options is ambiguous).
+    """
+    if payload is not None:
+        for option in options:
+            if option.value == payload:
+                return option.value
+    norm = normalize(text)
+    if not norm:
+        return None
+    for option in options:
+        if norm in option.exact:
+            return option.value
+    if norm.isdigit():
+        index = int(norm) - 1
+        return options[index].value if 0 <= index < len(options) else None
+    return _best_phrase(norm, options)
+
+
+def _best_phrase(norm: str, options: Sequence[Option]) -> str | None:
+    best_len = 0
+    best: set[str] = set()
+    for option in options:
+        for phrase in option.phrases:  # longest first
+            if len(phrase) < best_len:
+                break
+            if contains(norm, phrase):
+                if len(phrase) > best_len:
+                    best_len, best = len(phrase), set()
+                best.add(option.value)
+                break
+    return best.pop() if len(best) == 1 else None

@@ -1,0 +1,82 @@
+"""The flows a running gateway serves: the current one, and older versions pinned by conversations.
+
+``reload()`` validates the file completely before anything changes; an invalid file is refused with the same
+``FILE:LINE:COLUMN: message`` lines as ``gateway flows check`` and the current flow keeps serving. A
+conversation keeps the flow version it started on while this process knows it (every version loaded since
+start-up stays in memory). After a restart with a changed file, an old conversation continues on the current
+flow at the same step if that step still exists, else it goes to the current flow's fallback (a listener).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from gateway.errors import FlowValidationError
+from gateway.flows.engine import Engine
+from gateway.flows.loader import load_file
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    at: datetime
+    ok: bool
+    version: str | None
+    problems: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        return {"at": self.at.isoformat(), "ok": self.ok, "version": self.version, "problems": list(self.problems)}
+
+
+@dataclass
+class FlowSet:
+    path: Path
+    current: Engine | None = None
+    engines: dict[str, Engine] = field(default_factory=dict)
+    last_reload: ReloadResult | None = None
+    _mtime: float = 0.0
+
+    def reload(self) -> ReloadResult:
+        """Load the file; swap it in only when valid. The result is kept in ``last_reload``."""
+        now = datetime.now(UTC)
+        self._mtime = self._stat()
+        try:
+            engine = Engine(load_file(self.path))
+        except FlowValidationError as exc:
+            self.last_reload = ReloadResult(now, False, self.version, tuple(exc.problems))
+            log.warning("flow reload refused: %d problem(s); still serving %s", len(exc.problems), self.version)
+            for problem in exc.problems:
+                log.warning("%s", problem)
+            return self.last_reload
+        self.engines.setdefault(engine.version, engine)
+        self.current = self.engines[engine.version]
+        self.last_reload = ReloadResult(now, True, engine.version)
+        log.info("flow %s loaded from %s", engine.version, self.path)
+        return self.last_reload
+
+    def reload_if_changed(self) -> ReloadResult | None:
+        """Reload when the file's modification time changed (polled by the server)."""
+        return self.reload() if self._stat() != self._mtime else None
+
+    @property
+    def version(self) -> str | None:
+        return self.current.version if self.current else None
+
+    def engine(self) -> Engine:
+        if self.current is None:
+            raise FlowValidationError(["no valid flow is loaded"])
+        return self.current
+
+    def for_version(self, version: str) -> Engine:
+        """The engine a conversation is pinned to, or the current one when that version is unknown."""
+        return self.engines.get(version) or self.engine()
+
+    def _stat(self) -> float:
+        try:
+            return self.path.stat().st_mtime
+        except OSError:
+            return -1.0

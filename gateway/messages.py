@@ -1,0 +1,94 @@
+"""Normalised messages shared by every part of the gateway.
+
+Channels turn provider payloads into :class:`Inbound`; the engine answers with :class:`Reply`; the dispatcher
+wraps replies into :class:`Outbound` for the outbox; channels render :class:`Outbound` natively. All are
+frozen dataclasses: nothing downstream can change what a channel received.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class ChannelName(StrEnum):
+    WEBCHAT = "webchat"
+    MESSENGER = "messenger"
+    WHATSAPP = "whatsapp"
+    TELEGRAM = "telegram"
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One answer offered as a button: ``value`` goes back to the engine, ``label`` is shown."""
+
+    value: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One bot message as the engine produces it, before it is addressed to anybody."""
+
+    text: str
+    choices: tuple[Choice, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file the young person sent. ``url`` is the provider's own URL, fetched server-side only."""
+
+    kind: str  # image, audio, video, file, location, other
+    url: str | None = None
+    content_type: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A message from a young person, normalised.
+
+    ``sender`` is the channel's own address of the person (PSID, chat id, ``whatsapp:+33…``): it never leaves
+    the store and the channel, is never logged, and never shown to a listener. ``message_id`` is the channel's
+    own id, the key for de-duplication.
+    """
+
+    channel: ChannelName
+    sender: str
+    message_id: str
+    text: str = ""
+    payload: str | None = None  # value of a tapped button, when the channel tells it apart from text
+    attachments: tuple[Attachment, ...] = ()
+    language_hint: str | None = None
+    received_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A delivery or read receipt, or a provider status callback, for a message the gateway sent."""
+
+    channel: ChannelName
+    sender: str
+    status: str  # sent, delivered, read, failed
+    provider_message_id: str | None = None
+    watermark: int | None = None  # Messenger: everything sent before this time (ms)
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """A message to deliver to a young person through their channel.
+
+    ``author`` is ``bot`` or ``listener``; channels use it for policy (Messenger's HUMAN_AGENT tag is for humans
+    only). ``id`` is the gateway's own id, stable across retries.
+    """
+
+    id: str
+    conversation_id: str
+    channel: ChannelName
+    recipient: str
+    text: str
+    choices: tuple[Choice, ...] = ()
+    author: str = "bot"
+    attachments: tuple[Attachment, ...] = field(default=())

@@ -1,0 +1,116 @@
+"""Durable delivery: every outgoing message goes through the store's outbox, then through its channel.
+
+A worker claims due items (at most one per conversation, the oldest, so a conversation's messages go out in
+order), sends each through its channel, and records the result: sent (with the provider's id), retried later
+with exponential backoff (network errors, 5xx, 429 honouring ``retry_after``), or failed after the last try
+or a permanent refusal: the transcript entry then shows ``failed`` and the listener sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from gateway.dispatcher import outbound_from_dict, utcnow
+from gateway.errors import DeliveryError, PermanentDelivery, RetryableDelivery, StoreError
+from gateway.messages import ChannelName, Outbound
+from gateway.store import Delivery, OutboxItem, Store
+
+log = logging.getLogger(__name__)
+
+
+class Sender(Protocol):
+    async def send(self, message: Outbound) -> str | None: ...
+
+
+class Outbox:
+    def __init__(
+        self,
+        store: Store,
+        channels: Mapping[ChannelName, Sender],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        base_delay: float = 1.0,
+        max_delay: float = 300.0,
+        max_attempts: int = 8,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.channels = channels
+        self.clock = clock
+        self.base_delay, self.max_delay, self.max_attempts = base_delay, max_delay, max_attempts
+        self.poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+
+    def kick(self) -> None:
+        """Something was put in the outbox: deliver now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Deliver until cancelled. A store failure is logged and retried at the next poll."""
+        while True:
+            try:
+                delivered = await self.deliver_due()
+            except StoreError as exc:
+                log.warning("outbox: store unavailable (%s)", exc.__class__.__name__)
+                delivered = 0
+            if delivered:
+                continue  # the next items of these conversations are due now
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def deliver_due(self, limit: int = 50) -> int:
+        """One pass: claim what is due and deliver it (conversations in parallel). Returns how many."""
+        items = await self.store.outbox_due(self.clock(), limit)
+        await asyncio.gather(*(self._deliver(item) for item in items))
+        return len(items)
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        outbound = outbound_from_dict(item.payload)
+        channel = self.channels.get(outbound.channel)
+        if channel is None:
+            await self._fail(item, f"channel {outbound.channel.value} is not configured")
+            return
+        try:
+            provider_id = await channel.send(outbound)
+        except RetryableDelivery as exc:
+            await self._retry(item, exc)
+        except PermanentDelivery as exc:
+            await self._fail(item, str(exc))
+        except DeliveryError as exc:
+            await self._retry(item, RetryableDelivery(str(exc)))
+        else:
+            await self.store.outbox_mark_sent(item.id, provider_id)
+            await self._record(item, Delivery.SENT, provider_id)
+
+    async def _retry(self, item: OutboxItem, exc: RetryableDelivery) -> None:
+        attempts = item.attempts + 1
+        if attempts >= self.max_attempts:
+            await self._fail(item, f"gave up after {attempts} attempts: {exc}")
+            return
+        delay = exc.retry_after if exc.retry_after is not None else self.base_delay * 2 ** (attempts - 1)
+        delay = min(max(delay, 0.0), self.max_delay)
+        log.info("outbox: %s retry %d in %.1fs (%s)", item.id, attempts, delay, exc)
+        await self.store.outbox_reschedule(item.id, self.clock() + timedelta(seconds=delay), attempts, str(exc))
+
+    async def _fail(self, item: OutboxItem, reason: str) -> None:
+        log.warning("outbox: %s failed: %s", item.id, reason)
+        await self.store.outbox_mark_failed(item.id, reason)
+        await self._record(item, Delivery.FAILED, None, reason)
+
+    async def _record(
+        self, item: OutboxItem, delivery: Delivery, provider_id: str | None, reason: str | None = None
+    ) -> None:
+        await self.store.set_delivery(item.id, delivery, provider_id)
+        event: dict[str, object] = {
+            "type": "delivery", "conversation_id": item.conversation_id, "id": item.id, "delivery": delivery.value,
+        }  # fmt: skip
+        if reason:
+            event["reason"] = reason
+        await self.store.publish(event)

@@ -1,0 +1,125 @@
+"""Settings: the only reader of the environment.
+
+Built once (``Settings.from_env()``) from ``os.environ`` plus an optional ``.env`` file, then passed explicitly.
+A missing or malformed value raises :class:`~gateway.errors.ConfigError` naming the variable (never echoing a
+secret). Every variable is documented in README.md.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from gateway.errors import ConfigError
+
+DEFAULT_STORE = "sqlite:///var/gateway.sqlite3"
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a ``.env`` file: ``NAME=value`` lines, ``#`` comments, optional quotes."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :]
+        name, sep, value = line.partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise ConfigError(f"{path}:{number}: expected NAME=value")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name.strip()] = value
+    return values
+
+
+@dataclass(frozen=True)
+class Settings:
+    store: str = DEFAULT_STORE
+    flows: str = "flows.yaml"
+    public_url: str = "http://127.0.0.1:8080"
+    secret_key: str = ""
+    max_body_bytes: int = 1_000_000
+    quick_exit_url: str = "https://www.google.com/search?q=meteo"
+    log_level: str = "INFO"
+    outbox_base_delay: float = 1.0
+    outbox_max_attempts: int = 8
+    # Messenger
+    messenger_app_secret: str = ""
+    messenger_verify_token: str = ""
+    messenger_page_access_token: str = ""
+    messenger_api_url: str = "https://graph.facebook.com/v23.0"
+    # WhatsApp through Twilio
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_whatsapp_from: str = ""
+    twilio_api_url: str = "https://api.twilio.com"
+    # Telegram
+    telegram_bot_token: str = ""
+    telegram_webhook_secret: str = ""
+    telegram_api_url: str = "https://api.telegram.org"
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")
+    ) -> Settings:
+        merged: dict[str, str] = read_env_file(env_file) if env_file else {}
+        merged.update(os.environ if environ is None else environ)
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            name = _variable(f.name)
+            if name not in merged:
+                continue
+            raw = merged[name].strip()
+            if f.type in ("int", "float"):
+                cast = int if f.type == "int" else float
+                try:
+                    values[f.name] = cast(raw)
+                except ValueError:
+                    raise ConfigError(f"{name} must be a number") from None
+            else:
+                values[f.name] = raw
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.validate()
+        if not settings.secret_key:
+            # Sessions then last as long as the process: fine for `make run`, documented for production.
+            settings = cls(**{**settings.__dict__, "secret_key": secrets.token_urlsafe(32)})
+        return settings
+
+    def validate(self) -> None:
+        if not (self.store.startswith("sqlite:///") or self.store.startswith(("redis://", "rediss://"))):
+            raise ConfigError("GATEWAY_STORE must start with sqlite:/// or redis://")
+        if not self.public_url.startswith(("http://", "https://")):
+            raise ConfigError("GATEWAY_PUBLIC_URL must be an http(s) URL")
+        if self.max_body_bytes <= 0:
+            raise ConfigError("GATEWAY_MAX_BODY_BYTES must be positive")
+        if self.outbox_base_delay < 0 or self.outbox_max_attempts < 1:
+            raise ConfigError("GATEWAY_OUTBOX_BASE_DELAY must be >= 0 and GATEWAY_OUTBOX_MAX_ATTEMPTS >= 1")
+
+    @property
+    def messenger_enabled(self) -> bool:
+        return bool(self.messenger_app_secret and self.messenger_page_access_token)
+
+    @property
+    def whatsapp_enabled(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token and self.twilio_whatsapp_from)
+
+    @property
+    def telegram_enabled(self) -> bool:
+        return bool(self.telegram_bot_token and self.telegram_webhook_secret)
+
+
+_PREFIXES = ("messenger_", "twilio_", "telegram_")
+
+
+def _variable(field_name: str) -> str:
+    """``store`` → ``GATEWAY_STORE``; ``twilio_auth_token`` → ``TWILIO_AUTH_TOKEN``."""
+    if field_name.startswith(_PREFIXES):
+        return field_name.upper()
+    return "GATEWAY_" + field_name.upper()

@@ -1,0 +1,368 @@
+"""The durable store: one :class:`Store` Protocol, two implementations.
+
+``open_store(url)`` picks the implementation from the URL:
+
+* ``sqlite:///var/gateway.sqlite3`` (relative) or ``sqlite:////abs/path.sqlite3``: embedded, one gateway
+  process (:mod:`gateway.store.sqlite`);
+* ``redis://host:port/db``: several gateway instances sharing one standalone Redis (:mod:`gateway.store.redis`).
+
+The Protocol is split into small Protocols, one per concern, so a component can ask for just what it uses
+(``timers.py`` needs :class:`TimerStore` and :class:`LockStore`). Every datetime passed in or returned is aware
+and in UTC; "now" is always passed in, so tests never sleep. Errors are :class:`~gateway.errors.StoreError`
+(unreachable, corrupt) or :class:`~gateway.errors.Conflict` (an exclusive operation lost a race). No error
+message contains a sender address or message text.
+
+Delivery guarantees the dispatcher and the outbox rely on:
+
+* :meth:`DedupeStore.first_seen` is atomic: of many concurrent callers with one key, exactly one gets True.
+* :meth:`QueueStore.take` is exclusive: of two listeners racing for one conversation, one gets Conflict.
+* :meth:`OutboxStore.outbox_due` hands out at most one item per conversation, the oldest pending one, and
+  *claims* it for a lease, so two outbox workers never send the same item and a conversation's messages go out
+  in the order they were put.
+* :meth:`LockStore.lock` serialises the processing of one conversation, across instances with Redis.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol, Self
+
+from gateway.conversation import Conversation, Priority, Status
+from gateway.errors import ConfigError
+from gateway.messages import Attachment, ChannelName, Choice
+
+__all__ = [
+    "Author",
+    "ConversationStore",
+    "DedupeStore",
+    "Delivery",
+    "EventStore",
+    "Listener",
+    "ListenerStore",
+    "LockStore",
+    "OutboxItem",
+    "OutboxStatus",
+    "OutboxStore",
+    "QueueEntry",
+    "QueueStore",
+    "Store",
+    "Subscription",
+    "Timer",
+    "TimerStore",
+    "TranscriptEntry",
+    "TranscriptStore",
+    "open_store",
+]
+
+Event = dict[str, Any]
+
+
+class Author(StrEnum):
+    USER = "user"
+    BOT = "bot"
+    LISTENER = "listener"
+    NOTE = "note"  # a listener's private note, never sent
+    SYSTEM = "system"  # "Loutre-2291 was taken by Anne"
+
+
+class Delivery(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptEntry:
+    """One line of a conversation's transcript. For an outgoing message, ``id`` is the Outbound's id."""
+
+    id: str
+    conversation_id: str
+    at: datetime
+    author: Author
+    text: str = field(repr=False)
+    choices: tuple[Choice, ...] = ()
+    attachments: tuple[Attachment, ...] = field(default=(), repr=False)
+    delivery: Delivery = Delivery.PENDING
+    provider_message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    """A conversation in the waiting queue. ``taken_by`` is set once a listener took it."""
+
+    conversation_id: str
+    queue: str
+    priority: Priority
+    at: datetime  # arrival in the queue; kept when a listener hands the conversation back
+    taken_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """A listener's console account. ``password_hash`` is opaque to the store (argon2 in ``console/auth``)."""
+
+    name: str
+    password_hash: str = field(repr=False)
+    supervisor: bool = False
+    capacity: int = 1  # conversations at once
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A message waiting for delivery. ``payload`` is JSON-able (the serialised Outbound)."""
+
+    id: str
+    conversation_id: str
+    payload: dict[str, Any] = field(repr=False)
+    created_at: datetime
+    next_attempt_at: datetime | None = None  # None: as soon as it heads its conversation (created_at)
+    attempts: int = 0
+    last_error: str | None = None
+    status: OutboxStatus = OutboxStatus.PENDING
+    provider_message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """A timer of one ``kind`` (reminder, abandon, reassure, idle_close…) on one conversation."""
+
+    conversation_id: str
+    kind: str
+    due_at: datetime
+
+
+class ConversationStore(Protocol):
+    async def active_conversation(
+        self, channel: ChannelName, sender: str, now: datetime
+    ) -> tuple[Conversation, bool]:
+        """The sender's active conversation on this channel, or a new one (saved); True when created.
+
+        Atomic: two concurrent first messages of one sender yield one conversation.
+        """
+        ...
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None: ...
+
+    async def save_conversation(self, conversation: Conversation) -> None:
+        """Write the whole record (insert or replace)."""
+        ...
+
+    async def conversations_by_status(self, status: Status) -> list[Conversation]:
+        """Conversations in this status, oldest first."""
+        ...
+
+    async def list_conversations(self, since: datetime, until: datetime) -> list[Conversation]:
+        """Conversations created in ``[since, until)``, oldest first (for statistics)."""
+        ...
+
+
+class TranscriptStore(Protocol):
+    async def append_transcript(self, entry: TranscriptEntry) -> None:
+        """Add an entry at the end of its conversation's transcript; an id already present is ignored."""
+        ...
+
+    async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
+        """The entries in the order they were appended."""
+        ...
+
+    async def set_delivery(
+        self, entry_id: str, delivery: Delivery, provider_message_id: str | None = None
+    ) -> bool:
+        """Record a delivery status (and the provider's id when given). False if there is no such entry."""
+        ...
+
+    async def find_by_provider_id(self, provider_message_id: str) -> TranscriptEntry | None:
+        """The entry a provider receipt talks about."""
+        ...
+
+
+class DedupeStore(Protocol):
+    async def first_seen(self, key: str, ttl_seconds: int, *, now: datetime | None = None) -> bool:
+        """True only the first time ``key`` is seen within ``ttl_seconds`` of ``now`` (default: the clock).
+
+        Atomic across concurrent callers and, with Redis, across instances.
+        """
+        ...
+
+
+class QueueStore(Protocol):
+    async def enqueue(self, conversation_id: str, queue: str, priority: Priority, at: datetime) -> None:
+        """Put a conversation in a queue as waiting (replacing any entry it had, e.g. a new priority)."""
+        ...
+
+    async def waiting(self, queue: str | None = None) -> list[QueueEntry]:
+        """Waiting (not taken) entries, urgent before high before normal, then by arrival."""
+        ...
+
+    async def position(self, conversation_id: str) -> int | None:
+        """1-based rank among the waiting entries of its queue; None when not waiting."""
+        ...
+
+    async def take(self, conversation_id: str, listener: str) -> QueueEntry:
+        """Claim a waiting conversation for ``listener``; Conflict if it is not waiting (any more).
+
+        Only the queue entry is claimed: the caller then records the listener on the conversation.
+        """
+        ...
+
+    async def requeue(self, conversation_id: str) -> QueueEntry:
+        """A listener hands the conversation back: waiting again, at its original arrival time.
+
+        Conflict if it has no queue entry.
+        """
+        ...
+
+    async def remove_from_queue(self, conversation_id: str) -> bool:
+        """Drop the entry, waiting or taken (abandon, close). False if there was none."""
+        ...
+
+
+class ListenerStore(Protocol):
+    async def add_listener(self, listener: Listener) -> None:
+        """Create an account; Conflict if the name exists."""
+        ...
+
+    async def get_listener(self, name: str) -> Listener | None: ...
+
+    async def list_listeners(self) -> list[Listener]:
+        """All accounts, by name."""
+        ...
+
+    async def update_listener(self, listener: Listener) -> bool:
+        """Replace an account (same name); False if there is none."""
+        ...
+
+    async def remove_listener(self, name: str) -> bool: ...
+
+
+class OutboxStore(Protocol):
+    async def outbox_put(self, item: OutboxItem) -> None:
+        """Add a pending item after the conversation's others; an id already present is ignored."""
+        ...
+
+    async def outbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 60) -> list[OutboxItem]:
+        """Claim up to ``limit`` items to deliver now: each the oldest pending item of its conversation.
+
+        Due means ``next_attempt_at <= now``; the items come earliest first, and each is returned with
+        ``next_attempt_at`` set to the end of its lease.
+        A claimed item is not due again for ``lease_seconds`` unless it is rescheduled: a worker that dies
+        mid-send lets another retry it later; two workers never get it at once.
+        """
+        ...
+
+    async def outbox_get(self, item_id: str) -> OutboxItem | None: ...
+
+    async def outbox_mark_sent(self, item_id: str, provider_message_id: str | None) -> bool:
+        """Delivered to the provider: the conversation's next item becomes due. False if not pending."""
+        ...
+
+    async def outbox_reschedule(
+        self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str
+    ) -> bool:
+        """Failed for now: try again at ``next_attempt_at`` (the conversation's next items wait)."""
+        ...
+
+    async def outbox_mark_failed(self, item_id: str, reason: str) -> bool:
+        """Given up: the conversation's next item becomes due. False if not pending."""
+        ...
+
+
+class TimerStore(Protocol):
+    async def set_timer(self, conversation_id: str, kind: str, due_at: datetime) -> None:
+        """Arm (or re-arm, replacing) the conversation's timer of this kind."""
+        ...
+
+    async def cancel_timers(self, conversation_id: str, kind: str | None = None) -> None:
+        """Disarm one kind, or every timer of the conversation when ``kind`` is None."""
+        ...
+
+    async def due_timers(self, now: datetime, limit: int = 100) -> list[Timer]:
+        """Timers with ``due_at <= now``, earliest first. Reading does not remove them."""
+        ...
+
+    async def timer_done(self, timer: Timer) -> bool:
+        """Remove a handled timer if it is still armed as read (not re-armed since).
+
+        True for exactly one caller: call it under the conversation's lock and act only when True.
+        """
+        ...
+
+
+class Subscription(Protocol):
+    """Events published after :meth:`EventStore.subscribe` returned, in order. Close it when done."""
+
+    def __aiter__(self) -> Subscription: ...
+
+    async def __anext__(self) -> Event:
+        """The next event, waiting for it; StopAsyncIteration once closed."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+
+class EventStore(Protocol):
+    async def publish(self, event: Event) -> None:
+        """Send a JSON-able event to every subscriber (every gateway instance with Redis)."""
+        ...
+
+    async def subscribe(self) -> Subscription: ...
+
+
+class LockStore(Protocol):
+    def lock(self, conversation_id: str, timeout: float = 10.0) -> AbstractAsyncContextManager[None]:
+        """Hold while processing one message of the conversation, so messages never interleave.
+
+        Not re-entrant: a holder that asks again for the same conversation waits for itself until the
+        timeout. StoreError if it cannot be had within ``timeout`` seconds.
+        """
+        ...
+
+
+class Store(
+    ConversationStore,
+    TranscriptStore,
+    DedupeStore,
+    QueueStore,
+    ListenerStore,
+    OutboxStore,
+    TimerStore,
+    EventStore,
+    LockStore,
+    Protocol,
+):
+    async def ping(self) -> None:
+        """Raise StoreError unless the store answers (readiness probe)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and threads; safe to call twice."""
+        ...
+
+
+async def open_store(url: str) -> Store:
+    """Open (and for SQLite create) the store named by ``url``; ConfigError for an unknown scheme."""
+    if url.startswith("sqlite:///"):
+        from gateway.store.sqlite import SqliteStore
+
+        return await SqliteStore.open(url)
+    if url.startswith(("redis://", "rediss://")):
+        from gateway.store.redis import RedisStore
+
+        return await RedisStore.open(url)
+    raise ConfigError("the store URL must start with sqlite:/// or redis://")

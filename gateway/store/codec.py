@@ -1,0 +1,170 @@
+"""JSON encoding of the store's records, shared by both implementations.
+
+Datetimes travel as ISO 8601 text in UTC, or as integer microseconds since the epoch where a store must sort or
+compare them (SQLite columns, Redis scores). A naive datetime is a programming error and raises ValueError
+before anything is written. A record that cannot be decoded raises StoreError naming the record kind only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from gateway.conversation import Conversation, Priority, Status
+from gateway.errors import StoreError
+from gateway.messages import Attachment, ChannelName, Choice
+from gateway.store import (
+    Author,
+    Delivery,
+    Listener,
+    OutboxItem,
+    OutboxStatus,
+    QueueEntry,
+    TranscriptEntry,
+)
+
+T = TypeVar("T")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_us(moment: datetime) -> int:
+    """Microseconds since the epoch: exact, sortable."""
+    if moment.tzinfo is None:
+        raise ValueError("the store needs aware datetimes (UTC), got a naive one")
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
+
+
+def _text(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        raise ValueError("the store needs aware datetimes (UTC), got a naive one")
+    return moment.astimezone(UTC).isoformat()
+
+
+def _moment(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _required(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def dumps(data: dict[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def loads(kind: str, raw: str | bytes, decode: Callable[[dict[str, Any]], T]) -> T:
+    """Decode one stored record; StoreError (naming only the kind) if it is corrupt."""
+    try:
+        return decode(json.loads(raw))
+    except (ValueError, KeyError, TypeError) as error:
+        raise StoreError(f"a stored {kind} record cannot be read ({type(error).__name__})") from None
+
+
+def encode_conversation(conversation: Conversation) -> dict[str, Any]:
+    data = asdict(conversation)
+    for name in ("created_at", "updated_at", "last_inbound_at", "queued_at", "closed_at"):
+        data[name] = _text(data[name])
+    data["summary"] = [[label, value] for label, value in conversation.summary]
+    return data
+
+
+def decode_conversation(data: dict[str, Any]) -> Conversation:
+    return Conversation(
+        id=data["id"],
+        channel=ChannelName(data["channel"]),
+        sender=data["sender"],
+        pseudonym=data["pseudonym"],
+        created_at=_required(data["created_at"]),
+        updated_at=_required(data["updated_at"]),
+        status=Status(data["status"]),
+        engine=dict(data["engine"]),
+        flow_version=data["flow_version"],
+        queue=data["queue"],
+        priority=Priority(data["priority"]),
+        summary=[(str(label), str(value)) for label, value in data["summary"]],
+        route=data.get("route"),  # records written before the field existed have none
+        listener=data["listener"],
+        outcome=data["outcome"],
+        last_inbound_at=_moment(data["last_inbound_at"]),
+        queued_at=_moment(data["queued_at"]),
+        closed_at=_moment(data["closed_at"]),
+    )
+
+
+def encode_entry(entry: TranscriptEntry) -> dict[str, Any]:
+    data = asdict(entry)
+    data["at"] = _text(entry.at)
+    return data
+
+
+def decode_entry(data: dict[str, Any]) -> TranscriptEntry:
+    return TranscriptEntry(
+        id=data["id"],
+        conversation_id=data["conversation_id"],
+        at=_required(data["at"]),
+        author=Author(data["author"]),
+        text=data["text"],
+        choices=tuple(Choice(**choice) for choice in data["choices"]),
+        attachments=tuple(Attachment(**attachment) for attachment in data["attachments"]),
+        delivery=Delivery(data["delivery"]),
+        provider_message_id=data["provider_message_id"],
+    )
+
+
+def encode_queue_entry(entry: QueueEntry) -> dict[str, Any]:
+    return {**asdict(entry), "at": _text(entry.at)}
+
+
+def decode_queue_entry(data: dict[str, Any]) -> QueueEntry:
+    return QueueEntry(
+        conversation_id=data["conversation_id"],
+        queue=data["queue"],
+        priority=Priority(data["priority"]),
+        at=_required(data["at"]),
+        taken_by=data["taken_by"],
+    )
+
+
+def encode_listener(listener: Listener) -> dict[str, Any]:
+    return {**asdict(listener), "created_at": _text(listener.created_at)}
+
+
+def decode_listener(data: dict[str, Any]) -> Listener:
+    return Listener(
+        name=data["name"],
+        password_hash=data["password_hash"],
+        supervisor=bool(data["supervisor"]),
+        capacity=int(data["capacity"]),
+        created_at=_moment(data["created_at"]),
+    )
+
+
+def encode_outbox(item: OutboxItem) -> dict[str, Any]:
+    data = asdict(item)
+    data["created_at"] = _text(item.created_at)
+    data["next_attempt_at"] = _text(item.next_attempt_at or item.created_at)
+    return data
+
+
+def decode_outbox(data: dict[str, Any]) -> OutboxItem:
+    return OutboxItem(
+        id=data["id"],
+        conversation_id=data["conversation_id"],
+        payload=dict(data["payload"]),
+        created_at=_required(data["created_at"]),
+        next_attempt_at=_moment(data["next_attempt_at"]),
+        attempts=int(data["attempts"]),
+        last_error=data["last_error"],
+        status=OutboxStatus(data["status"]),
+        provider_message_id=data["provider_message_id"],
+    )

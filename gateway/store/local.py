@@ -1,0 +1,119 @@
+"""Events and per-conversation locks inside one process: what the SQLite store offers in place of Redis.
+
+:class:`LocalEvents` fans each published event out to every open subscription through its own bounded
+``asyncio.Queue``: no background task, so nothing to leak; closing a subscription unregisters it and wakes a
+reader waiting on it. :class:`LocalLocks` keeps one ``asyncio.Lock`` per conversation only while somebody
+holds or waits for it, so the table does not grow with the number of conversations ever seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Self
+
+from gateway.errors import StoreError
+from gateway.store import Event
+from gateway.store.codec import dumps
+
+SUBSCRIBER_BUFFER = 1000  # events kept for a slow subscriber; beyond, the oldest are dropped
+
+
+class LocalEvents:
+    """Publish/subscribe within the process."""
+
+    def __init__(self) -> None:
+        self._subscriptions: set[LocalSubscription] = set()
+
+    def publish(self, event: Event) -> None:
+        copy: Event = json.loads(dumps(event))  # JSON-able like with Redis; no subscriber shares the dict
+        for subscription in self._subscriptions:
+            subscription.deliver(copy)
+
+    def subscribe(self) -> LocalSubscription:
+        subscription = LocalSubscription(self._subscriptions)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    async def close(self) -> None:
+        for subscription in list(self._subscriptions):
+            await subscription.aclose()
+
+
+class LocalSubscription:
+    """One subscriber's buffer of events."""
+
+    def __init__(self, registry: set[LocalSubscription]) -> None:
+        self._registry = registry
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=SUBSCRIBER_BUFFER + 1)
+        self._closed = False
+
+    def deliver(self, event: Event) -> None:
+        if self._queue.qsize() >= SUBSCRIBER_BUFFER:
+            self._queue.get_nowait()  # a stalled console loses the oldest events, never the gateway's memory
+        self._queue.put_nowait(event)
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._closed and self._queue.empty():
+            raise StopAsyncIteration
+        event = await self._queue.get()
+        if event is None:
+            raise StopAsyncIteration
+        return event
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._registry.discard(self)
+            self._queue.put_nowait(None)  # wakes a reader waiting in __anext__
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+@dataclass
+class _LockEntry:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0  # holders and waiters; the entry goes when it falls to 0
+
+
+class LocalLocks:
+    """One lock per conversation id, created on demand and dropped when unused."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, _LockEntry] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @asynccontextmanager
+    async def lock(self, conversation_id: str, timeout: float) -> AsyncIterator[None]:
+        entry = self._entries.setdefault(conversation_id, _LockEntry())
+        entry.users += 1
+        try:
+            await self._acquire(entry.lock, conversation_id, timeout)
+            try:
+                yield
+            finally:
+                entry.lock.release()
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._entries[conversation_id]
+
+    @staticmethod
+    async def _acquire(lock: asyncio.Lock, conversation_id: str, timeout: float) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                await lock.acquire()
+        except TimeoutError:
+            raise StoreError(f"timed out waiting for the lock of conversation {conversation_id}") from None

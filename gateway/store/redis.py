@@ -1,0 +1,501 @@
+"""The shared store: one standalone Redis (not Cluster) behind several gateway instances.
+
+Every key starts with ``hg:``. Each operation that reads then writes runs as one Lua script, so it is atomic
+against every other instance; the scripts build some key names from their arguments, which standalone Redis
+allows (Cluster would not). Layout:
+
+    hg:conv:<id>                 the conversation record (JSON)
+    hg:active:<sha256>           id of the active conversation of a (channel, sender): the address is hashed,
+                                 so no key names a young person
+    hg:status:<status>           set of conversation ids        hg:created  ids scored by creation (µs)
+    hg:entry:<id>                transcript entry: data (JSON), delivery, pmid
+    hg:transcript:<conv>         list of entry ids               hg:provider:<pmid>  entry id
+    hg:seen:<key>                processed inbound ids, expiring (SET NX PXAT)
+    hg:queue:entries             hash conversation id → entry (JSON, with its ordering ``member``)
+    hg:queue:waiting:<queue>     waiting members "rank:arrival µs:sequence:id", ordered lexicographically
+    hg:listeners                 hash name → account (JSON)
+    hg:outbox:item:<id>          hash of one item             hg:outbox:conv:<conv>  pending ids by put order
+    hg:outbox:heads              conversations scored by when their first pending item is due
+    hg:timers                    ["conv", "kind"] scored by due time (µs)   hg:timers:<conv>  its members
+    hg:lock:<conv>               the conversation lock          hg:events  the pub/sub channel
+
+The conversation lock is a lease of ``LOCK_LEASE_MS`` (30 s): processing one message takes milliseconds, and a
+crashed instance blocks its conversations for 30 s at most. The holder is checked by a random token on
+release, so an expired holder never frees somebody else's lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import json
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
+
+from gateway.conversation import Conversation, Priority, Status
+from gateway.errors import Conflict, StoreError
+from gateway.messages import ChannelName
+from gateway.store import (
+    Delivery,
+    Event,
+    Listener,
+    OutboxItem,
+    OutboxStatus,
+    QueueEntry,
+    Timer,
+    TranscriptEntry,
+)
+from gateway.store.codec import (
+    decode_conversation,
+    decode_entry,
+    decode_listener,
+    decode_queue_entry,
+    dumps,
+    encode_conversation,
+    encode_entry,
+    encode_listener,
+    encode_queue_entry,
+    from_us,
+    loads,
+    to_us,
+)
+from gateway.store.redis_lua import SCRIPTS
+
+P = ParamSpec("P")
+R = TypeVar("R")
+PREFIX = "hg:"
+EVENTS_CHANNEL = PREFIX + "events"
+LOCK_LEASE_MS = 30_000
+RESOLVED_OUTBOX_KEPT = timedelta(days=7)  # sent and failed outbox items expire after this
+
+def _guarded(
+    method: Callable[Concatenate[RedisStore, P], Awaitable[R]],
+) -> Callable[Concatenate[RedisStore, P], Coroutine[Any, Any, R]]:
+    """Refuse calls after close; map redis-py's errors to StoreError (they name no value or message text)."""
+
+    @functools.wraps(method)
+    async def guarded(store: RedisStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        if store.closed:
+            raise StoreError("the redis store is closed")
+        try:
+            return await method(store, *args, **kwargs)
+        except RedisError as error:
+            raise StoreError(f"redis: {type(error).__name__}: {error}") from error
+
+    return guarded
+
+
+def _text(value: bytes | str) -> str:
+    """redis-py types replies as bytes or str; with ``decode_responses`` they are str."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _texts(values: Any) -> list[str]:
+    return [_text(value) for value in values]
+
+
+def _key(*parts: str) -> str:
+    return PREFIX + ":".join(parts)
+
+
+def _active_key(channel: ChannelName, sender: str) -> str:
+    digest = hashlib.sha256(f"{channel}\n{sender}".encode()).hexdigest()
+    return _key("active", digest)
+
+
+class RedisStore:
+    """The :class:`~gateway.store.Store` on Redis."""
+
+    def __init__(self, client: Redis) -> None:
+        self._redis = client
+        self._scripts = {name: client.register_script(source) for name, source in SCRIPTS.items()}
+        self._closed = False
+
+    @classmethod
+    async def open(cls, url: str) -> RedisStore:
+        store = cls(Redis.from_url(url, decode_responses=True))
+        try:
+            await store.ping()
+        except StoreError:
+            await store.close()
+            raise
+        return store
+
+    async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        return await self._scripts[name](keys=keys, args=args)
+
+    @_guarded
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._redis.aclose()
+
+    # Conversations
+
+    @_guarded
+    async def active_conversation(
+        self, channel: ChannelName, sender: str, now: datetime
+    ) -> tuple[Conversation, bool]:
+        fresh = Conversation.start(channel, sender, now)
+        args = [PREFIX, fresh.id, dumps(encode_conversation(fresh)), to_us(now), str(fresh.status)]
+        created, raw = await self._script("active_conversation", [_active_key(channel, sender)], args)
+        return loads("conversation", raw, decode_conversation), created == 1
+
+    @_guarded
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        raw = await self._redis.get(_key("conv", conversation_id))
+        return None if raw is None else loads("conversation", raw, decode_conversation)
+
+    @_guarded
+    async def save_conversation(self, conversation: Conversation) -> None:
+        c = conversation
+        args = [PREFIX, c.id, dumps(encode_conversation(c)), to_us(c.created_at), str(c.status),
+                "1" if c.active else "0", *(str(status) for status in Status)]  # fmt: skip
+        if await self._script("save_conversation", [_active_key(c.channel, c.sender)], args) == 0:
+            raise Conflict("another conversation of this sender is already active")
+
+    @_guarded
+    async def conversations_by_status(self, status: Status) -> list[Conversation]:
+        ids = _texts(await self._redis.smembers(_key("status", str(status))))
+        found = await self._conversations(sorted(ids))
+        return sorted(found, key=lambda c: (c.created_at, c.id))
+
+    @_guarded
+    async def list_conversations(self, since: datetime, until: datetime) -> list[Conversation]:
+        ids = await self._redis.zrangebyscore(_key("created"), to_us(since), f"({to_us(until)}")
+        return await self._conversations(_texts(ids))
+
+    async def _conversations(self, ids: list[str]) -> list[Conversation]:
+        if not ids:
+            return []
+        raws = await self._redis.mget([_key("conv", i) for i in ids])
+        return [loads("conversation", raw, decode_conversation) for raw in raws if raw is not None]
+
+    # Transcripts
+
+    @_guarded
+    async def append_transcript(self, entry: TranscriptEntry) -> None:
+        keys = [_key("entry", entry.id), _key("transcript", entry.conversation_id)]
+        args = [PREFIX, entry.id, dumps(encode_entry(entry)), str(entry.delivery),
+                entry.provider_message_id or ""]  # fmt: skip
+        await self._script("append_entry", keys, args)
+
+    @_guarded
+    async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
+        ids = _texts(await self._redis.lrange(_key("transcript", conversation_id), 0, -1))
+        return [entry for entry in await self._entries(ids) if entry is not None]
+
+    async def _entries(self, ids: list[str]) -> list[TranscriptEntry | None]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for entry_id in ids:
+                pipe.hgetall(_key("entry", entry_id))
+            fields = await pipe.execute()
+        return [_entry(found) if found else None for found in fields]
+
+    @_guarded
+    async def set_delivery(
+        self, entry_id: str, delivery: Delivery, provider_message_id: str | None = None
+    ) -> bool:
+        args = [PREFIX, entry_id, str(delivery), provider_message_id or ""]
+        return bool(await self._script("set_delivery", [_key("entry", entry_id)], args) == 1)
+
+    @_guarded
+    async def find_by_provider_id(self, provider_message_id: str) -> TranscriptEntry | None:
+        entry_id = await self._redis.get(_key("provider", provider_message_id))
+        return None if entry_id is None else (await self._entries([_text(entry_id)]))[0]
+
+    # De-duplication
+
+    @_guarded
+    async def first_seen(self, key: str, ttl_seconds: int, *, now: datetime | None = None) -> bool:
+        expires_ms = to_us(now or datetime.now(UTC)) // 1000 + ttl_seconds * 1000
+        return bool(await self._redis.set(_key("seen", key), "1", nx=True, pxat=expires_ms))
+
+    # The waiting queue
+
+    @_guarded
+    async def enqueue(self, conversation_id: str, queue: str, priority: Priority, at: datetime) -> None:
+        entry = encode_queue_entry(QueueEntry(conversation_id, queue, priority, at))
+        keys = [_key("queue", "entries"), _key("queue", "seq"), _key("queue", "names")]
+        args = [PREFIX, conversation_id, queue, str(priority.rank), f"{to_us(at):020d}", dumps(entry)]
+        await self._script("enqueue", keys, args)
+
+    @_guarded
+    async def waiting(self, queue: str | None = None) -> list[QueueEntry]:
+        names = [queue] if queue is not None else _texts(await self._redis.smembers(_key("queue", "names")))
+        members: list[str] = []
+        for name in names:
+            members.extend(_texts(await self._redis.zrange(_key("queue", "waiting", name), 0, -1)))
+        ids = [member.split(":", 3)[3] for member in sorted(members)]
+        if not ids:
+            return []
+        raws = await self._redis.hmget(_key("queue", "entries"), ids)
+        return [loads("queue", raw, decode_queue_entry) for raw in raws if raw is not None]
+
+    @_guarded
+    async def position(self, conversation_id: str) -> int | None:
+        raw = await self._redis.hget(_key("queue", "entries"), conversation_id)
+        if raw is None:
+            return None
+        entry = json.loads(raw)
+        rank = await self._redis.zrank(_key("queue", "waiting", entry["queue"]), entry["member"])
+        return None if rank is None else int(str(rank)) + 1
+
+    @_guarded
+    async def take(self, conversation_id: str, listener: str) -> QueueEntry:
+        if not listener:
+            raise ValueError("take needs a listener name")
+        entry = await self._take_or_requeue(conversation_id, listener)
+        if entry is None:
+            raise Conflict(f"conversation {conversation_id} is not waiting in a queue")
+        return entry
+
+    @_guarded
+    async def requeue(self, conversation_id: str) -> QueueEntry:
+        entry = await self._take_or_requeue(conversation_id, "")
+        if entry is None:
+            raise Conflict(f"conversation {conversation_id} has no queue entry")
+        return entry
+
+    async def _take_or_requeue(self, conversation_id: str, listener: str) -> QueueEntry | None:
+        args = [PREFIX, conversation_id, listener]
+        raw = await self._script("take_or_requeue", [_key("queue", "entries")], args)
+        return None if raw is None else loads("queue", raw, decode_queue_entry)
+
+    @_guarded
+    async def remove_from_queue(self, conversation_id: str) -> bool:
+        args = [PREFIX, conversation_id]
+        return bool(await self._script("remove_from_queue", [_key("queue", "entries")], args) == 1)
+
+    # Listener accounts
+
+    @_guarded
+    async def add_listener(self, listener: Listener) -> None:
+        if not await self._redis.hsetnx(_key("listeners"), listener.name, dumps(encode_listener(listener))):
+            raise Conflict(f"a listener named {listener.name!r} already exists")
+
+    @_guarded
+    async def get_listener(self, name: str) -> Listener | None:
+        raw = await self._redis.hget(_key("listeners"), name)
+        return None if raw is None else loads("listener", raw, decode_listener)
+
+    @_guarded
+    async def list_listeners(self) -> list[Listener]:
+        accounts = await self._redis.hgetall(_key("listeners"))
+        return [loads("listener", accounts[name], decode_listener) for name in sorted(accounts)]
+
+    @_guarded
+    async def update_listener(self, listener: Listener) -> bool:
+        args = [listener.name, dumps(encode_listener(listener))]
+        return bool(await self._script("update_listener", [_key("listeners")], args) == 1)
+
+    @_guarded
+    async def remove_listener(self, name: str) -> bool:
+        return bool(await self._redis.hdel(_key("listeners"), name) == 1)
+
+    # The outbox
+
+    @_guarded
+    async def outbox_put(self, item: OutboxItem) -> None:
+        keys = [_key("outbox", "item", item.id), _key("outbox", "conv", item.conversation_id),
+                _key("outbox", "heads"), _key("outbox", "seq")]  # fmt: skip
+        args = [item.id, item.conversation_id, dumps(item.payload), to_us(item.created_at),
+                to_us(item.next_attempt_at or item.created_at)]  # fmt: skip
+        await self._script("outbox_put", keys, args)
+
+    @_guarded
+    async def outbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 60) -> list[OutboxItem]:
+        lease_end = to_us(now) + lease_seconds * 1_000_000
+        args = [PREFIX, to_us(now), limit, lease_end]
+        ids = await self._script("outbox_due", [_key("outbox", "heads")], args)
+        items = [await self._outbox_item(item_id) for item_id in ids]
+        return [item for item in items if item is not None]
+
+    @_guarded
+    async def outbox_get(self, item_id: str) -> OutboxItem | None:
+        return await self._outbox_item(item_id)
+
+    async def _outbox_item(self, item_id: str) -> OutboxItem | None:
+        found = await self._redis.hgetall(_key("outbox", "item", item_id))
+        return _outbox_item({_text(k): _text(v) for k, v in found.items()}) if found else None
+
+    @_guarded
+    async def outbox_mark_sent(self, item_id: str, provider_message_id: str | None) -> bool:
+        field = "" if provider_message_id is None else "pmid"
+        return await self._resolve(item_id, OutboxStatus.SENT, field, provider_message_id or "")
+
+    @_guarded
+    async def outbox_reschedule(
+        self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str
+    ) -> bool:
+        keys = [_key("outbox", "item", item_id), _key("outbox", "heads")]
+        args = [PREFIX, item_id, to_us(next_attempt_at), attempts, last_error]
+        return bool(await self._script("outbox_reschedule", keys, args) == 1)
+
+    @_guarded
+    async def outbox_mark_failed(self, item_id: str, reason: str) -> bool:
+        return await self._resolve(item_id, OutboxStatus.FAILED, "last_error", reason)
+
+    async def _resolve(self, item_id: str, status: OutboxStatus, field: str, value: str) -> bool:
+        keys = [_key("outbox", "item", item_id), _key("outbox", "heads")]
+        kept = int(RESOLVED_OUTBOX_KEPT.total_seconds())
+        args = [PREFIX, item_id, str(status), field, value, kept]
+        return bool(await self._script("outbox_resolve", keys, args) == 1)
+
+    # Timers
+
+    @_guarded
+    async def set_timer(self, conversation_id: str, kind: str, due_at: datetime) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            member = _timer_member(conversation_id, kind)
+            pipe.zadd(_key("timers"), {member: to_us(due_at)})
+            pipe.sadd(_key("timers", conversation_id), member)
+            await pipe.execute()
+
+    @_guarded
+    async def cancel_timers(self, conversation_id: str, kind: str | None = None) -> None:
+        keys = [_key("timers"), _key("timers", conversation_id)]
+        members = [] if kind is None else [_timer_member(conversation_id, kind)]
+        await self._script("cancel_timers", keys, members)
+
+    @_guarded
+    async def due_timers(self, now: datetime, limit: int = 100) -> list[Timer]:
+        found = await self._redis.zrangebyscore(
+            _key("timers"), "-inf", to_us(now), start=0, num=limit, withscores=True
+        )
+        pairs: list[tuple[str, float]] = list(found)  # type: ignore[arg-type]  # withscores=True gives pairs
+        return [_timer(member, score) for member, score in pairs]
+
+    @_guarded
+    async def timer_done(self, timer: Timer) -> bool:
+        keys = [_key("timers"), _key("timers", timer.conversation_id)]
+        args = [_timer_member(timer.conversation_id, timer.kind), to_us(timer.due_at)]
+        return bool(await self._script("timer_done", keys, args) == 1)
+
+    # Events, across instances
+
+    @_guarded
+    async def publish(self, event: Event) -> None:
+        await self._redis.publish(EVENTS_CHANNEL, dumps(event))
+
+    @_guarded
+    async def subscribe(self) -> _RedisSubscription:
+        return await _RedisSubscription.start(self._redis.pubsub())
+
+    # Per-conversation locks, across instances
+
+    @asynccontextmanager
+    async def lock(self, conversation_id: str, timeout: float = 10.0) -> AsyncIterator[None]:
+        if self._closed:
+            raise StoreError("the redis store is closed")
+        key, token = _key("lock", conversation_id), secrets.token_hex(16)
+        try:
+            await self._acquire(key, token, timeout, conversation_id)
+            try:
+                yield
+            finally:
+                await self._script("unlock", [key], [token])
+        except RedisError as error:
+            raise StoreError(f"redis: {type(error).__name__}: {error}") from error
+
+    async def _acquire(self, key: str, token: str, timeout: float, conversation_id: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline, pause = loop.time() + timeout, 0.002
+        while not await self._redis.set(key, token, nx=True, px=LOCK_LEASE_MS):
+            if loop.time() >= deadline:
+                raise StoreError(f"timed out waiting for the lock of conversation {conversation_id}")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+
+def _entry(found: dict[str, str]) -> TranscriptEntry:
+    entry = loads("transcript", found["data"], decode_entry)
+    return replace(entry, delivery=Delivery(found["delivery"]), provider_message_id=found.get("pmid"))
+
+
+def _outbox_item(found: dict[str, str]) -> OutboxItem:
+    return OutboxItem(
+        id=found["id"],
+        conversation_id=found["conv"],
+        payload=loads("outbox", found["payload"], dict),
+        created_at=from_us(int(found["created_us"])),
+        next_attempt_at=from_us(int(found["next_us"])),
+        attempts=int(found["attempts"]),
+        last_error=found.get("last_error"),
+        status=OutboxStatus(found["status"]),
+        provider_message_id=found.get("pmid"),
+    )
+
+
+def _timer_member(conversation_id: str, kind: str) -> str:
+    return json.dumps([conversation_id, kind])
+
+
+def _timer(member: str, score: float) -> Timer:
+    conversation_id, kind = json.loads(member)
+    return Timer(conversation_id, kind, from_us(int(score)))
+
+
+class _RedisSubscription:
+    """One Redis pub/sub connection on the events channel; closing it returns the connection."""
+
+    def __init__(self, pubsub: PubSub) -> None:
+        self._pubsub = pubsub
+        self._closed = False
+
+    @classmethod
+    async def start(cls, pubsub: PubSub) -> _RedisSubscription:
+        """Subscribe and wait for Redis to confirm, so every later publish reaches this subscription."""
+        subscription = cls(pubsub)
+        try:
+            await pubsub.subscribe(EVENTS_CHANNEL)
+            async with asyncio.timeout(10):
+                while (await pubsub.get_message(timeout=1.0) or {}).get("type") != "subscribe":
+                    pass
+        except BaseException:
+            await subscription.aclose()
+            raise
+        return subscription
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Event:
+        while not self._closed:
+            try:
+                message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+            except RedisError as error:
+                if self._closed:
+                    break
+                raise StoreError(f"redis: {type(error).__name__}: {error}") from error
+            if message is not None and message.get("type") == "message":
+                event: Event = json.loads(message["data"])
+                return event
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

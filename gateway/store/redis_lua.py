@@ -1,0 +1,210 @@
+"""The Lua scripts of the Redis store: every read-then-write operation, each atomic inside Redis.
+
+Scripts receive the key prefix as ``ARGV[1]`` where they build key names (standalone Redis only). Values that
+must sort or compare exactly (microseconds since the epoch) travel as integers, never through ``cjson``, which
+would print large numbers in exponent form; ``cjson`` only carries the queue entries, whose values are text.
+"""
+
+from __future__ import annotations
+
+_ACTIVE_CONVERSATION = """
+local id = redis.call('GET', KEYS[1])
+if id then
+  local raw = redis.call('GET', ARGV[1] .. 'conv:' .. id)
+  if raw then return {0, raw} end
+end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('SET', ARGV[1] .. 'conv:' .. ARGV[2], ARGV[3])
+redis.call('SADD', ARGV[1] .. 'status:' .. ARGV[5], ARGV[2])
+redis.call('ZADD', ARGV[1] .. 'created', ARGV[4], ARGV[2])
+return {1, ARGV[3]}
+"""
+
+# ARGV: prefix, id, json, created µs, status, '1' if active, then every status name.
+_SAVE_CONVERSATION = """
+local current = redis.call('GET', KEYS[1])
+if ARGV[6] == '1' then
+  if current and current ~= ARGV[2] and redis.call('EXISTS', ARGV[1] .. 'conv:' .. current) == 1 then
+    return 0
+  end
+  redis.call('SET', KEYS[1], ARGV[2])
+elseif current == ARGV[2] then
+  redis.call('DEL', KEYS[1])
+end
+redis.call('SET', ARGV[1] .. 'conv:' .. ARGV[2], ARGV[3])
+for i = 7, #ARGV do redis.call('SREM', ARGV[1] .. 'status:' .. ARGV[i], ARGV[2]) end
+redis.call('SADD', ARGV[1] .. 'status:' .. ARGV[5], ARGV[2])
+redis.call('ZADD', ARGV[1] .. 'created', ARGV[4], ARGV[2])
+return 1
+"""
+
+# KEYS: entry hash, conversation's list. ARGV: prefix, id, data, delivery, provider id or ''.
+_APPEND_ENTRY = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'data', ARGV[3], 'delivery', ARGV[4])
+redis.call('RPUSH', KEYS[2], ARGV[2])
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[1], 'pmid', ARGV[5])
+  redis.call('SET', ARGV[1] .. 'provider:' .. ARGV[5], ARGV[2])
+end
+return 1
+"""
+
+_SET_DELIVERY = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'delivery', ARGV[3])
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'pmid', ARGV[4])
+  redis.call('SET', ARGV[1] .. 'provider:' .. ARGV[4], ARGV[2])
+end
+return 1
+"""
+
+# KEYS: entries, sequence, queue names. ARGV: prefix, id, queue, rank, arrival µs (20 digits), entry JSON.
+_ENQUEUE = """
+local old = redis.call('HGET', KEYS[1], ARGV[2])
+if old then
+  local e = cjson.decode(old)
+  redis.call('ZREM', ARGV[1] .. 'queue:waiting:' .. e['queue'], e['member'])
+end
+local seq = redis.call('INCR', KEYS[2])
+local member = ARGV[4] .. ':' .. ARGV[5] .. ':' .. string.format('%012d', seq) .. ':' .. ARGV[2]
+local entry = cjson.decode(ARGV[6])
+entry['member'] = member
+redis.call('HSET', KEYS[1], ARGV[2], cjson.encode(entry))
+redis.call('ZADD', ARGV[1] .. 'queue:waiting:' .. ARGV[3], 0, member)
+redis.call('SADD', KEYS[3], ARGV[3])
+return 1
+"""
+
+# ARGV: prefix, id, listener ('' to hand back). Returns the entry, or false when the change is not allowed.
+_TAKE_OR_REQUEUE = """
+local raw = redis.call('HGET', KEYS[1], ARGV[2])
+if not raw then return false end
+local e = cjson.decode(raw)
+local waiting = ARGV[1] .. 'queue:waiting:' .. e['queue']
+if ARGV[3] ~= '' then
+  if e['taken_by'] ~= cjson.null then return false end
+  redis.call('ZREM', waiting, e['member'])
+  e['taken_by'] = ARGV[3]
+elseif e['taken_by'] ~= cjson.null then
+  redis.call('ZADD', waiting, 0, e['member'])
+  e['taken_by'] = cjson.null
+end
+raw = cjson.encode(e)
+redis.call('HSET', KEYS[1], ARGV[2], raw)
+return raw
+"""
+
+_REMOVE_FROM_QUEUE = """
+local raw = redis.call('HGET', KEYS[1], ARGV[2])
+if not raw then return 0 end
+local e = cjson.decode(raw)
+redis.call('ZREM', ARGV[1] .. 'queue:waiting:' .. e['queue'], e['member'])
+redis.call('HDEL', KEYS[1], ARGV[2])
+return 1
+"""
+
+_UPDATE_LISTENER = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+# KEYS: item, conversation's pending ids, heads, sequence. ARGV: id, conversation, payload, created, next.
+_OUTBOX_PUT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'conv', ARGV[2], 'payload', ARGV[3], 'created_us', ARGV[4],
+           'next_us', ARGV[5], 'attempts', 0, 'status', 'pending')
+redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[4]), ARGV[1])
+if redis.call('ZCARD', KEYS[2]) == 1 then redis.call('ZADD', KEYS[3], ARGV[5], ARGV[2]) end
+return 1
+"""
+
+# KEYS: heads. ARGV: prefix, now µs, limit, lease end µs. Returns the claimed item ids.
+_OUTBOX_DUE = """
+local ids = {}
+for _, conv in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])) do
+  local head = redis.call('ZRANGE', ARGV[1] .. 'outbox:conv:' .. conv, 0, 0)[1]
+  if head then
+    redis.call('ZADD', KEYS[1], ARGV[4], conv)
+    redis.call('HSET', ARGV[1] .. 'outbox:item:' .. head, 'next_us', ARGV[4])
+    table.insert(ids, head)
+  else
+    redis.call('ZREM', KEYS[1], conv)
+  end
+end
+return ids
+"""
+
+# KEYS: item, heads. ARGV: prefix, id, status, field or '', value, seconds kept.
+_OUTBOX_RESOLVE = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end
+local conv = redis.call('HGET', KEYS[1], 'conv')
+redis.call('HSET', KEYS[1], 'status', ARGV[3])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], ARGV[4], ARGV[5]) end
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+local pending = ARGV[1] .. 'outbox:conv:' .. conv
+redis.call('ZREM', pending, ARGV[2])
+local head = redis.call('ZRANGE', pending, 0, 0)[1]
+if head then
+  redis.call('ZADD', KEYS[2], redis.call('HGET', ARGV[1] .. 'outbox:item:' .. head, 'next_us'), conv)
+else
+  redis.call('ZREM', KEYS[2], conv)
+end
+return 1
+"""
+
+# KEYS: item, heads. ARGV: prefix, id, next µs, attempts, last error.
+_OUTBOX_RESCHEDULE = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end
+redis.call('HSET', KEYS[1], 'next_us', ARGV[3], 'attempts', ARGV[4], 'last_error', ARGV[5])
+local conv = redis.call('HGET', KEYS[1], 'conv')
+if redis.call('ZRANGE', ARGV[1] .. 'outbox:conv:' .. conv, 0, 0)[1] == ARGV[2] then
+  redis.call('ZADD', KEYS[2], ARGV[3], conv)
+end
+return 1
+"""
+
+# KEYS: timers, the conversation's timer members. ARGV: the member to cancel, or none for all.
+_CANCEL_TIMERS = """
+local members = ARGV
+if #ARGV == 0 then members = redis.call('SMEMBERS', KEYS[2]) end
+for _, member in ipairs(members) do
+  redis.call('ZREM', KEYS[1], member)
+  redis.call('SREM', KEYS[2], member)
+end
+return 1
+"""
+
+# KEYS: timers, the conversation's timer members. ARGV: member, due µs.
+_TIMER_DONE = """
+local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not due or tonumber(due) ~= tonumber(ARGV[2]) then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+"""
+
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+SCRIPTS = {
+    "active_conversation": _ACTIVE_CONVERSATION,
+    "save_conversation": _SAVE_CONVERSATION,
+    "append_entry": _APPEND_ENTRY,
+    "set_delivery": _SET_DELIVERY,
+    "enqueue": _ENQUEUE,
+    "take_or_requeue": _TAKE_OR_REQUEUE,
+    "remove_from_queue": _REMOVE_FROM_QUEUE,
+    "update_listener": _UPDATE_LISTENER,
+    "outbox_put": _OUTBOX_PUT,
+    "outbox_due": _OUTBOX_DUE,
+    "outbox_resolve": _OUTBOX_RESOLVE,
+    "outbox_reschedule": _OUTBOX_RESCHEDULE,
+    "cancel_timers": _CANCEL_TIMERS,
+    "timer_done": _TIMER_DONE,
+    "unlock": _UNLOCK,
+}

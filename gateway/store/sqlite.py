@@ -1,0 +1,523 @@
+"""The embedded store: one SQLite file, for a single gateway process.
+
+Why the standard ``sqlite3`` module and not ``aiosqlite``: aiosqlite is itself one worker thread owning one
+connection, fed from the event loop. Doing the same here takes a dozen lines (``_run``), adds no dependency,
+and makes every store method one plain synchronous function that runs as a single transaction on that thread.
+Because the thread runs one function at a time, the methods are atomic towards each other inside the process;
+write transactions start with ``BEGIN IMMEDIATE`` so a second process on the same file (the ``gateway`` CLI
+adding a listener) waits for the lock instead of interleaving.
+
+The file is in WAL mode with ``synchronous=FULL``: a committed message survives a power cut. Events and the
+per-conversation locks live in this process only, which is why several gateway instances need Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gateway.conversation import ACTIVE_STATUSES, Conversation, Priority, Status
+from gateway.errors import ConfigError, Conflict, StoreError
+from gateway.messages import ChannelName
+from gateway.store import (
+    Delivery,
+    Event,
+    Listener,
+    OutboxItem,
+    OutboxStatus,
+    QueueEntry,
+    Timer,
+    TranscriptEntry,
+)
+from gateway.store.codec import (
+    decode_conversation,
+    decode_entry,
+    dumps,
+    encode_conversation,
+    encode_entry,
+    from_us,
+    loads,
+    to_us,
+)
+from gateway.store.local import LocalEvents, LocalLocks, LocalSubscription
+
+T = TypeVar("T")
+RESOLVED_OUTBOX_KEPT = timedelta(days=7)  # sent and failed outbox rows are purged after this
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY, channel TEXT NOT NULL, sender TEXT NOT NULL, status TEXT NOT NULL,
+    created_us INTEGER NOT NULL, data TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS conversations_active ON conversations (channel, sender)
+    WHERE status IN ('bot', 'queued', 'with_listener');
+CREATE INDEX IF NOT EXISTS conversations_status ON conversations (status, created_us);
+CREATE INDEX IF NOT EXISTS conversations_created ON conversations (created_us);
+CREATE TABLE IF NOT EXISTS transcript (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, conversation_id TEXT NOT NULL,
+    delivery TEXT NOT NULL, provider_message_id TEXT, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS transcript_conversation ON transcript (conversation_id, seq);
+CREATE INDEX IF NOT EXISTS transcript_provider ON transcript (provider_message_id)
+    WHERE provider_message_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, expires_us INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS seen_expiry ON seen (expires_us);
+CREATE TABLE IF NOT EXISTS queue (
+    conversation_id TEXT PRIMARY KEY, queue TEXT NOT NULL, priority TEXT NOT NULL, rank INTEGER NOT NULL,
+    at_us INTEGER NOT NULL, seq INTEGER NOT NULL, taken_by TEXT);
+CREATE INDEX IF NOT EXISTS queue_order ON queue (queue, rank, at_us, seq) WHERE taken_by IS NULL;
+CREATE TABLE IF NOT EXISTS listeners (
+    name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, supervisor INTEGER NOT NULL,
+    capacity INTEGER NOT NULL, created_us INTEGER);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, conversation_id TEXT NOT NULL,
+    payload TEXT NOT NULL, created_us INTEGER NOT NULL, next_us INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, status TEXT NOT NULL DEFAULT 'pending',
+    provider_message_id TEXT);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (conversation_id, seq) WHERE status = 'pending';
+CREATE TABLE IF NOT EXISTS timers (
+    conversation_id TEXT NOT NULL, kind TEXT NOT NULL, due_us INTEGER NOT NULL,
+    PRIMARY KEY (conversation_id, kind));
+CREATE INDEX IF NOT EXISTS timers_due ON timers (due_us);
+"""
+
+_ACTIVE = tuple(str(status) for status in ACTIVE_STATUSES)
+_OUTBOX_COLUMNS = (
+    "id, conversation_id, payload, created_us, next_us, attempts, last_error, status, provider_message_id"
+)
+
+
+def path_from_url(url: str) -> Path:
+    """``sqlite:///var/x.sqlite3`` → ``var/x.sqlite3`` (relative); ``sqlite:////srv/x.sqlite3`` → absolute."""
+    path = url.removeprefix("sqlite:///")
+    if not path or path == url:
+        raise ConfigError("GATEWAY_STORE: a sqlite URL needs a file path, e.g. sqlite:///var/gateway.sqlite3")
+    return Path(path)
+
+
+@contextmanager
+def _writing(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction, taking the file's write lock at once."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.executescript(_SCHEMA)
+    return conn
+
+
+class SqliteStore:
+    """The :class:`~gateway.store.Store` on one SQLite file."""
+
+    def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
+        self._conn = conn
+        self._executor = executor
+        self._closed = False
+        self._events = LocalEvents()
+        self._locks = LocalLocks()
+
+    @classmethod
+    async def open(cls, url: str) -> SqliteStore:
+        path = path_from_url(url)
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-sqlite")
+        try:
+            conn = await asyncio.get_running_loop().run_in_executor(executor, _connect, path)
+        except (sqlite3.Error, OSError) as error:
+            executor.shutdown(wait=False)
+            raise StoreError(f"cannot open the sqlite store {path}: {error}") from error
+        return cls(conn, executor)
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` on the store's thread, the only one touching the connection."""
+        if self._closed:
+            raise StoreError("the sqlite store is closed")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, work, self._conn)
+        except sqlite3.Error as error:
+            raise StoreError(f"sqlite: {error}") from error
+
+    async def ping(self) -> None:
+        await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        await self._events.close()
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._conn.close)
+        self._closed = True
+        self._executor.shutdown(wait=False)
+
+    # Conversations
+
+    async def active_conversation(
+        self, channel: ChannelName, sender: str, now: datetime
+    ) -> tuple[Conversation, bool]:
+        def work(conn: sqlite3.Connection) -> tuple[Conversation, bool]:
+            with _writing(conn):
+                row = conn.execute(
+                    "SELECT data FROM conversations WHERE channel = ? AND sender = ? AND status IN (?, ?, ?)",
+                    (str(channel), sender, *_ACTIVE),
+                ).fetchone()
+                if row is not None:
+                    return loads("conversation", row["data"], decode_conversation), False
+                conversation = Conversation.start(channel, sender, now)
+                _write_conversation(conn, conversation)
+                return conversation, True
+
+        return await self._run(work)
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        rows = await self._select("SELECT data FROM conversations WHERE id = ?", (conversation_id,))
+        return loads("conversation", rows[0]["data"], decode_conversation) if rows else None
+
+    async def save_conversation(self, conversation: Conversation) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            with _writing(conn):
+                _write_conversation(conn, conversation)
+
+        try:
+            await self._run(work)
+        except StoreError as error:
+            if isinstance(error.__cause__, sqlite3.IntegrityError):
+                raise Conflict("another conversation of this sender is already active") from None
+            raise
+
+    async def conversations_by_status(self, status: Status) -> list[Conversation]:
+        rows = await self._select(
+            "SELECT data FROM conversations WHERE status = ? ORDER BY created_us, id", (str(status),)
+        )
+        return [loads("conversation", row["data"], decode_conversation) for row in rows]
+
+    async def list_conversations(self, since: datetime, until: datetime) -> list[Conversation]:
+        rows = await self._select(
+            "SELECT data FROM conversations WHERE created_us >= ? AND created_us < ? ORDER BY created_us, id",
+            (to_us(since), to_us(until)),
+        )
+        return [loads("conversation", row["data"], decode_conversation) for row in rows]
+
+    async def _select(self, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
+        return await self._run(lambda conn: conn.execute(sql, params).fetchall())
+
+    async def _change(self, sql: str, params: tuple[Any, ...]) -> int:
+        """One write statement in its own transaction; the number of rows it changed."""
+
+        def work(conn: sqlite3.Connection) -> int:
+            with _writing(conn):
+                return conn.execute(sql, params).rowcount
+
+        return await self._run(work)
+
+    # Transcripts
+
+    async def append_transcript(self, entry: TranscriptEntry) -> None:
+        await self._change(
+            "INSERT OR IGNORE INTO transcript (id, conversation_id, delivery, provider_message_id, data)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (entry.id, entry.conversation_id, str(entry.delivery), entry.provider_message_id,
+             dumps(encode_entry(entry))),
+        )  # fmt: skip
+
+    async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
+        rows = await self._select(
+            "SELECT * FROM transcript WHERE conversation_id = ? ORDER BY seq", (conversation_id,)
+        )
+        return [_entry(row) for row in rows]
+
+    async def set_delivery(
+        self, entry_id: str, delivery: Delivery, provider_message_id: str | None = None
+    ) -> bool:
+        changed = await self._change(
+            "UPDATE transcript SET delivery = ?, provider_message_id = COALESCE(?, provider_message_id)"
+            " WHERE id = ?",
+            (str(delivery), provider_message_id, entry_id),
+        )
+        return changed == 1
+
+    async def find_by_provider_id(self, provider_message_id: str) -> TranscriptEntry | None:
+        rows = await self._select(
+            "SELECT * FROM transcript WHERE provider_message_id = ? ORDER BY seq LIMIT 1",
+            (provider_message_id,),
+        )
+        return _entry(rows[0]) if rows else None
+
+    # De-duplication
+
+    async def first_seen(self, key: str, ttl_seconds: int, *, now: datetime | None = None) -> bool:
+        now_us = to_us(now or datetime.now(UTC))
+
+        def work(conn: sqlite3.Connection) -> bool:
+            with _writing(conn):
+                conn.execute("DELETE FROM seen WHERE expires_us <= ?", (now_us,))
+                cursor = conn.execute(
+                    "INSERT OR IGNORE INTO seen (key, expires_us) VALUES (?, ?)",
+                    (key, now_us + ttl_seconds * 1_000_000),
+                )
+                return cursor.rowcount == 1
+
+        return await self._run(work)
+
+    # The waiting queue
+
+    async def enqueue(self, conversation_id: str, queue: str, priority: Priority, at: datetime) -> None:
+        await self._change(
+            "INSERT OR REPLACE INTO queue (conversation_id, queue, priority, rank, at_us, seq, taken_by)"
+            " VALUES (?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM queue), NULL)",
+            (conversation_id, queue, str(priority), priority.rank, to_us(at)),
+        )
+
+    async def waiting(self, queue: str | None = None) -> list[QueueEntry]:
+        rows = await self._select(
+            "SELECT * FROM queue WHERE taken_by IS NULL AND (? IS NULL OR queue = ?)"
+            " ORDER BY rank, at_us, seq",
+            (queue, queue),
+        )
+        return [_queue_entry(row) for row in rows]
+
+    async def position(self, conversation_id: str) -> int | None:
+        def work(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(
+                "SELECT queue, rank, at_us, seq FROM queue WHERE conversation_id = ? AND taken_by IS NULL",
+                (conversation_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            ahead = conn.execute(
+                "SELECT COUNT(*) FROM queue WHERE queue = ? AND taken_by IS NULL"
+                " AND (rank, at_us, seq) < (?, ?, ?)",
+                tuple(row),
+            ).fetchone()
+            return int(ahead[0]) + 1
+
+        return await self._run(work)
+
+    async def take(self, conversation_id: str, listener: str) -> QueueEntry:
+        entry = await self._update_entry(
+            conversation_id, "UPDATE queue SET taken_by = ? WHERE conversation_id = ? AND taken_by IS NULL",
+            (listener, conversation_id),
+        )  # fmt: skip
+        if entry is None:
+            raise Conflict(f"conversation {conversation_id} is not waiting in a queue")
+        return entry
+
+    async def requeue(self, conversation_id: str) -> QueueEntry:
+        entry = await self._update_entry(
+            conversation_id, "UPDATE queue SET taken_by = NULL WHERE conversation_id = ?", (conversation_id,)
+        )
+        if entry is None:
+            raise Conflict(f"conversation {conversation_id} has no queue entry")
+        return entry
+
+    async def _update_entry(
+        self, conversation_id: str, sql: str, params: tuple[Any, ...]
+    ) -> QueueEntry | None:
+        """Run an UPDATE on one queue row; the row afterwards, or None if nothing matched."""
+
+        def work(conn: sqlite3.Connection) -> QueueEntry | None:
+            with _writing(conn):
+                if conn.execute(sql, params).rowcount != 1:
+                    return None
+                row = conn.execute("SELECT * FROM queue WHERE conversation_id = ?", (conversation_id,))
+                return _queue_entry(row.fetchone())
+
+        return await self._run(work)
+
+    async def remove_from_queue(self, conversation_id: str) -> bool:
+        return await self._change("DELETE FROM queue WHERE conversation_id = ?", (conversation_id,)) == 1
+
+    # Listener accounts
+
+    async def add_listener(self, listener: Listener) -> None:
+        changed = await self._change(
+            "INSERT OR IGNORE INTO listeners (name, password_hash, supervisor, capacity, created_us)"
+            " VALUES (?, ?, ?, ?, ?)",
+            _listener_row(listener),
+        )
+        if changed != 1:
+            raise Conflict(f"a listener named {listener.name!r} already exists")
+
+    async def get_listener(self, name: str) -> Listener | None:
+        rows = await self._select("SELECT * FROM listeners WHERE name = ?", (name,))
+        return _listener(rows[0]) if rows else None
+
+    async def list_listeners(self) -> list[Listener]:
+        return [_listener(row) for row in await self._select("SELECT * FROM listeners ORDER BY name", ())]
+
+    async def update_listener(self, listener: Listener) -> bool:
+        name, *rest = _listener_row(listener)
+        changed = await self._change(
+            "UPDATE listeners SET password_hash = ?, supervisor = ?, capacity = ?, created_us = ?"
+            " WHERE name = ?",
+            (*rest, name),
+        )
+        return changed == 1
+
+    async def remove_listener(self, name: str) -> bool:
+        return await self._change("DELETE FROM listeners WHERE name = ?", (name,)) == 1
+
+    # The outbox
+
+    async def outbox_put(self, item: OutboxItem) -> None:
+        await self._change(
+            "INSERT OR IGNORE INTO outbox (id, conversation_id, payload, created_us, next_us)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (item.id, item.conversation_id, dumps(item.payload), to_us(item.created_at),
+             to_us(item.next_attempt_at or item.created_at)),
+        )  # fmt: skip
+
+    async def outbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 60) -> list[OutboxItem]:
+        now_us = to_us(now)
+        lease_us = now_us + lease_seconds * 1_000_000
+
+        def work(conn: sqlite3.Connection) -> list[OutboxItem]:
+            with _writing(conn):
+                purge_before = to_us(now - RESOLVED_OUTBOX_KEPT)
+                conn.execute("DELETE FROM outbox WHERE status != 'pending' AND created_us < ?", (purge_before,))
+                heads = conn.execute(_DUE_HEADS, (now_us, limit)).fetchall()
+                ids = [row["id"] for row in heads]
+                conn.executemany("UPDATE outbox SET next_us = ? WHERE id = ?", [(lease_us, i) for i in ids])
+            return [_outbox_item(row, next_us=lease_us) for row in heads]
+
+        return await self._run(work)
+
+    async def outbox_get(self, item_id: str) -> OutboxItem | None:
+        rows = await self._select(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id = ?", (item_id,))
+        return _outbox_item(rows[0]) if rows else None
+
+    async def outbox_mark_sent(self, item_id: str, provider_message_id: str | None) -> bool:
+        return await self._resolve(item_id, "status = 'sent', provider_message_id = ?", provider_message_id)
+
+    async def outbox_reschedule(
+        self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str
+    ) -> bool:
+        changed = await self._change(
+            "UPDATE outbox SET next_us = ?, attempts = ?, last_error = ? WHERE id = ? AND status = 'pending'",
+            (to_us(next_attempt_at), attempts, last_error, item_id),
+        )
+        return changed == 1
+
+    async def outbox_mark_failed(self, item_id: str, reason: str) -> bool:
+        return await self._resolve(item_id, "status = 'failed', last_error = ?", reason)
+
+    async def _resolve(self, item_id: str, assignments: str, value: str | None) -> bool:
+        sql = f"UPDATE outbox SET {assignments} WHERE id = ? AND status = 'pending'"
+        return await self._change(sql, (value, item_id)) == 1
+
+    # Timers
+
+    async def set_timer(self, conversation_id: str, kind: str, due_at: datetime) -> None:
+        await self._change(
+            "INSERT OR REPLACE INTO timers (conversation_id, kind, due_us) VALUES (?, ?, ?)",
+            (conversation_id, kind, to_us(due_at)),
+        )
+
+    async def cancel_timers(self, conversation_id: str, kind: str | None = None) -> None:
+        await self._change(
+            "DELETE FROM timers WHERE conversation_id = ? AND (? IS NULL OR kind = ?)",
+            (conversation_id, kind, kind),
+        )
+
+    async def due_timers(self, now: datetime, limit: int = 100) -> list[Timer]:
+        rows = await self._select(
+            "SELECT * FROM timers WHERE due_us <= ? ORDER BY due_us, conversation_id, kind LIMIT ?",
+            (to_us(now), limit),
+        )
+        return [Timer(row["conversation_id"], row["kind"], from_us(row["due_us"])) for row in rows]
+
+    async def timer_done(self, timer: Timer) -> bool:
+        changed = await self._change(
+            "DELETE FROM timers WHERE conversation_id = ? AND kind = ? AND due_us = ?",
+            (timer.conversation_id, timer.kind, to_us(timer.due_at)),
+        )
+        return changed == 1
+
+    # Events and locks, in this process
+
+    async def publish(self, event: Event) -> None:
+        self._events.publish(event)
+
+    async def subscribe(self) -> LocalSubscription:
+        return self._events.subscribe()
+
+    def lock(self, conversation_id: str, timeout: float = 10.0) -> AbstractAsyncContextManager[None]:
+        return self._locks.lock(conversation_id, timeout)
+
+
+# The earliest pending item of each conversation, if it is due.
+_DUE_HEADS = f"""
+SELECT {_OUTBOX_COLUMNS} FROM outbox AS o
+WHERE o.status = 'pending' AND o.next_us <= ?
+  AND o.seq = (SELECT MIN(p.seq) FROM outbox AS p
+               WHERE p.conversation_id = o.conversation_id AND p.status = 'pending')
+ORDER BY o.next_us, o.seq LIMIT ?
+"""
+
+
+def _write_conversation(conn: sqlite3.Connection, conversation: Conversation) -> None:
+    conn.execute(
+        "INSERT INTO conversations (id, channel, sender, status, created_us, data) VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (id) DO UPDATE SET channel = excluded.channel, sender = excluded.sender,"
+        " status = excluded.status, created_us = excluded.created_us, data = excluded.data",
+        (conversation.id, str(conversation.channel), conversation.sender, str(conversation.status),
+         to_us(conversation.created_at), dumps(encode_conversation(conversation))),
+    )  # fmt: skip
+
+
+def _entry(row: sqlite3.Row) -> TranscriptEntry:
+    entry = loads("transcript", row["data"], decode_entry)
+    return replace(entry, delivery=Delivery(row["delivery"]), provider_message_id=row["provider_message_id"])
+
+
+def _queue_entry(row: sqlite3.Row) -> QueueEntry:
+    return QueueEntry(
+        conversation_id=row["conversation_id"],
+        queue=row["queue"],
+        priority=Priority(row["priority"]),
+        at=from_us(row["at_us"]),
+        taken_by=row["taken_by"],
+    )
+
+
+def _listener_row(listener: Listener) -> tuple[Any, ...]:
+    created = None if listener.created_at is None else to_us(listener.created_at)
+    return (listener.name, listener.password_hash, int(listener.supervisor), listener.capacity, created)
+
+
+def _listener(row: sqlite3.Row) -> Listener:
+    created = row["created_us"]
+    return Listener(
+        name=row["name"],
+        password_hash=row["password_hash"],
+        supervisor=bool(row["supervisor"]),
+        capacity=row["capacity"],
+        created_at=None if created is None else from_us(created),
+    )
+
+
+def _outbox_item(row: sqlite3.Row, next_us: int | None = None) -> OutboxItem:
+    return OutboxItem(
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        payload=loads("outbox", row["payload"], dict),
+        created_at=from_us(row["created_us"]),
+        next_attempt_at=from_us(next_us if next_us is not None else row["next_us"]),
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+        status=OutboxStatus(row["status"]),
+        provider_message_id=row["provider_message_id"],
+    )

@@ -1,0 +1,116 @@
+"""Timers that run in the server: bot reminders and abandon, queue reassurance and closing, idle conversations.
+
+Kinds (durations from flows.yaml ``timers``):
+
+* ``bot_reminder``: the young person went quiet during the bot's questions → a reminder and the question again;
+  arms ``bot_abandon``.
+* ``bot_abandon``: still quiet → goodbye message, the conversation is abandoned.
+* ``queue_reassure``: waiting for a listener → position and reassurance, re-armed; when the queue has closed
+  meanwhile, the closed-line message instead (once).
+* ``idle_close``: nothing happened for ``idle_close_hours`` → closed, with a message.
+
+Each timer is handled under the conversation's lock, and only by the instance whose ``timer_done`` wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from gateway.conversation import Conversation, Status
+from gateway.dispatcher import Dispatcher
+from gateway.errors import StoreError
+from gateway.flows import lifecycle
+from gateway.flows.engine import Engine, State
+from gateway.messages import Reply
+from gateway.store import Author, Timer
+
+log = logging.getLogger(__name__)
+
+
+class Timers:
+    def __init__(self, dispatcher: Dispatcher, *, poll_seconds: float = 1.0) -> None:
+        self.dispatcher = dispatcher
+        self.store = dispatcher.store
+        self.poll_seconds = poll_seconds
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.fire_due()
+            except StoreError as exc:
+                log.warning("timers: store unavailable (%s)", exc.__class__.__name__)
+            await asyncio.sleep(self.poll_seconds)
+
+    async def fire_due(self) -> int:
+        """Handle every due timer once; returns how many were handled."""
+        handled = 0
+        for timer in await self.store.due_timers(self.dispatcher.clock()):
+            async with self.store.lock(timer.conversation_id):
+                if not await self.store.timer_done(timer):
+                    continue
+                conversation = await self.store.get_conversation(timer.conversation_id)
+                if conversation is not None and conversation.active:
+                    await self._fire(timer, conversation)
+                    await self.store.save_conversation(conversation)
+                    handled += 1
+        return handled
+
+    async def _fire(self, timer: Timer, conversation: Conversation) -> None:
+        engine = self.dispatcher.flows.for_version(conversation.flow_version)
+        now = self.dispatcher.clock()
+        handler = {
+            "bot_reminder": self._bot_reminder,
+            "bot_abandon": self._bot_abandon,
+            "queue_reassure": self._queue_reassure,
+            "idle_close": self._idle_close,
+        }.get(timer.kind)
+        if handler is not None:
+            await handler(conversation, engine, now)
+
+    async def _say(self, conversation: Conversation, engine: Engine, now: datetime, *texts: Reply) -> None:
+        await self.dispatcher.emit(conversation, texts, Author.BOT, now)
+
+    async def _bot_reminder(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
+        if conversation.status != Status.BOT or not conversation.engine:
+            return
+        language = self.dispatcher.language(conversation, engine)
+        question = engine.current_question(State.from_dict(conversation.engine))
+        await self._say(conversation, engine, now, Reply(engine.message("reminder", language)), *question)
+        minutes = engine.flow.timers.bot_abandon_minutes
+        await self.store.set_timer(conversation.id, "bot_abandon", now + timedelta(minutes=minutes))
+
+    async def _bot_abandon(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
+        if conversation.status != Status.BOT:
+            return
+        language = self.dispatcher.language(conversation, engine)
+        await self._say(conversation, engine, now, Reply(engine.message("abandoned", language)))
+        await self.dispatcher.set_status(conversation, lifecycle.advance(conversation.status, "abandon"), now)
+
+    async def _queue_reassure(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
+        if conversation.status != Status.QUEUED or conversation.queue is None:
+            return
+        language = self.dispatcher.language(conversation, engine)
+        if conversation.queue in engine.flow.queues and not engine.is_open(conversation.queue, now):
+            if conversation.engine.get("closed_notice") != _stamp(conversation):  # once per wait
+                text = engine.closed_line(conversation.queue, language)
+                await self._say(conversation, engine, now, Reply(text))
+                conversation.engine = {**conversation.engine, "closed_notice": _stamp(conversation)}
+        else:
+            position = await self.store.position(conversation.id) or 1
+            await self._say(conversation, engine, now, Reply(engine.message("reassurance", language, position=position)))
+        minutes = engine.flow.timers.queue_reassurance_minutes
+        await self.store.set_timer(conversation.id, "queue_reassure", now + timedelta(minutes=minutes))
+
+    async def _idle_close(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
+        language = self.dispatcher.language(conversation, engine)
+        await self._say(conversation, engine, now, Reply(engine.message("idle_closed", language)))
+        action = "abandon" if conversation.status != Status.WITH_LISTENER else "close"
+        if action == "close":
+            conversation.outcome = conversation.outcome or "idle"
+        await self.dispatcher.set_status(conversation, lifecycle.advance(conversation.status, action), now)
+
+
+def _stamp(conversation: Conversation) -> str:
+    return conversation.queued_at.isoformat() if conversation.queued_at else "queued"

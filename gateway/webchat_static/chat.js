@@ -1,0 +1,233 @@
+/* The helpline's web chat (protocol: docs/webchat-protocol.md). Vanilla JS, no dependency.
+ * Everything that comes from the server or the young person is inserted with textContent, never as HTML. */
+(function () {
+  "use strict";
+  var TOKEN_KEY = "hg-chat-token";
+  var PENDING_KEY = "hg-chat-pending";
+  var LANG_KEY = "hg-chat-lang";
+  var TEXTS = {
+    fr: { title: "Besoin de parler ?", end: "Terminer", quickExit: "Sortie rapide", choices: "Réponses proposées",
+      typing: "Un·e écoutant·e écrit…", ended: "Conversation terminée.", newConversation: "Nouvelle conversation",
+      inputLabel: "Ton message", placeholder: "Écris ton message…", send: "Envoyer",
+      hint: "Appuie deux fois sur Échap pour quitter rapidement.", reconnecting: "Reconnexion…",
+      queued: "En attente d'un·e écoutant·e — position ", withListener: "Un·e écoutant·e est avec toi.",
+      confirmEnd: "Veux-tu vraiment terminer la conversation ?", bot: "Bot", listener: "Écoutant·e", you: "Toi",
+      error: "Ce message n'a pas pu être envoyé.", other: "English" },
+    en: { title: "Need to talk?", end: "End", quickExit: "Quick exit", choices: "Suggested answers",
+      typing: "A listener is typing…", ended: "Conversation ended.", newConversation: "New conversation",
+      inputLabel: "Your message", placeholder: "Write your message…", send: "Send",
+      hint: "Press Escape twice to leave quickly.", reconnecting: "Reconnecting…",
+      queued: "Waiting for a listener — position ", withListener: "A listener is with you.",
+      confirmEnd: "Do you really want to end the conversation?", bot: "Bot", listener: "Listener", you: "You",
+      error: "This message could not be sent.", other: "Français" }
+  };
+  var FINAL = { closed: 1, referred: 1, abandoned: 1 };
+  var $ = function (id) { return document.getElementById(id); };
+  var state = { ws: null, delay: 500, shown: {}, lastBot: null, lang: storedLang(), typingTimer: null,
+    lastTyping: 0, status: "bot", escapes: 0 };
+
+  function storedLang() {
+    try { return localStorage.getItem(LANG_KEY) || "fr"; } catch (e) { return "fr"; }
+  }
+  function t(key) { return (TEXTS[state.lang] || TEXTS.fr)[key]; }
+
+  function applyTexts() {
+    document.documentElement.lang = state.lang;
+    document.querySelectorAll("[data-i18n]").forEach(function (el) { el.textContent = t(el.dataset.i18n); });
+    $("message-input").placeholder = t("placeholder");
+    $("lang-toggle").textContent = state.lang === "fr" ? "EN" : "FR";
+    $("lang-toggle").setAttribute("aria-label", t("other"));
+    renderStatus();
+  }
+
+  function uuid() {
+    if (window.crypto && crypto.randomUUID) { return crypto.randomUUID(); }
+    return "id-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2);
+  }
+
+  function pending() {
+    try { return JSON.parse(localStorage.getItem(PENDING_KEY) || "[]"); } catch (e) { return []; }
+  }
+  function savePending(list) { try { localStorage.setItem(PENDING_KEY, JSON.stringify(list)); } catch (e) { /* private mode */ } }
+
+  /* ---------- rendering ---------- */
+
+  function bubble(author, text, id, isPending) {
+    var el = document.createElement("div");
+    el.className = "msg " + author + (isPending ? " pending" : "");
+    if (id) { el.dataset.id = id; }
+    el.dataset.author = author;
+    var who = document.createElement("span");
+    who.className = "who";
+    who.textContent = author === "user" ? t("you") : author === "listener" ? t("listener") : t("bot");
+    var body = document.createElement("span");
+    body.className = "text";
+    body.textContent = text;
+    el.appendChild(who);
+    el.appendChild(body);
+    $("messages").appendChild(el);
+    el.scrollIntoView({ block: "end" });
+    return el;
+  }
+
+  function showEntry(entry) {
+    if (state.shown[entry.id]) { return; }
+    state.shown[entry.id] = true;
+    bubble(entry.author, entry.text, entry.id, false);
+    if (entry.author === "bot" || entry.author === "listener") {
+      state.lastBot = entry;
+      renderChoices(entry.choices || []);
+      if (entry.author === "listener") { $("typing").hidden = true; }
+    }
+  }
+
+  function renderChoices(choices) {
+    var box = $("choices");
+    Array.prototype.slice.call(box.querySelectorAll("button")).forEach(function (b) { b.remove(); });
+    box.hidden = choices.length === 0;
+    choices.forEach(function (choice) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "choice";
+      button.textContent = choice.label;
+      button.addEventListener("click", function () { send(choice.label, choice.value); });
+      box.appendChild(button);
+    });
+  }
+
+  function renderStatus() {
+    var line = $("status-line");
+    var text = "";
+    if (state.status === "queued") { text = t("queued") + (state.position || "?"); }
+    if (state.status === "with_listener") { text = t("withListener"); }
+    line.textContent = text;
+    line.hidden = !text;
+    var ended = !!FINAL[state.status];
+    $("ended").hidden = !ended;
+    $("composer").hidden = ended;
+    if (ended) { renderChoices([]); }
+  }
+
+  /* ---------- connection ---------- */
+
+  function socketUrl() {
+    var base = document.body.dataset.base || (location.protocol + "//" + location.host);
+    return base.replace(/^http/, "ws") + "/chat/ws";
+  }
+
+  function connect() {
+    var ws = new WebSocket(socketUrl());
+    state.ws = ws;
+    ws.onopen = function () {
+      state.delay = 500;
+      var token = null;
+      try { token = localStorage.getItem(TOKEN_KEY); } catch (e) { token = null; }
+      ws.send(JSON.stringify({ type: "hello", token: token, language: state.lang }));
+    };
+    ws.onmessage = function (event) { handle(JSON.parse(event.data)); };
+    ws.onclose = function () {
+      $("connection").textContent = t("reconnecting");
+      $("connection").hidden = false;
+      setTimeout(connect, state.delay);
+      state.delay = Math.min(state.delay * 2, 5000);
+    };
+  }
+
+  function handle(frame) {
+    if (frame.type === "session") { onSession(frame); }
+    else if (frame.type === "entry") { showEntry(frame.entry); }
+    else if (frame.type === "ack") { onAck(frame.id); }
+    else if (frame.type === "typing") { showTyping(); }
+    else if (frame.type === "status") { state.status = frame.status; state.position = frame.position; renderStatus(); }
+    else if (frame.type === "error") { bubble("system", t("error"), null, false); }
+  }
+
+  function onSession(frame) {
+    $("connection").hidden = true;
+    try { localStorage.setItem(TOKEN_KEY, frame.token); } catch (e) { /* private mode: session lasts the tab */ }
+    state.status = frame.status;
+    state.position = frame.position;
+    frame.history.forEach(showEntry);
+    pending().forEach(function (m) {  // re-send what the server never acknowledged; it de-duplicates on id
+      if (!document.querySelector('[data-id="' + m.id + '"]')) { bubble("user", m.text, m.id, true); }
+      state.ws.send(JSON.stringify({ type: "message", id: m.id, text: m.text, payload: m.payload }));
+    });
+    renderStatus();
+  }
+
+  function onAck(id) {
+    savePending(pending().filter(function (m) { return m.id !== id; }));
+    var el = document.querySelector('.msg.pending[data-id="' + id + '"]');
+    if (el) { el.remove(); }
+  }
+
+  function showTyping() {
+    $("typing").hidden = false;
+    clearTimeout(state.typingTimer);
+    state.typingTimer = setTimeout(function () { $("typing").hidden = true; }, 5000);
+  }
+
+  /* ---------- actions ---------- */
+
+  function send(text, payload) {
+    text = text.trim();
+    if (!text) { return; }
+    var message = { id: uuid(), text: text, payload: payload || null };
+    savePending(pending().concat([message]));
+    bubble("user", text, message.id, true);
+    renderChoices([]);
+    if (state.ws && state.ws.readyState === WebSocket.OPEN) {
+      state.ws.send(JSON.stringify({ type: "message", id: message.id, text: message.text, payload: message.payload }));
+    }
+  }
+
+  function quickExit() {
+    try { localStorage.clear(); sessionStorage.clear(); } catch (e) { /* nothing to clear */ }
+    var target = document.body.dataset.quickExit || "https://www.google.com/search?q=meteo";
+    try { window.top.location.replace(target); } catch (e) { location.replace(target); }
+  }
+
+  function newConversation() {
+    try { localStorage.removeItem(TOKEN_KEY); localStorage.removeItem(PENDING_KEY); } catch (e) { /* ignore */ }
+    $("messages").textContent = "";
+    state.shown = {};
+    if (state.ws) { state.ws.close(); }
+  }
+
+  function bind() {
+    $("composer").addEventListener("submit", function (event) {
+      event.preventDefault();
+      send($("message-input").value);
+      $("message-input").value = "";
+    });
+    $("message-input").addEventListener("keydown", function (event) {
+      if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); $("composer").requestSubmit(); }
+    });
+    $("message-input").addEventListener("input", function () {
+      var now = Date.now();
+      if (now - state.lastTyping > 3000 && state.ws && state.ws.readyState === WebSocket.OPEN) {
+        state.lastTyping = now;
+        state.ws.send(JSON.stringify({ type: "typing" }));
+      }
+    });
+    $("quick-exit").addEventListener("click", quickExit);
+    $("end-button").addEventListener("click", function () {
+      if (window.confirm(t("confirmEnd")) && state.ws) { state.ws.send(JSON.stringify({ type: "end" })); }
+    });
+    $("new-conversation").addEventListener("click", newConversation);
+    $("lang-toggle").addEventListener("click", function () {
+      state.lang = state.lang === "fr" ? "en" : "fr";
+      try { localStorage.setItem(LANG_KEY, state.lang); } catch (e) { /* ignore */ }
+      applyTexts();
+    });
+    document.addEventListener("keydown", function (event) {  // Escape twice: quick exit
+      if (event.key !== "Escape") { state.escapes = 0; return; }
+      state.escapes += 1;
+      if (state.escapes >= 2) { quickExit(); }
+    });
+  }
+
+  bind();
+  applyTexts();
+  connect();
+})();

@@ -1,0 +1,468 @@
+"""Messenger: the handshake, signed batches, the Send API as Graph receives it, and error mapping."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.channels.base import Channel, Lifecycle, MediaFetcher, ReplyWindow, TypingIndicator
+from gateway.channels.messenger import MessengerChannel
+from gateway.errors import PermanentDelivery, RetryableDelivery
+from gateway.messages import Attachment, ChannelName, Choice, Outbound
+from gateway.settings import Settings
+from gateway.testing import (
+    Failure,
+    FakeGraphAPI,
+    messenger_body,
+    messenger_delivery,
+    messenger_echo,
+    messenger_message,
+    messenger_postback,
+    messenger_read,
+    messenger_text_event,
+    sign_messenger,
+    signed_messenger,
+)
+
+from .conftest import webhook_app
+
+SECRET = "app-secret"
+PSID = "7012345678901234"
+PATH = "/webhooks/messenger"
+
+ClientFactory = Any
+
+
+@pytest.fixture
+async def graph() -> AsyncIterator[FakeGraphAPI]:
+    async with FakeGraphAPI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def channel(graph: FakeGraphAPI, session: aiohttp.ClientSession) -> MessengerChannel:
+    settings = Settings(
+        messenger_app_secret=SECRET,
+        messenger_verify_token="verify-me",
+        messenger_page_access_token="page-token",
+        messenger_api_url=graph.url + "/v23.0",
+        max_body_bytes=20_000,
+    )
+    return MessengerChannel(settings, session)
+
+
+@pytest.fixture
+async def client(aiohttp_client: ClientFactory, channel: MessengerChannel) -> TestClient[Any, Any]:
+    app = webhook_app({PATH: channel.parse})
+    app.router.add_get(PATH, channel.verify)
+    return await aiohttp_client(app)  # type: ignore[no-any-return]
+
+
+async def post(client: TestClient[Any, Any], document: Any) -> tuple[int, Any]:
+    raw, headers = signed_messenger(SECRET, document)
+    response = await client.post(PATH, data=raw, headers=headers)
+    return response.status, await response.json()
+
+
+def outbound(text: str = "Salut", choices: tuple[Choice, ...] = (), author: str = "bot") -> Outbound:
+    return Outbound("o1", "c1", ChannelName.MESSENGER, PSID, text, choices, author)
+
+
+# The handshake.
+
+
+async def test_verification_echoes_the_challenge(client: TestClient[Any, Any]) -> None:
+    query = {"hub.mode": "subscribe", "hub.verify_token": "verify-me", "hub.challenge": "1158201444"}
+    response = await client.get(PATH, params=query)
+    assert (response.status, await response.text()) == (200, "1158201444")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "x"},
+        {"hub.mode": "unsubscribe", "hub.verify_token": "verify-me", "hub.challenge": "x"},
+        {"hub.mode": "subscribe", "hub.verify_token": "vérifié", "hub.challenge": "x"},
+        {},
+    ],
+)
+async def test_verification_refuses(client: TestClient[Any, Any], query: dict[str, str]) -> None:
+    assert (await client.get(PATH, params=query)).status == 403
+
+
+# Signature, size and shape.
+
+
+async def test_a_text_message_is_normalised(client: TestClient[Any, Any]) -> None:
+    status, batch = await post(client, messenger_text_event(PSID, "Bonjour, ça va ?", mid="m_AbC"))
+    assert status == 200
+    [message] = batch["inbound"]
+    assert message["channel"] == "messenger"
+    assert (message["sender"], message["message_id"], message["text"]) == (PSID, "m_AbC", "Bonjour, ça va ?")
+    assert message["payload"] is None
+    assert message["received_at"].endswith("+00:00")
+    assert batch["receipts"] == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-Hub-Signature-256": "sha256=" + "0" * 64},
+        {"X-Hub-Signature-256": sign_messenger("other-secret", b"{}")},
+        {"X-Hub-Signature-256": "sha256=é"},
+    ],
+)
+async def test_missing_or_wrong_signature_is_403(client: TestClient[Any, Any], headers: dict[str, str]) -> None:
+    response = await client.post(PATH, data=b"{}", headers=headers)
+    assert response.status == 403
+
+
+async def test_a_tampered_body_is_403(client: TestClient[Any, Any]) -> None:
+    raw, headers = signed_messenger(SECRET, messenger_text_event(PSID, "un"))
+    response = await client.post(PATH, data=raw.replace(b"un", b"deux"), headers=headers)
+    assert response.status == 403
+
+
+async def test_no_app_secret_refuses_everything(aiohttp_client: ClientFactory, session: aiohttp.ClientSession) -> None:
+    channel = MessengerChannel(Settings(messenger_app_secret=""), session)
+    client = await aiohttp_client(webhook_app({PATH: channel.parse}))
+    raw = b"{}"
+    response = await client.post(PATH, data=raw, headers={"X-Hub-Signature-256": sign_messenger("", raw)})
+    assert response.status == 403
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"not json", b"\xff\xfe", b"[" * 5000, b"[]", b'{"entry": {}}', b'{"entry": [{"messaging": [42]}]}'],
+)
+async def test_malformed_bodies_are_400(client: TestClient[Any, Any], raw: bytes) -> None:
+    response = await client.post(PATH, data=raw, headers={"X-Hub-Signature-256": sign_messenger(SECRET, raw)})
+    assert response.status == 400
+    assert PSID not in await response.text()
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"sender": {"id": True}, "message": {"mid": "m"}},
+        {"sender": {"id": PSID}, "message": {"mid": 5, "text": "x"}},
+        {"sender": {"id": PSID}, "message": {"text": "\ud800"}, "timestamp": 1},
+        {"sender": {"id": PSID}, "message": {"text": "x"}, "timestamp": 10**30},
+        {"sender": {"id": PSID}, "delivery": {"watermark": "soon"}},
+    ],
+)
+async def test_wrong_field_types_are_400(client: TestClient[Any, Any], item: dict[str, Any]) -> None:
+    status, answer = await post(client, messenger_body([item]))
+    assert status == 400
+    assert PSID not in answer["error"]
+
+
+async def test_an_oversized_body_is_413_before_the_signature(client: TestClient[Any, Any]) -> None:
+    response = await client.post(PATH, data=b"{" + b" " * 20_000 + b"}")
+    assert response.status == 413
+
+
+async def test_an_oversized_chunked_body_is_413(client: TestClient[Any, Any]) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(30):
+            yield b" " * 1000
+
+    response = await client.post(PATH, data=chunks())
+    assert response.status == 413
+
+
+# Batches.
+
+
+async def test_every_entry_and_every_item_is_read(client: TestClient[Any, Any]) -> None:
+    document = messenger_body(
+        [
+            messenger_message(PSID, "un", mid="m_1"),
+            messenger_echo(PSID, "copie de notre réponse", mid="m_echo"),
+            messenger_message(PSID, "Oui", mid="m_2", quick_reply="yes"),
+        ],
+        [
+            messenger_postback("8000000000000001", "GET_STARTED", "Commencer", mid="m_3"),
+            messenger_delivery(PSID, ["m_out_1", "m_out_2"], watermark=1718000000999),
+            messenger_read(PSID, watermark=1718000001000),
+            {"sender": {"id": PSID}, "recipient": {"id": "1"}, "reaction": {"reaction": "love"}},
+        ],
+    )
+    status, batch = await post(client, document)
+    assert status == 200
+    assert [(m["message_id"], m["text"], m["payload"]) for m in batch["inbound"]] == [
+        ("m_1", "un", None),
+        ("m_2", "Oui", "yes"),
+        ("m_3", "Commencer", "GET_STARTED"),
+    ]
+    assert [(r["status"], r["provider_message_id"], r["watermark"]) for r in batch["receipts"]] == [
+        ("delivered", "m_out_1", 1718000000999),
+        ("delivered", "m_out_2", 1718000000999),
+        ("read", None, 1718000001000),
+    ]
+    assert {r["sender"] for r in batch["receipts"]} == {PSID}
+
+
+async def test_a_delivery_without_mids_is_one_watermark_receipt(client: TestClient[Any, Any]) -> None:
+    _, batch = await post(client, messenger_body([messenger_delivery(PSID, None, watermark=42)]))
+    assert [(r["status"], r["provider_message_id"], r["watermark"]) for r in batch["receipts"]] == [
+        ("delivered", None, 42)
+    ]
+
+
+async def test_attachments_keep_their_kind_and_url(client: TestClient[Any, Any]) -> None:
+    attachments = [
+        ("image", "https://scontent.xx.fbcdn.net/v/photo.jpg"),
+        ("audio", "https://cdn.fbsbx.com/v/voice.mp4"),
+        ("fallback", "https://example.org"),
+    ]
+    _, batch = await post(client, messenger_body([messenger_message(PSID, attachments=attachments)]))
+    assert [(a["kind"], a["url"]) for a in batch["inbound"][0]["attachments"]] == [
+        ("image", "https://scontent.xx.fbcdn.net/v/photo.jpg"),
+        ("audio", "https://cdn.fbsbx.com/v/voice.mp4"),
+        ("other", "https://example.org"),
+    ]
+
+
+async def test_without_mid_the_id_is_stable_and_hides_the_sender(client: TestClient[Any, Any]) -> None:
+    item = {"sender": {"id": PSID}, "recipient": {"id": "1"}, "timestamp": 1718000000123, "message": {"text": "a"}}
+    _, first = await post(client, messenger_body([item]))
+    _, again = await post(client, messenger_body([item]))
+    other = {**item, "timestamp": 1718000000124}
+    _, later = await post(client, messenger_body([other]))
+    first_id = first["inbound"][0]["message_id"]
+    assert first_id == again["inbound"][0]["message_id"] != later["inbound"][0]["message_id"]
+    assert PSID not in first_id
+
+
+def test_acknowledge_is_200_ok(channel: MessengerChannel) -> None:
+    response = channel.acknowledge()
+    assert (response.status, response.text) == (200, "ok")
+
+
+def test_the_adapter_has_the_abilities_it_claims(channel: MessengerChannel) -> None:
+    assert isinstance(channel, Channel)
+    assert isinstance(channel, TypingIndicator)
+    assert isinstance(channel, MediaFetcher)
+    assert isinstance(channel, ReplyWindow)
+    assert not isinstance(channel, Lifecycle)
+    assert channel.reply_window("bot") == datetime.timedelta(hours=24)
+    assert channel.reply_window("listener") == datetime.timedelta(days=7)
+
+
+# Sending.
+
+
+async def test_a_bot_message_is_a_response(channel: MessengerChannel, graph: FakeGraphAPI) -> None:
+    message_id = await channel.send(outbound("Salut 👋"))
+    [request] = graph.requests
+    assert (request.method, request.path, request.query) == (
+        "POST",
+        "/v23.0/me/messages",
+        {"access_token": "page-token"},
+    )
+    assert request.body == {"recipient": {"id": PSID}, "messaging_type": "RESPONSE", "message": {"text": "Salut 👋"}}
+    assert message_id is not None and message_id.startswith("m_fake_")
+
+
+async def test_a_listener_message_carries_the_human_agent_tag(channel: MessengerChannel, graph: FakeGraphAPI) -> None:
+    await channel.send(outbound("Je suis là.", author="listener"))
+    body = graph.requests[0].body
+    assert (body["messaging_type"], body["tag"]) == ("MESSAGE_TAG", "HUMAN_AGENT")
+
+
+async def test_choices_become_quick_replies(channel: MessengerChannel, graph: FakeGraphAPI) -> None:
+    choices = (Choice("yes", "Oui"), Choice("no", "Non"), Choice("long", "Je préfère ne pas répondre"))
+    await channel.send(outbound("Tu as quel âge ?", choices))
+    assert graph.requests[0].body["message"] == {
+        "text": "Tu as quel âge ?",
+        "quick_replies": [
+            {"content_type": "text", "title": "Oui", "payload": "yes"},
+            {"content_type": "text", "title": "Non", "payload": "no"},
+            {"content_type": "text", "title": "Je préfère ne pas r…", "payload": "long"},
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    "choices",
+    [
+        tuple(Choice(str(n), f"Choix {n}") for n in range(1, 15)),  # 14: more than Messenger's 13
+        (Choice("a", "Je suis au collège en 4e"), Choice("b", "Je suis au collège en 3e")),  # same once cut
+        (Choice("a", "Oui"), Choice("b", "  ")),
+        (Choice("x" * 1001, "Oui"), Choice("b", "Non")),
+    ],
+)
+async def test_choices_that_do_not_fit_become_a_numbered_list(
+    channel: MessengerChannel, graph: FakeGraphAPI, choices: tuple[Choice, ...]
+) -> None:
+    await channel.send(outbound("Choisis :", choices))
+    message = graph.requests[0].body["message"]
+    assert "quick_replies" not in message
+    expected = "\n".join(f"{n}. {choice.label}" for n, choice in enumerate(choices, start=1))
+    assert message["text"] == "Choisis :\n\n" + expected
+
+
+async def test_thirteen_choices_still_fit(channel: MessengerChannel, graph: FakeGraphAPI) -> None:
+    choices = tuple(Choice(str(n), f"Choix {n}") for n in range(1, 14))
+    await channel.send(outbound("Choisis :", choices))
+    assert len(graph.requests[0].body["message"]["quick_replies"]) == 13
+
+
+async def test_long_text_is_split_with_quick_replies_on_the_last_part(
+    channel: MessengerChannel, graph: FakeGraphAPI
+) -> None:
+    text = " ".join(["mot"] * 1500)  # 5999 characters
+    await channel.send(outbound(text, (Choice("ok", "OK"),)))
+    messages = [request.body["message"] for request in graph.requests]
+    assert len(messages) == 3
+    assert all(len(m["text"]) <= 2000 for m in messages)
+    assert " ".join(m["text"] for m in messages) == text
+    assert ["quick_replies" in m for m in messages] == [False, False, True]
+
+
+async def test_typing_is_a_sender_action(channel: MessengerChannel, graph: FakeGraphAPI) -> None:
+    await channel.typing(PSID)
+    assert graph.requests[0].body == {"recipient": {"id": PSID}, "sender_action": "typing_on"}
+
+
+# Errors.
+
+
+@pytest.mark.parametrize(
+    ("failure", "retry_after"),
+    [
+        (Failure(500), None),
+        (Failure(503, code=2), None),
+        (Failure(429, retry_after=7), 7.0),
+        (Failure(400, code=613, description="Calls to this api have exceeded the rate limit"), None),
+    ],
+)
+async def test_retryable_failures(
+    channel: MessengerChannel, graph: FakeGraphAPI, failure: Failure, retry_after: float | None
+) -> None:
+    graph.fail_next(failure)
+    with pytest.raises(RetryableDelivery) as caught:
+        await channel.send(outbound())
+    assert caught.value.retry_after == retry_after
+    assert PSID not in str(caught.value) and "page-token" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [
+        (Failure(400, code=10, subcode=2018278), "reply window closed"),
+        (Failure(400, code=100, subcode=2018001), "no person matches"),
+        (Failure(400, code=190), "access token"),
+        (Failure(403, code=200), "refused"),
+    ],
+)
+async def test_permanent_failures(
+    channel: MessengerChannel, graph: FakeGraphAPI, failure: Failure, reason: str
+) -> None:
+    graph.fail_next(failure)
+    with pytest.raises(PermanentDelivery, match=reason) as caught:
+        await channel.send(outbound())
+    assert PSID not in str(caught.value) and "page-token" not in str(caught.value)
+
+
+async def test_an_unreachable_graph_is_retryable(session: aiohttp.ClientSession) -> None:
+    async with FakeGraphAPI() as gone:
+        url = gone.url
+    channel = MessengerChannel(Settings(messenger_api_url=url, messenger_page_access_token="page-token"), session)
+    with pytest.raises(RetryableDelivery, match="network error") as caught:
+        await channel.send(outbound())
+    assert caught.value.__cause__ is None and "page-token" not in str(caught.value)
+
+
+async def test_a_failed_part_stops_the_split_message(channel: MessengerChannel, graph: FakeGraphAPI) -> None:
+    graph.fail_next(Failure(400, code=10, subcode=2018278))
+    with pytest.raises(PermanentDelivery):
+        await channel.send(outbound("a" * 4000))
+    assert len(graph.requests) == 1
+
+
+# Media.
+
+
+async def test_media_is_fetched_from_the_api_host(channel: MessengerChannel, graph: FakeGraphAPI) -> None:
+    url = graph.serve_media("media/photo.jpg", b"\xff\xd8jpeg", "image/jpeg")
+    assert await channel.fetch_media(Attachment("image", url)) == (b"\xff\xd8jpeg", "image/jpeg")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.example.com/photo.jpg",
+        "https://fbcdn.net.evil.example/photo.jpg",
+        "file:///etc/passwd",
+        "http://169.254.169.254/latest/meta-data",
+        "not a url",
+    ],
+)
+async def test_media_from_a_foreign_host_is_refused(channel: MessengerChannel, url: str) -> None:
+    with pytest.raises(PermanentDelivery, match="not one of the platform's own"):
+        await channel.fetch_media(Attachment("image", url))
+
+
+async def test_a_redirect_to_a_foreign_host_is_refused(channel: MessengerChannel, graph: FakeGraphAPI) -> None:
+    url = graph.serve_media("media/moved.jpg", b"", "image/jpeg", redirect_to="https://evil.example.com/x.jpg")
+    with pytest.raises(PermanentDelivery, match="not one of the platform's own"):
+        await channel.fetch_media(Attachment("image", url))
+
+
+# Hostile input.
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=25,
+)
+KNOWN_FIELDS = (
+    "object entry messaging sender id message mid text quick_reply payload attachments type url postback delivery"
+    " mids watermark read timestamp is_echo"
+)
+field_names = st.sampled_from(KNOWN_FIELDS.split())
+shaped = st.recursive(
+    json_values,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(field_names, children, max_size=5),
+    max_leaves=40,
+)
+NO_DEADLINE = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@NO_DEADLINE
+@given(document=shaped)
+async def test_any_signed_json_gives_a_batch_or_400(client: TestClient[Any, Any], document: Any) -> None:
+    raw = json.dumps(document).encode()
+    response = await client.post(PATH, data=raw, headers={"X-Hub-Signature-256": sign_messenger(SECRET, raw)})
+    assert response.status in (200, 400)
+
+
+@NO_DEADLINE
+@given(raw=st.binary(max_size=300))
+async def test_any_signed_bytes_give_a_batch_or_400(client: TestClient[Any, Any], raw: bytes) -> None:
+    response = await client.post(PATH, data=raw, headers={"X-Hub-Signature-256": sign_messenger(SECRET, raw)})
+    assert response.status in (200, 400)
+
+
+header_text = st.text(st.characters(min_codepoint=32, max_codepoint=255, exclude_characters="\x7f"), max_size=80)
+
+
+@NO_DEADLINE
+@given(signature=header_text, content_type=header_text, raw=st.binary(max_size=100))
+async def test_any_headers_are_refused_cleanly(
+    client: TestClient[Any, Any], signature: str, content_type: str, raw: bytes
+) -> None:
+    headers = {"X-Hub-Signature-256": signature, "Content-Type": content_type}
+    response = await client.post(PATH, data=raw, headers=headers)
+    assert response.status == 403

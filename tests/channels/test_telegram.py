@@ -1,0 +1,396 @@
+"""Telegram: secret-token webhooks, updates and button taps, the Bot API calls PTB makes, error mapping."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.channels.base import Channel, Lifecycle, MediaFetcher, ReplyWindow, TypingIndicator
+from gateway.channels.telegram import TelegramChannel
+from gateway.errors import ConfigError, PermanentDelivery, RetryableDelivery
+from gateway.messages import Attachment, ChannelName, Choice, Outbound
+from gateway.settings import Settings
+from gateway.testing import BOT_TOKEN, Failure, FakeTelegramAPI, telegram_callback, telegram_headers, telegram_update
+
+from .conftest import webhook_app
+
+SECRET = "s3cret-Token_1"
+CHAT = 424242
+PATH = "/webhooks/telegram"
+
+ClientFactory = Any
+
+# PTB 22 itself warns when it builds a RetryAfter (its retry_after becomes a timedelta in v23); the adapter reads
+# both forms.
+pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning")
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegramAPI]:
+    async with FakeTelegramAPI() as fake:
+        yield fake
+
+
+def make_settings(api_url: str, token: str = BOT_TOKEN, secret: str = SECRET) -> Settings:
+    return Settings(
+        public_url="https://helpline.example.org/",
+        telegram_bot_token=token,
+        telegram_webhook_secret=secret,
+        telegram_api_url=api_url,
+        max_body_bytes=20_000,
+    )
+
+
+@pytest.fixture
+async def channel(telegram: FakeTelegramAPI, session: aiohttp.ClientSession) -> AsyncIterator[TelegramChannel]:
+    adapter = TelegramChannel(make_settings(telegram.url), session)
+    await adapter.start()
+    yield adapter
+    await adapter.stop()
+
+
+@pytest.fixture
+async def client(aiohttp_client: ClientFactory, channel: TelegramChannel) -> TestClient[Any, Any]:
+    return await aiohttp_client(webhook_app({PATH: channel.parse}))  # type: ignore[no-any-return]
+
+
+async def post(client: TestClient[Any, Any], document: Any) -> tuple[int, Any]:
+    response = await client.post(PATH, data=json.dumps(document), headers=telegram_headers(SECRET))
+    return response.status, await response.json()
+
+
+def outbound(text: str = "Salut", choices: tuple[Choice, ...] = ()) -> Outbound:
+    return Outbound("o1", "c1", ChannelName.TELEGRAM, str(CHAT), text, choices)
+
+
+def sent(telegram: FakeTelegramAPI, method: str = "sendMessage") -> list[dict[str, Any]]:
+    return [request.body for request in telegram.requests_to(method)]
+
+
+# Webhooks.
+
+
+async def test_a_message_is_normalised(client: TestClient[Any, Any]) -> None:
+    status, batch = await post(client, telegram_update(900000001, CHAT, "Bonjour ça va ?", language_code="fr"))
+    assert status == 200
+    [message] = batch["inbound"]
+    assert message["channel"] == "telegram"
+    assert (message["sender"], message["message_id"], message["text"]) == (str(CHAT), "900000001", "Bonjour ça va ?")
+    assert (message["language_hint"], message["payload"]) == ("fr", None)
+    assert message["received_at"].endswith("+00:00")
+
+
+@pytest.mark.parametrize("secret", [None, "wrong", "s3cret-Token_", "sécret"])
+async def test_missing_or_wrong_secret_is_403(client: TestClient[Any, Any], secret: str | None) -> None:
+    headers = {} if secret is None else {"X-Telegram-Bot-Api-Secret-Token": secret}
+    response = await client.post(PATH, data=json.dumps(telegram_update(1, CHAT)), headers=headers)
+    assert response.status == 403
+
+
+async def test_no_configured_secret_refuses_everything(
+    aiohttp_client: ClientFactory, telegram: FakeTelegramAPI, session: aiohttp.ClientSession
+) -> None:
+    adapter = TelegramChannel(make_settings(telegram.url, secret=""), session)
+    client = await aiohttp_client(webhook_app({PATH: adapter.parse}))
+    response = await client.post(PATH, data=json.dumps(telegram_update(1, CHAT)), headers=telegram_headers(""))
+    assert response.status == 403
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        [],
+        {"message": {}},
+        {"update_id": True},
+        {"update_id": "1"},
+        {"update_id": 1, "message": {"message_id": 1, "date": "hier", "chat": {"id": CHAT, "type": "private"}}},
+        {"update_id": 1, "message": {"message_id": 1, "date": 10**20, "chat": {"id": CHAT, "type": "private"}}},
+        {"update_id": 1, "message": {"message_id": 1, "date": 0, "chat": {"id": "x", "type": "private"}}},
+        {"update_id": 1, "message": {"message_id": 1, "date": 0, "chat": {"id": CHAT, "type": "private"}, "text": 5}},
+        {
+            "update_id": 1,
+            "message": {"message_id": 1, "date": 0, "chat": {"id": 1, "type": "private"}, "text": "\ud800"},
+        },
+        {"update_id": 1, "message": "bonjour"},
+    ],
+)
+async def test_malformed_updates_are_400(client: TestClient[Any, Any], document: Any) -> None:
+    status, answer = await post(client, document)
+    assert status == 400
+    assert str(CHAT) not in answer["error"]
+
+
+async def test_a_body_that_is_not_json_is_400(client: TestClient[Any, Any]) -> None:
+    response = await client.post(PATH, data=b"\x00{", headers=telegram_headers(SECRET))
+    assert response.status == 400
+
+
+async def test_an_oversized_body_is_413(client: TestClient[Any, Any]) -> None:
+    response = await client.post(PATH, data=b" " * 30_000)
+    assert response.status == 413
+
+
+async def test_group_chats_and_other_updates_are_ignored(client: TestClient[Any, Any]) -> None:
+    group = telegram_update(5, -100123, "salut le groupe")
+    group["message"]["chat"] = {"id": -100123, "type": "supergroup", "title": "Classe"}
+    edited = {"update_id": 6, "edited_message": telegram_update(6, CHAT)["message"]}
+    for document in (group, edited):
+        assert await post(client, document) == (200, {"inbound": [], "receipts": []})
+
+
+async def test_photos_and_documents_become_attachments(client: TestClient[Any, Any]) -> None:
+    _, photo = await post(client, telegram_update(7, CHAT, "regarde", photo_file_id="AgADphoto"))
+    document = {"file_id": "BQADdoc", "file_name": "note.pdf", "mime_type": "application/pdf"}
+    _, doc = await post(client, telegram_update(8, CHAT, None, document=document))
+    assert photo["inbound"][0]["text"] == "regarde"
+    assert photo["inbound"][0]["attachments"] == [
+        {"kind": "image", "url": "tg-file:AgADphoto", "content_type": "image/jpeg", "name": None}
+    ]
+    assert doc["inbound"][0]["attachments"] == [
+        {"kind": "file", "url": "tg-file:BQADdoc", "content_type": "application/pdf", "name": "note.pdf"}
+    ]
+
+
+async def test_a_button_tap_is_answered_and_carries_its_value(
+    client: TestClient[Any, Any], telegram: FakeTelegramAPI
+) -> None:
+    update = telegram_callback(9, CHAT, "yes", buttons=[("Oui", "yes"), ("Non", "no")], query_id="q-77")
+    status, batch = await post(client, update)
+    assert status == 200
+    [message] = batch["inbound"]
+    assert (message["sender"], message["message_id"]) == (str(CHAT), "9")
+    assert (message["text"], message["payload"], message["language_hint"]) == ("Oui", "yes", "fr")
+    [answer] = await telegram.wait_for("answerCallbackQuery")
+    assert answer.body == {"callback_query_id": "q-77"}
+
+
+async def test_an_index_button_is_read_as_its_number(client: TestClient[Any, Any], telegram: FakeTelegramAPI) -> None:
+    _, batch = await post(client, telegram_callback(10, CHAT, "c:2"))
+    assert (batch["inbound"][0]["text"], batch["inbound"][0]["payload"]) == ("2", None)
+    await telegram.wait_for("answerCallbackQuery")
+
+
+async def test_a_failed_answer_does_not_fail_the_webhook(
+    client: TestClient[Any, Any], telegram: FakeTelegramAPI
+) -> None:
+    telegram.fail_next(Failure(400, description="Bad Request: query is too old"), endpoint="answerCallbackQuery")
+    status, batch = await post(client, telegram_callback(11, CHAT, "yes"))
+    assert (status, len(batch["inbound"])) == (200, 1)
+    await telegram.wait_for("answerCallbackQuery")
+
+
+def test_acknowledge_and_abilities(channel: TelegramChannel) -> None:
+    response = channel.acknowledge()
+    assert (response.status, response.text) == (200, "ok")
+    assert isinstance(channel, Channel)
+    assert isinstance(channel, Lifecycle)
+    assert isinstance(channel, TypingIndicator)
+    assert isinstance(channel, MediaFetcher)
+    assert not isinstance(channel, ReplyWindow)
+
+
+# Sending.
+
+
+async def test_a_message_is_sent_as_telegram_expects(channel: TelegramChannel, telegram: FakeTelegramAPI) -> None:
+    message_id = await channel.send(outbound("Salut 👋 é"))
+    [request] = telegram.requests_to("sendMessage")
+    assert request.path == f"/bot{BOT_TOKEN}/sendMessage"
+    assert request.body == {"chat_id": str(CHAT), "text": "Salut 👋 é"}
+    assert message_id is not None and message_id.isdigit()
+
+
+async def test_choices_become_an_inline_keyboard(channel: TelegramChannel, telegram: FakeTelegramAPI) -> None:
+    choices = (
+        Choice("yes", "Oui"),
+        Choice("x" * 65, "Trop long"),
+        Choice("é" * 33, "66 octets"),
+        Choice("c:1", "Ressemble à un index"),
+        Choice("ok", "  "),
+    )
+    await channel.send(outbound("Choisis :", choices))
+    [body] = sent(telegram)
+    assert body["text"] == "Choisis :"
+    assert json.loads(body["reply_markup"]) == {
+        "inline_keyboard": [
+            [{"text": "Oui", "callback_data": "yes"}],
+            [{"text": "Trop long", "callback_data": "c:2"}],
+            [{"text": "66 octets", "callback_data": "c:3"}],
+            [{"text": "Ressemble à un index", "callback_data": "c:4"}],
+            [{"text": "5", "callback_data": "ok"}],
+        ]
+    }
+
+
+async def test_over_a_hundred_choices_become_a_numbered_list(
+    channel: TelegramChannel, telegram: FakeTelegramAPI
+) -> None:
+    choices = tuple(Choice(str(n), f"Choix {n}") for n in range(1, 102))
+    await channel.send(outbound("Choisis :", choices))
+    [body] = sent(telegram)
+    assert "reply_markup" not in body
+    assert body["text"].startswith("Choisis :\n\n1. Choix 1\n2. Choix 2\n")
+    assert body["text"].endswith("\n101. Choix 101")
+
+
+async def test_long_text_is_split_in_utf16_units(channel: TelegramChannel, telegram: FakeTelegramAPI) -> None:
+    text = " ".join(["🙂🙂"] * 2000)  # 2000 words of 4 UTF-16 units: about 10 000 units
+    await channel.send(outbound(text, (Choice("ok", "OK"),)))
+    bodies = sent(telegram)
+    assert len(bodies) == 3
+    assert all(len(body["text"].encode("utf-16-le")) // 2 <= 4096 for body in bodies)
+    assert " ".join(body["text"] for body in bodies) == text
+    assert ["reply_markup" in body for body in bodies] == [False, False, True]
+
+
+async def test_typing_is_a_chat_action(channel: TelegramChannel, telegram: FakeTelegramAPI) -> None:
+    await channel.typing(str(CHAT))
+    assert sent(telegram, "sendChatAction") == [{"chat_id": str(CHAT), "action": "typing"}]
+
+
+async def test_set_webhook_registers_the_public_url(channel: TelegramChannel, telegram: FakeTelegramAPI) -> None:
+    await channel.set_webhook()
+    [body] = sent(telegram, "setWebhook")
+    assert body["url"] == "https://helpline.example.org/webhooks/telegram"
+    assert body["secret_token"] == SECRET
+    assert json.loads(body["allowed_updates"]) == ["message", "callback_query"]
+
+
+# Errors.
+
+
+@pytest.mark.parametrize(
+    ("failure", "retry_after"),
+    [(Failure(429, retry_after=7, description="Too Many Requests: retry after 7"), 7.0), (Failure(500), None)],
+)
+async def test_retryable_failures(
+    channel: TelegramChannel, telegram: FakeTelegramAPI, failure: Failure, retry_after: float | None
+) -> None:
+    telegram.fail_next(failure)
+    with pytest.raises(RetryableDelivery) as caught:
+        await channel.send(outbound())
+    assert caught.value.retry_after == retry_after
+    assert BOT_TOKEN not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [
+        (Failure(400, description="Bad Request: chat not found"), "Chat not found"),
+        (Failure(403, description="Forbidden: bot was blocked by the user"), "blocked"),
+    ],
+)
+async def test_permanent_failures(
+    channel: TelegramChannel, telegram: FakeTelegramAPI, failure: Failure, reason: str
+) -> None:
+    telegram.fail_next(failure)
+    with pytest.raises(PermanentDelivery, match=reason) as caught:
+        await channel.send(outbound())
+    assert str(CHAT) not in str(caught.value) and caught.value.__cause__ is None
+
+
+async def test_an_unreachable_api_is_retryable(telegram: FakeTelegramAPI, session: aiohttp.ClientSession) -> None:
+    adapter = TelegramChannel(make_settings(telegram.url), session)
+    await adapter.start()
+    await telegram.close()
+    try:
+        with pytest.raises(RetryableDelivery, match="network error"):
+            await adapter.send(outbound())
+    finally:
+        await adapter.stop()
+
+
+async def test_start_names_a_refused_token(telegram: FakeTelegramAPI, session: aiohttp.ClientSession) -> None:
+    adapter = TelegramChannel(make_settings(telegram.url, token="987:wrong"), session)
+    with pytest.raises(ConfigError, match="TELEGRAM_BOT_TOKEN") as caught:
+        await adapter.start()
+    assert "987:wrong" not in str(caught.value)
+    await adapter.stop()
+
+
+# Media.
+
+
+async def test_media_is_fetched_through_get_file(channel: TelegramChannel, telegram: FakeTelegramAPI) -> None:
+    telegram.add_file("AgADphoto", b"\xff\xd8jpeg", "image/jpeg")
+    data = await channel.fetch_media(Attachment("image", "tg-file:AgADphoto", "image/jpeg"))
+    assert data == (b"\xff\xd8jpeg", "image/jpeg")
+    assert sent(telegram, "getFile") == [{"file_id": "AgADphoto"}]
+
+
+async def test_an_unknown_file_is_permanent(channel: TelegramChannel) -> None:
+    with pytest.raises(PermanentDelivery, match="Invalid file_id"):
+        await channel.fetch_media(Attachment("image", "tg-file:nope"))
+
+
+@pytest.mark.parametrize("url", ["https://evil.example.com/photo.jpg", None, "tg-file"])
+async def test_media_that_is_not_a_telegram_file_is_refused(channel: TelegramChannel, url: str | None) -> None:
+    with pytest.raises(PermanentDelivery, match="not a Telegram file"):
+        await channel.fetch_media(Attachment("image", url))
+
+
+# Hostile input.
+
+NO_DEADLINE = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=25,
+)
+KNOWN_FIELDS = (
+    "update_id message callback_query edited_message message_id date chat id type from text caption data photo"
+    " document file_id file_unique_id width height language_code reply_markup inline_keyboard callback_data"
+    " voice is_bot first_name"
+)
+field_names = st.sampled_from(KNOWN_FIELDS.split())
+shaped = st.recursive(
+    json_values,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(field_names, children, max_size=6),
+    max_leaves=40,
+)
+
+
+@NO_DEADLINE
+@given(update_id=st.integers(min_value=0, max_value=2**40), fields=st.dictionaries(field_names, shaped, max_size=4))
+async def test_any_update_gives_a_batch_or_400(
+    client: TestClient[Any, Any], update_id: int, fields: dict[str, Any]
+) -> None:
+    response = await client.post(
+        PATH, data=json.dumps({**fields, "update_id": update_id}), headers=telegram_headers(SECRET)
+    )
+    assert response.status in (200, 400)
+
+
+@NO_DEADLINE
+@given(
+    message=st.fixed_dictionaries(
+        {
+            "message_id": st.integers(),
+            "date": st.integers(),
+            "chat": st.fixed_dictionaries({"id": json_values, "type": json_values}),
+        },
+        optional={"text": json_values, "from": shaped, "photo": shaped, "document": shaped, "caption": json_values},
+    )
+)
+async def test_any_message_gives_a_batch_or_400(client: TestClient[Any, Any], message: dict[str, Any]) -> None:
+    response = await client.post(
+        PATH, data=json.dumps({"update_id": 1, "message": message}), headers=telegram_headers(SECRET)
+    )
+    assert response.status in (200, 400)
+
+
+header_text = st.text(st.characters(min_codepoint=32, max_codepoint=255, exclude_characters="\x7f"), max_size=80)
+
+
+@NO_DEADLINE
+@given(secret=header_text, raw=st.binary(max_size=200))
+async def test_any_secret_header_is_refused_cleanly(client: TestClient[Any, Any], secret: str, raw: bytes) -> None:
+    response = await client.post(PATH, data=raw, headers={"X-Telegram-Bot-Api-Secret-Token": secret})
+    assert response.status == 403

@@ -1,0 +1,83 @@
+"""Fixtures shared by the server tests: a controllable clock, settings on a temporary store, the real app."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from gateway.app import STORE, create_app
+from gateway.console.auth import hash_password
+from gateway.settings import Settings
+from gateway.store import Listener
+
+os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+
+ROOT = Path(__file__).resolve().parents[1]
+PARIS = ZoneInfo("Europe/Paris")
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class Clock:
+    """Time under the test's control: ``clock.now`` is what the app sees; ``advance`` moves it."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(datetime(2026, 3, 10, 14, 0, tzinfo=PARIS).astimezone(UTC))  # the line is open
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        store=f"sqlite:///{tmp_path}/gateway.sqlite3",
+        flows=str(ROOT / "flows.yaml"),
+        public_url="http://127.0.0.1:8080",
+        secret_key="test-secret-key-0123456789",
+        outbox_base_delay=0.05,
+    )
+
+
+AppFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+
+
+@pytest.fixture
+async def make_client(
+    aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]], clock: Clock
+) -> AsyncIterator[AppFactory]:
+    async def make(settings: Settings) -> TestClient[web.Request, web.Application]:
+        app = await create_app(settings, clock=clock, worker_poll_seconds=0.05)
+        return await aiohttp_client(app)
+
+    yield make
+
+
+@pytest.fixture
+async def client(make_client: AppFactory, settings: Settings) -> TestClient[web.Request, web.Application]:
+    return await make_client(settings)
+
+
+async def add_listener(client: TestClient[web.Request, web.Application], name: str, supervisor: bool = False) -> None:
+    store = client.app[STORE]
+    await store.add_listener(Listener(name, hash_password(PASSWORD), supervisor=supervisor, capacity=3))
+
+
+async def login(client: TestClient[web.Request, web.Application], name: str) -> None:
+    response = await client.post("/api/session", json={"name": name, "password": PASSWORD})
+    assert response.status == 200, await response.text()

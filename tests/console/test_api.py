@@ -1,0 +1,136 @@
+"""The listener API through the real app: sessions, the queue, take (with a race), reply, notes, refer,
+transfer, hand back, close; the young person's web chat sees what it must and nothing more."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+
+from tests.conftest import PASSWORD, add_listener, login
+from tests.test_webchat import WALK_TO_QUEUE, hello, receive_until, say
+
+
+@pytest.fixture
+async def queued(client: TestClient) -> AsyncIterator[tuple[aiohttp.ClientWebSocketResponse, str]]:  # type: ignore[type-arg]
+    """A young person in the web chat, waiting in the queue; yields their socket and conversation id."""
+    await add_listener(client, "anne")
+    await add_listener(client, "bruno")
+    await add_listener(client, "sam", supervisor=True)
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws)
+        frames = []
+        for number, answer in enumerate(WALK_TO_QUEUE):
+            frames += await say(ws, f"m{number}", answer)
+        assert {"type": "status", "status": "queued", "position": 1} in frames
+        await login(client, "anne")
+        queue = await (await client.get("/api/queue")).json()
+        yield ws, queue["waiting"][0]["id"]
+
+
+async def other_session(client: TestClient, name: str) -> aiohttp.ClientSession:  # type: ignore[type-arg]
+    session = aiohttp.ClientSession(base_url=str(client.make_url("/")), cookie_jar=aiohttp.CookieJar(unsafe=True))
+    response = await session.post("/api/session", json={"name": name, "password": PASSWORD})
+    assert response.status == 200
+    return session
+
+
+async def test_api_needs_a_session(client: TestClient) -> None:  # type: ignore[type-arg]
+    assert (await client.get("/api/queue")).status == 401
+    assert (await client.post("/api/session", json={"name": "x", "password": "y"})).status == 401
+    assert (await client.post("/api/session", data="name=x")).status == 415
+    assert (await client.post("/api/session", data="{", headers={"Content-Type": "application/json"})).status == 400
+
+
+async def test_forged_cookie_is_refused(client: TestClient) -> None:  # type: ignore[type-arg]
+    client.session.cookie_jar.update_cookies({"hg_session": "YW5uZXw5OTk5OTk5OTk5fHg.AAAA"})
+    assert (await client.get("/api/me")).status == 401
+
+
+async def test_queue_card_shows_summary_not_sender(client: TestClient, queued: Any) -> None:  # type: ignore[type-arg]
+    body = await (await client.get("/api/queue")).json()
+    card = body["waiting"][0]
+    assert card["channel"] == "webchat"
+    assert card["priority"] == "normal"
+    assert dict(card["summary"])["Âge"] == "15"
+    assert "sender" not in card and "-" in card["pseudonym"]
+
+
+async def test_take_reply_note_close(client: TestClient, queued: Any) -> None:  # type: ignore[type-arg]
+    ws, conversation_id = queued
+    base = f"/api/conversations/{conversation_id}"
+    assert (await client.post(base + "/messages", json={"text": "too early"})).status == 409
+    assert (await client.post(base + "/take")).status == 200
+    await receive_until(ws, lambda f: f["type"] == "status" and f["status"] == "with_listener")
+    assert (await client.post(base + "/messages", json={"text": "Bonjour, je suis là."})).status == 201
+    frames = await receive_until(ws, lambda f: f["type"] == "entry" and f["entry"]["author"] == "listener")
+    assert frames[-1]["entry"]["text"] == "Bonjour, je suis là."
+    assert (await client.post(base + "/notes", json={"text": "secret note"})).status == 201
+    await say(ws, "u1", "merci")
+    detail = await (await client.get(base)).json()
+    authors = [e["author"] for e in detail["transcript"]]
+    assert "note" in authors and authors[-1] == "user"
+    closed = await client.post(base + "/close", json={"outcome": "cyberbullying", "notes": "ok"})
+    assert closed.status == 200, await closed.text()
+    frames = await receive_until(ws, lambda f: f["type"] == "status")
+    assert frames[-1]["status"] == "closed"
+    seen = [f for f in frames if f["type"] == "entry"]
+    assert all("secret note" not in f["entry"]["text"] for f in seen)
+
+
+async def test_two_listeners_race_one_wins(client: TestClient, queued: Any) -> None:  # type: ignore[type-arg]
+    _, conversation_id = queued
+    bruno = await other_session(client, "bruno")
+    try:
+        url = f"/api/conversations/{conversation_id}/take"
+        statuses = sorted(r.status for r in await asyncio.gather(client.post(url), bruno.post(url)))
+    finally:
+        await bruno.close()
+    assert statuses == [200, 409]
+
+
+async def test_refer_sends_partner_message(client: TestClient, queued: Any) -> None:  # type: ignore[type-arg]
+    _, conversation_id = queued
+    base = f"/api/conversations/{conversation_id}"
+    await client.post(base + "/take")
+    response = await client.post(base + "/refer", json={"partner": "pharos"})
+    assert response.status == 201
+    assert "internet-signalement" in (await response.json())["text"]
+    assert (await client.post(base + "/refer", json={"partner": "nope"})).status == 409
+
+
+async def test_transfer_and_hand_back(client: TestClient, queued: Any) -> None:  # type: ignore[type-arg]
+    _, conversation_id = queued
+    base = f"/api/conversations/{conversation_id}"
+    await client.post(base + "/take")
+    back = await client.post(base + "/hand-back")
+    assert (await back.json())["status"] == "queued"
+    assert (await client.post(base + "/transfer", json={"queue": "nope"})).status == 409
+    moved = await client.post(base + "/transfer", json={"queue": "listeners"})
+    assert (await moved.json())["status"] == "queued"
+
+
+async def test_close_needs_a_known_outcome(client: TestClient, queued: Any) -> None:  # type: ignore[type-arg]
+    _, conversation_id = queued
+    response = await client.post(f"/api/conversations/{conversation_id}/close", json={"outcome": "zzz"})
+    assert response.status == 409
+
+
+async def test_flow_material(client: TestClient, queued: Any) -> None:  # type: ignore[type-arg]
+    material = await (await client.get("/api/flow")).json()
+    assert {"119", "pharos"} <= {p["id"] for p in material["partners"]}
+    assert material["canned_responses"] and material["outcomes"]
+
+
+async def test_reload_is_for_supervisors(client: TestClient, queued: Any) -> None:  # type: ignore[type-arg]
+    assert (await client.post("/api/admin/reload")).status == 403
+    sam = await other_session(client, "sam")
+    try:
+        response = await sam.post("/api/admin/reload")
+        assert response.status == 200
+    finally:
+        await sam.close()

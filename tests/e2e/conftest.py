@@ -1,0 +1,62 @@
+"""Browser tests: the real app on a real port, and Debian's Chromium driven by Playwright.
+
+``make test`` installs /usr/bin/chromium; a missing browser fails these tests (it is never skipped).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, BrowserContext, async_playwright
+
+from gateway.app import create_app
+from gateway.settings import Settings
+from tests.conftest import Clock
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+]  # fmt: skip
+
+pytestmark = pytest.mark.browser
+
+ServerFactory = Callable[[Settings], Awaitable[TestServer]]
+
+
+@pytest.fixture
+async def make_server(
+    aiohttp_server: Callable[..., Awaitable[TestServer]], clock: Clock
+) -> AsyncIterator[ServerFactory]:
+    async def make(settings: Settings) -> TestServer:
+        app: web.Application = await create_app(settings, clock=clock, worker_poll_seconds=0.05)
+        return await aiohttp_server(app)
+
+    yield make
+
+
+@pytest.fixture
+async def server(make_server: ServerFactory, settings: Settings) -> TestServer:
+    return await make_server(settings)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run 'make test' (it installs Debian's chromium)"
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture
+async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    context = await browser.new_context(viewport={"width": 390, "height": 780}, locale="fr-FR")
+    context.set_default_timeout(15_000)
+    yield context
+    await context.close()

@@ -1,0 +1,100 @@
+"""The web chat in a real Chromium: walk the default flow to the queue, reload and find the history, and talk
+with a listener who took the conversation through the API."""
+
+from __future__ import annotations
+
+import aiohttp
+from aiohttp.test_utils import TestServer
+from playwright.async_api import BrowserContext, Page, expect
+
+from gateway.app import STORE
+from gateway.console.auth import hash_password
+from gateway.store import Listener
+from tests.conftest import PASSWORD
+
+pytestmark = __import__("pytest").mark.browser
+
+
+async def open_chat(context: BrowserContext, server: TestServer) -> Page:
+    page = await context.new_page()
+    await page.goto(str(server.make_url("/chat")))
+    await expect(page.locator("#choices button").first).to_be_visible()
+    return page
+
+
+async def type_answer(page: Page, text: str) -> None:
+    await page.fill("#message-input", text)
+    await page.keyboard.press("Enter")
+
+
+def bot_messages(page: Page):  # type: ignore[no-untyped-def]
+    return page.locator('.msg[data-author="bot"] .text')
+
+
+async def walk_to_queue(page: Page) -> None:
+    await page.get_by_role("button", name="Non", exact=True).click()  # not in danger now
+    await page.get_by_role("button", name="Français").click()
+    await expect(bot_messages(page).last).to_contain_text("âge")
+    await type_answer(page, "j'ai 14 ans")
+    await page.get_by_role("button", name="Pour moi").click()
+    await page.get_by_role("button", name="Cyberharcèlement").click()
+    await expect(bot_messages(page).last).to_contain_text("quelques mots")
+    await type_answer(page, "Des élèves se moquent de moi sur un groupe.")
+    await expect(page.locator("#status-line")).to_contain_text("position 1")
+
+
+async def test_chat_walks_to_queue_reloads_and_talks_with_a_listener(
+    context: BrowserContext, server: TestServer
+) -> None:
+    page = await open_chat(context, server)
+    await expect(bot_messages(page).first).to_contain_text("confidentiel")
+    await walk_to_queue(page)
+
+    await page.reload()
+    await expect(page.locator('.msg[data-author="user"]')).to_have_count(6)
+    await expect(page.locator("#status-line")).to_contain_text("position 1")
+
+    store = server.app[STORE]
+    await store.add_listener(Listener("anne", hash_password(PASSWORD), capacity=2))
+    async with aiohttp.ClientSession(
+        base_url=str(server.make_url("/")), cookie_jar=aiohttp.CookieJar(unsafe=True)
+    ) as listener:
+        assert (await listener.post("/api/session", json={"name": "anne", "password": PASSWORD})).status == 200
+        waiting = (await (await listener.get("/api/queue")).json())["waiting"]
+        conversation = waiting[0]["id"]
+        assert (await listener.post(f"/api/conversations/{conversation}/take")).status == 200
+        await expect(page.locator("#status-line")).to_contain_text("écoutant·e est avec toi")
+        sent = await listener.post(f"/api/conversations/{conversation}/messages", json={"text": "Bonjour, je t'écoute."})
+        assert sent.status == 201
+        await expect(page.locator('.msg[data-author="listener"] .text')).to_have_text("Bonjour, je t'écoute.")
+        await type_answer(page, "Merci <b>beaucoup</b>")
+        detail = await (await listener.get(f"/api/conversations/{conversation}")).json()
+        for _ in range(50):
+            if detail["transcript"][-1]["text"] == "Merci <b>beaucoup</b>":
+                break
+            await page.wait_for_timeout(100)
+            detail = await (await listener.get(f"/api/conversations/{conversation}")).json()
+        assert detail["transcript"][-1]["author"] == "user"
+    await expect(page.locator('.msg[data-author="user"] .text').last).to_have_text("Merci <b>beaucoup</b>")
+    assert await page.locator(".msg b").count() == 0
+
+
+async def test_quick_exit_clears_the_session(context: BrowserContext, server: TestServer) -> None:
+    page = await open_chat(context, server)
+    assert await page.evaluate("localStorage.getItem('hg-chat-token')")
+    await page.route("https://www.google.com/**", lambda route: route.fulfill(status=200, body="meteo"))
+    await page.get_by_role("button", name="Sortie rapide").click()
+    await page.wait_for_url("https://www.google.com/**")
+    await page.goto(str(server.make_url("/chat")))
+    await expect(bot_messages(page).first).to_contain_text("confidentiel")
+    await expect(page.locator('.msg[data-author="user"]')).to_have_count(0)
+
+
+async def test_keyboard_only_and_english(context: BrowserContext, server: TestServer) -> None:
+    page = await open_chat(context, server)
+    await page.locator("#lang-toggle").click()
+    await expect(page.locator("#send-button")).to_have_text("Send")
+    await page.locator("#choices button").first.focus()
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Enter")  # the second choice: "no"
+    await expect(page.locator('.msg[data-author="user"] .text')).to_have_count(1)

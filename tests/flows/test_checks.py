@@ -1,0 +1,599 @@
+"""The semantic checks of flows.yaml (``gateway/flows/checks.py``): each mistake an ops person can make gives one
+``FILE:LINE:COLUMN: message`` line that names the thing, and all of them are reported at once."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from gateway.flows.loader import load_text
+
+FILE = "flows.yaml"
+
+VALID_FLOW = """\
+flow: {id: small, name: Small}
+languages: [fr, en]
+timezone: Europe/Paris
+start: welcome
+fallback: {queue: listeners}
+summary: [topic, age]
+fields:
+  topic: {label: {fr: Sujet, en: Topic}}
+  age: {label: {fr: Âge, en: Age}}
+schedules:
+  day:
+    weekly:
+      daily: ["09:00-23:00"]
+queues:
+  listeners:
+    name: {fr: Écoutants, en: Listeners}
+    schedule: day
+partners:
+  pharos:
+    name: {fr: Pharos, en: Pharos}
+    message: {fr: Signale sur Pharos., en: Report on Pharos.}
+messages:
+  not_understood: {fr: Pas compris., en: Not understood.}
+  prefer_not_to_say: {fr: Je préfère ne pas dire, en: Prefer not to say}
+  closed_line: {fr: "Fermé ({hours}).", en: "Closed ({hours})."}
+  queued: {fr: "Numéro {position}, {wait} min.", en: "Number {position}, {wait} min."}
+  reassurance: {fr: "Toujours là ({position}).", en: "Still here ({position})."}
+  reminder: {fr: "Tu es là ?", en: "Are you there?"}
+  abandoned: {fr: Au revoir., en: Goodbye.}
+  ended: {fr: Fin., en: The end.}
+  offer_listener: {fr: "Parler à un écoutant ?", en: "Talk to a listener?"}
+  offer_yes: {fr: Oui, en: "Yes"}
+  offer_no: {fr: Non, en: "No"}
+  listener_joined: {fr: Un écoutant arrive., en: A listener joins.}
+  idle_closed: {fr: Fermé., en: Closed.}
+steps:
+  welcome:
+    say: {fr: Bonjour., en: Hello.}
+    next: age
+  age:
+    ask: {fr: "Quel âge as-tu ?", en: "How old are you?"}
+    number: {min: 5, max: 99}
+    store: age
+    next: topic
+  topic:
+    ask: {fr: "Que se passe-t-il ?", en: "What is happening?"}
+    choices:
+      - value: images
+        label: {fr: Images, en: Images}
+        synonyms: {fr: [photos], en: [nudes]}
+      - value: other
+        label: {fr: Autre, en: Other}
+    store: topic
+    next:
+      - when: {field: topic, equals: images}
+        goto: route
+      - goto: details
+  details:
+    ask: {fr: Raconte., en: Tell me.}
+    text: {max_length: 200}
+    store: details
+    next: route
+interrupts:
+  stop:
+    match: {fr: [stop], en: [stop]}
+    then:
+      say: {fr: Au revoir., en: Bye.}
+routing:
+  - name: images
+    when: {all: [{field: topic, equals: images}, {closed: listeners}]}
+    then: {refer: [pharos], offer_listener: listeners}
+  - name: young
+    when: {field: age, lt: 11}
+    then: {handoff: listeners, priority: urgent}
+  - name: default
+    then: {handoff: listeners}
+canned_responses:
+  - shortcut: hi
+    title: {fr: Salut, en: Hi}
+    text: {fr: Bonjour, en: Hello}
+outcomes:
+  - {id: images, label: {fr: Images, en: Images}}
+tests:
+  - name: young
+    at: 2026-03-10T14:00:00+01:00
+    channel: webchat
+    language: fr
+    turns: ["9", other, "on m'embête"]
+    expect: {outcome: handoff, queue: listeners, priority: urgent}
+"""
+
+
+def problems(text: str) -> list[str]:
+    loaded, found = load_text(text, FILE)
+    assert (loaded is None) == bool(found)
+    return [str(p) for p in found]
+
+
+def mutate(*replacements: tuple[str, str]) -> str:
+    """The valid flow with each ``old`` (found exactly once) replaced by ``new``."""
+    text = VALID_FLOW
+    for old, new in replacements:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    return text
+
+
+def at(text: str, line_has: str, token: str | None = None, nth: int = 1) -> str:
+    """``FILE:LINE:COLUMN`` of ``token`` on the ``nth`` line containing ``line_has``."""
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line_has in line]
+    assert len(lines) >= nth, f"fewer than {nth} lines have {line_has!r}"
+    number, line = lines[nth - 1]
+    return f"{FILE}:{number}:{line.index(token or line_has) + 1}"
+
+
+def step_at(text: str, sid: str) -> str:
+    """``FILE:LINE:COLUMN`` of the id of step ``sid``."""
+    return at(text.replace(f"\n  {sid}:\n", f"\n  {sid}: # step\n"), f"  {sid}: # step", sid)
+
+
+def test_the_valid_flow_has_no_problem() -> None:
+    assert problems(VALID_FLOW) == []
+
+
+# --- references --------------------------------------------------------------------------------------------------
+
+
+def test_missing_start_step_with_did_you_mean() -> None:
+    text = mutate(("start: welcome", "start: welcom"))
+    assert problems(text) == [
+        f"{at(text, 'start:', 'welcom')}: the conversation starts at step 'welcom', which does not exist"
+        " (did you mean 'welcome'?)"
+    ]
+
+
+def test_next_to_a_missing_step_suggests_route() -> None:
+    text = mutate(("    next: route\ninterrupts", "    next: rout\ninterrupts"))
+    assert problems(text) == [
+        f"{at(text, 'next: rout', 'rout')}: step 'details' goes to 'rout', which does not exist (did you mean 'route'?)"
+    ]
+
+
+def test_branch_goto_to_a_missing_step() -> None:
+    text = mutate(("goto: details", "goto: detail"))
+    assert problems(text) == [
+        f"{at(text, 'goto: detail', 'detail')}: step 'topic' goes to 'detail', which does not exist"
+        " (did you mean 'details'?)",
+        # 'details' is now an orphan
+        f"{step_at(text, 'details')}: step 'details' is never reached",
+    ]
+
+
+def test_fallback_queue_and_schedules_must_exist() -> None:
+    text = mutate(
+        ("fallback: {queue: listeners}", "fallback: {queue: listener}"),
+        ("    schedule: day", "    schedule: dya"),
+        ("    name: {fr: Pharos, en: Pharos}", "    name: {fr: Pharos, en: Pharos}\n    schedule: nights"),
+    )
+    assert problems(text) == [
+        f"{at(text, 'fallback:', 'listener')}: the fallback hands off to queue 'listener', which does not exist"
+        " (did you mean 'listeners'?)",
+        f"{at(text, 'schedule: dya', 'dya')}: queue 'listeners' uses schedule 'dya', which does not exist"
+        " (did you mean 'day'?)",
+        f"{at(text, 'schedule: nights', 'nights')}: partner 'pharos' uses schedule 'nights', which does not exist",
+    ]
+
+
+def test_the_always_schedule_is_built_in() -> None:
+    assert problems(mutate(("    schedule: day", "    schedule: always"))) == []
+
+
+def test_outcomes_name_existing_queues_and_partners() -> None:
+    text = mutate(
+        ("then: {refer: [pharos], offer_listener: listeners}", "then: {refer: [pharo], offer_listener: listenrs}"),
+        ("then: {handoff: listeners, priority: urgent}", "then: {handoff: queue2, priority: urgent}"),
+        ("      say: {fr: Au revoir., en: Bye.}", "      say: {fr: Au revoir., en: Bye.}\n      refer: pharos_"),
+    )
+    assert problems(text) == [
+        f"{at(text, 'refer: pharos_', 'pharos_')}: interrupt 'stop' refers to partner 'pharos_', which does not exist"
+        " (did you mean 'pharos'?)",
+        f"{at(text, 'refer: [pharo]', 'pharo]')}: rule 1 refers to partner 'pharo', which does not exist"
+        " (did you mean 'pharos'?)",
+        f"{at(text, 'offer_listener: listenrs', 'listenrs')}: rule 1 offers a listener of queue 'listenrs',"
+        " which does not exist (did you mean 'listeners'?)",
+        f"{at(text, 'handoff: queue2', 'queue2')}: rule 2 hands off to queue 'queue2', which does not exist",
+    ]
+
+
+def test_open_and_closed_name_a_queue_or_a_partner() -> None:
+    text = mutate(("{closed: listeners}", "{closed: listener}"))
+    assert problems(text) == [
+        f"{at(text, 'closed: listener', 'listener}')}: rule 1: 'closed' names 'listener', which is not a queue or"
+        " a partner (did you mean 'listeners'?)"
+    ]
+
+
+def test_summary_and_field_labels_name_stored_fields() -> None:
+    text = mutate(("summary: [topic, age]", "summary: [topic, aeg]"), ("  age: {label:", "  ages: {label:"))
+    assert problems(text) == [
+        f"{at(text, 'summary:', 'aeg')}: the summary shows field 'aeg', but no question stores it"
+        " (did you mean 'age'?)",
+        f"{at(text, '  ages:', 'ages')}: field 'ages' has a label, but no question stores it (did you mean 'age'?)",
+    ]
+
+
+def test_scenario_expectations_name_existing_things() -> None:
+    text = mutate(
+        (
+            "expect: {outcome: handoff, queue: listeners, priority: urgent}",
+            "expect: {outcome: handoff, queue: listener, partners: [pharos, phare], step: agee,"
+            " fields: {topik: other}}",
+        ),
+    )
+    assert problems(text) == [
+        f"{at(text, 'expect:', token)}: test 'young' expects {what}"
+        for token, what in [
+            ("listener,", "queue 'listener', which does not exist (did you mean 'listeners'?)"),
+            ("phare", "partner 'phare', which does not exist (did you mean 'pharos'?)"),
+            ("agee", "step 'agee', which does not exist (did you mean 'age'?)"),
+            ("topik", "field 'topik', but no question stores it (did you mean 'topic'?)"),
+        ]
+    ]
+
+
+# --- graph -------------------------------------------------------------------------------------------------------
+
+
+def test_route_is_a_reserved_step_id() -> None:
+    text = mutate(("  details:\n", "  route:\n"), ("goto: details", "goto: route"))
+    assert problems(text) == [
+        f"{step_at(text, 'route')}: 'route' is a reserved word (go to the routing rules): give this step another name"
+    ]
+
+
+def test_unreachable_step() -> None:
+    text = mutate(("steps:\n", "steps:\n  orphan:\n    say: {fr: Oups., en: Oops.}\n    next: route\n"))
+    assert problems(text) == [f"{step_at(text, 'orphan')}: step 'orphan' is never reached"]
+
+
+def test_step_without_next() -> None:
+    text = mutate(("    store: details\n    next: route\n", "    store: details\n"))
+    assert problems(text) == [
+        f"{step_at(text, 'details')}: step 'details' has no 'next': say where the conversation goes"
+    ]
+
+
+def test_last_branch_needs_no_when() -> None:
+    text = mutate(("      - goto: details", "      - when: {field: topic, equals: other}\n        goto: details"))
+    assert problems(text) == [
+        f"{at(text, 'equals: other', 'when')}: step 'topic': the last branch needs no 'when' (the otherwise case)"
+    ]
+
+
+def test_say_only_cycle() -> None:
+    text = mutate(
+        (
+            "    say: {fr: Bonjour., en: Hello.}\n    next: age",
+            "    say: {fr: Bonjour., en: Hello.}\n    next: again\n  again:\n    say: {fr: Re., en: Again.}\n"
+            "    next:\n      - {when: {channel: webchat}, goto: welcome}\n      - {goto: age}",
+        ),
+    )
+    assert problems(text) == [
+        f"{at(text, 'next: again', 'again')}: steps 'welcome' → 'again' only say something and lead to each other:"
+        " the bot would talk forever"
+    ]
+
+
+def test_say_only_step_going_back_to_itself() -> None:
+    text = mutate(
+        ("    say: {fr: Bonjour., en: Hello.}\n    next: age", "    say: {fr: Bonjour., en: Hello.}\n    next: welcome")
+    )
+    assert problems(text) == [
+        f"{at(text, 'next: welcome', 'welcome')}: step 'welcome' only says something and goes back to itself:"
+        " the bot would talk forever",
+        f"{step_at(text, 'age')}: step 'age' is never reached",
+        f"{step_at(text, 'topic')}: step 'topic' is never reached",
+        f"{step_at(text, 'details')}: step 'details' is never reached",
+    ]
+
+
+def test_questions_that_never_reach_route_are_dead_ends() -> None:
+    text = mutate(
+        ("goto: route", "goto: age"), ("    store: details\n    next: route", "    store: details\n    next: topic")
+    )
+    assert problems(text) == [
+        f"{step_at(text, sid)}: step '{sid}' never leads to 'route': from here the conversation goes round in circles"
+        for sid in ("welcome", "age", "topic", "details")
+    ]
+
+
+def test_a_question_loop_with_a_way_out_is_fine() -> None:
+    text = mutate(
+        ("      - goto: details", "      - {when: {field: topic, equals: other}, goto: details}\n      - goto: age")
+    )
+    assert problems(text) == []
+
+
+# --- texts -------------------------------------------------------------------------------------------------------
+
+
+def test_missing_translation_unknown_language_and_empty_text() -> None:
+    text = mutate(
+        ("ask: {fr: Raconte., en: Tell me.}", "ask: {fr: Raconte.}"),
+        ("title: {fr: Salut, en: Hi}", "title: {fr: Salut, en: Hi, de: Hallo}"),
+        ("label: {fr: Autre, en: Other}", "label: {fr: Autre, en: ' '}"),
+    )
+    assert problems(text) == [
+        f"{at(text, 'label: {fr: Autre', chr(39))}: choice 'other' of step 'topic' is empty in 'en'",
+        f"{at(text, 'ask: {fr: Raconte.}', '{')}: the question of step 'details' has no text in 'en'",
+        f"{at(text, 'title:', 'de')}: the title of canned response 'hi': 'de' is not one of the languages (fr, en)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "what"),
+    [
+        ("    name: {fr: Écoutants, en: Listeners}", "    name: {fr: Écoutants}", "the name of queue 'listeners'"),
+        (
+            "message: {fr: Signale sur Pharos., en: Report on Pharos.}",
+            "message: {fr: Signale sur Pharos.}",
+            "the message of partner 'pharos'",
+        ),
+        ("say: {fr: Au revoir., en: Bye.}", "say: {fr: Au revoir.}", "what interrupt 'stop' says"),
+        ("say: {fr: Bonjour., en: Hello.}", "say: [{fr: Bonjour.}]", "what step 'welcome' says"),
+        ("label: {fr: Images, en: Images}}", "label: {fr: Images}}", "the label of outcome 'images'"),
+        ("  topic: {label: {fr: Sujet, en: Topic}}", "  topic: {label: {fr: Sujet}}", "the label of field 'topic'"),
+        ("  ended: {fr: Fin., en: The end.}", "  ended: {fr: Fin.}", "message 'ended'"),
+        ("text: {fr: Bonjour, en: Hello}", "text: {fr: Bonjour}", "the text of canned response 'hi'"),
+    ],
+)
+def test_every_text_needs_every_language(old: str, new: str, what: str) -> None:
+    text = mutate((old, new))
+    [problem] = problems(text)
+    assert problem.startswith(at(text, new.strip(), "{fr") + ":")
+    assert problem.endswith(f": {what} has no text in 'en'")
+
+
+def test_a_new_language_is_missing_everywhere_on_one_line_per_text() -> None:
+    found = problems(mutate(("languages: [fr, en]", "languages: [fr, en, de]")))
+    assert len(found) == 28  # every text of the flow
+    assert all(p.endswith("has no text in 'de'") for p in found)
+
+
+def test_synonyms_and_interrupt_phrases_in_known_languages() -> None:
+    text = mutate(
+        ("synonyms: {fr: [photos], en: [nudes]}", "synonyms: {fr: [photos], eng: [nudes]}"),
+        ("match: {fr: [stop], en: [stop]}", "match: {fr: [stop], es: [basta]}"),
+    )
+    assert problems(text) == [
+        f"{at(text, 'synonyms:', 'eng')}: the synonyms of choice 'images' of step 'topic': 'eng' is not one of the"
+        " languages (fr, en) (did you mean 'en'?)",
+        f"{at(text, 'match:', 'es')}: the phrases of interrupt 'stop': 'es' is not one of the languages (fr, en)",
+    ]
+
+
+def test_interrupt_without_phrases() -> None:
+    text = mutate(("match: {fr: [stop], en: [stop]}", "match: {fr: [], en: []}"))
+    assert problems(text) == [
+        f"{at(text, 'match:', '{')}: interrupt 'stop' has no phrases: it would never interrupt anything"
+    ]
+
+
+# --- messages ----------------------------------------------------------------------------------------------------
+
+
+def test_required_message_missing_and_unknown_message_key() -> None:
+    text = mutate(("  reminder:", "  remindr:"))
+    assert problems(text) == [
+        f"{at(text, 'not_understood:', 'not_understood')}: message 'reminder' is missing",
+        f"{at(text, 'remindr:', 'remindr')}: unknown message 'remindr' (did you mean 'reminder'?)",
+    ]
+
+
+def test_placeholders_only_the_allowed_ones() -> None:
+    text = mutate(
+        ('"Numéro {position}, {wait} min."', '"Numéro {position}, {attente} min."'),
+        ('en: "Still here ({position})."', 'en: "Still here ({position}, {wait})."'),
+        ("ended: {fr: Fin., en: The end.}", 'ended: {fr: "Fin {position}.", en: The end.}'),
+        ('en: "Closed ({hours})."', 'en: "Closed {hours}}."'),
+    )
+    closed, queued = at(text, "closed_line:", '"Closed'), at(text, "queued:", '"')
+    reassurance, ended = at(text, "reassurance:", '"Still'), at(text, "ended:", '"Fin')
+    assert problems(text) == [
+        f"{closed}: message 'closed_line' in 'en': a '{{' or '}}' has no partner:"
+        " write {{ or }} for a brace itself",
+        f"{queued}: message 'queued' in 'fr': unknown placeholder {{attente}}: use only {{position}}, {{wait}}",
+        f"{reassurance}: message 'reassurance' in 'en': unknown placeholder {{wait}}: use only {{position}}",
+        f"{ended}: message 'ended' in 'fr': unknown placeholder {{position}}: this message takes no placeholder",
+    ]
+
+
+# --- rules -------------------------------------------------------------------------------------------------------
+
+
+def test_rules_after_a_catch_all_never_match() -> None:
+    text = mutate(("  - name: young\n    when: {field: age, lt: 11}\n", "  - name: young\n"))
+    assert problems(text) == [
+        f"{at(text, '  - name: default', 'name')}: rule 3 can never match: rule 2 above always matches"
+    ]
+
+
+def test_the_last_rule_needs_no_when() -> None:
+    text = mutate(("  - name: default\n    then:", "  - name: default\n    when: {channel: telegram}\n    then:"))
+    assert problems(text) == [
+        f"{at(text, 'when: {channel: telegram}', 'when')}: the last rule needs no 'when', so that every conversation"
+        " ends somewhere (the engine falls back to a listener)"
+    ]
+
+
+def test_condition_on_a_field_no_question_stores() -> None:
+    text = mutate(("{field: age, lt: 11}", "{field: ages, lt: 11}"))
+    assert problems(text) == [
+        f"{at(text, 'field: ages', 'ages')}: rule 2: field 'ages' is never stored by a question (did you mean 'age'?)"
+    ]
+
+
+def test_choice_values_that_do_not_exist_with_did_you_mean() -> None:
+    text = mutate(
+        (
+            "{all: [{field: topic, equals: images}, {closed: listeners}]}",
+            "{all: [{field: topic, in: [unknown, image]}, {not: {field: topic, equals: others}}]}",
+        ),
+    )
+    values = "its values are images, other, unknown"
+    assert problems(text) == [
+        f"{at(text, 'in: [unknown, image]', 'image]')}: rule 1: field 'topic' is never 'image'"
+        f" (did you mean 'images'?): {values}",
+        f"{at(text, 'equals: others', 'others')}: rule 1: field 'topic' is never 'others' (did you mean 'other'?):"
+        f" {values}",
+    ]
+
+
+def test_number_comparison_on_a_choice_field() -> None:
+    text = mutate(("{field: age, lt: 11}", "{field: topic, lt: 11}"))
+    assert problems(text) == [
+        f"{at(text, 'field: topic, lt', '11')}: rule 2: field 'topic' holds a choice, not a number: 'lt' never matches"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("condition", "never"),
+    [("lt: 5", "lt: 5"), ("le: 4", "le: 4"), ("gt: 99", "gt: 99"), ("ge: 99.5", "ge: 99.5")],
+)
+def test_comparison_outside_the_number_bounds(condition: str, never: str) -> None:
+    text = mutate(("{field: age, lt: 11}", f"{{field: age, {condition}}}"))
+    assert problems(text) == [
+        f"{at(text, 'field: age,', condition.split()[-1])}: rule 2: field 'age' is a number from 5 to 99,"
+        f" so '{never}' is never true"
+    ]
+
+
+@pytest.mark.parametrize("condition", ["lt: 6", "le: 5", "gt: 98", "ge: 99", "equals: unknown", "in: [5, 99]"])
+def test_comparisons_inside_the_bounds_are_fine(condition: str) -> None:
+    assert problems(mutate(("{field: age, lt: 11}", f"{{field: age, {condition}}}"))) == []
+
+
+def test_equals_a_number_outside_the_bounds() -> None:
+    text = mutate(("{field: age, lt: 11}", "{field: age, equals: 150}"))
+    assert problems(text) == [
+        f"{at(text, 'equals: 150', '150')}: rule 2: field 'age' is a number from 5 to 99 (or 'unknown'), so it is"
+        " never '150'"
+    ]
+
+
+def test_unknown_channel_and_language_in_conditions() -> None:
+    text = mutate(("{field: age, lt: 11}", "{any: [{channel: [webchat, whatsap]}, {language: de}]}"))
+    assert problems(text) == [
+        f"{at(text, 'whatsap', 'whatsap')}: rule 2: unknown channel 'whatsap' (did you mean 'whatsapp'?): use webchat,"
+        " messenger, whatsapp, telegram",
+        f"{at(text, 'language: de', 'de')}: rule 2: unknown language 'de': use fr, en",
+    ]
+
+
+def test_branch_conditions_are_checked_too() -> None:
+    text = mutate(("when: {field: topic, equals: images}\n", "when: {field: topic, equals: imags}\n"))
+    assert problems(text) == [
+        f"{at(text, 'equals: imags', 'imags')}: step 'topic', branch 1: field 'topic' is never 'imags'"
+        " (did you mean 'images'?): its values are images, other, unknown"
+    ]
+
+
+# --- hours and choices -------------------------------------------------------------------------------------------
+
+
+def test_unknown_time_zone_with_did_you_mean() -> None:
+    text = mutate(("timezone: Europe/Paris", "timezone: Europe/Pari"))
+    assert problems(text) == [
+        f"{at(text, 'timezone:', 'Europe')}: unknown time zone 'Europe/Pari' (did you mean 'Europe/Paris'?):"
+        " use a name like Europe/Paris"
+    ]
+
+
+def test_schedule_never_open() -> None:
+    text = mutate(('      daily: ["09:00-23:00"]', "      daily: closed"))
+    assert problems(text) == [f"{at(text, '  day:', 'day')}: schedule 'day' is never open: give it 'weekly' hours"]
+
+
+def test_overlapping_hours() -> None:
+    text = mutate(
+        (
+            '      daily: ["09:00-23:00"]',
+            '      daily: ["09:00-12:00", "12:00-14:00"]\n      sat: ["09:00-12:00", "11:00-02:00"]',
+        )
+    )
+    overlap = at(text, "sat:", '"11:00')
+    assert problems(text) == [f"{overlap}: schedule 'day' on sat: hours '11:00-02:00' overlap '09:00-12:00'"]
+
+
+def test_duplicate_choice_values() -> None:
+    text = mutate(("      - value: other", "      - value: images"))
+    assert problems(text) == [
+        f"{at(text, '- value: images', 'images', nth=2)}: step 'topic' has two choices with the value 'images'"
+    ]
+
+
+def test_a_language_question_offers_known_languages() -> None:
+    text = mutate(
+        ("    store: topic\n", "    store: language\n"),
+        ("summary: [topic, age]", "summary: [age]"),
+        ("  topic: {label: {fr: Sujet, en: Topic}}\n", ""),
+        ("when: {field: topic, equals: images}\n", "when: {field: language, equals: images}\n"),
+        ("{all: [{field: topic, equals: images}, {closed: listeners}]}", "{closed: listeners}"),
+    )
+    languages = "is not one of the languages (fr, en)"
+    assert problems(text) == [
+        f"{at(text, '- value: images', 'images')}: step 'topic' stores the language, but 'images' {languages}",
+        f"{at(text, '- value: other', 'other')}: step 'topic' stores the language, but 'other' {languages}",
+    ]
+
+
+def test_text_positions_inside_a_one_text_say() -> None:
+    text = mutate(
+        ("    say: {fr: Bonjour., en: Hello.}", "    say:\n      fr: Bonjour.\n      en: Hello.\n      de: Hallo.")
+    )
+    assert problems(text) == [
+        f"{at(text, 'de: Hallo.', 'de')}: what step 'welcome' says: 'de' is not one of the languages (fr, en)"
+    ]
+
+
+# --- scenarios ---------------------------------------------------------------------------------------------------
+
+
+def test_scenario_channel_language_and_time_zone() -> None:
+    text = mutate(
+        ("at: 2026-03-10T14:00:00+01:00", "at: 2026-03-10T14:00:00"),
+        ("channel: webchat", "channel: sms"),
+        ("language: fr\n", "language: de\n"),
+    )
+    assert problems(text) == [
+        f"{at(text, 'at: 2026', '2026')}: test 'young': 'at' needs a time zone offset, like 2026-03-10T14:00:00+01:00",
+        f"{at(text, 'channel: sms', 'sms')}: test 'young' runs on unknown channel 'sms': use webchat, messenger,"
+        " whatsapp, telegram",
+        f"{at(text, 'language: de', 'de')}: test 'young' is in 'de', which is not one of the languages (fr, en)",
+    ]
+
+
+# --- everything at once ------------------------------------------------------------------------------------------
+
+
+def test_five_mistakes_give_five_lines() -> None:
+    text = mutate(
+        ("start: welcome", "start: welcom"),
+        ("ask: {fr: Raconte., en: Tell me.}", "ask: {fr: Raconte.}"),
+        ("    schedule: day", "    schedule: dya"),
+        ("{field: age, lt: 11}", "{field: age, lt: 0}"),
+        ('      daily: ["09:00-23:00"]', '      daily: ["09:00-23:00"]\n      mon: ["08:00-12:00", "10:00-13:00"]'),
+    )
+    found = problems(text)
+    assert [line.split(": ", 1)[1] for line in found] == [
+        "the conversation starts at step 'welcom', which does not exist (did you mean 'welcome'?)",
+        "schedule 'day' on mon: hours '10:00-13:00' overlap '08:00-12:00'",
+        "queue 'listeners' uses schedule 'dya', which does not exist (did you mean 'day'?)",
+        "the question of step 'details' has no text in 'en'",
+        "rule 2: field 'age' is a number from 5 to 99, so 'lt: 0' is never true",
+    ]
+    assert [int(line.split(":")[1]) for line in found] == sorted(int(line.split(":")[1]) for line in found)
+
+
+def test_schema_errors_and_dict_mutations_round_trip() -> None:
+    data = yaml.safe_load(VALID_FLOW)
+    data["steps"]["details"]["next"] = "topik"
+    text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+    assert problems(text) == [
+        f"{at(text, 'next: topik', 'topik')}: step 'details' goes to 'topik', which does not exist"
+        " (did you mean 'topic'?)"
+    ]

@@ -1,0 +1,212 @@
+"""The default flows.yaml shipped at the repository root: it loads cleanly, is complete in French and English,
+names the partner services the line relies on, and its conversation tests pass and exercise every rule."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gateway.flows.engine import Engine, StepResult
+from gateway.flows.loader import LoadedFlow, load_text
+from gateway.flows.model import REQUIRED_MESSAGES, Scenario
+from gateway.flows.scenarios import run_scenarios
+
+FLOWS_YAML = Path(__file__).resolve().parents[2] / "flows.yaml"
+LANGUAGES = ("fr", "en")
+PARTNERS = ("119", "116006", "pharos", "emergency", "3114", "brigade_numerique")
+INTERRUPTS = ("danger", "human", "stop")
+
+
+@pytest.fixture(scope="module")
+def loaded() -> LoadedFlow:
+    result, problems = load_text(FLOWS_YAML.read_text(encoding="utf-8"), str(FLOWS_YAML))
+    assert [str(p) for p in problems] == []
+    assert result is not None
+    return result
+
+
+@pytest.fixture(scope="module")
+def engine(loaded: LoadedFlow) -> Engine:
+    return Engine(loaded)
+
+
+def _final_step(engine: Engine, scenario: Scenario) -> StepResult:
+    """Replay one conversation test and return the last step (to see which rule or interrupt decided)."""
+    step = engine.start(channel=scenario.channel, now=scenario.at, language_hint=scenario.language)
+    for turn in scenario.turns:
+        if step.state.finished:
+            break
+        step = engine.step(step.state, turn, now=scenario.at)
+    return step
+
+
+@pytest.fixture(scope="module")
+def finals(engine: Engine) -> list[tuple[Scenario, StepResult]]:
+    return [(s, _final_step(engine, s)) for s in engine.flow.tests]
+
+
+def _local_texts(data: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every mapping holding a per-language text (a ``fr`` or ``en`` key), with its path."""
+    if isinstance(data, dict):
+        if any(lang in data for lang in LANGUAGES) and all(isinstance(v, str) for v in data.values()):
+            yield path, data
+            return
+        for key, value in data.items():
+            yield from _local_texts(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            yield from _local_texts(item, f"{path}[{i}]")
+
+
+# ----- loading and completeness -------------------------------------------------------------------------------
+
+
+def test_default_flow_loads_without_problems(loaded: LoadedFlow) -> None:
+    flow = loaded.flow
+    assert flow.languages == ["fr", "en"]
+    assert flow.default_language == "fr"
+    assert flow.timezone == "Europe/Paris"
+    assert flow.retries == 2
+    assert (flow.fallback.queue, flow.fallback.priority) == ("listeners", "high")
+    assert list(flow.steps)[:3] == ["welcome", "urgency", "language"]
+
+
+def test_every_required_message_in_french_and_english(loaded: LoadedFlow) -> None:
+    messages = loaded.flow.messages
+    for key in REQUIRED_MESSAGES:
+        assert key in messages, key
+        for lang in LANGUAGES:
+            assert messages[key].get(lang, "").strip(), f"messages.{key} has no {lang} text"
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_message_placeholders(loaded: LoadedFlow, lang: str) -> None:
+    messages = loaded.flow.messages
+    assert "{hours}" in messages["closed_line"][lang]
+    assert "{position}" in messages["queued"][lang] and "{wait}" in messages["queued"][lang]
+    assert "{position}" in messages["reassurance"][lang]
+    allowed = {"closed_line": {"hours"}, "queued": {"position", "wait"}, "reassurance": {"position"}}
+    for key, local in messages.items():
+        used = set(re.findall(r"\{(\w*)\}", local[lang]))
+        assert used <= allowed.get(key, set()), f"messages.{key} ({lang}) uses unknown placeholders {used}"
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_closed_line_says_where_to_turn_now(loaded: LoadedFlow, lang: str) -> None:
+    closed = loaded.flow.messages["closed_line"][lang]
+    for number in ("119", "3114", "17", "112"):
+        assert re.search(rf"\b{number}\b", closed), f"closed_line ({lang}) does not give {number}"
+
+
+def test_every_text_has_french_and_english() -> None:
+    data = yaml.safe_load(FLOWS_YAML.read_text(encoding="utf-8"))
+    data.pop("tests", None)
+    missing = [
+        f"{path} ({lang})"
+        for path, local in _local_texts(data)
+        if not path.endswith(".synonyms")
+        for lang in LANGUAGES
+        if not str(local.get(lang, "")).strip()
+    ]
+    assert missing == []
+
+
+def test_partners(loaded: LoadedFlow) -> None:
+    partners = loaded.flow.partners
+    assert set(PARTNERS) <= set(partners)
+    assert partners["119"].url == "https://www.allo119.gouv.fr" and partners["119"].schedule == "always"
+    assert partners["116006"].url == "https://www.france-victimes.fr" and partners["116006"].schedule == "victims"
+    assert partners["pharos"].url == "https://www.internet-signalement.gouv.fr"
+    assert partners["3114"].url == "https://3114.fr" and partners["3114"].schedule == "always"
+    assert partners["brigade_numerique"].url == "https://www.gendarmerie.interieur.gouv.fr/brigade-numerique"
+    assert partners["emergency"].emergency is True
+    assert [name for name, p in partners.items() if p.emergency] == ["emergency"]
+    for lang in LANGUAGES:
+        for number in ("17", "112", "114"):
+            assert re.search(rf"\b{number}\b", partners["emergency"].message[lang])
+        assert "urgence" in partners["brigade_numerique"].message["fr"]
+        assert "not an emergency" in partners["brigade_numerique"].message["en"]
+
+
+def test_schedules_and_queue(loaded: LoadedFlow) -> None:
+    flow = loaded.flow
+    assert flow.queues["listeners"].schedule == "listeners"
+    listeners = flow.schedules["listeners"]
+    assert listeners.weekly["daily"] == [(9 * 60, 23 * 60)]
+    assert any(c.hours for c in listeners.closures), "an example partial closure is expected"
+    assert listeners.openings, "an example exceptional opening is expected"
+    assert flow.schedules["victims"].weekly["daily"] == [(9 * 60, 19 * 60)]
+
+
+def test_interrupts(loaded: LoadedFlow) -> None:
+    interrupts = loaded.flow.interrupts
+    assert set(INTERRUPTS) <= set(interrupts)
+    danger = interrupts["danger"].then
+    assert (danger.handoff, danger.priority) == ("listeners", "urgent")
+    assert {"emergency", "3114"} <= set(danger.refer)
+    assert (interrupts["human"].then.handoff, interrupts["human"].then.priority) == ("listeners", "high")
+    assert interrupts["stop"].then.handoff is None
+    for lang in LANGUAGES:
+        assert interrupts["danger"].match[lang] and interrupts["stop"].match[lang]
+        assert "119" in interrupts["stop"].then.say[0][lang] and "3114" in interrupts["stop"].then.say[0][lang]
+
+
+def test_listener_tools(loaded: LoadedFlow) -> None:
+    flow = loaded.flow
+    assert len(flow.canned_responses) >= 8
+    shortcuts = [c.shortcut for c in flow.canned_responses]
+    assert len(shortcuts) == len(set(shortcuts))
+    assert {"/bonjour", "/pharos", "/preuves", "/nepaspayer", "/signaler", "/119", "/fin", "/parents"} <= set(shortcuts)
+    ids = [o.id for o in flow.outcomes]
+    assert len(ids) == len(set(ids)) and len(ids) >= 12
+    assert flow.summary == ["urgency", "age", "who", "topic", "home"]
+    stored = {s.store for s in flow.steps.values() if s.store}
+    assert set(flow.summary) <= stored <= set(flow.fields)
+    t = flow.timers
+    assert (t.bot_reminder_minutes, t.bot_abandon_minutes, t.queue_reassurance_minutes, t.idle_close_hours) == (
+        10,
+        30,
+        5,
+        24,
+    )
+
+
+# ----- conversation tests ---------------------------------------------------------------------------------------
+
+
+def test_conversation_tests_pass(engine: Engine) -> None:
+    results = run_scenarios(engine)
+    assert len(results) >= 16
+    failed = {r.name: [*r.failures, *r.transcript] for r in results if not r.passed}
+    assert failed == {}
+
+
+def test_every_rule_and_interrupt_is_exercised_in_both_languages(
+    loaded: LoadedFlow, finals: list[tuple[Scenario, StepResult]]
+) -> None:
+    names = [rule.name or "" for rule in loaded.flow.routing]
+    assert all(names) and len(names) == len(set(names)), "every rule needs a unique name"
+    seen: dict[str, set[str]] = {}
+    for _, step in finals:
+        if step.outcome is not None:
+            seen.setdefault(step.outcome.route, set()).add(step.state.language)
+    for name in [*names, *INTERRUPTS, "fallback"]:
+        assert name in seen, f"no conversation test ends with '{name}'"
+    for name in [*names, *INTERRUPTS]:
+        assert seen[name] == set(LANGUAGES), f"'{name}' is only tested in {sorted(seen[name])}"
+
+
+def test_conversation_tests_cover_open_and_closed_hours(
+    engine: Engine, finals: list[tuple[Scenario, StepResult]]
+) -> None:
+    kinds = {step.outcome.kind for _, step in finals if step.outcome is not None}
+    assert {"handoff", "referred", "ended", "closed"} <= kinds
+    open_at = {engine.is_open("listeners", s.at) for s, _ in finals}
+    assert open_at == {True, False}
+    channels = {s.channel for s, _ in finals}
+    assert {"webchat", "messenger", "whatsapp", "telegram"} <= channels

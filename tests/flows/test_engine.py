@@ -1,0 +1,197 @@
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from gateway.flows.engine import Engine, State, StepResult
+
+PARIS = ZoneInfo("Europe/Paris")
+OPEN = datetime(2026, 3, 10, 14, 0, tzinfo=PARIS)
+CLOSED = datetime(2026, 3, 10, 23, 30, tzinfo=PARIS)
+
+
+def run(engine: Engine, answers: list[str], now: datetime = OPEN, lang: str | None = None) -> StepResult:
+    step = engine.start(channel="webchat", now=now, language_hint=lang)
+    for answer in answers:
+        step = engine.step(step.state, answer, now=now)
+    return step
+
+
+def texts(step: StepResult) -> list[str]:
+    return [r.text for r in step.replies]
+
+
+def test_start_says_welcome_then_asks_first_question(engine: Engine) -> None:
+    step = engine.start(channel="webchat", now=OPEN)
+    assert texts(step) == ["Bienvenue, c'est confidentiel.", "Es-tu en danger ?"]
+    assert [c.value for c in step.replies[-1].choices] == ["yes_now", "no", "unknown"]
+    assert step.replies[-1].choices[-1].label == "Je préfère ne pas dire"
+    assert step.state.step == "urgency"
+    assert step.state.flow_version == engine.version
+
+
+def test_language_hint_picks_english(engine: Engine) -> None:
+    step = engine.start(channel="telegram", now=OPEN, language_hint="en")
+    assert texts(step)[0] == "Welcome, it is confidential."
+
+
+def test_unknown_language_hint_falls_back_to_default(engine: Engine) -> None:
+    assert engine.start(channel="webchat", now=OPEN, language_hint="de").state.language == "fr"
+
+
+@pytest.mark.parametrize("answer", ["non", "NON", "  Non  ", "2", "no"])
+def test_choice_by_label_number_value(engine: Engine, answer: str) -> None:
+    assert run(engine, [answer]).state.fields["urgency"] == "no"
+
+
+def test_choice_by_synonym_inside_sentence(engine: Engine) -> None:
+    assert run(engine, ["je suis en DANGER"]).outcome is not None
+
+
+def test_choice_by_payload(engine: Engine) -> None:
+    step = engine.start(channel="webchat", now=OPEN)
+    step = engine.step(step.state, "whatever the button said", now=OPEN, payload="no")
+    assert step.state.fields["urgency"] == "no"
+
+
+@pytest.mark.parametrize("answer", ["15", "j'ai 15 ans", "15 ans", "quinze", "J’AI 15 ANS !"])
+def test_number_answers(engine: Engine, answer: str) -> None:
+    assert run(engine, ["non", "fr", answer]).state.fields["age"] == "15"
+
+
+def test_number_out_of_bounds_is_asked_again(engine: Engine) -> None:
+    step = run(engine, ["non", "fr", "150"])
+    assert texts(step) == ["Je n'ai pas compris.", "Quel âge as-tu ?"]
+    assert step.state.step == "age"
+    assert step.state.attempts == 1
+
+
+def test_prefer_not_to_say_on_number_question(engine: Engine) -> None:
+    for answer in ["Je préfère ne pas dire", "je prefere pas", "3"]:
+        if answer == "3":
+            continue  # "3" is a number, not the button's position, on a number question
+        assert run(engine, ["non", "fr", answer]).state.fields["age"] == "unknown"
+
+
+def test_number_one_is_an_age_not_the_skip_button(engine: Engine) -> None:
+    step = run(engine, ["non", "fr", "1"])
+    assert step.state.step == "age"  # 1 is below min 5: asked again, not taken as "prefer not to say"
+
+
+def test_language_field_switches_language(engine: Engine) -> None:
+    step = run(engine, ["non", "anglais"])
+    assert step.state.language == "en"
+    assert texts(step) == ["How old are you?"]
+    assert step.replies[0].choices[0].label == "I'd rather not say"
+
+
+def test_retries_then_fail_safe_to_fallback(engine: Engine) -> None:
+    step = run(engine, ["blabla", "encore"])
+    assert step.outcome is not None
+    assert (step.outcome.kind, step.outcome.queue, step.outcome.priority) == ("handoff", "listeners", "high")
+    assert step.outcome.route == "fallback"
+    assert step.state.finished
+
+
+def test_fallback_when_closed_tells_the_closed_line(engine: Engine) -> None:
+    step = run(engine, ["blabla", "encore"], now=CLOSED)
+    assert step.outcome is not None and step.outcome.kind == "closed"
+    assert any(t.startswith("Ligne fermée (") for t in texts(step))
+
+
+def test_urgent_route_open(engine: Engine) -> None:
+    step = run(engine, ["oui"])
+    assert step.outcome is not None
+    assert (step.outcome.kind, step.outcome.priority, step.outcome.partners) == ("handoff", "urgent", ("119",))
+    assert texts(step) == ["Appelle le 119."]
+
+
+def test_urgent_route_closed_still_refers(engine: Engine) -> None:
+    step = run(engine, ["oui"], now=CLOSED)
+    assert step.outcome is not None and step.outcome.kind == "closed"
+    assert "Appelle le 119." in texts(step)
+
+
+def test_interrupt_in_the_middle_of_a_question(engine: Engine) -> None:
+    step = run(engine, ["non", "fr", "Je   veux MOURIR"])
+    assert step.outcome is not None
+    assert (step.outcome.route, step.outcome.priority) == ("danger", "urgent")
+    assert texts(step)[0] == "Ta sécurité d'abord."
+
+
+def test_interrupt_in_other_language(engine: Engine) -> None:
+    step = run(engine, ["I want to die"])
+    assert step.outcome is not None and step.outcome.route == "danger"
+
+
+def test_stop_interrupt_ends(engine: Engine) -> None:
+    step = run(engine, ["non", "STOP!"])
+    assert step.outcome is not None and step.outcome.kind == "ended"
+
+
+def test_interrupt_needs_whole_words(engine: Engine) -> None:
+    assert run(engine, ["non", "stopper"]).outcome is None
+
+
+def test_text_question_truncates_and_routes(engine: Engine) -> None:
+    step = run(engine, ["non", "fr", "15", "1", "x" * 80])
+    assert step.state.fields["details"] == "x" * 50
+    assert step.outcome is not None and step.outcome.route == "default"
+    assert step.outcome.summary == (("Urgence", "Non"), ("Âge", "15"), ("Sujet", "Harcèlement"))
+
+
+def test_empty_text_answer_is_not_understood(engine: Engine) -> None:
+    step = run(engine, ["non", "fr", "15", "1", "   "])
+    assert step.state.step == "details"
+
+
+def test_conditional_rule_on_open_hours(engine: Engine) -> None:
+    closed = run(engine, ["non", "fr", "15", "nudes", "..."], now=CLOSED)
+    assert closed.outcome is not None and closed.outcome.kind == "referred"
+    assert closed.outcome.partners == ("pharos",)
+    opened = run(engine, ["non", "fr", "15", "nudes", "..."])
+    assert opened.outcome is not None and opened.outcome.route == "default"
+
+
+def test_offer_listener_yes_and_no(engine: Engine) -> None:
+    offered = run(engine, ["non", "fr", "15", "à la maison", "..."])
+    assert offered.outcome is None
+    assert texts(offered) == ["Appelle le 119.", "Veux-tu parler à un écoutant ?"]
+    yes = engine.step(offered.state, "oui", now=OPEN)
+    assert yes.outcome is not None and (yes.outcome.kind, yes.outcome.route) == ("handoff", "home")
+    assert yes.outcome.partners == ("119",)
+    no = engine.step(offered.state, "non merci", now=OPEN)
+    assert no.outcome is not None and no.outcome.kind == "referred"
+
+
+def test_offer_not_made_when_queue_closed(engine: Engine) -> None:
+    step = run(engine, ["non", "fr", "15", "3", "..."], now=CLOSED)
+    assert step.outcome is not None and step.outcome.kind == "referred"
+
+
+def test_finished_conversation_ignores_input(engine: Engine) -> None:
+    done = run(engine, ["oui"])
+    again = engine.step(done.state, "hello", now=OPEN)
+    assert again.replies == () and again.outcome is None
+
+
+def test_state_round_trips_through_dict(engine: Engine) -> None:
+    step = run(engine, ["non", "en"])
+    assert State.from_dict(step.state.to_dict()) == step.state
+
+
+def test_current_question_for_reminders(engine: Engine) -> None:
+    step = run(engine, ["non"])
+    assert [r.text for r in engine.current_question(step.state)] == ["Quelle langue ?"]
+
+
+def test_engine_is_deterministic(engine: Engine) -> None:
+    answers = ["non", "en", "16", "bullied", "they post things"]
+    assert run(engine, answers) == run(engine, answers)
+
+
+def test_message_fills_placeholders(engine: Engine) -> None:
+    assert engine.message("queued", "en", position=2, wait=10) == "Position 2, 10 min."
+    assert engine.message("queued", "fr") == "Position {position}, {wait} min."

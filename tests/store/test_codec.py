@@ -1,0 +1,75 @@
+"""Encoding of store records: exact round trips, and nothing identifying in a repr or an error."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.conversation import Conversation, Priority, Status
+from gateway.errors import StoreError
+from gateway.messages import ChannelName
+from gateway.store import Author, TranscriptEntry
+from gateway.store.codec import decode_conversation, encode_conversation, from_us, loads, to_us
+
+zones = st.sampled_from([UTC, timezone(timedelta(hours=2))])
+moments = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=zones)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@given(moments)
+def test_microseconds_round_trip_exactly(moment: datetime) -> None:
+    back = from_us(to_us(moment))
+    assert back == moment and back.tzinfo is UTC
+
+
+def test_naive_datetimes_are_refused() -> None:
+    with pytest.raises(ValueError, match="aware"):
+        to_us(datetime(2030, 1, 1))
+
+
+@given(
+    engine=st.dictionaries(st.text(max_size=10), json_values, max_size=4),
+    summary=st.lists(st.tuples(st.text(max_size=10), st.text(max_size=10)), max_size=3),
+    status=st.sampled_from(list(Status)),
+    priority=st.sampled_from(list(Priority)),
+    created=moments,
+    optional=st.none() | moments,
+)
+def test_conversation_round_trips(
+    engine: dict[str, Any],
+    summary: list[tuple[str, str]],
+    status: Status,
+    priority: Priority,
+    created: datetime,
+    optional: datetime | None,
+) -> None:
+    conversation = Conversation(
+        "id", ChannelName.WHATSAPP, "whatsapp:+33600000000", "Loutre-2291", created, created, status=status,
+        engine=engine, priority=priority, summary=summary, queued_at=optional, route="listener",
+    )  # fmt: skip
+    assert decode_conversation(encode_conversation(conversation)) == conversation
+
+
+def test_reprs_hide_what_identifies_a_young_person() -> None:
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    conversation = Conversation.start(ChannelName.WHATSAPP, "whatsapp:+33612345678", now)
+    conversation.engine = {"fields": {"prenom": "Camille"}}
+    conversation.summary = [("Prénom", "Camille")]
+    entry = TranscriptEntry("e1", conversation.id, now, Author.USER, "je m'appelle Camille")
+    for text in (repr(conversation), repr(entry)):
+        assert "33612345678" not in text and "Camille" not in text
+    assert conversation.pseudonym in repr(conversation)
+
+
+def test_a_corrupt_record_names_only_its_kind() -> None:
+    with pytest.raises(StoreError) as caught:
+        loads("conversation", '{"sender": "whatsapp:+33612345678"}', decode_conversation)
+    assert str(caught.value) == "a stored conversation record cannot be read (KeyError)"

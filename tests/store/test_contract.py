@@ -1,0 +1,528 @@
+"""The store contract: every test runs unchanged against SQLite and Redis (see ``conftest.store``).
+
+Time is injected (``T0``, ``now=``), never waited for; the only sleeps give a broken lock a chance to show
+itself and cannot make a correct store fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.conversation import Conversation, Priority, Status
+from gateway.errors import Conflict, StoreError
+from gateway.messages import Attachment, ChannelName, Choice
+from gateway.store import (
+    Author,
+    Delivery,
+    Listener,
+    OutboxItem,
+    OutboxStatus,
+    Store,
+    Subscription,
+    Timer,
+    TranscriptEntry,
+    open_store,
+)
+
+T0 = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
+TG = ChannelName.TELEGRAM
+PROPERTY = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def minutes(n: float) -> datetime:
+    return T0 + timedelta(minutes=n)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def next_event(subscription: Subscription) -> dict[str, Any]:
+    async with asyncio.timeout(5):  # a safety net against a hang, not a timing assumption
+        event: dict[str, Any] = await anext(subscription)
+        return event
+
+
+# Conversations
+
+
+async def test_first_message_creates_a_conversation_the_next_ones_reuse_it(store: Store) -> None:
+    first, created = await store.active_conversation(TG, "chat-1", T0)
+    again, created_again = await store.active_conversation(TG, "chat-1", minutes(1))
+    assert created and not created_again
+    assert again == first
+    assert first.status is Status.BOT and first.sender == "chat-1" and first.created_at == T0
+    assert first.pseudonym.split("-")[1].isdigit()
+
+
+@pytest.mark.parametrize("final", [Status.CLOSED, Status.REFERRED, Status.ABANDONED])
+async def test_a_finished_conversation_is_not_reused(store: Store, final: Status) -> None:
+    first, _ = await store.active_conversation(TG, "chat-1", T0)
+    await store.save_conversation(replace(first, status=final, closed_at=minutes(5)))
+    second, created = await store.active_conversation(TG, "chat-1", minutes(6))
+    assert created and second.id != first.id
+    assert (await store.get_conversation(first.id)) == replace(first, status=final, closed_at=minutes(5))
+
+
+async def test_each_channel_and_sender_has_its_own_conversation(store: Store) -> None:
+    a, _ = await store.active_conversation(TG, "42", T0)
+    b, _ = await store.active_conversation(ChannelName.WHATSAPP, "42", T0)
+    c, _ = await store.active_conversation(TG, "43", T0)
+    assert len({a.id, b.id, c.id}) == 3
+
+
+async def test_concurrent_first_messages_make_one_conversation(store: Store) -> None:
+    results = await asyncio.gather(*(store.active_conversation(TG, "burst", T0) for _ in range(8)))
+    assert len({conversation.id for conversation, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+
+
+async def test_a_saved_conversation_reads_back_whole(store: Store) -> None:
+    conversation, _ = await store.active_conversation(ChannelName.MESSENGER, "psid-9", T0)
+    changed = replace(
+        conversation,
+        status=Status.QUEUED,
+        engine={"step": "topic", "fields": {"age": 14, "topic": "école"}, "language": "fr", "attempts": 2},
+        flow_version="2030-03-01",
+        queue="general",
+        priority=Priority.URGENT,
+        summary=[("Âge", "14"), ("Sujet", "harcèlement")],
+        route="listener",
+        listener="anne",
+        outcome="orientation",
+        updated_at=minutes(3),
+        last_inbound_at=minutes(2),
+        queued_at=minutes(3),
+    )
+    await store.save_conversation(changed)
+    assert await store.get_conversation(conversation.id) == changed
+    assert await store.get_conversation("no-such-id") is None
+
+
+async def test_a_second_active_conversation_for_one_sender_conflicts(store: Store) -> None:
+    first, _ = await store.active_conversation(TG, "chat-1", T0)
+    other = Conversation.start(TG, "chat-1", minutes(1))
+    with pytest.raises(Conflict) as caught:
+        await store.save_conversation(other)
+    assert "chat-1" not in str(caught.value)
+    assert (await store.active_conversation(TG, "chat-1", minutes(2)))[0].id == first.id
+
+
+async def test_conversations_by_status(store: Store) -> None:
+    a, _ = await store.active_conversation(TG, "a", T0)
+    b, _ = await store.active_conversation(TG, "b", minutes(1))
+    c, _ = await store.active_conversation(TG, "c", minutes(2))
+    await store.save_conversation(replace(b, status=Status.QUEUED))
+    await store.save_conversation(replace(b, status=Status.WITH_LISTENER))
+    assert [x.id for x in await store.conversations_by_status(Status.BOT)] == [a.id, c.id]
+    assert [x.id for x in await store.conversations_by_status(Status.WITH_LISTENER)] == [b.id]
+    assert await store.conversations_by_status(Status.QUEUED) == []
+
+
+async def test_list_conversations_in_a_half_open_period(store: Store) -> None:
+    ids = [(await store.active_conversation(TG, f"s{i}", minutes(10 * i)))[0].id for i in range(4)]
+    found = await store.list_conversations(minutes(10), minutes(30))
+    assert [c.id for c in found] == ids[1:3]
+
+
+# Transcripts
+
+
+def entry(conversation_id: str, n: int, **changes: Any) -> TranscriptEntry:
+    return replace(TranscriptEntry(f"{conversation_id}-e{n}", conversation_id, minutes(n), Author.BOT,
+                                   f"message {n}"), **changes)  # fmt: skip
+
+
+async def test_transcript_keeps_entries_in_order_with_choices_and_attachments(store: Store) -> None:
+    picture = Attachment("image", url="https://example.test/a.jpg", content_type="image/jpeg")
+    rich = entry("c1", 2, author=Author.USER, choices=(Choice("yes", "Oui"),), attachments=(picture,))
+    written = [entry("c1", 1), rich, entry("c1", 3, author=Author.NOTE), entry("c1", 0, author=Author.SYSTEM)]
+    for item in written:
+        await store.append_transcript(item)
+    await store.append_transcript(entry("c2", 1))
+    assert await store.transcript("c1") == written
+    assert await store.transcript("nobody") == []
+
+
+async def test_appending_an_entry_twice_keeps_one(store: Store) -> None:
+    await store.append_transcript(entry("c1", 1))
+    await store.append_transcript(entry("c1", 1, text="changed"))
+    assert [e.text for e in await store.transcript("c1")] == ["message 1"]
+
+
+async def test_delivery_status_and_provider_receipts(store: Store) -> None:
+    await store.append_transcript(entry("c1", 1))
+    await store.append_transcript(entry("c1", 2))
+    assert await store.set_delivery("c1-e1", Delivery.SENT, "wamid.1")
+    assert await store.set_delivery("c1-e1", Delivery.READ)
+    found = await store.find_by_provider_id("wamid.1")
+    assert found is not None and found.id == "c1-e1"
+    assert found.delivery is Delivery.READ and found.provider_message_id == "wamid.1"
+    assert [e.delivery for e in await store.transcript("c1")] == [Delivery.READ, Delivery.PENDING]
+    assert not await store.set_delivery("missing", Delivery.FAILED)
+    assert await store.find_by_provider_id("wamid.unknown") is None
+
+
+# Processed inbound ids
+
+
+async def test_first_seen_is_true_once(store: Store) -> None:
+    assert await store.first_seen("telegram:1001", 3600)
+    assert not await store.first_seen("telegram:1001", 3600)
+    assert await store.first_seen("telegram:1002", 3600)
+
+
+async def test_first_seen_again_after_expiry(store: Store) -> None:
+    # An hour ago, with a one-minute ttl: expired on any clock, without waiting.
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    assert await store.first_seen("messenger:m1", 60, now=long_ago)
+    assert await store.first_seen("messenger:m1", 60, now=long_ago + timedelta(minutes=2))
+
+
+async def test_first_seen_is_atomic(store: Store) -> None:
+    answers = await asyncio.gather(*(store.first_seen("whatsapp:SM1", 3600) for _ in range(10)))
+    assert answers.count(True) == 1
+
+
+# The waiting queue
+
+
+async def test_queue_orders_by_priority_then_arrival(store: Store) -> None:
+    await store.enqueue("n1", "general", Priority.NORMAL, minutes(0))
+    await store.enqueue("h1", "general", Priority.HIGH, minutes(2))
+    await store.enqueue("u1", "general", Priority.URGENT, minutes(5))
+    await store.enqueue("n2", "general", Priority.NORMAL, minutes(1))
+    await store.enqueue("h2", "general", Priority.HIGH, minutes(1))
+    assert [e.conversation_id for e in await store.waiting("general")] == ["u1", "h2", "h1", "n1", "n2"]
+    assert [await store.position(c) for c in ("u1", "h2", "h1", "n1", "n2")] == [1, 2, 3, 4, 5]
+
+
+async def test_queues_are_separate(store: Store) -> None:
+    await store.enqueue("a", "general", Priority.NORMAL, minutes(0))
+    await store.enqueue("b", "lgbt", Priority.NORMAL, minutes(1))
+    await store.enqueue("c", "lgbt", Priority.URGENT, minutes(2))
+    assert [e.conversation_id for e in await store.waiting()] == ["c", "a", "b"]
+    assert [e.conversation_id for e in await store.waiting("lgbt")] == ["c", "b"]
+    assert await store.waiting("empty") == []
+    assert (await store.position("a"), await store.position("b")) == (1, 2)
+    entry = (await store.waiting("general"))[0]
+    assert (entry.queue, entry.priority, entry.at, entry.taken_by) == ("general", Priority.NORMAL, T0, None)
+
+
+async def test_two_listeners_race_for_one_conversation(store: Store) -> None:
+    await store.enqueue("c1", "general", Priority.HIGH, T0)
+    results = await asyncio.gather(store.take("c1", "anne"), store.take("c1", "bruno"), return_exceptions=True)
+    winners = [r for r in results if not isinstance(r, BaseException)]
+    assert len(winners) == 1 and winners[0].taken_by in ("anne", "bruno")
+    assert sum(isinstance(r, Conflict) for r in results) == 1
+    assert await store.waiting() == [] and await store.position("c1") is None
+
+
+async def test_take_needs_a_waiting_conversation(store: Store) -> None:
+    with pytest.raises(Conflict):
+        await store.take("never-queued", "anne")
+    await store.enqueue("c1", "general", Priority.NORMAL, T0)
+    assert (await store.take("c1", "anne")).taken_by == "anne"
+    with pytest.raises(Conflict):
+        await store.take("c1", "anne")
+
+
+async def test_requeue_keeps_the_original_arrival(store: Store) -> None:
+    await store.enqueue("early", "general", Priority.NORMAL, minutes(0))
+    await store.enqueue("late", "general", Priority.NORMAL, minutes(10))
+    await store.take("early", "anne")
+    assert await store.position("late") == 1
+    handed_back = await store.requeue("early")
+    assert handed_back.at == minutes(0) and handed_back.taken_by is None
+    assert [e.conversation_id for e in await store.waiting("general")] == ["early", "late"]
+    with pytest.raises(Conflict):
+        await store.requeue("never-queued")
+
+
+async def test_remove_from_queue_waiting_or_taken(store: Store) -> None:
+    await store.enqueue("a", "general", Priority.NORMAL, minutes(0))
+    await store.enqueue("b", "general", Priority.NORMAL, minutes(1))
+    await store.take("b", "anne")
+    assert await store.remove_from_queue("a") and await store.remove_from_queue("b")
+    assert not await store.remove_from_queue("a")
+    assert await store.waiting() == []
+    with pytest.raises(Conflict):
+        await store.requeue("b")
+
+
+async def test_enqueue_again_replaces_the_entry(store: Store) -> None:
+    await store.enqueue("a", "general", Priority.NORMAL, minutes(0))
+    await store.enqueue("b", "general", Priority.NORMAL, minutes(1))
+    await store.enqueue("b", "general", Priority.URGENT, minutes(1))
+    await store.enqueue("a", "lgbt", Priority.NORMAL, minutes(0))
+    assert [(e.conversation_id, e.priority) for e in await store.waiting("general")] == [("b", Priority.URGENT)]
+    assert [e.conversation_id for e in await store.waiting("lgbt")] == ["a"]
+
+
+@PROPERTY
+@given(arrivals=st.lists(st.tuples(st.sampled_from(list(Priority)), st.integers(0, 3)), min_size=1, max_size=8))
+async def test_queue_order_property(store: Store, arrivals: list[tuple[Priority, int]]) -> None:
+    queue = unique("q")
+    ids = [f"{queue}-{n}" for n in range(len(arrivals))]
+    for conversation_id, (priority, minute) in zip(ids, arrivals, strict=True):
+        await store.enqueue(conversation_id, queue, priority, minutes(minute))
+    expected = sorted(range(len(ids)), key=lambda n: (arrivals[n][0].rank, arrivals[n][1], n))
+    assert [e.conversation_id for e in await store.waiting(queue)] == [ids[n] for n in expected]
+    assert [await store.position(ids[n]) for n in expected] == list(range(1, len(ids) + 1))
+
+
+# Listener accounts
+
+
+async def test_listener_accounts(store: Store) -> None:
+    anne = Listener("anne", "$argon2id$v=19$x", supervisor=True, capacity=3, created_at=T0)
+    await store.add_listener(anne)
+    await store.add_listener(Listener("bruno", "$argon2id$v=19$y"))
+    with pytest.raises(Conflict):
+        await store.add_listener(Listener("anne", "other"))
+    assert await store.get_listener("anne") == anne
+    assert [account.name for account in await store.list_listeners()] == ["anne", "bruno"]
+    assert await store.update_listener(replace(anne, capacity=1, supervisor=False))
+    assert await store.get_listener("anne") == replace(anne, capacity=1, supervisor=False)
+    assert not await store.update_listener(Listener("carla", "h"))
+    assert await store.remove_listener("bruno") and not await store.remove_listener("bruno")
+    assert await store.get_listener("bruno") is None and await store.get_listener("carla") is None
+
+
+# The outbox
+
+
+def outbound(item_id: str, conversation_id: str, at: datetime = T0, **changes: Any) -> OutboxItem:
+    return replace(OutboxItem(item_id, conversation_id, {"text": f"hello {item_id}", "n": [1, 2]}, at), **changes)
+
+
+async def test_outbox_hands_out_one_item_per_conversation_in_order(store: Store) -> None:
+    for item in (outbound("a1", "A"), outbound("a2", "A"), outbound("b1", "B"), outbound("a3", "A")):
+        await store.outbox_put(item)
+    first = await store.outbox_due(T0, 10)
+    assert sorted(i.id for i in first) == ["a1", "b1"]
+    assert first[0].payload == {"text": f"hello {first[0].id}", "n": [1, 2]}
+    assert await store.outbox_due(T0, 10) == []  # claimed, and the next ones wait for them
+    assert await store.outbox_mark_sent("a1", "wamid.a1")
+    assert [i.id for i in await store.outbox_due(T0, 10)] == ["a2"]
+    assert await store.outbox_mark_sent("a2", None) and await store.outbox_mark_sent("b1", "m.b1")
+    assert [i.id for i in await store.outbox_due(T0, 10)] == ["a3"]
+
+
+async def test_outbox_respects_next_attempt_and_limit(store: Store) -> None:
+    await store.outbox_put(outbound("later", "A", next_attempt_at=minutes(5)))
+    for n in range(3):
+        await store.outbox_put(outbound(f"x{n}", f"X{n}", at=minutes(n)))
+    assert [i.id for i in await store.outbox_due(minutes(4), 2, lease_seconds=600)] == ["x0", "x1"]
+    assert [i.id for i in await store.outbox_due(minutes(4), 10, lease_seconds=600)] == ["x2"]
+    assert [i.id for i in await store.outbox_due(minutes(5), 10)] == ["later"]
+
+
+async def test_outbox_reschedule_holds_back_the_conversation(store: Store) -> None:
+    await store.outbox_put(outbound("a1", "A"))
+    await store.outbox_put(outbound("a2", "A"))
+    [claimed] = await store.outbox_due(T0, 10)
+    assert claimed.next_attempt_at == T0 + timedelta(seconds=60)  # the lease
+    assert await store.outbox_reschedule("a1", minutes(3), 1, "HTTP 503")
+    assert await store.outbox_due(minutes(2), 10) == []
+    [retried] = await store.outbox_due(minutes(3), 10)
+    assert (retried.id, retried.attempts, retried.last_error) == ("a1", 1, "HTTP 503")
+
+
+async def test_outbox_lease_expires_for_a_dead_worker(store: Store) -> None:
+    await store.outbox_put(outbound("a1", "A"))
+    assert [i.id for i in await store.outbox_due(T0, 10, lease_seconds=30)] == ["a1"]
+    assert await store.outbox_due(T0 + timedelta(seconds=29), 10) == []
+    assert [i.id for i in await store.outbox_due(T0 + timedelta(seconds=30), 10)] == ["a1"]
+
+
+async def test_outbox_failure_moves_on_and_is_recorded(store: Store) -> None:
+    await store.outbox_put(outbound("a1", "A"))
+    await store.outbox_put(outbound("a2", "A"))
+    await store.outbox_due(T0, 10)
+    assert await store.outbox_mark_failed("a1", "window closed")
+    assert not await store.outbox_mark_failed("a1", "again")
+    assert not await store.outbox_mark_sent("a1", "late")
+    failed = await store.outbox_get("a1")
+    assert failed is not None and (failed.status, failed.last_error) == (OutboxStatus.FAILED, "window closed")
+    assert [i.id for i in await store.outbox_due(T0, 10)] == ["a2"]
+    await store.outbox_mark_sent("a2", "m2")
+    sent = await store.outbox_get("a2")
+    assert sent is not None and (sent.status, sent.provider_message_id) == (OutboxStatus.SENT, "m2")
+    assert await store.outbox_get("nothing") is None
+    assert not await store.outbox_reschedule("nothing", T0, 1, "x")
+
+
+async def test_outbox_put_twice_keeps_one(store: Store) -> None:
+    await store.outbox_put(outbound("a1", "A"))
+    await store.outbox_put(outbound("a1", "A"))
+    assert [i.id for i in await store.outbox_due(T0, 10)] == ["a1"]
+    await store.outbox_mark_sent("a1", None)
+    assert await store.outbox_due(T0, 10) == []
+
+
+async def test_everything_survives_a_restart(store: Store, store_url: str) -> None:
+    await store.outbox_put(outbound("a1", "A"))
+    await store.outbox_put(outbound("a2", "A"))
+    conversation, _ = await store.active_conversation(TG, "chat-1", T0)
+    await store.enqueue(conversation.id, "general", Priority.HIGH, T0)
+    await store.set_timer(conversation.id, "reminder", minutes(5))
+    await store.close()
+    reopened = await open_store(store_url)
+    try:
+        assert [i.id for i in await reopened.outbox_due(T0, 10)] == ["a1"]
+        assert (await reopened.active_conversation(TG, "chat-1", minutes(1)))[0] == conversation
+        assert await reopened.position(conversation.id) == 1
+        assert await reopened.due_timers(minutes(5)) == [Timer(conversation.id, "reminder", minutes(5))]
+    finally:
+        await reopened.close()
+
+
+@PROPERTY
+@given(owners=st.lists(st.integers(0, 3), min_size=1, max_size=12), limit=st.integers(1, 4))
+async def test_outbox_delivers_each_conversation_in_put_order(store: Store, owners: list[int], limit: int) -> None:
+    run = unique("run")
+    for n, owner in enumerate(owners):
+        await store.outbox_put(outbound(f"{run}-{n}", f"{run}-conv{owner}"))
+    delivered: dict[str, list[str]] = {}
+    while batch := await store.outbox_due(T0, limit):
+        assert len({item.conversation_id for item in batch}) == len(batch)
+        for item in batch:
+            delivered.setdefault(item.conversation_id, []).append(item.id)
+            await store.outbox_mark_sent(item.id, None)
+    expected: dict[str, list[str]] = {}
+    for n, owner in enumerate(owners):
+        expected.setdefault(f"{run}-conv{owner}", []).append(f"{run}-{n}")
+    assert delivered == expected
+
+
+# Timers
+
+
+async def test_timers_fire_replace_and_cancel(store: Store) -> None:
+    await store.set_timer("c1", "reminder", minutes(5))
+    await store.set_timer("c1", "abandon", minutes(30))
+    await store.set_timer("c2", "reminder", minutes(1))
+    assert await store.due_timers(minutes(0)) == []
+    assert await store.due_timers(minutes(5)) == [Timer("c2", "reminder", minutes(1)),
+                                                  Timer("c1", "reminder", minutes(5))]  # fmt: skip
+    assert await store.due_timers(minutes(60), limit=1) == [Timer("c2", "reminder", minutes(1))]
+    await store.set_timer("c1", "reminder", minutes(10))  # re-armed
+    await store.cancel_timers("c2", "reminder")
+    assert await store.due_timers(minutes(9)) == []
+    await store.cancel_timers("c1")
+    assert await store.due_timers(minutes(60)) == []
+
+
+async def test_timer_done_removes_only_what_was_read(store: Store) -> None:
+    await store.set_timer("c1", "reminder", minutes(5))
+    [timer] = await store.due_timers(minutes(5))
+    await store.set_timer("c1", "reminder", minutes(15))  # re-armed meanwhile
+    assert not await store.timer_done(timer)
+    [rearmed] = await store.due_timers(minutes(15))
+    assert await store.timer_done(rearmed) and not await store.timer_done(rearmed)
+    assert await store.due_timers(minutes(60)) == []
+
+
+# Events
+
+
+async def test_events_reach_every_subscriber_after_it_subscribed(store: Store) -> None:
+    await store.publish({"type": "before"})
+    async with await store.subscribe() as one, await store.subscribe() as two:
+        for n in range(3):
+            await store.publish({"type": "queued", "n": n, "pseudonym": "Loutre-2291"})
+        for subscription in (one, two):
+            assert [(await next_event(subscription))["n"] for _ in range(3)] == [0, 1, 2]
+
+
+async def test_closing_a_subscription_ends_it_and_leaves_no_task(store: Store) -> None:
+    tasks_before = len(asyncio.all_tasks())
+    subscription = await store.subscribe()
+    reader = asyncio.create_task(anext(subscription))
+    await asyncio.sleep(0.01)  # let the reader block
+    await subscription.aclose()
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(reader, 5)
+    with pytest.raises(StopAsyncIteration):
+        await anext(subscription)
+    await store.publish({"type": "after"})  # nobody listens: no error
+    assert len(asyncio.all_tasks()) == tasks_before
+
+
+# Per-conversation lock
+
+
+async def test_lock_serialises_one_conversation(store: Store) -> None:
+    log: list[str] = []
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def first() -> None:
+        async with store.lock("c1"):
+            log.append("first in")
+            held.set()
+            await release.wait()
+            log.append("first out")
+
+    async def second() -> None:
+        await held.wait()
+        async with store.lock("c1"):
+            log.append("second in")
+
+    tasks = [asyncio.create_task(first()), asyncio.create_task(second())]
+    await held.wait()
+    await asyncio.sleep(0.05)  # room for a broken lock to let "second" in
+    release.set()
+    await asyncio.gather(*tasks)
+    assert log == ["first in", "first out", "second in"]
+
+
+async def test_lock_makes_read_modify_write_safe(store: Store) -> None:
+    counter = {"value": 0}
+
+    async def increment() -> None:
+        async with store.lock("c1"):
+            value = counter["value"]
+            await asyncio.sleep(0)
+            counter["value"] = value + 1
+
+    await asyncio.gather(*(increment() for _ in range(10)))
+    assert counter["value"] == 10
+
+
+async def test_lock_times_out_and_other_conversations_are_free(store: Store) -> None:
+    async with store.lock("c1"):
+        with pytest.raises(StoreError, match="timed out"):
+            async with store.lock("c1", timeout=0.1):
+                pass
+        async with store.lock("c2", timeout=1):
+            pass
+    async with store.lock("c1", timeout=1):  # released on the way out, even after an error
+        pass
+
+
+async def test_lock_is_released_when_the_body_fails(store: Store) -> None:
+    with pytest.raises(RuntimeError):
+        async with store.lock("c1"):
+            raise RuntimeError("engine bug")
+    async with store.lock("c1", timeout=1):
+        pass
+
+
+# Health
+
+
+async def test_ping_and_close_twice(store: Store) -> None:
+    await store.ping()
+    await store.close()
+    await store.close()
+    with pytest.raises(StoreError):
+        await store.ping()

@@ -1,0 +1,50 @@
+"""Opening a store from its URL: paths, schemes, and a Redis that does not answer."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from gateway.errors import ConfigError, StoreError
+from gateway.store import open_store
+from gateway.store.sqlite import path_from_url
+
+
+def test_sqlite_paths() -> None:
+    assert path_from_url("sqlite:///var/gateway.sqlite3") == Path("var/gateway.sqlite3")
+    assert path_from_url("sqlite:////srv/gateway/db.sqlite3") == Path("/srv/gateway/db.sqlite3")
+    with pytest.raises(ConfigError, match="needs a file path"):
+        path_from_url("sqlite:///")
+
+
+async def test_a_relative_sqlite_path_is_created_under_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = await open_store("sqlite:///var/deep/gateway.sqlite3")
+    try:
+        await store.ping()
+    finally:
+        await store.close()
+    assert (tmp_path / "var" / "deep" / "gateway.sqlite3").is_file()
+
+
+async def test_an_unusable_sqlite_path_is_a_store_error(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("a file where a directory should be")
+    with pytest.raises(StoreError, match="cannot open the sqlite store"):
+        await open_store(f"sqlite:///{tmp_path}/taken/gateway.sqlite3")
+
+
+async def test_an_unknown_scheme_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="sqlite:/// or redis://"):
+        await open_store("postgres://localhost/gateway")
+
+
+async def test_a_redis_that_does_not_answer_is_a_store_error() -> None:
+    with socket.socket() as probe:  # a port nobody listens on once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(StoreError, match="redis"):
+        await open_store(f"redis://127.0.0.1:{port}/0")

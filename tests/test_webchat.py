@@ -1,0 +1,131 @@
+"""The web chat end to end through the real app and its websocket (the browser test is in tests/e2e)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+from aiohttp.test_utils import TestClient
+
+from gateway.app import STORE
+from gateway.messages import ChannelName
+from gateway.settings import Settings
+from tests.conftest import AppFactory, Clock
+
+WALK_TO_QUEUE = ["2", "1", "15", "1", "1", "On se moque de moi sur un groupe."]
+
+
+async def receive_until(ws: aiohttp.ClientWebSocketResponse, predicate: Any, limit: int = 50) -> list[dict[str, Any]]:
+    frames: list[dict[str, Any]] = []
+    for _ in range(limit):
+        frame = await ws.receive_json(timeout=10)
+        frames.append(frame)
+        if predicate(frame):
+            return frames
+    raise AssertionError(f"no matching frame in {frames}")
+
+
+async def hello(ws: aiohttp.ClientWebSocketResponse, token: str | None = None) -> dict[str, Any]:
+    await ws.send_json({"type": "hello", "token": token, "language": "fr"})
+    frames = await receive_until(ws, lambda f: f["type"] == "session")
+    return frames[-1]
+
+
+async def say(ws: aiohttp.ClientWebSocketResponse, message_id: str, text: str) -> list[dict[str, Any]]:
+    await ws.send_json({"type": "message", "id": message_id, "text": text})
+    return await receive_until(ws, lambda f: f == {"type": "ack", "id": message_id})
+
+
+def bot_texts(frames: list[dict[str, Any]]) -> list[str]:
+    return [f["entry"]["text"] for f in frames if f["type"] == "entry" and f["entry"]["author"] == "bot"]
+
+
+async def test_hello_greets_and_asks_urgency_first(client: TestClient) -> None:  # type: ignore[type-arg]
+    async with client.ws_connect("/chat/ws") as ws:
+        session = await hello(ws)
+    assert session["status"] == "bot"
+    assert len(session["token"]) >= 20
+    texts = [e["text"] for e in session["history"]]
+    assert "confidentiel" in texts[0].lower()
+    assert session["history"][-1]["choices"][0]["value"] == "yes_now"
+
+
+async def test_walk_to_the_queue(client: TestClient) -> None:  # type: ignore[type-arg]
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws)
+        frames: list[dict[str, Any]] = []
+        for number, answer in enumerate(WALK_TO_QUEUE):
+            frames += await say(ws, f"m{number}", answer)
+    status = [f for f in frames if f["type"] == "status"][-1]
+    assert status == {"type": "status", "status": "queued", "position": 1}
+    waiting = await client.app[STORE].waiting()
+    assert [w.priority.value for w in waiting] == ["normal"]
+
+
+async def test_same_message_id_twice_gives_one_reply(client: TestClient, clock: Clock) -> None:  # type: ignore[type-arg]
+    async with client.ws_connect("/chat/ws") as ws:
+        session = await hello(ws)
+        first = await say(ws, "same-id", "2")
+        second = await say(ws, "same-id", "2")
+    assert len(bot_texts(first)) == 1
+    assert bot_texts(second) == []
+    store = client.app[STORE]
+    conversation, _ = await store.active_conversation(ChannelName.WEBCHAT, session["token"], clock())
+    users = [e for e in await store.transcript(conversation.id) if e.author.value == "user"]
+    assert len(users) == 1
+
+
+async def test_reconnect_resumes_with_history(client: TestClient) -> None:  # type: ignore[type-arg]
+    async with client.ws_connect("/chat/ws") as ws:
+        token = (await hello(ws))["token"]
+        await say(ws, "a", "2")
+    async with client.ws_connect("/chat/ws") as ws:
+        session = await hello(ws, token)
+    assert session["token"] == token
+    authors = [e["author"] for e in session["history"]]
+    assert authors.count("user") == 1
+    assert session["history"][-1]["choices"][0]["value"] == "fr"  # waiting at the language question
+
+
+async def test_restart_between_two_messages(make_client: AppFactory, settings: Settings) -> None:
+    first = await make_client(settings)
+    async with first.ws_connect("/chat/ws") as ws:
+        token = (await hello(ws))["token"]
+        await say(ws, "a", "2")
+    await first.close()
+    second = await make_client(settings)
+    async with second.ws_connect("/chat/ws") as ws:
+        session = await hello(ws, token)
+        frames = await say(ws, "b", "1")
+    assert [e["author"] for e in session["history"]].count("user") == 1
+    assert any("âge" in t.lower() for t in bot_texts(frames))
+
+
+async def test_bad_frames_get_an_error_and_keep_the_socket(client: TestClient) -> None:  # type: ignore[type-arg]
+    async with client.ws_connect("/chat/ws") as ws:
+        await ws.send_str("not json")
+        assert (await ws.receive_json(timeout=5))["code"] == "bad_frame"
+        await ws.send_json({"type": "message", "id": "x", "text": "hi"})
+        assert (await ws.receive_json(timeout=5))["code"] == "no_session"
+        await hello(ws)
+        await ws.send_json({"type": "message", "id": "y", "text": "x" * 5000})
+        assert (await ws.receive_json(timeout=5))["code"] == "too_long"
+        await ws.send_str("x" * 40000)
+        frame = await ws.receive_json(timeout=5)
+        assert frame["code"] == "bad_frame"
+
+
+async def test_end_conversation(client: TestClient) -> None:  # type: ignore[type-arg]
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws)
+        await ws.send_json({"type": "end"})
+        frames = await receive_until(ws, lambda f: f["type"] == "status")
+    assert frames[-1]["status"] == "closed"
+
+
+async def test_chat_page_and_widget_are_served(client: TestClient) -> None:  # type: ignore[type-arg]
+    page = await client.get("/chat")
+    assert page.status == 200
+    assert "Content-Security-Policy" in page.headers
+    widget = await client.get("/chat/widget.js")
+    assert widget.status == 200
