@@ -79,7 +79,9 @@ def webhook_routes(channels: Channels, dispatcher: Dispatcher) -> list[web.Route
     return routes
 
 
-def _webhook(adapter: Channel, parse: Parse, dispatcher: Dispatcher) -> Callable[[web.Request], Awaitable[web.Response]]:
+def _webhook(
+    adapter: Channel, parse: Parse, dispatcher: Dispatcher
+) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         try:
             batch = await parse(request)

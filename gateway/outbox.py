@@ -9,6 +9,7 @@ or a permanent refusal: the transcript entry then shows ``failed`` and the liste
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -59,10 +60,8 @@ class Outbox:
                 delivered = 0
             if delivered:
                 continue  # the next items of these conversations are due now
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-            except TimeoutError:
-                pass
             self._wake.clear()
 
     async def deliver_due(self, limit: int = 50) -> int:

@@ -99,7 +99,8 @@ class Timers:
                 conversation.engine = {**conversation.engine, "closed_notice": _stamp(conversation)}
         else:
             position = await self.store.position(conversation.id) or 1
-            await self._say(conversation, engine, now, Reply(engine.message("reassurance", language, position=position)))
+            text = engine.message("reassurance", language, position=position)
+            await self._say(conversation, engine, now, Reply(text))
         minutes = engine.flow.timers.queue_reassurance_minutes
         await self.store.set_timer(conversation.id, "queue_reassure", now + timedelta(minutes=minutes))
 

@@ -64,7 +64,8 @@ async def test_chat_walks_to_queue_reloads_and_talks_with_a_listener(
         conversation = waiting[0]["id"]
         assert (await listener.post(f"/api/conversations/{conversation}/take")).status == 200
         await expect(page.locator("#status-line")).to_contain_text("écoutant·e est avec toi")
-        sent = await listener.post(f"/api/conversations/{conversation}/messages", json={"text": "Bonjour, je t'écoute."})
+        reply = {"text": "Bonjour, je t'écoute."}
+        sent = await listener.post(f"/api/conversations/{conversation}/messages", json=reply)
         assert sent.status == 201
         await expect(page.locator('.msg[data-author="listener"] .text')).to_have_text("Bonjour, je t'écoute.")
         await type_answer(page, "Merci <b>beaucoup</b>")
