@@ -43,18 +43,12 @@ _Loader.add_implicit_resolver(
 )
 
 
-class _PyLoader(yaml.SafeLoader):
-    """The pure-Python twin of ``_Loader``, for texts that might nest deeper than libyaml's C stack allows."""
-
-
-_PyLoader.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
-
 MAX_DEPTH = 100
 """Deeper data is refused (a flows.yaml nests about 10 levels): the schema and the checks recurse."""
 MAX_VALUES = 200_000
 """Aliases may expand a small text into more values than this: refused."""
-C_NESTING_LIMIT = 2500
-"""libyaml composes recursively in C and crashes the process past ~30000 levels: deeper texts go pure-Python."""
+_OPEN_EVENTS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_CLOSE_EVENTS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
 
 @dataclass(frozen=True, order=True)
@@ -154,9 +148,22 @@ class _Builder:
         return result
 
 
-def _nesting_bound(text: str) -> int:
-    """More than the depth ``text`` can nest to: every flow bracket, plus two levels per column of block nesting."""
-    return text.count("[") + text.count("{") + 2 * max((len(line) for line in text.splitlines()), default=0)
+def _too_deep(text: str) -> tuple[int, int] | None:
+    """Where (line, column) ``text`` first nests deeper than MAX_DEPTH, or None.
+
+    Composing is recursive (in C with libyaml, where a few tens of thousands of levels crash the process), but
+    parsing into events is not: one cheap pass over the events, stopped at the first level too deep, makes the
+    composing safe for any text.
+    """
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, _OPEN_EVENTS):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return event.start_mark.line + 1, event.start_mark.column + 1
+        elif isinstance(event, _CLOSE_EVENTS):
+            depth -= 1
+    return None
 
 
 def _yaml_problem(exc: yaml.YAMLError, file: str, kind: str) -> Problem:
@@ -169,13 +176,13 @@ def _yaml_problem(exc: yaml.YAMLError, file: str, kind: str) -> Problem:
 
 def parse_yaml(text: str, file: str) -> tuple[Any, Positions, list[Problem]]:
     """YAML text → (data, positions, problems). Problems are syntax errors and duplicate keys."""
-    loader = _Loader if _nesting_bound(text) <= C_NESTING_LIMIT else _PyLoader
     try:
-        node = yaml.compose(text, Loader=loader)
+        deep = _too_deep(text)
+        if deep is not None:
+            return None, Positions(), [Problem(file, *deep, "the data nests too deeply")]
+        node = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         return None, Positions(), [_yaml_problem(exc, file, "syntax")]
-    except RecursionError:
-        return None, Positions(), [Problem(file, 1, 1, "YAML syntax: the data nests too deeply")]
     if node is None:
         return None, Positions(), [Problem(file, 1, 1, "the file is empty")]
     builder = _Builder()

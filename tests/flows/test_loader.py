@@ -160,7 +160,8 @@ def test_load_file_that_cannot_be_read(tmp_path: Path) -> None:
         ("a: 2026-13-45\n", "1:4: YAML value: '2026-13-45': month must be in 1..12"),
         ("a: &x {b: *x}\n", "1:4: YAML value: an alias refers to itself"),
         ("? [a, b]\n: c\n", "1:3: YAML value: a key must be a plain name"),
-        ("a: " + "[" * 1200 + "]" * 1200 + "\n", "1:1: YAML syntax: the data nests too deeply"),
+        ("a: " + "[" * 1200 + "]" * 1200 + "\n", "1:103: the data nests too deeply"),
+        ("a: " + "[" * 200_000 + "]" * 200_000 + "\n", "1:103: the data nests too deeply"),
         ("a: " + "[" * 200 + "]" * 200 + "\n", "1:"),
     ],
 )
