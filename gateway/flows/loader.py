@@ -159,8 +159,11 @@ def _too_deep(text: str) -> tuple[int, int] | None:
     for event in yaml.parse(text, Loader=_Loader):
         if isinstance(event, _OPEN_EVENTS):
             depth += 1
+            mark = event.start_mark
+            if depth > MAX_DEPTH and mark is not None:
+                return mark.line + 1, mark.column + 1
             if depth > MAX_DEPTH:
-                return event.start_mark.line + 1, event.start_mark.column + 1
+                return 1, 1
         elif isinstance(event, _CLOSE_EVENTS):
             depth -= 1
     return None
