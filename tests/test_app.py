@@ -1,0 +1,122 @@
+"""The app as a service: health, readiness, and reloading flows.yaml without a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+from aiohttp.test_utils import TestClient
+
+from gateway.app import FLOWS, STORE
+from gateway.conversation import Status
+from gateway.settings import Settings
+from tests.conftest import ROOT, AppFactory, Clock, add_listener, login
+from tests.test_webchat import bot_texts, hello, say
+
+Client = TestClient  # type: ignore[type-arg]
+
+
+def flow_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "flows.yaml"
+    shutil.copy(ROOT / "flows.yaml", target)
+    return target
+
+
+def with_flow(settings: Settings, flows: Path) -> Settings:
+    return Settings(**{**settings.__dict__, "flows": str(flows)})
+
+
+async def test_healthz_and_readyz(client: Client) -> None:
+    health = await client.get("/healthz")
+    assert (health.status, await health.json()) == (200, {"status": "ok"})
+    ready = await client.get("/readyz")
+    body = await ready.json()
+    assert ready.status == 200
+    assert body["ready"] is True and body["store"] == "ok"
+    assert body["flow"] == client.app[FLOWS].version and body["last_reload"]["ok"] is True
+
+
+async def test_readyz_is_503_when_the_store_is_gone(client: Client) -> None:
+    await client.app[STORE].close()
+    ready = await client.get("/readyz")
+    assert ready.status == 503
+    assert (await ready.json())["store"] == "unreachable"
+
+
+async def test_an_invalid_reload_is_refused_and_the_old_flow_keeps_serving(
+    make_client: AppFactory, settings: Settings, tmp_path: Path
+) -> None:
+    flows = flow_copy(tmp_path)
+    client = await make_client(with_flow(settings, flows))
+    version = client.app[FLOWS].version
+    await add_listener(client, "sam", supervisor=True)
+    await login(client, "sam")
+
+    text = flows.read_text(encoding="utf-8")
+    flows.write_text(text.replace("next: urgency", "next: urgenci", 1), encoding="utf-8")
+    response = await client.post("/api/admin/reload")
+    assert response.status == 422
+    result = await response.json()
+    assert result["ok"] is False and result["version"] == version
+    assert any(
+        p.startswith(f"{flows}:") and "'urgenci'" in p and "did you mean 'urgency'" in p for p in result["problems"]
+    ), result["problems"]
+
+    ready = await (await client.get("/readyz")).json()
+    assert ready["ready"] is True and ready["flow"] == version
+    assert ready["last_reload"]["problems"] == result["problems"]
+    async with client.ws_connect("/chat/ws") as ws:  # the old flow still answers
+        await hello(ws)
+        assert any("anglais" in t for t in bot_texts(await say(ws, "a", "2")))
+
+
+async def test_a_valid_change_is_picked_up_from_the_file_and_pins_running_conversations(
+    make_client: AppFactory, settings: Settings, tmp_path: Path, clock: Clock
+) -> None:
+    flows = flow_copy(tmp_path)
+    client = await make_client(with_flow(settings, flows))
+    old_version = client.app[FLOWS].version
+    async with client.ws_connect("/chat/ws") as ws:
+        old_token = (await hello(ws))["token"]
+        await say(ws, "a", "2")
+
+    text = flows.read_text(encoding="utf-8")
+    assert "Tu es toujours là ?" in text
+    flows.write_text(text.replace("Tu es toujours là ?", "Tu es encore là ?"), encoding="utf-8")
+    result = client.app[FLOWS].reload_if_changed()  # what the file watcher does every 2 s
+    assert result is not None and result.ok
+    new_version = client.app[FLOWS].version
+    assert new_version != old_version
+
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws)
+    store = client.app[STORE]
+    bot = await store.conversations_by_status(Status.BOT)
+    pinned = {c.sender == old_token: c.flow_version for c in bot}
+    assert pinned == {True: old_version, False: new_version}
+
+    async with client.ws_connect("/chat/ws") as ws:  # the old conversation goes on where it was
+        await hello(ws, old_token)
+        frames = await say(ws, "b", "1")
+    assert any("âge" in t.lower() for t in bot_texts(frames))
+
+
+async def test_the_file_watcher_reloads_by_itself(make_client: AppFactory, settings: Settings, tmp_path: Path) -> None:
+    flows = flow_copy(tmp_path)
+    client = await make_client(with_flow(settings, flows))
+    old_version = client.app[FLOWS].version
+    text = flows.read_text(encoding="utf-8")
+    flows.write_text(text.replace("Tu es toujours là ?", "Es-tu encore là ?"), encoding="utf-8")
+    for _ in range(200):  # the watcher polls every 2 s; allow a slow machine plenty of time
+        if client.app[FLOWS].version != old_version:
+            break
+        await asyncio.sleep(0.1)
+    assert client.app[FLOWS].version != old_version
+
+
+async def test_the_reload_endpoint_needs_a_supervisor(client: Client) -> None:
+    assert (await client.post("/api/admin/reload")).status == 401
+    await add_listener(client, "alice")
+    await login(client, "alice")
+    assert (await client.post("/api/admin/reload")).status == 403

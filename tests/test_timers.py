@@ -1,0 +1,156 @@
+"""Timers in the running server: bot reminder and abandon, queue reassurance and closed line, idle close.
+
+The app's clock is the test's; the timers worker polls it. Each test moves the clock past a timer, asks the
+timers to fire (the worker may get there first: either way exactly one instance handles a timer) and waits for
+what the young person is told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from gateway.app import STORE, TIMERS
+from gateway.conversation import Conversation, Status
+from gateway.messages import ChannelName
+from gateway.store import TranscriptEntry
+from tests.conftest import PARIS, Clock, add_listener, login
+from tests.test_webchat import WALK_TO_QUEUE, hello, say
+
+Client = TestClient  # type: ignore[type-arg]
+
+
+async def start(client: Client, answers: list[str]) -> str:
+    """A web chat conversation that answered ``answers``; its session token."""
+    async with client.ws_connect("/chat/ws") as ws:
+        token: str = (await hello(ws))["token"]
+        for number, answer in enumerate(answers):
+            await say(ws, f"m{number}", answer)
+    return token
+
+
+async def conversation_of(client: Client, token: str, clock: Clock) -> Conversation:
+    store = client.app[STORE]
+    conversations = [c for status in Status for c in await store.conversations_by_status(status)]
+    matching = [c for c in conversations if c.channel == ChannelName.WEBCHAT and c.sender == token]
+    assert len(matching) == 1
+    return matching[0]
+
+
+async def bot_lines(client: Client, conversation_id: str) -> list[str]:
+    entries: list[TranscriptEntry] = await client.app[STORE].transcript(conversation_id)
+    return [e.text for e in entries if e.author.value == "bot"]
+
+
+async def fire_and_wait(client: Client, condition: Callable[[], Any]) -> None:
+    """Fire due timers, then wait (generously) until ``condition()`` holds."""
+    await client.app[TIMERS].fire_due()
+    for _ in range(400):
+        if await condition():
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError("the timer's effect never showed")
+
+
+async def test_a_quiet_young_person_is_reminded_then_the_conversation_is_abandoned(
+    client: Client, clock: Clock
+) -> None:
+    token = await start(client, ["2"])  # waiting at the language question
+    conversation = await conversation_of(client, token, clock)
+    before = await bot_lines(client, conversation.id)
+
+    clock.advance(minutes=11)
+
+    async def reminded() -> bool:
+        return len(await bot_lines(client, conversation.id)) > len(before)
+
+    await fire_and_wait(client, reminded)
+    after = await bot_lines(client, conversation.id)
+    assert any("toujours là" in line for line in after[len(before) :])
+    assert after[-1] == before[-1]  # the question is asked again
+    assert (await conversation_of(client, token, clock)).status == Status.BOT
+
+    clock.advance(minutes=31)
+
+    async def abandoned() -> bool:
+        return (await conversation_of(client, token, clock)).status == Status.ABANDONED
+
+    await fire_and_wait(client, abandoned)
+    assert "plus de nouvelles" in (await bot_lines(client, conversation.id))[-1]
+
+
+async def test_an_answer_in_time_means_no_reminder(client: Client, clock: Clock) -> None:
+    token = await start(client, ["2"])
+    clock.advance(minutes=9)
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws, token)
+        await say(ws, "late", "1")
+    conversation = await conversation_of(client, token, clock)
+    count = len(await bot_lines(client, conversation.id))
+    clock.advance(minutes=2)  # 11 minutes after the first answer, 2 after the second
+    await client.app[TIMERS].fire_due()
+    await asyncio.sleep(0.2)
+    assert len(await bot_lines(client, conversation.id)) == count
+
+
+async def test_waiting_in_the_queue_is_reassured_with_the_position(client: Client, clock: Clock) -> None:
+    token = await start(client, WALK_TO_QUEUE)
+    conversation = await conversation_of(client, token, clock)
+    assert conversation.status == Status.QUEUED
+    lines = await bot_lines(client, conversation.id)
+    assert "position 1" in lines[-1] and "minutes" in lines[-1] and "17" in lines[-1]
+
+    clock.advance(minutes=6)
+
+    async def reassured() -> bool:
+        return "On ne t'oublie pas" in (await bot_lines(client, conversation.id))[-1]
+
+    await fire_and_wait(client, reassured)
+    assert "position 1" in (await bot_lines(client, conversation.id))[-1]
+
+
+async def test_a_queue_that_closes_while_waiting_sends_the_closed_line_once(client: Client, clock: Clock) -> None:
+    clock.now = datetime(2026, 3, 10, 22, 50, tzinfo=PARIS).astimezone(UTC)  # open until 23:00
+    token = await start(client, WALK_TO_QUEUE)
+    conversation = await conversation_of(client, token, clock)
+    assert conversation.status == Status.QUEUED
+
+    clock.now = datetime(2026, 3, 10, 23, 1, tzinfo=PARIS).astimezone(UTC)
+    count = len(await bot_lines(client, conversation.id))
+
+    async def told() -> bool:
+        return len(await bot_lines(client, conversation.id)) > count
+
+    await fire_and_wait(client, told)
+    lines = await bot_lines(client, conversation.id)
+    closed_line = lines[-1]
+    assert "9h" in closed_line or "rouvre" in closed_line.lower() or "ferm" in closed_line.lower()
+    assert "119" in closed_line or "3114" in closed_line  # where to turn now
+
+    clock.advance(minutes=6)
+    count = len(lines)
+    await client.app[TIMERS].fire_due()
+    await asyncio.sleep(0.2)
+    assert len(await bot_lines(client, conversation.id)) == count  # told once per wait
+    assert (await conversation_of(client, token, clock)).status == Status.QUEUED  # still kept for the listener
+
+
+async def test_a_conversation_idle_for_a_day_is_closed(client: Client, clock: Clock) -> None:
+    token = await start(client, WALK_TO_QUEUE)
+    conversation = await conversation_of(client, token, clock)
+    await add_listener(client, "alice")
+    await login(client, "alice")
+    assert (await client.post(f"/api/conversations/{conversation.id}/take")).status == 200
+
+    clock.advance(hours=25)
+
+    async def closed() -> bool:
+        return (await conversation_of(client, token, clock)).status == Status.CLOSED
+
+    await fire_and_wait(client, closed)
+    assert "faute de nouvelles" in (await bot_lines(client, conversation.id))[-1]
+    assert (await conversation_of(client, token, clock)).outcome == "idle"
