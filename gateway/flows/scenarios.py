@@ -40,6 +40,8 @@ def load_side_file(path: Path) -> list[Scenario]:
     data, positions, problems = parse_yaml(path.read_text(encoding="utf-8"), name)
     if problems:
         raise FlowValidationError([str(p) for p in problems])
+    if not isinstance(data, dict):
+        raise FlowValidationError([f"{name}:1:1: expected a mapping whose key 'tests' lists conversation tests"])
     try:
         return _SideFile.model_validate(data).tests
     except ValidationError as exc:

@@ -1,0 +1,151 @@
+"""The ``gateway`` command, run in-process: flows check / test / simulate / graph, listener accounts."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from tests.conftest import ROOT
+
+FLOWS = ROOT / "flows.yaml"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_check_a_valid_file(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "flows", "check", str(FLOWS))
+    assert code == 0
+    assert re.search(r"ok · \d+ steps, \d+ rules, \d+ interrupts, \d+ conversation tests · version \w+", out)
+
+
+def test_check_lists_every_problem_with_its_position(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    broken = tmp_path / "flows.yaml"
+    text = FLOWS.read_text(encoding="utf-8")
+    text = text.replace("next: urgency", "next: urgenci", 1)
+    text = text.replace('label: {fr: "Non", en: "No"}', 'label: {fr: "Non"}', 1)
+    broken.write_text(text, encoding="utf-8")
+    code, out, err = run(capsys, "flows", "check", str(broken))
+    assert code == 1
+    lines = out.splitlines()
+    assert len(lines) >= 2
+    assert all(re.match(rf"{re.escape(str(broken))}:\d+:\d+: .+", line) for line in lines), lines
+    assert any("'urgenci'" in line and "did you mean 'urgency'" in line for line in lines)
+    assert any("translation" in line or "'en'" in line for line in lines), lines
+    assert "problem(s)" in err
+
+
+def test_check_a_yaml_syntax_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    broken = tmp_path / "flows.yaml"
+    broken.write_text("languages: [fr, en\nsteps: {}\n", encoding="utf-8")
+    code, out, _ = run(capsys, "flows", "check", str(broken))
+    assert code == 1
+    assert re.match(rf"{re.escape(str(broken))}:\d+:\d+: YAML syntax: ", out)
+
+
+def test_check_a_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "flows", "check", str(tmp_path / "nope.yaml"))
+    assert code == 1
+    assert "nope.yaml:1:1: cannot read the file" in out
+
+
+def test_conversation_tests_pass_and_report_like_pytest(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "flows", "test", str(FLOWS))
+    assert code == 0
+    assert re.search(r"^\d+ passed, 0 failed$", out, re.MULTILINE)
+
+
+def test_a_failing_conversation_test_exits_1(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    flows = tmp_path / "flows.yaml"
+    shutil.copy(FLOWS, flows)
+    side = tmp_path / "flows.tests.yaml"
+    side.write_text(
+        "tests:\n"
+        "  - name: wrong expectation\n"
+        "    at: 2026-03-10T14:00:00+01:00\n"
+        "    turns: ['1']\n"
+        "    expect: {outcome: referred}\n",
+        encoding="utf-8",
+    )
+    code, out, _ = run(capsys, "flows", "test", str(flows))
+    assert code == 1
+    assert "FAILED wrong expectation" in out
+    assert re.search(r"^\d+ passed, 1 failed$", out, re.MULTILINE)
+
+
+def test_simulate_reads_piped_answers_and_prints_the_outcome(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("2\n1\n15\n1\n1\nOn se moque de moi\n"))
+    code, out, _ = run(capsys, "flows", "simulate", str(FLOWS), "--at", "2026-03-10T14:00:00+01:00")
+    assert code == 0
+    assert "1. Oui, maintenant" in out  # choices are numbered
+    assert "--- outcome: handoff" in out and "queue: listeners" in out
+
+
+def test_simulate_in_english_when_closed(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("2\n2\n15\n1\n1\nPeople mock me\n"))
+    code, out, _ = run(capsys, "flows", "simulate", str(FLOWS), "--lang", "en", "--at", "2026-03-10T23:30:00+01:00")
+    assert code == 0
+    assert "are you in danger" in out.lower()
+    assert "--- outcome:" in out
+
+
+@pytest.mark.parametrize("suffix", [".mmd", ".svg", ".png"])
+def test_graph_writes_the_diagram(capsys: pytest.CaptureFixture[str], tmp_path: Path, suffix: str) -> None:
+    target = tmp_path / f"flow{suffix}"
+    code, _, _ = run(capsys, "flows", "graph", str(FLOWS), "-o", str(target))
+    assert code == 0
+    data = target.read_bytes()
+    expected = {".mmd": b"flowchart", ".svg": b"<svg", ".png": b"\x89PNG"}[suffix]
+    assert expected in data[:2000]
+
+
+def test_listener_accounts(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("GATEWAY_STORE", f"sqlite:///{tmp_path}/cli.sqlite3")
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+    assert run(capsys, "listeners", "add", "sam", "--supervisor", "--password-stdin")[0] == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("another long password\n"))
+    assert run(capsys, "listeners", "add", "alice", "--password-stdin")[0] == 0
+    code, out, _ = run(capsys, "listeners", "list")
+    assert code == 0 and "sam" in out and "alice" in out and "supervisor" in out
+    assert "password" not in out.lower().replace("passwd", "")
+    monkeypatch.setattr("sys.stdin", io.StringIO("a changed long password\n"))
+    assert run(capsys, "listeners", "passwd", "alice", "--password-stdin")[0] == 0
+    assert run(capsys, "listeners", "remove", "alice")[0] == 0
+    code, out, _ = run(capsys, "listeners", "list")
+    assert "alice" not in out
+    code, _, err = run(capsys, "listeners", "remove", "nobody")
+    assert code == 1 and "nobody" in err
+
+
+def test_side_file_that_is_not_a_mapping(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    flows = tmp_path / "flows.yaml"
+    shutil.copy(FLOWS, flows)
+    (tmp_path / "flows.tests.yaml").write_text("- just a list\n", encoding="utf-8")
+    code, out, _ = run(capsys, "flows", "test", str(flows))
+    assert code == 1
+    assert (
+        out.strip()
+        == f"{tmp_path / 'flows.tests.yaml'}:1:1: expected a mapping whose key 'tests' lists conversation tests"
+    )
+
+
+def test_schema_problems_are_all_listed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    broken = tmp_path / "flows.yaml"
+    text = FLOWS.read_text(encoding="utf-8")
+    text = text.replace("bot_reminder_minutes: 10", "bot_reminder_minute: 10", 1)
+    text = text.replace("idle_close_hours: 24", "idle_close_hours: soon", 1)
+    broken.write_text(text, encoding="utf-8")
+    code, out, _ = run(capsys, "flows", "check", str(broken))
+    assert code == 1
+    assert "bot_reminder_minute" in out and "idle_close_hours" in out
