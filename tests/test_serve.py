@@ -1,0 +1,171 @@
+"""``gateway serve`` as a real process: start-up, SIGHUP reload, an invalid file refused, a restart mid-conversation.
+
+What ``make run`` starts, minus the Makefile: the same command on a free port, a temporary store and a copy of
+the default flows.yaml.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import ROOT
+from tests.test_webchat import bot_texts, hello, say
+
+GATEWAY = Path(sys.executable).parent / "gateway"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, tmp_path: Path) -> None:
+        self.port = free_port()
+        self.flows = tmp_path / "flows.yaml"
+        self.log = tmp_path / "server.log"
+        shutil.copy(ROOT / "flows.yaml", self.flows)
+        self.env = {
+            **os.environ,
+            "GATEWAY_STORE": f"sqlite:///{tmp_path}/gateway.sqlite3",
+            "GATEWAY_FLOWS": str(self.flows),
+            "GATEWAY_SECRET_KEY": "serve-test-secret-0123456789",
+            "GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{self.port}",
+        }
+        self.cwd = tmp_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(GATEWAY), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    async def ready(self, http: aiohttp.ClientSession) -> dict[str, Any]:
+        for _ in range(600):  # up to a minute on a slow machine
+            assert self.process is not None and self.process.poll() is None, self.log.read_text()
+            try:
+                async with http.get(self.url + "/readyz") as response:
+                    if response.status == 200:
+                        body: dict[str, Any] = await response.json()
+                        return body
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.1)
+        raise AssertionError("the server never became ready:\n" + self.log.read_text())
+
+
+@contextmanager
+def running(tmp_path: Path) -> Iterator[Server]:
+    server = Server(tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@asynccontextmanager
+async def chat(http: aiohttp.ClientSession, server: Server) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    async with http.ws_connect(server.url + "/chat/ws") as ws:
+        yield ws
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def test_serve_starts_tells_how_to_create_a_listener_and_serves_the_chat(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    with running(tmp_path) as server:
+        server.start()
+        ready = await server.ready(http)
+        assert ready["ready"] is True
+        async with http.get(server.url + "/chat") as page:
+            assert page.status == 200
+            assert "<html" in (await page.text()).lower()
+        log = server.log.read_text()
+        assert "gateway listeners add" in log
+        assert f"http://127.0.0.1:{server.port}/chat" in log
+
+
+async def test_sighup_reloads_and_an_invalid_file_is_refused(tmp_path: Path, http: aiohttp.ClientSession) -> None:
+    with running(tmp_path) as server:
+        server.start()
+        first = (await server.ready(http))["flow"]
+        assert server.process is not None
+
+        good = server.flows.read_text(encoding="utf-8")
+        server.flows.write_text(good.replace("next: urgency", "next: urgenci", 1), encoding="utf-8")
+        server.process.send_signal(signal.SIGHUP)
+        refused = await until_reload(http, server, lambda r: r["ok"] is False)
+        assert refused["version"] == first
+        assert any(p.startswith(f"{server.flows}:") and "urgenci" in p for p in refused["problems"])
+        assert "flow reload refused" in server.log.read_text()
+
+        server.flows.write_text(good.replace("Tu es toujours là ?", "Tu es encore là ?"), encoding="utf-8")
+        server.process.send_signal(signal.SIGHUP)
+        accepted = await until_reload(http, server, lambda r: r["ok"] is True)
+        assert accepted["version"] != first
+
+
+async def until_reload(http: aiohttp.ClientSession, server: Server, predicate: Any) -> dict[str, Any]:
+    for _ in range(300):
+        async with http.get(server.url + "/readyz") as response:
+            body = await response.json()
+        if body["last_reload"] and predicate(body["last_reload"]):
+            result: dict[str, Any] = body["last_reload"]
+            return result
+        await asyncio.sleep(0.1)
+    raise AssertionError("no reload seen:\n" + server.log.read_text())
+
+
+async def test_a_restart_between_two_messages_loses_nothing(tmp_path: Path, http: aiohttp.ClientSession) -> None:
+    with running(tmp_path) as server:
+        server.start()
+        await server.ready(http)
+        async with chat(http, server) as ws:
+            token = (await hello(ws))["token"]
+            await say(ws, "m1", "2")
+        server.stop()
+
+        server.start()
+        await server.ready(http)
+        async with chat(http, server) as ws:
+            session = await hello(ws, token)
+            frames = await say(ws, "m2", "1")
+            again = await say(ws, "m2", "1")  # the same message id after the restart: no second reply
+    assert [e["author"] for e in session["history"]].count("user") == 1
+    assert any("âge" in t.lower() for t in bot_texts(frames))
+    assert bot_texts(again) == []
