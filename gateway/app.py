@@ -11,14 +11,14 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from gateway.channels_wiring import build_channels, webhook_routes
 from gateway.console.actions import Actions
@@ -82,6 +82,7 @@ async def create_app(
         "outbox": outbox.run, "timers": timers.run, "webchat": hub.forward_events, "flows": lambda: _watch(flows),
     }  # fmt: skip
     app.cleanup_ctx.append(_lifecycle(workers, store, http, channels.lifecycles, flows))
+    app.on_shutdown.append(_close_sockets(hub.open, api.open))
     _routes(app, settings, hub, api, flows, store)
     app.add_routes(webhook_routes(channels, dispatcher))
     return app
@@ -116,6 +117,21 @@ def _lifecycle(
             await store.close()
 
     return context
+
+
+def _close_sockets(
+    *groups: Iterable[web.WebSocketResponse],
+) -> Callable[[web.Application], Coroutine[Any, Any, None]]:
+    """Open websockets would hold a graceful shutdown for its whole timeout: tell them to reconnect elsewhere."""
+
+    async def close(app: web.Application) -> None:
+        sockets = [ws for group in groups for ws in list(group) if not ws.closed]
+        await asyncio.gather(
+            *(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server restarting") for ws in sockets),
+            return_exceptions=True,
+        )
+
+    return close
 
 
 async def _watch(flows: FlowSet) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import secrets
+import weakref
 from collections import defaultdict
 from typing import Any
 
@@ -36,6 +37,7 @@ class WebChatHub:
         self.store = store
         self.dispatcher = dispatcher
         self.sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
+        self.open: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()  # every socket, for shutdown
 
     def attach(self, conversation_id: str, ws: web.WebSocketResponse) -> None:
         for followers in self.sockets.values():
@@ -200,6 +202,7 @@ def _parse_frame(data: str) -> dict[str, Any] | None:
 async def chat_socket(request: web.Request, hub: WebChatHub) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=25, max_msg_size=MAX_FRAME * 4)  # larger: closed with 1009
     await ws.prepare(request)
+    hub.open.add(ws)
     try:
         await ChatSession(hub, ws).run()
     except asyncio.CancelledError:

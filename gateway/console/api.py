@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -44,6 +45,7 @@ class ListenerAPI:
     ) -> None:  # fmt: skip
         self.store, self.dispatcher, self.actions, self.flows = store, dispatcher, actions, flows
         self.signer, self.secure_cookies, self.presence = signer, secure_cookies, presence
+        self.open: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()  # live sockets, closed at shutdown
 
     def routes(self) -> list[web.RouteDef]:
         c = "/api/conversations/{id}"
@@ -203,6 +205,7 @@ class ListenerAPI:
         """Every store event, live: queue changes, new entries, statuses, deliveries, typing."""
         ws = web.WebSocketResponse(heartbeat=25)
         await ws.prepare(request)
+        self.open.add(ws)
         name = request[LISTENER].name
         self.presence.connections[name] += 1
         subscription = await self.store.subscribe()

@@ -7,10 +7,12 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 from playwright.async_api import BrowserContext, Page, expect
 
-from gateway.app import STORE
+from gateway.app import STORE, create_app
 from gateway.console.auth import hash_password
+from gateway.settings import Settings
 from gateway.store import Listener
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, Clock
+from tests.e2e.conftest import ServerFactory
 
 pytestmark = __import__("pytest").mark.browser
 
@@ -99,3 +101,45 @@ async def test_keyboard_only_and_english(context: BrowserContext, server: TestSe
     await page.keyboard.press("Tab")
     await page.keyboard.press("Enter")  # the second choice: "no"
     await expect(page.locator('.msg[data-author="user"] .text')).to_have_count(1)
+
+
+async def test_a_dropped_connection_loses_nothing_typed_meanwhile(
+    context: BrowserContext, make_server: ServerFactory, settings: Settings, clock: Clock
+) -> None:
+    first = await make_server(settings)
+    port = first.port
+    page = await open_chat(context, first)
+    await page.get_by_role("button", name="Non", exact=True).click()
+    await expect(bot_messages(page).last).to_contain_text("anglais")
+
+    await first.close()  # the server goes away mid-conversation
+    await expect(page.locator("#connection")).to_be_visible()
+    await type_answer(page, "Français")  # typed while disconnected: kept in the browser
+    await expect(page.locator(".msg.pending")).to_have_count(1)
+
+    app = await create_app(settings, clock=clock, worker_poll_seconds=0.05)
+    second = TestServer(app, host="127.0.0.1", port=port)
+    await second.start_server()
+    try:
+        await expect(bot_messages(page).last).to_contain_text("âge", timeout=30_000)
+        await expect(page.locator(".msg.pending")).to_have_count(0)
+        await expect(page.locator('.msg[data-author="user"]')).to_have_count(2)
+        await expect(page.locator("#connection")).to_be_hidden()
+    finally:
+        await second.close()
+
+
+async def test_the_widget_embeds_the_chat_with_one_script_tag(context: BrowserContext, server: TestServer) -> None:
+    page = await context.new_page()
+    host = server.make_url("/healthz")  # any page of the same origin hosts it; the widget is cross-origin-safe
+    await page.goto(str(host))
+    widget = server.make_url("/chat/widget.js")
+    await page.set_content(f'<main><h1>Un site partenaire</h1></main><script src="{widget}"></script>')
+    launcher = page.get_by_role("button", name="Besoin de parler ?")
+    await launcher.click()
+    frame = page.frame_locator('iframe[title="Chat d\'écoute"]')
+    await expect(frame.locator('.msg[data-author="bot"] .text').first).to_contain_text("confidentiel")
+    await frame.get_by_role("button", name="Non", exact=True).click()
+    await expect(frame.locator('.msg[data-author="user"]')).to_have_count(1)
+    await page.get_by_role("button", name="Fermer").click()
+    await expect(page.get_by_role("dialog")).to_be_hidden()
