@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from datetime import datetime
 from importlib import resources
@@ -152,6 +153,16 @@ async def _errors_middleware(
     except StoreError as exc:
         log.error("store unavailable while serving %s %s: %s", request.method, request.path, exc.__class__.__name__)
         return web.json_response({"error": "unavailable", "message": "try again shortly"}, status=503)
+    except Exception as exc:  # a bug: logged by class and place only, since its message may quote what was sent
+        log.error("unexpected %s while serving %s %s at %s", exc.__class__.__name__, request.method,
+                  request.path, _where(exc))  # fmt: skip
+        return web.json_response({"error": "unavailable", "message": "try again shortly"}, status=503)
+
+
+def _where(exc: BaseException) -> str:
+    """``module.py:LINE in function`` of each of the innermost frames: enough to find a bug, and no values."""
+    frames = traceback.extract_tb(exc.__traceback__)[-3:]
+    return " < ".join(f"{Path(f.filename).name}:{f.lineno} in {f.name}" for f in reversed(frames))
 
 
 def _routes(
