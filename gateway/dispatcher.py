@@ -9,6 +9,8 @@ through the same transcript, outbox and events as the bot's. Nothing here logs m
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import math
 import secrets
@@ -17,6 +19,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 from gateway.conversation import Conversation, Priority, Status
+from gateway.errors import StoreError
 from gateway.flows import lifecycle
 from gateway.flows.engine import Engine, Outcome, State, StepResult
 from gateway.flowset import FlowSet
@@ -36,6 +39,12 @@ def utcnow() -> datetime:
 
 def new_id() -> str:
     return secrets.token_urlsafe(12)
+
+
+def inbound_entry_id(inbound: Inbound) -> str:
+    """A young person's message always gets the same entry id: a retried processing never records it twice."""
+    digest = hashlib.sha256(f"{inbound.channel.value}:{inbound.message_id}".encode()).hexdigest()
+    return "u" + digest[:23]
 
 
 def entry_event(entry: TranscriptEntry) -> dict[str, object]:
@@ -74,11 +83,16 @@ class Dispatcher:
         key = f"in:{inbound.channel.value}:{inbound.message_id}"
         if not await self.store.first_seen(key, DEDUPE_TTL_SECONDS):
             return False
-        now = self.clock()
-        conversation, _ = await self.store.active_conversation(inbound.channel, inbound.sender, now)
-        async with self.store.lock(conversation.id):
-            current = await self.store.get_conversation(conversation.id) or conversation
-            await self._process(current, inbound, now)
+        try:
+            now = self.clock()
+            conversation, _ = await self.store.active_conversation(inbound.channel, inbound.sender, now)
+            async with self.store.lock(conversation.id):
+                current = await self.store.get_conversation(conversation.id) or conversation
+                await self._process(current, inbound, now)
+        except BaseException:
+            with contextlib.suppress(StoreError):  # unprocessed: let the provider's redelivery through
+                await self.store.forget_seen(key)
+            raise
         return True
 
     async def start_conversation(self, channel: ChannelName, sender: str, language_hint: str | None) -> Conversation:
@@ -98,7 +112,7 @@ class Dispatcher:
         conversation.last_inbound_at = now
         conversation.updated_at = now
         entry = TranscriptEntry(
-            id=new_id(), conversation_id=conversation.id, at=now, author=Author.USER,
+            id=inbound_entry_id(inbound), conversation_id=conversation.id, at=now, author=Author.USER,
             text=inbound.text, attachments=inbound.attachments, delivery=Delivery.DELIVERED,
         )  # fmt: skip
         await self.store.append_transcript(entry)

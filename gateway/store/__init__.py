@@ -196,6 +196,10 @@ class DedupeStore(Protocol):
         """
         ...
 
+    async def forget_seen(self, key: str) -> None:
+        """Undo :meth:`first_seen` for ``key``: its processing failed, so the provider's retry must get through."""
+        ...
+
 
 class QueueStore(Protocol):
     async def enqueue(self, conversation_id: str, queue: str, priority: Priority, at: datetime) -> None:

@@ -227,6 +227,10 @@ class RedisStore:
         expires_ms = to_us(now or datetime.now(UTC)) // 1000 + ttl_seconds * 1000
         return bool(await self._redis.set(_key("seen", key), "1", nx=True, pxat=expires_ms))
 
+    @_guarded
+    async def forget_seen(self, key: str) -> None:
+        await self._redis.delete(_key("seen", key))
+
     # The waiting queue
 
     @_guarded

@@ -272,6 +272,13 @@ class SqliteStore:
 
         return await self._run(work)
 
+    async def forget_seen(self, key: str) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            with _writing(conn):
+                conn.execute("DELETE FROM seen WHERE key = ?", (key,))
+
+        await self._run(work)
+
     # The waiting queue
 
     async def enqueue(self, conversation_id: str, queue: str, priority: Priority, at: datetime) -> None:

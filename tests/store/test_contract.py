@@ -180,6 +180,14 @@ async def test_first_seen_is_true_once(store: Store) -> None:
     assert await store.first_seen("telegram:1002", 3600)
 
 
+async def test_forget_seen_lets_the_key_through_again(store: Store) -> None:
+    assert await store.first_seen("in:telegram:7", 3600)
+    await store.forget_seen("in:telegram:7")
+    assert await store.first_seen("in:telegram:7", 3600)
+    assert not await store.first_seen("in:telegram:7", 3600)
+    await store.forget_seen("never-seen")  # forgetting an unknown key is harmless
+
+
 async def test_first_seen_again_after_expiry(store: Store) -> None:
     # An hour ago, with a one-minute ttl: expired on any clock, without waiting.
     long_ago = datetime.now(UTC) - timedelta(hours=1)
