@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 import traceback
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from datetime import datetime
 from importlib import resources
@@ -28,6 +29,7 @@ from gateway.console.auth import SessionSigner
 from gateway.dispatcher import Dispatcher, utcnow
 from gateway.errors import FlowValidationError, StoreError
 from gateway.flowset import FlowSet
+from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.outbox import Outbox
 from gateway.settings import Settings
 from gateway.store import Store, open_store
@@ -43,6 +45,7 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 OUTBOX = web.AppKey("outbox", Outbox)
 TIMERS = web.AppKey("timers", Timers)
 API = web.AppKey("api", ListenerAPI)
+METRICS = web.AppKey("metrics", Metrics)
 
 STATIC = resources.files("gateway") / "webchat_static"
 FLOW_WATCH_SECONDS = 2.0
@@ -55,20 +58,21 @@ async def create_app(
     store: Store | None = None,
     worker_poll_seconds: float = 1.0,
 ) -> web.Application:
-    flows = FlowSet(Path(settings.flows))
+    metrics = Metrics()
+    flows = FlowSet(Path(settings.flows), on_reload=lambda r: metrics.reloads.labels("ok" if r.ok else "refused").inc())
     flows.reload()
     if flows.current is None:  # refuse to start on an invalid flow: the problems were logged by reload()
         problems = list(flows.last_reload.problems) if flows.last_reload else []
         raise FlowValidationError([*problems, f"{settings.flows} is not valid: the gateway does not start"])
     store = store or await open_store(settings.store)
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_errors_middleware])
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_errors_middleware, _refusals(metrics)])
     http = aiohttp.ClientSession()
     channels = build_channels(settings, http)
     presence = Presence()
     outbox_ref: list[Outbox] = []
     dispatcher = Dispatcher(store, flows, clock=clock, on_outgoing=lambda: outbox_ref[0].kick(),
-                            listeners_online=presence.online)  # fmt: skip
-    outbox = Outbox(store, channels.senders, clock=clock, poll_seconds=worker_poll_seconds,
+                            listeners_online=presence.online, metrics=metrics)  # fmt: skip
+    outbox = Outbox(store, channels.senders, clock=clock, poll_seconds=worker_poll_seconds, metrics=metrics,
                     base_delay=settings.outbox_base_delay, max_attempts=settings.outbox_max_attempts)  # fmt: skip
     outbox_ref.append(outbox)
     timers = Timers(dispatcher, poll_seconds=worker_poll_seconds)
@@ -77,7 +81,7 @@ async def create_app(
     api = ListenerAPI(store, dispatcher, actions, flows, SessionSigner(settings.secret_key),
                       secure_cookies=settings.public_url.startswith("https://"), presence=presence)  # fmt: skip
     app[SETTINGS], app[STORE], app[FLOWS], app[DISPATCHER] = settings, store, flows, dispatcher
-    app[OUTBOX], app[TIMERS], app[API] = outbox, timers, api
+    app[OUTBOX], app[TIMERS], app[API], app[METRICS] = outbox, timers, api, metrics
 
     workers: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
         "outbox": outbox.run, "timers": timers.run, "webchat": hub.forward_events, "flows": lambda: _watch(flows),
@@ -86,6 +90,7 @@ async def create_app(
     app.on_shutdown.append(_close_sockets(hub.open, api.open))
     _routes(app, settings, hub, api, flows, store)
     app.add_routes(webhook_routes(channels, dispatcher))
+    app.router.add_get("/metrics", _metrics_handler(metrics, store, presence, clock))
     return app
 
 
@@ -157,6 +162,44 @@ async def _errors_middleware(
         log.error("unexpected %s while serving %s %s at %s", exc.__class__.__name__, request.method,
                   request.path, _where(exc))  # fmt: skip
         return web.json_response({"error": "unavailable", "message": "try again shortly"}, status=503)
+
+
+def _refusals(metrics: Metrics) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Counts refused webhook requests by status: a burst of 403s is an attack or a rotated secret."""
+
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            if request.path.startswith("/webhooks/") and exc.status >= 400:
+                metrics.webhook_refusals.labels(str(exc.status)).inc()
+            raise
+        if request.path.startswith("/webhooks/") and response.status >= 400:
+            metrics.webhook_refusals.labels(str(response.status)).inc()
+        return response
+
+    return middleware
+
+
+def _metrics_handler(
+    metrics: Metrics, store: Store, presence: Presence, clock: Callable[[], datetime]
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        now, counts = clock(), Counter[tuple[str, str]]()
+        waiting = await store.waiting()
+        for entry in waiting:
+            counts[(entry.queue, entry.priority.value)] += 1
+        metrics.waiting.clear()
+        for (queue, priority), count in counts.items():
+            metrics.waiting.labels(queue, priority).set(count)
+        metrics.longest_wait.set(max(((now - e.at).total_seconds() for e in waiting), default=0.0))
+        metrics.listeners_online.set(presence.online())
+        return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
+    return handler
 
 
 def _where(exc: BaseException) -> str:

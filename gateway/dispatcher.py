@@ -24,6 +24,7 @@ from gateway.flows import lifecycle
 from gateway.flows.engine import Engine, Outcome, State, StepResult
 from gateway.flowset import FlowSet
 from gateway.messages import ChannelName, Inbound, Outbound, Receipt, Reply
+from gateway.metrics import Metrics
 from gateway.store import Author, Delivery, OutboxItem, Store, TranscriptEntry
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,9 @@ class Dispatcher:
         clock: Clock = utcnow,
         on_outgoing: Callable[[], None] = lambda: None,
         listeners_online: Callable[[], int] = lambda: 1,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics or Metrics()
         self.store = store
         self.flows = flows
         self.clock = clock
@@ -82,6 +85,7 @@ class Dispatcher:
         """Process one message; False when it is a duplicate (already processed)."""
         key = f"in:{inbound.channel.value}:{inbound.message_id}"
         if not await self.store.first_seen(key, DEDUPE_TTL_SECONDS):
+            self.metrics.duplicates.labels(inbound.channel.value).inc()
             return False
         try:
             now = self.clock()
@@ -93,6 +97,7 @@ class Dispatcher:
             with contextlib.suppress(StoreError):  # unprocessed: let the provider's redelivery through
                 await self.store.forget_seen(key)
             raise
+        self.metrics.inbound.labels(inbound.channel.value).inc()
         return True
 
     async def start_conversation(self, channel: ChannelName, sender: str, language_hint: str | None) -> Conversation:
@@ -153,6 +158,7 @@ class Dispatcher:
     async def _conclude(self, conversation: Conversation, engine: Engine, outcome: Outcome, now: datetime) -> None:
         conversation.summary = [(label, value) for label, value in outcome.summary]
         conversation.route = outcome.route
+        self.metrics.outcomes.labels(outcome.kind, outcome.queue or "", outcome.priority or "").inc()
         if outcome.kind == "handoff" and outcome.queue:
             await self.enqueue(conversation, engine, outcome.queue, Priority(outcome.priority or "normal"), now)
             return

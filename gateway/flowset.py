@@ -10,6 +10,7 @@ flow at the same step if that step still exists, else it goes to the current flo
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +39,7 @@ class FlowSet:
     current: Engine | None = None
     engines: dict[str, Engine] = field(default_factory=dict)
     last_reload: ReloadResult | None = None
+    on_reload: Callable[[ReloadResult], None] = lambda result: None
     _mtime: float = 0.0
 
     def reload(self) -> ReloadResult:
@@ -51,11 +53,13 @@ class FlowSet:
             log.warning("flow reload refused: %d problem(s); still serving %s", len(exc.problems), self.version)
             for problem in exc.problems:
                 log.warning("%s", problem)
+            self.on_reload(self.last_reload)
             return self.last_reload
         self.engines.setdefault(engine.version, engine)
         self.current = self.engines[engine.version]
         self.last_reload = ReloadResult(now, True, engine.version)
         log.info("flow %s loaded from %s", engine.version, self.path)
+        self.on_reload(self.last_reload)
         return self.last_reload
 
     def reload_if_changed(self) -> ReloadResult | None:

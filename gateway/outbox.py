@@ -18,6 +18,7 @@ from typing import Protocol
 from gateway.dispatcher import outbound_from_dict, utcnow
 from gateway.errors import DeliveryError, PermanentDelivery, RetryableDelivery, StoreError
 from gateway.messages import ChannelName, Outbound
+from gateway.metrics import Metrics
 from gateway.store import Delivery, OutboxItem, Store
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,9 @@ class Outbox:
         max_delay: float = 300.0,
         max_attempts: int = 8,
         poll_seconds: float = 1.0,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics or Metrics()
         self.store = store
         self.channels = channels
         self.clock = clock
@@ -85,6 +88,7 @@ class Outbox:
         except DeliveryError as exc:
             await self._retry(item, RetryableDelivery(str(exc)))
         else:
+            self._count(item, "sent")
             await self.store.outbox_mark_sent(item.id, provider_id)
             await self._record(item, Delivery.SENT, provider_id)
 
@@ -96,12 +100,17 @@ class Outbox:
         delay = exc.retry_after if exc.retry_after is not None else self.base_delay * 2 ** (attempts - 1)
         delay = min(max(delay, 0.0), self.max_delay)
         log.info("outbox: %s retry %d in %.1fs (%s)", item.id, attempts, delay, exc)
+        self._count(item, "retry")
         await self.store.outbox_reschedule(item.id, self.clock() + timedelta(seconds=delay), attempts, str(exc))
 
     async def _fail(self, item: OutboxItem, reason: str) -> None:
         log.warning("outbox: %s failed: %s", item.id, reason)
+        self._count(item, "failed")
         await self.store.outbox_mark_failed(item.id, reason)
         await self._record(item, Delivery.FAILED, None, reason)
+
+    def _count(self, item: OutboxItem, result: str) -> None:
+        self.metrics.deliveries.labels(str(item.payload.get("channel", "")), result).inc()
 
     async def _record(
         self, item: OutboxItem, delivery: Delivery, provider_id: str | None, reason: str | None = None

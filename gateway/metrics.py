@@ -1,0 +1,43 @@
+"""Prometheus metrics, served at ``GET /metrics``.
+
+Labels are only names of our own: channel, outcome kind, queue, priority, delivery result, HTTP status class.
+Never a message text, a phone number, a platform id or a conversation id, so a label set stays small and a
+scrape identifies nobody. The registry is the gateway's own (not the process-global one): two apps in one
+process, as in the tests, keep separate figures.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.inbound = Counter(
+            "gateway_inbound_messages", "Messages from young people, processed once", ["channel"], registry=r
+        )
+        self.duplicates = Counter(
+            "gateway_inbound_duplicates", "Redelivered messages recognised and ignored", ["channel"], registry=r
+        )
+        self.outcomes = Counter(
+            "gateway_bot_outcomes", "Where the bot sent conversations", ["kind", "queue", "priority"], registry=r
+        )
+        self.deliveries = Counter(
+            "gateway_outbox_deliveries", "Outbox attempts by channel and result (sent, retry, failed)",
+            ["channel", "result"], registry=r,
+        )  # fmt: skip
+        self.webhook_refusals = Counter(
+            "gateway_webhook_refusals", "Webhook requests refused, by status (401/403/400/413…)", ["status"], registry=r
+        )
+        self.reloads = Counter("gateway_flow_reloads", "flows.yaml reloads by result", ["result"], registry=r)
+        self.waiting = Gauge("gateway_queue_waiting", "Conversations waiting", ["queue", "priority"], registry=r)
+        self.longest_wait = Gauge("gateway_queue_longest_wait_seconds", "Longest current wait", registry=r)
+        self.listeners_online = Gauge("gateway_listeners_online", "Listeners connected to the console", registry=r)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,67 @@
+"""``GET /metrics``: figures move with the traffic, and nothing in them identifies a young person."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp.test_utils import TestClient
+
+from gateway.settings import Settings
+from tests.conftest import AppFactory
+from tests.test_webchat import WALK_TO_QUEUE, hello, say
+
+Client = TestClient  # type: ignore[type-arg]
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    """The sample ``name{labels}`` of an exposition, 0 when absent."""
+    for line in text.splitlines():
+        match = re.match(r"^(\w+)(?:\{(.*)\})? (\S+)$", line)
+        if not match or match.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(match.group(3))
+    return 0.0
+
+
+async def scrape(client: Client) -> str:
+    response = await client.get("/metrics")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    return await response.text()
+
+
+async def test_metrics_follow_a_conversation_to_the_queue(client: Client) -> None:
+    before = await scrape(client)
+    assert value(before, "gateway_queue_waiting") == 0
+    assert value(before, "gateway_flow_reloads_total", result="ok") == 1
+
+    async with client.ws_connect("/chat/ws") as ws:
+        token = (await hello(ws))["token"]
+        for number, answer in enumerate(WALK_TO_QUEUE):
+            await say(ws, f"m{number}", answer)
+        await say(ws, "m0", WALK_TO_QUEUE[0])  # a redelivery
+
+    text = await scrape(client)
+    assert value(text, "gateway_inbound_messages_total", channel="webchat") == len(WALK_TO_QUEUE)
+    assert value(text, "gateway_inbound_duplicates_total", channel="webchat") == 1
+    assert value(text, "gateway_bot_outcomes_total", kind="handoff", queue="listeners", priority="normal") == 1
+    assert value(text, "gateway_queue_waiting", queue="listeners", priority="normal") == 1
+    for secret in (token, WALK_TO_QUEUE[-1], "moque"):
+        assert secret not in text
+
+
+async def test_refused_webhooks_are_counted_by_status(make_client: AppFactory, settings: Settings) -> None:
+    messenger = Settings(**{
+        **settings.__dict__, "messenger_app_secret": "app-secret", "messenger_verify_token": "verify",
+        "messenger_page_access_token": "page-token", "messenger_api_url": "http://127.0.0.1:9/v23.0",
+    })  # fmt: skip
+    client = await make_client(messenger)
+    for _ in range(2):
+        response = await client.post(
+            "/webhooks/messenger", data=b'{"object": "page", "entry": []}',
+            headers={"Content-Type": "application/json", "X-Hub-Signature-256": "sha256=" + "0" * 64},
+        )  # fmt: skip
+        assert response.status == 403
+    assert value(await scrape(client), "gateway_webhook_refusals_total", status="403") == 2
