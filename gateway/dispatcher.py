@@ -245,13 +245,42 @@ class Dispatcher:
     async def handle_receipt(self, receipt: Receipt) -> None:
         """Record a provider's delivery status on the transcript entry it concerns."""
         if receipt.provider_message_id is None:
-            return  # watermark-only receipts (Messenger reads) name no message: nothing precise to record
+            await self._handle_watermark(receipt)
+            return
         entry = await self.store.find_by_provider_id(receipt.provider_message_id)
         if entry is None:
             return
         delivery = _RECEIPT_DELIVERY.get(receipt.status)
         if delivery is None or (_RANK[delivery] <= _RANK[entry.delivery] and delivery != Delivery.FAILED):
             return  # callbacks arrive out of order: never go back from read to delivered
+        await self._set_delivery(entry, delivery)
+
+    async def _handle_watermark(self, receipt: Receipt) -> None:
+        """Messenger's reads (and deliveries without mids): every message sent up to ``watermark`` (ms)."""
+        delivery = _RECEIPT_DELIVERY.get(receipt.status)
+        if receipt.watermark is None or delivery not in (Delivery.DELIVERED, Delivery.READ):
+            return
+        conversation = await self._active_conversation_of(receipt.channel, receipt.sender)
+        if conversation is None:
+            return
+        try:
+            until = datetime.fromtimestamp(receipt.watermark / 1000, UTC)
+        except (OverflowError, ValueError, OSError):
+            return
+        for entry in await self.store.transcript(conversation.id):
+            sent = entry.delivery in (Delivery.SENT, Delivery.DELIVERED)
+            if sent and entry.at <= until and _RANK[delivery] > _RANK[entry.delivery]:
+                await self._set_delivery(entry, delivery)
+
+    async def _active_conversation_of(self, channel: ChannelName, sender: str) -> Conversation | None:
+        """The sender's active conversation, without creating one (a scan of the active conversations)."""
+        for status in (Status.WITH_LISTENER, Status.QUEUED, Status.BOT):
+            for conversation in await self.store.conversations_by_status(status):
+                if conversation.channel == channel and conversation.sender == sender:
+                    return conversation
+        return None
+
+    async def _set_delivery(self, entry: TranscriptEntry, delivery: Delivery) -> None:
         await self.store.set_delivery(entry.id, delivery)
         await self.store.publish(
             {"type": "delivery", "conversation_id": entry.conversation_id, "id": entry.id, "delivery": delivery.value}

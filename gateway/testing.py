@@ -59,6 +59,8 @@ class RecordedRequest:
     headers: dict[str, str]
     body: Any
     raw: bytes
+    status: int = 0  # what the fake answered
+    answer: Any = None  # the JSON it answered with (e.g. the message id it gave)
 
     @property
     def endpoint(self) -> str:
@@ -135,6 +137,22 @@ class FakeAPI:
     def requests_to(self, endpoint: str) -> list[RecordedRequest]:
         return [request for request in self.requests if request.endpoint == endpoint]
 
+    def accepted(self, endpoint: str | None = None) -> list[RecordedRequest]:
+        """The requests to ``endpoint`` (default: the sending one) that the fake answered with a 2xx."""
+        return [r for r in self.requests_to(endpoint or self.send_endpoint) if 200 <= r.status < 300]
+
+    async def wait_accepted(
+        self, count: int, endpoint: str | None = None, timeout: float = 20.0
+    ) -> list[RecordedRequest]:
+        """Wait until ``count`` requests to ``endpoint`` were accepted (retries and backoff included)."""
+
+        def enough() -> bool:
+            return len(self.accepted(endpoint)) >= count
+
+        async with self._arrived:
+            await asyncio.wait_for(self._arrived.wait_for(enough), timeout)
+        return self.accepted(endpoint)
+
     async def wait_for(self, endpoint: str, count: int = 1, timeout: float = 5.0) -> list[RecordedRequest]:
         """Wait until ``endpoint`` received ``count`` requests (for work an adapter does in the background)."""
         async with self._arrived:
@@ -152,17 +170,27 @@ class FakeAPI:
     @web.middleware
     async def _recorder(self, request: web.Request, handler: Any) -> web.StreamResponse:
         raw = await request.read()
+        endpoint = request.path.rstrip("/").rsplit("/", 1)[-1]
+        queue = self._failures.get(endpoint)
+        try:
+            response: web.StreamResponse = self.error_response(queue.popleft()) if queue else await handler(request)
+        except web.HTTPException as redirect:  # a redirect of a hosted file
+            await self._record(request, raw, redirect.status)
+            raise
+        answer = None
+        if isinstance(response, web.Response) and response.content_type == "application/json" and response.body:
+            answer = json.loads(response.body)  # type: ignore[arg-type]
+        await self._record(request, raw, response.status, answer)
+        return response
+
+    async def _record(self, request: web.Request, raw: bytes, status: int, answer: Any = None) -> None:
         recorded = RecordedRequest(
-            request.method, request.path, dict(request.query), dict(request.headers), _parse_body(request, raw), raw
-        )
+            request.method, request.path, dict(request.query), dict(request.headers), _parse_body(request, raw), raw,
+            status, answer,
+        )  # fmt: skip
         async with self._arrived:
             self.requests.append(recorded)
             self._arrived.notify_all()
-        queue = self._failures.get(recorded.endpoint)
-        if queue:
-            return self.error_response(queue.popleft())
-        response: web.StreamResponse = await handler(request)
-        return response
 
     async def _serve_media(self, request: web.Request) -> web.Response:
         media = self._media.get(request.path)

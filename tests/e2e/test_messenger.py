@@ -1,0 +1,291 @@
+"""Messenger end to end: the real app (create_app, SQLite store, outbox, timers) and a fake Graph API.
+
+Signed webhooks walk the default flow to the hand-off; a listener takes the conversation through the listener
+API and replies; the reply reaches Graph as Meta expects it. Duplicates, bad signatures, batches, echoes,
+receipts and a failing provider are checked through the same real server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from gateway.app import DISPATCHER, STORE
+from gateway.conversation import Status
+from gateway.settings import Settings
+from gateway.testing import (
+    Failure,
+    FakeGraphAPI,
+    messenger_body,
+    messenger_delivery,
+    messenger_echo,
+    messenger_message,
+    messenger_read,
+    sign_messenger,
+    signed_messenger,
+)
+from tests.e2e.channel_support import Client, GatewayFactory, ListenerDesk, gateway, offline
+
+__all__ = ["gateway", "offline"]  # fixtures used by the tests below
+
+SECRET = "meta-app-secret"
+PSID = "7012345678901234"
+PATH = "/webhooks/messenger"
+# The default flow as a young person taps it: first words, then quick replies (payloads) and typed answers.
+WALK = [
+    ("Bonjour", None),
+    ("Non", "no"),
+    ("Français", "fr"),
+    ("j'ai 15 ans", None),
+    ("Pour moi", "me"),
+    ("Cyberharcèlement", "cyberharassment"),
+    ("On se moque de moi sur un groupe.", None),
+]
+
+
+@pytest.fixture
+async def graph() -> AsyncIterator[FakeGraphAPI]:
+    async with FakeGraphAPI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def messenger_settings(settings: Settings, graph: FakeGraphAPI) -> Settings:
+    return dataclasses.replace(
+        settings,
+        messenger_app_secret=SECRET,
+        messenger_verify_token="verify-me",
+        messenger_page_access_token="page-token",
+        messenger_api_url=graph.url + "/v23.0",
+    )
+
+
+@pytest.fixture
+async def client(gateway: GatewayFactory, messenger_settings: Settings) -> Client:
+    return await gateway(messenger_settings)
+
+
+async def deliver(client: Client, document: Any) -> int:
+    raw, headers = signed_messenger(SECRET, document)
+    response = await client.post(PATH, data=raw, headers=headers)
+    return response.status
+
+
+def message(text: str, payload: str | None = None, mid: str | None = None, sender: str = PSID) -> dict[str, Any]:
+    return messenger_body([messenger_message(sender, text, mid=mid, quick_reply=payload)])
+
+
+async def walk_to_queue(client: Client) -> None:
+    for number, (text, payload) in enumerate(WALK):
+        assert await deliver(client, message(text, payload, mid=f"m_walk_{number}")) == 200
+
+
+async def handed_to_listener(client: Client, graph: FakeGraphAPI) -> tuple[ListenerDesk, str]:
+    """Walk to the queue, then a listener logs in and takes the conversation; its messages are all sent."""
+    await walk_to_queue(client)
+    desk = ListenerDesk(client)
+    await desk.login()
+    card = await desk.first_waiting()
+    assert card["channel"] == "messenger" and PSID not in json.dumps(card)
+    await desk.take(card["id"])
+    outgoing = await desk.all_sent(card["id"])
+    await graph.wait_accepted(len(outgoing))
+    return desk, card["id"]
+
+
+def texts(requests: list[Any]) -> list[str]:
+    return [r.body["message"]["text"] for r in requests if "message" in r.body]
+
+
+async def test_the_flow_reaches_a_listener_whose_reply_reaches_graph(client: Client, graph: FakeGraphAPI) -> None:
+    desk, conversation_id = await handed_to_listener(client, graph)
+
+    detail = await desk.conversation(conversation_id)
+    assert detail["status"] == "with_listener"
+    assert dict(detail["summary"])["Âge"] == "15"
+    bot_texts = [e["text"] for e in detail["transcript"] if e["author"] == "bot"]
+    assert texts(graph.accepted()) == bot_texts  # every bot message once, in order
+    urgency = next(r.body for r in graph.accepted() if "quick_replies" in r.body["message"])
+    assert urgency["messaging_type"] == "RESPONSE"
+    assert [q["payload"] for q in urgency["message"]["quick_replies"]] == ["yes_now", "no", "unsure", "unknown"]
+
+    entry = await desk.reply(conversation_id, "Bonjour, je suis Anne, je t'écoute.")
+    request = (await graph.wait_accepted(len(bot_texts) + 1))[-1]
+    assert request.method == "POST" and request.path == "/v23.0/me/messages"
+    assert request.query == {"access_token": "page-token"}
+    assert request.body == {
+        "recipient": {"id": PSID},
+        "messaging_type": "MESSAGE_TAG",
+        "tag": "HUMAN_AGENT",
+        "message": {"text": "Bonjour, je suis Anne, je t'écoute."},
+    }
+    await desk.delivery_of(conversation_id, entry["id"], "sent")
+
+    mid = request.answer["message_id"]
+    assert await deliver(client, messenger_body([messenger_delivery(PSID, [mid], watermark=1)])) == 200
+    await desk.delivery_of(conversation_id, entry["id"], "delivered")
+    watermark = int(client.app[DISPATCHER].clock().timestamp() * 1000)  # read up to now
+    assert await deliver(client, messenger_body([messenger_read(PSID, watermark)])) == 200
+    await desk.delivery_of(conversation_id, entry["id"], "read")
+
+
+async def test_the_same_webhook_three_times_gives_one_reply(client: Client, graph: FakeGraphAPI) -> None:
+    document = message("Bonjour", mid="m_only_once")
+    statuses = await asyncio.gather(*(deliver(client, document) for _ in range(3)))
+    assert statuses == [200, 200, 200]
+    assert await deliver(client, document) == 200  # and once more, later
+
+    store = client.app[STORE]
+    conversations = await store.conversations_by_status(Status.BOT)
+    assert len(conversations) == 1
+    desk = ListenerDesk(client)
+    await desk.login()
+    outgoing = await desk.all_sent(conversations[0].id)
+    transcript = (await desk.conversation(conversations[0].id))["transcript"]
+    assert [e["author"] for e in transcript].count("user") == 1
+    await graph.wait_accepted(len(outgoing))
+    await asyncio.sleep(0.3)  # let any stray duplicate show up (there must be none)
+    assert texts(graph.accepted()) == [e["text"] for e in outgoing]
+
+
+@pytest.mark.parametrize("signature", [None, "", "sha256=" + "0" * 64, "sha1=abc"])
+async def test_a_bad_signature_is_403_and_changes_nothing(
+    client: Client, graph: FakeGraphAPI, signature: str | None
+) -> None:
+    raw, headers = signed_messenger(SECRET, message("Bonjour", mid="m_forged"))
+    if signature is None:
+        del headers["X-Hub-Signature-256"]
+    else:
+        headers["X-Hub-Signature-256"] = signature
+    response = await client.post(PATH, data=raw, headers=headers)
+    assert response.status == 403
+    assert await client.app[STORE].conversations_by_status(Status.BOT) == []
+    # The refused request left no trace: the same message, genuinely signed, is processed.
+    assert await deliver(client, message("Bonjour", mid="m_forged")) == 200
+    assert len(await client.app[STORE].conversations_by_status(Status.BOT)) == 1
+    await graph.wait_accepted(1)
+
+
+async def test_a_tampered_body_is_403(client: Client) -> None:
+    raw, headers = signed_messenger(SECRET, message("Bonjour"))
+    response = await client.post(PATH, data=raw.replace(b"Bonjour", b"Bonsoir"), headers=headers)
+    assert response.status == 403
+
+
+async def test_a_provider_failing_500_then_429_still_gets_every_message_once_in_order(
+    client: Client, graph: FakeGraphAPI
+) -> None:
+    desk, conversation_id = await handed_to_listener(client, graph)
+    before = len(graph.accepted())
+    graph.fail_next(500, Failure(429, code=613, retry_after=0))
+    words = ["premier", "deuxième", "troisième"]
+    for word in words:
+        await desk.reply(conversation_id, word)
+
+    accepted = await graph.wait_accepted(before + 3)
+    assert texts(accepted[before:]) == words
+    assert [r.status for r in graph.requests_to("messages")][-5:] == [500, 429, 200, 200, 200]
+    outgoing = await desk.all_sent(conversation_id)
+    assert [e["delivery"] for e in outgoing[-3:]] == ["sent", "sent", "sent"]
+
+
+async def test_after_the_last_try_the_listener_sees_failed(
+    gateway: GatewayFactory, messenger_settings: Settings, graph: FakeGraphAPI
+) -> None:
+    client = await gateway(dataclasses.replace(messenger_settings, outbox_max_attempts=3))
+    desk, conversation_id = await handed_to_listener(client, graph)
+    graph.fail_next(503, 503, 503)
+    entry = await desk.reply(conversation_id, "Tu es toujours là ?")
+    await desk.delivery_of(conversation_id, entry["id"], "failed")
+    assert [r.status for r in graph.requests_to("messages")][-3:] == [503, 503, 503]
+
+
+async def test_every_entry_and_item_of_a_batch_is_handled_and_echoes_are_ignored(
+    client: Client, graph: FakeGraphAPI
+) -> None:
+    document = messenger_body(
+        [messenger_message("1000000000000001", "Bonjour", mid="m_a"), messenger_echo("1000000000000001", "Salut")],
+        [messenger_message("1000000000000002", "Salut", mid="m_b"), messenger_message("1000000000000003", "Hello")],
+    )
+    assert await deliver(client, document) == 200
+    conversations = await client.app[STORE].conversations_by_status(Status.BOT)
+    assert len(conversations) == 3
+    recipients = {r.body["recipient"]["id"] for r in await graph.wait_accepted(6)}
+    assert recipients == {"1000000000000001", "1000000000000002", "1000000000000003"}
+
+
+async def test_the_subscription_handshake(client: Client) -> None:
+    query = {"hub.mode": "subscribe", "hub.verify_token": "verify-me", "hub.challenge": "1158201444"}
+    response = await client.get(PATH, params=query)
+    assert response.status == 200 and await response.text() == "1158201444"
+    response = await client.get(PATH, params={**query, "hub.verify_token": "wrong"})
+    assert response.status == 403
+
+
+async def test_the_console_refuses_a_reply_after_seven_days(client: Client, graph: FakeGraphAPI) -> None:
+    desk, conversation_id = await handed_to_listener(client, graph)
+    store = client.app[STORE]
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None and conversation.last_inbound_at is not None
+    window = (await desk.conversation(conversation_id))["reply_window"]
+    assert window["state"] == "open"
+
+    conversation.last_inbound_at -= timedelta(days=6, hours=23, minutes=30)
+    await store.save_conversation(conversation)
+    assert (await desk.conversation(conversation_id))["reply_window"]["state"] == "closing"
+    await desk.reply(conversation_id, "Encore là pour toi.")  # the HUMAN_AGENT tag allows 7 days
+
+    conversation.last_inbound_at -= timedelta(hours=1)
+    await store.save_conversation(conversation)
+    assert (await desk.conversation(conversation_id))["reply_window"]["state"] == "closed"
+    response = await client.post(f"/api/conversations/{conversation_id}/messages", json={"text": "Trop tard ?"})
+    assert response.status == 409
+    refusal = await response.json()
+    assert refusal["error"] == "window_closed" and "messenger" in refusal["message"]
+
+
+# Property: whatever a signed body holds, the real server answers 200 or 400, never 5xx.
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=25,
+)
+KNOWN_FIELDS = (
+    "object entry messaging sender id message mid text quick_reply payload attachments type url postback delivery"
+    " mids watermark read timestamp is_echo"
+)
+field_names = st.sampled_from(KNOWN_FIELDS.split())
+shaped = st.recursive(
+    json_values,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(field_names, children, max_size=5),
+    max_leaves=40,
+)
+PROPERTY = hypothesis_settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@PROPERTY
+@given(document=shaped)
+async def test_any_signed_body_gives_200_or_400_from_the_real_server(client: Client, document: Any) -> None:
+    raw = json.dumps(document).encode()
+    response = await client.post(PATH, data=raw, headers={"X-Hub-Signature-256": sign_messenger(SECRET, raw)})
+    assert response.status in (200, 400)
+
+
+@PROPERTY
+@given(raw=st.binary(max_size=200), signature=st.text(max_size=80))
+async def test_any_unsigned_body_gives_403_from_the_real_server(client: Client, raw: bytes, signature: str) -> None:
+    headers = {"X-Hub-Signature-256": signature.encode("ascii", "replace").decode()}
+    response = await client.post(PATH, data=raw, headers=headers)
+    assert response.status == 403
