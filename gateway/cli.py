@@ -269,12 +269,49 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     serve.set_defaults(handler=_serve)
 
 
+def _telegram_set_webhook(args: argparse.Namespace) -> int:
+    from gateway.channels.telegram import webhook_url
+    from gateway.settings import Settings
+
+    settings = Settings.from_env()
+    if not settings.telegram_enabled:
+        raise GatewayError("set TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET first")
+    url = webhook_url(settings)  # checks what Telegram accepts: https, port 443, 80, 88 or 8443
+    asyncio.run(_register_telegram_webhook(settings))
+    print(f"Telegram webhook set: {url} (with the secret token; updates: message, callback_query)")
+    return 0
+
+
+async def _register_telegram_webhook(settings: Settings) -> None:
+    import aiohttp
+
+    from gateway.channels.telegram import TelegramChannel
+
+    async with aiohttp.ClientSession() as http:
+        channel = TelegramChannel(settings, http)
+        await channel.start()
+        try:
+            await channel.set_webhook()
+        finally:
+            await channel.stop()
+
+
+def _add_telegram(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("telegram", help="Telegram set-up")
+    tsub = parser.add_subparsers(dest="telegram_command", required=True)
+    set_webhook = tsub.add_parser(
+        "set-webhook", help="register GATEWAY_PUBLIC_URL/webhooks/telegram with Telegram, with the secret token"
+    )
+    set_webhook.set_defaults(handler=_telegram_set_webhook)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="helpline-gateway: chatbot gateway for helplines")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_serve(sub)
     _add_flows(sub)
     _add_listeners(sub)
+    _add_telegram(sub)
     return parser
 
 

@@ -50,6 +50,7 @@ FILE_PREFIX = "tg-file:"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 WEBHOOK_PATH = "/webhooks/telegram"
 ALLOWED_UPDATES = ["message", "callback_query"]
+WEBHOOK_PORTS = frozenset({443, 80, 88, 8443})
 API_HOST = "api.telegram.org"
 MALFORMED = (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError, OSError, RecursionError)
 
@@ -123,8 +124,11 @@ class TelegramChannel:
         return await fetch_allowed(self._session, self._media, file.file_path, attachment.content_type)
 
     async def set_webhook(self) -> None:
-        """Register ``{public_url}/webhooks/telegram`` with the secret token and the updates we read."""
-        url = self._settings.public_url.rstrip("/") + WEBHOOK_PATH
+        """Register ``{public_url}/webhooks/telegram`` with the secret token and the updates we read.
+
+        Pending updates are kept: they are young people's messages sent while no webhook was set.
+        """
+        url = webhook_url(self._settings)
         secret = self._settings.telegram_webhook_secret
         await self._call(self._bot.set_webhook(url=url, secret_token=secret, allowed_updates=ALLOWED_UPDATES))
 
@@ -164,6 +168,16 @@ class TelegramChannel:
             raise RetryableDelivery(f"telegram: network error ({type(error).__name__})") from None
         except ptb.TelegramError as error:
             raise PermanentDelivery(f"telegram: {type(error).__name__}") from None
+
+
+def webhook_url(settings: Settings) -> str:
+    """``GATEWAY_PUBLIC_URL/webhooks/telegram``, refused unless Telegram can call it (HTTPS on its ports)."""
+    public = URL(settings.public_url)
+    if public.scheme != "https" or public.port not in WEBHOOK_PORTS or not public.host:
+        raise ConfigError(
+            f"GATEWAY_PUBLIC_URL must be an https URL on port 443, 80, 88 or 8443 for Telegram (it is {public})"
+        )
+    return settings.public_url.rstrip("/") + WEBHOOK_PATH
 
 
 def render(message: Outbound) -> tuple[str, InlineKeyboardMarkup | None]:

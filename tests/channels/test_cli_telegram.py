@@ -1,0 +1,88 @@
+"""``gateway telegram set-webhook``: the real command, in a subprocess, against the fake Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gateway.testing import BOT_TOKEN, Failure, FakeTelegramAPI
+
+SECRET = "webhook_secret-123"
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegramAPI]:
+    async with FakeTelegramAPI() as fake:
+        yield fake
+
+
+async def gateway(tmp_path: Path, *args: str, **env: str) -> tuple[int, str, str]:
+    """Run ``gateway ARGS`` with only ``env`` (and PATH) in its environment, in an empty directory."""
+    environment = {"PATH": os.environ.get("PATH", ""), "NO_PROXY": "127.0.0.1,localhost", **env}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.cli", *args,
+        cwd=tmp_path, env=environment, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def telegram_env(telegram: FakeTelegramAPI, public_url: str = "https://helpline.example.org") -> dict[str, str]:
+    return {
+        "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
+        "TELEGRAM_WEBHOOK_SECRET": SECRET,
+        "TELEGRAM_API_URL": telegram.url,
+        "GATEWAY_PUBLIC_URL": public_url,
+    }
+
+
+async def test_set_webhook_registers_the_public_url_with_the_secret(tmp_path: Path, telegram: FakeTelegramAPI) -> None:
+    code, out, err = await gateway(tmp_path, "telegram", "set-webhook", **telegram_env(telegram))
+    assert code == 0, err
+    assert "https://helpline.example.org/webhooks/telegram" in out
+    assert BOT_TOKEN not in out + err and SECRET not in out + err
+    [request] = telegram.requests_to("setWebhook")
+    assert request.path == f"/bot{BOT_TOKEN}/setWebhook"
+    assert request.body["url"] == "https://helpline.example.org/webhooks/telegram"
+    assert request.body["secret_token"] == SECRET
+    assert json.loads(request.body["allowed_updates"]) == ["message", "callback_query"]
+    assert "drop_pending_updates" not in request.body  # messages sent meanwhile are not thrown away
+    assert telegram.requests_to("getMe")  # the token was checked first
+
+
+@pytest.mark.parametrize("public_url", ["http://helpline.example.org", "https://helpline.example.org:8080"])
+async def test_a_public_url_telegram_cannot_call_is_refused(
+    tmp_path: Path, telegram: FakeTelegramAPI, public_url: str
+) -> None:
+    code, _, err = await gateway(tmp_path, "telegram", "set-webhook", **telegram_env(telegram, public_url))
+    assert code == 1
+    assert "GATEWAY_PUBLIC_URL" in err and "443" in err
+    assert telegram.requests == []
+
+
+async def test_without_telegram_settings_it_says_which_are_missing(tmp_path: Path) -> None:
+    code, _, err = await gateway(tmp_path, "telegram", "set-webhook")
+    assert code == 1
+    assert "TELEGRAM_BOT_TOKEN" in err and "TELEGRAM_WEBHOOK_SECRET" in err
+
+
+async def test_a_refused_token_is_named(tmp_path: Path, telegram: FakeTelegramAPI) -> None:
+    env = {**telegram_env(telegram), "TELEGRAM_BOT_TOKEN": "999:wrong"}
+    code, _, err = await gateway(tmp_path, "telegram", "set-webhook", **env)
+    assert code == 1
+    assert "TELEGRAM_BOT_TOKEN was refused" in err and "999:wrong" not in err
+    assert telegram.requests_to("setWebhook") == []
+
+
+async def test_a_refusal_by_telegram_is_reported(tmp_path: Path, telegram: FakeTelegramAPI) -> None:
+    telegram.fail_next(Failure(400, description="Bad Request: bad webhook"), endpoint="setWebhook")
+    code, _, err = await gateway(tmp_path, "telegram", "set-webhook", **telegram_env(telegram))
+    assert code == 1
+    assert "BadRequest: Bad webhook" in err
