@@ -1,0 +1,88 @@
+"""Two gateway instances on one real Redis: what production with several instances relies on.
+
+A conversation started on one instance continues on the other; a message delivered to both is processed once;
+a listener connected to one instance takes a conversation queued through the other and answers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis
+from aiohttp.test_utils import TestClient
+
+from gateway.app import STORE
+from gateway.conversation import Status
+from gateway.settings import Settings
+from tests.conftest import AppFactory, add_listener, login
+from tests.store.conftest import redis_url  # noqa: F401  (the session's redis-server)
+from tests.test_webchat import WALK_TO_QUEUE, bot_texts, hello, receive_until, say
+
+pytestmark = pytest.mark.redis
+
+Client = TestClient  # type: ignore[type-arg]
+
+
+@pytest.fixture
+def redis_settings(settings: Settings, redis_url: str) -> Settings:  # noqa: F811
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    return Settings(**{**settings.__dict__, "store": redis_url})
+
+
+async def test_a_conversation_moves_between_instances(make_client: AppFactory, redis_settings: Settings) -> None:
+    one, two = await make_client(redis_settings), await make_client(redis_settings)
+    async with one.ws_connect("/chat/ws") as ws:
+        token = (await hello(ws))["token"]
+        await say(ws, "m0", WALK_TO_QUEUE[0])
+    async with two.ws_connect("/chat/ws") as ws:
+        session = await hello(ws, token)
+        frames = await say(ws, "m1", WALK_TO_QUEUE[1])
+    assert [e["author"] for e in session["history"]].count("user") == 1
+    assert any("âge" in t.lower() for t in bot_texts(frames))
+
+
+async def test_the_same_message_on_two_instances_is_processed_once(
+    make_client: AppFactory, redis_settings: Settings
+) -> None:
+    one, two = await make_client(redis_settings), await make_client(redis_settings)
+    async with one.ws_connect("/chat/ws") as ws_one, two.ws_connect("/chat/ws") as ws_two:
+        token = (await hello(ws_one))["token"]
+        await hello(ws_two, token)
+        await asyncio.gather(
+            ws_one.send_json({"type": "message", "id": "twice", "text": "2"}),
+            ws_two.send_json({"type": "message", "id": "twice", "text": "2"}),
+        )
+        await receive_until(ws_one, lambda f: f == {"type": "ack", "id": "twice"})
+        await receive_until(ws_two, lambda f: f == {"type": "ack", "id": "twice"})
+    store = one.app[STORE]
+    conversation = (await store.conversations_by_status(Status.BOT))[0]
+    entries = await store.transcript(conversation.id)
+    assert [e.author.value for e in entries].count("user") == 1
+    assert sum("anglais" in e.text for e in entries if e.author.value == "bot") == 1
+
+
+async def test_a_listener_on_one_instance_answers_a_chat_on_the_other(
+    make_client: AppFactory, redis_settings: Settings
+) -> None:
+    chat, console = await make_client(redis_settings), await make_client(redis_settings)
+    async with chat.ws_connect("/chat/ws") as ws:
+        await hello(ws)
+        for number, answer in enumerate(WALK_TO_QUEUE):
+            await say(ws, f"m{number}", answer)
+        await add_listener(console, "anne")
+        await login(console, "anne")
+        waiting = (await (await console.get("/api/queue")).json())["waiting"]
+        assert len(waiting) == 1
+        conversation = waiting[0]["id"]
+        assert (await console.post(f"/api/conversations/{conversation}/take")).status == 200
+        sent = await console.post(f"/api/conversations/{conversation}/messages", json={"text": "Je suis là."})
+        assert sent.status == 201
+        frames = await receive_until(
+            ws, lambda f: f["type"] == "entry" and f["entry"]["author"] == "listener", limit=100
+        )
+    assert frames[-1]["entry"]["text"] == "Je suis là."
