@@ -1,0 +1,73 @@
+"""Property test: whatever frames a client sends on /chat/ws, the socket answers or closes cleanly, the server
+stays up, and a well-behaved chat still works afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import WSMsgType
+from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.app import create_app
+from gateway.settings import Settings
+from tests.conftest import ROOT
+
+SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
+VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8),
+                      inner, max_size=3), max_leaves=8)  # fmt: skip
+FIELDS = {
+    "type": st.sampled_from(["hello", "message", "typing", "end", "nope"]) | VALUES,
+    "token": VALUES, "language": VALUES, "id": VALUES, "text": VALUES, "payload": VALUES,
+}  # fmt: skip
+FRAMES = st.fixed_dictionaries({}, optional=FIELDS).map(json.dumps) | VALUES.map(json.dumps) | st.text(max_size=200)
+
+
+def _settings(directory: Path) -> Settings:
+    return Settings(
+        store=f"sqlite:///{directory}/gateway.sqlite3", flows=str(ROOT / "flows.yaml"),
+        secret_key="hostile-test-secret-0123456789",
+    )  # fmt: skip
+
+
+async def _exercise(directory: Path, frames: list[str]) -> None:
+    app = await create_app(_settings(directory), worker_poll_seconds=0.05)
+    async with TestClient(TestServer(app)) as client:
+        async with client.ws_connect("/chat/ws") as ws:
+            for frame in frames:
+                await ws.send_str(frame)
+            await ws.send_json({"type": "typing"})
+            await ws.close()
+        async with client.ws_connect("/chat/ws") as ws:  # the server still serves a normal chat
+            await ws.send_json({"type": "hello", "token": None, "language": "fr"})
+            while True:
+                message = await ws.receive(timeout=10)
+                assert message.type == WSMsgType.TEXT, message
+                data: dict[str, Any] = json.loads(message.data)
+                if data["type"] == "session":
+                    break
+        health = await client.get("/healthz")
+        assert health.status == 200
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(frames=st.lists(FRAMES, min_size=1, max_size=6))
+def test_any_frames_leave_the_server_serving(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, frames: list[str]
+) -> None:
+    caplog.clear()
+    directory = tmp_path / str(abs(hash(tuple(frames))))
+    directory.mkdir(exist_ok=True)
+    try:
+        asyncio.run(_exercise(directory, frames))
+    except aiohttp.ClientError as exc:  # a refused frame may close the socket: never the server
+        raise AssertionError(f"client error {exc!r}") from exc
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [f"{r.name}: {r.getMessage()[:200]}" for r in errors]
