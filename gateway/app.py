@@ -22,10 +22,14 @@ from typing import Any
 import aiohttp
 from aiohttp import WSCloseCode, web
 
+from gateway.channels.base import MediaFetcher
 from gateway.channels_wiring import build_channels, webhook_routes
 from gateway.console.actions import Actions
 from gateway.console.api import ListenerAPI, Presence
 from gateway.console.auth import SessionSigner
+from gateway.console.media import ConsoleMedia
+from gateway.console.pages import ConsolePages
+from gateway.console.supervision import Supervision
 from gateway.dispatcher import Dispatcher, utcnow
 from gateway.errors import FlowValidationError, StoreError
 from gateway.flowset import FlowSet
@@ -90,6 +94,12 @@ async def create_app(
     app.on_shutdown.append(_close_sockets(hub.open, api.open))
     _routes(app, settings, hub, api, flows, store)
     app.add_routes(webhook_routes(channels, dispatcher))
+    fetchers = {name: a for name, a in channels.adapters.items() if isinstance(a, MediaFetcher)}
+    media = ConsoleMedia(store, fetchers)
+    app.add_routes([
+        *ConsolePages(api).routes(), *Supervision(store, flows, presence, api).routes(),
+        web.get("/api/conversations/{id}/attachments/{n}", api.authed(media.attachment)),
+    ])  # fmt: skip
     app.router.add_get("/metrics", _metrics_handler(metrics, store, presence, clock))
     return app
 

@@ -77,6 +77,7 @@ class Conversation:
     outcome: str | None = None  # the closing category
     last_inbound_at: datetime | None = None
     queued_at: datetime | None = None
+    taken_at: datetime | None = None  # the last time a listener took it (wait-time statistics)
     closed_at: datetime | None = None
 
     @property

@@ -18,6 +18,7 @@ from gateway.messages import ChannelName, Reply
 from gateway.store import Author, TranscriptEntry
 
 MAX_TEXT = 4000
+CLOSING = timedelta(hours=2)  # a reply window with less than this left is shown as closing
 
 
 class ActionRefused(GatewayError):
@@ -59,7 +60,7 @@ class Actions:
             except (IllegalTransition, Conflict):
                 raise ActionRefused("taken", "another listener took this conversation") from None
             now = self.dispatcher.clock()
-            conversation.listener = listener
+            conversation.listener, conversation.taken_at = listener, now
             await self.store.cancel_timers(conversation_id, "queue_reassure")
             await self.dispatcher.set_status(conversation, status, now)
             engine = self.dispatcher.flows.for_version(conversation.flow_version)
@@ -79,6 +80,18 @@ class Actions:
             conversation.updated_at = now
             await self.store.save_conversation(conversation)
             return entries[0]
+
+    def window(self, conversation: Conversation) -> dict[str, object]:
+        """The channel's reply window for a listener: ``open``, ``closing`` (under :data:`CLOSING`), ``closed``,
+        or ``none`` when the channel has no window (web chat, Telegram) or the young person never wrote."""
+        window = self.reply_windows.get(conversation.channel)
+        if window is None or conversation.last_inbound_at is None:
+            return {"state": "none", "closes_at": None, "hours": None}
+        limit = window("listener")
+        closes_at = conversation.last_inbound_at + limit
+        left = closes_at - self.dispatcher.clock()
+        state = "closed" if left < timedelta(0) else "closing" if left < CLOSING else "open"
+        return {"state": state, "closes_at": closes_at.isoformat(), "hours": int(limit.total_seconds() // 3600)}
 
     def _check_window(self, conversation: Conversation) -> None:
         window = self.reply_windows.get(conversation.channel)

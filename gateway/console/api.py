@@ -19,6 +19,7 @@ from aiohttp import WSMsgType, web
 
 from gateway.console.actions import ActionRefused, Actions
 from gateway.console.auth import SESSION_COOKIE, SESSION_HOURS, SessionSigner, authenticate
+from gateway.console.media import console_transcript, public_event
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher, entry_event
 from gateway.flowset import FlowSet
@@ -143,8 +144,10 @@ class ListenerAPI:
         conversation = await self.store.get_conversation(request.match_info["id"])
         if conversation is None:
             return _error(404, "not_found", "no such conversation")
-        transcript = [entry_event(e) for e in await self.store.transcript(conversation.id)]
-        return web.json_response({**self.card(conversation, self.dispatcher.clock()), "transcript": transcript})
+        transcript = console_transcript(await self.store.transcript(conversation.id))
+        now = self.dispatcher.clock()
+        return web.json_response({**self.card(conversation, now), "now": now.isoformat(),
+                                  "window": self.actions.window(conversation), "transcript": transcript})  # fmt: skip
 
     async def flow_material(self, request: web.Request) -> web.Response:
         engine = self.flows.engine()
@@ -214,7 +217,7 @@ class ListenerAPI:
             async for event in subscription:
                 if ws.closed:
                     break
-                await ws.send_json(event)
+                await ws.send_json(public_event(event))
         finally:
             self.presence.connections[name] -= 1
             await subscription.aclose()

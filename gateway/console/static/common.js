@@ -1,0 +1,104 @@
+/* Shared by the console pages: API calls, safe element building (textContent only), durations, a beep,
+   and the live events socket. Nothing here ever sets innerHTML. */
+(function () {
+  "use strict";
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) { node.className = className; }
+    if (text !== undefined && text !== null) { node.textContent = String(text); }
+    return node;
+  }
+
+  function clear(node) { while (node.firstChild) { node.removeChild(node.firstChild); } }
+
+  function api(method, path, body) {
+    var options = { method: method, credentials: "same-origin", headers: {} };
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    return fetch(path, options).then(function (response) {
+      if (response.status === 401) { location.href = "/console/login?expired=1"; throw new Error("session"); }
+      var type = response.headers.get("Content-Type") || "";
+      var read = type.indexOf("json") >= 0 ? response.json() : Promise.resolve(null);
+      return read.then(function (data) { return { ok: response.ok, status: response.status, data: data }; });
+    });
+  }
+
+  function duration(seconds) {
+    seconds = Math.max(0, Math.floor(seconds));
+    if (seconds < 60) { return seconds + " s"; }
+    var minutes = Math.floor(seconds / 60);
+    if (minutes < 60) { return minutes + " min"; }
+    var rest = minutes % 60;
+    return Math.floor(minutes / 60) + " h " + (rest < 10 ? "0" : "") + rest;
+  }
+
+  function clock(iso) {
+    var date = new Date(iso);
+    return isNaN(date) ? "" : date.toLocaleTimeString("fr-FR", { hour: "2-digit", minute: "2-digit" });
+  }
+
+  var audio = null;
+  function unlockAudio() {
+    var Context = window.AudioContext || window.webkitAudioContext;
+    if (!audio && Context) { audio = new Context(); }
+    if (audio && audio.state === "suspended") { audio.resume(); }
+  }
+  document.addEventListener("click", unlockAudio);
+  document.addEventListener("keydown", unlockAudio);
+
+  /* A short two-tone beep (three for urgent), generated: no sound file. */
+  function beep(urgent) {
+    if (!audio) { unlockAudio(); }
+    if (!audio) { return; }
+    var notes = urgent ? [880, 660, 880] : [660, 880];
+    notes.forEach(function (frequency, index) {
+      var start = audio.currentTime + index * 0.18;
+      var oscillator = audio.createOscillator();
+      var gain = audio.createGain();
+      oscillator.frequency.value = frequency;
+      gain.gain.setValueAtTime(0.0001, start);
+      gain.gain.exponentialRampToValueAtTime(0.2, start + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, start + 0.15);
+      oscillator.connect(gain).connect(audio.destination);
+      oscillator.start(start);
+      oscillator.stop(start + 0.16);
+    });
+  }
+
+  /* The live events socket, reconnecting with a growing delay; onOpen also runs after a reconnection. */
+  function events(handlers) {
+    var delay = 500;
+    function connect() {
+      var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+      var ws = new WebSocket(scheme + location.host + "/api/events");
+      ws.onmessage = function (message) {
+        var event;
+        try { event = JSON.parse(message.data); } catch (e) { return; }
+        if (event.type === "hello") { delay = 500; if (handlers.onOpen) { handlers.onOpen(); } return; }
+        handlers.onEvent(event);
+      };
+      ws.onclose = function () {
+        if (handlers.onClose) { handlers.onClose(); }
+        setTimeout(function () {
+          api("GET", "/api/me").then(connect, function () { setTimeout(connect, delay); });
+        }, delay);
+        delay = Math.min(delay * 2, 15000);
+      };
+    }
+    connect();
+  }
+
+  function logoutButton(button) {
+    button.addEventListener("click", function () {
+      api("DELETE", "/api/session").then(function () { location.href = "/console/login"; });
+    });
+  }
+
+  var CHANNELS = { webchat: "Chat web", messenger: "Messenger", whatsapp: "WhatsApp", telegram: "Telegram" };
+
+  window.HG = { el: el, clear: clear, api: api, duration: duration, clock: clock, beep: beep, events: events,
+    logoutButton: logoutButton, CHANNELS: CHANNELS };
+})();

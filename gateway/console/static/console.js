@@ -1,0 +1,477 @@
+/* The listener console: the live queue, one conversation at a time, replies, canned responses, private notes
+   and actions. Everything a young person wrote goes into the page with textContent only. */
+(function () {
+  "use strict";
+  var el = HG.el, clear = HG.clear, api = HG.api;
+  var $ = function (id) { return document.getElementById(id); };
+
+  var AUTHORS = { user: "Jeune", bot: "Bot", listener: "Écoutant·e", note: "Note privée", system: "Système" };
+  var DELIVERY = { pending: "en attente", sent: "envoyé", delivered: "remis", read: "lu", failed: "échec de l'envoi" };
+  var PRIORITY = { urgent: "Urgent", high: "Prioritaire", normal: "Normal" };
+  var STATUS = { bot: "avec le bot", queued: "en attente", with_listener: "en cours", closed: "clôturée",
+    referred: "orientée", abandoned: "abandonnée" };
+  var REFUSED = {
+    taken: "Un·e autre écoutant·e a déjà pris cette conversation.",
+    capacity: "Tu as atteint ta capacité : termine ou rends une conversation d'abord.",
+    not_yours: "Cette conversation n'est pas avec toi.",
+    window_closed: "La fenêtre de réponse du canal est fermée : le message ne peut plus être envoyé.",
+    not_active: "Cette conversation n'est plus active.",
+    empty: "Le message est vide.", too_long: "Le message est trop long (4000 caractères au plus)."
+  };
+
+  var state = {
+    me: null, flow: null, waiting: [], mine: [], fetchedAt: Date.now(), known: null,
+    current: null, shown: {}, mode: "reply", typingSent: 0, typingTimer: null, queueTimer: null, newArrival: false
+  };
+
+  // ----- start ----------------------------------------------------------------------------------------------
+
+  Promise.all([api("GET", "/api/me"), api("GET", "/api/flow")]).then(function (results) {
+    state.me = results[0].data;
+    state.flow = results[1].data;
+    $("me").textContent = state.me.name;
+    $("supervision-link").hidden = !state.me.supervisor;
+    fillSelects();
+    HG.events({ onOpen: onConnected, onEvent: onEvent, onClose: function () { connection(false); } });
+    var match = /#c=([\w-]+)/.exec(location.hash);
+    if (match) { openConversation(match[1]); }
+  });
+  HG.logoutButton($("logout"));
+  setInterval(renderWaitingTimes, 15000);
+  document.addEventListener("visibilitychange", function () { if (!document.hidden) { state.newArrival = false; title(); } });
+
+  function onConnected() { connection(true); loadQueue(); if (state.current) { openConversation(state.current.id); } }
+
+  function connection(on) {
+    $("connection").textContent = on ? "En direct" : "Reconnexion…";
+    $("connection").className = "pill " + (on ? "on" : "off");
+  }
+
+  function fillSelects() {
+    state.flow.canned_responses.forEach(function (canned, index) {
+      var label = canned.shortcut + " · " + (canned.title.fr || canned.title[Object.keys(canned.title)[0]]);
+      var option = el("option", "", label);
+      option.value = String(index);
+      $("canned").appendChild(option);
+    });
+    state.flow.partners.forEach(function (p) { var o = el("option", "", p.name); o.value = p.id; $("partner").appendChild(o); });
+    state.flow.queues.forEach(function (q) { var o = el("option", "", q.name); o.value = q.id; $("queue").appendChild(o); });
+    state.flow.outcomes.forEach(function (c) { var o = el("option", "", c.label); o.value = c.id; $("outcome").appendChild(o); });
+  }
+
+  // ----- live events ----------------------------------------------------------------------------------------
+
+  function onEvent(event) {
+    var current = state.current && event.conversation_id === state.current.id;
+    if (event.type === "queue" || event.type === "status") { scheduleQueue(); }
+    if (!current) { return; }
+    if (event.type === "entry" || event.type === "note") {
+      var entry = event.entry;
+      if (entry.attachments && entry.attachments.length) { openConversation(state.current.id); return; }
+      appendEntry(entry);
+      if (entry.author === "user") { $("user-typing").hidden = true; }
+    } else if (event.type === "status") {
+      openConversation(state.current.id);
+    } else if (event.type === "delivery") {
+      var mark = document.querySelector('[data-entry="' + CSS.escape(event.id) + '"] .delivery');
+      if (mark) { setDelivery(mark, event.delivery); }
+    } else if (event.type === "typing" && event.who === "user") {
+      $("user-typing").hidden = false;
+      clearTimeout(state.typingTimer);
+      state.typingTimer = setTimeout(function () { $("user-typing").hidden = true; }, 6000);
+    }
+  }
+
+  function scheduleQueue() {
+    clearTimeout(state.queueTimer);
+    state.queueTimer = setTimeout(loadQueue, 150);
+  }
+
+  // ----- the queue ------------------------------------------------------------------------------------------
+
+  function loadQueue() {
+    return api("GET", "/api/queue").then(function (response) {
+      if (!response.ok) { return; }
+      state.waiting = response.data.waiting;
+      state.mine = response.data.mine;
+      state.fetchedAt = Date.now();
+      announceArrivals();
+      renderQueue();
+    });
+  }
+
+  function announceArrivals() {
+    var ids = {};
+    var fresh = [];
+    state.waiting.forEach(function (card) { ids[card.id] = true; if (state.known && !state.known[card.id]) { fresh.push(card); } });
+    state.known = ids;
+    if (!fresh.length) { title(); return; }
+    var urgent = fresh.some(function (card) { return card.priority === "urgent"; });
+    HG.beep(urgent);
+    if (document.hidden) { state.newArrival = true; }
+    toast(urgent ? "Conversation URGENTE en attente" : "Nouvelle conversation en attente");
+    title();
+  }
+
+  function title() {
+    var count = state.waiting.length;
+    document.title = (state.newArrival ? "● " : "") + (count ? "(" + count + ") " : "") + "Console d'écoute";
+  }
+
+  function renderQueue() {
+    renderList($("waiting"), state.waiting, true);
+    renderList($("mine"), state.mine, false);
+    $("waiting-count").textContent = String(state.waiting.length);
+    $("mine-count").textContent = String(state.mine.length);
+    $("waiting-empty").hidden = state.waiting.length > 0;
+    $("mine-empty").hidden = state.mine.length > 0;
+    $("capacity").textContent = state.mine.length + " / " + state.me.capacity;
+    $("capacity").className = "pill" + (state.mine.length >= state.me.capacity ? " full" : "");
+  }
+
+  function renderList(list, cards, waiting) {
+    clear(list);
+    cards.forEach(function (card) { list.appendChild(cardItem(card, waiting)); });
+  }
+
+  function cardItem(card, waiting) {
+    var item = el("li", "card priority-" + card.priority);
+    item.dataset.id = card.id;
+    if (state.current && state.current.id === card.id) { item.classList.add("selected"); }
+    var open = el("button", "card-open");
+    open.type = "button";
+    var head = el("span", "card-head");
+    head.appendChild(el("strong", "pseudonym", card.pseudonym));
+    if (card.priority !== "normal") { head.appendChild(el("span", "badge " + card.priority, PRIORITY[card.priority])); }
+    open.appendChild(head);
+    var meta = el("span", "card-meta");
+    meta.appendChild(el("span", "pill channel", HG.CHANNELS[card.channel] || card.channel));
+    meta.appendChild(el("span", "pill", (card.language || "").toUpperCase()));
+    if (waiting) {
+      var wait = el("span", "wait");
+      wait.dataset.seconds = String(card.waiting_seconds);
+      meta.appendChild(wait);
+    }
+    open.appendChild(meta);
+    var summary = el("span", "card-summary");
+    card.summary.slice(0, 4).forEach(function (pair) { summary.appendChild(el("span", "", pair[0] + " : " + pair[1])); });
+    open.appendChild(summary);
+    open.addEventListener("click", function () { openConversation(card.id); });
+    item.appendChild(open);
+    if (waiting) {
+      var take = el("button", "take", "Prendre");
+      take.type = "button";
+      take.setAttribute("aria-label", "Prendre " + card.pseudonym);
+      take.addEventListener("click", function () { takeConversation(card.id); });
+      item.appendChild(take);
+    }
+    renderWaitingTime(item.querySelector(".wait"));
+    return item;
+  }
+
+  function renderWaitingTimes() { document.querySelectorAll(".wait").forEach(renderWaitingTime); }
+
+  function renderWaitingTime(node) {
+    if (!node) { return; }
+    var seconds = Number(node.dataset.seconds) + (Date.now() - state.fetchedAt) / 1000;
+    node.textContent = "attend depuis " + HG.duration(seconds);
+  }
+
+  // ----- one conversation -----------------------------------------------------------------------------------
+
+  function takeConversation(id) {
+    api("POST", "/api/conversations/" + id + "/take").then(function (response) {
+      if (response.ok) { toast("Conversation prise : " + response.data.pseudonym); openConversation(id); loadQueue(); return; }
+      toast(refusal(response), true);
+      loadQueue();
+    });
+  }
+
+  function openConversation(id) {
+    return api("GET", "/api/conversations/" + id).then(function (response) {
+      if (!response.ok) { toast(refusal(response), true); return; }
+      var changed = !state.current || state.current.id !== id;
+      state.current = response.data;
+      if (changed) { history.replaceState(null, "", "#c=" + id); $("reply").value = ""; setMode("reply"); }
+      renderConversation(changed);
+      document.querySelectorAll(".card").forEach(function (node) { node.classList.toggle("selected", node.dataset.id === id); });
+    });
+  }
+
+  function renderConversation(changed) {
+    var c = state.current;
+    document.body.classList.add("viewing");
+    $("placeholder").hidden = true;
+    $("conversation").hidden = false;
+    $("conv-title").textContent = c.pseudonym;
+    var meta = [HG.CHANNELS[c.channel] || c.channel, (c.language || "").toUpperCase(), STATUS[c.status] || c.status,
+      PRIORITY[c.priority]];
+    if (c.listener) { meta.push("avec " + c.listener); }
+    $("conv-meta").textContent = meta.join(" · ");
+    renderSummary(c.summary);
+    renderWindow(c.window);
+    var mine = isMine();
+    $("take").hidden = c.status !== "queued";
+    ["refer-open", "handback"].forEach(function (id) { $(id).hidden = !mine; });
+    $("transfer-open").hidden = !(mine || c.status === "queued");
+    $("close-open").hidden = !(mine || c.status === "queued");
+    $("composer").hidden = !(mine || c.status === "queued" || c.status === "with_listener");
+    updateComposer();
+    clear($("transcript"));
+    state.shown = {};
+    var exchange = false;
+    c.transcript.forEach(function (entry) {
+      if (!exchange && (entry.author === "listener" || entry.author === "note")) {
+        exchange = true;
+        $("transcript").appendChild(el("li", "divider", "Échange avec l'écoute"));
+      }
+      appendEntry(entry);
+    });
+    if (changed) { $("transcript").scrollTop = $("transcript").scrollHeight; }
+  }
+
+  function isMine() { return state.current && state.current.status === "with_listener" && state.current.listener === state.me.name; }
+
+  function renderSummary(summary) {
+    var list = $("summary");
+    clear(list);
+    summary.forEach(function (pair) { list.appendChild(el("dt", "", pair[0])); list.appendChild(el("dd", "", pair[1])); });
+    $("summary-box").hidden = summary.length === 0;
+  }
+
+  function renderWindow(window) {
+    var box = $("window-warning");
+    var channel = HG.CHANNELS[state.current.channel] || state.current.channel;
+    box.hidden = !(window && (window.state === "closing" || window.state === "closed"));
+    box.className = "warning" + (window && window.state === "closed" ? " closed" : "");
+    if (box.hidden) { return; }
+    if (window.state === "closed") {
+      box.textContent = "Fenêtre de réponse fermée : " + channel + " refuse les messages plus de " + window.hours +
+        " h après le dernier message du jeune. Oriente-le autrement ou attends qu'il réécrive.";
+    } else {
+      box.textContent = "La fenêtre de réponse de " + channel + " se ferme à " + HG.clock(window.closes_at) +
+        " (" + window.hours + " h après le dernier message du jeune).";
+    }
+  }
+
+  function appendEntry(entry) {
+    if (state.shown[entry.id]) { return; }
+    state.shown[entry.id] = true;
+    var list = $("transcript");
+    var atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+    var item = el("li", "msg " + entry.author);
+    item.dataset.entry = entry.id;
+    item.dataset.author = entry.author;
+    var head = el("span", "who", AUTHORS[entry.author] || entry.author);
+    head.appendChild(el("time", "", HG.clock(entry.at)));
+    item.appendChild(head);
+    item.appendChild(el("span", "text", entry.text));
+    if (entry.choices && entry.choices.length) {
+      item.appendChild(el("span", "choices", "Choix proposés : " + entry.choices.map(function (c) { return c.label; }).join(" · ")));
+    }
+    (entry.attachments || []).forEach(function (attachment) { item.appendChild(attachmentView(attachment)); });
+    if (entry.author === "bot" || entry.author === "listener") {
+      var mark = el("span", "delivery");
+      setDelivery(mark, entry.delivery);
+      item.appendChild(mark);
+    }
+    list.appendChild(item);
+    if (atBottom || entry.author !== "user") { list.scrollTop = list.scrollHeight; }
+  }
+
+  function setDelivery(mark, delivery) {
+    mark.textContent = DELIVERY[delivery] || delivery;
+    mark.className = "delivery " + delivery;
+  }
+
+  function attachmentView(attachment) {
+    var box = el("span", "attachment");
+    var label = "Pièce jointe (" + attachment.kind + ")" + (attachment.name ? " : " + attachment.name : "");
+    if (attachment.number === null || !attachment.fetchable) {
+      box.textContent = label + (attachment.fetchable ? "" : ", non récupérable");
+      return box;
+    }
+    var url = "/api/conversations/" + state.current.id + "/attachments/" + attachment.number;
+    if (attachment.kind === "image") {
+      var show = el("button", "secondary small", "Afficher : " + label);
+      show.type = "button";
+      show.addEventListener("click", function () {
+        var image = el("img", "attachment-image");
+        image.alt = label;
+        image.src = url;
+        box.replaceChild(image, show);
+      });
+      box.appendChild(show);
+    } else {
+      var link = el("a", "", "Ouvrir : " + label);
+      link.href = url;
+      link.target = "_blank";
+      link.rel = "noopener noreferrer";
+      box.appendChild(link);
+    }
+    return box;
+  }
+
+  // ----- composing ------------------------------------------------------------------------------------------
+
+  function setMode(mode) {
+    state.mode = mode;
+    $("mode-reply").setAttribute("aria-pressed", String(mode === "reply"));
+    $("mode-note").setAttribute("aria-pressed", String(mode === "note"));
+    $("composer").classList.toggle("note-mode", mode === "note");
+    updateComposer();
+  }
+
+  function updateComposer() {
+    var note = state.mode === "note";
+    var closed = state.current && state.current.window && state.current.window.state === "closed";
+    var canReply = isMine() && !closed;
+    $("reply").placeholder = note ? "Note privée : jamais envoyée au jeune" : "Écrire au jeune… (tape / pour une réponse type)";
+    $("reply-label").textContent = note ? "Note privée" : "Message au jeune";
+    $("send").textContent = note ? "Enregistrer la note" : "Envoyer";
+    $("send").disabled = !note && !canReply;
+    $("mode-reply").disabled = !canReply;
+    if (!canReply && !note && state.current) { setMode("note"); }
+  }
+
+  $("mode-reply").addEventListener("click", function () { setMode("reply"); $("reply").focus(); });
+  $("mode-note").addEventListener("click", function () { setMode("note"); $("reply").focus(); });
+
+  function cannedText(canned) {
+    var language = (state.current && state.current.language) || "fr";
+    return canned.text[language] || canned.text.fr || canned.text[Object.keys(canned.text)[0]];
+  }
+
+  function insertText(text) {
+    var box = $("reply");
+    var value = box.value;
+    if (/^\/\S*$/.test(value.trim())) { value = ""; }
+    box.value = value ? value.replace(/\s*$/, " ") + text : text;
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+    $("suggestions").hidden = true;
+  }
+
+  function matching(prefix) {
+    return state.flow.canned_responses.filter(function (c) { return c.shortcut.indexOf(prefix) === 0; });
+  }
+
+  $("canned").addEventListener("change", function () {
+    var canned = state.flow.canned_responses[Number($("canned").value)];
+    $("canned").value = "";
+    if (canned) { insertText(cannedText(canned)); }
+  });
+
+  $("reply").addEventListener("input", function () {
+    var value = $("reply").value;
+    var list = $("suggestions");
+    clear(list);
+    var word = value.trim();
+    var found = /^\/\S*$/.test(word) ? matching(word) : [];
+    found.forEach(function (canned) {
+      var item = el("li");
+      var button = el("button", "suggestion", canned.shortcut + "  " + (canned.title.fr || ""));
+      button.type = "button";
+      button.addEventListener("click", function () { insertText(cannedText(canned)); });
+      item.appendChild(button);
+      list.appendChild(item);
+    });
+    list.hidden = found.length === 0;
+    if (state.mode === "reply" && isMine() && value && Date.now() - state.typingSent > 3000) {
+      state.typingSent = Date.now();
+      api("POST", "/api/conversations/" + state.current.id + "/typing");
+    }
+  });
+
+  $("reply").addEventListener("keydown", function (event) {
+    var word = $("reply").value.trim();
+    if ((event.key === "Enter" || event.key === "Tab") && !event.shiftKey && /^\/\S+$/.test(word)) {
+      var found = matching(word);
+      var exact = found.filter(function (c) { return c.shortcut === word; })[0] || (found.length === 1 ? found[0] : null);
+      if (exact) { event.preventDefault(); insertText(cannedText(exact)); return; }
+    }
+    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); send(); }
+  });
+
+  $("composer").addEventListener("submit", function (event) { event.preventDefault(); send(); });
+
+  function send() {
+    var text = $("reply").value.trim();
+    if (!text || !state.current) { return; }
+    var path = "/api/conversations/" + state.current.id + (state.mode === "note" ? "/notes" : "/messages");
+    $("send").disabled = true;
+    api("POST", path, { text: text }).then(function (response) {
+      $("send").disabled = false;
+      if (response.ok) {
+        $("reply").value = "";
+        $("composer-error").textContent = "";
+        $("suggestions").hidden = true;
+        appendEntry(response.data);
+      } else {
+        $("composer-error").textContent = refusal(response);
+      }
+      updateComposer();
+    });
+  }
+
+  // ----- actions --------------------------------------------------------------------------------------------
+
+  $("take").addEventListener("click", function () { takeConversation(state.current.id); });
+  $("back").addEventListener("click", function () {
+    document.body.classList.remove("viewing");
+    $("conversation").hidden = true;
+    $("placeholder").hidden = false;
+    state.current = null;
+    history.replaceState(null, "", location.pathname);
+    document.querySelectorAll(".card.selected").forEach(function (node) { node.classList.remove("selected"); });
+  });
+  $("handback").addEventListener("click", function () { act("hand-back", undefined, "Conversation rendue à la file"); });
+  $("refer-open").addEventListener("click", function () { $("refer-dialog").showModal(); });
+  $("transfer-open").addEventListener("click", function () { $("transfer-dialog").showModal(); });
+  $("close-open").addEventListener("click", function () { $("close-error").textContent = ""; $("close-dialog").showModal(); });
+
+  $("refer-dialog").addEventListener("close", function () {
+    if ($("refer-dialog").returnValue !== "ok") { return; }
+    act("refer", { partner: $("partner").value }, "Orientation envoyée");
+  });
+  $("transfer-dialog").addEventListener("close", function () {
+    if ($("transfer-dialog").returnValue !== "ok") { return; }
+    act("transfer", { queue: $("queue").value }, "Conversation transférée");
+  });
+  $("close-send").addEventListener("click", function (event) {
+    if (!$("outcome").value) { event.preventDefault(); $("close-error").textContent = "Choisis une catégorie."; }
+  });
+  $("close-dialog").addEventListener("close", function () {
+    if ($("close-dialog").returnValue !== "ok" || !$("outcome").value) { return; }
+    act("close", { outcome: $("outcome").value, notes: $("close-notes").value }, "Conversation clôturée").then(function () {
+      $("outcome").value = "";
+      $("close-notes").value = "";
+    });
+  });
+
+  function act(action, body, done) {
+    var id = state.current.id;
+    return api("POST", "/api/conversations/" + id + "/" + action, body === undefined ? undefined : body).then(function (response) {
+      if (response.ok) { toast(done); } else { toast(refusal(response), true); }
+      loadQueue();
+      openConversation(id);
+    });
+  }
+
+  // ----- small things ---------------------------------------------------------------------------------------
+
+  function refusal(response) {
+    var data = response.data || {};
+    return REFUSED[data.error] || data.message || "Action impossible (" + response.status + ").";
+  }
+
+  var toastTimer = null;
+  function toast(text, error) {
+    var box = $("toast");
+    box.textContent = text;
+    box.className = "toast" + (error ? " error-toast" : "");
+    box.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(function () { box.hidden = true; }, 5000);
+  }
+})();

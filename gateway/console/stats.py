@@ -1,0 +1,207 @@
+"""Supervision figures, computed from the store. Only counts leave this module: no id, pseudonym or text.
+
+* :func:`live_board`: waiting now (and how many urgent), in progress, listeners online, the longest wait.
+* :func:`period_figures`: for the conversations *created* in a period: per hour of the day (in the flow's
+  timezone), per channel, the wait-time distribution (arrival in the queue to the last take), closing outcomes
+  by category, and the routes taken (a listener, each partner the bot referred to, the closed line, ended with
+  the bot).
+* :func:`to_csv`: the same figures as CSV rows ``section,key,label,value``.
+
+Routes are read from the conversation record: ``queued_at`` says it reached a listener's queue; the rule,
+interrupt or fallback named by ``route`` (in the flow version the conversation ran on) says which partners the
+bot gave and whether it meant a hand-off, which, without a queue arrival, was the closed line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+from statistics import median
+from typing import Any
+
+from gateway.conversation import Conversation, Status
+from gateway.flows.engine import Engine
+from gateway.flows.model import Flow, Outcome
+from gateway.flowset import FlowSet
+from gateway.messages import ChannelName
+from gateway.store import Store
+
+MAX_DAYS = 366
+DEFAULT_DAYS = 7
+# Upper bounds in seconds (None: no bound) and their labels.
+WAIT_BUCKETS: tuple[tuple[int | None, str], ...] = (
+    (60, "< 1 min"), (5 * 60, "1-5 min"), (15 * 60, "5-15 min"), (30 * 60, "15-30 min"), (60 * 60, "30-60 min"),
+    (None, "> 60 min"),
+)  # fmt: skip
+
+
+class BadPeriod(ValueError):
+    """The ``from``/``to`` query does not name a period (HTTP 400)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    since: datetime  # aware
+    until: datetime  # aware, excluded
+
+
+def parse_period(query: Mapping[str, str], tz: tzinfo, now: datetime) -> Period:
+    """``from`` and ``to`` as dates (``to`` included, local days) or ISO date-times; default: the last 7 days."""
+    today = now.astimezone(tz).date()
+    since = _moment(query.get("from"), tz, start=True) or _local(today - timedelta(days=DEFAULT_DAYS - 1), tz)
+    until = _moment(query.get("to"), tz, start=False) or _local(today + timedelta(days=1), tz)
+    if until <= since:
+        raise BadPeriod("'to' must come after 'from'")
+    if until - since > timedelta(days=MAX_DAYS):
+        raise BadPeriod(f"a period is at most {MAX_DAYS} days")
+    return Period(since, until)
+
+
+def _local(day: date, tz: tzinfo) -> datetime:
+    return datetime.combine(day, time(), tz)
+
+
+def _moment(text: str | None, tz: tzinfo, *, start: bool) -> datetime | None:
+    if not text:
+        return None
+    if len(text) > 40:
+        raise BadPeriod("a date is YYYY-MM-DD or an ISO 8601 date-time")
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return _local(day if start else day + timedelta(days=1), tz)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadPeriod("a date is YYYY-MM-DD or an ISO 8601 date-time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
+
+
+async def live_board(store: Store, listeners_online: int, now: datetime) -> dict[str, Any]:
+    waiting = await store.waiting()
+    in_progress = await store.conversations_by_status(Status.WITH_LISTENER)
+    return {
+        "waiting": len(waiting),
+        "urgent": sum(1 for e in waiting if e.priority.value == "urgent"),
+        "in_progress": len(in_progress),
+        "listeners_online": listeners_online,
+        "longest_wait_seconds": int(max(((now - e.at).total_seconds() for e in waiting), default=0)),
+    }
+
+
+async def period_figures(store: Store, flows: FlowSet, period: Period) -> dict[str, Any]:
+    conversations = await store.list_conversations(period.since, period.until)
+    current = flows.engine()
+    tz = current.tz
+    waits = [w for c in conversations if (w := wait_seconds(c)) is not None]
+    unanswered = sum(1 for c in conversations if c.queued_at and not c.taken_at and not c.active)
+    routes = Counter(r for c in conversations for r in routes_of(c, flows.for_version(c.flow_version).flow))
+    channels = Counter(c.channel for c in conversations)
+    outcomes = Counter(c.outcome for c in conversations if c.outcome)
+    return {
+        "from": period.since.isoformat(),
+        "to": period.until.isoformat(),
+        "timezone": str(tz),
+        "total": len(conversations),
+        "per_hour": _per_hour(conversations, tz),
+        "per_channel": [{"key": ch.value, "label": ch.value, "value": channels[ch]} for ch in ChannelName],
+        "wait": {
+            "buckets": _wait_buckets(waits),
+            "answered": len(waits),
+            "unanswered": unanswered,
+            "median_seconds": int(median(waits)) if waits else None,
+        },
+        "outcomes": _labelled(outcomes, _outcome_labels(current)),
+        "routes": _labelled(routes, _route_labels(current)),
+    }
+
+
+def wait_seconds(conversation: Conversation) -> int | None:
+    """From arrival in the queue to the (last) take, when both happened in that order."""
+    if conversation.queued_at is None or conversation.taken_at is None:
+        return None
+    seconds = (conversation.taken_at - conversation.queued_at).total_seconds()
+    return int(seconds) if seconds >= 0 else None
+
+
+def routes_of(conversation: Conversation, flow: Flow) -> list[str]:
+    """``listener``, ``partner:ID`` (each partner the bot gave), ``closed_line`` or ``bot_ended``."""
+    if conversation.status == Status.BOT:
+        return []
+    spec = outcome_spec(flow, conversation.route) if conversation.route else None
+    routes = [f"partner:{p}" for p in (spec.refer if spec else [])]
+    if conversation.queued_at is not None:
+        routes.append("listener")
+    elif spec is not None and spec.handoff and conversation.status == Status.CLOSED:
+        routes.append("closed_line")
+    elif not routes:
+        routes.append("bot_ended")
+    return routes
+
+
+def outcome_spec(flow: Flow, route: str) -> Outcome | None:
+    """The ``then:`` of the rule, interrupt or fallback a route names."""
+    if route == "fallback":
+        return Outcome(handoff=flow.fallback.queue, priority=flow.fallback.priority)
+    for index, rule in enumerate(flow.routing, start=1):
+        if (rule.name or f"rule {index}") == route:
+            return rule.then
+    interrupt = flow.interrupts.get(route)
+    return interrupt.then if interrupt else None
+
+
+def _per_hour(conversations: list[Conversation], tz: tzinfo) -> list[dict[str, Any]]:
+    hours = Counter(c.created_at.astimezone(tz).hour for c in conversations)
+    return [{"key": str(h), "label": f"{h:02d}h", "value": hours[h]} for h in range(24)]
+
+
+def _wait_buckets(waits: list[int]) -> list[dict[str, Any]]:
+    counts = Counter(next(label for bound, label in WAIT_BUCKETS if bound is None or w < bound) for w in waits)
+    return [{"key": label, "label": label, "value": counts[label]} for _, label in WAIT_BUCKETS]
+
+
+def _labelled(counts: Counter[str], labels: Mapping[str, str]) -> list[dict[str, Any]]:
+    keys = [k for k in labels if counts[k]] + sorted(k for k in counts if k not in labels)
+    return [{"key": k, "label": labels.get(k, k), "value": counts[k]} for k in keys]
+
+
+def _outcome_labels(engine: Engine) -> dict[str, str]:
+    lang = engine.flow.default_language
+    return {o.id: engine.text(o.label, lang) for o in engine.flow.outcomes}
+
+
+def _route_labels(engine: Engine) -> dict[str, str]:
+    lang = engine.flow.default_language
+    french = lang == "fr"
+    labels = {"listener": "Écoutant·e" if french else "Listener"}
+    labels |= {f"partner:{p}": engine.text(v.name, lang) for p, v in engine.flow.partners.items()}
+    labels["closed_line"] = "Ligne fermée" if french else "Closed line"
+    labels["bot_ended"] = "Fin avec le bot" if french else "Ended with the bot"
+    return labels
+
+
+def to_csv(figures: Mapping[str, Any]) -> str:
+    """``section,key,label,value`` rows: the period, then every series. Counts only."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["section", "key", "label", "value"])
+    writer.writerows([
+        ["period", "from", "", figures["from"]], ["period", "to", "", figures["to"]],
+        ["period", "timezone", "", figures["timezone"]], ["total", "", "", figures["total"]],
+    ])  # fmt: skip
+    wait = figures["wait"]
+    series = {"per_hour": figures["per_hour"], "per_channel": figures["per_channel"], "wait": wait["buckets"],
+              "outcome": figures["outcomes"], "route": figures["routes"]}  # fmt: skip
+    for section, rows in series.items():
+        writer.writerows([section, r["key"], _safe(r["label"]), r["value"]] for r in rows)
+    writer.writerows([["wait", "answered", "", wait["answered"]], ["wait", "unanswered", "", wait["unanswered"]],
+                      ["wait", "median_seconds", "", wait["median_seconds"] or ""]])  # fmt: skip
+    return out.getvalue()
+
+
+def _safe(label: str) -> str:
+    """A spreadsheet must not read a label as a formula (CSV injection)."""
+    return "'" + label if label[:1] in ("=", "+", "-", "@", "\t", "\r") else label

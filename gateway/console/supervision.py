@@ -1,0 +1,85 @@
+"""Supervision routes, for supervisors only: the live board, the figures of a period (JSON and CSV), the
+current flow as a diagram and the result of the last reload. Figures come from :mod:`gateway.console.stats`.
+
+The diagram is drawn by Graphviz's ``dot`` (in a thread, cached per flow version); without ``dot`` the SVG
+route answers 503 and the console shows the Mermaid text of ``/api/flow/diagram.mmd`` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aiohttp import web
+
+from gateway.console import stats
+from gateway.console.api import Handler, ListenerAPI, Presence
+from gateway.errors import FlowError
+from gateway.flows.graph import run_dot, to_dot, to_mermaid
+from gateway.flowset import FlowSet
+from gateway.store import Store
+
+SVG_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
+
+class Supervision:
+    def __init__(self, store: Store, flows: FlowSet, presence: Presence, api: ListenerAPI) -> None:
+        self.store, self.flows, self.presence, self.api = store, flows, presence, api
+        self._svg: dict[str, bytes] = {}
+
+    def routes(self) -> list[web.RouteDef]:
+        only = self._supervisors
+        return [
+            web.get("/api/supervision", only(self.board)),
+            web.get("/api/stats", only(self.figures)),
+            web.get("/api/stats.csv", only(self.csv)),
+            web.get("/api/flow/diagram.svg", only(self.diagram_svg)),
+            web.get("/api/flow/diagram.mmd", only(self.diagram_mmd)),
+        ]
+
+    def _supervisors(self, handler: Handler) -> Handler:
+        return self.api.authed(handler, supervisor=True)
+
+    async def board(self, request: web.Request) -> web.Response:
+        now = self.api.dispatcher.clock()
+        live = await stats.live_board(self.store, self.presence.online(), now)
+        last = self.flows.last_reload.to_dict() if self.flows.last_reload else None
+        return web.json_response({"now": now.isoformat(), "live": live,
+                                  "flow": {"version": self.flows.version, "last_reload": last}})  # fmt: skip
+
+    async def _period(self, request: web.Request) -> stats.Period:
+        try:
+            return stats.parse_period(request.query, self.flows.engine().tz, self.api.dispatcher.clock())
+        except stats.BadPeriod as exc:
+            body = json.dumps({"error": "bad_request", "message": str(exc)})
+            raise web.HTTPBadRequest(text=body, content_type="application/json") from None
+
+    async def figures(self, request: web.Request) -> web.Response:
+        return web.json_response(await stats.period_figures(self.store, self.flows, await self._period(request)))
+
+    async def csv(self, request: web.Request) -> web.Response:
+        period = await self._period(request)
+        figures = await stats.period_figures(self.store, self.flows, period)
+        days = f"{period.since.date().isoformat()}_{period.until.date().isoformat()}"
+        return web.Response(
+            text=stats.to_csv(figures), content_type="text/csv", charset="utf-8",
+            headers={"Content-Disposition": f'attachment; filename="stats_{days}.csv"', "Cache-Control": "no-store"},
+        )  # fmt: skip
+
+    async def diagram_svg(self, request: web.Request) -> web.Response:
+        engine = self.flows.engine()
+        svg = self._svg.get(engine.version)
+        if svg is None:
+            try:
+                svg = await asyncio.to_thread(run_dot, to_dot(engine.flow), "svg")
+            except FlowError as exc:
+                return web.json_response({"error": "no_dot", "message": str(exc)}, status=503)
+            self._svg = {engine.version: svg}
+        return web.Response(body=svg, content_type="image/svg+xml", headers=SVG_HEADERS)
+
+    async def diagram_mmd(self, request: web.Request) -> web.Response:
+        return web.Response(text=to_mermaid(self.flows.engine().flow), content_type="text/plain", charset="utf-8")
