@@ -87,6 +87,9 @@ class Outbox:
             await self._fail(item, str(exc))
         except DeliveryError as exc:
             await self._retry(item, RetryableDelivery(str(exc)))
+        except Exception as exc:  # a bug in one adapter must not stop the worker for every channel
+            log.error("outbox: %s: unexpected %s from the %s channel", item.id, type(exc).__name__, outbound.channel)
+            await self._retry(item, RetryableDelivery(f"unexpected {type(exc).__name__}"))
         else:
             self._count(item, "sent")
             await self.store.outbox_mark_sent(item.id, provider_id)

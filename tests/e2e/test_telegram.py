@@ -1,0 +1,220 @@
+"""Telegram end to end: the real app (python-telegram-bot in webhook mode inside it) and a fake Bot API.
+
+Updates carry the secret token header; choices go out as inline keyboards and come back as callback queries,
+each answered with answerCallbackQuery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from gateway.app import STORE
+from gateway.conversation import Status
+from gateway.settings import Settings
+from gateway.testing import (
+    BOT_TOKEN,
+    Failure,
+    FakeTelegramAPI,
+    telegram_callback,
+    telegram_headers,
+    telegram_update,
+)
+from tests.e2e.channel_support import Client, GatewayFactory, ListenerDesk, gateway, offline
+
+__all__ = ["gateway", "offline"]  # fixtures used by the tests below
+# PTB 22 warns, when it builds RetryAfter, that retry_after will become a timedelta; the adapter reads both.
+pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning")
+
+SECRET = "webhook_secret-123"
+CHAT = 424242
+PATH = "/webhooks/telegram"
+URGENCY = [("Oui, maintenant", "yes_now"), ("Non", "no"), ("Je ne sais pas", "unsure")]
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegramAPI]:
+    async with FakeTelegramAPI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def telegram_settings(settings: Settings, telegram: FakeTelegramAPI) -> Settings:
+    return dataclasses.replace(
+        settings, telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=SECRET, telegram_api_url=telegram.url
+    )
+
+
+@pytest.fixture
+async def client(gateway: GatewayFactory, telegram_settings: Settings) -> Client:
+    return await gateway(telegram_settings)
+
+
+async def deliver(client: Client, update: dict[str, Any]) -> int:
+    response = await client.post(PATH, data=json.dumps(update), headers=telegram_headers(SECRET))
+    return response.status
+
+
+def walk() -> list[dict[str, Any]]:
+    """Typed messages and button taps (callback queries), with consecutive update ids."""
+    return [
+        telegram_update(900000001, CHAT, "bonjour"),
+        telegram_callback(900000002, CHAT, "no", URGENCY, query_id="q-urgency"),
+        telegram_callback(900000003, CHAT, "fr", [("Français", "fr"), ("English", "en")], query_id="q-language"),
+        telegram_update(900000004, CHAT, "j'ai 15 ans"),
+        telegram_callback(900000005, CHAT, "me", [("Pour moi", "me")], query_id="q-who"),
+        telegram_callback(900000006, CHAT, "cyberharassment", [("Cyberharcèlement", "cyberharassment")]),
+        telegram_update(900000007, CHAT, "On se moque de moi sur un groupe."),
+    ]
+
+
+async def handed_to_listener(client: Client, telegram: FakeTelegramAPI) -> tuple[ListenerDesk, str]:
+    for update in walk():
+        assert await deliver(client, update) == 200
+    desk = ListenerDesk(client)
+    await desk.login()
+    card = await desk.first_waiting()
+    assert card["channel"] == "telegram" and str(CHAT) not in json.dumps(card)
+    await desk.take(card["id"])
+    await telegram.wait_accepted(len(await desk.all_sent(card["id"])))
+    return desk, card["id"]
+
+
+async def test_the_flow_reaches_a_listener_whose_reply_reaches_telegram(
+    client: Client, telegram: FakeTelegramAPI
+) -> None:
+    desk, conversation_id = await handed_to_listener(client, telegram)
+
+    detail = await desk.conversation(conversation_id)
+    assert detail["status"] == "with_listener"
+    assert dict(detail["summary"])["Âge"] == "15"
+    bot_texts = [e["text"] for e in detail["transcript"] if e["author"] == "bot"]
+    assert [r.body["text"] for r in telegram.accepted()] == bot_texts  # every bot message once, in order
+    urgency = next(r.body for r in telegram.accepted() if "reply_markup" in r.body)
+    keyboard = json.loads(urgency["reply_markup"])["inline_keyboard"]
+    assert [row[0]["callback_data"] for row in keyboard] == ["yes_now", "no", "unsure", "unknown"]
+    assert [row[0]["text"] for row in keyboard][:3] == [label for label, _ in URGENCY]
+    answered = await telegram.wait_for("answerCallbackQuery", 4)
+    assert {r.body["callback_query_id"] for r in answered} >= {"q-urgency", "q-language", "q-who"}
+
+    await desk.reply(conversation_id, "Bonjour, je suis Anne, je t'écoute.")
+    request = (await telegram.wait_accepted(len(bot_texts) + 1))[-1]
+    assert request.method == "POST" and request.path == f"/bot{BOT_TOKEN}/sendMessage"
+    assert request.body == {"chat_id": str(CHAT), "text": "Bonjour, je suis Anne, je t'écoute."}
+
+
+async def test_a_photo_is_recorded_in_the_transcript(client: Client, telegram: FakeTelegramAPI) -> None:
+    telegram.add_file("photo-1", b"\xff\xd8 a photo")
+    assert await deliver(client, telegram_update(900000100, CHAT, "regarde", photo_file_id="photo-1")) == 200
+    conversation = (await client.app[STORE].conversations_by_status(Status.BOT))[0]
+    transcript = await client.app[STORE].transcript(conversation.id)
+    user = [entry for entry in transcript if entry.author == "user"]
+    assert user[0].text == "regarde"
+    assert [(a.kind, a.content_type) for a in user[0].attachments] == [("image", "image/jpeg")]
+
+
+async def test_the_same_update_three_times_gives_one_reply(client: Client, telegram: FakeTelegramAPI) -> None:
+    update = telegram_update(900000200, CHAT, "bonjour")
+    assert await asyncio.gather(*(deliver(client, update) for _ in range(3))) == [200, 200, 200]
+
+    conversations = await client.app[STORE].conversations_by_status(Status.BOT)
+    assert len(conversations) == 1
+    desk = ListenerDesk(client)
+    await desk.login()
+    outgoing = await desk.all_sent(conversations[0].id)
+    await telegram.wait_accepted(len(outgoing))
+    await asyncio.sleep(0.3)  # let any stray duplicate show up (there must be none)
+    assert len(telegram.accepted()) == len(outgoing)
+    transcript = (await desk.conversation(conversations[0].id))["transcript"]
+    assert [e["author"] for e in transcript].count("user") == 1
+
+
+@pytest.mark.parametrize("secret", [None, "", "wrong", SECRET + "x", SECRET.upper()])
+async def test_a_bad_secret_is_403_and_changes_nothing(
+    client: Client, telegram: FakeTelegramAPI, secret: str | None
+) -> None:
+    update = telegram_update(900000300, CHAT, "bonjour")
+    headers = {"Content-Type": "application/json"}
+    if secret is not None:
+        headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+    response = await client.post(PATH, data=json.dumps(update), headers=headers)
+    assert response.status == 403
+    assert await client.app[STORE].conversations_by_status(Status.BOT) == []
+    assert await deliver(client, update) == 200  # the refused request consumed nothing
+    await telegram.wait_accepted(1)
+
+
+async def test_a_provider_failing_500_then_429_still_gets_every_message_once_in_order(
+    client: Client, telegram: FakeTelegramAPI
+) -> None:
+    desk, conversation_id = await handed_to_listener(client, telegram)
+    before = len(telegram.accepted())
+    telegram.fail_next(500, Failure(429, retry_after=1, description="Too Many Requests: retry after 1"))
+    words = ["premier", "deuxième", "troisième"]
+    for word in words:
+        await desk.reply(conversation_id, word)
+
+    accepted = await telegram.wait_accepted(before + 3)
+    assert [r.body["text"] for r in accepted[before:]] == words
+    assert [r.status for r in telegram.requests_to("sendMessage")][-5:] == [500, 429, 200, 200, 200]
+    outgoing = await desk.all_sent(conversation_id)
+    assert [e["delivery"] for e in outgoing[-3:]] == ["sent", "sent", "sent"]
+
+
+@pytest.mark.filterwarnings("error::telegram.warnings.PTBDeprecationWarning")
+async def test_an_unexpected_error_in_an_adapter_does_not_stop_the_outbox(
+    client: Client, telegram: FakeTelegramAPI
+) -> None:
+    """With PTB's deprecation warning turned into an error, building RetryAfter raises something that is no
+    DeliveryError: the outbox retries the message and keeps delivering the others."""
+    desk, conversation_id = await handed_to_listener(client, telegram)
+    before = len(telegram.accepted())
+    telegram.fail_next(Failure(429, retry_after=1))
+    await desk.reply(conversation_id, "premier")
+    await desk.reply(conversation_id, "deuxième")
+    accepted = await telegram.wait_accepted(before + 2)
+    assert [r.body["text"] for r in accepted[before:]] == ["premier", "deuxième"]
+
+
+# Property: whatever an update holds, the real server answers 200 or 400, never 5xx.
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=20,
+)
+message_fields = st.fixed_dictionaries(
+    {"message_id": st.integers(), "date": st.integers(0, 2**31), "chat": st.fixed_dictionaries(
+        {"id": st.integers(), "type": st.sampled_from(["private", "group"])})},
+    optional={"text": json_values, "photo": json_values, "document": json_values, "from": json_values},
+)  # fmt: skip
+updates = st.fixed_dictionaries(
+    {"update_id": st.integers(0, 2**40)},
+    optional={"message": message_fields | json_values, "callback_query": json_values},
+)
+PROPERTY = hypothesis_settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@PROPERTY
+@given(update=updates | json_values)
+async def test_any_update_gives_200_or_400_from_the_real_server(client: Client, update: Any) -> None:
+    response = await client.post(PATH, data=json.dumps(update), headers=telegram_headers(SECRET))
+    assert response.status in (200, 400)
+
+
+@PROPERTY
+@given(raw=st.binary(max_size=200), secret=st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40))
+async def test_any_request_without_the_secret_gives_403(client: Client, raw: bytes, secret: str) -> None:
+    headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret != SECRET else {}
+    response = await client.post(PATH, data=raw, headers=headers)
+    assert response.status == 403
