@@ -236,17 +236,17 @@ async def test_the_console_refuses_a_reply_after_seven_days(client: Client, grap
     store = client.app[STORE]
     conversation = await store.get_conversation(conversation_id)
     assert conversation is not None and conversation.last_inbound_at is not None
-    window = (await desk.conversation(conversation_id))["reply_window"]
+    window = (await desk.conversation(conversation_id))["window"]
     assert window["state"] == "open"
 
     conversation.last_inbound_at -= timedelta(days=6, hours=23, minutes=30)
     await store.save_conversation(conversation)
-    assert (await desk.conversation(conversation_id))["reply_window"]["state"] == "closing"
+    assert (await desk.conversation(conversation_id))["window"]["state"] == "closing"
     await desk.reply(conversation_id, "Encore là pour toi.")  # the HUMAN_AGENT tag allows 7 days
 
     conversation.last_inbound_at -= timedelta(hours=1)
     await store.save_conversation(conversation)
-    assert (await desk.conversation(conversation_id))["reply_window"]["state"] == "closed"
+    assert (await desk.conversation(conversation_id))["window"]["state"] == "closed"
     response = await client.post(f"/api/conversations/{conversation_id}/messages", json={"text": "Trop tard ?"})
     assert response.status == 409
     refusal = await response.json()
@@ -284,8 +284,8 @@ async def test_any_signed_body_gives_200_or_400_from_the_real_server(client: Cli
 
 
 @PROPERTY
-@given(raw=st.binary(max_size=200), signature=st.text(max_size=80))
+@given(raw=st.binary(max_size=200), signature=st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=80))
 async def test_any_unsigned_body_gives_403_from_the_real_server(client: Client, raw: bytes, signature: str) -> None:
-    headers = {"X-Hub-Signature-256": signature.encode("ascii", "replace").decode()}
+    headers = {"X-Hub-Signature-256": signature}
     response = await client.post(PATH, data=raw, headers=headers)
     assert response.status == 403

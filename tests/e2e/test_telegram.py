@@ -120,6 +120,13 @@ async def test_a_photo_is_recorded_in_the_transcript(client: Client, telegram: F
     assert user[0].text == "regarde"
     assert [(a.kind, a.content_type) for a in user[0].attachments] == [("image", "image/jpeg")]
 
+    # The listener views it through the console: getFile, then the download from the Bot API's file host.
+    desk = ListenerDesk(client)
+    await desk.login()
+    response = await client.get(f"/api/conversations/{conversation.id}/attachments/0")
+    assert response.status == 200 and await response.read() == b"\xff\xd8 a photo"
+    assert telegram.requests_to("getFile")[0].body == {"file_id": "photo-1"}
+
 
 async def test_the_same_update_three_times_gives_one_reply(client: Client, telegram: FakeTelegramAPI) -> None:
     update = telegram_update(900000200, CHAT, "bonjour")

@@ -1,0 +1,277 @@
+"""WhatsApp through Twilio end to end: the real app and a fake Twilio REST API.
+
+The gateway is told it is reached at GATEWAY_PUBLIC_URL (as behind a proxy), which differs from the test
+server's own address: webhooks are signed for the public URL, as Twilio signs them. Choices go out as numbered
+lists; numbers, labels and synonyms are understood on return.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from gateway.app import STORE
+from gateway.conversation import Status
+from gateway.settings import Settings
+from gateway.testing import (
+    ACCOUNT_SID,
+    WHATSAPP_FROM,
+    Failure,
+    FakeTwilioAPI,
+    sign_twilio,
+    twilio_form,
+    twilio_status_form,
+)
+from tests.e2e.channel_support import Client, GatewayFactory, ListenerDesk, gateway, offline
+
+__all__ = ["gateway", "offline"]  # fixtures used by the tests below
+
+TOKEN = "twilio-auth-token"
+PUBLIC = "http://helpline.example.org:8080"  # what Twilio calls; the test server listens elsewhere
+PHONE = "whatsapp:+33612345678"
+PATH = "/webhooks/whatsapp"
+STATUS_PATH = "/webhooks/whatsapp/status"
+# Answers typed as a young person would: a number, a label, a number, a label in lower case, a synonym.
+WALK = ["Bonjour", "2", "Français", "j'ai 15 ans", "pour moi", "on me harcèle", "On se moque de moi sur un groupe."]
+
+
+@pytest.fixture
+async def twilio() -> AsyncIterator[FakeTwilioAPI]:
+    async with FakeTwilioAPI(auth_token=TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture
+def whatsapp_settings(settings: Settings, twilio: FakeTwilioAPI) -> Settings:
+    return dataclasses.replace(
+        settings,
+        public_url=PUBLIC,
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=TOKEN,
+        twilio_whatsapp_from=WHATSAPP_FROM,
+        twilio_api_url=twilio.url,
+    )
+
+
+@pytest.fixture
+async def client(gateway: GatewayFactory, whatsapp_settings: Settings) -> Client:
+    return await gateway(whatsapp_settings)
+
+
+async def deliver(client: Client, form: dict[str, str], path: str = PATH) -> int:
+    headers = {"X-Twilio-Signature": sign_twilio(TOKEN, PUBLIC + path, form)}
+    response = await client.post(path, data=form, headers=headers)
+    if response.status == 200:
+        assert response.content_type == "text/xml" and await response.text() == "<Response/>"
+    return response.status
+
+
+async def walk_to_queue(client: Client) -> None:
+    for number, text in enumerate(WALK):
+        assert await deliver(client, twilio_form(PHONE, text, message_sid=f"SM{number:032d}")) == 200
+
+
+async def handed_to_listener(client: Client, twilio: FakeTwilioAPI) -> tuple[ListenerDesk, str]:
+    await walk_to_queue(client)
+    desk = ListenerDesk(client)
+    await desk.login()
+    card = await desk.first_waiting()
+    assert card["channel"] == "whatsapp" and "+336" not in json.dumps(card)
+    await desk.take(card["id"])
+    await twilio.wait_accepted(len(await desk.all_sent(card["id"])))
+    return desk, card["id"]
+
+
+def bodies(requests: list[Any]) -> list[str]:
+    return [r.body["Body"] for r in requests]
+
+
+async def test_the_flow_reaches_a_listener_whose_reply_reaches_twilio(client: Client, twilio: FakeTwilioAPI) -> None:
+    desk, conversation_id = await handed_to_listener(client, twilio)
+
+    detail = await desk.conversation(conversation_id)
+    assert detail["status"] == "with_listener"
+    assert dict(detail["summary"])["Âge"] == "15"
+    bot_texts = [e["text"] for e in detail["transcript"] if e["author"] == "bot"]
+    sent = bodies(twilio.accepted())
+    assert len(sent) == len(bot_texts)  # every bot message once, in order; choices appended as a numbered list
+    assert all(body.startswith(text) for body, text in zip(sent, bot_texts, strict=True))
+    urgency = next(body for body in sent if "danger" in body)
+    assert "\n\n1. Oui, maintenant\n2. Non\n3. Je ne sais pas\n4. " in urgency  # 4: prefer not to say
+
+    entry = await desk.reply(conversation_id, "Bonjour, je suis Anne, je t'écoute.")
+    request = (await twilio.wait_accepted(len(bot_texts) + 1))[-1]
+    assert request.method == "POST" and request.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+    credentials = base64.b64encode(f"{ACCOUNT_SID}:{TOKEN}".encode()).decode()
+    assert request.headers["Authorization"] == f"Basic {credentials}"
+    assert request.body == {
+        "To": PHONE,
+        "From": WHATSAPP_FROM,
+        "Body": "Bonjour, je suis Anne, je t'écoute.",
+        "StatusCallback": PUBLIC + STATUS_PATH,
+    }
+    await desk.delivery_of(conversation_id, entry["id"], "sent")
+
+    sid = request.answer["sid"]
+    assert await deliver(client, twilio_status_form(sid, "delivered", PHONE), STATUS_PATH) == 200
+    await desk.delivery_of(conversation_id, entry["id"], "delivered")
+    assert await deliver(client, twilio_status_form(sid, "read", PHONE), STATUS_PATH) == 200
+    await desk.delivery_of(conversation_id, entry["id"], "read")
+    assert await deliver(client, twilio_status_form(sid, "sent", PHONE), STATUS_PATH) == 200  # late, out of order
+    await asyncio.sleep(0.2)
+    await desk.delivery_of(conversation_id, entry["id"], "read")
+
+
+async def test_media_is_recorded_in_the_transcript(client: Client, twilio: FakeTwilioAPI) -> None:
+    url = twilio.serve_media(twilio.media_path(), b"\xff\xd8 a photo", "image/jpeg")
+    form = twilio_form(PHONE, "", media=[(url, "image/jpeg")])
+    assert await deliver(client, form) == 200
+    conversation = (await client.app[STORE].conversations_by_status(Status.BOT))[0]
+    desk = ListenerDesk(client)
+    await desk.login()
+    user = [e for e in (await desk.conversation(conversation.id))["transcript"] if e["author"] == "user"]
+    [attachment] = user[0]["attachments"]
+    assert attachment["kind"] == "image" and attachment["fetchable"] and "url" not in attachment
+
+    # The listener views it through the console, which fetches it from Twilio with the account's credentials.
+    response = await client.get(f"/api/conversations/{conversation.id}/attachments/{attachment['number']}")
+    assert response.status == 200 and await response.read() == b"\xff\xd8 a photo"
+    [download] = [r for r in twilio.requests if r.method == "GET"]
+    assert twilio.authorised(download)
+
+
+async def test_the_same_webhook_three_times_gives_one_reply(client: Client, twilio: FakeTwilioAPI) -> None:
+    form = twilio_form(PHONE, "Bonjour", message_sid="SM" + "7" * 32)
+    assert await asyncio.gather(*(deliver(client, form) for _ in range(3))) == [200, 200, 200]
+
+    conversations = await client.app[STORE].conversations_by_status(Status.BOT)
+    assert len(conversations) == 1
+    desk = ListenerDesk(client)
+    await desk.login()
+    outgoing = await desk.all_sent(conversations[0].id)
+    await twilio.wait_accepted(len(outgoing))
+    await asyncio.sleep(0.3)  # let any stray duplicate show up (there must be none)
+    assert len(twilio.accepted()) == len(outgoing)
+    transcript = (await desk.conversation(conversations[0].id))["transcript"]
+    assert [e["author"] for e in transcript].count("user") == 1
+
+
+@pytest.mark.parametrize(
+    "signature_for",
+    ["missing", "wrong token", "local url", "other field"],
+)
+async def test_a_bad_signature_is_403_and_changes_nothing(
+    client: Client, twilio: FakeTwilioAPI, signature_for: str
+) -> None:
+    form = twilio_form(PHONE, "Bonjour", message_sid="SM" + "8" * 32)
+    headers = {
+        "missing": {},
+        "wrong token": {"X-Twilio-Signature": sign_twilio("not-the-token", PUBLIC + PATH, form)},
+        "local url": {"X-Twilio-Signature": sign_twilio(TOKEN, str(client.make_url(PATH)), form)},
+        "other field": {"X-Twilio-Signature": sign_twilio(TOKEN, PUBLIC + PATH, {**form, "Body": "Bonsoir"})},
+    }[signature_for]
+    response = await client.post(PATH, data=form, headers=headers)
+    assert response.status == 403
+    assert await client.app[STORE].conversations_by_status(Status.BOT) == []
+    assert await deliver(client, form) == 200  # the refused request consumed nothing
+    await twilio.wait_accepted(1)
+
+
+async def test_a_bad_signature_on_a_status_callback_is_403(client: Client) -> None:
+    form = twilio_status_form("SM" + "1" * 32, "read", PHONE)
+    response = await client.post(STATUS_PATH, data=form, headers={"X-Twilio-Signature": "bm9wZQ=="})
+    assert response.status == 403
+
+
+async def test_a_provider_failing_500_then_429_still_gets_every_message_once_in_order(
+    client: Client, twilio: FakeTwilioAPI
+) -> None:
+    desk, conversation_id = await handed_to_listener(client, twilio)
+    before = len(twilio.accepted())
+    twilio.fail_next(500, Failure(429, code=20429))
+    words = ["premier", "deuxième", "troisième"]
+    for word in words:
+        await desk.reply(conversation_id, word)
+
+    accepted = await twilio.wait_accepted(before + 3)
+    assert bodies(accepted[before:]) == words
+    assert [r.status for r in twilio.requests_to("Messages.json")][-5:] == [500, 429, 201, 201, 201]
+    outgoing = await desk.all_sent(conversation_id)
+    assert [e["delivery"] for e in outgoing[-3:]] == ["sent", "sent", "sent"]
+
+
+async def test_a_closed_window_refused_by_twilio_is_failed_at_once(client: Client, twilio: FakeTwilioAPI) -> None:
+    desk, conversation_id = await handed_to_listener(client, twilio)
+    twilio.fail_next(Failure(400, code=63016))
+    entry = await desk.reply(conversation_id, "Tu es là ?")
+    await desk.delivery_of(conversation_id, entry["id"], "failed")
+    assert [r.status for r in twilio.requests_to("Messages.json")][-1] == 400  # not retried
+
+
+async def test_the_console_refuses_a_reply_after_24_hours(client: Client, twilio: FakeTwilioAPI) -> None:
+    desk, conversation_id = await handed_to_listener(client, twilio)
+    store = client.app[STORE]
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None and conversation.last_inbound_at is not None
+    conversation.last_inbound_at -= timedelta(hours=24, minutes=5)
+    await store.save_conversation(conversation)
+    window = (await desk.conversation(conversation_id))["window"]
+    assert window["state"] == "closed"
+    response = await client.post(f"/api/conversations/{conversation_id}/messages", json={"text": "Trop tard ?"})
+    assert response.status == 409
+    refusal = await response.json()
+    assert refusal["error"] == "window_closed" and "24" in refusal["message"]
+
+
+# Property: whatever a signed form holds, the real server answers 200 or 400, never 5xx.
+
+field_names = st.sampled_from(
+    ["MessageSid", "From", "To", "Body", "NumMedia", "MediaUrl0", "MediaContentType0", "ButtonPayload", "MessageStatus"]
+)
+values = st.text(max_size=30)
+forms = st.dictionaries(field_names | st.text(min_size=1, max_size=10), values, max_size=8)
+PROPERTY = hypothesis_settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@PROPERTY
+@given(form=forms, status_callback=st.booleans())
+async def test_any_signed_form_gives_200_or_400_from_the_real_server(
+    client: Client, form: dict[str, str], status_callback: bool
+) -> None:
+    path = STATUS_PATH if status_callback else PATH
+    try:
+        raw = urlencode(form).encode()
+    except UnicodeEncodeError:
+        return  # a lone surrogate cannot be posted at all
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Twilio-Signature": sign_twilio(TOKEN, PUBLIC + path, form),
+    }
+    response = await client.post(path, data=raw, headers=headers)
+    assert response.status in (200, 400)
+
+
+@PROPERTY
+@given(raw=st.binary(max_size=200), signature=st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40))
+async def test_any_unsigned_body_gives_403_from_the_real_server(client: Client, raw: bytes, signature: str) -> None:
+    headers = {"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"}
+    response = await client.post(PATH, data=raw, headers=headers)
+    try:
+        raw.decode()
+    except UnicodeDecodeError:  # not a form Twilio could have signed: refused as malformed
+        assert response.status in (400, 403)
+    else:
+        assert response.status == 403
