@@ -7,6 +7,8 @@ conversation's pseudonym and channel, never the sender's address.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 import weakref
@@ -22,8 +24,9 @@ from gateway.console.auth import SESSION_COOKIE, SESSION_HOURS, SessionSigner, a
 from gateway.console.media import console_transcript, public_event
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher, entry_event
+from gateway.errors import StoreError
 from gateway.flowset import FlowSet
-from gateway.store import Listener, Store
+from gateway.store import Listener, Store, Subscription
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LISTENER = web.RequestKey("listener", Listener)
@@ -212,16 +215,26 @@ class ListenerAPI:
         name = request[LISTENER].name
         self.presence.connections[name] += 1
         subscription = await self.store.subscribe()
+        forward = asyncio.create_task(self._forward(ws, subscription))
         try:
-            await ws.send_json({"type": "hello", "at": time.time()})
-            async for event in subscription:
-                if ws.closed:
-                    break
-                await ws.send_json(public_event(event))
+            async for _ in ws:  # nothing to read: this ends when the listener goes away (presence is then right)
+                pass
         finally:
+            forward.cancel()
+            await asyncio.gather(forward, return_exceptions=True)
             self.presence.connections[name] -= 1
             await subscription.aclose()
+            with contextlib.suppress(StoreError):
+                await self.store.publish({"type": "presence"})
         return ws
+
+    async def _forward(self, ws: web.WebSocketResponse, subscription: Subscription) -> None:
+        await ws.send_json({"type": "hello", "at": time.time()})
+        await self.store.publish({"type": "presence"})  # the supervision board counts listeners online
+        async for event in subscription:
+            if ws.closed:
+                break
+            await ws.send_json(public_event(event))
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:

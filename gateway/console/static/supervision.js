@@ -12,7 +12,10 @@
   loadFlow();
   HG.events({
     onOpen: function () { connection(true); refresh(); },
-    onEvent: function (event) { if (event.type === "queue" || event.type === "status") { refresh(); } },
+    onEvent: function (event) {
+      if (event.type === "queue" || event.type === "status") { refresh(); }
+      if (event.type === "presence") { loadBoardSoon(); }
+    },
     onClose: function () { connection(false); }
   });
   setInterval(function () { $("live-longest").textContent = longestText(); }, 5000);
@@ -26,9 +29,13 @@
     $("connection").className = "pill " + (on ? "on" : "off");
   }
 
-  function refresh() {
+  function loadBoardSoon() {
     clearTimeout(boardTimer);
     boardTimer = setTimeout(loadBoard, 200);
+  }
+
+  function refresh() {
+    loadBoardSoon();
     clearTimeout(timer);
     timer = setTimeout(function () { loadFigures(false); }, 800);
   }
