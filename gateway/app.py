@@ -23,7 +23,7 @@ import aiohttp
 from aiohttp import WSCloseCode, web
 
 from gateway.channels.base import MediaFetcher
-from gateway.channels_wiring import build_channels, webhook_routes
+from gateway.channels_wiring import TypingRelay, build_channels, webhook_routes
 from gateway.console.actions import Actions
 from gateway.console.api import ListenerAPI, Presence
 from gateway.console.auth import SessionSigner
@@ -89,6 +89,7 @@ async def create_app(
 
     workers: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
         "outbox": outbox.run, "timers": timers.run, "webchat": hub.forward_events, "flows": lambda: _watch(flows),
+        "typing": TypingRelay(store, channels.adapters).run,
     }  # fmt: skip
     app.cleanup_ctx.append(_lifecycle(workers, store, http, channels.lifecycles, flows))
     app.on_shutdown.append(_close_sockets(hub.open, api.open))

@@ -8,20 +8,24 @@ request gets its status (403 bad signature, 400 malformed, 413 too large) and ch
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 import aiohttp
 from aiohttp import web
 
-from gateway.channels.base import Batch, Channel, Lifecycle, ReplyWindow
+from gateway.channels.base import Batch, Channel, Lifecycle, ReplyWindow, TypingIndicator
+from gateway.conversation import Status
 from gateway.dispatcher import Dispatcher
-from gateway.errors import WebhookError
+from gateway.errors import DeliveryError, WebhookError
 from gateway.messages import ChannelName
 from gateway.outbox import Sender
 from gateway.settings import Settings
+from gateway.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +67,53 @@ def _add(channels: Channels, adapter: Channel) -> None:
         channels.reply_windows[adapter.name] = adapter.reply_window
     if isinstance(adapter, Lifecycle):
         channels.lifecycles.append((adapter.start, adapter.stop))
+
+
+class TypingRelay:
+    """While a listener types in the console, show "typing…" in the young person's app (Messenger, Telegram).
+
+    Reads the console's ``typing`` events; at most one indicator per conversation every :attr:`every` seconds
+    (Telegram's lasts 5 s, Messenger's until the next message or 20 s). Sent in the background, so a slow
+    provider never holds the events back; a failure is logged by class and forgotten (it is only a hint).
+    """
+
+    every = 4.0
+
+    def __init__(self, store: Store, adapters: Mapping[ChannelName, Channel]) -> None:
+        self._store, self._adapters = store, adapters
+        self._last: dict[str, float] = {}
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        subscription = await self._store.subscribe()
+        try:
+            async for event in subscription:
+                if event.get("type") == "typing" and event.get("who") == "listener":
+                    self._maybe_send(str(event.get("conversation_id")))
+        finally:
+            await subscription.aclose()
+            await asyncio.gather(*self._sending, return_exceptions=True)
+
+    def _maybe_send(self, conversation_id: str) -> None:
+        now = time.monotonic()
+        if now - self._last.get(conversation_id, -self.every) < self.every:
+            return
+        self._last = {cid: at for cid, at in self._last.items() if now - at < self.every}
+        self._last[conversation_id] = now
+        task = asyncio.create_task(self._send(conversation_id))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, conversation_id: str) -> None:
+        conversation = await self._store.get_conversation(conversation_id)
+        if conversation is None or conversation.status != Status.WITH_LISTENER:
+            return
+        adapter = self._adapters.get(conversation.channel)
+        if isinstance(adapter, TypingIndicator):
+            try:
+                await adapter.typing(conversation.sender)
+            except DeliveryError as exc:
+                log.info("%s typing indicator not shown (%s)", conversation.channel.value, type(exc).__name__)
 
 
 def webhook_routes(channels: Channels, dispatcher: Dispatcher) -> list[web.RouteDef]:

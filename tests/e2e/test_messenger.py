@@ -33,7 +33,7 @@ from gateway.testing import (
     sign_messenger,
     signed_messenger,
 )
-from tests.e2e.channel_support import Client, GatewayFactory, ListenerDesk, gateway, offline
+from tests.e2e.channel_support import Client, GatewayFactory, ListenerDesk, eventually, gateway, offline
 
 __all__ = ["gateway", "offline"]  # fixtures used by the tests below
 
@@ -221,6 +221,19 @@ async def test_every_entry_and_item_of_a_batch_is_handled_and_echoes_are_ignored
     assert len(conversations) == 3
     recipients = {r.body["recipient"]["id"] for r in await graph.wait_accepted(6)}
     assert recipients == {"1000000000000001", "1000000000000002", "1000000000000003"}
+
+
+async def test_a_listener_typing_shows_the_typing_indicator(client: Client, graph: FakeGraphAPI) -> None:
+    _, conversation_id = await handed_to_listener(client, graph)
+    for _ in range(3):  # keystrokes in quick succession: one indicator
+        assert (await client.post(f"/api/conversations/{conversation_id}/typing")).status == 204
+
+    async def indicators() -> list[Any]:
+        return [r.body for r in graph.accepted() if "sender_action" in r.body]
+
+    assert await eventually(indicators) == [{"recipient": {"id": PSID}, "sender_action": "typing_on"}]
+    await asyncio.sleep(0.3)
+    assert len(await indicators()) == 1
 
 
 async def test_the_subscription_handshake(client: Client) -> None:

@@ -111,6 +111,16 @@ async def test_the_flow_reaches_a_listener_whose_reply_reaches_telegram(
     assert request.body == {"chat_id": str(CHAT), "text": "Bonjour, je suis Anne, je t'écoute."}
 
 
+async def test_a_listener_typing_shows_the_typing_action(client: Client, telegram: FakeTelegramAPI) -> None:
+    _, conversation_id = await handed_to_listener(client, telegram)
+    for _ in range(3):  # keystrokes in quick succession: one chat action
+        assert (await client.post(f"/api/conversations/{conversation_id}/typing")).status == 204
+    [action] = await telegram.wait_for("sendChatAction")
+    assert action.body == {"chat_id": str(CHAT), "action": "typing"}
+    await asyncio.sleep(0.3)
+    assert len(telegram.requests_to("sendChatAction")) == 1
+
+
 async def test_a_photo_is_recorded_in_the_transcript(client: Client, telegram: FakeTelegramAPI) -> None:
     telegram.add_file("photo-1", b"\xff\xd8 a photo")
     assert await deliver(client, telegram_update(900000100, CHAT, "regarde", photo_file_id="photo-1")) == 200
