@@ -196,7 +196,7 @@ def to_csv(figures: Mapping[str, Any]) -> str:
     series = {"per_hour": figures["per_hour"], "per_channel": figures["per_channel"], "wait": wait["buckets"],
               "outcome": figures["outcomes"], "route": figures["routes"]}  # fmt: skip
     for section, rows in series.items():
-        writer.writerows([section, r["key"], _safe(r["label"]), r["value"]] for r in rows)
+        writer.writerows([section, _safe(r["key"]), _safe(r["label"]), r["value"]] for r in rows)
     writer.writerows([["wait", "answered", "", wait["answered"]], ["wait", "unanswered", "", wait["unanswered"]],
                       ["wait", "median_seconds", "", wait["median_seconds"] or ""]])  # fmt: skip
     return out.getvalue()

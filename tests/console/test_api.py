@@ -4,39 +4,12 @@ transfer, hand back, close; the young person's web chat sees what it must and no
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
-import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.conftest import PASSWORD, add_listener, login
-from tests.test_webchat import WALK_TO_QUEUE, hello, receive_until, say
-
-
-@pytest.fixture
-async def queued(client: TestClient) -> AsyncIterator[tuple[aiohttp.ClientWebSocketResponse, str]]:  # type: ignore[type-arg]
-    """A young person in the web chat, waiting in the queue; yields their socket and conversation id."""
-    await add_listener(client, "anne")
-    await add_listener(client, "bruno")
-    await add_listener(client, "sam", supervisor=True)
-    async with client.ws_connect("/chat/ws") as ws:
-        await hello(ws)
-        frames = []
-        for number, answer in enumerate(WALK_TO_QUEUE):
-            frames += await say(ws, f"m{number}", answer)
-        assert {"type": "status", "status": "queued", "position": 1} in frames
-        await login(client, "anne")
-        queue = await (await client.get("/api/queue")).json()
-        yield ws, queue["waiting"][0]["id"]
-
-
-async def other_session(client: TestClient, name: str) -> aiohttp.ClientSession:  # type: ignore[type-arg]
-    session = aiohttp.ClientSession(base_url=str(client.make_url("/")), cookie_jar=aiohttp.CookieJar(unsafe=True))
-    response = await session.post("/api/session", json={"name": name, "password": PASSWORD})
-    assert response.status == 200
-    return session
+from tests.console.conftest import other_session
+from tests.test_webchat import receive_until, say
 
 
 async def test_api_needs_a_session(client: TestClient) -> None:  # type: ignore[type-arg]

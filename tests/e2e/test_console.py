@@ -129,9 +129,7 @@ async def test_hand_off_messages_canned_note_hostile_text_and_close(
     young_text = await young.locator("#messages").inner_text()
     assert "semble en sécurité" not in young_text and "Orientée vers les preuves" not in young_text
     assert dialogs == []
-    conversation = (await server.app[STORE].conversations_by_status(__import__("gateway").conversation.Status.CLOSED))[
-        0
-    ]
+    conversation = (await server.app[STORE].conversations_by_status(Status.CLOSED))[0]
     assert conversation.outcome == "cyberbullying"
 
 

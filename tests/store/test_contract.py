@@ -101,6 +101,7 @@ async def test_a_saved_conversation_reads_back_whole(store: Store) -> None:
         updated_at=minutes(3),
         last_inbound_at=minutes(2),
         queued_at=minutes(3),
+        taken_at=minutes(4),
     )
     await store.save_conversation(changed)
     assert await store.get_conversation(conversation.id) == changed

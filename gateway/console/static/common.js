@@ -1,5 +1,5 @@
 /* Shared by the console pages: API calls, safe element building (textContent only), durations, a beep,
-   and the live events socket. Nothing here ever sets innerHTML. */
+   and the live events socket. Text is only ever set with textContent. */
 (function () {
   "use strict";
 

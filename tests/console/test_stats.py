@@ -1,0 +1,83 @@
+"""Supervision figures from conversation records: routes, waits, periods."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from gateway.console.stats import BadPeriod, parse_period, routes_of, to_csv, wait_seconds
+from gateway.conversation import Conversation, Status
+from gateway.flowset import FlowSet
+from gateway.messages import ChannelName
+from tests.conftest import PARIS, ROOT
+
+T0 = datetime(2026, 3, 10, 13, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def flows() -> FlowSet:
+    flows = FlowSet(Path(ROOT / "flows.yaml"))
+    flows.reload()
+    return flows
+
+
+def record(
+    status: Status, route: str | None, *, queued: bool = False, taken_after: float | None = None
+) -> Conversation:
+    conversation = Conversation.start(ChannelName.WHATSAPP, "whatsapp:+33600000000", T0)
+    conversation.status, conversation.route = status, route
+    if queued:
+        conversation.queued_at = T0
+    if taken_after is not None:
+        conversation.taken_at = T0 + timedelta(seconds=taken_after)
+    return conversation
+
+
+@pytest.mark.parametrize(
+    ("status", "route", "queued", "expected"),
+    [
+        (Status.CLOSED, "danger_now", True, ["partner:emergency", "partner:3114", "listener"]),
+        (Status.CLOSED, "illegal_content_closed", False, ["partner:pharos", "partner:116006", "closed_line"]),
+        (Status.REFERRED, "harm_at_home", False, ["partner:119"]),
+        (Status.CLOSED, "harm_at_home", True, ["partner:119", "listener"]),  # the listener offered, accepted
+        (Status.CLOSED, "stop", False, ["bot_ended"]),
+        (Status.ABANDONED, None, False, ["bot_ended"]),
+        (Status.CLOSED, "fallback", True, ["listener"]),
+        (Status.BOT, None, False, []),
+    ],
+)
+def test_routes_of(flows: FlowSet, status: Status, route: str | None, queued: bool, expected: list[str]) -> None:
+    assert routes_of(record(status, route, queued=queued), flows.engine().flow) == expected
+
+
+def test_wait_is_from_the_queue_to_the_take() -> None:
+    assert wait_seconds(record(Status.CLOSED, None, queued=True, taken_after=95)) == 95
+    assert wait_seconds(record(Status.CLOSED, None, queued=True)) is None
+    assert wait_seconds(record(Status.CLOSED, None, queued=True, taken_after=-5)) is None
+
+
+def test_period_defaults_to_the_last_seven_local_days() -> None:
+    period = parse_period({}, PARIS, T0)
+    assert period.since == datetime(2026, 3, 4, tzinfo=PARIS) and period.until == datetime(2026, 3, 11, tzinfo=PARIS)
+    period = parse_period({"from": "2026-03-10", "to": "2026-03-10"}, PARIS, T0)
+    assert period.until - period.since == timedelta(days=1)
+    period = parse_period({"from": "2026-03-10T08:00:00+00:00", "to": "2026-03-10T10:00"}, PARIS, T0)
+    assert period.until == datetime(2026, 3, 10, 10, tzinfo=PARIS)  # a naive date-time is in the flow's timezone
+
+
+@pytest.mark.parametrize(
+    "query", [{"from": "2026-3-1"}, {"to": "2026-02-30"}, {"from": "2026-03-11", "to": "2026-03-10"}]
+)
+def test_bad_periods(query: dict[str, str]) -> None:
+    with pytest.raises(BadPeriod):
+        parse_period(query, PARIS, T0)
+
+
+def test_csv_labels_cannot_become_formulas() -> None:
+    row = {"key": "x", "label": "=HYPERLINK(\"http://evil\")", "value": 1}
+    figures = {"from": "a", "to": "b", "timezone": "UTC", "total": 1, "per_hour": [], "per_channel": [],
+               "wait": {"buckets": [], "answered": 0, "unanswered": 0, "median_seconds": None},
+               "outcomes": [row], "routes": []}  # fmt: skip
+    assert "outcome,x,\"'=HYPERLINK" in to_csv(figures)
