@@ -192,7 +192,12 @@
       if (!response.ok) { toast(refusal(response), true); return; }
       var changed = !state.current || state.current.id !== id;
       state.current = response.data;
-      if (changed) { history.replaceState(null, "", "#c=" + id); $("reply").value = ""; setMode("reply"); }
+      if (changed) {
+        history.replaceState(null, "", "#c=" + id);
+        $("reply").value = "";
+        setMode("reply");
+        $("summary-box").open = window.innerWidth > 800;  // on a phone the transcript needs the room
+      }
       renderConversation(changed);
       document.querySelectorAll(".card").forEach(function (node) { node.classList.toggle("selected", node.dataset.id === id); });
     });
@@ -209,6 +214,7 @@
     if (c.listener) { meta.push("avec " + c.listener); }
     $("conv-meta").textContent = meta.join(" · ");
     renderSummary(c.summary);
+    state.serverOffset = Date.parse(c.now) - Date.now();  // the server's clock decides when a window closes
     renderWindow(c.window);
     var mine = isMine();
     $("take").hidden = c.status !== "queued";
@@ -239,18 +245,28 @@
     $("summary-box").hidden = summary.length === 0;
   }
 
-  function renderWindow(window) {
+  var CLOSING_MS = 2 * 3600 * 1000;  // as gateway/console/actions.py CLOSING
+
+  setInterval(function () {  // a window open when the conversation was loaded closes while the listener reads it
+    var c = state.current;
+    if (!c || !c.window || !c.window.closes_at) { return; }
+    var left = Date.parse(c.window.closes_at) - (Date.now() + (state.serverOffset || 0));
+    var now = left < 0 ? "closed" : left < CLOSING_MS ? "closing" : "open";
+    if (now !== c.window.state) { c.window.state = now; renderWindow(c.window); updateComposer(); }
+  }, 30000);
+
+  function renderWindow(replyWindow) {
     var box = $("window-warning");
     var channel = HG.CHANNELS[state.current.channel] || state.current.channel;
-    box.hidden = !(window && (window.state === "closing" || window.state === "closed"));
-    box.className = "warning" + (window && window.state === "closed" ? " closed" : "");
+    box.hidden = !(replyWindow && (replyWindow.state === "closing" || replyWindow.state === "closed"));
+    box.className = "warning" + (replyWindow && replyWindow.state === "closed" ? " closed" : "");
     if (box.hidden) { return; }
-    if (window.state === "closed") {
-      box.textContent = "Fenêtre de réponse fermée : " + channel + " refuse les messages plus de " + window.hours +
+    if (replyWindow.state === "closed") {
+      box.textContent = "Fenêtre de réponse fermée : " + channel + " refuse les messages plus de " + replyWindow.hours +
         " h après le dernier message du jeune. Oriente-le autrement ou attends qu'il réécrive.";
     } else {
-      box.textContent = "La fenêtre de réponse de " + channel + " se ferme à " + HG.clock(window.closes_at) +
-        " (" + window.hours + " h après le dernier message du jeune).";
+      box.textContent = "La fenêtre de réponse de " + channel + " se ferme à " + HG.clock(replyWindow.closes_at) +
+        " (" + replyWindow.hours + " h après le dernier message du jeune).";
     }
   }
 
