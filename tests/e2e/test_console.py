@@ -199,3 +199,28 @@ async def test_a_supervisor_sees_the_figures_move(
         await helper.close()
     csv_link = await board.locator("#csv").get_attribute("href")
     assert csv_link and csv_link.startswith("/api/stats.csv?from=")
+
+
+async def test_refer_then_hand_back_then_transfer(
+    context: BrowserContext, desk: BrowserContext, server: TestServer
+) -> None:
+    await add_listeners(server, "anne")
+    listener = await log_in(desk, server, "anne")
+    young = await open_chat(context, server)
+    await walk_to_queue(young)
+    await listener.locator("#waiting .card .take").click()
+    await expect(listener.locator("#conv-meta")).to_contain_text("avec anne")
+
+    await listener.get_by_role("button", name="Orienter").click()
+    await listener.get_by_label("Partenaire").select_option("119")
+    await listener.get_by_role("button", name="Envoyer l'orientation").click()
+    await expect(young.locator('.msg[data-author="listener"] .text').last).to_contain_text("119")
+
+    await listener.get_by_role("button", name="Rendre à la file").click()
+    await expect(listener.locator("#waiting .card")).to_have_count(1)
+    await expect(listener.locator("#conv-meta")).to_contain_text("en attente")
+    await listener.get_by_role("button", name="Transférer").click()
+    await listener.get_by_label("File").select_option("listeners")
+    await listener.get_by_role("button", name="Transférer", exact=True).last.click()
+    await expect(listener.locator("#toast")).to_have_text("Conversation transférée")
+    await expect(listener.locator("#waiting .card")).to_have_count(1)
