@@ -49,9 +49,14 @@ class Actions:
             raise ActionRefused("not_yours", "take the conversation first (it is not with you)")
 
     async def take(self, conversation_id: str, listener: str, capacity: int) -> Conversation:
-        held = [c for c in await self.store.conversations_by_status(Status.WITH_LISTENER) if c.listener == listener]
-        if len(held) >= capacity:
-            raise ActionRefused("capacity", f"you already hold {len(held)} conversation(s), your capacity")
+        # The listener's own lock: two takes from two tabs cannot both pass the capacity check.
+        async with self.store.lock(f"listener:{listener}"):
+            held = [c for c in await self.store.conversations_by_status(Status.WITH_LISTENER) if c.listener == listener]
+            if len(held) >= capacity:
+                raise ActionRefused("capacity", f"you already hold {len(held)} conversation(s), your capacity")
+            return await self._take(conversation_id, listener)
+
+    async def _take(self, conversation_id: str, listener: str) -> Conversation:
         async with self.store.lock(conversation_id):
             conversation = await self._load(conversation_id)
             try:

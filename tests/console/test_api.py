@@ -8,8 +8,12 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from gateway.app import STORE
+from gateway.console.auth import hash_password
+from gateway.store import Listener
+from tests.conftest import PASSWORD, login
 from tests.console.conftest import other_session
-from tests.test_webchat import receive_until, say
+from tests.test_webchat import WALK_TO_QUEUE, hello, receive_until, say
 
 
 async def test_api_needs_a_session(client: TestClient) -> None:  # type: ignore[type-arg]
@@ -107,3 +111,25 @@ async def test_reload_is_for_supervisors(client: TestClient, queued: Any) -> Non
         assert response.status == 200
     finally:
         await sam.close()
+
+
+async def test_two_tabs_cannot_take_past_the_capacity(client: TestClient) -> None:  # type: ignore[type-arg]
+    await client.app[STORE].add_listener(Listener("solo", hash_password(PASSWORD), capacity=1))
+    for person in range(2):
+        async with client.ws_connect("/chat/ws") as ws:
+            await hello(ws)
+            for number, answer in enumerate(WALK_TO_QUEUE):
+                await say(ws, f"p{person}-{number}", answer)
+    await login(client, "solo")
+    waiting = (await (await client.get("/api/queue")).json())["waiting"]
+    assert len(waiting) == 2
+    second_tab = await other_session(client, "solo")
+    try:
+        responses = await asyncio.gather(
+            client.post(f"/api/conversations/{waiting[0]['id']}/take"),
+            second_tab.post(f"/api/conversations/{waiting[1]['id']}/take"),
+        )
+        answers = sorted([(r.status, (await r.json()).get("error")) for r in responses], key=str)
+    finally:
+        await second_tab.close()
+    assert answers == [(200, None), (409, "capacity")]
