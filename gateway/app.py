@@ -72,7 +72,7 @@ async def create_app(
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_errors_middleware, _refusals(metrics)])
     http = aiohttp.ClientSession()
     channels = build_channels(settings, http)
-    presence = Presence()
+    presence = Presence(beat=worker_poll_seconds * 10)
     outbox_ref: list[Outbox] = []
     dispatcher = Dispatcher(store, flows, clock=clock, on_outgoing=lambda: outbox_ref[0].kick(),
                             listeners_online=presence.online, metrics=metrics)  # fmt: skip
@@ -89,6 +89,7 @@ async def create_app(
 
     workers: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
         "outbox": outbox.run, "timers": timers.run, "webchat": hub.forward_events, "flows": lambda: _watch(flows),
+        "presence": lambda: presence.run(store),
         "typing": TypingRelay(store, channels.adapters).run,
     }  # fmt: skip
     app.cleanup_ctx.append(_lifecycle(workers, store, http, channels.lifecycles, flows))

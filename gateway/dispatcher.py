@@ -9,6 +9,7 @@ through the same transcript, outbox and events as the bot's. Nothing here logs m
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import logging
@@ -82,7 +83,14 @@ class Dispatcher:
     # ----- inbound ----------------------------------------------------------------------------------------
 
     async def handle_inbound(self, inbound: Inbound) -> bool:
-        """Process one message; False when it is a duplicate (already processed)."""
+        """Process one message; False when it is a duplicate (already processed).
+
+        Shielded: a caller cancelled midway (a provider or a browser hanging up) never leaves a message half
+        processed; the work finishes, and the redelivery is then recognised as a duplicate.
+        """
+        return await asyncio.shield(self._handle_inbound(inbound))
+
+    async def _handle_inbound(self, inbound: Inbound) -> bool:
         key = f"in:{inbound.channel.value}:{inbound.message_id}"
         if not await self.store.first_seen(key, DEDUPE_TTL_SECONDS):
             self.metrics.duplicates.labels(inbound.channel.value).inc()

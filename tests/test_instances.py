@@ -86,3 +86,30 @@ async def test_a_listener_on_one_instance_answers_a_chat_on_the_other(
             ws, lambda f: f["type"] == "entry" and f["entry"]["author"] == "listener", limit=100
         )
     assert frames[-1]["entry"]["text"] == "Je suis là."
+
+
+async def test_listeners_online_are_counted_across_instances(
+    make_client: AppFactory, redis_settings: Settings
+) -> None:
+    one, two = await make_client(redis_settings), await make_client(redis_settings)
+    await add_listener(one, "anne")
+    await login(one, "anne")
+    await login(two, "anne")  # the same listener in a second tab, on the other instance
+
+    async def online(client: Client, expected: int) -> None:
+        for _ in range(200):
+            text = await (await client.get("/metrics")).text()
+            if f"gateway_listeners_online {float(expected)}" in text:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"listeners online never became {expected}")
+
+    async with one.ws_connect("/api/events") as events:
+        await events.receive_json(timeout=10)  # hello
+        await online(two, 1)
+        async with two.ws_connect("/api/events") as second_tab:
+            await second_tab.receive_json(timeout=10)
+            await online(one, 1)  # one person, two tabs, two instances: counted once
+            await online(two, 1)
+    await online(one, 0)
+    await online(two, 0)

@@ -8,11 +8,9 @@ conversation's pseudonym and channel, never the sender's address.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 import weakref
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -22,24 +20,14 @@ from aiohttp import WSMsgType, web
 from gateway.console.actions import ActionRefused, Actions
 from gateway.console.auth import SESSION_COOKIE, SESSION_HOURS, SessionSigner, authenticate
 from gateway.console.media import console_transcript, public_event
+from gateway.console.presence import Presence
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher, entry_event
-from gateway.errors import StoreError
 from gateway.flowset import FlowSet
 from gateway.store import Listener, Store, Subscription
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LISTENER = web.RequestKey("listener", Listener)
-
-
-class Presence:
-    """Listeners connected to the live API right now (for wait estimates and the supervision board)."""
-
-    def __init__(self) -> None:
-        self.connections: Counter[str] = Counter()
-
-    def online(self) -> int:
-        return sum(1 for n in self.connections.values() if n > 0)
 
 
 class ListenerAPI:
@@ -220,17 +208,20 @@ class ListenerAPI:
             async for _ in ws:  # nothing to read: this ends when the listener goes away (presence is then right)
                 pass
         finally:
-            forward.cancel()
-            await asyncio.gather(forward, return_exceptions=True)
+            # aiohttp may cancel this handler once the peer has gone: count first, then clean up shielded.
             self.presence.connections[name] -= 1
-            await subscription.aclose()
-            with contextlib.suppress(StoreError):
-                await self.store.publish({"type": "presence"})
+            forward.cancel()
+            await asyncio.shield(self._after_events(forward, subscription))
         return ws
+
+    async def _after_events(self, forward: asyncio.Task[None], subscription: Subscription) -> None:
+        await asyncio.gather(forward, return_exceptions=True)
+        await subscription.aclose()
+        await self.presence.announce(self.store)
 
     async def _forward(self, ws: web.WebSocketResponse, subscription: Subscription) -> None:
         await ws.send_json({"type": "hello", "at": time.time()})
-        await self.store.publish({"type": "presence"})  # the supervision board counts listeners online
+        await self.presence.announce(self.store)  # the supervision board counts listeners online
         async for event in subscription:
             if ws.closed:
                 break

@@ -1,0 +1,82 @@
+"""Which listeners are online, across every instance of the gateway.
+
+Each instance counts the live console sockets it holds. It announces the (hashed) names of their listeners
+through the store's events whenever that set changes and every ``beat`` seconds; every instance keeps what the
+others announced until ``2.5 × beat`` passes without news (an instance that died stops counting by itself). A
+listener with two tabs on two instances counts once. The count feeds the wait estimate given to young people,
+the supervision board and ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from gateway.errors import StoreError
+from gateway.store import Store
+
+PRESENCE_EVENT = "presence"
+
+
+def _digest(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:16]  # events reach every console: no names in them
+
+
+class Presence:
+    def __init__(self, *, beat: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.connections: Counter[str] = Counter()
+        self.instance = secrets.token_hex(8)
+        self.beat, self.clock = beat, clock
+        self._remote: dict[str, tuple[frozenset[str], float]] = {}
+
+    def local(self) -> frozenset[str]:
+        return frozenset(_digest(name) for name, count in self.connections.items() if count > 0)
+
+    def online(self) -> int:
+        now, names = self.clock(), set(self.local())
+        for instance, (remote, expires) in list(self._remote.items()):
+            if expires > now:
+                names |= remote
+            else:
+                del self._remote[instance]
+        return len(names)
+
+    def event(self) -> dict[str, object]:
+        return {"type": PRESENCE_EVENT, "instance": self.instance, "listeners": sorted(self.local())}
+
+    def heard(self, event: dict[str, object]) -> None:
+        """Record another instance's announcement (one's own and malformed ones are ignored)."""
+        instance, listeners = event.get("instance"), event.get("listeners")
+        if event.get("type") != PRESENCE_EVENT or not isinstance(instance, str) or instance == self.instance:
+            return
+        if isinstance(listeners, list) and all(isinstance(n, str) for n in listeners):
+            self._remote[instance] = (frozenset(listeners), self.clock() + 2.5 * self.beat)
+
+    async def announce(self, store: Store) -> None:
+        with contextlib.suppress(StoreError):
+            await store.publish(self.event())
+
+    async def run(self, store: Store) -> None:
+        """For the app's lifetime: announce every beat, and listen to the other instances."""
+
+        async def beat() -> None:
+            while True:
+                await self.announce(store)
+                await asyncio.sleep(self.beat)
+
+        beating = asyncio.create_task(beat())
+        try:
+            subscription = await store.subscribe()
+            try:
+                async for event in subscription:
+                    self.heard(event)
+            finally:
+                await subscription.aclose()
+        finally:
+            beating.cancel()
+            await asyncio.gather(beating, return_exceptions=True)
