@@ -268,7 +268,7 @@ class Dispatcher:
         delivery = _RECEIPT_DELIVERY.get(receipt.status)
         if receipt.watermark is None or delivery not in (Delivery.DELIVERED, Delivery.READ):
             return
-        conversation = await self._active_conversation_of(receipt.channel, receipt.sender)
+        conversation = await self.store.find_active_conversation(receipt.channel, receipt.sender)
         if conversation is None:
             return
         try:
@@ -279,14 +279,6 @@ class Dispatcher:
             sent = entry.delivery in (Delivery.SENT, Delivery.DELIVERED)
             if sent and entry.at <= until and _RANK[delivery] > _RANK[entry.delivery]:
                 await self._set_delivery(entry, delivery)
-
-    async def _active_conversation_of(self, channel: ChannelName, sender: str) -> Conversation | None:
-        """The sender's active conversation, without creating one (a scan of the active conversations)."""
-        for status in (Status.WITH_LISTENER, Status.QUEUED, Status.BOT):
-            for conversation in await self.store.conversations_by_status(status):
-                if conversation.channel == channel and conversation.sender == sender:
-                    return conversation
-        return None
 
     async def _set_delivery(self, entry: TranscriptEntry, delivery: Delivery) -> None:
         await self.store.set_delivery(entry.id, delivery)

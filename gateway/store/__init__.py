@@ -153,6 +153,10 @@ class ConversationStore(Protocol):
         """
         ...
 
+    async def find_active_conversation(self, channel: ChannelName, sender: str) -> Conversation | None:
+        """The sender's active conversation on this channel, or None; never creates one (receipts)."""
+        ...
+
     async def get_conversation(self, conversation_id: str) -> Conversation | None: ...
 
     async def save_conversation(self, conversation: Conversation) -> None:

@@ -158,6 +158,14 @@ class RedisStore:
         return loads("conversation", raw, decode_conversation), created == 1
 
     @_guarded
+    async def find_active_conversation(self, channel: ChannelName, sender: str) -> Conversation | None:
+        conversation_id = await self._redis.get(_active_key(channel, sender))
+        if conversation_id is None:
+            return None
+        found = await self._conversations([_text(conversation_id)])
+        return found[0] if found and found[0].active else None
+
+    @_guarded
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         raw = await self._redis.get(_key("conv", conversation_id))
         return None if raw is None else loads("conversation", raw, decode_conversation)

@@ -182,6 +182,13 @@ class SqliteStore:
 
         return await self._run(work)
 
+    async def find_active_conversation(self, channel: ChannelName, sender: str) -> Conversation | None:
+        rows = await self._select(
+            "SELECT data FROM conversations WHERE channel = ? AND sender = ? AND status IN (?, ?, ?)",
+            (str(channel), sender, *_ACTIVE),
+        )
+        return loads("conversation", rows[0]["data"], decode_conversation) if rows else None
+
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         rows = await self._select("SELECT data FROM conversations WHERE id = ?", (conversation_id,))
         return loads("conversation", rows[0]["data"], decode_conversation) if rows else None

@@ -157,6 +157,12 @@ async def test_the_same_webhook_three_times_gives_one_reply(client: Client, grap
     assert texts(graph.accepted()) == [e["text"] for e in outgoing]
 
 
+async def test_a_read_from_somebody_without_a_conversation_changes_nothing(client: Client) -> None:
+    assert await deliver(client, messenger_body([messenger_read("1000000000000009", watermark=1)])) == 200
+    store = client.app[STORE]
+    assert [await store.conversations_by_status(s) for s in (Status.BOT, Status.QUEUED)] == [[], []]
+
+
 @pytest.mark.parametrize("signature", [None, "", "sha256=" + "0" * 64, "sha1=abc"])
 async def test_a_bad_signature_is_403_and_changes_nothing(
     client: Client, graph: FakeGraphAPI, signature: str | None

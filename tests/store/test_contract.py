@@ -79,6 +79,21 @@ async def test_each_channel_and_sender_has_its_own_conversation(store: Store) ->
     assert len({a.id, b.id, c.id}) == 3
 
 
+async def test_find_active_conversation_never_creates_one(store: Store) -> None:
+    assert await store.find_active_conversation(TG, "chat-1") is None
+    assert await store.conversations_by_status(Status.BOT) == []  # nothing was created
+    first, _ = await store.active_conversation(TG, "chat-1", T0)
+    await store.active_conversation(ChannelName.MESSENGER, "chat-1", T0)
+    assert await store.find_active_conversation(TG, "chat-1") == first
+    assert await store.find_active_conversation(TG, "chat-2") is None
+    await store.save_conversation(replace(first, status=Status.QUEUED))
+    assert await store.find_active_conversation(TG, "chat-1") == replace(first, status=Status.QUEUED)
+    await store.save_conversation(replace(first, status=Status.CLOSED, closed_at=minutes(5)))
+    assert await store.find_active_conversation(TG, "chat-1") is None
+    second, _ = await store.active_conversation(TG, "chat-1", minutes(6))
+    assert await store.find_active_conversation(TG, "chat-1") == second != first
+
+
 async def test_concurrent_first_messages_make_one_conversation(store: Store) -> None:
     results = await asyncio.gather(*(store.active_conversation(TG, "burst", T0) for _ in range(8)))
     assert len({conversation.id for conversation, _ in results}) == 1
