@@ -12,7 +12,8 @@
     │   ├── BadRequest            → 400
     │   └── PayloadTooLarge       → 413
     └── DeliveryError             a send to a provider failed
-        ├── RetryableDelivery     network error, 5xx, 429: try again (``retry_after`` seconds when known)
+        ├── RetryableDelivery     network error, 5xx, 429: try again (``retry_after`` seconds when known;
+        │                         ``parts_sent``: parts of a split message the provider accepted before it)
         └── PermanentDelivery     the provider refused for good (e.g. reply window closed)
 
 Messages never contain message text, phone numbers or platform user ids.
@@ -75,8 +76,9 @@ class DeliveryError(GatewayError):
 
 
 class RetryableDelivery(DeliveryError):
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(self, reason: str, retry_after: float | None = None, parts_sent: int = 0) -> None:
         self.retry_after = retry_after
+        self.parts_sent = parts_sent  # a split message resumes at this part (0-based), so none is sent twice
         super().__init__(reason)
 
 

@@ -4,6 +4,11 @@ A worker claims due items (at most one per conversation, the oldest, so a conver
 order), sends each through its channel, and records the result: sent (with the provider's id), retried later
 with exponential backoff (network errors, 5xx, 429 honouring ``retry_after``), or failed after the last try
 or a permanent refusal: the transcript entry then shows ``failed`` and the listener sees it.
+
+A long text goes out in parts (the channel splits it). When a later part fails for now, the item records how many
+parts the provider accepted (``RetryableDelivery.parts_sent`` → ``OutboxItem.parts_sent``) and the next attempt
+starts at the first unsent part: a retry never shows the young person a part twice. The transcript keeps the
+provider id of the last part only (receipts for the whole message; see docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 class Sender(Protocol):
-    async def send(self, message: Outbound) -> str | None: ...
+    async def send(self, message: Outbound, first_part: int = 0) -> str | None: ...
 
 
 class Outbox:
@@ -80,7 +85,7 @@ class Outbox:
             await self._fail(item, f"channel {outbound.channel.value} is not configured")
             return
         try:
-            provider_id = await channel.send(outbound)
+            provider_id = await channel.send(outbound, first_part=item.parts_sent)
         except RetryableDelivery as exc:
             await self._retry(item, exc)
         except PermanentDelivery as exc:
@@ -102,9 +107,11 @@ class Outbox:
             return
         delay = exc.retry_after if exc.retry_after is not None else self.base_delay * 2 ** (attempts - 1)
         delay = min(max(delay, 0.0), self.max_delay)
-        log.info("outbox: %s retry %d in %.1fs (%s)", item.id, attempts, delay, exc)
+        parts_sent = max(item.parts_sent, exc.parts_sent)  # an error without progress keeps what was recorded
+        log.info("outbox: %s retry %d in %.1fs from part %d (%s)", item.id, attempts, delay, parts_sent + 1, exc)
         self._count(item, "retry")
-        await self.store.outbox_reschedule(item.id, self.clock() + timedelta(seconds=delay), attempts, str(exc))
+        next_attempt = self.clock() + timedelta(seconds=delay)
+        await self.store.outbox_reschedule(item.id, next_attempt, attempts, str(exc), parts_sent)
 
     async def _fail(self, item: OutboxItem, reason: str) -> None:
         log.warning("outbox: %s failed: %s", item.id, reason)

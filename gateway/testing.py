@@ -11,8 +11,9 @@ and :class:`FakeTelegramAPI` (the Bot API as python-telegram-bot calls it). Each
 
 Every request is recorded as a :class:`RecordedRequest` (method, path, query, headers, parsed body, raw bytes).
 ``fail_next(500, 429, Failure(400, code=63016))`` scripts the next answers of an endpoint (the last segment of
-its path: ``messages``, ``Messages.json``, ``sendMessage``…) in the vendor's own error shape. ``serve_media``
-(and ``FakeTelegramAPI.add_file``) hosts files to download.
+its path: ``messages``, ``Messages.json``, ``sendMessage``…) in the vendor's own error shape; a ``None`` among
+them answers its request normally (``fail_next(None, 500)``: the first part of a split message passes, the second
+fails). ``serve_media`` (and ``FakeTelegramAPI.add_file``) hosts files to download.
 
 Webhook helpers build realistic bodies (``messenger_text_event``, ``twilio_form``, ``telegram_update``…) and
 sign them the way each platform does (``sign_messenger``, ``sign_twilio``).
@@ -90,7 +91,7 @@ class FakeAPI:
 
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
-        self._failures: defaultdict[str, deque[Failure]] = defaultdict(deque)
+        self._failures: defaultdict[str, deque[Failure | None]] = defaultdict(deque)
         self._media: dict[str, _Media] = {}
         self._arrived = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -124,10 +125,11 @@ class FakeAPI:
     ) -> None:
         await self.close()
 
-    def fail_next(self, *failures: int | Failure, endpoint: str | None = None) -> None:
-        """Answer the next requests to ``endpoint`` (default: the fake's sending endpoint) with these errors."""
+    def fail_next(self, *failures: int | Failure | None, endpoint: str | None = None) -> None:
+        """Answer the next requests to ``endpoint`` (default: the fake's sending endpoint) with these errors;
+        ``None`` answers its request normally."""
         queue = self._failures[endpoint or self.send_endpoint]
-        queue.extend(f if isinstance(f, Failure) else Failure(f) for f in failures)
+        queue.extend(Failure(f) if isinstance(f, int) else f for f in failures)
 
     def serve_media(self, path: str, data: bytes, content_type: str, redirect_to: str | None = None) -> str:
         """Host ``data`` at ``path`` (or a redirect to ``redirect_to`` there); return its full URL."""
@@ -172,8 +174,9 @@ class FakeAPI:
         raw = await request.read()
         endpoint = request.path.rstrip("/").rsplit("/", 1)[-1]
         queue = self._failures.get(endpoint)
+        failure = queue.popleft() if queue else None
         try:
-            response: web.StreamResponse = self.error_response(queue.popleft()) if queue else await handler(request)
+            response: web.StreamResponse = self.error_response(failure) if failure else await handler(request)
         except web.HTTPException as redirect:  # a redirect of a hosted file
             await self._record(request, raw, redirect.status)
             raise

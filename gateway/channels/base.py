@@ -15,9 +15,9 @@ from __future__ import annotations
 import datetime
 import json
 import math
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 import aiohttp
 from aiohttp import web
@@ -30,6 +30,7 @@ MEDIA_MAX_BYTES = 25_000_000  # WhatsApp's own limit is 16 MB, Messenger's 25 MB
 MEDIA_MAX_REDIRECTS = 3
 MEDIA_TIMEOUT = aiohttp.ClientTimeout(total=30)
 SEND_TIMEOUT = aiohttp.ClientTimeout(total=15)
+Part = TypeVar("Part")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +59,12 @@ class Channel(Protocol):
         """The response the provider expects for an accepted webhook request."""
         ...
 
-    async def send(self, message: Outbound) -> str | None:
-        """Deliver one message; return the provider's id for it (the last part's id when it was split).
+    async def send(self, message: Outbound, first_part: int = 0) -> str | None:
+        """Deliver one message from its part ``first_part`` on (a long text is split into parts); return the
+        provider's id for it (the last part's id when it was split).
 
-        Raises :class:`~gateway.errors.RetryableDelivery` or :class:`~gateway.errors.PermanentDelivery`.
+        Raises :class:`~gateway.errors.RetryableDelivery`, whose ``parts_sent`` says where the next attempt
+        resumes (see :func:`send_parts`), or :class:`~gateway.errors.PermanentDelivery`.
         """
         ...
 
@@ -147,6 +150,23 @@ def _longest_prefix(text: str, limit: int, length: Callable[[str], int]) -> int:
         else:
             high = middle - 1
     return low
+
+
+async def send_parts(
+    parts: Sequence[Part], send_one: Callable[[int, Part], Awaitable[str | None]], first_part: int = 0
+) -> str | None:
+    """Send ``parts[first_part:]`` in order with ``send_one(index, part)``; the last part's provider id.
+
+    A :class:`RetryableDelivery` on part ``n`` is raised again with ``parts_sent=n``: the parts before it were
+    accepted, and the outbox's next attempt starts at part ``n``, so no part reaches the young person twice.
+    """
+    provider_id: str | None = None
+    for index in range(first_part, len(parts)):
+        try:
+            provider_id = await send_one(index, parts[index])
+        except RetryableDelivery as error:
+            raise RetryableDelivery(str(error), error.retry_after, parts_sent=index) from None
+    return provider_id
 
 
 def with_numbered_list(text: str, choices: Iterable[Choice]) -> str:

@@ -30,6 +30,7 @@ from gateway.channels.base import (
     load_json,
     read_body,
     retry_after_header,
+    send_parts,
     split_text,
     truncate_label,
     with_numbered_list,
@@ -90,12 +91,12 @@ class MessengerChannel:
     def acknowledge(self) -> web.Response:
         return web.Response(text="ok")
 
-    async def send(self, message: Outbound) -> str | None:
-        message_id: str | None = None
-        for part in render(message):
+    async def send(self, message: Outbound, first_part: int = 0) -> str | None:
+        async def send_one(index: int, part: JSONObject) -> str | None:
             body = {"recipient": {"id": message.recipient}, **_messaging_type(message.author), "message": part}
-            message_id = _message_id(await self._call(body))
-        return message_id
+            return _message_id(await self._call(body))
+
+        return await send_parts(render(message), send_one, first_part)
 
     async def typing(self, recipient: str) -> None:
         await self._call({"recipient": {"id": recipient}, "sender_action": "typing_on"})

@@ -35,6 +35,7 @@ from gateway.channels.base import (
     fetch_allowed,
     load_json,
     read_body,
+    send_parts,
     split_text,
     with_numbered_list,
 )
@@ -102,15 +103,16 @@ class TelegramChannel:
     def acknowledge(self) -> web.Response:
         return web.Response(text="ok")
 
-    async def send(self, message: Outbound) -> str | None:
+    async def send(self, message: Outbound, first_part: int = 0) -> str | None:
         text, keyboard = render(message)
         parts = split_text(text, TEXT_LIMIT, _utf16_length)
-        sent_id: str | None = None
-        for number, part in enumerate(parts, start=1):
-            markup = keyboard if number == len(parts) else None
+
+        async def send_one(index: int, part: str) -> str | None:
+            markup = keyboard if index == len(parts) - 1 else None
             sent = await self._call(self._bot.send_message(chat_id=message.recipient, text=part, reply_markup=markup))
-            sent_id = str(sent.message_id)
-        return sent_id
+            return str(sent.message_id)
+
+        return await send_parts(parts, send_one, first_part)
 
     async def typing(self, recipient: str) -> None:
         await self._call(self._bot.send_chat_action(chat_id=recipient, action=ChatAction.TYPING))

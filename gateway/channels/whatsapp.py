@@ -25,7 +25,15 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from yarl import URL
 
-from gateway.channels.base import Batch, MediaSource, fetch_allowed, read_body, split_text, with_numbered_list
+from gateway.channels.base import (
+    Batch,
+    MediaSource,
+    fetch_allowed,
+    read_body,
+    send_parts,
+    split_text,
+    with_numbered_list,
+)
 from gateway.errors import BadRequest, BadSignature, DeliveryError, PermanentDelivery, RetryableDelivery
 from gateway.messages import Attachment, ChannelName, Inbound, Outbound, Receipt
 from gateway.settings import Settings
@@ -113,11 +121,12 @@ class WhatsAppChannel:
     def acknowledge(self) -> web.Response:
         return web.Response(text="<Response/>", content_type="text/xml")
 
-    async def send(self, message: Outbound) -> str | None:
-        sid: str | None = None
-        for part in split_text(with_numbered_list(message.text, message.choices), TEXT_LIMIT):
-            sid = await self._create(message.recipient, part)
-        return sid
+    async def send(self, message: Outbound, first_part: int = 0) -> str | None:
+        async def send_one(index: int, part: str) -> str | None:
+            return await self._create(message.recipient, part)
+
+        parts = split_text(with_numbered_list(message.text, message.choices), TEXT_LIMIT)
+        return await send_parts(parts, send_one, first_part)
 
     async def fetch_media(self, attachment: Attachment) -> tuple[bytes, str]:
         if not attachment.url:

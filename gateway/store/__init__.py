@@ -132,6 +132,7 @@ class OutboxItem:
     last_error: str | None = None
     status: OutboxStatus = OutboxStatus.PENDING
     provider_message_id: str | None = None
+    parts_sent: int = 0  # parts of a split message already accepted by the provider: the next try starts there
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,9 +278,12 @@ class OutboxStore(Protocol):
         ...
 
     async def outbox_reschedule(
-        self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str
+        self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str, parts_sent: int = 0
     ) -> bool:
-        """Failed for now: try again at ``next_attempt_at`` (the conversation's next items wait)."""
+        """Failed for now: try again at ``next_attempt_at`` (the conversation's next items wait).
+
+        ``parts_sent`` records how far a split message got; it never goes back (the larger value is kept).
+        """
         ...
 
     async def outbox_mark_failed(self, item_id: str, reason: str) -> bool:

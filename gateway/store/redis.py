@@ -14,7 +14,8 @@ allows (Cluster would not). Layout:
     hg:queue:entries             hash conversation id → entry (JSON, with its ordering ``member``)
     hg:queue:waiting:<queue>     waiting members "rank:arrival µs:sequence:id", ordered lexicographically
     hg:listeners                 hash name → account (JSON)
-    hg:outbox:item:<id>          hash of one item             hg:outbox:conv:<conv>  pending ids by put order
+    hg:outbox:item:<id>          hash of one item (parts_sent: how far a split message got)
+    hg:outbox:conv:<conv>        pending ids by put order
     hg:outbox:heads              conversations scored by when their first pending item is due
     hg:timers                    ["conv", "kind"] scored by due time (µs)   hg:timers:<conv>  its members
     hg:lock:<conv>               the conversation lock          hg:events  the pub/sub channel
@@ -354,10 +355,10 @@ class RedisStore:
 
     @_guarded
     async def outbox_reschedule(
-        self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str
+        self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str, parts_sent: int = 0
     ) -> bool:
         keys = [_key("outbox", "item", item_id), _key("outbox", "heads")]
-        args = [PREFIX, item_id, to_us(next_attempt_at), attempts, last_error]
+        args = [PREFIX, item_id, to_us(next_attempt_at), attempts, last_error, parts_sent]
         return bool(await self._script("outbox_reschedule", keys, args) == 1)
 
     @_guarded
@@ -452,6 +453,7 @@ def _outbox_item(found: dict[str, str]) -> OutboxItem:
         last_error=found.get("last_error"),
         status=OutboxStatus(found["status"]),
         provider_message_id=found.get("pmid"),
+        parts_sent=int(found.get("parts_sent", 0)),
     )
 
 

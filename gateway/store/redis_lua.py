@@ -155,10 +155,13 @@ end
 return 1
 """
 
-# KEYS: item, heads. ARGV: prefix, id, next µs, attempts, last error.
+# KEYS: item, heads. ARGV: prefix, id, next µs, attempts, last error, parts sent (kept if larger).
 _OUTBOX_RESCHEDULE = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end
 redis.call('HSET', KEYS[1], 'next_us', ARGV[3], 'attempts', ARGV[4], 'last_error', ARGV[5])
+if tonumber(ARGV[6]) > tonumber(redis.call('HGET', KEYS[1], 'parts_sent') or '0') then
+  redis.call('HSET', KEYS[1], 'parts_sent', ARGV[6])
+end
 local conv = redis.call('HGET', KEYS[1], 'conv')
 if redis.call('ZRANGE', ARGV[1] .. 'outbox:conv:' .. conv, 0, 0)[1] == ARGV[2] then
   redis.call('ZADD', KEYS[2], ARGV[3], conv)

@@ -78,7 +78,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, conversation_id TEXT NOT NULL,
     payload TEXT NOT NULL, created_us INTEGER NOT NULL, next_us INTEGER NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, status TEXT NOT NULL DEFAULT 'pending',
-    provider_message_id TEXT);
+    provider_message_id TEXT, parts_sent INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (conversation_id, seq) WHERE status = 'pending';
 CREATE TABLE IF NOT EXISTS timers (
     conversation_id TEXT NOT NULL, kind TEXT NOT NULL, due_us INTEGER NOT NULL,
@@ -88,7 +88,8 @@ CREATE INDEX IF NOT EXISTS timers_due ON timers (due_us);
 
 _ACTIVE = tuple(str(status) for status in ACTIVE_STATUSES)
 _OUTBOX_COLUMNS = (
-    "id, conversation_id, payload, created_us, next_us, attempts, last_error, status, provider_message_id"
+    "id, conversation_id, payload, created_us, next_us, attempts, last_error, status, provider_message_id,"
+    " parts_sent"
 )
 
 
@@ -119,7 +120,15 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.executescript(_SCHEMA)
+    _add_missing_columns(conn)
     return conn
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Columns added after a file was created (CREATE TABLE IF NOT EXISTS leaves an old table as it was)."""
+    outbox = {row["name"] for row in conn.execute("PRAGMA table_info(outbox)")}
+    if "parts_sent" not in outbox:
+        conn.execute("ALTER TABLE outbox ADD COLUMN parts_sent INTEGER NOT NULL DEFAULT 0")
 
 
 class SqliteStore:
@@ -417,11 +426,12 @@ class SqliteStore:
         return await self._resolve(item_id, "status = 'sent', provider_message_id = ?", provider_message_id)
 
     async def outbox_reschedule(
-        self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str
+        self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str, parts_sent: int = 0
     ) -> bool:
         changed = await self._change(
-            "UPDATE outbox SET next_us = ?, attempts = ?, last_error = ? WHERE id = ? AND status = 'pending'",
-            (to_us(next_attempt_at), attempts, last_error, item_id),
+            "UPDATE outbox SET next_us = ?, attempts = ?, last_error = ?, parts_sent = MAX(parts_sent, ?)"
+            " WHERE id = ? AND status = 'pending'",
+            (to_us(next_attempt_at), attempts, last_error, parts_sent, item_id),
         )
         return changed == 1
 
@@ -534,4 +544,5 @@ def _outbox_item(row: sqlite3.Row, next_us: int | None = None) -> OutboxItem:
         last_error=row["last_error"],
         status=OutboxStatus(row["status"]),
         provider_message_id=row["provider_message_id"],
+        parts_sent=row["parts_sent"],
     )

@@ -13,10 +13,12 @@ from gateway.channels.base import (
     host_allowed,
     labels_fit,
     retry_after_header,
+    send_parts,
     split_text,
     truncate_label,
     with_numbered_list,
 )
+from gateway.errors import PermanentDelivery, RetryableDelivery
 from gateway.messages import Choice
 
 
@@ -82,3 +84,30 @@ def test_retry_after_header(value: str | None, seconds: float | None) -> None:
 def test_the_offline_guard_refuses_other_hosts() -> None:
     with socket.socket() as sock, pytest.raises(AssertionError, match=r"192\.0\.2\.1"):
         sock.connect(("192.0.2.1", 80))
+
+
+async def test_send_parts_reports_where_to_resume_and_resumes_there() -> None:
+    sent: list[str] = []
+    answers: list[Exception | None] = [None, RetryableDelivery("HTTP 500", retry_after=2.0), None, None]
+
+    async def send_one(index: int, part: str) -> str:
+        answer = answers.pop(0)
+        if answer is not None:
+            raise answer
+        sent.append(part)
+        return f"id-{index}"
+
+    with pytest.raises(RetryableDelivery) as failed:
+        await send_parts(["a", "b", "c"], send_one)
+    assert (failed.value.parts_sent, failed.value.retry_after) == (1, 2.0)
+    assert await send_parts(["a", "b", "c"], send_one, failed.value.parts_sent) == "id-2"
+    assert sent == ["a", "b", "c"]
+    assert await send_parts(["a"], send_one, 1) is None  # nothing left to send
+
+
+async def test_send_parts_lets_a_permanent_refusal_through() -> None:
+    async def refuse(index: int, part: str) -> str:
+        raise PermanentDelivery("window closed")
+
+    with pytest.raises(PermanentDelivery):
+        await send_parts(["a", "b"], refuse)

@@ -204,6 +204,24 @@ async def test_a_provider_failing_500_then_429_still_gets_every_message_once_in_
     assert [e["delivery"] for e in outgoing[-3:]] == ["sent", "sent", "sent"]
 
 
+async def test_a_split_message_resumes_at_the_part_that_failed(client: Client, graph: FakeGraphAPI) -> None:
+    desk, conversation_id = await handed_to_listener(client, graph)
+    before, tried = len(graph.accepted()), len(graph.requests_to("messages"))
+    parts = ["A" * 1500, "B" * 1500]  # 3,001 characters: two parts of at most 2,000
+    graph.fail_next(None, 500)  # part 1 accepted, part 2 refused for now, then accepted
+    entry = await desk.reply(conversation_id, "\n".join(parts))
+
+    await desk.delivery_of(conversation_id, entry["id"], "sent")
+    assert texts(graph.accepted()[before:]) == parts  # each part once, in order
+    assert [(r.status, r.body["message"]["text"][0]) for r in graph.requests_to("messages")[tried:]] == [
+        (200, "A"), (500, "B"), (200, "B"),
+    ]  # fmt: skip
+    assert all(r.body["tag"] == "HUMAN_AGENT" for r in graph.requests_to("messages")[tried:])
+    last_mid = graph.accepted()[-1].answer["message_id"]  # the entry keeps the last part's id for receipts
+    assert await deliver(client, messenger_body([messenger_delivery(PSID, [last_mid], watermark=1)])) == 200
+    await desk.delivery_of(conversation_id, entry["id"], "delivered")
+
+
 async def test_after_the_last_try_the_listener_sees_failed(
     gateway: GatewayFactory, messenger_settings: Settings, graph: FakeGraphAPI
 ) -> None:

@@ -17,9 +17,11 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from gateway.app import STORE
+from gateway.app import DISPATCHER, STORE
 from gateway.conversation import Status
+from gateway.messages import Choice, Reply
 from gateway.settings import Settings
+from gateway.store import Author
 from gateway.testing import (
     BOT_TOKEN,
     Failure,
@@ -187,6 +189,29 @@ async def test_a_provider_failing_500_then_429_still_gets_every_message_once_in_
 
 
 @pytest.mark.filterwarnings("error::telegram.warnings.PTBDeprecationWarning")
+async def test_a_split_message_resumes_at_the_part_that_failed(client: Client, telegram: FakeTelegramAPI) -> None:
+    desk, conversation_id = await handed_to_listener(client, telegram)
+    before, tried = len(telegram.accepted()), len(telegram.requests_to("sendMessage"))
+    parts = ["A" * 3000, "B" * 2000]  # 5,001 characters: two parts of at most 4,096 UTF-16 units
+    choices = (Choice("yes", "Oui"), Choice("no", "Non"))
+    telegram.fail_next(None, 500)  # part 1 accepted, part 2 refused for now, then accepted
+    dispatcher, store = client.app[DISPATCHER], client.app[STORE]
+    async with store.lock(conversation_id):  # a long bot message, emitted as the engine's would be
+        conversation = await store.get_conversation(conversation_id)
+        assert conversation is not None
+        reply = Reply("\n".join(parts), choices)
+        [entry] = await dispatcher.emit(conversation, [reply], Author.BOT, dispatcher.clock())
+
+    await desk.delivery_of(conversation_id, entry.id, "sent")
+    accepted = telegram.accepted()[before:]
+    assert [r.body["text"] for r in accepted] == parts  # each part once, in order
+    assert "reply_markup" not in accepted[0].body  # the buttons ride on the last part only
+    assert [row[0]["callback_data"] for row in json.loads(accepted[1].body["reply_markup"])["inline_keyboard"]] == [
+        "yes", "no",
+    ]  # fmt: skip
+    assert [r.status for r in telegram.requests_to("sendMessage")[tried:]] == [200, 500, 200]
+
+
 async def test_an_unexpected_error_in_an_adapter_does_not_stop_the_outbox(
     client: Client, telegram: FakeTelegramAPI
 ) -> None:

@@ -211,6 +211,19 @@ async def test_a_provider_failing_500_then_429_still_gets_every_message_once_in_
     assert [e["delivery"] for e in outgoing[-3:]] == ["sent", "sent", "sent"]
 
 
+async def test_a_split_message_resumes_at_the_part_that_failed(client: Client, twilio: FakeTwilioAPI) -> None:
+    desk, conversation_id = await handed_to_listener(client, twilio)
+    before, tried = len(twilio.accepted()), len(twilio.requests_to("Messages.json"))
+    parts = ["A" * 1200, "B" * 1200, "C" * 1200]  # three parts of at most 1,600
+    twilio.fail_next(None, 500, Failure(429, code=20429))  # part 1 passes; part 2 fails twice, then passes
+    entry = await desk.reply(conversation_id, "\n".join(parts))
+
+    await desk.delivery_of(conversation_id, entry["id"], "sent")
+    assert bodies(twilio.accepted()[before:]) == parts  # each part once, in order
+    statuses = [(r.status, r.body["Body"][0]) for r in twilio.requests_to("Messages.json")[tried:]]
+    assert statuses == [(201, "A"), (500, "B"), (429, "B"), (201, "B"), (201, "C")]
+
+
 async def test_a_closed_window_refused_by_twilio_is_failed_at_once(client: Client, twilio: FakeTwilioAPI) -> None:
     desk, conversation_id = await handed_to_listener(client, twilio)
     twilio.fail_next(Failure(400, code=63016))

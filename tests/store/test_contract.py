@@ -361,6 +361,22 @@ async def test_outbox_reschedule_holds_back_the_conversation(store: Store) -> No
     assert (retried.id, retried.attempts, retried.last_error) == ("a1", 1, "HTTP 503")
 
 
+async def test_outbox_reschedule_records_how_far_a_split_message_got(store: Store) -> None:
+    await store.outbox_put(outbound("a1", "A"))
+    [claimed] = await store.outbox_due(T0, 10)
+    assert claimed.parts_sent == 0
+    assert await store.outbox_reschedule("a1", minutes(1), 1, "HTTP 500", parts_sent=2)
+    [retried] = await store.outbox_due(minutes(1), 10)
+    assert (retried.attempts, retried.parts_sent) == (1, 2)
+    assert await store.outbox_reschedule("a1", minutes(2), 2, "network error")  # no progress told: kept
+    assert await store.outbox_reschedule("a1", minutes(2), 3, "HTTP 500", parts_sent=1)  # never goes back
+    [again] = await store.outbox_due(minutes(2), 10)
+    assert (again.attempts, again.parts_sent) == (3, 2)
+    await store.outbox_mark_sent("a1", "m.last")
+    sent = await store.outbox_get("a1")
+    assert sent is not None and (sent.status, sent.parts_sent) == (OutboxStatus.SENT, 2)
+
+
 async def test_outbox_lease_expires_for_a_dead_worker(store: Store) -> None:
     await store.outbox_put(outbound("a1", "A"))
     assert [i.id for i in await store.outbox_due(T0, 10, lease_seconds=30)] == ["a1"]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -48,3 +51,23 @@ async def test_a_redis_that_does_not_answer_is_a_store_error() -> None:
         port = probe.getsockname()[1]
     with pytest.raises(StoreError, match="redis"):
         await open_store(f"redis://127.0.0.1:{port}/0")
+
+
+async def test_a_sqlite_file_from_before_parts_sent_opens_and_keeps_its_outbox(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as old:
+        old.executescript(
+            "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
+            " conversation_id TEXT NOT NULL, payload TEXT NOT NULL, created_us INTEGER NOT NULL,"
+            " next_us INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT,"
+            " status TEXT NOT NULL DEFAULT 'pending', provider_message_id TEXT);"
+            " INSERT INTO outbox (id, conversation_id, payload, created_us, next_us) VALUES ('a1', 'A', '{}', 0, 0);"
+        )
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        [item] = await store.outbox_due(datetime(2030, 1, 1, tzinfo=UTC), 10)
+        assert (item.id, item.parts_sent) == ("a1", 0)
+        assert await store.outbox_reschedule("a1", datetime(2030, 1, 1, tzinfo=UTC), 1, "HTTP 500", parts_sent=1)
+        assert (await store.outbox_due(datetime(2030, 1, 2, tzinfo=UTC), 10))[0].parts_sent == 1
+    finally:
+        await store.close()
