@@ -128,6 +128,7 @@ class Actions:
         async with self.store.lock(conversation_id):
             conversation = await self._load(conversation_id)
             self._mine(conversation, listener)
+            self._check_window(conversation)  # a listener's send, like reply: refused (409) once the window shut
             engine = self.dispatcher.flows.for_version(conversation.flow_version)
             if partner not in engine.flow.partners:
                 raise ActionRefused("unknown_partner", f"no partner '{partner}' in the flow")

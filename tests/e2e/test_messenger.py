@@ -290,6 +290,24 @@ async def test_the_console_refuses_a_reply_after_seven_days(client: Client, grap
     assert refusal["error"] == "window_closed" and "messenger" in refusal["message"]
 
 
+async def test_a_referral_uses_the_listener_window_of_seven_days(client: Client, graph: FakeGraphAPI) -> None:
+    _, conversation_id = await handed_to_listener(client, graph)
+    store = client.app[STORE]
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None and conversation.last_inbound_at is not None
+    conversation.last_inbound_at -= timedelta(days=2)  # past the bot's 24 h, within a listener's 7 days
+    await store.save_conversation(conversation)
+    refer = f"/api/conversations/{conversation_id}/refer"
+    assert (await client.post(refer, json={"partner": "pharos"})).status == 201
+    request = (await graph.wait_accepted(len(graph.accepted()) + 1))[-1]
+    assert (request.body["messaging_type"], request.body["tag"]) == ("MESSAGE_TAG", "HUMAN_AGENT")
+
+    conversation.last_inbound_at -= timedelta(days=5, minutes=1)
+    await store.save_conversation(conversation)
+    response = await client.post(refer, json={"partner": "pharos"})
+    assert response.status == 409 and (await response.json())["error"] == "window_closed"
+
+
 # Property: whatever a signed body holds, the real server answers 200 or 400, never 5xx.
 
 json_values = st.recursive(

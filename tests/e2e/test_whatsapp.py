@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from gateway.app import STORE
+from gateway.app import DISPATCHER, STORE
 from gateway.conversation import Status
 from gateway.settings import Settings
 from gateway.testing import (
@@ -245,6 +245,29 @@ async def test_the_console_refuses_a_reply_after_24_hours(client: Client, twilio
     assert response.status == 409
     refusal = await response.json()
     assert refusal["error"] == "window_closed" and "24" in refusal["message"]
+
+
+async def test_a_referral_after_24_hours_is_refused_like_a_reply(client: Client, twilio: FakeTwilioAPI) -> None:
+    _, conversation_id = await handed_to_listener(client, twilio)
+    store = client.app[STORE]
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None and conversation.last_inbound_at is not None
+    conversation.last_inbound_at -= timedelta(hours=24, minutes=5)
+    await store.save_conversation(conversation)
+    sent, entries = len(twilio.requests_to("Messages.json")), len(await store.transcript(conversation_id))
+
+    response = await client.post(f"/api/conversations/{conversation_id}/refer", json={"partner": "pharos"})
+    assert response.status == 409
+    refusal = await response.json()
+    assert refusal["error"] == "window_closed" and "24" in refusal["message"]
+    assert len(await store.transcript(conversation_id)) == entries  # nothing recorded, nothing queued
+    assert await store.outbox_due(client.app[DISPATCHER].clock() + timedelta(days=1), 10) == []
+    assert len(twilio.requests_to("Messages.json")) == sent
+
+    assert await deliver(client, twilio_form(PHONE, "toujours là", message_sid="SM" + "9" * 32)) == 200
+    response = await client.post(f"/api/conversations/{conversation_id}/refer", json={"partner": "pharos"})
+    assert response.status == 201  # the young person wrote again: the window is open
+    assert "internet-signalement" in bodies(await twilio.wait_accepted(len(twilio.accepted()) + 1))[-1]
 
 
 # Property: whatever a signed form holds, the real server answers 200 or 400, never 5xx.
