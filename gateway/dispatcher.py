@@ -31,6 +31,9 @@ from gateway.store import Author, Delivery, OutboxItem, Store, TranscriptEntry
 log = logging.getLogger(__name__)
 
 DEDUPE_TTL_SECONDS = 8 * 24 * 3600  # longer than any provider's redelivery window (WhatsApp Cloud: 7 days)
+CLAIM_TTL_SECONDS = 600
+"""A message is first *claimed* for this long, and kept for DEDUPE_TTL_SECONDS once processed: if the process
+dies in between, the claim lapses and the provider's redelivery is processed instead of dropped."""
 
 Clock = Callable[[], datetime]
 
@@ -92,7 +95,7 @@ class Dispatcher:
 
     async def _handle_inbound(self, inbound: Inbound) -> bool:
         key = f"in:{inbound.channel.value}:{inbound.message_id}"
-        if not await self.store.first_seen(key, DEDUPE_TTL_SECONDS):
+        if not await self.store.first_seen(key, CLAIM_TTL_SECONDS):
             self.metrics.duplicates.labels(inbound.channel.value).inc()
             return False
         try:
@@ -105,6 +108,10 @@ class Dispatcher:
             with contextlib.suppress(StoreError):  # unprocessed: let the provider's redelivery through
                 await self.store.forget_seen(key)
             raise
+        try:
+            await self.store.keep_seen(key, DEDUPE_TTL_SECONDS)
+        except StoreError as exc:  # processed all the same; only a redelivery after the claim lapses would repeat
+            log.warning("dispatcher: could not keep a processed message id (%s)", exc.__class__.__name__)
         self.metrics.inbound.labels(inbound.channel.value).inc()
         return True
 

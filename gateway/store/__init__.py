@@ -205,6 +205,10 @@ class DedupeStore(Protocol):
         """Undo :meth:`first_seen` for ``key``: its processing failed, so the provider's retry must get through."""
         ...
 
+    async def keep_seen(self, key: str, ttl_seconds: int, *, now: datetime | None = None) -> None:
+        """Keep ``key`` seen for ``ttl_seconds`` from ``now``: a short claim becomes a lasting record."""
+        ...
+
 
 class QueueStore(Protocol):
     async def enqueue(self, conversation_id: str, queue: str, priority: Priority, at: datetime) -> None:

@@ -240,6 +240,11 @@ class RedisStore:
     async def forget_seen(self, key: str) -> None:
         await self._redis.delete(_key("seen", key))
 
+    @_guarded
+    async def keep_seen(self, key: str, ttl_seconds: int, *, now: datetime | None = None) -> None:
+        expires_ms = to_us(now or datetime.now(UTC)) // 1000 + ttl_seconds * 1000
+        await self._redis.set(_key("seen", key), "1", pxat=expires_ms)
+
     # The waiting queue
 
     @_guarded

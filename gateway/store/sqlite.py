@@ -295,6 +295,19 @@ class SqliteStore:
 
         await self._run(work)
 
+    async def keep_seen(self, key: str, ttl_seconds: int, *, now: datetime | None = None) -> None:
+        expires_us = to_us(now or datetime.now(UTC)) + ttl_seconds * 1_000_000
+
+        def work(conn: sqlite3.Connection) -> None:
+            with _writing(conn):
+                conn.execute(
+                    "INSERT INTO seen (key, expires_us) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET expires_us = excluded.expires_us",
+                    (key, expires_us),
+                )
+
+        await self._run(work)
+
     # The waiting queue
 
     async def enqueue(self, conversation_id: str, queue: str, priority: Priority, at: datetime) -> None:

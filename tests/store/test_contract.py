@@ -211,6 +211,16 @@ async def test_first_seen_again_after_expiry(store: Store) -> None:
     assert await store.first_seen("messenger:m1", 60, now=long_ago + timedelta(minutes=2))
 
 
+async def test_a_short_claim_kept_becomes_lasting(store: Store) -> None:
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    assert await store.first_seen("telegram:claim", 60, now=long_ago)  # a claim that a crash would let expire
+    assert await store.first_seen("telegram:claim", 60, now=long_ago + timedelta(minutes=2))
+    await store.keep_seen("telegram:claim", 3600)  # processed: kept for the redelivery window
+    assert not await store.first_seen("telegram:claim", 60)
+    await store.keep_seen("telegram:never-claimed", 3600)
+    assert not await store.first_seen("telegram:never-claimed", 60)
+
+
 async def test_first_seen_is_atomic(store: Store) -> None:
     answers = await asyncio.gather(*(store.first_seen("whatsapp:SM1", 3600) for _ in range(10)))
     assert answers.count(True) == 1
