@@ -127,6 +127,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from aiohttp import web
 
+    from gateway.access_log import PrivateAccessLogger
     from gateway.app import create_app
     from gateway.settings import Settings
 
@@ -138,7 +139,8 @@ def _serve(args: argparse.Namespace) -> int:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     asyncio.run(_warn_if_no_listener(settings))
     print(f"helpline-gateway: web chat http://{args.host}:{args.port}/chat · console http://{args.host}:{args.port}/console")
-    web.run_app(create_app(settings), host=args.host, port=args.port, print=None)
+    web.run_app(create_app(settings), host=args.host, port=args.port, print=None,
+                access_log_class=PrivateAccessLogger)  # fmt: skip
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
 import socket
@@ -70,6 +71,14 @@ class Server:
                 self.process.wait()
         self.process = None
 
+    async def log_once(self, fragment: str) -> str:
+        for _ in range(100):
+            text = self.log.read_text()
+            if fragment in text:
+                return text
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{fragment!r} never logged:\n{self.log.read_text()}")
+
     async def ready(self, http: aiohttp.ClientSession) -> dict[str, Any]:
         for _ in range(600):  # up to a minute on a slow machine
             assert self.process is not None and self.process.poll() is None, self.log.read_text()
@@ -115,8 +124,12 @@ async def test_serve_starts_tells_how_to_create_a_listener_and_serves_the_chat(
         async with http.get(server.url + "/chat") as page:
             assert page.status == 200
             assert "<html" in (await page.text()).lower()
-        log = server.log.read_text()
+        async with http.get(server.url + "/readyz?token=secret-in-query", headers={"User-Agent": "AgentOfAChild/1"}):
+            pass
+        log = await server.log_once('"GET /readyz"')
         assert "gateway listeners add" in log
+        assert "secret-in-query" not in log and "AgentOfAChild" not in log  # no query, no user agent
+        assert not re.search(r"127\.0\.0\.1 \[", log)  # aiohttp's default line starts with the client address
         assert f"http://127.0.0.1:{server.port}/chat" in log
 
 
