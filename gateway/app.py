@@ -75,7 +75,8 @@ async def create_app(
     presence = Presence(beat=worker_poll_seconds * 10)
     outbox_ref: list[Outbox] = []
     dispatcher = Dispatcher(store, flows, clock=clock, on_outgoing=lambda: outbox_ref[0].kick(),
-                            listeners_online=presence.online, metrics=metrics)  # fmt: skip
+                            listeners_online=presence.online, metrics=metrics,
+                            reply_windows=channels.reply_windows)  # fmt: skip
     outbox = Outbox(store, channels.senders, clock=clock, poll_seconds=worker_poll_seconds, metrics=metrics,
                     base_delay=settings.outbox_base_delay, max_attempts=settings.outbox_max_attempts)  # fmt: skip
     outbox_ref.append(outbox)

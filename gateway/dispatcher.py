@@ -5,6 +5,11 @@
 
 Listener actions (``gateway/console/actions.py``) use :meth:`Dispatcher.emit` too, so a listener's reply goes
 through the same transcript, outbox and events as the bot's. Nothing here logs message text or a sender.
+
+Reply windows: a channel may refuse messages sent long after the young person's last one (Messenger: the bot
+24 h, a listener 7 days with the HUMAN_AGENT tag; WhatsApp: 24 h). :meth:`Dispatcher.emit` never hands such a
+message to the outbox, where it could only fail: it records a system entry for the listeners instead (what was
+not sent, and why). Listener actions refuse beforehand (409 ``window_closed``); the timers pause reassurance.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import hashlib
 import logging
 import math
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
@@ -75,6 +80,7 @@ class Dispatcher:
         on_outgoing: Callable[[], None] = lambda: None,
         listeners_online: Callable[[], int] = lambda: 1,
         metrics: Metrics | None = None,
+        reply_windows: Mapping[ChannelName, Callable[[str], timedelta]] | None = None,
     ) -> None:
         self.metrics = metrics or Metrics()
         self.store = store
@@ -82,6 +88,7 @@ class Dispatcher:
         self.clock = clock
         self._on_outgoing = on_outgoing  # wakes the outbox worker
         self._listeners_online = listeners_online
+        self._reply_windows = reply_windows or {}  # channel → author ("bot"/"listener") → how long it may write
 
     # ----- inbound ----------------------------------------------------------------------------------------
 
@@ -227,9 +234,17 @@ class Dispatcher:
     async def emit(
         self, conversation: Conversation, replies: Sequence[Reply], author: Author, now: datetime
     ) -> list[TranscriptEntry]:
-        """Record replies in the transcript, hand them to the outbox (web chat: to its socket) and publish."""
+        """Record replies in the transcript, hand them to the outbox (web chat: to its socket) and publish.
+
+        A reply the channel would refuse (its reply window for ``author`` has closed) is not sent: a system entry
+        saying so takes its place, for the listeners.
+        """
         entries = []
         for reply in replies:
+            window = self.closed_window(conversation, author, now)
+            if window is not None:
+                entries.append(await self._not_sent(conversation, reply, author, window, now))
+                continue
             entry = TranscriptEntry(
                 id=new_id(), conversation_id=conversation.id, at=now, author=author,
                 text=reply.text, choices=reply.choices,
@@ -243,6 +258,33 @@ class Dispatcher:
         if entries and conversation.channel != ChannelName.WEBCHAT:
             self._on_outgoing()
         return entries
+
+    def closed_window(self, conversation: Conversation, author: Author, now: datetime) -> timedelta | None:
+        """The channel's reply window for ``author`` if it has closed, else None (still open, a channel without
+        one such as the web chat or Telegram, or a young person who never wrote)."""
+        window = self._reply_windows.get(conversation.channel)
+        if window is None or conversation.last_inbound_at is None:
+            return None
+        limit = window(author.value)
+        return limit if now - conversation.last_inbound_at > limit else None
+
+    async def system_note(self, conversation: Conversation, text: str, now: datetime) -> TranscriptEntry:
+        """A transcript entry for the listeners only (the channel never gets it), published to the console."""
+        entry = TranscriptEntry(id=new_id(), conversation_id=conversation.id, at=now, author=Author.SYSTEM, text=text)
+        await self.store.append_transcript(entry)
+        await self.publish(conversation, {"type": "entry", "entry": entry_event(entry)})
+        return entry
+
+    async def _not_sent(
+        self, conversation: Conversation, reply: Reply, author: Author, window: timedelta, now: datetime
+    ) -> TranscriptEntry:
+        log.info("dispatcher: %s: a %s message after the %s reply window was not sent",
+                 conversation.id, author.value, conversation.channel.value)  # fmt: skip
+        text = (
+            f"Not sent: {conversation.channel.value} lets the {author.value} write up to {_hours(window)} h after"
+            f" the young person's last message. The message was: {reply.text}"
+        )
+        return await self.system_note(conversation, text, now)
 
     def _outbox_item(self, conversation: Conversation, entry: TranscriptEntry, now: datetime) -> OutboxItem:
         outbound = Outbound(
@@ -298,6 +340,10 @@ _RECEIPT_DELIVERY = {
     "sent": Delivery.SENT, "delivered": Delivery.DELIVERED, "read": Delivery.READ, "failed": Delivery.FAILED,
 }  # fmt: skip
 _RANK = {Delivery.PENDING: 0, Delivery.SENT: 1, Delivery.DELIVERED: 2, Delivery.READ: 3, Delivery.FAILED: 4}
+
+
+def _hours(window: timedelta) -> int:
+    return int(window.total_seconds() // 3600)
 
 
 def outbound_to_dict(outbound: Outbound) -> dict[str, object]:

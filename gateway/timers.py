@@ -6,8 +6,11 @@ Kinds (durations from flows.yaml ``timers``):
   arms ``bot_abandon``.
 * ``bot_abandon``: still quiet → goodbye message, the conversation is abandoned.
 * ``queue_reassure``: waiting for a listener → position and reassurance, re-armed; when the queue has closed
-  meanwhile, the closed-line message instead (once).
-* ``idle_close``: nothing happened for ``idle_close_hours`` → closed, with a message.
+  meanwhile, the closed-line message instead (once). Once the channel's reply window for the bot has closed
+  (Messenger, WhatsApp: 24 h after the young person's last message) both are paused, with one system entry
+  telling the listeners; they resume if the young person writes again.
+* ``idle_close``: nothing happened for ``idle_close_hours`` → closed, with a message (recorded as not sent when
+  the reply window has closed: see ``Dispatcher.emit``).
 
 Each timer is handled under the conversation's lock, and only by the instance whose ``timer_done`` wins.
 """
@@ -92,7 +95,10 @@ class Timers:
         if conversation.status != Status.QUEUED or conversation.queue is None:
             return
         language = self.dispatcher.language(conversation, engine)
-        if conversation.queue in engine.flow.queues and not engine.is_open(conversation.queue, now):
+        window = self.dispatcher.closed_window(conversation, Author.BOT, now)
+        if window is not None:
+            await self._paused(conversation, window, now)
+        elif conversation.queue in engine.flow.queues and not engine.is_open(conversation.queue, now):
             if conversation.engine.get("closed_notice") != _stamp(conversation):  # once per wait
                 text = engine.closed_line(conversation.queue, language)
                 await self._say(conversation, engine, now, Reply(text))
@@ -103,6 +109,18 @@ class Timers:
             await self._say(conversation, engine, now, Reply(text))
         minutes = engine.flow.timers.queue_reassurance_minutes
         await self.store.set_timer(conversation.id, "queue_reassure", now + timedelta(minutes=minutes))
+
+    async def _paused(self, conversation: Conversation, window: timedelta, now: datetime) -> None:
+        """Tell the listeners once per closed window that the young person gets no more queue messages."""
+        stamp = conversation.last_inbound_at.isoformat() if conversation.last_inbound_at else ""
+        if conversation.engine.get("window_paused") == stamp:
+            return
+        hours = int(window.total_seconds() // 3600)
+        await self.dispatcher.system_note(conversation, (
+            f"Queue messages paused: {conversation.channel.value} lets the bot write up to {hours} h after the young"
+            " person's last message. A listener who takes the conversation can still write (see its reply window)."
+        ), now)  # fmt: skip
+        conversation.engine = {**conversation.engine, "window_paused": stamp}
 
     async def _idle_close(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
         language = self.dispatcher.language(conversation, engine)

@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from gateway.app import STORE, create_app
+from gateway.app import DISPATCHER, STORE, create_app
 from gateway.console.auth import hash_password
 from gateway.settings import Settings
 from gateway.store import Listener
@@ -89,6 +89,20 @@ async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 
     return value
 
 
+def running_clock(client: Client) -> RunningClock:
+    """The clock the app was made with (``gateway`` gives it a :class:`RunningClock`), to move time forward."""
+    clock = client.app[DISPATCHER].clock
+    assert isinstance(clock, RunningClock)
+    return clock
+
+
+async def timer_rearmed(client: Client, conversation_id: str, kind: str) -> bool:
+    """Whether the conversation's ``kind`` timer is due later than now: it fired since the clock last moved."""
+    now = running_clock(client)()
+    timers = await client.app[STORE].due_timers(now + timedelta(days=30))
+    return any(t.conversation_id == conversation_id and t.kind == kind and t.due_at > now for t in timers)
+
+
 class ListenerDesk:
     """A listener using the HTTP API: ``/api/session``, the queue, take, reply, the conversation."""
 
@@ -138,6 +152,11 @@ class ListenerDesk:
             return None
 
         return await eventually(reached)
+
+    async def system_entries(self, conversation_id: str, containing: str = "") -> list[dict[str, Any]]:
+        """The conversation's system entries (for listeners only) whose text contains ``containing``."""
+        transcript = (await self.conversation(conversation_id))["transcript"]
+        return [e for e in transcript if e["author"] == "system" and containing in e["text"]]
 
     async def all_sent(self, conversation_id: str) -> list[dict[str, Any]]:
         """Wait until no outgoing entry is pending any more; return the outgoing entries (bot and listener)."""

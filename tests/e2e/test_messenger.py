@@ -33,7 +33,16 @@ from gateway.testing import (
     sign_messenger,
     signed_messenger,
 )
-from tests.e2e.channel_support import Client, GatewayFactory, ListenerDesk, eventually, gateway, offline
+from tests.e2e.channel_support import (
+    Client,
+    GatewayFactory,
+    ListenerDesk,
+    eventually,
+    gateway,
+    offline,
+    running_clock,
+    timer_rearmed,
+)
 
 __all__ = ["gateway", "offline"]  # fixtures used by the tests below
 
@@ -306,6 +315,59 @@ async def test_a_referral_uses_the_listener_window_of_seven_days(client: Client,
     await store.save_conversation(conversation)
     response = await client.post(refer, json={"partner": "pharos"})
     assert response.status == 409 and (await response.json())["error"] == "window_closed"
+
+
+async def queued_for(client: Client, graph: FakeGraphAPI, quiet: timedelta) -> tuple[ListenerDesk, str]:
+    """Walk to the queue (every message sent), then pretend the young person's last message is ``quiet`` old."""
+    await walk_to_queue(client)
+    desk = ListenerDesk(client)
+    await desk.login()
+    conversation_id = (await desk.first_waiting())["id"]
+    await graph.wait_accepted(len(await desk.all_sent(conversation_id)))
+    store = client.app[STORE]
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None and conversation.last_inbound_at is not None
+    conversation.last_inbound_at -= quiet
+    await store.save_conversation(conversation)
+    return desk, conversation_id
+
+
+async def test_queue_reassurance_pauses_after_the_bot_window_and_resumes_when_the_young_person_writes(
+    client: Client, graph: FakeGraphAPI
+) -> None:
+    desk, conversation_id = await queued_for(client, graph, timedelta(hours=25))
+    clock, tried = running_clock(client), len(graph.requests_to("messages"))
+
+    for _ in range(2):  # two reassurance times: nothing sent, one note for the listeners
+        clock.advance(minutes=6)
+        await eventually(lambda: timer_rearmed(client, conversation_id, "queue_reassure"))
+    [note] = await desk.system_entries(conversation_id)
+    assert "paused" in note["text"] and "24 h" in note["text"]
+    assert len(graph.requests_to("messages")) == tried
+
+    assert await deliver(client, message("Vous êtes là ?", mid="m_back")) == 200
+    clock.advance(minutes=6)
+    await eventually(lambda: timer_rearmed(client, conversation_id, "queue_reassure"))
+    outgoing = await desk.all_sent(conversation_id)
+    accepted = await graph.wait_accepted(tried + 1)
+    assert texts(accepted[tried:]) == [outgoing[-1]["text"]] and accepted[-1].body["messaging_type"] == "RESPONSE"
+    assert len(await desk.system_entries(conversation_id)) == 1
+
+
+async def test_taking_after_the_bot_window_notes_the_unsent_greeting_and_the_listener_still_writes(
+    client: Client, graph: FakeGraphAPI
+) -> None:
+    desk, conversation_id = await queued_for(client, graph, timedelta(days=2))
+    tried = len(graph.requests_to("messages"))
+    await desk.take(conversation_id)
+    [note] = await desk.system_entries(conversation_id, "Not sent")
+    assert "messenger lets the bot write up to 24 h" in note["text"]
+    assert len(graph.requests_to("messages")) == tried  # the automated greeting is not sent as HUMAN_AGENT
+
+    await desk.reply(conversation_id, "Bonjour, je suis Anne.")
+    request = (await graph.wait_accepted(len(graph.accepted()) + 1))[-1]
+    assert (request.body["tag"], request.body["message"]["text"]) == ("HUMAN_AGENT", "Bonjour, je suis Anne.")
+    assert len(graph.requests_to("messages")) == tried + 1
 
 
 # Property: whatever a signed body holds, the real server answers 200 or 400, never 5xx.

@@ -33,7 +33,7 @@ from gateway.testing import (
     twilio_form,
     twilio_status_form,
 )
-from tests.e2e.channel_support import Client, GatewayFactory, ListenerDesk, gateway, offline
+from tests.e2e.channel_support import Client, GatewayFactory, ListenerDesk, eventually, gateway, offline, running_clock
 
 __all__ = ["gateway", "offline"]  # fixtures used by the tests below
 
@@ -268,6 +268,29 @@ async def test_a_referral_after_24_hours_is_refused_like_a_reply(client: Client,
     response = await client.post(f"/api/conversations/{conversation_id}/refer", json={"partner": "pharos"})
     assert response.status == 201  # the young person wrote again: the window is open
     assert "internet-signalement" in bodies(await twilio.wait_accepted(len(twilio.accepted()) + 1))[-1]
+
+
+async def test_an_idle_close_after_the_window_closes_without_a_refused_message(
+    client: Client, twilio: FakeTwilioAPI
+) -> None:
+    await walk_to_queue(client)
+    desk = ListenerDesk(client)
+    await desk.login()
+    conversation_id = (await desk.first_waiting())["id"]
+    await twilio.wait_accepted(len(await desk.all_sent(conversation_id)))
+    tried = len(twilio.requests_to("Messages.json"))
+
+    running_clock(client).advance(hours=24, minutes=1)  # idle_close_hours: 24, the same as WhatsApp's window
+
+    async def abandoned() -> bool:
+        return (await desk.conversation(conversation_id))["status"] == "abandoned"
+
+    await eventually(abandoned)
+    [not_sent] = await desk.system_entries(conversation_id, "Not sent")
+    assert "whatsapp lets the bot write up to 24 h" in not_sent["text"] and "faute de nouvelles" in not_sent["text"]
+    assert len(await desk.system_entries(conversation_id, "paused")) == 1  # the reassurance time came first
+    assert len(twilio.requests_to("Messages.json")) == tried  # nothing attempted, nothing failed
+    assert all(e["delivery"] != "failed" for e in await desk.all_sent(conversation_id))
 
 
 # Property: whatever a signed form holds, the real server answers 200 or 400, never 5xx.
