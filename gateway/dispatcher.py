@@ -36,6 +36,7 @@ from gateway.store import Author, Delivery, OutboxItem, Store, TranscriptEntry
 log = logging.getLogger(__name__)
 
 DEDUPE_TTL_SECONDS = 8 * 24 * 3600  # longer than any provider's redelivery window (WhatsApp Cloud: 7 days)
+PACE_MIN_TAKES = 3  # takes in the last hour before the observed pace replaces the flow's average
 CLAIM_TTL_SECONDS = 600
 """A message is first *claimed* for this long, and kept for DEDUPE_TTL_SECONDS once processed: if the process
 dies in between, the claim lapses and the provider's redelivery is processed instead of dropped."""
@@ -198,7 +199,7 @@ class Dispatcher:
         await self.store.enqueue(conversation.id, queue, priority, now)
         await self.set_status(conversation, lifecycle.advance(conversation.status, action), now)
         position = await self.store.position(conversation.id) or 1
-        wait = self.estimate_wait(engine, queue, position)
+        wait = await self.estimate_wait(engine, queue, position, now)
         language = self.language(conversation, engine)
         queued = engine.message("queued", language, position=position, wait=wait)
         await self.emit(conversation, [Reply(queued)], Author.BOT, now)
@@ -209,8 +210,18 @@ class Dispatcher:
         )
         await self.store.publish({"type": "queue"})
 
-    def estimate_wait(self, engine: Engine, queue: str, position: int) -> int:
-        """Minutes: position × average handling time, shared among the listeners online (at least one)."""
+    async def estimate_wait(self, engine: Engine, queue: str, position: int, now: datetime) -> int:
+        """Minutes until a listener answers, as honest as the figures allow.
+
+        When listeners took at least PACE_MIN_TAKES conversations from this queue in the last hour, the pace they
+        keep now: ``position ÷ takes per minute``. Otherwise the flow's figure: ``position × average_minutes ÷
+        listeners online`` (at least one).
+        """
+        hour_ago = now - timedelta(hours=1)
+        recent = await self.store.list_conversations(now - timedelta(days=1), now + timedelta(seconds=1))
+        takes = sum(1 for c in recent if c.queue == queue and c.taken_at is not None and c.taken_at >= hour_ago)
+        if takes >= PACE_MIN_TAKES:
+            return max(1, math.ceil(position * 60 / takes))
         average = engine.flow.queues[queue].average_minutes if queue in engine.flow.queues else 15
         return max(1, math.ceil(position * average / max(1, self._listeners_online())))
 
