@@ -82,7 +82,7 @@ async def create_app(
     outbox_ref.append(outbox)
     timers = Timers(dispatcher, poll_seconds=worker_poll_seconds)
     hub = WebChatHub(store, dispatcher)
-    actions = Actions(dispatcher, reply_windows=channels.reply_windows)
+    actions = Actions(dispatcher)
     api = ListenerAPI(store, dispatcher, actions, flows, SessionSigner(settings.secret_key),
                       secure_cookies=settings.public_url.startswith("https://"), presence=presence)  # fmt: skip
     app[SETTINGS], app[STORE], app[FLOWS], app[DISPATCHER] = settings, store, flows, dispatcher

@@ -270,13 +270,19 @@ class Dispatcher:
             self._on_outgoing()
         return entries
 
-    def closed_window(self, conversation: Conversation, author: Author, now: datetime) -> timedelta | None:
-        """The channel's reply window for ``author`` if it has closed, else None (still open, a channel without
-        one such as the web chat or Telegram, or a young person who never wrote)."""
+    def reply_window(self, conversation: Conversation, author: Author) -> timedelta | None:
+        """How long after the young person's last message the channel lets ``author`` write; None when it has no
+        such rule (web chat, Telegram) or the young person never wrote. The one place this rule is read."""
         window = self._reply_windows.get(conversation.channel)
         if window is None or conversation.last_inbound_at is None:
             return None
-        limit = window(author.value)
+        return window(author.value)
+
+    def closed_window(self, conversation: Conversation, author: Author, now: datetime) -> timedelta | None:
+        """The channel's reply window for ``author`` if it has closed, else None."""
+        limit = self.reply_window(conversation, author)
+        if limit is None or conversation.last_inbound_at is None:
+            return None
         return limit if now - conversation.last_inbound_at > limit else None
 
     async def system_note(self, conversation: Conversation, text: str, now: datetime) -> TranscriptEntry:

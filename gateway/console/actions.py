@@ -7,14 +7,13 @@ fit the conversation's status (replying to a closed one, taking one already take
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from datetime import timedelta
 
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher, entry_event, new_id
 from gateway.errors import Conflict, GatewayError, IllegalTransition
 from gateway.flows import lifecycle
-from gateway.messages import ChannelName, Reply
+from gateway.messages import Reply
 from gateway.store import Author, TranscriptEntry
 
 MAX_TEXT = 4000
@@ -28,15 +27,9 @@ class ActionRefused(GatewayError):
 
 
 class Actions:
-    def __init__(
-        self,
-        dispatcher: Dispatcher,
-        *,
-        reply_windows: Mapping[ChannelName, Callable[[str], timedelta]] | None = None,
-    ) -> None:
+    def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
         self.store = dispatcher.store
-        self.reply_windows = reply_windows or {}
 
     async def _load(self, conversation_id: str) -> Conversation:
         conversation = await self.store.get_conversation(conversation_id)
@@ -89,21 +82,17 @@ class Actions:
     def window(self, conversation: Conversation) -> dict[str, object]:
         """The channel's reply window for a listener: ``open``, ``closing`` (under :data:`CLOSING`), ``closed``,
         or ``none`` when the channel has no window (web chat, Telegram) or the young person never wrote."""
-        window = self.reply_windows.get(conversation.channel)
-        if window is None or conversation.last_inbound_at is None:
+        limit = self.dispatcher.reply_window(conversation, Author.LISTENER)
+        if limit is None or conversation.last_inbound_at is None:
             return {"state": "none", "closes_at": None, "hours": None}
-        limit = window("listener")
         closes_at = conversation.last_inbound_at + limit
         left = closes_at - self.dispatcher.clock()
         state = "closed" if left < timedelta(0) else "closing" if left < CLOSING else "open"
         return {"state": state, "closes_at": closes_at.isoformat(), "hours": int(limit.total_seconds() // 3600)}
 
     def _check_window(self, conversation: Conversation) -> None:
-        window = self.reply_windows.get(conversation.channel)
-        if window is None or conversation.last_inbound_at is None:
-            return
-        limit = window("listener")
-        if self.dispatcher.clock() - conversation.last_inbound_at > limit:
+        limit = self.dispatcher.closed_window(conversation, Author.LISTENER, self.dispatcher.clock())
+        if limit is not None:
             hours = int(limit.total_seconds() // 3600)
             raise ActionRefused(
                 "window_closed",
