@@ -145,10 +145,11 @@ class ListenerAPI:
         flow, lang = engine.flow, engine.flow.default_language
         return web.json_response({
             "version": engine.version,
-            "queues": [{"id": q, "name": engine.text(v.name, lang)} for q, v in flow.queues.items()],
-            "partners": [{"id": p, "name": engine.text(v.name, lang)} for p, v in flow.partners.items()],
+            "queues": [{"id": q, "name": engine.text(v.name, lang), "names": v.name} for q, v in flow.queues.items()],
+            "partners": [{"id": p, "name": engine.text(v.name, lang), "names": v.name}
+                         for p, v in flow.partners.items()],
             "canned_responses": [c.model_dump() for c in flow.canned_responses],
-            "outcomes": [{"id": o.id, "label": engine.text(o.label, lang)} for o in flow.outcomes],
+            "outcomes": [{"id": o.id, "label": engine.text(o.label, lang), "labels": o.label} for o in flow.outcomes],
         })  # fmt: skip
 
     # ----- actions ----------------------------------------------------------------------------------------

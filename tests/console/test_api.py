@@ -101,6 +101,9 @@ async def test_flow_material(client: TestClient, queued: Any) -> None:  # type: 
     material = await (await client.get("/api/flow")).json()
     assert {"119", "pharos"} <= {p["id"] for p in material["partners"]}
     assert material["canned_responses"] and material["outcomes"]
+    cyberbullying = next(o for o in material["outcomes"] if o["id"] == "cyberbullying")
+    assert cyberbullying["labels"] == {"fr": "Cyberharcèlement", "en": "Cyberbullying"}  # the console picks its own
+    assert all(p["names"]["fr"] for p in material["partners"]) and all(q["names"] for q in material["queues"])
 
 
 async def test_reload_is_for_supervisors(client: TestClient, queued: Any) -> None:  # type: ignore[type-arg]

@@ -20,7 +20,8 @@ async def test_the_login_page_tells_how_to_create_the_first_account(client: Test
     await add_listener(client, "anne")
     page = await (await client.get("/console/login")).text()
     assert 'id="first-account" class="notice" hidden>' in page
-    assert '<label for="name">Nom</label>' in page and '<label for="password">Mot de passe</label>' in page
+    assert '<label for="name" data-i18n="login.name">Nom</label>' in page  # French first; i18n.js has English
+    assert '<label for="password" data-i18n="login.password">Mot de passe</label>' in page
 
 
 async def test_pages_have_a_strict_policy(client: TestClient) -> None:  # type: ignore[type-arg]
@@ -41,7 +42,7 @@ async def test_supervision_page_sends_listeners_back_to_the_console(client: Test
 
 
 async def test_static_files_are_served_and_never_use_inner_html(client: TestClient) -> None:  # type: ignore[type-arg]
-    for name in ("console.js", "supervision.js", "login.js", "common.js", "console.css"):
+    for name in ("console.js", "supervision.js", "login.js", "common.js", "i18n.js", "console.css"):
         response = await client.get(f"/console/static/{name}")
         assert response.status == 200, name
         assert "innerHTML" not in await response.text(), name

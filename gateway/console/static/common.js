@@ -37,7 +37,7 @@
 
   function clock(iso) {
     var date = new Date(iso);
-    return isNaN(date) ? "" : date.toLocaleTimeString("fr-FR", { hour: "2-digit", minute: "2-digit" });
+    return isNaN(date) ? "" : date.toLocaleTimeString(HG.locale ? HG.locale() : "fr-FR", { hour: "2-digit", minute: "2-digit" });
   }
 
   var audio = null;

@@ -5,19 +5,8 @@
   var el = HG.el, clear = HG.clear, api = HG.api;
   var $ = function (id) { return document.getElementById(id); };
 
-  var AUTHORS = { user: "Jeune", bot: "Bot", listener: "Écoutant·e", note: "Note privée", system: "Système" };
-  var DELIVERY = { pending: "en attente", sent: "envoyé", delivered: "remis", read: "lu", failed: "échec de l'envoi" };
-  var PRIORITY = { urgent: "Urgent", high: "Prioritaire", normal: "Normal" };
-  var STATUS = { bot: "avec le bot", queued: "en attente", with_listener: "en cours", closed: "clôturée",
-    referred: "orientée", abandoned: "abandonnée" };
-  var REFUSED = {
-    taken: "Un·e autre écoutant·e a déjà pris cette conversation.",
-    capacity: "Tu as atteint ta capacité : termine ou rends une conversation d'abord.",
-    not_yours: "Cette conversation n'est pas avec toi.",
-    window_closed: "La fenêtre de réponse du canal est fermée : le message ne peut plus être envoyé.",
-    not_active: "Cette conversation n'est plus active.",
-    empty: "Le message est vide.", too_long: "Le message est trop long (4000 caractères au plus)."
-  };
+  var t = HG.t;
+  var REFUSED = ["taken", "capacity", "not_yours", "window_closed", "not_active", "not_found", "empty", "too_long"];
 
   var state = {
     me: null, flow: null, waiting: [], mine: [], fetchedAt: Date.now(), known: null,
@@ -37,26 +26,41 @@
     if (match) { openConversation(match[1]); }
   });
   HG.logoutButton($("logout"));
+  HG.onLanguage(function () {
+    connection(state.connected);
+    title();
+    if (!state.me) { return; }
+    fillSelects();
+    renderQueue();
+    if (state.current) { renderConversation(false); }
+  });
   setInterval(renderWaitingTimes, 15000);
   document.addEventListener("visibilitychange", function () { if (!document.hidden) { state.newArrival = false; title(); } });
 
   function onConnected() { connection(true); loadQueue(); if (state.current) { openConversation(state.current.id); } }
 
   function connection(on) {
-    $("connection").textContent = on ? "En direct" : "Reconnexion…";
+    if (on === undefined) { return; }
+    state.connected = on;
+    $("connection").textContent = on ? t("conn.live") : t("conn.reconnecting");
     $("connection").className = "pill " + (on ? "on" : "off");
   }
 
+  /* The lists from flows.yaml, in the console's language (canned texts stay in the young person's). */
   function fillSelects() {
-    state.flow.canned_responses.forEach(function (canned, index) {
-      var label = canned.shortcut + " · " + (canned.title.fr || canned.title[Object.keys(canned.title)[0]]);
-      var option = el("option", "", label);
-      option.value = String(index);
-      $("canned").appendChild(option);
-    });
-    state.flow.partners.forEach(function (p) { var o = el("option", "", p.name); o.value = p.id; $("partner").appendChild(o); });
-    state.flow.queues.forEach(function (q) { var o = el("option", "", q.name); o.value = q.id; $("queue").appendChild(o); });
-    state.flow.outcomes.forEach(function (c) { var o = el("option", "", c.label); o.value = c.id; $("outcome").appendChild(o); });
+    fill($("canned"), state.flow.canned_responses.map(function (canned, index) {
+      return { value: String(index), label: canned.shortcut + " · " + HG.local(canned.title) };
+    }));
+    fill($("partner"), state.flow.partners.map(function (p) { return { value: p.id, label: HG.local(p.names, p.name) }; }));
+    fill($("queue"), state.flow.queues.map(function (q) { return { value: q.id, label: HG.local(q.names, q.name) }; }));
+    fill($("outcome"), state.flow.outcomes.map(function (c) { return { value: c.id, label: HG.local(c.labels, c.label) }; }));
+  }
+
+  function fill(select, options) {  // keeps a first empty option ("Choisir…") and the current choice
+    var chosen = select.value;
+    Array.prototype.slice.call(select.options).forEach(function (option) { if (option.value) { select.removeChild(option); } });
+    options.forEach(function (o) { var option = el("option", "", o.label); option.value = o.value; select.appendChild(option); });
+    if (chosen) { select.value = chosen; }
   }
 
   // ----- live events ----------------------------------------------------------------------------------------
@@ -109,13 +113,13 @@
     var urgent = fresh.some(function (card) { return card.priority === "urgent"; });
     HG.beep(urgent);
     if (document.hidden) { state.newArrival = true; }
-    toast(urgent ? "Conversation URGENTE en attente" : "Nouvelle conversation en attente");
+    toast(urgent ? t("toast.urgent") : t("toast.new"));
     title();
   }
 
   function title() {
-    var count = state.waiting.length;
-    document.title = (state.newArrival ? "● " : "") + (count ? "(" + count + ") " : "") + "Console d'écoute";
+    var count = state.waiting ? state.waiting.length : 0;
+    document.title = (state.newArrival ? "● " : "") + (count ? "(" + count + ") " : "") + t("app.title");
   }
 
   function renderQueue() {
@@ -142,10 +146,10 @@
     open.type = "button";
     var head = el("span", "card-head");
     head.appendChild(el("strong", "pseudonym", card.pseudonym));
-    if (card.priority !== "normal") { head.appendChild(el("span", "badge " + card.priority, PRIORITY[card.priority])); }
+    if (card.priority !== "normal") { head.appendChild(el("span", "badge " + card.priority, t("priority." + card.priority))); }
     open.appendChild(head);
     var meta = el("span", "card-meta");
-    meta.appendChild(el("span", "pill channel", HG.CHANNELS[card.channel] || card.channel));
+    meta.appendChild(el("span", "pill channel", HG.channel(card.channel)));
     meta.appendChild(el("span", "pill", (card.language || "").toUpperCase()));
     if (waiting) {
       var wait = el("span", "wait");
@@ -159,9 +163,9 @@
     open.addEventListener("click", function () { openConversation(card.id); });
     item.appendChild(open);
     if (waiting) {
-      var take = el("button", "take", "Prendre");
+      var take = el("button", "take", t("conv.take"));
       take.type = "button";
-      take.setAttribute("aria-label", "Prendre " + card.pseudonym);
+      take.setAttribute("aria-label", t("queue.take.aria", { name: card.pseudonym }));
       take.addEventListener("click", function () { takeConversation(card.id); });
       item.appendChild(take);
     }
@@ -174,14 +178,14 @@
   function renderWaitingTime(node) {
     if (!node) { return; }
     var seconds = Number(node.dataset.seconds) + (Date.now() - state.fetchedAt) / 1000;
-    node.textContent = "attend depuis " + HG.duration(seconds);
+    node.textContent = t("queue.waited", { d: HG.duration(seconds) });
   }
 
   // ----- one conversation -----------------------------------------------------------------------------------
 
   function takeConversation(id) {
     api("POST", "/api/conversations/" + id + "/take").then(function (response) {
-      if (response.ok) { toast("Conversation prise : " + response.data.pseudonym); openConversation(id); loadQueue(); return; }
+      if (response.ok) { toast(t("toast.taken", { name: response.data.pseudonym })); openConversation(id); loadQueue(); return; }
       toast(refusal(response), true);
       loadQueue();
     });
@@ -209,9 +213,9 @@
     $("placeholder").hidden = true;
     $("conversation").hidden = false;
     $("conv-title").textContent = c.pseudonym;
-    var meta = [HG.CHANNELS[c.channel] || c.channel, (c.language || "").toUpperCase(), STATUS[c.status] || c.status,
-      PRIORITY[c.priority]];
-    if (c.listener) { meta.push("avec " + c.listener); }
+    var meta = [HG.channel(c.channel), (c.language || "").toUpperCase(), t("status." + c.status),
+      t("priority." + c.priority)];
+    if (c.listener) { meta.push(t("conv.with", { name: c.listener })); }
     $("conv-meta").textContent = meta.join(" · ");
     renderSummary(c.summary);
     state.serverOffset = Date.parse(c.now) - Date.now();  // the server's clock decides when a window closes
@@ -229,7 +233,7 @@
     c.transcript.forEach(function (entry) {
       if (!exchange && (entry.author === "listener" || entry.author === "note")) {
         exchange = true;
-        $("transcript").appendChild(el("li", "divider", "Échange avec l'écoute"));
+        $("transcript").appendChild(el("li", "divider", t("conv.exchange")));
       }
       appendEntry(entry);
     });
@@ -257,16 +261,15 @@
 
   function renderWindow(replyWindow) {
     var box = $("window-warning");
-    var channel = HG.CHANNELS[state.current.channel] || state.current.channel;
+    var channel = HG.channel(state.current.channel);
     box.hidden = !(replyWindow && (replyWindow.state === "closing" || replyWindow.state === "closed"));
     box.className = "warning" + (replyWindow && replyWindow.state === "closed" ? " closed" : "");
+    box.dataset.state = replyWindow ? replyWindow.state : "";
     if (box.hidden) { return; }
     if (replyWindow.state === "closed") {
-      box.textContent = "Fenêtre de réponse fermée : " + channel + " refuse les messages plus de " + replyWindow.hours +
-        " h après le dernier message du jeune. Oriente-le autrement ou attends qu'il réécrive.";
+      box.textContent = t("window.closed", { channel: channel, hours: replyWindow.hours });
     } else {
-      box.textContent = "La fenêtre de réponse de " + channel + " se ferme à " + HG.clock(replyWindow.closes_at) +
-        " (" + replyWindow.hours + " h après le dernier message du jeune).";
+      box.textContent = t("window.closing", { channel: channel, time: HG.clock(replyWindow.closes_at), hours: replyWindow.hours });
     }
   }
 
@@ -278,12 +281,12 @@
     var item = el("li", "msg " + entry.author);
     item.dataset.entry = entry.id;
     item.dataset.author = entry.author;
-    var head = el("span", "who", AUTHORS[entry.author] || entry.author);
+    var head = el("span", "who", t("author." + entry.author));
     head.appendChild(el("time", "", HG.clock(entry.at)));
     item.appendChild(head);
     item.appendChild(el("span", "text", entry.text));
     if (entry.choices && entry.choices.length) {
-      item.appendChild(el("span", "choices", "Choix proposés : " + entry.choices.map(function (c) { return c.label; }).join(" · ")));
+      item.appendChild(el("span", "choices", t("conv.choices", { list: entry.choices.map(function (c) { return c.label; }).join(" · ") })));
     }
     (entry.attachments || []).forEach(function (attachment) { item.appendChild(attachmentView(attachment)); });
     if (entry.author === "bot" || entry.author === "listener") {
@@ -296,20 +299,20 @@
   }
 
   function setDelivery(mark, delivery) {
-    mark.textContent = DELIVERY[delivery] || delivery;
+    mark.textContent = t("delivery." + delivery);
     mark.className = "delivery " + delivery;
   }
 
   function attachmentView(attachment) {
     var box = el("span", "attachment");
-    var label = "Pièce jointe (" + attachment.kind + ")" + (attachment.name ? " : " + attachment.name : "");
+    var label = t("attachment.label", { kind: t("kind." + attachment.kind) }) + (attachment.name ? " : " + attachment.name : "");
     if (attachment.number === null || !attachment.fetchable) {
-      box.textContent = label + (attachment.fetchable ? "" : ", non récupérable");
+      box.textContent = label + (attachment.fetchable ? "" : t("attachment.unfetchable"));
       return box;
     }
     var url = "/api/conversations/" + state.current.id + "/attachments/" + attachment.number;
     if (attachment.kind === "image") {
-      var show = el("button", "secondary small", "Afficher : " + label);
+      var show = el("button", "secondary small", t("attachment.show", { label: label }));
       show.type = "button";
       show.addEventListener("click", function () {
         var image = el("img", "attachment-image");
@@ -319,7 +322,7 @@
       });
       box.appendChild(show);
     } else {
-      var link = el("a", "", "Ouvrir : " + label);
+      var link = el("a", "", t("attachment.open", { label: label }));
       link.href = url;
       link.target = "_blank";
       link.rel = "noopener noreferrer";
@@ -342,9 +345,9 @@
     var note = state.mode === "note";
     var closed = state.current && state.current.window && state.current.window.state === "closed";
     var canReply = isMine() && !closed;
-    $("reply").placeholder = note ? "Note privée : jamais envoyée au jeune" : "Écrire au jeune… (tape / pour une réponse type)";
-    $("reply-label").textContent = note ? "Note privée" : "Message au jeune";
-    $("send").textContent = note ? "Enregistrer la note" : "Envoyer";
+    $("reply").placeholder = note ? t("compose.note.placeholder") : t("compose.placeholder");
+    $("reply-label").textContent = note ? t("compose.note") : t("compose.to");
+    $("send").textContent = note ? t("compose.save") : t("compose.send");
     $("send").disabled = !note && !canReply;
     $("mode-reply").disabled = !canReply;
     if (!canReply && !note && state.current) { setMode("note"); }
@@ -386,7 +389,7 @@
     var found = /^\/\S*$/.test(word) ? matching(word) : [];
     found.forEach(function (canned) {
       var item = el("li");
-      var button = el("button", "suggestion", canned.shortcut + "  " + (canned.title.fr || ""));
+      var button = el("button", "suggestion", canned.shortcut + "  " + HG.local(canned.title));
       button.type = "button";
       button.addEventListener("click", function () { insertText(cannedText(canned)); });
       item.appendChild(button);
@@ -441,25 +444,25 @@
     history.replaceState(null, "", location.pathname);
     document.querySelectorAll(".card.selected").forEach(function (node) { node.classList.remove("selected"); });
   });
-  $("handback").addEventListener("click", function () { act("hand-back", undefined, "Conversation rendue à la file"); });
+  $("handback").addEventListener("click", function () { act("hand-back", undefined, t("toast.handedback")); });
   $("refer-open").addEventListener("click", function () { $("refer-dialog").showModal(); });
   $("transfer-open").addEventListener("click", function () { $("transfer-dialog").showModal(); });
   $("close-open").addEventListener("click", function () { $("close-error").textContent = ""; $("close-dialog").showModal(); });
 
   $("refer-dialog").addEventListener("close", function () {
     if ($("refer-dialog").returnValue !== "ok") { return; }
-    act("refer", { partner: $("partner").value }, "Orientation envoyée");
+    act("refer", { partner: $("partner").value }, t("toast.referred"));
   });
   $("transfer-dialog").addEventListener("close", function () {
     if ($("transfer-dialog").returnValue !== "ok") { return; }
-    act("transfer", { queue: $("queue").value }, "Conversation transférée");
+    act("transfer", { queue: $("queue").value }, t("toast.transferred"));
   });
   $("close-send").addEventListener("click", function (event) {
-    if (!$("outcome").value) { event.preventDefault(); $("close-error").textContent = "Choisis une catégorie."; }
+    if (!$("outcome").value) { event.preventDefault(); $("close-error").textContent = t("close.missing"); }
   });
   $("close-dialog").addEventListener("close", function () {
     if ($("close-dialog").returnValue !== "ok" || !$("outcome").value) { return; }
-    act("close", { outcome: $("outcome").value, notes: $("close-notes").value }, "Conversation clôturée").then(function () {
+    act("close", { outcome: $("outcome").value, notes: $("close-notes").value }, t("toast.closed")).then(function () {
       $("outcome").value = "";
       $("close-notes").value = "";
     });
@@ -478,7 +481,8 @@
 
   function refusal(response) {
     var data = response.data || {};
-    return REFUSED[data.error] || data.message || "Action impossible (" + response.status + ").";
+    if (REFUSED.indexOf(data.error) >= 0) { return t("refused." + data.error); }
+    return data.message || t("refused.other", { status: response.status });
   }
 
   var toastTimer = null;

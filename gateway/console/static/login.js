@@ -10,7 +10,7 @@
     error.textContent = "";
     var name = document.getElementById("name").value.trim();
     var password = document.getElementById("password").value;
-    if (!name || !password) { error.textContent = "Indique ton nom et ton mot de passe."; return; }
+    if (!name || !password) { error.textContent = HG.t("login.missing"); return; }
     var button = document.getElementById("login-button");
     button.disabled = true;
     fetch("/api/session", {
@@ -19,10 +19,10 @@
       body: JSON.stringify({ name: name, password: password })
     }).then(function (response) {
       if (response.ok) { location.href = "/console"; return; }
-      error.textContent = response.status === 401 ? "Nom ou mot de passe incorrect." : "Connexion impossible, réessaie.";
+      error.textContent = HG.t(response.status === 401 ? "login.wrong" : "login.failed");
       button.disabled = false;
     }).catch(function () {
-      error.textContent = "Le serveur ne répond pas. Réessaie dans un instant.";
+      error.textContent = HG.t("login.offline");
       button.disabled = false;
     });
   });

@@ -4,9 +4,20 @@
   "use strict";
   var el = HG.el, clear = HG.clear, api = HG.api;
   var $ = function (id) { return document.getElementById(id); };
+  var t = HG.t;
   var timer = null, boardTimer = null, longest = { seconds: 0, at: Date.now() };
+  var shown = { figures: null, flow: null, material: null, connected: undefined };
 
   HG.logoutButton($("logout"));
+  api("GET", "/api/flow").then(function (response) {  // outcome and partner names in each language
+    if (response.ok) { shown.material = response.data; if (shown.figures) { renderFigures(shown.figures); } }
+  });
+  HG.onLanguage(function () {
+    connection(shown.connected);
+    if (shown.figures) { renderFigures(shown.figures); }
+    if (shown.flow) { renderReload(shown.flow); }
+    $("diagram").querySelectorAll("img").forEach(function (image) { image.alt = t("sup.diagram"); });
+  });
   loadBoard();
   loadFigures(true);
   loadFlow();
@@ -25,7 +36,9 @@
   ["from", "to"].forEach(function (id) { $(id).addEventListener("change", updateCsv); });
 
   function connection(on) {
-    $("connection").textContent = on ? "En direct" : "Reconnexion…";
+    if (on === undefined) { return; }
+    shown.connected = on;
+    $("connection").textContent = on ? t("conn.live") : t("conn.reconnecting");
     $("connection").className = "pill " + (on ? "on" : "off");
   }
 
@@ -70,7 +83,7 @@
   function loadFigures(initial) {
     var path = "/api/stats" + (initial ? "" : query());
     api("GET", path).then(function (response) {
-      if (!response.ok) { $("period-error").textContent = (response.data && response.data.message) || "Période invalide."; return; }
+      if (!response.ok) { $("period-error").textContent = (response.data && response.data.message) || t("sup.bad_period"); return; }
       $("period-error").textContent = "";
       var f = response.data;
       if (initial) {
@@ -79,15 +92,38 @@
         $("to").value = to.toISOString().slice(0, 10);
       }
       updateCsv();
-      $("total").textContent = String(f.total);
-      $("median").textContent = f.wait.median_seconds === null ? "–" : HG.duration(f.wait.median_seconds);
-      $("unanswered").textContent = String(f.wait.unanswered);
-      columns($("chart-hours"), f.per_hour, function (r) { return Number(r.key) % 3 === 0 ? r.label : ""; });
-      bars($("chart-channels"), f.per_channel.map(function (r) { return { key: r.key, label: HG.CHANNELS[r.key] || r.label, value: r.value }; }));
-      columns($("chart-wait"), f.wait.buckets, function (r) { return r.label; });
-      bars($("chart-outcomes"), f.outcomes);
-      bars($("chart-routes"), f.routes);
+      renderFigures(f);
     });
+  }
+
+  function renderFigures(f) {
+    shown.figures = f;
+    $("total").textContent = String(f.total);
+    $("median").textContent = f.wait.median_seconds === null ? "–" : HG.duration(f.wait.median_seconds);
+    $("unanswered").textContent = String(f.wait.unanswered);
+    var hours = f.per_hour.map(function (r) { return relabel(r, t("sup.hour", { h: r.label.slice(0, 2) })); });
+    columns($("chart-hours"), hours, function (r) { return Number(r.key) % 3 === 0 ? r.label : ""; });
+    bars($("chart-channels"), f.per_channel.map(function (r) { return relabel(r, HG.channel(r.key)); }));
+    columns($("chart-wait"), f.wait.buckets, function (r) { return r.label; });
+    bars($("chart-outcomes"), f.outcomes.map(function (r) { return relabel(r, outcomeLabel(r)); }));
+    bars($("chart-routes"), f.routes.map(function (r) { return relabel(r, routeLabel(r)); }));
+  }
+
+  function relabel(row, label) { return { key: row.key, label: label, value: row.value }; }
+
+  /* The figures carry labels in the flow's language; the console's language comes from /api/flow or here. */
+  function outcomeLabel(row) {
+    var found = shown.material && shown.material.outcomes.filter(function (o) { return o.id === row.key; })[0];
+    return found ? HG.local(found.labels, row.label) : row.label;
+  }
+
+  function routeLabel(row) {
+    if (row.key.indexOf("partner:") === 0) {
+      var id = row.key.slice("partner:".length);
+      var found = shown.material && shown.material.partners.filter(function (p) { return p.id === id; })[0];
+      return found ? HG.local(found.names, row.label) : row.label;
+    }
+    return ["listener", "closed_line", "bot_ended"].indexOf(row.key) >= 0 ? t("route." + row.key) : row.label;
   }
 
   function max(rows) { return Math.max(1, Math.max.apply(null, rows.map(function (r) { return r.value; }))); }
@@ -99,7 +135,7 @@
     var labels = el("div", "column-labels");
     rows.forEach(function (row) {
       var column = el("div", "column");
-      column.title = row.label + " : " + row.value;
+      column.title = t("sup.point", { label: row.label, value: row.value });
       column.dataset.key = row.key;
       column.appendChild(el("span", "n", row.value ? String(row.value) : ""));
       var fill = el("div", "fill");
@@ -114,7 +150,7 @@
 
   function bars(list, rows) {
     clear(list);
-    if (!rows.length) { list.appendChild(el("li", "empty", "Rien pour cette période.")); return; }
+    if (!rows.length) { list.appendChild(el("li", "empty", t("sup.nothing"))); return; }
     var top = max(rows);
     rows.forEach(function (row) {
       var item = el("li", "bar");
@@ -132,13 +168,14 @@
   }
 
   function renderReload(flow) {
+    shown.flow = flow;
     $("flow-version").textContent = flow.version || "–";
     var last = flow.last_reload;
     var reload = $("reload");
     clear($("problems"));
-    if (!last) { reload.textContent = "aucun"; reload.className = "reload"; return; }
-    reload.textContent = (last.ok ? "réussi" : "refusé (l'ancien parcours reste en service)") + ", " +
-      new Date(last.at).toLocaleString("fr-FR");
+    if (!last) { reload.textContent = t("sup.reload.none"); reload.className = "reload"; return; }
+    reload.textContent = t(last.ok ? "sup.reload.ok" : "sup.reload.refused") + ", " +
+      new Date(last.at).toLocaleString(HG.locale());
     reload.className = "reload " + (last.ok ? "ok" : "refused");
     (last.problems || []).forEach(function (problem) { $("problems").appendChild(el("li", "", problem)); });
   }
@@ -146,11 +183,13 @@
   function loadFlow() {
     var box = $("diagram");
     var image = el("img");
-    image.alt = "Diagramme du parcours en service";
+    image.alt = t("sup.diagram");
     image.onerror = function () {
       fetch("/api/flow/diagram.mmd", { credentials: "same-origin" }).then(function (r) { return r.text(); }).then(function (text) {
         clear(box);
-        box.appendChild(el("p", "meta", "Graphviz (dot) n'est pas installé sur le serveur : voici le parcours en texte Mermaid."));
+        var note = el("p", "meta", t("sup.no_dot"));
+        note.dataset.i18n = "sup.no_dot";  // follows a language switch
+        box.appendChild(note);
         box.appendChild(el("pre", "", text));
       });
     };

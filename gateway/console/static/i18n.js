@@ -1,0 +1,253 @@
+/* The console's texts, French first, English second. The pages' static texts carry data-i18n (textContent),
+   data-i18n-aria, data-i18n-title and data-i18n-placeholder; scripts ask HG.t(key, {name: value}). The choice
+   is kept in localStorage ("hg-lang"); without one, English when the browser's language starts with "en". */
+(function () {
+  "use strict";
+
+  var TEXTS = {
+    fr: {
+      "app.title": "Console d'écoute",
+      "lang.group": "Langue de la console",
+      "conn.connecting": "Connexion…", "conn.live": "En direct", "conn.reconnecting": "Reconnexion…",
+      "head.capacity": "Conversations tenues / capacité", "head.supervision": "Supervision",
+      "head.logout": "Se déconnecter",
+      "channel.webchat": "Chat web",
+
+      "login.title": "Connexion · Console d'écoute",
+      "login.for": "Réservée aux écoutant·es et superviseur·es de la ligne.",
+      "login.first": "Premier démarrage",
+      "login.first.none": "Aucun compte n'existe encore. Crée le premier compte (superviseur·e) sur le serveur :",
+      "login.first.command": ".venv/bin/gateway listeners add NOM --supervisor",
+      "login.first.password": "Le mot de passe est demandé (10 caractères au moins). Les autres comptes se créent de la même façon, sans",
+      "login.expired": "Ta session a expiré. Reconnecte-toi.",
+      "login.name": "Nom", "login.password": "Mot de passe", "login.submit": "Se connecter",
+      "login.missing": "Indique ton nom et ton mot de passe.",
+      "login.wrong": "Nom ou mot de passe incorrect.",
+      "login.failed": "Connexion impossible, réessaie.",
+      "login.offline": "Le serveur ne répond pas. Réessaie dans un instant.",
+
+      "queue.label": "Conversations", "queue.waiting": "En attente", "queue.waiting.empty": "Personne n'attend pour l'instant.",
+      "queue.mine": "Mes conversations", "queue.mine.empty": "Aucune conversation en cours.",
+      "queue.waited": "attend depuis {d}", "queue.take.aria": "Prendre {name}",
+      "placeholder.choose": "Choisis une conversation dans la file d'attente.",
+      "placeholder.urgent": "Une conversation urgente est signalée en rouge, avec un son.",
+      "conv.back": "← File", "conv.take": "Prendre", "conv.refer": "Orienter", "conv.transfer": "Transférer",
+      "conv.handback": "Rendre à la file", "conv.close": "Clôturer",
+      "conv.summary": "Premier contact (recueilli par le bot)", "conv.transcript": "Conversation",
+      "conv.typing": "Le ou la jeune écrit…", "conv.with": "avec {name}", "conv.exchange": "Échange avec l'écoute",
+      "conv.choices": "Choix proposés : {list}",
+      "window.closing": "La fenêtre de réponse de {channel} se ferme à {time} ({hours} h après le dernier message du jeune).",
+      "window.closed": "Fenêtre de réponse fermée : {channel} refuse les messages plus de {hours} h après le dernier message du jeune. Oriente-le autrement ou attends qu'il réécrive.",
+      "attachment.label": "Pièce jointe ({kind})", "attachment.unfetchable": ", non récupérable",
+      "attachment.show": "Afficher : {label}", "attachment.open": "Ouvrir : {label}",
+      "kind.image": "image", "kind.audio": "audio", "kind.video": "vidéo", "kind.file": "fichier",
+      "kind.location": "position", "kind.other": "autre",
+      "compose.modes": "Type de message", "compose.reply": "Répondre", "compose.note": "Note privée",
+      "compose.canned": "Réponses types", "compose.canned.choose": "Réponses types…",
+      "compose.to": "Message au jeune", "compose.placeholder": "Écrire au jeune… (tape / pour une réponse type)",
+      "compose.note.placeholder": "Note privée : jamais envoyée au jeune",
+      "compose.send": "Envoyer", "compose.save": "Enregistrer la note",
+      "refer.title": "Orienter vers un partenaire",
+      "refer.hint": "Le message du partenaire est envoyé au jeune, dans sa langue.",
+      "refer.partner": "Partenaire", "refer.send": "Envoyer l'orientation",
+      "transfer.title": "Transférer vers une file", "transfer.hint": "Le résumé et toute la conversation suivent.",
+      "transfer.queue": "File", "transfer.send": "Transférer",
+      "close.title": "Clôturer la conversation", "close.category": "Catégorie", "close.choose": "Choisir…",
+      "close.notes": "Notes (privées, jamais envoyées)", "close.send": "Clôturer",
+      "close.missing": "Choisis une catégorie.", "dialog.cancel": "Annuler",
+      "toast.urgent": "Conversation URGENTE en attente", "toast.new": "Nouvelle conversation en attente",
+      "toast.taken": "Conversation prise : {name}", "toast.handedback": "Conversation rendue à la file",
+      "toast.referred": "Orientation envoyée", "toast.transferred": "Conversation transférée",
+      "toast.closed": "Conversation clôturée", "refused.other": "Action impossible ({status}).",
+      "author.user": "Jeune", "author.bot": "Bot", "author.listener": "Écoutant·e", "author.note": "Note privée",
+      "author.system": "Système",
+      "delivery.pending": "en attente", "delivery.sent": "envoyé", "delivery.delivered": "remis", "delivery.read": "lu",
+      "delivery.failed": "échec de l'envoi",
+      "priority.urgent": "Urgent", "priority.high": "Prioritaire", "priority.normal": "Normal",
+      "status.bot": "avec le bot", "status.queued": "en attente", "status.with_listener": "en cours",
+      "status.closed": "clôturée", "status.referred": "orientée", "status.abandoned": "abandonnée",
+      "refused.taken": "Un·e autre écoutant·e a déjà pris cette conversation.",
+      "refused.capacity": "Tu as atteint ta capacité : termine ou rends une conversation d'abord.",
+      "refused.not_yours": "Cette conversation n'est pas avec toi.",
+      "refused.window_closed": "La fenêtre de réponse du canal est fermée : le message ne peut plus être envoyé.",
+      "refused.not_active": "Cette conversation n'est plus active.",
+      "refused.not_found": "Cette conversation n'existe pas.",
+      "refused.empty": "Le message est vide.", "refused.too_long": "Le message est trop long (4000 caractères au plus).",
+
+      "sup.title": "Supervision · Console d'écoute", "sup.h1": "Supervision", "sup.console": "Console d'écoute",
+      "sup.live": "En direct", "sup.waiting": "en attente", "sup.urgent": "urgentes en attente",
+      "sup.progress": "en cours avec un·e écoutant·e", "sup.online": "écoutant·es en ligne",
+      "sup.longest": "attente la plus longue",
+      "sup.period": "Chiffres de la période", "sup.from": "Du", "sup.to": "Au", "sup.show": "Afficher",
+      "sup.csv": "Exporter en CSV", "sup.total": "conversations commencées dans la période · attente médiane",
+      "sup.unanswered": "parties avant d'être prises en charge.",
+      "sup.anonymous": "Chiffres anonymes : aucun identifiant, aucun message.",
+      "sup.hours": "Conversations par heure de la journée", "sup.channels": "Conversations par canal",
+      "sup.wait": "Temps d'attente avant prise en charge", "sup.outcomes": "Issues des conversations clôturées",
+      "sup.routes": "Orientations", "sup.nothing": "Rien pour cette période.", "sup.bad_period": "Période invalide.",
+      "sup.hour": "{h}h", "sup.point": "{label} : {value}",
+      "route.listener": "Écoutant·e", "route.closed_line": "Ligne fermée", "route.bot_ended": "Fin avec le bot",
+      "sup.flow": "Parcours en service", "sup.version": "Version", "sup.reload": "dernier rechargement :",
+      "sup.reload.none": "aucun", "sup.reload.ok": "réussi",
+      "sup.reload.refused": "refusé (l'ancien parcours reste en service)",
+      "sup.diagram": "Diagramme du parcours en service",
+      "sup.no_dot": "Graphviz (dot) n'est pas installé sur le serveur : voici le parcours en texte Mermaid."
+    },
+    en: {
+      "app.title": "Listener console",
+      "lang.group": "Console language",
+      "conn.connecting": "Connecting…", "conn.live": "Live", "conn.reconnecting": "Reconnecting…",
+      "head.capacity": "Conversations held / capacity", "head.supervision": "Supervision", "head.logout": "Log out",
+      "channel.webchat": "Web chat",
+
+      "login.title": "Log in · Listener console",
+      "login.for": "For the line's listeners and supervisors only.",
+      "login.first": "First start",
+      "login.first.none": "No account exists yet. Create the first one (a supervisor) on the server:",
+      "login.first.command": ".venv/bin/gateway listeners add NAME --supervisor",
+      "login.first.password": "The password is asked for (at least 10 characters). Other accounts are created the same way, without",
+      "login.expired": "Your session has expired. Please log in again.",
+      "login.name": "Name", "login.password": "Password", "login.submit": "Log in",
+      "login.missing": "Enter your name and your password.",
+      "login.wrong": "Wrong name or password.",
+      "login.failed": "Could not log in, please try again.",
+      "login.offline": "The server does not answer. Try again in a moment.",
+
+      "queue.label": "Conversations", "queue.waiting": "Waiting", "queue.waiting.empty": "Nobody is waiting right now.",
+      "queue.mine": "My conversations", "queue.mine.empty": "No conversation in progress.",
+      "queue.waited": "waiting for {d}", "queue.take.aria": "Take {name}",
+      "placeholder.choose": "Choose a conversation from the queue.",
+      "placeholder.urgent": "An urgent conversation is shown in red, with a sound.",
+      "conv.back": "← Queue", "conv.take": "Take", "conv.refer": "Refer", "conv.transfer": "Transfer",
+      "conv.handback": "Hand back to the queue", "conv.close": "Close",
+      "conv.summary": "First contact (gathered by the bot)", "conv.transcript": "Conversation",
+      "conv.typing": "The young person is typing…", "conv.with": "with {name}",
+      "conv.exchange": "Exchange with the listener", "conv.choices": "Choices offered: {list}",
+      "window.closing": "The {channel} reply window closes at {time} ({hours} h after the young person's last message).",
+      "window.closed": "Reply window closed: {channel} refuses messages more than {hours} h after the young person's last message. Refer them another way or wait until they write again.",
+      "attachment.label": "Attachment ({kind})", "attachment.unfetchable": ", cannot be fetched",
+      "attachment.show": "Show: {label}", "attachment.open": "Open: {label}",
+      "kind.image": "image", "kind.audio": "audio", "kind.video": "video", "kind.file": "file",
+      "kind.location": "location", "kind.other": "other",
+      "compose.modes": "Message type", "compose.reply": "Reply", "compose.note": "Private note",
+      "compose.canned": "Canned responses", "compose.canned.choose": "Canned responses…",
+      "compose.to": "Message to the young person",
+      "compose.placeholder": "Write to the young person… (type / for a canned response)",
+      "compose.note.placeholder": "Private note: never sent to the young person",
+      "compose.send": "Send", "compose.save": "Save the note",
+      "refer.title": "Refer to a partner",
+      "refer.hint": "The partner's message is sent to the young person, in their language.",
+      "refer.partner": "Partner", "refer.send": "Send the referral",
+      "transfer.title": "Transfer to a queue", "transfer.hint": "The summary and the whole conversation go along.",
+      "transfer.queue": "Queue", "transfer.send": "Transfer",
+      "close.title": "Close the conversation", "close.category": "Category", "close.choose": "Choose…",
+      "close.notes": "Notes (private, never sent)", "close.send": "Close",
+      "close.missing": "Choose a category.", "dialog.cancel": "Cancel",
+      "toast.urgent": "URGENT conversation waiting", "toast.new": "New conversation waiting",
+      "toast.taken": "Conversation taken: {name}", "toast.handedback": "Conversation handed back to the queue",
+      "toast.referred": "Referral sent", "toast.transferred": "Conversation transferred",
+      "toast.closed": "Conversation closed", "refused.other": "Action refused ({status}).",
+      "author.user": "Young person", "author.bot": "Bot", "author.listener": "Listener", "author.note": "Private note",
+      "author.system": "System",
+      "delivery.pending": "pending", "delivery.sent": "sent", "delivery.delivered": "delivered", "delivery.read": "read",
+      "delivery.failed": "not delivered",
+      "priority.urgent": "Urgent", "priority.high": "High priority", "priority.normal": "Normal",
+      "status.bot": "with the bot", "status.queued": "waiting", "status.with_listener": "in progress",
+      "status.closed": "closed", "status.referred": "referred", "status.abandoned": "abandoned",
+      "refused.taken": "Another listener has already taken this conversation.",
+      "refused.capacity": "You have reached your capacity: finish or hand back a conversation first.",
+      "refused.not_yours": "This conversation is not with you.",
+      "refused.window_closed": "The channel's reply window is closed: the message can no longer be sent.",
+      "refused.not_active": "This conversation is no longer active.",
+      "refused.not_found": "This conversation does not exist.",
+      "refused.empty": "The message is empty.", "refused.too_long": "The message is too long (4000 characters at most).",
+
+      "sup.title": "Supervision · Listener console", "sup.h1": "Supervision", "sup.console": "Listener console",
+      "sup.live": "Live", "sup.waiting": "waiting", "sup.urgent": "urgent, waiting",
+      "sup.progress": "in progress with a listener", "sup.online": "listeners online", "sup.longest": "longest wait",
+      "sup.period": "Figures for the period", "sup.from": "From", "sup.to": "To", "sup.show": "Show",
+      "sup.csv": "Export as CSV", "sup.total": "conversations started in the period · median wait",
+      "sup.unanswered": "left before being answered.",
+      "sup.anonymous": "Anonymous figures: no identifier, no message.",
+      "sup.hours": "Conversations per hour of the day", "sup.channels": "Conversations per channel",
+      "sup.wait": "Waiting time before being answered", "sup.outcomes": "Outcomes of closed conversations",
+      "sup.routes": "Referrals", "sup.nothing": "Nothing in this period.", "sup.bad_period": "Invalid period.",
+      "sup.hour": "{h}:00", "sup.point": "{label}: {value}",
+      "route.listener": "Listener", "route.closed_line": "Closed line", "route.bot_ended": "Ended with the bot",
+      "sup.flow": "Flow in service", "sup.version": "Version", "sup.reload": "last reload:",
+      "sup.reload.none": "none", "sup.reload.ok": "succeeded",
+      "sup.reload.refused": "refused (the previous flow stays in service)",
+      "sup.diagram": "Diagram of the flow in service",
+      "sup.no_dot": "Graphviz (dot) is not installed on the server: here is the flow as Mermaid text."
+    }
+  };
+  var LANGUAGES = ["fr", "en"];
+  var KEY = "hg-lang";
+  var listeners = [];
+
+  function stored() {
+    try { return localStorage.getItem(KEY); } catch (e) { return null; }
+  }
+
+  function initial() {
+    var saved = stored();
+    if (LANGUAGES.indexOf(saved) >= 0) { return saved; }
+    return /^en\b/i.test(navigator.language || "") ? "en" : "fr";
+  }
+
+  var lang = initial();
+
+  /* The text for key in the console's language (French when English lacks it), {name} replaced from params. */
+  function t(key, params) {
+    var text = TEXTS[lang][key];
+    if (text === undefined) { text = TEXTS.fr[key]; }
+    if (text === undefined) { return key; }
+    return text.replace(/\{(\w+)\}/g, function (whole, name) {
+      return params && params[name] !== undefined ? String(params[name]) : whole;
+    });
+  }
+
+  /* A text the API gives per language ({fr: …, en: …}): the console's language, else French, else any. */
+  function local(texts, fallback) {
+    if (!texts) { return fallback || ""; }
+    return texts[lang] || texts.fr || texts[Object.keys(texts)[0]] || fallback || "";
+  }
+
+  var ATTRIBUTES = { "data-i18n-aria": "aria-label", "data-i18n-title": "title", "data-i18n-placeholder": "placeholder" };
+
+  function translatePage() {
+    document.documentElement.lang = lang;
+    document.querySelectorAll("[data-i18n]").forEach(function (node) { node.textContent = t(node.dataset.i18n); });
+    Object.keys(ATTRIBUTES).forEach(function (data) {
+      document.querySelectorAll("[" + data + "]").forEach(function (node) {
+        node.setAttribute(ATTRIBUTES[data], t(node.getAttribute(data)));
+      });
+    });
+    document.querySelectorAll("[data-lang]").forEach(function (button) {
+      button.setAttribute("aria-pressed", String(button.dataset.lang === lang));
+    });
+  }
+
+  function setLanguage(next) {
+    if (LANGUAGES.indexOf(next) < 0 || next === lang) { return; }
+    lang = next;
+    try { localStorage.setItem(KEY, lang); } catch (e) { /* private mode: the choice lasts for this page */ }
+    translatePage();
+    listeners.forEach(function (callback) { callback(lang); });
+  }
+
+  /* callback(lang) runs after each switch, for what a page builds itself (lists, statuses, the title). */
+  function onLanguage(callback) { listeners.push(callback); }
+
+  document.querySelectorAll("[data-lang]").forEach(function (button) {
+    button.addEventListener("click", function () { setLanguage(button.dataset.lang); });
+  });
+  translatePage();
+
+  HG.t = t;
+  HG.local = local;
+  HG.lang = function () { return lang; };
+  HG.locale = function () { return lang === "en" ? "en-GB" : "fr-FR"; };
+  HG.onLanguage = onLanguage;
+  HG.channel = function (name) { return name === "webchat" ? t("channel.webchat") : HG.CHANNELS[name] || name; };
+})();
