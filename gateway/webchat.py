@@ -77,9 +77,15 @@ class WebChatHub:
         return None
 
     async def _send_all(self, conversation_id: str, frame: dict[str, Any]) -> None:
+        """A socket that went away (reset, closing) is dropped; the others and the forwarding carry on."""
         for ws in list(self.sockets.get(conversation_id, ())):
-            if not ws.closed:
+            if ws.closed:
+                continue
+            try:
                 await ws.send_json(frame)
+            except ConnectionError as exc:  # aiohttp's ClientConnectionResetError is one
+                log.info("web chat: a socket went away while sending (%s): dropped", type(exc).__name__)
+                self.detach(ws)
 
 
 def _public(entry: dict[str, Any]) -> dict[str, Any]:
