@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -127,3 +128,24 @@ def _masked(frame: dict[str, Any]) -> bytes:
     length = len(payload)
     size = bytes([0x80 | length]) if length < 126 else bytes([0x80 | 126]) + struct.pack("!H", length)
     return bytes([0x81]) + size + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def test_a_chat_that_never_reads_is_dropped_and_holds_nobody_back(client: Client, clock: Clock) -> None:
+    """Megabytes of replies for a chat that stopped reading: it is dropped, the other chats are answered."""
+    store = client.app[STORE]
+    stalled = await RawChat.connect(client, receive_buffer=4096)
+    conversation, _ = await store.active_conversation(ChannelName.WEBCHAT, await stalled.hello(), clock())
+    for n in range(900):  # ~7 MB: more than the kernel's and the transport's buffers hold
+        entry = {"id": f"flood-{n}", "author": "bot", "text": "x" * 8000, "choices": [], "at": clock().isoformat()}
+        await store.publish({"type": "entry", "conversation_id": conversation.id, "entry": entry})
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws)
+        await ws.send_json({"type": "message", "id": "m0", "text": "2"})
+        frames = await receive_until(ws, lambda f: bool(bot_texts([f])))
+    assert any("anglais" in text for text in bot_texts(frames))
+    metrics = (await (await client.get("/metrics")).text()).splitlines()
+    assert any(line.startswith('gateway_socket_drops_total{reason="queue_full",surface="webchat"} 1') for line in
+               metrics), [line for line in metrics if "socket_drops" in line]  # fmt: skip
+    with contextlib.suppress(ConnectionError):  # the stalled chat's connection was cut: reading ends there
+        while await stalled.reader.read(1 << 16):
+            pass
