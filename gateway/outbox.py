@@ -25,6 +25,7 @@ from gateway.errors import DeliveryError, PermanentDelivery, RetryableDelivery, 
 from gateway.messages import ChannelName, Outbound
 from gateway.metrics import Metrics
 from gateway.store import Delivery, OutboxItem, Store
+from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +60,15 @@ class Outbox:
         self._wake.set()
 
     async def run(self) -> None:
-        """Deliver until cancelled. A store failure is logged and retried at the next poll."""
+        """Deliver until cancelled. Any failure of a pass is logged (class, place) and retried at the next poll."""
         while True:
             try:
                 delivered = await self.deliver_due()
             except StoreError as exc:
                 log.warning("outbox: store unavailable (%s)", exc.__class__.__name__)
+                delivered = 0
+            except Exception as exc:  # a bug: delivery goes on for every other item and conversation
+                log.error("outbox: unexpected %s at %s", type(exc).__name__, where(exc))
                 delivered = 0
             if delivered:
                 continue  # the next items of these conversations are due now
@@ -75,11 +79,20 @@ class Outbox:
     async def deliver_due(self, limit: int = 50) -> int:
         """One pass: claim what is due and deliver it (conversations in parallel). Returns how many."""
         items = await self.store.outbox_due(self.clock(), limit)
-        await asyncio.gather(*(self._deliver(item) for item in items))
+        outcomes = await asyncio.gather(*(self._deliver(item) for item in items), return_exceptions=True)
+        for item, outcome in zip(items, outcomes, strict=True):
+            if isinstance(outcome, StoreError):
+                raise outcome
+            if isinstance(outcome, Exception):  # this item only: retried when its lease ends
+                log.error("outbox: %s: unexpected %s at %s", item.id, type(outcome).__name__, where(outcome))
         return len(items)
 
     async def _deliver(self, item: OutboxItem) -> None:
-        outbound = outbound_from_dict(item.payload)
+        try:
+            outbound = outbound_from_dict(item.payload)
+        except Exception as exc:  # e.g. written by a newer version during a rolling deploy
+            await self._set_aside(item, exc)
+            return
         channel = self.channels.get(outbound.channel)
         if channel is None:
             await self._fail(item, f"channel {outbound.channel.value} is not configured")
@@ -99,6 +112,15 @@ class Outbox:
             self._count(item, "sent")
             await self.store.outbox_mark_sent(item.id, provider_id)
             await self._record(item, Delivery.SENT, provider_id)
+
+    async def _set_aside(self, item: OutboxItem, exc: Exception) -> None:
+        """An item this version cannot read: failed (kept in the store, shown to the listener), others flow."""
+        log.error("outbox: %s set aside: this version cannot read it (%s at %s)", item.id, type(exc).__name__,
+                  where(exc))  # fmt: skip
+        self.metrics.outbox_set_aside.inc()
+        reason = f"set aside: unreadable by this version ({type(exc).__name__})"
+        await self.store.outbox_mark_failed(item.id, reason)
+        await self._record(item, Delivery.FAILED, None, reason)
 
     async def _retry(self, item: OutboxItem, exc: RetryableDelivery) -> None:
         attempts = item.attempts + 1

@@ -50,6 +50,7 @@ class Settings:
     log_level: str = "INFO"
     outbox_base_delay: float = 1.0
     outbox_max_attempts: int = 8
+    outbox_alert_seconds: float = 60.0  # a message waiting longer in the outbox is an alert (metric + log line)
     # Messenger
     messenger_app_secret: str = ""
     messenger_verify_token: str = ""
@@ -101,6 +102,8 @@ class Settings:
             raise ConfigError("GATEWAY_MAX_BODY_BYTES must be positive")
         if self.outbox_base_delay < 0 or self.outbox_max_attempts < 1:
             raise ConfigError("GATEWAY_OUTBOX_BASE_DELAY must be >= 0 and GATEWAY_OUTBOX_MAX_ATTEMPTS >= 1")
+        if self.outbox_alert_seconds <= 0:
+            raise ConfigError("GATEWAY_OUTBOX_ALERT_SECONDS must be positive")
 
     @property
     def messenger_enabled(self) -> bool:

@@ -35,6 +35,7 @@ from gateway.errors import ConfigError
 from gateway.messages import Attachment, ChannelName, Choice
 
 __all__ = [
+    "RESYNC",
     "Author",
     "ConversationStore",
     "DedupeStore",
@@ -58,6 +59,7 @@ __all__ = [
 ]
 
 Event = dict[str, Any]
+RESYNC = "resync"  # the type of the event telling a subscriber it may have missed events (see Subscription)
 
 
 class Author(StrEnum):
@@ -294,6 +296,10 @@ class OutboxStore(Protocol):
         """Given up: the conversation's next item becomes due. False if not pending."""
         ...
 
+    async def outbox_oldest_pending(self) -> datetime | None:
+        """When the oldest item still pending was put (None when nothing waits): for the outbox delay alert."""
+        ...
+
 
 class TimerStore(Protocol):
     async def set_timer(self, conversation_id: str, kind: str, due_at: datetime) -> None:
@@ -317,7 +323,12 @@ class TimerStore(Protocol):
 
 
 class Subscription(Protocol):
-    """Events published after :meth:`EventStore.subscribe` returned, in order. Close it when done."""
+    """Events published after :meth:`EventStore.subscribe` returned, in order. Close it when done.
+
+    An event ``{"type": "resync"}`` (:data:`RESYNC`) means events may have been missed since the previous one
+    (Redis: the connection was lost and the subscription restored; in-process: a subscriber so slow that its
+    oldest events were dropped): a consumer reloads what it shows from the store.
+    """
 
     def __aiter__(self) -> Subscription: ...
 

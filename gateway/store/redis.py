@@ -46,6 +46,7 @@ from gateway.conversation import Conversation, Priority, Status
 from gateway.errors import Conflict, StoreError
 from gateway.messages import ChannelName
 from gateway.store import (
+    RESYNC,
     Delivery,
     Event,
     Listener,
@@ -370,6 +371,20 @@ class RedisStore:
     async def outbox_mark_failed(self, item_id: str, reason: str) -> bool:
         return await self._resolve(item_id, OutboxStatus.FAILED, "last_error", reason)
 
+    @_guarded
+    async def outbox_oldest_pending(self) -> datetime | None:
+        """Each conversation's oldest pending item heads it: the oldest of the heads (two pipelined reads)."""
+        conversations = _texts(await self._redis.zrange(_key("outbox", "heads"), 0, -1))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for conversation_id in conversations:
+                pipe.zrange(_key("outbox", "conv", conversation_id), 0, 0)
+            heads = [found[0] for found in await pipe.execute() if found]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for item_id in heads:
+                pipe.hget(_key("outbox", "item", _text(item_id)), "created_us")
+            created = [int(value) for value in await pipe.execute() if value is not None]
+        return from_us(min(created)) if created else None
+
     async def _resolve(self, item_id: str, status: OutboxStatus, field: str, value: str) -> bool:
         keys = [_key("outbox", "item", item_id), _key("outbox", "heads")]
         kept = int(RESOLVED_OUTBOX_KEPT.total_seconds())
@@ -496,9 +511,11 @@ class _RedisSubscription:
         return self
 
     async def __anext__(self) -> Event:
+        """The next event. redis-py reconnects a lost connection by itself and subscribes again: Redis then
+        confirms the subscription anew, which means events published meanwhile were missed → ``resync``."""
         while not self._closed:
             try:
-                message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+                message = await self._pubsub.get_message(timeout=None)
             except RedisError as error:
                 if self._closed:
                     break
@@ -506,6 +523,8 @@ class _RedisSubscription:
             if message is not None and message.get("type") == "message":
                 event: Event = json.loads(message["data"])
                 return event
+            if message is not None and message.get("type") == "subscribe":
+                return {"type": RESYNC}
         raise StopAsyncIteration
 
     async def aclose(self) -> None:

@@ -451,6 +451,11 @@ class SqliteStore:
     async def outbox_mark_failed(self, item_id: str, reason: str) -> bool:
         return await self._resolve(item_id, "status = 'failed', last_error = ?", reason)
 
+    async def outbox_oldest_pending(self) -> datetime | None:
+        rows = await self._select("SELECT MIN(created_us) AS oldest FROM outbox WHERE status = 'pending'", ())
+        oldest = rows[0]["oldest"] if rows else None
+        return None if oldest is None else from_us(oldest)
+
     async def _resolve(self, item_id: str, assignments: str, value: str | None) -> bool:
         sql = f"UPDATE outbox SET {assignments} WHERE id = ? AND status = 'pending'"
         return await self._change(sql, (value, item_id)) == 1

@@ -411,6 +411,36 @@ async def test_outbox_failure_moves_on_and_is_recorded(store: Store) -> None:
     assert not await store.outbox_reschedule("nothing", T0, 1, "x")
 
 
+async def test_an_item_this_version_cannot_read_is_set_aside_and_kept(store: Store) -> None:
+    """A payload from a newer version round-trips untouched; once set aside (failed), the next item flows."""
+    newer = {"version": 99, "channel": "carrier-pigeon", "parts": [{"kind": "hologram"}]}
+    await store.outbox_put(OutboxItem("new1", "A", newer, T0))
+    await store.outbox_put(outbound("a2", "A"))
+    [claimed] = await store.outbox_due(T0, 10)
+    assert (claimed.id, claimed.payload) == ("new1", newer)
+    assert await store.outbox_mark_failed("new1", "set aside: unreadable by this version (KeyError)")
+    [next_item] = await store.outbox_due(T0, 10)
+    assert next_item.id == "a2"
+    kept = await store.outbox_get("new1")
+    assert kept is not None and (kept.status, kept.payload) == (OutboxStatus.FAILED, newer)
+
+
+async def test_outbox_oldest_pending(store: Store) -> None:
+    assert await store.outbox_oldest_pending() is None
+    await store.outbox_put(outbound("b1", "B", at=minutes(2)))
+    await store.outbox_put(outbound("a1", "A", at=minutes(1)))
+    await store.outbox_put(outbound("a2", "A", at=minutes(3)))
+    assert await store.outbox_oldest_pending() == minutes(1)
+    await store.outbox_due(minutes(3), 10)
+    await store.outbox_mark_sent("a1", None)
+    assert await store.outbox_oldest_pending() == minutes(2)
+    await store.outbox_mark_failed("b1", "refused")
+    assert await store.outbox_oldest_pending() == minutes(3)
+    await store.outbox_due(minutes(3), 10)
+    await store.outbox_mark_sent("a2", None)
+    assert await store.outbox_oldest_pending() is None
+
+
 async def test_outbox_put_twice_keeps_one(store: Store) -> None:
     await store.outbox_put(outbound("a1", "A"))
     await store.outbox_put(outbound("a1", "A"))
