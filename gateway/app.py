@@ -73,7 +73,9 @@ async def create_app(
     if flows.current is None:  # refuse to start on an invalid flow: the problems were logged by reload()
         problems = list(flows.last_reload.problems) if flows.last_reload else []
         raise FlowValidationError([*problems, f"{settings.flows} is not valid: the gateway does not start"])
-    store = store or await open_store(settings.store)
+    store = store or await open_store(
+        settings.store, max_connections=settings.redis_max_connections, pool_timeout=settings.redis_pool_timeout
+    )
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_errors_middleware, _refusals(metrics)])
     http = aiohttp.ClientSession()
     channels = build_channels(settings, http)
@@ -81,9 +83,11 @@ async def create_app(
     outbox_ref: list[Outbox] = []
     dispatcher = Dispatcher(store, flows, clock=clock, on_outgoing=lambda: outbox_ref[0].kick(),
                             listeners_online=presence.online, metrics=metrics,
-                            reply_windows=channels.reply_windows)  # fmt: skip
+                            reply_windows=channels.reply_windows,
+                            claim_seconds=settings.inbound_claim_seconds)  # fmt: skip
     outbox = Outbox(store, channels.senders, clock=clock, poll_seconds=worker_poll_seconds, metrics=metrics,
-                    base_delay=settings.outbox_base_delay, max_attempts=settings.outbox_max_attempts)  # fmt: skip
+                    base_delay=settings.outbox_base_delay, max_attempts=settings.outbox_max_attempts,
+                    lease_seconds=settings.outbox_lease_seconds)  # fmt: skip
     outbox_ref.append(outbox)
     timers = Timers(dispatcher, poll_seconds=worker_poll_seconds)
     hub = WebChatHub(store, dispatcher, metrics)

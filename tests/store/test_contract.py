@@ -21,7 +21,9 @@ from gateway.errors import Conflict, StoreError
 from gateway.messages import Attachment, ChannelName, Choice
 from gateway.store import (
     Author,
+    ClaimState,
     Delivery,
+    DoneMark,
     Listener,
     OutboxItem,
     OutboxStatus,
@@ -190,40 +192,39 @@ async def test_delivery_status_and_provider_receipts(store: Store) -> None:
 # Processed inbound ids
 
 
-async def test_first_seen_is_true_once(store: Store) -> None:
-    assert await store.first_seen("telegram:1001", 3600)
-    assert not await store.first_seen("telegram:1001", 3600)
-    assert await store.first_seen("telegram:1002", 3600)
+async def test_a_claim_is_busy_for_others_then_done_once_saved(store: Store) -> None:
+    assert await store.claim("in:telegram:1001", "a", 10) is ClaimState.CLAIMED
+    assert await store.claim("in:telegram:1001", "b", 10) is ClaimState.BUSY
+    assert await store.claim("in:telegram:1001", "a", 10) is ClaimState.CLAIMED  # the owner renews
+    assert await store.claim("in:telegram:1002", "b", 10) is ClaimState.CLAIMED
+    conversation = Conversation.start(ChannelName.TELEGRAM, "1", datetime.now(UTC))
+    await store.save_conversation(conversation, done=DoneMark("in:telegram:1001", 3600))
+    assert await store.claim("in:telegram:1001", "a", 10) is ClaimState.DONE  # even for its last owner
+    assert await store.claim("in:telegram:1001", "c", 10) is ClaimState.DONE
+    await store.release("in:telegram:1001", "a")  # a release after the save changes nothing
+    assert await store.claim("in:telegram:1001", "c", 10) is ClaimState.DONE
 
 
-async def test_forget_seen_lets_the_key_through_again(store: Store) -> None:
-    assert await store.first_seen("in:telegram:7", 3600)
-    await store.forget_seen("in:telegram:7")
-    assert await store.first_seen("in:telegram:7", 3600)
-    assert not await store.first_seen("in:telegram:7", 3600)
-    await store.forget_seen("never-seen")  # forgetting an unknown key is harmless
+async def test_a_released_claim_lets_the_key_through_again(store: Store) -> None:
+    assert await store.claim("in:telegram:7", "a", 10) is ClaimState.CLAIMED
+    await store.release("in:telegram:7", "b")  # not its owner: nothing happens
+    assert await store.claim("in:telegram:7", "b", 10) is ClaimState.BUSY
+    await store.release("in:telegram:7", "a")
+    assert await store.claim("in:telegram:7", "b", 10) is ClaimState.CLAIMED
+    await store.release("never-seen", "a")  # releasing an unknown key is harmless
 
 
-async def test_first_seen_again_after_expiry(store: Store) -> None:
-    # An hour ago, with a one-minute ttl: expired on any clock, without waiting.
+async def test_the_claim_of_a_dead_owner_lapses(store: Store) -> None:
+    # Claimed an hour ago for ten seconds and never renewed: lapsed on any clock, without waiting.
     long_ago = datetime.now(UTC) - timedelta(hours=1)
-    assert await store.first_seen("messenger:m1", 60, now=long_ago)
-    assert await store.first_seen("messenger:m1", 60, now=long_ago + timedelta(minutes=2))
+    assert await store.claim("messenger:m1", "dead", 10, now=long_ago) is ClaimState.CLAIMED
+    assert await store.claim("messenger:m1", "alive", 10) is ClaimState.CLAIMED
+    assert await store.claim("messenger:m1", "dead", 10) is ClaimState.BUSY
 
 
-async def test_a_short_claim_kept_becomes_lasting(store: Store) -> None:
-    long_ago = datetime.now(UTC) - timedelta(hours=1)
-    assert await store.first_seen("telegram:claim", 60, now=long_ago)  # a claim that a crash would let expire
-    assert await store.first_seen("telegram:claim", 60, now=long_ago + timedelta(minutes=2))
-    await store.keep_seen("telegram:claim", 3600)  # processed: kept for the redelivery window
-    assert not await store.first_seen("telegram:claim", 60)
-    await store.keep_seen("telegram:never-claimed", 3600)
-    assert not await store.first_seen("telegram:never-claimed", 60)
-
-
-async def test_first_seen_is_atomic(store: Store) -> None:
-    answers = await asyncio.gather(*(store.first_seen("whatsapp:SM1", 3600) for _ in range(10)))
-    assert answers.count(True) == 1
+async def test_a_claim_is_atomic(store: Store) -> None:
+    answers = await asyncio.gather(*(store.claim("whatsapp:SM1", f"o{n}", 10) for n in range(10)))
+    assert answers.count(ClaimState.CLAIMED) == 1 and answers.count(ClaimState.BUSY) == 9
 
 
 # The waiting queue
