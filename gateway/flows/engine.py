@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from gateway.flows import hours, text
+from gateway.flows import hours, keywords, text
 from gateway.flows.loader import LoadedFlow
 from gateway.flows.model import Branch, LocalText, Step
 from gateway.flows.model import Outcome as OutcomeSpec
@@ -102,6 +102,10 @@ class Engine:
             (name, tuple(text.normalize(p) for phrases in spec.match.values() for p in phrases), spec.then)
             for name, spec in self.flow.interrupts.items()
         ]
+        # Interrupts that hand off may only raise: checked first, their phrases match anywhere. The others end the
+        # conversation or send the young person away: they match only a message that is essentially the phrase.
+        self._raising = [(n, p, then) for n, p, then in self._interrupts if then.handoff]
+        self._ending = [(n, p, then) for n, p, then in self._interrupts if not then.handoff]
         self._offer = self._compile_offer()
         self._field_labels = self._compile_field_labels()
 
@@ -130,13 +134,17 @@ class Engine:
     def interrupt(self, state: State, answer: str, *, now: datetime) -> StepResult | None:
         """The outcome of an interrupt phrase in ``answer`` (danger, a human, stop), or None.
 
-        ``step`` checks it on every answer; call it directly on the message that opened a conversation.
+        ``step`` checks it on every answer; call it directly on the message that opened a conversation. An
+        interrupt that hands off wins over one that ends: a message both risky and an ending phrase is risky.
         """
         if state.finished:
             return None
         norm = text.normalize(answer)
-        for name, phrases, then in self._interrupts:
+        for name, phrases, then in self._raising:
             if any(text.contains(norm, p) for p in phrases):
+                return self._outcome(then, name, state, [], now)
+        for name, phrases, then in self._ending:
+            if keywords.only(norm, phrases):
                 return self._outcome(then, name, state, [], now)
         return None
 
@@ -259,9 +267,7 @@ class Engine:
         spec = OutcomeSpec(handoff=self.flow.fallback.queue, priority=self.flow.fallback.priority)
         return self._outcome(spec, "fallback", state, replies, now)
 
-    def _outcome(
-        self, spec: OutcomeSpec, route: str, state: State, replies: list[Reply], now: datetime
-    ) -> StepResult:
+    def _outcome(self, spec: OutcomeSpec, route: str, state: State, replies: list[Reply], now: datetime) -> StepResult:
         lang = state.language
         replies.extend(Reply(self.text(t, lang)) for t in spec.say)
         partners = tuple(spec.refer)
