@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
+from gateway.flows import keywords
 from gateway.flows.loader import LoadedFlow, PathKey, Positions, Problem, did_you_mean
 from gateway.flows.model import (
     ALWAYS_SCHEDULE,
@@ -365,8 +366,21 @@ def check_phrase_languages(flow: Flow) -> Iterator[Issue]:
     for name, interrupt in flow.interrupts.items():
         path: PathKey = ("interrupts", name, "match")
         yield from _unknown_languages(flow, f"the phrases of interrupt '{name}'", interrupt.match, path)
+        ignore: PathKey = ("interrupts", name, "ignore")
+        yield from _unknown_languages(flow, f"the false friends of interrupt '{name}'", interrupt.ignore, ignore)
         if not any(phrase.strip() for phrases in interrupt.match.values() for phrase in phrases):
             yield Issue(path, f"interrupt '{name}' has no phrases: it would never interrupt anything")
+
+
+def check_phrase_marks(flow: Flow) -> Iterator[Issue]:
+    for name, interrupt in flow.interrupts.items():
+        for key, groups in (("match", interrupt.match), ("ignore", interrupt.ignore)):
+            for lang, phrases in groups.items():
+                for k, phrase in enumerate(phrases):
+                    problem = keywords.phrase_problem(phrase)
+                    if problem and phrase.strip():
+                        text = f"interrupt '{name}', phrase '{phrase}': {problem}"
+                        yield Issue(("interrupts", name, key, lang, k), text)
 
 
 # --- messages --------------------------------------------------------------------------------------------------
@@ -649,6 +663,7 @@ CHECKS: tuple[Check, ...] = (
     check_dead_ends,
     check_translations,
     check_phrase_languages,
+    check_phrase_marks,
     check_required_messages,
     check_placeholders,
     check_shadowed_rules,

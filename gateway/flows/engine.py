@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.flows import hours, keywords, text
 from gateway.flows.loader import LoadedFlow
-from gateway.flows.model import Branch, LocalText, Step
+from gateway.flows.model import PRIORITIES, Branch, LocalText, Step
 from gateway.flows.model import Outcome as OutcomeSpec
 from gateway.flows.rules import Context
 from gateway.messages import Choice, Reply
@@ -83,6 +83,18 @@ class StepResult:
 
 
 @dataclass(frozen=True, slots=True)
+class _Interrupt:
+    name: str
+    phrases: keywords.Phrases
+    then: OutcomeSpec
+
+    @property
+    def raises(self) -> bool:
+        """Hands off: matched anywhere. Otherwise it ends or sends away: matched only as the whole message."""
+        return self.then.handoff is not None
+
+
+@dataclass(frozen=True, slots=True)
 class _Question:
     options: tuple[text.Option, ...]
     choices: dict[str, tuple[Choice, ...]]  # per language, as shown
@@ -98,14 +110,17 @@ class Engine:
         self.version = loaded.version
         self.tz = ZoneInfo(self.flow.timezone)
         self._questions = {sid: self._compile(step) for sid, step in self.flow.steps.items() if step.ask}
-        self._interrupts = [
-            (name, tuple(text.normalize(p) for phrases in spec.match.values() for p in phrases), spec.then)
+        self._interrupts = tuple(
+            _Interrupt(
+                name,
+                keywords.compile_phrases(
+                    [p for phrases in spec.match.values() for p in phrases],
+                    [p for phrases in spec.ignore.values() for p in phrases],
+                ),
+                spec.then,
+            )
             for name, spec in self.flow.interrupts.items()
-        ]
-        # Interrupts that hand off may only raise: checked first, their phrases match anywhere. The others end the
-        # conversation or send the young person away: they match only a message that is essentially the phrase.
-        self._raising = [(n, p, then) for n, p, then in self._interrupts if then.handoff]
-        self._ending = [(n, p, then) for n, p, then in self._interrupts if not then.handoff]
+        )
         self._offer = self._compile_offer()
         self._field_labels = self._compile_field_labels()
 
@@ -139,14 +154,22 @@ class Engine:
         """
         if state.finished:
             return None
-        norm = text.normalize(answer)
-        for name, phrases, then in self._raising:
-            if any(text.contains(norm, p) for p in phrases):
-                return self._outcome(then, name, state, [], now)
-        for name, phrases, then in self._ending:
-            if keywords.only(norm, phrases):
-                return self._outcome(then, name, state, [], now)
+        canon = keywords.canonical(answer)
+        raised = [i for i in self._interrupts if i.raises and i.phrases.find(canon)]
+        if raised:
+            return self._raise(raised, state, now)
+        for interrupt in self._interrupts:
+            if not interrupt.raises and interrupt.phrases.only(canon):
+                return self._outcome(interrupt.then, interrupt.name, state, [], now)
         return None
+
+    def _raise(self, raised: list[_Interrupt], state: State, now: datetime) -> StepResult:
+        """The most pressing of the interrupts that matched (priority, then file order) decides; the partners
+        of the others are given too: understanding adds referrals, it never drops one."""
+        first = min(raised, key=lambda i: PRIORITIES.index(i.then.priority))
+        partners = list(first.then.refer)
+        partners.extend(p for i in raised for p in i.then.refer if p not in partners)
+        return self._outcome(replace_refer(first.then, partners), first.name, state, [], now)
 
     def is_open(self, name: str, now: datetime) -> bool:
         """Whether queue or partner ``name`` is open at ``now``."""
@@ -348,6 +371,10 @@ class Engine:
     def _compile_field_labels(self) -> dict[str, str]:
         lang = self.flow.default_language
         return {name: self.text(f.label, lang) for name, f in self.flow.fields.items()}
+
+
+def replace_refer(spec: OutcomeSpec, partners: list[str]) -> OutcomeSpec:
+    return spec if partners == spec.refer else spec.model_copy(update={"refer": partners})
 
 
 def _prefer_synonyms() -> dict[str, list[str]]:

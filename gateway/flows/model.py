@@ -209,7 +209,11 @@ class Rule(Strict):
 
 
 class Interrupt(Strict):
+    """Phrases checked on every message while the bot talks (see ``keywords.py`` for ``( | )`` and ``*``)."""
+
     match: dict[str, list[str]]
+    ignore: dict[str, list[str]] = Field(default_factory=dict)
+    """False friends ("mort de rire", "je me coupe la frange"): their words never match this interrupt."""
     then: Outcome
 
 

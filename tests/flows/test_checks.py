@@ -597,3 +597,14 @@ def test_schema_errors_and_dict_mutations_round_trip() -> None:
         f"{at(text, 'next: topik', 'topik')}: step 'details' goes to 'topik', which does not exist"
         " (did you mean 'topic'?)"
     ]
+
+
+def test_interrupt_phrase_marks_and_false_friends() -> None:
+    text = mutate(
+        ("match: {fr: [stop], en: [stop]}", "match: {fr: [stop, (il|elle a], en: [stop]}\n    ignore: {de: [x]}")
+    )
+    assert problems(text) == [
+        f"{at(text, 'match:', '(il')}: interrupt 'stop', phrase '(il|elle a': a '(' has no ')'",
+        f"{at(text, 'ignore:', 'de')}: the false friends of interrupt 'stop': 'de' is not one of the languages"
+        " (fr, en)",
+    ]
