@@ -33,6 +33,7 @@ from gateway.flows.model import (
     Outcome,
     Step,
 )
+from gateway.flows.reading import RISKS
 from gateway.flows.rules import (
     COMPARISONS,
     All,
@@ -132,6 +133,10 @@ def _outcomes(flow: Flow) -> Iterator[tuple[str, Outcome, PathKey]]:
         yield _rule_name(i), rule.then, ("routing", i, "then")
     for name, interrupt in flow.interrupts.items():
         yield f"interrupt '{name}'", interrupt.then, ("interrupts", name, "then")
+    risks = flow.understanding.risks if flow.understanding else {}
+    for risk, risk_rule in risks.items():
+        if risk_rule.then is not None:
+            yield f"risk class '{risk}'", risk_rule.then, ("understanding", "risks", risk, "then")
 
 
 def _rule_name(index: int) -> str:
@@ -615,6 +620,67 @@ def check_choices(flow: Flow) -> Iterator[Issue]:
                 yield Issue(path, text + did_you_mean(choice.value, flow.languages))
 
 
+# --- understanding -------------------------------------------------------------------------------------------
+
+
+def check_understanding(flow: Flow) -> Iterator[Issue]:
+    understanding = flow.understanding
+    if understanding is None:
+        return
+    base: PathKey = ("understanding",)
+    classes = [r.value for r in RISKS]
+    for name in classes:
+        if name not in understanding.risks:
+            text = f"understanding: risk class '{name}' is missing: give it a threshold and an interrupt"
+            yield Issue((*base, "risks"), text, at_key=True)
+    for name, rule in understanding.risks.items():
+        path: PathKey = (*base, "risks", name)
+        if name not in classes:
+            text = f"understanding: unknown risk class '{name}'{did_you_mean(name, classes)}: use {_quoted(classes)}"
+            yield Issue(path, text, at_key=True)
+        yield from _threshold(f"risk class '{name}'", rule.threshold, (*path, "threshold"))
+        for key in ("interrupt", "third_party"):
+            yield from _risk_interrupt(flow, name, key, getattr(rule, key), path)
+        if rule.then is not None and rule.then.handoff is None:
+            text = f"risk class '{name}' ends the conversation: understanding may only raise, add 'handoff'"
+            yield Issue((*path, "then"), text)
+    yield from _threshold("the topic", understanding.topic_threshold, (*base, "topic_threshold"))
+    yield from _topic_question(flow, understanding.topic_question)
+    stored = stored_fields(flow)
+    for k, name in enumerate(understanding.ask_once):
+        if name not in stored:
+            text = (
+                f"understanding: ask_once names field '{name}', but no question stores it{did_you_mean(name, stored)}"
+            )
+            yield Issue((*base, "ask_once", k), text)
+
+
+def _threshold(what: str, value: float, path: PathKey) -> Iterator[Issue]:
+    if not 0.0 <= value <= 1.0:
+        yield Issue(path, f"understanding: the threshold of {what} is {value:g}: a score goes from 0 to 1")
+
+
+def _risk_interrupt(flow: Flow, risk: str, key: str, name: str | None, path: PathKey) -> Iterator[Issue]:
+    if name is None:
+        return
+    where = f"risk class '{risk}'"
+    if name not in flow.interrupts:
+        yield Issue((*path, key), f"{where} triggers " + _missing("interrupt", name, flow.interrupts))
+    elif flow.interrupts[name].then.handoff is None:
+        text = f"{where} triggers interrupt '{name}', which does not hand off: understanding may only raise"
+        yield Issue((*path, key), text + " (choose an interrupt with 'handoff')")
+
+
+def _topic_question(flow: Flow, sid: str | None) -> Iterator[Issue]:
+    if sid is None:
+        return
+    path: PathKey = ("understanding", "topic_question")
+    if sid not in flow.steps:
+        yield Issue(path, "understanding: the topic question is " + _missing("step", sid, flow.steps))
+    elif flow.steps[sid].choices is None:
+        yield Issue(path, f"understanding: step '{sid}' is not a question with choices: it cannot take a topic")
+
+
 # --- scenarios -------------------------------------------------------------------------------------------------
 
 
@@ -672,5 +738,6 @@ CHECKS: tuple[Check, ...] = (
     check_timezone,
     check_schedules,
     check_choices,
+    check_understanding,
     check_scenarios,
 )

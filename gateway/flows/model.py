@@ -217,6 +217,33 @@ class Interrupt(Strict):
     then: Outcome
 
 
+class RiskRule(Strict):
+    """What a risk class read by the model does: at ``threshold`` or above, the interrupt (or outcome) fires."""
+
+    threshold: float
+    interrupt: str | None = None
+    third_party: str | None = None
+    """The interrupt when the message speaks about someone else ("mon pote veut se suicider")."""
+    then: Outcome | None = None
+
+    @model_validator(mode="after")
+    def _one_action(self) -> RiskRule:
+        if (self.interrupt is None) == (self.then is None):
+            raise ValueError("a risk class needs exactly one of 'interrupt' or 'then'")
+        return self
+
+
+class Understanding(Strict):
+    """What the engine does with what the embedded model read in a message (``gateway/flows/reading.py``)."""
+
+    risks: dict[str, RiskRule]
+    topic_threshold: float = 0.6
+    topic_question: str | None = None
+    """The question whose free-text answers the model may understand; default: the one that stores 'topic'."""
+    ask_once: list[str] = Field(default_factory=list)
+    """Fields an earlier message may already answer: their question is then skipped (never ask twice)."""
+
+
 class Field_(Strict):
     label: LocalText
 
@@ -306,6 +333,7 @@ class Flow(Strict):
     messages: dict[str, LocalText]
     steps: dict[str, Step]
     interrupts: dict[str, Interrupt] = Field(default_factory=dict)
+    understanding: Understanding | None = None
     routing: list[Rule]
     canned_responses: list[CannedResponse] = Field(default_factory=list)
     outcomes: list[OutcomeCategory] = Field(default_factory=list)

@@ -608,3 +608,49 @@ def test_interrupt_phrase_marks_and_false_friends() -> None:
         f"{at(text, 'ignore:', 'de')}: the false friends of interrupt 'stop': 'de' is not one of the languages"
         " (fr, en)",
     ]
+
+
+UNDERSTANDING = """
+understanding:
+  risks:
+    imminent_danger: {threshold: 0.5, interrupt: stop}
+    suicide: {threshold: 1.5, interrupt: stp}
+    self_harm: {threshold: 0.4, then: {say: {fr: Oui., en: Yes.}}}
+    abuse_hom: {threshold: 0.5, then: {handoff: listeners, refer: [pharos_]}}
+  topic_threshold: -0.1
+  topic_question: topc
+  ask_once: [age, agge]
+routing:"""
+
+
+def test_understanding_cross_references() -> None:
+    text = mutate(("\nrouting:", UNDERSTANDING))
+    assert problems(text) == [
+        f"{at(text, 'risks:', 'risks')}: understanding: risk class 'abuse_home' is missing: give it a threshold"
+        " and an interrupt",
+        f"{at(text, 'imminent_danger:', 'stop')}: risk class 'imminent_danger' triggers interrupt 'stop', which does"
+        " not hand off: understanding may only raise (choose an interrupt with 'handoff')",
+        f"{at(text, 'suicide:', '1.5')}: understanding: the threshold of risk class 'suicide' is 1.5: a score goes"
+        " from 0 to 1",
+        f"{at(text, 'suicide:', 'stp')}: risk class 'suicide' triggers interrupt 'stp', which does not exist"
+        " (did you mean 'stop'?)",
+        f"{at(text, 'self_harm:', '{say')}: risk class 'self_harm' ends the conversation: understanding may only"
+        " raise, add 'handoff'",
+        f"{at(text, 'abuse_hom:', 'abuse_hom')}: understanding: unknown risk class 'abuse_hom' (did you mean"
+        " 'abuse_home'?): use imminent_danger, suicide, self_harm, abuse_home",
+        f"{at(text, 'abuse_hom:', 'pharos_')}: risk class 'abuse_hom' refers to partner 'pharos_', which does not"
+        " exist (did you mean 'pharos'?)",
+        f"{at(text, 'topic_threshold:', '-0.1')}: understanding: the threshold of the topic is -0.1: a score goes"
+        " from 0 to 1",
+        f"{at(text, 'topic_question:', 'topc')}: understanding: the topic question is step 'topc', which does not"
+        " exist (did you mean 'topic'?)",
+        f"{at(text, 'ask_once:', 'agge')}: understanding: ask_once names field 'agge', but no question stores it"
+        " (did you mean 'age'?)",
+    ]
+
+
+def test_understanding_needs_one_action_per_risk_class() -> None:
+    understanding = UNDERSTANDING.replace("{threshold: 0.4, then: {say: {fr: Oui., en: Yes.}}}", "{threshold: 0.4}")
+    text = mutate(("\nrouting:", understanding))
+    expected = f"{at(text, 'self_harm:', '{')}: 'self_harm': a risk class needs exactly one of 'interrupt' or 'then'"
+    assert expected in problems(text)
