@@ -223,10 +223,8 @@ class Dispatcher:
     async def _bot_turn(self, conversation: Conversation, inbound: Inbound, now: datetime) -> None:
         if not conversation.engine:
             engine = self.flows.engine()
-            result = engine.start(channel=inbound.channel.value, now=now, language_hint=inbound.language_hint)
-            interrupted = engine.interrupt(result.state, inbound.text, now=now)
-            if interrupted is not None:
-                result = StepResult(interrupted.state, result.replies + interrupted.replies, interrupted.outcome)
+            channel, hint = inbound.channel.value, inbound.language_hint
+            result = engine.start(channel=channel, now=now, language_hint=hint, text=inbound.text)
         else:
             engine = self.flows.for_version(conversation.flow_version)
             state = State.from_dict(conversation.engine)
