@@ -32,6 +32,7 @@ from gateway.flows.model import (
     LocalText,
     Outcome,
     Step,
+    Turn,
 )
 from gateway.flows.reading import RISKS
 from gateway.flows.rules import (
@@ -699,6 +700,7 @@ def check_scenarios(flow: Flow) -> Iterator[Issue]:
             text = f"{where}: 'at' needs a time zone offset, like 2026-03-10T14:00:00+01:00"
             yield Issue((*path, "at"), text)
         yield from _expectations(flow, where, test.expect, (*path, "expect"), stored)
+        yield from _turn_readings(where, test.turns, (*path, "turns"))
 
 
 def _expectations(
@@ -711,10 +713,29 @@ def _expectations(
             yield Issue((*path, "partners", k), f"{where} expects " + _missing("partner", partner, flow.partners))
     if expect.step is not None and expect.step not in flow.steps:
         yield Issue((*path, "step"), f"{where} expects " + _missing("step", expect.step, flow.steps))
+    risks = [*(r.value for r in RISKS), "none"]
+    if expect.risk is not None and expect.risk not in risks:
+        text = f"{where} expects unknown risk class '{expect.risk}'{did_you_mean(expect.risk, risks)}"
+        yield Issue((*path, "risk"), f"{text}: use {_quoted(risks)}")
     for name in expect.fields:
         if name not in stored:
             text = f"{where} expects field '{name}', but no question stores it{did_you_mean(name, stored)}"
             yield Issue((*path, "fields", name), text, at_key=True)
+
+
+def _turn_readings(where: str, turns: Sequence[str | Turn], path: PathKey) -> Iterator[Issue]:
+    classes = [r.value for r in RISKS]
+    for k, turn in enumerate(turns):
+        if isinstance(turn, str) or turn.reading is None:
+            continue
+        base: PathKey = (*path, k, "reading")
+        for name, score in turn.reading.scores.items():
+            if name not in classes:
+                text = f"{where}, turn {k + 1}: unknown risk class '{name}'{did_you_mean(name, classes)}"
+                yield Issue((*base, "scores", name), f"{text}: use {_quoted(classes)}", at_key=True)
+            elif not 0.0 <= score <= 1.0:
+                text = f"{where}, turn {k + 1}: the score of '{name}' is {score:g}: a score goes from 0 to 1"
+                yield Issue((*base, "scores", name), text)
 
 
 CHECKS: tuple[Check, ...] = (

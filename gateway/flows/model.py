@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from gateway.flows.reading import RISKS, Reading
 from gateway.flows.rules import Always, Condition, parse_condition
 
 LocalText = dict[str, str]
@@ -290,8 +291,34 @@ REQUIRED_MESSAGES: tuple[str, ...] = (
 )
 
 
+class ReadingSpec(Strict):
+    """What the model is taken to read in one turn of a conversation test (scores per risk class, 0 to 1)."""
+
+    scores: dict[str, float] = Field(default_factory=dict)
+    topic: str | None = None
+    topic_score: float = 0.0
+    third_party: bool = False
+
+    def to_reading(self) -> Reading:
+        scores = tuple((r, self.scores.get(r.value, 0.0)) for r in RISKS)
+        return Reading(scores, self.topic, self.topic_score, self.third_party, "model")
+
+
+def _turn(value: Any) -> Any:
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+class Turn(Strict):
+    """A young person's message, with what the model reads in it."""
+
+    text: str
+    reading: ReadingSpec | None = None
+
+
 class Expect(Strict):
     outcome: Literal["handoff", "referred", "ended", "closed"] | None = None
+    risk: str | None = None
+    """The risk class that decided (``none`` when no risk did)."""
     queue: str | None = None
     priority: Priority | None = None
     partners: list[str] | None = None
@@ -307,7 +334,7 @@ class Scenario(Strict):
     at: dt.datetime
     channel: str = "webchat"
     language: str | None = None
-    turns: list[str] = Field(default_factory=list)
+    turns: list[Annotated[str | Turn, BeforeValidator(_turn)]] = Field(default_factory=list)
     expect: Expect
 
 

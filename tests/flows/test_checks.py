@@ -654,3 +654,22 @@ def test_understanding_needs_one_action_per_risk_class() -> None:
     text = mutate(("\nrouting:", understanding))
     expected = f"{at(text, 'self_harm:', '{')}: 'self_harm': a risk class needs exactly one of 'interrupt' or 'then'"
     assert expected in problems(text)
+
+
+def test_scenario_readings_and_risk_expectations() -> None:
+    text = mutate(
+        (
+            """turns: ["9", other, "on m'embête"]""",
+            """turns: ["9", {text: x, reading: {scores: {suicid: 0.9, self_harm: 2}}}]""",
+        ),
+        ("expect: {outcome: handoff, queue: listeners, priority: urgent}", "expect: {risk: suicde}"),
+    )
+    name = "test 'young'"
+    found = problems(text)
+    assert found == [
+        f"{at(text, 'turns:', 'suicid')}: {name}, turn 2: unknown risk class 'suicid' (did you mean 'suicide'?): use"
+        " imminent_danger, suicide, self_harm, abuse_home",
+        f"{at(text, 'turns:', '2}')}: {name}, turn 2: the score of 'self_harm' is 2: a score goes from 0 to 1",
+        f"{at(text, 'expect:', 'suicde')}: {name} expects unknown risk class 'suicde' (did you mean 'suicide'?): use"
+        " imminent_danger, suicide, self_harm, abuse_home, none",
+    ]

@@ -41,7 +41,11 @@ def _final_step(engine: Engine, scenario: Scenario) -> StepResult:
     for turn in scenario.turns:
         if step.state.finished:
             break
-        step = engine.step(step.state, turn, now=scenario.at)
+        if isinstance(turn, str):
+            step = engine.step(step.state, turn, now=scenario.at)
+        else:
+            reading = turn.reading.to_reading() if turn.reading else None
+            step = engine.step(step.state, turn.text, now=scenario.at, reading=reading)
     return step
 
 
