@@ -27,14 +27,18 @@ from gateway.channels_wiring import TypingRelay, build_channels, webhook_routes
 from gateway.console.actions import Actions
 from gateway.console.api import ListenerAPI, Presence
 from gateway.console.auth import SessionSigner
+from gateway.console.logins import LoginBrake, Logins, PasswordWorkers
 from gateway.console.media import ConsoleMedia
 from gateway.console.pages import ConsolePages
 from gateway.console.supervision import Supervision
 from gateway.dispatcher import Dispatcher, utcnow
 from gateway.errors import FlowValidationError, StoreError
 from gateway.flowset import FlowSet
+from gateway.gate import Gate
+from gateway.keyed import KeyedHash
 from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.outbox import Outbox
+from gateway.ratelimit import RateLimits, open_limit_storage
 from gateway.settings import Settings
 from gateway.store import Store, open_store
 from gateway.timers import Timers
@@ -50,6 +54,7 @@ OUTBOX = web.AppKey("outbox", Outbox)
 TIMERS = web.AppKey("timers", Timers)
 API = web.AppKey("api", ListenerAPI)
 METRICS = web.AppKey("metrics", Metrics)
+GATE = web.AppKey("gate", Gate)
 
 STATIC = resources.files("gateway") / "webchat_static"
 FLOW_WATCH_SECONDS = 2.0
@@ -81,22 +86,32 @@ async def create_app(
                     base_delay=settings.outbox_base_delay, max_attempts=settings.outbox_max_attempts)  # fmt: skip
     outbox_ref.append(outbox)
     timers = Timers(dispatcher, poll_seconds=worker_poll_seconds)
-    hub = WebChatHub(store, dispatcher)
+    keyed, counters = KeyedHash(settings.secret_key), open_limit_storage(settings.store)
+    limits = RateLimits.from_settings(settings, counters, metrics)
+    gate = Gate(store, flows, limits, keyed, metrics, clock=clock, on_outgoing=outbox.kick,
+                max_waiting_per_client=settings.max_waiting_per_client)  # fmt: skip
+    hub = WebChatHub(store, dispatcher, gate, address_header=settings.client_address_header)
     actions = Actions(dispatcher)
+    workers = PasswordWorkers(settings.password_hash_workers)
+    brake = LoginBrake(counters, keyed, free=settings.login_free_failures, lock=settings.login_lock_failures,
+                       lock_minutes=settings.login_lock_minutes, announce=lambda *lock: api.announce_lock(*lock))
     api = ListenerAPI(store, dispatcher, actions, flows, SessionSigner(settings.secret_key),
-                      secure_cookies=settings.public_url.startswith("https://"), presence=presence)  # fmt: skip
+                      secure_cookies=settings.public_url.startswith("https://"), presence=presence,
+                      logins=Logins(workers, brake), limits=limits,
+                      address_header=settings.client_address_header)  # fmt: skip
     app[SETTINGS], app[STORE], app[FLOWS], app[DISPATCHER] = settings, store, flows, dispatcher
-    app[OUTBOX], app[TIMERS], app[API], app[METRICS] = outbox, timers, api, metrics
+    app[OUTBOX], app[TIMERS], app[API], app[METRICS], app[GATE] = outbox, timers, api, metrics, gate
 
-    workers: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+    background: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
         "outbox": outbox.run, "timers": timers.run, "webchat": hub.forward_events, "flows": lambda: _watch(flows),
         "presence": lambda: presence.run(store),
         "typing": TypingRelay(store, channels.adapters).run,
     }  # fmt: skip
-    app.cleanup_ctx.append(_lifecycle(workers, store, http, channels.lifecycles, flows))
+    app.cleanup_ctx.append(_lifecycle(background, store, http, channels.lifecycles, flows))
+    app.on_cleanup.append(lambda _: _close_guards(workers))
     app.on_shutdown.append(_close_sockets(hub.open, api.open))
     _routes(app, settings, hub, api, flows, store)
-    app.add_routes(webhook_routes(channels, dispatcher))
+    app.add_routes(webhook_routes(channels, dispatcher, gate))
     fetchers = {name: a for name, a in channels.adapters.items() if isinstance(a, MediaFetcher)}
     media = ConsoleMedia(store, fetchers)
     app.add_routes([
@@ -136,6 +151,10 @@ def _lifecycle(
             await store.close()
 
     return context
+
+
+async def _close_guards(workers: PasswordWorkers) -> None:
+    workers.close()
 
 
 def _close_sockets(

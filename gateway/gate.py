@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 
+from gateway.conversation import Status
 from gateway.dispatcher import outbound_to_dict
 from gateway.flowset import FlowSet
 from gateway.keyed import KeyedHash
@@ -29,20 +30,22 @@ from gateway.store import OutboxItem, Store
 class Refusal(StrEnum):
     BLOCKED = "blocked"
     RATE_LIMITED = "rate_limited"
+    CLIENT_FULL = "client_full"  # this client already has max_waiting_per_client conversations waiting
 
     @property
     def message(self) -> str:
         """The flows.yaml message the sender gets."""
-        return self.value
+        return "blocked" if self is Refusal.BLOCKED else "rate_limited"
 
 
 class Gate:
     def __init__(
         self, store: Store, flows: FlowSet, limits: RateLimits, keyed: KeyedHash, metrics: Metrics,
-        *, clock: Callable[[], datetime], on_outgoing: Callable[[], None],
+        *, clock: Callable[[], datetime], on_outgoing: Callable[[], None], max_waiting_per_client: int = 3,
     ) -> None:  # fmt: skip
         self.store, self.flows, self.limits, self.keyed, self.metrics = store, flows, limits, keyed, metrics
         self.clock, self._on_outgoing = clock, on_outgoing
+        self.max_waiting_per_client = max_waiting_per_client
 
     def sender_key(self, channel: ChannelName, sender: str) -> str:
         return self.keyed("sender", f"{channel.value}\n{sender}")
@@ -59,6 +62,28 @@ class Gate:
             return Refusal.BLOCKED
         if not await self.limits.allow(Limit.MESSAGES, f"{inbound.channel.value}\n{inbound.sender}"):
             return Refusal.RATE_LIMITED
+        return None
+
+    def client_key(self, address: str) -> str:
+        return self.keyed("client", address)
+
+    async def new_chat(self, token: str, address: str) -> Refusal | None:
+        """Why this client may not open one more web chat conversation now, or None.
+
+        Per address and per browser token (rate limits), and at most ``max_waiting_per_client`` conversations
+        of one address in the bot or the queue at once, so one client cannot bury the queue.
+        """
+        if not await self.limits.allow(Limit.CHATS_PER_ADDRESS, address):
+            return Refusal.RATE_LIMITED
+        if not await self.limits.allow(Limit.CHATS_PER_BROWSER, token):
+            return Refusal.RATE_LIMITED
+        client = self.client_key(address)
+        waiting = 0
+        for status in (Status.BOT, Status.QUEUED):
+            waiting += sum(1 for c in await self.store.conversations_by_status(status) if c.client == client)
+        if waiting >= self.max_waiting_per_client:
+            self.metrics.refused.labels("client_full").inc()
+            return Refusal.CLIENT_FULL
         return None
 
     def notice(self, refusal: Refusal, language: str | None) -> str:

@@ -6,8 +6,8 @@ attempts in flight a login is refused as busy (429) instead of queueing without 
 wait behind a login flood.
 
 **Brake.** Wrong passwords are counted per account and per client address (keyed hashes, in the rate-limit
-counters: Redis or memory). After ``free`` failures each further one makes that account and that address wait
-``2^(n - free - 1)`` seconds (1, 2, 4… capped at a minute) before the next attempt is even checked: a refused
+counters: Redis or memory). From the ``free``-th failure on, each one makes that account and that address
+wait ``2^(n - free)`` seconds (1, 2, 4… capped at a minute) before the next attempt is even checked: a refused
 attempt costs a counter read, no hashing. At ``lock`` failures the account (or address) is locked for
 ``lock_minutes``, and the lock is announced to the supervisors (an audit entry and an ``alert`` event). A
 successful login clears the account's count.
@@ -24,8 +24,9 @@ from dataclasses import dataclass
 
 from limits.aio.storage import Storage
 
-from gateway.console.auth import verify_password
+from gateway.console.auth import DUMMY_HASH, valid_name, verify_password
 from gateway.keyed import KeyedHash
+from gateway.store import Listener, ListenerStore
 
 MAX_DELAY_SECONDS = 60
 FAILURE_MEMORY_SECONDS = 3600  # failures are forgotten an hour after the first of a series
@@ -75,7 +76,8 @@ class LoginBrake:
         self._announce = announce
 
     def _keys(self, account: str, address: str) -> dict[str, str]:
-        return {"account": self._keyed("login-account", account.lower()), "address": self._keyed("login-address", address)}
+        return {"account": self._keyed("login-account", account.lower()),
+                "address": self._keyed("login-address", address)}  # fmt: skip
 
     async def wait_seconds(self, account: str, address: str) -> int:
         """Seconds before this account or address may try again; 0 when it may try now."""
@@ -99,3 +101,21 @@ class LoginBrake:
 
     async def succeeded(self, account: str) -> None:
         await self._storage.clear("login-fail:" + self._keys(account, "")["account"])
+
+
+class Logins:
+    """The login check the API uses: the brake first (no hashing while it holds), then argon2 off the loop."""
+
+    def __init__(self, workers: PasswordWorkers, brake: LoginBrake) -> None:
+        self.workers, self.brake = workers, brake
+
+    async def authenticate(self, store: ListenerStore, name: str, password: str, address: str) -> Listener | None:
+        """The listener, or None for a wrong name or password (counted). Busy when too many are in flight."""
+        listener = await store.get_listener(name) if valid_name(name) else None
+        # An unknown name is verified against a dummy hash, so a login takes as long either way.
+        ok = await self.workers.verify(listener.password_hash if listener else DUMMY_HASH, password)
+        if listener is None or not ok:
+            await self.brake.failed(name, address)
+            return None
+        await self.brake.succeeded(name)
+        return listener

@@ -101,6 +101,7 @@ def decode_conversation(data: dict[str, Any]) -> Conversation:
         queued_at=_moment(data["queued_at"]),
         taken_at=_moment(data.get("taken_at")),  # records written before the field existed have none
         closed_at=_moment(data["closed_at"]),
+        client=data.get("client"),  # records written before the field existed have none
     )
 
 
