@@ -140,6 +140,8 @@ def _webhook(
         except WebhookError as exc:
             log.info("%s webhook refused: %s", adapter.name.value, exc.__class__.__name__)
             return web.json_response({"error": exc.__class__.__name__, "message": str(exc)}, status=exc.status)
+        if batch.too_old:
+            dispatcher.metrics.old_events.labels(adapter.name.value).inc(batch.too_old)
         for inbound in batch.inbound:
             refusal = await gate.check(inbound)
             if refusal is None:

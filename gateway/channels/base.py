@@ -39,6 +39,7 @@ class Batch:
 
     inbound: tuple[Inbound, ...] = ()
     receipts: tuple[Receipt, ...] = ()
+    too_old: int = 0  # events past the channel's accepted age (a replay): acknowledged and ignored
 
 
 @runtime_checkable
