@@ -30,6 +30,7 @@ from gateway.console.auth import SessionSigner
 from gateway.console.logins import LoginBrake, Logins, PasswordWorkers
 from gateway.console.media import ConsoleMedia
 from gateway.console.pages import ConsolePages
+from gateway.console.safety import Safety
 from gateway.console.supervision import Supervision
 from gateway.dispatcher import Dispatcher, utcnow
 from gateway.errors import FlowValidationError, StoreError
@@ -116,6 +117,7 @@ async def create_app(
     media = ConsoleMedia(store, fetchers)
     app.add_routes([
         *ConsolePages(api).routes(), *Supervision(store, flows, presence, api).routes(),
+        *Safety(store, gate, api).routes(),
         web.get("/api/conversations/{id}/attachments/{n}", api.authed(media.attachment)),
     ])  # fmt: skip
     app.router.add_get("/metrics", _metrics_handler(metrics, store, presence, clock))
