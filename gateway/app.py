@@ -75,7 +75,8 @@ async def create_app(
         problems = list(flows.last_reload.problems) if flows.last_reload else []
         raise FlowValidationError([*problems, f"{settings.flows} is not valid: the gateway does not start"])
     store = store or await open_store(settings.store)
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_errors_middleware, _refusals(metrics)])
+    middlewares = [_errors_middleware, _refusals(metrics), _body_deadline(settings.http_body_timeout)]
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
     http = aiohttp.ClientSession()
     channels = build_channels(settings, http)
     presence = Presence(beat=worker_poll_seconds * 10)
@@ -214,6 +215,28 @@ def _refusals(metrics: Metrics) -> Callable[..., Awaitable[web.StreamResponse]]:
         if request.path.startswith("/webhooks/") and response.status >= 400:
             metrics.webhook_refusals.labels(str(response.status)).inc()
         return response
+
+    return middleware
+
+
+def _body_deadline(seconds: float) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """A request body must arrive within ``seconds``: a client that trickles it gets 408 and is let go.
+
+    The body is read here, bounded by ``client_max_size`` (413), and kept by aiohttp for the handler's reads.
+    """
+
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if request.body_exists:
+            try:
+                async with asyncio.timeout(seconds):
+                    await request.read()
+            except TimeoutError:
+                body = {"error": "timeout", "message": "the request body came too slowly"}
+                return web.json_response(body, status=408, headers={"Connection": "close"})
+        return await handler(request)
 
     return middleware
 
