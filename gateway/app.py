@@ -2,7 +2,9 @@
 
 ``await create_app(settings)`` opens the store, loads the flow, builds the channels, the dispatcher, the outbox,
 the timers, the web chat and the listener API, and registers the routes. Background workers (outbox delivery,
-timers, web chat event forwarding, flows.yaml watching) start with the app and stop with it.
+timers, web chat and console event forwarding, presence, the typing relay, flows.yaml watching, alert checks) run
+under one :class:`~gateway.supervisor.Supervisor`, start with the app and stop with it; ``/readyz`` names any
+that is down or restarting too often.
 """
 
 from __future__ import annotations
@@ -11,9 +13,8 @@ import asyncio
 import contextlib
 import logging
 import signal
-import traceback
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -22,11 +23,13 @@ from typing import Any
 import aiohttp
 from aiohttp import WSCloseCode, web
 
+from gateway.alerts import Watch
 from gateway.channels.base import MediaFetcher
 from gateway.channels_wiring import TypingRelay, build_channels, webhook_routes
 from gateway.console.actions import Actions
 from gateway.console.api import ListenerAPI, Presence
 from gateway.console.auth import SessionSigner
+from gateway.console.events import ConsoleEvents
 from gateway.console.logins import LoginBrake, Logins, PasswordWorkers
 from gateway.console.media import ConsoleMedia
 from gateway.console.pages import ConsolePages
@@ -42,6 +45,7 @@ from gateway.outbox import Outbox
 from gateway.ratelimit import RateLimits, open_limit_storage
 from gateway.settings import Settings
 from gateway.store import Store, open_store
+from gateway.supervisor import Supervisor, where
 from gateway.timers import Timers
 from gateway.webchat import WebChatHub, chat_socket
 
@@ -56,6 +60,7 @@ TIMERS = web.AppKey("timers", Timers)
 API = web.AppKey("api", ListenerAPI)
 METRICS = web.AppKey("metrics", Metrics)
 GATE = web.AppKey("gate", Gate)
+SUPERVISOR = web.AppKey("supervisor", Supervisor)
 
 STATIC = resources.files("gateway") / "webchat_static"
 FLOW_WATCH_SECONDS = 2.0
@@ -74,7 +79,9 @@ async def create_app(
     if flows.current is None:  # refuse to start on an invalid flow: the problems were logged by reload()
         problems = list(flows.last_reload.problems) if flows.last_reload else []
         raise FlowValidationError([*problems, f"{settings.flows} is not valid: the gateway does not start"])
-    store = store or await open_store(settings.store)
+    store = store or await open_store(
+        settings.store, max_connections=settings.redis_max_connections, pool_timeout=settings.redis_pool_timeout
+    )
     middlewares = [_errors_middleware, _refusals(metrics), _body_deadline(settings.http_body_timeout)]
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
     http = aiohttp.ClientSession()
@@ -83,36 +90,44 @@ async def create_app(
     outbox_ref: list[Outbox] = []
     dispatcher = Dispatcher(store, flows, clock=clock, on_outgoing=lambda: outbox_ref[0].kick(),
                             listeners_online=presence.online, metrics=metrics,
-                            reply_windows=channels.reply_windows)  # fmt: skip
+                            reply_windows=channels.reply_windows,
+                            claim_seconds=settings.inbound_claim_seconds)  # fmt: skip
     outbox = Outbox(store, channels.senders, clock=clock, poll_seconds=worker_poll_seconds, metrics=metrics,
-                    base_delay=settings.outbox_base_delay, max_attempts=settings.outbox_max_attempts)  # fmt: skip
+                    base_delay=settings.outbox_base_delay, max_attempts=settings.outbox_max_attempts,
+                    lease_seconds=settings.outbox_lease_seconds)  # fmt: skip
     outbox_ref.append(outbox)
     timers = Timers(dispatcher, poll_seconds=worker_poll_seconds)
     keyed, counters = KeyedHash(settings.secret_key), open_limit_storage(settings.store)
     limits = RateLimits.from_settings(settings, counters, metrics)
     gate = Gate(store, flows, limits, keyed, metrics, clock=clock, on_outgoing=outbox.kick,
                 max_waiting_per_client=settings.max_waiting_per_client)  # fmt: skip
-    hub = WebChatHub(store, dispatcher, gate, address_header=settings.client_address_header)
+    hub = WebChatHub(store, dispatcher, metrics, gate, address_header=settings.client_address_header)
     actions = Actions(dispatcher)
+    live = ConsoleEvents(store)
     workers = PasswordWorkers(settings.password_hash_workers)
     brake = LoginBrake(counters, keyed, free=settings.login_free_failures, lock=settings.login_lock_failures,
                        lock_minutes=settings.login_lock_minutes, announce=lambda *lock: api.announce_lock(*lock))
     api = ListenerAPI(store, dispatcher, actions, flows, SessionSigner(settings.secret_key),
-                      secure_cookies=settings.public_url.startswith("https://"), presence=presence,
-                      logins=Logins(workers, brake), limits=limits,
+                      secure_cookies=settings.public_url.startswith("https://"), presence=presence, live=live,
+                      metrics=metrics, logins=Logins(workers, brake), limits=limits,
                       address_header=settings.client_address_header)  # fmt: skip
     app[SETTINGS], app[STORE], app[FLOWS], app[DISPATCHER] = settings, store, flows, dispatcher
     app[OUTBOX], app[TIMERS], app[API], app[METRICS], app[GATE] = outbox, timers, api, metrics, gate
 
-    background: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
-        "outbox": outbox.run, "timers": timers.run, "webchat": hub.forward_events, "flows": lambda: _watch(flows),
-        "presence": lambda: presence.run(store),
-        "typing": TypingRelay(store, channels.adapters).run,
-    }  # fmt: skip
-    app.cleanup_ctx.append(_lifecycle(background, store, http, channels.lifecycles, flows))
+    supervisor = Supervisor(metrics)
+    watch = Watch(store, metrics, clock=clock, outbox_alert_seconds=settings.outbox_alert_seconds)
+    for name, worker in {
+        "outbox": outbox.run, "timers": timers.run, "webchat": hub.forward_events, "console": live.forward,
+        "flows": lambda: _watch(flows), "presence": lambda: presence.listen(store),
+        "presence-beat": lambda: presence.beat_forever(store), "typing": TypingRelay(store, channels.adapters).run,
+        "alerts": watch.run,
+    }.items():  # fmt: skip
+        supervisor.add(name, worker)
+    app[SUPERVISOR] = supervisor
+    app.cleanup_ctx.append(_lifecycle(supervisor, store, http, channels.lifecycles, flows))
     app.on_cleanup.append(lambda _: _close_guards(workers))
     app.on_shutdown.append(_close_sockets(hub.open, api.open))
-    _routes(app, settings, hub, api, flows, store)
+    _routes(app, settings, hub, api, flows, store, supervisor)
     app.add_routes(webhook_routes(channels, dispatcher, gate))
     fetchers = {name: a for name, a in channels.adapters.items() if isinstance(a, MediaFetcher)}
     media = ConsoleMedia(store, fetchers)
@@ -126,7 +141,7 @@ async def create_app(
 
 
 def _lifecycle(
-    workers: Mapping[str, Callable[[], Coroutine[Any, Any, None]]],
+    supervisor: Supervisor,
     store: Store,
     http: aiohttp.ClientSession,
     lifecycles: list[tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]],
@@ -136,7 +151,7 @@ def _lifecycle(
     async def context(app: web.Application) -> AsyncIterator[None]:
         for start, _ in lifecycles:
             await start()
-        tasks = [asyncio.create_task(run(), name=f"gateway-{name}") for name, run in workers.items()]
+        supervisor.start()
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, flows.reload)
@@ -145,9 +160,7 @@ def _lifecycle(
         finally:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signal.SIGHUP)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await supervisor.stop()
             for _, stop in reversed(lifecycles):
                 await stop()
             await http.close()
@@ -195,7 +208,7 @@ async def _errors_middleware(
         return web.json_response({"error": "unavailable", "message": "try again shortly"}, status=503)
     except Exception as exc:  # a bug: logged by class and place only, since its message may quote what was sent
         log.error("unexpected %s while serving %s %s at %s", exc.__class__.__name__, request.method,
-                  request.path, _where(exc))  # fmt: skip
+                  request.path, where(exc))  # fmt: skip
         return web.json_response({"error": "unavailable", "message": "try again shortly"}, status=503)
 
 
@@ -259,15 +272,10 @@ def _metrics_handler(
     return handler
 
 
-def _where(exc: BaseException) -> str:
-    """``module.py:LINE in function`` of each of the innermost frames: enough to find a bug, and no values."""
-    frames = traceback.extract_tb(exc.__traceback__)[-3:]
-    return " < ".join(f"{Path(f.filename).name}:{f.lineno} in {f.name}" for f in reversed(frames))
-
-
 def _routes(
-    app: web.Application, settings: Settings, hub: WebChatHub, api: ListenerAPI, flows: FlowSet, store: Store
-) -> None:
+    app: web.Application, settings: Settings, hub: WebChatHub, api: ListenerAPI, flows: FlowSet, store: Store,
+    supervisor: Supervisor,
+) -> None:  # fmt: skip
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
@@ -278,7 +286,10 @@ def _routes(
             checks["store"] = "ok"
         except StoreError:
             checks["store"] = "unreachable"
-        ready = checks["store"] == "ok" and flows.current is not None
+        workers = supervisor.problems()  # a worker down or restarting too often: named here
+        if workers:
+            checks["workers"] = workers
+        ready = checks["store"] == "ok" and flows.current is not None and not workers
         return web.json_response({"ready": ready, **checks}, status=200 if ready else 503)
 
     async def chat_page(request: web.Request) -> web.Response:

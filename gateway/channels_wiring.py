@@ -27,6 +27,7 @@ from gateway.messages import ChannelName
 from gateway.outbox import Sender
 from gateway.settings import Settings
 from gateway.store import Store
+from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +87,13 @@ class TypingRelay:
         self._sending: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
-        subscription = await self._store.subscribe()
+        """A supervised worker (a missed typing event needs no resync: the hint is gone by then)."""
         try:
-            async for event in subscription:
-                if event.get("type") == "typing" and event.get("who") == "listener":
-                    self._maybe_send(str(event.get("conversation_id")))
+            async with await self._store.subscribe() as subscription:
+                async for event in subscription:
+                    if event.get("type") == "typing" and event.get("who") == "listener":
+                        self._maybe_send(str(event.get("conversation_id")))
         finally:
-            await subscription.aclose()
             await asyncio.gather(*self._sending, return_exceptions=True)
 
     def _maybe_send(self, conversation_id: str) -> None:
@@ -106,6 +107,12 @@ class TypingRelay:
         task.add_done_callback(self._sending.discard)
 
     async def _send(self, conversation_id: str) -> None:
+        try:
+            await self._show(conversation_id)
+        except Exception as exc:  # a hint only: one failure is logged (class, place) and never stops the relay
+            log.warning("typing indicator: unexpected %s at %s", type(exc).__name__, where(exc))
+
+    async def _show(self, conversation_id: str) -> None:
         conversation = await self._store.get_conversation(conversation_id)
         if conversation is None or conversation.status != Status.WITH_LISTENER:
             return

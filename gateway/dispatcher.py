@@ -1,7 +1,17 @@
 """The path of a message: the one place that orders effects.
 
-    Inbound → de-duplication on the channel's id → per-conversation lock → engine step → state, transcript and
-    outgoing messages persisted → outbox (delivery) and events (console, web chat)
+    Inbound → claim of the message id (a lease, renewed while processing) → per-conversation lock → engine
+    step → transcript and outgoing messages persisted, then the state saved with the id marked processed →
+    outbox (delivery) and events (console, web chat)
+
+Exactly once from the young person's side: the claim belongs to a live owner (a lease of
+``claim_seconds``, renewed while processing): an instance killed mid-message lets its lease lapse, and the
+provider's redelivery is then processed; while the owner lives, a concurrent redelivery waits for it, and is
+refused with a retryable error (:class:`~gateway.errors.InboundBusy`, 503) rather than acknowledged unprocessed.
+Processing is idempotent: every entry written while processing a message (the young person's, the bot's replies,
+the queue message, system notes) has an id derived from the message's id, so a reprocessing after a crash
+rewrites the same transcript entries and outbox items (both ignore an id already present) and sends nothing
+twice; the conversation's state is saved last, in one commit with the "processed" mark.
 
 Listener actions (``gateway/console/actions.py``) use :meth:`Dispatcher.emit` too, so a listener's reply goes
 through the same transcript, outbox and events as the bot's. Nothing here logs message text or a sender.
@@ -16,7 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
+import itertools
 import logging
 import math
 import secrets
@@ -25,23 +37,25 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 from gateway.conversation import Conversation, Priority, Status
-from gateway.errors import StoreError
+from gateway.errors import InboundBusy, StoreError
 from gateway.flows import lifecycle
 from gateway.flows.engine import Engine, Outcome, State, StepResult
 from gateway.flowset import FlowSet
 from gateway.messages import ChannelName, Inbound, Outbound, Receipt, Reply
 from gateway.metrics import Metrics
-from gateway.store import Author, Delivery, OutboxItem, Store, TranscriptEntry
+from gateway.store import Author, ClaimState, Delivery, DoneMark, OutboxItem, Store, TranscriptEntry
 
 log = logging.getLogger(__name__)
 
 DEDUPE_TTL_SECONDS = 8 * 24 * 3600  # longer than any provider's redelivery window (WhatsApp Cloud: 7 days)
 PACE_MIN_TAKES = 3  # takes in the last hour before the observed pace replaces the flow's average
-CLAIM_TTL_SECONDS = 600
-"""A message is first *claimed* for this long, and kept for DEDUPE_TTL_SECONDS once processed: if the process
-dies in between, the claim lapses and the provider's redelivery is processed instead of dropped."""
+CLAIM_SECONDS = 10.0
+"""The default lease on an inbound message being processed (renewed every third of it while processing)."""
 
 Clock = Callable[[], datetime]
+
+_turn_ids: contextvars.ContextVar[Callable[[], str] | None] = contextvars.ContextVar("turn_ids", default=None)
+"""While an inbound message is processed: the source of the ids of the entries it writes (derived from its id)."""
 
 
 def utcnow() -> datetime:
@@ -49,13 +63,28 @@ def utcnow() -> datetime:
 
 
 def new_id() -> str:
-    return secrets.token_urlsafe(12)
+    """The id of a new transcript entry: derived from the inbound message being processed, else random."""
+    derived = _turn_ids.get()
+    return derived() if derived is not None else secrets.token_urlsafe(12)
+
+
+def inbound_key(inbound: Inbound) -> str:
+    """The de-duplication key of an inbound message. A provider's ids are unique on its channel; a web chat
+    message id is chosen by the page, so it is scoped to the young person's session (hashed: no token in keys)."""
+    if inbound.channel == ChannelName.WEBCHAT:
+        session = hashlib.sha256(inbound.sender.encode()).hexdigest()[:24]
+        return f"in:{inbound.channel.value}:{session}:{inbound.message_id}"
+    return f"in:{inbound.channel.value}:{inbound.message_id}"
 
 
 def inbound_entry_id(inbound: Inbound) -> str:
     """A young person's message always gets the same entry id: a retried processing never records it twice."""
-    digest = hashlib.sha256(f"{inbound.channel.value}:{inbound.message_id}".encode()).hexdigest()
-    return "u" + digest[:23]
+    return "u" + hashlib.sha256(inbound_key(inbound).encode()).hexdigest()[:23]
+
+
+def _derived_ids(seed: str) -> Callable[[], str]:
+    counter = itertools.count(1)
+    return lambda: "r" + hashlib.sha256(f"{seed}:{next(counter)}".encode()).hexdigest()[:23]
 
 
 def entry_event(entry: TranscriptEntry) -> dict[str, object]:
@@ -82,7 +111,9 @@ class Dispatcher:
         listeners_online: Callable[[], int] = lambda: 1,
         metrics: Metrics | None = None,
         reply_windows: Mapping[ChannelName, Callable[[str], timedelta]] | None = None,
+        claim_seconds: float = CLAIM_SECONDS,
     ) -> None:
+        self.claim_seconds = claim_seconds
         self.metrics = metrics or Metrics()
         self.store = store
         self.flows = flows
@@ -97,30 +128,67 @@ class Dispatcher:
         """Process one message; False when it is a duplicate (already processed).
 
         Shielded: a caller cancelled midway (a provider or a browser hanging up) never leaves a message half
-        processed; the work finishes, and the redelivery is then recognised as a duplicate.
+        processed; the work finishes, and the redelivery is then recognised as a duplicate. InboundBusy when
+        another live owner is still processing the same message after ``claim_seconds``: answer "retry later".
         """
         return await asyncio.shield(self._handle_inbound(inbound))
 
     async def _handle_inbound(self, inbound: Inbound) -> bool:
-        key = f"in:{inbound.channel.value}:{inbound.message_id}"
-        if not await self.store.first_seen(key, CLAIM_TTL_SECONDS):
+        key, owner = inbound_key(inbound), secrets.token_hex(8)
+        if not await self._claim(key, owner):
             self.metrics.duplicates.labels(inbound.channel.value).inc()
             return False
+        renewal = asyncio.create_task(self._renew(key, owner))
         try:
-            now = self.clock()
-            conversation, _ = await self.store.active_conversation(inbound.channel, inbound.sender, now)
-            async with self.store.lock(conversation.id):
-                current = await self.store.get_conversation(conversation.id) or conversation
-                await self._process(current, inbound, now)
+            processed = await self._process_claimed(inbound, key, owner)
         except BaseException:
             with contextlib.suppress(StoreError):  # unprocessed: let the provider's redelivery through
-                await self.store.forget_seen(key)
+                await self.store.release(key, owner)
             raise
-        try:
-            await self.store.keep_seen(key, DEDUPE_TTL_SECONDS)
-        except StoreError as exc:  # processed all the same; only a redelivery after the claim lapses would repeat
-            log.warning("dispatcher: could not keep a processed message id (%s)", exc.__class__.__name__)
-        self.metrics.inbound.labels(inbound.channel.value).inc()
+        finally:
+            renewal.cancel()
+        if processed:
+            self.metrics.inbound.labels(inbound.channel.value).inc()
+        else:
+            self.metrics.duplicates.labels(inbound.channel.value).inc()
+        return processed
+
+    async def _claim(self, key: str, owner: str) -> bool:
+        """True once claimed, False if processed already; waits while another owner processes it."""
+        loop = asyncio.get_running_loop()
+        deadline, pause = loop.time() + self.claim_seconds, 0.01
+        while True:
+            state = await self.store.claim(key, owner, self.claim_seconds)
+            if state is not ClaimState.BUSY:
+                return state is ClaimState.CLAIMED
+            if loop.time() >= deadline:
+                raise InboundBusy("this message is being processed elsewhere: retry later")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.25)
+
+    async def _renew(self, key: str, owner: str) -> None:
+        """Keep the claim while processing: renewed every third of its lease."""
+        while True:
+            await asyncio.sleep(self.claim_seconds / 3)
+            try:
+                if await self.store.claim(key, owner, self.claim_seconds) is not ClaimState.CLAIMED:
+                    return
+            except StoreError as exc:
+                log.warning("dispatcher: could not renew a claim (%s)", exc.__class__.__name__)
+
+    async def _process_claimed(self, inbound: Inbound, key: str, owner: str) -> bool:
+        now = self.clock()
+        conversation, _ = await self.store.active_conversation(inbound.channel, inbound.sender, now)
+        async with self.store.lock(conversation.id):
+            # Checked again under the lock: a lease that lapsed while waiting may have let another owner in.
+            state = await self.store.claim(key, owner, self.claim_seconds)
+            if state is ClaimState.DONE:
+                return False
+            if state is ClaimState.BUSY:
+                raise InboundBusy("this message is being processed elsewhere: retry later")
+            current = await self.store.get_conversation(conversation.id) or conversation
+            _turn_ids.set(_derived_ids(key))  # this task's context only (handle_inbound's shield made it a task)
+            await self._process(current, inbound, now, DoneMark(key, DEDUPE_TTL_SECONDS))
         return True
 
     async def start_conversation(self, channel: ChannelName, sender: str, language_hint: str | None) -> Conversation:
@@ -136,7 +204,7 @@ class Dispatcher:
                 await self.store.save_conversation(current)
             return current
 
-    async def _process(self, conversation: Conversation, inbound: Inbound, now: datetime) -> None:
+    async def _process(self, conversation: Conversation, inbound: Inbound, now: datetime, done: DoneMark) -> None:
         conversation.last_inbound_at = now
         conversation.updated_at = now
         entry = TranscriptEntry(
@@ -150,7 +218,7 @@ class Dispatcher:
         elif conversation.status in (Status.QUEUED, Status.WITH_LISTENER):
             idle = timedelta(hours=self.flows.for_version(conversation.flow_version).flow.timers.idle_close_hours)
             await self.store.set_timer(conversation.id, "idle_close", now + idle)
-        await self.store.save_conversation(conversation)
+        await self.store.save_conversation(conversation, done=done)
 
     async def _bot_turn(self, conversation: Conversation, inbound: Inbound, now: datetime) -> None:
         if not conversation.engine:

@@ -6,7 +6,8 @@
     │   └── FlowValidationError   positioned problems: .problems is a list of "FILE:LINE:COLUMN: message"
     ├── IllegalTransition         a conversation lifecycle change that is not allowed (e.g. closed → queued)
     ├── StoreError                the store failed or is unreachable
-    │   └── Conflict              an exclusive operation lost a race (two listeners take one conversation)
+    │   ├── Conflict              an exclusive operation lost a race (two listeners take one conversation)
+    │   └── InboundBusy           another live instance is processing this inbound message: retry later (503)
     ├── WebhookError              a provider request is refused
     │   ├── BadSignature          → 403
     │   ├── BadRequest            → 400
@@ -52,6 +53,10 @@ class StoreError(GatewayError):
 
 
 class Conflict(StoreError):
+    pass
+
+
+class InboundBusy(StoreError):
     pass
 
 

@@ -53,6 +53,20 @@ class Metrics:
         self.waiting = Gauge("gateway_queue_waiting", "Conversations waiting", ["queue", "priority"], registry=r)
         self.longest_wait = Gauge("gateway_queue_longest_wait_seconds", "Longest current wait", registry=r)
         self.listeners_online = Gauge("gateway_listeners_online", "Listeners connected to the console", registry=r)
+        self.worker_restarts = Counter(
+            "gateway_worker_restarts", "Background workers restarted after a failure, by worker", ["worker"], registry=r
+        )
+        self.socket_drops = Counter(
+            "gateway_socket_drops", "Websockets dropped because they stopped reading or went away, by surface",
+            ["surface", "reason"], registry=r,
+        )  # fmt: skip
+        self.store_up = Gauge("gateway_store_up", "1 when the store answered the last check, else 0", registry=r)
+        self.outbox_oldest = Gauge(
+            "gateway_outbox_oldest_pending_seconds", "Age of the oldest message not yet delivered", registry=r
+        )
+        self.outbox_set_aside = Counter(
+            "gateway_outbox_set_aside", "Outbox items this version cannot read, set aside as failed", registry=r
+        )
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -9,6 +9,12 @@ A long text goes out in parts (the channel splits it). When a later part fails f
 parts the provider accepted (``RetryableDelivery.parts_sent`` → ``OutboxItem.parts_sent``) and the next attempt
 starts at the first unsent part: a retry never shows the young person a part twice. The transcript keeps the
 provider id of the last part only (receipts for the whole message; see docs/architecture.md).
+
+Nothing twice: an item is leased for ``lease_seconds`` when claimed (longer than a send can take), so another
+worker resends it only if this one died mid-send. Once the provider accepted a message, "sent" is recorded
+before anything else, retried through a brief store failure, so the item is never handed out again; only a send
+in flight when an instance dies (or whose record the store refused for good) may repeat. An item whose
+delivery failed before any send releases its lease at once (retried soon), never holding its conversation.
 """
 
 from __future__ import annotations
@@ -25,8 +31,11 @@ from gateway.errors import DeliveryError, PermanentDelivery, RetryableDelivery, 
 from gateway.messages import ChannelName, Outbound
 from gateway.metrics import Metrics
 from gateway.store import Delivery, OutboxItem, Store
+from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
+
+MARK_SENT_TRIES = 8  # about 6 s of a store failing before a sent message may be sent again
 
 
 class Sender(Protocol):
@@ -44,8 +53,10 @@ class Outbox:
         max_delay: float = 300.0,
         max_attempts: int = 8,
         poll_seconds: float = 1.0,
+        lease_seconds: int = 60,
         metrics: Metrics | None = None,
     ) -> None:
+        self.lease_seconds = lease_seconds
         self.metrics = metrics or Metrics()
         self.store = store
         self.channels = channels
@@ -59,12 +70,15 @@ class Outbox:
         self._wake.set()
 
     async def run(self) -> None:
-        """Deliver until cancelled. A store failure is logged and retried at the next poll."""
+        """Deliver until cancelled. Any failure of a pass is logged (class, place) and retried at the next poll."""
         while True:
             try:
                 delivered = await self.deliver_due()
             except StoreError as exc:
                 log.warning("outbox: store unavailable (%s)", exc.__class__.__name__)
+                delivered = 0
+            except Exception as exc:  # a bug: delivery goes on for every other item and conversation
+                log.error("outbox: unexpected %s at %s", type(exc).__name__, where(exc))
                 delivered = 0
             if delivered:
                 continue  # the next items of these conversations are due now
@@ -73,13 +87,28 @@ class Outbox:
             self._wake.clear()
 
     async def deliver_due(self, limit: int = 50) -> int:
-        """One pass: claim what is due and deliver it (conversations in parallel). Returns how many."""
-        items = await self.store.outbox_due(self.clock(), limit)
-        await asyncio.gather(*(self._deliver(item) for item in items))
+        """One pass: claim what is due and deliver it (conversations in parallel). Returns how many.
+
+        One item's failure never fails the others: each is delivered and recorded on its own.
+        """
+        items = await self.store.outbox_due(self.clock(), limit, lease_seconds=self.lease_seconds)
+        outcomes = await asyncio.gather(*(self._deliver(item) for item in items), return_exceptions=True)
+        store_error: StoreError | None = None
+        for item, outcome in zip(items, outcomes, strict=True):
+            if isinstance(outcome, StoreError):  # not recorded: the store is down, the loop reports it
+                store_error = outcome
+            elif isinstance(outcome, Exception):  # this item only: retried when its lease ends
+                log.error("outbox: %s: unexpected %s at %s", item.id, type(outcome).__name__, where(outcome))
+        if store_error is not None:
+            raise store_error
         return len(items)
 
     async def _deliver(self, item: OutboxItem) -> None:
-        outbound = outbound_from_dict(item.payload)
+        try:
+            outbound = outbound_from_dict(item.payload)
+        except Exception as exc:  # e.g. written by a newer version during a rolling deploy
+            await self._set_aside(item, exc)
+            return
         channel = self.channels.get(outbound.channel)
         if channel is None:
             await self._fail(item, f"channel {outbound.channel.value} is not configured")
@@ -97,8 +126,31 @@ class Outbox:
             await self._retry(item, RetryableDelivery(f"unexpected {type(exc).__name__}"))
         else:
             self._count(item, "sent")
-            await self.store.outbox_mark_sent(item.id, provider_id)
+            await self._mark_sent(item, provider_id)
             await self._record(item, Delivery.SENT, provider_id)
+
+    async def _set_aside(self, item: OutboxItem, exc: Exception) -> None:
+        """An item this version cannot read: failed (kept in the store, shown to the listener), others flow."""
+        log.error("outbox: %s set aside: this version cannot read it (%s at %s)", item.id, type(exc).__name__,
+                  where(exc))  # fmt: skip
+        self.metrics.outbox_set_aside.inc()
+        reason = f"set aside: unreadable by this version ({type(exc).__name__})"
+        await self.store.outbox_mark_failed(item.id, reason)
+        await self._record(item, Delivery.FAILED, None, reason)
+
+    async def _mark_sent(self, item: OutboxItem, provider_id: str | None) -> None:
+        """Record the send before anything else, through a brief store failure: an item recorded as sent is
+        never handed out again, one whose record is lost would be resent when its lease ends."""
+        pause = 0.05
+        for _ in range(MARK_SENT_TRIES - 1):
+            try:
+                await self.store.outbox_mark_sent(item.id, provider_id)
+                return
+            except StoreError as exc:
+                log.warning("outbox: %s: sent, not yet recorded (%s); trying again", item.id, type(exc).__name__)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
+        await self.store.outbox_mark_sent(item.id, provider_id)
 
     async def _retry(self, item: OutboxItem, exc: RetryableDelivery) -> None:
         attempts = item.attempts + 1

@@ -67,6 +67,11 @@ class Settings:
     http_header_timeout: float = 10.0
     http_body_timeout: float = 30.0
     max_connections_per_address: int = 64
+    outbox_alert_seconds: float = 60.0  # a message waiting longer in the outbox is an alert (metric + log line)
+    outbox_lease_seconds: int = 60  # an item being sent; after a crash another instance resends it past this
+    inbound_claim_seconds: float = 10.0  # lease on an inbound message while processing it, renewed meanwhile
+    redis_max_connections: int = 100  # per instance; a caller waits for a free one up to redis_pool_timeout
+    redis_pool_timeout: float = 10.0
     # Messenger
     messenger_app_secret: str = ""
     messenger_verify_token: str = ""
@@ -132,6 +137,14 @@ class Settings:
                 raise ConfigError(f"{_variable(name)} must be at least 1")
         if self.login_free_failures < 0 or self.http_header_timeout <= 0 or self.http_body_timeout <= 0:
             raise ConfigError("GATEWAY_LOGIN_FREE_FAILURES must be >= 0 and the GATEWAY_HTTP_*_TIMEOUTs positive")
+        if self.outbox_alert_seconds <= 0:
+            raise ConfigError("GATEWAY_OUTBOX_ALERT_SECONDS must be positive")
+        if self.outbox_lease_seconds < 1:
+            raise ConfigError("GATEWAY_OUTBOX_LEASE_SECONDS must be >= 1")
+        if self.inbound_claim_seconds <= 0:
+            raise ConfigError("GATEWAY_INBOUND_CLAIM_SECONDS must be positive")
+        if self.redis_max_connections < 1 or self.redis_pool_timeout <= 0:
+            raise ConfigError("GATEWAY_REDIS_MAX_CONNECTIONS must be >= 1 and GATEWAY_REDIS_POOL_TIMEOUT positive")
 
     @property
     def messenger_enabled(self) -> bool:

@@ -28,6 +28,7 @@ from gateway.flows import lifecycle
 from gateway.flows.engine import Engine, State
 from gateway.messages import Reply
 from gateway.store import Author, Timer
+from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
 
@@ -39,26 +40,41 @@ class Timers:
         self.poll_seconds = poll_seconds
 
     async def run(self) -> None:
+        """Fire until cancelled. Any failure of a pass is logged (class, place) and retried at the next poll."""
         while True:
             try:
                 await self.fire_due()
             except StoreError as exc:
                 log.warning("timers: store unavailable (%s)", exc.__class__.__name__)
+            except Exception as exc:  # a bug: the next pass still runs
+                log.error("timers: unexpected %s at %s", type(exc).__name__, where(exc))
             await asyncio.sleep(self.poll_seconds)
 
     async def fire_due(self) -> int:
-        """Handle every due timer once; returns how many were handled."""
+        """Handle every due timer once; returns how many were handled. A timer whose handling fails for a reason
+        other than the store is logged by conversation id and dropped (``timer_done`` already removed it), so
+        the other timers keep firing."""
         handled = 0
         for timer in await self.store.due_timers(self.dispatcher.clock()):
-            async with self.store.lock(timer.conversation_id):
-                if not await self.store.timer_done(timer):
-                    continue
-                conversation = await self.store.get_conversation(timer.conversation_id)
-                if conversation is not None and conversation.active:
-                    await self._fire(timer, conversation)
-                    await self.store.save_conversation(conversation)
-                    handled += 1
+            try:
+                handled += await self._handle(timer)
+            except StoreError:
+                raise
+            except Exception as exc:
+                log.error("timers: %s %s failed: %s at %s", timer.conversation_id, timer.kind, type(exc).__name__,
+                          where(exc))  # fmt: skip
         return handled
+
+    async def _handle(self, timer: Timer) -> int:
+        async with self.store.lock(timer.conversation_id):
+            if not await self.store.timer_done(timer):
+                return 0
+            conversation = await self.store.get_conversation(timer.conversation_id)
+            if conversation is None or not conversation.active:
+                return 0
+            await self._fire(timer, conversation)
+            await self.store.save_conversation(conversation)
+            return 1
 
     async def _fire(self, timer: Timer, conversation: Conversation) -> None:
         engine = self.dispatcher.flows.for_version(conversation.flow_version)

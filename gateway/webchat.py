@@ -7,7 +7,6 @@ instance forwards the events of the conversations whose sockets it holds. Privat
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import secrets
@@ -22,8 +21,10 @@ from gateway.dispatcher import Dispatcher, entry_event
 from gateway.flows import lifecycle
 from gateway.gate import Gate, Refusal
 from gateway.messages import ChannelName, Inbound, Reply
+from gateway.metrics import Metrics
 from gateway.ratelimit import Limit, client_address
-from gateway.store import Author, Store
+from gateway.sockets import SocketWriter
+from gateway.store import RESYNC, Author, Store
 
 log = logging.getLogger(__name__)
 
@@ -33,39 +34,70 @@ HIDDEN = {Author.NOTE.value}
 
 
 class WebChatHub:
-    """Which sockets follow which conversation, and the forwarding of events to them."""
+    """Which sockets follow which conversation, and the forwarding of events to them (a supervised worker).
 
-    def __init__(self, store: Store, dispatcher: Dispatcher, gate: Gate, *, address_header: str = "") -> None:
+    Each socket has its own :class:`~gateway.sockets.SocketWriter`: forwarding only offers frames, so a reset or
+    a socket that stopped reading is dropped without holding anybody else's replies. When events may have been
+    missed (the store's ``resync`` event after a reconnection, or the worker restarting), every socket gets a
+    ``resync`` frame: its conversation's status and the entries after the last one it was sent.
+    """
+
+    def __init__(
+        self, store: Store, dispatcher: Dispatcher, metrics: Metrics, gate: Gate, *, address_header: str = ""
+    ) -> None:
         self.store = store
         self.dispatcher = dispatcher
+        self.metrics = metrics
         self.gate = gate
         self.address_header = address_header
-        self.sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
+        self.sockets: dict[str, dict[SocketWriter, str | None]] = defaultdict(dict)  # → id of the last entry sent
         self.open: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()  # every socket, for shutdown
 
-    def attach(self, conversation_id: str, ws: web.WebSocketResponse) -> None:
-        for followers in self.sockets.values():
-            followers.discard(ws)
-        self.sockets[conversation_id].add(ws)
+    def attach(self, conversation_id: str, writer: SocketWriter, last_entry: str | None) -> None:
+        self.detach(writer)
+        self.sockets[conversation_id][writer] = last_entry
 
-    def detach(self, ws: web.WebSocketResponse) -> None:
-        for conversation_id in [c for c, s in self.sockets.items() if ws in s]:
-            self.sockets[conversation_id].discard(ws)
+    def detach(self, writer: SocketWriter) -> None:
+        for conversation_id in [c for c, s in self.sockets.items() if writer in s]:
+            del self.sockets[conversation_id][writer]
             if not self.sockets[conversation_id]:
                 del self.sockets[conversation_id]
 
     async def forward_events(self) -> None:
         """Runs for the app's lifetime: store events → the sockets of their conversation."""
-        subscription = await self.store.subscribe()
-        try:
+        async with await self.store.subscribe() as subscription:
+            await self.resync()  # after a restart of this worker, events may have been missed
             async for event in subscription:
+                if event.get("type") == RESYNC:
+                    await self.resync()
+                    continue
                 conversation_id = event.get("conversation_id")
                 if isinstance(conversation_id, str) and conversation_id in self.sockets:
                     frame = await self._frame(event)
                     if frame is not None:
-                        await self._send_all(conversation_id, frame)
-        finally:
-            await subscription.aclose()
+                        self._offer_all(conversation_id, frame)
+
+    async def resync(self) -> None:
+        for conversation_id in list(self.sockets):
+            await self.resync_conversation(conversation_id)
+
+    async def resync_conversation(self, conversation_id: str) -> None:
+        conversation = await self.store.get_conversation(conversation_id)
+        if conversation is not None:
+            await self._resync(conversation)
+
+    async def _resync(self, conversation: Conversation) -> None:
+        entries = [_public(entry_event(e)) for e in await self.store.transcript(conversation.id)
+                   if e.author.value not in HIDDEN]  # fmt: skip
+        frame: dict[str, Any] = {"type": RESYNC, "status": conversation.status.value}
+        if conversation.status == Status.QUEUED:
+            frame["position"] = await self.store.position(conversation.id)
+        ids = [e["id"] for e in entries]
+        followers = self.sockets.get(conversation.id, {})
+        for writer, last in list(followers.items()):
+            since = entries[ids.index(last) + 1 :] if last in ids else entries
+            if writer.offer({**frame, "entries": since}) and entries:
+                followers[writer] = ids[-1]
 
     async def _frame(self, event: dict[str, Any]) -> dict[str, Any] | None:
         kind = event.get("type")
@@ -80,10 +112,11 @@ class WebChatHub:
             return frame
         return None
 
-    async def _send_all(self, conversation_id: str, frame: dict[str, Any]) -> None:
-        for ws in list(self.sockets.get(conversation_id, ())):
-            if not ws.closed:
-                await ws.send_json(frame)
+    def _offer_all(self, conversation_id: str, frame: dict[str, Any]) -> None:
+        followers = self.sockets.get(conversation_id, {})
+        for writer in list(followers):
+            if writer.offer(frame) and frame["type"] == "entry":
+                followers[writer] = frame["entry"]["id"]
 
 
 def _public(entry: dict[str, Any]) -> dict[str, Any]:
@@ -93,8 +126,8 @@ def _public(entry: dict[str, Any]) -> dict[str, Any]:
 class ChatSession:
     """One websocket connection of one young person."""
 
-    def __init__(self, hub: WebChatHub, ws: web.WebSocketResponse, address: str = "") -> None:
-        self.hub, self.ws = hub, ws
+    def __init__(self, hub: WebChatHub, ws: web.WebSocketResponse, writer: SocketWriter, address: str = "") -> None:
+        self.hub, self.ws, self.writer = hub, ws, writer
         self.dispatcher = hub.dispatcher
         self.gate = hub.gate
         self.address = address  # only ever used through a keyed hash
@@ -108,7 +141,7 @@ class ChatSession:
                 if message.type == WSMsgType.TEXT:
                     await self._handle_text(message.data)
         finally:
-            self.hub.detach(self.ws)
+            self.hub.detach(self.writer)
 
     async def _handle_text(self, data: str) -> None:
         frame = _parse_frame(data)
@@ -135,17 +168,17 @@ class ChatSession:
         self.language = language
         refusal = await self._refuse_hello(token)
         if refusal is not None:
-            await self._notice(refusal)
+            self._notice(refusal)
             return
         self.token = token
         conversation = await self.dispatcher.start_conversation(ChannelName.WEBCHAT, self.token, language)
         if conversation.client is None:
             conversation = await self._mark_client(conversation)
-        await self._follow(conversation)
         history = [
             _public(entry_event(e)) for e in await self.hub.store.transcript(conversation.id)
             if e.author.value not in HIDDEN
         ]  # fmt: skip
+        await self._follow(conversation, history[-1]["id"] if history else None)
         status: dict[str, Any] = {"type": "session", "token": self.token, "status": conversation.status.value}
         status["language"] = self.dispatcher.language(conversation, self.dispatcher.flows.for_version(
             conversation.flow_version))
@@ -153,7 +186,7 @@ class ChatSession:
         status["history"] = history
         if conversation.status == Status.QUEUED:
             status["position"] = await self.hub.store.position(conversation.id)
-        await self.ws.send_json(status)
+        self.writer.offer(status)
 
     async def _message(self, frame: dict[str, Any]) -> None:
         assert self.token is not None
@@ -166,15 +199,21 @@ class ChatSession:
             return
         inbound = Inbound(ChannelName.WEBCHAT, self.token, message_id, text=text, payload=payload)
         refusal = await self.gate.check(inbound)
+        if refusal is None and await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, self.token) is None:
+            refusal = await self.gate.new_chat(self.token, self.address)  # this message would open a new one
         if refusal is not None:  # not recorded, not acknowledged: the young person may send it again
-            await self._notice(refusal)
+            self._notice(refusal)
             return
         await self.dispatcher.handle_inbound(inbound)
         conversation, _ = await self.hub.store.active_conversation(
             ChannelName.WEBCHAT, self.token, self.dispatcher.clock()
         )
-        await self._follow(conversation)
-        await self.ws.send_json({"type": "ack", "id": message_id})
+        if conversation.client is None:
+            conversation = await self._mark_client(conversation)
+        if conversation.id != self.conversation_id:  # the previous one ended: follow the new one from its start
+            await self._follow(conversation, None)
+            await self.hub.resync_conversation(conversation.id)
+        self.writer.offer({"type": "ack", "id": message_id})
 
     async def _refuse_hello(self, token: str) -> Refusal | None:
         """A blocked browser, or a new conversation beyond this client's limits (an existing one always resumes)."""
@@ -192,15 +231,15 @@ class ChatSession:
             await self.hub.store.save_conversation(current)
         return current
 
-    async def _notice(self, refusal: Refusal) -> None:
+    def _notice(self, refusal: Refusal) -> None:
         """A calm notice with the emergency numbers, shown like a bot message; nothing is stored."""
         text, now = self.gate.notice(refusal, self.language), self.dispatcher.clock().isoformat()
         entry = {"id": "notice-" + secrets.token_urlsafe(8), "author": "bot", "choices": [], "text": text, "at": now}
-        await self.ws.send_json({"type": "entry", "entry": entry})
+        self.writer.offer({"type": "entry", "entry": entry})
 
-    async def _follow(self, conversation: Conversation) -> None:
+    async def _follow(self, conversation: Conversation, last_entry: str | None) -> None:
         self.conversation_id = conversation.id
-        self.hub.attach(conversation.id, self.ws)
+        self.hub.attach(conversation.id, self.writer, last_entry)
 
     async def _end(self) -> None:
         assert self.token is not None
@@ -208,7 +247,7 @@ class ChatSession:
             await end_by_young_person(self.dispatcher, self.conversation_id)
 
     async def _error(self, code: str, message: str) -> None:
-        await self.ws.send_json({"type": "error", "code": code, "message": message})
+        self.writer.offer({"type": "error", "code": code, "message": message})
 
 
 async def end_by_young_person(dispatcher: Dispatcher, conversation_id: str) -> None:
@@ -245,8 +284,9 @@ async def chat_socket(request: web.Request, hub: WebChatHub) -> web.WebSocketRes
     ws = web.WebSocketResponse(heartbeat=25, max_msg_size=MAX_FRAME * 4)  # larger: closed with 1009
     await ws.prepare(request)
     hub.open.add(ws)
+    writer = SocketWriter(ws, request, surface="webchat", metrics=hub.metrics)
     try:
-        await ChatSession(hub, ws, client_address(request, hub.address_header)).run()
-    except asyncio.CancelledError:
-        raise
+        await ChatSession(hub, ws, writer, client_address(request, hub.address_header)).run()
+    finally:
+        await writer.close()
     return ws

@@ -62,6 +62,19 @@ async def test_walk_to_the_queue(client: TestClient) -> None:  # type: ignore[ty
     assert [w.priority.value for w in waiting] == ["normal"]
 
 
+async def test_two_young_people_may_use_the_same_message_id(client: TestClient, clock: Clock) -> None:  # type: ignore[type-arg]
+    """The page chooses message ids: one session reusing another's id must not lose its message."""
+    async with client.ws_connect("/chat/ws") as first, client.ws_connect("/chat/ws") as second:
+        sessions = [await hello(first), await hello(second)]
+        replies = [await say(first, "m0", "2"), await say(second, "m0", "2")]
+    assert all(len(bot_texts(frames)) == 1 for frames in replies)
+    store = client.app[STORE]
+    for session in sessions:
+        conversation, _ = await store.active_conversation(ChannelName.WEBCHAT, session["token"], clock())
+        users = [e.text for e in await store.transcript(conversation.id) if e.author.value == "user"]
+        assert users == ["2"]
+
+
 async def test_same_message_id_twice_gives_one_reply(client: TestClient, clock: Clock) -> None:  # type: ignore[type-arg]
     async with client.ws_connect("/chat/ws") as ws:
         session = await hello(ws)

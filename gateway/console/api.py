@@ -19,15 +19,17 @@ from aiohttp import WSMsgType, web
 
 from gateway.console.actions import ActionRefused, Actions
 from gateway.console.auth import SESSION_COOKIE, SESSION_HOURS, SessionSigner
+from gateway.console.events import ConsoleEvents
 from gateway.console.logins import Busy, Lock, Logins
-from gateway.console.media import console_transcript, public_event
+from gateway.console.media import console_transcript
 from gateway.console.presence import Presence
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher, entry_event
 from gateway.flowset import FlowSet
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limit, RateLimits, client_address
-from gateway.store import AuditEntry, Listener, Store, Subscription
+from gateway.sockets import SocketWriter
+from gateway.store import AuditEntry, Listener, Store
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LISTENER = web.RequestKey("listener", Listener)
@@ -36,12 +38,13 @@ LISTENER = web.RequestKey("listener", Listener)
 class ListenerAPI:
     def __init__(
         self, store: Store, dispatcher: Dispatcher, actions: Actions, flows: FlowSet, signer: SessionSigner,
-        *, secure_cookies: bool, presence: Presence, logins: Logins, limits: RateLimits, address_header: str = "",
+        *, secure_cookies: bool, presence: Presence, live: ConsoleEvents, metrics: Metrics, logins: Logins,
+        limits: RateLimits, address_header: str = "",
     ) -> None:  # fmt: skip
         self.store, self.dispatcher, self.actions, self.flows = store, dispatcher, actions, flows
         self.signer, self.secure_cookies, self.presence = signer, secure_cookies, presence
+        self.live, self.metrics = live, metrics
         self.logins, self.limits, self.address_header = logins, limits, address_header
-        self.metrics: Metrics = dispatcher.metrics
         self.open: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()  # live sockets, closed at shutdown
 
     def routes(self) -> list[web.RouteDef]:
@@ -231,31 +234,24 @@ class ListenerAPI:
         await ws.prepare(request)
         self.open.add(ws)
         name = request[LISTENER].name
+        writer = SocketWriter(ws, request, surface="console", metrics=self.metrics)
         self.presence.connections[name] += 1
-        subscription = await self.store.subscribe()
-        forward = asyncio.create_task(self._forward(ws, subscription))
+        self.live.sockets.add(writer)
         try:
+            writer.offer({"type": "hello", "at": time.time()})
+            await self.presence.announce(self.store)  # the supervision board counts listeners online
             async for _ in ws:  # nothing to read: this ends when the listener goes away (presence is then right)
                 pass
         finally:
             # aiohttp may cancel this handler once the peer has gone: count first, then clean up shielded.
             self.presence.connections[name] -= 1
-            forward.cancel()
-            await asyncio.shield(self._after_events(forward, subscription))
+            self.live.sockets.discard(writer)
+            await asyncio.shield(self._after_events(writer))
         return ws
 
-    async def _after_events(self, forward: asyncio.Task[None], subscription: Subscription) -> None:
-        await asyncio.gather(forward, return_exceptions=True)
-        await subscription.aclose()
+    async def _after_events(self, writer: SocketWriter) -> None:
+        await writer.close()
         await self.presence.announce(self.store)
-
-    async def _forward(self, ws: web.WebSocketResponse, subscription: Subscription) -> None:
-        await ws.send_json({"type": "hello", "at": time.time()})
-        await self.presence.announce(self.store)  # the supervision board counts listeners online
-        async for event in subscription:
-            if ws.closed:
-                break
-            await ws.send_json(public_event(event))
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:

@@ -4,7 +4,7 @@ Each instance counts the live console sockets it holds. It announces the (hashed
 through the store's events whenever that set changes and every ``beat`` seconds; every instance keeps what the
 others announced until ``2.5 × beat`` passes without news (an instance that died stops counting by itself). A
 listener with two tabs on two instances counts once. The count feeds the wait estimate given to young people,
-the supervision board and ``/metrics``.
+the supervision board and ``/metrics``. Announcing and listening are two supervised workers.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from gateway.errors import StoreError
-from gateway.store import Store
+from gateway.store import RESYNC, Store
 
 PRESENCE_EVENT = "presence"
 
@@ -61,22 +61,18 @@ class Presence:
         with contextlib.suppress(StoreError):
             await store.publish(self.event())
 
-    async def run(self, store: Store) -> None:
-        """For the app's lifetime: announce every beat, and listen to the other instances."""
+    async def beat_forever(self, store: Store) -> None:
+        """A supervised worker: announce this instance's listeners every beat."""
+        while True:
+            await self.announce(store)
+            await asyncio.sleep(self.beat)
 
-        async def beat() -> None:
-            while True:
-                await self.announce(store)
-                await asyncio.sleep(self.beat)
-
-        beating = asyncio.create_task(beat())
-        try:
-            subscription = await store.subscribe()
-            try:
-                async for event in subscription:
+    async def listen(self, store: Store) -> None:
+        """A supervised worker: hear the other instances; after missed events, announce at once (they may have
+        forgotten this instance meanwhile)."""
+        async with await store.subscribe() as subscription:
+            async for event in subscription:
+                if event.get("type") == RESYNC:
+                    await self.announce(store)
+                else:
                     self.heard(event)
-            finally:
-                await subscription.aclose()
-        finally:
-            beating.cancel()
-            await asyncio.gather(beating, return_exceptions=True)

@@ -14,7 +14,9 @@ message contains a sender address or message text.
 
 Delivery guarantees the dispatcher and the outbox rely on:
 
-* :meth:`DedupeStore.first_seen` is atomic: of many concurrent callers with one key, exactly one gets True.
+* :meth:`DedupeStore.claim` is atomic: of many concurrent owners of one key, exactly one gets ``CLAIMED``; the
+  others get ``BUSY`` until its lease lapses (a dead owner) or it is released, then ``DONE`` once the processing
+  was saved (:meth:`ConversationStore.save_conversation` with ``done``: the state and the mark in one commit).
 * :meth:`QueueStore.take` is exclusive: of two listeners racing for one conversation, one gets Conflict.
 * :meth:`OutboxStore.outbox_due` hands out at most one item per conversation, the oldest pending one, and
   *claims* it for a lease, so two outbox workers never send the same item and a conversation's messages go out
@@ -35,14 +37,17 @@ from gateway.errors import ConfigError
 from gateway.messages import Attachment, ChannelName, Choice
 
 __all__ = [
+    "RESYNC",
     "AuditEntry",
     "AuditStore",
     "Author",
     "Block",
     "BlockStore",
+    "ClaimState",
     "ConversationStore",
     "DedupeStore",
     "Delivery",
+    "DoneMark",
     "EventStore",
     "Listener",
     "ListenerStore",
@@ -62,6 +67,7 @@ __all__ = [
 ]
 
 Event = dict[str, Any]
+RESYNC = "resync"  # the type of the event telling a subscriber it may have missed events (see Subscription)
 
 
 class Author(StrEnum):
@@ -78,6 +84,22 @@ class Delivery(StrEnum):
     DELIVERED = "delivered"
     READ = "read"
     FAILED = "failed"
+
+
+class ClaimState(StrEnum):
+    """What :meth:`DedupeStore.claim` found for an inbound message id."""
+
+    CLAIMED = "claimed"  # the caller owns it now (or still): process it
+    BUSY = "busy"  # another live owner is processing it: wait, or answer "retry later"
+    DONE = "done"  # processed and saved already: a duplicate
+
+
+@dataclass(frozen=True, slots=True)
+class DoneMark:
+    """Saved with a conversation: the inbound message ``key`` is processed, for ``ttl_seconds``."""
+
+    key: str
+    ttl_seconds: int
 
 
 class OutboxStatus(StrEnum):
@@ -192,8 +214,12 @@ class ConversationStore(Protocol):
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None: ...
 
-    async def save_conversation(self, conversation: Conversation) -> None:
-        """Write the whole record (insert or replace)."""
+    async def save_conversation(self, conversation: Conversation, *, done: DoneMark | None = None) -> None:
+        """Write the whole record (insert or replace).
+
+        With ``done``, the same commit marks that inbound message processed (:meth:`DedupeStore.claim` then
+        answers ``DONE``): the conversation's state and the mark are never saved one without the other.
+        """
         ...
 
     async def conversations_by_status(self, status: Status) -> list[Conversation]:
@@ -226,19 +252,20 @@ class TranscriptStore(Protocol):
 
 
 class DedupeStore(Protocol):
-    async def first_seen(self, key: str, ttl_seconds: int, *, now: datetime | None = None) -> bool:
-        """True only the first time ``key`` is seen within ``ttl_seconds`` of ``now`` (default: the clock).
+    async def claim(self, key: str, owner: str, lease_seconds: float, *, now: datetime | None = None) -> ClaimState:
+        """Claim the inbound message ``key`` for ``owner`` for ``lease_seconds`` from ``now`` (default: the clock).
 
-        Atomic across concurrent callers and, with Redis, across instances.
+        ``CLAIMED`` when the key is free, its lease lapsed (the owner died), or ``owner`` holds it already (the
+        lease is then renewed: call again while processing); ``BUSY`` while another owner's lease runs; ``DONE``
+        once it was saved as processed. Atomic across concurrent callers and, with Redis, across instances.
         """
         ...
 
-    async def forget_seen(self, key: str) -> None:
-        """Undo :meth:`first_seen` for ``key``: its processing failed, so the provider's retry must get through."""
-        ...
+    async def release(self, key: str, owner: str) -> None:
+        """Give up ``owner``'s claim (its processing failed): the provider's retry gets through at once.
 
-    async def keep_seen(self, key: str, ttl_seconds: int, *, now: datetime | None = None) -> None:
-        """Keep ``key`` seen for ``ttl_seconds`` from ``now``: a short claim becomes a lasting record."""
+        Harmless when the key is not (or no longer) held by ``owner``.
+        """
         ...
 
 
@@ -326,6 +353,10 @@ class OutboxStore(Protocol):
         """Given up: the conversation's next item becomes due. False if not pending."""
         ...
 
+    async def outbox_oldest_pending(self) -> datetime | None:
+        """When the oldest item still pending was put (None when nothing waits): for the outbox delay alert."""
+        ...
+
 
 class TimerStore(Protocol):
     async def set_timer(self, conversation_id: str, kind: str, due_at: datetime) -> None:
@@ -377,7 +408,12 @@ class AuditStore(Protocol):
 
 
 class Subscription(Protocol):
-    """Events published after :meth:`EventStore.subscribe` returned, in order. Close it when done."""
+    """Events published after :meth:`EventStore.subscribe` returned, in order. Close it when done.
+
+    An event ``{"type": "resync"}`` (:data:`RESYNC`) means events may have been missed since the previous one
+    (Redis: the connection was lost and the subscription restored; in-process: a subscriber so slow that its
+    oldest events were dropped): a consumer reloads what it shows from the store.
+    """
 
     def __aiter__(self) -> Subscription: ...
 
@@ -433,8 +469,12 @@ class Store(
         ...
 
 
-async def open_store(url: str) -> Store:
-    """Open (and for SQLite create) the store named by ``url``; ConfigError for an unknown scheme."""
+async def open_store(url: str, *, max_connections: int = 100, pool_timeout: float = 10.0) -> Store:
+    """Open (and for SQLite create) the store named by ``url``; ConfigError for an unknown scheme.
+
+    Redis: at most ``max_connections`` connections; a caller finding them all busy waits up to ``pool_timeout``
+    seconds for one (then StoreError) rather than failing at once.
+    """
     if url.startswith("sqlite:///"):
         from gateway.store.sqlite import SqliteStore
 
@@ -442,5 +482,5 @@ async def open_store(url: str) -> Store:
     if url.startswith(("redis://", "rediss://")):
         from gateway.store.redis import RedisStore
 
-        return await RedisStore.open(url)
+        return await RedisStore.open(url, max_connections=max_connections, pool_timeout=pool_timeout)
     raise ConfigError("the store URL must start with sqlite:/// or redis://")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Self
 
 from gateway.errors import StoreError
-from gateway.store import Event
+from gateway.store import RESYNC, Event
 from gateway.store.codec import dumps
 
 SUBSCRIBER_BUFFER = 1000  # events kept for a slow subscriber; beyond, the oldest are dropped
@@ -50,10 +50,12 @@ class LocalSubscription:
         self._registry = registry
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=SUBSCRIBER_BUFFER + 1)
         self._closed = False
+        self._missed = False
 
     def deliver(self, event: Event) -> None:
         if self._queue.qsize() >= SUBSCRIBER_BUFFER:
-            self._queue.get_nowait()  # a stalled console loses the oldest events, never the gateway's memory
+            self._queue.get_nowait()  # a stalled reader loses the oldest events, never the gateway's memory…
+            self._missed = True  # …and is told so, to reload from the store
         self._queue.put_nowait(event)
 
     def __aiter__(self) -> Self:
@@ -62,6 +64,9 @@ class LocalSubscription:
     async def __anext__(self) -> Event:
         if self._closed and self._queue.empty():
             raise StopAsyncIteration
+        if self._missed:
+            self._missed = False
+            return {"type": RESYNC}
         event = await self._queue.get()
         if event is None:
             raise StopAsyncIteration

@@ -10,7 +10,8 @@ allows (Cluster would not). Layout:
     hg:status:<status>           set of conversation ids        hg:created  ids scored by creation (µs)
     hg:entry:<id>                transcript entry: data (JSON), delivery, pmid
     hg:transcript:<conv>         list of entry ids               hg:provider:<pmid>  entry id
-    hg:seen:<key>                processed inbound ids, expiring (SET NX PXAT)
+    hg:seen:<key>                an inbound id: "c:<owner>" while claimed (a lease of seconds, renewed while
+                                 processing), "1" once processed (kept DEDUPE_TTL, set with the conversation)
     hg:queue:entries             hash conversation id → entry (JSON, with its ordering ``member``)
     hg:queue:waiting:<queue>     waiting members "rank:arrival µs:sequence:id", ordered lexicographically
     hg:listeners                 hash name → account (JSON)
@@ -40,7 +41,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
@@ -48,9 +49,12 @@ from gateway.conversation import Conversation, Priority, Status
 from gateway.errors import Conflict, StoreError
 from gateway.messages import ChannelName
 from gateway.store import (
+    RESYNC,
     AuditEntry,
     Block,
+    ClaimState,
     Delivery,
+    DoneMark,
     Event,
     Listener,
     OutboxItem,
@@ -86,6 +90,7 @@ EVENTS_CHANNEL = PREFIX + "events"
 LOCK_LEASE_MS = 30_000
 RESOLVED_OUTBOX_KEPT = timedelta(days=7)  # sent and failed outbox items expire after this
 AUDIT_KEPT = 100_000
+_CLAIM_PREFIX = "c:"  # hg:seen:<key> holds "c:<owner>" while claimed, "1" once processed
 
 def _guarded(
     method: Callable[Concatenate[RedisStore, P], Awaitable[R]],
@@ -107,6 +112,12 @@ def _guarded(
 def _text(value: bytes | str) -> str:
     """redis-py types replies as bytes or str; with ``decode_responses`` they are str."""
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _pairs(flat: Any) -> dict[str, str]:
+    """A Lua HGETALL reply (field, value, field, value…) as a dict."""
+    values = _texts(flat)
+    return dict(zip(values[::2], values[1::2], strict=True))
 
 
 def _texts(values: Any) -> list[str]:
@@ -131,8 +142,13 @@ class RedisStore:
         self._closed = False
 
     @classmethod
-    async def open(cls, url: str) -> RedisStore:
-        store = cls(Redis.from_url(url, decode_responses=True))
+    async def open(cls, url: str, *, max_connections: int = 100, pool_timeout: float = 10.0) -> RedisStore:
+        """A blocking pool: under load a caller waits for a free connection (up to ``pool_timeout`` s) instead
+        of failing at once with MaxConnectionsError (redis-py's default pool raises)."""
+        pool = BlockingConnectionPool.from_url(
+            url, decode_responses=True, max_connections=max_connections, timeout=pool_timeout
+        )
+        store = cls(Redis(connection_pool=pool))
         try:
             await store.ping()
         except StoreError:
@@ -181,11 +197,16 @@ class RedisStore:
         return None if raw is None else loads("conversation", raw, decode_conversation)
 
     @_guarded
-    async def save_conversation(self, conversation: Conversation) -> None:
+    async def save_conversation(self, conversation: Conversation, *, done: DoneMark | None = None) -> None:
         c = conversation
+        keys = [_active_key(c.channel, c.sender)]
+        done_at = ""
+        if done is not None:
+            keys.append(_key("seen", done.key))
+            done_at = str(to_us(datetime.now(UTC)) // 1000 + done.ttl_seconds * 1000)
         args = [PREFIX, c.id, dumps(encode_conversation(c)), to_us(c.created_at), str(c.status),
-                "1" if c.active else "0", *(str(status) for status in Status)]  # fmt: skip
-        if await self._script("save_conversation", [_active_key(c.channel, c.sender)], args) == 0:
+                "1" if c.active else "0", done_at, *(str(status) for status in Status)]  # fmt: skip
+        if await self._script("save_conversation", keys, args) == 0:
             raise Conflict("another conversation of this sender is already active")
 
     @_guarded
@@ -241,18 +262,14 @@ class RedisStore:
     # De-duplication
 
     @_guarded
-    async def first_seen(self, key: str, ttl_seconds: int, *, now: datetime | None = None) -> bool:
-        expires_ms = to_us(now or datetime.now(UTC)) // 1000 + ttl_seconds * 1000
-        return bool(await self._redis.set(_key("seen", key), "1", nx=True, pxat=expires_ms))
+    async def claim(self, key: str, owner: str, lease_seconds: float, *, now: datetime | None = None) -> ClaimState:
+        lease_end_ms = to_us(now or datetime.now(UTC)) // 1000 + int(lease_seconds * 1000)
+        found = await self._script("claim", [_key("seen", key)], [_CLAIM_PREFIX + owner, lease_end_ms])
+        return ClaimState(_text(found))
 
     @_guarded
-    async def forget_seen(self, key: str) -> None:
-        await self._redis.delete(_key("seen", key))
-
-    @_guarded
-    async def keep_seen(self, key: str, ttl_seconds: int, *, now: datetime | None = None) -> None:
-        expires_ms = to_us(now or datetime.now(UTC)) // 1000 + ttl_seconds * 1000
-        await self._redis.set(_key("seen", key), "1", pxat=expires_ms)
+    async def release(self, key: str, owner: str) -> None:
+        await self._script("unlock", [_key("seen", key)], [_CLAIM_PREFIX + owner])
 
     # The waiting queue
 
@@ -350,9 +367,8 @@ class RedisStore:
     async def outbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 60) -> list[OutboxItem]:
         lease_end = to_us(now) + lease_seconds * 1_000_000
         args = [PREFIX, to_us(now), limit, lease_end]
-        ids = await self._script("outbox_due", [_key("outbox", "heads")], args)
-        items = [await self._outbox_item(item_id) for item_id in ids]
-        return [item for item in items if item is not None]
+        claimed = await self._script("outbox_due", [_key("outbox", "heads")], args)
+        return [_outbox_item(_pairs(fields)) for fields in claimed if fields]
 
     @_guarded
     async def outbox_get(self, item_id: str) -> OutboxItem | None:
@@ -378,6 +394,20 @@ class RedisStore:
     @_guarded
     async def outbox_mark_failed(self, item_id: str, reason: str) -> bool:
         return await self._resolve(item_id, OutboxStatus.FAILED, "last_error", reason)
+
+    @_guarded
+    async def outbox_oldest_pending(self) -> datetime | None:
+        """Each conversation's oldest pending item heads it: the oldest of the heads (two pipelined reads)."""
+        conversations = _texts(await self._redis.zrange(_key("outbox", "heads"), 0, -1))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for conversation_id in conversations:
+                pipe.zrange(_key("outbox", "conv", conversation_id), 0, 0)
+            heads = [found[0] for found in await pipe.execute() if found]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for item_id in heads:
+                pipe.hget(_key("outbox", "item", _text(item_id)), "created_us")
+            created = [int(value) for value in await pipe.execute() if value is not None]
+        return from_us(min(created)) if created else None
 
     async def _resolve(self, item_id: str, status: OutboxStatus, field: str, value: str) -> bool:
         keys = [_key("outbox", "item", item_id), _key("outbox", "heads")]
@@ -541,9 +571,11 @@ class _RedisSubscription:
         return self
 
     async def __anext__(self) -> Event:
+        """The next event. redis-py reconnects a lost connection by itself and subscribes again: Redis then
+        confirms the subscription anew, which means events published meanwhile were missed → ``resync``."""
         while not self._closed:
             try:
-                message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+                message = await self._pubsub.get_message(timeout=None)
             except RedisError as error:
                 if self._closed:
                     break
@@ -551,6 +583,8 @@ class _RedisSubscription:
             if message is not None and message.get("type") == "message":
                 event: Event = json.loads(message["data"])
                 return event
+            if message is not None and message.get("type") == "subscribe":
+                return {"type": RESYNC}
         raise StopAsyncIteration
 
     async def aclose(self) -> None:

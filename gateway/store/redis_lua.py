@@ -20,7 +20,8 @@ redis.call('ZADD', ARGV[1] .. 'created', ARGV[4], ARGV[2])
 return {1, ARGV[3]}
 """
 
-# ARGV: prefix, id, json, created µs, status, '1' if active, then every status name.
+# KEYS: the active key, then the processed inbound id's key when there is one.
+# ARGV: prefix, id, json, created µs, status, '1' if active, done until (ms, or ''), then every status name.
 _SAVE_CONVERSATION = """
 local current = redis.call('GET', KEYS[1])
 if ARGV[6] == '1' then
@@ -32,9 +33,10 @@ elseif current == ARGV[2] then
   redis.call('DEL', KEYS[1])
 end
 redis.call('SET', ARGV[1] .. 'conv:' .. ARGV[2], ARGV[3])
-for i = 7, #ARGV do redis.call('SREM', ARGV[1] .. 'status:' .. ARGV[i], ARGV[2]) end
+for i = 8, #ARGV do redis.call('SREM', ARGV[1] .. 'status:' .. ARGV[i], ARGV[2]) end
 redis.call('SADD', ARGV[1] .. 'status:' .. ARGV[5], ARGV[2])
 redis.call('ZADD', ARGV[1] .. 'created', ARGV[4], ARGV[2])
+if KEYS[2] then redis.call('SET', KEYS[2], '1', 'PXAT', ARGV[7]) end
 return 1
 """
 
@@ -121,7 +123,8 @@ if redis.call('ZCARD', KEYS[2]) == 1 then redis.call('ZADD', KEYS[3], ARGV[5], A
 return 1
 """
 
-# KEYS: heads. ARGV: prefix, now µs, limit, lease end µs. Returns the claimed item ids.
+# KEYS: heads. ARGV: prefix, now µs, limit, lease end µs. Returns each claimed item's fields (HGETALL), so a
+# claim is never left without its caller knowing the items it claimed.
 _OUTBOX_DUE = """
 local ids = {}
 for _, conv in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])) do
@@ -129,7 +132,7 @@ for _, conv in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIM
   if head then
     redis.call('ZADD', KEYS[1], ARGV[4], conv)
     redis.call('HSET', ARGV[1] .. 'outbox:item:' .. head, 'next_us', ARGV[4])
-    table.insert(ids, head)
+    table.insert(ids, redis.call('HGETALL', ARGV[1] .. 'outbox:item:' .. head))
   else
     redis.call('ZREM', KEYS[1], conv)
   end
@@ -189,6 +192,17 @@ redis.call('SREM', KEYS[2], ARGV[1])
 return 1
 """
 
+# KEYS: the inbound id's key. ARGV: "c:<owner>", lease end (ms). Any other value than a claim means processed.
+_CLAIM = """
+local held = redis.call('GET', KEYS[1])
+if held and held ~= ARGV[1] then
+  if string.sub(held, 1, 2) == 'c:' then return 'busy' end
+  return 'done'
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+return 'claimed'
+"""
+
 _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -209,5 +223,6 @@ SCRIPTS = {
     "outbox_reschedule": _OUTBOX_RESCHEDULE,
     "cancel_timers": _CANCEL_TIMERS,
     "timer_done": _TIMER_DONE,
+    "claim": _CLAIM,
     "unlock": _UNLOCK,
 }

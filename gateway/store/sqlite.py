@@ -29,7 +29,9 @@ from gateway.messages import ChannelName
 from gateway.store import (
     AuditEntry,
     Block,
+    ClaimState,
     Delivery,
+    DoneMark,
     Event,
     Listener,
     OutboxItem,
@@ -71,7 +73,7 @@ CREATE TABLE IF NOT EXISTS transcript (
 CREATE INDEX IF NOT EXISTS transcript_conversation ON transcript (conversation_id, seq);
 CREATE INDEX IF NOT EXISTS transcript_provider ON transcript (provider_message_id)
     WHERE provider_message_id IS NOT NULL;
-CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, expires_us INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, expires_us INTEGER NOT NULL, owner TEXT);
 CREATE INDEX IF NOT EXISTS seen_expiry ON seen (expires_us);
 CREATE TABLE IF NOT EXISTS queue (
     conversation_id TEXT PRIMARY KEY, queue TEXT NOT NULL, priority TEXT NOT NULL, rank INTEGER NOT NULL,
@@ -137,6 +139,9 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
     outbox = {row["name"] for row in conn.execute("PRAGMA table_info(outbox)")}
     if "parts_sent" not in outbox:
         conn.execute("ALTER TABLE outbox ADD COLUMN parts_sent INTEGER NOT NULL DEFAULT 0")
+    seen = {row["name"] for row in conn.execute("PRAGMA table_info(seen)")}
+    if "owner" not in seen:  # NULL: processed; else the owner of a claim
+        conn.execute("ALTER TABLE seen ADD COLUMN owner TEXT")
 
 
 class SqliteStore:
@@ -210,10 +215,17 @@ class SqliteStore:
         rows = await self._select("SELECT data FROM conversations WHERE id = ?", (conversation_id,))
         return loads("conversation", rows[0]["data"], decode_conversation) if rows else None
 
-    async def save_conversation(self, conversation: Conversation) -> None:
+    async def save_conversation(self, conversation: Conversation, *, done: DoneMark | None = None) -> None:
         def work(conn: sqlite3.Connection) -> None:
             with _writing(conn):
                 _write_conversation(conn, conversation)
+                if done is not None:
+                    expires_us = to_us(datetime.now(UTC)) + done.ttl_seconds * 1_000_000
+                    conn.execute(
+                        "INSERT INTO seen (key, expires_us, owner) VALUES (?, ?, NULL) ON CONFLICT (key)"
+                        " DO UPDATE SET expires_us = excluded.expires_us, owner = NULL",
+                        (done.key, expires_us),
+                    )
 
         try:
             await self._run(work)
@@ -282,39 +294,28 @@ class SqliteStore:
 
     # De-duplication
 
-    async def first_seen(self, key: str, ttl_seconds: int, *, now: datetime | None = None) -> bool:
+    async def claim(self, key: str, owner: str, lease_seconds: float, *, now: datetime | None = None) -> ClaimState:
         now_us = to_us(now or datetime.now(UTC))
 
-        def work(conn: sqlite3.Connection) -> bool:
+        def work(conn: sqlite3.Connection) -> ClaimState:
             with _writing(conn):
                 conn.execute("DELETE FROM seen WHERE expires_us <= ?", (now_us,))
-                cursor = conn.execute(
-                    "INSERT OR IGNORE INTO seen (key, expires_us) VALUES (?, ?)",
-                    (key, now_us + ttl_seconds * 1_000_000),
+                row = conn.execute("SELECT owner FROM seen WHERE key = ?", (key,)).fetchone()
+                if row is not None and row["owner"] is None:
+                    return ClaimState.DONE
+                if row is not None and row["owner"] != owner:
+                    return ClaimState.BUSY
+                conn.execute(
+                    "INSERT INTO seen (key, expires_us, owner) VALUES (?, ?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET expires_us = excluded.expires_us",
+                    (key, now_us + int(lease_seconds * 1_000_000), owner),
                 )
-                return cursor.rowcount == 1
+                return ClaimState.CLAIMED
 
         return await self._run(work)
 
-    async def forget_seen(self, key: str) -> None:
-        def work(conn: sqlite3.Connection) -> None:
-            with _writing(conn):
-                conn.execute("DELETE FROM seen WHERE key = ?", (key,))
-
-        await self._run(work)
-
-    async def keep_seen(self, key: str, ttl_seconds: int, *, now: datetime | None = None) -> None:
-        expires_us = to_us(now or datetime.now(UTC)) + ttl_seconds * 1_000_000
-
-        def work(conn: sqlite3.Connection) -> None:
-            with _writing(conn):
-                conn.execute(
-                    "INSERT INTO seen (key, expires_us) VALUES (?, ?) "
-                    "ON CONFLICT (key) DO UPDATE SET expires_us = excluded.expires_us",
-                    (key, expires_us),
-                )
-
-        await self._run(work)
+    async def release(self, key: str, owner: str) -> None:
+        await self._change("DELETE FROM seen WHERE key = ? AND owner = ?", (key, owner))
 
     # The waiting queue
 
@@ -458,6 +459,11 @@ class SqliteStore:
 
     async def outbox_mark_failed(self, item_id: str, reason: str) -> bool:
         return await self._resolve(item_id, "status = 'failed', last_error = ?", reason)
+
+    async def outbox_oldest_pending(self) -> datetime | None:
+        rows = await self._select("SELECT MIN(created_us) AS oldest FROM outbox WHERE status = 'pending'", ())
+        oldest = rows[0]["oldest"] if rows else None
+        return None if oldest is None else from_us(oldest)
 
     async def _resolve(self, item_id: str, assignments: str, value: str | None) -> bool:
         sql = f"UPDATE outbox SET {assignments} WHERE id = ? AND status = 'pending'"

@@ -139,6 +139,10 @@
     else if (frame.type === "ack") { onAck(frame.id); }
     else if (frame.type === "typing") { showTyping(); }
     else if (frame.type === "status") { state.status = frame.status; state.position = frame.position; renderStatus(); }
+    else if (frame.type === "resync") {  // the server may have missed events: what we did not show, and the status
+      frame.entries.forEach(showEntry);
+      state.status = frame.status; state.position = frame.position; renderStatus();
+    }
     else if (frame.type === "error") { bubble("system", t("error"), null, false); }
   }
 

@@ -23,7 +23,9 @@ from gateway.store import (
     AuditEntry,
     Author,
     Block,
+    ClaimState,
     Delivery,
+    DoneMark,
     Listener,
     OutboxItem,
     OutboxStatus,
@@ -192,40 +194,39 @@ async def test_delivery_status_and_provider_receipts(store: Store) -> None:
 # Processed inbound ids
 
 
-async def test_first_seen_is_true_once(store: Store) -> None:
-    assert await store.first_seen("telegram:1001", 3600)
-    assert not await store.first_seen("telegram:1001", 3600)
-    assert await store.first_seen("telegram:1002", 3600)
+async def test_a_claim_is_busy_for_others_then_done_once_saved(store: Store) -> None:
+    assert await store.claim("in:telegram:1001", "a", 10) is ClaimState.CLAIMED
+    assert await store.claim("in:telegram:1001", "b", 10) is ClaimState.BUSY
+    assert await store.claim("in:telegram:1001", "a", 10) is ClaimState.CLAIMED  # the owner renews
+    assert await store.claim("in:telegram:1002", "b", 10) is ClaimState.CLAIMED
+    conversation = Conversation.start(ChannelName.TELEGRAM, "1", datetime.now(UTC))
+    await store.save_conversation(conversation, done=DoneMark("in:telegram:1001", 3600))
+    assert await store.claim("in:telegram:1001", "a", 10) is ClaimState.DONE  # even for its last owner
+    assert await store.claim("in:telegram:1001", "c", 10) is ClaimState.DONE
+    await store.release("in:telegram:1001", "a")  # a release after the save changes nothing
+    assert await store.claim("in:telegram:1001", "c", 10) is ClaimState.DONE
 
 
-async def test_forget_seen_lets_the_key_through_again(store: Store) -> None:
-    assert await store.first_seen("in:telegram:7", 3600)
-    await store.forget_seen("in:telegram:7")
-    assert await store.first_seen("in:telegram:7", 3600)
-    assert not await store.first_seen("in:telegram:7", 3600)
-    await store.forget_seen("never-seen")  # forgetting an unknown key is harmless
+async def test_a_released_claim_lets_the_key_through_again(store: Store) -> None:
+    assert await store.claim("in:telegram:7", "a", 10) is ClaimState.CLAIMED
+    await store.release("in:telegram:7", "b")  # not its owner: nothing happens
+    assert await store.claim("in:telegram:7", "b", 10) is ClaimState.BUSY
+    await store.release("in:telegram:7", "a")
+    assert await store.claim("in:telegram:7", "b", 10) is ClaimState.CLAIMED
+    await store.release("never-seen", "a")  # releasing an unknown key is harmless
 
 
-async def test_first_seen_again_after_expiry(store: Store) -> None:
-    # An hour ago, with a one-minute ttl: expired on any clock, without waiting.
+async def test_the_claim_of_a_dead_owner_lapses(store: Store) -> None:
+    # Claimed an hour ago for ten seconds and never renewed: lapsed on any clock, without waiting.
     long_ago = datetime.now(UTC) - timedelta(hours=1)
-    assert await store.first_seen("messenger:m1", 60, now=long_ago)
-    assert await store.first_seen("messenger:m1", 60, now=long_ago + timedelta(minutes=2))
+    assert await store.claim("messenger:m1", "dead", 10, now=long_ago) is ClaimState.CLAIMED
+    assert await store.claim("messenger:m1", "alive", 10) is ClaimState.CLAIMED
+    assert await store.claim("messenger:m1", "dead", 10) is ClaimState.BUSY
 
 
-async def test_a_short_claim_kept_becomes_lasting(store: Store) -> None:
-    long_ago = datetime.now(UTC) - timedelta(hours=1)
-    assert await store.first_seen("telegram:claim", 60, now=long_ago)  # a claim that a crash would let expire
-    assert await store.first_seen("telegram:claim", 60, now=long_ago + timedelta(minutes=2))
-    await store.keep_seen("telegram:claim", 3600)  # processed: kept for the redelivery window
-    assert not await store.first_seen("telegram:claim", 60)
-    await store.keep_seen("telegram:never-claimed", 3600)
-    assert not await store.first_seen("telegram:never-claimed", 60)
-
-
-async def test_first_seen_is_atomic(store: Store) -> None:
-    answers = await asyncio.gather(*(store.first_seen("whatsapp:SM1", 3600) for _ in range(10)))
-    assert answers.count(True) == 1
+async def test_a_claim_is_atomic(store: Store) -> None:
+    answers = await asyncio.gather(*(store.claim("whatsapp:SM1", f"o{n}", 10) for n in range(10)))
+    assert answers.count(ClaimState.CLAIMED) == 1 and answers.count(ClaimState.BUSY) == 9
 
 
 # The waiting queue
@@ -411,6 +412,36 @@ async def test_outbox_failure_moves_on_and_is_recorded(store: Store) -> None:
     assert sent is not None and (sent.status, sent.provider_message_id) == (OutboxStatus.SENT, "m2")
     assert await store.outbox_get("nothing") is None
     assert not await store.outbox_reschedule("nothing", T0, 1, "x")
+
+
+async def test_an_item_this_version_cannot_read_is_set_aside_and_kept(store: Store) -> None:
+    """A payload from a newer version round-trips untouched; once set aside (failed), the next item flows."""
+    newer = {"version": 99, "channel": "carrier-pigeon", "parts": [{"kind": "hologram"}]}
+    await store.outbox_put(OutboxItem("new1", "A", newer, T0))
+    await store.outbox_put(outbound("a2", "A"))
+    [claimed] = await store.outbox_due(T0, 10)
+    assert (claimed.id, claimed.payload) == ("new1", newer)
+    assert await store.outbox_mark_failed("new1", "set aside: unreadable by this version (KeyError)")
+    [next_item] = await store.outbox_due(T0, 10)
+    assert next_item.id == "a2"
+    kept = await store.outbox_get("new1")
+    assert kept is not None and (kept.status, kept.payload) == (OutboxStatus.FAILED, newer)
+
+
+async def test_outbox_oldest_pending(store: Store) -> None:
+    assert await store.outbox_oldest_pending() is None
+    await store.outbox_put(outbound("b1", "B", at=minutes(2)))
+    await store.outbox_put(outbound("a1", "A", at=minutes(1)))
+    await store.outbox_put(outbound("a2", "A", at=minutes(3)))
+    assert await store.outbox_oldest_pending() == minutes(1)
+    await store.outbox_due(minutes(3), 10)
+    await store.outbox_mark_sent("a1", None)
+    assert await store.outbox_oldest_pending() == minutes(2)
+    await store.outbox_mark_failed("b1", "refused")
+    assert await store.outbox_oldest_pending() == minutes(3)
+    await store.outbox_due(minutes(3), 10)
+    await store.outbox_mark_sent("a2", None)
+    assert await store.outbox_oldest_pending() is None
 
 
 async def test_outbox_put_twice_keeps_one(store: Store) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from gateway.store import RESYNC
 from gateway.store.local import SUBSCRIBER_BUFFER, LocalEvents, LocalLocks
 
 
@@ -18,12 +19,15 @@ async def test_lock_entries_go_once_unused() -> None:
     assert len(locks) == 0
 
 
-async def test_a_stalled_subscriber_keeps_only_the_latest_events() -> None:
+async def test_a_stalled_subscriber_keeps_only_the_latest_events_and_is_told_to_resync() -> None:
     events = LocalEvents()
     async with events.subscribe() as subscription:
         for n in range(SUBSCRIBER_BUFFER + 5):
             events.publish({"n": n})
+        assert await anext(subscription) == {"type": RESYNC}
         assert (await anext(subscription))["n"] == 5
+        events.publish({"n": "next"})
+        assert [(await anext(subscription))["n"] for _ in range(SUBSCRIBER_BUFFER)][-1] == "next"  # told once
 
 
 async def test_closing_the_hub_ends_every_subscription() -> None:

@@ -68,7 +68,8 @@
     });
   }
 
-  /* The live events socket, reconnecting with a growing delay; onOpen also runs after a reconnection. */
+  /* The live events socket, reconnecting with a growing delay; onOpen also runs after a reconnection and on
+     "resync" (the server may have missed events: the page reloads what it shows). */
   function events(handlers) {
     var delay = 500;
     function connect() {
@@ -78,6 +79,7 @@
         var event;
         try { event = JSON.parse(message.data); } catch (e) { return; }
         if (event.type === "hello") { delay = 500; if (handlers.onOpen) { handlers.onOpen(); } return; }
+        if (event.type === "resync") { if (handlers.onOpen) { handlers.onOpen(); } return; }  // events were missed: reload
         handlers.onEvent(event);
       };
       ws.onclose = function () {

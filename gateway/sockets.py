@@ -1,0 +1,86 @@
+"""One websocket's outgoing frames: a bounded queue and a writer task, so one client's failure stays its own.
+
+Whoever has something for a socket *offers* it (no await: a send is never awaited in turn across sockets); the
+socket's own writer task sends the frames in order, each within ``send_timeout`` seconds. A socket whose queue
+is full (it stopped reading), whose send times out, or whose connection went away (reset) is dropped: counted
+in ``gateway_socket_drops{surface, reason}``, its connection aborted (which ends its handler; the page
+reconnects and reloads), and nobody else waited on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from gateway.metrics import Metrics
+from gateway.supervisor import where
+
+log = logging.getLogger(__name__)
+
+QUEUE_LIMIT = 256  # frames waiting for one socket; a reader this far behind has stopped reading
+SEND_TIMEOUT = 5.0  # seconds for one frame to leave; a client slower than this is gone for practical purposes
+
+
+class SocketWriter:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        request: web.BaseRequest,
+        *,
+        surface: str,
+        metrics: Metrics,
+        limit: int = QUEUE_LIMIT,
+        send_timeout: float = SEND_TIMEOUT,
+    ) -> None:
+        self.ws, self.surface, self.metrics, self.send_timeout = ws, surface, metrics, send_timeout
+        self._transport = request.transport
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(limit)
+        self._task = asyncio.create_task(self._run(), name=f"{surface}-socket-writer")
+        self.dropped = False
+
+    def offer(self, frame: dict[str, Any]) -> bool:
+        """Queue a frame for this socket; False (and the socket dropped) when it cannot keep up."""
+        if self.dropped or self.ws.closed:
+            return False
+        try:
+            self._queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self._drop("queue_full")
+            return False
+        return True
+
+    async def close(self) -> None:
+        """The socket's handler ends: stop writing (frames still queued are for a socket that is gone)."""
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            frame = await self._queue.get()
+            try:
+                async with asyncio.timeout(self.send_timeout):
+                    await self.ws.send_json(frame)
+            except TimeoutError:
+                self._drop("send_timeout")
+                return
+            except (ConnectionError, RuntimeError):  # reset, or closing: aiohttp refuses to write
+                self._drop("gone")
+                return
+            except Exception as exc:  # a bug (e.g. a frame that is not JSON): this socket only, and said where
+                log.error("%s socket: unexpected %s at %s", self.surface, type(exc).__name__, where(exc))
+                self._drop("error")
+                return
+
+    def _drop(self, reason: str) -> None:
+        if self.dropped:
+            return
+        self.dropped = True
+        self.metrics.socket_drops.labels(self.surface, reason).inc()
+        log.info("%s socket dropped (%s)", self.surface, reason)
+        if self._transport is not None:
+            self._transport.abort()  # ends the handler's read loop; the client reconnects and resynchronises
+        if asyncio.current_task() is not self._task:
+            self._task.cancel()

@@ -1,0 +1,106 @@
+"""Every background worker runs under one supervisor: none can stop without it being seen and restarted.
+
+A worker is a coroutine function meant to run for the app's lifetime (web chat and console event forwarding,
+presence, the typing relay, the outbox, the timers, the flows.yaml watcher, the alert checks). When one raises,
+or returns, the supervisor logs it by exception class and code place (never the exception's message, which may
+quote what a young person wrote), counts it in ``gateway_worker_restarts{worker}``, and starts it again after
+an exponential backoff (``base_delay`` doubling up to ``max_delay``; back to ``base_delay`` once a run lasted
+``stable_seconds``). ``/readyz`` asks :meth:`Supervisor.problems`: a worker waiting to restart is ``down``; one
+that restarted ``too_many`` times within ``window_seconds`` is ``restarting too often``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+Worker = Callable[[], Coroutine[Any, Any, None]]
+
+
+def where(exc: BaseException) -> str:
+    """``module.py:LINE in function`` of each of the innermost frames: enough to find a bug, and no values."""
+    frames = traceback.extract_tb(exc.__traceback__)[-3:]
+    return " < ".join(f"{Path(f.filename).name}:{f.lineno} in {f.name}" for f in reversed(frames))
+
+
+@dataclass
+class _State:
+    running: bool = False
+    restarts: deque[float] = field(default_factory=deque)  # monotonic times of recent restarts
+
+
+class Supervisor:
+    def __init__(
+        self,
+        metrics: Metrics,
+        *,
+        base_delay: float = 0.1,
+        max_delay: float = 30.0,
+        stable_seconds: float = 60.0,
+        window_seconds: float = 60.0,
+        too_many: int = 5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.metrics, self.clock = metrics, clock
+        self.base_delay, self.max_delay, self.stable_seconds = base_delay, max_delay, stable_seconds
+        self.window_seconds, self.too_many = window_seconds, too_many
+        self._workers: dict[str, Worker] = {}
+        self._states: dict[str, _State] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def add(self, name: str, worker: Worker) -> None:
+        if name in self._workers:
+            raise ValueError(f"worker {name!r} is already supervised")
+        self._workers[name] = worker
+        self._states[name] = _State()
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._keep(n, w), name=f"gateway-{n}") for n, w in self._workers.items()]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    def problems(self) -> dict[str, str]:
+        """Workers that are not healthy, by name: ``down`` or ``restarting too often``."""
+        now, found = self.clock(), {}
+        for name, state in self._states.items():
+            while state.restarts and now - state.restarts[0] > self.window_seconds:
+                state.restarts.popleft()
+            if not state.running:
+                found[name] = "down"
+            elif len(state.restarts) >= self.too_many:
+                found[name] = "restarting too often"
+        return found
+
+    async def _keep(self, name: str, worker: Worker) -> None:
+        state, failures = self._states[name], 0
+        while True:
+            started = self.clock()
+            state.running = True
+            try:
+                await worker()
+                log.error("worker %s returned: it should run until the gateway stops; restarting", name)
+            except Exception as exc:  # every failure is logged and counted, then the worker restarts
+                log.error("worker %s stopped by %s at %s; restarting", name, type(exc).__name__, where(exc))
+            finally:
+                state.running = False
+            failures = 0 if self.clock() - started >= self.stable_seconds else failures
+            delay = min(self.base_delay * 2**failures, self.max_delay)
+            failures += 1
+            state.restarts.append(self.clock())
+            self.metrics.worker_restarts.labels(name).inc()
+            await asyncio.sleep(delay)
