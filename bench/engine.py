@@ -114,6 +114,8 @@ messages:
   offer_no: {fr: "Non merci", en: "No thanks"}
   listener_joined: {fr: "Un écoutant arrive.", en: "A listener joins."}
   idle_closed: {fr: "Conversation fermée.", en: "Conversation closed."}
+  rate_limited: {fr: "Trop vite, 119, 3114, 17 ou 112.", en: "Too fast, 119, 3114, 17 or 112."}
+  blocked: {fr: "Pas possible, 119, 3114, 17 ou 112.", en: "Not possible, 119, 3114, 17 or 112."}
 interrupts:
   danger:
     match: {fr: ["je veux mourir"], en: ["i want to die"]}

@@ -30,14 +30,19 @@ from gateway.console.actions import Actions
 from gateway.console.api import ListenerAPI, Presence
 from gateway.console.auth import SessionSigner
 from gateway.console.events import ConsoleEvents
+from gateway.console.logins import LoginBrake, Logins, PasswordWorkers
 from gateway.console.media import ConsoleMedia
 from gateway.console.pages import ConsolePages
+from gateway.console.safety import Safety
 from gateway.console.supervision import Supervision
 from gateway.dispatcher import Dispatcher, utcnow
 from gateway.errors import FlowValidationError, StoreError
 from gateway.flowset import FlowSet
+from gateway.gate import Gate
+from gateway.keyed import KeyedHash
 from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.outbox import Outbox
+from gateway.ratelimit import RateLimits, open_limit_storage
 from gateway.settings import Settings
 from gateway.store import Store, open_store
 from gateway.supervisor import Supervisor, where
@@ -54,6 +59,7 @@ OUTBOX = web.AppKey("outbox", Outbox)
 TIMERS = web.AppKey("timers", Timers)
 API = web.AppKey("api", ListenerAPI)
 METRICS = web.AppKey("metrics", Metrics)
+GATE = web.AppKey("gate", Gate)
 SUPERVISOR = web.AppKey("supervisor", Supervisor)
 
 STATIC = resources.files("gateway") / "webchat_static"
@@ -76,7 +82,8 @@ async def create_app(
     store = store or await open_store(
         settings.store, max_connections=settings.redis_max_connections, pool_timeout=settings.redis_pool_timeout
     )
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_errors_middleware, _refusals(metrics)])
+    middlewares = [_errors_middleware, _refusals(metrics), _body_deadline(settings.http_body_timeout)]
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
     http = aiohttp.ClientSession()
     channels = build_channels(settings, http)
     presence = Presence(beat=worker_poll_seconds * 10)
@@ -90,14 +97,22 @@ async def create_app(
                     lease_seconds=settings.outbox_lease_seconds)  # fmt: skip
     outbox_ref.append(outbox)
     timers = Timers(dispatcher, poll_seconds=worker_poll_seconds)
-    hub = WebChatHub(store, dispatcher, metrics)
+    keyed, counters = KeyedHash(settings.secret_key), open_limit_storage(settings.store)
+    limits = RateLimits.from_settings(settings, counters, metrics)
+    gate = Gate(store, flows, limits, keyed, metrics, clock=clock, on_outgoing=outbox.kick,
+                max_waiting_per_client=settings.max_waiting_per_client)  # fmt: skip
+    hub = WebChatHub(store, dispatcher, metrics, gate, address_header=settings.client_address_header)
     actions = Actions(dispatcher)
     live = ConsoleEvents(store)
+    workers = PasswordWorkers(settings.password_hash_workers)
+    brake = LoginBrake(counters, keyed, free=settings.login_free_failures, lock=settings.login_lock_failures,
+                       lock_minutes=settings.login_lock_minutes, announce=lambda *lock: api.announce_lock(*lock))
     api = ListenerAPI(store, dispatcher, actions, flows, SessionSigner(settings.secret_key),
                       secure_cookies=settings.public_url.startswith("https://"), presence=presence, live=live,
-                      metrics=metrics)  # fmt: skip
+                      metrics=metrics, logins=Logins(workers, brake), limits=limits,
+                      address_header=settings.client_address_header)  # fmt: skip
     app[SETTINGS], app[STORE], app[FLOWS], app[DISPATCHER] = settings, store, flows, dispatcher
-    app[OUTBOX], app[TIMERS], app[API], app[METRICS] = outbox, timers, api, metrics
+    app[OUTBOX], app[TIMERS], app[API], app[METRICS], app[GATE] = outbox, timers, api, metrics, gate
 
     supervisor = Supervisor(metrics)
     watch = Watch(store, metrics, clock=clock, outbox_alert_seconds=settings.outbox_alert_seconds)
@@ -110,13 +125,15 @@ async def create_app(
         supervisor.add(name, worker)
     app[SUPERVISOR] = supervisor
     app.cleanup_ctx.append(_lifecycle(supervisor, store, http, channels.lifecycles, flows))
+    app.on_cleanup.append(lambda _: _close_guards(workers))
     app.on_shutdown.append(_close_sockets(hub.open, api.open))
     _routes(app, settings, hub, api, flows, store, supervisor)
-    app.add_routes(webhook_routes(channels, dispatcher))
+    app.add_routes(webhook_routes(channels, dispatcher, gate))
     fetchers = {name: a for name, a in channels.adapters.items() if isinstance(a, MediaFetcher)}
     media = ConsoleMedia(store, fetchers)
     app.add_routes([
         *ConsolePages(api).routes(), *Supervision(store, flows, presence, api).routes(),
+        *Safety(store, gate, api).routes(),
         web.get("/api/conversations/{id}/attachments/{n}", api.authed(media.attachment)),
     ])  # fmt: skip
     app.router.add_get("/metrics", _metrics_handler(metrics, store, presence, clock))
@@ -150,6 +167,10 @@ def _lifecycle(
             await store.close()
 
     return context
+
+
+async def _close_guards(workers: PasswordWorkers) -> None:
+    workers.close()
 
 
 def _close_sockets(
@@ -207,6 +228,28 @@ def _refusals(metrics: Metrics) -> Callable[..., Awaitable[web.StreamResponse]]:
         if request.path.startswith("/webhooks/") and response.status >= 400:
             metrics.webhook_refusals.labels(str(response.status)).inc()
         return response
+
+    return middleware
+
+
+def _body_deadline(seconds: float) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """A request body must arrive within ``seconds``: a client that trickles it gets 408 and is let go.
+
+    The body is read here, bounded by ``client_max_size`` (413), and kept by aiohttp for the handler's reads.
+    """
+
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if request.body_exists:
+            try:
+                async with asyncio.timeout(seconds):
+                    await request.read()
+            except TimeoutError:
+                body = {"error": "timeout", "message": "the request body came too slowly"}
+                return web.json_response(body, status=408, headers={"Connection": "close"})
+        return await handler(request)
 
     return middleware
 

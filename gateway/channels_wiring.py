@@ -22,6 +22,7 @@ from gateway.channels.base import Batch, Channel, Lifecycle, ReplyWindow, Typing
 from gateway.conversation import Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import DeliveryError, WebhookError
+from gateway.gate import Gate
 from gateway.messages import ChannelName
 from gateway.outbox import Sender
 from gateway.settings import Settings
@@ -123,22 +124,22 @@ class TypingRelay:
                 log.info("%s typing indicator not shown (%s)", conversation.channel.value, type(exc).__name__)
 
 
-def webhook_routes(channels: Channels, dispatcher: Dispatcher) -> list[web.RouteDef]:
+def webhook_routes(channels: Channels, dispatcher: Dispatcher, gate: Gate) -> list[web.RouteDef]:
     routes: list[web.RouteDef] = []
     for name, adapter in channels.adapters.items():
         path = f"/webhooks/{name.value}"
-        routes.append(web.post(path, _webhook(adapter, adapter.parse, dispatcher)))
+        routes.append(web.post(path, _webhook(adapter, adapter.parse, dispatcher, gate)))
         verify = getattr(adapter, "verify", None)
         if verify is not None:  # Messenger's GET subscription handshake
             routes.append(web.get(path, verify))
         parse_status = getattr(adapter, "parse_status", None)
         if parse_status is not None:  # Twilio's delivery status callbacks
-            routes.append(web.post(path + "/status", _webhook(adapter, parse_status, dispatcher)))
+            routes.append(web.post(path + "/status", _webhook(adapter, parse_status, dispatcher, gate)))
     return routes
 
 
 def _webhook(
-    adapter: Channel, parse: Parse, dispatcher: Dispatcher
+    adapter: Channel, parse: Parse, dispatcher: Dispatcher, gate: Gate
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         try:
@@ -146,8 +147,14 @@ def _webhook(
         except WebhookError as exc:
             log.info("%s webhook refused: %s", adapter.name.value, exc.__class__.__name__)
             return web.json_response({"error": exc.__class__.__name__, "message": str(exc)}, status=exc.status)
+        if batch.too_old:
+            dispatcher.metrics.old_events.labels(adapter.name.value).inc(batch.too_old)
         for inbound in batch.inbound:
-            await dispatcher.handle_inbound(inbound)
+            refusal = await gate.check(inbound)
+            if refusal is None:
+                await dispatcher.handle_inbound(inbound)
+            else:  # acknowledged all the same: the provider must not redeliver a refused message
+                await gate.tell_provider_sender(inbound, refusal)
         for receipt in batch.receipts:
             await dispatcher.handle_receipt(receipt)
         return adapter.acknowledge()

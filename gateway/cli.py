@@ -155,7 +155,8 @@ def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from gateway.access_log import PrivateAccessLogger
-    from gateway.app import create_app
+    from gateway.app import METRICS, create_app
+    from gateway.connections import ConnectionGuard, run
     from gateway.settings import Settings
 
     settings = Settings.from_env()
@@ -166,8 +167,12 @@ def _serve(args: argparse.Namespace) -> int:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     asyncio.run(_warn_if_no_listener(settings))
     print(f"helpline-gateway: web chat http://{args.host}:{args.port}/chat · console http://{args.host}:{args.port}/console")
-    web.run_app(create_app(settings), host=args.host, port=args.port, print=None,
-                access_log_class=PrivateAccessLogger)  # fmt: skip
+
+    def guard(app: web.Application) -> ConnectionGuard:
+        return ConnectionGuard(max_per_address=settings.max_connections_per_address,
+                               header_timeout=settings.http_header_timeout, metrics=app[METRICS])  # fmt: skip
+
+    run(create_app(settings), args.host, args.port, guard, access_log_class=PrivateAccessLogger)
     return 0
 
 

@@ -79,6 +79,7 @@ class Conversation:
     queued_at: datetime | None = None
     taken_at: datetime | None = None  # the last time a listener took it (wait-time statistics)
     closed_at: datetime | None = None
+    client: str | None = field(default=None, repr=False)  # web chat: keyed hash of the client's address
 
     @property
     def active(self) -> bool:

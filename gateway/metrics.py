@@ -34,6 +34,21 @@ class Metrics:
         self.webhook_refusals = Counter(
             "gateway_webhook_refusals", "Webhook requests refused, by status (401/403/400/413…)", ["status"], registry=r
         )
+        self.rate_limited = Counter(
+            "gateway_rate_limited", "Requests refused by a rate limit, by limit name", ["limit"], registry=r
+        )
+        self.refused = Counter(
+            "gateway_refused", "Refused before any work: blocked senders, full clients, locked logins, busy hashing…",
+            ["reason"], registry=r,
+        )  # fmt: skip
+        self.old_events = Counter(
+            "gateway_webhook_old_events", "Provider events older than the accepted age, acknowledged and ignored",
+            ["channel"], registry=r,
+        )  # fmt: skip
+        self.connections_refused = Counter(
+            "gateway_connections_refused", "Connections closed: too many from one address, or headers too slow",
+            ["reason"], registry=r,
+        )  # fmt: skip
         self.reloads = Counter("gateway_flow_reloads", "flows.yaml reloads by result", ["result"], registry=r)
         self.waiting = Gauge("gateway_queue_waiting", "Conversations waiting", ["queue", "priority"], registry=r)
         self.longest_wait = Gauge("gateway_queue_longest_wait_seconds", "Longest current wait", registry=r)

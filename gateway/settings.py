@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from limits import parse
+
 from gateway.errors import ConfigError
 
 DEFAULT_STORE = "sqlite:///var/gateway.sqlite3"
@@ -50,6 +52,21 @@ class Settings:
     log_level: str = "INFO"
     outbox_base_delay: float = 1.0
     outbox_max_attempts: int = 8
+    # Abuse and flood limits (README "Security and privacy"); rates in the `limits` notation, e.g. "20/hour"
+    client_address_header: str = ""  # e.g. X-Forwarded-For behind a reverse proxy: its last address is the client's
+    limit_chats_per_address: str = "30/hour"
+    limit_chats_per_browser: str = "6/hour"
+    limit_messages_per_conversation: str = "20/minute"
+    limit_typing_per_conversation: str = "60/minute"
+    limit_listener_writes: str = "120/minute"
+    max_waiting_per_client: int = 3
+    login_free_failures: int = 3  # wrong passwords before the delay starts growing (1 s, 2 s, 4 s…)
+    login_lock_failures: int = 10  # wrong passwords (per account or per address) that lock for login_lock_minutes
+    login_lock_minutes: int = 15
+    password_hash_workers: int = 2  # argon2 runs in this many threads at most, never on the event loop
+    http_header_timeout: float = 10.0
+    http_body_timeout: float = 30.0
+    max_connections_per_address: int = 64
     outbox_alert_seconds: float = 60.0  # a message waiting longer in the outbox is an alert (metric + log line)
     outbox_lease_seconds: int = 60  # an item being sent; after a crash another instance resends it past this
     inbound_claim_seconds: float = 10.0  # lease on an inbound message while processing it, renewed meanwhile
@@ -60,6 +77,7 @@ class Settings:
     messenger_verify_token: str = ""
     messenger_page_access_token: str = ""
     messenger_api_url: str = "https://graph.facebook.com/v23.0"
+    messenger_max_event_age: int = 3600  # seconds: older (replayed) events are acknowledged and ignored
     # WhatsApp through Twilio
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
@@ -106,6 +124,19 @@ class Settings:
             raise ConfigError("GATEWAY_MAX_BODY_BYTES must be positive")
         if self.outbox_base_delay < 0 or self.outbox_max_attempts < 1:
             raise ConfigError("GATEWAY_OUTBOX_BASE_DELAY must be >= 0 and GATEWAY_OUTBOX_MAX_ATTEMPTS >= 1")
+        for f in fields(self):
+            if f.name.startswith("limit_"):
+                try:
+                    parse(getattr(self, f.name))
+                except ValueError:
+                    raise ConfigError(f"{_variable(f.name)} must be a rate like 20/minute or 30 per hour") from None
+        counts = ("max_waiting_per_client", "login_lock_failures", "login_lock_minutes", "password_hash_workers",
+                  "max_connections_per_address", "messenger_max_event_age")  # fmt: skip
+        for name in counts:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{_variable(name)} must be at least 1")
+        if self.login_free_failures < 0 or self.http_header_timeout <= 0 or self.http_body_timeout <= 0:
+            raise ConfigError("GATEWAY_LOGIN_FREE_FAILURES must be >= 0 and the GATEWAY_HTTP_*_TIMEOUTs positive")
         if self.outbox_alert_seconds <= 0:
             raise ConfigError("GATEWAY_OUTBOX_ALERT_SECONDS must be positive")
         if self.outbox_lease_seconds < 1:

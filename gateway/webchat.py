@@ -19,8 +19,10 @@ from aiohttp import WSMsgType, web
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher, entry_event
 from gateway.flows import lifecycle
+from gateway.gate import Gate, Refusal
 from gateway.messages import ChannelName, Inbound, Reply
 from gateway.metrics import Metrics
+from gateway.ratelimit import Limit, client_address
 from gateway.sockets import SocketWriter
 from gateway.store import RESYNC, Author, Store
 
@@ -40,10 +42,14 @@ class WebChatHub:
     ``resync`` frame: its conversation's status and the entries after the last one it was sent.
     """
 
-    def __init__(self, store: Store, dispatcher: Dispatcher, metrics: Metrics) -> None:
+    def __init__(
+        self, store: Store, dispatcher: Dispatcher, metrics: Metrics, gate: Gate, *, address_header: str = ""
+    ) -> None:
         self.store = store
         self.dispatcher = dispatcher
         self.metrics = metrics
+        self.gate = gate
+        self.address_header = address_header
         self.sockets: dict[str, dict[SocketWriter, str | None]] = defaultdict(dict)  # → id of the last entry sent
         self.open: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()  # every socket, for shutdown
 
@@ -120,11 +126,14 @@ def _public(entry: dict[str, Any]) -> dict[str, Any]:
 class ChatSession:
     """One websocket connection of one young person."""
 
-    def __init__(self, hub: WebChatHub, ws: web.WebSocketResponse, writer: SocketWriter) -> None:
+    def __init__(self, hub: WebChatHub, ws: web.WebSocketResponse, writer: SocketWriter, address: str = "") -> None:
         self.hub, self.ws, self.writer = hub, ws, writer
         self.dispatcher = hub.dispatcher
+        self.gate = hub.gate
+        self.address = address  # only ever used through a keyed hash
         self.token: str | None = None
         self.conversation_id: str | None = None
+        self.language: str | None = None
 
     async def run(self) -> None:
         try:
@@ -146,7 +155,7 @@ class ChatSession:
             await self._error("no_session", "send hello first")
         elif kind == "message":
             await self._message(frame)
-        elif kind == "typing" and self.conversation_id:
+        elif kind == "typing" and self.conversation_id and await self.gate.limits.allow(Limit.TYPING, self.token):
             await self.hub.store.publish({"type": "typing", "conversation_id": self.conversation_id, "who": "user"})
         elif kind == "end":
             await self._end()
@@ -154,9 +163,17 @@ class ChatSession:
     async def _hello(self, frame: dict[str, Any]) -> None:
         token = frame.get("token")
         valid = isinstance(token, str) and 20 <= len(token) <= 100 and token.replace("-", "").replace("_", "").isalnum()
-        self.token = token if valid and isinstance(token, str) else secrets.token_urlsafe(24)
+        token = token if valid and isinstance(token, str) else secrets.token_urlsafe(24)
         language = frame["language"] if frame.get("language") in ("fr", "en") else None
+        self.language = language
+        refusal = await self._refuse_hello(token)
+        if refusal is not None:
+            self._notice(refusal)
+            return
+        self.token = token
         conversation = await self.dispatcher.start_conversation(ChannelName.WEBCHAT, self.token, language)
+        if conversation.client is None:
+            conversation = await self._mark_client(conversation)
         history = [
             _public(entry_event(e)) for e in await self.hub.store.transcript(conversation.id)
             if e.author.value not in HIDDEN
@@ -165,6 +182,7 @@ class ChatSession:
         status: dict[str, Any] = {"type": "session", "token": self.token, "status": conversation.status.value}
         status["language"] = self.dispatcher.language(conversation, self.dispatcher.flows.for_version(
             conversation.flow_version))
+        self.language = str(status["language"])
         status["history"] = history
         if conversation.status == Status.QUEUED:
             status["position"] = await self.hub.store.position(conversation.id)
@@ -180,14 +198,44 @@ class ChatSession:
             await self._error("too_long", f"a message has at most {MAX_TEXT} characters")
             return
         inbound = Inbound(ChannelName.WEBCHAT, self.token, message_id, text=text, payload=payload)
+        refusal = await self.gate.check(inbound)
+        if refusal is None and await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, self.token) is None:
+            refusal = await self.gate.new_chat(self.token, self.address)  # this message would open a new one
+        if refusal is not None:  # not recorded, not acknowledged: the young person may send it again
+            self._notice(refusal)
+            return
         await self.dispatcher.handle_inbound(inbound)
         conversation, _ = await self.hub.store.active_conversation(
             ChannelName.WEBCHAT, self.token, self.dispatcher.clock()
         )
+        if conversation.client is None:
+            conversation = await self._mark_client(conversation)
         if conversation.id != self.conversation_id:  # the previous one ended: follow the new one from its start
             await self._follow(conversation, None)
             await self.hub.resync_conversation(conversation.id)
         self.writer.offer({"type": "ack", "id": message_id})
+
+    async def _refuse_hello(self, token: str) -> Refusal | None:
+        """A blocked browser, or a new conversation beyond this client's limits (an existing one always resumes)."""
+        if await self.gate.blocked(ChannelName.WEBCHAT, token):
+            return Refusal.BLOCKED
+        if await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, token) is not None:
+            return None
+        return await self.gate.new_chat(token, self.address)
+
+    async def _mark_client(self, conversation: Conversation) -> Conversation:
+        """Remember (as a keyed hash) which client address opened the conversation: its waiting ones are capped."""
+        async with self.hub.store.lock(conversation.id):
+            current = await self.hub.store.get_conversation(conversation.id) or conversation
+            current.client = self.gate.client_key(self.address)
+            await self.hub.store.save_conversation(current)
+        return current
+
+    def _notice(self, refusal: Refusal) -> None:
+        """A calm notice with the emergency numbers, shown like a bot message; nothing is stored."""
+        text, now = self.gate.notice(refusal, self.language), self.dispatcher.clock().isoformat()
+        entry = {"id": "notice-" + secrets.token_urlsafe(8), "author": "bot", "choices": [], "text": text, "at": now}
+        self.writer.offer({"type": "entry", "entry": entry})
 
     async def _follow(self, conversation: Conversation, last_entry: str | None) -> None:
         self.conversation_id = conversation.id
@@ -238,7 +286,7 @@ async def chat_socket(request: web.Request, hub: WebChatHub) -> web.WebSocketRes
     hub.open.add(ws)
     writer = SocketWriter(ws, request, surface="webchat", metrics=hub.metrics)
     try:
-        await ChatSession(hub, ws, writer).run()
+        await ChatSession(hub, ws, writer, client_address(request, hub.address_header)).run()
     finally:
         await writer.close()
     return ws

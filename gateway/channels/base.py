@@ -39,6 +39,7 @@ class Batch:
 
     inbound: tuple[Inbound, ...] = ()
     receipts: tuple[Receipt, ...] = ()
+    too_old: int = 0  # events past the channel's accepted age (a replay): acknowledged and ignored
 
 
 @runtime_checkable
@@ -104,12 +105,13 @@ async def read_body(request: web.Request, limit: int, channel: ChannelName) -> b
     too_large = PayloadTooLarge(f"{channel}: request body is larger than {limit} bytes")
     if request.content_length is not None and request.content_length > limit:
         raise too_large
-    body = bytearray()
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        body += chunk
-        if len(body) > limit:
-            raise too_large
-    return bytes(body)
+    try:  # read() stops at the app's client_max_size, and keeps the body for a reader after it
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise too_large from None
+    if len(body) > limit:
+        raise too_large
+    return body
 
 
 def load_json(raw: bytes, channel: ChannelName) -> object:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
+import time
 from typing import Any
 
 import aiohttp
@@ -86,7 +87,7 @@ class MessengerChannel:
     async def parse(self, request: web.Request) -> Batch:
         raw = await read_body(request, self._settings.max_body_bytes, self.name)
         self._check_signature(raw, request.headers.get("X-Hub-Signature-256", ""))
-        return parse_events(load_json(raw, self.name))
+        return parse_events(load_json(raw, self.name), max_age_ms=self._settings.messenger_max_event_age * 1000)
 
     def acknowledge(self) -> web.Response:
         return web.Response(text="ok")
@@ -186,16 +187,27 @@ def _int_or_none(value: object) -> int | None:
 # Reading webhook events. Every helper raises BadRequest naming the field, never its value.
 
 
-def parse_events(document: object) -> Batch:
-    """The messages and receipts in a webhook body, every entry and every messaging item."""
+def parse_events(document: object, *, max_age_ms: int | None = None, now_ms: int | None = None) -> Batch:
+    """The messages and receipts in a webhook body, every entry and every messaging item.
+
+    An item whose ``timestamp`` is more than ``max_age_ms`` before ``now_ms`` (default: the clock) is counted in
+    ``too_old`` and left out: a correctly signed body replayed long after is acknowledged and does nothing.
+    """
     inbound: list[Inbound] = []
     receipts: list[Receipt] = []
+    too_old = 0
+    oldest = None if max_age_ms is None else (now_ms if now_ms is not None else int(time.time() * 1000)) - max_age_ms
     for entry in _list(_object(document, "body").get("entry"), "entry"):
         for item in _list(_object(entry, "entry").get("messaging", []), "entry.messaging"):
-            messages, statuses = _parse_item(_object(item, "messaging item"))
+            event = _object(item, "messaging item")
+            messages, statuses = _parse_item(event)  # malformed is 400, however old
+            stamp = event.get("timestamp")
+            if oldest is not None and isinstance(stamp, int | float) and stamp < oldest:
+                too_old += 1
+                continue
             inbound += messages
             receipts += statuses
-    return Batch(inbound=tuple(inbound), receipts=tuple(receipts))
+    return Batch(inbound=tuple(inbound), receipts=tuple(receipts), too_old=too_old)
 
 
 def _parse_item(item: JSONObject) -> tuple[list[Inbound], list[Receipt]]:

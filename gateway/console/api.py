@@ -18,16 +18,18 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from gateway.console.actions import ActionRefused, Actions
-from gateway.console.auth import SESSION_COOKIE, SESSION_HOURS, SessionSigner, authenticate
+from gateway.console.auth import SESSION_COOKIE, SESSION_HOURS, SessionSigner
 from gateway.console.events import ConsoleEvents
+from gateway.console.logins import Busy, Lock, Logins
 from gateway.console.media import console_transcript
 from gateway.console.presence import Presence
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher, entry_event
 from gateway.flowset import FlowSet
 from gateway.metrics import Metrics
+from gateway.ratelimit import Limit, RateLimits, client_address
 from gateway.sockets import SocketWriter
-from gateway.store import Listener, Store
+from gateway.store import AuditEntry, Listener, Store
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LISTENER = web.RequestKey("listener", Listener)
@@ -36,11 +38,13 @@ LISTENER = web.RequestKey("listener", Listener)
 class ListenerAPI:
     def __init__(
         self, store: Store, dispatcher: Dispatcher, actions: Actions, flows: FlowSet, signer: SessionSigner,
-        *, secure_cookies: bool, presence: Presence, live: ConsoleEvents, metrics: Metrics,
+        *, secure_cookies: bool, presence: Presence, live: ConsoleEvents, metrics: Metrics, logins: Logins,
+        limits: RateLimits, address_header: str = "",
     ) -> None:  # fmt: skip
         self.store, self.dispatcher, self.actions, self.flows = store, dispatcher, actions, flows
         self.signer, self.secure_cookies, self.presence = signer, secure_cookies, presence
         self.live, self.metrics = live, metrics
+        self.logins, self.limits, self.address_header = logins, limits, address_header
         self.open: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()  # live sockets, closed at shutdown
 
     def routes(self) -> list[web.RouteDef]:
@@ -77,6 +81,8 @@ class ListenerAPI:
             if supervisor and not listener.supervisor:
                 return _error(403, "supervisors_only", "for supervisors only")
             request[LISTENER] = listener
+            if request.method not in ("GET", "HEAD") and not await self._write_allowed(request, listener):
+                return _error(429, "too_many_requests", "too many actions in a short time: wait a moment")
             try:
                 return await handler(request)
             except ActionRefused as exc:
@@ -89,7 +95,17 @@ class ListenerAPI:
         name, password = body.get("name"), body.get("password")
         if not isinstance(name, str) or not isinstance(password, str):
             return _error(400, "bad_request", "name and password are required")
-        listener = await authenticate(self.store, name, password)
+        address = client_address(request, self.address_header)
+        wait = await self.logins.brake.wait_seconds(name, address)
+        if wait:
+            self.metrics.refused.labels("login_braked").inc()
+            return _error(429, "too_many_attempts", f"too many wrong passwords: try again in {wait} s",
+                          headers={"Retry-After": str(wait)})  # fmt: skip
+        try:
+            listener = await self.logins.authenticate(self.store, name, password, address)
+        except Busy:
+            self.metrics.refused.labels("login_busy").inc()
+            return _error(429, "busy", "too many logins at once: try again", headers={"Retry-After": "1"})
         if listener is None:
             return _error(401, "bad_credentials", "wrong name or password")
         response = web.json_response(_me(listener))
@@ -98,6 +114,18 @@ class ListenerAPI:
             samesite="Strict", secure=self.secure_cookies, path="/",
         )  # fmt: skip
         return response
+
+    async def _write_allowed(self, request: web.Request, listener: Listener) -> bool:
+        if request.path.endswith("/typing"):
+            return await self.limits.allow(Limit.TYPING, "listener:" + listener.name)
+        return await self.limits.allow(Limit.LISTENER_WRITES, listener.name)
+
+    async def announce_lock(self, account: str, lock: Lock) -> None:
+        """A login lock, told to the supervisors: an audit entry, and an alert on the live events."""
+        subject = account if lock.subject == "account" else "(an address)"
+        detail = f"too many wrong passwords: locked for {lock.minutes} min"
+        await self.store.audit(AuditEntry(self.dispatcher.clock(), "gateway", "login_locked", subject, detail))
+        await self.store.publish({"type": "alert", "kind": "login_locked", "subject": subject, "detail": detail})
 
     async def logout(self, request: web.Request) -> web.Response:
         response = web.Response(status=204)
@@ -255,8 +283,8 @@ def _me(listener: Listener) -> dict[str, Any]:
     return {"name": listener.name, "supervisor": listener.supervisor, "capacity": listener.capacity}
 
 
-def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": code, "message": message}, status=status)
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status, headers=headers)
 
 
 __all__ = ["LISTENER", "ListenerAPI", "Presence", "WSMsgType", "json_body"]

@@ -1,6 +1,7 @@
 """Listener accounts and console sessions.
 
-Passwords are hashed with argon2 (argon2-cffi's defaults, RFC 9106 low-memory profile). A session is a signed
+Passwords are hashed with argon2 (argon2-cffi's defaults, RFC 9106 low-memory profile); the console checks
+them off the event loop, behind a brake on guessing (``console/logins.py``). A session is a signed
 cookie ``name|expires|nonce|HMAC-SHA256`` keyed with ``GATEWAY_SECRET_KEY``: nothing to store, and a changed
 key logs everybody out. Sessions last :data:`SESSION_HOURS`. The cookie is HttpOnly and SameSite=Strict; the
 API also demands JSON bodies, which a cross-site form cannot send.
@@ -17,8 +18,6 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-
-from gateway.store import Listener, ListenerStore
 
 SESSION_COOKIE = "hg_session"
 SESSION_HOURS = 12
@@ -42,14 +41,8 @@ def valid_name(name: str) -> bool:
     return 0 < len(name) <= NAME_MAX and all(c.isalnum() or c in "-_." for c in name)
 
 
-# A hash to verify against when the name is unknown, so a login takes as long either way.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
-
-
-async def authenticate(store: ListenerStore, name: str, password: str) -> Listener | None:
-    listener = await store.get_listener(name) if valid_name(name) else None
-    ok = verify_password(listener.password_hash if listener else _DUMMY_HASH, password)
-    return listener if (listener and ok) else None
+# A hash to verify against when the name is unknown, so a login takes as long either way (console/logins.py).
+DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
 @dataclass(frozen=True)

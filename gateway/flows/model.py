@@ -288,6 +288,8 @@ REQUIRED_MESSAGES: tuple[str, ...] = (
     "offer_no",
     "listener_joined",
     "idle_closed",
+    "rate_limited",
+    "blocked",
 )
 
 

@@ -38,7 +38,11 @@ from gateway.messages import Attachment, ChannelName, Choice
 
 __all__ = [
     "RESYNC",
+    "AuditEntry",
+    "AuditStore",
     "Author",
+    "Block",
+    "BlockStore",
     "ClaimState",
     "ConversationStore",
     "DedupeStore",
@@ -155,6 +159,34 @@ class OutboxItem:
     status: OutboxStatus = OutboxStatus.PENDING
     provider_message_id: str | None = None
     parts_sent: int = 0  # parts of a split message already accepted by the provider: the next try starts there
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A sender kept away from the bot and the queue. ``key`` is the keyed hash of the channel identity (never
+    the identity); ``until`` None means permanent; ``pseudonym`` is the conversation it was decided from."""
+
+    key: str
+    channel: ChannelName
+    until: datetime | None
+    reason: str
+    by: str
+    at: datetime
+    pseudonym: str = ""
+
+    def active(self, now: datetime) -> bool:
+        return self.until is None or self.until > now
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """Who did what, when: blocks, unblocks, login locks, bulk closes. Never a message text or an identity."""
+
+    at: datetime
+    actor: str  # a listener's name, or "gateway"
+    action: str
+    subject: str = ""  # a block key, a listener's name, conversation pseudonyms
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,6 +379,34 @@ class TimerStore(Protocol):
         ...
 
 
+class BlockStore(Protocol):
+    async def put_block(self, block: Block) -> None:
+        """Add a block, or replace the block with the same key."""
+        ...
+
+    async def get_block(self, key: str, now: datetime) -> Block | None:
+        """The block on ``key`` if it is still in force at ``now``."""
+        ...
+
+    async def list_blocks(self, now: datetime) -> list[Block]:
+        """Blocks in force at ``now``, newest first."""
+        ...
+
+    async def remove_block(self, key: str) -> bool:
+        """Lift a block; False if there was none."""
+        ...
+
+
+class AuditStore(Protocol):
+    async def audit(self, entry: AuditEntry) -> None:
+        """Append an entry to the audit log."""
+        ...
+
+    async def audit_log(self, limit: int = 200) -> list[AuditEntry]:
+        """The latest ``limit`` entries, newest first."""
+        ...
+
+
 class Subscription(Protocol):
     """Events published after :meth:`EventStore.subscribe` returned, in order. Close it when done.
 
@@ -396,6 +456,8 @@ class Store(
     TimerStore,
     EventStore,
     LockStore,
+    BlockStore,
+    AuditStore,
     Protocol,
 ):
     async def ping(self) -> None:

@@ -17,7 +17,9 @@ from gateway.conversation import Conversation, Priority, Status
 from gateway.errors import StoreError
 from gateway.messages import Attachment, ChannelName, Choice
 from gateway.store import (
+    AuditEntry,
     Author,
+    Block,
     Delivery,
     Listener,
     OutboxItem,
@@ -99,6 +101,7 @@ def decode_conversation(data: dict[str, Any]) -> Conversation:
         queued_at=_moment(data["queued_at"]),
         taken_at=_moment(data.get("taken_at")),  # records written before the field existed have none
         closed_at=_moment(data["closed_at"]),
+        client=data.get("client"),  # records written before the field existed have none
     )
 
 
@@ -169,3 +172,23 @@ def decode_outbox(data: dict[str, Any]) -> OutboxItem:
         status=OutboxStatus(data["status"]),
         provider_message_id=data["provider_message_id"],
     )
+
+
+def encode_block(block: Block) -> dict[str, Any]:
+    return {**asdict(block), "channel": str(block.channel), "until": _text(block.until), "at": _text(block.at)}
+
+
+def decode_block(data: dict[str, Any]) -> Block:
+    return Block(
+        key=data["key"], channel=ChannelName(data["channel"]), until=_moment(data["until"]), reason=data["reason"],
+        by=data["by"], at=_required(data["at"]), pseudonym=data.get("pseudonym", ""),
+    )  # fmt: skip
+
+
+def encode_audit(entry: AuditEntry) -> dict[str, Any]:
+    return {**asdict(entry), "at": _text(entry.at)}
+
+
+def decode_audit(data: dict[str, Any]) -> AuditEntry:
+    return AuditEntry(at=_required(data["at"]), actor=data["actor"], action=data["action"],
+                      subject=data.get("subject", ""), detail=data.get("detail", ""))  # fmt: skip

@@ -20,6 +20,8 @@ allows (Cluster would not). Layout:
     hg:outbox:heads              conversations scored by when their first pending item is due
     hg:timers                    ["conv", "kind"] scored by due time (µs)   hg:timers:<conv>  its members
     hg:lock:<conv>               the conversation lock          hg:events  the pub/sub channel
+    hg:blocks                    hash block key (a keyed hash, no identity) → block (JSON)
+    hg:audit                     list of audit entries (JSON), newest first, trimmed to AUDIT_KEPT
 
 The conversation lock is a lease of ``LOCK_LEASE_MS`` (30 s): processing one message takes milliseconds, and a
 crashed instance blocks its conversations for 30 s at most. The holder is checked by a random token on
@@ -48,6 +50,8 @@ from gateway.errors import Conflict, StoreError
 from gateway.messages import ChannelName
 from gateway.store import (
     RESYNC,
+    AuditEntry,
+    Block,
     ClaimState,
     Delivery,
     DoneMark,
@@ -60,11 +64,15 @@ from gateway.store import (
     TranscriptEntry,
 )
 from gateway.store.codec import (
+    decode_audit,
+    decode_block,
     decode_conversation,
     decode_entry,
     decode_listener,
     decode_queue_entry,
     dumps,
+    encode_audit,
+    encode_block,
     encode_conversation,
     encode_entry,
     encode_listener,
@@ -81,6 +89,7 @@ PREFIX = "hg:"
 EVENTS_CHANNEL = PREFIX + "events"
 LOCK_LEASE_MS = 30_000
 RESOLVED_OUTBOX_KEPT = timedelta(days=7)  # sent and failed outbox items expire after this
+AUDIT_KEPT = 100_000
 _CLAIM_PREFIX = "c:"  # hg:seen:<key> holds "c:<owner>" while claimed, "1" once processed
 
 def _guarded(
@@ -445,6 +454,42 @@ class RedisStore:
     @_guarded
     async def subscribe(self) -> _RedisSubscription:
         return await _RedisSubscription.start(self._redis.pubsub())
+
+    # Blocks and the audit log
+
+    @_guarded
+    async def put_block(self, block: Block) -> None:
+        await self._redis.hset(_key("blocks"), block.key, dumps(encode_block(block)))
+
+    @_guarded
+    async def get_block(self, key: str, now: datetime) -> Block | None:
+        raw = await self._redis.hget(_key("blocks"), key)
+        block = None if raw is None else loads("block", raw, decode_block)
+        return block if block is not None and block.active(now) else None
+
+    @_guarded
+    async def list_blocks(self, now: datetime) -> list[Block]:
+        blocks = [loads("block", raw, decode_block) for raw in (await self._redis.hgetall(_key("blocks"))).values()]
+        expired = [block.key for block in blocks if not block.active(now)]
+        if expired:
+            await self._redis.hdel(_key("blocks"), *expired)
+        return sorted((b for b in blocks if b.active(now)), key=lambda b: b.at, reverse=True)
+
+    @_guarded
+    async def remove_block(self, key: str) -> bool:
+        return bool(await self._redis.hdel(_key("blocks"), key) == 1)
+
+    @_guarded
+    async def audit(self, entry: AuditEntry) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.lpush(_key("audit"), dumps(encode_audit(entry)))
+            pipe.ltrim(_key("audit"), 0, AUDIT_KEPT - 1)
+            await pipe.execute()
+
+    @_guarded
+    async def audit_log(self, limit: int = 200) -> list[AuditEntry]:
+        raws = await self._redis.lrange(_key("audit"), 0, limit - 1)
+        return [loads("audit", raw, decode_audit) for raw in raws]
 
     # Per-conversation locks, across instances
 

@@ -27,6 +27,8 @@ from gateway.conversation import ACTIVE_STATUSES, Conversation, Priority, Status
 from gateway.errors import ConfigError, Conflict, StoreError
 from gateway.messages import ChannelName
 from gateway.store import (
+    AuditEntry,
+    Block,
     ClaimState,
     Delivery,
     DoneMark,
@@ -39,9 +41,13 @@ from gateway.store import (
     TranscriptEntry,
 )
 from gateway.store.codec import (
+    decode_audit,
+    decode_block,
     decode_conversation,
     decode_entry,
     dumps,
+    encode_audit,
+    encode_block,
     encode_conversation,
     encode_entry,
     from_us,
@@ -86,6 +92,8 @@ CREATE TABLE IF NOT EXISTS timers (
     conversation_id TEXT NOT NULL, kind TEXT NOT NULL, due_us INTEGER NOT NULL,
     PRIMARY KEY (conversation_id, kind));
 CREATE INDEX IF NOT EXISTS timers_due ON timers (due_us);
+CREATE TABLE IF NOT EXISTS blocks (key TEXT PRIMARY KEY, until_us INTEGER, at_us INTEGER NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);
 """
 
 _ACTIVE = tuple(str(status) for status in ACTIVE_STATUSES)
@@ -499,6 +507,37 @@ class SqliteStore:
 
     def lock(self, conversation_id: str, timeout: float = 10.0) -> AbstractAsyncContextManager[None]:
         return self._locks.lock(conversation_id, timeout)
+
+    # Blocks and the audit log
+
+    async def put_block(self, block: Block) -> None:
+        until = None if block.until is None else to_us(block.until)
+        await self._change(
+            "INSERT OR REPLACE INTO blocks (key, until_us, at_us, data) VALUES (?, ?, ?, ?)",
+            (block.key, until, to_us(block.at), dumps(encode_block(block))),
+        )
+
+    async def get_block(self, key: str, now: datetime) -> Block | None:
+        rows = await self._select(
+            "SELECT data FROM blocks WHERE key = ? AND (until_us IS NULL OR until_us > ?)", (key, to_us(now))
+        )
+        return loads("block", rows[0]["data"], decode_block) if rows else None
+
+    async def list_blocks(self, now: datetime) -> list[Block]:
+        rows = await self._select(
+            "SELECT data FROM blocks WHERE until_us IS NULL OR until_us > ? ORDER BY at_us DESC", (to_us(now),)
+        )
+        return [loads("block", row["data"], decode_block) for row in rows]
+
+    async def remove_block(self, key: str) -> bool:
+        return await self._change("DELETE FROM blocks WHERE key = ?", (key,)) == 1
+
+    async def audit(self, entry: AuditEntry) -> None:
+        await self._change("INSERT INTO audit (data) VALUES (?)", (dumps(encode_audit(entry)),))
+
+    async def audit_log(self, limit: int = 200) -> list[AuditEntry]:
+        rows = await self._select("SELECT data FROM audit ORDER BY seq DESC LIMIT ?", (limit,))
+        return [loads("audit", row["data"], decode_audit) for row in rows]
 
 
 # The earliest pending item of each conversation, if it is due.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.channels.base import Channel, Lifecycle, MediaFetcher, ReplyWindow, TypingIndicator
-from gateway.channels.messenger import MessengerChannel
+from gateway.channels.messenger import MessengerChannel, parse_events
 from gateway.errors import PermanentDelivery, RetryableDelivery
 from gateway.messages import Attachment, ChannelName, Choice, Outbound
 from gateway.settings import Settings
@@ -166,6 +167,28 @@ async def test_wrong_field_types_are_400(client: TestClient[Any, Any], item: dic
     assert PSID not in answer["error"]
 
 
+async def test_signed_events_older_than_the_accepted_age_are_acknowledged_and_ignored(
+    client: TestClient[Any, Any],
+) -> None:
+    in_2001 = 978_307_200_000
+    old = {"sender": {"id": PSID}, "timestamp": in_2001, "message": {"mid": "m.old", "text": "a"}}
+    recent = messenger_message(PSID, "b", mid="m.new")
+    almost_an_hour = int(time.time() * 1000) - 3_590_000
+    an_hour_ago = {**recent, "message": {"mid": "m.hour", "text": "c"}, "timestamp": almost_an_hour}
+    status, batch = await post(client, messenger_body([old, recent, an_hour_ago]))
+    assert status == 200
+    assert [i["message_id"] for i in batch["inbound"]] == ["m.new", "m.hour"]
+    assert batch["too_old"] == 1
+
+
+def test_the_age_limit_is_the_setting() -> None:
+    item = {"sender": {"id": PSID}, "timestamp": 1_000_000, "message": {"mid": "m", "text": "a"}}
+    body = messenger_body([item])
+    assert parse_events(body, max_age_ms=60_000, now_ms=1_060_001).too_old == 1
+    assert parse_events(body, max_age_ms=60_000, now_ms=1_059_999).inbound[0].message_id == "m"
+    assert parse_events(body).too_old == 0  # no age given: nothing is judged old
+
+
 async def test_an_oversized_body_is_413_before_the_signature(client: TestClient[Any, Any]) -> None:
     response = await client.post(PATH, data=b"{" + b" " * 20_000 + b"}")
     assert response.status == 413
@@ -234,10 +257,11 @@ async def test_attachments_keep_their_kind_and_url(client: TestClient[Any, Any])
 
 
 async def test_without_mid_the_id_is_stable_and_hides_the_sender(client: TestClient[Any, Any]) -> None:
-    item = {"sender": {"id": PSID}, "recipient": {"id": "1"}, "timestamp": 1718000000123, "message": {"text": "a"}}
+    stamp = int(time.time() * 1000)
+    item = {"sender": {"id": PSID}, "recipient": {"id": "1"}, "timestamp": stamp, "message": {"text": "a"}}
     _, first = await post(client, messenger_body([item]))
     _, again = await post(client, messenger_body([item]))
-    other = {**item, "timestamp": 1718000000124}
+    other = {**item, "timestamp": stamp + 1}
     _, later = await post(client, messenger_body([other]))
     first_id = first["inbound"][0]["message_id"]
     assert first_id == again["inbound"][0]["message_id"] != later["inbound"][0]["message_id"]

@@ -46,6 +46,8 @@ messages:
   offer_no: {fr: Non, en: "No"}
   listener_joined: {fr: Un écoutant arrive., en: A listener joins.}
   idle_closed: {fr: Fermé., en: Closed.}
+  rate_limited: {fr: "Trop vite, 119, 3114, 17 ou 112.", en: "Too fast, 119, 3114, 17 or 112."}
+  blocked: {fr: "Pas possible, 119, 3114, 17 ou 112.", en: "Not possible, 119, 3114, 17 or 112."}
 steps:
   welcome:
     say: {fr: Bonjour., en: Hello.}
@@ -350,7 +352,7 @@ def test_every_text_needs_every_language(old: str, new: str, what: str) -> None:
 
 def test_a_new_language_is_missing_everywhere_on_one_line_per_text() -> None:
     found = problems(mutate(("languages: [fr, en]", "languages: [fr, en, de]")))
-    assert len(found) == 28  # every text of the flow
+    assert len(found) == 30  # every text of the flow (rate_limited and blocked among them)
     assert all(p.endswith("has no text in 'de'") for p in found)
 
 

@@ -221,3 +221,11 @@ def test_conversation_tests_cover_open_and_closed_hours(
     assert open_at == {True, False}
     channels = {s.channel for s, _ in finals}
     assert {"webchat", "messenger", "whatsapp", "telegram"} <= channels
+
+
+@pytest.mark.parametrize("key", ["rate_limited", "blocked"])
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_refusal_notices_keep_the_emergency_numbers(loaded: LoadedFlow, key: str, lang: str) -> None:
+    text = loaded.flow.messages[key][lang]
+    for number in ("119", "3114", "17", "112"):
+        assert re.search(rf"\b{number}\b", text), f"messages.{key}.{lang} lost {number}"

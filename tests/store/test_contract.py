@@ -20,7 +20,9 @@ from gateway.conversation import Conversation, Priority, Status
 from gateway.errors import Conflict, StoreError
 from gateway.messages import Attachment, ChannelName, Choice
 from gateway.store import (
+    AuditEntry,
     Author,
+    Block,
     ClaimState,
     Delivery,
     DoneMark,
@@ -596,6 +598,35 @@ async def test_lock_is_released_when_the_body_fails(store: Store) -> None:
             raise RuntimeError("engine bug")
     async with store.lock("c1", timeout=1):
         pass
+
+
+# Blocks and the audit log
+
+
+async def test_blocks_expire_are_listed_newest_first_and_lift(store: Store) -> None:
+    day = Block("k-day", TG, minutes(24 * 60), "insults", "anne", T0, "Loutre-2291")
+    forever = Block("k-forever", ChannelName.WEBCHAT, None, "spam", "sam", minutes(1))
+    await store.put_block(day)
+    await store.put_block(forever)
+    assert await store.get_block("k-day", minutes(60)) == day
+    assert await store.get_block("k-day", minutes(24 * 60)) is None  # expiry honoured
+    assert await store.get_block("k-unknown", T0) is None
+    assert await store.list_blocks(minutes(2)) == [forever, day]
+    assert await store.list_blocks(minutes(24 * 60 + 1)) == [forever]
+    longer = replace(day, until=None, reason="threats")
+    await store.put_block(longer)  # replaces
+    assert await store.get_block("k-day", minutes(10**6)) == longer
+    assert await store.remove_block("k-day") is True
+    assert await store.remove_block("k-day") is False
+    assert await store.get_block("k-day", T0) is None
+
+
+async def test_audit_log_newest_first_and_limited(store: Store) -> None:
+    entries = [AuditEntry(minutes(n), "anne", "block", f"k{n}", "24h: insults") for n in range(5)]
+    for entry in entries:
+        await store.audit(entry)
+    assert await store.audit_log() == entries[::-1]
+    assert await store.audit_log(limit=2) == [entries[4], entries[3]]
 
 
 # Health

@@ -457,6 +457,16 @@
     if ($("transfer-dialog").returnValue !== "ok") { return; }
     act("transfer", { queue: $("queue").value }, t("toast.transferred"));
   });
+  $("block-open").addEventListener("click", function () { $("block-error").textContent = ""; $("block-dialog").showModal(); });
+  $("block-send").addEventListener("click", function (event) {
+    if (!$("block-reason").value.trim()) { event.preventDefault(); $("block-error").textContent = t("block.missing"); }
+  });
+  $("block-dialog").addEventListener("close", function () {
+    if ($("block-dialog").returnValue !== "ok" || !$("block-reason").value.trim()) { return; }
+    act("block", { duration: $("block-duration").value, reason: $("block-reason").value }, t("toast.blocked")).then(function () {
+      $("block-reason").value = "";
+    });
+  });
   $("close-send").addEventListener("click", function (event) {
     if (!$("outcome").value) { event.preventDefault(); $("close-error").textContent = t("close.missing"); }
   });

@@ -1,0 +1,151 @@
+"""Connections of ``gateway serve``: a cap per client address and a deadline for the request headers.
+
+aiohttp closes idle keep-alive connections but waits for ever on a client that sends its headers a byte at a
+time (slowloris), and accepts any number of connections from one address. :class:`GuardedSite` listens like
+``web.TCPSite`` with each connection's protocol wrapped in :class:`_Guarded`:
+
+* an address holding ``max_per_address`` connections has the next one closed at once (websockets included:
+  a browser needs one or two);
+* a connection must finish its first request's headers within ``header_timeout`` seconds, else it is closed.
+  After that aiohttp's own keep-alive timeout applies, and request bodies have their deadline in the app
+  (``_body_deadline`` in ``gateway/app.py``).
+
+Both count in ``gateway_connections_refused{reason}``; the address itself is never logged or labelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from gateway.metrics import Metrics
+
+HEADERS_END = b"\r\n\r\n"
+
+
+class ConnectionGuard:
+    def __init__(self, *, max_per_address: int, header_timeout: float, metrics: Metrics) -> None:
+        self.max_per_address, self.header_timeout, self.metrics = max_per_address, header_timeout, metrics
+        self.open: Counter[str] = Counter()
+
+    def admit(self, address: str) -> bool:
+        if self.open[address] >= self.max_per_address:
+            self.metrics.connections_refused.labels("too_many").inc()
+            return False
+        self.open[address] += 1
+        return True
+
+    def release(self, address: str) -> None:
+        self.open[address] -= 1
+        if self.open[address] <= 0:
+            del self.open[address]
+
+    def wrap(self, factory: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
+        return lambda: _Guarded(self, factory)
+
+
+class _Guarded(asyncio.Protocol):
+    """Delegates everything to aiohttp's protocol, created only once the connection is admitted."""
+
+    def __init__(self, guard: ConnectionGuard, factory: Callable[[], asyncio.Protocol]) -> None:
+        self._guard, self._factory = guard, factory
+        self._inner: asyncio.Protocol | None = None
+        self._transport: asyncio.Transport | None = None
+        self._address: str | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+        self._tail = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        assert isinstance(transport, asyncio.Transport)  # a TCP server's
+        if not self._guard.admit(address):
+            transport.abort()
+            return
+        self._address = address
+        self._transport = transport
+        self._deadline = asyncio.get_running_loop().call_later(self._guard.header_timeout, self._too_slow)
+        self._inner = self._factory()
+        self._inner.connection_made(transport)
+
+    def _too_slow(self) -> None:
+        self._guard.metrics.connections_refused.labels("slow_headers").inc()
+        self._deadline = None
+        if self._transport is not None:
+            self._transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        if self._deadline is not None:
+            seen = self._tail + data
+            if HEADERS_END in seen:
+                self._deadline.cancel()
+                self._deadline = None
+            self._tail = seen[-3:]
+        if self._inner is not None:
+            self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received() if self._inner is not None else None
+
+    def pause_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        if self._address is not None:
+            self._guard.release(self._address)
+            self._address = None
+        if self._inner is not None:
+            self._inner.connection_lost(exc)
+
+
+class GuardedSite(web.BaseSite):
+    """``web.TCPSite`` with guarded connections."""
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, guard: ConnectionGuard) -> None:
+        super().__init__(runner)
+        self._host, self._port, self._guard = host, port, guard
+
+    @property
+    def name(self) -> str:
+        return f"http://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        assert server is not None
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._guard.wrap(server), self._host, self._port, reuse_address=True)
+
+
+def run(
+    make_app: Awaitable[web.Application], host: str, port: int,
+    guard_for: Callable[[web.Application], ConnectionGuard], **runner_args: Any,
+) -> None:  # fmt: skip
+    """Serve the app until SIGINT or SIGTERM, then shut down gracefully (what ``web.run_app`` does)."""
+
+    async def serve() -> None:
+        app = await make_app
+        runner = web.AppRunner(app, handle_signals=True, **runner_args)
+        await runner.setup()
+        try:
+            await GuardedSite(runner, host, port, guard_for(app)).start()
+            while True:
+                await asyncio.sleep(3600)
+        finally:
+            await runner.cleanup()
+
+    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
+        asyncio.run(serve())

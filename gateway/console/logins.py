@@ -1,0 +1,121 @@
+"""Login attempts: argon2 off the event loop, and a brake on guessing passwords.
+
+**Off the loop.** Verifying an argon2 hash takes tens of milliseconds of CPU. :class:`PasswordWorkers` runs it
+in a small thread pool (argon2-cffi releases the GIL), at most ``workers`` at once; beyond ``workers × 8``
+attempts in flight a login is refused as busy (429) instead of queueing without bound. Webhooks and chats never
+wait behind a login flood.
+
+**Brake.** Wrong passwords are counted per account and per client address (keyed hashes, in the rate-limit
+counters: Redis or memory). From the ``free``-th failure on, each one makes that account and that address
+wait ``2^(n - free)`` seconds (1, 2, 4… capped at a minute) before the next attempt is even checked: a refused
+attempt costs a counter read, no hashing. At ``lock`` failures the account (or address) is locked for
+``lock_minutes``, and the lock is announced to the supervisors (an audit entry and an ``alert`` event). A
+successful login clears the account's count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from limits.aio.storage import Storage
+
+from gateway.console.auth import DUMMY_HASH, valid_name, verify_password
+from gateway.keyed import KeyedHash
+from gateway.store import Listener, ListenerStore
+
+MAX_DELAY_SECONDS = 60
+FAILURE_MEMORY_SECONDS = 3600  # failures are forgotten an hour after the first of a series
+
+
+class Busy(Exception):
+    """Too many password checks in flight: try again shortly."""
+
+
+class PasswordWorkers:
+    def __init__(self, workers: int) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gateway-argon2")
+        self._in_flight = 0
+        self._bound = workers * 8
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        if self._in_flight >= self._bound:
+            raise Busy("too many logins at once")
+        self._in_flight += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, verify_password, password_hash, password)
+        finally:
+            self._in_flight -= 1
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class Lock:
+    """What a failure led to: ``subject`` (``account`` or ``address``) locked for ``minutes``."""
+
+    subject: str
+    minutes: int
+
+
+Announce = Callable[[str, Lock], Awaitable[None]]
+
+
+class LoginBrake:
+    def __init__(
+        self, storage: Storage, keyed: KeyedHash, *, free: int, lock: int, lock_minutes: int, announce: Announce
+    ) -> None:
+        self._storage, self._keyed = storage, keyed
+        self._free, self._lock, self._lock_minutes = free, lock, lock_minutes
+        self._announce = announce
+
+    def _keys(self, account: str, address: str) -> dict[str, str]:
+        return {"account": self._keyed("login-account", account.lower()),
+                "address": self._keyed("login-address", address)}  # fmt: skip
+
+    async def wait_seconds(self, account: str, address: str) -> int:
+        """Seconds before this account or address may try again; 0 when it may try now."""
+        wait = 0.0
+        for key in self._keys(account, address).values():
+            if await self._storage.get("login-wait:" + key) > 0:
+                wait = max(wait, await self._storage.get_expiry("login-wait:" + key) - time.time())
+        return math.ceil(wait) if wait > 0 else 0
+
+    async def failed(self, account: str, address: str) -> None:
+        for subject, key in self._keys(account, address).items():
+            count = await self._storage.incr("login-fail:" + key, FAILURE_MEMORY_SECONDS)
+            if count < self._free:
+                continue
+            locked = count >= self._lock
+            seconds = self._lock_minutes * 60 if locked else min(MAX_DELAY_SECONDS, 2 ** (count - self._free))
+            await self._storage.clear("login-wait:" + key)
+            await self._storage.incr("login-wait:" + key, seconds)
+            if count == self._lock:
+                await self._announce(account if subject == "account" else "", Lock(subject, self._lock_minutes))
+
+    async def succeeded(self, account: str) -> None:
+        await self._storage.clear("login-fail:" + self._keys(account, "")["account"])
+
+
+class Logins:
+    """The login check the API uses: the brake first (no hashing while it holds), then argon2 off the loop."""
+
+    def __init__(self, workers: PasswordWorkers, brake: LoginBrake) -> None:
+        self.workers, self.brake = workers, brake
+
+    async def authenticate(self, store: ListenerStore, name: str, password: str, address: str) -> Listener | None:
+        """The listener, or None for a wrong name or password (counted). Busy when too many are in flight."""
+        listener = await store.get_listener(name) if valid_name(name) else None
+        # An unknown name is verified against a dummy hash, so a login takes as long either way.
+        ok = await self.workers.verify(listener.password_hash if listener else DUMMY_HASH, password)
+        if listener is None or not ok:
+            await self.brake.failed(name, address)
+            return None
+        await self.brake.succeeded(name)
+        return listener

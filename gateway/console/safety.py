@@ -1,0 +1,156 @@
+"""The console's tools against abuse: blocking a sender, lifting blocks, closing a flood, the audit log.
+
+* ``POST /api/conversations/{id}/block`` (any listener): ``{"duration": "24h" | "30d" | "permanent", "reason"}``.
+  The block is kept under the keyed hash of the conversation's channel identity (:meth:`Gate.sender_key`), never
+  the identity; the sender's next messages stop at the gate with the neutral ``blocked`` notice.
+* ``GET /api/blocks`` and ``DELETE /api/blocks/{key}`` (supervisors): the blocks in force, and lifting one.
+* ``GET /api/floods`` (supervisors): the conversations waiting for a listener or still in the bot, each with a
+  label of its client (the same label for the same web chat address: a flood shows as one label many times).
+* ``POST /api/floods/close`` (supervisors): ``{"ids": [...]}`` closes those conversations at once; each young
+  person gets the usual ``ended`` message.
+* ``GET /api/audit`` (supervisors): who blocked, unblocked, bulk-closed, which login was locked; never a text.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from gateway.console.api import LISTENER, Handler, ListenerAPI, json_body
+from gateway.conversation import Conversation, Status
+from gateway.flows import lifecycle
+from gateway.gate import Gate
+from gateway.messages import Reply
+from gateway.store import AuditEntry, Author, Block, Store
+
+DURATIONS: dict[str, timedelta | None] = {"24h": timedelta(hours=24), "30d": timedelta(days=30), "permanent": None}
+REASON_MAX = 200
+BULK_MAX = 500
+
+
+class Safety:
+    def __init__(self, store: Store, gate: Gate, api: ListenerAPI) -> None:
+        self.store, self.gate, self.api = store, gate, api
+
+    def routes(self) -> list[web.RouteDef]:
+        only = self._supervisors
+        return [
+            web.post("/api/conversations/{id}/block", self.api.authed(self.block)),
+            web.get("/api/blocks", only(self.blocks)),
+            web.delete("/api/blocks/{key}", only(self.unblock)),
+            web.get("/api/floods", only(self.floods)),
+            web.post("/api/floods/close", only(self.close_many)),
+            web.get("/api/audit", only(self.audit)),
+        ]
+
+    def _supervisors(self, handler: Handler) -> Handler:
+        return self.api.authed(handler, supervisor=True)
+
+    def _now(self) -> datetime:
+        return self.api.dispatcher.clock()
+
+    # ----- blocks -----------------------------------------------------------------------------------------
+
+    async def block(self, request: web.Request) -> web.Response:
+        body = await json_body(request)
+        duration, reason = body.get("duration"), body.get("reason")
+        if duration not in DURATIONS or not isinstance(reason, str) or not 0 < len(reason.strip()) <= REASON_MAX:
+            return _error(400, "bad_request", f"a block needs a duration (24h, 30d, permanent) and a reason"
+                                              f" of at most {REASON_MAX} characters")  # fmt: skip
+        conversation = await self.store.get_conversation(request.match_info["id"])
+        if conversation is None:
+            return _error(404, "not_found", "no such conversation")
+        now, length = self._now(), DURATIONS[str(duration)]
+        block = Block(
+            key=self.gate.sender_key(conversation.channel, conversation.sender), channel=conversation.channel,
+            until=None if length is None else now + length, reason=reason.strip(), by=request[LISTENER].name,
+            at=now, pseudonym=conversation.pseudonym,
+        )  # fmt: skip
+        await self.store.put_block(block)
+        await self._audit(request, "block", block.key, f"{duration} ({conversation.pseudonym}): {block.reason}")
+        return web.json_response(_block(block), status=201)
+
+    async def blocks(self, request: web.Request) -> web.Response:
+        return web.json_response({"blocks": [_block(b) for b in await self.store.list_blocks(self._now())]})
+
+    async def unblock(self, request: web.Request) -> web.Response:
+        key = request.match_info["key"]
+        if not await self.store.remove_block(key):
+            return _error(404, "not_found", "no such block")
+        await self._audit(request, "unblock", key, "")
+        return web.Response(status=204)
+
+    # ----- floods -----------------------------------------------------------------------------------------
+
+    async def floods(self, request: web.Request) -> web.Response:
+        now = self._now()
+        open_ = [*await self.store.conversations_by_status(Status.QUEUED),
+                 *await self.store.conversations_by_status(Status.BOT)]  # fmt: skip
+        per_client = Counter(c.client for c in open_ if c.client)
+        labels = {client: f"client {n + 1}" for n, (client, _) in enumerate(per_client.most_common())}
+        rows = [_flood_row(c, labels.get(c.client or ""), per_client.get(c.client or "", 1), now) for c in open_]
+        rows.sort(key=lambda r: (-r["same_client"], r["client"] or "", r["created_at"]))
+        return web.json_response({"conversations": rows})
+
+    async def close_many(self, request: web.Request) -> web.Response:
+        ids = (await json_body(request)).get("ids")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or not 0 < len(ids) <= BULK_MAX:
+            return _error(400, "bad_request", f"ids: a list of 1 to {BULK_MAX} conversation ids")
+        closed = [p for p in [await self._close(i) for i in dict.fromkeys(ids)] if p]
+        if closed:
+            await self._audit(request, "bulk_close", ", ".join(closed[:20]), f"{len(closed)} conversations closed")
+        return web.json_response({"closed": len(closed)})
+
+    async def _close(self, conversation_id: str) -> str | None:
+        """Close one waiting (or still-in-the-bot) conversation; its pseudonym, or None if it was not open."""
+        dispatcher = self.api.dispatcher
+        async with self.store.lock(conversation_id):
+            conversation = await self.store.get_conversation(conversation_id)
+            if conversation is None or conversation.status not in (Status.QUEUED, Status.BOT):
+                return None
+            now, engine = self._now(), dispatcher.flows.for_version(conversation.flow_version)
+            ended = engine.message("ended", dispatcher.language(conversation, engine))
+            await dispatcher.emit(conversation, [Reply(ended)], Author.BOT, now)
+            conversation.outcome = conversation.outcome or "closed_in_bulk"
+            action = "close" if conversation.status == Status.QUEUED else "end"
+            await dispatcher.set_status(conversation, lifecycle.advance(conversation.status, action), now)
+            await self.store.save_conversation(conversation)
+            return conversation.pseudonym
+
+    # ----- audit ------------------------------------------------------------------------------------------
+
+    async def audit(self, request: web.Request) -> web.Response:
+        entries = await self.store.audit_log(200)
+        return web.json_response({"entries": [{**_audit(e)} for e in entries]})
+
+    async def _audit(self, request: web.Request, action: str, subject: str, detail: str) -> None:
+        await self.store.audit(AuditEntry(self._now(), request[LISTENER].name, action, subject, detail))
+
+
+def _block(block: Block) -> dict[str, Any]:
+    return {
+        "key": block.key, "channel": block.channel.value, "pseudonym": block.pseudonym, "reason": block.reason,
+        "by": block.by, "at": block.at.isoformat(), "until": block.until.isoformat() if block.until else None,
+    }  # fmt: skip
+
+
+def _audit(entry: AuditEntry) -> dict[str, Any]:
+    return {"at": entry.at.isoformat(), "actor": entry.actor, "action": entry.action, "subject": entry.subject,
+            "detail": entry.detail}  # fmt: skip
+
+
+def _flood_row(conversation: Conversation, label: str | None, same: int, now: datetime) -> dict[str, Any]:
+    since = conversation.queued_at or conversation.created_at
+    return {
+        "id": conversation.id, "pseudonym": conversation.pseudonym, "channel": conversation.channel.value,
+        "status": conversation.status.value, "priority": conversation.priority.value, "client": label,
+        "same_client": same if label else 1, "created_at": conversation.created_at.isoformat(),
+        "waiting_seconds": int((now - since).total_seconds()),
+    }  # fmt: skip
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status)

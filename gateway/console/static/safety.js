@@ -1,0 +1,75 @@
+/* Supervision, protection against abuse: the open conversations grouped by client (a flood shows as one
+   client many times) with a bulk close, the blocks in force with "lift", and the audit log. */
+(function () {
+  "use strict";
+  var el = HG.el, clear = HG.clear, api = HG.api, t = HG.t;
+  var $ = function (id) { return document.getElementById(id); };
+  var shown = { floods: [], blocks: [], audit: [] };
+
+  HG.onLanguage(render);
+  load();
+  setInterval(load, 10000);
+
+  $("floods-all").addEventListener("change", function () {
+    document.querySelectorAll("#floods tbody input").forEach(function (box) { box.checked = $("floods-all").checked; });
+  });
+  $("floods-close").addEventListener("click", function () {
+    var ids = Array.prototype.map.call(document.querySelectorAll("#floods tbody input:checked"), function (box) { return box.value; });
+    if (!ids.length) { return; }
+    api("POST", "/api/floods/close", { ids: ids }).then(function (response) {
+      $("floods-result").textContent = response.ok ? t("safety.closed", { n: response.data.closed }) : t("refused.other", { status: response.status });
+      $("floods-all").checked = false;
+      load();
+    });
+  });
+
+  function load() {
+    Promise.all([api("GET", "/api/floods"), api("GET", "/api/blocks"), api("GET", "/api/audit")]).then(function (answers) {
+      if (!answers.every(function (a) { return a.ok; })) { return; }
+      shown = { floods: answers[0].data.conversations, blocks: answers[1].data.blocks, audit: answers[2].data.entries };
+      render();
+    });
+  }
+
+  function render() {
+    var checked = {};
+    document.querySelectorAll("#floods tbody input:checked").forEach(function (box) { checked[box.value] = true; });
+    var floods = $("floods").querySelector("tbody");
+    clear(floods);
+    if (!shown.floods.length) { floods.appendChild(row([el("td", "empty", t("safety.none"))])); }
+    shown.floods.forEach(function (c) {
+      var box = el("input");
+      box.type = "checkbox";
+      box.value = c.id;
+      box.checked = !!checked[c.id];
+      box.setAttribute("aria-label", c.pseudonym);
+      var client = c.client ? c.client.replace("client", t("safety.client")) + (c.same_client > 1 ? " ×" + c.same_client : "") : "–";
+      var cells = [cell(box), el("td", "", c.pseudonym + " · " + HG.channel(c.channel)), el("td", c.same_client > 1 ? "flood" : "", client),
+        el("td", "", t("safety.status." + c.status) + (c.priority === "urgent" ? " · " + t("safety.urgent") : "")),
+        el("td", "", HG.duration(c.waiting_seconds))];
+      floods.appendChild(row(cells));
+    });
+    var blocks = $("blocks").querySelector("tbody");
+    clear(blocks);
+    if (!shown.blocks.length) { blocks.appendChild(row([el("td", "empty", t("safety.none"))])); }
+    shown.blocks.forEach(function (b) {
+      var lift = el("button", "ghost", t("safety.lift"));
+      lift.type = "button";
+      lift.addEventListener("click", function () { api("DELETE", "/api/blocks/" + encodeURIComponent(b.key)).then(load); });
+      var until = b.until ? new Date(b.until).toLocaleString(HG.locale()) : t("safety.forever");
+      blocks.appendChild(row([el("td", "", b.pseudonym || "–"), el("td", "", HG.channel(b.channel)), el("td", "", b.reason),
+        el("td", "", b.by), el("td", "", until), cell(lift)]));
+    });
+    var audit = $("audit");
+    clear(audit);
+    if (!shown.audit.length) { audit.appendChild(el("li", "empty", t("safety.none"))); }
+    shown.audit.forEach(function (a) {
+      var when = new Date(a.at).toLocaleString(HG.locale());
+      audit.appendChild(el("li", "", when + " · " + a.actor + " · " + t("safety.action." + a.action) + " · " + a.subject +
+        (a.detail ? " · " + a.detail : "")));
+    });
+  }
+
+  function row(cells) { var tr = el("tr"); cells.forEach(function (c) { tr.appendChild(c); }); return tr; }
+  function cell(child) { var td = el("td"); td.appendChild(child); return td; }
+})();

@@ -1,0 +1,108 @@
+"""The gate in front of the bot: blocked senders and message floods stop here, before any store write.
+
+Every young person's message passes :meth:`Gate.check` before the dispatcher (web chat socket, provider
+webhooks). A refused message is not recorded and reaches neither the bot nor the queue; its sender is never left
+in silence: the web chat shows a calm notice at once (a socket frame, nothing stored), and a provider channel
+gets it through the outbox at most once an hour per sender (so a flood costs one counter increment per message).
+The notices come from flows.yaml (``rate_limited``, ``blocked``) and keep the emergency numbers.
+
+Blocks are found by a keyed hash of the channel identity (:meth:`Gate.sender_key`), the only form in which the
+store, the console and the audit log know a blocked sender.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from enum import StrEnum
+
+from gateway.conversation import Status
+from gateway.dispatcher import outbound_to_dict
+from gateway.flowset import FlowSet
+from gateway.keyed import KeyedHash
+from gateway.messages import ChannelName, Inbound, Outbound
+from gateway.metrics import Metrics
+from gateway.ratelimit import Limit, RateLimits
+from gateway.store import OutboxItem, Store
+
+
+class Refusal(StrEnum):
+    BLOCKED = "blocked"
+    RATE_LIMITED = "rate_limited"
+    CLIENT_FULL = "client_full"  # this client already has max_waiting_per_client conversations waiting
+
+    @property
+    def message(self) -> str:
+        """The flows.yaml message the sender gets."""
+        return "blocked" if self is Refusal.BLOCKED else "rate_limited"
+
+
+class Gate:
+    def __init__(
+        self, store: Store, flows: FlowSet, limits: RateLimits, keyed: KeyedHash, metrics: Metrics,
+        *, clock: Callable[[], datetime], on_outgoing: Callable[[], None], max_waiting_per_client: int = 3,
+    ) -> None:  # fmt: skip
+        self.store, self.flows, self.limits, self.keyed, self.metrics = store, flows, limits, keyed, metrics
+        self.clock, self._on_outgoing = clock, on_outgoing
+        self.max_waiting_per_client = max_waiting_per_client
+
+    def sender_key(self, channel: ChannelName, sender: str) -> str:
+        return self.keyed("sender", f"{channel.value}\n{sender}")
+
+    async def blocked(self, channel: ChannelName, sender: str) -> bool:
+        if await self.store.get_block(self.sender_key(channel, sender), self.clock()) is None:
+            return False
+        self.metrics.refused.labels("blocked").inc()
+        return True
+
+    async def check(self, inbound: Inbound) -> Refusal | None:
+        """Why this message may not go on, or None."""
+        if await self.blocked(inbound.channel, inbound.sender):
+            return Refusal.BLOCKED
+        if not await self.limits.allow(Limit.MESSAGES, f"{inbound.channel.value}\n{inbound.sender}"):
+            return Refusal.RATE_LIMITED
+        return None
+
+    def client_key(self, address: str) -> str:
+        return self.keyed("client", address)
+
+    async def new_chat(self, token: str, address: str) -> Refusal | None:
+        """Why this client may not open one more web chat conversation now, or None.
+
+        Per address and per browser token (rate limits), and at most ``max_waiting_per_client`` conversations
+        of one address in the bot or the queue at once, so one client cannot bury the queue.
+        """
+        if not await self.limits.allow(Limit.CHATS_PER_ADDRESS, address):
+            return Refusal.RATE_LIMITED
+        if not await self.limits.allow(Limit.CHATS_PER_BROWSER, token):
+            return Refusal.RATE_LIMITED
+        client = self.client_key(address)
+        waiting = 0
+        for status in (Status.BOT, Status.QUEUED):
+            waiting += sum(1 for c in await self.store.conversations_by_status(status) if c.client == client)
+        if waiting >= self.max_waiting_per_client:
+            self.metrics.refused.labels("client_full").inc()
+            return Refusal.CLIENT_FULL
+        return None
+
+    def notice(self, refusal: Refusal, language: str | None) -> str:
+        """The notice in ``language``, or in every language of the flow (French first) when it is unknown."""
+        engine = self.flows.engine()
+        if language in engine.flow.languages:
+            return engine.message(refusal.message, language)
+        return "\n\n".join(engine.message(refusal.message, lang) for lang in engine.flow.languages)
+
+    async def tell_provider_sender(self, inbound: Inbound, refusal: Refusal) -> None:
+        """A provider channel's sender gets the notice through the outbox, once an hour at most."""
+        subject = self.sender_key(inbound.channel, inbound.sender)
+        if not await self.limits.first_refusal(Limit.MESSAGES, refusal.value + subject):
+            return
+        item_id = "n" + secrets.token_urlsafe(12)
+        outbound = Outbound(
+            id=item_id, conversation_id="notice-" + subject, channel=inbound.channel, recipient=inbound.sender,
+            text=self.notice(refusal, inbound.language_hint), author="bot",
+        )  # fmt: skip
+        payload = outbound_to_dict(outbound)
+        await self.store.outbox_put(OutboxItem(item_id, outbound.conversation_id, payload, self.clock()))
+        self._on_outgoing()

@@ -1,0 +1,101 @@
+"""Rate limits on what anonymous clients and listeners may do, with the ``limits`` library.
+
+Counters live in Redis when the store is Redis (shared by every instance: ``limits``' async Redis storage on
+redis-py) and in memory otherwise. A counter is keyed by a :class:`~gateway.keyed.KeyedHash` of what it counts
+(a client address, a browser token, a conversation id, a listener), never by the value itself. A refused hit
+costs one counter increment: nothing is written to the store. Refusals are counted in the
+``gateway_rate_limited`` metric by limit name only.
+
+If the counters cannot be reached (Redis down), requests are allowed: the store being down stops the gateway
+anyway, and a limit must never be what silences a young person.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from enum import StrEnum
+
+from aiohttp import web
+from limits import RateLimitItem, RateLimitItemPerHour, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import FixedWindowRateLimiter
+
+from gateway.keyed import KeyedHash
+from gateway.metrics import Metrics
+from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "hg:limits"
+
+
+class Limit(StrEnum):
+    CHATS_PER_ADDRESS = "chats_per_address"
+    CHATS_PER_BROWSER = "chats_per_browser"
+    MESSAGES = "messages_per_conversation"
+    TYPING = "typing_per_conversation"
+    LISTENER_WRITES = "listener_writes"
+
+
+def open_limit_storage(store_url: str) -> Storage:
+    """The counters' storage: the store's Redis (through redis-py, already a dependency), else memory."""
+    if store_url.startswith(("redis://", "rediss://")):
+        return RedisStorage("async+" + store_url, implementation="redispy", key_prefix=KEY_PREFIX)
+    return MemoryStorage()
+
+
+def client_address(request: web.Request, header: str) -> str:
+    """The client's address: the last hop of ``header`` (set by our reverse proxy) when configured, else the
+    peer's. Only ever used through a keyed hash."""
+    if header:
+        forwarded = request.headers.get(header, "")
+        last = forwarded.rsplit(",", 1)[-1].strip()
+        if last:
+            return last
+    return request.remote or ""
+
+
+class RateLimits:
+    """``await limits.allow(Limit.MESSAGES, conversation_id)`` counts one hit and says whether it is allowed."""
+
+    def __init__(
+        self, storage: Storage, items: Mapping[Limit, RateLimitItem], keyed: KeyedHash, metrics: Metrics
+    ) -> None:
+        self.storage = storage
+        self._limiter = FixedWindowRateLimiter(storage)
+        self._items = dict(items)
+        self._keyed = keyed
+        self._metrics = metrics
+
+    @classmethod
+    def from_settings(cls, settings: Settings, storage: Storage, metrics: Metrics) -> RateLimits:
+        items = {
+            Limit.CHATS_PER_ADDRESS: parse(settings.limit_chats_per_address),
+            Limit.CHATS_PER_BROWSER: parse(settings.limit_chats_per_browser),
+            Limit.MESSAGES: parse(settings.limit_messages_per_conversation),
+            Limit.TYPING: parse(settings.limit_typing_per_conversation),
+            Limit.LISTENER_WRITES: parse(settings.limit_listener_writes),
+        }
+        return cls(storage, items, KeyedHash(settings.secret_key), metrics)
+
+    async def allow(self, limit: Limit, subject: str) -> bool:
+        try:
+            allowed = await self._limiter.hit(self._items[limit], limit.value, self._keyed(limit.value, subject))
+        except Exception as exc:  # the counters' storage is down: allow (see the module docstring)
+            log.warning("rate limits: counters unavailable (%s): allowing", exc.__class__.__name__)
+            return True
+        if not allowed:
+            self._metrics.rate_limited.labels(limit.value).inc()
+        return allowed
+
+    async def first_refusal(self, limit: Limit, subject: str) -> bool:
+        """True for the first refusal of ``subject`` in an hour: the calm notice is sent once, not per message."""
+        try:
+            key = self._keyed("notice:" + limit.value, subject)
+            return await self._limiter.hit(_ONCE_AN_HOUR, "notice", limit.value, key)
+        except Exception:
+            return True
+
+
+_ONCE_AN_HOUR = RateLimitItemPerHour(1)
