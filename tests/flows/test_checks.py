@@ -37,6 +37,7 @@ messages:
   prefer_not_to_say: {fr: Je préfère ne pas dire, en: Prefer not to say}
   closed_line: {fr: "Fermé ({hours}).", en: "Closed ({hours})."}
   queued: {fr: "Numéro {position}, {wait} min.", en: "Number {position}, {wait} min."}
+  queued_offline: {fr: "Position {position}, personne en ligne.", en: "Position {position}, nobody online."}
   reassurance: {fr: "Toujours là ({position}).", en: "Still here ({position})."}
   reminder: {fr: "Tu es là ?", en: "Are you there?"}
   abandoned: {fr: Au revoir., en: Goodbye.}
@@ -350,7 +351,7 @@ def test_every_text_needs_every_language(old: str, new: str, what: str) -> None:
 
 def test_a_new_language_is_missing_everywhere_on_one_line_per_text() -> None:
     found = problems(mutate(("languages: [fr, en]", "languages: [fr, en, de]")))
-    assert len(found) == 28  # every text of the flow
+    assert len(found) == 29  # every text of the flow
     assert all(p.endswith("has no text in 'de'") for p in found)
 
 
