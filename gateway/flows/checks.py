@@ -55,8 +55,9 @@ UNKNOWN = "unknown"
 CHANNELS: tuple[str, ...] = tuple(c.value for c in ChannelName)
 PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "queued": ("position", "wait"),
+    "queued_offline": ("position",),
     "reassurance": ("position",),
-    "closed_line": ("hours",),
+    "closed_line": ("hours", "reopens"),
 }
 DAY = 24 * 60
 

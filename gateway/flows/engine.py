@@ -130,7 +130,7 @@ class Engine:
         state = State(flow_version=self.version, channel=channel, language=language)
         if text is not None:
             state = self._note(state, text, reading, None)
-        result = self._run_from(self.flow.start, state, [], now)
+        result = self._closed_at_start(self._run_from(self.flow.start, state, [], now), now)
         if text is None:
             return result
         interrupted = self.interrupt(result.state, text, now=now, reading=reading)
@@ -395,7 +395,7 @@ class Engine:
         replies.extend(Reply(self.text(t, lang)) for t in spec.say)
         partners = tuple(spec.refer)
         if spec.handoff and not self.is_open(spec.handoff, now):
-            replies.append(Reply(self.closed_line(spec.handoff, lang)))
+            replies.append(Reply(self.closed_line(spec.handoff, lang, now)))
             replies.extend(self._partner_replies(partners, lang))
             return self._finish(state, replies, Outcome("closed", route, spec.handoff, None, partners))
         replies.extend(self._partner_replies(partners, lang))
@@ -426,11 +426,31 @@ class Engine:
         sorry = Reply(self.message("not_understood", state.language))
         return StepResult(state, (sorry, self._offer_reply(state.language)))
 
-    def closed_line(self, queue: str, language: str) -> str:
-        """The closed-line message, with the queue's opening hours."""
+    def closed_line(self, queue: str, language: str, now: datetime) -> str:
+        """The closed-line message, with the queue's opening hours and when it opens next."""
         schedule = self.flow.schedules.get(self.flow.queues[queue].schedule)
         described = hours.describe(schedule, language) if schedule else ""
-        return self.message("closed_line", language, hours=described)
+        reopens = hours.reopening(schedule, now, self.tz, language) if schedule else ""
+        return self.message("closed_line", language, hours=described, reopens=reopens or described)
+
+    def _closed_at_start(self, result: StepResult, now: datetime) -> StepResult:
+        """While the line (the fallback queue) is closed, the greeting says so before the first question: when it
+        reopens and who answers now. Nothing is added when the start already ended on the closed line."""
+        line = self.flow.fallback.queue
+        if result.outcome is not None or line not in self.flow.queues or self.is_open(line, now):
+            return result
+        notice = Reply(self.closed_line(line, result.state.language, now))
+        replies = result.replies
+        if result.state.step is not None or result.state.offer is not None:  # the last reply is the question
+            return replace(result, replies=(*replies[:-1], notice, *replies[-1:]))
+        return replace(result, replies=(*replies, notice))
+
+    def emergency_replies(self, language: str, given: tuple[str, ...] = ()) -> list[Reply]:
+        """The messages of the flow's emergency partners (``emergency: true``) not among ``given``."""
+        if any(self.flow.partners[p].emergency for p in given if p in self.flow.partners):
+            return []
+        names = tuple(name for name, partner in self.flow.partners.items() if partner.emergency)
+        return self._partner_replies(names, language)
 
     def _partner_replies(self, partners: tuple[str, ...], language: str) -> list[Reply]:
         return [Reply(self.text(self.flow.partners[p].message, language)) for p in partners]

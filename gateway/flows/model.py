@@ -279,6 +279,7 @@ REQUIRED_MESSAGES: tuple[str, ...] = (
     "prefer_not_to_say",
     "closed_line",
     "queued",
+    "queued_offline",
     "reassurance",
     "reminder",
     "abandoned",

@@ -37,6 +37,7 @@ messages:
   prefer_not_to_say: {fr: Je préfère ne pas dire, en: Prefer not to say}
   closed_line: {fr: "Fermé ({hours}).", en: "Closed ({hours})."}
   queued: {fr: "Numéro {position}, {wait} min.", en: "Number {position}, {wait} min."}
+  queued_offline: {fr: "Position {position}, personne en ligne.", en: "Position {position}, nobody online."}
   reassurance: {fr: "Toujours là ({position}).", en: "Still here ({position})."}
   reminder: {fr: "Tu es là ?", en: "Are you there?"}
   abandoned: {fr: Au revoir., en: Goodbye.}
@@ -352,7 +353,7 @@ def test_every_text_needs_every_language(old: str, new: str, what: str) -> None:
 
 def test_a_new_language_is_missing_everywhere_on_one_line_per_text() -> None:
     found = problems(mutate(("languages: [fr, en]", "languages: [fr, en, de]")))
-    assert len(found) == 30  # every text of the flow (rate_limited and blocked among them)
+    assert len(found) == 31  # every text of the flow (rate_limited, blocked and queued_offline among them)
     assert all(p.endswith("has no text in 'de'") for p in found)
 
 

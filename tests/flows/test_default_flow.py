@@ -91,10 +91,15 @@ def test_every_required_message_in_french_and_english(loaded: LoadedFlow) -> Non
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_message_placeholders(loaded: LoadedFlow, lang: str) -> None:
     messages = loaded.flow.messages
-    assert "{hours}" in messages["closed_line"][lang]
+    assert "{hours}" in messages["closed_line"][lang] and "{reopens}" in messages["closed_line"][lang]
     assert "{position}" in messages["queued"][lang] and "{wait}" in messages["queued"][lang]
     assert "{position}" in messages["reassurance"][lang]
-    allowed = {"closed_line": {"hours"}, "queued": {"position", "wait"}, "reassurance": {"position"}}
+    allowed = {
+        "closed_line": {"hours", "reopens"},
+        "queued": {"position", "wait"},
+        "queued_offline": {"position"},
+        "reassurance": {"position"},
+    }
     for key, local in messages.items():
         used = set(re.findall(r"\{(\w*)\}", local[lang]))
         assert used <= allowed.get(key, set()), f"messages.{key} ({lang}) uses unknown placeholders {used}"

@@ -32,6 +32,20 @@ def test_start_says_welcome_then_asks_first_question(engine: Engine) -> None:
     assert step.state.flow_version == engine.version
 
 
+def test_start_while_closed_says_so_before_the_first_question(engine: Engine) -> None:
+    step = engine.start(channel="webchat", now=CLOSED)
+    assert texts(step) == [
+        "Bienvenue, c'est confidentiel.",
+        "Ligne fermée (tous les jours 9h–23h), réouverture demain à 9h.",
+        "Es-tu en danger ?",
+    ]
+    assert step.replies[-1].choices and not step.replies[1].choices
+
+
+def test_start_while_open_says_nothing_of_hours(engine: Engine) -> None:
+    assert not any("Ligne fermée" in t for t in texts(engine.start(channel="webchat", now=OPEN)))
+
+
 def test_language_hint_picks_english(engine: Engine) -> None:
     step = engine.start(channel="telegram", now=OPEN, language_hint="en")
     assert texts(step)[0] == "Welcome, it is confidential."
