@@ -493,10 +493,6 @@ class Engine:
         return {name: self.text(f.label, lang) for name, f in self.flow.fields.items()}
 
 
-def replace_refer(spec: OutcomeSpec, partners: list[str]) -> OutcomeSpec:
-    return spec if partners == spec.refer else spec.model_copy(update={"refer": partners})
-
-
 def _prefer_synonyms() -> dict[str, list[str]]:
     return {lang: list(words) for lang, words in PREFER_NOT_TO_SAY_SYNONYMS.items()}
 
