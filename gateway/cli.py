@@ -1,4 +1,4 @@
-"""The ``gateway`` command: serve, flows (check, test, simulate, graph), listeners, telegram."""
+"""The ``gateway`` command: serve, flows (check, test, simulate, graph, classify), listeners, telegram."""
 
 from __future__ import annotations
 
@@ -87,6 +87,27 @@ def _flows_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _flows_classify(args: argparse.Namespace) -> int:
+    import json
+
+    from gateway.flows.classify import Reader, classify_lines
+    from gateway.flows.engine import Engine
+    from gateway.flows.loader import load_file
+
+    try:
+        engine = Engine(load_file(args.file))
+    except FlowValidationError as exc:
+        print(*exc.problems, sep="\n")
+        return 1
+    language = args.lang or engine.flow.default_language
+    reader: Reader | None = None
+    print("gateway: keywords only (the embedded model is not available)", file=sys.stderr)
+    lines = [line.rstrip("\r\n") for line in sys.stdin]
+    for result in classify_lines(engine, lines, language, reader):
+        print(json.dumps(result.to_json(), ensure_ascii=False))
+    return 0
+
+
 def _flows_graph(args: argparse.Namespace) -> int:
     from gateway.flows.graph import render
     from gateway.flows.loader import load_file
@@ -117,7 +138,13 @@ def _add_flows(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     sim.add_argument("--channel", default="webchat", choices=["webchat", "messenger", "whatsapp", "telegram"])
     graph = fsub.add_parser("graph", help="draw the flow: -o OUT.svg, OUT.png or OUT.mmd")
     graph.add_argument("-o", "--output", required=True)
-    for parser, handler in ((check, _flows_check), (test, _flows_test), (sim, _flows_simulate), (graph, _flows_graph)):
+    classify = fsub.add_parser("classify", help="one message per line on stdin: what the engine decides, as JSON")
+    classify.add_argument("--lang", choices=["fr", "en"], default=None, help="the messages' language")
+    commands: list[tuple[argparse.ArgumentParser, Handler]] = [
+        (check, _flows_check), (test, _flows_test), (sim, _flows_simulate), (graph, _flows_graph),
+        (classify, _flows_classify),
+    ]  # fmt: skip
+    for parser, handler in commands:
         parser.add_argument("file", nargs="?", default="flows.yaml")
         parser.set_defaults(handler=handler)
 

@@ -223,10 +223,8 @@ class Dispatcher:
     async def _bot_turn(self, conversation: Conversation, inbound: Inbound, now: datetime) -> None:
         if not conversation.engine:
             engine = self.flows.engine()
-            result = engine.start(channel=inbound.channel.value, now=now, language_hint=inbound.language_hint)
-            interrupted = engine.interrupt(result.state, inbound.text, now=now)
-            if interrupted is not None:
-                result = StepResult(interrupted.state, result.replies + interrupted.replies, interrupted.outcome)
+            channel, hint = inbound.channel.value, inbound.language_hint
+            result = engine.start(channel=channel, now=now, language_hint=hint, text=inbound.text)
         else:
             engine = self.flows.for_version(conversation.flow_version)
             state = State.from_dict(conversation.engine)
@@ -251,15 +249,24 @@ class Dispatcher:
         conversation.route = outcome.route
         self.metrics.outcomes.labels(outcome.kind, outcome.queue or "", outcome.priority or "").inc()
         if outcome.kind == "handoff" and outcome.queue:
-            await self.enqueue(conversation, engine, outcome.queue, Priority(outcome.priority or "normal"), now)
+            priority = Priority(outcome.priority or "normal")
+            await self.enqueue(conversation, engine, outcome.queue, priority, now, given=outcome.partners)
             return
         action = "refer" if outcome.kind == "referred" else "end"
         await self.set_status(conversation, lifecycle.advance(conversation.status, action), now)
 
     async def enqueue(
-        self, conversation: Conversation, engine: Engine, queue: str, priority: Priority, now: datetime
+        self,
+        conversation: Conversation,
+        engine: Engine,
+        queue: str,
+        priority: Priority,
+        now: datetime,
+        given: tuple[str, ...] = (),
     ) -> None:
-        """Put the conversation in a queue and tell the young person their position and an honest wait."""
+        """Put the conversation in a queue and tell the young person their position and an honest wait: that
+        nobody can say when while no listener is online; an urgent one also gets the emergency numbers, unless
+        the partners ``given`` with this hand-off already included them."""
         action = "handoff" if conversation.status == Status.BOT else "transfer"
         conversation.queue, conversation.priority = queue, priority
         conversation.queued_at = now
@@ -267,10 +274,16 @@ class Dispatcher:
         await self.store.enqueue(conversation.id, queue, priority, now)
         await self.set_status(conversation, lifecycle.advance(conversation.status, action), now)
         position = await self.store.position(conversation.id) or 1
-        wait = await self.estimate_wait(engine, queue, position, now)
         language = self.language(conversation, engine)
-        queued = engine.message("queued", language, position=position, wait=wait)
-        await self.emit(conversation, [Reply(queued)], Author.BOT, now)
+        if self._listeners_online() > 0:
+            wait = await self.estimate_wait(engine, queue, position, now)
+            queued = engine.message("queued", language, position=position, wait=wait)
+        else:
+            queued = engine.message("queued_offline", language, position=position)
+        replies = [Reply(queued)]
+        if priority == Priority.URGENT:
+            replies.extend(engine.emergency_replies(language, given))
+        await self.emit(conversation, replies, Author.BOT, now)
         minutes = engine.flow.timers.queue_reassurance_minutes
         await self.store.set_timer(conversation.id, "queue_reassure", now + timedelta(minutes=minutes))
         await self.store.set_timer(

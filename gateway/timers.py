@@ -116,7 +116,7 @@ class Timers:
             await self._paused(conversation, window, now)
         elif conversation.queue in engine.flow.queues and not engine.is_open(conversation.queue, now):
             if conversation.engine.get("closed_notice") != _stamp(conversation):  # once per wait
-                text = engine.closed_line(conversation.queue, language)
+                text = engine.closed_line(conversation.queue, language, now)
                 await self._say(conversation, engine, now, Reply(text))
                 conversation.engine = {**conversation.engine, "closed_notice": _stamp(conversation)}
         else:

@@ -197,6 +197,9 @@ class ChatSession:
         if len(text) > MAX_TEXT or (payload is not None and not (isinstance(payload, str) and len(payload) <= 200)):
             await self._error("too_long", f"a message has at most {MAX_TEXT} characters")
             return
+        if await self._ended():
+            await self._error("ended", "this conversation has ended: send hello without a token to start a new one")
+            return
         inbound = Inbound(ChannelName.WEBCHAT, self.token, message_id, text=text, payload=payload)
         refusal = await self.gate.check(inbound)
         if refusal is None and await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, self.token) is None:
@@ -205,12 +208,10 @@ class ChatSession:
             self._notice(refusal)
             return
         await self.dispatcher.handle_inbound(inbound)
-        conversation, _ = await self.hub.store.active_conversation(
-            ChannelName.WEBCHAT, self.token, self.dispatcher.clock()
-        )
-        if conversation.client is None:
+        conversation = await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, self.token)
+        if conversation is not None and conversation.client is None:
             conversation = await self._mark_client(conversation)
-        if conversation.id != self.conversation_id:  # the previous one ended: follow the new one from its start
+        if conversation is not None and conversation.id != self.conversation_id:  # a new one: follow it from its start
             await self._follow(conversation, None)
             await self.hub.resync_conversation(conversation.id)
         self.writer.offer({"type": "ack", "id": message_id})
@@ -236,6 +237,13 @@ class ChatSession:
         text, now = self.gate.notice(refusal, self.language), self.dispatcher.clock().isoformat()
         entry = {"id": "notice-" + secrets.token_urlsafe(8), "author": "bot", "choices": [], "text": text, "at": now}
         self.writer.offer({"type": "entry", "entry": entry})
+
+    async def _ended(self) -> bool:
+        """Whether the conversation this socket follows has ended: a message never silently starts the next one."""
+        if self.conversation_id is None:
+            return False
+        conversation = await self.hub.store.get_conversation(self.conversation_id)
+        return conversation is not None and not conversation.active
 
     async def _follow(self, conversation: Conversation, last_entry: str | None) -> None:
         self.conversation_id = conversation.id

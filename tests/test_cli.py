@@ -149,3 +149,23 @@ def test_schema_problems_are_all_listed(capsys: pytest.CaptureFixture[str], tmp_
     code, out, _ = run(capsys, "flows", "check", str(broken))
     assert code == 1
     assert "bot_reminder_minute" in out and "idle_close_hours" in out
+
+
+def test_classify_prints_one_json_object_per_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("stop\njveux plus être là\nmort de rire\n"))
+    code, out, err = run(capsys, "flows", "classify", str(FLOWS), "--lang", "fr")
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert rows == [
+        {"interrupt": "stop", "risk": "none", "score": 0.0, "topic": None, "priority": None, "partners": [],
+         "ends": True},
+        {"interrupt": "suicide", "risk": "suicide", "score": 1.0, "topic": None, "priority": "urgent",
+         "partners": ["3114"], "ends": False},
+        {"interrupt": None, "risk": "none", "score": 0.0, "topic": None, "priority": None, "partners": [],
+         "ends": False},
+    ]  # fmt: skip
+    assert "keywords only" in err

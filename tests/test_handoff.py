@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from aiohttp.test_utils import TestClient
 
 from gateway.app import STORE
 from gateway.console.auth import hash_password
+from gateway.conversation import Priority
 from gateway.store import Listener
 from tests.conftest import PASSWORD, Clock, login
 from tests.test_webchat import WALK_TO_QUEUE, bot_texts, hello, say
@@ -22,24 +26,61 @@ async def queued_message(client: Client, person: str) -> str:
     return next(t for t in bot_texts(frames) if "position" in t)
 
 
+@contextlib.asynccontextmanager
+async def listener_online(client: Client) -> AsyncIterator[None]:
+    """Anne logged in with the console open (its live socket is what counts her online)."""
+    await client.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=5))
+    await login(client, "anne")
+    async with client.ws_connect("/api/events") as events:
+        await events.receive_json(timeout=10)  # hello: counted from here
+        yield
+
+
 async def test_without_recent_figures_the_flow_average_is_used(client: Client) -> None:
-    first = await queued_message(client, "a")
-    assert "position 1" in first and "environ 12 minutes" in first  # average_minutes: 12, one listener assumed
-    second = await queued_message(client, "b")
-    assert "position 2" in second and "environ 24 minutes" in second
+    async with listener_online(client):
+        first = await queued_message(client, "a")
+        assert "position 1" in first and "environ 12 minutes" in first  # average_minutes: 12, one listener online
+        second = await queued_message(client, "b")
+        assert "position 2" in second and "environ 24 minutes" in second
+
+
+async def test_nobody_online_is_said_instead_of_a_wait(client: Client) -> None:
+    message = await queued_message(client, "a")
+    assert "position 1" in message and "Aucun·e écoutant·e n'est connecté·e" in message
+    assert "minutes" not in message and "119" in message and "3114" in message and "17" in message
+
+
+async def test_an_urgent_wait_always_comes_with_the_emergency_numbers(client: Client) -> None:
+    """The danger route refers to the emergency partner itself (given, not repeated); an urgent conversation a
+    listener transfers back to a queue gets them with its new wait."""
+    async with listener_online(client):
+        await queued_message(client, "a")
+        waiting = (await (await client.get("/api/queue")).json())["waiting"]
+        conversation = waiting[0]["id"]
+        assert (await client.post(f"/api/conversations/{conversation}/take")).status == 200
+        store = client.app[STORE]
+        record = await store.get_conversation(conversation)
+        assert record is not None
+        record.priority = Priority.URGENT
+        await store.save_conversation(record)
+        moved = await client.post(f"/api/conversations/{conversation}/transfer", json={"queue": "listeners"})
+        assert moved.status == 200
+        transcript = await store.transcript(conversation)
+        last = [e.text for e in transcript if e.author.value == "bot"][-2:]
+        assert "position 1" in last[0] and "environ 12 minutes" in last[0]
+        assert "appelle le 17 (police) ou le 112" in last[1] and "SMS au 114" in last[1]
 
 
 async def test_the_pace_of_the_last_hour_replaces_the_average(client: Client, clock: Clock) -> None:
-    await client.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=5))
-    await login(client, "anne")
-    for person in ("a", "b", "c"):
-        await queued_message(client, person)
-        waiting = (await (await client.get("/api/queue")).json())["waiting"]
-        assert (await client.post(f"/api/conversations/{waiting[0]['id']}/take")).status == 200
-        clock.advance(minutes=10)
-    message = await queued_message(client, "d")
-    assert "position 1" in message and "environ 20 minutes" in message  # 3 takes in the last hour: one per 20 min
+    async with listener_online(client):
+        for person in ("a", "b", "c"):
+            await queued_message(client, person)
+            waiting = (await (await client.get("/api/queue")).json())["waiting"]
+            assert (await client.post(f"/api/conversations/{waiting[0]['id']}/take")).status == 200
+            clock.advance(minutes=10)
+        message = await queued_message(client, "d")
+        assert "position 1" in message and "environ 20 minutes" in message  # 3 takes in the last hour: one per 20 min
 
-    clock.advance(hours=2)  # the pace is from too long ago: back to the flow's figure
-    later = await queued_message(client, "e")
-    assert "position 2" in later and "environ 24 minutes" in later
+        clock.advance(hours=2)  # the pace is from too long ago: back to the flow's figure
+        later = await queued_message(client, "e")
+        assert "position 2" in later and "environ 24 minutes" in later

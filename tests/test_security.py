@@ -112,26 +112,27 @@ async def test_one_socket_typing_danger_in_a_loop_cannot_bury_the_queue(
     assert await metric(client, "gateway_refused", reason="client_full") >= len(notices)
 
 
-async def test_ending_and_writing_again_in_a_loop_is_rate_limited_per_browser(
+async def test_ending_and_starting_again_in_a_loop_is_rate_limited_per_browser(
     make_client: AppFactory, settings: Settings
 ) -> None:
-    """The same browser: danger, end, danger, end… Each message after an end would open a new conversation."""
+    """The same browser: hello, danger, end, hello, danger, end… each hello after an end opens a new conversation."""
     client = await make_client(dataclasses.replace(settings, limit_chats_per_browser="3/hour"))
-    refused = 0
+    refused, token = 0, None
     async with client.ws_connect("/chat/ws") as ws:
-        session = await open_chat(ws)
-        assert session["type"] == "session"
         for attempt in range(10):
-            frames = await send_message(ws, f"m{attempt}", DANGER)
-            if is_notice(frames[-1]):
+            frame = await open_chat(ws, token)
+            if is_notice(frame):
                 refused += 1
-                assert keeps_the_emergency_numbers(frames[-1]["entry"]["text"])
+                assert keeps_the_emergency_numbers(frame["entry"]["text"])
                 continue
+            token = frame["token"]
+            await say(ws, f"m{attempt}", DANGER)
             await ws.send_json({"type": "end"})
-            await receive_until(ws, lambda f: f["type"] == "status" and f["status"] == "abandoned")
+            await receive_until(ws, lambda f: f["type"] == "status" and f["status"] in ("abandoned", "closed"))
     conversations = await client.app[STORE].list_conversations(datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC))
-    assert len(conversations) <= 3
-    assert refused >= 10 - 3
+    assert len(conversations) == 3
+    assert refused == 10 - 3
+    assert await metric(client, "gateway_rate_limited", limit="chats_per_browser") == refused
 
 
 async def test_many_sockets_from_one_address_open_few_conversations(

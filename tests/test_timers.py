@@ -102,7 +102,7 @@ async def test_waiting_in_the_queue_is_reassured_with_the_position(client: Clien
     conversation = await conversation_of(client, token, clock)
     assert conversation.status == Status.QUEUED
     lines = await bot_lines(client, conversation.id)
-    assert "position 1" in lines[-1] and "minutes" in lines[-1] and "17" in lines[-1]
+    assert "position 1" in lines[-1] and "Aucun·e écoutant·e" in lines[-1] and "17" in lines[-1]
 
     clock.advance(minutes=6)
 

@@ -136,6 +136,20 @@ async def test_end_conversation(client: TestClient) -> None:  # type: ignore[typ
     assert frames[-1]["status"] == "closed"
 
 
+async def test_a_message_after_the_end_starts_nothing(client: TestClient) -> None:  # type: ignore[type-arg]
+    async with client.ws_connect("/chat/ws") as ws:
+        session = await hello(ws)
+        await ws.send_json({"type": "end"})
+        await receive_until(ws, lambda f: f["type"] == "status" and f["status"] == "closed")
+        await ws.send_json({"type": "message", "id": "after", "text": "encore là ?"})
+        frame = await receive_until(ws, lambda f: f["type"] in ("error", "ack"))
+        assert frame[-1]["type"] == "error" and frame[-1]["code"] == "ended"
+        store = client.app[STORE]
+        assert await store.find_active_conversation(ChannelName.WEBCHAT, session["token"]) is None
+        fresh = await hello(ws, None)  # "Nouvelle conversation": a new token, greeted from the start
+    assert fresh["token"] != session["token"] and fresh["status"] == "bot"
+
+
 async def test_chat_page_and_widget_are_served(client: TestClient) -> None:  # type: ignore[type-arg]
     page = await client.get("/chat")
     assert page.status == 200

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
+from gateway.flows import keywords
 from gateway.flows.loader import LoadedFlow, PathKey, Positions, Problem, did_you_mean
 from gateway.flows.model import (
     ALWAYS_SCHEDULE,
@@ -31,7 +32,9 @@ from gateway.flows.model import (
     LocalText,
     Outcome,
     Step,
+    Turn,
 )
+from gateway.flows.reading import RISKS
 from gateway.flows.rules import (
     COMPARISONS,
     All,
@@ -52,8 +55,9 @@ UNKNOWN = "unknown"
 CHANNELS: tuple[str, ...] = tuple(c.value for c in ChannelName)
 PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "queued": ("position", "wait"),
+    "queued_offline": ("position",),
     "reassurance": ("position",),
-    "closed_line": ("hours",),
+    "closed_line": ("hours", "reopens"),
 }
 DAY = 24 * 60
 
@@ -131,6 +135,10 @@ def _outcomes(flow: Flow) -> Iterator[tuple[str, Outcome, PathKey]]:
         yield _rule_name(i), rule.then, ("routing", i, "then")
     for name, interrupt in flow.interrupts.items():
         yield f"interrupt '{name}'", interrupt.then, ("interrupts", name, "then")
+    risks = flow.understanding.risks if flow.understanding else {}
+    for risk, risk_rule in risks.items():
+        if risk_rule.then is not None:
+            yield f"risk class '{risk}'", risk_rule.then, ("understanding", "risks", risk, "then")
 
 
 def _rule_name(index: int) -> str:
@@ -365,8 +373,21 @@ def check_phrase_languages(flow: Flow) -> Iterator[Issue]:
     for name, interrupt in flow.interrupts.items():
         path: PathKey = ("interrupts", name, "match")
         yield from _unknown_languages(flow, f"the phrases of interrupt '{name}'", interrupt.match, path)
+        ignore: PathKey = ("interrupts", name, "ignore")
+        yield from _unknown_languages(flow, f"the false friends of interrupt '{name}'", interrupt.ignore, ignore)
         if not any(phrase.strip() for phrases in interrupt.match.values() for phrase in phrases):
             yield Issue(path, f"interrupt '{name}' has no phrases: it would never interrupt anything")
+
+
+def check_phrase_marks(flow: Flow) -> Iterator[Issue]:
+    for name, interrupt in flow.interrupts.items():
+        for key, groups in (("match", interrupt.match), ("ignore", interrupt.ignore)):
+            for lang, phrases in groups.items():
+                for k, phrase in enumerate(phrases):
+                    problem = keywords.phrase_problem(phrase)
+                    if problem and phrase.strip():
+                        text = f"interrupt '{name}', phrase '{phrase}': {problem}"
+                        yield Issue(("interrupts", name, key, lang, k), text)
 
 
 # --- messages --------------------------------------------------------------------------------------------------
@@ -601,6 +622,67 @@ def check_choices(flow: Flow) -> Iterator[Issue]:
                 yield Issue(path, text + did_you_mean(choice.value, flow.languages))
 
 
+# --- understanding -------------------------------------------------------------------------------------------
+
+
+def check_understanding(flow: Flow) -> Iterator[Issue]:
+    understanding = flow.understanding
+    if understanding is None:
+        return
+    base: PathKey = ("understanding",)
+    classes = [r.value for r in RISKS]
+    for name in classes:
+        if name not in understanding.risks:
+            text = f"understanding: risk class '{name}' is missing: give it a threshold and an interrupt"
+            yield Issue((*base, "risks"), text, at_key=True)
+    for name, rule in understanding.risks.items():
+        path: PathKey = (*base, "risks", name)
+        if name not in classes:
+            text = f"understanding: unknown risk class '{name}'{did_you_mean(name, classes)}: use {_quoted(classes)}"
+            yield Issue(path, text, at_key=True)
+        yield from _threshold(f"risk class '{name}'", rule.threshold, (*path, "threshold"))
+        for key in ("interrupt", "third_party"):
+            yield from _risk_interrupt(flow, name, key, getattr(rule, key), path)
+        if rule.then is not None and rule.then.handoff is None:
+            text = f"risk class '{name}' ends the conversation: understanding may only raise, add 'handoff'"
+            yield Issue((*path, "then"), text)
+    yield from _threshold("the topic", understanding.topic_threshold, (*base, "topic_threshold"))
+    yield from _topic_question(flow, understanding.topic_question)
+    stored = stored_fields(flow)
+    for k, name in enumerate(understanding.ask_once):
+        if name not in stored:
+            text = (
+                f"understanding: ask_once names field '{name}', but no question stores it{did_you_mean(name, stored)}"
+            )
+            yield Issue((*base, "ask_once", k), text)
+
+
+def _threshold(what: str, value: float, path: PathKey) -> Iterator[Issue]:
+    if not 0.0 <= value <= 1.0:
+        yield Issue(path, f"understanding: the threshold of {what} is {value:g}: a score goes from 0 to 1")
+
+
+def _risk_interrupt(flow: Flow, risk: str, key: str, name: str | None, path: PathKey) -> Iterator[Issue]:
+    if name is None:
+        return
+    where = f"risk class '{risk}'"
+    if name not in flow.interrupts:
+        yield Issue((*path, key), f"{where} triggers " + _missing("interrupt", name, flow.interrupts))
+    elif flow.interrupts[name].then.handoff is None:
+        text = f"{where} triggers interrupt '{name}', which does not hand off: understanding may only raise"
+        yield Issue((*path, key), text + " (choose an interrupt with 'handoff')")
+
+
+def _topic_question(flow: Flow, sid: str | None) -> Iterator[Issue]:
+    if sid is None:
+        return
+    path: PathKey = ("understanding", "topic_question")
+    if sid not in flow.steps:
+        yield Issue(path, "understanding: the topic question is " + _missing("step", sid, flow.steps))
+    elif flow.steps[sid].choices is None:
+        yield Issue(path, f"understanding: step '{sid}' is not a question with choices: it cannot take a topic")
+
+
 # --- scenarios -------------------------------------------------------------------------------------------------
 
 
@@ -619,6 +701,7 @@ def check_scenarios(flow: Flow) -> Iterator[Issue]:
             text = f"{where}: 'at' needs a time zone offset, like 2026-03-10T14:00:00+01:00"
             yield Issue((*path, "at"), text)
         yield from _expectations(flow, where, test.expect, (*path, "expect"), stored)
+        yield from _turn_readings(where, test.turns, (*path, "turns"))
 
 
 def _expectations(
@@ -631,10 +714,29 @@ def _expectations(
             yield Issue((*path, "partners", k), f"{where} expects " + _missing("partner", partner, flow.partners))
     if expect.step is not None and expect.step not in flow.steps:
         yield Issue((*path, "step"), f"{where} expects " + _missing("step", expect.step, flow.steps))
+    risks = [*(r.value for r in RISKS), "none"]
+    if expect.risk is not None and expect.risk not in risks:
+        text = f"{where} expects unknown risk class '{expect.risk}'{did_you_mean(expect.risk, risks)}"
+        yield Issue((*path, "risk"), f"{text}: use {_quoted(risks)}")
     for name in expect.fields:
         if name not in stored:
             text = f"{where} expects field '{name}', but no question stores it{did_you_mean(name, stored)}"
             yield Issue((*path, "fields", name), text, at_key=True)
+
+
+def _turn_readings(where: str, turns: Sequence[str | Turn], path: PathKey) -> Iterator[Issue]:
+    classes = [r.value for r in RISKS]
+    for k, turn in enumerate(turns):
+        if isinstance(turn, str) or turn.reading is None:
+            continue
+        base: PathKey = (*path, k, "reading")
+        for name, score in turn.reading.scores.items():
+            if name not in classes:
+                text = f"{where}, turn {k + 1}: unknown risk class '{name}'{did_you_mean(name, classes)}"
+                yield Issue((*base, "scores", name), f"{text}: use {_quoted(classes)}", at_key=True)
+            elif not 0.0 <= score <= 1.0:
+                text = f"{where}, turn {k + 1}: the score of '{name}' is {score:g}: a score goes from 0 to 1"
+                yield Issue((*base, "scores", name), text)
 
 
 CHECKS: tuple[Check, ...] = (
@@ -649,6 +751,7 @@ CHECKS: tuple[Check, ...] = (
     check_dead_ends,
     check_translations,
     check_phrase_languages,
+    check_phrase_marks,
     check_required_messages,
     check_placeholders,
     check_shadowed_rules,
@@ -657,5 +760,6 @@ CHECKS: tuple[Check, ...] = (
     check_timezone,
     check_schedules,
     check_choices,
+    check_understanding,
     check_scenarios,
 )

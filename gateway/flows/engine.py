@@ -19,6 +19,8 @@ from gateway.flows import hours, text
 from gateway.flows.loader import LoadedFlow
 from gateway.flows.model import Branch, LocalText, Step
 from gateway.flows.model import Outcome as OutcomeSpec
+from gateway.flows.reading import Reading
+from gateway.flows.risk import Assessor, Decision, Flag, Raise
 from gateway.flows.rules import Context
 from gateway.messages import Choice, Reply
 
@@ -48,17 +50,23 @@ class State:
     offer_route: str | None = None
     offer_partners: tuple[str, ...] = ()
     finished: bool = False
+    how: Mapping[str, str] = field(default_factory=dict)
+    """How each field was understood: ``button``, ``typed``, ``synonym:WORDS``, ``model:SCORE``, ``earlier:…``."""
+    noted: Mapping[str, str] = field(default_factory=dict)
+    """Answers an earlier message already gave (``ask_once``), stored when the bot reaches their question."""
 
     def to_dict(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in self.__slots__}
-        data["fields"] = dict(self.fields)
+        for name in ("fields", "how", "noted"):
+            data[name] = dict(getattr(self, name))
         data["offer_partners"] = list(self.offer_partners)
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> State:
         values = {k: v for k, v in data.items() if k in cls.__slots__}
-        values["fields"] = dict(values.get("fields") or {})
+        for name in ("fields", "how", "noted"):
+            values[name] = dict(values.get(name) or {})
         values["offer_partners"] = tuple(values.get("offer_partners") or ())
         return cls(**values)
 
@@ -73,6 +81,8 @@ class Outcome:
     priority: str | None = None
     partners: tuple[str, ...] = ()
     summary: tuple[tuple[str, str], ...] = ()
+    flag: Flag | None = None
+    """The risk (or interrupt) that decided, and how it was found; None for a rule or the fallback."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,25 +108,49 @@ class Engine:
         self.version = loaded.version
         self.tz = ZoneInfo(self.flow.timezone)
         self._questions = {sid: self._compile(step) for sid, step in self.flow.steps.items() if step.ask}
-        self._interrupts = [
-            (name, tuple(text.normalize(p) for phrases in spec.match.values() for p in phrases), spec.then)
-            for name, spec in self.flow.interrupts.items()
-        ]
+        self.assessor = Assessor(self.flow)
+        self._topic_question = self._find_topic_question()
         self._offer = self._compile_offer()
         self._field_labels = self._compile_field_labels()
 
     # ----- public API -------------------------------------------------------------------------------------
 
-    def start(self, *, channel: str, now: datetime, language_hint: str | None = None) -> StepResult:
+    def start(
+        self,
+        *,
+        channel: str,
+        now: datetime,
+        language_hint: str | None = None,
+        text: str | None = None,
+        reading: Reading | None = None,
+    ) -> StepResult:
+        """Greet and ask the first question; with ``text``, the message that opened the conversation is read too
+        (an interrupt, a risk, answers given in advance: ``ask_once``)."""
         language = language_hint if language_hint in self.flow.languages else self.flow.default_language
         state = State(flow_version=self.version, channel=channel, language=language)
-        return self._run_from(self.flow.start, state, [], now)
+        if text is not None:
+            state = self._note(state, text, reading, None)
+        result = self._closed_at_start(self._run_from(self.flow.start, state, [], now), now)
+        if text is None:
+            return result
+        interrupted = self.interrupt(result.state, text, now=now, reading=reading)
+        if interrupted is None:
+            return result
+        return StepResult(interrupted.state, result.replies + interrupted.replies, interrupted.outcome)
 
-    def step(self, state: State, answer: str, *, now: datetime, payload: str | None = None) -> StepResult:
-        """Answer the step ``state`` waits at."""
+    def step(
+        self,
+        state: State,
+        answer: str,
+        *,
+        now: datetime,
+        payload: str | None = None,
+        reading: Reading | None = None,
+    ) -> StepResult:
+        """Answer the step ``state`` waits at. ``reading``: what the model read in ``answer``, if it ran."""
         if state.finished or (state.step is None and state.offer is None):
             return StepResult(state, ())
-        interrupted = self.interrupt(state, answer, now=now)
+        interrupted = self.interrupt(state, answer, now=now, reading=reading)
         if interrupted is not None:
             return interrupted
         if state.offer is not None:
@@ -125,19 +159,47 @@ class Engine:
             return self._answer_offer(state, answer, payload, now)
         if state.step not in self._questions:  # a reloaded flow dropped or changed the step
             return self._fallback(state, [], now)
-        return self._answer(state, answer, payload, now)
+        return self._answer(state, answer, payload, reading, now)
 
-    def interrupt(self, state: State, answer: str, *, now: datetime) -> StepResult | None:
-        """The outcome of an interrupt phrase in ``answer`` (danger, a human, stop), or None.
+    def interrupt(
+        self, state: State, answer: str, *, now: datetime, reading: Reading | None = None
+    ) -> StepResult | None:
+        """The outcome of an interrupt phrase or a risk read by the model in ``answer``, or None.
 
-        ``step`` checks it on every answer; call it directly on the message that opened a conversation.
+        ``step`` checks it on every answer. An interrupt that hands off (or a risk) wins over one that ends: a
+        message both risky and an ending phrase is risky.
         """
         if state.finished:
             return None
-        norm = text.normalize(answer)
-        for name, phrases, then in self._interrupts:
-            if any(text.contains(norm, p) for p in phrases):
-                return self._outcome(then, name, state, [], now)
+        return self._apply(self.decide(answer, reading), state, now)
+
+    def decide(self, text: str, reading: Reading | None = None) -> Decision:
+        """What ``text`` (and the model's ``reading`` of it) would do at a question: raise, end, or nothing."""
+        return self.assessor.decide(text, reading)
+
+    def escalate(
+        self, priority: str | None, text: str, reading: Reading | None = None, given: tuple[str, ...] = ()
+    ) -> Raise | None:
+        """While queued or with a listener: the priority and partners a message raises (never lowers), or None."""
+        return self.assessor.escalate(priority, text, reading, given)
+
+    def topic_of(self, message: str, reading: Reading | None = None) -> tuple[str, str] | None:
+        """The topic ``text`` gives at the topic question (a synonym, else the model's topic from its threshold),
+        with how it was understood; None when there is no topic question or no topic."""
+        if self._topic_question is None:
+            return None
+        options = [o for o in self._questions[self._topic_question].options if o.value != UNKNOWN]
+        found = text.find_option(text.normalize(message), options)
+        return found or self._model_topic(self._topic_question, reading)
+
+    def _apply(self, decision: Decision, state: State, now: datetime) -> StepResult | None:
+        if decision.raised is not None:
+            flag = decision.raised.flag
+            result = self._outcome(decision.raised.then, flag.route, state, [], now)
+            return replace(result, outcome=replace(result.outcome, flag=flag)) if result.outcome else result
+        if decision.ending is not None:
+            name, then = decision.ending
+            return self._outcome(then, name, state, [], now)
         return None
 
     def is_open(self, name: str, now: datetime) -> bool:
@@ -160,8 +222,17 @@ class Engine:
         """The gathered fields as (label, value) pairs, in the flow's default language (the listeners')."""
         names = self.flow.summary or list(state.fields)
         return tuple(
-            (self._field_labels.get(n, n), self.display_value(n, state.fields[n])) for n in names if n in state.fields
+            (self._field_labels.get(n, n), self._shown(n, state.fields[n], state.how.get(n)))
+            for n in names
+            if n in state.fields
         )
+
+    def _shown(self, field_name: str, value: str, how: str | None) -> str:
+        """The value as listeners read it, with how it was understood when the young person did not choose it as
+        asked: a synonym, the model with its score, an earlier message."""
+        shown = self.display_value(field_name, value)
+        described = describe_how(how, self.flow.default_language) if how else ""
+        return f"{shown} ({described})" if described else shown
 
     def display_value(self, field_name: str, value: str) -> str:
         lang = self.flow.default_language
@@ -186,43 +257,103 @@ class Engine:
                 return self._route(state, replies, now)
             step = self.flow.steps[step_id]
             replies.extend(Reply(self.text(t, state.language)) for t in step.say)
-            if step.ask is not None:
+            noted = state.noted.get(step.store or "")
+            if step.ask is not None and noted is not None and step.store not in state.fields:
+                state = self._store(state, step, noted, "earlier:" + state.how.get(step.store or "", "typed"))
+            elif step.ask is not None:
                 replies.append(self._ask(step_id, state.language))
                 return StepResult(replace(state, step=step_id, attempts=0), tuple(replies))
             step_id = self._next(step, state, now)
         return self._fallback(state, replies, now)
 
-    def _answer(self, state: State, answer: str, payload: str | None, now: datetime) -> StepResult:
+    def _answer(
+        self, state: State, answer: str, payload: str | None, reading: Reading | None, now: datetime
+    ) -> StepResult:
         assert state.step is not None
         step = self.flow.steps[state.step]
-        value = self._understand(state.step, step, answer, payload)
-        if value is None:
+        understood = self._understand(state.step, step, answer, payload, reading)
+        if understood is None:
             return self._not_understood(state, step, now)
-        fields = dict(state.fields)
-        language = state.language
-        if step.store:
-            fields[step.store] = value
-            if step.store == "language" and value in self.flow.languages:
-                language = value
-        state = replace(state, fields=fields, language=language, attempts=0)
+        state = self._note(state, answer, reading, step.store)
+        state = replace(self._store(state, step, *understood), attempts=0)
         return self._run_from(self._next(step, state, now), state, [], now)
 
-    def _understand(self, step_id: str, step: Step, answer: str, payload: str | None) -> str | None:
+    def _store(self, state: State, step: Step, value: str, how: str) -> State:
+        if not step.store:
+            return state
+        fields, hows = {**state.fields, step.store: value}, {**state.how, step.store: how}
+        language = value if step.store == "language" and value in self.flow.languages else state.language
+        return replace(state, fields=fields, how=hows, language=language)
+
+    def _understand(
+        self, step_id: str, step: Step, answer: str, payload: str | None, reading: Reading | None
+    ) -> tuple[str, str] | None:
+        """The value an answer gives, and how it was understood."""
         question = self._questions[step_id]
         if step.choices is not None:
-            return text.match_option(answer, payload, question.options)
+            found = text.match_option_how(answer, payload, question.options)
+            return found or self._model_topic(step_id, reading)
         skip = question.options[0]  # number and text questions offer only "prefer not to say"
         norm = text.normalize(answer)
-        if payload == skip.value or norm in skip.exact:
-            return skip.value
+        if payload == skip.value:
+            return skip.value, "button"
+        if norm in skip.exact:
+            return skip.value, "typed"
         if step.number is not None:
             number = text.parse_number(answer)
             if number is None:
-                return skip.value if any(text.contains(norm, p) for p in skip.phrases) else None
-            return str(number) if step.number.min <= number <= step.number.max else None
+                return (skip.value, "typed") if any(text.contains(norm, p) for p in skip.phrases) else None
+            return (str(number), "typed") if step.number.min <= number <= step.number.max else None
         assert step.text is not None
         cleaned = " ".join(answer.split())
-        return cleaned[: step.text.max_length] if cleaned else None
+        return (cleaned[: step.text.max_length], "typed") if cleaned else None
+
+    def _model_topic(self, step_id: str, reading: Reading | None) -> tuple[str, str] | None:
+        """At the topic question, the model's topic when its score reaches the flow's threshold."""
+        understanding = self.flow.understanding
+        if reading is None or understanding is None or step_id != self._topic_question or reading.topic is None:
+            return None
+        values = {o.value for o in self._questions[step_id].options}
+        if reading.topic in values and reading.topic_score >= understanding.topic_threshold:
+            return reading.topic, f"model:{reading.topic_score:.2f}"
+        return None
+
+    def _note(self, state: State, answer: str, reading: Reading | None, answering: str | None) -> State:
+        """Answers ``answer`` gives in advance to the ``ask_once`` questions not asked yet (never ask twice)."""
+        understanding = self.flow.understanding
+        if understanding is None:
+            return state
+        noted, hows = dict(state.noted), dict(state.how)
+        for sid, step in self.flow.steps.items():
+            name = step.store
+            if sid not in self._questions or name not in understanding.ask_once or name == answering:
+                continue
+            if name in state.fields or name in noted:
+                continue
+            found = self._in_passing(sid, step, answer, reading)
+            if found is not None:
+                noted[name], hows[name] = found
+        return replace(state, noted=noted, how=hows) if noted != state.noted else state
+
+    def _in_passing(self, sid: str, step: Step, answer: str, reading: Reading | None) -> tuple[str, str] | None:
+        """An answer given in passing: an age with its unit, a synonym of two words or more (any synonym at the
+        topic question), or the model's topic."""
+        if step.number is not None:
+            age = text.mention_age(answer)
+            return (str(age), "typed") if age is not None and step.number.min <= age <= step.number.max else None
+        if step.choices is None:
+            return None
+        options = [o for o in self._questions[sid].options if o.value != UNKNOWN]
+        words = 1 if sid == self._topic_question else 2
+        return text.find_option(text.normalize(answer), options, words) or self._model_topic(sid, reading)
+
+    def _find_topic_question(self) -> str | None:
+        understanding = self.flow.understanding
+        if understanding is None:
+            return None
+        if understanding.topic_question is not None:
+            return understanding.topic_question
+        return next((sid for sid, s in self.flow.steps.items() if s.store == "topic" and s.choices), None)
 
     def _not_understood(self, state: State, step: Step, now: datetime) -> StepResult:
         limit = self.flow.retries if step.retries is None else step.retries
@@ -259,14 +390,12 @@ class Engine:
         spec = OutcomeSpec(handoff=self.flow.fallback.queue, priority=self.flow.fallback.priority)
         return self._outcome(spec, "fallback", state, replies, now)
 
-    def _outcome(
-        self, spec: OutcomeSpec, route: str, state: State, replies: list[Reply], now: datetime
-    ) -> StepResult:
+    def _outcome(self, spec: OutcomeSpec, route: str, state: State, replies: list[Reply], now: datetime) -> StepResult:
         lang = state.language
         replies.extend(Reply(self.text(t, lang)) for t in spec.say)
         partners = tuple(spec.refer)
         if spec.handoff and not self.is_open(spec.handoff, now):
-            replies.append(Reply(self.closed_line(spec.handoff, lang)))
+            replies.append(Reply(self.closed_line(spec.handoff, lang, now)))
             replies.extend(self._partner_replies(partners, lang))
             return self._finish(state, replies, Outcome("closed", route, spec.handoff, None, partners))
         replies.extend(self._partner_replies(partners, lang))
@@ -297,11 +426,31 @@ class Engine:
         sorry = Reply(self.message("not_understood", state.language))
         return StepResult(state, (sorry, self._offer_reply(state.language)))
 
-    def closed_line(self, queue: str, language: str) -> str:
-        """The closed-line message, with the queue's opening hours."""
+    def closed_line(self, queue: str, language: str, now: datetime) -> str:
+        """The closed-line message, with the queue's opening hours and when it opens next."""
         schedule = self.flow.schedules.get(self.flow.queues[queue].schedule)
         described = hours.describe(schedule, language) if schedule else ""
-        return self.message("closed_line", language, hours=described)
+        reopens = hours.reopening(schedule, now, self.tz, language) if schedule else ""
+        return self.message("closed_line", language, hours=described, reopens=reopens or described)
+
+    def _closed_at_start(self, result: StepResult, now: datetime) -> StepResult:
+        """While the line (the fallback queue) is closed, the greeting says so before the first question: when it
+        reopens and who answers now. Nothing is added when the start already ended on the closed line."""
+        line = self.flow.fallback.queue
+        if result.outcome is not None or line not in self.flow.queues or self.is_open(line, now):
+            return result
+        notice = Reply(self.closed_line(line, result.state.language, now))
+        replies = result.replies
+        if result.state.step is not None or result.state.offer is not None:  # the last reply is the question
+            return replace(result, replies=(*replies[:-1], notice, *replies[-1:]))
+        return replace(result, replies=(*replies, notice))
+
+    def emergency_replies(self, language: str, given: tuple[str, ...] = ()) -> list[Reply]:
+        """The messages of the flow's emergency partners (``emergency: true``) not among ``given``."""
+        if any(self.flow.partners[p].emergency for p in given if p in self.flow.partners):
+            return []
+        names = tuple(name for name, partner in self.flow.partners.items() if partner.emergency)
+        return self._partner_replies(names, language)
 
     def _partner_replies(self, partners: tuple[str, ...], language: str) -> list[Reply]:
         return [Reply(self.text(self.flow.partners[p].message, language)) for p in partners]
@@ -344,8 +493,36 @@ class Engine:
         return {name: self.text(f.label, lang) for name, f in self.flow.fields.items()}
 
 
+def replace_refer(spec: OutcomeSpec, partners: list[str]) -> OutcomeSpec:
+    return spec if partners == spec.refer else spec.model_copy(update={"refer": partners})
+
+
 def _prefer_synonyms() -> dict[str, list[str]]:
     return {lang: list(words) for lang, words in PREFER_NOT_TO_SAY_SYNONYMS.items()}
+
+
+HOW: dict[str, dict[str, str]] = {
+    "fr": {"button": "bouton", "typed": "écrit", "synonym": "mot-clé « {} »", "model": "modèle {}",
+           "earlier": "message précédent"},
+    "en": {"button": "button", "typed": "typed", "synonym": "keyword “{}”", "model": "model {}",
+           "earlier": "earlier message"},
+}  # fmt: skip
+"""How a field was understood, in the listeners' language (English for any other)."""
+
+
+def describe_how(how: str, language: str) -> str:
+    """``synonym:chantage`` → ``mot-clé « chantage »``; ``earlier:model:0.82`` → ``message précédent, modèle 0,82``;
+    ``button`` or ``typed`` → ``""`` (chosen as asked: nothing worth saying)."""
+    words = HOW.get(language, HOW["en"])
+    kind, _, rest = how.partition(":")
+    if kind == "earlier":
+        inner = describe_how(rest, language)
+        return words["earlier"] + (f", {inner}" if inner else "")
+    if kind in ("button", "typed"):  # chosen as asked: nothing to add
+        return ""
+    if kind == "model" and language == "fr":
+        rest = rest.replace(".", ",")
+    return words.get(kind, kind).format(rest)
 
 
 class _Blank(dict[str, object]):

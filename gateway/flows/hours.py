@@ -75,6 +75,26 @@ def describe(schedule: Schedule, language: str) -> str:
     )
 
 
+def reopening(schedule: Schedule, now: datetime, tz: ZoneInfo, language: str) -> str:
+    """When a closed ``schedule`` opens next, in words: "aujourd'hui à 9h", "tomorrow at 9:00", "le lun 28/12 à 9h".
+
+    An empty text when it is open, or when it does not open within ``next_change``'s horizon.
+    """
+    if is_open(schedule, now, tz):
+        return ""
+    opens = next_change(schedule, now, tz)
+    if opens is None:
+        return ""
+    lang = "fr" if language.lower().startswith("fr") else "en"
+    words = _REOPEN_WORDS[lang]
+    days = (opens.date() - now.astimezone(tz).date()).days
+    clock = _clock(opens.hour * 60 + opens.minute, lang)
+    if days <= 1:
+        return f"{words['today' if days == 0 else 'tomorrow']} {clock}"
+    day = f"{_DAY_NAMES[lang][opens.weekday()]} {opens.day:02d}/{opens.month:02d}"
+    return f"{words['on']} {day} {words['at']} {clock}"
+
+
 # --- is_open ---------------------------------------------------------------------------------------------------
 
 
@@ -188,6 +208,10 @@ def _offset(tz: ZoneInfo, timestamp: int) -> timedelta | None:
 _WORDS: dict[str, dict[str, str]] = {
     "fr": {"always": "24h/24, 7j/7", "closed": "fermé", "every": "tous les jours", "and": " et "},
     "en": {"always": "24/7", "closed": "closed", "every": "every day", "and": " and "},
+}
+_REOPEN_WORDS: dict[str, dict[str, str]] = {
+    "fr": {"today": "aujourd'hui à", "tomorrow": "demain à", "on": "le", "at": "à"},
+    "en": {"today": "today at", "tomorrow": "tomorrow at", "on": "on", "at": "at"},
 }
 _DAY_NAMES: dict[str, tuple[str, ...]] = {
     "fr": ("lun", "mar", "mer", "jeu", "ven", "sam", "dim"),

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from gateway.flows.reading import RISKS, Reading
 from gateway.flows.rules import Always, Condition, parse_condition
 
 LocalText = dict[str, str]
@@ -209,8 +210,39 @@ class Rule(Strict):
 
 
 class Interrupt(Strict):
+    """Phrases checked on every message while the bot talks (see ``keywords.py`` for ``( | )`` and ``*``)."""
+
     match: dict[str, list[str]]
+    ignore: dict[str, list[str]] = Field(default_factory=dict)
+    """False friends ("mort de rire", "je me coupe la frange"): their words never match this interrupt."""
     then: Outcome
+
+
+class RiskRule(Strict):
+    """What a risk class read by the model does: at ``threshold`` or above, the interrupt (or outcome) fires."""
+
+    threshold: float
+    interrupt: str | None = None
+    third_party: str | None = None
+    """The interrupt when the message speaks about someone else ("mon pote veut se suicider")."""
+    then: Outcome | None = None
+
+    @model_validator(mode="after")
+    def _one_action(self) -> RiskRule:
+        if (self.interrupt is None) == (self.then is None):
+            raise ValueError("a risk class needs exactly one of 'interrupt' or 'then'")
+        return self
+
+
+class Understanding(Strict):
+    """What the engine does with what the embedded model read in a message (``gateway/flows/reading.py``)."""
+
+    risks: dict[str, RiskRule]
+    topic_threshold: float = 0.6
+    topic_question: str | None = None
+    """The question whose free-text answers the model may understand; default: the one that stores 'topic'."""
+    ask_once: list[str] = Field(default_factory=list)
+    """Fields an earlier message may already answer: their question is then skipped (never ask twice)."""
 
 
 class Field_(Strict):
@@ -247,6 +279,7 @@ REQUIRED_MESSAGES: tuple[str, ...] = (
     "prefer_not_to_say",
     "closed_line",
     "queued",
+    "queued_offline",
     "reassurance",
     "reminder",
     "abandoned",
@@ -261,8 +294,34 @@ REQUIRED_MESSAGES: tuple[str, ...] = (
 )
 
 
+class ReadingSpec(Strict):
+    """What the model is taken to read in one turn of a conversation test (scores per risk class, 0 to 1)."""
+
+    scores: dict[str, float] = Field(default_factory=dict)
+    topic: str | None = None
+    topic_score: float = 0.0
+    third_party: bool = False
+
+    def to_reading(self) -> Reading:
+        scores = tuple((r, self.scores.get(r.value, 0.0)) for r in RISKS)
+        return Reading(scores, self.topic, self.topic_score, self.third_party, "model")
+
+
+def _turn(value: Any) -> Any:
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+class Turn(Strict):
+    """A young person's message, with what the model reads in it."""
+
+    text: str
+    reading: ReadingSpec | None = None
+
+
 class Expect(Strict):
     outcome: Literal["handoff", "referred", "ended", "closed"] | None = None
+    risk: str | None = None
+    """The risk class that decided (``none`` when no risk did)."""
     queue: str | None = None
     priority: Priority | None = None
     partners: list[str] | None = None
@@ -278,7 +337,7 @@ class Scenario(Strict):
     at: dt.datetime
     channel: str = "webchat"
     language: str | None = None
-    turns: list[str] = Field(default_factory=list)
+    turns: list[Annotated[str | Turn, BeforeValidator(_turn)]] = Field(default_factory=list)
     expect: Expect
 
 
@@ -304,6 +363,7 @@ class Flow(Strict):
     messages: dict[str, LocalText]
     steps: dict[str, Step]
     interrupts: dict[str, Interrupt] = Field(default_factory=dict)
+    understanding: Understanding | None = None
     routing: list[Rule]
     canned_responses: list[CannedResponse] = Field(default_factory=list)
     outcomes: list[OutcomeCategory] = Field(default_factory=list)

@@ -13,9 +13,11 @@ from pydantic import BaseModel, ValidationError
 
 from gateway.errors import FlowValidationError
 from gateway.flows import text
+from gateway.flows.classify import Reader
 from gateway.flows.engine import Engine, StepResult
 from gateway.flows.loader import parse_yaml, schema_problems
-from gateway.flows.model import Scenario
+from gateway.flows.model import Scenario, Turn
+from gateway.flows.reading import Reading
 
 
 @dataclass
@@ -48,25 +50,49 @@ def load_side_file(path: Path) -> list[Scenario]:
         raise FlowValidationError([str(p) for p in schema_problems(exc, data, positions, name)]) from None
 
 
-def run_scenario(engine: Engine, scenario: Scenario) -> ScenarioResult:
+def run_scenario(engine: Engine, scenario: Scenario, reader: Reader | None = None) -> ScenarioResult:
+    """Replay one test. A turn's own ``reading`` stands for the model; otherwise ``reader`` (the embedded model)
+    reads each turn when given, and only the phrases count when not."""
     result = ScenarioResult(scenario.name)
     now = scenario.at
     step = engine.start(channel=scenario.channel, now=now, language_hint=scenario.language)
     _record(result, step)
     for turn in scenario.turns:
+        message = turn if isinstance(turn, str) else turn.text
         if step.state.finished:
-            result.failures.append(f"the bot had finished before the turn {turn!r}")
+            result.failures.append(f"the bot had finished before the turn {message!r}")
             break
-        result.transcript.append(f"> {turn}")
-        step = engine.step(step.state, turn, now=now)
+        reading = _reading(turn, reader, step.state.language)
+        result.transcript.append(f"> {message}" + (f"  [{_describe(reading)}]" if reading else ""))
+        step = engine.step(step.state, message, now=now, reading=reading)
         _record(result, step)
     result.failures.extend(_compare(scenario, step, result.transcript))
     return result
 
 
-def run_scenarios(engine: Engine, scenarios: list[Scenario] | None = None) -> list[ScenarioResult]:
+def run_scenarios(
+    engine: Engine, scenarios: list[Scenario] | None = None, reader: Reader | None = None
+) -> list[ScenarioResult]:
     chosen = engine.flow.tests if scenarios is None else scenarios
-    return [run_scenario(engine, s) for s in chosen]
+    return [run_scenario(engine, s, reader) for s in chosen]
+
+
+def _reading(turn: str | Turn, reader: Reader | None, language: str) -> Reading | None:
+    if isinstance(turn, Turn) and turn.reading is not None:
+        return turn.reading.to_reading()
+    if reader is None:
+        return None
+    return reader.read(turn if isinstance(turn, str) else turn.text, language)
+
+
+def _describe(reading: Reading) -> str:
+    risk, score = reading.top
+    parts = [f"model: {risk.value} {score:.2f}"]
+    if reading.topic:
+        parts.append(f"topic {reading.topic} {reading.topic_score:.2f}")
+    if reading.third_party:
+        parts.append("third party")
+    return ", ".join(parts)
 
 
 def _record(result: ScenarioResult, step: StepResult) -> None:
@@ -82,6 +108,10 @@ def _compare(scenario: Scenario, last: StepResult, transcript: list[str]) -> lis
         got = outcome.kind if outcome else f"no outcome (still at step '{last.state.step}')"
         if got != expect.outcome:
             failures.append(f"outcome: expected {expect.outcome}, got {got}")
+    if expect.risk is not None:
+        got = outcome.flag.risk.value if outcome is not None and outcome.flag is not None else "none"
+        if got != expect.risk:
+            failures.append(f"risk: expected {expect.risk}, got {got}")
     if outcome is not None:
         pairs = (("queue", expect.queue, outcome.queue), ("priority", expect.priority, outcome.priority))
         for name, want, have in pairs:

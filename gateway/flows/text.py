@@ -71,32 +71,57 @@ def match_option(text: str, payload: str | None, options: Sequence[Option]) -> s
     In order: a button payload; the exact value or label; the option's number ("2"); a label or synonym
     contained in the answer (the longest phrase wins; a tie between two options is ambiguous).
     """
+    found = match_option_how(text, payload, options)
+    return found[0] if found else None
+
+
+def match_option_how(text: str, payload: str | None, options: Sequence[Option]) -> tuple[str, str] | None:
+    """Like :func:`match_option`, with how: ``button``, ``typed`` (value, label or number) or ``synonym:WORDS``."""
     if payload is not None:
         for option in options:
             if option.value == payload:
-                return option.value
+                return option.value, "button"
     norm = normalize(text)
     if not norm:
         return None
     for option in options:
         if norm in option.exact:
-            return option.value
+            return option.value, "typed"
     if norm.isdigit():
         index = int(norm) - 1
-        return options[index].value if 0 <= index < len(options) else None
-    return _best_phrase(norm, options)
+        return (options[index].value, "typed") if 0 <= index < len(options) else None
+    return find_option(norm, options)
 
 
-def _best_phrase(norm: str, options: Sequence[Option]) -> str | None:
+def find_option(norm: str, options: Sequence[Option], min_words: int = 1) -> tuple[str, str] | None:
+    """The option whose label or synonym (of ``min_words`` words or more) the normalised text contains: the
+    longest phrase wins, a tie between two options is ambiguous (None). Returns the value and ``synonym:WORDS``."""
     best_len = 0
-    best: set[str] = set()
+    best: dict[str, str] = {}
     for option in options:
         for phrase in option.phrases:  # longest first
             if len(phrase) < best_len:
                 break
-            if contains(norm, phrase):
+            if len(phrase.split()) >= min_words and contains(norm, phrase):
                 if len(phrase) > best_len:
-                    best_len, best = len(phrase), set()
-                best.add(option.value)
+                    best_len, best = len(phrase), {}
+                best[option.value] = phrase
                 break
-    return best.pop() if len(best) == 1 else None
+    if len(best) != 1:
+        return None
+    value, phrase = best.popitem()
+    return value, f"synonym:{phrase}"
+
+
+_AGE = re.compile(
+    r"(?<![\w])(?:(?:i m|i am|im|aged)\s+(\d{1,2})(?!\s*(?:h|hours?|min|minutes?|days?|months?)\b)"
+    r"|(?:j ai|jai|age de|agee de)\s+(\d{1,2})(?=$|\s+(?:ans?|years?|yo)\b)"
+    r"|(\d{1,2})\s*(?:ans|years? old|yrs? old|yo|y o))(?![\w])"
+)
+
+
+def mention_age(text: str) -> int | None:
+    """An age said in passing, with its unit or verb: ``"jsuis en 4e j'ai 14 ans"``, ``"I'm 14"``, ``"14yo"`` →
+    14; a bare number is not an age (``"on est 3"``). None when there is none, or two different ones."""
+    found = {int(a or b or c) for a, b, c in _AGE.findall(normalize(text))}
+    return found.pop() if len(found) == 1 else None

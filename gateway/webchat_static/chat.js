@@ -5,6 +5,8 @@
   var TOKEN_KEY = "hg-chat-token";
   var PENDING_KEY = "hg-chat-pending";
   var LANG_KEY = "hg-chat-lang";
+  var ENDED_KEY = "hg-chat-ended";  // the ended conversation's last bot and listener messages, shown until a new one
+  var KEEP_AFTER_END = 6;
   var TEXTS = {
     fr: { title: "Besoin de parler ?", end: "Terminer", quickExit: "Sortie rapide", choices: "Réponses proposées",
       typing: "Un·e écoutant·e écrit…", ended: "Conversation terminée.", newConversation: "Nouvelle conversation",
@@ -23,7 +25,7 @@
   };
   var FINAL = { closed: 1, referred: 1, abandoned: 1 };
   var $ = function (id) { return document.getElementById(id); };
-  var state = { ws: null, delay: 500, shown: {}, lastBot: null, lang: storedLang(), typingTimer: null,
+  var state = { ws: null, delay: 500, shown: {}, entries: [], lastBot: null, lang: storedLang(), typingTimer: null,
     lastTyping: 0, status: "bot", escapes: 0 };
 
   function storedLang() {
@@ -73,6 +75,10 @@
   function showEntry(entry) {
     if (state.shown[entry.id]) { return; }
     state.shown[entry.id] = true;
+    if (entry.author !== "user") {
+      state.entries.push({ id: entry.id, author: entry.author, text: entry.text });
+      if (ended()) { saveEnded(); }
+    }
     bubble(entry.author, entry.text, entry.id, false);
     if (entry.author === "bot" || entry.author === "listener") {
       state.lastBot = entry;
@@ -102,10 +108,39 @@
     if (state.status === "with_listener") { text = t("withListener"); }
     line.textContent = text;
     line.hidden = !text;
-    var ended = !!FINAL[state.status];
-    $("ended").hidden = !ended;
-    $("composer").hidden = ended;
-    if (ended) { renderChoices([]); }
+    var isEnded = ended();
+    var wasEnded = !$("ended").hidden;
+    $("ended").hidden = !isEnded;
+    $("composer").hidden = isEnded;
+    if (!isEnded || wasEnded) { return; }
+    var focused = document.activeElement;
+    var lost = !focused || focused === document.body || $("composer").contains(focused) || $("choices").contains(focused);
+    renderChoices([]);
+    $("typing").hidden = true;
+    saveEnded();
+    var last = $("messages").lastElementChild;
+    if (last) { last.scrollIntoView({ block: "end" }); }  // the last message (numbers, referral) stays in sight
+    if (lost) { $("new-conversation").focus({ preventScroll: true }); }
+  }
+
+  function ended() { return !!FINAL[state.status]; }
+
+  /* Only what the line said (never the young person's words), so a reload still shows the numbers given. */
+  function saveEnded() {
+    var kept = { status: state.status, entries: state.entries.slice(-KEEP_AFTER_END) };
+    try { localStorage.setItem(ENDED_KEY, JSON.stringify(kept)); } catch (e) { /* private mode: the tab only */ }
+  }
+
+  function restoreEnded() {
+    var kept = null;
+    try { kept = JSON.parse(localStorage.getItem(ENDED_KEY) || "null"); } catch (e) { kept = null; }
+    if (!kept || !FINAL[kept.status] || !Array.isArray(kept.entries)) { return false; }
+    state.status = kept.status;
+    kept.entries.forEach(function (entry) {
+      if (entry && typeof entry.text === "string") { showEntry({ id: String(entry.id), author: String(entry.author), text: entry.text }); }
+    });
+    renderStatus();
+    return true;
   }
 
   /* ---------- connection ---------- */
@@ -126,6 +161,9 @@
     };
     ws.onmessage = function (event) { handle(JSON.parse(event.data)); };
     ws.onclose = function () {
+      if (state.ws !== ws) { return; }  // replaced by a new conversation's socket
+      state.ws = null;
+      if (ended()) { return; }  // a reconnection would greet a new conversation nobody asked for
       $("connection").textContent = t("reconnecting");
       $("connection").hidden = false;
       setTimeout(connect, state.delay);
@@ -143,6 +181,7 @@
       frame.entries.forEach(showEntry);
       state.status = frame.status; state.position = frame.position; renderStatus();
     }
+    else if (frame.type === "error" && frame.code === "ended") { onEnded(); }
     else if (frame.type === "error") { bubble("system", t("error"), null, false); }
   }
 
@@ -157,6 +196,12 @@
       state.ws.send(JSON.stringify({ type: "message", id: m.id, text: m.text, payload: m.payload }));
     });
     renderStatus();
+  }
+
+  function onEnded() {  // a message sent after the end started nothing: it is dropped, the end is shown
+    savePending([]);
+    document.querySelectorAll(".msg.pending").forEach(function (el) { el.remove(); });
+    if (!ended()) { state.status = "closed"; renderStatus(); }
   }
 
   function onAck(id) {
@@ -175,7 +220,7 @@
 
   function send(text, payload) {
     text = text.trim();
-    if (!text) { return; }
+    if (!text || ended()) { return; }
     var message = { id: uuid(), text: text, payload: payload || null };
     savePending(pending().concat([message]));
     bubble("user", text, message.id, true);
@@ -192,10 +237,17 @@
   }
 
   function newConversation() {
-    try { localStorage.removeItem(TOKEN_KEY); localStorage.removeItem(PENDING_KEY); } catch (e) { /* ignore */ }
+    try { [TOKEN_KEY, PENDING_KEY, ENDED_KEY].forEach(function (key) { localStorage.removeItem(key); }); } catch (e) { /* ignore */ }
     $("messages").textContent = "";
     state.shown = {};
-    if (state.ws) { state.ws.close(); }
+    state.entries = [];
+    state.status = "bot";
+    renderStatus();
+    var old = state.ws;
+    state.ws = null;
+    if (old) { old.close(); }
+    connect();
+    $("message-input").focus();
   }
 
   function bind() {
@@ -233,5 +285,5 @@
 
   bind();
   applyTexts();
-  connect();
+  if (!restoreEnded()) { connect(); }
 })();

@@ -32,8 +32,9 @@ partners:
 messages:
   not_understood: {fr: Je n'ai pas compris., en: I did not understand.}
   prefer_not_to_say: {fr: Je préfère ne pas dire, en: I'd rather not say}
-  closed_line: {fr: "Ligne fermée ({hours}).", en: "Line closed ({hours})."}
+  closed_line: {fr: "Ligne fermée ({hours}), réouverture {reopens}.", en: "Line closed ({hours}), reopens {reopens}."}
   queued: {fr: "Position {position}, {wait} min.", en: "Position {position}, {wait} min."}
+  queued_offline: {fr: "Position {position}, personne en ligne.", en: "Position {position}, nobody online."}
   reassurance: {fr: "Toujours là ({position}).", en: "Still here ({position})."}
   reminder: {fr: "Tu es là ?", en: "Are you there?"}
   abandoned: {fr: Au revoir., en: Goodbye.}

@@ -37,6 +37,7 @@ messages:
   prefer_not_to_say: {fr: Je préfère ne pas dire, en: Prefer not to say}
   closed_line: {fr: "Fermé ({hours}).", en: "Closed ({hours})."}
   queued: {fr: "Numéro {position}, {wait} min.", en: "Number {position}, {wait} min."}
+  queued_offline: {fr: "Position {position}, personne en ligne.", en: "Position {position}, nobody online."}
   reassurance: {fr: "Toujours là ({position}).", en: "Still here ({position})."}
   reminder: {fr: "Tu es là ?", en: "Are you there?"}
   abandoned: {fr: Au revoir., en: Goodbye.}
@@ -352,7 +353,7 @@ def test_every_text_needs_every_language(old: str, new: str, what: str) -> None:
 
 def test_a_new_language_is_missing_everywhere_on_one_line_per_text() -> None:
     found = problems(mutate(("languages: [fr, en]", "languages: [fr, en, de]")))
-    assert len(found) == 30  # every text of the flow (rate_limited and blocked among them)
+    assert len(found) == 31  # every text of the flow (rate_limited, blocked and queued_offline among them)
     assert all(p.endswith("has no text in 'de'") for p in found)
 
 
@@ -598,4 +599,80 @@ def test_schema_errors_and_dict_mutations_round_trip() -> None:
     assert problems(text) == [
         f"{at(text, 'next: topik', 'topik')}: step 'details' goes to 'topik', which does not exist"
         " (did you mean 'topic'?)"
+    ]
+
+
+def test_interrupt_phrase_marks_and_false_friends() -> None:
+    text = mutate(
+        ("match: {fr: [stop], en: [stop]}", "match: {fr: [stop, (il|elle a], en: [stop]}\n    ignore: {de: [x]}")
+    )
+    assert problems(text) == [
+        f"{at(text, 'match:', '(il')}: interrupt 'stop', phrase '(il|elle a': a '(' has no ')'",
+        f"{at(text, 'ignore:', 'de')}: the false friends of interrupt 'stop': 'de' is not one of the languages"
+        " (fr, en)",
+    ]
+
+
+UNDERSTANDING = """
+understanding:
+  risks:
+    imminent_danger: {threshold: 0.5, interrupt: stop}
+    suicide: {threshold: 1.5, interrupt: stp}
+    self_harm: {threshold: 0.4, then: {say: {fr: Oui., en: Yes.}}}
+    abuse_hom: {threshold: 0.5, then: {handoff: listeners, refer: [pharos_]}}
+  topic_threshold: -0.1
+  topic_question: topc
+  ask_once: [age, agge]
+routing:"""
+
+
+def test_understanding_cross_references() -> None:
+    text = mutate(("\nrouting:", UNDERSTANDING))
+    assert problems(text) == [
+        f"{at(text, 'risks:', 'risks')}: understanding: risk class 'abuse_home' is missing: give it a threshold"
+        " and an interrupt",
+        f"{at(text, 'imminent_danger:', 'stop')}: risk class 'imminent_danger' triggers interrupt 'stop', which does"
+        " not hand off: understanding may only raise (choose an interrupt with 'handoff')",
+        f"{at(text, 'suicide:', '1.5')}: understanding: the threshold of risk class 'suicide' is 1.5: a score goes"
+        " from 0 to 1",
+        f"{at(text, 'suicide:', 'stp')}: risk class 'suicide' triggers interrupt 'stp', which does not exist"
+        " (did you mean 'stop'?)",
+        f"{at(text, 'self_harm:', '{say')}: risk class 'self_harm' ends the conversation: understanding may only"
+        " raise, add 'handoff'",
+        f"{at(text, 'abuse_hom:', 'abuse_hom')}: understanding: unknown risk class 'abuse_hom' (did you mean"
+        " 'abuse_home'?): use imminent_danger, suicide, self_harm, abuse_home",
+        f"{at(text, 'abuse_hom:', 'pharos_')}: risk class 'abuse_hom' refers to partner 'pharos_', which does not"
+        " exist (did you mean 'pharos'?)",
+        f"{at(text, 'topic_threshold:', '-0.1')}: understanding: the threshold of the topic is -0.1: a score goes"
+        " from 0 to 1",
+        f"{at(text, 'topic_question:', 'topc')}: understanding: the topic question is step 'topc', which does not"
+        " exist (did you mean 'topic'?)",
+        f"{at(text, 'ask_once:', 'agge')}: understanding: ask_once names field 'agge', but no question stores it"
+        " (did you mean 'age'?)",
+    ]
+
+
+def test_understanding_needs_one_action_per_risk_class() -> None:
+    understanding = UNDERSTANDING.replace("{threshold: 0.4, then: {say: {fr: Oui., en: Yes.}}}", "{threshold: 0.4}")
+    text = mutate(("\nrouting:", understanding))
+    expected = f"{at(text, 'self_harm:', '{')}: 'self_harm': a risk class needs exactly one of 'interrupt' or 'then'"
+    assert expected in problems(text)
+
+
+def test_scenario_readings_and_risk_expectations() -> None:
+    text = mutate(
+        (
+            """turns: ["9", other, "on m'embête"]""",
+            """turns: ["9", {text: x, reading: {scores: {suicid: 0.9, self_harm: 2}}}]""",
+        ),
+        ("expect: {outcome: handoff, queue: listeners, priority: urgent}", "expect: {risk: suicde}"),
+    )
+    name = "test 'young'"
+    found = problems(text)
+    assert found == [
+        f"{at(text, 'turns:', 'suicid')}: {name}, turn 2: unknown risk class 'suicid' (did you mean 'suicide'?): use"
+        " imminent_danger, suicide, self_harm, abuse_home",
+        f"{at(text, 'turns:', '2}')}: {name}, turn 2: the score of 'self_harm' is 2: a score goes from 0 to 1",
+        f"{at(text, 'expect:', 'suicde')}: {name} expects unknown risk class 'suicde' (did you mean 'suicide'?): use"
+        " imminent_danger, suicide, self_harm, abuse_home, none",
     ]

@@ -19,7 +19,7 @@ from gateway.flows.scenarios import run_scenarios
 FLOWS_YAML = Path(__file__).resolve().parents[2] / "flows.yaml"
 LANGUAGES = ("fr", "en")
 PARTNERS = ("119", "116006", "pharos", "emergency", "3114", "brigade_numerique")
-INTERRUPTS = ("danger", "human", "stop")
+INTERRUPTS = ("danger_now", "suicide_friend", "suicide", "self_harm", "abuse_home", "human", "stop")
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,11 @@ def _final_step(engine: Engine, scenario: Scenario) -> StepResult:
     for turn in scenario.turns:
         if step.state.finished:
             break
-        step = engine.step(step.state, turn, now=scenario.at)
+        if isinstance(turn, str):
+            step = engine.step(step.state, turn, now=scenario.at)
+        else:
+            reading = turn.reading.to_reading() if turn.reading else None
+            step = engine.step(step.state, turn.text, now=scenario.at, reading=reading)
     return step
 
 
@@ -87,10 +91,15 @@ def test_every_required_message_in_french_and_english(loaded: LoadedFlow) -> Non
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_message_placeholders(loaded: LoadedFlow, lang: str) -> None:
     messages = loaded.flow.messages
-    assert "{hours}" in messages["closed_line"][lang]
+    assert "{hours}" in messages["closed_line"][lang] and "{reopens}" in messages["closed_line"][lang]
     assert "{position}" in messages["queued"][lang] and "{wait}" in messages["queued"][lang]
     assert "{position}" in messages["reassurance"][lang]
-    allowed = {"closed_line": {"hours"}, "queued": {"position", "wait"}, "reassurance": {"position"}}
+    allowed = {
+        "closed_line": {"hours", "reopens"},
+        "queued": {"position", "wait"},
+        "queued_offline": {"position"},
+        "reassurance": {"position"},
+    }
     for key, local in messages.items():
         used = set(re.findall(r"\{(\w*)\}", local[lang]))
         assert used <= allowed.get(key, set()), f"messages.{key} ({lang}) uses unknown placeholders {used}"
@@ -145,14 +154,21 @@ def test_schedules_and_queue(loaded: LoadedFlow) -> None:
 
 def test_interrupts(loaded: LoadedFlow) -> None:
     interrupts = loaded.flow.interrupts
-    assert set(INTERRUPTS) <= set(interrupts)
-    danger = interrupts["danger"].then
-    assert (danger.handoff, danger.priority) == ("listeners", "urgent")
-    assert {"emergency", "3114"} <= set(danger.refer)
-    assert (interrupts["human"].then.handoff, interrupts["human"].then.priority) == ("listeners", "high")
+    assert list(interrupts) == list(INTERRUPTS)
+    expected = {
+        "danger_now": ("urgent", ["emergency"]),
+        "suicide_friend": ("urgent", ["3114"]),
+        "suicide": ("urgent", ["3114"]),
+        "self_harm": ("urgent", ["3114"]),
+        "abuse_home": ("high", ["119"]),
+        "human": ("high", []),
+    }
+    for name, (priority, partners) in expected.items():
+        then = interrupts[name].then
+        assert (then.handoff, then.priority, then.refer) == ("listeners", priority, partners), name
     assert interrupts["stop"].then.handoff is None
     for lang in LANGUAGES:
-        assert interrupts["danger"].match[lang] and interrupts["stop"].match[lang]
+        assert all(interrupt.match[lang] for interrupt in interrupts.values())
         assert "119" in interrupts["stop"].then.say[0][lang] and "3114" in interrupts["stop"].then.say[0][lang]
 
 

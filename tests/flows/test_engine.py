@@ -32,6 +32,20 @@ def test_start_says_welcome_then_asks_first_question(engine: Engine) -> None:
     assert step.state.flow_version == engine.version
 
 
+def test_start_while_closed_says_so_before_the_first_question(engine: Engine) -> None:
+    step = engine.start(channel="webchat", now=CLOSED)
+    assert texts(step) == [
+        "Bienvenue, c'est confidentiel.",
+        "Ligne fermée (tous les jours 9h–23h), réouverture demain à 9h.",
+        "Es-tu en danger ?",
+    ]
+    assert step.replies[-1].choices and not step.replies[1].choices
+
+
+def test_start_while_open_says_nothing_of_hours(engine: Engine) -> None:
+    assert not any("Ligne fermée" in t for t in texts(engine.start(channel="webchat", now=OPEN)))
+
+
 def test_language_hint_picks_english(engine: Engine) -> None:
     step = engine.start(channel="telegram", now=OPEN, language_hint="en")
     assert texts(step)[0] == "Welcome, it is confidential."
@@ -195,3 +209,41 @@ def test_engine_is_deterministic(engine: Engine) -> None:
 def test_message_fills_placeholders(engine: Engine) -> None:
     assert engine.message("queued", "en", position=2, wait=10) == "Position 2, 10 min."
     assert engine.message("queued", "fr") == "Position {position}, {wait} min."
+
+
+@pytest.mark.parametrize("answer", ["stop", "STOP!", "stop stp", "Stop, merci", "stop stop", "ok stop please"])
+def test_an_ending_phrase_alone_ends(engine: Engine, answer: str) -> None:
+    step = run(engine, ["non", answer])
+    assert step.outcome is not None and (step.outcome.kind, step.outcome.route) == ("ended", "stop")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "je lui ai dit stop mais il continue",
+        "stop je veux juste que tout s'arrête",
+        "il faut que ça stop",
+        "stop ou encore",
+    ],
+)
+def test_an_ending_phrase_inside_a_story_never_ends(engine: Engine, answer: str) -> None:
+    step = run(engine, ["non", "fr", "15", "1", answer])
+    assert step.outcome is not None and step.outcome.kind == "handoff"
+    assert step.state.fields["details"] == answer
+
+
+def test_an_ending_phrase_inside_a_story_at_a_choice_question_asks_again(engine: Engine) -> None:
+    step = run(engine, ["non", "je lui ai dit stop mais il continue"])
+    assert step.outcome is None and step.state.step == "language"
+
+
+def test_risky_and_ending_is_risky(engine: Engine) -> None:
+    step = run(engine, ["non", "stop je veux mourir"])
+    assert step.outcome is not None and (step.outcome.route, step.outcome.priority) == ("danger", "urgent")
+
+
+def test_ending_interrupt_on_the_opening_message(engine: Engine) -> None:
+    state = engine.start(channel="webchat", now=OPEN).state
+    assert engine.interrupt(state, "je lui ai dit stop", now=OPEN) is None
+    ended = engine.interrupt(state, "stop", now=OPEN)
+    assert ended is not None and ended.outcome is not None and ended.outcome.kind == "ended"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.flows.hours import describe, is_open, next_change
+from gateway.flows.hours import describe, is_open, next_change, reopening
 from gateway.flows.model import WEEKDAYS, Schedule
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -427,3 +427,23 @@ def test_next_change_is_the_first_flip(case: tuple[Schedule, datetime], tz: Zone
     assert is_open(sched, just_before, tz) == current
     probe = start + (change - start) * fraction  # anywhere before the change: unchanged
     assert is_open(sched, min(probe, just_before), tz) == current
+
+
+@pytest.mark.parametrize(
+    ("now", "lang", "said"),
+    [
+        ("2026-03-10 23:30", "fr", "demain à 9h"),
+        ("2026-03-10 06:15", "fr", "aujourd'hui à 9h"),
+        ("2026-03-10 06:15", "en", "today at 9:00"),
+        ("2026-03-10 23:30", "en", "tomorrow at 9:00"),
+        ("2026-03-10 14:00", "fr", ""),  # open: nothing to say
+    ],
+)
+def test_reopening_in_words(now: str, lang: str, said: str) -> None:
+    assert reopening(DAY, local(now), PARIS, lang) == said
+
+
+def test_reopening_after_a_closed_weekend() -> None:
+    weekdays = schedule(weekly={"mon": ["09:00-17:00"], "tue": ["09:00-17:00"]})
+    assert reopening(weekdays, local("2026-03-10 18:00"), PARIS, "fr") == "le lun 16/03 à 9h"
+    assert reopening(weekdays, local("2026-03-10 18:00"), PARIS, "en") == "on Mon 16/03 at 9:00"

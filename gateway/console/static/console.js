@@ -185,21 +185,27 @@
 
   function takeConversation(id) {
     api("POST", "/api/conversations/" + id + "/take").then(function (response) {
-      if (response.ok) { toast(t("toast.taken", { name: response.data.pseudonym })); openConversation(id); loadQueue(); return; }
+      if (response.ok) {
+        toast(t("toast.taken", { name: response.data.pseudonym }));
+        openConversation(id, true).then(function () { $("reply").focus(); });
+        loadQueue();
+        return;
+      }
       toast(refusal(response), true);
       loadQueue();
     });
   }
 
-  function openConversation(id) {
+  /* `acted`: the listener has just taken or acted on it; a private note chosen before never outlives that. */
+  function openConversation(id, acted) {
     return api("GET", "/api/conversations/" + id).then(function (response) {
       if (!response.ok) { toast(refusal(response), true); return; }
       var changed = !state.current || state.current.id !== id;
       state.current = response.data;
+      if (changed || acted) { state.mode = "reply"; }
       if (changed) {
         history.replaceState(null, "", "#c=" + id);
         $("reply").value = "";
-        setMode("reply");
         $("summary-box").open = window.innerWidth > 800;  // on a phone the transcript needs the room
       }
       renderConversation(changed);
@@ -333,24 +339,34 @@
 
   // ----- composing ------------------------------------------------------------------------------------------
 
-  function setMode(mode) {
-    state.mode = mode;
-    $("mode-reply").setAttribute("aria-pressed", String(mode === "reply"));
-    $("mode-note").setAttribute("aria-pressed", String(mode === "note"));
-    $("composer").classList.toggle("note-mode", mode === "note");
+  /* The listener's choice (state.mode) lasts until the next note, take, action or conversation; what the composer
+     does is mode(): a private note whenever a reply cannot go (not taken, reply window closed). */
+  function setMode(chosen) {
+    state.mode = chosen;
     updateComposer();
   }
 
-  function updateComposer() {
-    var note = state.mode === "note";
+  function canReply() {
     var closed = state.current && state.current.window && state.current.window.state === "closed";
-    var canReply = isMine() && !closed;
+    return isMine() && !closed;
+  }
+
+  function mode() { return canReply() ? state.mode : "note"; }
+
+  function updateComposer() {
+    var note = mode() === "note";
+    var why = !note ? "" : !isMine() ? "compose.note.untaken" : !canReply() ? "compose.note.window" : "compose.note.hint";
+    $("mode-reply").setAttribute("aria-pressed", String(!note));
+    $("mode-note").setAttribute("aria-pressed", String(note));
+    $("composer").classList.toggle("note-mode", note);
+    $("composer").dataset.mode = note ? "note" : "reply";
     $("reply").placeholder = note ? t("compose.note.placeholder") : t("compose.placeholder");
-    $("reply-label").textContent = note ? t("compose.note") : t("compose.to");
+    $("reply-label").textContent = note ? t("compose.note.label") : t("compose.to");
+    $("note-why").textContent = why ? t(why) : "";
+    $("note-why").hidden = !why;
     $("send").textContent = note ? t("compose.save") : t("compose.send");
-    $("send").disabled = !note && !canReply;
-    $("mode-reply").disabled = !canReply;
-    if (!canReply && !note && state.current) { setMode("note"); }
+    $("send").className = note ? "note-send" : "";
+    $("mode-reply").disabled = !canReply();
   }
 
   $("mode-reply").addEventListener("click", function () { setMode("reply"); $("reply").focus(); });
@@ -396,7 +412,7 @@
       list.appendChild(item);
     });
     list.hidden = found.length === 0;
-    if (state.mode === "reply" && isMine() && value && Date.now() - state.typingSent > 3000) {
+    if (mode() === "reply" && value && Date.now() - state.typingSent > 3000) {
       state.typingSent = Date.now();
       api("POST", "/api/conversations/" + state.current.id + "/typing");
     }
@@ -417,7 +433,8 @@
   function send() {
     var text = $("reply").value.trim();
     if (!text || !state.current) { return; }
-    var path = "/api/conversations/" + state.current.id + (state.mode === "note" ? "/notes" : "/messages");
+    var note = mode() === "note";
+    var path = "/api/conversations/" + state.current.id + (note ? "/notes" : "/messages");
     $("send").disabled = true;
     api("POST", path, { text: text }).then(function (response) {
       $("send").disabled = false;
@@ -426,6 +443,7 @@
         $("composer-error").textContent = "";
         $("suggestions").hidden = true;
         appendEntry(response.data);
+        if (note) { state.mode = "reply"; }  // a note is one message: the next one goes to the young person
       } else {
         $("composer-error").textContent = refusal(response);
       }
@@ -483,7 +501,7 @@
     return api("POST", "/api/conversations/" + id + "/" + action, body === undefined ? undefined : body).then(function (response) {
       if (response.ok) { toast(done); } else { toast(refusal(response), true); }
       loadQueue();
-      openConversation(id);
+      openConversation(id, true);
     });
   }
 

@@ -1,0 +1,213 @@
+"""Interrupt phrases: how the keyword first line reads a young person's own words.
+
+Messages and phrases are both brought to a **canonical** form before matching: no case, no accents, no
+punctuation, letters repeated three times or more written once (``"stooop"`` → ``"stop"``), and the spellings of
+SMS and chat written out (``jveux`` → ``je veux``, ``chui`` → ``je suis``, ``kms`` → ``kill myself``).
+
+A phrase is a few words, matched as whole words. Two marks make one phrase cover many wordings:
+
+    (pere|mere|beau pere) me frappe     one of the alternatives
+    il a * couteau                      up to three words of any kind ("il a sorti un couteau")
+
+An interrupt's ``ignore`` phrases are false friends ("mort de rire", "je me coupe la frange"): their words are set
+aside before the interrupt's phrases are looked for, so only the rest of the message can match.
+
+An interrupt that hands off (danger, a human) matches its phrase anywhere in a message. An interrupt that does
+not hand off (``stop``: it ends the conversation or only refers) matches only when the message is essentially
+that phrase: ``"stop"``, ``"stop stp"``, ``"je veux arrêter la conversation"``, never ``"je lui ai dit stop mais
+il continue"``. Words of politeness and filler (``stp``, ``merci``, ``please``…) may surround the phrase.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from gateway.flows import text
+
+SPELLINGS: dict[str, str] = {
+    # French: SMS spellings and elisions written out
+    "jveux": "je veux", "jvx": "je veux", "jve": "je veux", "jpeux": "je peux", "jpeu": "je peux",
+    "chui": "je suis", "chuis": "je suis", "chu": "je suis", "jsui": "je suis", "jsuis": "je suis",
+    "jss": "je suis", "jui": "je suis", "jsp": "je sais pas", "jsais": "je sais", "jai": "j ai", "g": "j ai",
+    "jme": "je me", "jmen": "je m en", "jte": "je te", "jvais": "je vais", "jvai": "je vais", "jv": "je vais",
+    "jfais": "je fais", "jpense": "je pense", "jcrois": "je crois", "jpp": "j en peux plus", "jen": "j en",
+    "jlui": "je lui", "jsens": "je sens", "jle": "je le", "jla": "je la", "jles": "je les", "jdois": "je dois",
+    "pk": "pourquoi", "pq": "pourquoi", "pcq": "parce que", "pck": "parce que", "psk": "parce que",
+    "paske": "parce que", "tt": "tout", "tjr": "toujours", "tjrs": "toujours", "bcp": "beaucoup", "pr": "pour",
+    "ds": "dans", "ms": "mais", "mm": "meme", "qd": "quand", "qnd": "quand", "kan": "quand", "ac": "avec",
+    "avc": "avec", "ya": "il y a", "yaura": "il y aura", "vrmt": "vraiment", "pa": "pas", "koi": "quoi",
+    "kwa": "quoi", "ke": "que", "ki": "qui", "kil": "qu il", "cmt": "comment", "auj": "aujourd hui",
+    "ajd": "aujourd hui", "mnt": "maintenant", "mtn": "maintenant", "plu": "plus", "veu": "veux", "vx": "veux",
+    "peu": "peux", "mourrir": "mourir", "mourire": "mourir", "sucide": "suicide", "sucider": "suicider",
+"daron": "pere", "daronne": "mere", "reup": "pere", "reum": "mere", "bo": "beau",
+    "papa": "pere", "maman": "mere", "ne": "",
+    # English
+    "kms": "kill myself", "kys": "kill yourself", "im": "i m", "ima": "i m going to", "imma": "i m going to",
+    "wanna": "want to", "gonna": "going to", "gotta": "got to", "dont": "don t", "cant": "can t",
+    "wont": "won t", "didnt": "didn t", "doesnt": "doesn t", "idk": "i don t know", "u": "you", "ur": "your",
+    "r": "are", "ppl": "people", "bc": "because", "cuz": "because", "coz": "because", "cos": "because",
+    "rn": "right now", "ive": "i ve", "youre": "you re", "hes": "he s", "shes": "she s", "thats": "that s",
+    "mom": "mum", "mommy": "mum", "mother": "mum", "daddy": "dad", "father": "dad",
+}  # fmt: skip
+"""Chat spellings, written out; applied word by word to messages and phrases alike (so both meet)."""
+
+_REPEATS = re.compile(r"([^\W\d_])\1{2,}")
+_MARKS = re.compile(r"[()|*]")
+GAP_WORDS = 3
+"""How many words ``*`` stands for, at most."""
+_GAP = rf"(?:\S+ ){{0,{GAP_WORDS}}}"
+MASK = "|"
+"""What a false friend's words become: a word no phrase can match or run across."""
+
+
+def canonical(raw: str) -> str:
+    """The form messages and phrases are matched in: ``"Chuiii TROP mal, jveux mourrir!!"`` → ``"je suis trop
+    mal je veux mourir"``."""
+    lowered = raw.casefold().replace("œ", "oe").replace("æ", "ae")
+    norm = _REPEATS.sub(r"\1", text.normalize(lowered))
+    words = (SPELLINGS.get(w, w) for w in norm.split())
+    return " ".join(w for w in words if w)
+
+
+def phrase_problem(phrase: str) -> str | None:
+    """What is wrong with a phrase's marks (``(…|…)``, ``*``), or None."""
+    depth = 0
+    for char in phrase:
+        if char == "(":
+            depth += 1
+            if depth > 1:
+                return "alternatives '( | )' cannot be nested"
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                return "a ')' has no '('"
+        elif char == "|" and depth == 0:
+            return "a '|' outside parentheses: write alternatives as (a|b)"
+        elif char == "*" and depth:
+            return "'*' cannot stand inside parentheses"
+    if depth:
+        return "a '(' has no ')'"
+    units = _units(phrase)
+    if any(isinstance(u, tuple) and not all(u) for u in units):
+        return "an alternative is empty: every choice in (a|b) needs words"
+    words = [u for u in units if u != "*"]
+    if not words:
+        return "the phrase has no words"
+    if units[0] == "*" or units[-1] == "*":
+        return "'*' stands between words, not at the start or the end"
+    return None
+
+
+def _units(phrase: str) -> list[str | tuple[str, ...]]:
+    """A phrase as canonical words (str), alternatives (tuple) and gaps ("*")."""
+    units: list[str | tuple[str, ...]] = []
+    for part in re.split(r"(\([^()]*\)|\*)", phrase):
+        if part == "*":
+            units.append("*")
+        elif part.startswith("(") and part.endswith(")"):
+            units.append(tuple(canonical(alt) for alt in part[1:-1].split("|")))
+        elif canonical(part):
+            units.append(canonical(part))
+    return units
+
+
+def _regex(phrase: str) -> str:
+    pieces: list[str] = []
+    gap = False
+    for unit in _units(phrase):
+        if unit == "*":
+            gap = True
+            continue
+        piece = re.escape(unit) if isinstance(unit, str) else "(?:" + "|".join(map(re.escape, unit)) + ")"
+        if pieces:
+            pieces.append(" " + _GAP if gap else " ")
+        pieces.append(piece)
+        gap = False
+    return "".join(pieces)
+
+
+def _alternation(phrases: Iterable[str]) -> re.Pattern[str] | None:
+    regexes = sorted({_regex(p) for p in phrases if phrase_problem(p) is None}, key=len, reverse=True)
+    return re.compile(r"(?<!\S)(?:" + "|".join(regexes) + r")(?!\S)") if regexes else None
+
+
+@dataclass(frozen=True)
+class Phrases:
+    """An interrupt's phrases and false friends, compiled once per loaded flow."""
+
+    each: tuple[re.Pattern[str], ...]
+    anywhere: re.Pattern[str] | None
+    ignore: re.Pattern[str] | None
+
+    def mask(self, canon: str) -> str:
+        """``canon`` with every false friend's words replaced by :data:`MASK`."""
+        if self.ignore is None:
+            return canon
+        return self.ignore.sub(lambda m: " ".join(MASK for _ in m.group(0).split()), canon)
+
+    def find(self, canon: str) -> str | None:
+        """The words of the first phrase found in the canonical message (false friends set aside), or None."""
+        if self.anywhere is None:
+            return None
+        found = self.anywhere.search(self.mask(canon))
+        return found.group(0) if found else None
+
+    def only(self, canon: str, fillers: Sequence[str] = ()) -> bool:
+        """Whether the canonical message is essentially one of the phrases (see :func:`only`)."""
+        return only(self.mask(canon), self.each, fillers or ENDING_FILLERS)
+
+
+def compile_phrases(phrases: Iterable[str], ignore: Iterable[str] = ()) -> Phrases:
+    good = [p for p in phrases if phrase_problem(p) is None and canonical(_MARKS.sub(" ", p))]
+    each = tuple(re.compile(_regex(p) + r"(?!\S)") for p in good)
+    return Phrases(each, _alternation(good), _alternation(ignore))
+
+
+_FILLERS = (
+    # French
+    "stp", "svp", "s il te plait", "s il vous plait", "merci", "merci beaucoup", "ok", "okay", "d accord",
+    "bon", "bah", "ben", "euh", "alors", "maintenant", "tout de suite", "je veux", "je voudrais", "on peut",
+    "peux tu", "tu peux", "vous pouvez", "juste", "au revoir", "salut", "ciao", "bye", "c est bon", "voila",
+    "oui", "la",
+    # English
+    "please", "pls", "plz", "thanks", "thank you", "thx", "now", "right now", "i want to", "i wanna",
+    "can we", "can you", "just", "yes", "goodbye",
+)  # fmt: skip
+ENDING_FILLERS: tuple[str, ...] = tuple(canonical(f) for f in _FILLERS)
+"""Words that may surround an ending phrase without making the message a story (canonical)."""
+
+_MAX_WORDS = 12
+"""A longer message is a story, whatever words it holds."""
+
+
+def only(canon: str, phrases: Sequence[re.Pattern[str]], fillers: Iterable[str] = ENDING_FILLERS) -> bool:
+    """Whether ``canon`` is one of ``phrases``, possibly repeated or wrapped in filler words.
+
+    Every word must belong to a phrase or a filler (any way of cutting the message will do), and at least one
+    phrase must be there. ``"stop stp"`` → True; ``"stop je veux juste que tout s arrete"`` → False.
+    """
+    words = canon.split()
+    if not words or len(words) > _MAX_WORDS:
+        return False
+    starts = [0]
+    for word in words:
+        starts.append(starts[-1] + len(word) + 1)
+    at = {start: i for i, start in enumerate(starts)}
+    filler_words = {tuple(f.split()) for f in fillers if f}
+    # reached[i]: the ways the first i words can be cut: {False} with fillers only, {True} with a phrase.
+    reached: list[set[bool]] = [set() for _ in range(len(words) + 1)]
+    reached[0].add(False)
+    for i in range(len(words)):
+        if not reached[i]:
+            continue
+        ends = {i + len(f) for f in filler_words if tuple(words[i : i + len(f)]) == f}
+        matches = (p.match(canon, starts[i]) for p in phrases)
+        spans = {at.get(m.end() + 1, -1) for m in matches if m is not None} - {-1}
+        for seen in tuple(reached[i]):
+            for end in ends:
+                reached[end].add(seen)
+        for end in spans:
+            reached[end].add(True)
+    return True in reached[-1]

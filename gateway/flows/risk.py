@@ -1,0 +1,167 @@
+"""What one message raises: the interrupts' phrases (the keyword first line) and the model's reading.
+
+Pure: a message's text and an optional :class:`~gateway.flows.reading.Reading` in, a :class:`Decision` out. The
+engine applies it during the bot's questions; :meth:`Assessor.escalate` tells the dispatcher what to raise while
+the young person waits in the queue or talks with a listener. Understanding may only **raise**: hand off, raise a
+priority, add a partner; never end, lower or send away.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.flows import keywords
+from gateway.flows.model import PRIORITIES, Flow, RiskRule
+from gateway.flows.model import Outcome as OutcomeSpec
+from gateway.flows.reading import RISKS, Reading, Risk, Source
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """Why a message raised: what decided (an interrupt, or ``understanding CLASS``), the risk class, and how it
+    was found: the phrase's words (keywords, score 1.0) or the model's score."""
+
+    route: str
+    risk: Risk
+    score: float
+    source: Source
+    words: str | None = None
+    priority: str | None = None
+    partners: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    flag: Flag
+    then: OutcomeSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What a message does at a question: ``raised`` (hand off, most pressing first, partners of all), else
+    ``ending`` (the message is essentially an ending phrase), else nothing."""
+
+    raised: Trigger | None = None
+    ending: tuple[str, OutcomeSpec] | None = None
+
+    @property
+    def flag(self) -> Flag | None:
+        return self.raised.flag if self.raised else None
+
+
+@dataclass(frozen=True, slots=True)
+class Raise:
+    """What to raise on a conversation already handed off: a higher ``priority`` (None: it stays), partners not
+    given yet, and why."""
+
+    priority: str | None
+    partners: tuple[str, ...]
+    flag: Flag
+
+
+@dataclass(frozen=True, slots=True)
+class _Interrupt:
+    name: str
+    phrases: keywords.Phrases
+    then: OutcomeSpec
+    risk: Risk
+
+    @property
+    def raises(self) -> bool:
+        """Hands off: matched anywhere. Otherwise it ends or sends away: matched only as the whole message."""
+        return self.then.handoff is not None
+
+
+def rank(priority: str | None) -> int:
+    """0 for urgent … 2 for normal; 3 for none."""
+    return PRIORITIES.index(priority) if priority in PRIORITIES else len(PRIORITIES)
+
+
+class Assessor:
+    """One flow's interrupts and understanding rules, compiled once."""
+
+    def __init__(self, flow: Flow) -> None:
+        self.flow = flow
+        rules = flow.understanding.risks if flow.understanding else {}
+        self.rules: dict[Risk, RiskRule] = {r: rules[r.value] for r in RISKS if r.value in rules}
+        risk_of = {name: r for r, rule in self.rules.items() for name in (rule.interrupt, rule.third_party) if name}
+        self.interrupts = tuple(
+            _Interrupt(
+                name,
+                keywords.compile_phrases(
+                    [p for phrases in spec.match.values() for p in phrases],
+                    [p for phrases in spec.ignore.values() for p in phrases],
+                ),
+                spec.then,
+                risk_of.get(name, Risk.NONE),
+            )
+            for name, spec in flow.interrupts.items()
+        )
+
+    def risk_of(self, interrupt: str) -> Risk:
+        return next((i.risk for i in self.interrupts if i.name == interrupt), Risk.NONE)
+
+    def decide(self, text: str, reading: Reading | None = None) -> Decision:
+        canon = keywords.canonical(text)
+        triggers = [*self._keyword_triggers(canon), *self._model_triggers(reading)]
+        if triggers:
+            return Decision(raised=_merge(triggers))
+        for interrupt in self.interrupts:
+            if not interrupt.raises and interrupt.phrases.only(canon):
+                return Decision(ending=(interrupt.name, interrupt.then))
+        return Decision()
+
+    def escalate(
+        self, priority: str | None, text: str, reading: Reading | None = None, given: tuple[str, ...] = ()
+    ) -> Raise | None:
+        """For a conversation in the queue or with a listener at ``priority``: what this message raises (a
+        higher priority, partners not in ``given``), or None. Never lowers, never ends."""
+        flag = self.decide(text, reading).flag
+        if flag is None:
+            return None
+        higher = flag.priority if rank(flag.priority) < rank(priority) else None
+        partners = tuple(p for p in flag.partners if p not in given)
+        return Raise(higher, partners, flag)
+
+    def threshold(self, risk: Risk) -> float | None:
+        rule = self.rules.get(risk)
+        return rule.threshold if rule else None
+
+    def _keyword_triggers(self, canon: str) -> list[Trigger]:
+        found = []
+        for interrupt in self.interrupts:
+            words = interrupt.phrases.find(canon) if interrupt.raises else None
+            if words:
+                flag = Flag(interrupt.name, interrupt.risk, 1.0, "keywords", words, interrupt.then.priority)
+                found.append(Trigger(flag, interrupt.then))
+        return found
+
+    def _model_triggers(self, reading: Reading | None) -> list[Trigger]:
+        if reading is None:
+            return []
+        found = []
+        for risk, rule in self.rules.items():
+            score = reading.score(risk)
+            if score < rule.threshold:
+                continue
+            name = rule.third_party if reading.third_party and rule.third_party else rule.interrupt
+            then = self.flow.interrupts[name].then if name else rule.then
+            if then is None or then.handoff is None:  # checks refuse this; understanding never ends
+                continue
+            flag = Flag(name or f"understanding {risk.value}", risk, score, "model", None, then.priority)
+            found.append(Trigger(flag, then))
+        return found
+
+
+def _merge(triggers: list[Trigger]) -> Trigger:
+    """The most pressing trigger decides (priority, then keywords before the model, then file order); the
+    partners of all are given: understanding adds referrals, it never drops one."""
+    first = min(triggers, key=lambda t: rank(t.then.priority))
+    partners = list(first.then.refer)
+    partners.extend(p for t in triggers for p in t.then.refer if p not in partners)
+    then = first.then if partners == first.then.refer else first.then.model_copy(update={"refer": partners})
+    return Trigger(_with(first.flag, then), then)
+
+
+def _with(flag: Flag, then: OutcomeSpec) -> Flag:
+    return Flag(flag.route, flag.risk, flag.score, flag.source, flag.words, then.priority, tuple(then.refer))

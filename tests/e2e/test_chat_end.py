@@ -1,0 +1,95 @@
+"""The web chat when the line is closed and after the end, in a real Chromium: the closed line is said before the
+first question; once the conversation ends, the last messages (the numbers) stay in sight, the message box gives
+way to "Nouvelle conversation", nothing typed starts a conversation, and a reload still shows the numbers."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import BrowserContext, Page, expect
+
+from gateway.app import STORE
+from gateway.conversation import Status
+from tests.conftest import Clock
+from tests.e2e.test_chat import bot_messages, open_chat, type_answer
+
+pytestmark = pytest.mark.browser
+
+
+async def conversations(server: TestServer, clock: Clock) -> int:
+    since, until = clock.now - timedelta(days=1), clock.now + timedelta(days=1)
+    return len(await server.app[STORE].list_conversations(since, until))
+
+
+async def walk_while_closed(page: Page) -> None:
+    await page.get_by_role("button", name="Non", exact=True).click()
+    await page.get_by_role("button", name="Français").click()
+    await expect(bot_messages(page).last).to_contain_text("âge")
+    await type_answer(page, "j'ai 14 ans")
+    await page.get_by_role("button", name="Pour moi").click()
+    await page.get_by_role("button", name="Cyberharcèlement").click()
+    await expect(bot_messages(page).last).to_contain_text("quelques mots")
+    await type_answer(page, "Des élèves se moquent de moi sur un groupe.")
+
+
+async def test_closed_line_said_first_then_the_end_keeps_the_numbers(
+    context: BrowserContext, server: TestServer, clock: Clock
+) -> None:
+    clock.advance(hours=9, minutes=30)  # 23:30 in Paris: the line is closed until 9:00
+    page = await open_chat(context, server)
+    bots = bot_messages(page)
+    await expect(bots).to_have_count(3)  # welcome, the closed line, then the first question
+    await expect(bots.nth(0)).not_to_contain_text("va lire tes messages")
+    await expect(bots.nth(1)).to_contain_text("fermé pour le moment")
+    await expect(bots.nth(1)).to_contain_text("demain à 9h")
+    await expect(bots.nth(1)).to_contain_text("119")
+    await expect(bots.nth(1)).to_contain_text("3114")
+    await expect(bots.nth(1)).to_contain_text("17 ou le 112")
+    await expect(bots.nth(2)).to_contain_text("es-tu en danger")
+
+    await walk_while_closed(page)
+    await expect(page.locator("#ended")).to_be_visible()
+    await expect(page.locator("#composer")).to_be_hidden()
+    await expect(page.locator("#choices")).to_be_hidden()
+    await expect(page.locator("#new-conversation")).to_be_focused()
+    last = bots.last
+    await expect(last).to_contain_text("3114")
+    await expect(last).to_be_in_viewport(ratio=1)  # not under the "Conversation terminée" box
+    assert await conversations(server, clock) == 1
+
+    await page.keyboard.type("coucou")  # nothing typed goes anywhere
+    await page.reload()
+    await expect(page.locator("#ended")).to_be_visible()
+    await expect(page.locator("#composer")).to_be_hidden()
+    await expect(bot_messages(page).last).to_contain_text("3114")
+    await expect(bot_messages(page).last).to_be_in_viewport()
+    await expect(page.locator('.msg[data-author="user"]')).to_have_count(0)  # the young person's words are not kept
+    assert await conversations(server, clock) == 1  # the reload started nothing
+    assert await server.app[STORE].conversations_by_status(Status.BOT) == []
+
+    await page.get_by_role("button", name="Nouvelle conversation").click()
+    await expect(page.locator("#ended")).to_be_hidden()
+    await expect(page.locator("#composer")).to_be_visible()
+    await expect(bot_messages(page)).to_have_count(3)  # a fresh greeting, the closed line, the question
+    await expect(page.locator("#choices button").first).to_be_visible()
+    assert await conversations(server, clock) == 2
+    await page.reload()  # the new conversation resumes, the ended one is gone
+    await expect(page.locator("#ended")).to_be_hidden()
+    await expect(bot_messages(page)).to_have_count(3)
+
+
+async def test_ending_it_yourself_keeps_the_goodbye_in_sight(
+    context: BrowserContext, server: TestServer, clock: Clock
+) -> None:
+    page = await open_chat(context, server)
+    page.on("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Terminer").click()
+    await expect(page.locator("#ended")).to_be_visible()
+    await expect(bot_messages(page).last).to_contain_text("La conversation est terminée")
+    await expect(bot_messages(page).last).to_be_in_viewport(ratio=1)
+    await expect(page.locator("#message-input")).to_be_hidden()
+    await page.reload()
+    await expect(bot_messages(page).last).to_contain_text("La conversation est terminée")
+    assert await conversations(server, clock) == 1

@@ -1,0 +1,117 @@
+"""``gateway flows classify``'s decision for one message, and every example message of issue 9 through the
+default flow: risks caught in young people's words, false friends that must not alarm, stop only alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.flows.classify import Classification, classify, classify_lines
+from gateway.flows.engine import Engine
+from gateway.flows.loader import load_file
+from gateway.flows.reading import RISKS, Reading, Risk
+
+FLOWS_YAML = Path(__file__).resolve().parents[2] / "flows.yaml"
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine(load_file(FLOWS_YAML))
+
+
+RISKY: list[tuple[str, str, Risk, str, tuple[str, ...]]] = [
+    # message, interrupt, risk, priority, partners
+    ("jveux plus être là", "suicide", Risk.SUICIDE, "urgent", ("3114",)),
+    ("c'est mon dernier message", "suicide", Risk.SUICIDE, "urgent", ("3114",)),
+    ("kms", "suicide", Risk.SUICIDE, "urgent", ("3114",)),
+    ("KMS fr", "suicide", Risk.SUICIDE, "urgent", ("3114",)),
+    ("stop je veux juste que tout s'arrête", "suicide", Risk.SUICIDE, "urgent", ("3114",)),
+    ("chui a bout jpp jvais avaler tous mes médocs ce soir", "suicide", Risk.SUICIDE, "urgent", ("3114",)),
+    ("il a un couteau", "danger_now", Risk.IMMINENT_DANGER, "urgent", ("emergency",)),
+    ("he's got a knife", "danger_now", Risk.IMMINENT_DANGER, "urgent", ("emergency",)),
+    (
+        "quand ma mère est pas là mon beau-père vient dans mon lit",
+        "abuse_home",
+        Risk.ABUSE_HOME,
+        "high",
+        ("119",),
+    ),
+    ("mon daron me frappe quand il a bu", "abuse_home", Risk.ABUSE_HOME, "high", ("119",)),
+    ("mon pote veut se suicider il me l'a dit sur snap", "suicide_friend", Risk.SUICIDE, "urgent", ("3114",)),
+    ("my friend wants to kill herself", "suicide_friend", Risk.SUICIDE, "urgent", ("3114",)),
+    ("je me scarifie depuis 2 mois", "self_harm", Risk.SELF_HARM, "urgent", ("3114",)),
+]
+
+
+@pytest.mark.parametrize(("message", "interrupt", "risk", "priority", "partners"), RISKY)
+def test_risky_messages(
+    engine: Engine, message: str, interrupt: str, risk: Risk, priority: str, partners: tuple[str, ...]
+) -> None:
+    assert classify(engine, message) == Classification(interrupt, risk, 1.0, None, priority, partners, False)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "can u help me with my homework lol",
+        "mes parents vont me tuer si ils voient mon bulletin 😭",
+        "mort de rire",
+        "ce prof me tue",
+        "je me coupe la frange",
+        "on a regardé suicide squad",
+        "je lui ai dit stop mais il continue",
+        "ma mère me tape sur les nerfs",
+        "I'm dying of laughter",
+    ],
+)
+def test_false_friends_do_not_alarm_nor_end(engine: Engine, message: str) -> None:
+    assert classify(engine, message) == Classification(None, Risk.NONE, 0.0, None, None, (), False)
+
+
+@pytest.mark.parametrize("message", ["stop", "stop stp", "STOOOP", "je veux arrêter la conversation", "end chat"])
+def test_ending_phrases_alone_end(engine: Engine, message: str) -> None:
+    assert classify(engine, message) == Classification("stop", Risk.NONE, 0.0, None, None, (), True)
+
+
+def test_a_topic_in_free_text(engine: Engine) -> None:
+    found = classify(engine, "il menace d'envoyer ma photo à tout le collège si je paie pas")
+    assert found.topic == "sextortion" and found.risk is Risk.NONE
+
+
+def test_with_a_reading_the_model_counts(engine: Engine) -> None:
+    scores = tuple((r, 0.8 if r is Risk.SUICIDE else 0.05) for r in RISKS)
+    reading = Reading(scores, topic="cyberharassment", topic_score=0.7)
+    found = classify(engine, "j'en ai marre de tout", reading)
+    assert found == Classification("suicide", Risk.SUICIDE, 0.8, "cyberharassment", "urgent", ("3114",), False)
+    assert found.to_json() == {
+        "interrupt": "suicide",
+        "risk": "suicide",
+        "score": 0.8,
+        "topic": "cyberharassment",
+        "priority": "urgent",
+        "partners": ["3114"],
+        "ends": False,
+    }
+
+
+def test_below_threshold_reports_the_highest_score(engine: Engine) -> None:
+    scores = tuple((r, 0.3 if r is Risk.SELF_HARM else 0.05) for r in RISKS)
+    found = classify(engine, "bof", Reading(scores))
+    assert (found.risk, found.score, found.interrupt) == (Risk.NONE, 0.3, None)
+
+
+class _FixedReader:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def read(self, text: str, language: str) -> Reading:
+        self.seen.append((text, language))
+        return Reading(tuple((r, 0.9 if r is Risk.ABUSE_HOME else 0.0) for r in RISKS))
+
+
+def test_classify_lines_asks_the_reader_in_the_language(engine: Engine) -> None:
+    reader = _FixedReader()
+    found = classify_lines(engine, ["a", "b"], "en", reader)
+    assert reader.seen == [("a", "en"), ("b", "en")]
+    assert [f.interrupt for f in found] == ["abuse_home", "abuse_home"]

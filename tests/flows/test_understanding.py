@@ -1,0 +1,206 @@
+"""What the engine does with the model's reading of a message (``understanding:`` in flows.yaml): risks raise,
+never end; free-text topics; never ask twice; the summary says how; the queue phase only raises."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from gateway.flows.engine import Engine, StepResult
+from gateway.flows.loader import LoadedFlow, load_file
+from gateway.flows.reading import RISKS, Reading, Risk
+
+PARIS = ZoneInfo("Europe/Paris")
+OPEN = datetime(2026, 3, 10, 14, 0, tzinfo=PARIS)
+CLOSED = datetime(2026, 3, 10, 23, 30, tzinfo=PARIS)
+FLOWS_YAML = Path(__file__).resolve().parents[2] / "flows.yaml"
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine(load_file(FLOWS_YAML))
+
+
+def reading(risk: Risk = Risk.NONE, score: float = 0.0, **extra: object) -> Reading:
+    scores = tuple((r, score if r is risk else 0.01) for r in RISKS)
+    return Reading(scores=scores, **extra)  # type: ignore[arg-type]
+
+
+def run(engine: Engine, turns: list[str], last: Reading | None = None, now: datetime = OPEN) -> StepResult:
+    step = engine.start(channel="webchat", now=now, language_hint="fr")
+    for n, turn in enumerate(turns, start=1):
+        step = engine.step(step.state, turn, now=now, reading=last if n == len(turns) else None)
+    return step
+
+
+@pytest.mark.parametrize(
+    ("risk", "route", "priority", "partners"),
+    [
+        (Risk.IMMINENT_DANGER, "danger_now", "urgent", ("emergency",)),
+        (Risk.SUICIDE, "suicide", "urgent", ("3114",)),
+        (Risk.SELF_HARM, "self_harm", "urgent", ("3114",)),
+        (Risk.ABUSE_HOME, "abuse_home", "high", ("119",)),
+    ],
+)
+def test_a_risk_at_its_threshold_triggers_its_interrupt(
+    engine: Engine, risk: Risk, route: str, priority: str, partners: tuple[str, ...]
+) -> None:
+    step = run(engine, ["non", "français", "bof je sais pas"], reading(risk, 0.5))
+    assert step.outcome is not None
+    assert (step.outcome.kind, step.outcome.route, step.outcome.priority) == ("handoff", route, priority)
+    assert step.outcome.partners == partners
+    flag = step.outcome.flag
+    assert flag is not None and (flag.risk, flag.score, flag.source, flag.words) == (risk, 0.5, "model", None)
+
+
+def test_below_the_threshold_nothing_happens(engine: Engine) -> None:
+    step = run(engine, ["non", "français", "15"], reading(Risk.SUICIDE, 0.49))
+    assert step.outcome is None and step.state.step == "who"
+
+
+def test_third_party_wording_gets_the_friend_interrupt(engine: Engine) -> None:
+    step = run(engine, ["non", "français", "c'est pour ma pote"], reading(Risk.SUICIDE, 0.8, third_party=True))
+    assert step.outcome is not None and step.outcome.route == "suicide_friend"
+    assert any("adulte de confiance" in r.text for r in step.replies)
+
+
+def test_risky_and_ending_is_risky_with_the_model(engine: Engine) -> None:
+    step = run(engine, ["non", "stop"], reading(Risk.SUICIDE, 0.9))
+    assert step.outcome is not None and (step.outcome.kind, step.outcome.route) == ("handoff", "suicide")
+
+
+@pytest.mark.parametrize("risk", RISKS)
+@pytest.mark.parametrize("now", [OPEN, CLOSED])
+def test_a_reading_never_ends_nor_sends_away(engine: Engine, risk: Risk, now: datetime) -> None:
+    step = run(engine, ["non", "français", "15", "moi", "harcèlement", "c'est dur"], reading(risk, 1.0), now)
+    assert step.outcome is not None and step.outcome.kind in ("handoff", "closed")
+    assert step.outcome.kind == "handoff" or step.outcome.partners  # closed: still the partner's number
+
+
+def test_keywords_and_model_together_the_most_pressing_decides_and_partners_add_up(engine: Engine) -> None:
+    step = run(engine, ["non", "mon beau-père me frappe"], reading(Risk.SUICIDE, 0.7))
+    assert step.outcome is not None and (step.outcome.route, step.outcome.priority) == ("suicide", "urgent")
+    assert step.outcome.partners == ("3114", "119")
+
+
+def test_a_keyword_flag_carries_the_words(engine: Engine) -> None:
+    step = run(engine, ["non", "jveux plus être là"])
+    flag = step.outcome.flag if step.outcome else None
+    assert flag is not None and (flag.risk, flag.score, flag.source) == (Risk.SUICIDE, 1.0, "keywords")
+    assert flag.words == "je veux plus etre la"
+
+
+# ----- topics ---------------------------------------------------------------------------------------------------
+
+TOPIC_TURNS = ["non", "français", "15", "moi"]
+
+
+def test_a_free_text_topic_is_understood_from_the_model(engine: Engine) -> None:
+    answer = "un mec d'internet me demande des trucs"
+    step = run(engine, [*TOPIC_TURNS, answer], reading(topic="sextortion", topic_score=0.8))
+    assert step.state.fields["topic"] == "sextortion" and step.state.how["topic"] == "model:0.80"
+    step = engine.step(step.state, "il veut de l'argent", now=OPEN)
+    assert step.outcome is not None and step.outcome.route == "illegal_content_open"
+    assert ("Sujet", "Chantage, sextorsion (modèle 0,80)") in step.outcome.summary
+
+
+def test_below_the_topic_threshold_is_not_understood(engine: Engine) -> None:
+    step = run(engine, [*TOPIC_TURNS, "un mec me demande des trucs"], reading(topic="sextortion", topic_score=0.59))
+    assert step.state.step == "topic" and "topic" not in step.state.fields and step.state.attempts == 1
+
+
+def test_a_synonym_wins_over_the_model(engine: Engine) -> None:
+    step = run(engine, [*TOPIC_TURNS, "on m'a piraté"], reading(topic="sextortion", topic_score=0.99))
+    assert step.state.fields["topic"] == "hacked" and step.state.how["topic"] == "synonym:pirate"
+
+
+def test_the_issue_example_topic(engine: Engine) -> None:
+    answer = "il menace d'envoyer ma photo à tout le collège si je paie pas"
+    step = run(engine, [*TOPIC_TURNS, answer], reading(topic="sextortion", topic_score=0.9))
+    assert step.state.fields["topic"] == "sextortion"
+
+
+def test_the_model_topic_only_at_the_topic_question(engine: Engine) -> None:
+    step = run(engine, ["non", "français", "moi"], reading(topic="sextortion", topic_score=0.9))
+    assert step.state.step == "age" and "topic" not in step.state.fields
+
+
+# ----- never ask twice ------------------------------------------------------------------------------------------
+
+
+def test_the_opening_message_answers_age_and_topic_in_advance(engine: Engine) -> None:
+    step = engine.start(
+        channel="webchat", now=OPEN, language_hint="fr", text="slt jsuis harcelée sur insta j'ai 14 ans"
+    )
+    assert step.state.step == "urgency" and step.state.noted == {"age": "14", "topic": "cyberharassment"}
+    texts: list[str] = []
+    for turn in ["non", "français", "moi"]:
+        step = engine.step(step.state, turn, now=OPEN)
+        texts.extend(r.text for r in step.replies)
+    assert not any("Quel âge" in t or "Qu'est-ce qui se passe" in t for t in texts)
+    assert step.state.step == "details"
+    assert step.state.fields["age"] == "14" and step.state.fields["topic"] == "cyberharassment"
+    step = engine.step(step.state, "depuis un mois", now=OPEN)
+    assert step.outcome is not None
+    summary = dict(step.outcome.summary)
+    assert summary["Âge"] == "14 (message précédent)"
+    assert summary["Sujet"] == "Cyberharcèlement (message précédent, mot-clé « harcelee »)"
+
+
+def test_an_answer_gives_a_later_one_in_advance(engine: Engine) -> None:
+    step = run(engine, ["non", "français", "15", "moi c'est pour moi, on m'a volé mon compte insta"])
+    assert step.state.fields["who"] == "me" and step.state.step == "details"
+    assert step.state.fields["topic"] == "hacked"
+
+
+def test_the_model_topic_of_an_earlier_message(engine: Engine) -> None:
+    opening = reading(topic="intimate_images", topic_score=0.7)
+    step = engine.start(channel="webchat", now=OPEN, language_hint="fr", text="aidez moi svp", reading=opening)
+    for turn in ["non", "français", "16", "moi"]:
+        step = engine.step(step.state, turn, now=OPEN)
+    assert step.state.step == "details" and step.state.how["topic"] == "earlier:model:0.70"
+
+
+def test_a_bare_number_is_not_an_age_in_advance(engine: Engine) -> None:
+    step = engine.start(channel="webchat", now=OPEN, language_hint="fr", text="on est 3 à me harceler")
+    assert "age" not in step.state.noted
+
+
+def test_the_opening_message_still_interrupts(engine: Engine) -> None:
+    step = engine.start(channel="webchat", now=OPEN, language_hint="fr", text="jveux plus être là")
+    assert step.outcome is not None and step.outcome.route == "suicide"
+    assert "Bonjour, ici le 3018" in step.replies[0].text
+
+
+def test_a_flow_without_understanding_ignores_readings(mini_loaded: LoadedFlow) -> None:
+    mini = Engine(mini_loaded)
+    step = mini.start(channel="webchat", now=OPEN)
+    step = mini.step(step.state, "non", now=OPEN, reading=reading(Risk.SUICIDE, 1.0))
+    assert step.outcome is None and step.state.step == "language"
+
+
+# ----- the queue phase ------------------------------------------------------------------------------------------
+
+
+def test_in_the_queue_a_risk_raises_the_priority_and_adds_partners(engine: Engine) -> None:
+    raised = engine.escalate("normal", "jveux mourir")
+    assert raised is not None and (raised.priority, raised.partners) == ("urgent", ("3114",))
+    assert raised.flag.risk is Risk.SUICIDE
+
+
+def test_in_the_queue_never_lower(engine: Engine) -> None:
+    raised = engine.escalate("urgent", "", reading(Risk.ABUSE_HOME, 0.9))
+    assert raised is not None and (raised.priority, raised.partners) == (None, ("119",))
+
+
+def test_in_the_queue_partners_already_given_are_not_repeated(engine: Engine) -> None:
+    raised = engine.escalate("high", "il a un couteau", given=("emergency",))
+    assert raised is not None and (raised.priority, raised.partners) == ("urgent", ())
+
+
+@pytest.mark.parametrize("message", ["stop", "merci", "mort de rire", "ok je patiente"])
+def test_in_the_queue_nothing_else_raises_and_nothing_ends(engine: Engine, message: str) -> None:
+    assert engine.escalate("normal", message, reading(Risk.SUICIDE, 0.2)) is None
