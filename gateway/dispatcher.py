@@ -291,6 +291,19 @@ class Dispatcher:
         )
         await self.store.publish({"type": "queue"})
 
+    async def raise_priority(self, conversation: Conversation, priority: Priority, now: datetime) -> bool:
+        """Raise a waiting conversation's priority: up only, once per level, its one queue entry re-ranked in place
+        (arrival kept). A danger phrase repeated a thousand times while waiting changes nothing after the first.
+        True when it changed; the caller saves the conversation."""
+        waiting = conversation.status == Status.QUEUED and conversation.queue
+        if not waiting or priority.rank >= conversation.priority.rank:
+            return False
+        assert conversation.queue is not None
+        conversation.priority = priority
+        await self.store.enqueue(conversation.id, conversation.queue, priority, conversation.queued_at or now)
+        await self.store.publish({"type": "queue"})
+        return True
+
     async def estimate_wait(self, engine: Engine, queue: str, position: int, now: datetime) -> int:
         """Minutes until a listener answers, as honest as the figures allow.
 

@@ -58,8 +58,8 @@ class Safety:
         body = await json_body(request)
         duration, reason = body.get("duration"), body.get("reason")
         if duration not in DURATIONS or not isinstance(reason, str) or not 0 < len(reason.strip()) <= REASON_MAX:
-            return _error(400, "bad_request", f"a block needs a duration (24h, 30d, permanent) and a reason"
-                                              f" of at most {REASON_MAX} characters")  # fmt: skip
+            message = f"a block needs a duration (24h, 30d, permanent) and a reason of at most {REASON_MAX} characters"
+            return _error(400, "bad_request", message)
         conversation = await self.store.get_conversation(request.match_info["id"])
         if conversation is None:
             return _error(404, "not_found", "no such conversation")
@@ -124,7 +124,7 @@ class Safety:
 
     async def audit(self, request: web.Request) -> web.Response:
         entries = await self.store.audit_log(200)
-        return web.json_response({"entries": [{**_audit(e)} for e in entries]})
+        return web.json_response({"entries": [_audit(e) for e in entries]})
 
     async def _audit(self, request: web.Request, action: str, subject: str, detail: str) -> None:
         await self.store.audit(AuditEntry(self._now(), request[LISTENER].name, action, subject, detail))

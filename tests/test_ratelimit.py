@@ -1,0 +1,64 @@
+"""Rate limits (``gateway/ratelimit.py``) and their settings: counted per keyed subject, in memory or in Redis."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from gateway.errors import ConfigError
+from gateway.keyed import KeyedHash
+from gateway.metrics import Metrics
+from gateway.ratelimit import Limit, RateLimits, open_limit_storage
+from gateway.settings import Settings
+from tests.store.conftest import redis_url  # noqa: F401  (the session's redis-server)
+
+SETTINGS = Settings(secret_key="k" * 32, limit_messages_per_conversation="3/minute")
+
+
+async def test_memory_counts_per_subject_and_counts_refusals() -> None:
+    metrics = Metrics()
+    limits = RateLimits.from_settings(SETTINGS, open_limit_storage("sqlite:///x.sqlite3"), metrics)
+    assert [await limits.allow(Limit.MESSAGES, "a") for _ in range(5)] == [True, True, True, False, False]
+    assert await limits.allow(Limit.MESSAGES, "b")  # another subject has its own count
+    assert metrics.rate_limited.labels("messages_per_conversation")._value.get() == 2
+    assert await limits.first_refusal(Limit.MESSAGES, "a") and not await limits.first_refusal(Limit.MESSAGES, "a")
+
+
+@pytest.mark.redis
+async def test_with_redis_every_instance_shares_the_counts_and_keys_name_nobody(redis_url: str) -> None:  # noqa: F811
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    one = RateLimits.from_settings(SETTINGS, open_limit_storage(redis_url), Metrics())
+    two = RateLimits.from_settings(SETTINGS, open_limit_storage(redis_url), Metrics())
+    address = "203.0.113.7"
+    assert [await one.allow(Limit.MESSAGES, address), await two.allow(Limit.MESSAGES, address)] == [True, True]
+    assert await one.allow(Limit.MESSAGES, address)
+    assert not await two.allow(Limit.MESSAGES, address)  # the fourth, on the other instance
+    keys = [key.decode() for key in client.keys("*")]
+    assert keys and all(key.startswith("hg:limits") and address not in key for key in keys)
+    client.close()
+
+
+def test_the_keyed_hash_depends_on_the_secret_and_the_purpose() -> None:
+    assert KeyedHash("a")("client", "x") == KeyedHash("a")("client", "x")
+    assert KeyedHash("a")("client", "x") != KeyedHash("b")("client", "x")
+    assert KeyedHash("a")("client", "x") != KeyedHash("a")("sender", "x")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("GATEWAY_LIMIT_MESSAGES_PER_CONVERSATION", "often", "GATEWAY_LIMIT_MESSAGES_PER_CONVERSATION must be a rate"),
+        ("GATEWAY_MAX_WAITING_PER_CLIENT", "0", "GATEWAY_MAX_WAITING_PER_CLIENT must be at least 1"),
+        ("MESSENGER_MAX_EVENT_AGE", "0", "MESSENGER_MAX_EVENT_AGE must be at least 1"),
+        ("GATEWAY_HTTP_HEADER_TIMEOUT", "0", "GATEWAY_HTTP_*_TIMEOUTs positive"),
+    ],
+)
+def test_bad_limit_settings_name_the_variable(variable: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("*", r"\*")):
+        Settings.from_env({variable: value}, env_file=None)
+
+
+def test_limit_settings_are_read_from_the_environment() -> None:
+    settings = Settings.from_env({"GATEWAY_LIMIT_CHATS_PER_ADDRESS": "5 per 10 minutes"}, env_file=None)
+    assert settings.limit_chats_per_address == "5 per 10 minutes"

@@ -1,0 +1,518 @@
+"""The attacks of issue 10 (abuse and flood limits), replayed against the real server; each asserts the defence.
+
+Every test drives the real app (aiohttp test server, real store, real workers) or the real ``gateway serve``
+process, as an attacker would: web chat sockets, logins, webhooks, raw TCP sockets on loopback. Counts are bounded
+and small; nothing waits a fixed time: every wait is for a condition, with a generous timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import re
+import socket
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.app import API, DISPATCHER, STORE
+from gateway.console.auth import DUMMY_HASH, verify_password
+from gateway.conversation import Priority, Status
+from gateway.settings import Settings
+from gateway.store import Store
+from gateway.testing import (
+    BOT_TOKEN,
+    FakeGraphAPI,
+    FakeTelegramAPI,
+    messenger_body,
+    messenger_message,
+    signed_messenger,
+    telegram_headers,
+    telegram_update,
+)
+from tests.conftest import PASSWORD, AppFactory, Clock, add_listener, login
+from tests.test_serve import running
+from tests.test_webchat import WALK_TO_QUEUE, receive_until, say
+
+Client = TestClient[web.Request, web.Application]
+DANGER = "je veux mourir"
+TG_SECRET = "webhook_secret-123"
+APP_SECRET = "messenger-app-secret"
+EMERGENCY = ("119", "3114", "17", "112")
+
+
+def keeps_the_emergency_numbers(text: str) -> bool:
+    return all(re.search(rf"\b{number}\b", text) for number in EMERGENCY)
+
+
+async def metric(client: Client, name: str, **labels: str) -> float:
+    text = await (await client.get("/metrics")).text()
+    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in text.splitlines():
+        if line.startswith(f"{name}_total{{{wanted}}}" if labels else f"{name}_total "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def open_chat(ws: aiohttp.ClientWebSocketResponse, token: str | None = None) -> dict[str, Any]:
+    """hello; the session frame, or the notice that refused it."""
+    await ws.send_json({"type": "hello", "token": token, "language": "fr"})
+    frames = await receive_until(ws, lambda f: f["type"] == "session" or f["entry"]["id"].startswith("notice-"))
+    return frames[-1]
+
+
+def is_notice(frame: dict[str, Any]) -> bool:
+    return bool(frame["type"] == "entry" and frame["entry"]["id"].startswith("notice-"))
+
+
+async def send_message(ws: aiohttp.ClientWebSocketResponse, message_id: str, text: str) -> list[dict[str, Any]]:
+    """A message; the frames up to its ack, or up to the notice that refused it."""
+    await ws.send_json({"type": "message", "id": message_id, "text": text})
+    return await receive_until(ws, lambda f: f == {"type": "ack", "id": message_id} or is_notice(f))
+
+
+async def waiting_and_open(store: Store) -> tuple[int, int]:
+    waiting = len(await store.waiting())
+    open_ = len(await store.conversations_by_status(Status.BOT)) + len(
+        await store.conversations_by_status(Status.QUEUED)
+    )
+    return waiting, open_
+
+
+# --- web chat floods ------------------------------------------------------------------------------------------
+
+
+async def test_one_socket_typing_danger_in_a_loop_cannot_bury_the_queue(
+    make_client: AppFactory, settings: Settings
+) -> None:
+    """Measured: 1,106 urgent queue entries in 60 s from one socket. Now: at most max_waiting_per_client."""
+    client = await make_client(settings)
+    notices = []
+    async with client.ws_connect("/chat/ws") as ws:
+        for attempt in range(12):  # a new conversation each time (no token), danger at once
+            frame = await open_chat(ws)
+            if is_notice(frame):
+                notices.append(frame["entry"]["text"])
+                continue
+            await say(ws, f"d{attempt}", DANGER)
+    waiting, open_ = await waiting_and_open(client.app[STORE])
+    assert waiting <= settings.max_waiting_per_client and open_ <= settings.max_waiting_per_client
+    assert len(notices) >= 12 - settings.max_waiting_per_client
+    assert all(keeps_the_emergency_numbers(text) for text in notices)  # never silence
+    assert await metric(client, "gateway_refused", reason="client_full") >= len(notices)
+
+
+async def test_ending_and_starting_again_in_a_loop_is_rate_limited_per_browser(
+    make_client: AppFactory, settings: Settings
+) -> None:
+    """The same browser: hello, danger, end, hello, danger, end… each hello after an end opens a new conversation."""
+    client = await make_client(dataclasses.replace(settings, limit_chats_per_browser="3/hour"))
+    refused, token = 0, None
+    async with client.ws_connect("/chat/ws") as ws:
+        for attempt in range(10):
+            frame = await open_chat(ws, token)
+            if is_notice(frame):
+                refused += 1
+                assert keeps_the_emergency_numbers(frame["entry"]["text"])
+                continue
+            token = frame["token"]
+            await say(ws, f"m{attempt}", DANGER)
+            await ws.send_json({"type": "end"})
+            await receive_until(ws, lambda f: f["type"] == "status" and f["status"] in ("abandoned", "closed"))
+    conversations = await client.app[STORE].list_conversations(datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC))
+    assert len(conversations) == 3
+    assert refused == 10 - 3
+    assert await metric(client, "gateway_rate_limited", limit="chats_per_browser") == refused
+
+
+async def test_many_sockets_from_one_address_open_few_conversations(
+    make_client: AppFactory, settings: Settings
+) -> None:
+    """Measured: 3,000 sockets from one address, 3,000 conversations in 14 s."""
+    client = await make_client(settings)
+    sessions = notices = 0
+    sockets = [await client.ws_connect("/chat/ws") for _ in range(15)]
+    try:
+        for ws in sockets:
+            frame = await open_chat(ws)
+            sessions += frame["type"] == "session"
+            notices += is_notice(frame)
+    finally:
+        for ws in sockets:
+            await ws.close()
+    assert sessions == settings.max_waiting_per_client
+    assert notices == 15 - settings.max_waiting_per_client
+    assert len(await client.app[STORE].conversations_by_status(Status.BOT)) == settings.max_waiting_per_client
+
+
+async def test_a_new_conversation_rate_per_address(make_client: AppFactory, settings: Settings) -> None:
+    client = await make_client(
+        dataclasses.replace(settings, limit_chats_per_address="2/hour", max_waiting_per_client=50)
+    )
+    async with client.ws_connect("/chat/ws") as ws:
+        frames = [await open_chat(ws) for _ in range(4)]
+    assert [f["type"] == "session" for f in frames] == [True, True, False, False]
+    assert await metric(client, "gateway_rate_limited", limit="chats_per_address") == 2
+
+
+async def test_a_message_flood_in_one_conversation_is_cut_with_a_calm_notice(
+    make_client: AppFactory, settings: Settings
+) -> None:
+    client = await make_client(dataclasses.replace(settings, limit_messages_per_conversation="4/minute"))
+    async with client.ws_connect("/chat/ws") as ws:
+        await open_chat(ws)
+        outcomes = []
+        for n in range(8):
+            frames = await send_message(ws, f"f{n}", "2")
+            outcomes.append("notice" if is_notice(frames[-1]) else "ack")
+            if is_notice(frames[-1]):
+                assert keeps_the_emergency_numbers(frames[-1]["entry"]["text"])
+    assert outcomes == ["ack"] * 4 + ["notice"] * 4
+    conversation = (await client.app[STORE].conversations_by_status(Status.BOT))[0]
+    users = [e for e in await client.app[STORE].transcript(conversation.id) if e.author.value == "user"]
+    assert len(users) == 4  # the refused messages were not written anywhere
+    assert await metric(client, "gateway_rate_limited", limit="messages_per_conversation") == 4
+
+
+async def test_typing_frames_are_rate_limited(make_client: AppFactory, settings: Settings) -> None:
+    client = await make_client(dataclasses.replace(settings, limit_typing_per_conversation="3/minute"))
+    async with client.ws_connect("/chat/ws") as ws:
+        await open_chat(ws)
+        for _ in range(10):
+            await ws.send_json({"type": "typing"})
+        await say(ws, "after-typing", "2")  # frames are handled in order: the typing ones are done
+    assert await metric(client, "gateway_rate_limited", limit="typing_per_conversation") == 7
+
+
+async def test_a_waiting_conversation_is_raised_once_not_once_per_message(client: Client) -> None:
+    async with client.ws_connect("/chat/ws") as ws:
+        await open_chat(ws)
+        for number, answer in enumerate(WALK_TO_QUEUE):
+            await say(ws, f"w{number}", answer)
+    store, dispatcher = client.app[STORE], client.app[DISPATCHER]
+    [entry] = await store.waiting()
+    conversation = await store.get_conversation(entry.conversation_id)
+    assert conversation is not None and conversation.priority == Priority.NORMAL
+    changed = [await dispatcher.raise_priority(conversation, Priority.URGENT, dispatcher.clock()) for _ in range(50)]
+    assert changed == [True] + [False] * 49
+    assert not await dispatcher.raise_priority(conversation, Priority.HIGH, dispatcher.clock())  # never lowers
+    [raised] = await store.waiting()
+    assert (raised.priority, raised.at) == (Priority.URGENT, entry.at)  # one entry, its arrival kept
+
+
+# --- logins ---------------------------------------------------------------------------------------------------
+
+
+async def test_wrong_passwords_slow_then_lock_the_account_and_tell_the_supervisors(
+    make_client: AppFactory, settings: Settings
+) -> None:
+    """Measured: 4–7 wrong passwords a second, no lockout."""
+    client = await make_client(dataclasses.replace(settings, login_free_failures=2, login_lock_failures=3))
+    await add_listener(client, "anne")
+    wrong = {"name": "anne", "password": "guess"}
+    assert (await client.post("/api/session", json=wrong)).status == 401
+    assert (await client.post("/api/session", json=wrong)).status == 401
+    braked = await client.post("/api/session", json={"name": "anne", "password": PASSWORD})
+    assert braked.status == 429 and int(braked.headers["Retry-After"]) >= 1  # even the right one, unchecked
+    await wait_until_free(client, "anne")
+    assert (await client.post("/api/session", json=wrong)).status == 401  # the third: locked
+    locked = await client.post("/api/session", json={"name": "anne", "password": PASSWORD})
+    assert locked.status == 429 and int(locked.headers["Retry-After"]) > 60
+    audit = await client.app[STORE].audit_log()
+    assert {(e.action, e.subject) for e in audit} == {("login_locked", "anne"), ("login_locked", "(an address)")}
+    assert not any("guess" in e.detail or "127.0.0.1" in e.detail for e in audit)
+    assert await metric(client, "gateway_refused", reason="login_braked") >= 2
+
+
+async def wait_until_free(client: Client, name: str) -> None:
+    """The one-second delay passes: polled on the brake itself, which a probe login would extend."""
+    deadline = time.monotonic() + 10
+    while await client.app[API].logins.brake.wait_seconds(name, "127.0.0.1"):
+        assert time.monotonic() < deadline, "the delay never ended"
+        await asyncio.sleep(0.05)
+
+
+async def test_guessing_many_accounts_from_one_address_is_braked_too(
+    make_client: AppFactory, settings: Settings
+) -> None:
+    client = await make_client(dataclasses.replace(settings, login_free_failures=3))
+    statuses = [
+        (await client.post("/api/session", json={"name": f"user{n}", "password": "x"})).status for n in range(6)
+    ]
+    assert statuses[:3] == [401, 401, 401] and statuses[3] == 429
+
+
+async def test_a_login_flood_does_not_hold_a_signed_webhook(make_client: AppFactory, settings: Settings) -> None:
+    """Measured: 32 parallel logins delayed a signed webhook by 24 s (argon2 ran on the event loop)."""
+    async with FakeTelegramAPI() as telegram:
+        client = await make_client(dataclasses.replace(
+            settings, login_free_failures=1000, login_lock_failures=1000, telegram_bot_token=BOT_TOKEN,
+            telegram_webhook_secret=TG_SECRET, telegram_api_url=telegram.url,
+        ))  # fmt: skip
+        started = time.perf_counter()
+        await asyncio.to_thread(verify_password, DUMMY_HASH, "wrong")
+        one_hash = time.perf_counter() - started
+        logins = [
+            asyncio.create_task(client.post("/api/session", json={"name": f"nobody{n}", "password": "x"}))
+            for n in range(32)
+        ]
+        await asyncio.sleep(0)  # the logins' requests go out first
+        started = time.perf_counter()
+        update = telegram_update(700000001, 4242, "bonjour")
+        response = await client.post("/webhooks/telegram", data=json.dumps(update), headers=telegram_headers(TG_SECRET))
+        took = time.perf_counter() - started
+        pending = sum(not task.done() for task in logins)
+        statuses = [(await task).status for task in logins]
+        assert response.status == 200
+        assert pending >= 1, "every login was answered before the webhook: they held the event loop"
+        assert took < max(1.0, 10 * one_hash), (took, one_hash)
+        assert set(statuses) <= {401, 429}  # wrong passwords, or "busy" beyond the bounded hashing queue
+
+
+# --- listener API ---------------------------------------------------------------------------------------------
+
+
+async def test_listener_writes_are_rate_limited(make_client: AppFactory, settings: Settings) -> None:
+    client = await make_client(dataclasses.replace(settings, limit_listener_writes="3/minute"))
+    await add_listener(client, "anne")
+    await login(client, "anne")
+    statuses = [(await client.post("/api/conversations/nope/take")).status for _ in range(5)]
+    assert statuses == [404, 404, 404, 429, 429]
+    assert (await client.get("/api/queue")).status == 200  # reading is not a write
+
+
+# --- blocks ---------------------------------------------------------------------------------------------------
+
+
+async def test_a_blocked_browser_gets_the_neutral_notice_and_nothing_is_recorded(client: Client, clock: Clock) -> None:
+    await add_listener(client, "anne")
+    await add_listener(client, "sam", supervisor=True)
+    async with client.ws_connect("/chat/ws") as ws:
+        session = await open_chat(ws)
+        await say(ws, "b1", "2")
+        conversation_id = (await client.app[STORE].conversations_by_status(Status.BOT))[0].id
+        await login(client, "anne")
+        refused = await client.post(
+            f"/api/conversations/{conversation_id}/block", json={"duration": "1y", "reason": "x"}
+        )
+        assert refused.status == 400
+        blocked = await client.post(
+            f"/api/conversations/{conversation_id}/block", json={"duration": "24h", "reason": "insultes répétées"}
+        )
+        assert blocked.status == 201
+        block = await blocked.json()
+        assert session["token"] not in json.dumps(block)
+        await ws.send_json({"type": "message", "id": "b2", "text": "encore"})
+        [notice] = [f for f in await receive_until(ws, is_notice)]
+        assert keeps_the_emergency_numbers(notice["entry"]["text"])
+    async with client.ws_connect("/chat/ws") as again:  # the same browser, a new socket
+        frame = await open_chat(again, session["token"])
+        assert is_notice(frame)
+    users = [e for e in await client.app[STORE].transcript(conversation_id) if e.author.value == "user"]
+    assert len(users) == 1
+    clock.advance(hours=25)  # expiry honoured
+    async with client.ws_connect("/chat/ws") as later:
+        assert (await open_chat(later, session["token"]))["type"] == "session"
+    audit = await client.app[STORE].audit_log()
+    assert [(e.actor, e.action) for e in audit] == [("anne", "block")]
+    assert session["token"] not in json.dumps([dataclasses.asdict(e) for e in audit], default=str)
+
+
+async def test_supervisors_list_and_lift_blocks_and_listeners_cannot(client: Client) -> None:
+    await add_listener(client, "anne")
+    await add_listener(client, "sam", supervisor=True)
+    async with client.ws_connect("/chat/ws") as ws:
+        session = await open_chat(ws)
+    conversation_id = (await client.app[STORE].conversations_by_status(Status.BOT))[0].id
+    await login(client, "anne")
+    await client.post(f"/api/conversations/{conversation_id}/block", json={"duration": "permanent", "reason": "spam"})
+    assert (await client.get("/api/blocks")).status == 403
+    await login(client, "sam")
+    [block] = (await (await client.get("/api/blocks")).json())["blocks"]
+    assert (block["until"], block["reason"], block["by"]) == (None, "spam", "anne")
+    assert (await client.delete(f"/api/blocks/{block['key']}")).status == 204
+    assert (await client.delete(f"/api/blocks/{block['key']}")).status == 404
+    assert (await (await client.get("/api/blocks")).json())["blocks"] == []
+    async with client.ws_connect("/chat/ws") as ws:
+        assert (await open_chat(ws, session["token"]))["type"] == "session"
+    actions = [e["action"] for e in (await (await client.get("/api/audit")).json())["entries"]]
+    assert actions == ["unblock", "block"]
+
+
+async def test_a_blocked_telegram_sender_is_told_once_and_never_reaches_the_bot(
+    make_client: AppFactory, settings: Settings
+) -> None:
+    async with FakeTelegramAPI() as telegram:
+        client = await make_client(dataclasses.replace(
+            settings, telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=TG_SECRET, telegram_api_url=telegram.url,
+        ))  # fmt: skip
+        await add_listener(client, "anne")
+        headers = telegram_headers(TG_SECRET)
+        first = telegram_update(710000001, 5151, "bonjour")
+        assert (await client.post("/webhooks/telegram", data=json.dumps(first), headers=headers)).status == 200
+        [conversation] = await client.app[STORE].conversations_by_status(Status.BOT)
+        before = len(await client.app[STORE].transcript(conversation.id))
+        await login(client, "anne")
+        await client.post(f"/api/conversations/{conversation.id}/block", json={"duration": "30d", "reason": "menaces"})
+        sent_before = len(telegram.requests)
+        for n in range(5):
+            update = telegram_update(710000010 + n, 5151, DANGER)
+            assert (await client.post("/webhooks/telegram", data=json.dumps(update), headers=headers)).status == 200
+        assert len(await client.app[STORE].transcript(conversation.id)) == before
+        assert len(await client.app[STORE].waiting()) == 0
+        notices = await eventually_sent(telegram, sent_before)
+        assert len(notices) == 1 and keeps_the_emergency_numbers(notices[0])
+
+
+async def eventually_sent(telegram: FakeTelegramAPI, after: int) -> list[str]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if any(r.endpoint == "sendMessage" for r in telegram.requests[after:]):
+            await asyncio.sleep(0.3)  # a second notice, if one were wrongly queued, would follow at once
+            return [str(r.body.get("text", "")) for r in telegram.requests[after:] if r.endpoint == "sendMessage"]
+        await asyncio.sleep(0.05)
+    raise AssertionError("no notice was sent")
+
+
+# --- floods, seen and closed by supervisors --------------------------------------------------------------------
+
+
+async def test_supervisors_see_a_flood_by_client_and_close_it_at_once(client: Client) -> None:
+    await add_listener(client, "sam", supervisor=True)
+    sockets = [await client.ws_connect("/chat/ws") for _ in range(3)]
+    try:
+        for ws in sockets:
+            await open_chat(ws)
+            await say(ws, "d", DANGER)
+        await login(client, "sam")
+        rows = (await (await client.get("/api/floods")).json())["conversations"]
+        assert len(rows) == 3 and {r["client"] for r in rows} == {"client 1"} and rows[0]["same_client"] == 3
+        closed = await client.post("/api/floods/close", json={"ids": [r["id"] for r in rows]})
+        assert (await closed.json()) == {"closed": 3}
+        assert await client.app[STORE].waiting() == []
+        [entry, *_] = await client.app[STORE].audit_log()
+        assert (entry.actor, entry.action, entry.detail) == ("sam", "bulk_close", "3 conversations closed")
+    finally:
+        for ws in sockets:
+            await ws.close()
+
+
+# --- provider webhooks ------------------------------------------------------------------------------------------
+
+
+async def test_a_signed_messenger_event_from_2001_is_acknowledged_and_ignored(
+    make_client: AppFactory, settings: Settings
+) -> None:
+    async with FakeGraphAPI() as graph:
+        client = await make_client(dataclasses.replace(
+            settings, messenger_app_secret=APP_SECRET, messenger_page_access_token="page-token",
+            messenger_verify_token="verify", messenger_api_url=graph.url,
+        ))  # fmt: skip
+        old = {**messenger_message("2001000000000001", DANGER, mid="m.2001"), "timestamp": 978_307_200_000}
+        raw, headers = signed_messenger(APP_SECRET, messenger_body([old]))
+        response = await client.post("/webhooks/messenger", data=raw, headers=headers)
+        assert response.status == 200
+        assert await client.app[STORE].conversations_by_status(Status.BOT) == []
+        assert await client.app[STORE].waiting() == []
+        assert await metric(client, "gateway_webhook_old_events", channel="messenger") == 1
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=20,
+)
+telegram_fields = st.sampled_from(["message", "callback_query", "chat", "from", "id", "text", "data", "type", "date"])
+telegram_shaped = st.recursive(
+    json_values, lambda children: st.dictionaries(telegram_fields, children, max_size=4), max_leaves=25
+)
+
+
+@pytest.fixture
+async def telegram_client(make_client: AppFactory, settings: Settings) -> AsyncIterator[Client]:
+    async with FakeTelegramAPI() as telegram:
+        yield await make_client(dataclasses.replace(
+            settings, telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=TG_SECRET, telegram_api_url=telegram.url,
+        ))  # fmt: skip
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(update_id=st.integers(min_value=-(2**40), max_value=2**40), body=telegram_shaped)
+async def test_malformed_telegram_updates_get_200_or_400_never_5xx(
+    telegram_client: Client, update_id: int, body: Any
+) -> None:
+    document = {"update_id": update_id, **body} if isinstance(body, dict) else body
+    response = await telegram_client.post(
+        "/webhooks/telegram", data=json.dumps(document), headers=telegram_headers(TG_SECRET)
+    )
+    assert response.status in (200, 400)
+
+
+# --- connections ------------------------------------------------------------------------------------------------
+
+
+async def test_a_body_that_trickles_in_is_cut_with_408(make_client: AppFactory, settings: Settings) -> None:
+    client = await make_client(dataclasses.replace(settings, http_body_timeout=0.5))
+    assert client.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    writer.write(
+        b"POST /api/session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+    )
+    await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), timeout=15)
+    writer.close()
+    assert status_line.startswith(b"HTTP/1.1 408")
+
+
+def _slow_socket(port: int) -> socket.socket:
+    """A client on another loopback address that starts a request and never finishes its headers."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.2", 0))
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    return sock
+
+
+def _closed_by_server(sock: socket.socket, timeout: float) -> bool:
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+async def test_slowloris_connections_are_capped_and_dropped_and_healthz_answers(tmp_path: Path) -> None:
+    """Measured: 1,100 slow connections were never closed and took /healthz down."""
+    with running(tmp_path) as server:
+        server.env.update({"GATEWAY_HTTP_HEADER_TIMEOUT": "2", "GATEWAY_MAX_CONNECTIONS_PER_ADDRESS": "20"})
+        server.start()
+        async with aiohttp.ClientSession() as http:
+            await server.ready(http)
+            slow = [await asyncio.to_thread(_slow_socket, server.port) for _ in range(60)]
+            try:
+                async with http.get(server.url + "/healthz") as response:  # from 127.0.0.1: its own allowance
+                    assert response.status == 200
+                over_the_cap = await asyncio.gather(*(asyncio.to_thread(_closed_by_server, s, 10) for s in slow[20:]))
+                assert all(over_the_cap)
+                admitted = await asyncio.gather(*(asyncio.to_thread(_closed_by_server, s, 20) for s in slow[:20]))
+                assert all(admitted), "a connection that never finished its headers was kept"
+                async with http.get(server.url + "/healthz") as response:
+                    assert response.status == 200
+                metrics = await (await http.get(server.url + "/metrics")).text()
+                assert 'gateway_connections_refused_total{reason="slow_headers"} 20.0' in metrics
+                assert 'gateway_connections_refused_total{reason="too_many"} 40.0' in metrics
+            finally:
+                for sock in slow:
+                    sock.close()
