@@ -319,7 +319,7 @@ async def leave_request(request: web.Request, hub: WebChatHub) -> web.Response:
     """
     if request.content_length is not None and request.content_length > MAX_LEAVE_BODY:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_LEAVE_BODY, actual_size=request.content_length)
-    raw = await request.content.read(MAX_LEAVE_BODY + 1)
+    raw = await request.read()  # bounded by the app's client_max_size, and already read by its body deadline
     if len(raw) > MAX_LEAVE_BODY:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_LEAVE_BODY, actual_size=len(raw))
     try:

@@ -34,7 +34,7 @@ async def test_the_quick_exit_while_waiting_leaves_the_queue_and_tells_the_liste
     conversation = await conversation_of(client, token, clock)
     assert conversation.status == Status.QUEUED
     response = await client.post("/chat/leave", data=f'{{"token": "{token}"}}')  # text/plain, as a beacon sends
-    assert response.status == 204
+    assert response.status == 204, await response.text()
     left = await conversation_of(client, token, clock)
     assert (left.status, left.left_how) == (Status.ABANDONED, "quick_exit")
     assert await client.app[STORE].waiting() == []
