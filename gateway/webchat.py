@@ -7,6 +7,7 @@ instance forwards the events of the conversations whose sockets it holds. Privat
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -76,6 +77,7 @@ class WebChatHub:
                     frame = await self._frame(event)
                     if frame is not None:
                         self._offer_all(conversation_id, frame)
+                        await asyncio.sleep(0)  # let the writers run: a burst never fills a reading socket's queue
 
     async def resync(self) -> None:
         for conversation_id in list(self.sockets):
