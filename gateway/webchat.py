@@ -15,16 +15,17 @@ import weakref
 from collections import defaultdict
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher, entry_event
+from gateway.errors import StoreError
 from gateway.flows import lifecycle
 from gateway.gate import Gate, Refusal
 from gateway.messages import ChannelName, Inbound, Reply
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limit, client_address
-from gateway.sockets import SocketWriter
+from gateway.sockets import SEND_TIMEOUT, SocketWriter
 from gateway.store import RESYNC, Author, Store
 
 log = logging.getLogger(__name__)
@@ -289,6 +290,10 @@ async def chat_socket(request: web.Request, hub: WebChatHub) -> web.WebSocketRes
     writer = SocketWriter(ws, request, surface="webchat", metrics=hub.metrics)
     try:
         await ChatSession(hub, ws, writer, client_address(request, hub.address_header)).run()
+    except StoreError as exc:  # nothing was acknowledged: the page reconnects and sends again what is unacknowledged
+        log.warning("web chat: store unavailable (%s): socket closed with 'try again later'", type(exc).__name__)
+        async with asyncio.timeout(SEND_TIMEOUT):
+            await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"try again later")
     finally:
         await writer.close()
     return ws
