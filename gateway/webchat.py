@@ -7,6 +7,7 @@ instance forwards the events of the conversations whose sockets it holds. Privat
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -14,7 +15,7 @@ import weakref
 from collections import defaultdict
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from gateway import leaving
 from gateway.conversation import Conversation, Status
@@ -25,7 +26,7 @@ from gateway.gate import Gate, Refusal
 from gateway.messages import ChannelName, Inbound, Reply
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limit, client_address
-from gateway.sockets import SocketWriter
+from gateway.sockets import SEND_TIMEOUT, SocketWriter
 from gateway.store import RESYNC, Author, Store
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class WebChatHub:
                     frame = await self._frame(event)
                     if frame is not None:
                         self._offer_all(conversation_id, frame)
+                        await asyncio.sleep(0)  # let the writers run: a burst never fills a reading socket's queue
 
     async def resync(self) -> None:
         for conversation_id in list(self.sockets):
@@ -304,6 +306,10 @@ async def chat_socket(request: web.Request, hub: WebChatHub) -> web.WebSocketRes
     writer = SocketWriter(ws, request, surface="webchat", metrics=hub.metrics)
     try:
         await ChatSession(hub, ws, writer, client_address(request, hub.address_header)).run()
+    except StoreError as exc:  # nothing was acknowledged: the page reconnects and sends again what is unacknowledged
+        log.warning("web chat: store unavailable (%s): socket closed with 'try again later'", type(exc).__name__)
+        async with asyncio.timeout(SEND_TIMEOUT):
+            await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"try again later")
     finally:
         await writer.close()
     return ws
