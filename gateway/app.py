@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
@@ -39,6 +40,7 @@ from gateway.dispatcher import Dispatcher, utcnow
 from gateway.errors import FlowValidationError, StoreError
 from gateway.flowset import FlowSet
 from gateway.gate import Gate
+from gateway.inbox import Inbox
 from gateway.keyed import KeyedHash
 from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.outbox import Outbox
@@ -97,6 +99,8 @@ async def create_app(
                     lease_seconds=settings.outbox_lease_seconds)  # fmt: skip
     outbox_ref.append(outbox)
     timers = Timers(dispatcher, poll_seconds=worker_poll_seconds)
+    inbox = Inbox(store, dispatcher, clock=clock, batch=settings.inbox_batch, poll_seconds=worker_poll_seconds,
+                  lease_seconds=math.ceil(2 * settings.inbound_claim_seconds))  # fmt: skip
     keyed, counters = KeyedHash(settings.secret_key), open_limit_storage(settings.store)
     limits = RateLimits.from_settings(settings, counters, metrics)
     gate = Gate(store, flows, limits, keyed, metrics, clock=clock, on_outgoing=outbox.kick,
@@ -117,7 +121,8 @@ async def create_app(
     supervisor = Supervisor(metrics)
     watch = Watch(store, metrics, clock=clock, outbox_alert_seconds=settings.outbox_alert_seconds)
     for name, worker in {
-        "outbox": outbox.run, "timers": timers.run, "webchat": hub.forward_events, "console": live.forward,
+        "outbox": outbox.run, "inbox": inbox.run,
+        "timers": timers.run, "webchat": hub.forward_events, "console": live.forward,
         "flows": lambda: _watch(flows), "presence": lambda: presence.listen(store),
         "presence-beat": lambda: presence.beat_forever(store), "typing": TypingRelay(store, channels.adapters).run,
         "alerts": watch.run,
@@ -128,7 +133,7 @@ async def create_app(
     app.on_cleanup.append(lambda _: _close_guards(workers))
     app.on_shutdown.append(_close_sockets(hub.open, api.open))
     _routes(app, settings, hub, api, flows, store, supervisor)
-    app.add_routes(webhook_routes(channels, dispatcher, gate))
+    app.add_routes(webhook_routes(channels, dispatcher, gate, inbox))
     fetchers = {name: a for name, a in channels.adapters.items() if isinstance(a, MediaFetcher)}
     media = ConsoleMedia(store, fetchers)
     app.add_routes([

@@ -1,8 +1,10 @@
 """Which channels run, and their webhook routes: a channel is on when its secrets are set.
 
-Each webhook verifies and parses the request through its adapter (size, then signature, then body), hands every
-message of the batch to the dispatcher (de-duplication, lock, engine, persistence: milliseconds, so nothing is
-acknowledged before it is safely stored), records the receipts, and answers as the provider expects. A refused
+Each webhook verifies and parses the request through its adapter (size, then signature, then body), passes every
+message of the batch through the gate, hands the allowed ones to the dispatcher (de-duplication, lock, engine,
+persistence: milliseconds, so nothing is acknowledged before it is safely stored) or, for a large batch, to the
+durable inbox (stored in one commit, processed after: ``gateway/inbox.py``), records the receipts, and answers
+as the provider expects. A refused
 request gets its status (403 bad signature, 400 malformed, 413 too large) and changes nothing.
 """
 
@@ -23,6 +25,7 @@ from gateway.conversation import Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import DeliveryError, WebhookError
 from gateway.gate import Gate
+from gateway.inbox import Inbox
 from gateway.messages import ChannelName
 from gateway.outbox import Sender
 from gateway.settings import Settings
@@ -124,22 +127,22 @@ class TypingRelay:
                 log.info("%s typing indicator not shown (%s)", conversation.channel.value, type(exc).__name__)
 
 
-def webhook_routes(channels: Channels, dispatcher: Dispatcher, gate: Gate) -> list[web.RouteDef]:
+def webhook_routes(channels: Channels, dispatcher: Dispatcher, gate: Gate, inbox: Inbox) -> list[web.RouteDef]:
     routes: list[web.RouteDef] = []
     for name, adapter in channels.adapters.items():
         path = f"/webhooks/{name.value}"
-        routes.append(web.post(path, _webhook(adapter, adapter.parse, dispatcher, gate)))
+        routes.append(web.post(path, _webhook(adapter, adapter.parse, dispatcher, gate, inbox)))
         verify = getattr(adapter, "verify", None)
         if verify is not None:  # Messenger's GET subscription handshake
             routes.append(web.get(path, verify))
         parse_status = getattr(adapter, "parse_status", None)
         if parse_status is not None:  # Twilio's delivery status callbacks
-            routes.append(web.post(path + "/status", _webhook(adapter, parse_status, dispatcher, gate)))
+            routes.append(web.post(path + "/status", _webhook(adapter, parse_status, dispatcher, gate, inbox)))
     return routes
 
 
 def _webhook(
-    adapter: Channel, parse: Parse, dispatcher: Dispatcher, gate: Gate
+    adapter: Channel, parse: Parse, dispatcher: Dispatcher, gate: Gate, inbox: Inbox
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         try:
@@ -149,12 +152,14 @@ def _webhook(
             return web.json_response({"error": exc.__class__.__name__, "message": str(exc)}, status=exc.status)
         if batch.too_old:
             dispatcher.metrics.old_events.labels(adapter.name.value).inc(batch.too_old)
+        allowed = []
         for inbound in batch.inbound:
             refusal = await gate.check(inbound)
             if refusal is None:
-                await dispatcher.handle_inbound(inbound)
+                allowed.append(inbound)
             else:  # acknowledged all the same: the provider must not redeliver a refused message
                 await gate.tell_provider_sender(inbound, refusal)
+        await inbox.handle(allowed)  # processed now, or stored in the inbox first when the batch is large
         for receipt in batch.receipts:
             await dispatcher.handle_receipt(receipt)
         return adapter.acknowledge()

@@ -69,6 +69,7 @@ class Settings:
     max_connections_per_address: int = 64
     outbox_alert_seconds: float = 60.0  # a message waiting longer in the outbox is an alert (metric + log line)
     outbox_lease_seconds: int = 60  # an item being sent; after a crash another instance resends it past this
+    inbox_batch: int = 20  # a webhook with more messages is stored in the inbox, acknowledged, processed after
     inbound_claim_seconds: float = 10.0  # lease on an inbound message while processing it, renewed meanwhile
     redis_max_connections: int = 100  # per instance; a caller waits for a free one up to redis_pool_timeout
     redis_pool_timeout: float = 10.0
@@ -141,6 +142,8 @@ class Settings:
             raise ConfigError("GATEWAY_OUTBOX_ALERT_SECONDS must be positive")
         if self.outbox_lease_seconds < 1:
             raise ConfigError("GATEWAY_OUTBOX_LEASE_SECONDS must be >= 1")
+        if self.inbox_batch < 0:
+            raise ConfigError("GATEWAY_INBOX_BATCH must be >= 0")
         if self.inbound_claim_seconds <= 0:
             raise ConfigError("GATEWAY_INBOUND_CLAIM_SECONDS must be positive")
         if self.redis_max_connections < 1 or self.redis_pool_timeout <= 0:

@@ -10,8 +10,10 @@ Graph API (in this process) records every reply. Afterwards, read from the store
 * nothing twice: no message recorded twice, and no reply reaches Graph twice, except a send in flight when the
   instance died (at most one per conversation: the last reply Graph accepted for it before the kill).
 
-On Redis: two instances on one redis-server started here; one is killed, the other carries on. On SQLite: the
-only instance is killed and started again on the same file.
+On Redis: two instances on one redis-server started here, processing each webhook before acknowledging it; one
+is killed, the other carries on. On SQLite: the only instance, acknowledging each webhook once it is in the
+durable inbox (``GATEWAY_INBOX_BATCH=0``), is killed and started again on the same file: what was acknowledged
+and not yet processed is processed after the restart.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ import aiohttp
 import pytest
 
 from gateway.conversation import Conversation
-from gateway.messages import ChannelName
+from gateway.inbox import sender_key
+from gateway.messages import ChannelName, Inbound
 from gateway.store import Author, Delivery, Store, open_store
 from gateway.testing import FakeGraphAPI, messenger_body, messenger_message, signed_messenger
 from tests.store.conftest import _free_port, _wait_until_ready
@@ -154,6 +157,16 @@ async def store_at(url: str) -> AsyncIterator[Store]:
         await store.close()
 
 
+async def inbox_drained(store: Store) -> None:
+    """Wait until no young person has messages waiting in the durable inbox."""
+    keys = [sender_key(Inbound(ChannelName.MESSENGER, psid(n), "")) for n in range(SENDERS)]
+    for _ in range(300):
+        if not any([await store.inbox_waiting(key) for key in keys]):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the inbox never drained")
+
+
 async def settled(store: Store, conversations: list[Conversation]) -> None:
     """Wait until no outgoing entry of these conversations is pending (the outboxes drained)."""
     for _ in range(300):
@@ -175,6 +188,7 @@ async def settled(store: Store, conversations: list[Conversation]) -> None:
 async def check_once(store_url: str, graph: FakeGraphAPI, victim: str) -> dict[str, int]:
     """Every message recorded once, every reply at Graph once (beyond the bound); returns the figures."""
     async with store_at(store_url) as store:
+        await inbox_drained(store)
         conversations: list[Conversation] = []
         lost_senders = 0
         for number in range(SENDERS):
@@ -268,6 +282,7 @@ async def test_kill_9_and_restart_on_sqlite_loses_nothing_and_repeats_nothing(
 ) -> None:
     url = f"sqlite:///{tmp_path}/gateway.sqlite3"
     only = instance(tmp_path, "only", url, graph, "killed")
+    only.env["GATEWAY_INBOX_BATCH"] = "0"  # every webhook through the durable inbox: acknowledged once stored
     try:
         async with aiohttp.ClientSession() as http:
             only.start()

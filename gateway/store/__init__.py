@@ -26,6 +26,7 @@ Delivery guarantees the dispatcher and the outbox rely on:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -49,6 +50,8 @@ __all__ = [
     "Delivery",
     "DoneMark",
     "EventStore",
+    "InboxItem",
+    "InboxStore",
     "Listener",
     "ListenerStore",
     "LockStore",
@@ -187,6 +190,19 @@ class AuditEntry:
     action: str
     subject: str = ""  # a block key, a listener's name, conversation pseudonyms
     detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    """An inbound message acknowledged to its provider and not processed yet. ``id`` is its de-duplication key;
+    ``sender_key`` (a hash of channel and sender) orders the items: one sender's messages are processed in turn."""
+
+    id: str
+    sender_key: str
+    payload: dict[str, Any] = field(repr=False)  # the serialised Inbound
+    received_at: datetime
+    next_attempt_at: datetime | None = None
+    attempts: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,6 +379,29 @@ class OutboxStore(Protocol):
         ...
 
 
+class InboxStore(Protocol):
+    async def inbox_put(self, items: Sequence[InboxItem]) -> None:
+        """Add the items in one commit, each after its sender's others; an id already present is ignored."""
+        ...
+
+    async def inbox_waiting(self, sender_key: str) -> bool:
+        """Whether this sender has items in the inbox (a newer message must then queue behind them)."""
+        ...
+
+    async def inbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 30) -> list[InboxItem]:
+        """Claim up to ``limit`` items to process now, each the oldest of its sender, for ``lease_seconds``
+        (a worker that dies lets another take them then), like :meth:`OutboxStore.outbox_due`."""
+        ...
+
+    async def inbox_done(self, item_id: str) -> bool:
+        """Processed (or set aside): removed; the sender's next item becomes due. False if absent."""
+        ...
+
+    async def inbox_retry(self, item_id: str, next_attempt_at: datetime, attempts: int) -> bool:
+        """Not processed for now: due again at ``next_attempt_at`` (the sender's next items wait)."""
+        ...
+
+
 class TimerStore(Protocol):
     async def set_timer(self, conversation_id: str, kind: str, due_at: datetime) -> None:
         """Arm (or re-arm, replacing) the conversation's timer of this kind."""
@@ -458,6 +497,7 @@ class Store(
     QueueStore,
     ListenerStore,
     OutboxStore,
+    InboxStore,
     TimerStore,
     EventStore,
     LockStore,

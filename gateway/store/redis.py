@@ -18,6 +18,8 @@ allows (Cluster would not). Layout:
     hg:outbox:item:<id>          hash of one item (parts_sent: how far a split message got)
     hg:outbox:conv:<conv>        pending ids by put order
     hg:outbox:heads              conversations scored by when their first pending item is due
+    hg:inbox:item:<id>           hash of one inbound message acknowledged but not processed yet
+    hg:inbox:sender:<sender>     its sender's waiting ids by put order    hg:inbox:heads  senders by due time
     hg:timers                    ["conv", "kind"] scored by due time (µs)   hg:timers:<conv>  its members
     hg:lock:<conv>               the conversation lock          hg:events  the pub/sub channel
     hg:blocks                    hash block key (a keyed hash, no identity) → block (JSON)
@@ -36,7 +38,7 @@ import functools
 import hashlib
 import json
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -57,6 +59,7 @@ from gateway.store import (
     Delivery,
     DoneMark,
     Event,
+    InboxItem,
     Listener,
     OutboxItem,
     OutboxStatus,
@@ -417,6 +420,38 @@ class RedisStore:
         args = [PREFIX, item_id, str(status), field, value, kept, str(delivery), provider_id]
         return bool(await self._script("outbox_resolve", keys, args) == 1)
 
+    # The inbox
+
+    @_guarded
+    async def inbox_put(self, items: Sequence[InboxItem]) -> None:
+        args: list[Any] = [PREFIX]
+        for i in items:
+            due = i.next_attempt_at or i.received_at
+            args += [i.id, i.sender_key, dumps(i.payload), to_us(i.received_at), to_us(due)]
+        if items:
+            await self._script("inbox_put", [_key("inbox", "heads"), _key("inbox", "seq")], args)
+
+    @_guarded
+    async def inbox_waiting(self, sender_key: str) -> bool:
+        return bool(await self._redis.exists(_key("inbox", "sender", sender_key)))
+
+    @_guarded
+    async def inbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 30) -> list[InboxItem]:
+        lease_end = to_us(now) + lease_seconds * 1_000_000
+        claimed = await self._script("inbox_due", [_key("inbox", "heads")], [PREFIX, to_us(now), limit, lease_end])
+        return [_inbox_item(_pairs(fields)) for fields in claimed if fields]
+
+    @_guarded
+    async def inbox_done(self, item_id: str) -> bool:
+        keys = [_key("inbox", "item", item_id), _key("inbox", "heads")]
+        return bool(await self._script("inbox_done", keys, [PREFIX, item_id]) == 1)
+
+    @_guarded
+    async def inbox_retry(self, item_id: str, next_attempt_at: datetime, attempts: int) -> bool:
+        keys = [_key("inbox", "item", item_id), _key("inbox", "heads")]
+        args = [PREFIX, item_id, to_us(next_attempt_at), attempts]
+        return bool(await self._script("inbox_retry", keys, args) == 1)
+
     # Timers
 
     @_guarded
@@ -549,6 +584,14 @@ def _outbox_item(found: dict[str, str]) -> OutboxItem:
         provider_message_id=found.get("pmid"),
         parts_sent=int(found.get("parts_sent", 0)),
     )
+
+
+def _inbox_item(found: dict[str, str]) -> InboxItem:
+    return InboxItem(
+        id=found["id"], sender_key=found["sender"], payload=loads("inbox", found["payload"], dict),
+        received_at=from_us(int(found["received_us"])), next_attempt_at=from_us(int(found["next_us"])),
+        attempts=int(found["attempts"]),
+    )  # fmt: skip
 
 
 def _timer_member(conversation_id: str, kind: str) -> str:

@@ -221,6 +221,64 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0
 """
 
+# KEYS: heads, sequence. ARGV: prefix, then per item: id, sender key, payload, received µs, next µs.
+_INBOX_PUT = """
+for i = 2, #ARGV, 5 do
+  local item = ARGV[1] .. 'inbox:item:' .. ARGV[i]
+  if redis.call('EXISTS', item) == 0 then
+    local sender = ARGV[1] .. 'inbox:sender:' .. ARGV[i + 1]
+    redis.call('HSET', item, 'id', ARGV[i], 'sender', ARGV[i + 1], 'payload', ARGV[i + 2],
+               'received_us', ARGV[i + 3], 'next_us', ARGV[i + 4], 'attempts', 0)
+    redis.call('ZADD', sender, redis.call('INCR', KEYS[2]), ARGV[i])
+    if redis.call('ZCARD', sender) == 1 then redis.call('ZADD', KEYS[1], ARGV[i + 4], ARGV[i + 1]) end
+  end
+end
+return 1
+"""
+
+# KEYS: heads. ARGV: prefix, now µs, limit, lease end µs. Returns each claimed item's fields (HGETALL).
+_INBOX_DUE = """
+local items = {}
+for _, sender in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])) do
+  local head = redis.call('ZRANGE', ARGV[1] .. 'inbox:sender:' .. sender, 0, 0)[1]
+  if head then
+    redis.call('ZADD', KEYS[1], ARGV[4], sender)
+    redis.call('HSET', ARGV[1] .. 'inbox:item:' .. head, 'next_us', ARGV[4])
+    table.insert(items, redis.call('HGETALL', ARGV[1] .. 'inbox:item:' .. head))
+  else
+    redis.call('ZREM', KEYS[1], sender)
+  end
+end
+return items
+"""
+
+# KEYS: item, heads. ARGV: prefix, id.
+_INBOX_DONE = """
+local sender_key = redis.call('HGET', KEYS[1], 'sender')
+if not sender_key then return 0 end
+redis.call('DEL', KEYS[1])
+local sender = ARGV[1] .. 'inbox:sender:' .. sender_key
+redis.call('ZREM', sender, ARGV[2])
+local head = redis.call('ZRANGE', sender, 0, 0)[1]
+if head then
+  redis.call('ZADD', KEYS[2], redis.call('HGET', ARGV[1] .. 'inbox:item:' .. head, 'next_us'), sender_key)
+else
+  redis.call('ZREM', KEYS[2], sender_key)
+end
+return 1
+"""
+
+# KEYS: item, heads. ARGV: prefix, id, next µs, attempts.
+_INBOX_RETRY = """
+local sender_key = redis.call('HGET', KEYS[1], 'sender')
+if not sender_key then return 0 end
+redis.call('HSET', KEYS[1], 'next_us', ARGV[3], 'attempts', ARGV[4])
+if redis.call('ZRANGE', ARGV[1] .. 'inbox:sender:' .. sender_key, 0, 0)[1] == ARGV[2] then
+  redis.call('ZADD', KEYS[2], ARGV[3], sender_key)
+end
+return 1
+"""
+
 SCRIPTS = {
     "active_conversation": _ACTIVE_CONVERSATION,
     "save_conversation": _SAVE_CONVERSATION,
@@ -237,6 +295,10 @@ SCRIPTS = {
     "cancel_timers": _CANCEL_TIMERS,
     "timer_done": _TIMER_DONE,
     "claim": _CLAIM,
+    "inbox_put": _INBOX_PUT,
+    "inbox_due": _INBOX_DUE,
+    "inbox_done": _INBOX_DONE,
+    "inbox_retry": _INBOX_RETRY,
     "unlock": _UNLOCK,
     "renew_lock": _RENEW_LOCK,
 }

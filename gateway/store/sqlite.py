@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import replace
@@ -33,6 +33,7 @@ from gateway.store import (
     Delivery,
     DoneMark,
     Event,
+    InboxItem,
     Listener,
     OutboxItem,
     OutboxStatus,
@@ -88,6 +89,11 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, status TEXT NOT NULL DEFAULT 'pending',
     provider_message_id TEXT, parts_sent INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (conversation_id, seq) WHERE status = 'pending';
+CREATE TABLE IF NOT EXISTS inbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, sender_key TEXT NOT NULL,
+    payload TEXT NOT NULL, received_us INTEGER NOT NULL, next_us INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS inbox_sender ON inbox (sender_key, seq);
 CREATE TABLE IF NOT EXISTS timers (
     conversation_id TEXT NOT NULL, kind TEXT NOT NULL, due_us INTEGER NOT NULL,
     PRIMARY KEY (conversation_id, kind));
@@ -486,6 +492,46 @@ class SqliteStore:
 
         return await self._run(work)
 
+    # The inbox
+
+    async def inbox_put(self, items: Sequence[InboxItem]) -> None:
+        rows = [(i.id, i.sender_key, dumps(i.payload), to_us(i.received_at),
+                 to_us(i.next_attempt_at or i.received_at)) for i in items]  # fmt: skip
+
+        def work(conn: sqlite3.Connection) -> None:
+            with _writing(conn):
+                conn.executemany(
+                    "INSERT OR IGNORE INTO inbox (id, sender_key, payload, received_us, next_us)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
+
+        await self._run(work)
+
+    async def inbox_waiting(self, sender_key: str) -> bool:
+        return bool(await self._select("SELECT 1 FROM inbox WHERE sender_key = ? LIMIT 1", (sender_key,)))
+
+    async def inbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 30) -> list[InboxItem]:
+        now_us = to_us(now)
+        lease_us = now_us + lease_seconds * 1_000_000
+
+        def work(conn: sqlite3.Connection) -> list[InboxItem]:
+            with _writing(conn):
+                heads = conn.execute(_INBOX_HEADS, (now_us, limit)).fetchall()
+                conn.executemany("UPDATE inbox SET next_us = ? WHERE id = ?", [(lease_us, r["id"]) for r in heads])
+            return [_inbox_item(row, lease_us) for row in heads]
+
+        return await self._run(work)
+
+    async def inbox_done(self, item_id: str) -> bool:
+        return await self._change("DELETE FROM inbox WHERE id = ?", (item_id,)) == 1
+
+    async def inbox_retry(self, item_id: str, next_attempt_at: datetime, attempts: int) -> bool:
+        changed = await self._change(
+            "UPDATE inbox SET next_us = ?, attempts = ? WHERE id = ?", (to_us(next_attempt_at), attempts, item_id)
+        )
+        return changed == 1
+
     # Timers
 
     async def set_timer(self, conversation_id: str, kind: str, due_at: datetime) -> None:
@@ -565,6 +611,21 @@ WHERE o.status = 'pending' AND o.next_us <= ?
                WHERE p.conversation_id = o.conversation_id AND p.status = 'pending')
 ORDER BY o.next_us, o.seq LIMIT ?
 """
+
+
+# The earliest item of each sender, if it is due.
+_INBOX_HEADS = """
+SELECT * FROM inbox AS i
+WHERE i.next_us <= ? AND i.seq = (SELECT MIN(p.seq) FROM inbox AS p WHERE p.sender_key = i.sender_key)
+ORDER BY i.next_us, i.seq LIMIT ?
+"""
+
+
+def _inbox_item(row: sqlite3.Row, next_us: int) -> InboxItem:
+    return InboxItem(
+        id=row["id"], sender_key=row["sender_key"], payload=loads("inbox", row["payload"], dict),
+        received_at=from_us(row["received_us"]), next_attempt_at=from_us(next_us), attempts=row["attempts"],
+    )  # fmt: skip
 
 
 def _write_conversation(conn: sqlite3.Connection, conversation: Conversation) -> None:

@@ -26,6 +26,7 @@ from gateway.store import (
     ClaimState,
     Delivery,
     DoneMark,
+    InboxItem,
     Listener,
     OutboxItem,
     OutboxStatus,
@@ -227,6 +228,45 @@ async def test_the_claim_of_a_dead_owner_lapses(store: Store) -> None:
 async def test_a_claim_is_atomic(store: Store) -> None:
     answers = await asyncio.gather(*(store.claim("whatsapp:SM1", f"o{n}", 10) for n in range(10)))
     assert answers.count(ClaimState.CLAIMED) == 1 and answers.count(ClaimState.BUSY) == 9
+
+
+# The inbox
+
+
+def inboxed(item_id: str, sender: str, at: datetime = T0) -> InboxItem:
+    return InboxItem(item_id, sender, {"text": f"message {item_id}"}, at)
+
+
+async def test_the_inbox_hands_out_each_senders_messages_in_turn(store: Store) -> None:
+    await store.inbox_put([inboxed("a1", "A"), inboxed("a2", "A"), inboxed("b1", "B"), inboxed("a1", "A")])
+    assert await store.inbox_waiting("A") and not await store.inbox_waiting("C")
+    first = await store.inbox_due(T0, 10)
+    assert sorted(i.id for i in first) == ["a1", "b1"]
+    assert first[0].payload == {"text": f"message {first[0].id}"}
+    assert await store.inbox_due(T0, 10) == []  # claimed: the next ones wait for them
+    assert await store.inbox_done("a1") and not await store.inbox_done("a1")
+    assert [i.id for i in await store.inbox_due(T0, 10)] == ["a2"]
+    assert await store.inbox_done("a2") and await store.inbox_done("b1")
+    assert not await store.inbox_waiting("A")
+    assert await store.inbox_due(T0, 10) == []
+
+
+async def test_an_inbox_lease_lapses_and_a_retry_waits(store: Store) -> None:
+    await store.inbox_put([inboxed("a1", "A"), inboxed("a2", "A")])
+    assert [i.id for i in await store.inbox_due(T0, 10, lease_seconds=30)] == ["a1"]  # its worker dies
+    assert await store.inbox_due(T0 + timedelta(seconds=29), 10) == []
+    again = await store.inbox_due(T0 + timedelta(seconds=31), 10)
+    assert [i.id for i in again] == ["a1"]
+    assert await store.inbox_retry("a1", T0 + timedelta(minutes=5), 1)
+    assert await store.inbox_due(T0 + timedelta(minutes=4), 10) == []  # a2 waits behind a1
+    retried = await store.inbox_due(T0 + timedelta(minutes=5), 10)
+    assert [(i.id, i.attempts) for i in retried] == [("a1", 1)]
+
+
+async def test_a_large_batch_goes_into_the_inbox_in_one_step(store: Store) -> None:
+    await store.inbox_put([inboxed(f"m{n}", f"S{n % 50}") for n in range(2000)])
+    heads = await store.inbox_due(T0, 100)
+    assert sorted(i.id for i in heads) == sorted(f"m{n}" for n in range(50))
 
 
 # The waiting queue

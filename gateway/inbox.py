@@ -1,0 +1,151 @@
+"""The durable inbox: a large webhook batch is stored first, acknowledged at once, and processed after.
+
+A provider redelivers what it does not see acknowledged in time (Meta within seconds): a signed batch of
+thousands of messages, processed one by one before answering, would be sent again and again. A webhook carrying
+more than ``batch`` messages is therefore written to the store's inbox in one commit and answered 200; the
+worker then processes the inbox through the dispatcher, as a smaller webhook is processed inline:
+
+* in order per sender: the store hands out the oldest item of each sender only, and a later message of a
+  sender who still has items waiting is put behind them (never processed inline ahead of them);
+* senders in parallel (``concurrency`` at a time), each item under the dispatcher's claim and lock, so two
+  instances' workers never process one message twice, and a message both redelivered and inboxed is processed
+  once (the dispatcher's de-duplication);
+* resumable: an item is leased while processed (twice the dispatcher's claim); after a crash, another worker
+  (or the restarted instance) takes it once the lease lapses; a lease that lapses under a live but slow worker
+  costs nothing but a wait: the dispatcher's claim makes the second worker wait, then see the message done.
+  Processing is idempotent, so a retried item records and sends nothing twice.
+
+An item that keeps failing (a store outage: InboundBusy or StoreError) is retried with backoff; after
+``max_attempts`` unexpected errors (a bug on this very message) it is logged by class and set aside so the
+sender's next messages are not held behind it forever. Nothing here logs message text or a sender.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from gateway.dispatcher import Dispatcher, inbound_key, utcnow
+from gateway.errors import StoreError
+from gateway.messages import Attachment, ChannelName, Inbound
+from gateway.store import InboxItem, Store
+
+log = logging.getLogger(__name__)
+
+INBOX_BATCH = 20  # a webhook with more messages than this is acknowledged once they are in the inbox
+
+
+def sender_key(inbound: Inbound) -> str:
+    """The inbox's order key: one per (channel, sender), hashed so that no key names a young person."""
+    return hashlib.sha256(f"{inbound.channel.value}\n{inbound.sender}".encode()).hexdigest()[:32]
+
+
+def inbound_to_dict(inbound: Inbound) -> dict[str, Any]:
+    data = asdict(inbound)
+    data["channel"] = inbound.channel.value
+    data["received_at"] = inbound.received_at.isoformat() if inbound.received_at else None
+    return data
+
+
+def inbound_from_dict(data: dict[str, Any]) -> Inbound:
+    received = data.get("received_at")
+    return Inbound(
+        channel=ChannelName(data["channel"]), sender=data["sender"], message_id=data["message_id"],
+        text=data.get("text", ""), payload=data.get("payload"),
+        attachments=tuple(Attachment(**a) for a in data.get("attachments", ())),
+        language_hint=data.get("language_hint"),
+        received_at=datetime.fromisoformat(received) if received else None,
+    )  # fmt: skip
+
+
+class Inbox:
+    def __init__(
+        self,
+        store: Store,
+        dispatcher: Dispatcher,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        batch: int = INBOX_BATCH,
+        poll_seconds: float = 1.0,
+        lease_seconds: int = 30,
+        concurrency: int = 50,
+        base_delay: float = 0.5,
+        max_delay: float = 60.0,
+        max_attempts: int = 10,
+    ) -> None:
+        self.store, self.dispatcher, self.clock = store, dispatcher, clock
+        self.batch, self.poll_seconds, self.lease_seconds = batch, poll_seconds, lease_seconds
+        self.concurrency = concurrency
+        self.base_delay, self.max_delay, self.max_attempts = base_delay, max_delay, max_attempts
+        self._wake = asyncio.Event()
+
+    async def handle(self, messages: Sequence[Inbound]) -> None:
+        """A webhook's messages: a large batch into the inbox; otherwise each processed now, unless its sender
+        has messages waiting in the inbox (it then goes behind them)."""
+        if len(messages) > self.batch:
+            await self.accept(messages)
+            return
+        for inbound in messages:
+            if await self.store.inbox_waiting(sender_key(inbound)):
+                await self.accept([inbound])
+            else:
+                await self.dispatcher.handle_inbound(inbound)
+
+    async def accept(self, messages: Sequence[Inbound]) -> None:
+        """Store the messages in one commit (from then on they may be acknowledged) and wake the worker."""
+        now = self.clock()
+        items = [
+            InboxItem(inbound_key(m), sender_key(m), inbound_to_dict(m), now) for m in messages
+        ]  # fmt: skip
+        await self.store.inbox_put(items)
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Process until cancelled. A store failure is logged and retried at the next poll."""
+        while True:
+            try:
+                processed = await self.process_due()
+            except StoreError as exc:
+                log.warning("inbox: store unavailable (%s)", exc.__class__.__name__)
+                processed = 0
+            if processed:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            self._wake.clear()
+
+    async def process_due(self) -> int:
+        """One pass: claim the head item of up to ``concurrency`` senders and process them. Returns how many."""
+        items = await self.store.inbox_due(self.clock(), self.concurrency, lease_seconds=self.lease_seconds)
+        await asyncio.gather(*(self._process(item) for item in items))
+        return len(items)
+
+    async def _process(self, item: InboxItem) -> None:
+        try:
+            await self.dispatcher.handle_inbound(inbound_from_dict(item.payload))
+        except StoreError as exc:  # the store or another instance: not this message's fault
+            await self._retry(item, exc, counts=False)
+            return
+        except Exception as exc:  # a bug: by class and place, since its message may quote what was sent
+            await self._retry(item, exc, counts=True)
+            return
+        with contextlib.suppress(StoreError):  # else the lease lapses and the retry is a duplicate
+            await self.store.inbox_done(item.id)
+
+    async def _retry(self, item: InboxItem, exc: Exception, *, counts: bool) -> None:
+        attempts = item.attempts + 1
+        if counts and attempts >= self.max_attempts:
+            log.error("inbox: %s set aside after %d attempts (%s)", item.id, attempts, type(exc).__name__)
+            with contextlib.suppress(StoreError):
+                await self.store.inbox_done(item.id)
+            return
+        delay = min(self.base_delay * 2 ** min(attempts - 1, 16), self.max_delay)
+        log.warning("inbox: %s not processed (%s); again in %.1fs", item.id, type(exc).__name__, delay)
+        with contextlib.suppress(StoreError):
+            await self.store.inbox_retry(item.id, self.clock() + timedelta(seconds=delay), attempts)
