@@ -10,6 +10,7 @@ and :class:`FakeTelegramAPI` (the Bot API as python-telegram-bot calls it). Each
         assert graph.requests_to("messages")[0].body["messaging_type"] == "RESPONSE"
 
 Every request is recorded as a :class:`RecordedRequest` (method, path, query, headers, parsed body, raw bytes).
+``down()`` and ``up()`` make an outage of any length (every request answers 503 meanwhile).
 ``fail_next(500, 429, Failure(400, code=63016))`` scripts the next answers of an endpoint (the last segment of
 its path: ``messages``, ``Messages.json``, ``sendMessage``…) in the vendor's own error shape; a ``None`` among
 them answers its request normally (``fail_next(None, 500)``: the first part of a split message passes, the second
@@ -94,6 +95,7 @@ class FakeAPI:
         self._failures: defaultdict[str, deque[Failure | None]] = defaultdict(deque)
         self._media: dict[str, _Media] = {}
         self._arrived = asyncio.Condition()
+        self._down = False
         self._runner: web.AppRunner | None = None
         self._port = 0
         self.app = web.Application(client_max_size=50_000_000, middlewares=[self._recorder])
@@ -130,6 +132,13 @@ class FakeAPI:
         ``None`` answers its request normally."""
         queue = self._failures[endpoint or self.send_endpoint]
         queue.extend(Failure(f) if isinstance(f, int) else f for f in failures)
+
+    def down(self) -> None:
+        """An outage: from now on every request answers 503 in the vendor's shape, until :meth:`up`."""
+        self._down = True
+
+    def up(self) -> None:
+        self._down = False
 
     def serve_media(self, path: str, data: bytes, content_type: str, redirect_to: str | None = None) -> str:
         """Host ``data`` at ``path`` (or a redirect to ``redirect_to`` there); return its full URL."""
@@ -175,6 +184,8 @@ class FakeAPI:
         endpoint = request.path.rstrip("/").rsplit("/", 1)[-1]
         queue = self._failures.get(endpoint)
         failure = queue.popleft() if queue else None
+        if self._down:
+            failure = Failure(503, description="service unavailable")
         try:
             response: web.StreamResponse = self.error_response(failure) if failure else await handler(request)
         except web.HTTPException as redirect:  # a redirect of a hosted file
