@@ -137,3 +137,34 @@ async def test_a_processed_message_stays_a_duplicate_for_a_week(
     assert await deliver(client, message("Bonjour", mid="m_kept")) == 200
     later = datetime.now(UTC) + timedelta(days=7)  # Meta redelivers for days: still a duplicate
     assert await client.app[STORE].claim(key_of("m_kept"), "late", 10, now=later) is ClaimState.DONE
+
+
+class MarkSentFailsOnce:
+    """The real store, except that recording the first send fails once (redis-py out of connections, say)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.refused = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def outbox_mark_sent(self, item_id: str, provider_message_id: str | None) -> bool:
+        if not self.refused:
+            self.refused += 1
+            raise StoreError("redis: MaxConnectionsError: Too many connections")
+        return await self._store.outbox_mark_sent(item_id, provider_message_id)
+
+
+async def test_a_send_whose_record_failed_once_is_not_sent_again(
+    aiohttp_client: Callable[..., Awaitable[Client]], messenger_settings: Settings, graph: FakeGraphAPI
+) -> None:
+    settings = dataclasses.replace(messenger_settings, outbox_lease_seconds=1)  # a resend would come at once
+    store = MarkSentFailsOnce(await open_store(settings.store))
+    app = await create_app(settings, clock=RunningClock(), store=cast(Store, store), worker_poll_seconds=0.05)
+    client = await aiohttp_client(app)
+    await store.add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    assert await deliver(client, message("Bonjour", mid="m_record")) == 200
+    await asyncio.sleep(1.5)  # past the lease: an item left unrecorded would have been sent again by now
+    await settled_once(client, graph)
+    assert store.refused == 1

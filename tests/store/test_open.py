@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import sqlite3
@@ -11,8 +12,11 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import ConfigError, StoreError
-from gateway.store import open_store
+from gateway.store import ClaimState, open_store
 from gateway.store.sqlite import path_from_url
+from tests.store.conftest import redis_url
+
+__all__ = ["redis_url"]  # the session's redis-server, a fixture
 
 
 def test_sqlite_paths() -> None:
@@ -71,3 +75,13 @@ async def test_a_sqlite_file_from_before_parts_sent_opens_and_keeps_its_outbox(t
         assert (await store.outbox_due(datetime(2030, 1, 2, tzinfo=UTC), 10))[0].parts_sent == 1
     finally:
         await store.close()
+
+
+@pytest.mark.redis
+async def test_more_callers_than_redis_connections_wait_for_one_instead_of_failing(redis_url: str) -> None:
+    store = await open_store(redis_url, max_connections=2, pool_timeout=10)
+    try:
+        answers = await asyncio.gather(*(store.claim(f"in:pool:{n}", "owner", 10) for n in range(50)))
+    finally:
+        await store.close()
+    assert answers == [ClaimState.CLAIMED] * 50  # redis-py's default pool raised MaxConnectionsError here
