@@ -85,3 +85,20 @@ async def test_more_callers_than_redis_connections_wait_for_one_instead_of_faili
     finally:
         await store.close()
     assert answers == [ClaimState.CLAIMED] * 50  # redis-py's default pool raised MaxConnectionsError here
+
+
+@pytest.mark.redis
+async def test_a_redis_lock_held_past_its_lease_stays_held_while_its_holder_lives(redis_url: str) -> None:
+    one, two = await open_store(redis_url), await open_store(redis_url)  # two instances
+    try:
+        async with one.lock("slow"):
+            for _ in range(7):  # a slow processing, past the 6 s lease: its holder renews it
+                await asyncio.sleep(1)
+                with pytest.raises(StoreError, match="timed out"):
+                    async with two.lock("slow", timeout=0.05):
+                        pass
+        async with two.lock("slow", timeout=1):
+            pass
+    finally:
+        await one.close()
+        await two.close()
