@@ -92,7 +92,7 @@ class Provider:
             await asyncio.sleep(REDELIVER_AFTER)
 
     async def young_person(self, number: int) -> None:
-        sender = f"71{number:014d}"
+        sender = psid(number)
         for step, (text, payload) in enumerate(WALK):
             mid = f"m_{sender}_{step}"
             raw, headers = signed_messenger(SECRET, messenger_body([messenger_message(sender, text, mid, payload)]))
