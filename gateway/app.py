@@ -47,7 +47,7 @@ from gateway.settings import Settings
 from gateway.store import Store, open_store
 from gateway.supervisor import Supervisor, where
 from gateway.timers import Timers
-from gateway.webchat import WebChatHub, chat_socket
+from gateway.webchat import WebChatHub, chat_socket, leave_request
 
 log = logging.getLogger(__name__)
 
@@ -304,6 +304,9 @@ def _routes(
     async def socket(request: web.Request) -> web.WebSocketResponse:
         return await chat_socket(request, hub)
 
+    async def leave(request: web.Request) -> web.Response:
+        return await leave_request(request, hub)
+
     async def reload(request: web.Request) -> web.StreamResponse:
         result = flows.reload()
         return web.json_response(result.to_dict(), status=200 if result.ok else 422)
@@ -311,6 +314,7 @@ def _routes(
     app.add_routes([
         web.get("/healthz", healthz), web.get("/readyz", readyz),
         web.get("/chat", chat_page), web.get("/chat/widget.js", widget), web.get("/chat/ws", socket),
+        web.post("/chat/leave", leave),
         web.static("/chat/static", str(STATIC)),
         web.post("/api/admin/reload", api.authed(reload, supervisor=True)),
         *api.routes(),

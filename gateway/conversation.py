@@ -80,6 +80,8 @@ class Conversation:
     taken_at: datetime | None = None  # the last time a listener took it (wait-time statistics)
     closed_at: datetime | None = None
     client: str | None = field(default=None, repr=False)  # web chat: keyed hash of the client's address
+    left_at: datetime | None = None  # the young person left (quick exit, "Terminer", the page gone): gateway/leaving.py
+    left_how: str | None = None  # "quick_exit", "ended" or "gone"
 
     @property
     def active(self) -> bool:

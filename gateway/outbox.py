@@ -177,7 +177,7 @@ class Outbox:
     async def _record(
         self, item: OutboxItem, delivery: Delivery, provider_id: str | None, reason: str | None = None
     ) -> None:
-        await self.store.set_delivery(item.id, delivery, provider_id)
+        """Tell the console and the web chat (the store recorded the delivery on the transcript entry already)."""
         event: dict[str, object] = {
             "type": "delivery", "conversation_id": item.conversation_id, "id": item.id, "delivery": delivery.value,
         }  # fmt: skip

@@ -9,6 +9,8 @@ Kinds (durations from flows.yaml ``timers``):
   meanwhile, the closed-line message instead (once). Once the channel's reply window for the bot has closed
   (Messenger, WhatsApp: 24 h after the young person's last message) both are paused, with one system entry
   telling the listeners; they resume if the young person writes again.
+* ``webchat_gone``: no web chat socket for a while: the listeners are told the young person left
+  (``gateway/leaving.py``).
 * ``idle_close``: nothing happened for ``idle_close_hours`` → closed, with a message (recorded as not sent when
   the reply window has closed: see ``Dispatcher.emit``).
 
@@ -21,6 +23,7 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
+from gateway import leaving
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
@@ -84,9 +87,13 @@ class Timers:
             "bot_abandon": self._bot_abandon,
             "queue_reassure": self._queue_reassure,
             "idle_close": self._idle_close,
+            leaving.GONE_TIMER: self._gone,
         }.get(timer.kind)
         if handler is not None:
             await handler(conversation, engine, now)
+
+    async def _gone(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
+        await leaving.gone(self.dispatcher, conversation, now)
 
     async def _say(self, conversation: Conversation, engine: Engine, now: datetime, *texts: Reply) -> None:
         await self.dispatcher.emit(conversation, texts, Author.BOT, now)

@@ -7,6 +7,7 @@ instance forwards the events of the conversations whose sockets it holds. Privat
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -14,23 +15,25 @@ import weakref
 from collections import defaultdict
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
+from gateway import leaving
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher, entry_event
+from gateway.errors import StoreError
 from gateway.flows import lifecycle
 from gateway.gate import Gate, Refusal
 from gateway.messages import ChannelName, Inbound, Reply
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limit, client_address
-from gateway.sockets import SocketWriter
+from gateway.sockets import SEND_TIMEOUT, SocketWriter
 from gateway.store import RESYNC, Author, Store
 
 log = logging.getLogger(__name__)
 
 MAX_FRAME = 16 * 1024
 MAX_TEXT = 4000
-HIDDEN = {Author.NOTE.value}
+HIDDEN = {Author.NOTE.value, Author.SYSTEM.value}  # for listeners only: private notes, the server's entries
 
 
 class WebChatHub:
@@ -76,6 +79,7 @@ class WebChatHub:
                     frame = await self._frame(event)
                     if frame is not None:
                         self._offer_all(conversation_id, frame)
+                        await asyncio.sleep(0)  # let the writers run: a burst never fills a reading socket's queue
 
     async def resync(self) -> None:
         for conversation_id in list(self.sockets):
@@ -142,6 +146,11 @@ class ChatSession:
                     await self._handle_text(message.data)
         finally:
             self.hub.detach(self.writer)
+        if self.conversation_id is not None:  # closed (not cancelled): the young person may be gone for good
+            try:
+                await leaving.socket_closed(self.dispatcher, self.conversation_id)
+            except StoreError as exc:
+                log.warning("webchat: could not arm the gone timer (%s)", exc.__class__.__name__)
 
     async def _handle_text(self, data: str) -> None:
         frame = _parse_frame(data)
@@ -174,6 +183,7 @@ class ChatSession:
         conversation = await self.dispatcher.start_conversation(ChannelName.WEBCHAT, self.token, language)
         if conversation.client is None:
             conversation = await self._mark_client(conversation)
+        await leaving.returned(self.dispatcher, conversation.id)
         history = [
             _public(entry_event(e)) for e in await self.hub.store.transcript(conversation.id)
             if e.author.value not in HIDDEN
@@ -269,6 +279,7 @@ async def end_by_young_person(dispatcher: Dispatcher, conversation_id: str) -> N
         engine = dispatcher.flows.for_version(conversation.flow_version)
         ended = engine.message("ended", dispatcher.language(conversation, engine))
         await dispatcher.emit(conversation, [Reply(ended)], Author.BOT, now)
+        await leaving.mark_left(dispatcher, conversation, "ended", now)
         action = {Status.BOT: "end", Status.QUEUED: "abandon"}.get(conversation.status, "close")
         if action == "close":
             conversation.outcome = conversation.outcome or "ended_by_young_person"
@@ -295,6 +306,36 @@ async def chat_socket(request: web.Request, hub: WebChatHub) -> web.WebSocketRes
     writer = SocketWriter(ws, request, surface="webchat", metrics=hub.metrics)
     try:
         await ChatSession(hub, ws, writer, client_address(request, hub.address_header)).run()
+    except StoreError as exc:  # nothing was acknowledged: the page reconnects and sends again what is unacknowledged
+        log.warning("web chat: store unavailable (%s): socket closed with 'try again later'", type(exc).__name__)
+        async with asyncio.timeout(SEND_TIMEOUT):
+            await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"try again later")
     finally:
         await writer.close()
     return ws
+
+
+MAX_LEAVE_BODY = 1024
+
+
+async def leave_request(request: web.Request, hub: WebChatHub) -> web.Response:
+    """``POST /chat/leave`` (the quick exit's beacon, ``{"token": "…"}``): the conversation is marked as left.
+
+    204 whether or not the token has an active conversation (nothing to learn from it); 400 malformed, 413 too big.
+    """
+    if request.content_length is not None and request.content_length > MAX_LEAVE_BODY:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_LEAVE_BODY, actual_size=request.content_length)
+    raw = await request.read()  # bounded by the app's client_max_size, and already read by its body deadline
+    if len(raw) > MAX_LEAVE_BODY:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_LEAVE_BODY, actual_size=len(raw))
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(text="a JSON object with a token") from None
+    token = body.get("token") if isinstance(body, dict) else None
+    if not (isinstance(token, str) and 20 <= len(token) <= 100):
+        raise web.HTTPBadRequest(text="a JSON object with a token")
+    conversation = await hub.store.find_active_conversation(ChannelName.WEBCHAT, token)
+    if conversation is not None:
+        await leaving.quick_exit(hub.dispatcher, conversation.id)
+    return web.Response(status=204)

@@ -169,3 +169,15 @@ def test_classify_prints_one_json_object_per_line(
          "ends": False},
     ]  # fmt: skip
     assert "keywords only" in err
+
+
+def test_simulate_shows_the_risk_and_how_it_was_found(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("non\nfrançais\njveux plus être là\n"))
+    code, out, _ = run(capsys, "flows", "simulate", str(FLOWS), "--at", "2026-03-10T14:00:00+01:00")
+    assert code == 0
+    assert (
+        "route: suicide · queue: listeners (urgent) · partners: 3114 · risk: suicide (phrase “je veux plus etre la”)"
+        in out
+    )

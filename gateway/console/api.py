@@ -161,6 +161,7 @@ class ListenerAPI:
             "summary": [list(pair) for pair in conversation.summary], "route": conversation.route,
             "created_at": conversation.created_at.isoformat(),
             "last_inbound_at": conversation.last_inbound_at.isoformat() if conversation.last_inbound_at else None,
+            "left_how": conversation.left_how,
         }  # fmt: skip
 
     async def conversation(self, request: web.Request) -> web.Response:

@@ -9,6 +9,8 @@ supervision pages reload the queue and the open conversation.
 
 from __future__ import annotations
 
+import asyncio
+
 from gateway.console.media import public_event
 from gateway.sockets import SocketWriter
 from gateway.store import RESYNC, Store
@@ -24,6 +26,7 @@ class ConsoleEvents:
             self._offer_all({"type": RESYNC})  # after a restart of this worker, events may have been missed
             async for event in subscription:
                 self._offer_all(dict(public_event(event)))
+                await asyncio.sleep(0)  # let the writers run: a burst never fills the queue of a socket that reads
 
     def _offer_all(self, frame: dict[str, object]) -> None:
         for writer in list(self.sockets):

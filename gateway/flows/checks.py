@@ -375,13 +375,15 @@ def check_phrase_languages(flow: Flow) -> Iterator[Issue]:
         yield from _unknown_languages(flow, f"the phrases of interrupt '{name}'", interrupt.match, path)
         ignore: PathKey = ("interrupts", name, "ignore")
         yield from _unknown_languages(flow, f"the false friends of interrupt '{name}'", interrupt.ignore, ignore)
+        alone: PathKey = ("interrupts", name, "alone")
+        yield from _unknown_languages(flow, f"the 'alone' phrases of interrupt '{name}'", interrupt.alone, alone)
         if not any(phrase.strip() for phrases in interrupt.match.values() for phrase in phrases):
             yield Issue(path, f"interrupt '{name}' has no phrases: it would never interrupt anything")
 
 
 def check_phrase_marks(flow: Flow) -> Iterator[Issue]:
     for name, interrupt in flow.interrupts.items():
-        for key, groups in (("match", interrupt.match), ("ignore", interrupt.ignore)):
+        for key, groups in (("match", interrupt.match), ("ignore", interrupt.ignore), ("alone", interrupt.alone)):
             for lang, phrases in groups.items():
                 for k, phrase in enumerate(phrases):
                     problem = keywords.phrase_problem(phrase)

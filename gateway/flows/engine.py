@@ -22,6 +22,7 @@ from gateway.flows.model import Outcome as OutcomeSpec
 from gateway.flows.reading import Reading
 from gateway.flows.risk import Assessor, Decision, Flag, Raise
 from gateway.flows.rules import Context
+from gateway.flows.understood import Understood, describe_how
 from gateway.messages import Choice, Reply
 
 UNKNOWN = "unknown"
@@ -109,7 +110,7 @@ class Engine:
         self.tz = ZoneInfo(self.flow.timezone)
         self._questions = {sid: self._compile(step) for sid, step in self.flow.steps.items() if step.ask}
         self.assessor = Assessor(self.flow)
-        self._topic_question = self._find_topic_question()
+        self.understood = Understood(self.flow, {sid: q.options for sid, q in self._questions.items()}, UNKNOWN)
         self._offer = self._compile_offer()
         self._field_labels = self._compile_field_labels()
 
@@ -186,11 +187,7 @@ class Engine:
     def topic_of(self, message: str, reading: Reading | None = None) -> tuple[str, str] | None:
         """The topic ``text`` gives at the topic question (a synonym, else the model's topic from its threshold),
         with how it was understood; None when there is no topic question or no topic."""
-        if self._topic_question is None:
-            return None
-        options = [o for o in self._questions[self._topic_question].options if o.value != UNKNOWN]
-        found = text.find_option(text.normalize(message), options)
-        return found or self._model_topic(self._topic_question, reading)
+        return self.understood.topic(message, reading)
 
     def _apply(self, decision: Decision, state: State, now: datetime) -> StepResult | None:
         if decision.raised is not None:
@@ -292,7 +289,7 @@ class Engine:
         question = self._questions[step_id]
         if step.choices is not None:
             found = text.match_option_how(answer, payload, question.options)
-            return found or self._model_topic(step_id, reading)
+            return found or self.understood.model_topic(step_id, reading)
         skip = question.options[0]  # number and text questions offer only "prefer not to say"
         norm = text.normalize(answer)
         if payload == skip.value:
@@ -308,52 +305,15 @@ class Engine:
         cleaned = " ".join(answer.split())
         return (cleaned[: step.text.max_length], "typed") if cleaned else None
 
-    def _model_topic(self, step_id: str, reading: Reading | None) -> tuple[str, str] | None:
-        """At the topic question, the model's topic when its score reaches the flow's threshold."""
-        understanding = self.flow.understanding
-        if reading is None or understanding is None or step_id != self._topic_question or reading.topic is None:
-            return None
-        values = {o.value for o in self._questions[step_id].options}
-        if reading.topic in values and reading.topic_score >= understanding.topic_threshold:
-            return reading.topic, f"model:{reading.topic_score:.2f}"
-        return None
-
     def _note(self, state: State, answer: str, reading: Reading | None, answering: str | None) -> State:
-        """Answers ``answer`` gives in advance to the ``ask_once`` questions not asked yet (never ask twice)."""
-        understanding = self.flow.understanding
-        if understanding is None:
+        """Keep the answers ``answer`` gives in advance to ``ask_once`` questions (never ask twice)."""
+        known = {**state.fields, **state.noted}
+        found = self.understood.in_advance(answer, reading, known, answering)
+        if not found:
             return state
-        noted, hows = dict(state.noted), dict(state.how)
-        for sid, step in self.flow.steps.items():
-            name = step.store
-            if sid not in self._questions or name not in understanding.ask_once or name == answering:
-                continue
-            if name in state.fields or name in noted:
-                continue
-            found = self._in_passing(sid, step, answer, reading)
-            if found is not None:
-                noted[name], hows[name] = found
-        return replace(state, noted=noted, how=hows) if noted != state.noted else state
-
-    def _in_passing(self, sid: str, step: Step, answer: str, reading: Reading | None) -> tuple[str, str] | None:
-        """An answer given in passing: an age with its unit, a synonym of two words or more (any synonym at the
-        topic question), or the model's topic."""
-        if step.number is not None:
-            age = text.mention_age(answer)
-            return (str(age), "typed") if age is not None and step.number.min <= age <= step.number.max else None
-        if step.choices is None:
-            return None
-        options = [o for o in self._questions[sid].options if o.value != UNKNOWN]
-        words = 1 if sid == self._topic_question else 2
-        return text.find_option(text.normalize(answer), options, words) or self._model_topic(sid, reading)
-
-    def _find_topic_question(self) -> str | None:
-        understanding = self.flow.understanding
-        if understanding is None:
-            return None
-        if understanding.topic_question is not None:
-            return understanding.topic_question
-        return next((sid for sid, s in self.flow.steps.items() if s.store == "topic" and s.choices), None)
+        noted = {**state.noted, **{name: value for name, (value, _) in found.items()}}
+        hows = {**state.how, **{name: how for name, (_, how) in found.items()}}
+        return replace(state, noted=noted, how=hows)
 
     def _not_understood(self, state: State, step: Step, now: datetime) -> StepResult:
         limit = self.flow.retries if step.retries is None else step.retries
@@ -493,36 +453,8 @@ class Engine:
         return {name: self.text(f.label, lang) for name, f in self.flow.fields.items()}
 
 
-def replace_refer(spec: OutcomeSpec, partners: list[str]) -> OutcomeSpec:
-    return spec if partners == spec.refer else spec.model_copy(update={"refer": partners})
-
-
 def _prefer_synonyms() -> dict[str, list[str]]:
     return {lang: list(words) for lang, words in PREFER_NOT_TO_SAY_SYNONYMS.items()}
-
-
-HOW: dict[str, dict[str, str]] = {
-    "fr": {"button": "bouton", "typed": "écrit", "synonym": "mot-clé « {} »", "model": "modèle {}",
-           "earlier": "message précédent"},
-    "en": {"button": "button", "typed": "typed", "synonym": "keyword “{}”", "model": "model {}",
-           "earlier": "earlier message"},
-}  # fmt: skip
-"""How a field was understood, in the listeners' language (English for any other)."""
-
-
-def describe_how(how: str, language: str) -> str:
-    """``synonym:chantage`` → ``mot-clé « chantage »``; ``earlier:model:0.82`` → ``message précédent, modèle 0,82``;
-    ``button`` or ``typed`` → ``""`` (chosen as asked: nothing worth saying)."""
-    words = HOW.get(language, HOW["en"])
-    kind, _, rest = how.partition(":")
-    if kind == "earlier":
-        inner = describe_how(rest, language)
-        return words["earlier"] + (f", {inner}" if inner else "")
-    if kind in ("button", "typed"):  # chosen as asked: nothing to add
-        return ""
-    if kind == "model" and language == "fr":
-        rest = rest.replace(".", ",")
-    return words.get(kind, kind).format(rest)
 
 
 class _Blank(dict[str, object]):

@@ -42,14 +42,17 @@ SPELLINGS: dict[str, str] = {
     "ajd": "aujourd hui", "mnt": "maintenant", "mtn": "maintenant", "plu": "plus", "veu": "veux", "vx": "veux",
     "peu": "peux", "mourrir": "mourir", "mourire": "mourir", "sucide": "suicide", "sucider": "suicider",
 "daron": "pere", "daronne": "mere", "reup": "pere", "reum": "mere", "bo": "beau",
-    "papa": "pere", "maman": "mere", "ne": "",
+    "papa": "pere", "maman": "mere", "ne": "", "ouam": "moi", "oim": "moi", "jvoi": "je vois", "jvois": "je vois",
+    "fai": "fais", "scarifi": "scarifie", "beaupere": "beau pere", "bellemere": "belle mere", "cbon": "c est bon",
+    "discu": "discussion", "arete": "arrete", "qqn": "quelqu un",
     # English
     "kms": "kill myself", "kys": "kill yourself", "im": "i m", "ima": "i m going to", "imma": "i m going to",
     "wanna": "want to", "gonna": "going to", "gotta": "got to", "dont": "don t", "cant": "can t",
     "wont": "won t", "didnt": "didn t", "doesnt": "doesn t", "idk": "i don t know", "u": "you", "ur": "your",
     "r": "are", "ppl": "people", "bc": "because", "cuz": "because", "coz": "because", "cos": "because",
     "rn": "right now", "ive": "i ve", "youre": "you re", "hes": "he s", "shes": "she s", "thats": "that s",
-    "mom": "mum", "mommy": "mum", "mother": "mum", "daddy": "dad", "father": "dad",
+    "mom": "mum", "mommy": "mum", "mother": "mum", "daddy": "dad", "father": "dad", "stepmom": "stepmum",
+    "bro": "brother", "nvm": "never mind", "k": "ok", "thx": "thanks", "aight": "ok",
 }  # fmt: skip
 """Chat spellings, written out; applied word by word to messages and phrases alike (so both meet)."""
 
@@ -65,7 +68,7 @@ MASK = "|"
 def canonical(raw: str) -> str:
     """The form messages and phrases are matched in: ``"Chuiii TROP mal, jveux mourrir!!"`` → ``"je suis trop
     mal je veux mourir"``."""
-    lowered = raw.casefold().replace("œ", "oe").replace("æ", "ae")
+    lowered = raw.casefold().replace("œ", "oe").replace("æ", "ae").replace("🆘", " sos ")
     norm = _REPEATS.sub(r"\1", text.normalize(lowered))
     words = (SPELLINGS.get(w, w) for w in norm.split())
     return " ".join(w for w in words if w)

@@ -215,6 +215,8 @@ class Interrupt(Strict):
     match: dict[str, list[str]]
     ignore: dict[str, list[str]] = Field(default_factory=dict)
     """False friends ("mort de rire", "je me coupe la frange"): their words never match this interrupt."""
+    alone: dict[str, list[str]] = Field(default_factory=dict)
+    """Phrases that count only as the whole message ("médocs", "le pont"): too common inside other stories."""
     then: Outcome
 
 

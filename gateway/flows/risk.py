@@ -65,6 +65,7 @@ class _Interrupt:
     phrases: keywords.Phrases
     then: OutcomeSpec
     risk: Risk
+    alone: keywords.Phrases
 
     @property
     def raises(self) -> bool:
@@ -94,6 +95,7 @@ class Assessor:
                 ),
                 spec.then,
                 risk_of.get(name, Risk.NONE),
+                keywords.compile_phrases([p for phrases in spec.alone.values() for p in phrases]),
             )
             for name, spec in flow.interrupts.items()
         )
@@ -107,7 +109,7 @@ class Assessor:
         if triggers:
             return Decision(raised=_merge(triggers))
         for interrupt in self.interrupts:
-            if not interrupt.raises and interrupt.phrases.only(canon):
+            if not interrupt.raises and (interrupt.phrases.only(canon) or interrupt.alone.only(canon)):
                 return Decision(ending=(interrupt.name, interrupt.then))
         return Decision()
 
@@ -130,7 +132,9 @@ class Assessor:
     def _keyword_triggers(self, canon: str) -> list[Trigger]:
         found = []
         for interrupt in self.interrupts:
-            words = interrupt.phrases.find(canon) if interrupt.raises else None
+            if not interrupt.raises:
+                continue
+            words = interrupt.phrases.find(canon) or (canon if interrupt.alone.only(canon) else None)
             if words:
                 flag = Flag(interrupt.name, interrupt.risk, 1.0, "keywords", words, interrupt.then.priority)
                 found.append(Trigger(flag, interrupt.then))

@@ -22,6 +22,10 @@ def describe(outcome: Outcome) -> str:
         parts.append(f"queue: {outcome.queue}" + (f" ({outcome.priority})" if outcome.priority else ""))
     if outcome.partners:
         parts.append("partners: " + ", ".join(outcome.partners))
+    flag = outcome.flag
+    if flag is not None and flag.risk.value != "none":
+        how = f"phrase “{flag.words}”" if flag.source == "keywords" else f"model {flag.score:.2f}"
+        parts.append(f"risk: {flag.risk.value} ({how})")
     lines = ["--- " + " · ".join(parts)]
     lines.extend(f"    {label}: {value}" for label, value in outcome.summary)
     return "\n".join(lines)

@@ -337,7 +337,11 @@ class OutboxStore(Protocol):
     async def outbox_get(self, item_id: str) -> OutboxItem | None: ...
 
     async def outbox_mark_sent(self, item_id: str, provider_message_id: str | None) -> bool:
-        """Delivered to the provider: the conversation's next item becomes due. False if not pending."""
+        """Delivered to the provider: the conversation's next item becomes due. False if not pending.
+
+        In the same commit, the transcript entry of the same id (if any) shows ``sent`` and the provider's id: a
+        crash never leaves a message sent but shown pending.
+        """
         ...
 
     async def outbox_reschedule(
@@ -350,7 +354,8 @@ class OutboxStore(Protocol):
         ...
 
     async def outbox_mark_failed(self, item_id: str, reason: str) -> bool:
-        """Given up: the conversation's next item becomes due. False if not pending."""
+        """Given up: the conversation's next item becomes due; its transcript entry shows ``failed`` (same
+        commit). False if not pending."""
         ...
 
     async def outbox_oldest_pending(self) -> datetime | None:

@@ -74,7 +74,7 @@ def loads(kind: str, raw: str | bytes, decode: Callable[[dict[str, Any]], T]) ->
 
 def encode_conversation(conversation: Conversation) -> dict[str, Any]:
     data = asdict(conversation)
-    for name in ("created_at", "updated_at", "last_inbound_at", "queued_at", "taken_at", "closed_at"):
+    for name in ("created_at", "updated_at", "last_inbound_at", "queued_at", "taken_at", "closed_at", "left_at"):
         data[name] = _text(data[name])
     data["summary"] = [[label, value] for label, value in conversation.summary]
     return data
@@ -102,6 +102,8 @@ def decode_conversation(data: dict[str, Any]) -> Conversation:
         taken_at=_moment(data.get("taken_at")),  # records written before the field existed have none
         closed_at=_moment(data["closed_at"]),
         client=data.get("client"),  # records written before the field existed have none
+        left_at=_moment(data.get("left_at")),  # records written before the field existed have none
+        left_how=data.get("left_how"),
     )
 
 

@@ -23,9 +23,10 @@ allows (Cluster would not). Layout:
     hg:blocks                    hash block key (a keyed hash, no identity) → block (JSON)
     hg:audit                     list of audit entries (JSON), newest first, trimmed to AUDIT_KEPT
 
-The conversation lock is a lease of ``LOCK_LEASE_MS`` (30 s): processing one message takes milliseconds, and a
-crashed instance blocks its conversations for 30 s at most. The holder is checked by a random token on
-release, so an expired holder never frees somebody else's lock.
+The conversation lock is a lease of ``LOCK_LEASE_MS`` (6 s) that its holder renews every third of it while it
+holds the lock: processing one message takes milliseconds, a slow one keeps its lock, and a crashed instance
+blocks its conversations for 6 s at most. The holder is checked by a random token on renewal and release, so
+an expired holder never extends or frees somebody else's lock.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 PREFIX = "hg:"
 EVENTS_CHANNEL = PREFIX + "events"
-LOCK_LEASE_MS = 30_000
+LOCK_LEASE_MS = 6_000
 RESOLVED_OUTBOX_KEPT = timedelta(days=7)  # sent and failed outbox items expire after this
 AUDIT_KEPT = 100_000
 _CLAIM_PREFIX = "c:"  # hg:seen:<key> holds "c:<owner>" while claimed, "1" once processed
@@ -381,7 +382,7 @@ class RedisStore:
     @_guarded
     async def outbox_mark_sent(self, item_id: str, provider_message_id: str | None) -> bool:
         field = "" if provider_message_id is None else "pmid"
-        return await self._resolve(item_id, OutboxStatus.SENT, field, provider_message_id or "")
+        return await self._resolve(item_id, OutboxStatus.SENT, field, provider_message_id or "", Delivery.SENT)
 
     @_guarded
     async def outbox_reschedule(
@@ -393,7 +394,7 @@ class RedisStore:
 
     @_guarded
     async def outbox_mark_failed(self, item_id: str, reason: str) -> bool:
-        return await self._resolve(item_id, OutboxStatus.FAILED, "last_error", reason)
+        return await self._resolve(item_id, OutboxStatus.FAILED, "last_error", reason, Delivery.FAILED)
 
     @_guarded
     async def outbox_oldest_pending(self) -> datetime | None:
@@ -409,10 +410,11 @@ class RedisStore:
             created = [int(value) for value in await pipe.execute() if value is not None]
         return from_us(min(created)) if created else None
 
-    async def _resolve(self, item_id: str, status: OutboxStatus, field: str, value: str) -> bool:
-        keys = [_key("outbox", "item", item_id), _key("outbox", "heads")]
+    async def _resolve(self, item_id: str, status: OutboxStatus, field: str, value: str, delivery: Delivery) -> bool:
+        keys = [_key("outbox", "item", item_id), _key("outbox", "heads"), _key("entry", item_id)]
         kept = int(RESOLVED_OUTBOX_KEPT.total_seconds())
-        args = [PREFIX, item_id, str(status), field, value, kept]
+        provider_id = value if field == "pmid" else ""
+        args = [PREFIX, item_id, str(status), field, value, kept, str(delivery), provider_id]
         return bool(await self._script("outbox_resolve", keys, args) == 1)
 
     # Timers
@@ -500,12 +502,24 @@ class RedisStore:
         key, token = _key("lock", conversation_id), secrets.token_hex(16)
         try:
             await self._acquire(key, token, timeout, conversation_id)
+            renewal = asyncio.create_task(self._keep_lock(key, token))
             try:
                 yield
             finally:
+                renewal.cancel()
                 await self._script("unlock", [key], [token])
         except RedisError as error:
             raise StoreError(f"redis: {type(error).__name__}: {error}") from error
+
+    async def _keep_lock(self, key: str, token: str) -> None:
+        """Renew the lease while the lock is held; stop once it is somebody else's."""
+        while True:
+            await asyncio.sleep(LOCK_LEASE_MS / 3000)
+            try:
+                if not await self._script("renew_lock", [key], [token, LOCK_LEASE_MS]):
+                    return
+            except RedisError:
+                continue  # the next renewal may pass; the lease still runs meanwhile
 
     async def _acquire(self, key: str, token: str, timeout: float, conversation_id: str) -> None:
         loop = asyncio.get_running_loop()

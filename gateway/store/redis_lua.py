@@ -140,7 +140,8 @@ end
 return ids
 """
 
-# KEYS: item, heads. ARGV: prefix, id, status, field or '', value, seconds kept.
+# KEYS: item, heads, transcript entry. ARGV: prefix, id, status, field or '', value, seconds kept, the entry's
+# delivery, provider id or ''. The entry shows the result in the same step: never sent but shown pending.
 _OUTBOX_RESOLVE = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end
 local conv = redis.call('HGET', KEYS[1], 'conv')
@@ -154,6 +155,13 @@ if head then
   redis.call('ZADD', KEYS[2], redis.call('HGET', ARGV[1] .. 'outbox:item:' .. head, 'next_us'), conv)
 else
   redis.call('ZREM', KEYS[2], conv)
+end
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('HSET', KEYS[3], 'delivery', ARGV[7])
+  if ARGV[8] ~= '' then
+    redis.call('HSET', KEYS[3], 'pmid', ARGV[8])
+    redis.call('SET', ARGV[1] .. 'provider:' .. ARGV[8], ARGV[2])
+  end
 end
 return 1
 """
@@ -208,6 +216,11 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+_RENEW_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
 SCRIPTS = {
     "active_conversation": _ACTIVE_CONVERSATION,
     "save_conversation": _SAVE_CONVERSATION,
@@ -225,4 +238,5 @@ SCRIPTS = {
     "timer_done": _TIMER_DONE,
     "claim": _CLAIM,
     "unlock": _UNLOCK,
+    "renew_lock": _RENEW_LOCK,
 }

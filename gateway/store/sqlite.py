@@ -445,7 +445,9 @@ class SqliteStore:
         return _outbox_item(rows[0]) if rows else None
 
     async def outbox_mark_sent(self, item_id: str, provider_message_id: str | None) -> bool:
-        return await self._resolve(item_id, "status = 'sent', provider_message_id = ?", provider_message_id)
+        return await self._resolve(
+            item_id, "status = 'sent', provider_message_id = ?", provider_message_id, Delivery.SENT, provider_message_id
+        )
 
     async def outbox_reschedule(
         self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str, parts_sent: int = 0
@@ -458,16 +460,31 @@ class SqliteStore:
         return changed == 1
 
     async def outbox_mark_failed(self, item_id: str, reason: str) -> bool:
-        return await self._resolve(item_id, "status = 'failed', last_error = ?", reason)
+        return await self._resolve(item_id, "status = 'failed', last_error = ?", reason, Delivery.FAILED, None)
 
     async def outbox_oldest_pending(self) -> datetime | None:
         rows = await self._select("SELECT MIN(created_us) AS oldest FROM outbox WHERE status = 'pending'", ())
         oldest = rows[0]["oldest"] if rows else None
         return None if oldest is None else from_us(oldest)
 
-    async def _resolve(self, item_id: str, assignments: str, value: str | None) -> bool:
-        sql = f"UPDATE outbox SET {assignments} WHERE id = ? AND status = 'pending'"
-        return await self._change(sql, (value, item_id)) == 1
+    async def _resolve(
+        self, item_id: str, assignments: str, value: str | None, delivery: Delivery, provider_id: str | None
+    ) -> bool:
+        """Resolve the item and show it on its transcript entry, in one transaction."""
+
+        def work(conn: sqlite3.Connection) -> bool:
+            with _writing(conn):
+                sql = f"UPDATE outbox SET {assignments} WHERE id = ? AND status = 'pending'"
+                if conn.execute(sql, (value, item_id)).rowcount != 1:
+                    return False
+                conn.execute(
+                    "UPDATE transcript SET delivery = ?, provider_message_id = COALESCE(?, provider_message_id)"
+                    " WHERE id = ?",
+                    (str(delivery), provider_id, item_id),
+                )
+                return True
+
+        return await self._run(work)
 
     # Timers
 

@@ -26,7 +26,8 @@
   var FINAL = { closed: 1, referred: 1, abandoned: 1 };
   var $ = function (id) { return document.getElementById(id); };
   var state = { ws: null, delay: 500, shown: {}, entries: [], lastBot: null, lang: storedLang(), typingTimer: null,
-    lastTyping: 0, status: "bot", escapes: 0 };
+    lastTyping: 0, status: "bot", escapes: 0, lastEscape: 0 };
+  var ESCAPE_WINDOW_MS = 2000;
 
   function storedLang() {
     try { return localStorage.getItem(LANG_KEY) || "fr"; } catch (e) { return "fr"; }
@@ -64,12 +65,49 @@
     who.textContent = author === "user" ? t("you") : author === "listener" ? t("listener") : t("bot");
     var body = document.createElement("span");
     body.className = "text";
-    body.textContent = text;
+    if (author === "bot" || author === "listener") { linkify(body, text); } else { body.textContent = text; }
     el.appendChild(who);
     el.appendChild(body);
     $("messages").appendChild(el);
     el.scrollIntoView({ block: "end" });
     return el;
+  }
+
+  /* Helpline numbers become tel: links (sms: for 114, the text line for the deaf) and http(s) URLs become links,
+     built as DOM nodes: the text around them stays text. Only for the line's own texts, never the young person's. */
+  var LINKS = /(https?:\/\/[^\s<>"]+)|(^|[^\d\w+\/.,:-])(116[\s\u00a0]?006|116[\s\u00a0]?111|3114|3018|119|112|114|17)(?![\d\w]|[.,:]\d|\s?(?:ans?|years?|h\b|min|%|€))/gi;
+  var NOT_A_LINE = /(position|number|numéro|n°|#)\s*$/i;  // "position 17" is a place in line, not the police
+
+  function linkify(node, text) {
+    var at = 0;
+    var match;
+    LINKS.lastIndex = 0;
+    while ((match = LINKS.exec(text)) !== null) {
+      var url = match[1] ? match[1].replace(/[.,;:!?)\]]+$/, "") : null;
+      var start = url ? match.index : match.index + match[2].length;
+      var shown = url || match[3];
+      LINKS.lastIndex = start + shown.length;
+      if (!url && NOT_A_LINE.test(text.slice(0, start))) { continue; }
+      node.appendChild(document.createTextNode(text.slice(at, start)));
+      node.appendChild(link(url, shown));
+      at = start + shown.length;
+    }
+    node.appendChild(document.createTextNode(text.slice(at)));
+  }
+
+  function link(url, shown) {
+    var a = document.createElement("a");
+    a.textContent = shown;
+    if (url) {
+      a.href = url;  // http(s) only, by the pattern: never a javascript: URL
+      a.target = "_blank";
+      a.rel = "noopener noreferrer";
+    } else {
+      var digits = shown.replace(/\D/g, "");
+      a.href = (digits === "114" ? "sms:" : "tel:") + digits;
+      a.className = "phone";
+    }
+    return a;
   }
 
   function showEntry(entry) {
@@ -231,9 +269,23 @@
   }
 
   function quickExit() {
+    tellLeaving();
     try { localStorage.clear(); sessionStorage.clear(); } catch (e) { /* nothing to clear */ }
     var target = document.body.dataset.quickExit || "https://www.google.com/search?q=meteo";
     try { window.top.location.replace(target); } catch (e) { location.replace(target); }
+  }
+
+  /* The listener must know nobody reads any more: a beacon survives the page being replaced right after. */
+  function tellLeaving() {
+    var token = null;
+    try { token = localStorage.getItem(TOKEN_KEY); } catch (e) { token = null; }
+    if (!token || ended()) { return; }
+    var url = (document.body.dataset.base || "") + "/chat/leave";
+    var body = JSON.stringify({ token: token });
+    try {
+      if (navigator.sendBeacon && navigator.sendBeacon(url, body)) { return; }
+      fetch(url, { method: "POST", body: body, keepalive: true, credentials: "omit" });
+    } catch (e) { /* leaving matters more than telling */ }
   }
 
   function newConversation() {
@@ -276,9 +328,11 @@
       try { localStorage.setItem(LANG_KEY, state.lang); } catch (e) { /* ignore */ }
       applyTexts();
     });
-    document.addEventListener("keydown", function (event) {  // Escape twice: quick exit
+    document.addEventListener("keydown", function (event) {  // Escape twice within 2 s: quick exit
       if (event.key !== "Escape") { state.escapes = 0; return; }
-      state.escapes += 1;
+      var now = Date.now();
+      state.escapes = now - state.lastEscape > ESCAPE_WINDOW_MS ? 1 : state.escapes + 1;
+      state.lastEscape = now;
       if (state.escapes >= 2) { quickExit(); }
     });
   }

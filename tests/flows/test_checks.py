@@ -602,14 +602,22 @@ def test_schema_errors_and_dict_mutations_round_trip() -> None:
     ]
 
 
+QUOTED_STAR = "'*"
+
+
 def test_interrupt_phrase_marks_and_false_friends() -> None:
     text = mutate(
-        ("match: {fr: [stop], en: [stop]}", "match: {fr: [stop, (il|elle a], en: [stop]}\n    ignore: {de: [x]}")
+        (
+            "match: {fr: [stop], en: [stop]}",
+            "match: {fr: [stop, (il|elle a], en: [stop]}\n    ignore: {de: [x]}\n    alone: {fr: ['* fin']}",
+        )
     )
     assert problems(text) == [
         f"{at(text, 'match:', '(il')}: interrupt 'stop', phrase '(il|elle a': a '(' has no ')'",
         f"{at(text, 'ignore:', 'de')}: the false friends of interrupt 'stop': 'de' is not one of the languages"
         " (fr, en)",
+        f"{at(text, 'alone:', QUOTED_STAR)}: interrupt 'stop', phrase '* fin': '*' stands between words, not at"
+        " the start or the end",
     ]
 
 

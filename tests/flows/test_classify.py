@@ -41,6 +41,9 @@ RISKY: list[tuple[str, str, Risk, str, tuple[str, ...]]] = [
     ("mon pote veut se suicider il me l'a dit sur snap", "suicide_friend", Risk.SUICIDE, "urgent", ("3114",)),
     ("my friend wants to kill herself", "suicide_friend", Risk.SUICIDE, "urgent", ("3114",)),
     ("je me scarifie depuis 2 mois", "self_harm", Risk.SELF_HARM, "urgent", ("3114",)),
+    ("médocs", "suicide", Risk.SUICIDE, "urgent", ("3114",)),
+    ("le pont.", "suicide", Risk.SUICIDE, "urgent", ("3114",)),
+    ("the bridge", "suicide", Risk.SUICIDE, "urgent", ("3114",)),
 ]
 
 
@@ -63,6 +66,9 @@ def test_risky_messages(
         "je lui ai dit stop mais il continue",
         "ma mère me tape sur les nerfs",
         "I'm dying of laughter",
+        "je dois prendre mes médocs pour l'asthme",
+        "meet u at the bridge after the match",
+        "on se retrouve au pont pour le skate",
     ],
 )
 def test_false_friends_do_not_alarm_nor_end(engine: Engine, message: str) -> None:

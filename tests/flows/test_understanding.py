@@ -8,6 +8,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gateway.flows.engine import Engine, StepResult
 from gateway.flows.loader import LoadedFlow, load_file
@@ -204,3 +206,33 @@ def test_in_the_queue_partners_already_given_are_not_repeated(engine: Engine) ->
 @pytest.mark.parametrize("message", ["stop", "merci", "mort de rire", "ok je patiente"])
 def test_in_the_queue_nothing_else_raises_and_nothing_ends(engine: Engine, message: str) -> None:
     assert engine.escalate("normal", message, reading(Risk.SUICIDE, 0.2)) is None
+
+
+# ----- only raise, whatever the words and the scores ----------------------------------------------------------
+
+PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, None: 3}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    message=st.one_of(
+        st.text(max_size=60), st.sampled_from(["stop", "stop stp", "non", "15", "moi", "bye", "au revoir"])
+    ),
+    scores=st.lists(st.floats(0.0, 1.0), min_size=4, max_size=4),
+    topic_score=st.floats(0.0, 1.0),
+    third_party=st.booleans(),
+    at=st.integers(0, 5),
+)
+def test_a_reading_only_raises(
+    engine: Engine, message: str, scores: list[float], topic_score: float, third_party: bool, at: int
+) -> None:
+    before = run(engine, ["non", "français", "15", "moi", "harcèlement"][:at])
+    read = Reading(tuple(zip(RISKS, scores, strict=True)), "sextortion", topic_score, third_party)
+    without = engine.step(before.state, message, now=OPEN)
+    with_reading = engine.step(before.state, message, now=OPEN, reading=read)
+    if with_reading.outcome is None or with_reading.outcome == without.outcome:
+        return
+    assert with_reading.outcome.kind in ("handoff", "closed")  # never ended, never only referred
+    got, had = with_reading.outcome, without.outcome
+    assert PRIORITY_RANK[got.priority] <= PRIORITY_RANK[had.priority if had else None]
+    assert set(had.partners if had else ()) <= set(got.partners)

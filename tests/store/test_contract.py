@@ -354,6 +354,21 @@ async def test_outbox_hands_out_one_item_per_conversation_in_order(store: Store)
     assert [i.id for i in await store.outbox_due(T0, 10)] == ["a3"]
 
 
+async def test_the_outbox_result_shows_on_the_transcript_entry_in_the_same_step(store: Store) -> None:
+    for n in (1, 2):
+        await store.append_transcript(entry("c1", n))
+        await store.outbox_put(outbound(f"c1-e{n}", "c1"))
+    await store.outbox_due(T0, 10)
+    assert await store.outbox_mark_sent("c1-e1", "m.sent")
+    assert not await store.outbox_mark_sent("c1-e1", "m.again")  # recorded once: never sent again
+    assert await store.outbox_mark_failed("c1-e2", "refused")
+    sent, failed = await store.transcript("c1")
+    assert (sent.delivery, sent.provider_message_id) == (Delivery.SENT, "m.sent")
+    assert failed.delivery is Delivery.FAILED
+    found = await store.find_by_provider_id("m.sent")
+    assert found is not None and found.id == "c1-e1"
+
+
 async def test_outbox_respects_next_attempt_and_limit(store: Store) -> None:
     await store.outbox_put(outbound("later", "A", next_attempt_at=minutes(5)))
     for n in range(3):

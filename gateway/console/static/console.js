@@ -72,6 +72,7 @@
     if (event.type === "entry" || event.type === "note") {
       var entry = event.entry;
       if (entry.attachments && entry.attachments.length) { openConversation(state.current.id); return; }
+      if (entry.author === "system") { openConversation(state.current.id); return; }  // e.g. left: the header too
       appendEntry(entry);
       if (entry.author === "user") { $("user-typing").hidden = true; }
     } else if (event.type === "status") {
@@ -222,6 +223,7 @@
     var meta = [HG.channel(c.channel), (c.language || "").toUpperCase(), t("status." + c.status),
       t("priority." + c.priority)];
     if (c.listener) { meta.push(t("conv.with", { name: c.listener })); }
+    if (c.left_how) { meta.push(t("conv.left." + c.left_how)); }
     $("conv-meta").textContent = meta.join(" · ");
     renderSummary(c.summary);
     state.serverOffset = Date.parse(c.now) - Date.now();  // the server's clock decides when a window closes

@@ -1,4 +1,5 @@
-"""Faults of one web chat client stay with that client: the other young people keep getting their replies.
+"""Faults of one websocket client stay with that client: the other young people keep getting their replies,
+the other listeners their events.
 
 The faulty clients are real TCP clients speaking the websocket protocol by hand, so they can do what a phone
 losing its network does: send a message, then reset the connection (``SO_LINGER`` 0, then close: an RST).
@@ -22,7 +23,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway.app import STORE, create_app
 from gateway.messages import ChannelName
 from gateway.settings import Settings
-from tests.conftest import Clock
+from tests.conftest import Clock, add_listener, login
 from tests.test_webchat import bot_texts, hello, receive_until
 
 Client = TestClient  # type: ignore[type-arg]
@@ -49,7 +50,9 @@ class RawChat:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def connect(cls, client: Client, receive_buffer: int | None = None) -> RawChat:
+    async def connect(
+        cls, client: Client, receive_buffer: int | None = None, path: str = "/chat/ws", cookie: str = ""
+    ) -> RawChat:
         host, port = client.server.host, client.server.port
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if receive_buffer is not None:  # a small window fills up quickly once the client stops reading
@@ -59,8 +62,8 @@ class RawChat:
         reader, writer = await asyncio.open_connection(sock=sock)
         key = base64.b64encode(os.urandom(16)).decode()
         writer.write(
-            f"GET /chat/ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{cookie}\r\n".encode()
         )
         head = await reader.readuntil(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 101"), head
@@ -119,8 +122,7 @@ async def test_a_reset_right_after_a_message_leaves_the_other_chats_working(clie
     async with client.ws_connect("/chat/ws") as ws:
         await hello(ws)
         await ws.send_json({"type": "message", "id": "m0", "text": "2"})
-        frames = await receive_until(ws, lambda f: bool(bot_texts([f])))
-    assert any("anglais" in text for text in bot_texts(frames))
+        await receive_until(ws, lambda f: any("anglais" in text for text in bot_texts([f])))
 
 
 def _masked(frame: dict[str, Any]) -> bytes:
@@ -141,11 +143,29 @@ async def test_a_chat_that_never_reads_is_dropped_and_holds_nobody_back(client: 
     async with client.ws_connect("/chat/ws") as ws:
         await hello(ws)
         await ws.send_json({"type": "message", "id": "m0", "text": "2"})
-        frames = await receive_until(ws, lambda f: bool(bot_texts([f])))
-    assert any("anglais" in text for text in bot_texts(frames))
+        await receive_until(ws, lambda f: any("anglais" in text for text in bot_texts([f])))
     metrics = (await (await client.get("/metrics")).text()).splitlines()
     assert any(line.startswith('gateway_socket_drops_total{reason="queue_full",surface="webchat"} 1') for line in
                metrics), [line for line in metrics if "socket_drops" in line]  # fmt: skip
     with contextlib.suppress(ConnectionError):  # the stalled chat's connection was cut: reading ends there
         while await stalled.reader.read(1 << 16):
             pass
+
+
+async def test_a_console_that_never_reads_is_dropped_and_holds_nobody_back(client: Client) -> None:
+    """A listener's tab that stopped reading: dropped; another listener's tab still gets every event."""
+    await add_listener(client, "anne")
+    await login(client, "anne")
+    cookie = "".join(f"Cookie: {m.key}={m.value}\r\n" for m in client.session.cookie_jar)
+    stalled = await RawChat.connect(client, receive_buffer=4096, path="/api/events", cookie=cookie)
+    assert (await stalled.receive())["type"] == "hello"
+    async with client.ws_connect("/api/events") as console:
+        await receive_until(console, lambda f: f["type"] == "hello")
+        store = client.app[STORE]
+        for n in range(900):  # ~7 MB of events: more than the kernel's and the transport's buffers hold
+            entry = {"id": f"flood-{n}", "author": "user", "text": "x" * 8000, "at": "2026-03-10T13:00:00+00:00"}
+            await store.publish({"type": "entry", "conversation_id": "c-flood", "entry": entry})
+        await store.publish({"type": "queue", "conversation_id": "c-last"})
+        await receive_until(console, lambda f: f.get("conversation_id") == "c-last", limit=1000)
+    metrics = await (await client.get("/metrics")).text()
+    assert 'gateway_socket_drops_total{reason="queue_full",surface="console"} 1.0' in metrics

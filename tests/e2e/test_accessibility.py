@@ -1,0 +1,99 @@
+"""Accessibility, measured: axe-core (bundled by the axe-playwright-python package, never fetched) runs in the
+real Chromium on every page and state a young person or a listener meets, with the WCAG 2.2 A and AA rules, and
+must find nothing. On failure the violations are printed (rule, impact, help, the elements)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+import pytest
+from aiohttp.test_utils import TestServer
+from axe_playwright_python.async_playwright import Axe
+from playwright.async_api import Browser, BrowserContext, Page, expect
+
+from tests.e2e.test_chat import open_chat, walk_to_queue
+from tests.e2e.test_console import add_listeners, log_in
+
+pytestmark = pytest.mark.browser
+
+WCAG_22_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"]
+PHONE = {"width": 390, "height": 780}
+DESKTOP = {"width": 1280, "height": 820}
+
+
+async def audit(page: Page, what: str) -> None:
+    results = await Axe().run(page, options={"runOnly": {"type": "tag", "values": WCAG_22_AA}})
+    violations: list[dict[str, Any]] = results.response["violations"]
+    report = "\n".join(
+        f"- {v['id']} ({v['impact']}): {v['help']}\n"
+        + "\n".join(f"    {', '.join(map(str, n['target']))}: {n.get('failureSummary', '')}" for n in v["nodes"][:5])
+        for v in violations
+    )
+    assert not violations, f"axe-core on {what}: {len(violations)} violation(s)\n{report}"
+
+
+async def new_context(browser: Browser, viewport: dict[str, int], scheme: Literal["light", "dark"]) -> BrowserContext:
+    context = await browser.new_context(viewport=viewport, locale="fr-FR", color_scheme=scheme)  # type: ignore[arg-type]
+    context.set_default_timeout(15_000)
+    return context
+
+
+@pytest.fixture
+async def desk(browser: Browser) -> AsyncIterator[BrowserContext]:
+    context = await new_context(browser, DESKTOP, "light")
+    yield context
+    await context.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+async def test_the_chat_has_no_violation(
+    browser: Browser, server: TestServer, viewport: dict[str, int], scheme: Literal["light", "dark"]
+) -> None:
+    context = await new_context(browser, viewport, scheme)
+    try:
+        page = await open_chat(context, server)
+        await audit(page, f"/chat, first question ({scheme})")
+        await walk_to_queue(page)
+        await audit(page, f"/chat, in the queue ({scheme})")
+        page.on("dialog", lambda dialog: dialog.accept())
+        await page.get_by_role("button", name="Terminer").click()
+        await expect(page.locator("#ended")).to_be_visible()
+        await audit(page, f"/chat, ended ({scheme})")
+    finally:
+        await context.close()
+
+
+async def test_the_console_has_no_violation(context: BrowserContext, desk: BrowserContext, server: TestServer) -> None:
+    login = await desk.new_page()
+    await login.goto(str(server.make_url("/console/login")))
+    await audit(login, "/console/login")
+    await login.close()
+
+    await add_listeners(server, "anne", supervisor="sam")
+    listener = await log_in(desk, server, "sam")
+    await audit(listener, "/console, empty queue")
+    young = await open_chat(context, server)
+    await walk_to_queue(young)
+    await expect(listener.locator("#waiting .card")).to_have_count(1)
+    await audit(listener, "/console, a waiting card")
+    await listener.locator("#waiting .card .card-open").click()
+    await audit(listener, "/console, reading a waiting card (note mode)")
+    await listener.locator("#take").click()
+    await expect(listener.locator("#composer")).to_have_attribute("data-mode", "reply")
+    await listener.locator("#reply").fill("Bonjour, je t'écoute.")
+    await listener.keyboard.press("Enter")
+    await expect(listener.locator('#transcript .msg[data-author="listener"]')).to_have_count(1)
+    await audit(listener, "/console, a conversation taken")
+    for opener, dialog in (("#refer-open", "#refer-dialog"), ("#transfer-open", "#transfer-dialog"),
+                           ("#close-open", "#close-dialog")):  # fmt: skip
+        await listener.locator(opener).click()
+        await expect(listener.locator(dialog)).to_be_visible()
+        await audit(listener, f"/console, {dialog}")
+        await listener.keyboard.press("Escape")
+        await expect(listener.locator(dialog)).to_be_hidden()
+
+    await listener.get_by_role("link", name="Supervision").click()
+    await expect(listener.locator("#reload")).to_contain_text("réussi")
+    await audit(listener, "/console/supervision")

@@ -1,0 +1,98 @@
+"""The web chat in a real Chromium: helpline numbers and URLs from the line are links (never in the young person's
+own words, never javascript:), and the quick exit (double Escape within 2 s) tells the listener at once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, BrowserContext, expect
+
+from gateway.app import STORE
+from gateway.console.auth import hash_password
+from gateway.settings import Settings
+from gateway.store import Listener
+from tests.conftest import PASSWORD, Clock
+from tests.e2e.conftest import ServerFactory
+from tests.e2e.test_chat import open_chat, type_answer, walk_to_queue
+from tests.e2e.test_console import add_listeners, log_in
+
+pytestmark = pytest.mark.browser
+
+LISTENER_TEXT = "Appelle le 119 ou le 3114, SMS au 114, va sur https://www.allo119.gouv.fr. Pas javascript:alert(1)"
+
+
+@pytest.fixture
+async def exit_server(make_server: ServerFactory, settings: Settings) -> TestServer:
+    return await make_server(replace(settings, quick_exit_url="about:blank"))  # nothing leaves loopback
+
+
+@pytest.fixture
+async def desk(browser: Browser) -> AsyncIterator[BrowserContext]:
+    context = await browser.new_context(viewport={"width": 1280, "height": 820}, locale="fr-FR")
+    context.set_default_timeout(15_000)
+    yield context
+    await context.close()
+
+
+async def test_numbers_and_urls_from_the_line_are_links_never_the_young_persons(
+    context: BrowserContext, server: TestServer
+) -> None:
+    page = await open_chat(context, server)
+    await walk_to_queue(page)
+    await type_answer(page, "mon numéro c'est le 119 https://moi.example javascript:alert(1)")
+    await expect(page.locator('.msg[data-author="user"] .text').last).to_contain_text("javascript:alert(1)")
+    assert await page.locator('.msg[data-author="user"] a').count() == 0
+
+    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD)))
+    async with aiohttp.ClientSession(
+        base_url=str(server.make_url("/")), cookie_jar=aiohttp.CookieJar(unsafe=True)
+    ) as listener:
+        assert (await listener.post("/api/session", json={"name": "anne", "password": PASSWORD})).status == 200
+        conversation = (await (await listener.get("/api/queue")).json())["waiting"][0]["id"]
+        assert (await listener.post(f"/api/conversations/{conversation}/take")).status == 200
+        sent = await listener.post(f"/api/conversations/{conversation}/messages", json={"text": LISTENER_TEXT})
+        assert sent.status == 201
+
+    said = page.locator('.msg[data-author="listener"] .text').last
+    await expect(said).to_have_text(LISTENER_TEXT)  # the text is whole, links included
+    links = said.locator("a")
+    await expect(links).to_have_count(4)
+    assert [await links.nth(i).get_attribute("href") for i in range(4)] == [
+        "tel:119", "tel:3114", "sms:114", "https://www.allo119.gouv.fr",
+    ]  # fmt: skip
+    assert await links.nth(3).get_attribute("rel") == "noopener noreferrer"
+    assert await links.nth(3).get_attribute("target") == "_blank"
+    assert await page.locator('a[href^="javascript"]').count() == 0
+
+    queued = page.locator('.msg[data-author="bot"] .text', has_text="position 1")
+    await expect(queued).to_have_count(1)
+    hrefs = [await link.get_attribute("href") for link in await queued.locator("a").all()]
+    assert hrefs == ["tel:119", "tel:3114", "tel:17", "tel:112", "sms:114"]  # "position 1" is no link
+
+
+async def test_double_escape_within_two_seconds_leaves_and_tells_the_listener(
+    context: BrowserContext, desk: BrowserContext, exit_server: TestServer, clock: Clock
+) -> None:
+    await add_listeners(exit_server, "anne")
+    listener = await log_in(desk, exit_server, "anne")
+    young = await open_chat(context, exit_server)
+    await walk_to_queue(young)
+    await listener.locator("#waiting .card .take").click()
+    await expect(listener.locator("#conv-meta")).to_contain_text("avec anne")
+
+    await young.clock.install()
+    await young.keyboard.press("Escape")
+    await young.clock.fast_forward(2500)  # too late for a pair: the count starts again
+    await young.keyboard.press("Escape")
+    await expect(young.locator("#message-input")).to_be_visible()
+    assert young.url.endswith("/chat")
+    await young.keyboard.press("Escape")
+    await young.wait_for_url("about:blank")
+
+    system = listener.locator('#transcript .msg[data-author="system"] .text')
+    await expect(system.last).to_contain_text("sortie rapide")
+    await expect(listener.locator("#conv-meta")).to_contain_text("parti·e (sortie rapide)")

@@ -1,0 +1,81 @@
+"""Alert-worthy states: a message waiting too long in the outbox, a store that does not answer. Each shows in a
+metric and in one log line when it starts, one when it ends."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from gateway.alerts import Watch
+from gateway.metrics import Metrics
+from gateway.store import OutboxItem, open_store
+from tests.conftest import Clock
+from tests.test_redis_restart import OwnRedis, own_redis
+
+__all__ = ["own_redis"]  # fixture used below
+
+
+def sample(metrics: Metrics, name: str) -> float | None:
+    return metrics.registry.get_sample_value(name)
+
+
+async def test_a_message_waiting_too_long_in_the_outbox(
+    tmp_path: Path, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.alerts")
+    store, metrics = await open_store(f"sqlite:///{tmp_path}/g.sqlite3"), Metrics()
+    watch = Watch(store, metrics, clock=clock, outbox_alert_seconds=60)
+    try:
+        await store.outbox_put(OutboxItem("o1", "c1", {"text": "Tu n'es pas seul"}, clock()))
+        clock.advance(seconds=30)
+        await watch.check()
+        assert sample(metrics, "gateway_outbox_oldest_pending_seconds") == 30
+        assert not caplog.records
+        clock.advance(seconds=45)
+        await watch.check()
+        await watch.check()
+        assert sample(metrics, "gateway_outbox_oldest_pending_seconds") == 75
+        [line] = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert "75 s in the outbox" in line.getMessage() and "seul" not in line.getMessage()
+        await store.outbox_due(clock(), 10)
+        await store.outbox_mark_sent("o1", None)
+        await watch.check()
+        assert sample(metrics, "gateway_outbox_oldest_pending_seconds") == 0
+        assert "alert over" in caplog.records[-1].getMessage()
+    finally:
+        await store.close()
+
+
+@pytest.mark.redis
+async def test_an_unreachable_store(own_redis: OwnRedis, clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.alerts")
+    store, metrics = await open_store(own_redis.url), Metrics()
+    watch = Watch(store, metrics, clock=clock, outbox_alert_seconds=60)
+    try:
+        await watch.check()
+        assert sample(metrics, "gateway_store_up") == 1
+        own_redis.stop()
+        await watch.check()
+        await watch.check()
+        assert sample(metrics, "gateway_store_up") == 0
+        [line] = [r for r in caplog.records if r.levelno == logging.ERROR]
+        assert "the store is unreachable" in line.getMessage()
+        own_redis.start()
+        await watch.check()
+        assert sample(metrics, "gateway_store_up") == 1
+        assert "alert over" in caplog.records[-1].getMessage()
+    finally:
+        await store.close()
+
+
+def test_the_threshold_is_a_setting() -> None:
+    from gateway.errors import ConfigError
+    from gateway.settings import Settings
+
+    assert Settings.from_env({"GATEWAY_OUTBOX_ALERT_SECONDS": "120"}, env_file=None).outbox_alert_seconds == 120
+    with pytest.raises(ConfigError, match="GATEWAY_OUTBOX_ALERT_SECONDS"):
+        Settings.from_env({"GATEWAY_OUTBOX_ALERT_SECONDS": "0"}, env_file=None)
+    assert timedelta(seconds=Settings().outbox_alert_seconds) == timedelta(minutes=1)
