@@ -216,6 +216,8 @@ class Dispatcher:
         if conversation.status == Status.BOT:
             await self._bot_turn(conversation, inbound, now)
         elif conversation.status in (Status.QUEUED, Status.WITH_LISTENER):
+            if conversation.status == Status.QUEUED:
+                await self._escalate(conversation, inbound.text, now)
             idle = timedelta(hours=self.flows.for_version(conversation.flow_version).flow.timers.idle_close_hours)
             await self.store.set_timer(conversation.id, "idle_close", now + idle)
         await self.store.save_conversation(conversation, done=done)
@@ -290,6 +292,12 @@ class Dispatcher:
             conversation.id, "idle_close", now + timedelta(hours=engine.flow.timers.idle_close_hours)
         )
         await self.store.publish({"type": "queue"})
+
+    async def _escalate(self, conversation: Conversation, text: str, now: datetime) -> None:
+        """While waiting, a danger phrase raises the priority (``Engine.escalate``): once, in place."""
+        raised = self.flows.for_version(conversation.flow_version).escalate(conversation.priority.value, text)
+        if raised is not None and raised.priority is not None:
+            await self.raise_priority(conversation, Priority(raised.priority), now)
 
     async def raise_priority(self, conversation: Conversation, priority: Priority, now: datetime) -> bool:
         """Raise a waiting conversation's priority: up only, once per level, its one queue entry re-ranked in place

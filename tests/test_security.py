@@ -194,6 +194,24 @@ async def test_typing_frames_are_rate_limited(make_client: AppFactory, settings:
     assert await metric(client, "gateway_rate_limited", limit="typing_per_conversation") == 7
 
 
+async def test_danger_typed_again_and_again_while_waiting_raises_the_priority_once(
+    client: Client, clock: Clock
+) -> None:
+    async with client.ws_connect("/chat/ws") as ws:
+        await open_chat(ws)
+        for number, answer in enumerate(WALK_TO_QUEUE):
+            await say(ws, f"w{number}", answer)
+        [before] = await client.app[STORE].waiting()
+        assert before.priority == Priority.NORMAL
+        clock.advance(minutes=5)
+        for number in range(10):  # within the message rate (20 a minute)
+            await say(ws, f"x{number}", DANGER)
+    [after] = await client.app[STORE].waiting()  # one entry, raised, its arrival kept
+    assert (after.conversation_id, after.priority, after.at) == (before.conversation_id, Priority.URGENT, before.at)
+    conversation = await client.app[STORE].get_conversation(after.conversation_id)
+    assert conversation is not None and conversation.priority == Priority.URGENT
+
+
 async def test_a_waiting_conversation_is_raised_once_not_once_per_message(client: Client) -> None:
     async with client.ws_connect("/chat/ws") as ws:
         await open_chat(ws)
