@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import WSCloseCode, web
+from aiohttp import web
 
 from gateway.alerts import Watch
 from gateway.channels.base import MediaFetcher
@@ -46,6 +46,7 @@ from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.outbox import Outbox
 from gateway.ratelimit import RateLimits, open_limit_storage
 from gateway.settings import Settings
+from gateway.sockets import SocketWriter
 from gateway.store import Store, open_store
 from gateway.supervisor import Supervisor, where
 from gateway.timers import Timers
@@ -179,16 +180,14 @@ async def _close_guards(workers: PasswordWorkers) -> None:
 
 
 def _close_sockets(
-    *groups: Iterable[web.WebSocketResponse],
+    *groups: Iterable[SocketWriter],
 ) -> Callable[[web.Application], Coroutine[Any, Any, None]]:
-    """Open websockets would hold a graceful shutdown for its whole timeout: tell them to reconnect elsewhere."""
+    """Open websockets would hold a graceful shutdown for its whole timeout: send what is queued for them (an
+    acknowledgement must not be lost), then tell them to reconnect elsewhere."""
 
     async def close(app: web.Application) -> None:
-        sockets = [ws for group in groups for ws in list(group) if not ws.closed]
-        await asyncio.gather(
-            *(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server restarting") for ws in sockets),
-            return_exceptions=True,
-        )
+        writers = [writer for group in groups for writer in list(group) if not writer.ws.closed]
+        await asyncio.gather(*(writer.goodbye() for writer in writers), return_exceptions=True)
 
     return close
 

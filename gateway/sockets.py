@@ -10,10 +10,11 @@ reconnects and reloads), and nobody else waited on it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from gateway.metrics import Metrics
 from gateway.supervisor import where
@@ -52,6 +53,15 @@ class SocketWriter:
             return False
         return True
 
+    async def goodbye(self, timeout: float = 1.0) -> None:
+        """The server stops: send what is queued (an acknowledgement, a reply) for up to ``timeout`` seconds,
+        then close with "going away" so the page reconnects to another instance."""
+        if not self.dropped:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._queue.join()
+        await self.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server restarting")
+
     async def close(self) -> None:
         """The socket's handler ends: stop writing (frames still queued are for a socket that is gone)."""
         self._task.cancel()
@@ -63,6 +73,7 @@ class SocketWriter:
             try:
                 async with asyncio.timeout(self.send_timeout):
                     await self.ws.send_json(frame)
+                self._queue.task_done()
             except TimeoutError:
                 self._drop("send_timeout")
                 return

@@ -54,7 +54,7 @@ class WebChatHub:
         self.gate = gate
         self.address_header = address_header
         self.sockets: dict[str, dict[SocketWriter, str | None]] = defaultdict(dict)  # → id of the last entry sent
-        self.open: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()  # every socket, for shutdown
+        self.open: weakref.WeakSet[SocketWriter] = weakref.WeakSet()  # every socket, for shutdown
 
     def attach(self, conversation_id: str, writer: SocketWriter, last_entry: str | None) -> None:
         self.detach(writer)
@@ -302,8 +302,8 @@ def _parse_frame(data: str) -> dict[str, Any] | None:
 async def chat_socket(request: web.Request, hub: WebChatHub) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=25, max_msg_size=MAX_FRAME * 4)  # larger: closed with 1009
     await ws.prepare(request)
-    hub.open.add(ws)
     writer = SocketWriter(ws, request, surface="webchat", metrics=hub.metrics)
+    hub.open.add(writer)
     try:
         await ChatSession(hub, ws, writer, client_address(request, hub.address_header)).run()
     except StoreError as exc:  # nothing was acknowledged: the page reconnects and sends again what is unacknowledged

@@ -45,7 +45,7 @@ class ListenerAPI:
         self.signer, self.secure_cookies, self.presence = signer, secure_cookies, presence
         self.live, self.metrics = live, metrics
         self.logins, self.limits, self.address_header = logins, limits, address_header
-        self.open: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()  # live sockets, closed at shutdown
+        self.open: weakref.WeakSet[SocketWriter] = weakref.WeakSet()  # live sockets, closed at shutdown
 
     def routes(self) -> list[web.RouteDef]:
         c = "/api/conversations/{id}"
@@ -233,9 +233,9 @@ class ListenerAPI:
         """Every store event, live: queue changes, new entries, statuses, deliveries, typing."""
         ws = web.WebSocketResponse(heartbeat=25)
         await ws.prepare(request)
-        self.open.add(ws)
         name = request[LISTENER].name
         writer = SocketWriter(ws, request, surface="console", metrics=self.metrics)
+        self.open.add(writer)
         self.presence.connections[name] += 1
         self.live.sockets.add(writer)
         try:
