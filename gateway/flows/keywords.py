@@ -44,7 +44,7 @@ SPELLINGS: dict[str, str] = {
 "daron": "pere", "daronne": "mere", "reup": "pere", "reum": "mere", "bo": "beau",
     "papa": "pere", "maman": "mere", "ne": "", "ouam": "moi", "oim": "moi", "jvoi": "je vois", "jvois": "je vois",
     "fai": "fais", "scarifi": "scarifie", "beaupere": "beau pere", "bellemere": "belle mere", "cbon": "c est bon",
-    "discu": "discussion", "arete": "arrete", "qqn": "quelqu un",
+    "discu": "discussion", "jveu": "je veux", "arete": "arrete", "qqn": "quelqu un",
     # English
     "kms": "kill myself", "kys": "kill yourself", "im": "i m", "ima": "i m going to", "imma": "i m going to",
     "wanna": "want to", "gonna": "going to", "gotta": "got to", "dont": "don t", "cant": "can t",
@@ -173,10 +173,11 @@ _FILLERS = (
     "stp", "svp", "s il te plait", "s il vous plait", "merci", "merci beaucoup", "ok", "okay", "d accord",
     "bon", "bah", "ben", "euh", "alors", "maintenant", "tout de suite", "je veux", "je voudrais", "on peut",
     "peux tu", "tu peux", "vous pouvez", "juste", "au revoir", "salut", "ciao", "bye", "c est bon", "voila",
-    "oui", "la",
+    "oui", "la", "non", "non merci", "allez", "pour de bon", "j aimerais", "de toute facon", "c bon",
     # English
     "please", "pls", "plz", "thanks", "thank you", "thx", "now", "right now", "i want to", "i wanna",
-    "can we", "can you", "just", "yes", "goodbye",
+    "can we", "can you", "just", "yes", "goodbye", "no", "no thanks", "nah", "i m good", "i d like to",
+    "i would like to", "ok",
 )  # fmt: skip
 ENDING_FILLERS: tuple[str, ...] = tuple(canonical(f) for f in _FILLERS)
 """Words that may surround an ending phrase without making the message a story (canonical)."""

@@ -3,7 +3,8 @@
 * At the topic question, a free-text answer no synonym matches takes the model's topic when its score reaches
   ``understanding.topic_threshold``.
 * Never ask twice: a message may already answer a later ``ask_once`` question (an age with its unit, a label or
-  synonym of two words or more, any synonym for the topic, or the model's topic); the engine then skips it.
+  synonym of three words or more such as "je suis sa mère", any synonym for the topic, or the model's topic);
+  the engine then skips it. Shorter phrases ("mon frère") say too little about who is writing.
 * Listeners read how: ``synonym:chantage`` → "mot-clé « chantage »", ``model:0.82`` → "modèle 0,82".
 
 Pure, like the engine that uses it.
@@ -68,7 +69,7 @@ class Understood:
             return (str(age), "typed") if age is not None and step.number.min <= age <= step.number.max else None
         if step.choices is None:
             return None
-        words = 1 if sid == self.topic_question else 2
+        words = 1 if sid == self.topic_question else 3
         return text.find_option(text.normalize(message), self._options[sid], words) or self.model_topic(sid, reading)
 
 

@@ -75,9 +75,28 @@ def test_false_friends_do_not_alarm_nor_end(engine: Engine, message: str) -> Non
     assert classify(engine, message) == Classification(None, Risk.NONE, 0.0, None, None, (), False)
 
 
-@pytest.mark.parametrize("message", ["stop", "stop stp", "STOOOP", "je veux arrêter la conversation", "end chat"])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "stop",
+        "stop stp",
+        "STOOOP",
+        "je veux arrêter la conversation",
+        "end chat",
+        "non merci, je préfère arrêter maintenant",
+        "c bon j'arrête là 👋",
+        "nah forget it, i'm good",
+        "I'd like to end this conversation, thank you.",
+        "bye",
+    ],
+)
 def test_ending_phrases_alone_end(engine: Engine, message: str) -> None:
     assert classify(engine, message) == Classification("stop", Risk.NONE, 0.0, None, None, (), True)
+
+
+@pytest.mark.parametrize("message", ["non", "no", "ok", "merci", "c'est bon", "salut", "bonjour"])
+def test_fillers_alone_never_end(engine: Engine, message: str) -> None:
+    assert not classify(engine, message).ends
 
 
 def test_a_topic_in_free_text(engine: Engine) -> None:

@@ -236,3 +236,17 @@ def test_a_reading_only_raises(
     got, had = with_reading.outcome, without.outcome
     assert PRIORITY_RANK[got.priority] <= PRIORITY_RANK[had.priority if had else None]
     assert set(had.partners if had else ()) <= set(got.partners)
+
+
+@pytest.mark.parametrize(
+    ("opening", "who"),
+    [("je suis sa mère, mon fils est harcelé", "parent"), ("I'm a teacher and a pupil is bullied", "professional")],
+)
+def test_who_from_a_self_introduction(engine: Engine, opening: str, who: str) -> None:
+    step = engine.start(channel="webchat", now=OPEN, language_hint="fr", text=opening)
+    assert step.state.noted.get("who") == who
+
+
+@pytest.mark.parametrize("opening", ["mon frère me frappe", "ma fille a mon âge", "pour moi"])
+def test_who_is_not_guessed_from_two_words(engine: Engine, opening: str) -> None:
+    assert "who" not in engine.start(channel="webchat", now=OPEN, language_hint="fr", text=opening).state.noted
