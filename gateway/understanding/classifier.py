@@ -1,9 +1,9 @@
-"""Three small heads on a message's embedding: risk class, topic, third party. Pure numpy, deterministic.
+"""Three small heads on a message's features: risk class, topic, third party. Pure numpy, deterministic.
 
 Each head is a multinomial logistic regression (softmax, L2-regularised, class-balanced, full-batch gradient
-descent from zero weights: the same data always gives the same weights). The trained weights, the class names,
-the per-class thresholds chosen by cross-validation and the embedding model's name are one ``.npz`` file
-(``weights.npz`` in this package), loaded without pickle.
+descent from zero weights: the same data always gives the same weights) on the embedding and the hashed
+character n-grams of the text (``features.py``). The trained weights, the class names, the n-gram settings and
+the embedding model's name are one ``.npz`` file (``weights.npz`` in this package), loaded without pickle.
 """
 
 from __future__ import annotations
@@ -16,11 +16,14 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.errors import ModelError
-from gateway.flows.reading import RISKS, Reading, Risk
+from gateway.flows.reading import RISKS, Reading
+from gateway.understanding.features import features
 
 Matrix = npt.NDArray[np.float64]
 NO_TOPIC = "_none"  # the topic head's class for messages that say nothing of what happened
 SCALE = 10.0  # embeddings are unit vectors: spread them so a modest number of steps converges
+NGRAM_DIM = 4096
+NGRAM_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)
@@ -59,15 +62,21 @@ class Head:
 
 @dataclass(frozen=True)
 class Classifier:
-    """Reads one embedding into a :class:`Reading` (scores for every risk class; the engine applies thresholds)."""
+    """Reads one message into a :class:`Reading`: scores for every risk class (flows.yaml's thresholds apply).
+    """
 
     model_name: str
     risk: Head
     topic: Head
     third_party: Head
-    thresholds: tuple[tuple[Risk, float], ...]  # cross-validated defaults; flows.yaml may set its own
+    ngram_dim: int = NGRAM_DIM
+    ngram_weight: float = NGRAM_WEIGHT
 
-    def read(self, vector: Matrix) -> Reading:
+    def features(self, texts: Sequence[str], embeddings: npt.NDArray[np.floating]) -> Matrix:
+        return features(texts, embeddings, self.ngram_dim, self.ngram_weight)
+
+    def read(self, text: str, embedding: npt.NDArray[np.floating]) -> Reading:
+        vector = self.features([text], embedding.reshape(1, -1))[0]
         risk = self.risk.probabilities(vector)
         scores = tuple((r, round(float(risk[self.risk.classes.index(r.value)]), 4)) for r in RISKS)
         topic = self.topic.probabilities(vector)
@@ -82,20 +91,13 @@ class Classifier:
             source="model",
         )
 
-    def flagged(self, reading: Reading) -> tuple[Risk, float] | None:
-        """The most likely risk class whose score reaches its default threshold, else None."""
-        limits = dict(self.thresholds)
-        above = [(r, s) for r, s in reading.scores if s >= limits.get(r, 0.5)]
-        return max(above, key=lambda pair: pair[1], default=None)
-
     def save(self, path: Path) -> None:
         arrays: dict[str, npt.NDArray[np.generic]] = {"model_name": np.array(self.model_name)}
         for prefix, head in (("risk", self.risk), ("topic", self.topic), ("third", self.third_party)):
             arrays[f"{prefix}_classes"] = np.array(head.classes)
             arrays[f"{prefix}_weights"] = head.weights.astype(np.float32)
             arrays[f"{prefix}_bias"] = head.bias.astype(np.float32)
-        arrays["threshold_classes"] = np.array([r.value for r, _ in self.thresholds])
-        arrays["threshold_values"] = np.array([t for _, t in self.thresholds], dtype=np.float32)
+        arrays["ngrams"] = np.array([self.ngram_dim, self.ngram_weight], dtype=np.float64)
         with path.open("wb") as f:
             np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
 
@@ -111,11 +113,8 @@ class Classifier:
                     )
                     for prefix in ("risk", "topic", "third")
                 }
-                thresholds = tuple(
-                    (Risk(str(c)), round(float(v), 4))
-                    for c, v in zip(data["threshold_classes"], data["threshold_values"], strict=True)
-                )
+                ngram_dim, ngram_weight = (float(v) for v in data["ngrams"])
                 name = str(data["model_name"])
         except (OSError, KeyError, ValueError) as exc:
             raise ModelError(f"{path}: not a trained understanding model ({exc.__class__.__name__})") from None
-        return cls(name, heads["risk"], heads["topic"], heads["third"], thresholds)
+        return cls(name, heads["risk"], heads["topic"], heads["third"], int(ngram_dim), ngram_weight)

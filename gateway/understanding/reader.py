@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from gateway.flows.reading import Reading, Risk
+from gateway.flows.reading import Reading
 from gateway.understanding.classifier import Classifier
 from gateway.understanding.embedder import Embedder
 
@@ -37,7 +37,7 @@ class Model:
 
     def read(self, text: str, language: str = "") -> Reading:
         """One message's reading (the model is multilingual: ``language`` is not needed)."""
-        return self.classifier.read(self.embedder.embed([text])[0].astype("float64"))
+        return self.classifier.read(text, self.embedder.embed([text])[0])
 
 
 class Reader:
@@ -121,10 +121,6 @@ class Reader:
         if self.status != "failed":
             self.status = "ok"
         return reading
-
-    def flagged(self, reading: Reading) -> tuple[Risk, float] | None:
-        """The risk class the shipped thresholds flag in ``reading``, if any (used where no flow rule applies)."""
-        return self._model.classifier.flagged(reading) if self._model else None
 
     def _failed(self, reason: Failure) -> None:
         """Count a message that goes on without a reading; ``ok`` becomes ``degraded``."""
