@@ -114,7 +114,7 @@ async def test_telegram_a_risk_read_while_a_listener_holds_the_conversation_reac
     sent_before = len(telegram.accepted())
     async with client.ws_connect("/api/events") as events:
         await events.receive_json(timeout=10)  # hello
-        update = telegram_update(900000050, CHAT, "mon beau-père me met des claques quand ma mère dort")
+        update = telegram_update(900000050, CHAT, "papa m'a encore laissé des bleus partout")
         response = await client.post("/webhooks/telegram", data=json.dumps(update), headers=telegram_headers(SECRET))
         assert response.status == 200
         flag_event = await _next(events, lambda e: e.get("type") == "flag")
