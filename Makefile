@@ -43,6 +43,7 @@ test: system-deps $(VENV)/.installed-test lint
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/engine.py
+	OMP_NUM_THREADS=1 $(BIN)/python bench/understanding.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -50,6 +50,7 @@ from gateway.sockets import SocketWriter
 from gateway.store import Store, open_store
 from gateway.supervisor import Supervisor, where
 from gateway.timers import Timers
+from gateway.understanding import Model, Reader, load_model
 from gateway.webchat import WebChatHub, chat_socket, leave_request
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ API = web.AppKey("api", ListenerAPI)
 METRICS = web.AppKey("metrics", Metrics)
 GATE = web.AppKey("gate", Gate)
 SUPERVISOR = web.AppKey("supervisor", Supervisor)
+READER = web.AppKey("reader", Reader)
 
 STATIC = resources.files("gateway") / "webchat_static"
 FLOW_WATCH_SECONDS = 2.0
@@ -75,7 +77,9 @@ async def create_app(
     clock: Callable[[], datetime] = utcnow,
     store: Store | None = None,
     worker_poll_seconds: float = 1.0,
+    understanding: Callable[[], Model] | None = None,
 ) -> web.Application:
+    """``understanding`` loads the embedded model (default: the shipped one; tests inject a failing one)."""
     metrics = Metrics()
     flows = FlowSet(Path(settings.flows), on_reload=lambda r: metrics.reloads.labels("ok" if r.ok else "refused").inc())
     flows.reload()
@@ -91,10 +95,11 @@ async def create_app(
     channels = build_channels(settings, http)
     presence = Presence(beat=worker_poll_seconds * 10)
     outbox_ref: list[Outbox] = []
+    reader = _reader(settings, understanding, metrics)
     dispatcher = Dispatcher(store, flows, clock=clock, on_outgoing=lambda: outbox_ref[0].kick(),
                             listeners_online=presence.online, metrics=metrics,
                             reply_windows=channels.reply_windows,
-                            claim_seconds=settings.inbound_claim_seconds)  # fmt: skip
+                            claim_seconds=settings.inbound_claim_seconds, reader=reader)  # fmt: skip
     outbox = Outbox(store, channels.senders, clock=clock, poll_seconds=worker_poll_seconds, metrics=metrics,
                     base_delay=settings.outbox_base_delay, max_attempts=settings.outbox_max_attempts,
                     lease_seconds=settings.outbox_lease_seconds)  # fmt: skip
@@ -130,10 +135,14 @@ async def create_app(
     }.items():  # fmt: skip
         supervisor.add(name, worker)
     app[SUPERVISOR] = supervisor
-    app.cleanup_ctx.append(_lifecycle(supervisor, store, http, channels.lifecycles, flows))
+    lifecycles = list(channels.lifecycles)
+    if reader is not None:
+        app[READER] = reader
+        lifecycles.insert(0, _reader_lifecycle(reader))
+    app.cleanup_ctx.append(_lifecycle(supervisor, store, http, lifecycles, flows))
     app.on_cleanup.append(lambda _: _close_guards(workers))
     app.on_shutdown.append(_close_sockets(hub.open, api.open))
-    _routes(app, settings, hub, api, flows, store, supervisor)
+    _routes(app, settings, hub, api, flows, store, supervisor, reader)
     app.add_routes(webhook_routes(channels, dispatcher, gate, inbox))
     fetchers = {name: a for name, a in channels.adapters.items() if isinstance(a, MediaFetcher)}
     media = ConsoleMedia(store, fetchers)
@@ -144,6 +153,25 @@ async def create_app(
     ])  # fmt: skip
     app.router.add_get("/metrics", _metrics_handler(metrics, store, presence, clock))
     return app
+
+
+def _reader(settings: Settings, understanding: Callable[[], Model] | None, metrics: Metrics) -> Reader | None:
+    """The embedded model, loaded in its worker thread once the app starts; None when switched off."""
+    if settings.understanding == "off" and understanding is None:
+        return None
+    failures = metrics.understanding_failures
+    return Reader(understanding or load_model, timeout=settings.understanding_timeout,
+                  on_failure=lambda reason: failures.labels(reason).inc())  # fmt: skip
+
+
+def _reader_lifecycle(reader: Reader) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
+    async def start() -> None:
+        reader.start()  # loads in the background: the gateway serves meanwhile, on keywords
+
+    async def stop() -> None:
+        reader.close()
+
+    return start, stop
 
 
 def _lifecycle(
@@ -278,7 +306,7 @@ def _metrics_handler(
 
 def _routes(
     app: web.Application, settings: Settings, hub: WebChatHub, api: ListenerAPI, flows: FlowSet, store: Store,
-    supervisor: Supervisor,
+    supervisor: Supervisor, reader: Reader | None,
 ) -> None:  # fmt: skip
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -293,6 +321,7 @@ def _routes(
         workers = supervisor.problems()  # a worker down or restarting too often: named here
         if workers:
             checks["workers"] = workers
+        checks["understanding"] = reader.status if reader is not None else "off"  # degraded: keywords still run
         ready = checks["store"] == "ok" and flows.current is not None and not workers
         return web.json_response({"ready": ready, **checks}, status=200 if ready else 503)
 

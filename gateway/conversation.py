@@ -19,7 +19,9 @@ from typing import Any
 from gateway.flows.lifecycle import ACTIVE, Status
 from gateway.messages import ChannelName
 
-__all__ = ["ACTIVE_STATUSES", "Conversation", "Priority", "Status", "new_conversation_id", "new_pseudonym"]
+__all__ = [
+    "ACTIVE_STATUSES", "Conversation", "Priority", "RiskFlag", "Status", "new_conversation_id", "new_pseudonym",
+]  # fmt: skip
 
 
 ACTIVE_STATUSES = ACTIVE
@@ -56,6 +58,30 @@ def new_pseudonym() -> str:
     return f"{secrets.choice(_ANIMALS)}-{secrets.randbelow(9000) + 1000}"
 
 
+@dataclass(frozen=True, slots=True)
+class RiskFlag:
+    """A risk read in a young person's message, for the listeners: the class, how sure, and why.
+
+    ``source`` is ``keywords`` (``words`` are the interrupt's words that matched) or ``model`` (``score`` is the
+    model's probability for the class). Kept on the transcript entry and, the highest so far, on the conversation.
+    """
+
+    risk: str
+    score: float
+    source: str
+    words: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        return {"risk": self.risk, "score": self.score, "source": self.source, "words": list(self.words)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> RiskFlag | None:
+        if not data:
+            return None
+        words = tuple(str(w) for w in data.get("words", ()))
+        return cls(str(data["risk"]), float(data["score"]), str(data["source"]), words)
+
+
 @dataclass(slots=True)
 class Conversation:
     """One conversation, saved whole by the store. Datetimes are aware and in UTC."""
@@ -82,6 +108,7 @@ class Conversation:
     client: str | None = field(default=None, repr=False)  # web chat: keyed hash of the client's address
     left_at: datetime | None = None  # the young person left (quick exit, "Terminer", the page gone): gateway/leaving.py
     left_how: str | None = None  # "quick_exit", "ended" or "gone"
+    flag: RiskFlag | None = field(default=None, repr=False)  # the strongest risk read in the young person's words
 
     @property
     def active(self) -> bool:

@@ -36,14 +36,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
-from gateway.conversation import Conversation, Priority, Status
+from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.errors import InboundBusy, StoreError
 from gateway.flows import lifecycle
 from gateway.flows.engine import Engine, Outcome, State, StepResult
+from gateway.flows.reading import Reading, Risk
+from gateway.flows.risk import Flag
 from gateway.flowset import FlowSet
 from gateway.messages import ChannelName, Inbound, Outbound, Receipt, Reply
 from gateway.metrics import Metrics
 from gateway.store import Author, ClaimState, Delivery, DoneMark, OutboxItem, Store, TranscriptEntry
+from gateway.understanding.reader import Reader
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,7 @@ def entry_event(entry: TranscriptEntry) -> dict[str, object]:
         "attachments": [asdict(a) for a in entry.attachments],
         "at": entry.at.isoformat(),
         "delivery": entry.delivery.value,
+        "flag": entry.flag.to_dict() if entry.flag else None,
     }
 
 
@@ -112,6 +116,7 @@ class Dispatcher:
         metrics: Metrics | None = None,
         reply_windows: Mapping[ChannelName, Callable[[str], timedelta]] | None = None,
         claim_seconds: float = CLAIM_SECONDS,
+        reader: Reader | None = None,
     ) -> None:
         self.claim_seconds = claim_seconds
         self.metrics = metrics or Metrics()
@@ -121,6 +126,7 @@ class Dispatcher:
         self._on_outgoing = on_outgoing  # wakes the outbox worker
         self._listeners_online = listeners_online
         self._reply_windows = reply_windows or {}  # channel → author ("bot"/"listener") → how long it may write
+        self.reader = reader  # the embedded model; None: keywords only
 
     # ----- inbound ----------------------------------------------------------------------------------------
 
@@ -177,6 +183,7 @@ class Dispatcher:
                 log.warning("dispatcher: could not renew a claim (%s)", exc.__class__.__name__)
 
     async def _process_claimed(self, inbound: Inbound, key: str, owner: str) -> bool:
+        reading = await self.read(inbound.text)  # before the lock: a slow model holds no conversation up
         now = self.clock()
         conversation, _ = await self.store.active_conversation(inbound.channel, inbound.sender, now)
         async with self.store.lock(conversation.id):
@@ -188,7 +195,7 @@ class Dispatcher:
                 raise InboundBusy("this message is being processed elsewhere: retry later")
             current = await self.store.get_conversation(conversation.id) or conversation
             _turn_ids.set(_derived_ids(key))  # this task's context only (handle_inbound's shield made it a task)
-            await self._process(current, inbound, now, DoneMark(key, DEDUPE_TTL_SECONDS))
+            await self._process(current, inbound, now, DoneMark(key, DEDUPE_TTL_SECONDS), reading)
         return True
 
     async def start_conversation(self, channel: ChannelName, sender: str, language_hint: str | None) -> Conversation:
@@ -204,33 +211,71 @@ class Dispatcher:
                 await self.store.save_conversation(current)
             return current
 
-    async def _process(self, conversation: Conversation, inbound: Inbound, now: datetime, done: DoneMark) -> None:
+    async def read(self, text: str) -> Reading | None:
+        """The model's reading of a young person's words; None without a model or text, or not in time."""
+        if self.reader is None or not text.strip():
+            return None
+        return await self.reader.read(text)
+
+    async def _process(
+        self, conversation: Conversation, inbound: Inbound, now: datetime, done: DoneMark, reading: Reading | None
+    ) -> None:
         conversation.last_inbound_at = now
         conversation.updated_at = now
+        engine = self.flows.for_version(conversation.flow_version) if conversation.engine else self.flows.engine()
+        flag = self._flag(engine.decide(inbound.text, reading).flag)
         entry = TranscriptEntry(
             id=inbound_entry_id(inbound), conversation_id=conversation.id, at=now, author=Author.USER,
-            text=inbound.text, attachments=inbound.attachments, delivery=Delivery.DELIVERED,
+            text=inbound.text, attachments=inbound.attachments, delivery=Delivery.DELIVERED, flag=flag,
         )  # fmt: skip
         await self.store.append_transcript(entry)
         await self.publish(conversation, {"type": "entry", "entry": entry_event(entry)})
+        if flag is not None and (conversation.flag is None or flag.score >= conversation.flag.score):
+            conversation.flag = flag  # the strongest so far, for the queue card
         if conversation.status == Status.BOT:
-            await self._bot_turn(conversation, inbound, now)
+            await self._bot_turn(conversation, inbound, now, reading)
         elif conversation.status in (Status.QUEUED, Status.WITH_LISTENER):
-            if conversation.status == Status.QUEUED:
-                await self._escalate(conversation, inbound.text, now)
-            idle = timedelta(hours=self.flows.for_version(conversation.flow_version).flow.timers.idle_close_hours)
+            idle = timedelta(hours=engine.flow.timers.idle_close_hours)
             await self.store.set_timer(conversation.id, "idle_close", now + idle)
+            if conversation.status == Status.QUEUED:
+                await self._escalate(conversation, engine, inbound.text, reading, now)
         await self.store.save_conversation(conversation, done=done)
+        if flag is not None:
+            await self.publish(conversation, {"type": "flag", "entry_id": entry.id, "flag": flag.to_dict()})
+            await self.store.publish({"type": "queue"})
 
-    async def _bot_turn(self, conversation: Conversation, inbound: Inbound, now: datetime) -> None:
+    def _flag(self, found: Flag | None) -> RiskFlag | None:
+        """A risk the keywords or the model found (flows.yaml's thresholds), as the listeners see it."""
+        if found is None or found.risk is Risk.NONE:  # e.g. "talk to a human": no risk
+            return None
+        self.metrics.understanding_flags.labels(found.risk.value, found.source).inc()
+        words = (found.words,) if found.words else ()
+        return RiskFlag(found.risk.value, round(found.score, 4), found.source, words)
+
+    async def _escalate(
+        self, conversation: Conversation, engine: Engine, text: str, reading: Reading | None, now: datetime
+    ) -> None:
+        """While waiting: a risk raises the priority (never lowers it) and sends its partners' numbers once."""
+        raised = engine.escalate(conversation.priority.value, text, reading)
+        if raised is None or raised.priority is None:
+            return
+        if not await self.raise_priority(conversation, Priority(raised.priority), now):
+            return  # already at that priority: a message repeated in a loop changes nothing
+        language = self.language(conversation, engine)
+        partners = [Reply(engine.text(engine.flow.partners[p].message, language)) for p in raised.partners]
+        await self.emit(conversation, partners, Author.BOT, now)
+
+    async def _bot_turn(
+        self, conversation: Conversation, inbound: Inbound, now: datetime, reading: Reading | None
+    ) -> None:
         if not conversation.engine:
             engine = self.flows.engine()
             channel, hint = inbound.channel.value, inbound.language_hint
-            result = engine.start(channel=channel, now=now, language_hint=hint, text=inbound.text)
+            result = engine.start(channel=channel, now=now, language_hint=hint, text=inbound.text, reading=reading)
         else:
             engine = self.flows.for_version(conversation.flow_version)
             state = State.from_dict(conversation.engine)
-            result = engine.step(state, inbound.text, now=now, payload=inbound.payload)
+            result = engine.step(state, inbound.text, now=now, payload=inbound.payload, reading=reading)
         await self._after_bot(conversation, engine, result, now)
 
     async def _after_bot(self, conversation: Conversation, engine: Engine, result: StepResult, now: datetime) -> None:
@@ -292,12 +337,6 @@ class Dispatcher:
             conversation.id, "idle_close", now + timedelta(hours=engine.flow.timers.idle_close_hours)
         )
         await self.store.publish({"type": "queue"})
-
-    async def _escalate(self, conversation: Conversation, text: str, now: datetime) -> None:
-        """While waiting, a danger phrase raises the priority (``Engine.escalate``): once, in place."""
-        raised = self.flows.for_version(conversation.flow_version).escalate(conversation.priority.value, text)
-        if raised is not None and raised.priority is not None:
-            await self.raise_priority(conversation, Priority(raised.priority), now)
 
     async def raise_priority(self, conversation: Conversation, priority: Priority, now: datetime) -> bool:
         """Raise a waiting conversation's priority: up only, once per level, its one queue entry re-ranked in place

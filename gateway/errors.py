@@ -5,6 +5,7 @@
     ├── FlowError                 flows.yaml cannot be used
     │   └── FlowValidationError   positioned problems: .problems is a list of "FILE:LINE:COLUMN: message"
     ├── IllegalTransition         a conversation lifecycle change that is not allowed (e.g. closed → queued)
+    ├── ModelError                the understanding model cannot be loaded, or does not fit its embedder
     ├── StoreError                the store failed or is unreachable
     │   ├── Conflict              an exclusive operation lost a race (two listeners take one conversation)
     │   └── InboundBusy           another live instance is processing this inbound message: retry later (503)
@@ -46,6 +47,10 @@ class IllegalTransition(GatewayError):
         self.status = status
         self.action = action
         super().__init__(f"cannot {action} a conversation that is {status}")
+
+
+class ModelError(GatewayError):
+    pass
 
 
 class StoreError(GatewayError):

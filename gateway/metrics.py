@@ -1,6 +1,7 @@
 """Prometheus metrics, served at ``GET /metrics``.
 
-Labels are only names of our own: channel, outcome kind, queue, priority, delivery result, HTTP status class.
+Labels are only names of our own: channel, outcome kind, queue, priority, delivery result, HTTP status class,
+risk class, the reason the model gave no reading.
 Never a message text, a phone number, a platform id or a conversation id, so a label set stays small and a
 scrape identifies nobody. The registry is the gateway's own (not the process-global one): two apps in one
 process, as in the tests, keep separate figures.
@@ -52,6 +53,14 @@ class Metrics:
         self.reloads = Counter("gateway_flow_reloads", "flows.yaml reloads by result", ["result"], registry=r)
         self.waiting = Gauge("gateway_queue_waiting", "Conversations waiting", ["queue", "priority"], registry=r)
         self.longest_wait = Gauge("gateway_queue_longest_wait_seconds", "Longest current wait", registry=r)
+        self.understanding_failures = Counter(
+            "gateway_understanding_failures", "Messages that went on without the model's reading, by reason "
+            "(timeout, error, busy, unavailable): keywords only", ["reason"], registry=r,
+        )  # fmt: skip
+        self.understanding_flags = Counter(
+            "gateway_understanding_flags", "Risks read in young people's messages, by class and source",
+            ["risk", "source"], registry=r,
+        )  # fmt: skip
         self.listeners_online = Gauge("gateway_listeners_online", "Listeners connected to the console", registry=r)
         self.worker_restarts = Counter(
             "gateway_worker_restarts", "Background workers restarted after a failure, by worker", ["worker"], registry=r

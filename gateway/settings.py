@@ -73,6 +73,8 @@ class Settings:
     inbound_claim_seconds: float = 10.0  # lease on an inbound message while processing it, renewed meanwhile
     redis_max_connections: int = 100  # per instance; a caller waits for a free one up to redis_pool_timeout
     redis_pool_timeout: float = 10.0
+    understanding: str = "on"  # "off": keywords only, the embedded model is not loaded
+    understanding_timeout: float = 0.5  # seconds a message waits for the model's reading at most
     # Messenger
     messenger_app_secret: str = ""
     messenger_verify_token: str = ""
@@ -148,6 +150,8 @@ class Settings:
             raise ConfigError("GATEWAY_INBOUND_CLAIM_SECONDS must be positive")
         if self.redis_max_connections < 1 or self.redis_pool_timeout <= 0:
             raise ConfigError("GATEWAY_REDIS_MAX_CONNECTIONS must be >= 1 and GATEWAY_REDIS_POOL_TIMEOUT positive")
+        if self.understanding not in ("on", "off") or self.understanding_timeout <= 0:
+            raise ConfigError("GATEWAY_UNDERSTANDING must be on or off and GATEWAY_UNDERSTANDING_TIMEOUT positive")
 
     @property
     def messenger_enabled(self) -> bool:

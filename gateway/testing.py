@@ -574,3 +574,26 @@ def telegram_callback(
 
 def telegram_headers(secret: str) -> dict[str, str]:
     return {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": secret}
+
+
+class FaultyEmbedder:
+    """An embedding model that fails on purpose, for tests and drills: ``raise`` on every message, or ``hang``
+    until :meth:`release` (then answers like ``inner``). Injected through ``create_app(understanding=...)``."""
+
+    def __init__(self, inner: Any, mode: str) -> None:
+        import threading
+
+        self.inner, self.mode = inner, mode
+        self.name, self.dim = inner.name, inner.dim
+        self.calls = 0
+        self._released = threading.Event()
+
+    def embed(self, texts: Any) -> Any:
+        self.calls += 1
+        if self.mode == "raise":
+            raise RuntimeError("the model broke")
+        self._released.wait(timeout=60)
+        return self.inner.embed(texts)
+
+    def release(self) -> None:
+        self._released.set()

@@ -157,7 +157,7 @@ def test_classify_prints_one_json_object_per_line(
     import json
 
     monkeypatch.setattr("sys.stdin", io.StringIO("stop\njveux plus être là\nmort de rire\n"))
-    code, out, err = run(capsys, "flows", "classify", str(FLOWS), "--lang", "fr")
+    code, out, err = run(capsys, "flows", "classify", str(FLOWS), "--lang", "fr", "--keywords-only")
     assert code == 0
     rows = [json.loads(line) for line in out.splitlines()]
     assert rows == [
@@ -181,3 +181,19 @@ def test_simulate_shows_the_risk_and_how_it_was_found(
         "route: suicide · queue: listeners (urgent) · partners: 3114 · risk: suicide (phrase “je veux plus etre la”)"
         in out
     )
+
+
+def test_classify_reads_with_the_embedded_model_what_no_keyword_matches(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("je pense au pont tous les soirs\nstop\n"))
+    code, out, _ = run(capsys, "flows", "classify", str(FLOWS), "--lang", "fr")
+    assert code == 0
+    bridge, stop = (json.loads(line) for line in out.splitlines())
+    assert (bridge["interrupt"], bridge["risk"], bridge["partners"], bridge["ends"]) == (
+        "suicide", "suicide", ["3114"], False
+    )
+    assert bridge["score"] >= 0.5
+    assert stop["ends"] is True and stop["risk"] == "none"

@@ -159,6 +159,7 @@ class ListenerAPI:
             "status": conversation.status.value, "queue": conversation.queue, "priority": conversation.priority.value,
             "listener": conversation.listener, "language": self.dispatcher.language(conversation, engine),
             "summary": [list(pair) for pair in conversation.summary], "route": conversation.route,
+            "flag": conversation.flag.to_dict() if conversation.flag else None,
             "created_at": conversation.created_at.isoformat(),
             "last_inbound_at": conversation.last_inbound_at.isoformat() if conversation.last_inbound_at else None,
             "left_how": conversation.left_how,

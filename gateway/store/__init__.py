@@ -33,7 +33,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, Self
 
-from gateway.conversation import Conversation, Priority, Status
+from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.errors import ConfigError
 from gateway.messages import Attachment, ChannelName, Choice
 
@@ -124,6 +124,7 @@ class TranscriptEntry:
     attachments: tuple[Attachment, ...] = field(default=(), repr=False)
     delivery: Delivery = Delivery.PENDING
     provider_message_id: str | None = None
+    flag: RiskFlag | None = None  # a young person's message in which a risk was read
 
 
 @dataclass(frozen=True, slots=True)

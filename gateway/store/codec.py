@@ -13,7 +13,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from gateway.conversation import Conversation, Priority, Status
+from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.errors import StoreError
 from gateway.messages import Attachment, ChannelName, Choice
 from gateway.store import (
@@ -77,6 +77,7 @@ def encode_conversation(conversation: Conversation) -> dict[str, Any]:
     for name in ("created_at", "updated_at", "last_inbound_at", "queued_at", "taken_at", "closed_at", "left_at"):
         data[name] = _text(data[name])
     data["summary"] = [[label, value] for label, value in conversation.summary]
+    data["flag"] = conversation.flag.to_dict() if conversation.flag else None
     return data
 
 
@@ -104,12 +105,14 @@ def decode_conversation(data: dict[str, Any]) -> Conversation:
         client=data.get("client"),  # records written before the field existed have none
         left_at=_moment(data.get("left_at")),  # records written before the field existed have none
         left_how=data.get("left_how"),
+        flag=RiskFlag.from_dict(data.get("flag")),  # records written before the field existed have none
     )
 
 
 def encode_entry(entry: TranscriptEntry) -> dict[str, Any]:
     data = asdict(entry)
     data["at"] = _text(entry.at)
+    data["flag"] = entry.flag.to_dict() if entry.flag else None
     return data
 
 
@@ -124,6 +127,7 @@ def decode_entry(data: dict[str, Any]) -> TranscriptEntry:
         attachments=tuple(Attachment(**attachment) for attachment in data["attachments"]),
         delivery=Delivery(data["delivery"]),
         provider_message_id=data["provider_message_id"],
+        flag=RiskFlag.from_dict(data.get("flag")),  # entries written before the field existed have none
     )
 
 

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.conversation import Conversation, Priority, Status
+from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.errors import Conflict, StoreError
 from gateway.messages import Attachment, ChannelName, Choice
 from gateway.store import (
@@ -122,6 +122,7 @@ async def test_a_saved_conversation_reads_back_whole(store: Store) -> None:
         last_inbound_at=minutes(2),
         queued_at=minutes(3),
         taken_at=minutes(4),
+        flag=RiskFlag("suicide", 0.91, "model"),
     )
     await store.save_conversation(changed)
     assert await store.get_conversation(conversation.id) == changed
@@ -164,7 +165,8 @@ def entry(conversation_id: str, n: int, **changes: Any) -> TranscriptEntry:
 
 async def test_transcript_keeps_entries_in_order_with_choices_and_attachments(store: Store) -> None:
     picture = Attachment("image", url="https://example.test/a.jpg", content_type="image/jpeg")
-    rich = entry("c1", 2, author=Author.USER, choices=(Choice("yes", "Oui"),), attachments=(picture,))
+    rich = entry("c1", 2, author=Author.USER, choices=(Choice("yes", "Oui"),), attachments=(picture,),
+                 flag=RiskFlag("abuse_home", 1.0, "keywords", ("me frappe",)))  # fmt: skip
     written = [entry("c1", 1), rich, entry("c1", 3, author=Author.NOTE), entry("c1", 0, author=Author.SYSTEM)]
     for item in written:
         await store.append_transcript(item)

@@ -77,6 +77,9 @@
       if (entry.author === "user") { $("user-typing").hidden = true; }
     } else if (event.type === "status") {
       openConversation(state.current.id);
+    } else if (event.type === "flag") {
+      var flagged = document.querySelector('[data-entry="' + CSS.escape(event.entry_id) + '"]');
+      if (flagged) { flagged.classList.add("flash"); }  // a risk read while the listener holds it: seen at once
     } else if (event.type === "delivery") {
       var mark = document.querySelector('[data-entry="' + CSS.escape(event.id) + '"] .delivery');
       if (mark) { setDelivery(mark, event.delivery); }
@@ -148,6 +151,7 @@
     var head = el("span", "card-head");
     head.appendChild(el("strong", "pseudonym", card.pseudonym));
     if (card.priority !== "normal") { head.appendChild(el("span", "badge " + card.priority, t("priority." + card.priority))); }
+    if (card.flag) { head.appendChild(el("span", "badge risk", flagText(card.flag))); }
     open.appendChild(head);
     var meta = el("span", "card-meta");
     meta.appendChild(el("span", "pill channel", HG.channel(card.channel)));
@@ -224,6 +228,7 @@
       t("priority." + c.priority)];
     if (c.listener) { meta.push(t("conv.with", { name: c.listener })); }
     if (c.left_how) { meta.push(t("conv.left." + c.left_how)); }
+    if (c.flag) { meta.push(flagText(c.flag)); }
     $("conv-meta").textContent = meta.join(" · ");
     renderSummary(c.summary);
     state.serverOffset = Date.parse(c.now) - Date.now();  // the server's clock decides when a window closes
@@ -281,6 +286,14 @@
     }
   }
 
+  // A risk read in the young person's words: its class, and why (the words that matched, or the model's score).
+  function flagText(flag) {
+    var how = flag.source === "model"
+      ? t("flag.model", { score: Math.round(flag.score * 100) + " %" })
+      : t("flag.keywords", { words: flag.words.join(", ") });
+    return t("risk." + flag.risk) + " · " + how;
+  }
+
   function appendEntry(entry) {
     if (state.shown[entry.id]) { return; }
     state.shown[entry.id] = true;
@@ -293,6 +306,10 @@
     head.appendChild(el("time", "", HG.clock(entry.at)));
     item.appendChild(head);
     item.appendChild(el("span", "text", entry.text));
+    if (entry.flag) {
+      item.classList.add("flagged");
+      item.appendChild(el("span", "flag", flagText(entry.flag)));
+    }
     if (entry.choices && entry.choices.length) {
       item.appendChild(el("span", "choices", t("conv.choices", { list: entry.choices.map(function (c) { return c.label; }).join(" · ") })));
     }

@@ -1,0 +1,136 @@
+"""Understanding figures: ``python bench/understanding.py`` (or ``make bench``). Prints numbers, asserts nothing.
+
+On ``corpus/heldout.jsonl`` (messages the model never saw: training reads ``corpus/train.jsonl`` only):
+(a) recall and precision per risk class (the model's most likely class above its threshold), any-risk recall per
+    class, false alarms on ``none`` and topic accuracy; the keyword interrupts of flows.yaml alone, then
+    keywords + model (a message is flagged when either flags it); risky messages that would end the conversation;
+(b) per-message latency on one core (p50, p99), model load time, RSS added by the model.
+
+See bench/README.md for the figures and the aims.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
+
+from gateway.flows.engine import Engine  # noqa: E402
+from gateway.flows.loader import load_file  # noqa: E402
+from gateway.flows.reading import RISKS, Reading, Risk  # noqa: E402
+
+HELDOUT = ROOT / "corpus" / "heldout.jsonl"
+AIMS = {"imminent_danger": 0.95, "suicide": 0.95, "self_harm": 0.95, "abuse_home": 0.90}
+FALSE_ALARM_AIM = 0.10
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def decide(engine: Engine, text: str, reading: Reading | None) -> tuple[Risk | None, bool]:
+    """What the engine decides at a question (flows.yaml's interrupts and thresholds): (the risk class raised,
+    if any; whether the message would end the conversation)."""
+    decision = engine.decide(text, reading)
+    flag = decision.flag
+    risk = flag.risk if flag is not None and flag.risk is not Risk.NONE else None
+    return risk, decision.raised is None and decision.ending is not None
+
+
+def model_alone(engine: Engine, reading: Reading) -> Risk | None:
+    """The model's most likely risk class whose score reaches its flows.yaml threshold."""
+    above = [(s, r) for r, s in reading.scores if s >= (engine.assessor.threshold(r) or 1.0)]
+    return max(above)[1] if above else None
+
+
+def pct(part: int, whole: int) -> str:
+    return f"{part / whole:6.1%}" if whole else "     –"
+
+
+@dataclass(frozen=True)
+class Result:
+    row: dict[str, Any]
+    reading: Reading
+    model: Risk | None  # the class the model alone raises (flows.yaml thresholds), if any
+    keywords: Risk | None  # the class the keyword interrupts alone raise
+    both: Risk | None  # what the engine raises with keywords and model (production)
+    ends: bool  # the engine (keywords + model) would end the conversation on this message
+
+
+def share(results: list[Result], test: Callable[[Result], bool]) -> str:
+    return pct(sum(1 for r in results if test(r)), len(results))
+
+
+def report(results: list[Result]) -> None:
+    print("\n(a) risk class       messages   model alone: recall precision │ any-risk recall: keywords  kw+model  aim")
+    for risk in RISKS:
+        truth = [r for r in results if r.row["risk"] == risk.value]
+        predicted = [r for r in results if r.model is risk]
+        recall = share(truth, lambda r, risk=risk: r.model is risk)
+        precision = share(predicted, lambda r, risk=risk: r.row["risk"] == risk.value)
+        keywords, both = share(truth, lambda r: r.keywords is not None), share(truth, lambda r: r.both is not None)
+        print(f"    {risk.value:<18} {len(truth):5}              {recall}    {precision}  │"
+              f"                  {keywords}    {both}  ≥ {AIMS[risk.value]:.0%}")  # fmt: skip
+    none = [r for r in results if r.row["risk"] == Risk.NONE.value]
+    risky = [r for r in results if r.row["risk"] != Risk.NONE.value]
+    print(f"    any risk           {len(risky):5}   model alone {share(risky, lambda r: r.model is not None)}"
+          f"   keywords {share(risky, lambda r: r.keywords is not None)}"
+          f"   kw+model {share(risky, lambda r: r.both is not None)}")
+    model, keywords = share(none, lambda r: r.model is not None), share(none, lambda r: r.keywords is not None)
+    print(f"    false alarms on the {len(none)} none messages: model alone {model}  keywords {keywords}"
+          f"  kw+model {share(none, lambda r: r.both is not None)}  (aim ≤ {FALSE_ALARM_AIM:.0%})")
+    ends = sum(1 for r in risky if r.ends)
+    print(f"    risky messages that would end the conversation (keywords + model): {ends} (aim: 0)")
+    topical = [r for r in results if r.row.get("topic") not in (None, "other")]
+    topics = share(topical, lambda r: r.reading.topic == r.row["topic"])
+    print(f"    topic right on the {len(topical)} messages naming one: {topics} (the model's most likely topic)")
+    third = share(results, lambda r: r.reading.third_party == bool(r.row.get("third_party")))
+    print(f"    third party read right: {third}")
+
+
+def percentiles(seconds: list[float]) -> str:
+    ms = sorted(x * 1000 for x in seconds)
+    return f"p50 {statistics.median(ms):.1f} ms, p99 {ms[min(len(ms) - 1, int(len(ms) * 0.99))]:.1f} ms"
+
+
+def main() -> None:
+    rows = [json.loads(line) for line in HELDOUT.read_text(encoding="utf-8").splitlines() if line.strip()]
+    engine = Engine(load_file(ROOT / "flows.yaml"))
+    before = rss_mib()
+    started = time.perf_counter()
+    from gateway.understanding import load_model
+
+    model = load_model(threads=1)
+    load = time.perf_counter() - started
+    model.read("bonjour")
+    latencies, cpu, results = [], [], []
+    for row in rows:
+        t0, c0 = time.perf_counter(), time.thread_time()
+        reading = model.read(row["text"])
+        latencies.append(time.perf_counter() - t0)
+        cpu.append(time.thread_time() - c0)
+        keywords, _ = decide(engine, row["text"], None)
+        both, ends = decide(engine, row["text"], reading)
+        results.append(Result(row, reading, model_alone(engine, reading), keywords, both, ends))
+    added = rss_mib() - before
+
+    print(f"held-out corpus: {len(rows)} messages ({HELDOUT.relative_to(ROOT)}), weights {model.classifier.model_name}")
+    report(results)
+    print(f"\n(b) per message, one thread (aims ≤ 20 ms p50, ≤ 60 ms p99): CPU time {percentiles(cpu)},"
+          f" wall time {percentiles(latencies)} (the wall time grows with the machine's load)")
+    print(f"    model load {load * 1000:.0f} ms (aim ≤ 2 s); RSS added by the model {added:.0f} MiB")
+    print(f"    machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

