@@ -148,7 +148,8 @@ class ChatSession:
             self.hub.detach(self.writer)
         if self.conversation_id is not None:  # closed (not cancelled): the young person may be gone for good
             try:
-                await leaving.socket_closed(self.dispatcher, self.conversation_id)
+                # shielded: the socket did close; a handler cancelled now (its connection gone) still arms the timer
+                await asyncio.shield(leaving.socket_closed(self.dispatcher, self.conversation_id))
             except StoreError as exc:
                 log.warning("webchat: could not arm the gone timer (%s)", exc.__class__.__name__)
 
