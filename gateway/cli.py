@@ -37,6 +37,7 @@ def _flows_check(args: argparse.Namespace) -> int:
 
 
 def _flows_test(args: argparse.Namespace) -> int:
+    from gateway.flows.classify import Reader
     from gateway.flows.engine import Engine
     from gateway.flows.loader import load_file
     from gateway.flows.scenarios import load_side_file, run_scenarios
@@ -48,7 +49,12 @@ def _flows_test(args: argparse.Namespace) -> int:
     except FlowValidationError as exc:
         print(*exc.problems, sep="\n")
         return 1
-    results = run_scenarios(engine, scenarios)
+    reader: Reader | None = None
+    if args.model:
+        from gateway.understanding import load_model
+
+        reader = load_model()  # turns without their own reading are read by the embedded model
+    results = run_scenarios(engine, scenarios, reader)
     for result in results:
         print(("PASSED " if result.passed else "FAILED ") + result.name)
         if not result.passed:
@@ -137,6 +143,7 @@ def _add_flows(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     check = fsub.add_parser("check", help="validate; every problem as FILE:LINE:COLUMN: message")
     test = fsub.add_parser("test", help="run the conversation tests")
     test.add_argument("--tests", help="side file of conversation tests (default: FILE with .tests.yaml)")
+    test.add_argument("--model", action="store_true", help="read turns with the embedded model (default: phrases)")
     sim = fsub.add_parser("simulate", help="chat with the flow in the terminal (works with piped input)")
     sim.add_argument("--lang", choices=["fr", "en"], default=None)
     sim.add_argument("--at", type=_iso, help="simulated date-time, ISO 8601 (default: now)")

@@ -197,3 +197,19 @@ def test_classify_reads_with_the_embedded_model_what_no_keyword_matches(
     )
     assert bridge["score"] >= 0.5
     assert stop["ends"] is True and stop["risk"] == "none"
+
+
+def test_conversation_tests_with_the_embedded_model(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    side = tmp_path / "side.tests.yaml"
+    side.write_text(
+        "tests:\n"
+        "  - name: a phrase and the model together only raise\n"
+        "    at: 2026-03-10T14:00:00+01:00\n"
+        "    language: fr\n"
+        "    turns: [non, français, jveux mourir]\n"
+        "    expect: {outcome: handoff, risk: suicide, priority: urgent}\n",
+        encoding="utf-8",
+    )
+    _, out, _ = run(capsys, "flows", "test", str(FLOWS), "--tests", str(side), "--model")
+    assert "PASSED a phrase and the model together only raise" in out
+    assert re.search(r"^\d+ passed, \d+ failed$", out, re.MULTILINE)  # the flow's own tests ran with the model too

@@ -151,6 +151,8 @@ class Engine:
         """Answer the step ``state`` waits at. ``reading``: what the model read in ``answer``, if it ran."""
         if state.finished or (state.step is None and state.offer is None):
             return StepResult(state, ())
+        if reading is not None and self._chosen_as_shown(state, answer, payload):
+            reading = None  # a button or a label typed as shown: the bot's words, nothing for the model to read
         interrupted = self.interrupt(state, answer, now=now, reading=reading)
         if interrupted is not None:
             return interrupted
@@ -173,6 +175,11 @@ class Engine:
         if state.finished:
             return None
         return self._apply(self.decide(answer, reading), state, now)
+
+    def _chosen_as_shown(self, state: State, answer: str, payload: str | None) -> bool:
+        question = self._offer if state.offer is not None else self._questions.get(state.step or "")
+        found = text.match_option_how(answer, payload, question.options) if question else None
+        return found is not None and found[1] in ("button", "typed")
 
     def decide(self, text: str, reading: Reading | None = None) -> Decision:
         """What ``text`` (and the model's ``reading`` of it) would do at a question: raise, end, or nothing."""

@@ -250,3 +250,16 @@ def test_who_from_a_self_introduction(engine: Engine, opening: str, who: str) ->
 @pytest.mark.parametrize("opening", ["mon frère me frappe", "ma fille a mon âge", "pour moi"])
 def test_who_is_not_guessed_from_two_words(engine: Engine, opening: str) -> None:
     assert "who" not in engine.start(channel="webchat", now=OPEN, language_hint="fr", text=opening).state.noted
+
+
+@pytest.mark.parametrize(("answer", "payload"), [("Je préfère pas dire", None), ("whatever", "unknown"), ("2", None)])
+def test_a_choice_as_shown_is_not_read_by_the_model(engine: Engine, answer: str, payload: str | None) -> None:
+    step = run(engine, ["non", "français", "15"])
+    step = engine.step(step.state, answer, now=OPEN, payload=payload, reading=reading(Risk.SUICIDE, 0.9))
+    assert step.outcome is None and "who" in step.state.fields
+
+
+def test_words_of_their_own_at_a_choice_question_are_read(engine: Engine) -> None:
+    step = run(engine, ["non", "français", "15"])
+    step = engine.step(step.state, "je sais plus quoi faire", now=OPEN, reading=reading(Risk.SUICIDE, 0.9))
+    assert step.outcome is not None and step.outcome.route == "suicide"
