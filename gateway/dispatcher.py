@@ -311,9 +311,7 @@ class Dispatcher:
         keep now: ``position ÷ takes per minute``. Otherwise the flow's figure: ``position × average_minutes ÷
         listeners online`` (at least one).
         """
-        hour_ago = now - timedelta(hours=1)
-        recent = await self.store.list_conversations(now - timedelta(days=1), now + timedelta(seconds=1))
-        takes = sum(1 for c in recent if c.queue == queue and c.taken_at is not None and c.taken_at >= hour_ago)
+        takes = await self.store.takes_since(queue, now - timedelta(hours=1))
         if takes >= PACE_MIN_TAKES:
             return max(1, math.ceil(position * 60 / takes))
         average = engine.flow.queues[queue].average_minutes if queue in engine.flow.queues else 15

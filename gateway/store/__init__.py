@@ -282,11 +282,21 @@ class QueueStore(Protocol):
         """1-based rank among the waiting entries of its queue; None when not waiting."""
         ...
 
-    async def take(self, conversation_id: str, listener: str) -> QueueEntry:
-        """Claim a waiting conversation for ``listener``; Conflict if it is not waiting (any more).
+    async def take(self, conversation_id: str, listener: str, at: datetime) -> QueueEntry:
+        """Claim a waiting conversation for ``listener`` at ``at``; Conflict if it is not waiting (any more).
 
-        Only the queue entry is claimed: the caller then records the listener on the conversation.
+        Only the queue entry is claimed: the caller then records the listener on the conversation. The take is
+        counted for :meth:`takes_since` (a conversation taken again counts once, at its last take).
         """
+        ...
+
+    async def takes_since(self, queue: str, since: datetime) -> int:
+        """Conversations of ``queue`` last taken at or after ``since`` (up to a day back): the pace listeners
+        keep, read from an index kept by :meth:`take`, never from the conversations."""
+        ...
+
+    async def held_by(self, listener: str) -> int:
+        """Conversations ``listener`` holds now (taken and not handed back, transferred or finished)."""
         ...
 
     async def requeue(self, conversation_id: str) -> QueueEntry:

@@ -14,6 +14,8 @@ allows (Cluster would not). Layout:
                                  processing), "1" once processed (kept DEDUPE_TTL, set with the conversation)
     hg:queue:entries             hash conversation id → entry (JSON, with its ordering ``member``)
     hg:queue:waiting:<queue>     waiting members "rank:arrival µs:sequence:id", ordered lexicographically
+    hg:takes:<queue>             conversation ids scored by when they were last taken (the last day)
+    hg:held:<listener>           ids of the conversations the listener holds now
     hg:listeners                 hash name → account (JSON)
     hg:outbox:item:<id>          hash of one item (parts_sent: how far a split message got)
     hg:outbox:conv:<conv>        pending ids by put order
@@ -92,6 +94,7 @@ LOCK_LEASE_MS = 6_000
 RESOLVED_OUTBOX_KEPT = timedelta(days=7)  # sent and failed outbox items expire after this
 AUDIT_KEPT = 100_000
 _CLAIM_PREFIX = "c:"  # hg:seen:<key> holds "c:<owner>" while claimed, "1" once processed
+TAKES_KEPT_US = 24 * 3600 * 1_000_000  # takes older than a day leave takes:<queue> (takes_since looks an hour back)
 
 def _guarded(
     method: Callable[Concatenate[RedisStore, P], Awaitable[R]],
@@ -303,23 +306,31 @@ class RedisStore:
         return None if rank is None else int(str(rank)) + 1
 
     @_guarded
-    async def take(self, conversation_id: str, listener: str) -> QueueEntry:
+    async def take(self, conversation_id: str, listener: str, at: datetime) -> QueueEntry:
         if not listener:
             raise ValueError("take needs a listener name")
-        entry = await self._take_or_requeue(conversation_id, listener)
+        entry = await self._take_or_requeue(conversation_id, listener, to_us(at))
         if entry is None:
             raise Conflict(f"conversation {conversation_id} is not waiting in a queue")
         return entry
 
     @_guarded
+    async def takes_since(self, queue: str, since: datetime) -> int:
+        return int(await self._redis.zcount(_key("takes", queue), to_us(since), "+inf"))
+
+    @_guarded
+    async def held_by(self, listener: str) -> int:
+        return int(await self._redis.scard(_key("held", listener)))
+
+    @_guarded
     async def requeue(self, conversation_id: str) -> QueueEntry:
-        entry = await self._take_or_requeue(conversation_id, "")
+        entry = await self._take_or_requeue(conversation_id, "", 0)
         if entry is None:
             raise Conflict(f"conversation {conversation_id} has no queue entry")
         return entry
 
-    async def _take_or_requeue(self, conversation_id: str, listener: str) -> QueueEntry | None:
-        args = [PREFIX, conversation_id, listener]
+    async def _take_or_requeue(self, conversation_id: str, listener: str, at_us: int) -> QueueEntry | None:
+        args = [PREFIX, conversation_id, listener, at_us, at_us - TAKES_KEPT_US]
         raw = await self._script("take_or_requeue", [_key("queue", "entries")], args)
         return None if raw is None else loads("queue", raw, decode_queue_entry)
 

@@ -68,6 +68,7 @@ local old = redis.call('HGET', KEYS[1], ARGV[2])
 if old then
   local e = cjson.decode(old)
   redis.call('ZREM', ARGV[1] .. 'queue:waiting:' .. e['queue'], e['member'])
+  if e['taken_by'] ~= cjson.null then redis.call('SREM', ARGV[1] .. 'held:' .. e['taken_by'], ARGV[2]) end
 end
 local seq = redis.call('INCR', KEYS[2])
 local member = ARGV[4] .. ':' .. ARGV[5] .. ':' .. string.format('%012d', seq) .. ':' .. ARGV[2]
@@ -79,7 +80,9 @@ redis.call('SADD', KEYS[3], ARGV[3])
 return 1
 """
 
-# ARGV: prefix, id, listener ('' to hand back). Returns the entry, or false when the change is not allowed.
+# ARGV: prefix, id, listener ('' to hand back), taken at µs, takes older than this µs are dropped.
+# Returns the entry, or false when the change is not allowed. A take is counted in ``takes:<queue>`` (scored by
+# when) and the conversation joins ``held:<listener>``; a hand back leaves it.
 _TAKE_OR_REQUEUE = """
 local raw = redis.call('HGET', KEYS[1], ARGV[2])
 if not raw then return false end
@@ -89,8 +92,13 @@ if ARGV[3] ~= '' then
   if e['taken_by'] ~= cjson.null then return false end
   redis.call('ZREM', waiting, e['member'])
   e['taken_by'] = ARGV[3]
+  redis.call('SADD', ARGV[1] .. 'held:' .. ARGV[3], ARGV[2])
+  local takes = ARGV[1] .. 'takes:' .. e['queue']
+  redis.call('ZADD', takes, ARGV[4], ARGV[2])
+  redis.call('ZREMRANGEBYSCORE', takes, '-inf', '(' .. ARGV[5])
 elseif e['taken_by'] ~= cjson.null then
   redis.call('ZADD', waiting, 0, e['member'])
+  redis.call('SREM', ARGV[1] .. 'held:' .. e['taken_by'], ARGV[2])
   e['taken_by'] = cjson.null
 end
 raw = cjson.encode(e)
@@ -103,6 +111,7 @@ local raw = redis.call('HGET', KEYS[1], ARGV[2])
 if not raw then return 0 end
 local e = cjson.decode(raw)
 redis.call('ZREM', ARGV[1] .. 'queue:waiting:' .. e['queue'], e['member'])
+if e['taken_by'] ~= cjson.null then redis.call('SREM', ARGV[1] .. 'held:' .. e['taken_by'], ARGV[2]) end
 redis.call('HDEL', KEYS[1], ARGV[2])
 return 1
 """

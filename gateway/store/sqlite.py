@@ -58,6 +58,7 @@ from gateway.store.local import LocalEvents, LocalLocks, LocalSubscription
 
 T = TypeVar("T")
 RESOLVED_OUTBOX_KEPT = timedelta(days=7)  # sent and failed outbox rows are purged after this
+TAKES_KEPT_US = 24 * 3600 * 1_000_000  # takes older than a day are dropped (takes_since looks an hour back)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
@@ -79,6 +80,9 @@ CREATE TABLE IF NOT EXISTS queue (
     conversation_id TEXT PRIMARY KEY, queue TEXT NOT NULL, priority TEXT NOT NULL, rank INTEGER NOT NULL,
     at_us INTEGER NOT NULL, seq INTEGER NOT NULL, taken_by TEXT);
 CREATE INDEX IF NOT EXISTS queue_order ON queue (queue, rank, at_us, seq) WHERE taken_by IS NULL;
+CREATE INDEX IF NOT EXISTS queue_held ON queue (taken_by) WHERE taken_by IS NOT NULL;
+CREATE TABLE IF NOT EXISTS takes (conversation_id TEXT PRIMARY KEY, queue TEXT NOT NULL, at_us INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS takes_recent ON takes (queue, at_us);
 CREATE TABLE IF NOT EXISTS listeners (
     name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, supervisor INTEGER NOT NULL,
     capacity INTEGER NOT NULL, created_us INTEGER);
@@ -351,14 +355,30 @@ class SqliteStore:
 
         return await self._run(work)
 
-    async def take(self, conversation_id: str, listener: str) -> QueueEntry:
+    async def take(self, conversation_id: str, listener: str, at: datetime) -> QueueEntry:
+        if not listener:
+            raise ValueError("take needs a listener name")
+        at_us = to_us(at)
+
+        def count(conn: sqlite3.Connection, entry: QueueEntry) -> None:
+            conn.execute("DELETE FROM takes WHERE queue = ? AND at_us < ?", (entry.queue, at_us - TAKES_KEPT_US))
+            conn.execute("INSERT OR REPLACE INTO takes VALUES (?, ?, ?)", (conversation_id, entry.queue, at_us))
+
         entry = await self._update_entry(
             conversation_id, "UPDATE queue SET taken_by = ? WHERE conversation_id = ? AND taken_by IS NULL",
-            (listener, conversation_id),
+            (listener, conversation_id), count,
         )  # fmt: skip
         if entry is None:
             raise Conflict(f"conversation {conversation_id} is not waiting in a queue")
         return entry
+
+    async def takes_since(self, queue: str, since: datetime) -> int:
+        rows = await self._select("SELECT COUNT(*) FROM takes WHERE queue = ? AND at_us >= ?", (queue, to_us(since)))
+        return int(rows[0][0])
+
+    async def held_by(self, listener: str) -> int:
+        rows = await self._select("SELECT COUNT(*) FROM queue WHERE taken_by = ?", (listener,))
+        return int(rows[0][0])
 
     async def requeue(self, conversation_id: str) -> QueueEntry:
         entry = await self._update_entry(
@@ -369,16 +389,23 @@ class SqliteStore:
         return entry
 
     async def _update_entry(
-        self, conversation_id: str, sql: str, params: tuple[Any, ...]
+        self,
+        conversation_id: str,
+        sql: str,
+        params: tuple[Any, ...],
+        then: Callable[[sqlite3.Connection, QueueEntry], None] = lambda conn, entry: None,
     ) -> QueueEntry | None:
-        """Run an UPDATE on one queue row; the row afterwards, or None if nothing matched."""
+        """Run an UPDATE on one queue row (then ``then``, in the same transaction); the row afterwards, or None
+        if nothing matched."""
 
         def work(conn: sqlite3.Connection) -> QueueEntry | None:
             with _writing(conn):
                 if conn.execute(sql, params).rowcount != 1:
                     return None
                 row = conn.execute("SELECT * FROM queue WHERE conversation_id = ?", (conversation_id,))
-                return _queue_entry(row.fetchone())
+                entry = _queue_entry(row.fetchone())
+                then(conn, entry)
+                return entry
 
         return await self._run(work)
 
