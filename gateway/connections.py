@@ -132,9 +132,11 @@ class GuardedSite(web.BaseSite):
 
 def run(
     make_app: Awaitable[web.Application], host: str, port: int,
-    guard_for: Callable[[web.Application], ConnectionGuard], **runner_args: Any,
+    guard_for: Callable[[web.Application], ConnectionGuard],
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None, **runner_args: Any,
 ) -> None:  # fmt: skip
-    """Serve the app until SIGINT or SIGTERM, then shut down gracefully (what ``web.run_app`` does)."""
+    """Serve the app until SIGINT or SIGTERM, then shut down gracefully (what ``web.run_app`` does), on an event
+    loop from ``loop_factory`` (default: asyncio's)."""
 
     async def serve() -> None:
         app = await make_app
@@ -147,5 +149,5 @@ def run(
         finally:
             await runner.cleanup()
 
-    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
-        asyncio.run(serve())
+    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt), asyncio.Runner(loop_factory=loop_factory) as loop:
+        loop.run(serve())
