@@ -246,6 +246,16 @@ class Server:
             await asyncio.sleep(0.1)
         raise SystemExit(f"bench: {self.name} did not start")
 
+    def problems(self) -> str:
+        """The log's warnings and errors, counted by their first words (the gateway logs no message text)."""
+        counts: dict[str, int] = {}
+        for line in Path(self._log.name).read_text(errors="replace").splitlines():
+            if " WARNING " in line or " ERROR " in line:
+                what = re.sub(r"[0-9a-f-]{8,}|\d+", "N", line.split(" ", 3)[-1])[:90]
+                counts[what] = counts.get(what, 0) + 1
+        top = sorted(counts.items(), key=lambda pair: -pair[1])[:4]
+        return "; ".join(f"{n}x {what}" for what, n in top) or "none"
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGINT)
         try:
@@ -456,6 +466,7 @@ async def bench_gateway(
         opened = await measure(f"gateway on {kind}, open loop {args.rate:.0f}/s", server, redis,
                                lambda: load.opened(args.rate, args.duration, args.gap, 10**6), load)  # fmt: skip
         show(opened)
+        print(f"    log      {server.problems()}")
         return closed, opened
     finally:
         server.stop()

@@ -188,21 +188,23 @@ class Dispatcher:
                 raise InboundBusy("this message is being processed elsewhere: retry later")
             current = await self.store.get_conversation(conversation.id) or conversation
             _turn_ids.set(_derived_ids(key))  # this task's context only (handle_inbound's shield made it a task)
-            await self._process(current, inbound, now, DoneMark(key, DEDUPE_TTL_SECONDS))
+            async with self.store.batch():  # the message's writes, the processed mark with them: one round trip
+                await self._process(current, inbound, now, DoneMark(key, DEDUPE_TTL_SECONDS))
+        self._on_outgoing()  # the outbox may have looked before the batch's writes were made
         return True
 
     async def start_conversation(self, channel: ChannelName, sender: str, language_hint: str | None) -> Conversation:
         """Open (or resume) the sender's conversation; a new one is greeted by the bot at once (web chat)."""
         now = self.clock()
         conversation, _ = await self.store.active_conversation(channel, sender, now)
-        async with self.store.lock(conversation.id):
+        async with self.store.lock(conversation.id), self.store.batch():
             current = await self.store.get_conversation(conversation.id) or conversation
             if current.status == Status.BOT and not current.engine:
                 engine = self.flows.engine()
                 result = engine.start(channel=channel.value, now=now, language_hint=language_hint)
                 await self._after_bot(current, engine, result, now)
                 await self.store.save_conversation(current)
-            return current
+        return current
 
     async def _process(self, conversation: Conversation, inbound: Inbound, now: datetime, done: DoneMark) -> None:
         conversation.last_inbound_at = now

@@ -41,6 +41,7 @@ __all__ = [
     "AuditEntry",
     "AuditStore",
     "Author",
+    "BatchStore",
     "Block",
     "BlockStore",
     "ClaimState",
@@ -461,7 +462,20 @@ class LockStore(Protocol):
         ...
 
 
+class BatchStore(Protocol):
+    def batch(self) -> AbstractAsyncContextManager[None]:
+        """Inside, this task's writes that answer nothing (``save_conversation``, ``append_transcript``,
+        ``outbox_put``, ``set_timer``, ``cancel_timers``, ``enqueue``, ``publish``) are held, then sent together
+        when the block ends: one Redis transaction (MULTI/EXEC, one round trip), one SQLite transaction. Any
+        other call made inside sends the held writes first, so a read sees every write before it. A Conflict of a
+        held ``save_conversation`` is raised when the writes are sent. When the block raises, the held writes are
+        dropped: none of them was made. A batch inside a batch is the outer one.
+        """
+        ...
+
+
 class Store(
+    BatchStore,
     ConversationStore,
     TranscriptStore,
     DedupeStore,

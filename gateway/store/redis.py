@@ -34,6 +34,7 @@ an expired holder never extends or frees somebody else's lock.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import hashlib
 import json
@@ -45,7 +46,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.client import PubSub
+from redis.asyncio.client import Pipeline, PubSub
 from redis.exceptions import RedisError
 
 from gateway.conversation import Conversation, Priority, Status
@@ -96,21 +97,47 @@ AUDIT_KEPT = 100_000
 _CLAIM_PREFIX = "c:"  # hg:seen:<key> holds "c:<owner>" while claimed, "1" once processed
 TAKES_KEPT_US = 24 * 3600 * 1_000_000  # takes older than a day leave takes:<queue> (takes_since looks an hour back)
 
+Queue = Callable[[Pipeline], object]  # adds commands to a pipeline
+Check = Callable[[list[Any]], None]  # reads their answers (raises Conflict, say)
+HeldWrite = tuple[Queue, Check | None]
+
+
 def _guarded(
     method: Callable[Concatenate[RedisStore, P], Awaitable[R]],
 ) -> Callable[Concatenate[RedisStore, P], Coroutine[Any, Any, R]]:
-    """Refuse calls after close; map redis-py's errors to StoreError (they name no value or message text)."""
+    """Refuse calls after close; send this task's held writes first (see ``batch``); map redis-py's errors to
+    StoreError (they name no value or message text)."""
+    return _wrapped(method, flush=True)
 
+
+def _holdable(
+    method: Callable[Concatenate[RedisStore, P], Awaitable[R]],
+) -> Callable[Concatenate[RedisStore, P], Coroutine[Any, Any, R]]:
+    """A write that answers nothing: held inside ``batch`` (the method goes through ``RedisStore._write``)."""
+    return _wrapped(method, flush=False)
+
+
+def _wrapped(
+    method: Callable[Concatenate[RedisStore, P], Awaitable[R]], *, flush: bool
+) -> Callable[Concatenate[RedisStore, P], Coroutine[Any, Any, R]]:
     @functools.wraps(method)
     async def guarded(store: RedisStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
         if store.closed:
             raise StoreError("the redis store is closed")
         try:
+            if flush:
+                await store._flush()
             return await method(store, *args, **kwargs)
         except RedisError as error:
             raise StoreError(f"redis: {type(error).__name__}: {error}") from error
 
     return guarded
+
+
+def _eval(pipe: Pipeline, name: str, keys: list[str], args: list[Any]) -> None:
+    """A script in a MULTI/EXEC: EVAL with its text (Redis caches it), since a NOSCRIPT inside EXEC could not be
+    retried without repeating the commands around it."""
+    pipe.eval(SCRIPTS[name], len(keys), *keys, *args)
 
 
 def _text(value: bytes | str) -> str:
@@ -144,6 +171,7 @@ class RedisStore:
         self._redis = client
         self._scripts = {name: client.register_script(source) for name, source in SCRIPTS.items()}
         self._closed = False
+        self._held: contextvars.ContextVar[list[HeldWrite] | None] = contextvars.ContextVar("held", default=None)
 
     @classmethod
     async def open(cls, url: str, *, max_connections: int = 100, pool_timeout: float = 10.0) -> RedisStore:
@@ -162,6 +190,50 @@ class RedisStore:
 
     async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
         return await self._scripts[name](keys=keys, args=args)
+
+    # Batches
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        if self._held.get() is not None:
+            yield
+            return
+        token = self._held.set([])
+        try:
+            yield
+            try:
+                await self._flush()
+            except RedisError as error:
+                raise StoreError(f"redis: {type(error).__name__}: {error}") from error
+        finally:
+            self._held.reset(token)
+
+    async def _write(self, queue: Queue, check: Check | None = None) -> None:
+        """Hold the write in this task's batch, or send it now (one MULTI/EXEC)."""
+        held = self._held.get()
+        if held is not None:
+            held.append((queue, check))
+        else:
+            await self._send([(queue, check)])
+
+    async def _flush(self) -> None:
+        held = self._held.get()
+        if held:
+            writes = list(held)
+            held.clear()
+            await self._send(writes)
+
+    async def _send(self, writes: list[HeldWrite]) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            spans = []
+            for queue, check in writes:
+                start = len(pipe)
+                queue(pipe)
+                spans.append((start, len(pipe), check))
+            answers = await pipe.execute()
+        for start, end, check in spans:
+            if check is not None:
+                check(answers[start:end])
 
     @_guarded
     async def ping(self) -> None:
@@ -200,7 +272,7 @@ class RedisStore:
         raw = await self._redis.get(_key("conv", conversation_id))
         return None if raw is None else loads("conversation", raw, decode_conversation)
 
-    @_guarded
+    @_holdable
     async def save_conversation(self, conversation: Conversation, *, done: DoneMark | None = None) -> None:
         c = conversation
         keys = [_active_key(c.channel, c.sender)]
@@ -210,8 +282,7 @@ class RedisStore:
             done_at = str(to_us(datetime.now(UTC)) // 1000 + done.ttl_seconds * 1000)
         args = [PREFIX, c.id, dumps(encode_conversation(c)), to_us(c.created_at), str(c.status),
                 "1" if c.active else "0", done_at, *(str(status) for status in Status)]  # fmt: skip
-        if await self._script("save_conversation", keys, args) == 0:
-            raise Conflict("another conversation of this sender is already active")
+        await self._write(lambda pipe: _eval(pipe, "save_conversation", keys, args), _saved)
 
     @_guarded
     async def conversations_by_status(self, status: Status) -> list[Conversation]:
@@ -232,12 +303,12 @@ class RedisStore:
 
     # Transcripts
 
-    @_guarded
+    @_holdable
     async def append_transcript(self, entry: TranscriptEntry) -> None:
         keys = [_key("entry", entry.id), _key("transcript", entry.conversation_id)]
         args = [PREFIX, entry.id, dumps(encode_entry(entry)), str(entry.delivery),
                 entry.provider_message_id or ""]  # fmt: skip
-        await self._script("append_entry", keys, args)
+        await self._write(lambda pipe: _eval(pipe, "append_entry", keys, args))
 
     @_guarded
     async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
@@ -277,12 +348,12 @@ class RedisStore:
 
     # The waiting queue
 
-    @_guarded
+    @_holdable
     async def enqueue(self, conversation_id: str, queue: str, priority: Priority, at: datetime) -> None:
         entry = encode_queue_entry(QueueEntry(conversation_id, queue, priority, at))
         keys = [_key("queue", "entries"), _key("queue", "seq"), _key("queue", "names")]
         args = [PREFIX, conversation_id, queue, str(priority.rank), f"{to_us(at):020d}", dumps(entry)]
-        await self._script("enqueue", keys, args)
+        await self._write(lambda pipe: _eval(pipe, "enqueue", keys, args))
 
     @_guarded
     async def waiting(self, queue: str | None = None) -> list[QueueEntry]:
@@ -367,13 +438,13 @@ class RedisStore:
 
     # The outbox
 
-    @_guarded
+    @_holdable
     async def outbox_put(self, item: OutboxItem) -> None:
         keys = [_key("outbox", "item", item.id), _key("outbox", "conv", item.conversation_id),
                 _key("outbox", "heads"), _key("outbox", "seq")]  # fmt: skip
         args = [item.id, item.conversation_id, dumps(item.payload), to_us(item.created_at),
                 to_us(item.next_attempt_at or item.created_at)]  # fmt: skip
-        await self._script("outbox_put", keys, args)
+        await self._write(lambda pipe: _eval(pipe, "outbox_put", keys, args))
 
     @_guarded
     async def outbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 60) -> list[OutboxItem]:
@@ -430,19 +501,21 @@ class RedisStore:
 
     # Timers
 
-    @_guarded
+    @_holdable
     async def set_timer(self, conversation_id: str, kind: str, due_at: datetime) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            member = _timer_member(conversation_id, kind)
+        member = _timer_member(conversation_id, kind)
+
+        def queue(pipe: Pipeline) -> None:
             pipe.zadd(_key("timers"), {member: to_us(due_at)})
             pipe.sadd(_key("timers", conversation_id), member)
-            await pipe.execute()
 
-    @_guarded
+        await self._write(queue)
+
+    @_holdable
     async def cancel_timers(self, conversation_id: str, kind: str | None = None) -> None:
         keys = [_key("timers"), _key("timers", conversation_id)]
         members = [] if kind is None else [_timer_member(conversation_id, kind)]
-        await self._script("cancel_timers", keys, members)
+        await self._write(lambda pipe: _eval(pipe, "cancel_timers", keys, members))
 
     @_guarded
     async def due_timers(self, now: datetime, limit: int = 100) -> list[Timer]:
@@ -460,9 +533,10 @@ class RedisStore:
 
     # Events, across instances
 
-    @_guarded
+    @_holdable
     async def publish(self, event: Event) -> None:
-        await self._redis.publish(EVENTS_CHANNEL, dumps(event))
+        message = dumps(event)
+        await self._write(lambda pipe: pipe.publish(EVENTS_CHANNEL, message))
 
     @_guarded
     async def subscribe(self) -> _RedisSubscription:
@@ -540,6 +614,11 @@ class RedisStore:
                 raise StoreError(f"timed out waiting for the lock of conversation {conversation_id}")
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.05)
+
+
+def _saved(answers: list[Any]) -> None:
+    if answers[0] == 0:
+        raise Conflict("another conversation of this sender is already active")
 
 
 def _entry(found: dict[str, str]) -> TranscriptEntry:

@@ -19,11 +19,13 @@ Events and the per-conversation locks live in this process only, which is why se
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractAsyncContextManager, contextmanager
-from dataclasses import replace
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -62,6 +64,7 @@ from gateway.store.codec import (
 from gateway.store.local import LocalEvents, LocalLocks, LocalSubscription
 
 T = TypeVar("T")
+Write = Callable[[sqlite3.Connection], object]
 RESOLVED_OUTBOX_KEPT = timedelta(days=7)  # sent and failed outbox rows are purged after this
 TAKES_KEPT_US = 24 * 3600 * 1_000_000  # takes older than a day are dropped (takes_since looks an hour back)
 
@@ -162,6 +165,7 @@ class SqliteStore:
         self._closed = False
         self._events = LocalEvents()
         self._locks = LocalLocks()
+        self._held: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("held", default=None)
 
     @classmethod
     async def open(cls, url: str) -> SqliteStore:
@@ -175,13 +179,49 @@ class SqliteStore:
         return cls(conn, executor)
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` on the store's thread, the only one touching the connection."""
+        """Run ``work`` on the store's thread, the only one touching the connection; this task's held writes
+        (see ``batch``) are committed first, in the same hop to the thread."""
         if self._closed:
             raise StoreError("the sqlite store is closed")
+        held = self._held.get()
+        writes, events = held.take() if held is not None else ([], [])
+        job = work if not writes else functools.partial(_after, writes, work)
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, work, self._conn)
+            result = await asyncio.get_running_loop().run_in_executor(self._executor, job, self._conn)
         except sqlite3.Error as error:
+            if isinstance(error, sqlite3.IntegrityError) and writes:
+                raise Conflict("another conversation of this sender is already active") from None
             raise StoreError(f"sqlite: {error}") from error
+        for event in events:
+            self._events.publish(event)
+        return result
+
+    # Batches
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        if self._held.get() is not None:
+            yield
+            return
+        token = self._held.set(_Held())
+        try:
+            yield
+            await self._run(_nothing)
+        finally:
+            self._held.reset(token)
+
+    async def _write(self, write: Write) -> None:
+        """Hold the write in this task's batch, or commit it now in its own transaction."""
+        held = self._held.get()
+        if held is not None:
+            held.writes.append(write)
+            return
+
+        def work(conn: sqlite3.Connection) -> None:
+            with _writing(conn):
+                write(conn)
+
+        await self._run(work)
 
     async def ping(self) -> None:
         await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
@@ -226,18 +266,17 @@ class SqliteStore:
 
     async def save_conversation(self, conversation: Conversation, *, done: DoneMark | None = None) -> None:
         def work(conn: sqlite3.Connection) -> None:
-            with _writing(conn):
-                _write_conversation(conn, conversation)
-                if done is not None:
-                    expires_us = to_us(datetime.now(UTC)) + done.ttl_seconds * 1_000_000
-                    conn.execute(
-                        "INSERT INTO seen (key, expires_us, owner) VALUES (?, ?, NULL) ON CONFLICT (key)"
-                        " DO UPDATE SET expires_us = excluded.expires_us, owner = NULL",
-                        (done.key, expires_us),
-                    )
+            _write_conversation(conn, conversation)
+            if done is not None:
+                expires_us = to_us(datetime.now(UTC)) + done.ttl_seconds * 1_000_000
+                conn.execute(
+                    "INSERT INTO seen (key, expires_us, owner) VALUES (?, ?, NULL) ON CONFLICT (key)"
+                    " DO UPDATE SET expires_us = excluded.expires_us, owner = NULL",
+                    (done.key, expires_us),
+                )
 
         try:
-            await self._run(work)
+            await self._write(work)
         except StoreError as error:
             if isinstance(error.__cause__, sqlite3.IntegrityError):
                 raise Conflict("another conversation of this sender is already active") from None
@@ -259,6 +298,10 @@ class SqliteStore:
     async def _select(self, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
         return await self._run(lambda conn: conn.execute(sql, params).fetchall())
 
+    async def _execute(self, sql: str, params: tuple[Any, ...]) -> None:
+        """One write statement that answers nothing: held inside a batch."""
+        await self._write(lambda conn: conn.execute(sql, params))
+
     async def _change(self, sql: str, params: tuple[Any, ...]) -> int:
         """One write statement in its own transaction; the number of rows it changed."""
 
@@ -271,7 +314,7 @@ class SqliteStore:
     # Transcripts
 
     async def append_transcript(self, entry: TranscriptEntry) -> None:
-        await self._change(
+        await self._execute(
             "INSERT OR IGNORE INTO transcript (id, conversation_id, delivery, provider_message_id, data)"
             " VALUES (?, ?, ?, ?, ?)",
             (entry.id, entry.conversation_id, str(entry.delivery), entry.provider_message_id,
@@ -329,7 +372,7 @@ class SqliteStore:
     # The waiting queue
 
     async def enqueue(self, conversation_id: str, queue: str, priority: Priority, at: datetime) -> None:
-        await self._change(
+        await self._execute(
             "INSERT OR REPLACE INTO queue (conversation_id, queue, priority, rank, at_us, seq, taken_by)"
             " VALUES (?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM queue), NULL)",
             (conversation_id, queue, str(priority), priority.rank, to_us(at)),
@@ -450,7 +493,7 @@ class SqliteStore:
     # The outbox
 
     async def outbox_put(self, item: OutboxItem) -> None:
-        await self._change(
+        await self._execute(
             "INSERT OR IGNORE INTO outbox (id, conversation_id, payload, created_us, next_us)"
             " VALUES (?, ?, ?, ?, ?)",
             (item.id, item.conversation_id, dumps(item.payload), to_us(item.created_at),
@@ -521,13 +564,13 @@ class SqliteStore:
     # Timers
 
     async def set_timer(self, conversation_id: str, kind: str, due_at: datetime) -> None:
-        await self._change(
+        await self._execute(
             "INSERT OR REPLACE INTO timers (conversation_id, kind, due_us) VALUES (?, ?, ?)",
             (conversation_id, kind, to_us(due_at)),
         )
 
     async def cancel_timers(self, conversation_id: str, kind: str | None = None) -> None:
-        await self._change(
+        await self._execute(
             "DELETE FROM timers WHERE conversation_id = ? AND (? IS NULL OR kind = ?)",
             (conversation_id, kind, kind),
         )
@@ -549,7 +592,11 @@ class SqliteStore:
     # Events and locks, in this process
 
     async def publish(self, event: Event) -> None:
-        self._events.publish(event)
+        held = self._held.get()
+        if held is not None:
+            held.events.append(event)  # after the batch's commit, with its writes
+        else:
+            self._events.publish(event)
 
     async def subscribe(self) -> LocalSubscription:
         return self._events.subscribe()
@@ -597,6 +644,31 @@ WHERE o.status = 'pending' AND o.next_us <= ?
                WHERE p.conversation_id = o.conversation_id AND p.status = 'pending')
 ORDER BY o.next_us, o.seq LIMIT ?
 """
+
+
+@dataclass(slots=True)
+class _Held:
+    """A task's held writes and the events to publish once they are committed."""
+
+    writes: list[Write] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    def take(self) -> tuple[list[Write], list[Event]]:
+        writes, events = self.writes, self.events
+        self.writes, self.events = [], []
+        return writes, events
+
+
+def _after(writes: list[Write], work: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+    """Commit the held writes in one transaction, then do ``work``."""
+    with _writing(conn):
+        for write in writes:
+            write(conn)
+    return work(conn)
+
+
+def _nothing(conn: sqlite3.Connection) -> None:
+    return None
 
 
 def _write_conversation(conn: sqlite3.Connection, conversation: Conversation) -> None:

@@ -686,3 +686,64 @@ async def test_ping_and_close_twice(store: Store) -> None:
     await store.close()
     with pytest.raises(StoreError):
         await store.ping()
+
+
+# Batches: a message's writes sent together
+
+
+async def test_a_batch_writes_everything_at_its_end_and_reads_see_what_came_before(store: Store) -> None:
+    conversation, _ = await store.active_conversation(TG, "batch-1", T0)
+    async with await store.subscribe() as subscription:
+        async with store.batch():
+            await store.append_transcript(entry(conversation.id, 1))
+            await store.outbox_put(outbound("b1", conversation.id))
+            await store.set_timer(conversation.id, "bot_reminder", minutes(10))
+            await store.publish({"type": "entry", "n": 1})
+            assert [e.id for e in await store.transcript(conversation.id)] == [f"{conversation.id}-e1"]  # a read
+            await store.enqueue(conversation.id, "general", Priority.NORMAL, T0)
+            assert await store.position(conversation.id) == 1
+            await store.save_conversation(replace(conversation, status=Status.QUEUED))
+            await store.cancel_timers(conversation.id)
+        assert (await next_event(subscription))["n"] == 1
+    saved = await store.get_conversation(conversation.id)
+    assert saved is not None and saved.status is Status.QUEUED
+    assert [i.id for i in await store.outbox_due(T0, 10)] == ["b1"]
+    assert await store.due_timers(minutes(20)) == []
+
+
+async def test_a_batch_that_raises_writes_nothing(store: Store) -> None:
+    conversation, _ = await store.active_conversation(TG, "batch-2", T0)
+    with pytest.raises(RuntimeError):
+        async with store.batch():
+            await store.append_transcript(entry(conversation.id, 1))
+            await store.outbox_put(outbound("b2", conversation.id))
+            await store.save_conversation(replace(conversation, status=Status.QUEUED))
+            raise RuntimeError("the engine failed")
+    assert await store.transcript(conversation.id) == []
+    assert await store.outbox_due(T0, 10) == []
+    assert (await store.get_conversation(conversation.id)) == conversation
+
+
+async def test_a_held_save_that_conflicts_raises_at_the_end_of_the_batch(store: Store) -> None:
+    await store.active_conversation(TG, "batch-3", T0)
+    with pytest.raises(Conflict):
+        async with store.batch():
+            await store.save_conversation(Conversation.start(TG, "batch-3", minutes(1)))
+
+
+async def test_batches_of_concurrent_tasks_stay_apart(store: Store) -> None:
+    release = asyncio.Event()
+
+    async def held() -> None:
+        async with store.batch():
+            await store.append_transcript(entry("held", 1))
+            await release.wait()
+
+    task = asyncio.create_task(held())
+    await asyncio.sleep(0)  # let it hold its write
+    await store.append_transcript(entry("free", 1))  # another task: written at once, not held
+    assert [e.id for e in await store.transcript("free")] == ["free-e1"]
+    assert await store.transcript("held") == []
+    release.set()
+    await task
+    assert [e.id for e in await store.transcript("held")] == ["held-e1"]
