@@ -216,6 +216,27 @@ class Redis:
     def keys(self) -> int:
         return int(self.command("DBSIZE").strip())
 
+    def breakdown(self, conversations: int) -> str:
+        """Bytes per conversation by kind of key (the key's name with ids and numbers taken out)."""
+        import redis
+
+        client = redis.Redis(port=self.port)
+        sizes: dict[str, int] = {}
+        try:
+            names = list(client.scan_iter(count=1000))
+            with client.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.memory_usage(name, samples=0)
+                usages = pipe.execute()
+        finally:
+            client.close()
+        for name, usage in zip(names, usages, strict=True):
+            kind = re.sub(r"\{[^}]*\}", "{…}", name.decode(errors="replace"))
+            kind = re.sub(r":[^:{}]{12,}", ":…", kind)
+            sizes[kind] = sizes.get(kind, 0) + int(usage or 0)
+        top = sorted(sizes.items(), key=lambda pair: -pair[1])[:8]
+        return ", ".join(f"{kind} {size / conversations:,.0f} B" for kind, size in top)
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
@@ -456,13 +477,15 @@ async def bench_gateway(
             per = (redis.used_memory() - memory0) / handed_off
             keys = (redis.keys() - keys0) / handed_off
             closed.extra["bytes"] = f"Redis {per / 1024:.1f} KB and {keys:.1f} keys per handed-off conversation"
+            closed.extra["keys"] = redis.breakdown(handed_off)
         else:
             with sqlite3.connect(db) as conn:
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             closed.extra["bytes"] = f"SQLite {db.stat().st_size / handed_off / 1024:.1f} KB per handed-off conversation"
         show(closed)
-        for key in ("bytes", "rss", "handoff"):
-            print(f"    {key:<8} {closed.extra[key]}")
+        for key in ("bytes", "keys", "rss", "handoff"):
+            if key in closed.extra:
+                print(f"    {key:<8} {closed.extra[key]}")
         opened = await measure(f"gateway on {kind}, open loop {args.rate:.0f}/s", server, redis,
                                lambda: load.opened(args.rate, args.duration, args.gap, 10**6), load)  # fmt: skip
         show(opened)

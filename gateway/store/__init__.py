@@ -345,7 +345,10 @@ class OutboxStore(Protocol):
         """
         ...
 
-    async def outbox_get(self, item_id: str) -> OutboxItem | None: ...
+    async def outbox_get(self, item_id: str) -> OutboxItem | None:
+        """The item, pending or resolved; a sent item's ``payload`` may be empty (the transcript keeps the text)
+        and resolved items are forgotten after a while (Redis: sent an hour, failed 7 days; SQLite: 7 days)."""
+        ...
 
     async def outbox_mark_sent(self, item_id: str, provider_message_id: str | None) -> bool:
         """Delivered to the provider: the conversation's next item becomes due. False if not pending.

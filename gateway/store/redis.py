@@ -8,8 +8,9 @@ allows (Cluster would not). Layout:
     hg:active:<sha256>           id of the active conversation of a (channel, sender): the address is hashed,
                                  so no key names a young person
     hg:status:<status>           set of conversation ids        hg:created  ids scored by creation (µs)
-    hg:entry:<id>                transcript entry: data (JSON), delivery, pmid
-    hg:transcript:<conv>         list of entry ids               hg:provider:<pmid>  entry id
+    hg:e:<id>                    transcript entry: "<delivery code><provider id>\n<compact JSON>" (``codec.
+                                 encode_entry_data``); entries written before are hashes ``hg:entry:<id>``
+    hg:transcript:<conv>         list of entry ids               hg:provider:<pmid>  entry id (30 days)
     hg:seen:<key>                an inbound id: "c:<owner>" while claimed (a lease of seconds, renewed while
                                  processing), "1" once processed (kept DEDUPE_TTL, set with the conversation)
     hg:queue:entries             hash conversation id → entry (JSON, with its ordering ``member``)
@@ -17,7 +18,8 @@ allows (Cluster would not). Layout:
     hg:takes:<queue>             conversation ids scored by when they were last taken (the last day)
     hg:held:<listener>           ids of the conversations the listener holds now
     hg:listeners                 hash name → account (JSON)
-    hg:outbox:item:<id>          hash of one item (parts_sent: how far a split message got)
+    hg:outbox:item:<id>          hash of one item (parts_sent: how far a split message got); once sent, its payload
+                                 is dropped and the rest expires after an hour (failed: kept 7 days)
     hg:outbox:conv:<conv>        pending ids by put order
     hg:outbox:heads              conversations scored by when their first pending item is due
     hg:timers                    ["conv", "kind"] scored by due time (µs)   hg:timers:<conv>  its members
@@ -41,7 +43,6 @@ import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
@@ -71,14 +72,14 @@ from gateway.store.codec import (
     decode_audit,
     decode_block,
     decode_conversation,
-    decode_entry,
+    decode_entry_data,
     decode_listener,
     decode_queue_entry,
     dumps,
     encode_audit,
     encode_block,
     encode_conversation,
-    encode_entry,
+    encode_entry_data,
     encode_listener,
     encode_queue_entry,
     from_us,
@@ -92,7 +93,12 @@ R = TypeVar("R")
 PREFIX = "hg:"
 EVENTS_CHANNEL = PREFIX + "events"
 LOCK_LEASE_MS = 6_000
-RESOLVED_OUTBOX_KEPT = timedelta(days=7)  # sent and failed outbox items expire after this
+RESOLVED_OUTBOX_KEPT = timedelta(days=7)  # failed outbox items expire after this
+SENT_OUTBOX_KEPT = timedelta(hours=1)  # what is left of a sent item (no payload) expires after this
+PROVIDER_ID_KEPT = timedelta(days=30)  # provider id → entry, for receipts (they come within minutes to days)
+_DELIVERY_CODES = {Delivery.PENDING: "p", Delivery.SENT: "s", Delivery.DELIVERED: "d", Delivery.READ: "r",
+                   Delivery.FAILED: "f"}  # fmt: skip
+_DELIVERIES = {code: delivery for delivery, code in _DELIVERY_CODES.items()}
 AUDIT_KEPT = 100_000
 _CLAIM_PREFIX = "c:"  # hg:seen:<key> holds "c:<owner>" while claimed, "1" once processed
 TAKES_KEPT_US = 24 * 3600 * 1_000_000  # takes older than a day leave takes:<queue> (takes_since looks an hour back)
@@ -305,9 +311,10 @@ class RedisStore:
 
     @_holdable
     async def append_transcript(self, entry: TranscriptEntry) -> None:
-        keys = [_key("entry", entry.id), _key("transcript", entry.conversation_id)]
-        args = [PREFIX, entry.id, dumps(encode_entry(entry)), str(entry.delivery),
-                entry.provider_message_id or ""]  # fmt: skip
+        keys = [_key("e", entry.id), _key("transcript", entry.conversation_id)]
+        pmid = entry.provider_message_id or ""
+        value = f"{_DELIVERY_CODES[entry.delivery]}{pmid}\n{encode_entry_data(entry)}"
+        args = [PREFIX, entry.id, value, pmid, int(PROVIDER_ID_KEPT.total_seconds())]
         await self._write(lambda pipe: _eval(pipe, "append_entry", keys, args))
 
     @_guarded
@@ -316,18 +323,27 @@ class RedisStore:
         return [entry for entry in await self._entries(ids) if entry is not None]
 
     async def _entries(self, ids: list[str]) -> list[TranscriptEntry | None]:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for entry_id in ids:
-                pipe.hgetall(_key("entry", entry_id))
-            fields = await pipe.execute()
-        return [_entry(found) if found else None for found in fields]
+        if not ids:
+            return []
+        values = await self._redis.mget([_key("e", entry_id) for entry_id in ids])
+        found = [None if v is None else _entry(entry_id, _text(v)) for entry_id, v in zip(ids, values, strict=True)]
+        missing = [n for n, entry in enumerate(found) if entry is None]
+        if missing:  # entries written before the compact layout
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for n in missing:
+                    pipe.hgetall(_key("entry", ids[n]))
+                for n, fields in zip(missing, await pipe.execute(), strict=True):
+                    found[n] = _old_entry(ids[n], fields) if fields else None
+        return found
 
     @_guarded
     async def set_delivery(
         self, entry_id: str, delivery: Delivery, provider_message_id: str | None = None
     ) -> bool:
-        args = [PREFIX, entry_id, str(delivery), provider_message_id or ""]
-        return bool(await self._script("set_delivery", [_key("entry", entry_id)], args) == 1)
+        keys = [_key("e", entry_id), _key("entry", entry_id)]
+        args = [PREFIX, entry_id, _DELIVERY_CODES[delivery], str(delivery), provider_message_id or "",
+                int(PROVIDER_ID_KEPT.total_seconds())]  # fmt: skip
+        return bool(await self._script("set_delivery", keys, args) == 1)
 
     @_guarded
     async def find_by_provider_id(self, provider_message_id: str) -> TranscriptEntry | None:
@@ -493,10 +509,11 @@ class RedisStore:
         return from_us(min(created)) if created else None
 
     async def _resolve(self, item_id: str, status: OutboxStatus, field: str, value: str, delivery: Delivery) -> bool:
-        keys = [_key("outbox", "item", item_id), _key("outbox", "heads"), _key("entry", item_id)]
-        kept = int(RESOLVED_OUTBOX_KEPT.total_seconds())
+        keys = [_key("outbox", "item", item_id), _key("outbox", "heads"), _key("e", item_id), _key("entry", item_id)]
+        kept = int((SENT_OUTBOX_KEPT if status == OutboxStatus.SENT else RESOLVED_OUTBOX_KEPT).total_seconds())
         provider_id = value if field == "pmid" else ""
-        args = [PREFIX, item_id, str(status), field, value, kept, str(delivery), provider_id]
+        args = [PREFIX, item_id, str(status), field, value, kept, str(delivery), provider_id,
+                _DELIVERY_CODES[delivery], int(PROVIDER_ID_KEPT.total_seconds())]  # fmt: skip
         return bool(await self._script("outbox_resolve", keys, args) == 1)
 
     # Timers
@@ -621,16 +638,23 @@ def _saved(answers: list[Any]) -> None:
         raise Conflict("another conversation of this sender is already active")
 
 
-def _entry(found: dict[str, str]) -> TranscriptEntry:
-    entry = loads("transcript", found["data"], decode_entry)
-    return replace(entry, delivery=Delivery(found["delivery"]), provider_message_id=found.get("pmid"))
+def _entry(entry_id: str, value: str) -> TranscriptEntry:
+    head, _, data = value.partition("\n")
+    delivery = _DELIVERIES.get(head[:1])
+    if delivery is None:
+        raise StoreError("a stored transcript record cannot be read (delivery)")
+    return decode_entry_data(entry_id, data, delivery, head[1:] or None)
+
+
+def _old_entry(entry_id: str, found: dict[str, str]) -> TranscriptEntry:
+    return decode_entry_data(entry_id, found["data"], Delivery(found["delivery"]), found.get("pmid"))
 
 
 def _outbox_item(found: dict[str, str]) -> OutboxItem:
     return OutboxItem(
         id=found["id"],
         conversation_id=found["conv"],
-        payload=loads("outbox", found["payload"], dict),
+        payload=loads("outbox", found["payload"], dict) if "payload" in found else {},  # sent: dropped
         created_at=from_us(int(found["created_us"])),
         next_attempt_at=from_us(int(found["next_us"])),
         attempts=int(found["attempts"]),

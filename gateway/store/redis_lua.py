@@ -40,24 +40,35 @@ if KEYS[2] then redis.call('SET', KEYS[2], '1', 'PXAT', ARGV[7]) end
 return 1
 """
 
-# KEYS: entry hash, conversation's list. ARGV: prefix, id, data, delivery, provider id or ''.
+# KEYS: entry, conversation's list. ARGV: prefix, id, "<delivery code><provider id>\n<data>", provider id or '',
+# seconds the provider id is kept.
 _APPEND_ENTRY = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'data', ARGV[3], 'delivery', ARGV[4])
+redis.call('SET', KEYS[1], ARGV[3])
 redis.call('RPUSH', KEYS[2], ARGV[2])
-if ARGV[5] ~= '' then
-  redis.call('HSET', KEYS[1], 'pmid', ARGV[5])
-  redis.call('SET', ARGV[1] .. 'provider:' .. ARGV[5], ARGV[2])
-end
+if ARGV[4] ~= '' then redis.call('SET', ARGV[1] .. 'provider:' .. ARGV[4], ARGV[2], 'EX', ARGV[5]) end
 return 1
 """
 
+# KEYS: entry, entry hash of the layout before (``hg:entry:<id>``). ARGV: prefix, id, delivery code, delivery,
+# provider id or '', seconds the provider id is kept. The delivery code and provider id head the entry's value.
 _SET_DELIVERY = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'delivery', ARGV[3])
-if ARGV[4] ~= '' then
-  redis.call('HSET', KEYS[1], 'pmid', ARGV[4])
-  redis.call('SET', ARGV[1] .. 'provider:' .. ARGV[4], ARGV[2])
+local v = redis.call('GET', KEYS[1])
+if v then
+  local nl = string.find(v, '\\n', 1, true)
+  local pmid = string.sub(v, 2, nl - 1)
+  if ARGV[5] ~= '' then
+    pmid = ARGV[5]
+    redis.call('SET', ARGV[1] .. 'provider:' .. pmid, ARGV[2], 'EX', ARGV[6])
+  end
+  redis.call('SET', KEYS[1], ARGV[3] .. pmid .. string.sub(v, nl), 'KEEPTTL')
+  return 1
+end
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], 'delivery', ARGV[4])
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[2], 'pmid', ARGV[5])
+  redis.call('SET', ARGV[1] .. 'provider:' .. ARGV[5], ARGV[2], 'EX', ARGV[6])
 end
 return 1
 """
@@ -149,13 +160,21 @@ end
 return ids
 """
 
-# KEYS: item, heads, transcript entry. ARGV: prefix, id, status, field or '', value, seconds kept, the entry's
-# delivery, provider id or ''. The entry shows the result in the same step: never sent but shown pending.
+# KEYS: item, heads, transcript entry, its hash in the layout before. ARGV: prefix, id, status, field or '', value,
+# seconds kept, the entry's delivery, provider id or '', the delivery's code, seconds the provider id is kept. The
+# entry shows the result in the same step (never sent but shown pending). A sent item keeps no payload (the
+# transcript has the text): what is left tells it was sent, until it expires.
 _OUTBOX_RESOLVE = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end
 local conv = redis.call('HGET', KEYS[1], 'conv')
 redis.call('HSET', KEYS[1], 'status', ARGV[3])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], ARGV[4], ARGV[5]) end
+if ARGV[3] == 'sent' then  -- rebuilt without the payload: a small hash takes Redis's compact encoding again
+  local f = {'id', 'conv', 'created_us', 'next_us', 'attempts', 'status', 'pmid', 'parts_sent'}
+  local v = redis.call('HMGET', KEYS[1], unpack(f))
+  redis.call('DEL', KEYS[1])
+  for i = 1, #f do if v[i] then redis.call('HSET', KEYS[1], f[i], v[i]) end end
+end
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 local pending = ARGV[1] .. 'outbox:conv:' .. conv
 redis.call('ZREM', pending, ARGV[2])
@@ -165,11 +184,20 @@ if head then
 else
   redis.call('ZREM', KEYS[2], conv)
 end
-if redis.call('EXISTS', KEYS[3]) == 1 then
-  redis.call('HSET', KEYS[3], 'delivery', ARGV[7])
+local v = redis.call('GET', KEYS[3])
+if v then
+  local nl = string.find(v, '\\n', 1, true)
+  local pmid = string.sub(v, 2, nl - 1)
   if ARGV[8] ~= '' then
-    redis.call('HSET', KEYS[3], 'pmid', ARGV[8])
-    redis.call('SET', ARGV[1] .. 'provider:' .. ARGV[8], ARGV[2])
+    pmid = ARGV[8]
+    redis.call('SET', ARGV[1] .. 'provider:' .. pmid, ARGV[2], 'EX', ARGV[10])
+  end
+  redis.call('SET', KEYS[3], ARGV[9] .. pmid .. string.sub(v, nl), 'KEEPTTL')
+elseif redis.call('EXISTS', KEYS[4]) == 1 then
+  redis.call('HSET', KEYS[4], 'delivery', ARGV[7])
+  if ARGV[8] ~= '' then
+    redis.call('HSET', KEYS[4], 'pmid', ARGV[8])
+    redis.call('SET', ARGV[1] .. 'provider:' .. ARGV[8], ARGV[2], 'EX', ARGV[10])
   end
 end
 return 1

@@ -25,7 +25,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,12 +51,12 @@ from gateway.store.codec import (
     decode_audit,
     decode_block,
     decode_conversation,
-    decode_entry,
+    decode_entry_data,
     dumps,
     encode_audit,
     encode_block,
     encode_conversation,
-    encode_entry,
+    encode_entry_data,
     from_us,
     loads,
     to_us,
@@ -318,7 +318,7 @@ class SqliteStore:
             "INSERT OR IGNORE INTO transcript (id, conversation_id, delivery, provider_message_id, data)"
             " VALUES (?, ?, ?, ?, ?)",
             (entry.id, entry.conversation_id, str(entry.delivery), entry.provider_message_id,
-             dumps(encode_entry(entry))),
+             encode_entry_data(entry)),
         )  # fmt: skip
 
     async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
@@ -682,8 +682,7 @@ def _write_conversation(conn: sqlite3.Connection, conversation: Conversation) ->
 
 
 def _entry(row: sqlite3.Row) -> TranscriptEntry:
-    entry = loads("transcript", row["data"], decode_entry)
-    return replace(entry, delivery=Delivery(row["delivery"]), provider_message_id=row["provider_message_id"])
+    return decode_entry_data(row["id"], row["data"], Delivery(row["delivery"]), row["provider_message_id"])
 
 
 def _queue_entry(row: sqlite3.Row) -> QueueEntry:
