@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -63,12 +63,12 @@ class _Guarded(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
         address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
-        assert isinstance(transport, asyncio.Transport)  # a TCP server's
+        tcp = cast(asyncio.Transport, transport)  # a TCP server's (uvloop's is not an asyncio.Transport subclass)
         if not self._guard.admit(address):
-            transport.abort()
+            tcp.abort()
             return
         self._address = address
-        self._transport = transport
+        self._transport = tcp
         self._deadline = asyncio.get_running_loop().call_later(self._guard.header_timeout, self._too_slow)
         self._inner = self._factory()
         self._inner.connection_made(transport)
