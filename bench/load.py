@@ -321,6 +321,7 @@ class Load:
         self.ids = itertools.count()
         self.ack: list[float] = []
         self.errors = 0
+        self.error_kinds: dict[str, int] = {}
         self.messages = 0
         self.tag = f"{server.name[:2]}{os.getpid() % 1000}"
 
@@ -333,9 +334,11 @@ class Load:
         try:
             async with self.session.post(self.server.url + "/webhooks/messenger", data=raw, headers=headers) as r:
                 await r.read()
-                ok = r.status == 200
-        except (ClientError, TimeoutError):
-            ok = False
+                ok, kind = r.status == 200, str(r.status)
+        except (ClientError, TimeoutError) as error:
+            ok, kind = False, type(error).__name__
+        if not ok:
+            self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
         self.messages += 1
         if ok:
             self.ack.append(time.perf_counter() - started)
@@ -398,10 +401,12 @@ async def measure(
     provider = load.provider
     provider.reply_latency.clear()
     load.ack.clear()
+    load.error_kinds.clear()
     load.errors = load.messages = 0
     dup0, loss0 = provider.account()
     cpu0 = cpu_seconds(server.process.pid)
     rcpu0 = cpu_seconds(redis.process.pid) if redis else 0.0
+    own0 = cpu_seconds(os.getpid())
     started = time.perf_counter()
     await run()
     seconds = time.perf_counter() - started
@@ -410,9 +415,11 @@ async def measure(
     figures = Figures(name, load.messages, load.errors, seconds, list(load.ack))
     figures.extra["reply"] = f"{pct(provider.reply_latency, 0.5):.1f} / {pct(provider.reply_latency, 0.99):.1f} ms"
     figures.cpu_ms = (cpu_seconds(server.process.pid) - cpu0) * 1000 / max(1, load.messages)
+    figures.extra["load"] = f"{(cpu_seconds(os.getpid()) - own0) / seconds * 100:.0f} %"
     if redis:
         figures.redis_cpu_ms = (cpu_seconds(redis.process.pid) - rcpu0) * 1000 / max(1, load.messages)
     figures.duplicates, figures.losses = dup - dup0, loss - loss0
+    figures.extra["errors"] = ", ".join(f"{n}x {kind}" for kind, n in sorted(load.error_kinds.items()))
     return figures
 
 
@@ -422,6 +429,9 @@ def show(figures: Figures) -> None:
           f" reply p50/p99 {figures.extra['reply']:<20} cpu {figures.cpu_ms:.2f} ms/msg"
           f" (+redis {figures.redis_cpu_ms:.2f})   errors {figures.errors}  dup {figures.duplicates}"
           f"  lost {figures.losses}", flush=True)  # fmt: skip
+    print(f"    load     the load generator and fake provider used {figures.extra['load']} of a core")
+    if figures.extra.get("errors"):
+        print(f"    errors   {figures.extra['errors']}")
 
 
 # ----- one server ------------------------------------------------------------------------------------------------
