@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 from aiohttp import ClientSession, TCPConnector, web
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 try:
     import uvloop
@@ -59,7 +59,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def serve(port: int, redis_url: str, provider: str, secret: str) -> None:
-    redis = Redis.from_url(redis_url)
+    # A blocking pool, as the gateway's: under a burst a request waits for a connection instead of failing.
+    redis = Redis(connection_pool=BlockingConnectionPool.from_url(redis_url, max_connections=100, timeout=10))
     async with ClientSession(connector=TCPConnector(limit=256)) as session:
         floor = Floor(redis, session, provider, secret.encode())
         app = web.Application()

@@ -443,6 +443,8 @@ def gateway_env(store: str, flows: Path, provider: Provider) -> dict[str, str]:
         "MESSENGER_APP_SECRET": SECRET, "MESSENGER_PAGE_ACCESS_TOKEN": "bench-token",
         "MESSENGER_VERIFY_TOKEN": "bench-verify", "MESSENGER_API_URL": provider.url,
         "GATEWAY_LOG_LEVEL": "INFO",
+        # Every connection of the load comes from 127.0.0.1, as behind a load balancer: no per-address cap.
+        "GATEWAY_MAX_CONNECTIONS_PER_ADDRESS": "100000",
     }  # fmt: skip
 
 
