@@ -197,7 +197,7 @@ class Dispatcher:
         """Open (or resume) the sender's conversation; a new one is greeted by the bot at once (web chat)."""
         now = self.clock()
         conversation, _ = await self.store.active_conversation(channel, sender, now)
-        async with self.store.lock(conversation.id), self.store.batch():
+        async with self.store.lock(conversation.id):
             current = await self.store.get_conversation(conversation.id) or conversation
             if current.status == Status.BOT and not current.engine:
                 engine = self.flows.engine()
