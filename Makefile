@@ -41,9 +41,12 @@ lint: $(VENV)/.installed-test
 test: system-deps $(VENV)/.installed-test lint
 	$(BIN)/python -m pytest -q
 
-bench: $(VENV)/.installed
+# Engine figures, then the gateway under load against the floor (bench/README.md); BENCH_ARGS scales it,
+# e.g. BENCH_ARGS="--open 2000 --duration 10" for a quick look.
+bench: system-deps $(VENV)/.installed
 	$(BIN)/python bench/engine.py
 	OMP_NUM_THREADS=1 $(BIN)/python bench/understanding.py
+	$(BIN)/python bench/load.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -185,8 +185,19 @@ def _serve(args: argparse.Namespace) -> int:
         return ConnectionGuard(max_per_address=settings.max_connections_per_address,
                                header_timeout=settings.http_header_timeout, metrics=app[METRICS])  # fmt: skip
 
-    run(create_app(settings), args.host, args.port, guard, access_log_class=PrivateAccessLogger)
+    run(create_app(settings), args.host, args.port, guard, loop_factory=_event_loop_factory(),
+        access_log_class=PrivateAccessLogger)  # fmt: skip
     return 0
+
+
+def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop's event loop when installed (a dependency except on Windows): less CPU per message than asyncio's
+    own loop (figures in bench/README.md); asyncio's loop elsewhere."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
 
 
 async def _warn_if_no_listener(settings: Settings) -> None:

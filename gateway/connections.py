@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -63,12 +63,12 @@ class _Guarded(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
         address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
-        assert isinstance(transport, asyncio.Transport)  # a TCP server's
+        tcp = cast(asyncio.Transport, transport)  # a TCP server's (uvloop's is not an asyncio.Transport subclass)
         if not self._guard.admit(address):
-            transport.abort()
+            tcp.abort()
             return
         self._address = address
-        self._transport = transport
+        self._transport = tcp
         self._deadline = asyncio.get_running_loop().call_later(self._guard.header_timeout, self._too_slow)
         self._inner = self._factory()
         self._inner.connection_made(transport)
@@ -132,9 +132,11 @@ class GuardedSite(web.BaseSite):
 
 def run(
     make_app: Awaitable[web.Application], host: str, port: int,
-    guard_for: Callable[[web.Application], ConnectionGuard], **runner_args: Any,
+    guard_for: Callable[[web.Application], ConnectionGuard],
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None, **runner_args: Any,
 ) -> None:  # fmt: skip
-    """Serve the app until SIGINT or SIGTERM, then shut down gracefully (what ``web.run_app`` does)."""
+    """Serve the app until SIGINT or SIGTERM, then shut down gracefully (what ``web.run_app`` does), on an event
+    loop from ``loop_factory`` (default: asyncio's)."""
 
     async def serve() -> None:
         app = await make_app
@@ -147,5 +149,5 @@ def run(
         finally:
             await runner.cleanup()
 
-    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
-        asyncio.run(serve())
+    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt), asyncio.Runner(loop_factory=loop_factory) as loop:
+        loop.run(serve())

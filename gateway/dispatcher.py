@@ -195,7 +195,9 @@ class Dispatcher:
                 raise InboundBusy("this message is being processed elsewhere: retry later")
             current = await self.store.get_conversation(conversation.id) or conversation
             _turn_ids.set(_derived_ids(key))  # this task's context only (handle_inbound's shield made it a task)
-            await self._process(current, inbound, now, DoneMark(key, DEDUPE_TTL_SECONDS), reading)
+            async with self.store.batch():  # the message's writes, the processed mark with them: one round trip
+                await self._process(current, inbound, now, DoneMark(key, DEDUPE_TTL_SECONDS), reading)
+        self._on_outgoing()  # the outbox may have looked before the batch's writes were made
         return True
 
     async def start_conversation(self, channel: ChannelName, sender: str, language_hint: str | None) -> Conversation:
@@ -209,7 +211,7 @@ class Dispatcher:
                 result = engine.start(channel=channel.value, now=now, language_hint=language_hint)
                 await self._after_bot(current, engine, result, now)
                 await self.store.save_conversation(current)
-            return current
+        return current
 
     async def read(self, text: str) -> Reading | None:
         """The model's reading of a young person's words; None without a model or text, or not in time."""
@@ -358,9 +360,7 @@ class Dispatcher:
         keep now: ``position ÷ takes per minute``. Otherwise the flow's figure: ``position × average_minutes ÷
         listeners online`` (at least one).
         """
-        hour_ago = now - timedelta(hours=1)
-        recent = await self.store.list_conversations(now - timedelta(days=1), now + timedelta(seconds=1))
-        takes = sum(1 for c in recent if c.queue == queue and c.taken_at is not None and c.taken_at >= hour_ago)
+        takes = await self.store.takes_since(queue, now - timedelta(hours=1))
         if takes >= PACE_MIN_TAKES:
             return max(1, math.ceil(position * 60 / takes))
         average = engine.flow.queues[queue].average_minutes if queue in engine.flow.queues else 15

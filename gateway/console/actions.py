@@ -44,20 +44,20 @@ class Actions:
     async def take(self, conversation_id: str, listener: str, capacity: int) -> Conversation:
         # The listener's own lock: two takes from two tabs cannot both pass the capacity check.
         async with self.store.lock(f"listener:{listener}"):
-            held = [c for c in await self.store.conversations_by_status(Status.WITH_LISTENER) if c.listener == listener]
-            if len(held) >= capacity:
-                raise ActionRefused("capacity", f"you already hold {len(held)} conversation(s), your capacity")
+            held = await self.store.held_by(listener)
+            if held >= capacity:
+                raise ActionRefused("capacity", f"you already hold {held} conversation(s), your capacity")
             return await self._take(conversation_id, listener)
 
     async def _take(self, conversation_id: str, listener: str) -> Conversation:
         async with self.store.lock(conversation_id):
             conversation = await self._load(conversation_id)
+            now = self.dispatcher.clock()
             try:
                 status = lifecycle.advance(conversation.status, "take")
-                await self.store.take(conversation_id, listener)
+                await self.store.take(conversation_id, listener, now)
             except (IllegalTransition, Conflict):
                 raise ActionRefused("taken", "another listener took this conversation") from None
-            now = self.dispatcher.clock()
             conversation.listener, conversation.taken_at = listener, now
             await self.store.cancel_timers(conversation_id, "queue_reassure")
             await self.dispatcher.set_status(conversation, status, now)

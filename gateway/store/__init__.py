@@ -42,6 +42,7 @@ __all__ = [
     "AuditEntry",
     "AuditStore",
     "Author",
+    "BatchStore",
     "Block",
     "BlockStore",
     "ClaimState",
@@ -299,11 +300,21 @@ class QueueStore(Protocol):
         """1-based rank among the waiting entries of its queue; None when not waiting."""
         ...
 
-    async def take(self, conversation_id: str, listener: str) -> QueueEntry:
-        """Claim a waiting conversation for ``listener``; Conflict if it is not waiting (any more).
+    async def take(self, conversation_id: str, listener: str, at: datetime) -> QueueEntry:
+        """Claim a waiting conversation for ``listener`` at ``at``; Conflict if it is not waiting (any more).
 
-        Only the queue entry is claimed: the caller then records the listener on the conversation.
+        Only the queue entry is claimed: the caller then records the listener on the conversation. The take is
+        counted for :meth:`takes_since` (a conversation taken again counts once, at its last take).
         """
+        ...
+
+    async def takes_since(self, queue: str, since: datetime) -> int:
+        """Conversations of ``queue`` last taken at or after ``since`` (up to a day back): the pace listeners
+        keep, read from an index kept by :meth:`take`, never from the conversations."""
+        ...
+
+    async def held_by(self, listener: str) -> int:
+        """Conversations ``listener`` holds now (taken and not handed back, transferred or finished)."""
         ...
 
     async def requeue(self, conversation_id: str) -> QueueEntry:
@@ -351,7 +362,10 @@ class OutboxStore(Protocol):
         """
         ...
 
-    async def outbox_get(self, item_id: str) -> OutboxItem | None: ...
+    async def outbox_get(self, item_id: str) -> OutboxItem | None:
+        """The item, pending or resolved; a sent item's ``payload`` may be empty (the transcript keeps the text)
+        and resolved items are forgotten after a while (Redis: sent an hour, failed 7 days; SQLite: 7 days)."""
+        ...
 
     async def outbox_mark_sent(self, item_id: str, provider_message_id: str | None) -> bool:
         """Delivered to the provider: the conversation's next item becomes due. False if not pending.
@@ -491,7 +505,20 @@ class LockStore(Protocol):
         ...
 
 
+class BatchStore(Protocol):
+    def batch(self) -> AbstractAsyncContextManager[None]:
+        """Inside, this task's writes that answer nothing (``save_conversation``, ``append_transcript``,
+        ``outbox_put``, ``set_timer``, ``cancel_timers``, ``enqueue``, ``publish``) are held, then sent together
+        when the block ends: one Redis transaction (MULTI/EXEC, one round trip), one SQLite transaction. Any
+        other call made inside sends the held writes first, so a read sees every write before it. A Conflict of a
+        held ``save_conversation`` is raised when the writes are sent. When the block raises, the held writes are
+        dropped: none of them was made. A batch inside a batch is the outer one.
+        """
+        ...
+
+
 class Store(
+    BatchStore,
     ConversationStore,
     TranscriptStore,
     DedupeStore,

@@ -8,14 +8,18 @@ allows (Cluster would not). Layout:
     hg:active:<sha256>           id of the active conversation of a (channel, sender): the address is hashed,
                                  so no key names a young person
     hg:status:<status>           set of conversation ids        hg:created  ids scored by creation (µs)
-    hg:entry:<id>                transcript entry: data (JSON), delivery, pmid
-    hg:transcript:<conv>         list of entry ids               hg:provider:<pmid>  entry id
+    hg:e:<id>                    transcript entry: "<delivery code><provider id>\n<compact JSON>" (``codec.
+                                 encode_entry_data``); entries written before are hashes ``hg:entry:<id>``
+    hg:transcript:<conv>         list of entry ids               hg:provider:<pmid>  entry id (30 days)
     hg:seen:<key>                an inbound id: "c:<owner>" while claimed (a lease of seconds, renewed while
                                  processing), "1" once processed (kept DEDUPE_TTL, set with the conversation)
     hg:queue:entries             hash conversation id → entry (JSON, with its ordering ``member``)
     hg:queue:waiting:<queue>     waiting members "rank:arrival µs:sequence:id", ordered lexicographically
+    hg:takes:<queue>             conversation ids scored by when they were last taken (the last day)
+    hg:held:<listener>           ids of the conversations the listener holds now
     hg:listeners                 hash name → account (JSON)
-    hg:outbox:item:<id>          hash of one item (parts_sent: how far a split message got)
+    hg:outbox:item:<id>          hash of one item (parts_sent: how far a split message got); once sent, its payload
+                                 is dropped and the rest expires after an hour (failed: kept 7 days)
     hg:outbox:conv:<conv>        pending ids by put order
     hg:outbox:heads              conversations scored by when their first pending item is due
     hg:inbox:item:<id>           hash of one inbound message acknowledged but not processed yet
@@ -34,18 +38,18 @@ an expired holder never extends or frees somebody else's lock.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import hashlib
 import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.client import PubSub
+from redis.asyncio.client import Pipeline, PubSub
 from redis.exceptions import RedisError
 
 from gateway.conversation import Conversation, Priority, Status
@@ -71,14 +75,14 @@ from gateway.store.codec import (
     decode_audit,
     decode_block,
     decode_conversation,
-    decode_entry,
+    decode_entry_data,
     decode_listener,
     decode_queue_entry,
     dumps,
     encode_audit,
     encode_block,
     encode_conversation,
-    encode_entry,
+    encode_entry_data,
     encode_listener,
     encode_queue_entry,
     from_us,
@@ -92,25 +96,57 @@ R = TypeVar("R")
 PREFIX = "hg:"
 EVENTS_CHANNEL = PREFIX + "events"
 LOCK_LEASE_MS = 6_000
-RESOLVED_OUTBOX_KEPT = timedelta(days=7)  # sent and failed outbox items expire after this
+RESOLVED_OUTBOX_KEPT = timedelta(days=7)  # failed outbox items expire after this
+SENT_OUTBOX_KEPT = timedelta(hours=1)  # what is left of a sent item (no payload) expires after this
+PROVIDER_ID_KEPT = timedelta(days=30)  # provider id → entry, for receipts (they come within minutes to days)
+_DELIVERY_CODES = {Delivery.PENDING: "p", Delivery.SENT: "s", Delivery.DELIVERED: "d", Delivery.READ: "r",
+                   Delivery.FAILED: "f"}  # fmt: skip
+_DELIVERIES = {code: delivery for delivery, code in _DELIVERY_CODES.items()}
 AUDIT_KEPT = 100_000
 _CLAIM_PREFIX = "c:"  # hg:seen:<key> holds "c:<owner>" while claimed, "1" once processed
+TAKES_KEPT_US = 24 * 3600 * 1_000_000  # takes older than a day leave takes:<queue> (takes_since looks an hour back)
+
+Queue = Callable[[Pipeline], object]  # adds commands to a pipeline
+Check = Callable[[list[Any]], None]  # reads their answers (raises Conflict, say)
+HeldWrite = tuple[Queue, Check | None]
+
 
 def _guarded(
     method: Callable[Concatenate[RedisStore, P], Awaitable[R]],
 ) -> Callable[Concatenate[RedisStore, P], Coroutine[Any, Any, R]]:
-    """Refuse calls after close; map redis-py's errors to StoreError (they name no value or message text)."""
+    """Refuse calls after close; send this task's held writes first (see ``batch``); map redis-py's errors to
+    StoreError (they name no value or message text)."""
+    return _wrapped(method, flush=True)
 
+
+def _holdable(
+    method: Callable[Concatenate[RedisStore, P], Awaitable[R]],
+) -> Callable[Concatenate[RedisStore, P], Coroutine[Any, Any, R]]:
+    """A write that answers nothing: held inside ``batch`` (the method goes through ``RedisStore._write``)."""
+    return _wrapped(method, flush=False)
+
+
+def _wrapped(
+    method: Callable[Concatenate[RedisStore, P], Awaitable[R]], *, flush: bool
+) -> Callable[Concatenate[RedisStore, P], Coroutine[Any, Any, R]]:
     @functools.wraps(method)
     async def guarded(store: RedisStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
         if store.closed:
             raise StoreError("the redis store is closed")
         try:
+            if flush:
+                await store._flush()
             return await method(store, *args, **kwargs)
         except RedisError as error:
             raise StoreError(f"redis: {type(error).__name__}: {error}") from error
 
     return guarded
+
+
+def _eval(pipe: Pipeline, name: str, keys: list[str], args: list[Any]) -> None:
+    """A script in a MULTI/EXEC: EVAL with its text (Redis caches it), since a NOSCRIPT inside EXEC could not be
+    retried without repeating the commands around it."""
+    pipe.eval(SCRIPTS[name], len(keys), *keys, *args)
 
 
 def _text(value: bytes | str) -> str:
@@ -144,6 +180,7 @@ class RedisStore:
         self._redis = client
         self._scripts = {name: client.register_script(source) for name, source in SCRIPTS.items()}
         self._closed = False
+        self._held: contextvars.ContextVar[list[HeldWrite] | None] = contextvars.ContextVar("held", default=None)
 
     @classmethod
     async def open(cls, url: str, *, max_connections: int = 100, pool_timeout: float = 10.0) -> RedisStore:
@@ -162,6 +199,50 @@ class RedisStore:
 
     async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
         return await self._scripts[name](keys=keys, args=args)
+
+    # Batches
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        if self._held.get() is not None:
+            yield
+            return
+        token = self._held.set([])
+        try:
+            yield
+            try:
+                await self._flush()
+            except RedisError as error:
+                raise StoreError(f"redis: {type(error).__name__}: {error}") from error
+        finally:
+            self._held.reset(token)
+
+    async def _write(self, queue: Queue, check: Check | None = None) -> None:
+        """Hold the write in this task's batch, or send it now (one MULTI/EXEC)."""
+        held = self._held.get()
+        if held is not None:
+            held.append((queue, check))
+        else:
+            await self._send([(queue, check)])
+
+    async def _flush(self) -> None:
+        held = self._held.get()
+        if held:
+            writes = list(held)
+            held.clear()
+            await self._send(writes)
+
+    async def _send(self, writes: list[HeldWrite]) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            spans = []
+            for queue, check in writes:
+                start = len(pipe)
+                queue(pipe)
+                spans.append((start, len(pipe), check))
+            answers = await pipe.execute()
+        for start, end, check in spans:
+            if check is not None:
+                check(answers[start:end])
 
     @_guarded
     async def ping(self) -> None:
@@ -200,7 +281,7 @@ class RedisStore:
         raw = await self._redis.get(_key("conv", conversation_id))
         return None if raw is None else loads("conversation", raw, decode_conversation)
 
-    @_guarded
+    @_holdable
     async def save_conversation(self, conversation: Conversation, *, done: DoneMark | None = None) -> None:
         c = conversation
         keys = [_active_key(c.channel, c.sender)]
@@ -210,8 +291,7 @@ class RedisStore:
             done_at = str(to_us(datetime.now(UTC)) // 1000 + done.ttl_seconds * 1000)
         args = [PREFIX, c.id, dumps(encode_conversation(c)), to_us(c.created_at), str(c.status),
                 "1" if c.active else "0", done_at, *(str(status) for status in Status)]  # fmt: skip
-        if await self._script("save_conversation", keys, args) == 0:
-            raise Conflict("another conversation of this sender is already active")
+        await self._write(lambda pipe: _eval(pipe, "save_conversation", keys, args), _saved)
 
     @_guarded
     async def conversations_by_status(self, status: Status) -> list[Conversation]:
@@ -232,12 +312,13 @@ class RedisStore:
 
     # Transcripts
 
-    @_guarded
+    @_holdable
     async def append_transcript(self, entry: TranscriptEntry) -> None:
-        keys = [_key("entry", entry.id), _key("transcript", entry.conversation_id)]
-        args = [PREFIX, entry.id, dumps(encode_entry(entry)), str(entry.delivery),
-                entry.provider_message_id or ""]  # fmt: skip
-        await self._script("append_entry", keys, args)
+        keys = [_key("e", entry.id), _key("transcript", entry.conversation_id)]
+        pmid = entry.provider_message_id or ""
+        value = f"{_DELIVERY_CODES[entry.delivery]}{pmid}\n{encode_entry_data(entry)}"
+        args = [PREFIX, entry.id, value, pmid, int(PROVIDER_ID_KEPT.total_seconds())]
+        await self._write(lambda pipe: _eval(pipe, "append_entry", keys, args))
 
     @_guarded
     async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
@@ -245,18 +326,27 @@ class RedisStore:
         return [entry for entry in await self._entries(ids) if entry is not None]
 
     async def _entries(self, ids: list[str]) -> list[TranscriptEntry | None]:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for entry_id in ids:
-                pipe.hgetall(_key("entry", entry_id))
-            fields = await pipe.execute()
-        return [_entry(found) if found else None for found in fields]
+        if not ids:
+            return []
+        values = await self._redis.mget([_key("e", entry_id) for entry_id in ids])
+        found = [None if v is None else _entry(entry_id, _text(v)) for entry_id, v in zip(ids, values, strict=True)]
+        missing = [n for n, entry in enumerate(found) if entry is None]
+        if missing:  # entries written before the compact layout
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for n in missing:
+                    pipe.hgetall(_key("entry", ids[n]))
+                for n, fields in zip(missing, await pipe.execute(), strict=True):
+                    found[n] = _old_entry(ids[n], fields) if fields else None
+        return found
 
     @_guarded
     async def set_delivery(
         self, entry_id: str, delivery: Delivery, provider_message_id: str | None = None
     ) -> bool:
-        args = [PREFIX, entry_id, str(delivery), provider_message_id or ""]
-        return bool(await self._script("set_delivery", [_key("entry", entry_id)], args) == 1)
+        keys = [_key("e", entry_id), _key("entry", entry_id)]
+        args = [PREFIX, entry_id, _DELIVERY_CODES[delivery], str(delivery), provider_message_id or "",
+                int(PROVIDER_ID_KEPT.total_seconds())]  # fmt: skip
+        return bool(await self._script("set_delivery", keys, args) == 1)
 
     @_guarded
     async def find_by_provider_id(self, provider_message_id: str) -> TranscriptEntry | None:
@@ -277,12 +367,12 @@ class RedisStore:
 
     # The waiting queue
 
-    @_guarded
+    @_holdable
     async def enqueue(self, conversation_id: str, queue: str, priority: Priority, at: datetime) -> None:
         entry = encode_queue_entry(QueueEntry(conversation_id, queue, priority, at))
         keys = [_key("queue", "entries"), _key("queue", "seq"), _key("queue", "names")]
         args = [PREFIX, conversation_id, queue, str(priority.rank), f"{to_us(at):020d}", dumps(entry)]
-        await self._script("enqueue", keys, args)
+        await self._write(lambda pipe: _eval(pipe, "enqueue", keys, args))
 
     @_guarded
     async def waiting(self, queue: str | None = None) -> list[QueueEntry]:
@@ -306,23 +396,31 @@ class RedisStore:
         return None if rank is None else int(str(rank)) + 1
 
     @_guarded
-    async def take(self, conversation_id: str, listener: str) -> QueueEntry:
+    async def take(self, conversation_id: str, listener: str, at: datetime) -> QueueEntry:
         if not listener:
             raise ValueError("take needs a listener name")
-        entry = await self._take_or_requeue(conversation_id, listener)
+        entry = await self._take_or_requeue(conversation_id, listener, to_us(at))
         if entry is None:
             raise Conflict(f"conversation {conversation_id} is not waiting in a queue")
         return entry
 
     @_guarded
+    async def takes_since(self, queue: str, since: datetime) -> int:
+        return int(await self._redis.zcount(_key("takes", queue), to_us(since), "+inf"))
+
+    @_guarded
+    async def held_by(self, listener: str) -> int:
+        return int(await self._redis.scard(_key("held", listener)))
+
+    @_guarded
     async def requeue(self, conversation_id: str) -> QueueEntry:
-        entry = await self._take_or_requeue(conversation_id, "")
+        entry = await self._take_or_requeue(conversation_id, "", 0)
         if entry is None:
             raise Conflict(f"conversation {conversation_id} has no queue entry")
         return entry
 
-    async def _take_or_requeue(self, conversation_id: str, listener: str) -> QueueEntry | None:
-        args = [PREFIX, conversation_id, listener]
+    async def _take_or_requeue(self, conversation_id: str, listener: str, at_us: int) -> QueueEntry | None:
+        args = [PREFIX, conversation_id, listener, at_us, at_us - TAKES_KEPT_US]
         raw = await self._script("take_or_requeue", [_key("queue", "entries")], args)
         return None if raw is None else loads("queue", raw, decode_queue_entry)
 
@@ -359,13 +457,13 @@ class RedisStore:
 
     # The outbox
 
-    @_guarded
+    @_holdable
     async def outbox_put(self, item: OutboxItem) -> None:
         keys = [_key("outbox", "item", item.id), _key("outbox", "conv", item.conversation_id),
                 _key("outbox", "heads"), _key("outbox", "seq")]  # fmt: skip
         args = [item.id, item.conversation_id, dumps(item.payload), to_us(item.created_at),
                 to_us(item.next_attempt_at or item.created_at)]  # fmt: skip
-        await self._script("outbox_put", keys, args)
+        await self._write(lambda pipe: _eval(pipe, "outbox_put", keys, args))
 
     @_guarded
     async def outbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 60) -> list[OutboxItem]:
@@ -414,10 +512,11 @@ class RedisStore:
         return from_us(min(created)) if created else None
 
     async def _resolve(self, item_id: str, status: OutboxStatus, field: str, value: str, delivery: Delivery) -> bool:
-        keys = [_key("outbox", "item", item_id), _key("outbox", "heads"), _key("entry", item_id)]
-        kept = int(RESOLVED_OUTBOX_KEPT.total_seconds())
+        keys = [_key("outbox", "item", item_id), _key("outbox", "heads"), _key("e", item_id), _key("entry", item_id)]
+        kept = int((SENT_OUTBOX_KEPT if status == OutboxStatus.SENT else RESOLVED_OUTBOX_KEPT).total_seconds())
         provider_id = value if field == "pmid" else ""
-        args = [PREFIX, item_id, str(status), field, value, kept, str(delivery), provider_id]
+        args = [PREFIX, item_id, str(status), field, value, kept, str(delivery), provider_id,
+                _DELIVERY_CODES[delivery], int(PROVIDER_ID_KEPT.total_seconds())]  # fmt: skip
         return bool(await self._script("outbox_resolve", keys, args) == 1)
 
     # The inbox
@@ -454,19 +553,21 @@ class RedisStore:
 
     # Timers
 
-    @_guarded
+    @_holdable
     async def set_timer(self, conversation_id: str, kind: str, due_at: datetime) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            member = _timer_member(conversation_id, kind)
+        member = _timer_member(conversation_id, kind)
+
+        def queue(pipe: Pipeline) -> None:
             pipe.zadd(_key("timers"), {member: to_us(due_at)})
             pipe.sadd(_key("timers", conversation_id), member)
-            await pipe.execute()
 
-    @_guarded
+        await self._write(queue)
+
+    @_holdable
     async def cancel_timers(self, conversation_id: str, kind: str | None = None) -> None:
         keys = [_key("timers"), _key("timers", conversation_id)]
         members = [] if kind is None else [_timer_member(conversation_id, kind)]
-        await self._script("cancel_timers", keys, members)
+        await self._write(lambda pipe: _eval(pipe, "cancel_timers", keys, members))
 
     @_guarded
     async def due_timers(self, now: datetime, limit: int = 100) -> list[Timer]:
@@ -484,9 +585,10 @@ class RedisStore:
 
     # Events, across instances
 
-    @_guarded
+    @_holdable
     async def publish(self, event: Event) -> None:
-        await self._redis.publish(EVENTS_CHANNEL, dumps(event))
+        message = dumps(event)
+        await self._write(lambda pipe: pipe.publish(EVENTS_CHANNEL, message))
 
     @_guarded
     async def subscribe(self) -> _RedisSubscription:
@@ -566,16 +668,28 @@ class RedisStore:
             pause = min(pause * 2, 0.05)
 
 
-def _entry(found: dict[str, str]) -> TranscriptEntry:
-    entry = loads("transcript", found["data"], decode_entry)
-    return replace(entry, delivery=Delivery(found["delivery"]), provider_message_id=found.get("pmid"))
+def _saved(answers: list[Any]) -> None:
+    if answers[0] == 0:
+        raise Conflict("another conversation of this sender is already active")
+
+
+def _entry(entry_id: str, value: str) -> TranscriptEntry:
+    head, _, data = value.partition("\n")
+    delivery = _DELIVERIES.get(head[:1])
+    if delivery is None:
+        raise StoreError("a stored transcript record cannot be read (delivery)")
+    return decode_entry_data(entry_id, data, delivery, head[1:] or None)
+
+
+def _old_entry(entry_id: str, found: dict[str, str]) -> TranscriptEntry:
+    return decode_entry_data(entry_id, found["data"], Delivery(found["delivery"]), found.get("pmid"))
 
 
 def _outbox_item(found: dict[str, str]) -> OutboxItem:
     return OutboxItem(
         id=found["id"],
         conversation_id=found["conv"],
-        payload=loads("outbox", found["payload"], dict),
+        payload=loads("outbox", found["payload"], dict) if "payload" in found else {},  # sent: dropped
         created_at=from_us(int(found["created_us"])),
         next_attempt_at=from_us(int(found["next_us"])),
         attempts=int(found["attempts"]),

@@ -40,24 +40,35 @@ if KEYS[2] then redis.call('SET', KEYS[2], '1', 'PXAT', ARGV[7]) end
 return 1
 """
 
-# KEYS: entry hash, conversation's list. ARGV: prefix, id, data, delivery, provider id or ''.
+# KEYS: entry, conversation's list. ARGV: prefix, id, "<delivery code><provider id>\n<data>", provider id or '',
+# seconds the provider id is kept.
 _APPEND_ENTRY = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'data', ARGV[3], 'delivery', ARGV[4])
+redis.call('SET', KEYS[1], ARGV[3])
 redis.call('RPUSH', KEYS[2], ARGV[2])
-if ARGV[5] ~= '' then
-  redis.call('HSET', KEYS[1], 'pmid', ARGV[5])
-  redis.call('SET', ARGV[1] .. 'provider:' .. ARGV[5], ARGV[2])
-end
+if ARGV[4] ~= '' then redis.call('SET', ARGV[1] .. 'provider:' .. ARGV[4], ARGV[2], 'EX', ARGV[5]) end
 return 1
 """
 
+# KEYS: entry, entry hash of the layout before (``hg:entry:<id>``). ARGV: prefix, id, delivery code, delivery,
+# provider id or '', seconds the provider id is kept. The delivery code and provider id head the entry's value.
 _SET_DELIVERY = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'delivery', ARGV[3])
-if ARGV[4] ~= '' then
-  redis.call('HSET', KEYS[1], 'pmid', ARGV[4])
-  redis.call('SET', ARGV[1] .. 'provider:' .. ARGV[4], ARGV[2])
+local v = redis.call('GET', KEYS[1])
+if v then
+  local nl = string.find(v, '\\n', 1, true)
+  local pmid = string.sub(v, 2, nl - 1)
+  if ARGV[5] ~= '' then
+    pmid = ARGV[5]
+    redis.call('SET', ARGV[1] .. 'provider:' .. pmid, ARGV[2], 'EX', ARGV[6])
+  end
+  redis.call('SET', KEYS[1], ARGV[3] .. pmid .. string.sub(v, nl), 'KEEPTTL')
+  return 1
+end
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], 'delivery', ARGV[4])
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[2], 'pmid', ARGV[5])
+  redis.call('SET', ARGV[1] .. 'provider:' .. ARGV[5], ARGV[2], 'EX', ARGV[6])
 end
 return 1
 """
@@ -68,6 +79,7 @@ local old = redis.call('HGET', KEYS[1], ARGV[2])
 if old then
   local e = cjson.decode(old)
   redis.call('ZREM', ARGV[1] .. 'queue:waiting:' .. e['queue'], e['member'])
+  if e['taken_by'] ~= cjson.null then redis.call('SREM', ARGV[1] .. 'held:' .. e['taken_by'], ARGV[2]) end
 end
 local seq = redis.call('INCR', KEYS[2])
 local member = ARGV[4] .. ':' .. ARGV[5] .. ':' .. string.format('%012d', seq) .. ':' .. ARGV[2]
@@ -79,7 +91,9 @@ redis.call('SADD', KEYS[3], ARGV[3])
 return 1
 """
 
-# ARGV: prefix, id, listener ('' to hand back). Returns the entry, or false when the change is not allowed.
+# ARGV: prefix, id, listener ('' to hand back), taken at µs, takes older than this µs are dropped.
+# Returns the entry, or false when the change is not allowed. A take is counted in ``takes:<queue>`` (scored by
+# when) and the conversation joins ``held:<listener>``; a hand back leaves it.
 _TAKE_OR_REQUEUE = """
 local raw = redis.call('HGET', KEYS[1], ARGV[2])
 if not raw then return false end
@@ -89,8 +103,13 @@ if ARGV[3] ~= '' then
   if e['taken_by'] ~= cjson.null then return false end
   redis.call('ZREM', waiting, e['member'])
   e['taken_by'] = ARGV[3]
+  redis.call('SADD', ARGV[1] .. 'held:' .. ARGV[3], ARGV[2])
+  local takes = ARGV[1] .. 'takes:' .. e['queue']
+  redis.call('ZADD', takes, ARGV[4], ARGV[2])
+  redis.call('ZREMRANGEBYSCORE', takes, '-inf', '(' .. ARGV[5])
 elseif e['taken_by'] ~= cjson.null then
   redis.call('ZADD', waiting, 0, e['member'])
+  redis.call('SREM', ARGV[1] .. 'held:' .. e['taken_by'], ARGV[2])
   e['taken_by'] = cjson.null
 end
 raw = cjson.encode(e)
@@ -103,6 +122,7 @@ local raw = redis.call('HGET', KEYS[1], ARGV[2])
 if not raw then return 0 end
 local e = cjson.decode(raw)
 redis.call('ZREM', ARGV[1] .. 'queue:waiting:' .. e['queue'], e['member'])
+if e['taken_by'] ~= cjson.null then redis.call('SREM', ARGV[1] .. 'held:' .. e['taken_by'], ARGV[2]) end
 redis.call('HDEL', KEYS[1], ARGV[2])
 return 1
 """
@@ -140,13 +160,21 @@ end
 return ids
 """
 
-# KEYS: item, heads, transcript entry. ARGV: prefix, id, status, field or '', value, seconds kept, the entry's
-# delivery, provider id or ''. The entry shows the result in the same step: never sent but shown pending.
+# KEYS: item, heads, transcript entry, its hash in the layout before. ARGV: prefix, id, status, field or '', value,
+# seconds kept, the entry's delivery, provider id or '', the delivery's code, seconds the provider id is kept. The
+# entry shows the result in the same step (never sent but shown pending). A sent item keeps no payload (the
+# transcript has the text): what is left tells it was sent, until it expires.
 _OUTBOX_RESOLVE = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end
 local conv = redis.call('HGET', KEYS[1], 'conv')
 redis.call('HSET', KEYS[1], 'status', ARGV[3])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], ARGV[4], ARGV[5]) end
+if ARGV[3] == 'sent' then  -- rebuilt without the payload: a small hash takes Redis's compact encoding again
+  local f = {'id', 'conv', 'created_us', 'next_us', 'attempts', 'status', 'pmid', 'parts_sent'}
+  local v = redis.call('HMGET', KEYS[1], unpack(f))
+  redis.call('DEL', KEYS[1])
+  for i = 1, #f do if v[i] then redis.call('HSET', KEYS[1], f[i], v[i]) end end
+end
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 local pending = ARGV[1] .. 'outbox:conv:' .. conv
 redis.call('ZREM', pending, ARGV[2])
@@ -156,11 +184,20 @@ if head then
 else
   redis.call('ZREM', KEYS[2], conv)
 end
-if redis.call('EXISTS', KEYS[3]) == 1 then
-  redis.call('HSET', KEYS[3], 'delivery', ARGV[7])
+local v = redis.call('GET', KEYS[3])
+if v then
+  local nl = string.find(v, '\\n', 1, true)
+  local pmid = string.sub(v, 2, nl - 1)
   if ARGV[8] ~= '' then
-    redis.call('HSET', KEYS[3], 'pmid', ARGV[8])
-    redis.call('SET', ARGV[1] .. 'provider:' .. ARGV[8], ARGV[2])
+    pmid = ARGV[8]
+    redis.call('SET', ARGV[1] .. 'provider:' .. pmid, ARGV[2], 'EX', ARGV[10])
+  end
+  redis.call('SET', KEYS[3], ARGV[9] .. pmid .. string.sub(v, nl), 'KEEPTTL')
+elseif redis.call('EXISTS', KEYS[4]) == 1 then
+  redis.call('HSET', KEYS[4], 'delivery', ARGV[7])
+  if ARGV[8] ~= '' then
+    redis.call('HSET', KEYS[4], 'pmid', ARGV[8])
+    redis.call('SET', ARGV[1] .. 'provider:' .. ARGV[8], ARGV[2], 'EX', ARGV[10])
   end
 end
 return 1

@@ -11,9 +11,19 @@ from hypothesis import strategies as st
 
 from gateway.conversation import Conversation, Priority, Status
 from gateway.errors import StoreError
-from gateway.messages import ChannelName
-from gateway.store import Author, TranscriptEntry
-from gateway.store.codec import decode_conversation, encode_conversation, from_us, loads, to_us
+from gateway.messages import Attachment, ChannelName, Choice
+from gateway.store import Author, Delivery, TranscriptEntry
+from gateway.store.codec import (
+    decode_conversation,
+    decode_entry_data,
+    dumps,
+    encode_conversation,
+    encode_entry,
+    encode_entry_data,
+    from_us,
+    loads,
+    to_us,
+)
 
 zones = st.sampled_from([UTC, timezone(timedelta(hours=2))])
 moments = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=zones)
@@ -73,3 +83,34 @@ def test_a_corrupt_record_names_only_its_kind() -> None:
     with pytest.raises(StoreError) as caught:
         loads("conversation", '{"sender": "whatsapp:+33612345678"}', decode_conversation)
     assert str(caught.value) == "a stored conversation record cannot be read (KeyError)"
+
+
+entries = st.builds(
+    TranscriptEntry,
+    id=st.text(min_size=1, max_size=24),
+    conversation_id=st.text(min_size=1, max_size=24),
+    at=moments.map(lambda moment: moment.astimezone(UTC)),
+    author=st.sampled_from(list(Author)),
+    text=st.text(max_size=200),
+    choices=st.lists(st.builds(Choice, st.text(max_size=10), st.text(max_size=20)), max_size=3).map(tuple),
+    attachments=st.lists(
+        st.builds(Attachment, st.sampled_from(["image", "file"]), st.none() | st.text(max_size=20)), max_size=2
+    ).map(tuple),
+    delivery=st.sampled_from(list(Delivery)),
+    provider_message_id=st.none() | st.text(min_size=1, max_size=20),
+)
+
+
+@given(entries)
+def test_compact_entries_round_trip_and_old_records_still_read(entry: TranscriptEntry) -> None:
+    compact = encode_entry_data(entry)
+    assert decode_entry_data(entry.id, compact, entry.delivery, entry.provider_message_id) == entry
+    old = dumps(encode_entry(entry))  # the form written before
+    assert decode_entry_data(entry.id, old, entry.delivery, entry.provider_message_id) == entry
+    assert len(compact) < len(old)
+
+
+def test_a_corrupt_compact_entry_names_only_its_kind() -> None:
+    with pytest.raises(StoreError, match="transcript record") as caught:
+        decode_entry_data("e1", '["c1", "not a time", "user", "secret words"]', Delivery.SENT, None)
+    assert "secret" not in str(caught.value)

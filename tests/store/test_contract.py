@@ -298,7 +298,7 @@ async def test_queues_are_separate(store: Store) -> None:
 
 async def test_two_listeners_race_for_one_conversation(store: Store) -> None:
     await store.enqueue("c1", "general", Priority.HIGH, T0)
-    results = await asyncio.gather(store.take("c1", "anne"), store.take("c1", "bruno"), return_exceptions=True)
+    results = await asyncio.gather(store.take("c1", "anne", T0), store.take("c1", "bruno", T0), return_exceptions=True)
     winners = [r for r in results if not isinstance(r, BaseException)]
     assert len(winners) == 1 and winners[0].taken_by in ("anne", "bruno")
     assert sum(isinstance(r, Conflict) for r in results) == 1
@@ -307,17 +307,50 @@ async def test_two_listeners_race_for_one_conversation(store: Store) -> None:
 
 async def test_take_needs_a_waiting_conversation(store: Store) -> None:
     with pytest.raises(Conflict):
-        await store.take("never-queued", "anne")
+        await store.take("never-queued", "anne", T0)
     await store.enqueue("c1", "general", Priority.NORMAL, T0)
-    assert (await store.take("c1", "anne")).taken_by == "anne"
+    assert (await store.take("c1", "anne", T0)).taken_by == "anne"
     with pytest.raises(Conflict):
-        await store.take("c1", "anne")
+        await store.take("c1", "anne", T0)
+
+
+async def test_takes_are_counted_per_queue_and_when(store: Store) -> None:
+    for n, queue in enumerate(["general", "general", "lgbt", "general"]):
+        await store.enqueue(f"c{n}", queue, Priority.NORMAL, T0)
+    await store.take("c0", "anne", minutes(0))
+    await store.take("c1", "anne", minutes(30))
+    await store.take("c2", "bruno", minutes(40))
+    assert await store.takes_since("general", minutes(0)) == 2
+    assert await store.takes_since("general", minutes(1)) == 1
+    assert await store.takes_since("lgbt", minutes(0)) == 1 and await store.takes_since("empty", T0) == 0
+    await store.requeue("c0")
+    await store.take("c0", "bruno", minutes(50))  # taken again: counted once, at its last take
+    assert await store.takes_since("general", minutes(0)) == 2
+    assert await store.takes_since("general", minutes(45)) == 1
+
+
+async def test_held_by_follows_take_hand_back_transfer_and_close(store: Store) -> None:
+    for name in ("a", "b", "c"):
+        await store.enqueue(name, "general", Priority.NORMAL, T0)
+    assert await store.held_by("anne") == 0
+    await store.take("a", "anne", T0)
+    await store.take("b", "anne", T0)
+    await store.take("c", "bruno", T0)
+    assert (await store.held_by("anne"), await store.held_by("bruno")) == (2, 1)
+    await store.requeue("a")  # handed back
+    await store.enqueue("b", "lgbt", Priority.NORMAL, T0)  # transferred
+    await store.remove_from_queue("c")  # closed
+    assert (await store.held_by("anne"), await store.held_by("bruno")) == (0, 0)
+    await store.take("b", "bruno", T0)
+    with pytest.raises(Conflict):
+        await store.take("b", "anne", T0)
+    assert (await store.held_by("anne"), await store.held_by("bruno")) == (0, 1)
 
 
 async def test_requeue_keeps_the_original_arrival(store: Store) -> None:
     await store.enqueue("early", "general", Priority.NORMAL, minutes(0))
     await store.enqueue("late", "general", Priority.NORMAL, minutes(10))
-    await store.take("early", "anne")
+    await store.take("early", "anne", T0)
     assert await store.position("late") == 1
     handed_back = await store.requeue("early")
     assert handed_back.at == minutes(0) and handed_back.taken_by is None
@@ -329,7 +362,7 @@ async def test_requeue_keeps_the_original_arrival(store: Store) -> None:
 async def test_remove_from_queue_waiting_or_taken(store: Store) -> None:
     await store.enqueue("a", "general", Priority.NORMAL, minutes(0))
     await store.enqueue("b", "general", Priority.NORMAL, minutes(1))
-    await store.take("b", "anne")
+    await store.take("b", "anne", T0)
     assert await store.remove_from_queue("a") and await store.remove_from_queue("b")
     assert not await store.remove_from_queue("a")
     assert await store.waiting() == []
@@ -695,3 +728,64 @@ async def test_ping_and_close_twice(store: Store) -> None:
     await store.close()
     with pytest.raises(StoreError):
         await store.ping()
+
+
+# Batches: a message's writes sent together
+
+
+async def test_a_batch_writes_everything_at_its_end_and_reads_see_what_came_before(store: Store) -> None:
+    conversation, _ = await store.active_conversation(TG, "batch-1", T0)
+    async with await store.subscribe() as subscription:
+        async with store.batch():
+            await store.append_transcript(entry(conversation.id, 1))
+            await store.outbox_put(outbound("b1", conversation.id))
+            await store.set_timer(conversation.id, "bot_reminder", minutes(10))
+            await store.publish({"type": "entry", "n": 1})
+            assert [e.id for e in await store.transcript(conversation.id)] == [f"{conversation.id}-e1"]  # a read
+            await store.enqueue(conversation.id, "general", Priority.NORMAL, T0)
+            assert await store.position(conversation.id) == 1
+            await store.save_conversation(replace(conversation, status=Status.QUEUED))
+            await store.cancel_timers(conversation.id)
+        assert (await next_event(subscription))["n"] == 1
+    saved = await store.get_conversation(conversation.id)
+    assert saved is not None and saved.status is Status.QUEUED
+    assert [i.id for i in await store.outbox_due(T0, 10)] == ["b1"]
+    assert await store.due_timers(minutes(20)) == []
+
+
+async def test_a_batch_that_raises_writes_nothing(store: Store) -> None:
+    conversation, _ = await store.active_conversation(TG, "batch-2", T0)
+    with pytest.raises(RuntimeError):
+        async with store.batch():
+            await store.append_transcript(entry(conversation.id, 1))
+            await store.outbox_put(outbound("b2", conversation.id))
+            await store.save_conversation(replace(conversation, status=Status.QUEUED))
+            raise RuntimeError("the engine failed")
+    assert await store.transcript(conversation.id) == []
+    assert await store.outbox_due(T0, 10) == []
+    assert (await store.get_conversation(conversation.id)) == conversation
+
+
+async def test_a_held_save_that_conflicts_raises_at_the_end_of_the_batch(store: Store) -> None:
+    await store.active_conversation(TG, "batch-3", T0)
+    with pytest.raises(Conflict):
+        async with store.batch():
+            await store.save_conversation(Conversation.start(TG, "batch-3", minutes(1)))
+
+
+async def test_batches_of_concurrent_tasks_stay_apart(store: Store) -> None:
+    release = asyncio.Event()
+
+    async def held() -> None:
+        async with store.batch():
+            await store.append_transcript(entry("held", 1))
+            await release.wait()
+
+    task = asyncio.create_task(held())
+    await asyncio.sleep(0)  # let it hold its write
+    await store.append_transcript(entry("free", 1))  # another task: written at once, not held
+    assert [e.id for e in await store.transcript("free")] == ["free-e1"]
+    assert await store.transcript("held") == []
+    release.set()
+    await task
+    assert [e.id for e in await store.transcript("held")] == ["held-e1"]

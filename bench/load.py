@@ -1,0 +1,597 @@
+"""The gateway under load against the floor, in one run: ``python bench/load.py`` (part of ``make bench``).
+
+Runs, on this machine and in this order: the floor (``bench/floor.py``: aiohttp, one Redis transaction, one reply
+POST per message), then ``gateway serve`` on Redis and on SQLite, each as a real process, fed signed Messenger
+webhooks that walk the default flow to the hand-off, with the fake Graph API of ``gateway/testing.py`` taking the
+replies. For each it prints acknowledged msg/s, p50/p99 acknowledgement, p50/p99 webhook → reply at the fake, CPU
+ms per message (the server's process, and Redis), duplicates and losses at the fake; for the gateway also the store
+bytes per handed-off conversation, RSS at 0 and at ``--open`` open conversations, and the hand-off latency at
+1,000 and at ``--open``; then the ratios gateway / floor. Last, an open-loop run at ``--rate`` msg/s for
+``--duration`` s on each server (closed-loop figures hide latency: a slow answer slows the sender down).
+
+The load generator and the fake provider share one process on uvloop (aiohttp client, ``--connections`` at
+once). Prints figures, asserts nothing. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector, web
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
+
+from gateway.flows.engine import Engine  # noqa: E402
+from gateway.flows.loader import load_text  # noqa: E402
+from gateway.testing import FakeGraphAPI, messenger_body, messenger_message, signed_messenger  # noqa: E402
+
+SECRET = "bench-app-secret"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+HANDOFF_SAMPLES = 30
+REPLY_TIMEOUT = 30.0  # a reply not seen by then counts as lost for the walk (it may still come: see the drain)
+
+
+# ----- what a young person sends -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    text: str
+    payload: str | None
+    replies: int  # messages the gateway sends back for it
+
+
+def bench_flows(text: str) -> str:
+    """The repository's flows.yaml, always open (a run at night must still reach the hand-off) and with timers
+    far beyond a run (no reminder or reassurance interleaves with the measured replies)."""
+    text = re.sub(r"schedule: (listeners|victims)\b", "schedule: always", text)
+    for name in ("bot_reminder_minutes", "bot_abandon_minutes", "queue_reassurance_minutes"):
+        text = re.sub(rf"{name}: \d+", f"{name}: 1000", text)
+    return text
+
+
+def walks(flow_text: str, count: int = 24) -> list[list[Step]]:
+    """Distinct walks of the flow that end in a hand-off, each a list of steps with the replies they get."""
+    loaded, problems = load_text(flow_text, "flows.yaml")
+    if loaded is None:
+        raise SystemExit("bench: flows.yaml does not load: " + "; ".join(map(str, problems[:3])))
+    engine = Engine(loaded)
+    flow, now = engine.flow, datetime(2026, 3, 10, 14, 0, tzinfo=ZoneInfo(engine.flow.timezone))
+    found: list[list[Step]] = []
+    for seed in range(count * 20):
+        result = engine.start(channel="messenger", now=now)
+        steps = [Step("bonjour", None, len(result.replies))]
+        for turn in range(30):
+            if result.outcome is not None or result.state.finished:
+                break
+            state = result.state
+            if state.offer is not None:
+                text, payload = "oui", "yes"
+            elif state.step is not None and (choices := flow.steps[state.step].choices):
+                choice = choices[(seed // (turn + 1)) % len(choices)]
+                text, payload = next(iter(choice.label.values())), choice.value
+            elif state.step is not None and flow.steps[state.step].number is not None:
+                text, payload = "15", None
+            else:
+                text, payload = "texte", None
+            result = engine.step(state, text, now=now, payload=payload)
+            steps.append(Step(text, payload, len(result.replies)))
+        if result.outcome is not None and result.outcome.kind == "handoff":
+            last = steps[-1]
+            steps[-1] = Step(last.text, last.payload, last.replies + 1)  # + "you are in the queue"
+            if steps not in found:
+                found.append(steps)
+        if len(found) >= count:
+            break
+    if not found:
+        raise SystemExit("bench: no walk of flows.yaml reaches a hand-off")
+    return found
+
+
+def floor_walks(walks_: list[list[Step]]) -> list[list[Step]]:
+    return [[Step(s.text, s.payload, 1) for s in walk] for walk in walks_]  # the floor answers once each
+
+
+# ----- the fake provider, with reply times ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Sender:
+    expected: int = 0
+    received: int = 0
+    waiting_since: float | None = None  # the last message sent and not yet answered
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Provider(FakeGraphAPI):
+    """The fake Graph API noting, per recipient, the replies and the time from the webhook to the first one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.senders: dict[str, Sender] = {}
+        self.reply_latency: list[float] = []
+
+    async def _messages(self, request: web.Request) -> web.Response:
+        response = await super()._messages(request)
+        body = await request.json()
+        sender = self.senders.get(body.get("recipient", {}).get("id", ""))
+        if sender is not None and "message" in body:
+            sender.received += 1
+            if sender.waiting_since is not None:
+                self.reply_latency.append(time.perf_counter() - sender.waiting_since)
+                sender.waiting_since = None
+            sender.arrived.set()
+        self.requests.clear()  # the bench keeps its own account; the log would only grow
+        return response
+
+    def sent(self, sender_id: str, step: Step, at: float) -> Sender:
+        sender = self.senders.setdefault(sender_id, Sender())
+        if sender.waiting_since is not None:  # the previous message still unanswered: at least this late
+            self.reply_latency.append(at - sender.waiting_since)
+        sender.expected += step.replies
+        sender.waiting_since = at
+        return sender
+
+    def account(self) -> tuple[int, int]:
+        """(duplicates, losses) over every sender so far."""
+        extra = sum(max(0, s.received - s.expected) for s in self.senders.values())
+        missing = sum(max(0, s.expected - s.received) for s in self.senders.values())
+        return extra, missing
+
+    async def drain(self, quiet: float = 5.0, limit: float = 60.0) -> None:
+        """Wait until every expected reply came, or none came for ``quiet`` seconds."""
+        deadline, last, seen = time.monotonic() + limit, time.monotonic(), -1
+        while time.monotonic() < deadline:
+            total = sum(s.received for s in self.senders.values())
+            if self.account()[1] == 0:
+                return
+            if total != seen:
+                seen, last = total, time.monotonic()
+            elif time.monotonic() - last > quiet:
+                return
+            await asyncio.sleep(0.1)
+
+
+# ----- the servers --------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Redis:
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(exist_ok=True)
+        self.port = free_port()
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise SystemExit("bench: redis-server is not on PATH (make system-deps)")
+        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                   "--dir", str(directory), "--logfile", str(directory / "redis.log")]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def command(self, *args: str) -> str:
+        out = subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True, check=True)
+        return out.stdout
+
+    def used_memory(self) -> int:
+        return int(re.search(r"used_memory:(\d+)", self.command("INFO", "memory")).group(1))  # type: ignore[union-attr]
+
+    def keys(self) -> int:
+        return int(self.command("DBSIZE").strip())
+
+    def breakdown(self, conversations: int) -> str:
+        """Bytes per conversation by kind of key (the key's name with ids and numbers taken out)."""
+        import redis
+
+        client = redis.Redis(port=self.port)
+        sizes: dict[str, int] = {}
+        try:
+            names = list(client.scan_iter(count=1000))
+            with client.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.memory_usage(name, samples=0)
+                usages = pipe.execute()
+        finally:
+            client.close()
+        for name, usage in zip(names, usages, strict=True):
+            kind = re.sub(r"\{[^}]*\}", "{…}", name.decode(errors="replace"))
+            kind = re.sub(r":[^:{}]{12,}", ":…", kind)
+            sizes[kind] = sizes.get(kind, 0) + int(usage or 0)
+        top = sorted(sizes.items(), key=lambda pair: -pair[1])[:8]
+        return ", ".join(f"{kind} {size / conversations:,.0f} B" for kind, size in top)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+class Server:
+    """A server process (the floor or ``gateway serve``) on a free port."""
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str], log: Path) -> None:
+        self.name, self.port = name, free_port()
+        command = [part.replace("{port}", str(self.port)) for part in command]
+        self._log = log.open("w")
+        self.process = subprocess.Popen(command, env={**os.environ, **env}, cwd=ROOT, stdout=self._log,
+                                        stderr=subprocess.STDOUT)  # fmt: skip
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    async def ready(self, session: ClientSession) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"bench: {self.name} exited ({self.process.returncode}), see {self._log.name}")
+            try:
+                async with session.get(self.url + "/healthz") as response:
+                    if response.status == 200:
+                        return
+            except ClientError:
+                pass
+            await asyncio.sleep(0.1)
+        raise SystemExit(f"bench: {self.name} did not start")
+
+    def problems(self) -> str:
+        """The log's warnings and errors, counted by their first words (the gateway logs no message text)."""
+        counts: dict[str, int] = {}
+        for line in Path(self._log.name).read_text(errors="replace").splitlines():
+            if " WARNING " in line or " ERROR " in line:
+                what = re.sub(r"[0-9a-f-]{8,}|\d+", "N", line.split(" ", 3)[-1])[:90]
+                counts[what] = counts.get(what, 0) + 1
+        top = sorted(counts.items(), key=lambda pair: -pair[1])[:4]
+        return "; ".join(f"{n}x {what}" for what, n in top) or "none"
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+# ----- the load -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    name: str
+    messages: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    ack: list[float] = field(default_factory=list)
+    cpu_ms: float = 0.0
+    redis_cpu_ms: float = 0.0
+    duplicates: int = 0
+    losses: int = 0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds else 0.0
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+class Load:
+    def __init__(self, session: ClientSession, provider: Provider, server: Server, script: list[list[Step]]) -> None:
+        self.session, self.provider, self.server, self.script = session, provider, server, script
+        self.ids = itertools.count()
+        self.ack: list[float] = []
+        self.errors = 0
+        self.error_kinds: dict[str, int] = {}
+        self.messages = 0
+        self.tag = f"{server.name[:2]}{os.getpid() % 1000}"
+
+    async def post(self, sender: str, step: Step, scheduled: float | None = None) -> Sender:
+        mid = f"m_{self.tag}_{next(self.ids)}"
+        document = messenger_body([messenger_message(sender, step.text, mid, quick_reply=step.payload)])
+        raw, headers = signed_messenger(SECRET, document)
+        started = time.perf_counter() if scheduled is None else scheduled
+        state = self.provider.sent(sender, step, started)
+        try:
+            async with self.session.post(self.server.url + "/webhooks/messenger", data=raw, headers=headers) as r:
+                await r.read()
+                ok, kind = r.status == 200, str(r.status)
+        except (ClientError, TimeoutError) as error:
+            ok, kind = False, type(error).__name__
+        if not ok:
+            self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
+        self.messages += 1
+        if ok:
+            self.ack.append(time.perf_counter() - started)
+        else:
+            self.errors += 1
+            state.expected -= step.replies  # refused: the sender would be asked to retry, nothing is due
+        return state
+
+    async def walk(self, sender: str, walk: list[Step]) -> float:
+        """One conversation to the hand-off, each message after the replies to the previous; the hand-off's ack."""
+        handoff = 0.0
+        for step in walk:
+            before = len(self.ack)
+            state = await self.post(sender, step)
+            handoff = self.ack[-1] if len(self.ack) > before else float("nan")
+            while state.received < state.expected:
+                state.arrived.clear()
+                try:
+                    await asyncio.wait_for(state.arrived.wait(), REPLY_TIMEOUT)
+                except TimeoutError:
+                    return handoff
+        return handoff
+
+    async def closed(self, conversations: int, concurrency: int, offset: int) -> None:
+        numbers = iter(range(offset, offset + conversations))
+
+        async def walker() -> None:
+            for n in numbers:
+                await self.walk(f"{self.tag}{n}", self.script[n % len(self.script)])
+
+        await asyncio.gather(*(walker() for _ in range(concurrency)))
+
+    async def opened(self, rate: float, duration: float, gap: float, offset: int) -> None:
+        """Open loop: message k at start + k / rate whatever the answers; each conversation every ``gap`` s."""
+        slots = max(1, int(rate * gap))
+        numbers = itertools.count(offset)
+        walkers: list[tuple[str, list[Step], int]] = [("", [], 0)] * slots  # (sender, walk, next step)
+        pending: set[asyncio.Task[Sender]] = set()
+        start = time.perf_counter()
+        for k in range(int(rate * duration)):
+            at = start + k / rate
+            delay = at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sender, walk, index = walkers[k % slots]
+            if index >= len(walk):  # a new conversation in this slot
+                n = next(numbers)
+                sender, walk, index = f"{self.tag}o{n}", self.script[n % len(self.script)], 0
+            walkers[k % slots] = (sender, walk, index + 1)
+            task = asyncio.create_task(self.post(sender, walk[index], scheduled=at))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        if pending:
+            await asyncio.wait(pending)
+
+
+async def measure(
+    name: str, server: Server, redis: Redis | None, run: Callable[[], Awaitable[None]], load: Load
+) -> Figures:
+    provider = load.provider
+    provider.reply_latency.clear()
+    load.ack.clear()
+    load.error_kinds.clear()
+    load.errors = load.messages = 0
+    dup0, loss0 = provider.account()
+    cpu0 = cpu_seconds(server.process.pid)
+    rcpu0 = cpu_seconds(redis.process.pid) if redis else 0.0
+    own0 = cpu_seconds(os.getpid())
+    started = time.perf_counter()
+    await run()
+    seconds = time.perf_counter() - started
+    await provider.drain()
+    dup, loss = provider.account()
+    figures = Figures(name, load.messages, load.errors, seconds, list(load.ack))
+    figures.extra["reply"] = f"{pct(provider.reply_latency, 0.5):.1f} / {pct(provider.reply_latency, 0.99):.1f} ms"
+    figures.cpu_ms = (cpu_seconds(server.process.pid) - cpu0) * 1000 / max(1, load.messages)
+    figures.extra["load"] = f"{(cpu_seconds(os.getpid()) - own0) / seconds * 100:.0f} %"
+    if redis:
+        figures.redis_cpu_ms = (cpu_seconds(redis.process.pid) - rcpu0) * 1000 / max(1, load.messages)
+    figures.duplicates, figures.losses = dup - dup0, loss - loss0
+    figures.extra["errors"] = ", ".join(f"{n}x {kind}" for kind, n in sorted(load.error_kinds.items()))
+    return figures
+
+
+def show(figures: Figures) -> None:
+    ack = f"{pct(figures.ack, 0.5):.1f} / {pct(figures.ack, 0.99):.1f} ms"
+    print(f"  {figures.name:<34} {figures.rate:8.0f} msg/s   ack p50/p99 {ack:<18}"
+          f" reply p50/p99 {figures.extra['reply']:<20} cpu {figures.cpu_ms:.2f} ms/msg"
+          f" (+redis {figures.redis_cpu_ms:.2f})   errors {figures.errors}  dup {figures.duplicates}"
+          f"  lost {figures.losses}", flush=True)  # fmt: skip
+    print(f"    load     the load generator and fake provider used {figures.extra['load']} of a core")
+    if figures.extra.get("errors"):
+        print(f"    errors   {figures.extra['errors']}")
+
+
+# ----- one server ------------------------------------------------------------------------------------------------
+
+
+def gateway_env(store: str, flows: Path, provider: Provider) -> dict[str, str]:
+    return {
+        "GATEWAY_STORE": store, "GATEWAY_FLOWS": str(flows), "GATEWAY_SECRET_KEY": "bench-secret-key",
+        "MESSENGER_APP_SECRET": SECRET, "MESSENGER_PAGE_ACCESS_TOKEN": "bench-token",
+        "MESSENGER_VERIFY_TOKEN": "bench-verify", "MESSENGER_API_URL": provider.url,
+        "GATEWAY_LOG_LEVEL": "INFO",
+        # Every connection of the load comes from 127.0.0.1, as behind a load balancer: no per-address cap.
+        "GATEWAY_MAX_CONNECTIONS_PER_ADDRESS": "100000",
+    }  # fmt: skip
+
+
+async def handoff_latency(load: Load, offset: int) -> str:
+    """The hand-off webhook's acknowledgement, one conversation at a time (nothing else running): median."""
+    samples = [await load.walk(f"{load.tag}h{offset + n}", load.script[n % len(load.script)])
+               for n in range(HANDOFF_SAMPLES)]  # fmt: skip
+    return f"{statistics.median(samples) * 1000:.1f} ms"
+
+
+async def bench_gateway(
+    args: argparse.Namespace, kind: str, work: Path, session: ClientSession, provider: Provider,
+    script: list[list[Step]], flows: Path,
+) -> tuple[Figures, Figures]:
+    redis = Redis(work / f"redis-{kind}") if kind == "redis" else None
+    db = work / "gateway.sqlite3"
+    store = redis.url if redis else f"sqlite:///{db}"
+    if redis:
+        await asyncio.sleep(0.5)
+    server = Server(f"gateway/{kind}", [sys.executable, "-m", "gateway.cli", "serve", "--port", "{port}"],
+                    gateway_env(store, flows, provider), work / f"gateway-{kind}.log")  # fmt: skip
+    try:
+        await server.ready(session)
+        load = Load(session, provider, server, script)
+        await load.walk(f"{load.tag}warm", script[0])
+        rss0 = rss_mb(server.process.pid)
+        memory0 = redis.used_memory() if redis else 0
+        keys0 = redis.keys() if redis else 0
+        first = min(1000, args.open)
+        closed = await measure(f"gateway on {kind}, closed loop", server, redis,
+                               lambda: load.closed(first, args.connections, 0), load)  # fmt: skip
+        at_1000 = await handoff_latency(load, 0)
+        rest = max(0, args.open - first - HANDOFF_SAMPLES)
+        if rest:
+            more = await measure("", server, redis, lambda: load.closed(rest, args.connections, first), load)
+            closed = combine(closed, more)
+        at_open = await handoff_latency(load, HANDOFF_SAMPLES)
+        handed_off = first + rest + 2 * HANDOFF_SAMPLES + 1
+        closed.extra["rss"] = f"{rss0:.0f} MB at 0, {rss_mb(server.process.pid):.0f} MB at {handed_off:,}"
+        closed.extra["handoff"] = f"{at_1000} at {first + HANDOFF_SAMPLES + 1:,} open, {at_open} at {handed_off:,}"
+        if redis:
+            per = (redis.used_memory() - memory0) / handed_off
+            keys = (redis.keys() - keys0) / handed_off
+            closed.extra["bytes"] = f"Redis {per / 1024:.1f} KB and {keys:.1f} keys per handed-off conversation"
+            closed.extra["keys"] = redis.breakdown(handed_off)
+        else:
+            with sqlite3.connect(db) as conn:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            closed.extra["bytes"] = f"SQLite {db.stat().st_size / handed_off / 1024:.1f} KB per handed-off conversation"
+        show(closed)
+        for key in ("bytes", "keys", "rss", "handoff"):
+            if key in closed.extra:
+                print(f"    {key:<8} {closed.extra[key]}")
+        opened = await measure(f"gateway on {kind}, open loop {args.rate:.0f}/s", server, redis,
+                               lambda: load.opened(args.rate, args.duration, args.gap, 10**6), load)  # fmt: skip
+        show(opened)
+        print(f"    log      {server.problems()}")
+        return closed, opened
+    finally:
+        server.stop()
+        if redis:
+            redis.stop()
+
+
+def combine(a: Figures, b: Figures) -> Figures:
+    merged = Figures(a.name, a.messages + b.messages, a.errors + b.errors, a.seconds + b.seconds, a.ack + b.ack)
+    total = max(1, merged.messages)
+    merged.cpu_ms = (a.cpu_ms * a.messages + b.cpu_ms * b.messages) / total
+    merged.redis_cpu_ms = (a.redis_cpu_ms * a.messages + b.redis_cpu_ms * b.messages) / total
+    merged.duplicates, merged.losses = a.duplicates + b.duplicates, b.losses
+    merged.extra = {**a.extra}
+    return merged
+
+
+async def bench_floor(
+    args: argparse.Namespace, work: Path, session: ClientSession, provider: Provider, script: list[list[Step]]
+) -> tuple[Figures, Figures]:
+    redis = Redis(work / "redis-floor")
+    await asyncio.sleep(0.5)
+    server = Server("floor", [sys.executable, str(ROOT / "bench" / "floor.py"), "{port}", redis.url, provider.url,
+                              SECRET], {}, work / "floor.log")  # fmt: skip
+    try:
+        await server.ready(session)
+        load = Load(session, provider, server, floor_walks(script))
+        closed = await measure("floor, closed loop", server, redis,
+                               lambda: load.closed(args.floor_conversations, args.connections, 0), load)  # fmt: skip
+        show(closed)
+        opened = await measure(f"floor, open loop {args.rate:.0f}/s", server, redis,
+                               lambda: load.opened(args.rate, args.duration, args.gap, 10**6), load)  # fmt: skip
+        show(opened)
+        return closed, opened
+    finally:
+        server.stop()
+        redis.stop()
+
+
+def ratios(floor: Figures, gateway: Figures) -> str:
+    cpu_floor = floor.cpu_ms + floor.redis_cpu_ms
+    cpu_gateway = gateway.cpu_ms + gateway.redis_cpu_ms
+    return (f"  {gateway.name:<34} msg/s {gateway.rate / floor.rate:.2f}x the floor, ack p99"
+            f" {pct(gateway.ack, 0.99) / pct(floor.ack, 0.99):.1f}x, cpu per message {cpu_gateway / cpu_floor:.1f}x")
+
+
+async def main(args: argparse.Namespace) -> None:
+    flows_text = bench_flows((ROOT / "flows.yaml").read_text(encoding="utf-8"))
+    script = walks(flows_text)
+    per_walk = statistics.mean(len(w) for w in script)
+    print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()},"
+          f" {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average {os.getloadavg()[0]:.1f}")
+    print(f"walks: {len(script)} to the hand-off, {per_walk:.1f} messages each; {args.connections} connections;"
+          f" open loop {args.rate:.0f} msg/s for {args.duration:.0f} s, each conversation every {args.gap} s\n")
+    with tempfile.TemporaryDirectory(prefix="gateway-bench-") as directory:
+        work = Path(directory)
+        flows = work / "flows.yaml"
+        flows.write_text(flows_text, encoding="utf-8")
+        timeout = ClientTimeout(total=60)
+        async with Provider() as provider, ClientSession(
+            connector=TCPConnector(limit=args.connections * 4), timeout=timeout
+        ) as session:
+            floor = await bench_floor(args, work, session, provider, script)
+            results = {}
+            for kind in args.stores:
+                results[kind] = await bench_gateway(args, kind, work, session, provider, script, flows)
+        print("\nratios (same run):")
+        for closed, opened in results.values():
+            print(ratios(floor[0], closed))
+            print(ratios(floor[1], opened))
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--open", type=int, default=10_000, help="conversations handed off before the last"
+                        " hand-off latency and RSS figures (default 10,000)")  # fmt: skip
+    parser.add_argument("--floor-conversations", type=int, default=1000)
+    parser.add_argument("--connections", type=int, default=32, help="closed loop: conversations at once")
+    parser.add_argument("--rate", type=float, default=1000.0, help="open loop: messages per second offered")
+    parser.add_argument("--duration", type=float, default=30.0, help="open loop: seconds")
+    parser.add_argument("--gap", type=float, default=1.0, help="open loop: seconds between one sender's messages")
+    parser.add_argument("--stores", nargs="+", default=["redis", "sqlite"], choices=["redis", "sqlite"])
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    arguments = parse()
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main(arguments))
+    else:
+        uvloop.run(main(arguments))
