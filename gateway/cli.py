@@ -375,6 +375,10 @@ def _understanding_train(args: argparse.Namespace) -> int:
     for threshold, (recall, false_alarms) in report.at.items():
         figures = ", ".join(f"{k} {v:.0%}" for k, v in recall.items())
         print(f"  at {threshold:.1f}: any-risk recall {figures}; false alarms on none {false_alarms:.0%}")
+    chosen = ", ".join(f"{k} {v:.2f}" for k, v in report.chosen.items())
+    figures = ", ".join(f"{k} {v:.0%}" for k, v in report.chosen_recall.items())
+    print(f"thresholds per class for {report.chosen_target:.0%} cross-validated recall: {chosen}")
+    print(f"  at them: any-risk recall {figures}; false alarms on none {report.chosen_false_alarms:.0%}")
     print(f"wrote {args.output}")
     return 0
 

@@ -9,6 +9,9 @@ starts from zero weights, so one corpus, one seed and one embedder always give t
    held-out corpus is never read here: it measures generalisation in ``bench/understanding.py``).
 3. Report, from the out-of-fold probabilities, the recall per risk class and the false alarms on ``none`` at a
    few thresholds: what flows.yaml's ``understanding:`` thresholds would give (they decide, not the weights).
+   Also choose one threshold per risk class (``choose_thresholds``): the highest that keeps the class's
+   cross-validated recall at ``TARGET_RECALL``, relaxed one point at a time while the false alarms on ``none``
+   exceed ``MAX_FALSE_ALARMS``. flows.yaml's thresholds are copied from this choice by hand.
 4. Fit the three heads on the whole training corpus and write the weights.
 """
 
@@ -29,6 +32,9 @@ from gateway.understanding.features import features
 L2_GRID = (1e-4, 3e-4, 1e-3)
 FOLDS = 5
 REPORTED_THRESHOLDS = (0.2, 0.3, 0.4, 0.5)
+TARGET_RECALL = 0.97  # cross-validated recall per risk class the chosen thresholds aim at
+MAX_FALSE_ALARMS = 0.10  # share of ``none`` messages the chosen thresholds may flag
+THRESHOLD_GRID = tuple(round(0.05 * k, 2) for k in range(1, 20))  # 0.05 … 0.95
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,10 @@ def load_corpus(path: Path) -> list[Example]:
 class Report:
     l2: float
     at: dict[float, tuple[dict[str, float], float]]  # threshold → (cross-validated recall per class, false alarms)
+    chosen: dict[str, float]  # risk class → threshold chosen by ``choose_thresholds``
+    chosen_recall: dict[str, float]  # cross-validated any-risk recall per class at the chosen thresholds
+    chosen_false_alarms: float
+    chosen_target: float  # the recall target the chosen thresholds reach (TARGET_RECALL unless relaxed)
 
 
 def stratified_folds(labels: Sequence[str], folds: int, seed: int) -> list[np.ndarray]:
@@ -97,6 +107,29 @@ def evaluate(
     return recall, float(flagged[none].mean()) if none.any() else 0.0
 
 
+def choose_thresholds(
+    classes: Sequence[str], p: Matrix, labels: Sequence[str]
+) -> tuple[dict[str, float], float]:
+    """One threshold per risk class from out-of-fold probabilities: the highest of ``THRESHOLD_GRID`` at which the
+    class's own score still flags ``target`` of its messages (the lowest of the grid when none does), starting at
+    ``TARGET_RECALL`` and lowering the target one point at a time while the false alarms exceed
+    ``MAX_FALSE_ALARMS``. Returns the thresholds and the target they reach."""
+    truth = np.array(labels)
+    target = TARGET_RECALL
+    while True:
+        chosen = {}
+        for risk in RISKS:
+            if risk is Risk.NONE or risk.value not in classes:
+                continue
+            scores = p[truth == risk.value, classes.index(risk.value)]
+            meeting = [t for t in THRESHOLD_GRID if scores.size and float((scores >= t).mean()) >= target]
+            chosen[risk.value] = max(meeting) if meeting else THRESHOLD_GRID[0]
+        _, false_alarms = evaluate(classes, p, labels, [(Risk(r), t) for r, t in chosen.items()])
+        if false_alarms <= MAX_FALSE_ALARMS or target <= 0.5:
+            return chosen, target
+        target = round(target - 0.01, 2)
+
+
 def train(
     examples: Sequence[Example], embedder: Embedder, *, seed: int = 7, log: Callable[[str], None] = print
 ) -> tuple[Classifier, Report]:
@@ -114,10 +147,12 @@ def train(
     assert best is not None
     _, l2, classes, p = best
     at = {t: evaluate(classes, p, risks, [(r, t) for r in RISKS]) for t in REPORTED_THRESHOLDS}
+    chosen, target = choose_thresholds(classes, p, risks)
+    chosen_recall, chosen_false_alarms = evaluate(classes, p, risks, [(Risk(r), t) for r, t in chosen.items()])
     classifier = Classifier(
         model_name=embedder.name,
         risk=Head.fit(x, risks, l2=l2),
         topic=Head.fit(x, [e.topic for e in examples], l2=l2),
         third_party=Head.fit(x, ["yes" if e.third_party else "no" for e in examples], l2=l2),
     )
-    return classifier, Report(l2, at)
+    return classifier, Report(l2, at, chosen, chosen_recall, chosen_false_alarms, target)

@@ -16,7 +16,14 @@ from gateway.errors import ModelError
 from gateway.flows.reading import RISKS, Risk
 from gateway.understanding import Classifier, load_model
 from gateway.understanding.embedder import Embedder, Vectors
-from gateway.understanding.training import load_corpus, train
+from gateway.understanding.training import (
+    MAX_FALSE_ALARMS,
+    TARGET_RECALL,
+    choose_thresholds,
+    evaluate,
+    load_corpus,
+    train,
+)
 
 
 class WordHashes:
@@ -111,3 +118,29 @@ def test_a_corpus_line_that_is_not_json_names_its_line(tmp_path: Path) -> None:
 
 def test_the_shipped_embedder_fits_the_protocol() -> None:
     assert isinstance(WordHashes(), Embedder)
+
+
+def test_thresholds_are_chosen_per_class_for_the_recall_target_within_the_false_alarms() -> None:
+    classes = ("abuse_home", "imminent_danger", "none", "self_harm", "suicide")
+    rows, labels = [], []
+    for k in range(100):  # suicide scores spread from 0.01 to 1.00: 97 % of them reach 0.04 and above
+        rows.append([0, 0, 0, 0, (k + 1) / 100])
+        labels.append("suicide")
+    for risk in ("abuse_home", "imminent_danger", "self_harm"):  # every message of these classes scores 0.9
+        for _ in range(10):
+            rows.append([0.9 if c == risk else 0 for c in classes])
+            labels.append(risk)
+    for k in range(100):  # none messages: suicide scores 0 … 0.47, so a low suicide threshold flags many
+        rows.append([0, 0, 1, 0, k / 210])
+        labels.append("none")
+    p = np.array(rows, dtype=float)
+
+    chosen, target = choose_thresholds(classes, p, labels)
+    recall, false_alarms = evaluate(classes, p, labels, [(Risk(r), t) for r, t in chosen.items()])
+    assert chosen["abuse_home"] == chosen["imminent_danger"] == chosen["self_harm"] == 0.9
+    assert false_alarms <= MAX_FALSE_ALARMS  # the suicide target was relaxed until the false alarms fit
+    assert target < TARGET_RECALL and recall["suicide"] >= target and chosen["suicide"] == 0.45
+
+    separable = np.array([[0, 0, 0, 0, 0.8]] * 10 + [[0, 0, 1, 0, 0.1]] * 10)
+    chosen, target = choose_thresholds(classes, separable, ["suicide"] * 10 + ["none"] * 10)
+    assert target == TARGET_RECALL and chosen["suicide"] == 0.8
