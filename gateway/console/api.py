@@ -231,13 +231,18 @@ class ListenerAPI:
     # ----- live events ------------------------------------------------------------------------------------
 
     async def events(self, request: web.Request) -> web.WebSocketResponse:
-        """Every store event, live: queue changes, new entries, statuses, deliveries, typing."""
+        """Every store event, live: queue changes, new entries, statuses, deliveries, typing.
+
+        The listener is counted online (presence) while one of these sockets is open, except those of pages that
+        only watch (``?watch=1``: the supervision board), since nobody there answers young people.
+        """
         ws = web.WebSocketResponse(heartbeat=25)
         await ws.prepare(request)
         name = request[LISTENER].name
         writer = SocketWriter(ws, request, surface="console", metrics=self.metrics)
         self.open.add(writer)
-        self.presence.connections[name] += 1
+        counted = request.query.get("watch") != "1"
+        self.presence.connections[name] += counted
         self.live.sockets.add(writer)
         try:
             writer.offer({"type": "hello", "at": time.time()})
@@ -246,7 +251,7 @@ class ListenerAPI:
                 pass
         finally:
             # aiohttp may cancel this handler once the peer has gone: count first, then clean up shielded.
-            self.presence.connections[name] -= 1
+            self.presence.connections[name] -= counted
             self.live.sockets.discard(writer)
             await asyncio.shield(self._after_events(writer))
         return ws

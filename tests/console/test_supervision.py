@@ -3,6 +3,7 @@ flow diagram; bad periods are 400."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from typing import Any
@@ -87,3 +88,23 @@ async def test_the_flow_diagram_is_svg_or_mermaid(client: TestClient) -> None:  
     assert b"<svg" in await svg.read()
     mermaid = await client.get("/api/flow/diagram.mmd")
     assert mermaid.status == 200 and (await mermaid.text()).startswith("flowchart")
+
+
+async def test_a_supervisor_watching_the_board_is_not_a_listener_online(client: TestClient) -> None:  # type: ignore[type-arg]
+    await add_listener(client, "sam", supervisor=True)
+    await login(client, "sam")
+
+    async def online() -> int:
+        return int((await (await client.get("/api/supervision")).json())["live"]["listeners_online"])
+
+    async with client.ws_connect("/api/events?watch=1") as board:
+        assert (await board.receive_json(timeout=10))["type"] == "hello"
+        assert await online() == 0
+        async with client.ws_connect("/api/events") as console:
+            assert (await console.receive_json(timeout=10))["type"] == "hello"
+            assert await online() == 1
+        for _ in range(200):  # the console's socket closing is seen by the server a moment later
+            if await online() == 0:
+                break
+            await asyncio.sleep(0.025)
+        assert await online() == 0

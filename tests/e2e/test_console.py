@@ -186,7 +186,7 @@ async def test_a_supervisor_sees_the_figures_move(
     helper = await browser.new_context(viewport={"width": 1280, "height": 820}, locale="fr-FR")
     try:
         anne = await log_in(helper, server, "anne")
-        await expect(board.locator("#live-online")).to_have_text("2")
+        await expect(board.locator("#live-online")).to_have_text("1")  # anne: sam only watches the board
         await anne.locator("#waiting .card .take").click()
         await expect(board.locator("#live-waiting")).to_have_text("0")
         await expect(board.locator("#live-progress")).to_have_text("1")

@@ -99,7 +99,7 @@ async def test_console_and_supervision_screenshots(
         await board.goto(str(server.make_url("/console/supervision")))
         await expect(board.locator("#live-waiting")).to_have_text("2")
         await expect(board.locator("#total")).to_have_text("4")
-        await expect(board.locator("#live-online")).to_have_text("2")  # anne's desk and claire
+        await expect(board.locator("#live-online")).to_have_text("1")  # anne's desk: claire only watches the board
         await expect(board.locator("#diagram img")).to_have_js_property("complete", True)
         await board.screenshot(path=str(out / "supervision.png"), full_page=True)
     finally:

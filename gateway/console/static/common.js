@@ -69,12 +69,13 @@
   }
 
   /* The live events socket, reconnecting with a growing delay; onOpen also runs after a reconnection and on
-     "resync" (the server may have missed events: the page reloads what it shows). */
+     "resync" (the server may have missed events: the page reloads what it shows). handlers.watch: a page that
+     only watches (supervision) and is not counted as a listener online. */
   function events(handlers) {
     var delay = 500;
     function connect() {
       var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-      var ws = new WebSocket(scheme + location.host + "/api/events");
+      var ws = new WebSocket(scheme + location.host + "/api/events" + (handlers.watch ? "?watch=1" : ""));
       ws.onmessage = function (message) {
         var event;
         try { event = JSON.parse(message.data); } catch (e) { return; }

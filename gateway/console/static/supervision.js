@@ -22,6 +22,7 @@
   loadFigures(true);
   loadFlow();
   HG.events({
+    watch: true,  // a supervisor watching the board is not a listener online
     onOpen: function () { connection(true); refresh(); },
     onEvent: function (event) {
       if (event.type === "queue" || event.type === "status") { refresh(); }
