@@ -1,4 +1,5 @@
 # Two commands on a fresh machine: `make run` and `make test` (see README.md).
+# `make run PORT=9000 HOST=0.0.0.0` serves on another port, or on every interface.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
