@@ -81,7 +81,8 @@ async def create_app(
 ) -> web.Application:
     """``understanding`` loads the embedded model (default: the shipped one; tests inject a failing one)."""
     metrics = Metrics()
-    flows = FlowSet(Path(settings.flows), on_reload=lambda r: metrics.reloads.labels("ok" if r.ok else "refused").inc())
+    flows = FlowSet(Path(settings.flows), on_reload=lambda r: metrics.reloads.labels("ok" if r.ok else "refused").inc(),
+                    always_open=bool(settings.dev_always_open))
     flows.reload()
     if flows.current is None:  # refuse to start on an invalid flow: the problems were logged by reload()
         problems = list(flows.last_reload.problems) if flows.last_reload else []

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.errors import FlowValidationError
 from gateway.flows.engine import Engine
-from gateway.flows.loader import load_file
+from gateway.flows.loader import LoadedFlow, load_file
+from gateway.flows.model import ALWAYS_SCHEDULE
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class FlowSet:
     engines: dict[str, Engine] = field(default_factory=dict)
     last_reload: ReloadResult | None = None
     on_reload: Callable[[ReloadResult], None] = lambda result: None
+    always_open: bool = False  # development only (GATEWAY_DEV_ALWAYS_OPEN): every queue open at any hour
     _mtime: float = 0.0
 
     def reload(self) -> ReloadResult:
@@ -47,7 +49,8 @@ class FlowSet:
         now = datetime.now(UTC)
         self._mtime = self._stat()
         try:
-            engine = Engine(load_file(self.path))
+            loaded = load_file(self.path)
+            engine = Engine(open_every_queue(loaded) if self.always_open else loaded)
         except FlowValidationError as exc:
             self.last_reload = ReloadResult(now, False, self.version, tuple(exc.problems))
             log.warning("flow reload refused: %d problem(s); still serving %s", len(exc.problems), self.version)
@@ -59,6 +62,8 @@ class FlowSet:
         self.current = self.engines[engine.version]
         self.last_reload = ReloadResult(now, True, engine.version)
         log.info("flow %s loaded from %s", engine.version, self.path)
+        if self.always_open:
+            log.warning("GATEWAY_DEV_ALWAYS_OPEN=1: every queue is open whatever its hours (never in production)")
         self.on_reload(self.last_reload)
         return self.last_reload
 
@@ -84,3 +89,11 @@ class FlowSet:
             return self.path.stat().st_mtime
         except OSError:
             return -1.0
+
+
+
+def open_every_queue(loaded: LoadedFlow) -> LoadedFlow:
+    """The same flow with every queue on the built-in ``always`` schedule (its version marked ``+open``)."""
+    queues = {name: q.model_copy(update={"schedule": ALWAYS_SCHEDULE}) for name, q in loaded.flow.queues.items()}
+    flow = loaded.flow.model_copy(update={"queues": queues})
+    return replace(loaded, flow=flow, version=loaded.version + "+open")

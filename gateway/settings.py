@@ -49,6 +49,7 @@ class Settings:
     secret_key: str = ""
     max_body_bytes: int = 1_000_000
     quick_exit_url: str = "https://www.google.com/search?q=meteo"
+    dev_always_open: int = 0  # 1: every queue open whatever flows.yaml's hours, to try the hand-off at night (dev only)
     log_level: str = "INFO"
     outbox_base_delay: float = 1.0
     outbox_max_attempts: int = 8
@@ -119,6 +120,8 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        if self.dev_always_open not in (0, 1):
+            raise ConfigError("GATEWAY_DEV_ALWAYS_OPEN must be 0 or 1")
         if not (self.store.startswith("sqlite:///") or self.store.startswith(("redis://", "rediss://"))):
             raise ConfigError("GATEWAY_STORE must start with sqlite:/// or redis://")
         if not self.public_url.startswith(("http://", "https://")):

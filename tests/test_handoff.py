@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import STORE
 from gateway.console.auth import hash_password
 from gateway.conversation import Priority
+from gateway.errors import ConfigError
+from gateway.settings import Settings
 from gateway.store import Listener
-from tests.conftest import PASSWORD, Clock, login
+from tests.conftest import PASSWORD, AppFactory, Clock, login
 from tests.test_webchat import WALK_TO_QUEUE, bot_texts, hello, say
 
 Client = TestClient  # type: ignore[type-arg]
@@ -84,3 +88,32 @@ async def test_the_pace_of_the_last_hour_replaces_the_average(client: Client, cl
         clock.advance(hours=2)  # the pace is from too long ago: back to the flow's figure
         later = await queued_message(client, "e")
         assert "position 2" in later and "environ 24 minutes" in later
+
+
+async def test_the_dev_setting_opens_every_queue_at_night(
+    make_client: AppFactory, settings: Settings, clock: Clock
+) -> None:
+    clock.advance(hours=9, minutes=30)  # 23:30 in Paris: the line is closed
+    night = await make_client(settings)
+    assert "fermé" in await queued_or_closed(night, "a")
+    trying = await make_client(replace(settings, dev_always_open=1))
+    message = await queued_or_closed(trying, "b")
+    assert "position 1" in message and "fermé" not in message
+
+
+async def queued_or_closed(client: Client, person: str) -> str:
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws)
+        frames = []
+        for number, answer in enumerate(WALK_TO_QUEUE):
+            frames += await say(ws, f"{person}-{number}", answer)
+    return bot_texts(frames)[-1]
+
+
+def test_the_dev_setting_is_off_unless_set_and_checked() -> None:
+    assert Settings.from_env({}, env_file=None).dev_always_open == 0
+    assert Settings.from_env({"GATEWAY_DEV_ALWAYS_OPEN": "1"}, env_file=None).dev_always_open == 1
+    with pytest.raises(ConfigError, match="GATEWAY_DEV_ALWAYS_OPEN"):
+        Settings.from_env({"GATEWAY_DEV_ALWAYS_OPEN": "yes"}, env_file=None)
+    with pytest.raises(ConfigError, match="GATEWAY_DEV_ALWAYS_OPEN"):
+        Settings.from_env({"GATEWAY_DEV_ALWAYS_OPEN": "2"}, env_file=None)
