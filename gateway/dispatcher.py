@@ -324,7 +324,7 @@ class Dispatcher:
         await self.set_status(conversation, lifecycle.advance(conversation.status, action), now)
         position = await self.store.position(conversation.id) or 1
         language = self.language(conversation, engine)
-        if self._listeners_online() > 0:
+        if self.listeners_online() > 0:
             wait = await self.estimate_wait(engine, queue, position, now)
             queued = engine.message("queued", language, position=position, wait=wait)
         else:
@@ -365,6 +365,10 @@ class Dispatcher:
             return max(1, math.ceil(position * 60 / takes))
         average = engine.flow.queues[queue].average_minutes if queue in engine.flow.queues else 15
         return max(1, math.ceil(position * average / max(1, self._listeners_online())))
+
+    def listeners_online(self) -> int:
+        """Listeners with the console open now (supervisors only watching the board are not counted)."""
+        return self._listeners_online()
 
     def language(self, conversation: Conversation, engine: Engine) -> str:
         language = conversation.engine.get("language")

@@ -126,9 +126,10 @@ class Timers:
                 text = engine.closed_line(conversation.queue, language, now)
                 await self._say(conversation, engine, now, Reply(text))
                 conversation.engine = {**conversation.engine, "closed_notice": _stamp(conversation)}
-        else:
+        else:  # nobody online: say so again rather than promise a listener "as soon as possible"
             position = await self.store.position(conversation.id) or 1
-            text = engine.message("reassurance", language, position=position)
+            key = "reassurance" if self.dispatcher.listeners_online() > 0 else "queued_offline"
+            text = engine.message(key, language, position=position)
             await self._say(conversation, engine, now, Reply(text))
         minutes = engine.flow.timers.queue_reassurance_minutes
         await self.store.set_timer(conversation.id, "queue_reassure", now + timedelta(minutes=minutes))

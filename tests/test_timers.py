@@ -19,6 +19,7 @@ from gateway.conversation import Conversation, Status
 from gateway.messages import ChannelName
 from gateway.store import TranscriptEntry
 from tests.conftest import PARIS, Clock, add_listener, login
+from tests.test_handoff import listener_online
 from tests.test_webchat import WALK_TO_QUEUE, hello, say
 
 Client = TestClient  # type: ignore[type-arg]
@@ -104,13 +105,24 @@ async def test_waiting_in_the_queue_is_reassured_with_the_position(client: Clien
     lines = await bot_lines(client, conversation.id)
     assert "position 1" in lines[-1] and "Aucun·e écoutant·e" in lines[-1] and "17" in lines[-1]
 
-    clock.advance(minutes=6)
+    count = len(lines)
+    clock.advance(minutes=6)  # still nobody online: said again, never "a listener is coming"
 
-    async def reassured() -> bool:
-        return "On ne t'oublie pas" in (await bot_lines(client, conversation.id))[-1]
+    async def said_again() -> bool:
+        return len(await bot_lines(client, conversation.id)) > count
 
-    await fire_and_wait(client, reassured)
-    assert "position 1" in (await bot_lines(client, conversation.id))[-1]
+    await fire_and_wait(client, said_again)
+    again = (await bot_lines(client, conversation.id))[-1]
+    assert "position 1" in again and "Aucun·e écoutant·e" in again
+
+    async with listener_online(client):
+        clock.advance(minutes=6)
+
+        async def reassured() -> bool:
+            return "On ne t'oublie pas" in (await bot_lines(client, conversation.id))[-1]
+
+        await fire_and_wait(client, reassured)
+        assert "position 1" in (await bot_lines(client, conversation.id))[-1]
 
 
 async def test_a_queue_that_closes_while_waiting_sends_the_closed_line_once(client: Client, clock: Clock) -> None:

@@ -75,7 +75,7 @@
 
   /* Helpline numbers become tel: links (sms: for 114, the text line for the deaf) and http(s) URLs become links,
      built as DOM nodes: the text around them stays text. Only for the line's own texts, never the young person's. */
-  var LINKS = /(https?:\/\/[^\s<>"]+)|(^|[^\d\w+\/.,:-])(116[\s\u00a0]?006|116[\s\u00a0]?111|3114|3018|119|112|114|17)(?![\d\w]|[.,:]\d|\s?(?:ans?|years?|h\b|min|%|€))/gi;
+  var LINKS = /(https?:\/\/[^\s<>"]+)|(^|[^\d\w+.,:-])(116[\s\u00a0]?006|116[\s\u00a0]?111|3114|3018|119|112|114|17)(?![\d\w]|[.,:\/]\d|\s?(?:ans?|years?|h\b|min|%|€))/gi;
   var NOT_A_LINE = /(position|number|numéro|n°|#)\s*$/i;  // "position 17" is a place in line, not the police
 
   function linkify(node, text) {
