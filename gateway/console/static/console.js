@@ -32,12 +32,16 @@
     if (!state.me) { return; }
     fillSelects();
     renderQueue();
-    if (state.current) { renderConversation(false); }
+    if (state.current) { state.rebuild = true; renderConversation(false); }  // every label in the new language
   });
   setInterval(renderWaitingTimes, 15000);
   document.addEventListener("visibilitychange", function () { if (!document.hidden) { state.newArrival = false; title(); } });
 
-  function onConnected() { connection(true); loadQueue(); if (state.current) { openConversation(state.current.id); } }
+  function onConnected() {  // also after a reconnection: events (deliveries) may have been missed, redraw all
+    connection(true);
+    loadQueue();
+    if (state.current) { state.rebuild = true; openConversation(state.current.id); }
+  }
 
   function connection(on) {
     if (on === undefined) { return; }
@@ -240,12 +244,16 @@
     $("close-open").hidden = !(mine || c.status === "queued");
     $("composer").hidden = !(mine || c.status === "queued" || c.status === "with_listener");
     updateComposer();
-    clear($("transcript"));
-    state.shown = {};
-    var exchange = false;
+    if (changed || state.rebuild) {  // else only what is new: a screen reader announces each message once
+      clear($("transcript"));
+      state.shown = {};
+      state.exchange = false;
+    }
+    state.rebuild = false;
     c.transcript.forEach(function (entry) {
-      if (!exchange && (entry.author === "listener" || entry.author === "note")) {
-        exchange = true;
+      if (state.shown[entry.id]) { return; }
+      if (!state.exchange && (entry.author === "listener" || entry.author === "note")) {
+        state.exchange = true;
         $("transcript").appendChild(el("li", "divider", t("conv.exchange")));
       }
       appendEntry(entry);
