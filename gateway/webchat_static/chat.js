@@ -120,13 +120,16 @@
     bubble(entry.author, entry.text, entry.id, false);
     if (entry.author === "bot" || entry.author === "listener") {
       state.lastBot = entry;
-      renderChoices(entry.choices || []);
+      renderChoices(entry.choices || [], true);
       if (entry.author === "listener") { $("typing").hidden = true; }
     }
   }
 
-  function renderChoices(choices) {
+  /* Choices of the bot's last question. Answering by keyboard goes on: after a tapped choice, focus moves to the
+     next question's choices (or to the message box while the page has none to offer). */
+  function renderChoices(choices, fromBot) {
     var box = $("choices");
+    var follow = box.dataset.answered === "1" || box.contains(document.activeElement);
     Array.prototype.slice.call(box.querySelectorAll("button")).forEach(function (b) { b.remove(); });
     box.hidden = choices.length === 0;
     choices.forEach(function (choice) {
@@ -134,9 +137,16 @@
       button.type = "button";
       button.className = "choice";
       button.textContent = choice.label;
-      button.addEventListener("click", function () { send(choice.label, choice.value); });
+      button.addEventListener("click", function () { box.dataset.answered = "1"; send(choice.label, choice.value); });
       box.appendChild(button);
     });
+    if (!fromBot || !follow) { return; }
+    if (choices.length) {
+      box.dataset.answered = "";
+      box.querySelector("button").focus({ preventScroll: true });
+    } else if (document.activeElement === document.body && !$("composer").hidden) {
+      $("message-input").focus({ preventScroll: true });
+    }
   }
 
   function renderStatus() {
@@ -305,6 +315,7 @@
   function bind() {
     $("composer").addEventListener("submit", function (event) {
       event.preventDefault();
+      $("choices").dataset.answered = "";  // typing: the focus stays in the message box
       send($("message-input").value);
       $("message-input").value = "";
     });

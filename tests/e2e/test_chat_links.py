@@ -1,5 +1,6 @@
 """The web chat in a real Chromium: helpline numbers and URLs from the line are links (never in the young person's
-own words, never javascript:), and the quick exit (double Escape within 2 s) tells the listener at once."""
+own words, never javascript:), the quick exit (double Escape within 2 s) tells the listener at once, and answering
+by keyboard moves the focus on to the next question."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from gateway.settings import Settings
 from gateway.store import Listener
 from tests.conftest import PASSWORD, Clock
 from tests.e2e.conftest import ServerFactory
-from tests.e2e.test_chat import open_chat, type_answer, walk_to_queue
+from tests.e2e.test_chat import bot_messages, open_chat, type_answer, walk_to_queue
 from tests.e2e.test_console import add_listeners, log_in
 
 pytestmark = pytest.mark.browser
@@ -96,3 +97,25 @@ async def test_double_escape_within_two_seconds_leaves_and_tells_the_listener(
     system = listener.locator('#transcript .msg[data-author="system"] .text')
     await expect(system.last).to_contain_text("sortie rapide")
     await expect(listener.locator("#conv-meta")).to_contain_text("parti·e (sortie rapide)")
+
+
+async def test_answering_by_keyboard_moves_the_focus_to_the_next_question(
+    context: BrowserContext, server: TestServer
+) -> None:
+    page = await open_chat(context, server)
+    await page.get_by_role("button", name="Non", exact=True).focus()
+    await page.keyboard.press("Enter")
+    first = page.locator("#choices button").first
+    await expect(first).to_have_text("Français")
+    await expect(first).to_be_focused()  # on to the next question's choices
+    await page.keyboard.press("Enter")
+    await expect(bot_messages(page).last).to_contain_text("âge")
+    skip = page.locator("#choices button").first
+    await expect(skip).to_have_text("Je préfère pas dire")
+    await expect(skip).to_be_focused()  # the age question's only choice; Tab goes on to the message box
+    await page.keyboard.press("Tab")
+    await expect(page.locator("#message-input")).to_be_focused()
+    await page.keyboard.type("14")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("button", name="Pour moi")).to_be_visible()
+    await expect(page.locator("#message-input")).to_be_focused()  # typing: the focus stays where it is
