@@ -97,3 +97,22 @@ async def test_the_console_has_no_violation(context: BrowserContext, desk: Brows
     await listener.get_by_role("link", name="Supervision").click()
     await expect(listener.locator("#reload")).to_contain_text("réussi")
     await audit(listener, "/console/supervision")
+
+
+async def test_the_chat_at_400_percent_zoom_keeps_the_box_and_the_latest_message_usable(
+    browser: Browser, server: TestServer
+) -> None:
+    """1280 × 800 at 400 % is 320 × 200 CSS px: no sideways scrolling, the box and the latest message in sight."""
+    context = await new_context(browser, {"width": 320, "height": 200}, "light")
+    try:
+        page = await open_chat(context, server)
+        await walk_to_queue(page)
+        await expect(page.locator("#message-input")).to_be_in_viewport()
+        await expect(page.locator(".msg").last).to_be_in_viewport()
+        assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        await page.locator("#message-input").fill("toujours là")
+        await page.keyboard.press("Enter")
+        await expect(page.locator('.msg[data-author="user"]').last).to_be_in_viewport()
+        await audit(page, "/chat at 320 × 200 CSS px")
+    finally:
+        await context.close()
