@@ -14,19 +14,21 @@
       hint: "Appuie deux fois sur Échap pour quitter rapidement.", reconnecting: "Reconnexion…",
       queued: "En attente d'un·e écoutant·e — position ", withListener: "Un·e écoutant·e est avec toi.",
       confirmEnd: "Veux-tu vraiment terminer la conversation ?", bot: "Bot", listener: "Écoutant·e", you: "Toi",
-      error: "Ce message n'a pas pu être envoyé.", other: "English" },
+      error: "Ce message n'a pas pu être envoyé.", other: "English", pageTitle: "Chat d'écoute",
+      now: "à l'instant", ago: "il y a {n} min" },
     en: { title: "Need to talk?", end: "End", quickExit: "Quick exit", choices: "Suggested answers",
       typing: "A listener is typing…", ended: "Conversation ended.", newConversation: "New conversation",
       inputLabel: "Your message", placeholder: "Write your message…", send: "Send",
       hint: "Press Escape twice to leave quickly.", reconnecting: "Reconnecting…",
       queued: "Waiting for a listener — position ", withListener: "A listener is with you.",
       confirmEnd: "Do you really want to end the conversation?", bot: "Bot", listener: "Listener", you: "You",
-      error: "This message could not be sent.", other: "Français" }
+      error: "This message could not be sent.", other: "Français", pageTitle: "Helpline chat",
+      now: "just now", ago: "{n} min ago" }
   };
   var FINAL = { closed: 1, referred: 1, abandoned: 1 };
   var $ = function (id) { return document.getElementById(id); };
   var state = { ws: null, delay: 500, shown: {}, entries: [], lastBot: null, lang: storedLang(), typingTimer: null,
-    lastTyping: 0, status: "bot", escapes: 0, lastEscape: 0 };
+    lastTyping: 0, status: "bot", escapes: 0, lastEscape: 0, unread: 0, live: false };
   var ESCAPE_WINDOW_MS = 2000;
 
   function storedLang() {
@@ -41,6 +43,8 @@
     $("lang-toggle").textContent = state.lang === "fr" ? "EN" : "FR";
     $("lang-toggle").setAttribute("aria-label", t("other"));
     renderStatus();
+    renderTitle();
+    document.querySelectorAll("time.when").forEach(renderWhen);
   }
 
   function uuid() {
@@ -55,7 +59,25 @@
 
   /* ---------- rendering ---------- */
 
-  function bubble(author, text, id, isPending) {
+  /* When a message was written, relative while recent ("il y a 3 min"), else the clock; the exact time in
+     datetime. Refreshed every 30 s. */
+  function when(at) {
+    var time = document.createElement("time");
+    time.className = "when";
+    time.dateTime = at;
+    renderWhen(time);
+    return time;
+  }
+
+  function renderWhen(time) {
+    var at = new Date(time.dateTime);
+    var minutes = Math.floor((Date.now() - at.getTime()) / 60000);
+    if (isNaN(minutes)) { time.textContent = ""; return; }
+    time.textContent = minutes < 1 ? t("now") : minutes < 60 ? t("ago").replace("{n}", String(minutes))
+      : at.toLocaleTimeString(state.lang, { hour: "2-digit", minute: "2-digit" });
+  }
+
+  function bubble(author, text, id, isPending, at) {
     var el = document.createElement("div");
     el.className = "msg " + author + (isPending ? " pending" : "");
     if (id) { el.dataset.id = id; }
@@ -63,6 +85,8 @@
     var who = document.createElement("span");
     who.className = "who";
     who.textContent = author === "user" ? t("you") : author === "listener" ? t("listener") : t("bot");
+    who.appendChild(document.createTextNode(" · "));
+    who.appendChild(when(at || new Date().toISOString()));
     var body = document.createElement("span");
     body.className = "text";
     if (author === "bot" || author === "listener") { linkify(body, text); } else { body.textContent = text; }
@@ -114,10 +138,11 @@
     if (state.shown[entry.id]) { return; }
     state.shown[entry.id] = true;
     if (entry.author !== "user") {
-      state.entries.push({ id: entry.id, author: entry.author, text: entry.text });
+      state.entries.push({ id: entry.id, author: entry.author, text: entry.text, at: entry.at });
       if (ended()) { saveEnded(); }
     }
-    bubble(entry.author, entry.text, entry.id, false);
+    bubble(entry.author, entry.text, entry.id, false, entry.at);
+    if (entry.author !== "user" && state.live && document.hidden) { state.unread += 1; renderTitle(); }
     if (entry.author === "bot" || entry.author === "listener") {
       state.lastBot = entry;
       renderChoices(entry.choices || [], true);
@@ -173,6 +198,8 @@
 
   function ended() { return !!FINAL[state.status]; }
 
+  function renderTitle() { document.title = (state.unread ? "(" + state.unread + ") " : "") + t("pageTitle"); }
+
   /* Only what the line said (never the young person's words), so a reload still shows the numbers given. */
   function saveEnded() {
     var kept = { status: state.status, entries: state.entries.slice(-KEEP_AFTER_END) };
@@ -185,7 +212,9 @@
     if (!kept || !FINAL[kept.status] || !Array.isArray(kept.entries)) { return false; }
     state.status = kept.status;
     kept.entries.forEach(function (entry) {
-      if (entry && typeof entry.text === "string") { showEntry({ id: String(entry.id), author: String(entry.author), text: entry.text }); }
+      if (entry && typeof entry.text === "string") {
+        showEntry({ id: String(entry.id), author: String(entry.author), text: entry.text, at: String(entry.at || "") });
+      }
     });
     renderStatus();
     return true;
@@ -239,6 +268,7 @@
     state.status = frame.status;
     state.position = frame.position;
     frame.history.forEach(showEntry);
+    state.live = true;  // from here on, what arrives while the tab is hidden counts as unread
     pending().forEach(function (m) {  // re-send what the server never acknowledged; it de-duplicates on id
       if (!document.querySelector('[data-id="' + m.id + '"]')) { bubble("user", m.text, m.id, true); }
       state.ws.send(JSON.stringify({ type: "message", id: m.id, text: m.text, payload: m.payload }));
@@ -350,5 +380,9 @@
 
   bind();
   applyTexts();
+  setInterval(function () { document.querySelectorAll("time.when").forEach(renderWhen); }, 30000);
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden && state.unread) { state.unread = 0; renderTitle(); }
+  });
   if (!restoreEnded()) { connect(); }
 })();

@@ -1,6 +1,6 @@
 """The web chat in a real Chromium: helpline numbers and URLs from the line are links (never in the young person's
-own words, never javascript:), the quick exit (double Escape within 2 s) tells the listener at once, and answering
-by keyboard moves the focus on to the next question."""
+own words, never javascript:), the quick exit (double Escape within 2 s) tells the listener at once, answering
+by keyboard moves the focus on to the next question, messages say when, and a hidden tab counts the unread."""
 
 from __future__ import annotations
 
@@ -119,3 +119,38 @@ async def test_answering_by_keyboard_moves_the_focus_to_the_next_question(
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("button", name="Pour moi")).to_be_visible()
     await expect(page.locator("#message-input")).to_be_focused()  # typing: the focus stays where it is
+
+
+async def test_messages_tell_when_and_a_hidden_tab_counts_the_unread(
+    context: BrowserContext, server: TestServer, clock: Clock
+) -> None:
+    page = await context.new_page()
+    await page.clock.install(time=clock.now)  # the page's clock is the server's
+    await page.goto(str(server.make_url("/chat")))
+    first = page.locator('.msg[data-author="bot"] time.when').first
+    await expect(first).to_have_text("à l'instant")
+    assert (await first.get_attribute("datetime") or "").startswith(clock.now.date().isoformat())
+    await page.clock.fast_forward("05:00")  # five minutes later, refreshed by itself
+    await expect(first).to_have_text("il y a 5 min")
+
+    await walk_to_queue(page)
+    await expect(page).to_have_title("Chat d'écoute")
+    await page.evaluate(
+        "() => { Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});"
+        " document.dispatchEvent(new Event('visibilitychange')); }"
+    )  # the young person switched to another tab
+    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD)))
+    async with aiohttp.ClientSession(
+        base_url=str(server.make_url("/")), cookie_jar=aiohttp.CookieJar(unsafe=True)
+    ) as listener:
+        assert (await listener.post("/api/session", json={"name": "anne", "password": PASSWORD})).status == 200
+        conversation = (await (await listener.get("/api/queue")).json())["waiting"][0]["id"]
+        assert (await listener.post(f"/api/conversations/{conversation}/take")).status == 200
+        await expect(page).to_have_title("(1) Chat d'écoute")  # "a listener joined"
+        await listener.post(f"/api/conversations/{conversation}/messages", json={"text": "Bonjour !"})
+        await expect(page).to_have_title("(2) Chat d'écoute")
+    await page.evaluate(
+        "() => { Object.defineProperty(document, 'hidden', {configurable: true, get: () => false});"
+        " document.dispatchEvent(new Event('visibilitychange')); }"
+    )
+    await expect(page).to_have_title("Chat d'écoute")
