@@ -28,7 +28,7 @@
   var FINAL = { closed: 1, referred: 1, abandoned: 1 };
   var $ = function (id) { return document.getElementById(id); };
   var state = { ws: null, delay: 500, shown: {}, entries: [], lastBot: null, lang: storedLang(), typingTimer: null,
-    lastTyping: 0, status: "bot", escapes: 0, lastEscape: 0, unread: 0, live: false };
+    lastTyping: 0, status: "bot", escapes: 0, lastEscape: 0, unread: 0, live: false, away: false };
   var ESCAPE_WINDOW_MS = 2000;
 
   function storedLang() {
@@ -142,7 +142,7 @@
       if (ended()) { saveEnded(); }
     }
     bubble(entry.author, entry.text, entry.id, false, entry.at);
-    if (entry.author !== "user" && state.live && document.hidden) { state.unread += 1; renderTitle(); }
+    if (entry.author !== "user" && state.live && (document.hidden || state.away)) { state.unread += 1; renderTitle(); }
     if (entry.author === "bot" || entry.author === "listener") {
       state.lastBot = entry;
       renderChoices(entry.choices || [], true);
@@ -198,7 +198,10 @@
 
   function ended() { return !!FINAL[state.status]; }
 
-  function renderTitle() { document.title = (state.unread ? "(" + state.unread + ") " : "") + t("pageTitle"); }
+  function renderTitle() {
+    document.title = (state.unread ? "(" + state.unread + ") " : "") + t("pageTitle");
+    if (window.parent !== window) { window.parent.postMessage({ type: "hg-unread", count: state.unread }, "*"); }  // a number only
+  }
 
   /* Only what the line said (never the young person's words), so a reload still shows the numbers given. */
   function saveEnded() {
@@ -382,7 +385,12 @@
   applyTexts();
   setInterval(function () { document.querySelectorAll("time.when").forEach(renderWhen); }, 30000);
   document.addEventListener("visibilitychange", function () {
-    if (!document.hidden && state.unread) { state.unread = 0; renderTitle(); }
+    if (!document.hidden && !state.away && state.unread) { state.unread = 0; renderTitle(); }
+  });
+  window.addEventListener("message", function (event) {  // the widget's panel opened or closed
+    if (event.source !== window.parent || !event.data || event.data.type !== "hg-widget") { return; }
+    state.away = !event.data.open;
+    if (!state.away && state.unread) { state.unread = 0; renderTitle(); }
   });
   if (!restoreEnded()) { connect(); }
 })();

@@ -11,8 +11,9 @@
 
   function start() {
     var button = document.createElement("button");
+    var label = french ? "Besoin de parler ?" : "Need to talk?";
     button.type = "button";
-    button.textContent = french ? "Besoin de parler ?" : "Need to talk?";
+    button.textContent = label;
     button.setAttribute("aria-haspopup", "dialog");
     button.style.cssText = "position:fixed;right:16px;bottom:16px;z-index:2147483646;min-height:48px;padding:0 18px;" +
       "border:0;border-radius:24px;background:#3b5bdb;color:#fff;font:600 16px system-ui,sans-serif;cursor:pointer;" +
@@ -34,11 +35,25 @@
     frame.style.cssText = "width:100%;height:100%;border:0";
     panel.appendChild(close);
     panel.appendChild(frame);
+    function tell() {  // the chat counts what arrives while its panel is closed
+      var open = panel.style.display !== "none";
+      if (frame.contentWindow) { frame.contentWindow.postMessage({ type: "hg-widget", open: open }, base); }
+    }
     button.addEventListener("click", function () {
       if (!frame.src) { frame.src = base + "/chat?embed=1"; }
       panel.style.display = panel.style.display === "none" ? "block" : "none";
+      tell();
     });
-    close.addEventListener("click", function () { panel.style.display = "none"; button.focus(); });
+    close.addEventListener("click", function () { panel.style.display = "none"; tell(); button.focus(); });
+    frame.addEventListener("load", tell);
+    window.addEventListener("message", function (event) {  // the unread count, shown on the launcher
+      if (event.origin !== base || event.source !== frame.contentWindow) { return; }
+      var data = event.data || {};
+      if (data.type !== "hg-unread" || typeof data.count !== "number") { return; }
+      var count = Math.max(0, Math.floor(data.count));
+      button.textContent = count ? label + " (" + count + ")" : label;
+      button.setAttribute("aria-label", count ? label + " " + count + (french ? " non lu(s)" : " unread") : label);
+    });
     document.body.appendChild(panel);
     document.body.appendChild(button);
   }

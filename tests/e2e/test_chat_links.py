@@ -1,6 +1,7 @@
 """The web chat in a real Chromium: helpline numbers and URLs from the line are links (never in the young person's
 own words, never javascript:), the quick exit (double Escape within 2 s) tells the listener at once, answering
-by keyboard moves the focus on to the next question, messages say when, and a hidden tab counts the unread."""
+by keyboard moves the focus on to the next question, messages say when, and a hidden tab or a closed widget
+counts the unread."""
 
 from __future__ import annotations
 
@@ -154,3 +155,35 @@ async def test_messages_tell_when_and_a_hidden_tab_counts_the_unread(
         " document.dispatchEvent(new Event('visibilitychange')); }"
     )
     await expect(page).to_have_title("Chat d'écoute")
+
+
+async def test_the_widget_launcher_counts_what_arrives_while_the_chat_is_closed(
+    context: BrowserContext, server: TestServer
+) -> None:
+    host = await context.new_page()
+    await host.goto(str(server.make_url("/healthz")))  # any page of a site that embeds the widget
+    await host.add_script_tag(url=str(server.make_url("/chat/widget.js")))
+    launcher = host.get_by_role("button", name="Besoin de parler ?")
+    await launcher.click()
+    chat = host.frame_locator("iframe")
+    await chat.get_by_role("button", name="Non", exact=True).click()
+    await chat.get_by_role("button", name="Français").click()
+    await chat.locator("#message-input").fill("j'ai 14 ans")
+    await chat.locator("#message-input").press("Enter")
+    await chat.get_by_role("button", name="Pour moi").click()
+    await chat.get_by_role("button", name="Cyberharcèlement").click()
+    await chat.locator("#message-input").fill("Des élèves se moquent de moi.")
+    await chat.locator("#message-input").press("Enter")
+    await expect(chat.locator("#status-line")).to_contain_text("position 1")
+    await host.get_by_role("button", name="Fermer").click()
+
+    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD)))
+    async with aiohttp.ClientSession(
+        base_url=str(server.make_url("/")), cookie_jar=aiohttp.CookieJar(unsafe=True)
+    ) as listener:
+        assert (await listener.post("/api/session", json={"name": "anne", "password": PASSWORD})).status == 200
+        conversation = (await (await listener.get("/api/queue")).json())["waiting"][0]["id"]
+        assert (await listener.post(f"/api/conversations/{conversation}/take")).status == 200
+    await expect(host.locator("body > button").last).to_have_text("Besoin de parler ? (1)")
+    await host.locator("body > button").last.click()  # opened: read
+    await expect(host.locator("body > button").last).to_have_text("Besoin de parler ?")
