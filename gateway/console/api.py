@@ -12,7 +12,7 @@ import json
 import time
 import weakref
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -33,6 +33,8 @@ from gateway.store import AuditEntry, Listener, Store
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LISTENER = web.RequestKey("listener", Listener)
+HISTORY_DAYS = 30  # how far back a listener's ended conversations are listed ("Mes conversations", history)
+HISTORY_LIMIT = 50
 
 
 class ListenerAPI:
@@ -54,6 +56,7 @@ class ListenerAPI:
             web.delete("/api/session", self.authed(self.logout)),
             web.get("/api/me", self.authed(self.me)),
             web.get("/api/queue", self.authed(self.queue)),
+            web.get("/api/history", self.authed(self.history)),
             web.get("/api/flow", self.authed(self.flow_material)),
             web.get(c, self.authed(self.conversation)),
             web.post(c + "/take", self.authed(self.take)),
@@ -150,6 +153,17 @@ class ListenerAPI:
             if c.listener == request[LISTENER].name
         ]  # fmt: skip
         return web.json_response({"waiting": waiting, "mine": mine})
+
+    async def history(self, request: web.Request) -> web.Response:
+        """The listener's own ended conversations of the last HISTORY_DAYS days, the latest ended first."""
+        now, name = self.dispatcher.clock(), request[LISTENER].name
+        started = await self.store.list_conversations(now - timedelta(days=HISTORY_DAYS), now + timedelta(seconds=1))
+        ended = [c for c in started if not c.active and c.listener == name]
+        ended.sort(key=lambda c: c.closed_at or c.updated_at, reverse=True)
+        return web.json_response({"ended": [
+            {**self.card(c, now), "outcome": c.outcome, "closed_at": c.closed_at.isoformat() if c.closed_at else None}
+            for c in ended[:HISTORY_LIMIT]
+        ]})  # fmt: skip
 
     def card(self, conversation: Conversation, now: datetime) -> dict[str, Any]:
         """What a listener may see of a conversation: never the sender's address."""

@@ -101,7 +101,18 @@
 
   // ----- the queue ------------------------------------------------------------------------------------------
 
+  function loadHistory() {  // the listener's own ended conversations, to read again (transcript, notes, outcome)
+    return api("GET", "/api/history").then(function (response) {
+      if (!response.ok) { return; }
+      state.history = response.data.ended;
+      renderList($("history"), state.history, false);
+      $("history-count").textContent = String(state.history.length);
+      $("history-empty").hidden = state.history.length > 0;
+    });
+  }
+
   function loadQueue() {
+    loadHistory();
     return api("GET", "/api/queue").then(function (response) {
       if (!response.ok) { return; }
       state.waiting = response.data.waiting;
@@ -133,6 +144,7 @@
   function renderQueue() {
     renderList($("waiting"), state.waiting, true);
     renderList($("mine"), state.mine, false);
+    renderList($("history"), state.history || [], false);
     $("waiting-count").textContent = String(state.waiting.length);
     $("mine-count").textContent = String(state.mine.length);
     $("waiting-empty").hidden = state.waiting.length > 0;
@@ -164,6 +176,10 @@
       var wait = el("span", "wait");
       wait.dataset.seconds = String(card.waiting_seconds);
       meta.appendChild(wait);
+    }
+    if (card.outcome !== undefined) {
+      var outcome = (state.flow.outcomes.filter(function (o) { return o.id === card.outcome; })[0]);
+      meta.appendChild(el("span", "pill", outcome ? HG.local(outcome.labels, outcome.label) : t("status." + card.status)));
     }
     open.appendChild(meta);
     var summary = el("span", "card-summary");

@@ -1,0 +1,64 @@
+"""A listener finds their ended conversations again in the console ("Terminées", 30 days): transcript, private
+notes and outcome, read-only; another listener does not see them in their own list."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, BrowserContext, expect
+
+from tests.e2e.test_chat import open_chat, walk_to_queue
+from tests.e2e.test_console import add_listeners, log_in
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+async def desk(browser: Browser) -> AsyncIterator[BrowserContext]:
+    context = await browser.new_context(viewport={"width": 1280, "height": 820}, locale="fr-FR")
+    context.set_default_timeout(15_000)
+    yield context
+    await context.close()
+
+
+async def test_ended_conversations_stay_reachable_for_their_listener(
+    context: BrowserContext, desk: BrowserContext, browser: Browser, server: TestServer
+) -> None:
+    await add_listeners(server, "anne", "bruno")
+    anne = await log_in(desk, server, "anne")
+    await expect(anne.locator("#history-empty")).to_be_visible()
+    young = await open_chat(context, server)
+    await walk_to_queue(young)
+    await anne.locator("#waiting .card .take").click()
+    await expect(anne.locator("#conv-meta")).to_contain_text("avec anne")
+    name = await anne.locator("#conv-title").inner_text()
+    await anne.keyboard.type("Bonjour, je t'écoute.")
+    await anne.keyboard.press("Enter")
+    await anne.get_by_role("button", name="Note privée").click()
+    await anne.keyboard.type("à rappeler demain")
+    await anne.keyboard.press("Enter")
+    await anne.get_by_role("button", name="Clôturer").click()
+    await anne.get_by_label("Catégorie").select_option(label="Cyberharcèlement")
+    await anne.locator("#close-send").click()
+    await expect(anne.locator("#conv-meta")).to_contain_text("clôturée")
+
+    ended = anne.locator("#history .card")
+    await expect(ended).to_have_count(1)
+    await expect(ended).to_contain_text(name)
+    await expect(ended).to_contain_text("Cyberharcèlement")
+    await anne.reload()  # still there later, read-only
+    await anne.locator("#history .card .card-open").click()
+    await expect(anne.locator("#conv-title")).to_have_text(name)
+    await expect(anne.locator('#transcript .msg[data-author="note"]')).to_contain_text("à rappeler demain")
+    await expect(anne.locator('#transcript .msg[data-author="listener"]')).to_contain_text("je t'écoute")
+    await expect(anne.locator("#composer")).to_be_hidden()
+
+    other = await browser.new_context(viewport={"width": 1280, "height": 820}, locale="fr-FR")
+    try:
+        bruno = await log_in(other, server, "bruno")
+        await expect(bruno.locator("#history-empty")).to_be_visible()
+        await expect(bruno.locator("#history .card")).to_have_count(0)
+    finally:
+        await other.close()
