@@ -209,7 +209,7 @@ class ChatSession:
             await self._error("too_long", f"a message has at most {MAX_TEXT} characters")
             return
         if await self._ended():
-            await self._error("ended", "this conversation has ended: send hello without a token to start a new one")
+            await self._error("ended", "this conversation has ended: send hello to start a new one")
             return
         inbound = Inbound(ChannelName.WEBCHAT, self.token, message_id, text=text, payload=payload)
         refusal = await self.gate.check(inbound)

@@ -186,7 +186,18 @@ class ListenerAPI:
         transcript = console_transcript(await self.store.transcript(conversation.id))
         now = self.dispatcher.clock()
         return web.json_response({**self.card(conversation, now), "now": now.isoformat(),
-                                  "window": self.actions.window(conversation), "transcript": transcript})  # fmt: skip
+                                  "window": self.actions.window(conversation), "transcript": transcript,
+                                  "earlier": await self.earlier(conversation, now)})  # fmt: skip
+
+    async def earlier(self, conversation: Conversation, now: datetime) -> list[dict[str, Any]]:
+        """The same young person's earlier conversations (same channel identity, last HISTORY_DAYS days): their
+        dates, statuses and outcomes, to open them; never the identity itself."""
+        started = await self.store.list_conversations(now - timedelta(days=HISTORY_DAYS), conversation.created_at)
+        return [
+            {"id": c.id, "created_at": c.created_at.isoformat(), "status": c.status.value, "outcome": c.outcome}
+            for c in reversed(started)
+            if c.channel == conversation.channel and c.sender == conversation.sender and c.id != conversation.id
+        ][:10]
 
     async def flow_material(self, request: web.Request) -> web.Response:
         engine = self.flows.engine()

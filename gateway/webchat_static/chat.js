@@ -331,8 +331,10 @@
     } catch (e) { /* leaving matters more than telling */ }
   }
 
+  /* The same browser keeps its token: the listener sees a young person who writes again as returning (the quick
+     exit is the way to leave no trace). */
   function newConversation() {
-    try { [TOKEN_KEY, PENDING_KEY, ENDED_KEY].forEach(function (key) { localStorage.removeItem(key); }); } catch (e) { /* ignore */ }
+    try { [PENDING_KEY, ENDED_KEY].forEach(function (key) { localStorage.removeItem(key); }); } catch (e) { /* ignore */ }
     $("messages").textContent = "";
     state.shown = {};
     state.entries = [];

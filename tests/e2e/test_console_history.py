@@ -9,6 +9,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, expect
 
+from tests.conftest import Clock
 from tests.e2e.test_chat import open_chat, walk_to_queue
 from tests.e2e.test_console import add_listeners, log_in
 
@@ -62,3 +63,29 @@ async def test_ended_conversations_stay_reachable_for_their_listener(
         await expect(bruno.locator("#history .card")).to_have_count(0)
     finally:
         await other.close()
+
+
+async def test_a_young_person_who_writes_again_is_shown_as_returning(
+    context: BrowserContext, desk: BrowserContext, server: TestServer, clock: Clock
+) -> None:
+    await add_listeners(server, "anne")
+    anne = await log_in(desk, server, "anne")
+    young = await open_chat(context, server)
+    young.on("dialog", lambda dialog: dialog.accept())
+    await young.get_by_role("button", name="Terminer").click()
+    await expect(young.locator("#ended")).to_be_visible()
+    clock.advance(hours=3)
+    await young.get_by_role("button", name="Nouvelle conversation").click()
+    await walk_to_queue(young)
+
+    await anne.locator("#waiting .card .card-open").click()
+    returning = anne.locator("#returning")
+    await expect(returning).to_contain_text("A déjà écrit")
+    earlier = returning.get_by_role("button")
+    await expect(earlier).to_have_count(1)
+    await expect(earlier).to_contain_text("clôturée")
+    now_title = await anne.locator("#conv-title").inner_text()
+    await earlier.click()
+    await expect(anne.locator("#conv-title")).not_to_have_text(now_title)
+    await expect(anne.locator("#conv-meta")).to_contain_text("clôturée")
+    await expect(anne.locator("#returning")).to_be_hidden()  # the first time it wrote

@@ -251,6 +251,7 @@
     if (c.flag) { meta.push(flagText(c.flag)); }
     $("conv-meta").textContent = meta.join(" · ");
     renderSummary(c.summary);
+    renderEarlier(c.earlier || []);
     state.serverOffset = Date.parse(c.now) - Date.now();  // the server's clock decides when a window closes
     renderWindow(c.window);
     var mine = isMine();
@@ -275,6 +276,24 @@
       appendEntry(entry);
     });
     if (changed) { $("transcript").scrollTop = $("transcript").scrollHeight; }
+  }
+
+  /* A young person who wrote before (same channel identity): the dates and outcomes, each opening that one. */
+  function renderEarlier(earlier) {
+    var box = $("returning");
+    clear(box);
+    box.hidden = earlier.length === 0;
+    if (!earlier.length) { return; }
+    box.appendChild(el("strong", "", t("conv.returning")));
+    earlier.forEach(function (item) {
+      var outcome = state.flow.outcomes.filter(function (o) { return o.id === item.outcome; })[0];
+      var what = outcome ? HG.local(outcome.labels, outcome.label) : t("status." + item.status);
+      var date = new Date(item.created_at).toLocaleDateString(document.documentElement.lang || "fr");
+      var open = el("button", "secondary small", t("conv.earlier", { date: date, what: what }));
+      open.type = "button";
+      open.addEventListener("click", function () { openConversation(item.id); });
+      box.appendChild(open);
+    });
   }
 
   function isMine() { return state.current && state.current.status === "with_listener" && state.current.listener === state.me.name; }

@@ -1,0 +1,65 @@
+"""Ended conversations through the real app: a listener's own history (GET /api/history) and a returning young
+person's earlier conversations in the conversation detail, never with the channel identity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from tests.conftest import Clock, add_listener, login
+from tests.test_webchat import WALK_TO_QUEUE, hello, receive_until, say
+
+Client = TestClient  # type: ignore[type-arg]
+
+
+async def visit(client: Client, token: str | None, person: str, end: bool) -> str:
+    """One web chat visit with ``token`` walked to the queue (then ended if ``end``); the token."""
+    async with client.ws_connect("/chat/ws") as ws:
+        token = str((await hello(ws, token))["token"])
+        for number, answer in enumerate(WALK_TO_QUEUE):
+            await say(ws, f"{person}-{number}", answer)
+        if end:
+            await ws.send_json({"type": "end"})
+            await receive_until(ws, lambda f: f["type"] == "status" and f["status"] == "abandoned")
+    return token
+
+
+async def waiting(client: Client) -> list[dict[str, Any]]:
+    return list((await (await client.get("/api/queue")).json())["waiting"])
+
+
+async def test_a_returning_young_person_is_shown_with_earlier_conversations(client: Client, clock: Clock) -> None:
+    await add_listener(client, "anne")
+    await login(client, "anne")
+    token = await visit(client, None, "first", end=True)
+    clock.advance(hours=2)
+    await visit(client, token, "again", end=False)  # the same browser writes again
+    await visit(client, None, "someone", end=False)  # somebody else
+    cards = await waiting(client)
+    assert len(cards) == 2
+    details = [await (await client.get(f"/api/conversations/{card['id']}")).json() for card in cards]
+    returning = [d for d in details if d["earlier"]]
+    assert len(returning) == 1
+    [earlier] = returning[0]["earlier"]
+    assert set(earlier) == {"id", "created_at", "status", "outcome"} and earlier["status"] == "abandoned"
+    assert token not in str(details)  # never the identity
+    opened = await client.get(f"/api/conversations/{earlier['id']}")
+    assert opened.status == 200
+
+
+async def test_history_lists_only_the_listeners_own_ended_conversations(client: Client) -> None:
+    await add_listener(client, "anne")
+    await login(client, "anne")
+    await visit(client, None, "one", end=False)
+    [card] = await waiting(client)
+    assert (await client.post(f"/api/conversations/{card['id']}/take")).status == 200
+    assert (await (await client.get("/api/history")).json())["ended"] == []
+    closed = await client.post(f"/api/conversations/{card['id']}/close", json={"outcome": "cyberbullying"})
+    assert closed.status == 200
+    [ended] = (await (await client.get("/api/history")).json())["ended"]
+    assert (ended["id"], ended["outcome"], ended["status"]) == (card["id"], "cyberbullying", "closed")
+
+    await add_listener(client, "bruno")
+    await login(client, "bruno")
+    assert (await (await client.get("/api/history")).json())["ended"] == []
