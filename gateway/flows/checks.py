@@ -341,8 +341,8 @@ def casework_texts(flow: Flow) -> Iterator[Text]:
             yield f"the {part} of notice category '{name}'", getattr(category, part), path
     for name, partner in flow.partners.items():
         if partner.referral is not None:
-            path = ("partners", name, "referral", "next_steps")
-            yield f"the next steps of partner '{name}'", partner.referral.next_steps, path
+            steps = ("partners", name, "referral", "next_steps")
+            yield f"the next steps of partner '{name}'", partner.referral.next_steps, steps
     if flow.notices is not None:
         yield "the trusted-flagger status", flow.notices.notifier.trusted_flagger, ("notices", "notifier",
                                                                                     "trusted_flagger")
