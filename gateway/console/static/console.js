@@ -251,6 +251,7 @@
       appendEntry(entry);
     });
     if (changed) { $("transcript").scrollTop = $("transcript").scrollHeight; }
+    document.dispatchEvent(new CustomEvent("hg:conversation", { detail: c }));  // casework.js: notices, referrals
   }
 
   function isMine() { return state.current && state.current.status === "with_listener" && state.current.listener === state.me.name; }
