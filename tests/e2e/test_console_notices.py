@@ -58,7 +58,7 @@ async def test_a_listener_files_a_notice_and_the_young_person_hears_of_the_remov
     await listener.get_by_role("button", name="Signaler un contenu").click()
     dialog = listener.locator("#notice-dialog")
     await dialog.get_by_label("Plateforme").select_option(label="Instagram")
-    await dialog.get_by_label("Catégorie et fondement").select_option("harassment")
+    await dialog.get_by_label("Motif et fondement juridique").select_option("harassment")
     await dialog.get_by_label("Adresses du contenu").fill(
         "https://www.instagram.com/p/Grp1/?utm_source=ig\n@faux.compte_3018"
     )

@@ -1,4 +1,4 @@
-"""A real SMTP server on 127.0.0.1 for the tests (aiosmtpd): STARTTLS required, then AUTH LOGIN/PLAIN.
+"""A real SMTP server on 127.0.0.1 for the tests (aiosmtpd): STARTTLS required, then AUTH LOGIN or PLAIN.
 
 Its certificate is self-signed for 127.0.0.1 (made with ``cryptography``); the gateway trusts it through
 ``GATEWAY_SMTP_CA_FILE``, so the client's TLS verification is the real one.
@@ -73,7 +73,7 @@ class Inbox:
 
 def _authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
     ok = isinstance(data, LoginPassword) and data.login == USER.encode() and data.password == PASSWORD.encode()
-    return AuthResult(success=ok)
+    return AuthResult(success=ok, handled=False)  # False: aiosmtpd answers (235 or 535) itself
 
 
 def free_port() -> int:

@@ -9,7 +9,7 @@
   HG.addTexts({
     fr: {
       "cw.title": "Signalements et orientations", "cw.notice": "Signaler un contenu", "cw.referral": "Orienter avec accord",
-      "cw.none": "Aucun signalement ni orientation.", "cw.platform": "Plateforme", "cw.category": "Catégorie et fondement",
+      "cw.none": "Aucun signalement ni orientation.", "cw.platform": "Plateforme", "cw.category": "Motif et fondement juridique",
       "cw.locations": "Adresses du contenu (une par ligne : https://… ou @compte)", "cw.description": "Description (sans nom ni numéro du jeune)",
       "cw.evidence": "Preuves (pièces jointes de la conversation)", "cw.no_evidence": "Aucune pièce jointe dans cette conversation.",
       "cw.csam": "Contenu pédocriminel : aucun fichier n'est joint, seulement l'adresse ; Pharos est saisi en même temps.",
@@ -27,7 +27,7 @@
     },
     en: {
       "cw.title": "Notices and referrals", "cw.notice": "Report content", "cw.referral": "Refer with consent",
-      "cw.none": "No notice or referral.", "cw.platform": "Platform", "cw.category": "Category and legal ground",
+      "cw.none": "No notice or referral.", "cw.platform": "Platform", "cw.category": "Reason and legal ground",
       "cw.locations": "Content addresses (one per line: https://… or @account)", "cw.description": "Description (no name or number of the young person)",
       "cw.evidence": "Evidence (the conversation's attachments)", "cw.no_evidence": "No attachment in this conversation.",
       "cw.csam": "Child sexual abuse material: no file is attached, only the address; Pharos is notified too.",
