@@ -26,7 +26,7 @@ from gateway.console.actions import ActionRefused
 from gateway.console.api import LISTENER, ListenerAPI, json_body
 from gateway.flows.model import Flow
 from gateway.notices.compose import compose, reference
-from gateway.notices.record import Notice, Referral
+from gateway.notices.record import Evidence, Notice, Referral
 from gateway.notices.referrals import Referrals
 from gateway.notices.referrals import reference as referral_reference
 from gateway.notices.service import Notices
@@ -47,6 +47,7 @@ class CaseworkAPI:
             web.post("/api/notices/{nid}/send", a(self.send)),
             web.post("/api/notices/{nid}/filed", a(self.filed)),
             web.post("/api/notices/{nid}/status", a(self.status)),
+            web.get("/api/notices/{nid}/evidence/{k}", a(self.evidence)),
             web.get(c + "/referrals/preview", a(self.preview)),
             web.post(c + "/referrals/ask", a(self.ask)),
             web.post(c + "/referrals", a(self.refer)),
@@ -70,13 +71,13 @@ class CaseworkAPI:
 
     async def all_notices(self, request: web.Request) -> web.Response:
         now, flow = self.api.dispatcher.clock(), self._flow()
-        shown = [self._notice(n, flow, now, text=False) for n in await self.store.list_notices()]
+        shown = [self._notice(n, flow, now) for n in await self.store.list_notices()]
         shown.sort(key=lambda n: (not n["overdue"], n["status"] not in ("sent", "acknowledged"), n["created_at"]))
         return web.json_response({"notices": shown})
 
     async def of_conversation(self, request: web.Request) -> web.Response:
-        conversation_id, now, flow = request.match_info["id"], self.api.dispatcher.clock(), self._flow()
-        notices = [self._notice(n, flow, now) for n in await self.store.list_notices(conversation_id)]
+        conversation_id = request.match_info["id"]
+        notices = await self._shown(await self.store.list_notices(conversation_id))
         referrals = [_referral(r) for r in await self.store.list_referrals(conversation_id)]
         return web.json_response({"notices": notices, "referrals": referrals})
 
@@ -92,16 +93,15 @@ class CaseworkAPI:
             request.match_info["id"], request[LISTENER].name, str(strings["platform"]), str(strings["category"]),
             list(locations), str(strings["description"]), list(evidence),
         )  # fmt: skip
-        now, flow = self.api.dispatcher.clock(), self._flow()
-        return web.json_response({"notices": [self._notice(n, flow, now) for n in made]}, status=201)
+        return web.json_response({"notices": await self._shown(made)}, status=201)
 
     async def send(self, request: web.Request) -> web.Response:
         notice = await self.notices.send(request.match_info["nid"], request[LISTENER].name)
-        return web.json_response(self._notice(notice, self._flow(), self.api.dispatcher.clock()))
+        return web.json_response((await self._shown([notice]))[0])
 
     async def filed(self, request: web.Request) -> web.Response:
         notice = await self.notices.mark_filed(request.match_info["nid"], request[LISTENER].name)
-        return web.json_response(self._notice(notice, self._flow(), self.api.dispatcher.clock()))
+        return web.json_response((await self._shown([notice]))[0])
 
     async def status(self, request: web.Request) -> web.Response:
         body = await json_body(request)
@@ -109,9 +109,31 @@ class CaseworkAPI:
         if not isinstance(status, str) or not isinstance(answer, str):
             raise ActionRefused("bad_request", "give a status (and optionally the platform's answer)")
         notice = await self.notices.update(request.match_info["nid"], request[LISTENER].name, status, answer)
-        return web.json_response(self._notice(notice, self._flow(), self.api.dispatcher.clock()))
+        return web.json_response((await self._shown([notice]))[0])
 
-    def _notice(self, notice: Notice, flow: Flow, now: datetime, *, text: bool = True) -> dict[str, Any]:
+    async def evidence(self, request: web.Request) -> web.Response:
+        """A copy of one evidence file (to upload by hand on a platform's web form); 404 once deleted."""
+        files = await self.store.get_evidence(request.match_info["nid"])
+        k = request.match_info["k"]
+        if not k.isdigit() or int(k) >= len(files):
+            raise ActionRefused("not_found", "no such evidence file (or deleted after the retention)")
+        found = files[int(k)]
+        headers = {"Content-Disposition": f'attachment; filename="{found.name}"', "X-Content-Type-Options": "nosniff",
+                   "Content-Security-Policy": "default-src 'none'; sandbox", "Cache-Control": "private, no-store"}
+        return web.Response(body=found.data, content_type="application/octet-stream", headers=headers)
+
+    async def _shown(self, notices: list[Notice]) -> list[dict[str, Any]]:
+        """Notices as the console shows them, a web-form one with its ready text and its evidence files' names."""
+        now, flow, shown = self.api.dispatcher.clock(), self._flow(), []
+        for notice in notices:
+            platform = flow.platforms.get(notice.platform)
+            files = await self.store.get_evidence(notice.id) if platform and platform.form else None
+            shown.append(self._notice(notice, flow, now, files=files))
+        return shown
+
+    def _notice(
+        self, notice: Notice, flow: Flow, now: datetime, *, files: list[Evidence] | None = None
+    ) -> dict[str, Any]:
         platform = flow.platforms.get(notice.platform)
         due = notice.due_at(platform.response_hours) if platform else None
         shown: dict[str, Any] = {
@@ -125,8 +147,9 @@ class CaseworkAPI:
             "closed_at": _iso(notice.closed_at), "told_at": _iso(notice.told_at), "due_at": _iso(due),
             "overdue": due is not None and due <= now, "evidence_deleted": notice.evidence_deleted_at is not None,
         }  # fmt: skip
-        if text and platform is not None and platform.form is not None and flow.notices is not None:
-            shown["text"] = compose(notice, flow, []).text  # a web form gets the text; files are uploaded by hand
+        shown["files"] = [f.name for f in files or []]
+        if files is not None and flow.notices is not None:
+            shown["text"] = compose(notice, flow, files).text  # for the web form; the files are uploaded by hand
         return shown
 
     async def preview(self, request: web.Request) -> web.Response:

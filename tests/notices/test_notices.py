@@ -214,3 +214,22 @@ async def test_a_late_platform_shows_a_reminder_and_evidence_is_deleted_after_re
             await asyncio.sleep(0.05)
     stored = await store.get_notice(notice)
     assert stored is not None and stored.evidence_deleted_at is not None
+
+
+async def test_a_web_form_notice_gives_the_ready_text_and_its_evidence_files(
+    app: Client, graph: FakeGraphAPI, smtp: SmtpServer
+) -> None:
+    url = graph.serve_media("cdn/snap.png", SCREENSHOT, "image/png")
+    conversation = await messenger_says(app, "", [("image", url)])
+    created = await create(app, conversation, platform="snapchat", evidence=[0],
+                           locations=["https://www.snapchat.com/add/faux.compte"])  # fmt: skip
+    (notice,) = (await created.json())["notices"]
+    assert notice["form"].startswith("https://") and notice["files"] == ["evidence-1.png"]
+    assert "1 file(s) attached: evidence-1.png" in notice["text"]
+    assert "https://www.snapchat.com/add/faux.compte" in notice["text"]
+    evidence = await app.get(f"/api/notices/{notice['id']}/evidence/0")
+    assert evidence.status == 200 and await evidence.read() == SCREENSHOT
+    assert evidence.headers["Content-Disposition"] == 'attachment; filename="evidence-1.png"'
+    assert (await app.get(f"/api/notices/{notice['id']}/evidence/1")).status == 404
+    assert (await app.post(f"/api/notices/{notice['id']}/filed")).status == 200
+    assert smtp.inbox.received == []

@@ -120,6 +120,12 @@
     var text = el("textarea", "cw-text");
     text.readOnly = true; text.rows = 8; text.value = n.text || "";
     box.appendChild(text);
+    (n.files || []).forEach(function (name, k) {
+      var file = el("a", "cw-file", name);
+      file.href = "/api/notices/" + n.id + "/evidence/" + k;
+      file.setAttribute("download", name);
+      box.appendChild(file);
+    });
     var link = el("a", "button ghost", t("cw.open_form"));
     link.href = n.form; link.target = "_blank"; link.rel = "noopener noreferrer";
     box.appendChild(link);
