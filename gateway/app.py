@@ -45,6 +45,7 @@ from gateway.keyed import KeyedHash
 from gateway.mailer import Mailer
 from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.notices.api import CaseworkAPI
+from gateway.notices.inbound import InboundReferrals
 from gateway.notices.referrals import Referrals
 from gateway.notices.service import Notices
 from gateway.outbox import Outbox
@@ -155,6 +156,7 @@ async def create_app(
     app.add_routes([
         *ConsolePages(api).routes(), *Supervision(store, flows, presence, api).routes(),
         *Safety(store, gate, api).routes(), *CaseworkAPI(api, notices, Referrals(dispatcher, mailer)).routes(),
+        *InboundReferrals(dispatcher, settings.partner_key_map(), settings.public_url).routes(),
         web.get("/api/conversations/{id}/attachments/{n}", api.authed(media.attachment)),
     ])  # fmt: skip
     app.router.add_get("/metrics", _metrics_handler(metrics, store, presence, clock))

@@ -130,6 +130,7 @@ class Referral:
     sent_at: datetime | None = None
     closed_at: datetime | None = None
     message_id: str | None = None
+    inbound: bool = False  # the partner referred the young person to the helpline (``inbound.py``)
 
     def moved(self, status: ReferralStatus, now: datetime) -> Referral:
         closed = now if status == ReferralStatus.CLOSED else self.closed_at

@@ -20,7 +20,7 @@ from gateway.store import Store
 async def casework_figures(store: Store, flow: Flow, since: datetime, until: datetime, now: datetime) -> dict[str, Any]:
     """Notices and referrals created in ``[since, until)``."""
     notices = [n for n in await store.list_notices() if since <= n.created_at < until]
-    referrals = [r for r in await store.list_referrals() if since <= r.created_at < until]
+    referrals = [r for r in await store.list_referrals() if since <= r.created_at < until]  # both directions
     lang = flow.default_language
     hours = [(n.closed_at - n.sent_at).total_seconds() / 3600 for n in notices
              if n.status == NoticeStatus.REMOVED and n.closed_at and n.sent_at]  # fmt: skip
@@ -44,8 +44,9 @@ async def casework_figures(store: Store, flow: Flow, since: datetime, until: dat
         "no_answer": statuses[NoticeStatus.NO_ANSWER.value],
         "overdue": overdue,
         "referrals": len(referrals),
-        "referrals_per_partner": _rows(Counter(r.partner for r in referrals if r.consent), partners),
+        "referrals_per_partner": _rows(Counter(r.partner for r in referrals if r.consent and not r.inbound), partners),
         "referrals_declined": sum(1 for r in referrals if not r.consent),
+        "referrals_inbound": _rows(Counter(r.partner for r in referrals if r.inbound), partners),
     }  # fmt: skip
 
 
@@ -66,7 +67,7 @@ def casework_csv(figures: Mapping[str, Any]) -> str:
     """The same ``section,key,label,value`` rows as the supervision CSV, without its header."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    for section in ("per_platform", "per_category", "per_status", "referrals_per_partner"):
+    for section in ("per_platform", "per_category", "per_status", "referrals_per_partner", "referrals_inbound"):
         writer.writerows([f"notices.{section}", _safe(r["key"]), _safe(r["label"]), r["value"]]
                          for r in figures[section])  # fmt: skip
     removal = figures["removal_hours"]

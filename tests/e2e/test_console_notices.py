@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, expect
@@ -83,3 +84,28 @@ async def test_a_listener_files_a_notice_and_the_young_person_hears_of_the_remov
     await expect(notice).to_contain_text("Jeune prévenu·e")
     await listener.screenshot(path=folder(tmp_path) / "console-notice.png")
     await expect(bot_messages(young).last).to_contain_text("a été retiré par la plateforme")
+
+
+async def test_a_partner_referral_link_opens_the_waiting_conversation_once(
+    make_server: ServerFactory, settings: Settings, browser: Browser
+) -> None:
+    key = "k" * 32
+    server: TestServer = await make_server(replace(settings, partner_keys=f"116006={key}",
+                                                   public_url="http://127.0.0.1:8080"))  # fmt: skip
+    async with aiohttp.ClientSession() as http:
+        answer = await http.post(server.make_url("/api/partners/116006/referrals"),
+                                 json={"summary": "Jeune d'accord pour être contactée."},
+                                 headers={"Authorization": "Bearer " + key})  # fmt: skip
+        code = (await answer.json())["link"].split("#", 1)[1]
+    for attempt in range(2):
+        context = await browser.new_context(viewport={"width": 390, "height": 780}, locale="fr-FR")
+        context.set_default_timeout(15_000)
+        page = await context.new_page()
+        await page.goto(str(server.make_url("/chat/referral")) + "#" + code)
+        await page.get_by_role("button", name="Ouvrir la conversation").click()
+        if attempt == 0:
+            await expect(page).to_have_url(str(server.make_url("/chat")))
+            await expect(page.locator("#status-line")).to_contain_text("position 1")
+        else:
+            await expect(page.locator("#problem")).to_contain_text("déjà servi")
+        await context.close()
