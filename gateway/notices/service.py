@@ -135,7 +135,12 @@ class Notices:
         return notice
 
     async def send(self, notice_id: str, by: str) -> Notice:
-        """E-mail a draft notice to its platform, evidence attached (never for CSAM)."""
+        """E-mail a draft notice to its platform, evidence attached (never for CSAM); once, even when two
+        listeners press "send" together (the notice's lock)."""
+        async with self.store.lock("notice:" + notice_id, timeout=60.0):
+            return await self._send(notice_id, by)
+
+    async def _send(self, notice_id: str, by: str) -> Notice:
         flow, notice = self.flow(), await self.get(notice_id)
         platform = flow.platforms.get(notice.platform)
         if notice.status != NoticeStatus.DRAFT:
@@ -156,6 +161,10 @@ class Notices:
 
     async def mark_filed(self, notice_id: str, by: str) -> Notice:
         """A listener filed the ready text on the platform's web form."""
+        async with self.store.lock("notice:" + notice_id):
+            return await self._mark_filed(notice_id, by)
+
+    async def _mark_filed(self, notice_id: str, by: str) -> Notice:
         flow, notice = self.flow(), await self.get(notice_id)
         platform = flow.platforms.get(notice.platform)
         if notice.status != NoticeStatus.DRAFT:
@@ -167,6 +176,10 @@ class Notices:
 
     async def update(self, notice_id: str, by: str, status: str, answer: str = "") -> Notice:
         """Record the platform's answer: acknowledged, removed, refused, or no answer."""
+        async with self.store.lock("notice:" + notice_id):
+            return await self._update(notice_id, by, status, answer)
+
+    async def _update(self, notice_id: str, by: str, status: str, answer: str = "") -> Notice:
         notice = await self.get(notice_id)
         try:
             target = NoticeStatus(status)
@@ -226,27 +239,50 @@ class Notices:
         flow = self.dispatcher.flows.engine().flow
         if flow.notices is None:
             return
-        keep = timedelta(days=flow.notices.retention_days)
-        for notice in await self.store.list_notices():
-            platform = flow.platforms.get(notice.platform)
-            due = notice.due_at(platform.response_hours) if platform else None
-            if due is not None and due <= now and notice.reminded_at is None:
-                await self._remind(notice, now)
-            if notice.status == NoticeStatus.REMOVED and notice.told_at is None:
-                told = await self.tell(notice, now)
-                if told.told_at is not None:
-                    await self._save(told, "gateway", "notice_removal_told", "the young person was told")
-            closed_at = notice.closed_at if notice.status in CLOSED_NOTICE else None
-            if closed_at is not None and notice.evidence_deleted_at is None and closed_at + keep <= now:
-                count = await self.store.drop_evidence(notice.id)
-                await self._save(replace(notice, evidence_deleted_at=now), "gateway", "evidence_deleted",
-                                 f"{count} file(s), {flow.notices.retention_days} days after closing")  # fmt: skip
+        for listed in await self.store.list_notices():
+            if _due_work(listed, flow, now):
+                async with self.store.lock("notice:" + listed.id):  # never over a listener's concurrent update
+                    notice = await self.store.get_notice(listed.id)
+                    if notice is not None:
+                        await self._sweep_one(notice, flow, now)
 
-    async def _remind(self, notice: Notice, now: datetime) -> None:
-        reminded = replace(notice, reminded_at=now)
-        await self._save(reminded, "gateway", "notice_overdue", f"no answer from {notice.platform} in time")
+    async def _sweep_one(self, notice: Notice, flow: Flow, now: datetime) -> None:
+        assert flow.notices is not None
+        platform = flow.platforms.get(notice.platform)
+        due = notice.due_at(platform.response_hours) if platform else None
+        if due is not None and due <= now and notice.reminded_at is None:
+            notice = await self._remind(notice, now)
+        if notice.status == NoticeStatus.REMOVED and notice.told_at is None:
+            told = await self.tell(notice, now)
+            if told.told_at is not None:
+                notice = await self._save(told, "gateway", "notice_removal_told", "the young person was told")
+        closed_at = notice.closed_at if notice.status in CLOSED_NOTICE else None
+        keep = timedelta(days=flow.notices.retention_days)
+        if closed_at is not None and notice.evidence_deleted_at is None and closed_at + keep <= now:
+            count = await self.store.drop_evidence(notice.id)
+            await self._save(replace(notice, evidence_deleted_at=now), "gateway", "evidence_deleted",
+                             f"{count} file(s), {flow.notices.retention_days} days after closing")  # fmt: skip
+
+    async def _remind(self, notice: Notice, now: datetime) -> Notice:
+        reminded = await self._save(replace(notice, reminded_at=now), "gateway", "notice_overdue",
+                                    f"no answer from {notice.platform} in time")  # fmt: skip
         await self.store.publish({"type": "alert", "kind": "notice_overdue", "subject": reference(notice),
                                   "detail": f"{notice.platform}: no answer in time ({notice.pseudonym})"})  # fmt: skip
+        return reminded
+
+
+def _due_work(notice: Notice, flow: Flow, now: datetime) -> bool:
+    """Whether the background round has something to do for this notice (checked again under its lock)."""
+    assert flow.notices is not None
+    platform = flow.platforms.get(notice.platform)
+    due = notice.due_at(platform.response_hours) if platform else None
+    if due is not None and due <= now and notice.reminded_at is None:
+        return True
+    if notice.status == NoticeStatus.REMOVED and notice.told_at is None:
+        return True
+    keep = timedelta(days=flow.notices.retention_days)
+    closed_at = notice.closed_at if notice.status in CLOSED_NOTICE else None
+    return closed_at is not None and notice.evidence_deleted_at is None and closed_at + keep <= now
 
 
 def no_identity(conversation: Conversation, texts: list[str]) -> None:

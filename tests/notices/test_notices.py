@@ -233,3 +233,13 @@ async def test_a_web_form_notice_gives_the_ready_text_and_its_evidence_files(
     assert (await app.get(f"/api/notices/{notice['id']}/evidence/1")).status == 404
     assert (await app.post(f"/api/notices/{notice['id']}/filed")).status == 200
     assert smtp.inbox.received == []
+
+
+async def test_two_listeners_sending_at_once_send_one_email(app: Client, graph: FakeGraphAPI, smtp: SmtpServer) -> None:
+    conversation = await messenger_says(app, "bonjour")
+    created = await create(app, conversation, locations=["https://www.instagram.com/p/Twice/"])
+    notice = (await created.json())["notices"][0]["id"]
+    answers = await asyncio.gather(*(app.post(f"/api/notices/{notice}/send") for _ in range(3)))
+    assert sorted(a.status for a in answers) == [200, 409, 409]
+    await smtp.inbox.wait(1)
+    assert len(smtp.inbox.received) == 1
