@@ -8,7 +8,7 @@
 
   HG.addTexts({
     fr: {
-      "cw.title": "Signalements et orientations", "cw.notice": "Signaler un contenu", "cw.referral": "Orienter avec accord",
+      "cw.title": "Signalements et orientations", "cw.notice": "Signaler un contenu", "cw.referral": "Transmettre avec accord",
       "cw.none": "Aucun signalement ni orientation.", "cw.platform": "Plateforme", "cw.category": "Motif et fondement juridique",
       "cw.locations": "Adresses du contenu (une par ligne : https://… ou @compte)", "cw.description": "Description (sans nom ni numéro du jeune)",
       "cw.evidence": "Preuves (pièces jointes de la conversation)", "cw.no_evidence": "Aucune pièce jointe dans cette conversation.",
@@ -19,14 +19,14 @@
       "cw.told": "Jeune prévenu·e", "cw.ask": "Poser la question d'accord", "cw.asked": "Question envoyée.",
       "cw.consent": "Réponse du jeune", "cw.yes": "Oui, d'accord", "cw.no": "Non",
       "cw.shared": "Ce que le partenaire reçoit (relis, raccourcis ou efface)", "cw.summary": "En quelques mots",
-      "cw.refer": "Enregistrer la réponse", "cw.partner": "Partenaire",
+      "cw.refer": "Enregistrer la réponse", "cw.partner": "Destinataire",
       "cw.status.draft": "brouillon", "cw.status.sent": "envoyé", "cw.status.acknowledged": "accusé de réception",
       "cw.status.removed": "retiré", "cw.status.refused": "refusé", "cw.status.no_answer": "sans réponse",
       "cw.status.declined": "refusée par le jeune", "cw.status.taken_up": "prise en charge", "cw.status.closed": "close",
       "cw.done": "Enregistré."
     },
     en: {
-      "cw.title": "Notices and referrals", "cw.notice": "Report content", "cw.referral": "Refer with consent",
+      "cw.title": "Notices and referrals", "cw.notice": "Report content", "cw.referral": "Pass on with consent",
       "cw.none": "No notice or referral.", "cw.platform": "Platform", "cw.category": "Reason and legal ground",
       "cw.locations": "Content addresses (one per line: https://… or @account)", "cw.description": "Description (no name or number of the young person)",
       "cw.evidence": "Evidence (the conversation's attachments)", "cw.no_evidence": "No attachment in this conversation.",
@@ -37,7 +37,7 @@
       "cw.told": "Young person told", "cw.ask": "Ask the consent question", "cw.asked": "Question sent.",
       "cw.consent": "The young person's answer", "cw.yes": "Yes, they agree", "cw.no": "No",
       "cw.shared": "What the partner receives (review, shorten or blank)", "cw.summary": "In a few words",
-      "cw.refer": "Record the answer", "cw.partner": "Partner",
+      "cw.refer": "Record the answer", "cw.partner": "Recipient",
       "cw.status.draft": "draft", "cw.status.sent": "sent", "cw.status.acknowledged": "acknowledged",
       "cw.status.removed": "removed", "cw.status.refused": "refused", "cw.status.no_answer": "no answer",
       "cw.status.declined": "declined by the young person", "cw.status.taken_up": "taken up", "cw.status.closed": "closed",
