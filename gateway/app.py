@@ -42,7 +42,12 @@ from gateway.flowset import FlowSet
 from gateway.gate import Gate
 from gateway.inbox import Inbox
 from gateway.keyed import KeyedHash
+from gateway.mailer import Mailer
 from gateway.metrics import CONTENT_TYPE, Metrics
+from gateway.notices.api import CaseworkAPI
+from gateway.notices.inbound import InboundReferrals
+from gateway.notices.referrals import Referrals
+from gateway.notices.service import Notices
 from gateway.outbox import Outbox
 from gateway.ratelimit import RateLimits, open_limit_storage
 from gateway.settings import Settings
@@ -125,6 +130,9 @@ async def create_app(
     app[SETTINGS], app[STORE], app[FLOWS], app[DISPATCHER] = settings, store, flows, dispatcher
     app[OUTBOX], app[TIMERS], app[API], app[METRICS], app[GATE] = outbox, timers, api, metrics, gate
 
+    fetchers = {name: a for name, a in channels.adapters.items() if isinstance(a, MediaFetcher)}
+    mailer = Mailer(settings.smtp_url, settings.smtp_ca_file) if settings.smtp_url else None
+    notices = Notices(dispatcher, fetchers, mailer, poll_seconds=worker_poll_seconds * 30)
     supervisor = Supervisor(metrics)
     watch = Watch(store, metrics, clock=clock, outbox_alert_seconds=settings.outbox_alert_seconds)
     for name, worker in {
@@ -132,7 +140,7 @@ async def create_app(
         "timers": timers.run, "webchat": hub.forward_events, "console": live.forward,
         "flows": lambda: _watch(flows), "presence": lambda: presence.listen(store),
         "presence-beat": lambda: presence.beat_forever(store), "typing": TypingRelay(store, channels.adapters).run,
-        "alerts": watch.run,
+        "alerts": watch.run, "notices": notices.run,
     }.items():  # fmt: skip
         supervisor.add(name, worker)
     app[SUPERVISOR] = supervisor
@@ -145,11 +153,11 @@ async def create_app(
     app.on_shutdown.append(_close_sockets(hub.open, api.open))
     _routes(app, settings, hub, api, flows, store, supervisor, reader)
     app.add_routes(webhook_routes(channels, dispatcher, gate, inbox))
-    fetchers = {name: a for name, a in channels.adapters.items() if isinstance(a, MediaFetcher)}
     media = ConsoleMedia(store, fetchers)
     app.add_routes([
         *ConsolePages(api).routes(), *Supervision(store, flows, presence, api).routes(),
-        *Safety(store, gate, api).routes(),
+        *Safety(store, gate, api).routes(), *CaseworkAPI(api, notices, Referrals(dispatcher, mailer)).routes(),
+        *InboundReferrals(dispatcher, settings.partner_key_map(), settings.public_url).routes(),
         web.get("/api/conversations/{id}/attachments/{n}", api.authed(media.attachment)),
     ])  # fmt: skip
     app.router.add_get("/metrics", _metrics_handler(metrics, store, presence, clock))

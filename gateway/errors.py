@@ -13,10 +13,11 @@
     │   ├── BadSignature          → 403
     │   ├── BadRequest            → 400
     │   └── PayloadTooLarge       → 413
-    └── DeliveryError             a send to a provider failed
-        ├── RetryableDelivery     network error, 5xx, 429: try again (``retry_after`` seconds when known;
-        │                         ``parts_sent``: parts of a split message the provider accepted before it)
-        └── PermanentDelivery     the provider refused for good (e.g. reply window closed)
+    ├── DeliveryError             a send to a provider failed
+    │   ├── RetryableDelivery     network error, 5xx, 429: try again (``retry_after`` seconds when known;
+    │   │                         ``parts_sent``: parts of a split message the provider accepted before it)
+    │   └── PermanentDelivery     the provider refused for good (e.g. reply window closed)
+    └── MailError                 the SMTP server could not be reached or refused an e-mail (notices, referrals)
 
 Messages never contain message text, phone numbers or platform user ids.
 """
@@ -94,3 +95,7 @@ class RetryableDelivery(DeliveryError):
 
 class PermanentDelivery(DeliveryError):
     pass
+
+
+class MailError(GatewayError):
+    """An e-mail was not accepted by the SMTP server; the message names the step, never an address."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from limits import parse
@@ -76,6 +76,11 @@ class Settings:
     redis_pool_timeout: float = 10.0
     understanding: str = "on"  # "off": keywords only, the embedded model is not loaded
     understanding_timeout: float = 0.5  # seconds a message waits for the model's reading at most
+    # Takedown notices and warm referrals by e-mail: smtp://user:pass@host:587 (STARTTLS) or smtps://…:465
+    smtp_url: str = field(default="", repr=False)
+    smtp_ca_file: str = ""  # a CA bundle to trust the SMTP server's certificate (default: the system's)
+    # Partners' inbound referrals: "partner=key,other=key2" (a key of at least 24 characters each)
+    partner_keys: str = field(default="", repr=False)
     # Messenger
     messenger_app_secret: str = ""
     messenger_verify_token: str = ""
@@ -151,10 +156,23 @@ class Settings:
             raise ConfigError("GATEWAY_INBOX_BATCH must be >= 0")
         if self.inbound_claim_seconds <= 0:
             raise ConfigError("GATEWAY_INBOUND_CLAIM_SECONDS must be positive")
+        if self.smtp_url and not self.smtp_url.startswith(("smtp://", "smtps://")):
+            raise ConfigError("GATEWAY_SMTP_URL must start with smtp:// (STARTTLS) or smtps:// (TLS)")
+        self.partner_key_map()  # ConfigError when malformed
         if self.redis_max_connections < 1 or self.redis_pool_timeout <= 0:
             raise ConfigError("GATEWAY_REDIS_MAX_CONNECTIONS must be >= 1 and GATEWAY_REDIS_POOL_TIMEOUT positive")
         if self.understanding not in ("on", "off") or self.understanding_timeout <= 0:
             raise ConfigError("GATEWAY_UNDERSTANDING must be on or off and GATEWAY_UNDERSTANDING_TIMEOUT positive")
+
+    def partner_key_map(self) -> dict[str, str]:
+        """``GATEWAY_PARTNER_KEYS`` as partner → key; ConfigError (never quoting a key) when malformed."""
+        keys: dict[str, str] = {}
+        for item in filter(None, (part.strip() for part in self.partner_keys.split(","))):
+            partner, _, key = item.partition("=")
+            if not partner.strip() or len(key.strip()) < 24:
+                raise ConfigError("GATEWAY_PARTNER_KEYS must be partner=key pairs, each key at least 24 characters")
+            keys[partner.strip()] = key.strip()
+        return keys
 
     @property
     def messenger_enabled(self) -> bool:

@@ -308,7 +308,8 @@ async def _field(request: web.Request, name: str) -> str:
     return value
 
 
-_STATUS = {"not_found": 404, "bad_request": 400, "empty": 400, "too_long": 400}
+_STATUS = {"not_found": 404, "bad_request": 400, "empty": 400, "too_long": 400, "identity": 400,
+           "mail_failed": 502, "media_unavailable": 502}  # fmt: skip
 
 
 def _me(listener: Listener) -> dict[str, Any]:

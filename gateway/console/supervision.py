@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 from aiohttp import web
 
@@ -17,6 +18,7 @@ from gateway.console.api import Handler, ListenerAPI, Presence
 from gateway.errors import FlowError
 from gateway.flows.graph import run_dot, to_dot, to_mermaid
 from gateway.flowset import FlowSet
+from gateway.notices.stats import casework_csv, casework_figures
 from gateway.store import Store
 
 SVG_HEADERS = {
@@ -59,14 +61,22 @@ class Supervision:
             raise web.HTTPBadRequest(text=body, content_type="application/json") from None
 
     async def figures(self, request: web.Request) -> web.Response:
-        return web.json_response(await stats.period_figures(self.store, self.flows, await self._period(request)))
+        return web.json_response(await self._figures(await self._period(request)))
+
+    async def _figures(self, period: stats.Period) -> dict[str, Any]:
+        """The conversations' figures and the notices' and referrals' (``casework``)."""
+        figures = await stats.period_figures(self.store, self.flows, period)
+        casework = await casework_figures(self.store, self.flows.engine().flow, period.since, period.until,
+                                          self.api.dispatcher.clock())  # fmt: skip
+        return {**figures, "casework": casework}
 
     async def csv(self, request: web.Request) -> web.Response:
         period = await self._period(request)
-        figures = await stats.period_figures(self.store, self.flows, period)
+        figures = await self._figures(period)
         days = f"{period.since.date().isoformat()}_{period.until.date().isoformat()}"
+        text = stats.to_csv(figures) + casework_csv(figures["casework"])
         return web.Response(
-            text=stats.to_csv(figures), content_type="text/csv", charset="utf-8",
+            text=text, content_type="text/csv", charset="utf-8",
             headers={"Content-Disposition": f'attachment; filename="stats_{days}.csv"', "Cache-Control": "no-store"},
         )  # fmt: skip
 

@@ -330,6 +330,26 @@ def texts(flow: Flow) -> Iterator[Text]:
         yield f"the text of canned response '{canned.shortcut}'", canned.text, ("canned_responses", i, "text")
     for i, category in enumerate(flow.outcomes):
         yield f"the label of outcome '{category.id}'", category.label, ("outcomes", i, "label")
+    yield from casework_texts(flow)
+
+
+def casework_texts(flow: Flow) -> Iterator[Text]:
+    """The texts of takedown notices and warm referrals."""
+    for name, category in flow.notice_categories.items():
+        for part in ("label", "ground", "explanation"):
+            path = ("notice_categories", name, part)
+            yield f"the {part} of notice category '{name}'", getattr(category, part), path
+    for name, partner in flow.partners.items():
+        if partner.referral is not None:
+            steps = ("partners", name, "referral", "next_steps")
+            yield f"the next steps of partner '{name}'", partner.referral.next_steps, steps
+    if flow.notices is not None:
+        yield "the trusted-flagger status", flow.notices.notifier.trusted_flagger, ("notices", "notifier",
+                                                                                    "trusted_flagger")
+        yield "the removal message", flow.notices.removed_message, ("notices", "removed_message")
+    if flow.referrals is not None:
+        yield "the consent question", flow.referrals.consent_question, ("referrals", "consent_question")
+        yield "the declined message", flow.referrals.declined_message, ("referrals", "declined_message")
 
 
 def _step_texts(sid: str, step: Step) -> Iterator[Text]:
@@ -393,6 +413,38 @@ def check_phrase_marks(flow: Flow) -> Iterator[Issue]:
 
 
 # --- messages --------------------------------------------------------------------------------------------------
+
+
+def check_casework(flow: Flow) -> Iterator[Issue]:
+    """Notices and referrals: platforms written in a flow language, categories and partners that exist."""
+    for name, platform in flow.platforms.items():
+        if platform.language not in flow.languages:
+            text = f"platform '{name}': its language '{platform.language}' is not {_languages(flow)}"
+            yield Issue(("platforms", name, "language"), text)
+    if flow.notice_categories and flow.notices is None:
+        yield Issue(("notice_categories",), "'notice_categories' needs a 'notices:' section (the notifier)", True)
+    if flow.notices is not None:
+        target = flow.notices.csam_also_to
+        if target is not None and target not in flow.platforms:
+            text = f"'csam_also_to' names {_missing('platform', target, flow.platforms)}"
+            yield Issue(("notices", "csam_also_to"), text)
+        if target is None and any(c.csam for c in flow.notice_categories.values()):
+            text = "a 'csam' category needs 'csam_also_to' (the platform, usually Pharos, always told as well)"
+            yield Issue(("notices",), text, True)
+    known = [*flow.fields, "language"]
+    for name, partner in flow.partners.items():
+        if partner.referral is None:
+            continue
+        if flow.referrals is None:
+            yield Issue(("partners", name, "referral"), "a partner's 'referral' needs a 'referrals:' section", True)
+        for k, field in enumerate(partner.referral.fields):
+            if field not in known:
+                text = f"partner '{name}' sends {_missing('field', field, known)}"
+                yield Issue(("partners", name, "referral", "fields", k), text)
+    for lang, question in (flow.referrals.consent_question.items() if flow.referrals else ()):
+        problem = _placeholder_problem(question, ("partner",))
+        if problem:
+            yield Issue(("referrals", "consent_question", lang), f"the consent question in '{lang}': {problem}")
 
 
 def check_required_messages(flow: Flow) -> Iterator[Issue]:
@@ -755,6 +807,7 @@ CHECKS: tuple[Check, ...] = (
     check_phrase_languages,
     check_phrase_marks,
     check_required_messages,
+    check_casework,
     check_placeholders,
     check_shadowed_rules,
     check_last_rule,

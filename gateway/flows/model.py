@@ -11,13 +11,13 @@ import datetime as dt
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from gateway.flows.casework import NoticeCategory, Notices, PartnerReferral, Platform, Referrals
+from gateway.flows.model_base import LocalText as LocalText
+from gateway.flows.model_base import Strict as Strict
 from gateway.flows.reading import RISKS, Reading
 from gateway.flows.rules import Always, Condition, parse_condition
-
-LocalText = dict[str, str]
-"""A text per language code: ``{fr: "Bonjour", en: "Hello"}``."""
 
 Priority = Literal["urgent", "high", "normal"]
 PRIORITIES: tuple[str, ...] = ("urgent", "high", "normal")
@@ -26,10 +26,6 @@ RESERVED_TARGETS = frozenset({"route"})
 ALWAYS_SCHEDULE = "always"
 
 _RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
 
 def _parse_range(value: Any) -> tuple[int, int]:
@@ -109,6 +105,8 @@ class Partner(Strict):
     schedule: str = ALWAYS_SCHEDULE
     message: LocalText
     emergency: bool = False
+    referral: PartnerReferral | None = None
+    """Set for a partner that accepts warm referrals (with the young person's consent)."""
 
 
 class Choice(Strict):
@@ -370,6 +368,10 @@ class Flow(Strict):
     canned_responses: list[CannedResponse] = Field(default_factory=list)
     outcomes: list[OutcomeCategory] = Field(default_factory=list)
     timers: Timers = Timers()
+    platforms: dict[str, Platform] = Field(default_factory=dict)
+    notice_categories: dict[str, NoticeCategory] = Field(default_factory=dict)
+    notices: Notices | None = None
+    referrals: Referrals | None = None
     tests: list[Scenario] = Field(default_factory=list)
 
     @property

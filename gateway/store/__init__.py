@@ -36,6 +36,7 @@ from typing import Any, Protocol, Self
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.errors import ConfigError
 from gateway.messages import Attachment, ChannelName, Choice
+from gateway.notices.record import Evidence, Notice, Referral
 
 __all__ = [
     "RESYNC",
@@ -45,6 +46,7 @@ __all__ = [
     "BatchStore",
     "Block",
     "BlockStore",
+    "CaseworkStore",
     "ClaimState",
     "ConversationStore",
     "DedupeStore",
@@ -466,6 +468,40 @@ class AuditStore(Protocol):
         ...
 
 
+class CaseworkStore(Protocol):
+    """Takedown notices (with their evidence files) and warm referrals (``gateway/notices/``)."""
+
+    async def put_notice(self, notice: Notice) -> None:
+        """Insert or replace a notice."""
+        ...
+
+    async def get_notice(self, notice_id: str) -> Notice | None: ...
+
+    async def list_notices(self, conversation_id: str | None = None) -> list[Notice]:
+        """Every notice (or a conversation's), oldest first."""
+        ...
+
+    async def put_evidence(self, notice_id: str, files: list[Evidence]) -> None:
+        """Keep copies of a notice's evidence files (replacing any it had)."""
+        ...
+
+    async def get_evidence(self, notice_id: str) -> list[Evidence]: ...
+
+    async def drop_evidence(self, notice_id: str) -> int:
+        """Delete a notice's evidence files (retention over); how many there were."""
+        ...
+
+    async def put_referral(self, referral: Referral) -> None:
+        """Insert or replace a referral."""
+        ...
+
+    async def get_referral(self, referral_id: str) -> Referral | None: ...
+
+    async def list_referrals(self, conversation_id: str | None = None) -> list[Referral]:
+        """Every referral (or a conversation's), oldest first."""
+        ...
+
+
 class Subscription(Protocol):
     """Events published after :meth:`EventStore.subscribe` returned, in order. Close it when done.
 
@@ -531,6 +567,7 @@ class Store(
     LockStore,
     BlockStore,
     AuditStore,
+    CaseworkStore,
     Protocol,
 ):
     async def ping(self) -> None:

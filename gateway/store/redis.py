@@ -28,6 +28,9 @@ allows (Cluster would not). Layout:
     hg:lock:<conv>               the conversation lock          hg:events  the pub/sub channel
     hg:blocks                    hash block key (a keyed hash, no identity) → block (JSON)
     hg:audit                     list of audit entries (JSON), newest first, trimmed to AUDIT_KEPT
+    hg:notice:<id>               a takedown notice (JSON)       hg:notices  ids scored by creation (µs)
+    hg:notices:<conv>            a conversation's notice ids    hg:evidence:<notice>  its files (JSON, base64)
+    hg:referral:<id>             a warm referral (JSON)         hg:referrals, hg:referrals:<conv>  as notices
 
 The conversation lock is a lease of ``LOCK_LEASE_MS`` (6 s) that its holder renews every third of it while it
 holds the lock: processing one message takes milliseconds, a slow one keeps its lock, and a crashed instance
@@ -55,6 +58,7 @@ from redis.exceptions import RedisError
 from gateway.conversation import Conversation, Priority, Status
 from gateway.errors import Conflict, StoreError
 from gateway.messages import ChannelName
+from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
     RESYNC,
     AuditEntry,
@@ -629,6 +633,69 @@ class RedisStore:
     async def audit_log(self, limit: int = 200) -> list[AuditEntry]:
         raws = await self._redis.lrange(_key("audit"), 0, limit - 1)
         return [loads("audit", raw, decode_audit) for raw in raws]
+
+    # Notices, their evidence, referrals
+
+    @_guarded
+    async def put_notice(self, notice: Notice) -> None:
+        await self._put_record("notice", notice.id, notice.conversation_id, notice.created_at, notice.to_dict())
+
+    @_guarded
+    async def get_notice(self, notice_id: str) -> Notice | None:
+        raw = await self._redis.get(_key("notice", notice_id))
+        return None if raw is None else loads("notice", raw, Notice.from_dict)
+
+    @_guarded
+    async def list_notices(self, conversation_id: str | None = None) -> list[Notice]:
+        raws = await self._records("notice", conversation_id)
+        return [loads("notice", raw, Notice.from_dict) for raw in raws]
+
+    @_guarded
+    async def put_evidence(self, notice_id: str, files: list[Evidence]) -> None:
+        await self._redis.set(_key("evidence", notice_id), json.dumps([f.to_dict() for f in files]))
+
+    @_guarded
+    async def get_evidence(self, notice_id: str) -> list[Evidence]:
+        raw = await self._redis.get(_key("evidence", notice_id))
+        return [] if raw is None else [Evidence.from_dict(f) for f in json.loads(raw)]
+
+    @_guarded
+    async def drop_evidence(self, notice_id: str) -> int:
+        files = await self.get_evidence(notice_id)
+        await self._redis.delete(_key("evidence", notice_id))
+        return len(files)
+
+    @_guarded
+    async def put_referral(self, referral: Referral) -> None:
+        await self._put_record("referral", referral.id, referral.conversation_id, referral.created_at,
+                               referral.to_dict())  # fmt: skip
+
+    @_guarded
+    async def get_referral(self, referral_id: str) -> Referral | None:
+        raw = await self._redis.get(_key("referral", referral_id))
+        return None if raw is None else loads("referral", raw, Referral.from_dict)
+
+    @_guarded
+    async def list_referrals(self, conversation_id: str | None = None) -> list[Referral]:
+        raws = await self._records("referral", conversation_id)
+        return [loads("referral", raw, Referral.from_dict) for raw in raws]
+
+    async def _put_record(self, kind: str, id_: str, conversation_id: str, at: datetime, data: dict[str, Any]) -> None:
+        score = to_us(at)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(_key(kind, id_), dumps(data))
+            pipe.zadd(_key(kind + "s"), {id_: score}, nx=True)
+            pipe.zadd(_key(kind + "s", conversation_id), {id_: score}, nx=True)
+            await pipe.execute()
+
+    async def _records(self, kind: str, conversation_id: str | None) -> list[str]:
+        index = _key(kind + "s", conversation_id) if conversation_id else _key(kind + "s")
+        found: list[Any] = await self._redis.zrange(index, 0, -1)
+        ids = [_text(i) for i in found]
+        if not ids:
+            return []
+        raws = await self._redis.mget([_key(kind, i) for i in ids])
+        return [_text(raw) for raw in raws if raw is not None]
 
     # Per-conversation locks, across instances
 

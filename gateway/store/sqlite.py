@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,7 @@ from typing import Any, TypeVar
 from gateway.conversation import ACTIVE_STATUSES, Conversation, Priority, Status
 from gateway.errors import ConfigError, Conflict, StoreError
 from gateway.messages import ChannelName
+from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
     AuditEntry,
     Block,
@@ -112,6 +114,11 @@ CREATE TABLE IF NOT EXISTS timers (
 CREATE INDEX IF NOT EXISTS timers_due ON timers (due_us);
 CREATE TABLE IF NOT EXISTS blocks (key TEXT PRIMARY KEY, until_us INTEGER, at_us INTEGER NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS notices (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, conversation_id TEXT NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS evidence (notice_id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS referrals (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, conversation_id TEXT NOT NULL, data TEXT NOT NULL);
 """
 
 _ACTIVE = tuple(str(status) for status in ACTIVE_STATUSES)
@@ -680,6 +687,53 @@ class SqliteStore:
     async def audit_log(self, limit: int = 200) -> list[AuditEntry]:
         rows = await self._select("SELECT data FROM audit ORDER BY seq DESC LIMIT ?", (limit,))
         return [loads("audit", row["data"], decode_audit) for row in rows]
+
+    # Notices, their evidence, referrals
+
+    async def put_notice(self, notice: Notice) -> None:
+        await self._change(
+            "INSERT INTO notices (id, conversation_id, data) VALUES (?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+            (notice.id, notice.conversation_id, dumps(notice.to_dict())),
+        )
+
+    async def get_notice(self, notice_id: str) -> Notice | None:
+        rows = await self._select("SELECT data FROM notices WHERE id = ?", (notice_id,))
+        return loads("notice", rows[0]["data"], Notice.from_dict) if rows else None
+
+    async def list_notices(self, conversation_id: str | None = None) -> list[Notice]:
+        where, params = ("WHERE conversation_id = ?", (conversation_id,)) if conversation_id else ("", ())
+        rows = await self._select(f"SELECT data FROM notices {where} ORDER BY seq", params)
+        return [loads("notice", row["data"], Notice.from_dict) for row in rows]
+
+    async def put_evidence(self, notice_id: str, files: list[Evidence]) -> None:
+        data = json.dumps([f.to_dict() for f in files])
+        await self._change("INSERT OR REPLACE INTO evidence (notice_id, data) VALUES (?, ?)", (notice_id, data))
+
+    async def get_evidence(self, notice_id: str) -> list[Evidence]:
+        rows = await self._select("SELECT data FROM evidence WHERE notice_id = ?", (notice_id,))
+        return [Evidence.from_dict(f) for f in json.loads(rows[0]["data"])] if rows else []
+
+    async def drop_evidence(self, notice_id: str) -> int:
+        files = await self.get_evidence(notice_id)
+        await self._change("DELETE FROM evidence WHERE notice_id = ?", (notice_id,))
+        return len(files)
+
+    async def put_referral(self, referral: Referral) -> None:
+        await self._change(
+            "INSERT INTO referrals (id, conversation_id, data) VALUES (?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+            (referral.id, referral.conversation_id, dumps(referral.to_dict())),
+        )
+
+    async def get_referral(self, referral_id: str) -> Referral | None:
+        rows = await self._select("SELECT data FROM referrals WHERE id = ?", (referral_id,))
+        return loads("referral", rows[0]["data"], Referral.from_dict) if rows else None
+
+    async def list_referrals(self, conversation_id: str | None = None) -> list[Referral]:
+        where, params = ("WHERE conversation_id = ?", (conversation_id,)) if conversation_id else ("", ())
+        rows = await self._select(f"SELECT data FROM referrals {where} ORDER BY seq", params)
+        return [loads("referral", row["data"], Referral.from_dict) for row in rows]
 
 
 # The earliest pending item of each conversation, if it is due.

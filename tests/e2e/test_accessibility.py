@@ -87,7 +87,8 @@ async def test_the_console_has_no_violation(context: BrowserContext, desk: Brows
     await expect(listener.locator('#transcript .msg[data-author="listener"]')).to_have_count(1)
     await audit(listener, "/console, a conversation taken")
     for opener, dialog in (("#refer-open", "#refer-dialog"), ("#transfer-open", "#transfer-dialog"),
-                           ("#close-open", "#close-dialog")):  # fmt: skip
+                           ("#close-open", "#close-dialog"), ("#notice-open", "#notice-dialog"),
+                           ("#referral-open", "#referral-dialog")):  # fmt: skip
         await listener.locator(opener).click()
         await expect(listener.locator(dialog)).to_be_visible()
         await audit(listener, f"/console, {dialog}")

@@ -276,6 +276,7 @@
       appendEntry(entry);
     });
     if (changed) { $("transcript").scrollTop = $("transcript").scrollHeight; }
+    document.dispatchEvent(new CustomEvent("hg:conversation", { detail: c }));  // casework.js: notices, referrals
   }
 
   /* A young person who wrote before (same channel identity): the dates and outcomes, each opening that one. */

@@ -292,6 +292,13 @@
   });
   translatePage();
 
+  /* A page's own texts ({fr: {...}, en: {...}}), added to the console's; the page is translated again. */
+  function addTexts(more) {
+    LANGUAGES.forEach(function (code) { Object.keys(more[code] || {}).forEach(function (k) { TEXTS[code][k] = more[code][k]; }); });
+    translatePage();
+  }
+
+  HG.addTexts = addTexts;
   HG.t = t;
   HG.local = local;
   HG.lang = function () { return lang; };

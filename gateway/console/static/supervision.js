@@ -108,6 +108,7 @@
     columns($("chart-wait"), f.wait.buckets, function (r) { return r.label; });
     bars($("chart-outcomes"), f.outcomes.map(function (r) { return relabel(r, outcomeLabel(r)); }));
     bars($("chart-routes"), f.routes.map(function (r) { return relabel(r, routeLabel(r)); }));
+    document.dispatchEvent(new CustomEvent("hg:figures", { detail: f }));  // supervision-casework.js
   }
 
   function relabel(row, label) { return { key: row.key, label: label, value: row.value }; }

@@ -1,0 +1,175 @@
+"""Warm referrals to partners, with the young person's consent.
+
+A partner with a ``referral:`` block in flows.yaml accepts them. The listener asks the consent question (sent to
+the young person in their language) and records the answer. **Without a yes, nothing is sent**: the referral is
+kept as ``declined`` and the young person hears that nothing was shared. With a yes, the partner receives by
+e-mail a minimal summary the listener reviewed: only the partner's fields (values the listener may shorten or
+blank), the listener's few words, and how to answer: through the helpline, quoting the reference. Never a name,
+phone number or platform id. The young person is then told what happens next; the referral is followed
+``sent`` → ``taken_up`` → ``closed``, every step in the audit log.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from email.message import EmailMessage
+
+from gateway.console.actions import ActionRefused
+from gateway.conversation import Conversation, Status
+from gateway.dispatcher import Dispatcher, new_id
+from gateway.errors import MailError
+from gateway.flows.model import Flow, Partner
+from gateway.mailer import Mailer
+from gateway.messages import Reply
+from gateway.notices.compose import plain_email
+from gateway.notices.record import REFERRAL_MOVES, Referral, ReferralStatus
+from gateway.notices.service import no_identity
+from gateway.store import AuditEntry, Author
+
+log = logging.getLogger(__name__)
+
+MAX_VALUE = 500
+MAX_SUMMARY = 2000
+
+_MAIL = {
+    "fr": ("[{helpline}] Orientation d'un·e jeune - réf. {ref}",
+           "Bonjour,\n\n{helpline} vous oriente un·e jeune qui a donné son accord pour que nous vous transmettions"
+           " ce qui suit.\n\n{fields}\n\nEn quelques mots (relu par l'écoutant·e) :\n{summary}\n\nPour lui répondre,"
+           " écrivez-nous à {email} en rappelant la référence {ref} : nous lui transmettons votre message dans sa"
+           " conversation avec nous. Son identité et ses coordonnées ne vous sont pas communiquées.\n\n{helpline}\n"),
+    "en": ("[{helpline}] Referral of a young person - ref. {ref}",
+           "Hello,\n\n{helpline} refers to you a young person who agreed that we pass on the following.\n\n{fields}"
+           "\n\nIn a few words (reviewed by the listener):\n{summary}\n\nTo answer them, write to us at {email}"
+           " quoting the reference {ref}: we pass your message on in their conversation with us. Their identity"
+           " and contact details are not shared with you.\n\n{helpline}\n"),
+}  # fmt: skip
+
+
+def reference(referral: Referral) -> str:
+    return "R-" + referral.id[:10].upper()
+
+
+class Referrals:
+    def __init__(self, dispatcher: Dispatcher, mailer: Mailer | None) -> None:
+        self.dispatcher, self.store, self.mailer = dispatcher, dispatcher.store, mailer
+
+    def _partner(self, partner: str) -> tuple[Flow, Partner]:
+        flow = self.dispatcher.flows.engine().flow
+        found = flow.partners.get(partner)
+        if found is None or found.referral is None or flow.referrals is None:
+            raise ActionRefused("unknown_partner", f"partner '{partner}' takes no warm referrals")
+        return flow, found
+
+    async def _mine(self, conversation_id: str, listener: str) -> Conversation:
+        conversation = await self.store.get_conversation(conversation_id)
+        if conversation is None:
+            raise ActionRefused("not_found", "no such conversation")
+        if conversation.status != Status.WITH_LISTENER or conversation.listener != listener:
+            raise ActionRefused("not_yours", "take the conversation first (it is not with you)")
+        return conversation
+
+    def preview(self, conversation: Conversation, partner: str) -> list[tuple[str, str]]:
+        """What the partner would receive: its fields, as the young person answered them (to review)."""
+        flow, found = self._partner(partner)
+        assert found.referral is not None
+        answers = conversation.engine.get("fields") or {}
+        lang = flow.default_language
+        return [(flow.fields[name].label.get(lang, name) if name in flow.fields else name, str(answers[name]))
+                for name in found.referral.fields if name in answers]  # fmt: skip
+
+    async def ask(self, conversation_id: str, listener: str, partner: str) -> None:
+        """Send the consent question to the young person."""
+        flow, found = self._partner(partner)
+        assert flow.referrals is not None
+        conversation = await self._mine(conversation_id, listener)
+        now = self.dispatcher.clock()
+        if self.dispatcher.closed_window(conversation, Author.LISTENER, now) is not None:
+            raise ActionRefused("window_closed", "the channel's reply window has closed")
+        engine = self.dispatcher.flows.for_version(conversation.flow_version)
+        lang = self.dispatcher.language(conversation, engine)
+        name = engine.text(found.name, lang)
+        question = engine.text(flow.referrals.consent_question, lang).replace("{partner}", name)
+        async with self.store.lock(conversation.id):
+            await self.dispatcher.emit(conversation, [Reply(question)], Author.LISTENER, now)
+        await self.store.audit(AuditEntry(now, listener, "referral_consent_asked", conversation.pseudonym, partner))
+
+    async def refer(
+        self, conversation_id: str, listener: str, partner: str, consent: bool, shared: list[tuple[str, str]],
+        summary: str,
+    ) -> Referral:  # fmt: skip
+        """Record the young person's answer; with a yes only, e-mail the reviewed summary to the partner."""
+        flow, found = self._partner(partner)
+        assert found.referral is not None and flow.referrals is not None and flow.notices is not None
+        conversation = await self._mine(conversation_id, listener)
+        now = self.dispatcher.clock()
+        referral = Referral(
+            id=new_id(), conversation_id=conversation.id, pseudonym=conversation.pseudonym, partner=partner,
+            consent=consent, created_by=listener, created_at=now, updated_at=now, status=ReferralStatus.DECLINED,
+        )  # fmt: skip
+        engine = self.dispatcher.flows.for_version(conversation.flow_version)
+        lang = self.dispatcher.language(conversation, engine)
+        if not consent:
+            await self._tell(conversation, engine.text(flow.referrals.declined_message, lang))
+            return await self._save(referral, listener, "referral_declined", "no consent: nothing sent")
+        shared, summary = self._reviewed(conversation, partner, shared, summary)
+        if self.mailer is None:
+            raise ActionRefused("smtp_not_configured", "no SMTP server is configured (GATEWAY_SMTP_URL)")
+        referral = replace(referral, status=ReferralStatus.SENT, shared=tuple(shared), summary=summary, sent_at=now)
+        email = self._email(flow, found, referral)
+        try:
+            message_id = await self.mailer.send(email)
+        except MailError as exc:
+            log.warning("referrals: referral %s not sent: %s", referral.id, exc)
+            raise ActionRefused("mail_failed", str(exc)) from None
+        await self._tell(conversation, engine.text(found.referral.next_steps, lang))
+        sent = replace(referral, message_id=message_id)
+        return await self._save(sent, listener, "referral_sent", f"{len(shared)} field(s) shared with {partner}")
+
+    def _reviewed(
+        self, conversation: Conversation, partner: str, shared: list[tuple[str, str]], summary: str
+    ) -> tuple[list[tuple[str, str]], str]:
+        allowed = {label for label, _ in self.preview(conversation, partner)}
+        kept = [(label, value.strip()) for label, value in shared if value.strip()]
+        for label, value in kept:
+            if label not in allowed:
+                raise ActionRefused("bad_request", f"'{label}' is not a field this partner receives")
+            if len(value) > MAX_VALUE:
+                raise ActionRefused("bad_request", f"a shared value has at most {MAX_VALUE} characters")
+        summary = summary.strip()
+        if len(summary) > MAX_SUMMARY:
+            raise ActionRefused("bad_request", f"the summary has at most {MAX_SUMMARY} characters")
+        no_identity(conversation, [summary, *(v for _, v in kept)])
+        return kept, summary
+
+    def _email(self, flow: Flow, partner: Partner, referral: Referral) -> EmailMessage:
+        assert flow.notices is not None and partner.referral is not None
+        subject, body = _MAIL.get(flow.default_language, _MAIL["en"])
+        notifier = flow.notices.notifier
+        fields = "\n".join(f"- {label} : {value}" for label, value in referral.shared) or "-"
+        values = {"helpline": notifier.name, "ref": reference(referral), "email": notifier.email, "fields": fields,
+                  "summary": referral.summary or "-"}  # fmt: skip
+        return plain_email(notifier.email, partner.referral.email, subject.format(**values), body.format(**values))
+
+    async def _tell(self, conversation: Conversation, text: str) -> None:
+        async with self.store.lock(conversation.id):
+            await self.dispatcher.emit(conversation, [Reply(text)], Author.LISTENER, self.dispatcher.clock())
+
+    async def update(self, referral_id: str, by: str, status: str) -> Referral:
+        referral = await self.store.get_referral(referral_id)
+        if referral is None:
+            raise ActionRefused("not_found", "no such referral")
+        try:
+            target = ReferralStatus(status)
+        except ValueError:
+            raise ActionRefused("bad_request", f"unknown status '{status}'") from None
+        if target not in REFERRAL_MOVES.get(referral.status, frozenset()):
+            raise ActionRefused("bad_status", f"a {referral.status.value} referral cannot become {target.value}")
+        return await self._save(referral.moved(target, self.dispatcher.clock()), by, f"referral_{target.value}", "")
+
+    async def _save(self, referral: Referral, by: str, action: str, detail: str) -> Referral:
+        await self.store.put_referral(referral)
+        subject = f"{reference(referral)} ({referral.pseudonym})"
+        await self.store.audit(AuditEntry(self.dispatcher.clock(), by, action, subject, detail))
+        await self.store.publish({"type": "notices", "conversation_id": referral.conversation_id})
+        return referral

@@ -1,0 +1,295 @@
+"""Takedown notices from a conversation: create, send (e-mail) or mark filed (web form), follow up, tell the
+young person of a removal, remind when a platform is late, delete evidence once it is no longer needed.
+
+Guarantees:
+
+* no notice carries the young person's identity: a description or location containing their channel address
+  (phone number, platform id) is refused, files are renamed ``evidence-N``, the notifier is the helpline;
+* child sexual abuse material (a ``csam`` category) is never attached, only located, and a companion notice to
+  ``notices.csam_also_to`` (Pharos) is always created with it;
+* the young person hears of a removal in their language, on their channel, inside the channel's reply window:
+  when it is closed, as soon as they write again (this conversation or their next one on that channel);
+* evidence files are kept until the notice is closed plus ``notices.retention_days``, then deleted;
+* every action is in the audit log (who, what, which notice; never a text).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mimetypes
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from gateway.channels.base import MediaFetcher
+from gateway.console.actions import ActionRefused
+from gateway.console.media import attachments_of
+from gateway.conversation import Conversation
+from gateway.dispatcher import Dispatcher, new_id
+from gateway.errors import DeliveryError, MailError
+from gateway.flows.model import Flow
+from gateway.mailer import Mailer
+from gateway.messages import ChannelName, Reply
+from gateway.notices.compose import compose, notice_email, reference
+from gateway.notices.locations import LocationError, normalise_locations
+from gateway.notices.record import CLOSED_NOTICE, NOTICE_MOVES, Evidence, Notice, NoticeStatus
+from gateway.store import AuditEntry, Author
+
+log = logging.getLogger(__name__)
+
+MAX_DESCRIPTION = 2000
+MAX_ANSWER = 4000
+MAX_EVIDENCE = 10
+
+
+class Notices:
+    def __init__(
+        self, dispatcher: Dispatcher, fetchers: Mapping[ChannelName, MediaFetcher], mailer: Mailer | None,
+        *, poll_seconds: float = 30.0,
+    ) -> None:  # fmt: skip
+        self.dispatcher, self.store, self.fetchers, self.mailer = dispatcher, dispatcher.store, fetchers, mailer
+        self.poll_seconds = poll_seconds
+
+    def flow(self) -> Flow:
+        flow = self.dispatcher.flows.engine().flow
+        if flow.notices is None:
+            raise ActionRefused("no_notices", "flows.yaml has no 'notices:' section")
+        return flow
+
+    # ----- creating -----------------------------------------------------------------------------------------
+
+    async def create(
+        self, conversation_id: str, by: str, platform: str, category: str, locations: list[str],
+        description: str, evidence: list[int],
+    ) -> list[Notice]:  # fmt: skip
+        """A draft notice (and, for CSAM, its companion to ``csam_also_to``), with copies of its evidence."""
+        flow, conversation = self.flow(), await self._conversation(conversation_id)
+        if platform not in flow.platforms:
+            raise ActionRefused("bad_request", f"no platform '{platform}' in the flow")
+        if category not in flow.notice_categories:
+            raise ActionRefused("bad_request", f"no notice category '{category}' in the flow")
+        try:
+            places = normalise_locations(locations)
+        except LocationError as exc:
+            raise ActionRefused("bad_request", str(exc)) from None
+        description = description.strip()
+        if len(description) > MAX_DESCRIPTION:
+            raise ActionRefused("bad_request", f"the description has at most {MAX_DESCRIPTION} characters")
+        no_identity(conversation, [description, *places])
+        csam = flow.notice_categories[category].csam
+        if csam and evidence:
+            raise ActionRefused("bad_request", "child sexual abuse material is never attached: give its location only")
+        files = await self._evidence(conversation, sorted(set(evidence)))
+        now = self.dispatcher.clock()
+        notice = Notice(
+            id=new_id(), conversation_id=conversation.id, pseudonym=conversation.pseudonym, platform=platform,
+            category=category, locations=places, description=description,
+            language=flow.platforms[platform].language, created_by=by, created_at=now, updated_at=now,
+            evidence=tuple(sorted(set(evidence))), csam=csam,
+        )  # fmt: skip
+        notices = [notice]
+        also = flow.notices.csam_also_to if flow.notices else None
+        if csam and also and also != platform:
+            copy = replace(notice, id=new_id(), platform=also, language=flow.platforms[also].language, linked=notice.id)
+            notices = [replace(notice, linked=copy.id), copy]
+        for made in notices:
+            await self.store.put_notice(made)
+            await self._audit(by, "notice_created", made, f"{made.platform}/{made.category}, {len(places)} location(s),"
+                                                           f" {len(files)} file(s)")  # fmt: skip
+        if files:
+            await self.store.put_evidence(notice.id, files)
+        await self._changed(conversation.id)
+        return notices
+
+    async def _conversation(self, conversation_id: str) -> Conversation:
+        conversation = await self.store.get_conversation(conversation_id)
+        if conversation is None:
+            raise ActionRefused("not_found", "no such conversation")
+        return conversation
+
+    async def _evidence(self, conversation: Conversation, numbers: list[int]) -> list[Evidence]:
+        if len(numbers) > MAX_EVIDENCE:
+            raise ActionRefused("bad_request", f"at most {MAX_EVIDENCE} evidence files")
+        found = attachments_of(await self.store.transcript(conversation.id))
+        fetcher, files = self.fetchers.get(conversation.channel), []
+        for n, number in enumerate(numbers, start=1):
+            if not 0 <= number < len(found):
+                raise ActionRefused("bad_request", f"the conversation has no attachment {number}")
+            if fetcher is None or found[number].url is None:
+                raise ActionRefused("not_fetchable", f"attachment {number} cannot be fetched from its channel")
+            try:
+                data, content_type = await fetcher.fetch_media(found[number])
+            except DeliveryError as exc:
+                raise ActionRefused("media_unavailable", str(exc)) from None
+            kind = (content_type or "application/octet-stream").split(";")[0].strip().lower()
+            files.append(Evidence(f"evidence-{n}{mimetypes.guess_extension(kind) or '.bin'}", kind, data))
+        return files
+
+    # ----- sending and following up -------------------------------------------------------------------------
+
+    async def get(self, notice_id: str) -> Notice:
+        notice = await self.store.get_notice(notice_id)
+        if notice is None:
+            raise ActionRefused("not_found", "no such notice")
+        return notice
+
+    async def send(self, notice_id: str, by: str) -> Notice:
+        """E-mail a draft notice to its platform, evidence attached (never for CSAM); once, even when two
+        listeners press "send" together (the notice's lock)."""
+        async with self.store.lock("notice:" + notice_id, timeout=60.0):
+            return await self._send(notice_id, by)
+
+    async def _send(self, notice_id: str, by: str) -> Notice:
+        flow, notice = self.flow(), await self.get(notice_id)
+        platform = flow.platforms.get(notice.platform)
+        if notice.status != NoticeStatus.DRAFT:
+            raise ActionRefused("not_draft", "this notice was sent already")
+        if platform is None or platform.email is None:
+            raise ActionRefused("web_form", "this platform has only a web form: paste the text, then mark it filed")
+        if self.mailer is None:
+            raise ActionRefused("smtp_not_configured", "no SMTP server is configured (GATEWAY_SMTP_URL)")
+        files = [] if notice.csam else await self.store.get_evidence(notice.id)
+        email = notice_email(compose(notice, flow, files), flow, platform.email, files)
+        try:
+            message_id = await self.mailer.send(email)
+        except MailError as exc:
+            log.warning("notices: notice %s not sent: %s", notice.id, exc)
+            raise ActionRefused("mail_failed", str(exc)) from None
+        sent = replace(notice.moved(NoticeStatus.SENT, self.dispatcher.clock()), message_id=message_id)
+        return await self._save(sent, by, "notice_sent", f"e-mailed to {platform.name}")
+
+    async def mark_filed(self, notice_id: str, by: str) -> Notice:
+        """A listener filed the ready text on the platform's web form."""
+        async with self.store.lock("notice:" + notice_id):
+            return await self._mark_filed(notice_id, by)
+
+    async def _mark_filed(self, notice_id: str, by: str) -> Notice:
+        flow, notice = self.flow(), await self.get(notice_id)
+        platform = flow.platforms.get(notice.platform)
+        if notice.status != NoticeStatus.DRAFT:
+            raise ActionRefused("not_draft", "this notice was sent already")
+        if platform is None or platform.form is None:
+            raise ActionRefused("not_web_form", "this platform takes notices by e-mail: send it")
+        filed = notice.moved(NoticeStatus.SENT, self.dispatcher.clock())
+        return await self._save(filed, by, "notice_filed", f"filed on the {platform.name} web form")
+
+    async def update(self, notice_id: str, by: str, status: str, answer: str = "") -> Notice:
+        """Record the platform's answer: acknowledged, removed, refused, or no answer."""
+        async with self.store.lock("notice:" + notice_id):
+            return await self._update(notice_id, by, status, answer)
+
+    async def _update(self, notice_id: str, by: str, status: str, answer: str = "") -> Notice:
+        notice = await self.get(notice_id)
+        try:
+            target = NoticeStatus(status)
+        except ValueError:
+            raise ActionRefused("bad_request", f"unknown status '{status}'") from None
+        if target not in NOTICE_MOVES.get(notice.status, frozenset()):
+            raise ActionRefused("bad_status", f"a notice goes from {notice.status.value} to"
+                                              f" {', '.join(sorted(NOTICE_MOVES.get(notice.status, ())))}")  # fmt: skip
+        if len(answer) > MAX_ANSWER:
+            raise ActionRefused("bad_request", f"the answer has at most {MAX_ANSWER} characters")
+        now = self.dispatcher.clock()
+        moved = notice.moved(target, now, answer.strip())
+        if target == NoticeStatus.REMOVED:
+            moved = await self.tell(moved, now)
+        return await self._save(moved, by, f"notice_{target.value}", "answer pasted" if answer.strip() else "")
+
+    async def _save(self, notice: Notice, by: str, action: str, detail: str) -> Notice:
+        await self.store.put_notice(notice)
+        await self._audit(by, action, notice, detail)
+        await self._changed(notice.conversation_id)
+        return notice
+
+    async def _audit(self, by: str, action: str, notice: Notice, detail: str) -> None:
+        subject = f"{reference(notice)} ({notice.pseudonym})"
+        await self.store.audit(AuditEntry(self.dispatcher.clock(), by, action, subject, detail))
+
+    async def _changed(self, conversation_id: str) -> None:
+        await self.store.publish({"type": "notices", "conversation_id": conversation_id})
+
+    # ----- telling the young person -------------------------------------------------------------------------
+
+    async def tell(self, notice: Notice, now: datetime) -> Notice:
+        """Send the removal message if the channel lets the bot write now; else it waits (``told_at`` None)."""
+        flow = self.flow()
+        conversation = await self.store.get_conversation(notice.conversation_id)
+        if conversation is None or notice.told_at is not None or flow.notices is None:
+            return notice
+        target = conversation
+        if not conversation.active:  # they may have written again since: tell them in that conversation
+            target = await self.store.find_active_conversation(conversation.channel, conversation.sender) or target
+        if self.dispatcher.closed_window(target, Author.BOT, now) is not None:
+            return notice
+        engine = self.dispatcher.flows.for_version(target.flow_version)
+        text = engine.text(flow.notices.removed_message, self.dispatcher.language(target, engine))
+        async with self.store.lock(target.id):
+            await self.dispatcher.emit(target, [Reply(text)], Author.BOT, now)
+        return replace(notice, told_at=now)
+
+    # ----- the background round: late answers, pending removals, retention -----------------------------------
+
+    async def run(self) -> None:
+        while True:
+            await self.sweep(self.dispatcher.clock())
+            await asyncio.sleep(self.poll_seconds)
+
+    async def sweep(self, now: datetime) -> None:
+        flow = self.dispatcher.flows.engine().flow
+        if flow.notices is None:
+            return
+        for listed in await self.store.list_notices():
+            if _due_work(listed, flow, now):
+                async with self.store.lock("notice:" + listed.id):  # never over a listener's concurrent update
+                    notice = await self.store.get_notice(listed.id)
+                    if notice is not None:
+                        await self._sweep_one(notice, flow, now)
+
+    async def _sweep_one(self, notice: Notice, flow: Flow, now: datetime) -> None:
+        assert flow.notices is not None
+        platform = flow.platforms.get(notice.platform)
+        due = notice.due_at(platform.response_hours) if platform else None
+        if due is not None and due <= now and notice.reminded_at is None:
+            notice = await self._remind(notice, now)
+        if notice.status == NoticeStatus.REMOVED and notice.told_at is None:
+            told = await self.tell(notice, now)
+            if told.told_at is not None:
+                notice = await self._save(told, "gateway", "notice_removal_told", "the young person was told")
+        closed_at = notice.closed_at if notice.status in CLOSED_NOTICE else None
+        keep = timedelta(days=flow.notices.retention_days)
+        if closed_at is not None and notice.evidence_deleted_at is None and closed_at + keep <= now:
+            count = await self.store.drop_evidence(notice.id)
+            await self._save(replace(notice, evidence_deleted_at=now), "gateway", "evidence_deleted",
+                             f"{count} file(s), {flow.notices.retention_days} days after closing")  # fmt: skip
+
+    async def _remind(self, notice: Notice, now: datetime) -> Notice:
+        reminded = await self._save(replace(notice, reminded_at=now), "gateway", "notice_overdue",
+                                    f"no answer from {notice.platform} in time")  # fmt: skip
+        await self.store.publish({"type": "alert", "kind": "notice_overdue", "subject": reference(notice),
+                                  "detail": f"{notice.platform}: no answer in time ({notice.pseudonym})"})  # fmt: skip
+        return reminded
+
+
+def _due_work(notice: Notice, flow: Flow, now: datetime) -> bool:
+    """Whether the background round has something to do for this notice (checked again under its lock)."""
+    assert flow.notices is not None
+    platform = flow.platforms.get(notice.platform)
+    due = notice.due_at(platform.response_hours) if platform else None
+    if due is not None and due <= now and notice.reminded_at is None:
+        return True
+    if notice.status == NoticeStatus.REMOVED and notice.told_at is None:
+        return True
+    keep = timedelta(days=flow.notices.retention_days)
+    closed_at = notice.closed_at if notice.status in CLOSED_NOTICE else None
+    return closed_at is not None and notice.evidence_deleted_at is None and closed_at + keep <= now
+
+
+def no_identity(conversation: Conversation, texts: list[str]) -> None:
+    """Refuse a notice that would carry the young person's channel address (phone number, platform id)."""
+    address = "".join(c for c in conversation.sender if c.isalnum())
+    if len(address) < 6:
+        return
+    for text in texts:
+        if address in "".join(c for c in text if c.isalnum()):
+            raise ActionRefused("identity", "a notice never carries the young person's number or platform id")

@@ -1,0 +1,111 @@
+"""A listener files a takedown notice from the console (a real Chromium): the dialog, the e-mail to a real SMTP
+server on 127.0.0.1, the follow-up, and the young person reading the removal message in the web chat.
+
+``GATEWAY_SCREENSHOTS=docs`` keeps the pictures of the dialog and the panel in ``docs/`` for the README.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, BrowserContext, expect
+
+from gateway.app import STORE
+from gateway.console.auth import hash_password
+from gateway.settings import Settings
+from gateway.store import Listener
+from tests.conftest import PASSWORD
+from tests.e2e.conftest import ServerFactory
+from tests.e2e.test_chat import bot_messages, open_chat, walk_to_queue
+from tests.e2e.test_console import log_in
+from tests.e2e.test_console_screenshots import folder
+from tests.notices.smtp_server import SmtpServer
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
+    server = SmtpServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def desk(browser: Browser) -> AsyncIterator[BrowserContext]:
+    context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="fr-FR")
+    context.set_default_timeout(15_000)
+    yield context
+    await context.close()
+
+
+async def test_a_listener_files_a_notice_and_the_young_person_hears_of_the_removal(
+    make_server: ServerFactory, settings: Settings, smtp: SmtpServer, desk: BrowserContext, context: BrowserContext,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    server: TestServer = await make_server(replace(settings, smtp_url=smtp.url, smtp_ca_file=str(smtp.cert)))
+    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=2))
+    young = await open_chat(context, server)
+    await walk_to_queue(young)
+    listener = await log_in(desk, server, "anne")
+    await listener.locator("#waiting .card .take").click()
+
+    await listener.get_by_role("button", name="Signaler un contenu").click()
+    dialog = listener.locator("#notice-dialog")
+    await dialog.get_by_label("Plateforme").select_option(label="Instagram")
+    await dialog.get_by_label("Motif et fondement juridique").select_option("harassment")
+    await dialog.get_by_label("Adresses du contenu").fill(
+        "https://www.instagram.com/p/Grp1/?utm_source=ig\n@faux.compte_3018"
+    )
+    await dialog.get_by_label("Description").fill("Un groupe de classe se moque d'elle chaque soir.")
+    await listener.screenshot(path=folder(tmp_path) / "console-notice-dialog.png")
+    await dialog.get_by_role("button", name="Créer le signalement").click()
+    await expect(dialog).to_be_hidden()
+
+    notice = listener.locator("#casework .cw-item").first
+    await expect(notice).to_contain_text("brouillon")
+    await expect(notice).to_contain_text("https://www.instagram.com/p/Grp1/")
+    await expect(notice).to_contain_text("@faux.compte_3018")
+    await notice.get_by_role("button", name="Envoyer par e-mail").click()
+    await expect(notice.locator(".cw-status")).to_have_text("envoyé")
+    (message,) = await smtp.inbox.wait(1)
+    assert "Cyberbullying and harassment" in str(message["Subject"])
+
+    await notice.locator(".cw-next").select_option("removed")
+    await notice.locator(".cw-answer").fill("We removed the content.")
+    await notice.get_by_role("button", name="Mettre à jour").click()
+    await expect(notice.locator(".cw-status")).to_have_text("retiré")
+    await expect(notice).to_contain_text("Jeune prévenu·e")
+    await listener.screenshot(path=folder(tmp_path) / "console-notice.png")
+    await expect(bot_messages(young).last).to_contain_text("a été retiré par la plateforme")
+
+
+async def test_a_partner_referral_link_opens_the_waiting_conversation_once(
+    make_server: ServerFactory, settings: Settings, browser: Browser
+) -> None:
+    key = "k" * 32
+    server: TestServer = await make_server(replace(settings, partner_keys=f"116006={key}",
+                                                   public_url="http://127.0.0.1:8080"))  # fmt: skip
+    async with aiohttp.ClientSession() as http:
+        answer = await http.post(server.make_url("/api/partners/116006/referrals"),
+                                 json={"summary": "Jeune d'accord pour être contactée."},
+                                 headers={"Authorization": "Bearer " + key})  # fmt: skip
+        code = (await answer.json())["link"].split("#", 1)[1]
+    for attempt in range(2):
+        context = await browser.new_context(viewport={"width": 390, "height": 780}, locale="fr-FR")
+        context.set_default_timeout(15_000)
+        page = await context.new_page()
+        await page.goto(str(server.make_url("/chat/referral")) + "#" + code)
+        await page.get_by_role("button", name="Ouvrir la conversation").click()
+        if attempt == 0:
+            await expect(page).to_have_url(str(server.make_url("/chat")))
+            await expect(page.locator("#status-line")).to_contain_text("position 1")
+        else:
+            await expect(page.locator("#problem")).to_contain_text("déjà servi")
+        await context.close()
