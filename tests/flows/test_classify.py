@@ -44,6 +44,8 @@ RISKY: list[tuple[str, str, Risk, str, tuple[str, ...]]] = [
     ("médocs", "suicide", Risk.SUICIDE, "urgent", ("3114",)),
     ("le pont.", "suicide", Risk.SUICIDE, "urgent", ("3114",)),
     ("the bridge", "suicide", Risk.SUICIDE, "urgent", ("3114",)),
+    ("j'ai acheté une corde", "suicide", Risk.SUICIDE, "urgent", ("3114",)),
+    ("i bought a rope", "suicide", Risk.SUICIDE, "urgent", ("3114",)),
 ]
 
 
@@ -69,6 +71,7 @@ def test_risky_messages(
         "je dois prendre mes médocs pour l'asthme",
         "meet u at the bridge after the match",
         "on se retrouve au pont pour le skate",
+        "j'ai acheté une corde pour mon hamac",
     ],
 )
 def test_false_friends_do_not_alarm_nor_end(engine: Engine, message: str) -> None:
