@@ -82,8 +82,9 @@ class Outbox:
                 delivered = 0
             if delivered:
                 continue  # the next items of these conversations are due now
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout, not wait_for: see gateway/supervisor.py
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def deliver_due(self, limit: int = 50) -> int:

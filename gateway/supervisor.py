@@ -25,6 +25,8 @@ from gateway.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
+STOP_RECANCEL_SECONDS = 1.0
+
 Worker = Callable[[], Coroutine[Any, Any, None]]
 
 
@@ -69,9 +71,17 @@ class Supervisor:
         self._tasks = [asyncio.create_task(self._keep(n, w), name=f"gateway-{n}") for n, w in self._workers.items()]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Cancel every worker and wait until each has ended. A cancellation can be lost on the way (Python 3.11's
+        ``asyncio.wait_for`` turns a cancel that races its timeout into a TimeoutError, which a polling loop then
+        suppresses): a worker still running a moment later is cancelled again, so shutdown never hangs on it."""
+        pending = {task for task in self._tasks if not task.done()}
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=STOP_RECANCEL_SECONDS)
+            if pending:
+                log.warning("workers still running after cancel: %s; cancelling again",
+                            ", ".join(sorted(task.get_name() for task in pending)))  # fmt: skip
         self._tasks = []
 
     def problems(self) -> dict[str, str]:
@@ -93,8 +103,10 @@ class Supervisor:
             state.running = True
             try:
                 await worker()
+                _raise_if_cancelling()
                 log.error("worker %s returned: it should run until the gateway stops; restarting", name)
             except Exception as exc:  # every failure is logged and counted, then the worker restarts
+                _raise_if_cancelling()  # stopping: a worker that swallowed its cancellation is not restarted
                 log.error("worker %s stopped by %s at %s; restarting", name, type(exc).__name__, where(exc))
             finally:
                 state.running = False
@@ -104,3 +116,9 @@ class Supervisor:
             state.restarts.append(self.clock())
             self.metrics.worker_restarts.labels(name).inc()
             await asyncio.sleep(delay)
+
+
+def _raise_if_cancelling() -> None:
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -122,3 +122,28 @@ def test_a_worker_name_is_given_once() -> None:
 @pytest.fixture(autouse=True)
 def _errors_logged(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR, logger="gateway.supervisor")
+
+
+async def test_stop_ends_a_worker_that_lost_its_cancellation() -> None:
+    """Python 3.11's wait_for can turn a cancel racing its timeout into a TimeoutError that a polling loop then
+    suppresses: the worker goes on polling. Stopping cancels it again, so shutdown never hangs on it."""
+    metrics, polling, swallowed = Metrics(), asyncio.Event(), 0
+    supervisor = Supervisor(metrics, base_delay=0.01)
+
+    async def polls() -> None:
+        nonlocal swallowed
+        while True:
+            polling.set()
+            try:
+                await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed += 1  # the lost cancellation: the loop goes on
+
+    supervisor.add("polls", polls)
+    supervisor.start()
+    await asyncio.wait_for(polling.wait(), timeout=10)
+    await asyncio.wait_for(supervisor.stop(), timeout=30)
+    assert swallowed == 1
+    assert restarts(metrics, "polls") == 0

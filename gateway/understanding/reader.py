@@ -107,7 +107,8 @@ class Reader:
         self._pending += 1
         future = self._pool.submit(model.read, text)
         try:
-            reading = await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
+            async with asyncio.timeout(self.timeout):  # not wait_for: it can swallow a cancellation (3.11)
+                reading = await asyncio.wrap_future(future)
         except TimeoutError:
             self._late = future
             self._failed("timeout")
