@@ -16,7 +16,7 @@ from gateway.errors import ConfigError
 from gateway.settings import Settings
 from gateway.store import Listener
 from tests.conftest import PASSWORD, AppFactory, Clock, login
-from tests.test_webchat import WALK_TO_QUEUE, bot_texts, hello, say
+from tests.test_webchat import WALK_TO_QUEUE, bot_texts, hello, receive_until, say
 
 Client = TestClient  # type: ignore[type-arg]
 
@@ -107,7 +107,14 @@ async def queued_or_closed(client: Client, person: str) -> str:
         frames = []
         for number, answer in enumerate(WALK_TO_QUEUE):
             frames += await say(ws, f"{person}-{number}", answer)
-    return bot_texts(frames)[-1]
+        # the acknowledgement may overtake the replies (they come through the store's events): wait for the last
+        if not any(_final(text) for text in bot_texts(frames)):
+            frames += await receive_until(ws, lambda f: any(_final(text) for text in bot_texts([f])))
+    return next(text for text in reversed(bot_texts(frames)) if _final(text))
+
+
+def _final(text: str) -> bool:
+    return "position" in text or "fermé" in text
 
 
 def test_the_dev_setting_is_off_unless_set_and_checked() -> None:
