@@ -46,6 +46,7 @@ from gateway.flowset import FlowSet
 from gateway.messages import ChannelName, Inbound, Outbound, Receipt, Reply
 from gateway.metrics import Metrics
 from gateway.store import Author, ClaimState, Delivery, DoneMark, OutboxItem, Store, TranscriptEntry
+from gateway.supervisor import where
 from gateway.understanding.reader import Reader
 
 log = logging.getLogger(__name__)
@@ -181,6 +182,8 @@ class Dispatcher:
                     return
             except StoreError as exc:
                 log.warning("dispatcher: could not renew a claim (%s)", exc.__class__.__name__)
+            except Exception as exc:  # a bug must not end the renewal silently: the claim would lapse mid-processing
+                log.error("dispatcher: renewing a claim failed with %s at %s", type(exc).__name__, where(exc))
 
     async def _process_claimed(self, inbound: Inbound, key: str, owner: str) -> bool:
         reading = await self.read(inbound.text)  # before the lock: a slow model holds no conversation up

@@ -51,7 +51,7 @@ class IllegalTransition(GatewayError):
 
 
 class ModelError(GatewayError):
-    pass
+    """The understanding model cannot be loaded, or its weights were trained on another embedder."""
 
 
 class StoreError(GatewayError):
@@ -63,7 +63,7 @@ class Conflict(StoreError):
 
 
 class InboundBusy(StoreError):
-    pass
+    """Another live owner is processing this inbound message: the provider should retry later (503)."""
 
 
 class WebhookError(GatewayError):

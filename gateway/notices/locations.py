@@ -19,7 +19,7 @@ _HOST = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)+$")
 
 
 class LocationError(ValueError):
-    pass
+    """A content location that is neither a valid http(s) URL nor an @handle (its message says which)."""
 
 
 def normalise_locations(values: list[str]) -> tuple[str, ...]:

@@ -45,6 +45,7 @@ import contextvars
 import functools
 import hashlib
 import json
+import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
@@ -94,9 +95,11 @@ from gateway.store.codec import (
     to_us,
 )
 from gateway.store.redis_lua import SCRIPTS
+from gateway.supervisor import where
 
 P = ParamSpec("P")
 R = TypeVar("R")
+log = logging.getLogger(__name__)
 PREFIX = "hg:"
 EVENTS_CHANNEL = PREFIX + "events"
 LOCK_LEASE_MS = 6_000
@@ -724,6 +727,8 @@ class RedisStore:
                     return
             except RedisError:
                 continue  # the next renewal may pass; the lease still runs meanwhile
+            except Exception as exc:  # a bug must not end the renewal silently: the lock would lapse while held
+                log.error("redis: renewing a conversation lock failed with %s at %s", type(exc).__name__, where(exc))
 
     async def _acquire(self, key: str, token: str, timeout: float, conversation_id: str) -> None:
         loop = asyncio.get_running_loop()
