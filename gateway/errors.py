@@ -17,7 +17,9 @@
     │   ├── RetryableDelivery     network error, 5xx, 429: try again (``retry_after`` seconds when known;
     │   │                         ``parts_sent``: parts of a split message the provider accepted before it)
     │   └── PermanentDelivery     the provider refused for good (e.g. reply window closed)
-    └── MailError                 the SMTP server could not be reached or refused an e-mail (notices, referrals)
+    ├── MailError                 the SMTP server could not be reached or refused an e-mail (notices, referrals)
+    └── WeakPassword              a new listener password is refused (``reason``: too_short, common): said in
+                                  French then English
 
 Messages never contain message text, phone numbers or platform user ids.
 """
@@ -99,3 +101,11 @@ class PermanentDelivery(DeliveryError):
 
 class MailError(GatewayError):
     """An e-mail was not accepted by the SMTP server; the message names the step, never an address."""
+
+
+class WeakPassword(GatewayError):
+    """A password refused by the policy (``console/passwords.py``); ``reason`` is ``too_short`` or ``common``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)

@@ -99,6 +99,12 @@ class Actions:
                 f"{conversation.channel.value} refuses messages more than {hours} h after the young person's last one",
             )
 
+    async def typing(self, conversation_id: str, listener: str) -> None:
+        """The listener is typing: told to the young person (channels that show it) and the console; only by the
+        conversation's holder."""
+        self._mine(await self._load(conversation_id), listener)
+        await self.store.publish({"type": "typing", "conversation_id": conversation_id, "who": "listener"})
+
     async def note(self, conversation_id: str, listener: str, text: str) -> TranscriptEntry:
         """A private note: in the transcript for listeners, never sent to the young person."""
         text = _clean(text)

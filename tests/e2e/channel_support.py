@@ -127,7 +127,7 @@ class ListenerDesk:
         return await eventually(found)
 
     async def take(self, conversation_id: str) -> None:
-        response = await self.client.post(f"/api/conversations/{conversation_id}/take")
+        response = await self.client.post(f"/api/conversations/{conversation_id}/take", json={})
         assert response.status == 200, await response.text()
 
     async def reply(self, conversation_id: str, text: str) -> dict[str, Any]:
