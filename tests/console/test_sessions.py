@@ -19,8 +19,8 @@ from aiohttp.test_utils import TestClient
 
 from gateway.app import STORE
 from gateway.settings import Settings
-from tests.console.conftest import other_session
 from tests.conftest import PASSWORD, AppFactory, add_listener, login
+from tests.console.conftest import other_session
 from tests.store.conftest import redis_url  # noqa: F401  (the session's redis-server)
 from tests.test_webchat import receive_until
 
