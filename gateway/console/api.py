@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from gateway.console.actions import ActionRefused, Actions
 from gateway.console.auth import SESSION_COOKIE, SESSION_HOURS, SessionSigner
@@ -320,4 +320,4 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     return web.json_response({"error": code, "message": message}, status=status, headers=headers)
 
 
-__all__ = ["LISTENER", "ListenerAPI", "Presence", "WSMsgType", "json_body"]
+__all__ = ["LISTENER", "ListenerAPI", "Presence", "json_body"]
