@@ -45,7 +45,7 @@ from gateway.flows.risk import Flag
 from gateway.flowset import FlowSet
 from gateway.messages import ChannelName, Inbound, Outbound, Receipt, Reply
 from gateway.metrics import Metrics
-from gateway.store import Author, ClaimState, Delivery, DoneMark, OutboxItem, Store, TranscriptEntry
+from gateway.store import Author, ClaimState, Delivery, DoneMark, OutboxItem, Store, TimerKind, TranscriptEntry
 from gateway.supervisor import where
 from gateway.understanding.reader import Reader
 
@@ -241,7 +241,7 @@ class Dispatcher:
             await self._bot_turn(conversation, inbound, now, reading)
         elif conversation.status in (Status.QUEUED, Status.WITH_LISTENER):
             idle = timedelta(hours=engine.flow.timers.idle_close_hours)
-            await self.store.set_timer(conversation.id, "idle_close", now + idle)
+            await self.store.set_timer(conversation.id, TimerKind.IDLE_CLOSE, now + idle)
             if conversation.status == Status.QUEUED:
                 await self._escalate(conversation, engine, inbound.text, reading, now)
         await self.store.save_conversation(conversation, done=done)
@@ -292,7 +292,7 @@ class Dispatcher:
             await self._conclude(conversation, engine, result.outcome, now)
         else:
             reminder = timedelta(minutes=engine.flow.timers.bot_reminder_minutes)
-            await self.store.set_timer(conversation.id, "bot_reminder", now + reminder)
+            await self.store.set_timer(conversation.id, TimerKind.BOT_REMINDER, now + reminder)
 
     # ----- outcomes ---------------------------------------------------------------------------------------
 
@@ -337,9 +337,9 @@ class Dispatcher:
             replies.extend(engine.emergency_replies(language, given))
         await self.emit(conversation, replies, Author.BOT, now)
         minutes = engine.flow.timers.queue_reassurance_minutes
-        await self.store.set_timer(conversation.id, "queue_reassure", now + timedelta(minutes=minutes))
+        await self.store.set_timer(conversation.id, TimerKind.QUEUE_REASSURE, now + timedelta(minutes=minutes))
         await self.store.set_timer(
-            conversation.id, "idle_close", now + timedelta(hours=engine.flow.timers.idle_close_hours)
+            conversation.id, TimerKind.IDLE_CLOSE, now + timedelta(hours=engine.flow.timers.idle_close_hours)
         )
         await self.store.publish({"type": "queue"})
 

@@ -209,13 +209,32 @@ class InboxItem:
     attempts: int = 0
 
 
+class TimerKind(StrEnum):
+    """What a timer does when it fires: ``gateway/timers.py`` has one handler per kind. The value is stored."""
+
+    BOT_REMINDER = "bot_reminder"
+    BOT_ABANDON = "bot_abandon"
+    QUEUE_REASSURE = "queue_reassure"
+    WEBCHAT_GONE = "webchat_gone"
+    IDLE_CLOSE = "idle_close"
+
+
 @dataclass(frozen=True, slots=True)
 class Timer:
-    """A timer of one ``kind`` (reminder, abandon, reassure, idle_close…) on one conversation."""
+    """A timer of one ``kind`` on one conversation."""
 
     conversation_id: str
-    kind: str
+    kind: TimerKind
     due_at: datetime
+
+    @classmethod
+    def read(cls, conversation_id: str, kind: str, due_at: datetime) -> Timer | None:
+        """The stored timer, or None for a kind this version does not know (armed by a newer version during a
+        rolling deploy): it is left in the store for an instance that knows it."""
+        try:
+            return cls(conversation_id, TimerKind(kind), due_at)
+        except ValueError:
+            return None
 
 
 class ConversationStore(Protocol):
@@ -420,16 +439,17 @@ class InboxStore(Protocol):
 
 
 class TimerStore(Protocol):
-    async def set_timer(self, conversation_id: str, kind: str, due_at: datetime) -> None:
+    async def set_timer(self, conversation_id: str, kind: TimerKind, due_at: datetime) -> None:
         """Arm (or re-arm, replacing) the conversation's timer of this kind."""
         ...
 
-    async def cancel_timers(self, conversation_id: str, kind: str | None = None) -> None:
+    async def cancel_timers(self, conversation_id: str, kind: TimerKind | None = None) -> None:
         """Disarm one kind, or every timer of the conversation when ``kind`` is None."""
         ...
 
     async def due_timers(self, now: datetime, limit: int = 100) -> list[Timer]:
-        """Timers with ``due_at <= now``, earliest first. Reading does not remove them."""
+        """Timers with ``due_at <= now``, earliest first, of the kinds this version knows. Reading does not remove
+        them."""
         ...
 
     async def timer_done(self, timer: Timer) -> bool:

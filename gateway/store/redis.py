@@ -74,6 +74,7 @@ from gateway.store import (
     OutboxStatus,
     QueueEntry,
     Timer,
+    TimerKind,
     TranscriptEntry,
 )
 from gateway.store.codec import (
@@ -561,7 +562,7 @@ class RedisStore:
     # Timers
 
     @_holdable
-    async def set_timer(self, conversation_id: str, kind: str, due_at: datetime) -> None:
+    async def set_timer(self, conversation_id: str, kind: TimerKind, due_at: datetime) -> None:
         member = _timer_member(conversation_id, kind)
 
         def queue(pipe: Pipeline) -> None:
@@ -571,7 +572,7 @@ class RedisStore:
         await self._write(queue)
 
     @_holdable
-    async def cancel_timers(self, conversation_id: str, kind: str | None = None) -> None:
+    async def cancel_timers(self, conversation_id: str, kind: TimerKind | None = None) -> None:
         keys = [_key("timers"), _key("timers", conversation_id)]
         members = [] if kind is None else [_timer_member(conversation_id, kind)]
         await self._write(lambda pipe: _eval(pipe, "cancel_timers", keys, members))
@@ -582,7 +583,8 @@ class RedisStore:
             _key("timers"), "-inf", to_us(now), start=0, num=limit, withscores=True
         )
         pairs: list[tuple[str, float]] = list(found)  # type: ignore[arg-type]  # withscores=True gives pairs
-        return [_timer(member, score) for member, score in pairs]
+        timers = (_timer(member, score) for member, score in pairs)
+        return [timer for timer in timers if timer is not None]
 
     @_guarded
     async def timer_done(self, timer: Timer) -> bool:
@@ -784,9 +786,9 @@ def _timer_member(conversation_id: str, kind: str) -> str:
     return json.dumps([conversation_id, kind])
 
 
-def _timer(member: str, score: float) -> Timer:
+def _timer(member: str, score: float) -> Timer | None:
     conversation_id, kind = json.loads(member)
-    return Timer(conversation_id, kind, from_us(int(score)))
+    return Timer.read(conversation_id, kind, from_us(int(score)))
 
 
 class _RedisSubscription:
