@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from gateway.conversation import Conversation, Status
-from gateway.dispatcher import Dispatcher, entry_event, new_id
+from gateway.dispatcher import Dispatcher, new_id
 from gateway.errors import Conflict, GatewayError, IllegalTransition
+from gateway.events import NoteAdded
 from gateway.flows import lifecycle
 from gateway.messages import Reply
 from gateway.store import Author, TimerKind, TranscriptEntry
@@ -109,7 +110,7 @@ class Actions:
                 text=f"{listener}: {text}",
             )  # fmt: skip
             await self.store.append_transcript(entry)
-            await self.store.publish({"type": "note", "conversation_id": conversation_id, "entry": entry_event(entry)})
+            await self.store.publish(NoteAdded(conversation_id, entry))
             return entry
 
     async def refer(self, conversation_id: str, listener: str, partner: str) -> TranscriptEntry:

@@ -31,15 +31,17 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.errors import ConfigError
 from gateway.messages import Attachment, ChannelName, Choice
 from gateway.notices.record import Evidence, Notice, Referral
 
+if TYPE_CHECKING:  # gateway.events builds on this module's records (TranscriptEntry): no import at run time
+    from gateway.events import Event
+
 __all__ = [
-    "RESYNC",
     "AuditEntry",
     "AuditStore",
     "Author",
@@ -72,8 +74,6 @@ __all__ = [
     "open_store",
 ]
 
-Event = dict[str, Any]
-RESYNC = "resync"  # the type of the event telling a subscriber it may have missed events (see Subscription)
 
 
 class Author(StrEnum):
@@ -525,7 +525,7 @@ class CaseworkStore(Protocol):
 class Subscription(Protocol):
     """Events published after :meth:`EventStore.subscribe` returned, in order. Close it when done.
 
-    An event ``{"type": "resync"}`` (:data:`RESYNC`) means events may have been missed since the previous one
+    A :class:`~gateway.events.Resync` event means events may have been missed since the previous one
     (Redis: the connection was lost and the subscription restored; in-process: a subscriber so slow that its
     oldest events were dropped): a consumer reloads what it shows from the store.
     """
@@ -545,7 +545,7 @@ class Subscription(Protocol):
 
 class EventStore(Protocol):
     async def publish(self, event: Event) -> None:
-        """Send a JSON-able event to every subscriber (every gateway instance with Redis)."""
+        """Send an event to every subscriber (every gateway instance with Redis, in its JSON form)."""
         ...
 
     async def subscribe(self) -> Subscription: ...

@@ -58,16 +58,15 @@ from redis.exceptions import RedisError
 
 from gateway.conversation import Conversation, Priority, Status
 from gateway.errors import Conflict, StoreError
+from gateway.events import Event, Resync, decode, encode
 from gateway.messages import ChannelName
 from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
-    RESYNC,
     AuditEntry,
     Block,
     ClaimState,
     Delivery,
     DoneMark,
-    Event,
     InboxItem,
     Listener,
     OutboxItem,
@@ -596,7 +595,7 @@ class RedisStore:
 
     @_holdable
     async def publish(self, event: Event) -> None:
-        message = dumps(event)
+        message = dumps(encode(event))
         await self._write(lambda pipe: pipe.publish(EVENTS_CHANNEL, message))
 
     @_guarded
@@ -826,10 +825,11 @@ class _RedisSubscription:
                     break
                 raise StoreError(f"redis: {type(error).__name__}: {error}") from error
             if message is not None and message.get("type") == "message":
-                event: Event = json.loads(message["data"])
-                return event
+                event = decode(json.loads(message["data"]))
+                if event is not None:  # a type this version does not know (rolling deploy), or malformed
+                    return event
             if message is not None and message.get("type") == "subscribe":
-                return {"type": RESYNC}
+                return Resync()
         raise StopAsyncIteration
 
     async def aclose(self) -> None:

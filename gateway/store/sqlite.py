@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 from gateway.conversation import ACTIVE_STATUSES, Conversation, Priority, Status
 from gateway.errors import ConfigError, Conflict, StoreError
+from gateway.events import Event
 from gateway.messages import ChannelName
 from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
@@ -41,7 +42,6 @@ from gateway.store import (
     ClaimState,
     Delivery,
     DoneMark,
-    Event,
     InboxItem,
     Listener,
     OutboxItem,

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.errors import Conflict, StoreError
+from gateway.events import Event, NoticesChanged, QueueChanged
 from gateway.messages import Attachment, ChannelName, Choice
 from gateway.store import (
     AuditEntry,
@@ -51,10 +52,9 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-async def next_event(subscription: Subscription) -> dict[str, Any]:
+async def next_event(subscription: Subscription) -> Event:
     async with asyncio.timeout(5):  # a safety net against a hang, not a timing assumption
-        event: dict[str, Any] = await anext(subscription)
-        return event
+        return await anext(subscription)
 
 
 # Conversations
@@ -618,12 +618,12 @@ async def test_a_timer_of_a_kind_this_version_does_not_know_is_left_for_one_that
 
 
 async def test_events_reach_every_subscriber_after_it_subscribed(store: Store) -> None:
-    await store.publish({"type": "before"})
+    await store.publish(NoticesChanged("before"))
     async with await store.subscribe() as one, await store.subscribe() as two:
         for n in range(3):
-            await store.publish({"type": "queued", "n": n, "pseudonym": "Loutre-2291"})
+            await store.publish(NoticesChanged(f"c{n}"))
         for subscription in (one, two):
-            assert [(await next_event(subscription))["n"] for _ in range(3)] == [0, 1, 2]
+            assert [await next_event(subscription) for _ in range(3)] == [NoticesChanged(f"c{n}") for n in range(3)]
 
 
 async def test_closing_a_subscription_ends_it_and_leaves_no_task(store: Store) -> None:
@@ -636,7 +636,7 @@ async def test_closing_a_subscription_ends_it_and_leaves_no_task(store: Store) -
         await asyncio.wait_for(reader, 5)
     with pytest.raises(StopAsyncIteration):
         await anext(subscription)
-    await store.publish({"type": "after"})  # nobody listens: no error
+    await store.publish(QueueChanged())  # nobody listens: no error
     assert len(asyncio.all_tasks()) == tasks_before
 
 
@@ -749,13 +749,13 @@ async def test_a_batch_writes_everything_at_its_end_and_reads_see_what_came_befo
             await store.append_transcript(entry(conversation.id, 1))
             await store.outbox_put(outbound("b1", conversation.id))
             await store.set_timer(conversation.id, TimerKind.BOT_REMINDER, minutes(10))
-            await store.publish({"type": "entry", "n": 1})
+            await store.publish(NoticesChanged(conversation.id))
             assert [e.id for e in await store.transcript(conversation.id)] == [f"{conversation.id}-e1"]  # a read
             await store.enqueue(conversation.id, "general", Priority.NORMAL, T0)
             assert await store.position(conversation.id) == 1
             await store.save_conversation(replace(conversation, status=Status.QUEUED))
             await store.cancel_timers(conversation.id)
-        assert (await next_event(subscription))["n"] == 1
+        assert await next_event(subscription) == NoticesChanged(conversation.id)
     saved = await store.get_conversation(conversation.id)
     assert saved is not None and saved.status is Status.QUEUED
     assert [i.id for i in await store.outbox_due(T0, 10)] == ["b1"]
