@@ -33,7 +33,7 @@ import logging
 import math
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
@@ -41,6 +41,7 @@ from gateway.errors import InboundBusy, StoreError
 from gateway.events import DeliveryChanged, EntryAdded, FlagRaised, QueueChanged, StatusChanged
 from gateway.flows import lifecycle
 from gateway.flows.engine import Engine, Outcome, State, StepResult
+from gateway.flows.lifecycle import Trigger
 from gateway.flows.reading import Reading, Risk
 from gateway.flows.risk import Flag
 from gateway.flowset import FlowSet
@@ -90,6 +91,24 @@ def inbound_entry_id(inbound: Inbound) -> str:
 def _derived_ids(seed: str) -> Callable[[], str]:
     counter = itertools.count(1)
     return lambda: "r" + hashlib.sha256(f"{seed}:{next(counter)}".encode()).hexdigest()[:23]
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEffects:
+    """The effects of entering a status (:class:`~gateway.flows.lifecycle.Effects`), on the store."""
+
+    store: Store
+    now: datetime
+
+    async def finished(self, conversation: Conversation) -> None:
+        conversation.closed_at = self.now
+        await self.store.cancel_timers(conversation.id)
+        await self.store.remove_from_queue(conversation.id)  # its place, and the listener's capacity (held_by)
+
+    async def entered(self, conversation: Conversation) -> None:
+        conversation.updated_at = self.now
+        await self.store.publish(StatusChanged(conversation.id, conversation.status, conversation.queue))
+        await self.store.publish(QueueChanged())
 
 
 class Dispatcher:
@@ -291,8 +310,7 @@ class Dispatcher:
             priority = Priority(outcome.priority or "normal")
             await self.enqueue(conversation, engine, outcome.queue, priority, now, given=outcome.partners)
             return
-        action = "refer" if outcome.kind == "referred" else "end"
-        await self.set_status(conversation, lifecycle.advance(conversation.status, action), now)
+        await self.transition(conversation, Trigger.REFER if outcome.kind == "referred" else Trigger.END, now)
 
     async def enqueue(
         self,
@@ -306,12 +324,12 @@ class Dispatcher:
         """Put the conversation in a queue and tell the young person their position and an honest wait: that
         nobody can say when while no listener is online; an urgent one also gets the emergency numbers, unless
         the partners ``given`` with this hand-off already included them."""
-        action = "handoff" if conversation.status == Status.BOT else "transfer"
+        trigger = Trigger.HANDOFF if conversation.status == Status.BOT else Trigger.TRANSFER
         conversation.queue, conversation.priority = queue, priority
         conversation.queued_at = now
         conversation.listener = None
         await self.store.enqueue(conversation.id, queue, priority, now)
-        await self.set_status(conversation, lifecycle.advance(conversation.status, action), now)
+        await self.transition(conversation, trigger, now)
         position = await self.store.position(conversation.id) or 1
         language = self.language(conversation, engine)
         if self.listeners_online() > 0:
@@ -364,15 +382,10 @@ class Dispatcher:
         language = conversation.engine.get("language")
         return language if isinstance(language, str) else engine.flow.default_language
 
-    async def set_status(self, conversation: Conversation, status: lifecycle.Status, now: datetime) -> None:
-        conversation.status = Status(status.value)
-        conversation.updated_at = now
-        if status in lifecycle.FINAL:
-            conversation.closed_at = now
-            await self.store.cancel_timers(conversation.id)
-            await self.store.remove_from_queue(conversation.id)
-        await self.store.publish(StatusChanged(conversation.id, conversation.status, conversation.queue))
-        await self.store.publish(QueueChanged())
+    async def transition(self, conversation: Conversation, trigger: Trigger, now: datetime) -> Status:
+        """Move the conversation (``lifecycle.transition``: IllegalTransition, and nothing changed, when the move
+        is not allowed) with the effects of entering its new status."""
+        return await lifecycle.transition(conversation, trigger, StatusEffects(self.store, now))
 
     # ----- outgoing ---------------------------------------------------------------------------------------
 

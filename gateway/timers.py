@@ -31,8 +31,8 @@ from gateway import leaving
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
-from gateway.flows import lifecycle
 from gateway.flows.engine import Engine, State
+from gateway.flows.lifecycle import Trigger
 from gateway.messages import Reply
 from gateway.store import Author, Timer, TimerKind
 from gateway.supervisor import where
@@ -125,7 +125,7 @@ class Timers:
             return
         language = self.dispatcher.language(conversation, engine)
         await self._say(conversation, engine, now, Reply(engine.message("abandoned", language)))
-        await self.dispatcher.set_status(conversation, lifecycle.advance(conversation.status, "abandon"), now)
+        await self.dispatcher.transition(conversation, Trigger.ABANDON, now)
 
     async def _queue_reassure(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
         if conversation.status != Status.QUEUED or conversation.queue is None:
@@ -162,10 +162,10 @@ class Timers:
     async def _idle_close(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
         language = self.dispatcher.language(conversation, engine)
         await self._say(conversation, engine, now, Reply(engine.message("idle_closed", language)))
-        action = "abandon" if conversation.status != Status.WITH_LISTENER else "close"
-        if action == "close":
+        trigger = Trigger.ABANDON if conversation.status != Status.WITH_LISTENER else Trigger.CLOSE
+        if trigger == Trigger.CLOSE:
             conversation.outcome = conversation.outcome or "idle"
-        await self.dispatcher.set_status(conversation, lifecycle.advance(conversation.status, action), now)
+        await self.dispatcher.transition(conversation, trigger, now)
 
 
 def _stamp(conversation: Conversation) -> str:

@@ -27,6 +27,9 @@ async def queued_message(client: Client, person: str) -> str:
         frames = []
         for number, answer in enumerate(WALK_TO_QUEUE):
             frames += await say(ws, f"{person}-{number}", answer)
+        # the acknowledgement may overtake the replies (they come through the store's events): wait for it
+        if not any("position" in text for text in bot_texts(frames)):
+            frames += await receive_until(ws, lambda f: any("position" in text for text in bot_texts([f])))
     return next(t for t in bot_texts(frames) if "position" in t)
 
 
