@@ -24,7 +24,7 @@ def flow_copy(tmp_path: Path) -> Path:
 
 
 def with_flow(settings: Settings, flows: Path) -> Settings:
-    return Settings(**{**settings.__dict__, "flows": str(flows)})
+    return settings.replace(flows=str(flows))
 
 
 async def test_healthz_and_readyz(client: Client) -> None:

@@ -78,7 +78,7 @@ class MessengerChannel:
 
     async def verify(self, request: web.Request) -> web.Response:
         """``GET /webhooks/messenger``, routable as is: Meta's subscription handshake, 200 challenge or 403."""
-        token = self._settings.messenger_verify_token.encode()
+        token = self._settings.messenger_verify_token.get_secret_value().encode()
         given = request.query.get("hub.verify_token", "").encode("utf-8", "replace")
         if request.query.get("hub.mode") != "subscribe" or not token or not hmac.compare_digest(given, token):
             return web.Response(status=403, text="verification token does not match")
@@ -111,14 +111,14 @@ class MessengerChannel:
         return datetime.timedelta(days=7) if author == "listener" else datetime.timedelta(hours=24)
 
     def _check_signature(self, raw: bytes, header: str) -> None:
-        secret = self._settings.messenger_app_secret.encode()
+        secret = self._settings.messenger_app_secret.get_secret_value().encode()
         expected = "sha256=" + hmac.new(secret, raw, hashlib.sha256).hexdigest()
         if not secret or not hmac.compare_digest(expected.encode(), header.lower().encode("utf-8", "replace")):
             raise BadSignature("messenger: X-Hub-Signature-256 is missing or wrong")
 
     async def _call(self, body: JSONObject) -> JSONObject:
         """POST to the Send API: the one place where Graph's answers and network errors become ours."""
-        params = {"access_token": self._settings.messenger_page_access_token}
+        params = {"access_token": self._settings.messenger_page_access_token.get_secret_value()}
         try:
             async with self._session.post(self._send_url, params=params, json=body, timeout=SEND_TIMEOUT) as response:
                 document = _json_object(await response.read())

@@ -71,7 +71,7 @@ class TelegramChannel:
         self._settings = settings
         self._session = session
         api = settings.telegram_api_url.rstrip("/")
-        builder = Application.builder().token(settings.telegram_bot_token).updater(None)
+        builder = Application.builder().token(settings.telegram_bot_token.get_secret_value()).updater(None)
         self.application = builder.base_url(f"{api}/bot").base_file_url(f"{api}/file/bot").build()
         self._bot = self.application.bot
         self._media = MediaSource(self.name, allowed_hosts=frozenset({API_HOST, URL(api).host or ""}))
@@ -131,11 +131,11 @@ class TelegramChannel:
         Pending updates are kept: they are young people's messages sent while no webhook was set.
         """
         url = webhook_url(self._settings)
-        secret = self._settings.telegram_webhook_secret
+        secret = self._settings.telegram_webhook_secret.get_secret_value()
         await self._call(self._bot.set_webhook(url=url, secret_token=secret, allowed_updates=ALLOWED_UPDATES))
 
     def _check_secret(self, given: str) -> None:
-        secret = self._settings.telegram_webhook_secret.encode()
+        secret = self._settings.telegram_webhook_secret.get_secret_value().encode()
         if not secret or not hmac.compare_digest(given.encode("utf-8", "replace"), secret):
             raise BadSignature(f"telegram: {SECRET_HEADER} is missing or wrong")
 

@@ -402,7 +402,11 @@ async def test_permanent_failures(
 async def test_an_unreachable_graph_is_retryable(session: aiohttp.ClientSession) -> None:
     async with FakeGraphAPI() as gone:
         url = gone.url
-    channel = MessengerChannel(Settings(messenger_api_url=url, messenger_page_access_token="page-token"), session)
+    settings = Settings(
+        messenger_api_url=url, messenger_app_secret=SECRET, messenger_verify_token="v",
+        messenger_page_access_token="page-token",
+    )
+    channel = MessengerChannel(settings, session)
     with pytest.raises(RetryableDelivery, match="network error") as caught:
         await channel.send(outbound())
     assert caught.value.__cause__ is None and "page-token" not in str(caught.value)
