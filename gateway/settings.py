@@ -6,7 +6,7 @@ Built once (``Settings.from_env()``) from ``os.environ`` plus an optional ``.env
 naming the variable (never echoing a value). Secrets are :class:`~pydantic.SecretStr`: ``repr`` shows
 ``**********``, and only the code that uses one calls ``get_secret_value()``. A channel is on when everything it
 needs is set, off when nothing is; anything in between is refused by ``from_env`` (start-up), naming what is
-missing. Every variable is documented in README.md.
+missing. Every variable is documented in docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     outbox_base_delay: float = 1.0
     outbox_max_attempts: int = 8
-    # Abuse and flood limits (README "Security and privacy"); rates in the `limits` notation, e.g. "20/hour"
+    # Abuse and flood limits (docs/security.md); rates in the `limits` notation, e.g. "20/hour"
     client_address_header: str = ""  # e.g. X-Forwarded-For behind a reverse proxy: its last address is the client's
     limit_chats_per_address: str = "30/hour"
     limit_chats_per_browser: str = "6/hour"
