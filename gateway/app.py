@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 import math
 import signal
@@ -336,9 +337,9 @@ def _routes(
         return web.json_response({"ready": ready, **checks}, status=200 if ready else 503)
 
     async def chat_page(request: web.Request) -> web.Response:
-        html = (STATIC / "chat.html").read_text(encoding="utf-8")
-        html = html.replace("{{QUICK_EXIT_URL}}", _attr(settings.quick_exit_url))
-        return web.Response(text=html, content_type="text/html", headers=_PAGE_HEADERS)
+        page = (STATIC / "chat.html").read_text(encoding="utf-8")
+        page = page.replace("{{QUICK_EXIT_URL}}", html.escape(settings.quick_exit_url, quote=True))
+        return web.Response(text=page, content_type="text/html", headers=_PAGE_HEADERS)
 
     async def widget(request: web.Request) -> web.Response:
         return web.Response(text=(STATIC / "widget.js").read_text(encoding="utf-8"),
@@ -366,10 +367,6 @@ def _routes(
 
 def _last_reload(flows: FlowSet) -> object:
     return flows.last_reload.to_dict() if flows.last_reload else None
-
-
-def _attr(value: str) -> str:
-    return value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 _PAGE_HEADERS = {
