@@ -51,6 +51,8 @@ class Channels:
 
 
 def build_channels(settings: Settings, http: aiohttp.ClientSession) -> Channels:
+    on = settings.channels_on()
+    log.info("channels: web chat on, %s", ", ".join(f"{name} {'on' if is_on else 'off'}" for name, is_on in on.items()))
     channels = Channels()
     if settings.messenger_enabled:
         from gateway.channels.messenger import MessengerChannel
