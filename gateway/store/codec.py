@@ -72,7 +72,8 @@ def loads(kind: str, raw: str | bytes, decode: Callable[[dict[str, Any]], T]) ->
 
 def encode_conversation(conversation: Conversation) -> dict[str, Any]:
     data = asdict(conversation)
-    for name in ("created_at", "updated_at", "last_inbound_at", "queued_at", "taken_at", "closed_at", "left_at"):
+    for name in ("created_at", "updated_at", "last_inbound_at", "queued_at", "taken_at", "closed_at", "left_at",
+                 "closed_notice_for", "window_paused_for"):  # fmt: skip
         data[name] = _text(data[name])
     data["summary"] = [[label, value] for label, value in conversation.summary]
     data["flag"] = conversation.flag.to_dict() if conversation.flag else None
@@ -80,6 +81,9 @@ def encode_conversation(conversation: Conversation) -> dict[str, Any]:
 
 
 def decode_conversation(data: dict[str, Any]) -> Conversation:
+    engine = dict(data["engine"])
+    closed_notice, window_paused = engine.pop("closed_notice", None), engine.pop("window_paused", None)
+    waiting_since = data["queued_at"] or data["created_at"]
     return Conversation(
         id=data["id"],
         channel=ChannelName(data["channel"]),
@@ -88,7 +92,7 @@ def decode_conversation(data: dict[str, Any]) -> Conversation:
         created_at=_required(data["created_at"]),
         updated_at=_required(data["updated_at"]),
         status=Status(data["status"]),
-        engine=dict(data["engine"]),
+        engine=engine,
         flow_version=data["flow_version"],
         queue=data["queue"],
         priority=Priority(data["priority"]),
@@ -104,7 +108,17 @@ def decode_conversation(data: dict[str, Any]) -> Conversation:
         left_at=_moment(data.get("left_at")),  # records written before the field existed have none
         left_how=data.get("left_how"),
         flag=RiskFlag.from_dict(data.get("flag")),  # records written before the field existed have none
+        # records written before these fields kept them in the engine state, as texts ("queued", "": no time)
+        closed_notice_for=_moment(data.get("closed_notice_for") or _old_stamp(closed_notice, waiting_since)),
+        window_paused_for=_moment(data.get("window_paused_for") or _old_stamp(window_paused, data["last_inbound_at"])),
     )
+
+
+def _old_stamp(stamp: object, moment: str | None) -> str | None:
+    """A stamp the timers kept in the engine state: the time it names (``moment`` when it names none)."""
+    if not isinstance(stamp, str):
+        return None
+    return stamp if stamp not in ("queued", "") else moment
 
 
 def encode_entry(entry: TranscriptEntry) -> dict[str, Any]:
