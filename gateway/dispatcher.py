@@ -26,16 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
-import hashlib
-import itertools
 import logging
 import math
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from gateway.clock import Clock, utcnow
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.errors import InboundBusy, StoreError
 from gateway.events import DeliveryChanged, EntryAdded, FlagRaised, QueueChanged, StatusChanged
@@ -45,9 +43,11 @@ from gateway.flows.lifecycle import Trigger
 from gateway.flows.reading import Reading, Risk
 from gateway.flows.risk import Flag
 from gateway.flowset import FlowSet
+from gateway.ids import derived_from, inbound_entry_id, inbound_key, new_id
 from gateway.messages import ChannelName, Inbound, Outbound, Receipt, Reply
 from gateway.metrics import Metrics
 from gateway.store import Author, ClaimState, Delivery, DoneMark, OutboxItem, Store, TimerKind, TranscriptEntry
+from gateway.store.codec import encode_outbound
 from gateway.supervisor import where
 from gateway.understanding.reader import Reader
 
@@ -57,41 +57,6 @@ DEDUPE_TTL_SECONDS = 8 * 24 * 3600  # longer than any provider's redelivery wind
 PACE_MIN_TAKES = 3  # takes in the last hour before the observed pace replaces the flow's average
 CLAIM_SECONDS = 10.0
 """The default lease on an inbound message being processed (renewed every third of it while processing)."""
-
-Clock = Callable[[], datetime]
-
-_turn_ids: contextvars.ContextVar[Callable[[], str] | None] = contextvars.ContextVar("turn_ids", default=None)
-"""While an inbound message is processed: the source of the ids of the entries it writes (derived from its id)."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def new_id() -> str:
-    """The id of a new transcript entry: derived from the inbound message being processed, else random."""
-    derived = _turn_ids.get()
-    return derived() if derived is not None else secrets.token_urlsafe(12)
-
-
-def inbound_key(inbound: Inbound) -> str:
-    """The de-duplication key of an inbound message. A provider's ids are unique on its channel; a web chat
-    message id is chosen by the page, so it is scoped to the young person's session (hashed: no token in keys)."""
-    if inbound.channel == ChannelName.WEBCHAT:
-        session = hashlib.sha256(inbound.sender.encode()).hexdigest()[:24]
-        return f"in:{inbound.channel.value}:{session}:{inbound.message_id}"
-    return f"in:{inbound.channel.value}:{inbound.message_id}"
-
-
-def inbound_entry_id(inbound: Inbound) -> str:
-    """A young person's message always gets the same entry id: a retried processing never records it twice."""
-    return "u" + hashlib.sha256(inbound_key(inbound).encode()).hexdigest()[:23]
-
-
-def _derived_ids(seed: str) -> Callable[[], str]:
-    counter = itertools.count(1)
-    return lambda: "r" + hashlib.sha256(f"{seed}:{next(counter)}".encode()).hexdigest()[:23]
-
 
 @dataclass(frozen=True, slots=True)
 class StatusEffects:
@@ -203,7 +168,7 @@ class Dispatcher:
             if state is ClaimState.BUSY:
                 raise InboundBusy("this message is being processed elsewhere: retry later")
             current = await self.store.get_conversation(conversation.id) or conversation
-            _turn_ids.set(_derived_ids(key))  # this task's context only (handle_inbound's shield made it a task)
+            derived_from(key)  # this task's context only (handle_inbound's shield made it a task)
             async with self.store.batch():  # the message's writes, the processed mark with them: one round trip
                 await self._process(current, inbound, now, DoneMark(key, DEDUPE_TTL_SECONDS), reading)
         self._on_outgoing()  # the outbox may have looked before the batch's writes were made
@@ -455,7 +420,7 @@ class Dispatcher:
             id=entry.id, conversation_id=conversation.id, channel=conversation.channel,
             recipient=conversation.sender, text=entry.text, choices=entry.choices, author=entry.author.value,
         )  # fmt: skip
-        payload = outbound_to_dict(outbound)
+        payload = encode_outbound(outbound)
         return OutboxItem(id=entry.id, conversation_id=conversation.id, payload=payload, created_at=now)
 
     # ----- receipts ---------------------------------------------------------------------------------------
@@ -503,18 +468,3 @@ _RANK = {Delivery.PENDING: 0, Delivery.SENT: 1, Delivery.DELIVERED: 2, Delivery.
 
 def _hours(window: timedelta) -> int:
     return int(window.total_seconds() // 3600)
-
-
-def outbound_to_dict(outbound: Outbound) -> dict[str, object]:
-    data = asdict(outbound)
-    data["channel"] = outbound.channel.value
-    return data
-
-
-def outbound_from_dict(data: dict[str, object]) -> Outbound:
-    from gateway.messages import Attachment, Choice
-
-    choices = tuple(Choice(**c) for c in data.get("choices", ()))  # type: ignore[attr-defined]
-    attachments = tuple(Attachment(**a) for a in data.get("attachments", ()))  # type: ignore[attr-defined]
-    values = {**data, "channel": ChannelName(str(data["channel"])), "choices": choices, "attachments": attachments}
-    return Outbound(**values)  # type: ignore[arg-type]

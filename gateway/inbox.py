@@ -31,8 +31,10 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateway.dispatcher import Dispatcher, inbound_key, utcnow
+from gateway.clock import utcnow
+from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
+from gateway.ids import inbound_key
 from gateway.messages import Attachment, ChannelName, Inbound
 from gateway.store import InboxItem, Store
 

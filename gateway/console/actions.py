@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from gateway.conversation import Conversation, Status
-from gateway.dispatcher import Dispatcher, new_id
+from gateway.dispatcher import Dispatcher
 from gateway.errors import Conflict, GatewayError, IllegalTransition
 from gateway.events import NoteAdded
 from gateway.flows import lifecycle
 from gateway.flows.lifecycle import Trigger
+from gateway.ids import new_id
 from gateway.messages import Reply
 from gateway.store import Author, TimerKind, TranscriptEntry
 

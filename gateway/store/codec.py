@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.errors import StoreError
-from gateway.messages import Attachment, ChannelName, Choice
+from gateway.messages import Attachment, ChannelName, Choice, Outbound
 from gateway.store import (
     AuditEntry,
     Author,
@@ -183,6 +183,28 @@ def decode_entry_data(
         )
     except (ValueError, KeyError, TypeError) as error:
         raise StoreError(f"a stored transcript record cannot be read ({type(error).__name__})") from None
+
+
+_OUTBOUND_KEYS = frozenset(f.name for f in fields(Outbound))
+
+
+def encode_outbound(outbound: Outbound) -> dict[str, Any]:
+    """An outgoing message as the outbox item's payload."""
+    return {**asdict(outbound), "channel": outbound.channel.value}
+
+
+def decode_outbound(data: dict[str, Any]) -> Outbound:
+    """The payload back; TypeError for a key this version does not know (a newer version wrote it), KeyError for
+    a missing one: the outbox sets such an item aside."""
+    unknown = data.keys() - _OUTBOUND_KEYS
+    if unknown:
+        raise TypeError(f"unknown outbound keys {sorted(unknown)}")
+    return Outbound(
+        id=str(data["id"]), conversation_id=str(data["conversation_id"]), channel=ChannelName(data["channel"]),
+        recipient=str(data["recipient"]), text=str(data["text"]),
+        choices=tuple(Choice(**c) for c in data.get("choices", ())), author=str(data.get("author", "bot")),
+        attachments=tuple(Attachment(**a) for a in data.get("attachments", ())),
+    )  # fmt: skip
 
 
 def encode_queue_entry(entry: QueueEntry) -> dict[str, Any]:
