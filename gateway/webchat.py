@@ -13,7 +13,7 @@ import logging
 import secrets
 import weakref
 from collections import defaultdict
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -28,13 +28,17 @@ from gateway.messages import ChannelName, Inbound, Reply
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limit, client_address
 from gateway.sockets import SEND_TIMEOUT, SocketWriter
-from gateway.store import Author, Store, TranscriptEntry
+from gateway.store import Author, ConversationStore, EventStore, LockStore, QueueStore, TranscriptEntry, TranscriptStore
 
 log = logging.getLogger(__name__)
 
 MAX_FRAME = 16 * 1024
 MAX_TEXT = 4000
 HIDDEN = {Author.NOTE, Author.SYSTEM}  # for listeners only: private notes, the server's entries
+
+
+class WebChatRoles(ConversationStore, TranscriptStore, QueueStore, EventStore, LockStore, Protocol):
+    """What the web chat needs of the store (the dispatcher does the processing)."""
 
 
 class WebChatHub:
@@ -47,7 +51,7 @@ class WebChatHub:
     """
 
     def __init__(
-        self, store: Store, dispatcher: Dispatcher, metrics: Metrics, gate: Gate, *, address_header: str = ""
+        self, store: WebChatRoles, dispatcher: Dispatcher, metrics: Metrics, gate: Gate, *, address_header: str = ""
     ) -> None:
         self.store = store
         self.dispatcher = dispatcher

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -24,15 +24,19 @@ from gateway.conversation import Conversation, Status
 from gateway.flows.lifecycle import Trigger
 from gateway.gate import Gate
 from gateway.messages import Reply
-from gateway.store import AuditEntry, Author, Block, Store
+from gateway.store import AuditEntry, AuditStore, Author, Block, BlockStore, ConversationStore, LockStore
 
 DURATIONS: dict[str, timedelta | None] = {"24h": timedelta(hours=24), "30d": timedelta(days=30), "permanent": None}
 REASON_MAX = 200
 BULK_MAX = 500
 
 
+class SafetyRoles(AuditStore, BlockStore, ConversationStore, LockStore, Protocol):
+    """What blocks, the flood view and the audit log need of the store."""
+
+
 class Safety:
-    def __init__(self, store: Store, gate: Gate, api: ListenerAPI) -> None:
+    def __init__(self, store: SafetyRoles, gate: Gate, api: ListenerAPI) -> None:
         self.store, self.gate, self.api = store, gate, api
 
     def routes(self) -> list[web.RouteDef]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -19,7 +19,7 @@ from gateway.errors import FlowError
 from gateway.flows.graph import run_dot, to_dot, to_mermaid
 from gateway.flowset import FlowSet
 from gateway.notices.stats import casework_csv, casework_figures
-from gateway.store import Store
+from gateway.store import CaseworkStore
 
 SVG_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
@@ -28,8 +28,12 @@ SVG_HEADERS = {
 }
 
 
+class SupervisionRoles(stats.StatsRoles, CaseworkStore, Protocol):
+    """What supervision needs of the store: the figures' (conversations, queue) and the casework's."""
+
+
 class Supervision:
-    def __init__(self, store: Store, flows: FlowSet, presence: Presence, api: ListenerAPI) -> None:
+    def __init__(self, store: SupervisionRoles, flows: FlowSet, presence: Presence, api: ListenerAPI) -> None:
         self.store, self.flows, self.presence, self.api = store, flows, presence, api
         self._svg: dict[str, bytes] = {}
 
