@@ -85,6 +85,19 @@ async def test_a_failed_processing_releases_its_claim_at_once(store: Store, cloc
     assert await user_entries(store) == [inbound_entry_id(message("m1"))]  # the same entry, rewritten once
 
 
+async def test_a_failed_processing_writes_nothing(store: Store, clock: Clock) -> None:
+    """Its transcript entries, outbox items, timers and state land together, at the end, or not at all."""
+    running = dispatcher(store, clock)
+    assert await running.handle_inbound(message("m0")) is True
+    conversation = await store.find_active_conversation(ChannelName.MESSENGER, SENDER)
+    assert conversation is not None
+    before = (await store.transcript(conversation.id), await store.get_conversation(conversation.id))
+    failing = dispatcher(cast(Store, SaveRefused(store, inbound_key(message("m1", "Non")))), clock)
+    with pytest.raises(StoreError):
+        await failing.handle_inbound(message("m1", "Non"))
+    assert (await store.transcript(conversation.id), await store.get_conversation(conversation.id)) == before
+
+
 async def test_a_redelivery_while_the_owner_lives_is_refused_not_acknowledged(store: Store, clock: Clock) -> None:
     key = inbound_key(message("m1"))
     assert await store.claim(key, "live-owner", 60) is ClaimState.CLAIMED  # another instance, still processing
