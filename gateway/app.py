@@ -84,9 +84,11 @@ async def create_app(
     clock: Callable[[], datetime] = utcnow,
     store: Store | None = None,
     worker_poll_seconds: float = 1.0,
+    flow_watch_seconds: float = FLOW_WATCH_SECONDS,
     understanding: Callable[[], Model] | None = None,
 ) -> web.Application:
-    """``understanding`` loads the embedded model (default: the shipped one; tests inject a failing one)."""
+    """``understanding`` loads the embedded model (default: the shipped one; tests inject a failing one);
+    ``flow_watch_seconds`` is how often flows.yaml's modification time is looked at."""
     metrics = Metrics()
     flows = FlowSet(Path(settings.flows), on_reload=lambda r: metrics.reloads.labels("ok" if r.ok else "refused").inc(),
                     always_open=bool(settings.dev_always_open))
@@ -141,7 +143,7 @@ async def create_app(
     for name, worker in {
         "outbox": outbox.run, "inbox": inbox.run,
         "timers": timers.run, "webchat": hub.forward_events, "console": live.forward,
-        "flows": lambda: _watch(flows), "presence": lambda: presence.listen(store),
+        "flows": lambda: _watch(flows, flow_watch_seconds), "presence": lambda: presence.listen(store),
         "presence-beat": lambda: presence.beat_forever(store), "typing": TypingRelay(store, channels.adapters).run,
         "alerts": watch.run, "notices": notices.run,
     }.items():  # fmt: skip
@@ -232,9 +234,9 @@ def _close_sockets(
     return close
 
 
-async def _watch(flows: FlowSet) -> None:
+async def _watch(flows: FlowSet, every: float) -> None:
     while True:
-        await asyncio.sleep(FLOW_WATCH_SECONDS)
+        await asyncio.sleep(every)
         flows.reload_if_changed()
 
 
