@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import assert_never
 
 from gateway import leaving
+from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
@@ -43,8 +44,8 @@ Handler = Callable[[Conversation, Engine, datetime], Awaitable[None]]
 
 
 class Timers:
-    def __init__(self, dispatcher: Dispatcher, *, poll_seconds: float = 1.0) -> None:
-        self.dispatcher = dispatcher
+    def __init__(self, dispatcher: Dispatcher, *, clock: Clock, poll_seconds: float = 1.0) -> None:
+        self.dispatcher, self.clock = dispatcher, clock
         self.store = dispatcher.store
         self.poll_seconds = poll_seconds
 
@@ -64,7 +65,7 @@ class Timers:
         other than the store is logged by conversation id and dropped (``timer_done`` already removed it), so
         the other timers keep firing."""
         handled = 0
-        for timer in await self.store.due_timers(self.dispatcher.clock()):
+        for timer in await self.store.due_timers(self.clock()):
             try:
                 handled += await self._handle(timer)
             except StoreError:
@@ -87,7 +88,7 @@ class Timers:
 
     async def _fire(self, timer: Timer, conversation: Conversation) -> None:
         engine = self.dispatcher.flows.for_version(conversation.flow_version)
-        await self.handler(timer.kind)(conversation, engine, self.dispatcher.clock())
+        await self.handler(timer.kind)(conversation, engine, self.clock())
 
     def handler(self, kind: TimerKind) -> Handler:
         """The handler of each kind; mypy checks that every kind has one (``assert_never``)."""

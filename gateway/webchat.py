@@ -13,11 +13,13 @@ import logging
 import secrets
 import weakref
 from collections import defaultdict
+from datetime import datetime
 from typing import Any, Protocol
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from gateway import leaving
+from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
@@ -51,9 +53,10 @@ class WebChatHub:
     """
 
     def __init__(
-        self, store: WebChatRoles, dispatcher: Dispatcher, metrics: Metrics, gate: Gate, *, address_header: str = ""
-    ) -> None:
-        self.store = store
+        self, store: WebChatRoles, dispatcher: Dispatcher, metrics: Metrics, gate: Gate, *, clock: Clock,
+        address_header: str = "",
+    ) -> None:  # fmt: skip
+        self.store, self.clock = store, clock
         self.dispatcher = dispatcher
         self.metrics = metrics
         self.gate = gate
@@ -154,7 +157,7 @@ class ChatSession:
         if self.conversation_id is not None:  # closed (not cancelled): the young person may be gone for good
             try:
                 # shielded: the socket did close; a handler cancelled now (its connection gone) still arms the timer
-                await asyncio.shield(leaving.socket_closed(self.dispatcher, self.conversation_id))
+                await asyncio.shield(leaving.socket_closed(self.dispatcher, self.conversation_id, self.hub.clock()))
             except StoreError as exc:
                 log.warning("webchat: could not arm the gone timer (%s)", exc.__class__.__name__)
 
@@ -189,7 +192,7 @@ class ChatSession:
         conversation = await self.dispatcher.start_conversation(ChannelName.WEBCHAT, self.token, language)
         if conversation.client is None:
             conversation = await self._mark_client(conversation)
-        await leaving.returned(self.dispatcher, conversation.id)
+        await leaving.returned(self.dispatcher, conversation.id, self.hub.clock())
         history = [_public(e) for e in await self.hub.store.transcript(conversation.id) if e.author not in HIDDEN]
         await self._follow(conversation, history[-1]["id"] if history else None)
         status: dict[str, Any] = {"type": "session", "token": self.token, "status": conversation.status.value}
@@ -247,7 +250,7 @@ class ChatSession:
 
     def _notice(self, refusal: Refusal) -> None:
         """A calm notice with the emergency numbers, shown like a bot message; nothing is stored."""
-        text, now = self.gate.notice(refusal, self.language), self.dispatcher.clock().isoformat()
+        text, now = self.gate.notice(refusal, self.language), self.hub.clock().isoformat()
         entry = {"id": "notice-" + secrets.token_urlsafe(8), "author": "bot", "choices": [], "text": text, "at": now}
         self.writer.offer({"type": "entry", "entry": entry})
 
@@ -265,20 +268,19 @@ class ChatSession:
     async def _end(self) -> None:
         assert self.token is not None
         if self.conversation_id is not None:
-            await end_by_young_person(self.dispatcher, self.conversation_id)
+            await end_by_young_person(self.dispatcher, self.conversation_id, self.hub.clock())
 
     async def _error(self, code: str, message: str) -> None:
         self.writer.offer({"type": "error", "code": code, "message": message})
 
 
-async def end_by_young_person(dispatcher: Dispatcher, conversation_id: str) -> None:
+async def end_by_young_person(dispatcher: Dispatcher, conversation_id: str, now: datetime) -> None:
     """The young person ends the conversation: goodbye message, then closed (or abandoned while waiting)."""
     store = dispatcher.store
     async with store.lock(conversation_id):
         conversation = await store.get_conversation(conversation_id)
         if conversation is None or not conversation.active:
             return
-        now = dispatcher.clock()
         engine = dispatcher.flows.for_version(conversation.flow_version)
         ended = engine.message("ended", dispatcher.language(conversation, engine))
         await dispatcher.emit(conversation, [Reply(ended)], Author.BOT, now)
@@ -340,5 +342,5 @@ async def leave_request(request: web.Request, hub: WebChatHub) -> web.Response:
         raise web.HTTPBadRequest(text="a JSON object with a token")
     conversation = await hub.store.find_active_conversation(ChannelName.WEBCHAT, token)
     if conversation is not None:
-        await leaving.quick_exit(hub.dispatcher, conversation.id)
+        await leaving.quick_exit(hub.dispatcher, conversation.id, hub.clock())
     return web.Response(status=204)

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from gateway.clock import Clock
 from gateway.console.api import LISTENER, Handler, ListenerAPI, json_body
 from gateway.conversation import Conversation, Status
 from gateway.flows.lifecycle import Trigger
@@ -36,8 +37,8 @@ class SafetyRoles(AuditStore, BlockStore, ConversationStore, LockStore, Protocol
 
 
 class Safety:
-    def __init__(self, store: SafetyRoles, gate: Gate, api: ListenerAPI) -> None:
-        self.store, self.gate, self.api = store, gate, api
+    def __init__(self, store: SafetyRoles, gate: Gate, api: ListenerAPI, *, clock: Clock) -> None:
+        self.store, self.gate, self.api, self.clock = store, gate, api, clock
 
     def routes(self) -> list[web.RouteDef]:
         only = self._supervisors
@@ -54,7 +55,7 @@ class Safety:
         return self.api.authed(handler, supervisor=True)
 
     def _now(self) -> datetime:
-        return self.api.dispatcher.clock()
+        return self.clock()
 
     # ----- blocks -----------------------------------------------------------------------------------------
 
