@@ -114,7 +114,7 @@ async def create_app(
                     base_delay=settings.outbox_base_delay, max_attempts=settings.outbox_max_attempts,
                     lease_seconds=settings.outbox_lease_seconds)  # fmt: skip
     outbox_ref.append(outbox)
-    timers = Timers(dispatcher, clock=clock, poll_seconds=worker_poll_seconds)
+    timers = Timers(dispatcher, store, clock=clock, poll_seconds=worker_poll_seconds)
     inbox = Inbox(store, dispatcher, clock=clock, batch=settings.inbox_batch, poll_seconds=worker_poll_seconds,
                   lease_seconds=math.ceil(2 * settings.inbound_claim_seconds))  # fmt: skip
     keyed, counters = KeyedHash(settings.secret_key.get_secret_value()), open_limit_storage(settings.store)
@@ -122,7 +122,7 @@ async def create_app(
     gate = Gate(store, flows, limits, keyed, metrics, clock=clock, on_outgoing=outbox.kick,
                 max_waiting_per_client=settings.max_waiting_per_client)  # fmt: skip
     hub = WebChatHub(store, dispatcher, metrics, gate, clock=clock, address_header=settings.client_address_header)
-    actions = Actions(dispatcher, clock=clock)
+    actions = Actions(dispatcher, store, clock=clock)
     live = ConsoleEvents(store)
     workers = PasswordWorkers(settings.password_hash_workers)
     brake = LoginBrake(counters, keyed, free=settings.login_free_failures, lock=settings.login_lock_failures,
@@ -137,7 +137,7 @@ async def create_app(
     fetchers = {name: a for name, a in channels.adapters.items() if isinstance(a, MediaFetcher)}
     smtp_url = settings.smtp_url.get_secret_value()
     mailer = Mailer(smtp_url, settings.smtp_ca_file) if smtp_url else None
-    notices = Notices(dispatcher, fetchers, mailer, clock=clock, poll_seconds=worker_poll_seconds * 30)
+    notices = Notices(dispatcher, store, fetchers, mailer, clock=clock, poll_seconds=worker_poll_seconds * 30)
     supervisor = Supervisor(metrics)
     watch = Watch(store, metrics, clock=clock, outbox_alert_seconds=settings.outbox_alert_seconds)
     for name, worker in {
@@ -162,8 +162,8 @@ async def create_app(
     app.add_routes([
         *ConsolePages(api).routes(), *Supervision(store, flows, presence, api, clock=clock).routes(),
         *Safety(store, gate, api, clock=clock).routes(),
-        *CaseworkAPI(api, notices, Referrals(dispatcher, mailer, clock=clock), clock=clock).routes(),
-        *InboundReferrals(dispatcher, settings.partner_key_map(), settings.public_url, clock=clock).routes(),
+        *CaseworkAPI(api, notices, Referrals(dispatcher, store, mailer, clock=clock), clock=clock).routes(),
+        *InboundReferrals(dispatcher, store, settings.partner_key_map(), settings.public_url, clock=clock).routes(),
         web.get("/api/conversations/{id}/attachments/{n}", api.authed(media.attachment)),
     ])  # fmt: skip
     app.router.add_get("/metrics", _metrics_handler(metrics, store, presence, clock))

@@ -25,7 +25,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import assert_never
+from typing import Protocol, assert_never
 
 from gateway import leaving
 from gateway.clock import Clock
@@ -35,7 +35,7 @@ from gateway.errors import StoreError
 from gateway.flows.engine import Engine, State
 from gateway.flows.lifecycle import Trigger
 from gateway.messages import Reply
-from gateway.store import Author, Timer, TimerKind
+from gateway.store import Author, ConversationStore, LockStore, QueueStore, Timer, TimerKind, TimerStore
 from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,13 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Conversation, Engine, datetime], Awaitable[None]]
 
 
+class TimersRoles(TimerStore, LockStore, ConversationStore, QueueStore, Protocol):
+    """What the timers need of the store (the dispatcher writes what a timer says)."""
+
+
 class Timers:
-    def __init__(self, dispatcher: Dispatcher, *, clock: Clock, poll_seconds: float = 1.0) -> None:
-        self.dispatcher, self.clock = dispatcher, clock
-        self.store = dispatcher.store
+    def __init__(self, dispatcher: Dispatcher, store: TimersRoles, *, clock: Clock, poll_seconds: float = 1.0) -> None:
+        self.dispatcher, self.store, self.clock = dispatcher, store, clock
         self.poll_seconds = poll_seconds
 
     async def run(self) -> None:

@@ -8,6 +8,7 @@ fit the conversation's status (replying to a closed one, taking one already take
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Protocol
 
 from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
@@ -18,7 +19,17 @@ from gateway.flows import lifecycle
 from gateway.flows.lifecycle import Trigger
 from gateway.ids import new_id
 from gateway.messages import Reply
-from gateway.store import Author, TimerKind, TranscriptEntry
+from gateway.store import (
+    Author,
+    ConversationStore,
+    EventStore,
+    LockStore,
+    QueueStore,
+    TimerKind,
+    TimerStore,
+    TranscriptEntry,
+    TranscriptStore,
+)
 
 MAX_TEXT = 4000
 CLOSING = timedelta(hours=2)  # a reply window with less than this left is shown as closing
@@ -30,10 +41,13 @@ class ActionRefused(GatewayError):
         super().__init__(message)
 
 
+class ActionsRoles(ConversationStore, TranscriptStore, QueueStore, TimerStore, EventStore, LockStore, Protocol):
+    """What the listeners' actions need of the store (replies and status changes go through the dispatcher)."""
+
+
 class Actions:
-    def __init__(self, dispatcher: Dispatcher, *, clock: Clock) -> None:
-        self.dispatcher, self.clock = dispatcher, clock
-        self.store = dispatcher.store
+    def __init__(self, dispatcher: Dispatcher, store: ActionsRoles, *, clock: Clock) -> None:
+        self.dispatcher, self.store, self.clock = dispatcher, store, clock
 
     async def _load(self, conversation_id: str) -> Conversation:
         conversation = await self.store.get_conversation(conversation_id)

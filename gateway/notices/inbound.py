@@ -21,6 +21,7 @@ import secrets
 from collections.abc import Mapping
 from datetime import timedelta
 from importlib import resources
+from typing import Protocol
 
 from aiohttp import web
 
@@ -30,16 +31,34 @@ from gateway.dispatcher import Dispatcher
 from gateway.ids import new_id
 from gateway.messages import ChannelName
 from gateway.notices.record import Referral, ReferralStatus
-from gateway.store import AuditEntry, Author, ClaimState, DoneMark, TranscriptEntry
+from gateway.store import (
+    AuditEntry,
+    AuditStore,
+    Author,
+    CaseworkStore,
+    ClaimState,
+    ConversationStore,
+    DedupeStore,
+    DoneMark,
+    LockStore,
+    TranscriptEntry,
+    TranscriptStore,
+)
 
 MAX_SUMMARY = 2000
 CODE_KEPT = timedelta(days=30)
 PAGE = resources.files("gateway") / "webchat_static" / "referral.html"
 
 
+class InboundRoles(CaseworkStore, AuditStore, ConversationStore, TranscriptStore, DedupeStore, LockStore, Protocol):
+    """What partners' referrals to the helpline need of the store."""
+
+
 class InboundReferrals:
-    def __init__(self, dispatcher: Dispatcher, keys: Mapping[str, str], public_url: str, *, clock: Clock) -> None:
-        self.dispatcher, self.store, self.keys, self.public_url = dispatcher, dispatcher.store, keys, public_url
+    def __init__(
+        self, dispatcher: Dispatcher, store: InboundRoles, keys: Mapping[str, str], public_url: str, *, clock: Clock
+    ) -> None:
+        self.dispatcher, self.store, self.keys, self.public_url = dispatcher, store, keys, public_url
         self.clock = clock
 
     def routes(self) -> list[web.RouteDef]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from email.message import EmailMessage
+from typing import Protocol
 
 from gateway.clock import Clock
 from gateway.console.actions import ActionRefused
@@ -28,7 +29,7 @@ from gateway.messages import Reply
 from gateway.notices.compose import plain_email
 from gateway.notices.record import REFERRAL_MOVES, Referral, ReferralStatus
 from gateway.notices.service import no_identity
-from gateway.store import AuditEntry, Author
+from gateway.store import AuditEntry, AuditStore, Author, CaseworkStore, ConversationStore, EventStore, LockStore
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,13 @@ def reference(referral: Referral) -> str:
     return "R-" + referral.id[:10].upper()
 
 
+class ReferralsRoles(CaseworkStore, AuditStore, ConversationStore, EventStore, LockStore, Protocol):
+    """What warm referrals need of the store."""
+
+
 class Referrals:
-    def __init__(self, dispatcher: Dispatcher, mailer: Mailer | None, *, clock: Clock) -> None:
-        self.dispatcher, self.store, self.mailer, self.clock = dispatcher, dispatcher.store, mailer, clock
+    def __init__(self, dispatcher: Dispatcher, store: ReferralsRoles, mailer: Mailer | None, *, clock: Clock) -> None:
+        self.dispatcher, self.store, self.mailer, self.clock = dispatcher, store, mailer, clock
 
     def _partner(self, partner: str) -> tuple[Flow, Partner]:
         flow = self.dispatcher.flows.engine().flow

@@ -21,6 +21,7 @@ import mimetypes
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from gateway.channels.base import MediaFetcher
 from gateway.clock import Clock
@@ -37,7 +38,16 @@ from gateway.messages import ChannelName, Reply
 from gateway.notices.compose import compose, notice_email, reference
 from gateway.notices.locations import LocationError, normalise_locations
 from gateway.notices.record import CLOSED_NOTICE, NOTICE_MOVES, Evidence, Notice, NoticeStatus
-from gateway.store import AuditEntry, Author
+from gateway.store import (
+    AuditEntry,
+    AuditStore,
+    Author,
+    CaseworkStore,
+    ConversationStore,
+    EventStore,
+    LockStore,
+    TranscriptStore,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +56,16 @@ MAX_ANSWER = 4000
 MAX_EVIDENCE = 10
 
 
+class NoticesRoles(CaseworkStore, AuditStore, ConversationStore, TranscriptStore, EventStore, LockStore, Protocol):
+    """What the notices need of the store (messages to the young person go through the dispatcher)."""
+
+
 class Notices:
     def __init__(
-        self, dispatcher: Dispatcher, fetchers: Mapping[ChannelName, MediaFetcher], mailer: Mailer | None,
-        *, clock: Clock, poll_seconds: float = 30.0,
+        self, dispatcher: Dispatcher, store: NoticesRoles, fetchers: Mapping[ChannelName, MediaFetcher],
+        mailer: Mailer | None, *, clock: Clock, poll_seconds: float = 30.0,
     ) -> None:  # fmt: skip
-        self.dispatcher, self.store, self.fetchers, self.mailer = dispatcher, dispatcher.store, fetchers, mailer
+        self.dispatcher, self.store, self.fetchers, self.mailer = dispatcher, store, fetchers, mailer
         self.clock = clock
         self.poll_seconds = poll_seconds
 
