@@ -28,6 +28,7 @@ from aiohttp import web
 from gateway.alerts import Watch
 from gateway.channels.base import MediaFetcher
 from gateway.channels_wiring import TypingRelay, build_channels, webhook_routes
+from gateway.clock import utcnow
 from gateway.console.actions import Actions
 from gateway.console.api import ListenerAPI, Presence
 from gateway.console.auth import SessionSigner
@@ -37,7 +38,7 @@ from gateway.console.media import ConsoleMedia
 from gateway.console.pages import ConsolePages
 from gateway.console.safety import Safety
 from gateway.console.supervision import Supervision
-from gateway.dispatcher import Dispatcher, utcnow
+from gateway.dispatcher import Dispatcher
 from gateway.errors import FlowValidationError, StoreError
 from gateway.flowset import FlowSet
 from gateway.gate import Gate

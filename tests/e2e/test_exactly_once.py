@@ -17,8 +17,8 @@ from typing import Any, cast
 from gateway.app import OUTBOX, STORE, create_app
 from gateway.console.auth import hash_password
 from gateway.conversation import Conversation, Status
-from gateway.dispatcher import inbound_key
 from gateway.errors import StoreError
+from gateway.ids import inbound_key
 from gateway.messages import ChannelName, Inbound
 from gateway.settings import Settings
 from gateway.store import ClaimState, DoneMark, Listener, Store, open_store
