@@ -14,11 +14,11 @@ from typing import Any, cast
 
 import pytest
 
-from gateway.dispatcher import outbound_to_dict
 from gateway.errors import PermanentDelivery, RetryableDelivery, StoreError
 from gateway.messages import ChannelName, Outbound
 from gateway.outbox import Outbox
 from gateway.store import OutboxItem, OutboxStatus, Store, open_store
+from gateway.store.codec import encode_outbound
 from tests.conftest import Clock
 
 T0 = datetime(2026, 3, 10, 13, 0, tzinfo=UTC)
@@ -82,7 +82,7 @@ def outbox(store: Store, channel: Channel, clock: Clock, **options: Any) -> Outb
 
 async def put(store: Store, item_id: str, conversation: str = "c1", seconds: int = 0) -> None:
     message = Outbound(item_id, conversation, TG, "424242", f"texte {item_id}")
-    item = OutboxItem(item_id, conversation, outbound_to_dict(message), created_at=T0 + timedelta(seconds=seconds))
+    item = OutboxItem(item_id, conversation, encode_outbound(message), created_at=T0 + timedelta(seconds=seconds))
     await store.outbox_put(item)
 
 
