@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import signal
@@ -24,6 +25,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from gateway import leaving
 from gateway.alerts import Watch
 from gateway.channels.base import MediaFetcher
 from gateway.channels_wiring import TypingRelay, build_channels, webhook_routes
@@ -108,7 +110,8 @@ async def create_app(
                             claim_seconds=settings.inbound_claim_seconds, reader=reader)  # fmt: skip
     outbox = Outbox(store, channels.senders, clock=clock, poll_seconds=worker_poll_seconds, metrics=metrics,
                     base_delay=settings.outbox_base_delay, max_attempts=settings.outbox_max_attempts,
-                    lease_seconds=settings.outbox_lease_seconds)  # fmt: skip
+                    lease_seconds=settings.outbox_lease_seconds,
+                    on_recipient_gone=functools.partial(leaving.blocked, dispatcher))  # fmt: skip
     outbox_ref.append(outbox)
     timers = Timers(dispatcher, poll_seconds=worker_poll_seconds)
     inbox = Inbox(store, dispatcher, clock=clock, batch=settings.inbox_batch, poll_seconds=worker_poll_seconds,

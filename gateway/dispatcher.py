@@ -47,6 +47,7 @@ from gateway.messages import ChannelName, Inbound, Outbound, Receipt, Reply
 from gateway.metrics import Metrics
 from gateway.store import Author, ClaimState, Delivery, DoneMark, OutboxItem, Store, TranscriptEntry
 from gateway.supervisor import where
+from gateway.system_entries import system_text
 from gateway.understanding.reader import Reader
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ def entry_event(entry: TranscriptEntry) -> dict[str, object]:
         "at": entry.at.isoformat(),
         "delivery": entry.delivery.value,
         "flag": entry.flag.to_dict() if entry.flag else None,
+        "system": {"code": entry.system.code, "params": dict(entry.system.params)} if entry.system else None,
     }
 
 
@@ -235,6 +237,11 @@ class Dispatcher:
         )  # fmt: skip
         await self.store.append_transcript(entry)
         await self.publish(conversation, {"type": "entry", "entry": entry_event(entry)})
+        if conversation.left_how == "blocked" and conversation.channel != ChannelName.WHATSAPP:
+            # Writing again means unblocked (gateway/leaving.py); on WhatsApp an opted-out person can still write,
+            # and Twilio refuses our replies until they send START.
+            conversation.left_at, conversation.left_how = None, None
+            await self.system_note(conversation, "left.unblocked", now, channel=conversation.channel.value)
         if flag is not None and (conversation.flag is None or flag.score >= conversation.flag.score):
             conversation.flag = flag  # the strongest so far, for the queue card
         if conversation.status == Status.BOT:
@@ -433,9 +440,13 @@ class Dispatcher:
             return None
         return limit if now - conversation.last_inbound_at > limit else None
 
-    async def system_note(self, conversation: Conversation, text: str, now: datetime) -> TranscriptEntry:
-        """A transcript entry for the listeners only (the channel never gets it), published to the console."""
-        entry = TranscriptEntry(id=new_id(), conversation_id=conversation.id, at=now, author=Author.SYSTEM, text=text)
+    async def system_note(self, conversation: Conversation, code: str, now: datetime, **params: str) -> TranscriptEntry:
+        """A transcript entry for the listeners only (the channel never gets it), published to the console: its
+        ``code`` and ``params`` (``gateway/system_entries.py``) let the console word it in its own language."""
+        system, text = system_text(code, params)
+        entry = TranscriptEntry(
+            id=new_id(), conversation_id=conversation.id, at=now, author=Author.SYSTEM, text=text, system=system
+        )
         await self.store.append_transcript(entry)
         await self.publish(conversation, {"type": "entry", "entry": entry_event(entry)})
         return entry
@@ -445,11 +456,10 @@ class Dispatcher:
     ) -> TranscriptEntry:
         log.info("dispatcher: %s: a %s message after the %s reply window was not sent",
                  conversation.id, author.value, conversation.channel.value)  # fmt: skip
-        text = (
-            f"Not sent: {conversation.channel.value} lets the {author.value} write up to {_hours(window)} h after"
-            f" the young person's last message. The message was: {reply.text}"
-        )
-        return await self.system_note(conversation, text, now)
+        return await self.system_note(
+            conversation, "not_sent", now,
+            channel=conversation.channel.value, author=author.value, hours=str(_hours(window)), text=reply.text,
+        )  # fmt: skip
 
     def _outbox_item(self, conversation: Conversation, entry: TranscriptEntry, now: datetime) -> OutboxItem:
         outbound = Outbound(

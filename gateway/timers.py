@@ -140,10 +140,9 @@ class Timers:
         if conversation.engine.get("window_paused") == stamp:
             return
         hours = int(window.total_seconds() // 3600)
-        await self.dispatcher.system_note(conversation, (
-            f"Queue messages paused: {conversation.channel.value} lets the bot write up to {hours} h after the young"
-            " person's last message. A listener who takes the conversation can still write (see its reply window)."
-        ), now)  # fmt: skip
+        await self.dispatcher.system_note(
+            conversation, "queue_paused", now, channel=conversation.channel.value, hours=str(hours)
+        )
         conversation.engine = {**conversation.engine, "window_paused": stamp}
 
     async def _idle_close(self, conversation: Conversation, engine: Engine, now: datetime) -> None:

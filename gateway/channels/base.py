@@ -24,7 +24,7 @@ from aiohttp import web
 from yarl import URL
 
 from gateway.errors import BadRequest, PayloadTooLarge, PermanentDelivery, RetryableDelivery
-from gateway.messages import Attachment, ChannelName, Choice, Inbound, Outbound, Receipt
+from gateway.messages import Attachment, ChannelName, Choice, Departure, Inbound, Outbound, Receipt
 
 MEDIA_MAX_BYTES = 25_000_000  # WhatsApp's own limit is 16 MB, Messenger's 25 MB, Telegram's getFile 20 MB
 MEDIA_MAX_REDIRECTS = 3
@@ -35,10 +35,12 @@ Part = TypeVar("Part")
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Everything one webhook request carried: messages from young people and receipts for ours."""
+    """Everything one webhook request carried: messages from young people, receipts for ours, and young people
+    who blocked the line or unsubscribed (or came back)."""
 
     inbound: tuple[Inbound, ...] = ()
     receipts: tuple[Receipt, ...] = ()
+    departures: tuple[Departure, ...] = ()
     too_old: int = 0  # events past the channel's accepted age (a replay): acknowledged and ignored
 
 

@@ -36,7 +36,14 @@ from gateway.channels.base import (
     truncate_label,
     with_numbered_list,
 )
-from gateway.errors import BadRequest, BadSignature, DeliveryError, PermanentDelivery, RetryableDelivery
+from gateway.errors import (
+    BadRequest,
+    BadSignature,
+    DeliveryError,
+    PermanentDelivery,
+    RecipientGone,
+    RetryableDelivery,
+)
 from gateway.messages import Attachment, ChannelName, Choice, Inbound, Outbound, Receipt
 from gateway.settings import Settings
 
@@ -56,6 +63,7 @@ PERMANENT_REASONS = {
     (551, 1545041): "this person is not available right now",
     (200, 2018108): "the person cannot be messaged (blocked or restricted)",
 }
+BLOCKED = frozenset({(200, 2018108)})  # Messenger sends no webhook when a person blocks a page: only this refusal
 PERMANENT_CODES = {
     190: "the page access token is invalid or expired",
     551: "this person is not available right now",
@@ -139,6 +147,8 @@ def graph_error(status: int, document: JSONObject, retry_after: float | None) ->
     if status == 429 or status >= 500 or code in RETRYABLE_CODES or error.get("is_transient") is True:
         return RetryableDelivery(f"{where}: try again later", retry_after)
     reason = PERMANENT_REASONS.get((code or 0, subcode or 0)) or PERMANENT_CODES.get(code or 0, "refused")
+    if (code, subcode) in BLOCKED:
+        return RecipientGone(f"{where}: {reason}")
     return PermanentDelivery(f"{where}: {reason}")
 
 

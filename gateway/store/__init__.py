@@ -128,6 +128,15 @@ class TranscriptEntry:
     delivery: Delivery = Delivery.PENDING
     provider_message_id: str | None = None
     flag: RiskFlag | None = None  # a young person's message in which a risk was read
+    system: SystemText | None = None  # a server-written entry (author system): worded in the console's language
+
+
+@dataclass(frozen=True, slots=True)
+class SystemText:
+    """What a server-written entry says, as a code and parameters (``gateway/system_entries.py``)."""
+
+    code: str
+    params: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

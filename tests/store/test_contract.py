@@ -32,6 +32,7 @@ from gateway.store import (
     OutboxStatus,
     Store,
     Subscription,
+    SystemText,
     Timer,
     TranscriptEntry,
     open_store,
@@ -167,7 +168,9 @@ async def test_transcript_keeps_entries_in_order_with_choices_and_attachments(st
     picture = Attachment("image", url="https://example.test/a.jpg", content_type="image/jpeg")
     rich = entry("c1", 2, author=Author.USER, choices=(Choice("yes", "Oui"),), attachments=(picture,),
                  flag=RiskFlag("abuse_home", 1.0, "keywords", ("me frappe",)))  # fmt: skip
-    written = [entry("c1", 1), rich, entry("c1", 3, author=Author.NOTE), entry("c1", 0, author=Author.SYSTEM)]
+    said = SystemText("left.blocked", (("channel", "telegram"),))
+    system = entry("c1", 0, author=Author.SYSTEM, system=said)
+    written = [entry("c1", 1), rich, entry("c1", 3, author=Author.NOTE), system, entry("c1", 4, author=Author.SYSTEM)]
     for item in written:
         await store.append_transcript(item)
     await store.append_transcript(entry("c2", 1))
