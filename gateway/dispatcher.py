@@ -505,9 +505,13 @@ class Dispatcher:
                 await self._set_delivery(entry, delivery)
 
     async def _set_delivery(self, entry: TranscriptEntry, delivery: Delivery) -> None:
-        await self.store.set_delivery(entry.id, delivery)
+        await self.set_delivery(entry.conversation_id, entry.id, delivery)
+
+    async def set_delivery(self, conversation_id: str, entry_id: str, delivery: Delivery) -> None:
+        """Record how far an outgoing entry got (a provider's receipt, the web chat page's) and tell the console."""
+        await self.store.set_delivery(entry_id, delivery)
         await self.store.publish(
-            {"type": "delivery", "conversation_id": entry.conversation_id, "id": entry.id, "delivery": delivery.value}
+            {"type": "delivery", "conversation_id": conversation_id, "id": entry_id, "delivery": delivery.value}
         )
 
 

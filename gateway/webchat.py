@@ -27,13 +27,16 @@ from gateway.messages import ChannelName, Inbound, Reply
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limit, client_address
 from gateway.sockets import SEND_TIMEOUT, SocketWriter
-from gateway.store import RESYNC, Author, Store
+from gateway.store import RESYNC, Author, Delivery, Store
 
 log = logging.getLogger(__name__)
 
 MAX_FRAME = 16 * 1024
 MAX_TEXT = 4000
 HIDDEN = {Author.NOTE.value, Author.SYSTEM.value}  # for listeners only: private notes, the server's entries
+OUTGOING = {Author.BOT.value, Author.LISTENER.value}  # what the page acknowledges (delivered, read)
+MAX_RECEIPT_IDS = 100
+RANK = {Delivery.SENT.value: 1, Delivery.DELIVERED.value: 2, Delivery.READ.value: 3}
 
 
 class WebChatHub:
@@ -54,6 +57,9 @@ class WebChatHub:
         self.gate = gate
         self.address_header = address_header
         self.sockets: dict[str, dict[SocketWriter, str | None]] = defaultdict(dict)  # → id of the last entry sent
+        # The bot's and listeners' entries sent to the sockets of a conversation, and how far each got (sent,
+        # delivered, read): the page's receipts only ever concern these, and only ever move them forward.
+        self.outgoing: dict[str, dict[str, str]] = {}
         self.open: weakref.WeakSet[SocketWriter] = weakref.WeakSet()  # every socket, for shutdown
 
     def attach(self, conversation_id: str, writer: SocketWriter, last_entry: str | None) -> None:
@@ -65,6 +71,22 @@ class WebChatHub:
             del self.sockets[conversation_id][writer]
             if not self.sockets[conversation_id]:
                 del self.sockets[conversation_id]
+                self.outgoing.pop(conversation_id, None)
+
+    def track(self, conversation_id: str, entries: list[dict[str, Any]]) -> None:
+        """Remember the bot's and listeners' entries sent to this conversation's sockets (entry events' form)."""
+        known = self.outgoing.setdefault(conversation_id, {})
+        for entry in entries:
+            if entry["author"] in OUTGOING and entry.get("delivery") in RANK:
+                known.setdefault(entry["id"], entry["delivery"])
+
+    async def acknowledge(self, conversation_id: str, ids: list[str], delivery: Delivery) -> None:
+        """The page showed (delivered) or let the young person see (read) these entries: recorded, never back."""
+        known = self.outgoing.get(conversation_id, {})
+        for entry_id in ids:
+            if entry_id in known and RANK[delivery.value] > RANK[known[entry_id]]:
+                known[entry_id] = delivery.value
+                await self.dispatcher.set_delivery(conversation_id, entry_id, delivery)
 
     async def forward_events(self) -> None:
         """Runs for the app's lifetime: store events → the sockets of their conversation."""
@@ -76,6 +98,8 @@ class WebChatHub:
                     continue
                 conversation_id = event.get("conversation_id")
                 if isinstance(conversation_id, str) and conversation_id in self.sockets:
+                    if event.get("type") == "entry":
+                        self.track(conversation_id, [event["entry"]])
                     frame = await self._frame(event)
                     if frame is not None:
                         self._offer_all(conversation_id, frame)
@@ -91,8 +115,9 @@ class WebChatHub:
             await self._resync(conversation)
 
     async def _resync(self, conversation: Conversation) -> None:
-        entries = [_public(entry_event(e)) for e in await self.store.transcript(conversation.id)
-                   if e.author.value not in HIDDEN]  # fmt: skip
+        events = [entry_event(e) for e in await self.store.transcript(conversation.id) if e.author.value not in HIDDEN]
+        self.track(conversation.id, events)
+        entries = [_public(event) for event in events]
         frame: dict[str, Any] = {"type": RESYNC, "status": conversation.status.value}
         if conversation.status == Status.QUEUED:
             frame["position"] = await self.store.position(conversation.id)
@@ -169,6 +194,8 @@ class ChatSession:
             await self.hub.store.publish({"type": "typing", "conversation_id": self.conversation_id, "who": "user"})
         elif kind == "end":
             await self._end()
+        elif kind == "receipt":
+            await self._receipt(frame)
 
     async def _hello(self, frame: dict[str, Any]) -> None:
         token = frame.get("token")
@@ -185,11 +212,11 @@ class ChatSession:
         if conversation.client is None:
             conversation = await self._mark_client(conversation)
         await leaving.returned(self.dispatcher, conversation.id)
-        history = [
-            _public(entry_event(e)) for e in await self.hub.store.transcript(conversation.id)
-            if e.author.value not in HIDDEN
-        ]  # fmt: skip
+        transcript = await self.hub.store.transcript(conversation.id)
+        events = [entry_event(e) for e in transcript if e.author.value not in HIDDEN]
+        history = [_public(event) for event in events]
         await self._follow(conversation, history[-1]["id"] if history else None)
+        self.hub.track(conversation.id, events)
         status: dict[str, Any] = {"type": "session", "token": self.token, "status": conversation.status.value}
         status["language"] = self.dispatcher.language(conversation, self.dispatcher.flows.for_version(
             conversation.flow_version))
@@ -226,6 +253,15 @@ class ChatSession:
             await self._follow(conversation, None)
             await self.hub.resync_conversation(conversation.id)
         self.writer.offer({"type": "ack", "id": message_id})
+
+    async def _receipt(self, frame: dict[str, Any]) -> None:
+        """``{"type": "receipt", "status": "delivered" | "read", "ids": [...]}``: the page showed these entries."""
+        status, ids = frame.get("status"), frame.get("ids")
+        if status not in ("delivered", "read") or not _ids(ids):
+            await self._error("bad_frame", f"a receipt: status delivered or read, at most {MAX_RECEIPT_IDS} ids")
+            return
+        if self.conversation_id is not None and isinstance(ids, list):
+            await self.hub.acknowledge(self.conversation_id, ids, Delivery(status))
 
     async def _refuse_hello(self, token: str) -> Refusal | None:
         """A blocked browser, or a new conversation beyond this client's limits (an existing one always resumes)."""
@@ -288,6 +324,10 @@ async def end_by_young_person(dispatcher: Dispatcher, conversation_id: str) -> N
         await store.save_conversation(conversation)
 
 
+def _ids(ids: object) -> bool:
+    return isinstance(ids, list) and len(ids) <= MAX_RECEIPT_IDS and all(isinstance(i, str) for i in ids)
+
+
 def _parse_frame(data: str) -> dict[str, Any] | None:
     if len(data) > MAX_FRAME:
         return None
@@ -295,7 +335,7 @@ def _parse_frame(data: str) -> dict[str, Any] | None:
         frame = json.loads(data)
     except ValueError:
         return None
-    if not isinstance(frame, dict) or frame.get("type") not in ("hello", "message", "typing", "end"):
+    if not isinstance(frame, dict) or frame.get("type") not in ("hello", "message", "typing", "end", "receipt"):
         return None
     return frame
 

@@ -28,7 +28,8 @@
   var FINAL = { closed: 1, referred: 1, abandoned: 1 };
   var $ = function (id) { return document.getElementById(id); };
   var state = { ws: null, delay: 500, shown: {}, entries: [], lastBot: null, lang: storedLang(), typingTimer: null,
-    lastTyping: 0, status: "bot", escapes: 0, lastEscape: 0, unread: 0, live: false, away: false };
+    lastTyping: 0, status: "bot", escapes: 0, lastEscape: 0, unread: 0, live: false, away: false,
+    receipts: { delivered: [], read: [] }, unseen: [] };
   var ESCAPE_WINDOW_MS = 2000;
 
   function storedLang() {
@@ -142,12 +143,44 @@
       if (ended()) { saveEnded(); }
     }
     bubble(entry.author, entry.text, entry.id, false, entry.at);
+    acknowledge(entry);
     if (entry.author !== "user" && state.live && (document.hidden || state.away)) { state.unread += 1; renderTitle(); }
     if (entry.author === "bot" || entry.author === "listener") {
       state.lastBot = entry;
       renderChoices(entry.choices || [], true);
       if (entry.author === "listener") { $("typing").hidden = true; }
     }
+  }
+
+  /* Receipts for the line's messages: delivered once shown, read once the young person can see them (the tab in
+     front and, in the widget, its panel open). Sent together at the end of the current task. */
+  function seeing() { return !document.hidden && !state.away; }
+
+  function acknowledge(entry) {
+    if ((entry.author !== "bot" && entry.author !== "listener") || /^notice-/.test(entry.id)) { return; }
+    if (seeing()) { receipt("read", entry.id); } else { receipt("delivered", entry.id); state.unseen.push(entry.id); }
+  }
+
+  function receipt(status, id) {
+    var waiting = state.receipts.delivered.length + state.receipts.read.length;
+    state.receipts[status].push(id);
+    if (!waiting) { setTimeout(sendReceipts, 0); }
+  }
+
+  function sendReceipts() {
+    var ws = state.ws;
+    ["delivered", "read"].forEach(function (status) {
+      var ids = state.receipts[status];
+      state.receipts[status] = [];
+      for (var at = 0; ws && ws.readyState === WebSocket.OPEN && at < ids.length; at += 100) {
+        ws.send(JSON.stringify({ type: "receipt", status: status, ids: ids.slice(at, at + 100) }));
+      }
+    });
+  }
+
+  function seen() {  // the page came into sight: what arrived meanwhile is read now
+    if (!seeing() || !state.unseen.length) { return; }
+    state.unseen.splice(0).forEach(function (id) { receipt("read", id); });
   }
 
   /* Choices of the bot's last question. Answering by keyboard goes on: after a tapped choice, focus moves to the
@@ -388,11 +421,13 @@
   setInterval(function () { document.querySelectorAll("time.when").forEach(renderWhen); }, 30000);
   document.addEventListener("visibilitychange", function () {
     if (!document.hidden && !state.away && state.unread) { state.unread = 0; renderTitle(); }
+    seen();
   });
   window.addEventListener("message", function (event) {  // the widget's panel opened or closed
     if (event.source !== window.parent || !event.data || event.data.type !== "hg-widget") { return; }
     state.away = !event.data.open;
     if (!state.away && state.unread) { state.unread = 0; renderTitle(); }
+    seen();
   });
   if (!restoreEnded()) { connect(); }
 })();
