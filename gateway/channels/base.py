@@ -23,6 +23,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from gateway.channels import links
 from gateway.errors import BadRequest, PayloadTooLarge, PermanentDelivery, RetryableDelivery
 from gateway.messages import Attachment, ChannelName, Choice, Departure, Inbound, Outbound, Receipt
 
@@ -126,7 +127,8 @@ def load_json(raw: bytes, channel: ChannelName) -> object:
 
 def split_text(text: str, limit: int, length: Callable[[str], int] = len) -> list[str]:
     """Cut ``text`` into parts of at most ``limit`` (as measured by ``length``): at the last line break in the
-    second half of the part, else at the last space there, else in the middle of a word."""
+    second half of the part, else at the last space there, else in the middle of a word; never inside a helpline
+    number or a URL (:mod:`gateway.channels.links`) that can go whole at the start of the next part."""
     parts: list[str] = []
     rest = text
     while length(rest) > limit:
@@ -136,12 +138,23 @@ def split_text(text: str, limit: int, length: Callable[[str], int] = len) -> lis
             if boundary > cut // 2:
                 cut = boundary
                 break
+        cut = _outside_links(rest, cut)
         part, rest = rest[:cut].rstrip(), rest[cut:].lstrip()
         if part:
             parts.append(part)
     if rest or not parts:
         parts.append(rest)
     return parts
+
+
+def _outside_links(text: str, cut: int) -> int:
+    """``cut``, or the start of the number or URL it would split (when that leaves something before it)."""
+    for span in links.spans(text):
+        if span.start < cut < span.end and span.start > 0:
+            return span.start
+        if span.start >= cut:
+            break
+    return cut
 
 
 def _longest_prefix(text: str, limit: int, length: Callable[[str], int]) -> int:

@@ -22,6 +22,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from gateway.channels import links
 from gateway.channels.base import (
     SEND_TIMEOUT,
     Batch,
@@ -154,11 +155,12 @@ def graph_error(status: int, document: JSONObject, retry_after: float | None) ->
 
 def render(message: Outbound) -> list[JSONObject]:
     """The ``message`` objects to send, in order; quick replies ride on the last one."""
+    text = links.plain(message.text)
     if _quick_replies_fit(message.choices):
-        *first, last = split_text(message.text, TEXT_LIMIT)
+        *first, last = split_text(text, TEXT_LIMIT)
         quick_replies = [_quick_reply(choice) for choice in message.choices]
         return [*({"text": part} for part in first), {"text": last, "quick_replies": quick_replies}]
-    return [{"text": part} for part in split_text(with_numbered_list(message.text, message.choices), TEXT_LIMIT)]
+    return [{"text": part} for part in split_text(with_numbered_list(text, message.choices), TEXT_LIMIT)]
 
 
 def _quick_replies_fit(choices: tuple[Choice, ...]) -> bool:

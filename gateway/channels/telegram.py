@@ -8,7 +8,9 @@ background, so the young person's spinner stops whatever happens next. A young p
 
 Outbound: ``sendMessage`` with an inline keyboard for choices, one button per row; ``callback_data`` is the
 choice's value when it fits in 64 bytes, else ``c:<number>``, read back as the answer ``<number>`` (the engine
-understands "2"). Texts are split at 4096 UTF-16 units. PTB's errors become ours in :meth:`TelegramChannel._call`.
+understands "2"). Texts are split at 4096 UTF-16 units; helpline numbers and URLs go as ``phone_number`` and
+``url`` entities, which Telegram's apps make tappable (``tel:`` links are not allowed in ``text_link``). PTB's
+errors become ours in :meth:`TelegramChannel._call`.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, MessageEntity, Update
 from telegram import error as ptb
 from telegram.constants import ChatAction, ChatMemberStatus, ChatType
 from telegram.ext import Application
 from telegram.warnings import PTBDeprecationWarning
 from yarl import URL
 
+from gateway.channels import links
 from gateway.channels.base import (
     Batch,
     MediaSource,
@@ -120,8 +123,9 @@ class TelegramChannel:
 
         async def send_one(index: int, part: str) -> str | None:
             markup = keyboard if index == len(parts) - 1 else None
-            sent = await self._call(self._bot.send_message(chat_id=message.recipient, text=part, reply_markup=markup))
-            return str(sent.message_id)
+            entities = link_entities(part) or None
+            request = self._bot.send_message(message.recipient, part, reply_markup=markup, entities=entities)
+            return str((await self._call(request)).message_id)
 
         return await send_parts(parts, send_one, first_part)
 
@@ -203,6 +207,16 @@ def render(message: Outbound) -> tuple[str, InlineKeyboardMarkup | None]:
         return with_numbered_list(message.text, message.choices), None
     rows = [[_button(choice, number)] for number, choice in enumerate(message.choices, start=1)]
     return message.text, InlineKeyboardMarkup(rows)
+
+
+def link_entities(text: str) -> list[MessageEntity]:
+    """Helpline numbers as ``phone_number`` entities (tappable to call) and URLs as ``url`` ones, in UTF-16 units:
+    the line's texts only (an outgoing message is never a young person's words)."""
+    kinds = {"phone": MessageEntity.PHONE_NUMBER, "url": MessageEntity.URL}
+    return [
+        MessageEntity(kinds[span.kind], _utf16_length(text[: span.start]), _utf16_length(text[span.start : span.end]))
+        for span in links.spans(text)
+    ]
 
 
 def _button(choice: Choice, number: int) -> InlineKeyboardButton:

@@ -27,6 +27,7 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from yarl import URL
 
+from gateway.channels import links
 from gateway.channels.base import (
     Batch,
     MediaSource,
@@ -142,7 +143,7 @@ class WhatsAppChannel:
         async def send_one(index: int, part: str) -> str | None:
             return await self._create(message.recipient, part)
 
-        parts = split_text(with_numbered_list(message.text, message.choices), TEXT_LIMIT)
+        parts = split_text(with_numbered_list(links.plain(message.text), message.choices), TEXT_LIMIT)
         return await send_parts(parts, send_one, first_part)
 
     async def fetch_media(self, attachment: Attachment) -> tuple[bytes, str]:

@@ -443,3 +443,20 @@ async def test_other_permanent_refusals_do_not_mark_the_conversation_as_left(
     await desk.delivery_of(conversation_id, sent["id"], "failed")
     detail = await desk.conversation(conversation_id)
     assert detail["left_how"] is None and await desk.system_entries(conversation_id) == []
+
+
+async def test_numbers_go_as_plain_text_the_app_links_never_split_or_broken(
+    client: Client, graph: FakeGraphAPI
+) -> None:
+    """Messenger's call buttons need an international number (+33…): the helpline's short numbers (119, 3114,
+    116 006) have none, so they go as plain text, whole, with ordinary spaces, in the part where they start."""
+    desk, conversation_id = await handed_to_listener(client, graph)
+    before = len(graph.accepted())
+    text = "x" * 1990 + " le 116 006 ou le 116\u00a0111."  # the limit (2,000) falls inside "116 006"
+    await desk.reply(conversation_id, text)
+    first, second = (await graph.wait_accepted(before + 2))[before:]
+    assert first.body == {
+        "recipient": {"id": PSID}, "messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT",
+        "message": {"text": "x" * 1990 + " le"},
+    }  # fmt: skip
+    assert second.body["message"] == {"text": "116 006 ou le 116 111."}

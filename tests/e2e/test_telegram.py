@@ -311,3 +311,43 @@ async def _system_event(events: Any) -> dict[str, Any]:
         if frame.get("type") == "entry" and frame["entry"]["author"] == "system":
             return frame["entry"]  # type: ignore[no-any-return]
     raise AssertionError("no system entry reached the console")
+
+
+REFERRAL_119 = (
+    "📞 Le 119 (Allô Enfance en Danger) répond 24h/24 et 7j/7, gratuitement, même la nuit. Tu peux appeler ou"
+    " écrire sur https://www.allo119.gouv.fr. L'appel n'apparaît pas sur les factures."
+)
+
+
+async def test_numbers_and_urls_of_the_line_go_as_entities_the_app_makes_tappable(
+    client: Client, telegram: FakeTelegramAPI
+) -> None:
+    desk, conversation_id = await handed_to_listener(client, telegram)
+    before = len(telegram.accepted())
+    referral = await client.post(f"/api/conversations/{conversation_id}/refer", json={"partner": "119"})
+    assert referral.status == 201, await referral.text()
+    await desk.reply(conversation_id, "Appelle le 3114 ou, en danger, le 17 ; SMS au 114. Tu as 17 ans ?")
+    first, second = (await telegram.wait_accepted(before + 2))[before:]
+    for request in (first, second):
+        request.body["entities"] = json.loads(request.body["entities"])
+    # offsets in UTF-16 units: the emoji counts 2
+    assert first.body == {
+        "chat_id": str(CHAT),
+        "text": REFERRAL_119,
+        "entities": [
+            {"type": "phone_number", "offset": 6, "length": 3},
+            {"type": "url", "offset": 116, "length": 27},
+        ],
+    }
+    assert REFERRAL_119.encode("utf-16-le")[2 * 116 : 2 * 143].decode("utf-16-le") == "https://www.allo119.gouv.fr"
+    assert second.body == {
+        "chat_id": str(CHAT),
+        "text": "Appelle le 3114 ou, en danger, le 17 ; SMS au 114. Tu as 17 ans ?",
+        "entities": [
+            {"type": "phone_number", "offset": 11, "length": 4},
+            {"type": "phone_number", "offset": 34, "length": 2},
+            {"type": "phone_number", "offset": 46, "length": 3},
+        ],  # "17 ans" is an age, not the police
+    }
+    young = [r.body for r in telegram.accepted() if "entities" in r.body and "moque" in r.body["text"]]
+    assert young == []  # what the young person wrote is never sent back, with or without links

@@ -382,3 +382,16 @@ async def test_a_status_callback_with_21610_marks_the_conversation_as_left(
     detail = await desk.conversation(conversation_id)
     assert detail["left_how"] == "blocked"
     assert [e["system"]["code"] for e in await desk.system_entries(conversation_id)] == ["left.blocked"]
+
+
+async def test_numbers_go_as_plain_text_the_app_links_never_split_or_broken(
+    client: Client, twilio: FakeTwilioAPI
+) -> None:
+    desk, conversation_id = await handed_to_listener(client, twilio)
+    before = len(twilio.accepted())
+    text = "x" * 1590 + " le 116 111 ou le 116\u202f006, https://www.e-enfance.org/aide"  # cut at 1,600: "116 1"
+    await desk.reply(conversation_id, text)
+    first, second = (await twilio.wait_accepted(before + 2))[before:]
+    assert first.body["Body"] == "x" * 1590 + " le"
+    assert second.body["Body"] == "116 111 ou le 116 006, https://www.e-enfance.org/aide"
+    assert {first.body["To"], second.body["To"]} == {PHONE}
