@@ -148,9 +148,10 @@ class WebChatHub:
 
 
 def _public(entry: TranscriptEntry) -> dict[str, Any]:
-    """What the young person's page gets of an entry (no delivery, flag or attachments)."""
+    """What the young person's page gets of an entry (no delivery or flag; of the attachments, how many images)."""
     data = entry_json(entry)
-    return {k: data[k] for k in ("id", "author", "text", "choices", "at")}
+    images = sum(1 for attachment in entry.attachments if attachment.kind == "image")
+    return {**{k: data[k] for k in ("id", "author", "text", "choices", "at")}, "images": images}
 
 
 class ChatSession:

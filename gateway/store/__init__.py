@@ -552,6 +552,18 @@ class Subscription(Protocol):
     async def __aexit__(self, *exc_info: object) -> None: ...
 
 
+class UploadStore(Protocol):
+    """Files a young person sent from the web chat (a cleaned image), kept as attachments are (``upload:<key>``)."""
+
+    async def put_upload(self, key: str, content_type: str, data: bytes) -> None:
+        """Keep a file under ``key`` (replacing any file it had)."""
+        ...
+
+    async def get_upload(self, key: str) -> tuple[str, bytes] | None:
+        """The file's content type and bytes, or None."""
+        ...
+
+
 class EventStore(Protocol):
     async def publish(self, event: Event) -> None:
         """Send an event to every subscriber (every gateway instance with Redis, in its JSON form)."""
@@ -597,6 +609,7 @@ class Store(
     BlockStore,
     AuditStore,
     CaseworkStore,
+    UploadStore,
     Protocol,
 ):
     async def ping(self) -> None:

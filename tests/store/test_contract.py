@@ -801,3 +801,12 @@ async def test_batches_of_concurrent_tasks_stay_apart(store: Store) -> None:
     release.set()
     await task
     assert [e.id for e in await store.transcript("held")] == ["held-e1"]
+
+
+async def test_uploads_keep_their_bytes_and_type(store: Store) -> None:
+    image = bytes(range(256)) * 4  # every byte value, none lost to text encodings
+    await store.put_upload("c1/u1", "image/png", image)
+    assert await store.get_upload("c1/u1") == ("image/png", image)
+    await store.put_upload("c1/u1", "image/jpeg", b"\xff\xd8")
+    assert await store.get_upload("c1/u1") == ("image/jpeg", b"\xff\xd8")
+    assert await store.get_upload("c1/nothing") is None
