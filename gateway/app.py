@@ -30,6 +30,7 @@ from gateway import leaving
 from gateway.alerts import Watch
 from gateway.channels.base import MediaFetcher
 from gateway.channels_wiring import TypingRelay, build_channels, webhook_routes
+from gateway.clock import utcnow
 from gateway.console.actions import Actions
 from gateway.console.api import ListenerAPI, Presence
 from gateway.console.auth import SessionSigner
@@ -39,7 +40,7 @@ from gateway.console.media import ConsoleMedia
 from gateway.console.pages import ConsolePages
 from gateway.console.safety import Safety
 from gateway.console.supervision import Supervision
-from gateway.dispatcher import Dispatcher, utcnow
+from gateway.dispatcher import Dispatcher
 from gateway.errors import FlowValidationError, StoreError
 from gateway.flowset import FlowSet
 from gateway.gate import Gate
@@ -88,9 +89,11 @@ async def create_app(
     clock: Callable[[], datetime] = utcnow,
     store: Store | None = None,
     worker_poll_seconds: float = 1.0,
+    flow_watch_seconds: float = FLOW_WATCH_SECONDS,
     understanding: Callable[[], Model] | None = None,
 ) -> web.Application:
-    """``understanding`` loads the embedded model (default: the shipped one; tests inject a failing one)."""
+    """``understanding`` loads the embedded model (default: the shipped one; tests inject a failing one);
+    ``flow_watch_seconds`` is how often flows.yaml's modification time is looked at."""
     metrics = Metrics()
     flows = FlowSet(Path(settings.flows), on_reload=lambda r: metrics.reloads.labels("ok" if r.ok else "refused").inc(),
                     always_open=bool(settings.dev_always_open))
@@ -151,7 +154,7 @@ async def create_app(
     for name, worker in {
         "outbox": outbox.run, "inbox": inbox.run,
         "timers": timers.run, "webchat": hub.forward_events, "console": live.forward,
-        "flows": lambda: _watch(flows), "presence": lambda: presence.listen(store),
+        "flows": lambda: _watch(flows, flow_watch_seconds), "presence": lambda: presence.listen(store),
         "presence-beat": lambda: presence.beat_forever(store), "typing": TypingRelay(store, channels.adapters).run,
         "alerts": watch.run, "notices": notices.run,
     }.items():  # fmt: skip
@@ -243,9 +246,9 @@ def _close_sockets(
     return close
 
 
-async def _watch(flows: FlowSet) -> None:
+async def _watch(flows: FlowSet, every: float) -> None:
     while True:
-        await asyncio.sleep(FLOW_WATCH_SECONDS)
+        await asyncio.sleep(every)
         flows.reload_if_changed()
 
 

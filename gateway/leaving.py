@@ -24,7 +24,7 @@ from typing import Literal
 
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
-from gateway.flows import lifecycle
+from gateway.flows.lifecycle import Trigger
 from gateway.messages import Departure
 from gateway.store import TimerKind
 
@@ -50,7 +50,7 @@ async def quick_exit(dispatcher: Dispatcher, conversation_id: str) -> None:
         now = dispatcher.clock()
         await mark_left(dispatcher, conversation, "quick_exit", now)
         if conversation.status in (Status.BOT, Status.QUEUED):
-            await dispatcher.set_status(conversation, lifecycle.advance(conversation.status, "abandon"), now)
+            await dispatcher.transition(conversation, Trigger.ABANDON, now)
         await store.save_conversation(conversation)
 
 

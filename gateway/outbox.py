@@ -26,12 +26,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from gateway.dispatcher import outbound_from_dict, utcnow
+from gateway.clock import utcnow
 from gateway.errors import DeliveryError, PermanentDelivery, RecipientGone, RetryableDelivery, StoreError
 from gateway.events import DeliveryChanged
 from gateway.messages import ChannelName, Outbound
 from gateway.metrics import Metrics
 from gateway.store import Delivery, OutboxItem, Store
+from gateway.store.codec import decode_outbound
 from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ class Outbox:
 
     async def _deliver(self, item: OutboxItem) -> None:
         try:
-            outbound = outbound_from_dict(item.payload)
+            outbound = decode_outbound(item.payload)
         except Exception as exc:  # e.g. written by a newer version during a rolling deploy
             await self._set_aside(item, exc)
             return

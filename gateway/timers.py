@@ -31,8 +31,8 @@ from gateway import leaving
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
-from gateway.flows import lifecycle
 from gateway.flows.engine import Engine, State
+from gateway.flows.lifecycle import Trigger
 from gateway.messages import Reply
 from gateway.store import Author, Timer, TimerKind
 from gateway.supervisor import where
@@ -125,7 +125,7 @@ class Timers:
             return
         language = self.dispatcher.language(conversation, engine)
         await self._say(conversation, engine, now, Reply(engine.message("abandoned", language)))
-        await self.dispatcher.set_status(conversation, lifecycle.advance(conversation.status, "abandon"), now)
+        await self.dispatcher.transition(conversation, Trigger.ABANDON, now)
 
     async def _queue_reassure(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
         if conversation.status != Status.QUEUED or conversation.queue is None:
@@ -135,10 +135,10 @@ class Timers:
         if window is not None:
             await self._paused(conversation, window, now)
         elif conversation.queue in engine.flow.queues and not engine.is_open(conversation.queue, now):
-            if conversation.engine.get("closed_notice") != _stamp(conversation):  # once per wait
+            if not _closed_line_told(conversation):  # once per wait
                 text = engine.closed_line(conversation.queue, language, now)
                 await self._say(conversation, engine, now, Reply(text))
-                conversation.engine = {**conversation.engine, "closed_notice": _stamp(conversation)}
+                conversation.closed_notice_for = conversation.queued_at or now
         else:  # nobody online: say so again rather than promise a listener "as soon as possible"
             position = await self.store.position(conversation.id) or 1
             key = "reassurance" if self.dispatcher.listeners_online() > 0 else "queued_offline"
@@ -149,23 +149,25 @@ class Timers:
 
     async def _paused(self, conversation: Conversation, window: timedelta, now: datetime) -> None:
         """Tell the listeners once per closed window that the young person gets no more queue messages."""
-        stamp = conversation.last_inbound_at.isoformat() if conversation.last_inbound_at else ""
-        if conversation.engine.get("window_paused") == stamp:
+        told = conversation.window_paused_for
+        if told is not None and told == conversation.last_inbound_at:
             return
         hours = int(window.total_seconds() // 3600)
         await self.dispatcher.system_note(
             conversation, "queue_paused", now, channel=conversation.channel.value, hours=str(hours)
         )
-        conversation.engine = {**conversation.engine, "window_paused": stamp}
+        conversation.window_paused_for = conversation.last_inbound_at
 
     async def _idle_close(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
         language = self.dispatcher.language(conversation, engine)
         await self._say(conversation, engine, now, Reply(engine.message("idle_closed", language)))
-        action = "abandon" if conversation.status != Status.WITH_LISTENER else "close"
-        if action == "close":
+        trigger = Trigger.ABANDON if conversation.status != Status.WITH_LISTENER else Trigger.CLOSE
+        if trigger == Trigger.CLOSE:
             conversation.outcome = conversation.outcome or "idle"
-        await self.dispatcher.set_status(conversation, lifecycle.advance(conversation.status, action), now)
+        await self.dispatcher.transition(conversation, trigger, now)
 
 
-def _stamp(conversation: Conversation) -> str:
-    return conversation.queued_at.isoformat() if conversation.queued_at else "queued"
+def _closed_line_told(conversation: Conversation) -> bool:
+    """Whether the closed-line notice was given during this wait (the one that began at ``queued_at``)."""
+    told = conversation.closed_notice_for
+    return told is not None and (conversation.queued_at is None or told == conversation.queued_at)

@@ -22,7 +22,7 @@ from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
 from gateway.events import EntryAdded, Event, Resync, StatusChanged, Typing, entry_json
-from gateway.flows import lifecycle
+from gateway.flows.lifecycle import Trigger
 from gateway.gate import Gate, Refusal
 from gateway.messages import ChannelName, Inbound, Reply
 from gateway.metrics import Metrics
@@ -318,10 +318,10 @@ async def end_by_young_person(dispatcher: Dispatcher, conversation_id: str) -> N
         ended = engine.message("ended", dispatcher.language(conversation, engine))
         await dispatcher.emit(conversation, [Reply(ended)], Author.BOT, now)
         await leaving.mark_left(dispatcher, conversation, "ended", now)
-        action = {Status.BOT: "end", Status.QUEUED: "abandon"}.get(conversation.status, "close")
-        if action == "close":
+        trigger = {Status.BOT: Trigger.END, Status.QUEUED: Trigger.ABANDON}.get(conversation.status, Trigger.CLOSE)
+        if trigger == Trigger.CLOSE:
             conversation.outcome = conversation.outcome or "ended_by_young_person"
-        await dispatcher.set_status(conversation, lifecycle.advance(conversation.status, action), now)
+        await dispatcher.transition(conversation, trigger, now)
         await store.save_conversation(conversation)
 
 

@@ -25,6 +25,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Field,
     StrictBool,
     StrictInt,
     StrictStr,
@@ -221,6 +222,7 @@ def _unicode(value: str) -> str:
 
 Text = Annotated[StrictStr, AfterValidator(_unicode)]
 Id = Annotated[Text, StringConstraints(min_length=1)] | StrictInt  # Meta sends strings; whole numbers accepted too
+MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: beyond, not a time
 
 
 class _Part(BaseModel):
@@ -269,7 +271,7 @@ class _Read(_Part):
 
 class _Item(_Part):
     sender: _Sender
-    timestamp: StrictInt | None = None
+    timestamp: Annotated[StrictInt, Field(ge=0, le=MAX_TIMESTAMP_MS)] | None = None  # ms since 1970
     message: _Message | None = None
     postback: _Postback | None = None
     delivery: _Delivery | None = None
@@ -336,7 +338,6 @@ def _inbound_message(sender: str, timestamp: int | None, message: _Message) -> I
         text=message.text,
         payload=payload,
         attachments=tuple(_attachment(a) for a in message.attachments),
-        received_at=_time(timestamp),
     )
 
 
@@ -347,7 +348,6 @@ def _inbound_postback(sender: str, timestamp: int | None, postback: _Postback) -
         message_id=_mid(postback.mid, sender, timestamp, postback.payload),
         text=postback.title,
         payload=postback.payload,
-        received_at=_time(timestamp),
     )
 
 
@@ -373,12 +373,3 @@ def _mid(mid: str | None, sender: str, timestamp: int | None, payload: str | Non
         raise BadRequest("messenger: an event without mid has no timestamp")
     seed = f"{sender}\n{timestamp}\n{payload or ''}"
     return "sha256:" + hashlib.sha256(seed.encode()).hexdigest()[:32]
-
-
-def _time(timestamp: int | None) -> datetime.datetime | None:
-    if timestamp is None:
-        return None
-    try:
-        return datetime.datetime.fromtimestamp(timestamp / 1000, tz=datetime.UTC)
-    except (OverflowError, ValueError, OSError):
-        raise BadRequest("messenger: timestamp is out of range") from None

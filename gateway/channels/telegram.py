@@ -258,7 +258,6 @@ def _from_message(update_id: int, message: Message) -> Inbound | None:
         text=_text(message.text or message.caption or "", "text"),
         attachments=_attachments(message),
         language_hint=_language(sender.language_code if sender else None),
-        received_at=message.date if isinstance(message.date, datetime.datetime) else None,
     )
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from gateway.conversation import Conversation, Status
-from gateway.dispatcher import Dispatcher, new_id
+from gateway.dispatcher import Dispatcher
 from gateway.errors import Conflict, GatewayError, IllegalTransition
 from gateway.events import NoteAdded
 from gateway.flows import lifecycle
+from gateway.flows.lifecycle import Trigger
+from gateway.ids import new_id
 from gateway.messages import Reply
 from gateway.store import Author, TimerKind, TranscriptEntry
 
@@ -55,13 +57,13 @@ class Actions:
             conversation = await self._load(conversation_id)
             now = self.dispatcher.clock()
             try:
-                status = lifecycle.advance(conversation.status, "take")
+                lifecycle.advance(conversation.status, Trigger.TAKE)  # refused before the store's take
                 await self.store.take(conversation_id, listener, now)
             except (IllegalTransition, Conflict):
                 raise ActionRefused("taken", "another listener took this conversation") from None
             conversation.listener, conversation.taken_at = listener, now
             await self.store.cancel_timers(conversation_id, TimerKind.QUEUE_REASSURE)
-            await self.dispatcher.set_status(conversation, status, now)
+            await self.dispatcher.transition(conversation, Trigger.TAKE, now)
             engine = self.dispatcher.flows.for_version(conversation.flow_version)
             joined = engine.message("listener_joined", self.dispatcher.language(conversation, engine))
             await self.dispatcher.emit(conversation, [Reply(joined)], Author.BOT, now)
@@ -153,7 +155,7 @@ class Actions:
             now = self.dispatcher.clock()
             await self.store.requeue(conversation_id)
             conversation.listener = None
-            await self.dispatcher.set_status(conversation, lifecycle.advance(conversation.status, "hand_back"), now)
+            await self.dispatcher.transition(conversation, Trigger.HAND_BACK, now)
             await self.store.save_conversation(conversation)
             return conversation
 
@@ -167,7 +169,7 @@ class Actions:
             if known and outcome not in known:
                 raise ActionRefused("unknown_outcome", f"no closing category '{outcome}' in the flow")
             try:
-                status = lifecycle.advance(conversation.status, "close")
+                lifecycle.advance(conversation.status, Trigger.CLOSE)  # refused before the goodbye is sent
             except IllegalTransition as exc:
                 raise ActionRefused("not_active", str(exc)) from None
             now = self.dispatcher.clock()
@@ -179,7 +181,7 @@ class Actions:
             ended = engine.message("ended", self.dispatcher.language(conversation, engine))
             await self.dispatcher.emit(conversation, [Reply(ended)], Author.BOT, now)
             conversation.outcome = outcome
-            await self.dispatcher.set_status(conversation, status, now)
+            await self.dispatcher.transition(conversation, Trigger.CLOSE, now)
             await self.store.save_conversation(conversation)
             return conversation
 

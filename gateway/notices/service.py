@@ -26,10 +26,11 @@ from gateway.channels.base import MediaFetcher
 from gateway.console.actions import ActionRefused
 from gateway.console.media import attachments_of
 from gateway.conversation import Conversation
-from gateway.dispatcher import Dispatcher, new_id
+from gateway.dispatcher import Dispatcher
 from gateway.errors import DeliveryError, MailError
 from gateway.events import Alert, NoticesChanged
 from gateway.flows.model import Flow
+from gateway.ids import new_id
 from gateway.mailer import Mailer
 from gateway.messages import ChannelName, Reply
 from gateway.notices.compose import compose, notice_email, reference

@@ -32,6 +32,7 @@ from gateway.testing import (
     sign_messenger,
     signed_messenger,
 )
+from tests.conftest import outbox_drained
 from tests.e2e.channel_support import (
     Client,
     GatewayFactory,
@@ -160,7 +161,7 @@ async def test_the_same_webhook_three_times_gives_one_reply(client: Client, grap
     transcript = (await desk.conversation(conversations[0].id))["transcript"]
     assert [e["author"] for e in transcript].count("user") == 1
     await graph.wait_accepted(len(outgoing))
-    await asyncio.sleep(0.3)  # let any stray duplicate show up (there must be none)
+    await outbox_drained(client)  # a stray duplicate would be sent by now (there must be none)
     assert texts(graph.accepted()) == [e["text"] for e in outgoing]
 
 

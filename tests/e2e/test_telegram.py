@@ -30,6 +30,7 @@ from gateway.testing import (
     telegram_member_update,
     telegram_update,
 )
+from tests.conftest import outbox_drained
 from tests.e2e.channel_support import Client, GatewayFactory, ListenerDesk, eventually, gateway, offline
 
 __all__ = ["gateway", "offline"]  # fixtures used by the tests below
@@ -150,7 +151,7 @@ async def test_the_same_update_three_times_gives_one_reply(client: Client, teleg
     await desk.login()
     outgoing = await desk.all_sent(conversations[0].id)
     await telegram.wait_accepted(len(outgoing))
-    await asyncio.sleep(0.3)  # let any stray duplicate show up (there must be none)
+    await outbox_drained(client)  # a stray duplicate would be sent by now (there must be none)
     assert len(telegram.accepted()) == len(outgoing)
     transcript = (await desk.conversation(conversations[0].id))["transcript"]
     assert [e["author"] for e in transcript].count("user") == 1
