@@ -21,6 +21,7 @@ from typing import Protocol
 import aiohttp
 from aiohttp import web
 
+from gateway import leaving
 from gateway.channels.base import Batch, Channel, Lifecycle, ReplyWindow, TypingIndicator
 from gateway.conversation import Status
 from gateway.dispatcher import Dispatcher
@@ -171,6 +172,8 @@ def _webhook(
         await inbox.handle(allowed)  # processed now, or stored in the inbox first when the batch is large
         for receipt in batch.receipts:
             await dispatcher.handle_receipt(receipt)
+        for departure in batch.departures:  # after the messages: a WhatsApp "STOP" is a message, then a departure
+            await leaving.provider_says(dispatcher, departure)
         return adapter.acknowledge()
 
     return handle

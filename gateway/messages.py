@@ -75,6 +75,15 @@ class Receipt:
 
 
 @dataclass(frozen=True, slots=True)
+class Departure:
+    """A provider says the young person blocked the line or unsubscribed (``left``), or accepts messages again."""
+
+    channel: ChannelName
+    sender: str
+    left: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Outbound:
     """A message to deliver to a young person through their channel.
 

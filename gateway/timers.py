@@ -157,10 +157,9 @@ class Timers:
         if told is not None and told == conversation.last_inbound_at:
             return
         hours = int(window.total_seconds() // 3600)
-        await self.dispatcher.system_note(conversation, (
-            f"Queue messages paused: {conversation.channel.value} lets the bot write up to {hours} h after the young"
-            " person's last message. A listener who takes the conversation can still write (see its reply window)."
-        ), now)  # fmt: skip
+        await self.dispatcher.system_note(
+            conversation, "queue_paused", now, channel=conversation.channel.value, hours=str(hours)
+        )
         conversation.window_paused_for = conversation.last_inbound_at
 
     async def _idle_close(self, conversation: Conversation, engine: Engine, now: datetime) -> None:

@@ -30,13 +30,25 @@ from gateway.messages import ChannelName, Inbound, Reply
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limit, client_address
 from gateway.sockets import SEND_TIMEOUT, SocketWriter
-from gateway.store import Author, ConversationStore, EventStore, LockStore, QueueStore, TranscriptEntry, TranscriptStore
+from gateway.store import (
+    Author,
+    ConversationStore,
+    Delivery,
+    EventStore,
+    LockStore,
+    QueueStore,
+    TranscriptEntry,
+    TranscriptStore,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_FRAME = 16 * 1024
 MAX_TEXT = 4000
 HIDDEN = {Author.NOTE, Author.SYSTEM}  # for listeners only: private notes, the server's entries
+OUTGOING = {Author.BOT, Author.LISTENER}  # what the page acknowledges (delivered, read)
+MAX_RECEIPT_IDS = 100
+RANK = {Delivery.SENT: 1, Delivery.DELIVERED: 2, Delivery.READ: 3}
 
 
 class WebChatRoles(ConversationStore, TranscriptStore, QueueStore, EventStore, LockStore, Protocol):
@@ -62,6 +74,9 @@ class WebChatHub:
         self.gate = gate
         self.address_header = address_header
         self.sockets: dict[str, dict[SocketWriter, str | None]] = defaultdict(dict)  # → id of the last entry sent
+        # The bot's and listeners' entries sent to the sockets of a conversation, and how far each got (sent,
+        # delivered, read): the page's receipts only ever concern these, and only ever move them forward.
+        self.outgoing: dict[str, dict[str, Delivery]] = {}
         self.open: weakref.WeakSet[SocketWriter] = weakref.WeakSet()  # every socket, for shutdown
 
     def attach(self, conversation_id: str, writer: SocketWriter, last_entry: str | None) -> None:
@@ -73,6 +88,22 @@ class WebChatHub:
             del self.sockets[conversation_id][writer]
             if not self.sockets[conversation_id]:
                 del self.sockets[conversation_id]
+                self.outgoing.pop(conversation_id, None)
+
+    def track(self, conversation_id: str, entries: list[TranscriptEntry]) -> None:
+        """Remember the bot's and listeners' entries sent to this conversation's sockets."""
+        known = self.outgoing.setdefault(conversation_id, {})
+        for entry in entries:
+            if entry.author in OUTGOING and entry.delivery in RANK:
+                known.setdefault(entry.id, entry.delivery)
+
+    async def acknowledge(self, conversation_id: str, ids: list[str], delivery: Delivery) -> None:
+        """The page showed (delivered) or let the young person see (read) these entries: recorded, never back."""
+        known = self.outgoing.get(conversation_id, {})
+        for entry_id in ids:
+            if entry_id in known and RANK[delivery] > RANK[known[entry_id]]:
+                known[entry_id] = delivery
+                await self.dispatcher.set_delivery(conversation_id, entry_id, delivery)
 
     async def forward_events(self) -> None:
         """Runs for the app's lifetime: store events → the sockets of their conversation."""
@@ -97,7 +128,9 @@ class WebChatHub:
             await self._resync(conversation)
 
     async def _resync(self, conversation: Conversation) -> None:
-        entries = [_public(e) for e in await self.store.transcript(conversation.id) if e.author not in HIDDEN]
+        shown = [e for e in await self.store.transcript(conversation.id) if e.author not in HIDDEN]
+        self.track(conversation.id, shown)
+        entries = [_public(e) for e in shown]
         frame: dict[str, Any] = {"type": Resync.type, "status": conversation.status.value}
         if conversation.status == Status.QUEUED:
             frame["position"] = await self.store.position(conversation.id)
@@ -112,6 +145,7 @@ class WebChatHub:
         """The web chat's frame for an event of a followed conversation, with the conversation's id."""
         match event:
             case EntryAdded(conversation_id=cid, entry=entry) if cid in self.sockets and entry.author not in HIDDEN:
+                self.track(cid, [entry])
                 return cid, {"type": "entry", "entry": _public(entry)}
             case Typing(conversation_id=cid, who="listener") if cid in self.sockets:
                 return cid, {"type": "typing", "on": True}
@@ -130,9 +164,10 @@ class WebChatHub:
 
 
 def _public(entry: TranscriptEntry) -> dict[str, Any]:
-    """What the young person's page gets of an entry (no delivery, flag or attachments)."""
+    """What the young person's page gets of an entry (no delivery or flag; of the attachments, how many images)."""
     data = entry_json(entry)
-    return {k: data[k] for k in ("id", "author", "text", "choices", "at")}
+    images = sum(1 for attachment in entry.attachments if attachment.kind == "image")
+    return {**{k: data[k] for k in ("id", "author", "text", "choices", "at")}, "images": images}
 
 
 class ChatSession:
@@ -177,6 +212,8 @@ class ChatSession:
             await self.hub.store.publish(Typing(self.conversation_id, "user"))
         elif kind == "end":
             await self._end()
+        elif kind == "receipt":
+            await self._receipt(frame)
 
     async def _hello(self, frame: dict[str, Any]) -> None:
         token = frame.get("token")
@@ -193,8 +230,10 @@ class ChatSession:
         if conversation.client is None:
             conversation = await self._mark_client(conversation)
         await leaving.returned(self.dispatcher, conversation.id, self.hub.clock())
-        history = [_public(e) for e in await self.hub.store.transcript(conversation.id) if e.author not in HIDDEN]
+        shown = [e for e in await self.hub.store.transcript(conversation.id) if e.author not in HIDDEN]
+        history = [_public(e) for e in shown]
         await self._follow(conversation, history[-1]["id"] if history else None)
+        self.hub.track(conversation.id, shown)
         status: dict[str, Any] = {"type": "session", "token": self.token, "status": conversation.status.value}
         status["language"] = self.dispatcher.language(conversation, self.dispatcher.flows.for_version(
             conversation.flow_version))
@@ -231,6 +270,15 @@ class ChatSession:
             await self._follow(conversation, None)
             await self.hub.resync_conversation(conversation.id)
         self.writer.offer({"type": "ack", "id": message_id})
+
+    async def _receipt(self, frame: dict[str, Any]) -> None:
+        """``{"type": "receipt", "status": "delivered" | "read", "ids": [...]}``: the page showed these entries."""
+        status, ids = frame.get("status"), frame.get("ids")
+        if status not in ("delivered", "read") or not _ids(ids):
+            await self._error("bad_frame", f"a receipt: status delivered or read, at most {MAX_RECEIPT_IDS} ids")
+            return
+        if self.conversation_id is not None and isinstance(ids, list):
+            await self.hub.acknowledge(self.conversation_id, ids, Delivery(status))
 
     async def _refuse_hello(self, token: str) -> Refusal | None:
         """A blocked browser, or a new conversation beyond this client's limits (an existing one always resumes)."""
@@ -292,6 +340,10 @@ async def end_by_young_person(dispatcher: Dispatcher, conversation_id: str, now:
         await store.save_conversation(conversation)
 
 
+def _ids(ids: object) -> bool:
+    return isinstance(ids, list) and len(ids) <= MAX_RECEIPT_IDS and all(isinstance(i, str) for i in ids)
+
+
 def _parse_frame(data: str) -> dict[str, Any] | None:
     if len(data) > MAX_FRAME:
         return None
@@ -299,7 +351,7 @@ def _parse_frame(data: str) -> dict[str, Any] | None:
         frame = json.loads(data)
     except ValueError:
         return None
-    if not isinstance(frame, dict) or frame.get("type") not in ("hello", "message", "typing", "end"):
+    if not isinstance(frame, dict) or frame.get("type") not in ("hello", "message", "typing", "end", "receipt"):
         return None
     return frame
 
