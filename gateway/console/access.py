@@ -17,11 +17,10 @@ alerts to the supervisors only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from enum import IntEnum
-from typing import Any
 
 from gateway.conversation import Conversation, Status
+from gateway.events import Event
 from gateway.store import Listener
 
 
@@ -60,18 +59,19 @@ def audited(listener: Listener, conversation: Conversation) -> bool:
     return listener.supervisor and not holds(listener, conversation)
 
 
-def needs_conversation(event: Mapping[str, Any]) -> bool:
-    """Whether deciding who gets this event needs the conversation's record (its holder)."""
-    return event.get("type") not in BROADCAST and isinstance(event.get("conversation_id"), str)
+def conversation_of(event: Event) -> str | None:
+    """The id of the conversation whose holder decides who gets this event; None when nobody's does."""
+    conversation_id = getattr(event, "conversation_id", None)
+    return conversation_id if event.type not in BROADCAST and isinstance(conversation_id, str) else None
 
 
-def may_receive(viewer: Listener, event: Mapping[str, Any], conversation: Conversation | None) -> bool:
+def may_receive(viewer: Listener, event: Event, conversation: Conversation | None) -> bool:
     """Whether the console socket of ``viewer`` gets ``event``; ``conversation`` is the record of the event's
-    conversation when :func:`needs_conversation` (None when it no longer exists)."""
-    if event.get("type") in BROADCAST:
+    conversation when it has one (:func:`conversation_of`; None when it no longer exists)."""
+    if event.type in BROADCAST:
         return True
     if viewer.supervisor:
         return True
-    if needs_conversation(event):
+    if conversation_of(event) is not None:
         return conversation is not None and sight(viewer, conversation) == Sight.FULL
     return False

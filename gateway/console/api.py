@@ -1,4 +1,4 @@
-"""The listener API (HTTP + websocket) under ``/api``; documented in README.md ("Listener API").
+"""The listener API (HTTP + websocket) under ``/api``; documented in docs/api.md.
 
 Every route but ``POST /api/session`` needs a console session (``console/sessions.py``); supervisor-only routes
 say so. Every state-changing call and the live socket pass the cross-site checks first (``console/crosssite.py``:
@@ -18,8 +18,9 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
+from gateway.clock import Clock
 from gateway.console.access import Sight, audited, earlier_sight, sight
 from gateway.console.actions import ActionRefused, Actions
 from gateway.console.auth import valid_name
@@ -31,8 +32,9 @@ from gateway.console.passwords import check_password
 from gateway.console.presence import Presence
 from gateway.console.sessions import SESSION_COOKIE, SESSION_HOURS, Sessions
 from gateway.conversation import Conversation, Status
-from gateway.dispatcher import Dispatcher, entry_event
+from gateway.dispatcher import Dispatcher
 from gateway.errors import WeakPassword
+from gateway.events import Alert, entry_json
 from gateway.flowset import FlowSet
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limit, RateLimits, client_address
@@ -50,9 +52,10 @@ class ListenerAPI:
     def __init__(
         self, store: Store, dispatcher: Dispatcher, actions: Actions, flows: FlowSet, sessions: Sessions,
         *, secure_cookies: bool, presence: Presence, live: ConsoleEvents, metrics: Metrics, logins: Logins,
-        limits: RateLimits, cross_site: CrossSite, address_header: str = "",
+        limits: RateLimits, cross_site: CrossSite, clock: Clock, address_header: str = "",
     ) -> None:  # fmt: skip
         self.store, self.dispatcher, self.actions, self.flows = store, dispatcher, actions, flows
+        self.clock = clock
         self.sessions, self.secure_cookies, self.presence = sessions, secure_cookies, presence
         self.cross_site = cross_site
         self.live, self.metrics = live, metrics
@@ -146,7 +149,7 @@ class ListenerAPI:
         if request.method == "GET" and audited(listener, conversation):
             parts = request.path.split("/")  # /api/conversations/{id}[/attachments/3]: what was read
             what = parts[4] if len(parts) > 4 else "conversation"
-            await self.store.audit(AuditEntry(self.dispatcher.clock(), listener.name, "read", conversation.id,
+            await self.store.audit(AuditEntry(self.clock(), listener.name, "read", conversation.id,
                                               f"{conversation.pseudonym}: {what}"))  # fmt: skip
         return conversation, seen
 
@@ -190,8 +193,8 @@ class ListenerAPI:
         """A login lock, told to the supervisors: an audit entry, and an alert on the live events."""
         subject = account if lock.subject == "account" else "(an address)"
         detail = f"too many wrong passwords: locked for {lock.minutes} min"
-        await self.store.audit(AuditEntry(self.dispatcher.clock(), "gateway", "login_locked", subject, detail))
-        await self.store.publish({"type": "alert", "kind": "login_locked", "subject": subject, "detail": detail})
+        await self.store.audit(AuditEntry(self.clock(), "gateway", "login_locked", subject, detail))
+        await self.store.publish(Alert("login_locked", subject, detail))
 
     async def logout(self, request: web.Request) -> web.Response:
         """This session ends, and its live sockets close (other browsers of the listener stay logged in)."""
@@ -225,7 +228,7 @@ class ListenerAPI:
         if listener is None or not await self.store.update_listener(replace(listener, password_hash=password_hash)):
             return _error(401, "login_required", "log in first")
         await self.sessions.end_all(name)
-        await self.store.audit(AuditEntry(self.dispatcher.clock(), name, "password_changed", name))
+        await self.store.audit(AuditEntry(self.clock(), name, "password_changed", name))
         response = web.json_response(_me(listener))
         await self._set_cookie(response, name)
         return response
@@ -240,7 +243,7 @@ class ListenerAPI:
         if not valid_name(name) or await self.store.get_listener(name) is None:
             raise ActionRefused("not_found", "no such listener")
         ended = await self.sessions.end_all(name)
-        await self.store.audit(AuditEntry(self.dispatcher.clock(), request[LISTENER].name, "logout_everywhere",
+        await self.store.audit(AuditEntry(self.clock(), request[LISTENER].name, "logout_everywhere",
                                           name, f"{ended} session(s) ended"))  # fmt: skip
         return web.json_response({"ended": ended})
 
@@ -250,7 +253,7 @@ class ListenerAPI:
     # ----- reading ----------------------------------------------------------------------------------------
 
     async def queue(self, request: web.Request) -> web.Response:
-        now = self.dispatcher.clock()
+        now = self.clock()
         waiting = []
         for entry in await self.store.waiting():
             conversation = await self.store.get_conversation(entry.conversation_id)
@@ -265,7 +268,7 @@ class ListenerAPI:
 
     async def history(self, request: web.Request) -> web.Response:
         """The listener's own ended conversations of the last HISTORY_DAYS days, the latest ended first."""
-        now, name = self.dispatcher.clock(), request[LISTENER].name
+        now, name = self.clock(), request[LISTENER].name
         started = await self.store.list_conversations(now - timedelta(days=HISTORY_DAYS), now + timedelta(seconds=1))
         ended = [c for c in started if not c.active and c.listener == name]
         ended.sort(key=lambda c: c.closed_at or c.updated_at, reverse=True)
@@ -293,7 +296,7 @@ class ListenerAPI:
         earlier conversations' dates and outcomes, to tell a returning young person) for a listener looking at a
         waiting one. ``?via=<id>``: opened from a held conversation (one of its earlier ones)."""
         conversation, seen = await self.wall(request, Sight.CARD, via=request.query.get("via"))
-        now = self.dispatcher.clock()
+        now = self.clock()
         shown = {**self.card(conversation, now), "now": now.isoformat(), "window": self.actions.window(conversation),
                  "earlier": await self.earlier(conversation, now), "restricted": seen < Sight.FULL}  # fmt: skip
         if seen < Sight.FULL:
@@ -328,30 +331,30 @@ class ListenerAPI:
     async def take(self, request: web.Request) -> web.Response:
         listener = request[LISTENER]
         conversation = await self.actions.take(request.match_info["id"], listener.name, listener.capacity)
-        return web.json_response(self.card(conversation, self.dispatcher.clock()))
+        return web.json_response(self.card(conversation, self.clock()))
 
     async def message(self, request: web.Request) -> web.Response:
         text = await _field(request, "text")
         entry = await self.actions.reply(request.match_info["id"], request[LISTENER].name, text)
-        return web.json_response(entry_event(entry), status=201)
+        return web.json_response(entry_json(entry), status=201)
 
     async def note(self, request: web.Request) -> web.Response:
         entry = await self.actions.note(request.match_info["id"], request[LISTENER].name, await _field(request, "text"))
-        return web.json_response(entry_event(entry), status=201)
+        return web.json_response(entry_json(entry), status=201)
 
     async def refer(self, request: web.Request) -> web.Response:
         partner = await _field(request, "partner")
         entry = await self.actions.refer(request.match_info["id"], request[LISTENER].name, partner)
-        return web.json_response(entry_event(entry), status=201)
+        return web.json_response(entry_json(entry), status=201)
 
     async def transfer(self, request: web.Request) -> web.Response:
         queue = await _field(request, "queue")
         conversation = await self.actions.transfer(request.match_info["id"], request[LISTENER].name, queue)
-        return web.json_response(self.card(conversation, self.dispatcher.clock()))
+        return web.json_response(self.card(conversation, self.clock()))
 
     async def hand_back(self, request: web.Request) -> web.Response:
         conversation = await self.actions.hand_back(request.match_info["id"], request[LISTENER].name)
-        return web.json_response(self.card(conversation, self.dispatcher.clock()))
+        return web.json_response(self.card(conversation, self.clock()))
 
     async def close(self, request: web.Request) -> web.Response:
         body = await json_body(request)
@@ -359,7 +362,7 @@ class ListenerAPI:
         if not isinstance(outcome, str) or not isinstance(notes, str):
             raise ActionRefused("bad_request", "close needs an outcome (and optional notes)")
         conversation = await self.actions.close(request.match_info["id"], request[LISTENER].name, outcome, notes)
-        return web.json_response(self.card(conversation, self.dispatcher.clock()))
+        return web.json_response(self.card(conversation, self.clock()))
 
     async def typing(self, request: web.Request) -> web.Response:
         await self.actions.typing(request.match_info["id"], request[LISTENER].name)
@@ -433,4 +436,4 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     return web.json_response({"error": code, "message": message}, status=status, headers=headers)
 
 
-__all__ = ["LISTENER", "ListenerAPI", "Presence", "WSMsgType", "json_body"]
+__all__ = ["LISTENER", "ListenerAPI", "Presence", "json_body"]

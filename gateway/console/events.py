@@ -19,14 +19,19 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
-from gateway.console.access import may_receive, needs_conversation
+from gateway.console.access import conversation_of, may_receive
 from gateway.console.media import public_event
-from gateway.console.sessions import ENDED_EVENT, Sessions, listener_digest
+from gateway.console.sessions import Sessions, listener_digest
 from gateway.conversation import Conversation
+from gateway.events import Event, Resync, SessionsEnded, encode
 from gateway.sockets import SocketWriter
-from gateway.store import RESYNC, Listener, Store
+from gateway.store import ConversationStore, EventStore, Listener
+
+
+class ConsoleEventsRoles(EventStore, ConversationStore, Protocol):
+    """What the console's events need of the store: the events, and a conversation's holder."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +43,7 @@ class Viewer:
 
 
 class ConsoleEvents:
-    def __init__(self, store: Store, sessions: Sessions, *, sweep_seconds: float = 5.0) -> None:
+    def __init__(self, store: ConsoleEventsRoles, sessions: Sessions, *, sweep_seconds: float = 5.0) -> None:
         self.store, self.sessions, self.sweep_seconds = store, sessions, sweep_seconds
         self.sockets: dict[SocketWriter, Viewer] = {}
 
@@ -50,27 +55,26 @@ class ConsoleEvents:
 
     async def forward(self) -> None:
         async with await self.store.subscribe() as subscription:
-            self._offer({"type": RESYNC}, None)  # after a restart of this worker, events may have been missed
+            self._offer(Resync(), None)  # after a restart of this worker, events may have been missed
             async for event in subscription:
-                if event.get("type") == ENDED_EVENT:
+                if isinstance(event, SessionsEnded):
                     self._end(event)
                     continue
-                conversation = None
-                if needs_conversation(event) and any(not v.listener.supervisor for v in self.sockets.values()):
-                    conversation = await self.store.get_conversation(str(event["conversation_id"]))
+                conversation, conversation_id = None, conversation_of(event)
+                if conversation_id and any(not v.listener.supervisor for v in self.sockets.values()):
+                    conversation = await self.store.get_conversation(conversation_id)
                 self._offer(event, conversation)
                 await asyncio.sleep(0)  # let the writers run: a burst never fills the queue of a socket that reads
 
-    def _offer(self, event: dict[str, Any], conversation: Conversation | None) -> None:
-        frame = dict(public_event(event))
+    def _offer(self, event: Event, conversation: Conversation | None) -> None:
+        frame = dict(public_event(encode(event)))
         for writer, viewer in list(self.sockets.items()):
             if may_receive(viewer.listener, event, conversation):
                 writer.offer(frame)
 
-    def _end(self, event: dict[str, Any]) -> None:
-        session, listener = event.get("session"), event.get("listener")
+    def _end(self, event: SessionsEnded) -> None:
         for writer, viewer in list(self.sockets.items()):
-            if viewer.session == session or listener == listener_digest(viewer.listener.name):
+            if viewer.session == event.session or event.listener == listener_digest(viewer.listener.name):
                 self._close(writer)
 
     def _close(self, writer: SocketWriter) -> None:

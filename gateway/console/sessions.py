@@ -6,9 +6,10 @@ the expiry (:data:`SESSION_HOURS`): a copy of the store opens nothing. Every req
 
 A session ends on logout (that one), and every session of a listener ends when their password changes, when
 the account is removed (``gateway listeners remove``) and when a supervisor logs them out everywhere. Ending
-publishes :data:`ENDED_EVENT` through the store's events (every instance with Redis): each instance closes at
-once the console sockets of those sessions (``console/events.py``). The CLI on SQLite runs in another process,
-whose events do not reach the server: there each instance also checks its sockets' sessions every few seconds.
+publishes :class:`~gateway.events.SessionsEnded` through the store's events (every instance with Redis): each
+instance closes at once the console sockets of those sessions (``console/events.py``). The CLI on SQLite runs in
+another process, whose events do not reach the server: there each instance also checks its sockets' sessions
+every few seconds.
 """
 
 from __future__ import annotations
@@ -18,13 +19,18 @@ import hmac
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from gateway.store import ConsoleSession, Store
+from gateway.events import SessionsEnded
+from gateway.store import ConsoleSession, EventStore, SessionStore
 
 SESSION_COOKIE = "hg_session"
 SESSION_HOURS = 12
-ENDED_EVENT = "sessions_ended"
 TOKEN_MAX = 100  # a longer cookie is not one of ours: not even hashed
+
+
+class SessionsRoles(SessionStore, EventStore, Protocol):
+    """What sessions need of the store."""
 
 
 def listener_digest(name: str) -> str:
@@ -32,15 +38,15 @@ def listener_digest(name: str) -> str:
     return hashlib.sha256(("listener:" + name).encode()).hexdigest()[:24]
 
 
-async def end_all_sessions(store: Store, name: str) -> int:
+async def end_all_sessions(store: SessionsRoles, name: str) -> int:
     """End every session of ``name`` and close their sockets; how many sessions there were."""
     ended = await store.end_sessions(name)
-    await store.publish({"type": ENDED_EVENT, "listener": listener_digest(name)})
+    await store.publish(SessionsEnded(listener=listener_digest(name)))
     return ended
 
 
 class Sessions:
-    def __init__(self, store: Store, secret_key: str, clock: Callable[[], datetime]) -> None:
+    def __init__(self, store: SessionsRoles, secret_key: str, clock: Callable[[], datetime]) -> None:
         self.store, self.clock = store, clock
         self._key = hashlib.sha256(("console-session:" + secret_key).encode()).digest()
 
@@ -64,7 +70,7 @@ class Sessions:
         """Logout: this session ends and its sockets close."""
         key = self.key_of(token)
         await self.store.end_session(key)
-        await self.store.publish({"type": ENDED_EVENT, "session": key})
+        await self.store.publish(SessionsEnded(session=key))
 
     async def end_all(self, name: str) -> int:
         return await end_all_sessions(self.store, name)

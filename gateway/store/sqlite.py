@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 from gateway.conversation import ACTIVE_STATUSES, Conversation, Priority, Status
 from gateway.errors import ConfigError, Conflict, StoreError
+from gateway.events import Event
 from gateway.messages import ChannelName
 from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
@@ -42,13 +43,13 @@ from gateway.store import (
     ConsoleSession,
     Delivery,
     DoneMark,
-    Event,
     InboxItem,
     Listener,
     OutboxItem,
     OutboxStatus,
     QueueEntry,
     Timer,
+    TimerKind,
     TranscriptEntry,
 )
 from gateway.store.codec import (
@@ -120,6 +121,7 @@ CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, data TE
 CREATE TABLE IF NOT EXISTS notices (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, conversation_id TEXT NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS evidence (notice_id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS uploads (key TEXT PRIMARY KEY, content_type TEXT NOT NULL, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS referrals (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, conversation_id TEXT NOT NULL, data TEXT NOT NULL);
 """
@@ -642,13 +644,13 @@ class SqliteStore:
 
     # Timers
 
-    async def set_timer(self, conversation_id: str, kind: str, due_at: datetime) -> None:
+    async def set_timer(self, conversation_id: str, kind: TimerKind, due_at: datetime) -> None:
         await self._execute(
             "INSERT OR REPLACE INTO timers (conversation_id, kind, due_us) VALUES (?, ?, ?)",
             (conversation_id, kind, to_us(due_at)),
         )
 
-    async def cancel_timers(self, conversation_id: str, kind: str | None = None) -> None:
+    async def cancel_timers(self, conversation_id: str, kind: TimerKind | None = None) -> None:
         await self._execute(
             "DELETE FROM timers WHERE conversation_id = ? AND (? IS NULL OR kind = ?)",
             (conversation_id, kind, kind),
@@ -659,7 +661,8 @@ class SqliteStore:
             "SELECT * FROM timers WHERE due_us <= ? ORDER BY due_us, conversation_id, kind LIMIT ?",
             (to_us(now), limit),
         )
-        return [Timer(row["conversation_id"], row["kind"], from_us(row["due_us"])) for row in rows]
+        timers = (Timer.read(row["conversation_id"], row["kind"], from_us(row["due_us"])) for row in rows)
+        return [timer for timer in timers if timer is not None]
 
     async def timer_done(self, timer: Timer) -> bool:
         changed = await self._change(
@@ -744,6 +747,15 @@ class SqliteStore:
         files = await self.get_evidence(notice_id)
         await self._change("DELETE FROM evidence WHERE notice_id = ?", (notice_id,))
         return len(files)
+
+    async def put_upload(self, key: str, content_type: str, data: bytes) -> None:
+        await self._change(
+            "INSERT OR REPLACE INTO uploads (key, content_type, data) VALUES (?, ?, ?)", (key, content_type, data)
+        )
+
+    async def get_upload(self, key: str) -> tuple[str, bytes] | None:
+        rows = await self._select("SELECT content_type, data FROM uploads WHERE key = ?", (key,))
+        return (str(rows[0]["content_type"]), bytes(rows[0]["data"])) if rows else None
 
     async def put_referral(self, referral: Referral) -> None:
         await self._change(

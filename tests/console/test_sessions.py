@@ -6,7 +6,6 @@ with a reason, in French then English."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import subprocess
 import sys
@@ -124,7 +123,7 @@ async def test_ending_sessions_closes_the_sockets_held_by_another_instance(
         flush.flushdb()
     finally:
         flush.close()
-    shared = dataclasses.replace(settings, store=redis_url)
+    shared = settings.replace(store=redis_url)
     one, two = await make_client(shared), await make_client(shared)
     await add_listener(one, "anne")
     await add_listener(one, "sam", supervisor=True)

@@ -1,0 +1,92 @@
+"""Listener passwords (gateway/console/auth.py) and console sessions (gateway/console/sessions.py, on a real
+SQLite store): argon2 hashes; session tokens that cannot be forged, altered, reused after expiry or after they
+ended, or carried to a gateway with another secret key."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from gateway.console.auth import DUMMY_HASH, NAME_MAX, hash_password, valid_name, verify_password
+from gateway.console.sessions import SESSION_HOURS, Sessions
+from gateway.store import Store, open_store
+
+NOW = datetime(2026, 3, 10, 13, 0, tzinfo=UTC)
+KEY = "test-secret-key-0123456789"
+
+
+def test_a_password_is_stored_as_an_argon2_hash_and_checked() -> None:
+    stored = hash_password("correct horse battery")
+    assert stored.startswith("$argon2id$") and "correct horse" not in stored
+    assert verify_password(stored, "correct horse battery")
+    assert not verify_password(stored, "correct horse batterie")
+    assert not verify_password("not a hash", "correct horse battery")
+    assert not verify_password(DUMMY_HASH, "")
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await open_store(f"sqlite:///{tmp_path}/sessions.sqlite3")
+    yield opened
+    await opened.close()
+
+
+def sessions_at(store: Store, clock: list[datetime], key: str = KEY) -> Sessions:
+    return Sessions(store, key, lambda: clock[0])
+
+
+async def test_a_session_reads_back_its_name_until_it_expires(store: Store) -> None:
+    clock = [NOW]
+    sessions = sessions_at(store, clock)
+    token = await sessions.open("anne")
+    clock[0] = NOW + timedelta(hours=SESSION_HOURS) - timedelta(seconds=1)
+    session = await sessions.read(token)
+    assert session is not None and session.name == "anne"
+    assert session.expires == NOW + timedelta(hours=SESSION_HOURS)
+    assert token not in session.key  # the store keeps a keyed hash, never the token
+    clock[0] = NOW + timedelta(hours=SESSION_HOURS)
+    assert await sessions.read(token) is None  # expired
+    assert await sessions.open("anne") != token  # two sessions never share a cookie
+
+
+async def test_a_session_from_another_key_is_refused(store: Store) -> None:
+    token = await sessions_at(store, [NOW], "another-gateway-key-987654").open("anne")
+    assert await sessions_at(store, [NOW]).read(token) is None  # a changed key logs everybody out
+
+
+async def test_an_ended_session_is_refused(store: Store) -> None:
+    sessions = sessions_at(store, [NOW])
+    one, two = await sessions.open("anne"), await sessions.open("anne")
+    await sessions.end(one)
+    assert await sessions.read(one) is None and await sessions.read(two) is not None
+    assert await sessions.end_all("anne") == 1
+    assert await sessions.read(two) is None
+
+
+@pytest.mark.parametrize(
+    "alter",
+    [
+        lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"),  # a changed token
+        lambda t: t + "x",
+        lambda t: "",
+        lambda t: "é.é",
+        lambda t: "a" * 5000,
+    ],
+)
+async def test_an_altered_or_malformed_cookie_is_refused(store: Store, alter: object) -> None:
+    sessions = sessions_at(store, [NOW])
+    token = await sessions.open("anne")
+    assert await sessions.read(alter(token)) is None  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [("anne", True), ("anne-marie_2.b", True), ("", False), ("a" * NAME_MAX, True), ("a" * (NAME_MAX + 1), False),
+     ("anne marie", False), ("anne|x", False), ("<script>", False)],
+)
+def test_listener_names(name: str, valid: bool) -> None:
+    assert valid_name(name) is valid
+
