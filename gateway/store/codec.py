@@ -74,7 +74,8 @@ def loads(kind: str, raw: str | bytes, decode: Callable[[dict[str, Any]], T]) ->
 
 def encode_conversation(conversation: Conversation) -> dict[str, Any]:
     data = asdict(conversation)
-    for name in ("created_at", "updated_at", "last_inbound_at", "queued_at", "taken_at", "closed_at", "left_at"):
+    for name in ("created_at", "updated_at", "last_inbound_at", "queued_at", "taken_at", "closed_at", "left_at",
+                 "erase_asked_at", "purged_at"):  # fmt: skip
         data[name] = _text(data[name])
     data["summary"] = [[label, value] for label, value in conversation.summary]
     data["flag"] = conversation.flag.to_dict() if conversation.flag else None
@@ -106,6 +107,8 @@ def decode_conversation(data: dict[str, Any]) -> Conversation:
         left_at=_moment(data.get("left_at")),  # records written before the field existed have none
         left_how=data.get("left_how"),
         flag=RiskFlag.from_dict(data.get("flag")),  # records written before the field existed have none
+        erase_asked_at=_moment(data.get("erase_asked_at")),
+        purged_at=_moment(data.get("purged_at")),
     )
 
 

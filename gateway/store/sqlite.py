@@ -688,6 +688,47 @@ class SqliteStore:
         rows = await self._select("SELECT data FROM audit ORDER BY seq DESC LIMIT ?", (limit,))
         return [loads("audit", row["data"], decode_audit) for row in rows]
 
+    # Retention and erasure
+
+    async def purge_conversation(self, stripped: Conversation) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            with _writing(conn):
+                count = _forget_content(conn, stripped.id)
+                _write_conversation(conn, stripped)
+            return count
+
+        return await self._run(work)
+
+    async def erase_conversation(self, conversation_id: str) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            with _writing(conn):
+                count = _forget_content(conn, conversation_id)
+                conn.execute("DELETE FROM takes WHERE conversation_id = ?", (conversation_id,))
+                conn.execute(
+                    "DELETE FROM evidence WHERE notice_id IN (SELECT id FROM notices WHERE conversation_id = ?)",
+                    (conversation_id,),
+                )
+                conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+            return count
+
+        return await self._run(work)
+
+    async def expire_transcript(self, conversation_id: str, ttl_seconds: int) -> None:
+        return None  # no TTLs in SQLite: the daily purge deletes the transcript
+
+    async def seen_keys(self) -> list[str]:
+        return [row["key"] for row in await self._select("SELECT key FROM seen WHERE owner IS NULL", ())]
+
+    async def forget_seen(self, keys: Sequence[str]) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            with _writing(conn):
+                conn.executemany("DELETE FROM seen WHERE key = ?", [(key,) for key in keys])
+
+        await self._run(work)
+
+    async def inbox_forget(self, sender_key: str) -> int:
+        return await self._change("DELETE FROM inbox WHERE sender_key = ?", (sender_key,))
+
     # Notices, their evidence, referrals
 
     async def put_notice(self, notice: Notice) -> None:
@@ -792,6 +833,14 @@ def _write_conversation(conn: sqlite3.Connection, conversation: Conversation) ->
         (conversation.id, str(conversation.channel), conversation.sender, str(conversation.status),
          to_us(conversation.created_at), dumps(encode_conversation(conversation))),
     )  # fmt: skip
+
+
+def _forget_content(conn: sqlite3.Connection, conversation_id: str) -> int:
+    """Delete what is stored under a conversation's id besides its record; the transcript entries deleted."""
+    count = conn.execute("DELETE FROM transcript WHERE conversation_id = ?", (conversation_id,)).rowcount
+    for table in ("outbox", "timers", "queue"):
+        conn.execute(f"DELETE FROM {table} WHERE conversation_id = ?", (conversation_id,))  # fixed table names
+    return int(count)
 
 
 def _entry(row: sqlite3.Row) -> TranscriptEntry:
