@@ -534,8 +534,9 @@ class SqliteStore:
 
     async def outbox_mark_sent(self, item_id: str, provider_message_id: str | None) -> bool:
         return await self._resolve(
-            item_id, "status = 'sent', provider_message_id = ?", provider_message_id, Delivery.SENT, provider_message_id
-        )
+            item_id, "status = 'sent', provider_message_id = ?, payload = '{}'", provider_message_id, Delivery.SENT,
+            provider_message_id,
+        )  # the payload (recipient, text) is dropped once sent, as on Redis: the transcript keeps the text
 
     async def outbox_reschedule(
         self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str, parts_sent: int = 0
