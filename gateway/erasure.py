@@ -107,16 +107,15 @@ class Eraser:
         return erased
 
     async def _end_for_listeners(self, conversation: Conversation) -> None:
-        """A conversation waiting or held: the console is told (a system entry shown live) and it ends there."""
-        if conversation.status not in (Status.QUEUED, Status.WITH_LISTENER, Status.BOT):
-            return
+        """Whoever has the conversation open in the console is told (an ``erased`` event with a system entry,
+        shown live, never stored); an open conversation ends (a ``status`` event: queue, web chat page)."""
         now = self.dispatcher.clock()
-        if conversation.status is not Status.BOT:
-            note = TranscriptEntry(id="x" + secrets.token_urlsafe(12), conversation_id=conversation.id, at=now,
-                                   author=Author.SYSTEM, text=LISTENER_NOTE)  # fmt: skip
-            await self.dispatcher.publish(conversation, {"type": "entry", "entry": entry_event(note)})
-        status: dict[str, object] = {"type": "status", "status": Status.CLOSED.value, "queue": conversation.queue}
-        await self.dispatcher.publish(conversation, status)
+        note = TranscriptEntry(id="x" + secrets.token_urlsafe(12), conversation_id=conversation.id, at=now,
+                               author=Author.SYSTEM, text=LISTENER_NOTE)  # fmt: skip
+        await self.dispatcher.publish(conversation, {"type": "erased", "entry": entry_event(note)})
+        if conversation.active:
+            status: dict[str, object] = {"type": "status", "status": Status.CLOSED.value, "queue": conversation.queue}
+            await self.dispatcher.publish(conversation, status)
 
     async def _goodbye(self, found: list[Conversation], channel: ChannelName, sender: str) -> None:
         """flows.yaml's ``erasure.done`` (with the emergency numbers), sent once nothing else is left: on the web

@@ -106,7 +106,7 @@ async def test_a_supervisor_erases_a_conversation_a_listener_holds(client: TestC
                     break
         await events.aclose()
         await receive_until(ws, lambda f: f["type"] == "status" and f["status"] == "closed")
-    note = [e for e in seen if e.get("type") == "entry" and e["entry"]["author"] == "system"]
+    note = [e for e in seen if e.get("type") == "erased" and e["entry"]["author"] == "system"]
     assert note and "effacée" in note[0]["entry"]["text"] and note[0]["conversation_id"] == conversation.id
     assert await store.get_conversation(conversation.id) is None
     assert await store.held_by("anne") == 0
