@@ -26,7 +26,8 @@ from datetime import UTC, datetime
 
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher, entry_event, outbound_to_dict
-from gateway.messages import ChannelName, Outbound
+from gateway.inbox import sender_key as inbox_sender_key
+from gateway.messages import ChannelName, Inbound, Outbound
 from gateway.store import AuditEntry, Author, OutboxItem, Store, TranscriptEntry
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -96,7 +97,7 @@ class Eraser:
         if sender:
             key = self.sender_key(channel, sender)
             await self.store.erase_conversation("notice-" + key)  # the gate's notices to this sender
-            await self.store.inbox_forget(hashlib.sha256(f"{channel.value}\n{sender}".encode()).hexdigest()[:32])
+            await self.store.inbox_forget(inbox_sender_key(Inbound(channel, sender, "")))
         seen = [k for k in await self.store.seen_keys() if entry_id_of_key(k) in user_entries and k not in keep_seen]
         await self.store.forget_seen(seen)
         erased = Erased(len(found), entries, tuple(c.pseudonym for c in found))
