@@ -254,7 +254,7 @@ class ChatSession:
         if self.conversation_id is None:
             return False
         conversation = await self.hub.store.get_conversation(self.conversation_id)
-        return conversation is not None and not conversation.active
+        return conversation is None or not conversation.active  # None: erased (gateway/erasure.py)
 
     async def _follow(self, conversation: Conversation, last_entry: str | None) -> None:
         self.conversation_id = conversation.id

@@ -46,6 +46,9 @@ async def test_the_young_person_erases_their_data_after_confirming(
         await ws.send_json({"type": "message", "id": "m3", "text": "oui"})
         frames = await receive_until(ws, lambda f: f["type"] == "status" and f["status"] == "closed")
         done = await receive_until(ws, lambda f: f["type"] == "entry", limit=5) if not bot_texts(frames) else frames
+        await ws.send_json({"type": "message", "id": "m4", "text": "encore là ?"})
+        refused = await receive_until(ws, lambda f: f["type"] == "error")
+        assert refused[-1]["code"] == "ended"  # never silently a new conversation: the page says hello again
     [goodbye] = [t for t in bot_texts(done) if "effacé" in t]
     assert all(number in goodbye for number in ("119", "3114", "17", "112"))
     dump = store_text(settings)
