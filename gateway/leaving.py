@@ -59,10 +59,7 @@ async def quick_exit(dispatcher: Dispatcher, conversation_id: str) -> None:
 
 
 async def socket_closed(dispatcher: Dispatcher, conversation_id: str) -> None:
-    """A web chat socket closed: unless the young person comes back within GONE_AFTER, they are gone. (Not for a
-    conversation erased meanwhile: no timer may name it again.)"""
-    if await dispatcher.store.get_conversation(conversation_id) is None:
-        return
+    """A web chat socket closed: unless the young person comes back within GONE_AFTER, they are gone."""
     await dispatcher.store.set_timer(conversation_id, GONE_TIMER, dispatcher.clock() + GONE_AFTER)
 
 

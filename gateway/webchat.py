@@ -55,6 +55,7 @@ class WebChatHub:
         self.address_header = address_header
         self.sockets: dict[str, dict[SocketWriter, str | None]] = defaultdict(dict)  # → id of the last entry sent
         self.open: weakref.WeakSet[SocketWriter] = weakref.WeakSet()  # every socket, for shutdown
+        self.erased: set[str] = set()  # followed conversations erased meanwhile (gateway/erasure.py): no gone timer
 
     def attach(self, conversation_id: str, writer: SocketWriter, last_entry: str | None) -> None:
         self.detach(writer)
@@ -75,6 +76,8 @@ class WebChatHub:
                     await self.resync()
                     continue
                 conversation_id = event.get("conversation_id")
+                if event.get("type") == "erased" and conversation_id in self.sockets:
+                    self.erased.add(str(conversation_id))
                 if isinstance(conversation_id, str) and conversation_id in self.sockets:
                     frame = await self._frame(event)
                     if frame is not None:
@@ -146,6 +149,10 @@ class ChatSession:
                     await self._handle_text(message.data)
         finally:
             self.hub.detach(self.writer)
+        if self.conversation_id in self.hub.erased:  # nothing may name an erased conversation again
+            if self.conversation_id not in self.hub.sockets:
+                self.hub.erased.discard(self.conversation_id)
+            return
         if self.conversation_id is not None:  # closed (not cancelled): the young person may be gone for good
             try:
                 # shielded: the socket did close; a handler cancelled now (its connection gone) still arms the timer
