@@ -23,16 +23,19 @@ lock, once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from gateway.conversation import Conversation
-from gateway.erasure import EPOCH
 from gateway.flowset import FlowSet
 from gateway.store import AuditEntry, Store
 
 FIRST_PURGE_DELAY = 60.0  # seconds after start: the gateway serves first
+SCAN_WINDOW = timedelta(days=1)  # conversations are read a day of creation at a time
+LIVING_DAYS = 30
+"""A conversation created this long before the previous purge's cutoff and still open then is only found again
+by the first purge after a restart (its transcript's Redis TTL applies meanwhile)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,7 @@ class Retention:
         self, store: Store, flows: FlowSet, *, clock: Callable[[], datetime], interval_seconds: float = 86_400
     ) -> None:
         self.store, self.flows, self.clock, self.interval_seconds = store, flows, clock, interval_seconds
+        self._scanned_before: datetime | None = None  # every conversation created before this was looked at
 
     def cutoff(self, now: datetime) -> tuple[datetime, int]:
         days = self.flows.engine().flow.retention.closed_days
@@ -73,22 +77,40 @@ class Retention:
         """Purge every conversation whose retention is over; ``dry_run``: count them, change nothing."""
         cutoff, days = self.cutoff(now)
         conversations = entries = 0
-        for listed in await self.store.list_conversations(EPOCH, cutoff):  # ended before the cutoff: created too
-            if not due(listed, cutoff):
-                continue
+        async for listed in self._candidates(cutoff, dry_run):
             if dry_run:
                 conversations, entries = conversations + 1, entries + len(await self.store.transcript(listed.id))
                 continue
             async with self.store.lock(listed.id):
                 current = await self.store.get_conversation(listed.id)
                 if current is None or not due(current, cutoff):
-                    continue  # another instance purged it, or the young person wrote again
+                    continue  # another instance purged it meanwhile
                 entries += await self.store.purge_conversation(stripped(current, now))
                 conversations += 1
+        if not dry_run:
+            self._scanned_before = cutoff
         if conversations and not dry_run:
             detail = f"{conversations} conversation(s), {entries} entries ({days} days after the end)"
             await self.store.audit(AuditEntry(now, actor, "purge", "", detail))
         return Purged(conversations, entries, days)
+
+    async def _candidates(self, cutoff: datetime, dry_run: bool) -> AsyncIterator[Conversation]:
+        """Conversations due, read a day of creation at a time (the event loop breathes between days). Ended
+        before the cutoff means created before it; after a first pass, only the last ``LIVING_DAYS`` before the
+        previous cutoff are read again (the stripped records of the figures are not decoded every day)."""
+        first = await self.store.first_created()
+        if first is None:
+            return
+        since = first
+        if self._scanned_before is not None and not dry_run:
+            since = max(first, self._scanned_before - timedelta(days=LIVING_DAYS))
+        while since < cutoff:
+            until = min(since + SCAN_WINDOW, cutoff)
+            for conversation in await self.store.list_conversations(since, until):
+                if due(conversation, cutoff):
+                    yield conversation
+            since = until
+            await asyncio.sleep(0)
 
     async def run(self) -> None:
         """The daily purge, for the app's lifetime (under the supervisor)."""

@@ -485,6 +485,10 @@ class RetentionStore(Protocol):
         """
         ...
 
+    async def first_created(self) -> datetime | None:
+        """When the oldest conversation kept was created (None: there is none), where a purge starts."""
+        ...
+
     async def expire_transcript(self, conversation_id: str, ttl_seconds: int) -> None:
         """Let the store itself forget the conversation's transcript ``ttl_seconds`` from now (Redis: TTLs on its
         keys, a backstop of the purge; SQLite: nothing, the purge does it). A write held inside ``batch``."""

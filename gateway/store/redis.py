@@ -656,6 +656,11 @@ class RedisStore:
         record = None if found is None else Record(_active_key(found.channel, found.sender), found.queue)
         return await redis_retention.forget(self._redis, conversation_id, erase=True, record=record)
 
+    @_guarded
+    async def first_created(self) -> datetime | None:
+        first = await self._redis.zrange(_key("created"), 0, 0, withscores=True)
+        return from_us(int(first[0][1])) if first else None
+
     @_holdable
     async def expire_transcript(self, conversation_id: str, ttl_seconds: int) -> None:
         await self._write(lambda pipe: redis_retention.expire_transcript(pipe, conversation_id, ttl_seconds))

@@ -714,6 +714,11 @@ class SqliteStore:
 
         return await self._run(work)
 
+    async def first_created(self) -> datetime | None:
+        rows = await self._select("SELECT MIN(created_us) AS first FROM conversations", ())
+        first = rows[0]["first"] if rows else None
+        return None if first is None else from_us(first)
+
     async def expire_transcript(self, conversation_id: str, ttl_seconds: int) -> None:
         return None  # no TTLs in SQLite: the daily purge deletes the transcript
 

@@ -164,3 +164,10 @@ async def test_ended_transcripts_expire_on_redis(store: Store, store_url: str) -
         finally:
             client.close()
     assert len(await store.transcript(conversation.id)) == 3
+
+
+async def test_first_created_is_where_a_purge_starts(store: Store) -> None:
+    assert await store.first_created() is None
+    await store.active_conversation(ChannelName.TELEGRAM, "2", T0 + timedelta(days=3))
+    await store.active_conversation(ChannelName.TELEGRAM, "1", T0)
+    assert await store.first_created() == T0
