@@ -17,7 +17,9 @@ closed, ``gateway/notices/service.py``): a notice may outlive its conversation, 
 ``gateway purge [--dry-run]`` runs it by hand; the server runs it under the supervisor every
 ``GATEWAY_PURGE_INTERVAL_SECONDS`` (a day), first a minute after starting. Each purge that removed something
 leaves an audit entry (counts only). Several instances may purge at once: each conversation is purged under its
-lock, once.
+lock, once. Conversations are read a day of creation at a time, from the oldest; after a first pass, a process
+reads again only the last ``LIVING_DAYS`` before its previous cutoff, so the stripped records kept for the figures
+are not decoded every day.
 """
 
 from __future__ import annotations
