@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 import math
 import signal
@@ -27,6 +28,7 @@ from aiohttp import web
 from gateway.alerts import Watch
 from gateway.channels.base import MediaFetcher
 from gateway.channels_wiring import TypingRelay, build_channels, webhook_routes
+from gateway.clock import utcnow
 from gateway.console.actions import Actions
 from gateway.console.api import ListenerAPI, Presence
 from gateway.console.auth import SessionSigner
@@ -36,7 +38,7 @@ from gateway.console.media import ConsoleMedia
 from gateway.console.pages import ConsolePages
 from gateway.console.safety import Safety
 from gateway.console.supervision import Supervision
-from gateway.dispatcher import Dispatcher, utcnow
+from gateway.dispatcher import Dispatcher
 from gateway.erasure import Eraser
 from gateway.errors import FlowValidationError, StoreError
 from gateway.flowset import FlowSet
@@ -84,9 +86,11 @@ async def create_app(
     clock: Callable[[], datetime] = utcnow,
     store: Store | None = None,
     worker_poll_seconds: float = 1.0,
+    flow_watch_seconds: float = FLOW_WATCH_SECONDS,
     understanding: Callable[[], Model] | None = None,
 ) -> web.Application:
-    """``understanding`` loads the embedded model (default: the shipped one; tests inject a failing one)."""
+    """``understanding`` loads the embedded model (default: the shipped one; tests inject a failing one);
+    ``flow_watch_seconds`` is how often flows.yaml's modification time is looked at."""
     metrics = Metrics()
     flows = FlowSet(Path(settings.flows), on_reload=lambda r: metrics.reloads.labels("ok" if r.ok else "refused").inc(),
                     always_open=bool(settings.dev_always_open))
@@ -115,7 +119,7 @@ async def create_app(
     timers = Timers(dispatcher, poll_seconds=worker_poll_seconds)
     inbox = Inbox(store, dispatcher, clock=clock, batch=settings.inbox_batch, poll_seconds=worker_poll_seconds,
                   lease_seconds=math.ceil(2 * settings.inbound_claim_seconds))  # fmt: skip
-    keyed, counters = KeyedHash(settings.secret_key), open_limit_storage(settings.store)
+    keyed, counters = KeyedHash(settings.secret_key.get_secret_value()), open_limit_storage(settings.store)
     limits = RateLimits.from_settings(settings, counters, metrics)
     gate = Gate(store, flows, limits, keyed, metrics, clock=clock, on_outgoing=outbox.kick,
                 max_waiting_per_client=settings.max_waiting_per_client)  # fmt: skip
@@ -125,7 +129,7 @@ async def create_app(
     workers = PasswordWorkers(settings.password_hash_workers)
     brake = LoginBrake(counters, keyed, free=settings.login_free_failures, lock=settings.login_lock_failures,
                        lock_minutes=settings.login_lock_minutes, announce=lambda *lock: api.announce_lock(*lock))
-    api = ListenerAPI(store, dispatcher, actions, flows, SessionSigner(settings.secret_key),
+    api = ListenerAPI(store, dispatcher, actions, flows, SessionSigner(settings.secret_key.get_secret_value()),
                       secure_cookies=settings.public_url.startswith("https://"), presence=presence, live=live,
                       metrics=metrics, logins=Logins(workers, brake), limits=limits,
                       address_header=settings.client_address_header)  # fmt: skip
@@ -133,7 +137,8 @@ async def create_app(
     app[OUTBOX], app[TIMERS], app[API], app[METRICS], app[GATE] = outbox, timers, api, metrics, gate
 
     fetchers = {name: a for name, a in channels.adapters.items() if isinstance(a, MediaFetcher)}
-    mailer = Mailer(settings.smtp_url, settings.smtp_ca_file) if settings.smtp_url else None
+    smtp_url = settings.smtp_url.get_secret_value()
+    mailer = Mailer(smtp_url, settings.smtp_ca_file) if smtp_url else None
     notices = Notices(dispatcher, fetchers, mailer, poll_seconds=worker_poll_seconds * 30)
     retention = Retention(store, flows, clock=clock, interval_seconds=settings.purge_interval_seconds)
     eraser = Eraser(store, dispatcher, gate.sender_key)
@@ -146,7 +151,7 @@ async def create_app(
     for name, worker in {
         "outbox": outbox.run, "inbox": inbox.run,
         "timers": timers.run, "webchat": hub.forward_events, "console": live.forward,
-        "flows": lambda: _watch(flows), "presence": lambda: presence.listen(store),
+        "flows": lambda: _watch(flows, flow_watch_seconds), "presence": lambda: presence.listen(store),
         "presence-beat": lambda: presence.beat_forever(store), "typing": TypingRelay(store, channels.adapters).run,
         "alerts": watch.run, "notices": notices.run, "purge": retention.run,
     }.items():  # fmt: skip
@@ -238,9 +243,9 @@ def _close_sockets(
     return close
 
 
-async def _watch(flows: FlowSet) -> None:
+async def _watch(flows: FlowSet, every: float) -> None:
     while True:
-        await asyncio.sleep(FLOW_WATCH_SECONDS)
+        await asyncio.sleep(every)
         flows.reload_if_changed()
 
 
@@ -344,9 +349,9 @@ def _routes(
         return web.json_response({"ready": ready, **checks}, status=200 if ready else 503)
 
     async def chat_page(request: web.Request) -> web.Response:
-        html = (STATIC / "chat.html").read_text(encoding="utf-8")
-        html = html.replace("{{QUICK_EXIT_URL}}", _attr(settings.quick_exit_url))
-        return web.Response(text=html, content_type="text/html", headers=_PAGE_HEADERS)
+        page = (STATIC / "chat.html").read_text(encoding="utf-8")
+        page = page.replace("{{QUICK_EXIT_URL}}", html.escape(settings.quick_exit_url, quote=True))
+        return web.Response(text=page, content_type="text/html", headers=_PAGE_HEADERS)
 
     async def widget(request: web.Request) -> web.Response:
         return web.Response(text=(STATIC / "widget.js").read_text(encoding="utf-8"),
@@ -374,10 +379,6 @@ def _routes(
 
 def _last_reload(flows: FlowSet) -> object:
     return flows.last_reload.to_dict() if flows.last_reload else None
-
-
-def _attr(value: str) -> str:
-    return value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 _PAGE_HEADERS = {

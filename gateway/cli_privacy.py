@@ -77,7 +77,7 @@ def _erase(args: argparse.Namespace) -> int:
     if args.channel and not args.identity:
         raise GatewayError("--channel needs --identity")
     settings = Settings.from_env()
-    keyed = KeyedHash(settings.secret_key)
+    keyed = KeyedHash(settings.secret_key.get_secret_value())
 
     def sender_key(channel: ChannelName, sender: str) -> str:
         return keyed("sender", f"{channel.value}\n{sender}")

@@ -18,17 +18,19 @@ The audit entry names the actor, the conversations' pseudonyms and counts: never
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from gateway.conversation import Conversation, Status
-from gateway.dispatcher import Dispatcher, entry_event, outbound_to_dict
+from gateway.dispatcher import Dispatcher
+from gateway.events import EntryAdded, Erased, QueueChanged, StatusChanged
+from gateway.ids import entry_id_of_key
 from gateway.inbox import sender_key as inbox_sender_key
 from gateway.messages import ChannelName, Inbound, Outbound
 from gateway.store import AuditEntry, Author, OutboxItem, Store, TranscriptEntry
+from gateway.store.codec import encode_outbound
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FAR = datetime(9999, 1, 1, tzinfo=UTC)
@@ -39,7 +41,7 @@ LISTENER_NOTE = (
 
 
 @dataclass(frozen=True, slots=True)
-class Erased:
+class Removed:
     """What an erasure removed (counts and pseudonyms only: what the audit log and the CLI may show)."""
 
     conversations: int
@@ -47,17 +49,11 @@ class Erased:
     pseudonyms: tuple[str, ...]
 
 
-def entry_id_of_key(key: str) -> str:
-    """The transcript entry id of the young person's message whose de-duplication key is ``key`` (the dispatcher's
-    ``inbound_entry_id``): how the keys of an erased person's messages are found again."""
-    return "u" + hashlib.sha256(key.encode()).hexdigest()[:23]
-
-
 class Eraser:
     def __init__(self, store: Store, dispatcher: Dispatcher, sender_key: Callable[[ChannelName, str], str]) -> None:
         self.store, self.dispatcher, self.sender_key = store, dispatcher, sender_key
 
-    async def erase_conversation(self, conversation_id: str, actor: str, how: str) -> Erased | None:
+    async def erase_conversation(self, conversation_id: str, actor: str, how: str) -> Removed | None:
         """Erase the person of this conversation (all their conversations); None if there is no such conversation."""
         conversation = await self.store.get_conversation(conversation_id)
         if conversation is None:
@@ -69,7 +65,7 @@ class Eraser:
     async def erase_person(
         self, channel: ChannelName, sender: str, actor: str, how: str, *, final_message: bool = False,
         keep_seen: Collection[str] = (),
-    ) -> Erased:  # fmt: skip
+    ) -> Removed:  # fmt: skip
         """Erase every conversation of this channel identity. ``final_message``: the young person asked, and gets
         flows.yaml's ``erasure.done`` once it is done (``keep_seen``: the key of their confirming message, so that
         a redelivery of it is still a duplicate)."""
@@ -84,7 +80,7 @@ class Eraser:
     async def _erase(
         self, found: list[Conversation], channel: ChannelName, sender: str, actor: str, how: str,
         keep_seen: Collection[str] = (),
-    ) -> Erased:  # fmt: skip
+    ) -> Removed:  # fmt: skip
         user_entries: set[str] = set()
         entries = 0
         for conversation in found:
@@ -100,11 +96,11 @@ class Eraser:
             await self.store.inbox_forget(inbox_sender_key(Inbound(channel, sender, "")))
         seen = [k for k in await self.store.seen_keys() if entry_id_of_key(k) in user_entries and k not in keep_seen]
         await self.store.forget_seen(seen)
-        erased = Erased(len(found), entries, tuple(c.pseudonym for c in found))
+        erased = Removed(len(found), entries, tuple(c.pseudonym for c in found))
         subject = ", ".join(erased.pseudonyms[:20]) or channel.value
         detail = f"{erased.conversations} conversation(s), {erased.entries} entries erased ({how})"
         await self.store.audit(AuditEntry(self.dispatcher.clock(), actor, "erase", subject, detail))
-        await self.store.publish({"type": "queue"})
+        await self.store.publish(QueueChanged())
         return erased
 
     async def _end_for_listeners(self, conversation: Conversation) -> None:
@@ -113,10 +109,9 @@ class Eraser:
         now = self.dispatcher.clock()
         note = TranscriptEntry(id="x" + secrets.token_urlsafe(12), conversation_id=conversation.id, at=now,
                                author=Author.SYSTEM, text=LISTENER_NOTE)  # fmt: skip
-        await self.dispatcher.publish(conversation, {"type": "erased", "entry": entry_event(note)})
+        await self.store.publish(Erased(conversation.id, note))
         if conversation.active:
-            status: dict[str, object] = {"type": "status", "status": Status.CLOSED.value, "queue": conversation.queue}
-            await self.dispatcher.publish(conversation, status)
+            await self.store.publish(StatusChanged(conversation.id, Status.CLOSED, conversation.queue))
 
     async def _goodbye(self, found: list[Conversation], channel: ChannelName, sender: str) -> None:
         """flows.yaml's ``erasure.done`` (with the emergency numbers), sent once nothing else is left: on the web
@@ -131,10 +126,10 @@ class Eraser:
             if latest is not None:
                 entry = TranscriptEntry(id="x" + secrets.token_urlsafe(12), conversation_id=latest.id, at=now,
                                         author=Author.BOT, text=text)  # fmt: skip
-                await self.dispatcher.publish(latest, {"type": "entry", "entry": entry_event(entry)})
+                await self.store.publish(EntryAdded(latest.id, entry))
             return
         item_id = "x" + secrets.token_urlsafe(12)
         outbound = Outbound(id=item_id, conversation_id="erased-" + item_id, channel=channel, recipient=sender,
                             text=text, author="bot")  # fmt: skip
-        await self.store.outbox_put(OutboxItem(item_id, outbound.conversation_id, outbound_to_dict(outbound), now))
+        await self.store.outbox_put(OutboxItem(item_id, outbound.conversation_id, encode_outbound(outbound), now))
         self.dispatcher.kick_outbox()

@@ -18,13 +18,13 @@ from datetime import datetime
 from enum import StrEnum
 
 from gateway.conversation import Status
-from gateway.dispatcher import outbound_to_dict
 from gateway.flowset import FlowSet
 from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound, Outbound
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limit, RateLimits
 from gateway.store import OutboxItem, Store
+from gateway.store.codec import encode_outbound
 
 
 class Refusal(StrEnum):
@@ -103,6 +103,6 @@ class Gate:
             id=item_id, conversation_id="notice-" + subject, channel=inbound.channel, recipient=inbound.sender,
             text=self.notice(refusal, inbound.language_hint), author="bot",
         )  # fmt: skip
-        payload = outbound_to_dict(outbound)
+        payload = encode_outbound(outbound)
         await self.store.outbox_put(OutboxItem(item_id, outbound.conversation_id, payload, self.clock()))
         self._on_outgoing()

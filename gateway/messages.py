@@ -8,7 +8,6 @@ frozen dataclasses: nothing downstream can change what a channel received.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
 
 
@@ -61,7 +60,6 @@ class Inbound:
     payload: str | None = None  # value of a tapped button, when the channel tells it apart from text
     attachments: tuple[Attachment, ...] = ()
     language_hint: str | None = None
-    received_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

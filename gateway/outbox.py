@@ -26,11 +26,13 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from gateway.dispatcher import outbound_from_dict, utcnow
+from gateway.clock import utcnow
 from gateway.errors import DeliveryError, PermanentDelivery, RetryableDelivery, StoreError
+from gateway.events import DeliveryChanged
 from gateway.messages import ChannelName, Outbound
 from gateway.metrics import Metrics
 from gateway.store import Delivery, OutboxItem, Store
+from gateway.store.codec import decode_outbound
 from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
@@ -106,7 +108,7 @@ class Outbox:
 
     async def _deliver(self, item: OutboxItem) -> None:
         try:
-            outbound = outbound_from_dict(item.payload)
+            outbound = decode_outbound(item.payload)
         except Exception as exc:  # e.g. written by a newer version during a rolling deploy
             await self._set_aside(item, exc)
             return
@@ -179,9 +181,4 @@ class Outbox:
         self, item: OutboxItem, delivery: Delivery, provider_id: str | None, reason: str | None = None
     ) -> None:
         """Tell the console and the web chat (the store recorded the delivery on the transcript entry already)."""
-        event: dict[str, object] = {
-            "type": "delivery", "conversation_id": item.conversation_id, "id": item.id, "delivery": delivery.value,
-        }  # fmt: skip
-        if reason:
-            event["reason"] = reason
-        await self.store.publish(event)
+        await self.store.publish(DeliveryChanged(item.conversation_id, item.id, delivery, reason))

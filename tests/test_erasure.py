@@ -6,16 +6,17 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from datetime import timedelta
-from typing import Any
 
 from aiohttp.test_utils import TestClient
 
 from gateway.app import FLOWS, STORE
 from gateway.console import stats
 from gateway.conversation import Status
+from gateway.events import Erased, Event, StatusChanged
 from gateway.messages import ChannelName
 from gateway.retention import Retention
 from gateway.settings import Settings
+from gateway.store import Author
 from tests.conftest import Clock, add_listener, login
 from tests.test_webchat import WALK_TO_QUEUE, bot_texts, hello, receive_until, say
 
@@ -101,16 +102,17 @@ async def test_a_supervisor_erases_a_conversation_a_listener_holds(client: TestC
         assert unconfirmed.status == 400
         response = await client.post(f"/api/conversations/{conversation.id}/erase", json={"confirm": True})
         assert response.status == 200 and (await response.json())["conversations"] == 1
-        seen: list[dict[str, Any]] = []
+        seen: list[Event] = []
         async with asyncio.timeout(10):
             async for event in events:
                 seen.append(event)
-                if event.get("type") == "status" and event.get("status") == "closed":
+                if isinstance(event, StatusChanged) and event.status is Status.CLOSED:
                     break
         await events.aclose()
         await receive_until(ws, lambda f: f["type"] == "status" and f["status"] == "closed")
-    note = [e for e in seen if e.get("type") == "erased" and e["entry"]["author"] == "system"]
-    assert note and "effacée" in note[0]["entry"]["text"] and note[0]["conversation_id"] == conversation.id
+    [note] = [e for e in seen if isinstance(e, Erased)]
+    assert note.entry.author is Author.SYSTEM and "effacée" in note.entry.text
+    assert note.conversation_id == conversation.id
     assert await store.get_conversation(conversation.id) is None
     assert await store.held_by("anne") == 0
     audit = await client.get("/api/audit")

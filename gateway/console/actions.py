@@ -10,11 +10,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from gateway.conversation import Conversation, Status
-from gateway.dispatcher import Dispatcher, entry_event, new_id
+from gateway.dispatcher import Dispatcher
 from gateway.errors import Conflict, GatewayError, IllegalTransition
+from gateway.events import NoteAdded
 from gateway.flows import lifecycle
+from gateway.flows.lifecycle import Trigger
+from gateway.ids import new_id
 from gateway.messages import Reply
-from gateway.store import Author, TranscriptEntry
+from gateway.store import Author, TimerKind, TranscriptEntry
 
 MAX_TEXT = 4000
 CLOSING = timedelta(hours=2)  # a reply window with less than this left is shown as closing
@@ -54,13 +57,13 @@ class Actions:
             conversation = await self._load(conversation_id)
             now = self.dispatcher.clock()
             try:
-                status = lifecycle.advance(conversation.status, "take")
+                lifecycle.advance(conversation.status, Trigger.TAKE)  # refused before the store's take
                 await self.store.take(conversation_id, listener, now)
             except (IllegalTransition, Conflict):
                 raise ActionRefused("taken", "another listener took this conversation") from None
             conversation.listener, conversation.taken_at = listener, now
-            await self.store.cancel_timers(conversation_id, "queue_reassure")
-            await self.dispatcher.set_status(conversation, status, now)
+            await self.store.cancel_timers(conversation_id, TimerKind.QUEUE_REASSURE)
+            await self.dispatcher.transition(conversation, Trigger.TAKE, now)
             engine = self.dispatcher.flows.for_version(conversation.flow_version)
             joined = engine.message("listener_joined", self.dispatcher.language(conversation, engine))
             await self.dispatcher.emit(conversation, [Reply(joined)], Author.BOT, now)
@@ -109,7 +112,7 @@ class Actions:
                 text=f"{listener}: {text}",
             )  # fmt: skip
             await self.store.append_transcript(entry)
-            await self.store.publish({"type": "note", "conversation_id": conversation_id, "entry": entry_event(entry)})
+            await self.store.publish(NoteAdded(conversation_id, entry))
             return entry
 
     async def refer(self, conversation_id: str, listener: str, partner: str) -> TranscriptEntry:
@@ -152,7 +155,7 @@ class Actions:
             now = self.dispatcher.clock()
             await self.store.requeue(conversation_id)
             conversation.listener = None
-            await self.dispatcher.set_status(conversation, lifecycle.advance(conversation.status, "hand_back"), now)
+            await self.dispatcher.transition(conversation, Trigger.HAND_BACK, now)
             await self.store.save_conversation(conversation)
             return conversation
 
@@ -166,7 +169,7 @@ class Actions:
             if known and outcome not in known:
                 raise ActionRefused("unknown_outcome", f"no closing category '{outcome}' in the flow")
             try:
-                status = lifecycle.advance(conversation.status, "close")
+                lifecycle.advance(conversation.status, Trigger.CLOSE)  # refused before the goodbye is sent
             except IllegalTransition as exc:
                 raise ActionRefused("not_active", str(exc)) from None
             now = self.dispatcher.clock()
@@ -178,7 +181,7 @@ class Actions:
             ended = engine.message("ended", self.dispatcher.language(conversation, engine))
             await self.dispatcher.emit(conversation, [Reply(ended)], Author.BOT, now)
             conversation.outcome = outcome
-            await self.dispatcher.set_status(conversation, status, now)
+            await self.dispatcher.transition(conversation, Trigger.CLOSE, now)
             await self.store.save_conversation(conversation)
             return conversation
 

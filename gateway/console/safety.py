@@ -25,7 +25,7 @@ from aiohttp import web
 from gateway.console.api import LISTENER, Handler, ListenerAPI, json_body
 from gateway.conversation import Conversation, Status
 from gateway.erasure import Eraser
-from gateway.flows import lifecycle
+from gateway.flows.lifecycle import Trigger
 from gateway.gate import Gate
 from gateway.messages import Reply
 from gateway.store import AuditEntry, Author, Block, Store
@@ -120,8 +120,8 @@ class Safety:
             ended = engine.message("ended", dispatcher.language(conversation, engine))
             await dispatcher.emit(conversation, [Reply(ended)], Author.BOT, now)
             conversation.outcome = conversation.outcome or "closed_in_bulk"
-            action = "close" if conversation.status == Status.QUEUED else "end"
-            await dispatcher.set_status(conversation, lifecycle.advance(conversation.status, action), now)
+            trigger = Trigger.CLOSE if conversation.status == Status.QUEUED else Trigger.END
+            await dispatcher.transition(conversation, trigger, now)
             await self.store.save_conversation(conversation)
             return conversation.pseudonym
 

@@ -25,7 +25,8 @@ from importlib import resources
 from aiohttp import web
 
 from gateway.conversation import Priority
-from gateway.dispatcher import Dispatcher, new_id
+from gateway.dispatcher import Dispatcher
+from gateway.ids import new_id
 from gateway.messages import ChannelName
 from gateway.notices.record import Referral, ReferralStatus
 from gateway.store import AuditEntry, Author, ClaimState, DoneMark, TranscriptEntry

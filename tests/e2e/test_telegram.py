@@ -7,7 +7,6 @@ each answered with answerCallbackQuery.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -30,6 +29,7 @@ from gateway.testing import (
     telegram_headers,
     telegram_update,
 )
+from tests.conftest import outbox_drained
 from tests.e2e.channel_support import Client, GatewayFactory, ListenerDesk, gateway, offline
 
 __all__ = ["gateway", "offline"]  # fixtures used by the tests below
@@ -50,8 +50,8 @@ async def telegram() -> AsyncIterator[FakeTelegramAPI]:
 
 @pytest.fixture
 def telegram_settings(settings: Settings, telegram: FakeTelegramAPI) -> Settings:
-    return dataclasses.replace(
-        settings, telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=SECRET, telegram_api_url=telegram.url
+    return settings.replace(
+        telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=SECRET, telegram_api_url=telegram.url
     )
 
 
@@ -150,7 +150,7 @@ async def test_the_same_update_three_times_gives_one_reply(client: Client, teleg
     await desk.login()
     outgoing = await desk.all_sent(conversations[0].id)
     await telegram.wait_accepted(len(outgoing))
-    await asyncio.sleep(0.3)  # let any stray duplicate show up (there must be none)
+    await outbox_drained(client)  # a stray duplicate would be sent by now (there must be none)
     assert len(telegram.accepted()) == len(outgoing)
     transcript = (await desk.conversation(conversations[0].id))["transcript"]
     assert [e["author"] for e in transcript].count("user") == 1

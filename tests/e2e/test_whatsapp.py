@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -33,6 +32,7 @@ from gateway.testing import (
     twilio_form,
     twilio_status_form,
 )
+from tests.conftest import outbox_drained
 from tests.e2e.channel_support import Client, GatewayFactory, ListenerDesk, eventually, gateway, offline, running_clock
 
 __all__ = ["gateway", "offline"]  # fixtures used by the tests below
@@ -54,8 +54,7 @@ async def twilio() -> AsyncIterator[FakeTwilioAPI]:
 
 @pytest.fixture
 def whatsapp_settings(settings: Settings, twilio: FakeTwilioAPI) -> Settings:
-    return dataclasses.replace(
-        settings,
+    return settings.replace(
         public_url=PUBLIC,
         twilio_account_sid=ACCOUNT_SID,
         twilio_auth_token=TOKEN,
@@ -129,7 +128,6 @@ async def test_the_flow_reaches_a_listener_whose_reply_reaches_twilio(client: Cl
     assert await deliver(client, twilio_status_form(sid, "read", PHONE), STATUS_PATH) == 200
     await desk.delivery_of(conversation_id, entry["id"], "read")
     assert await deliver(client, twilio_status_form(sid, "sent", PHONE), STATUS_PATH) == 200  # late, out of order
-    await asyncio.sleep(0.2)
     await desk.delivery_of(conversation_id, entry["id"], "read")
 
 
@@ -161,7 +159,7 @@ async def test_the_same_webhook_three_times_gives_one_reply(client: Client, twil
     await desk.login()
     outgoing = await desk.all_sent(conversations[0].id)
     await twilio.wait_accepted(len(outgoing))
-    await asyncio.sleep(0.3)  # let any stray duplicate show up (there must be none)
+    await outbox_drained(client)  # a stray duplicate would be sent by now (there must be none)
     assert len(twilio.accepted()) == len(outgoing)
     transcript = (await desk.conversation(conversations[0].id))["transcript"]
     assert [e["author"] for e in transcript].count("user") == 1

@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from gateway.conversation import Status
-from gateway.dispatcher import Dispatcher, inbound_key
+from gateway.dispatcher import Dispatcher
 from gateway.erasure import EPOCH, FAR, Eraser
 from gateway.flowset import FlowSet
+from gateway.ids import inbound_key
 from gateway.inbox import sender_key as sender_of
 from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound
