@@ -96,6 +96,7 @@ class Eraser:
             await self.store.inbox_forget(inbox_sender_key(Inbound(channel, sender, "")))
         seen = [k for k in await self.store.seen_keys() if entry_id_of_key(k) in user_entries and k not in keep_seen]
         await self.store.forget_seen(seen)
+        await self.store.forget_freed()
         erased = Removed(len(found), entries, tuple(c.pseudonym for c in found))
         subject = ", ".join(erased.pseudonyms[:20]) or channel.value
         detail = f"{erased.conversations} conversation(s), {erased.entries} entries erased ({how})"
@@ -119,8 +120,8 @@ class Eraser:
         engine = self.dispatcher.flows.engine()
         latest = max(found, key=lambda c: c.created_at, default=None)
         language = self.dispatcher.language(latest, engine) if latest else engine.flow.default_language
-        assert engine.flow.erasure is not None
-        text = engine.text(engine.flow.erasure.done, language)
+        spec = engine.flow.erasure  # None only if flows.yaml lost its erasure section since the question
+        text = engine.text(spec.done, language) if spec is not None else engine.message("ended", language)
         now = self.dispatcher.clock()
         if channel == ChannelName.WEBCHAT:
             if latest is not None:

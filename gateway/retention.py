@@ -91,6 +91,8 @@ class Retention:
                 conversations += 1
         if not dry_run:
             self._scanned_before = cutoff
+            if conversations:
+                await self.store.forget_freed()
         if conversations and not dry_run:
             detail = f"{conversations} conversation(s), {entries} entries ({days} days after the end)"
             await self.store.audit(AuditEntry(now, actor, "purge", "", detail))

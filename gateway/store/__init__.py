@@ -514,6 +514,12 @@ class RetentionStore(Protocol):
         keys, a backstop of the purge; SQLite: nothing, the purge does it). A write held inside ``batch``."""
         ...
 
+    async def forget_freed(self) -> None:
+        """After deletions: make what was deleted unreadable in the store's files too (SQLite overwrites deleted
+        rows, ``secure_delete``, and this empties the write-ahead log, which still holds their old pages; Redis:
+        nothing, its persistence files are rewritten by Redis)."""
+        ...
+
     async def seen_keys(self) -> list[str]:
         """The de-duplication keys of processed inbound messages (kept a few days)."""
         ...

@@ -669,6 +669,9 @@ class RedisStore:
     async def expire_transcript(self, conversation_id: str, ttl_seconds: int) -> None:
         await self._write(lambda pipe: redis_retention.expire_transcript(pipe, conversation_id, ttl_seconds))
 
+    async def forget_freed(self) -> None:
+        return None  # deleted keys leave memory at once; persistence files are rewritten by Redis itself
+
     @_guarded
     async def seen_keys(self) -> list[str]:
         return await redis_retention.seen_keys(self._redis)

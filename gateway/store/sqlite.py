@@ -155,6 +155,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten: a purge or erasure leaves no trace
     conn.executescript(_SCHEMA)
     _add_missing_columns(conn)
     return conn
@@ -723,6 +724,12 @@ class SqliteStore:
 
     async def expire_transcript(self, conversation_id: str, ttl_seconds: int) -> None:
         return None  # no TTLs in SQLite: the daily purge deletes the transcript
+
+    async def forget_freed(self) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the WAL's old page versions still hold the deleted rows
+
+        await self._run(work)
 
     async def seen_keys(self) -> list[str]:
         return [row["key"] for row in await self._select("SELECT key FROM seen WHERE owner IS NULL", ())]
