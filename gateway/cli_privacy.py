@@ -85,7 +85,7 @@ def _erase(args: argparse.Namespace) -> int:
     async def run() -> int:
         store = await _open(settings)
         try:
-            eraser = Eraser(store, _dispatcher(settings, store), sender_key)
+            eraser = Eraser(store, _dispatcher(settings, store), sender_key, clock=lambda: datetime.now(UTC))
             if args.conversation:
                 erased = await eraser.erase_conversation(args.conversation, ACTOR, "gateway erase")
                 if erased is None:

@@ -49,6 +49,7 @@ from gateway.metrics import Metrics
 from gateway.store import Author, ClaimState, Delivery, DoneMark, OutboxItem, Store, TimerKind, TranscriptEntry
 from gateway.store.codec import encode_outbound
 from gateway.supervisor import where
+from gateway.system_entries import system_text
 from gateway.understanding.reader import Reader
 
 log = logging.getLogger(__name__)
@@ -214,6 +215,11 @@ class Dispatcher:
         )  # fmt: skip
         await self.store.append_transcript(entry)
         await self.store.publish(EntryAdded(conversation.id, entry))
+        if conversation.left_how == "blocked" and conversation.channel != ChannelName.WHATSAPP:
+            # Writing again means unblocked (gateway/leaving.py); on WhatsApp an opted-out person can still write,
+            # and Twilio refuses our replies until they send START.
+            conversation.left_at, conversation.left_how = None, None
+            await self.system_note(conversation, "left.unblocked", now, channel=conversation.channel.value)
         if flag is not None and (conversation.flag is None or flag.score >= conversation.flag.score):
             conversation.flag = flag  # the strongest so far, for the queue card
         erasure = await self._erasure_turn(conversation, engine, inbound, flag, now)
@@ -440,9 +446,13 @@ class Dispatcher:
             return None
         return limit if now - conversation.last_inbound_at > limit else None
 
-    async def system_note(self, conversation: Conversation, text: str, now: datetime) -> TranscriptEntry:
-        """A transcript entry for the listeners only (the channel never gets it), published to the console."""
-        entry = TranscriptEntry(id=new_id(), conversation_id=conversation.id, at=now, author=Author.SYSTEM, text=text)
+    async def system_note(self, conversation: Conversation, code: str, now: datetime, **params: str) -> TranscriptEntry:
+        """A transcript entry for the listeners only (the channel never gets it), published to the console: its
+        ``code`` and ``params`` (``gateway/system_entries.py``) let the console word it in its own language."""
+        system, text = system_text(code, params)
+        entry = TranscriptEntry(
+            id=new_id(), conversation_id=conversation.id, at=now, author=Author.SYSTEM, text=text, system=system
+        )
         await self.store.append_transcript(entry)
         await self.store.publish(EntryAdded(conversation.id, entry))
         return entry
@@ -452,11 +462,10 @@ class Dispatcher:
     ) -> TranscriptEntry:
         log.info("dispatcher: %s: a %s message after the %s reply window was not sent",
                  conversation.id, author.value, conversation.channel.value)  # fmt: skip
-        text = (
-            f"Not sent: {conversation.channel.value} lets the {author.value} write up to {_hours(window)} h after"
-            f" the young person's last message. The message was: {reply.text}"
-        )
-        return await self.system_note(conversation, text, now)
+        return await self.system_note(
+            conversation, "not_sent", now,
+            channel=conversation.channel.value, author=author.value, hours=str(_hours(window)), text=reply.text,
+        )  # fmt: skip
 
     def _outbox_item(self, conversation: Conversation, entry: TranscriptEntry, now: datetime) -> OutboxItem:
         outbound = Outbound(
@@ -499,8 +508,12 @@ class Dispatcher:
                 await self._set_delivery(entry, delivery)
 
     async def _set_delivery(self, entry: TranscriptEntry, delivery: Delivery) -> None:
-        await self.store.set_delivery(entry.id, delivery)
-        await self.store.publish(DeliveryChanged(entry.conversation_id, entry.id, delivery))
+        await self.set_delivery(entry.conversation_id, entry.id, delivery)
+
+    async def set_delivery(self, conversation_id: str, entry_id: str, delivery: Delivery) -> None:
+        """Record how far an outgoing entry got (a provider's receipt, the web chat page's) and tell the console."""
+        await self.store.set_delivery(entry_id, delivery)
+        await self.store.publish(DeliveryChanged(conversation_id, entry_id, delivery))
 
 
 _RECEIPT_DELIVERY = {

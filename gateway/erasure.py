@@ -22,14 +22,28 @@ import secrets
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
+from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.events import EntryAdded, Erased, QueueChanged, StatusChanged
 from gateway.ids import entry_id_of_key
 from gateway.inbox import sender_key as inbox_sender_key
 from gateway.messages import ChannelName, Inbound, Outbound
-from gateway.store import AuditEntry, Author, OutboxItem, Store, TranscriptEntry
+from gateway.store import (
+    AuditEntry,
+    AuditStore,
+    Author,
+    ConversationStore,
+    EventStore,
+    LockStore,
+    OutboxItem,
+    OutboxStore,
+    RetentionStore,
+    TranscriptEntry,
+    TranscriptStore,
+)
 from gateway.store.codec import encode_outbound
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -49,9 +63,18 @@ class Removed:
     pseudonyms: tuple[str, ...]
 
 
+class ErasureRoles(
+    ConversationStore, TranscriptStore, LockStore, RetentionStore, OutboxStore, AuditStore, EventStore, Protocol
+):
+    """What an erasure does to the store."""
+
+
 class Eraser:
-    def __init__(self, store: Store, dispatcher: Dispatcher, sender_key: Callable[[ChannelName, str], str]) -> None:
-        self.store, self.dispatcher, self.sender_key = store, dispatcher, sender_key
+    def __init__(
+        self, store: ErasureRoles, dispatcher: Dispatcher, sender_key: Callable[[ChannelName, str], str], *,
+        clock: Clock,
+    ) -> None:  # fmt: skip
+        self.store, self.dispatcher, self.sender_key, self.clock = store, dispatcher, sender_key, clock
 
     async def erase_conversation(self, conversation_id: str, actor: str, how: str) -> Removed | None:
         """Erase the person of this conversation (all their conversations); None if there is no such conversation."""
@@ -100,14 +123,14 @@ class Eraser:
         erased = Removed(len(found), entries, tuple(c.pseudonym for c in found))
         subject = ", ".join(erased.pseudonyms[:20]) or channel.value
         detail = f"{erased.conversations} conversation(s), {erased.entries} entries erased ({how})"
-        await self.store.audit(AuditEntry(self.dispatcher.clock(), actor, "erase", subject, detail))
+        await self.store.audit(AuditEntry(self.clock(), actor, "erase", subject, detail))
         await self.store.publish(QueueChanged())
         return erased
 
     async def _end_for_listeners(self, conversation: Conversation) -> None:
         """Whoever has the conversation open in the console is told (an ``erased`` event with a system entry,
         shown live, never stored); an open conversation ends (a ``status`` event: queue, web chat page)."""
-        now = self.dispatcher.clock()
+        now = self.clock()
         note = TranscriptEntry(id="x" + secrets.token_urlsafe(12), conversation_id=conversation.id, at=now,
                                author=Author.SYSTEM, text=LISTENER_NOTE)  # fmt: skip
         await self.store.publish(Erased(conversation.id, note))
@@ -122,7 +145,7 @@ class Eraser:
         language = self.dispatcher.language(latest, engine) if latest else engine.flow.default_language
         spec = engine.flow.erasure  # None only if flows.yaml lost its erasure section since the question
         text = engine.text(spec.done, language) if spec is not None else engine.message("ended", language)
-        now = self.dispatcher.clock()
+        now = self.clock()
         if channel == ChannelName.WEBCHAT:
             if latest is not None:
                 entry = TranscriptEntry(id="x" + secrets.token_urlsafe(12), conversation_id=latest.id, at=now,

@@ -28,10 +28,18 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from gateway.conversation import Conversation
 from gateway.flowset import FlowSet
-from gateway.store import AuditEntry, Store
+from gateway.store import (
+    AuditEntry,
+    AuditStore,
+    ConversationStore,
+    LockStore,
+    RetentionStore,
+    TranscriptStore,
+)
 
 FIRST_PURGE_DELAY = 60.0  # seconds after start: the gateway serves first
 SCAN_WINDOW = timedelta(days=1)  # conversations are read a day of creation at a time
@@ -64,9 +72,13 @@ def due(conversation: Conversation, cutoff: datetime) -> bool:
     return not conversation.active and conversation.purged_at is None and ended <= cutoff
 
 
+class RetentionRoles(ConversationStore, TranscriptStore, LockStore, RetentionStore, AuditStore, Protocol):
+    """What the purge does to the store."""
+
+
 class Retention:
     def __init__(
-        self, store: Store, flows: FlowSet, *, clock: Callable[[], datetime], interval_seconds: float = 86_400
+        self, store: RetentionRoles, flows: FlowSet, *, clock: Callable[[], datetime], interval_seconds: float = 86_400
     ) -> None:
         self.store, self.flows, self.clock, self.interval_seconds = store, flows, clock, interval_seconds
         self._scanned_before: datetime | None = None  # every conversation created before this was looked at

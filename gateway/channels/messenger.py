@@ -34,6 +34,7 @@ from pydantic import (
 )
 from yarl import URL
 
+from gateway.channels import links
 from gateway.channels.base import (
     SEND_TIMEOUT,
     Batch,
@@ -48,7 +49,14 @@ from gateway.channels.base import (
     truncate_label,
     with_numbered_list,
 )
-from gateway.errors import BadRequest, BadSignature, DeliveryError, PermanentDelivery, RetryableDelivery
+from gateway.errors import (
+    BadRequest,
+    BadSignature,
+    DeliveryError,
+    PermanentDelivery,
+    RecipientGone,
+    RetryableDelivery,
+)
 from gateway.messages import Attachment, ChannelName, Choice, Inbound, Outbound, Receipt
 from gateway.settings import Settings
 
@@ -68,6 +76,7 @@ PERMANENT_REASONS = {
     (551, 1545041): "this person is not available right now",
     (200, 2018108): "the person cannot be messaged (blocked or restricted)",
 }
+BLOCKED = frozenset({(200, 2018108)})  # Messenger sends no webhook when a person blocks a page: only this refusal
 PERMANENT_CODES = {
     190: "the page access token is invalid or expired",
     551: "this person is not available right now",
@@ -151,16 +160,19 @@ def graph_error(status: int, document: JSONObject, retry_after: float | None) ->
     if status == 429 or status >= 500 or code in RETRYABLE_CODES or error.get("is_transient") is True:
         return RetryableDelivery(f"{where}: try again later", retry_after)
     reason = PERMANENT_REASONS.get((code or 0, subcode or 0)) or PERMANENT_CODES.get(code or 0, "refused")
+    if (code, subcode) in BLOCKED:
+        return RecipientGone(f"{where}: {reason}")
     return PermanentDelivery(f"{where}: {reason}")
 
 
 def render(message: Outbound) -> list[JSONObject]:
     """The ``message`` objects to send, in order; quick replies ride on the last one."""
+    text = links.plain(message.text)
     if _quick_replies_fit(message.choices):
-        *first, last = split_text(message.text, TEXT_LIMIT)
+        *first, last = split_text(text, TEXT_LIMIT)
         quick_replies = [_quick_reply(choice) for choice in message.choices]
         return [*({"text": part} for part in first), {"text": last, "quick_replies": quick_replies}]
-    return [{"text": part} for part in split_text(with_numbered_list(message.text, message.choices), TEXT_LIMIT)]
+    return [{"text": part} for part in split_text(with_numbered_list(text, message.choices), TEXT_LIMIT)]
 
 
 def _quick_replies_fit(choices: tuple[Choice, ...]) -> bool:

@@ -18,26 +18,31 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
+from gateway.clock import Clock
 from gateway.console.api import LISTENER, Handler, ListenerAPI, json_body
 from gateway.conversation import Conversation, Status
 from gateway.erasure import Eraser
 from gateway.flows.lifecycle import Trigger
 from gateway.gate import Gate
 from gateway.messages import Reply
-from gateway.store import AuditEntry, Author, Block, Store
+from gateway.store import AuditEntry, AuditStore, Author, Block, BlockStore, ConversationStore, LockStore
 
 DURATIONS: dict[str, timedelta | None] = {"24h": timedelta(hours=24), "30d": timedelta(days=30), "permanent": None}
 REASON_MAX = 200
 BULK_MAX = 500
 
 
+class SafetyRoles(AuditStore, BlockStore, ConversationStore, LockStore, Protocol):
+    """What blocks, the flood view and the audit log need of the store."""
+
+
 class Safety:
-    def __init__(self, store: Store, gate: Gate, api: ListenerAPI, eraser: Eraser) -> None:
-        self.store, self.gate, self.api, self.eraser = store, gate, api, eraser
+    def __init__(self, store: SafetyRoles, gate: Gate, api: ListenerAPI, eraser: Eraser, *, clock: Clock) -> None:
+        self.store, self.gate, self.api, self.eraser, self.clock = store, gate, api, eraser, clock
 
     def routes(self) -> list[web.RouteDef]:
         only = self._supervisors
@@ -55,7 +60,7 @@ class Safety:
         return self.api.authed(handler, supervisor=True)
 
     def _now(self) -> datetime:
-        return self.api.dispatcher.clock()
+        return self.clock()
 
     # ----- blocks -----------------------------------------------------------------------------------------
 

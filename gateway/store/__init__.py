@@ -129,6 +129,15 @@ class TranscriptEntry:
     delivery: Delivery = Delivery.PENDING
     provider_message_id: str | None = None
     flag: RiskFlag | None = None  # a young person's message in which a risk was read
+    system: SystemText | None = None  # a server-written entry (author system): worded in the console's language
+
+
+@dataclass(frozen=True, slots=True)
+class SystemText:
+    """What a server-written entry says, as a code and parameters (``gateway/system_entries.py``)."""
+
+    code: str
+    params: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -494,15 +503,15 @@ class RetentionStore(Protocol):
 
     async def purge_conversation(self, stripped: Conversation) -> int:
         """Retention over for an ended conversation: delete its transcript (messages, notes, attachments, provider
-        ids), outbox items, timers and queue entry, and save ``stripped`` (the record without content) in their
-        place. The number of transcript entries deleted."""
+        ids), web chat uploads, outbox items, timers and queue entry, and save ``stripped`` (the record without
+        content) in their place. The number of transcript entries deleted."""
         ...
 
     async def erase_conversation(self, conversation_id: str) -> int:
         """Erasure: delete the conversation record and everything stored under its id (transcript, outbox items
-        of any status, timers, queue and take entries, the evidence files of its notices). Works on an id without
-        a record too (the gate's notices to a sender, ``notice-<key>``). The number of transcript entries deleted.
-        """
+        of any status, timers, queue and take entries, web chat uploads, the evidence files of its notices). Works
+        on an id without a record too (the gate's notices to a sender, ``notice-<key>``). The number of transcript
+        entries deleted."""
         ...
 
     async def first_created(self) -> datetime | None:
@@ -588,6 +597,18 @@ class Subscription(Protocol):
     async def __aexit__(self, *exc_info: object) -> None: ...
 
 
+class UploadStore(Protocol):
+    """Files a young person sent from the web chat (a cleaned image), kept as attachments are (``upload:<key>``)."""
+
+    async def put_upload(self, key: str, content_type: str, data: bytes) -> None:
+        """Keep a file under ``key`` (replacing any file it had)."""
+        ...
+
+    async def get_upload(self, key: str) -> tuple[str, bytes] | None:
+        """The file's content type and bytes, or None."""
+        ...
+
+
 class EventStore(Protocol):
     async def publish(self, event: Event) -> None:
         """Send an event to every subscriber (every gateway instance with Redis, in its JSON form)."""
@@ -634,6 +655,7 @@ class Store(
     AuditStore,
     CaseworkStore,
     RetentionStore,
+    UploadStore,
     Protocol,
 ):
     async def ping(self) -> None:

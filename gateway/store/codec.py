@@ -23,6 +23,7 @@ from gateway.store import (
     Delivery,
     Listener,
     QueueEntry,
+    SystemText,
     TranscriptEntry,
 )
 
@@ -127,7 +128,19 @@ def encode_entry(entry: TranscriptEntry) -> dict[str, Any]:
     data = asdict(entry)
     data["at"] = _text(entry.at)
     data["flag"] = entry.flag.to_dict() if entry.flag else None
+    data["system"] = _encode_system(entry.system)
     return data
+
+
+def _encode_system(system: SystemText | None) -> list[Any] | None:
+    return [system.code, [list(pair) for pair in system.params]] if system else None
+
+
+def _decode_system(data: list[Any] | None) -> SystemText | None:
+    if not data:
+        return None
+    code, params = data
+    return SystemText(str(code), tuple((str(key), str(value)) for key, value in params))
 
 
 def decode_entry(data: dict[str, Any]) -> TranscriptEntry:
@@ -142,21 +155,24 @@ def decode_entry(data: dict[str, Any]) -> TranscriptEntry:
         delivery=Delivery(data["delivery"]),
         provider_message_id=data["provider_message_id"],
         flag=RiskFlag.from_dict(data.get("flag")),  # entries written before the field existed have none
+        system=_decode_system(data.get("system")),
     )
 
 
 def encode_entry_data(entry: TranscriptEntry) -> str:
     """The compact form of an entry's content, without its id, delivery and provider id (stored beside it):
-    ``[conversation, at µs, author, text]``, then the choices as ``[value, label]`` pairs, the attachments and
-    the risk flag, each when it or a later one is there. About half the size of :func:`encode_entry`'s JSON for a
-    bot message."""
+    ``[conversation, at µs, author, text]``, then the choices as ``[value, label]`` pairs, the attachments, the
+    risk flag and a system entry's code, each when it or a later one is there. About half the size of
+    :func:`encode_entry`'s JSON for a bot message."""
     data: list[Any] = [entry.conversation_id, to_us(entry.at), entry.author.value, entry.text]
-    if entry.choices or entry.attachments or entry.flag:
+    if entry.choices or entry.attachments or entry.flag or entry.system:
         data.append([[choice.value, choice.label] for choice in entry.choices])
-    if entry.attachments or entry.flag:
+    if entry.attachments or entry.flag or entry.system:
         data.append([asdict(attachment) for attachment in entry.attachments])
-    if entry.flag:
-        data.append(entry.flag.to_dict())
+    if entry.flag or entry.system:
+        data.append(entry.flag.to_dict() if entry.flag else None)
+    if entry.system:
+        data.append(_encode_system(entry.system))
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -180,6 +196,7 @@ def decode_entry_data(
             choices=tuple(Choice(value, label) for value, label in (rest[0] if rest else ())),
             attachments=tuple(Attachment(**a) for a in (rest[1] if len(rest) > 1 else ())),
             flag=RiskFlag.from_dict(rest[2] if len(rest) > 2 else None),
+            system=_decode_system(rest[3] if len(rest) > 3 else None),
             delivery=delivery,
             provider_message_id=provider_message_id,
         )

@@ -31,6 +31,7 @@ allows (Cluster would not). Layout:
     hg:notice:<id>               a takedown notice (JSON)       hg:notices  ids scored by creation (µs)
     hg:notices:<conv>            a conversation's notice ids    hg:evidence:<notice>  its files (JSON, base64)
     hg:referral:<id>             a warm referral (JSON)         hg:referrals, hg:referrals:<conv>  as notices
+    hg:upload:<key>              a web chat upload (JSON: content type, base64 bytes)
 
 An ended conversation's transcript list and entries get a TTL of flows.yaml's ``retention.closed_days``
 (``expire_transcript``); the daily purge strips the record (``gateway/retention.py``, ``redis_retention.py``).
@@ -45,6 +46,7 @@ by a task of ours with ``reacquire``; a waiter retries every ``LOCK_POLL_SECONDS
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import contextvars
 import functools
@@ -714,6 +716,19 @@ class RedisStore:
     async def get_evidence(self, notice_id: str) -> list[Evidence]:
         raw = await self._redis.get(_key("evidence", notice_id))
         return [] if raw is None else [Evidence.from_dict(f) for f in json.loads(raw)]
+
+    @_guarded
+    async def put_upload(self, key: str, content_type: str, data: bytes) -> None:
+        record = {"content_type": content_type, "data": base64.b64encode(data).decode()}
+        await self._redis.set(_key("upload", key), json.dumps(record))
+
+    @_guarded
+    async def get_upload(self, key: str) -> tuple[str, bytes] | None:
+        raw = await self._redis.get(_key("upload", key))
+        if raw is None:
+            return None
+        record = json.loads(raw)
+        return str(record["content_type"]), base64.b64decode(record["data"])
 
     @_guarded
     async def drop_evidence(self, notice_id: str) -> int:

@@ -4,7 +4,8 @@ What a conversation leaves (see the layout in :mod:`gateway.store.redis`): its r
 status sets and the creation index, its active key, its transcript list and entries (``hg:e:<id>``, older
 ``hg:entry:<id>`` hashes) with the provider-id index of each, its outbox items (pending ones listed under
 ``hg:outbox:conv:<conv>``, resolved ones only as ``hg:outbox:item:<id>`` with their ``conv`` field), its timers,
-its queue entry (with the waiting member, the holder's set and the take) and its notices' evidence files.
+its queue entry (with the waiting member, the holder's set and the take), its web chat uploads
+(``hg:upload:<conv>/<hash>``) and its notices' evidence files.
 
 The reads come first, then one MULTI/EXEC deletes; a message processed for the conversation in between would
 leave a key behind, which is why the callers hold the conversation's lock.
@@ -64,11 +65,12 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
     queue_entry = json.loads(raw_entry) if raw_entry else None
     listed: list[Any] = await client.zrange(_key("notices", conversation_id), 0, -1) if erase else []
     notices = [_text(i) for i in listed]
+    uploads = [_text(k) async for k in client.scan_iter(match=_key("upload", conversation_id + "/*"), count=SCAN_COUNT)]
     doomed = [
         *(_key("e", i) for i in entry_ids), *(_key("entry", i) for i in old_ids),
         *(_key("provider", p) for p in providers), _key("transcript", conversation_id),
         *(_key("outbox", "item", i) for i in {*pending, *resolved, *entry_ids}),
-        _key("outbox", "conv", conversation_id), _key("timers", conversation_id),
+        _key("outbox", "conv", conversation_id), _key("timers", conversation_id), *uploads,
     ]  # fmt: skip
     async with client.pipeline(transaction=True) as pipe:
         pipe.delete(*doomed)

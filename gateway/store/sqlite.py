@@ -118,6 +118,7 @@ CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, data TE
 CREATE TABLE IF NOT EXISTS notices (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, conversation_id TEXT NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS evidence (notice_id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS uploads (key TEXT PRIMARY KEY, content_type TEXT NOT NULL, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS referrals (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, conversation_id TEXT NOT NULL, data TEXT NOT NULL);
 """
@@ -775,6 +776,15 @@ class SqliteStore:
         await self._change("DELETE FROM evidence WHERE notice_id = ?", (notice_id,))
         return len(files)
 
+    async def put_upload(self, key: str, content_type: str, data: bytes) -> None:
+        await self._change(
+            "INSERT OR REPLACE INTO uploads (key, content_type, data) VALUES (?, ?, ?)", (key, content_type, data)
+        )
+
+    async def get_upload(self, key: str) -> tuple[str, bytes] | None:
+        rows = await self._select("SELECT content_type, data FROM uploads WHERE key = ?", (key,))
+        return (str(rows[0]["content_type"]), bytes(rows[0]["data"])) if rows else None
+
     async def put_referral(self, referral: Referral) -> None:
         await self._change(
             "INSERT INTO referrals (id, conversation_id, data) VALUES (?, ?, ?)"
@@ -855,6 +865,8 @@ def _forget_content(conn: sqlite3.Connection, conversation_id: str) -> int:
     count = conn.execute("DELETE FROM transcript WHERE conversation_id = ?", (conversation_id,)).rowcount
     for table in ("outbox", "timers", "queue"):
         conn.execute(f"DELETE FROM {table} WHERE conversation_id = ?", (conversation_id,))  # fixed table names
+    prefix = conversation_id + "/"  # web chat uploads are kept under "<conversation id>/<hash>" (gateway/uploads.py)
+    conn.execute("DELETE FROM uploads WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
     return int(count)
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from gateway.conversation import Conversation, Priority, Status
 from gateway.errors import StoreError
 from gateway.messages import Attachment, ChannelName, Choice
-from gateway.store import Author, Delivery, TranscriptEntry
+from gateway.store import Author, Delivery, SystemText, TranscriptEntry
 from gateway.store.codec import (
     decode_conversation,
     decode_entry_data,
@@ -112,6 +112,12 @@ entries = st.builds(
     ).map(tuple),
     delivery=st.sampled_from(list(Delivery)),
     provider_message_id=st.none() | st.text(min_size=1, max_size=20),
+    system=st.none()
+    | st.builds(
+        SystemText,
+        st.text(min_size=1, max_size=20),
+        st.lists(st.tuples(st.text(max_size=8), st.text(max_size=30)), max_size=3).map(tuple),
+    ),
 )
 
 

@@ -50,6 +50,7 @@ async def a_conversation(store: Store, sender: str = PHONE, text: str = SECRET) 
     await store.outbox_put(OutboxItem("r-" + conversation.id, conversation.id, payload, T0))
     await store.outbox_put(OutboxItem("r2-" + conversation.id, conversation.id, payload, T0))
     await store.outbox_mark_sent("r-" + conversation.id, "SM" + conversation.id)
+    await store.put_upload(f"{conversation.id}/0123abcd", "image/png", b"PNG " + text.encode())
     await store.set_timer(conversation.id, "idle_close", T0 + timedelta(hours=1))
     await store.enqueue(conversation.id, "general", Priority.NORMAL, T0)
     await store.take(conversation.id, "anne", T0)
@@ -104,6 +105,8 @@ async def test_a_purge_leaves_the_counted_record_and_no_content(store: Store, st
     assert "un autre jeune, toujours là" in dump  # only that conversation
     assert await store.transcript(conversation.id) == []
     assert await store.transcript(kept.id) != []
+    assert await store.get_upload(f"{conversation.id}/0123abcd") is None  # the web chat image too
+    assert await store.get_upload(f"{kept.id}/0123abcd") is not None
     record = await store.get_conversation(conversation.id)
     assert record is not None and record.purged_at == T0 + timedelta(days=31)
     assert (record.status, record.outcome, record.channel, record.queue) == (Status.CLOSED, "listened",
