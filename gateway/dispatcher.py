@@ -58,8 +58,8 @@ EraseHook = Callable[[Conversation, str], Awaitable[object]]
 DEDUPE_TTL_SECONDS = 8 * 24 * 3600  # longer than any provider's redelivery window (WhatsApp Cloud: 7 days)
 PACE_MIN_TAKES = 3  # takes in the last hour before the observed pace replaces the flow's average
 CLAIM_SECONDS = 10.0
-ERASURE_QUESTION_MINUTES = 30  # the erasure question waits this long for its answer, then is forgotten
 """The default lease on an inbound message being processed (renewed every third of it while processing)."""
+ERASURE_QUESTION_MINUTES = 30  # the erasure question waits this long for its answer, then is forgotten
 
 @dataclass(frozen=True, slots=True)
 class StatusEffects:
