@@ -16,20 +16,23 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Protocol
 
 import aiohttp
 from aiohttp import web
 
+from gateway import leaving
 from gateway.channels.base import Batch, Channel, Lifecycle, ReplyWindow, TypingIndicator
 from gateway.conversation import Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import DeliveryError, WebhookError
+from gateway.events import Typing
 from gateway.gate import Gate
 from gateway.inbox import Inbox
 from gateway.messages import ChannelName
 from gateway.outbox import Sender
 from gateway.settings import Settings
-from gateway.store import Store
+from gateway.store import ConversationStore, EventStore
 from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,8 @@ class Channels:
 
 
 def build_channels(settings: Settings, http: aiohttp.ClientSession) -> Channels:
+    on = settings.channels_on()
+    log.info("channels: web chat on, %s", ", ".join(f"{name} {'on' if is_on else 'off'}" for name, is_on in on.items()))
     channels = Channels()
     if settings.messenger_enabled:
         from gateway.channels.messenger import MessengerChannel
@@ -74,6 +79,10 @@ def _add(channels: Channels, adapter: Channel) -> None:
         channels.lifecycles.append((adapter.start, adapter.stop))
 
 
+class TypingRoles(ConversationStore, EventStore, Protocol):
+    """What the typing relay needs of the store: the listeners' typing events, the conversation's channel."""
+
+
 class TypingRelay:
     """While a listener types in the console, show "typing…" in the young person's app (Messenger, Telegram).
 
@@ -84,7 +93,7 @@ class TypingRelay:
 
     every = 4.0
 
-    def __init__(self, store: Store, adapters: Mapping[ChannelName, Channel]) -> None:
+    def __init__(self, store: TypingRoles, adapters: Mapping[ChannelName, Channel]) -> None:
         self._store, self._adapters = store, adapters
         self._last: dict[str, float] = {}
         self._sending: set[asyncio.Task[None]] = set()
@@ -94,8 +103,9 @@ class TypingRelay:
         try:
             async with await self._store.subscribe() as subscription:
                 async for event in subscription:
-                    if event.get("type") == "typing" and event.get("who") == "listener":
-                        self._maybe_send(str(event.get("conversation_id")))
+                    match event:
+                        case Typing(conversation_id=conversation_id, who="listener"):
+                            self._maybe_send(conversation_id)
         finally:
             await asyncio.gather(*self._sending, return_exceptions=True)
 
@@ -162,6 +172,8 @@ def _webhook(
         await inbox.handle(allowed)  # processed now, or stored in the inbox first when the batch is large
         for receipt in batch.receipts:
             await dispatcher.handle_receipt(receipt)
+        for departure in batch.departures:  # after the messages: a WhatsApp "STOP" is a message, then a departure
+            await leaving.provider_says(dispatcher, departure)
         return adapter.acknowledge()
 
     return handle

@@ -26,83 +26,59 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
-import hashlib
-import itertools
 import logging
 import math
 import secrets
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from gateway.clock import Clock, utcnow
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.errors import InboundBusy, StoreError
+from gateway.events import DeliveryChanged, EntryAdded, FlagRaised, QueueChanged, StatusChanged
 from gateway.flows import lifecycle
 from gateway.flows.engine import Engine, Outcome, State, StepResult
+from gateway.flows.lifecycle import Trigger
 from gateway.flows.reading import Reading, Risk
 from gateway.flows.risk import Flag
 from gateway.flowset import FlowSet
-from gateway.messages import ChannelName, Inbound, Outbound, Receipt, Reply
+from gateway.ids import derived_from, inbound_entry_id, inbound_key, new_id
+from gateway.messages import ChannelName, Choice, Inbound, Outbound, Receipt, Reply
 from gateway.metrics import Metrics
-from gateway.store import Author, ClaimState, Delivery, DoneMark, OutboxItem, Store, TranscriptEntry
+from gateway.store import Author, ClaimState, Delivery, DoneMark, OutboxItem, Store, TimerKind, TranscriptEntry
+from gateway.store.codec import encode_outbound
 from gateway.supervisor import where
+from gateway.system_entries import system_text
 from gateway.understanding.reader import Reader
 
 log = logging.getLogger(__name__)
+EraseHook = Callable[[Conversation, str], Awaitable[object]]
 
 DEDUPE_TTL_SECONDS = 8 * 24 * 3600  # longer than any provider's redelivery window (WhatsApp Cloud: 7 days)
 PACE_MIN_TAKES = 3  # takes in the last hour before the observed pace replaces the flow's average
 CLAIM_SECONDS = 10.0
 """The default lease on an inbound message being processed (renewed every third of it while processing)."""
+ERASURE_QUESTION_MINUTES = 30  # the erasure question waits this long for its answer, then is forgotten
 
-Clock = Callable[[], datetime]
+@dataclass(frozen=True, slots=True)
+class StatusEffects:
+    """The effects of entering a status (:class:`~gateway.flows.lifecycle.Effects`), on the store."""
 
-_turn_ids: contextvars.ContextVar[Callable[[], str] | None] = contextvars.ContextVar("turn_ids", default=None)
-"""While an inbound message is processed: the source of the ids of the entries it writes (derived from its id)."""
+    store: Store
+    now: datetime
+    retention_seconds: int = 30 * 24 * 3600  # flows.yaml retention.closed_days: the transcript's TTL once it ends
 
+    async def finished(self, conversation: Conversation) -> None:
+        conversation.closed_at = self.now
+        await self.store.cancel_timers(conversation.id)
+        await self.store.remove_from_queue(conversation.id)  # its place, and the listener's capacity (held_by)
+        await self.store.expire_transcript(conversation.id, self.retention_seconds)  # Redis: a backstop of the purge
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def new_id() -> str:
-    """The id of a new transcript entry: derived from the inbound message being processed, else random."""
-    derived = _turn_ids.get()
-    return derived() if derived is not None else secrets.token_urlsafe(12)
-
-
-def inbound_key(inbound: Inbound) -> str:
-    """The de-duplication key of an inbound message. A provider's ids are unique on its channel; a web chat
-    message id is chosen by the page, so it is scoped to the young person's session (hashed: no token in keys)."""
-    if inbound.channel == ChannelName.WEBCHAT:
-        session = hashlib.sha256(inbound.sender.encode()).hexdigest()[:24]
-        return f"in:{inbound.channel.value}:{session}:{inbound.message_id}"
-    return f"in:{inbound.channel.value}:{inbound.message_id}"
-
-
-def inbound_entry_id(inbound: Inbound) -> str:
-    """A young person's message always gets the same entry id: a retried processing never records it twice."""
-    return "u" + hashlib.sha256(inbound_key(inbound).encode()).hexdigest()[:23]
-
-
-def _derived_ids(seed: str) -> Callable[[], str]:
-    counter = itertools.count(1)
-    return lambda: "r" + hashlib.sha256(f"{seed}:{next(counter)}".encode()).hexdigest()[:23]
-
-
-def entry_event(entry: TranscriptEntry) -> dict[str, object]:
-    """The JSON form of a transcript entry, for events, the web chat and the console."""
-    return {
-        "id": entry.id,
-        "author": entry.author.value,
-        "text": entry.text,
-        "choices": [{"value": c.value, "label": c.label} for c in entry.choices],
-        "attachments": [asdict(a) for a in entry.attachments],
-        "at": entry.at.isoformat(),
-        "delivery": entry.delivery.value,
-        "flag": entry.flag.to_dict() if entry.flag else None,
-    }
+    async def entered(self, conversation: Conversation) -> None:
+        conversation.updated_at = self.now
+        await self.store.publish(StatusChanged(conversation.id, conversation.status, conversation.queue))
+        await self.store.publish(QueueChanged())
 
 
 class Dispatcher:
@@ -128,6 +104,7 @@ class Dispatcher:
         self._listeners_online = listeners_online
         self._reply_windows = reply_windows or {}  # channel → author ("bot"/"listener") → how long it may write
         self.reader = reader  # the embedded model; None: keywords only
+        self.eraser: EraseHook | None = None  # the young person confirmed erasure: (conversation, its message's key)
 
     # ----- inbound ----------------------------------------------------------------------------------------
 
@@ -197,9 +174,11 @@ class Dispatcher:
             if state is ClaimState.BUSY:
                 raise InboundBusy("this message is being processed elsewhere: retry later")
             current = await self.store.get_conversation(conversation.id) or conversation
-            _turn_ids.set(_derived_ids(key))  # this task's context only (handle_inbound's shield made it a task)
+            derived_from(key)  # this task's context only (handle_inbound's shield made it a task)
             async with self.store.batch():  # the message's writes, the processed mark with them: one round trip
-                await self._process(current, inbound, now, DoneMark(key, DEDUPE_TTL_SECONDS), reading)
+                erase = await self._process(current, inbound, now, DoneMark(key, DEDUPE_TTL_SECONDS), reading)
+        if erase and self.eraser is not None:  # confirmed by the young person: after the lock, which erasure takes
+            await self.eraser(current, key)
         self._on_outgoing()  # the outbox may have looked before the batch's writes were made
         return True
 
@@ -224,7 +203,8 @@ class Dispatcher:
 
     async def _process(
         self, conversation: Conversation, inbound: Inbound, now: datetime, done: DoneMark, reading: Reading | None
-    ) -> None:
+    ) -> bool:
+        """Record and answer one message; True when it confirmed an erasure (done by the caller, after the lock)."""
         conversation.last_inbound_at = now
         conversation.updated_at = now
         engine = self.flows.for_version(conversation.flow_version) if conversation.engine else self.flows.engine()
@@ -234,20 +214,55 @@ class Dispatcher:
             text=inbound.text, attachments=inbound.attachments, delivery=Delivery.DELIVERED, flag=flag,
         )  # fmt: skip
         await self.store.append_transcript(entry)
-        await self.publish(conversation, {"type": "entry", "entry": entry_event(entry)})
+        await self.store.publish(EntryAdded(conversation.id, entry))
+        if conversation.left_how == "blocked" and conversation.channel != ChannelName.WHATSAPP:
+            # Writing again means unblocked (gateway/leaving.py); on WhatsApp an opted-out person can still write,
+            # and Twilio refuses our replies until they send START.
+            conversation.left_at, conversation.left_how = None, None
+            await self.system_note(conversation, "left.unblocked", now, channel=conversation.channel.value)
         if flag is not None and (conversation.flag is None or flag.score >= conversation.flag.score):
             conversation.flag = flag  # the strongest so far, for the queue card
+        erasure = await self._erasure_turn(conversation, engine, inbound, flag, now)
+        if erasure is not None:
+            await self.store.save_conversation(conversation, done=done)
+            return erasure
         if conversation.status == Status.BOT:
             await self._bot_turn(conversation, inbound, now, reading)
         elif conversation.status in (Status.QUEUED, Status.WITH_LISTENER):
             idle = timedelta(hours=engine.flow.timers.idle_close_hours)
-            await self.store.set_timer(conversation.id, "idle_close", now + idle)
+            await self.store.set_timer(conversation.id, TimerKind.IDLE_CLOSE, now + idle)
             if conversation.status == Status.QUEUED:
                 await self._escalate(conversation, engine, inbound.text, reading, now)
         await self.store.save_conversation(conversation, done=done)
         if flag is not None:
-            await self.publish(conversation, {"type": "flag", "entry_id": entry.id, "flag": flag.to_dict()})
-            await self.store.publish({"type": "queue"})
+            await self.store.publish(FlagRaised(conversation.id, entry.id, flag))
+            await self.store.publish(QueueChanged())
+        return False
+
+    async def _erasure_turn(
+        self, conversation: Conversation, engine: Engine, inbound: Inbound, flag: RiskFlag | None, now: datetime
+    ) -> bool | None:
+        """The erasure phrase (flows.yaml ``erasure``), alone in a message, asks for confirmation; the next message
+        confirms it (True) or cancels it (False: told so). None: the message goes on as usual, as does a message
+        in which a risk was read, even when it cancels a pending question (words of danger are never set aside).
+        """
+        words, spec = engine.erasure, engine.flow.erasure
+        if words is None or spec is None:
+            return None
+        asked, conversation.erase_asked_at = conversation.erase_asked_at, None
+        language = self.language(conversation, engine)
+        if asked is not None and now - asked <= timedelta(minutes=ERASURE_QUESTION_MINUTES):
+            if flag is None and (inbound.payload == "erase_yes" or words.confirmed(inbound.text)):
+                return True
+            await self.emit(conversation, [Reply(engine.text(spec.cancelled, language))], Author.BOT, now)
+            return False if flag is None else None
+        if flag is not None or not words.asked(inbound.text):
+            return None
+        conversation.erase_asked_at = now
+        choices = (Choice("erase_yes", engine.message("offer_yes", language)),
+                   Choice("erase_no", engine.message("offer_no", language)))  # fmt: skip
+        await self.emit(conversation, [Reply(engine.text(spec.confirm, language), choices)], Author.BOT, now)
+        return False
 
     def _flag(self, found: Flag | None) -> RiskFlag | None:
         """A risk the keywords or the model found (flows.yaml's thresholds), as the listeners see it."""
@@ -292,7 +307,7 @@ class Dispatcher:
             await self._conclude(conversation, engine, result.outcome, now)
         else:
             reminder = timedelta(minutes=engine.flow.timers.bot_reminder_minutes)
-            await self.store.set_timer(conversation.id, "bot_reminder", now + reminder)
+            await self.store.set_timer(conversation.id, TimerKind.BOT_REMINDER, now + reminder)
 
     # ----- outcomes ---------------------------------------------------------------------------------------
 
@@ -304,8 +319,7 @@ class Dispatcher:
             priority = Priority(outcome.priority or "normal")
             await self.enqueue(conversation, engine, outcome.queue, priority, now, given=outcome.partners)
             return
-        action = "refer" if outcome.kind == "referred" else "end"
-        await self.set_status(conversation, lifecycle.advance(conversation.status, action), now)
+        await self.transition(conversation, Trigger.REFER if outcome.kind == "referred" else Trigger.END, now)
 
     async def enqueue(
         self,
@@ -319,12 +333,12 @@ class Dispatcher:
         """Put the conversation in a queue and tell the young person their position and an honest wait: that
         nobody can say when while no listener is online; an urgent one also gets the emergency numbers, unless
         the partners ``given`` with this hand-off already included them."""
-        action = "handoff" if conversation.status == Status.BOT else "transfer"
+        trigger = Trigger.HANDOFF if conversation.status == Status.BOT else Trigger.TRANSFER
         conversation.queue, conversation.priority = queue, priority
         conversation.queued_at = now
         conversation.listener = None
         await self.store.enqueue(conversation.id, queue, priority, now)
-        await self.set_status(conversation, lifecycle.advance(conversation.status, action), now)
+        await self.transition(conversation, trigger, now)
         position = await self.store.position(conversation.id) or 1
         language = self.language(conversation, engine)
         if self.listeners_online() > 0:
@@ -337,11 +351,11 @@ class Dispatcher:
             replies.extend(engine.emergency_replies(language, given))
         await self.emit(conversation, replies, Author.BOT, now)
         minutes = engine.flow.timers.queue_reassurance_minutes
-        await self.store.set_timer(conversation.id, "queue_reassure", now + timedelta(minutes=minutes))
+        await self.store.set_timer(conversation.id, TimerKind.QUEUE_REASSURE, now + timedelta(minutes=minutes))
         await self.store.set_timer(
-            conversation.id, "idle_close", now + timedelta(hours=engine.flow.timers.idle_close_hours)
+            conversation.id, TimerKind.IDLE_CLOSE, now + timedelta(hours=engine.flow.timers.idle_close_hours)
         )
-        await self.store.publish({"type": "queue"})
+        await self.store.publish(QueueChanged())
 
     async def raise_priority(self, conversation: Conversation, priority: Priority, now: datetime) -> bool:
         """Raise a waiting conversation's priority: up only, once per level, its one queue entry re-ranked in place
@@ -353,7 +367,7 @@ class Dispatcher:
         assert conversation.queue is not None
         conversation.priority = priority
         await self.store.enqueue(conversation.id, conversation.queue, priority, conversation.queued_at or now)
-        await self.store.publish({"type": "queue"})
+        await self.store.publish(QueueChanged())
         return True
 
     async def estimate_wait(self, engine: Engine, queue: str, position: int, now: datetime) -> int:
@@ -369,6 +383,10 @@ class Dispatcher:
         average = engine.flow.queues[queue].average_minutes if queue in engine.flow.queues else 15
         return max(1, math.ceil(position * average / max(1, self._listeners_online())))
 
+    def kick_outbox(self) -> None:
+        """Wake the outbox worker: an item was put outside a message's processing."""
+        self._on_outgoing()
+
     def listeners_online(self) -> int:
         """Listeners with the console open now (supervisors only watching the board are not counted)."""
         return self._listeners_online()
@@ -377,16 +395,11 @@ class Dispatcher:
         language = conversation.engine.get("language")
         return language if isinstance(language, str) else engine.flow.default_language
 
-    async def set_status(self, conversation: Conversation, status: lifecycle.Status, now: datetime) -> None:
-        conversation.status = Status(status.value)
-        conversation.updated_at = now
-        if status in lifecycle.FINAL:
-            conversation.closed_at = now
-            await self.store.cancel_timers(conversation.id)
-            await self.store.remove_from_queue(conversation.id)
-        event: dict[str, object] = {"type": "status", "status": status.value, "queue": conversation.queue}
-        await self.publish(conversation, event)
-        await self.store.publish({"type": "queue"})
+    async def transition(self, conversation: Conversation, trigger: Trigger, now: datetime) -> Status:
+        """Move the conversation (``lifecycle.transition``: IllegalTransition, and nothing changed, when the move
+        is not allowed) with the effects of entering its new status."""
+        days = self.flows.for_version(conversation.flow_version).flow.retention.closed_days
+        return await lifecycle.transition(conversation, trigger, StatusEffects(self.store, now, days * 24 * 3600))
 
     # ----- outgoing ---------------------------------------------------------------------------------------
 
@@ -412,7 +425,7 @@ class Dispatcher:
             await self.store.append_transcript(entry)
             if conversation.channel != ChannelName.WEBCHAT:
                 await self.store.outbox_put(self._outbox_item(conversation, entry, now))
-            await self.publish(conversation, {"type": "entry", "entry": entry_event(entry)})
+            await self.store.publish(EntryAdded(conversation.id, entry))
             entries.append(entry)
         if entries and conversation.channel != ChannelName.WEBCHAT:
             self._on_outgoing()
@@ -433,11 +446,15 @@ class Dispatcher:
             return None
         return limit if now - conversation.last_inbound_at > limit else None
 
-    async def system_note(self, conversation: Conversation, text: str, now: datetime) -> TranscriptEntry:
-        """A transcript entry for the listeners only (the channel never gets it), published to the console."""
-        entry = TranscriptEntry(id=new_id(), conversation_id=conversation.id, at=now, author=Author.SYSTEM, text=text)
+    async def system_note(self, conversation: Conversation, code: str, now: datetime, **params: str) -> TranscriptEntry:
+        """A transcript entry for the listeners only (the channel never gets it), published to the console: its
+        ``code`` and ``params`` (``gateway/system_entries.py``) let the console word it in its own language."""
+        system, text = system_text(code, params)
+        entry = TranscriptEntry(
+            id=new_id(), conversation_id=conversation.id, at=now, author=Author.SYSTEM, text=text, system=system
+        )
         await self.store.append_transcript(entry)
-        await self.publish(conversation, {"type": "entry", "entry": entry_event(entry)})
+        await self.store.publish(EntryAdded(conversation.id, entry))
         return entry
 
     async def _not_sent(
@@ -445,22 +462,18 @@ class Dispatcher:
     ) -> TranscriptEntry:
         log.info("dispatcher: %s: a %s message after the %s reply window was not sent",
                  conversation.id, author.value, conversation.channel.value)  # fmt: skip
-        text = (
-            f"Not sent: {conversation.channel.value} lets the {author.value} write up to {_hours(window)} h after"
-            f" the young person's last message. The message was: {reply.text}"
-        )
-        return await self.system_note(conversation, text, now)
+        return await self.system_note(
+            conversation, "not_sent", now,
+            channel=conversation.channel.value, author=author.value, hours=str(_hours(window)), text=reply.text,
+        )  # fmt: skip
 
     def _outbox_item(self, conversation: Conversation, entry: TranscriptEntry, now: datetime) -> OutboxItem:
         outbound = Outbound(
             id=entry.id, conversation_id=conversation.id, channel=conversation.channel,
             recipient=conversation.sender, text=entry.text, choices=entry.choices, author=entry.author.value,
         )  # fmt: skip
-        payload = outbound_to_dict(outbound)
+        payload = encode_outbound(outbound)
         return OutboxItem(id=entry.id, conversation_id=conversation.id, payload=payload, created_at=now)
-
-    async def publish(self, conversation: Conversation, event: dict[str, object]) -> None:
-        await self.store.publish({**event, "conversation_id": conversation.id})
 
     # ----- receipts ---------------------------------------------------------------------------------------
 
@@ -495,10 +508,12 @@ class Dispatcher:
                 await self._set_delivery(entry, delivery)
 
     async def _set_delivery(self, entry: TranscriptEntry, delivery: Delivery) -> None:
-        await self.store.set_delivery(entry.id, delivery)
-        await self.store.publish(
-            {"type": "delivery", "conversation_id": entry.conversation_id, "id": entry.id, "delivery": delivery.value}
-        )
+        await self.set_delivery(entry.conversation_id, entry.id, delivery)
+
+    async def set_delivery(self, conversation_id: str, entry_id: str, delivery: Delivery) -> None:
+        """Record how far an outgoing entry got (a provider's receipt, the web chat page's) and tell the console."""
+        await self.store.set_delivery(entry_id, delivery)
+        await self.store.publish(DeliveryChanged(conversation_id, entry_id, delivery))
 
 
 _RECEIPT_DELIVERY = {
@@ -509,18 +524,3 @@ _RANK = {Delivery.PENDING: 0, Delivery.SENT: 1, Delivery.DELIVERED: 2, Delivery.
 
 def _hours(window: timedelta) -> int:
     return int(window.total_seconds() // 3600)
-
-
-def outbound_to_dict(outbound: Outbound) -> dict[str, object]:
-    data = asdict(outbound)
-    data["channel"] = outbound.channel.value
-    return data
-
-
-def outbound_from_dict(data: dict[str, object]) -> Outbound:
-    from gateway.messages import Attachment, Choice
-
-    choices = tuple(Choice(**c) for c in data.get("choices", ()))  # type: ignore[attr-defined]
-    attachments = tuple(Attachment(**a) for a in data.get("attachments", ()))  # type: ignore[attr-defined]
-    values = {**data, "channel": ChannelName(str(data["channel"])), "choices": choices, "attachments": attachments}
-    return Outbound(**values)  # type: ignore[arg-type]

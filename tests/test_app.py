@@ -24,7 +24,7 @@ def flow_copy(tmp_path: Path) -> Path:
 
 
 def with_flow(settings: Settings, flows: Path) -> Settings:
-    return Settings(**{**settings.__dict__, "flows": str(flows)})
+    return settings.replace(flows=str(flows))
 
 
 async def test_healthz_and_readyz(client: Client) -> None:
@@ -104,14 +104,14 @@ async def test_a_valid_change_is_picked_up_from_the_file_and_pins_running_conver
 
 async def test_the_file_watcher_reloads_by_itself(make_client: AppFactory, settings: Settings, tmp_path: Path) -> None:
     flows = flow_copy(tmp_path)
-    client = await make_client(with_flow(settings, flows))
+    client = await make_client(with_flow(settings, flows), flow_watch_seconds=0.05)
     old_version = client.app[FLOWS].version
     text = flows.read_text(encoding="utf-8")
     flows.write_text(text.replace("Tu es toujours là ?", "Es-tu encore là ?"), encoding="utf-8")
-    for _ in range(200):  # the watcher polls every 2 s; allow a slow machine plenty of time
+    for _ in range(400):  # the watcher looks every 0.05 s here (2 s in production); a slow machine gets 20 s
         if client.app[FLOWS].version != old_version:
             break
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.05)
     assert client.app[FLOWS].version != old_version
 
 
@@ -120,3 +120,11 @@ async def test_the_reload_endpoint_needs_a_supervisor(client: Client) -> None:
     await add_listener(client, "alice")
     await login(client, "alice")
     assert (await client.post("/api/admin/reload")).status == 403
+
+
+async def test_the_quick_exit_url_is_escaped_in_the_chat_page(make_client: AppFactory, settings: Settings) -> None:
+    client = await make_client(settings.replace(quick_exit_url='https://exit.example/?a=1&b="><script>x</script>'))
+    response = await client.get("/chat")
+    page = await response.text()
+    assert 'data-quick-exit="https://exit.example/?a=1&amp;b=&quot;&gt;&lt;script&gt;x&lt;/script&gt;"' in page
+    assert "<script>x" not in page

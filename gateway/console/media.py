@@ -10,15 +10,15 @@ and never sniffed, so a hostile file cannot run in the console's origin.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from gateway.channels.base import MediaFetcher
-from gateway.dispatcher import entry_event
 from gateway.errors import DeliveryError
+from gateway.events import entry_json
 from gateway.messages import Attachment, ChannelName
-from gateway.store import Store, TranscriptEntry
+from gateway.store import ConversationStore, TranscriptEntry, TranscriptStore
 
 INLINE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "audio/mpeg", "audio/ogg",
                           "audio/mp4", "audio/aac", "audio/amr", "video/mp4", "video/3gpp", "video/webm"})  # fmt: skip
@@ -39,7 +39,7 @@ def console_transcript(transcript: Iterable[TranscriptEntry]) -> list[dict[str, 
     """The transcript as the console gets it: attachments numbered, without their provider URLs."""
     entries, number = [], 0
     for entry in transcript:
-        event: dict[str, Any] = dict(entry_event(entry))
+        event: dict[str, Any] = dict(entry_json(entry))
         event["attachments"] = [public_attachment(a, number + i) for i, a in enumerate(entry.attachments)]
         number += len(entry.attachments)
         entries.append(event)
@@ -55,8 +55,12 @@ def public_event(event: Mapping[str, Any]) -> Mapping[str, Any]:
     return {**event, "entry": {**entry, "attachments": attachments}}
 
 
+class MediaRoles(ConversationStore, TranscriptStore, Protocol):
+    """What attachments need of the store: the conversation and its transcript."""
+
+
 class ConsoleMedia:
-    def __init__(self, store: Store, fetchers: Mapping[ChannelName, MediaFetcher]) -> None:
+    def __init__(self, store: MediaRoles, fetchers: Mapping[ChannelName, MediaFetcher]) -> None:
         self.store, self.fetchers = store, fetchers
 
     async def attachment(self, request: web.Request) -> web.Response:

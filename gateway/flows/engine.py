@@ -3,7 +3,7 @@
 Pure and deterministic: no I/O, no clock (``now`` is given), no aiohttp, no store. An :class:`Engine` is built
 once per loaded flow (it normalises every choice, synonym and interrupt phrase up front), then serves every
 conversation pinned to that flow version. The lifecycle statuses are applied by the caller through
-``lifecycle.advance`` from the :class:`Outcome` returned here.
+``lifecycle.transition`` from the :class:`Outcome` returned here.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from gateway.flows import hours, text
-from gateway.flows.loader import LoadedFlow
 from gateway.flows.model import Branch, LocalText, Step
 from gateway.flows.model import Outcome as OutcomeSpec
+from gateway.flows.positions import LoadedFlow
+from gateway.flows.privacy import ErasureWords
 from gateway.flows.reading import Reading
 from gateway.flows.risk import Assessor, Decision, Flag, Raise
 from gateway.flows.rules import Context
@@ -113,6 +114,7 @@ class Engine:
         self.understood = Understood(self.flow, {sid: q.options for sid, q in self._questions.items()}, UNKNOWN)
         self._offer = self._compile_offer()
         self._field_labels = self._compile_field_labels()
+        self.erasure = ErasureWords(self.flow.erasure) if self.flow.erasure is not None else None
 
     # ----- public API -------------------------------------------------------------------------------------
 

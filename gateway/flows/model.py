@@ -16,11 +16,11 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 from gateway.flows.casework import NoticeCategory, Notices, PartnerReferral, Platform, Referrals
 from gateway.flows.model_base import LocalText as LocalText
 from gateway.flows.model_base import Strict as Strict
+from gateway.flows.privacy import Erasure, Retention
 from gateway.flows.reading import RISKS, Reading
 from gateway.flows.rules import Always, Condition, parse_condition
 
 Priority = Literal["urgent", "high", "normal"]
-PRIORITIES: tuple[str, ...] = ("urgent", "high", "normal")
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 RESERVED_TARGETS = frozenset({"route"})
 ALWAYS_SCHEDULE = "always"
@@ -172,10 +172,6 @@ class Step(Strict):
         if self.choices is not None and not self.choices:
             raise ValueError("'choices' is empty")
         return self
-
-    @property
-    def is_question(self) -> bool:
-        return self.ask is not None
 
 
 def _partners(value: Any) -> Any:
@@ -372,6 +368,8 @@ class Flow(Strict):
     notice_categories: dict[str, NoticeCategory] = Field(default_factory=dict)
     notices: Notices | None = None
     referrals: Referrals | None = None
+    retention: Retention = Retention()
+    erasure: Erasure | None = None
     tests: list[Scenario] = Field(default_factory=list)
 
     @property

@@ -31,15 +31,17 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.errors import ConfigError
 from gateway.messages import Attachment, ChannelName, Choice
 from gateway.notices.record import Evidence, Notice, Referral
 
+if TYPE_CHECKING:  # gateway.events builds on this module's records (TranscriptEntry): no import at run time
+    from gateway.events import Event
+
 __all__ = [
-    "RESYNC",
     "AuditEntry",
     "AuditStore",
     "Author",
@@ -63,6 +65,7 @@ __all__ = [
     "OutboxStore",
     "QueueEntry",
     "QueueStore",
+    "RetentionStore",
     "Store",
     "Subscription",
     "Timer",
@@ -72,8 +75,6 @@ __all__ = [
     "open_store",
 ]
 
-Event = dict[str, Any]
-RESYNC = "resync"  # the type of the event telling a subscriber it may have missed events (see Subscription)
 
 
 class Author(StrEnum):
@@ -128,6 +129,15 @@ class TranscriptEntry:
     delivery: Delivery = Delivery.PENDING
     provider_message_id: str | None = None
     flag: RiskFlag | None = None  # a young person's message in which a risk was read
+    system: SystemText | None = None  # a server-written entry (author system): worded in the console's language
+
+
+@dataclass(frozen=True, slots=True)
+class SystemText:
+    """What a server-written entry says, as a code and parameters (``gateway/system_entries.py``)."""
+
+    code: str
+    params: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,13 +219,32 @@ class InboxItem:
     attempts: int = 0
 
 
+class TimerKind(StrEnum):
+    """What a timer does when it fires: ``gateway/timers.py`` has one handler per kind. The value is stored."""
+
+    BOT_REMINDER = "bot_reminder"
+    BOT_ABANDON = "bot_abandon"
+    QUEUE_REASSURE = "queue_reassure"
+    WEBCHAT_GONE = "webchat_gone"
+    IDLE_CLOSE = "idle_close"
+
+
 @dataclass(frozen=True, slots=True)
 class Timer:
-    """A timer of one ``kind`` (reminder, abandon, reassure, idle_close…) on one conversation."""
+    """A timer of one ``kind`` on one conversation."""
 
     conversation_id: str
-    kind: str
+    kind: TimerKind
     due_at: datetime
+
+    @classmethod
+    def read(cls, conversation_id: str, kind: str, due_at: datetime) -> Timer | None:
+        """The stored timer, or None for a kind this version does not know (armed by a newer version during a
+        rolling deploy): it is left in the store for an instance that knows it."""
+        try:
+            return cls(conversation_id, TimerKind(kind), due_at)
+        except ValueError:
+            return None
 
 
 class ConversationStore(Protocol):
@@ -420,16 +449,17 @@ class InboxStore(Protocol):
 
 
 class TimerStore(Protocol):
-    async def set_timer(self, conversation_id: str, kind: str, due_at: datetime) -> None:
+    async def set_timer(self, conversation_id: str, kind: TimerKind, due_at: datetime) -> None:
         """Arm (or re-arm, replacing) the conversation's timer of this kind."""
         ...
 
-    async def cancel_timers(self, conversation_id: str, kind: str | None = None) -> None:
+    async def cancel_timers(self, conversation_id: str, kind: TimerKind | None = None) -> None:
         """Disarm one kind, or every timer of the conversation when ``kind`` is None."""
         ...
 
     async def due_timers(self, now: datetime, limit: int = 100) -> list[Timer]:
-        """Timers with ``due_at <= now``, earliest first. Reading does not remove them."""
+        """Timers with ``due_at <= now``, earliest first, of the kinds this version knows. Reading does not remove
+        them."""
         ...
 
     async def timer_done(self, timer: Timer) -> bool:
@@ -465,6 +495,50 @@ class AuditStore(Protocol):
 
     async def audit_log(self, limit: int = 200) -> list[AuditEntry]:
         """The latest ``limit`` entries, newest first."""
+        ...
+
+
+class RetentionStore(Protocol):
+    """Retention and erasure (``gateway/retention.py``, ``gateway/erasure.py``): what a conversation leaves."""
+
+    async def purge_conversation(self, stripped: Conversation) -> int:
+        """Retention over for an ended conversation: delete its transcript (messages, notes, attachments, provider
+        ids), web chat uploads, outbox items, timers and queue entry, and save ``stripped`` (the record without
+        content) in their place. The number of transcript entries deleted."""
+        ...
+
+    async def erase_conversation(self, conversation_id: str) -> int:
+        """Erasure: delete the conversation record and everything stored under its id (transcript, outbox items
+        of any status, timers, queue and take entries, web chat uploads, the evidence files of its notices). Works
+        on an id without a record too (the gate's notices to a sender, ``notice-<key>``). The number of transcript
+        entries deleted."""
+        ...
+
+    async def first_created(self) -> datetime | None:
+        """When the oldest conversation kept was created (None: there is none), where a purge starts."""
+        ...
+
+    async def expire_transcript(self, conversation_id: str, ttl_seconds: int) -> None:
+        """Let the store itself forget the conversation's transcript ``ttl_seconds`` from now (Redis: TTLs on its
+        keys, a backstop of the purge; SQLite: nothing, the purge does it). A write held inside ``batch``."""
+        ...
+
+    async def forget_freed(self) -> None:
+        """After deletions: make what was deleted unreadable in the store's files too (SQLite overwrites deleted
+        rows, ``secure_delete``, and this empties the write-ahead log, which still holds their old pages; Redis:
+        nothing, its persistence files are rewritten by Redis)."""
+        ...
+
+    async def seen_keys(self) -> list[str]:
+        """The de-duplication keys of processed inbound messages (kept a few days)."""
+        ...
+
+    async def forget_seen(self, keys: Sequence[str]) -> None:
+        """Delete these de-duplication keys."""
+        ...
+
+    async def inbox_forget(self, sender_key: str) -> int:
+        """Delete a sender's items waiting in the inbox; how many there were."""
         ...
 
 
@@ -505,7 +579,7 @@ class CaseworkStore(Protocol):
 class Subscription(Protocol):
     """Events published after :meth:`EventStore.subscribe` returned, in order. Close it when done.
 
-    An event ``{"type": "resync"}`` (:data:`RESYNC`) means events may have been missed since the previous one
+    A :class:`~gateway.events.Resync` event means events may have been missed since the previous one
     (Redis: the connection was lost and the subscription restored; in-process: a subscriber so slow that its
     oldest events were dropped): a consumer reloads what it shows from the store.
     """
@@ -523,9 +597,21 @@ class Subscription(Protocol):
     async def __aexit__(self, *exc_info: object) -> None: ...
 
 
+class UploadStore(Protocol):
+    """Files a young person sent from the web chat (a cleaned image), kept as attachments are (``upload:<key>``)."""
+
+    async def put_upload(self, key: str, content_type: str, data: bytes) -> None:
+        """Keep a file under ``key`` (replacing any file it had)."""
+        ...
+
+    async def get_upload(self, key: str) -> tuple[str, bytes] | None:
+        """The file's content type and bytes, or None."""
+        ...
+
+
 class EventStore(Protocol):
     async def publish(self, event: Event) -> None:
-        """Send a JSON-able event to every subscriber (every gateway instance with Redis)."""
+        """Send an event to every subscriber (every gateway instance with Redis, in its JSON form)."""
         ...
 
     async def subscribe(self) -> Subscription: ...
@@ -568,6 +654,8 @@ class Store(
     BlockStore,
     AuditStore,
     CaseworkStore,
+    RetentionStore,
+    UploadStore,
     Protocol,
 ):
     async def ping(self) -> None:

@@ -31,22 +31,28 @@ allows (Cluster would not). Layout:
     hg:notice:<id>               a takedown notice (JSON)       hg:notices  ids scored by creation (µs)
     hg:notices:<conv>            a conversation's notice ids    hg:evidence:<notice>  its files (JSON, base64)
     hg:referral:<id>             a warm referral (JSON)         hg:referrals, hg:referrals:<conv>  as notices
+    hg:upload:<key>              a web chat upload (JSON: content type, base64 bytes)
+
+An ended conversation's transcript list and entries get a TTL of flows.yaml's ``retention.closed_days``
+(``expire_transcript``); the daily purge strips the record (``gateway/retention.py``, ``redis_retention.py``).
 
 The conversation lock is a lease of ``LOCK_LEASE_MS`` (6 s) that its holder renews every third of it while it
 holds the lock: processing one message takes milliseconds, a slow one keeps its lock, and a crashed instance
-blocks its conversations for 6 s at most. The holder is checked by a random token on renewal and release, so
-an expired holder never extends or frees somebody else's lock.
+blocks its conversations for 6 s at most. It is redis-py's ``redis.asyncio.lock.Lock`` (SET NX PX, a random token
+checked by Lua on renewal and release, so an expired holder never extends or frees somebody else's lock), renewed
+by a task of ours with ``reacquire``; a waiter retries every ``LOCK_POLL_SECONDS``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import contextvars
 import functools
 import hashlib
 import json
 import logging
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -54,27 +60,29 @@ from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import Pipeline, PubSub
-from redis.exceptions import RedisError
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockNotOwnedError, RedisError
 
 from gateway.conversation import Conversation, Priority, Status
 from gateway.errors import Conflict, StoreError
+from gateway.events import Event, Resync, decode, encode
 from gateway.messages import ChannelName
 from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
-    RESYNC,
     AuditEntry,
     Block,
     ClaimState,
     Delivery,
     DoneMark,
-    Event,
     InboxItem,
     Listener,
     OutboxItem,
     OutboxStatus,
     QueueEntry,
     Timer,
+    TimerKind,
     TranscriptEntry,
+    redis_retention,
 )
 from gateway.store.codec import (
     decode_audit,
@@ -95,6 +103,7 @@ from gateway.store.codec import (
     to_us,
 )
 from gateway.store.redis_lua import SCRIPTS
+from gateway.store.redis_retention import Record
 from gateway.supervisor import where
 
 P = ParamSpec("P")
@@ -103,6 +112,7 @@ log = logging.getLogger(__name__)
 PREFIX = "hg:"
 EVENTS_CHANNEL = PREFIX + "events"
 LOCK_LEASE_MS = 6_000
+LOCK_POLL_SECONDS = 0.01  # a waiting lock's retry pace (bench: redis.asyncio.lock.Lock's 0.1 s default doubled bursts)
 RESOLVED_OUTBOX_KEPT = timedelta(days=7)  # failed outbox items expire after this
 SENT_OUTBOX_KEPT = timedelta(hours=1)  # what is left of a sent item (no payload) expires after this
 PROVIDER_ID_KEPT = timedelta(days=30)  # provider id → entry, for receipts (they come within minutes to days)
@@ -561,7 +571,7 @@ class RedisStore:
     # Timers
 
     @_holdable
-    async def set_timer(self, conversation_id: str, kind: str, due_at: datetime) -> None:
+    async def set_timer(self, conversation_id: str, kind: TimerKind, due_at: datetime) -> None:
         member = _timer_member(conversation_id, kind)
 
         def queue(pipe: Pipeline) -> None:
@@ -571,7 +581,7 @@ class RedisStore:
         await self._write(queue)
 
     @_holdable
-    async def cancel_timers(self, conversation_id: str, kind: str | None = None) -> None:
+    async def cancel_timers(self, conversation_id: str, kind: TimerKind | None = None) -> None:
         keys = [_key("timers"), _key("timers", conversation_id)]
         members = [] if kind is None else [_timer_member(conversation_id, kind)]
         await self._write(lambda pipe: _eval(pipe, "cancel_timers", keys, members))
@@ -582,7 +592,8 @@ class RedisStore:
             _key("timers"), "-inf", to_us(now), start=0, num=limit, withscores=True
         )
         pairs: list[tuple[str, float]] = list(found)  # type: ignore[arg-type]  # withscores=True gives pairs
-        return [_timer(member, score) for member, score in pairs]
+        timers = (_timer(member, score) for member, score in pairs)
+        return [timer for timer in timers if timer is not None]
 
     @_guarded
     async def timer_done(self, timer: Timer) -> bool:
@@ -594,7 +605,7 @@ class RedisStore:
 
     @_holdable
     async def publish(self, event: Event) -> None:
-        message = dumps(event)
+        message = dumps(encode(event))
         await self._write(lambda pipe: pipe.publish(EVENTS_CHANNEL, message))
 
     @_guarded
@@ -637,6 +648,50 @@ class RedisStore:
         raws = await self._redis.lrange(_key("audit"), 0, limit - 1)
         return [loads("audit", raw, decode_audit) for raw in raws]
 
+    # Retention and erasure (gateway/store/redis_retention.py)
+
+    @_guarded
+    async def purge_conversation(self, stripped: Conversation) -> int:
+        count = await redis_retention.forget(self._redis, stripped.id, erase=False)
+        await self.save_conversation(stripped)
+        return count
+
+    @_guarded
+    async def erase_conversation(self, conversation_id: str) -> int:
+        found = await self.get_conversation(conversation_id)
+        record = None if found is None else Record(_active_key(found.channel, found.sender), found.queue)
+        return await redis_retention.forget(self._redis, conversation_id, erase=True, record=record)
+
+    @_guarded
+    async def first_created(self) -> datetime | None:
+        first = await self._redis.zrange(_key("created"), 0, 0, withscores=True)
+        return from_us(int(first[0][1])) if first else None
+
+    @_holdable
+    async def expire_transcript(self, conversation_id: str, ttl_seconds: int) -> None:
+        await self._write(lambda pipe: redis_retention.expire_transcript(pipe, conversation_id, ttl_seconds))
+
+    async def forget_freed(self) -> None:
+        return None  # deleted keys leave memory at once; persistence files are rewritten by Redis itself
+
+    @_guarded
+    async def seen_keys(self) -> list[str]:
+        return await redis_retention.seen_keys(self._redis)
+
+    @_guarded
+    async def forget_seen(self, keys: Sequence[str]) -> None:
+        if keys:
+            await self._redis.delete(*(_key("seen", key) for key in keys))
+
+    @_guarded
+    async def inbox_forget(self, sender_key: str) -> int:
+        ids = _texts(await self._redis.zrange(_key("inbox", "sender", sender_key), 0, -1))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(_key("inbox", "sender", sender_key), *(_key("inbox", "item", i) for i in ids))
+            pipe.zrem(_key("inbox", "heads"), sender_key)
+            await pipe.execute()
+        return len(ids)
+
     # Notices, their evidence, referrals
 
     @_guarded
@@ -661,6 +716,19 @@ class RedisStore:
     async def get_evidence(self, notice_id: str) -> list[Evidence]:
         raw = await self._redis.get(_key("evidence", notice_id))
         return [] if raw is None else [Evidence.from_dict(f) for f in json.loads(raw)]
+
+    @_guarded
+    async def put_upload(self, key: str, content_type: str, data: bytes) -> None:
+        record = {"content_type": content_type, "data": base64.b64encode(data).decode()}
+        await self._redis.set(_key("upload", key), json.dumps(record))
+
+    @_guarded
+    async def get_upload(self, key: str) -> tuple[str, bytes] | None:
+        raw = await self._redis.get(_key("upload", key))
+        if raw is None:
+            return None
+        record = json.loads(raw)
+        return str(record["content_type"]), base64.b64decode(record["data"])
 
     @_guarded
     async def drop_evidence(self, notice_id: str) -> int:
@@ -706,38 +774,33 @@ class RedisStore:
     async def lock(self, conversation_id: str, timeout: float = 10.0) -> AsyncIterator[None]:
         if self._closed:
             raise StoreError("the redis store is closed")
-        key, token = _key("lock", conversation_id), secrets.token_hex(16)
+        lease = Lock(self._redis, _key("lock", conversation_id), timeout=LOCK_LEASE_MS / 1000, sleep=LOCK_POLL_SECONDS,
+                     blocking_timeout=timeout, thread_local=False)  # fmt: skip
         try:
-            await self._acquire(key, token, timeout, conversation_id)
-            renewal = asyncio.create_task(self._keep_lock(key, token))
+            if not await lease.acquire():
+                raise StoreError(f"timed out waiting for the lock of conversation {conversation_id}")
+            renewal = asyncio.create_task(self._keep_lock(lease))
             try:
                 yield
             finally:
                 renewal.cancel()
-                await self._script("unlock", [key], [token])
+                with contextlib.suppress(LockNotOwnedError):  # lapsed, perhaps somebody else's now: left alone
+                    await lease.release()
         except RedisError as error:
             raise StoreError(f"redis: {type(error).__name__}: {error}") from error
 
-    async def _keep_lock(self, key: str, token: str) -> None:
+    async def _keep_lock(self, lease: Lock) -> None:
         """Renew the lease while the lock is held; stop once it is somebody else's."""
         while True:
             await asyncio.sleep(LOCK_LEASE_MS / 3000)
             try:
-                if not await self._script("renew_lock", [key], [token, LOCK_LEASE_MS]):
-                    return
+                await lease.reacquire()
+            except LockNotOwnedError:
+                return
             except RedisError:
                 continue  # the next renewal may pass; the lease still runs meanwhile
             except Exception as exc:  # a bug must not end the renewal silently: the lock would lapse while held
                 log.error("redis: renewing a conversation lock failed with %s at %s", type(exc).__name__, where(exc))
-
-    async def _acquire(self, key: str, token: str, timeout: float, conversation_id: str) -> None:
-        loop = asyncio.get_running_loop()
-        deadline, pause = loop.time() + timeout, 0.002
-        while not await self._redis.set(key, token, nx=True, px=LOCK_LEASE_MS):
-            if loop.time() >= deadline:
-                raise StoreError(f"timed out waiting for the lock of conversation {conversation_id}")
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.05)
 
 
 def _saved(answers: list[Any]) -> None:
@@ -784,9 +847,9 @@ def _timer_member(conversation_id: str, kind: str) -> str:
     return json.dumps([conversation_id, kind])
 
 
-def _timer(member: str, score: float) -> Timer:
+def _timer(member: str, score: float) -> Timer | None:
     conversation_id, kind = json.loads(member)
-    return Timer(conversation_id, kind, from_us(int(score)))
+    return Timer.read(conversation_id, kind, from_us(int(score)))
 
 
 class _RedisSubscription:
@@ -824,10 +887,11 @@ class _RedisSubscription:
                     break
                 raise StoreError(f"redis: {type(error).__name__}: {error}") from error
             if message is not None and message.get("type") == "message":
-                event: Event = json.loads(message["data"])
-                return event
+                event = decode(json.loads(message["data"]))
+                if event is not None:  # a type this version does not know (rolling deploy), or malformed
+                    return event
             if message is not None and message.get("type") == "subscribe":
-                return {"type": RESYNC}
+                return Resync()
         raise StopAsyncIteration
 
     async def aclose(self) -> None:
