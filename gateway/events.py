@@ -17,6 +17,8 @@ it); :func:`decode` reads it back. Producers build the dataclasses; consumers ``
     presence    ListenersOnline  the listeners online on one instance (hashed)    other instances
     sessions_ended SessionsEnded console sessions ended: close their sockets         every instance's console
     resync      Resync           events may have been missed: reload              every subscriber
+    erased      Erased           the conversation was erased (its last entry,     console, web chat
+                                 never stored: ``gateway/erasure.py``)
 
 Events never carry a sender's address (a PSID, a phone number): entries carry the transcript's own fields; an
 attachment's provider URL is removed before the console sees it (``console/media.py``). Decoding is lenient: an
@@ -251,6 +253,20 @@ class SessionsEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class Erased:
+    type: ClassVar[str] = "erased"
+    conversation_id: str
+    entry: TranscriptEntry  # a system entry for the listeners, shown live and never stored
+
+    def to_json(self) -> JSON:
+        return {"type": self.type, "conversation_id": self.conversation_id, "entry": entry_json(self.entry)}
+
+    @classmethod
+    def from_json(cls, data: JSON) -> Erased:
+        return cls(data["conversation_id"], entry_from_json(data["conversation_id"], data["entry"]))
+
+
+@dataclass(frozen=True, slots=True)
 class Resync:
     """Events may have been missed since the previous one (see :class:`~gateway.store.Subscription`)."""
 
@@ -266,13 +282,13 @@ class Resync:
 
 Event = (
     QueueChanged | EntryAdded | NoteAdded | FlagRaised | StatusChanged | DeliveryChanged | Typing | NoticesChanged
-    | Alert | ListenersOnline | SessionsEnded | Resync
+    | Alert | ListenersOnline | SessionsEnded | Resync | Erased
 )
 
 _DECODERS: dict[str, Callable[[JSON], Event]] = {
     kind.type: kind.from_json
     for kind in (QueueChanged, EntryAdded, NoteAdded, FlagRaised, StatusChanged, DeliveryChanged, Typing,
-                 NoticesChanged, Alert, ListenersOnline, SessionsEnded, Resync)
+                 NoticesChanged, Alert, ListenersOnline, SessionsEnded, Resync, Erased)
 }  # fmt: skip
 
 
