@@ -14,6 +14,7 @@ from gateway.events import (
     Alert,
     DeliveryChanged,
     EntryAdded,
+    Erased,
     Event,
     FlagRaised,
     ListenersOnline,
@@ -73,6 +74,7 @@ WIRE: list[tuple[Event, dict[str, Any]]] = [
     (SessionsEnded(session="k1"), {"type": "sessions_ended", "session": "k1", "listener": None}),
     (SessionsEnded(listener="d1"), {"type": "sessions_ended", "session": None, "listener": "d1"}),
     (Resync(), {"type": "resync"}),
+    (Erased("c1", SYSTEM_ENTRY), {"type": "erased", "conversation_id": "c1", "entry": SYSTEM_JSON}),
 ]  # fmt: skip
 
 
