@@ -10,9 +10,9 @@
 * Anything else (another listener's conversation and its private notes, a conversation still in the bot) is not
   shown: 403 ``forbidden``.
 
-Live events follow the same rule (:func:`may_receive`): queue changes, statuses and presence go to every console;
-a conversation's entries, notes, typing, flags, deliveries and notices go to its holder and the supervisors only;
-alerts to the supervisors only.
+Live events follow the same rule (:func:`may_receive`): queue changes, statuses, presence and erasure notices go
+to every console; a conversation's entries, notes, typing, flags, deliveries and notices go to its holder and the
+supervisors only; alerts to the supervisors only.
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ class Sight(IntEnum):
     FULL = 2  # the transcript, the notes, the attachments, the notices
 
 
-# Events every console gets: they carry no words of a young person (a status is on the card too).
-BROADCAST = frozenset({"queue", "status", "presence", "hello", "resync"})
+# Events every console gets: they carry no words of a young person (a status is on the card too; an erasure's
+# notice is the gateway's own words, for whoever had the conversation open: it no longer exists to say whose).
+BROADCAST = frozenset({"queue", "status", "presence", "hello", "resync", "erased"})
 
 
 def holds(listener: Listener, conversation: Conversation) -> bool:
