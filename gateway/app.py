@@ -41,6 +41,7 @@ from gateway.console.pages import ConsolePages
 from gateway.console.safety import Safety
 from gateway.console.supervision import Supervision
 from gateway.dispatcher import Dispatcher
+from gateway.erasure import Eraser
 from gateway.errors import FlowValidationError, StoreError
 from gateway.flowset import FlowSet
 from gateway.gate import Gate
@@ -55,6 +56,7 @@ from gateway.notices.referrals import Referrals
 from gateway.notices.service import Notices
 from gateway.outbox import Outbox
 from gateway.ratelimit import RateLimits, open_limit_storage
+from gateway.retention import Retention
 from gateway.settings import Settings
 from gateway.sockets import SocketWriter
 from gateway.store import Store, open_store
@@ -121,22 +123,22 @@ async def create_app(
                     lease_seconds=settings.outbox_lease_seconds,
                     on_recipient_gone=functools.partial(leaving.blocked, dispatcher))  # fmt: skip
     outbox_ref.append(outbox)
-    timers = Timers(dispatcher, poll_seconds=worker_poll_seconds)
+    timers = Timers(dispatcher, store, clock=clock, poll_seconds=worker_poll_seconds)
     inbox = Inbox(store, dispatcher, clock=clock, batch=settings.inbox_batch, poll_seconds=worker_poll_seconds,
                   lease_seconds=math.ceil(2 * settings.inbound_claim_seconds))  # fmt: skip
     keyed, counters = KeyedHash(settings.secret_key.get_secret_value()), open_limit_storage(settings.store)
     limits = RateLimits.from_settings(settings, counters, metrics)
     gate = Gate(store, flows, limits, keyed, metrics, clock=clock, on_outgoing=outbox.kick,
                 max_waiting_per_client=settings.max_waiting_per_client)  # fmt: skip
-    hub = WebChatHub(store, dispatcher, metrics, gate, address_header=settings.client_address_header)
-    actions = Actions(dispatcher)
+    hub = WebChatHub(store, dispatcher, metrics, gate, clock=clock, address_header=settings.client_address_header)
+    actions = Actions(dispatcher, store, clock=clock)
     live = ConsoleEvents(store)
     workers = PasswordWorkers(settings.password_hash_workers)
     brake = LoginBrake(counters, keyed, free=settings.login_free_failures, lock=settings.login_lock_failures,
                        lock_minutes=settings.login_lock_minutes, announce=lambda *lock: api.announce_lock(*lock))
     api = ListenerAPI(store, dispatcher, actions, flows, SessionSigner(settings.secret_key.get_secret_value()),
                       secure_cookies=settings.public_url.startswith("https://"), presence=presence, live=live,
-                      metrics=metrics, logins=Logins(workers, brake), limits=limits,
+                      metrics=metrics, logins=Logins(workers, brake), limits=limits, clock=clock,
                       address_header=settings.client_address_header)  # fmt: skip
     app[SETTINGS], app[STORE], app[FLOWS], app[DISPATCHER] = settings, store, flows, dispatcher
     app[OUTBOX], app[TIMERS], app[API], app[METRICS], app[GATE] = outbox, timers, api, metrics, gate
@@ -148,7 +150,13 @@ async def create_app(
     fetchers[ChannelName.WEBCHAT] = uploads  # images sent from the web chat, kept in the store
     smtp_url = settings.smtp_url.get_secret_value()
     mailer = Mailer(smtp_url, settings.smtp_ca_file) if smtp_url else None
-    notices = Notices(dispatcher, fetchers, mailer, poll_seconds=worker_poll_seconds * 30)
+    notices = Notices(dispatcher, store, fetchers, mailer, clock=clock, poll_seconds=worker_poll_seconds * 30)
+    retention = Retention(store, flows, clock=clock, interval_seconds=settings.purge_interval_seconds)
+    eraser = Eraser(store, dispatcher, gate.sender_key, clock=clock)
+    dispatcher.eraser = lambda conversation, key: eraser.erase_person(
+        conversation.channel, conversation.sender, "young person", "asked in the conversation", final_message=True,
+        keep_seen=(key,),
+    )  # fmt: skip
     supervisor = Supervisor(metrics)
     watch = Watch(store, metrics, clock=clock, outbox_alert_seconds=settings.outbox_alert_seconds)
     for name, worker in {
@@ -156,7 +164,7 @@ async def create_app(
         "timers": timers.run, "webchat": hub.forward_events, "console": live.forward,
         "flows": lambda: _watch(flows, flow_watch_seconds), "presence": lambda: presence.listen(store),
         "presence-beat": lambda: presence.beat_forever(store), "typing": TypingRelay(store, channels.adapters).run,
-        "alerts": watch.run, "notices": notices.run,
+        "alerts": watch.run, "notices": notices.run, "purge": retention.run,
     }.items():  # fmt: skip
         supervisor.add(name, worker)
     app[SUPERVISOR] = supervisor
@@ -171,9 +179,10 @@ async def create_app(
     app.add_routes(webhook_routes(channels, dispatcher, gate, inbox))
     media = ConsoleMedia(store, fetchers)
     app.add_routes([
-        *ConsolePages(api).routes(), *Supervision(store, flows, presence, api).routes(),
-        *Safety(store, gate, api).routes(), *CaseworkAPI(api, notices, Referrals(dispatcher, mailer)).routes(),
-        *InboundReferrals(dispatcher, settings.partner_key_map(), settings.public_url).routes(),
+        *ConsolePages(api).routes(), *Supervision(store, flows, presence, api, clock=clock).routes(),
+        *Safety(store, gate, api, eraser, clock=clock).routes(),
+        *CaseworkAPI(api, notices, Referrals(dispatcher, store, mailer, clock=clock), clock=clock).routes(),
+        *InboundReferrals(dispatcher, store, settings.partner_key_map(), settings.public_url, clock=clock).routes(),
         web.get("/api/conversations/{id}/attachments/{n}", api.authed(media.attachment)),
         web.post(uploads_path, uploads.upload),
     ])  # fmt: skip

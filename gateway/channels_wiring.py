@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Protocol
 
 import aiohttp
 from aiohttp import web
@@ -31,7 +32,7 @@ from gateway.inbox import Inbox
 from gateway.messages import ChannelName
 from gateway.outbox import Sender
 from gateway.settings import Settings
-from gateway.store import Store
+from gateway.store import ConversationStore, EventStore
 from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,10 @@ def _add(channels: Channels, adapter: Channel) -> None:
         channels.lifecycles.append((adapter.start, adapter.stop))
 
 
+class TypingRoles(ConversationStore, EventStore, Protocol):
+    """What the typing relay needs of the store: the listeners' typing events, the conversation's channel."""
+
+
 class TypingRelay:
     """While a listener types in the console, show "typing…" in the young person's app (Messenger, Telegram).
 
@@ -88,7 +93,7 @@ class TypingRelay:
 
     every = 4.0
 
-    def __init__(self, store: Store, adapters: Mapping[ChannelName, Channel]) -> None:
+    def __init__(self, store: TypingRoles, adapters: Mapping[ChannelName, Channel]) -> None:
         self._store, self._adapters = store, adapters
         self._last: dict[str, float] = {}
         self._sending: set[asyncio.Task[None]] = set()

@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
+from typing import Protocol
 
 from gateway.conversation import Status
 from gateway.flowset import FlowSet
@@ -23,7 +24,7 @@ from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound, Outbound
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limit, RateLimits
-from gateway.store import OutboxItem, Store
+from gateway.store import BlockStore, ConversationStore, OutboxItem, OutboxStore
 from gateway.store.codec import encode_outbound
 
 
@@ -38,9 +39,13 @@ class Refusal(StrEnum):
         return "blocked" if self is Refusal.BLOCKED else "rate_limited"
 
 
+class GateRoles(BlockStore, ConversationStore, OutboxStore, Protocol):
+    """What the gate needs of the store: blocks, the open chats per client, the outbox for its notices."""
+
+
 class Gate:
     def __init__(
-        self, store: Store, flows: FlowSet, limits: RateLimits, keyed: KeyedHash, metrics: Metrics,
+        self, store: GateRoles, flows: FlowSet, limits: RateLimits, keyed: KeyedHash, metrics: Metrics,
         *, clock: Callable[[], datetime], on_outgoing: Callable[[], None], max_waiting_per_client: int = 3,
     ) -> None:  # fmt: skip
         self.store, self.flows, self.limits, self.keyed, self.metrics = store, flows, limits, keyed, metrics

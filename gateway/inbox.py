@@ -36,7 +36,7 @@ from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
 from gateway.ids import inbound_key
 from gateway.messages import Attachment, ChannelName, Inbound
-from gateway.store import InboxItem, Store
+from gateway.store import InboxItem, InboxStore
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def inbound_from_dict(data: dict[str, Any]) -> Inbound:
 class Inbox:
     def __init__(
         self,
-        store: Store,
+        store: InboxStore,
         dispatcher: Dispatcher,
         *,
         clock: Callable[[], datetime] = utcnow,

@@ -40,23 +40,22 @@ async def mark_left(dispatcher: Dispatcher, conversation: Conversation, how: Lea
     await dispatcher.system_note(conversation, f"left.{how}", now, channel=conversation.channel.value)
 
 
-async def quick_exit(dispatcher: Dispatcher, conversation_id: str) -> None:
+async def quick_exit(dispatcher: Dispatcher, conversation_id: str, now: datetime) -> None:
     """The quick exit: marked as left; out of the bot or the queue, since nobody is there to answer any more."""
     store = dispatcher.store
     async with store.lock(conversation_id):
         conversation = await store.get_conversation(conversation_id)
         if conversation is None or not conversation.active or conversation.left_how == "quick_exit":
             return
-        now = dispatcher.clock()
         await mark_left(dispatcher, conversation, "quick_exit", now)
         if conversation.status in (Status.BOT, Status.QUEUED):
             await dispatcher.transition(conversation, Trigger.ABANDON, now)
         await store.save_conversation(conversation)
 
 
-async def socket_closed(dispatcher: Dispatcher, conversation_id: str) -> None:
+async def socket_closed(dispatcher: Dispatcher, conversation_id: str, now: datetime) -> None:
     """A web chat socket closed: unless the young person comes back within GONE_AFTER, they are gone."""
-    await dispatcher.store.set_timer(conversation_id, TimerKind.WEBCHAT_GONE, dispatcher.clock() + GONE_AFTER)
+    await dispatcher.store.set_timer(conversation_id, TimerKind.WEBCHAT_GONE, now + GONE_AFTER)
 
 
 async def gone(dispatcher: Dispatcher, conversation: Conversation, now: datetime) -> None:
@@ -65,7 +64,7 @@ async def gone(dispatcher: Dispatcher, conversation: Conversation, now: datetime
         await mark_left(dispatcher, conversation, "gone", now)
 
 
-async def returned(dispatcher: Dispatcher, conversation_id: str) -> None:
+async def returned(dispatcher: Dispatcher, conversation_id: str, now: datetime) -> None:
     """The young person's browser is back on the conversation: nothing more to wait for; lift a ``gone`` mark."""
     store = dispatcher.store
     await store.cancel_timers(conversation_id, TimerKind.WEBCHAT_GONE)
@@ -73,7 +72,6 @@ async def returned(dispatcher: Dispatcher, conversation_id: str) -> None:
         conversation = await store.get_conversation(conversation_id)
         if conversation is None or not conversation.active or conversation.left_how != "gone":
             return
-        now = dispatcher.clock()
         conversation.left_at, conversation.left_how = None, None
         await dispatcher.system_note(conversation, "left.back", now)
         await store.save_conversation(conversation)

@@ -54,9 +54,9 @@ class Inbound:
     """
 
     channel: ChannelName
-    sender: str
+    sender: str = field(repr=False)  # never in a log line or an exception: neither is the text
     message_id: str
-    text: str = ""
+    text: str = field(default="", repr=False)
     payload: str | None = None  # value of a tapped button, when the channel tells it apart from text
     attachments: tuple[Attachment, ...] = ()
     language_hint: str | None = None
@@ -67,7 +67,7 @@ class Receipt:
     """A delivery or read receipt, or a provider status callback, for a message the gateway sent."""
 
     channel: ChannelName
-    sender: str
+    sender: str = field(repr=False)
     status: str  # sent, delivered, read, failed
     provider_message_id: str | None = None
     watermark: int | None = None  # Messenger: everything sent before this time (ms)
@@ -94,8 +94,8 @@ class Outbound:
     id: str
     conversation_id: str
     channel: ChannelName
-    recipient: str
-    text: str
+    recipient: str = field(repr=False)
+    text: str = field(repr=False)
     choices: tuple[Choice, ...] = ()
     author: str = "bot"
     attachments: tuple[Attachment, ...] = field(default=())

@@ -31,7 +31,7 @@ from gateway.errors import DeliveryError, PermanentDelivery, RecipientGone, Retr
 from gateway.events import DeliveryChanged
 from gateway.messages import ChannelName, Outbound
 from gateway.metrics import Metrics
-from gateway.store import Delivery, OutboxItem, Store
+from gateway.store import Delivery, EventStore, OutboxItem, OutboxStore
 from gateway.store.codec import decode_outbound
 from gateway.supervisor import where
 
@@ -44,10 +44,14 @@ class Sender(Protocol):
     async def send(self, message: Outbound, first_part: int = 0) -> str | None: ...
 
 
+class OutboxRoles(OutboxStore, EventStore, Protocol):
+    """What the outbox needs of the store: its items, and the events telling the console of deliveries."""
+
+
 class Outbox:
     def __init__(
         self,
-        store: Store,
+        store: OutboxRoles,
         channels: Mapping[ChannelName, Sender],
         *,
         clock: Callable[[], datetime] = utcnow,

@@ -25,16 +25,17 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import assert_never
+from typing import Protocol, assert_never
 
 from gateway import leaving
+from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
 from gateway.flows.engine import Engine, State
 from gateway.flows.lifecycle import Trigger
 from gateway.messages import Reply
-from gateway.store import Author, Timer, TimerKind
+from gateway.store import Author, ConversationStore, LockStore, QueueStore, Timer, TimerKind, TimerStore
 from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,13 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Conversation, Engine, datetime], Awaitable[None]]
 
 
+class TimersRoles(TimerStore, LockStore, ConversationStore, QueueStore, Protocol):
+    """What the timers need of the store (the dispatcher writes what a timer says)."""
+
+
 class Timers:
-    def __init__(self, dispatcher: Dispatcher, *, poll_seconds: float = 1.0) -> None:
-        self.dispatcher = dispatcher
-        self.store = dispatcher.store
+    def __init__(self, dispatcher: Dispatcher, store: TimersRoles, *, clock: Clock, poll_seconds: float = 1.0) -> None:
+        self.dispatcher, self.store, self.clock = dispatcher, store, clock
         self.poll_seconds = poll_seconds
 
     async def run(self) -> None:
@@ -64,7 +68,7 @@ class Timers:
         other than the store is logged by conversation id and dropped (``timer_done`` already removed it), so
         the other timers keep firing."""
         handled = 0
-        for timer in await self.store.due_timers(self.dispatcher.clock()):
+        for timer in await self.store.due_timers(self.clock()):
             try:
                 handled += await self._handle(timer)
             except StoreError:
@@ -87,7 +91,7 @@ class Timers:
 
     async def _fire(self, timer: Timer, conversation: Conversation) -> None:
         engine = self.dispatcher.flows.for_version(conversation.flow_version)
-        await self.handler(timer.kind)(conversation, engine, self.dispatcher.clock())
+        await self.handler(timer.kind)(conversation, engine, self.clock())
 
     def handler(self, kind: TimerKind) -> Handler:
         """The handler of each kind; mypy checks that every kind has one (``assert_never``)."""

@@ -13,22 +13,33 @@ import logging
 import secrets
 import weakref
 from collections import defaultdict
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from gateway import leaving
+from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
-from gateway.events import EntryAdded, Event, Resync, StatusChanged, Typing, entry_json
+from gateway.events import EntryAdded, Erased, Event, Resync, StatusChanged, Typing, entry_json
 from gateway.flows.lifecycle import Trigger
 from gateway.gate import Gate, Refusal
 from gateway.messages import ChannelName, Inbound, Reply
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limit, client_address
 from gateway.sockets import SEND_TIMEOUT, SocketWriter
-from gateway.store import Author, Delivery, Store, TranscriptEntry
+from gateway.store import (
+    Author,
+    ConversationStore,
+    Delivery,
+    EventStore,
+    LockStore,
+    QueueStore,
+    TranscriptEntry,
+    TranscriptStore,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +49,10 @@ HIDDEN = {Author.NOTE, Author.SYSTEM}  # for listeners only: private notes, the 
 OUTGOING = {Author.BOT, Author.LISTENER}  # what the page acknowledges (delivered, read)
 MAX_RECEIPT_IDS = 100
 RANK = {Delivery.SENT: 1, Delivery.DELIVERED: 2, Delivery.READ: 3}
+
+
+class WebChatRoles(ConversationStore, TranscriptStore, QueueStore, EventStore, LockStore, Protocol):
+    """What the web chat needs of the store (the dispatcher does the processing)."""
 
 
 class WebChatHub:
@@ -50,9 +65,10 @@ class WebChatHub:
     """
 
     def __init__(
-        self, store: Store, dispatcher: Dispatcher, metrics: Metrics, gate: Gate, *, address_header: str = ""
-    ) -> None:
-        self.store = store
+        self, store: WebChatRoles, dispatcher: Dispatcher, metrics: Metrics, gate: Gate, *, clock: Clock,
+        address_header: str = "",
+    ) -> None:  # fmt: skip
+        self.store, self.clock = store, clock
         self.dispatcher = dispatcher
         self.metrics = metrics
         self.gate = gate
@@ -62,6 +78,7 @@ class WebChatHub:
         # delivered, read): the page's receipts only ever concern these, and only ever move them forward.
         self.outgoing: dict[str, dict[str, Delivery]] = {}
         self.open: weakref.WeakSet[SocketWriter] = weakref.WeakSet()  # every socket, for shutdown
+        self.erased: set[str] = set()  # followed conversations erased meanwhile (gateway/erasure.py): no gone timer
 
     def attach(self, conversation_id: str, writer: SocketWriter, last_entry: str | None) -> None:
         self.detach(writer)
@@ -97,6 +114,8 @@ class WebChatHub:
                 if isinstance(event, Resync):
                     await self.resync()
                     continue
+                if isinstance(event, Erased) and event.conversation_id in self.sockets:
+                    self.erased.add(event.conversation_id)
                 found = await self._frame(event)
                 if found is not None:
                     self._offer_all(*found)
@@ -173,10 +192,14 @@ class ChatSession:
                     await self._handle_text(message.data)
         finally:
             self.hub.detach(self.writer)
+        if self.conversation_id in self.hub.erased:  # nothing may name an erased conversation again
+            if self.conversation_id not in self.hub.sockets:
+                self.hub.erased.discard(self.conversation_id)
+            return
         if self.conversation_id is not None:  # closed (not cancelled): the young person may be gone for good
             try:
                 # shielded: the socket did close; a handler cancelled now (its connection gone) still arms the timer
-                await asyncio.shield(leaving.socket_closed(self.dispatcher, self.conversation_id))
+                await asyncio.shield(leaving.socket_closed(self.dispatcher, self.conversation_id, self.hub.clock()))
             except StoreError as exc:
                 log.warning("webchat: could not arm the gone timer (%s)", exc.__class__.__name__)
 
@@ -213,7 +236,7 @@ class ChatSession:
         conversation = await self.dispatcher.start_conversation(ChannelName.WEBCHAT, self.token, language)
         if conversation.client is None:
             conversation = await self._mark_client(conversation)
-        await leaving.returned(self.dispatcher, conversation.id)
+        await leaving.returned(self.dispatcher, conversation.id, self.hub.clock())
         shown = [e for e in await self.hub.store.transcript(conversation.id) if e.author not in HIDDEN]
         history = [_public(e) for e in shown]
         await self._follow(conversation, history[-1]["id"] if history else None)
@@ -282,7 +305,7 @@ class ChatSession:
 
     def _notice(self, refusal: Refusal) -> None:
         """A calm notice with the emergency numbers, shown like a bot message; nothing is stored."""
-        text, now = self.gate.notice(refusal, self.language), self.dispatcher.clock().isoformat()
+        text, now = self.gate.notice(refusal, self.language), self.hub.clock().isoformat()
         entry = {"id": "notice-" + secrets.token_urlsafe(8), "author": "bot", "choices": [], "text": text, "at": now}
         self.writer.offer({"type": "entry", "entry": entry})
 
@@ -291,7 +314,7 @@ class ChatSession:
         if self.conversation_id is None:
             return False
         conversation = await self.hub.store.get_conversation(self.conversation_id)
-        return conversation is not None and not conversation.active
+        return conversation is None or not conversation.active  # None: erased (gateway/erasure.py)
 
     async def _follow(self, conversation: Conversation, last_entry: str | None) -> None:
         self.conversation_id = conversation.id
@@ -300,20 +323,19 @@ class ChatSession:
     async def _end(self) -> None:
         assert self.token is not None
         if self.conversation_id is not None:
-            await end_by_young_person(self.dispatcher, self.conversation_id)
+            await end_by_young_person(self.dispatcher, self.conversation_id, self.hub.clock())
 
     async def _error(self, code: str, message: str) -> None:
         self.writer.offer({"type": "error", "code": code, "message": message})
 
 
-async def end_by_young_person(dispatcher: Dispatcher, conversation_id: str) -> None:
+async def end_by_young_person(dispatcher: Dispatcher, conversation_id: str, now: datetime) -> None:
     """The young person ends the conversation: goodbye message, then closed (or abandoned while waiting)."""
     store = dispatcher.store
     async with store.lock(conversation_id):
         conversation = await store.get_conversation(conversation_id)
         if conversation is None or not conversation.active:
             return
-        now = dispatcher.clock()
         engine = dispatcher.flows.for_version(conversation.flow_version)
         ended = engine.message("ended", dispatcher.language(conversation, engine))
         await dispatcher.emit(conversation, [Reply(ended)], Author.BOT, now)
@@ -379,5 +401,5 @@ async def leave_request(request: web.Request, hub: WebChatHub) -> web.Response:
         raise web.HTTPBadRequest(text="a JSON object with a token")
     conversation = await hub.store.find_active_conversation(ChannelName.WEBCHAT, token)
     if conversation is not None:
-        await leaving.quick_exit(hub.dispatcher, conversation.id)
+        await leaving.quick_exit(hub.dispatcher, conversation.id, hub.clock())
     return web.Response(status=204)

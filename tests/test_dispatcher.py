@@ -15,9 +15,10 @@ from typing import Any, cast
 import pytest
 
 from gateway.conversation import Conversation
-from gateway.dispatcher import DEDUPE_TTL_SECONDS, Dispatcher, inbound_entry_id, inbound_key
+from gateway.dispatcher import DEDUPE_TTL_SECONDS, Dispatcher
 from gateway.errors import InboundBusy, StoreError
 from gateway.flowset import FlowSet
+from gateway.ids import inbound_entry_id, inbound_key
 from gateway.messages import ChannelName, Inbound
 from gateway.store import Author, ClaimState, DoneMark, Store, open_store
 from tests.conftest import ROOT, Clock

@@ -7,6 +7,7 @@ The whole app with the fake provider APIs: tests/e2e/test_outage.py, test_exactl
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,11 +15,11 @@ from typing import Any, cast
 
 import pytest
 
-from gateway.dispatcher import outbound_to_dict
 from gateway.errors import PermanentDelivery, RetryableDelivery, StoreError
 from gateway.messages import ChannelName, Outbound
 from gateway.outbox import Outbox
 from gateway.store import OutboxItem, OutboxStatus, Store, open_store
+from gateway.store.codec import encode_outbound
 from tests.conftest import Clock
 
 T0 = datetime(2026, 3, 10, 13, 0, tzinfo=UTC)
@@ -82,7 +83,7 @@ def outbox(store: Store, channel: Channel, clock: Clock, **options: Any) -> Outb
 
 async def put(store: Store, item_id: str, conversation: str = "c1", seconds: int = 0) -> None:
     message = Outbound(item_id, conversation, TG, "424242", f"texte {item_id}")
-    item = OutboxItem(item_id, conversation, outbound_to_dict(message), created_at=T0 + timedelta(seconds=seconds))
+    item = OutboxItem(item_id, conversation, encode_outbound(message), created_at=T0 + timedelta(seconds=seconds))
     await store.outbox_put(item)
 
 
@@ -209,3 +210,35 @@ async def test_one_items_failure_never_fails_the_others(store: Store, channel: C
     clock.advance(seconds=61)  # the unrecorded retry: handed out again once its lease ended
     assert await sending.deliver_due() == 2
     assert {(await item(store, i)).status for i in ("adapter-bug", "record-bug")} == {OutboxStatus.SENT}
+
+
+class PassFails:
+    """The real store, except that the first passes fail: once on a bug, once on the store itself."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.failures: list[Exception] = [RuntimeError("a bug"), StoreError("redis: ConnectionError")]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def outbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 60) -> list[OutboxItem]:
+        if self.failures:
+            raise self.failures.pop(0)
+        return await self._store.outbox_due(now, limit, lease_seconds=lease_seconds)
+
+
+async def test_the_worker_goes_on_after_a_failed_pass(
+    store: Store, channel: Channel, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    await put(store, "m1")
+    failing = PassFails(store)
+    worker = asyncio.create_task(outbox(cast(Store, failing), channel, clock, poll_seconds=0.01).run())
+    try:
+        async with asyncio.timeout(10):
+            while channel.sent() != ["m1"]:
+                await asyncio.sleep(0.01)
+    finally:
+        worker.cancel()
+    assert "outbox: unexpected RuntimeError at" in caplog.text  # a bug: by class and place
+    assert "outbox: store unavailable (StoreError)" in caplog.text

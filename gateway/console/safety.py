@@ -8,32 +8,41 @@
   label of its client (the same label for the same web chat address: a flood shows as one label many times).
 * ``POST /api/floods/close`` (supervisors): ``{"ids": [...]}`` closes those conversations at once; each young
   person gets the usual ``ended`` message.
-* ``GET /api/audit`` (supervisors): who blocked, unblocked, bulk-closed, which login was locked; never a text.
+* ``POST /api/conversations/{id}/erase`` (supervisors): erase everything about the young person of this
+  conversation (``gateway/erasure.py``): ``{"confirm": true}`` is required, the console asks first.
+* ``GET /api/audit`` (supervisors): who blocked, unblocked, bulk-closed, erased, purged, exported, which login was
+  locked; never a text.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
+from gateway.clock import Clock
 from gateway.console.api import LISTENER, Handler, ListenerAPI, json_body
 from gateway.conversation import Conversation, Status
+from gateway.erasure import Eraser
 from gateway.flows.lifecycle import Trigger
 from gateway.gate import Gate
 from gateway.messages import Reply
-from gateway.store import AuditEntry, Author, Block, Store
+from gateway.store import AuditEntry, AuditStore, Author, Block, BlockStore, ConversationStore, LockStore
 
 DURATIONS: dict[str, timedelta | None] = {"24h": timedelta(hours=24), "30d": timedelta(days=30), "permanent": None}
 REASON_MAX = 200
 BULK_MAX = 500
 
 
+class SafetyRoles(AuditStore, BlockStore, ConversationStore, LockStore, Protocol):
+    """What blocks, the flood view and the audit log need of the store."""
+
+
 class Safety:
-    def __init__(self, store: Store, gate: Gate, api: ListenerAPI) -> None:
-        self.store, self.gate, self.api = store, gate, api
+    def __init__(self, store: SafetyRoles, gate: Gate, api: ListenerAPI, eraser: Eraser, *, clock: Clock) -> None:
+        self.store, self.gate, self.api, self.eraser, self.clock = store, gate, api, eraser, clock
 
     def routes(self) -> list[web.RouteDef]:
         only = self._supervisors
@@ -43,6 +52,7 @@ class Safety:
             web.delete("/api/blocks/{key}", only(self.unblock)),
             web.get("/api/floods", only(self.floods)),
             web.post("/api/floods/close", only(self.close_many)),
+            web.post("/api/conversations/{id}/erase", only(self.erase)),
             web.get("/api/audit", only(self.audit)),
         ]
 
@@ -50,7 +60,7 @@ class Safety:
         return self.api.authed(handler, supervisor=True)
 
     def _now(self) -> datetime:
-        return self.api.dispatcher.clock()
+        return self.clock()
 
     # ----- blocks -----------------------------------------------------------------------------------------
 
@@ -119,6 +129,17 @@ class Safety:
             await dispatcher.transition(conversation, trigger, now)
             await self.store.save_conversation(conversation)
             return conversation.pseudonym
+
+    # ----- erasure ----------------------------------------------------------------------------------------
+
+    async def erase(self, request: web.Request) -> web.Response:
+        if (await json_body(request)).get("confirm") is not True:
+            return _error(400, "bad_request", 'an erasure needs {"confirm": true}')
+        actor = request[LISTENER].name
+        erased = await self.eraser.erase_conversation(request.match_info["id"], actor, "asked to a supervisor")
+        if erased is None:
+            return _error(404, "not_found", "no such conversation")
+        return web.json_response({"conversations": erased.conversations, "entries": erased.entries})
 
     # ----- audit ------------------------------------------------------------------------------------------
 

@@ -44,8 +44,8 @@ def dispatcher(store: Store, clock: Clock) -> Dispatcher:
 
 
 @pytest.fixture
-def actions(dispatcher: Dispatcher) -> Actions:
-    return Actions(dispatcher)
+def actions(dispatcher: Dispatcher, store: Store, clock: Clock) -> Actions:
+    return Actions(dispatcher, store, clock=clock)
 
 
 async def queued(dispatcher: Dispatcher, sender: str) -> str:
