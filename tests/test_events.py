@@ -14,6 +14,7 @@ from gateway.events import (
     Alert,
     DeliveryChanged,
     EntryAdded,
+    Erased,
     Event,
     FlagRaised,
     ListenersOnline,
@@ -70,6 +71,7 @@ WIRE: list[tuple[Event, dict[str, Any]]] = [
      {"type": "alert", "kind": "login_locked", "subject": "anne", "detail": "5 failed logins"}),
     (ListenersOnline("i1", ("ab12", "cd34")), {"type": "presence", "instance": "i1", "listeners": ["ab12", "cd34"]}),
     (Resync(), {"type": "resync"}),
+    (Erased("c1", SYSTEM_ENTRY), {"type": "erased", "conversation_id": "c1", "entry": SYSTEM_JSON}),
 ]  # fmt: skip
 
 
