@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import html
 import logging
 import math
@@ -123,7 +122,7 @@ async def create_app(
     outbox = Outbox(store, channels.senders, clock=clock, poll_seconds=worker_poll_seconds, metrics=metrics,
                     base_delay=settings.outbox_base_delay, max_attempts=settings.outbox_max_attempts,
                     lease_seconds=settings.outbox_lease_seconds,
-                    on_recipient_gone=functools.partial(leaving.blocked, dispatcher))  # fmt: skip
+                    on_recipient_gone=lambda gone: leaving.blocked(dispatcher, gone, clock()))  # fmt: skip
     outbox_ref.append(outbox)
     timers = Timers(dispatcher, store, clock=clock, poll_seconds=worker_poll_seconds)
     inbox = Inbox(store, dispatcher, clock=clock, batch=settings.inbox_batch, poll_seconds=worker_poll_seconds,
@@ -182,7 +181,7 @@ async def create_app(
     app.on_cleanup.append(lambda _: _close_guards(workers))
     app.on_shutdown.append(_close_sockets(hub.open, api.open))
     _routes(app, settings, hub, api, flows, store, supervisor, reader)
-    app.add_routes(webhook_routes(channels, dispatcher, gate, inbox))
+    app.add_routes(webhook_routes(channels, dispatcher, gate, inbox, clock=clock))
     media = ConsoleMedia(store, fetchers)
     app.add_routes([
         *ConsolePages(api).routes(), *Supervision(store, flows, presence, api, clock=clock).routes(),
