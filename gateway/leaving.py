@@ -82,11 +82,6 @@ async def blocked(dispatcher: Dispatcher, conversation_id: str, now: datetime) -
     await _set_blocked(dispatcher, conversation_id, True, now)
 
 
-async def unblocked(dispatcher: Dispatcher, conversation_id: str, now: datetime) -> None:
-    """The young person accepts messages again: lift a ``blocked`` mark."""
-    await _set_blocked(dispatcher, conversation_id, False, now)
-
-
 async def provider_says(dispatcher: Dispatcher, departure: Departure, now: datetime) -> None:
     """A provider's webhook: the active conversation of this sender on this channel, if any, is (un)blocked."""
     conversation = await dispatcher.store.find_active_conversation(departure.channel, departure.sender)
