@@ -7,6 +7,9 @@ worker then processes the inbox through the dispatcher, as a smaller webhook is 
 
 * in order per sender: the store hands out the oldest item of each sender only, and a later message of a
   sender who still has items waiting is put behind them (never processed inline ahead of them);
+* inline, one sender's messages take turns in the order they reached the inbox (a FIFO lock per sender in this
+  process): under load several webhooks of one young person are in flight at once, and without turns they
+  would race for the conversation's lock, answers landing on the wrong questions;
 * senders in parallel (``concurrency`` at a time), each item under the dispatcher's claim and lock, so two
   instances' workers never process one message twice, and a message both redelivered and inboxed is processed
   once (the dispatcher's de-duplication);
@@ -35,10 +38,12 @@ from gateway.dispatcher import Dispatcher, inbound_key, utcnow
 from gateway.errors import StoreError
 from gateway.messages import Attachment, ChannelName, Inbound
 from gateway.store import InboxItem, Store
+from gateway.store.local import LocalLocks
 
 log = logging.getLogger(__name__)
 
 INBOX_BATCH = 20  # a webhook with more messages than this is acknowledged once they are in the inbox
+TURN_SECONDS = 60.0  # a message waiting longer than this behind its sender's earlier ones: StoreError (503)
 
 
 def sender_key(inbound: Inbound) -> str:
@@ -84,6 +89,7 @@ class Inbox:
         self.concurrency = concurrency
         self.base_delay, self.max_delay, self.max_attempts = base_delay, max_delay, max_attempts
         self._wake = asyncio.Event()
+        self._turns = LocalLocks()  # per sender key, FIFO (asyncio.Lock wakes its waiters in order)
 
     async def handle(self, messages: Sequence[Inbound]) -> None:
         """A webhook's messages: a large batch into the inbox; otherwise each processed now, unless its sender
@@ -92,10 +98,12 @@ class Inbox:
             await self.accept(messages)
             return
         for inbound in messages:
-            if await self.store.inbox_waiting(sender_key(inbound)):
-                await self.accept([inbound])
-            else:
-                await self.dispatcher.handle_inbound(inbound)
+            key = sender_key(inbound)
+            async with self._turns.lock(key, TURN_SECONDS):
+                if await self.store.inbox_waiting(key):
+                    await self.accept([inbound])
+                else:
+                    await self.dispatcher.handle_inbound(inbound)
 
     async def accept(self, messages: Sequence[Inbound]) -> None:
         """Store the messages in one commit (from then on they may be acknowledged) and wake the worker."""

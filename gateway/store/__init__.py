@@ -361,7 +361,16 @@ class OutboxStore(Protocol):
         ``next_attempt_at`` set to the end of its lease.
         A claimed item is not due again for ``lease_seconds`` unless it is rescheduled: a worker that dies
         mid-send lets another retry it later; two workers never get it at once.
+
+        The lease's end is also the claim's *fencing token*: the holder renews it (:meth:`outbox_renew`) and
+        passes it as ``lease`` to resolve the item; after another claim (the lease lapsed) those calls are
+        refused, so a holder that lost its lease never changes what the new holder does.
         """
+        ...
+
+    async def outbox_renew(self, item_id: str, lease: datetime, until: datetime) -> bool:
+        """Extend a claim held until ``lease`` to ``until`` (a send still in flight). False when the item is no
+        longer pending or was claimed again since (the caller lost its lease)."""
         ...
 
     async def outbox_get(self, item_id: str) -> OutboxItem | None:
@@ -369,8 +378,11 @@ class OutboxStore(Protocol):
         and resolved items are forgotten after a while (Redis: sent an hour, failed 7 days; SQLite: 7 days)."""
         ...
 
-    async def outbox_mark_sent(self, item_id: str, provider_message_id: str | None) -> bool:
-        """Delivered to the provider: the conversation's next item becomes due. False if not pending.
+    async def outbox_mark_sent(
+        self, item_id: str, provider_message_id: str | None, *, lease: datetime | None = None
+    ) -> bool:
+        """Delivered to the provider: the conversation's next item becomes due. False if not pending, or if
+        ``lease`` is given and the item's claim is no longer that one (see :meth:`outbox_due`); likewise below.
 
         In the same commit, the transcript entry of the same id (if any) shows ``sent`` and the provider's id: a
         crash never leaves a message sent but shown pending.
@@ -378,7 +390,8 @@ class OutboxStore(Protocol):
         ...
 
     async def outbox_reschedule(
-        self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str, parts_sent: int = 0
+        self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str, parts_sent: int = 0, *,
+        lease: datetime | None = None,
     ) -> bool:
         """Failed for now: try again at ``next_attempt_at`` (the conversation's next items wait).
 
@@ -386,7 +399,7 @@ class OutboxStore(Protocol):
         """
         ...
 
-    async def outbox_mark_failed(self, item_id: str, reason: str) -> bool:
+    async def outbox_mark_failed(self, item_id: str, reason: str, *, lease: datetime | None = None) -> bool:
         """Given up: the conversation's next item becomes due; its transcript entry shows ``failed`` (same
         commit). False if not pending."""
         ...

@@ -488,21 +488,29 @@ class RedisStore:
         return _outbox_item({_text(k): _text(v) for k, v in found.items()}) if found else None
 
     @_guarded
-    async def outbox_mark_sent(self, item_id: str, provider_message_id: str | None) -> bool:
+    async def outbox_renew(self, item_id: str, lease: datetime, until: datetime) -> bool:
+        keys = [_key("outbox", "item", item_id), _key("outbox", "heads")]
+        return bool(await self._script("outbox_renew", keys, [to_us(lease), to_us(until)]) == 1)
+
+    @_guarded
+    async def outbox_mark_sent(
+        self, item_id: str, provider_message_id: str | None, *, lease: datetime | None = None
+    ) -> bool:
         field = "" if provider_message_id is None else "pmid"
-        return await self._resolve(item_id, OutboxStatus.SENT, field, provider_message_id or "", Delivery.SENT)
+        return await self._resolve(item_id, OutboxStatus.SENT, field, provider_message_id or "", Delivery.SENT, lease)
 
     @_guarded
     async def outbox_reschedule(
-        self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str, parts_sent: int = 0
+        self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str, parts_sent: int = 0, *,
+        lease: datetime | None = None,
     ) -> bool:
         keys = [_key("outbox", "item", item_id), _key("outbox", "heads")]
-        args = [PREFIX, item_id, to_us(next_attempt_at), attempts, last_error, parts_sent]
+        args = [PREFIX, item_id, to_us(next_attempt_at), attempts, last_error, parts_sent, _fence(lease)]
         return bool(await self._script("outbox_reschedule", keys, args) == 1)
 
     @_guarded
-    async def outbox_mark_failed(self, item_id: str, reason: str) -> bool:
-        return await self._resolve(item_id, OutboxStatus.FAILED, "last_error", reason, Delivery.FAILED)
+    async def outbox_mark_failed(self, item_id: str, reason: str, *, lease: datetime | None = None) -> bool:
+        return await self._resolve(item_id, OutboxStatus.FAILED, "last_error", reason, Delivery.FAILED, lease)
 
     @_guarded
     async def outbox_oldest_pending(self) -> datetime | None:
@@ -518,12 +526,14 @@ class RedisStore:
             created = [int(value) for value in await pipe.execute() if value is not None]
         return from_us(min(created)) if created else None
 
-    async def _resolve(self, item_id: str, status: OutboxStatus, field: str, value: str, delivery: Delivery) -> bool:
+    async def _resolve(
+        self, item_id: str, status: OutboxStatus, field: str, value: str, delivery: Delivery, lease: datetime | None
+    ) -> bool:
         keys = [_key("outbox", "item", item_id), _key("outbox", "heads"), _key("e", item_id), _key("entry", item_id)]
         kept = int((SENT_OUTBOX_KEPT if status == OutboxStatus.SENT else RESOLVED_OUTBOX_KEPT).total_seconds())
         provider_id = value if field == "pmid" else ""
         args = [PREFIX, item_id, str(status), field, value, kept, str(delivery), provider_id,
-                _DELIVERY_CODES[delivery], int(PROVIDER_ID_KEPT.total_seconds())]  # fmt: skip
+                _DELIVERY_CODES[delivery], int(PROVIDER_ID_KEPT.total_seconds()), _fence(lease)]  # fmt: skip
         return bool(await self._script("outbox_resolve", keys, args) == 1)
 
     # The inbox
@@ -755,6 +765,11 @@ def _entry(entry_id: str, value: str) -> TranscriptEntry:
 
 def _old_entry(entry_id: str, found: dict[str, str]) -> TranscriptEntry:
     return decode_entry_data(entry_id, found["data"], Delivery(found["delivery"]), found.get("pmid"))
+
+
+def _fence(lease: datetime | None) -> str:
+    """The lease end a caller holds, as the scripts compare it (µs), or '' for no condition."""
+    return "" if lease is None else str(to_us(lease))
 
 
 def _outbox_item(found: dict[str, str]) -> OutboxItem:

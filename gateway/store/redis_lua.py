@@ -160,12 +160,24 @@ end
 return ids
 """
 
+# KEYS: item, heads. ARGV: the lease end the caller holds (µs), the new end. Refused once claimed again since.
+_OUTBOX_RENEW = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'pending' or redis.call('HGET', KEYS[1], 'next_us') ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'next_us', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[2], redis.call('HGET', KEYS[1], 'conv'))
+return 1
+"""
+
 # KEYS: item, heads, transcript entry, its hash in the layout before. ARGV: prefix, id, status, field or '', value,
-# seconds kept, the entry's delivery, provider id or '', the delivery's code, seconds the provider id is kept. The
-# entry shows the result in the same step (never sent but shown pending). A sent item keeps no payload (the
-# transcript has the text): what is left tells it was sent, until it expires.
+# seconds kept, the entry's delivery, provider id or '', the delivery's code, seconds the provider id is kept, the
+# lease end the caller holds (µs) or '' (then unfenced). The entry shows the result in the same step (never sent but
+# shown pending). A sent item keeps no payload (the transcript has the text): what is left tells it was sent, until
+# it expires.
 _OUTBOX_RESOLVE = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end
+if ARGV[11] ~= '' and redis.call('HGET', KEYS[1], 'next_us') ~= ARGV[11] then return 0 end
 local conv = redis.call('HGET', KEYS[1], 'conv')
 redis.call('HSET', KEYS[1], 'status', ARGV[3])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], ARGV[4], ARGV[5]) end
@@ -203,9 +215,11 @@ end
 return 1
 """
 
-# KEYS: item, heads. ARGV: prefix, id, next µs, attempts, last error, parts sent (kept if larger).
+# KEYS: item, heads. ARGV: prefix, id, next µs, attempts, last error, parts sent (kept if larger), the lease end
+# the caller holds (µs) or ''.
 _OUTBOX_RESCHEDULE = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end
+if ARGV[7] ~= '' and redis.call('HGET', KEYS[1], 'next_us') ~= ARGV[7] then return 0 end
 redis.call('HSET', KEYS[1], 'next_us', ARGV[3], 'attempts', ARGV[4], 'last_error', ARGV[5])
 if tonumber(ARGV[6]) > tonumber(redis.call('HGET', KEYS[1], 'parts_sent') or '0') then
   redis.call('HSET', KEYS[1], 'parts_sent', ARGV[6])
@@ -327,6 +341,7 @@ SCRIPTS = {
     "update_listener": _UPDATE_LISTENER,
     "outbox_put": _OUTBOX_PUT,
     "outbox_due": _OUTBOX_DUE,
+    "outbox_renew": _OUTBOX_RENEW,
     "outbox_resolve": _OUTBOX_RESOLVE,
     "outbox_reschedule": _OUTBOX_RESCHEDULE,
     "cancel_timers": _CANCEL_TIMERS,

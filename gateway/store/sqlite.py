@@ -532,23 +532,33 @@ class SqliteStore:
         rows = await self._select(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id = ?", (item_id,))
         return _outbox_item(rows[0]) if rows else None
 
-    async def outbox_mark_sent(self, item_id: str, provider_message_id: str | None) -> bool:
-        return await self._resolve(
-            item_id, "status = 'sent', provider_message_id = ?", provider_message_id, Delivery.SENT, provider_message_id
-        )
-
-    async def outbox_reschedule(
-        self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str, parts_sent: int = 0
-    ) -> bool:
+    async def outbox_renew(self, item_id: str, lease: datetime, until: datetime) -> bool:
         changed = await self._change(
-            "UPDATE outbox SET next_us = ?, attempts = ?, last_error = ?, parts_sent = MAX(parts_sent, ?)"
-            " WHERE id = ? AND status = 'pending'",
-            (to_us(next_attempt_at), attempts, last_error, parts_sent, item_id),
+            "UPDATE outbox SET next_us = ? WHERE id = ? AND status = 'pending' AND next_us = ?",
+            (to_us(until), item_id, to_us(lease)),
         )
         return changed == 1
 
-    async def outbox_mark_failed(self, item_id: str, reason: str) -> bool:
-        return await self._resolve(item_id, "status = 'failed', last_error = ?", reason, Delivery.FAILED, None)
+    async def outbox_mark_sent(
+        self, item_id: str, provider_message_id: str | None, *, lease: datetime | None = None
+    ) -> bool:
+        assignments = "status = 'sent', provider_message_id = ?"
+        return await self._resolve(item_id, assignments, provider_message_id, Delivery.SENT, provider_message_id, lease)
+
+    async def outbox_reschedule(
+        self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str, parts_sent: int = 0, *,
+        lease: datetime | None = None,
+    ) -> bool:
+        fence, held = _fence(lease)
+        changed = await self._change(
+            "UPDATE outbox SET next_us = ?, attempts = ?, last_error = ?, parts_sent = MAX(parts_sent, ?)"
+            f" WHERE id = ? AND status = 'pending'{fence}",
+            (to_us(next_attempt_at), attempts, last_error, parts_sent, item_id, *held),
+        )
+        return changed == 1
+
+    async def outbox_mark_failed(self, item_id: str, reason: str, *, lease: datetime | None = None) -> bool:
+        return await self._resolve(item_id, "status = 'failed', last_error = ?", reason, Delivery.FAILED, None, lease)
 
     async def outbox_oldest_pending(self) -> datetime | None:
         rows = await self._select("SELECT MIN(created_us) AS oldest FROM outbox WHERE status = 'pending'", ())
@@ -556,14 +566,16 @@ class SqliteStore:
         return None if oldest is None else from_us(oldest)
 
     async def _resolve(
-        self, item_id: str, assignments: str, value: str | None, delivery: Delivery, provider_id: str | None
+        self, item_id: str, assignments: str, value: str | None, delivery: Delivery, provider_id: str | None,
+        lease: datetime | None,
     ) -> bool:
         """Resolve the item and show it on its transcript entry, in one transaction."""
+        fence, held = _fence(lease)
 
         def work(conn: sqlite3.Connection) -> bool:
             with _writing(conn):
-                sql = f"UPDATE outbox SET {assignments} WHERE id = ? AND status = 'pending'"
-                if conn.execute(sql, (value, item_id)).rowcount != 1:
+                sql = f"UPDATE outbox SET {assignments} WHERE id = ? AND status = 'pending'{fence}"
+                if conn.execute(sql, (value, item_id, *held)).rowcount != 1:
                     return False
                 conn.execute(
                     "UPDATE transcript SET delivery = ?, provider_message_id = COALESCE(?, provider_message_id)"
@@ -822,6 +834,11 @@ def _listener(row: sqlite3.Row) -> Listener:
         capacity=row["capacity"],
         created_at=None if created is None else from_us(created),
     )
+
+
+def _fence(lease: datetime | None) -> tuple[str, tuple[int, ...]]:
+    """The condition (and its parameter) that the item is still under the claim that ends at ``lease``."""
+    return ("", ()) if lease is None else (" AND next_us = ?", (to_us(lease),))
 
 
 def _outbox_item(row: sqlite3.Row, next_us: int | None = None) -> OutboxItem:

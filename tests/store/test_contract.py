@@ -487,6 +487,26 @@ async def test_outbox_lease_expires_for_a_dead_worker(store: Store) -> None:
     assert [i.id for i in await store.outbox_due(T0 + timedelta(seconds=30), 10)] == ["a1"]
 
 
+async def test_outbox_lease_is_renewed_and_fences_a_holder_that_lost_it(store: Store) -> None:
+    await store.outbox_put(outbound("a1", "A"))
+    [held] = await store.outbox_due(T0, 10, lease_seconds=30)
+    assert held.next_attempt_at is not None
+    renewed = T0 + timedelta(seconds=40)
+    assert await store.outbox_renew("a1", held.next_attempt_at, renewed)  # a send still in flight
+    assert await store.outbox_due(T0 + timedelta(seconds=35), 10) == []  # the renewed lease runs
+    [taken] = await store.outbox_due(renewed, 10, lease_seconds=30)  # lapsed: another worker claims it
+    assert taken.next_attempt_at == renewed + timedelta(seconds=30)
+    # The first holder's lease is gone: it can neither extend nor record what the new holder sends.
+    assert not await store.outbox_renew("a1", renewed, minutes(5))
+    assert not await store.outbox_reschedule("a1", minutes(5), 1, "HTTP 503", lease=renewed)
+    assert not await store.outbox_mark_failed("a1", "refused", lease=renewed)
+    assert not await store.outbox_mark_sent("a1", "m.first", lease=renewed)
+    assert await store.outbox_mark_sent("a1", "m.second", lease=taken.next_attempt_at)
+    sent = await store.outbox_get("a1")
+    assert sent is not None and (sent.status, sent.provider_message_id) == (OutboxStatus.SENT, "m.second")
+    assert not await store.outbox_renew("a1", taken.next_attempt_at, minutes(6))  # resolved: nothing to renew
+
+
 async def test_outbox_failure_moves_on_and_is_recorded(store: Store) -> None:
     await store.outbox_put(outbound("a1", "A"))
     await store.outbox_put(outbound("a2", "A"))
