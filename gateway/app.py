@@ -325,6 +325,9 @@ def _routes(
         try:
             await store.ping()
             checks["store"] = "ok"
+            set_aside = await store.inbox_set_aside_count()
+            if set_aside:  # not a reason to stop traffic, but shown (gateway/alerts.py logs the alert)
+                checks["inbox_set_aside"] = set_aside
         except StoreError:
             checks["store"] = "unreachable"
         workers = supervisor.problems()  # a worker down or restarting too often: named here

@@ -19,8 +19,10 @@ worker then processes the inbox through the dispatcher, as a smaller webhook is 
   Processing is idempotent, so a retried item records and sends nothing twice.
 
 An item that keeps failing (a store outage: InboundBusy or StoreError) is retried with backoff; after
-``max_attempts`` unexpected errors (a bug on this very message) it is logged by class and set aside so the
-sender's next messages are not held behind it forever. Nothing here logs message text or a sender.
+``max_attempts`` unexpected errors (a bug on this very message) it is set aside so the sender's next messages are
+not held behind it forever: kept in the store (``inbox_set_aside``, never dropped), logged by id and class,
+counted in ``gateway_inbox_set_aside`` and shown by ``/readyz`` (``gateway/alerts.py`` raises the alert line).
+Nothing here logs message text or a sender.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from gateway.errors import StoreError
 from gateway.messages import Attachment, ChannelName, Inbound
 from gateway.store import InboxItem, Store
 from gateway.store.local import LocalLocks
+from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +153,11 @@ class Inbox:
     async def _retry(self, item: InboxItem, exc: Exception, *, counts: bool) -> None:
         attempts = item.attempts + 1
         if counts and attempts >= self.max_attempts:
-            log.error("inbox: %s set aside after %d attempts (%s)", item.id, attempts, type(exc).__name__)
-            with contextlib.suppress(StoreError):
-                await self.store.inbox_done(item.id)
+            log.error("inbox: %s set aside after %d attempts (%s at %s); kept in the store", item.id, attempts,
+                      type(exc).__name__, where(exc))  # fmt: skip
+            with contextlib.suppress(StoreError):  # else retried when its lease lapses, and set aside then
+                await self.store.inbox_set_aside(item.id, self.clock())
+                self.dispatcher.metrics.inbox_set_aside.set(await self.store.inbox_set_aside_count())
             return
         delay = min(self.base_delay * 2 ** min(attempts - 1, 16), self.max_delay)
         log.warning("inbox: %s not processed (%s); again in %.1fs", item.id, type(exc).__name__, delay)

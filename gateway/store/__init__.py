@@ -431,6 +431,15 @@ class InboxStore(Protocol):
         """Not processed for now: due again at ``next_attempt_at`` (the sender's next items wait)."""
         ...
 
+    async def inbox_set_aside(self, item_id: str, at: datetime) -> bool:
+        """An item that keeps failing: out of its sender's line (the next item becomes due) but kept, for an
+        operator to look at (never silently dropped). False if absent."""
+        ...
+
+    async def inbox_set_aside_count(self) -> int:
+        """How many inbox items are set aside (for the alert and ``/readyz``)."""
+        ...
+
 
 class TimerStore(Protocol):
     async def set_timer(self, conversation_id: str, kind: str, due_at: datetime) -> None:
@@ -443,6 +452,12 @@ class TimerStore(Protocol):
 
     async def due_timers(self, now: datetime, limit: int = 100) -> list[Timer]:
         """Timers with ``due_at <= now``, earliest first. Reading does not remove them."""
+        ...
+
+    async def timer_postpone(self, timer: Timer, until: datetime) -> bool:
+        """Move a timer still armed as read (not re-armed, handled or cancelled since) to ``until``: the lease of
+        its handling, so that a handling that fails or dies leaves it armed for a retry. True for exactly one
+        caller; call it under the conversation's lock, then :meth:`timer_done` with the moved timer."""
         ...
 
     async def timer_done(self, timer: Timer) -> bool:

@@ -24,6 +24,7 @@ allows (Cluster would not). Layout:
     hg:outbox:heads              conversations scored by when their first pending item is due
     hg:inbox:item:<id>           hash of one inbound message acknowledged but not processed yet
     hg:inbox:sender:<sender>     its sender's waiting ids by put order    hg:inbox:heads  senders by due time
+    hg:inbox:aside:<id>          an item that kept failing, kept     hg:inbox:aside  their ids by when set aside
     hg:timers                    ["conv", "kind"] scored by due time (µs)   hg:timers:<conv>  its members
     hg:lock:<conv>               the conversation lock          hg:events  the pub/sub channel
     hg:blocks                    hash block key (a keyed hash, no identity) → block (JSON)
@@ -568,6 +569,16 @@ class RedisStore:
         args = [PREFIX, item_id, to_us(next_attempt_at), attempts]
         return bool(await self._script("inbox_retry", keys, args) == 1)
 
+    @_guarded
+    async def inbox_set_aside(self, item_id: str, at: datetime) -> bool:
+        keys = [_key("inbox", "item", item_id), _key("inbox", "heads"), _key("inbox", "aside", item_id),
+                _key("inbox", "aside")]  # fmt: skip
+        return bool(await self._script("inbox_set_aside", keys, [PREFIX, item_id, to_us(at)]) == 1)
+
+    @_guarded
+    async def inbox_set_aside_count(self) -> int:
+        return int(await self._redis.zcard(_key("inbox", "aside")))
+
     # Timers
 
     @_holdable
@@ -593,6 +604,11 @@ class RedisStore:
         )
         pairs: list[tuple[str, float]] = list(found)  # type: ignore[arg-type]  # withscores=True gives pairs
         return [_timer(member, score) for member, score in pairs]
+
+    @_guarded
+    async def timer_postpone(self, timer: Timer, until: datetime) -> bool:
+        args = [_timer_member(timer.conversation_id, timer.kind), to_us(timer.due_at), to_us(until)]
+        return bool(await self._script("timer_postpone", [_key("timers")], args) == 1)
 
     @_guarded
     async def timer_done(self, timer: Timer) -> bool:

@@ -251,6 +251,14 @@ redis.call('SREM', KEYS[2], ARGV[1])
 return 1
 """
 
+# KEYS: timers. ARGV: member, due µs as read, new due µs.
+_TIMER_POSTPONE = """
+local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not due or tonumber(due) ~= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+return 1
+"""
+
 # KEYS: the inbound id's key. ARGV: "c:<owner>", lease end (ms). Any other value than a claim means processed.
 _CLAIM = """
 local held = redis.call('GET', KEYS[1])
@@ -319,6 +327,24 @@ end
 return 1
 """
 
+# KEYS: item, heads, set-aside item, set-aside index. ARGV: prefix, id, set aside at µs. The item leaves its
+# sender's line (as ``inbox_done``) and is kept under another key, indexed by when it was set aside.
+_INBOX_SET_ASIDE = """
+local sender_key = redis.call('HGET', KEYS[1], 'sender')
+if not sender_key then return 0 end
+redis.call('RENAME', KEYS[1], KEYS[3])
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
+local sender = ARGV[1] .. 'inbox:sender:' .. sender_key
+redis.call('ZREM', sender, ARGV[2])
+local head = redis.call('ZRANGE', sender, 0, 0)[1]
+if head then
+  redis.call('ZADD', KEYS[2], redis.call('HGET', ARGV[1] .. 'inbox:item:' .. head, 'next_us'), sender_key)
+else
+  redis.call('ZREM', KEYS[2], sender_key)
+end
+return 1
+"""
+
 # KEYS: item, heads. ARGV: prefix, id, next µs, attempts.
 _INBOX_RETRY = """
 local sender_key = redis.call('HGET', KEYS[1], 'sender')
@@ -346,11 +372,13 @@ SCRIPTS = {
     "outbox_reschedule": _OUTBOX_RESCHEDULE,
     "cancel_timers": _CANCEL_TIMERS,
     "timer_done": _TIMER_DONE,
+    "timer_postpone": _TIMER_POSTPONE,
     "claim": _CLAIM,
     "inbox_put": _INBOX_PUT,
     "inbox_due": _INBOX_DUE,
     "inbox_done": _INBOX_DONE,
     "inbox_retry": _INBOX_RETRY,
+    "inbox_set_aside": _INBOX_SET_ASIDE,
     "unlock": _UNLOCK,
     "renew_lock": _RENEW_LOCK,
 }

@@ -108,6 +108,9 @@ CREATE TABLE IF NOT EXISTS inbox (
     payload TEXT NOT NULL, received_us INTEGER NOT NULL, next_us INTEGER NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS inbox_sender ON inbox (sender_key, seq);
+CREATE TABLE IF NOT EXISTS inbox_aside (
+    id TEXT PRIMARY KEY, sender_key TEXT NOT NULL, payload TEXT NOT NULL, received_us INTEGER NOT NULL,
+    attempts INTEGER NOT NULL, at_us INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS timers (
     conversation_id TEXT NOT NULL, kind TEXT NOT NULL, due_us INTEGER NOT NULL,
     PRIMARY KEY (conversation_id, kind));
@@ -626,6 +629,23 @@ class SqliteStore:
         )
         return changed == 1
 
+    async def inbox_set_aside(self, item_id: str, at: datetime) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            with _writing(conn):
+                moved = conn.execute(
+                    "INSERT OR IGNORE INTO inbox_aside (id, sender_key, payload, received_us, attempts, at_us)"
+                    " SELECT id, sender_key, payload, received_us, attempts, ? FROM inbox WHERE id = ?",
+                    (to_us(at), item_id),
+                ).rowcount
+                conn.execute("DELETE FROM inbox WHERE id = ?", (item_id,))
+                return moved == 1
+
+        return await self._run(work)
+
+    async def inbox_set_aside_count(self) -> int:
+        rows = await self._select("SELECT COUNT(*) AS n FROM inbox_aside", ())
+        return int(rows[0]["n"])
+
     # Timers
 
     async def set_timer(self, conversation_id: str, kind: str, due_at: datetime) -> None:
@@ -646,6 +666,13 @@ class SqliteStore:
             (to_us(now), limit),
         )
         return [Timer(row["conversation_id"], row["kind"], from_us(row["due_us"])) for row in rows]
+
+    async def timer_postpone(self, timer: Timer, until: datetime) -> bool:
+        changed = await self._change(
+            "UPDATE timers SET due_us = ? WHERE conversation_id = ? AND kind = ? AND due_us = ?",
+            (to_us(until), timer.conversation_id, timer.kind, to_us(timer.due_at)),
+        )
+        return changed == 1
 
     async def timer_done(self, timer: Timer) -> bool:
         changed = await self._change(

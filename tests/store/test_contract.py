@@ -265,6 +265,17 @@ async def test_an_inbox_lease_lapses_and_a_retry_waits(store: Store) -> None:
     assert [(i.id, i.attempts) for i in retried] == [("a1", 1)]
 
 
+async def test_an_inbox_item_set_aside_is_kept_and_lets_the_next_ones_through(store: Store) -> None:
+    await store.inbox_put([inboxed("a1", "A"), inboxed("a2", "A")])
+    [failing] = await store.inbox_due(T0, 10)
+    assert await store.inbox_set_aside_count() == 0
+    assert await store.inbox_set_aside(failing.id, T0) and not await store.inbox_set_aside(failing.id, T0)
+    assert await store.inbox_set_aside_count() == 1  # kept, never dropped
+    assert [i.id for i in await store.inbox_due(T0, 10)] == ["a2"]  # the sender's next message goes on
+    assert await store.inbox_done("a2") and not await store.inbox_waiting("A")
+    assert await store.inbox_set_aside_count() == 1
+
+
 async def test_a_large_batch_goes_into_the_inbox_in_one_step(store: Store) -> None:
     await store.inbox_put([inboxed(f"m{n}", f"S{n % 50}") for n in range(2000)])
     heads = await store.inbox_due(T0, 100)
@@ -623,6 +634,23 @@ async def test_timer_done_removes_only_what_was_read(store: Store) -> None:
     [rearmed] = await store.due_timers(minutes(15))
     assert await store.timer_done(rearmed) and not await store.timer_done(rearmed)
     assert await store.due_timers(minutes(60)) == []
+
+
+async def test_a_timer_postponed_once_by_its_handler_stays_armed_until_done(store: Store) -> None:
+    await store.set_timer("c1", "reminder", minutes(5))
+    [timer] = await store.due_timers(minutes(5))
+    retry = Timer("c1", "reminder", minutes(6))
+    assert await store.timer_postpone(timer, retry.due_at)
+    assert not await store.timer_postpone(timer, minutes(7))  # one handler: the others see it moved
+    assert await store.due_timers(minutes(5)) == []
+    assert await store.due_timers(minutes(6)) == [retry]  # its handling failed or died: retried then
+    assert await store.timer_done(retry) and await store.due_timers(minutes(60)) == []
+    await store.set_timer("c1", "reminder", minutes(10))
+    [again] = await store.due_timers(minutes(10))
+    assert await store.timer_postpone(again, minutes(11))
+    await store.set_timer("c1", "reminder", minutes(30))  # the handler re-armed it
+    assert not await store.timer_done(Timer("c1", "reminder", minutes(11)))
+    assert await store.due_timers(minutes(30)) == [Timer("c1", "reminder", minutes(30))]
 
 
 # Events
