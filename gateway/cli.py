@@ -174,7 +174,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     if args.flows:
-        settings = Settings(**{**settings.__dict__, "flows": args.flows})
+        settings = settings.replace(flows=args.flows)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "telegram", "twilio"):  # below WARNING they log URLs with tokens, or message contents
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))

@@ -14,19 +14,23 @@ Kinds (durations from flows.yaml ``timers``):
 * ``idle_close``: nothing happened for ``idle_close_hours`` → closed, with a message (recorded as not sent when
   the reply window has closed: see ``Dispatcher.emit``).
 
-Each timer is handled under the conversation's lock, and only by the instance whose ``timer_postpone`` wins:
-that first moves the timer forward by a backoff (the handling's lease), then the handling's writes go in one
-batch, and only then is the timer removed (``timer_done`` on the moved timer, which leaves a timer the handler
-re-armed as it is). A handling that fails, on a store outage or a bug, or dies with its instance, therefore
-leaves the timer armed for a retry with a growing backoff (``BASE_DELAY`` doubling up to ``MAX_DELAY``), counted
-in ``gateway_timer_failures`` and logged by conversation id and class: never dropped.
+The kinds are :class:`~gateway.store.TimerKind` (the stored values above); :meth:`Timers.handler` matches every
+kind, and mypy fails the build when one has no handler (``assert_never``). Each timer is handled under the
+conversation's lock, and only by the instance whose ``timer_postpone`` wins: that first moves the timer forward
+by a backoff (the handling's lease), then the handling's writes go in one batch, and only then is the timer
+removed (``timer_done`` on the moved timer, which leaves a timer the handler re-armed as it is). A handling that
+fails, on a store outage or a bug, or dies with its instance, therefore leaves the timer armed for a retry with a
+growing backoff (``BASE_DELAY`` doubling up to ``MAX_DELAY``), counted in ``gateway_timer_failures`` and logged by
+conversation id and class: never dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import assert_never
 
 from gateway import leaving
 from gateway.conversation import Conversation, Status
@@ -35,11 +39,12 @@ from gateway.errors import StoreError
 from gateway.flows import lifecycle
 from gateway.flows.engine import Engine, State
 from gateway.messages import Reply
-from gateway.store import Author, Timer
+from gateway.store import Author, Timer, TimerKind
 from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
 
+Handler = Callable[[Conversation, Engine, datetime], Awaitable[None]]
 
 BASE_DELAY = 10.0  # seconds before the first retry of a failed handling (also the lease of every handling)
 MAX_DELAY = 600.0
@@ -50,7 +55,7 @@ class Timers:
         self.dispatcher = dispatcher
         self.store = dispatcher.store
         self.poll_seconds = poll_seconds
-        self._failures: dict[tuple[str, str], int] = {}  # (conversation, kind) → failed handlings in a row
+        self._failures: dict[tuple[str, TimerKind], int] = {}  # (conversation, kind) → failed handlings in a row
 
     async def run(self) -> None:
         """Fire until cancelled. Any failure of a pass is logged (class, place) and retried at the next poll."""
@@ -106,16 +111,23 @@ class Timers:
 
     async def _fire(self, timer: Timer, conversation: Conversation) -> None:
         engine = self.dispatcher.flows.for_version(conversation.flow_version)
-        now = self.dispatcher.clock()
-        handler = {
-            "bot_reminder": self._bot_reminder,
-            "bot_abandon": self._bot_abandon,
-            "queue_reassure": self._queue_reassure,
-            "idle_close": self._idle_close,
-            leaving.GONE_TIMER: self._gone,
-        }.get(timer.kind)
-        if handler is not None:
-            await handler(conversation, engine, now)
+        await self.handler(timer.kind)(conversation, engine, self.dispatcher.clock())
+
+    def handler(self, kind: TimerKind) -> Handler:
+        """The handler of each kind; mypy checks that every kind has one (``assert_never``)."""
+        match kind:
+            case TimerKind.BOT_REMINDER:
+                return self._bot_reminder
+            case TimerKind.BOT_ABANDON:
+                return self._bot_abandon
+            case TimerKind.QUEUE_REASSURE:
+                return self._queue_reassure
+            case TimerKind.WEBCHAT_GONE:
+                return self._gone
+            case TimerKind.IDLE_CLOSE:
+                return self._idle_close
+            case _:
+                assert_never(kind)
 
     async def _gone(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
         await leaving.gone(self.dispatcher, conversation, now)
@@ -130,7 +142,7 @@ class Timers:
         question = engine.current_question(State.from_dict(conversation.engine))
         await self._say(conversation, engine, now, Reply(engine.message("reminder", language)), *question)
         minutes = engine.flow.timers.bot_abandon_minutes
-        await self.store.set_timer(conversation.id, "bot_abandon", now + timedelta(minutes=minutes))
+        await self.store.set_timer(conversation.id, TimerKind.BOT_ABANDON, now + timedelta(minutes=minutes))
 
     async def _bot_abandon(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
         if conversation.status != Status.BOT:
@@ -157,7 +169,7 @@ class Timers:
             text = engine.message(key, language, position=position)
             await self._say(conversation, engine, now, Reply(text))
         minutes = engine.flow.timers.queue_reassurance_minutes
-        await self.store.set_timer(conversation.id, "queue_reassure", now + timedelta(minutes=minutes))
+        await self.store.set_timer(conversation.id, TimerKind.QUEUE_REASSURE, now + timedelta(minutes=minutes))
 
     async def _paused(self, conversation: Conversation, window: timedelta, now: datetime) -> None:
         """Tell the listeners once per closed window that the young person gets no more queue messages."""

@@ -6,7 +6,6 @@ its lease renewed while it runs, so a second worker (another instance) never cla
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 
 import aiohttp
 
@@ -30,8 +29,8 @@ async def test_a_send_slower_than_its_lease_is_never_sent_by_a_second_worker(
     store: Store, settings: Settings, clock: Clock
 ) -> None:
     async with FakeGraphAPI() as graph, aiohttp.ClientSession() as session:
-        messenger = MessengerChannel(replace(settings, messenger_api_url=graph.url,
-                                             messenger_page_access_token="token"), session)  # fmt: skip
+        messenger = MessengerChannel(settings.replace(messenger_api_url=graph.url,
+                                                      messenger_page_access_token="token"), session)  # fmt: skip
         channels = {ChannelName.MESSENGER: messenger}
         first, second = (Outbox(store, channels, clock=clock, lease_seconds=LEASE) for _ in range(2))
         reply = Outbound("r1", "c1", ChannelName.MESSENGER, "psid-1", "Bonjour")

@@ -116,7 +116,7 @@ async def test_ending_and_starting_again_in_a_loop_is_rate_limited_per_browser(
     make_client: AppFactory, settings: Settings
 ) -> None:
     """The same browser: hello, danger, end, hello, danger, end… each hello after an end opens a new conversation."""
-    client = await make_client(dataclasses.replace(settings, limit_chats_per_browser="3/hour"))
+    client = await make_client(settings.replace(limit_chats_per_browser="3/hour"))
     refused, token = 0, None
     async with client.ws_connect("/chat/ws") as ws:
         for attempt in range(10):
@@ -157,7 +157,7 @@ async def test_many_sockets_from_one_address_open_few_conversations(
 
 async def test_a_new_conversation_rate_per_address(make_client: AppFactory, settings: Settings) -> None:
     client = await make_client(
-        dataclasses.replace(settings, limit_chats_per_address="2/hour", max_waiting_per_client=50)
+        settings.replace(limit_chats_per_address="2/hour", max_waiting_per_client=50)
     )
     async with client.ws_connect("/chat/ws") as ws:
         frames = [await open_chat(ws) for _ in range(4)]
@@ -168,7 +168,7 @@ async def test_a_new_conversation_rate_per_address(make_client: AppFactory, sett
 async def test_a_message_flood_in_one_conversation_is_cut_with_a_calm_notice(
     make_client: AppFactory, settings: Settings
 ) -> None:
-    client = await make_client(dataclasses.replace(settings, limit_messages_per_conversation="4/minute"))
+    client = await make_client(settings.replace(limit_messages_per_conversation="4/minute"))
     async with client.ws_connect("/chat/ws") as ws:
         await open_chat(ws)
         outcomes = []
@@ -185,7 +185,7 @@ async def test_a_message_flood_in_one_conversation_is_cut_with_a_calm_notice(
 
 
 async def test_typing_frames_are_rate_limited(make_client: AppFactory, settings: Settings) -> None:
-    client = await make_client(dataclasses.replace(settings, limit_typing_per_conversation="3/minute"))
+    client = await make_client(settings.replace(limit_typing_per_conversation="3/minute"))
     async with client.ws_connect("/chat/ws") as ws:
         await open_chat(ws)
         for _ in range(10):
@@ -235,7 +235,7 @@ async def test_wrong_passwords_slow_then_lock_the_account_and_tell_the_superviso
     make_client: AppFactory, settings: Settings
 ) -> None:
     """Measured: 4–7 wrong passwords a second, no lockout."""
-    client = await make_client(dataclasses.replace(settings, login_free_failures=2, login_lock_failures=3))
+    client = await make_client(settings.replace(login_free_failures=2, login_lock_failures=3))
     await add_listener(client, "anne")
     wrong = {"name": "anne", "password": "guess"}
     assert (await client.post("/api/session", json=wrong)).status == 401
@@ -263,7 +263,7 @@ async def wait_until_free(client: Client, name: str) -> None:
 async def test_guessing_many_accounts_from_one_address_is_braked_too(
     make_client: AppFactory, settings: Settings
 ) -> None:
-    client = await make_client(dataclasses.replace(settings, login_free_failures=3))
+    client = await make_client(settings.replace(login_free_failures=3))
     statuses = [
         (await client.post("/api/session", json={"name": f"user{n}", "password": "x"})).status for n in range(6)
     ]
@@ -273,8 +273,8 @@ async def test_guessing_many_accounts_from_one_address_is_braked_too(
 async def test_a_login_flood_does_not_hold_a_signed_webhook(make_client: AppFactory, settings: Settings) -> None:
     """Measured: 32 parallel logins delayed a signed webhook by 24 s (argon2 ran on the event loop)."""
     async with FakeTelegramAPI() as telegram:
-        client = await make_client(dataclasses.replace(
-            settings, login_free_failures=1000, login_lock_failures=1000, telegram_bot_token=BOT_TOKEN,
+        client = await make_client(settings.replace(
+            login_free_failures=1000, login_lock_failures=1000, telegram_bot_token=BOT_TOKEN,
             telegram_webhook_secret=TG_SECRET, telegram_api_url=telegram.url,
         ))  # fmt: skip
         started = time.perf_counter()
@@ -301,7 +301,7 @@ async def test_a_login_flood_does_not_hold_a_signed_webhook(make_client: AppFact
 
 
 async def test_listener_writes_are_rate_limited(make_client: AppFactory, settings: Settings) -> None:
-    client = await make_client(dataclasses.replace(settings, limit_listener_writes="3/minute"))
+    client = await make_client(settings.replace(limit_listener_writes="3/minute"))
     await add_listener(client, "anne")
     await login(client, "anne")
     statuses = [(await client.post("/api/conversations/nope/take")).status for _ in range(5)]
@@ -371,8 +371,8 @@ async def test_a_blocked_telegram_sender_is_told_once_and_never_reaches_the_bot(
     make_client: AppFactory, settings: Settings
 ) -> None:
     async with FakeTelegramAPI() as telegram:
-        client = await make_client(dataclasses.replace(
-            settings, telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=TG_SECRET, telegram_api_url=telegram.url,
+        client = await make_client(settings.replace(
+            telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=TG_SECRET, telegram_api_url=telegram.url,
         ))  # fmt: skip
         await add_listener(client, "anne")
         headers = telegram_headers(TG_SECRET)
@@ -432,8 +432,8 @@ async def test_a_signed_messenger_event_from_2001_is_acknowledged_and_ignored(
     make_client: AppFactory, settings: Settings
 ) -> None:
     async with FakeGraphAPI() as graph:
-        client = await make_client(dataclasses.replace(
-            settings, messenger_app_secret=APP_SECRET, messenger_page_access_token="page-token",
+        client = await make_client(settings.replace(
+            messenger_app_secret=APP_SECRET, messenger_page_access_token="page-token",
             messenger_verify_token="verify", messenger_api_url=graph.url,
         ))  # fmt: skip
         old = {**messenger_message("2001000000000001", DANGER, mid="m.2001"), "timestamp": 978_307_200_000}
@@ -459,8 +459,8 @@ telegram_shaped = st.recursive(
 @pytest.fixture
 async def telegram_client(make_client: AppFactory, settings: Settings) -> AsyncIterator[Client]:
     async with FakeTelegramAPI() as telegram:
-        yield await make_client(dataclasses.replace(
-            settings, telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=TG_SECRET, telegram_api_url=telegram.url,
+        yield await make_client(settings.replace(
+            telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=TG_SECRET, telegram_api_url=telegram.url,
         ))  # fmt: skip
 
 
@@ -480,7 +480,7 @@ async def test_malformed_telegram_updates_get_200_or_400_never_5xx(
 
 
 async def test_a_body_that_trickles_in_is_cut_with_408(make_client: AppFactory, settings: Settings) -> None:
-    client = await make_client(dataclasses.replace(settings, http_body_timeout=0.5))
+    client = await make_client(settings.replace(http_body_timeout=0.5))
     assert client.port is not None
     reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
     writer.write(
