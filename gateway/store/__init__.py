@@ -627,11 +627,14 @@ class Store(
         ...
 
 
-async def open_store(url: str, *, max_connections: int = 100, pool_timeout: float = 10.0) -> Store:
+async def open_store(
+    url: str, *, max_connections: int = 100, pool_timeout: float = 10.0, health_check_interval: float = 30.0
+) -> Store:
     """Open (and for SQLite create) the store named by ``url``; ConfigError for an unknown scheme.
 
     Redis: at most ``max_connections`` connections; a caller finding them all busy waits up to ``pool_timeout``
-    seconds for one (then StoreError) rather than failing at once.
+    seconds for one (then StoreError) rather than failing at once; a connection idle for ``health_check_interval``
+    seconds is checked (PING) before it is used again, so one cut meanwhile is replaced rather than failing a call.
     """
     if url.startswith("sqlite:///"):
         from gateway.store.sqlite import SqliteStore
@@ -640,5 +643,6 @@ async def open_store(url: str, *, max_connections: int = 100, pool_timeout: floa
     if url.startswith(("redis://", "rediss://")):
         from gateway.store.redis import RedisStore
 
-        return await RedisStore.open(url, max_connections=max_connections, pool_timeout=pool_timeout)
+        return await RedisStore.open(url, max_connections=max_connections, pool_timeout=pool_timeout,
+                                     health_check_interval=health_check_interval)  # fmt: skip
     raise ConfigError("the store URL must start with sqlite:/// or redis://")

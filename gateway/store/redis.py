@@ -191,12 +191,16 @@ class RedisStore:
         self._held: contextvars.ContextVar[list[HeldWrite] | None] = contextvars.ContextVar("held", default=None)
 
     @classmethod
-    async def open(cls, url: str, *, max_connections: int = 100, pool_timeout: float = 10.0) -> RedisStore:
+    async def open(
+        cls, url: str, *, max_connections: int = 100, pool_timeout: float = 10.0, health_check_interval: float = 30.0
+    ) -> RedisStore:
         """A blocking pool: under load a caller waits for a free connection (up to ``pool_timeout`` s) instead
-        of failing at once with MaxConnectionsError (redis-py's default pool raises)."""
+        of failing at once with MaxConnectionsError (redis-py's default pool raises). A connection idle for
+        ``health_check_interval`` s is checked with a PING before use (the pub/sub one too)."""
         pool = BlockingConnectionPool.from_url(
-            url, decode_responses=True, max_connections=max_connections, timeout=pool_timeout
-        )
+            url, decode_responses=True, max_connections=max_connections, timeout=pool_timeout,
+            health_check_interval=health_check_interval,
+        )  # fmt: skip
         store = cls(Redis(connection_pool=pool))
         try:
             await store.ping()
@@ -478,7 +482,23 @@ class RedisStore:
         lease_end = to_us(now) + lease_seconds * 1_000_000
         args = [PREFIX, to_us(now), limit, lease_end]
         claimed = await self._script("outbox_due", [_key("outbox", "heads")], args)
-        return [_outbox_item(_pairs(fields)) for fields in claimed if fields]
+        items = []
+        for conversation_id, item_id, fields in claimed:
+            try:
+                items.append(_outbox_item(_pairs(fields)))
+            except Exception as exc:  # e.g. a hash cut short: set aside, never blocking the others
+                await self._outbox_set_aside(_text(conversation_id), _text(item_id), exc)
+        return items
+
+    async def _outbox_set_aside(self, conversation_id: str, item_id: str, exc: Exception) -> None:
+        log.error("redis: outbox item %s set aside: its stored form cannot be read (%s)", item_id, type(exc).__name__)
+        keys = [_key("outbox", "item", item_id), _key("outbox", "heads"), _key("outbox", "conv", conversation_id)]
+        reason = f"set aside: its stored form cannot be read ({type(exc).__name__})"
+        args = [PREFIX, item_id, conversation_id, reason, int(RESOLVED_OUTBOX_KEPT.total_seconds())]
+        await self._script("outbox_set_aside", keys, args)
+        await self._script("set_delivery", [_key("e", item_id), _key("entry", item_id)],
+                           [PREFIX, item_id, _DELIVERY_CODES[Delivery.FAILED], str(Delivery.FAILED), "",
+                            int(PROVIDER_ID_KEPT.total_seconds())])  # fmt: skip
 
     @_guarded
     async def outbox_get(self, item_id: str) -> OutboxItem | None:

@@ -143,8 +143,9 @@ if redis.call('ZCARD', KEYS[2]) == 1 then redis.call('ZADD', KEYS[3], ARGV[5], A
 return 1
 """
 
-# KEYS: heads. ARGV: prefix, now µs, limit, lease end µs. Returns each claimed item's fields (HGETALL), so a
-# claim is never left without its caller knowing the items it claimed.
+# KEYS: heads. ARGV: prefix, now µs, limit, lease end µs. Returns each claimed item as {conversation, id, its
+# fields (HGETALL)}, so a claim is never left without its caller knowing the items it claimed, even one whose
+# fields it cannot read (set aside then, by ``outbox_set_aside``).
 _OUTBOX_DUE = """
 local ids = {}
 for _, conv in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])) do
@@ -152,7 +153,7 @@ for _, conv in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIM
   if head then
     redis.call('ZADD', KEYS[1], ARGV[4], conv)
     redis.call('HSET', ARGV[1] .. 'outbox:item:' .. head, 'next_us', ARGV[4])
-    table.insert(ids, redis.call('HGETALL', ARGV[1] .. 'outbox:item:' .. head))
+    table.insert(ids, {conv, head, redis.call('HGETALL', ARGV[1] .. 'outbox:item:' .. head)})
   else
     redis.call('ZREM', KEYS[1], conv)
   end
@@ -211,6 +212,21 @@ elseif redis.call('EXISTS', KEYS[4]) == 1 then
     redis.call('HSET', KEYS[4], 'pmid', ARGV[8])
     redis.call('SET', ARGV[1] .. 'provider:' .. ARGV[8], ARGV[2], 'EX', ARGV[10])
   end
+end
+return 1
+"""
+
+# KEYS: item, heads, the conversation's pending ids. ARGV: prefix, id, conversation, reason, seconds kept. An item
+# whose stored fields cannot be read: failed (kept a while for an operator), out of its conversation's line.
+_OUTBOX_SET_ASIDE = """
+redis.call('HSET', KEYS[1], 'status', 'failed', 'last_error', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('ZREM', KEYS[3], ARGV[2])
+local head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+if head then
+  redis.call('ZADD', KEYS[2], redis.call('HGET', ARGV[1] .. 'outbox:item:' .. head, 'next_us') or '0', ARGV[3])
+else
+  redis.call('ZREM', KEYS[2], ARGV[3])
 end
 return 1
 """
@@ -368,6 +384,7 @@ SCRIPTS = {
     "outbox_put": _OUTBOX_PUT,
     "outbox_due": _OUTBOX_DUE,
     "outbox_renew": _OUTBOX_RENEW,
+    "outbox_set_aside": _OUTBOX_SET_ASIDE,
     "outbox_resolve": _OUTBOX_RESOLVE,
     "outbox_reschedule": _OUTBOX_RESCHEDULE,
     "cancel_timers": _CANCEL_TIMERS,
