@@ -394,7 +394,8 @@ class OutboxStore(Protocol):
 
     async def outbox_get(self, item_id: str) -> OutboxItem | None:
         """The item, pending or resolved; a sent item's ``payload`` may be empty (the transcript keeps the text)
-        and resolved items are forgotten after a while (Redis: sent an hour, failed 7 days; SQLite: 7 days)."""
+        and resolved items are forgotten after a while (Redis: sent at once when a transcript entry of the same id
+        records it, else an hour, failed 7 days; SQLite: 7 days). :meth:`outbox_put` still ignores their ids."""
         ...
 
     async def outbox_mark_sent(

@@ -18,14 +18,17 @@ allows (Cluster would not). Layout:
     hg:takes:<queue>             conversation ids scored by when they were last taken (the last day)
     hg:held:<listener>           ids of the conversations the listener holds now
     hg:listeners                 hash name → account (JSON)
-    hg:outbox:item:<id>          hash of one item (parts_sent: how far a split message got); once sent, its payload
-                                 is dropped and the rest expires after an hour (failed: kept 7 days)
+    hg:outbox:item:<id>          hash of one item (parts_sent: how far a split message got); once sent, deleted
+                                 when its transcript entry records the send (the entry is then the "already
+                                 put" mark), else its payload is dropped and the rest expires after an hour
+                                 (failed: kept 7 days)
     hg:outbox:conv:<conv>        pending ids by put order
     hg:outbox:heads              conversations scored by when their first pending item is due
     hg:inbox:item:<id>           hash of one inbound message acknowledged but not processed yet
     hg:inbox:sender:<sender>     its sender's waiting ids by put order    hg:inbox:heads  senders by due time
     hg:inbox:aside:<id>          an item that kept failing, kept     hg:inbox:aside  their ids by when set aside
-    hg:timers                    ["conv", "kind"] scored by due time (µs)   hg:timers:<conv>  its members
+    hg:timers                    ["conv", "kind"] scored by due time (µs) (``hg:timers:<conv>``, the index of one
+                                 conversation's members written before, is read and deleted by cancel_timers)
     hg:lock:<conv>               the conversation lock          hg:events  the pub/sub channel
     hg:blocks                    hash block key (a keyed hash, no identity) → block (JSON)
     hg:audit                     list of audit entries (JSON), newest first, trimmed to AUDIT_KEPT
@@ -472,7 +475,7 @@ class RedisStore:
     @_holdable
     async def outbox_put(self, item: OutboxItem) -> None:
         keys = [_key("outbox", "item", item.id), _key("outbox", "conv", item.conversation_id),
-                _key("outbox", "heads"), _key("outbox", "seq")]  # fmt: skip
+                _key("outbox", "heads"), _key("outbox", "seq"), _key("e", item.id)]  # fmt: skip
         args = [item.id, item.conversation_id, dumps(item.payload), to_us(item.created_at),
                 to_us(item.next_attempt_at or item.created_at)]  # fmt: skip
         await self._write(lambda pipe: _eval(pipe, "outbox_put", keys, args))
@@ -605,16 +608,13 @@ class RedisStore:
     async def set_timer(self, conversation_id: str, kind: TimerKind, due_at: datetime) -> None:
         member = _timer_member(conversation_id, kind)
 
-        def queue(pipe: Pipeline) -> None:
-            pipe.zadd(_key("timers"), {member: to_us(due_at)})
-            pipe.sadd(_key("timers", conversation_id), member)
-
-        await self._write(queue)
+        await self._write(lambda pipe: pipe.zadd(_key("timers"), {member: to_us(due_at)}))
 
     @_holdable
     async def cancel_timers(self, conversation_id: str, kind: TimerKind | None = None) -> None:
+        """Every kind is known (``TimerKind``): no per-conversation index of its timers is kept."""
         keys = [_key("timers"), _key("timers", conversation_id)]
-        members = [] if kind is None else [_timer_member(conversation_id, kind)]
+        members = [_timer_member(conversation_id, k) for k in ([kind] if kind is not None else list(TimerKind))]
         await self._write(lambda pipe: _eval(pipe, "cancel_timers", keys, members))
 
     @_guarded

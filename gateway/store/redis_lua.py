@@ -133,9 +133,13 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
 
-# KEYS: item, conversation's pending ids, heads, sequence. ARGV: id, conversation, payload, created, next.
+# KEYS: item, conversation's pending ids, heads, sequence, its transcript entry. ARGV: id, conversation, payload,
+# created, next. An id already put is ignored: pending or kept failed (the item), or sent (the item is deleted once
+# sent when its transcript entry records the send: that entry, no longer pending, is the mark then).
 _OUTBOX_PUT = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local entry = redis.call('GET', KEYS[5])
+if entry and string.sub(entry, 1, 1) ~= 'p' then return 0 end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'conv', ARGV[2], 'payload', ARGV[3], 'created_us', ARGV[4],
            'next_us', ARGV[5], 'attempts', 0, 'status', 'pending')
 redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[4]), ARGV[1])
@@ -182,13 +186,17 @@ if ARGV[11] ~= '' and redis.call('HGET', KEYS[1], 'next_us') ~= ARGV[11] then re
 local conv = redis.call('HGET', KEYS[1], 'conv')
 redis.call('HSET', KEYS[1], 'status', ARGV[3])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], ARGV[4], ARGV[5]) end
-if ARGV[3] == 'sent' then  -- rebuilt without the payload: a small hash takes Redis's compact encoding again
+if ARGV[3] == 'sent' and redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('DEL', KEYS[1])  -- its transcript entry records the send (below): the mark ``outbox_put`` reads
+elseif ARGV[3] == 'sent' then  -- rebuilt without the payload: a small hash takes Redis's compact encoding again
   local f = {'id', 'conv', 'created_us', 'next_us', 'attempts', 'status', 'pmid', 'parts_sent'}
   local v = redis.call('HMGET', KEYS[1], unpack(f))
   redis.call('DEL', KEYS[1])
   for i = 1, #f do if v[i] then redis.call('HSET', KEYS[1], f[i], v[i]) end end
+  redis.call('EXPIRE', KEYS[1], ARGV[6])
+else
+  redis.call('EXPIRE', KEYS[1], ARGV[6])
 end
-redis.call('EXPIRE', KEYS[1], ARGV[6])
 local pending = ARGV[1] .. 'outbox:conv:' .. conv
 redis.call('ZREM', pending, ARGV[2])
 local head = redis.call('ZRANGE', pending, 0, 0)[1]
@@ -247,13 +255,16 @@ end
 return 1
 """
 
-# KEYS: timers, the conversation's timer members. ARGV: the member to cancel, or none for all.
+# KEYS: timers, the conversation's timer members as an earlier layout kept them. ARGV: the members to cancel
+# (every kind's for all); with all of them, the members of the earlier index go too.
 _CANCEL_TIMERS = """
-local members = ARGV
-if #ARGV == 0 then members = redis.call('SMEMBERS', KEYS[2]) end
-for _, member in ipairs(members) do
+for _, member in ipairs(ARGV) do
   redis.call('ZREM', KEYS[1], member)
   redis.call('SREM', KEYS[2], member)
+end
+if #ARGV > 1 then
+  for _, member in ipairs(redis.call('SMEMBERS', KEYS[2])) do redis.call('ZREM', KEYS[1], member) end
+  redis.call('DEL', KEYS[2])
 end
 return 1
 """

@@ -456,6 +456,17 @@ async def test_the_outbox_result_shows_on_the_transcript_entry_in_the_same_step(
     assert found is not None and found.id == "c1-e1"
 
 
+async def test_an_outbox_item_sent_is_never_put_again(store: Store) -> None:
+    await store.append_transcript(entry("c1", 1))
+    await store.outbox_put(outbound("c1-e1", "c1"))
+    await store.outbox_put(outbound("lone", "c2"))  # no transcript entry (a notice to a refused sender, say)
+    assert sorted(i.id for i in await store.outbox_due(T0, 10)) == ["c1-e1", "lone"]
+    assert await store.outbox_mark_sent("c1-e1", "m.1") and await store.outbox_mark_sent("lone", "m.2")
+    await store.outbox_put(outbound("c1-e1", "c1"))  # a message reprocessed after a crash puts its replies again
+    await store.outbox_put(outbound("lone", "c2"))
+    assert await store.outbox_due(minutes(1), 10) == []
+
+
 async def test_outbox_respects_next_attempt_and_limit(store: Store) -> None:
     await store.outbox_put(outbound("later", "A", next_attempt_at=minutes(5)))
     for n in range(3):
