@@ -488,8 +488,9 @@ def show(figures: Figures) -> None:
 # ----- one server ------------------------------------------------------------------------------------------------
 
 
-def gateway_env(store: str, flows: Path, provider: Provider) -> dict[str, str]:
+def gateway_env(store: str, flows: Path, provider: Provider, understanding: str = "on") -> dict[str, str]:
     return {
+        "GATEWAY_UNDERSTANDING": understanding,  # the embedded model reads every message (off: keywords only)
         "GATEWAY_STORE": store, "GATEWAY_FLOWS": str(flows), "GATEWAY_SECRET_KEY": "bench-secret-key",
         "MESSENGER_APP_SECRET": SECRET, "MESSENGER_PAGE_ACCESS_TOKEN": "bench-token",
         "MESSENGER_VERIFY_TOKEN": "bench-verify", "MESSENGER_API_URL": provider.url,
@@ -516,7 +517,7 @@ async def bench_gateway(
     if redis:
         await asyncio.sleep(0.5)
     server = Server(f"gateway/{kind}", [sys.executable, "-m", "gateway.cli", "serve", "--port", "{port}"],
-                    gateway_env(store, flows, provider), work / f"gateway-{kind}.log")  # fmt: skip
+                    gateway_env(store, flows, provider, args.understanding), work / f"gateway-{kind}.log")  # fmt: skip
     try:
         await server.ready(session)
         load = Load(session, provider, server, script)
@@ -606,6 +607,7 @@ async def main(args: argparse.Namespace) -> None:
     per_walk = statistics.mean(len(w) for w in script)
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()},"
           f" {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average {os.getloadavg()[0]:.1f}")
+    print(f"understanding (embedded model) {args.understanding}")
     print(f"walks: {len(script)} to the hand-off, {per_walk:.1f} messages each; {args.connections} connections;"
           f" open loop {args.rate:.0f} msg/s for {args.duration:.0f} s, each conversation every {args.gap} s\n")
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as directory:
@@ -635,6 +637,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=1000.0, help="open loop: messages per second offered")
     parser.add_argument("--duration", type=float, default=30.0, help="open loop: seconds")
     parser.add_argument("--gap", type=float, default=1.0, help="open loop: seconds between one sender's messages")
+    parser.add_argument("--understanding", choices=["on", "off"], default="on", help="the gateway's embedded model"
+                        " (on, as in production; off: keywords only, to see the message path's own cost)")  # fmt: skip
     parser.add_argument("--stores", nargs="+", default=["redis", "sqlite"], choices=["redis", "sqlite"])
     return parser.parse_args(argv)
 
