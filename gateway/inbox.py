@@ -7,9 +7,10 @@ worker then processes the inbox through the dispatcher, as a smaller webhook is 
 
 * in order per sender: the store hands out the oldest item of each sender only, and a later message of a
   sender who still has items waiting is put behind them (never processed inline ahead of them);
-* inline, one sender's messages take turns in the order they reached the inbox (a FIFO lock per sender in this
-  process): under load several webhooks of one young person are in flight at once, and without turns they
-  would race for the conversation's lock, answers landing on the wrong questions;
+* inline, one sender's messages take turns in the order their webhooks arrived (:meth:`Inbox.turns`, a FIFO
+  lock per sender in this process, taken by the webhook before anything is awaited): under load several
+  webhooks of one young person are in flight at once, and without turns they raced for the store's connections
+  and the conversation's lock, answers landing on the wrong questions;
 * senders in parallel (``concurrency`` at a time), each item under the dispatcher's claim and lock, so two
   instances' workers never process one message twice, and a message both redelivered and inboxed is processed
   once (the dispatcher's de-duplication);
@@ -31,7 +32,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -94,19 +95,31 @@ class Inbox:
         self._wake = asyncio.Event()
         self._turns = LocalLocks()  # per sender key, FIFO (asyncio.Lock wakes its waiters in order)
 
+    @contextlib.asynccontextmanager
+    async def turns(self, messages: Sequence[Inbound]) -> AsyncIterator[None]:
+        """Hold the turn of each sender of a webhook's messages (none for a large batch: the inbox orders it),
+        in the order webhooks asked: enter it before anything else is awaited, leave it once handled. Senders'
+        turns are taken in one order (sorted keys), so two webhooks sharing senders never wait for each other in
+        a circle. StoreError after ``TURN_SECONDS`` behind a sender's earlier messages (the provider retries)."""
+        if len(messages) > self.batch:
+            yield
+            return
+        async with contextlib.AsyncExitStack() as held:
+            for key in sorted({sender_key(inbound) for inbound in messages}):
+                await held.enter_async_context(self._turns.lock(key, TURN_SECONDS))
+            yield
+
     async def handle(self, messages: Sequence[Inbound]) -> None:
-        """A webhook's messages: a large batch into the inbox; otherwise each processed now, unless its sender
-        has messages waiting in the inbox (it then goes behind them)."""
+        """A webhook's messages (under :meth:`turns`): a large batch into the inbox; otherwise each processed
+        now, unless its sender has messages waiting in the inbox (it then goes behind them)."""
         if len(messages) > self.batch:
             await self.accept(messages)
             return
         for inbound in messages:
-            key = sender_key(inbound)
-            async with self._turns.lock(key, TURN_SECONDS):
-                if await self.store.inbox_waiting(key):
-                    await self.accept([inbound])
-                else:
-                    await self.dispatcher.handle_inbound(inbound)
+            if await self.store.inbox_waiting(sender_key(inbound)):
+                await self.accept([inbound])
+            else:
+                await self.dispatcher.handle_inbound(inbound)
 
     async def accept(self, messages: Sequence[Inbound]) -> None:
         """Store the messages in one commit (from then on they may be acknowledged) and wake the worker."""
