@@ -339,6 +339,7 @@ class Figures:
     losses: int = 0  # recorded and never received (the floor: short of its walk)
     disordered: int = 0  # senders whose messages were processed in another order than sent
     mismatched: tuple[int, int] = (0, 0)  # replies beyond / short of what the walks expect
+    audited: bool = False  # duplicates, losses and order checked against the store (the gateway)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -463,6 +464,7 @@ async def measure(
     if store_url:
         after = await audit(provider, store_url)
         figures.duplicates, figures.losses, figures.disordered = (b - a for a, b in zip(audit0, after, strict=True))
+        figures.audited = True
     else:
         figures.duplicates, figures.losses = figures.mismatched
     figures.extra["errors"] = ", ".join(f"{n}x {kind}" for kind, n in sorted(load.error_kinds.items()))
@@ -475,7 +477,7 @@ def show(figures: Figures) -> None:
           f" reply p50/p99 {figures.extra['reply']:<20} cpu {figures.cpu_ms:.2f} ms/msg"
           f" (+redis {figures.redis_cpu_ms:.2f})   errors {figures.errors}  dup {figures.duplicates}"
           f"  lost {figures.losses}", flush=True)  # fmt: skip
-    if figures.disordered or any(figures.mismatched):
+    if figures.audited and (figures.disordered or any(figures.mismatched)):
         beyond, short = figures.mismatched
         print(f"    order    {figures.disordered} senders' messages processed in another order than sent;"
               f" replies beyond / short of the walks: {beyond} / {short} (answers to reordered or timed-out"
@@ -568,6 +570,8 @@ def combine(a: Figures, b: Figures) -> Figures:
     merged.redis_cpu_ms = (a.redis_cpu_ms * a.messages + b.redis_cpu_ms * b.messages) / total
     merged.duplicates, merged.losses = a.duplicates + b.duplicates, a.losses + b.losses
     merged.disordered = a.disordered + b.disordered
+    merged.mismatched = (a.mismatched[0] + b.mismatched[0], a.mismatched[1] + b.mismatched[1])
+    merged.audited = a.audited
     merged.extra = {**a.extra}
     return merged
 
