@@ -13,18 +13,26 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import Protocol
 
 from gateway.errors import StoreError
 from gateway.metrics import Metrics
-from gateway.store import Store
+from gateway.store import InboxStore, OutboxStore
 
 log = logging.getLogger(__name__)
+
+
+class WatchRoles(OutboxStore, InboxStore, Protocol):
+    """What the alert checks need of the store: that it answers, the oldest undelivered item, the inbox items
+    set aside."""
+
+    async def ping(self) -> None: ...
 
 
 class Watch:
     def __init__(
         self,
-        store: Store,
+        store: WatchRoles,
         metrics: Metrics,
         *,
         clock: Callable[[], datetime],

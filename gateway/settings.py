@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8080"
     secret_key: SecretStr = SecretStr("")  # from_env: random at each start when unset
     max_body_bytes: int = 1_000_000
+    webchat_upload_max_bytes: int = 5_000_000  # an image sent from the web chat (gateway/uploads.py)
     quick_exit_url: str = "https://www.google.com/search?q=meteo"
     dev_always_open: int = 0  # 1: every queue open whatever flows.yaml's hours, to try the hand-off at night (dev only)
     log_level: str = "INFO"
@@ -159,6 +160,8 @@ class Settings(BaseSettings):
             raise ConfigError("GATEWAY_PUBLIC_URL must be an http(s) URL")
         if self.max_body_bytes <= 0:
             raise ConfigError("GATEWAY_MAX_BODY_BYTES must be positive")
+        if self.webchat_upload_max_bytes <= 0:
+            raise ConfigError("GATEWAY_WEBCHAT_UPLOAD_MAX_BYTES must be positive")
         if self.outbox_base_delay < 0 or self.outbox_max_attempts < 1:
             raise ConfigError("GATEWAY_OUTBOX_BASE_DELAY must be >= 0 and GATEWAY_OUTBOX_MAX_ATTEMPTS >= 1")
         if self.outbox_alert_seconds <= 0:

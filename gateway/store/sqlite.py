@@ -121,6 +121,7 @@ CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, data TE
 CREATE TABLE IF NOT EXISTS notices (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, conversation_id TEXT NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS evidence (notice_id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS uploads (key TEXT PRIMARY KEY, content_type TEXT NOT NULL, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS referrals (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, conversation_id TEXT NOT NULL, data TEXT NOT NULL);
 """
@@ -759,6 +760,15 @@ class SqliteStore:
         files = await self.get_evidence(notice_id)
         await self._change("DELETE FROM evidence WHERE notice_id = ?", (notice_id,))
         return len(files)
+
+    async def put_upload(self, key: str, content_type: str, data: bytes) -> None:
+        await self._change(
+            "INSERT OR REPLACE INTO uploads (key, content_type, data) VALUES (?, ?, ?)", (key, content_type, data)
+        )
+
+    async def get_upload(self, key: str) -> tuple[str, bytes] | None:
+        rows = await self._select("SELECT content_type, data FROM uploads WHERE key = ?", (key,))
+        return (str(rows[0]["content_type"]), bytes(rows[0]["data"])) if rows else None
 
     async def put_referral(self, referral: Referral) -> None:
         await self._change(
