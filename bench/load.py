@@ -33,7 +33,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -190,11 +190,14 @@ async def audit(provider: Provider, store_url: str) -> tuple[int, int, int]:
     store = await open_store(store_url)
     twice = lost = disordered = 0
     try:
+        by_sender: dict[str, list[str]] = {}  # every conversation of a sender (one that ended has a successor)
+        for conversation in await store.list_conversations(datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC)
+                                                           + timedelta(days=1)):  # fmt: skip
+            by_sender.setdefault(conversation.sender, []).append(conversation.id)
         for sender_id, sender in provider.senders.items():
-            conversation = await store.find_active_conversation(ChannelName.MESSENGER, sender_id)
-            if conversation is None:
+            if sender_id not in by_sender:
                 continue
-            entries = await store.transcript(conversation.id)
+            entries = [e for c in by_sender[sender_id] for e in await store.transcript(c)]
             recorded = Counter(e.text for e in entries if e.author in (Author.BOT, Author.LISTENER))
             received = Counter(provider.texts.get(sender_id, []))
             twice += sum((received - recorded).values())
