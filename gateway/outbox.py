@@ -45,14 +45,31 @@ MARK_SENT_TRIES = 8  # about 6 s of a store failing before a sent message may be
 
 
 class _Lease:
-    """A claimed item and the end of its lease as last renewed (the claim's fencing token)."""
+    """A claimed item and the end of its lease as last renewed: the claim's fencing token.
 
-    __slots__ = ("item", "until")
+    Renewals and the final record take turns (``lock``): a record sent while a renewal is on its way would carry
+    the token the renewal is replacing and be refused, leaving a sent item pending (it would be sent again). A
+    renewal whose answer was lost (a store error after Redis ran it) may have moved the token: ``unsure`` keeps
+    those ends, tried after the known one.
+    """
+
+    __slots__ = ("item", "lock", "unsure", "until")
 
     def __init__(self, item: OutboxItem) -> None:
         if item.next_attempt_at is None:
             raise ValueError("a claimed outbox item carries the end of its lease")
         self.item, self.until = item, item.next_attempt_at
+        self.lock = asyncio.Lock()
+        self.unsure: list[datetime] = []
+
+    async def fenced(self, call: Callable[[datetime], Awaitable[bool]]) -> bool:
+        """``call(token)`` with the current token (then the unsure ones) until the store accepts one."""
+        async with self.lock:
+            for token in (self.until, *self.unsure):
+                if await call(token):
+                    self.until, self.unsure = token, []
+                    return True
+            return False
 
 
 class Sender(Protocol):
@@ -140,20 +157,30 @@ class Outbox:
 
     async def _keep_lease(self, lease: _Lease) -> None:
         """Renew the claim every third of the lease while its delivery runs; stop once it is lost."""
+        item_id = lease.item.id
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
             until = self.clock() + timedelta(seconds=self.lease_seconds)
             try:
-                if not await self.store.outbox_renew(lease.item.id, lease.until, until):
-                    log.warning("outbox: %s: lease lost while delivering; another worker may send it", lease.item.id)
-                    return
-            except StoreError as exc:  # the next renewal may pass; the lease still runs meanwhile
-                log.warning("outbox: %s: lease not renewed (%s)", lease.item.id, type(exc).__name__)
+                renewed = await self._renew(lease, until)
+            except StoreError as exc:  # Redis may have run it: ``until`` may be the token now
+                lease.unsure.append(until)
+                log.warning("outbox: %s: lease not renewed (%s)", item_id, type(exc).__name__)
                 continue
             except Exception as exc:  # a bug must not end the renewal silently: the lease would lapse mid-send
                 log.error("outbox: renewing a lease failed with %s at %s", type(exc).__name__, where(exc))
                 continue
-            lease.until = until
+            if not renewed:
+                log.warning("outbox: %s: lease lost while delivering; another worker may send it", item_id)
+                return
+
+    async def _renew(self, lease: _Lease, until: datetime) -> bool:
+        async with lease.lock:
+            for token in (lease.until, *lease.unsure):
+                if await self.store.outbox_renew(lease.item.id, token, until):
+                    lease.until, lease.unsure = until, []
+                    return True
+            return False
 
     async def _deliver_leased(self, lease: _Lease) -> None:
         item = lease.item
@@ -193,7 +220,7 @@ class Outbox:
                   where(exc))  # fmt: skip
         self.metrics.outbox_set_aside.inc()
         reason = f"set aside: unreadable by this version ({type(exc).__name__})"
-        if await self.store.outbox_mark_failed(item.id, reason, lease=lease.until):
+        if await lease.fenced(lambda token: self.store.outbox_mark_failed(item.id, reason, lease=token)):
             await self._record(item, Delivery.FAILED, None, reason)
 
     async def _mark_sent(self, lease: _Lease, provider_id: str | None) -> bool:
@@ -212,7 +239,8 @@ class Outbox:
         return await self._mark_sent_once(lease, provider_id)
 
     async def _mark_sent_once(self, lease: _Lease, provider_id: str | None) -> bool:
-        if await self.store.outbox_mark_sent(lease.item.id, provider_id, lease=lease.until):
+        item_id = lease.item.id
+        if await lease.fenced(lambda token: self.store.outbox_mark_sent(item_id, provider_id, lease=token)):
             return True
         log.warning("outbox: %s: sent after its lease was lost; another worker may have sent it too", lease.item.id)
         return False
@@ -229,13 +257,14 @@ class Outbox:
         log.info("outbox: %s retry %d in %.1fs from part %d (%s)", item.id, attempts, delay, parts_sent + 1, exc)
         self._count(item, "retry")
         next_attempt = self.clock() + timedelta(seconds=delay)
-        await self.store.outbox_reschedule(item.id, next_attempt, attempts, str(exc), parts_sent, lease=lease.until)
+        await lease.fenced(lambda token: self.store.outbox_reschedule(item.id, next_attempt, attempts, str(exc),
+                                                                      parts_sent, lease=token))  # fmt: skip
 
     async def _fail(self, lease: _Lease, reason: str) -> None:
         item = lease.item
         log.warning("outbox: %s failed: %s", item.id, reason)
         self._count(item, "failed")
-        if await self.store.outbox_mark_failed(item.id, reason, lease=lease.until):
+        if await lease.fenced(lambda token: self.store.outbox_mark_failed(item.id, reason, lease=token)):
             await self._record(item, Delivery.FAILED, None, reason)
 
     def _count(self, item: OutboxItem, result: str) -> None:
