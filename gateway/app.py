@@ -41,6 +41,7 @@ from gateway.console.pages import ConsolePages
 from gateway.console.safety import Safety
 from gateway.console.supervision import Supervision
 from gateway.dispatcher import Dispatcher
+from gateway.erasure import Eraser
 from gateway.errors import FlowValidationError, StoreError
 from gateway.flowset import FlowSet
 from gateway.gate import Gate
@@ -55,6 +56,7 @@ from gateway.notices.referrals import Referrals
 from gateway.notices.service import Notices
 from gateway.outbox import Outbox
 from gateway.ratelimit import RateLimits, open_limit_storage
+from gateway.retention import Retention
 from gateway.settings import Settings
 from gateway.sockets import SocketWriter
 from gateway.store import Store, open_store
@@ -154,6 +156,12 @@ async def create_app(
     smtp_url = settings.smtp_url.get_secret_value()
     mailer = Mailer(smtp_url, settings.smtp_ca_file) if smtp_url else None
     notices = Notices(dispatcher, store, fetchers, mailer, clock=clock, poll_seconds=worker_poll_seconds * 30)
+    retention = Retention(store, flows, clock=clock, interval_seconds=settings.purge_interval_seconds)
+    eraser = Eraser(store, dispatcher, gate.sender_key, clock=clock)
+    dispatcher.eraser = lambda conversation, key: eraser.erase_person(
+        conversation.channel, conversation.sender, "young person", "asked in the conversation", final_message=True,
+        keep_seen=(key,),
+    )  # fmt: skip
     supervisor = Supervisor(metrics)
     watch = Watch(store, metrics, clock=clock, outbox_alert_seconds=settings.outbox_alert_seconds)
     for name, worker in {
@@ -161,7 +169,7 @@ async def create_app(
         "timers": timers.run, "webchat": hub.forward_events, "console": live.forward,
         "flows": lambda: _watch(flows, flow_watch_seconds), "presence": lambda: presence.listen(store),
         "presence-beat": lambda: presence.beat_forever(store), "typing": TypingRelay(store, channels.adapters).run,
-        "alerts": watch.run, "notices": notices.run,
+        "alerts": watch.run, "notices": notices.run, "purge": retention.run,
     }.items():  # fmt: skip
         supervisor.add(name, worker)
     app[SUPERVISOR] = supervisor
@@ -177,7 +185,7 @@ async def create_app(
     media = ConsoleMedia(store, fetchers)
     app.add_routes([
         *ConsolePages(api).routes(), *Supervision(store, flows, presence, api, clock=clock).routes(),
-        *Safety(store, gate, api, clock=clock).routes(),
+        *Safety(store, gate, api, eraser, clock=clock).routes(),
         *CaseworkAPI(api, notices, Referrals(dispatcher, store, mailer, clock=clock), clock=clock).routes(),
         *InboundReferrals(dispatcher, store, settings.partner_key_map(), settings.public_url, clock=clock).routes(),
         web.get("/api/conversations/{id}/attachments/{n}", api.authed(media.attachment)),

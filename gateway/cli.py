@@ -1,4 +1,5 @@
-"""The ``gateway`` command: serve, flows (check, test, simulate, graph, classify), listeners, telegram."""
+"""The ``gateway`` command: serve, flows (check, test, simulate, graph, classify), listeners, telegram, purge,
+erase."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gateway.cli_privacy import add_privacy
 from gateway.errors import FlowError, FlowValidationError, GatewayError
 
 if TYPE_CHECKING:
@@ -404,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_listeners(sub)
     _add_telegram(sub)
     _add_understanding(sub)
+    add_privacy(sub)
     return parser
 
 

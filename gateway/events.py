@@ -16,6 +16,8 @@ it); :func:`decode` reads it back. Producers build the dataclasses; consumers ``
     alert       Alert            something a supervisor should see                console
     presence    ListenersOnline  the listeners online on one instance (hashed)    other instances
     resync      Resync           events may have been missed: reload              every subscriber
+    erased      Erased           the conversation was erased (its last entry,     console, web chat
+                                 never stored: ``gateway/erasure.py``)
 
 Events never carry a sender's address (a PSID, a phone number): entries carry the transcript's own fields; an
 attachment's provider URL is removed before the console sees it (``console/media.py``). Decoding is lenient: an
@@ -230,6 +232,20 @@ class ListenersOnline:
 
 
 @dataclass(frozen=True, slots=True)
+class Erased:
+    type: ClassVar[str] = "erased"
+    conversation_id: str
+    entry: TranscriptEntry  # a system entry for the listeners, shown live and never stored
+
+    def to_json(self) -> JSON:
+        return {"type": self.type, "conversation_id": self.conversation_id, "entry": entry_json(self.entry)}
+
+    @classmethod
+    def from_json(cls, data: JSON) -> Erased:
+        return cls(data["conversation_id"], entry_from_json(data["conversation_id"], data["entry"]))
+
+
+@dataclass(frozen=True, slots=True)
 class Resync:
     """Events may have been missed since the previous one (see :class:`~gateway.store.Subscription`)."""
 
@@ -245,13 +261,13 @@ class Resync:
 
 Event = (
     QueueChanged | EntryAdded | NoteAdded | FlagRaised | StatusChanged | DeliveryChanged | Typing | NoticesChanged
-    | Alert | ListenersOnline | Resync
+    | Alert | ListenersOnline | Resync | Erased
 )
 
 _DECODERS: dict[str, Callable[[JSON], Event]] = {
     kind.type: kind.from_json
     for kind in (QueueChanged, EntryAdded, NoteAdded, FlagRaised, StatusChanged, DeliveryChanged, Typing,
-                 NoticesChanged, Alert, ListenersOnline, Resync)
+                 NoticesChanged, Alert, ListenersOnline, Resync, Erased)
 }  # fmt: skip
 
 

@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     outbox_lease_seconds: int = 60  # an item being sent; after a crash another instance resends it past this
     inbox_batch: int = 20  # a webhook with more messages is stored in the inbox, acknowledged, processed after
     inbound_claim_seconds: float = 10.0  # lease on an inbound message while processing it, renewed meanwhile
+    purge_interval_seconds: float = 86_400.0  # the retention purge (flows.yaml retention) runs this often
     redis_max_connections: int = 100  # per instance; a caller waits for a free one up to redis_pool_timeout
     redis_pool_timeout: float = 10.0
     redis_health_check_seconds: float = 30.0  # an idle Redis connection is checked (PING) before reuse after this
@@ -172,6 +173,8 @@ class Settings(BaseSettings):
             raise ConfigError("GATEWAY_INBOX_BATCH must be >= 0")
         if self.inbound_claim_seconds <= 0:
             raise ConfigError("GATEWAY_INBOUND_CLAIM_SECONDS must be positive")
+        if self.purge_interval_seconds <= 0:
+            raise ConfigError("GATEWAY_PURGE_INTERVAL_SECONDS must be positive")
         if self.smtp_url.get_secret_value() and not self.smtp_url.get_secret_value().startswith(("smtp://", "smtps://")):
             raise ConfigError("GATEWAY_SMTP_URL must start with smtp:// (STARTTLS) or smtps:// (TLS)")
         self.partner_key_map()  # ConfigError when malformed

@@ -14,7 +14,7 @@ import re
 import socket
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -534,3 +534,48 @@ async def test_slowloris_connections_are_capped_and_dropped_and_healthz_answers(
             finally:
                 for sock in slow:
                     sock.close()
+
+
+# ----- retention and erasure: what is left in the files ---------------------------------------------------------
+
+DISCLOSED = "mon oncle vient la nuit dans ma chambre"
+
+
+def file_bytes(settings: Settings) -> bytes:
+    """The SQLite store's files as they are on disk (the database, its write-ahead log), for a grep."""
+    base = Path(settings.store.removeprefix("sqlite:///"))
+    return b"".join(p.read_bytes() for p in (base, base.with_name(base.name + "-wal")) if p.exists())
+
+
+async def test_an_erased_disclosure_is_nowhere_in_the_sqlite_files(
+    make_client: AppFactory, settings: Settings, clock: Clock
+) -> None:
+    client = await make_client(settings)
+    async with client.ws_connect("/chat/ws") as ws:
+        await ws.send_json({"type": "hello", "token": None, "language": "fr"})
+        await receive_until(ws, lambda f: f["type"] == "session")
+        await say(ws, "m1", DISCLOSED)
+        assert DISCLOSED.encode() in file_bytes(settings)
+        await say(ws, "m2", "efface mes données")
+        await ws.send_json({"type": "message", "id": "m3", "text": "oui"})
+        await receive_until(ws, lambda f: f["type"] == "status" and f["status"] == "closed")
+    assert DISCLOSED.encode() not in file_bytes(settings)  # deleted rows overwritten, the WAL emptied
+
+
+async def test_a_purged_disclosure_is_nowhere_in_the_sqlite_files(
+    make_client: AppFactory, settings: Settings, clock: Clock
+) -> None:
+    from gateway.app import FLOWS
+    from gateway.retention import Retention
+
+    client = await make_client(settings)
+    async with client.ws_connect("/chat/ws") as ws:
+        await ws.send_json({"type": "hello", "token": None, "language": "fr"})
+        await receive_until(ws, lambda f: f["type"] == "session")
+        await say(ws, "m1", DISCLOSED)
+        await ws.send_json({"type": "end"})
+        await receive_until(ws, lambda f: f["type"] == "status" and f["status"] != "bot")
+    store = client.app[STORE]
+    retention = Retention(store, client.app[FLOWS], clock=clock)
+    assert (await retention.purge(clock() + timedelta(days=31))).conversations == 1
+    assert DISCLOSED.encode() not in file_bytes(settings)

@@ -65,6 +65,7 @@ __all__ = [
     "OutboxStore",
     "QueueEntry",
     "QueueStore",
+    "RetentionStore",
     "Store",
     "Subscription",
     "Timer",
@@ -526,6 +527,50 @@ class AuditStore(Protocol):
         ...
 
 
+class RetentionStore(Protocol):
+    """Retention and erasure (``gateway/retention.py``, ``gateway/erasure.py``): what a conversation leaves."""
+
+    async def purge_conversation(self, stripped: Conversation) -> int:
+        """Retention over for an ended conversation: delete its transcript (messages, notes, attachments, provider
+        ids), web chat uploads, outbox items, timers and queue entry, and save ``stripped`` (the record without
+        content) in their place. The number of transcript entries deleted."""
+        ...
+
+    async def erase_conversation(self, conversation_id: str) -> int:
+        """Erasure: delete the conversation record and everything stored under its id (transcript, outbox items
+        of any status, timers, queue and take entries, web chat uploads, the evidence files of its notices). Works
+        on an id without a record too (the gate's notices to a sender, ``notice-<key>``). The number of transcript
+        entries deleted."""
+        ...
+
+    async def first_created(self) -> datetime | None:
+        """When the oldest conversation kept was created (None: there is none), where a purge starts."""
+        ...
+
+    async def expire_transcript(self, conversation_id: str, ttl_seconds: int) -> None:
+        """Let the store itself forget the conversation's transcript ``ttl_seconds`` from now (Redis: TTLs on its
+        keys, a backstop of the purge; SQLite: nothing, the purge does it). A write held inside ``batch``."""
+        ...
+
+    async def forget_freed(self) -> None:
+        """After deletions: make what was deleted unreadable in the store's files too (SQLite overwrites deleted
+        rows, ``secure_delete``, and this empties the write-ahead log, which still holds their old pages; Redis:
+        nothing, its persistence files are rewritten by Redis)."""
+        ...
+
+    async def seen_keys(self) -> list[str]:
+        """The de-duplication keys of processed inbound messages (kept a few days)."""
+        ...
+
+    async def forget_seen(self, keys: Sequence[str]) -> None:
+        """Delete these de-duplication keys."""
+        ...
+
+    async def inbox_forget(self, sender_key: str) -> int:
+        """Delete a sender's items waiting in the inbox; how many there were."""
+        ...
+
+
 class CaseworkStore(Protocol):
     """Takedown notices (with their evidence files) and warm referrals (``gateway/notices/``)."""
 
@@ -638,6 +683,7 @@ class Store(
     BlockStore,
     AuditStore,
     CaseworkStore,
+    RetentionStore,
     UploadStore,
     Protocol,
 ):

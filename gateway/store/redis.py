@@ -37,6 +37,9 @@ allows (Cluster would not). Layout:
     hg:referral:<id>             a warm referral (JSON)         hg:referrals, hg:referrals:<conv>  as notices
     hg:upload:<key>              a web chat upload (JSON: content type, base64 bytes)
 
+An ended conversation's transcript list and entries get a TTL of flows.yaml's ``retention.closed_days``
+(``expire_transcript``); the daily purge strips the record (``gateway/retention.py``, ``redis_retention.py``).
+
 The conversation lock is a lease of ``LOCK_LEASE_MS`` (6 s) that its holder renews every third of it while it
 holds the lock: processing one message takes milliseconds, a slow one keeps its lock, and a crashed instance
 blocks its conversations for 6 s at most. It is redis-py's ``redis.asyncio.lock.Lock`` (SET NX PX, a random token
@@ -83,6 +86,7 @@ from gateway.store import (
     Timer,
     TimerKind,
     TranscriptEntry,
+    redis_retention,
 )
 from gateway.store.codec import (
     decode_audit,
@@ -103,6 +107,7 @@ from gateway.store.codec import (
     to_us,
 )
 from gateway.store.redis_lua import SCRIPTS
+from gateway.store.redis_retention import Record
 from gateway.supervisor import where
 
 P = ParamSpec("P")
@@ -688,6 +693,50 @@ class RedisStore:
     async def audit_log(self, limit: int = 200) -> list[AuditEntry]:
         raws = await self._redis.lrange(_key("audit"), 0, limit - 1)
         return [loads("audit", raw, decode_audit) for raw in raws]
+
+    # Retention and erasure (gateway/store/redis_retention.py)
+
+    @_guarded
+    async def purge_conversation(self, stripped: Conversation) -> int:
+        count = await redis_retention.forget(self._redis, stripped.id, erase=False)
+        await self.save_conversation(stripped)
+        return count
+
+    @_guarded
+    async def erase_conversation(self, conversation_id: str) -> int:
+        found = await self.get_conversation(conversation_id)
+        record = None if found is None else Record(_active_key(found.channel, found.sender), found.queue)
+        return await redis_retention.forget(self._redis, conversation_id, erase=True, record=record)
+
+    @_guarded
+    async def first_created(self) -> datetime | None:
+        first = await self._redis.zrange(_key("created"), 0, 0, withscores=True)
+        return from_us(int(first[0][1])) if first else None
+
+    @_holdable
+    async def expire_transcript(self, conversation_id: str, ttl_seconds: int) -> None:
+        await self._write(lambda pipe: redis_retention.expire_transcript(pipe, conversation_id, ttl_seconds))
+
+    async def forget_freed(self) -> None:
+        return None  # deleted keys leave memory at once; persistence files are rewritten by Redis itself
+
+    @_guarded
+    async def seen_keys(self) -> list[str]:
+        return await redis_retention.seen_keys(self._redis)
+
+    @_guarded
+    async def forget_seen(self, keys: Sequence[str]) -> None:
+        if keys:
+            await self._redis.delete(*(_key("seen", key) for key in keys))
+
+    @_guarded
+    async def inbox_forget(self, sender_key: str) -> int:
+        ids = _texts(await self._redis.zrange(_key("inbox", "sender", sender_key), 0, -1))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(_key("inbox", "sender", sender_key), *(_key("inbox", "item", i) for i in ids))
+            pipe.zrem(_key("inbox", "heads"), sender_key)
+            await pipe.execute()
+        return len(ids)
 
     # Notices, their evidence, referrals
 

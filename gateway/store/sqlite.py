@@ -159,6 +159,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten: a purge or erasure leaves no trace
     conn.executescript(_SCHEMA)
     _add_missing_columns(conn)
     return conn
@@ -547,7 +548,7 @@ class SqliteStore:
     async def outbox_mark_sent(
         self, item_id: str, provider_message_id: str | None, *, lease: datetime | None = None
     ) -> bool:
-        assignments = "status = 'sent', provider_message_id = ?"
+        assignments = "status = 'sent', provider_message_id = ?, payload = '{}'"  # dropped, as on Redis
         return await self._resolve(item_id, assignments, provider_message_id, Delivery.SENT, provider_message_id, lease)
 
     async def outbox_reschedule(
@@ -730,6 +731,58 @@ class SqliteStore:
         rows = await self._select("SELECT data FROM audit ORDER BY seq DESC LIMIT ?", (limit,))
         return [loads("audit", row["data"], decode_audit) for row in rows]
 
+    # Retention and erasure
+
+    async def purge_conversation(self, stripped: Conversation) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            with _writing(conn):
+                count = _forget_content(conn, stripped.id)
+                _write_conversation(conn, stripped)
+            return count
+
+        return await self._run(work)
+
+    async def erase_conversation(self, conversation_id: str) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            with _writing(conn):
+                count = _forget_content(conn, conversation_id)
+                conn.execute("DELETE FROM takes WHERE conversation_id = ?", (conversation_id,))
+                conn.execute(
+                    "DELETE FROM evidence WHERE notice_id IN (SELECT id FROM notices WHERE conversation_id = ?)",
+                    (conversation_id,),
+                )
+                conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+            return count
+
+        return await self._run(work)
+
+    async def first_created(self) -> datetime | None:
+        rows = await self._select("SELECT MIN(created_us) AS first FROM conversations", ())
+        first = rows[0]["first"] if rows else None
+        return None if first is None else from_us(first)
+
+    async def expire_transcript(self, conversation_id: str, ttl_seconds: int) -> None:
+        return None  # no TTLs in SQLite: the daily purge deletes the transcript
+
+    async def forget_freed(self) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the WAL's old page versions still hold the deleted rows
+
+        await self._run(work)
+
+    async def seen_keys(self) -> list[str]:
+        return [row["key"] for row in await self._select("SELECT key FROM seen WHERE owner IS NULL", ())]
+
+    async def forget_seen(self, keys: Sequence[str]) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            with _writing(conn):
+                conn.executemany("DELETE FROM seen WHERE key = ?", [(key,) for key in keys])
+
+        await self._run(work)
+
+    async def inbox_forget(self, sender_key: str) -> int:
+        return await self._change("DELETE FROM inbox WHERE sender_key = ?", (sender_key,))
+
     # Notices, their evidence, referrals
 
     async def put_notice(self, notice: Notice) -> None:
@@ -843,6 +896,16 @@ def _write_conversation(conn: sqlite3.Connection, conversation: Conversation) ->
         (conversation.id, str(conversation.channel), conversation.sender, str(conversation.status),
          to_us(conversation.created_at), dumps(encode_conversation(conversation))),
     )  # fmt: skip
+
+
+def _forget_content(conn: sqlite3.Connection, conversation_id: str) -> int:
+    """Delete what is stored under a conversation's id besides its record; the transcript entries deleted."""
+    count = conn.execute("DELETE FROM transcript WHERE conversation_id = ?", (conversation_id,)).rowcount
+    for table in ("outbox", "timers", "queue"):
+        conn.execute(f"DELETE FROM {table} WHERE conversation_id = ?", (conversation_id,))  # fixed table names
+    prefix = conversation_id + "/"  # web chat uploads are kept under "<conversation id>/<hash>" (gateway/uploads.py)
+    conn.execute("DELETE FROM uploads WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
+    return int(count)
 
 
 def _entry(row: sqlite3.Row) -> TranscriptEntry:

@@ -263,9 +263,8 @@ async def test_a_listener_typing_shows_the_typing_indicator(client: Client, grap
     async def indicators() -> list[Any]:
         return [r.body for r in graph.accepted() if "sender_action" in r.body]
 
+    # one for the burst (deterministically: tests/test_typing_relay.py)
     assert await eventually(indicators) == [{"recipient": {"id": PSID}, "sender_action": "typing_on"}]
-    await asyncio.sleep(0.3)
-    assert len(await indicators()) == 1
 
 
 async def test_the_subscription_handshake(client: Client) -> None:

@@ -20,6 +20,7 @@
     state.flow = results[1].data;
     $("me").textContent = state.me.name;
     $("supervision-link").hidden = !state.me.supervisor;
+    $("erase-open").hidden = !state.me.supervisor;  // erasure on request: supervisors only (the API checks too)
     fillSelects();
     HG.events({ onOpen: onConnected, onEvent: onEvent, onClose: function () { connection(false); } });
     var match = /#c=([\w-]+)/.exec(location.hash);
@@ -73,6 +74,14 @@
     var current = state.current && event.conversation_id === state.current.id;
     if (event.type === "queue" || event.type === "status") { scheduleQueue(); }
     if (!current) { return; }
+    if (event.type === "erased") {  // a supervisor or the young person erased it: the last thing it shows
+      state.current.erased = true;
+      appendEntry(event.entry);
+      $("conv-actions").hidden = true;
+      $("composer").hidden = true;
+      return;
+    }
+    if (state.current.erased) { return; }  // nothing left to load
     if (event.type === "entry" || event.type === "note") {
       var entry = event.entry;
       if (entry.attachments && entry.attachments.length) { openConversation(state.current.id); return; }
@@ -255,6 +264,7 @@
     state.serverOffset = Date.parse(c.now) - Date.now();  // the server's clock decides when a window closes
     renderWindow(c.window);
     var mine = isMine();
+    $("conv-actions").hidden = false;
     $("take").hidden = c.status !== "queued";
     ["refer-open", "handback"].forEach(function (id) { $(id).hidden = !mine; });
     $("transfer-open").hidden = !(mine || c.status === "queued");
@@ -556,6 +566,19 @@
     if ($("block-dialog").returnValue !== "ok" || !$("block-reason").value.trim()) { return; }
     act("block", { duration: $("block-duration").value, reason: $("block-reason").value }, t("toast.blocked")).then(function () {
       $("block-reason").value = "";
+    });
+  });
+  $("erase-open").addEventListener("click", function () {
+    $("erase-dialog").returnValue = "";  // Escape keeps the last value: never an "ok" from an earlier erasure
+    $("erase-dialog").showModal();
+  });
+  $("erase-dialog").addEventListener("close", function () {
+    if ($("erase-dialog").returnValue !== "ok" || !state.current) { return; }
+    api("POST", "/api/conversations/" + state.current.id + "/erase", { confirm: true }).then(function (response) {
+      if (!response.ok) { toast(refusal(response), true); return; }
+      toast(t("toast.erased"));
+      loadQueue();
+      $("back").click();  // the conversation no longer exists
     });
   });
   $("close-send").addEventListener("click", function (event) {
