@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     login_lock_failures: int = 10  # wrong passwords (per account or per address) that lock for login_lock_minutes
     login_lock_minutes: int = 15
     password_hash_workers: int = 2  # argon2 runs in this many threads at most, never on the event loop
+    # Other origins allowed to call the console's API and open its socket, "https://a.example,https://b.example"
+    # (the public URL's origin and the page's own always are)
+    console_origins: str = ""
     http_header_timeout: float = 10.0
     http_body_timeout: float = 30.0
     max_connections_per_address: int = 64
@@ -178,6 +181,7 @@ class Settings(BaseSettings):
         if self.smtp_url.get_secret_value() and not self.smtp_url.get_secret_value().startswith(("smtp://", "smtps://")):
             raise ConfigError("GATEWAY_SMTP_URL must start with smtp:// (STARTTLS) or smtps:// (TLS)")
         self.partner_key_map()  # ConfigError when malformed
+        self.console_origin_list()  # ConfigError when malformed
         if self.redis_max_connections < 1 or self.redis_pool_timeout <= 0 or self.redis_health_check_seconds < 0:
             raise ConfigError("GATEWAY_REDIS_MAX_CONNECTIONS must be >= 1, GATEWAY_REDIS_POOL_TIMEOUT positive and"
                               " GATEWAY_REDIS_HEALTH_CHECK_SECONDS positive (0: no check)")  # fmt: skip
@@ -226,6 +230,15 @@ class Settings(BaseSettings):
                 raise ConfigError("GATEWAY_PARTNER_KEYS must be partner=key pairs, each key at least 24 characters")
             keys[partner.strip()] = key.strip()
         return keys
+
+    def console_origin_list(self) -> tuple[str, ...]:
+        """``GATEWAY_CONSOLE_ORIGINS`` as origins (``scheme://host[:port]``, no path); ConfigError when malformed."""
+        origins = tuple(filter(None, (part.strip().rstrip("/") for part in self.console_origins.split(","))))
+        for origin in origins:
+            scheme, sep, host = origin.partition("://")
+            if scheme not in ("http", "https") or not sep or not host or "/" in host:
+                raise ConfigError(f"GATEWAY_CONSOLE_ORIGINS: '{origin}' is not an origin like https://console.example")
+        return origins
 
     @property
     def messenger_enabled(self) -> bool:

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from gateway.clock import Clock
+from gateway.console.access import Sight
 from gateway.console.api import LISTENER, Handler, ListenerAPI, json_body
 from gateway.conversation import Conversation, Status
 from gateway.erasure import Eraser
@@ -47,7 +48,7 @@ class Safety:
     def routes(self) -> list[web.RouteDef]:
         only = self._supervisors
         return [
-            web.post("/api/conversations/{id}/block", self.api.authed(self.block)),
+            web.post("/api/conversations/{id}/block", self.api.authed(self.block, wall=Sight.CARD)),
             web.get("/api/blocks", only(self.blocks)),
             web.delete("/api/blocks/{key}", only(self.unblock)),
             web.get("/api/floods", only(self.floods)),

@@ -50,6 +50,7 @@ __all__ = [
     "BlockStore",
     "CaseworkStore",
     "ClaimState",
+    "ConsoleSession",
     "ConversationStore",
     "DedupeStore",
     "Delivery",
@@ -66,6 +67,7 @@ __all__ = [
     "QueueEntry",
     "QueueStore",
     "RetentionStore",
+    "SessionStore",
     "Store",
     "Subscription",
     "Timer",
@@ -160,6 +162,16 @@ class Listener:
     supervisor: bool = False
     capacity: int = 1  # conversations at once
     created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    """A console login, kept server-side so that it can be ended. ``key`` is the keyed hash of the cookie's random
+    token (the store never holds a token that would open the console); ``name`` is the listener's."""
+
+    key: str
+    name: str
+    expires: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,6 +388,24 @@ class ListenerStore(Protocol):
         ...
 
     async def remove_listener(self, name: str) -> bool: ...
+
+
+class SessionStore(Protocol):
+    async def put_session(self, session: ConsoleSession, now: datetime) -> None:
+        """Record a new console session (sessions expired at ``now`` may be purged meanwhile)."""
+        ...
+
+    async def get_session(self, key: str, now: datetime) -> ConsoleSession | None:
+        """The session, or None when it was ended or has expired."""
+        ...
+
+    async def end_session(self, key: str) -> bool:
+        """End one session (logout); False if there was none."""
+        ...
+
+    async def end_sessions(self, name: str) -> int:
+        """End every session of the listener ``name`` (log out everywhere); how many there were."""
+        ...
 
 
 class OutboxStore(Protocol):
@@ -675,6 +705,7 @@ class Store(
     DedupeStore,
     QueueStore,
     ListenerStore,
+    SessionStore,
     OutboxStore,
     InboxStore,
     TimerStore,

@@ -18,6 +18,8 @@ allows (Cluster would not). Layout:
     hg:takes:<queue>             conversation ids scored by when they were last taken (the last day)
     hg:held:<listener>           ids of the conversations the listener holds now
     hg:listeners                 hash name → account (JSON)
+    hg:session:<key>             a console session: its listener's name (expires with the session); the key is a
+                                 keyed hash of the cookie's token    hg:sessions:<name>  that listener's keys
     hg:outbox:item:<id>          hash of one item (parts_sent: how far a split message got); once sent, deleted
                                  when its transcript entry records the send (the entry is then the "already
                                  put" mark), else its payload is dropped and the rest expires after an hour
@@ -76,6 +78,7 @@ from gateway.store import (
     AuditEntry,
     Block,
     ClaimState,
+    ConsoleSession,
     Delivery,
     DoneMark,
     InboxItem,
@@ -479,6 +482,48 @@ class RedisStore:
     @_guarded
     async def remove_listener(self, name: str) -> bool:
         return bool(await self._redis.hdel(_key("listeners"), name) == 1)
+
+    # Console sessions
+
+    @_guarded
+    async def put_session(self, session: ConsoleSession, now: datetime) -> None:
+        ttl_ms = max(1, int((session.expires - now).total_seconds() * 1000))
+        value = json.dumps({"name": session.name, "expires_us": to_us(session.expires)})
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(_key("session", session.key), value, px=ttl_ms)
+            pipe.sadd(_key("sessions", session.name), session.key)
+            pipe.pexpire(_key("sessions", session.name), ttl_ms)  # every session lasts as long: the last one ends last
+            await pipe.execute()
+
+    @_guarded
+    async def get_session(self, key: str, now: datetime) -> ConsoleSession | None:
+        raw = await self._redis.get(_key("session", key))
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        session = ConsoleSession(key, str(data["name"]), from_us(int(data["expires_us"])))
+        return session if session.expires > now else None
+
+    @_guarded
+    async def end_session(self, key: str) -> bool:
+        raw = await self._redis.get(_key("session", key))
+        if raw is None:
+            return False
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(_key("session", key))
+            pipe.srem(_key("sessions", str(json.loads(raw)["name"])), key)
+            await pipe.execute()
+        return True
+
+    @_guarded
+    async def end_sessions(self, name: str) -> int:
+        keys = [_text(key) for key in await self._redis.smembers(_key("sessions", name))]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for key in keys:
+                pipe.delete(_key("session", key))
+            pipe.delete(_key("sessions", name))
+            ended = await pipe.execute()
+        return sum(int(n) for n in ended[: len(keys)])
 
     # The outbox
 

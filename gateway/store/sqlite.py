@@ -40,6 +40,7 @@ from gateway.store import (
     AuditEntry,
     Block,
     ClaimState,
+    ConsoleSession,
     Delivery,
     DoneMark,
     InboxItem,
@@ -117,6 +118,8 @@ CREATE TABLE IF NOT EXISTS timers (
     PRIMARY KEY (conversation_id, kind));
 CREATE INDEX IF NOT EXISTS timers_due ON timers (due_us);
 CREATE TABLE IF NOT EXISTS blocks (key TEXT PRIMARY KEY, until_us INTEGER, at_us INTEGER NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS console_sessions (key TEXT PRIMARY KEY, name TEXT NOT NULL, expires_us INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS console_sessions_name ON console_sessions (name);
 CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS notices (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, conversation_id TEXT NOT NULL, data TEXT NOT NULL);
@@ -508,6 +511,29 @@ class SqliteStore:
 
     async def remove_listener(self, name: str) -> bool:
         return await self._change("DELETE FROM listeners WHERE name = ?", (name,)) == 1
+
+    # Console sessions
+
+    async def put_session(self, session: ConsoleSession, now: datetime) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            with _writing(conn):
+                conn.execute("DELETE FROM console_sessions WHERE expires_us <= ?", (to_us(now),))
+                conn.execute("INSERT OR REPLACE INTO console_sessions (key, name, expires_us) VALUES (?, ?, ?)",
+                             (session.key, session.name, to_us(session.expires)))  # fmt: skip
+
+        await self._run(work)
+
+    async def get_session(self, key: str, now: datetime) -> ConsoleSession | None:
+        rows = await self._select(
+            "SELECT name, expires_us FROM console_sessions WHERE key = ? AND expires_us > ?", (key, to_us(now))
+        )
+        return ConsoleSession(key, rows[0]["name"], from_us(rows[0]["expires_us"])) if rows else None
+
+    async def end_session(self, key: str) -> bool:
+        return await self._change("DELETE FROM console_sessions WHERE key = ?", (key,)) == 1
+
+    async def end_sessions(self, name: str) -> int:
+        return await self._change("DELETE FROM console_sessions WHERE name = ?", (name,))
 
     # The outbox
 
