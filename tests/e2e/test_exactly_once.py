@@ -148,11 +148,13 @@ class MarkSentFailsOnce:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def outbox_mark_sent(self, item_id: str, provider_message_id: str | None) -> bool:
+    async def outbox_mark_sent(
+        self, item_id: str, provider_message_id: str | None, *, lease: datetime | None = None
+    ) -> bool:
         if not self.refused:
             self.refused += 1
             raise StoreError("redis: MaxConnectionsError: Too many connections")
-        return await self._store.outbox_mark_sent(item_id, provider_message_id)
+        return await self._store.outbox_mark_sent(item_id, provider_message_id, lease=lease)
 
 
 async def test_a_send_whose_record_failed_once_is_not_sent_again(
