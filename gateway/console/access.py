@@ -10,9 +10,9 @@
 * Anything else (another listener's conversation and its private notes, a conversation still in the bot) is not
   shown: 403 ``forbidden``.
 
-Live events follow the same rule (:func:`may_receive`): queue changes, statuses, presence and erasure notices go
-to every console; a conversation's entries, notes, typing, flags, deliveries and notices go to its holder and the
-supervisors only; alerts to the supervisors only.
+Live events follow the same rule (:func:`may_receive`): queue changes, statuses and presence go to every console;
+a conversation's entries, notes, typing, flags, deliveries and notices go to its holder and the supervisors only
+(an erasure's notice to the listener it names, its holder when it was erased); alerts to the supervisors only.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 from gateway.conversation import Conversation, Status
-from gateway.events import Event
+from gateway.events import Erased, Event
 from gateway.store import Listener
 
 
@@ -30,9 +30,8 @@ class Sight(IntEnum):
     FULL = 2  # the transcript, the notes, the attachments, the notices
 
 
-# Events every console gets: they carry no words of a young person (a status is on the card too; an erasure's
-# notice is the gateway's own words, for whoever had the conversation open: it no longer exists to say whose).
-BROADCAST = frozenset({"queue", "status", "presence", "hello", "resync", "erased"})
+# Events every console gets: they carry no words of a young person (a status is on the card too).
+BROADCAST = frozenset({"queue", "status", "presence", "hello", "resync"})
 
 
 def holds(listener: Listener, conversation: Conversation) -> bool:
@@ -73,6 +72,8 @@ def may_receive(viewer: Listener, event: Event, conversation: Conversation | Non
         return True
     if viewer.supervisor:
         return True
+    if isinstance(event, Erased):  # the record is gone: its holder at the erasure is told
+        return event.listener is not None and event.listener == viewer.name
     if conversation_of(event) is not None:
         return conversation is not None and sight(viewer, conversation) == Sight.FULL
     return False

@@ -4,7 +4,7 @@ each event.
 :meth:`ConsoleEvents.forward` is a supervised worker. Each console socket has its own
 :class:`~gateway.sockets.SocketWriter`, so a listener's tab that stopped reading (or whose connection reset) is
 dropped without delaying anybody else. Who gets what is the rule of ``console/access.py``: queue changes,
-statuses, presence and erasure notices go to every socket; a conversation's entries, notes, typing, flags,
+statuses and presence go to every socket; a conversation's entries, notes, typing, flags,
 deliveries and notices only to its holder's and the supervisors' sockets (one store read of the conversation per
 such event, skipped when only supervisors are connected); alerts to supervisors only. When events may have been
 missed (the store's ``resync`` event after a reconnection, or this worker restarting) every socket gets
