@@ -395,6 +395,20 @@ class Dispatcher:
         language = conversation.engine.get("language")
         return language if isinstance(language, str) else engine.flow.default_language
 
+    async def set_language(self, conversation_id: str, language: str) -> bool:
+        """The young person chose another language (the web chat's switch): the bot speaks it from the next
+        message on. Only a language of the conversation's flow; False when it is not one, or nothing to change."""
+        async with self.store.lock(conversation_id):
+            conversation = await self.store.get_conversation(conversation_id)
+            if conversation is None or not conversation.active or not conversation.engine:
+                return False
+            engine = self.flows.for_version(conversation.flow_version)
+            if language not in engine.flow.languages or self.language(conversation, engine) == language:
+                return False
+            conversation.engine = {**conversation.engine, "language": language}
+            await self.store.save_conversation(conversation)
+            return True
+
     async def transition(self, conversation: Conversation, trigger: Trigger, now: datetime) -> Status:
         """Move the conversation (``lifecycle.transition``: IllegalTransition, and nothing changed, when the move
         is not allowed) with the effects of entering its new status."""
