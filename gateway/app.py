@@ -36,6 +36,7 @@ from gateway.console.media import ConsoleMedia
 from gateway.console.pages import ConsolePages
 from gateway.console.safety import Safety
 from gateway.console.supervision import Supervision
+from gateway.crypto import DataKeys
 from gateway.dispatcher import Dispatcher, utcnow
 from gateway.errors import FlowValidationError, StoreError
 from gateway.flowset import FlowSet
@@ -93,8 +94,9 @@ async def create_app(
         problems = list(flows.last_reload.problems) if flows.last_reload else []
         raise FlowValidationError([*problems, f"{settings.flows} is not valid: the gateway does not start"])
     store = store or await open_store(
-        settings.store, max_connections=settings.redis_max_connections, pool_timeout=settings.redis_pool_timeout
-    )
+        settings.store, keys=DataKeys.from_settings(settings), max_connections=settings.redis_max_connections,
+        pool_timeout=settings.redis_pool_timeout,
+    )  # fmt: skip
     middlewares = [_errors_middleware, _refusals(metrics), _body_deadline(settings.http_body_timeout)]
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
     http = aiohttp.ClientSession()

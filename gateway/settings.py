@@ -47,6 +47,9 @@ class Settings:
     flows: str = "flows.yaml"
     public_url: str = "http://127.0.0.1:8080"
     secret_key: str = ""
+    # Encryption at rest (gateway/crypto.py): the key that seals, old keys that still open during a rotation
+    data_key: str = field(default="", repr=False)
+    data_keys_old: str = field(default="", repr=False)
     max_body_bytes: int = 1_000_000
     quick_exit_url: str = "https://www.google.com/search?q=meteo"
     dev_always_open: int = 0  # 1: every queue open whatever flows.yaml's hours, to try the hand-off at night (dev only)
@@ -159,10 +162,23 @@ class Settings:
         if self.smtp_url and not self.smtp_url.startswith(("smtp://", "smtps://")):
             raise ConfigError("GATEWAY_SMTP_URL must start with smtp:// (STARTTLS) or smtps:// (TLS)")
         self.partner_key_map()  # ConfigError when malformed
+        self._check_data_keys()
         if self.redis_max_connections < 1 or self.redis_pool_timeout <= 0:
             raise ConfigError("GATEWAY_REDIS_MAX_CONNECTIONS must be >= 1 and GATEWAY_REDIS_POOL_TIMEOUT positive")
         if self.understanding not in ("on", "off") or self.understanding_timeout <= 0:
             raise ConfigError("GATEWAY_UNDERSTANDING must be on or off and GATEWAY_UNDERSTANDING_TIMEOUT positive")
+
+    def _check_data_keys(self) -> None:
+        from gateway.crypto import parse_key
+
+        if self.data_key:
+            parse_key(self.data_key, "GATEWAY_DATA_KEY")
+            if not self.secret_key:
+                raise ConfigError("GATEWAY_DATA_KEY needs GATEWAY_SECRET_KEY: lookups by identity are keyed with it")
+        elif self.data_keys_old:
+            raise ConfigError("GATEWAY_DATA_KEYS_OLD is set without GATEWAY_DATA_KEY")
+        for key in filter(str.strip, self.data_keys_old.split(",")):
+            parse_key(key, "GATEWAY_DATA_KEYS_OLD")
 
     def partner_key_map(self) -> dict[str, str]:
         """``GATEWAY_PARTNER_KEYS`` as partner → key; ConfigError (never quoting a key) when malformed."""

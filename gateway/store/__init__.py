@@ -31,12 +31,15 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.errors import ConfigError
 from gateway.messages import Attachment, ChannelName, Choice
 from gateway.notices.record import Evidence, Notice, Referral
+
+if TYPE_CHECKING:
+    from gateway.crypto import DataKeys
 
 __all__ = [
     "RESYNC",
@@ -63,6 +66,7 @@ __all__ = [
     "OutboxStore",
     "QueueEntry",
     "QueueStore",
+    "SealStore",
     "Store",
     "Subscription",
     "Timer",
@@ -553,6 +557,14 @@ class BatchStore(Protocol):
         ...
 
 
+class SealStore(Protocol):
+    async def reseal(self) -> dict[str, int]:
+        """Seal every record with the current data key (records sealed with an old key, or written in clear
+        before encryption); the number resealed by record kind. Safe while the gateway runs: a record written
+        meanwhile is left as written (sealed by the current key of whoever wrote it)."""
+        ...
+
+
 class Store(
     BatchStore,
     ConversationStore,
@@ -568,6 +580,7 @@ class Store(
     BlockStore,
     AuditStore,
     CaseworkStore,
+    SealStore,
     Protocol,
 ):
     async def ping(self) -> None:
@@ -579,8 +592,13 @@ class Store(
         ...
 
 
-async def open_store(url: str, *, max_connections: int = 100, pool_timeout: float = 10.0) -> Store:
+async def open_store(
+    url: str, *, keys: DataKeys | None = None, max_connections: int = 100, pool_timeout: float = 10.0
+) -> Store:
     """Open (and for SQLite create) the store named by ``url``; ConfigError for an unknown scheme.
+
+    ``keys`` seal and open what the store keeps about young people (:mod:`gateway.crypto`); by default the
+    embedded key file beside a SQLite file, and for Redis a ConfigError (it needs ``GATEWAY_DATA_KEY``).
 
     Redis: at most ``max_connections`` connections; a caller finding them all busy waits up to ``pool_timeout``
     seconds for one (then StoreError) rather than failing at once.
@@ -588,9 +606,11 @@ async def open_store(url: str, *, max_connections: int = 100, pool_timeout: floa
     if url.startswith("sqlite:///"):
         from gateway.store.sqlite import SqliteStore
 
-        return await SqliteStore.open(url)
+        return await SqliteStore.open(url, keys)
     if url.startswith(("redis://", "rediss://")):
+        from gateway.crypto import DataKeys
         from gateway.store.redis import RedisStore
 
-        return await RedisStore.open(url, max_connections=max_connections, pool_timeout=pool_timeout)
+        keys = keys or DataKeys.for_store(url)
+        return await RedisStore.open(url, keys, max_connections=max_connections, pool_timeout=pool_timeout)
     raise ConfigError("the store URL must start with sqlite:/// or redis://")
