@@ -153,14 +153,7 @@ class DataKeys:
     @classmethod
     def for_store(cls, url: str) -> DataKeys:
         """The embedded default: the key file beside the SQLite file (created on first use); Redis has none."""
-        if not url.startswith("sqlite:///"):
-            raise ConfigError(
-                "GATEWAY_DATA_KEY is needed with a Redis store: every instance must open what the others sealed"
-                " (`gateway data-key new` prints a key)"
-            )
-        from gateway.store.sqlite import path_from_url
-
-        return KeyFile(path_from_url(url).parent / KEY_FILE).load()
+        return KeyFile.of_store(url).load()
 
 
 class KeyFile:
@@ -168,6 +161,18 @@ class KeyFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+
+    @classmethod
+    def of_store(cls, url: str) -> KeyFile:
+        """The key file of a SQLite store (beside its file); ConfigError for Redis, which needs GATEWAY_DATA_KEY."""
+        if not url.startswith("sqlite:///"):
+            raise ConfigError(
+                "GATEWAY_DATA_KEY is needed with a Redis store: every instance must open what the others sealed"
+                " (`gateway data-key new` prints a key)"
+            )
+        from gateway.store.sqlite import path_from_url  # the store imports this module
+
+        return cls(path_from_url(url).parent / KEY_FILE)
 
     def load(self) -> DataKeys:
         """The file's keys; a new file (0600, in a directory created 0700) when there is none."""

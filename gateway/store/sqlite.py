@@ -829,23 +829,23 @@ def _reseal(keys: DataKeys, conn: sqlite3.Connection) -> dict[str, int]:
         while True:
             with _writing(conn):
                 rows = conn.execute(
-                    f"SELECT rowid, {column} AS data FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                    f"SELECT rowid AS r, {column} AS data FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?",
                     (last, _RESEAL_ROWS),
                 ).fetchall()
                 for row in rows:
                     sealed = keys.reseal(kind, row["data"])
                     if sealed is not None:
-                        conn.execute(f"UPDATE {table} SET {column} = ? WHERE rowid = ?", (sealed, row["rowid"]))
+                        conn.execute(f"UPDATE {table} SET {column} = ? WHERE rowid = ?", (sealed, row["r"]))
                         counts[kind] += 1
                     if table == "conversations":  # a file written before: the sender column in clear
                         c = loads_sealed(keys, kind, row["data"], decode_conversation)
                         conn.execute(
                             "UPDATE conversations SET sender = ? WHERE rowid = ?",
-                            (keys.identity(c.channel, c.sender), row["rowid"]),
+                            (keys.identity(c.channel, c.sender), row["r"]),
                         )
             if len(rows) < _RESEAL_ROWS:
                 break
-            last = rows[-1]["rowid"]
+            last = rows[-1]["r"]
     return counts
 
 
