@@ -2,7 +2,7 @@
 
 Built once (``Settings.from_env()``) from ``os.environ`` plus an optional ``.env`` file, then passed explicitly.
 A missing or malformed value raises :class:`~gateway.errors.ConfigError` naming the variable (never echoing a
-secret). Every variable is documented in README.md.
+secret). Every variable is documented in docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class Settings:
     log_level: str = "INFO"
     outbox_base_delay: float = 1.0
     outbox_max_attempts: int = 8
-    # Abuse and flood limits (README "Security and privacy"); rates in the `limits` notation, e.g. "20/hour"
+    # Abuse and flood limits (docs/security.md); rates in the `limits` notation, e.g. "20/hour"
     client_address_header: str = ""  # e.g. X-Forwarded-For behind a reverse proxy: its last address is the client's
     limit_chats_per_address: str = "30/hour"
     limit_chats_per_browser: str = "6/hour"

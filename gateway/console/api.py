@@ -1,4 +1,4 @@
-"""The listener API (HTTP + websocket) under ``/api``; documented in README.md ("Listener API").
+"""The listener API (HTTP + websocket) under ``/api``; documented in docs/api.md.
 
 Every route but ``POST /api/session`` needs a console session cookie; supervisor-only routes say so. Bodies are
 JSON (a cross-site form cannot send JSON, which with SameSite=Strict cookies closes CSRF). A listener sees a

@@ -1,4 +1,4 @@
-"""The console's routes for takedown notices and warm referrals (README "Takedown notices", "Warm referrals").
+"""The console's routes for takedown notices and warm referrals (docs/console.md: "Takedown notices", "Warm referrals").
 
 * ``GET /api/casework`` — platforms (e-mail or web form), notice categories (``csam`` ones: never attached),
   partners that take referrals, in the listeners' language.
