@@ -468,6 +468,23 @@ def _add_data_key(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     rotate.set_defaults(handler=_data_key_rotate)
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from gateway.doctor import Level, examine
+    from gateway.errors import ConfigError
+    from gateway.settings import Settings
+
+    try:
+        settings = Settings.from_env(generate_secret=False)
+    except ConfigError as error:
+        print(f"{Level.PROBLEM:<8} settings: {error}")
+        return 1
+    findings = asyncio.run(examine(settings))
+    print(*findings, sep="\n")
+    problems = sum(finding.level == Level.PROBLEM for finding in findings)
+    print(f"{problems} problem(s) to fix before going live" if problems else "ready: nothing to fix")
+    return 1 if problems else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="helpline-gateway: chatbot gateway for helplines")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -477,6 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_telegram(sub)
     _add_understanding(sub)
     _add_data_key(sub)
+    sub.add_parser("doctor", help="check the configuration a deployment needs, and say what to fix").set_defaults(
+        handler=_doctor
+    )
     return parser
 
 

@@ -102,8 +102,10 @@ class Settings:
 
     @classmethod
     def from_env(
-        cls, environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")
+        cls, environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env"), *,
+        generate_secret: bool = True,
     ) -> Settings:
+        """``generate_secret=False`` leaves an unset GATEWAY_SECRET_KEY empty (``gateway doctor`` reports it)."""
         merged: dict[str, str] = read_env_file(env_file) if env_file else {}
         merged.update(os.environ if environ is None else environ)
         values: dict[str, object] = {}
@@ -122,7 +124,7 @@ class Settings:
                 values[f.name] = raw
         settings = cls(**values)  # type: ignore[arg-type]
         settings.validate()
-        if not settings.secret_key:
+        if not settings.secret_key and generate_secret:
             # Sessions then last as long as the process: fine for `make run`, documented for production.
             settings = cls(**{**settings.__dict__, "secret_key": secrets.token_urlsafe(32)})
         return settings
@@ -204,6 +206,11 @@ class Settings:
 
 
 _PREFIXES = ("messenger_", "twilio_", "telegram_")
+
+
+def variable(field_name: str) -> str:
+    """The environment variable of a Settings field, for messages."""
+    return _variable(field_name)
 
 
 def _variable(field_name: str) -> str:
