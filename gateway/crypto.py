@@ -6,7 +6,7 @@ payloads, notices, referrals and their evidence files — is *sealed* before it 
 ``cryptography``, a random 96-bit nonce per record, the record kind as associated data (a sealed transcript entry
 cannot be passed off as a conversation). The stored text is::
 
-    ~g1:<key id>:<base64url(nonce ‖ ciphertext ‖ tag)>
+    ~g1:<key id>:<base64(nonce ‖ ciphertext ‖ tag)>
 
 The key id (8 hex characters of a hash of the key, never the key) says which key opens it, so during a rotation
 the current key seals and the old ones still open (``gateway data-key rotate`` reseals everything under the
@@ -99,7 +99,7 @@ class DataKeys:
     def seal(self, kind: str, text: str) -> str:
         nonce = os.urandom(_NONCE)
         sealed = self._current.encrypt(nonce, text.encode(), kind.encode())
-        return f"{SEALED}{self.current_id}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+        return f"{SEALED}{self.current_id}:{binascii.b2a_base64(nonce + sealed, newline=False).decode('ascii')}"
 
     def open(self, kind: str, stored: str | bytes) -> str:
         """The text of a stored record: opened when sealed, as it is when written before encryption."""
@@ -114,7 +114,7 @@ class DataKeys:
                 f" (its keys: {', '.join(self.ids)}, from {self.source})"
             )
         try:
-            raw = base64.urlsafe_b64decode(body)
+            raw = binascii.a2b_base64(body)  # twice as fast as base64.urlsafe_b64decode (bench/sealing.py)
             return cipher.decrypt(raw[:_NONCE], raw[_NONCE:], kind.encode()).decode()
         except (InvalidTag, binascii.Error, ValueError):
             raise DataKeyError(
