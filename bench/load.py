@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
 
 from gateway.flows.engine import Engine  # noqa: E402
 from gateway.flows.loader import load_text  # noqa: E402
-from gateway.testing import FakeGraphAPI, messenger_body, messenger_message, signed_messenger  # noqa: E402
+from gateway.testing import DATA_KEY, FakeGraphAPI, messenger_body, messenger_message, signed_messenger  # noqa: E402
 
 SECRET = "bench-app-secret"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -440,6 +440,7 @@ def show(figures: Figures) -> None:
 def gateway_env(store: str, flows: Path, provider: Provider) -> dict[str, str]:
     return {
         "GATEWAY_STORE": store, "GATEWAY_FLOWS": str(flows), "GATEWAY_SECRET_KEY": "bench-secret-key",
+        "GATEWAY_DATA_KEY": DATA_KEY,  # a Redis store needs one (every instance opens what the others sealed)
         "MESSENGER_APP_SECRET": SECRET, "MESSENGER_PAGE_ACCESS_TOKEN": "bench-token",
         "MESSENGER_VERIFY_TOKEN": "bench-verify", "MESSENGER_API_URL": provider.url,
         "GATEWAY_LOG_LEVEL": "INFO",
