@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test lint typecheck bench system-deps clean
+.PHONY: run test lint typecheck bench screenshots system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ lint: $(VENV)/.installed-test
 
 test: system-deps $(VENV)/.installed-test lint
 	$(BIN)/python -m pytest -q
+
+# The README's pictures (docs/*.png), from a browser test left out of `make test`.
+screenshots: system-deps $(VENV)/.installed-test
+	GATEWAY_SCREENSHOTS=docs $(BIN)/python -m pytest -q -m screenshots tests/e2e/test_console_screenshots.py
 
 # Engine figures, then the gateway under load against the floor (bench/README.md); BENCH_ARGS scales it,
 # e.g. BENCH_ARGS="--open 2000 --duration 10" for a quick look.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 import math
 import signal
@@ -115,7 +116,7 @@ async def create_app(
     timers = Timers(dispatcher, poll_seconds=worker_poll_seconds)
     inbox = Inbox(store, dispatcher, clock=clock, batch=settings.inbox_batch, poll_seconds=worker_poll_seconds,
                   lease_seconds=math.ceil(2 * settings.inbound_claim_seconds))  # fmt: skip
-    keyed, counters = KeyedHash(settings.secret_key), open_limit_storage(settings.store)
+    keyed, counters = KeyedHash(settings.secret_key.get_secret_value()), open_limit_storage(settings.store)
     limits = RateLimits.from_settings(settings, counters, metrics)
     gate = Gate(store, flows, limits, keyed, metrics, clock=clock, on_outgoing=outbox.kick,
                 max_waiting_per_client=settings.max_waiting_per_client)  # fmt: skip
@@ -125,7 +126,7 @@ async def create_app(
     workers = PasswordWorkers(settings.password_hash_workers)
     brake = LoginBrake(counters, keyed, free=settings.login_free_failures, lock=settings.login_lock_failures,
                        lock_minutes=settings.login_lock_minutes, announce=lambda *lock: api.announce_lock(*lock))
-    api = ListenerAPI(store, dispatcher, actions, flows, SessionSigner(settings.secret_key),
+    api = ListenerAPI(store, dispatcher, actions, flows, SessionSigner(settings.secret_key.get_secret_value()),
                       secure_cookies=settings.public_url.startswith("https://"), presence=presence, live=live,
                       metrics=metrics, logins=Logins(workers, brake), limits=limits,
                       address_header=settings.client_address_header)  # fmt: skip
@@ -133,7 +134,8 @@ async def create_app(
     app[OUTBOX], app[TIMERS], app[API], app[METRICS], app[GATE] = outbox, timers, api, metrics, gate
 
     fetchers = {name: a for name, a in channels.adapters.items() if isinstance(a, MediaFetcher)}
-    mailer = Mailer(settings.smtp_url, settings.smtp_ca_file) if settings.smtp_url else None
+    smtp_url = settings.smtp_url.get_secret_value()
+    mailer = Mailer(smtp_url, settings.smtp_ca_file) if smtp_url else None
     notices = Notices(dispatcher, fetchers, mailer, poll_seconds=worker_poll_seconds * 30)
     supervisor = Supervisor(metrics)
     watch = Watch(store, metrics, clock=clock, outbox_alert_seconds=settings.outbox_alert_seconds)
@@ -337,9 +339,9 @@ def _routes(
         return web.json_response({"ready": ready, **checks}, status=200 if ready else 503)
 
     async def chat_page(request: web.Request) -> web.Response:
-        html = (STATIC / "chat.html").read_text(encoding="utf-8")
-        html = html.replace("{{QUICK_EXIT_URL}}", _attr(settings.quick_exit_url))
-        return web.Response(text=html, content_type="text/html", headers=_PAGE_HEADERS)
+        page = (STATIC / "chat.html").read_text(encoding="utf-8")
+        page = page.replace("{{QUICK_EXIT_URL}}", html.escape(settings.quick_exit_url, quote=True))
+        return web.Response(text=page, content_type="text/html", headers=_PAGE_HEADERS)
 
     async def widget(request: web.Request) -> web.Response:
         return web.Response(text=(STATIC / "widget.js").read_text(encoding="utf-8"),
@@ -367,10 +369,6 @@ def _routes(
 
 def _last_reload(flows: FlowSet) -> object:
     return flows.last_reload.to_dict() if flows.last_reload else None
-
-
-def _attr(value: str) -> str:
-    return value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 _PAGE_HEADERS = {

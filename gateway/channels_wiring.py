@@ -24,6 +24,7 @@ from gateway.channels.base import Batch, Channel, Lifecycle, ReplyWindow, Typing
 from gateway.conversation import Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import DeliveryError, WebhookError
+from gateway.events import Typing
 from gateway.gate import Gate
 from gateway.inbox import Inbox
 from gateway.messages import ChannelName
@@ -50,6 +51,8 @@ class Channels:
 
 
 def build_channels(settings: Settings, http: aiohttp.ClientSession) -> Channels:
+    on = settings.channels_on()
+    log.info("channels: web chat on, %s", ", ".join(f"{name} {'on' if is_on else 'off'}" for name, is_on in on.items()))
     channels = Channels()
     if settings.messenger_enabled:
         from gateway.channels.messenger import MessengerChannel
@@ -94,8 +97,9 @@ class TypingRelay:
         try:
             async with await self._store.subscribe() as subscription:
                 async for event in subscription:
-                    if event.get("type") == "typing" and event.get("who") == "listener":
-                        self._maybe_send(str(event.get("conversation_id")))
+                    match event:
+                        case Typing(conversation_id=conversation_id, who="listener"):
+                            self._maybe_send(conversation_id)
         finally:
             await asyncio.gather(*self._sending, return_exceptions=True)
 

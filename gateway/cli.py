@@ -176,7 +176,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     if args.flows:
-        settings = Settings(**{**settings.__dict__, "flows": args.flows})
+        settings = settings.replace(flows=args.flows)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "telegram", "twilio"):  # below WARNING they log URLs with tokens, or message contents
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -423,11 +423,11 @@ def _data_key_rotate(args: argparse.Namespace) -> int:
     from gateway.settings import Settings
 
     settings = Settings.from_env()
-    if settings.data_key:  # the operator chose the new key: reseal under it
+    if settings.data_key.get_secret_value():  # the operator chose the new key: reseal under it
         keys = DataKeys.from_settings(settings)
         counts = asyncio.run(_reseal(settings.store, keys))
         print(_resealed(counts, keys.current_id))
-        if settings.data_keys_old:
+        if settings.data_keys_old.get_secret_value():
             print("Once every instance runs with this GATEWAY_DATA_KEY, remove GATEWAY_DATA_KEYS_OLD.")
         return 0
     file = KeyFile.of_store(settings.store)
@@ -474,7 +474,7 @@ def _doctor(args: argparse.Namespace) -> int:
     from gateway.settings import Settings
 
     try:
-        settings = Settings.from_env(generate_secret=False)
+        settings = Settings.from_env(as_configured=True)
     except ConfigError as error:
         print(f"{Level.PROBLEM:<8} settings: {error}")
         return 1

@@ -140,13 +140,15 @@ class DataKeys:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DataKeys:
-        if settings.data_key:
-            if not settings.secret_key:
+        current, old = settings.data_key.get_secret_value(), settings.data_keys_old.get_secret_value()
+        secret_key = settings.secret_key.get_secret_value()
+        if current:
+            if not secret_key:
                 raise ConfigError("GATEWAY_DATA_KEY needs GATEWAY_SECRET_KEY: lookups by identity are keyed with it")
-            keys = [parse_key(settings.data_key, "GATEWAY_DATA_KEY")]
-            keys += [parse_key(k, "GATEWAY_DATA_KEYS_OLD") for k in settings.data_keys_old.split(",") if k.strip()]
-            return cls(keys, settings.secret_key, source="GATEWAY_DATA_KEY")
-        if settings.data_keys_old:
+            keys = [parse_key(current, "GATEWAY_DATA_KEY")]
+            keys += [parse_key(k, "GATEWAY_DATA_KEYS_OLD") for k in old.split(",") if k.strip()]
+            return cls(keys, secret_key, source="GATEWAY_DATA_KEY")
+        if old:
             raise ConfigError("GATEWAY_DATA_KEYS_OLD is set without GATEWAY_DATA_KEY")
         return cls.for_store(settings.store)
 

@@ -38,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.errors import InboundBusy, StoreError
+from gateway.events import DeliveryChanged, EntryAdded, FlagRaised, QueueChanged, StatusChanged
 from gateway.flows import lifecycle
 from gateway.flows.engine import Engine, Outcome, State, StepResult
 from gateway.flows.reading import Reading, Risk
@@ -45,7 +46,7 @@ from gateway.flows.risk import Flag
 from gateway.flowset import FlowSet
 from gateway.messages import ChannelName, Inbound, Outbound, Receipt, Reply
 from gateway.metrics import Metrics
-from gateway.store import Author, ClaimState, Delivery, DoneMark, OutboxItem, Store, TranscriptEntry
+from gateway.store import Author, ClaimState, Delivery, DoneMark, OutboxItem, Store, TimerKind, TranscriptEntry
 from gateway.supervisor import where
 from gateway.understanding.reader import Reader
 
@@ -89,20 +90,6 @@ def inbound_entry_id(inbound: Inbound) -> str:
 def _derived_ids(seed: str) -> Callable[[], str]:
     counter = itertools.count(1)
     return lambda: "r" + hashlib.sha256(f"{seed}:{next(counter)}".encode()).hexdigest()[:23]
-
-
-def entry_event(entry: TranscriptEntry) -> dict[str, object]:
-    """The JSON form of a transcript entry, for events, the web chat and the console."""
-    return {
-        "id": entry.id,
-        "author": entry.author.value,
-        "text": entry.text,
-        "choices": [{"value": c.value, "label": c.label} for c in entry.choices],
-        "attachments": [asdict(a) for a in entry.attachments],
-        "at": entry.at.isoformat(),
-        "delivery": entry.delivery.value,
-        "flag": entry.flag.to_dict() if entry.flag else None,
-    }
 
 
 class Dispatcher:
@@ -234,20 +221,20 @@ class Dispatcher:
             text=inbound.text, attachments=inbound.attachments, delivery=Delivery.DELIVERED, flag=flag,
         )  # fmt: skip
         await self.store.append_transcript(entry)
-        await self.publish(conversation, {"type": "entry", "entry": entry_event(entry)})
+        await self.store.publish(EntryAdded(conversation.id, entry))
         if flag is not None and (conversation.flag is None or flag.score >= conversation.flag.score):
             conversation.flag = flag  # the strongest so far, for the queue card
         if conversation.status == Status.BOT:
             await self._bot_turn(conversation, inbound, now, reading)
         elif conversation.status in (Status.QUEUED, Status.WITH_LISTENER):
             idle = timedelta(hours=engine.flow.timers.idle_close_hours)
-            await self.store.set_timer(conversation.id, "idle_close", now + idle)
+            await self.store.set_timer(conversation.id, TimerKind.IDLE_CLOSE, now + idle)
             if conversation.status == Status.QUEUED:
                 await self._escalate(conversation, engine, inbound.text, reading, now)
         await self.store.save_conversation(conversation, done=done)
         if flag is not None:
-            await self.publish(conversation, {"type": "flag", "entry_id": entry.id, "flag": flag.to_dict()})
-            await self.store.publish({"type": "queue"})
+            await self.store.publish(FlagRaised(conversation.id, entry.id, flag))
+            await self.store.publish(QueueChanged())
 
     def _flag(self, found: Flag | None) -> RiskFlag | None:
         """A risk the keywords or the model found (flows.yaml's thresholds), as the listeners see it."""
@@ -292,7 +279,7 @@ class Dispatcher:
             await self._conclude(conversation, engine, result.outcome, now)
         else:
             reminder = timedelta(minutes=engine.flow.timers.bot_reminder_minutes)
-            await self.store.set_timer(conversation.id, "bot_reminder", now + reminder)
+            await self.store.set_timer(conversation.id, TimerKind.BOT_REMINDER, now + reminder)
 
     # ----- outcomes ---------------------------------------------------------------------------------------
 
@@ -337,11 +324,11 @@ class Dispatcher:
             replies.extend(engine.emergency_replies(language, given))
         await self.emit(conversation, replies, Author.BOT, now)
         minutes = engine.flow.timers.queue_reassurance_minutes
-        await self.store.set_timer(conversation.id, "queue_reassure", now + timedelta(minutes=minutes))
+        await self.store.set_timer(conversation.id, TimerKind.QUEUE_REASSURE, now + timedelta(minutes=minutes))
         await self.store.set_timer(
-            conversation.id, "idle_close", now + timedelta(hours=engine.flow.timers.idle_close_hours)
+            conversation.id, TimerKind.IDLE_CLOSE, now + timedelta(hours=engine.flow.timers.idle_close_hours)
         )
-        await self.store.publish({"type": "queue"})
+        await self.store.publish(QueueChanged())
 
     async def raise_priority(self, conversation: Conversation, priority: Priority, now: datetime) -> bool:
         """Raise a waiting conversation's priority: up only, once per level, its one queue entry re-ranked in place
@@ -353,7 +340,7 @@ class Dispatcher:
         assert conversation.queue is not None
         conversation.priority = priority
         await self.store.enqueue(conversation.id, conversation.queue, priority, conversation.queued_at or now)
-        await self.store.publish({"type": "queue"})
+        await self.store.publish(QueueChanged())
         return True
 
     async def estimate_wait(self, engine: Engine, queue: str, position: int, now: datetime) -> int:
@@ -384,9 +371,8 @@ class Dispatcher:
             conversation.closed_at = now
             await self.store.cancel_timers(conversation.id)
             await self.store.remove_from_queue(conversation.id)
-        event: dict[str, object] = {"type": "status", "status": status.value, "queue": conversation.queue}
-        await self.publish(conversation, event)
-        await self.store.publish({"type": "queue"})
+        await self.store.publish(StatusChanged(conversation.id, conversation.status, conversation.queue))
+        await self.store.publish(QueueChanged())
 
     # ----- outgoing ---------------------------------------------------------------------------------------
 
@@ -412,7 +398,7 @@ class Dispatcher:
             await self.store.append_transcript(entry)
             if conversation.channel != ChannelName.WEBCHAT:
                 await self.store.outbox_put(self._outbox_item(conversation, entry, now))
-            await self.publish(conversation, {"type": "entry", "entry": entry_event(entry)})
+            await self.store.publish(EntryAdded(conversation.id, entry))
             entries.append(entry)
         if entries and conversation.channel != ChannelName.WEBCHAT:
             self._on_outgoing()
@@ -437,7 +423,7 @@ class Dispatcher:
         """A transcript entry for the listeners only (the channel never gets it), published to the console."""
         entry = TranscriptEntry(id=new_id(), conversation_id=conversation.id, at=now, author=Author.SYSTEM, text=text)
         await self.store.append_transcript(entry)
-        await self.publish(conversation, {"type": "entry", "entry": entry_event(entry)})
+        await self.store.publish(EntryAdded(conversation.id, entry))
         return entry
 
     async def _not_sent(
@@ -458,9 +444,6 @@ class Dispatcher:
         )  # fmt: skip
         payload = outbound_to_dict(outbound)
         return OutboxItem(id=entry.id, conversation_id=conversation.id, payload=payload, created_at=now)
-
-    async def publish(self, conversation: Conversation, event: dict[str, object]) -> None:
-        await self.store.publish({**event, "conversation_id": conversation.id})
 
     # ----- receipts ---------------------------------------------------------------------------------------
 
@@ -496,9 +479,7 @@ class Dispatcher:
 
     async def _set_delivery(self, entry: TranscriptEntry, delivery: Delivery) -> None:
         await self.store.set_delivery(entry.id, delivery)
-        await self.store.publish(
-            {"type": "delivery", "conversation_id": entry.conversation_id, "id": entry.id, "delivery": delivery.value}
-        )
+        await self.store.publish(DeliveryChanged(entry.conversation_id, entry.id, delivery))
 
 
 _RECEIPT_DELIVERY = {

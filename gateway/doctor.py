@@ -16,17 +16,15 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from urllib.parse import urlsplit
 
+from pydantic import SecretStr
+
 from gateway.crypto import DataKeys, KeyFile
 from gateway.errors import ConfigError, FlowError, FlowValidationError, StoreError
-from gateway.settings import Settings, variable
+from gateway.settings import CHANNEL_NEEDS, Settings, variable
 
 MIN_SECRET_LENGTH = 32
 STORE_TIMEOUT = 10.0
-CHANNELS = {
-    "Messenger": ("messenger_app_secret", "messenger_verify_token", "messenger_page_access_token"),
-    "WhatsApp (Twilio)": ("twilio_account_sid", "twilio_auth_token", "twilio_whatsapp_from"),
-    "Telegram": ("telegram_bot_token", "telegram_webhook_secret"),
-}
+CHANNELS = {"Messenger": "messenger", "WhatsApp (Twilio)": "whatsapp", "Telegram": "telegram"}
 
 
 class Level(StrEnum):
@@ -46,7 +44,8 @@ class Finding:
 
 
 async def examine(settings: Settings) -> list[Finding]:
-    """Every check on ``settings`` (built with ``generate_secret=False``: an unset secret key stays empty)."""
+    """Every check on ``settings`` as configured (``Settings.from_env(as_configured=True)``: an unset secret key
+    stays empty, a half-configured channel is not refused)."""
     findings = [secret_key(settings), public_url(settings), *data_keys(settings), flows(settings)]
     findings += [channel(name, settings) for name in CHANNELS]
     findings.append(await store(settings))
@@ -54,7 +53,7 @@ async def examine(settings: Settings) -> list[Finding]:
 
 
 def secret_key(settings: Settings) -> Finding:
-    key = settings.secret_key
+    key = settings.secret_key.get_secret_value()
     if not key:
         return Finding(Level.PROBLEM, "GATEWAY_SECRET_KEY", "not set: a random one at each start logs every "
                        "listener out and changes the keyed hashes (blocks, lookups); set 32+ random characters, "
@@ -77,7 +76,7 @@ def public_url(settings: Settings) -> Finding:
 
 
 def data_keys(settings: Settings) -> list[Finding]:
-    if settings.data_key:
+    if settings.data_key.get_secret_value():
         keys = DataKeys.from_settings(settings)  # well formed: Settings validated them
         old = f"; {', '.join(keys.ids[1:])} only open (GATEWAY_DATA_KEYS_OLD)" if keys.ids[1:] else ""
         return [Finding(Level.OK, "GATEWAY_DATA_KEY", f"key {keys.current_id} seals{old}")]
@@ -112,15 +111,20 @@ def flows(settings: Settings) -> Finding:
 
 
 def channel(name: str, settings: Settings) -> Finding:
-    names = CHANNELS[name]
-    missing = [variable(n) for n in names if not getattr(settings, n)]
+    names = CHANNEL_NEEDS[CHANNELS[name]]
+    missing = [variable(n) for n in names if not _is_set(settings, n)]
     if len(missing) == len(names):
         return Finding(Level.OK, name, "off (no secret set)")
     if missing:
-        present = [variable(n) for n in names if getattr(settings, n)]
+        present = [variable(n) for n in names if _is_set(settings, n)]
         return Finding(Level.PROBLEM, name, f"half configured: {', '.join(missing)} missing (set it, or unset "
                        f"{', '.join(present)} to turn the channel off)")  # fmt: skip
     return Finding(Level.OK, name, "on")
+
+
+def _is_set(settings: Settings, name: str) -> bool:
+    value = getattr(settings, name)
+    return bool(value.get_secret_value() if isinstance(value, SecretStr) else value)
 
 
 async def store(settings: Settings) -> Finding:

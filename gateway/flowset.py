@@ -17,8 +17,9 @@ from pathlib import Path
 
 from gateway.errors import FlowValidationError
 from gateway.flows.engine import Engine
-from gateway.flows.loader import LoadedFlow, load_file
+from gateway.flows.loader import load_file
 from gateway.flows.model import ALWAYS_SCHEDULE
+from gateway.flows.positions import LoadedFlow
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ from typing import Literal
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.flows import lifecycle
+from gateway.store import TimerKind
 
 Leaving = Literal["quick_exit", "ended", "gone"]
 
 GONE_AFTER = timedelta(seconds=90)
-GONE_TIMER = "webchat_gone"
 
 TEXTS: dict[str, str] = {
     "quick_exit": "Le ou la jeune a quitté le chat avec la sortie rapide : il ou elle ne lit plus cette conversation."
@@ -60,11 +60,11 @@ async def quick_exit(dispatcher: Dispatcher, conversation_id: str) -> None:
 
 async def socket_closed(dispatcher: Dispatcher, conversation_id: str) -> None:
     """A web chat socket closed: unless the young person comes back within GONE_AFTER, they are gone."""
-    await dispatcher.store.set_timer(conversation_id, GONE_TIMER, dispatcher.clock() + GONE_AFTER)
+    await dispatcher.store.set_timer(conversation_id, TimerKind.WEBCHAT_GONE, dispatcher.clock() + GONE_AFTER)
 
 
 async def gone(dispatcher: Dispatcher, conversation: Conversation, now: datetime) -> None:
-    """The GONE_TIMER fired (under the conversation's lock): tell a listener, or the queue, that nobody reads."""
+    """The page-gone timer fired (under the lock): tell a listener, or the queue, that nobody reads."""
     if conversation.status in (Status.QUEUED, Status.WITH_LISTENER) and conversation.left_at is None:
         await mark_left(dispatcher, conversation, "gone", now)
 
@@ -72,7 +72,7 @@ async def gone(dispatcher: Dispatcher, conversation: Conversation, now: datetime
 async def returned(dispatcher: Dispatcher, conversation_id: str) -> None:
     """The young person's browser is back on the conversation: nothing more to wait for; lift a ``gone`` mark."""
     store = dispatcher.store
-    await store.cancel_timers(conversation_id, GONE_TIMER)
+    await store.cancel_timers(conversation_id, TimerKind.WEBCHAT_GONE)
     async with store.lock(conversation_id):
         conversation = await store.get_conversation(conversation_id)
         if conversation is None or not conversation.active or conversation.left_how != "gone":

@@ -28,6 +28,7 @@ from typing import Protocol
 
 from gateway.dispatcher import outbound_from_dict, utcnow
 from gateway.errors import DeliveryError, PermanentDelivery, RetryableDelivery, StoreError
+from gateway.events import DeliveryChanged
 from gateway.messages import ChannelName, Outbound
 from gateway.metrics import Metrics
 from gateway.store import Delivery, OutboxItem, Store
@@ -179,9 +180,4 @@ class Outbox:
         self, item: OutboxItem, delivery: Delivery, provider_id: str | None, reason: str | None = None
     ) -> None:
         """Tell the console and the web chat (the store recorded the delivery on the transcript entry already)."""
-        event: dict[str, object] = {
-            "type": "delivery", "conversation_id": item.conversation_id, "id": item.id, "delivery": delivery.value,
-        }  # fmt: skip
-        if reason:
-            event["reason"] = reason
-        await self.store.publish(event)
+        await self.store.publish(DeliveryChanged(item.conversation_id, item.id, delivery, reason))

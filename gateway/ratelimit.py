@@ -77,7 +77,7 @@ class RateLimits:
             Limit.TYPING: parse(settings.limit_typing_per_conversation),
             Limit.LISTENER_WRITES: parse(settings.limit_listener_writes),
         }
-        return cls(storage, items, KeyedHash(settings.secret_key), metrics)
+        return cls(storage, items, KeyedHash(settings.secret_key.get_secret_value()), metrics)
 
     async def allow(self, limit: Limit, subject: str) -> bool:
         try:

@@ -1,55 +1,64 @@
 """Settings: the only reader of the environment.
 
-Built once (``Settings.from_env()``) from ``os.environ`` plus an optional ``.env`` file, then passed explicitly.
-A missing or malformed value raises :class:`~gateway.errors.ConfigError` naming the variable (never echoing a
-secret). Every variable is documented in docs/configuration.md.
+Built once (``Settings.from_env()``) from ``os.environ`` plus an optional ``.env`` file, then passed explicitly:
+``Settings(...)`` itself reads nothing (tests build it from values). pydantic-settings reads the variables and the
+``.env`` file and casts the values; a missing or malformed value raises :class:`~gateway.errors.ConfigError`
+naming the variable (never echoing a value). Secrets are :class:`~pydantic.SecretStr`: ``repr`` shows
+``**********``, and only the code that uses one calls ``get_secret_value()``. A channel is on when everything it
+needs is set, off when nothing is; anything in between is refused by ``from_env`` (start-up), naming what is
+missing. Every variable is documented in docs/configuration.md.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, Self
 
 from limits import parse
+from pydantic import AliasGenerator, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, DotEnvSettingsSource, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings.sources import PydanticBaseSettingsSource
 
 from gateway.errors import ConfigError
 
 DEFAULT_STORE = "sqlite:///var/gateway.sqlite3"
+_PREFIXES = ("messenger_", "twilio_", "telegram_")
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    """Parse a ``.env`` file: ``NAME=value`` lines, ``#`` comments, optional quotes."""
-    values: dict[str, str] = {}
-    if not path.is_file():
-        return values
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[len("export ") :]
-        name, sep, value = line.partition("=")
-        if not sep or not name.strip().isidentifier():
-            raise ConfigError(f"{path}:{number}: expected NAME=value")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[name.strip()] = value
-    return values
+def variable(field_name: str) -> str:
+    """``store`` → ``GATEWAY_STORE``; ``twilio_auth_token`` → ``TWILIO_AUTH_TOKEN``."""
+    if field_name.startswith(_PREFIXES):
+        return field_name.upper()
+    return "GATEWAY_" + field_name.upper()
 
 
-@dataclass(frozen=True)
-class Settings:
+# What each channel needs: all of it set turns the channel on, none of it leaves it off.
+CHANNEL_NEEDS: dict[str, tuple[str, ...]] = {
+    "messenger": ("messenger_app_secret", "messenger_verify_token", "messenger_page_access_token"),
+    "whatsapp": ("twilio_account_sid", "twilio_auth_token", "twilio_whatsapp_from"),
+    "telegram": ("telegram_bot_token", "telegram_webhook_secret"),
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        alias_generator=AliasGenerator(validation_alias=variable),  # fields are read as their variables' names
+        validate_by_name=True,
+        case_sensitive=True,
+        extra="forbid",
+        frozen=True,
+        str_strip_whitespace=True,
+    )
+
     store: str = DEFAULT_STORE
     flows: str = "flows.yaml"
     public_url: str = "http://127.0.0.1:8080"
-    secret_key: str = ""
+    secret_key: SecretStr = SecretStr("")  # from_env: random at each start when unset
     # Encryption at rest (gateway/crypto.py): the key that seals, old keys that still open during a rotation
-    data_key: str = field(default="", repr=False)
-    data_keys_old: str = field(default="", repr=False)
+    data_key: SecretStr = SecretStr("")
+    data_keys_old: SecretStr = SecretStr("")
     max_body_bytes: int = 1_000_000
     quick_exit_url: str = "https://www.google.com/search?q=meteo"
     dev_always_open: int = 0  # 1: every queue open whatever flows.yaml's hours, to try the hand-off at night (dev only)
@@ -80,56 +89,77 @@ class Settings:
     understanding: str = "on"  # "off": keywords only, the embedded model is not loaded
     understanding_timeout: float = 0.5  # seconds a message waits for the model's reading at most
     # Takedown notices and warm referrals by e-mail: smtp://user:pass@host:587 (STARTTLS) or smtps://…:465
-    smtp_url: str = field(default="", repr=False)
+    smtp_url: SecretStr = SecretStr("")
     smtp_ca_file: str = ""  # a CA bundle to trust the SMTP server's certificate (default: the system's)
     # Partners' inbound referrals: "partner=key,other=key2" (a key of at least 24 characters each)
-    partner_keys: str = field(default="", repr=False)
+    partner_keys: SecretStr = SecretStr("")
     # Messenger
-    messenger_app_secret: str = ""
-    messenger_verify_token: str = ""
-    messenger_page_access_token: str = ""
+    messenger_app_secret: SecretStr = SecretStr("")
+    messenger_verify_token: SecretStr = SecretStr("")
+    messenger_page_access_token: SecretStr = SecretStr("")
     messenger_api_url: str = "https://graph.facebook.com/v23.0"
     messenger_max_event_age: int = 3600  # seconds: older (replayed) events are acknowledged and ignored
     # WhatsApp through Twilio
     twilio_account_sid: str = ""
-    twilio_auth_token: str = ""
+    twilio_auth_token: SecretStr = SecretStr("")
     twilio_whatsapp_from: str = ""
     twilio_api_url: str = "https://api.twilio.com"
     # Telegram
-    telegram_bot_token: str = ""
-    telegram_webhook_secret: str = ""
+    telegram_bot_token: SecretStr = SecretStr("")
+    telegram_webhook_secret: SecretStr = SecretStr("")
     telegram_api_url: str = "https://api.telegram.org"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)  # the environment and .env are read by from_env() only
 
     @classmethod
     def from_env(
         cls, environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env"), *,
-        generate_secret: bool = True,
+        as_configured: bool = False,
     ) -> Settings:
-        """``generate_secret=False`` leaves an unset GATEWAY_SECRET_KEY empty (``gateway doctor`` reports it)."""
-        merged: dict[str, str] = read_env_file(env_file) if env_file else {}
-        merged.update(os.environ if environ is None else environ)
-        values: dict[str, object] = {}
-        for f in fields(cls):
-            name = _variable(f.name)
-            if name not in merged:
-                continue
-            raw = merged[name].strip()
-            if f.type in ("int", "float"):
-                cast = int if f.type == "int" else float
-                try:
-                    values[f.name] = cast(raw)
-                except ValueError:
-                    raise ConfigError(f"{name} must be a number") from None
-            else:
-                values[f.name] = raw
-        settings = cls(**values)  # type: ignore[arg-type]
-        settings.validate()
-        if not settings.secret_key and generate_secret:
+        """The process environment (or ``environ``) over the ``.env`` file; other variables are ignored.
+        ``as_configured``: no random secret key for an unset one, no refusal of a half-configured channel
+        (``gateway doctor`` reports both)."""
+        found: dict[str, Any] = dict(DotEnvSettingsSource(cls, env_file=env_file)()) if env_file else {}
+        found.update(EnvSettingsSource(cls)() if environ is None else environ)
+        names = {variable(name) for name in cls.model_fields}
+        settings = cls.from_values({name: value for name, value in found.items() if name in names})
+        if as_configured:
+            return settings
+        settings.check_channels()
+        if not settings.secret_key.get_secret_value():
             # Sessions then last as long as the process: fine for `make run`, documented for production.
-            settings = cls(**{**settings.__dict__, "secret_key": secrets.token_urlsafe(32)})
+            settings = settings.replace(secret_key=secrets.token_urlsafe(32))
         return settings
 
-    def validate(self) -> None:
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> Settings:
+        """Settings from variables' values: a value of the wrong type is a ConfigError naming its variable."""
+        try:
+            return cls(**values)
+        except ValidationError as error:
+            problems = (f"{variable(str(e['loc'][0])) if e['loc'] else 'settings'}: {e['msg']}" for e in error.errors())
+            raise ConfigError("; ".join(problems)) from None
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some values changed, checked again (``dataclasses.replace`` for settings)."""
+        return type(self)(**{**dict(self), **changes})
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        self._check_values()
+        self._check_limits()
+        return self
+
+    def _check_values(self) -> None:
         if self.dev_always_open not in (0, 1):
             raise ConfigError("GATEWAY_DEV_ALWAYS_OPEN must be 0 or 1")
         if not (self.store.startswith("sqlite:///") or self.store.startswith(("redis://", "rediss://"))):
@@ -140,19 +170,6 @@ class Settings:
             raise ConfigError("GATEWAY_MAX_BODY_BYTES must be positive")
         if self.outbox_base_delay < 0 or self.outbox_max_attempts < 1:
             raise ConfigError("GATEWAY_OUTBOX_BASE_DELAY must be >= 0 and GATEWAY_OUTBOX_MAX_ATTEMPTS >= 1")
-        for f in fields(self):
-            if f.name.startswith("limit_"):
-                try:
-                    parse(getattr(self, f.name))
-                except ValueError:
-                    raise ConfigError(f"{_variable(f.name)} must be a rate like 20/minute or 30 per hour") from None
-        counts = ("max_waiting_per_client", "login_lock_failures", "login_lock_minutes", "password_hash_workers",
-                  "max_connections_per_address", "messenger_max_event_age")  # fmt: skip
-        for name in counts:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{_variable(name)} must be at least 1")
-        if self.login_free_failures < 0 or self.http_header_timeout <= 0 or self.http_body_timeout <= 0:
-            raise ConfigError("GATEWAY_LOGIN_FREE_FAILURES must be >= 0 and the GATEWAY_HTTP_*_TIMEOUTs positive")
         if self.outbox_alert_seconds <= 0:
             raise ConfigError("GATEWAY_OUTBOX_ALERT_SECONDS must be positive")
         if self.outbox_lease_seconds < 1:
@@ -161,7 +178,7 @@ class Settings:
             raise ConfigError("GATEWAY_INBOX_BATCH must be >= 0")
         if self.inbound_claim_seconds <= 0:
             raise ConfigError("GATEWAY_INBOUND_CLAIM_SECONDS must be positive")
-        if self.smtp_url and not self.smtp_url.startswith(("smtp://", "smtps://")):
+        if self.smtp_url.get_secret_value() and not self.smtp_url.get_secret_value().startswith(("smtp://", "smtps://")):
             raise ConfigError("GATEWAY_SMTP_URL must start with smtp:// (STARTTLS) or smtps:// (TLS)")
         self.partner_key_map()  # ConfigError when malformed
         self._check_data_keys()
@@ -173,19 +190,53 @@ class Settings:
     def _check_data_keys(self) -> None:
         from gateway.crypto import parse_key
 
-        if self.data_key:
-            parse_key(self.data_key, "GATEWAY_DATA_KEY")
-            if not self.secret_key:
+        current, old = self.data_key.get_secret_value(), self.data_keys_old.get_secret_value()
+        if current:
+            parse_key(current, "GATEWAY_DATA_KEY")
+            if not self.secret_key.get_secret_value():
                 raise ConfigError("GATEWAY_DATA_KEY needs GATEWAY_SECRET_KEY: lookups by identity are keyed with it")
-        elif self.data_keys_old:
+        elif old:
             raise ConfigError("GATEWAY_DATA_KEYS_OLD is set without GATEWAY_DATA_KEY")
-        for key in filter(str.strip, self.data_keys_old.split(",")):
+        for key in filter(str.strip, old.split(",")):
             parse_key(key, "GATEWAY_DATA_KEYS_OLD")
+
+    def _check_limits(self) -> None:
+        for name in type(self).model_fields:
+            if name.startswith("limit_"):
+                try:
+                    parse(getattr(self, name))
+                except ValueError:
+                    raise ConfigError(f"{variable(name)} must be a rate like 20/minute or 30 per hour") from None
+        counts = ("max_waiting_per_client", "login_lock_failures", "login_lock_minutes", "password_hash_workers",
+                  "max_connections_per_address", "messenger_max_event_age")  # fmt: skip
+        for name in counts:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{variable(name)} must be at least 1")
+        if self.login_free_failures < 0 or self.http_header_timeout <= 0 or self.http_body_timeout <= 0:
+            raise ConfigError("GATEWAY_LOGIN_FREE_FAILURES must be >= 0 and the GATEWAY_HTTP_*_TIMEOUTs positive")
+
+    def check_channels(self) -> None:
+        """At start-up: a channel with some of what it needs set, not all, is refused, naming what is missing.
+
+        (Not checked by ``Settings(...)``: the adapters' tests build one without a secret, to see it refuse.)
+        """
+        for channel, needs in CHANNEL_NEEDS.items():
+            missing = [variable(name) for name in needs if not self._is_set(name)]
+            if missing and len(missing) < len(needs):
+                raise ConfigError(f"{channel} is half-configured: set {', '.join(missing)} too, or unset the rest")
+
+    def _is_set(self, name: str) -> bool:
+        value = getattr(self, name)
+        return bool(value.get_secret_value() if isinstance(value, SecretStr) else value)
+
+    def channels_on(self) -> dict[str, bool]:
+        """Each channel and whether it is on (everything it needs set)."""
+        return {channel: all(self._is_set(name) for name in needs) for channel, needs in CHANNEL_NEEDS.items()}
 
     def partner_key_map(self) -> dict[str, str]:
         """``GATEWAY_PARTNER_KEYS`` as partner → key; ConfigError (never quoting a key) when malformed."""
         keys: dict[str, str] = {}
-        for item in filter(None, (part.strip() for part in self.partner_keys.split(","))):
+        for item in filter(None, (part.strip() for part in self.partner_keys.get_secret_value().split(","))):
             partner, _, key = item.partition("=")
             if not partner.strip() or len(key.strip()) < 24:
                 raise ConfigError("GATEWAY_PARTNER_KEYS must be partner=key pairs, each key at least 24 characters")
@@ -194,27 +245,12 @@ class Settings:
 
     @property
     def messenger_enabled(self) -> bool:
-        return bool(self.messenger_app_secret and self.messenger_page_access_token)
+        return self.channels_on()["messenger"]
 
     @property
     def whatsapp_enabled(self) -> bool:
-        return bool(self.twilio_account_sid and self.twilio_auth_token and self.twilio_whatsapp_from)
+        return self.channels_on()["whatsapp"]
 
     @property
     def telegram_enabled(self) -> bool:
-        return bool(self.telegram_bot_token and self.telegram_webhook_secret)
-
-
-_PREFIXES = ("messenger_", "twilio_", "telegram_")
-
-
-def variable(field_name: str) -> str:
-    """The environment variable of a Settings field, for messages."""
-    return _variable(field_name)
-
-
-def _variable(field_name: str) -> str:
-    """``store`` → ``GATEWAY_STORE``; ``twilio_auth_token`` → ``TWILIO_AUTH_TOKEN``."""
-    if field_name.startswith(_PREFIXES):
-        return field_name.upper()
-    return "GATEWAY_" + field_name.upper()
+        return self.channels_on()["telegram"]

@@ -14,14 +14,18 @@ Kinds (durations from flows.yaml ``timers``):
 * ``idle_close``: nothing happened for ``idle_close_hours`` → closed, with a message (recorded as not sent when
   the reply window has closed: see ``Dispatcher.emit``).
 
-Each timer is handled under the conversation's lock, and only by the instance whose ``timer_done`` wins.
+The kinds are :class:`~gateway.store.TimerKind` (the stored values above); :meth:`Timers.handler` matches every
+kind, and mypy fails the build when one has no handler (``assert_never``). Each timer is handled under the
+conversation's lock, and only by the instance whose ``timer_done`` wins.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import assert_never
 
 from gateway import leaving
 from gateway.conversation import Conversation, Status
@@ -30,10 +34,12 @@ from gateway.errors import StoreError
 from gateway.flows import lifecycle
 from gateway.flows.engine import Engine, State
 from gateway.messages import Reply
-from gateway.store import Author, Timer
+from gateway.store import Author, Timer, TimerKind
 from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
+
+Handler = Callable[[Conversation, Engine, datetime], Awaitable[None]]
 
 
 class Timers:
@@ -81,16 +87,23 @@ class Timers:
 
     async def _fire(self, timer: Timer, conversation: Conversation) -> None:
         engine = self.dispatcher.flows.for_version(conversation.flow_version)
-        now = self.dispatcher.clock()
-        handler = {
-            "bot_reminder": self._bot_reminder,
-            "bot_abandon": self._bot_abandon,
-            "queue_reassure": self._queue_reassure,
-            "idle_close": self._idle_close,
-            leaving.GONE_TIMER: self._gone,
-        }.get(timer.kind)
-        if handler is not None:
-            await handler(conversation, engine, now)
+        await self.handler(timer.kind)(conversation, engine, self.dispatcher.clock())
+
+    def handler(self, kind: TimerKind) -> Handler:
+        """The handler of each kind; mypy checks that every kind has one (``assert_never``)."""
+        match kind:
+            case TimerKind.BOT_REMINDER:
+                return self._bot_reminder
+            case TimerKind.BOT_ABANDON:
+                return self._bot_abandon
+            case TimerKind.QUEUE_REASSURE:
+                return self._queue_reassure
+            case TimerKind.WEBCHAT_GONE:
+                return self._gone
+            case TimerKind.IDLE_CLOSE:
+                return self._idle_close
+            case _:
+                assert_never(kind)
 
     async def _gone(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
         await leaving.gone(self.dispatcher, conversation, now)
@@ -105,7 +118,7 @@ class Timers:
         question = engine.current_question(State.from_dict(conversation.engine))
         await self._say(conversation, engine, now, Reply(engine.message("reminder", language)), *question)
         minutes = engine.flow.timers.bot_abandon_minutes
-        await self.store.set_timer(conversation.id, "bot_abandon", now + timedelta(minutes=minutes))
+        await self.store.set_timer(conversation.id, TimerKind.BOT_ABANDON, now + timedelta(minutes=minutes))
 
     async def _bot_abandon(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
         if conversation.status != Status.BOT:
@@ -132,7 +145,7 @@ class Timers:
             text = engine.message(key, language, position=position)
             await self._say(conversation, engine, now, Reply(text))
         minutes = engine.flow.timers.queue_reassurance_minutes
-        await self.store.set_timer(conversation.id, "queue_reassure", now + timedelta(minutes=minutes))
+        await self.store.set_timer(conversation.id, TimerKind.QUEUE_REASSURE, now + timedelta(minutes=minutes))
 
     async def _paused(self, conversation: Conversation, window: timedelta, now: datetime) -> None:
         """Tell the listeners once per closed window that the young person gets no more queue messages."""

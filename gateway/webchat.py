@@ -19,21 +19,22 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from gateway import leaving
 from gateway.conversation import Conversation, Status
-from gateway.dispatcher import Dispatcher, entry_event
+from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
+from gateway.events import EntryAdded, Event, Resync, StatusChanged, Typing, entry_json
 from gateway.flows import lifecycle
 from gateway.gate import Gate, Refusal
 from gateway.messages import ChannelName, Inbound, Reply
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limit, client_address
 from gateway.sockets import SEND_TIMEOUT, SocketWriter
-from gateway.store import RESYNC, Author, Store
+from gateway.store import Author, Store, TranscriptEntry
 
 log = logging.getLogger(__name__)
 
 MAX_FRAME = 16 * 1024
 MAX_TEXT = 4000
-HIDDEN = {Author.NOTE.value, Author.SYSTEM.value}  # for listeners only: private notes, the server's entries
+HIDDEN = {Author.NOTE, Author.SYSTEM}  # for listeners only: private notes, the server's entries
 
 
 class WebChatHub:
@@ -71,15 +72,13 @@ class WebChatHub:
         async with await self.store.subscribe() as subscription:
             await self.resync()  # after a restart of this worker, events may have been missed
             async for event in subscription:
-                if event.get("type") == RESYNC:
+                if isinstance(event, Resync):
                     await self.resync()
                     continue
-                conversation_id = event.get("conversation_id")
-                if isinstance(conversation_id, str) and conversation_id in self.sockets:
-                    frame = await self._frame(event)
-                    if frame is not None:
-                        self._offer_all(conversation_id, frame)
-                        await asyncio.sleep(0)  # let the writers run: a burst never fills a reading socket's queue
+                found = await self._frame(event)
+                if found is not None:
+                    self._offer_all(*found)
+                    await asyncio.sleep(0)  # let the writers run: a burst never fills a reading socket's queue
 
     async def resync(self) -> None:
         for conversation_id in list(self.sockets):
@@ -91,9 +90,8 @@ class WebChatHub:
             await self._resync(conversation)
 
     async def _resync(self, conversation: Conversation) -> None:
-        entries = [_public(entry_event(e)) for e in await self.store.transcript(conversation.id)
-                   if e.author.value not in HIDDEN]  # fmt: skip
-        frame: dict[str, Any] = {"type": RESYNC, "status": conversation.status.value}
+        entries = [_public(e) for e in await self.store.transcript(conversation.id) if e.author not in HIDDEN]
+        frame: dict[str, Any] = {"type": Resync.type, "status": conversation.status.value}
         if conversation.status == Status.QUEUED:
             frame["position"] = await self.store.position(conversation.id)
         ids = [e["id"] for e in entries]
@@ -103,17 +101,18 @@ class WebChatHub:
             if writer.offer({**frame, "entries": since}) and entries:
                 followers[writer] = ids[-1]
 
-    async def _frame(self, event: dict[str, Any]) -> dict[str, Any] | None:
-        kind = event.get("type")
-        if kind == "entry" and event["entry"]["author"] not in HIDDEN:
-            return {"type": "entry", "entry": _public(event["entry"])}
-        if kind == "typing" and event.get("who") == "listener":
-            return {"type": "typing", "on": True}
-        if kind == "status":
-            frame: dict[str, Any] = {"type": "status", "status": event["status"]}
-            if event["status"] == Status.QUEUED.value:
-                frame["position"] = await self.store.position(event["conversation_id"])
-            return frame
+    async def _frame(self, event: Event) -> tuple[str, dict[str, Any]] | None:
+        """The web chat's frame for an event of a followed conversation, with the conversation's id."""
+        match event:
+            case EntryAdded(conversation_id=cid, entry=entry) if cid in self.sockets and entry.author not in HIDDEN:
+                return cid, {"type": "entry", "entry": _public(entry)}
+            case Typing(conversation_id=cid, who="listener") if cid in self.sockets:
+                return cid, {"type": "typing", "on": True}
+            case StatusChanged(conversation_id=cid, status=status) if cid in self.sockets:
+                frame: dict[str, Any] = {"type": "status", "status": status.value}
+                if status == Status.QUEUED:
+                    frame["position"] = await self.store.position(cid)
+                return cid, frame
         return None
 
     def _offer_all(self, conversation_id: str, frame: dict[str, Any]) -> None:
@@ -123,8 +122,10 @@ class WebChatHub:
                 followers[writer] = frame["entry"]["id"]
 
 
-def _public(entry: dict[str, Any]) -> dict[str, Any]:
-    return {k: entry[k] for k in ("id", "author", "text", "choices", "at")}
+def _public(entry: TranscriptEntry) -> dict[str, Any]:
+    """What the young person's page gets of an entry (no delivery, flag or attachments)."""
+    data = entry_json(entry)
+    return {k: data[k] for k in ("id", "author", "text", "choices", "at")}
 
 
 class ChatSession:
@@ -166,7 +167,7 @@ class ChatSession:
         elif kind == "message":
             await self._message(frame)
         elif kind == "typing" and self.conversation_id and await self.gate.limits.allow(Limit.TYPING, self.token):
-            await self.hub.store.publish({"type": "typing", "conversation_id": self.conversation_id, "who": "user"})
+            await self.hub.store.publish(Typing(self.conversation_id, "user"))
         elif kind == "end":
             await self._end()
 
@@ -185,10 +186,7 @@ class ChatSession:
         if conversation.client is None:
             conversation = await self._mark_client(conversation)
         await leaving.returned(self.dispatcher, conversation.id)
-        history = [
-            _public(entry_event(e)) for e in await self.hub.store.transcript(conversation.id)
-            if e.author.value not in HIDDEN
-        ]  # fmt: skip
+        history = [_public(e) for e in await self.hub.store.transcript(conversation.id) if e.author not in HIDDEN]
         await self._follow(conversation, history[-1]["id"] if history else None)
         status: dict[str, Any] = {"type": "session", "token": self.token, "status": conversation.status.value}
         status["language"] = self.dispatcher.language(conversation, self.dispatcher.flows.for_version(

@@ -24,7 +24,7 @@ def flow_copy(tmp_path: Path) -> Path:
 
 
 def with_flow(settings: Settings, flows: Path) -> Settings:
-    return Settings(**{**settings.__dict__, "flows": str(flows)})
+    return settings.replace(flows=str(flows))
 
 
 async def test_healthz_and_readyz(client: Client) -> None:
@@ -120,3 +120,11 @@ async def test_the_reload_endpoint_needs_a_supervisor(client: Client) -> None:
     await add_listener(client, "alice")
     await login(client, "alice")
     assert (await client.post("/api/admin/reload")).status == 403
+
+
+async def test_the_quick_exit_url_is_escaped_in_the_chat_page(make_client: AppFactory, settings: Settings) -> None:
+    client = await make_client(settings.replace(quick_exit_url='https://exit.example/?a=1&b="><script>x</script>'))
+    response = await client.get("/chat")
+    page = await response.text()
+    assert 'data-quick-exit="https://exit.example/?a=1&amp;b=&quot;&gt;&lt;script&gt;x&lt;/script&gt;"' in page
+    assert "<script>x" not in page

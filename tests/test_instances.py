@@ -31,7 +31,7 @@ def redis_settings(settings: Settings, redis_url: str) -> Settings:  # noqa: F81
         client.flushdb()
     finally:
         client.close()
-    return Settings(**{**settings.__dict__, "store": redis_url})
+    return settings.replace(store=redis_url)
 
 
 async def test_a_conversation_moves_between_instances(make_client: AppFactory, redis_settings: Settings) -> None:

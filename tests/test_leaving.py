@@ -9,7 +9,8 @@ from aiohttp.test_utils import TestClient
 
 from gateway.app import STORE, TIMERS
 from gateway.conversation import Status
-from gateway.leaving import GONE_AFTER, GONE_TIMER
+from gateway.leaving import GONE_AFTER
+from gateway.store import TimerKind
 from tests.conftest import Clock, add_listener, login
 from tests.test_timers import conversation_of, fire_and_wait, start
 from tests.test_webchat import WALK_TO_QUEUE, hello, receive_until
@@ -89,7 +90,7 @@ async def test_a_page_gone_for_good_is_told_then_its_return(client: Client, cloc
 
     async def armed() -> bool:  # the server saw the socket close
         due = await client.app[STORE].due_timers(clock.now + GONE_AFTER)
-        return any(t.conversation_id == conversation.id and t.kind == GONE_TIMER for t in due)
+        return any(t.conversation_id == conversation.id and t.kind == TimerKind.WEBCHAT_GONE for t in due)
 
     await fire_and_wait(client, armed)
     clock.advance(seconds=GONE_AFTER.total_seconds() - 5)

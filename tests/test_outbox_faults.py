@@ -6,7 +6,6 @@ newer gateway sharing it would."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -35,8 +34,8 @@ async def telegram() -> AsyncIterator[FakeTelegramAPI]:
 
 @pytest.fixture
 async def client(gateway: GatewayFactory, settings: Settings, telegram: FakeTelegramAPI) -> Client:
-    return await gateway(dataclasses.replace(
-        settings, telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=SECRET, telegram_api_url=telegram.url
+    return await gateway(settings.replace(
+        telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=SECRET, telegram_api_url=telegram.url
     ))  # fmt: skip
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import secrets
 import shutil
 import subprocess
@@ -99,7 +98,7 @@ async def test_a_redis_restart_mid_burst_both_instances_recover(
     make_client: AppFactory, settings: Settings, own_redis: OwnRedis, clock: Clock
 ) -> None:
     # One test client opens every chat from 127.0.0.1: the new-chat limits are not what this test is about.
-    settings = dataclasses.replace(settings, store=own_redis.url, limit_chats_per_address="1000/hour",
+    settings = settings.replace(store=own_redis.url, limit_chats_per_address="1000/hour",
                                    limit_chats_per_browser="1000/hour")  # fmt: skip
     one, two = await make_client(settings), await make_client(settings)
     await add_listener(two, "anne")

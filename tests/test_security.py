@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import redis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -48,7 +49,9 @@ from gateway.testing import (
     twilio_form,
 )
 from tests.conftest import PASSWORD, AppFactory, Clock, add_listener, login
-from tests.test_redis_restart import own_redis
+from tests.e2e.channel_support import ListenerDesk
+from tests.e2e.test_whatsapp import PUBLIC, TOKEN, WALK
+from tests.test_redis_restart import OwnRedis, own_redis
 from tests.test_serve import running
 from tests.test_webchat import WALK_TO_QUEUE, receive_until, say
 
@@ -125,7 +128,7 @@ async def test_ending_and_starting_again_in_a_loop_is_rate_limited_per_browser(
     make_client: AppFactory, settings: Settings
 ) -> None:
     """The same browser: hello, danger, end, hello, danger, end… each hello after an end opens a new conversation."""
-    client = await make_client(dataclasses.replace(settings, limit_chats_per_browser="3/hour"))
+    client = await make_client(settings.replace(limit_chats_per_browser="3/hour"))
     refused, token = 0, None
     async with client.ws_connect("/chat/ws") as ws:
         for attempt in range(10):
@@ -166,7 +169,7 @@ async def test_many_sockets_from_one_address_open_few_conversations(
 
 async def test_a_new_conversation_rate_per_address(make_client: AppFactory, settings: Settings) -> None:
     client = await make_client(
-        dataclasses.replace(settings, limit_chats_per_address="2/hour", max_waiting_per_client=50)
+        settings.replace(limit_chats_per_address="2/hour", max_waiting_per_client=50)
     )
     async with client.ws_connect("/chat/ws") as ws:
         frames = [await open_chat(ws) for _ in range(4)]
@@ -177,7 +180,7 @@ async def test_a_new_conversation_rate_per_address(make_client: AppFactory, sett
 async def test_a_message_flood_in_one_conversation_is_cut_with_a_calm_notice(
     make_client: AppFactory, settings: Settings
 ) -> None:
-    client = await make_client(dataclasses.replace(settings, limit_messages_per_conversation="4/minute"))
+    client = await make_client(settings.replace(limit_messages_per_conversation="4/minute"))
     async with client.ws_connect("/chat/ws") as ws:
         await open_chat(ws)
         outcomes = []
@@ -194,7 +197,7 @@ async def test_a_message_flood_in_one_conversation_is_cut_with_a_calm_notice(
 
 
 async def test_typing_frames_are_rate_limited(make_client: AppFactory, settings: Settings) -> None:
-    client = await make_client(dataclasses.replace(settings, limit_typing_per_conversation="3/minute"))
+    client = await make_client(settings.replace(limit_typing_per_conversation="3/minute"))
     async with client.ws_connect("/chat/ws") as ws:
         await open_chat(ws)
         for _ in range(10):
@@ -244,7 +247,7 @@ async def test_wrong_passwords_slow_then_lock_the_account_and_tell_the_superviso
     make_client: AppFactory, settings: Settings
 ) -> None:
     """Measured: 4–7 wrong passwords a second, no lockout."""
-    client = await make_client(dataclasses.replace(settings, login_free_failures=2, login_lock_failures=3))
+    client = await make_client(settings.replace(login_free_failures=2, login_lock_failures=3))
     await add_listener(client, "anne")
     wrong = {"name": "anne", "password": "guess"}
     assert (await client.post("/api/session", json=wrong)).status == 401
@@ -272,7 +275,7 @@ async def wait_until_free(client: Client, name: str) -> None:
 async def test_guessing_many_accounts_from_one_address_is_braked_too(
     make_client: AppFactory, settings: Settings
 ) -> None:
-    client = await make_client(dataclasses.replace(settings, login_free_failures=3))
+    client = await make_client(settings.replace(login_free_failures=3))
     statuses = [
         (await client.post("/api/session", json={"name": f"user{n}", "password": "x"})).status for n in range(6)
     ]
@@ -282,8 +285,8 @@ async def test_guessing_many_accounts_from_one_address_is_braked_too(
 async def test_a_login_flood_does_not_hold_a_signed_webhook(make_client: AppFactory, settings: Settings) -> None:
     """Measured: 32 parallel logins delayed a signed webhook by 24 s (argon2 ran on the event loop)."""
     async with FakeTelegramAPI() as telegram:
-        client = await make_client(dataclasses.replace(
-            settings, login_free_failures=1000, login_lock_failures=1000, telegram_bot_token=BOT_TOKEN,
+        client = await make_client(settings.replace(
+            login_free_failures=1000, login_lock_failures=1000, telegram_bot_token=BOT_TOKEN,
             telegram_webhook_secret=TG_SECRET, telegram_api_url=telegram.url,
         ))  # fmt: skip
         started = time.perf_counter()
@@ -310,7 +313,7 @@ async def test_a_login_flood_does_not_hold_a_signed_webhook(make_client: AppFact
 
 
 async def test_listener_writes_are_rate_limited(make_client: AppFactory, settings: Settings) -> None:
-    client = await make_client(dataclasses.replace(settings, limit_listener_writes="3/minute"))
+    client = await make_client(settings.replace(limit_listener_writes="3/minute"))
     await add_listener(client, "anne")
     await login(client, "anne")
     statuses = [(await client.post("/api/conversations/nope/take")).status for _ in range(5)]
@@ -380,8 +383,8 @@ async def test_a_blocked_telegram_sender_is_told_once_and_never_reaches_the_bot(
     make_client: AppFactory, settings: Settings
 ) -> None:
     async with FakeTelegramAPI() as telegram:
-        client = await make_client(dataclasses.replace(
-            settings, telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=TG_SECRET, telegram_api_url=telegram.url,
+        client = await make_client(settings.replace(
+            telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=TG_SECRET, telegram_api_url=telegram.url,
         ))  # fmt: skip
         await add_listener(client, "anne")
         headers = telegram_headers(TG_SECRET)
@@ -441,8 +444,8 @@ async def test_a_signed_messenger_event_from_2001_is_acknowledged_and_ignored(
     make_client: AppFactory, settings: Settings
 ) -> None:
     async with FakeGraphAPI() as graph:
-        client = await make_client(dataclasses.replace(
-            settings, messenger_app_secret=APP_SECRET, messenger_page_access_token="page-token",
+        client = await make_client(settings.replace(
+            messenger_app_secret=APP_SECRET, messenger_page_access_token="page-token",
             messenger_verify_token="verify", messenger_api_url=graph.url,
         ))  # fmt: skip
         old = {**messenger_message("2001000000000001", DANGER, mid="m.2001"), "timestamp": 978_307_200_000}
@@ -468,8 +471,8 @@ telegram_shaped = st.recursive(
 @pytest.fixture
 async def telegram_client(make_client: AppFactory, settings: Settings) -> AsyncIterator[Client]:
     async with FakeTelegramAPI() as telegram:
-        yield await make_client(dataclasses.replace(
-            settings, telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=TG_SECRET, telegram_api_url=telegram.url,
+        yield await make_client(settings.replace(
+            telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=TG_SECRET, telegram_api_url=telegram.url,
         ))  # fmt: skip
 
 
@@ -489,7 +492,7 @@ async def test_malformed_telegram_updates_get_200_or_400_never_5xx(
 
 
 async def test_a_body_that_trickles_in_is_cut_with_408(make_client: AppFactory, settings: Settings) -> None:
-    client = await make_client(dataclasses.replace(settings, http_body_timeout=0.5))
+    client = await make_client(settings.replace(http_body_timeout=0.5))
     assert client.port is not None
     reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
     writer.write(
@@ -557,8 +560,6 @@ AT_REST = ("33612345678", PSID, SAID, "voisine l'héberge", "endroit sûr", "On 
 
 def redis_everything(url: str) -> bytes:
     """Every key name and value of the Redis store: GET / HGETALL / LRANGE / SMEMBERS / ZRANGE, and DUMP."""
-    import redis
-
     client = redis.Redis.from_url(url)
     seen = bytearray()
     try:
@@ -587,17 +588,13 @@ async def test_no_phone_number_psid_or_text_in_the_store_files(
     make_client: AppFactory, settings: Settings, tmp_path: Path, request: pytest.FixtureRequest, where: str
 ) -> None:
     """Measured: phone numbers, platform ids and every message were in clear in the SQLite file and in Redis."""
-    from tests.e2e.channel_support import ListenerDesk
-    from tests.e2e.test_whatsapp import PUBLIC, TOKEN, WALK
-    from tests.test_redis_restart import OwnRedis
-
     store = f"sqlite:///{tmp_path}/var/gateway.sqlite3"  # the embedded default: a key file of its own in var/
     if where == "redis":
         own: OwnRedis = request.getfixturevalue("own_redis")
         store = own.url
     async with FakeTwilioAPI(auth_token=TOKEN) as twilio, FakeGraphAPI() as graph:
-        client = await make_client(dataclasses.replace(
-            settings, store=store, data_key=settings.data_key if where == "redis" else "", public_url=PUBLIC,
+        client = await make_client(settings.replace(
+            store=store, data_key=settings.data_key if where == "redis" else "", public_url=PUBLIC,
             twilio_account_sid=ACCOUNT_SID, twilio_auth_token=TOKEN, twilio_whatsapp_from=WHATSAPP_FROM,
             twilio_api_url=twilio.url, messenger_app_secret=APP_SECRET, messenger_page_access_token="page-token",
             messenger_verify_token="verify", messenger_api_url=graph.url,

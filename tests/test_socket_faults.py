@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import struct
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -21,8 +22,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import STORE, create_app
+from gateway.events import EntryAdded, NoticesChanged, Typing
 from gateway.messages import ChannelName
 from gateway.settings import Settings
+from gateway.store import Author, TranscriptEntry
 from tests.conftest import Clock, add_listener, login
 from tests.test_webchat import bot_texts, hello, receive_until
 
@@ -113,11 +116,11 @@ async def test_a_reset_right_after_a_message_leaves_the_other_chats_working(clie
             chat.send({"type": "typing"}, {"type": "message", "id": "gone", "text": "2"})
             await chat.writer.drain()
             async for event in events:
-                if event == {"type": "typing", "conversation_id": conversation.id, "who": "user"}:
+                if event == Typing(conversation.id, "user"):
                     break
             chat.reset()
         async for event in events:  # the message is processed all the same: acknowledged or not, it counts
-            if event.get("type") == "entry" and event["entry"]["author"] == "bot":
+            if isinstance(event, EntryAdded) and event.entry.author == Author.BOT:
                 break
     async with client.ws_connect("/chat/ws") as ws:
         await hello(ws)
@@ -138,8 +141,8 @@ async def test_a_chat_that_never_reads_is_dropped_and_holds_nobody_back(client: 
     stalled = await RawChat.connect(client, receive_buffer=4096)
     conversation, _ = await store.active_conversation(ChannelName.WEBCHAT, await stalled.hello(), clock())
     for n in range(900):  # ~7 MB: more than the kernel's and the transport's buffers hold
-        entry = {"id": f"flood-{n}", "author": "bot", "text": "x" * 8000, "choices": [], "at": clock().isoformat()}
-        await store.publish({"type": "entry", "conversation_id": conversation.id, "entry": entry})
+        entry = TranscriptEntry(f"flood-{n}", conversation.id, clock(), Author.BOT, "x" * 8000)
+        await store.publish(EntryAdded(conversation.id, entry))
     async with client.ws_connect("/chat/ws") as ws:
         await hello(ws)
         await ws.send_json({"type": "message", "id": "m0", "text": "2"})
@@ -162,10 +165,11 @@ async def test_a_console_that_never_reads_is_dropped_and_holds_nobody_back(clien
     async with client.ws_connect("/api/events") as console:
         await receive_until(console, lambda f: f["type"] == "hello")
         store = client.app[STORE]
+        at = datetime(2026, 3, 10, 13, tzinfo=UTC)
         for n in range(900):  # ~7 MB of events: more than the kernel's and the transport's buffers hold
-            entry = {"id": f"flood-{n}", "author": "user", "text": "x" * 8000, "at": "2026-03-10T13:00:00+00:00"}
-            await store.publish({"type": "entry", "conversation_id": "c-flood", "entry": entry})
-        await store.publish({"type": "queue", "conversation_id": "c-last"})
+            entry = TranscriptEntry(f"flood-{n}", "c-flood", at, Author.USER, "x" * 8000)
+            await store.publish(EntryAdded("c-flood", entry))
+        await store.publish(NoticesChanged("c-last"))
         await receive_until(console, lambda f: f.get("conversation_id") == "c-last", limit=1000)
     metrics = await (await client.get("/metrics")).text()
     assert 'gateway_socket_drops_total{reason="queue_full",surface="console"} 1.0' in metrics

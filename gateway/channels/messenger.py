@@ -4,6 +4,7 @@ Inbound: ``GET /webhooks/messenger`` answers Meta's ``hub.*`` handshake (:meth:`
 ``POST`` carries ``{"object": "page", "entry": [{"messaging": [...]}, ...]}`` signed with
 ``X-Hub-Signature-256`` (HMAC-SHA256 of the raw bytes keyed with the app secret). Every entry and every
 messaging item is read; echoes of the page's own messages are dropped; deliveries and reads become receipts.
+The body's shape is a few pydantic models (strict types): a body that does not fit is 400, naming the field.
 
 Outbound: ``POST {messenger_api_url}/me/messages?access_token=…``. Bot messages go as ``RESPONSE`` (24-hour
 window); a listener's as ``MESSAGE_TAG`` + ``HUMAN_AGENT`` (7 days, humans only). Choices become quick replies
@@ -16,10 +17,20 @@ import datetime
 import hashlib
 import hmac
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import aiohttp
 from aiohttp import web
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    ValidationError,
+)
 from yarl import URL
 
 from gateway.channels.base import (
@@ -78,7 +89,7 @@ class MessengerChannel:
 
     async def verify(self, request: web.Request) -> web.Response:
         """``GET /webhooks/messenger``, routable as is: Meta's subscription handshake, 200 challenge or 403."""
-        token = self._settings.messenger_verify_token.encode()
+        token = self._settings.messenger_verify_token.get_secret_value().encode()
         given = request.query.get("hub.verify_token", "").encode("utf-8", "replace")
         if request.query.get("hub.mode") != "subscribe" or not token or not hmac.compare_digest(given, token):
             return web.Response(status=403, text="verification token does not match")
@@ -111,14 +122,14 @@ class MessengerChannel:
         return datetime.timedelta(days=7) if author == "listener" else datetime.timedelta(hours=24)
 
     def _check_signature(self, raw: bytes, header: str) -> None:
-        secret = self._settings.messenger_app_secret.encode()
+        secret = self._settings.messenger_app_secret.get_secret_value().encode()
         expected = "sha256=" + hmac.new(secret, raw, hashlib.sha256).hexdigest()
         if not secret or not hmac.compare_digest(expected.encode(), header.lower().encode("utf-8", "replace")):
             raise BadSignature("messenger: X-Hub-Signature-256 is missing or wrong")
 
     async def _call(self, body: JSONObject) -> JSONObject:
         """POST to the Send API: the one place where Graph's answers and network errors become ours."""
-        params = {"access_token": self._settings.messenger_page_access_token}
+        params = {"access_token": self._settings.messenger_page_access_token.get_secret_value()}
         try:
             async with self._session.post(self._send_url, params=params, json=body, timeout=SEND_TIMEOUT) as response:
                 document = _json_object(await response.read())
@@ -184,7 +195,81 @@ def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-# Reading webhook events. Every helper raises BadRequest naming the field, never its value.
+# Reading webhook events: the body's shape as pydantic models (strict types, unknown keys ignored). A body that does
+# not fit is 400, its message naming the field, never its value.
+
+
+def _unicode(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("not valid Unicode text") from None
+    return value
+
+
+Text = Annotated[StrictStr, AfterValidator(_unicode)]
+Id = Annotated[Text, StringConstraints(min_length=1)] | StrictInt  # Meta sends strings; whole numbers accepted too
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+
+
+class _Sender(_Part):
+    id: Id
+
+
+class _QuickReply(_Part):
+    payload: Text
+
+
+class _AttachmentPayload(_Part):
+    url: Text | None = None
+
+
+class _Attachment(_Part):
+    type: object = None
+    payload: _AttachmentPayload | None = None
+
+
+class _Message(_Part):
+    mid: Text | None = None
+    text: Text = ""
+    is_echo: StrictBool = False
+    quick_reply: _QuickReply | None = None
+    attachments: list[_Attachment] = []
+
+
+class _Postback(_Part):
+    mid: Text | None = None
+    payload: Text = ""
+    title: Text = ""
+
+
+class _Delivery(_Part):
+    watermark: StrictInt
+    mids: list[Text] = []
+
+
+class _Read(_Part):
+    watermark: StrictInt
+
+
+class _Item(_Part):
+    sender: _Sender
+    timestamp: StrictInt | None = None
+    message: _Message | None = None
+    postback: _Postback | None = None
+    delivery: _Delivery | None = None
+    read: _Read | None = None
+
+
+class _Entry(_Part):
+    messaging: list[_Item] = []
+
+
+class _Body(_Part):
+    entry: list[_Entry]
 
 
 def parse_events(document: object, *, max_age_ms: int | None = None, now_ms: int | None = None) -> Batch:
@@ -193,134 +278,95 @@ def parse_events(document: object, *, max_age_ms: int | None = None, now_ms: int
     An item whose ``timestamp`` is more than ``max_age_ms`` before ``now_ms`` (default: the clock) is counted in
     ``too_old`` and left out: a correctly signed body replayed long after is acknowledged and does nothing.
     """
+    body = _body(document)  # malformed is 400, however old
     inbound: list[Inbound] = []
     receipts: list[Receipt] = []
     too_old = 0
     oldest = None if max_age_ms is None else (now_ms if now_ms is not None else int(time.time() * 1000)) - max_age_ms
-    for entry in _list(_object(document, "body").get("entry"), "entry"):
-        for item in _list(_object(entry, "entry").get("messaging", []), "entry.messaging"):
-            event = _object(item, "messaging item")
-            messages, statuses = _parse_item(event)  # malformed is 400, however old
-            stamp = event.get("timestamp")
-            if oldest is not None and isinstance(stamp, int | float) and stamp < oldest:
-                too_old += 1
-                continue
-            inbound += messages
-            receipts += statuses
+    for item in (item for entry in body.entry for item in entry.messaging):
+        messages, statuses = _parse_item(item)
+        if oldest is not None and item.timestamp is not None and item.timestamp < oldest:
+            too_old += 1
+            continue
+        inbound += messages
+        receipts += statuses
     return Batch(inbound=tuple(inbound), receipts=tuple(receipts), too_old=too_old)
 
 
-def _parse_item(item: JSONObject) -> tuple[list[Inbound], list[Receipt]]:
-    sender = _id(item.get("sender"), "sender")
-    timestamp = item.get("timestamp")
-    if "message" in item:
-        message = _object(item["message"], "message")
-        if message.get("is_echo"):
-            return [], []
-        return [_inbound_message(sender, timestamp, message)], []
-    if "postback" in item:
-        return [_inbound_postback(sender, timestamp, _object(item["postback"], "postback"))], []
-    if "delivery" in item:
-        return [], _delivery_receipts(sender, _object(item["delivery"], "delivery"))
-    if "read" in item:
-        watermark = _int(_object(item["read"], "read").get("watermark"), "read.watermark")
-        return [], [Receipt(ChannelName.MESSENGER, sender, "read", watermark=watermark)]
+def _body(document: object) -> _Body:
+    try:
+        return _Body.model_validate(document)
+    except ValidationError as error:
+        first = error.errors(include_input=False, include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise BadRequest(f"messenger: {where}: {first['msg']}") from None
+
+
+def _parse_item(item: _Item) -> tuple[list[Inbound], list[Receipt]]:
+    sender = str(item.sender.id)
+    if item.message is not None:
+        return ([], []) if item.message.is_echo else ([_inbound_message(sender, item.timestamp, item.message)], [])
+    if item.postback is not None:
+        return [_inbound_postback(sender, item.timestamp, item.postback)], []
+    if item.delivery is not None:
+        return [], _delivery_receipts(sender, item.delivery)
+    if item.read is not None:
+        return [], [Receipt(ChannelName.MESSENGER, sender, "read", watermark=item.read.watermark)]
     return [], []
 
 
-def _inbound_message(sender: str, timestamp: object, message: JSONObject) -> Inbound:
-    quick_reply = message.get("quick_reply")
-    payload = _str(_object(quick_reply, "quick_reply").get("payload"), "quick_reply.payload") if quick_reply else None
+def _inbound_message(sender: str, timestamp: int | None, message: _Message) -> Inbound:
+    payload = message.quick_reply.payload if message.quick_reply else None
     return Inbound(
         channel=ChannelName.MESSENGER,
         sender=sender,
-        message_id=_mid(message, sender, timestamp, payload),
-        text=_str(message.get("text", ""), "message.text"),
+        message_id=_mid(message.mid, sender, timestamp, payload),
+        text=message.text,
         payload=payload,
-        attachments=tuple(_attachment(a) for a in _list(message.get("attachments", []), "attachments")),
+        attachments=tuple(_attachment(a) for a in message.attachments),
         received_at=_time(timestamp),
     )
 
 
-def _inbound_postback(sender: str, timestamp: object, postback: JSONObject) -> Inbound:
-    payload = _str(postback.get("payload", ""), "postback.payload")
+def _inbound_postback(sender: str, timestamp: int | None, postback: _Postback) -> Inbound:
     return Inbound(
         channel=ChannelName.MESSENGER,
         sender=sender,
-        message_id=_mid(postback, sender, timestamp, payload),
-        text=_str(postback.get("title", ""), "postback.title"),
-        payload=payload,
+        message_id=_mid(postback.mid, sender, timestamp, postback.payload),
+        text=postback.title,
+        payload=postback.payload,
         received_at=_time(timestamp),
     )
 
 
-def _delivery_receipts(sender: str, delivery: JSONObject) -> list[Receipt]:
-    watermark = _int(delivery.get("watermark"), "delivery.watermark")
-    mids: list[str | None] = [_str(mid, "delivery.mids") for mid in _list(delivery.get("mids", []), "delivery.mids")]
+def _delivery_receipts(sender: str, delivery: _Delivery) -> list[Receipt]:
+    mids: list[str | None] = list(delivery.mids)
     return [
-        Receipt(ChannelName.MESSENGER, sender, "delivered", provider_message_id=mid, watermark=watermark)
+        Receipt(ChannelName.MESSENGER, sender, "delivered", provider_message_id=mid, watermark=delivery.watermark)
         for mid in mids or [None]
     ]
 
 
-def _attachment(value: object) -> Attachment:
-    attachment = _object(value, "attachment")
-    payload = attachment.get("payload")
-    url = _str(payload.get("url"), "attachment.payload.url") if isinstance(payload, dict) else None
-    kind = ATTACHMENT_KINDS.get(str(attachment.get("type")), "other")
+def _attachment(attachment: _Attachment) -> Attachment:
+    url = attachment.payload.url if attachment.payload else None
+    kind = ATTACHMENT_KINDS.get(attachment.type, "other") if isinstance(attachment.type, str) else "other"
     return Attachment(kind=kind, url=url or None)
 
 
-def _mid(event: JSONObject, sender: str, timestamp: object, payload: str | None) -> str:
+def _mid(mid: str | None, sender: str, timestamp: int | None, payload: str | None) -> str:
     """``mid`` when Meta gives one, else a digest of sender, time and payload (stable across retries)."""
-    mid = event.get("mid")
     if mid is not None:
-        return _str(mid, "mid")
-    seed = f"{sender}\n{_int(timestamp, 'timestamp')}\n{payload or ''}"
+        return mid
+    if timestamp is None:
+        raise BadRequest("messenger: an event without mid has no timestamp")
+    seed = f"{sender}\n{timestamp}\n{payload or ''}"
     return "sha256:" + hashlib.sha256(seed.encode()).hexdigest()[:32]
 
 
-def _time(timestamp: object) -> datetime.datetime | None:
+def _time(timestamp: int | None) -> datetime.datetime | None:
     if timestamp is None:
         return None
     try:
-        return datetime.datetime.fromtimestamp(_int(timestamp, "timestamp") / 1000, tz=datetime.UTC)
+        return datetime.datetime.fromtimestamp(timestamp / 1000, tz=datetime.UTC)
     except (OverflowError, ValueError, OSError):
         raise BadRequest("messenger: timestamp is out of range") from None
-
-
-def _object(value: object, what: str) -> JSONObject:
-    if not isinstance(value, dict):
-        raise BadRequest(f"messenger: {what} is not an object")
-    return value
-
-
-def _list(value: object, what: str) -> list[object]:
-    if not isinstance(value, list):
-        raise BadRequest(f"messenger: {what} is not a list")
-    return value
-
-
-def _str(value: object, what: str) -> str:
-    if not isinstance(value, str):
-        raise BadRequest(f"messenger: {what} is not a string")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise BadRequest(f"messenger: {what} is not valid Unicode text") from None
-    return value
-
-
-def _int(value: object, what: str) -> int:
-    number = _int_or_none(value)
-    if number is None:
-        raise BadRequest(f"messenger: {what} is not a whole number")
-    return number
-
-
-def _id(value: object, what: str) -> str:
-    """A ``{"id": "…"}`` object's id: Meta sends strings; whole numbers are accepted too."""
-    identifier = _object(value, what).get("id")
-    if isinstance(identifier, str) and identifier:
-        return identifier
-    return str(_int(identifier, f"{what}.id"))

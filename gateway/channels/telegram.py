@@ -8,6 +8,8 @@ background, so the young person's spinner stops whatever happens next.
 Outbound: ``sendMessage`` with an inline keyboard for choices, one button per row; ``callback_data`` is the
 choice's value when it fits in 64 bytes, else ``c:<number>``, read back as the answer ``<number>`` (the engine
 understands "2"). Texts are split at 4096 UTF-16 units. PTB's errors become ours in :meth:`TelegramChannel._call`.
+The calls go through a plain ``telegram.Bot``: webhooks are read by our own server, so PTB's ``Application``
+(updater, handlers, job queue) would have nothing to do.
 """
 
 from __future__ import annotations
@@ -22,10 +24,9 @@ from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram import error as ptb
 from telegram.constants import ChatAction, ChatType
-from telegram.ext import Application
 from telegram.warnings import PTBDeprecationWarning
 from yarl import URL
 
@@ -71,16 +72,15 @@ class TelegramChannel:
         self._settings = settings
         self._session = session
         api = settings.telegram_api_url.rstrip("/")
-        builder = Application.builder().token(settings.telegram_bot_token).updater(None)
-        self.application = builder.base_url(f"{api}/bot").base_file_url(f"{api}/file/bot").build()
-        self._bot = self.application.bot
+        token = settings.telegram_bot_token.get_secret_value()
+        self._bot = Bot(token, base_url=f"{api}/bot", base_file_url=f"{api}/file/bot")  # webhooks: no Application
         self._media = MediaSource(self.name, allowed_hosts=frozenset({API_HOST, URL(api).host or ""}))
         self._answering: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Open PTB's HTTP clients and check the token with getMe."""
         try:
-            await self.application.initialize()
+            await self._bot.initialize()
         except ptb.InvalidToken:
             raise ConfigError("TELEGRAM_BOT_TOKEN was refused by the Telegram API") from None
         except ptb.NetworkError as error:
@@ -89,7 +89,7 @@ class TelegramChannel:
     async def stop(self) -> None:
         """Let pending answerCallbackQuery calls finish, then close PTB's HTTP clients."""
         await asyncio.gather(*self._answering)
-        await self.application.shutdown()
+        await self._bot.shutdown()
 
     async def parse(self, request: web.Request) -> Batch:
         raw = await read_body(request, self._settings.max_body_bytes, self.name)
@@ -131,11 +131,11 @@ class TelegramChannel:
         Pending updates are kept: they are young people's messages sent while no webhook was set.
         """
         url = webhook_url(self._settings)
-        secret = self._settings.telegram_webhook_secret
+        secret = self._settings.telegram_webhook_secret.get_secret_value()
         await self._call(self._bot.set_webhook(url=url, secret_token=secret, allowed_updates=ALLOWED_UPDATES))
 
     def _check_secret(self, given: str) -> None:
-        secret = self._settings.telegram_webhook_secret.encode()
+        secret = self._settings.telegram_webhook_secret.get_secret_value().encode()
         if not secret or not hmac.compare_digest(given.encode("utf-8", "replace"), secret):
             raise BadSignature(f"telegram: {SECRET_HEADER} is missing or wrong")
 

@@ -76,14 +76,16 @@ class WhatsAppChannel:
     def __init__(self, settings: Settings, session: aiohttp.ClientSession) -> None:
         self._settings = settings
         self._session = session
-        self._validator = RequestValidator(settings.twilio_auth_token)
+        self._validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
         self._status_url = settings.public_url.rstrip("/") + STATUS_PATH
         api_host = URL(settings.twilio_api_url).host or ""
         self._media = MediaSource(
             self.name,
             allowed_hosts=MEDIA_HOSTS | {api_host},
             auth_hosts=frozenset({"api.twilio.com", api_host}),
-            authorization=aiohttp.encode_basic_auth(settings.twilio_account_sid, settings.twilio_auth_token),
+            authorization=aiohttp.encode_basic_auth(
+                settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value()
+            ),
         )
         self._http: AsyncTwilioHttpClient | None = None
         self._client: Client | None = None
@@ -95,7 +97,7 @@ class WhatsAppChannel:
         environment = {"TWILIO_ACCOUNT_SID": self._settings.twilio_account_sid}
         client = Client(
             self._settings.twilio_account_sid,
-            self._settings.twilio_auth_token,
+            self._settings.twilio_auth_token.get_secret_value(),
             http_client=self._http,
             environment=environment,
         )
@@ -139,7 +141,7 @@ class WhatsAppChannel:
     async def _verified_form(self, request: web.Request) -> MultiDict[str]:
         raw = await read_body(request, self._settings.max_body_bytes, self.name)
         signature = request.headers.get("X-Twilio-Signature", "")
-        if not signature or not self._settings.twilio_auth_token:
+        if not signature or not self._settings.twilio_auth_token.get_secret_value():
             raise BadSignature("whatsapp: X-Twilio-Signature is missing")
         form = _decode_form(raw)
         url = self._settings.public_url.rstrip("/") + request.path_qs

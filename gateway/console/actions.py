@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from gateway.conversation import Conversation, Status
-from gateway.dispatcher import Dispatcher, entry_event, new_id
+from gateway.dispatcher import Dispatcher, new_id
 from gateway.errors import Conflict, GatewayError, IllegalTransition
+from gateway.events import NoteAdded
 from gateway.flows import lifecycle
 from gateway.messages import Reply
-from gateway.store import Author, TranscriptEntry
+from gateway.store import Author, TimerKind, TranscriptEntry
 
 MAX_TEXT = 4000
 CLOSING = timedelta(hours=2)  # a reply window with less than this left is shown as closing
@@ -59,7 +60,7 @@ class Actions:
             except (IllegalTransition, Conflict):
                 raise ActionRefused("taken", "another listener took this conversation") from None
             conversation.listener, conversation.taken_at = listener, now
-            await self.store.cancel_timers(conversation_id, "queue_reassure")
+            await self.store.cancel_timers(conversation_id, TimerKind.QUEUE_REASSURE)
             await self.dispatcher.set_status(conversation, status, now)
             engine = self.dispatcher.flows.for_version(conversation.flow_version)
             joined = engine.message("listener_joined", self.dispatcher.language(conversation, engine))
@@ -109,7 +110,7 @@ class Actions:
                 text=f"{listener}: {text}",
             )  # fmt: skip
             await self.store.append_transcript(entry)
-            await self.store.publish({"type": "note", "conversation_id": conversation_id, "entry": entry_event(entry)})
+            await self.store.publish(NoteAdded(conversation_id, entry))
             return entry
 
     async def refer(self, conversation_id: str, listener: str, partner: str) -> TranscriptEntry:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from gateway.console.actions import ActionRefused, Actions
 from gateway.console.auth import SESSION_COOKIE, SESSION_HOURS, SessionSigner
@@ -24,7 +24,8 @@ from gateway.console.logins import Busy, Lock, Logins
 from gateway.console.media import console_transcript
 from gateway.console.presence import Presence
 from gateway.conversation import Conversation, Status
-from gateway.dispatcher import Dispatcher, entry_event
+from gateway.dispatcher import Dispatcher
+from gateway.events import Alert, Typing, entry_json
 from gateway.flowset import FlowSet
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limit, RateLimits, client_address
@@ -128,7 +129,7 @@ class ListenerAPI:
         subject = account if lock.subject == "account" else "(an address)"
         detail = f"too many wrong passwords: locked for {lock.minutes} min"
         await self.store.audit(AuditEntry(self.dispatcher.clock(), "gateway", "login_locked", subject, detail))
-        await self.store.publish({"type": "alert", "kind": "login_locked", "subject": subject, "detail": detail})
+        await self.store.publish(Alert("login_locked", subject, detail))
 
     async def logout(self, request: web.Request) -> web.Response:
         response = web.Response(status=204)
@@ -221,16 +222,16 @@ class ListenerAPI:
     async def message(self, request: web.Request) -> web.Response:
         text = await _field(request, "text")
         entry = await self.actions.reply(request.match_info["id"], request[LISTENER].name, text)
-        return web.json_response(entry_event(entry), status=201)
+        return web.json_response(entry_json(entry), status=201)
 
     async def note(self, request: web.Request) -> web.Response:
         entry = await self.actions.note(request.match_info["id"], request[LISTENER].name, await _field(request, "text"))
-        return web.json_response(entry_event(entry), status=201)
+        return web.json_response(entry_json(entry), status=201)
 
     async def refer(self, request: web.Request) -> web.Response:
         partner = await _field(request, "partner")
         entry = await self.actions.refer(request.match_info["id"], request[LISTENER].name, partner)
-        return web.json_response(entry_event(entry), status=201)
+        return web.json_response(entry_json(entry), status=201)
 
     async def transfer(self, request: web.Request) -> web.Response:
         queue = await _field(request, "queue")
@@ -250,7 +251,7 @@ class ListenerAPI:
         return web.json_response(self.card(conversation, self.dispatcher.clock()))
 
     async def typing(self, request: web.Request) -> web.Response:
-        await self.store.publish({"type": "typing", "conversation_id": request.match_info["id"], "who": "listener"})
+        await self.store.publish(Typing(request.match_info["id"], "listener"))
         return web.Response(status=204)
 
     # ----- live events ------------------------------------------------------------------------------------
@@ -320,4 +321,4 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     return web.json_response({"error": code, "message": message}, status=status, headers=headers)
 
 
-__all__ = ["LISTENER", "ListenerAPI", "Presence", "WSMsgType", "json_body"]
+__all__ = ["LISTENER", "ListenerAPI", "Presence", "json_body"]

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 
 from gateway.console.media import public_event
+from gateway.events import Resync, encode
 from gateway.sockets import SocketWriter
-from gateway.store import RESYNC, Store
+from gateway.store import Store
 
 
 class ConsoleEvents:
@@ -23,9 +24,9 @@ class ConsoleEvents:
 
     async def forward(self) -> None:
         async with await self.store.subscribe() as subscription:
-            self._offer_all({"type": RESYNC})  # after a restart of this worker, events may have been missed
+            self._offer_all(encode(Resync()))  # after a restart of this worker, events may have been missed
             async for event in subscription:
-                self._offer_all(dict(public_event(event)))
+                self._offer_all(dict(public_event(encode(event))))
                 await asyncio.sleep(0)  # let the writers run: a burst never fills the queue of a socket that reads
 
     def _offer_all(self, frame: dict[str, object]) -> None:

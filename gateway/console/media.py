@@ -15,8 +15,8 @@ from typing import Any
 from aiohttp import web
 
 from gateway.channels.base import MediaFetcher
-from gateway.dispatcher import entry_event
 from gateway.errors import DeliveryError
+from gateway.events import entry_json
 from gateway.messages import Attachment, ChannelName
 from gateway.store import Store, TranscriptEntry
 
@@ -39,7 +39,7 @@ def console_transcript(transcript: Iterable[TranscriptEntry]) -> list[dict[str, 
     """The transcript as the console gets it: attachments numbered, without their provider URLs."""
     entries, number = [], 0
     for entry in transcript:
-        event: dict[str, Any] = dict(entry_event(entry))
+        event: dict[str, Any] = dict(entry_json(entry))
         event["attachments"] = [public_attachment(a, number + i) for i, a in enumerate(entry.attachments)]
         number += len(entry.attachments)
         entries.append(event)

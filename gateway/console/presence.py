@@ -18,9 +18,8 @@ from collections import Counter
 from collections.abc import Callable
 
 from gateway.errors import StoreError
-from gateway.store import RESYNC, Store
-
-PRESENCE_EVENT = "presence"
+from gateway.events import ListenersOnline, Resync
+from gateway.store import Store
 
 
 def _digest(name: str) -> str:
@@ -46,16 +45,13 @@ class Presence:
                 del self._remote[instance]
         return len(names)
 
-    def event(self) -> dict[str, object]:
-        return {"type": PRESENCE_EVENT, "instance": self.instance, "listeners": sorted(self.local())}
+    def event(self) -> ListenersOnline:
+        return ListenersOnline(self.instance, tuple(sorted(self.local())))
 
-    def heard(self, event: dict[str, object]) -> None:
-        """Record another instance's announcement (one's own and malformed ones are ignored)."""
-        instance, listeners = event.get("instance"), event.get("listeners")
-        if event.get("type") != PRESENCE_EVENT or not isinstance(instance, str) or instance == self.instance:
-            return
-        if isinstance(listeners, list) and all(isinstance(n, str) for n in listeners):
-            self._remote[instance] = (frozenset(listeners), self.clock() + 2.5 * self.beat)
+    def heard(self, event: ListenersOnline) -> None:
+        """Record another instance's announcement (one's own is ignored; malformed ones never decode)."""
+        if event.instance != self.instance:
+            self._remote[event.instance] = (frozenset(event.listeners), self.clock() + 2.5 * self.beat)
 
     async def announce(self, store: Store) -> None:
         with contextlib.suppress(StoreError):
@@ -72,7 +68,8 @@ class Presence:
         forgotten this instance meanwhile)."""
         async with await store.subscribe() as subscription:
             async for event in subscription:
-                if event.get("type") == RESYNC:
-                    await self.announce(store)
-                else:
-                    self.heard(event)
+                match event:
+                    case Resync():
+                        await self.announce(store)
+                    case ListenersOnline():
+                        self.heard(event)

@@ -9,7 +9,7 @@
     scenarios      conversation tests run on a real channel, language and time
 
 Each check is a small generator of :class:`Issue` (a data path and a message naming the thing);
-:func:`check_flow` turns them into positioned :class:`~gateway.flows.loader.Problem` lines.
+:func:`check_flow` turns them into positioned :class:`~gateway.flows.positions.Problem` lines.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from functools import cache
 
 from gateway.flows import keywords
-from gateway.flows.loader import LoadedFlow, PathKey, Positions, Problem, did_you_mean
 from gateway.flows.model import (
     ALWAYS_SCHEDULE,
     REQUIRED_MESSAGES,
@@ -34,6 +33,7 @@ from gateway.flows.model import (
     Step,
     Turn,
 )
+from gateway.flows.positions import LoadedFlow, PathKey, Positions, Problem, did_you_mean
 from gateway.flows.reading import RISKS
 from gateway.flows.rules import (
     COMPARISONS,

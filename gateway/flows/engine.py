@@ -16,9 +16,9 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from gateway.flows import hours, text
-from gateway.flows.loader import LoadedFlow
 from gateway.flows.model import Branch, LocalText, Step
 from gateway.flows.model import Outcome as OutcomeSpec
+from gateway.flows.positions import LoadedFlow
 from gateway.flows.reading import Reading
 from gateway.flows.risk import Assessor, Decision, Flag, Raise
 from gateway.flows.rules import Context

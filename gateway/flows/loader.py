@@ -8,12 +8,9 @@ and ``off`` stay texts, because ops staff write choices like ``value: yes``.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
-import unicodedata
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args
 
@@ -22,10 +19,9 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from gateway.errors import FlowValidationError
+from gateway.flows.checks import check_flow
 from gateway.flows.model import Flow
-
-PathKey = tuple[str | int, ...]
-
+from gateway.flows.positions import LoadedFlow, PathKey, Positions, Problem, did_you_mean
 
 _Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~2.5x faster
 
@@ -49,56 +45,6 @@ MAX_VALUES = 200_000
 """Aliases may expand a small text into more values than this: refused."""
 _OPEN_EVENTS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
 _CLOSE_EVENTS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
-
-
-@dataclass(frozen=True, order=True)
-class Problem:
-    file: str
-    line: int
-    column: int
-    message: str
-
-    def __post_init__(self) -> None:
-        # Messages quote names from the file: a line break or control character inside must not split the line.
-        object.__setattr__(self, "message", "".join(map(_visible, self.message)))
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.message}"
-
-
-def _visible(char: str) -> str:
-    return char.encode("unicode_escape").decode("ascii") if unicodedata.category(char) in ("Cc", "Zl", "Zp") else char
-
-
-@dataclass
-class Positions:
-    """Where each value (``values``) and each mapping key (``keys``) stands, by path; 1-based."""
-
-    values: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
-    keys: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
-
-    def of(self, path: Sequence[str | int], key: bool = False) -> tuple[int, int]:
-        """The position of ``path``, or of its nearest ancestor that has one."""
-        p = tuple(path)
-        while p:
-            found = (self.keys if key else self.values).get(p) or self.values.get(p)
-            if found:
-                return found
-            p = p[:-1]
-        return self.values.get((), (1, 1))
-
-
-@dataclass(frozen=True)
-class LoadedFlow:
-    flow: Flow
-    version: str
-    file: str
-    positions: Positions
-
-
-def did_you_mean(name: str, options: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 class _Builder:
@@ -269,8 +215,6 @@ def flow_version(text: str) -> str:
 
 def load_text(text: str, file: str = "flows.yaml") -> tuple[LoadedFlow | None, list[Problem]]:
     """Validate a flows.yaml text completely: a loaded flow when there is no problem, else every problem."""
-    from gateway.flows.checks import check_flow
-
     data, positions, problems = parse_yaml(text, file)
     if data is None:
         return None, problems or [Problem(file, 1, 1, "the file is empty")]

@@ -20,7 +20,6 @@ from gateway.flows.reading import RISKS, Reading
 from gateway.flows.rules import Always, Condition, parse_condition
 
 Priority = Literal["urgent", "high", "normal"]
-PRIORITIES: tuple[str, ...] = ("urgent", "high", "normal")
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 RESERVED_TARGETS = frozenset({"route"})
 ALWAYS_SCHEDULE = "always"
@@ -172,10 +171,6 @@ class Step(Strict):
         if self.choices is not None and not self.choices:
             raise ValueError("'choices' is empty")
         return self
-
-    @property
-    def is_question(self) -> bool:
-        return self.ask is not None
 
 
 def _partners(value: Any) -> Any:

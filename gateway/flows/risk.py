@@ -9,9 +9,10 @@ priority, add a partner; never end, lower or send away.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import get_args
 
 from gateway.flows import keywords
-from gateway.flows.model import PRIORITIES, Flow, RiskRule
+from gateway.flows.model import Flow, Priority, RiskRule
 from gateway.flows.model import Outcome as OutcomeSpec
 from gateway.flows.reading import RISKS, Reading, Risk, Source
 
@@ -73,9 +74,12 @@ class _Interrupt:
         return self.then.handoff is not None
 
 
+_RANKS: dict[str, int] = {priority: index for index, priority in enumerate(get_args(Priority))}
+
+
 def rank(priority: str | None) -> int:
-    """0 for urgent … 2 for normal; 3 for none."""
-    return PRIORITIES.index(priority) if priority in PRIORITIES else len(PRIORITIES)
+    """0 for urgent … 2 for normal (the order of :data:`~gateway.flows.model.Priority`); 3 for none."""
+    return _RANKS.get(priority or "", len(_RANKS))
 
 
 class Assessor:

@@ -19,6 +19,7 @@ from gateway.console.actions import ActionRefused
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher, new_id
 from gateway.errors import MailError
+from gateway.events import NoticesChanged
 from gateway.flows.model import Flow, Partner
 from gateway.mailer import Mailer
 from gateway.messages import Reply
@@ -171,5 +172,5 @@ class Referrals:
         await self.store.put_referral(referral)
         subject = f"{reference(referral)} ({referral.pseudonym})"
         await self.store.audit(AuditEntry(self.dispatcher.clock(), by, action, subject, detail))
-        await self.store.publish({"type": "notices", "conversation_id": referral.conversation_id})
+        await self.store.publish(NoticesChanged(referral.conversation_id))
         return referral

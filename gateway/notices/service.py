@@ -28,6 +28,7 @@ from gateway.console.media import attachments_of
 from gateway.conversation import Conversation
 from gateway.dispatcher import Dispatcher, new_id
 from gateway.errors import DeliveryError, MailError
+from gateway.events import Alert, NoticesChanged
 from gateway.flows.model import Flow
 from gateway.mailer import Mailer
 from gateway.messages import ChannelName, Reply
@@ -207,7 +208,7 @@ class Notices:
         await self.store.audit(AuditEntry(self.dispatcher.clock(), by, action, subject, detail))
 
     async def _changed(self, conversation_id: str) -> None:
-        await self.store.publish({"type": "notices", "conversation_id": conversation_id})
+        await self.store.publish(NoticesChanged(conversation_id))
 
     # ----- telling the young person -------------------------------------------------------------------------
 
@@ -266,8 +267,8 @@ class Notices:
     async def _remind(self, notice: Notice, now: datetime) -> Notice:
         reminded = await self._save(replace(notice, reminded_at=now), "gateway", "notice_overdue",
                                     f"no answer from {notice.platform} in time")  # fmt: skip
-        await self.store.publish({"type": "alert", "kind": "notice_overdue", "subject": reference(notice),
-                                  "detail": f"{notice.platform}: no answer in time ({notice.pseudonym})"})  # fmt: skip
+        detail = f"{notice.platform}: no answer in time ({notice.pseudonym})"
+        await self.store.publish(Alert("notice_overdue", reference(notice), detail))
         return reminded
 
 

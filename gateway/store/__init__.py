@@ -38,11 +38,11 @@ from gateway.errors import ConfigError
 from gateway.messages import Attachment, ChannelName, Choice
 from gateway.notices.record import Evidence, Notice, Referral
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # gateway.events builds on this module's records (TranscriptEntry): no import at run time
     from gateway.crypto import DataKeys
+    from gateway.events import Event
 
 __all__ = [
-    "RESYNC",
     "AuditEntry",
     "AuditStore",
     "Author",
@@ -76,8 +76,6 @@ __all__ = [
     "open_store",
 ]
 
-Event = dict[str, Any]
-RESYNC = "resync"  # the type of the event telling a subscriber it may have missed events (see Subscription)
 
 
 class Author(StrEnum):
@@ -213,13 +211,32 @@ class InboxItem:
     attempts: int = 0
 
 
+class TimerKind(StrEnum):
+    """What a timer does when it fires: ``gateway/timers.py`` has one handler per kind. The value is stored."""
+
+    BOT_REMINDER = "bot_reminder"
+    BOT_ABANDON = "bot_abandon"
+    QUEUE_REASSURE = "queue_reassure"
+    WEBCHAT_GONE = "webchat_gone"
+    IDLE_CLOSE = "idle_close"
+
+
 @dataclass(frozen=True, slots=True)
 class Timer:
-    """A timer of one ``kind`` (reminder, abandon, reassure, idle_close…) on one conversation."""
+    """A timer of one ``kind`` on one conversation."""
 
     conversation_id: str
-    kind: str
+    kind: TimerKind
     due_at: datetime
+
+    @classmethod
+    def read(cls, conversation_id: str, kind: str, due_at: datetime) -> Timer | None:
+        """The stored timer, or None for a kind this version does not know (armed by a newer version during a
+        rolling deploy): it is left in the store for an instance that knows it."""
+        try:
+            return cls(conversation_id, TimerKind(kind), due_at)
+        except ValueError:
+            return None
 
 
 class ConversationStore(Protocol):
@@ -424,16 +441,17 @@ class InboxStore(Protocol):
 
 
 class TimerStore(Protocol):
-    async def set_timer(self, conversation_id: str, kind: str, due_at: datetime) -> None:
+    async def set_timer(self, conversation_id: str, kind: TimerKind, due_at: datetime) -> None:
         """Arm (or re-arm, replacing) the conversation's timer of this kind."""
         ...
 
-    async def cancel_timers(self, conversation_id: str, kind: str | None = None) -> None:
+    async def cancel_timers(self, conversation_id: str, kind: TimerKind | None = None) -> None:
         """Disarm one kind, or every timer of the conversation when ``kind`` is None."""
         ...
 
     async def due_timers(self, now: datetime, limit: int = 100) -> list[Timer]:
-        """Timers with ``due_at <= now``, earliest first. Reading does not remove them."""
+        """Timers with ``due_at <= now``, earliest first, of the kinds this version knows. Reading does not remove
+        them."""
         ...
 
     async def timer_done(self, timer: Timer) -> bool:
@@ -509,7 +527,7 @@ class CaseworkStore(Protocol):
 class Subscription(Protocol):
     """Events published after :meth:`EventStore.subscribe` returned, in order. Close it when done.
 
-    An event ``{"type": "resync"}`` (:data:`RESYNC`) means events may have been missed since the previous one
+    A :class:`~gateway.events.Resync` event means events may have been missed since the previous one
     (Redis: the connection was lost and the subscription restored; in-process: a subscriber so slow that its
     oldest events were dropped): a consumer reloads what it shows from the store.
     """
@@ -529,7 +547,7 @@ class Subscription(Protocol):
 
 class EventStore(Protocol):
     async def publish(self, event: Event) -> None:
-        """Send a JSON-able event to every subscriber (every gateway instance with Redis)."""
+        """Send an event to every subscriber (every gateway instance with Redis, in its JSON form)."""
         ...
 
     async def subscribe(self) -> Subscription: ...

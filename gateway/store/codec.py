@@ -26,8 +26,6 @@ from gateway.store import (
     Block,
     Delivery,
     Listener,
-    OutboxItem,
-    OutboxStatus,
     QueueEntry,
     TranscriptEntry,
 )
@@ -215,27 +213,6 @@ def decode_listener(data: dict[str, Any]) -> Listener:
         supervisor=bool(data["supervisor"]),
         capacity=int(data["capacity"]),
         created_at=_moment(data["created_at"]),
-    )
-
-
-def encode_outbox(item: OutboxItem) -> dict[str, Any]:
-    data = asdict(item)
-    data["created_at"] = _text(item.created_at)
-    data["next_attempt_at"] = _text(item.next_attempt_at or item.created_at)
-    return data
-
-
-def decode_outbox(data: dict[str, Any]) -> OutboxItem:
-    return OutboxItem(
-        id=data["id"],
-        conversation_id=data["conversation_id"],
-        payload=dict(data["payload"]),
-        created_at=_required(data["created_at"]),
-        next_attempt_at=_moment(data["next_attempt_at"]),
-        attempts=int(data["attempts"]),
-        last_error=data["last_error"],
-        status=OutboxStatus(data["status"]),
-        provider_message_id=data["provider_message_id"],
     )
 
 

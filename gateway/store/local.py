@@ -9,15 +9,13 @@ holds or waits for it, so the table does not grow with the number of conversatio
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Self
 
 from gateway.errors import StoreError
-from gateway.store import RESYNC, Event
-from gateway.store.codec import dumps
+from gateway.events import Event, Resync
 
 SUBSCRIBER_BUFFER = 1000  # events kept for a slow subscriber; beyond, the oldest are dropped
 
@@ -29,9 +27,8 @@ class LocalEvents:
         self._subscriptions: set[LocalSubscription] = set()
 
     def publish(self, event: Event) -> None:
-        copy: Event = json.loads(dumps(event))  # JSON-able like with Redis; no subscriber shares the dict
         for subscription in self._subscriptions:
-            subscription.deliver(copy)
+            subscription.deliver(event)  # frozen: subscribers may share it
 
     def subscribe(self) -> LocalSubscription:
         subscription = LocalSubscription(self._subscriptions)
@@ -66,7 +63,7 @@ class LocalSubscription:
             raise StopAsyncIteration
         if self._missed:
             self._missed = False
-            return {"type": RESYNC}
+            return Resync()
         event = await self._queue.get()
         if event is None:
             raise StopAsyncIteration

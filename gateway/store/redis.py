@@ -58,22 +58,22 @@ from redis.exceptions import RedisError
 from gateway.conversation import Conversation, Priority, Status
 from gateway.crypto import DataKeys
 from gateway.errors import Conflict, StoreError
+from gateway.events import Event, Resync, decode, encode
 from gateway.messages import ChannelName
 from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
-    RESYNC,
     AuditEntry,
     Block,
     ClaimState,
     Delivery,
     DoneMark,
-    Event,
     InboxItem,
     Listener,
     OutboxItem,
     OutboxStatus,
     QueueEntry,
     Timer,
+    TimerKind,
     TranscriptEntry,
     redis_reseal,
 )
@@ -573,7 +573,7 @@ class RedisStore:
     # Timers
 
     @_holdable
-    async def set_timer(self, conversation_id: str, kind: str, due_at: datetime) -> None:
+    async def set_timer(self, conversation_id: str, kind: TimerKind, due_at: datetime) -> None:
         member = _timer_member(conversation_id, kind)
 
         def queue(pipe: Pipeline) -> None:
@@ -583,7 +583,7 @@ class RedisStore:
         await self._write(queue)
 
     @_holdable
-    async def cancel_timers(self, conversation_id: str, kind: str | None = None) -> None:
+    async def cancel_timers(self, conversation_id: str, kind: TimerKind | None = None) -> None:
         keys = [_key("timers"), _key("timers", conversation_id)]
         members = [] if kind is None else [_timer_member(conversation_id, kind)]
         await self._write(lambda pipe: _eval(pipe, "cancel_timers", keys, members))
@@ -594,7 +594,8 @@ class RedisStore:
             _key("timers"), "-inf", to_us(now), start=0, num=limit, withscores=True
         )
         pairs: list[tuple[str, float]] = list(found)  # type: ignore[arg-type]  # withscores=True gives pairs
-        return [_timer(member, score) for member, score in pairs]
+        timers = (_timer(member, score) for member, score in pairs)
+        return [timer for timer in timers if timer is not None]
 
     @_guarded
     async def timer_done(self, timer: Timer) -> bool:
@@ -606,7 +607,7 @@ class RedisStore:
 
     @_holdable
     async def publish(self, event: Event) -> None:
-        message = dumps(event)
+        message = dumps(encode(event))
         await self._write(lambda pipe: pipe.publish(EVENTS_CHANNEL, message))
 
     @_guarded
@@ -804,9 +805,9 @@ def _timer_member(conversation_id: str, kind: str) -> str:
     return json.dumps([conversation_id, kind])
 
 
-def _timer(member: str, score: float) -> Timer:
+def _timer(member: str, score: float) -> Timer | None:
     conversation_id, kind = json.loads(member)
-    return Timer(conversation_id, kind, from_us(int(score)))
+    return Timer.read(conversation_id, kind, from_us(int(score)))
 
 
 class _RedisSubscription:
@@ -844,10 +845,11 @@ class _RedisSubscription:
                     break
                 raise StoreError(f"redis: {type(error).__name__}: {error}") from error
             if message is not None and message.get("type") == "message":
-                event: Event = json.loads(message["data"])
-                return event
+                event = decode(json.loads(message["data"]))
+                if event is not None:  # a type this version does not know (rolling deploy), or malformed
+                    return event
             if message is not None and message.get("type") == "subscribe":
-                return {"type": RESYNC}
+                return Resync()
         raise StopAsyncIteration
 
     async def aclose(self) -> None:

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from gateway.conversation import ACTIVE_STATUSES, Conversation, Priority, Status
 from gateway.crypto import DataKeys, private_directory, private_file
 from gateway.errors import ConfigError, Conflict, StoreError
+from gateway.events import Event
 from gateway.messages import ChannelName
 from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
@@ -41,13 +42,13 @@ from gateway.store import (
     ClaimState,
     Delivery,
     DoneMark,
-    Event,
     InboxItem,
     Listener,
     OutboxItem,
     OutboxStatus,
     QueueEntry,
     Timer,
+    TimerKind,
     TranscriptEntry,
 )
 from gateway.store.codec import (
@@ -636,13 +637,13 @@ class SqliteStore:
 
     # Timers
 
-    async def set_timer(self, conversation_id: str, kind: str, due_at: datetime) -> None:
+    async def set_timer(self, conversation_id: str, kind: TimerKind, due_at: datetime) -> None:
         await self._execute(
             "INSERT OR REPLACE INTO timers (conversation_id, kind, due_us) VALUES (?, ?, ?)",
             (conversation_id, kind, to_us(due_at)),
         )
 
-    async def cancel_timers(self, conversation_id: str, kind: str | None = None) -> None:
+    async def cancel_timers(self, conversation_id: str, kind: TimerKind | None = None) -> None:
         await self._execute(
             "DELETE FROM timers WHERE conversation_id = ? AND (? IS NULL OR kind = ?)",
             (conversation_id, kind, kind),
@@ -653,7 +654,8 @@ class SqliteStore:
             "SELECT * FROM timers WHERE due_us <= ? ORDER BY due_us, conversation_id, kind LIMIT ?",
             (to_us(now), limit),
         )
-        return [Timer(row["conversation_id"], row["kind"], from_us(row["due_us"])) for row in rows]
+        timers = (Timer.read(row["conversation_id"], row["kind"], from_us(row["due_us"])) for row in rows)
+        return [timer for timer in timers if timer is not None]
 
     async def timer_done(self, timer: Timer) -> bool:
         changed = await self._change(

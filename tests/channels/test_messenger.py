@@ -159,12 +159,32 @@ async def test_malformed_bodies_are_400(client: TestClient[Any, Any], raw: bytes
         {"sender": {"id": PSID}, "message": {"text": "\ud800"}, "timestamp": 1},
         {"sender": {"id": PSID}, "message": {"text": "x"}, "timestamp": 10**30},
         {"sender": {"id": PSID}, "delivery": {"watermark": "soon"}},
+        {"sender": {"id": ""}, "message": {"mid": "m"}},
+        {"sender": {"id": PSID}, "delivery": {"watermark": 1, "mids": None}},
+        {"sender": {"id": PSID}, "message": {"mid": "m", "quick_reply": {"payload": ["x"]}}},
+        {"sender": {"id": PSID}, "message": {"text": "no mid, no time"}},
+        {"message": {"mid": "m", "text": "no sender"}},
     ],
 )
 async def test_wrong_field_types_are_400(client: TestClient[Any, Any], item: dict[str, Any]) -> None:
     status, answer = await post(client, messenger_body([item]))
     assert status == 400
     assert PSID not in answer["error"]
+
+
+async def test_a_400_names_the_field_never_its_value(client: TestClient[Any, Any]) -> None:
+    item = {"sender": {"id": PSID}, "timestamp": 1, "message": {"mid": "m", "text": ["secret-words"]}}
+    status, answer = await post(client, messenger_body([item]))
+    assert status == 400
+    assert "entry.0.messaging.0.message.text" in answer["error"] and "secret-words" not in answer["error"]
+
+
+async def test_an_attachment_without_url_is_kept_without_one(client: TestClient[Any, Any]) -> None:
+    location = {"type": "location", "payload": {"coordinates": {"lat": 48.85, "long": 2.35}}}
+    item = {**messenger_message(PSID, "", mid="m.loc"), "message": {"mid": "m.loc", "attachments": [location]}}
+    status, batch = await post(client, messenger_body([item]))
+    assert status == 200
+    assert [(a["kind"], a["url"]) for a in batch["inbound"][0]["attachments"]] == [("location", None)]
 
 
 async def test_signed_events_older_than_the_accepted_age_are_acknowledged_and_ignored(
@@ -402,7 +422,11 @@ async def test_permanent_failures(
 async def test_an_unreachable_graph_is_retryable(session: aiohttp.ClientSession) -> None:
     async with FakeGraphAPI() as gone:
         url = gone.url
-    channel = MessengerChannel(Settings(messenger_api_url=url, messenger_page_access_token="page-token"), session)
+    settings = Settings(
+        messenger_api_url=url, messenger_app_secret=SECRET, messenger_verify_token="v",
+        messenger_page_access_token="page-token",
+    )
+    channel = MessengerChannel(settings, session)
     with pytest.raises(RetryableDelivery, match="network error") as caught:
         await channel.send(outbound())
     assert caught.value.__cause__ is None and "page-token" not in str(caught.value)

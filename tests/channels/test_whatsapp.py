@@ -296,7 +296,7 @@ async def test_permanent_failures(
 
 
 async def test_wrong_credentials_are_permanent(twilio: FakeTwilioAPI, session: aiohttp.ClientSession) -> None:
-    adapter = WhatsAppChannel(Settings(**{**make_settings(twilio.url).__dict__, "twilio_auth_token": "x"}), session)
+    adapter = WhatsAppChannel(make_settings(twilio.url).replace(twilio_auth_token="x"), session)
     await adapter.start()
     try:
         with pytest.raises(PermanentDelivery, match="auth token"):

@@ -4,7 +4,6 @@ window shown in the conversation API (Messenger through a fake Graph API on 127.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -27,8 +26,8 @@ async def graph() -> AsyncIterator[FakeGraphAPI]:
 
 @pytest.fixture
 async def messenger(make_client: AppFactory, settings: Settings, graph: FakeGraphAPI) -> TestClient:  # type: ignore[type-arg]
-    client = await make_client(replace(
-        settings, messenger_app_secret=SECRET, messenger_verify_token="verify", messenger_page_access_token="token",
+    client = await make_client(settings.replace(
+        messenger_app_secret=SECRET, messenger_verify_token="verify", messenger_page_access_token="token",
         messenger_api_url=graph.url,
     ))  # fmt: skip
     await add_listener(client, "anne")

@@ -6,7 +6,6 @@ counts the unread."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 import aiohttp
 import pytest
@@ -29,7 +28,7 @@ LISTENER_TEXT = "Appelle le 119 ou le 3114, SMS au 114, va sur https://www.allo1
 
 @pytest.fixture
 async def exit_server(make_server: ServerFactory, settings: Settings) -> TestServer:
-    return await make_server(replace(settings, quick_exit_url="about:blank"))  # nothing leaves loopback
+    return await make_server(settings.replace(quick_exit_url="about:blank"))  # nothing leaves loopback
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ Playwright's. Every wait is an ``expect`` with the context's generous timeout.
 
 from __future__ import annotations
 
-import dataclasses
 import struct
 import zlib
 from collections.abc import AsyncIterator
@@ -47,8 +46,7 @@ async def twilio() -> AsyncIterator[FakeTwilioAPI]:
 @pytest.fixture
 async def whatsapp_server(make_server: ServerFactory, settings: Settings, twilio: FakeTwilioAPI) -> TestServer:
     return await make_server(
-        dataclasses.replace(
-            settings,
+        settings.replace(
             public_url=PUBLIC,
             twilio_account_sid=ACCOUNT_SID,
             twilio_auth_token=TOKEN,

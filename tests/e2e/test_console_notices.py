@@ -7,7 +7,6 @@ server on 127.0.0.1, the follow-up, and the young person reading the removal mes
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -49,7 +48,7 @@ async def test_a_listener_files_a_notice_and_the_young_person_hears_of_the_remov
     make_server: ServerFactory, settings: Settings, smtp: SmtpServer, desk: BrowserContext, context: BrowserContext,
     tmp_path: Path,
 ) -> None:  # fmt: skip
-    server: TestServer = await make_server(replace(settings, smtp_url=smtp.url, smtp_ca_file=str(smtp.cert)))
+    server: TestServer = await make_server(settings.replace(smtp_url=smtp.url, smtp_ca_file=str(smtp.cert)))
     await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=2))
     young = await open_chat(context, server)
     await walk_to_queue(young)
@@ -90,7 +89,7 @@ async def test_a_partner_referral_link_opens_the_waiting_conversation_once(
     make_server: ServerFactory, settings: Settings, browser: Browser
 ) -> None:
     key = "k" * 32
-    server: TestServer = await make_server(replace(settings, partner_keys=f"116006={key}",
+    server: TestServer = await make_server(settings.replace(partner_keys=f"116006={key}",
                                                    public_url="http://127.0.0.1:8080"))  # fmt: skip
     async with aiohttp.ClientSession() as http:
         answer = await http.post(server.make_url("/api/partners/116006/referrals"),

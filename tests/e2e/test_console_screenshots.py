@@ -1,8 +1,8 @@
 """A realistic console, photographed: three young people (one urgent), a conversation in progress with a note,
 one closed; the listener's console on a desktop and a phone, and the supervision board.
 
-The pictures go to a temporary folder; ``GATEWAY_SCREENSHOTS=docs`` writes them to ``docs/`` for the README
-(``GATEWAY_SCREENSHOTS=docs .venv/bin/pytest tests/e2e/test_console_screenshots.py``).
+Not part of ``make test``: ``make screenshots`` runs it and writes the pictures to ``docs/`` for the README
+(``GATEWAY_SCREENSHOTS=docs``; without it, ``pytest -m screenshots`` writes them to a temporary folder).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tests.conftest import ROOT, Clock
 from tests.e2e.test_chat import open_chat, type_answer, walk_to_queue
 from tests.e2e.test_console import add_listeners, log_in
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.screenshots]
 
 
 def folder(tmp_path: Path) -> Path:

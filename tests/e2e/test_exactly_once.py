@@ -10,7 +10,6 @@ transcript entries and outbox items written, the conversation's state not). The 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -51,7 +50,7 @@ async def settled_once(client: Client, graph: FakeGraphAPI) -> list[dict[str, An
 async def test_the_claim_of_an_instance_that_died_lapses_and_the_redelivery_is_processed(
     gateway: GatewayFactory, messenger_settings: Settings, graph: FakeGraphAPI
 ) -> None:
-    client = await gateway(dataclasses.replace(messenger_settings, inbound_claim_seconds=0.5))
+    client = await gateway(messenger_settings.replace(inbound_claim_seconds=0.5))
     store = client.app[STORE]
     assert await store.claim(key_of("m_dead"), "instance-that-died", 0.5) is ClaimState.CLAIMED  # then killed
 
@@ -65,7 +64,7 @@ async def test_the_claim_of_an_instance_that_died_lapses_and_the_redelivery_is_p
 async def test_a_redelivery_while_the_owner_is_processing_is_retried_not_acknowledged(
     gateway: GatewayFactory, messenger_settings: Settings, graph: FakeGraphAPI
 ) -> None:
-    client = await gateway(dataclasses.replace(messenger_settings, inbound_claim_seconds=0.5))
+    client = await gateway(messenger_settings.replace(inbound_claim_seconds=0.5))
     store = client.app[STORE]
 
     async def live_owner() -> None:  # another instance, alive and still processing: it renews its claim
@@ -159,7 +158,7 @@ class MarkSentFailsOnce:
 async def test_a_send_whose_record_failed_once_is_not_sent_again(
     aiohttp_client: Callable[..., Awaitable[Client]], messenger_settings: Settings, graph: FakeGraphAPI
 ) -> None:
-    settings = dataclasses.replace(messenger_settings, outbox_lease_seconds=1)  # a resend would come at once
+    settings = messenger_settings.replace(outbox_lease_seconds=1)  # a resend would come at once
     store = MarkSentFailsOnce(await open_store(settings.store))
     app = await create_app(settings, clock=RunningClock(), store=cast(Store, store), worker_poll_seconds=0.05)
     client = await aiohttp_client(app)

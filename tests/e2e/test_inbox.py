@@ -10,7 +10,6 @@ change nothing.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections import Counter
 
@@ -46,7 +45,7 @@ async def test_a_signed_batch_of_2000_events_is_acknowledged_once_stored_and_eac
     flushing = redis.Redis.from_url(redis_url)
     flushing.flushdb()
     flushing.close()
-    client = await gateway(dataclasses.replace(messenger_settings, store=redis_url))
+    client = await gateway(messenger_settings.replace(store=redis_url))
     document = messenger_body([messenger_message(psid(n), "Bonjour", f"m_batch_{n}") for n in range(EVENTS)])
     raw, headers = signed_messenger(SECRET, document)
     url = str(client.make_url(PATH))

@@ -8,7 +8,6 @@ receipts and a failing provider are checked through the same real server.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -69,8 +68,7 @@ async def graph() -> AsyncIterator[FakeGraphAPI]:
 
 @pytest.fixture
 def messenger_settings(settings: Settings, graph: FakeGraphAPI) -> Settings:
-    return dataclasses.replace(
-        settings,
+    return settings.replace(
         messenger_app_secret=SECRET,
         messenger_verify_token="verify-me",
         messenger_page_access_token="page-token",
@@ -234,7 +232,7 @@ async def test_a_split_message_resumes_at_the_part_that_failed(client: Client, g
 async def test_after_the_last_try_the_listener_sees_failed(
     gateway: GatewayFactory, messenger_settings: Settings, graph: FakeGraphAPI
 ) -> None:
-    client = await gateway(dataclasses.replace(messenger_settings, outbox_max_attempts=3))
+    client = await gateway(messenger_settings.replace(outbox_max_attempts=3))
     desk, conversation_id = await handed_to_listener(client, graph)
     graph.fail_next(503, 503, 503)
     entry = await desk.reply(conversation_id, "Tu es toujours là ?")

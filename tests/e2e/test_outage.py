@@ -10,7 +10,6 @@ replies held behind its first, then the catch-up.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 
 import pytest
 
@@ -71,7 +70,7 @@ async def test_all_providers_down_then_back_deliver_every_reply_once_in_order(
     whatsapp = {"twilio_account_sid": twilio.account_sid, "twilio_auth_token": TOKEN,
                 "twilio_whatsapp_from": "whatsapp:+14155238886", "twilio_api_url": twilio.url,
                 "public_url": "http://helpline.example.org:8080"}  # fmt: skip
-    settings = dataclasses.replace(messenger_settings, outbox_base_delay=0.05, outbox_max_attempts=30, **whatsapp)
+    settings = messenger_settings.replace(outbox_base_delay=0.05, outbox_max_attempts=30, **whatsapp)
     client = await gateway(settings)
     graph.down()
     twilio.down()

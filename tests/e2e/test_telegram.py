@@ -7,7 +7,6 @@ each answered with answerCallbackQuery.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -50,8 +49,8 @@ async def telegram() -> AsyncIterator[FakeTelegramAPI]:
 
 @pytest.fixture
 def telegram_settings(settings: Settings, telegram: FakeTelegramAPI) -> Settings:
-    return dataclasses.replace(
-        settings, telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=SECRET, telegram_api_url=telegram.url
+    return settings.replace(
+        telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=SECRET, telegram_api_url=telegram.url
     )
 
 

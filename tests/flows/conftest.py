@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.flows.engine import Engine
-from gateway.flows.loader import LoadedFlow, load_text
+from gateway.flows.loader import load_text
+from gateway.flows.positions import LoadedFlow
 
 MINI_FLOW = """
 flow: {id: mini, name: Mini}

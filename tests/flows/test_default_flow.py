@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from gateway.flows.engine import Engine, StepResult
-from gateway.flows.loader import LoadedFlow, load_text
+from gateway.flows.loader import load_text
 from gateway.flows.model import REQUIRED_MESSAGES, Scenario
+from gateway.flows.positions import LoadedFlow
 from gateway.flows.scenarios import run_scenarios
 
 FLOWS_YAML = Path(__file__).resolve().parents[2] / "flows.yaml"

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.flows.engine import Engine, StepResult
-from gateway.flows.loader import LoadedFlow, load_file
+from gateway.flows.loader import load_file
+from gateway.flows.positions import LoadedFlow
 from gateway.flows.reading import RISKS, Reading, Risk
 
 PARIS = ZoneInfo("Europe/Paris")

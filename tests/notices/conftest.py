@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -33,8 +32,8 @@ async def graph() -> AsyncIterator[FakeGraphAPI]:
 
 @pytest.fixture
 def mail_settings(settings: Settings, smtp: SmtpServer, graph: FakeGraphAPI) -> Settings:
-    return replace(
-        settings, smtp_url=smtp.url, smtp_ca_file=str(smtp.cert), messenger_app_secret=MESSENGER_SECRET,
+    return settings.replace(
+        smtp_url=smtp.url, smtp_ca_file=str(smtp.cert), messenger_app_secret=MESSENGER_SECRET,
         messenger_verify_token="verify", messenger_page_access_token="token", messenger_api_url=graph.url,
     )  # fmt: skip
 

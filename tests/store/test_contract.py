@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.errors import Conflict, StoreError
+from gateway.events import Event, NoticesChanged, QueueChanged
 from gateway.messages import Attachment, ChannelName, Choice
 from gateway.store import (
     AuditEntry,
@@ -33,6 +34,7 @@ from gateway.store import (
     Store,
     Subscription,
     Timer,
+    TimerKind,
     TranscriptEntry,
     open_store,
 )
@@ -51,10 +53,9 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-async def next_event(subscription: Subscription) -> dict[str, Any]:
+async def next_event(subscription: Subscription) -> Event:
     async with asyncio.timeout(5):  # a safety net against a hang, not a timing assumption
-        event: dict[str, Any] = await anext(subscription)
-        return event
+        return await anext(subscription)
 
 
 # Conversations
@@ -548,14 +549,14 @@ async def test_everything_survives_a_restart(store: Store, store_url: str) -> No
     await store.outbox_put(outbound("a2", "A"))
     conversation, _ = await store.active_conversation(TG, "chat-1", T0)
     await store.enqueue(conversation.id, "general", Priority.HIGH, T0)
-    await store.set_timer(conversation.id, "reminder", minutes(5))
+    await store.set_timer(conversation.id, TimerKind.BOT_REMINDER, minutes(5))
     await store.close()
     reopened = await open_store(store_url, keys=store_keys(store_url))
     try:
         assert [i.id for i in await reopened.outbox_due(T0, 10)] == ["a1"]
         assert (await reopened.active_conversation(TG, "chat-1", minutes(1)))[0] == conversation
         assert await reopened.position(conversation.id) == 1
-        assert await reopened.due_timers(minutes(5)) == [Timer(conversation.id, "reminder", minutes(5))]
+        assert await reopened.due_timers(minutes(5)) == [Timer(conversation.id, TimerKind.BOT_REMINDER, minutes(5))]
     finally:
         await reopened.close()
 
@@ -582,40 +583,48 @@ async def test_outbox_delivers_each_conversation_in_put_order(store: Store, owne
 
 
 async def test_timers_fire_replace_and_cancel(store: Store) -> None:
-    await store.set_timer("c1", "reminder", minutes(5))
-    await store.set_timer("c1", "abandon", minutes(30))
-    await store.set_timer("c2", "reminder", minutes(1))
+    await store.set_timer("c1", TimerKind.BOT_REMINDER, minutes(5))
+    await store.set_timer("c1", TimerKind.BOT_ABANDON, minutes(30))
+    await store.set_timer("c2", TimerKind.BOT_REMINDER, minutes(1))
     assert await store.due_timers(minutes(0)) == []
-    assert await store.due_timers(minutes(5)) == [Timer("c2", "reminder", minutes(1)),
-                                                  Timer("c1", "reminder", minutes(5))]  # fmt: skip
-    assert await store.due_timers(minutes(60), limit=1) == [Timer("c2", "reminder", minutes(1))]
-    await store.set_timer("c1", "reminder", minutes(10))  # re-armed
-    await store.cancel_timers("c2", "reminder")
+    assert await store.due_timers(minutes(5)) == [Timer("c2", TimerKind.BOT_REMINDER, minutes(1)),
+                                                  Timer("c1", TimerKind.BOT_REMINDER, minutes(5))]  # fmt: skip
+    assert await store.due_timers(minutes(60), limit=1) == [Timer("c2", TimerKind.BOT_REMINDER, minutes(1))]
+    await store.set_timer("c1", TimerKind.BOT_REMINDER, minutes(10))  # re-armed
+    await store.cancel_timers("c2", TimerKind.BOT_REMINDER)
     assert await store.due_timers(minutes(9)) == []
     await store.cancel_timers("c1")
     assert await store.due_timers(minutes(60)) == []
 
 
 async def test_timer_done_removes_only_what_was_read(store: Store) -> None:
-    await store.set_timer("c1", "reminder", minutes(5))
+    await store.set_timer("c1", TimerKind.BOT_REMINDER, minutes(5))
     [timer] = await store.due_timers(minutes(5))
-    await store.set_timer("c1", "reminder", minutes(15))  # re-armed meanwhile
+    await store.set_timer("c1", TimerKind.BOT_REMINDER, minutes(15))  # re-armed meanwhile
     assert not await store.timer_done(timer)
     [rearmed] = await store.due_timers(minutes(15))
     assert await store.timer_done(rearmed) and not await store.timer_done(rearmed)
     assert await store.due_timers(minutes(60)) == []
 
 
+async def test_a_timer_of_a_kind_this_version_does_not_know_is_left_for_one_that_does(store: Store) -> None:
+    await store.set_timer("c1", "armed_by_a_newer_version", minutes(1))  # type: ignore[arg-type]
+    await store.set_timer("c1", TimerKind.IDLE_CLOSE, minutes(2))
+    assert await store.due_timers(minutes(5)) == [Timer("c1", TimerKind.IDLE_CLOSE, minutes(2))]
+    [timer] = await store.due_timers(minutes(5))
+    assert isinstance(timer.kind, TimerKind)
+
+
 # Events
 
 
 async def test_events_reach_every_subscriber_after_it_subscribed(store: Store) -> None:
-    await store.publish({"type": "before"})
+    await store.publish(NoticesChanged("before"))
     async with await store.subscribe() as one, await store.subscribe() as two:
         for n in range(3):
-            await store.publish({"type": "queued", "n": n, "pseudonym": "Loutre-2291"})
+            await store.publish(NoticesChanged(f"c{n}"))
         for subscription in (one, two):
-            assert [(await next_event(subscription))["n"] for _ in range(3)] == [0, 1, 2]
+            assert [await next_event(subscription) for _ in range(3)] == [NoticesChanged(f"c{n}") for n in range(3)]
 
 
 async def test_closing_a_subscription_ends_it_and_leaves_no_task(store: Store) -> None:
@@ -628,7 +637,7 @@ async def test_closing_a_subscription_ends_it_and_leaves_no_task(store: Store) -
         await asyncio.wait_for(reader, 5)
     with pytest.raises(StopAsyncIteration):
         await anext(subscription)
-    await store.publish({"type": "after"})  # nobody listens: no error
+    await store.publish(QueueChanged())  # nobody listens: no error
     assert len(asyncio.all_tasks()) == tasks_before
 
 
@@ -740,14 +749,14 @@ async def test_a_batch_writes_everything_at_its_end_and_reads_see_what_came_befo
         async with store.batch():
             await store.append_transcript(entry(conversation.id, 1))
             await store.outbox_put(outbound("b1", conversation.id))
-            await store.set_timer(conversation.id, "bot_reminder", minutes(10))
-            await store.publish({"type": "entry", "n": 1})
+            await store.set_timer(conversation.id, TimerKind.BOT_REMINDER, minutes(10))
+            await store.publish(NoticesChanged(conversation.id))
             assert [e.id for e in await store.transcript(conversation.id)] == [f"{conversation.id}-e1"]  # a read
             await store.enqueue(conversation.id, "general", Priority.NORMAL, T0)
             assert await store.position(conversation.id) == 1
             await store.save_conversation(replace(conversation, status=Status.QUEUED))
             await store.cancel_timers(conversation.id)
-        assert (await next_event(subscription))["n"] == 1
+        assert await next_event(subscription) == NoticesChanged(conversation.id)
     saved = await store.get_conversation(conversation.id)
     assert saved is not None and saved.status is Status.QUEUED
     assert [i.id for i in await store.outbox_due(T0, 10)] == ["b1"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.store import RESYNC
+from gateway.events import NoticesChanged, Resync
 from gateway.store.local import SUBSCRIBER_BUFFER, LocalEvents, LocalLocks
 
 
@@ -23,16 +23,16 @@ async def test_a_stalled_subscriber_keeps_only_the_latest_events_and_is_told_to_
     events = LocalEvents()
     async with events.subscribe() as subscription:
         for n in range(SUBSCRIBER_BUFFER + 5):
-            events.publish({"n": n})
-        assert await anext(subscription) == {"type": RESYNC}
-        assert (await anext(subscription))["n"] == 5
-        events.publish({"n": "next"})
-        assert [(await anext(subscription))["n"] for _ in range(SUBSCRIBER_BUFFER)][-1] == "next"  # told once
+            events.publish(NoticesChanged(str(n)))
+        assert await anext(subscription) == Resync()
+        assert await anext(subscription) == NoticesChanged("5")
+        events.publish(NoticesChanged("next"))
+        assert [await anext(subscription) for _ in range(SUBSCRIBER_BUFFER)][-1] == NoticesChanged("next")  # once
 
 
 async def test_closing_the_hub_ends_every_subscription() -> None:
     events = LocalEvents()
     subscription = events.subscribe()
-    events.publish({"n": 1})
+    events.publish(NoticesChanged("c1"))
     await events.close()
-    assert [event async for event in subscription] == [{"n": 1}]
+    assert [event async for event in subscription] == [NoticesChanged("c1")]

@@ -1,0 +1,265 @@
+"""What the gateway tells its live surfaces (the console, the web chat, the other instances) through the store.
+
+One frozen dataclass per event type; :data:`Event` is their union. :func:`encode` gives the JSON form, the same
+on every wire: Redis pub/sub between instances and the console socket's frames (``console/static/*.js`` reads
+it); :func:`decode` reads it back. Producers build the dataclasses; consumers ``match`` on them.
+
+    type        class            what happened                                    who listens
+    queue       QueueChanged     the waiting queue changed                        console
+    entry       EntryAdded       a transcript entry was written                   console, web chat
+    note        NoteAdded        a listener's private note                        console
+    flag        FlagRaised       a risk was read in a young person's message      console
+    status      StatusChanged    a conversation's status changed                  console, web chat
+    delivery    DeliveryChanged  a sent message's delivery (sent, read, failed)   console
+    typing      Typing           someone is typing (``who``: user or listener)    console, web chat, channels
+    notices     NoticesChanged   a conversation's notices or referrals changed    console
+    alert       Alert            something a supervisor should see                console
+    presence    ListenersOnline  the listeners online on one instance (hashed)    other instances
+    resync      Resync           events may have been missed: reload              every subscriber
+
+Events never carry a sender's address (a PSID, a phone number): entries carry the transcript's own fields; an
+attachment's provider URL is removed before the console sees it (``console/media.py``). Decoding is lenient: an
+event of a type this version does not know (a newer instance during a rolling deploy), or malformed, decodes
+to None and is skipped by the subscriptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from gateway.conversation import RiskFlag, Status
+from gateway.messages import Attachment, Choice
+from gateway.store import Author, Delivery, TranscriptEntry
+
+JSON = dict[str, Any]
+Who = Literal["user", "listener"]
+
+
+def entry_json(entry: TranscriptEntry) -> JSON:
+    """The JSON form of a transcript entry, for events, the web chat and the console."""
+    return {
+        "id": entry.id,
+        "author": entry.author.value,
+        "text": entry.text,
+        "choices": [{"value": c.value, "label": c.label} for c in entry.choices],
+        "attachments": [asdict(a) for a in entry.attachments],
+        "at": entry.at.isoformat(),
+        "delivery": entry.delivery.value,
+        "flag": entry.flag.to_dict() if entry.flag else None,
+    }
+
+
+def entry_from_json(conversation_id: str, data: JSON) -> TranscriptEntry:
+    return TranscriptEntry(
+        id=str(data["id"]), conversation_id=conversation_id, at=datetime.fromisoformat(data["at"]),
+        author=Author(data["author"]), text=str(data["text"]),
+        choices=tuple(Choice(str(c["value"]), str(c["label"])) for c in data["choices"]),
+        attachments=tuple(Attachment(**a) for a in data["attachments"]),
+        delivery=Delivery(data["delivery"]), flag=RiskFlag.from_dict(data["flag"]),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class QueueChanged:
+    type: ClassVar[str] = "queue"
+
+    def to_json(self) -> JSON:
+        return {"type": self.type}
+
+    @classmethod
+    def from_json(cls, data: JSON) -> QueueChanged:
+        return cls()
+
+
+@dataclass(frozen=True, slots=True)
+class EntryAdded:
+    type: ClassVar[str] = "entry"
+    conversation_id: str
+    entry: TranscriptEntry
+
+    def to_json(self) -> JSON:
+        return {"type": self.type, "conversation_id": self.conversation_id, "entry": entry_json(self.entry)}
+
+    @classmethod
+    def from_json(cls, data: JSON) -> EntryAdded:
+        return cls(data["conversation_id"], entry_from_json(data["conversation_id"], data["entry"]))
+
+
+@dataclass(frozen=True, slots=True)
+class NoteAdded:
+    type: ClassVar[str] = "note"
+    conversation_id: str
+    entry: TranscriptEntry
+
+    def to_json(self) -> JSON:
+        return {"type": self.type, "conversation_id": self.conversation_id, "entry": entry_json(self.entry)}
+
+    @classmethod
+    def from_json(cls, data: JSON) -> NoteAdded:
+        return cls(data["conversation_id"], entry_from_json(data["conversation_id"], data["entry"]))
+
+
+@dataclass(frozen=True, slots=True)
+class FlagRaised:
+    type: ClassVar[str] = "flag"
+    conversation_id: str
+    entry_id: str
+    flag: RiskFlag
+
+    def to_json(self) -> JSON:
+        return {"type": self.type, "conversation_id": self.conversation_id, "entry_id": self.entry_id,
+                "flag": self.flag.to_dict()}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: JSON) -> FlagRaised:
+        flag = RiskFlag.from_dict(data["flag"])
+        if flag is None:
+            raise ValueError("a flag event without its flag")
+        return cls(data["conversation_id"], data["entry_id"], flag)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChanged:
+    type: ClassVar[str] = "status"
+    conversation_id: str
+    status: Status
+    queue: str | None
+
+    def to_json(self) -> JSON:
+        return {"type": self.type, "conversation_id": self.conversation_id, "status": self.status.value,
+                "queue": self.queue}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: JSON) -> StatusChanged:
+        return cls(data["conversation_id"], Status(data["status"]), data.get("queue"))
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryChanged:
+    type: ClassVar[str] = "delivery"
+    conversation_id: str
+    id: str  # the transcript entry's (and the outbox item's) id
+    delivery: Delivery
+    reason: str | None = None  # why it failed, shown to the listener
+
+    def to_json(self) -> JSON:
+        data: JSON = {"type": self.type, "conversation_id": self.conversation_id, "id": self.id,
+                      "delivery": self.delivery.value}  # fmt: skip
+        if self.reason:
+            data["reason"] = self.reason
+        return data
+
+    @classmethod
+    def from_json(cls, data: JSON) -> DeliveryChanged:
+        return cls(data["conversation_id"], data["id"], Delivery(data["delivery"]), data.get("reason"))
+
+
+@dataclass(frozen=True, slots=True)
+class Typing:
+    type: ClassVar[str] = "typing"
+    conversation_id: str
+    who: Who
+
+    def to_json(self) -> JSON:
+        return {"type": self.type, "conversation_id": self.conversation_id, "who": self.who}
+
+    @classmethod
+    def from_json(cls, data: JSON) -> Typing:
+        who = data["who"]
+        if who not in ("user", "listener"):
+            raise ValueError(f"typing by {who!r}")
+        return cls(data["conversation_id"], who)
+
+
+@dataclass(frozen=True, slots=True)
+class NoticesChanged:
+    type: ClassVar[str] = "notices"
+    conversation_id: str
+
+    def to_json(self) -> JSON:
+        return {"type": self.type, "conversation_id": self.conversation_id}
+
+    @classmethod
+    def from_json(cls, data: JSON) -> NoticesChanged:
+        return cls(data["conversation_id"])
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    type: ClassVar[str] = "alert"
+    kind: str  # login_locked, notice_overdue
+    subject: str  # a listener's name, a notice's reference: never a young person's identity
+    detail: str
+
+    def to_json(self) -> JSON:
+        return {"type": self.type, "kind": self.kind, "subject": self.subject, "detail": self.detail}
+
+    @classmethod
+    def from_json(cls, data: JSON) -> Alert:
+        return cls(str(data["kind"]), str(data["subject"]), str(data["detail"]))
+
+
+@dataclass(frozen=True, slots=True)
+class ListenersOnline:
+    type: ClassVar[str] = "presence"
+    instance: str
+    listeners: tuple[str, ...]  # hashed names (``console/presence.py``)
+
+    def to_json(self) -> JSON:
+        return {"type": self.type, "instance": self.instance, "listeners": list(self.listeners)}
+
+    @classmethod
+    def from_json(cls, data: JSON) -> ListenersOnline:
+        instance, listeners = data["instance"], data["listeners"]
+        if not isinstance(instance, str) or not isinstance(listeners, list):
+            raise ValueError("a malformed presence event")
+        if not all(isinstance(name, str) for name in listeners):
+            raise ValueError("a malformed presence event")
+        return cls(instance, tuple(listeners))
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """Events may have been missed since the previous one (see :class:`~gateway.store.Subscription`)."""
+
+    type: ClassVar[str] = "resync"
+
+    def to_json(self) -> JSON:
+        return {"type": self.type}
+
+    @classmethod
+    def from_json(cls, data: JSON) -> Resync:
+        return cls()
+
+
+Event = (
+    QueueChanged | EntryAdded | NoteAdded | FlagRaised | StatusChanged | DeliveryChanged | Typing | NoticesChanged
+    | Alert | ListenersOnline | Resync
+)
+
+_DECODERS: dict[str, Callable[[JSON], Event]] = {
+    kind.type: kind.from_json
+    for kind in (QueueChanged, EntryAdded, NoteAdded, FlagRaised, StatusChanged, DeliveryChanged, Typing,
+                 NoticesChanged, Alert, ListenersOnline, Resync)
+}  # fmt: skip
+
+
+def encode(event: Event) -> JSON:
+    """The JSON form of an event (the store's wire and the console's frames)."""
+    return event.to_json()
+
+
+def decode(data: object) -> Event | None:
+    """An event from its JSON form; None for a type this version does not know, or a malformed event."""
+    if not isinstance(data, dict):
+        return None
+    decoder = _DECODERS.get(str(data.get("type")))
+    if decoder is None:
+        return None
+    try:
+        return decoder(data)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None

@@ -1,0 +1,128 @@
+"""Settings: read from the environment and ``.env``, secrets never shown, half-configured channels refused."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from gateway.channels_wiring import build_channels
+from gateway.errors import ConfigError
+from gateway.settings import CHANNEL_NEEDS, Settings, variable
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# A value for everything a channel needs; each is unmistakable in a text.
+CHANNEL_VALUES = {
+    "MESSENGER_APP_SECRET": "app-secret-7f3a",
+    "MESSENGER_VERIFY_TOKEN": "verify-token-91c2",
+    "MESSENGER_PAGE_ACCESS_TOKEN": "page-token-5d8e",
+    "TWILIO_ACCOUNT_SID": "AC0123456789abcdef",
+    "TWILIO_AUTH_TOKEN": "twilio-token-6b1f",
+    "TWILIO_WHATSAPP_FROM": "whatsapp:+14155238886",
+    "TELEGRAM_BOT_TOKEN": "123456:bot-token-c4d7",
+    "TELEGRAM_WEBHOOK_SECRET": "webhook-secret-2e9a",
+}
+SECRETS = {
+    **{name: value for name, value in CHANNEL_VALUES.items() if "SID" not in name and "FROM" not in name},
+    "GATEWAY_SECRET_KEY": "secret-key-0a1b2c3d4e5f",
+    "GATEWAY_SMTP_URL": "smtp://user:smtp-password-8c@mail.example:587",
+    "GATEWAY_PARTNER_KEYS": "116006=partner-key-0123456789abcdef",
+}
+
+
+def test_no_secret_shows_in_repr_str_or_a_dump() -> None:
+    settings = Settings.from_env({**CHANNEL_VALUES, **SECRETS}, env_file=None)
+    shown = repr(settings) + str(settings) + settings.model_dump_json() + str(settings.model_dump())
+    for name, value in SECRETS.items():
+        assert value not in shown, name
+        assert settings.model_dump()[_field(name)].get_secret_value() == value  # still there for the code using it
+    assert "smtp-password" not in shown and "partner-key" not in shown
+
+
+@pytest.mark.parametrize("channel", sorted(CHANNEL_NEEDS))
+def test_a_half_configured_channel_is_refused_naming_what_is_missing(channel: str) -> None:
+    needs = [variable(name) for name in CHANNEL_NEEDS[channel]]
+    for size in range(1, len(needs)):
+        for given in itertools.combinations(needs, size):
+            with pytest.raises(ConfigError) as refused:
+                Settings.from_env({name: CHANNEL_VALUES[name] for name in given}, env_file=None)
+            message = str(refused.value)
+            assert channel in message
+            assert all(name in message for name in needs if name not in given)
+            assert not any(CHANNEL_VALUES[name] in message for name in given)  # names, never values
+
+
+def test_a_channel_is_on_with_everything_it_needs_off_with_nothing() -> None:
+    assert Settings.from_env({}, env_file=None).channels_on() == dict.fromkeys(CHANNEL_NEEDS, False)
+    everything = Settings.from_env(CHANNEL_VALUES, env_file=None)
+    assert everything.channels_on() == dict.fromkeys(CHANNEL_NEEDS, True)
+    assert everything.messenger_enabled and everything.whatsapp_enabled and everything.telegram_enabled
+
+
+async def test_the_channels_on_are_logged_at_start_without_a_secret(caplog: pytest.LogCaptureFixture) -> None:
+    telegram = {name: CHANNEL_VALUES[name] for name in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET")}
+    settings = Settings.from_env(telegram, env_file=None)
+    caplog.set_level(logging.INFO, logger="gateway.channels_wiring")
+    async with aiohttp.ClientSession() as http:
+        channels = build_channels(settings, http)
+    assert [str(name) for name in channels.adapters] == ["telegram"]
+    assert "web chat on, messenger off, whatsapp off, telegram on" in caplog.text
+    assert not any(value in caplog.text for value in telegram.values())
+
+
+def test_every_documented_variable_exists_and_every_variable_is_documented() -> None:
+    """The configuration table (README.md, or a page of docs/) has one row per setting, no more, no less."""
+    documents = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    row = re.compile(r"^\| `((?:GATEWAY|MESSENGER|TWILIO|TELEGRAM)_[A-Z0-9_]+)` \|", re.MULTILINE)
+    documented = {name for document in documents for name in row.findall(document.read_text(encoding="utf-8"))}
+    assert documented == {variable(name) for name in Settings.model_fields}
+
+
+def test_the_env_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "# local settings\n"
+        "export GATEWAY_STORE=sqlite:///from-file.sqlite3\n"
+        "GATEWAY_LOG_LEVEL='DEBUG'\n"
+        'GATEWAY_MAX_BODY_BYTES="2000"\n'
+        "GATEWAY_INBOX_BATCH=5\n"
+        "SOMETHING_ELSE=ignored\n",
+        encoding="utf-8",
+    )
+    settings = Settings.from_env({"GATEWAY_INBOX_BATCH": "7", "PATH": "/usr/bin"}, env_file=env_file)
+    assert settings.store == "sqlite:///from-file.sqlite3" and settings.log_level == "DEBUG"
+    assert settings.max_body_bytes == 2000 and settings.inbox_batch == 7
+    assert Settings.from_env({}, env_file=tmp_path / "missing.env").store == Settings().store
+
+
+def test_a_malformed_value_names_its_variable_not_its_value() -> None:
+    with pytest.raises(ConfigError, match="GATEWAY_MAX_BODY_BYTES") as refused:
+        Settings.from_env({"GATEWAY_MAX_BODY_BYTES": "lots-7c1d"}, env_file=None)
+    assert "lots-7c1d" not in str(refused.value)
+    with pytest.raises(ConfigError, match="GATEWAY_SMTP_URL") as refused:
+        Settings.from_env({"GATEWAY_SMTP_URL": "http://user:pw-93ab@mail.example"}, env_file=None)
+    assert "pw-93ab" not in str(refused.value)
+
+
+def test_the_secret_key_is_random_at_each_start_unless_set() -> None:
+    first, second = (Settings.from_env({}, env_file=None).secret_key.get_secret_value() for _ in range(2))
+    assert len(first) >= 32 and first != second
+    kept = Settings.from_env({"GATEWAY_SECRET_KEY": SECRETS["GATEWAY_SECRET_KEY"]}, env_file=None)
+    assert kept.secret_key.get_secret_value() == SECRETS["GATEWAY_SECRET_KEY"]
+
+
+def test_replace_checks_again_and_keeps_secrets() -> None:
+    settings = Settings(telegram_bot_token="t-1", telegram_webhook_secret="s-1")
+    changed = settings.replace(inbox_batch=3)
+    assert changed.inbox_batch == 3 and changed.telegram_bot_token.get_secret_value() == "t-1"
+    with pytest.raises(ConfigError, match="GATEWAY_INBOX_BATCH"):
+        settings.replace(inbox_batch=-1)
+
+
+def _field(name: str) -> str:
+    return next(field for field in Settings.model_fields if variable(field) == name)
