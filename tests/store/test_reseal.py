@@ -119,3 +119,18 @@ async def test_the_embedded_key_file_rotates_and_a_file_from_before_encryption_i
         await store.close()
     raw = (tmp_path / "var" / "gateway.sqlite3").read_bytes()
     assert PHONE.encode() not in raw and TEXT.encode() not in raw  # the file was rewritten: no page keeps them
+
+
+async def test_a_new_key_and_the_keys_in_use_shown_by_id_only(tmp_path: Path) -> None:
+    code, out, _ = await gateway(tmp_path, "data-key", "new")
+    new = out.strip()
+    assert code == 0 and len(parse_key(new, "test")) == 32
+    env = {"GATEWAY_STORE": f"sqlite:///{tmp_path}/gateway.sqlite3", "GATEWAY_SECRET_KEY": SECRET_KEY}
+    code, out, _ = await gateway(
+        tmp_path, "data-key", "show", **env, GATEWAY_DATA_KEY=new, GATEWAY_DATA_KEYS_OLD=DATA_KEY
+    )
+    old_id = key_id(parse_key(DATA_KEY, "test"))
+    assert code == 0 and f"{key_id(parse_key(new, 'test'))} seals; {old_id} only open" in out
+    assert new not in out and DATA_KEY not in out
+    code, out, err = await gateway(tmp_path, "data-key", "show", **env, GATEWAY_DATA_KEY="not-a-key")
+    assert code == 1 and "GATEWAY_DATA_KEY must be 32 random bytes" in err and "not-a-key" not in err + out
