@@ -12,18 +12,25 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import Protocol
 
 from gateway.errors import StoreError
 from gateway.metrics import Metrics
-from gateway.store import Store
+from gateway.store import OutboxStore
 
 log = logging.getLogger(__name__)
+
+
+class WatchRoles(OutboxStore, Protocol):
+    """What the alert checks need of the store: that it answers, and the oldest undelivered item."""
+
+    async def ping(self) -> None: ...
 
 
 class Watch:
     def __init__(
         self,
-        store: Store,
+        store: WatchRoles,
         metrics: Metrics,
         *,
         clock: Callable[[], datetime],

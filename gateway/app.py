@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import html
 import logging
 import math
@@ -25,9 +26,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from gateway import leaving
 from gateway.alerts import Watch
 from gateway.channels.base import MediaFetcher
 from gateway.channels_wiring import TypingRelay, build_channels, webhook_routes
+from gateway.clock import utcnow
 from gateway.console.actions import Actions
 from gateway.console.api import ListenerAPI, Presence
 from gateway.console.auth import SessionSigner
@@ -38,13 +41,14 @@ from gateway.console.pages import ConsolePages
 from gateway.console.safety import Safety
 from gateway.console.supervision import Supervision
 from gateway.crypto import DataKeys
-from gateway.dispatcher import Dispatcher, utcnow
+from gateway.dispatcher import Dispatcher
 from gateway.errors import FlowValidationError, StoreError
 from gateway.flowset import FlowSet
 from gateway.gate import Gate
 from gateway.inbox import Inbox
 from gateway.keyed import KeyedHash
 from gateway.mailer import Mailer
+from gateway.messages import ChannelName
 from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.notices.api import CaseworkAPI
 from gateway.notices.inbound import InboundReferrals
@@ -58,6 +62,8 @@ from gateway.store import Store, open_store
 from gateway.supervisor import Supervisor, where
 from gateway.timers import Timers
 from gateway.understanding import Model, Reader, load_model
+from gateway.uploads import PATH as uploads_path
+from gateway.uploads import Uploads
 from gateway.webchat import WebChatHub, chat_socket, leave_request
 
 log = logging.getLogger(__name__)
@@ -84,9 +90,11 @@ async def create_app(
     clock: Callable[[], datetime] = utcnow,
     store: Store | None = None,
     worker_poll_seconds: float = 1.0,
+    flow_watch_seconds: float = FLOW_WATCH_SECONDS,
     understanding: Callable[[], Model] | None = None,
 ) -> web.Application:
-    """``understanding`` loads the embedded model (default: the shipped one; tests inject a failing one)."""
+    """``understanding`` loads the embedded model (default: the shipped one; tests inject a failing one);
+    ``flow_watch_seconds`` is how often flows.yaml's modification time is looked at."""
     metrics = Metrics()
     flows = FlowSet(Path(settings.flows), on_reload=lambda r: metrics.reloads.labels("ok" if r.ok else "refused").inc(),
                     always_open=bool(settings.dev_always_open))
@@ -98,7 +106,8 @@ async def create_app(
         settings.store, keys=DataKeys.from_settings(settings), max_connections=settings.redis_max_connections,
         pool_timeout=settings.redis_pool_timeout,
     )  # fmt: skip
-    middlewares = [_errors_middleware, _refusals(metrics), _body_deadline(settings.http_body_timeout)]
+    larger = {uploads_path: settings.webchat_upload_max_bytes}  # the one route whose bodies may be bigger
+    middlewares = [_errors_middleware, _refusals(metrics), _body_deadline(settings.http_body_timeout, larger)]
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
     http = aiohttp.ClientSession()
     channels = build_channels(settings, http)
@@ -111,38 +120,43 @@ async def create_app(
                             claim_seconds=settings.inbound_claim_seconds, reader=reader)  # fmt: skip
     outbox = Outbox(store, channels.senders, clock=clock, poll_seconds=worker_poll_seconds, metrics=metrics,
                     base_delay=settings.outbox_base_delay, max_attempts=settings.outbox_max_attempts,
-                    lease_seconds=settings.outbox_lease_seconds)  # fmt: skip
+                    lease_seconds=settings.outbox_lease_seconds,
+                    on_recipient_gone=functools.partial(leaving.blocked, dispatcher))  # fmt: skip
     outbox_ref.append(outbox)
-    timers = Timers(dispatcher, poll_seconds=worker_poll_seconds)
+    timers = Timers(dispatcher, store, clock=clock, poll_seconds=worker_poll_seconds)
     inbox = Inbox(store, dispatcher, clock=clock, batch=settings.inbox_batch, poll_seconds=worker_poll_seconds,
                   lease_seconds=math.ceil(2 * settings.inbound_claim_seconds))  # fmt: skip
     keyed, counters = KeyedHash(settings.secret_key.get_secret_value()), open_limit_storage(settings.store)
     limits = RateLimits.from_settings(settings, counters, metrics)
     gate = Gate(store, flows, limits, keyed, metrics, clock=clock, on_outgoing=outbox.kick,
                 max_waiting_per_client=settings.max_waiting_per_client)  # fmt: skip
-    hub = WebChatHub(store, dispatcher, metrics, gate, address_header=settings.client_address_header)
-    actions = Actions(dispatcher)
+    hub = WebChatHub(store, dispatcher, metrics, gate, clock=clock, address_header=settings.client_address_header)
+    actions = Actions(dispatcher, store, clock=clock)
     live = ConsoleEvents(store)
     workers = PasswordWorkers(settings.password_hash_workers)
     brake = LoginBrake(counters, keyed, free=settings.login_free_failures, lock=settings.login_lock_failures,
                        lock_minutes=settings.login_lock_minutes, announce=lambda *lock: api.announce_lock(*lock))
     api = ListenerAPI(store, dispatcher, actions, flows, SessionSigner(settings.secret_key.get_secret_value()),
                       secure_cookies=settings.public_url.startswith("https://"), presence=presence, live=live,
-                      metrics=metrics, logins=Logins(workers, brake), limits=limits,
+                      metrics=metrics, logins=Logins(workers, brake), limits=limits, clock=clock,
                       address_header=settings.client_address_header)  # fmt: skip
     app[SETTINGS], app[STORE], app[FLOWS], app[DISPATCHER] = settings, store, flows, dispatcher
     app[OUTBOX], app[TIMERS], app[API], app[METRICS], app[GATE] = outbox, timers, api, metrics, gate
 
-    fetchers = {name: a for name, a in channels.adapters.items() if isinstance(a, MediaFetcher)}
+    uploads = Uploads(store, dispatcher, gate, settings.webchat_upload_max_bytes)
+    fetchers: dict[ChannelName, MediaFetcher] = {
+        name: a for name, a in channels.adapters.items() if isinstance(a, MediaFetcher)
+    }
+    fetchers[ChannelName.WEBCHAT] = uploads  # images sent from the web chat, kept in the store
     smtp_url = settings.smtp_url.get_secret_value()
     mailer = Mailer(smtp_url, settings.smtp_ca_file) if smtp_url else None
-    notices = Notices(dispatcher, fetchers, mailer, poll_seconds=worker_poll_seconds * 30)
+    notices = Notices(dispatcher, store, fetchers, mailer, clock=clock, poll_seconds=worker_poll_seconds * 30)
     supervisor = Supervisor(metrics)
     watch = Watch(store, metrics, clock=clock, outbox_alert_seconds=settings.outbox_alert_seconds)
     for name, worker in {
         "outbox": outbox.run, "inbox": inbox.run,
         "timers": timers.run, "webchat": hub.forward_events, "console": live.forward,
-        "flows": lambda: _watch(flows), "presence": lambda: presence.listen(store),
+        "flows": lambda: _watch(flows, flow_watch_seconds), "presence": lambda: presence.listen(store),
         "presence-beat": lambda: presence.beat_forever(store), "typing": TypingRelay(store, channels.adapters).run,
         "alerts": watch.run, "notices": notices.run,
     }.items():  # fmt: skip
@@ -159,10 +173,12 @@ async def create_app(
     app.add_routes(webhook_routes(channels, dispatcher, gate, inbox))
     media = ConsoleMedia(store, fetchers)
     app.add_routes([
-        *ConsolePages(api).routes(), *Supervision(store, flows, presence, api).routes(),
-        *Safety(store, gate, api).routes(), *CaseworkAPI(api, notices, Referrals(dispatcher, mailer)).routes(),
-        *InboundReferrals(dispatcher, settings.partner_key_map(), settings.public_url).routes(),
+        *ConsolePages(api).routes(), *Supervision(store, flows, presence, api, clock=clock).routes(),
+        *Safety(store, gate, api, clock=clock).routes(),
+        *CaseworkAPI(api, notices, Referrals(dispatcher, store, mailer, clock=clock), clock=clock).routes(),
+        *InboundReferrals(dispatcher, store, settings.partner_key_map(), settings.public_url, clock=clock).routes(),
         web.get("/api/conversations/{id}/attachments/{n}", api.authed(media.attachment)),
+        web.post(uploads_path, uploads.upload),
     ])  # fmt: skip
     app.router.add_get("/metrics", _metrics_handler(metrics, store, presence, clock))
     return app
@@ -233,9 +249,9 @@ def _close_sockets(
     return close
 
 
-async def _watch(flows: FlowSet) -> None:
+async def _watch(flows: FlowSet, every: float) -> None:
     while True:
-        await asyncio.sleep(FLOW_WATCH_SECONDS)
+        await asyncio.sleep(every)
         flows.reload_if_changed()
 
 
@@ -277,16 +293,19 @@ def _refusals(metrics: Metrics) -> Callable[..., Awaitable[web.StreamResponse]]:
     return middleware
 
 
-def _body_deadline(seconds: float) -> Callable[..., Awaitable[web.StreamResponse]]:
+def _body_deadline(seconds: float, larger: dict[str, int]) -> Callable[..., Awaitable[web.StreamResponse]]:
     """A request body must arrive within ``seconds``: a client that trickles it gets 408 and is let go.
 
-    The body is read here, bounded by ``client_max_size`` (413), and kept by aiohttp for the handler's reads.
+    The body is read here, bounded by ``client_max_size`` (413), or for a path in ``larger`` by its own size, and
+    kept by aiohttp for the handler's reads.
     """
 
     @web.middleware
     async def middleware(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
+        if request.path in larger and request.method == "POST":
+            request = request.clone(client_max_size=larger[request.path])
         if request.body_exists:
             try:
                 async with asyncio.timeout(seconds):
@@ -294,6 +313,9 @@ def _body_deadline(seconds: float) -> Callable[..., Awaitable[web.StreamResponse
             except TimeoutError:
                 body = {"error": "timeout", "message": "the request body came too slowly"}
                 return web.json_response(body, status=408, headers={"Connection": "close"})
+            except web.HTTPRequestEntityTooLarge:
+                body = {"error": "too_big", "message": "the request body is too large"}
+                return web.json_response(body, status=413, headers={"Connection": "close"})
         return await handler(request)
 
     return middleware
@@ -341,6 +363,7 @@ def _routes(
     async def chat_page(request: web.Request) -> web.Response:
         page = (STATIC / "chat.html").read_text(encoding="utf-8")
         page = page.replace("{{QUICK_EXIT_URL}}", html.escape(settings.quick_exit_url, quote=True))
+        page = page.replace("{{UPLOAD_MAX}}", str(settings.webchat_upload_max_bytes))
         return web.Response(text=page, content_type="text/html", headers=_PAGE_HEADERS)
 
     async def widget(request: web.Request) -> web.Response:

@@ -16,10 +16,12 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Protocol
 
 import aiohttp
 from aiohttp import web
 
+from gateway import leaving
 from gateway.channels.base import Batch, Channel, Lifecycle, ReplyWindow, TypingIndicator
 from gateway.conversation import Status
 from gateway.dispatcher import Dispatcher
@@ -30,7 +32,7 @@ from gateway.inbox import Inbox
 from gateway.messages import ChannelName
 from gateway.outbox import Sender
 from gateway.settings import Settings
-from gateway.store import Store
+from gateway.store import ConversationStore, EventStore
 from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,10 @@ def _add(channels: Channels, adapter: Channel) -> None:
         channels.lifecycles.append((adapter.start, adapter.stop))
 
 
+class TypingRoles(ConversationStore, EventStore, Protocol):
+    """What the typing relay needs of the store: the listeners' typing events, the conversation's channel."""
+
+
 class TypingRelay:
     """While a listener types in the console, show "typing…" in the young person's app (Messenger, Telegram).
 
@@ -87,7 +93,7 @@ class TypingRelay:
 
     every = 4.0
 
-    def __init__(self, store: Store, adapters: Mapping[ChannelName, Channel]) -> None:
+    def __init__(self, store: TypingRoles, adapters: Mapping[ChannelName, Channel]) -> None:
         self._store, self._adapters = store, adapters
         self._last: dict[str, float] = {}
         self._sending: set[asyncio.Task[None]] = set()
@@ -166,6 +172,8 @@ def _webhook(
         await inbox.handle(allowed)  # processed now, or stored in the inbox first when the batch is large
         for receipt in batch.receipts:
             await dispatcher.handle_receipt(receipt)
+        for departure in batch.departures:  # after the messages: a WhatsApp "STOP" is a message, then a departure
+            await leaving.provider_says(dispatcher, departure)
         return adapter.acknowledge()
 
     return handle

@@ -26,28 +26,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
-import hashlib
-import itertools
 import logging
 import math
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from gateway.clock import Clock, utcnow
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.errors import InboundBusy, StoreError
 from gateway.events import DeliveryChanged, EntryAdded, FlagRaised, QueueChanged, StatusChanged
 from gateway.flows import lifecycle
 from gateway.flows.engine import Engine, Outcome, State, StepResult
+from gateway.flows.lifecycle import Trigger
 from gateway.flows.reading import Reading, Risk
 from gateway.flows.risk import Flag
 from gateway.flowset import FlowSet
+from gateway.ids import derived_from, inbound_entry_id, inbound_key, new_id
 from gateway.messages import ChannelName, Inbound, Outbound, Receipt, Reply
 from gateway.metrics import Metrics
 from gateway.store import Author, ClaimState, Delivery, DoneMark, OutboxItem, Store, TimerKind, TranscriptEntry
+from gateway.store.codec import encode_outbound
 from gateway.supervisor import where
+from gateway.system_entries import system_text
 from gateway.understanding.reader import Reader
 
 log = logging.getLogger(__name__)
@@ -57,39 +59,22 @@ PACE_MIN_TAKES = 3  # takes in the last hour before the observed pace replaces t
 CLAIM_SECONDS = 10.0
 """The default lease on an inbound message being processed (renewed every third of it while processing)."""
 
-Clock = Callable[[], datetime]
+@dataclass(frozen=True, slots=True)
+class StatusEffects:
+    """The effects of entering a status (:class:`~gateway.flows.lifecycle.Effects`), on the store."""
 
-_turn_ids: contextvars.ContextVar[Callable[[], str] | None] = contextvars.ContextVar("turn_ids", default=None)
-"""While an inbound message is processed: the source of the ids of the entries it writes (derived from its id)."""
+    store: Store
+    now: datetime
 
+    async def finished(self, conversation: Conversation) -> None:
+        conversation.closed_at = self.now
+        await self.store.cancel_timers(conversation.id)
+        await self.store.remove_from_queue(conversation.id)  # its place, and the listener's capacity (held_by)
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def new_id() -> str:
-    """The id of a new transcript entry: derived from the inbound message being processed, else random."""
-    derived = _turn_ids.get()
-    return derived() if derived is not None else secrets.token_urlsafe(12)
-
-
-def inbound_key(inbound: Inbound) -> str:
-    """The de-duplication key of an inbound message. A provider's ids are unique on its channel; a web chat
-    message id is chosen by the page, so it is scoped to the young person's session (hashed: no token in keys)."""
-    if inbound.channel == ChannelName.WEBCHAT:
-        session = hashlib.sha256(inbound.sender.encode()).hexdigest()[:24]
-        return f"in:{inbound.channel.value}:{session}:{inbound.message_id}"
-    return f"in:{inbound.channel.value}:{inbound.message_id}"
-
-
-def inbound_entry_id(inbound: Inbound) -> str:
-    """A young person's message always gets the same entry id: a retried processing never records it twice."""
-    return "u" + hashlib.sha256(inbound_key(inbound).encode()).hexdigest()[:23]
-
-
-def _derived_ids(seed: str) -> Callable[[], str]:
-    counter = itertools.count(1)
-    return lambda: "r" + hashlib.sha256(f"{seed}:{next(counter)}".encode()).hexdigest()[:23]
+    async def entered(self, conversation: Conversation) -> None:
+        conversation.updated_at = self.now
+        await self.store.publish(StatusChanged(conversation.id, conversation.status, conversation.queue))
+        await self.store.publish(QueueChanged())
 
 
 class Dispatcher:
@@ -184,7 +169,7 @@ class Dispatcher:
             if state is ClaimState.BUSY:
                 raise InboundBusy("this message is being processed elsewhere: retry later")
             current = await self.store.get_conversation(conversation.id) or conversation
-            _turn_ids.set(_derived_ids(key))  # this task's context only (handle_inbound's shield made it a task)
+            derived_from(key)  # this task's context only (handle_inbound's shield made it a task)
             async with self.store.batch():  # the message's writes, the processed mark with them: one round trip
                 await self._process(current, inbound, now, DoneMark(key, DEDUPE_TTL_SECONDS), reading)
         self._on_outgoing()  # the outbox may have looked before the batch's writes were made
@@ -222,6 +207,11 @@ class Dispatcher:
         )  # fmt: skip
         await self.store.append_transcript(entry)
         await self.store.publish(EntryAdded(conversation.id, entry))
+        if conversation.left_how == "blocked" and conversation.channel != ChannelName.WHATSAPP:
+            # Writing again means unblocked (gateway/leaving.py); on WhatsApp an opted-out person can still write,
+            # and Twilio refuses our replies until they send START.
+            conversation.left_at, conversation.left_how = None, None
+            await self.system_note(conversation, "left.unblocked", now, channel=conversation.channel.value)
         if flag is not None and (conversation.flag is None or flag.score >= conversation.flag.score):
             conversation.flag = flag  # the strongest so far, for the queue card
         if conversation.status == Status.BOT:
@@ -291,8 +281,7 @@ class Dispatcher:
             priority = Priority(outcome.priority or "normal")
             await self.enqueue(conversation, engine, outcome.queue, priority, now, given=outcome.partners)
             return
-        action = "refer" if outcome.kind == "referred" else "end"
-        await self.set_status(conversation, lifecycle.advance(conversation.status, action), now)
+        await self.transition(conversation, Trigger.REFER if outcome.kind == "referred" else Trigger.END, now)
 
     async def enqueue(
         self,
@@ -306,12 +295,12 @@ class Dispatcher:
         """Put the conversation in a queue and tell the young person their position and an honest wait: that
         nobody can say when while no listener is online; an urgent one also gets the emergency numbers, unless
         the partners ``given`` with this hand-off already included them."""
-        action = "handoff" if conversation.status == Status.BOT else "transfer"
+        trigger = Trigger.HANDOFF if conversation.status == Status.BOT else Trigger.TRANSFER
         conversation.queue, conversation.priority = queue, priority
         conversation.queued_at = now
         conversation.listener = None
         await self.store.enqueue(conversation.id, queue, priority, now)
-        await self.set_status(conversation, lifecycle.advance(conversation.status, action), now)
+        await self.transition(conversation, trigger, now)
         position = await self.store.position(conversation.id) or 1
         language = self.language(conversation, engine)
         if self.listeners_online() > 0:
@@ -364,15 +353,10 @@ class Dispatcher:
         language = conversation.engine.get("language")
         return language if isinstance(language, str) else engine.flow.default_language
 
-    async def set_status(self, conversation: Conversation, status: lifecycle.Status, now: datetime) -> None:
-        conversation.status = Status(status.value)
-        conversation.updated_at = now
-        if status in lifecycle.FINAL:
-            conversation.closed_at = now
-            await self.store.cancel_timers(conversation.id)
-            await self.store.remove_from_queue(conversation.id)
-        await self.store.publish(StatusChanged(conversation.id, conversation.status, conversation.queue))
-        await self.store.publish(QueueChanged())
+    async def transition(self, conversation: Conversation, trigger: Trigger, now: datetime) -> Status:
+        """Move the conversation (``lifecycle.transition``: IllegalTransition, and nothing changed, when the move
+        is not allowed) with the effects of entering its new status."""
+        return await lifecycle.transition(conversation, trigger, StatusEffects(self.store, now))
 
     # ----- outgoing ---------------------------------------------------------------------------------------
 
@@ -419,9 +403,13 @@ class Dispatcher:
             return None
         return limit if now - conversation.last_inbound_at > limit else None
 
-    async def system_note(self, conversation: Conversation, text: str, now: datetime) -> TranscriptEntry:
-        """A transcript entry for the listeners only (the channel never gets it), published to the console."""
-        entry = TranscriptEntry(id=new_id(), conversation_id=conversation.id, at=now, author=Author.SYSTEM, text=text)
+    async def system_note(self, conversation: Conversation, code: str, now: datetime, **params: str) -> TranscriptEntry:
+        """A transcript entry for the listeners only (the channel never gets it), published to the console: its
+        ``code`` and ``params`` (``gateway/system_entries.py``) let the console word it in its own language."""
+        system, text = system_text(code, params)
+        entry = TranscriptEntry(
+            id=new_id(), conversation_id=conversation.id, at=now, author=Author.SYSTEM, text=text, system=system
+        )
         await self.store.append_transcript(entry)
         await self.store.publish(EntryAdded(conversation.id, entry))
         return entry
@@ -431,18 +419,17 @@ class Dispatcher:
     ) -> TranscriptEntry:
         log.info("dispatcher: %s: a %s message after the %s reply window was not sent",
                  conversation.id, author.value, conversation.channel.value)  # fmt: skip
-        text = (
-            f"Not sent: {conversation.channel.value} lets the {author.value} write up to {_hours(window)} h after"
-            f" the young person's last message. The message was: {reply.text}"
-        )
-        return await self.system_note(conversation, text, now)
+        return await self.system_note(
+            conversation, "not_sent", now,
+            channel=conversation.channel.value, author=author.value, hours=str(_hours(window)), text=reply.text,
+        )  # fmt: skip
 
     def _outbox_item(self, conversation: Conversation, entry: TranscriptEntry, now: datetime) -> OutboxItem:
         outbound = Outbound(
             id=entry.id, conversation_id=conversation.id, channel=conversation.channel,
             recipient=conversation.sender, text=entry.text, choices=entry.choices, author=entry.author.value,
         )  # fmt: skip
-        payload = outbound_to_dict(outbound)
+        payload = encode_outbound(outbound)
         return OutboxItem(id=entry.id, conversation_id=conversation.id, payload=payload, created_at=now)
 
     # ----- receipts ---------------------------------------------------------------------------------------
@@ -478,8 +465,12 @@ class Dispatcher:
                 await self._set_delivery(entry, delivery)
 
     async def _set_delivery(self, entry: TranscriptEntry, delivery: Delivery) -> None:
-        await self.store.set_delivery(entry.id, delivery)
-        await self.store.publish(DeliveryChanged(entry.conversation_id, entry.id, delivery))
+        await self.set_delivery(entry.conversation_id, entry.id, delivery)
+
+    async def set_delivery(self, conversation_id: str, entry_id: str, delivery: Delivery) -> None:
+        """Record how far an outgoing entry got (a provider's receipt, the web chat page's) and tell the console."""
+        await self.store.set_delivery(entry_id, delivery)
+        await self.store.publish(DeliveryChanged(conversation_id, entry_id, delivery))
 
 
 _RECEIPT_DELIVERY = {
@@ -490,18 +481,3 @@ _RANK = {Delivery.PENDING: 0, Delivery.SENT: 1, Delivery.DELIVERED: 2, Delivery.
 
 def _hours(window: timedelta) -> int:
     return int(window.total_seconds() // 3600)
-
-
-def outbound_to_dict(outbound: Outbound) -> dict[str, object]:
-    data = asdict(outbound)
-    data["channel"] = outbound.channel.value
-    return data
-
-
-def outbound_from_dict(data: dict[str, object]) -> Outbound:
-    from gateway.messages import Attachment, Choice
-
-    choices = tuple(Choice(**c) for c in data.get("choices", ()))  # type: ignore[attr-defined]
-    attachments = tuple(Attachment(**a) for a in data.get("attachments", ()))  # type: ignore[attr-defined]
-    values = {**data, "channel": ChannelName(str(data["channel"])), "choices": choices, "attachments": attachments}
-    return Outbound(**values)  # type: ignore[arg-type]

@@ -19,6 +19,7 @@
     │   ├── RetryableDelivery     network error, 5xx, 429: try again (``retry_after`` seconds when known;
     │   │                         ``parts_sent``: parts of a split message the provider accepted before it)
     │   └── PermanentDelivery     the provider refused for good (e.g. reply window closed)
+    │       └── RecipientGone     the young person blocked the line or unsubscribed (gateway/leaving.py is told)
     └── MailError                 the SMTP server could not be reached or refused an e-mail (notices, referrals)
 
 Messages never contain message text, phone numbers or platform user ids.
@@ -101,6 +102,10 @@ class RetryableDelivery(DeliveryError):
 
 class PermanentDelivery(DeliveryError):
     pass
+
+
+class RecipientGone(PermanentDelivery):
+    """The provider refuses because the young person blocked this sender or unsubscribed from it."""
 
 
 class MailError(GatewayError):

@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Literal
 
 from gateway.conversation import RiskFlag, Status
 from gateway.messages import Attachment, Choice
-from gateway.store import Author, Delivery, TranscriptEntry
+from gateway.store import Author, Delivery, SystemText, TranscriptEntry
 
 JSON = dict[str, Any]
 Who = Literal["user", "listener"]
@@ -49,6 +49,7 @@ def entry_json(entry: TranscriptEntry) -> JSON:
         "at": entry.at.isoformat(),
         "delivery": entry.delivery.value,
         "flag": entry.flag.to_dict() if entry.flag else None,
+        "system": {"code": entry.system.code, "params": dict(entry.system.params)} if entry.system else None,
     }
 
 
@@ -59,7 +60,14 @@ def entry_from_json(conversation_id: str, data: JSON) -> TranscriptEntry:
         choices=tuple(Choice(str(c["value"]), str(c["label"])) for c in data["choices"]),
         attachments=tuple(Attachment(**a) for a in data["attachments"]),
         delivery=Delivery(data["delivery"]), flag=RiskFlag.from_dict(data["flag"]),
+        system=_system(data.get("system")),
     )  # fmt: skip
+
+
+def _system(data: JSON | None) -> SystemText | None:
+    if not data:
+        return None
+    return SystemText(str(data["code"]), tuple((str(k), str(v)) for k, v in dict(data["params"]).items()))
 
 
 @dataclass(frozen=True, slots=True)

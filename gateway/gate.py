@@ -16,15 +16,16 @@ import secrets
 from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
+from typing import Protocol
 
 from gateway.conversation import Status
-from gateway.dispatcher import outbound_to_dict
 from gateway.flowset import FlowSet
 from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound, Outbound
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limit, RateLimits
-from gateway.store import OutboxItem, Store
+from gateway.store import BlockStore, ConversationStore, OutboxItem, OutboxStore
+from gateway.store.codec import encode_outbound
 
 
 class Refusal(StrEnum):
@@ -38,9 +39,13 @@ class Refusal(StrEnum):
         return "blocked" if self is Refusal.BLOCKED else "rate_limited"
 
 
+class GateRoles(BlockStore, ConversationStore, OutboxStore, Protocol):
+    """What the gate needs of the store: blocks, the open chats per client, the outbox for its notices."""
+
+
 class Gate:
     def __init__(
-        self, store: Store, flows: FlowSet, limits: RateLimits, keyed: KeyedHash, metrics: Metrics,
+        self, store: GateRoles, flows: FlowSet, limits: RateLimits, keyed: KeyedHash, metrics: Metrics,
         *, clock: Callable[[], datetime], on_outgoing: Callable[[], None], max_waiting_per_client: int = 3,
     ) -> None:  # fmt: skip
         self.store, self.flows, self.limits, self.keyed, self.metrics = store, flows, limits, keyed, metrics
@@ -103,6 +108,6 @@ class Gate:
             id=item_id, conversation_id="notice-" + subject, channel=inbound.channel, recipient=inbound.sender,
             text=self.notice(refusal, inbound.language_hint), author="bot",
         )  # fmt: skip
-        payload = outbound_to_dict(outbound)
+        payload = encode_outbound(outbound)
         await self.store.outbox_put(OutboxItem(item_id, outbound.conversation_id, payload, self.clock()))
         self._on_outgoing()

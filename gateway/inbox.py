@@ -31,10 +31,12 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateway.dispatcher import Dispatcher, inbound_key, utcnow
+from gateway.clock import utcnow
+from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
+from gateway.ids import inbound_key
 from gateway.messages import Attachment, ChannelName, Inbound
-from gateway.store import InboxItem, Store
+from gateway.store import InboxItem, InboxStore
 
 log = logging.getLogger(__name__)
 
@@ -49,25 +51,22 @@ def sender_key(inbound: Inbound) -> str:
 def inbound_to_dict(inbound: Inbound) -> dict[str, Any]:
     data = asdict(inbound)
     data["channel"] = inbound.channel.value
-    data["received_at"] = inbound.received_at.isoformat() if inbound.received_at else None
     return data
 
 
 def inbound_from_dict(data: dict[str, Any]) -> Inbound:
-    received = data.get("received_at")
     return Inbound(
         channel=ChannelName(data["channel"]), sender=data["sender"], message_id=data["message_id"],
         text=data.get("text", ""), payload=data.get("payload"),
         attachments=tuple(Attachment(**a) for a in data.get("attachments", ())),
         language_hint=data.get("language_hint"),
-        received_at=datetime.fromisoformat(received) if received else None,
     )  # fmt: skip
 
 
 class Inbox:
     def __init__(
         self,
-        store: Store,
+        store: InboxStore,
         dispatcher: Dispatcher,
         *,
         clock: Callable[[], datetime] = utcnow,

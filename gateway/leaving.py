@@ -1,13 +1,17 @@
 """The young person leaves: the quick exit, "Terminer", or a web chat page gone for good.
 
-Listeners see it at once: a system entry (French, then English), and the conversation is marked as left
-(``Conversation.left_at`` and ``left_how``, shown by the console).
+Listeners see it at once: a system entry (``left.<how>`` in ``gateway/system_entries.py``), and the conversation is
+marked as left (``Conversation.left_at`` and ``left_how``, shown by the console).
 
 * ``ended`` ("Terminer"): ``gateway.webchat.end_by_young_person`` says goodbye and closes it (abandoned while
   waiting); the entry tells the listener it was the young person's choice.
 * ``quick_exit``: nothing more is sent to the page (it is gone, and someone else may be looking at the screen).
   With the bot or in the queue nobody is there to answer: abandoned, out of the queue. With a listener it stays
   theirs, to close with an outcome.
+* ``blocked``: the provider says the young person blocked the line or unsubscribed (Telegram's ``my_chat_member``
+  ``kicked``, WhatsApp's ``STOP`` opt-out, or a send refused for that reason on any channel): the entry only, the
+  conversation keeps its status (nothing a provider says ends it; a listener closes it). Unblocking (Telegram
+  ``member``, WhatsApp ``START``) or a new message from the young person lifts the mark, with an entry.
 * ``gone``: no web chat socket for :data:`GONE_AFTER` while queued or with a listener (the tab was closed, or the
   network lost that long): the entry only. When the same browser comes back to the conversation, an entry says so
   and the mark is lifted.
@@ -20,47 +24,38 @@ from typing import Literal
 
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
-from gateway.flows import lifecycle
+from gateway.flows.lifecycle import Trigger
+from gateway.messages import Departure
 from gateway.store import TimerKind
 
-Leaving = Literal["quick_exit", "ended", "gone"]
+Leaving = Literal["quick_exit", "ended", "gone", "blocked"]
 
 GONE_AFTER = timedelta(seconds=90)
-
-TEXTS: dict[str, str] = {
-    "quick_exit": "Le ou la jeune a quitté le chat avec la sortie rapide : il ou elle ne lit plus cette conversation."
-    " · The young person left with the quick exit: they no longer read this conversation.",
-    "ended": "Le ou la jeune a terminé la conversation. · The young person ended the conversation.",
-    "gone": "Le ou la jeune a fermé le chat (plus connecté·e depuis 90 s). · The young person closed the chat (not"
-    " connected for 90 s).",
-    "back": "Le ou la jeune est revenu·e sur le chat. · The young person is back on the chat.",
-}
 
 
 async def mark_left(dispatcher: Dispatcher, conversation: Conversation, how: Leaving, now: datetime) -> None:
     """Mark ``conversation`` as left and tell the listeners; the caller holds its lock and saves it."""
     conversation.left_at, conversation.left_how = now, how
     conversation.updated_at = now
-    await dispatcher.system_note(conversation, TEXTS[how], now)
+    await dispatcher.system_note(conversation, f"left.{how}", now, channel=conversation.channel.value)
 
 
-async def quick_exit(dispatcher: Dispatcher, conversation_id: str) -> None:
+async def quick_exit(dispatcher: Dispatcher, conversation_id: str, now: datetime) -> None:
     """The quick exit: marked as left; out of the bot or the queue, since nobody is there to answer any more."""
     store = dispatcher.store
     async with store.lock(conversation_id):
         conversation = await store.get_conversation(conversation_id)
         if conversation is None or not conversation.active or conversation.left_how == "quick_exit":
             return
-        now = dispatcher.clock()
         await mark_left(dispatcher, conversation, "quick_exit", now)
         if conversation.status in (Status.BOT, Status.QUEUED):
-            await dispatcher.set_status(conversation, lifecycle.advance(conversation.status, "abandon"), now)
+            await dispatcher.transition(conversation, Trigger.ABANDON, now)
         await store.save_conversation(conversation)
 
 
-async def socket_closed(dispatcher: Dispatcher, conversation_id: str) -> None:
+async def socket_closed(dispatcher: Dispatcher, conversation_id: str, now: datetime) -> None:
     """A web chat socket closed: unless the young person comes back within GONE_AFTER, they are gone."""
-    await dispatcher.store.set_timer(conversation_id, TimerKind.WEBCHAT_GONE, dispatcher.clock() + GONE_AFTER)
+    await dispatcher.store.set_timer(conversation_id, TimerKind.WEBCHAT_GONE, now + GONE_AFTER)
 
 
 async def gone(dispatcher: Dispatcher, conversation: Conversation, now: datetime) -> None:
@@ -69,7 +64,7 @@ async def gone(dispatcher: Dispatcher, conversation: Conversation, now: datetime
         await mark_left(dispatcher, conversation, "gone", now)
 
 
-async def returned(dispatcher: Dispatcher, conversation_id: str) -> None:
+async def returned(dispatcher: Dispatcher, conversation_id: str, now: datetime) -> None:
     """The young person's browser is back on the conversation: nothing more to wait for; lift a ``gone`` mark."""
     store = dispatcher.store
     await store.cancel_timers(conversation_id, TimerKind.WEBCHAT_GONE)
@@ -77,7 +72,38 @@ async def returned(dispatcher: Dispatcher, conversation_id: str) -> None:
         conversation = await store.get_conversation(conversation_id)
         if conversation is None or not conversation.active or conversation.left_how != "gone":
             return
-        now = dispatcher.clock()
         conversation.left_at, conversation.left_how = None, None
-        await dispatcher.system_note(conversation, TEXTS["back"], now)
+        await dispatcher.system_note(conversation, "left.back", now)
+        await store.save_conversation(conversation)
+
+
+async def blocked(dispatcher: Dispatcher, conversation_id: str) -> None:
+    """The young person blocked the line or unsubscribed: messages no longer reach them. Told once."""
+    await _set_blocked(dispatcher, conversation_id, True)
+
+
+async def unblocked(dispatcher: Dispatcher, conversation_id: str) -> None:
+    """The young person accepts messages again: lift a ``blocked`` mark."""
+    await _set_blocked(dispatcher, conversation_id, False)
+
+
+async def provider_says(dispatcher: Dispatcher, departure: Departure) -> None:
+    """A provider's webhook: the active conversation of this sender on this channel, if any, is (un)blocked."""
+    conversation = await dispatcher.store.find_active_conversation(departure.channel, departure.sender)
+    if conversation is not None:
+        await _set_blocked(dispatcher, conversation.id, departure.left)
+
+
+async def _set_blocked(dispatcher: Dispatcher, conversation_id: str, left: bool) -> None:
+    store = dispatcher.store
+    async with store.lock(conversation_id):
+        conversation = await store.get_conversation(conversation_id)
+        if conversation is None or not conversation.active or (conversation.left_how == "blocked") == left:
+            return
+        now = dispatcher.clock()
+        if left:
+            await mark_left(dispatcher, conversation, "blocked", now)
+        else:
+            conversation.left_at, conversation.left_how = None, None
+            await dispatcher.system_note(conversation, "left.unblocked", now, channel=conversation.channel.value)
         await store.save_conversation(conversation)

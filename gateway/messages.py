@@ -8,7 +8,6 @@ frozen dataclasses: nothing downstream can change what a channel received.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
 
 
@@ -55,13 +54,12 @@ class Inbound:
     """
 
     channel: ChannelName
-    sender: str
+    sender: str = field(repr=False)  # never in a log line or an exception: neither is the text
     message_id: str
-    text: str = ""
+    text: str = field(default="", repr=False)
     payload: str | None = None  # value of a tapped button, when the channel tells it apart from text
     attachments: tuple[Attachment, ...] = ()
     language_hint: str | None = None
-    received_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +67,20 @@ class Receipt:
     """A delivery or read receipt, or a provider status callback, for a message the gateway sent."""
 
     channel: ChannelName
-    sender: str
+    sender: str = field(repr=False)
     status: str  # sent, delivered, read, failed
     provider_message_id: str | None = None
     watermark: int | None = None  # Messenger: everything sent before this time (ms)
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Departure:
+    """A provider says the young person blocked the line or unsubscribed (``left``), or accepts messages again."""
+
+    channel: ChannelName
+    sender: str
+    left: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +94,8 @@ class Outbound:
     id: str
     conversation_id: str
     channel: ChannelName
-    recipient: str
-    text: str
+    recipient: str = field(repr=False)
+    text: str = field(repr=False)
     choices: tuple[Choice, ...] = ()
     author: str = "bot"
     attachments: tuple[Attachment, ...] = field(default=())

@@ -22,16 +22,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from gateway.dispatcher import outbound_from_dict, utcnow
-from gateway.errors import DeliveryError, PermanentDelivery, RetryableDelivery, StoreError
+from gateway.clock import utcnow
+from gateway.errors import DeliveryError, PermanentDelivery, RecipientGone, RetryableDelivery, StoreError
 from gateway.events import DeliveryChanged
 from gateway.messages import ChannelName, Outbound
 from gateway.metrics import Metrics
-from gateway.store import Delivery, OutboxItem, Store
+from gateway.store import Delivery, EventStore, OutboxItem, OutboxStore
+from gateway.store.codec import decode_outbound
 from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,14 @@ class Sender(Protocol):
     async def send(self, message: Outbound, first_part: int = 0) -> str | None: ...
 
 
+class OutboxRoles(OutboxStore, EventStore, Protocol):
+    """What the outbox needs of the store: its items, and the events telling the console of deliveries."""
+
+
 class Outbox:
     def __init__(
         self,
-        store: Store,
+        store: OutboxRoles,
         channels: Mapping[ChannelName, Sender],
         *,
         clock: Callable[[], datetime] = utcnow,
@@ -56,7 +61,11 @@ class Outbox:
         poll_seconds: float = 1.0,
         lease_seconds: int = 60,
         metrics: Metrics | None = None,
+        on_recipient_gone: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
+        """``on_recipient_gone(conversation_id)``: a send was refused because the young person blocked the line or
+        unsubscribed (:class:`RecipientGone`); the app marks the conversation as left (``gateway/leaving.py``)."""
+        self.on_recipient_gone = on_recipient_gone
         self.lease_seconds = lease_seconds
         self.metrics = metrics or Metrics()
         self.store = store
@@ -107,7 +116,7 @@ class Outbox:
 
     async def _deliver(self, item: OutboxItem) -> None:
         try:
-            outbound = outbound_from_dict(item.payload)
+            outbound = decode_outbound(item.payload)
         except Exception as exc:  # e.g. written by a newer version during a rolling deploy
             await self._set_aside(item, exc)
             return
@@ -119,6 +128,10 @@ class Outbox:
             provider_id = await channel.send(outbound, first_part=item.parts_sent)
         except RetryableDelivery as exc:
             await self._retry(item, exc)
+        except RecipientGone as exc:
+            await self._fail(item, str(exc))
+            if self.on_recipient_gone is not None:
+                await self.on_recipient_gone(item.conversation_id)
         except PermanentDelivery as exc:
             await self._fail(item, str(exc))
         except DeliveryError as exc:

@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     data_key: SecretStr = SecretStr("")
     data_keys_old: SecretStr = SecretStr("")
     max_body_bytes: int = 1_000_000
+    webchat_upload_max_bytes: int = 5_000_000  # an image sent from the web chat (gateway/uploads.py)
     quick_exit_url: str = "https://www.google.com/search?q=meteo"
     dev_always_open: int = 0  # 1: every queue open whatever flows.yaml's hours, to try the hand-off at night (dev only)
     log_level: str = "INFO"
@@ -168,6 +169,8 @@ class Settings(BaseSettings):
             raise ConfigError("GATEWAY_PUBLIC_URL must be an http(s) URL")
         if self.max_body_bytes <= 0:
             raise ConfigError("GATEWAY_MAX_BODY_BYTES must be positive")
+        if self.webchat_upload_max_bytes <= 0:
+            raise ConfigError("GATEWAY_WEBCHAT_UPLOAD_MAX_BYTES must be positive")
         if self.outbox_base_delay < 0 or self.outbox_max_attempts < 1:
             raise ConfigError("GATEWAY_OUTBOX_BASE_DELAY must be >= 0 and GATEWAY_OUTBOX_MAX_ATTEMPTS >= 1")
         if self.outbox_alert_seconds <= 0:

@@ -583,6 +583,22 @@ def telegram_callback(
     return {"update_id": update_id, "callback_query": query}
 
 
+def telegram_member_update(update_id: int, chat_id: int, status: str) -> dict[str, Any]:
+    """The bot's membership in a private chat changed: ``kicked`` when the person blocked it, ``member`` when they
+    unblocked or restarted it."""
+    person = {"id": chat_id, "is_bot": False, "first_name": "Zoé"}
+    bot = {"id": 123456789, "is_bot": True, "first_name": "TestBot"}
+    old = "member" if status == "kicked" else "kicked"
+    changed = {
+        "chat": {"id": chat_id, "type": "private", "first_name": "Zoé"},
+        "from": person,
+        "date": int(time.time()),
+        "old_chat_member": {"status": old, "user": bot, **({"until_date": 0} if old == "kicked" else {})},
+        "new_chat_member": {"status": status, "user": bot, **({"until_date": 0} if status == "kicked" else {})},
+    }
+    return {"update_id": update_id, "my_chat_member": changed}
+
+
 def telegram_headers(secret: str) -> dict[str, str]:
     return {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": secret}
 

@@ -25,16 +25,17 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import assert_never
+from typing import Protocol, assert_never
 
 from gateway import leaving
+from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
-from gateway.flows import lifecycle
 from gateway.flows.engine import Engine, State
+from gateway.flows.lifecycle import Trigger
 from gateway.messages import Reply
-from gateway.store import Author, Timer, TimerKind
+from gateway.store import Author, ConversationStore, LockStore, QueueStore, Timer, TimerKind, TimerStore
 from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,13 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Conversation, Engine, datetime], Awaitable[None]]
 
 
+class TimersRoles(TimerStore, LockStore, ConversationStore, QueueStore, Protocol):
+    """What the timers need of the store (the dispatcher writes what a timer says)."""
+
+
 class Timers:
-    def __init__(self, dispatcher: Dispatcher, *, poll_seconds: float = 1.0) -> None:
-        self.dispatcher = dispatcher
-        self.store = dispatcher.store
+    def __init__(self, dispatcher: Dispatcher, store: TimersRoles, *, clock: Clock, poll_seconds: float = 1.0) -> None:
+        self.dispatcher, self.store, self.clock = dispatcher, store, clock
         self.poll_seconds = poll_seconds
 
     async def run(self) -> None:
@@ -64,7 +68,7 @@ class Timers:
         other than the store is logged by conversation id and dropped (``timer_done`` already removed it), so
         the other timers keep firing."""
         handled = 0
-        for timer in await self.store.due_timers(self.dispatcher.clock()):
+        for timer in await self.store.due_timers(self.clock()):
             try:
                 handled += await self._handle(timer)
             except StoreError:
@@ -87,7 +91,7 @@ class Timers:
 
     async def _fire(self, timer: Timer, conversation: Conversation) -> None:
         engine = self.dispatcher.flows.for_version(conversation.flow_version)
-        await self.handler(timer.kind)(conversation, engine, self.dispatcher.clock())
+        await self.handler(timer.kind)(conversation, engine, self.clock())
 
     def handler(self, kind: TimerKind) -> Handler:
         """The handler of each kind; mypy checks that every kind has one (``assert_never``)."""
@@ -125,7 +129,7 @@ class Timers:
             return
         language = self.dispatcher.language(conversation, engine)
         await self._say(conversation, engine, now, Reply(engine.message("abandoned", language)))
-        await self.dispatcher.set_status(conversation, lifecycle.advance(conversation.status, "abandon"), now)
+        await self.dispatcher.transition(conversation, Trigger.ABANDON, now)
 
     async def _queue_reassure(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
         if conversation.status != Status.QUEUED or conversation.queue is None:
@@ -135,10 +139,10 @@ class Timers:
         if window is not None:
             await self._paused(conversation, window, now)
         elif conversation.queue in engine.flow.queues and not engine.is_open(conversation.queue, now):
-            if conversation.engine.get("closed_notice") != _stamp(conversation):  # once per wait
+            if not _closed_line_told(conversation):  # once per wait
                 text = engine.closed_line(conversation.queue, language, now)
                 await self._say(conversation, engine, now, Reply(text))
-                conversation.engine = {**conversation.engine, "closed_notice": _stamp(conversation)}
+                conversation.closed_notice_for = conversation.queued_at or now
         else:  # nobody online: say so again rather than promise a listener "as soon as possible"
             position = await self.store.position(conversation.id) or 1
             key = "reassurance" if self.dispatcher.listeners_online() > 0 else "queued_offline"
@@ -149,24 +153,25 @@ class Timers:
 
     async def _paused(self, conversation: Conversation, window: timedelta, now: datetime) -> None:
         """Tell the listeners once per closed window that the young person gets no more queue messages."""
-        stamp = conversation.last_inbound_at.isoformat() if conversation.last_inbound_at else ""
-        if conversation.engine.get("window_paused") == stamp:
+        told = conversation.window_paused_for
+        if told is not None and told == conversation.last_inbound_at:
             return
         hours = int(window.total_seconds() // 3600)
-        await self.dispatcher.system_note(conversation, (
-            f"Queue messages paused: {conversation.channel.value} lets the bot write up to {hours} h after the young"
-            " person's last message. A listener who takes the conversation can still write (see its reply window)."
-        ), now)  # fmt: skip
-        conversation.engine = {**conversation.engine, "window_paused": stamp}
+        await self.dispatcher.system_note(
+            conversation, "queue_paused", now, channel=conversation.channel.value, hours=str(hours)
+        )
+        conversation.window_paused_for = conversation.last_inbound_at
 
     async def _idle_close(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
         language = self.dispatcher.language(conversation, engine)
         await self._say(conversation, engine, now, Reply(engine.message("idle_closed", language)))
-        action = "abandon" if conversation.status != Status.WITH_LISTENER else "close"
-        if action == "close":
+        trigger = Trigger.ABANDON if conversation.status != Status.WITH_LISTENER else Trigger.CLOSE
+        if trigger == Trigger.CLOSE:
             conversation.outcome = conversation.outcome or "idle"
-        await self.dispatcher.set_status(conversation, lifecycle.advance(conversation.status, action), now)
+        await self.dispatcher.transition(conversation, trigger, now)
 
 
-def _stamp(conversation: Conversation) -> str:
-    return conversation.queued_at.isoformat() if conversation.queued_at else "queued"
+def _closed_line_told(conversation: Conversation) -> bool:
+    """Whether the closed-line notice was given during this wait (the one that began at ``queued_at``)."""
+    told = conversation.closed_notice_for
+    return told is not None and (conversation.queued_at is None or told == conversation.queued_at)

@@ -13,28 +13,46 @@ import logging
 import secrets
 import weakref
 from collections import defaultdict
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from gateway import leaving
+from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
 from gateway.events import EntryAdded, Event, Resync, StatusChanged, Typing, entry_json
-from gateway.flows import lifecycle
+from gateway.flows.lifecycle import Trigger
 from gateway.gate import Gate, Refusal
 from gateway.messages import ChannelName, Inbound, Reply
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limit, client_address
 from gateway.sockets import SEND_TIMEOUT, SocketWriter
-from gateway.store import Author, Store, TranscriptEntry
+from gateway.store import (
+    Author,
+    ConversationStore,
+    Delivery,
+    EventStore,
+    LockStore,
+    QueueStore,
+    TranscriptEntry,
+    TranscriptStore,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_FRAME = 16 * 1024
 MAX_TEXT = 4000
 HIDDEN = {Author.NOTE, Author.SYSTEM}  # for listeners only: private notes, the server's entries
+OUTGOING = {Author.BOT, Author.LISTENER}  # what the page acknowledges (delivered, read)
+MAX_RECEIPT_IDS = 100
+RANK = {Delivery.SENT: 1, Delivery.DELIVERED: 2, Delivery.READ: 3}
+
+
+class WebChatRoles(ConversationStore, TranscriptStore, QueueStore, EventStore, LockStore, Protocol):
+    """What the web chat needs of the store (the dispatcher does the processing)."""
 
 
 class WebChatHub:
@@ -47,14 +65,18 @@ class WebChatHub:
     """
 
     def __init__(
-        self, store: Store, dispatcher: Dispatcher, metrics: Metrics, gate: Gate, *, address_header: str = ""
-    ) -> None:
-        self.store = store
+        self, store: WebChatRoles, dispatcher: Dispatcher, metrics: Metrics, gate: Gate, *, clock: Clock,
+        address_header: str = "",
+    ) -> None:  # fmt: skip
+        self.store, self.clock = store, clock
         self.dispatcher = dispatcher
         self.metrics = metrics
         self.gate = gate
         self.address_header = address_header
         self.sockets: dict[str, dict[SocketWriter, str | None]] = defaultdict(dict)  # → id of the last entry sent
+        # The bot's and listeners' entries sent to the sockets of a conversation, and how far each got (sent,
+        # delivered, read): the page's receipts only ever concern these, and only ever move them forward.
+        self.outgoing: dict[str, dict[str, Delivery]] = {}
         self.open: weakref.WeakSet[SocketWriter] = weakref.WeakSet()  # every socket, for shutdown
 
     def attach(self, conversation_id: str, writer: SocketWriter, last_entry: str | None) -> None:
@@ -66,6 +88,22 @@ class WebChatHub:
             del self.sockets[conversation_id][writer]
             if not self.sockets[conversation_id]:
                 del self.sockets[conversation_id]
+                self.outgoing.pop(conversation_id, None)
+
+    def track(self, conversation_id: str, entries: list[TranscriptEntry]) -> None:
+        """Remember the bot's and listeners' entries sent to this conversation's sockets."""
+        known = self.outgoing.setdefault(conversation_id, {})
+        for entry in entries:
+            if entry.author in OUTGOING and entry.delivery in RANK:
+                known.setdefault(entry.id, entry.delivery)
+
+    async def acknowledge(self, conversation_id: str, ids: list[str], delivery: Delivery) -> None:
+        """The page showed (delivered) or let the young person see (read) these entries: recorded, never back."""
+        known = self.outgoing.get(conversation_id, {})
+        for entry_id in ids:
+            if entry_id in known and RANK[delivery] > RANK[known[entry_id]]:
+                known[entry_id] = delivery
+                await self.dispatcher.set_delivery(conversation_id, entry_id, delivery)
 
     async def forward_events(self) -> None:
         """Runs for the app's lifetime: store events → the sockets of their conversation."""
@@ -90,7 +128,9 @@ class WebChatHub:
             await self._resync(conversation)
 
     async def _resync(self, conversation: Conversation) -> None:
-        entries = [_public(e) for e in await self.store.transcript(conversation.id) if e.author not in HIDDEN]
+        shown = [e for e in await self.store.transcript(conversation.id) if e.author not in HIDDEN]
+        self.track(conversation.id, shown)
+        entries = [_public(e) for e in shown]
         frame: dict[str, Any] = {"type": Resync.type, "status": conversation.status.value}
         if conversation.status == Status.QUEUED:
             frame["position"] = await self.store.position(conversation.id)
@@ -105,6 +145,7 @@ class WebChatHub:
         """The web chat's frame for an event of a followed conversation, with the conversation's id."""
         match event:
             case EntryAdded(conversation_id=cid, entry=entry) if cid in self.sockets and entry.author not in HIDDEN:
+                self.track(cid, [entry])
                 return cid, {"type": "entry", "entry": _public(entry)}
             case Typing(conversation_id=cid, who="listener") if cid in self.sockets:
                 return cid, {"type": "typing", "on": True}
@@ -123,9 +164,10 @@ class WebChatHub:
 
 
 def _public(entry: TranscriptEntry) -> dict[str, Any]:
-    """What the young person's page gets of an entry (no delivery, flag or attachments)."""
+    """What the young person's page gets of an entry (no delivery or flag; of the attachments, how many images)."""
     data = entry_json(entry)
-    return {k: data[k] for k in ("id", "author", "text", "choices", "at")}
+    images = sum(1 for attachment in entry.attachments if attachment.kind == "image")
+    return {**{k: data[k] for k in ("id", "author", "text", "choices", "at")}, "images": images}
 
 
 class ChatSession:
@@ -150,7 +192,7 @@ class ChatSession:
         if self.conversation_id is not None:  # closed (not cancelled): the young person may be gone for good
             try:
                 # shielded: the socket did close; a handler cancelled now (its connection gone) still arms the timer
-                await asyncio.shield(leaving.socket_closed(self.dispatcher, self.conversation_id))
+                await asyncio.shield(leaving.socket_closed(self.dispatcher, self.conversation_id, self.hub.clock()))
             except StoreError as exc:
                 log.warning("webchat: could not arm the gone timer (%s)", exc.__class__.__name__)
 
@@ -170,6 +212,8 @@ class ChatSession:
             await self.hub.store.publish(Typing(self.conversation_id, "user"))
         elif kind == "end":
             await self._end()
+        elif kind == "receipt":
+            await self._receipt(frame)
 
     async def _hello(self, frame: dict[str, Any]) -> None:
         token = frame.get("token")
@@ -185,9 +229,11 @@ class ChatSession:
         conversation = await self.dispatcher.start_conversation(ChannelName.WEBCHAT, self.token, language)
         if conversation.client is None:
             conversation = await self._mark_client(conversation)
-        await leaving.returned(self.dispatcher, conversation.id)
-        history = [_public(e) for e in await self.hub.store.transcript(conversation.id) if e.author not in HIDDEN]
+        await leaving.returned(self.dispatcher, conversation.id, self.hub.clock())
+        shown = [e for e in await self.hub.store.transcript(conversation.id) if e.author not in HIDDEN]
+        history = [_public(e) for e in shown]
         await self._follow(conversation, history[-1]["id"] if history else None)
+        self.hub.track(conversation.id, shown)
         status: dict[str, Any] = {"type": "session", "token": self.token, "status": conversation.status.value}
         status["language"] = self.dispatcher.language(conversation, self.dispatcher.flows.for_version(
             conversation.flow_version))
@@ -225,6 +271,15 @@ class ChatSession:
             await self.hub.resync_conversation(conversation.id)
         self.writer.offer({"type": "ack", "id": message_id})
 
+    async def _receipt(self, frame: dict[str, Any]) -> None:
+        """``{"type": "receipt", "status": "delivered" | "read", "ids": [...]}``: the page showed these entries."""
+        status, ids = frame.get("status"), frame.get("ids")
+        if status not in ("delivered", "read") or not _ids(ids):
+            await self._error("bad_frame", f"a receipt: status delivered or read, at most {MAX_RECEIPT_IDS} ids")
+            return
+        if self.conversation_id is not None and isinstance(ids, list):
+            await self.hub.acknowledge(self.conversation_id, ids, Delivery(status))
+
     async def _refuse_hello(self, token: str) -> Refusal | None:
         """A blocked browser, or a new conversation beyond this client's limits (an existing one always resumes)."""
         if await self.gate.blocked(ChannelName.WEBCHAT, token):
@@ -243,7 +298,7 @@ class ChatSession:
 
     def _notice(self, refusal: Refusal) -> None:
         """A calm notice with the emergency numbers, shown like a bot message; nothing is stored."""
-        text, now = self.gate.notice(refusal, self.language), self.dispatcher.clock().isoformat()
+        text, now = self.gate.notice(refusal, self.language), self.hub.clock().isoformat()
         entry = {"id": "notice-" + secrets.token_urlsafe(8), "author": "bot", "choices": [], "text": text, "at": now}
         self.writer.offer({"type": "entry", "entry": entry})
 
@@ -261,29 +316,32 @@ class ChatSession:
     async def _end(self) -> None:
         assert self.token is not None
         if self.conversation_id is not None:
-            await end_by_young_person(self.dispatcher, self.conversation_id)
+            await end_by_young_person(self.dispatcher, self.conversation_id, self.hub.clock())
 
     async def _error(self, code: str, message: str) -> None:
         self.writer.offer({"type": "error", "code": code, "message": message})
 
 
-async def end_by_young_person(dispatcher: Dispatcher, conversation_id: str) -> None:
+async def end_by_young_person(dispatcher: Dispatcher, conversation_id: str, now: datetime) -> None:
     """The young person ends the conversation: goodbye message, then closed (or abandoned while waiting)."""
     store = dispatcher.store
     async with store.lock(conversation_id):
         conversation = await store.get_conversation(conversation_id)
         if conversation is None or not conversation.active:
             return
-        now = dispatcher.clock()
         engine = dispatcher.flows.for_version(conversation.flow_version)
         ended = engine.message("ended", dispatcher.language(conversation, engine))
         await dispatcher.emit(conversation, [Reply(ended)], Author.BOT, now)
         await leaving.mark_left(dispatcher, conversation, "ended", now)
-        action = {Status.BOT: "end", Status.QUEUED: "abandon"}.get(conversation.status, "close")
-        if action == "close":
+        trigger = {Status.BOT: Trigger.END, Status.QUEUED: Trigger.ABANDON}.get(conversation.status, Trigger.CLOSE)
+        if trigger == Trigger.CLOSE:
             conversation.outcome = conversation.outcome or "ended_by_young_person"
-        await dispatcher.set_status(conversation, lifecycle.advance(conversation.status, action), now)
+        await dispatcher.transition(conversation, trigger, now)
         await store.save_conversation(conversation)
+
+
+def _ids(ids: object) -> bool:
+    return isinstance(ids, list) and len(ids) <= MAX_RECEIPT_IDS and all(isinstance(i, str) for i in ids)
 
 
 def _parse_frame(data: str) -> dict[str, Any] | None:
@@ -293,7 +351,7 @@ def _parse_frame(data: str) -> dict[str, Any] | None:
         frame = json.loads(data)
     except ValueError:
         return None
-    if not isinstance(frame, dict) or frame.get("type") not in ("hello", "message", "typing", "end"):
+    if not isinstance(frame, dict) or frame.get("type") not in ("hello", "message", "typing", "end", "receipt"):
         return None
     return frame
 
@@ -336,5 +394,5 @@ async def leave_request(request: web.Request, hub: WebChatHub) -> web.Response:
         raise web.HTTPBadRequest(text="a JSON object with a token")
     conversation = await hub.store.find_active_conversation(ChannelName.WEBCHAT, token)
     if conversation is not None:
-        await leaving.quick_exit(hub.dispatcher, conversation.id)
+        await leaving.quick_exit(hub.dispatcher, conversation.id, hub.clock())
     return web.Response(status=204)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from gateway.app import STORE, create_app
+from gateway.app import OUTBOX, STORE, create_app
 from gateway.console.auth import hash_password
 from gateway.settings import Settings
 from gateway.store import Listener
@@ -63,8 +66,8 @@ AppFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 async def make_client(
     aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]], clock: Clock
 ) -> AsyncIterator[AppFactory]:
-    async def make(settings: Settings) -> TestClient[web.Request, web.Application]:
-        app = await create_app(settings, clock=clock, worker_poll_seconds=0.05)
+    async def make(settings: Settings, **options: Any) -> TestClient[web.Request, web.Application]:
+        app = await create_app(settings, clock=clock, **{"worker_poll_seconds": 0.05, **options})
         return await aiohttp_client(app)
 
     yield make
@@ -83,3 +86,13 @@ async def add_listener(client: TestClient[web.Request, web.Application], name: s
 async def login(client: TestClient[web.Request, web.Application], name: str) -> None:
     response = await client.post("/api/session", json={"name": name, "password": PASSWORD})
     assert response.status == 200, await response.text()
+
+
+async def outbox_drained(client: TestClient[web.Request, web.Application], timeout: float = 20.0) -> None:
+    """Instead of sleeping "to let a stray duplicate show up": wait until nothing is pending in the outbox (every
+    item recorded sent or failed, never handed out again), then drive it once more: nothing is left to send."""
+    store, deadline = client.app[STORE], time.monotonic() + timeout
+    while await store.outbox_oldest_pending() is not None:
+        assert time.monotonic() < deadline, "the outbox never drained"
+        await asyncio.sleep(0.05)
+    assert await client.app[OUTBOX].deliver_due() == 0

@@ -59,6 +59,20 @@ def test_old_keys_open_the_current_one_seals_and_records_from_before_are_read_as
     assert rotating.reseal("outbox", TEXT) is not None
 
 
+def test_files_are_sealed_as_bytes_and_files_from_before_are_read_as_they_are() -> None:
+    picture = b"\x89PNG\r\n\x1a\n" + b"the photo" * 50
+    old, new = keys(DATA_KEY), keys(new_key(), DATA_KEY)
+    sealed = old.seal_bytes("upload", picture)
+    assert sealed.startswith(f"~g1:{old.current_id}:".encode()) and b"the photo" not in sealed
+    assert new.open_bytes("upload", sealed) == picture and new.open_bytes("upload", picture) == picture
+    resealed = new.reseal_bytes("upload", sealed)
+    assert resealed is not None and new.reseal_bytes("upload", resealed) is None
+    with pytest.raises(DataKeyError, match=f"sealed with data key {new.current_id}"):
+        old.open_bytes("upload", resealed)
+    with pytest.raises(DataKeyError, match="upload file does not open"):
+        new.open_bytes("upload", resealed[:-1] + bytes([resealed[-1] ^ 1]))
+
+
 def test_lookups_are_keyed_hashes_of_the_identity() -> None:
     one, same = keys(DATA_KEY), keys(new_key())  # the lookup secret is not the data key: rotation keeps lookups
     assert one.identity("whatsapp", "whatsapp:+33612345678") == same.identity("whatsapp", "whatsapp:+33612345678")

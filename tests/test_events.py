@@ -27,7 +27,7 @@ from gateway.events import (
     encode,
 )
 from gateway.messages import Attachment, Choice
-from gateway.store import Author, Delivery, TranscriptEntry
+from gateway.store import Author, Delivery, SystemText, TranscriptEntry
 
 AT = datetime(2026, 3, 10, 13, 0, tzinfo=UTC)
 FLAG = RiskFlag("suicide", 0.91, "keywords", ("plus envie",))
@@ -40,12 +40,21 @@ ENTRY_JSON = {
     "id": "e1", "author": "user", "text": "Bonjour", "choices": [{"value": "oui", "label": "Oui"}],
     "attachments": [{"kind": "image", "url": "https://cdn.example/1.jpg", "content_type": "image/jpeg", "name": None}],
     "at": "2026-03-10T13:00:00+00:00", "delivery": "delivered",
-    "flag": {"risk": "suicide", "score": 0.91, "source": "keywords", "words": ["plus envie"]},
+    "flag": {"risk": "suicide", "score": 0.91, "source": "keywords", "words": ["plus envie"]}, "system": None,
+}  # fmt: skip
+SYSTEM_ENTRY = TranscriptEntry(
+    "e2", "c1", AT, Author.SYSTEM, "…", delivery=Delivery.PENDING,
+    system=SystemText("left.blocked", (("channel", "telegram"),)),
+)  # fmt: skip
+SYSTEM_JSON = {
+    "id": "e2", "author": "system", "text": "…", "choices": [], "attachments": [], "at": "2026-03-10T13:00:00+00:00",
+    "delivery": "pending", "flag": None, "system": {"code": "left.blocked", "params": {"channel": "telegram"}},
 }  # fmt: skip
 
 WIRE: list[tuple[Event, dict[str, Any]]] = [
     (QueueChanged(), {"type": "queue"}),
     (EntryAdded("c1", ENTRY), {"type": "entry", "conversation_id": "c1", "entry": ENTRY_JSON}),
+    (EntryAdded("c1", SYSTEM_ENTRY), {"type": "entry", "conversation_id": "c1", "entry": SYSTEM_JSON}),
     (NoteAdded("c1", ENTRY), {"type": "note", "conversation_id": "c1", "entry": ENTRY_JSON}),
     (FlagRaised("c1", "e1", FLAG),
      {"type": "flag", "conversation_id": "c1", "entry_id": "e1", "flag": ENTRY_JSON["flag"]}),

@@ -48,7 +48,7 @@ from gateway.testing import (
     telegram_update,
     twilio_form,
 )
-from tests.conftest import PASSWORD, AppFactory, Clock, add_listener, login
+from tests.conftest import PASSWORD, AppFactory, Clock, add_listener, login, outbox_drained
 from tests.e2e.channel_support import ListenerDesk
 from tests.e2e.test_whatsapp import PUBLIC, TOKEN, WALK
 from tests.test_redis_restart import OwnRedis, own_redis
@@ -400,15 +400,15 @@ async def test_a_blocked_telegram_sender_is_told_once_and_never_reaches_the_bot(
             assert (await client.post("/webhooks/telegram", data=json.dumps(update), headers=headers)).status == 200
         assert len(await client.app[STORE].transcript(conversation.id)) == before
         assert len(await client.app[STORE].waiting()) == 0
-        notices = await eventually_sent(telegram, sent_before)
+        notices = await eventually_sent(client, telegram, sent_before)
         assert len(notices) == 1 and keeps_the_emergency_numbers(notices[0])
 
 
-async def eventually_sent(telegram: FakeTelegramAPI, after: int) -> list[str]:
+async def eventually_sent(client: Client, telegram: FakeTelegramAPI, after: int) -> list[str]:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if any(r.endpoint == "sendMessage" for r in telegram.requests[after:]):
-            await asyncio.sleep(0.3)  # a second notice, if one were wrongly queued, would follow at once
+            await outbox_drained(client)  # a second notice, if one were wrongly queued, is sent by now
             return [str(r.body.get("text", "")) for r in telegram.requests[after:] if r.endpoint == "sendMessage"]
         await asyncio.sleep(0.05)
     raise AssertionError("no notice was sent")

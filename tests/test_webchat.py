@@ -8,8 +8,10 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 
 from gateway.app import STORE
+from gateway.conversation import Status
 from gateway.messages import ChannelName
 from gateway.settings import Settings
+from gateway.store import Author, Delivery
 from tests.conftest import AppFactory, Clock
 
 WALK_TO_QUEUE = ["2", "1", "15", "1", "1", "On se moque de moi sur un groupe."]
@@ -156,3 +158,38 @@ async def test_chat_page_and_widget_are_served(client: TestClient) -> None:  # t
     assert "Content-Security-Policy" in page.headers
     widget = await client.get("/chat/widget.js")
     assert widget.status == 200
+
+
+async def test_receipts_move_only_the_lines_entries_of_this_conversation_forward(
+    client: TestClient, clock: Clock  # type: ignore[type-arg]
+) -> None:
+    store = client.app[STORE]
+    async with client.ws_connect("/chat/ws") as other:  # another young person's conversation
+        await hello(other)
+        await say(other, "o1", "2")
+    [theirs] = [c for c in await store.conversations_by_status(Status.BOT)]
+    their_bot = [e.id for e in await store.transcript(theirs.id) if e.author == Author.BOT]
+    async with client.ws_connect("/chat/ws") as ws:
+        session = await hello(ws)
+        await say(ws, "m1", "2")
+        conversation = await store.find_active_conversation(ChannelName.WEBCHAT, session["token"])
+        assert conversation is not None
+        entries = await store.transcript(conversation.id)
+        bot = [e.id for e in entries if e.author == Author.BOT]
+        mine = [e.id for e in entries if e.author == Author.USER]
+        await ws.send_json({"type": "receipt", "status": "read", "ids": [bot[0]]})
+        await ws.send_json({"type": "receipt", "status": "delivered", "ids": bot + mine + their_bot + ["nope"]})
+        bad_frames = [
+            {"type": "receipt", "status": "failed", "ids": bot},
+            {"type": "receipt", "status": "read"},
+            {"type": "receipt", "status": "read", "ids": ["x"] * 101},
+            {"type": "receipt", "ids": [1]},
+        ]
+        for bad in bad_frames:
+            await ws.send_json(bad)
+            assert (await receive_until(ws, lambda f: f["type"] == "error"))[-1]["code"] == "bad_frame"
+    deliveries = {e.id: e.delivery for e in await store.transcript(conversation.id)}
+    assert deliveries[bot[0]] == Delivery.READ  # never back to delivered
+    assert all(deliveries[i] == Delivery.DELIVERED for i in bot[1:])
+    assert all(deliveries[i] == Delivery.DELIVERED for i in mine)  # as stored: the young person's own, untouched
+    assert all(e.delivery == Delivery.SENT for e in await store.transcript(theirs.id) if e.id in their_bot)

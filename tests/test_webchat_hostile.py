@@ -24,8 +24,9 @@ SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
 VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8),
                       inner, max_size=3), max_leaves=8)  # fmt: skip
 FIELDS = {
-    "type": st.sampled_from(["hello", "message", "typing", "end", "nope"]) | VALUES,
-    "token": VALUES, "language": VALUES, "id": VALUES, "text": VALUES, "payload": VALUES,
+    "type": st.sampled_from(["hello", "message", "typing", "end", "receipt", "nope"]) | VALUES,
+    "token": VALUES, "language": VALUES, "id": VALUES, "text": VALUES, "payload": VALUES, "status": VALUES,
+    "ids": VALUES,
 }  # fmt: skip
 FRAMES = st.fixed_dictionaries({}, optional=FIELDS).map(json.dumps) | VALUES.map(json.dumps) | st.text(max_size=200)
 

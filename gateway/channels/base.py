@@ -23,8 +23,9 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from gateway.channels import links
 from gateway.errors import BadRequest, PayloadTooLarge, PermanentDelivery, RetryableDelivery
-from gateway.messages import Attachment, ChannelName, Choice, Inbound, Outbound, Receipt
+from gateway.messages import Attachment, ChannelName, Choice, Departure, Inbound, Outbound, Receipt
 
 MEDIA_MAX_BYTES = 25_000_000  # WhatsApp's own limit is 16 MB, Messenger's 25 MB, Telegram's getFile 20 MB
 MEDIA_MAX_REDIRECTS = 3
@@ -35,10 +36,12 @@ Part = TypeVar("Part")
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Everything one webhook request carried: messages from young people and receipts for ours."""
+    """Everything one webhook request carried: messages from young people, receipts for ours, and young people
+    who blocked the line or unsubscribed (or came back)."""
 
     inbound: tuple[Inbound, ...] = ()
     receipts: tuple[Receipt, ...] = ()
+    departures: tuple[Departure, ...] = ()
     too_old: int = 0  # events past the channel's accepted age (a replay): acknowledged and ignored
 
 
@@ -124,7 +127,8 @@ def load_json(raw: bytes, channel: ChannelName) -> object:
 
 def split_text(text: str, limit: int, length: Callable[[str], int] = len) -> list[str]:
     """Cut ``text`` into parts of at most ``limit`` (as measured by ``length``): at the last line break in the
-    second half of the part, else at the last space there, else in the middle of a word."""
+    second half of the part, else at the last space there, else in the middle of a word; never inside a helpline
+    number or a URL (:mod:`gateway.channels.links`) that can go whole at the start of the next part."""
     parts: list[str] = []
     rest = text
     while length(rest) > limit:
@@ -134,12 +138,23 @@ def split_text(text: str, limit: int, length: Callable[[str], int] = len) -> lis
             if boundary > cut // 2:
                 cut = boundary
                 break
+        cut = _outside_links(rest, cut)
         part, rest = rest[:cut].rstrip(), rest[cut:].lstrip()
         if part:
             parts.append(part)
     if rest or not parts:
         parts.append(rest)
     return parts
+
+
+def _outside_links(text: str, cut: int) -> int:
+    """``cut``, or the start of the number or URL it would split (when that leaves something before it)."""
+    for span in links.spans(text):
+        if span.start < cut < span.end and span.start > 0:
+            return span.start
+        if span.start >= cut:
+            break
+    return cut
 
 
 def _longest_prefix(text: str, limit: int, length: Callable[[str], int]) -> int:

@@ -25,6 +25,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Field,
     StrictBool,
     StrictInt,
     StrictStr,
@@ -33,6 +34,7 @@ from pydantic import (
 )
 from yarl import URL
 
+from gateway.channels import links
 from gateway.channels.base import (
     SEND_TIMEOUT,
     Batch,
@@ -47,7 +49,14 @@ from gateway.channels.base import (
     truncate_label,
     with_numbered_list,
 )
-from gateway.errors import BadRequest, BadSignature, DeliveryError, PermanentDelivery, RetryableDelivery
+from gateway.errors import (
+    BadRequest,
+    BadSignature,
+    DeliveryError,
+    PermanentDelivery,
+    RecipientGone,
+    RetryableDelivery,
+)
 from gateway.messages import Attachment, ChannelName, Choice, Inbound, Outbound, Receipt
 from gateway.settings import Settings
 
@@ -67,6 +76,7 @@ PERMANENT_REASONS = {
     (551, 1545041): "this person is not available right now",
     (200, 2018108): "the person cannot be messaged (blocked or restricted)",
 }
+BLOCKED = frozenset({(200, 2018108)})  # Messenger sends no webhook when a person blocks a page: only this refusal
 PERMANENT_CODES = {
     190: "the page access token is invalid or expired",
     551: "this person is not available right now",
@@ -150,16 +160,19 @@ def graph_error(status: int, document: JSONObject, retry_after: float | None) ->
     if status == 429 or status >= 500 or code in RETRYABLE_CODES or error.get("is_transient") is True:
         return RetryableDelivery(f"{where}: try again later", retry_after)
     reason = PERMANENT_REASONS.get((code or 0, subcode or 0)) or PERMANENT_CODES.get(code or 0, "refused")
+    if (code, subcode) in BLOCKED:
+        return RecipientGone(f"{where}: {reason}")
     return PermanentDelivery(f"{where}: {reason}")
 
 
 def render(message: Outbound) -> list[JSONObject]:
     """The ``message`` objects to send, in order; quick replies ride on the last one."""
+    text = links.plain(message.text)
     if _quick_replies_fit(message.choices):
-        *first, last = split_text(message.text, TEXT_LIMIT)
+        *first, last = split_text(text, TEXT_LIMIT)
         quick_replies = [_quick_reply(choice) for choice in message.choices]
         return [*({"text": part} for part in first), {"text": last, "quick_replies": quick_replies}]
-    return [{"text": part} for part in split_text(with_numbered_list(message.text, message.choices), TEXT_LIMIT)]
+    return [{"text": part} for part in split_text(with_numbered_list(text, message.choices), TEXT_LIMIT)]
 
 
 def _quick_replies_fit(choices: tuple[Choice, ...]) -> bool:
@@ -209,6 +222,7 @@ def _unicode(value: str) -> str:
 
 Text = Annotated[StrictStr, AfterValidator(_unicode)]
 Id = Annotated[Text, StringConstraints(min_length=1)] | StrictInt  # Meta sends strings; whole numbers accepted too
+MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: beyond, not a time
 
 
 class _Part(BaseModel):
@@ -257,7 +271,7 @@ class _Read(_Part):
 
 class _Item(_Part):
     sender: _Sender
-    timestamp: StrictInt | None = None
+    timestamp: Annotated[StrictInt, Field(ge=0, le=MAX_TIMESTAMP_MS)] | None = None  # ms since 1970
     message: _Message | None = None
     postback: _Postback | None = None
     delivery: _Delivery | None = None
@@ -324,7 +338,6 @@ def _inbound_message(sender: str, timestamp: int | None, message: _Message) -> I
         text=message.text,
         payload=payload,
         attachments=tuple(_attachment(a) for a in message.attachments),
-        received_at=_time(timestamp),
     )
 
 
@@ -335,7 +348,6 @@ def _inbound_postback(sender: str, timestamp: int | None, postback: _Postback) -
         message_id=_mid(postback.mid, sender, timestamp, postback.payload),
         text=postback.title,
         payload=postback.payload,
-        received_at=_time(timestamp),
     )
 
 
@@ -361,12 +373,3 @@ def _mid(mid: str | None, sender: str, timestamp: int | None, payload: str | Non
         raise BadRequest("messenger: an event without mid has no timestamp")
     seed = f"{sender}\n{timestamp}\n{payload or ''}"
     return "sha256:" + hashlib.sha256(seed.encode()).hexdigest()[:32]
-
-
-def _time(timestamp: int | None) -> datetime.datetime | None:
-    if timestamp is None:
-        return None
-    try:
-        return datetime.datetime.fromtimestamp(timestamp / 1000, tz=datetime.UTC)
-    except (OverflowError, ValueError, OSError):
-        raise BadRequest("messenger: timestamp is out of range") from None

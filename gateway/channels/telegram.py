@@ -3,13 +3,15 @@
 Inbound: Telegram posts one JSON ``Update`` per request with ``X-Telegram-Bot-Api-Secret-Token`` (set by
 :meth:`TelegramChannel.set_webhook`). ``update_id`` is the de-duplication key. Only private chats are read: a bot
 added to a group ignores it. A button tap (``callback_query``) is answered with ``answerCallbackQuery`` in the
-background, so the young person's spinner stops whatever happens next.
+background, so the young person's spinner stops whatever happens next. A young person who blocks the bot
+(``my_chat_member``, status ``kicked``) has left: a :class:`Departure`; ``member`` (unblocked, restarted) lifts it.
 
 Outbound: ``sendMessage`` with an inline keyboard for choices, one button per row; ``callback_data`` is the
 choice's value when it fits in 64 bytes, else ``c:<number>``, read back as the answer ``<number>`` (the engine
-understands "2"). Texts are split at 4096 UTF-16 units. PTB's errors become ours in :meth:`TelegramChannel._call`.
-The calls go through a plain ``telegram.Bot``: webhooks are read by our own server, so PTB's ``Application``
-(updater, handlers, job queue) would have nothing to do.
+understands "2"). Texts are split at 4096 UTF-16 units; helpline numbers and URLs go as ``phone_number`` and
+``url`` entities, which Telegram's apps make tappable (``tel:`` links are not allowed in ``text_link``). PTB's
+errors become ours in :meth:`TelegramChannel._call`. The calls go through a plain ``telegram.Bot``: webhooks are
+read by our own server, so PTB's ``Application`` (updater, handlers, job queue) would have nothing to do.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, MessageEntity, Update
 from telegram import error as ptb
-from telegram.constants import ChatAction, ChatType
+from telegram.constants import ChatAction, ChatMemberStatus, ChatType
 from telegram.warnings import PTBDeprecationWarning
 from yarl import URL
 
+from gateway.channels import links
 from gateway.channels.base import (
     Batch,
     MediaSource,
@@ -40,8 +43,16 @@ from gateway.channels.base import (
     split_text,
     with_numbered_list,
 )
-from gateway.errors import BadRequest, BadSignature, ConfigError, DeliveryError, PermanentDelivery, RetryableDelivery
-from gateway.messages import Attachment, ChannelName, Choice, Inbound, Outbound
+from gateway.errors import (
+    BadRequest,
+    BadSignature,
+    ConfigError,
+    DeliveryError,
+    PermanentDelivery,
+    RecipientGone,
+    RetryableDelivery,
+)
+from gateway.messages import Attachment, ChannelName, Choice, Departure, Inbound, Outbound
 from gateway.settings import Settings
 
 TEXT_LIMIT = 4096  # UTF-16 code units
@@ -51,13 +62,14 @@ INDEX_PREFIX = "c:"
 FILE_PREFIX = "tg-file:"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 WEBHOOK_PATH = "/webhooks/telegram"
-ALLOWED_UPDATES = ["message", "callback_query"]
+ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 WEBHOOK_PORTS = frozenset({443, 80, 88, 8443})
 API_HOST = "api.telegram.org"
 MALFORMED = (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError, OSError, RecursionError)
 
-# Refusals that no retry changes; checked before NetworkError, of which BadRequest is a subclass.
-REFUSED = (ptb.BadRequest, ptb.Forbidden, ptb.InvalidToken, ptb.ChatMigrated, ptb.Conflict, ptb.EndPointNotFound)
+# Refusals that no retry changes; checked before NetworkError, of which BadRequest is a subclass. Forbidden (the
+# bot was blocked by the user, or the account is deleted) is the young person gone: checked first.
+REFUSED = (ptb.BadRequest, ptb.InvalidToken, ptb.ChatMigrated, ptb.Conflict, ptb.EndPointNotFound)
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -98,7 +110,8 @@ class TelegramChannel:
         if update.callback_query is not None:
             self._answer_in_background(update.callback_query.id)
         inbound = _inbound(update)
-        return Batch(inbound=(inbound,) if inbound else ())
+        departure = _departure(update)
+        return Batch(inbound=(inbound,) if inbound else (), departures=(departure,) if departure else ())
 
     def acknowledge(self) -> web.Response:
         return web.Response(text="ok")
@@ -109,8 +122,9 @@ class TelegramChannel:
 
         async def send_one(index: int, part: str) -> str | None:
             markup = keyboard if index == len(parts) - 1 else None
-            sent = await self._call(self._bot.send_message(chat_id=message.recipient, text=part, reply_markup=markup))
-            return str(sent.message_id)
+            entities = link_entities(part) or None
+            request = self._bot.send_message(message.recipient, part, reply_markup=markup, entities=entities)
+            return str((await self._call(request)).message_id)
 
         return await send_parts(parts, send_one, first_part)
 
@@ -164,6 +178,8 @@ class TelegramChannel:
             return await request
         except ptb.RetryAfter as error:
             raise RetryableDelivery("telegram: flood control", _seconds(error)) from None
+        except ptb.Forbidden as error:
+            raise RecipientGone(f"telegram: {type(error).__name__}: {error.message}") from None
         except REFUSED as error:
             raise PermanentDelivery(f"telegram: {type(error).__name__}: {error.message}") from None
         except ptb.NetworkError as error:  # includes TimedOut
@@ -192,6 +208,16 @@ def render(message: Outbound) -> tuple[str, InlineKeyboardMarkup | None]:
     return message.text, InlineKeyboardMarkup(rows)
 
 
+def link_entities(text: str) -> list[MessageEntity]:
+    """Helpline numbers as ``phone_number`` entities (tappable to call) and URLs as ``url`` ones, in UTF-16 units:
+    the line's texts only (an outgoing message is never a young person's words)."""
+    kinds = {"phone": MessageEntity.PHONE_NUMBER, "url": MessageEntity.URL}
+    return [
+        MessageEntity(kinds[span.kind], _utf16_length(text[: span.start]), _utf16_length(text[span.start : span.end]))
+        for span in links.spans(text)
+    ]
+
+
 def _button(choice: Choice, number: int) -> InlineKeyboardButton:
     value = choice.value
     fits = 0 < len(value.encode()) <= CALLBACK_DATA_MAX and not value.startswith(INDEX_PREFIX)
@@ -207,6 +233,20 @@ def _inbound(update: Update) -> Inbound | None:
     return None
 
 
+def _departure(update: Update) -> Departure | None:
+    """The young person blocked the bot (``kicked``) or unblocked / restarted it (``member``), in a private chat."""
+    changed = update.my_chat_member
+    if changed is None or changed.chat.type != ChatType.PRIVATE:
+        return None
+    status = changed.new_chat_member.status
+    if status not in (ChatMemberStatus.BANNED, ChatMemberStatus.MEMBER):
+        return None
+    chat_id = _int_or_none(changed.chat.id)
+    if chat_id is None:
+        raise BadRequest("telegram: chat.id is not a whole number")
+    return Departure(ChannelName.TELEGRAM, str(chat_id), left=status == ChatMemberStatus.BANNED)
+
+
 def _from_message(update_id: int, message: Message) -> Inbound | None:
     if message.chat.type != ChatType.PRIVATE:
         return None
@@ -218,7 +258,6 @@ def _from_message(update_id: int, message: Message) -> Inbound | None:
         text=_text(message.text or message.caption or "", "text"),
         attachments=_attachments(message),
         language_hint=_language(sender.language_code if sender else None),
-        received_at=message.date if isinstance(message.date, datetime.datetime) else None,
     )
 
 

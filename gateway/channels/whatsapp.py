@@ -3,7 +3,9 @@
 Inbound: Twilio posts ``application/x-www-form-urlencoded`` forms signed with ``X-Twilio-Signature`` (HMAC-SHA1
 of the URL it called plus the sorted fields, keyed with the auth token). The URL is rebuilt from
 ``GATEWAY_PUBLIC_URL`` + the request's path and query, so verification works behind a proxy. ``MessageSid`` is
-the de-duplication key. Status callbacks (``POST /webhooks/whatsapp/status``) become receipts.
+the de-duplication key. Status callbacks (``POST /webhooks/whatsapp/status``) become receipts. A young person
+who sends STOP (Twilio's ``OptOutType``, or a status callback with error 21610) has unsubscribed: a
+:class:`Departure`; START lifts it.
 
 Outbound: ``messages.create_async`` with the async HTTP client (opened in :meth:`WhatsAppChannel.start`),
 its base URL set to ``TWILIO_API_URL``. WhatsApp through Twilio has no buttons for free-form messages, so choices
@@ -25,6 +27,7 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from yarl import URL
 
+from gateway.channels import links
 from gateway.channels.base import (
     Batch,
     MediaSource,
@@ -34,8 +37,15 @@ from gateway.channels.base import (
     split_text,
     with_numbered_list,
 )
-from gateway.errors import BadRequest, BadSignature, DeliveryError, PermanentDelivery, RetryableDelivery
-from gateway.messages import Attachment, ChannelName, Inbound, Outbound, Receipt
+from gateway.errors import (
+    BadRequest,
+    BadSignature,
+    DeliveryError,
+    PermanentDelivery,
+    RecipientGone,
+    RetryableDelivery,
+)
+from gateway.messages import Attachment, ChannelName, Departure, Inbound, Outbound, Receipt
 from gateway.settings import Settings
 
 TEXT_LIMIT = 1600
@@ -44,6 +54,9 @@ MAX_MEDIA = 20  # WhatsApp sends one file per message; Twilio allows ten on MMS
 SEND_TIMEOUT_SECONDS = 15.0
 MEDIA_HOSTS = frozenset({"api.twilio.com", "*.twiliocdn.com"})
 STATUS_PATH = "/webhooks/whatsapp/status"
+
+OPTED_OUT = 21610  # the person sent STOP: Twilio refuses every message to them until they send START
+OPT_OUT_TYPES = {"STOP": True, "START": False}  # Twilio's Advanced Opt-Out: the OptOutType of an inbound message
 
 STATUSES = {
     "accepted": "sent",
@@ -112,13 +125,18 @@ class WhatsAppChannel:
     async def parse(self, request: web.Request) -> Batch:
         """An incoming WhatsApp message (``POST /webhooks/whatsapp``)."""
         form = await self._verified_form(request)
-        return Batch(inbound=(_inbound(form),))
+        inbound = _inbound(form)
+        left = OPT_OUT_TYPES.get(form.get("OptOutType", "").upper())
+        departures = () if left is None else (Departure(self.name, inbound.sender, left),)
+        return Batch(inbound=(inbound,), departures=departures)
 
     async def parse_status(self, request: web.Request) -> Batch:
         """A status callback for a message the gateway sent (``POST /webhooks/whatsapp/status``)."""
         form = await self._verified_form(request)
         receipt = _receipt(form)
-        return Batch(receipts=(receipt,) if receipt else ())
+        opted_out = receipt is not None and receipt.error == str(OPTED_OUT)
+        departures = (Departure(self.name, receipt.sender),) if receipt is not None and opted_out else ()
+        return Batch(receipts=(receipt,) if receipt else (), departures=departures)
 
     def acknowledge(self) -> web.Response:
         return web.Response(text="<Response/>", content_type="text/xml")
@@ -127,7 +145,7 @@ class WhatsAppChannel:
         async def send_one(index: int, part: str) -> str | None:
             return await self._create(message.recipient, part)
 
-        parts = split_text(with_numbered_list(message.text, message.choices), TEXT_LIMIT)
+        parts = split_text(with_numbered_list(links.plain(message.text), message.choices), TEXT_LIMIT)
         return await send_parts(parts, send_one, first_part)
 
     async def fetch_media(self, attachment: Attachment) -> tuple[bytes, str]:
@@ -170,7 +188,8 @@ def twilio_error(status: int, code: int | None) -> DeliveryError:
     where = f"whatsapp: HTTP {status}, Twilio code {code}"
     if status == 429 or code == 20429 or status >= 500:
         return RetryableDelivery(f"{where}: try again later")
-    return PermanentDelivery(f"{where}: {PERMANENT_REASONS.get(code or 0, 'refused')}")
+    reason = PERMANENT_REASONS.get(code or 0, "refused")
+    return RecipientGone(f"{where}: {reason}") if code == OPTED_OUT else PermanentDelivery(f"{where}: {reason}")
 
 
 def _decode_form(raw: bytes) -> MultiDict[str]:

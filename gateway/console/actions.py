@@ -8,14 +8,28 @@ fit the conversation's status (replying to a closed one, taking one already take
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Protocol
 
+from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
-from gateway.dispatcher import Dispatcher, new_id
+from gateway.dispatcher import Dispatcher
 from gateway.errors import Conflict, GatewayError, IllegalTransition
 from gateway.events import NoteAdded
 from gateway.flows import lifecycle
+from gateway.flows.lifecycle import Trigger
+from gateway.ids import new_id
 from gateway.messages import Reply
-from gateway.store import Author, TimerKind, TranscriptEntry
+from gateway.store import (
+    Author,
+    ConversationStore,
+    EventStore,
+    LockStore,
+    QueueStore,
+    TimerKind,
+    TimerStore,
+    TranscriptEntry,
+    TranscriptStore,
+)
 
 MAX_TEXT = 4000
 CLOSING = timedelta(hours=2)  # a reply window with less than this left is shown as closing
@@ -27,10 +41,13 @@ class ActionRefused(GatewayError):
         super().__init__(message)
 
 
+class ActionsRoles(ConversationStore, TranscriptStore, QueueStore, TimerStore, EventStore, LockStore, Protocol):
+    """What the listeners' actions need of the store (replies and status changes go through the dispatcher)."""
+
+
 class Actions:
-    def __init__(self, dispatcher: Dispatcher) -> None:
-        self.dispatcher = dispatcher
-        self.store = dispatcher.store
+    def __init__(self, dispatcher: Dispatcher, store: ActionsRoles, *, clock: Clock) -> None:
+        self.dispatcher, self.store, self.clock = dispatcher, store, clock
 
     async def _load(self, conversation_id: str) -> Conversation:
         conversation = await self.store.get_conversation(conversation_id)
@@ -53,15 +70,15 @@ class Actions:
     async def _take(self, conversation_id: str, listener: str) -> Conversation:
         async with self.store.lock(conversation_id):
             conversation = await self._load(conversation_id)
-            now = self.dispatcher.clock()
+            now = self.clock()
             try:
-                status = lifecycle.advance(conversation.status, "take")
+                lifecycle.advance(conversation.status, Trigger.TAKE)  # refused before the store's take
                 await self.store.take(conversation_id, listener, now)
             except (IllegalTransition, Conflict):
                 raise ActionRefused("taken", "another listener took this conversation") from None
             conversation.listener, conversation.taken_at = listener, now
             await self.store.cancel_timers(conversation_id, TimerKind.QUEUE_REASSURE)
-            await self.dispatcher.set_status(conversation, status, now)
+            await self.dispatcher.transition(conversation, Trigger.TAKE, now)
             engine = self.dispatcher.flows.for_version(conversation.flow_version)
             joined = engine.message("listener_joined", self.dispatcher.language(conversation, engine))
             await self.dispatcher.emit(conversation, [Reply(joined)], Author.BOT, now)
@@ -74,7 +91,7 @@ class Actions:
             conversation = await self._load(conversation_id)
             self._mine(conversation, listener)
             self._check_window(conversation)
-            now = self.dispatcher.clock()
+            now = self.clock()
             entries = await self.dispatcher.emit(conversation, [Reply(text)], Author.LISTENER, now)
             conversation.updated_at = now
             await self.store.save_conversation(conversation)
@@ -87,12 +104,12 @@ class Actions:
         if limit is None or conversation.last_inbound_at is None:
             return {"state": "none", "closes_at": None, "hours": None}
         closes_at = conversation.last_inbound_at + limit
-        left = closes_at - self.dispatcher.clock()
+        left = closes_at - self.clock()
         state = "closed" if left < timedelta(0) else "closing" if left < CLOSING else "open"
         return {"state": state, "closes_at": closes_at.isoformat(), "hours": int(limit.total_seconds() // 3600)}
 
     def _check_window(self, conversation: Conversation) -> None:
-        limit = self.dispatcher.closed_window(conversation, Author.LISTENER, self.dispatcher.clock())
+        limit = self.dispatcher.closed_window(conversation, Author.LISTENER, self.clock())
         if limit is not None:
             hours = int(limit.total_seconds() // 3600)
             raise ActionRefused(
@@ -106,7 +123,7 @@ class Actions:
         async with self.store.lock(conversation_id):
             await self._load(conversation_id)
             entry = TranscriptEntry(
-                id=new_id(), conversation_id=conversation_id, at=self.dispatcher.clock(), author=Author.NOTE,
+                id=new_id(), conversation_id=conversation_id, at=self.clock(), author=Author.NOTE,
                 text=f"{listener}: {text}",
             )  # fmt: skip
             await self.store.append_transcript(entry)
@@ -124,7 +141,7 @@ class Actions:
                 raise ActionRefused("unknown_partner", f"no partner '{partner}' in the flow")
             language = self.dispatcher.language(conversation, engine)
             text = engine.text(engine.flow.partners[partner].message, language)
-            now = self.dispatcher.clock()
+            now = self.clock()
             entries = await self.dispatcher.emit(conversation, [Reply(text)], Author.LISTENER, now)
             await self.store.save_conversation(conversation)
             return entries[0]
@@ -138,7 +155,7 @@ class Actions:
             engine = self.dispatcher.flows.for_version(conversation.flow_version)
             if queue not in engine.flow.queues:
                 raise ActionRefused("unknown_queue", f"no queue '{queue}' in the flow")
-            now = self.dispatcher.clock()
+            now = self.clock()
             try:
                 await self.dispatcher.enqueue(conversation, engine, queue, conversation.priority, now)
             except IllegalTransition as exc:
@@ -150,10 +167,10 @@ class Actions:
         async with self.store.lock(conversation_id):
             conversation = await self._load(conversation_id)
             self._mine(conversation, listener)
-            now = self.dispatcher.clock()
+            now = self.clock()
             await self.store.requeue(conversation_id)
             conversation.listener = None
-            await self.dispatcher.set_status(conversation, lifecycle.advance(conversation.status, "hand_back"), now)
+            await self.dispatcher.transition(conversation, Trigger.HAND_BACK, now)
             await self.store.save_conversation(conversation)
             return conversation
 
@@ -167,10 +184,10 @@ class Actions:
             if known and outcome not in known:
                 raise ActionRefused("unknown_outcome", f"no closing category '{outcome}' in the flow")
             try:
-                status = lifecycle.advance(conversation.status, "close")
+                lifecycle.advance(conversation.status, Trigger.CLOSE)  # refused before the goodbye is sent
             except IllegalTransition as exc:
                 raise ActionRefused("not_active", str(exc)) from None
-            now = self.dispatcher.clock()
+            now = self.clock()
             if notes.strip():
                 await self.store.append_transcript(TranscriptEntry(
                     id=new_id(), conversation_id=conversation_id, at=now, author=Author.NOTE,
@@ -179,7 +196,7 @@ class Actions:
             ended = engine.message("ended", self.dispatcher.language(conversation, engine))
             await self.dispatcher.emit(conversation, [Reply(ended)], Author.BOT, now)
             conversation.outcome = outcome
-            await self.dispatcher.set_status(conversation, status, now)
+            await self.dispatcher.transition(conversation, Trigger.CLOSE, now)
             await self.store.save_conversation(conversation)
             return conversation
 

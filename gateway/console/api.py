@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.clock import Clock
 from gateway.console.actions import ActionRefused, Actions
 from gateway.console.auth import SESSION_COOKIE, SESSION_HOURS, SessionSigner
 from gateway.console.events import ConsoleEvents
@@ -42,9 +43,10 @@ class ListenerAPI:
     def __init__(
         self, store: Store, dispatcher: Dispatcher, actions: Actions, flows: FlowSet, signer: SessionSigner,
         *, secure_cookies: bool, presence: Presence, live: ConsoleEvents, metrics: Metrics, logins: Logins,
-        limits: RateLimits, address_header: str = "",
+        limits: RateLimits, clock: Clock, address_header: str = "",
     ) -> None:  # fmt: skip
         self.store, self.dispatcher, self.actions, self.flows = store, dispatcher, actions, flows
+        self.clock = clock
         self.signer, self.secure_cookies, self.presence = signer, secure_cookies, presence
         self.live, self.metrics = live, metrics
         self.logins, self.limits, self.address_header = logins, limits, address_header
@@ -128,7 +130,7 @@ class ListenerAPI:
         """A login lock, told to the supervisors: an audit entry, and an alert on the live events."""
         subject = account if lock.subject == "account" else "(an address)"
         detail = f"too many wrong passwords: locked for {lock.minutes} min"
-        await self.store.audit(AuditEntry(self.dispatcher.clock(), "gateway", "login_locked", subject, detail))
+        await self.store.audit(AuditEntry(self.clock(), "gateway", "login_locked", subject, detail))
         await self.store.publish(Alert("login_locked", subject, detail))
 
     async def logout(self, request: web.Request) -> web.Response:
@@ -142,7 +144,7 @@ class ListenerAPI:
     # ----- reading ----------------------------------------------------------------------------------------
 
     async def queue(self, request: web.Request) -> web.Response:
-        now = self.dispatcher.clock()
+        now = self.clock()
         waiting = []
         for entry in await self.store.waiting():
             conversation = await self.store.get_conversation(entry.conversation_id)
@@ -157,7 +159,7 @@ class ListenerAPI:
 
     async def history(self, request: web.Request) -> web.Response:
         """The listener's own ended conversations of the last HISTORY_DAYS days, the latest ended first."""
-        now, name = self.dispatcher.clock(), request[LISTENER].name
+        now, name = self.clock(), request[LISTENER].name
         started = await self.store.list_conversations(now - timedelta(days=HISTORY_DAYS), now + timedelta(seconds=1))
         ended = [c for c in started if not c.active and c.listener == name]
         ended.sort(key=lambda c: c.closed_at or c.updated_at, reverse=True)
@@ -185,7 +187,7 @@ class ListenerAPI:
         if conversation is None:
             return _error(404, "not_found", "no such conversation")
         transcript = console_transcript(await self.store.transcript(conversation.id))
-        now = self.dispatcher.clock()
+        now = self.clock()
         return web.json_response({**self.card(conversation, now), "now": now.isoformat(),
                                   "window": self.actions.window(conversation), "transcript": transcript,
                                   "earlier": await self.earlier(conversation, now)})  # fmt: skip
@@ -217,7 +219,7 @@ class ListenerAPI:
     async def take(self, request: web.Request) -> web.Response:
         listener = request[LISTENER]
         conversation = await self.actions.take(request.match_info["id"], listener.name, listener.capacity)
-        return web.json_response(self.card(conversation, self.dispatcher.clock()))
+        return web.json_response(self.card(conversation, self.clock()))
 
     async def message(self, request: web.Request) -> web.Response:
         text = await _field(request, "text")
@@ -236,11 +238,11 @@ class ListenerAPI:
     async def transfer(self, request: web.Request) -> web.Response:
         queue = await _field(request, "queue")
         conversation = await self.actions.transfer(request.match_info["id"], request[LISTENER].name, queue)
-        return web.json_response(self.card(conversation, self.dispatcher.clock()))
+        return web.json_response(self.card(conversation, self.clock()))
 
     async def hand_back(self, request: web.Request) -> web.Response:
         conversation = await self.actions.hand_back(request.match_info["id"], request[LISTENER].name)
-        return web.json_response(self.card(conversation, self.dispatcher.clock()))
+        return web.json_response(self.card(conversation, self.clock()))
 
     async def close(self, request: web.Request) -> web.Response:
         body = await json_body(request)
@@ -248,7 +250,7 @@ class ListenerAPI:
         if not isinstance(outcome, str) or not isinstance(notes, str):
             raise ActionRefused("bad_request", "close needs an outcome (and optional notes)")
         conversation = await self.actions.close(request.match_info["id"], request[LISTENER].name, outcome, notes)
-        return web.json_response(self.card(conversation, self.dispatcher.clock()))
+        return web.json_response(self.card(conversation, self.clock()))
 
     async def typing(self, request: web.Request) -> web.Response:
         await self.store.publish(Typing(request.match_info["id"], "listener"))

@@ -14,11 +14,11 @@ import asyncio
 from gateway.console.media import public_event
 from gateway.events import Resync, encode
 from gateway.sockets import SocketWriter
-from gateway.store import Store
+from gateway.store import EventStore
 
 
 class ConsoleEvents:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: EventStore) -> None:
         self.store = store
         self.sockets: set[SocketWriter] = set()
 

@@ -10,7 +10,7 @@ and never sniffed, so a hostile file cannot run in the console's origin.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -18,7 +18,7 @@ from gateway.channels.base import MediaFetcher
 from gateway.errors import DeliveryError
 from gateway.events import entry_json
 from gateway.messages import Attachment, ChannelName
-from gateway.store import Store, TranscriptEntry
+from gateway.store import ConversationStore, TranscriptEntry, TranscriptStore
 
 INLINE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "audio/mpeg", "audio/ogg",
                           "audio/mp4", "audio/aac", "audio/amr", "video/mp4", "video/3gpp", "video/webm"})  # fmt: skip
@@ -55,8 +55,12 @@ def public_event(event: Mapping[str, Any]) -> Mapping[str, Any]:
     return {**event, "entry": {**entry, "attachments": attachments}}
 
 
+class MediaRoles(ConversationStore, TranscriptStore, Protocol):
+    """What attachments need of the store: the conversation and its transcript."""
+
+
 class ConsoleMedia:
-    def __init__(self, store: Store, fetchers: Mapping[ChannelName, MediaFetcher]) -> None:
+    def __init__(self, store: MediaRoles, fetchers: Mapping[ChannelName, MediaFetcher]) -> None:
         self.store, self.fetchers = store, fetchers
 
     async def attachment(self, request: web.Request) -> web.Response:

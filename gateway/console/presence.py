@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from gateway.errors import StoreError
 from gateway.events import ListenersOnline, Resync
-from gateway.store import Store
+from gateway.store import EventStore
 
 
 def _digest(name: str) -> str:
@@ -53,17 +53,17 @@ class Presence:
         if event.instance != self.instance:
             self._remote[event.instance] = (frozenset(event.listeners), self.clock() + 2.5 * self.beat)
 
-    async def announce(self, store: Store) -> None:
+    async def announce(self, store: EventStore) -> None:
         with contextlib.suppress(StoreError):
             await store.publish(self.event())
 
-    async def beat_forever(self, store: Store) -> None:
+    async def beat_forever(self, store: EventStore) -> None:
         """A supervised worker: announce this instance's listeners every beat."""
         while True:
             await self.announce(store)
             await asyncio.sleep(self.beat)
 
-    async def listen(self, store: Store) -> None:
+    async def listen(self, store: EventStore) -> None:
         """A supervised worker: hear the other instances; after missed events, announce at once (they may have
         forgotten this instance meanwhile)."""
         async with await store.subscribe() as subscription:

@@ -15,25 +15,30 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
+from gateway.clock import Clock
 from gateway.console.api import LISTENER, Handler, ListenerAPI, json_body
 from gateway.conversation import Conversation, Status
-from gateway.flows import lifecycle
+from gateway.flows.lifecycle import Trigger
 from gateway.gate import Gate
 from gateway.messages import Reply
-from gateway.store import AuditEntry, Author, Block, Store
+from gateway.store import AuditEntry, AuditStore, Author, Block, BlockStore, ConversationStore, LockStore
 
 DURATIONS: dict[str, timedelta | None] = {"24h": timedelta(hours=24), "30d": timedelta(days=30), "permanent": None}
 REASON_MAX = 200
 BULK_MAX = 500
 
 
+class SafetyRoles(AuditStore, BlockStore, ConversationStore, LockStore, Protocol):
+    """What blocks, the flood view and the audit log need of the store."""
+
+
 class Safety:
-    def __init__(self, store: Store, gate: Gate, api: ListenerAPI) -> None:
-        self.store, self.gate, self.api = store, gate, api
+    def __init__(self, store: SafetyRoles, gate: Gate, api: ListenerAPI, *, clock: Clock) -> None:
+        self.store, self.gate, self.api, self.clock = store, gate, api, clock
 
     def routes(self) -> list[web.RouteDef]:
         only = self._supervisors
@@ -50,7 +55,7 @@ class Safety:
         return self.api.authed(handler, supervisor=True)
 
     def _now(self) -> datetime:
-        return self.api.dispatcher.clock()
+        return self.clock()
 
     # ----- blocks -----------------------------------------------------------------------------------------
 
@@ -115,8 +120,8 @@ class Safety:
             ended = engine.message("ended", dispatcher.language(conversation, engine))
             await dispatcher.emit(conversation, [Reply(ended)], Author.BOT, now)
             conversation.outcome = conversation.outcome or "closed_in_bulk"
-            action = "close" if conversation.status == Status.QUEUED else "end"
-            await dispatcher.set_status(conversation, lifecycle.advance(conversation.status, action), now)
+            trigger = Trigger.CLOSE if conversation.status == Status.QUEUED else Trigger.END
+            await dispatcher.transition(conversation, trigger, now)
             await self.store.save_conversation(conversation)
             return conversation.pseudonym
 

@@ -21,14 +21,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from statistics import median
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.conversation import Conversation, Status
 from gateway.flows.engine import Engine
 from gateway.flows.model import Flow, Outcome
 from gateway.flowset import FlowSet
 from gateway.messages import ChannelName
-from gateway.store import Store
+from gateway.store import ConversationStore, QueueStore
 
 MAX_DAYS = 366
 DEFAULT_DAYS = 7
@@ -80,7 +80,11 @@ def _moment(text: str | None, tz: tzinfo, *, start: bool) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=tz)
 
 
-async def live_board(store: Store, listeners_online: int, now: datetime) -> dict[str, Any]:
+class StatsRoles(ConversationStore, QueueStore, Protocol):
+    """What the supervision figures need of the store: conversations and the queue."""
+
+
+async def live_board(store: StatsRoles, listeners_online: int, now: datetime) -> dict[str, Any]:
     waiting = await store.waiting()
     in_progress = await store.conversations_by_status(Status.WITH_LISTENER)
     return {
@@ -92,7 +96,7 @@ async def live_board(store: Store, listeners_online: int, now: datetime) -> dict
     }
 
 
-async def period_figures(store: Store, flows: FlowSet, period: Period) -> dict[str, Any]:
+async def period_figures(store: StatsRoles, flows: FlowSet, period: Period) -> dict[str, Any]:
     conversations = await store.list_conversations(period.since, period.until)
     current = flows.engine()
     tz = current.tz

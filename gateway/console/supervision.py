@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
+from gateway.clock import Clock
 from gateway.console import stats
 from gateway.console.api import Handler, ListenerAPI, Presence
 from gateway.errors import FlowError
 from gateway.flows.graph import run_dot, to_dot, to_mermaid
 from gateway.flowset import FlowSet
 from gateway.notices.stats import casework_csv, casework_figures
-from gateway.store import Store
+from gateway.store import CaseworkStore
 
 SVG_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
@@ -28,9 +29,15 @@ SVG_HEADERS = {
 }
 
 
+class SupervisionRoles(stats.StatsRoles, CaseworkStore, Protocol):
+    """What supervision needs of the store: the figures' (conversations, queue) and the casework's."""
+
+
 class Supervision:
-    def __init__(self, store: Store, flows: FlowSet, presence: Presence, api: ListenerAPI) -> None:
-        self.store, self.flows, self.presence, self.api = store, flows, presence, api
+    def __init__(
+        self, store: SupervisionRoles, flows: FlowSet, presence: Presence, api: ListenerAPI, *, clock: Clock
+    ) -> None:
+        self.store, self.flows, self.presence, self.api, self.clock = store, flows, presence, api, clock
         self._svg: dict[str, bytes] = {}
 
     def routes(self) -> list[web.RouteDef]:
@@ -47,7 +54,7 @@ class Supervision:
         return self.api.authed(handler, supervisor=True)
 
     async def board(self, request: web.Request) -> web.Response:
-        now = self.api.dispatcher.clock()
+        now = self.clock()
         live = await stats.live_board(self.store, self.presence.online(), now)
         last = self.flows.last_reload.to_dict() if self.flows.last_reload else None
         return web.json_response({"now": now.isoformat(), "live": live,
@@ -55,7 +62,7 @@ class Supervision:
 
     async def _period(self, request: web.Request) -> stats.Period:
         try:
-            return stats.parse_period(request.query, self.flows.engine().tz, self.api.dispatcher.clock())
+            return stats.parse_period(request.query, self.flows.engine().tz, self.clock())
         except stats.BadPeriod as exc:
             body = json.dumps({"error": "bad_request", "message": str(exc)})
             raise web.HTTPBadRequest(text=body, content_type="application/json") from None
@@ -67,7 +74,7 @@ class Supervision:
         """The conversations' figures and the notices' and referrals' (``casework``)."""
         figures = await stats.period_figures(self.store, self.flows, period)
         casework = await casework_figures(self.store, self.flows.engine().flow, period.since, period.until,
-                                          self.api.dispatcher.clock())  # fmt: skip
+                                          self.clock())  # fmt: skip
         return {**figures, "casework": casework}
 
     async def csv(self, request: web.Request) -> web.Response:

@@ -3,7 +3,7 @@
 Pure and deterministic: no I/O, no clock (``now`` is given), no aiohttp, no store. An :class:`Engine` is built
 once per loaded flow (it normalises every choice, synonym and interrupt phrase up front), then serves every
 conversation pinned to that flow version. The lifecycle statuses are applied by the caller through
-``lifecycle.advance`` from the :class:`Outcome` returned here.
+``lifecycle.transition`` from the :class:`Outcome` returned here.
 """
 
 from __future__ import annotations

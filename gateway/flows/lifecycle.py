@@ -7,16 +7,21 @@
      ├──refer──▶ referred        ├──end──▶ closed        └──abandon──▶ abandoned
     queued ──close──▶ closed       queued ──abandon──▶ abandoned
 
-The machine is built once; :func:`advance` sets a shared model to the current status and fires the trigger,
-so no machine is built per message.
+:func:`transition` is the one way a conversation's status changes. The machine says whether the move is legal
+(:class:`~gateway.errors.IllegalTransition` otherwise, before anything changed) and where it leads; then the
+effects of entering the new status run, through the :class:`Effects` the caller gives (their store side lives
+outside ``gateway/flows/``): a final status releases the conversation (its queue place, the listener's
+capacity) and stops its timers; every new status is published. :func:`advance` answers the same question
+without moving, for a caller that must know before it acts. The machine is built once and has no model: it is
+asked (``get_transitions``), never set to a conversation's state.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from transitions import Machine, MachineError
+from transitions import Machine
 
 from gateway.errors import IllegalTransition
 
@@ -35,10 +40,21 @@ class Status(StrEnum):
         return self in ACTIVE
 
 
+class Trigger(StrEnum):
+    HANDOFF = "handoff"
+    REFER = "refer"
+    END = "end"
+    TAKE = "take"
+    HAND_BACK = "hand_back"
+    TRANSFER = "transfer"
+    CLOSE = "close"
+    ABANDON = "abandon"
+
+
 ACTIVE = frozenset({Status.BOT, Status.QUEUED, Status.WITH_LISTENER})
 FINAL = frozenset({Status.CLOSED, Status.REFERRED, Status.ABANDONED})
 
-TRANSITIONS: list[dict[str, Any]] = [
+TRANSITIONS: list[dict[str, Any]] = [  # plain strings: ``transitions`` names an Enum state by its member name
     {"trigger": "handoff", "source": "bot", "dest": "queued"},
     {"trigger": "refer", "source": "bot", "dest": "referred"},
     {"trigger": "end", "source": "bot", "dest": "closed"},
@@ -49,38 +65,61 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "abandon", "source": ["bot", "queued", "with_listener"], "dest": "abandoned"},
 ]
 
-
-class _Model:
-    state: str = Status.BOT.value
-
-
-_model = _Model()
 _machine = Machine(
-    model=_model,
+    model=None,
     states=[s.value for s in Status],
     transitions=TRANSITIONS,
     initial=Status.BOT.value,
     auto_transitions=False,
     ignore_invalid_triggers=False,
 )
-ACTIONS = frozenset(t["trigger"] for t in TRANSITIONS)
-_VALUES = frozenset(s.value for s in Status)
 
 
-def advance(status: str, action: str) -> Status:
-    """The status after ``action``; :class:`IllegalTransition` when the action is not allowed from ``status``."""
-    status = str(status.value if isinstance(status, Status) else status)
-    if action not in ACTIONS or status not in _VALUES:
-        raise IllegalTransition(status, action)
-    _machine.set_state(status, model=_model)
-    try:
-        _model.trigger(action)  # type: ignore[attr-defined]
-    except MachineError:
-        raise IllegalTransition(status, action) from None
-    return Status(_model.state)
+_TRIGGERS = frozenset(t.value for t in Trigger)
 
 
-def allowed(status: str) -> frozenset[str]:
-    """The actions allowed from ``status``."""
-    source = str(status.value if isinstance(status, Status) else status)
-    return frozenset(a for a in ACTIONS if _machine.get_transitions(trigger=a, source=source))
+def advance(status: str, trigger: str) -> Status:
+    """The status after ``trigger``; :class:`IllegalTransition` when it is not allowed from ``status``."""
+    source, action = str(status), str(trigger)  # the values: ``transitions`` reads an Enum's name
+    found = _machine.get_transitions(trigger=action, source=source) if action in _TRIGGERS else []
+    if not found:
+        raise IllegalTransition(source, action)
+    return Status(str(found[0].dest))
+
+
+def allowed(status: str) -> frozenset[Trigger]:
+    """The triggers allowed from ``status``."""
+    return frozenset(t for t in Trigger if _machine.get_transitions(trigger=t.value, source=str(status)))
+
+
+class Subject(Protocol):
+    """What the lifecycle needs of a conversation."""
+
+    status: Status
+
+
+S = TypeVar("S", bound=Subject)
+S_contra = TypeVar("S_contra", bound=Subject, contravariant=True)
+
+
+class Effects(Protocol[S_contra]):
+    """The effects of entering a status, given by the caller (they write to the store)."""
+
+    async def finished(self, subject: S_contra) -> None:
+        """A final status: release the queue place and the listener's capacity, stop the timers."""
+        ...
+
+    async def entered(self, subject: S_contra) -> None:
+        """Every new status: record when, and tell the console and the web chat."""
+        ...
+
+
+async def transition(subject: S, trigger: Trigger, effects: Effects[S]) -> Status:
+    """Move ``subject`` by ``trigger`` and run the effects of the status it enters; IllegalTransition (and
+    nothing changed) when the move is not allowed from its status."""
+    status = advance(subject.status, trigger)
+    subject.status = status
+    if status in FINAL:
+        await effects.finished(subject)
+    await effects.entered(subject)
+    return status

@@ -22,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.clock import Clock
 from gateway.console.actions import ActionRefused
 from gateway.console.api import LISTENER, ListenerAPI, json_body
 from gateway.flows.model import Flow
@@ -33,8 +34,8 @@ from gateway.notices.service import Notices
 
 
 class CaseworkAPI:
-    def __init__(self, api: ListenerAPI, notices: Notices, referrals: Referrals) -> None:
-        self.api, self.notices, self.referrals = api, notices, referrals
+    def __init__(self, api: ListenerAPI, notices: Notices, referrals: Referrals, *, clock: Clock) -> None:
+        self.api, self.notices, self.referrals, self.clock = api, notices, referrals, clock
         self.store = api.store
 
     def routes(self) -> list[web.RouteDef]:
@@ -70,7 +71,7 @@ class CaseworkAPI:
         })  # fmt: skip
 
     async def all_notices(self, request: web.Request) -> web.Response:
-        now, flow = self.api.dispatcher.clock(), self._flow()
+        now, flow = self.clock(), self._flow()
         shown = [self._notice(n, flow, now) for n in await self.store.list_notices()]
         shown.sort(key=lambda n: (not n["overdue"], n["status"] not in ("sent", "acknowledged"), n["created_at"]))
         return web.json_response({"notices": shown})
@@ -124,7 +125,7 @@ class CaseworkAPI:
 
     async def _shown(self, notices: list[Notice]) -> list[dict[str, Any]]:
         """Notices as the console shows them, a web-form one with its ready text and its evidence files' names."""
-        now, flow, shown = self.api.dispatcher.clock(), self._flow(), []
+        now, flow, shown = self.clock(), self._flow(), []
         for notice in notices:
             platform = flow.platforms.get(notice.platform)
             files = await self.store.get_evidence(notice.id) if platform and platform.form else None

@@ -21,23 +21,45 @@ import secrets
 from collections.abc import Mapping
 from datetime import timedelta
 from importlib import resources
+from typing import Protocol
 
 from aiohttp import web
 
+from gateway.clock import Clock
 from gateway.conversation import Priority
-from gateway.dispatcher import Dispatcher, new_id
+from gateway.dispatcher import Dispatcher
+from gateway.ids import new_id
 from gateway.messages import ChannelName
 from gateway.notices.record import Referral, ReferralStatus
-from gateway.store import AuditEntry, Author, ClaimState, DoneMark, TranscriptEntry
+from gateway.store import (
+    AuditEntry,
+    AuditStore,
+    Author,
+    CaseworkStore,
+    ClaimState,
+    ConversationStore,
+    DedupeStore,
+    DoneMark,
+    LockStore,
+    TranscriptEntry,
+    TranscriptStore,
+)
 
 MAX_SUMMARY = 2000
 CODE_KEPT = timedelta(days=30)
 PAGE = resources.files("gateway") / "webchat_static" / "referral.html"
 
 
+class InboundRoles(CaseworkStore, AuditStore, ConversationStore, TranscriptStore, DedupeStore, LockStore, Protocol):
+    """What partners' referrals to the helpline need of the store."""
+
+
 class InboundReferrals:
-    def __init__(self, dispatcher: Dispatcher, keys: Mapping[str, str], public_url: str) -> None:
-        self.dispatcher, self.store, self.keys, self.public_url = dispatcher, dispatcher.store, keys, public_url
+    def __init__(
+        self, dispatcher: Dispatcher, store: InboundRoles, keys: Mapping[str, str], public_url: str, *, clock: Clock
+    ) -> None:
+        self.dispatcher, self.store, self.keys, self.public_url = dispatcher, store, keys, public_url
+        self.clock = clock
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -68,7 +90,7 @@ class InboundReferrals:
                                   "pseudonym": pseudonym, "expires_in_days": CODE_KEPT.days}, status=201)  # fmt: skip
 
     async def _queue(self, partner: str, summary: str, language: str, code: str) -> str:
-        engine, now = self.dispatcher.flows.engine(), self.dispatcher.clock()
+        engine, now = self.dispatcher.flows.engine(), self.clock()
         lang = engine.flow.default_language
         name = engine.text(engine.flow.partners[partner].name, lang)
         conversation, _ = await self.store.active_conversation(ChannelName.WEBCHAT, secrets.token_urlsafe(24), now)
@@ -103,11 +125,11 @@ class InboundReferrals:
         if referral is None or conversation is None or not referral.inbound:
             return _error(404, "not_found", "this link is not known")
         key = "referral-link:" + referral.id
-        state = await self.store.claim(key, new_id(), 30.0, now=self.dispatcher.clock())
+        state = await self.store.claim(key, new_id(), 30.0, now=self.clock())
         if state != ClaimState.CLAIMED or not conversation.active:
             return _error(410, "used", "this link was already used")
         await self.store.save_conversation(conversation, done=DoneMark(key, int(CODE_KEPT.total_seconds())))
-        await self.store.audit(AuditEntry(self.dispatcher.clock(), "gateway", "referral_link_used",
+        await self.store.audit(AuditEntry(self.clock(), "gateway", "referral_link_used",
                                           conversation.pseudonym, referral.partner))  # fmt: skip
         return web.json_response({"token": conversation.sender})
 

@@ -14,19 +14,22 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from email.message import EmailMessage
+from typing import Protocol
 
+from gateway.clock import Clock
 from gateway.console.actions import ActionRefused
 from gateway.conversation import Conversation, Status
-from gateway.dispatcher import Dispatcher, new_id
+from gateway.dispatcher import Dispatcher
 from gateway.errors import MailError
 from gateway.events import NoticesChanged
 from gateway.flows.model import Flow, Partner
+from gateway.ids import new_id
 from gateway.mailer import Mailer
 from gateway.messages import Reply
 from gateway.notices.compose import plain_email
 from gateway.notices.record import REFERRAL_MOVES, Referral, ReferralStatus
 from gateway.notices.service import no_identity
-from gateway.store import AuditEntry, Author
+from gateway.store import AuditEntry, AuditStore, Author, CaseworkStore, ConversationStore, EventStore, LockStore
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +54,13 @@ def reference(referral: Referral) -> str:
     return "R-" + referral.id[:10].upper()
 
 
+class ReferralsRoles(CaseworkStore, AuditStore, ConversationStore, EventStore, LockStore, Protocol):
+    """What warm referrals need of the store."""
+
+
 class Referrals:
-    def __init__(self, dispatcher: Dispatcher, mailer: Mailer | None) -> None:
-        self.dispatcher, self.store, self.mailer = dispatcher, dispatcher.store, mailer
+    def __init__(self, dispatcher: Dispatcher, store: ReferralsRoles, mailer: Mailer | None, *, clock: Clock) -> None:
+        self.dispatcher, self.store, self.mailer, self.clock = dispatcher, store, mailer, clock
 
     def _partner(self, partner: str) -> tuple[Flow, Partner]:
         flow = self.dispatcher.flows.engine().flow
@@ -84,7 +91,7 @@ class Referrals:
         flow, found = self._partner(partner)
         assert flow.referrals is not None
         conversation = await self._mine(conversation_id, listener)
-        now = self.dispatcher.clock()
+        now = self.clock()
         if self.dispatcher.closed_window(conversation, Author.LISTENER, now) is not None:
             raise ActionRefused("window_closed", "the channel's reply window has closed")
         engine = self.dispatcher.flows.for_version(conversation.flow_version)
@@ -103,7 +110,7 @@ class Referrals:
         flow, found = self._partner(partner)
         assert found.referral is not None and flow.referrals is not None and flow.notices is not None
         conversation = await self._mine(conversation_id, listener)
-        now = self.dispatcher.clock()
+        now = self.clock()
         referral = Referral(
             id=new_id(), conversation_id=conversation.id, pseudonym=conversation.pseudonym, partner=partner,
             consent=consent, created_by=listener, created_at=now, updated_at=now, status=ReferralStatus.DECLINED,
@@ -154,7 +161,7 @@ class Referrals:
 
     async def _tell(self, conversation: Conversation, text: str) -> None:
         async with self.store.lock(conversation.id):
-            await self.dispatcher.emit(conversation, [Reply(text)], Author.LISTENER, self.dispatcher.clock())
+            await self.dispatcher.emit(conversation, [Reply(text)], Author.LISTENER, self.clock())
 
     async def update(self, referral_id: str, by: str, status: str) -> Referral:
         referral = await self.store.get_referral(referral_id)
@@ -166,11 +173,11 @@ class Referrals:
             raise ActionRefused("bad_request", f"unknown status '{status}'") from None
         if target not in REFERRAL_MOVES.get(referral.status, frozenset()):
             raise ActionRefused("bad_status", f"a {referral.status.value} referral cannot become {target.value}")
-        return await self._save(referral.moved(target, self.dispatcher.clock()), by, f"referral_{target.value}", "")
+        return await self._save(referral.moved(target, self.clock()), by, f"referral_{target.value}", "")
 
     async def _save(self, referral: Referral, by: str, action: str, detail: str) -> Referral:
         await self.store.put_referral(referral)
         subject = f"{reference(referral)} ({referral.pseudonym})"
-        await self.store.audit(AuditEntry(self.dispatcher.clock(), by, action, subject, detail))
+        await self.store.audit(AuditEntry(self.clock(), by, action, subject, detail))
         await self.store.publish(NoticesChanged(referral.conversation_id))
         return referral

@@ -21,21 +21,33 @@ import mimetypes
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from gateway.channels.base import MediaFetcher
+from gateway.clock import Clock
 from gateway.console.actions import ActionRefused
 from gateway.console.media import attachments_of
 from gateway.conversation import Conversation
-from gateway.dispatcher import Dispatcher, new_id
+from gateway.dispatcher import Dispatcher
 from gateway.errors import DeliveryError, MailError
 from gateway.events import Alert, NoticesChanged
 from gateway.flows.model import Flow
+from gateway.ids import new_id
 from gateway.mailer import Mailer
 from gateway.messages import ChannelName, Reply
 from gateway.notices.compose import compose, notice_email, reference
 from gateway.notices.locations import LocationError, normalise_locations
 from gateway.notices.record import CLOSED_NOTICE, NOTICE_MOVES, Evidence, Notice, NoticeStatus
-from gateway.store import AuditEntry, Author
+from gateway.store import (
+    AuditEntry,
+    AuditStore,
+    Author,
+    CaseworkStore,
+    ConversationStore,
+    EventStore,
+    LockStore,
+    TranscriptStore,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +56,17 @@ MAX_ANSWER = 4000
 MAX_EVIDENCE = 10
 
 
+class NoticesRoles(CaseworkStore, AuditStore, ConversationStore, TranscriptStore, EventStore, LockStore, Protocol):
+    """What the notices need of the store (messages to the young person go through the dispatcher)."""
+
+
 class Notices:
     def __init__(
-        self, dispatcher: Dispatcher, fetchers: Mapping[ChannelName, MediaFetcher], mailer: Mailer | None,
-        *, poll_seconds: float = 30.0,
+        self, dispatcher: Dispatcher, store: NoticesRoles, fetchers: Mapping[ChannelName, MediaFetcher],
+        mailer: Mailer | None, *, clock: Clock, poll_seconds: float = 30.0,
     ) -> None:  # fmt: skip
-        self.dispatcher, self.store, self.fetchers, self.mailer = dispatcher, dispatcher.store, fetchers, mailer
+        self.dispatcher, self.store, self.fetchers, self.mailer = dispatcher, store, fetchers, mailer
+        self.clock = clock
         self.poll_seconds = poll_seconds
 
     def flow(self) -> Flow:
@@ -82,7 +99,7 @@ class Notices:
         if csam and evidence:
             raise ActionRefused("bad_request", "child sexual abuse material is never attached: give its location only")
         files = await self._evidence(conversation, sorted(set(evidence)))
-        now = self.dispatcher.clock()
+        now = self.clock()
         notice = Notice(
             id=new_id(), conversation_id=conversation.id, pseudonym=conversation.pseudonym, platform=platform,
             category=category, locations=places, description=description,
@@ -157,7 +174,7 @@ class Notices:
         except MailError as exc:
             log.warning("notices: notice %s not sent: %s", notice.id, exc)
             raise ActionRefused("mail_failed", str(exc)) from None
-        sent = replace(notice.moved(NoticeStatus.SENT, self.dispatcher.clock()), message_id=message_id)
+        sent = replace(notice.moved(NoticeStatus.SENT, self.clock()), message_id=message_id)
         return await self._save(sent, by, "notice_sent", f"e-mailed to {platform.name}")
 
     async def mark_filed(self, notice_id: str, by: str) -> Notice:
@@ -172,7 +189,7 @@ class Notices:
             raise ActionRefused("not_draft", "this notice was sent already")
         if platform is None or platform.form is None:
             raise ActionRefused("not_web_form", "this platform takes notices by e-mail: send it")
-        filed = notice.moved(NoticeStatus.SENT, self.dispatcher.clock())
+        filed = notice.moved(NoticeStatus.SENT, self.clock())
         return await self._save(filed, by, "notice_filed", f"filed on the {platform.name} web form")
 
     async def update(self, notice_id: str, by: str, status: str, answer: str = "") -> Notice:
@@ -191,7 +208,7 @@ class Notices:
                                               f" {', '.join(sorted(NOTICE_MOVES.get(notice.status, ())))}")  # fmt: skip
         if len(answer) > MAX_ANSWER:
             raise ActionRefused("bad_request", f"the answer has at most {MAX_ANSWER} characters")
-        now = self.dispatcher.clock()
+        now = self.clock()
         moved = notice.moved(target, now, answer.strip())
         if target == NoticeStatus.REMOVED:
             moved = await self.tell(moved, now)
@@ -205,7 +222,7 @@ class Notices:
 
     async def _audit(self, by: str, action: str, notice: Notice, detail: str) -> None:
         subject = f"{reference(notice)} ({notice.pseudonym})"
-        await self.store.audit(AuditEntry(self.dispatcher.clock(), by, action, subject, detail))
+        await self.store.audit(AuditEntry(self.clock(), by, action, subject, detail))
 
     async def _changed(self, conversation_id: str) -> None:
         await self.store.publish(NoticesChanged(conversation_id))
@@ -233,7 +250,7 @@ class Notices:
 
     async def run(self) -> None:
         while True:
-            await self.sweep(self.dispatcher.clock())
+            await self.sweep(self.clock())
             await asyncio.sleep(self.poll_seconds)
 
     async def sweep(self, now: datetime) -> None:

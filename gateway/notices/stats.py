@@ -14,10 +14,12 @@ from typing import Any
 
 from gateway.flows.model import Flow
 from gateway.notices.record import NoticeStatus
-from gateway.store import Store
+from gateway.store import CaseworkStore
 
 
-async def casework_figures(store: Store, flow: Flow, since: datetime, until: datetime, now: datetime) -> dict[str, Any]:
+async def casework_figures(
+    store: CaseworkStore, flow: Flow, since: datetime, until: datetime, now: datetime
+) -> dict[str, Any]:
     """Notices and referrals created in ``[since, until)``."""
     notices = [n for n in await store.list_notices() if since <= n.created_at < until]
     referrals = [r for r in await store.list_referrals() if since <= r.created_at < until]  # both directions

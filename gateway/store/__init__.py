@@ -130,6 +130,15 @@ class TranscriptEntry:
     delivery: Delivery = Delivery.PENDING
     provider_message_id: str | None = None
     flag: RiskFlag | None = None  # a young person's message in which a risk was read
+    system: SystemText | None = None  # a server-written entry (author system): worded in the console's language
+
+
+@dataclass(frozen=True, slots=True)
+class SystemText:
+    """What a server-written entry says, as a code and parameters (``gateway/system_entries.py``)."""
+
+    code: str
+    params: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -545,6 +554,18 @@ class Subscription(Protocol):
     async def __aexit__(self, *exc_info: object) -> None: ...
 
 
+class UploadStore(Protocol):
+    """Files a young person sent from the web chat (a cleaned image), kept as attachments are (``upload:<key>``)."""
+
+    async def put_upload(self, key: str, content_type: str, data: bytes) -> None:
+        """Keep a file under ``key`` (replacing any file it had)."""
+        ...
+
+    async def get_upload(self, key: str) -> tuple[str, bytes] | None:
+        """The file's content type and bytes, or None."""
+        ...
+
+
 class EventStore(Protocol):
     async def publish(self, event: Event) -> None:
         """Send an event to every subscriber (every gateway instance with Redis, in its JSON form)."""
@@ -599,6 +620,7 @@ class Store(
     AuditStore,
     CaseworkStore,
     SealStore,
+    UploadStore,
     Protocol,
 ):
     async def ping(self) -> None:

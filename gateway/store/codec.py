@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.errors import StoreError
-from gateway.messages import Attachment, ChannelName, Choice
+from gateway.messages import Attachment, ChannelName, Choice, Outbound
 from gateway.store import (
     AuditEntry,
     Author,
@@ -27,6 +27,7 @@ from gateway.store import (
     Delivery,
     Listener,
     QueueEntry,
+    SystemText,
     TranscriptEntry,
 )
 
@@ -89,7 +90,8 @@ def loads(kind: str, raw: str | bytes, decode: Callable[[Any], T]) -> T:
 
 def encode_conversation(conversation: Conversation) -> dict[str, Any]:
     data = asdict(conversation)
-    for name in ("created_at", "updated_at", "last_inbound_at", "queued_at", "taken_at", "closed_at", "left_at"):
+    for name in ("created_at", "updated_at", "last_inbound_at", "queued_at", "taken_at", "closed_at", "left_at",
+                 "closed_notice_for", "window_paused_for"):  # fmt: skip
         data[name] = _text(data[name])
     data["summary"] = [[label, value] for label, value in conversation.summary]
     data["flag"] = conversation.flag.to_dict() if conversation.flag else None
@@ -97,6 +99,9 @@ def encode_conversation(conversation: Conversation) -> dict[str, Any]:
 
 
 def decode_conversation(data: dict[str, Any]) -> Conversation:
+    engine = dict(data["engine"])
+    closed_notice, window_paused = engine.pop("closed_notice", None), engine.pop("window_paused", None)
+    waiting_since = data["queued_at"] or data["created_at"]
     return Conversation(
         id=data["id"],
         channel=ChannelName(data["channel"]),
@@ -105,7 +110,7 @@ def decode_conversation(data: dict[str, Any]) -> Conversation:
         created_at=_required(data["created_at"]),
         updated_at=_required(data["updated_at"]),
         status=Status(data["status"]),
-        engine=dict(data["engine"]),
+        engine=engine,
         flow_version=data["flow_version"],
         queue=data["queue"],
         priority=Priority(data["priority"]),
@@ -121,14 +126,36 @@ def decode_conversation(data: dict[str, Any]) -> Conversation:
         left_at=_moment(data.get("left_at")),  # records written before the field existed have none
         left_how=data.get("left_how"),
         flag=RiskFlag.from_dict(data.get("flag")),  # records written before the field existed have none
+        # records written before these fields kept them in the engine state, as texts ("queued", "": no time)
+        closed_notice_for=_moment(data.get("closed_notice_for") or _old_stamp(closed_notice, waiting_since)),
+        window_paused_for=_moment(data.get("window_paused_for") or _old_stamp(window_paused, data["last_inbound_at"])),
     )
+
+
+def _old_stamp(stamp: object, moment: str | None) -> str | None:
+    """A stamp the timers kept in the engine state: the time it names (``moment`` when it names none)."""
+    if not isinstance(stamp, str):
+        return None
+    return stamp if stamp not in ("queued", "") else moment
 
 
 def encode_entry(entry: TranscriptEntry) -> dict[str, Any]:
     data = asdict(entry)
     data["at"] = _text(entry.at)
     data["flag"] = entry.flag.to_dict() if entry.flag else None
+    data["system"] = _encode_system(entry.system)
     return data
+
+
+def _encode_system(system: SystemText | None) -> list[Any] | None:
+    return [system.code, [list(pair) for pair in system.params]] if system else None
+
+
+def _decode_system(data: list[Any] | None) -> SystemText | None:
+    if not data:
+        return None
+    code, params = data
+    return SystemText(str(code), tuple((str(key), str(value)) for key, value in params))
 
 
 def decode_entry(data: dict[str, Any]) -> TranscriptEntry:
@@ -143,21 +170,24 @@ def decode_entry(data: dict[str, Any]) -> TranscriptEntry:
         delivery=Delivery(data["delivery"]),
         provider_message_id=data["provider_message_id"],
         flag=RiskFlag.from_dict(data.get("flag")),  # entries written before the field existed have none
+        system=_decode_system(data.get("system")),
     )
 
 
 def encode_entry_data(entry: TranscriptEntry) -> str:
     """The compact form of an entry's content, without its id, delivery and provider id (stored beside it):
-    ``[conversation, at µs, author, text]``, then the choices as ``[value, label]`` pairs, the attachments and
-    the risk flag, each when it or a later one is there. About half the size of :func:`encode_entry`'s JSON for a
-    bot message."""
+    ``[conversation, at µs, author, text]``, then the choices as ``[value, label]`` pairs, the attachments, the
+    risk flag and a system entry's code, each when it or a later one is there. About half the size of
+    :func:`encode_entry`'s JSON for a bot message."""
     data: list[Any] = [entry.conversation_id, to_us(entry.at), entry.author.value, entry.text]
-    if entry.choices or entry.attachments or entry.flag:
+    if entry.choices or entry.attachments or entry.flag or entry.system:
         data.append([[choice.value, choice.label] for choice in entry.choices])
-    if entry.attachments or entry.flag:
+    if entry.attachments or entry.flag or entry.system:
         data.append([asdict(attachment) for attachment in entry.attachments])
-    if entry.flag:
-        data.append(entry.flag.to_dict())
+    if entry.flag or entry.system:
+        data.append(entry.flag.to_dict() if entry.flag else None)
+    if entry.system:
+        data.append(_encode_system(entry.system))
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -181,11 +211,34 @@ def decode_entry_data(
             choices=tuple(Choice(value, label) for value, label in (rest[0] if rest else ())),
             attachments=tuple(Attachment(**a) for a in (rest[1] if len(rest) > 1 else ())),
             flag=RiskFlag.from_dict(rest[2] if len(rest) > 2 else None),
+            system=_decode_system(rest[3] if len(rest) > 3 else None),
             delivery=delivery,
             provider_message_id=provider_message_id,
         )
     except (ValueError, KeyError, TypeError) as error:
         raise StoreError(f"a stored transcript record cannot be read ({type(error).__name__})") from None
+
+
+_OUTBOUND_KEYS = frozenset(f.name for f in fields(Outbound))
+
+
+def encode_outbound(outbound: Outbound) -> dict[str, Any]:
+    """An outgoing message as the outbox item's payload."""
+    return {**asdict(outbound), "channel": outbound.channel.value}
+
+
+def decode_outbound(data: dict[str, Any]) -> Outbound:
+    """The payload back; TypeError for a key this version does not know (a newer version wrote it), KeyError for
+    a missing one: the outbox sets such an item aside."""
+    unknown = data.keys() - _OUTBOUND_KEYS
+    if unknown:
+        raise TypeError(f"unknown outbound keys {sorted(unknown)}")
+    return Outbound(
+        id=str(data["id"]), conversation_id=str(data["conversation_id"]), channel=ChannelName(data["channel"]),
+        recipient=str(data["recipient"]), text=str(data["text"]),
+        choices=tuple(Choice(**c) for c in data.get("choices", ())), author=str(data.get("author", "bot")),
+        attachments=tuple(Attachment(**a) for a in data.get("attachments", ())),
+    )  # fmt: skip
 
 
 def encode_queue_entry(entry: QueueEntry) -> dict[str, Any]:

@@ -31,21 +31,24 @@ allows (Cluster would not). Layout:
     hg:notice:<id>               a takedown notice (sealed)     hg:notices  ids scored by creation (µs)
     hg:notices:<conv>            a conversation's notice ids    hg:evidence:<notice>  its files (sealed)
     hg:referral:<id>             a warm referral (sealed)       hg:referrals, hg:referrals:<conv>  as notices
+    hg:upload:<key>              a web chat upload (sealed JSON: content type, base64 bytes)
 
 The conversation lock is a lease of ``LOCK_LEASE_MS`` (6 s) that its holder renews every third of it while it
 holds the lock: processing one message takes milliseconds, a slow one keeps its lock, and a crashed instance
-blocks its conversations for 6 s at most. The holder is checked by a random token on renewal and release, so
-an expired holder never extends or frees somebody else's lock.
+blocks its conversations for 6 s at most. It is redis-py's ``redis.asyncio.lock.Lock`` (SET NX PX, a random token
+checked by Lua on renewal and release, so an expired holder never extends or frees somebody else's lock), renewed
+by a task of ours with ``reacquire``; a waiter retries every ``LOCK_POLL_SECONDS``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import contextvars
 import functools
 import json
 import logging
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -53,7 +56,8 @@ from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import Pipeline, PubSub
-from redis.exceptions import RedisError
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockNotOwnedError, RedisError
 
 from gateway.conversation import Conversation, Priority, Status
 from gateway.crypto import DataKeys
@@ -106,6 +110,7 @@ log = logging.getLogger(__name__)
 PREFIX = "hg:"
 EVENTS_CHANNEL = PREFIX + "events"
 LOCK_LEASE_MS = 6_000
+LOCK_POLL_SECONDS = 0.01  # a waiting lock's retry pace (bench: redis.asyncio.lock.Lock's 0.1 s default doubled bursts)
 RESOLVED_OUTBOX_KEPT = timedelta(days=7)  # failed outbox items expire after this
 SENT_OUTBOX_KEPT = timedelta(hours=1)  # what is left of a sent item (no payload) expires after this
 PROVIDER_ID_KEPT = timedelta(days=30)  # provider id → entry, for receipts (they come within minutes to days)
@@ -683,6 +688,19 @@ class RedisStore:
         return [] if raw is None else [Evidence.from_dict(f) for f in loads_sealed(self._keys, "evidence", raw, list)]
 
     @_guarded
+    async def put_upload(self, key: str, content_type: str, data: bytes) -> None:
+        record = {"content_type": content_type, "data": base64.b64encode(data).decode()}
+        await self._redis.set(_key("upload", key), dumps_sealed(self._keys, "upload", record))
+
+    @_guarded
+    async def get_upload(self, key: str) -> tuple[str, bytes] | None:
+        raw = await self._redis.get(_key("upload", key))
+        if raw is None:
+            return None
+        record = loads_sealed(self._keys, "upload", raw, dict)
+        return str(record["content_type"]), base64.b64decode(record["data"])
+
+    @_guarded
     async def drop_evidence(self, notice_id: str) -> int:
         files = await self.get_evidence(notice_id)
         await self._redis.delete(_key("evidence", notice_id))
@@ -726,38 +744,33 @@ class RedisStore:
     async def lock(self, conversation_id: str, timeout: float = 10.0) -> AsyncIterator[None]:
         if self._closed:
             raise StoreError("the redis store is closed")
-        key, token = _key("lock", conversation_id), secrets.token_hex(16)
+        lease = Lock(self._redis, _key("lock", conversation_id), timeout=LOCK_LEASE_MS / 1000, sleep=LOCK_POLL_SECONDS,
+                     blocking_timeout=timeout, thread_local=False)  # fmt: skip
         try:
-            await self._acquire(key, token, timeout, conversation_id)
-            renewal = asyncio.create_task(self._keep_lock(key, token))
+            if not await lease.acquire():
+                raise StoreError(f"timed out waiting for the lock of conversation {conversation_id}")
+            renewal = asyncio.create_task(self._keep_lock(lease))
             try:
                 yield
             finally:
                 renewal.cancel()
-                await self._script("unlock", [key], [token])
+                with contextlib.suppress(LockNotOwnedError):  # lapsed, perhaps somebody else's now: left alone
+                    await lease.release()
         except RedisError as error:
             raise StoreError(f"redis: {type(error).__name__}: {error}") from error
 
-    async def _keep_lock(self, key: str, token: str) -> None:
+    async def _keep_lock(self, lease: Lock) -> None:
         """Renew the lease while the lock is held; stop once it is somebody else's."""
         while True:
             await asyncio.sleep(LOCK_LEASE_MS / 3000)
             try:
-                if not await self._script("renew_lock", [key], [token, LOCK_LEASE_MS]):
-                    return
+                await lease.reacquire()
+            except LockNotOwnedError:
+                return
             except RedisError:
                 continue  # the next renewal may pass; the lease still runs meanwhile
             except Exception as exc:  # a bug must not end the renewal silently: the lock would lapse while held
                 log.error("redis: renewing a conversation lock failed with %s at %s", type(exc).__name__, where(exc))
-
-    async def _acquire(self, key: str, token: str, timeout: float, conversation_id: str) -> None:
-        loop = asyncio.get_running_loop()
-        deadline, pause = loop.time() + timeout, 0.002
-        while not await self._redis.set(key, token, nx=True, px=LOCK_LEASE_MS):
-            if loop.time() >= deadline:
-                raise StoreError(f"timed out waiting for the lock of conversation {conversation_id}")
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.05)
 
 
 def _saved(answers: list[Any]) -> None:

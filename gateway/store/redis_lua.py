@@ -253,11 +253,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-_RENEW_LOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-
 # KEYS: heads, sequence. ARGV: prefix, then per item: id, sender key, payload, received µs, next µs.
 _INBOX_PUT = """
 for i = 2, #ARGV, 5 do
@@ -337,5 +332,4 @@ SCRIPTS = {
     "inbox_done": _INBOX_DONE,
     "inbox_retry": _INBOX_RETRY,
     "unlock": _UNLOCK,
-    "renew_lock": _RENEW_LOCK,
 }

@@ -43,7 +43,8 @@ return 1
 """
 
 # Records stored as one value: key pattern, kind.
-_VALUES = (("conv:*", "conversation"), ("notice:*", "notice"), ("referral:*", "referral"), ("evidence:*", "evidence"))
+_VALUES = (("conv:*", "conversation"), ("notice:*", "notice"), ("referral:*", "referral"), ("evidence:*", "evidence"),
+           ("upload:*", "upload"))  # fmt: skip
 # Records in a hash field: key pattern, field, kind.
 _FIELDS = (("outbox:item:*", "payload", "outbox"), ("inbox:item:*", "payload", "inbox"), ("entry:*", "data", "entry"))
 

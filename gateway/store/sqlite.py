@@ -120,6 +120,7 @@ CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, data TE
 CREATE TABLE IF NOT EXISTS notices (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, conversation_id TEXT NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS evidence (notice_id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS uploads (key TEXT PRIMARY KEY, content_type TEXT NOT NULL, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS referrals (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, conversation_id TEXT NOT NULL, data TEXT NOT NULL);
 """
@@ -752,6 +753,18 @@ class SqliteStore:
         await self._change("DELETE FROM evidence WHERE notice_id = ?", (notice_id,))
         return len(files)
 
+    async def put_upload(self, key: str, content_type: str, data: bytes) -> None:
+        sealed = self._keys.seal_bytes("upload", data)
+        await self._change(
+            "INSERT OR REPLACE INTO uploads (key, content_type, data) VALUES (?, ?, ?)", (key, content_type, sealed)
+        )
+
+    async def get_upload(self, key: str) -> tuple[str, bytes] | None:
+        rows = await self._select("SELECT content_type, data FROM uploads WHERE key = ?", (key,))
+        if not rows:
+            return None
+        return str(rows[0]["content_type"]), self._keys.open_bytes("upload", bytes(rows[0]["data"]))
+
     async def put_referral(self, referral: Referral) -> None:
         await self._change(
             "INSERT INTO referrals (id, conversation_id, data) VALUES (?, ?, ?)"
@@ -820,7 +833,7 @@ def _nothing(conn: sqlite3.Connection) -> None:
 # Every sealed column: table, column, record kind.
 _SEALED = (("conversations", "data", "conversation"), ("transcript", "data", "entry"), ("outbox", "payload", "outbox"),
            ("inbox", "payload", "inbox"), ("notices", "data", "notice"), ("referrals", "data", "referral"),
-           ("evidence", "data", "evidence"))  # fmt: skip
+           ("evidence", "data", "evidence"), ("uploads", "data", "upload"))  # fmt: skip
 _RESEAL_ROWS = 500
 
 
@@ -835,7 +848,8 @@ def _reseal(keys: DataKeys, conn: sqlite3.Connection) -> dict[str, int]:
                     (last, _RESEAL_ROWS),
                 ).fetchall()
                 for row in rows:
-                    sealed = keys.reseal(kind, row["data"])
+                    data = row["data"]
+                    sealed = keys.reseal_bytes(kind, data) if kind == "upload" else keys.reseal(kind, data)
                     if sealed is not None:
                         conn.execute(f"UPDATE {table} SET {column} = ? WHERE rowid = ?", (sealed, row["r"]))
                         counts[kind] += 1

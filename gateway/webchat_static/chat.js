@@ -15,7 +15,17 @@
       queued: "En attente d'un·e écoutant·e — position ", withListener: "Un·e écoutant·e est avec toi.",
       confirmEnd: "Veux-tu vraiment terminer la conversation ?", bot: "Bot", listener: "Écoutant·e", you: "Toi",
       error: "Ce message n'a pas pu être envoyé.", other: "English", pageTitle: "Chat d'écoute",
-      now: "à l'instant", ago: "il y a {n} min" },
+      now: "à l'instant", ago: "il y a {n} min", image: "Image",
+      imageButton: "Envoyer une image (capture d'écran, photo)", imageSent: "📎 Image envoyée",
+      imageSending: "📎 Envoi de l'image…",
+      refused: {
+        type: "Cette image n'a pas été envoyée : seules les images JPEG, PNG ou WebP sont acceptées.",
+        heic: "Cette image n'a pas été envoyée : le format HEIC (iPhone) n'est pas accepté. Fais une capture d'écran, ou choisis « Le plus compatible » dans Réglages > Appareil photo > Formats.",
+        too_big: "Cette image n'a pas été envoyée : elle est trop lourde ({mb} Mo au plus). Une capture d'écran suffit.",
+        too_large: "Cette image n'a pas été envoyée : elle est trop grande. Une capture d'écran suffit.",
+        corrupt: "Cette image n'a pas été envoyée : le fichier est abîmé ou n'est pas une image.",
+        rate_limited: "Trop de messages d'un coup : attends un peu avant d'envoyer cette image.",
+        other: "Cette image n'a pas pu être envoyée. Réessaie dans un moment." } },
     en: { title: "Need to talk?", end: "End", quickExit: "Quick exit", choices: "Suggested answers",
       typing: "A listener is typing…", ended: "Conversation ended.", newConversation: "New conversation",
       inputLabel: "Your message", placeholder: "Write your message…", send: "Send",
@@ -23,12 +33,23 @@
       queued: "Waiting for a listener — position ", withListener: "A listener is with you.",
       confirmEnd: "Do you really want to end the conversation?", bot: "Bot", listener: "Listener", you: "You",
       error: "This message could not be sent.", other: "Français", pageTitle: "Helpline chat",
-      now: "just now", ago: "{n} min ago" }
+      now: "just now", ago: "{n} min ago", image: "Image",
+      imageButton: "Send a picture (screenshot, photo)", imageSent: "📎 Picture sent",
+      imageSending: "📎 Sending the picture…",
+      refused: {
+        type: "This picture was not sent: only JPEG, PNG or WebP pictures are accepted.",
+        heic: "This picture was not sent: the HEIC format (iPhone) is not accepted. Take a screenshot, or choose \"Most Compatible\" in Settings > Camera > Formats.",
+        too_big: "This picture was not sent: it is too heavy ({mb} MB at most). A screenshot is enough.",
+        too_large: "This picture was not sent: it is too large. A screenshot is enough.",
+        corrupt: "This picture was not sent: the file is damaged or is not a picture.",
+        rate_limited: "Too many messages at once: wait a little before sending this picture.",
+        other: "This picture could not be sent. Try again in a moment." } }
   };
   var FINAL = { closed: 1, referred: 1, abandoned: 1 };
   var $ = function (id) { return document.getElementById(id); };
   var state = { ws: null, delay: 500, shown: {}, entries: [], lastBot: null, lang: storedLang(), typingTimer: null,
-    lastTyping: 0, status: "bot", escapes: 0, lastEscape: 0, unread: 0, live: false, away: false };
+    lastTyping: 0, status: "bot", escapes: 0, lastEscape: 0, unread: 0, live: false, away: false,
+    receipts: { delivered: [], read: [] }, unseen: [] };
   var ESCAPE_WINDOW_MS = 2000;
 
   function storedLang() {
@@ -39,6 +60,7 @@
   function applyTexts() {
     document.documentElement.lang = state.lang;
     document.querySelectorAll("[data-i18n]").forEach(function (el) { el.textContent = t(el.dataset.i18n); });
+    document.querySelectorAll("[data-i18n-aria]").forEach(function (el) { el.setAttribute("aria-label", t(el.dataset.i18nAria)); });
     $("message-input").placeholder = t("placeholder");
     $("lang-toggle").textContent = state.lang === "fr" ? "EN" : "FR";
     $("lang-toggle").setAttribute("aria-label", t("other"));
@@ -141,13 +163,46 @@
       state.entries.push({ id: entry.id, author: entry.author, text: entry.text, at: entry.at });
       if (ended()) { saveEnded(); }
     }
-    bubble(entry.author, entry.text, entry.id, false, entry.at);
+    var text = entry.images ? t("imageSent") + (entry.text ? " · " + entry.text : "") : entry.text;
+    bubble(entry.author, text, entry.id, false, entry.at);
+    acknowledge(entry);
     if (entry.author !== "user" && state.live && (document.hidden || state.away)) { state.unread += 1; renderTitle(); }
     if (entry.author === "bot" || entry.author === "listener") {
       state.lastBot = entry;
       renderChoices(entry.choices || [], true);
       if (entry.author === "listener") { $("typing").hidden = true; }
     }
+  }
+
+  /* Receipts for the line's messages: delivered once shown, read once the young person can see them (the tab in
+     front and, in the widget, its panel open). Sent together at the end of the current task. */
+  function seeing() { return !document.hidden && !state.away; }
+
+  function acknowledge(entry) {
+    if ((entry.author !== "bot" && entry.author !== "listener") || /^notice-/.test(entry.id)) { return; }
+    if (seeing()) { receipt("read", entry.id); } else { receipt("delivered", entry.id); state.unseen.push(entry.id); }
+  }
+
+  function receipt(status, id) {
+    var waiting = state.receipts.delivered.length + state.receipts.read.length;
+    state.receipts[status].push(id);
+    if (!waiting) { setTimeout(sendReceipts, 0); }
+  }
+
+  function sendReceipts() {
+    var ws = state.ws;
+    ["delivered", "read"].forEach(function (status) {
+      var ids = state.receipts[status];
+      state.receipts[status] = [];
+      for (var at = 0; ws && ws.readyState === WebSocket.OPEN && at < ids.length; at += 100) {
+        ws.send(JSON.stringify({ type: "receipt", status: status, ids: ids.slice(at, at + 100) }));
+      }
+    });
+  }
+
+  function seen() {  // the page came into sight: what arrived meanwhile is read now
+    if (!seeing() || !state.unseen.length) { return; }
+    state.unseen.splice(0).forEach(function (id) { receipt("read", id); });
   }
 
   /* Choices of the bot's last question. Answering by keyboard goes on: after a tapped choice, focus moves to the
@@ -311,6 +366,38 @@
     }
   }
 
+  /* An image (a screenshot, a photo): posted on its own, cleaned by the server (no location or other metadata),
+     then it comes back as the young person's message. A refusal is said plainly, in the page's language. */
+  function sendImage(file) {
+    var token = null;
+    try { token = localStorage.getItem(TOKEN_KEY); } catch (e) { token = null; }
+    if (!file || !token || ended()) { return; }
+    if (file.size > uploadMax()) { bubble("system", refusal("too_big"), null, false); return; }
+    var id = uuid();
+    var waiting = bubble("user", t("imageSending"), id, true);
+    var url = (document.body.dataset.base || "") + "/chat/upload";
+    fetch(url, { method: "POST", body: file, credentials: "omit",
+      headers: { "X-Chat-Token": token, "X-Upload-Id": id, "Content-Type": "application/octet-stream" } })
+      .then(function (response) {
+        if (response.ok) { waiting.remove(); return; }
+        return response.json().then(function (body) { refused(waiting, body && body.error); }, function () { refused(waiting, "other"); });
+      }, function () { refused(waiting, "other"); });
+  }
+
+  function refused(waiting, code) {
+    waiting.remove();
+    if (code === "ended") { onEnded(); return; }
+    bubble("system", refusal(code), null, false);
+  }
+
+  function uploadMax() { return Number(document.body.dataset.uploadMax) || 5000000; }
+
+  function refusal(code) {
+    var messages = t("refused");
+    var mb = String(Math.floor(uploadMax() / 100000) / 10).replace(".", state.lang === "fr" ? "," : ".");
+    return (messages[code] || messages.other).replace("{mb}", mb);
+  }
+
   function quickExit() {
     tellLeaving();
     try { localStorage.clear(); sessionStorage.clear(); } catch (e) { /* nothing to clear */ }
@@ -365,6 +452,12 @@
       }
     });
     $("quick-exit").addEventListener("click", quickExit);
+    $("image-button").addEventListener("click", function () { $("image-input").click(); });
+    $("image-input").addEventListener("change", function () {
+      var file = $("image-input").files[0];
+      $("image-input").value = "";
+      sendImage(file);
+    });
     $("end-button").addEventListener("click", function () {
       if (window.confirm(t("confirmEnd")) && state.ws) { state.ws.send(JSON.stringify({ type: "end" })); }
     });
@@ -388,11 +481,13 @@
   setInterval(function () { document.querySelectorAll("time.when").forEach(renderWhen); }, 30000);
   document.addEventListener("visibilitychange", function () {
     if (!document.hidden && !state.away && state.unread) { state.unread = 0; renderTitle(); }
+    seen();
   });
   window.addEventListener("message", function (event) {  // the widget's panel opened or closed
     if (event.source !== window.parent || !event.data || event.data.type !== "hg-widget") { return; }
     state.away = !event.data.open;
     if (!state.away && state.unread) { state.unread = 0; renderTitle(); }
+    seen();
   });
   if (!restoreEnded()) { connect(); }
 })();

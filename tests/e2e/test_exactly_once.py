@@ -14,16 +14,16 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from gateway.app import STORE, create_app
+from gateway.app import OUTBOX, STORE, create_app
 from gateway.console.auth import hash_password
 from gateway.conversation import Conversation, Status
-from gateway.dispatcher import inbound_key
 from gateway.errors import StoreError
+from gateway.ids import inbound_key
 from gateway.messages import ChannelName, Inbound
 from gateway.settings import Settings
 from gateway.store import ClaimState, DoneMark, Listener, Store, open_store
 from gateway.testing import FakeGraphAPI
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, outbox_drained
 from tests.e2e.channel_support import Client, GatewayFactory, ListenerDesk, RunningClock, gateway, offline
 from tests.e2e.test_messenger import PSID, deliver, graph, message, messenger_settings, texts
 
@@ -41,7 +41,7 @@ async def settled_once(client: Client, graph: FakeGraphAPI) -> list[dict[str, An
     await desk.login()
     outgoing = await desk.all_sent(conversation.id)
     await graph.wait_accepted(len(outgoing))
-    await asyncio.sleep(0.3)  # let any stray duplicate show up (there must be none)
+    await outbox_drained(client)  # a stray duplicate would be sent by now (there must be none)
     assert texts(graph.accepted()) == [e["text"] for e in outgoing]
     transcript: list[dict[str, Any]] = (await desk.conversation(conversation.id))["transcript"]
     return transcript
@@ -160,10 +160,12 @@ async def test_a_send_whose_record_failed_once_is_not_sent_again(
 ) -> None:
     settings = messenger_settings.replace(outbox_lease_seconds=1)  # a resend would come at once
     store = MarkSentFailsOnce(await open_store(settings.store))
-    app = await create_app(settings, clock=RunningClock(), store=cast(Store, store), worker_poll_seconds=0.05)
+    clock = RunningClock()
+    app = await create_app(settings, clock=clock, store=cast(Store, store), worker_poll_seconds=0.05)
     client = await aiohttp_client(app)
     await store.add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
     assert await deliver(client, message("Bonjour", mid="m_record")) == 200
-    await asyncio.sleep(1.5)  # past the lease: an item left unrecorded would have been sent again by now
     await settled_once(client, graph)
+    clock.advance(seconds=2)  # past the lease: an item left unrecorded would be handed out again now
+    assert await client.app[OUTBOX].deliver_due() == 0
     assert store.refused == 1

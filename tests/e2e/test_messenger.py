@@ -32,6 +32,7 @@ from gateway.testing import (
     sign_messenger,
     signed_messenger,
 )
+from tests.conftest import outbox_drained
 from tests.e2e.channel_support import (
     Client,
     GatewayFactory,
@@ -160,7 +161,7 @@ async def test_the_same_webhook_three_times_gives_one_reply(client: Client, grap
     transcript = (await desk.conversation(conversations[0].id))["transcript"]
     assert [e["author"] for e in transcript].count("user") == 1
     await graph.wait_accepted(len(outgoing))
-    await asyncio.sleep(0.3)  # let any stray duplicate show up (there must be none)
+    await outbox_drained(client)  # a stray duplicate would be sent by now (there must be none)
     assert texts(graph.accepted()) == [e["text"] for e in outgoing]
 
 
@@ -404,3 +405,57 @@ async def test_any_unsigned_body_gives_403_from_the_real_server(client: Client, 
     headers = {"X-Hub-Signature-256": signature}
     response = await client.post(PATH, data=raw, headers=headers)
     assert response.status == 403
+
+
+async def test_a_send_refused_because_the_page_is_blocked_marks_the_conversation_as_left(
+    client: Client, graph: FakeGraphAPI
+) -> None:
+    """Messenger sends no webhook when a person blocks a page: the Send API's refusal (200, 2018108) tells it."""
+    desk, conversation_id = await handed_to_listener(client, graph)
+    graph.fail_next(Failure(400, code=200, subcode=2018108))
+    sent = await desk.reply(conversation_id, "Tu es toujours là ?")
+    await desk.delivery_of(conversation_id, sent["id"], "failed")
+
+    async def marked() -> dict[str, Any] | None:
+        detail = await desk.conversation(conversation_id)
+        return detail if detail["left_how"] == "blocked" else None
+
+    detail = await eventually(marked)
+    assert detail["status"] == "with_listener"
+    [entry] = await desk.system_entries(conversation_id)
+    assert entry["system"] == {"code": "left.blocked", "params": {"channel": "messenger"}}
+    assert PSID not in json.dumps(detail)
+
+    assert await deliver(client, message("je suis là", mid="m_back")) == 200  # writing again: unblocked
+    detail = await desk.conversation(conversation_id)
+    assert detail["left_how"] is None
+    codes = [e["system"]["code"] for e in await desk.system_entries(conversation_id)]
+    assert codes == ["left.blocked", "left.unblocked"]
+
+
+async def test_other_permanent_refusals_do_not_mark_the_conversation_as_left(
+    client: Client, graph: FakeGraphAPI
+) -> None:
+    desk, conversation_id = await handed_to_listener(client, graph)
+    graph.fail_next(Failure(400, code=100, subcode=2018001))
+    sent = await desk.reply(conversation_id, "Tu es toujours là ?")
+    await desk.delivery_of(conversation_id, sent["id"], "failed")
+    detail = await desk.conversation(conversation_id)
+    assert detail["left_how"] is None and await desk.system_entries(conversation_id) == []
+
+
+async def test_numbers_go_as_plain_text_the_app_links_never_split_or_broken(
+    client: Client, graph: FakeGraphAPI
+) -> None:
+    """Messenger's call buttons need an international number (+33…): the helpline's short numbers (119, 3114,
+    116 006) have none, so they go as plain text, whole, with ordinary spaces, in the part where they start."""
+    desk, conversation_id = await handed_to_listener(client, graph)
+    before = len(graph.accepted())
+    text = "x" * 1990 + " le 116 006 ou le 116\u00a0111."  # the limit (2,000) falls inside "116 006"
+    await desk.reply(conversation_id, text)
+    first, second = (await graph.wait_accepted(before + 2))[before:]
+    assert first.body == {
+        "recipient": {"id": PSID}, "messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT",
+        "message": {"text": "x" * 1990 + " le"},
+    }  # fmt: skip
+    assert second.body["message"] == {"text": "116 006 ou le 116 111."}

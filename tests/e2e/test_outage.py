@@ -18,6 +18,7 @@ from gateway.messages import ChannelName
 from gateway.settings import Settings
 from gateway.store import Author, Delivery
 from gateway.testing import FakeGraphAPI, FakeTwilioAPI, messenger_body, messenger_message
+from tests.conftest import outbox_drained
 from tests.e2e.channel_support import Client, GatewayFactory, eventually, gateway, offline
 from tests.e2e.test_messenger import deliver as deliver_messenger
 from tests.e2e.test_messenger import graph, messenger_settings
@@ -95,7 +96,7 @@ async def test_all_providers_down_then_back_deliver_every_reply_once_in_order(
     for n in range(PEOPLE):
         expected[psid(n)] = await eventually(lambda n=n: outgoing(client, ChannelName.MESSENGER, psid(n)), timeout=60)
         expected[phone(n)] = await eventually(lambda n=n: outgoing(client, ChannelName.WHATSAPP, phone(n)), timeout=60)
-    await asyncio.sleep(0.3)  # a stray resend would show up by now
+    await outbox_drained(client)  # a stray resend would be sent by now
     for n in range(PEOPLE):
         assert at_graph(graph, psid(n)) == expected[psid(n)]  # every reply once, in order
         bodies = at_twilio(twilio, phone(n))  # WhatsApp adds the choices as a numbered list under the text

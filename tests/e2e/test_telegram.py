@@ -27,9 +27,11 @@ from gateway.testing import (
     FakeTelegramAPI,
     telegram_callback,
     telegram_headers,
+    telegram_member_update,
     telegram_update,
 )
-from tests.e2e.channel_support import Client, GatewayFactory, ListenerDesk, gateway, offline
+from tests.conftest import outbox_drained
+from tests.e2e.channel_support import Client, GatewayFactory, ListenerDesk, eventually, gateway, offline
 
 __all__ = ["gateway", "offline"]  # fixtures used by the tests below
 # PTB 22 warns, when it builds RetryAfter, that retry_after will become a timedelta; the adapter reads both.
@@ -149,7 +151,7 @@ async def test_the_same_update_three_times_gives_one_reply(client: Client, teleg
     await desk.login()
     outgoing = await desk.all_sent(conversations[0].id)
     await telegram.wait_accepted(len(outgoing))
-    await asyncio.sleep(0.3)  # let any stray duplicate show up (there must be none)
+    await outbox_drained(client)  # a stray duplicate would be sent by now (there must be none)
     assert len(telegram.accepted()) == len(outgoing)
     transcript = (await desk.conversation(conversations[0].id))["transcript"]
     assert [e["author"] for e in transcript].count("user") == 1
@@ -259,3 +261,93 @@ async def test_any_request_without_the_secret_gives_403(client: Client, raw: byt
     headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret != SECRET else {}
     response = await client.post(PATH, data=raw, headers=headers)
     assert response.status == 403
+
+
+async def test_blocking_the_bot_marks_the_conversation_as_left_and_unblocking_lifts_it(
+    client: Client, telegram: FakeTelegramAPI
+) -> None:
+    desk, conversation_id = await handed_to_listener(client, telegram)
+    async with client.ws_connect("/api/events") as events:
+        assert await deliver(client, telegram_member_update(900000101, CHAT, "kicked")) == 200
+        entry = await _system_event(events)
+        assert entry["system"] == {"code": "left.blocked", "params": {"channel": "telegram"}}
+        assert str(CHAT) not in json.dumps(entry)
+    detail = await desk.conversation(conversation_id)
+    assert (detail["status"], detail["left_how"]) == ("with_listener", "blocked")  # nothing a provider says ends it
+    assert await deliver(client, telegram_member_update(900000102, CHAT, "kicked")) == 200  # told once
+    assert await deliver(client, telegram_member_update(900000103, CHAT, "member")) == 200
+    detail = await desk.conversation(conversation_id)
+    assert detail["left_how"] is None
+    codes = [e["system"]["code"] for e in await desk.system_entries(conversation_id)]
+    assert codes == ["left.blocked", "left.unblocked"]
+
+
+async def test_a_send_refused_because_the_bot_is_blocked_marks_the_conversation_as_left(
+    client: Client, telegram: FakeTelegramAPI
+) -> None:
+    desk, conversation_id = await handed_to_listener(client, telegram)
+    telegram.fail_next(Failure(403, description="Forbidden: bot was blocked by the user"))
+    sent = await desk.reply(conversation_id, "Tu es toujours là ?")
+    await desk.delivery_of(conversation_id, sent["id"], "failed")
+
+    async def marked() -> dict[str, Any] | None:
+        detail = await desk.conversation(conversation_id)
+        return detail if detail["left_how"] == "blocked" else None
+
+    detail = await eventually(marked)
+    assert [e["system"]["code"] for e in await desk.system_entries(conversation_id)] == ["left.blocked"]
+    assert detail["status"] == "with_listener"
+
+
+async def test_a_membership_change_in_a_group_is_ignored(client: Client) -> None:
+    update = telegram_member_update(900000201, -1001234, "kicked")
+    update["my_chat_member"]["chat"]["type"] = "supergroup"
+    assert await deliver(client, update) == 200
+
+
+async def _system_event(events: Any) -> dict[str, Any]:
+    for _ in range(50):
+        frame = await events.receive_json(timeout=10)
+        if frame.get("type") == "entry" and frame["entry"]["author"] == "system":
+            return frame["entry"]  # type: ignore[no-any-return]
+    raise AssertionError("no system entry reached the console")
+
+
+REFERRAL_119 = (
+    "📞 Le 119 (Allô Enfance en Danger) répond 24h/24 et 7j/7, gratuitement, même la nuit. Tu peux appeler ou"
+    " écrire sur https://www.allo119.gouv.fr. L'appel n'apparaît pas sur les factures."
+)
+
+
+async def test_numbers_and_urls_of_the_line_go_as_entities_the_app_makes_tappable(
+    client: Client, telegram: FakeTelegramAPI
+) -> None:
+    desk, conversation_id = await handed_to_listener(client, telegram)
+    before = len(telegram.accepted())
+    referral = await client.post(f"/api/conversations/{conversation_id}/refer", json={"partner": "119"})
+    assert referral.status == 201, await referral.text()
+    await desk.reply(conversation_id, "Appelle le 3114 ou, en danger, le 17 ; SMS au 114. Tu as 17 ans ?")
+    first, second = (await telegram.wait_accepted(before + 2))[before:]
+    for request in (first, second):
+        request.body["entities"] = json.loads(request.body["entities"])
+    # offsets in UTF-16 units: the emoji counts 2
+    assert first.body == {
+        "chat_id": str(CHAT),
+        "text": REFERRAL_119,
+        "entities": [
+            {"type": "phone_number", "offset": 6, "length": 3},
+            {"type": "url", "offset": 116, "length": 27},
+        ],
+    }
+    assert REFERRAL_119.encode("utf-16-le")[2 * 116 : 2 * 143].decode("utf-16-le") == "https://www.allo119.gouv.fr"
+    assert second.body == {
+        "chat_id": str(CHAT),
+        "text": "Appelle le 3114 ou, en danger, le 17 ; SMS au 114. Tu as 17 ans ?",
+        "entities": [
+            {"type": "phone_number", "offset": 11, "length": 4},
+            {"type": "phone_number", "offset": 34, "length": 2},
+            {"type": "phone_number", "offset": 46, "length": 3},
+        ],  # "17 ans" is an age, not the police
+    }
+    young = [r.body for r in telegram.accepted() if "entities" in r.body and "moque" in r.body["text"]]
+    assert young == []  # what the young person wrote is never sent back, with or without links

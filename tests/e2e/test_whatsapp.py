@@ -32,6 +32,7 @@ from gateway.testing import (
     twilio_form,
     twilio_status_form,
 )
+from tests.conftest import outbox_drained
 from tests.e2e.channel_support import Client, GatewayFactory, ListenerDesk, eventually, gateway, offline, running_clock
 
 __all__ = ["gateway", "offline"]  # fixtures used by the tests below
@@ -127,7 +128,6 @@ async def test_the_flow_reaches_a_listener_whose_reply_reaches_twilio(client: Cl
     assert await deliver(client, twilio_status_form(sid, "read", PHONE), STATUS_PATH) == 200
     await desk.delivery_of(conversation_id, entry["id"], "read")
     assert await deliver(client, twilio_status_form(sid, "sent", PHONE), STATUS_PATH) == 200  # late, out of order
-    await asyncio.sleep(0.2)
     await desk.delivery_of(conversation_id, entry["id"], "read")
 
 
@@ -159,7 +159,7 @@ async def test_the_same_webhook_three_times_gives_one_reply(client: Client, twil
     await desk.login()
     outgoing = await desk.all_sent(conversations[0].id)
     await twilio.wait_accepted(len(outgoing))
-    await asyncio.sleep(0.3)  # let any stray duplicate show up (there must be none)
+    await outbox_drained(client)  # a stray duplicate would be sent by now (there must be none)
     assert len(twilio.accepted()) == len(outgoing)
     transcript = (await desk.conversation(conversations[0].id))["transcript"]
     assert [e["author"] for e in transcript].count("user") == 1
@@ -332,3 +332,64 @@ async def test_any_unsigned_body_gives_403_from_the_real_server(client: Client, 
         assert response.status in (400, 403)
     else:
         assert response.status == 403
+
+
+async def test_stop_marks_the_conversation_as_left_and_start_lifts_it(client: Client, twilio: FakeTwilioAPI) -> None:
+    """Twilio's Advanced Opt-Out: the young person's STOP is a message the listener reads, and a departure."""
+    desk, conversation_id = await handed_to_listener(client, twilio)
+    stop = {**twilio_form(PHONE, "STOP", message_sid="SM" + "5" * 32), "OptOutType": "STOP"}
+    assert await deliver(client, stop) == 200
+    detail = await desk.conversation(conversation_id)
+    assert (detail["status"], detail["left_how"]) == ("with_listener", "blocked")
+    assert [e["text"] for e in detail["transcript"] if e["author"] == "user"][-1] == "STOP"
+    [entry] = await desk.system_entries(conversation_id)
+    assert entry["system"] == {"code": "left.blocked", "params": {"channel": "whatsapp"}}
+    assert "+336" not in json.dumps(detail)
+
+    assert await deliver(client, twilio_form(PHONE, "allo ?", message_sid="SM" + "6" * 32)) == 200
+    assert (await desk.conversation(conversation_id))["left_how"] == "blocked"  # writing is not START on WhatsApp
+    start = {**twilio_form(PHONE, "START", message_sid="SM" + "7" * 32), "OptOutType": "START"}
+    assert await deliver(client, start) == 200
+    assert (await desk.conversation(conversation_id))["left_how"] is None
+    codes = [e["system"]["code"] for e in await desk.system_entries(conversation_id)]
+    assert codes == ["left.blocked", "left.unblocked"]
+
+
+async def test_a_send_refused_with_21610_marks_the_conversation_as_left(
+    client: Client, twilio: FakeTwilioAPI
+) -> None:
+    desk, conversation_id = await handed_to_listener(client, twilio)
+    twilio.fail_next(Failure(400, code=21610))
+    sent = await desk.reply(conversation_id, "Tu es toujours là ?")
+    await desk.delivery_of(conversation_id, sent["id"], "failed")
+
+    async def marked() -> dict[str, Any] | None:
+        detail = await desk.conversation(conversation_id)
+        return detail if detail["left_how"] == "blocked" else None
+
+    await eventually(marked)
+
+
+async def test_a_status_callback_with_21610_marks_the_conversation_as_left(
+    client: Client, twilio: FakeTwilioAPI
+) -> None:
+    desk, conversation_id = await handed_to_listener(client, twilio)
+    sid = twilio.accepted()[-1].answer["sid"]
+    form = twilio_status_form(sid, "undelivered", PHONE, error_code="21610")
+    assert await deliver(client, form, STATUS_PATH) == 200
+    detail = await desk.conversation(conversation_id)
+    assert detail["left_how"] == "blocked"
+    assert [e["system"]["code"] for e in await desk.system_entries(conversation_id)] == ["left.blocked"]
+
+
+async def test_numbers_go_as_plain_text_the_app_links_never_split_or_broken(
+    client: Client, twilio: FakeTwilioAPI
+) -> None:
+    desk, conversation_id = await handed_to_listener(client, twilio)
+    before = len(twilio.accepted())
+    text = "x" * 1590 + " le 116 111 ou le 116\u202f006, https://www.e-enfance.org/aide"  # cut at 1,600: "116 1"
+    await desk.reply(conversation_id, text)
+    first, second = (await twilio.wait_accepted(before + 2))[before:]
+    assert first.body["Body"] == "x" * 1590 + " le"
+    assert second.body["Body"] == "116 111 ou le 116 006, https://www.e-enfance.org/aide"
+    assert {first.body["To"], second.body["To"]} == {PHONE}

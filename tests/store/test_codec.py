@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from gateway.conversation import Conversation, Priority, Status
 from gateway.errors import StoreError
 from gateway.messages import Attachment, ChannelName, Choice
-from gateway.store import Author, Delivery, TranscriptEntry
+from gateway.store import Author, Delivery, SystemText, TranscriptEntry
 from gateway.store.codec import (
     decode_conversation,
     decode_entry_data,
@@ -64,8 +64,22 @@ def test_conversation_round_trips(
     conversation = Conversation(
         "id", ChannelName.WHATSAPP, "whatsapp:+33600000000", "Loutre-2291", created, created, status=status,
         engine=engine, priority=priority, summary=summary, queued_at=optional, route="listener",
+        closed_notice_for=optional, window_paused_for=optional,
     )  # fmt: skip
     assert decode_conversation(encode_conversation(conversation)) == conversation
+
+
+def test_the_timers_stamps_kept_in_the_engine_state_by_older_versions_are_read_into_their_fields() -> None:
+    queued, last = datetime(2030, 1, 1, 9, tzinfo=UTC), datetime(2030, 1, 1, 8, tzinfo=UTC)
+    conversation = Conversation("id", ChannelName.WHATSAPP, "whatsapp:+33600000000", "Loutre-2291", last, last,
+                                status=Status.QUEUED, queued_at=queued, last_inbound_at=last)  # fmt: skip
+    old = encode_conversation(conversation)
+    del old["closed_notice_for"], old["window_paused_for"]
+    old["engine"] = {"step": "topic", "closed_notice": queued.isoformat(), "window_paused": last.isoformat()}
+    read = decode_conversation(old)
+    assert (read.closed_notice_for, read.window_paused_for, read.engine) == (queued, last, {"step": "topic"})
+    old["queued_at"], old["engine"] = None, {"closed_notice": "queued"}  # written while queued_at was unknown
+    assert decode_conversation(old).closed_notice_for == last  # told (its creation stands in for the wait)
 
 
 def test_reprs_hide_what_identifies_a_young_person() -> None:
@@ -98,6 +112,12 @@ entries = st.builds(
     ).map(tuple),
     delivery=st.sampled_from(list(Delivery)),
     provider_message_id=st.none() | st.text(min_size=1, max_size=20),
+    system=st.none()
+    | st.builds(
+        SystemText,
+        st.text(min_size=1, max_size=20),
+        st.lists(st.tuples(st.text(max_size=8), st.text(max_size=30)), max_size=3).map(tuple),
+    ),
 )
 
 

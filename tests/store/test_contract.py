@@ -33,6 +33,7 @@ from gateway.store import (
     OutboxStatus,
     Store,
     Subscription,
+    SystemText,
     Timer,
     TimerKind,
     TranscriptEntry,
@@ -169,7 +170,9 @@ async def test_transcript_keeps_entries_in_order_with_choices_and_attachments(st
     picture = Attachment("image", url="https://example.test/a.jpg", content_type="image/jpeg")
     rich = entry("c1", 2, author=Author.USER, choices=(Choice("yes", "Oui"),), attachments=(picture,),
                  flag=RiskFlag("abuse_home", 1.0, "keywords", ("me frappe",)))  # fmt: skip
-    written = [entry("c1", 1), rich, entry("c1", 3, author=Author.NOTE), entry("c1", 0, author=Author.SYSTEM)]
+    said = SystemText("left.blocked", (("channel", "telegram"),))
+    system = entry("c1", 0, author=Author.SYSTEM, system=said)
+    written = [entry("c1", 1), rich, entry("c1", 3, author=Author.NOTE), system, entry("c1", 4, author=Author.SYSTEM)]
     for item in written:
         await store.append_transcript(item)
     await store.append_transcript(entry("c2", 1))
@@ -799,3 +802,12 @@ async def test_batches_of_concurrent_tasks_stay_apart(store: Store) -> None:
     release.set()
     await task
     assert [e.id for e in await store.transcript("held")] == ["held-e1"]
+
+
+async def test_uploads_keep_their_bytes_and_type(store: Store) -> None:
+    image = bytes(range(256)) * 4  # every byte value, none lost to text encodings
+    await store.put_upload("c1/u1", "image/png", image)
+    assert await store.get_upload("c1/u1") == ("image/png", image)
+    await store.put_upload("c1/u1", "image/jpeg", b"\xff\xd8")
+    assert await store.get_upload("c1/u1") == ("image/jpeg", b"\xff\xd8")
+    assert await store.get_upload("c1/nothing") is None

@@ -25,6 +25,7 @@ T0 = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
 WA = ChannelName.WHATSAPP
 PHONE = "whatsapp:+33612345678"
 TEXT = "je ne dors plus depuis des semaines"
+PICTURE = b"\x89PNG\r\n\x1a\n" + b"la photo qu'il m'a envoyee" * 20
 
 
 async def gateway(tmp_path: Path, *args: str, **env: str) -> tuple[int, str, str]:
@@ -48,6 +49,7 @@ async def write_a_conversation(store: Store) -> str:
     await store.append_transcript(TranscriptEntry("e1", conversation.id, T0, Author.USER, TEXT))
     await store.outbox_put(OutboxItem("o1", conversation.id, {"to": PHONE, "text": TEXT}, T0))
     await store.inbox_put([InboxItem("i1", "order-key", {"sender": PHONE, "text": TEXT}, T0)])
+    await store.put_upload("u1", "image/png", PICTURE)
     return conversation.id
 
 
@@ -58,6 +60,7 @@ async def read_back(store: Store, conversation_id: str) -> None:
     item = await store.outbox_get("o1")
     assert item is not None and item.payload == {"to": PHONE, "text": TEXT}
     assert await store.inbox_waiting("order-key")
+    assert await store.get_upload("u1") == ("image/png", PICTURE)
 
 
 async def test_rotation_reseals_every_record_and_the_old_key_is_no_longer_needed(
@@ -76,6 +79,7 @@ async def test_rotation_reseals_every_record_and_the_old_key_is_no_longer_needed
     assert code == 0, err
     assert f"sealed with data key {new_id}" in out
     assert "1 conversation" in out and "1 entry" in out and "1 outbox" in out and "1 inbox" in out
+    assert "1 upload" in out
 
     store = await open_store(store_url, keys=env_keys(store_url, new))  # the new key alone
     try:

@@ -349,7 +349,7 @@
     var head = el("span", "who", t("author." + entry.author));
     head.appendChild(el("time", "", HG.clock(entry.at)));
     item.appendChild(head);
-    item.appendChild(el("span", "text", entry.text));
+    item.appendChild(el("span", "text", entry.system ? systemText(entry.system, entry.text) : entry.text));
     if (entry.flag) {
       item.classList.add("flagged");
       item.appendChild(el("span", "flag", flagText(entry.flag)));
@@ -365,6 +365,16 @@
     }
     list.appendChild(item);
     if (atBottom || entry.author !== "user") { list.scrollTop = list.scrollHeight; }
+  }
+
+  /* A server-written entry, in the console's language (gateway/system_entries.py: its code and parameters). */
+  function systemText(system, fallback) {
+    var key = "system." + system.code;
+    if (HG.t(key) === key) { return fallback; }  // a code this page does not know yet: the stored FR · EN text
+    var params = Object.assign({}, system.params);
+    if (params.channel) { params.channel = HG.channel(params.channel); }
+    if (params.author) { params.author = t("author." + params.author); }
+    return t(key, params);
   }
 
   function setDelivery(mark, delivery) {

@@ -1,0 +1,45 @@
+"""Ids of our own: de-duplication keys of inbound messages and the ids of transcript entries.
+
+While an inbound message is processed (:func:`derived_from`), every new entry id is derived from the message's
+key, so a processing retried after a crash rewrites the same entries (and outbox items) instead of adding new
+ones; outside of that, ids are random.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import itertools
+import secrets
+from collections.abc import Callable
+
+from gateway.messages import ChannelName, Inbound
+
+_turn_ids: contextvars.ContextVar[Callable[[], str] | None] = contextvars.ContextVar("turn_ids", default=None)
+"""While an inbound message is processed: the source of the ids of the entries it writes (derived from its id)."""
+
+
+def new_id() -> str:
+    """The id of a new transcript entry: derived from the inbound message being processed, else random."""
+    derived = _turn_ids.get()
+    return derived() if derived is not None else secrets.token_urlsafe(12)
+
+
+def derived_from(key: str) -> None:
+    """From now on in this task's context, :func:`new_id` derives the ids from ``key`` (1, 2, 3… in order)."""
+    counter = itertools.count(1)
+    _turn_ids.set(lambda: "r" + hashlib.sha256(f"{key}:{next(counter)}".encode()).hexdigest()[:23])
+
+
+def inbound_key(inbound: Inbound) -> str:
+    """The de-duplication key of an inbound message. A provider's ids are unique on its channel; a web chat
+    message id is chosen by the page, so it is scoped to the young person's session (hashed: no token in keys)."""
+    if inbound.channel == ChannelName.WEBCHAT:
+        session = hashlib.sha256(inbound.sender.encode()).hexdigest()[:24]
+        return f"in:{inbound.channel.value}:{session}:{inbound.message_id}"
+    return f"in:{inbound.channel.value}:{inbound.message_id}"
+
+
+def inbound_entry_id(inbound: Inbound) -> str:
+    """A young person's message always gets the same entry id: a retried processing never records it twice."""
+    return "u" + hashlib.sha256(inbound_key(inbound).encode()).hexdigest()[:23]

@@ -1,0 +1,54 @@
+"""Entries the server writes for the listeners (author ``system``), as a code and its parameters.
+
+The console words each one in its own language (``system.<code>`` in ``gateway/console/static/i18n.js``, French
+and English); the entry's ``text`` keeps the French then the English wording, for whatever reads the transcript
+as text (exports, an older console). Parameters are plain strings; ``channel`` is a channel's name and
+``author`` is ``bot`` or ``listener``, which the console translates too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from gateway.store import SystemText
+
+TEXTS: dict[str, tuple[str, str]] = {
+    "left.quick_exit": (
+        "Le ou la jeune a quitté le chat avec la sortie rapide : il ou elle ne lit plus cette conversation.",
+        "The young person left with the quick exit: they no longer read this conversation.",
+    ),
+    "left.ended": ("Le ou la jeune a terminé la conversation.", "The young person ended the conversation."),
+    "left.gone": (
+        "Le ou la jeune a fermé le chat (plus connecté·e depuis 90 s).",
+        "The young person closed the chat (not connected for 90 s).",
+    ),
+    "left.back": ("Le ou la jeune est revenu·e sur le chat.", "The young person is back on the chat."),
+    "left.blocked": (
+        "Le ou la jeune a bloqué la ligne ou s'est désabonné·e sur {channel} : les messages ne lui parviennent plus.",
+        "The young person blocked the line or unsubscribed on {channel}: messages no longer reach them.",
+    ),
+    "left.unblocked": (
+        "Le ou la jeune accepte de nouveau les messages sur {channel}.",
+        "The young person accepts messages on {channel} again.",
+    ),
+    "not_sent": (
+        "Non envoyé : {channel} n'accepte les messages ({author}) que jusqu'à {hours} h après le dernier message du"
+        " jeune."
+        " Le message était : {text}",
+        "Not sent: {channel} lets the {author} write up to {hours} h after the young person's last message."
+        " The message was: {text}",
+    ),
+    "queue_paused": (
+        "Messages d'attente suspendus : {channel} laisse le bot écrire jusqu'à {hours} h après le dernier message"
+        " du jeune. Un·e écoutant·e qui prend la conversation peut encore écrire (voir sa fenêtre de réponse).",
+        "Queue messages paused: {channel} lets the bot write up to {hours} h after the young person's last message."
+        " A listener who takes the conversation can still write (see its reply window).",
+    ),
+}
+
+
+def system_text(code: str, params: Mapping[str, str]) -> tuple[SystemText, str]:
+    """The entry's code and parameters, and its French · English text. A code not in :data:`TEXTS` is a bug."""
+    french, english = TEXTS[code]
+    text = f"{french.format_map(dict(params))} · {english.format_map(dict(params))}"
+    return SystemText(code, tuple(sorted(params.items()))), text

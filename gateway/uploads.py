@@ -1,0 +1,76 @@
+"""An image a young person sends from the web chat: ``POST /chat/upload``, then an attachment like any other.
+
+The page posts the file's bytes as the body, with its session token (``X-Chat-Token``) and a message id of its own
+(``X-Upload-Id``, de-duplicated like a message's). Checked in this order, each refusal a JSON ``{"error": code}``
+the page words in the young person's language: 400 ``bad_request`` (no token or id), 413 ``too_big`` (over
+``GATEWAY_WEBCHAT_UPLOAD_MAX_BYTES``), 409 ``ended`` (no active conversation for this token: an upload never
+starts one), 403 ``blocked`` or 429 ``rate_limited`` (the gate), 415 ``type`` or ``heic``, 413 ``too_large`` (too many
+pixels), 422 ``corrupt``. An accepted image is re-encoded without metadata (``gateway/images.py``), kept in the
+store (``upload:<key>``), and goes through the dispatcher as a message whose attachment it is: the listener sees it
+through the console as any channel's (``gateway/console/media.py``, by :class:`Uploads` as the web chat's
+:class:`~gateway.channels.base.MediaFetcher`). Nothing of the image or the token is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+from aiohttp import web
+
+from gateway import images
+from gateway.dispatcher import Dispatcher
+from gateway.errors import PermanentDelivery
+from gateway.gate import Gate, Refusal
+from gateway.messages import Attachment, ChannelName, Inbound
+from gateway.store import Store
+
+PATH = "/chat/upload"
+PREFIX = "upload:"
+MAX_PIXELS = 40_000_000  # a 48-megapixel photo is 8000 × 6000: beyond that, a bomb rather than a screenshot
+STATUS = {"type": 415, "heic": 415, "too_large": 413, "corrupt": 422}
+
+
+class Uploads:
+    """The upload route and, for the console and the notices, the web chat's media fetcher."""
+
+    def __init__(self, store: Store, dispatcher: Dispatcher, gate: Gate, max_bytes: int) -> None:
+        self.store, self.dispatcher, self.gate, self.max_bytes = store, dispatcher, gate, max_bytes
+
+    async def upload(self, request: web.Request) -> web.Response:
+        token, upload_id = request.headers.get("X-Chat-Token", ""), request.headers.get("X-Upload-Id", "")
+        if not (20 <= len(token) <= 100 and 0 < len(upload_id) <= 64 and upload_id.isascii()):
+            return _refused(400, "bad_request")
+        if request.content_length is not None and request.content_length > self.max_bytes:
+            return _refused(413, "too_big")
+        body = await request.read()  # bounded by the route's client_max_size (the app's body deadline read it)
+        if len(body) > self.max_bytes:
+            return _refused(413, "too_big")
+        conversation = await self.store.find_active_conversation(ChannelName.WEBCHAT, token)
+        if conversation is None:
+            return _refused(409, "ended")
+        refusal = await self.gate.check(Inbound(ChannelName.WEBCHAT, token, upload_id))
+        if refusal is not None:
+            return _refused(403, "blocked") if refusal is Refusal.BLOCKED else _refused(429, "rate_limited")
+        try:
+            image = await asyncio.to_thread(images.clean, body, MAX_PIXELS)
+        except images.ImageRefused as refused:
+            return _refused(STATUS[refused.code], refused.code)
+        key = f"{conversation.id}/{hashlib.sha256(upload_id.encode()).hexdigest()[:32]}"
+        await self.store.put_upload(key, image.content_type, image.data)
+        attachment = Attachment("image", url=PREFIX + key, content_type=image.content_type)
+        await self.dispatcher.handle_inbound(Inbound(ChannelName.WEBCHAT, token, upload_id, attachments=(attachment,)))
+        return web.json_response({"id": upload_id}, status=201)
+
+    async def fetch_media(self, attachment: Attachment) -> tuple[bytes, str]:
+        """A web chat attachment's bytes, from the store (never from anywhere else)."""
+        url = attachment.url or ""
+        found = await self.store.get_upload(url.removeprefix(PREFIX)) if url.startswith(PREFIX) else None
+        if found is None:
+            raise PermanentDelivery("webchat: the upload is not in the store")
+        content_type, data = found
+        return data, content_type
+
+
+def _refused(status: int, code: str) -> web.Response:
+    return web.json_response({"error": code}, status=status)

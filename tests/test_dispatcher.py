@@ -1,0 +1,124 @@
+"""The dispatcher's guarantees (docs/architecture.md, "Nothing lost, nothing twice (inbound)"), on the real
+dispatcher, flows.yaml and SQLite store. The only fault is a store that refuses the final save once, standing for
+a processing that failed (the store itself is real).
+
+The whole app under the same faults, and real processes killed: tests/e2e/test_exactly_once.py, test_faults.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from gateway.conversation import Conversation
+from gateway.dispatcher import DEDUPE_TTL_SECONDS, Dispatcher
+from gateway.errors import InboundBusy, StoreError
+from gateway.flowset import FlowSet
+from gateway.ids import inbound_entry_id, inbound_key
+from gateway.messages import ChannelName, Inbound
+from gateway.store import Author, ClaimState, DoneMark, Store, open_store
+from tests.conftest import ROOT, Clock
+
+SENDER = "psid-31337"
+
+
+class SaveRefused:
+    """The real store, except that saving the state with ``key``'s processed mark fails ``times`` times."""
+
+    def __init__(self, store: Store, key: str, times: int = 1) -> None:
+        self._store, self._key, self.left = store, key, times
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def save_conversation(self, conversation: Conversation, *, done: DoneMark | None = None) -> None:
+        if done is not None and done.key == self._key and self.left:
+            self.left -= 1
+            raise StoreError("the store failed while saving")
+        await self._store.save_conversation(conversation, done=done)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await open_store(f"sqlite:///{tmp_path}/gateway.sqlite3")
+    yield opened
+    await opened.close()
+
+
+def dispatcher(store: Store, clock: Clock, claim_seconds: float = 10.0) -> Dispatcher:
+    flows = FlowSet(ROOT / "flows.yaml")
+    flows.reload()
+    return Dispatcher(store, flows, clock=clock, claim_seconds=claim_seconds)
+
+
+def message(mid: str, text: str = "Bonjour") -> Inbound:
+    return Inbound(ChannelName.MESSENGER, SENDER, mid, text=text)
+
+
+async def user_entries(store: Store) -> list[str]:
+    conversation = await store.find_active_conversation(ChannelName.MESSENGER, SENDER)
+    assert conversation is not None
+    return [e.id for e in await store.transcript(conversation.id) if e.author is Author.USER]
+
+
+async def test_a_message_is_processed_once_and_a_redelivery_is_a_duplicate(store: Store, clock: Clock) -> None:
+    running = dispatcher(store, clock)
+    assert await running.handle_inbound(message("m1")) is True
+    assert await running.handle_inbound(message("m1")) is False
+    assert await user_entries(store) == [inbound_entry_id(message("m1"))]
+    assert await store.claim(inbound_key(message("m1")), "later", 10) is ClaimState.DONE
+
+
+async def test_a_failed_processing_releases_its_claim_at_once(store: Store, clock: Clock) -> None:
+    key = inbound_key(message("m1"))
+    failing = SaveRefused(store, key)
+    running = dispatcher(cast(Store, failing), clock, claim_seconds=60)  # a lease that would hold a minute
+    with pytest.raises(StoreError):
+        await running.handle_inbound(message("m1"))
+    # Released, not left to lapse: the provider's redelivery (another instance, or this one) goes through now.
+    assert await store.claim(key, "the-redelivery", 60) is ClaimState.CLAIMED
+    await store.release(key, "the-redelivery")
+    assert await running.handle_inbound(message("m1")) is True
+    assert await user_entries(store) == [inbound_entry_id(message("m1"))]  # the same entry, rewritten once
+
+
+async def test_a_failed_processing_writes_nothing(store: Store, clock: Clock) -> None:
+    """Its transcript entries, outbox items, timers and state land together, at the end, or not at all."""
+    running = dispatcher(store, clock)
+    assert await running.handle_inbound(message("m0")) is True
+    conversation = await store.find_active_conversation(ChannelName.MESSENGER, SENDER)
+    assert conversation is not None
+    before = (await store.transcript(conversation.id), await store.get_conversation(conversation.id))
+    failing = dispatcher(cast(Store, SaveRefused(store, inbound_key(message("m1", "Non")))), clock)
+    with pytest.raises(StoreError):
+        await failing.handle_inbound(message("m1", "Non"))
+    assert (await store.transcript(conversation.id), await store.get_conversation(conversation.id)) == before
+
+
+async def test_a_redelivery_while_the_owner_lives_is_refused_not_acknowledged(store: Store, clock: Clock) -> None:
+    key = inbound_key(message("m1"))
+    assert await store.claim(key, "live-owner", 60) is ClaimState.CLAIMED  # another instance, still processing
+    with pytest.raises(InboundBusy):
+        await dispatcher(store, clock, claim_seconds=0.2).handle_inbound(message("m1"))
+    assert await store.find_active_conversation(ChannelName.MESSENGER, SENDER) is None  # nothing processed
+
+
+async def test_the_claim_is_checked_again_under_the_lock(store: Store, clock: Clock) -> None:
+    """While this owner waited for the conversation's lock, another finished the same message: nothing twice."""
+    key = inbound_key(message("m1"))
+    conversation, _ = await store.active_conversation(ChannelName.MESSENGER, SENDER, clock())
+    running = dispatcher(store, clock)
+    async with store.lock(conversation.id):
+        handling = asyncio.create_task(running.handle_inbound(message("m1")))
+        async with asyncio.timeout(10):  # until it claimed the message (and waits for the lock)
+            while (probed := await store.claim(key, "probe", 10)) is not ClaimState.BUSY:
+                if probed is ClaimState.CLAIMED:
+                    await store.release(key, "probe")  # not yet: let it in (it retries a refused claim)
+                await asyncio.sleep(0.01)
+        await store.save_conversation(conversation, done=DoneMark(key, DEDUPE_TTL_SECONDS))  # the other owner
+    assert await handling is False
+    assert await user_entries(store) == []

@@ -1,0 +1,91 @@
+"""The durable inbox (docs/architecture.md, "The durable inbox"), pass by pass with ``process_due()`` on the real
+dispatcher, flows.yaml and SQLite store, with a clock under the test's control.
+
+A signed batch of 2,000 events through the whole app, on Redis: tests/e2e/test_inbox.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gateway.dispatcher import Dispatcher
+from gateway.flowset import FlowSet
+from gateway.inbox import Inbox, sender_key
+from gateway.messages import ChannelName, Inbound
+from gateway.store import Author, InboxItem, Store, open_store
+from tests.conftest import ROOT, Clock
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await open_store(f"sqlite:///{tmp_path}/gateway.sqlite3")
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def inbox(store: Store, clock: Clock) -> Inbox:
+    flows = FlowSet(ROOT / "flows.yaml")
+    flows.reload()
+    return Inbox(store, Dispatcher(store, flows, clock=clock), clock=clock, batch=2, base_delay=1.0, max_attempts=3)
+
+
+def message(sender: str, number: int, text: str = "Bonjour") -> Inbound:
+    return Inbound(ChannelName.MESSENGER, sender, f"{sender}-{number}", text)
+
+
+async def said(store: Store, sender: str) -> list[str]:
+    conversation = await store.find_active_conversation(ChannelName.MESSENGER, sender)
+    if conversation is None:
+        return []
+    return [e.text for e in await store.transcript(conversation.id) if e.author is Author.USER]
+
+
+async def test_a_large_batch_is_stored_then_processed_in_order_per_sender(store: Store, inbox: Inbox) -> None:
+    await inbox.handle([message("zoe", 0, "Bonjour"), message("sam", 0, "Salut"), message("zoe", 1, "Non")])
+    assert await said(store, "zoe") == [] and await said(store, "sam") == []  # stored, acknowledged, not yet done
+    assert await inbox.process_due() == 2  # the oldest of each sender
+    assert await said(store, "zoe") == ["Bonjour"] and await said(store, "sam") == ["Salut"]
+    assert await inbox.process_due() == 1
+    assert await inbox.process_due() == 0
+    assert await said(store, "zoe") == ["Bonjour", "Non"]
+
+
+async def test_a_later_message_waits_behind_its_senders_inbox(store: Store, inbox: Inbox) -> None:
+    await inbox.handle([message("zoe", 0, "Bonjour"), message("zoe", 1, "Non"), message("sam", 0, "Salut")])
+    await inbox.handle([message("zoe", 2, "Français")])  # small: inline, but zoe has messages waiting
+    assert await said(store, "zoe") == []
+    await inbox.handle([message("lea", 0, "Coucou")])  # nothing waiting for lea: processed inline at once
+    assert await said(store, "lea") == ["Coucou"]
+    while await inbox.process_due():
+        pass
+    assert await said(store, "zoe") == ["Bonjour", "Non", "Français"]
+
+
+async def test_an_item_failing_on_a_bug_is_set_aside_and_the_sender_goes_on(
+    store: Store, inbox: Inbox, clock: Clock
+) -> None:
+    unreadable = InboxItem("in:broken", sender_key(message("zoe", 0)), {"from": "a newer version"}, clock())
+    await store.inbox_put([unreadable])
+    await inbox.accept([message("zoe", 1, "Bonjour")])
+    for _ in range(3):  # max_attempts: retried with backoff, then set aside
+        assert await inbox.process_due() == 1
+        assert await said(store, "zoe") == []
+        clock.advance(seconds=10)
+    assert await inbox.process_due() == 1  # the sender's next message is no longer held
+    assert await said(store, "zoe") == ["Bonjour"]
+    assert await store.inbox_waiting(sender_key(message("zoe", 0))) == 0
+
+
+async def test_a_retry_waits_its_backoff(store: Store, inbox: Inbox, clock: Clock) -> None:
+    await store.inbox_put([InboxItem("in:broken", "k", {"from": "a newer version"}, clock())])
+    assert await inbox.process_due() == 1
+    clock.advance(seconds=0.9)
+    assert await inbox.process_due() == 0  # 1 s after the first failure
+    clock.advance(seconds=0.2)
+    assert await inbox.process_due() == 1
+    clock.advance(seconds=1.9)
+    assert await inbox.process_due() == 0  # then 2 s

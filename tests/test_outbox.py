@@ -1,0 +1,244 @@
+"""The outbox's guarantees (docs/architecture.md, "Replies: none twice without a fault", "No part of a split
+message twice", "An outbox item this version cannot read"), driven pass by pass with ``deliver_due()`` on the real
+SQLite store and a clock under the test's control. The channel is a small recording ``Sender``.
+
+The whole app with the fake provider APIs: tests/e2e/test_outage.py, test_exactly_once.py, test_outbox_faults.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from gateway.errors import PermanentDelivery, RetryableDelivery, StoreError
+from gateway.messages import ChannelName, Outbound
+from gateway.outbox import Outbox
+from gateway.store import OutboxItem, OutboxStatus, Store, open_store
+from gateway.store.codec import encode_outbound
+from tests.conftest import Clock
+
+T0 = datetime(2026, 3, 10, 13, 0, tzinfo=UTC)
+TG = ChannelName.TELEGRAM
+
+
+class Channel:
+    """Records what it was asked to send; raises the errors queued for a message id first."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []  # (message id, first part)
+        self.errors: dict[str, list[Exception]] = {}
+
+    async def send(self, message: Outbound, first_part: int = 0) -> str | None:
+        self.calls.append((message.id, first_part))
+        queued = self.errors.get(message.id)
+        if queued:
+            raise queued.pop(0)
+        return f"provider-{message.id}"
+
+    def sent(self) -> list[str]:
+        return [message_id for message_id, _ in self.calls]
+
+
+class MarkSentFails:
+    """The real store, except that recording a send fails ``times`` times first (a brief store outage)."""
+
+    def __init__(self, store: Store, times: int) -> None:
+        self._store, self.left = store, times
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def outbox_mark_sent(self, item_id: str, provider_message_id: str | None) -> bool:
+        if self.left:
+            self.left -= 1
+            raise StoreError("the store is briefly unreachable")
+        return await self._store.outbox_mark_sent(item_id, provider_message_id)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await open_store(f"sqlite:///{tmp_path}/gateway.sqlite3")
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(T0 + timedelta(minutes=1))
+
+
+@pytest.fixture
+def channel() -> Channel:
+    return Channel()
+
+
+def outbox(store: Store, channel: Channel, clock: Clock, **options: Any) -> Outbox:
+    return Outbox(store, {TG: channel}, clock=clock, base_delay=1.0, max_attempts=4, **options)
+
+
+async def put(store: Store, item_id: str, conversation: str = "c1", seconds: int = 0) -> None:
+    message = Outbound(item_id, conversation, TG, "424242", f"texte {item_id}")
+    item = OutboxItem(item_id, conversation, encode_outbound(message), created_at=T0 + timedelta(seconds=seconds))
+    await store.outbox_put(item)
+
+
+async def item(store: Store, item_id: str) -> OutboxItem:
+    found = await store.outbox_get(item_id)
+    assert found is not None
+    return found
+
+
+async def test_one_item_per_conversation_at_a_time_in_order(store: Store, channel: Channel, clock: Clock) -> None:
+    for n, (item_id, conversation) in enumerate([("a1", "A"), ("a2", "A"), ("b1", "B"), ("a3", "A")]):
+        await put(store, item_id, conversation, seconds=n)
+    sending = outbox(store, channel, clock)
+    assert await sending.deliver_due() == 2
+    assert sorted(channel.sent()) == ["a1", "b1"]
+    assert await sending.deliver_due() == 1
+    assert await sending.deliver_due() == 1
+    assert await sending.deliver_due() == 0
+    assert channel.sent()[2:] == ["a2", "a3"]
+
+
+async def test_an_item_recorded_as_sent_is_never_handed_out_again(store: Store, channel: Channel, clock: Clock) -> None:
+    await put(store, "m1")
+    sending = outbox(store, channel, clock, lease_seconds=1)
+    assert await sending.deliver_due() == 1
+    clock.advance(minutes=10)  # far past the lease
+    assert await sending.deliver_due() == 0
+    assert channel.sent() == ["m1"]
+    sent = await item(store, "m1")
+    assert (sent.status, sent.provider_message_id) == (OutboxStatus.SENT, "provider-m1")
+
+
+async def test_the_send_is_recorded_through_a_brief_store_failure(store: Store, channel: Channel, clock: Clock) -> None:
+    await put(store, "m1")
+    flaky = MarkSentFails(store, times=3)
+    sending = outbox(cast(Store, flaky), channel, clock, lease_seconds=1)
+    assert await sending.deliver_due() == 1
+    assert flaky.left == 0 and (await item(store, "m1")).status is OutboxStatus.SENT
+    clock.advance(minutes=10)
+    assert await sending.deliver_due() == 0
+    assert channel.sent() == ["m1"]  # once
+
+
+async def test_a_leased_item_waits_for_its_lease(store: Store, channel: Channel, clock: Clock) -> None:
+    await put(store, "m1")
+    [claimed] = await store.outbox_due(clock(), 10, lease_seconds=60)  # another instance is sending it
+    assert claimed.id == "m1"
+    sending = outbox(store, channel, clock)
+    assert await sending.deliver_due() == 0
+    clock.advance(seconds=61)  # that instance died: its lease lapsed
+    assert await sending.deliver_due() == 1
+    assert channel.sent() == ["m1"]
+
+
+async def test_a_retry_waits_doubling_or_as_the_provider_asks(store: Store, channel: Channel, clock: Clock) -> None:
+    await put(store, "m1")
+    channel.errors["m1"] = [RetryableDelivery("503"), RetryableDelivery("503"), RetryableDelivery("429", 30)]
+    sending = outbox(store, channel, clock)
+    for expected in (1, 2, 30):  # base 1 s, then 2 s, then the provider's retry_after
+        await sending.deliver_due()
+        retried = await item(store, "m1")
+        assert retried.next_attempt_at == clock() + timedelta(seconds=expected)
+        clock.advance(seconds=expected)
+    assert await sending.deliver_due() == 1
+    assert (await item(store, "m1")).status is OutboxStatus.SENT
+
+
+async def test_a_split_message_resumes_at_its_first_unsent_part(store: Store, channel: Channel, clock: Clock) -> None:
+    await put(store, "m1")
+    channel.errors["m1"] = [RetryableDelivery("part 3 failed", parts_sent=2), RetryableDelivery("network")]
+    sending = outbox(store, channel, clock)
+    for _ in range(3):
+        await sending.deliver_due()
+        clock.advance(minutes=5)
+    assert channel.calls == [("m1", 0), ("m1", 2), ("m1", 2)]  # an error without progress never lowers it
+
+
+async def test_a_permanent_refusal_or_the_last_try_fails_the_item(
+    store: Store, channel: Channel, clock: Clock
+) -> None:
+    await put(store, "refused", "A")
+    await put(store, "flaky", "B")
+    channel.errors["refused"] = [PermanentDelivery("reply window closed")]
+    channel.errors["flaky"] = [RetryableDelivery("503") for _ in range(4)]
+    sending = outbox(store, channel, clock)
+    for _ in range(4):
+        await sending.deliver_due()
+        clock.advance(minutes=10)
+    refused, flaky = await item(store, "refused"), await item(store, "flaky")
+    assert (refused.status, refused.last_error) == (OutboxStatus.FAILED, "reply window closed")
+    assert flaky.status is OutboxStatus.FAILED and "gave up after 4 attempts" in (flaky.last_error or "")
+    assert channel.sent().count("flaky") == 4
+
+
+class RescheduleBroken:
+    """The real store, except that rescheduling ``item_id`` fails once with an unexpected error (a bug)."""
+
+    def __init__(self, store: Store, item_id: str) -> None:
+        self._store, self._item_id, self.broken = store, item_id, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def outbox_reschedule(self, item_id: str, *args: Any) -> bool:
+        if item_id == self._item_id and not self.broken:
+            self.broken = True
+            raise RuntimeError("a bug")
+        return await self._store.outbox_reschedule(item_id, *args)
+
+
+async def test_one_items_failure_never_fails_the_others(store: Store, channel: Channel, clock: Clock) -> None:
+    await put(store, "adapter-bug", "A")
+    await put(store, "record-bug", "B")
+    await put(store, "fine", "C")
+    await store.outbox_put(OutboxItem("unreadable", "D", {"written by": "a newer version"}, created_at=T0))
+    channel.errors["adapter-bug"] = [ValueError("a bug in the adapter")]
+    channel.errors["record-bug"] = [RetryableDelivery("503")]
+    sending = outbox(cast(Store, RescheduleBroken(store, "record-bug")), channel, clock, lease_seconds=60)
+    assert await sending.deliver_due() == 4  # the pass itself never fails
+    assert (await item(store, "fine")).status is OutboxStatus.SENT
+    assert (await item(store, "adapter-bug")).status is OutboxStatus.PENDING  # retried soon
+    unreadable = await item(store, "unreadable")
+    assert unreadable.status is OutboxStatus.FAILED and "set aside" in (unreadable.last_error or "")
+    clock.advance(seconds=61)  # the unrecorded retry: handed out again once its lease ended
+    assert await sending.deliver_due() == 2
+    assert {(await item(store, i)).status for i in ("adapter-bug", "record-bug")} == {OutboxStatus.SENT}
+
+
+class PassFails:
+    """The real store, except that the first passes fail: once on a bug, once on the store itself."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.failures: list[Exception] = [RuntimeError("a bug"), StoreError("redis: ConnectionError")]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def outbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 60) -> list[OutboxItem]:
+        if self.failures:
+            raise self.failures.pop(0)
+        return await self._store.outbox_due(now, limit, lease_seconds=lease_seconds)
+
+
+async def test_the_worker_goes_on_after_a_failed_pass(
+    store: Store, channel: Channel, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    await put(store, "m1")
+    failing = PassFails(store)
+    worker = asyncio.create_task(outbox(cast(Store, failing), channel, clock, poll_seconds=0.01).run())
+    try:
+        async with asyncio.timeout(10):
+            while channel.sent() != ["m1"]:
+                await asyncio.sleep(0.01)
+    finally:
+        worker.cancel()
+    assert "outbox: unexpected RuntimeError at" in caplog.text  # a bug: by class and place
+    assert "outbox: store unavailable (StoreError)" in caplog.text

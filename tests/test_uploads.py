@@ -1,0 +1,131 @@
+"""Images sent from the web chat (gateway/uploads.py, gateway/images.py) through the real app: accepted ones are
+re-encoded without their metadata, stored, and shown to the listener like any channel's attachment; anything
+else is refused with a code the page words, and nothing is stored."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from PIL import Image
+
+from gateway.app import STORE
+from gateway.messages import ChannelName
+from gateway.settings import Settings
+from gateway.store import Author
+from tests.conftest import AppFactory, add_listener, login
+from tests.test_webchat import hello, say
+
+Client = TestClient  # type: ignore[type-arg]
+GPS = {1: "N", 2: (48.0, 51.0, 29.0), 3: "E", 4: (2.0, 17.0, 40.0)}  # Paris, to the second
+
+
+def photo(size: tuple[int, int] = (64, 48), image_format: str = "JPEG") -> bytes:
+    """A phone photo: its camera, where it was taken, and an orientation tag (turn it 90°)."""
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0112] = "Phone Maker", "Phone 12", 6
+    exif[0x8825] = GPS
+    out = io.BytesIO()
+    Image.new("RGB", size, (200, 40, 40)).save(out, image_format, exif=exif)
+    return out.getvalue()
+
+
+async def chat(client: Client) -> str:
+    """A web chat conversation with the bot; its token."""
+    async with client.ws_connect("/chat/ws") as ws:
+        token = str((await hello(ws))["token"])
+        await say(ws, "m1", "2")
+    return token
+
+
+async def upload(client: Client, token: str, body: bytes, upload_id: str = "u-1") -> tuple[int, Any]:
+    """The answer's status, and its error code (or the accepted upload's id)."""
+    response = await client.post("/chat/upload", data=body, headers={"X-Chat-Token": token, "X-Upload-Id": upload_id})
+    body = await response.json()
+    return response.status, body.get("error", body.get("id"))
+
+
+async def images_of(client: Client, token: str) -> list[Any]:
+    conversation = await client.app[STORE].find_active_conversation(ChannelName.WEBCHAT, token)
+    assert conversation is not None
+    transcript = await client.app[STORE].transcript(conversation.id)
+    return [a for e in transcript if e.author == Author.USER for a in e.attachments]
+
+
+async def test_a_photo_is_stored_without_its_location_and_shown_to_the_listener(client: Client) -> None:
+    token = await chat(client)
+    assert b"Phone 12" in photo() and Image.open(io.BytesIO(photo())).getexif().get_ifd(0x8825)
+    assert await upload(client, token, photo()) == (201, "u-1")
+    assert await upload(client, token, photo()) == (201, "u-1")  # sent again: one message
+    [attachment] = await images_of(client, token)
+    assert (attachment.kind, attachment.content_type) == ("image", "image/jpeg")
+    content_type, stored = await client.app[STORE].get_upload(attachment.url.removeprefix("upload:"))  # type: ignore[misc, union-attr]
+    cleaned = Image.open(io.BytesIO(stored))
+    assert content_type == "image/jpeg" and cleaned.format == "JPEG"
+    assert dict(cleaned.getexif()) == {} and b"Phone 12" not in stored and b"Exif" not in stored
+    assert cleaned.size == (48, 64)  # turned upright as the orientation tag said, then the tag went too
+
+    conversation = await client.app[STORE].find_active_conversation(ChannelName.WEBCHAT, token)
+    assert conversation is not None
+    await add_listener(client, "anne")
+    await login(client, "anne")
+    detail = await (await client.get(f"/api/conversations/{conversation.id}")).json()
+    [shown] = [a for e in detail["transcript"] for a in e["attachments"]]
+    assert shown == {"kind": "image", "content_type": "image/jpeg", "name": None, "number": 0, "fetchable": True}
+    response = await client.get(f"/api/conversations/{conversation.id}/attachments/0")
+    assert response.status == 200 and response.content_type == "image/jpeg"
+    assert await response.read() == stored
+    assert "upload:" not in str(detail)  # the store's key never reaches the console
+
+
+def heic() -> bytes:
+    return b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 200
+
+
+def bomb() -> bytes:
+    """48 KB of PNG that would be 400 million pixels once decoded."""
+    out = io.BytesIO()
+    Image.new("1", (20_000, 20_000)).save(out, "PNG")
+    return out.getvalue()
+
+
+async def test_anything_but_a_reasonable_jpeg_png_or_webp_is_refused_and_nothing_is_kept(client: Client) -> None:
+    token = await chat(client)
+    gif = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(gif, "GIF")
+    refused = {
+        "a text named .jpg": (b"\xff\xd8\xff\xe0 not really a jpeg " * 20, (422, "corrupt")),
+        "a truncated photo": (photo()[:300], (422, "corrupt")),
+        "a GIF": (gif.getvalue(), (415, "type")),
+        "an SVG": (b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>", (415, "type")),
+        "an iPhone photo": (heic(), (415, "heic")),
+        "a decompression bomb": (bomb(), (413, "too_large")),
+        "nothing": (b"", (415, "type")),
+    }
+    for number, (what, (body, expected)) in enumerate(refused.items()):
+        assert await upload(client, token, body, f"bad-{number}") == expected, what
+    assert await images_of(client, token) == []
+
+
+async def test_refused_before_reading_an_image_too_big_no_session_or_an_ended_chat(
+    make_client: AppFactory, settings: Settings
+) -> None:
+    client = await make_client(settings.replace(webchat_upload_max_bytes=10_000))
+    token = await chat(client)
+    assert await upload(client, token, photo((2000, 2000)) + b"\x00" * 10_000) == (413, "too_big")
+    response = await client.post("/chat/upload", data=photo(), headers={"X-Upload-Id": "u-2"})
+    assert (response.status, (await response.json())["error"]) == (400, "bad_request")
+    assert await upload(client, "x" * 32, photo()) == (409, "ended")  # an upload never starts a chat
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws, token)
+        await ws.send_json({"type": "end"})
+        await ws.receive_json(timeout=5)
+    assert await upload(client, token, photo()) == (409, "ended")
+    larger = b"x" * (settings.max_body_bytes + 1)  # every other route keeps GATEWAY_MAX_BODY_BYTES
+    assert (await client.post("/api/session", data=larger)).status == 413
+
+
+async def test_the_chat_page_knows_the_limit(client: Client) -> None:
+    page = await (await client.get("/chat")).text()
+    assert 'data-upload-max="5000000"' in page
