@@ -1,6 +1,7 @@
 """Understanding figures: ``python bench/understanding.py`` (or ``make bench``). Prints numbers, asserts nothing.
 
-On ``corpus/heldout.jsonl`` (messages the model never saw: training reads ``corpus/train.jsonl`` only):
+On ``corpus/heldout.jsonl`` and ``corpus/heldout2.jsonl``, each in turn (messages the model never saw, written by
+two other authors: training reads ``corpus/train.jsonl`` only):
 (a) recall and precision per risk class (the model's most likely class above its threshold), any-risk recall per
     class, false alarms on ``none`` and topic accuracy; the keyword interrupts of flows.yaml alone, then
     keywords + model (a message is flagged when either flags it); risky messages that would end the conversation;
@@ -19,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
@@ -28,7 +29,11 @@ from gateway.flows.engine import Engine  # noqa: E402
 from gateway.flows.loader import load_file  # noqa: E402
 from gateway.flows.reading import RISKS, Reading, Risk  # noqa: E402
 
-HELDOUT = ROOT / "corpus" / "heldout.jsonl"
+if TYPE_CHECKING:
+    from gateway.understanding import Model
+
+# messages the model never saw, by two authors other than the training corpus's (corpus/README.md)
+HELDOUT = (ROOT / "corpus" / "heldout.jsonl", ROOT / "corpus" / "heldout2.jsonl")
 AIMS = {"imminent_danger": 0.95, "suicide": 0.95, "self_harm": 0.95, "abuse_home": 0.90}
 FALSE_ALARM_AIM = 0.10
 
@@ -103,16 +108,8 @@ def percentiles(seconds: list[float]) -> str:
     return f"p50 {statistics.median(ms):.1f} ms, p99 {ms[min(len(ms) - 1, int(len(ms) * 0.99))]:.1f} ms"
 
 
-def main() -> None:
-    rows = [json.loads(line) for line in HELDOUT.read_text(encoding="utf-8").splitlines() if line.strip()]
-    engine = Engine(load_file(ROOT / "flows.yaml"))
-    before = rss_mib()
-    started = time.perf_counter()
-    from gateway.understanding import load_model
-
-    model = load_model(threads=1)
-    load = time.perf_counter() - started
-    model.read("bonjour")
+def measure(model: Model, engine: Engine, path: Path) -> None:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     latencies, cpu, results = [], [], []
     for row in rows:
         t0, c0 = time.perf_counter(), time.thread_time()
@@ -122,14 +119,26 @@ def main() -> None:
         keywords, _ = decide(engine, row["text"], None)
         both, ends = decide(engine, row["text"], reading)
         results.append(Result(row, reading, model_alone(engine, reading), keywords, both, ends))
-    added = rss_mib() - before
-
-    print(f"held-out corpus: {len(rows)} messages ({HELDOUT.relative_to(ROOT)}), weights {model.classifier.model_name}")
+    print(f"\nheld-out corpus: {len(rows)} messages ({path.relative_to(ROOT)}), weights {model.classifier.model_name}")
     report(results)
     print(f"\n(b) per message, one thread (aims ≤ 20 ms p50, ≤ 60 ms p99): CPU time {percentiles(cpu)},"
           f" wall time {percentiles(latencies)} (the wall time grows with the machine's load)")
-    print(f"    model load {load * 1000:.0f} ms (aim ≤ 2 s); RSS added by the model {added:.0f} MiB")
-    print(f"    machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+
+
+def main() -> None:
+    engine = Engine(load_file(ROOT / "flows.yaml"))
+    before = rss_mib()
+    started = time.perf_counter()
+    from gateway.understanding import load_model
+
+    model = load_model(threads=1)
+    load = time.perf_counter() - started
+    model.read("bonjour")
+    added = rss_mib() - before
+    for path in HELDOUT:
+        measure(model, engine, path)
+    print(f"\nmodel load {load * 1000:.0f} ms (aim ≤ 2 s); RSS added by the model {added:.0f} MiB")
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import html
 import logging
 import math
@@ -31,17 +30,20 @@ from gateway.alerts import Watch
 from gateway.channels.base import MediaFetcher
 from gateway.channels_wiring import TypingRelay, build_channels, webhook_routes
 from gateway.clock import utcnow
+from gateway.console.access import Sight
 from gateway.console.actions import Actions
 from gateway.console.api import ListenerAPI, Presence
-from gateway.console.auth import SessionSigner
+from gateway.console.crosssite import CrossSite
 from gateway.console.events import ConsoleEvents
 from gateway.console.logins import LoginBrake, Logins, PasswordWorkers
 from gateway.console.media import ConsoleMedia
 from gateway.console.pages import ConsolePages
 from gateway.console.safety import Safety
+from gateway.console.sessions import Sessions
 from gateway.console.supervision import Supervision
 from gateway.crypto import DataKeys
 from gateway.dispatcher import Dispatcher
+from gateway.erasure import Eraser
 from gateway.errors import FlowValidationError, StoreError
 from gateway.flowset import FlowSet
 from gateway.gate import Gate
@@ -56,6 +58,7 @@ from gateway.notices.referrals import Referrals
 from gateway.notices.service import Notices
 from gateway.outbox import Outbox
 from gateway.ratelimit import RateLimits, open_limit_storage
+from gateway.retention import Retention
 from gateway.settings import Settings
 from gateway.sockets import SocketWriter
 from gateway.store import Store, open_store
@@ -121,7 +124,7 @@ async def create_app(
     outbox = Outbox(store, channels.senders, clock=clock, poll_seconds=worker_poll_seconds, metrics=metrics,
                     base_delay=settings.outbox_base_delay, max_attempts=settings.outbox_max_attempts,
                     lease_seconds=settings.outbox_lease_seconds,
-                    on_recipient_gone=functools.partial(leaving.blocked, dispatcher))  # fmt: skip
+                    on_recipient_gone=lambda gone: leaving.blocked(dispatcher, gone, clock()))  # fmt: skip
     outbox_ref.append(outbox)
     timers = Timers(dispatcher, store, clock=clock, poll_seconds=worker_poll_seconds)
     inbox = Inbox(store, dispatcher, clock=clock, batch=settings.inbox_batch, poll_seconds=worker_poll_seconds,
@@ -132,13 +135,16 @@ async def create_app(
                 max_waiting_per_client=settings.max_waiting_per_client)  # fmt: skip
     hub = WebChatHub(store, dispatcher, metrics, gate, clock=clock, address_header=settings.client_address_header)
     actions = Actions(dispatcher, store, clock=clock)
-    live = ConsoleEvents(store)
+    # sessions run on real time, as the cookie's max-age does: not on the flow's (injectable) clock
+    sessions = Sessions(store, settings.secret_key.get_secret_value(), utcnow)
+    live = ConsoleEvents(store, sessions, sweep_seconds=worker_poll_seconds * 5)
     workers = PasswordWorkers(settings.password_hash_workers)
     brake = LoginBrake(counters, keyed, free=settings.login_free_failures, lock=settings.login_lock_failures,
                        lock_minutes=settings.login_lock_minutes, announce=lambda *lock: api.announce_lock(*lock))
-    api = ListenerAPI(store, dispatcher, actions, flows, SessionSigner(settings.secret_key.get_secret_value()),
+    api = ListenerAPI(store, dispatcher, actions, flows, sessions,
                       secure_cookies=settings.public_url.startswith("https://"), presence=presence, live=live,
                       metrics=metrics, logins=Logins(workers, brake), limits=limits, clock=clock,
+                      cross_site=CrossSite(settings.public_url, settings.console_origin_list()),
                       address_header=settings.client_address_header)  # fmt: skip
     app[SETTINGS], app[STORE], app[FLOWS], app[DISPATCHER] = settings, store, flows, dispatcher
     app[OUTBOX], app[TIMERS], app[API], app[METRICS], app[GATE] = outbox, timers, api, metrics, gate
@@ -151,14 +157,21 @@ async def create_app(
     smtp_url = settings.smtp_url.get_secret_value()
     mailer = Mailer(smtp_url, settings.smtp_ca_file) if smtp_url else None
     notices = Notices(dispatcher, store, fetchers, mailer, clock=clock, poll_seconds=worker_poll_seconds * 30)
+    retention = Retention(store, flows, clock=clock, interval_seconds=settings.purge_interval_seconds)
+    eraser = Eraser(store, dispatcher, gate.sender_key, clock=clock)
+    dispatcher.eraser = lambda conversation, key: eraser.erase_person(
+        conversation.channel, conversation.sender, "young person", "asked in the conversation", final_message=True,
+        keep_seen=(key,),
+    )  # fmt: skip
     supervisor = Supervisor(metrics)
     watch = Watch(store, metrics, clock=clock, outbox_alert_seconds=settings.outbox_alert_seconds)
     for name, worker in {
         "outbox": outbox.run, "inbox": inbox.run,
         "timers": timers.run, "webchat": hub.forward_events, "console": live.forward,
+        "console-sessions": live.sweep,
         "flows": lambda: _watch(flows, flow_watch_seconds), "presence": lambda: presence.listen(store),
         "presence-beat": lambda: presence.beat_forever(store), "typing": TypingRelay(store, channels.adapters).run,
-        "alerts": watch.run, "notices": notices.run,
+        "alerts": watch.run, "notices": notices.run, "purge": retention.run,
     }.items():  # fmt: skip
         supervisor.add(name, worker)
     app[SUPERVISOR] = supervisor
@@ -170,14 +183,14 @@ async def create_app(
     app.on_cleanup.append(lambda _: _close_guards(workers))
     app.on_shutdown.append(_close_sockets(hub.open, api.open))
     _routes(app, settings, hub, api, flows, store, supervisor, reader)
-    app.add_routes(webhook_routes(channels, dispatcher, gate, inbox))
+    app.add_routes(webhook_routes(channels, dispatcher, gate, inbox, clock=clock))
     media = ConsoleMedia(store, fetchers)
     app.add_routes([
         *ConsolePages(api).routes(), *Supervision(store, flows, presence, api, clock=clock).routes(),
-        *Safety(store, gate, api, clock=clock).routes(),
+        *Safety(store, gate, api, eraser, clock=clock).routes(),
         *CaseworkAPI(api, notices, Referrals(dispatcher, store, mailer, clock=clock), clock=clock).routes(),
         *InboundReferrals(dispatcher, store, settings.partner_key_map(), settings.public_url, clock=clock).routes(),
-        web.get("/api/conversations/{id}/attachments/{n}", api.authed(media.attachment)),
+        web.get("/api/conversations/{id}/attachments/{n}", api.authed(media.attachment, wall=Sight.FULL)),
         web.post(uploads_path, uploads.upload),
     ])  # fmt: skip
     app.router.add_get("/metrics", _metrics_handler(metrics, store, presence, clock))

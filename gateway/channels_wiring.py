@@ -23,6 +23,7 @@ from aiohttp import web
 
 from gateway import leaving
 from gateway.channels.base import Batch, Channel, Lifecycle, ReplyWindow, TypingIndicator
+from gateway.clock import Clock
 from gateway.conversation import Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import DeliveryError, WebhookError
@@ -137,22 +138,24 @@ class TypingRelay:
                 log.info("%s typing indicator not shown (%s)", conversation.channel.value, type(exc).__name__)
 
 
-def webhook_routes(channels: Channels, dispatcher: Dispatcher, gate: Gate, inbox: Inbox) -> list[web.RouteDef]:
+def webhook_routes(
+    channels: Channels, dispatcher: Dispatcher, gate: Gate, inbox: Inbox, *, clock: Clock
+) -> list[web.RouteDef]:
     routes: list[web.RouteDef] = []
     for name, adapter in channels.adapters.items():
         path = f"/webhooks/{name.value}"
-        routes.append(web.post(path, _webhook(adapter, adapter.parse, dispatcher, gate, inbox)))
+        routes.append(web.post(path, _webhook(adapter, adapter.parse, dispatcher, gate, inbox, clock)))
         verify = getattr(adapter, "verify", None)
         if verify is not None:  # Messenger's GET subscription handshake
             routes.append(web.get(path, verify))
         parse_status = getattr(adapter, "parse_status", None)
         if parse_status is not None:  # Twilio's delivery status callbacks
-            routes.append(web.post(path + "/status", _webhook(adapter, parse_status, dispatcher, gate, inbox)))
+            routes.append(web.post(path + "/status", _webhook(adapter, parse_status, dispatcher, gate, inbox, clock)))
     return routes
 
 
 def _webhook(
-    adapter: Channel, parse: Parse, dispatcher: Dispatcher, gate: Gate, inbox: Inbox
+    adapter: Channel, parse: Parse, dispatcher: Dispatcher, gate: Gate, inbox: Inbox, clock: Clock
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         try:
@@ -173,7 +176,7 @@ def _webhook(
         for receipt in batch.receipts:
             await dispatcher.handle_receipt(receipt)
         for departure in batch.departures:  # after the messages: a WhatsApp "STOP" is a message, then a departure
-            await leaving.provider_says(dispatcher, departure)
+            await leaving.provider_says(dispatcher, departure, clock())
         return adapter.acknowledge()
 
     return handle

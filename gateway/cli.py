@@ -1,5 +1,5 @@
-"""The ``gateway`` command: serve, flows (check, test, simulate, graph, classify), listeners, telegram, data-key
-(new, show, rotate), doctor."""
+"""The ``gateway`` command: serve, flows (check, test, simulate, graph, classify), listeners, telegram, purge,
+erase, data-key (new, show, rotate), doctor."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gateway.cli_privacy import add_privacy
 from gateway.errors import FlowError, FlowValidationError, GatewayError
 
 if TYPE_CHECKING:
@@ -242,8 +243,9 @@ def _read_password(args: argparse.Namespace) -> str:
         password = getpass.getpass("Password: ")
         if getpass.getpass("Again: ") != password:
             raise GatewayError("the two passwords differ")
-    if len(password) < 10:
-        raise GatewayError("a password needs at least 10 characters")
+    from gateway.console.passwords import check_password
+
+    check_password(password)  # WeakPassword (a GatewayError): why, in French then English
     return password
 
 
@@ -276,11 +278,14 @@ def _listeners_list(args: argparse.Namespace) -> int:
 
 
 def _listeners_remove(args: argparse.Namespace) -> int:
+    from gateway.console.sessions import end_all_sessions
+
     async def remove(store: Store) -> int:
         if not await store.remove_listener(args.name):
             print(f"gateway: no listener named {args.name}", file=sys.stderr)
             return 1
-        print(f"listener {args.name} removed")
+        ended = await end_all_sessions(store, args.name)  # logged out, live sockets closed
+        print(f"listener {args.name} removed ({ended} session(s) ended)")
         return 0
 
     return asyncio.run(_with_store(remove))
@@ -290,6 +295,7 @@ def _listeners_passwd(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from gateway.console.auth import hash_password
+    from gateway.console.sessions import end_all_sessions
 
     password_hash = hash_password(_read_password(args))
 
@@ -299,7 +305,8 @@ def _listeners_passwd(args: argparse.Namespace) -> int:
             print(f"gateway: no listener named {args.name}", file=sys.stderr)
             return 1
         await store.update_listener(replace(listener, password_hash=password_hash))
-        print(f"password of {args.name} changed")
+        ended = await end_all_sessions(store, args.name)  # a stolen cookie dies with the old password
+        print(f"password of {args.name} changed ({ended} session(s) ended)")
         return 0
 
     return asyncio.run(_with_store(change))
@@ -497,6 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("doctor", help="check the configuration a deployment needs, and say what to fix").set_defaults(
         handler=_doctor
     )
+    add_privacy(sub)
     return parser
 
 

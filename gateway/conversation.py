@@ -109,6 +109,8 @@ class Conversation:
     left_at: datetime | None = None  # the young person left (quick exit, "Terminer", the page gone): gateway/leaving.py
     left_how: str | None = None  # "quick_exit", "ended" or "gone"
     flag: RiskFlag | None = field(default=None, repr=False)  # the strongest risk read in the young person's words
+    erase_asked_at: datetime | None = None  # the young person wrote the erasure phrase: their next message answers
+    purged_at: datetime | None = None  # retention over: only what the figures need is left (gateway/retention.py)
     closed_notice_for: datetime | None = None  # the wait (its queued_at) the closed-line notice was given in
     window_paused_for: datetime | None = None  # the last message (last_inbound_at) after which queue messages paused
 

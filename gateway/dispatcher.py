@@ -29,7 +29,7 @@ import contextlib
 import logging
 import math
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -44,7 +44,7 @@ from gateway.flows.reading import Reading, Risk
 from gateway.flows.risk import Flag
 from gateway.flowset import FlowSet
 from gateway.ids import derived_from, inbound_entry_id, inbound_key, new_id
-from gateway.messages import ChannelName, Inbound, Outbound, Receipt, Reply
+from gateway.messages import ChannelName, Choice, Inbound, Outbound, Receipt, Reply
 from gateway.metrics import Metrics
 from gateway.store import Author, ClaimState, Delivery, DoneMark, OutboxItem, Store, TimerKind, TranscriptEntry
 from gateway.store.codec import encode_outbound
@@ -53,11 +53,13 @@ from gateway.system_entries import system_text
 from gateway.understanding.reader import Reader
 
 log = logging.getLogger(__name__)
+EraseHook = Callable[[Conversation, str], Awaitable[object]]
 
 DEDUPE_TTL_SECONDS = 8 * 24 * 3600  # longer than any provider's redelivery window (WhatsApp Cloud: 7 days)
 PACE_MIN_TAKES = 3  # takes in the last hour before the observed pace replaces the flow's average
 CLAIM_SECONDS = 10.0
 """The default lease on an inbound message being processed (renewed every third of it while processing)."""
+ERASURE_QUESTION_MINUTES = 30  # the erasure question waits this long for its answer, then is forgotten
 
 @dataclass(frozen=True, slots=True)
 class StatusEffects:
@@ -65,11 +67,13 @@ class StatusEffects:
 
     store: Store
     now: datetime
+    retention_seconds: int = 30 * 24 * 3600  # flows.yaml retention.closed_days: the transcript's TTL once it ends
 
     async def finished(self, conversation: Conversation) -> None:
         conversation.closed_at = self.now
         await self.store.cancel_timers(conversation.id)
         await self.store.remove_from_queue(conversation.id)  # its place, and the listener's capacity (held_by)
+        await self.store.expire_transcript(conversation.id, self.retention_seconds)  # Redis: a backstop of the purge
 
     async def entered(self, conversation: Conversation) -> None:
         conversation.updated_at = self.now
@@ -100,6 +104,7 @@ class Dispatcher:
         self._listeners_online = listeners_online
         self._reply_windows = reply_windows or {}  # channel → author ("bot"/"listener") → how long it may write
         self.reader = reader  # the embedded model; None: keywords only
+        self.eraser: EraseHook | None = None  # the young person confirmed erasure: (conversation, its message's key)
 
     # ----- inbound ----------------------------------------------------------------------------------------
 
@@ -171,7 +176,9 @@ class Dispatcher:
             current = await self.store.get_conversation(conversation.id) or conversation
             derived_from(key)  # this task's context only (handle_inbound's shield made it a task)
             async with self.store.batch():  # the message's writes, the processed mark with them: one round trip
-                await self._process(current, inbound, now, DoneMark(key, DEDUPE_TTL_SECONDS), reading)
+                erase = await self._process(current, inbound, now, DoneMark(key, DEDUPE_TTL_SECONDS), reading)
+        if erase and self.eraser is not None:  # confirmed by the young person: after the lock, which erasure takes
+            await self.eraser(current, key)
         self._on_outgoing()  # the outbox may have looked before the batch's writes were made
         return True
 
@@ -196,7 +203,8 @@ class Dispatcher:
 
     async def _process(
         self, conversation: Conversation, inbound: Inbound, now: datetime, done: DoneMark, reading: Reading | None
-    ) -> None:
+    ) -> bool:
+        """Record and answer one message; True when it confirmed an erasure (done by the caller, after the lock)."""
         conversation.last_inbound_at = now
         conversation.updated_at = now
         engine = self.flows.for_version(conversation.flow_version) if conversation.engine else self.flows.engine()
@@ -214,6 +222,10 @@ class Dispatcher:
             await self.system_note(conversation, "left.unblocked", now, channel=conversation.channel.value)
         if flag is not None and (conversation.flag is None or flag.score >= conversation.flag.score):
             conversation.flag = flag  # the strongest so far, for the queue card
+        erasure = await self._erasure_turn(conversation, engine, inbound, flag, now)
+        if erasure is not None:
+            await self.store.save_conversation(conversation, done=done)
+            return erasure
         if conversation.status == Status.BOT:
             await self._bot_turn(conversation, inbound, now, reading)
         elif conversation.status in (Status.QUEUED, Status.WITH_LISTENER):
@@ -225,6 +237,32 @@ class Dispatcher:
         if flag is not None:
             await self.store.publish(FlagRaised(conversation.id, entry.id, flag))
             await self.store.publish(QueueChanged())
+        return False
+
+    async def _erasure_turn(
+        self, conversation: Conversation, engine: Engine, inbound: Inbound, flag: RiskFlag | None, now: datetime
+    ) -> bool | None:
+        """The erasure phrase (flows.yaml ``erasure``), alone in a message, asks for confirmation; the next message
+        confirms it (True) or cancels it (False: told so). None: the message goes on as usual, as does a message
+        in which a risk was read, even when it cancels a pending question (words of danger are never set aside).
+        """
+        words, spec = engine.erasure, engine.flow.erasure
+        if words is None or spec is None:
+            return None
+        asked, conversation.erase_asked_at = conversation.erase_asked_at, None
+        language = self.language(conversation, engine)
+        if asked is not None and now - asked <= timedelta(minutes=ERASURE_QUESTION_MINUTES):
+            if flag is None and (inbound.payload == "erase_yes" or words.confirmed(inbound.text)):
+                return True
+            await self.emit(conversation, [Reply(engine.text(spec.cancelled, language))], Author.BOT, now)
+            return False if flag is None else None
+        if flag is not None or not words.asked(inbound.text):
+            return None
+        conversation.erase_asked_at = now
+        choices = (Choice("erase_yes", engine.message("offer_yes", language)),
+                   Choice("erase_no", engine.message("offer_no", language)))  # fmt: skip
+        await self.emit(conversation, [Reply(engine.text(spec.confirm, language), choices)], Author.BOT, now)
+        return False
 
     def _flag(self, found: Flag | None) -> RiskFlag | None:
         """A risk the keywords or the model found (flows.yaml's thresholds), as the listeners see it."""
@@ -345,6 +383,10 @@ class Dispatcher:
         average = engine.flow.queues[queue].average_minutes if queue in engine.flow.queues else 15
         return max(1, math.ceil(position * average / max(1, self._listeners_online())))
 
+    def kick_outbox(self) -> None:
+        """Wake the outbox worker: an item was put outside a message's processing."""
+        self._on_outgoing()
+
     def listeners_online(self) -> int:
         """Listeners with the console open now (supervisors only watching the board are not counted)."""
         return self._listeners_online()
@@ -356,7 +398,8 @@ class Dispatcher:
     async def transition(self, conversation: Conversation, trigger: Trigger, now: datetime) -> Status:
         """Move the conversation (``lifecycle.transition``: IllegalTransition, and nothing changed, when the move
         is not allowed) with the effects of entering its new status."""
-        return await lifecycle.transition(conversation, trigger, StatusEffects(self.store, now))
+        days = self.flows.for_version(conversation.flow_version).flow.retention.closed_days
+        return await lifecycle.transition(conversation, trigger, StatusEffects(self.store, now, days * 24 * 3600))
 
     # ----- outgoing ---------------------------------------------------------------------------------------
 

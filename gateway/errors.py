@@ -20,7 +20,9 @@
     │   │                         ``parts_sent``: parts of a split message the provider accepted before it)
     │   └── PermanentDelivery     the provider refused for good (e.g. reply window closed)
     │       └── RecipientGone     the young person blocked the line or unsubscribed (gateway/leaving.py is told)
-    └── MailError                 the SMTP server could not be reached or refused an e-mail (notices, referrals)
+    ├── MailError                 the SMTP server could not be reached or refused an e-mail (notices, referrals)
+    └── WeakPassword              a new listener password is refused (``reason``: too_short, common): said in
+                                  French then English
 
 Messages never contain message text, phone numbers or platform user ids.
 """
@@ -110,3 +112,11 @@ class RecipientGone(PermanentDelivery):
 
 class MailError(GatewayError):
     """An e-mail was not accepted by the SMTP server; the message names the step, never an address."""
+
+
+class WeakPassword(GatewayError):
+    """A password refused by the policy (``console/passwords.py``); ``reason`` is ``too_short`` or ``common``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)

@@ -15,7 +15,10 @@ it); :func:`decode` reads it back. Producers build the dataclasses; consumers ``
     notices     NoticesChanged   a conversation's notices or referrals changed    console
     alert       Alert            something a supervisor should see                console
     presence    ListenersOnline  the listeners online on one instance (hashed)    other instances
+    sessions_ended SessionsEnded console sessions ended: close their sockets         every instance's console
     resync      Resync           events may have been missed: reload              every subscriber
+    erased      Erased           the conversation was erased (its last entry,     console, web chat
+                                 never stored: ``gateway/erasure.py``)
 
 Events never carry a sender's address (a PSID, a phone number): entries carry the transcript's own fields; an
 attachment's provider URL is removed before the console sees it (``console/media.py``). Decoding is lenient: an
@@ -230,6 +233,40 @@ class ListenersOnline:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionsEnded:
+    """Console sessions ended (``console/sessions.py``): one (``session``, its key: a keyed hash, logout) or every
+    one of a listener (``listener``, a digest of the name). Never forwarded to a socket."""
+
+    type: ClassVar[str] = "sessions_ended"
+    session: str | None = None
+    listener: str | None = None
+
+    def to_json(self) -> JSON:
+        return {"type": self.type, "session": self.session, "listener": self.listener}
+
+    @classmethod
+    def from_json(cls, data: JSON) -> SessionsEnded:
+        session, listener = data.get("session"), data.get("listener")
+        if not isinstance(session, str | None) or not isinstance(listener, str | None):
+            raise ValueError("a malformed sessions_ended event")
+        return cls(session, listener)
+
+
+@dataclass(frozen=True, slots=True)
+class Erased:
+    type: ClassVar[str] = "erased"
+    conversation_id: str
+    entry: TranscriptEntry  # a system entry for the listeners, shown live and never stored
+
+    def to_json(self) -> JSON:
+        return {"type": self.type, "conversation_id": self.conversation_id, "entry": entry_json(self.entry)}
+
+    @classmethod
+    def from_json(cls, data: JSON) -> Erased:
+        return cls(data["conversation_id"], entry_from_json(data["conversation_id"], data["entry"]))
+
+
+@dataclass(frozen=True, slots=True)
 class Resync:
     """Events may have been missed since the previous one (see :class:`~gateway.store.Subscription`)."""
 
@@ -245,13 +282,13 @@ class Resync:
 
 Event = (
     QueueChanged | EntryAdded | NoteAdded | FlagRaised | StatusChanged | DeliveryChanged | Typing | NoticesChanged
-    | Alert | ListenersOnline | Resync
+    | Alert | ListenersOnline | SessionsEnded | Resync | Erased
 )
 
 _DECODERS: dict[str, Callable[[JSON], Event]] = {
     kind.type: kind.from_json
     for kind in (QueueChanged, EntryAdded, NoteAdded, FlagRaised, StatusChanged, DeliveryChanged, Typing,
-                 NoticesChanged, Alert, ListenersOnline, Resync)
+                 NoticesChanged, Alert, ListenersOnline, SessionsEnded, Resync, Erased)
 }  # fmt: skip
 
 

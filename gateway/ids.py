@@ -42,4 +42,10 @@ def inbound_key(inbound: Inbound) -> str:
 
 def inbound_entry_id(inbound: Inbound) -> str:
     """A young person's message always gets the same entry id: a retried processing never records it twice."""
-    return "u" + hashlib.sha256(inbound_key(inbound).encode()).hexdigest()[:23]
+    return entry_id_of_key(inbound_key(inbound))
+
+
+def entry_id_of_key(key: str) -> str:
+    """The entry id of the young person's message whose de-duplication key is ``key`` (how an erasure finds the
+    keys of the person's messages again, from their entries)."""
+    return "u" + hashlib.sha256(key.encode()).hexdigest()[:23]

@@ -77,30 +77,24 @@ async def returned(dispatcher: Dispatcher, conversation_id: str, now: datetime) 
         await store.save_conversation(conversation)
 
 
-async def blocked(dispatcher: Dispatcher, conversation_id: str) -> None:
+async def blocked(dispatcher: Dispatcher, conversation_id: str, now: datetime) -> None:
     """The young person blocked the line or unsubscribed: messages no longer reach them. Told once."""
-    await _set_blocked(dispatcher, conversation_id, True)
+    await _set_blocked(dispatcher, conversation_id, True, now)
 
 
-async def unblocked(dispatcher: Dispatcher, conversation_id: str) -> None:
-    """The young person accepts messages again: lift a ``blocked`` mark."""
-    await _set_blocked(dispatcher, conversation_id, False)
-
-
-async def provider_says(dispatcher: Dispatcher, departure: Departure) -> None:
+async def provider_says(dispatcher: Dispatcher, departure: Departure, now: datetime) -> None:
     """A provider's webhook: the active conversation of this sender on this channel, if any, is (un)blocked."""
     conversation = await dispatcher.store.find_active_conversation(departure.channel, departure.sender)
     if conversation is not None:
-        await _set_blocked(dispatcher, conversation.id, departure.left)
+        await _set_blocked(dispatcher, conversation.id, departure.left, now)
 
 
-async def _set_blocked(dispatcher: Dispatcher, conversation_id: str, left: bool) -> None:
+async def _set_blocked(dispatcher: Dispatcher, conversation_id: str, left: bool, now: datetime) -> None:
     store = dispatcher.store
     async with store.lock(conversation_id):
         conversation = await store.get_conversation(conversation_id)
         if conversation is None or not conversation.active or (conversation.left_how == "blocked") == left:
             return
-        now = dispatcher.clock()
         if left:
             await mark_left(dispatcher, conversation, "blocked", now)
         else:

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     login_lock_failures: int = 10  # wrong passwords (per account or per address) that lock for login_lock_minutes
     login_lock_minutes: int = 15
     password_hash_workers: int = 2  # argon2 runs in this many threads at most, never on the event loop
+    # Other origins allowed to call the console's API and open its socket, "https://a.example,https://b.example"
+    # (the public URL's origin and the page's own always are)
+    console_origins: str = ""
     http_header_timeout: float = 10.0
     http_body_timeout: float = 30.0
     max_connections_per_address: int = 64
@@ -85,6 +88,7 @@ class Settings(BaseSettings):
     outbox_lease_seconds: int = 60  # an item being sent; after a crash another instance resends it past this
     inbox_batch: int = 20  # a webhook with more messages is stored in the inbox, acknowledged, processed after
     inbound_claim_seconds: float = 10.0  # lease on an inbound message while processing it, renewed meanwhile
+    purge_interval_seconds: float = 86_400.0  # the retention purge (flows.yaml retention) runs this often
     redis_max_connections: int = 100  # per instance; a caller waits for a free one up to redis_pool_timeout
     redis_pool_timeout: float = 10.0
     understanding: str = "on"  # "off": keywords only, the embedded model is not loaded
@@ -181,10 +185,13 @@ class Settings(BaseSettings):
             raise ConfigError("GATEWAY_INBOX_BATCH must be >= 0")
         if self.inbound_claim_seconds <= 0:
             raise ConfigError("GATEWAY_INBOUND_CLAIM_SECONDS must be positive")
+        if self.purge_interval_seconds <= 0:
+            raise ConfigError("GATEWAY_PURGE_INTERVAL_SECONDS must be positive")
         if self.smtp_url.get_secret_value() and not self.smtp_url.get_secret_value().startswith(("smtp://", "smtps://")):
             raise ConfigError("GATEWAY_SMTP_URL must start with smtp:// (STARTTLS) or smtps:// (TLS)")
         self.partner_key_map()  # ConfigError when malformed
         self._check_data_keys()
+        self.console_origin_list()  # ConfigError when malformed
         if self.redis_max_connections < 1 or self.redis_pool_timeout <= 0:
             raise ConfigError("GATEWAY_REDIS_MAX_CONNECTIONS must be >= 1 and GATEWAY_REDIS_POOL_TIMEOUT positive")
         if self.understanding not in ("on", "off") or self.understanding_timeout <= 0:
@@ -245,6 +252,15 @@ class Settings(BaseSettings):
                 raise ConfigError("GATEWAY_PARTNER_KEYS must be partner=key pairs, each key at least 24 characters")
             keys[partner.strip()] = key.strip()
         return keys
+
+    def console_origin_list(self) -> tuple[str, ...]:
+        """``GATEWAY_CONSOLE_ORIGINS`` as origins (``scheme://host[:port]``, no path); ConfigError when malformed."""
+        origins = tuple(filter(None, (part.strip().rstrip("/") for part in self.console_origins.split(","))))
+        for origin in origins:
+            scheme, sep, host = origin.partition("://")
+            if scheme not in ("http", "https") or not sep or not host or "/" in host:
+                raise ConfigError(f"GATEWAY_CONSOLE_ORIGINS: '{origin}' is not an origin like https://console.example")
+        return origins
 
     @property
     def messenger_enabled(self) -> bool:

@@ -41,6 +41,7 @@ class SocketWriter:
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(limit)
         self._task = asyncio.create_task(self._run(), name=f"{surface}-socket-writer")
         self.dropped = False
+        self._closing: asyncio.Task[None] | None = None
 
     def offer(self, frame: dict[str, Any]) -> bool:
         """Queue a frame for this socket; False (and the socket dropped) when it cannot keep up."""
@@ -61,6 +62,24 @@ class SocketWriter:
                 async with asyncio.timeout(timeout):
                     await self._queue.join()
         await self.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server restarting")
+
+    def revoke(self) -> None:
+        """The session behind this socket ended: send nothing more, close at once with 1008 (policy); the page
+        reconnects, finds no session and goes to the login page. A client that does not answer the close within a
+        second is cut off."""
+        if self.dropped:
+            return
+        self.dropped = True
+        self._task.cancel()
+        self._closing = asyncio.create_task(self._close_now(), name=f"{self.surface}-socket-revoke")
+
+    async def _close_now(self) -> None:
+        try:
+            async with asyncio.timeout(1.0):
+                await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"session ended")
+        except (TimeoutError, ConnectionError, RuntimeError):
+            if self._transport is not None:
+                self._transport.abort()
 
     async def close(self) -> None:
         """The socket's handler ends: stop writing (frames still queued are for a socket that is gone)."""

@@ -23,7 +23,7 @@ from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
-from gateway.events import EntryAdded, Event, Resync, StatusChanged, Typing, entry_json
+from gateway.events import EntryAdded, Erased, Event, Resync, StatusChanged, Typing, entry_json
 from gateway.flows.lifecycle import Trigger
 from gateway.gate import Gate, Refusal
 from gateway.messages import ChannelName, Inbound, Reply
@@ -78,6 +78,7 @@ class WebChatHub:
         # delivered, read): the page's receipts only ever concern these, and only ever move them forward.
         self.outgoing: dict[str, dict[str, Delivery]] = {}
         self.open: weakref.WeakSet[SocketWriter] = weakref.WeakSet()  # every socket, for shutdown
+        self.erased: set[str] = set()  # followed conversations erased meanwhile (gateway/erasure.py): no gone timer
 
     def attach(self, conversation_id: str, writer: SocketWriter, last_entry: str | None) -> None:
         self.detach(writer)
@@ -113,6 +114,8 @@ class WebChatHub:
                 if isinstance(event, Resync):
                     await self.resync()
                     continue
+                if isinstance(event, Erased) and event.conversation_id in self.sockets:
+                    self.erased.add(event.conversation_id)
                 found = await self._frame(event)
                 if found is not None:
                     self._offer_all(*found)
@@ -189,6 +192,10 @@ class ChatSession:
                     await self._handle_text(message.data)
         finally:
             self.hub.detach(self.writer)
+        if self.conversation_id in self.hub.erased:  # nothing may name an erased conversation again
+            if self.conversation_id not in self.hub.sockets:
+                self.hub.erased.discard(self.conversation_id)
+            return
         if self.conversation_id is not None:  # closed (not cancelled): the young person may be gone for good
             try:
                 # shielded: the socket did close; a handler cancelled now (its connection gone) still arms the timer
@@ -307,7 +314,7 @@ class ChatSession:
         if self.conversation_id is None:
             return False
         conversation = await self.hub.store.get_conversation(self.conversation_id)
-        return conversation is not None and not conversation.active
+        return conversation is None or not conversation.active  # None: erased (gateway/erasure.py)
 
     async def _follow(self, conversation: Conversation, last_entry: str | None) -> None:
         self.conversation_id = conversation.id

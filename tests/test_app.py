@@ -55,7 +55,7 @@ async def test_an_invalid_reload_is_refused_and_the_old_flow_keeps_serving(
 
     text = flows.read_text(encoding="utf-8")
     flows.write_text(text.replace("next: urgency", "next: urgenci", 1), encoding="utf-8")
-    response = await client.post("/api/admin/reload")
+    response = await client.post("/api/admin/reload", json={})
     assert response.status == 422
     result = await response.json()
     assert result["ok"] is False and result["version"] == version
@@ -116,10 +116,10 @@ async def test_the_file_watcher_reloads_by_itself(make_client: AppFactory, setti
 
 
 async def test_the_reload_endpoint_needs_a_supervisor(client: Client) -> None:
-    assert (await client.post("/api/admin/reload")).status == 401
+    assert (await client.post("/api/admin/reload", json={})).status == 401
     await add_listener(client, "alice")
     await login(client, "alice")
-    assert (await client.post("/api/admin/reload")).status == 403
+    assert (await client.post("/api/admin/reload", json={})).status == 403
 
 
 async def test_the_quick_exit_url_is_escaped_in_the_chat_page(make_client: AppFactory, settings: Settings) -> None:

@@ -213,3 +213,29 @@ def test_conversation_tests_with_the_embedded_model(capsys: pytest.CaptureFixtur
     _, out, _ = run(capsys, "flows", "test", str(FLOWS), "--tests", str(side), "--model")
     assert "PASSED a phrase and the model together only raise" in out
     assert re.search(r"^\d+ passed, \d+ failed$", out, re.MULTILINE)  # the flow's own tests ran with the model too
+
+
+@pytest.mark.parametrize(
+    ("password", "french", "english"),
+    [
+        ("court123", "trop court : au moins 12 caractères", "too short: at least 12 characters"),
+        ("motdepasse2024!", "trop courant", "too common"),
+        ("azertyuiop123", "trop courant", "too common"),
+        ("abababababab", "trop courant", "too common"),
+    ],
+)
+def test_a_short_or_common_password_is_refused_in_french_then_english(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, password: str, french: str,
+    english: str,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("GATEWAY_STORE", f"sqlite:///{tmp_path}/cli.sqlite3")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
+    code, _, err = run(capsys, "listeners", "add", "sam", "--password-stdin")
+    assert code != 0 and french in err and english in err and err.index(french) < err.index(english)
+    assert password not in err
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+    assert run(capsys, "listeners", "add", "sam", "--password-stdin")[0] == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
+    code, _, err = run(capsys, "listeners", "passwd", "sam", "--password-stdin")
+    assert code != 0 and french in err and english in err

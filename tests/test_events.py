@@ -14,6 +14,7 @@ from gateway.events import (
     Alert,
     DeliveryChanged,
     EntryAdded,
+    Erased,
     Event,
     FlagRaised,
     ListenersOnline,
@@ -21,6 +22,7 @@ from gateway.events import (
     NoticesChanged,
     QueueChanged,
     Resync,
+    SessionsEnded,
     StatusChanged,
     Typing,
     decode,
@@ -69,7 +71,10 @@ WIRE: list[tuple[Event, dict[str, Any]]] = [
     (Alert("login_locked", "anne", "5 failed logins"),
      {"type": "alert", "kind": "login_locked", "subject": "anne", "detail": "5 failed logins"}),
     (ListenersOnline("i1", ("ab12", "cd34")), {"type": "presence", "instance": "i1", "listeners": ["ab12", "cd34"]}),
+    (SessionsEnded(session="k1"), {"type": "sessions_ended", "session": "k1", "listener": None}),
+    (SessionsEnded(listener="d1"), {"type": "sessions_ended", "session": None, "listener": "d1"}),
     (Resync(), {"type": "resync"}),
+    (Erased("c1", SYSTEM_ENTRY), {"type": "erased", "conversation_id": "c1", "entry": SYSTEM_JSON}),
 ]  # fmt: skip
 
 

@@ -63,7 +63,7 @@ async def test_an_urgent_wait_always_comes_with_the_emergency_numbers(client: Cl
         await queued_message(client, "a")
         waiting = (await (await client.get("/api/queue")).json())["waiting"]
         conversation = waiting[0]["id"]
-        assert (await client.post(f"/api/conversations/{conversation}/take")).status == 200
+        assert (await client.post(f"/api/conversations/{conversation}/take", json={})).status == 200
         store = client.app[STORE]
         record = await store.get_conversation(conversation)
         assert record is not None
@@ -82,7 +82,7 @@ async def test_the_pace_of_the_last_hour_replaces_the_average(client: Client, cl
         for person in ("a", "b", "c"):
             await queued_message(client, person)
             waiting = (await (await client.get("/api/queue")).json())["waiting"]
-            assert (await client.post(f"/api/conversations/{waiting[0]['id']}/take")).status == 200
+            assert (await client.post(f"/api/conversations/{waiting[0]['id']}/take", json={})).status == 200
             clock.advance(minutes=10)
         message = await queued_message(client, "d")
         assert "position 1" in message and "environ 20 minutes" in message  # 3 takes in the last hour: one per 20 min

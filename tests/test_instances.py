@@ -79,7 +79,7 @@ async def test_a_listener_on_one_instance_answers_a_chat_on_the_other(
         waiting = (await (await console.get("/api/queue")).json())["waiting"]
         assert len(waiting) == 1
         conversation = waiting[0]["id"]
-        assert (await console.post(f"/api/conversations/{conversation}/take")).status == 200
+        assert (await console.post(f"/api/conversations/{conversation}/take", json={})).status == 200
         sent = await console.post(f"/api/conversations/{conversation}/messages", json={"text": "Je suis là."})
         assert sent.status == 201
         frames = await receive_until(

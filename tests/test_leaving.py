@@ -25,7 +25,7 @@ async def system_lines(client: Client, conversation_id: str) -> list[str]:
 async def take(client: Client, conversation_id: str) -> None:
     await add_listener(client, "anne")
     await login(client, "anne")
-    assert (await client.post(f"/api/conversations/{conversation_id}/take")).status == 200
+    assert (await client.post(f"/api/conversations/{conversation_id}/take", json={})).status == 200
 
 
 async def test_the_quick_exit_while_waiting_leaves_the_queue_and_tells_the_listeners(

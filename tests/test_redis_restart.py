@@ -101,7 +101,7 @@ async def test_a_redis_restart_mid_burst_both_instances_recover(
     settings = settings.replace(store=own_redis.url, limit_chats_per_address="1000/hour",
                                    limit_chats_per_browser="1000/hour")  # fmt: skip
     one, two = await make_client(settings), await make_client(settings)
-    await add_listener(two, "anne")
+    await add_listener(two, "anne", supervisor=True)  # her console follows a conversation still in the bot
     await login(two, "anne")
     async with one.ws_connect("/chat/ws") as chat, two.ws_connect("/api/events") as console:
         await receive_until(console, lambda f: f["type"] == "hello")

@@ -16,7 +16,7 @@ import sqlite3
 import stat
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from gateway.testing import (
     twilio_form,
 )
 from tests.conftest import PASSWORD, AppFactory, Clock, add_listener, login, outbox_drained
+from tests.console.conftest import other_session
 from tests.e2e.channel_support import ListenerDesk
 from tests.e2e.test_whatsapp import PUBLIC, TOKEN, WALK
 from tests.test_redis_restart import OwnRedis, own_redis
@@ -316,7 +317,7 @@ async def test_listener_writes_are_rate_limited(make_client: AppFactory, setting
     client = await make_client(settings.replace(limit_listener_writes="3/minute"))
     await add_listener(client, "anne")
     await login(client, "anne")
-    statuses = [(await client.post("/api/conversations/nope/take")).status for _ in range(5)]
+    statuses = [(await client.post("/api/conversations/nope/take", json={})).status for _ in range(5)]
     assert statuses == [404, 404, 404, 429, 429]
     assert (await client.get("/api/queue")).status == 200  # reading is not a write
 
@@ -331,7 +332,7 @@ async def test_a_blocked_browser_gets_the_neutral_notice_and_nothing_is_recorded
         session = await open_chat(ws)
         await say(ws, "b1", "2")
         conversation_id = (await client.app[STORE].conversations_by_status(Status.BOT))[0].id
-        await login(client, "anne")
+        await login(client, "sam")  # still in the bot: a supervisor's to see (a listener blocks waiting or held ones)
         refused = await client.post(
             f"/api/conversations/{conversation_id}/block", json={"duration": "1y", "reason": "x"}
         )
@@ -354,7 +355,7 @@ async def test_a_blocked_browser_gets_the_neutral_notice_and_nothing_is_recorded
     async with client.ws_connect("/chat/ws") as later:
         assert (await open_chat(later, session["token"]))["type"] == "session"
     audit = await client.app[STORE].audit_log()
-    assert [(e.actor, e.action) for e in audit] == [("anne", "block")]
+    assert [(e.actor, e.action) for e in audit] == [("sam", "block")]
     assert session["token"] not in json.dumps([dataclasses.asdict(e) for e in audit], default=str)
 
 
@@ -364,12 +365,14 @@ async def test_supervisors_list_and_lift_blocks_and_listeners_cannot(client: Cli
     async with client.ws_connect("/chat/ws") as ws:
         session = await open_chat(ws)
     conversation_id = (await client.app[STORE].conversations_by_status(Status.BOT))[0].id
-    await login(client, "anne")
+    await login(client, "sam")
     await client.post(f"/api/conversations/{conversation_id}/block", json={"duration": "permanent", "reason": "spam"})
+    await login(client, "anne")
     assert (await client.get("/api/blocks")).status == 403
+    assert (await client.delete("/api/blocks/whatever")).status == 403
     await login(client, "sam")
     [block] = (await (await client.get("/api/blocks")).json())["blocks"]
-    assert (block["until"], block["reason"], block["by"]) == (None, "spam", "anne")
+    assert (block["until"], block["reason"], block["by"]) == (None, "spam", "sam")
     assert (await client.delete(f"/api/blocks/{block['key']}")).status == 204
     assert (await client.delete(f"/api/blocks/{block['key']}")).status == 404
     assert (await (await client.get("/api/blocks")).json())["blocks"] == []
@@ -386,7 +389,7 @@ async def test_a_blocked_telegram_sender_is_told_once_and_never_reaches_the_bot(
         client = await make_client(settings.replace(
             telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=TG_SECRET, telegram_api_url=telegram.url,
         ))  # fmt: skip
-        await add_listener(client, "anne")
+        await add_listener(client, "anne", supervisor=True)  # the sender is still in the bot: a supervisor's
         headers = telegram_headers(TG_SECRET)
         first = telegram_update(710000001, 5151, "bonjour")
         assert (await client.post("/webhooks/telegram", data=json.dumps(first), headers=headers)).status == 200
@@ -546,6 +549,189 @@ async def test_slowloris_connections_are_capped_and_dropped_and_healthz_answers(
             finally:
                 for sock in slow:
                     sock.close()
+
+
+# --- access walls (listener side) -----------------------------------------------------------------------------
+
+
+async def queue_young_person(client: Client, ws: aiohttp.ClientWebSocketResponse, prefix: str) -> str:
+    """A young person in the web chat walked to the queue; the conversation's id."""
+    store = client.app[STORE]
+    before = {c.id for c in await store.conversations_by_status(Status.QUEUED)}
+    await ws.send_json({"type": "hello", "token": None, "language": "fr"})
+    await receive_until(ws, lambda f: f["type"] == "session")
+    for number, answer in enumerate(WALK_TO_QUEUE):
+        await say(ws, f"{prefix}{number}", answer)
+    [conversation] = [c.id for c in await store.conversations_by_status(Status.QUEUED) if c.id not in before]
+    return conversation
+
+
+async def test_another_listeners_conversation_and_its_notes_stay_unreadable_even_live(client: Client) -> None:
+    """Measured: any listener read any conversation, another listener's private notes included, live on
+    /api/events. Now: a waiting conversation shows its card only; a held one is its holder's (403 for the others,
+    on every route, and none of its events reach them); supervisors see everything, and their reads are audited."""
+    for name in ("anne", "bruno"):
+        await add_listener(client, name)
+    await add_listener(client, "sam", supervisor=True)
+    anne, bruno, sam = [await other_session(client, name) for name in ("anne", "bruno", "sam")]
+    try:
+        async with client.ws_connect("/chat/ws") as young:
+            conversation_id = await queue_young_person(client, young, "w")
+            base = f"/api/conversations/{conversation_id}"
+            waiting = await (await bruno.get(base)).json()
+            assert waiting["restricted"] and waiting["transcript"] == [] and dict(waiting["summary"])["Âge"] == "15"
+            assert (await bruno.get(base + "/attachments/0")).status == 403
+            assert (await bruno.get(base + "/notices")).status == 403
+            assert (await anne.post(base + "/take", json={})).status == 200
+            assert (await anne.post(base + "/notes", json={"text": "note privée d'anne"})).status == 201
+            async with anne.ws_connect("/api/events") as to_anne, bruno.ws_connect("/api/events") as to_bruno, \
+                    sam.ws_connect("/api/events") as to_sam:  # fmt: skip
+                for socket_ in (to_anne, to_bruno, to_sam):
+                    await receive_until(socket_, lambda f: f["type"] == "hello")
+                await say(young, "secret", "mon secret")
+                assert (await anne.post(base + "/notes", json={"text": "deuxième note"})).status == 201
+                assert (await bruno.post(base + "/typing", json={})).status == 403
+                assert (await anne.post(base + "/typing", json={})).status == 204
+                for socket_ in (to_anne, to_sam):
+                    await receive_until(socket_, lambda f: f["type"] == "entry" and f["entry"]["text"] == "mon secret")
+                    await receive_until(socket_, lambda f: f["type"] == "note" and "deuxième" in f["entry"]["text"])
+                async with client.ws_connect("/chat/ws") as other_young:  # a broadcast after: the queue changes
+                    await queue_young_person(client, other_young, "o")
+                    to_bruno_frames = await receive_until(to_bruno, lambda f: f["type"] == "queue", limit=200)
+            seen_by_bruno = json.dumps(to_bruno_frames)
+            assert "mon secret" not in seen_by_bruno and "note" not in seen_by_bruno
+            assert all(f["type"] in ("queue", "status", "presence") for f in to_bruno_frames)
+            for method, path, body in [("GET", "", None), ("POST", "/notes", {"text": "x"}),
+                                       ("POST", "/messages", {"text": "x"}), ("POST", "/hand-back", {}),
+                                       ("POST", "/close", {"outcome": "cyberbullying"}), ("POST", "/typing", {}),
+                                       ("GET", "/attachments/0", None), ("GET", "/notices", None)]:  # fmt: skip
+                response = await bruno.request(method, base + path, json=body)
+                assert response.status == 403, (method, path, response.status)
+            assert (await bruno.post(base + "/take", json={})).status == 409  # taken
+            assert (await anne.get(base)).status == 200
+            assert await client.app[STORE].audit_log() == []  # the holder's reads are not audited
+            detail = await (await sam.get(base)).json()
+            assert {"note privée d'anne", "mon secret"} <= {e["text"].split(": ", 1)[-1] for e in detail["transcript"]}
+        [read] = await client.app[STORE].audit_log()
+        assert (read.actor, read.action, read.subject) == ("sam", "read", conversation_id)
+        assert "secret" not in read.detail and "note" not in read.detail
+    finally:
+        for http in (anne, bruno, sam):
+            await http.close()
+
+
+async def test_a_cross_origin_socket_or_form_cannot_use_a_listeners_cookie(
+    make_client: AppFactory, settings: Settings
+) -> None:
+    """Measured: a page on another port of the same host read live conversations through a listener's browser,
+    and a cross-origin form took and handed back conversations. Now: 403 for another Origin, 415 for a POST that
+    is not JSON (a form cannot send JSON), on every state-changing route and the live socket."""
+    client = await make_client(settings.replace(console_origins="https://console.example"))
+    await add_listener(client, "anne")
+    await login(client, "anne")
+    foreign = "http://127.0.0.1:1"  # another port: the same site, another origin
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        async with client.ws_connect("/api/events", origin=foreign):
+            pass
+    assert refused.value.status == 403
+    own = str(client.make_url("")).rstrip("/")
+    for origin in (own, "https://console.example", None):
+        async with client.ws_connect("/api/events", origin=origin) as events:
+            await receive_until(events, lambda f: f["type"] == "hello")
+    async with client.ws_connect("/chat/ws") as young:
+        conversation_id = await queue_young_person(client, young, "x")
+        base = f"/api/conversations/{conversation_id}"
+        form = {"confirm": "1"}
+        assert (await client.post(base + "/take", data=form)).status == 415  # urlencoded, no Origin
+        assert (await client.post(base + "/take", data=form, headers={"Origin": foreign})).status == 403
+        assert (await client.post(base + "/take", data="{}", headers={"Content-Type": "text/plain"})).status == 415
+        assert (await client.post(base + "/take", headers={"Origin": "null"}, json={})).status == 403
+        conversation = await client.app[STORE].get_conversation(conversation_id)
+        assert conversation is not None and conversation.status == Status.QUEUED
+        assert (await client.post(base + "/take", json={}, headers={"Origin": own})).status == 200
+        assert (await client.post(base + "/hand-back", data=form)).status == 415
+        assert (await client.post(base + "/hand-back", data=form, headers={"Origin": foreign})).status == 403
+        assert (await client.delete("/api/session", headers={"Origin": foreign})).status == 403
+        conversation = await client.app[STORE].get_conversation(conversation_id)
+        assert conversation is not None and conversation.status == Status.WITH_LISTENER
+    login_elsewhere = await client.post("/api/session", json={"name": "anne", "password": PASSWORD},
+                                        headers={"Origin": foreign})  # fmt: skip
+    assert login_elsewhere.status == 403
+    assert await metric(client, "gateway_refused", reason="cross_site") >= 6
+
+
+async def test_a_logged_out_cookie_and_its_open_socket_stop_at_once(client: Client) -> None:
+    """Measured: a logged-out listener's cookie and open socket kept working. Now the session is ended in the store:
+    the cookie gets 401 and the socket is closed (1008) at once."""
+    await add_listener(client, "anne")
+    anne = await other_session(client, "anne")
+    cookie = {"hg_session": anne.cookie_jar.filter_cookies(client.make_url("/"))["hg_session"].value}
+    thief = aiohttp.ClientSession(base_url=str(client.make_url("/")), cookies=cookie)
+    try:
+        assert (await thief.get("/api/me")).status == 200  # a copy of the cookie, taken while it worked
+        async with thief.ws_connect("/api/events") as stolen:
+            await receive_until(stolen, lambda f: f["type"] == "hello")
+            assert (await anne.delete("/api/session", json={})).status == 204
+            closing = await stolen.receive(timeout=10)
+            for _ in range(40):  # frames already on their way; an open socket gets presence beats for ever
+                if closing.type != aiohttp.WSMsgType.TEXT:
+                    break
+                closing = await stolen.receive(timeout=10)
+            assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            assert stolen.close_code == 1008 or closing.data == 1008
+        assert (await thief.get("/api/me")).status == 401
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            async with thief.ws_connect("/api/events"):
+                pass
+    finally:
+        await thief.close()
+        await anne.close()
+
+
+# ----- retention and erasure: what is left in the files ---------------------------------------------------------
+
+DISCLOSED = "mon oncle vient la nuit dans ma chambre"
+
+
+def file_bytes(settings: Settings) -> bytes:
+    """The SQLite store's files as they are on disk (the database, its write-ahead log), for a grep."""
+    base = Path(settings.store.removeprefix("sqlite:///"))
+    return b"".join(p.read_bytes() for p in (base, base.with_name(base.name + "-wal")) if p.exists())
+
+
+async def test_an_erased_disclosure_is_nowhere_in_the_sqlite_files(
+    make_client: AppFactory, settings: Settings, clock: Clock
+) -> None:
+    client = await make_client(settings)
+    async with client.ws_connect("/chat/ws") as ws:
+        await ws.send_json({"type": "hello", "token": None, "language": "fr"})
+        await receive_until(ws, lambda f: f["type"] == "session")
+        await say(ws, "m1", DISCLOSED)
+        [conversation] = await client.app[STORE].conversations_by_status(Status.BOT)
+        assert DISCLOSED in [e.text for e in await client.app[STORE].transcript(conversation.id)]  # sealed in the file
+        await say(ws, "m2", "efface mes données")
+        await ws.send_json({"type": "message", "id": "m3", "text": "oui"})
+        await receive_until(ws, lambda f: f["type"] == "status" and f["status"] == "closed")
+    assert DISCLOSED.encode() not in file_bytes(settings)  # deleted rows overwritten, the WAL emptied
+
+
+async def test_a_purged_disclosure_is_nowhere_in_the_sqlite_files(
+    make_client: AppFactory, settings: Settings, clock: Clock
+) -> None:
+    from gateway.app import FLOWS
+    from gateway.retention import Retention
+
+    client = await make_client(settings)
+    async with client.ws_connect("/chat/ws") as ws:
+        await ws.send_json({"type": "hello", "token": None, "language": "fr"})
+        await receive_until(ws, lambda f: f["type"] == "session")
+        await say(ws, "m1", DISCLOSED)
+        await ws.send_json({"type": "end"})
+        await receive_until(ws, lambda f: f["type"] == "status" and f["status"] != "bot")
+    store = client.app[STORE]
+    retention = Retention(store, client.app[FLOWS], clock=clock)
+    assert (await retention.purge(clock() + timedelta(days=31))).conversations == 1
+    assert DISCLOSED.encode() not in file_bytes(settings)
 
 
 # --- data at rest -----------------------------------------------------------------------------------------------

@@ -157,7 +157,7 @@ async def test_a_chat_that_never_reads_is_dropped_and_holds_nobody_back(client: 
 
 async def test_a_console_that_never_reads_is_dropped_and_holds_nobody_back(client: Client) -> None:
     """A listener's tab that stopped reading: dropped; another listener's tab still gets every event."""
-    await add_listener(client, "anne")
+    await add_listener(client, "anne", supervisor=True)  # the flood's conversation exists nowhere: supervisors see it
     await login(client, "anne")
     cookie = "".join(f"Cookie: {m.key}={m.value}\r\n" for m in client.session.cookie_jar)
     stalled = await RawChat.connect(client, receive_buffer=4096, path="/api/events", cookie=cookie)

@@ -163,7 +163,7 @@ async def test_a_conversation_idle_for_a_day_is_closed(client: Client, clock: Cl
     conversation = await conversation_of(client, token, clock)
     await add_listener(client, "alice")
     await login(client, "alice")
-    assert (await client.post(f"/api/conversations/{conversation.id}/take")).status == 200
+    assert (await client.post(f"/api/conversations/{conversation.id}/take", json={})).status == 200
 
     clock.advance(hours=25)
 

@@ -58,11 +58,12 @@ async def test_a_failing_timer_is_logged_by_conversation_and_the_others_fire(
     wrapped.broken = ids[0]
     before = [len(await store.transcript(i)) for i in ids]
     clock.advance(minutes=11)  # past the 10-minute reminder
-    assert await Timers(dispatcher).fire_due() == 1
+    timers = Timers(dispatcher, cast(Store, wrapped), clock=clock)
+    assert await timers.fire_due() == 1
     assert f"timers: {ids[0]} bot_reminder failed: ValueError at" in caplog.text
     after = [len(await store.transcript(i)) for i in ids]
     assert after[0] == before[0] and after[1] > before[1]
     sam = await store.transcript(ids[1])
     assert sam[-1].author is Author.BOT
     wrapped.broken = None
-    assert await Timers(dispatcher).fire_due() == 0  # dropped, not retried for ever
+    assert await timers.fire_due() == 0  # dropped, not retried for ever

@@ -68,7 +68,7 @@ async def test_a_photo_is_stored_without_its_location_and_shown_to_the_listener(
 
     conversation = await client.app[STORE].find_active_conversation(ChannelName.WEBCHAT, token)
     assert conversation is not None
-    await add_listener(client, "anne")
+    await add_listener(client, "anne", supervisor=True)  # the conversation is still in the bot: a supervisor's
     await login(client, "anne")
     detail = await (await client.get(f"/api/conversations/{conversation.id}")).json()
     [shown] = [a for e in detail["transcript"] for a in e["attachments"]]

@@ -35,6 +35,9 @@ def _settings(directory: Path) -> Settings:
     return Settings(
         store=f"sqlite:///{directory}/gateway.sqlite3", flows=str(ROOT / "flows.yaml"),
         secret_key="hostile-test-secret-0123456789",
+        # The hostile frames may say "hello" several times: the per-client cap and the new-chat rates (tested in
+        # test_security.py) would then rightly refuse the final, normal chat this test checks is still served.
+        max_waiting_per_client=1000, limit_chats_per_address="1000/hour", limit_chats_per_browser="1000/hour",
     )  # fmt: skip
 
 

@@ -14,7 +14,7 @@ from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import Conflict, GatewayError, IllegalTransition
-from gateway.events import NoteAdded
+from gateway.events import NoteAdded, Typing
 from gateway.flows import lifecycle
 from gateway.flows.lifecycle import Trigger
 from gateway.ids import new_id
@@ -116,6 +116,12 @@ class Actions:
                 "window_closed",
                 f"{conversation.channel.value} refuses messages more than {hours} h after the young person's last one",
             )
+
+    async def typing(self, conversation_id: str, listener: str) -> None:
+        """The listener is typing: told to the young person (channels that show it) and the console; only by the
+        conversation's holder."""
+        self._mine(await self._load(conversation_id), listener)
+        await self.store.publish(Typing(conversation_id, "listener"))
 
     async def note(self, conversation_id: str, listener: str, text: str) -> TranscriptEntry:
         """A private note: in the transcript for listeners, never sent to the young person."""

@@ -1,8 +1,10 @@
 """The listener API (HTTP + websocket) under ``/api``; documented in docs/api.md.
 
-Every route but ``POST /api/session`` needs a console session cookie; supervisor-only routes say so. Bodies are
-JSON (a cross-site form cannot send JSON, which with SameSite=Strict cookies closes CSRF). A listener sees a
-conversation's pseudonym and channel, never the sender's address.
+Every route but ``POST /api/session`` needs a console session (``console/sessions.py``); supervisor-only routes
+say so. Every state-changing call and the live socket pass the cross-site checks first (``console/crosssite.py``:
+the page's origin, JSON only). A route about one conversation passes its wall (``console/access.py``): a
+listener sees the card of a waiting conversation and the whole of the ones they hold; supervisors see everything,
+and their reads of conversations they do not hold are audited. Nobody sees the sender's address.
 """
 
 from __future__ import annotations
@@ -12,91 +14,149 @@ import json
 import time
 import weakref
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
 from gateway.clock import Clock
+from gateway.console.access import Sight, audited, earlier_sight, sight
 from gateway.console.actions import ActionRefused, Actions
-from gateway.console.auth import SESSION_COOKIE, SESSION_HOURS, SessionSigner
-from gateway.console.events import ConsoleEvents
+from gateway.console.auth import valid_name
+from gateway.console.crosssite import CrossSite
+from gateway.console.events import ConsoleEvents, Viewer
 from gateway.console.logins import Busy, Lock, Logins
 from gateway.console.media import console_transcript
+from gateway.console.passwords import check_password
 from gateway.console.presence import Presence
+from gateway.console.sessions import SESSION_COOKIE, SESSION_HOURS, Sessions
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
-from gateway.events import Alert, Typing, entry_json
+from gateway.errors import WeakPassword
+from gateway.events import Alert, entry_json
 from gateway.flowset import FlowSet
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limit, RateLimits, client_address
 from gateway.sockets import SocketWriter
-from gateway.store import AuditEntry, Listener, Store
+from gateway.store import AuditEntry, ConsoleSession, Listener, Store
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LISTENER = web.RequestKey("listener", Listener)
+SESSION = web.RequestKey("session", ConsoleSession)
 HISTORY_DAYS = 30  # how far back a listener's ended conversations are listed ("Mes conversations", history)
 HISTORY_LIMIT = 50
 
 
 class ListenerAPI:
     def __init__(
-        self, store: Store, dispatcher: Dispatcher, actions: Actions, flows: FlowSet, signer: SessionSigner,
+        self, store: Store, dispatcher: Dispatcher, actions: Actions, flows: FlowSet, sessions: Sessions,
         *, secure_cookies: bool, presence: Presence, live: ConsoleEvents, metrics: Metrics, logins: Logins,
-        limits: RateLimits, clock: Clock, address_header: str = "",
+        limits: RateLimits, cross_site: CrossSite, clock: Clock, address_header: str = "",
     ) -> None:  # fmt: skip
         self.store, self.dispatcher, self.actions, self.flows = store, dispatcher, actions, flows
         self.clock = clock
-        self.signer, self.secure_cookies, self.presence = signer, secure_cookies, presence
+        self.sessions, self.secure_cookies, self.presence = sessions, secure_cookies, presence
+        self.cross_site = cross_site
         self.live, self.metrics = live, metrics
         self.logins, self.limits, self.address_header = logins, limits, address_header
         self.open: weakref.WeakSet[SocketWriter] = weakref.WeakSet()  # live sockets, closed at shutdown
 
     def routes(self) -> list[web.RouteDef]:
-        c = "/api/conversations/{id}"
+        c, a, card = "/api/conversations/{id}", self.authed, Sight.CARD
         return [
             web.post("/api/session", self.login),
-            web.delete("/api/session", self.authed(self.logout)),
-            web.get("/api/me", self.authed(self.me)),
-            web.get("/api/queue", self.authed(self.queue)),
-            web.get("/api/history", self.authed(self.history)),
-            web.get("/api/flow", self.authed(self.flow_material)),
-            web.get(c, self.authed(self.conversation)),
-            web.post(c + "/take", self.authed(self.take)),
-            web.post(c + "/messages", self.authed(self.message)),
-            web.post(c + "/notes", self.authed(self.note)),
-            web.post(c + "/refer", self.authed(self.refer)),
-            web.post(c + "/transfer", self.authed(self.transfer)),
-            web.post(c + "/hand-back", self.authed(self.hand_back)),
-            web.post(c + "/close", self.authed(self.close)),
-            web.post(c + "/typing", self.authed(self.typing)),
-            web.get("/api/events", self.authed(self.events)),
+            web.delete("/api/session", a(self.logout)),
+            web.get("/api/me", a(self.me)),
+            web.post("/api/me/password", a(self.change_password)),
+            web.get("/api/listeners", a(self.listeners, supervisor=True)),
+            web.post("/api/listeners/{name}/logout", a(self.logout_everywhere, supervisor=True)),
+            web.get("/api/queue", a(self.queue)),
+            web.get("/api/history", a(self.history)),
+            web.get("/api/flow", a(self.flow_material)),
+            web.get(c, a(self.conversation)),  # its own wall: the card of a waiting one, else the whole
+            web.post(c + "/take", a(self.take)),  # a waiting one only: Actions.take refuses the others (409)
+            # another listener's conversation: 403 here; a waiting one: Actions says "take it first" (409)
+            web.post(c + "/messages", a(self.message, wall=card)),
+            web.post(c + "/notes", a(self.note, wall=card)),
+            web.post(c + "/refer", a(self.refer, wall=card)),
+            web.post(c + "/transfer", a(self.transfer, wall=card)),
+            web.post(c + "/hand-back", a(self.hand_back, wall=card)),
+            web.post(c + "/close", a(self.close, wall=card)),
+            web.post(c + "/typing", a(self.typing, wall=card)),
+            web.get("/api/events", a(self.events)),
         ]
 
     # ----- sessions ---------------------------------------------------------------------------------------
 
-    async def listener_for(self, request: web.Request) -> Listener | None:
-        session = self.signer.read(request.cookies.get(SESSION_COOKIE, ""))
-        return await self.store.get_listener(session.name) if session else None
+    async def session_for(self, request: web.Request) -> tuple[Listener, ConsoleSession] | None:
+        """The listener behind the request's session cookie and the session, or None (no live session, or the
+        account was removed)."""
+        session = await self.sessions.read(request.cookies.get(SESSION_COOKIE, ""))
+        listener = await self.store.get_listener(session.name) if session else None
+        return (listener, session) if listener and session else None
 
-    def authed(self, handler: Handler, *, supervisor: bool = False) -> Handler:
+    async def listener_for(self, request: web.Request) -> Listener | None:
+        found = await self.session_for(request)
+        return found[0] if found else None
+
+    def authed(self, handler: Handler, *, supervisor: bool = False, wall: Sight | None = None) -> Handler:
+        """``handler`` for a live session only (and a supervisor's, with ``supervisor``), after the cross-site
+        checks; ``wall``: the route is about conversation ``{id}``, which the listener must see at least so."""
+
         async def wrapper(request: web.Request) -> web.StreamResponse:
-            listener = await self.listener_for(request)
-            if listener is None:
+            refused = self._cross_site(request)
+            if refused is not None:
+                return refused
+            found = await self.session_for(request)
+            if found is None:
                 return _error(401, "login_required", "log in first")
+            listener, request[SESSION] = found
             if supervisor and not listener.supervisor:
                 return _error(403, "supervisors_only", "for supervisors only")
             request[LISTENER] = listener
             if request.method not in ("GET", "HEAD") and not await self._write_allowed(request, listener):
                 return _error(429, "too_many_requests", "too many actions in a short time: wait a moment")
             try:
+                if wall is not None:
+                    await self.wall(request, wall, via=None)
                 return await handler(request)
             except ActionRefused as exc:
                 return _error(_STATUS.get(exc.code, 409), exc.code, str(exc))
 
         return wrapper
 
+    def _cross_site(self, request: web.Request) -> web.Response | None:
+        refused = self.cross_site.refusal(request)
+        if refused is not None:
+            self.metrics.refused.labels("cross_site").inc()
+        return refused
+
+    async def wall(self, request: web.Request, needed: Sight, via: str | None) -> tuple[Conversation, Sight]:
+        """The conversation ``{id}`` and what the listener sees of it, at least ``needed`` (else ActionRefused:
+        404, or 403 ``forbidden``); ``via``: the id of a held conversation it was reached from (an earlier one of
+        the same young person). A supervisor's read of one they do not hold goes to the audit log."""
+        listener = request[LISTENER]
+        conversation = await self.store.get_conversation(request.match_info["id"])
+        if conversation is None:
+            raise ActionRefused("not_found", "no such conversation")
+        seen = sight(listener, conversation)
+        if seen < needed and via:
+            held = await self.store.get_conversation(via)
+            seen = max(seen, earlier_sight(listener, conversation, held) if held else Sight.NONE)
+        if seen < needed:
+            raise ActionRefused("forbidden", "this conversation is not yours to see (another listener holds it)")
+        if request.method == "GET" and audited(listener, conversation):
+            parts = request.path.split("/")  # /api/conversations/{id}[/attachments/3]: what was read
+            what = parts[4] if len(parts) > 4 else "conversation"
+            await self.store.audit(AuditEntry(self.clock(), listener.name, "read", conversation.id,
+                                              f"{conversation.pseudonym}: {what}"))  # fmt: skip
+        return conversation, seen
+
     async def login(self, request: web.Request) -> web.Response:
+        refused = self._cross_site(request)
+        if refused is not None:
+            return refused
         body = await json_body(request)
         name, password = body.get("name"), body.get("password")
         if not isinstance(name, str) or not isinstance(password, str):
@@ -115,11 +175,14 @@ class ListenerAPI:
         if listener is None:
             return _error(401, "bad_credentials", "wrong name or password")
         response = web.json_response(_me(listener))
+        await self._set_cookie(response, listener.name)
+        return response
+
+    async def _set_cookie(self, response: web.Response, name: str) -> None:
         response.set_cookie(
-            SESSION_COOKIE, self.signer.issue(listener.name), max_age=SESSION_HOURS * 3600, httponly=True,
+            SESSION_COOKIE, await self.sessions.open(name), max_age=SESSION_HOURS * 3600, httponly=True,
             samesite="Strict", secure=self.secure_cookies, path="/",
         )  # fmt: skip
-        return response
 
     async def _write_allowed(self, request: web.Request, listener: Listener) -> bool:
         if request.path.endswith("/typing"):
@@ -134,9 +197,55 @@ class ListenerAPI:
         await self.store.publish(Alert("login_locked", subject, detail))
 
     async def logout(self, request: web.Request) -> web.Response:
+        """This session ends, and its live sockets close (other browsers of the listener stay logged in)."""
+        await self.sessions.end(request.cookies.get(SESSION_COOKIE, ""))
         response = web.Response(status=204)
         response.del_cookie(SESSION_COOKIE, path="/")
         return response
+
+    async def change_password(self, request: web.Request) -> web.Response:
+        """``{"current", "new"}``: the new password must pass the policy (400 ``weak_password``, with ``reason``).
+        Every session of the listener ends, sockets included (a stolen cookie dies with the old password); this
+        browser gets a new session."""
+        body = await json_body(request)
+        current, new = body.get("current"), body.get("new")
+        if not isinstance(current, str) or not isinstance(new, str):
+            raise ActionRefused("bad_request", "current and new passwords are required")
+        name, address = request[LISTENER].name, client_address(request, self.address_header)
+        if await self.logins.brake.wait_seconds(name, address):
+            return _error(429, "too_many_attempts", "too many wrong passwords: try again later")
+        try:
+            if await self.logins.authenticate(self.store, name, current, address) is None:
+                return _error(403, "bad_credentials", "the current password is wrong")
+            check_password(new)
+            password_hash = await self.logins.workers.hash(new)
+        except WeakPassword as exc:
+            return web.json_response({"error": "weak_password", "reason": exc.reason, "message": str(exc)},
+                                     status=400)  # fmt: skip
+        except Busy:
+            return _error(429, "busy", "too many logins at once: try again", headers={"Retry-After": "1"})
+        listener = await self.store.get_listener(name)
+        if listener is None or not await self.store.update_listener(replace(listener, password_hash=password_hash)):
+            return _error(401, "login_required", "log in first")
+        await self.sessions.end_all(name)
+        await self.store.audit(AuditEntry(self.clock(), name, "password_changed", name))
+        response = web.json_response(_me(listener))
+        await self._set_cookie(response, name)
+        return response
+
+    async def listeners(self, request: web.Request) -> web.Response:
+        """Supervisors: the accounts (names, roles), to log one out everywhere."""
+        return web.json_response({"listeners": [_me(listener) for listener in await self.store.list_listeners()]})
+
+    async def logout_everywhere(self, request: web.Request) -> web.Response:
+        """Supervisors: every session of listener ``{name}`` ends and their sockets close, on every instance."""
+        name = request.match_info["name"]
+        if not valid_name(name) or await self.store.get_listener(name) is None:
+            raise ActionRefused("not_found", "no such listener")
+        ended = await self.sessions.end_all(name)
+        await self.store.audit(AuditEntry(self.clock(), request[LISTENER].name, "logout_everywhere",
+                                          name, f"{ended} session(s) ended"))  # fmt: skip
+        return web.json_response({"ended": ended})
 
     async def me(self, request: web.Request) -> web.Response:
         return web.json_response(_me(request[LISTENER]))
@@ -183,14 +292,17 @@ class ListenerAPI:
         }  # fmt: skip
 
     async def conversation(self, request: web.Request) -> web.Response:
-        conversation = await self.store.get_conversation(request.match_info["id"])
-        if conversation is None:
-            return _error(404, "not_found", "no such conversation")
-        transcript = console_transcript(await self.store.transcript(conversation.id))
+        """The whole conversation for its holder and supervisors; the card only (``restricted``, no transcript, no
+        earlier conversations' dates and outcomes, to tell a returning young person) for a listener looking at a
+        waiting one. ``?via=<id>``: opened from a held conversation (one of its earlier ones)."""
+        conversation, seen = await self.wall(request, Sight.CARD, via=request.query.get("via"))
         now = self.clock()
-        return web.json_response({**self.card(conversation, now), "now": now.isoformat(),
-                                  "window": self.actions.window(conversation), "transcript": transcript,
-                                  "earlier": await self.earlier(conversation, now)})  # fmt: skip
+        shown = {**self.card(conversation, now), "now": now.isoformat(), "window": self.actions.window(conversation),
+                 "earlier": await self.earlier(conversation, now), "restricted": seen < Sight.FULL}  # fmt: skip
+        if seen < Sight.FULL:
+            return web.json_response({**shown, "transcript": []})
+        transcript = console_transcript(await self.store.transcript(conversation.id))
+        return web.json_response({**shown, "transcript": transcript})
 
     async def earlier(self, conversation: Conversation, now: datetime) -> list[dict[str, Any]]:
         """The same young person's earlier conversations (same channel identity, last HISTORY_DAYS days): their
@@ -200,6 +312,7 @@ class ListenerAPI:
             {"id": c.id, "created_at": c.created_at.isoformat(), "status": c.status.value, "outcome": c.outcome}
             for c in reversed(started)
             if c.channel == conversation.channel and c.sender == conversation.sender and c.id != conversation.id
+            and c.sender  # a purged record has no identity left: it is nobody's earlier conversation
         ][:10]
 
     async def flow_material(self, request: web.Request) -> web.Response:
@@ -253,13 +366,14 @@ class ListenerAPI:
         return web.json_response(self.card(conversation, self.clock()))
 
     async def typing(self, request: web.Request) -> web.Response:
-        await self.store.publish(Typing(request.match_info["id"], "listener"))
+        await self.actions.typing(request.match_info["id"], request[LISTENER].name)
         return web.Response(status=204)
 
     # ----- live events ------------------------------------------------------------------------------------
 
     async def events(self, request: web.Request) -> web.WebSocketResponse:
-        """Every store event, live: queue changes, new entries, statuses, deliveries, typing.
+        """The store's events this listener may see (``console/access.py``), live: queue changes, new entries,
+        statuses, deliveries, typing. Closed at once when the session ends (``console/events.py``).
 
         The listener is counted online (presence) while one of these sockets is open, except those of pages that
         only watch (``?watch=1``: the supervision board), since nobody there answers young people.
@@ -271,7 +385,7 @@ class ListenerAPI:
         self.open.add(writer)
         counted = request.query.get("watch") != "1"
         self.presence.connections[name] += counted
-        self.live.sockets.add(writer)
+        self.live.add(writer, Viewer(request[LISTENER], request[SESSION].key))
         try:
             writer.offer({"type": "hello", "at": time.time()})
             await self.presence.announce(self.store)  # the supervision board counts listeners online
@@ -280,7 +394,7 @@ class ListenerAPI:
         finally:
             # aiohttp may cancel this handler once the peer has gone: count first, then clean up shielded.
             self.presence.connections[name] -= counted
-            self.live.sockets.discard(writer)
+            self.live.discard(writer)
             await asyncio.shield(self._after_events(writer))
         return ws
 
@@ -311,7 +425,7 @@ async def _field(request: web.Request, name: str) -> str:
     return value
 
 
-_STATUS = {"not_found": 404, "bad_request": 400, "empty": 400, "too_long": 400, "identity": 400,
+_STATUS = {"not_found": 404, "forbidden": 403, "bad_request": 400, "empty": 400, "too_long": 400, "identity": 400,
            "mail_failed": 502, "media_unavailable": 502}  # fmt: skip
 
 

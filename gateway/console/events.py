@@ -1,34 +1,90 @@
-"""The console's live events: one store subscription per instance, fanned out to every console socket.
+"""The console's live events: one store subscription per instance, fanned out to the console sockets that may see
+each event.
 
 :meth:`ConsoleEvents.forward` is a supervised worker. Each console socket has its own
 :class:`~gateway.sockets.SocketWriter`, so a listener's tab that stopped reading (or whose connection reset) is
-dropped without delaying anybody else. When events may have been missed (the store's ``resync`` event after a
-reconnection, or this worker restarting) every socket gets ``{"type": "resync"}``, on which the console and
-supervision pages reload the queue and the open conversation.
+dropped without delaying anybody else. Who gets what is the rule of ``console/access.py``: queue changes,
+statuses and presence go to every socket; a conversation's entries, notes, typing, flags, deliveries and notices
+only to its holder's and the supervisors' sockets (one store read of the conversation per such event, skipped when
+only supervisors are connected); alerts to supervisors only. When events may have been missed (the store's
+``resync`` event after a reconnection, or this worker restarting) every socket gets ``{"type": "resync"}``, on
+which the console and supervision pages reload the queue and the open conversation.
+
+Sessions: an ended session's sockets are closed at once when its ``sessions_ended`` event arrives
+(``console/sessions.py``), never forwarded; :meth:`ConsoleEvents.sweep` (a supervised worker too) closes those
+whose session ended where no event reached this instance (the CLI on SQLite) or expired.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
+from typing import Protocol
 
+from gateway.console.access import conversation_of, may_receive
 from gateway.console.media import public_event
-from gateway.events import Resync, encode
+from gateway.console.sessions import Sessions, listener_digest
+from gateway.conversation import Conversation
+from gateway.events import Event, Resync, SessionsEnded, encode
 from gateway.sockets import SocketWriter
-from gateway.store import EventStore
+from gateway.store import ConversationStore, EventStore, Listener
+
+
+class ConsoleEventsRoles(EventStore, ConversationStore, Protocol):
+    """What the console's events need of the store: the events, and a conversation's holder."""
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is behind a console socket: the listener (role at login) and the key of the session it opened with."""
+
+    listener: Listener
+    session: str
 
 
 class ConsoleEvents:
-    def __init__(self, store: EventStore) -> None:
-        self.store = store
-        self.sockets: set[SocketWriter] = set()
+    def __init__(self, store: ConsoleEventsRoles, sessions: Sessions, *, sweep_seconds: float = 5.0) -> None:
+        self.store, self.sessions, self.sweep_seconds = store, sessions, sweep_seconds
+        self.sockets: dict[SocketWriter, Viewer] = {}
+
+    def add(self, writer: SocketWriter, viewer: Viewer) -> None:
+        self.sockets[writer] = viewer
+
+    def discard(self, writer: SocketWriter) -> None:
+        self.sockets.pop(writer, None)
 
     async def forward(self) -> None:
         async with await self.store.subscribe() as subscription:
-            self._offer_all(encode(Resync()))  # after a restart of this worker, events may have been missed
+            self._offer(Resync(), None)  # after a restart of this worker, events may have been missed
             async for event in subscription:
-                self._offer_all(dict(public_event(encode(event))))
+                if isinstance(event, SessionsEnded):
+                    self._end(event)
+                    continue
+                conversation, conversation_id = None, conversation_of(event)
+                if conversation_id and any(not v.listener.supervisor for v in self.sockets.values()):
+                    conversation = await self.store.get_conversation(conversation_id)
+                self._offer(event, conversation)
                 await asyncio.sleep(0)  # let the writers run: a burst never fills the queue of a socket that reads
 
-    def _offer_all(self, frame: dict[str, object]) -> None:
-        for writer in list(self.sockets):
-            writer.offer(frame)
+    def _offer(self, event: Event, conversation: Conversation | None) -> None:
+        frame = dict(public_event(encode(event)))
+        for writer, viewer in list(self.sockets.items()):
+            if may_receive(viewer.listener, event, conversation):
+                writer.offer(frame)
+
+    def _end(self, event: SessionsEnded) -> None:
+        for writer, viewer in list(self.sockets.items()):
+            if viewer.session == event.session or event.listener == listener_digest(viewer.listener.name):
+                self._close(writer)
+
+    def _close(self, writer: SocketWriter) -> None:
+        self.discard(writer)
+        writer.revoke()
+
+    async def sweep(self) -> None:
+        """A supervised worker: close the sockets whose session ended without news reaching this instance."""
+        while True:
+            await asyncio.sleep(self.sweep_seconds)
+            for writer, viewer in list(self.sockets.items()):
+                if not await self.sessions.alive(viewer.session):
+                    self._close(writer)

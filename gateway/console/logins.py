@@ -21,13 +21,15 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from limits.aio.storage import Storage
 
-from gateway.console.auth import DUMMY_HASH, valid_name, verify_password
+from gateway.console.auth import DUMMY_HASH, hash_password, valid_name, verify_password
 from gateway.keyed import KeyedHash
 from gateway.store import Listener, ListenerStore
 
+T = TypeVar("T")
 MAX_DELAY_SECONDS = 60
 FAILURE_MEMORY_SECONDS = 3600  # failures are forgotten an hour after the first of a series
 
@@ -43,12 +45,18 @@ class PasswordWorkers:
         self._bound = workers * 8
 
     async def verify(self, password_hash: str, password: str) -> bool:
+        return await self._run(verify_password, password_hash, password)
+
+    async def hash(self, password: str) -> str:
+        """A new password's hash (a password change), off the loop like a check."""
+        return await self._run(hash_password, password)
+
+    async def _run(self, work: Callable[..., T], *args: str) -> T:
         if self._in_flight >= self._bound:
             raise Busy("too many logins at once")
         self._in_flight += 1
         try:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, verify_password, password_hash, password)
+            return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
         finally:
             self._in_flight -= 1
 

@@ -8,7 +8,10 @@
   label of its client (the same label for the same web chat address: a flood shows as one label many times).
 * ``POST /api/floods/close`` (supervisors): ``{"ids": [...]}`` closes those conversations at once; each young
   person gets the usual ``ended`` message.
-* ``GET /api/audit`` (supervisors): who blocked, unblocked, bulk-closed, which login was locked; never a text.
+* ``POST /api/conversations/{id}/erase`` (supervisors): erase everything about the young person of this
+  conversation (``gateway/erasure.py``): ``{"confirm": true}`` is required, the console asks first.
+* ``GET /api/audit`` (supervisors): who blocked, unblocked, bulk-closed, erased, purged, exported, which login was
+  locked; never a text.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from gateway.clock import Clock
+from gateway.console.access import Sight
 from gateway.console.api import LISTENER, Handler, ListenerAPI, json_body
 from gateway.conversation import Conversation, Status
+from gateway.erasure import Eraser
 from gateway.flows.lifecycle import Trigger
 from gateway.gate import Gate
 from gateway.messages import Reply
@@ -37,17 +42,18 @@ class SafetyRoles(AuditStore, BlockStore, ConversationStore, LockStore, Protocol
 
 
 class Safety:
-    def __init__(self, store: SafetyRoles, gate: Gate, api: ListenerAPI, *, clock: Clock) -> None:
-        self.store, self.gate, self.api, self.clock = store, gate, api, clock
+    def __init__(self, store: SafetyRoles, gate: Gate, api: ListenerAPI, eraser: Eraser, *, clock: Clock) -> None:
+        self.store, self.gate, self.api, self.eraser, self.clock = store, gate, api, eraser, clock
 
     def routes(self) -> list[web.RouteDef]:
         only = self._supervisors
         return [
-            web.post("/api/conversations/{id}/block", self.api.authed(self.block)),
+            web.post("/api/conversations/{id}/block", self.api.authed(self.block, wall=Sight.CARD)),
             web.get("/api/blocks", only(self.blocks)),
             web.delete("/api/blocks/{key}", only(self.unblock)),
             web.get("/api/floods", only(self.floods)),
             web.post("/api/floods/close", only(self.close_many)),
+            web.post("/api/conversations/{id}/erase", only(self.erase)),
             web.get("/api/audit", only(self.audit)),
         ]
 
@@ -124,6 +130,17 @@ class Safety:
             await dispatcher.transition(conversation, trigger, now)
             await self.store.save_conversation(conversation)
             return conversation.pseudonym
+
+    # ----- erasure ----------------------------------------------------------------------------------------
+
+    async def erase(self, request: web.Request) -> web.Response:
+        if (await json_body(request)).get("confirm") is not True:
+            return _error(400, "bad_request", 'an erasure needs {"confirm": true}')
+        actor = request[LISTENER].name
+        erased = await self.eraser.erase_conversation(request.match_info["id"], actor, "asked to a supervisor")
+        if erased is None:
+            return _error(404, "not_found", "no such conversation")
+        return web.json_response({"conversations": erased.conversations, "entries": erased.entries})
 
     # ----- audit ------------------------------------------------------------------------------------------
 

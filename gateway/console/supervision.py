@@ -15,12 +15,12 @@ from aiohttp import web
 
 from gateway.clock import Clock
 from gateway.console import stats
-from gateway.console.api import Handler, ListenerAPI, Presence
+from gateway.console.api import LISTENER, Handler, ListenerAPI, Presence
 from gateway.errors import FlowError
 from gateway.flows.graph import run_dot, to_dot, to_mermaid
 from gateway.flowset import FlowSet
 from gateway.notices.stats import casework_csv, casework_figures
-from gateway.store import CaseworkStore
+from gateway.store import AuditEntry, AuditStore, CaseworkStore
 
 SVG_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
@@ -29,7 +29,7 @@ SVG_HEADERS = {
 }
 
 
-class SupervisionRoles(stats.StatsRoles, CaseworkStore, Protocol):
+class SupervisionRoles(stats.StatsRoles, CaseworkStore, AuditStore, Protocol):
     """What supervision needs of the store: the figures' (conversations, queue) and the casework's."""
 
 
@@ -82,6 +82,8 @@ class Supervision:
         figures = await self._figures(period)
         days = f"{period.since.date().isoformat()}_{period.until.date().isoformat()}"
         text = stats.to_csv(figures) + casework_csv(figures["casework"])
+        await self.store.audit(AuditEntry(self.clock(), request[LISTENER].name, "export_csv",
+                                          "", f"figures {days}"))  # fmt: skip
         return web.Response(
             text=text, content_type="text/csv", charset="utf-8",
             headers={"Content-Disposition": f'attachment; filename="stats_{days}.csv"', "Cache-Control": "no-store"},

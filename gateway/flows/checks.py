@@ -331,6 +331,9 @@ def texts(flow: Flow) -> Iterator[Text]:
     for i, category in enumerate(flow.outcomes):
         yield f"the label of outcome '{category.id}'", category.label, ("outcomes", i, "label")
     yield from casework_texts(flow)
+    if flow.erasure is not None:
+        for part in ("confirm", "done", "cancelled"):
+            yield f"the erasure's '{part}' text", getattr(flow.erasure, part), ("erasure", part)
 
 
 def casework_texts(flow: Flow) -> Iterator[Text]:
@@ -386,6 +389,9 @@ def check_translations(flow: Flow) -> Iterator[Issue]:
 
 
 def check_phrase_languages(flow: Flow) -> Iterator[Issue]:
+    if flow.erasure is not None:
+        for key in ("phrases", "yes"):
+            yield from _unknown_languages(flow, f"the erasure's {key}", getattr(flow.erasure, key), ("erasure", key))
     for sid, step in flow.steps.items():
         for k, choice in enumerate(step.choices or []):
             what = f"the synonyms of choice '{choice.value}' of step '{sid}'"
@@ -402,6 +408,11 @@ def check_phrase_languages(flow: Flow) -> Iterator[Issue]:
 
 
 def check_phrase_marks(flow: Flow) -> Iterator[Issue]:
+    for key, groups in (("phrases", flow.erasure.phrases), ("yes", flow.erasure.yes)) if flow.erasure else ():
+        for lang, phrases in groups.items():
+            for k, phrase in enumerate(phrases):
+                if (problem := keywords.phrase_problem(phrase)) and phrase.strip():
+                    yield Issue(("erasure", key, lang, k), f"erasure {key}, phrase '{phrase}': {problem}")
     for name, interrupt in flow.interrupts.items():
         for key, groups in (("match", interrupt.match), ("ignore", interrupt.ignore), ("alone", interrupt.alone)):
             for lang, phrases in groups.items():

@@ -19,6 +19,7 @@ from gateway.flows import hours, text
 from gateway.flows.model import Branch, LocalText, Step
 from gateway.flows.model import Outcome as OutcomeSpec
 from gateway.flows.positions import LoadedFlow
+from gateway.flows.privacy import ErasureWords
 from gateway.flows.reading import Reading
 from gateway.flows.risk import Assessor, Decision, Flag, Raise
 from gateway.flows.rules import Context
@@ -113,6 +114,7 @@ class Engine:
         self.understood = Understood(self.flow, {sid: q.options for sid, q in self._questions.items()}, UNKNOWN)
         self._offer = self._compile_offer()
         self._field_labels = self._compile_field_labels()
+        self.erasure = ErasureWords(self.flow.erasure) if self.flow.erasure is not None else None
 
     # ----- public API -------------------------------------------------------------------------------------
 

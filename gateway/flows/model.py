@@ -16,6 +16,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 from gateway.flows.casework import NoticeCategory, Notices, PartnerReferral, Platform, Referrals
 from gateway.flows.model_base import LocalText as LocalText
 from gateway.flows.model_base import Strict as Strict
+from gateway.flows.privacy import Erasure, Retention
 from gateway.flows.reading import RISKS, Reading
 from gateway.flows.rules import Always, Condition, parse_condition
 
@@ -367,6 +368,8 @@ class Flow(Strict):
     notice_categories: dict[str, NoticeCategory] = Field(default_factory=dict)
     notices: Notices | None = None
     referrals: Referrals | None = None
+    retention: Retention = Retention()
+    erasure: Erasure | None = None
     tests: list[Scenario] = Field(default_factory=list)
 
     @property

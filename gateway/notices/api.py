@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.clock import Clock
+from gateway.console.access import Sight
 from gateway.console.actions import ActionRefused
 from gateway.console.api import LISTENER, ListenerAPI, json_body
 from gateway.flows.model import Flow
@@ -39,19 +40,19 @@ class CaseworkAPI:
         self.store = api.store
 
     def routes(self) -> list[web.RouteDef]:
-        a, c = self.api.authed, "/api/conversations/{id}"
+        a, c, full = self.api.authed, "/api/conversations/{id}", Sight.FULL
         return [
             web.get("/api/casework", a(self.material)),
             web.get("/api/notices", a(self.all_notices)),
-            web.get(c + "/notices", a(self.of_conversation)),
-            web.post(c + "/notices", a(self.create)),
+            web.get(c + "/notices", a(self.of_conversation, wall=full)),
+            web.post(c + "/notices", a(self.create, wall=full)),
             web.post("/api/notices/{nid}/send", a(self.send)),
             web.post("/api/notices/{nid}/filed", a(self.filed)),
             web.post("/api/notices/{nid}/status", a(self.status)),
             web.get("/api/notices/{nid}/evidence/{k}", a(self.evidence)),
-            web.get(c + "/referrals/preview", a(self.preview)),
-            web.post(c + "/referrals/ask", a(self.ask)),
-            web.post(c + "/referrals", a(self.refer)),
+            web.get(c + "/referrals/preview", a(self.preview, wall=full)),
+            web.post(c + "/referrals/ask", a(self.ask, wall=full)),
+            web.post(c + "/referrals", a(self.refer, wall=full)),
             web.post("/api/referrals/{rid}/status", a(self.referral_status)),
         ]
 

@@ -51,6 +51,7 @@ __all__ = [
     "BlockStore",
     "CaseworkStore",
     "ClaimState",
+    "ConsoleSession",
     "ConversationStore",
     "DedupeStore",
     "Delivery",
@@ -66,7 +67,9 @@ __all__ = [
     "OutboxStore",
     "QueueEntry",
     "QueueStore",
+    "RetentionStore",
     "SealStore",
+    "SessionStore",
     "Store",
     "Subscription",
     "Timer",
@@ -161,6 +164,16 @@ class Listener:
     supervisor: bool = False
     capacity: int = 1  # conversations at once
     created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    """A console login, kept server-side so that it can be ended. ``key`` is the keyed hash of the cookie's random
+    token (the store never holds a token that would open the console); ``name`` is the listener's."""
+
+    key: str
+    name: str
+    expires: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +392,24 @@ class ListenerStore(Protocol):
     async def remove_listener(self, name: str) -> bool: ...
 
 
+class SessionStore(Protocol):
+    async def put_session(self, session: ConsoleSession, now: datetime) -> None:
+        """Record a new console session (sessions expired at ``now`` may be purged meanwhile)."""
+        ...
+
+    async def get_session(self, key: str, now: datetime) -> ConsoleSession | None:
+        """The session, or None when it was ended or has expired."""
+        ...
+
+    async def end_session(self, key: str) -> bool:
+        """End one session (logout); False if there was none."""
+        ...
+
+    async def end_sessions(self, name: str) -> int:
+        """End every session of the listener ``name`` (log out everywhere); how many there were."""
+        ...
+
+
 class OutboxStore(Protocol):
     async def outbox_put(self, item: OutboxItem) -> None:
         """Add a pending item after the conversation's others; an id already present is ignored."""
@@ -499,6 +530,50 @@ class AuditStore(Protocol):
         ...
 
 
+class RetentionStore(Protocol):
+    """Retention and erasure (``gateway/retention.py``, ``gateway/erasure.py``): what a conversation leaves."""
+
+    async def purge_conversation(self, stripped: Conversation) -> int:
+        """Retention over for an ended conversation: delete its transcript (messages, notes, attachments, provider
+        ids), web chat uploads, outbox items, timers and queue entry, and save ``stripped`` (the record without
+        content) in their place. The number of transcript entries deleted."""
+        ...
+
+    async def erase_conversation(self, conversation_id: str) -> int:
+        """Erasure: delete the conversation record and everything stored under its id (transcript, outbox items
+        of any status, timers, queue and take entries, web chat uploads, the evidence files of its notices). Works
+        on an id without a record too (the gate's notices to a sender, ``notice-<key>``). The number of transcript
+        entries deleted."""
+        ...
+
+    async def first_created(self) -> datetime | None:
+        """When the oldest conversation kept was created (None: there is none), where a purge starts."""
+        ...
+
+    async def expire_transcript(self, conversation_id: str, ttl_seconds: int) -> None:
+        """Let the store itself forget the conversation's transcript ``ttl_seconds`` from now (Redis: TTLs on its
+        keys, a backstop of the purge; SQLite: nothing, the purge does it). A write held inside ``batch``."""
+        ...
+
+    async def forget_freed(self) -> None:
+        """After deletions: make what was deleted unreadable in the store's files too (SQLite overwrites deleted
+        rows, ``secure_delete``, and this empties the write-ahead log, which still holds their old pages; Redis:
+        nothing, its persistence files are rewritten by Redis)."""
+        ...
+
+    async def seen_keys(self) -> list[str]:
+        """The de-duplication keys of processed inbound messages (kept a few days)."""
+        ...
+
+    async def forget_seen(self, keys: Sequence[str]) -> None:
+        """Delete these de-duplication keys."""
+        ...
+
+    async def inbox_forget(self, sender_key: str) -> int:
+        """Delete a sender's items waiting in the inbox; how many there were."""
+        ...
+
+
 class CaseworkStore(Protocol):
     """Takedown notices (with their evidence files) and warm referrals (``gateway/notices/``)."""
 
@@ -611,6 +686,7 @@ class Store(
     DedupeStore,
     QueueStore,
     ListenerStore,
+    SessionStore,
     OutboxStore,
     InboxStore,
     TimerStore,
@@ -619,6 +695,7 @@ class Store(
     BlockStore,
     AuditStore,
     CaseworkStore,
+    RetentionStore,
     SealStore,
     UploadStore,
     Protocol,

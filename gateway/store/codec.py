@@ -91,7 +91,7 @@ def loads(kind: str, raw: str | bytes, decode: Callable[[Any], T]) -> T:
 def encode_conversation(conversation: Conversation) -> dict[str, Any]:
     data = asdict(conversation)
     for name in ("created_at", "updated_at", "last_inbound_at", "queued_at", "taken_at", "closed_at", "left_at",
-                 "closed_notice_for", "window_paused_for"):  # fmt: skip
+                 "closed_notice_for", "window_paused_for", "erase_asked_at", "purged_at"):  # fmt: skip
         data[name] = _text(data[name])
     data["summary"] = [[label, value] for label, value in conversation.summary]
     data["flag"] = conversation.flag.to_dict() if conversation.flag else None
@@ -129,6 +129,8 @@ def decode_conversation(data: dict[str, Any]) -> Conversation:
         # records written before these fields kept them in the engine state, as texts ("queued", "": no time)
         closed_notice_for=_moment(data.get("closed_notice_for") or _old_stamp(closed_notice, waiting_since)),
         window_paused_for=_moment(data.get("window_paused_for") or _old_stamp(window_paused, data["last_inbound_at"])),
+        erase_asked_at=_moment(data.get("erase_asked_at")),
+        purged_at=_moment(data.get("purged_at")),
     )
 
 

@@ -18,6 +18,8 @@ allows (Cluster would not). Layout:
     hg:takes:<queue>             conversation ids scored by when they were last taken (the last day)
     hg:held:<listener>           ids of the conversations the listener holds now
     hg:listeners                 hash name → account (JSON)
+    hg:session:<key>             a console session: its listener's name (expires with the session); the key is a
+                                 keyed hash of the cookie's token    hg:sessions:<name>  that listener's keys
     hg:outbox:item:<id>          hash of one item (payload sealed; parts_sent: how far a split message got); once
                                  sent, its payload is dropped and the rest expires after an hour (failed: 7 days)
     hg:outbox:conv:<conv>        pending ids by put order
@@ -32,6 +34,9 @@ allows (Cluster would not). Layout:
     hg:notices:<conv>            a conversation's notice ids    hg:evidence:<notice>  its files (sealed)
     hg:referral:<id>             a warm referral (sealed)       hg:referrals, hg:referrals:<conv>  as notices
     hg:upload:<key>              a web chat upload (sealed JSON: content type, base64 bytes)
+
+An ended conversation's transcript list and entries get a TTL of flows.yaml's ``retention.closed_days``
+(``expire_transcript``); the daily purge strips the record (``gateway/retention.py``, ``redis_retention.py``).
 
 The conversation lock is a lease of ``LOCK_LEASE_MS`` (6 s) that its holder renews every third of it while it
 holds the lock: processing one message takes milliseconds, a slow one keeps its lock, and a crashed instance
@@ -69,6 +74,7 @@ from gateway.store import (
     AuditEntry,
     Block,
     ClaimState,
+    ConsoleSession,
     Delivery,
     DoneMark,
     InboxItem,
@@ -80,6 +86,7 @@ from gateway.store import (
     TimerKind,
     TranscriptEntry,
     redis_reseal,
+    redis_retention,
 )
 from gateway.store.codec import (
     decode_audit,
@@ -102,6 +109,7 @@ from gateway.store.codec import (
     to_us,
 )
 from gateway.store.redis_lua import SCRIPTS
+from gateway.store.redis_retention import Record
 from gateway.supervisor import where
 
 P = ParamSpec("P")
@@ -478,6 +486,48 @@ class RedisStore:
     async def remove_listener(self, name: str) -> bool:
         return bool(await self._redis.hdel(_key("listeners"), name) == 1)
 
+    # Console sessions
+
+    @_guarded
+    async def put_session(self, session: ConsoleSession, now: datetime) -> None:
+        ttl_ms = max(1, int((session.expires - now).total_seconds() * 1000))
+        value = json.dumps({"name": session.name, "expires_us": to_us(session.expires)})
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(_key("session", session.key), value, px=ttl_ms)
+            pipe.sadd(_key("sessions", session.name), session.key)
+            pipe.pexpire(_key("sessions", session.name), ttl_ms)  # every session lasts as long: the last one ends last
+            await pipe.execute()
+
+    @_guarded
+    async def get_session(self, key: str, now: datetime) -> ConsoleSession | None:
+        raw = await self._redis.get(_key("session", key))
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        session = ConsoleSession(key, str(data["name"]), from_us(int(data["expires_us"])))
+        return session if session.expires > now else None
+
+    @_guarded
+    async def end_session(self, key: str) -> bool:
+        raw = await self._redis.get(_key("session", key))
+        if raw is None:
+            return False
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(_key("session", key))
+            pipe.srem(_key("sessions", str(json.loads(raw)["name"])), key)
+            await pipe.execute()
+        return True
+
+    @_guarded
+    async def end_sessions(self, name: str) -> int:
+        keys = [_text(key) for key in await self._redis.smembers(_key("sessions", name))]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for key in keys:
+                pipe.delete(_key("session", key))
+            pipe.delete(_key("sessions", name))
+            ended = await pipe.execute()
+        return sum(int(n) for n in ended[: len(keys)])
+
     # The outbox
 
     @_holdable
@@ -655,6 +705,50 @@ class RedisStore:
         raws = await self._redis.lrange(_key("audit"), 0, limit - 1)
         return [loads("audit", raw, decode_audit) for raw in raws]
 
+    # Retention and erasure (gateway/store/redis_retention.py)
+
+    @_guarded
+    async def purge_conversation(self, stripped: Conversation) -> int:
+        count = await redis_retention.forget(self._redis, stripped.id, erase=False)
+        await self.save_conversation(stripped)
+        return count
+
+    @_guarded
+    async def erase_conversation(self, conversation_id: str) -> int:
+        found = await self.get_conversation(conversation_id)
+        record = None if found is None else Record(self._active_key(found.channel, found.sender), found.queue)
+        return await redis_retention.forget(self._redis, conversation_id, erase=True, record=record)
+
+    @_guarded
+    async def first_created(self) -> datetime | None:
+        first = await self._redis.zrange(_key("created"), 0, 0, withscores=True)
+        return from_us(int(first[0][1])) if first else None
+
+    @_holdable
+    async def expire_transcript(self, conversation_id: str, ttl_seconds: int) -> None:
+        await self._write(lambda pipe: redis_retention.expire_transcript(pipe, conversation_id, ttl_seconds))
+
+    async def forget_freed(self) -> None:
+        return None  # deleted keys leave memory at once; persistence files are rewritten by Redis itself
+
+    @_guarded
+    async def seen_keys(self) -> list[str]:
+        return await redis_retention.seen_keys(self._redis)
+
+    @_guarded
+    async def forget_seen(self, keys: Sequence[str]) -> None:
+        if keys:
+            await self._redis.delete(*(_key("seen", key) for key in keys))
+
+    @_guarded
+    async def inbox_forget(self, sender_key: str) -> int:
+        sender_key = self._keys.lookup("inbox", sender_key)
+        ids = _texts(await self._redis.zrange(_key("inbox", "sender", sender_key), 0, -1))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(_key("inbox", "sender", sender_key), *(_key("inbox", "item", i) for i in ids))
+            pipe.zrem(_key("inbox", "heads"), sender_key)
+            await pipe.execute()
+        return len(ids)
     # Encryption at rest
 
     @_guarded

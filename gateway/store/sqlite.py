@@ -40,6 +40,7 @@ from gateway.store import (
     AuditEntry,
     Block,
     ClaimState,
+    ConsoleSession,
     Delivery,
     DoneMark,
     InboxItem,
@@ -116,6 +117,8 @@ CREATE TABLE IF NOT EXISTS timers (
     PRIMARY KEY (conversation_id, kind));
 CREATE INDEX IF NOT EXISTS timers_due ON timers (due_us);
 CREATE TABLE IF NOT EXISTS blocks (key TEXT PRIMARY KEY, until_us INTEGER, at_us INTEGER NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS console_sessions (key TEXT PRIMARY KEY, name TEXT NOT NULL, expires_us INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS console_sessions_name ON console_sessions (name);
 CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS notices (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, conversation_id TEXT NOT NULL, data TEXT NOT NULL);
@@ -164,6 +167,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten: a purge or erasure leaves no trace
     conn.executescript(_SCHEMA)
     _add_missing_columns(conn)
     return conn
@@ -524,6 +528,29 @@ class SqliteStore:
     async def remove_listener(self, name: str) -> bool:
         return await self._change("DELETE FROM listeners WHERE name = ?", (name,)) == 1
 
+    # Console sessions
+
+    async def put_session(self, session: ConsoleSession, now: datetime) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            with _writing(conn):
+                conn.execute("DELETE FROM console_sessions WHERE expires_us <= ?", (to_us(now),))
+                conn.execute("INSERT OR REPLACE INTO console_sessions (key, name, expires_us) VALUES (?, ?, ?)",
+                             (session.key, session.name, to_us(session.expires)))  # fmt: skip
+
+        await self._run(work)
+
+    async def get_session(self, key: str, now: datetime) -> ConsoleSession | None:
+        rows = await self._select(
+            "SELECT name, expires_us FROM console_sessions WHERE key = ? AND expires_us > ?", (key, to_us(now))
+        )
+        return ConsoleSession(key, rows[0]["name"], from_us(rows[0]["expires_us"])) if rows else None
+
+    async def end_session(self, key: str) -> bool:
+        return await self._change("DELETE FROM console_sessions WHERE key = ?", (key,)) == 1
+
+    async def end_sessions(self, name: str) -> int:
+        return await self._change("DELETE FROM console_sessions WHERE name = ?", (name,))
+
     # The outbox
 
     async def outbox_put(self, item: OutboxItem) -> None:
@@ -555,8 +582,9 @@ class SqliteStore:
 
     async def outbox_mark_sent(self, item_id: str, provider_message_id: str | None) -> bool:
         return await self._resolve(
-            item_id, "status = 'sent', provider_message_id = ?", provider_message_id, Delivery.SENT, provider_message_id
-        )
+            item_id, "status = 'sent', provider_message_id = ?, payload = '{}'", provider_message_id, Delivery.SENT,
+            provider_message_id,
+        )  # the payload (recipient, text) is dropped once sent, as on Redis: the transcript keeps the text
 
     async def outbox_reschedule(
         self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str, parts_sent: int = 0
@@ -719,6 +747,59 @@ class SqliteStore:
         counts = await self._run(functools.partial(_reseal, self._keys))
         await self._run(_compact)
         return counts
+
+    # Retention and erasure
+
+    async def purge_conversation(self, stripped: Conversation) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            with _writing(conn):
+                count = _forget_content(conn, stripped.id)
+                _write_conversation(conn, self._keys, stripped)
+            return count
+
+        return await self._run(work)
+
+    async def erase_conversation(self, conversation_id: str) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            with _writing(conn):
+                count = _forget_content(conn, conversation_id)
+                conn.execute("DELETE FROM takes WHERE conversation_id = ?", (conversation_id,))
+                conn.execute(
+                    "DELETE FROM evidence WHERE notice_id IN (SELECT id FROM notices WHERE conversation_id = ?)",
+                    (conversation_id,),
+                )
+                conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+            return count
+
+        return await self._run(work)
+
+    async def first_created(self) -> datetime | None:
+        rows = await self._select("SELECT MIN(created_us) AS first FROM conversations", ())
+        first = rows[0]["first"] if rows else None
+        return None if first is None else from_us(first)
+
+    async def expire_transcript(self, conversation_id: str, ttl_seconds: int) -> None:
+        return None  # no TTLs in SQLite: the daily purge deletes the transcript
+
+    async def forget_freed(self) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the WAL's old page versions still hold the deleted rows
+
+        await self._run(work)
+
+    async def seen_keys(self) -> list[str]:
+        return [row["key"] for row in await self._select("SELECT key FROM seen WHERE owner IS NULL", ())]
+
+    async def forget_seen(self, keys: Sequence[str]) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            with _writing(conn):
+                conn.executemany("DELETE FROM seen WHERE key = ?", [(key,) for key in keys])
+
+        await self._run(work)
+
+    async def inbox_forget(self, sender_key: str) -> int:
+        key = self._keys.lookup("inbox", sender_key)
+        return await self._change("DELETE FROM inbox WHERE sender_key = ?", (key,))
 
     # Notices, their evidence, referrals
 
@@ -887,6 +968,16 @@ def _write_conversation(conn: sqlite3.Connection, keys: DataKeys, conversation: 
 def _entry(row: sqlite3.Row, keys: DataKeys) -> TranscriptEntry:
     data = keys.open("entry", row["data"])
     return decode_entry_data(row["id"], data, Delivery(row["delivery"]), row["provider_message_id"])
+
+
+def _forget_content(conn: sqlite3.Connection, conversation_id: str) -> int:
+    """Delete what is stored under a conversation's id besides its record; the transcript entries deleted."""
+    count = conn.execute("DELETE FROM transcript WHERE conversation_id = ?", (conversation_id,)).rowcount
+    for table in ("outbox", "timers", "queue"):
+        conn.execute(f"DELETE FROM {table} WHERE conversation_id = ?", (conversation_id,))  # fixed table names
+    prefix = conversation_id + "/"  # web chat uploads are kept under "<conversation id>/<hash>" (gateway/uploads.py)
+    conn.execute("DELETE FROM uploads WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
+    return int(count)
 
 
 def _queue_entry(row: sqlite3.Row) -> QueueEntry:

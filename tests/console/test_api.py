@@ -41,7 +41,7 @@ async def test_take_reply_note_close(client: TestClient, queued: Any) -> None:  
     ws, conversation_id = queued
     base = f"/api/conversations/{conversation_id}"
     assert (await client.post(base + "/messages", json={"text": "too early"})).status == 409
-    assert (await client.post(base + "/take")).status == 200
+    assert (await client.post(base + "/take", json={})).status == 200
     await receive_until(ws, lambda f: f["type"] == "status" and f["status"] == "with_listener")
     assert (await client.post(base + "/messages", json={"text": "Bonjour, je suis là."})).status == 201
     frames = await receive_until(ws, lambda f: f["type"] == "entry" and f["entry"]["author"] == "listener")
@@ -64,7 +64,7 @@ async def test_two_listeners_race_one_wins(client: TestClient, queued: Any) -> N
     bruno = await other_session(client, "bruno")
     try:
         url = f"/api/conversations/{conversation_id}/take"
-        statuses = sorted(r.status for r in await asyncio.gather(client.post(url), bruno.post(url)))
+        statuses = sorted(r.status for r in await asyncio.gather(client.post(url, json={}), bruno.post(url, json={})))
     finally:
         await bruno.close()
     assert statuses == [200, 409]
@@ -73,7 +73,7 @@ async def test_two_listeners_race_one_wins(client: TestClient, queued: Any) -> N
 async def test_refer_sends_partner_message(client: TestClient, queued: Any) -> None:  # type: ignore[type-arg]
     _, conversation_id = queued
     base = f"/api/conversations/{conversation_id}"
-    await client.post(base + "/take")
+    await client.post(base + "/take", json={})
     response = await client.post(base + "/refer", json={"partner": "pharos"})
     assert response.status == 201
     assert "internet-signalement" in (await response.json())["text"]
@@ -83,8 +83,8 @@ async def test_refer_sends_partner_message(client: TestClient, queued: Any) -> N
 async def test_transfer_and_hand_back(client: TestClient, queued: Any) -> None:  # type: ignore[type-arg]
     _, conversation_id = queued
     base = f"/api/conversations/{conversation_id}"
-    await client.post(base + "/take")
-    back = await client.post(base + "/hand-back")
+    await client.post(base + "/take", json={})
+    back = await client.post(base + "/hand-back", json={})
     assert (await back.json())["status"] == "queued"
     assert (await client.post(base + "/transfer", json={"queue": "nope"})).status == 409
     moved = await client.post(base + "/transfer", json={"queue": "listeners"})
@@ -107,10 +107,10 @@ async def test_flow_material(client: TestClient, queued: Any) -> None:  # type: 
 
 
 async def test_reload_is_for_supervisors(client: TestClient, queued: Any) -> None:  # type: ignore[type-arg]
-    assert (await client.post("/api/admin/reload")).status == 403
+    assert (await client.post("/api/admin/reload", json={})).status == 403
     sam = await other_session(client, "sam")
     try:
-        response = await sam.post("/api/admin/reload")
+        response = await sam.post("/api/admin/reload", json={})
         assert response.status == 200
     finally:
         await sam.close()
@@ -129,8 +129,8 @@ async def test_two_tabs_cannot_take_past_the_capacity(client: TestClient) -> Non
     second_tab = await other_session(client, "solo")
     try:
         responses = await asyncio.gather(
-            client.post(f"/api/conversations/{waiting[0]['id']}/take"),
-            second_tab.post(f"/api/conversations/{waiting[1]['id']}/take"),
+            client.post(f"/api/conversations/{waiting[0]['id']}/take", json={}),
+            second_tab.post(f"/api/conversations/{waiting[1]['id']}/take", json={}),
         )
         answers = sorted([(r.status, (await r.json()).get("error")) for r in responses], key=str)
     finally:

@@ -44,8 +44,14 @@ async def test_a_returning_young_person_is_shown_with_earlier_conversations(clie
     [earlier] = returning[0]["earlier"]
     assert set(earlier) == {"id", "created_at", "status", "outcome"} and earlier["status"] == "abandoned"
     assert token not in str(details)  # never the identity
-    opened = await client.get(f"/api/conversations/{earlier['id']}")
-    assert opened.status == 200
+    assert all(d["restricted"] and d["transcript"] == [] for d in details)  # waiting: the card only
+    assert (await client.get(f"/api/conversations/{earlier['id']}")).status == 403
+    held = returning[0]["id"]
+    assert (await client.post(f"/api/conversations/{held}/take", json={})).status == 200
+    other = next(d["id"] for d in details if d is not returning[0])  # somebody else's: no way in through it
+    assert (await client.get(f"/api/conversations/{earlier['id']}?via={other}")).status == 403
+    opened = await client.get(f"/api/conversations/{earlier['id']}?via={held}")  # from the one anne holds
+    assert opened.status == 200 and (await opened.json())["transcript"]
 
 
 async def test_history_lists_only_the_listeners_own_ended_conversations(client: Client) -> None:
@@ -53,7 +59,7 @@ async def test_history_lists_only_the_listeners_own_ended_conversations(client: 
     await login(client, "anne")
     await visit(client, None, "one", end=False)
     [card] = await waiting(client)
-    assert (await client.post(f"/api/conversations/{card['id']}/take")).status == 200
+    assert (await client.post(f"/api/conversations/{card['id']}/take", json={})).status == 200
     assert (await (await client.get("/api/history")).json())["ended"] == []
     closed = await client.post(f"/api/conversations/{card['id']}/close", json={"outcome": "cyberbullying"})
     assert closed.status == 200

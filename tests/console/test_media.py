@@ -30,7 +30,7 @@ async def messenger(make_client: AppFactory, settings: Settings, graph: FakeGrap
         messenger_app_secret=SECRET, messenger_verify_token="verify", messenger_page_access_token="token",
         messenger_api_url=graph.url,
     ))  # fmt: skip
-    await add_listener(client, "anne")
+    await add_listener(client, "anne", supervisor=True)  # the conversations stay in the bot: supervisors see them
     await login(client, "anne")
     return client
 

@@ -29,7 +29,7 @@ async def test_figures_follow_a_conversation_to_its_close(client: TestClient, qu
         board = await (await sam.get("/api/supervision")).json()
         assert board["live"]["waiting"] == 1 and board["live"]["in_progress"] == 0
         assert board["flow"]["last_reload"]["ok"] is True
-        assert (await client.post(f"/api/conversations/{conversation_id}/take")).status == 200
+        assert (await client.post(f"/api/conversations/{conversation_id}/take", json={})).status == 200
         board = await (await sam.get("/api/supervision")).json()
         assert board["live"] | {"listeners_online": 0} == {
             "waiting": 0, "urgent": 0, "in_progress": 1, "listeners_online": 0, "longest_wait_seconds": 0,

@@ -71,7 +71,8 @@ def gateway(aiohttp_client: Callable[..., Awaitable[Client]], offline: None) -> 
     async def start(settings: Settings) -> Client:
         app = await create_app(settings, clock=RunningClock(), worker_poll_seconds=0.05)
         client = await aiohttp_client(app)
-        await client.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+        await client.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3, supervisor=True))
+        # a supervisor: the tests read conversations still in the bot, which only supervisors see
         return client
 
     return start
@@ -127,7 +128,7 @@ class ListenerDesk:
         return await eventually(found)
 
     async def take(self, conversation_id: str) -> None:
-        response = await self.client.post(f"/api/conversations/{conversation_id}/take")
+        response = await self.client.post(f"/api/conversations/{conversation_id}/take", json={})
         assert response.status == 200, await response.text()
 
     async def reply(self, conversation_id: str, text: str) -> dict[str, Any]:

@@ -88,7 +88,7 @@ async def test_the_console_has_no_violation(context: BrowserContext, desk: Brows
     await audit(listener, "/console, a conversation taken")
     for opener, dialog in (("#refer-open", "#refer-dialog"), ("#transfer-open", "#transfer-dialog"),
                            ("#close-open", "#close-dialog"), ("#notice-open", "#notice-dialog"),
-                           ("#referral-open", "#referral-dialog")):  # fmt: skip
+                           ("#referral-open", "#referral-dialog"), ("#erase-open", "#erase-dialog")):  # fmt: skip
         await listener.locator(opener).click()
         await expect(listener.locator(dialog)).to_be_visible()
         await audit(listener, f"/console, {dialog}")
@@ -117,5 +117,11 @@ async def test_the_chat_at_400_percent_zoom_keeps_the_box_and_the_latest_message
         # the latest message, whoever wrote it (the model may answer with the numbers), stays in sight
         await expect(page.locator(".msg").last).to_be_in_viewport()
         await audit(page, "/chat at 320 × 200 CSS px")
+        # a message not yet stored (sent on a slow network) is told apart without fading its text
+        await page.evaluate(
+            "() => { const mine = document.querySelectorAll('.msg.user'); const last = mine[mine.length - 1];"
+            " last.classList.add('pending'); last.scrollIntoView({block: 'end'}); }"
+        )
+        await audit(page, "/chat at 320 × 200 CSS px, a message pending")
     finally:
         await context.close()

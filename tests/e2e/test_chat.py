@@ -64,7 +64,7 @@ async def test_chat_walks_to_queue_reloads_and_talks_with_a_listener(
         assert (await listener.post("/api/session", json={"name": "anne", "password": PASSWORD})).status == 200
         waiting = (await (await listener.get("/api/queue")).json())["waiting"]
         conversation = waiting[0]["id"]
-        assert (await listener.post(f"/api/conversations/{conversation}/take")).status == 200
+        assert (await listener.post(f"/api/conversations/{conversation}/take", json={})).status == 200
         await expect(page.locator("#status-line")).to_contain_text("écoutant·e est avec toi")
         reply = {"text": "Bonjour, je t'écoute."}
         sent = await listener.post(f"/api/conversations/{conversation}/messages", json=reply)

@@ -54,7 +54,7 @@ async def test_numbers_and_urls_from_the_line_are_links_never_the_young_persons(
     ) as listener:
         assert (await listener.post("/api/session", json={"name": "anne", "password": PASSWORD})).status == 200
         conversation = (await (await listener.get("/api/queue")).json())["waiting"][0]["id"]
-        assert (await listener.post(f"/api/conversations/{conversation}/take")).status == 200
+        assert (await listener.post(f"/api/conversations/{conversation}/take", json={})).status == 200
         sent = await listener.post(f"/api/conversations/{conversation}/messages", json={"text": LISTENER_TEXT})
         assert sent.status == 201
 
@@ -145,7 +145,7 @@ async def test_messages_tell_when_and_a_hidden_tab_counts_the_unread(
     ) as listener:
         assert (await listener.post("/api/session", json={"name": "anne", "password": PASSWORD})).status == 200
         conversation = (await (await listener.get("/api/queue")).json())["waiting"][0]["id"]
-        assert (await listener.post(f"/api/conversations/{conversation}/take")).status == 200
+        assert (await listener.post(f"/api/conversations/{conversation}/take", json={})).status == 200
         await expect(page).to_have_title("(1) Chat d'écoute")  # "a listener joined"
         await listener.post(f"/api/conversations/{conversation}/messages", json={"text": "Bonjour !"})
         await expect(page).to_have_title("(2) Chat d'écoute")
@@ -182,7 +182,7 @@ async def test_the_widget_launcher_counts_what_arrives_while_the_chat_is_closed(
     ) as listener:
         assert (await listener.post("/api/session", json={"name": "anne", "password": PASSWORD})).status == 200
         conversation = (await (await listener.get("/api/queue")).json())["waiting"][0]["id"]
-        assert (await listener.post(f"/api/conversations/{conversation}/take")).status == 200
+        assert (await listener.post(f"/api/conversations/{conversation}/take", json={})).status == 200
     await expect(host.locator("body > button").last).to_have_text("Besoin de parler ? (1)")
     await host.locator("body > button").last.click()  # opened: read
     await expect(host.locator("body > button").last).to_have_text("Besoin de parler ?")

@@ -107,7 +107,8 @@ async def test_hand_off_messages_canned_note_hostile_text_and_close(
     )
     await reply.press("Enter")
     await expect(young.locator('.msg[data-author="listener"] .text').last).to_contain_text("je suis écoutant·e au 3018")
-    await expect(listener.locator('#transcript .msg[data-author="listener"] .delivery').last).to_have_text("envoyé")
+    # the web chat page acknowledges what it showed: the young person has it in sight (docs/webchat-protocol.md)
+    await expect(listener.locator('#transcript .msg[data-author="listener"] .delivery').last).to_have_text("lu")
 
     await listener.get_by_role("button", name="Note privée").click()
     await reply.fill("Note : semble en sécurité chez elle")

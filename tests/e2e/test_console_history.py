@@ -80,8 +80,14 @@ async def test_a_young_person_who_writes_again_is_shown_as_returning(
 
     await anne.locator("#waiting .card .card-open").click()
     returning = anne.locator("#returning")
-    await expect(returning).to_contain_text("A déjà écrit")
-    earlier = returning.get_by_role("button")
+    await expect(returning).to_contain_text("A déjà écrit")  # on the waiting card: dates and outcomes only
+    await expect(returning).to_contain_text("clôturée")
+    await expect(returning.get_by_role("button")).to_have_count(0)
+    await expect(anne.locator("#restricted")).to_be_visible()
+    await anne.locator("#take").click()
+    await expect(anne.locator("#conv-meta")).to_contain_text("avec anne")
+    await expect(anne.locator("#restricted")).to_be_hidden()
+    earlier = returning.get_by_role("button")  # holding it, anne opens the earlier one
     await expect(earlier).to_have_count(1)
     await expect(earlier).to_contain_text("clôturée")
     now_title = await anne.locator("#conv-title").inner_text()

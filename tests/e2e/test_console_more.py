@@ -214,7 +214,7 @@ async def test_an_image_from_whatsapp_is_shown_through_the_gateway(
     listener = await log_in(desk, whatsapp_server, "anne")
     requested: list[str] = []
     listener.on("request", lambda request: requested.append(request.url))
-    await listener.locator("#waiting .card .card-open").click()
+    await listener.locator("#waiting .card .take").click()  # the transcript is for the listener who takes it
     show = listener.get_by_role("button", name="Afficher : Pièce jointe (image)")
     await show.click()
 

@@ -93,9 +93,11 @@ async def test_every_way_of_taking_lands_in_reply_mode_and_the_young_person_rece
     await expect(listener.locator("#reply-label")).to_have_text("Note privée · jamais envoyée au jeune")
     await expect(listener.locator("#note-why")).to_contain_text("Tu n'as pas pris cette conversation")
     await expect(listener.locator("#mode-reply")).to_be_disabled()
-    first_message = await listener.locator("#transcript .msg").first.element_handle()
+    await expect(listener.locator("#transcript .msg")).to_have_count(0)  # waiting: the card, not the transcript
     await listener.locator("#take").click()
     await expect(listener.locator("#note-why")).to_be_hidden()
+    await expect(listener.locator("#transcript .msg").first).to_be_visible()
+    first_message = await listener.locator("#transcript .msg").first.element_handle()
     await reply_and_check_received(listener, second, "Bonjour, je suis là. (2)")
     assert await first_message.evaluate("node => node.isConnected")  # only new entries added: each announced once
     ids = await listener.locator("#transcript .msg").evaluate_all("nodes => nodes.map(n => n.dataset.entry)")

@@ -69,12 +69,12 @@ async def test_a_redelivery_while_the_owner_is_processing_is_retried_not_acknowl
 
     async def live_owner() -> None:  # another instance, alive and still processing: it renews its claim
         while True:
-            assert await store.claim(key_of("m_busy"), "live-owner", 0.5) is ClaimState.CLAIMED
             await asyncio.sleep(0.1)
+            assert await store.claim(key_of("m_busy"), "live-owner", 0.5) is ClaimState.CLAIMED
 
+    assert await store.claim(key_of("m_busy"), "live-owner", 0.5) is ClaimState.CLAIMED  # before the redelivery
     owner = asyncio.create_task(live_owner())
     try:
-        await asyncio.sleep(0.05)
         assert await deliver(client, message("Bonjour", mid="m_busy")) == 503  # Meta will redeliver
         assert await store.conversations_by_status(Status.BOT) == []  # nothing processed meanwhile
     finally:

@@ -117,11 +117,9 @@ async def test_the_flow_reaches_a_listener_whose_reply_reaches_telegram(
 async def test_a_listener_typing_shows_the_typing_action(client: Client, telegram: FakeTelegramAPI) -> None:
     _, conversation_id = await handed_to_listener(client, telegram)
     for _ in range(3):  # keystrokes in quick succession: one chat action
-        assert (await client.post(f"/api/conversations/{conversation_id}/typing")).status == 204
-    [action] = await telegram.wait_for("sendChatAction")
+        assert (await client.post(f"/api/conversations/{conversation_id}/typing", json={})).status == 204
+    [action] = await telegram.wait_for("sendChatAction")  # one for the burst: tests/test_typing_relay.py
     assert action.body == {"chat_id": str(CHAT), "action": "typing"}
-    await asyncio.sleep(0.3)
-    assert len(telegram.requests_to("sendChatAction")) == 1
 
 
 async def test_a_photo_is_recorded_in_the_transcript(client: Client, telegram: FakeTelegramAPI) -> None:

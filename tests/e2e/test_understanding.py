@@ -51,7 +51,8 @@ def start(aiohttp_client: Any, offline: None) -> Start:
 
         app = await create_app(settings, clock=RunningClock(), worker_poll_seconds=0.05, understanding=understanding)
         client: Client = await aiohttp_client(app)
-        await client.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+        await client.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3, supervisor=True))
+        # a supervisor: the tests read conversations still in the bot, which only supervisors see
         await eventually(lambda: _async(client.app[READER].status != "loading"))
         return client
 

@@ -59,7 +59,7 @@ async def test_a_notice_with_two_urls_and_a_screenshot_reaches_the_smtp_server(
     ]  # fmt: skip
     assert smtp.inbox.received == []  # a draft sends nothing
 
-    sent = await app.post(f"/api/notices/{notice['id']}/send")
+    sent = await app.post(f"/api/notices/{notice['id']}/send", json={})
     assert sent.status == 200, await sent.text()
     assert (await sent.json())["status"] == "sent"
     (message,) = await smtp.inbox.wait(1)
@@ -101,19 +101,19 @@ async def test_csam_is_never_attached_and_always_goes_to_pharos_too(
     assert main["linked"] == pharos["id"] and pharos["linked"] == main["id"] and main["evidence"] == []
     assert await app.app[STORE].get_evidence(main["id"]) == []
 
-    assert (await app.post(f"/api/notices/{main['id']}/send")).status == 200
+    assert (await app.post(f"/api/notices/{main['id']}/send", json={})).status == 200
     (message,) = await smtp.inbox.wait(1)
     assert [a.get_content_type() for a in message.iter_attachments()] == ["application/json"]
     assert b"never-attached" not in smtp.inbox.received[0][2]
     assert "only located, never copied" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
 
     # Pharos has a web form only: the console gets the ready text (in French) and marks it filed.
-    assert (await app.post(f"/api/notices/{pharos['id']}/send")).status == 409
+    assert (await app.post(f"/api/notices/{pharos['id']}/send", json={})).status == 409
     listed = await (await app.get(f"/api/conversations/{conversation}/notices")).json()
     form = next(n for n in listed["notices"] if n["id"] == pharos["id"])
     assert "https://www.instagram.com/p/Zz9/" in form["text"] and "bonne foi" in form["text"]
     assert form["form"] == "https://www.internet-signalement.gouv.fr"
-    filed = await app.post(f"/api/notices/{pharos['id']}/filed")
+    filed = await app.post(f"/api/notices/{pharos['id']}/filed", json={})
     assert filed.status == 200 and (await filed.json())["status"] == "sent"
     assert len(smtp.inbox.received) == 1
 
@@ -132,7 +132,7 @@ async def test_bad_notices_are_refused_with_400(app: Client, graph: FakeGraphAPI
 async def _sent_notice(app: Client, conversation: str) -> str:
     created = await create(app, conversation, locations=["https://www.instagram.com/p/A1/"])
     notice = (await created.json())["notices"][0]["id"]
-    assert (await app.post(f"/api/notices/{notice}/send")).status == 200
+    assert (await app.post(f"/api/notices/{notice}/send", json={})).status == 200
     return str(notice)
 
 
@@ -197,7 +197,7 @@ async def test_a_late_platform_shows_a_reminder_and_evidence_is_deleted_after_re
     conversation = await messenger_says(app, "", [("image", url)])
     created = await create(app, conversation, evidence=[0], locations=["https://www.instagram.com/p/B2/"])
     notice = (await created.json())["notices"][0]["id"]
-    assert (await app.post(f"/api/notices/{notice}/send")).status == 200
+    assert (await app.post(f"/api/notices/{notice}/send", json={})).status == 200
     clock.advance(hours=25)  # Instagram's expected answer: 24 h
     listed = (await (await app.get("/api/notices")).json())["notices"]
     assert listed[0]["id"] == notice and listed[0]["overdue"] is True
@@ -231,7 +231,7 @@ async def test_a_web_form_notice_gives_the_ready_text_and_its_evidence_files(
     assert evidence.status == 200 and await evidence.read() == SCREENSHOT
     assert evidence.headers["Content-Disposition"] == 'attachment; filename="evidence-1.png"'
     assert (await app.get(f"/api/notices/{notice['id']}/evidence/1")).status == 404
-    assert (await app.post(f"/api/notices/{notice['id']}/filed")).status == 200
+    assert (await app.post(f"/api/notices/{notice['id']}/filed", json={})).status == 200
     assert smtp.inbox.received == []
 
 
@@ -239,7 +239,7 @@ async def test_two_listeners_sending_at_once_send_one_email(app: Client, graph: 
     conversation = await messenger_says(app, "bonjour")
     created = await create(app, conversation, locations=["https://www.instagram.com/p/Twice/"])
     notice = (await created.json())["notices"][0]["id"]
-    answers = await asyncio.gather(*(app.post(f"/api/notices/{notice}/send") for _ in range(3)))
+    answers = await asyncio.gather(*(app.post(f"/api/notices/{notice}/send", json={}) for _ in range(3)))
     assert sorted(a.status for a in answers) == [200, 409, 409]
     await smtp.inbox.wait(1)
     assert len(smtp.inbox.received) == 1

@@ -20,7 +20,7 @@ async def _taken(app: Client, ws: Any) -> str:
         await say(ws, f"m{number}", answer)
     conversation = await app.app[STORE].find_active_conversation(ChannelName.WEBCHAT, session["token"])
     assert conversation is not None
-    assert (await app.post(f"/api/conversations/{conversation.id}/take")).status == 200
+    assert (await app.post(f"/api/conversations/{conversation.id}/take", json={})).status == 200
     return conversation.id
 
 

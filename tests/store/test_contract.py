@@ -25,6 +25,7 @@ from gateway.store import (
     Author,
     Block,
     ClaimState,
+    ConsoleSession,
     Delivery,
     DoneMark,
     InboxItem,
@@ -412,6 +413,22 @@ async def test_listener_accounts(store: Store) -> None:
     assert not await store.update_listener(Listener("carla", "h"))
     assert await store.remove_listener("bruno") and not await store.remove_listener("bruno")
     assert await store.get_listener("bruno") is None and await store.get_listener("carla") is None
+
+
+async def test_console_sessions_end_one_by_one_everywhere_and_by_expiry(store: Store) -> None:
+    until = minutes(60)
+    for key, name in [("k1", "anne"), ("k2", "anne"), ("k3", "bruno")]:
+        await store.put_session(ConsoleSession(key, name, until), T0)
+    assert await store.get_session("k1", T0) == ConsoleSession("k1", "anne", until)
+    assert await store.get_session("k1", minutes(60)) is None  # expired
+    assert await store.get_session("nope", T0) is None
+    assert await store.end_session("k1") and not await store.end_session("k1")
+    assert await store.get_session("k1", T0) is None and await store.get_session("k2", T0) is not None
+    await store.put_session(ConsoleSession("k4", "anne", until), T0)
+    assert await store.end_sessions("anne") == 2
+    assert await store.get_session("k2", T0) is None and await store.get_session("k4", T0) is None
+    assert await store.end_sessions("anne") == 0
+    assert await store.get_session("k3", T0) == ConsoleSession("k3", "bruno", until)
 
 
 # The outbox

@@ -70,7 +70,7 @@
   function show(conversation) {
     state.conversation = conversation;
     if (!state.material) { return; }  // shown once the material has come
-    var enabled = state.material.enabled;
+    var enabled = state.material.enabled && !conversation.restricted;  // a waiting card: take it first
     $("casework").hidden = !enabled;
     $("notice-open").hidden = !enabled;
     var mine = conversation.status === "with_listener" && conversation.listener === state.me;

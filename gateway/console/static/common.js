@@ -12,8 +12,11 @@
 
   function clear(node) { while (node.firstChild) { node.removeChild(node.firstChild); } }
 
+  /* Every call that changes something goes as JSON, even without a body: the server refuses any other POST
+     (an HTML form of another site cannot send JSON). */
   function api(method, path, body) {
     var options = { method: method, credentials: "same-origin", headers: {} };
+    if (body === undefined && method !== "GET" && method !== "HEAD") { body = {}; }
     if (body !== undefined) {
       options.headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(body);
@@ -23,6 +26,20 @@
       var type = response.headers.get("Content-Type") || "";
       var read = type.indexOf("json") >= 0 ? response.json() : Promise.resolve(null);
       return read.then(function (data) { return { ok: response.ok, status: response.status, data: data }; });
+    });
+  }
+
+  /* What a young person wrote, with the characters that could hide or reorder it made visible instead of applied:
+     bidirectional overrides, embeddings and isolates (U+202A–202E, U+2066–2069), marks (U+200E, U+200F, U+061C),
+     zero-width and invisible characters (U+200B, U+200C, U+2060–2064, U+FEFF, U+180E, U+00AD). A zero-width
+     joiner inside an emoji sequence (👩‍💻) is kept. Shown as ⟦U+202E⟧. */
+  var HIDDEN = /[\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]/g;
+  var EMOJI_SIDE = /[\uD800-\uDFFF\u2600-\u27BF\uFE0F]/;
+  function visible(text) {
+    var source = String(text === undefined || text === null ? "" : text);
+    return source.replace(HIDDEN, function (c, at) {
+      if (c === "\u200D" && EMOJI_SIDE.test(source.charAt(at - 1)) && EMOJI_SIDE.test(source.charAt(at + 1))) { return c; }
+      return "\u27E6U+" + ("000" + c.charCodeAt(0).toString(16).toUpperCase()).slice(-4) + "\u27E7";
     });
   }
 
@@ -102,6 +119,6 @@
 
   var CHANNELS = { webchat: "Chat web", messenger: "Messenger", whatsapp: "WhatsApp", telegram: "Telegram" };
 
-  window.HG = { el: el, clear: clear, api: api, duration: duration, clock: clock, beep: beep, events: events,
+  window.HG = { el: el, clear: clear, api: api, visible: visible, duration: duration, clock: clock, beep: beep, events: events,
     logoutButton: logoutButton, CHANNELS: CHANNELS };
 })();

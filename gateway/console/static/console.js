@@ -6,11 +6,11 @@
   var $ = function (id) { return document.getElementById(id); };
 
   var t = HG.t;
-  var REFUSED = ["taken", "capacity", "not_yours", "window_closed", "not_active", "not_found", "empty", "too_long"];
+  var REFUSED = ["taken", "capacity", "not_yours", "forbidden", "window_closed", "not_active", "not_found", "empty", "too_long"];
 
   var state = {
     me: null, flow: null, waiting: [], mine: [], fetchedAt: Date.now(), known: null,
-    current: null, shown: {}, mode: "reply", typingSent: 0, typingTimer: null, queueTimer: null, newArrival: false
+    current: null, via: {}, shown: {}, mode: "reply", typingSent: 0, typingTimer: null, queueTimer: null, newArrival: false
   };
 
   // ----- start ----------------------------------------------------------------------------------------------
@@ -20,6 +20,7 @@
     state.flow = results[1].data;
     $("me").textContent = state.me.name;
     $("supervision-link").hidden = !state.me.supervisor;
+    $("erase-open").hidden = !state.me.supervisor;  // erasure on request: supervisors only (the API checks too)
     fillSelects();
     HG.events({ onOpen: onConnected, onEvent: onEvent, onClose: function () { connection(false); } });
     var match = /#c=([\w-]+)/.exec(location.hash);
@@ -73,6 +74,14 @@
     var current = state.current && event.conversation_id === state.current.id;
     if (event.type === "queue" || event.type === "status") { scheduleQueue(); }
     if (!current) { return; }
+    if (event.type === "erased") {  // a supervisor or the young person erased it: the last thing it shows
+      state.current.erased = true;
+      appendEntry(event.entry);
+      $("conv-actions").hidden = true;
+      $("composer").hidden = true;
+      return;
+    }
+    if (state.current.erased) { return; }  // nothing left to load
     if (event.type === "entry" || event.type === "note") {
       var entry = event.entry;
       if (entry.attachments && entry.attachments.length) { openConversation(state.current.id); return; }
@@ -183,7 +192,7 @@
     }
     open.appendChild(meta);
     var summary = el("span", "card-summary");
-    card.summary.slice(0, 4).forEach(function (pair) { summary.appendChild(el("span", "", pair[0] + " : " + pair[1])); });
+    card.summary.slice(0, 4).forEach(function (pair) { summary.appendChild(el("span", "", pair[0] + " : " + HG.visible(pair[1]))); });
     open.appendChild(summary);
     open.addEventListener("click", function () { openConversation(card.id); });
     item.appendChild(open);
@@ -223,7 +232,8 @@
 
   /* `acted`: the listener has just taken or acted on it; a private note chosen before never outlives that. */
   function openConversation(id, acted) {
-    return api("GET", "/api/conversations/" + id).then(function (response) {
+    var via = state.via[id] ? "?via=" + encodeURIComponent(state.via[id]) : "";  // an earlier one of a held conversation
+    return api("GET", "/api/conversations/" + id + via).then(function (response) {
       if (!response.ok) { toast(refusal(response), true); return; }
       var changed = !state.current || state.current.id !== id;
       state.current = response.data;
@@ -251,10 +261,12 @@
     if (c.flag) { meta.push(flagText(c.flag)); }
     $("conv-meta").textContent = meta.join(" · ");
     renderSummary(c.summary);
-    renderEarlier(c.earlier || []);
+    renderEarlier(c.earlier || [], !c.restricted);
+    $("restricted").hidden = !c.restricted;
     state.serverOffset = Date.parse(c.now) - Date.now();  // the server's clock decides when a window closes
     renderWindow(c.window);
     var mine = isMine();
+    $("conv-actions").hidden = false;
     $("take").hidden = c.status !== "queued";
     ["refer-open", "handback"].forEach(function (id) { $(id).hidden = !mine; });
     $("transfer-open").hidden = !(mine || c.status === "queued");
@@ -280,7 +292,7 @@
   }
 
   /* A young person who wrote before (same channel identity): the dates and outcomes, each opening that one. */
-  function renderEarlier(earlier) {
+  function renderEarlier(earlier, openable) {
     var box = $("returning");
     clear(box);
     box.hidden = earlier.length === 0;
@@ -290,9 +302,11 @@
       var outcome = state.flow.outcomes.filter(function (o) { return o.id === item.outcome; })[0];
       var what = outcome ? HG.local(outcome.labels, outcome.label) : t("status." + item.status);
       var date = new Date(item.created_at).toLocaleDateString(document.documentElement.lang || "fr");
+      if (!openable) { box.appendChild(el("span", "pill", t("conv.earlier", { date: date, what: what }))); return; }
       var open = el("button", "secondary small", t("conv.earlier", { date: date, what: what }));
       open.type = "button";
-      open.addEventListener("click", function () { openConversation(item.id); });
+      var from = state.current.id;
+      open.addEventListener("click", function () { state.via[item.id] = from; openConversation(item.id); });
       box.appendChild(open);
     });
   }
@@ -302,7 +316,7 @@
   function renderSummary(summary) {
     var list = $("summary");
     clear(list);
-    summary.forEach(function (pair) { list.appendChild(el("dt", "", pair[0])); list.appendChild(el("dd", "", pair[1])); });
+    summary.forEach(function (pair) { list.appendChild(el("dt", "", pair[0])); list.appendChild(el("dd", "", HG.visible(pair[1]))); });
     $("summary-box").hidden = summary.length === 0;
   }
 
@@ -349,7 +363,7 @@
     var head = el("span", "who", t("author." + entry.author));
     head.appendChild(el("time", "", HG.clock(entry.at)));
     item.appendChild(head);
-    item.appendChild(el("span", "text", entry.system ? systemText(entry.system, entry.text) : entry.text));
+    item.appendChild(el("span", "text", entry.system ? systemText(entry.system, entry.text) : HG.visible(entry.text)));
     if (entry.flag) {
       item.classList.add("flagged");
       item.appendChild(el("span", "flag", flagText(entry.flag)));
@@ -556,6 +570,19 @@
     if ($("block-dialog").returnValue !== "ok" || !$("block-reason").value.trim()) { return; }
     act("block", { duration: $("block-duration").value, reason: $("block-reason").value }, t("toast.blocked")).then(function () {
       $("block-reason").value = "";
+    });
+  });
+  $("erase-open").addEventListener("click", function () {
+    $("erase-dialog").returnValue = "";  // Escape keeps the last value: never an "ok" from an earlier erasure
+    $("erase-dialog").showModal();
+  });
+  $("erase-dialog").addEventListener("close", function () {
+    if ($("erase-dialog").returnValue !== "ok" || !state.current) { return; }
+    api("POST", "/api/conversations/" + state.current.id + "/erase", { confirm: true }).then(function (response) {
+      if (!response.ok) { toast(refusal(response), true); return; }
+      toast(t("toast.erased"));
+      loadQueue();
+      $("back").click();  // the conversation no longer exists
     });
   });
   $("close-send").addEventListener("click", function (event) {

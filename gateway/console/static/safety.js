@@ -1,10 +1,11 @@
 /* Supervision, protection against abuse: the open conversations grouped by client (a flood shows as one
-   client many times) with a bulk close, the blocks in force with "lift", and the audit log. */
+   client many times) with a bulk close, the blocks in force with "lift", the accounts with "log out everywhere"
+   (every session ends, open consoles close at once), and the audit log. */
 (function () {
   "use strict";
   var el = HG.el, clear = HG.clear, api = HG.api, t = HG.t;
   var $ = function (id) { return document.getElementById(id); };
-  var shown = { floods: [], blocks: [], audit: [] };
+  var shown = { floods: [], blocks: [], audit: [], accounts: [] };
 
   HG.onLanguage(render);
   load();
@@ -24,9 +25,10 @@
   });
 
   function load() {
-    Promise.all([api("GET", "/api/floods"), api("GET", "/api/blocks"), api("GET", "/api/audit")]).then(function (answers) {
+    Promise.all([api("GET", "/api/floods"), api("GET", "/api/blocks"), api("GET", "/api/audit"), api("GET", "/api/listeners")]).then(function (answers) {
       if (!answers.every(function (a) { return a.ok; })) { return; }
-      shown = { floods: answers[0].data.conversations, blocks: answers[1].data.blocks, audit: answers[2].data.entries };
+      shown = { floods: answers[0].data.conversations, blocks: answers[1].data.blocks, audit: answers[2].data.entries,
+        accounts: answers[3].data.listeners };
       render();
     });
   }
@@ -59,6 +61,21 @@
       var until = b.until ? new Date(b.until).toLocaleString(HG.locale()) : t("safety.forever");
       blocks.appendChild(row([el("td", "", b.pseudonym || "–"), el("td", "", HG.channel(b.channel)), el("td", "", b.reason),
         el("td", "", b.by), el("td", "", until), cell(lift)]));
+    });
+    var accounts = $("accounts").querySelector("tbody");
+    clear(accounts);
+    shown.accounts.forEach(function (a) {
+      var out = el("button", "ghost", t("safety.logout_everywhere"));
+      out.type = "button";
+      out.setAttribute("aria-label", t("safety.logout_everywhere") + " : " + a.name);
+      out.addEventListener("click", function () {
+        api("POST", "/api/listeners/" + encodeURIComponent(a.name) + "/logout").then(function (response) {
+          $("accounts-result").textContent = response.ok ? t("safety.logged_out", { name: a.name, n: response.data.ended })
+            : t("refused.other", { status: response.status });
+          load();
+        });
+      });
+      accounts.appendChild(row([el("td", "", a.name), el("td", "", t(a.supervisor ? "role.supervisor" : "role.listener")), cell(out)]));
     });
     var audit = $("audit");
     clear(audit);

@@ -1,0 +1,115 @@
+"""``gateway purge`` and ``gateway erase``: retention and erasure by hand. They print counts, never content.
+
+``gateway purge [--dry-run]`` purges the conversations whose retention (flows.yaml ``retention.closed_days``) is
+over, as the server does daily; ``--dry-run`` counts them and changes nothing.
+
+``gateway erase --conversation ID`` or ``gateway erase --channel CH --identity X`` erases everything about that
+young person (every conversation of the same channel identity). The identity is compared as stored and through
+its keyed hash (``GATEWAY_SECRET_KEY``): set the same key as the server's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gateway.errors import GatewayError
+
+if TYPE_CHECKING:
+    from gateway.dispatcher import Dispatcher
+    from gateway.settings import Settings
+    from gateway.store import Store
+
+ACTOR = "cli"
+
+
+def _dispatcher(settings: Settings, store: Store) -> Dispatcher:
+    from gateway.dispatcher import Dispatcher
+    from gateway.errors import FlowValidationError
+    from gateway.flowset import FlowSet
+
+    flows = FlowSet(Path(settings.flows))
+    flows.reload()
+    if flows.current is None:
+        problems = list(flows.last_reload.problems) if flows.last_reload else []
+        raise FlowValidationError([*problems, f"{settings.flows} is not valid"])
+    return Dispatcher(store, flows)
+
+
+async def _open(settings: Settings) -> Store:
+    from gateway.crypto import DataKeys
+    from gateway.store import open_store
+
+    return await open_store(settings.store, keys=DataKeys.from_settings(settings))
+
+
+def _purge(args: argparse.Namespace) -> int:
+    from gateway.retention import Retention
+    from gateway.settings import Settings
+
+    settings = Settings.from_env()
+
+    async def run() -> int:
+        store = await _open(settings)
+        try:
+            retention = Retention(store, _dispatcher(settings, store).flows, clock=lambda: datetime.now(UTC))
+            purged = await retention.purge(datetime.now(UTC), dry_run=args.dry_run, actor=ACTOR)
+        finally:
+            await store.close()
+        verb = "would purge" if args.dry_run else "purged"
+        print(f"{verb} {purged.conversations} conversation(s), {purged.entries} transcript entries "
+              f"(ended more than {purged.closed_days} days ago)")  # fmt: skip
+        return 0
+
+    return asyncio.run(run())
+
+
+def _erase(args: argparse.Namespace) -> int:
+    from gateway.erasure import Eraser
+    from gateway.keyed import KeyedHash
+    from gateway.messages import ChannelName
+    from gateway.settings import Settings
+
+    if bool(args.conversation) == bool(args.channel or args.identity):
+        raise GatewayError("erase needs --conversation ID, or --channel and --identity")
+    if args.channel and not args.identity:
+        raise GatewayError("--channel needs --identity")
+    settings = Settings.from_env()
+    keyed = KeyedHash(settings.secret_key.get_secret_value())
+
+    def sender_key(channel: ChannelName, sender: str) -> str:
+        return keyed("sender", f"{channel.value}\n{sender}")
+
+    async def run() -> int:
+        store = await _open(settings)
+        try:
+            eraser = Eraser(store, _dispatcher(settings, store), sender_key, clock=lambda: datetime.now(UTC))
+            if args.conversation:
+                erased = await eraser.erase_conversation(args.conversation, ACTOR, "gateway erase")
+                if erased is None:
+                    print(f"gateway: no conversation {args.conversation}")
+                    return 1
+            else:
+                erased = await eraser.erase_person(ChannelName(args.channel), args.identity, ACTOR, "gateway erase")
+        finally:
+            await store.close()
+        print(f"erased {erased.conversations} conversation(s), {erased.entries} transcript entries")
+        return 0
+
+    return asyncio.run(run())
+
+
+def add_privacy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from gateway.messages import ChannelName
+
+    purge = sub.add_parser("purge", help="purge the conversations whose retention is over (flows.yaml retention)")
+    purge.add_argument("--dry-run", action="store_true", help="count what would be purged, change nothing")
+    purge.set_defaults(handler=_purge)
+    erase = sub.add_parser("erase", help="erase everything about one young person (prints counts only)")
+    erase.add_argument("--conversation", metavar="ID", help="the person of this conversation")
+    erase.add_argument("--channel", choices=[c.value for c in ChannelName], help="with --identity")
+    erase.add_argument("--identity", metavar="X", help="the channel identity (phone number, PSID, chat id)")
+    erase.set_defaults(handler=_erase)

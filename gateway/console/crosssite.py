@@ -1,0 +1,63 @@
+"""The console's defence against other sites: who may call the API and open the live socket.
+
+A listener's browser sends its session cookie with every request to the gateway, whichever page asked for it
+(SameSite=Strict only keeps other *sites* out: a page on another port of the same host counts as the same site).
+So every state-changing call (any method but GET and HEAD) and every websocket of the console is checked:
+
+* **Origin**: when the browser says which page sent the request (it always does for a cross-origin POST, a
+  ``fetch`` and a websocket), that origin must be the gateway's own: the origin of ``GATEWAY_PUBLIC_URL``, the
+  one the request was addressed to (``Host``: the page's own origin, which another port or site cannot claim), or
+  one of ``GATEWAY_CONSOLE_ORIGINS``. Anything else, ``null`` included, gets 403 ``cross_site``.
+* **JSON only**: every POST, with or without a body, must say ``Content-Type: application/json``. An HTML form can
+  only send ``application/x-www-form-urlencoded``, ``multipart/form-data`` or ``text/plain``, and a script of
+  another origin cannot set that type without the browser asking first (CORS preflight, which the gateway never
+  grants): a request without an ``Origin`` header (an old browser, a plugin) is still stopped. 415 otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def origin_of(url: str) -> str:
+    """``https://Example.org:443/path`` → ``https://example.org``: scheme, host, port unless the default."""
+    parts = urlsplit(url.strip())
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    default = {"http": 80, "https": 443}.get(scheme)
+    try:
+        port = parts.port
+    except ValueError:
+        return ""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
+
+
+class CrossSite:
+    def __init__(self, public_url: str, console_origins: Iterable[str] = ()) -> None:
+        self.allowed = frozenset(origin_of(url) for url in (public_url, *console_origins))
+
+    def refusal(self, request: web.Request) -> web.Response | None:
+        """None when the request may go on; else the answer that refuses it."""
+        websocket = request.headers.get("Upgrade", "").lower() == "websocket"
+        if request.method in SAFE_METHODS and not websocket:
+            return None
+        origin = request.headers.get("Origin")
+        if origin is not None and not self.allowed_origin(origin, request):
+            return _error(403, "cross_site", "this request comes from another site's page")
+        if request.method == "POST" and request.content_type != "application/json":
+            return _error(415, "bad_request", "send JSON (Content-Type: application/json), even without a body")
+        return None
+
+    def allowed_origin(self, origin: str, request: web.Request) -> bool:
+        own = origin_of(f"{request.scheme}://{request.host}")
+        return origin_of(origin) in self.allowed or (origin_of(origin) == own and origin != "null")
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status)

@@ -1,0 +1,159 @@
+"""Erasure on request: everything the gateway keeps about one young person is deleted, and the audit log says so.
+
+Three ways in, one path: ``gateway erase`` (by conversation, or by channel and identity), the supervisors'
+``POST /api/conversations/{id}/erase`` (console/safety.py), and the young person writing the erasure phrase of
+flows.yaml, then confirming (the dispatcher asks; :meth:`Eraser.erase_person` does it once the conversation's lock
+is released).
+
+"Everything" is every conversation of the same channel identity (``channel`` + sender): the conversation records,
+transcripts (messages, listeners' notes, attachments, provider ids), outbox items of any status, timers, queue
+and take entries, the de-duplication keys of the young person's messages, the evidence copies of the notices
+raised from them, the inbox items still waiting, and the gate's notices to that sender (``notice-<keyed hash>``).
+The "earlier conversations" a listener sees go with them. Blocks stay: they hold only a keyed hash, and keeping
+the line safe outweighs erasing a block (a supervisor lifts it by hand). A conversation a listener holds is ended
+first: the listener is told by a system entry shown live (never stored, since the transcript is going).
+
+The audit entry names the actor, the conversations' pseudonyms and counts: never an identity, id or text.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from gateway.clock import Clock
+from gateway.conversation import Conversation, Status
+from gateway.dispatcher import Dispatcher
+from gateway.events import EntryAdded, Erased, QueueChanged, StatusChanged
+from gateway.ids import entry_id_of_key
+from gateway.inbox import sender_key as inbox_sender_key
+from gateway.messages import ChannelName, Inbound, Outbound
+from gateway.store import (
+    AuditEntry,
+    AuditStore,
+    Author,
+    ConversationStore,
+    EventStore,
+    LockStore,
+    OutboxItem,
+    OutboxStore,
+    RetentionStore,
+    TranscriptEntry,
+    TranscriptStore,
+)
+from gateway.store.codec import encode_outbound
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+FAR = datetime(9999, 1, 1, tzinfo=UTC)
+LISTENER_NOTE = (
+    "Conversation effacée à la demande de la personne : elle est terminée et son contenu supprimé. / "
+    "Conversation erased at the person's request: it has ended and its content is deleted."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """What an erasure removed (counts and pseudonyms only: what the audit log and the CLI may show)."""
+
+    conversations: int
+    entries: int
+    pseudonyms: tuple[str, ...]
+
+
+class ErasureRoles(
+    ConversationStore, TranscriptStore, LockStore, RetentionStore, OutboxStore, AuditStore, EventStore, Protocol
+):
+    """What an erasure does to the store."""
+
+
+class Eraser:
+    def __init__(
+        self, store: ErasureRoles, dispatcher: Dispatcher, sender_key: Callable[[ChannelName, str], str], *,
+        clock: Clock,
+    ) -> None:  # fmt: skip
+        self.store, self.dispatcher, self.sender_key, self.clock = store, dispatcher, sender_key, clock
+
+    async def erase_conversation(self, conversation_id: str, actor: str, how: str) -> Removed | None:
+        """Erase the person of this conversation (all their conversations); None if there is no such conversation."""
+        conversation = await self.store.get_conversation(conversation_id)
+        if conversation is None:
+            return None
+        if not conversation.sender:  # purged already: its identity is gone, only this record is left
+            return await self._erase([conversation], conversation.channel, "", actor, how)
+        return await self.erase_person(conversation.channel, conversation.sender, actor, how)
+
+    async def erase_person(
+        self, channel: ChannelName, sender: str, actor: str, how: str, *, final_message: bool = False,
+        keep_seen: Collection[str] = (),
+    ) -> Removed:  # fmt: skip
+        """Erase every conversation of this channel identity. ``final_message``: the young person asked, and gets
+        flows.yaml's ``erasure.done`` once it is done (``keep_seen``: the key of their confirming message, so that
+        a redelivery of it is still a duplicate)."""
+        found = [
+            c for c in await self.store.list_conversations(EPOCH, FAR) if c.channel == channel and c.sender == sender
+        ]
+        erased = await self._erase(found, channel, sender, actor, how, keep_seen)
+        if final_message:
+            await self._goodbye(found, channel, sender)
+        return erased
+
+    async def _erase(
+        self, found: list[Conversation], channel: ChannelName, sender: str, actor: str, how: str,
+        keep_seen: Collection[str] = (),
+    ) -> Removed:  # fmt: skip
+        user_entries: set[str] = set()
+        entries = 0
+        for conversation in found:
+            async with self.store.lock(conversation.id):
+                current = await self.store.get_conversation(conversation.id) or conversation
+                transcript = await self.store.transcript(current.id)
+                user_entries |= {e.id for e in transcript if e.author is Author.USER}
+                await self._end_for_listeners(current)
+                entries += await self.store.erase_conversation(current.id)
+        if sender:
+            key = self.sender_key(channel, sender)
+            await self.store.erase_conversation("notice-" + key)  # the gate's notices to this sender
+            await self.store.inbox_forget(inbox_sender_key(Inbound(channel, sender, "")))
+        seen = [k for k in await self.store.seen_keys() if entry_id_of_key(k) in user_entries and k not in keep_seen]
+        await self.store.forget_seen(seen)
+        await self.store.forget_freed()
+        erased = Removed(len(found), entries, tuple(c.pseudonym for c in found))
+        subject = ", ".join(erased.pseudonyms[:20]) or channel.value
+        detail = f"{erased.conversations} conversation(s), {erased.entries} entries erased ({how})"
+        await self.store.audit(AuditEntry(self.clock(), actor, "erase", subject, detail))
+        await self.store.publish(QueueChanged())
+        return erased
+
+    async def _end_for_listeners(self, conversation: Conversation) -> None:
+        """Whoever has the conversation open in the console is told (an ``erased`` event with a system entry,
+        shown live, never stored); an open conversation ends (a ``status`` event: queue, web chat page)."""
+        now = self.clock()
+        note = TranscriptEntry(id="x" + secrets.token_urlsafe(12), conversation_id=conversation.id, at=now,
+                               author=Author.SYSTEM, text=LISTENER_NOTE)  # fmt: skip
+        await self.store.publish(Erased(conversation.id, note))
+        if conversation.active:
+            await self.store.publish(StatusChanged(conversation.id, Status.CLOSED, conversation.queue))
+
+    async def _goodbye(self, found: list[Conversation], channel: ChannelName, sender: str) -> None:
+        """flows.yaml's ``erasure.done`` (with the emergency numbers), sent once nothing else is left: on the web
+        chat as a live frame to the page, elsewhere through the outbox under a new, unrelated id."""
+        engine = self.dispatcher.flows.engine()
+        latest = max(found, key=lambda c: c.created_at, default=None)
+        language = self.dispatcher.language(latest, engine) if latest else engine.flow.default_language
+        spec = engine.flow.erasure  # None only if flows.yaml lost its erasure section since the question
+        text = engine.text(spec.done, language) if spec is not None else engine.message("ended", language)
+        now = self.clock()
+        if channel == ChannelName.WEBCHAT:
+            if latest is not None:
+                entry = TranscriptEntry(id="x" + secrets.token_urlsafe(12), conversation_id=latest.id, at=now,
+                                        author=Author.BOT, text=text)  # fmt: skip
+                await self.store.publish(EntryAdded(latest.id, entry))
+            return
+        item_id = "x" + secrets.token_urlsafe(12)
+        outbound = Outbound(id=item_id, conversation_id="erased-" + item_id, channel=channel, recipient=sender,
+                            text=text, author="bot")  # fmt: skip
+        await self.store.outbox_put(OutboxItem(item_id, outbound.conversation_id, encode_outbound(outbound), now))
+        self.dispatcher.kick_outbox()

@@ -1,0 +1,136 @@
+"""Retention: what an ended conversation keeps once flows.yaml's ``retention.closed_days`` have passed.
+
+A conversation closed, referred or abandoned more than ``closed_days`` ago (default 30) is *purged*: its
+transcript (the young person's messages, the bot's and listeners' replies, private notes, attachments and the
+provider ids of each), outbox items, timers and queue entry are deleted, and its record is saved stripped of
+content and identity: no sender (channel address), engine state (answers), summary, client hash, nor the words a
+risk was read in. What the supervision figures count stays: channel, times (created, queued, taken, closed),
+queue, priority, route, outcome, flow version, the risk class. ``purged_at`` marks it; ``gateway/console/stats.py``
+gives the same figures before and after.
+
+Redis also holds the transcript keys with a TTL of ``closed_days`` from the end (set when the conversation ends,
+``Store.expire_transcript``), so that they go even if no purge runs; the purge is what strips the record.
+
+Takedown notices keep their own retention (``notices.retention_days``, evidence copies deleted after the notice is
+closed, ``gateway/notices/service.py``): a notice may outlive its conversation, so the purge leaves notices alone.
+
+``gateway purge [--dry-run]`` runs it by hand; the server runs it under the supervisor every
+``GATEWAY_PURGE_INTERVAL_SECONDS`` (a day), first a minute after starting. Each purge that removed something
+leaves an audit entry (counts only). Several instances may purge at once: each conversation is purged under its
+lock, once. Conversations are read a day of creation at a time, from the oldest; after a first pass, a process
+reads again only the last ``LIVING_DAYS`` before its previous cutoff, so the stripped records kept for the figures
+are not decoded every day.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from gateway.conversation import Conversation
+from gateway.flowset import FlowSet
+from gateway.store import (
+    AuditEntry,
+    AuditStore,
+    ConversationStore,
+    LockStore,
+    RetentionStore,
+    TranscriptStore,
+)
+
+FIRST_PURGE_DELAY = 60.0  # seconds after start: the gateway serves first
+SCAN_WINDOW = timedelta(days=1)  # conversations are read a day of creation at a time
+LIVING_DAYS = 30
+"""A conversation created this long before the previous purge's cutoff and still open then is only found again
+by the first purge after a restart (its transcript's Redis TTL applies meanwhile)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    """What a purge removed (or, dry, would remove): counts only."""
+
+    conversations: int
+    entries: int
+    closed_days: int
+
+
+def stripped(conversation: Conversation, now: datetime) -> Conversation:
+    """The record left once the retention is over: what the figures count, nothing of the person."""
+    flag = conversation.flag
+    return replace(
+        conversation, sender="", engine={}, summary=[], client=None, erase_asked_at=None, purged_at=now,
+        flag=replace(flag, words=()) if flag is not None else None,
+    )  # fmt: skip
+
+
+def due(conversation: Conversation, cutoff: datetime) -> bool:
+    """Ended at or before ``cutoff`` and not purged yet."""
+    ended = conversation.closed_at or conversation.updated_at
+    return not conversation.active and conversation.purged_at is None and ended <= cutoff
+
+
+class RetentionRoles(ConversationStore, TranscriptStore, LockStore, RetentionStore, AuditStore, Protocol):
+    """What the purge does to the store."""
+
+
+class Retention:
+    def __init__(
+        self, store: RetentionRoles, flows: FlowSet, *, clock: Callable[[], datetime], interval_seconds: float = 86_400
+    ) -> None:
+        self.store, self.flows, self.clock, self.interval_seconds = store, flows, clock, interval_seconds
+        self._scanned_before: datetime | None = None  # every conversation created before this was looked at
+
+    def cutoff(self, now: datetime) -> tuple[datetime, int]:
+        days = self.flows.engine().flow.retention.closed_days
+        return now - timedelta(days=days), days
+
+    async def purge(self, now: datetime, *, dry_run: bool = False, actor: str = "gateway") -> Purged:
+        """Purge every conversation whose retention is over; ``dry_run``: count them, change nothing."""
+        cutoff, days = self.cutoff(now)
+        conversations = entries = 0
+        async for listed in self._candidates(cutoff, dry_run):
+            if dry_run:
+                conversations, entries = conversations + 1, entries + len(await self.store.transcript(listed.id))
+                continue
+            async with self.store.lock(listed.id):
+                current = await self.store.get_conversation(listed.id)
+                if current is None or not due(current, cutoff):
+                    continue  # another instance purged it meanwhile
+                entries += await self.store.purge_conversation(stripped(current, now))
+                conversations += 1
+        if not dry_run:
+            self._scanned_before = cutoff
+            if conversations:
+                await self.store.forget_freed()
+        if conversations and not dry_run:
+            detail = f"{conversations} conversation(s), {entries} entries ({days} days after the end)"
+            await self.store.audit(AuditEntry(now, actor, "purge", "", detail))
+        return Purged(conversations, entries, days)
+
+    async def _candidates(self, cutoff: datetime, dry_run: bool) -> AsyncIterator[Conversation]:
+        """Conversations due, read a day of creation at a time (the event loop breathes between days). Ended
+        before the cutoff means created before it; after a first pass, only the last ``LIVING_DAYS`` before the
+        previous cutoff are read again (the stripped records of the figures are not decoded every day)."""
+        first = await self.store.first_created()
+        if first is None:
+            return
+        since = first
+        if self._scanned_before is not None and not dry_run:
+            since = max(first, self._scanned_before - timedelta(days=LIVING_DAYS))
+        while since < cutoff:
+            until = min(since + SCAN_WINDOW, cutoff)
+            for conversation in await self.store.list_conversations(since, until):
+                if due(conversation, cutoff):
+                    yield conversation
+            since = until
+            await asyncio.sleep(0)
+
+    async def run(self) -> None:
+        """The daily purge, for the app's lifetime (under the supervisor)."""
+        await asyncio.sleep(FIRST_PURGE_DELAY if self.interval_seconds >= FIRST_PURGE_DELAY else 0)
+        while True:
+            await self.purge(self.clock())
+            await asyncio.sleep(self.interval_seconds)

@@ -1,0 +1,71 @@
+"""The eraser on both stores (``gateway/erasure.py`` through a real dispatcher): after a young person's erasure,
+no row, key or value names their conversations' ids, their channel identity or its keyed hash, their words, or
+the de-duplication keys of their messages; another young person's data is untouched. Redis is searched with SCAN
+over every key and value."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from gateway.conversation import Status
+from gateway.dispatcher import Dispatcher
+from gateway.erasure import EPOCH, FAR, Eraser
+from gateway.flowset import FlowSet
+from gateway.ids import inbound_key
+from gateway.inbox import sender_key as sender_of
+from gateway.keyed import KeyedHash
+from gateway.messages import ChannelName, Inbound
+from gateway.store import InboxItem, OutboxItem, Store
+from tests.store.test_contract_retention import everything
+
+ROOT = Path(__file__).resolve().parents[2]
+T0 = datetime(2026, 3, 10, 13, 0, tzinfo=UTC)
+WORDS = "ma mère ne sait pas que je vais mal"
+OTHER_WORDS = "un autre jeune raconte sa journée"
+CHAT, OTHER = "70707070", "80808080"
+
+
+def message(sender: str, number: int, text: str) -> Inbound:
+    return Inbound(ChannelName.TELEGRAM, sender, f"upd-{sender}-{number}", text)
+
+
+async def test_an_erasure_leaves_nothing_about_the_person(store: Store, store_url: str) -> None:
+    now = [T0]
+    flows = FlowSet(ROOT / "flows.yaml")
+    flows.reload()
+    dispatcher = Dispatcher(store, flows, clock=lambda: now[0])
+    keyed = KeyedHash("test-secret-key-0123456789")
+
+    def sender_key(channel: ChannelName, sender: str) -> str:
+        return keyed("sender", f"{channel.value}\n{sender}")
+
+    for number, text in enumerate(["bonjour", WORDS, "au revoir"]):
+        await dispatcher.handle_inbound(message(CHAT, number, text))
+    [first] = await store.list_conversations(EPOCH, FAR)
+    first.status, first.closed_at = Status.CLOSED, now[0]  # an earlier conversation, ended
+    await store.save_conversation(first)
+    now[0] += timedelta(days=2)
+    await dispatcher.handle_inbound(message(CHAT, 10, WORDS))  # the same person, again
+    await dispatcher.handle_inbound(message(OTHER, 1, OTHER_WORDS))
+    key = sender_key(ChannelName.TELEGRAM, CHAT)
+    await store.outbox_put(OutboxItem("n-gate", "notice-" + key, {"recipient": CHAT, "text": "limité"}, now[0]))
+    await store.inbox_put([InboxItem("in:telegram:late", sender_of(message(CHAT, 99, "")), {"sender": CHAT}, now[0])])
+    conversations = [c for c in await store.list_conversations(EPOCH, FAR) if c.sender == CHAT]
+    assert len(conversations) == 2  # the words sealed at rest: read back through the store
+    assert WORDS in [entry.text for c in conversations for entry in await store.transcript(c.id)]
+
+    eraser = Eraser(store, dispatcher, sender_key, clock=lambda: now[0])
+    erased = await eraser.erase_person(ChannelName.TELEGRAM, CHAT, "sam", "test")
+
+    assert erased.conversations == 2 and erased.entries > 6
+    dump = everything(store_url)
+    names = [*(c.id for c in conversations), CHAT, key, WORDS, "bonjour", "au revoir",
+             *(inbound_key(message(CHAT, n, "")) for n in (0, 1, 2, 10))]  # fmt: skip
+    for name in names:
+        assert name not in dump, name
+    [left] = await store.list_conversations(EPOCH, FAR)  # the other young person's data stays (sealed at rest)
+    assert left.sender == OTHER and OTHER_WORDS in [entry.text for entry in await store.transcript(left.id)]
+    [entry] = await store.audit_log()
+    assert (entry.actor, entry.action) == ("sam", "erase")
+    assert entry.subject == ", ".join(c.pseudonym for c in conversations) and "2 conversation(s)" in entry.detail
