@@ -51,6 +51,7 @@ screenshots: system-deps $(VENV)/.installed-test
 bench: system-deps $(VENV)/.installed
 	$(BIN)/python bench/engine.py
 	OMP_NUM_THREADS=1 $(BIN)/python bench/understanding.py
+	$(BIN)/python bench/sealing.py
 	$(BIN)/python bench/load.py $(BENCH_ARGS)
 
 clean:

@@ -46,7 +46,7 @@ from gateway.dispatcher import inbound_entry_id  # noqa: E402
 from gateway.flows.engine import Engine  # noqa: E402
 from gateway.flows.loader import load_text  # noqa: E402
 from gateway.messages import ChannelName, Inbound  # noqa: E402
-from gateway.testing import FakeGraphAPI, messenger_body, messenger_message, signed_messenger  # noqa: E402
+from gateway.testing import DATA_KEY, FakeGraphAPI, messenger_body, messenger_message, signed_messenger  # noqa: E402
 
 SECRET = "bench-app-secret"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -187,8 +187,9 @@ async def audit(provider: Provider, store_url: str) -> tuple[int, int, int]:
     i.e. lost; senders whose messages were processed in another order than sent), over every sender so far.
     Replies still pending (an overloaded gateway works through its backlog after the run) are neither."""
     from gateway.store import Author, Delivery, open_store
+    from gateway.testing import store_keys
 
-    store = await open_store(store_url)
+    store = await open_store(store_url, keys=store_keys(store_url))  # the gateways run with DATA_KEY
     twice = lost = disordered = 0
     try:
         by_sender: dict[str, list[str]] = {}  # every conversation of a sender (one that ended has a successor)
@@ -500,6 +501,7 @@ def gateway_env(store: str, flows: Path, provider: Provider, understanding: str 
     return {
         "GATEWAY_UNDERSTANDING": understanding,  # the embedded model reads every message (off: keywords only)
         "GATEWAY_STORE": store, "GATEWAY_FLOWS": str(flows), "GATEWAY_SECRET_KEY": "bench-secret-key",
+        "GATEWAY_DATA_KEY": DATA_KEY,  # a Redis store needs one (every instance opens what the others sealed)
         "MESSENGER_APP_SECRET": SECRET, "MESSENGER_PAGE_ACCESS_TOKEN": "bench-token",
         "MESSENGER_VERIFY_TOKEN": "bench-verify", "MESSENGER_API_URL": provider.url,
         "GATEWAY_LOG_LEVEL": "INFO",

@@ -41,6 +41,7 @@ from gateway.console.pages import ConsolePages
 from gateway.console.safety import Safety
 from gateway.console.sessions import Sessions
 from gateway.console.supervision import Supervision
+from gateway.crypto import DataKeys
 from gateway.dispatcher import Dispatcher
 from gateway.erasure import Eraser
 from gateway.errors import FlowValidationError, StoreError
@@ -105,9 +106,9 @@ async def create_app(
         problems = list(flows.last_reload.problems) if flows.last_reload else []
         raise FlowValidationError([*problems, f"{settings.flows} is not valid: the gateway does not start"])
     store = store or await open_store(
-        settings.store, max_connections=settings.redis_max_connections, pool_timeout=settings.redis_pool_timeout,
-        health_check_interval=settings.redis_health_check_seconds,
-    )
+        settings.store, keys=DataKeys.from_settings(settings), max_connections=settings.redis_max_connections,
+        pool_timeout=settings.redis_pool_timeout, health_check_interval=settings.redis_health_check_seconds,
+    )  # fmt: skip
     larger = {uploads_path: settings.webchat_upload_max_bytes}  # the one route whose bodies may be bigger
     middlewares = [_errors_middleware, _refusals(metrics), _body_deadline(settings.http_body_timeout, larger)]
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)

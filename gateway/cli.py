@@ -1,5 +1,5 @@
 """The ``gateway`` command: serve, flows (check, test, simulate, graph, classify), listeners, telegram, purge,
-erase."""
+erase, data-key (new, show, rotate), doctor."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from gateway.cli_privacy import add_privacy
 from gateway.errors import FlowError, FlowValidationError, GatewayError
 
 if TYPE_CHECKING:
+    from gateway.crypto import DataKeys
     from gateway.settings import Settings
     from gateway.store import Store
 
@@ -203,9 +204,10 @@ def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
 
 
 async def _warn_if_no_listener(settings: Settings) -> None:
+    from gateway.crypto import DataKeys
     from gateway.store import open_store
 
-    store = await open_store(settings.store)
+    store = await open_store(settings.store, keys=DataKeys.from_settings(settings))
     try:
         if not await store.list_listeners():
             print(NO_LISTENER_HINT, file=sys.stderr)
@@ -220,10 +222,12 @@ NO_LISTENER_HINT = (
 
 
 async def _with_store(action: Callable[[Store], Awaitable[int]]) -> int:
+    from gateway.crypto import DataKeys
     from gateway.settings import Settings
     from gateway.store import open_store
 
-    store = await open_store(Settings.from_env().store)
+    settings = Settings.from_env()
+    store = await open_store(settings.store, keys=DataKeys.from_settings(settings))
     try:
         return await action(store)
     finally:
@@ -404,6 +408,90 @@ def _add_understanding(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     train.set_defaults(handler=_understanding_train)
 
 
+def _data_key_new(args: argparse.Namespace) -> int:
+    from gateway.crypto import new_key
+
+    print(new_key())
+    return 0
+
+
+def _data_key_show(args: argparse.Namespace) -> int:
+    from gateway.crypto import DataKeys
+    from gateway.settings import Settings
+
+    keys = DataKeys.from_settings(Settings.from_env())
+    current, *old = keys.ids
+    print(f"data keys from {keys.source}: {current} seals" + (f"; {', '.join(old)} only open" if old else ""))
+    return 0
+
+
+def _data_key_rotate(args: argparse.Namespace) -> int:
+    from gateway.crypto import DataKeys, KeyFile
+    from gateway.settings import Settings
+
+    settings = Settings.from_env()
+    if settings.data_key.get_secret_value():  # the operator chose the new key: reseal under it
+        keys = DataKeys.from_settings(settings)
+        counts = asyncio.run(_reseal(settings.store, keys))
+        print(_resealed(counts, keys.current_id))
+        if settings.data_keys_old.get_secret_value():
+            print("Once every instance runs with this GATEWAY_DATA_KEY, remove GATEWAY_DATA_KEYS_OLD.")
+        return 0
+    file = KeyFile.of_store(settings.store)
+    file.load()  # created if there is none yet
+    new_id = file.rotate()
+    counts = asyncio.run(_reseal(settings.store, file.load()))
+    dropped = file.forget_old()
+    print(_resealed(counts, new_id))
+    print(f"{file.path}: the old keys {', '.join(dropped)} were removed")
+    return 0
+
+
+async def _reseal(url: str, keys: DataKeys) -> dict[str, int]:
+    from gateway.store import open_store
+
+    store = await open_store(url, keys=keys)
+    try:
+        return await store.reseal()
+    finally:
+        await store.close()
+
+
+def _resealed(counts: dict[str, int], key_id: str) -> str:
+    done = ", ".join(f"{count} {kind}" for kind, count in counts.items() if count) or "nothing"
+    return f"every record is sealed with data key {key_id} (resealed: {done})"
+
+
+def _add_data_key(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("data-key", help="the keys that encrypt the store (docs/deployment.md, key rotation)")
+    ksub = parser.add_subparsers(dest="data_key_command", required=True)
+    ksub.add_parser("new", help="print a new key for GATEWAY_DATA_KEY").set_defaults(handler=_data_key_new)
+    ksub.add_parser("show", help="where the keys come from, and their ids").set_defaults(handler=_data_key_show)
+    rotate = ksub.add_parser(
+        "rotate",
+        help="reseal every record under the current key: GATEWAY_DATA_KEY if set (the old ones in "
+        "GATEWAY_DATA_KEYS_OLD); else a new key in the embedded key file (stop the gateway first)",
+    )
+    rotate.set_defaults(handler=_data_key_rotate)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from gateway.doctor import Level, examine
+    from gateway.errors import ConfigError
+    from gateway.settings import Settings
+
+    try:
+        settings = Settings.from_env(as_configured=True)
+    except ConfigError as error:
+        print(f"{Level.PROBLEM:<8} settings: {error}")
+        return 1
+    findings = asyncio.run(examine(settings))
+    print(*findings, sep="\n")
+    problems = sum(finding.level == Level.PROBLEM for finding in findings)
+    print(f"{problems} problem(s) to fix before going live" if problems else "ready: nothing to fix")
+    return 1 if problems else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="helpline-gateway: chatbot gateway for helplines")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -412,6 +500,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_listeners(sub)
     _add_telegram(sub)
     _add_understanding(sub)
+    _add_data_key(sub)
+    sub.add_parser("doctor", help="check the configuration a deployment needs, and say what to fix").set_defaults(
+        handler=_doctor
+    )
     add_privacy(sub)
     return parser
 

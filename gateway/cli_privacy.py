@@ -40,9 +40,10 @@ def _dispatcher(settings: Settings, store: Store) -> Dispatcher:
 
 
 async def _open(settings: Settings) -> Store:
+    from gateway.crypto import DataKeys
     from gateway.store import open_store
 
-    return await open_store(settings.store)
+    return await open_store(settings.store, keys=DataKeys.from_settings(settings))
 
 
 def _purge(args: argparse.Namespace) -> int:

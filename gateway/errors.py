@@ -8,7 +8,9 @@
     ├── ModelError                the understanding model cannot be loaded, or does not fit its embedder
     ├── StoreError                the store failed or is unreachable
     │   ├── Conflict              an exclusive operation lost a race (two listeners take one conversation)
-    │   └── InboundBusy           another live instance is processing this inbound message: retry later (503)
+    │   ├── InboundBusy           another live instance is processing this inbound message: retry later (503)
+    │   └── DataKeyError          a stored record does not open: its key is missing or it was altered (names
+    │                             the key id and the record kind, never the content)
     ├── WebhookError              a provider request is refused
     │   ├── BadSignature          → 403
     │   ├── BadRequest            → 400
@@ -67,6 +69,10 @@ class Conflict(StoreError):
 
 class InboundBusy(StoreError):
     """Another live owner is processing this inbound message: the provider should retry later (503)."""
+
+
+class DataKeyError(StoreError):
+    """A sealed record does not open: the key that sealed it is not configured, or the record was altered."""
 
 
 class WebhookError(GatewayError):

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     flows: str = "flows.yaml"
     public_url: str = "http://127.0.0.1:8080"
     secret_key: SecretStr = SecretStr("")  # from_env: random at each start when unset
+    # Encryption at rest (gateway/crypto.py): the key that seals, old keys that still open during a rotation
+    data_key: SecretStr = SecretStr("")
+    data_keys_old: SecretStr = SecretStr("")
     max_body_bytes: int = 1_000_000
     webchat_upload_max_bytes: int = 5_000_000  # an image sent from the web chat (gateway/uploads.py)
     quick_exit_url: str = "https://www.google.com/search?q=meteo"
@@ -124,12 +127,19 @@ class Settings(BaseSettings):
         return (init_settings,)  # the environment and .env are read by from_env() only
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:
-        """The process environment (or ``environ``) over the ``.env`` file; other variables are ignored."""
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env"), *,
+        as_configured: bool = False,
+    ) -> Settings:
+        """The process environment (or ``environ``) over the ``.env`` file; other variables are ignored.
+        ``as_configured``: no random secret key for an unset one, no refusal of a half-configured channel
+        (``gateway doctor`` reports both)."""
         found: dict[str, Any] = dict(DotEnvSettingsSource(cls, env_file=env_file)()) if env_file else {}
         found.update(EnvSettingsSource(cls)() if environ is None else environ)
         names = {variable(name) for name in cls.model_fields}
         settings = cls.from_values({name: value for name, value in found.items() if name in names})
+        if as_configured:
+            return settings
         settings.check_channels()
         if not settings.secret_key.get_secret_value():
             # Sessions then last as long as the process: fine for `make run`, documented for production.
@@ -181,12 +191,26 @@ class Settings(BaseSettings):
         if self.smtp_url.get_secret_value() and not self.smtp_url.get_secret_value().startswith(("smtp://", "smtps://")):
             raise ConfigError("GATEWAY_SMTP_URL must start with smtp:// (STARTTLS) or smtps:// (TLS)")
         self.partner_key_map()  # ConfigError when malformed
+        self._check_data_keys()
         self.console_origin_list()  # ConfigError when malformed
         if self.redis_max_connections < 1 or self.redis_pool_timeout <= 0 or self.redis_health_check_seconds < 0:
             raise ConfigError("GATEWAY_REDIS_MAX_CONNECTIONS must be >= 1, GATEWAY_REDIS_POOL_TIMEOUT positive and"
                               " GATEWAY_REDIS_HEALTH_CHECK_SECONDS positive (0: no check)")  # fmt: skip
         if self.understanding not in ("on", "off") or self.understanding_timeout <= 0:
             raise ConfigError("GATEWAY_UNDERSTANDING must be on or off and GATEWAY_UNDERSTANDING_TIMEOUT positive")
+
+    def _check_data_keys(self) -> None:
+        from gateway.crypto import parse_key
+
+        current, old = self.data_key.get_secret_value(), self.data_keys_old.get_secret_value()
+        if current:
+            parse_key(current, "GATEWAY_DATA_KEY")
+            if not self.secret_key.get_secret_value():
+                raise ConfigError("GATEWAY_DATA_KEY needs GATEWAY_SECRET_KEY: lookups by identity are keyed with it")
+        elif old:
+            raise ConfigError("GATEWAY_DATA_KEYS_OLD is set without GATEWAY_DATA_KEY")
+        for key in filter(str.strip, old.split(",")):
+            parse_key(key, "GATEWAY_DATA_KEYS_OLD")
 
     def _check_limits(self) -> None:
         for name in type(self).model_fields:

@@ -39,10 +39,21 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
+from gateway.crypto import DataKeys
+from gateway.settings import Settings
+
 PAGE_ID = "106000000000001"
 ACCOUNT_SID = "AC" + "0" * 32
 WHATSAPP_FROM = "whatsapp:+14155238886"
 BOT_TOKEN = "123456789:TEST-token_for-the-fake-bot-api"
+DATA_KEY = "dGVzdC1kYXRhLWtleS0wMTIzNDU2Nzg5YWJjZGVmZ2g"  # GATEWAY_DATA_KEY of the tests (32 bytes, base64url)
+SECRET_KEY = "test-secret-key-0123456789"  # GATEWAY_SECRET_KEY of the tests: keys the lookups with DATA_KEY
+
+
+def store_keys(url: str) -> DataKeys:
+    """The data keys of a store that a test opens beside its gateways: the tests' GATEWAY_DATA_KEY, as theirs."""
+    return DataKeys.from_settings(Settings(store=url, data_key=DATA_KEY, secret_key=SECRET_KEY))
+
 
 _ids = itertools.count(1)
 

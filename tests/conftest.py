@@ -20,6 +20,7 @@ from gateway.app import OUTBOX, STORE, create_app
 from gateway.console.auth import hash_password
 from gateway.settings import Settings
 from gateway.store import Listener
+from gateway.testing import DATA_KEY, SECRET_KEY
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 
@@ -52,7 +53,8 @@ def settings(tmp_path: Path) -> Settings:
         store=f"sqlite:///{tmp_path}/gateway.sqlite3",
         flows=str(ROOT / "flows.yaml"),
         public_url="http://127.0.0.1:8080",
-        secret_key="test-secret-key-0123456789",
+        secret_key=SECRET_KEY,
+        data_key=DATA_KEY,
         outbox_base_delay=0.05,
     )
 

@@ -12,6 +12,7 @@ import pytest
 from gateway.alerts import Watch
 from gateway.metrics import Metrics
 from gateway.store import OutboxItem, open_store
+from gateway.testing import store_keys
 from tests.conftest import Clock
 from tests.test_redis_restart import OwnRedis, own_redis
 
@@ -52,7 +53,7 @@ async def test_a_message_waiting_too_long_in_the_outbox(
 @pytest.mark.redis
 async def test_an_unreachable_store(own_redis: OwnRedis, clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="gateway.alerts")
-    store, metrics = await open_store(own_redis.url), Metrics()
+    store, metrics = await open_store(own_redis.url, keys=store_keys(own_redis.url)), Metrics()
     watch = Watch(store, metrics, clock=clock, outbox_alert_seconds=60)
     try:
         await watch.check()

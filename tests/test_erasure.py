@@ -43,7 +43,7 @@ async def test_the_young_person_erases_their_data_after_confirming(
         conversation, _ = await store.active_conversation(ChannelName.WEBCHAT, session["token"], clock())
         asked = await say(ws, "m2", "Efface mes données stp")
         assert any("Réponds « oui »" in t for t in bot_texts(asked))
-        assert SECRET in store_text(settings)
+        assert SECRET in [e.text for e in await store.transcript(conversation.id)]  # sealed in the file
         await ws.send_json({"type": "message", "id": "m3", "text": "oui"})
         frames = await receive_until(ws, lambda f: f["type"] == "status" and f["status"] == "closed")
         done = await receive_until(ws, lambda f: f["type"] == "entry", limit=5) if not bot_texts(frames) else frames
@@ -142,7 +142,7 @@ async def test_a_purge_keeps_the_figures_and_drops_the_content(
     assert (await retention.purge(clock() + timedelta(days=29))).conversations == 0  # not yet
     dry = await retention.purge(clock() + timedelta(days=31), dry_run=True)
     assert dry.conversations == 1 and dry.entries > 5
-    assert SECRET in store_text(settings)  # a dry run changes nothing
+    assert SECRET in "\n".join(e.text for e in await store.transcript(conversation.id))  # a dry run changes nothing
     purged = await retention.purge(clock() + timedelta(days=31))
 
     assert (purged.conversations, purged.entries) == (1, dry.entries)

@@ -36,7 +36,7 @@ from gateway.conversation import Conversation
 from gateway.inbox import sender_key
 from gateway.messages import ChannelName, Inbound
 from gateway.store import Author, Delivery, Store, open_store
-from gateway.testing import FakeGraphAPI, messenger_body, messenger_message, signed_messenger
+from gateway.testing import FakeGraphAPI, messenger_body, messenger_message, signed_messenger, store_keys
 from tests.store.conftest import _free_port, _wait_until_ready
 from tests.test_serve import Server
 
@@ -150,7 +150,7 @@ def kill(server: Server) -> None:
 
 @asynccontextmanager
 async def store_at(url: str) -> AsyncIterator[Store]:
-    store = await open_store(url)
+    store = await open_store(url, keys=store_keys(url))
     try:
         yield store
     finally:

@@ -24,7 +24,7 @@ from gateway.outbox import Outbox
 from gateway.settings import Settings
 from gateway.store import OutboxItem, OutboxStatus, Store, open_store
 from gateway.store.codec import encode_outbound
-from gateway.testing import FakeGraphAPI
+from gateway.testing import FakeGraphAPI, store_keys
 from tests.conftest import Clock
 from tests.e2e.channel_support import eventually
 from tests.store.conftest import redis_url, store_url
@@ -261,7 +261,7 @@ async def test_the_worker_goes_on_after_a_failed_pass(
 
 @pytest.fixture
 async def any_store(store_url: str) -> AsyncIterator[Store]:
-    opened = await open_store(store_url)
+    opened = await open_store(store_url, keys=store_keys(store_url))
     yield opened
     await opened.close()
 

@@ -12,6 +12,8 @@ import dataclasses
 import json
 import re
 import socket
+import sqlite3
+import stat
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -20,6 +22,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import redis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -31,20 +34,29 @@ from gateway.conversation import Priority, Status
 from gateway.settings import Settings
 from gateway.store import Store
 from gateway.testing import (
+    ACCOUNT_SID,
     BOT_TOKEN,
+    WHATSAPP_FROM,
     FakeGraphAPI,
     FakeTelegramAPI,
+    FakeTwilioAPI,
     messenger_body,
     messenger_message,
+    sign_twilio,
     signed_messenger,
     telegram_headers,
     telegram_update,
+    twilio_form,
 )
 from tests.conftest import PASSWORD, AppFactory, Clock, add_listener, login, outbox_drained
 from tests.console.conftest import other_session
+from tests.e2e.channel_support import ListenerDesk
+from tests.e2e.test_whatsapp import PUBLIC, TOKEN, WALK
+from tests.test_redis_restart import OwnRedis, own_redis
 from tests.test_serve import running
 from tests.test_webchat import WALK_TO_QUEUE, receive_until, say
 
+__all__ = ["own_redis"]  # fixture used below
 Client = TestClient[web.Request, web.Application]
 DANGER = "je veux mourir"
 TG_SECRET = "webhook_secret-123"
@@ -695,7 +707,8 @@ async def test_an_erased_disclosure_is_nowhere_in_the_sqlite_files(
         await ws.send_json({"type": "hello", "token": None, "language": "fr"})
         await receive_until(ws, lambda f: f["type"] == "session")
         await say(ws, "m1", DISCLOSED)
-        assert DISCLOSED.encode() in file_bytes(settings)
+        [conversation] = await client.app[STORE].conversations_by_status(Status.BOT)
+        assert DISCLOSED in [e.text for e in await client.app[STORE].transcript(conversation.id)]  # sealed in the file
         await say(ws, "m2", "efface mes données")
         await ws.send_json({"type": "message", "id": "m3", "text": "oui"})
         await receive_until(ws, lambda f: f["type"] == "status" and f["status"] == "closed")
@@ -719,3 +732,90 @@ async def test_a_purged_disclosure_is_nowhere_in_the_sqlite_files(
     retention = Retention(store, client.app[FLOWS], clock=clock)
     assert (await retention.purge(clock() + timedelta(days=31))).conversations == 1
     assert DISCLOSED.encode() not in file_bytes(settings)
+
+
+# --- data at rest -----------------------------------------------------------------------------------------------
+
+PHONE = "whatsapp:+33612345678"
+PSID = "7100000000042424"
+SAID = "je dors dans la voiture depuis lundi"  # what the young people write, the note and the reply
+NOTE = "note: sa voisine l'héberge parfois"
+REPLY = "Merci de nous l'avoir dit, on cherche avec toi un endroit sûr"
+AT_REST = ("33612345678", PSID, SAID, "voisine l'héberge", "endroit sûr", "On se moque de moi")
+
+
+def redis_everything(url: str) -> bytes:
+    """Every key name and value of the Redis store: GET / HGETALL / LRANGE / SMEMBERS / ZRANGE, and DUMP."""
+    client = redis.Redis.from_url(url)
+    seen = bytearray()
+    try:
+        for key in client.scan_iter(count=500):
+            seen += key + b"\n" + b"\n".join(_redis_values(client, key)) + (client.dump(key) or b"")
+    finally:
+        client.close()
+    return bytes(seen)
+
+
+def _redis_values(client: Any, key: bytes) -> list[bytes]:
+    kind = client.type(key).decode()
+    if kind == "string":
+        return [client.get(key)]
+    if kind == "hash":
+        return [part for pair in client.hgetall(key).items() for part in pair]
+    if kind == "list":
+        return list(client.lrange(key, 0, -1))
+    if kind == "set":
+        return list(client.smembers(key))
+    return list(client.zrange(key, 0, -1))
+
+
+@pytest.mark.parametrize("where", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+async def test_no_phone_number_psid_or_text_in_the_store_files(
+    make_client: AppFactory, settings: Settings, tmp_path: Path, request: pytest.FixtureRequest, where: str
+) -> None:
+    """Measured: phone numbers, platform ids and every message were in clear in the SQLite file and in Redis."""
+    store = f"sqlite:///{tmp_path}/var/gateway.sqlite3"  # the embedded default: a key file of its own in var/
+    if where == "redis":
+        own: OwnRedis = request.getfixturevalue("own_redis")
+        store = own.url
+    async with FakeTwilioAPI(auth_token=TOKEN) as twilio, FakeGraphAPI() as graph:
+        client = await make_client(settings.replace(
+            store=store, data_key=settings.data_key if where == "redis" else "", public_url=PUBLIC,
+            twilio_account_sid=ACCOUNT_SID, twilio_auth_token=TOKEN, twilio_whatsapp_from=WHATSAPP_FROM,
+            twilio_api_url=twilio.url, messenger_app_secret=APP_SECRET, messenger_page_access_token="page-token",
+            messenger_verify_token="verify", messenger_api_url=graph.url,
+        ))  # fmt: skip
+        await add_listener(client, "anne", supervisor=True)
+        for number, text in enumerate([*WALK, SAID]):
+            form = twilio_form(PHONE, text, message_sid=f"SM{number:032d}")
+            headers = {"X-Twilio-Signature": sign_twilio(TOKEN, PUBLIC + "/webhooks/whatsapp", form)}
+            assert (await client.post("/webhooks/whatsapp", data=form, headers=headers)).status == 200
+        raw, headers = signed_messenger(APP_SECRET, messenger_body([messenger_message(PSID, SAID, mid="m.rest")]))
+        assert (await client.post("/webhooks/messenger", data=raw, headers=headers)).status == 200
+        desk = ListenerDesk(client)
+        await desk.login()
+        card = await desk.first_waiting()
+        await desk.take(card["id"])
+        assert (await client.post(f"/api/conversations/{card['id']}/notes", json={"text": NOTE})).status == 201
+        await desk.reply(card["id"], REPLY)
+        await desk.all_sent(card["id"])
+        assert any(SAID in entry["text"] for entry in (await desk.conversation(card["id"]))["transcript"])
+        if where == "sqlite":
+            directory = tmp_path / "var"
+            live = b"".join(path.read_bytes() for path in directory.iterdir() if path.name.startswith("gateway"))
+            modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in directory.iterdir()}
+            assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+            assert modes == dict.fromkeys(["gateway.sqlite3", "gateway.sqlite3-wal", "gateway.sqlite3-shm",
+                                           "data-keys"], 0o600)  # fmt: skip
+        else:
+            live = redis_everything(store)
+        await client.close()
+    if where == "sqlite":
+        with sqlite3.connect(tmp_path / "var" / "gateway.sqlite3") as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        stored = live + (tmp_path / "var" / "gateway.sqlite3").read_bytes()
+    else:
+        stored = live + redis_everything(store)
+    assert len(stored) > 10_000
+    found = [needle for needle in AT_REST if needle.encode() in stored]
+    assert found == [], f"in clear at rest: {found}"

@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gateway.testing import DATA_KEY, SECRET_KEY
 from tests.conftest import ROOT
 from tests.test_webchat import bot_texts, hello, say
 
@@ -44,7 +45,8 @@ class Server:
             **os.environ,
             "GATEWAY_STORE": f"sqlite:///{tmp_path}/gateway.sqlite3",
             "GATEWAY_FLOWS": str(self.flows),
-            "GATEWAY_SECRET_KEY": "serve-test-secret-0123456789",
+            "GATEWAY_SECRET_KEY": SECRET_KEY,
+            "GATEWAY_DATA_KEY": DATA_KEY,
             "GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{self.port}",
         }
         self.cwd = tmp_path

@@ -39,6 +39,7 @@ from gateway.messages import Attachment, ChannelName, Choice
 from gateway.notices.record import Evidence, Notice, Referral
 
 if TYPE_CHECKING:  # gateway.events builds on this module's records (TranscriptEntry): no import at run time
+    from gateway.crypto import DataKeys
     from gateway.events import Event
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "QueueEntry",
     "QueueStore",
     "RetentionStore",
+    "SealStore",
     "SessionStore",
     "Store",
     "Subscription",
@@ -698,6 +700,14 @@ class BatchStore(Protocol):
         ...
 
 
+class SealStore(Protocol):
+    async def reseal(self) -> dict[str, int]:
+        """Seal every record with the current data key (records sealed with an old key, or written in clear
+        before encryption); the number resealed by record kind. Safe while the gateway runs: a record written
+        meanwhile is left as written (sealed by the current key of whoever wrote it)."""
+        ...
+
+
 class Store(
     BatchStore,
     ConversationStore,
@@ -715,6 +725,7 @@ class Store(
     AuditStore,
     CaseworkStore,
     RetentionStore,
+    SealStore,
     UploadStore,
     Protocol,
 ):
@@ -728,9 +739,13 @@ class Store(
 
 
 async def open_store(
-    url: str, *, max_connections: int = 100, pool_timeout: float = 10.0, health_check_interval: float = 30.0
+    url: str, *, keys: DataKeys | None = None, max_connections: int = 100, pool_timeout: float = 10.0,
+    health_check_interval: float = 30.0,
 ) -> Store:
     """Open (and for SQLite create) the store named by ``url``; ConfigError for an unknown scheme.
+
+    ``keys`` seal and open what the store keeps about young people (:mod:`gateway.crypto`); by default the
+    embedded key file beside a SQLite file, and for Redis a ConfigError (it needs ``GATEWAY_DATA_KEY``).
 
     Redis: at most ``max_connections`` connections; a caller finding them all busy waits up to ``pool_timeout``
     seconds for one (then StoreError) rather than failing at once; a connection idle for ``health_check_interval``
@@ -739,10 +754,12 @@ async def open_store(
     if url.startswith("sqlite:///"):
         from gateway.store.sqlite import SqliteStore
 
-        return await SqliteStore.open(url)
+        return await SqliteStore.open(url, keys)
     if url.startswith(("redis://", "rediss://")):
+        from gateway.crypto import DataKeys
         from gateway.store.redis import RedisStore
 
-        return await RedisStore.open(url, max_connections=max_connections, pool_timeout=pool_timeout,
+        keys = keys or DataKeys.for_store(url)
+        return await RedisStore.open(url, keys, max_connections=max_connections, pool_timeout=pool_timeout,
                                      health_check_interval=health_check_interval)  # fmt: skip
     raise ConfigError("the store URL must start with sqlite:/// or redis://")

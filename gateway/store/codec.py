@@ -3,6 +3,10 @@
 Datetimes travel as ISO 8601 text in UTC, or as integer microseconds since the epoch where a store must sort or
 compare them (SQLite columns, Redis scores). A naive datetime is a programming error and raises ValueError
 before anything is written. A record that cannot be decoded raises StoreError naming the record kind only.
+
+What identifies or quotes a young person is sealed on its way in and opened on its way out
+(:func:`dumps_sealed`, :func:`loads_sealed`, with the store's :class:`~gateway.crypto.DataKeys`): both stores
+call these, so encryption at rest is this one layer, not a concern of each store method.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, fields, replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.errors import StoreError
@@ -26,6 +30,9 @@ from gateway.store import (
     SystemText,
     TranscriptEntry,
 )
+
+if TYPE_CHECKING:
+    from gateway.crypto import DataKeys
 
 T = TypeVar("T")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -59,11 +66,21 @@ def _required(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def dumps(data: dict[str, Any]) -> str:
+def dumps(data: object) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-def loads(kind: str, raw: str | bytes, decode: Callable[[dict[str, Any]], T]) -> T:
+def dumps_sealed(keys: DataKeys, kind: str, data: object) -> str:
+    """A record's JSON, sealed with the current data key (the kind is bound to it)."""
+    return keys.seal(kind, dumps(data))
+
+
+def loads_sealed(keys: DataKeys, kind: str, raw: str | bytes, decode: Callable[[Any], T]) -> T:
+    """A record stored by :func:`dumps_sealed` (or in clear, written before encryption), decoded."""
+    return loads(kind, keys.open(kind, raw), decode)
+
+
+def loads(kind: str, raw: str | bytes, decode: Callable[[Any], T]) -> T:
     """Decode one stored record; StoreError (naming only the kind) if it is corrupt."""
     try:
         return decode(json.loads(raw))

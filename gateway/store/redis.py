@@ -4,11 +4,11 @@ Every key starts with ``hg:``. Each operation that reads then writes runs as one
 against every other instance; the scripts build some key names from their arguments, which standalone Redis
 allows (Cluster would not). Layout:
 
-    hg:conv:<id>                 the conversation record (JSON)
-    hg:active:<sha256>           id of the active conversation of a (channel, sender): the address is hashed,
-                                 so no key names a young person
+    hg:conv:<id>                 the conversation record (JSON, sealed: ``gateway.crypto``)
+    hg:active:<keyed hash>       id of the active conversation of a (channel, sender): the address is a keyed
+                                 hash (``DataKeys.identity``), so no key names a young person
     hg:status:<status>           set of conversation ids        hg:created  ids scored by creation (µs)
-    hg:e:<id>                    transcript entry: "<delivery code><provider id>\n<compact JSON>" (``codec.
+    hg:e:<id>                    transcript entry: "<delivery code><provider id>\n<sealed compact JSON>" (``codec.
                                  encode_entry_data``); entries written before are hashes ``hg:entry:<id>``
     hg:transcript:<conv>         list of entry ids               hg:provider:<pmid>  entry id (30 days)
     hg:seen:<key>                an inbound id: "c:<owner>" while claimed (a lease of seconds, renewed while
@@ -20,24 +20,24 @@ allows (Cluster would not). Layout:
     hg:listeners                 hash name → account (JSON)
     hg:session:<key>             a console session: its listener's name (expires with the session); the key is a
                                  keyed hash of the cookie's token    hg:sessions:<name>  that listener's keys
-    hg:outbox:item:<id>          hash of one item (parts_sent: how far a split message got); once sent, deleted
-                                 when its transcript entry records the send (the entry is then the "already
-                                 put" mark), else its payload is dropped and the rest expires after an hour
-                                 (failed: kept 7 days)
+    hg:outbox:item:<id>          hash of one item (payload sealed; parts_sent: how far a split message got); once
+                                 sent, deleted when its transcript entry records the send (the entry is then the
+                                 "already put" mark), else its payload is dropped and the rest expires after an
+                                 hour (failed: kept 7 days)
     hg:outbox:conv:<conv>        pending ids by put order
     hg:outbox:heads              conversations scored by when their first pending item is due
-    hg:inbox:item:<id>           hash of one inbound message acknowledged but not processed yet
-    hg:inbox:sender:<sender>     its sender's waiting ids by put order    hg:inbox:heads  senders by due time
+    hg:inbox:item:<id>           hash of one inbound message acknowledged but not processed yet (payload sealed)
+    hg:inbox:sender:<hash>       its sender's waiting ids by put order    hg:inbox:heads  senders by due time
     hg:inbox:aside:<id>          an item that kept failing, kept     hg:inbox:aside  their ids by when set aside
     hg:timers                    ["conv", "kind"] scored by due time (µs) (``hg:timers:<conv>``, the index of one
                                  conversation's members written before, is read and deleted by cancel_timers)
     hg:lock:<conv>               the conversation lock          hg:events  the pub/sub channel
     hg:blocks                    hash block key (a keyed hash, no identity) → block (JSON)
     hg:audit                     list of audit entries (JSON), newest first, trimmed to AUDIT_KEPT
-    hg:notice:<id>               a takedown notice (JSON)       hg:notices  ids scored by creation (µs)
-    hg:notices:<conv>            a conversation's notice ids    hg:evidence:<notice>  its files (JSON, base64)
-    hg:referral:<id>             a warm referral (JSON)         hg:referrals, hg:referrals:<conv>  as notices
-    hg:upload:<key>              a web chat upload (JSON: content type, base64 bytes)
+    hg:notice:<id>               a takedown notice (sealed)     hg:notices  ids scored by creation (µs)
+    hg:notices:<conv>            a conversation's notice ids    hg:evidence:<notice>  its files (sealed)
+    hg:referral:<id>             a warm referral (sealed)       hg:referrals, hg:referrals:<conv>  as notices
+    hg:upload:<key>              a web chat upload (sealed JSON: content type, base64 bytes)
 
 An ended conversation's transcript list and entries get a TTL of flows.yaml's ``retention.closed_days``
 (``expire_transcript``); the daily purge strips the record (``gateway/retention.py``, ``redis_retention.py``).
@@ -56,7 +56,6 @@ import base64
 import contextlib
 import contextvars
 import functools
-import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
@@ -70,6 +69,7 @@ from redis.asyncio.lock import Lock
 from redis.exceptions import LockNotOwnedError, RedisError
 
 from gateway.conversation import Conversation, Priority, Status
+from gateway.crypto import DataKeys
 from gateway.errors import Conflict, StoreError
 from gateway.events import Event, Resync, decode, encode
 from gateway.messages import ChannelName
@@ -89,6 +89,7 @@ from gateway.store import (
     Timer,
     TimerKind,
     TranscriptEntry,
+    redis_reseal,
     redis_retention,
 )
 from gateway.store.codec import (
@@ -99,6 +100,7 @@ from gateway.store.codec import (
     decode_listener,
     decode_queue_entry,
     dumps,
+    dumps_sealed,
     encode_audit,
     encode_block,
     encode_conversation,
@@ -107,6 +109,7 @@ from gateway.store.codec import (
     encode_queue_entry,
     from_us,
     loads,
+    loads_sealed,
     to_us,
 )
 from gateway.store.redis_lua import SCRIPTS
@@ -192,23 +195,20 @@ def _key(*parts: str) -> str:
     return PREFIX + ":".join(parts)
 
 
-def _active_key(channel: ChannelName, sender: str) -> str:
-    digest = hashlib.sha256(f"{channel}\n{sender}".encode()).hexdigest()
-    return _key("active", digest)
-
-
 class RedisStore:
     """The :class:`~gateway.store.Store` on Redis."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, keys: DataKeys) -> None:
         self._redis = client
+        self._keys = keys
         self._scripts = {name: client.register_script(source) for name, source in SCRIPTS.items()}
         self._closed = False
         self._held: contextvars.ContextVar[list[HeldWrite] | None] = contextvars.ContextVar("held", default=None)
 
     @classmethod
     async def open(
-        cls, url: str, *, max_connections: int = 100, pool_timeout: float = 10.0, health_check_interval: float = 30.0
+        cls, url: str, keys: DataKeys, *, max_connections: int = 100, pool_timeout: float = 10.0,
+        health_check_interval: float = 30.0,
     ) -> RedisStore:
         """A blocking pool: under load a caller waits for a free connection (up to ``pool_timeout`` s) instead
         of failing at once with MaxConnectionsError (redis-py's default pool raises). A connection idle for
@@ -217,7 +217,7 @@ class RedisStore:
             url, decode_responses=True, max_connections=max_connections, timeout=pool_timeout,
             health_check_interval=health_check_interval,
         )  # fmt: skip
-        store = cls(Redis(connection_pool=pool))
+        store = cls(Redis(connection_pool=pool), keys)
         try:
             await store.ping()
         except StoreError:
@@ -292,13 +292,22 @@ class RedisStore:
         self, channel: ChannelName, sender: str, now: datetime
     ) -> tuple[Conversation, bool]:
         fresh = Conversation.start(channel, sender, now)
-        args = [PREFIX, fresh.id, dumps(encode_conversation(fresh)), to_us(now), str(fresh.status)]
-        created, raw = await self._script("active_conversation", [_active_key(channel, sender)], args)
-        return loads("conversation", raw, decode_conversation), created == 1
+        args = [PREFIX, fresh.id, self._sealed(fresh), to_us(now), str(fresh.status)]
+        created, raw = await self._script("active_conversation", [self._active_key(channel, sender)], args)
+        return self._conversation(raw), created == 1
+
+    def _active_key(self, channel: ChannelName, sender: str) -> str:
+        return _key("active", self._keys.identity(channel, sender))
+
+    def _sealed(self, conversation: Conversation) -> str:
+        return dumps_sealed(self._keys, "conversation", encode_conversation(conversation))
+
+    def _conversation(self, raw: str | bytes) -> Conversation:
+        return loads_sealed(self._keys, "conversation", raw, decode_conversation)
 
     @_guarded
     async def find_active_conversation(self, channel: ChannelName, sender: str) -> Conversation | None:
-        conversation_id = await self._redis.get(_active_key(channel, sender))
+        conversation_id = await self._redis.get(self._active_key(channel, sender))
         if conversation_id is None:
             return None
         found = await self._conversations([_text(conversation_id)])
@@ -307,17 +316,17 @@ class RedisStore:
     @_guarded
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         raw = await self._redis.get(_key("conv", conversation_id))
-        return None if raw is None else loads("conversation", raw, decode_conversation)
+        return None if raw is None else self._conversation(raw)
 
     @_holdable
     async def save_conversation(self, conversation: Conversation, *, done: DoneMark | None = None) -> None:
         c = conversation
-        keys = [_active_key(c.channel, c.sender)]
+        keys = [self._active_key(c.channel, c.sender)]
         done_at = ""
         if done is not None:
             keys.append(_key("seen", done.key))
             done_at = str(to_us(datetime.now(UTC)) // 1000 + done.ttl_seconds * 1000)
-        args = [PREFIX, c.id, dumps(encode_conversation(c)), to_us(c.created_at), str(c.status),
+        args = [PREFIX, c.id, self._sealed(c), to_us(c.created_at), str(c.status),
                 "1" if c.active else "0", done_at, *(str(status) for status in Status)]  # fmt: skip
         await self._write(lambda pipe: _eval(pipe, "save_conversation", keys, args), _saved)
 
@@ -336,7 +345,7 @@ class RedisStore:
         if not ids:
             return []
         raws = await self._redis.mget([_key("conv", i) for i in ids])
-        return [loads("conversation", raw, decode_conversation) for raw in raws if raw is not None]
+        return [self._conversation(raw) for raw in raws if raw is not None]
 
     # Transcripts
 
@@ -344,7 +353,7 @@ class RedisStore:
     async def append_transcript(self, entry: TranscriptEntry) -> None:
         keys = [_key("e", entry.id), _key("transcript", entry.conversation_id)]
         pmid = entry.provider_message_id or ""
-        value = f"{_DELIVERY_CODES[entry.delivery]}{pmid}\n{encode_entry_data(entry)}"
+        value = f"{_DELIVERY_CODES[entry.delivery]}{pmid}\n{self._keys.seal('entry', encode_entry_data(entry))}"
         args = [PREFIX, entry.id, value, pmid, int(PROVIDER_ID_KEPT.total_seconds())]
         await self._write(lambda pipe: _eval(pipe, "append_entry", keys, args))
 
@@ -357,14 +366,15 @@ class RedisStore:
         if not ids:
             return []
         values = await self._redis.mget([_key("e", entry_id) for entry_id in ids])
-        found = [None if v is None else _entry(entry_id, _text(v)) for entry_id, v in zip(ids, values, strict=True)]
+        found = [None if v is None else _entry(entry_id, _text(v), self._keys)
+                 for entry_id, v in zip(ids, values, strict=True)]  # fmt: skip
         missing = [n for n, entry in enumerate(found) if entry is None]
         if missing:  # entries written before the compact layout
             async with self._redis.pipeline(transaction=False) as pipe:
                 for n in missing:
                     pipe.hgetall(_key("entry", ids[n]))
                 for n, fields in zip(missing, await pipe.execute(), strict=True):
-                    found[n] = _old_entry(ids[n], fields) if fields else None
+                    found[n] = _old_entry(ids[n], fields, self._keys) if fields else None
         return found
 
     @_guarded
@@ -531,7 +541,7 @@ class RedisStore:
     async def outbox_put(self, item: OutboxItem) -> None:
         keys = [_key("outbox", "item", item.id), _key("outbox", "conv", item.conversation_id),
                 _key("outbox", "heads"), _key("outbox", "seq"), _key("e", item.id)]  # fmt: skip
-        args = [item.id, item.conversation_id, dumps(item.payload), to_us(item.created_at),
+        args = [item.id, item.conversation_id, dumps_sealed(self._keys, "outbox", item.payload), to_us(item.created_at),
                 to_us(item.next_attempt_at or item.created_at)]  # fmt: skip
         await self._write(lambda pipe: _eval(pipe, "outbox_put", keys, args))
 
@@ -543,7 +553,7 @@ class RedisStore:
         items = []
         for conversation_id, item_id, fields in claimed:
             try:
-                items.append(_outbox_item(_pairs(fields)))
+                items.append(_outbox_item(_pairs(fields), self._keys))
             except Exception as exc:  # e.g. a hash cut short: set aside, never blocking the others
                 await self._outbox_set_aside(_text(conversation_id), _text(item_id), exc)
         return items
@@ -564,7 +574,7 @@ class RedisStore:
 
     async def _outbox_item(self, item_id: str) -> OutboxItem | None:
         found = await self._redis.hgetall(_key("outbox", "item", item_id))
-        return _outbox_item({_text(k): _text(v) for k, v in found.items()}) if found else None
+        return _outbox_item({_text(k): _text(v) for k, v in found.items()}, self._keys) if found else None
 
     @_guarded
     async def outbox_renew(self, item_id: str, lease: datetime, until: datetime) -> bool:
@@ -622,19 +632,20 @@ class RedisStore:
         args: list[Any] = [PREFIX]
         for i in items:
             due = i.next_attempt_at or i.received_at
-            args += [i.id, i.sender_key, dumps(i.payload), to_us(i.received_at), to_us(due)]
+            args += [i.id, self._keys.lookup("inbox", i.sender_key), dumps_sealed(self._keys, "inbox", i.payload),
+                     to_us(i.received_at), to_us(due)]  # fmt: skip
         if items:
             await self._script("inbox_put", [_key("inbox", "heads"), _key("inbox", "seq")], args)
 
     @_guarded
     async def inbox_waiting(self, sender_key: str) -> bool:
-        return bool(await self._redis.exists(_key("inbox", "sender", sender_key)))
+        return bool(await self._redis.exists(_key("inbox", "sender", self._keys.lookup("inbox", sender_key))))
 
     @_guarded
     async def inbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 30) -> list[InboxItem]:
         lease_end = to_us(now) + lease_seconds * 1_000_000
         claimed = await self._script("inbox_due", [_key("inbox", "heads")], [PREFIX, to_us(now), limit, lease_end])
-        return [_inbox_item(_pairs(fields)) for fields in claimed if fields]
+        return [_inbox_item(_pairs(fields), self._keys) for fields in claimed if fields]
 
     @_guarded
     async def inbox_done(self, item_id: str) -> bool:
@@ -750,7 +761,7 @@ class RedisStore:
     @_guarded
     async def erase_conversation(self, conversation_id: str) -> int:
         found = await self.get_conversation(conversation_id)
-        record = None if found is None else Record(_active_key(found.channel, found.sender), found.queue)
+        record = None if found is None else Record(self._active_key(found.channel, found.sender), found.queue)
         return await redis_retention.forget(self._redis, conversation_id, erase=True, record=record)
 
     @_guarded
@@ -776,12 +787,18 @@ class RedisStore:
 
     @_guarded
     async def inbox_forget(self, sender_key: str) -> int:
+        sender_key = self._keys.lookup("inbox", sender_key)
         ids = _texts(await self._redis.zrange(_key("inbox", "sender", sender_key), 0, -1))
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(_key("inbox", "sender", sender_key), *(_key("inbox", "item", i) for i in ids))
             pipe.zrem(_key("inbox", "heads"), sender_key)
             await pipe.execute()
         return len(ids)
+    # Encryption at rest
+
+    @_guarded
+    async def reseal(self) -> dict[str, int]:
+        return await redis_reseal.reseal(self._redis, self._keys)
 
     # Notices, their evidence, referrals
 
@@ -792,33 +809,34 @@ class RedisStore:
     @_guarded
     async def get_notice(self, notice_id: str) -> Notice | None:
         raw = await self._redis.get(_key("notice", notice_id))
-        return None if raw is None else loads("notice", raw, Notice.from_dict)
+        return None if raw is None else loads_sealed(self._keys, "notice", raw, Notice.from_dict)
 
     @_guarded
     async def list_notices(self, conversation_id: str | None = None) -> list[Notice]:
         raws = await self._records("notice", conversation_id)
-        return [loads("notice", raw, Notice.from_dict) for raw in raws]
+        return [loads_sealed(self._keys, "notice", raw, Notice.from_dict) for raw in raws]
 
     @_guarded
     async def put_evidence(self, notice_id: str, files: list[Evidence]) -> None:
-        await self._redis.set(_key("evidence", notice_id), json.dumps([f.to_dict() for f in files]))
+        sealed = dumps_sealed(self._keys, "evidence", [f.to_dict() for f in files])
+        await self._redis.set(_key("evidence", notice_id), sealed)
 
     @_guarded
     async def get_evidence(self, notice_id: str) -> list[Evidence]:
         raw = await self._redis.get(_key("evidence", notice_id))
-        return [] if raw is None else [Evidence.from_dict(f) for f in json.loads(raw)]
+        return [] if raw is None else [Evidence.from_dict(f) for f in loads_sealed(self._keys, "evidence", raw, list)]
 
     @_guarded
     async def put_upload(self, key: str, content_type: str, data: bytes) -> None:
         record = {"content_type": content_type, "data": base64.b64encode(data).decode()}
-        await self._redis.set(_key("upload", key), json.dumps(record))
+        await self._redis.set(_key("upload", key), dumps_sealed(self._keys, "upload", record))
 
     @_guarded
     async def get_upload(self, key: str) -> tuple[str, bytes] | None:
         raw = await self._redis.get(_key("upload", key))
         if raw is None:
             return None
-        record = json.loads(raw)
+        record = loads_sealed(self._keys, "upload", raw, dict)
         return str(record["content_type"]), base64.b64decode(record["data"])
 
     @_guarded
@@ -835,17 +853,17 @@ class RedisStore:
     @_guarded
     async def get_referral(self, referral_id: str) -> Referral | None:
         raw = await self._redis.get(_key("referral", referral_id))
-        return None if raw is None else loads("referral", raw, Referral.from_dict)
+        return None if raw is None else loads_sealed(self._keys, "referral", raw, Referral.from_dict)
 
     @_guarded
     async def list_referrals(self, conversation_id: str | None = None) -> list[Referral]:
         raws = await self._records("referral", conversation_id)
-        return [loads("referral", raw, Referral.from_dict) for raw in raws]
+        return [loads_sealed(self._keys, "referral", raw, Referral.from_dict) for raw in raws]
 
     async def _put_record(self, kind: str, id_: str, conversation_id: str, at: datetime, data: dict[str, Any]) -> None:
         score = to_us(at)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(_key(kind, id_), dumps(data))
+            pipe.set(_key(kind, id_), dumps_sealed(self._keys, kind, data))
             pipe.zadd(_key(kind + "s"), {id_: score}, nx=True)
             pipe.zadd(_key(kind + "s", conversation_id), {id_: score}, nx=True)
             await pipe.execute()
@@ -899,16 +917,17 @@ def _saved(answers: list[Any]) -> None:
         raise Conflict("another conversation of this sender is already active")
 
 
-def _entry(entry_id: str, value: str) -> TranscriptEntry:
+def _entry(entry_id: str, value: str, keys: DataKeys) -> TranscriptEntry:
     head, _, data = value.partition("\n")
     delivery = _DELIVERIES.get(head[:1])
     if delivery is None:
         raise StoreError("a stored transcript record cannot be read (delivery)")
-    return decode_entry_data(entry_id, data, delivery, head[1:] or None)
+    return decode_entry_data(entry_id, keys.open("entry", data), delivery, head[1:] or None)
 
 
-def _old_entry(entry_id: str, found: dict[str, str]) -> TranscriptEntry:
-    return decode_entry_data(entry_id, found["data"], Delivery(found["delivery"]), found.get("pmid"))
+def _old_entry(entry_id: str, found: dict[str, str], keys: DataKeys) -> TranscriptEntry:
+    data = keys.open("entry", found["data"])
+    return decode_entry_data(entry_id, data, Delivery(found["delivery"]), found.get("pmid"))
 
 
 def _fence(lease: datetime | None) -> str:
@@ -916,11 +935,11 @@ def _fence(lease: datetime | None) -> str:
     return "" if lease is None else str(to_us(lease))
 
 
-def _outbox_item(found: dict[str, str]) -> OutboxItem:
+def _outbox_item(found: dict[str, str], keys: DataKeys) -> OutboxItem:
     return OutboxItem(
         id=found["id"],
         conversation_id=found["conv"],
-        payload=loads("outbox", found["payload"], dict) if "payload" in found else {},  # sent: dropped
+        payload=loads_sealed(keys, "outbox", found["payload"], dict) if "payload" in found else {},  # sent: dropped
         created_at=from_us(int(found["created_us"])),
         next_attempt_at=from_us(int(found["next_us"])),
         attempts=int(found["attempts"]),
@@ -931,9 +950,9 @@ def _outbox_item(found: dict[str, str]) -> OutboxItem:
     )
 
 
-def _inbox_item(found: dict[str, str]) -> InboxItem:
+def _inbox_item(found: dict[str, str], keys: DataKeys) -> InboxItem:
     return InboxItem(
-        id=found["id"], sender_key=found["sender"], payload=loads("inbox", found["payload"], dict),
+        id=found["id"], sender_key=found["sender"], payload=loads_sealed(keys, "inbox", found["payload"], dict),
         received_at=from_us(int(found["received_us"])), next_attempt_at=from_us(int(found["next_us"])),
         attempts=int(found["attempts"]),
     )  # fmt: skip

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gateway.conversation import ACTIVE_STATUSES, Conversation, Priority, Status
+from gateway.crypto import DataKeys, private_directory, private_file
 from gateway.errors import ConfigError, Conflict, StoreError
 from gateway.events import Event
 from gateway.messages import ChannelName
@@ -58,12 +58,14 @@ from gateway.store.codec import (
     decode_conversation,
     decode_entry_data,
     dumps,
+    dumps_sealed,
     encode_audit,
     encode_block,
     encode_conversation,
     encode_entry_data,
     from_us,
     loads,
+    loads_sealed,
     to_us,
 )
 from gateway.store.local import LocalEvents, LocalLocks, LocalSubscription
@@ -157,7 +159,13 @@ def _writing(conn: sqlite3.Connection) -> Iterator[None]:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """The file is created for its owner only (0600, in a directory created 0700); SQLite gives its -wal and
+    -shm files the database file's mode."""
+    private_directory(path.parent)
+    private_file(path)
+    for companion in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if companion.exists():
+            private_file(companion)
     conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
@@ -181,8 +189,9 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
 class SqliteStore:
     """The :class:`~gateway.store.Store` on one SQLite file."""
 
-    def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
+    def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor, keys: DataKeys) -> None:
         self._conn = conn
+        self._keys = keys
         self._executor = executor
         self._closed = False
         self._events = LocalEvents()
@@ -190,15 +199,22 @@ class SqliteStore:
         self._held: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("held", default=None)
 
     @classmethod
-    async def open(cls, url: str) -> SqliteStore:
+    async def open(cls, url: str, keys: DataKeys | None = None) -> SqliteStore:
+        """``keys``: default, the key file beside the SQLite file (:meth:`DataKeys.for_store`)."""
         path = path_from_url(url)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-sqlite")
+        loop = asyncio.get_running_loop()
         try:
-            conn = await asyncio.get_running_loop().run_in_executor(executor, _connect, path)
+            if keys is None:
+                keys = await loop.run_in_executor(executor, DataKeys.for_store, url)
+            conn = await loop.run_in_executor(executor, _connect, path)
         except (sqlite3.Error, OSError) as error:
             executor.shutdown(wait=False)
             raise StoreError(f"cannot open the sqlite store {path}: {error}") from error
-        return cls(conn, executor)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(conn, executor, keys)
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` on the store's thread, the only one touching the connection; this task's held writes
@@ -265,12 +281,12 @@ class SqliteStore:
             with _writing(conn):
                 row = conn.execute(
                     "SELECT data FROM conversations WHERE channel = ? AND sender = ? AND status IN (?, ?, ?)",
-                    (str(channel), sender, *_ACTIVE),
+                    (str(channel), self._keys.identity(channel, sender), *_ACTIVE),
                 ).fetchone()
                 if row is not None:
-                    return loads("conversation", row["data"], decode_conversation), False
+                    return self._conversation(row["data"]), False
                 conversation = Conversation.start(channel, sender, now)
-                _write_conversation(conn, conversation)
+                _write_conversation(conn, self._keys, conversation)
                 return conversation, True
 
         return await self._run(work)
@@ -278,17 +294,20 @@ class SqliteStore:
     async def find_active_conversation(self, channel: ChannelName, sender: str) -> Conversation | None:
         rows = await self._select(
             "SELECT data FROM conversations WHERE channel = ? AND sender = ? AND status IN (?, ?, ?)",
-            (str(channel), sender, *_ACTIVE),
+            (str(channel), self._keys.identity(channel, sender), *_ACTIVE),
         )
-        return loads("conversation", rows[0]["data"], decode_conversation) if rows else None
+        return self._conversation(rows[0]["data"]) if rows else None
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         rows = await self._select("SELECT data FROM conversations WHERE id = ?", (conversation_id,))
-        return loads("conversation", rows[0]["data"], decode_conversation) if rows else None
+        return self._conversation(rows[0]["data"]) if rows else None
+
+    def _conversation(self, raw: str) -> Conversation:
+        return loads_sealed(self._keys, "conversation", raw, decode_conversation)
 
     async def save_conversation(self, conversation: Conversation, *, done: DoneMark | None = None) -> None:
         def work(conn: sqlite3.Connection) -> None:
-            _write_conversation(conn, conversation)
+            _write_conversation(conn, self._keys, conversation)
             if done is not None:
                 expires_us = to_us(datetime.now(UTC)) + done.ttl_seconds * 1_000_000
                 conn.execute(
@@ -308,14 +327,14 @@ class SqliteStore:
         rows = await self._select(
             "SELECT data FROM conversations WHERE status = ? ORDER BY created_us, id", (str(status),)
         )
-        return [loads("conversation", row["data"], decode_conversation) for row in rows]
+        return [self._conversation(row["data"]) for row in rows]
 
     async def list_conversations(self, since: datetime, until: datetime) -> list[Conversation]:
         rows = await self._select(
             "SELECT data FROM conversations WHERE created_us >= ? AND created_us < ? ORDER BY created_us, id",
             (to_us(since), to_us(until)),
         )
-        return [loads("conversation", row["data"], decode_conversation) for row in rows]
+        return [self._conversation(row["data"]) for row in rows]
 
     async def _select(self, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
         return await self._run(lambda conn: conn.execute(sql, params).fetchall())
@@ -340,14 +359,14 @@ class SqliteStore:
             "INSERT OR IGNORE INTO transcript (id, conversation_id, delivery, provider_message_id, data)"
             " VALUES (?, ?, ?, ?, ?)",
             (entry.id, entry.conversation_id, str(entry.delivery), entry.provider_message_id,
-             encode_entry_data(entry)),
+             self._keys.seal("entry", encode_entry_data(entry))),
         )  # fmt: skip
 
     async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
         rows = await self._select(
             "SELECT * FROM transcript WHERE conversation_id = ? ORDER BY seq", (conversation_id,)
         )
-        return [_entry(row) for row in rows]
+        return [_entry(row, self._keys) for row in rows]
 
     async def set_delivery(
         self, entry_id: str, delivery: Delivery, provider_message_id: str | None = None
@@ -364,7 +383,7 @@ class SqliteStore:
             "SELECT * FROM transcript WHERE provider_message_id = ? ORDER BY seq LIMIT 1",
             (provider_message_id,),
         )
-        return _entry(rows[0]) if rows else None
+        return _entry(rows[0], self._keys) if rows else None
 
     # De-duplication
 
@@ -541,7 +560,7 @@ class SqliteStore:
         await self._execute(
             "INSERT OR IGNORE INTO outbox (id, conversation_id, payload, created_us, next_us)"
             " VALUES (?, ?, ?, ?, ?)",
-            (item.id, item.conversation_id, dumps(item.payload), to_us(item.created_at),
+            (item.id, item.conversation_id, dumps_sealed(self._keys, "outbox", item.payload), to_us(item.created_at),
              to_us(item.next_attempt_at or item.created_at)),
         )  # fmt: skip
 
@@ -556,13 +575,13 @@ class SqliteStore:
                 heads = conn.execute(_DUE_HEADS, (now_us, limit)).fetchall()
                 ids = [row["id"] for row in heads]
                 conn.executemany("UPDATE outbox SET next_us = ? WHERE id = ?", [(lease_us, i) for i in ids])
-            return [_outbox_item(row, next_us=lease_us) for row in heads]
+            return [_outbox_item(row, self._keys, next_us=lease_us) for row in heads]
 
         return await self._run(work)
 
     async def outbox_get(self, item_id: str) -> OutboxItem | None:
         rows = await self._select(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id = ?", (item_id,))
-        return _outbox_item(rows[0]) if rows else None
+        return _outbox_item(rows[0], self._keys) if rows else None
 
     async def outbox_renew(self, item_id: str, lease: datetime, until: datetime) -> bool:
         changed = await self._change(
@@ -621,8 +640,8 @@ class SqliteStore:
     # The inbox
 
     async def inbox_put(self, items: Sequence[InboxItem]) -> None:
-        rows = [(i.id, i.sender_key, dumps(i.payload), to_us(i.received_at),
-                 to_us(i.next_attempt_at or i.received_at)) for i in items]  # fmt: skip
+        rows = [(i.id, self._keys.lookup("inbox", i.sender_key), dumps_sealed(self._keys, "inbox", i.payload),
+                 to_us(i.received_at), to_us(i.next_attempt_at or i.received_at)) for i in items]  # fmt: skip
 
         def work(conn: sqlite3.Connection) -> None:
             with _writing(conn):
@@ -635,7 +654,8 @@ class SqliteStore:
         await self._run(work)
 
     async def inbox_waiting(self, sender_key: str) -> bool:
-        return bool(await self._select("SELECT 1 FROM inbox WHERE sender_key = ? LIMIT 1", (sender_key,)))
+        key = self._keys.lookup("inbox", sender_key)
+        return bool(await self._select("SELECT 1 FROM inbox WHERE sender_key = ? LIMIT 1", (key,)))
 
     async def inbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 30) -> list[InboxItem]:
         now_us = to_us(now)
@@ -645,7 +665,7 @@ class SqliteStore:
             with _writing(conn):
                 heads = conn.execute(_INBOX_HEADS, (now_us, limit)).fetchall()
                 conn.executemany("UPDATE inbox SET next_us = ? WHERE id = ?", [(lease_us, r["id"]) for r in heads])
-            return [_inbox_item(row, lease_us) for row in heads]
+            return [_inbox_item(row, self._keys, lease_us) for row in heads]
 
         return await self._run(work)
 
@@ -757,13 +777,22 @@ class SqliteStore:
         rows = await self._select("SELECT data FROM audit ORDER BY seq DESC LIMIT ?", (limit,))
         return [loads("audit", row["data"], decode_audit) for row in rows]
 
+    # Encryption at rest
+
+    async def reseal(self) -> dict[str, int]:
+        """Seal every record with the current data key, in transactions of 500 rows (a running gateway writes
+        between them), then rewrite the file so that no page keeps an old sealing; resealed records by kind."""
+        counts = await self._run(functools.partial(_reseal, self._keys))
+        await self._run(_compact)
+        return counts
+
     # Retention and erasure
 
     async def purge_conversation(self, stripped: Conversation) -> int:
         def work(conn: sqlite3.Connection) -> int:
             with _writing(conn):
                 count = _forget_content(conn, stripped.id)
-                _write_conversation(conn, stripped)
+                _write_conversation(conn, self._keys, stripped)
             return count
 
         return await self._run(work)
@@ -807,7 +836,8 @@ class SqliteStore:
         await self._run(work)
 
     async def inbox_forget(self, sender_key: str) -> int:
-        return await self._change("DELETE FROM inbox WHERE sender_key = ?", (sender_key,))
+        key = self._keys.lookup("inbox", sender_key)
+        return await self._change("DELETE FROM inbox WHERE sender_key = ?", (key,))
 
     # Notices, their evidence, referrals
 
@@ -815,25 +845,27 @@ class SqliteStore:
         await self._change(
             "INSERT INTO notices (id, conversation_id, data) VALUES (?, ?, ?)"
             " ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-            (notice.id, notice.conversation_id, dumps(notice.to_dict())),
+            (notice.id, notice.conversation_id, dumps_sealed(self._keys, "notice", notice.to_dict())),
         )
 
     async def get_notice(self, notice_id: str) -> Notice | None:
         rows = await self._select("SELECT data FROM notices WHERE id = ?", (notice_id,))
-        return loads("notice", rows[0]["data"], Notice.from_dict) if rows else None
+        return loads_sealed(self._keys, "notice", rows[0]["data"], Notice.from_dict) if rows else None
 
     async def list_notices(self, conversation_id: str | None = None) -> list[Notice]:
         where, params = ("WHERE conversation_id = ?", (conversation_id,)) if conversation_id else ("", ())
         rows = await self._select(f"SELECT data FROM notices {where} ORDER BY seq", params)
-        return [loads("notice", row["data"], Notice.from_dict) for row in rows]
+        return [loads_sealed(self._keys, "notice", row["data"], Notice.from_dict) for row in rows]
 
     async def put_evidence(self, notice_id: str, files: list[Evidence]) -> None:
-        data = json.dumps([f.to_dict() for f in files])
+        data = dumps_sealed(self._keys, "evidence", [f.to_dict() for f in files])
         await self._change("INSERT OR REPLACE INTO evidence (notice_id, data) VALUES (?, ?)", (notice_id, data))
 
     async def get_evidence(self, notice_id: str) -> list[Evidence]:
         rows = await self._select("SELECT data FROM evidence WHERE notice_id = ?", (notice_id,))
-        return [Evidence.from_dict(f) for f in json.loads(rows[0]["data"])] if rows else []
+        if not rows:
+            return []
+        return [Evidence.from_dict(f) for f in loads_sealed(self._keys, "evidence", rows[0]["data"], list)]
 
     async def drop_evidence(self, notice_id: str) -> int:
         files = await self.get_evidence(notice_id)
@@ -841,29 +873,32 @@ class SqliteStore:
         return len(files)
 
     async def put_upload(self, key: str, content_type: str, data: bytes) -> None:
+        sealed = self._keys.seal_bytes("upload", data)
         await self._change(
-            "INSERT OR REPLACE INTO uploads (key, content_type, data) VALUES (?, ?, ?)", (key, content_type, data)
+            "INSERT OR REPLACE INTO uploads (key, content_type, data) VALUES (?, ?, ?)", (key, content_type, sealed)
         )
 
     async def get_upload(self, key: str) -> tuple[str, bytes] | None:
         rows = await self._select("SELECT content_type, data FROM uploads WHERE key = ?", (key,))
-        return (str(rows[0]["content_type"]), bytes(rows[0]["data"])) if rows else None
+        if not rows:
+            return None
+        return str(rows[0]["content_type"]), self._keys.open_bytes("upload", bytes(rows[0]["data"]))
 
     async def put_referral(self, referral: Referral) -> None:
         await self._change(
             "INSERT INTO referrals (id, conversation_id, data) VALUES (?, ?, ?)"
             " ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-            (referral.id, referral.conversation_id, dumps(referral.to_dict())),
+            (referral.id, referral.conversation_id, dumps_sealed(self._keys, "referral", referral.to_dict())),
         )
 
     async def get_referral(self, referral_id: str) -> Referral | None:
         rows = await self._select("SELECT data FROM referrals WHERE id = ?", (referral_id,))
-        return loads("referral", rows[0]["data"], Referral.from_dict) if rows else None
+        return loads_sealed(self._keys, "referral", rows[0]["data"], Referral.from_dict) if rows else None
 
     async def list_referrals(self, conversation_id: str | None = None) -> list[Referral]:
         where, params = ("WHERE conversation_id = ?", (conversation_id,)) if conversation_id else ("", ())
         rows = await self._select(f"SELECT data FROM referrals {where} ORDER BY seq", params)
-        return [loads("referral", row["data"], Referral.from_dict) for row in rows]
+        return [loads_sealed(self._keys, "referral", row["data"], Referral.from_dict) for row in rows]
 
 
 # The earliest pending item of each conversation, if it is due.
@@ -884,9 +919,9 @@ ORDER BY i.next_us, i.seq LIMIT ?
 """
 
 
-def _inbox_item(row: sqlite3.Row, next_us: int) -> InboxItem:
+def _inbox_item(row: sqlite3.Row, keys: DataKeys, next_us: int) -> InboxItem:
     return InboxItem(
-        id=row["id"], sender_key=row["sender_key"], payload=loads("inbox", row["payload"], dict),
+        id=row["id"], sender_key=row["sender_key"], payload=loads_sealed(keys, "inbox", row["payload"], dict),
         received_at=from_us(row["received_us"]), next_attempt_at=from_us(next_us), attempts=row["attempts"],
     )  # fmt: skip
 @dataclass(slots=True)
@@ -914,14 +949,63 @@ def _nothing(conn: sqlite3.Connection) -> None:
     return None
 
 
-def _write_conversation(conn: sqlite3.Connection, conversation: Conversation) -> None:
+# Every sealed column: table, column, record kind.
+_SEALED = (("conversations", "data", "conversation"), ("transcript", "data", "entry"), ("outbox", "payload", "outbox"),
+           ("inbox", "payload", "inbox"), ("notices", "data", "notice"), ("referrals", "data", "referral"),
+           ("evidence", "data", "evidence"), ("uploads", "data", "upload"))  # fmt: skip
+_RESEAL_ROWS = 500
+
+
+def _reseal(keys: DataKeys, conn: sqlite3.Connection) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for table, column, kind in _SEALED:
+        counts[kind], last = 0, 0
+        while True:
+            with _writing(conn):
+                rows = conn.execute(
+                    f"SELECT rowid AS r, {column} AS data FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                    (last, _RESEAL_ROWS),
+                ).fetchall()
+                for row in rows:
+                    data = row["data"]
+                    sealed = keys.reseal_bytes(kind, data) if kind == "upload" else keys.reseal(kind, data)
+                    if sealed is not None:
+                        conn.execute(f"UPDATE {table} SET {column} = ? WHERE rowid = ?", (sealed, row["r"]))
+                        counts[kind] += 1
+                    if table == "conversations":  # a file written before: the sender column in clear
+                        c = loads_sealed(keys, kind, row["data"], decode_conversation)
+                        conn.execute(
+                            "UPDATE conversations SET sender = ? WHERE rowid = ?",
+                            (keys.identity(c.channel, c.sender), row["r"]),
+                        )
+            if len(rows) < _RESEAL_ROWS:
+                break
+            last = rows[-1]["r"]
+    return counts
+
+
+def _compact(conn: sqlite3.Connection) -> None:
+    """Rewrite the file and empty the WAL: freed pages would keep what the old key sealed (or, in a file written
+    before encryption, clear text). With another process reading at that moment, the WAL is emptied later."""
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.execute("VACUUM")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _write_conversation(conn: sqlite3.Connection, keys: DataKeys, conversation: Conversation) -> None:
     conn.execute(
         "INSERT INTO conversations (id, channel, sender, status, created_us, data) VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (id) DO UPDATE SET channel = excluded.channel, sender = excluded.sender,"
         " status = excluded.status, created_us = excluded.created_us, data = excluded.data",
-        (conversation.id, str(conversation.channel), conversation.sender, str(conversation.status),
-         to_us(conversation.created_at), dumps(encode_conversation(conversation))),
+        (conversation.id, str(conversation.channel), keys.identity(conversation.channel, conversation.sender),
+         str(conversation.status), to_us(conversation.created_at),
+         dumps_sealed(keys, "conversation", encode_conversation(conversation))),
     )  # fmt: skip
+
+
+def _entry(row: sqlite3.Row, keys: DataKeys) -> TranscriptEntry:
+    data = keys.open("entry", row["data"])
+    return decode_entry_data(row["id"], data, Delivery(row["delivery"]), row["provider_message_id"])
 
 
 def _forget_content(conn: sqlite3.Connection, conversation_id: str) -> int:
@@ -932,10 +1016,6 @@ def _forget_content(conn: sqlite3.Connection, conversation_id: str) -> int:
     prefix = conversation_id + "/"  # web chat uploads are kept under "<conversation id>/<hash>" (gateway/uploads.py)
     conn.execute("DELETE FROM uploads WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
     return int(count)
-
-
-def _entry(row: sqlite3.Row) -> TranscriptEntry:
-    return decode_entry_data(row["id"], row["data"], Delivery(row["delivery"]), row["provider_message_id"])
 
 
 def _queue_entry(row: sqlite3.Row) -> QueueEntry:
@@ -969,11 +1049,11 @@ def _fence(lease: datetime | None) -> tuple[str, tuple[int, ...]]:
     return ("", ()) if lease is None else (" AND next_us = ?", (to_us(lease),))
 
 
-def _outbox_item(row: sqlite3.Row, next_us: int | None = None) -> OutboxItem:
+def _outbox_item(row: sqlite3.Row, keys: DataKeys, next_us: int | None = None) -> OutboxItem:
     return OutboxItem(
         id=row["id"],
         conversation_id=row["conversation_id"],
-        payload=loads("outbox", row["payload"], dict),
+        payload=loads_sealed(keys, "outbox", row["payload"], dict),
         created_at=from_us(row["created_us"]),
         next_attempt_at=from_us(next_us if next_us is not None else row["next_us"]),
         attempts=row["attempts"],

@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from gateway.store import Store, open_store
+from gateway.testing import store_keys
 
 REDIS_DB = 1  # one db for the suite, flushed before each test
 
@@ -89,7 +90,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 async def store(store_url: str) -> AsyncIterator[Store]:
-    opened = await open_store(store_url)
+    opened = await open_store(store_url, keys=store_keys(store_url))
     try:
         yield opened
     finally:

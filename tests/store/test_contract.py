@@ -40,6 +40,7 @@ from gateway.store import (
     TranscriptEntry,
     open_store,
 )
+from gateway.testing import store_keys
 
 T0 = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
 TG = ChannelName.TELEGRAM
@@ -612,7 +613,7 @@ async def test_everything_survives_a_restart(store: Store, store_url: str) -> No
     await store.enqueue(conversation.id, "general", Priority.HIGH, T0)
     await store.set_timer(conversation.id, TimerKind.BOT_REMINDER, minutes(5))
     await store.close()
-    reopened = await open_store(store_url)
+    reopened = await open_store(store_url, keys=store_keys(store_url))
     try:
         assert [i.id for i in await reopened.outbox_due(T0, 10)] == ["a1"]
         assert (await reopened.active_conversation(TG, "chat-1", minutes(1)))[0] == conversation

@@ -14,6 +14,7 @@ import pytest
 from gateway.errors import ConfigError, StoreError
 from gateway.store import ClaimState, open_store
 from gateway.store.sqlite import path_from_url
+from gateway.testing import store_keys
 from tests.store.conftest import redis_url
 
 __all__ = ["redis_url"]  # the session's redis-server, a fixture
@@ -54,7 +55,8 @@ async def test_a_redis_that_does_not_answer_is_a_store_error() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with pytest.raises(StoreError, match="redis"):
-        await open_store(f"redis://127.0.0.1:{port}/0")
+        url = f"redis://127.0.0.1:{port}/0"
+        await open_store(url, keys=store_keys(url))
 
 
 async def test_a_sqlite_file_from_before_parts_sent_opens_and_keeps_its_outbox(tmp_path: Path) -> None:
@@ -79,7 +81,7 @@ async def test_a_sqlite_file_from_before_parts_sent_opens_and_keeps_its_outbox(t
 
 @pytest.mark.redis
 async def test_more_callers_than_redis_connections_wait_for_one_instead_of_failing(redis_url: str) -> None:
-    store = await open_store(redis_url, max_connections=2, pool_timeout=10)
+    store = await open_store(redis_url, keys=store_keys(redis_url), max_connections=2, pool_timeout=10)
     try:
         answers = await asyncio.gather(*(store.claim(f"in:pool:{n}", "owner", 10) for n in range(50)))
     finally:
@@ -89,7 +91,8 @@ async def test_more_callers_than_redis_connections_wait_for_one_instead_of_faili
 
 @pytest.mark.redis
 async def test_a_redis_lock_held_past_its_lease_stays_held_while_its_holder_lives(redis_url: str) -> None:
-    one, two = await open_store(redis_url), await open_store(redis_url)  # two instances
+    keys = store_keys(redis_url)
+    one, two = await open_store(redis_url, keys=keys), await open_store(redis_url, keys=keys)  # two instances
     try:
         async with one.lock("slow"):
             for _ in range(7):  # a slow processing, past the 6 s lease: its holder renews it

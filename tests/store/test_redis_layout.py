@@ -9,6 +9,7 @@ import redis
 
 from gateway.store import Author, Delivery, TranscriptEntry, open_store
 from gateway.store.codec import dumps, encode_entry
+from gateway.testing import store_keys
 
 pytestmark = pytest.mark.redis
 
@@ -24,7 +25,7 @@ async def test_entries_of_the_layout_before_are_read_and_updated(redis_url: str)
         client.rpush("hg:transcript:c-old", "old-1")
     finally:
         client.close()
-    store = await open_store(redis_url)
+    store = await open_store(redis_url, keys=store_keys(redis_url))
     try:
         new = TranscriptEntry("new-1", "c-old", T0, Author.USER, "salut", delivery=Delivery.DELIVERED)
         await store.append_transcript(new)

@@ -11,13 +11,14 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.store import Store, open_store
+from gateway.testing import store_keys
 
 pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
 async def store(redis_url: str) -> AsyncIterator[Store]:
-    opened = await open_store(redis_url)
+    opened = await open_store(redis_url, keys=store_keys(redis_url))
     yield opened
     await opened.close()
 

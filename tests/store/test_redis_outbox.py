@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from gateway.store import Author, Delivery, OutboxItem, TranscriptEntry, open_store
+from gateway.testing import store_keys
 
 pytestmark = pytest.mark.redis
 
@@ -21,7 +22,7 @@ async def test_a_corrupt_outbox_item_is_set_aside_and_the_others_flow(
 ) -> None:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     client.flushdb()
-    store = await open_store(redis_url)
+    store = await open_store(redis_url, keys=store_keys(redis_url))
     try:
         for item_id, conversation in (("a1", "A"), ("a2", "A"), ("b1", "B")):
             await store.append_transcript(TranscriptEntry(item_id, conversation, T0, Author.BOT, "bonjour"))

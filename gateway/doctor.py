@@ -1,0 +1,149 @@
+"""``gateway doctor``: what a deployment's configuration lacks, and how to fix it.
+
+Each check gives a :class:`Finding`: ``ok``, a ``warning`` (works, but not as a production line should) or a
+``problem`` (the command exits 1). A finding names the variable and what to do; it never prints a secret.
+Checked: the secret key (set and strong), the public URL (https), the data keys (present, well formed, the key
+file private), the store (reachable, and its latest records open with the keys), the flow file, and each
+channel (its secrets complete, or all absent: a half-configured channel is named with what is missing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+
+from gateway.crypto import DataKeys, KeyFile
+from gateway.errors import ConfigError, FlowError, FlowValidationError, StoreError
+from gateway.settings import CHANNEL_NEEDS, Settings, variable
+
+MIN_SECRET_LENGTH = 32
+STORE_TIMEOUT = 10.0
+CHANNELS = {"Messenger": "messenger", "WhatsApp (Twilio)": "whatsapp", "Telegram": "telegram"}
+
+
+class Level(StrEnum):
+    OK = "ok"
+    WARNING = "warning"
+    PROBLEM = "PROBLEM"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    level: Level
+    subject: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.level:<8} {self.subject}: {self.text}"
+
+
+async def examine(settings: Settings) -> list[Finding]:
+    """Every check on ``settings`` as configured (``Settings.from_env(as_configured=True)``: an unset secret key
+    stays empty, a half-configured channel is not refused)."""
+    findings = [secret_key(settings), public_url(settings), *data_keys(settings), flows(settings)]
+    findings += [channel(name, settings) for name in CHANNELS]
+    findings.append(await store(settings))
+    return findings
+
+
+def secret_key(settings: Settings) -> Finding:
+    key = settings.secret_key.get_secret_value()
+    if not key:
+        return Finding(Level.PROBLEM, "GATEWAY_SECRET_KEY", "not set: a random one at each start logs every "
+                       "listener out and changes the keyed hashes (blocks, lookups); set 32+ random characters, "
+                       "e.g. `python -c \"import secrets; print(secrets.token_urlsafe(32))\"`")  # fmt: skip
+    if len(key) < MIN_SECRET_LENGTH or len(set(key)) < 12:
+        return Finding(Level.PROBLEM, "GATEWAY_SECRET_KEY", f"weak ({len(key)} characters, {len(set(key))} "
+                       f"different): use at least {MIN_SECRET_LENGTH} random characters")  # fmt: skip
+    return Finding(Level.OK, "GATEWAY_SECRET_KEY", f"set ({len(key)} characters)")
+
+
+def public_url(settings: Settings) -> Finding:
+    parts = urlsplit(settings.public_url)
+    if parts.scheme != "https":
+        local = parts.hostname in ("127.0.0.1", "localhost", "::1")
+        return Finding(Level.WARNING if local else Level.PROBLEM, "GATEWAY_PUBLIC_URL",
+                       f"{settings.public_url} is not https: providers refuse plain http webhooks and the console's "
+                       "cookie would travel in clear; set the https address the gateway is reached at"
+                       + (" (fine on this machine only)" if local else ""))  # fmt: skip
+    return Finding(Level.OK, "GATEWAY_PUBLIC_URL", settings.public_url)
+
+
+def data_keys(settings: Settings) -> list[Finding]:
+    if settings.data_key.get_secret_value():
+        keys = DataKeys.from_settings(settings)  # well formed: Settings validated them
+        old = f"; {', '.join(keys.ids[1:])} only open (GATEWAY_DATA_KEYS_OLD)" if keys.ids[1:] else ""
+        return [Finding(Level.OK, "GATEWAY_DATA_KEY", f"key {keys.current_id} seals{old}")]
+    try:
+        file = KeyFile.of_store(settings.store)
+    except ConfigError as error:
+        return [Finding(Level.PROBLEM, "GATEWAY_DATA_KEY", str(error))]
+    if not file.path.exists():
+        return [Finding(Level.WARNING, "GATEWAY_DATA_KEY", f"not set: {file.path} will be created at the first "
+                        "start; back it up apart from the store, or set GATEWAY_DATA_KEY")]  # fmt: skip
+    loose = stat.S_IMODE(file.path.stat().st_mode) & 0o077
+    keys = file.load()  # tightens a loose mode
+    findings = [Finding(Level.OK, "GATEWAY_DATA_KEY", f"the embedded key file {file.path}: key {keys.current_id} "
+                        "seals; back the file up apart from the store")]  # fmt: skip
+    if loose:
+        findings.append(Finding(Level.WARNING, str(file.path), "was readable by others: now 0600; if others could "
+                                "read it, rotate the key (`gateway data-key rotate`)"))  # fmt: skip
+    return findings
+
+
+def flows(settings: Settings) -> Finding:
+    from gateway.flows.loader import load_file
+
+    try:
+        loaded = load_file(settings.flows)
+    except FlowValidationError as error:
+        return Finding(Level.PROBLEM, "GATEWAY_FLOWS", f"{settings.flows}: {len(error.problems)} problem(s), "
+                       f"the gateway would not start (`gateway flows check {settings.flows}` lists them)")  # fmt: skip
+    except FlowError as error:
+        return Finding(Level.PROBLEM, "GATEWAY_FLOWS", f"{error}: the gateway would not start")
+    return Finding(Level.OK, "GATEWAY_FLOWS", f"{settings.flows} (version {loaded.version})")
+
+
+def channel(name: str, settings: Settings) -> Finding:
+    names = CHANNEL_NEEDS[CHANNELS[name]]
+    missing = [variable(n) for n in names if not _is_set(settings, n)]
+    if len(missing) == len(names):
+        return Finding(Level.OK, name, "off (no secret set)")
+    if missing:
+        present = [variable(n) for n in names if _is_set(settings, n)]
+        return Finding(Level.PROBLEM, name, f"half configured: {', '.join(missing)} missing (set it, or unset "
+                       f"{', '.join(present)} to turn the channel off)")  # fmt: skip
+    return Finding(Level.OK, name, "on")
+
+
+def _is_set(settings: Settings, name: str) -> bool:
+    value = getattr(settings, name)
+    return bool(value.get_secret_value() if isinstance(value, SecretStr) else value)
+
+
+async def store(settings: Settings) -> Finding:
+    from gateway.store import open_store
+    from gateway.store.sqlite import path_from_url
+
+    if settings.store.startswith("sqlite:///") and not path_from_url(settings.store).exists():
+        return Finding(Level.OK, "GATEWAY_STORE", f"{path_from_url(settings.store)} will be created at the first start")
+    try:
+        async with asyncio.timeout(STORE_TIMEOUT):
+            opened = await open_store(settings.store, keys=DataKeys.from_settings(settings))
+            try:
+                await opened.ping()
+                now = datetime.now(UTC)
+                recent = await opened.list_conversations(now - timedelta(days=1), now + timedelta(minutes=1))
+            finally:
+                await opened.close()
+    except TimeoutError:
+        return Finding(Level.PROBLEM, "GATEWAY_STORE", f"no answer within {STORE_TIMEOUT:.0f} s")
+    except (StoreError, ConfigError) as error:  # a DataKeyError names the key id that is missing
+        return Finding(Level.PROBLEM, "GATEWAY_STORE", str(error))
+    return Finding(Level.OK, "GATEWAY_STORE", f"answers; the last day's {len(recent)} conversation(s) open")

@@ -1,0 +1,113 @@
+"""Resealing the Redis store's records with the current data key (``gateway data-key rotate``).
+
+The records are found by ``SCAN`` (never ``KEYS``: instances keep working meanwhile) and each one is replaced
+only if it is still the value that was read (a compare-and-set script): a record that an instance rewrote in the
+meantime was sealed by that instance, and is left to it. Conversations written before keyed lookups also get
+their active key (``hg:active:<unkeyed digest>``) moved to the keyed one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from redis.asyncio import Redis
+
+from gateway.conversation import Conversation
+from gateway.crypto import DataKeys
+from gateway.store.codec import decode_conversation, loads_sealed
+
+PREFIX = "hg:"
+SCAN_COUNT = 500
+
+# KEYS: the record. ARGV: the value read, the resealed value.
+_RESEAL_VALUE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+return 1
+"""
+
+# KEYS: the record (a hash). ARGV: field, the value read, the resealed value.
+_RESEAL_FIELD = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+
+# KEYS: the active key of the layout before, the keyed one. ARGV: the conversation id.
+_MOVE_ACTIVE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[1], 'NX')
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+# Records stored as one value: key pattern, kind.
+_VALUES = (("conv:*", "conversation"), ("notice:*", "notice"), ("referral:*", "referral"), ("evidence:*", "evidence"),
+           ("upload:*", "upload"))  # fmt: skip
+# Records in a hash field: key pattern, field, kind.
+_FIELDS = (("outbox:item:*", "payload", "outbox"), ("inbox:item:*", "payload", "inbox"), ("entry:*", "data", "entry"))
+
+
+async def reseal(client: Redis, keys: DataKeys) -> dict[str, int]:
+    """Reseal every record not sealed with the current key; how many were, by kind."""
+    sealer = _Resealer(client, keys)
+    counts = {kind: 0 for _, kind in _VALUES} | {"entry": 0, "outbox": 0, "inbox": 0}
+    for pattern, kind in _VALUES:
+        counts[kind] += await sealer.values(pattern, kind)
+    counts["entry"] += await sealer.entries()
+    for pattern, field, kind in _FIELDS:
+        counts[kind] += await sealer.fields(pattern, field, kind)
+    return counts
+
+
+class _Resealer:
+    def __init__(self, client: Redis, keys: DataKeys) -> None:
+        self._redis, self._keys = client, keys
+        self._value = client.register_script(_RESEAL_VALUE)
+        self._field = client.register_script(_RESEAL_FIELD)
+        self._move = client.register_script(_MOVE_ACTIVE)
+
+    async def values(self, pattern: str, kind: str) -> int:
+        count = 0
+        async for key in self._redis.scan_iter(match=PREFIX + pattern, count=SCAN_COUNT):
+            old = await self._redis.get(key)
+            if old is None:
+                continue
+            new = self._keys.reseal(kind, old)
+            if new is not None:
+                count += await self._value(keys=[key], args=[old, new])
+            if kind == "conversation":
+                await self._move_active(loads_sealed(self._keys, kind, new or old, decode_conversation))
+        return count
+
+    async def entries(self) -> int:
+        """Transcript entries: ``<delivery code><provider id>\\n<sealed data>``; only the data is sealed."""
+        count = 0
+        async for key in self._redis.scan_iter(match=PREFIX + "e:*", count=SCAN_COUNT):
+            old = await self._redis.get(key)
+            if old is None:
+                continue
+            head, _, data = str(old).partition("\n")
+            new = self._keys.reseal("entry", data)
+            if new is not None:
+                count += await self._value(keys=[key], args=[old, f"{head}\n{new}"])
+        return count
+
+    async def fields(self, pattern: str, field: str, kind: str) -> int:
+        count = 0
+        async for key in self._redis.scan_iter(match=PREFIX + pattern, count=SCAN_COUNT):
+            old: Any = await self._redis.hget(key, field)
+            if old is None:
+                continue
+            new = self._keys.reseal(kind, old)
+            if new is not None:
+                count += await self._field(keys=[key], args=[field, old, new])
+        return count
+
+    async def _move_active(self, conversation: Conversation) -> None:
+        if not conversation.active:
+            return
+        legacy = hashlib.sha256(f"{conversation.channel}\n{conversation.sender}".encode()).hexdigest()
+        keyed = self._keys.identity(conversation.channel, conversation.sender)
+        await self._move(keys=[PREFIX + "active:" + legacy, PREFIX + "active:" + keyed], args=[conversation.id])

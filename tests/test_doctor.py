@@ -1,0 +1,124 @@
+"""``gateway doctor`` through the command line: what a deployment lacks is named, with what to do; exit 1."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from gateway.crypto import DataKeys, key_id, new_key, parse_key
+from gateway.messages import ChannelName
+from gateway.settings import Settings
+from gateway.store import open_store
+from tests.conftest import ROOT
+
+STRONG = "Xk3-pQ9_vL2mZ8rT5wY1nB7cF4hJ6dG0sA"
+PRODUCTION = {
+    "GATEWAY_SECRET_KEY": STRONG,
+    "GATEWAY_PUBLIC_URL": "https://ecoute.example.org",
+    "GATEWAY_FLOWS": str(ROOT / "flows.yaml"),
+    "TELEGRAM_BOT_TOKEN": "123456789:secret-bot-token",
+    "TELEGRAM_WEBHOOK_SECRET": "webhook-secret",
+}
+
+
+@pytest.fixture
+def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """A working directory of its own (no stray .env) and none of this machine's gateway variables."""
+    for name in list(os.environ):
+        if name.startswith(("GATEWAY_", "MESSENGER_", "TWILIO_", "TELEGRAM_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return monkeypatch
+
+
+def doctor(capsys: pytest.CaptureFixture[str], environment: pytest.MonkeyPatch, **env: str) -> tuple[int, str]:
+    for name, value in env.items():
+        environment.setenv(name, value)
+    code = main(["doctor"])
+    return code, capsys.readouterr().out
+
+
+def line(out: str, subject: str) -> str:
+    return next(text for text in out.splitlines() if f" {subject}:" in text)
+
+
+def test_a_complete_deployment_is_ready(capsys: pytest.CaptureFixture[str], environment: pytest.MonkeyPatch) -> None:
+    data_key = new_key()
+    store = "sqlite:///var/gateway.sqlite3"
+    settings = Settings(store=store, data_key=data_key, secret_key=STRONG)
+
+    async def one_conversation() -> None:
+        opened = await open_store(store, keys=DataKeys.from_settings(settings))
+        await opened.active_conversation(ChannelName.TELEGRAM, "424242", datetime.now(UTC))
+        await opened.close()
+
+    asyncio.run(one_conversation())
+    code, out = doctor(capsys, environment, **PRODUCTION, GATEWAY_DATA_KEY=data_key)
+    assert code == 0, out
+    assert "PROBLEM" not in out and "warning" not in out and out.rstrip().endswith("ready: nothing to fix")
+    assert line(out, "Telegram").startswith("ok") and "on" in line(out, "Telegram")
+    assert f"key {key_id(parse_key(data_key, 'test'))} seals" in line(out, "GATEWAY_DATA_KEY")
+    assert "1 conversation(s) open" in line(out, "GATEWAY_STORE")
+    assert STRONG not in out and data_key not in out and "secret-bot-token" not in out
+
+
+def test_what_a_deployment_lacks_is_named_with_what_to_do(
+    capsys: pytest.CaptureFixture[str], environment: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code, out = doctor(
+        capsys, environment, GATEWAY_SECRET_KEY="changeme", GATEWAY_PUBLIC_URL="http://ecoute.example.org",
+        GATEWAY_FLOWS=str(ROOT / "flows.yaml"), GATEWAY_STORE=f"redis://127.0.0.1:{port}/0",
+        TELEGRAM_BOT_TOKEN="123456789:secret-bot-token", TWILIO_ACCOUNT_SID="AC123", TWILIO_AUTH_TOKEN="tok",
+    )  # fmt: skip
+    assert code == 1
+    assert line(out, "GATEWAY_SECRET_KEY").startswith("PROBLEM") and "weak (8 characters" in out
+    assert line(out, "GATEWAY_PUBLIC_URL").startswith("PROBLEM") and "https" in line(out, "GATEWAY_PUBLIC_URL")
+    assert line(out, "GATEWAY_DATA_KEY").startswith("PROBLEM") and "Redis" in line(out, "GATEWAY_DATA_KEY")
+    telegram = line(out, "Telegram")
+    assert telegram.startswith("PROBLEM") and "TELEGRAM_WEBHOOK_SECRET missing" in telegram
+    assert "unset TELEGRAM_BOT_TOKEN" in telegram
+    assert "TWILIO_WHATSAPP_FROM missing" in line(out, "WhatsApp (Twilio)")
+    assert line(out, "Messenger").startswith("ok")
+    assert line(out, "GATEWAY_STORE").startswith("PROBLEM")
+    assert out.rstrip().endswith("6 problem(s) to fix before going live")
+    assert "changeme" not in out and "secret-bot-token" not in out and "tok," not in out
+
+
+def test_records_sealed_with_a_key_the_deployment_lacks(
+    capsys: pytest.CaptureFixture[str], environment: pytest.MonkeyPatch
+) -> None:
+    store, sealed_with = "sqlite:///var/gateway.sqlite3", new_key()
+    settings = Settings(store=store, data_key=sealed_with, secret_key=STRONG)
+
+    async def one_conversation() -> None:
+        opened = await open_store(store, keys=DataKeys.from_settings(settings))
+        await opened.active_conversation(ChannelName.TELEGRAM, "424242", datetime.now(UTC))
+        await opened.close()
+
+    asyncio.run(one_conversation())
+    code, out = doctor(capsys, environment, **PRODUCTION, GATEWAY_DATA_KEY=new_key())
+    assert code == 1
+    problem = line(out, "GATEWAY_STORE")
+    assert problem.startswith("PROBLEM") and key_id(parse_key(sealed_with, "test")) in problem
+    assert "424242" not in out
+
+
+def test_an_unset_secret_and_a_malformed_data_key(
+    capsys: pytest.CaptureFixture[str], environment: pytest.MonkeyPatch
+) -> None:
+    code, out = doctor(capsys, environment, GATEWAY_FLOWS=str(ROOT / "flows.yaml"))
+    assert code == 1 and line(out, "GATEWAY_SECRET_KEY").startswith("PROBLEM") and "not set" in out
+    assert line(out, "GATEWAY_PUBLIC_URL").startswith("warning")  # http on this machine: a trial
+    assert "will be created at the first start" in line(out, "GATEWAY_DATA_KEY")
+    assert not Path("var").exists()  # the doctor creates nothing
+    code, out = doctor(capsys, environment, GATEWAY_SECRET_KEY=STRONG, GATEWAY_DATA_KEY="short-and-secret")
+    assert code == 1 and "GATEWAY_DATA_KEY must be 32 random bytes" in out and "short-and-secret" not in out
