@@ -44,6 +44,7 @@ from gateway.flows.reading import Reading, Risk
 from gateway.flows.risk import Flag
 from gateway.flowset import FlowSet
 from gateway.ids import derived_from, inbound_entry_id, inbound_key, new_id
+from gateway.language import language_of
 from gateway.messages import ChannelName, Choice, Inbound, Outbound, Receipt, Reply
 from gateway.metrics import Metrics
 from gateway.store import Author, ClaimState, Delivery, DoneMark, OutboxItem, Store, TimerKind, TranscriptEntry
@@ -250,7 +251,7 @@ class Dispatcher:
         if words is None or spec is None:
             return None
         asked, conversation.erase_asked_at = conversation.erase_asked_at, None
-        language = self.language(conversation, engine)
+        language = language_of(conversation, engine.flow)
         if asked is not None and now - asked <= timedelta(minutes=ERASURE_QUESTION_MINUTES):
             if flag is None and (inbound.payload == "erase_yes" or words.confirmed(inbound.text)):
                 return True
@@ -281,7 +282,7 @@ class Dispatcher:
             return
         if not await self.raise_priority(conversation, Priority(raised.priority), now):
             return  # already at that priority: a message repeated in a loop changes nothing
-        language = self.language(conversation, engine)
+        language = language_of(conversation, engine.flow)
         partners = [Reply(engine.text(engine.flow.partners[p].message, language)) for p in raised.partners]
         await self.emit(conversation, partners, Author.BOT, now)
 
@@ -340,7 +341,7 @@ class Dispatcher:
         await self.store.enqueue(conversation.id, queue, priority, now)
         await self.transition(conversation, trigger, now)
         position = await self.store.position(conversation.id) or 1
-        language = self.language(conversation, engine)
+        language = language_of(conversation, engine.flow)
         if self.listeners_online() > 0:
             wait = await self.estimate_wait(engine, queue, position, now)
             queued = engine.message("queued", language, position=position, wait=wait)
@@ -392,8 +393,7 @@ class Dispatcher:
         return self._listeners_online()
 
     def language(self, conversation: Conversation, engine: Engine) -> str:
-        language = conversation.engine.get("language")
-        return language if isinstance(language, str) else engine.flow.default_language
+        return language_of(conversation, engine.flow)
 
     async def transition(self, conversation: Conversation, trigger: Trigger, now: datetime) -> Status:
         """Move the conversation (``lifecycle.transition``: IllegalTransition, and nothing changed, when the move

@@ -30,6 +30,7 @@ from gateway.dispatcher import Dispatcher
 from gateway.events import EntryAdded, Erased, QueueChanged, StatusChanged
 from gateway.ids import entry_id_of_key
 from gateway.inbox import sender_key as inbox_sender_key
+from gateway.language import language_of
 from gateway.messages import ChannelName, Inbound, Outbound
 from gateway.store import (
     AuditEntry,
@@ -142,7 +143,7 @@ class Eraser:
         chat as a live frame to the page, elsewhere through the outbox under a new, unrelated id."""
         engine = self.dispatcher.flows.engine()
         latest = max(found, key=lambda c: c.created_at, default=None)
-        language = self.dispatcher.language(latest, engine) if latest else engine.flow.default_language
+        language = language_of(latest, engine.flow) if latest else engine.flow.default_language
         spec = engine.flow.erasure  # None only if flows.yaml lost its erasure section since the question
         text = engine.text(spec.done, language) if spec is not None else engine.message("ended", language)
         now = self.clock()

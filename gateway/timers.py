@@ -34,6 +34,7 @@ from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
 from gateway.flows.engine import Engine, State
 from gateway.flows.lifecycle import Trigger
+from gateway.language import language_of
 from gateway.messages import Reply
 from gateway.store import Author, ConversationStore, LockStore, QueueStore, Timer, TimerKind, TimerStore
 from gateway.supervisor import where
@@ -118,7 +119,7 @@ class Timers:
     async def _bot_reminder(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
         if conversation.status != Status.BOT or not conversation.engine:
             return
-        language = self.dispatcher.language(conversation, engine)
+        language = language_of(conversation, engine.flow)
         question = engine.current_question(State.from_dict(conversation.engine))
         await self._say(conversation, engine, now, Reply(engine.message("reminder", language)), *question)
         minutes = engine.flow.timers.bot_abandon_minutes
@@ -127,14 +128,14 @@ class Timers:
     async def _bot_abandon(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
         if conversation.status != Status.BOT:
             return
-        language = self.dispatcher.language(conversation, engine)
+        language = language_of(conversation, engine.flow)
         await self._say(conversation, engine, now, Reply(engine.message("abandoned", language)))
         await self.dispatcher.transition(conversation, Trigger.ABANDON, now)
 
     async def _queue_reassure(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
         if conversation.status != Status.QUEUED or conversation.queue is None:
             return
-        language = self.dispatcher.language(conversation, engine)
+        language = language_of(conversation, engine.flow)
         window = self.dispatcher.closed_window(conversation, Author.BOT, now)
         if window is not None:
             await self._paused(conversation, window, now)
@@ -163,7 +164,7 @@ class Timers:
         conversation.window_paused_for = conversation.last_inbound_at
 
     async def _idle_close(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
-        language = self.dispatcher.language(conversation, engine)
+        language = language_of(conversation, engine.flow)
         await self._say(conversation, engine, now, Reply(engine.message("idle_closed", language)))
         trigger = Trigger.ABANDON if conversation.status != Status.WITH_LISTENER else Trigger.CLOSE
         if trigger == Trigger.CLOSE:

@@ -26,6 +26,7 @@ from gateway.errors import StoreError
 from gateway.events import EntryAdded, Erased, Event, Resync, StatusChanged, Typing, entry_json
 from gateway.flows.lifecycle import Trigger
 from gateway.gate import Gate, Refusal
+from gateway.language import language_of
 from gateway.messages import ChannelName, Inbound, Reply
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limit, client_address
@@ -242,8 +243,8 @@ class ChatSession:
         await self._follow(conversation, history[-1]["id"] if history else None)
         self.hub.track(conversation.id, shown)
         status: dict[str, Any] = {"type": "session", "token": self.token, "status": conversation.status.value}
-        status["language"] = self.dispatcher.language(conversation, self.dispatcher.flows.for_version(
-            conversation.flow_version))
+        engine = self.dispatcher.flows.for_version(conversation.flow_version)
+        status["language"] = language_of(conversation, engine.flow)
         self.language = str(status["language"])
         status["history"] = history
         if conversation.status == Status.QUEUED:
@@ -337,7 +338,7 @@ async def end_by_young_person(dispatcher: Dispatcher, conversation_id: str, now:
         if conversation is None or not conversation.active:
             return
         engine = dispatcher.flows.for_version(conversation.flow_version)
-        ended = engine.message("ended", dispatcher.language(conversation, engine))
+        ended = engine.message("ended", language_of(conversation, engine.flow))
         await dispatcher.emit(conversation, [Reply(ended)], Author.BOT, now)
         await leaving.mark_left(dispatcher, conversation, "ended", now)
         trigger = {Status.BOT: Trigger.END, Status.QUEUED: Trigger.ABANDON}.get(conversation.status, Trigger.CLOSE)

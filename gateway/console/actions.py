@@ -18,6 +18,7 @@ from gateway.events import NoteAdded, Typing
 from gateway.flows import lifecycle
 from gateway.flows.lifecycle import Trigger
 from gateway.ids import new_id
+from gateway.language import language_of
 from gateway.messages import Reply
 from gateway.store import (
     Author,
@@ -80,7 +81,7 @@ class Actions:
             await self.store.cancel_timers(conversation_id, TimerKind.QUEUE_REASSURE)
             await self.dispatcher.transition(conversation, Trigger.TAKE, now)
             engine = self.dispatcher.flows.for_version(conversation.flow_version)
-            joined = engine.message("listener_joined", self.dispatcher.language(conversation, engine))
+            joined = engine.message("listener_joined", language_of(conversation, engine.flow))
             await self.dispatcher.emit(conversation, [Reply(joined)], Author.BOT, now)
             await self.store.save_conversation(conversation)
             return conversation
@@ -145,7 +146,7 @@ class Actions:
             engine = self.dispatcher.flows.for_version(conversation.flow_version)
             if partner not in engine.flow.partners:
                 raise ActionRefused("unknown_partner", f"no partner '{partner}' in the flow")
-            language = self.dispatcher.language(conversation, engine)
+            language = language_of(conversation, engine.flow)
             text = engine.text(engine.flow.partners[partner].message, language)
             now = self.clock()
             entries = await self.dispatcher.emit(conversation, [Reply(text)], Author.LISTENER, now)
@@ -199,7 +200,7 @@ class Actions:
                     id=new_id(), conversation_id=conversation_id, at=now, author=Author.NOTE,
                     text=f"{listener}: {_clean(notes)}",
                 ))  # fmt: skip
-            ended = engine.message("ended", self.dispatcher.language(conversation, engine))
+            ended = engine.message("ended", language_of(conversation, engine.flow))
             await self.dispatcher.emit(conversation, [Reply(ended)], Author.BOT, now)
             conversation.outcome = outcome
             await self.dispatcher.transition(conversation, Trigger.CLOSE, now)

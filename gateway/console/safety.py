@@ -29,6 +29,7 @@ from gateway.conversation import Conversation, Status
 from gateway.erasure import Eraser
 from gateway.flows.lifecycle import Trigger
 from gateway.gate import Gate
+from gateway.language import language_of
 from gateway.messages import Reply
 from gateway.store import AuditEntry, AuditStore, Author, Block, BlockStore, ConversationStore, LockStore
 
@@ -123,7 +124,7 @@ class Safety:
             if conversation is None or conversation.status not in (Status.QUEUED, Status.BOT):
                 return None
             now, engine = self._now(), dispatcher.flows.for_version(conversation.flow_version)
-            ended = engine.message("ended", dispatcher.language(conversation, engine))
+            ended = engine.message("ended", language_of(conversation, engine.flow))
             await dispatcher.emit(conversation, [Reply(ended)], Author.BOT, now)
             conversation.outcome = conversation.outcome or "closed_in_bulk"
             trigger = Trigger.CLOSE if conversation.status == Status.QUEUED else Trigger.END

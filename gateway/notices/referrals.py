@@ -24,6 +24,7 @@ from gateway.errors import MailError
 from gateway.events import NoticesChanged
 from gateway.flows.model import Flow, Partner
 from gateway.ids import new_id
+from gateway.language import language_of
 from gateway.mailer import Mailer
 from gateway.messages import Reply
 from gateway.notices.compose import plain_email
@@ -95,7 +96,7 @@ class Referrals:
         if self.dispatcher.closed_window(conversation, Author.LISTENER, now) is not None:
             raise ActionRefused("window_closed", "the channel's reply window has closed")
         engine = self.dispatcher.flows.for_version(conversation.flow_version)
-        lang = self.dispatcher.language(conversation, engine)
+        lang = language_of(conversation, engine.flow)
         name = engine.text(found.name, lang)
         question = engine.text(flow.referrals.consent_question, lang).replace("{partner}", name)
         async with self.store.lock(conversation.id):
@@ -116,7 +117,7 @@ class Referrals:
             consent=consent, created_by=listener, created_at=now, updated_at=now, status=ReferralStatus.DECLINED,
         )  # fmt: skip
         engine = self.dispatcher.flows.for_version(conversation.flow_version)
-        lang = self.dispatcher.language(conversation, engine)
+        lang = language_of(conversation, engine.flow)
         if not consent:
             await self._tell(conversation, engine.text(flow.referrals.declined_message, lang))
             return await self._save(referral, listener, "referral_declined", "no consent: nothing sent")

@@ -33,6 +33,7 @@ from gateway.errors import DeliveryError, MailError
 from gateway.events import Alert, NoticesChanged
 from gateway.flows.model import Flow
 from gateway.ids import new_id
+from gateway.language import language_of
 from gateway.mailer import Mailer
 from gateway.messages import ChannelName, Reply
 from gateway.notices.compose import compose, notice_email, reference
@@ -241,7 +242,7 @@ class Notices:
         if self.dispatcher.closed_window(target, Author.BOT, now) is not None:
             return notice
         engine = self.dispatcher.flows.for_version(target.flow_version)
-        text = engine.text(flow.notices.removed_message, self.dispatcher.language(target, engine))
+        text = engine.text(flow.notices.removed_message, language_of(target, engine.flow))
         async with self.store.lock(target.id):
             await self.dispatcher.emit(target, [Reply(text)], Author.BOT, now)
         return replace(notice, told_at=now)
