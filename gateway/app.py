@@ -49,7 +49,7 @@ from gateway.gate import Gate
 from gateway.inbox import Inbox
 from gateway.keyed import KeyedHash
 from gateway.mailer import Mailer
-from gateway.messages import ChannelName
+from gateway.messages import ChannelName, Departure
 from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.notices.api import CaseworkAPI
 from gateway.notices.inbound import InboundReferrals
@@ -122,7 +122,7 @@ async def create_app(
     outbox = Outbox(store, channels.senders, clock=clock, poll_seconds=worker_poll_seconds, metrics=metrics,
                     base_delay=settings.outbox_base_delay, max_attempts=settings.outbox_max_attempts,
                     lease_seconds=settings.outbox_lease_seconds,
-                    on_recipient_gone=lambda gone: leaving.blocked(dispatcher, gone, clock()))  # fmt: skip
+                    on_recipient_gone=lambda gone: leaving.blocked(dispatcher, store, gone, clock()))  # fmt: skip
     outbox_ref.append(outbox)
     timers = Timers(dispatcher, store, clock=clock, poll_seconds=worker_poll_seconds)
     inbox = Inbox(store, dispatcher, clock=clock, batch=settings.inbox_batch, poll_seconds=worker_poll_seconds,
@@ -131,7 +131,8 @@ async def create_app(
     limits = RateLimits.from_settings(settings, counters, metrics)
     gate = Gate(store, flows, limits, keyed, metrics, clock=clock, on_outgoing=outbox.kick,
                 max_waiting_per_client=settings.max_waiting_per_client)  # fmt: skip
-    hub = WebChatHub(store, dispatcher, metrics, gate, clock=clock, address_header=settings.client_address_header)
+    hub = WebChatHub(store, dispatcher, flows, metrics, gate, clock=clock,
+                     address_header=settings.client_address_header)  # fmt: skip
     actions = Actions(dispatcher, store, clock=clock)
     # sessions run on real time, as the cookie's max-age does: not on the flow's (injectable) clock
     sessions = Sessions(store, settings.secret_key.get_secret_value(), utcnow)
@@ -181,7 +182,11 @@ async def create_app(
     app.on_cleanup.append(lambda _: _close_guards(workers))
     app.on_shutdown.append(_close_sockets(hub.open, api.open))
     _routes(app, settings, hub, api, flows, store, supervisor, reader)
-    app.add_routes(webhook_routes(channels, dispatcher, gate, inbox, clock=clock))
+
+    async def departed(departure: Departure) -> None:  # a provider's (un)block notice
+        await leaving.provider_says(dispatcher, store, departure, clock())
+
+    app.add_routes(webhook_routes(channels, dispatcher, gate, inbox, departed=departed))
     media = ConsoleMedia(store, fetchers)
     app.add_routes([
         *ConsolePages(api).routes(), *Supervision(store, flows, presence, api, clock=clock).routes(),
