@@ -124,7 +124,7 @@ async def create_app(
                     lease_seconds=settings.outbox_lease_seconds,
                     on_recipient_gone=lambda gone: leaving.blocked(dispatcher, store, gone, clock()))  # fmt: skip
     outbox_ref.append(outbox)
-    timers = Timers(dispatcher, store, clock=clock, poll_seconds=worker_poll_seconds)
+    timers = Timers(dispatcher, store, flows, clock=clock, poll_seconds=worker_poll_seconds)
     inbox = Inbox(store, dispatcher, clock=clock, batch=settings.inbox_batch, poll_seconds=worker_poll_seconds,
                   lease_seconds=math.ceil(2 * settings.inbound_claim_seconds))  # fmt: skip
     keyed, counters = KeyedHash(settings.secret_key.get_secret_value()), open_limit_storage(settings.store)
@@ -157,7 +157,7 @@ async def create_app(
     mailer = Mailer(smtp_url, settings.smtp_ca_file) if smtp_url else None
     notices = Notices(dispatcher, store, fetchers, mailer, clock=clock, poll_seconds=worker_poll_seconds * 30)
     retention = Retention(store, flows, clock=clock, interval_seconds=settings.purge_interval_seconds)
-    eraser = Eraser(store, dispatcher, gate.sender_key, clock=clock)
+    eraser = Eraser(store, dispatcher, flows, gate.sender_key, clock=clock)
     dispatcher.eraser = lambda conversation, key: eraser.erase_person(
         conversation.channel, conversation.sender, "young person", "asked in the conversation", final_message=True,
         keep_seen=(key,),

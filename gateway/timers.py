@@ -34,6 +34,7 @@ from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
 from gateway.flows.engine import Engine, State
 from gateway.flows.lifecycle import Trigger
+from gateway.flowset import FlowSet
 from gateway.language import language_of
 from gateway.messages import Reply
 from gateway.store import Author, ConversationStore, LockStore, QueueStore, Timer, TimerKind, TimerStore
@@ -49,8 +50,10 @@ class TimersRoles(TimerStore, LockStore, ConversationStore, QueueStore, Protocol
 
 
 class Timers:
-    def __init__(self, dispatcher: Dispatcher, store: TimersRoles, *, clock: Clock, poll_seconds: float = 1.0) -> None:
-        self.dispatcher, self.store, self.clock = dispatcher, store, clock
+    def __init__(
+        self, dispatcher: Dispatcher, store: TimersRoles, flows: FlowSet, *, clock: Clock, poll_seconds: float = 1.0
+    ) -> None:
+        self.dispatcher, self.store, self.flows, self.clock = dispatcher, store, flows, clock
         self.poll_seconds = poll_seconds
 
     async def run(self) -> None:
@@ -91,7 +94,7 @@ class Timers:
             return 1
 
     async def _fire(self, timer: Timer, conversation: Conversation) -> None:
-        engine = self.dispatcher.flows.for_version(conversation.flow_version)
+        engine = self.flows.for_version(conversation.flow_version)
         await self.handler(timer.kind)(conversation, engine, self.clock())
 
     def handler(self, kind: TimerKind) -> Handler:

@@ -58,7 +58,7 @@ async def test_a_failing_timer_is_logged_by_conversation_and_the_others_fire(
     wrapped.broken = ids[0]
     before = [len(await store.transcript(i)) for i in ids]
     clock.advance(minutes=11)  # past the 10-minute reminder
-    timers = Timers(dispatcher, cast(Store, wrapped), clock=clock)
+    timers = Timers(dispatcher, cast(Store, wrapped), flows, clock=clock)
     assert await timers.fire_due() == 1
     assert f"timers: {ids[0]} bot_reminder failed: ValueError at" in caplog.text
     after = [len(await store.transcript(i)) for i in ids]

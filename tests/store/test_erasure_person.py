@@ -54,7 +54,7 @@ async def test_an_erasure_leaves_nothing_about_the_person(store: Store, store_ur
     conversations = [c for c in await store.list_conversations(EPOCH, FAR) if c.sender == CHAT]
     assert len(conversations) == 2 and WORDS in everything(store_url)
 
-    eraser = Eraser(store, dispatcher, sender_key, clock=lambda: now[0])
+    eraser = Eraser(store, dispatcher, flows, sender_key, clock=lambda: now[0])
     erased = await eraser.erase_person(ChannelName.TELEGRAM, CHAT, "sam", "test")
 
     assert erased.conversations == 2 and erased.entries > 6
