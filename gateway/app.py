@@ -155,7 +155,7 @@ async def create_app(
     fetchers[ChannelName.WEBCHAT] = uploads  # images sent from the web chat, kept in the store
     smtp_url = settings.smtp_url.get_secret_value()
     mailer = Mailer(smtp_url, settings.smtp_ca_file) if smtp_url else None
-    notices = Notices(dispatcher, store, fetchers, mailer, clock=clock, poll_seconds=worker_poll_seconds * 30)
+    notices = Notices(dispatcher, store, flows, fetchers, mailer, clock=clock, poll_seconds=worker_poll_seconds * 30)
     retention = Retention(store, flows, clock=clock, interval_seconds=settings.purge_interval_seconds)
     eraser = Eraser(store, dispatcher, flows, gate.sender_key, clock=clock)
     dispatcher.eraser = lambda conversation, key: eraser.erase_person(
@@ -191,8 +191,9 @@ async def create_app(
     app.add_routes([
         *ConsolePages(api).routes(), *Supervision(store, flows, presence, api, clock=clock).routes(),
         *Safety(store, gate, api, eraser, clock=clock).routes(),
-        *CaseworkAPI(api, notices, Referrals(dispatcher, store, mailer, clock=clock), clock=clock).routes(),
-        *InboundReferrals(dispatcher, store, settings.partner_key_map(), settings.public_url, clock=clock).routes(),
+        *CaseworkAPI(api, notices, Referrals(dispatcher, store, flows, mailer, clock=clock), clock=clock).routes(),
+        *InboundReferrals(dispatcher, store, flows, settings.partner_key_map(), settings.public_url,
+                          clock=clock).routes(),
         web.get("/api/conversations/{id}/attachments/{n}", api.authed(media.attachment, wall=Sight.FULL)),
         web.post(uploads_path, uploads.upload),
     ])  # fmt: skip
