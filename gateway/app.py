@@ -133,7 +133,7 @@ async def create_app(
                 max_waiting_per_client=settings.max_waiting_per_client)  # fmt: skip
     hub = WebChatHub(store, dispatcher, flows, metrics, gate, clock=clock,
                      address_header=settings.client_address_header)  # fmt: skip
-    actions = Actions(dispatcher, store, clock=clock)
+    actions = Actions(dispatcher, store, flows, clock=clock)
     # sessions run on real time, as the cookie's max-age does: not on the flow's (injectable) clock
     sessions = Sessions(store, settings.secret_key.get_secret_value(), utcnow)
     live = ConsoleEvents(store, sessions, sweep_seconds=worker_poll_seconds * 5)
@@ -190,7 +190,7 @@ async def create_app(
     media = ConsoleMedia(store, fetchers)
     app.add_routes([
         *ConsolePages(api).routes(), *Supervision(store, flows, presence, api, clock=clock).routes(),
-        *Safety(store, gate, api, eraser, clock=clock).routes(),
+        *Safety(store, dispatcher, flows, gate, api, eraser, clock=clock).routes(),
         *CaseworkAPI(api, notices, Referrals(dispatcher, store, flows, mailer, clock=clock), clock=clock).routes(),
         *InboundReferrals(dispatcher, store, flows, settings.partner_key_map(), settings.public_url,
                           clock=clock).routes(),

@@ -17,6 +17,7 @@ from gateway.errors import Conflict, GatewayError, IllegalTransition
 from gateway.events import NoteAdded, Typing
 from gateway.flows import lifecycle
 from gateway.flows.lifecycle import Trigger
+from gateway.flowset import FlowSet
 from gateway.ids import new_id
 from gateway.language import language_of
 from gateway.messages import Reply
@@ -47,8 +48,8 @@ class ActionsRoles(ConversationStore, TranscriptStore, QueueStore, TimerStore, E
 
 
 class Actions:
-    def __init__(self, dispatcher: Dispatcher, store: ActionsRoles, *, clock: Clock) -> None:
-        self.dispatcher, self.store, self.clock = dispatcher, store, clock
+    def __init__(self, dispatcher: Dispatcher, store: ActionsRoles, flows: FlowSet, *, clock: Clock) -> None:
+        self.dispatcher, self.store, self.flows, self.clock = dispatcher, store, flows, clock
 
     async def _load(self, conversation_id: str) -> Conversation:
         conversation = await self.store.get_conversation(conversation_id)
@@ -80,7 +81,7 @@ class Actions:
             conversation.listener, conversation.taken_at = listener, now
             await self.store.cancel_timers(conversation_id, TimerKind.QUEUE_REASSURE)
             await self.dispatcher.transition(conversation, Trigger.TAKE, now)
-            engine = self.dispatcher.flows.for_version(conversation.flow_version)
+            engine = self.flows.for_version(conversation.flow_version)
             joined = engine.message("listener_joined", language_of(conversation, engine.flow))
             await self.dispatcher.emit(conversation, [Reply(joined)], Author.BOT, now)
             await self.store.save_conversation(conversation)
@@ -143,7 +144,7 @@ class Actions:
             conversation = await self._load(conversation_id)
             self._mine(conversation, listener)
             self._check_window(conversation)  # a listener's send, like reply: refused (409) once the window shut
-            engine = self.dispatcher.flows.for_version(conversation.flow_version)
+            engine = self.flows.for_version(conversation.flow_version)
             if partner not in engine.flow.partners:
                 raise ActionRefused("unknown_partner", f"no partner '{partner}' in the flow")
             language = language_of(conversation, engine.flow)
@@ -159,7 +160,7 @@ class Actions:
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER:
                 self._mine(conversation, listener)
-            engine = self.dispatcher.flows.for_version(conversation.flow_version)
+            engine = self.flows.for_version(conversation.flow_version)
             if queue not in engine.flow.queues:
                 raise ActionRefused("unknown_queue", f"no queue '{queue}' in the flow")
             now = self.clock()
@@ -186,7 +187,7 @@ class Actions:
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER:
                 self._mine(conversation, listener)
-            engine = self.dispatcher.flows.for_version(conversation.flow_version)
+            engine = self.flows.for_version(conversation.flow_version)
             known = {o.id for o in engine.flow.outcomes}
             if known and outcome not in known:
                 raise ActionRefused("unknown_outcome", f"no closing category '{outcome}' in the flow")
