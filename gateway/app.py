@@ -186,7 +186,7 @@ async def create_app(
     async def departed(departure: Departure) -> None:  # a provider's (un)block notice
         await leaving.provider_says(dispatcher, store, departure, clock())
 
-    app.add_routes(webhook_routes(channels, dispatcher, gate, inbox, departed=departed))
+    app.add_routes(webhook_routes(channels, dispatcher, gate, inbox, metrics, departed=departed))
     media = ConsoleMedia(store, fetchers)
     app.add_routes([
         *ConsolePages(api).routes(), *Supervision(store, flows, presence, api, clock=clock).routes(),

@@ -29,6 +29,7 @@ from gateway.events import Typing
 from gateway.gate import Gate
 from gateway.inbox import Inbox
 from gateway.messages import ChannelName, Departure
+from gateway.metrics import Metrics
 from gateway.outbox import Sender
 from gateway.settings import Settings
 from gateway.store import ConversationStore, EventStore
@@ -138,25 +139,26 @@ class TypingRelay:
 
 
 def webhook_routes(
-    channels: Channels, dispatcher: Dispatcher, gate: Gate, inbox: Inbox, *, departed: Departed
+    channels: Channels, dispatcher: Dispatcher, gate: Gate, inbox: Inbox, metrics: Metrics, *, departed: Departed
 ) -> list[web.RouteDef]:
     """The webhook routes of the channels that are on; ``departed`` is told of a provider's (un)block notice."""
     routes: list[web.RouteDef] = []
     for name, adapter in channels.adapters.items():
         path = f"/webhooks/{name.value}"
-        routes.append(web.post(path, _webhook(adapter, adapter.parse, dispatcher, gate, inbox, departed)))
+        routes.append(web.post(path, _webhook(adapter, adapter.parse, dispatcher, gate, inbox, metrics, departed)))
         verify = getattr(adapter, "verify", None)
         if verify is not None:  # Messenger's GET subscription handshake
             routes.append(web.get(path, verify))
         parse_status = getattr(adapter, "parse_status", None)
         if parse_status is not None:  # Twilio's delivery status callbacks
-            status = _webhook(adapter, parse_status, dispatcher, gate, inbox, departed)
+            status = _webhook(adapter, parse_status, dispatcher, gate, inbox, metrics, departed)
             routes.append(web.post(path + "/status", status))
     return routes
 
 
 def _webhook(
-    adapter: Channel, parse: Parse, dispatcher: Dispatcher, gate: Gate, inbox: Inbox, departed: Departed
+    adapter: Channel, parse: Parse, dispatcher: Dispatcher, gate: Gate, inbox: Inbox, metrics: Metrics,
+    departed: Departed,
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         try:
@@ -165,7 +167,7 @@ def _webhook(
             log.info("%s webhook refused: %s", adapter.name.value, exc.__class__.__name__)
             return web.json_response({"error": exc.__class__.__name__, "message": str(exc)}, status=exc.status)
         if batch.too_old:
-            dispatcher.metrics.old_events.labels(adapter.name.value).inc(batch.too_old)
+            metrics.old_events.labels(adapter.name.value).inc(batch.too_old)
         allowed = []
         for inbound in batch.inbound:
             refusal = await gate.check(inbound)
