@@ -32,6 +32,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from gateway.clock import Clock, utcnow
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
@@ -47,7 +48,25 @@ from gateway.ids import derived_from, inbound_entry_id, inbound_key, new_id
 from gateway.language import language_of
 from gateway.messages import ChannelName, Choice, Inbound, Outbound, Receipt, Reply
 from gateway.metrics import Metrics
-from gateway.store import Author, ClaimState, Delivery, DoneMark, OutboxItem, Store, TimerKind, TranscriptEntry
+from gateway.store import (
+    Author,
+    BatchStore,
+    ClaimState,
+    ConversationStore,
+    DedupeStore,
+    Delivery,
+    DoneMark,
+    EventStore,
+    LockStore,
+    OutboxItem,
+    OutboxStore,
+    QueueStore,
+    RetentionStore,
+    TimerKind,
+    TimerStore,
+    TranscriptEntry,
+    TranscriptStore,
+)
 from gateway.store.codec import encode_outbound
 from gateway.supervisor import where
 from gateway.system_entries import system_text
@@ -62,11 +81,22 @@ CLAIM_SECONDS = 10.0
 """The default lease on an inbound message being processed (renewed every third of it while processing)."""
 ERASURE_QUESTION_MINUTES = 30  # the erasure question waits this long for its answer, then is forgotten
 
+class StatusRoles(TimerStore, QueueStore, RetentionStore, EventStore, Protocol):
+    """What entering a status does to the store (its timers, its place in the queue, the transcript's TTL)."""
+
+
+class DispatcherRoles(
+    ConversationStore, TranscriptStore, DedupeStore, QueueStore, OutboxStore, TimerStore, RetentionStore, EventStore,
+    LockStore, BatchStore, Protocol,
+):  # fmt: skip
+    """What the dispatcher needs of the store: no listeners, sessions, inbox, blocks, audit, casework or uploads."""
+
+
 @dataclass(frozen=True, slots=True)
 class StatusEffects:
     """The effects of entering a status (:class:`~gateway.flows.lifecycle.Effects`), on the store."""
 
-    store: Store
+    store: StatusRoles
     now: datetime
     retention_seconds: int = 30 * 24 * 3600  # flows.yaml retention.closed_days: the transcript's TTL once it ends
 
@@ -85,7 +115,7 @@ class StatusEffects:
 class Dispatcher:
     def __init__(
         self,
-        store: Store,
+        store: DispatcherRoles,
         flows: FlowSet,
         *,
         clock: Clock = utcnow,
