@@ -191,7 +191,8 @@ async def create_app(
     app.add_routes([
         *ConsolePages(api).routes(), *Supervision(store, flows, presence, api, clock=clock).routes(),
         *Safety(store, dispatcher, flows, gate, api, eraser, clock=clock).routes(),
-        *CaseworkAPI(api, notices, Referrals(dispatcher, store, flows, mailer, clock=clock), clock=clock).routes(),
+        *CaseworkAPI(api, store, flows, notices, Referrals(dispatcher, store, flows, mailer, clock=clock),
+                     clock=clock).routes(),
         *InboundReferrals(dispatcher, store, flows, settings.partner_key_map(), settings.public_url,
                           clock=clock).routes(),
         web.get("/api/conversations/{id}/attachments/{n}", api.authed(media.attachment, wall=Sight.FULL)),
