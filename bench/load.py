@@ -30,9 +30,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -41,8 +42,10 @@ from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector, web
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
 
+from gateway.dispatcher import inbound_entry_id  # noqa: E402
 from gateway.flows.engine import Engine  # noqa: E402
 from gateway.flows.loader import load_text  # noqa: E402
+from gateway.messages import ChannelName, Inbound  # noqa: E402
 from gateway.testing import FakeGraphAPI, messenger_body, messenger_message, signed_messenger  # noqa: E402
 
 SECRET = "bench-app-secret"
@@ -120,6 +123,7 @@ class Sender:
     expected: int = 0
     received: int = 0
     waiting_since: float | None = None  # the last message sent and not yet answered
+    mids: list[str] = field(default_factory=list)  # the message ids sent, in order
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -129,13 +133,16 @@ class Provider(FakeGraphAPI):
     def __init__(self) -> None:
         super().__init__()
         self.senders: dict[str, Sender] = {}
+        self.texts: dict[str, list[str]] = {}  # per recipient, the texts received (for the audit against the store)
         self.reply_latency: list[float] = []
 
     async def _messages(self, request: web.Request) -> web.Response:
         response = await super()._messages(request)
         body = await request.json()
-        sender = self.senders.get(body.get("recipient", {}).get("id", ""))
+        recipient = body.get("recipient", {}).get("id", "")
+        sender = self.senders.get(recipient)
         if sender is not None and "message" in body:
+            self.texts.setdefault(recipient, []).append(str(body["message"].get("text", "")))
             sender.received += 1
             if sender.waiting_since is not None:
                 self.reply_latency.append(time.perf_counter() - sender.waiting_since)
@@ -153,7 +160,9 @@ class Provider(FakeGraphAPI):
         return sender
 
     def account(self) -> tuple[int, int]:
-        """(duplicates, losses) over every sender so far."""
+        """(replies beyond, replies short of) what each sender's walk expects, over every sender so far. Not the
+        same as sent twice / lost: a walk's messages processed in another order (or refused by a client timeout
+        yet processed) get other answers. :func:`audit` counts what was really sent twice or lost."""
         extra = sum(max(0, s.received - s.expected) for s in self.senders.values())
         missing = sum(max(0, s.expected - s.received) for s in self.senders.values())
         return extra, missing
@@ -170,6 +179,39 @@ class Provider(FakeGraphAPI):
             elif time.monotonic() - last > quiet:
                 return
             await asyncio.sleep(0.1)
+
+
+async def audit(provider: Provider, store_url: str) -> tuple[int, int, int]:
+    """Against what the gateway recorded: (replies the provider received more often than the transcripts hold
+    them, i.e. sent twice; replies the transcripts record as accepted by the provider that it never received,
+    i.e. lost; senders whose messages were processed in another order than sent), over every sender so far.
+    Replies still pending (an overloaded gateway works through its backlog after the run) are neither."""
+    from gateway.store import Author, Delivery, open_store
+
+    store = await open_store(store_url)
+    twice = lost = disordered = 0
+    try:
+        by_sender: dict[str, list[str]] = {}  # every conversation of a sender (one that ended has a successor)
+        for conversation in await store.list_conversations(datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC)
+                                                           + timedelta(days=1)):  # fmt: skip
+            by_sender.setdefault(conversation.sender, []).append(conversation.id)
+        for sender_id, sender in provider.senders.items():
+            if sender_id not in by_sender:
+                continue
+            entries = [e for c in by_sender[sender_id] for e in await store.transcript(c)]
+            replies = [e for e in entries if e.author in (Author.BOT, Author.LISTENER)]
+            recorded = Counter(e.text for e in replies)
+            accepted = Counter(e.text for e in replies if e.delivery not in (Delivery.PENDING, Delivery.FAILED))
+            received = Counter(provider.texts.get(sender_id, []))
+            twice += sum((received - recorded).values())
+            lost += sum((accepted - received).values())  # recorded as accepted by the provider, never received
+            processed = [e.id for e in entries if e.author == Author.USER]
+            sent = [i for i in (inbound_entry_id(Inbound(ChannelName.MESSENGER, sender_id, m)) for m in sender.mids)
+                    if i in processed]  # fmt: skip
+            disordered += processed != sent
+    finally:
+        await store.close()
+    return twice, lost, disordered
 
 
 # ----- the servers --------------------------------------------------------------------------------------------
@@ -299,8 +341,11 @@ class Figures:
     ack: list[float] = field(default_factory=list)
     cpu_ms: float = 0.0
     redis_cpu_ms: float = 0.0
-    duplicates: int = 0
-    losses: int = 0
+    duplicates: int = 0  # sent twice (audited against the store; the floor: beyond its walk)
+    losses: int = 0  # recorded and never received (the floor: short of its walk)
+    disordered: int = 0  # senders whose messages were processed in another order than sent
+    mismatched: tuple[int, int] = (0, 0)  # replies beyond / short of what the walks expect
+    audited: bool = False  # duplicates, losses and order checked against the store (the gateway)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -323,7 +368,7 @@ class Load:
         self.errors = 0
         self.error_kinds: dict[str, int] = {}
         self.messages = 0
-        self.tag = f"{server.name[:2]}{os.getpid() % 1000}"
+        self.tag = f"{server.name.rsplit('/', 1)[-1][:2]}{os.getpid() % 1000}"  # senders differ per server
 
     async def post(self, sender: str, step: Step, scheduled: float | None = None) -> Sender:
         mid = f"m_{self.tag}_{next(self.ids)}"
@@ -331,6 +376,7 @@ class Load:
         raw, headers = signed_messenger(SECRET, document)
         started = time.perf_counter() if scheduled is None else scheduled
         state = self.provider.sent(sender, step, started)
+        state.mids.append(mid)
         try:
             async with self.session.post(self.server.url + "/webhooks/messenger", data=raw, headers=headers) as r:
                 await r.read()
@@ -396,7 +442,8 @@ class Load:
 
 
 async def measure(
-    name: str, server: Server, redis: Redis | None, run: Callable[[], Awaitable[None]], load: Load
+    name: str, server: Server, redis: Redis | None, run: Callable[[], Awaitable[None]], load: Load,
+    store_url: str | None = None,
 ) -> Figures:
     provider = load.provider
     provider.reply_latency.clear()
@@ -404,6 +451,7 @@ async def measure(
     load.error_kinds.clear()
     load.errors = load.messages = 0
     dup0, loss0 = provider.account()
+    audit0 = await audit(provider, store_url) if store_url else (0, 0, 0)
     cpu0 = cpu_seconds(server.process.pid)
     rcpu0 = cpu_seconds(redis.process.pid) if redis else 0.0
     own0 = cpu_seconds(os.getpid())
@@ -418,7 +466,13 @@ async def measure(
     figures.extra["load"] = f"{(cpu_seconds(os.getpid()) - own0) / seconds * 100:.0f} %"
     if redis:
         figures.redis_cpu_ms = (cpu_seconds(redis.process.pid) - rcpu0) * 1000 / max(1, load.messages)
-    figures.duplicates, figures.losses = dup - dup0, loss - loss0
+    figures.mismatched = (dup - dup0, loss - loss0)
+    if store_url:
+        after = await audit(provider, store_url)
+        figures.duplicates, figures.losses, figures.disordered = (b - a for a, b in zip(audit0, after, strict=True))
+        figures.audited = True
+    else:
+        figures.duplicates, figures.losses = figures.mismatched
     figures.extra["errors"] = ", ".join(f"{n}x {kind}" for kind, n in sorted(load.error_kinds.items()))
     return figures
 
@@ -429,6 +483,11 @@ def show(figures: Figures) -> None:
           f" reply p50/p99 {figures.extra['reply']:<20} cpu {figures.cpu_ms:.2f} ms/msg"
           f" (+redis {figures.redis_cpu_ms:.2f})   errors {figures.errors}  dup {figures.duplicates}"
           f"  lost {figures.losses}", flush=True)  # fmt: skip
+    if figures.audited and (figures.disordered or any(figures.mismatched)):
+        beyond, short = figures.mismatched
+        print(f"    order    {figures.disordered} senders' messages processed in another order than sent;"
+              f" replies beyond / short of the walks: {beyond} / {short} (answers to reordered or timed-out"
+              f" messages, not sends twice or lost)")  # fmt: skip
     print(f"    load     the load generator and fake provider used {figures.extra['load']} of a core")
     if figures.extra.get("errors"):
         print(f"    errors   {figures.extra['errors']}")
@@ -437,8 +496,9 @@ def show(figures: Figures) -> None:
 # ----- one server ------------------------------------------------------------------------------------------------
 
 
-def gateway_env(store: str, flows: Path, provider: Provider) -> dict[str, str]:
+def gateway_env(store: str, flows: Path, provider: Provider, understanding: str = "on") -> dict[str, str]:
     return {
+        "GATEWAY_UNDERSTANDING": understanding,  # the embedded model reads every message (off: keywords only)
         "GATEWAY_STORE": store, "GATEWAY_FLOWS": str(flows), "GATEWAY_SECRET_KEY": "bench-secret-key",
         "MESSENGER_APP_SECRET": SECRET, "MESSENGER_PAGE_ACCESS_TOKEN": "bench-token",
         "MESSENGER_VERIFY_TOKEN": "bench-verify", "MESSENGER_API_URL": provider.url,
@@ -465,7 +525,7 @@ async def bench_gateway(
     if redis:
         await asyncio.sleep(0.5)
     server = Server(f"gateway/{kind}", [sys.executable, "-m", "gateway.cli", "serve", "--port", "{port}"],
-                    gateway_env(store, flows, provider), work / f"gateway-{kind}.log")  # fmt: skip
+                    gateway_env(store, flows, provider, args.understanding), work / f"gateway-{kind}.log")  # fmt: skip
     try:
         await server.ready(session)
         load = Load(session, provider, server, script)
@@ -475,11 +535,11 @@ async def bench_gateway(
         keys0 = redis.keys() if redis else 0
         first = min(1000, args.open)
         closed = await measure(f"gateway on {kind}, closed loop", server, redis,
-                               lambda: load.closed(first, args.connections, 0), load)  # fmt: skip
+                               lambda: load.closed(first, args.connections, 0), load, store)  # fmt: skip
         at_1000 = await handoff_latency(load, 0)
         rest = max(0, args.open - first - HANDOFF_SAMPLES)
         if rest:
-            more = await measure("", server, redis, lambda: load.closed(rest, args.connections, first), load)
+            more = await measure("", server, redis, lambda: load.closed(rest, args.connections, first), load, store)
             closed = combine(closed, more)
         at_open = await handoff_latency(load, HANDOFF_SAMPLES)
         handed_off = first + rest + 2 * HANDOFF_SAMPLES + 1
@@ -499,7 +559,7 @@ async def bench_gateway(
             if key in closed.extra:
                 print(f"    {key:<8} {closed.extra[key]}")
         opened = await measure(f"gateway on {kind}, open loop {args.rate:.0f}/s", server, redis,
-                               lambda: load.opened(args.rate, args.duration, args.gap, 10**6), load)  # fmt: skip
+                               lambda: load.opened(args.rate, args.duration, args.gap, 10**6), load, store)  # fmt: skip
         show(opened)
         print(f"    log      {server.problems()}")
         return closed, opened
@@ -514,7 +574,10 @@ def combine(a: Figures, b: Figures) -> Figures:
     total = max(1, merged.messages)
     merged.cpu_ms = (a.cpu_ms * a.messages + b.cpu_ms * b.messages) / total
     merged.redis_cpu_ms = (a.redis_cpu_ms * a.messages + b.redis_cpu_ms * b.messages) / total
-    merged.duplicates, merged.losses = a.duplicates + b.duplicates, b.losses
+    merged.duplicates, merged.losses = a.duplicates + b.duplicates, a.losses + b.losses
+    merged.disordered = a.disordered + b.disordered
+    merged.mismatched = (a.mismatched[0] + b.mismatched[0], a.mismatched[1] + b.mismatched[1])
+    merged.audited = a.audited
     merged.extra = {**a.extra}
     return merged
 
@@ -554,6 +617,7 @@ async def main(args: argparse.Namespace) -> None:
     per_walk = statistics.mean(len(w) for w in script)
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()},"
           f" {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average {os.getloadavg()[0]:.1f}")
+    print(f"understanding (embedded model) {args.understanding}")
     print(f"walks: {len(script)} to the hand-off, {per_walk:.1f} messages each; {args.connections} connections;"
           f" open loop {args.rate:.0f} msg/s for {args.duration:.0f} s, each conversation every {args.gap} s\n")
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as directory:
@@ -583,6 +647,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=1000.0, help="open loop: messages per second offered")
     parser.add_argument("--duration", type=float, default=30.0, help="open loop: seconds")
     parser.add_argument("--gap", type=float, default=1.0, help="open loop: seconds between one sender's messages")
+    parser.add_argument("--understanding", choices=["on", "off"], default="on", help="the gateway's embedded model"
+                        " (on, as in production; off: keywords only, to see the message path's own cost)")  # fmt: skip
     parser.add_argument("--stores", nargs="+", default=["redis", "sqlite"], choices=["redis", "sqlite"])
     return parser.parse_args(argv)
 

@@ -105,7 +105,8 @@ async def create_app(
         problems = list(flows.last_reload.problems) if flows.last_reload else []
         raise FlowValidationError([*problems, f"{settings.flows} is not valid: the gateway does not start"])
     store = store or await open_store(
-        settings.store, max_connections=settings.redis_max_connections, pool_timeout=settings.redis_pool_timeout
+        settings.store, max_connections=settings.redis_max_connections, pool_timeout=settings.redis_pool_timeout,
+        health_check_interval=settings.redis_health_check_seconds,
     )
     larger = {uploads_path: settings.webchat_upload_max_bytes}  # the one route whose bodies may be bigger
     middlewares = [_errors_middleware, _refusals(metrics), _body_deadline(settings.http_body_timeout, larger)]
@@ -127,7 +128,11 @@ async def create_app(
     timers = Timers(dispatcher, store, flows, clock=clock, poll_seconds=worker_poll_seconds)
     inbox = Inbox(store, dispatcher, clock=clock, batch=settings.inbox_batch, poll_seconds=worker_poll_seconds,
                   lease_seconds=math.ceil(2 * settings.inbound_claim_seconds))  # fmt: skip
-    keyed, counters = KeyedHash(settings.secret_key.get_secret_value()), open_limit_storage(settings.store)
+    opened_counters = open_limit_storage(
+        settings.store, max_connections=settings.redis_max_connections, pool_timeout=settings.redis_pool_timeout,
+        health_check_interval=settings.redis_health_check_seconds,
+    )
+    keyed, counters = KeyedHash(settings.secret_key.get_secret_value()), opened_counters.storage
     limits = RateLimits.from_settings(settings, counters, metrics)
     gate = Gate(store, flows, limits, keyed, metrics, clock=clock, on_outgoing=outbox.kick,
                 max_waiting_per_client=settings.max_waiting_per_client)  # fmt: skip
@@ -174,7 +179,7 @@ async def create_app(
     }.items():  # fmt: skip
         supervisor.add(name, worker)
     app[SUPERVISOR] = supervisor
-    lifecycles = list(channels.lifecycles)
+    lifecycles = [(_nothing, opened_counters.close), *channels.lifecycles]  # closed after the channels
     if reader is not None:
         app[READER] = reader
         lifecycles.insert(0, _reader_lifecycle(reader))
@@ -248,6 +253,10 @@ def _lifecycle(
             await store.close()
 
     return context
+
+
+async def _nothing() -> None:
+    pass
 
 
 async def _close_guards(workers: PasswordWorkers) -> None:
@@ -369,6 +378,9 @@ def _routes(
         try:
             await store.ping()
             checks["store"] = "ok"
+            set_aside = await store.inbox_set_aside_count()
+            if set_aside:  # not a reason to stop traffic, but shown (gateway/alerts.py logs the alert)
+                checks["inbox_set_aside"] = set_aside
         except StoreError:
             checks["store"] = "unreachable"
         workers = supervisor.problems()  # a worker down or restarting too often: named here

@@ -425,6 +425,20 @@ class Dispatcher:
     def language(self, conversation: Conversation, engine: Engine) -> str:
         return language_of(conversation, engine.flow)
 
+    async def set_language(self, conversation_id: str, language: str) -> bool:
+        """The young person chose another language (the web chat's switch): the bot speaks it from the next
+        message on. Only a language of the conversation's flow; False when it is not one, or nothing to change."""
+        async with self.store.lock(conversation_id):
+            conversation = await self.store.get_conversation(conversation_id)
+            if conversation is None or not conversation.active or not conversation.engine:
+                return False
+            engine = self.flows.for_version(conversation.flow_version)
+            if language not in engine.flow.languages or language_of(conversation, engine.flow) == language:
+                return False
+            conversation.engine = {**conversation.engine, "language": language}
+            await self.store.save_conversation(conversation)
+            return True
+
     async def transition(self, conversation: Conversation, trigger: Trigger, now: datetime) -> Status:
         """Move the conversation (``lifecycle.transition``: IllegalTransition, and nothing changed, when the move
         is not allowed) with the effects of entering its new status."""

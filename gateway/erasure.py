@@ -136,7 +136,7 @@ class Eraser:
         now = self.clock()
         note = TranscriptEntry(id="x" + secrets.token_urlsafe(12), conversation_id=conversation.id, at=now,
                                author=Author.SYSTEM, text=LISTENER_NOTE)  # fmt: skip
-        await self.store.publish(Erased(conversation.id, note))
+        await self.store.publish(Erased(conversation.id, note, conversation.listener))
         if conversation.active:
             await self.store.publish(StatusChanged(conversation.id, Status.CLOSED, conversation.queue))
 

@@ -257,13 +257,19 @@ class Erased:
     type: ClassVar[str] = "erased"
     conversation_id: str
     entry: TranscriptEntry  # a system entry for the listeners, shown live and never stored
+    # Who held it when it was erased: the record is gone by the time the event is fanned out, so the access
+    # walls (console/access.py) decide on this name instead.
+    listener: str | None = None
 
     def to_json(self) -> JSON:
-        return {"type": self.type, "conversation_id": self.conversation_id, "entry": entry_json(self.entry)}
+        return {"type": self.type, "conversation_id": self.conversation_id, "entry": entry_json(self.entry),
+                "listener": self.listener}  # fmt: skip
 
     @classmethod
     def from_json(cls, data: JSON) -> Erased:
-        return cls(data["conversation_id"], entry_from_json(data["conversation_id"], data["entry"]))
+        listener = data.get("listener")
+        return cls(data["conversation_id"], entry_from_json(data["conversation_id"], data["entry"]),
+                   listener if isinstance(listener, str) else None)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,10 @@ worker then processes the inbox through the dispatcher, as a smaller webhook is 
 
 * in order per sender: the store hands out the oldest item of each sender only, and a later message of a
   sender who still has items waiting is put behind them (never processed inline ahead of them);
+* inline, one sender's messages take turns in the order their webhooks arrived (:meth:`Inbox.turns`, a FIFO
+  lock per sender in this process, taken by the webhook before anything is awaited): under load several
+  webhooks of one young person are in flight at once, and without turns they raced for the store's connections
+  and the conversation's lock, answers landing on the wrong questions;
 * senders in parallel (``concurrency`` at a time), each item under the dispatcher's claim and lock, so two
   instances' workers never process one message twice, and a message both redelivered and inboxed is processed
   once (the dispatcher's de-duplication);
@@ -16,8 +20,10 @@ worker then processes the inbox through the dispatcher, as a smaller webhook is 
   Processing is idempotent, so a retried item records and sends nothing twice.
 
 An item that keeps failing (a store outage: InboundBusy or StoreError) is retried with backoff; after
-``max_attempts`` unexpected errors (a bug on this very message) it is logged by class and set aside so the
-sender's next messages are not held behind it forever. Nothing here logs message text or a sender.
+``max_attempts`` unexpected errors (a bug on this very message) it is set aside so the sender's next messages are
+not held behind it forever: kept in the store (``inbox_set_aside``, never dropped), logged by id and class,
+counted in ``gateway_inbox_set_aside`` and shown by ``/readyz`` (``gateway/alerts.py`` raises the alert line).
+Nothing here logs message text or a sender.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,10 +43,13 @@ from gateway.errors import StoreError
 from gateway.ids import inbound_key
 from gateway.messages import Attachment, ChannelName, Inbound
 from gateway.store import InboxItem, InboxStore
+from gateway.store.local import LocalLocks
+from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
 
 INBOX_BATCH = 20  # a webhook with more messages than this is acknowledged once they are in the inbox
+TURN_SECONDS = 60.0  # a message waiting longer than this behind its sender's earlier ones: StoreError (503)
 
 
 def sender_key(inbound: Inbound) -> str:
@@ -83,10 +92,25 @@ class Inbox:
         self.concurrency = concurrency
         self.base_delay, self.max_delay, self.max_attempts = base_delay, max_delay, max_attempts
         self._wake = asyncio.Event()
+        self._turns = LocalLocks()  # per sender key, FIFO (asyncio.Lock wakes its waiters in order)
+
+    @contextlib.asynccontextmanager
+    async def turns(self, messages: Sequence[Inbound]) -> AsyncIterator[None]:
+        """Hold the turn of each sender of a webhook's messages (none for a large batch: the inbox orders it),
+        in the order webhooks asked: enter it before anything else is awaited, leave it once handled. Senders'
+        turns are taken in one order (sorted keys), so two webhooks sharing senders never wait for each other in
+        a circle. StoreError after ``TURN_SECONDS`` behind a sender's earlier messages (the provider retries)."""
+        if len(messages) > self.batch:
+            yield
+            return
+        async with contextlib.AsyncExitStack() as held:
+            for key in sorted({sender_key(inbound) for inbound in messages}):
+                await held.enter_async_context(self._turns.lock(key, TURN_SECONDS))
+            yield
 
     async def handle(self, messages: Sequence[Inbound]) -> None:
-        """A webhook's messages: a large batch into the inbox; otherwise each processed now, unless its sender
-        has messages waiting in the inbox (it then goes behind them)."""
+        """A webhook's messages (under :meth:`turns`): a large batch into the inbox; otherwise each processed
+        now, unless its sender has messages waiting in the inbox (it then goes behind them)."""
         if len(messages) > self.batch:
             await self.accept(messages)
             return
@@ -141,9 +165,11 @@ class Inbox:
     async def _retry(self, item: InboxItem, exc: Exception, *, counts: bool) -> None:
         attempts = item.attempts + 1
         if counts and attempts >= self.max_attempts:
-            log.error("inbox: %s set aside after %d attempts (%s)", item.id, attempts, type(exc).__name__)
-            with contextlib.suppress(StoreError):
-                await self.store.inbox_done(item.id)
+            log.error("inbox: %s set aside after %d attempts (%s at %s); kept in the store", item.id, attempts,
+                      type(exc).__name__, where(exc))  # fmt: skip
+            with contextlib.suppress(StoreError):  # else retried when its lease lapses, and set aside then
+                await self.store.inbox_set_aside(item.id, self.clock())
+                self.dispatcher.metrics.inbox_set_aside.set(await self.store.inbox_set_aside_count())
             return
         delay = min(self.base_delay * 2 ** min(attempts - 1, 16), self.max_delay)
         log.warning("inbox: %s not processed (%s); again in %.1fs", item.id, type(exc).__name__, delay)

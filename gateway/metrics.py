@@ -73,6 +73,14 @@ class Metrics:
         self.outbox_oldest = Gauge(
             "gateway_outbox_oldest_pending_seconds", "Age of the oldest message not yet delivered", registry=r
         )
+        self.timer_failures = Counter(
+            "gateway_timer_failures", "Timer handlings that failed (retried with backoff), by kind", ["kind"],
+            registry=r,
+        )  # fmt: skip
+        self.inbox_set_aside = Gauge(
+            "gateway_inbox_set_aside", "Inbound messages set aside after failing repeatedly (kept in the store)",
+            registry=r,
+        )  # fmt: skip
         self.outbox_set_aside = Counter(
             "gateway_outbox_set_aside", "Outbox items this version cannot read, set aside as failed", registry=r
         )

@@ -10,10 +10,14 @@ parts the provider accepted (``RetryableDelivery.parts_sent`` → ``OutboxItem.p
 starts at the first unsent part: a retry never shows the young person a part twice. The transcript keeps the
 provider id of the last part only (receipts for the whole message; see docs/architecture.md).
 
-Nothing twice: an item is leased for ``lease_seconds`` when claimed (longer than a send can take), so another
-worker resends it only if this one died mid-send. Once the provider accepted a message, "sent" is recorded
-before anything else, retried through a brief store failure, so the item is never handed out again; only a send
-in flight when an instance dies (or whose record the store refused for good) may repeat. An item whose
+Nothing twice: an item is leased for ``lease_seconds`` when claimed, and the lease is renewed every third of it
+while its delivery is in flight (a send that waits behind a slow provider or a busy store outlasts any fixed
+lease), so another worker resends it only if this one died or stalled a whole lease. The lease's end is the
+claim's fencing token: renewals and the final record pass it, and the store refuses them once another worker
+claimed the item (a holder that lost its lease never marks or reschedules what the new holder sends). Once the
+provider accepted a message, "sent" is recorded before anything else, retried through a brief store failure, so
+the item is never handed out again; only a send in flight when an instance dies or stalls (or whose record the
+store refused for good) may repeat. An item whose
 delivery failed before any send releases its lease at once (retried soon), never holding its conversation.
 """
 
@@ -38,6 +42,34 @@ from gateway.supervisor import where
 log = logging.getLogger(__name__)
 
 MARK_SENT_TRIES = 8  # about 6 s of a store failing before a sent message may be sent again
+
+
+class _Lease:
+    """A claimed item and the end of its lease as last renewed: the claim's fencing token.
+
+    Renewals and the final record take turns (``lock``): a record sent while a renewal is on its way would carry
+    the token the renewal is replacing and be refused, leaving a sent item pending (it would be sent again). A
+    renewal whose answer was lost (a store error after Redis ran it) may have moved the token: ``unsure`` keeps
+    those ends, tried after the known one.
+    """
+
+    __slots__ = ("item", "lock", "unsure", "until")
+
+    def __init__(self, item: OutboxItem) -> None:
+        if item.next_attempt_at is None:
+            raise ValueError("a claimed outbox item carries the end of its lease")
+        self.item, self.until = item, item.next_attempt_at
+        self.lock = asyncio.Lock()
+        self.unsure: list[datetime] = []
+
+    async def fenced(self, call: Callable[[datetime], Awaitable[bool]]) -> bool:
+        """``call(token)`` with the current token (then the unsure ones) until the store accepts one."""
+        async with self.lock:
+            for token in (self.until, *self.unsure):
+                if await call(token):
+                    self.until, self.unsure = token, []
+                    return True
+            return False
 
 
 class Sender(Protocol):
@@ -115,62 +147,109 @@ class Outbox:
         return len(items)
 
     async def _deliver(self, item: OutboxItem) -> None:
+        """Deliver one claimed item, its lease renewed meanwhile (``item`` then carries the current lease)."""
+        lease = _Lease(item)
+        renewal = asyncio.create_task(self._keep_lease(lease))
+        try:
+            await self._deliver_leased(lease)
+        finally:
+            renewal.cancel()
+
+    async def _keep_lease(self, lease: _Lease) -> None:
+        """Renew the claim every third of the lease while its delivery runs; stop once it is lost."""
+        item_id = lease.item.id
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            until = self.clock() + timedelta(seconds=self.lease_seconds)
+            try:
+                renewed = await self._renew(lease, until)
+            except StoreError as exc:  # Redis may have run it: ``until`` may be the token now
+                lease.unsure.append(until)
+                log.warning("outbox: %s: lease not renewed (%s)", item_id, type(exc).__name__)
+                continue
+            except Exception as exc:  # a bug must not end the renewal silently: the lease would lapse mid-send
+                log.error("outbox: renewing a lease failed with %s at %s", type(exc).__name__, where(exc))
+                continue
+            if not renewed:
+                log.warning("outbox: %s: lease lost while delivering; another worker may send it", item_id)
+                return
+
+    async def _renew(self, lease: _Lease, until: datetime) -> bool:
+        async with lease.lock:
+            for token in (lease.until, *lease.unsure):
+                if await self.store.outbox_renew(lease.item.id, token, until):
+                    lease.until, lease.unsure = until, []
+                    return True
+            return False
+
+    async def _deliver_leased(self, lease: _Lease) -> None:
+        item = lease.item
         try:
             outbound = decode_outbound(item.payload)
         except Exception as exc:  # e.g. written by a newer version during a rolling deploy
-            await self._set_aside(item, exc)
+            await self._set_aside(lease, exc)
             return
         channel = self.channels.get(outbound.channel)
         if channel is None:
-            await self._fail(item, f"channel {outbound.channel.value} is not configured")
+            await self._fail(lease, f"channel {outbound.channel.value} is not configured")
             return
         try:
             provider_id = await channel.send(outbound, first_part=item.parts_sent)
         except RetryableDelivery as exc:
-            await self._retry(item, exc)
+            await self._retry(lease, exc)
         except RecipientGone as exc:
-            await self._fail(item, str(exc))
+            await self._fail(lease, str(exc))
             if self.on_recipient_gone is not None:
                 await self.on_recipient_gone(item.conversation_id)
         except PermanentDelivery as exc:
-            await self._fail(item, str(exc))
+            await self._fail(lease, str(exc))
         except DeliveryError as exc:
-            await self._retry(item, RetryableDelivery(str(exc)))
+            await self._retry(lease, RetryableDelivery(str(exc)))
         except Exception as exc:  # a bug in one adapter must not stop the worker for every channel
             log.error("outbox: %s: unexpected %s from the %s channel", item.id, type(exc).__name__, outbound.channel)
-            await self._retry(item, RetryableDelivery(f"unexpected {type(exc).__name__}"))
+            await self._retry(lease, RetryableDelivery(f"unexpected {type(exc).__name__}"))
         else:
             self._count(item, "sent")
-            await self._mark_sent(item, provider_id)
-            await self._record(item, Delivery.SENT, provider_id)
+            if await self._mark_sent(lease, provider_id):
+                await self._record(item, Delivery.SENT, provider_id)
 
-    async def _set_aside(self, item: OutboxItem, exc: Exception) -> None:
+    async def _set_aside(self, lease: _Lease, exc: Exception) -> None:
         """An item this version cannot read: failed (kept in the store, shown to the listener), others flow."""
+        item = lease.item
         log.error("outbox: %s set aside: this version cannot read it (%s at %s)", item.id, type(exc).__name__,
                   where(exc))  # fmt: skip
         self.metrics.outbox_set_aside.inc()
         reason = f"set aside: unreadable by this version ({type(exc).__name__})"
-        await self.store.outbox_mark_failed(item.id, reason)
-        await self._record(item, Delivery.FAILED, None, reason)
+        if await lease.fenced(lambda token: self.store.outbox_mark_failed(item.id, reason, lease=token)):
+            await self._record(item, Delivery.FAILED, None, reason)
 
-    async def _mark_sent(self, item: OutboxItem, provider_id: str | None) -> None:
+    async def _mark_sent(self, lease: _Lease, provider_id: str | None) -> bool:
         """Record the send before anything else, through a brief store failure: an item recorded as sent is
-        never handed out again, one whose record is lost would be resent when its lease ends."""
+        never handed out again, one whose record is lost would be resent when its lease ends. False when the
+        lease was lost meanwhile (another worker holds the item now)."""
         pause = 0.05
         for _ in range(MARK_SENT_TRIES - 1):
             try:
-                await self.store.outbox_mark_sent(item.id, provider_id)
-                return
+                return await self._mark_sent_once(lease, provider_id)
             except StoreError as exc:
-                log.warning("outbox: %s: sent, not yet recorded (%s); trying again", item.id, type(exc).__name__)
+                log.warning("outbox: %s: sent, not yet recorded (%s); trying again", lease.item.id,
+                            type(exc).__name__)  # fmt: skip
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 2.0)
-        await self.store.outbox_mark_sent(item.id, provider_id)
+        return await self._mark_sent_once(lease, provider_id)
 
-    async def _retry(self, item: OutboxItem, exc: RetryableDelivery) -> None:
+    async def _mark_sent_once(self, lease: _Lease, provider_id: str | None) -> bool:
+        item_id = lease.item.id
+        if await lease.fenced(lambda token: self.store.outbox_mark_sent(item_id, provider_id, lease=token)):
+            return True
+        log.warning("outbox: %s: sent after its lease was lost; another worker may have sent it too", lease.item.id)
+        return False
+
+    async def _retry(self, lease: _Lease, exc: RetryableDelivery) -> None:
+        item = lease.item
         attempts = item.attempts + 1
         if attempts >= self.max_attempts:
-            await self._fail(item, f"gave up after {attempts} attempts: {exc}")
+            await self._fail(lease, f"gave up after {attempts} attempts: {exc}")
             return
         delay = exc.retry_after if exc.retry_after is not None else self.base_delay * 2 ** (attempts - 1)
         delay = min(max(delay, 0.0), self.max_delay)
@@ -178,13 +257,15 @@ class Outbox:
         log.info("outbox: %s retry %d in %.1fs from part %d (%s)", item.id, attempts, delay, parts_sent + 1, exc)
         self._count(item, "retry")
         next_attempt = self.clock() + timedelta(seconds=delay)
-        await self.store.outbox_reschedule(item.id, next_attempt, attempts, str(exc), parts_sent)
+        await lease.fenced(lambda token: self.store.outbox_reschedule(item.id, next_attempt, attempts, str(exc),
+                                                                      parts_sent, lease=token))  # fmt: skip
 
-    async def _fail(self, item: OutboxItem, reason: str) -> None:
+    async def _fail(self, lease: _Lease, reason: str) -> None:
+        item = lease.item
         log.warning("outbox: %s failed: %s", item.id, reason)
         self._count(item, "failed")
-        await self.store.outbox_mark_failed(item.id, reason)
-        await self._record(item, Delivery.FAILED, None, reason)
+        if await lease.fenced(lambda token: self.store.outbox_mark_failed(item.id, reason, lease=token)):
+            await self._record(item, Delivery.FAILED, None, reason)
 
     def _count(self, item: OutboxItem, result: str) -> None:
         self.metrics.deliveries.labels(str(item.payload.get("channel", "")), result).inc()

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 
 from aiohttp import web
 from limits import RateLimitItem, RateLimitItemPerHour, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
+from redis.asyncio import BlockingConnectionPool
 
 from gateway.keyed import KeyedHash
 from gateway.metrics import Metrics
@@ -38,11 +40,35 @@ class Limit(StrEnum):
     LISTENER_WRITES = "listener_writes"
 
 
-def open_limit_storage(store_url: str) -> Storage:
-    """The counters' storage: the store's Redis (through redis-py, already a dependency), else memory."""
+@dataclass(frozen=True)
+class LimitStorage:
+    """The counters' storage and how to release it (its Redis connections) at shutdown."""
+
+    storage: Storage
+    pool: BlockingConnectionPool | None = None
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.aclose()
+
+
+def open_limit_storage(
+    store_url: str, *, max_connections: int = 100, pool_timeout: float = 10.0, health_check_interval: float = 30.0
+) -> LimitStorage:
+    """The counters' storage: the store's Redis (through redis-py, already a dependency), else memory.
+
+    With Redis, the connections come from a pool of ours, like the store's: blocking (a caller waits up to
+    ``pool_timeout`` for a free connection instead of failing with MaxConnectionsError under load), checked by a
+    PING after ``health_check_interval`` idle seconds (a connection a firewall or a Redis restart cut is found
+    before a command is lost on it), and closed at shutdown (:meth:`LimitStorage.close`).
+    """
     if store_url.startswith(("redis://", "rediss://")):
-        return RedisStorage("async+" + store_url, implementation="redispy", key_prefix=KEY_PREFIX)
-    return MemoryStorage()
+        pool = BlockingConnectionPool.from_url(store_url, max_connections=max_connections, timeout=pool_timeout,
+                                               health_check_interval=health_check_interval)  # fmt: skip
+        storage = RedisStorage("async+" + store_url, implementation="redispy", key_prefix=KEY_PREFIX,
+                               connection_pool=pool)  # type: ignore[arg-type]  # passed on to redis-py's client
+        return LimitStorage(storage, pool)
+    return LimitStorage(MemoryStorage())
 
 
 def client_address(request: web.Request, header: str) -> str:

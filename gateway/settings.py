@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     purge_interval_seconds: float = 86_400.0  # the retention purge (flows.yaml retention) runs this often
     redis_max_connections: int = 100  # per instance; a caller waits for a free one up to redis_pool_timeout
     redis_pool_timeout: float = 10.0
+    redis_health_check_seconds: float = 30.0  # an idle Redis connection is checked (PING) before reuse after this
     understanding: str = "on"  # "off": keywords only, the embedded model is not loaded
     understanding_timeout: float = 0.5  # seconds a message waits for the model's reading at most
     # Takedown notices and warm referrals by e-mail: smtp://user:pass@host:587 (STARTTLS) or smtps://…:465
@@ -181,8 +182,9 @@ class Settings(BaseSettings):
             raise ConfigError("GATEWAY_SMTP_URL must start with smtp:// (STARTTLS) or smtps:// (TLS)")
         self.partner_key_map()  # ConfigError when malformed
         self.console_origin_list()  # ConfigError when malformed
-        if self.redis_max_connections < 1 or self.redis_pool_timeout <= 0:
-            raise ConfigError("GATEWAY_REDIS_MAX_CONNECTIONS must be >= 1 and GATEWAY_REDIS_POOL_TIMEOUT positive")
+        if self.redis_max_connections < 1 or self.redis_pool_timeout <= 0 or self.redis_health_check_seconds < 0:
+            raise ConfigError("GATEWAY_REDIS_MAX_CONNECTIONS must be >= 1, GATEWAY_REDIS_POOL_TIMEOUT positive and"
+                              " GATEWAY_REDIS_HEALTH_CHECK_SECONDS positive (0: no check)")  # fmt: skip
         if self.understanding not in ("on", "off") or self.understanding_timeout <= 0:
             raise ConfigError("GATEWAY_UNDERSTANDING must be on or off and GATEWAY_UNDERSTANDING_TIMEOUT positive")
 

@@ -96,6 +96,9 @@ class FakeAPI:
         self._media: dict[str, _Media] = {}
         self._arrived = asyncio.Condition()
         self._down = False
+        self._flowing = asyncio.Event()  # cleared by stall(): requests then wait, unanswered, until resume()
+        self._flowing.set()
+        self.held = 0  # requests that waited (or wait) in a stall
         self._runner: web.AppRunner | None = None
         self._port = 0
         self.app = web.Application(client_max_size=50_000_000, middlewares=[self._recorder])
@@ -140,6 +143,18 @@ class FakeAPI:
     def up(self) -> None:
         self._down = False
 
+    def stall(self) -> None:
+        """A slow provider: from now on every request waits, unanswered, until :meth:`resume`."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
+    async def wait_held(self, count: int = 1, timeout: float = 5.0) -> None:
+        """Wait until ``count`` requests are (or were) held by a stall."""
+        async with self._arrived:
+            await asyncio.wait_for(self._arrived.wait_for(lambda: self.held >= count), timeout)
+
     def serve_media(self, path: str, data: bytes, content_type: str, redirect_to: str | None = None) -> str:
         """Host ``data`` at ``path`` (or a redirect to ``redirect_to`` there); return its full URL."""
         self._media["/" + path.lstrip("/")] = _Media(data, content_type, redirect_to)
@@ -181,6 +196,11 @@ class FakeAPI:
     @web.middleware
     async def _recorder(self, request: web.Request, handler: Any) -> web.StreamResponse:
         raw = await request.read()
+        if not self._flowing.is_set():
+            async with self._arrived:
+                self.held += 1
+                self._arrived.notify_all()
+            await self._flowing.wait()
         endpoint = request.path.rstrip("/").rsplit("/", 1)[-1]
         queue = self._failures.get(endpoint)
         failure = queue.popleft() if queue else None

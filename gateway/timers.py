@@ -16,7 +16,12 @@ Kinds (durations from flows.yaml ``timers``):
 
 The kinds are :class:`~gateway.store.TimerKind` (the stored values above); :meth:`Timers.handler` matches every
 kind, and mypy fails the build when one has no handler (``assert_never``). Each timer is handled under the
-conversation's lock, and only by the instance whose ``timer_done`` wins.
+conversation's lock, and only by the instance whose ``timer_postpone`` wins: that first moves the timer forward
+by a backoff (the handling's lease), then the handling's writes go in one batch, and only then is the timer
+removed (``timer_done`` on the moved timer, which leaves a timer the handler re-armed as it is). A handling that
+fails, on a store outage or a bug, or dies with its instance, therefore leaves the timer armed for a retry with a
+growing backoff (``BASE_DELAY`` doubling up to ``MAX_DELAY``), counted in ``gateway_timer_failures`` and logged by
+conversation id and class: never dropped.
 """
 
 from __future__ import annotations
@@ -37,15 +42,27 @@ from gateway.flows.lifecycle import Trigger
 from gateway.flowset import FlowSet
 from gateway.language import language_of
 from gateway.messages import Reply
-from gateway.store import Author, ConversationStore, LockStore, QueueStore, Timer, TimerKind, TimerStore
+from gateway.store import (
+    Author,
+    BatchStore,
+    ConversationStore,
+    LockStore,
+    QueueStore,
+    Timer,
+    TimerKind,
+    TimerStore,
+)
 from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Conversation, Engine, datetime], Awaitable[None]]
 
+BASE_DELAY = 10.0  # seconds before the first retry of a failed handling (also the lease of every handling)
+MAX_DELAY = 600.0
 
-class TimersRoles(TimerStore, LockStore, ConversationStore, QueueStore, Protocol):
+
+class TimersRoles(TimerStore, LockStore, ConversationStore, QueueStore, BatchStore, Protocol):
     """What the timers need of the store (the dispatcher writes what a timer says)."""
 
 
@@ -55,6 +72,7 @@ class Timers:
     ) -> None:
         self.dispatcher, self.store, self.flows, self.clock = dispatcher, store, flows, clock
         self.poll_seconds = poll_seconds
+        self._failures: dict[tuple[str, TimerKind], int] = {}  # (conversation, kind) → failed handlings in a row
 
     async def run(self) -> None:
         """Fire until cancelled. Any failure of a pass is logged (class, place) and retried at the next poll."""
@@ -68,30 +86,45 @@ class Timers:
             await asyncio.sleep(self.poll_seconds)
 
     async def fire_due(self) -> int:
-        """Handle every due timer once; returns how many were handled. A timer whose handling fails for a reason
-        other than the store is logged by conversation id and dropped (``timer_done`` already removed it), so
-        the other timers keep firing."""
+        """Handle every due timer once; returns how many were handled. A timer whose handling fails stays armed
+        for a retry with backoff; the other timers keep firing (a store failure ends the pass)."""
         handled = 0
         for timer in await self.store.due_timers(self.clock()):
-            try:
-                handled += await self._handle(timer)
-            except StoreError:
-                raise
-            except Exception as exc:
-                log.error("timers: %s %s failed: %s at %s", timer.conversation_id, timer.kind, type(exc).__name__,
-                          where(exc))  # fmt: skip
+            handled += await self._handle(timer)
         return handled
 
     async def _handle(self, timer: Timer) -> int:
+        key = (timer.conversation_id, timer.kind)
         async with self.store.lock(timer.conversation_id):
-            if not await self.store.timer_done(timer):
+            failures = self._failures.get(key, 0)
+            delay = min(BASE_DELAY * 2**failures, MAX_DELAY)
+            retry = Timer(timer.conversation_id, timer.kind, self.clock() + timedelta(seconds=delay))
+            if not await self.store.timer_postpone(timer, retry.due_at):  # handled elsewhere, re-armed, cancelled
+                self._failures.pop(key, None)
                 return 0
-            conversation = await self.store.get_conversation(timer.conversation_id)
-            if conversation is None or not conversation.active:
+            try:
+                fired = await self._fire_saved(timer)
+            except Exception as exc:
+                self._failures[key] = failures + 1
+                self.dispatcher.metrics.timer_failures.labels(timer.kind).inc()
+                log.error("timers: %s %s failed (%s at %s); again in %.0f s", timer.conversation_id, timer.kind,
+                          type(exc).__name__, where(exc), delay)  # fmt: skip
+                if isinstance(exc, StoreError):
+                    raise  # the store is down: the pass ends, the timer waits for its retry
                 return 0
+            self._failures.pop(key, None)
+            await self.store.timer_done(retry)  # a timer the handler re-armed stays armed
+            return fired
+
+    async def _fire_saved(self, timer: Timer) -> int:
+        """Fire the timer and save the conversation, the writes in one batch (none made if it fails)."""
+        conversation = await self.store.get_conversation(timer.conversation_id)
+        if conversation is None or not conversation.active:
+            return 0
+        async with self.store.batch():
             await self._fire(timer, conversation)
             await self.store.save_conversation(conversation)
-            return 1
+        return 1
 
     async def _fire(self, timer: Timer, conversation: Conversation) -> None:
         engine = self.flows.for_version(conversation.flow_version)

@@ -51,6 +51,7 @@ MAX_TEXT = 4000
 HIDDEN = {Author.NOTE, Author.SYSTEM}  # for listeners only: private notes, the server's entries
 OUTGOING = {Author.BOT, Author.LISTENER}  # what the page acknowledges (delivered, read)
 MAX_RECEIPT_IDS = 100
+FRAME_TYPES = ("hello", "message", "typing", "end", "receipt", "language")
 RANK = {Delivery.SENT: 1, Delivery.DELIVERED: 2, Delivery.READ: 3}
 
 
@@ -241,6 +242,8 @@ class ChatSession:
             await self._end()
         elif kind == "receipt":
             await self._receipt(frame)
+        elif kind == "language":
+            await self._language(frame)
 
     async def _hello(self, frame: dict[str, Any]) -> None:
         token = frame.get("token")
@@ -307,6 +310,16 @@ class ChatSession:
         if self.conversation_id is not None and isinstance(ids, list):
             await self.hub.acknowledge(self.conversation_id, ids, Delivery(status))
 
+    async def _language(self, frame: dict[str, Any]) -> None:
+        """``{"type": "language", "language": "en"}``: the page's switch; the bot follows from the next message."""
+        language = frame.get("language")
+        if language not in ("fr", "en"):
+            await self._error("bad_frame", "a language frame: fr or en")
+            return
+        self.language = str(language)  # the calm notices too
+        if self.conversation_id is not None:
+            await self.dispatcher.set_language(self.conversation_id, str(language))
+
     async def _refuse_hello(self, token: str) -> Refusal | None:
         """A blocked browser, or a new conversation beyond this client's limits (an existing one always resumes)."""
         if await self.gate.blocked(ChannelName.WEBCHAT, token):
@@ -360,7 +373,7 @@ def _parse_frame(data: str) -> dict[str, Any] | None:
         frame = json.loads(data)
     except ValueError:
         return None
-    if not isinstance(frame, dict) or frame.get("type") not in ("hello", "message", "typing", "end", "receipt"):
+    if not isinstance(frame, dict) or frame.get("type") not in FRAME_TYPES:
         return None
     return frame
 

@@ -74,7 +74,8 @@ WIRE: list[tuple[Event, dict[str, Any]]] = [
     (SessionsEnded(session="k1"), {"type": "sessions_ended", "session": "k1", "listener": None}),
     (SessionsEnded(listener="d1"), {"type": "sessions_ended", "session": None, "listener": "d1"}),
     (Resync(), {"type": "resync"}),
-    (Erased("c1", SYSTEM_ENTRY), {"type": "erased", "conversation_id": "c1", "entry": SYSTEM_JSON}),
+    (Erased("c1", SYSTEM_ENTRY, "anne"),
+     {"type": "erased", "conversation_id": "c1", "entry": SYSTEM_JSON, "listener": "anne"}),
 ]  # fmt: skip
 
 

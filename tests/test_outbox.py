@@ -1,6 +1,7 @@
 """The outbox's guarantees (docs/architecture.md, "Replies: none twice without a fault", "No part of a split
 message twice", "An outbox item this version cannot read"), driven pass by pass with ``deliver_due()`` on the real
-SQLite store and a clock under the test's control. The channel is a small recording ``Sender``.
+SQLite store and a clock under the test's control. The channel is a small recording ``Sender``; the lease test at
+the end runs on both stores against the fake Graph API, stalled.
 
 The whole app with the fake provider APIs: tests/e2e/test_outage.py, test_exactly_once.py, test_outbox_faults.py.
 """
@@ -13,14 +14,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
+import aiohttp
 import pytest
 
+from gateway.channels.messenger import MessengerChannel
 from gateway.errors import PermanentDelivery, RetryableDelivery, StoreError
 from gateway.messages import ChannelName, Outbound
 from gateway.outbox import Outbox
+from gateway.settings import Settings
 from gateway.store import OutboxItem, OutboxStatus, Store, open_store
 from gateway.store.codec import encode_outbound
+from gateway.testing import FakeGraphAPI
 from tests.conftest import Clock
+from tests.e2e.channel_support import eventually
+from tests.store.conftest import redis_url, store_url
+
+__all__ = ["redis_url", "store_url"]  # fixtures used by the lease test
 
 T0 = datetime(2026, 3, 10, 13, 0, tzinfo=UTC)
 TG = ChannelName.TELEGRAM
@@ -53,11 +62,13 @@ class MarkSentFails:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def outbox_mark_sent(self, item_id: str, provider_message_id: str | None) -> bool:
+    async def outbox_mark_sent(
+        self, item_id: str, provider_message_id: str | None, *, lease: datetime | None = None
+    ) -> bool:
         if self.left:
             self.left -= 1
             raise StoreError("the store is briefly unreachable")
-        return await self._store.outbox_mark_sent(item_id, provider_message_id)
+        return await self._store.outbox_mark_sent(item_id, provider_message_id, lease=lease)
 
 
 @pytest.fixture
@@ -187,11 +198,11 @@ class RescheduleBroken:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def outbox_reschedule(self, item_id: str, *args: Any) -> bool:
+    async def outbox_reschedule(self, item_id: str, *args: Any, **kwargs: Any) -> bool:
         if item_id == self._item_id and not self.broken:
             self.broken = True
             raise RuntimeError("a bug")
-        return await self._store.outbox_reschedule(item_id, *args)
+        return await self._store.outbox_reschedule(item_id, *args, **kwargs)
 
 
 async def test_one_items_failure_never_fails_the_others(store: Store, channel: Channel, clock: Clock) -> None:
@@ -242,3 +253,48 @@ async def test_the_worker_goes_on_after_a_failed_pass(
         worker.cancel()
     assert "outbox: unexpected RuntimeError at" in caplog.text  # a bug: by class and place
     assert "outbox: store unavailable (StoreError)" in caplog.text
+
+
+# A send slower than its lease, on both stores: the lease is renewed while it runs, so a second worker (another
+# instance) never claims and sends it again.
+
+
+@pytest.fixture
+async def any_store(store_url: str) -> AsyncIterator[Store]:
+    opened = await open_store(store_url)
+    yield opened
+    await opened.close()
+
+
+LEASE = 1  # seconds: renewed every third of it while a send runs
+
+
+async def test_a_send_slower_than_its_lease_is_never_sent_by_a_second_worker(
+    any_store: Store, settings: Settings, clock: Clock
+) -> None:
+    store = any_store
+    async with FakeGraphAPI() as graph, aiohttp.ClientSession() as session:
+        messenger = MessengerChannel(settings.replace(messenger_api_url=graph.url,
+                                                      messenger_page_access_token="token"), session)  # fmt: skip
+        channels = {ChannelName.MESSENGER: messenger}
+        first, second = (Outbox(store, channels, clock=clock, lease_seconds=LEASE) for _ in range(2))
+        reply = Outbound("r1", "c1", ChannelName.MESSENGER, "psid-1", "Bonjour")
+        await store.outbox_put(OutboxItem("r1", "c1", encode_outbound(reply), clock()))
+
+        graph.stall()  # the provider takes its time: the send outlasts the lease many times over
+        sending = asyncio.create_task(first.deliver_due())
+        await graph.wait_held(1)
+        clock.advance(seconds=10 * LEASE)
+
+        async def renewed() -> bool:
+            item = await store.outbox_get("r1")
+            return item is not None and item.next_attempt_at is not None and item.next_attempt_at > clock()
+
+        await eventually(renewed)  # the first worker still holds it
+        assert await second.deliver_due() == 0  # so the second one finds nothing due
+
+        graph.resume()
+        assert await sending == 1
+        assert [r.body["message"]["text"] for r in graph.accepted()] == ["Bonjour"]
+        item = await store.outbox_get("r1")
+        assert item is not None and item.status == OutboxStatus.SENT

@@ -17,7 +17,7 @@ SETTINGS = Settings(secret_key="k" * 32, limit_messages_per_conversation="3/minu
 
 async def test_memory_counts_per_subject_and_counts_refusals() -> None:
     metrics = Metrics()
-    limits = RateLimits.from_settings(SETTINGS, open_limit_storage("sqlite:///x.sqlite3"), metrics)
+    limits = RateLimits.from_settings(SETTINGS, open_limit_storage("sqlite:///x.sqlite3").storage, metrics)
     assert [await limits.allow(Limit.MESSAGES, "a") for _ in range(5)] == [True, True, True, False, False]
     assert await limits.allow(Limit.MESSAGES, "b")  # another subject has its own count
     assert metrics.rate_limited.labels("messages_per_conversation")._value.get() == 2
@@ -28,8 +28,8 @@ async def test_memory_counts_per_subject_and_counts_refusals() -> None:
 async def test_with_redis_every_instance_shares_the_counts_and_keys_name_nobody(redis_url: str) -> None:  # noqa: F811
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
-    one = RateLimits.from_settings(SETTINGS, open_limit_storage(redis_url), Metrics())
-    two = RateLimits.from_settings(SETTINGS, open_limit_storage(redis_url), Metrics())
+    storages = [open_limit_storage(redis_url) for _ in range(2)]
+    one, two = (RateLimits.from_settings(SETTINGS, opened.storage, Metrics()) for opened in storages)
     address = "203.0.113.7"
     assert [await one.allow(Limit.MESSAGES, address), await two.allow(Limit.MESSAGES, address)] == [True, True]
     assert await one.allow(Limit.MESSAGES, address)
@@ -37,6 +37,8 @@ async def test_with_redis_every_instance_shares_the_counts_and_keys_name_nobody(
     keys = [key.decode() for key in client.keys("*")]
     assert keys and all(key.startswith("hg:limits") and address not in key for key in keys)
     client.close()
+    for opened in storages:
+        await opened.close()
 
 
 def test_the_keyed_hash_depends_on_the_secret_and_the_purpose() -> None:

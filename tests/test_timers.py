@@ -8,8 +8,9 @@ what the young person is told.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -18,7 +19,9 @@ from gateway.app import STORE, TIMERS
 from gateway.conversation import Conversation, Status
 from gateway.messages import ChannelName
 from gateway.store import TranscriptEntry
+from gateway.timers import BASE_DELAY
 from tests.conftest import PARIS, Clock, add_listener, login
+from tests.e2e.channel_support import eventually
 from tests.test_handoff import listener_online
 from tests.test_webchat import WALK_TO_QUEUE, hello, say
 
@@ -173,3 +176,33 @@ async def test_a_conversation_idle_for_a_day_is_closed(client: Client, clock: Cl
     await fire_and_wait(client, closed)
     assert "faute de nouvelles" in (await bot_lines(client, conversation.id))[-1]
     assert (await conversation_of(client, token, clock)).outcome == "idle"
+
+
+async def test_a_timer_whose_handling_fails_stays_armed_and_is_retried_with_backoff(
+    client: Client, clock: Clock
+) -> None:
+    token = await start(client, ["2"])  # waiting at the language question: a reminder is armed
+    conversation = await conversation_of(client, token, clock)
+    store = client.app[STORE]
+    before = await bot_lines(client, conversation.id)
+    await store.save_conversation(dataclasses.replace(conversation, engine={"bogus": 1}))  # a bug's state
+
+    clock.advance(minutes=11)
+    await client.app[TIMERS].fire_due()
+
+    async def failed() -> bool:
+        return 'gateway_timer_failures_total{kind="bot_reminder"} 1.0' in await (await client.get("/metrics")).text()
+
+    await eventually(failed)
+    assert len(await bot_lines(client, conversation.id)) == len(before)  # nothing of the failed handling made
+    armed = [t for t in await store.due_timers(clock() + timedelta(hours=1)) if t.conversation_id == conversation.id]
+    assert [(t.kind, t.due_at) for t in armed] == [("bot_reminder", clock() + timedelta(seconds=BASE_DELAY))]
+
+    await store.save_conversation(conversation)  # the bug fixed (a new version deployed, say): the retry works
+
+    async def reminded() -> bool:
+        return len(await bot_lines(client, conversation.id)) > len(before)
+
+    clock.advance(seconds=BASE_DELAY)
+    await fire_and_wait(client, reminded)
+    assert any("toujours là" in line for line in (await bot_lines(client, conversation.id))[len(before) :])

@@ -1,6 +1,6 @@
-"""A timer whose handling fails is logged by conversation id and dropped; the other timers keep firing
-(docs/architecture.md, "Never silent"). The real dispatcher, timers, flows.yaml and SQLite store; the fault is
-one conversation the store cannot read."""
+"""A timer whose handling fails is logged by conversation id and stays armed for a retry with backoff; the other
+timers keep firing (docs/architecture.md, "Timers are never dropped"). The real dispatcher, timers, flows.yaml and
+SQLite store; the fault is one conversation the store cannot read."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from gateway.dispatcher import Dispatcher
 from gateway.flowset import FlowSet
 from gateway.messages import ChannelName, Inbound
 from gateway.store import Author, Store, open_store
-from gateway.timers import Timers
+from gateway.timers import BASE_DELAY, Timers
 from tests.conftest import ROOT, Clock
 
 
@@ -60,10 +60,13 @@ async def test_a_failing_timer_is_logged_by_conversation_and_the_others_fire(
     clock.advance(minutes=11)  # past the 10-minute reminder
     timers = Timers(dispatcher, cast(Store, wrapped), flows, clock=clock)
     assert await timers.fire_due() == 1
-    assert f"timers: {ids[0]} bot_reminder failed: ValueError at" in caplog.text
+    assert f"timers: {ids[0]} bot_reminder failed (ValueError at" in caplog.text
     after = [len(await store.transcript(i)) for i in ids]
     assert after[0] == before[0] and after[1] > before[1]
     sam = await store.transcript(ids[1])
     assert sam[-1].author is Author.BOT
     wrapped.broken = None
-    assert await timers.fire_due() == 0  # dropped, not retried for ever
+    assert await timers.fire_due() == 0  # not before its backoff
+    clock.advance(seconds=BASE_DELAY)
+    assert await timers.fire_due() == 1  # retried, never dropped
+    assert len(await store.transcript(ids[0])) > before[0]

@@ -193,3 +193,26 @@ async def test_receipts_move_only_the_lines_entries_of_this_conversation_forward
     assert all(deliveries[i] == Delivery.DELIVERED for i in bot[1:])
     assert all(deliveries[i] == Delivery.DELIVERED for i in mine)  # as stored: the young person's own, untouched
     assert all(e.delivery == Delivery.SENT for e in await store.transcript(theirs.id) if e.id in their_bot)
+
+
+async def test_the_language_switch_switches_the_bot_from_the_next_message_on(client: TestClient) -> None:  # type: ignore[type-arg]
+    async def next_question(start: str, switch: str | None) -> list[str]:
+        async with client.ws_connect("/chat/ws") as ws:
+            await ws.send_json({"type": "hello", "token": None, "language": start})
+            await receive_until(ws, lambda f: f["type"] == "session")
+            if switch is not None:
+                await ws.send_json({"type": "language", "language": switch})
+            return bot_texts(await say(ws, "m0", "2"))  # not in danger: the next question
+
+    # three conversations: one client address may have three open at once (GATEWAY_MAX_WAITING_PER_CLIENT)
+    french, english = await next_question("fr", None), await next_question("en", None)
+    assert french and english and french != english
+    assert await next_question("fr", "en") == english  # switched: the bot answers in English
+
+
+async def test_a_language_frame_outside_fr_and_en_is_refused(client: TestClient) -> None:  # type: ignore[type-arg]
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws)
+        await ws.send_json({"type": "language", "language": "klingon"})
+        frames = await receive_until(ws, lambda f: f["type"] == "error")
+    assert frames[-1]["code"] == "bad_frame"

@@ -11,8 +11,8 @@
   shown: 403 ``forbidden``.
 
 Live events follow the same rule (:func:`may_receive`): queue changes, statuses and presence go to every console;
-a conversation's entries, notes, typing, flags, deliveries and notices go to its holder and the supervisors only;
-alerts to the supervisors only.
+a conversation's entries, notes, typing, flags, deliveries and notices go to its holder and the supervisors only
+(an erasure's notice to the listener it names, its holder when it was erased); alerts to the supervisors only.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 from gateway.conversation import Conversation, Status
-from gateway.events import Event
+from gateway.events import Erased, Event
 from gateway.store import Listener
 
 
@@ -72,6 +72,8 @@ def may_receive(viewer: Listener, event: Event, conversation: Conversation | Non
         return True
     if viewer.supervisor:
         return True
+    if isinstance(event, Erased):  # the record is gone: its holder at the erasure is told
+        return event.listener is not None and event.listener == viewer.name
     if conversation_of(event) is not None:
         return conversation is not None and sight(viewer, conversation) == Sight.FULL
     return False

@@ -4,11 +4,11 @@ each event.
 :meth:`ConsoleEvents.forward` is a supervised worker. Each console socket has its own
 :class:`~gateway.sockets.SocketWriter`, so a listener's tab that stopped reading (or whose connection reset) is
 dropped without delaying anybody else. Who gets what is the rule of ``console/access.py``: queue changes,
-statuses and presence go to every socket; a conversation's entries, notes, typing, flags, deliveries and notices
-only to its holder's and the supervisors' sockets (one store read of the conversation per such event, skipped when
-only supervisors are connected); alerts to supervisors only. When events may have been missed (the store's
-``resync`` event after a reconnection, or this worker restarting) every socket gets ``{"type": "resync"}``, on
-which the console and supervision pages reload the queue and the open conversation.
+statuses and presence go to every socket; a conversation's entries, notes, typing, flags,
+deliveries and notices only to its holder's and the supervisors' sockets (one store read of the conversation per
+such event, skipped when only supervisors are connected); alerts to supervisors only. When events may have been
+missed (the store's ``resync`` event after a reconnection, or this worker restarting) every socket gets
+``{"type": "resync"}``, on which the console and supervision pages reload the queue and the open conversation.
 
 Sessions: an ended session's sockets are closed at once when its ``sessions_ended`` event arrives
 (``console/sessions.py``), never forwarded; :meth:`ConsoleEvents.sweep` (a supervised worker too) closes those

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from gateway.clock import Clock
-from gateway.console.access import Sight
+from gateway.console.access import Sight, sight
 from gateway.console.actions import ActionRefused
 from gateway.console.api import LISTENER, ListenerAPI, json_body
 from gateway.flows.model import Flow
@@ -33,7 +33,7 @@ from gateway.notices.record import Evidence, Notice, Referral
 from gateway.notices.referrals import Referrals
 from gateway.notices.referrals import reference as referral_reference
 from gateway.notices.service import Notices
-from gateway.store import CaseworkStore, ConversationStore
+from gateway.store import CaseworkStore, ConversationStore, Listener
 
 
 class CaseworkRoles(CaseworkStore, ConversationStore, Protocol):
@@ -81,8 +81,15 @@ class CaseworkAPI:
         })  # fmt: skip
 
     async def all_notices(self, request: web.Request) -> web.Response:
-        now, flow = self.clock(), self._flow()
-        shown = [self._notice(n, flow, now) for n in await self.store.list_notices()]
+        """Every notice for a supervisor; for a listener, those of the conversations they see in full."""
+        now, flow, listener = self.clock(), self._flow(), request[LISTENER]
+        notices = await self.store.list_notices()
+        if not listener.supervisor:
+            seen: dict[str, bool] = {}
+            for conversation_id in {n.conversation_id for n in notices}:
+                seen[conversation_id] = await self._sees(listener, conversation_id)
+            notices = [n for n in notices if seen[n.conversation_id]]
+        shown = [self._notice(n, flow, now) for n in notices]
         shown.sort(key=lambda n: (not n["overdue"], n["status"] not in ("sent", "acknowledged"), n["created_at"]))
         return web.json_response({"notices": shown})
 
@@ -107,14 +114,17 @@ class CaseworkAPI:
         return web.json_response({"notices": await self._shown(made)}, status=201)
 
     async def send(self, request: web.Request) -> web.Response:
+        await self._notice_wall(request)
         notice = await self.notices.send(request.match_info["nid"], request[LISTENER].name)
         return web.json_response((await self._shown([notice]))[0])
 
     async def filed(self, request: web.Request) -> web.Response:
+        await self._notice_wall(request)
         notice = await self.notices.mark_filed(request.match_info["nid"], request[LISTENER].name)
         return web.json_response((await self._shown([notice]))[0])
 
     async def status(self, request: web.Request) -> web.Response:
+        await self._notice_wall(request)
         body = await json_body(request)
         status, answer = body.get("status"), body.get("answer", "")
         if not isinstance(status, str) or not isinstance(answer, str):
@@ -124,6 +134,7 @@ class CaseworkAPI:
 
     async def evidence(self, request: web.Request) -> web.Response:
         """A copy of one evidence file (to upload by hand on a platform's web form); 404 once deleted."""
+        await self._notice_wall(request)
         files = await self.store.get_evidence(request.match_info["nid"])
         k = request.match_info["k"]
         if not k.isdigit() or int(k) >= len(files):
@@ -132,6 +143,22 @@ class CaseworkAPI:
         headers = {"Content-Disposition": f'attachment; filename="{found.name}"', "X-Content-Type-Options": "nosniff",
                    "Content-Security-Policy": "default-src 'none'; sandbox", "Cache-Control": "private, no-store"}
         return web.Response(body=found.data, content_type="application/octet-stream", headers=headers)
+
+    async def _sees(self, listener: Listener, conversation_id: str) -> bool:
+        conversation = await self.store.get_conversation(conversation_id)
+        return conversation is not None and sight(listener, conversation) == Sight.FULL
+
+    async def _wall(self, request: web.Request, conversation_id: str) -> None:
+        """The access walls (console/access.py) for a route about a notice or a referral: its conversation must
+        be one the listener sees in full (a supervisor sees every one)."""
+        listener = request[LISTENER]
+        if not listener.supervisor and not await self._sees(listener, conversation_id):
+            raise ActionRefused("forbidden", "this conversation is not yours to see (another listener holds it)")
+
+    async def _notice_wall(self, request: web.Request) -> None:
+        notice = await self.store.get_notice(request.match_info["nid"])
+        if notice is not None:  # else the service's own "not found"
+            await self._wall(request, notice.conversation_id)
 
     async def _shown(self, notices: list[Notice]) -> list[dict[str, Any]]:
         """Notices as the console shows them, a web-form one with its ready text and its evidence files' names."""
@@ -192,6 +219,9 @@ class CaseworkAPI:
         return web.json_response(_referral(referral), status=201)
 
     async def referral_status(self, request: web.Request) -> web.Response:
+        referral = await self.store.get_referral(request.match_info["rid"])
+        if referral is not None:
+            await self._wall(request, referral.conversation_id)
         status = (await json_body(request)).get("status")
         if not isinstance(status, str):
             raise ActionRefused("bad_request", "'status' is required")

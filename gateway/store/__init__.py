@@ -420,16 +420,29 @@ class OutboxStore(Protocol):
         ``next_attempt_at`` set to the end of its lease.
         A claimed item is not due again for ``lease_seconds`` unless it is rescheduled: a worker that dies
         mid-send lets another retry it later; two workers never get it at once.
+
+        The lease's end is also the claim's *fencing token*: the holder renews it (:meth:`outbox_renew`) and
+        passes it as ``lease`` to resolve the item; after another claim (the lease lapsed) those calls are
+        refused, so a holder that lost its lease never changes what the new holder does.
         """
+        ...
+
+    async def outbox_renew(self, item_id: str, lease: datetime, until: datetime) -> bool:
+        """Extend a claim held until ``lease`` to ``until`` (a send still in flight). False when the item is no
+        longer pending or was claimed again since (the caller lost its lease)."""
         ...
 
     async def outbox_get(self, item_id: str) -> OutboxItem | None:
         """The item, pending or resolved; a sent item's ``payload`` may be empty (the transcript keeps the text)
-        and resolved items are forgotten after a while (Redis: sent an hour, failed 7 days; SQLite: 7 days)."""
+        and resolved items are forgotten after a while (Redis: sent at once when a transcript entry of the same id
+        records it, else an hour, failed 7 days; SQLite: 7 days). :meth:`outbox_put` still ignores their ids."""
         ...
 
-    async def outbox_mark_sent(self, item_id: str, provider_message_id: str | None) -> bool:
-        """Delivered to the provider: the conversation's next item becomes due. False if not pending.
+    async def outbox_mark_sent(
+        self, item_id: str, provider_message_id: str | None, *, lease: datetime | None = None
+    ) -> bool:
+        """Delivered to the provider: the conversation's next item becomes due. False if not pending, or if
+        ``lease`` is given and the item's claim is no longer that one (see :meth:`outbox_due`); likewise below.
 
         In the same commit, the transcript entry of the same id (if any) shows ``sent`` and the provider's id: a
         crash never leaves a message sent but shown pending.
@@ -437,7 +450,8 @@ class OutboxStore(Protocol):
         ...
 
     async def outbox_reschedule(
-        self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str, parts_sent: int = 0
+        self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str, parts_sent: int = 0, *,
+        lease: datetime | None = None,
     ) -> bool:
         """Failed for now: try again at ``next_attempt_at`` (the conversation's next items wait).
 
@@ -445,7 +459,7 @@ class OutboxStore(Protocol):
         """
         ...
 
-    async def outbox_mark_failed(self, item_id: str, reason: str) -> bool:
+    async def outbox_mark_failed(self, item_id: str, reason: str, *, lease: datetime | None = None) -> bool:
         """Given up: the conversation's next item becomes due; its transcript entry shows ``failed`` (same
         commit). False if not pending."""
         ...
@@ -477,6 +491,15 @@ class InboxStore(Protocol):
         """Not processed for now: due again at ``next_attempt_at`` (the sender's next items wait)."""
         ...
 
+    async def inbox_set_aside(self, item_id: str, at: datetime) -> bool:
+        """An item that keeps failing: out of its sender's line (the next item becomes due) but kept, for an
+        operator to look at (never silently dropped). False if absent."""
+        ...
+
+    async def inbox_set_aside_count(self) -> int:
+        """How many inbox items are set aside (for the alert and ``/readyz``)."""
+        ...
+
 
 class TimerStore(Protocol):
     async def set_timer(self, conversation_id: str, kind: TimerKind, due_at: datetime) -> None:
@@ -490,6 +513,12 @@ class TimerStore(Protocol):
     async def due_timers(self, now: datetime, limit: int = 100) -> list[Timer]:
         """Timers with ``due_at <= now``, earliest first, of the kinds this version knows. Reading does not remove
         them."""
+        ...
+
+    async def timer_postpone(self, timer: Timer, until: datetime) -> bool:
+        """Move a timer still armed as read (not re-armed, handled or cancelled since) to ``until``: the lease of
+        its handling, so that a handling that fails or dies leaves it armed for a retry. True for exactly one
+        caller; call it under the conversation's lock, then :meth:`timer_done` with the moved timer."""
         ...
 
     async def timer_done(self, timer: Timer) -> bool:
@@ -698,11 +727,14 @@ class Store(
         ...
 
 
-async def open_store(url: str, *, max_connections: int = 100, pool_timeout: float = 10.0) -> Store:
+async def open_store(
+    url: str, *, max_connections: int = 100, pool_timeout: float = 10.0, health_check_interval: float = 30.0
+) -> Store:
     """Open (and for SQLite create) the store named by ``url``; ConfigError for an unknown scheme.
 
     Redis: at most ``max_connections`` connections; a caller finding them all busy waits up to ``pool_timeout``
-    seconds for one (then StoreError) rather than failing at once.
+    seconds for one (then StoreError) rather than failing at once; a connection idle for ``health_check_interval``
+    seconds is checked (PING) before it is used again, so one cut meanwhile is replaced rather than failing a call.
     """
     if url.startswith("sqlite:///"):
         from gateway.store.sqlite import SqliteStore
@@ -711,5 +743,6 @@ async def open_store(url: str, *, max_connections: int = 100, pool_timeout: floa
     if url.startswith(("redis://", "rediss://")):
         from gateway.store.redis import RedisStore
 
-        return await RedisStore.open(url, max_connections=max_connections, pool_timeout=pool_timeout)
+        return await RedisStore.open(url, max_connections=max_connections, pool_timeout=pool_timeout,
+                                     health_check_interval=health_check_interval)  # fmt: skip
     raise ConfigError("the store URL must start with sqlite:/// or redis://")

@@ -20,13 +20,17 @@ allows (Cluster would not). Layout:
     hg:listeners                 hash name → account (JSON)
     hg:session:<key>             a console session: its listener's name (expires with the session); the key is a
                                  keyed hash of the cookie's token    hg:sessions:<name>  that listener's keys
-    hg:outbox:item:<id>          hash of one item (parts_sent: how far a split message got); once sent, its payload
-                                 is dropped and the rest expires after an hour (failed: kept 7 days)
+    hg:outbox:item:<id>          hash of one item (parts_sent: how far a split message got); once sent, deleted
+                                 when its transcript entry records the send (the entry is then the "already
+                                 put" mark), else its payload is dropped and the rest expires after an hour
+                                 (failed: kept 7 days)
     hg:outbox:conv:<conv>        pending ids by put order
     hg:outbox:heads              conversations scored by when their first pending item is due
     hg:inbox:item:<id>           hash of one inbound message acknowledged but not processed yet
     hg:inbox:sender:<sender>     its sender's waiting ids by put order    hg:inbox:heads  senders by due time
-    hg:timers                    ["conv", "kind"] scored by due time (µs)   hg:timers:<conv>  its members
+    hg:inbox:aside:<id>          an item that kept failing, kept     hg:inbox:aside  their ids by when set aside
+    hg:timers                    ["conv", "kind"] scored by due time (µs) (``hg:timers:<conv>``, the index of one
+                                 conversation's members written before, is read and deleted by cancel_timers)
     hg:lock:<conv>               the conversation lock          hg:events  the pub/sub channel
     hg:blocks                    hash block key (a keyed hash, no identity) → block (JSON)
     hg:audit                     list of audit entries (JSON), newest first, trimmed to AUDIT_KEPT
@@ -203,12 +207,16 @@ class RedisStore:
         self._held: contextvars.ContextVar[list[HeldWrite] | None] = contextvars.ContextVar("held", default=None)
 
     @classmethod
-    async def open(cls, url: str, *, max_connections: int = 100, pool_timeout: float = 10.0) -> RedisStore:
+    async def open(
+        cls, url: str, *, max_connections: int = 100, pool_timeout: float = 10.0, health_check_interval: float = 30.0
+    ) -> RedisStore:
         """A blocking pool: under load a caller waits for a free connection (up to ``pool_timeout`` s) instead
-        of failing at once with MaxConnectionsError (redis-py's default pool raises)."""
+        of failing at once with MaxConnectionsError (redis-py's default pool raises). A connection idle for
+        ``health_check_interval`` s is checked with a PING before use (the pub/sub one too)."""
         pool = BlockingConnectionPool.from_url(
-            url, decode_responses=True, max_connections=max_connections, timeout=pool_timeout
-        )
+            url, decode_responses=True, max_connections=max_connections, timeout=pool_timeout,
+            health_check_interval=health_check_interval,
+        )  # fmt: skip
         store = cls(Redis(connection_pool=pool))
         try:
             await store.ping()
@@ -522,7 +530,7 @@ class RedisStore:
     @_holdable
     async def outbox_put(self, item: OutboxItem) -> None:
         keys = [_key("outbox", "item", item.id), _key("outbox", "conv", item.conversation_id),
-                _key("outbox", "heads"), _key("outbox", "seq")]  # fmt: skip
+                _key("outbox", "heads"), _key("outbox", "seq"), _key("e", item.id)]  # fmt: skip
         args = [item.id, item.conversation_id, dumps(item.payload), to_us(item.created_at),
                 to_us(item.next_attempt_at or item.created_at)]  # fmt: skip
         await self._write(lambda pipe: _eval(pipe, "outbox_put", keys, args))
@@ -532,7 +540,23 @@ class RedisStore:
         lease_end = to_us(now) + lease_seconds * 1_000_000
         args = [PREFIX, to_us(now), limit, lease_end]
         claimed = await self._script("outbox_due", [_key("outbox", "heads")], args)
-        return [_outbox_item(_pairs(fields)) for fields in claimed if fields]
+        items = []
+        for conversation_id, item_id, fields in claimed:
+            try:
+                items.append(_outbox_item(_pairs(fields)))
+            except Exception as exc:  # e.g. a hash cut short: set aside, never blocking the others
+                await self._outbox_set_aside(_text(conversation_id), _text(item_id), exc)
+        return items
+
+    async def _outbox_set_aside(self, conversation_id: str, item_id: str, exc: Exception) -> None:
+        log.error("redis: outbox item %s set aside: its stored form cannot be read (%s)", item_id, type(exc).__name__)
+        keys = [_key("outbox", "item", item_id), _key("outbox", "heads"), _key("outbox", "conv", conversation_id)]
+        reason = f"set aside: its stored form cannot be read ({type(exc).__name__})"
+        args = [PREFIX, item_id, conversation_id, reason, int(RESOLVED_OUTBOX_KEPT.total_seconds())]
+        await self._script("outbox_set_aside", keys, args)
+        await self._script("set_delivery", [_key("e", item_id), _key("entry", item_id)],
+                           [PREFIX, item_id, _DELIVERY_CODES[Delivery.FAILED], str(Delivery.FAILED), "",
+                            int(PROVIDER_ID_KEPT.total_seconds())])  # fmt: skip
 
     @_guarded
     async def outbox_get(self, item_id: str) -> OutboxItem | None:
@@ -543,21 +567,29 @@ class RedisStore:
         return _outbox_item({_text(k): _text(v) for k, v in found.items()}) if found else None
 
     @_guarded
-    async def outbox_mark_sent(self, item_id: str, provider_message_id: str | None) -> bool:
+    async def outbox_renew(self, item_id: str, lease: datetime, until: datetime) -> bool:
+        keys = [_key("outbox", "item", item_id), _key("outbox", "heads")]
+        return bool(await self._script("outbox_renew", keys, [to_us(lease), to_us(until)]) == 1)
+
+    @_guarded
+    async def outbox_mark_sent(
+        self, item_id: str, provider_message_id: str | None, *, lease: datetime | None = None
+    ) -> bool:
         field = "" if provider_message_id is None else "pmid"
-        return await self._resolve(item_id, OutboxStatus.SENT, field, provider_message_id or "", Delivery.SENT)
+        return await self._resolve(item_id, OutboxStatus.SENT, field, provider_message_id or "", Delivery.SENT, lease)
 
     @_guarded
     async def outbox_reschedule(
-        self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str, parts_sent: int = 0
+        self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str, parts_sent: int = 0, *,
+        lease: datetime | None = None,
     ) -> bool:
         keys = [_key("outbox", "item", item_id), _key("outbox", "heads")]
-        args = [PREFIX, item_id, to_us(next_attempt_at), attempts, last_error, parts_sent]
+        args = [PREFIX, item_id, to_us(next_attempt_at), attempts, last_error, parts_sent, _fence(lease)]
         return bool(await self._script("outbox_reschedule", keys, args) == 1)
 
     @_guarded
-    async def outbox_mark_failed(self, item_id: str, reason: str) -> bool:
-        return await self._resolve(item_id, OutboxStatus.FAILED, "last_error", reason, Delivery.FAILED)
+    async def outbox_mark_failed(self, item_id: str, reason: str, *, lease: datetime | None = None) -> bool:
+        return await self._resolve(item_id, OutboxStatus.FAILED, "last_error", reason, Delivery.FAILED, lease)
 
     @_guarded
     async def outbox_oldest_pending(self) -> datetime | None:
@@ -573,12 +605,14 @@ class RedisStore:
             created = [int(value) for value in await pipe.execute() if value is not None]
         return from_us(min(created)) if created else None
 
-    async def _resolve(self, item_id: str, status: OutboxStatus, field: str, value: str, delivery: Delivery) -> bool:
+    async def _resolve(
+        self, item_id: str, status: OutboxStatus, field: str, value: str, delivery: Delivery, lease: datetime | None
+    ) -> bool:
         keys = [_key("outbox", "item", item_id), _key("outbox", "heads"), _key("e", item_id), _key("entry", item_id)]
         kept = int((SENT_OUTBOX_KEPT if status == OutboxStatus.SENT else RESOLVED_OUTBOX_KEPT).total_seconds())
         provider_id = value if field == "pmid" else ""
         args = [PREFIX, item_id, str(status), field, value, kept, str(delivery), provider_id,
-                _DELIVERY_CODES[delivery], int(PROVIDER_ID_KEPT.total_seconds())]  # fmt: skip
+                _DELIVERY_CODES[delivery], int(PROVIDER_ID_KEPT.total_seconds()), _fence(lease)]  # fmt: skip
         return bool(await self._script("outbox_resolve", keys, args) == 1)
 
     # The inbox
@@ -613,22 +647,29 @@ class RedisStore:
         args = [PREFIX, item_id, to_us(next_attempt_at), attempts]
         return bool(await self._script("inbox_retry", keys, args) == 1)
 
+    @_guarded
+    async def inbox_set_aside(self, item_id: str, at: datetime) -> bool:
+        keys = [_key("inbox", "item", item_id), _key("inbox", "heads"), _key("inbox", "aside", item_id),
+                _key("inbox", "aside")]  # fmt: skip
+        return bool(await self._script("inbox_set_aside", keys, [PREFIX, item_id, to_us(at)]) == 1)
+
+    @_guarded
+    async def inbox_set_aside_count(self) -> int:
+        return int(await self._redis.zcard(_key("inbox", "aside")))
+
     # Timers
 
     @_holdable
     async def set_timer(self, conversation_id: str, kind: TimerKind, due_at: datetime) -> None:
         member = _timer_member(conversation_id, kind)
 
-        def queue(pipe: Pipeline) -> None:
-            pipe.zadd(_key("timers"), {member: to_us(due_at)})
-            pipe.sadd(_key("timers", conversation_id), member)
-
-        await self._write(queue)
+        await self._write(lambda pipe: pipe.zadd(_key("timers"), {member: to_us(due_at)}))
 
     @_holdable
     async def cancel_timers(self, conversation_id: str, kind: TimerKind | None = None) -> None:
+        """Every kind is known (``TimerKind``): no per-conversation index of its timers is kept."""
         keys = [_key("timers"), _key("timers", conversation_id)]
-        members = [] if kind is None else [_timer_member(conversation_id, kind)]
+        members = [_timer_member(conversation_id, k) for k in ([kind] if kind is not None else list(TimerKind))]
         await self._write(lambda pipe: _eval(pipe, "cancel_timers", keys, members))
 
     @_guarded
@@ -639,6 +680,11 @@ class RedisStore:
         pairs: list[tuple[str, float]] = list(found)  # type: ignore[arg-type]  # withscores=True gives pairs
         timers = (_timer(member, score) for member, score in pairs)
         return [timer for timer in timers if timer is not None]
+
+    @_guarded
+    async def timer_postpone(self, timer: Timer, until: datetime) -> bool:
+        args = [_timer_member(timer.conversation_id, timer.kind), to_us(timer.due_at), to_us(until)]
+        return bool(await self._script("timer_postpone", [_key("timers")], args) == 1)
 
     @_guarded
     async def timer_done(self, timer: Timer) -> bool:
@@ -863,6 +909,11 @@ def _entry(entry_id: str, value: str) -> TranscriptEntry:
 
 def _old_entry(entry_id: str, found: dict[str, str]) -> TranscriptEntry:
     return decode_entry_data(entry_id, found["data"], Delivery(found["delivery"]), found.get("pmid"))
+
+
+def _fence(lease: datetime | None) -> str:
+    """The lease end a caller holds, as the scripts compare it (µs), or '' for no condition."""
+    return "" if lease is None else str(to_us(lease))
 
 
 def _outbox_item(found: dict[str, str]) -> OutboxItem:

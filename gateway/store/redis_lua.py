@@ -133,9 +133,13 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
 
-# KEYS: item, conversation's pending ids, heads, sequence. ARGV: id, conversation, payload, created, next.
+# KEYS: item, conversation's pending ids, heads, sequence, its transcript entry. ARGV: id, conversation, payload,
+# created, next. An id already put is ignored: pending or kept failed (the item), or sent (the item is deleted once
+# sent when its transcript entry records the send: that entry, no longer pending, is the mark then).
 _OUTBOX_PUT = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local entry = redis.call('GET', KEYS[5])
+if entry and string.sub(entry, 1, 1) ~= 'p' then return 0 end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'conv', ARGV[2], 'payload', ARGV[3], 'created_us', ARGV[4],
            'next_us', ARGV[5], 'attempts', 0, 'status', 'pending')
 redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[4]), ARGV[1])
@@ -143,8 +147,9 @@ if redis.call('ZCARD', KEYS[2]) == 1 then redis.call('ZADD', KEYS[3], ARGV[5], A
 return 1
 """
 
-# KEYS: heads. ARGV: prefix, now µs, limit, lease end µs. Returns each claimed item's fields (HGETALL), so a
-# claim is never left without its caller knowing the items it claimed.
+# KEYS: heads. ARGV: prefix, now µs, limit, lease end µs. Returns each claimed item as {conversation, id, its
+# fields (HGETALL)}, so a claim is never left without its caller knowing the items it claimed, even one whose
+# fields it cannot read (set aside then, by ``outbox_set_aside``).
 _OUTBOX_DUE = """
 local ids = {}
 for _, conv in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])) do
@@ -152,7 +157,7 @@ for _, conv in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIM
   if head then
     redis.call('ZADD', KEYS[1], ARGV[4], conv)
     redis.call('HSET', ARGV[1] .. 'outbox:item:' .. head, 'next_us', ARGV[4])
-    table.insert(ids, redis.call('HGETALL', ARGV[1] .. 'outbox:item:' .. head))
+    table.insert(ids, {conv, head, redis.call('HGETALL', ARGV[1] .. 'outbox:item:' .. head)})
   else
     redis.call('ZREM', KEYS[1], conv)
   end
@@ -160,22 +165,38 @@ end
 return ids
 """
 
+# KEYS: item, heads. ARGV: the lease end the caller holds (µs), the new end. Refused once claimed again since.
+_OUTBOX_RENEW = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'pending' or redis.call('HGET', KEYS[1], 'next_us') ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'next_us', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[2], redis.call('HGET', KEYS[1], 'conv'))
+return 1
+"""
+
 # KEYS: item, heads, transcript entry, its hash in the layout before. ARGV: prefix, id, status, field or '', value,
-# seconds kept, the entry's delivery, provider id or '', the delivery's code, seconds the provider id is kept. The
-# entry shows the result in the same step (never sent but shown pending). A sent item keeps no payload (the
-# transcript has the text): what is left tells it was sent, until it expires.
+# seconds kept, the entry's delivery, provider id or '', the delivery's code, seconds the provider id is kept, the
+# lease end the caller holds (µs) or '' (then unfenced). The entry shows the result in the same step (never sent but
+# shown pending). A sent item keeps no payload (the transcript has the text): what is left tells it was sent, until
+# it expires.
 _OUTBOX_RESOLVE = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end
+if ARGV[11] ~= '' and redis.call('HGET', KEYS[1], 'next_us') ~= ARGV[11] then return 0 end
 local conv = redis.call('HGET', KEYS[1], 'conv')
 redis.call('HSET', KEYS[1], 'status', ARGV[3])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], ARGV[4], ARGV[5]) end
-if ARGV[3] == 'sent' then  -- rebuilt without the payload: a small hash takes Redis's compact encoding again
+if ARGV[3] == 'sent' and redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('DEL', KEYS[1])  -- its transcript entry records the send (below): the mark ``outbox_put`` reads
+elseif ARGV[3] == 'sent' then  -- rebuilt without the payload: a small hash takes Redis's compact encoding again
   local f = {'id', 'conv', 'created_us', 'next_us', 'attempts', 'status', 'pmid', 'parts_sent'}
   local v = redis.call('HMGET', KEYS[1], unpack(f))
   redis.call('DEL', KEYS[1])
   for i = 1, #f do if v[i] then redis.call('HSET', KEYS[1], f[i], v[i]) end end
+  redis.call('EXPIRE', KEYS[1], ARGV[6])
+else
+  redis.call('EXPIRE', KEYS[1], ARGV[6])
 end
-redis.call('EXPIRE', KEYS[1], ARGV[6])
 local pending = ARGV[1] .. 'outbox:conv:' .. conv
 redis.call('ZREM', pending, ARGV[2])
 local head = redis.call('ZRANGE', pending, 0, 0)[1]
@@ -203,9 +224,26 @@ end
 return 1
 """
 
-# KEYS: item, heads. ARGV: prefix, id, next µs, attempts, last error, parts sent (kept if larger).
+# KEYS: item, heads, the conversation's pending ids. ARGV: prefix, id, conversation, reason, seconds kept. An item
+# whose stored fields cannot be read: failed (kept a while for an operator), out of its conversation's line.
+_OUTBOX_SET_ASIDE = """
+redis.call('HSET', KEYS[1], 'status', 'failed', 'last_error', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('ZREM', KEYS[3], ARGV[2])
+local head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+if head then
+  redis.call('ZADD', KEYS[2], redis.call('HGET', ARGV[1] .. 'outbox:item:' .. head, 'next_us') or '0', ARGV[3])
+else
+  redis.call('ZREM', KEYS[2], ARGV[3])
+end
+return 1
+"""
+
+# KEYS: item, heads. ARGV: prefix, id, next µs, attempts, last error, parts sent (kept if larger), the lease end
+# the caller holds (µs) or ''.
 _OUTBOX_RESCHEDULE = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end
+if ARGV[7] ~= '' and redis.call('HGET', KEYS[1], 'next_us') ~= ARGV[7] then return 0 end
 redis.call('HSET', KEYS[1], 'next_us', ARGV[3], 'attempts', ARGV[4], 'last_error', ARGV[5])
 if tonumber(ARGV[6]) > tonumber(redis.call('HGET', KEYS[1], 'parts_sent') or '0') then
   redis.call('HSET', KEYS[1], 'parts_sent', ARGV[6])
@@ -217,13 +255,16 @@ end
 return 1
 """
 
-# KEYS: timers, the conversation's timer members. ARGV: the member to cancel, or none for all.
+# KEYS: timers, the conversation's timer members as an earlier layout kept them. ARGV: the members to cancel
+# (every kind's for all); with all of them, the members of the earlier index go too.
 _CANCEL_TIMERS = """
-local members = ARGV
-if #ARGV == 0 then members = redis.call('SMEMBERS', KEYS[2]) end
-for _, member in ipairs(members) do
+for _, member in ipairs(ARGV) do
   redis.call('ZREM', KEYS[1], member)
   redis.call('SREM', KEYS[2], member)
+end
+if #ARGV > 1 then
+  for _, member in ipairs(redis.call('SMEMBERS', KEYS[2])) do redis.call('ZREM', KEYS[1], member) end
+  redis.call('DEL', KEYS[2])
 end
 return 1
 """
@@ -234,6 +275,14 @@ local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not due or tonumber(due) ~= tonumber(ARGV[2]) then return 0 end
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+"""
+
+# KEYS: timers. ARGV: member, due µs as read, new due µs.
+_TIMER_POSTPONE = """
+local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not due or tonumber(due) ~= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 return 1
 """
 
@@ -300,6 +349,24 @@ end
 return 1
 """
 
+# KEYS: item, heads, set-aside item, set-aside index. ARGV: prefix, id, set aside at µs. The item leaves its
+# sender's line (as ``inbox_done``) and is kept under another key, indexed by when it was set aside.
+_INBOX_SET_ASIDE = """
+local sender_key = redis.call('HGET', KEYS[1], 'sender')
+if not sender_key then return 0 end
+redis.call('RENAME', KEYS[1], KEYS[3])
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
+local sender = ARGV[1] .. 'inbox:sender:' .. sender_key
+redis.call('ZREM', sender, ARGV[2])
+local head = redis.call('ZRANGE', sender, 0, 0)[1]
+if head then
+  redis.call('ZADD', KEYS[2], redis.call('HGET', ARGV[1] .. 'inbox:item:' .. head, 'next_us'), sender_key)
+else
+  redis.call('ZREM', KEYS[2], sender_key)
+end
+return 1
+"""
+
 # KEYS: item, heads. ARGV: prefix, id, next µs, attempts.
 _INBOX_RETRY = """
 local sender_key = redis.call('HGET', KEYS[1], 'sender')
@@ -322,14 +389,18 @@ SCRIPTS = {
     "update_listener": _UPDATE_LISTENER,
     "outbox_put": _OUTBOX_PUT,
     "outbox_due": _OUTBOX_DUE,
+    "outbox_renew": _OUTBOX_RENEW,
+    "outbox_set_aside": _OUTBOX_SET_ASIDE,
     "outbox_resolve": _OUTBOX_RESOLVE,
     "outbox_reschedule": _OUTBOX_RESCHEDULE,
     "cancel_timers": _CANCEL_TIMERS,
     "timer_done": _TIMER_DONE,
+    "timer_postpone": _TIMER_POSTPONE,
     "claim": _CLAIM,
     "inbox_put": _INBOX_PUT,
     "inbox_due": _INBOX_DUE,
     "inbox_done": _INBOX_DONE,
     "inbox_retry": _INBOX_RETRY,
+    "inbox_set_aside": _INBOX_SET_ASIDE,
     "unlock": _UNLOCK,
 }

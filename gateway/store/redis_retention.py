@@ -20,6 +20,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from gateway.conversation import Status
+from gateway.store import TimerKind
 
 PREFIX = "hg:"
 SCAN_COUNT = 1000
@@ -60,7 +61,8 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
     found: list[Any] = await client.zrange(_key("outbox", "conv", conversation_id), 0, -1)
     pending = [_text(i) for i in found]
     resolved = await _resolved_items(client, conversation_id)
-    timers = [_text(m) for m in await client.smembers(_key("timers", conversation_id))]
+    timers = [*{_text(m) for m in await client.smembers(_key("timers", conversation_id))},  # the layout before
+              *(json.dumps([conversation_id, kind.value]) for kind in TimerKind)]  # fmt: skip
     raw_entry = await client.hget(_key("queue", "entries"), conversation_id)
     queue_entry = json.loads(raw_entry) if raw_entry else None
     listed: list[Any] = await client.zrange(_key("notices", conversation_id), 0, -1) if erase else []

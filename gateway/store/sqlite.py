@@ -110,6 +110,9 @@ CREATE TABLE IF NOT EXISTS inbox (
     payload TEXT NOT NULL, received_us INTEGER NOT NULL, next_us INTEGER NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS inbox_sender ON inbox (sender_key, seq);
+CREATE TABLE IF NOT EXISTS inbox_aside (
+    id TEXT PRIMARY KEY, sender_key TEXT NOT NULL, payload TEXT NOT NULL, received_us INTEGER NOT NULL,
+    attempts INTEGER NOT NULL, at_us INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS timers (
     conversation_id TEXT NOT NULL, kind TEXT NOT NULL, due_us INTEGER NOT NULL,
     PRIMARY KEY (conversation_id, kind));
@@ -561,24 +564,33 @@ class SqliteStore:
         rows = await self._select(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id = ?", (item_id,))
         return _outbox_item(rows[0]) if rows else None
 
-    async def outbox_mark_sent(self, item_id: str, provider_message_id: str | None) -> bool:
-        return await self._resolve(
-            item_id, "status = 'sent', provider_message_id = ?, payload = '{}'", provider_message_id, Delivery.SENT,
-            provider_message_id,
-        )  # the payload (recipient, text) is dropped once sent, as on Redis: the transcript keeps the text
-
-    async def outbox_reschedule(
-        self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str, parts_sent: int = 0
-    ) -> bool:
+    async def outbox_renew(self, item_id: str, lease: datetime, until: datetime) -> bool:
         changed = await self._change(
-            "UPDATE outbox SET next_us = ?, attempts = ?, last_error = ?, parts_sent = MAX(parts_sent, ?)"
-            " WHERE id = ? AND status = 'pending'",
-            (to_us(next_attempt_at), attempts, last_error, parts_sent, item_id),
+            "UPDATE outbox SET next_us = ? WHERE id = ? AND status = 'pending' AND next_us = ?",
+            (to_us(until), item_id, to_us(lease)),
         )
         return changed == 1
 
-    async def outbox_mark_failed(self, item_id: str, reason: str) -> bool:
-        return await self._resolve(item_id, "status = 'failed', last_error = ?", reason, Delivery.FAILED, None)
+    async def outbox_mark_sent(
+        self, item_id: str, provider_message_id: str | None, *, lease: datetime | None = None
+    ) -> bool:
+        assignments = "status = 'sent', provider_message_id = ?, payload = '{}'"  # dropped, as on Redis
+        return await self._resolve(item_id, assignments, provider_message_id, Delivery.SENT, provider_message_id, lease)
+
+    async def outbox_reschedule(
+        self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str, parts_sent: int = 0, *,
+        lease: datetime | None = None,
+    ) -> bool:
+        fence, held = _fence(lease)
+        changed = await self._change(
+            "UPDATE outbox SET next_us = ?, attempts = ?, last_error = ?, parts_sent = MAX(parts_sent, ?)"
+            f" WHERE id = ? AND status = 'pending'{fence}",
+            (to_us(next_attempt_at), attempts, last_error, parts_sent, item_id, *held),
+        )
+        return changed == 1
+
+    async def outbox_mark_failed(self, item_id: str, reason: str, *, lease: datetime | None = None) -> bool:
+        return await self._resolve(item_id, "status = 'failed', last_error = ?", reason, Delivery.FAILED, None, lease)
 
     async def outbox_oldest_pending(self) -> datetime | None:
         rows = await self._select("SELECT MIN(created_us) AS oldest FROM outbox WHERE status = 'pending'", ())
@@ -586,14 +598,16 @@ class SqliteStore:
         return None if oldest is None else from_us(oldest)
 
     async def _resolve(
-        self, item_id: str, assignments: str, value: str | None, delivery: Delivery, provider_id: str | None
+        self, item_id: str, assignments: str, value: str | None, delivery: Delivery, provider_id: str | None,
+        lease: datetime | None,
     ) -> bool:
         """Resolve the item and show it on its transcript entry, in one transaction."""
+        fence, held = _fence(lease)
 
         def work(conn: sqlite3.Connection) -> bool:
             with _writing(conn):
-                sql = f"UPDATE outbox SET {assignments} WHERE id = ? AND status = 'pending'"
-                if conn.execute(sql, (value, item_id)).rowcount != 1:
+                sql = f"UPDATE outbox SET {assignments} WHERE id = ? AND status = 'pending'{fence}"
+                if conn.execute(sql, (value, item_id, *held)).rowcount != 1:
                     return False
                 conn.execute(
                     "UPDATE transcript SET delivery = ?, provider_message_id = COALESCE(?, provider_message_id)"
@@ -644,6 +658,23 @@ class SqliteStore:
         )
         return changed == 1
 
+    async def inbox_set_aside(self, item_id: str, at: datetime) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            with _writing(conn):
+                moved = conn.execute(
+                    "INSERT OR IGNORE INTO inbox_aside (id, sender_key, payload, received_us, attempts, at_us)"
+                    " SELECT id, sender_key, payload, received_us, attempts, ? FROM inbox WHERE id = ?",
+                    (to_us(at), item_id),
+                ).rowcount
+                conn.execute("DELETE FROM inbox WHERE id = ?", (item_id,))
+                return moved == 1
+
+        return await self._run(work)
+
+    async def inbox_set_aside_count(self) -> int:
+        rows = await self._select("SELECT COUNT(*) AS n FROM inbox_aside", ())
+        return int(rows[0]["n"])
+
     # Timers
 
     async def set_timer(self, conversation_id: str, kind: TimerKind, due_at: datetime) -> None:
@@ -665,6 +696,13 @@ class SqliteStore:
         )
         timers = (Timer.read(row["conversation_id"], row["kind"], from_us(row["due_us"])) for row in rows)
         return [timer for timer in timers if timer is not None]
+
+    async def timer_postpone(self, timer: Timer, until: datetime) -> bool:
+        changed = await self._change(
+            "UPDATE timers SET due_us = ? WHERE conversation_id = ? AND kind = ? AND due_us = ?",
+            (to_us(until), timer.conversation_id, timer.kind, to_us(timer.due_at)),
+        )
+        return changed == 1
 
     async def timer_done(self, timer: Timer) -> bool:
         changed = await self._change(
@@ -924,6 +962,11 @@ def _listener(row: sqlite3.Row) -> Listener:
         capacity=row["capacity"],
         created_at=None if created is None else from_us(created),
     )
+
+
+def _fence(lease: datetime | None) -> tuple[str, tuple[int, ...]]:
+    """The condition (and its parameter) that the item is still under the claim that ends at ``lease``."""
+    return ("", ()) if lease is None else (" AND next_us = ?", (to_us(lease),))
 
 
 def _outbox_item(row: sqlite3.Row, next_us: int | None = None) -> OutboxItem:

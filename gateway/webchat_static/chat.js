@@ -466,6 +466,9 @@
       state.lang = state.lang === "fr" ? "en" : "fr";
       try { localStorage.setItem(LANG_KEY, state.lang); } catch (e) { /* ignore */ }
       applyTexts();
+      if (state.ws && state.ws.readyState === WebSocket.OPEN) {  // the bot follows from the next message on
+        state.ws.send(JSON.stringify({ type: "language", language: state.lang }));
+      }
     });
     document.addEventListener("keydown", function (event) {  // Escape twice within 2 s: quick exit
       if (event.key !== "Escape") { state.escapes = 0; return; }

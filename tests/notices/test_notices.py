@@ -7,11 +7,12 @@ import asyncio
 import json
 from typing import Any
 
+import aiohttp
 from aiohttp.test_utils import TestClient
 
 from gateway.app import STORE
 from gateway.testing import FakeGraphAPI, messenger_body, messenger_message, signed_messenger
-from tests.conftest import Clock
+from tests.conftest import PASSWORD, Clock, add_listener
 from tests.notices.conftest import MESSENGER_SECRET
 from tests.notices.smtp_server import SmtpServer
 from tests.test_webchat import WALK_TO_QUEUE, hello, receive_until, say
@@ -243,3 +244,24 @@ async def test_two_listeners_sending_at_once_send_one_email(app: Client, graph: 
     assert sorted(a.status for a in answers) == [200, 409, 409]
     await smtp.inbox.wait(1)
     assert len(smtp.inbox.received) == 1
+
+
+async def test_a_listener_sees_and_acts_on_the_notices_of_the_conversations_they_see_only(
+    app: Client, graph: FakeGraphAPI, smtp: SmtpServer
+) -> None:
+    conversation = await messenger_says(app, "bonjour")  # still in the bot: anne, a supervisor, files a notice
+    created = await create(app, conversation, locations=["https://www.instagram.com/p/Walled/"])
+    notice = (await created.json())["notices"][0]["id"]
+    await add_listener(app, "bob")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as bob:
+        login = await bob.post(app.make_url("/api/session"), json={"name": "bob", "password": PASSWORD})
+        assert login.status == 200
+        listed = await (await bob.get(app.make_url("/api/notices"))).json()
+        assert notice not in [n["id"] for n in listed["notices"]]  # not a conversation bob sees
+        for method, path in (("POST", f"/api/notices/{notice}/send"), ("POST", f"/api/notices/{notice}/filed"),
+                             ("POST", f"/api/notices/{notice}/status"), ("GET", f"/api/notices/{notice}/evidence/0")):
+            answer = await bob.request(method, app.make_url(path), json={"status": "removed"})
+            assert answer.status == 403, (path, await answer.text())
+    listed = await (await app.get("/api/notices")).json()
+    assert notice in [n["id"] for n in listed["notices"]]  # the supervisor sees every notice
+    assert smtp.inbox.received == []  # nothing was sent on bob's word

@@ -270,6 +270,17 @@ async def test_an_inbox_lease_lapses_and_a_retry_waits(store: Store) -> None:
     assert [(i.id, i.attempts) for i in retried] == [("a1", 1)]
 
 
+async def test_an_inbox_item_set_aside_is_kept_and_lets_the_next_ones_through(store: Store) -> None:
+    await store.inbox_put([inboxed("a1", "A"), inboxed("a2", "A")])
+    [failing] = await store.inbox_due(T0, 10)
+    assert await store.inbox_set_aside_count() == 0
+    assert await store.inbox_set_aside(failing.id, T0) and not await store.inbox_set_aside(failing.id, T0)
+    assert await store.inbox_set_aside_count() == 1  # kept, never dropped
+    assert [i.id for i in await store.inbox_due(T0, 10)] == ["a2"]  # the sender's next message goes on
+    assert await store.inbox_done("a2") and not await store.inbox_waiting("A")
+    assert await store.inbox_set_aside_count() == 1
+
+
 async def test_a_large_batch_goes_into_the_inbox_in_one_step(store: Store) -> None:
     await store.inbox_put([inboxed(f"m{n}", f"S{n % 50}") for n in range(2000)])
     heads = await store.inbox_due(T0, 100)
@@ -465,6 +476,17 @@ async def test_the_outbox_result_shows_on_the_transcript_entry_in_the_same_step(
     assert found is not None and found.id == "c1-e1"
 
 
+async def test_an_outbox_item_sent_is_never_put_again(store: Store) -> None:
+    await store.append_transcript(entry("c1", 1))
+    await store.outbox_put(outbound("c1-e1", "c1"))
+    await store.outbox_put(outbound("lone", "c2"))  # no transcript entry (a notice to a refused sender, say)
+    assert sorted(i.id for i in await store.outbox_due(T0, 10)) == ["c1-e1", "lone"]
+    assert await store.outbox_mark_sent("c1-e1", "m.1") and await store.outbox_mark_sent("lone", "m.2")
+    await store.outbox_put(outbound("c1-e1", "c1"))  # a message reprocessed after a crash puts its replies again
+    await store.outbox_put(outbound("lone", "c2"))
+    assert await store.outbox_due(minutes(1), 10) == []
+
+
 async def test_outbox_respects_next_attempt_and_limit(store: Store) -> None:
     await store.outbox_put(outbound("later", "A", next_attempt_at=minutes(5)))
     for n in range(3):
@@ -506,6 +528,26 @@ async def test_outbox_lease_expires_for_a_dead_worker(store: Store) -> None:
     assert [i.id for i in await store.outbox_due(T0, 10, lease_seconds=30)] == ["a1"]
     assert await store.outbox_due(T0 + timedelta(seconds=29), 10) == []
     assert [i.id for i in await store.outbox_due(T0 + timedelta(seconds=30), 10)] == ["a1"]
+
+
+async def test_outbox_lease_is_renewed_and_fences_a_holder_that_lost_it(store: Store) -> None:
+    await store.outbox_put(outbound("a1", "A"))
+    [held] = await store.outbox_due(T0, 10, lease_seconds=30)
+    assert held.next_attempt_at is not None
+    renewed = T0 + timedelta(seconds=40)
+    assert await store.outbox_renew("a1", held.next_attempt_at, renewed)  # a send still in flight
+    assert await store.outbox_due(T0 + timedelta(seconds=35), 10) == []  # the renewed lease runs
+    [taken] = await store.outbox_due(renewed, 10, lease_seconds=30)  # lapsed: another worker claims it
+    assert taken.next_attempt_at == renewed + timedelta(seconds=30)
+    # The first holder's lease is gone: it can neither extend nor record what the new holder sends.
+    assert not await store.outbox_renew("a1", renewed, minutes(5))
+    assert not await store.outbox_reschedule("a1", minutes(5), 1, "HTTP 503", lease=renewed)
+    assert not await store.outbox_mark_failed("a1", "refused", lease=renewed)
+    assert not await store.outbox_mark_sent("a1", "m.first", lease=renewed)
+    assert await store.outbox_mark_sent("a1", "m.second", lease=taken.next_attempt_at)
+    sent = await store.outbox_get("a1")
+    assert sent is not None and (sent.status, sent.provider_message_id) == (OutboxStatus.SENT, "m.second")
+    assert not await store.outbox_renew("a1", taken.next_attempt_at, minutes(6))  # resolved: nothing to renew
 
 
 async def test_outbox_failure_moves_on_and_is_recorded(store: Store) -> None:
@@ -624,6 +666,23 @@ async def test_timer_done_removes_only_what_was_read(store: Store) -> None:
     [rearmed] = await store.due_timers(minutes(15))
     assert await store.timer_done(rearmed) and not await store.timer_done(rearmed)
     assert await store.due_timers(minutes(60)) == []
+
+
+async def test_a_timer_postponed_once_by_its_handler_stays_armed_until_done(store: Store) -> None:
+    await store.set_timer("c1", TimerKind.BOT_REMINDER, minutes(5))
+    [timer] = await store.due_timers(minutes(5))
+    retry = Timer("c1", TimerKind.BOT_REMINDER, minutes(6))
+    assert await store.timer_postpone(timer, retry.due_at)
+    assert not await store.timer_postpone(timer, minutes(7))  # one handler: the others see it moved
+    assert await store.due_timers(minutes(5)) == []
+    assert await store.due_timers(minutes(6)) == [retry]  # its handling failed or died: retried then
+    assert await store.timer_done(retry) and await store.due_timers(minutes(60)) == []
+    await store.set_timer("c1", TimerKind.BOT_REMINDER, minutes(10))
+    [again] = await store.due_timers(minutes(10))
+    assert await store.timer_postpone(again, minutes(11))
+    await store.set_timer("c1", TimerKind.BOT_REMINDER, minutes(30))  # the handler re-armed it
+    assert not await store.timer_done(Timer("c1", TimerKind.BOT_REMINDER, minutes(11)))
+    assert await store.due_timers(minutes(30)) == [Timer("c1", TimerKind.BOT_REMINDER, minutes(30))]
 
 
 async def test_a_timer_of_a_kind_this_version_does_not_know_is_left_for_one_that_does(store: Store) -> None:

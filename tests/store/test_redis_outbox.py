@@ -1,0 +1,50 @@
+"""An outbox hash Redis holds but this code cannot read (cut short by hand, written by a buggy version) is set
+aside, and every other conversation's messages, and its own conversation's next ones, keep being handed out."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import pytest
+import redis
+
+from gateway.store import Author, Delivery, OutboxItem, TranscriptEntry, open_store
+
+pytestmark = pytest.mark.redis
+
+T0 = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
+
+
+async def test_a_corrupt_outbox_item_is_set_aside_and_the_others_flow(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushdb()
+    store = await open_store(redis_url)
+    try:
+        for item_id, conversation in (("a1", "A"), ("a2", "A"), ("b1", "B")):
+            await store.append_transcript(TranscriptEntry(item_id, conversation, T0, Author.BOT, "bonjour"))
+            await store.outbox_put(OutboxItem(item_id, conversation, {"text": "bonjour"}, T0))
+        client.hdel("hg:outbox:item:a1", "created_us")  # the hash cut short
+        client.hset("hg:outbox:item:a1", "attempts", "many")
+
+        due = await store.outbox_due(T0, 10)
+        assert [item.id for item in due] == ["b1"]  # the others flow
+        assert client.hget("hg:outbox:item:a1", "status") == "failed"
+        assert "set aside" in (client.hget("hg:outbox:item:a1", "last_error") or "")
+        assert client.ttl("hg:outbox:item:a1") > 0  # kept a while for an operator, then forgotten
+        [shown, *_] = await store.transcript("A")
+        assert shown.delivery is Delivery.FAILED  # the listener sees it was not sent
+        assert any("a1" in r.getMessage() and "set aside" in r.getMessage() for r in caplog.records)
+
+        assert [item.id for item in await store.outbox_due(T0, 10)] == ["a2"]  # its conversation goes on
+        assert await store.outbox_mark_sent("a2", "m.a2") and await store.outbox_mark_sent("b1", "m.b1")
+        assert await store.outbox_due(T0, 10) == []
+        assert client.exists("hg:outbox:item:a2") == 0  # sent and recorded on its entry: nothing else kept
+        await store.outbox_put(OutboxItem("a2", "A", {"text": "bonjour"}, T0))  # a reprocessing puts it again
+        assert await store.outbox_due(T0, 10) == []  # never sent twice
+    finally:
+        client.close()
+        await store.close()
+    assert logging.ERROR in {r.levelno for r in caplog.records}
