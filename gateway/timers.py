@@ -42,6 +42,7 @@ from gateway.flows.lifecycle import Trigger
 from gateway.flowset import FlowSet
 from gateway.language import language_of
 from gateway.messages import Reply
+from gateway.metrics import Metrics
 from gateway.store import (
     Author,
     BatchStore,
@@ -68,9 +69,10 @@ class TimersRoles(TimerStore, LockStore, ConversationStore, QueueStore, BatchSto
 
 class Timers:
     def __init__(
-        self, dispatcher: Dispatcher, store: TimersRoles, flows: FlowSet, *, clock: Clock, poll_seconds: float = 1.0
-    ) -> None:
-        self.dispatcher, self.store, self.flows, self.clock = dispatcher, store, flows, clock
+        self, dispatcher: Dispatcher, store: TimersRoles, flows: FlowSet, metrics: Metrics, *, clock: Clock,
+        poll_seconds: float = 1.0,
+    ) -> None:  # fmt: skip
+        self.dispatcher, self.store, self.flows, self.metrics, self.clock = dispatcher, store, flows, metrics, clock
         self.poll_seconds = poll_seconds
         self._failures: dict[tuple[str, TimerKind], int] = {}  # (conversation, kind) → failed handlings in a row
 
@@ -106,7 +108,7 @@ class Timers:
                 fired = await self._fire_saved(timer)
             except Exception as exc:
                 self._failures[key] = failures + 1
-                self.dispatcher.metrics.timer_failures.labels(timer.kind).inc()
+                self.metrics.timer_failures.labels(timer.kind).inc()
                 log.error("timers: %s %s failed (%s at %s); again in %.0f s", timer.conversation_id, timer.kind,
                           type(exc).__name__, where(exc), delay)  # fmt: skip
                 if isinstance(exc, StoreError):
