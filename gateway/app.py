@@ -50,7 +50,7 @@ from gateway.gate import Gate
 from gateway.inbox import Inbox
 from gateway.keyed import KeyedHash
 from gateway.mailer import Mailer
-from gateway.messages import ChannelName
+from gateway.messages import ChannelName, Departure
 from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.notices.api import CaseworkAPI
 from gateway.notices.inbound import InboundReferrals
@@ -124,10 +124,10 @@ async def create_app(
     outbox = Outbox(store, channels.senders, clock=clock, poll_seconds=worker_poll_seconds, metrics=metrics,
                     base_delay=settings.outbox_base_delay, max_attempts=settings.outbox_max_attempts,
                     lease_seconds=settings.outbox_lease_seconds,
-                    on_recipient_gone=lambda gone: leaving.blocked(dispatcher, gone, clock()))  # fmt: skip
+                    on_recipient_gone=lambda gone: leaving.blocked(dispatcher, store, gone, clock()))  # fmt: skip
     outbox_ref.append(outbox)
-    timers = Timers(dispatcher, store, clock=clock, poll_seconds=worker_poll_seconds)
-    inbox = Inbox(store, dispatcher, clock=clock, batch=settings.inbox_batch, poll_seconds=worker_poll_seconds,
+    timers = Timers(dispatcher, store, flows, metrics, clock=clock, poll_seconds=worker_poll_seconds)
+    inbox = Inbox(store, dispatcher, metrics, clock=clock, batch=settings.inbox_batch, poll_seconds=worker_poll_seconds,
                   lease_seconds=math.ceil(2 * settings.inbound_claim_seconds))  # fmt: skip
     opened_counters = open_limit_storage(
         settings.store, max_connections=settings.redis_max_connections, pool_timeout=settings.redis_pool_timeout,
@@ -137,8 +137,9 @@ async def create_app(
     limits = RateLimits.from_settings(settings, counters, metrics)
     gate = Gate(store, flows, limits, keyed, metrics, clock=clock, on_outgoing=outbox.kick,
                 max_waiting_per_client=settings.max_waiting_per_client)  # fmt: skip
-    hub = WebChatHub(store, dispatcher, metrics, gate, clock=clock, address_header=settings.client_address_header)
-    actions = Actions(dispatcher, store, clock=clock)
+    hub = WebChatHub(store, dispatcher, flows, metrics, gate, clock=clock,
+                     address_header=settings.client_address_header)  # fmt: skip
+    actions = Actions(dispatcher, store, flows, clock=clock)
     # sessions run on real time, as the cookie's max-age does: not on the flow's (injectable) clock
     sessions = Sessions(store, settings.secret_key.get_secret_value(), utcnow)
     live = ConsoleEvents(store, sessions, sweep_seconds=worker_poll_seconds * 5)
@@ -160,9 +161,9 @@ async def create_app(
     fetchers[ChannelName.WEBCHAT] = uploads  # images sent from the web chat, kept in the store
     smtp_url = settings.smtp_url.get_secret_value()
     mailer = Mailer(smtp_url, settings.smtp_ca_file) if smtp_url else None
-    notices = Notices(dispatcher, store, fetchers, mailer, clock=clock, poll_seconds=worker_poll_seconds * 30)
+    notices = Notices(dispatcher, store, flows, fetchers, mailer, clock=clock, poll_seconds=worker_poll_seconds * 30)
     retention = Retention(store, flows, clock=clock, interval_seconds=settings.purge_interval_seconds)
-    eraser = Eraser(store, dispatcher, gate.sender_key, clock=clock)
+    eraser = Eraser(store, dispatcher, flows, gate.sender_key, clock=clock)
     dispatcher.eraser = lambda conversation, key: eraser.erase_person(
         conversation.channel, conversation.sender, "young person", "asked in the conversation", final_message=True,
         keep_seen=(key,),
@@ -187,13 +188,19 @@ async def create_app(
     app.on_cleanup.append(lambda _: _close_guards(workers))
     app.on_shutdown.append(_close_sockets(hub.open, api.open))
     _routes(app, settings, hub, api, flows, store, supervisor, reader)
-    app.add_routes(webhook_routes(channels, dispatcher, gate, inbox, clock=clock))
+
+    async def departed(departure: Departure) -> None:  # a provider's (un)block notice
+        await leaving.provider_says(dispatcher, store, departure, clock())
+
+    app.add_routes(webhook_routes(channels, dispatcher, gate, inbox, metrics, departed=departed))
     media = ConsoleMedia(store, fetchers)
     app.add_routes([
-        *ConsolePages(api).routes(), *Supervision(store, flows, presence, api, clock=clock).routes(),
-        *Safety(store, gate, api, eraser, clock=clock).routes(),
-        *CaseworkAPI(api, notices, Referrals(dispatcher, store, mailer, clock=clock), clock=clock).routes(),
-        *InboundReferrals(dispatcher, store, settings.partner_key_map(), settings.public_url, clock=clock).routes(),
+        *ConsolePages(api, store).routes(), *Supervision(store, flows, presence, api, clock=clock).routes(),
+        *Safety(store, dispatcher, flows, gate, api, eraser, clock=clock).routes(),
+        *CaseworkAPI(api, store, flows, notices, Referrals(dispatcher, store, flows, mailer, clock=clock),
+                     clock=clock).routes(),
+        *InboundReferrals(dispatcher, store, flows, settings.partner_key_map(), settings.public_url,
+                          clock=clock).routes(),
         web.get("/api/conversations/{id}/attachments/{n}", api.authed(media.attachment, wall=Sight.FULL)),
         web.post(uploads_path, uploads.upload),
     ])  # fmt: skip

@@ -21,16 +21,15 @@ from typing import Protocol
 import aiohttp
 from aiohttp import web
 
-from gateway import leaving
 from gateway.channels.base import Batch, Channel, Lifecycle, ReplyWindow, TypingIndicator
-from gateway.clock import Clock
 from gateway.conversation import Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import DeliveryError, WebhookError
 from gateway.events import Typing
 from gateway.gate import Gate
 from gateway.inbox import Inbox
-from gateway.messages import ChannelName
+from gateway.messages import ChannelName, Departure
+from gateway.metrics import Metrics
 from gateway.outbox import Sender
 from gateway.settings import Settings
 from gateway.store import ConversationStore, EventStore
@@ -40,6 +39,7 @@ log = logging.getLogger(__name__)
 
 Start = Callable[[], Awaitable[None]]
 Parse = Callable[[web.Request], Awaitable[Batch]]
+Departed = Callable[[Departure], Awaitable[None]]  # a provider says the young person (un)blocked the line
 
 
 @dataclass
@@ -139,23 +139,26 @@ class TypingRelay:
 
 
 def webhook_routes(
-    channels: Channels, dispatcher: Dispatcher, gate: Gate, inbox: Inbox, *, clock: Clock
+    channels: Channels, dispatcher: Dispatcher, gate: Gate, inbox: Inbox, metrics: Metrics, *, departed: Departed
 ) -> list[web.RouteDef]:
+    """The webhook routes of the channels that are on; ``departed`` is told of a provider's (un)block notice."""
     routes: list[web.RouteDef] = []
     for name, adapter in channels.adapters.items():
         path = f"/webhooks/{name.value}"
-        routes.append(web.post(path, _webhook(adapter, adapter.parse, dispatcher, gate, inbox, clock)))
+        routes.append(web.post(path, _webhook(adapter, adapter.parse, dispatcher, gate, inbox, metrics, departed)))
         verify = getattr(adapter, "verify", None)
         if verify is not None:  # Messenger's GET subscription handshake
             routes.append(web.get(path, verify))
         parse_status = getattr(adapter, "parse_status", None)
         if parse_status is not None:  # Twilio's delivery status callbacks
-            routes.append(web.post(path + "/status", _webhook(adapter, parse_status, dispatcher, gate, inbox, clock)))
+            status = _webhook(adapter, parse_status, dispatcher, gate, inbox, metrics, departed)
+            routes.append(web.post(path + "/status", status))
     return routes
 
 
 def _webhook(
-    adapter: Channel, parse: Parse, dispatcher: Dispatcher, gate: Gate, inbox: Inbox, clock: Clock
+    adapter: Channel, parse: Parse, dispatcher: Dispatcher, gate: Gate, inbox: Inbox, metrics: Metrics,
+    departed: Departed,
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         try:
@@ -164,7 +167,7 @@ def _webhook(
             log.info("%s webhook refused: %s", adapter.name.value, exc.__class__.__name__)
             return web.json_response({"error": exc.__class__.__name__, "message": str(exc)}, status=exc.status)
         if batch.too_old:
-            dispatcher.metrics.old_events.labels(adapter.name.value).inc(batch.too_old)
+            metrics.old_events.labels(adapter.name.value).inc(batch.too_old)
         async with inbox.turns(batch.inbound):  # one sender's webhooks in arrival order, from here on
             allowed = []
             for inbound in batch.inbound:
@@ -177,7 +180,7 @@ def _webhook(
         for receipt in batch.receipts:
             await dispatcher.handle_receipt(receipt)
         for departure in batch.departures:  # after the messages: a WhatsApp "STOP" is a message, then a departure
-            await leaving.provider_says(dispatcher, departure, clock())
+            await departed(departure)
         return adapter.acknowledge()
 
     return handle

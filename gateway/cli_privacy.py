@@ -19,15 +19,14 @@ from typing import TYPE_CHECKING
 from gateway.errors import GatewayError
 
 if TYPE_CHECKING:
-    from gateway.dispatcher import Dispatcher
+    from gateway.flowset import FlowSet
     from gateway.settings import Settings
     from gateway.store import Store
 
 ACTOR = "cli"
 
 
-def _dispatcher(settings: Settings, store: Store) -> Dispatcher:
-    from gateway.dispatcher import Dispatcher
+def _flows(settings: Settings) -> FlowSet:
     from gateway.errors import FlowValidationError
     from gateway.flowset import FlowSet
 
@@ -36,7 +35,7 @@ def _dispatcher(settings: Settings, store: Store) -> Dispatcher:
     if flows.current is None:
         problems = list(flows.last_reload.problems) if flows.last_reload else []
         raise FlowValidationError([*problems, f"{settings.flows} is not valid"])
-    return Dispatcher(store, flows)
+    return flows
 
 
 async def _open(settings: Settings) -> Store:
@@ -55,7 +54,7 @@ def _purge(args: argparse.Namespace) -> int:
     async def run() -> int:
         store = await _open(settings)
         try:
-            retention = Retention(store, _dispatcher(settings, store).flows, clock=lambda: datetime.now(UTC))
+            retention = Retention(store, _flows(settings), clock=lambda: datetime.now(UTC))
             purged = await retention.purge(datetime.now(UTC), dry_run=args.dry_run, actor=ACTOR)
         finally:
             await store.close()
@@ -68,6 +67,7 @@ def _purge(args: argparse.Namespace) -> int:
 
 
 def _erase(args: argparse.Namespace) -> int:
+    from gateway.dispatcher import Dispatcher
     from gateway.erasure import Eraser
     from gateway.keyed import KeyedHash
     from gateway.messages import ChannelName
@@ -86,7 +86,8 @@ def _erase(args: argparse.Namespace) -> int:
     async def run() -> int:
         store = await _open(settings)
         try:
-            eraser = Eraser(store, _dispatcher(settings, store), sender_key, clock=lambda: datetime.now(UTC))
+            flows = _flows(settings)
+            eraser = Eraser(store, Dispatcher(store, flows), flows, sender_key, clock=lambda: datetime.now(UTC))
             if args.conversation:
                 erased = await eraser.erase_conversation(args.conversation, ACTOR, "gateway erase")
                 if erased is None:

@@ -32,6 +32,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from gateway.clock import Clock, utcnow
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
@@ -44,9 +45,28 @@ from gateway.flows.reading import Reading, Risk
 from gateway.flows.risk import Flag
 from gateway.flowset import FlowSet
 from gateway.ids import derived_from, inbound_entry_id, inbound_key, new_id
+from gateway.language import language_of
 from gateway.messages import ChannelName, Choice, Inbound, Outbound, Receipt, Reply
 from gateway.metrics import Metrics
-from gateway.store import Author, ClaimState, Delivery, DoneMark, OutboxItem, Store, TimerKind, TranscriptEntry
+from gateway.store import (
+    Author,
+    BatchStore,
+    ClaimState,
+    ConversationStore,
+    DedupeStore,
+    Delivery,
+    DoneMark,
+    EventStore,
+    LockStore,
+    OutboxItem,
+    OutboxStore,
+    QueueStore,
+    RetentionStore,
+    TimerKind,
+    TimerStore,
+    TranscriptEntry,
+    TranscriptStore,
+)
 from gateway.store.codec import encode_outbound
 from gateway.supervisor import where
 from gateway.system_entries import system_text
@@ -61,11 +81,22 @@ CLAIM_SECONDS = 10.0
 """The default lease on an inbound message being processed (renewed every third of it while processing)."""
 ERASURE_QUESTION_MINUTES = 30  # the erasure question waits this long for its answer, then is forgotten
 
+class StatusRoles(TimerStore, QueueStore, RetentionStore, EventStore, Protocol):
+    """What entering a status does to the store (its timers, its place in the queue, the transcript's TTL)."""
+
+
+class DispatcherRoles(
+    ConversationStore, TranscriptStore, DedupeStore, QueueStore, OutboxStore, TimerStore, RetentionStore, EventStore,
+    LockStore, BatchStore, Protocol,
+):  # fmt: skip
+    """What the dispatcher needs of the store: no listeners, sessions, inbox, blocks, audit, casework or uploads."""
+
+
 @dataclass(frozen=True, slots=True)
 class StatusEffects:
     """The effects of entering a status (:class:`~gateway.flows.lifecycle.Effects`), on the store."""
 
-    store: Store
+    store: StatusRoles
     now: datetime
     retention_seconds: int = 30 * 24 * 3600  # flows.yaml retention.closed_days: the transcript's TTL once it ends
 
@@ -84,7 +115,7 @@ class StatusEffects:
 class Dispatcher:
     def __init__(
         self,
-        store: Store,
+        store: DispatcherRoles,
         flows: FlowSet,
         *,
         clock: Clock = utcnow,
@@ -250,7 +281,7 @@ class Dispatcher:
         if words is None or spec is None:
             return None
         asked, conversation.erase_asked_at = conversation.erase_asked_at, None
-        language = self.language(conversation, engine)
+        language = language_of(conversation, engine.flow)
         if asked is not None and now - asked <= timedelta(minutes=ERASURE_QUESTION_MINUTES):
             if flag is None and (inbound.payload == "erase_yes" or words.confirmed(inbound.text)):
                 return True
@@ -281,7 +312,7 @@ class Dispatcher:
             return
         if not await self.raise_priority(conversation, Priority(raised.priority), now):
             return  # already at that priority: a message repeated in a loop changes nothing
-        language = self.language(conversation, engine)
+        language = language_of(conversation, engine.flow)
         partners = [Reply(engine.text(engine.flow.partners[p].message, language)) for p in raised.partners]
         await self.emit(conversation, partners, Author.BOT, now)
 
@@ -340,7 +371,7 @@ class Dispatcher:
         await self.store.enqueue(conversation.id, queue, priority, now)
         await self.transition(conversation, trigger, now)
         position = await self.store.position(conversation.id) or 1
-        language = self.language(conversation, engine)
+        language = language_of(conversation, engine.flow)
         if self.listeners_online() > 0:
             wait = await self.estimate_wait(engine, queue, position, now)
             queued = engine.message("queued", language, position=position, wait=wait)
@@ -392,8 +423,7 @@ class Dispatcher:
         return self._listeners_online()
 
     def language(self, conversation: Conversation, engine: Engine) -> str:
-        language = conversation.engine.get("language")
-        return language if isinstance(language, str) else engine.flow.default_language
+        return language_of(conversation, engine.flow)
 
     async def set_language(self, conversation_id: str, language: str) -> bool:
         """The young person chose another language (the web chat's switch): the bot speaks it from the next
@@ -403,7 +433,7 @@ class Dispatcher:
             if conversation is None or not conversation.active or not conversation.engine:
                 return False
             engine = self.flows.for_version(conversation.flow_version)
-            if language not in engine.flow.languages or self.language(conversation, engine) == language:
+            if language not in engine.flow.languages or language_of(conversation, engine.flow) == language:
                 return False
             conversation.engine = {**conversation.engine, "language": language}
             await self.store.save_conversation(conversation)

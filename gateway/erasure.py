@@ -28,8 +28,10 @@ from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.events import EntryAdded, Erased, QueueChanged, StatusChanged
+from gateway.flowset import FlowSet
 from gateway.ids import entry_id_of_key
 from gateway.inbox import sender_key as inbox_sender_key
+from gateway.language import language_of
 from gateway.messages import ChannelName, Inbound, Outbound
 from gateway.store import (
     AuditEntry,
@@ -71,10 +73,11 @@ class ErasureRoles(
 
 class Eraser:
     def __init__(
-        self, store: ErasureRoles, dispatcher: Dispatcher, sender_key: Callable[[ChannelName, str], str], *,
-        clock: Clock,
+        self, store: ErasureRoles, dispatcher: Dispatcher, flows: FlowSet,
+        sender_key: Callable[[ChannelName, str], str], *, clock: Clock,
     ) -> None:  # fmt: skip
-        self.store, self.dispatcher, self.sender_key, self.clock = store, dispatcher, sender_key, clock
+        self.store, self.dispatcher, self.flows = store, dispatcher, flows
+        self.sender_key, self.clock = sender_key, clock
 
     async def erase_conversation(self, conversation_id: str, actor: str, how: str) -> Removed | None:
         """Erase the person of this conversation (all their conversations); None if there is no such conversation."""
@@ -140,9 +143,9 @@ class Eraser:
     async def _goodbye(self, found: list[Conversation], channel: ChannelName, sender: str) -> None:
         """flows.yaml's ``erasure.done`` (with the emergency numbers), sent once nothing else is left: on the web
         chat as a live frame to the page, elsewhere through the outbox under a new, unrelated id."""
-        engine = self.dispatcher.flows.engine()
+        engine = self.flows.engine()
         latest = max(found, key=lambda c: c.created_at, default=None)
-        language = self.dispatcher.language(latest, engine) if latest else engine.flow.default_language
+        language = language_of(latest, engine.flow) if latest else engine.flow.default_language
         spec = engine.flow.erasure  # None only if flows.yaml lost its erasure section since the question
         text = engine.text(spec.done, language) if spec is not None else engine.message("ended", language)
         now = self.clock()

@@ -42,6 +42,7 @@ from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
 from gateway.ids import inbound_key
 from gateway.messages import Attachment, ChannelName, Inbound
+from gateway.metrics import Metrics
 from gateway.store import InboxItem, InboxStore
 from gateway.store.local import LocalLocks
 from gateway.supervisor import where
@@ -77,6 +78,7 @@ class Inbox:
         self,
         store: InboxStore,
         dispatcher: Dispatcher,
+        metrics: Metrics,
         *,
         clock: Callable[[], datetime] = utcnow,
         batch: int = INBOX_BATCH,
@@ -87,7 +89,7 @@ class Inbox:
         max_delay: float = 60.0,
         max_attempts: int = 10,
     ) -> None:
-        self.store, self.dispatcher, self.clock = store, dispatcher, clock
+        self.store, self.dispatcher, self.metrics, self.clock = store, dispatcher, metrics, clock
         self.batch, self.poll_seconds, self.lease_seconds = batch, poll_seconds, lease_seconds
         self.concurrency = concurrency
         self.base_delay, self.max_delay, self.max_attempts = base_delay, max_delay, max_attempts
@@ -169,7 +171,7 @@ class Inbox:
                       type(exc).__name__, where(exc))  # fmt: skip
             with contextlib.suppress(StoreError):  # else retried when its lease lapses, and set aside then
                 await self.store.inbox_set_aside(item.id, self.clock())
-                self.dispatcher.metrics.inbox_set_aside.set(await self.store.inbox_set_aside_count())
+                self.metrics.inbox_set_aside.set(await self.store.inbox_set_aside_count())
             return
         delay = min(self.base_delay * 2 ** min(attempts - 1, 16), self.max_delay)
         log.warning("inbox: %s not processed (%s); again in %.1fs", item.id, type(exc).__name__, delay)

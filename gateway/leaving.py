@@ -3,8 +3,8 @@
 Listeners see it at once: a system entry (``left.<how>`` in ``gateway/system_entries.py``), and the conversation is
 marked as left (``Conversation.left_at`` and ``left_how``, shown by the console).
 
-* ``ended`` ("Terminer"): ``gateway.webchat.end_by_young_person`` says goodbye and closes it (abandoned while
-  waiting); the entry tells the listener it was the young person's choice.
+* ``ended`` ("Terminer"): ``WebChatHub.end_by_young_person`` (``gateway/webchat.py``) says goodbye and closes it
+  (abandoned while waiting); the entry tells the listener it was the young person's choice.
 * ``quick_exit``: nothing more is sent to the page (it is gone, and someone else may be looking at the screen).
   With the bot or in the queue nobody is there to answer: abandoned, out of the queue. With a listener it stays
   theirs, to close with an outcome.
@@ -20,17 +20,21 @@ marked as left (``Conversation.left_at`` and ``left_how``, shown by the console)
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.flows.lifecycle import Trigger
 from gateway.messages import Departure
-from gateway.store import TimerKind
+from gateway.store import ConversationStore, LockStore, TimerKind, TimerStore
 
 Leaving = Literal["quick_exit", "ended", "gone", "blocked"]
 
 GONE_AFTER = timedelta(seconds=90)
+
+
+class LeavingRoles(ConversationStore, LockStore, TimerStore, Protocol):
+    """What leaving needs of the store (the caller's, injected; the dispatcher writes the entries)."""
 
 
 async def mark_left(dispatcher: Dispatcher, conversation: Conversation, how: Leaving, now: datetime) -> None:
@@ -40,9 +44,8 @@ async def mark_left(dispatcher: Dispatcher, conversation: Conversation, how: Lea
     await dispatcher.system_note(conversation, f"left.{how}", now, channel=conversation.channel.value)
 
 
-async def quick_exit(dispatcher: Dispatcher, conversation_id: str, now: datetime) -> None:
+async def quick_exit(dispatcher: Dispatcher, store: LeavingRoles, conversation_id: str, now: datetime) -> None:
     """The quick exit: marked as left; out of the bot or the queue, since nobody is there to answer any more."""
-    store = dispatcher.store
     async with store.lock(conversation_id):
         conversation = await store.get_conversation(conversation_id)
         if conversation is None or not conversation.active or conversation.left_how == "quick_exit":
@@ -53,9 +56,9 @@ async def quick_exit(dispatcher: Dispatcher, conversation_id: str, now: datetime
         await store.save_conversation(conversation)
 
 
-async def socket_closed(dispatcher: Dispatcher, conversation_id: str, now: datetime) -> None:
+async def socket_closed(store: TimerStore, conversation_id: str, now: datetime) -> None:
     """A web chat socket closed: unless the young person comes back within GONE_AFTER, they are gone."""
-    await dispatcher.store.set_timer(conversation_id, TimerKind.WEBCHAT_GONE, now + GONE_AFTER)
+    await store.set_timer(conversation_id, TimerKind.WEBCHAT_GONE, now + GONE_AFTER)
 
 
 async def gone(dispatcher: Dispatcher, conversation: Conversation, now: datetime) -> None:
@@ -64,9 +67,8 @@ async def gone(dispatcher: Dispatcher, conversation: Conversation, now: datetime
         await mark_left(dispatcher, conversation, "gone", now)
 
 
-async def returned(dispatcher: Dispatcher, conversation_id: str, now: datetime) -> None:
+async def returned(dispatcher: Dispatcher, store: LeavingRoles, conversation_id: str, now: datetime) -> None:
     """The young person's browser is back on the conversation: nothing more to wait for; lift a ``gone`` mark."""
-    store = dispatcher.store
     await store.cancel_timers(conversation_id, TimerKind.WEBCHAT_GONE)
     async with store.lock(conversation_id):
         conversation = await store.get_conversation(conversation_id)
@@ -77,20 +79,21 @@ async def returned(dispatcher: Dispatcher, conversation_id: str, now: datetime) 
         await store.save_conversation(conversation)
 
 
-async def blocked(dispatcher: Dispatcher, conversation_id: str, now: datetime) -> None:
+async def blocked(dispatcher: Dispatcher, store: LeavingRoles, conversation_id: str, now: datetime) -> None:
     """The young person blocked the line or unsubscribed: messages no longer reach them. Told once."""
-    await _set_blocked(dispatcher, conversation_id, True, now)
+    await _set_blocked(dispatcher, store, conversation_id, True, now)
 
 
-async def provider_says(dispatcher: Dispatcher, departure: Departure, now: datetime) -> None:
+async def provider_says(dispatcher: Dispatcher, store: LeavingRoles, departure: Departure, now: datetime) -> None:
     """A provider's webhook: the active conversation of this sender on this channel, if any, is (un)blocked."""
-    conversation = await dispatcher.store.find_active_conversation(departure.channel, departure.sender)
+    conversation = await store.find_active_conversation(departure.channel, departure.sender)
     if conversation is not None:
-        await _set_blocked(dispatcher, conversation.id, departure.left, now)
+        await _set_blocked(dispatcher, store, conversation.id, departure.left, now)
 
 
-async def _set_blocked(dispatcher: Dispatcher, conversation_id: str, left: bool, now: datetime) -> None:
-    store = dispatcher.store
+async def _set_blocked(
+    dispatcher: Dispatcher, store: LeavingRoles, conversation_id: str, left: bool, now: datetime
+) -> None:
     async with store.lock(conversation_id):
         conversation = await store.get_conversation(conversation_id)
         if conversation is None or not conversation.active or (conversation.left_how == "blocked") == left:

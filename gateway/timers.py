@@ -39,7 +39,10 @@ from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
 from gateway.flows.engine import Engine, State
 from gateway.flows.lifecycle import Trigger
+from gateway.flowset import FlowSet
+from gateway.language import language_of
 from gateway.messages import Reply
+from gateway.metrics import Metrics
 from gateway.store import (
     Author,
     BatchStore,
@@ -65,8 +68,11 @@ class TimersRoles(TimerStore, LockStore, ConversationStore, QueueStore, BatchSto
 
 
 class Timers:
-    def __init__(self, dispatcher: Dispatcher, store: TimersRoles, *, clock: Clock, poll_seconds: float = 1.0) -> None:
-        self.dispatcher, self.store, self.clock = dispatcher, store, clock
+    def __init__(
+        self, dispatcher: Dispatcher, store: TimersRoles, flows: FlowSet, metrics: Metrics, *, clock: Clock,
+        poll_seconds: float = 1.0,
+    ) -> None:  # fmt: skip
+        self.dispatcher, self.store, self.flows, self.metrics, self.clock = dispatcher, store, flows, metrics, clock
         self.poll_seconds = poll_seconds
         self._failures: dict[tuple[str, TimerKind], int] = {}  # (conversation, kind) → failed handlings in a row
 
@@ -102,7 +108,7 @@ class Timers:
                 fired = await self._fire_saved(timer)
             except Exception as exc:
                 self._failures[key] = failures + 1
-                self.dispatcher.metrics.timer_failures.labels(timer.kind).inc()
+                self.metrics.timer_failures.labels(timer.kind).inc()
                 log.error("timers: %s %s failed (%s at %s); again in %.0f s", timer.conversation_id, timer.kind,
                           type(exc).__name__, where(exc), delay)  # fmt: skip
                 if isinstance(exc, StoreError):
@@ -123,7 +129,7 @@ class Timers:
         return 1
 
     async def _fire(self, timer: Timer, conversation: Conversation) -> None:
-        engine = self.dispatcher.flows.for_version(conversation.flow_version)
+        engine = self.flows.for_version(conversation.flow_version)
         await self.handler(timer.kind)(conversation, engine, self.clock())
 
     def handler(self, kind: TimerKind) -> Handler:
@@ -151,7 +157,7 @@ class Timers:
     async def _bot_reminder(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
         if conversation.status != Status.BOT or not conversation.engine:
             return
-        language = self.dispatcher.language(conversation, engine)
+        language = language_of(conversation, engine.flow)
         question = engine.current_question(State.from_dict(conversation.engine))
         await self._say(conversation, engine, now, Reply(engine.message("reminder", language)), *question)
         minutes = engine.flow.timers.bot_abandon_minutes
@@ -160,14 +166,14 @@ class Timers:
     async def _bot_abandon(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
         if conversation.status != Status.BOT:
             return
-        language = self.dispatcher.language(conversation, engine)
+        language = language_of(conversation, engine.flow)
         await self._say(conversation, engine, now, Reply(engine.message("abandoned", language)))
         await self.dispatcher.transition(conversation, Trigger.ABANDON, now)
 
     async def _queue_reassure(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
         if conversation.status != Status.QUEUED or conversation.queue is None:
             return
-        language = self.dispatcher.language(conversation, engine)
+        language = language_of(conversation, engine.flow)
         window = self.dispatcher.closed_window(conversation, Author.BOT, now)
         if window is not None:
             await self._paused(conversation, window, now)
@@ -196,7 +202,7 @@ class Timers:
         conversation.window_paused_for = conversation.last_inbound_at
 
     async def _idle_close(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
-        language = self.dispatcher.language(conversation, engine)
+        language = language_of(conversation, engine.flow)
         await self._say(conversation, engine, now, Reply(engine.message("idle_closed", language)))
         trigger = Trigger.ABANDON if conversation.status != Status.WITH_LISTENER else Trigger.CLOSE
         if trigger == Trigger.CLOSE:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from typing import Protocol
 
 from aiohttp import web
 
@@ -23,7 +24,7 @@ from gateway.dispatcher import Dispatcher
 from gateway.errors import PermanentDelivery
 from gateway.gate import Gate, Refusal
 from gateway.messages import Attachment, ChannelName, Inbound
-from gateway.store import Store
+from gateway.store import ConversationStore, UploadStore
 
 PATH = "/chat/upload"
 PREFIX = "upload:"
@@ -31,10 +32,14 @@ MAX_PIXELS = 40_000_000  # a 48-megapixel photo is 8000 × 6000: beyond that, a 
 STATUS = {"type": 415, "heic": 415, "too_large": 413, "corrupt": 422}
 
 
+class UploadsRoles(ConversationStore, UploadStore, Protocol):
+    """What uploads need of the store (the image's message goes through the dispatcher)."""
+
+
 class Uploads:
     """The upload route and, for the console and the notices, the web chat's media fetcher."""
 
-    def __init__(self, store: Store, dispatcher: Dispatcher, gate: Gate, max_bytes: int) -> None:
+    def __init__(self, store: UploadsRoles, dispatcher: Dispatcher, gate: Gate, max_bytes: int) -> None:
         self.store, self.dispatcher, self.gate, self.max_bytes = store, dispatcher, gate, max_bytes
 
     async def upload(self, request: web.Request) -> web.Response:

@@ -25,7 +25,9 @@ from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
 from gateway.events import EntryAdded, Erased, Event, Resync, StatusChanged, Typing, entry_json
 from gateway.flows.lifecycle import Trigger
+from gateway.flowset import FlowSet
 from gateway.gate import Gate, Refusal
+from gateway.language import language_of
 from gateway.messages import ChannelName, Inbound, Reply
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limit, client_address
@@ -37,6 +39,7 @@ from gateway.store import (
     EventStore,
     LockStore,
     QueueStore,
+    TimerStore,
     TranscriptEntry,
     TranscriptStore,
 )
@@ -52,7 +55,7 @@ FRAME_TYPES = ("hello", "message", "typing", "end", "receipt", "language")
 RANK = {Delivery.SENT: 1, Delivery.DELIVERED: 2, Delivery.READ: 3}
 
 
-class WebChatRoles(ConversationStore, TranscriptStore, QueueStore, EventStore, LockStore, Protocol):
+class WebChatRoles(ConversationStore, TranscriptStore, QueueStore, TimerStore, EventStore, LockStore, Protocol):
     """What the web chat needs of the store (the dispatcher does the processing)."""
 
 
@@ -66,11 +69,11 @@ class WebChatHub:
     """
 
     def __init__(
-        self, store: WebChatRoles, dispatcher: Dispatcher, metrics: Metrics, gate: Gate, *, clock: Clock,
-        address_header: str = "",
+        self, store: WebChatRoles, dispatcher: Dispatcher, flows: FlowSet, metrics: Metrics, gate: Gate, *,
+        clock: Clock, address_header: str = "",
     ) -> None:  # fmt: skip
         self.store, self.clock = store, clock
-        self.dispatcher = dispatcher
+        self.dispatcher, self.flows = dispatcher, flows
         self.metrics = metrics
         self.gate = gate
         self.address_header = address_header
@@ -106,6 +109,23 @@ class WebChatHub:
             if entry_id in known and RANK[delivery] > RANK[known[entry_id]]:
                 known[entry_id] = delivery
                 await self.dispatcher.set_delivery(conversation_id, entry_id, delivery)
+
+    async def end_by_young_person(self, conversation_id: str, now: datetime) -> None:
+        """The young person ends the conversation: goodbye message, then closed (or abandoned while waiting)."""
+        dispatcher = self.dispatcher
+        async with self.store.lock(conversation_id):
+            conversation = await self.store.get_conversation(conversation_id)
+            if conversation is None or not conversation.active:
+                return
+            engine = self.flows.for_version(conversation.flow_version)
+            ended = engine.message("ended", language_of(conversation, engine.flow))
+            await dispatcher.emit(conversation, [Reply(ended)], Author.BOT, now)
+            await leaving.mark_left(dispatcher, conversation, "ended", now)
+            trigger = {Status.BOT: Trigger.END, Status.QUEUED: Trigger.ABANDON}.get(conversation.status, Trigger.CLOSE)
+            if trigger == Trigger.CLOSE:
+                conversation.outcome = conversation.outcome or "ended_by_young_person"
+            await dispatcher.transition(conversation, trigger, now)
+            await self.store.save_conversation(conversation)
 
     async def forward_events(self) -> None:
         """Runs for the app's lifetime: store events → the sockets of their conversation."""
@@ -200,7 +220,7 @@ class ChatSession:
         if self.conversation_id is not None:  # closed (not cancelled): the young person may be gone for good
             try:
                 # shielded: the socket did close; a handler cancelled now (its connection gone) still arms the timer
-                await asyncio.shield(leaving.socket_closed(self.dispatcher, self.conversation_id, self.hub.clock()))
+                await asyncio.shield(leaving.socket_closed(self.hub.store, self.conversation_id, self.hub.clock()))
             except StoreError as exc:
                 log.warning("webchat: could not arm the gone timer (%s)", exc.__class__.__name__)
 
@@ -239,14 +259,14 @@ class ChatSession:
         conversation = await self.dispatcher.start_conversation(ChannelName.WEBCHAT, self.token, language)
         if conversation.client is None:
             conversation = await self._mark_client(conversation)
-        await leaving.returned(self.dispatcher, conversation.id, self.hub.clock())
+        await leaving.returned(self.dispatcher, self.hub.store, conversation.id, self.hub.clock())
         shown = [e for e in await self.hub.store.transcript(conversation.id) if e.author not in HIDDEN]
         history = [_public(e) for e in shown]
         await self._follow(conversation, history[-1]["id"] if history else None)
         self.hub.track(conversation.id, shown)
         status: dict[str, Any] = {"type": "session", "token": self.token, "status": conversation.status.value}
-        status["language"] = self.dispatcher.language(conversation, self.dispatcher.flows.for_version(
-            conversation.flow_version))
+        engine = self.hub.flows.for_version(conversation.flow_version)
+        status["language"] = language_of(conversation, engine.flow)
         self.language = str(status["language"])
         status["history"] = history
         if conversation.status == Status.QUEUED:
@@ -336,28 +356,10 @@ class ChatSession:
     async def _end(self) -> None:
         assert self.token is not None
         if self.conversation_id is not None:
-            await end_by_young_person(self.dispatcher, self.conversation_id, self.hub.clock())
+            await self.hub.end_by_young_person(self.conversation_id, self.hub.clock())
 
     async def _error(self, code: str, message: str) -> None:
         self.writer.offer({"type": "error", "code": code, "message": message})
-
-
-async def end_by_young_person(dispatcher: Dispatcher, conversation_id: str, now: datetime) -> None:
-    """The young person ends the conversation: goodbye message, then closed (or abandoned while waiting)."""
-    store = dispatcher.store
-    async with store.lock(conversation_id):
-        conversation = await store.get_conversation(conversation_id)
-        if conversation is None or not conversation.active:
-            return
-        engine = dispatcher.flows.for_version(conversation.flow_version)
-        ended = engine.message("ended", dispatcher.language(conversation, engine))
-        await dispatcher.emit(conversation, [Reply(ended)], Author.BOT, now)
-        await leaving.mark_left(dispatcher, conversation, "ended", now)
-        trigger = {Status.BOT: Trigger.END, Status.QUEUED: Trigger.ABANDON}.get(conversation.status, Trigger.CLOSE)
-        if trigger == Trigger.CLOSE:
-            conversation.outcome = conversation.outcome or "ended_by_young_person"
-        await dispatcher.transition(conversation, trigger, now)
-        await store.save_conversation(conversation)
 
 
 def _ids(ids: object) -> bool:
@@ -414,5 +416,5 @@ async def leave_request(request: web.Request, hub: WebChatHub) -> web.Response:
         raise web.HTTPBadRequest(text="a JSON object with a token")
     conversation = await hub.store.find_active_conversation(ChannelName.WEBCHAT, token)
     if conversation is not None:
-        await leaving.quick_exit(hub.dispatcher, conversation.id, hub.clock())
+        await leaving.quick_exit(hub.dispatcher, hub.store, conversation.id, hub.clock())
     return web.Response(status=204)

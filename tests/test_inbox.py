@@ -19,6 +19,7 @@ from gateway.dispatcher import Dispatcher
 from gateway.flowset import FlowSet
 from gateway.inbox import Inbox, inbound_to_dict, sender_key
 from gateway.messages import ChannelName, Inbound
+from gateway.metrics import Metrics
 from gateway.store import Author, InboxItem, Store, open_store
 from tests.conftest import ROOT, Clock
 from tests.e2e.channel_support import eventually
@@ -37,7 +38,8 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 def inbox(store: Store, clock: Clock) -> Inbox:
     flows = FlowSet(ROOT / "flows.yaml")
     flows.reload()
-    return Inbox(store, Dispatcher(store, flows, clock=clock), clock=clock, batch=2, base_delay=1.0, max_attempts=3)
+    dispatcher = Dispatcher(store, flows, clock=clock)
+    return Inbox(store, dispatcher, Metrics(), clock=clock, batch=2, base_delay=1.0, max_attempts=3)
 
 
 def message(sender: str, number: int, text: str = "Bonjour") -> Inbound:

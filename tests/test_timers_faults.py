@@ -14,6 +14,7 @@ from gateway.conversation import Conversation
 from gateway.dispatcher import Dispatcher
 from gateway.flowset import FlowSet
 from gateway.messages import ChannelName, Inbound
+from gateway.metrics import Metrics
 from gateway.store import Author, Store, open_store
 from gateway.timers import BASE_DELAY, Timers
 from tests.conftest import ROOT, Clock
@@ -58,7 +59,7 @@ async def test_a_failing_timer_is_logged_by_conversation_and_the_others_fire(
     wrapped.broken = ids[0]
     before = [len(await store.transcript(i)) for i in ids]
     clock.advance(minutes=11)  # past the 10-minute reminder
-    timers = Timers(dispatcher, cast(Store, wrapped), clock=clock)
+    timers = Timers(dispatcher, cast(Store, wrapped), flows, Metrics(), clock=clock)
     assert await timers.fire_due() == 1
     assert f"timers: {ids[0]} bot_reminder failed (ValueError at" in caplog.text
     after = [len(await store.transcript(i)) for i in ids]

@@ -17,7 +17,9 @@ from gateway.errors import Conflict, GatewayError, IllegalTransition
 from gateway.events import NoteAdded, Typing
 from gateway.flows import lifecycle
 from gateway.flows.lifecycle import Trigger
+from gateway.flowset import FlowSet
 from gateway.ids import new_id
+from gateway.language import language_of
 from gateway.messages import Reply
 from gateway.store import (
     Author,
@@ -46,8 +48,8 @@ class ActionsRoles(ConversationStore, TranscriptStore, QueueStore, TimerStore, E
 
 
 class Actions:
-    def __init__(self, dispatcher: Dispatcher, store: ActionsRoles, *, clock: Clock) -> None:
-        self.dispatcher, self.store, self.clock = dispatcher, store, clock
+    def __init__(self, dispatcher: Dispatcher, store: ActionsRoles, flows: FlowSet, *, clock: Clock) -> None:
+        self.dispatcher, self.store, self.flows, self.clock = dispatcher, store, flows, clock
 
     async def _load(self, conversation_id: str) -> Conversation:
         conversation = await self.store.get_conversation(conversation_id)
@@ -79,8 +81,8 @@ class Actions:
             conversation.listener, conversation.taken_at = listener, now
             await self.store.cancel_timers(conversation_id, TimerKind.QUEUE_REASSURE)
             await self.dispatcher.transition(conversation, Trigger.TAKE, now)
-            engine = self.dispatcher.flows.for_version(conversation.flow_version)
-            joined = engine.message("listener_joined", self.dispatcher.language(conversation, engine))
+            engine = self.flows.for_version(conversation.flow_version)
+            joined = engine.message("listener_joined", language_of(conversation, engine.flow))
             await self.dispatcher.emit(conversation, [Reply(joined)], Author.BOT, now)
             await self.store.save_conversation(conversation)
             return conversation
@@ -142,10 +144,10 @@ class Actions:
             conversation = await self._load(conversation_id)
             self._mine(conversation, listener)
             self._check_window(conversation)  # a listener's send, like reply: refused (409) once the window shut
-            engine = self.dispatcher.flows.for_version(conversation.flow_version)
+            engine = self.flows.for_version(conversation.flow_version)
             if partner not in engine.flow.partners:
                 raise ActionRefused("unknown_partner", f"no partner '{partner}' in the flow")
-            language = self.dispatcher.language(conversation, engine)
+            language = language_of(conversation, engine.flow)
             text = engine.text(engine.flow.partners[partner].message, language)
             now = self.clock()
             entries = await self.dispatcher.emit(conversation, [Reply(text)], Author.LISTENER, now)
@@ -158,7 +160,7 @@ class Actions:
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER:
                 self._mine(conversation, listener)
-            engine = self.dispatcher.flows.for_version(conversation.flow_version)
+            engine = self.flows.for_version(conversation.flow_version)
             if queue not in engine.flow.queues:
                 raise ActionRefused("unknown_queue", f"no queue '{queue}' in the flow")
             now = self.clock()
@@ -185,7 +187,7 @@ class Actions:
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER:
                 self._mine(conversation, listener)
-            engine = self.dispatcher.flows.for_version(conversation.flow_version)
+            engine = self.flows.for_version(conversation.flow_version)
             known = {o.id for o in engine.flow.outcomes}
             if known and outcome not in known:
                 raise ActionRefused("unknown_outcome", f"no closing category '{outcome}' in the flow")
@@ -199,7 +201,7 @@ class Actions:
                     id=new_id(), conversation_id=conversation_id, at=now, author=Author.NOTE,
                     text=f"{listener}: {_clean(notes)}",
                 ))  # fmt: skip
-            ended = engine.message("ended", self.dispatcher.language(conversation, engine))
+            ended = engine.message("ended", language_of(conversation, engine.flow))
             await self.dispatcher.emit(conversation, [Reply(ended)], Author.BOT, now)
             conversation.outcome = outcome
             await self.dispatcher.transition(conversation, Trigger.CLOSE, now)

@@ -14,6 +14,7 @@ from importlib import resources
 from aiohttp import web
 
 from gateway.console.api import ListenerAPI
+from gateway.store import ListenerStore
 
 STATIC = resources.files("gateway") / "console" / "static"
 
@@ -31,8 +32,8 @@ PAGE_HEADERS = {
 
 
 class ConsolePages:
-    def __init__(self, api: ListenerAPI) -> None:
-        self.api = api
+    def __init__(self, api: ListenerAPI, store: ListenerStore) -> None:
+        self.api, self.store = api, store  # the store: is there any account yet (the login page's first-account form)
 
     def routes(self) -> list[web.AbstractRouteDef]:
         return [
@@ -57,7 +58,7 @@ class ConsolePages:
         return _page("supervision.html")
 
     async def login(self, request: web.Request) -> web.StreamResponse:
-        first = not await self.api.store.list_listeners()
+        first = not await self.store.list_listeners()
         return _page("login.html", {"{{FIRST_ACCOUNT}}": "" if first else "hidden"})
 
 

@@ -26,9 +26,12 @@ from gateway.clock import Clock
 from gateway.console.access import Sight
 from gateway.console.api import LISTENER, Handler, ListenerAPI, json_body
 from gateway.conversation import Conversation, Status
+from gateway.dispatcher import Dispatcher
 from gateway.erasure import Eraser
 from gateway.flows.lifecycle import Trigger
+from gateway.flowset import FlowSet
 from gateway.gate import Gate
+from gateway.language import language_of
 from gateway.messages import Reply
 from gateway.store import AuditEntry, AuditStore, Author, Block, BlockStore, ConversationStore, LockStore
 
@@ -42,8 +45,12 @@ class SafetyRoles(AuditStore, BlockStore, ConversationStore, LockStore, Protocol
 
 
 class Safety:
-    def __init__(self, store: SafetyRoles, gate: Gate, api: ListenerAPI, eraser: Eraser, *, clock: Clock) -> None:
-        self.store, self.gate, self.api, self.eraser, self.clock = store, gate, api, eraser, clock
+    def __init__(
+        self, store: SafetyRoles, dispatcher: Dispatcher, flows: FlowSet, gate: Gate, api: ListenerAPI, eraser: Eraser,
+        *, clock: Clock,
+    ) -> None:  # fmt: skip
+        self.store, self.dispatcher, self.flows, self.gate, self.api = store, dispatcher, flows, gate, api
+        self.eraser, self.clock = eraser, clock
 
     def routes(self) -> list[web.RouteDef]:
         only = self._supervisors
@@ -117,13 +124,13 @@ class Safety:
 
     async def _close(self, conversation_id: str) -> str | None:
         """Close one waiting (or still-in-the-bot) conversation; its pseudonym, or None if it was not open."""
-        dispatcher = self.api.dispatcher
+        dispatcher = self.dispatcher
         async with self.store.lock(conversation_id):
             conversation = await self.store.get_conversation(conversation_id)
             if conversation is None or conversation.status not in (Status.QUEUED, Status.BOT):
                 return None
-            now, engine = self._now(), dispatcher.flows.for_version(conversation.flow_version)
-            ended = engine.message("ended", dispatcher.language(conversation, engine))
+            now, engine = self._now(), self.flows.for_version(conversation.flow_version)
+            ended = engine.message("ended", language_of(conversation, engine.flow))
             await dispatcher.emit(conversation, [Reply(ended)], Author.BOT, now)
             conversation.outcome = conversation.outcome or "closed_in_bulk"
             trigger = Trigger.CLOSE if conversation.status == Status.QUEUED else Trigger.END

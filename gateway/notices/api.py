@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -27,18 +27,26 @@ from gateway.console.access import Sight, sight
 from gateway.console.actions import ActionRefused
 from gateway.console.api import LISTENER, ListenerAPI, json_body
 from gateway.flows.model import Flow
+from gateway.flowset import FlowSet
 from gateway.notices.compose import compose, reference
 from gateway.notices.record import Evidence, Notice, Referral
 from gateway.notices.referrals import Referrals
 from gateway.notices.referrals import reference as referral_reference
 from gateway.notices.service import Notices
-from gateway.store import Listener
+from gateway.store import CaseworkStore, ConversationStore, Listener
+
+
+class CaseworkRoles(CaseworkStore, ConversationStore, Protocol):
+    """What the casework routes read of the store (the notices and referrals services write)."""
 
 
 class CaseworkAPI:
-    def __init__(self, api: ListenerAPI, notices: Notices, referrals: Referrals, *, clock: Clock) -> None:
-        self.api, self.notices, self.referrals, self.clock = api, notices, referrals, clock
-        self.store = api.store
+    def __init__(
+        self, api: ListenerAPI, store: CaseworkRoles, flows: FlowSet, notices: Notices, referrals: Referrals, *,
+        clock: Clock,
+    ) -> None:  # fmt: skip
+        self.api, self.store, self.flows = api, store, flows
+        self.notices, self.referrals, self.clock = notices, referrals, clock
 
     def routes(self) -> list[web.RouteDef]:
         a, c, full = self.api.authed, "/api/conversations/{id}", Sight.FULL
@@ -58,7 +66,7 @@ class CaseworkAPI:
         ]
 
     def _flow(self) -> Flow:
-        return self.api.flows.engine().flow
+        return self.flows.engine().flow
 
     async def material(self, request: web.Request) -> web.Response:
         flow = self._flow()

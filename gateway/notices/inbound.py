@@ -28,6 +28,7 @@ from aiohttp import web
 from gateway.clock import Clock
 from gateway.conversation import Priority
 from gateway.dispatcher import Dispatcher
+from gateway.flowset import FlowSet
 from gateway.ids import new_id
 from gateway.messages import ChannelName
 from gateway.notices.record import Referral, ReferralStatus
@@ -56,9 +57,10 @@ class InboundRoles(CaseworkStore, AuditStore, ConversationStore, TranscriptStore
 
 class InboundReferrals:
     def __init__(
-        self, dispatcher: Dispatcher, store: InboundRoles, keys: Mapping[str, str], public_url: str, *, clock: Clock
-    ) -> None:
-        self.dispatcher, self.store, self.keys, self.public_url = dispatcher, store, keys, public_url
+        self, dispatcher: Dispatcher, store: InboundRoles, flows: FlowSet, keys: Mapping[str, str], public_url: str, *,
+        clock: Clock,
+    ) -> None:  # fmt: skip
+        self.dispatcher, self.store, self.flows, self.keys, self.public_url = dispatcher, store, flows, keys, public_url
         self.clock = clock
 
     def routes(self) -> list[web.RouteDef]:
@@ -74,7 +76,7 @@ class InboundReferrals:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if key is None or not hmac.compare_digest(given.encode(), key.encode()):
             return _error(401, "unauthorised", "a partner key is required (Authorization: Bearer KEY)")
-        engine = self.dispatcher.flows.engine()
+        engine = self.flows.engine()
         found = engine.flow.partners.get(partner)
         if found is None or found.referral is None:
             return _error(404, "unknown_partner", "this partner takes no referrals in the flow")
@@ -90,7 +92,7 @@ class InboundReferrals:
                                   "pseudonym": pseudonym, "expires_in_days": CODE_KEPT.days}, status=201)  # fmt: skip
 
     async def _queue(self, partner: str, summary: str, language: str, code: str) -> str:
-        engine, now = self.dispatcher.flows.engine(), self.clock()
+        engine, now = self.flows.engine(), self.clock()
         lang = engine.flow.default_language
         name = engine.text(engine.flow.partners[partner].name, lang)
         conversation, _ = await self.store.active_conversation(ChannelName.WEBCHAT, secrets.token_urlsafe(24), now)

@@ -23,7 +23,9 @@ from gateway.dispatcher import Dispatcher
 from gateway.errors import MailError
 from gateway.events import NoticesChanged
 from gateway.flows.model import Flow, Partner
+from gateway.flowset import FlowSet
 from gateway.ids import new_id
+from gateway.language import language_of
 from gateway.mailer import Mailer
 from gateway.messages import Reply
 from gateway.notices.compose import plain_email
@@ -59,11 +61,13 @@ class ReferralsRoles(CaseworkStore, AuditStore, ConversationStore, EventStore, L
 
 
 class Referrals:
-    def __init__(self, dispatcher: Dispatcher, store: ReferralsRoles, mailer: Mailer | None, *, clock: Clock) -> None:
-        self.dispatcher, self.store, self.mailer, self.clock = dispatcher, store, mailer, clock
+    def __init__(
+        self, dispatcher: Dispatcher, store: ReferralsRoles, flows: FlowSet, mailer: Mailer | None, *, clock: Clock
+    ) -> None:
+        self.dispatcher, self.store, self.flows, self.mailer, self.clock = dispatcher, store, flows, mailer, clock
 
     def _partner(self, partner: str) -> tuple[Flow, Partner]:
-        flow = self.dispatcher.flows.engine().flow
+        flow = self.flows.engine().flow
         found = flow.partners.get(partner)
         if found is None or found.referral is None or flow.referrals is None:
             raise ActionRefused("unknown_partner", f"partner '{partner}' takes no warm referrals")
@@ -94,8 +98,8 @@ class Referrals:
         now = self.clock()
         if self.dispatcher.closed_window(conversation, Author.LISTENER, now) is not None:
             raise ActionRefused("window_closed", "the channel's reply window has closed")
-        engine = self.dispatcher.flows.for_version(conversation.flow_version)
-        lang = self.dispatcher.language(conversation, engine)
+        engine = self.flows.for_version(conversation.flow_version)
+        lang = language_of(conversation, engine.flow)
         name = engine.text(found.name, lang)
         question = engine.text(flow.referrals.consent_question, lang).replace("{partner}", name)
         async with self.store.lock(conversation.id):
@@ -115,8 +119,8 @@ class Referrals:
             id=new_id(), conversation_id=conversation.id, pseudonym=conversation.pseudonym, partner=partner,
             consent=consent, created_by=listener, created_at=now, updated_at=now, status=ReferralStatus.DECLINED,
         )  # fmt: skip
-        engine = self.dispatcher.flows.for_version(conversation.flow_version)
-        lang = self.dispatcher.language(conversation, engine)
+        engine = self.flows.for_version(conversation.flow_version)
+        lang = language_of(conversation, engine.flow)
         if not consent:
             await self._tell(conversation, engine.text(flow.referrals.declined_message, lang))
             return await self._save(referral, listener, "referral_declined", "no consent: nothing sent")

@@ -32,7 +32,9 @@ from gateway.dispatcher import Dispatcher
 from gateway.errors import DeliveryError, MailError
 from gateway.events import Alert, NoticesChanged
 from gateway.flows.model import Flow
+from gateway.flowset import FlowSet
 from gateway.ids import new_id
+from gateway.language import language_of
 from gateway.mailer import Mailer
 from gateway.messages import ChannelName, Reply
 from gateway.notices.compose import compose, notice_email, reference
@@ -62,15 +64,16 @@ class NoticesRoles(CaseworkStore, AuditStore, ConversationStore, TranscriptStore
 
 class Notices:
     def __init__(
-        self, dispatcher: Dispatcher, store: NoticesRoles, fetchers: Mapping[ChannelName, MediaFetcher],
+        self, dispatcher: Dispatcher, store: NoticesRoles, flows: FlowSet, fetchers: Mapping[ChannelName, MediaFetcher],
         mailer: Mailer | None, *, clock: Clock, poll_seconds: float = 30.0,
     ) -> None:  # fmt: skip
-        self.dispatcher, self.store, self.fetchers, self.mailer = dispatcher, store, fetchers, mailer
+        self.dispatcher, self.store, self.flows = dispatcher, store, flows
+        self.fetchers, self.mailer = fetchers, mailer
         self.clock = clock
         self.poll_seconds = poll_seconds
 
     def flow(self) -> Flow:
-        flow = self.dispatcher.flows.engine().flow
+        flow = self.flows.engine().flow
         if flow.notices is None:
             raise ActionRefused("no_notices", "flows.yaml has no 'notices:' section")
         return flow
@@ -240,8 +243,8 @@ class Notices:
             target = await self.store.find_active_conversation(conversation.channel, conversation.sender) or target
         if self.dispatcher.closed_window(target, Author.BOT, now) is not None:
             return notice
-        engine = self.dispatcher.flows.for_version(target.flow_version)
-        text = engine.text(flow.notices.removed_message, self.dispatcher.language(target, engine))
+        engine = self.flows.for_version(target.flow_version)
+        text = engine.text(flow.notices.removed_message, language_of(target, engine.flow))
         async with self.store.lock(target.id):
             await self.dispatcher.emit(target, [Reply(text)], Author.BOT, now)
         return replace(notice, told_at=now)
@@ -254,7 +257,7 @@ class Notices:
             await asyncio.sleep(self.poll_seconds)
 
     async def sweep(self, now: datetime) -> None:
-        flow = self.dispatcher.flows.engine().flow
+        flow = self.flows.engine().flow
         if flow.notices is None:
             return
         for listed in await self.store.list_notices():

@@ -37,15 +37,20 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 @pytest.fixture
-def dispatcher(store: Store, clock: Clock) -> Dispatcher:
+def flows() -> FlowSet:
     flows = FlowSet(ROOT / "flows.yaml")
     flows.reload()
+    return flows
+
+
+@pytest.fixture
+def dispatcher(store: Store, flows: FlowSet, clock: Clock) -> Dispatcher:
     return Dispatcher(store, flows, clock=clock, reply_windows={ChannelName.MESSENGER: messenger_window})
 
 
 @pytest.fixture
-def actions(dispatcher: Dispatcher, store: Store, clock: Clock) -> Actions:
-    return Actions(dispatcher, store, clock=clock)
+def actions(dispatcher: Dispatcher, store: Store, flows: FlowSet, clock: Clock) -> Actions:
+    return Actions(dispatcher, store, flows, clock=clock)
 
 
 async def queued(dispatcher: Dispatcher, sender: str) -> str:

@@ -55,7 +55,7 @@ async def test_an_erasure_leaves_nothing_about_the_person(store: Store, store_ur
     assert len(conversations) == 2  # the words sealed at rest: read back through the store
     assert WORDS in [entry.text for c in conversations for entry in await store.transcript(c.id)]
 
-    eraser = Eraser(store, dispatcher, sender_key, clock=lambda: now[0])
+    eraser = Eraser(store, dispatcher, flows, sender_key, clock=lambda: now[0])
     erased = await eraser.erase_person(ChannelName.TELEGRAM, CHAT, "sam", "test")
 
     assert erased.conversations == 2 and erased.entries > 6
