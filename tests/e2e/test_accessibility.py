@@ -88,7 +88,8 @@ async def test_the_console_has_no_violation(context: BrowserContext, desk: Brows
     await audit(listener, "/console, a conversation taken")
     for opener, dialog in (("#refer-open", "#refer-dialog"), ("#transfer-open", "#transfer-dialog"),
                            ("#close-open", "#close-dialog"), ("#notice-open", "#notice-dialog"),
-                           ("#referral-open", "#referral-dialog"), ("#erase-open", "#erase-dialog")):  # fmt: skip
+                           ("#referral-open", "#referral-dialog"), ("#erase-open", "#erase-dialog"),
+                           ("#password-open", "#password-dialog")):  # fmt: skip
         await listener.locator(opener).click()
         await expect(listener.locator(dialog)).to_be_visible()
         await audit(listener, f"/console, {dialog}")
