@@ -127,13 +127,14 @@ async def create_app(
                     on_recipient_gone=lambda gone: leaving.blocked(dispatcher, store, gone, clock()))  # fmt: skip
     outbox_ref.append(outbox)
     timers = Timers(dispatcher, store, flows, metrics, clock=clock, poll_seconds=worker_poll_seconds)
-    inbox = Inbox(store, dispatcher, metrics, clock=clock, batch=settings.inbox_batch, poll_seconds=worker_poll_seconds,
-                  lease_seconds=math.ceil(2 * settings.inbound_claim_seconds))  # fmt: skip
+    keyed = KeyedHash(settings.secret_key.get_secret_value())
+    inbox = Inbox(store, dispatcher, metrics, keyed, clock=clock, batch=settings.inbox_batch,
+                  poll_seconds=worker_poll_seconds, lease_seconds=math.ceil(2 * settings.inbound_claim_seconds))
     opened_counters = open_limit_storage(
         settings.store, max_connections=settings.redis_max_connections, pool_timeout=settings.redis_pool_timeout,
         health_check_interval=settings.redis_health_check_seconds,
     )
-    keyed, counters = KeyedHash(settings.secret_key.get_secret_value()), opened_counters.storage
+    counters = opened_counters.storage
     limits = RateLimits.from_settings(settings, counters, metrics)
     gate = Gate(store, flows, limits, keyed, metrics, clock=clock, on_outgoing=outbox.kick,
                 max_waiting_per_client=settings.max_waiting_per_client)  # fmt: skip

@@ -81,7 +81,7 @@ def _erase(args: argparse.Namespace) -> int:
     keyed = KeyedHash(settings.secret_key.get_secret_value())
 
     def sender_key(channel: ChannelName, sender: str) -> str:
-        return keyed("sender", f"{channel.value}\n{sender}")
+        return keyed.sender(channel.value, sender)
 
     async def run() -> int:
         store = await _open(settings)

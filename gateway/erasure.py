@@ -30,9 +30,8 @@ from gateway.dispatcher import Dispatcher
 from gateway.events import EntryAdded, Erased, QueueChanged, StatusChanged
 from gateway.flowset import FlowSet
 from gateway.ids import entry_id_of_key
-from gateway.inbox import sender_key as inbox_sender_key
 from gateway.language import language_of
-from gateway.messages import ChannelName, Inbound, Outbound
+from gateway.messages import ChannelName, Outbound
 from gateway.store import (
     AuditEntry,
     AuditStore,
@@ -119,7 +118,7 @@ class Eraser:
         if sender:
             key = self.sender_key(channel, sender)
             await self.store.erase_conversation("notice-" + key)  # the gate's notices to this sender
-            await self.store.inbox_forget(inbox_sender_key(Inbound(channel, sender, "")))
+            await self.store.inbox_forget(key)  # the inbox orders by the same keyed form of the identity
         seen = [k for k in await self.store.seen_keys() if entry_id_of_key(k) in user_entries and k not in keep_seen]
         await self.store.forget_seen(seen)
         await self.store.forget_freed()

@@ -53,7 +53,7 @@ class Gate:
         self.max_waiting_per_client = max_waiting_per_client
 
     def sender_key(self, channel: ChannelName, sender: str) -> str:
-        return self.keyed("sender", f"{channel.value}\n{sender}")
+        return self.keyed.sender(channel.value, sender)
 
     async def blocked(self, channel: ChannelName, sender: str) -> bool:
         if await self.store.get_block(self.sender_key(channel, sender), self.clock()) is None:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict
@@ -41,6 +40,7 @@ from gateway.clock import utcnow
 from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
 from gateway.ids import inbound_key
+from gateway.keyed import KeyedHash
 from gateway.messages import Attachment, ChannelName, Inbound
 from gateway.metrics import Metrics
 from gateway.store import InboxItem, InboxStore
@@ -53,9 +53,10 @@ INBOX_BATCH = 20  # a webhook with more messages than this is acknowledged once 
 TURN_SECONDS = 60.0  # a message waiting longer than this behind its sender's earlier ones: StoreError (503)
 
 
-def sender_key(inbound: Inbound) -> str:
-    """The inbox's order key: one per (channel, sender), hashed so that no key names a young person."""
-    return hashlib.sha256(f"{inbound.channel.value}\n{inbound.sender}".encode()).hexdigest()[:32]
+def sender_key(keyed: KeyedHash, inbound: Inbound) -> str:
+    """The inbox's order key: one per (channel, sender), a keyed hash (gateway/keyed.py), so that no key names a
+    young person and a guessed phone number cannot be tested against it without the secret key."""
+    return keyed.sender(inbound.channel.value, inbound.sender)
 
 
 def inbound_to_dict(inbound: Inbound) -> dict[str, Any]:
@@ -79,6 +80,7 @@ class Inbox:
         store: InboxStore,
         dispatcher: Dispatcher,
         metrics: Metrics,
+        keyed: KeyedHash,
         *,
         clock: Callable[[], datetime] = utcnow,
         batch: int = INBOX_BATCH,
@@ -89,7 +91,7 @@ class Inbox:
         max_delay: float = 60.0,
         max_attempts: int = 10,
     ) -> None:
-        self.store, self.dispatcher, self.metrics, self.clock = store, dispatcher, metrics, clock
+        self.store, self.dispatcher, self.metrics, self.keyed, self.clock = store, dispatcher, metrics, keyed, clock
         self.batch, self.poll_seconds, self.lease_seconds = batch, poll_seconds, lease_seconds
         self.concurrency = concurrency
         self.base_delay, self.max_delay, self.max_attempts = base_delay, max_delay, max_attempts
@@ -106,7 +108,7 @@ class Inbox:
             yield
             return
         async with contextlib.AsyncExitStack() as held:
-            for key in sorted({sender_key(inbound) for inbound in messages}):
+            for key in sorted({sender_key(self.keyed, inbound) for inbound in messages}):
                 await held.enter_async_context(self._turns.lock(key, TURN_SECONDS))
             yield
 
@@ -117,7 +119,7 @@ class Inbox:
             await self.accept(messages)
             return
         for inbound in messages:
-            if await self.store.inbox_waiting(sender_key(inbound)):
+            if await self.store.inbox_waiting(sender_key(self.keyed, inbound)):
                 await self.accept([inbound])
             else:
                 await self.dispatcher.handle_inbound(inbound)
@@ -126,7 +128,7 @@ class Inbox:
         """Store the messages in one commit (from then on they may be acknowledged) and wake the worker."""
         now = self.clock()
         items = [
-            InboxItem(inbound_key(m), sender_key(m), inbound_to_dict(m), now) for m in messages
+            InboxItem(inbound_key(m), sender_key(self.keyed, m), inbound_to_dict(m), now) for m in messages
         ]  # fmt: skip
         await self.store.inbox_put(items)
         self._wake.set()

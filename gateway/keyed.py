@@ -21,3 +21,7 @@ class KeyedHash:
         digest = self._keyed.copy()
         digest.update(f"{purpose}\n{value}".encode())
         return digest.hexdigest()[:32]
+
+    def sender(self, channel: str, sender: str) -> str:
+        """A young person's channel identity (blocks, the inbox's order, erasure): one keyed form everywhere."""
+        return self("sender", f"{channel}\n{sender}")

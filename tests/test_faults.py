@@ -34,9 +34,10 @@ import pytest
 
 from gateway.conversation import Conversation
 from gateway.inbox import sender_key
+from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound
 from gateway.store import Author, Delivery, Store, open_store
-from gateway.testing import FakeGraphAPI, messenger_body, messenger_message, signed_messenger, store_keys
+from gateway.testing import SECRET_KEY, FakeGraphAPI, messenger_body, messenger_message, signed_messenger, store_keys
 from tests.store.conftest import _free_port, _wait_until_ready
 from tests.test_serve import Server
 
@@ -159,7 +160,8 @@ async def store_at(url: str) -> AsyncIterator[Store]:
 
 async def inbox_drained(store: Store) -> None:
     """Wait until no young person has messages waiting in the durable inbox."""
-    keys = [sender_key(Inbound(ChannelName.MESSENGER, psid(n), "")) for n in range(SENDERS)]
+    keyed = KeyedHash(SECRET_KEY)  # the gateways' GATEWAY_SECRET_KEY
+    keys = [sender_key(keyed, Inbound(ChannelName.MESSENGER, psid(n), "")) for n in range(SENDERS)]
     for _ in range(300):
         if not any([await store.inbox_waiting(key) for key in keys]):
             return

@@ -18,6 +18,7 @@ from gateway.app import STORE
 from gateway.dispatcher import Dispatcher
 from gateway.flowset import FlowSet
 from gateway.inbox import Inbox, inbound_to_dict, sender_key
+from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound
 from gateway.metrics import Metrics
 from gateway.store import Author, InboxItem, Store, open_store
@@ -26,6 +27,8 @@ from tests.e2e.channel_support import eventually
 
 Client = TestClient[web.Request, web.Application]
 
+
+KEYED = KeyedHash("inbox-test-secret")
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
@@ -39,7 +42,7 @@ def inbox(store: Store, clock: Clock) -> Inbox:
     flows = FlowSet(ROOT / "flows.yaml")
     flows.reload()
     dispatcher = Dispatcher(store, flows, clock=clock)
-    return Inbox(store, dispatcher, Metrics(), clock=clock, batch=2, base_delay=1.0, max_attempts=3)
+    return Inbox(store, dispatcher, Metrics(), KEYED, clock=clock, batch=2, base_delay=1.0, max_attempts=3)
 
 
 def message(sender: str, number: int, text: str = "Bonjour") -> Inbound:
@@ -77,7 +80,7 @@ async def test_a_later_message_waits_behind_its_senders_inbox(store: Store, inbo
 async def test_an_item_failing_on_a_bug_is_set_aside_and_the_sender_goes_on(
     store: Store, inbox: Inbox, clock: Clock
 ) -> None:
-    unreadable = InboxItem("in:broken", sender_key(message("zoe", 0)), {"from": "a newer version"}, clock())
+    unreadable = InboxItem("in:broken", sender_key(KEYED, message("zoe", 0)), {"from": "a newer version"}, clock())
     await store.inbox_put([unreadable])
     await inbox.accept([message("zoe", 1, "Bonjour")])
     for _ in range(3):  # max_attempts: retried with backoff, then set aside
@@ -86,7 +89,7 @@ async def test_an_item_failing_on_a_bug_is_set_aside_and_the_sender_goes_on(
         clock.advance(seconds=10)
     assert await inbox.process_due() == 1  # the sender's next message is no longer held
     assert await said(store, "zoe") == ["Bonjour"]
-    assert await store.inbox_waiting(sender_key(message("zoe", 0))) == 0
+    assert await store.inbox_waiting(sender_key(KEYED, message("zoe", 0))) == 0
 
 
 async def test_a_retry_waits_its_backoff(store: Store, inbox: Inbox, clock: Clock) -> None:
@@ -110,7 +113,7 @@ async def test_an_inbound_message_failing_again_and_again_is_set_aside_and_kept(
     caplog.set_level(logging.INFO)
     store = client.app[STORE]
     later = Inbound(ChannelName.WEBCHAT, "session-token-1", "m2", "bonjour")
-    key = sender_key(later)
+    key = sender_key(KEYED, later)
     newer = {"channel": "carrier-pigeon", "sender": "session-token-1", "message_id": "m1", "text": "coucou"}
     await store.inbox_put([InboxItem("from-a-newer-version", key, newer, clock()),
                            InboxItem("m2", key, inbound_to_dict(later), clock())])  # fmt: skip
@@ -135,3 +138,14 @@ async def test_an_inbound_message_failing_again_and_again_is_set_aside_and_kept(
     ready = await client.get("/readyz")
     assert (await ready.json())["inbox_set_aside"] == 1
     assert "gateway_inbox_set_aside 1.0" in await (await client.get("/metrics")).text()
+
+
+def test_the_inbox_orders_by_a_keyed_hash_of_the_identity_never_a_plain_digest() -> None:
+    """A plain SHA-256 of a phone number is reversed by trying every number; a keyed hash needs the secret key."""
+    import hashlib
+
+    inbound = message("+33612345678", 0)
+    plain = hashlib.sha256(f"{inbound.channel.value}\n{inbound.sender}".encode()).hexdigest()[:32]
+    assert sender_key(KEYED, inbound) != plain
+    assert sender_key(KEYED, inbound) != sender_key(KeyedHash("another-secret"), inbound)
+    assert sender_key(KEYED, inbound) == sender_key(KEYED, message("+33612345678", 1))  # one key per person

@@ -19,6 +19,7 @@ import redis
 
 from gateway.app import STORE
 from gateway.inbox import sender_key
+from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound
 from gateway.settings import Settings
 from gateway.store import Author
@@ -55,7 +56,8 @@ async def test_a_signed_batch_of_2000_events_is_acknowledged_once_stored_and_eac
             assert response.status == 200
         acknowledged = time.monotonic() - started
         store = client.app[STORE]
-        keys = [sender_key(Inbound(ChannelName.MESSENGER, psid(n), "")) for n in range(EVENTS)]
+        keyed = KeyedHash(messenger_settings.secret_key.get_secret_value())
+        keys = [sender_key(keyed, Inbound(ChannelName.MESSENGER, psid(n), "")) for n in range(EVENTS)]
         waiting = sum([await store.inbox_waiting(key) for key in keys])
         assert waiting > 0  # acknowledged once stored, not once processed (processing takes seconds)
         async with meta.post(url, data=raw, headers=headers) as again:  # the 200 was lost: Meta sends it again

@@ -38,7 +38,7 @@ async def test_an_erasure_leaves_nothing_about_the_person(store: Store, store_ur
     keyed = KeyedHash("test-secret-key-0123456789")
 
     def sender_key(channel: ChannelName, sender: str) -> str:
-        return keyed("sender", f"{channel.value}\n{sender}")
+        return keyed.sender(channel.value, sender)
 
     for number, text in enumerate(["bonjour", WORDS, "au revoir"]):
         await dispatcher.handle_inbound(message(CHAT, number, text))
@@ -50,7 +50,8 @@ async def test_an_erasure_leaves_nothing_about_the_person(store: Store, store_ur
     await dispatcher.handle_inbound(message(OTHER, 1, OTHER_WORDS))
     key = sender_key(ChannelName.TELEGRAM, CHAT)
     await store.outbox_put(OutboxItem("n-gate", "notice-" + key, {"recipient": CHAT, "text": "limité"}, now[0]))
-    await store.inbox_put([InboxItem("in:telegram:late", sender_of(message(CHAT, 99, "")), {"sender": CHAT}, now[0])])
+    late = InboxItem("in:telegram:late", sender_of(keyed, message(CHAT, 99, "")), {"sender": CHAT}, now[0])
+    await store.inbox_put([late])
     conversations = [c for c in await store.list_conversations(EPOCH, FAR) if c.sender == CHAT]
     assert len(conversations) == 2  # the words sealed at rest: read back through the store
     assert WORDS in [entry.text for c in conversations for entry in await store.transcript(c.id)]
