@@ -147,7 +147,7 @@ async def create_app(
     workers = PasswordWorkers(settings.password_hash_workers)
     brake = LoginBrake(counters, keyed, free=settings.login_free_failures, lock=settings.login_lock_failures,
                        lock_minutes=settings.login_lock_minutes, announce=lambda *lock: api.announce_lock(*lock))
-    api = ListenerAPI(store, dispatcher, actions, flows, sessions,
+    api = ListenerAPI(store, actions, flows, sessions,
                       secure_cookies=settings.public_url.startswith("https://"), presence=presence, live=live,
                       metrics=metrics, logins=Logins(workers, brake), limits=limits, clock=clock,
                       cross_site=CrossSite(settings.public_url, settings.console_origin_list()),

@@ -422,9 +422,6 @@ class Dispatcher:
         """Listeners with the console open now (supervisors only watching the board are not counted)."""
         return self._listeners_online()
 
-    def language(self, conversation: Conversation, engine: Engine) -> str:
-        return language_of(conversation, engine.flow)
-
     async def set_language(self, conversation_id: str, language: str) -> bool:
         """The young person chose another language (the web chat's switch): the bot speaks it from the next
         message on. Only a language of the conversation's flow; False when it is not one, or nothing to change."""

@@ -32,10 +32,10 @@ from gateway.console.passwords import check_password
 from gateway.console.presence import Presence
 from gateway.console.sessions import SESSION_COOKIE, SESSION_HOURS, Sessions
 from gateway.conversation import Conversation, Status
-from gateway.dispatcher import Dispatcher
 from gateway.errors import WeakPassword
 from gateway.events import Alert, entry_json
 from gateway.flowset import FlowSet
+from gateway.language import language_of
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limit, RateLimits, client_address
 from gateway.sockets import SocketWriter
@@ -50,11 +50,11 @@ HISTORY_LIMIT = 50
 
 class ListenerAPI:
     def __init__(
-        self, store: Store, dispatcher: Dispatcher, actions: Actions, flows: FlowSet, sessions: Sessions,
+        self, store: Store, actions: Actions, flows: FlowSet, sessions: Sessions,
         *, secure_cookies: bool, presence: Presence, live: ConsoleEvents, metrics: Metrics, logins: Logins,
         limits: RateLimits, cross_site: CrossSite, clock: Clock, address_header: str = "",
     ) -> None:  # fmt: skip
-        self.store, self.dispatcher, self.actions, self.flows = store, dispatcher, actions, flows
+        self.store, self.actions, self.flows = store, actions, flows
         self.clock = clock
         self.sessions, self.secure_cookies, self.presence = sessions, secure_cookies, presence
         self.cross_site = cross_site
@@ -283,7 +283,7 @@ class ListenerAPI:
         return {
             "id": conversation.id, "pseudonym": conversation.pseudonym, "channel": conversation.channel.value,
             "status": conversation.status.value, "queue": conversation.queue, "priority": conversation.priority.value,
-            "listener": conversation.listener, "language": self.dispatcher.language(conversation, engine),
+            "listener": conversation.listener, "language": language_of(conversation, engine.flow),
             "summary": [list(pair) for pair in conversation.summary], "route": conversation.route,
             "flag": conversation.flag.to_dict() if conversation.flag else None,
             "created_at": conversation.created_at.isoformat(),
