@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -39,7 +39,17 @@ from gateway.language import language_of
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limit, RateLimits, client_address
 from gateway.sockets import SocketWriter
-from gateway.store import AuditEntry, ConsoleSession, Listener, Store
+from gateway.store import (
+    AuditEntry,
+    AuditStore,
+    ConsoleSession,
+    ConversationStore,
+    EventStore,
+    Listener,
+    ListenerStore,
+    QueueStore,
+    TranscriptStore,
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LISTENER = web.RequestKey("listener", Listener)
@@ -48,9 +58,13 @@ HISTORY_DAYS = 30  # how far back a listener's ended conversations are listed ("
 HISTORY_LIMIT = 50
 
 
+class ListenerAPIRoles(ConversationStore, TranscriptStore, QueueStore, ListenerStore, AuditStore, EventStore, Protocol):
+    """What the listener API reads of the store itself (the actions, sessions and logins have roles of their own)."""
+
+
 class ListenerAPI:
     def __init__(
-        self, store: Store, actions: Actions, flows: FlowSet, sessions: Sessions,
+        self, store: ListenerAPIRoles, actions: Actions, flows: FlowSet, sessions: Sessions,
         *, secure_cookies: bool, presence: Presence, live: ConsoleEvents, metrics: Metrics, logins: Logins,
         limits: RateLimits, cross_site: CrossSite, clock: Clock, address_header: str = "",
     ) -> None:  # fmt: skip
