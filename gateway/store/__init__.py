@@ -6,8 +6,11 @@
   process (:mod:`gateway.store.sqlite`);
 * ``redis://host:port/db``: several gateway instances sharing one standalone Redis (:mod:`gateway.store.redis`).
 
-The Protocol is split into small Protocols, one per concern, so a component can ask for just what it uses
-(``timers.py`` needs :class:`TimerStore` and :class:`LockStore`). Every datetime passed in or returned is aware
+The Protocol is split into small role Protocols, one per concern, and each component declares the roles it
+uses (``timers.py``'s ``TimersRoles``: :class:`TimerStore`, :class:`LockStore`, :class:`ConversationStore`,
+:class:`QueueStore`, :class:`BatchStore`); only ``app.py`` and the CLI hold the whole :class:`Store`. Both
+implementations seal what identifies or quotes a young person (``gateway/crypto.py``, through ``codec.py``) and
+find a sender by a keyed hash, never by the identity itself. Every datetime passed in or returned is aware
 and in UTC; "now" is always passed in, so tests never sleep. Errors are :class:`~gateway.errors.StoreError`
 (unreachable, corrupt) or :class:`~gateway.errors.Conflict` (an exclusive operation lost a race). No error
 message contains a sender address or message text.
@@ -20,7 +23,8 @@ Delivery guarantees the dispatcher and the outbox rely on:
 * :meth:`QueueStore.take` is exclusive: of two listeners racing for one conversation, one gets Conflict.
 * :meth:`OutboxStore.outbox_due` hands out at most one item per conversation, the oldest pending one, and
   *claims* it for a lease, so two outbox workers never send the same item and a conversation's messages go out
-  in the order they were put.
+  in the order they were put. The lease's end is a fencing token: the holder renews it while sending
+  (:meth:`OutboxStore.outbox_renew`), and a holder whose lease was taken over can no longer record the item.
 * :meth:`LockStore.lock` serialises the processing of one conversation, across instances with Redis.
 """
 
