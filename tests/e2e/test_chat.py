@@ -143,3 +143,13 @@ async def test_the_widget_embeds_the_chat_with_one_script_tag(context: BrowserCo
     await expect(frame.locator('.msg[data-author="user"]')).to_have_count(1)
     await page.get_by_role("button", name="Fermer").click()
     await expect(page.get_by_role("dialog")).to_be_hidden()
+
+
+async def test_the_language_switch_switches_the_bot_from_the_next_message_on(
+    context: BrowserContext, server: TestServer
+) -> None:
+    page = await open_chat(context, server)  # the page (and so the bot) in French
+    await page.locator("#lang-toggle").click()  # EN: the page's texts at once, the bot from the next message
+    await expect(page.locator("#lang-toggle")).to_have_text("FR")
+    await page.get_by_role("button", name="Non", exact=True).click()  # the question asked before the switch
+    await expect(bot_messages(page).last).to_contain_text("Would you like to continue in English or in French?")
