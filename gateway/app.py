@@ -258,7 +258,7 @@ def _lifecycle(
 
 
 async def _nothing() -> None:
-    pass
+    """Nothing to start: the rate limits' Redis pool connects on first use; only its closing is a lifecycle."""
 
 
 async def _close_guards(workers: PasswordWorkers) -> None:

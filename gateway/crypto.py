@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import os
 import secrets
@@ -274,9 +275,8 @@ class KeyFile:
         """Written aside then linked in place: of two processes creating it at once, one file wins whole."""
         temporary = self._temporary(lookup, keys)
         try:
-            os.link(temporary, self.path)
-        except FileExistsError:
-            pass
+            with contextlib.suppress(FileExistsError):  # another process created it first: theirs is kept
+                os.link(temporary, self.path)
         finally:
             temporary.unlink()
 

@@ -78,8 +78,14 @@ class SocketWriter:
             async with asyncio.timeout(1.0):
                 await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"session ended")
         except (TimeoutError, ConnectionError, RuntimeError):
-            if self._transport is not None:
-                self._transport.abort()
+            self._abort()
+        except Exception as exc:  # a bug: this one socket is cut off all the same, and it is said
+            log.error("%s socket: closing a revoked session failed (%s)", self.surface, exc.__class__.__name__)
+            self._abort()
+
+    def _abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
 
     async def close(self) -> None:
         """The socket's handler ends: stop writing (frames still queued are for a socket that is gone)."""
