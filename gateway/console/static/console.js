@@ -70,7 +70,19 @@
 
   // ----- live events ----------------------------------------------------------------------------------------
 
+  /* Receipts can overtake the transcript they update (a "read" sent while the conversation is still loading):
+     the latest one of each entry is kept and applied when the entry is drawn. Forward only, failed aside. */
+  var DELIVERY_RANK = { pending: 0, sent: 1, delivered: 2, read: 3 };
+  var receipts = {};
+
+  function latestDelivery(id, delivery) {
+    var seen = receipts[id];
+    if (seen && delivery !== "failed" && (DELIVERY_RANK[seen] || 0) > (DELIVERY_RANK[delivery] || 0)) { return seen; }
+    return delivery;
+  }
+
   function onEvent(event) {
+    if (event.type === "delivery") { receipts[event.id] = latestDelivery(event.id, event.delivery); }
     var current = state.current && event.conversation_id === state.current.id;
     if (event.type === "queue" || event.type === "status") { scheduleQueue(); }
     if (!current) { return; }
@@ -95,7 +107,7 @@
       if (flagged) { flagged.classList.add("flash"); }  // a risk read while the listener holds it: seen at once
     } else if (event.type === "delivery") {
       var mark = document.querySelector('[data-entry="' + CSS.escape(event.id) + '"] .delivery');
-      if (mark) { setDelivery(mark, event.delivery); }
+      if (mark) { setDelivery(mark, receipts[event.id]); }
     } else if (event.type === "typing" && event.who === "user") {
       $("user-typing").hidden = false;
       clearTimeout(state.typingTimer);
@@ -374,7 +386,7 @@
     (entry.attachments || []).forEach(function (attachment) { item.appendChild(attachmentView(attachment)); });
     if (entry.author === "bot" || entry.author === "listener") {
       var mark = el("span", "delivery");
-      setDelivery(mark, entry.delivery);
+      setDelivery(mark, latestDelivery(entry.id, entry.delivery));
       item.appendChild(mark);
     }
     list.appendChild(item);
