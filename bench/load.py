@@ -256,6 +256,10 @@ class Redis:
     def used_memory(self) -> int:
         return int(re.search(r"used_memory:(\d+)", self.command("INFO", "memory")).group(1))  # type: ignore[union-attr]
 
+    def reads(self) -> int:
+        """Read events Redis processed on client sockets so far: one per round trip (a pipeline is one)."""
+        return int(re.search(r"total_reads_processed:(\d+)", self.command("INFO", "stats")).group(1))  # type: ignore[union-attr]
+
     def keys(self) -> int:
         return int(self.command("DBSIZE").strip())
 
@@ -330,6 +334,27 @@ class Server:
         self._log.close()
 
 
+class Profiler:
+    """py-spy sampling a server process into collapsed stacks, from now until :meth:`stop`."""
+
+    def __init__(self, directory: Path, kind: str, pid: int) -> None:
+        binary = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        directory.mkdir(parents=True, exist_ok=True)
+        self.out = directory / f"profile-{kind}.txt"
+        command = [binary, "record", "--pid", str(pid), "--format", "raw", "--rate", "250", "--nonblocking",
+                   "--output", str(self.out)]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        print(f"    profile  {self.out}", flush=True)
+
+
 # ----- the load -------------------------------------------------------------------------------------------------
 
 
@@ -342,6 +367,7 @@ class Figures:
     ack: list[float] = field(default_factory=list)
     cpu_ms: float = 0.0
     redis_cpu_ms: float = 0.0
+    redis_reads: float = 0.0  # Redis read events (a command, a pipeline, a MULTI/EXEC) per message: round trips
     duplicates: int = 0  # sent twice (audited against the store; the floor: beyond its walk)
     losses: int = 0  # recorded and never received (the floor: short of its walk)
     disordered: int = 0  # senders whose messages were processed in another order than sent
@@ -455,6 +481,7 @@ async def measure(
     audit0 = await audit(provider, store_url) if store_url else (0, 0, 0)
     cpu0 = cpu_seconds(server.process.pid)
     rcpu0 = cpu_seconds(redis.process.pid) if redis else 0.0
+    reads0 = redis.reads() if redis else 0
     own0 = cpu_seconds(os.getpid())
     started = time.perf_counter()
     await run()
@@ -467,6 +494,7 @@ async def measure(
     figures.extra["load"] = f"{(cpu_seconds(os.getpid()) - own0) / seconds * 100:.0f} %"
     if redis:
         figures.redis_cpu_ms = (cpu_seconds(redis.process.pid) - rcpu0) * 1000 / max(1, load.messages)
+        figures.redis_reads = (redis.reads() - reads0) / max(1, load.messages)
     figures.mismatched = (dup - dup0, loss - loss0)
     if store_url:
         after = await audit(provider, store_url)
@@ -482,7 +510,8 @@ def show(figures: Figures) -> None:
     ack = f"{pct(figures.ack, 0.5):.1f} / {pct(figures.ack, 0.99):.1f} ms"
     print(f"  {figures.name:<34} {figures.rate:8.0f} msg/s   ack p50/p99 {ack:<18}"
           f" reply p50/p99 {figures.extra['reply']:<20} cpu {figures.cpu_ms:.2f} ms/msg"
-          f" (+redis {figures.redis_cpu_ms:.2f})   errors {figures.errors}  dup {figures.duplicates}"
+          f" (+redis {figures.redis_cpu_ms:.2f}, {figures.redis_reads:.1f} round trips)   errors {figures.errors}"
+          f"  dup {figures.duplicates}"
           f"  lost {figures.losses}", flush=True)  # fmt: skip
     if figures.audited and (figures.disordered or any(figures.mismatched)):
         beyond, short = figures.mismatched
@@ -520,7 +549,7 @@ async def handoff_latency(load: Load, offset: int) -> str:
 async def bench_gateway(
     args: argparse.Namespace, kind: str, work: Path, session: ClientSession, provider: Provider,
     script: list[list[Step]], flows: Path,
-) -> tuple[Figures, Figures]:
+) -> tuple[Figures, Figures | None]:
     redis = Redis(work / f"redis-{kind}") if kind == "redis" else None
     db = work / "gateway.sqlite3"
     store = redis.url if redis else f"sqlite:///{db}"
@@ -532,12 +561,15 @@ async def bench_gateway(
         await server.ready(session)
         load = Load(session, provider, server, script)
         await load.walk(f"{load.tag}warm", script[0])
+        profiler = Profiler(args.profile, kind, server.process.pid) if args.profile else None
         rss0 = rss_mb(server.process.pid)
         memory0 = redis.used_memory() if redis else 0
         keys0 = redis.keys() if redis else 0
         first = min(1000, args.open)
         closed = await measure(f"gateway on {kind}, closed loop", server, redis,
                                lambda: load.closed(first, args.connections, 0), load, store)  # fmt: skip
+        if profiler:
+            profiler.stop()
         at_1000 = await handoff_latency(load, 0)
         rest = max(0, args.open - first - HANDOFF_SAMPLES)
         if rest:
@@ -560,9 +592,12 @@ async def bench_gateway(
         for key in ("bytes", "keys", "rss", "handoff"):
             if key in closed.extra:
                 print(f"    {key:<8} {closed.extra[key]}")
-        opened = await measure(f"gateway on {kind}, open loop {args.rate:.0f}/s", server, redis,
-                               lambda: load.opened(args.rate, args.duration, args.gap, 10**6), load, store)  # fmt: skip
-        show(opened)
+        opened = None
+        if args.duration > 0:
+            name = f"gateway on {kind}, open loop {args.rate:.0f}/s"
+            opened = await measure(name, server, redis, lambda: load.opened(args.rate, args.duration, args.gap, 10**6),
+                                   load, store)  # fmt: skip
+            show(opened)
         print(f"    log      {server.problems()}")
         return closed, opened
     finally:
@@ -576,6 +611,7 @@ def combine(a: Figures, b: Figures) -> Figures:
     total = max(1, merged.messages)
     merged.cpu_ms = (a.cpu_ms * a.messages + b.cpu_ms * b.messages) / total
     merged.redis_cpu_ms = (a.redis_cpu_ms * a.messages + b.redis_cpu_ms * b.messages) / total
+    merged.redis_reads = (a.redis_reads * a.messages + b.redis_reads * b.messages) / total
     merged.duplicates, merged.losses = a.duplicates + b.duplicates, a.losses + b.losses
     merged.disordered = a.disordered + b.disordered
     merged.mismatched = (a.mismatched[0] + b.mismatched[0], a.mismatched[1] + b.mismatched[1])
@@ -586,7 +622,7 @@ def combine(a: Figures, b: Figures) -> Figures:
 
 async def bench_floor(
     args: argparse.Namespace, work: Path, session: ClientSession, provider: Provider, script: list[list[Step]]
-) -> tuple[Figures, Figures]:
+) -> tuple[Figures, Figures | None]:
     redis = Redis(work / "redis-floor")
     await asyncio.sleep(0.5)
     server = Server("floor", [sys.executable, str(ROOT / "bench" / "floor.py"), "{port}", redis.url, provider.url,
@@ -597,9 +633,11 @@ async def bench_floor(
         closed = await measure("floor, closed loop", server, redis,
                                lambda: load.closed(args.floor_conversations, args.connections, 0), load)  # fmt: skip
         show(closed)
-        opened = await measure(f"floor, open loop {args.rate:.0f}/s", server, redis,
-                               lambda: load.opened(args.rate, args.duration, args.gap, 10**6), load)  # fmt: skip
-        show(opened)
+        opened = None
+        if args.duration > 0:
+            opened = await measure(f"floor, open loop {args.rate:.0f}/s", server, redis,
+                                   lambda: load.opened(args.rate, args.duration, args.gap, 10**6), load)  # fmt: skip
+            show(opened)
         return closed, opened
     finally:
         server.stop()
@@ -630,14 +668,17 @@ async def main(args: argparse.Namespace) -> None:
         async with Provider() as provider, ClientSession(
             connector=TCPConnector(limit=args.connections * 4), timeout=timeout
         ) as session:
-            floor = await bench_floor(args, work, session, provider, script)
-            results = {}
+            floor = await bench_floor(args, work, session, provider, script) if args.floor else None
+            results: dict[str, tuple[Figures, Figures | None]] = {}
             for kind in args.stores:
                 results[kind] = await bench_gateway(args, kind, work, session, provider, script, flows)
+        if floor is None:
+            return
         print("\nratios (same run):")
         for closed, opened in results.values():
             print(ratios(floor[0], closed))
-            print(ratios(floor[1], opened))
+            if floor[1] is not None and opened is not None:
+                print(ratios(floor[1], opened))
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -647,10 +688,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--floor-conversations", type=int, default=1000)
     parser.add_argument("--connections", type=int, default=32, help="closed loop: conversations at once")
     parser.add_argument("--rate", type=float, default=1000.0, help="open loop: messages per second offered")
-    parser.add_argument("--duration", type=float, default=30.0, help="open loop: seconds")
+    parser.add_argument("--duration", type=float, default=30.0, help="open loop: seconds (0: no open loop)")
     parser.add_argument("--gap", type=float, default=1.0, help="open loop: seconds between one sender's messages")
     parser.add_argument("--understanding", choices=["on", "off"], default="on", help="the gateway's embedded model"
                         " (on, as in production; off: keywords only, to see the message path's own cost)")  # fmt: skip
+    parser.add_argument("--no-floor", dest="floor", action="store_false", help="skip the floor (no ratios)")
+    parser.add_argument("--profile", type=Path, metavar="DIR", help="sample the gateway with py-spy in"
+                        " the first closed loop: DIR/profile-{store}.txt, collapsed stacks")  # fmt: skip
     parser.add_argument("--stores", nargs="+", default=["redis", "sqlite"], choices=["redis", "sqlite"])
     return parser.parse_args(argv)
 
