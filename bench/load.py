@@ -32,7 +32,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -42,6 +42,7 @@ from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector, web
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
 
+from gateway.conversation import Status  # noqa: E402
 from gateway.dispatcher import inbound_entry_id  # noqa: E402
 from gateway.flows.engine import Engine  # noqa: E402
 from gateway.flows.loader import load_text  # noqa: E402
@@ -571,23 +572,31 @@ async def bench_gateway(
         if profiler:
             profiler.stop()
         at_1000 = await handoff_latency(load, 0)
+        rss_walked = rss_mb(server.process.pid)
+        walked = first + HANDOFF_SAMPLES + 1
+        measured = await store_bytes(redis, db, walked) if args.seed else None  # walked conversations only
         rest = max(0, args.open - first - HANDOFF_SAMPLES)
-        if rest:
+        if rest and args.seed:
+            started = time.perf_counter()
+            await seed(store, rest, f"{load.tag}s")
+            print(f"    seeded   {rest:,} handed-off conversations by the store API in"
+                  f" {time.perf_counter() - started:.0f} s (RSS, {first:,} walked: {rss_walked:.0f} MB)")  # fmt: skip
+        elif rest:
             more = await measure("", server, redis, lambda: load.closed(rest, args.connections, first), load, store)
             closed = combine(closed, more)
         at_open = await handoff_latency(load, HANDOFF_SAMPLES)
         handed_off = first + rest + 2 * HANDOFF_SAMPLES + 1
+        if measured is None:
+            walked, measured = handed_off, await store_bytes(redis, db, handed_off)
         closed.extra["rss"] = f"{rss0:.0f} MB at 0, {rss_mb(server.process.pid):.0f} MB at {handed_off:,}"
         closed.extra["handoff"] = f"{at_1000} at {first + HANDOFF_SAMPLES + 1:,} open, {at_open} at {handed_off:,}"
         if redis:
-            per = (redis.used_memory() - memory0) / handed_off
-            keys = (redis.keys() - keys0) / handed_off
+            per = (measured[0] - memory0) / walked
+            keys = (measured[1] - keys0) / walked
             closed.extra["bytes"] = f"Redis {per / 1024:.1f} KB and {keys:.1f} keys per handed-off conversation"
-            closed.extra["keys"] = redis.breakdown(handed_off)
+            closed.extra["keys"] = measured[2]
         else:
-            with sqlite3.connect(db) as conn:
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            closed.extra["bytes"] = f"SQLite {db.stat().st_size / handed_off / 1024:.1f} KB per handed-off conversation"
+            closed.extra["bytes"] = f"SQLite {measured[0] / walked / 1024:.1f} KB per handed-off conversation"
         show(closed)
         for key in ("bytes", "keys", "rss", "handoff"):
             if key in closed.extra:
@@ -604,6 +613,55 @@ async def bench_gateway(
         server.stop()
         if redis:
             redis.stop()
+
+
+async def store_bytes(redis: Redis | None, db: Path, conversations: int) -> tuple[int, int, str]:
+    """Redis: (used memory, keys, bytes by kind of key per conversation); SQLite: (file bytes, 0, "")."""
+    if redis:
+        return redis.used_memory(), redis.keys(), redis.breakdown(conversations)
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return db.stat().st_size, 0, ""
+
+
+async def seed(store_url: str, count: int, tag: str, concurrency: int = 16) -> None:
+    """``count`` more handed-off conversations, written through the store API as the dispatcher writes a walk:
+    each a copy of a walked conversation (its record with the engine's state, its transcript, its queue entry
+    and timers, the last message's processed mark) under a new id and sender. Reaches 10,000 open conversations
+    in seconds where the closed loop takes most of an hour; the gateway process itself handles none of them."""
+    from gateway.ids import new_id
+    from gateway.store import DoneMark, TimerKind, open_store
+    from gateway.testing import store_keys
+
+    store = await open_store(store_url, keys=store_keys(store_url))
+    try:
+        walked = [c for c in await store.conversations_by_status(Status.QUEUED) if c.queue]
+        templates = [(c, await store.transcript(c.id)) for c in walked[:48]]
+        numbers = iter(range(count))
+
+        async def one(n: int) -> None:
+            template, entries = templates[n % len(templates)]
+            now = datetime.now(UTC)
+            sender = f"{tag}{n}"
+            fresh, _ = await store.active_conversation(ChannelName.MESSENGER, sender, now)
+            conversation = replace(template, id=fresh.id, sender=sender, pseudonym=fresh.pseudonym, created_at=now,
+                                   updated_at=now, queued_at=now, last_inbound_at=now)  # fmt: skip
+            assert template.queue is not None
+            async with store.batch():
+                for entry in entries:
+                    await store.append_transcript(replace(entry, id=new_id(), conversation_id=fresh.id, at=now))
+                await store.enqueue(fresh.id, template.queue, template.priority, now)
+                await store.set_timer(fresh.id, TimerKind.QUEUE_REASSURE, now + timedelta(days=1))
+                await store.set_timer(fresh.id, TimerKind.IDLE_CLOSE, now + timedelta(days=1))
+                await store.save_conversation(conversation, done=DoneMark(f"in:seed:{sender}", 8 * 24 * 3600))
+
+        async def seeder() -> None:
+            for n in numbers:
+                await one(n)
+
+        await asyncio.gather(*(seeder() for _ in range(concurrency)))
+    finally:
+        await store.close()
 
 
 def combine(a: Figures, b: Figures) -> Figures:
@@ -692,6 +750,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gap", type=float, default=1.0, help="open loop: seconds between one sender's messages")
     parser.add_argument("--understanding", choices=["on", "off"], default="on", help="the gateway's embedded model"
                         " (on, as in production; off: keywords only, to see the message path's own cost)")  # fmt: skip
+    parser.add_argument("--seed", action="store_true", help="reach --open by seeding conversations through the store"
+                        " API after the first 1,000 walked (copies of walked ones), not walking them all")  # fmt: skip
     parser.add_argument("--no-floor", dest="floor", action="store_false", help="skip the floor (no ratios)")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="sample the gateway with py-spy in"
                         " the first closed loop: DIR/profile-{store}.txt, collapsed stacks")  # fmt: skip
