@@ -163,6 +163,12 @@ CREATE TABLE IF NOT EXISTS referrals (
 """
 
 _ACTIVE = tuple(str(status) for status in ACTIVE_STATUSES)
+# The active statuses written into the SQL, as in the partial index ``conversations_active``: with bound
+# parameters the planner cannot tell the index applies, and scanned every active conversation per message.
+# The list must read as the index's does (same order) for the planner to use the index.
+_ACTIVE_SQL = "status IN ('bot', 'queued', 'with_listener')"
+assert set(_ACTIVE) == {"bot", "queued", "with_listener"}, "_ACTIVE_SQL and conversations_active need the change"
+_FIND_ACTIVE = f"SELECT data FROM conversations WHERE channel = ? AND sender = ? AND {_ACTIVE_SQL}"
 _OUTBOX_COLUMNS = (
     "id, conversation_id, payload, created_us, next_us, attempts, last_error, status, provider_message_id,"
     " parts_sent"
@@ -326,10 +332,7 @@ class SqliteStore:
     ) -> tuple[Conversation, bool]:
         def work(conn: sqlite3.Connection) -> tuple[Conversation, bool]:
             with _writing(conn):
-                row = conn.execute(
-                    "SELECT data FROM conversations WHERE channel = ? AND sender = ? AND status IN (?, ?, ?)",
-                    (str(channel), self._keys.identity(channel, sender), *_ACTIVE),
-                ).fetchone()
+                row = conn.execute(_FIND_ACTIVE, (str(channel), self._keys.identity(channel, sender))).fetchone()
                 if row is not None:
                     return self._conversation(row["data"]), False
                 conversation = Conversation.start(channel, sender, now)
@@ -339,10 +342,7 @@ class SqliteStore:
         return await self._run(work)
 
     async def find_active_conversation(self, channel: ChannelName, sender: str) -> Conversation | None:
-        rows = await self._select(
-            "SELECT data FROM conversations WHERE channel = ? AND sender = ? AND status IN (?, ?, ?)",
-            (str(channel), self._keys.identity(channel, sender), *_ACTIVE),
-        )
+        rows = await self._select(_FIND_ACTIVE, (str(channel), self._keys.identity(channel, sender)))
         return self._conversation(rows[0]["data"]) if rows else None
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
