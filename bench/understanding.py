@@ -1,7 +1,7 @@
 """Understanding figures: ``python bench/understanding.py`` (or ``make bench``). Prints numbers, asserts nothing.
 
-On ``corpus/heldout.jsonl`` and ``corpus/heldout2.jsonl``, each in turn (messages the model never saw, written by
-two other authors: training reads ``corpus/train.jsonl`` only):
+On ``corpus/heldout.jsonl``, ``corpus/heldout2.jsonl`` and ``corpus/heldout3.jsonl``, each in turn (messages the model
+never saw, written by three other authors: training reads ``corpus/train.jsonl`` only):
 (a) recall and precision per risk class (the model's most likely class above its threshold), any-risk recall per
     class, false alarms on ``none`` and topic accuracy; the keyword interrupts of flows.yaml alone, then
     keywords + model (a message is flagged when either flags it); risky messages that would end the conversation;
@@ -32,8 +32,8 @@ from gateway.flows.reading import RISKS, Reading, Risk  # noqa: E402
 if TYPE_CHECKING:
     from gateway.understanding import Model
 
-# messages the model never saw, by two authors other than the training corpus's (corpus/README.md)
-HELDOUT = (ROOT / "corpus" / "heldout.jsonl", ROOT / "corpus" / "heldout2.jsonl")
+# messages the model never saw, by three authors other than the training corpus's (corpus/README.md)
+HELDOUT = tuple(ROOT / "corpus" / name for name in ("heldout.jsonl", "heldout2.jsonl", "heldout3.jsonl"))
 AIMS = {"imminent_danger": 0.95, "suicide": 0.95, "self_harm": 0.95, "abuse_home": 0.90}
 FALSE_ALARM_AIM = 0.10
 
