@@ -88,8 +88,13 @@ def loads(kind: str, raw: str | bytes, decode: Callable[[Any], T]) -> T:
         raise StoreError(f"a stored {kind} record cannot be read ({type(error).__name__})") from None
 
 
+_CONVERSATION_FIELDS = tuple(f.name for f in fields(Conversation))
+
+
 def encode_conversation(conversation: Conversation) -> dict[str, Any]:
-    data = asdict(conversation)
+    """The record as JSON-able data, for encoding at once: the engine state is shared, not copied
+    (``dataclasses.asdict`` deep-copied it at every save, 3 % of a message's CPU)."""
+    data = {name: getattr(conversation, name) for name in _CONVERSATION_FIELDS}
     for name in ("created_at", "updated_at", "last_inbound_at", "queued_at", "taken_at", "closed_at", "left_at",
                  "closed_notice_for", "window_paused_for", "erase_asked_at", "purged_at"):  # fmt: skip
         data[name] = _text(data[name])
