@@ -61,17 +61,17 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, Concatenate, ParamSpec, Self, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.client import Pipeline, PubSub
+from redis.asyncio.client import Pipeline
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockNotOwnedError, RedisError
 
 from gateway.conversation import Conversation, Priority, Status
 from gateway.crypto import DataKeys
 from gateway.errors import Conflict, StoreError
-from gateway.events import Event, Resync, decode, encode
+from gateway.events import Event, encode
 from gateway.messages import ChannelName
 from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
@@ -112,6 +112,7 @@ from gateway.store.codec import (
     loads_sealed,
     to_us,
 )
+from gateway.store.redis_events import RedisEvents, SharedSubscription
 from gateway.store.redis_lua import SCRIPTS
 from gateway.store.redis_retention import Record
 from gateway.supervisor import where
@@ -204,6 +205,7 @@ class RedisStore:
         self._scripts = {name: client.register_script(source) for name, source in SCRIPTS.items()}
         self._closed = False
         self._held: contextvars.ContextVar[list[HeldWrite] | None] = contextvars.ContextVar("held", default=None)
+        self._events = RedisEvents(client, EVENTS_CHANNEL)
 
     @classmethod
     async def open(
@@ -283,6 +285,7 @@ class RedisStore:
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
+            await self._events.close()
             await self._redis.aclose()
 
     # Conversations
@@ -711,8 +714,9 @@ class RedisStore:
         await self._write(lambda pipe: pipe.publish(EVENTS_CHANNEL, message))
 
     @_guarded
-    async def subscribe(self) -> _RedisSubscription:
-        return await _RedisSubscription.start(self._redis.pubsub())
+    async def subscribe(self) -> SharedSubscription:
+        """A subscription to the process's one pub/sub connection (``redis_events.py``)."""
+        return await self._events.subscribe()
 
     # Blocks and the audit log
 
@@ -965,57 +969,3 @@ def _timer_member(conversation_id: str, kind: str) -> str:
 def _timer(member: str, score: float) -> Timer | None:
     conversation_id, kind = json.loads(member)
     return Timer.read(conversation_id, kind, from_us(int(score)))
-
-
-class _RedisSubscription:
-    """One Redis pub/sub connection on the events channel; closing it returns the connection."""
-
-    def __init__(self, pubsub: PubSub) -> None:
-        self._pubsub = pubsub
-        self._closed = False
-
-    @classmethod
-    async def start(cls, pubsub: PubSub) -> _RedisSubscription:
-        """Subscribe and wait for Redis to confirm, so every later publish reaches this subscription."""
-        subscription = cls(pubsub)
-        try:
-            await pubsub.subscribe(EVENTS_CHANNEL)
-            async with asyncio.timeout(10):
-                while (await pubsub.get_message(timeout=1.0) or {}).get("type") != "subscribe":
-                    pass
-        except BaseException:
-            await subscription.aclose()
-            raise
-        return subscription
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> Event:
-        """The next event. redis-py reconnects a lost connection by itself and subscribes again: Redis then
-        confirms the subscription anew, which means events published meanwhile were missed → ``resync``."""
-        while not self._closed:
-            try:
-                message = await self._pubsub.get_message(timeout=None)
-            except RedisError as error:
-                if self._closed:
-                    break
-                raise StoreError(f"redis: {type(error).__name__}: {error}") from error
-            if message is not None and message.get("type") == "message":
-                event = decode(json.loads(message["data"]))
-                if event is not None:  # a type this version does not know (rolling deploy), or malformed
-                    return event
-            if message is not None and message.get("type") == "subscribe":
-                return Resync()
-        raise StopAsyncIteration
-
-    async def aclose(self) -> None:
-        if not self._closed:
-            self._closed = True
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
