@@ -105,6 +105,10 @@ CONTEXT_FALSE_FRIENDS = [
     "i want to die of embarrassment, my voice cracked during the solo",
     "mon frère m'a frappé avec un coussin pendant la bataille de polochon",
     "doing a school project on self harm awareness",
+    "i hurt myself playing football",
+    "je me suis brûlée au soleil à la plage",
+    "on a fait un exposé sur la scarification en SVT",
+    "this is my last message for today, thanks",
     "les marques sur mes bras c'est de l'eczéma",
     "le prof d'histoire nous a parlé du suicide de Van Gogh",
 ]
@@ -137,6 +141,7 @@ RISKY_LOOK_ALIKES: list[tuple[str, str]] = [
     ("je me suis brûlée exprès", "self_harm"),
     ("j'ai des marques sur les bras que je cache", "self_harm"),
     ("mon frère m'a frappé avec une ceinture", "abuse_home"),
+    ("i hurt myself again after football practice", "self_harm"),
     ("jveux mourir lol", "suicide"),
     ("j'ai pas envie de mourir mais j'en peux plus", "suicide"),
 ]
