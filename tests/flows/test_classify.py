@@ -137,6 +137,7 @@ RISKY_LOOK_ALIKES: list[tuple[str, str]] = [
     ("c'est mon dernier message avant de partir pour toujours", "suicide"),
     ("i want to die of shame everyone saw my pics", "suicide"),
     ("im on the bridge rn", "suicide"),
+    ("je vais me jeter du toit pour regarder les étoiles une dernière fois", "suicide"),
     ("i'm on the roof and i'm going to jump", "suicide"),
     ("je me suis brûlée exprès", "self_harm"),
     ("j'ai des marques sur les bras que je cache", "self_harm"),
