@@ -7,17 +7,25 @@ connections only. The app is the real one (``create_app``) on the aiohttp test s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
+import struct
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import redis
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
+from gateway.messages import ChannelName
 from gateway.settings import Settings
+from gateway.store import open_store
+from gateway.testing import store_keys
 from tests.conftest import Clock
 from tests.test_faults import redis_server
 from tests.test_webchat import bot_texts, hello, receive_until, say
@@ -92,3 +100,68 @@ async def test_a_message_after_redis_dropped_every_connection_goes_through(
             assert problems == []
     finally:
         admin.close()
+
+
+class ResettingProxy:
+    """A TCP proxy in front of Redis that can reset its clients' connections (an RST, no FIN first): as a NAT or
+    a firewall that forgot an idle connection does when the next packet comes."""
+
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 6379)
+        self.clients: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"redis://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/0"
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(1 << 16):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        self.clients.append(writer)
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    def reset_all(self) -> int:
+        reset = 0
+        for writer in self.clients:
+            if not writer.is_closing():
+                sock = writer.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                writer.transport.abort()
+                reset += 1
+        return reset
+
+
+@pytest.fixture
+async def proxy(own_redis: str) -> AsyncIterator[ResettingProxy]:
+    resetting = ResettingProxy(own_redis)
+    resetting.server = await asyncio.start_server(resetting._serve, "127.0.0.1", 0)
+    async with resetting.server:
+        yield resetting
+
+
+IDLE = 0.05  # GATEWAY_REDIS_HEALTH_CHECK_SECONDS here: a connection idle longer is checked with a PING
+
+
+async def test_a_connection_reset_while_idle_is_replaced_by_the_health_check(proxy: ResettingProxy) -> None:
+    """No close reaches the gateway, so taking the connection from the pool finds nothing wrong; the PING before
+    the first command after ``GATEWAY_REDIS_HEALTH_CHECK_SECONDS`` idle fails, and the command goes on a fresh
+    connection (redis-py raised the PING's error: the command failed although it was never sent)."""
+    store = await open_store(proxy.url, keys=store_keys(proxy.url), health_check_interval=IDLE)
+    try:
+        now = datetime.now(UTC)
+        conversation, _ = await store.active_conversation(ChannelName.WEBCHAT, "someone", now)
+        assert proxy.reset_all() >= 1
+        await asyncio.sleep(2 * IDLE)  # the scenario: the connection stays idle past the health-check interval
+        again, created = await store.active_conversation(ChannelName.WEBCHAT, "someone", now)
+        assert again.id == conversation.id and not created
+    finally:
+        await store.close()
