@@ -63,7 +63,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline, PubSub
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockNotOwnedError, RedisError
@@ -113,6 +113,7 @@ from gateway.store.codec import (
     to_us,
 )
 from gateway.store.redis_lua import SCRIPTS
+from gateway.store.redis_pool import open_pool
 from gateway.store.redis_retention import Record
 from gateway.supervisor import where
 
@@ -212,11 +213,10 @@ class RedisStore:
     ) -> RedisStore:
         """A blocking pool: under load a caller waits for a free connection (up to ``pool_timeout`` s) instead
         of failing at once with MaxConnectionsError (redis-py's default pool raises). A connection idle for
-        ``health_check_interval`` s is checked with a PING before use (the pub/sub one too)."""
-        pool = BlockingConnectionPool.from_url(
-            url, decode_responses=True, max_connections=max_connections, timeout=pool_timeout,
-            health_check_interval=health_check_interval,
-        )  # fmt: skip
+        ``health_check_interval`` s is checked with a PING before use, and replaced if the PING fails
+        (``gateway/store/redis_pool.py``; the pub/sub connection is checked too)."""
+        pool = open_pool(url, decode_responses=True, max_connections=max_connections, timeout=pool_timeout,
+                         health_check_interval=health_check_interval)  # fmt: skip
         store = cls(Redis(connection_pool=pool), keys)
         try:
             await store.ping()
@@ -283,7 +283,9 @@ class RedisStore:
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
-            await self._redis.aclose()
+            # The pool is ours (``open``): redis-py closes only the pools it made, so without this every
+            # connection stayed open after shutdown (tests/test_redis_connections.py)
+            await self._redis.aclose(close_connection_pool=True)
 
     # Conversations
 
