@@ -70,7 +70,7 @@ def dumps(data: object) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-def dumps_sealed(keys: DataKeys, kind: str, data: object) -> str:
+def dumps_sealed(keys: DataKeys, kind: str, data: object) -> bytes:
     """A record's JSON, sealed with the current data key (the kind is bound to it)."""
     return keys.seal(kind, dumps(data))
 

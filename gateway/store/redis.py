@@ -212,10 +212,12 @@ class RedisStore:
     ) -> RedisStore:
         """A blocking pool: under load a caller waits for a free connection (up to ``pool_timeout`` s) instead
         of failing at once with MaxConnectionsError (redis-py's default pool raises). A connection idle for
-        ``health_check_interval`` s is checked with a PING before use (the pub/sub one too)."""
+        ``health_check_interval`` s is checked with a PING before use (the pub/sub one too). Replies are decoded
+        as UTF-8 with ``surrogateescape``: sealed records are bytes (``gateway.crypto``), and the str of one gives
+        its bytes back exactly (``DataKeys.open``)."""
         pool = BlockingConnectionPool.from_url(
-            url, decode_responses=True, max_connections=max_connections, timeout=pool_timeout,
-            health_check_interval=health_check_interval,
+            url, decode_responses=True, encoding_errors="surrogateescape", max_connections=max_connections,
+            timeout=pool_timeout, health_check_interval=health_check_interval,
         )  # fmt: skip
         store = cls(Redis(connection_pool=pool), keys)
         try:
@@ -299,7 +301,7 @@ class RedisStore:
     def _active_key(self, channel: ChannelName, sender: str) -> str:
         return _key("active", self._keys.identity(channel, sender))
 
-    def _sealed(self, conversation: Conversation) -> str:
+    def _sealed(self, conversation: Conversation) -> bytes:
         return dumps_sealed(self._keys, "conversation", encode_conversation(conversation))
 
     def _conversation(self, raw: str | bytes) -> Conversation:
@@ -353,7 +355,8 @@ class RedisStore:
     async def append_transcript(self, entry: TranscriptEntry) -> None:
         keys = [_key("e", entry.id), _key("transcript", entry.conversation_id)]
         pmid = entry.provider_message_id or ""
-        value = f"{_DELIVERY_CODES[entry.delivery]}{pmid}\n{self._keys.seal('entry', encode_entry_data(entry))}"
+        head = f"{_DELIVERY_CODES[entry.delivery]}{pmid}\n".encode()
+        value = head + self._keys.seal("entry", encode_entry_data(entry))
         args = [PREFIX, entry.id, value, pmid, int(PROVIDER_ID_KEPT.total_seconds())]
         await self._write(lambda pipe: _eval(pipe, "append_entry", keys, args))
 

@@ -91,7 +91,7 @@ class _Resealer:
             head, _, data = str(old).partition("\n")
             new = self._keys.reseal("entry", data)
             if new is not None:
-                count += await self._value(keys=[key], args=[old, f"{head}\n{new}"])
+                count += await self._value(keys=[key], args=[old, f"{head}\n".encode() + new])
         return count
 
     async def fields(self, pattern: str, field: str, kind: str) -> int:
