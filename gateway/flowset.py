@@ -44,6 +44,7 @@ class FlowSet:
     on_reload: Callable[[ReloadResult], None] = lambda result: None
     always_open: bool = False  # development only (GATEWAY_DEV_ALWAYS_OPEN): every queue open at any hour
     _mtime: float = 0.0
+    _strings: set[str] = field(default_factory=set)
 
     def reload(self) -> ReloadResult:
         """Load the file; swap it in only when valid. The result is kept in ``last_reload``."""
@@ -61,6 +62,7 @@ class FlowSet:
             return self.last_reload
         self.engines.setdefault(engine.version, engine)
         self.current = self.engines[engine.version]
+        self._strings |= strings_of(engine.flow.model_dump())
         self.last_reload = ReloadResult(now, True, engine.version)
         log.info("flow %s loaded from %s", engine.version, self.path)
         if self.always_open:
@@ -75,6 +77,11 @@ class FlowSet:
     @property
     def version(self) -> str | None:
         return self.current.version if self.current else None
+
+    def is_own_text(self, text: str) -> bool:
+        """A string written in flows.yaml (in any version loaded since start): the line's own words, never a
+        young person's. The store keeps a bot message made only of such strings once for every transcript."""
+        return text in self._strings
 
     def engine(self) -> Engine:
         if self.current is None:
@@ -91,6 +98,16 @@ class FlowSet:
         except OSError:
             return -1.0
 
+
+def strings_of(data: object) -> set[str]:
+    """Every string in a loaded flow (its values and its mapping keys)."""
+    if isinstance(data, str):
+        return {data}
+    if isinstance(data, dict):
+        return {s for key, value in data.items() for s in strings_of(key) | strings_of(value)}
+    if isinstance(data, list | tuple | set | frozenset):
+        return {s for item in data for s in strings_of(item)}
+    return set()
 
 
 def open_every_queue(loaded: LoadedFlow) -> LoadedFlow:

@@ -30,7 +30,7 @@ Delivery guarantees the dispatcher and the outbox rely on:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -705,6 +705,12 @@ class BatchStore(Protocol):
 
 
 class SealStore(Protocol):
+    def share_texts(self, own: Callable[[str], bool]) -> None:
+        """``own(text)``: the string is flows.yaml's (``FlowSet.is_own_text``). From then on a bot entry made only
+        of such strings is stored by reference to one shared copy of its content (``gateway/store/texts.py``);
+        until then every entry keeps its content."""
+        ...
+
     async def reseal(self) -> dict[str, int]:
         """Seal every record with the current data key (records sealed with an old key, or written in clear
         before encryption); the number resealed by record kind. Safe while the gateway runs: a record written

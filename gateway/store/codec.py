@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
-from gateway.errors import StoreError
+from gateway.errors import StoreError, UnknownText
 from gateway.messages import Attachment, ChannelName, Choice, Outbound
 from gateway.store import (
     AuditEntry,
@@ -33,6 +33,7 @@ from gateway.store import (
 
 if TYPE_CHECKING:
     from gateway.crypto import DataKeys
+    from gateway.store.texts import SharedText
 
 T = TypeVar("T")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -176,11 +177,14 @@ def decode_entry(data: dict[str, Any]) -> TranscriptEntry:
     )
 
 
-def encode_entry_data(entry: TranscriptEntry) -> str:
+def encode_entry_data(entry: TranscriptEntry, ref: str | None = None) -> str:
     """The compact form of an entry's content, without its id, delivery and provider id (stored beside it):
     ``[conversation, at µs, author, text]``, then the choices as ``[value, label]`` pairs, the attachments, the
     risk flag and a system entry's code, each when it or a later one is there. About half the size of
-    :func:`encode_entry`'s JSON for a bot message."""
+    :func:`encode_entry`'s JSON for a bot message. With ``ref`` (a bot message of flows.yaml's words, kept once
+    in the shared texts: ``gateway/store/texts.py``), ``[conversation, at µs, author, [ref]]``."""
+    if ref is not None:
+        return dumps([entry.conversation_id, to_us(entry.at), entry.author.value, [ref]])
     data: list[Any] = [entry.conversation_id, to_us(entry.at), entry.author.value, entry.text]
     if entry.choices or entry.attachments or entry.flag or entry.system:
         data.append([[choice.value, choice.label] for choice in entry.choices])
@@ -190,34 +194,42 @@ def encode_entry_data(entry: TranscriptEntry) -> str:
         data.append(entry.flag.to_dict() if entry.flag else None)
     if entry.system:
         data.append(_encode_system(entry.system))
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return dumps(data)
 
 
 def decode_entry_data(
-    entry_id: str, raw: str | bytes, delivery: Delivery, provider_message_id: str | None
-) -> TranscriptEntry:
-    """An entry from :func:`encode_entry_data`'s form, or from :func:`encode_entry`'s (records written before);
-    StoreError (naming only the kind) if it is corrupt."""
+    entry_id: str, raw: str | bytes, delivery: Delivery, provider_message_id: str | None,
+    shared: Callable[[str], SharedText] | None = None,
+) -> TranscriptEntry:  # fmt: skip
+    """An entry from :func:`encode_entry_data`'s form (``shared`` gives the content of a reference; UnknownText
+    when it has not been loaded), or from :func:`encode_entry`'s (records written before); StoreError (naming
+    only the kind) if it is corrupt."""
     try:
         data = json.loads(raw)
         if isinstance(data, dict):
             entry = decode_entry(data)
             return replace(entry, delivery=delivery, provider_message_id=provider_message_id)
         conversation_id, at_us, author, text, *rest = data
+        choices = tuple(Choice(value, label) for value, label in (rest[0] if rest else ()))
+        if isinstance(text, list):
+            if shared is None:
+                raise UnknownText("a transcript entry refers to a shared text not loaded")
+            content = shared(str(text[0]))
+            text, choices = content.text, content.choices
         return TranscriptEntry(
             id=entry_id,
             conversation_id=conversation_id,
             at=from_us(int(at_us)),
             author=Author(author),
             text=text,
-            choices=tuple(Choice(value, label) for value, label in (rest[0] if rest else ())),
+            choices=choices,
             attachments=tuple(Attachment(**a) for a in (rest[1] if len(rest) > 1 else ())),
             flag=RiskFlag.from_dict(rest[2] if len(rest) > 2 else None),
             system=_decode_system(rest[3] if len(rest) > 3 else None),
             delivery=delivery,
             provider_message_id=provider_message_id,
         )
-    except (ValueError, KeyError, TypeError) as error:
+    except (ValueError, KeyError, TypeError, IndexError) as error:
         raise StoreError(f"a stored transcript record cannot be read ({type(error).__name__})") from None
 
 

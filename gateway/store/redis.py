@@ -114,6 +114,7 @@ from gateway.store.codec import (
 )
 from gateway.store.redis_lua import SCRIPTS
 from gateway.store.redis_retention import Record
+from gateway.store.texts import SharedText, SharedTexts, Stored
 from gateway.supervisor import where
 
 P = ParamSpec("P")
@@ -201,6 +202,7 @@ class RedisStore:
     def __init__(self, client: Redis, keys: DataKeys) -> None:
         self._redis = client
         self._keys = keys
+        self._texts = SharedTexts(keys)
         self._scripts = {name: client.register_script(source) for name, source in SCRIPTS.items()}
         self._closed = False
         self._held: contextvars.ContextVar[list[HeldWrite] | None] = contextvars.ContextVar("held", default=None)
@@ -351,14 +353,24 @@ class RedisStore:
 
     # Transcripts
 
+    def share_texts(self, own: Callable[[str], bool]) -> None:
+        self._texts.allow(own)
+
     @_holdable
     async def append_transcript(self, entry: TranscriptEntry) -> None:
         keys = [_key("e", entry.id), _key("transcript", entry.conversation_id)]
         pmid = entry.provider_message_id or ""
+        shared = self._texts.reference(entry)
         head = f"{_DELIVERY_CODES[entry.delivery]}{pmid}\n".encode()
-        value = head + self._keys.seal("entry", encode_entry_data(entry))
+        value = head + self._keys.seal("entry", encode_entry_data(entry, shared.ref if shared else None))
         args = [PREFIX, entry.id, value, pmid, int(PROVIDER_ID_KEPT.total_seconds())]
-        await self._write(lambda pipe: _eval(pipe, "append_entry", keys, args))
+
+        def queue(pipe: Pipeline) -> None:
+            if shared is not None:  # its text first, in the same transaction: never a reference to nothing
+                pipe.hsetnx(_key("texts"), shared.ref, shared.sealed)
+            _eval(pipe, "append_entry", keys, args)
+
+        await self._write(queue)
 
     @_guarded
     async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
@@ -369,8 +381,12 @@ class RedisStore:
         if not ids:
             return []
         values = await self._redis.mget([_key("e", entry_id) for entry_id in ids])
-        found = [None if v is None else _entry(entry_id, _text(v), self._keys)
-                 for entry_id, v in zip(ids, values, strict=True)]  # fmt: skip
+        shared = self._texts.get
+        found = await self._texts.decoded(
+            lambda: [None if v is None else _entry(entry_id, _text(v), self._keys, shared)
+                     for entry_id, v in zip(ids, values, strict=True)],
+            self._shared_texts,
+        )  # fmt: skip
         missing = [n for n, entry in enumerate(found) if entry is None]
         if missing:  # entries written before the compact layout
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -379,6 +395,10 @@ class RedisStore:
                 for n, fields in zip(missing, await pipe.execute(), strict=True):
                     found[n] = _old_entry(ids[n], fields, self._keys) if fields else None
         return found
+
+    async def _shared_texts(self) -> Stored:
+        found = await self._redis.hgetall(_key("texts"))
+        return [(_text(ref), sealed) for ref, sealed in found.items()]
 
     @_guarded
     async def set_delivery(
@@ -920,12 +940,12 @@ def _saved(answers: list[Any]) -> None:
         raise Conflict("another conversation of this sender is already active")
 
 
-def _entry(entry_id: str, value: str, keys: DataKeys) -> TranscriptEntry:
+def _entry(entry_id: str, value: str, keys: DataKeys, shared: Callable[[str], SharedText]) -> TranscriptEntry:
     head, _, data = value.partition("\n")
     delivery = _DELIVERIES.get(head[:1])
     if delivery is None:
         raise StoreError("a stored transcript record cannot be read (delivery)")
-    return decode_entry_data(entry_id, keys.open("entry", data), delivery, head[1:] or None)
+    return decode_entry_data(entry_id, keys.open("entry", data), delivery, head[1:] or None, shared)
 
 
 def _old_entry(entry_id: str, found: dict[str, str], keys: DataKeys) -> TranscriptEntry:

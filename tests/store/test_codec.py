@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.conversation import Conversation, Priority, Status
-from gateway.errors import StoreError
+from gateway.errors import StoreError, UnknownText
 from gateway.messages import Attachment, ChannelName, Choice
 from gateway.store import Author, Delivery, SystemText, TranscriptEntry
 from gateway.store.codec import (
@@ -24,6 +25,7 @@ from gateway.store.codec import (
     loads,
     to_us,
 )
+from gateway.store.texts import SharedText
 
 zones = st.sampled_from([UTC, timezone(timedelta(hours=2))])
 moments = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=zones)
@@ -134,3 +136,14 @@ def test_a_corrupt_compact_entry_names_only_its_kind() -> None:
     with pytest.raises(StoreError, match="transcript record") as caught:
         decode_entry_data("e1", '["c1", "not a time", "user", "secret words"]', Delivery.SENT, None)
     assert "secret" not in str(caught.value)
+
+
+@given(entries)
+def test_an_entry_kept_by_reference_reads_back_its_shared_content(entry: TranscriptEntry) -> None:
+    shared = {"ref1": SharedText(entry.text, entry.choices)}
+    compact = encode_entry_data(entry, "ref1")
+    assert json.loads(compact)[3:] == [["ref1"]]  # neither the text nor the choices
+    found = decode_entry_data(entry.id, compact, entry.delivery, entry.provider_message_id, shared.__getitem__)
+    assert (found.text, found.choices, found.at, found.author) == (entry.text, entry.choices, entry.at, entry.author)
+    with pytest.raises(UnknownText):  # the store loads its shared texts on this, then decodes again
+        decode_entry_data(entry.id, compact, entry.delivery, entry.provider_message_id)
