@@ -130,6 +130,7 @@ async def create_app(
     timers = Timers(dispatcher, store, flows, metrics, clock=clock, poll_seconds=worker_poll_seconds)
     keyed = KeyedHash(settings.secret_key.get_secret_value())
     inbox = Inbox(store, dispatcher, metrics, keyed, clock=clock, batch=settings.inbox_batch,
+                  inline_max=settings.inline_max,
                   poll_seconds=worker_poll_seconds, lease_seconds=math.ceil(2 * settings.inbound_claim_seconds))
     opened_counters = open_limit_storage(
         settings.store, max_connections=settings.redis_max_connections, pool_timeout=settings.redis_pool_timeout,
