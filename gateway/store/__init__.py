@@ -30,7 +30,7 @@ Delivery guarantees the dispatcher and the outbox rely on:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,6 +45,7 @@ from gateway.notices.record import Evidence, Notice, Referral
 if TYPE_CHECKING:  # gateway.events builds on this module's records (TranscriptEntry): no import at run time
     from gateway.crypto import DataKeys
     from gateway.events import Event
+    from gateway.store.texts import OwnTexts
 
 __all__ = [
     "AuditEntry",
@@ -705,10 +706,10 @@ class BatchStore(Protocol):
 
 
 class SealStore(Protocol):
-    def share_texts(self, own: Callable[[str], bool]) -> None:
-        """``own(text)``: the string is flows.yaml's (``FlowSet.is_own_text``). From then on a bot entry made only
-        of such strings is stored by reference to one shared copy of its content (``gateway/store/texts.py``);
-        until then every entry keeps its content."""
+    def share_texts(self, own: OwnTexts) -> None:
+        """``own``: flows.yaml's strings (``FlowSet.own_texts``). From then on a bot entry made only of such
+        strings (or of a template of them filled) is stored by reference to one shared copy of its content
+        (``gateway/store/texts.py``); until then every entry keeps its content."""
         ...
 
     async def reseal(self) -> dict[str, int]:

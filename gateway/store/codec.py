@@ -30,10 +30,11 @@ from gateway.store import (
     SystemText,
     TranscriptEntry,
 )
+from gateway.store.texts import fill
 
 if TYPE_CHECKING:
     from gateway.crypto import DataKeys
-    from gateway.store.texts import SharedText
+    from gateway.store.texts import Reference, SharedText
 
 T = TypeVar("T")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -177,14 +178,16 @@ def decode_entry(data: dict[str, Any]) -> TranscriptEntry:
     )
 
 
-def encode_entry_data(entry: TranscriptEntry, ref: str | None = None) -> str:
+def encode_entry_data(entry: TranscriptEntry, shared: Reference | None = None) -> str:
     """The compact form of an entry's content, without its id, delivery and provider id (stored beside it):
     ``[conversation, at µs, author, text]``, then the choices as ``[value, label]`` pairs, the attachments, the
     risk flag and a system entry's code, each when it or a later one is there. About half the size of
-    :func:`encode_entry`'s JSON for a bot message. With ``ref`` (a bot message of flows.yaml's words, kept once
-    in the shared texts: ``gateway/store/texts.py``), ``[conversation, at µs, author, [ref]]``."""
-    if ref is not None:
-        return dumps([entry.conversation_id, to_us(entry.at), entry.author.value, [ref]])
+    :func:`encode_entry`'s JSON for a bot message. With ``shared`` (a bot message of flows.yaml's words, kept
+    once in the shared texts: ``gateway/store/texts.py``), ``[conversation, at µs, author, [ref]]``, or for a filled
+    template ``[…, [ref, {placeholder: value}]]``."""
+    if shared is not None:
+        ref = [shared.ref, dict(shared.params)] if shared.params else [shared.ref]
+        return dumps([entry.conversation_id, to_us(entry.at), entry.author.value, ref])
     data: list[Any] = [entry.conversation_id, to_us(entry.at), entry.author.value, entry.text]
     if entry.choices or entry.attachments or entry.flag or entry.system:
         data.append([[choice.value, choice.label] for choice in entry.choices])
@@ -215,7 +218,8 @@ def decode_entry_data(
             if shared is None:
                 raise UnknownText("a transcript entry refers to a shared text not loaded")
             content = shared(str(text[0]))
-            text, choices = content.text, content.choices
+            params = {str(k): str(v) for k, v in text[1].items()} if len(text) > 1 else {}
+            text, choices = fill(content.text, params), content.choices
         return TranscriptEntry(
             id=entry_id,
             conversation_id=conversation_id,

@@ -114,7 +114,7 @@ from gateway.store.codec import (
 )
 from gateway.store.redis_lua import SCRIPTS
 from gateway.store.redis_retention import Record
-from gateway.store.texts import SharedText, SharedTexts, Stored
+from gateway.store.texts import OwnTexts, SharedText, SharedTexts, Stored
 from gateway.supervisor import where
 
 P = ParamSpec("P")
@@ -353,7 +353,7 @@ class RedisStore:
 
     # Transcripts
 
-    def share_texts(self, own: Callable[[str], bool]) -> None:
+    def share_texts(self, own: OwnTexts) -> None:
         self._texts.allow(own)
 
     @_holdable
@@ -362,7 +362,7 @@ class RedisStore:
         pmid = entry.provider_message_id or ""
         shared = self._texts.reference(entry)
         head = f"{_DELIVERY_CODES[entry.delivery]}{pmid}\n".encode()
-        value = head + self._keys.seal("entry", encode_entry_data(entry, shared.ref if shared else None))
+        value = head + self._keys.seal("entry", encode_entry_data(entry, shared))
         args = [PREFIX, entry.id, value, pmid, int(PROVIDER_ID_KEPT.total_seconds())]
 
         def queue(pipe: Pipeline) -> None:

@@ -69,7 +69,7 @@ from gateway.store.codec import (
     to_us,
 )
 from gateway.store.local import LocalEvents, LocalLocks, LocalSubscription
-from gateway.store.texts import SharedText, SharedTexts, Stored
+from gateway.store.texts import OwnTexts, SharedText, SharedTexts, Stored
 
 T = TypeVar("T")
 Write = Callable[[sqlite3.Connection], object]
@@ -357,13 +357,13 @@ class SqliteStore:
 
     # Transcripts
 
-    def share_texts(self, own: Callable[[str], bool]) -> None:
+    def share_texts(self, own: OwnTexts) -> None:
         self._texts.allow(own)
 
     async def append_transcript(self, entry: TranscriptEntry) -> None:
         shared = self._texts.reference(entry)
         row = (entry.id, entry.conversation_id, str(entry.delivery), entry.provider_message_id,
-               self._keys.seal("entry", encode_entry_data(entry, shared.ref if shared else None)))  # fmt: skip
+               self._keys.seal("entry", encode_entry_data(entry, shared)))  # fmt: skip
 
         def write(conn: sqlite3.Connection) -> None:
             if shared is not None:  # its text first, in the same transaction: never a reference to nothing

@@ -25,7 +25,7 @@ from gateway.store.codec import (
     loads,
     to_us,
 )
-from gateway.store.texts import SharedText
+from gateway.store.texts import Reference, SharedText
 
 zones = st.sampled_from([UTC, timezone(timedelta(hours=2))])
 moments = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=zones)
@@ -141,9 +141,17 @@ def test_a_corrupt_compact_entry_names_only_its_kind() -> None:
 @given(entries)
 def test_an_entry_kept_by_reference_reads_back_its_shared_content(entry: TranscriptEntry) -> None:
     shared = {"ref1": SharedText(entry.text, entry.choices)}
-    compact = encode_entry_data(entry, "ref1")
+    compact = encode_entry_data(entry, Reference("ref1", b""))
     assert json.loads(compact)[3:] == [["ref1"]]  # neither the text nor the choices
     found = decode_entry_data(entry.id, compact, entry.delivery, entry.provider_message_id, shared.__getitem__)
     assert (found.text, found.choices, found.at, found.author) == (entry.text, entry.choices, entry.at, entry.author)
     with pytest.raises(UnknownText):  # the store loads its shared texts on this, then decodes again
         decode_entry_data(entry.id, compact, entry.delivery, entry.provider_message_id)
+
+
+def test_a_filled_template_keeps_its_values_and_reads_back_exactly() -> None:
+    entry = TranscriptEntry("e1", "c1", datetime(2030, 1, 1, tzinfo=UTC), Author.BOT, "Tu es en position 3, {wait}.")
+    shared = {"ref1": SharedText("Tu es en position {position}, {wait}.", ())}
+    compact = encode_entry_data(entry, Reference("ref1", b"", {"position": "3", "wait": "{wait}"}))
+    assert json.loads(compact)[3] == ["ref1", {"position": "3", "wait": "{wait}"}]
+    assert decode_entry_data("e1", compact, Delivery.PENDING, None, shared.__getitem__) == entry

@@ -12,6 +12,7 @@ import redis
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gateway.crypto import key_id, parse_key
+from gateway.flowset import OwnStrings
 from gateway.messages import Choice
 from gateway.store import Author, Delivery, Store, TranscriptEntry, open_store
 from gateway.testing import DATA_KEY, store_keys
@@ -19,8 +20,15 @@ from gateway.testing import DATA_KEY, store_keys
 T0 = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
 GREETING = "Bonjour, ici le 3018 💬 Ce chat est gratuit, anonyme et confidentiel."
 CHOICES = (Choice("yes", "Oui"), Choice("no", "Non"))
-FLOW_V1 = {GREETING, "yes", "Oui", "no", "Non"}
+QUEUED = "Tu es en position {position} dans la file ({wait})."
+FLOW_V1 = {GREETING, QUEUED, "yes", "Oui", "no", "Non"}
 FLOW_V2 = {"Salut ! Un autre accueil.", "yes", "Oui"}  # flows.yaml reloaded with other words
+
+
+def own(strings: set[str]) -> OwnStrings:
+    found = OwnStrings()
+    found.add(strings)
+    return found
 SAID = "je dors dans la voiture depuis lundi"
 
 
@@ -43,35 +51,39 @@ def shared_count(store_url: str) -> int:
 async def test_a_bot_message_of_flows_yaml_is_kept_once_and_reads_back_exactly_after_a_reload(
     store: Store, store_url: str
 ) -> None:
-    store.share_texts(FLOW_V1.__contains__)
+    store.share_texts(own(FLOW_V1))
     greeted = [entry(c, 1, GREETING, choices=CHOICES, provider_message_id=f"mid-{c}") for c in ("c1", "c2")]
     others = [
         entry("c1", 2, SAID, Author.USER),  # a young person's words: never shared
-        entry("c1", 3, "Tu es en position 3 dans la file."),  # a filled template: not a string of flows.yaml
-        entry("c1", 4, GREETING, choices=(Choice("yes", "Oui"), Choice("x", "un choix d'ailleurs"))),
+        entry("c1", 3, "Tu es en position 3 dans la file (environ 5 min)."),  # a template filled: its values kept
+        entry("c1", 4, "Tu es en position {position} dans la file."),  # not a string of flows.yaml: kept whole
+        entry("c1", 5, GREETING, choices=(Choice("yes", "Oui"), Choice("x", "un choix d'ailleurs"))),
+        entry("c2", 2, "Tu es en position 1 dans la file ({wait})."),
     ]
     async with store.batch():
         for item in [*greeted, *others]:
             await store.append_transcript(item)
-    assert shared_count(store_url) == 1  # the greeting and its choices, once for both conversations
+    assert shared_count(store_url) == 2  # the greeting with its choices once for both conversations; the template
 
-    store.share_texts(FLOW_V2.__contains__)
-    assert await store.transcript("c1") == [greeted[0], *others]
-    assert await store.transcript("c2") == [greeted[1]]
+    store.share_texts(own(FLOW_V2))
+    assert await store.transcript("c1") == [greeted[0], *others[:-1]]
+    assert await store.transcript("c2") == [greeted[1], others[-1]]
     again = await open_store(store_url, keys=store_keys(store_url))  # another instance: nothing opened yet
     try:
-        assert await again.transcript("c2") == [greeted[1]]
+        assert await again.transcript("c2") == [greeted[1], others[-1]]
         assert await again.find_by_provider_id("mid-c1") == greeted[0]
         assert await again.set_delivery("c2-e1", Delivery.READ)
-        assert [e.delivery for e in await again.transcript("c2")] == [Delivery.READ]
+        assert [e.delivery for e in await again.transcript("c2")] == [Delivery.READ, Delivery.PENDING]
     finally:
         await again.close()
 
 
 async def test_until_told_which_texts_are_the_lines_every_entry_keeps_its_text(store: Store, store_url: str) -> None:
     await store.append_transcript(entry("c1", 1, GREETING, choices=CHOICES))
+    store.share_texts(own(set()))
+    await store.append_transcript(entry("c1", 2, GREETING))
     assert shared_count(store_url) == 0
-    assert [e.text for e in await store.transcript("c1")] == [GREETING]
+    assert [e.text for e in await store.transcript("c1")] == [GREETING, GREETING]
 
 
 def sealed_v1(kind: str, text: str) -> str:
