@@ -1,7 +1,8 @@
 """JSON encoding of the store's records, shared by both implementations.
 
-Datetimes travel as ISO 8601 text in UTC, or as integer microseconds since the epoch where a store must sort or
-compare them (SQLite columns, Redis scores). A naive datetime is a programming error and raises ValueError
+Datetimes travel as integer microseconds since the epoch (the conversation record and transcript entries, where a
+store must sort or compare them: SQLite columns, Redis scores), or as ISO 8601 text in UTC (the other records, and
+conversation records written before). A naive datetime is a programming error and raises ValueError
 before anything is written. A record that cannot be decoded raises StoreError naming the record kind only.
 
 What identifies or quotes a young person is sealed on its way in and opened on its way out
@@ -60,12 +61,13 @@ def _text(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat()
 
 
-def _moment(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
+def _moment(stored: int | str | None) -> datetime | None:
+    return None if stored is None else _required(stored)
 
 
-def _required(text: str) -> datetime:
-    return datetime.fromisoformat(text)
+def _required(stored: int | str) -> datetime:
+    """A time as a record keeps it: microseconds (since this version), ISO 8601 text (before)."""
+    return from_us(stored) if isinstance(stored, int) else datetime.fromisoformat(stored)
 
 
 def dumps(data: object) -> str:
@@ -90,20 +92,25 @@ def loads(kind: str, raw: str | bytes, decode: Callable[[Any], T]) -> T:
         raise StoreError(f"a stored {kind} record cannot be read ({type(error).__name__})") from None
 
 
+_MOMENTS = ("created_at", "updated_at", "last_inbound_at", "queued_at", "taken_at", "closed_at", "left_at",
+            "closed_notice_for", "window_paused_for", "erase_asked_at", "purged_at")  # fmt: skip
+
+
 def encode_conversation(conversation: Conversation) -> dict[str, Any]:
+    """The record as JSON: times in microseconds, and only the fields that are set (an absent one is None).
+    Records written before (ISO 8601 times, every field present) read as well."""
     data = asdict(conversation)
-    for name in ("created_at", "updated_at", "last_inbound_at", "queued_at", "taken_at", "closed_at", "left_at",
-                 "closed_notice_for", "window_paused_for", "erase_asked_at", "purged_at"):  # fmt: skip
-        data[name] = _text(data[name])
+    for name in _MOMENTS:
+        data[name] = None if data[name] is None else to_us(data[name])
     data["summary"] = [[label, value] for label, value in conversation.summary]
     data["flag"] = conversation.flag.to_dict() if conversation.flag else None
-    return data
+    return {name: value for name, value in data.items() if value is not None}
 
 
 def decode_conversation(data: dict[str, Any]) -> Conversation:
     engine = dict(data["engine"])
     closed_notice, window_paused = engine.pop("closed_notice", None), engine.pop("window_paused", None)
-    waiting_since = data["queued_at"] or data["created_at"]
+    waiting_since = data.get("queued_at") or data["created_at"]
     return Conversation(
         id=data["id"],
         channel=ChannelName(data["channel"]),
@@ -114,29 +121,31 @@ def decode_conversation(data: dict[str, Any]) -> Conversation:
         status=Status(data["status"]),
         engine=engine,
         flow_version=data["flow_version"],
-        queue=data["queue"],
+        queue=data.get("queue"),
         priority=Priority(data["priority"]),
         summary=[(str(label), str(value)) for label, value in data["summary"]],
-        route=data.get("route"),  # records written before the field existed have none
-        listener=data["listener"],
-        outcome=data["outcome"],
-        last_inbound_at=_moment(data["last_inbound_at"]),
-        queued_at=_moment(data["queued_at"]),
-        taken_at=_moment(data.get("taken_at")),  # records written before the field existed have none
-        closed_at=_moment(data["closed_at"]),
-        client=data.get("client"),  # records written before the field existed have none
-        left_at=_moment(data.get("left_at")),  # records written before the field existed have none
+        route=data.get("route"),
+        listener=data.get("listener"),
+        outcome=data.get("outcome"),
+        last_inbound_at=_moment(data.get("last_inbound_at")),
+        queued_at=_moment(data.get("queued_at")),
+        taken_at=_moment(data.get("taken_at")),
+        closed_at=_moment(data.get("closed_at")),
+        client=data.get("client"),
+        left_at=_moment(data.get("left_at")),
         left_how=data.get("left_how"),
-        flag=RiskFlag.from_dict(data.get("flag")),  # records written before the field existed have none
+        flag=RiskFlag.from_dict(data.get("flag")),
         # records written before these fields kept them in the engine state, as texts ("queued", "": no time)
         closed_notice_for=_moment(data.get("closed_notice_for") or _old_stamp(closed_notice, waiting_since)),
-        window_paused_for=_moment(data.get("window_paused_for") or _old_stamp(window_paused, data["last_inbound_at"])),
+        window_paused_for=_moment(
+            data.get("window_paused_for") or _old_stamp(window_paused, data.get("last_inbound_at"))
+        ),
         erase_asked_at=_moment(data.get("erase_asked_at")),
         purged_at=_moment(data.get("purged_at")),
     )
 
 
-def _old_stamp(stamp: object, moment: str | None) -> str | None:
+def _old_stamp(stamp: object, moment: int | str | None) -> int | str | None:
     """A stamp the timers kept in the engine state: the time it names (``moment`` when it names none)."""
     if not isinstance(stamp, str):
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -71,12 +72,23 @@ def test_conversation_round_trips(
     assert decode_conversation(encode_conversation(conversation)) == conversation
 
 
+def test_a_record_keeps_only_the_fields_set_and_records_written_before_still_read() -> None:
+    now = datetime(2030, 1, 1, 9, tzinfo=UTC)
+    conversation = Conversation.start(ChannelName.WHATSAPP, "whatsapp:+33600000000", now)
+    data = encode_conversation(conversation)
+    assert "listener" not in data and "closed_at" not in data and data["created_at"] == to_us(now)
+    unset = dict.fromkeys(["flag", "listener", "queued_at", "taken_at", "closed_at", "left_at"])
+    before = {**asdict(conversation), "created_at": now.isoformat(), "updated_at": now.isoformat(), **unset}
+    assert decode_conversation(before) == conversation == decode_conversation(data)
+    assert len(dumps(data)) < len(dumps(before)) - 150
+
+
 def test_the_timers_stamps_kept_in_the_engine_state_by_older_versions_are_read_into_their_fields() -> None:
     queued, last = datetime(2030, 1, 1, 9, tzinfo=UTC), datetime(2030, 1, 1, 8, tzinfo=UTC)
     conversation = Conversation("id", ChannelName.WHATSAPP, "whatsapp:+33600000000", "Loutre-2291", last, last,
                                 status=Status.QUEUED, queued_at=queued, last_inbound_at=last)  # fmt: skip
     old = encode_conversation(conversation)
-    del old["closed_notice_for"], old["window_paused_for"]
+    old.pop("closed_notice_for", None), old.pop("window_paused_for", None)
     old["engine"] = {"step": "topic", "closed_notice": queued.isoformat(), "window_paused": last.isoformat()}
     read = decode_conversation(old)
     assert (read.closed_notice_for, read.window_paused_for, read.engine) == (queued, last, {"step": "topic"})
