@@ -264,7 +264,8 @@ class Redis:
         import redis
 
         client = redis.Redis(port=self.port)
-        sizes: dict[str, int] = {}
+        sizes: Counter[str] = Counter()
+        counts: Counter[str] = Counter()
         try:
             names = list(client.scan_iter(count=1000))
             with client.pipeline(transaction=False) as pipe:
@@ -275,10 +276,11 @@ class Redis:
             client.close()
         for name, usage in zip(names, usages, strict=True):
             kind = re.sub(r"\{[^}]*\}", "{…}", name.decode(errors="replace"))
-            kind = re.sub(r":[^:{}]{12,}", ":…", kind)
-            sizes[kind] = sizes.get(kind, 0) + int(usage or 0)
-        top = sorted(sizes.items(), key=lambda pair: -pair[1])[:8]
-        return ", ".join(f"{kind} {size / conversations:,.0f} B" for kind, size in top)
+            kind = re.sub(r":(?=[^:{}]*\d)[^:{}]+|:[^:{}]{12,}", ":…", kind)
+            sizes[kind] += int(usage or 0)
+            counts[kind] += 1
+        return ", ".join(f"{kind} {size / conversations:,.0f} B ({counts[kind] / conversations:.1f})"
+                         for kind, size in sizes.most_common(10))  # fmt: skip
 
     def stop(self) -> None:
         self.process.terminate()
@@ -538,6 +540,10 @@ async def bench_gateway(
         first = min(1000, args.open)
         closed = await measure(f"gateway on {kind}, closed loop", server, redis,
                                lambda: load.closed(first, args.connections, 0), load, store)  # fmt: skip
+        if args.bytes:
+            show(closed)
+            show_bytes(store_bytes(redis, db, first, memory0, keys0))
+            return closed, closed
         at_1000 = await handoff_latency(load, 0)
         rest = max(0, args.open - first - HANDOFF_SAMPLES)
         if rest:
@@ -547,15 +553,7 @@ async def bench_gateway(
         handed_off = first + rest + 2 * HANDOFF_SAMPLES + 1
         closed.extra["rss"] = f"{rss0:.0f} MB at 0, {rss_mb(server.process.pid):.0f} MB at {handed_off:,}"
         closed.extra["handoff"] = f"{at_1000} at {first + HANDOFF_SAMPLES + 1:,} open, {at_open} at {handed_off:,}"
-        if redis:
-            per = (redis.used_memory() - memory0) / handed_off
-            keys = (redis.keys() - keys0) / handed_off
-            closed.extra["bytes"] = f"Redis {per / 1024:.1f} KB and {keys:.1f} keys per handed-off conversation"
-            closed.extra["keys"] = redis.breakdown(handed_off)
-        else:
-            with sqlite3.connect(db) as conn:
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            closed.extra["bytes"] = f"SQLite {db.stat().st_size / handed_off / 1024:.1f} KB per handed-off conversation"
+        closed.extra.update(store_bytes(redis, db, handed_off, memory0, keys0))
         show(closed)
         for key in ("bytes", "keys", "rss", "handoff"):
             if key in closed.extra:
@@ -569,6 +567,24 @@ async def bench_gateway(
         server.stop()
         if redis:
             redis.stop()
+
+
+def store_bytes(redis: Redis | None, db: Path, handed_off: int, memory0: int, keys0: int) -> dict[str, str]:
+    """The store's bytes per handed-off conversation: Redis's used memory and keys (with the share of each kind
+    of key), or the SQLite file's size after a checkpoint."""
+    if redis:
+        per = (redis.used_memory() - memory0) / handed_off
+        keys = (redis.keys() - keys0) / handed_off
+        return {"bytes": f"Redis {per / 1024:.1f} KB and {keys:.1f} keys per handed-off conversation",
+                "keys": redis.breakdown(handed_off)}  # fmt: skip
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return {"bytes": f"SQLite {db.stat().st_size / handed_off / 1024:.1f} KB per handed-off conversation"}
+
+
+def show_bytes(figures: dict[str, str]) -> None:
+    for key, value in figures.items():
+        print(f"    {key:<8} {value}")
 
 
 def combine(a: Figures, b: Figures) -> Figures:
@@ -630,10 +646,12 @@ async def main(args: argparse.Namespace) -> None:
         async with Provider() as provider, ClientSession(
             connector=TCPConnector(limit=args.connections * 4), timeout=timeout
         ) as session:
-            floor = await bench_floor(args, work, session, provider, script)
+            floor = None if args.bytes else await bench_floor(args, work, session, provider, script)
             results = {}
             for kind in args.stores:
                 results[kind] = await bench_gateway(args, kind, work, session, provider, script, flows)
+        if floor is None:
+            return
         print("\nratios (same run):")
         for closed, opened in results.values():
             print(ratios(floor[0], closed))
@@ -651,6 +669,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gap", type=float, default=1.0, help="open loop: seconds between one sender's messages")
     parser.add_argument("--understanding", choices=["on", "off"], default="on", help="the gateway's embedded model"
                         " (on, as in production; off: keywords only, to see the message path's own cost)")  # fmt: skip
+    parser.add_argument("--bytes", action="store_true", help="the store's bytes per handed-off conversation only:"
+                        " --open conversations walked to the hand-off, no floor, no open loop")  # fmt: skip
     parser.add_argument("--stores", nargs="+", default=["redis", "sqlite"], choices=["redis", "sqlite"])
     return parser.parse_args(argv)
 
