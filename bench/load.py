@@ -269,7 +269,8 @@ class Redis:
         import redis
 
         client = redis.Redis(port=self.port)
-        sizes: dict[str, int] = {}
+        sizes: Counter[str] = Counter()
+        counts: Counter[str] = Counter()
         try:
             names = list(client.scan_iter(count=1000))
             with client.pipeline(transaction=False) as pipe:
@@ -280,10 +281,11 @@ class Redis:
             client.close()
         for name, usage in zip(names, usages, strict=True):
             kind = re.sub(r"\{[^}]*\}", "{…}", name.decode(errors="replace"))
-            kind = re.sub(r":[^:{}]{12,}", ":…", kind)
-            sizes[kind] = sizes.get(kind, 0) + int(usage or 0)
-        top = sorted(sizes.items(), key=lambda pair: -pair[1])[:8]
-        return ", ".join(f"{kind} {size / conversations:,.0f} B" for kind, size in top)
+            kind = re.sub(r":(?=[^:{}]*\d)[^:{}]+|:[^:{}]{12,}", ":…", kind)
+            sizes[kind] += int(usage or 0)
+            counts[kind] += 1
+        return ", ".join(f"{kind} {size / conversations:,.0f} B ({counts[kind] / conversations:.1f})"
+                         for kind, size in sizes.most_common(10))  # fmt: skip
 
     def stop(self) -> None:
         self.process.terminate()
@@ -571,6 +573,10 @@ async def bench_gateway(
                                lambda: load.closed(first, args.connections, 0), load, store)  # fmt: skip
         if profiler:
             profiler.stop()
+        if args.bytes:
+            show(closed)
+            show_bytes(bytes_figures(redis, await store_bytes(redis, db, first), memory0, keys0, first))
+            return closed, closed
         at_1000 = await handoff_latency(load, 0)
         rss_walked = rss_mb(server.process.pid)
         walked = first + HANDOFF_SAMPLES + 1
@@ -590,13 +596,7 @@ async def bench_gateway(
             walked, measured = handed_off, await store_bytes(redis, db, handed_off)
         closed.extra["rss"] = f"{rss0:.0f} MB at 0, {rss_mb(server.process.pid):.0f} MB at {handed_off:,}"
         closed.extra["handoff"] = f"{at_1000} at {first + HANDOFF_SAMPLES + 1:,} open, {at_open} at {handed_off:,}"
-        if redis:
-            per = (measured[0] - memory0) / walked
-            keys = (measured[1] - keys0) / walked
-            closed.extra["bytes"] = f"Redis {per / 1024:.1f} KB and {keys:.1f} keys per handed-off conversation"
-            closed.extra["keys"] = measured[2]
-        else:
-            closed.extra["bytes"] = f"SQLite {measured[0] / walked / 1024:.1f} KB per handed-off conversation"
+        closed.extra.update(bytes_figures(redis, measured, memory0, keys0, walked))
         show(closed)
         for key in ("bytes", "keys", "rss", "handoff"):
             if key in closed.extra:
@@ -664,6 +664,23 @@ async def seed(store_url: str, count: int, tag: str, concurrency: int = 16) -> N
         await store.close()
 
 
+def bytes_figures(
+    redis: Redis | None, measured: tuple[int, int, str], memory0: int, keys0: int, walked: int
+) -> dict[str, str]:
+    """The store's bytes per handed-off conversation: Redis's used memory and keys (with the share of each kind of
+    key), or the SQLite file's size after a checkpoint."""
+    if redis:
+        per = (measured[0] - memory0) / walked
+        keys = (measured[1] - keys0) / walked
+        return {"bytes": f"Redis {per / 1024:.1f} KB and {keys:.1f} keys per handed-off conversation",
+                "keys": measured[2]}  # fmt: skip
+    return {"bytes": f"SQLite {measured[0] / walked / 1024:.1f} KB per handed-off conversation"}
+
+
+def show_bytes(figures: dict[str, str]) -> None:
+    for key, value in figures.items():
+        print(f"    {key:<8} {value}")
+
 def combine(a: Figures, b: Figures) -> Figures:
     merged = Figures(a.name, a.messages + b.messages, a.errors + b.errors, a.seconds + b.seconds, a.ack + b.ack)
     total = max(1, merged.messages)
@@ -726,7 +743,7 @@ async def main(args: argparse.Namespace) -> None:
         async with Provider() as provider, ClientSession(
             connector=TCPConnector(limit=args.connections * 4), timeout=timeout
         ) as session:
-            floor = await bench_floor(args, work, session, provider, script) if args.floor else None
+            floor = await bench_floor(args, work, session, provider, script) if args.floor and not args.bytes else None
             results: dict[str, tuple[Figures, Figures | None]] = {}
             for kind in args.stores:
                 results[kind] = await bench_gateway(args, kind, work, session, provider, script, flows)
@@ -750,6 +767,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gap", type=float, default=1.0, help="open loop: seconds between one sender's messages")
     parser.add_argument("--understanding", choices=["on", "off"], default="on", help="the gateway's embedded model"
                         " (on, as in production; off: keywords only, to see the message path's own cost)")  # fmt: skip
+    parser.add_argument("--bytes", action="store_true", help="the store's bytes per handed-off conversation only:"
+                        " --open conversations walked to the hand-off, no floor, no open loop")  # fmt: skip
     parser.add_argument("--seed", action="store_true", help="reach --open by seeding conversations through the store"
                         " API after the first 1,000 walked (copies of walked ones), not walking them all")  # fmt: skip
     parser.add_argument("--no-floor", dest="floor", action="store_false", help="skip the floor (no ratios)")

@@ -69,6 +69,7 @@ from gateway.store.codec import (
     to_us,
 )
 from gateway.store.local import LocalEvents, LocalLocks, LocalSubscription
+from gateway.store.texts import OwnTexts, SharedText, SharedTexts, Stored
 
 T = TypeVar("T")
 Write = Callable[[sqlite3.Connection], object]
@@ -89,6 +90,7 @@ CREATE TABLE IF NOT EXISTS transcript (
 CREATE INDEX IF NOT EXISTS transcript_conversation ON transcript (conversation_id, seq);
 CREATE INDEX IF NOT EXISTS transcript_provider ON transcript (provider_message_id)
     WHERE provider_message_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS texts (ref TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, expires_us INTEGER NOT NULL, owner TEXT);
 CREATE INDEX IF NOT EXISTS seen_expiry ON seen (expires_us);
 CREATE TABLE IF NOT EXISTS queue (
@@ -245,6 +247,7 @@ class SqliteStore:
     def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor, keys: DataKeys) -> None:
         self._conn = conn
         self._keys = keys
+        self._texts = SharedTexts(keys)
         self._executor = executor
         self._closed = False
         self._events = LocalEvents()
@@ -401,19 +404,37 @@ class SqliteStore:
 
     # Transcripts
 
+    def share_texts(self, own: OwnTexts) -> None:
+        self._texts.allow(own)
+
     async def append_transcript(self, entry: TranscriptEntry) -> None:
-        await self._execute(
-            "INSERT OR IGNORE INTO transcript (id, conversation_id, delivery, provider_message_id, data)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (entry.id, entry.conversation_id, str(entry.delivery), entry.provider_message_id,
-             self._keys.seal("entry", encode_entry_data(entry))),
-        )  # fmt: skip
+        shared = self._texts.reference(entry)
+        row = (entry.id, entry.conversation_id, str(entry.delivery), entry.provider_message_id,
+               self._keys.seal("entry", encode_entry_data(entry, shared)))  # fmt: skip
+
+        def write(conn: sqlite3.Connection) -> None:
+            if shared is not None:  # its text first, in the same transaction: never a reference to nothing
+                conn.execute("INSERT OR IGNORE INTO texts (ref, data) VALUES (?, ?)", (shared.ref, shared.sealed))
+            conn.execute(
+                "INSERT OR IGNORE INTO transcript (id, conversation_id, delivery, provider_message_id, data)"
+                " VALUES (?, ?, ?, ?, ?)",
+                row,
+            )
+
+        await self._write(write)
 
     async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
         rows = await self._select(
             "SELECT * FROM transcript WHERE conversation_id = ? ORDER BY seq", (conversation_id,)
         )
-        return [_entry(row, self._keys) for row in rows]
+        return await self._entries(rows)
+
+    async def _entries(self, rows: list[sqlite3.Row]) -> list[TranscriptEntry]:
+        shared = self._texts.get
+        return await self._texts.decoded(lambda: [_entry(row, self._keys, shared) for row in rows], self._shared)
+
+    async def _shared(self) -> Stored:
+        return [(row["ref"], row["data"]) for row in await self._select("SELECT ref, data FROM texts", ())]
 
     async def set_delivery(
         self, entry_id: str, delivery: Delivery, provider_message_id: str | None = None
@@ -430,7 +451,7 @@ class SqliteStore:
             "SELECT * FROM transcript WHERE provider_message_id = ? ORDER BY seq LIMIT 1",
             (provider_message_id,),
         )
-        return _entry(rows[0], self._keys) if rows else None
+        return (await self._entries(rows))[0] if rows else None
 
     # De-duplication
 
@@ -1017,7 +1038,7 @@ def _nothing(conn: sqlite3.Connection) -> None:
 # Every sealed column: table, column, record kind.
 _SEALED = (("conversations", "data", "conversation"), ("transcript", "data", "entry"), ("outbox", "payload", "outbox"),
            ("inbox", "payload", "inbox"), ("notices", "data", "notice"), ("referrals", "data", "referral"),
-           ("evidence", "data", "evidence"), ("uploads", "data", "upload"))  # fmt: skip
+           ("evidence", "data", "evidence"), ("uploads", "data", "upload"), ("texts", "data", "text"))  # fmt: skip
 _RESEAL_ROWS = 500
 
 
@@ -1068,9 +1089,9 @@ def _write_conversation(conn: sqlite3.Connection, keys: DataKeys, conversation: 
     )  # fmt: skip
 
 
-def _entry(row: sqlite3.Row, keys: DataKeys) -> TranscriptEntry:
+def _entry(row: sqlite3.Row, keys: DataKeys, shared: Callable[[str], SharedText]) -> TranscriptEntry:
     data = keys.open("entry", row["data"])
-    return decode_entry_data(row["id"], data, Delivery(row["delivery"]), row["provider_message_id"])
+    return decode_entry_data(row["id"], data, Delivery(row["delivery"]), row["provider_message_id"], shared)
 
 
 def _forget_content(conn: sqlite3.Connection, conversation_id: str) -> int:
