@@ -912,8 +912,7 @@ class RedisStore:
     async def lock(self, conversation_id: str, timeout: float = 10.0) -> AsyncIterator[None]:
         if self._closed:
             raise StoreError("the redis store is closed")
-        lease = Lock(self._redis, _key("lock", conversation_id), timeout=LOCK_LEASE_MS / 1000, sleep=LOCK_POLL_SECONDS,
-                     blocking_timeout=timeout, thread_local=False)  # fmt: skip
+        lease = self._lease(conversation_id, timeout)
         try:
             if not await lease.acquire():
                 raise StoreError(f"timed out waiting for the lock of conversation {conversation_id}")
@@ -926,6 +925,51 @@ class RedisStore:
                     await lease.release()
         except RedisError as error:
             raise StoreError(f"redis: {type(error).__name__}: {error}") from error
+
+    @asynccontextmanager
+    async def locked_batch(self, conversation_id: str, timeout: float = 10.0) -> AsyncIterator[None]:
+        """The lock, and a batch whose MULTI/EXEC also releases it: the writes and the release in one round trip
+        (the release checks the token, like ``Lock.release``: a lapsed lock, somebody else's now, is left alone).
+        Left by an exception: the writes are dropped and the lock released at once, as ``lock`` does."""
+        if self._held.get() is not None:  # inside a batch already: the outer one sends the writes
+            async with self.lock(conversation_id, timeout):
+                yield
+            return
+        if self._closed:
+            raise StoreError("the redis store is closed")
+        lease = self._lease(conversation_id, timeout)
+        try:
+            if not await lease.acquire():
+                raise StoreError(f"timed out waiting for the lock of conversation {conversation_id}")
+        except RedisError as error:
+            raise StoreError(f"redis: {type(error).__name__}: {error}") from error
+        renewal = asyncio.create_task(self._keep_lock(lease))
+        held: list[HeldWrite] = []
+        token = self._held.set(held)
+        try:
+            try:
+                yield
+            except BaseException:
+                renewal.cancel()
+                with contextlib.suppress(LockNotOwnedError, RedisError):
+                    await lease.release()
+                raise
+            renewal.cancel()
+            owner = lease.local.token
+            name = _key("lock", conversation_id)
+            held.append((lambda pipe: _eval(pipe, "unlock", [name], [owner]), None))
+            try:
+                await self._flush()
+            except RedisError as error:  # the release may not have been made either: try it alone
+                with contextlib.suppress(LockNotOwnedError, RedisError):
+                    await lease.release()
+                raise StoreError(f"redis: {type(error).__name__}: {error}") from error
+        finally:
+            self._held.reset(token)
+
+    def _lease(self, conversation_id: str, timeout: float) -> Lock:
+        return Lock(self._redis, _key("lock", conversation_id), timeout=LOCK_LEASE_MS / 1000, sleep=LOCK_POLL_SECONDS,
+                    blocking_timeout=timeout, thread_local=False)  # fmt: skip
 
     async def _keep_lock(self, lease: Lock) -> None:
         """Renew the lease while the lock is held; stop once it is somebody else's."""
