@@ -1,5 +1,5 @@
 """The ``gateway`` command: serve, flows (check, test, simulate, graph, classify), listeners, telegram, purge,
-erase, data-key (new, show, rotate), doctor."""
+erase, data-key (new, show, rotate), store migrate, doctor."""
 
 from __future__ import annotations
 
@@ -475,6 +475,39 @@ def _add_data_key(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     rotate.set_defaults(handler=_data_key_rotate)
 
 
+def _store_migrate(args: argparse.Namespace) -> int:
+    from gateway.settings import Settings
+
+    settings = Settings.from_env()
+    if not settings.store.startswith(("redis://", "rediss://")):
+        print("the store is SQLite: its layout needs no migration")
+        return 0
+    counts = asyncio.run(_migrate(settings.store))
+    done = ", ".join(f"{count} {kind}" for kind, count in counts.items()) or "nothing: the layout is current"
+    print(f"Redis keys in the Cluster layout (renamed or dropped: {done})")
+    return 0
+
+
+async def _migrate(url: str) -> dict[str, int]:
+    from redis.asyncio import Redis
+
+    from gateway.store.redis_migrate import migrate
+
+    client = Redis.from_url(url, decode_responses=True)
+    try:
+        return await migrate(client)
+    finally:
+        await client.aclose()
+
+
+def _add_store(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("store", help="the store's layout (docs/deployment.md, Redis Cluster)")
+    ssub = parser.add_subparsers(dest="store_command", required=True)
+    ssub.add_parser(
+        "migrate", help="rename the Redis keys of the layout before Cluster hash tags (stop every instance first)"
+    ).set_defaults(handler=_store_migrate)
+
+
 def _doctor(args: argparse.Namespace) -> int:
     from gateway.doctor import Level, examine
     from gateway.errors import ConfigError
@@ -501,6 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_telegram(sub)
     _add_understanding(sub)
     _add_data_key(sub)
+    _add_store(sub)
     sub.add_parser("doctor", help="check the configuration a deployment needs, and say what to fix").set_defaults(
         handler=_doctor
     )

@@ -25,6 +25,7 @@ from gateway.store import (
     Store,
     TranscriptEntry,
 )
+from gateway.store import redis_keys as K
 
 T0 = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
 SECRET = "je me sens seul depuis la rentrée, personne ne me parle"
@@ -162,9 +163,9 @@ async def test_ended_transcripts_expire_on_redis(store: Store, store_url: str) -
     if store_url.startswith("redis://"):
         client = redis.Redis.from_url(store_url, decode_responses=True)
         try:
-            assert 0 < client.ttl(f"hg:transcript:{conversation.id}") <= 3600
-            assert 0 < client.ttl(f"hg:e:u-{conversation.id}") <= 3600
-            assert client.ttl(f"hg:conv:{conversation.id}") == -1  # the record stays, for the figures
+            assert 0 < client.ttl(K.transcript(conversation.id)) <= 3600
+            assert 0 < client.ttl(K.entry(f"u-{conversation.id}")) <= 3600
+            assert client.ttl(K.conversation(conversation.id)) == -1  # the record stays, for the figures
         finally:
             client.close()
     assert len(await store.transcript(conversation.id)) == 3
