@@ -54,6 +54,29 @@ local function rehead(heads, line, owner, items)
 end
 """
 
+# A line of pending ids (a conversation's outbox items, a sender's inbox items) in put order, and ``heads``: the
+# line's owner scored by when its head is due. ``join`` lists an id (the owner joins the heads with the line's first
+# id); ``due_heads`` claims the due owners for a lease (their score becomes its end) and gives {owner, head id}.
+_LINES = """
+local function join(line, seq, heads, id, owner, due)
+  redis.call('ZADD', line, redis.call('INCR', seq), id)
+  if redis.call('ZCARD', line) == 1 then redis.call('ZADD', heads, due, owner) end
+end
+local function due_heads(heads, lines, now, limit, lease_end)
+  local found = {}
+  for _, owner in ipairs(redis.call('ZRANGEBYSCORE', heads, '-inf', now, 'LIMIT', 0, limit)) do
+    local head = redis.call('ZRANGE', lines .. owner, 0, 0)[1]
+    if head then
+      redis.call('ZADD', heads, lease_end, owner)
+      table.insert(found, {owner, head})
+    else
+      redis.call('ZREM', heads, owner)
+    end
+  end
+  return found
+end
+"""
+
 # The fencing token: an outbox item held under a lease whose end (µs) ``token`` is, or '' (unfenced).
 _HELD = """
 local function held(item, token)
@@ -242,27 +265,16 @@ return 1
 
 # KEYS: the conversation's line, heads, sequence. ARGV: id, conversation, next µs. Listed once, however often it
 # runs; an id listed after its item was resolved is dropped by ``outbox_due``.
-_OUTBOX_LIST = """
+_OUTBOX_LIST = _LINES + """
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
-redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[3]), ARGV[1])
-if redis.call('ZCARD', KEYS[1]) == 1 then redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2]) end
+join(KEYS[1], KEYS[3], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
 return 1
 """
 
 # KEYS: heads. ARGV: prefix, now µs, limit, lease end µs. Claims the due conversations' lines for the lease (their
 # heads' score) and returns {conversation, head id} pairs; ``outbox_claim`` then claims each item.
-_OUTBOX_DUE = """
-local found = {}
-for _, conv in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])) do
-  local head = redis.call('ZRANGE', ARGV[1] .. 'conv:' .. conv, 0, 0)[1]
-  if head then
-    redis.call('ZADD', KEYS[1], ARGV[4], conv)
-    table.insert(found, {conv, head})
-  else
-    redis.call('ZREM', KEYS[1], conv)
-  end
-end
-return found
+_OUTBOX_DUE = _LINES + """
+return due_heads(KEYS[1], ARGV[1] .. 'conv:', ARGV[2], ARGV[3], ARGV[4])
 """
 
 # KEYS: item. ARGV: now µs, lease end µs. {'ok', fields} once claimed (its next_us is the lease end: the fencing
@@ -379,32 +391,25 @@ return 1
 
 # The inbox: every key under "hg:{inbox}:" (ARGV[1]), one slot.
 # KEYS: heads, sequence. ARGV: prefix, then per item: id, sender key, payload, received µs, next µs.
-_INBOX_PUT = """
+_INBOX_PUT = _LINES + """
 for i = 2, #ARGV, 5 do
   local item = ARGV[1] .. 'item:' .. ARGV[i]
   if redis.call('EXISTS', item) == 0 then
-    local sender = ARGV[1] .. 'sender:' .. ARGV[i + 1]
     redis.call('HSET', item, 'id', ARGV[i], 'sender', ARGV[i + 1], 'payload', ARGV[i + 2],
                'received_us', ARGV[i + 3], 'next_us', ARGV[i + 4], 'attempts', 0)
-    redis.call('ZADD', sender, redis.call('INCR', KEYS[2]), ARGV[i])
-    if redis.call('ZCARD', sender) == 1 then redis.call('ZADD', KEYS[1], ARGV[i + 4], ARGV[i + 1]) end
+    join(ARGV[1] .. 'sender:' .. ARGV[i + 1], KEYS[2], KEYS[1], ARGV[i], ARGV[i + 1], ARGV[i + 4])
   end
 end
 return 1
 """
 
 # KEYS: heads. ARGV: prefix, now µs, limit, lease end µs. Returns each claimed item's fields (HGETALL).
-_INBOX_DUE = """
+_INBOX_DUE = _LINES + """
 local items = {}
-for _, sender in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])) do
-  local head = redis.call('ZRANGE', ARGV[1] .. 'sender:' .. sender, 0, 0)[1]
-  if head then
-    redis.call('ZADD', KEYS[1], ARGV[4], sender)
-    redis.call('HSET', ARGV[1] .. 'item:' .. head, 'next_us', ARGV[4])
-    table.insert(items, redis.call('HGETALL', ARGV[1] .. 'item:' .. head))
-  else
-    redis.call('ZREM', KEYS[1], sender)
-  end
+for _, found in ipairs(due_heads(KEYS[1], ARGV[1] .. 'sender:', ARGV[2], ARGV[3], ARGV[4])) do
+  local item = ARGV[1] .. 'item:' .. found[2]
+  redis.call('HSET', item, 'next_us', ARGV[4])
+  table.insert(items, redis.call('HGETALL', item))
 end
 return items
 """
