@@ -4,7 +4,8 @@
 
 * ``sqlite:///var/gateway.sqlite3`` (relative) or ``sqlite:////abs/path.sqlite3``: embedded, one gateway
   process (:mod:`gateway.store.sqlite`);
-* ``redis://host:port/db``: several gateway instances sharing one standalone Redis (:mod:`gateway.store.redis`).
+* ``redis://host:port/db``: several gateway instances sharing one Redis, standalone or Cluster (its keys are
+  slot-safe: :mod:`gateway.store.redis_keys`) (:mod:`gateway.store.redis`).
 
 The Protocol is split into small role Protocols, one per concern, and each component declares the roles it
 uses (``timers.py``'s ``TimersRoles``: :class:`TimerStore`, :class:`LockStore`, :class:`ConversationStore`,
@@ -697,7 +698,8 @@ class BatchStore(Protocol):
     def batch(self) -> AbstractAsyncContextManager[None]:
         """Inside, this task's writes that answer nothing (``save_conversation``, ``append_transcript``,
         ``outbox_put``, ``set_timer``, ``cancel_timers``, ``enqueue``, ``publish``) are held, then sent together
-        when the block ends: one Redis transaction (MULTI/EXEC, one round trip), one SQLite transaction. Any
+        when the block ends: one Redis pipeline (one round trip; single-slot steps in a crash-safe order, see
+        :mod:`gateway.store.redis`), one SQLite transaction. Any
         other call made inside sends the held writes first, so a read sees every write before it. A Conflict of a
         held ``save_conversation`` is raised when the writes are sent. When the block raises, the held writes are
         dropped: none of them was made. A batch inside a batch is the outer one.

@@ -165,8 +165,8 @@ def _wrapped(
 
 
 def _eval(pipe: Pipeline, name: str, keys: list[str], args: list[Any]) -> None:
-    """A script in a MULTI/EXEC: EVAL with its text (Redis caches it), since a NOSCRIPT inside EXEC could not be
-    retried without repeating the commands around it."""
+    """A script in a pipeline: EVAL with its text (Redis caches it), since a NOSCRIPT in the middle of a pipeline
+    could not be retried without repeating the commands after it, which ran already."""
     pipe.eval(SCRIPTS[name], len(keys), *keys, *args)
 
 
