@@ -207,7 +207,8 @@ async def _warn_if_no_listener(settings: Settings) -> None:
     from gateway.crypto import DataKeys
     from gateway.store import open_store
 
-    store = await open_store(settings.store, keys=DataKeys.from_settings(settings))
+    keys, cluster = DataKeys.from_settings(settings), bool(settings.redis_cluster)
+    store = await open_store(settings.store, keys=keys, cluster=cluster)
     try:
         if not await store.list_listeners():
             print(NO_LISTENER_HINT, file=sys.stderr)
@@ -227,7 +228,8 @@ async def _with_store(action: Callable[[Store], Awaitable[int]]) -> int:
     from gateway.store import open_store
 
     settings = Settings.from_env()
-    store = await open_store(settings.store, keys=DataKeys.from_settings(settings))
+    keys, cluster = DataKeys.from_settings(settings), bool(settings.redis_cluster)
+    store = await open_store(settings.store, keys=keys, cluster=cluster)
     try:
         return await action(store)
     finally:
@@ -432,7 +434,7 @@ def _data_key_rotate(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if settings.data_key.get_secret_value():  # the operator chose the new key: reseal under it
         keys = DataKeys.from_settings(settings)
-        counts = asyncio.run(_reseal(settings.store, keys))
+        counts = asyncio.run(_reseal(settings, keys))
         print(_resealed(counts, keys.current_id))
         if settings.data_keys_old.get_secret_value():
             print("Once every instance runs with this GATEWAY_DATA_KEY, remove GATEWAY_DATA_KEYS_OLD.")
@@ -440,17 +442,17 @@ def _data_key_rotate(args: argparse.Namespace) -> int:
     file = KeyFile.of_store(settings.store)
     file.load()  # created if there is none yet
     new_id = file.rotate()
-    counts = asyncio.run(_reseal(settings.store, file.load()))
+    counts = asyncio.run(_reseal(settings, file.load()))
     dropped = file.forget_old()
     print(_resealed(counts, new_id))
     print(f"{file.path}: the old keys {', '.join(dropped)} were removed")
     return 0
 
 
-async def _reseal(url: str, keys: DataKeys) -> dict[str, int]:
+async def _reseal(settings: Settings, keys: DataKeys) -> dict[str, int]:
     from gateway.store import open_store
 
-    store = await open_store(url, keys=keys)
+    store = await open_store(settings.store, keys=keys, cluster=bool(settings.redis_cluster))
     try:
         return await store.reseal()
     finally:

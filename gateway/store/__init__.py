@@ -753,7 +753,7 @@ class Store(
 
 async def open_store(
     url: str, *, keys: DataKeys | None = None, max_connections: int = 100, pool_timeout: float = 10.0,
-    health_check_interval: float = 30.0,
+    health_check_interval: float = 30.0, cluster: bool = False,
 ) -> Store:
     """Open (and for SQLite create) the store named by ``url``; ConfigError for an unknown scheme.
 
@@ -762,7 +762,8 @@ async def open_store(
 
     Redis: at most ``max_connections`` connections; a caller finding them all busy waits up to ``pool_timeout``
     seconds for one (then StoreError) rather than failing at once; a connection idle for ``health_check_interval``
-    seconds is checked (PING) before it is used again, so one cut meanwhile is replaced rather than failing a call.
+    seconds is checked (PING) before it is used again, so one cut meanwhile is replaced rather than failing a call;
+    ``cluster``: ``url`` names a node of a Redis Cluster (a Cluster client follows the slots).
     """
     if url.startswith("sqlite:///"):
         from gateway.store.sqlite import SqliteStore
@@ -774,5 +775,5 @@ async def open_store(
 
         keys = keys or DataKeys.for_store(url)
         return await RedisStore.open(url, keys, max_connections=max_connections, pool_timeout=pool_timeout,
-                                     health_check_interval=health_check_interval)  # fmt: skip
+                                     health_check_interval=health_check_interval, cluster=cluster)  # fmt: skip
     raise ConfigError("the store URL must start with sqlite:/// or redis://")

@@ -44,10 +44,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Seque
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Concatenate, ParamSpec, Self, TypeVar
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline, PubSub
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockNotOwnedError, RedisError
 
@@ -99,6 +100,7 @@ from gateway.store.codec import (
 from gateway.store.redis_lua import SCRIPTS
 from gateway.store.redis_pool import open_pool
 from gateway.store.redis_retention import Record
+from gateway.store.redis_steps import ordered
 from gateway.store.texts import OwnTexts, SharedText, SharedTexts, Stored
 from gateway.supervisor import where
 
@@ -221,16 +223,21 @@ class RedisStore:
         max_connections: int = 100,
         pool_timeout: float = 10.0,
         health_check_interval: float = 30.0,
+        cluster: bool = False,
     ) -> RedisStore:
         """A blocking pool: under load a caller waits for a free connection (up to ``pool_timeout`` s) instead
         of failing at once with MaxConnectionsError (redis-py's default pool raises). A connection idle for
         ``health_check_interval`` s is checked with a PING before use, and replaced if the PING fails
         (``gateway/store/redis_pool.py``; the pub/sub connection is checked too). Replies are decoded as UTF-8 with
         ``surrogateescape``: sealed records are bytes (``gateway.crypto``), and the str of one gives its bytes back
-        exactly (``DataKeys.open``)."""
-        pool = open_pool(url, decode_responses=True, encoding_errors="surrogateescape", max_connections=max_connections,
-                         timeout=pool_timeout, health_check_interval=health_check_interval)  # fmt: skip
-        store = cls(Redis(connection_pool=pool), keys)
+        exactly (``DataKeys.open``). ``cluster`` (``GATEWAY_REDIS_CLUSTER``): ``url`` names a node of a Redis
+        Cluster, and a Cluster client follows the slots to their nodes (up to ``max_connections`` per node)."""
+        options: dict[str, Any] = {"decode_responses": True, "encoding_errors": "surrogateescape",
+                                   "max_connections": max_connections, "health_check_interval": health_check_interval}
+        if cluster:  # its commands are Redis's: typed as a Redis client (redis_steps.ordered tells them apart)
+            store = cls(cast(Redis, RedisCluster.from_url(url, **options)), keys)
+        else:
+            store = cls(Redis(connection_pool=open_pool(url, timeout=pool_timeout, **options)), keys)
         try:
             await store.ping()
         except StoreError:
@@ -287,7 +294,7 @@ class RedisStore:
             else:
                 refused.append(error)
         if kept:
-            async with self._redis.pipeline(transaction=False) as pipe:
+            async with ordered(self._redis) as pipe:
                 spans = []
                 for write in kept:
                     start = len(pipe)
@@ -313,7 +320,10 @@ class RedisStore:
             self._closed = True
             # The pool is ours (``open``): redis-py closes only the pools it made, so without this every
             # connection stayed open after shutdown (tests/test_redis_connections.py)
-            await self._redis.aclose(close_connection_pool=True)
+            if isinstance(self._redis, RedisCluster):  # see ``open``
+                await self._redis.aclose()
+            else:
+                await self._redis.aclose(close_connection_pool=True)
 
     # Conversations
 
@@ -339,7 +349,7 @@ class RedisStore:
     async def _start(self, address: str, fresh: Conversation, expected: str) -> bool:
         """Record ``fresh`` (with a TTL until its first save), claim the sender's address for it if it still holds
         ``expected`` (none, or an ended or missing conversation), then index it. Lost to another: its record goes."""
-        async with self._redis.pipeline(transaction=False) as pipe:
+        async with ordered(self._redis) as pipe:
             _eval(pipe, "put_conversation", [K.conversation(fresh.id), K.done(fresh.id)],
                   [self._sealed(fresh), "", 0, 0, int(FRESH_KEPT.total_seconds())])  # fmt: skip
             _eval(pipe, "claim_active", [address], [fresh.id, expected])
@@ -608,7 +618,7 @@ class RedisStore:
         """The listener's index first, then the session (an index lists more, never less; both expire)."""
         ttl_ms = max(1, int((session.expires - now).total_seconds() * 1000))
         value = json.dumps({"name": session.name, "expires_us": to_us(session.expires)})
-        async with self._redis.pipeline(transaction=False) as pipe:
+        async with ordered(self._redis) as pipe:
             pipe.sadd(_key("sessions", session.name), session.key)
             pipe.pexpire(_key("sessions", session.name), ttl_ms)  # every session lasts as long: the last one ends last
             pipe.set(_key("session", session.key), value, px=ttl_ms)
@@ -628,7 +638,7 @@ class RedisStore:
         raw = await self._redis.get(_key("session", key))
         if raw is None:
             return False
-        async with self._redis.pipeline(transaction=False) as pipe:
+        async with ordered(self._redis) as pipe:
             pipe.delete(_key("session", key))
             pipe.srem(_key("sessions", str(json.loads(raw)["name"])), key)
             await pipe.execute()
@@ -637,7 +647,7 @@ class RedisStore:
     @_guarded
     async def end_sessions(self, name: str) -> int:
         keys = [_text(key) for key in await self._redis.smembers(_key("sessions", name))]
-        async with self._redis.pipeline(transaction=False) as pipe:
+        async with ordered(self._redis) as pipe:
             for key in keys:
                 pipe.delete(_key("session", key))
             pipe.delete(_key("sessions", name))
@@ -928,7 +938,7 @@ class RedisStore:
 
     @_guarded
     async def forget_seen(self, keys: Sequence[str]) -> None:
-        async with self._redis.pipeline(transaction=False) as pipe:
+        async with ordered(self._redis) as pipe:
             for key in keys:
                 pipe.delete(_key("seen", key))
             await pipe.execute()
@@ -1012,7 +1022,7 @@ class RedisStore:
     async def _put_record(self, kind: str, id_: str, conversation_id: str, at: datetime, data: dict[str, Any]) -> None:
         """The indexes, then the record (three slots, in that order: an index lists more, never less)."""
         score = to_us(at)
-        async with self._redis.pipeline(transaction=False) as pipe:
+        async with ordered(self._redis) as pipe:
             pipe.zadd(_key(kind + "s"), {id_: score}, nx=True)
             pipe.zadd(_key(kind + "s", conversation_id), {id_: score}, nx=True)
             pipe.set(_key(kind, id_), dumps_sealed(self._keys, kind, data))

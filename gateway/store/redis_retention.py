@@ -25,6 +25,7 @@ from gateway.conversation import Status
 from gateway.store import TimerKind
 from gateway.store import redis_keys as K
 from gateway.store.redis_lua import SCRIPTS
+from gateway.store.redis_steps import ordered
 
 SCAN_COUNT = 1000
 
@@ -76,7 +77,7 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
         *(K.key("provider", p) for p in providers), K.transcript(conversation_id),
         *(K.outbox_item(i) for i in {*pending, *resolved, *entry_ids}), *uploads,
     ]  # fmt: skip
-    async with client.pipeline(transaction=False) as pipe:
+    async with ordered(client) as pipe:
         for name in content:
             pipe.delete(name)
         pipe.delete(K.outbox_line(conversation_id))

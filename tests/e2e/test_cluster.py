@@ -1,4 +1,5 @@
-"""The gateway on a Redis Cluster: the real app on a one-node Cluster (``tests/store/conftest.py``), which refuses
+"""The gateway on a Redis Cluster: the real app on a one-node Cluster through one endpoint, and on a Cluster of
+three primaries through the Cluster client (``GATEWAY_REDIS_CLUSTER=1``) (``tests/store/conftest.py``); both refuse
 any script or transaction whose keys hash to different slots. Signed Messenger messages go through the inbox, the
 dispatcher (claim, lock, conversation, transcript, timers), the outbox and the fake Graph API; each is answered
 once, and a redelivered batch changes nothing."""
@@ -10,7 +11,6 @@ from collections import Counter
 
 import aiohttp
 import pytest
-import redis
 
 from gateway.app import STORE
 from gateway.messages import ChannelName
@@ -19,9 +19,9 @@ from gateway.store import Author
 from gateway.testing import FakeGraphAPI, messenger_body, messenger_message, signed_messenger
 from tests.e2e.channel_support import GatewayFactory, gateway, offline
 from tests.e2e.test_messenger import PATH, SECRET, graph, messenger_settings
-from tests.store.conftest import redis_cluster_url
+from tests.store.conftest import flush_cluster, redis_cluster3_url, redis_cluster_url
 
-__all__ = ["gateway", "graph", "messenger_settings", "offline", "redis_cluster_url"]  # fixtures used below
+__all__ = ["gateway", "graph", "messenger_settings", "offline", "redis_cluster3_url", "redis_cluster_url"]  # fixtures
 
 pytestmark = pytest.mark.redis
 
@@ -32,12 +32,14 @@ def psid(number: int) -> str:
     return f"74{number:014d}"
 
 
+@pytest.mark.parametrize("cluster", ["redis_cluster_url", "redis_cluster3_url"])
 async def test_messages_through_inbox_dispatcher_and_outbox_on_a_cluster_are_answered_once(
-    gateway: GatewayFactory, messenger_settings: Settings, graph: FakeGraphAPI, redis_cluster_url: str
+    gateway: GatewayFactory, messenger_settings: Settings, graph: FakeGraphAPI, cluster: str,
+    request: pytest.FixtureRequest,
 ) -> None:
-    with redis.Redis.from_url(redis_cluster_url) as flushing:
-        flushing.flushdb()
-    client = await gateway(messenger_settings.replace(store=redis_cluster_url))
+    url: str = request.getfixturevalue(cluster)
+    flush_cluster(url)
+    client = await gateway(messenger_settings.replace(store=url, redis_cluster=int(cluster == "redis_cluster3_url")))
     document = messenger_body([messenger_message(psid(n), "Bonjour", f"m_cluster_{n}") for n in range(SENDERS)])
     raw, headers = signed_messenger(SECRET, document)
     url = str(client.make_url(PATH))

@@ -101,6 +101,43 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 
 
 @pytest.fixture(scope="session")
+def redis_cluster3_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis Cluster of three primaries, the slots split between them: a client that ignores slots gets MOVED."""
+    started: list[tuple[subprocess.Popen[bytes], int]] = []
+    buses: list[int] = []
+    try:
+        for n in range(3):
+            directory = tmp_path_factory.mktemp(f"redis-cluster3-{n}")
+            buses.append(_free_port())
+            started.append(_redis_server(directory, "--cluster-enabled", "yes", "--cluster-port", str(buses[-1]),
+                                         "--cluster-config-file", str(directory / "nodes.conf")))  # fmt: skip
+        clients = [redis.Redis(port=port, decode_responses=True) for _, port in started]
+        try:
+            for n, client in enumerate(clients):
+                client.execute_command("CLUSTER", "ADDSLOTSRANGE", n * 5462, min(16383, n * 5462 + 5461))
+            for (_, port), bus in zip(started[1:], buses[1:], strict=True):
+                clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", port, bus)
+            deadline = time.monotonic() + 30
+            while not all("cluster_state:ok" in c.execute_command("CLUSTER", "INFO") for c in clients):
+                if time.monotonic() > deadline:
+                    pytest.fail("the three-node Redis Cluster did not come up", pytrace=False)
+                time.sleep(0.05)
+        finally:
+            for client in clients:
+                client.close()
+        yield f"redis://127.0.0.1:{started[0][1]}/0"
+    finally:
+        for process, _ in started:
+            _stop(process)
+
+
+def flush_cluster(url: str) -> None:
+    """Empty every node of a Cluster (FLUSHDB reaches one node only)."""
+    with redis.RedisCluster.from_url(url) as client:
+        client.flushdb(target_nodes=redis.RedisCluster.PRIMARIES)
+
+
+@pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     process, port = _redis_server(tmp_path_factory.mktemp("redis"))
     try:
