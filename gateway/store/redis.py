@@ -213,6 +213,9 @@ class RedisStore:
         self._held: contextvars.ContextVar[list[HeldWrite] | None] = contextvars.ContextVar("held", default=None)
         # the conversation whose lock this task holds: a claim made under it names it (see ``claim``)
         self._locked: contextvars.ContextVar[str] = contextvars.ContextVar("locked", default="")
+        # (address, conversation id) this task found the sender's address holding (see ``save_conversation``)
+        self._addressed: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("addressed",
+                                                                                                default=None)
 
     @classmethod
     async def open(
@@ -335,9 +338,11 @@ class RedisStore:
             if current is not None:
                 found = await self._live(_text(current))
                 if found is not None:
+                    self._addressed.set((address, found.id))
                     return found, False
             fresh = Conversation.start(channel, sender, now)
             if await self._start(address, fresh, "" if current is None else _text(current)):
+                self._addressed.set((address, fresh.id))
                 return fresh, True
         raise Conflict("the sender's conversation kept changing while it was opened")
 
@@ -384,7 +389,11 @@ class RedisStore:
     async def save_conversation(self, conversation: Conversation, *, done: DoneMark | None = None) -> None:
         """Steps (the module's docstring says why this order): the sender's address claimed (before the flush's
         pipeline, as its answer decides), the indexes joined, the record and its processed mark, the other status
-        sets left, an ended conversation's address freed, the global processed mark."""
+        sets left, an ended conversation's address freed, the global processed mark.
+
+        The address is not claimed again when this task found it holding this conversation (``active_conversation``,
+        the message path: one round trip less): an address moves off an active conversation only once that
+        conversation ends, and an ended conversation never becomes active again (``lifecycle.FINAL``)."""
         c, address = conversation, self._active_key(conversation.channel, conversation.sender)
         now_ms = to_us(datetime.now(UTC)) // 1000
         done_until = now_ms + done.ttl_seconds * 1000 if done is not None else 0
@@ -401,7 +410,8 @@ class RedisStore:
             if done is not None:
                 pipe.set(_key("seen", done.key), "1", pxat=done_until)
 
-        await self._write(queue, before=(lambda: self._claim_address(address, c.id)) if c.active else None)
+        held = not c.active or self._addressed.get() == (address, c.id)
+        await self._write(queue, before=None if held else (lambda: self._claim_address(address, c.id)))
 
     async def _claim_address(self, address: str, conversation_id: str) -> Exception | None:
         """The sender's address for an active conversation: claimed, unless another live conversation holds it."""
