@@ -12,7 +12,7 @@ import pytest
 
 from gateway.store import Store, open_store
 from gateway.testing import store_keys
-from tests.store import test_contract, test_contract_casework, test_contract_retention
+from tests.store import test_contract, test_contract_casework, test_contract_retention, test_erasure_person
 from tests.store.conftest import flush_cluster
 
 pytestmark = pytest.mark.redis
@@ -25,6 +25,12 @@ def _store_only(module: Any) -> dict[str, Callable[[Store], Awaitable[None]]]:
 
 
 CONTRACT = _store_only(test_contract) | _store_only(test_contract_casework) | _store_only(test_contract_retention)
+# These read every key of every node afterwards (``everything``): what a purge or an erasure leaves.
+WITH_URL: dict[str, Callable[[Store, str], Awaitable[None]]] = {
+    "purge": test_contract_retention.test_a_purge_leaves_the_counted_record_and_no_content,
+    "erasure": test_contract_retention.test_an_erasure_leaves_nothing_naming_the_conversation,
+    "erasure of a person": test_erasure_person.test_an_erasure_leaves_nothing_about_the_person,
+}
 
 
 @pytest.fixture
@@ -45,3 +51,10 @@ def test_the_contract_tests_run_here_are_most_of_them() -> None:
 async def test_the_store_contract_on_a_three_node_cluster(name: str, cluster_store: Store) -> None:
     await CONTRACT[name](cluster_store)
 
+
+
+@pytest.mark.parametrize("name", sorted(WITH_URL))
+async def test_what_a_purge_or_an_erasure_leaves_on_a_three_node_cluster(
+    name: str, cluster_store: Store, redis_cluster3_url: str
+) -> None:
+    await WITH_URL[name](cluster_store, redis_cluster3_url)
