@@ -10,6 +10,8 @@ allows (Cluster would not). Layout:
     hg:status:<status>           set of conversation ids        hg:created  ids scored by creation (µs)
     hg:e:<id>                    transcript entry: "<delivery code><provider id>\n<sealed compact JSON>" (``codec.
                                  encode_entry_data``); entries written before are hashes ``hg:entry:<id>``
+    hg:texts                     hash reference → a bot message of flows.yaml (text and choices, sealed), shared
+                                 by every entry that refers to it (``store/texts.py``); never expires
     hg:transcript:<conv>         list of entry ids               hg:provider:<pmid>  entry id (30 days)
     hg:seen:<key>                an inbound id: "c:<owner>" while claimed (a lease of seconds, renewed while
                                  processing), "1" once processed (kept DEDUPE_TTL, set with the conversation)
