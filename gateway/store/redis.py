@@ -65,7 +65,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline, PubSub
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockNotOwnedError, RedisError
@@ -115,6 +115,7 @@ from gateway.store.codec import (
     to_us,
 )
 from gateway.store.redis_lua import SCRIPTS
+from gateway.store.redis_pool import open_pool
 from gateway.store.redis_retention import Record
 from gateway.store.texts import OwnTexts, SharedText, SharedTexts, Stored
 from gateway.supervisor import where
@@ -216,13 +217,12 @@ class RedisStore:
     ) -> RedisStore:
         """A blocking pool: under load a caller waits for a free connection (up to ``pool_timeout`` s) instead
         of failing at once with MaxConnectionsError (redis-py's default pool raises). A connection idle for
-        ``health_check_interval`` s is checked with a PING before use (the pub/sub one too). Replies are decoded
-        as UTF-8 with ``surrogateescape``: sealed records are bytes (``gateway.crypto``), and the str of one gives
-        its bytes back exactly (``DataKeys.open``)."""
-        pool = BlockingConnectionPool.from_url(
-            url, decode_responses=True, encoding_errors="surrogateescape", max_connections=max_connections,
-            timeout=pool_timeout, health_check_interval=health_check_interval,
-        )  # fmt: skip
+        ``health_check_interval`` s is checked with a PING before use, and replaced if the PING fails
+        (``gateway/store/redis_pool.py``; the pub/sub connection is checked too). Replies are decoded as UTF-8 with
+        ``surrogateescape``: sealed records are bytes (``gateway.crypto``), and the str of one gives its bytes back
+        exactly (``DataKeys.open``)."""
+        pool = open_pool(url, decode_responses=True, encoding_errors="surrogateescape", max_connections=max_connections,
+                         timeout=pool_timeout, health_check_interval=health_check_interval)  # fmt: skip
         store = cls(Redis(connection_pool=pool), keys)
         try:
             await store.ping()
@@ -289,7 +289,9 @@ class RedisStore:
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
-            await self._redis.aclose()
+            # The pool is ours (``open``): redis-py closes only the pools it made, so without this every
+            # connection stayed open after shutdown (tests/test_redis_connections.py)
+            await self._redis.aclose(close_connection_pool=True)
 
     # Conversations
 
