@@ -109,6 +109,7 @@ async def create_app(
         settings.store, keys=DataKeys.from_settings(settings), max_connections=settings.redis_max_connections,
         pool_timeout=settings.redis_pool_timeout, health_check_interval=settings.redis_health_check_seconds,
     )  # fmt: skip
+    store.share_texts(flows.own_texts)  # the bot's messages of flows.yaml are stored once (store/texts.py)
     larger = {uploads_path: settings.webchat_upload_max_bytes}  # the one route whose bodies may be bigger
     middlewares = [_errors_middleware, _refusals(metrics), _body_deadline(settings.http_body_timeout, larger)]
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
