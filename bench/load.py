@@ -312,7 +312,8 @@ class Redis:
         finally:
             client.close()
         for name, usage in zip(names, usages, strict=True):
-            kind = re.sub(r"\{[^}]*\}", "{…}", name.decode(errors="replace"))
+            # ids in hash tags ({<conversation>}, {<entry>}) go; the tags of the global groups ({outbox}…) stay
+            kind = re.sub(r"\{(?=[^}]*\d)[^}]*\}|\{[^}]{12,}\}", "{…}", name.decode(errors="replace"))
             kind = re.sub(r":(?=[^:{}]*\d)[^:{}]+|:[^:{}]{12,}", ":…", kind)
             sizes[kind] += int(usage or 0)
             counts[kind] += 1
