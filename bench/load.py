@@ -320,6 +320,19 @@ class Server:
         top = sorted(counts.items(), key=lambda pair: -pair[1])[:4]
         return "; ".join(f"{n}x {what}" for what, n in top) or "none"
 
+    async def understanding(self, session: ClientSession) -> str:
+        """The embedded model's counters over the whole run (``/metrics``): messages read by the model, and
+        messages that went on without a reading (a missed second check), by reason."""
+        async with session.get(self.url + "/metrics") as response:
+            text = await response.text()
+        counts: dict[str, float] = {}
+        for line in text.splitlines():
+            if line.startswith(("gateway_understanding_failures_total{", "gateway_understanding_messages_total{")):
+                name, value = line.rsplit(" ", 1)
+                kind = name.removeprefix("gateway_understanding_").replace("_total", "")
+                counts[kind] = counts.get(kind, 0.0) + float(value)
+        return ", ".join(f"{kind.replace('{', ' ').rstrip('}')} {n:.0f}" for kind, n in sorted(counts.items()))
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGINT)
         try:
@@ -564,6 +577,8 @@ async def bench_gateway(
                                lambda: load.opened(args.rate, args.duration, args.gap, 10**6), load, store)  # fmt: skip
         show(opened)
         print(f"    log      {server.problems()}")
+        if args.understanding == "on":
+            print(f"    model    {await server.understanding(session) or 'no reading failed'}")
         return closed, opened
     finally:
         server.stop()
