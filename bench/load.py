@@ -32,7 +32,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -42,6 +42,7 @@ from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector, web
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
 
+from gateway.conversation import Status  # noqa: E402
 from gateway.dispatcher import inbound_entry_id  # noqa: E402
 from gateway.flows.engine import Engine  # noqa: E402
 from gateway.flows.loader import load_text  # noqa: E402
@@ -256,6 +257,10 @@ class Redis:
     def used_memory(self) -> int:
         return int(re.search(r"used_memory:(\d+)", self.command("INFO", "memory")).group(1))  # type: ignore[union-attr]
 
+    def reads(self) -> int:
+        """Read events Redis processed on client sockets so far: one per round trip (a pipeline is one)."""
+        return int(re.search(r"total_reads_processed:(\d+)", self.command("INFO", "stats")).group(1))  # type: ignore[union-attr]
+
     def keys(self) -> int:
         return int(self.command("DBSIZE").strip())
 
@@ -264,7 +269,8 @@ class Redis:
         import redis
 
         client = redis.Redis(port=self.port)
-        sizes: dict[str, int] = {}
+        sizes: Counter[str] = Counter()
+        counts: Counter[str] = Counter()
         try:
             names = list(client.scan_iter(count=1000))
             with client.pipeline(transaction=False) as pipe:
@@ -275,10 +281,11 @@ class Redis:
             client.close()
         for name, usage in zip(names, usages, strict=True):
             kind = re.sub(r"\{[^}]*\}", "{…}", name.decode(errors="replace"))
-            kind = re.sub(r":[^:{}]{12,}", ":…", kind)
-            sizes[kind] = sizes.get(kind, 0) + int(usage or 0)
-        top = sorted(sizes.items(), key=lambda pair: -pair[1])[:8]
-        return ", ".join(f"{kind} {size / conversations:,.0f} B" for kind, size in top)
+            kind = re.sub(r":(?=[^:{}]*\d)[^:{}]+|:[^:{}]{12,}", ":…", kind)
+            sizes[kind] += int(usage or 0)
+            counts[kind] += 1
+        return ", ".join(f"{kind} {size / conversations:,.0f} B ({counts[kind] / conversations:.1f})"
+                         for kind, size in sizes.most_common(10))  # fmt: skip
 
     def stop(self) -> None:
         self.process.terminate()
@@ -343,6 +350,27 @@ class Server:
         self._log.close()
 
 
+class Profiler:
+    """py-spy sampling a server process into collapsed stacks, from now until :meth:`stop`."""
+
+    def __init__(self, directory: Path, kind: str, pid: int) -> None:
+        binary = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        directory.mkdir(parents=True, exist_ok=True)
+        self.out = directory / f"profile-{kind}.txt"
+        command = [binary, "record", "--pid", str(pid), "--format", "raw", "--rate", "250", "--nonblocking",
+                   "--output", str(self.out)]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        print(f"    profile  {self.out}", flush=True)
+
+
 # ----- the load -------------------------------------------------------------------------------------------------
 
 
@@ -355,6 +383,7 @@ class Figures:
     ack: list[float] = field(default_factory=list)
     cpu_ms: float = 0.0
     redis_cpu_ms: float = 0.0
+    redis_reads: float = 0.0  # Redis read events (a command, a pipeline, a MULTI/EXEC) per message: round trips
     duplicates: int = 0  # sent twice (audited against the store; the floor: beyond its walk)
     losses: int = 0  # recorded and never received (the floor: short of its walk)
     disordered: int = 0  # senders whose messages were processed in another order than sent
@@ -468,6 +497,7 @@ async def measure(
     audit0 = await audit(provider, store_url) if store_url else (0, 0, 0)
     cpu0 = cpu_seconds(server.process.pid)
     rcpu0 = cpu_seconds(redis.process.pid) if redis else 0.0
+    reads0 = redis.reads() if redis else 0
     own0 = cpu_seconds(os.getpid())
     started = time.perf_counter()
     await run()
@@ -480,6 +510,7 @@ async def measure(
     figures.extra["load"] = f"{(cpu_seconds(os.getpid()) - own0) / seconds * 100:.0f} %"
     if redis:
         figures.redis_cpu_ms = (cpu_seconds(redis.process.pid) - rcpu0) * 1000 / max(1, load.messages)
+        figures.redis_reads = (redis.reads() - reads0) / max(1, load.messages)
     figures.mismatched = (dup - dup0, loss - loss0)
     if store_url:
         after = await audit(provider, store_url)
@@ -495,7 +526,8 @@ def show(figures: Figures) -> None:
     ack = f"{pct(figures.ack, 0.5):.1f} / {pct(figures.ack, 0.99):.1f} ms"
     print(f"  {figures.name:<34} {figures.rate:8.0f} msg/s   ack p50/p99 {ack:<18}"
           f" reply p50/p99 {figures.extra['reply']:<20} cpu {figures.cpu_ms:.2f} ms/msg"
-          f" (+redis {figures.redis_cpu_ms:.2f})   errors {figures.errors}  dup {figures.duplicates}"
+          f" (+redis {figures.redis_cpu_ms:.2f}, {figures.redis_reads:.1f} round trips)   errors {figures.errors}"
+          f"  dup {figures.duplicates}"
           f"  lost {figures.losses}", flush=True)  # fmt: skip
     if figures.audited and (figures.disordered or any(figures.mismatched)):
         beyond, short = figures.mismatched
@@ -533,7 +565,7 @@ async def handoff_latency(load: Load, offset: int) -> str:
 async def bench_gateway(
     args: argparse.Namespace, kind: str, work: Path, session: ClientSession, provider: Provider,
     script: list[list[Step]], flows: Path,
-) -> tuple[Figures, Figures]:
+) -> tuple[Figures, Figures | None]:
     redis = Redis(work / f"redis-{kind}") if kind == "redis" else None
     db = work / "gateway.sqlite3"
     store = redis.url if redis else f"sqlite:///{db}"
@@ -545,37 +577,49 @@ async def bench_gateway(
         await server.ready(session)
         load = Load(session, provider, server, script)
         await load.walk(f"{load.tag}warm", script[0])
+        profiler = Profiler(args.profile, kind, server.process.pid) if args.profile else None
         rss0 = rss_mb(server.process.pid)
         memory0 = redis.used_memory() if redis else 0
         keys0 = redis.keys() if redis else 0
         first = min(1000, args.open)
         closed = await measure(f"gateway on {kind}, closed loop", server, redis,
                                lambda: load.closed(first, args.connections, 0), load, store)  # fmt: skip
+        if profiler:
+            profiler.stop()
+        if args.bytes:
+            show(closed)
+            show_bytes(bytes_figures(redis, await store_bytes(redis, db, first), memory0, keys0, first))
+            return closed, closed
         at_1000 = await handoff_latency(load, 0)
+        rss_walked = rss_mb(server.process.pid)
+        walked = first + HANDOFF_SAMPLES + 1
+        measured = await store_bytes(redis, db, walked) if args.seed else None  # walked conversations only
         rest = max(0, args.open - first - HANDOFF_SAMPLES)
-        if rest:
+        if rest and args.seed:
+            started = time.perf_counter()
+            await seed(store, rest, f"{load.tag}s")
+            print(f"    seeded   {rest:,} handed-off conversations by the store API in"
+                  f" {time.perf_counter() - started:.0f} s (RSS, {first:,} walked: {rss_walked:.0f} MB)")  # fmt: skip
+        elif rest:
             more = await measure("", server, redis, lambda: load.closed(rest, args.connections, first), load, store)
             closed = combine(closed, more)
         at_open = await handoff_latency(load, HANDOFF_SAMPLES)
         handed_off = first + rest + 2 * HANDOFF_SAMPLES + 1
+        if measured is None:
+            walked, measured = handed_off, await store_bytes(redis, db, handed_off)
         closed.extra["rss"] = f"{rss0:.0f} MB at 0, {rss_mb(server.process.pid):.0f} MB at {handed_off:,}"
         closed.extra["handoff"] = f"{at_1000} at {first + HANDOFF_SAMPLES + 1:,} open, {at_open} at {handed_off:,}"
-        if redis:
-            per = (redis.used_memory() - memory0) / handed_off
-            keys = (redis.keys() - keys0) / handed_off
-            closed.extra["bytes"] = f"Redis {per / 1024:.1f} KB and {keys:.1f} keys per handed-off conversation"
-            closed.extra["keys"] = redis.breakdown(handed_off)
-        else:
-            with sqlite3.connect(db) as conn:
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            closed.extra["bytes"] = f"SQLite {db.stat().st_size / handed_off / 1024:.1f} KB per handed-off conversation"
+        closed.extra.update(bytes_figures(redis, measured, memory0, keys0, walked))
         show(closed)
         for key in ("bytes", "keys", "rss", "handoff"):
             if key in closed.extra:
                 print(f"    {key:<8} {closed.extra[key]}")
-        opened = await measure(f"gateway on {kind}, open loop {args.rate:.0f}/s", server, redis,
-                               lambda: load.opened(args.rate, args.duration, args.gap, 10**6), load, store)  # fmt: skip
-        show(opened)
+        opened = None
+        if args.duration > 0:
+            name = f"gateway on {kind}, open loop {args.rate:.0f}/s"
+            opened = await measure(name, server, redis, lambda: load.opened(args.rate, args.duration, args.gap, 10**6),
+                                   load, store)  # fmt: skip
+            show(opened)
         print(f"    log      {server.problems()}")
         if args.understanding == "on":
             print(f"    model    {await server.understanding(session) or 'no reading failed'}")
@@ -586,11 +630,78 @@ async def bench_gateway(
             redis.stop()
 
 
+async def store_bytes(redis: Redis | None, db: Path, conversations: int) -> tuple[int, int, str]:
+    """Redis: (used memory, keys, bytes by kind of key per conversation); SQLite: (file bytes, 0, "")."""
+    if redis:
+        return redis.used_memory(), redis.keys(), redis.breakdown(conversations)
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return db.stat().st_size, 0, ""
+
+
+async def seed(store_url: str, count: int, tag: str, concurrency: int = 16) -> None:
+    """``count`` more handed-off conversations, written through the store API as the dispatcher writes a walk:
+    each a copy of a walked conversation (its record with the engine's state, its transcript, its queue entry
+    and timers, the last message's processed mark) under a new id and sender. Reaches 10,000 open conversations
+    in seconds where the closed loop takes most of an hour; the gateway process itself handles none of them."""
+    from gateway.ids import new_id
+    from gateway.store import DoneMark, TimerKind, open_store
+    from gateway.testing import store_keys
+
+    store = await open_store(store_url, keys=store_keys(store_url))
+    try:
+        walked = [c for c in await store.conversations_by_status(Status.QUEUED) if c.queue]
+        templates = [(c, await store.transcript(c.id)) for c in walked[:48]]
+        numbers = iter(range(count))
+
+        async def one(n: int) -> None:
+            template, entries = templates[n % len(templates)]
+            now = datetime.now(UTC)
+            sender = f"{tag}{n}"
+            fresh, _ = await store.active_conversation(ChannelName.MESSENGER, sender, now)
+            conversation = replace(template, id=fresh.id, sender=sender, pseudonym=fresh.pseudonym, created_at=now,
+                                   updated_at=now, queued_at=now, last_inbound_at=now)  # fmt: skip
+            assert template.queue is not None
+            async with store.batch():
+                for entry in entries:
+                    await store.append_transcript(replace(entry, id=new_id(), conversation_id=fresh.id, at=now))
+                await store.enqueue(fresh.id, template.queue, template.priority, now)
+                await store.set_timer(fresh.id, TimerKind.QUEUE_REASSURE, now + timedelta(days=1))
+                await store.set_timer(fresh.id, TimerKind.IDLE_CLOSE, now + timedelta(days=1))
+                await store.save_conversation(conversation, done=DoneMark(f"in:seed:{sender}", 8 * 24 * 3600))
+
+        async def seeder() -> None:
+            for n in numbers:
+                await one(n)
+
+        await asyncio.gather(*(seeder() for _ in range(concurrency)))
+    finally:
+        await store.close()
+
+
+def bytes_figures(
+    redis: Redis | None, measured: tuple[int, int, str], memory0: int, keys0: int, walked: int
+) -> dict[str, str]:
+    """The store's bytes per handed-off conversation: Redis's used memory and keys (with the share of each kind of
+    key), or the SQLite file's size after a checkpoint."""
+    if redis:
+        per = (measured[0] - memory0) / walked
+        keys = (measured[1] - keys0) / walked
+        return {"bytes": f"Redis {per / 1024:.1f} KB and {keys:.1f} keys per handed-off conversation",
+                "keys": measured[2]}  # fmt: skip
+    return {"bytes": f"SQLite {measured[0] / walked / 1024:.1f} KB per handed-off conversation"}
+
+
+def show_bytes(figures: dict[str, str]) -> None:
+    for key, value in figures.items():
+        print(f"    {key:<8} {value}")
+
 def combine(a: Figures, b: Figures) -> Figures:
     merged = Figures(a.name, a.messages + b.messages, a.errors + b.errors, a.seconds + b.seconds, a.ack + b.ack)
     total = max(1, merged.messages)
     merged.cpu_ms = (a.cpu_ms * a.messages + b.cpu_ms * b.messages) / total
     merged.redis_cpu_ms = (a.redis_cpu_ms * a.messages + b.redis_cpu_ms * b.messages) / total
+    merged.redis_reads = (a.redis_reads * a.messages + b.redis_reads * b.messages) / total
     merged.duplicates, merged.losses = a.duplicates + b.duplicates, a.losses + b.losses
     merged.disordered = a.disordered + b.disordered
     merged.mismatched = (a.mismatched[0] + b.mismatched[0], a.mismatched[1] + b.mismatched[1])
@@ -601,7 +712,7 @@ def combine(a: Figures, b: Figures) -> Figures:
 
 async def bench_floor(
     args: argparse.Namespace, work: Path, session: ClientSession, provider: Provider, script: list[list[Step]]
-) -> tuple[Figures, Figures]:
+) -> tuple[Figures, Figures | None]:
     redis = Redis(work / "redis-floor")
     await asyncio.sleep(0.5)
     server = Server("floor", [sys.executable, str(ROOT / "bench" / "floor.py"), "{port}", redis.url, provider.url,
@@ -612,9 +723,11 @@ async def bench_floor(
         closed = await measure("floor, closed loop", server, redis,
                                lambda: load.closed(args.floor_conversations, args.connections, 0), load)  # fmt: skip
         show(closed)
-        opened = await measure(f"floor, open loop {args.rate:.0f}/s", server, redis,
-                               lambda: load.opened(args.rate, args.duration, args.gap, 10**6), load)  # fmt: skip
-        show(opened)
+        opened = None
+        if args.duration > 0:
+            opened = await measure(f"floor, open loop {args.rate:.0f}/s", server, redis,
+                                   lambda: load.opened(args.rate, args.duration, args.gap, 10**6), load)  # fmt: skip
+            show(opened)
         return closed, opened
     finally:
         server.stop()
@@ -645,14 +758,17 @@ async def main(args: argparse.Namespace) -> None:
         async with Provider() as provider, ClientSession(
             connector=TCPConnector(limit=args.connections * 4), timeout=timeout
         ) as session:
-            floor = await bench_floor(args, work, session, provider, script)
-            results = {}
+            floor = await bench_floor(args, work, session, provider, script) if args.floor and not args.bytes else None
+            results: dict[str, tuple[Figures, Figures | None]] = {}
             for kind in args.stores:
                 results[kind] = await bench_gateway(args, kind, work, session, provider, script, flows)
+        if floor is None:
+            return
         print("\nratios (same run):")
         for closed, opened in results.values():
             print(ratios(floor[0], closed))
-            print(ratios(floor[1], opened))
+            if floor[1] is not None and opened is not None:
+                print(ratios(floor[1], opened))
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -662,10 +778,17 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--floor-conversations", type=int, default=1000)
     parser.add_argument("--connections", type=int, default=32, help="closed loop: conversations at once")
     parser.add_argument("--rate", type=float, default=1000.0, help="open loop: messages per second offered")
-    parser.add_argument("--duration", type=float, default=30.0, help="open loop: seconds")
+    parser.add_argument("--duration", type=float, default=30.0, help="open loop: seconds (0: no open loop)")
     parser.add_argument("--gap", type=float, default=1.0, help="open loop: seconds between one sender's messages")
     parser.add_argument("--understanding", choices=["on", "off"], default="on", help="the gateway's embedded model"
                         " (on, as in production; off: keywords only, to see the message path's own cost)")  # fmt: skip
+    parser.add_argument("--bytes", action="store_true", help="the store's bytes per handed-off conversation only:"
+                        " --open conversations walked to the hand-off, no floor, no open loop")  # fmt: skip
+    parser.add_argument("--seed", action="store_true", help="reach --open by seeding conversations through the store"
+                        " API after the first 1,000 walked (copies of walked ones), not walking them all")  # fmt: skip
+    parser.add_argument("--no-floor", dest="floor", action="store_false", help="skip the floor (no ratios)")
+    parser.add_argument("--profile", type=Path, metavar="DIR", help="sample the gateway with py-spy in"
+                        " the first closed loop: DIR/profile-{store}.txt, collapsed stacks")  # fmt: skip
     parser.add_argument("--stores", nargs="+", default=["redis", "sqlite"], choices=["redis", "sqlite"])
     return parser.parse_args(argv)
 

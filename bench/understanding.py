@@ -1,7 +1,8 @@
 """Understanding figures: ``python bench/understanding.py`` (or ``make bench``). Prints numbers, asserts nothing.
 
-On ``corpus/heldout.jsonl`` and ``corpus/heldout2.jsonl``, each in turn (messages the model never saw, written by
-two other authors: training reads ``corpus/train.jsonl`` only):
+On every ``corpus/heldout*.jsonl``, each in turn (messages the model never saw, written by other authors: training
+reads ``corpus/train.jsonl`` only; a held-out message whose text also appears in the training corpus, once case,
+accents and punctuation are set aside, is left out of the figures and counted apart):
 (a) recall and precision per risk class (the model's most likely class above its threshold), any-risk recall per
     class, false alarms on ``none`` and topic accuracy; the keyword interrupts of flows.yaml alone, then
     keywords + model (a message is flagged when either flags it); risky messages that would end the conversation;
@@ -14,9 +15,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import sys
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +35,9 @@ from gateway.flows.reading import RISKS, Reading, Risk  # noqa: E402
 if TYPE_CHECKING:
     from gateway.understanding import Model
 
-# messages the model never saw, by two authors other than the training corpus's (corpus/README.md)
-HELDOUT = (ROOT / "corpus" / "heldout.jsonl", ROOT / "corpus" / "heldout2.jsonl")
+# messages the model never saw, by authors other than the training corpus's (corpus/README.md)
+HELDOUT = tuple(sorted((ROOT / "corpus").glob("heldout*.jsonl")))
+TRAIN = ROOT / "corpus" / "train.jsonl"
 AIMS = {"imminent_danger": 0.95, "suicide": 0.95, "self_harm": 0.95, "abuse_home": 0.90}
 FALSE_ALARM_AIM = 0.10
 
@@ -108,8 +112,19 @@ def percentiles(seconds: list[float]) -> str:
     return f"p50 {statistics.median(ms):.1f} ms, p99 {ms[min(len(ms) - 1, int(len(ms) * 0.99))]:.1f} ms"
 
 
-def measure(model: Model, engine: Engine, path: Path) -> None:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def same_text(text: str) -> str:
+    """A message's text with case, accents, punctuation and spacing set aside: "T'es là ?" is "t es la"."""
+    folded = unicodedata.normalize("NFKD", text.lower())
+    return re.sub(r"\W+", " ", "".join(c for c in folded if not unicodedata.combining(c))).strip()
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def measure(model: Model, engine: Engine, path: Path, trained: set[str]) -> None:
+    every = read_rows(path)
+    rows = [row for row in every if same_text(row["text"]) not in trained]
     latencies, cpu, results = [], [], []
     for row in rows:
         t0, c0 = time.perf_counter(), time.thread_time()
@@ -119,7 +134,8 @@ def measure(model: Model, engine: Engine, path: Path) -> None:
         keywords, _ = decide(engine, row["text"], None)
         both, ends = decide(engine, row["text"], reading)
         results.append(Result(row, reading, model_alone(engine, reading), keywords, both, ends))
-    print(f"\nheld-out corpus: {len(rows)} messages ({path.relative_to(ROOT)}), weights {model.classifier.model_name}")
+    print(f"\nheld-out corpus: {len(rows)} messages ({path.relative_to(ROOT)}; {len(every) - len(rows)} left out, their"
+          f" text being in {TRAIN.relative_to(ROOT)} too), weights {model.classifier.model_name}")
     report(results)
     print(f"\n(b) per message, one thread (aims ≤ 20 ms p50, ≤ 60 ms p99): CPU time {percentiles(cpu)},"
           f" wall time {percentiles(latencies)} (the wall time grows with the machine's load)")
@@ -135,8 +151,9 @@ def main() -> None:
     load = time.perf_counter() - started
     model.read("bonjour")
     added = rss_mib() - before
+    trained = {same_text(row["text"]) for row in read_rows(TRAIN)}
     for path in HELDOUT:
-        measure(model, engine, path)
+        measure(model, engine, path, trained)
     print(f"\nmodel load {load * 1000:.0f} ms (aim ≤ 2 s); RSS added by the model {added:.0f} MiB")
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
 

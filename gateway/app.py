@@ -109,6 +109,7 @@ async def create_app(
         settings.store, keys=DataKeys.from_settings(settings), max_connections=settings.redis_max_connections,
         pool_timeout=settings.redis_pool_timeout, health_check_interval=settings.redis_health_check_seconds,
     )  # fmt: skip
+    store.share_texts(flows.own_texts)  # the bot's messages of flows.yaml are stored once (store/texts.py)
     larger = {uploads_path: settings.webchat_upload_max_bytes}  # the one route whose bodies may be bigger
     middlewares = [_errors_middleware, _refusals(metrics), _body_deadline(settings.http_body_timeout, larger)]
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
@@ -129,6 +130,7 @@ async def create_app(
     timers = Timers(dispatcher, store, flows, metrics, clock=clock, poll_seconds=worker_poll_seconds)
     keyed = KeyedHash(settings.secret_key.get_secret_value())
     inbox = Inbox(store, dispatcher, metrics, keyed, clock=clock, batch=settings.inbox_batch,
+                  inline_max=settings.inline_max,
                   poll_seconds=worker_poll_seconds, lease_seconds=math.ceil(2 * settings.inbound_claim_seconds))
     opened_counters = open_limit_storage(
         settings.store, max_connections=settings.redis_max_connections, pool_timeout=settings.redis_pool_timeout,

@@ -5,6 +5,11 @@ thousands of messages, processed one by one before answering, would be sent agai
 more than ``batch`` messages is therefore written to the store's inbox in one commit and answered 200; the
 worker then processes the inbox through the dispatcher, as a smaller webhook is processed inline:
 
+The same happens under overload: at most ``inline_max`` webhooks are processed inline at once in a process; the
+next ones are stored and acknowledged at once (milliseconds, where inline processing under overload took tens of
+seconds and providers gave up and redelivered), and the worker processes them as capacity frees.
+``gateway_inbox_deferred{reason}`` counts the messages that went through the inbox (batch, behind, busy).
+
 * in order per sender: the store hands out the oldest item of each sender only, and a later message of a
   sender who still has items waiting is put behind them (never processed inline ahead of them);
 * inline, one sender's messages take turns in the order their webhooks arrived (:meth:`Inbox.turns`, a FIFO
@@ -34,7 +39,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from gateway.clock import utcnow
 from gateway.dispatcher import Dispatcher
@@ -50,6 +55,8 @@ from gateway.supervisor import where
 log = logging.getLogger(__name__)
 
 INBOX_BATCH = 20  # a webhook with more messages than this is acknowledged once they are in the inbox
+INLINE_MAX = 64  # webhooks processed inline at once, at most; beyond, acknowledged once in the inbox
+Deferred = Literal["batch", "behind", "busy"]  # why a message went through the inbox (a metric's label)
 TURN_SECONDS = 60.0  # a message waiting longer than this behind its sender's earlier ones: StoreError (503)
 
 
@@ -84,6 +91,7 @@ class Inbox:
         *,
         clock: Callable[[], datetime] = utcnow,
         batch: int = INBOX_BATCH,
+        inline_max: int = INLINE_MAX,
         poll_seconds: float = 1.0,
         lease_seconds: int = 30,
         concurrency: int = 50,
@@ -93,6 +101,8 @@ class Inbox:
     ) -> None:
         self.store, self.dispatcher, self.metrics, self.keyed, self.clock = store, dispatcher, metrics, keyed, clock
         self.batch, self.poll_seconds, self.lease_seconds = batch, poll_seconds, lease_seconds
+        self.inline_max = inline_max
+        self._inline = 0  # webhooks being processed inline now, in this process
         self.concurrency = concurrency
         self.base_delay, self.max_delay, self.max_attempts = base_delay, max_delay, max_attempts
         self._wake = asyncio.Event()
@@ -113,24 +123,33 @@ class Inbox:
             yield
 
     async def handle(self, messages: Sequence[Inbound]) -> None:
-        """A webhook's messages (under :meth:`turns`): a large batch into the inbox; otherwise each processed
-        now, unless its sender has messages waiting in the inbox (it then goes behind them)."""
+        """A webhook's messages (under :meth:`turns`): a large batch, or any webhook while ``inline_max`` others
+        are being processed inline, into the inbox; otherwise each processed now, unless its sender has messages
+        waiting in the inbox (it then goes behind them)."""
         if len(messages) > self.batch:
-            await self.accept(messages)
+            await self.accept(messages, "batch")
             return
-        for inbound in messages:
-            if await self.store.inbox_waiting(sender_key(self.keyed, inbound)):
-                await self.accept([inbound])
-            else:
-                await self.dispatcher.handle_inbound(inbound)
+        if self._inline >= self.inline_max:  # counted before any await: concurrent webhooks see each other
+            await self.accept(messages, "busy")
+            return
+        self._inline += 1
+        try:
+            for inbound in messages:
+                if await self.store.inbox_waiting(sender_key(self.keyed, inbound)):
+                    await self.accept([inbound], "behind")
+                else:
+                    await self.dispatcher.handle_inbound(inbound)
+        finally:
+            self._inline -= 1
 
-    async def accept(self, messages: Sequence[Inbound]) -> None:
+    async def accept(self, messages: Sequence[Inbound], reason: Deferred = "batch") -> None:
         """Store the messages in one commit (from then on they may be acknowledged) and wake the worker."""
         now = self.clock()
         items = [
             InboxItem(inbound_key(m), sender_key(self.keyed, m), inbound_to_dict(m), now) for m in messages
         ]  # fmt: skip
         await self.store.inbox_put(items)
+        self.metrics.inbox_deferred.labels(reason).inc(len(items))
         self._wake.set()
 
     async def run(self) -> None:

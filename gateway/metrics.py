@@ -82,6 +82,11 @@ class Metrics:
             "gateway_timer_failures", "Timer handlings that failed (retried with backoff), by kind", ["kind"],
             registry=r,
         )  # fmt: skip
+        self.inbox_deferred = Counter(
+            "gateway_inbox_deferred", "Inbound messages acknowledged once stored in the inbox, then processed, by why:"
+            " batch (a large webhook), behind (their sender had messages waiting), busy (inline capacity reached)",
+            ["reason"], registry=r,
+        )  # fmt: skip
         self.inbox_set_aside = Gauge(
             "gateway_inbox_set_aside", "Inbound messages set aside after failing repeatedly (kept in the store)",
             registry=r,

@@ -26,6 +26,7 @@ from redis.asyncio import BlockingConnectionPool
 from gateway.keyed import KeyedHash
 from gateway.metrics import Metrics
 from gateway.settings import Settings
+from gateway.store.redis_pool import open_pool
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +60,13 @@ def open_limit_storage(
 
     With Redis, the connections come from a pool of ours, like the store's: blocking (a caller waits up to
     ``pool_timeout`` for a free connection instead of failing with MaxConnectionsError under load), checked by a
-    PING after ``health_check_interval`` idle seconds (a connection a firewall or a Redis restart cut is found
-    before a command is lost on it), and closed at shutdown (:meth:`LimitStorage.close`).
+    PING after ``health_check_interval`` idle seconds (a connection a firewall or a Redis restart cut is replaced
+    before a command is lost on it: ``gateway/store/redis_pool.py``), and closed at shutdown
+    (:meth:`LimitStorage.close`).
     """
     if store_url.startswith(("redis://", "rediss://")):
-        pool = BlockingConnectionPool.from_url(store_url, max_connections=max_connections, timeout=pool_timeout,
-                                               health_check_interval=health_check_interval)  # fmt: skip
+        pool = open_pool(store_url, max_connections=max_connections, timeout=pool_timeout,
+                         health_check_interval=health_check_interval)  # fmt: skip
         storage = RedisStorage("async+" + store_url, implementation="redispy", key_prefix=KEY_PREFIX,
                                connection_pool=pool)  # type: ignore[arg-type]  # passed on to redis-py's client
         return LimitStorage(storage, pool)

@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     outbox_alert_seconds: float = 60.0  # a message waiting longer in the outbox is an alert (metric + log line)
     outbox_lease_seconds: int = 60  # an item being sent; after a crash another instance resends it past this
     inbox_batch: int = 20  # a webhook with more messages is stored in the inbox, acknowledged, processed after
+    inline_max: int = 64  # webhooks processed before their answer at once; beyond, the inbox takes them (overload)
     inbound_claim_seconds: float = 10.0  # lease on an inbound message while processing it, renewed meanwhile
     purge_interval_seconds: float = 86_400.0  # the retention purge (flows.yaml retention) runs this often
     redis_max_connections: int = 100  # per instance; a caller waits for a free one up to redis_pool_timeout
@@ -184,6 +185,8 @@ class Settings(BaseSettings):
             raise ConfigError("GATEWAY_OUTBOX_LEASE_SECONDS must be >= 1")
         if self.inbox_batch < 0:
             raise ConfigError("GATEWAY_INBOX_BATCH must be >= 0")
+        if self.inline_max < 0:
+            raise ConfigError("GATEWAY_INLINE_MAX must be >= 0")
         if self.inbound_claim_seconds <= 0:
             raise ConfigError("GATEWAY_INBOUND_CLAIM_SECONDS must be positive")
         if self.purge_interval_seconds <= 0:

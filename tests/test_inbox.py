@@ -6,6 +6,7 @@ A signed batch of 2,000 events through the whole app, on Redis: tests/e2e/test_i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -75,6 +76,38 @@ async def test_a_later_message_waits_behind_its_senders_inbox(store: Store, inbo
     while await inbox.process_due():
         pass
     assert await said(store, "zoe") == ["Bonjour", "Non", "Français"]
+
+
+async def test_under_overload_a_webhook_is_stored_acknowledged_and_processed_after(store: Store, clock: Clock) -> None:
+    flows = FlowSet(ROOT / "flows.yaml")
+    flows.reload()
+    metrics = Metrics()
+    inbox = Inbox(store, Dispatcher(store, flows, clock=clock), metrics, KEYED, clock=clock, inline_max=1)
+    first = asyncio.create_task(inbox.handle([message("lea", 0, "Coucou")]))
+    await asyncio.sleep(0)  # one turn of the loop: lea's webhook is being processed inline (at its first await)
+    await inbox.handle([message("zoe", 0, "Bonjour")])  # the inline capacity is taken: stored, acknowledged
+    assert await said(store, "zoe") == []
+    assert await store.inbox_waiting(sender_key(KEYED, message("zoe", 0))) == 1
+    await first
+    assert await said(store, "lea") == ["Coucou"]
+    await inbox.handle([message("zoe", 1, "Non")])  # capacity free again, but zoe has a message waiting: behind it
+    assert await said(store, "zoe") == []
+    while await inbox.process_due():
+        pass
+    assert await said(store, "zoe") == ["Bonjour", "Non"]  # in order, once each
+    exposition = metrics.exposition().decode()
+    assert 'gateway_inbox_deferred_total{reason="busy"} 1.0' in exposition
+    assert 'gateway_inbox_deferred_total{reason="behind"} 1.0' in exposition
+
+
+async def test_with_no_inline_capacity_every_webhook_goes_through_the_inbox(store: Store, clock: Clock) -> None:
+    flows = FlowSet(ROOT / "flows.yaml")
+    flows.reload()
+    inbox = Inbox(store, Dispatcher(store, flows, clock=clock), Metrics(), KEYED, clock=clock, inline_max=0)
+    await inbox.handle([message("lea", 0, "Coucou")])
+    assert await said(store, "lea") == []
+    assert await inbox.process_due() == 1
+    assert await said(store, "lea") == ["Coucou"]
 
 
 async def test_an_item_failing_on_a_bug_is_set_aside_and_the_sender_goes_on(

@@ -45,6 +45,7 @@ from gateway.notices.record import Evidence, Notice, Referral
 if TYPE_CHECKING:  # gateway.events builds on this module's records (TranscriptEntry): no import at run time
     from gateway.crypto import DataKeys
     from gateway.events import Event
+    from gateway.store.texts import OwnTexts
 
 __all__ = [
     "AuditEntry",
@@ -705,6 +706,12 @@ class BatchStore(Protocol):
 
 
 class SealStore(Protocol):
+    def share_texts(self, own: OwnTexts) -> None:
+        """``own``: flows.yaml's strings (``FlowSet.own_texts``). From then on a bot entry made only of such
+        strings (or of a template of them filled) is stored by reference to one shared copy of its content
+        (``gateway/store/texts.py``); until then every entry keeps its content."""
+        ...
+
     async def reseal(self) -> dict[str, int]:
         """Seal every record with the current data key (records sealed with an old key, or written in clear
         before encryption); the number resealed by record kind. Safe while the gateway runs: a record written

@@ -63,7 +63,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline, PubSub
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockNotOwnedError, RedisError
@@ -113,7 +113,9 @@ from gateway.store.codec import (
     to_us,
 )
 from gateway.store.redis_lua import SCRIPTS
+from gateway.store.redis_pool import open_pool
 from gateway.store.redis_retention import Record
+from gateway.store.texts import OwnTexts, SharedText, SharedTexts, Stored
 from gateway.supervisor import where
 
 P = ParamSpec("P")
@@ -201,6 +203,7 @@ class RedisStore:
     def __init__(self, client: Redis, keys: DataKeys) -> None:
         self._redis = client
         self._keys = keys
+        self._texts = SharedTexts(keys)
         self._scripts = {name: client.register_script(source) for name, source in SCRIPTS.items()}
         self._closed = False
         self._held: contextvars.ContextVar[list[HeldWrite] | None] = contextvars.ContextVar("held", default=None)
@@ -212,11 +215,12 @@ class RedisStore:
     ) -> RedisStore:
         """A blocking pool: under load a caller waits for a free connection (up to ``pool_timeout`` s) instead
         of failing at once with MaxConnectionsError (redis-py's default pool raises). A connection idle for
-        ``health_check_interval`` s is checked with a PING before use (the pub/sub one too)."""
-        pool = BlockingConnectionPool.from_url(
-            url, decode_responses=True, max_connections=max_connections, timeout=pool_timeout,
-            health_check_interval=health_check_interval,
-        )  # fmt: skip
+        ``health_check_interval`` s is checked with a PING before use, and replaced if the PING fails
+        (``gateway/store/redis_pool.py``; the pub/sub connection is checked too). Replies are decoded as UTF-8 with
+        ``surrogateescape``: sealed records are bytes (``gateway.crypto``), and the str of one gives its bytes back
+        exactly (``DataKeys.open``)."""
+        pool = open_pool(url, decode_responses=True, encoding_errors="surrogateescape", max_connections=max_connections,
+                         timeout=pool_timeout, health_check_interval=health_check_interval)  # fmt: skip
         store = cls(Redis(connection_pool=pool), keys)
         try:
             await store.ping()
@@ -283,7 +287,9 @@ class RedisStore:
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
-            await self._redis.aclose()
+            # The pool is ours (``open``): redis-py closes only the pools it made, so without this every
+            # connection stayed open after shutdown (tests/test_redis_connections.py)
+            await self._redis.aclose(close_connection_pool=True)
 
     # Conversations
 
@@ -299,7 +305,7 @@ class RedisStore:
     def _active_key(self, channel: ChannelName, sender: str) -> str:
         return _key("active", self._keys.identity(channel, sender))
 
-    def _sealed(self, conversation: Conversation) -> str:
+    def _sealed(self, conversation: Conversation) -> bytes:
         return dumps_sealed(self._keys, "conversation", encode_conversation(conversation))
 
     def _conversation(self, raw: str | bytes) -> Conversation:
@@ -349,13 +355,24 @@ class RedisStore:
 
     # Transcripts
 
+    def share_texts(self, own: OwnTexts) -> None:
+        self._texts.allow(own)
+
     @_holdable
     async def append_transcript(self, entry: TranscriptEntry) -> None:
         keys = [_key("e", entry.id), _key("transcript", entry.conversation_id)]
         pmid = entry.provider_message_id or ""
-        value = f"{_DELIVERY_CODES[entry.delivery]}{pmid}\n{self._keys.seal('entry', encode_entry_data(entry))}"
+        shared = self._texts.reference(entry)
+        head = f"{_DELIVERY_CODES[entry.delivery]}{pmid}\n".encode()
+        value = head + self._keys.seal("entry", encode_entry_data(entry, shared))
         args = [PREFIX, entry.id, value, pmid, int(PROVIDER_ID_KEPT.total_seconds())]
-        await self._write(lambda pipe: _eval(pipe, "append_entry", keys, args))
+
+        def queue(pipe: Pipeline) -> None:
+            if shared is not None:  # its text first, in the same transaction: never a reference to nothing
+                pipe.hsetnx(_key("texts"), shared.ref, shared.sealed)
+            _eval(pipe, "append_entry", keys, args)
+
+        await self._write(queue)
 
     @_guarded
     async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
@@ -366,8 +383,12 @@ class RedisStore:
         if not ids:
             return []
         values = await self._redis.mget([_key("e", entry_id) for entry_id in ids])
-        found = [None if v is None else _entry(entry_id, _text(v), self._keys)
-                 for entry_id, v in zip(ids, values, strict=True)]  # fmt: skip
+        shared = self._texts.get
+        found = await self._texts.decoded(
+            lambda: [None if v is None else _entry(entry_id, _text(v), self._keys, shared)
+                     for entry_id, v in zip(ids, values, strict=True)],
+            self._shared_texts,
+        )  # fmt: skip
         missing = [n for n, entry in enumerate(found) if entry is None]
         if missing:  # entries written before the compact layout
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -376,6 +397,10 @@ class RedisStore:
                 for n, fields in zip(missing, await pipe.execute(), strict=True):
                     found[n] = _old_entry(ids[n], fields, self._keys) if fields else None
         return found
+
+    async def _shared_texts(self) -> Stored:
+        found = await self._redis.hgetall(_key("texts"))
+        return [(_text(ref), sealed) for ref, sealed in found.items()]
 
     @_guarded
     async def set_delivery(
@@ -917,12 +942,12 @@ def _saved(answers: list[Any]) -> None:
         raise Conflict("another conversation of this sender is already active")
 
 
-def _entry(entry_id: str, value: str, keys: DataKeys) -> TranscriptEntry:
+def _entry(entry_id: str, value: str, keys: DataKeys, shared: Callable[[str], SharedText]) -> TranscriptEntry:
     head, _, data = value.partition("\n")
     delivery = _DELIVERIES.get(head[:1])
     if delivery is None:
         raise StoreError("a stored transcript record cannot be read (delivery)")
-    return decode_entry_data(entry_id, keys.open("entry", data), delivery, head[1:] or None)
+    return decode_entry_data(entry_id, keys.open("entry", data), delivery, head[1:] or None, shared)
 
 
 def _old_entry(entry_id: str, found: dict[str, str], keys: DataKeys) -> TranscriptEntry:

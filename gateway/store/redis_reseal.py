@@ -56,6 +56,7 @@ async def reseal(client: Redis, keys: DataKeys) -> dict[str, int]:
     for pattern, kind in _VALUES:
         counts[kind] += await sealer.values(pattern, kind)
     counts["entry"] += await sealer.entries()
+    counts["text"] = await sealer.hash(PREFIX + "texts", "text")
     for pattern, field, kind in _FIELDS:
         counts[kind] += await sealer.fields(pattern, field, kind)
     return counts
@@ -91,7 +92,7 @@ class _Resealer:
             head, _, data = str(old).partition("\n")
             new = self._keys.reseal("entry", data)
             if new is not None:
-                count += await self._value(keys=[key], args=[old, f"{head}\n{new}"])
+                count += await self._value(keys=[key], args=[old, f"{head}\n".encode() + new])
         return count
 
     async def fields(self, pattern: str, field: str, kind: str) -> int:
@@ -100,6 +101,16 @@ class _Resealer:
             old: Any = await self._redis.hget(key, field)
             if old is None:
                 continue
+            new = self._keys.reseal(kind, old)
+            if new is not None:
+                count += await self._field(keys=[key], args=[field, old, new])
+        return count
+
+    async def hash(self, key: str, kind: str) -> int:
+        """Every field of one hash (the shared texts of flows.yaml)."""
+        count = 0
+        found: dict[Any, Any] = await self._redis.hgetall(key)
+        for field, old in found.items():
             new = self._keys.reseal(kind, old)
             if new is not None:
                 count += await self._field(keys=[key], args=[field, old, new])

@@ -76,7 +76,7 @@ def everything(store_url: str) -> str:
             return "\n".join(repr(row) for t in tables for row in conn.execute(f"SELECT * FROM {t}"))
         finally:
             conn.close()
-    client = redis.Redis.from_url(store_url, decode_responses=True)
+    client = redis.Redis.from_url(store_url, decode_responses=True, encoding_errors="surrogateescape")  # sealed: bytes
     try:
         return "\n".join(f"{key} = {_value(client, key)}" for key in client.scan_iter(count=1000))
     finally:
