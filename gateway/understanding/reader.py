@@ -9,8 +9,12 @@ succeeds afterwards turns the status back to ``ok``.
 
 What makes a reading cheaper, never different (docs/understanding.md, "Cost"):
 
-* messages waiting for the worker together are embedded in one call of the engine (at most ``batch``): the
-  engine streams its weights once for all of them, and each message's vector is the one it gets alone;
+* messages waiting for the worker together are embedded in one call of the engine (at most ``batch``, and no
+  more than a quarter of ``timeout`` of work at the worker's recent pace, since all of a call's readings come
+  back at its end): the engine streams its weights once for all of them, and each message's vector is the one it
+  gets alone;
+* a message is not queued behind others when they, at the worker's recent pace, would keep it past ``SHARE`` of
+  ``timeout`` (``busy``, at once: it would only have waited to time out);
 * a message whose waiter gave up (timeout) is dropped from the queue before the worker reaches it: no CPU is
   spent on a reading nobody awaits;
 * the readings of short messages ("oui", "15", "bonjour": at most ``REMEMBER_CHARS`` characters) are remembered,
@@ -46,7 +50,9 @@ Status = Literal["loading", "ok", "degraded", "failed"]
 Failure = Literal["timeout", "error", "busy", "unavailable"]
 How = Literal["model", "remembered"]
 
-BATCH = 16  # messages embedded in one engine call at most (the gain flattens beyond: bench/README.md)
+BATCH = 8  # messages embedded in one engine call at most (the gain flattens beyond: bench/README.md)
+SHARE = 0.75  # a message is queued only if the work ahead of it, at the recent pace, fits in this share of timeout
+PACE = 0.2  # weight of the latest call in the worker's pace (seconds per message, moving average)
 REMEMBER = 4096  # remembered readings at most (a few hundred bytes each)
 REMEMBER_CHARS = 32  # only messages this short are remembered: the ones that recur ("oui", "15", "bonjour")
 
@@ -99,6 +105,7 @@ class Reader:
         self._model: Model | None = None
         self._loading: concurrent.futures.Future[Model] = concurrent.futures.Future()
         self._late: concurrent.futures.Future[Reading] | None = None  # a timed-out call the worker is still on
+        self._pace: float | None = None  # the worker's recent wall seconds per message (written by the worker)
         self._pending = 0
         self._remembered: OrderedDict[bytes, Reading] = OrderedDict()  # event loop only
         self._key = secrets.token_bytes(32)
@@ -121,7 +128,9 @@ class Reader:
             if first is _STOP:
                 return
             requests = [first]
-            while len(requests) < self.batch:  # whoever waits meanwhile is read in the same call
+            pace = self._pace
+            most = self.batch if not pace else max(1, min(self.batch, int(self.timeout / 4 / pace)))
+            while len(requests) < most:  # whoever waits meanwhile is read in the same call
                 try:
                     requests.append(self._queue.get_nowait())
                 except queue.Empty:
@@ -130,7 +139,10 @@ class Reader:
             # a request whose waiter gave up (its future cancelled) is not read at all
             live = [r for r in requests if isinstance(r, _Request) and r.future.set_running_or_notify_cancel()]
             if live:
+                started = time.perf_counter()
                 self._read(model, live)
+                took = min(self.timeout, (time.perf_counter() - started) / len(live))  # a hang: counted as timeout
+                self._pace = took if pace is None else pace + PACE * (took - pace)
             if stop:
                 return
 
@@ -190,8 +202,10 @@ class Reader:
         if self._late is not None and not self._late.done():  # a late call occupies the worker
             self._failed("busy")
             return None
-        if self._pending >= self.max_pending:
-            self._failed("busy")
+        pace = self._pace
+        ahead = self._pending  # an idle worker always takes the message: that keeps its pace up to date
+        if ahead >= self.max_pending or (ahead and pace and (ahead + 1) * pace > SHARE * self.timeout):
+            self._failed("busy")  # it would only wait to time out
             return None
         self._pending += 1
         future: concurrent.futures.Future[Reading] = concurrent.futures.Future()

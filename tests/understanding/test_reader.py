@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -147,3 +148,34 @@ async def test_a_remembered_reading_is_only_for_the_exact_same_text(text: str) -
     finally:
         reader.close()
     assert [c[0] for c in embedder.calls] == ["oui", text]
+
+
+class Slow(Recording):
+    """A model that takes ``seconds`` per message, however many it is given at once."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        time.sleep(self.seconds * len(texts))  # the model's own slowness, not a test waiting
+        return super().embed(texts)
+
+
+async def test_a_message_that_would_only_wait_to_time_out_goes_on_at_once() -> None:
+    embedder = Slow(0.2)
+    events: list[str] = []
+    reader = await started(Reader(lambda: Model(embedder, SHIPPED.classifier), timeout=2.0,
+                                  on_failure=events.append, on_reading=events.append))  # fmt: skip
+    try:
+        assert await reader.read(TEXTS[0]) is not None  # the worker's pace: ≥ 0.2 s per message
+        events.clear()
+        burst = [f"message {n} du lot" for n in range(12)]
+        readings = await asyncio.gather(*(reader.read(t) for t in burst))
+    finally:
+        reader.close()
+    # at 0.2 s a message, 7 fit in 75 % of the 2 s: the others are told busy before any reading comes back
+    admitted = [r for r in readings if r is not None]
+    assert 1 <= len(admitted) <= 7 and events.count("busy") == 12 - len(admitted)
+    assert events == ["busy"] * (12 - len(admitted)) + ["model"] * len(admitted)  # none timed out
+    assert admitted == [alone(t) for t, r in zip(burst, readings, strict=True) if r is not None]
