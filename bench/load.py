@@ -26,6 +26,7 @@ import signal
 import socket
 import sqlite3
 import statistics
+import string
 import subprocess
 import sys
 import tempfile
@@ -360,6 +361,19 @@ class Server:
         top = sorted(counts.items(), key=lambda pair: -pair[1])[:4]
         return "; ".join(f"{n}x {what}" for what, n in top) or "none"
 
+    async def understanding(self, session: ClientSession) -> str:
+        """The embedded model's counters over the whole run (``/metrics``): messages read by the model, and
+        messages that went on without a reading (a missed second check), by reason."""
+        async with session.get(self.url + "/metrics") as response:
+            text = await response.text()
+        counts: dict[str, float] = {}
+        for line in text.splitlines():
+            if line.startswith(("gateway_understanding_failures_total{", "gateway_understanding_messages_total{")):
+                name, value = line.rsplit(" ", 1)
+                kind = name.removeprefix("gateway_understanding_").replace("_total", "")
+                counts[kind] = counts.get(kind, 0.0) + float(value)
+        return ", ".join(f"{kind.replace('{', ' ').rstrip('}')} {n:.0f}" for kind, n in sorted(counts.items()))
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGINT)
         try:
@@ -433,10 +447,21 @@ class Load:
         self.error_kinds: dict[str, int] = {}
         self.messages = 0
         self.tag = f"{server.name.rsplit('/', 1)[-1][:2]}{os.getpid() % 1000}"  # senders differ per server
+        self.novel = False  # --novel: every typed word message made unique (see parse)
+
+    def text(self, step: Step, number: int) -> str:
+        if not self.novel or step.payload is not None or step.text.isdigit():
+            return step.text
+        word = ""
+        while number or not word:  # letters only: a number in "bonjour" could be read as an age
+            number, letter = divmod(number, 26)
+            word += string.ascii_lowercase[letter]
+        return f"{step.text} {word}"
 
     async def post(self, sender: str, step: Step, scheduled: float | None = None) -> Sender:
-        mid = f"m_{self.tag}_{next(self.ids)}"
-        document = messenger_body([messenger_message(sender, step.text, mid, quick_reply=step.payload)])
+        number = next(self.ids)
+        mid = f"m_{self.tag}_{number}"
+        document = messenger_body([messenger_message(sender, self.text(step, number), mid, quick_reply=step.payload)])
         raw, headers = signed_messenger(SECRET, document)
         started = time.perf_counter() if scheduled is None else scheduled
         state = self.provider.sent(sender, step, started)
@@ -601,6 +626,7 @@ async def bench_gateway(
     try:
         await server.ready(session)
         load = Load(session, provider, server, script)
+        load.novel = args.novel
         await load.walk(f"{load.tag}warm", script[0])
         profiler = Profiler(args.profile, kind, server.process.pid) if args.profile else None
         rss0 = rss_mb(server.process.pid)
@@ -646,6 +672,8 @@ async def bench_gateway(
                                    load, store)  # fmt: skip
             show(opened)
         print(f"    log      {server.problems()}")
+        if args.understanding == "on":
+            print(f"    model    {await server.understanding(session) or 'no reading failed'}")
         return closed, opened
     finally:
         server.stop()
@@ -771,7 +799,8 @@ async def main(args: argparse.Namespace) -> None:
     per_walk = statistics.mean(len(w) for w in script)
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()},"
           f" {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average {os.getloadavg()[0]:.1f}")
-    print(f"understanding (embedded model) {args.understanding}")
+    novel = ", every typed message novel (--novel)" if args.novel else ""
+    print(f"understanding (embedded model) {args.understanding}{novel}")
     print(f"walks: {len(script)} to the hand-off, {per_walk:.1f} messages each; {args.connections} connections;"
           f" open loop {args.rate:.0f} msg/s for {args.duration:.0f} s, each conversation every {args.gap} s\n")
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as directory:
@@ -813,6 +842,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-floor", dest="floor", action="store_false", help="skip the floor (no ratios)")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="sample the gateway with py-spy in"
                         " the first closed loop: DIR/profile-{store}.txt, collapsed stacks")  # fmt: skip
+    parser.add_argument("--novel", action="store_true", help="a word of its own added to every typed message"
+                        " (not to buttons or numbers): no reading is remembered, the model reads each one (its worst"
+                        " case; by default the walks' few typed texts repeat)")  # fmt: skip
     parser.add_argument("--stores", nargs="+", default=["redis", "sqlite"], choices=["redis", "sqlite"])
     return parser.parse_args(argv)
 
