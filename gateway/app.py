@@ -216,9 +216,10 @@ def _reader(settings: Settings, understanding: Callable[[], Model] | None, metri
     """The embedded model, loaded in its worker thread once the app starts; None when switched off."""
     if settings.understanding == "off" and understanding is None:
         return None
-    failures = metrics.understanding_failures
+    failures, messages = metrics.understanding_failures, metrics.understanding_messages
     return Reader(understanding or load_model, timeout=settings.understanding_timeout,
-                  on_failure=lambda reason: failures.labels(reason).inc())  # fmt: skip
+                  on_failure=lambda reason: failures.labels(reason).inc(),
+                  on_reading=lambda how: messages.labels(how).inc())  # fmt: skip
 
 
 def _reader_lifecycle(reader: Reader) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:

@@ -44,10 +44,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Seque
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Concatenate, ParamSpec, Self, TypeVar, cast
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline, PubSub
+from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockNotOwnedError, RedisError
@@ -55,7 +55,7 @@ from redis.exceptions import LockNotOwnedError, RedisError
 from gateway.conversation import Conversation, Priority, Status
 from gateway.crypto import DataKeys
 from gateway.errors import Conflict, StoreError
-from gateway.events import Event, Resync, decode, encode
+from gateway.events import Event, encode
 from gateway.messages import ChannelName
 from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
@@ -97,6 +97,7 @@ from gateway.store.codec import (
     loads_sealed,
     to_us,
 )
+from gateway.store.redis_events import RedisEvents, SharedSubscription
 from gateway.store.redis_lua import SCRIPTS
 from gateway.store.redis_pool import open_pool
 from gateway.store.redis_retention import Record
@@ -216,6 +217,7 @@ class RedisStore:
         # (address, conversation id) this task found the sender's address holding (see ``save_conversation``)
         self._addressed: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("addressed",
                                                                                                 default=None)
+        self._events = RedisEvents(client, EVENTS_CHANNEL)
 
     @classmethod
     async def open(
@@ -321,6 +323,7 @@ class RedisStore:
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
+            await self._events.close()
             # The pool is ours (``open``): redis-py closes only the pools it made, so without this every
             # connection stayed open after shutdown (tests/test_redis_connections.py)
             if isinstance(self._redis, RedisCluster):  # see ``open``
@@ -876,8 +879,9 @@ class RedisStore:
         await self._write(lambda pipe: pipe.publish(EVENTS_CHANNEL, message))
 
     @_guarded
-    async def subscribe(self) -> _RedisSubscription:
-        return await _RedisSubscription.start(self._redis.pubsub())
+    async def subscribe(self) -> SharedSubscription:
+        """A subscription to the process's one pub/sub connection (``redis_events.py``)."""
+        return await self._events.subscribe()
 
     # Blocks and the audit log
 
@@ -1050,8 +1054,7 @@ class RedisStore:
     async def lock(self, conversation_id: str, timeout: float = 10.0) -> AsyncIterator[None]:
         if self._closed:
             raise StoreError("the redis store is closed")
-        lease = Lock(self._redis, K.lock(conversation_id), timeout=LOCK_LEASE_MS / 1000, sleep=LOCK_POLL_SECONDS,
-                     blocking_timeout=timeout, thread_local=False)  # fmt: skip
+        lease = self._lease(conversation_id, timeout)
         try:
             if not await lease.acquire():
                 raise StoreError(f"timed out waiting for the lock of conversation {conversation_id}")
@@ -1066,6 +1069,51 @@ class RedisStore:
                     await lease.release()
         except RedisError as error:
             raise StoreError(f"redis: {type(error).__name__}: {error}") from error
+
+    @asynccontextmanager
+    async def locked_batch(self, conversation_id: str, timeout: float = 10.0) -> AsyncIterator[None]:
+        """The lock, and a batch whose MULTI/EXEC also releases it: the writes and the release in one round trip
+        (the release checks the token, like ``Lock.release``: a lapsed lock, somebody else's now, is left alone).
+        Left by an exception: the writes are dropped and the lock released at once, as ``lock`` does."""
+        if self._held.get() is not None:  # inside a batch already: the outer one sends the writes
+            async with self.lock(conversation_id, timeout):
+                yield
+            return
+        if self._closed:
+            raise StoreError("the redis store is closed")
+        lease = self._lease(conversation_id, timeout)
+        try:
+            if not await lease.acquire():
+                raise StoreError(f"timed out waiting for the lock of conversation {conversation_id}")
+        except RedisError as error:
+            raise StoreError(f"redis: {type(error).__name__}: {error}") from error
+        renewal = asyncio.create_task(self._keep_lock(lease))
+        held: list[HeldWrite] = []
+        token = self._held.set(held)
+        try:
+            try:
+                yield
+            except BaseException:
+                renewal.cancel()
+                with contextlib.suppress(LockNotOwnedError, RedisError):
+                    await lease.release()
+                raise
+            renewal.cancel()
+            owner = lease.local.token
+            name = K.lock(conversation_id)
+            held.append(HeldWrite(lambda pipe: _eval(pipe, "unlock", [name], [owner])))
+            try:
+                await self._flush()
+            except RedisError as error:  # the release may not have been made either: try it alone
+                with contextlib.suppress(LockNotOwnedError, RedisError):
+                    await lease.release()
+                raise StoreError(f"redis: {type(error).__name__}: {error}") from error
+        finally:
+            self._held.reset(token)
+
+    def _lease(self, conversation_id: str, timeout: float) -> Lock:
+        return Lock(self._redis, K.lock(conversation_id), timeout=LOCK_LEASE_MS / 1000, sleep=LOCK_POLL_SECONDS,
+                    blocking_timeout=timeout, thread_local=False)  # fmt: skip
 
     async def _keep_lock(self, lease: Lock) -> None:
         """Renew the lease while the lock is held; stop once it is somebody else's."""
@@ -1129,57 +1177,3 @@ def _timer_member(conversation_id: str, kind: str) -> str:
 def _timer(member: str, score: float) -> Timer | None:
     conversation_id, kind = json.loads(member)
     return Timer.read(conversation_id, kind, from_us(int(score)))
-
-
-class _RedisSubscription:
-    """One Redis pub/sub connection on the events channel; closing it returns the connection."""
-
-    def __init__(self, pubsub: PubSub) -> None:
-        self._pubsub = pubsub
-        self._closed = False
-
-    @classmethod
-    async def start(cls, pubsub: PubSub) -> _RedisSubscription:
-        """Subscribe and wait for Redis to confirm, so every later publish reaches this subscription."""
-        subscription = cls(pubsub)
-        try:
-            await pubsub.subscribe(EVENTS_CHANNEL)
-            async with asyncio.timeout(10):
-                while (await pubsub.get_message(timeout=1.0) or {}).get("type") != "subscribe":
-                    pass
-        except BaseException:
-            await subscription.aclose()
-            raise
-        return subscription
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> Event:
-        """The next event. redis-py reconnects a lost connection by itself and subscribes again: Redis then
-        confirms the subscription anew, which means events published meanwhile were missed → ``resync``."""
-        while not self._closed:
-            try:
-                message = await self._pubsub.get_message(timeout=None)
-            except RedisError as error:
-                if self._closed:
-                    break
-                raise StoreError(f"redis: {type(error).__name__}: {error}") from error
-            if message is not None and message.get("type") == "message":
-                event = decode(json.loads(message["data"]))
-                if event is not None:  # a type this version does not know (rolling deploy), or malformed
-                    return event
-            if message is not None and message.get("type") == "subscribe":
-                return Resync()
-        raise StopAsyncIteration
-
-    async def aclose(self) -> None:
-        if not self._closed:
-            self._closed = True
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()

@@ -455,6 +455,13 @@ end
 return 1
 """
 
+# KEYS: the conversation lock. ARGV: its holder's token. The release ``Lock.release`` makes, as a pipeline step
+# (``RedisStore.locked_batch``): a lapsed lock, somebody else's now, is left alone.
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 SCRIPTS = {
     "put_conversation": _PUT_CONVERSATION,
     "index_conversation": _INDEX_CONVERSATION,
@@ -487,4 +494,5 @@ SCRIPTS = {
     "inbox_done": _INBOX_DONE,
     "inbox_retry": _INBOX_RETRY,
     "inbox_set_aside": _INBOX_SET_ASIDE,
+    "unlock": _UNLOCK,
 }
