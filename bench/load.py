@@ -341,10 +341,6 @@ class Server:
                 counts[kind.rstrip("}")] = float(value)
         return counts
 
-
-def model_counts(now: dict[str, float], before: dict[str, float]) -> str:
-    return ", ".join(f"{kind} {n - before.get(kind, 0):.0f}" for kind, n in sorted(now.items())) or "none"
-
     def stop(self) -> None:
         self.process.send_signal(signal.SIGINT)
         try:
@@ -536,6 +532,11 @@ async def measure(
         figures.duplicates, figures.losses = figures.mismatched
     figures.extra["errors"] = ", ".join(f"{n}x {kind}" for kind, n in sorted(load.error_kinds.items()))
     return figures
+
+
+def model_counts(now: dict[str, float], before: dict[str, float]) -> str:
+    """The embedded model's counters (``Server.understanding``) since ``before``."""
+    return ", ".join(f"{kind} {n - before.get(kind, 0):.0f}" for kind, n in sorted(now.items())) or "none"
 
 
 def show(figures: Figures) -> None:
