@@ -197,7 +197,8 @@ class Dispatcher:
         reading = await self.read(inbound)  # before the lock: a slow model holds no conversation up
         now = self.clock()
         conversation, _ = await self.store.active_conversation(inbound.channel, inbound.sender, now)
-        async with self.store.lock(conversation.id):
+        # The message's writes, the processed mark with them and the lock's release: one round trip on Redis.
+        async with self.store.locked_batch(conversation.id):
             # Checked again under the lock: a lease that lapsed while waiting may have let another owner in.
             state = await self.store.claim(key, owner, self.claim_seconds)
             if state is ClaimState.DONE:
@@ -206,8 +207,7 @@ class Dispatcher:
                 raise InboundBusy("this message is being processed elsewhere: retry later")
             current = await self.store.get_conversation(conversation.id) or conversation
             derived_from(key)  # this task's context only (handle_inbound's shield made it a task)
-            async with self.store.batch():  # the message's writes, the processed mark with them: one round trip
-                erase = await self._process(current, inbound, now, DoneMark(key, DEDUPE_TTL_SECONDS), reading)
+            erase = await self._process(current, inbound, now, DoneMark(key, DEDUPE_TTL_SECONDS), reading)
         if erase and self.eraser is not None:  # confirmed by the young person: after the lock, which erasure takes
             await self.eraser(current, key)
         self._on_outgoing()  # the outbox may have looked before the batch's writes were made

@@ -38,6 +38,9 @@ PREFER_NOT_TO_SAY_SYNONYMS: dict[str, tuple[str, ...]] = {
 OutcomeKind = Literal["handoff", "referred", "ended", "closed"]
 
 
+_STATE_REQUIRED = ("flow_version", "channel", "language")
+
+
 @dataclass(frozen=True, slots=True)
 class State:
     """Where one conversation stands in the bot. JSON-able through :meth:`to_dict`."""
@@ -58,11 +61,13 @@ class State:
     """Answers an earlier message already gave (``ask_once``), stored when the bot reaches their question."""
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields at their default (no step, no offer, nothing noted…) are left out: it is stored in every
+        conversation record, and :meth:`from_dict` gives them back (states written with them read as well)."""
         data = {name: getattr(self, name) for name in self.__slots__}
         for name in ("fields", "how", "noted"):
             data[name] = dict(getattr(self, name))
         data["offer_partners"] = list(self.offer_partners)
-        return data
+        return {k: v for k, v in data.items() if k in _STATE_REQUIRED or v not in (None, 0, [], {})}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> State:

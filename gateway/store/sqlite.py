@@ -829,6 +829,11 @@ class SqliteStore:
     async def subscribe(self) -> LocalSubscription:
         return self._events.subscribe()
 
+    @asynccontextmanager
+    async def locked_batch(self, conversation_id: str, timeout: float = 10.0) -> AsyncIterator[None]:
+        async with self.lock(conversation_id, timeout), self.batch():
+            yield
+
     def lock(self, conversation_id: str, timeout: float = 10.0) -> AbstractAsyncContextManager[None]:
         return self._locks.lock(conversation_id, timeout)
 

@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 Stored = Iterable[tuple[str, str | bytes]]  # shared texts as the store keeps them: (reference, sealed content)
 KIND = "text"  # the record kind a shared text is sealed under
+# A reference: 80 bits of the keyed hash. Two of a line's few thousand texts share one with a chance below 1e-16,
+# and nobody without the secret key can make them (references written longer before read as well).
+REF_CHARS = 20
 _SLOT = re.compile(r"\{(\w+)\}")  # a template's placeholder, as flows.yaml writes them
 
 
@@ -108,7 +111,7 @@ class SharedTexts:
                              separators=(",", ":"))  # fmt: skip
         found = self._sealed.get(content)
         if found is None:
-            found = (self._keys.lookup(KIND, content), self._keys.seal(KIND, content))
+            found = (self._keys.lookup(KIND, content)[:REF_CHARS], self._keys.seal(KIND, content))
             self._sealed[content] = found
             self._opened[found[0]] = SharedText(text, entry.choices)
         return Reference(found[0], found[1], params)

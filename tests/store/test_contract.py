@@ -891,6 +891,42 @@ async def test_a_batch_that_raises_writes_nothing(store: Store) -> None:
     assert (await store.get_conversation(conversation.id)) == conversation
 
 
+async def test_a_locked_batch_makes_its_writes_before_the_lock_is_free(store: Store) -> None:
+    conversation, _ = await store.active_conversation(TG, "batch-4", T0)
+    saved_when_free: list[Status] = []
+    locked = asyncio.Event()
+
+    async def next_holder() -> None:  # a task made outside the batch (a task made inside shares its writes)
+        await locked.wait()
+        async with store.lock(conversation.id, timeout=5):
+            found = await store.get_conversation(conversation.id)
+            assert found is not None
+            saved_when_free.append(found.status)
+
+    waiter = asyncio.create_task(next_holder())
+    async with store.locked_batch(conversation.id):
+        locked.set()
+        await asyncio.sleep(0)  # the next holder is waiting for the lock now
+        await store.append_transcript(entry(conversation.id, 1))
+        await store.save_conversation(replace(conversation, status=Status.QUEUED))
+    await waiter
+    assert saved_when_free == [Status.QUEUED]  # the next holder saw the writes
+    assert [e.id for e in await store.transcript(conversation.id)] == [f"{conversation.id}-e1"]
+
+
+async def test_a_locked_batch_that_raises_writes_nothing_and_frees_the_lock(store: Store) -> None:
+    conversation, _ = await store.active_conversation(TG, "batch-5", T0)
+    with pytest.raises(RuntimeError):
+        async with store.locked_batch(conversation.id):
+            await store.append_transcript(entry(conversation.id, 1))
+            await store.save_conversation(replace(conversation, status=Status.QUEUED))
+            raise RuntimeError("the engine failed")
+    assert await store.transcript(conversation.id) == []
+    assert (await store.get_conversation(conversation.id)) == conversation
+    async with store.lock(conversation.id, timeout=1):  # released on the way out
+        pass
+
+
 async def test_a_held_save_that_conflicts_raises_at_the_end_of_the_batch(store: Store) -> None:
     await store.active_conversation(TG, "batch-3", T0)
     with pytest.raises(Conflict):
