@@ -26,6 +26,7 @@ import signal
 import socket
 import sqlite3
 import statistics
+import string
 import subprocess
 import sys
 import tempfile
@@ -35,9 +36,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
-from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector, web
+from aiohttp import (
+    ClientError,
+    ClientSession,
+    ClientTimeout,
+    TCPConnector,
+    TraceConfig,
+    TraceRequestChunkSentParams,
+    web,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
@@ -124,8 +134,25 @@ class Sender:
     expected: int = 0
     received: int = 0
     waiting_since: float | None = None  # the last message sent and not yet answered
-    mids: list[str] = field(default_factory=list)  # the message ids sent, in order
+    mids: list[str] = field(default_factory=list)  # the message ids, in the order the generator made the webhooks
+    written: list[str] = field(default_factory=list)  # the message ids, in the order their bodies were written
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def _body_written(_: ClientSession, context: SimpleNamespace, params: TraceRequestChunkSentParams) -> None:
+    """A webhook's body went to its connection: from then on the gateway may read it (before that, the request
+    may wait for a free connection of the generator's pool, and requests made later may overtake it)."""
+    request = context.trace_request_ctx
+    if request is not None and params.chunk and not request.written:
+        request.written = True
+        request.state.written.append(request.mid)
+
+
+def write_order() -> TraceConfig:
+    """Notes each webhook's message id in :attr:`Sender.written` when its body is written."""
+    trace = TraceConfig()
+    trace.on_request_chunk_sent.append(_body_written)
+    return trace
 
 
 class Provider(FakeGraphAPI):
@@ -182,16 +209,18 @@ class Provider(FakeGraphAPI):
             await asyncio.sleep(0.1)
 
 
-async def audit(provider: Provider, store_url: str) -> tuple[int, int, int]:
+async def audit(provider: Provider, store_url: str) -> tuple[int, int, int, int]:
     """Against what the gateway recorded: (replies the provider received more often than the transcripts hold
     them, i.e. sent twice; replies the transcripts record as accepted by the provider that it never received,
-    i.e. lost; senders whose messages were processed in another order than sent), over every sender so far.
-    Replies still pending (an overloaded gateway works through its backlog after the run) are neither."""
+    i.e. lost; senders whose messages were processed in another order than the generator made them; senders
+    whose messages were processed in another order than their bodies were written to the gateway), over every
+    sender so far. Replies still pending (an overloaded gateway works through its backlog after the run) are
+    neither."""
     from gateway.store import Author, Delivery, open_store
     from gateway.testing import store_keys
 
     store = await open_store(store_url, keys=store_keys(store_url))  # the gateways run with DATA_KEY
-    twice = lost = disordered = 0
+    twice = lost = disordered = disordered_written = 0
     try:
         by_sender: dict[str, list[str]] = {}  # every conversation of a sender (one that ended has a successor)
         for conversation in await store.list_conversations(datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC)
@@ -208,12 +237,16 @@ async def audit(provider: Provider, store_url: str) -> tuple[int, int, int]:
             twice += sum((received - recorded).values())
             lost += sum((accepted - received).values())  # recorded as accepted by the provider, never received
             processed = [e.id for e in entries if e.author == Author.USER]
-            sent = [i for i in (inbound_entry_id(Inbound(ChannelName.MESSENGER, sender_id, m)) for m in sender.mids)
-                    if i in processed]  # fmt: skip
-            disordered += processed != sent
+
+            def in_order(mids: list[str], processed: list[str] = processed, sender_id: str = sender_id) -> list[str]:
+                ids = (inbound_entry_id(Inbound(ChannelName.MESSENGER, sender_id, m)) for m in mids)
+                return [i for i in ids if i in processed]
+
+            disordered += processed != in_order(sender.mids)
+            disordered_written += processed != in_order(sender.written)
     finally:
         await store.close()
-    return twice, lost, disordered
+    return twice, lost, disordered, disordered_written
 
 
 # ----- the servers --------------------------------------------------------------------------------------------
@@ -280,7 +313,8 @@ class Redis:
         finally:
             client.close()
         for name, usage in zip(names, usages, strict=True):
-            kind = re.sub(r"\{[^}]*\}", "{…}", name.decode(errors="replace"))
+            # ids in hash tags ({<conversation>}, {<entry>}) go; the tags of the global groups ({outbox}…) stay
+            kind = re.sub(r"\{(?=[^}]*\d)[^}]*\}|\{[^}]{12,}\}", "{…}", name.decode(errors="replace"))
             kind = re.sub(r":(?=[^:{}]*\d)[^:{}]+|:[^:{}]{12,}", ":…", kind)
             sizes[kind] += int(usage or 0)
             counts[kind] += 1
@@ -326,6 +360,19 @@ class Server:
                 counts[what] = counts.get(what, 0) + 1
         top = sorted(counts.items(), key=lambda pair: -pair[1])[:4]
         return "; ".join(f"{n}x {what}" for what, n in top) or "none"
+
+    async def understanding(self, session: ClientSession) -> dict[str, float]:
+        """The embedded model's counters so far (``/metrics``): messages read by the model (or remembered, or a
+        button not read), and messages that went on without a reading (a missed second check), by reason."""
+        async with session.get(self.url + "/metrics") as response:
+            text = await response.text()
+        counts: dict[str, float] = {}
+        for line in text.splitlines():
+            if line.startswith(("gateway_understanding_failures_total{", "gateway_understanding_messages_total{")):
+                name, value = line.rsplit(" ", 1)
+                kind = name.removeprefix("gateway_understanding_").replace("_total", "").replace("{", " ")
+                counts[kind.rstrip("}")] = float(value)
+        return counts
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGINT)
@@ -373,7 +420,8 @@ class Figures:
     redis_reads: float = 0.0  # Redis read events (a command, a pipeline, a MULTI/EXEC) per message: round trips
     duplicates: int = 0  # sent twice (audited against the store; the floor: beyond its walk)
     losses: int = 0  # recorded and never received (the floor: short of its walk)
-    disordered: int = 0  # senders whose messages were processed in another order than sent
+    disordered: int = 0  # senders whose messages were processed in another order than the generator made them
+    disordered_written: int = 0  # … than their bodies were written to the gateway (what the gateway can see)
     mismatched: tuple[int, int] = (0, 0)  # replies beyond / short of what the walks expect
     audited: bool = False  # duplicates, losses and order checked against the store (the gateway)
     extra: dict[str, str] = field(default_factory=dict)
@@ -399,16 +447,29 @@ class Load:
         self.error_kinds: dict[str, int] = {}
         self.messages = 0
         self.tag = f"{server.name.rsplit('/', 1)[-1][:2]}{os.getpid() % 1000}"  # senders differ per server
+        self.novel = False  # --novel: every typed word message made unique (see parse)
+
+    def text(self, step: Step, number: int) -> str:
+        if not self.novel or step.payload is not None or step.text.isdigit():
+            return step.text
+        word = ""
+        while number or not word:  # letters only: a number in "bonjour" could be read as an age
+            number, letter = divmod(number, 26)
+            word += string.ascii_lowercase[letter]
+        return f"{step.text} {word}"
 
     async def post(self, sender: str, step: Step, scheduled: float | None = None) -> Sender:
-        mid = f"m_{self.tag}_{next(self.ids)}"
-        document = messenger_body([messenger_message(sender, step.text, mid, quick_reply=step.payload)])
+        number = next(self.ids)
+        mid = f"m_{self.tag}_{number}"
+        document = messenger_body([messenger_message(sender, self.text(step, number), mid, quick_reply=step.payload)])
         raw, headers = signed_messenger(SECRET, document)
         started = time.perf_counter() if scheduled is None else scheduled
         state = self.provider.sent(sender, step, started)
         state.mids.append(mid)
         try:
-            async with self.session.post(self.server.url + "/webhooks/messenger", data=raw, headers=headers) as r:
+            request = SimpleNamespace(state=state, mid=mid, written=False)
+            async with self.session.post(self.server.url + "/webhooks/messenger", data=raw, headers=headers,
+                                         trace_request_ctx=request) as r:
                 await r.read()
                 ok, kind = r.status == 200, str(r.status)
         except (ClientError, TimeoutError) as error:
@@ -481,7 +542,7 @@ async def measure(
     load.error_kinds.clear()
     load.errors = load.messages = 0
     dup0, loss0 = provider.account()
-    audit0 = await audit(provider, store_url) if store_url else (0, 0, 0)
+    audit0 = await audit(provider, store_url) if store_url else (0, 0, 0, 0)
     cpu0 = cpu_seconds(server.process.pid)
     rcpu0 = cpu_seconds(redis.process.pid) if redis else 0.0
     reads0 = redis.reads() if redis else 0
@@ -501,12 +562,18 @@ async def measure(
     figures.mismatched = (dup - dup0, loss - loss0)
     if store_url:
         after = await audit(provider, store_url)
-        figures.duplicates, figures.losses, figures.disordered = (b - a for a, b in zip(audit0, after, strict=True))
+        figures.duplicates, figures.losses, figures.disordered, figures.disordered_written = (
+            b - a for a, b in zip(audit0, after, strict=True))
         figures.audited = True
     else:
         figures.duplicates, figures.losses = figures.mismatched
     figures.extra["errors"] = ", ".join(f"{n}x {kind}" for kind, n in sorted(load.error_kinds.items()))
     return figures
+
+
+def model_counts(now: dict[str, float], before: dict[str, float]) -> str:
+    """The embedded model's counters (``Server.understanding``) since ``before``."""
+    return ", ".join(f"{kind} {n - before.get(kind, 0):.0f}" for kind, n in sorted(now.items())) or "none"
 
 
 def show(figures: Figures) -> None:
@@ -518,9 +585,10 @@ def show(figures: Figures) -> None:
           f"  lost {figures.losses}", flush=True)  # fmt: skip
     if figures.audited and (figures.disordered or any(figures.mismatched)):
         beyond, short = figures.mismatched
-        print(f"    order    {figures.disordered} senders' messages processed in another order than sent;"
-              f" replies beyond / short of the walks: {beyond} / {short} (answers to reordered or timed-out"
-              f" messages, not sends twice or lost)")  # fmt: skip
+        print(f"    order    senders whose messages were processed in another order than the generator made"
+              f" them: {figures.disordered}; than their webhooks were written to the gateway:"
+              f" {figures.disordered_written}; replies beyond / short of the walks: {beyond} / {short} (answers"
+              f" to reordered or timed-out messages, not sends twice or lost)")  # fmt: skip
     print(f"    load     the load generator and fake provider used {figures.extra['load']} of a core")
     if figures.extra.get("errors"):
         print(f"    errors   {figures.extra['errors']}")
@@ -563,6 +631,7 @@ async def bench_gateway(
     try:
         await server.ready(session)
         load = Load(session, provider, server, script)
+        load.novel = args.novel
         await load.walk(f"{load.tag}warm", script[0])
         profiler = Profiler(args.profile, kind, server.process.pid) if args.profile else None
         rss0 = rss_mb(server.process.pid)
@@ -601,12 +670,17 @@ async def bench_gateway(
         for key in ("bytes", "keys", "rss", "handoff"):
             if key in closed.extra:
                 print(f"    {key:<8} {closed.extra[key]}")
+        model = await server.understanding(session)
+        if args.understanding == "on":
+            print(f"    model    {model_counts(model, {})}")
         opened = None
         if args.duration > 0:
             name = f"gateway on {kind}, open loop {args.rate:.0f}/s"
             opened = await measure(name, server, redis, lambda: load.opened(args.rate, args.duration, args.gap, 10**6),
                                    load, store)  # fmt: skip
             show(opened)
+            if args.understanding == "on":
+                print(f"    model    {model_counts(await server.understanding(session), model)}")
         print(f"    log      {server.problems()}")
         return closed, opened
     finally:
@@ -689,6 +763,7 @@ def combine(a: Figures, b: Figures) -> Figures:
     merged.redis_reads = (a.redis_reads * a.messages + b.redis_reads * b.messages) / total
     merged.duplicates, merged.losses = a.duplicates + b.duplicates, a.losses + b.losses
     merged.disordered = a.disordered + b.disordered
+    merged.disordered_written = a.disordered_written + b.disordered_written
     merged.mismatched = (a.mismatched[0] + b.mismatched[0], a.mismatched[1] + b.mismatched[1])
     merged.audited = a.audited
     merged.extra = {**a.extra}
@@ -732,7 +807,8 @@ async def main(args: argparse.Namespace) -> None:
     per_walk = statistics.mean(len(w) for w in script)
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()},"
           f" {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average {os.getloadavg()[0]:.1f}")
-    print(f"understanding (embedded model) {args.understanding}")
+    novel = ", every typed message novel (--novel)" if args.novel else ""
+    print(f"understanding (embedded model) {args.understanding}{novel}")
     print(f"walks: {len(script)} to the hand-off, {per_walk:.1f} messages each; {args.connections} connections;"
           f" open loop {args.rate:.0f} msg/s for {args.duration:.0f} s, each conversation every {args.gap} s\n")
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as directory:
@@ -741,7 +817,7 @@ async def main(args: argparse.Namespace) -> None:
         flows.write_text(flows_text, encoding="utf-8")
         timeout = ClientTimeout(total=60)
         async with Provider() as provider, ClientSession(
-            connector=TCPConnector(limit=args.connections * 4), timeout=timeout
+            connector=TCPConnector(limit=args.connections * 4), timeout=timeout, trace_configs=[write_order()]
         ) as session:
             floor = await bench_floor(args, work, session, provider, script) if args.floor and not args.bytes else None
             results: dict[str, tuple[Figures, Figures | None]] = {}
@@ -774,6 +850,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-floor", dest="floor", action="store_false", help="skip the floor (no ratios)")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="sample the gateway with py-spy in"
                         " the first closed loop: DIR/profile-{store}.txt, collapsed stacks")  # fmt: skip
+    parser.add_argument("--novel", action="store_true", help="a word of its own added to every typed message"
+                        " (not to buttons or numbers): no reading is remembered, the model reads each one (its worst"
+                        " case; by default the walks' few typed texts repeat)")  # fmt: skip
     parser.add_argument("--stores", nargs="+", default=["redis", "sqlite"], choices=["redis", "sqlite"])
     return parser.parse_args(argv)
 

@@ -16,12 +16,14 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from limits import RateLimitItem, RateLimitItemPerHour, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import MemoryStorage, RedisClusterStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 from redis.asyncio import BlockingConnectionPool
+from redis.asyncio.cluster import RedisCluster
 
 from gateway.keyed import KeyedHash
 from gateway.metrics import Metrics
@@ -47,14 +49,18 @@ class LimitStorage:
 
     storage: Storage
     pool: BlockingConnectionPool | None = None
+    cluster: RedisCluster | None = None  # the Cluster client ``limits`` made (it offers no close of its own)
 
     async def close(self) -> None:
         if self.pool is not None:
             await self.pool.aclose()
+        if self.cluster is not None:
+            await self.cluster.aclose()
 
 
 def open_limit_storage(
-    store_url: str, *, max_connections: int = 100, pool_timeout: float = 10.0, health_check_interval: float = 30.0
+    store_url: str, *, max_connections: int = 100, pool_timeout: float = 10.0, health_check_interval: float = 30.0,
+    cluster: bool = False,
 ) -> LimitStorage:
     """The counters' storage: the store's Redis (through redis-py, already a dependency), else memory.
 
@@ -62,8 +68,16 @@ def open_limit_storage(
     ``pool_timeout`` for a free connection instead of failing with MaxConnectionsError under load), checked by a
     PING after ``health_check_interval`` idle seconds (a connection a firewall or a Redis restart cut is replaced
     before a command is lost on it: ``gateway/store/redis_pool.py``), and closed at shutdown
-    (:meth:`LimitStorage.close`).
+    (:meth:`LimitStorage.close`). With ``cluster`` (``GATEWAY_REDIS_CLUSTER``), ``limits``' Cluster storage on
+    redis-py's Cluster client (each counter is one key: one slot).
     """
+    if cluster and store_url.startswith(("redis://", "rediss://")):
+        node = urlsplit(store_url).netloc
+        clustered = RedisClusterStorage("async+redis+cluster://" + node, implementation="redispy",
+                                        key_prefix=KEY_PREFIX, max_connections=max_connections,
+                                        health_check_interval=health_check_interval)  # fmt: skip
+        client: RedisCluster = clustered.bridge.get_connection()  # type: ignore[attr-defined]  # redis-py's bridge
+        return LimitStorage(clustered, cluster=client)
     if store_url.startswith(("redis://", "rediss://")):
         pool = open_pool(store_url, max_connections=max_connections, timeout=pool_timeout,
                          health_check_interval=health_check_interval)  # fmt: skip

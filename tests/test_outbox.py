@@ -27,9 +27,9 @@ from gateway.store.codec import encode_outbound
 from gateway.testing import FakeGraphAPI, store_keys
 from tests.conftest import Clock
 from tests.e2e.channel_support import eventually
-from tests.store.conftest import redis_url, store_url
+from tests.store.conftest import redis_cluster_url, redis_url, store_url
 
-__all__ = ["redis_url", "store_url"]  # fixtures used by the lease test
+__all__ = ["redis_cluster_url", "redis_url", "store_url"]  # fixtures used by the lease test
 
 T0 = datetime(2026, 3, 10, 13, 0, tzinfo=UTC)
 TG = ChannelName.TELEGRAM

@@ -5,8 +5,8 @@ MaxConnectionsError, which redis-py's default pool raises under load) whose conn
 
 * every time a connection is taken from the pool: one that Redis closed (a restart, ``CLIENT KILL``, its
   ``timeout`` setting) is replaced by a fresh one. redis-py does this check only with its "maintenance
-  notifications" off (they are for Redis Enterprise and Cloud's planned failovers, and on by default with RESP3
-  since redis-py 7): with them on, the first command on each connection Redis closed failed, which gave a 503 or a
+  notifications" off (they are for Redis Enterprise and Cloud's planned failovers, and "auto" by default in
+  redis-py 8): with them on, the first command on each connection Redis closed failed, which gave a 503 or a
   closed web chat for the first messages after every Redis restart (tests/test_redis_connections.py);
 * once idle for ``health_check_interval`` seconds (``GATEWAY_REDIS_HEALTH_CHECK_SECONDS``), with a PING; when the
   PING fails (a connection reset, no close seen: a NAT or firewall that dropped it), a fresh connection at once.

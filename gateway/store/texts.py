@@ -13,9 +13,9 @@ write, system entries, any text not made of flows.yaml's strings) stays whole in
 The shared texts are never changed or removed: a reference made under one flows.yaml still shows, after a reload
 with other words, exactly what was sent (a template's values are checked to give the text back before it is
 kept so). They are not personal data (only flows.yaml's strings enter; a template's values stay in the entry),
-so erasure and retention leave them (docs/security.md). Each write of a referring entry writes its text in the
-same transaction (an idempotent set-if-absent): an entry never refers to a text its store lacks, even in a store
-restored from an older copy. Opened texts are kept in memory (content-addressed, so never stale).
+so erasure and retention leave them (docs/security.md). Each write of a referring entry writes its text first (an
+idempotent set-if-absent, in the same transaction): an entry never refers to a text its store lacks, even in a
+store restored from an older copy. Opened texts are kept in memory (content-addressed, so never stale).
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 Stored = Iterable[tuple[str, str | bytes]]  # shared texts as the store keeps them: (reference, sealed content)
 KIND = "text"  # the record kind a shared text is sealed under
+# A reference: 80 bits of the keyed hash. Two of a line's few thousand texts share one with a chance below 1e-16,
+# and nobody without the secret key can make them (references written longer before read as well).
+REF_CHARS = 20
 _SLOT = re.compile(r"\{(\w+)\}")  # a template's placeholder, as flows.yaml writes them
 
 
@@ -108,7 +111,7 @@ class SharedTexts:
                              separators=(",", ":"))  # fmt: skip
         found = self._sealed.get(content)
         if found is None:
-            found = (self._keys.lookup(KIND, content), self._keys.seal(KIND, content))
+            found = (self._keys.lookup(KIND, content)[:REF_CHARS], self._keys.seal(KIND, content))
             self._sealed[content] = found
             self._opened[found[0]] = SharedText(text, entry.choices)
         return Reference(found[0], found[1], params)

@@ -15,6 +15,7 @@ from gateway.crypto import key_id, parse_key
 from gateway.flowset import OwnStrings
 from gateway.messages import Choice
 from gateway.store import Author, Delivery, Store, TranscriptEntry, open_store
+from gateway.store import redis_keys as K
 from gateway.testing import DATA_KEY, store_keys
 
 T0 = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
@@ -100,8 +101,8 @@ async def test_entries_written_by_the_previous_version_still_read(store: Store, 
     if store_url.startswith("redis://"):
         client = redis.Redis.from_url(store_url)
         try:
-            client.set("hg:e:old-1", "smid-old\n" + sealed_v1("entry", data))
-            client.rpush("hg:transcript:c1", "old-1")
+            client.set(K.entry("old-1"), "smid-old\n" + sealed_v1("entry", data))
+            client.rpush(K.transcript("c1"), "old-1")
         finally:
             client.close()
     else:
