@@ -1089,7 +1089,7 @@ class RedisStore:
             raise StoreError(f"redis: {type(error).__name__}: {error}") from error
         renewal = asyncio.create_task(self._keep_lock(lease))
         held: list[HeldWrite] = []
-        token = self._held.set(held)
+        token, locked = self._held.set(held), self._locked.set(conversation_id)  # a claim in here names it
         try:
             try:
                 yield
@@ -1109,6 +1109,7 @@ class RedisStore:
                     await lease.release()
                 raise StoreError(f"redis: {type(error).__name__}: {error}") from error
         finally:
+            self._locked.reset(locked)
             self._held.reset(token)
 
     def _lease(self, conversation_id: str, timeout: float) -> Lock:
