@@ -140,7 +140,13 @@ class Reader:
             live = [r for r in requests if isinstance(r, _Request) and r.future.set_running_or_notify_cancel()]
             if live:
                 started = time.perf_counter()
-                self._read(model, live)
+                try:
+                    self._read(model, live)
+                except Exception as exc:  # a bug here must not end the worker: every later message would time out
+                    log.error("understanding: the worker failed (%s); it goes on", exc.__class__.__name__)
+                    for request in live:
+                        if not request.future.done():
+                            request.future.set_exception(exc)
                 took = min(self.timeout, (time.perf_counter() - started) / len(live))  # a hang: counted as timeout
                 self._pace = took if pace is None else pace + PACE * (took - pace)
             if stop:
