@@ -65,6 +65,7 @@ from gateway.store import Store, open_store
 from gateway.supervisor import Supervisor, where
 from gateway.timers import Timers
 from gateway.understanding import Model, Reader, load_model
+from gateway.understanding.late import LateReadings
 from gateway.uploads import PATH as uploads_path
 from gateway.uploads import Uploads
 from gateway.webchat import WebChatHub, chat_socket, leave_request
@@ -119,10 +120,11 @@ async def create_app(
     presence = Presence(beat=worker_poll_seconds * 10)
     outbox_ref: list[Outbox] = []
     reader = _reader(settings, understanding, metrics)
+    late = LateReadings(reader, on_outcome=lambda o: metrics.understanding_late.labels(o).inc()) if reader else None
     dispatcher = Dispatcher(store, flows, clock=clock, on_outgoing=lambda: outbox_ref[0].kick(),
                             listeners_online=presence.online, metrics=metrics,
                             reply_windows=channels.reply_windows,
-                            claim_seconds=settings.inbound_claim_seconds, reader=reader)  # fmt: skip
+                            claim_seconds=settings.inbound_claim_seconds, reader=reader, late=late)  # fmt: skip
     outbox = Outbox(store, channels.senders, clock=clock, poll_seconds=worker_poll_seconds, metrics=metrics,
                     base_delay=settings.outbox_base_delay, max_attempts=settings.outbox_max_attempts,
                     lease_seconds=settings.outbox_lease_seconds,
@@ -183,6 +185,8 @@ async def create_app(
         "alerts": watch.run, "notices": notices.run, "purge": retention.run,
     }.items():  # fmt: skip
         supervisor.add(name, worker)
+    if late is not None:
+        supervisor.add("late-readings", lambda: late.run(dispatcher.apply_late))
     app[SUPERVISOR] = supervisor
     lifecycles = [(_nothing, opened_counters.close), *channels.lifecycles]  # closed after the channels
     if reader is not None:

@@ -70,6 +70,7 @@ from gateway.store import (
 from gateway.store.codec import encode_outbound
 from gateway.supervisor import where
 from gateway.system_entries import system_text
+from gateway.understanding.late import Late, LateReadings
 from gateway.understanding.reader import Reader
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,7 @@ class Dispatcher:
         reply_windows: Mapping[ChannelName, Callable[[str], timedelta]] | None = None,
         claim_seconds: float = CLAIM_SECONDS,
         reader: Reader | None = None,
+        late: LateReadings | None = None,
     ) -> None:
         self.claim_seconds = claim_seconds
         self.metrics = metrics or Metrics()
@@ -135,6 +137,7 @@ class Dispatcher:
         self._listeners_online = listeners_online
         self._reply_windows = reply_windows or {}  # channel → author ("bot"/"listener") → how long it may write
         self.reader = reader  # the embedded model; None: keywords only
+        self.late = late  # messages that went on unread (busy, late) are read after the fact; None: not
         self.eraser: EraseHook | None = None  # the young person confirmed erasure: (conversation, its message's key)
 
     # ----- inbound ----------------------------------------------------------------------------------------
@@ -194,7 +197,7 @@ class Dispatcher:
                 log.error("dispatcher: renewing a claim failed with %s at %s", type(exc).__name__, where(exc))
 
     async def _process_claimed(self, inbound: Inbound, key: str, owner: str) -> bool:
-        reading = await self.read(inbound)  # before the lock: a slow model holds no conversation up
+        reading, missed = await self._read(inbound)  # before the lock: a slow model holds no conversation up
         now = self.clock()
         conversation, _ = await self.store.active_conversation(inbound.channel, inbound.sender, now)
         # The message's writes, the processed mark with them and the lock's release: one round trip on Redis.
@@ -210,6 +213,8 @@ class Dispatcher:
             erase = await self._process(current, inbound, now, DoneMark(key, DEDUPE_TTL_SECONDS), reading)
         if erase and self.eraser is not None:  # confirmed by the young person: after the lock, which erasure takes
             await self.eraser(current, key)
+        elif missed and self.late is not None:  # the model's second check, after the fact (escalate only)
+            self.late.offer(Late(current.id, inbound_entry_id(inbound), inbound.text))
         self._on_outgoing()  # the outbox may have looked before the batch's writes were made
         return True
 
@@ -229,12 +234,69 @@ class Dispatcher:
     async def read(self, inbound: Inbound) -> Reading | None:
         """The model's reading of a young person's words; None without a model or text, or not in time, and for a
         button pressed as shown (its label is the bot's words: ``Engine.pressed``; the keywords still run)."""
+        return (await self._read(inbound))[0]
+
+    async def _read(self, inbound: Inbound) -> tuple[Reading | None, bool]:
+        """The reading (as :meth:`read`), and True when the model was busy or late: worth a late reading."""
         if self.reader is None or not inbound.text.strip():
-            return None
+            return None, False
         if self.flows.current is not None and self.flows.current.pressed(inbound.text, inbound.payload):
             self.metrics.understanding_messages.labels("button").inc()
-            return None
-        return await self.reader.read(inbound.text)
+            return None, False
+        found = await self.reader.attempt(inbound.text)
+        if isinstance(found, str):
+            return None, found in ("busy", "timeout")
+        return found, False
+
+    async def apply_late(self, late: Late, reading: Reading) -> bool:
+        """A late reading of a message that went on with the keywords only: escalate only; True when it flagged.
+
+        Only what the model adds counts (a risk the keywords found decided when the message came): the flag is
+        shown to the listeners live (``model`` and its score) and kept as the conversation's strongest; waiting, the
+        priority is raised and the risk's partners sent as :meth:`_escalate` does; still with the bot, the risk's
+        interrupt hands off at its priority, as it would have then (:meth:`_late_handoff`). Never ends, lowers or
+        sends away; a conversation that has ended meanwhile is left as it is.
+        """
+        now = self.clock()
+        async with self.store.lock(late.conversation_id):
+            conversation = await self.store.get_conversation(late.conversation_id)
+            if conversation is None or conversation.status not in lifecycle.ACTIVE:
+                return False
+            engine = self.flows.for_version(conversation.flow_version) if conversation.engine else self.flows.engine()
+            found = engine.decide(late.text, reading).flag
+            if found is None or found.source != "model":
+                return False
+            flag = self._flag(found)
+            assert flag is not None  # a model's flag is a risk
+            derived_from(f"late:{late.entry_id}")  # a late reading applied twice writes the same entries
+            if conversation.status == Status.BOT:
+                await self._late_handoff(conversation, engine, late, reading, found, now)
+            elif conversation.status == Status.QUEUED:
+                await self._escalate(conversation, engine, late.text, reading, now)
+            if conversation.flag is None or flag.score >= conversation.flag.score:
+                conversation.flag = flag
+            conversation.updated_at = now
+            await self.store.save_conversation(conversation)
+        await self.store.publish(FlagRaised(conversation.id, late.entry_id, flag))
+        await self.store.publish(QueueChanged())
+        self._on_outgoing()
+        return True
+
+    async def _late_handoff(
+        self, conversation: Conversation, engine: Engine, late: Late, reading: Reading, found: Flag, now: datetime
+    ) -> None:
+        """Still with the bot: the risk's interrupt, taken between two questions (``Engine.interrupt`` is a pure
+        function of the state) as it would have been taken on the message: a hand-off at the risk's priority.
+        When it would not hand off (its queue closed: that outcome ends the conversation), only the risk's partners
+        are sent and the bot goes on."""
+        state = State.from_dict(conversation.engine) if conversation.engine else None
+        result = engine.interrupt(state, late.text, now=now, reading=reading) if state is not None else None
+        if result is not None and result.outcome is not None and result.outcome.kind == "handoff":
+            await self._after_bot(conversation, engine, result, now)
+            return
+        language = language_of(conversation, engine.flow)
+        partners = [Reply(engine.text(engine.flow.partners[p].message, language)) for p in found.partners]
+        await self.emit(conversation, partners, Author.BOT, now)
 
     async def _process(
         self, conversation: Conversation, inbound: Inbound, now: datetime, done: DoneMark, reading: Reading | None

@@ -62,6 +62,11 @@ class Metrics:
             "remembered (a short message's reading remembered), button (a button pressed as shown: not read)",
             ["how"], registry=r,
         )  # fmt: skip
+        self.understanding_late = Counter(
+            "gateway_understanding_late", "Messages that went on without the model's reading (busy, late), read after "
+            "the fact, by outcome: queued, read (nothing to add), flagged (a late flag raised), failed (the model gave "
+            "no reading), dropped (the queue of late readings was full)", ["outcome"], registry=r,
+        )  # fmt: skip
         self.understanding_flags = Counter(
             "gateway_understanding_flags", "Risks read in young people's messages, by class and source",
             ["risk", "source"], registry=r,

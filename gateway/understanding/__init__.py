@@ -4,6 +4,7 @@
     classifier.py  risk, topic and third-party heads (numpy), saved to and loaded from weights.npz
     training.py    ``gateway understanding train``: cross-validated, seeded, from corpus/train.jsonl
     reader.py      the Reader: one worker thread, a timeout, a status for /readyz, failures counted
+    late.py        late readings: a message that went on unread (busy, late) is read after the fact
 
 Runs on CPU in the gateway's process; nothing is ever downloaded. docs/understanding.md tells why this model.
 """

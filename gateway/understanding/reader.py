@@ -17,6 +17,9 @@ What makes a reading cheaper, never different (docs/understanding.md, "Cost"):
   ``timeout`` (``busy``, at once: it would only have waited to time out);
 * a message whose waiter gave up (timeout) is dropped from the queue before the worker reaches it: no CPU is
   spent on a reading nobody awaits;
+* a message that went on without a reading because the worker was busy or late may be read again after the fact
+  (:meth:`Reader.read_late`, for :mod:`gateway.understanding.late`): only while no fresh message waits for the
+  worker, with a generous deadline; a fresh message arriving meanwhile waits for at most that one reading;
 * the readings of short messages ("oui", "15", "bonjour": at most ``REMEMBER_CHARS`` characters) are remembered,
   at most ``remember`` of them, in this process's memory only, keyed by a keyed digest of the exact text (the key
   is drawn at start and never leaves the process: the table holds no text, and no digest can be tested against a
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import hashlib
 import logging
 import queue
@@ -55,6 +59,7 @@ SHARE = 0.75  # a message is queued only if the work ahead of it, at the recent 
 PACE = 0.2  # weight of the latest call in the worker's pace (seconds per message, moving average)
 REMEMBER = 4096  # remembered readings at most (a few hundred bytes each)
 REMEMBER_CHARS = 32  # only messages this short are remembered: the ones that recur ("oui", "15", "bonjour")
+LATE_TIMEOUT = 30.0  # a late reading's deadline: nobody waits for it, only a hung model must not hold it forever
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,7 @@ class Reader:
         remember: int = REMEMBER,
         on_failure: Callable[[Failure], None] = lambda reason: None,
         on_reading: Callable[[How], None] = lambda how: None,
+        late_timeout: float = LATE_TIMEOUT,
     ) -> None:
         self._load = load
         self.timeout = timeout
@@ -106,7 +112,9 @@ class Reader:
         self._loading: concurrent.futures.Future[Model] = concurrent.futures.Future()
         self._late: concurrent.futures.Future[Reading] | None = None  # a timed-out call the worker is still on
         self._pace: float | None = None  # the worker's recent wall seconds per message (written by the worker)
-        self._pending = 0
+        self._pending = 0  # requests queued for the worker or under way (event loop only)
+        self._idle = asyncio.Event()  # set when no request is pending (event loop only)
+        self.late_timeout = late_timeout
         self._remembered: OrderedDict[bytes, Reading] = OrderedDict()  # event loop only
         self._key = secrets.token_bytes(32)
         self.status: Status = "loading"
@@ -198,22 +206,25 @@ class Reader:
 
     async def read(self, text: str) -> Reading | None:
         """The model's reading of ``text``, or None when it cannot give one in time (the reason is counted)."""
+        found = await self.attempt(text)
+        return None if isinstance(found, str) else found
+
+    async def attempt(self, text: str) -> Reading | Failure:
+        """The model's reading of ``text``, or why there is none (counted): ``busy`` and ``timeout`` are worth a
+        late reading (:meth:`read_late`); ``unavailable`` and ``error`` are not."""
         digest = self._digest(text)
         if digest is not None and (known := self._remembered.get(digest)) is not None:
             self._remembered.move_to_end(digest)
             self._on_reading("remembered")
             return known
         if self._model is None:
-            self._failed("unavailable")
-            return None
+            return self._failed("unavailable")
         if self._late is not None and not self._late.done():  # a late call occupies the worker
-            self._failed("busy")
-            return None
+            return self._failed("busy")
         pace = self._pace
         ahead = self._pending  # an idle worker always takes the message: that keeps its pace up to date
         if ahead >= self.max_pending or (ahead and pace and (ahead + 1) * pace > SHARE * self.timeout):
-            self._failed("busy")  # it would only wait to time out
-            return None
+            return self._failed("busy")  # it would only wait to time out
         self._pending += 1
         future: concurrent.futures.Future[Reading] = concurrent.futures.Future()
         self._queue.put(_Request(text, future))
@@ -223,14 +234,12 @@ class Reader:
         except TimeoutError:
             if not future.cancel():  # still queued: cancelled, the worker skips it; else the worker is on it
                 self._late = future
-            self._failed("timeout")
-            return None
+            return self._failed("timeout")
         except Exception as exc:  # the model's own failure: counted by class, never its message
             log.warning("understanding: the model failed on a message (%s); keywords only", exc.__class__.__name__)
-            self._failed("error")
-            return None
+            return self._failed("error")
         finally:
-            self._pending -= 1
+            self._done_pending()
         if self.status != "failed":
             self.status = "ok"
         self._on_reading("model")
@@ -240,12 +249,60 @@ class Reader:
                 self._remembered.popitem(last=False)
         return reading
 
-    def _failed(self, reason: Failure) -> None:
+    def _failed(self, reason: Failure) -> Failure:
         """Count a message that goes on without a reading; ``ok`` becomes ``degraded``."""
         if self.status == "ok":
             self.status = "degraded"
         self._on_failure(reason)
-        return None
+        return reason
+
+    def _done_pending(self) -> None:
+        self._pending -= 1
+        if not self._pending:
+            self._idle.set()
+
+    async def read_late(self, text: str) -> Reading | None:
+        """A reading after the fact, for a message that went on without one (busy, late); None when the model
+        cannot give it (not counted as a message's failure: the message went on long ago).
+
+        Fresh messages keep priority: it is handed to the worker only once no request is pending and no timed-out
+        call occupies it, so a fresh message arriving meanwhile waits for at most this one reading (counted in
+        the pending ones, so the admission at the worker's pace sees it). Its deadline is ``late_timeout``.
+        """
+        digest = self._digest(text)
+        if digest is not None and (known := self._remembered.get(digest)) is not None:
+            return known
+        if self._model is None:
+            return None
+        await self._until_idle()
+        self._pending += 1
+        future: concurrent.futures.Future[Reading] = concurrent.futures.Future()
+        self._queue.put(_Request(text, future))
+        try:
+            async with asyncio.timeout(self.late_timeout):
+                return await asyncio.wrap_future(future)
+        except TimeoutError:
+            if not future.cancel():  # a hung call: fresh messages skip the worker until it ends
+                self._late = future
+            return None
+        except Exception as exc:
+            log.warning("understanding: the model failed on a late reading (%s)", exc.__class__.__name__)
+            return None
+        finally:
+            self._done_pending()
+
+    async def _until_idle(self) -> None:
+        """Until no request is pending for the worker and no timed-out call occupies it."""
+        while True:
+            late = self._late
+            if late is not None and not late.done():
+                with contextlib.suppress(Exception):  # its outcome is not ours: only its end matters
+                    await asyncio.wrap_future(late)
+                continue
+            if not self._pending:
+                return
+            self._idle.clear()
+            await self._idle.wait()
 
     def close(self) -> None:
         self._queue.put(_STOP)

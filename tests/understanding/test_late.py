@@ -1,0 +1,201 @@
+"""Late readings (docs/understanding.md, "Cost"): a message that went on without the model's reading because the
+model was busy is read after the fact, and its reading may only escalate. The real Reader (its worker blocked on
+a gate, as a slow model would be), the real dispatcher, flows.yaml and the SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from gateway.conversation import Conversation, Priority, Status
+from gateway.dispatcher import Dispatcher
+from gateway.events import FlagRaised
+from gateway.flowset import FlowSet
+from gateway.messages import ChannelName, Inbound
+from gateway.metrics import Metrics
+from gateway.store import Author, Store, open_store
+from gateway.understanding import Model, Reader
+from gateway.understanding.late import LateReadings
+from tests.conftest import ROOT, Clock
+from tests.e2e.channel_support import eventually
+from tests.understanding.test_reader import SHIPPED, Recording
+
+RISKY = "je pense au pont tous les soirs"  # suicide, read by the model only: no keyword finds it
+HARMLESS = "c quoi les horaires"
+
+
+@dataclass
+class Rig:
+    store: Store
+    flows: FlowSet
+    dispatcher: Dispatcher
+    reader: Reader
+    late: LateReadings
+    gate: threading.Event
+    embedder: Recording
+    metrics: Metrics
+    clock: Clock
+    outcomes: list[str] = field(default_factory=list)
+    worker: asyncio.Task[None] | None = None
+
+    async def busy(self) -> None:
+        """The model's worker stuck on a call that timed out: every fresh message is told ``busy`` at once."""
+        hung = asyncio.ensure_future(self.reader.read("un message qui occupe le modèle"))
+        await asyncio.to_thread(self.embedder.started.wait, 30)
+        assert await hung is None
+
+    def release(self) -> None:
+        """The model is free again, and the late readings' worker runs."""
+        self.gate.set()
+        self.worker = asyncio.create_task(self.late.run(self.dispatcher.apply_late))
+
+    async def send(self, sender: str, number: int, text: str, payload: str | None = None) -> Conversation:
+        assert await self.dispatcher.handle_inbound(Inbound(ChannelName.WEBCHAT, sender, f"m{number}", text, payload))
+        conversation = await self.store.find_active_conversation(ChannelName.WEBCHAT, sender)
+        assert conversation is not None
+        return conversation
+
+    async def conversation(self, conversation_id: str) -> Conversation:
+        found = await self.store.get_conversation(conversation_id)
+        assert found is not None
+        return found
+
+    async def bot_said(self, conversation_id: str) -> list[str]:
+        return [e.text for e in await self.store.transcript(conversation_id) if e.author is Author.BOT]
+
+    def partner(self, name: str) -> str:
+        engine = self.flows.engine()
+        return engine.text(engine.flow.partners[name].message, "fr")
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, clock: Clock) -> AsyncIterator[Callable[..., Awaitable[Rig]]]:
+    made: list[Rig] = []
+
+    async def make(size: int = 1000) -> Rig:
+        store = await open_store(f"sqlite:///{tmp_path}/gateway.sqlite3")
+        flows = FlowSet(ROOT / "flows.yaml")
+        flows.reload()
+        gate = threading.Event()
+        embedder = Recording(gate)
+        reader = Reader(lambda: Model(embedder, SHIPPED.classifier), timeout=0.2)
+        reader.start()
+        await reader.wait_loaded()
+        metrics = Metrics()
+        outcomes: list[str] = []
+
+        def outcome(name: str) -> None:
+            outcomes.append(name)
+            metrics.understanding_late.labels(name).inc()
+
+        late = LateReadings(reader, size=size, on_outcome=outcome)
+        dispatcher = Dispatcher(store, flows, clock=clock, metrics=metrics, reader=reader, late=late)
+        made.append(Rig(store, flows, dispatcher, reader, late, gate, embedder, metrics, clock, outcomes))
+        return made[-1]
+
+    yield make
+    for rig in made:
+        rig.gate.set()
+        if rig.worker is not None:
+            rig.worker.cancel()
+        rig.reader.close()
+        await rig.store.close()
+
+
+async def queued(rig: Rig, sender: str) -> Conversation:
+    """A conversation waiting in the listeners' queue at normal priority."""
+    conversation = await rig.dispatcher.start_conversation(ChannelName.WEBCHAT, sender, "fr")
+    async with rig.store.lock(conversation.id):
+        await rig.dispatcher.enqueue(conversation, rig.flows.engine(), "listeners", Priority.NORMAL, rig.clock())
+        await rig.store.save_conversation(conversation)
+    return conversation
+
+
+async def flag_raised(events: AsyncIterator[object], conversation_id: str) -> FlagRaised:
+    async with asyncio.timeout(30):
+        async for event in events:
+            if isinstance(event, FlagRaised) and event.conversation_id == conversation_id:
+                return event
+    raise AssertionError("no flag raised")
+
+
+async def test_a_risky_message_that_went_on_unread_while_waiting_is_flagged_later(rig: Callable[..., Awaitable[Rig]]) -> None:
+    r = await rig()
+    conversation = await queued(r, "zoe")
+    await r.busy()
+    await r.send("zoe", 1, RISKY)
+    waiting = await r.conversation(conversation.id)
+    assert waiting.priority is Priority.NORMAL and waiting.flag is None  # the keywords found nothing
+    assert r.outcomes == ["queued"]
+    events = await r.store.subscribe()
+    try:
+        r.release()
+        event = await flag_raised(events, conversation.id)
+    finally:
+        await events.aclose()
+    assert event.flag.risk == "suicide" and event.flag.source == "model" and event.flag.score > 0.5
+    flagged = await r.conversation(conversation.id)
+    assert flagged.priority is Priority.URGENT and flagged.status is Status.QUEUED
+    assert flagged.flag is not None and flagged.flag.source == "model"
+    said = await r.bot_said(conversation.id)
+    assert said.count(r.partner("3114")) == 1  # the risk's referral, once
+    await eventually(lambda: asyncio.sleep(0, "flagged" in r.outcomes))
+    assert r.metrics.registry.get_sample_value("gateway_understanding_late_total", {"outcome": "flagged"}) == 1
+
+
+async def test_a_risky_first_message_read_late_hands_off_as_its_interrupt_would(
+    rig: Callable[..., Awaitable[Rig]],
+) -> None:
+    r = await rig()
+    await r.busy()
+    conversation = await r.send("sam", 1, RISKY)
+    assert conversation.status is Status.BOT  # on the keywords alone, the bot asked its first question
+    r.release()
+    handed = await eventually(lambda: _status(r, conversation.id, Status.QUEUED))
+    assert handed.priority is Priority.URGENT and handed.queue == "listeners"
+    assert handed.flag is not None and handed.flag.source == "model" and handed.flag.risk == "suicide"
+    assert r.partner("3114") in await r.bot_said(conversation.id)
+
+
+async def _status(r: Rig, conversation_id: str, status: Status) -> Conversation | None:
+    found = await r.conversation(conversation_id)
+    return found if found.status is status else None
+
+
+async def test_a_harmless_message_read_late_changes_nothing(rig: Callable[..., Awaitable[Rig]]) -> None:
+    r = await rig()
+    conversation = await queued(r, "zoe")
+    await r.busy()
+    await r.send("zoe", 1, HARMLESS)
+    before = await r.store.transcript(conversation.id)
+    r.release()
+    await eventually(lambda: asyncio.sleep(0, "read" in r.outcomes))
+    after = await r.conversation(conversation.id)
+    assert after.priority is Priority.NORMAL and after.flag is None and after.status is Status.QUEUED
+    assert await r.store.transcript(conversation.id) == before
+    assert [c[0] for c in r.embedder.calls[1:]] == [HARMLESS]  # it was read, late
+
+
+async def test_a_button_pressed_is_never_queued_for_a_late_reading(rig: Callable[..., Awaitable[Rig]]) -> None:
+    r = await rig()
+    conversation = await r.dispatcher.start_conversation(ChannelName.WEBCHAT, "zoe", "fr")
+    asked = [e for e in await r.store.transcript(conversation.id) if e.choices]
+    choice = asked[-1].choices[0]
+    await r.busy()
+    await r.send("zoe", 1, choice.label, payload=choice.value)
+    await r.send("zoe", 2, HARMLESS)  # typed words, busy: queued
+    assert r.outcomes == ["queued"]
+
+
+async def test_late_readings_beyond_the_bound_are_dropped_and_counted(rig: Callable[..., Awaitable[Rig]]) -> None:
+    r = await rig(size=1)
+    await r.busy()
+    await r.send("zoe", 1, HARMLESS)
+    await r.send("sam", 1, RISKY)
+    assert r.outcomes == ["queued", "dropped"] and r.late.dropped == 1
+    assert r.metrics.registry.get_sample_value("gateway_understanding_late_total", {"outcome": "dropped"}) == 1
