@@ -124,7 +124,9 @@ async def flag_raised(events: AsyncIterator[object], conversation_id: str) -> Fl
     raise AssertionError("no flag raised")
 
 
-async def test_a_risky_message_that_went_on_unread_while_waiting_is_flagged_later(rig: Callable[..., Awaitable[Rig]]) -> None:
+async def test_a_risky_message_that_went_on_unread_while_waiting_is_flagged_later(
+    rig: Callable[..., Awaitable[Rig]],
+) -> None:
     r = await rig()
     conversation = await queued(r, "zoe")
     await r.busy()

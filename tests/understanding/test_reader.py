@@ -182,3 +182,22 @@ async def test_a_message_that_would_only_wait_to_time_out_goes_on_at_once() -> N
     admitted = [r for r in readings if r is not None]
     assert len(admitted) == events.count("model")
     assert admitted == [alone(t) for t, r in zip(burst, readings, strict=True) if r is not None]
+
+
+async def test_a_late_reading_waits_until_no_fresh_message_waits() -> None:
+    gate = threading.Event()
+    embedder = Recording(gate)
+    reader = await started(Reader(lambda: Model(embedder, SHIPPED.classifier), timeout=30))
+    try:
+        first = asyncio.ensure_future(reader.read(TEXTS[0]))
+        await asyncio.to_thread(embedder.started.wait, 30)  # the worker is on a fresh message
+        late = asyncio.ensure_future(reader.read_late(TEXTS[1]))
+        await asyncio.sleep(0)  # the late one is waiting for the worker to be free
+        fresh = asyncio.ensure_future(reader.read(TEXTS[2]))  # came after it, read before it
+        await asyncio.sleep(0)
+        gate.set()
+        readings = [await first, await fresh, await late]
+    finally:
+        reader.close()
+    assert embedder.calls == [TEXTS[:1], TEXTS[2:3], TEXTS[1:2]]
+    assert readings == [alone(TEXTS[0]), alone(TEXTS[2]), alone(TEXTS[1])]
