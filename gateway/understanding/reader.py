@@ -22,7 +22,7 @@ from typing import Literal
 
 from gateway.flows.reading import Reading
 from gateway.understanding.classifier import Classifier
-from gateway.understanding.embedder import Embedder
+from gateway.understanding.embedder import Embedder, ReadsInWindows
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,11 @@ class Model:
     classifier: Classifier
 
     def read(self, text: str, language: str = "") -> Reading:
-        """One message's reading (the model is multilingual: ``language`` is not needed)."""
-        return self.classifier.read(text, self.embedder.embed([text])[0])
+        """One message's reading (the model is multilingual: ``language`` is not needed). A long message is read
+        whole by the n-grams, and by the embedding in its first ``max_tokens`` tokens and in the windows beyond."""
+        parts = self.embedder.windows(text) if isinstance(self.embedder, ReadsInWindows) else []
+        vectors = self.embedder.embed([text, *parts])
+        return self.classifier.read(text, vectors[0], tuple(zip(parts, vectors[1:], strict=True)))
 
 
 class Reader:
