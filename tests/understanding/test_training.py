@@ -179,3 +179,5 @@ def test_a_risk_told_beyond_the_embedding_s_cut_is_read_in_a_window_and_windows_
     assert all(reading.score(r) >= alone.score(r) for r in RISKS)  # a window never lowers a class's score
     assert (reading.topic, reading.third_party) == (alone.topic, alone.third_party)  # they are the message's
     assert model.read("je veux mourir") == classifier.read("je veux mourir", embedder.embed(["je veux mourir"])[0])
+    short = "ok merci"  # read in one call with others, each message gets the reading it gets alone
+    assert model.read_many([short, text, "je veux mourir"]) == [model.read(t) for t in (short, text, "je veux mourir")]
