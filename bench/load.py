@@ -26,22 +26,33 @@ import signal
 import socket
 import sqlite3
 import statistics
+import string
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
-from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector, web
+from aiohttp import (
+    ClientError,
+    ClientSession,
+    ClientTimeout,
+    TCPConnector,
+    TraceConfig,
+    TraceRequestChunkSentParams,
+    web,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
 
+from gateway.conversation import Status  # noqa: E402
 from gateway.dispatcher import inbound_entry_id  # noqa: E402
 from gateway.flows.engine import Engine  # noqa: E402
 from gateway.flows.loader import load_text  # noqa: E402
@@ -123,8 +134,25 @@ class Sender:
     expected: int = 0
     received: int = 0
     waiting_since: float | None = None  # the last message sent and not yet answered
-    mids: list[str] = field(default_factory=list)  # the message ids sent, in order
+    mids: list[str] = field(default_factory=list)  # the message ids, in the order the generator made the webhooks
+    written: list[str] = field(default_factory=list)  # the message ids, in the order their bodies were written
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def _body_written(_: ClientSession, context: SimpleNamespace, params: TraceRequestChunkSentParams) -> None:
+    """A webhook's body went to its connection: from then on the gateway may read it (before that, the request
+    may wait for a free connection of the generator's pool, and requests made later may overtake it)."""
+    request = context.trace_request_ctx
+    if request is not None and params.chunk and not request.written:
+        request.written = True
+        request.state.written.append(request.mid)
+
+
+def write_order() -> TraceConfig:
+    """Notes each webhook's message id in :attr:`Sender.written` when its body is written."""
+    trace = TraceConfig()
+    trace.on_request_chunk_sent.append(_body_written)
+    return trace
 
 
 class Provider(FakeGraphAPI):
@@ -181,16 +209,18 @@ class Provider(FakeGraphAPI):
             await asyncio.sleep(0.1)
 
 
-async def audit(provider: Provider, store_url: str) -> tuple[int, int, int]:
+async def audit(provider: Provider, store_url: str) -> tuple[int, int, int, int]:
     """Against what the gateway recorded: (replies the provider received more often than the transcripts hold
     them, i.e. sent twice; replies the transcripts record as accepted by the provider that it never received,
-    i.e. lost; senders whose messages were processed in another order than sent), over every sender so far.
-    Replies still pending (an overloaded gateway works through its backlog after the run) are neither."""
+    i.e. lost; senders whose messages were processed in another order than the generator made them; senders
+    whose messages were processed in another order than their bodies were written to the gateway), over every
+    sender so far. Replies still pending (an overloaded gateway works through its backlog after the run) are
+    neither."""
     from gateway.store import Author, Delivery, open_store
     from gateway.testing import store_keys
 
     store = await open_store(store_url, keys=store_keys(store_url))  # the gateways run with DATA_KEY
-    twice = lost = disordered = 0
+    twice = lost = disordered = disordered_written = 0
     try:
         by_sender: dict[str, list[str]] = {}  # every conversation of a sender (one that ended has a successor)
         for conversation in await store.list_conversations(datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC)
@@ -207,12 +237,16 @@ async def audit(provider: Provider, store_url: str) -> tuple[int, int, int]:
             twice += sum((received - recorded).values())
             lost += sum((accepted - received).values())  # recorded as accepted by the provider, never received
             processed = [e.id for e in entries if e.author == Author.USER]
-            sent = [i for i in (inbound_entry_id(Inbound(ChannelName.MESSENGER, sender_id, m)) for m in sender.mids)
-                    if i in processed]  # fmt: skip
-            disordered += processed != sent
+
+            def in_order(mids: list[str], processed: list[str] = processed, sender_id: str = sender_id) -> list[str]:
+                ids = (inbound_entry_id(Inbound(ChannelName.MESSENGER, sender_id, m)) for m in mids)
+                return [i for i in ids if i in processed]
+
+            disordered += processed != in_order(sender.mids)
+            disordered_written += processed != in_order(sender.written)
     finally:
         await store.close()
-    return twice, lost, disordered
+    return twice, lost, disordered, disordered_written
 
 
 # ----- the servers --------------------------------------------------------------------------------------------
@@ -256,6 +290,10 @@ class Redis:
     def used_memory(self) -> int:
         return int(re.search(r"used_memory:(\d+)", self.command("INFO", "memory")).group(1))  # type: ignore[union-attr]
 
+    def reads(self) -> int:
+        """Read events Redis processed on client sockets so far: one per round trip (a pipeline is one)."""
+        return int(re.search(r"total_reads_processed:(\d+)", self.command("INFO", "stats")).group(1))  # type: ignore[union-attr]
+
     def keys(self) -> int:
         return int(self.command("DBSIZE").strip())
 
@@ -264,7 +302,8 @@ class Redis:
         import redis
 
         client = redis.Redis(port=self.port)
-        sizes: dict[str, int] = {}
+        sizes: Counter[str] = Counter()
+        counts: Counter[str] = Counter()
         try:
             names = list(client.scan_iter(count=1000))
             with client.pipeline(transaction=False) as pipe:
@@ -274,11 +313,13 @@ class Redis:
         finally:
             client.close()
         for name, usage in zip(names, usages, strict=True):
-            kind = re.sub(r"\{[^}]*\}", "{…}", name.decode(errors="replace"))
-            kind = re.sub(r":[^:{}]{12,}", ":…", kind)
-            sizes[kind] = sizes.get(kind, 0) + int(usage or 0)
-        top = sorted(sizes.items(), key=lambda pair: -pair[1])[:8]
-        return ", ".join(f"{kind} {size / conversations:,.0f} B" for kind, size in top)
+            # ids in hash tags ({<conversation>}, {<entry>}) go; the tags of the global groups ({outbox}…) stay
+            kind = re.sub(r"\{(?=[^}]*\d)[^}]*\}|\{[^}]{12,}\}", "{…}", name.decode(errors="replace"))
+            kind = re.sub(r":(?=[^:{}]*\d)[^:{}]+|:[^:{}]{12,}", ":…", kind)
+            sizes[kind] += int(usage or 0)
+            counts[kind] += 1
+        return ", ".join(f"{kind} {size / conversations:,.0f} B ({counts[kind] / conversations:.1f})"
+                         for kind, size in sizes.most_common(10))  # fmt: skip
 
     def stop(self) -> None:
         self.process.terminate()
@@ -320,6 +361,19 @@ class Server:
         top = sorted(counts.items(), key=lambda pair: -pair[1])[:4]
         return "; ".join(f"{n}x {what}" for what, n in top) or "none"
 
+    async def understanding(self, session: ClientSession) -> str:
+        """The embedded model's counters over the whole run (``/metrics``): messages read by the model, and
+        messages that went on without a reading (a missed second check), by reason."""
+        async with session.get(self.url + "/metrics") as response:
+            text = await response.text()
+        counts: dict[str, float] = {}
+        for line in text.splitlines():
+            if line.startswith(("gateway_understanding_failures_total{", "gateway_understanding_messages_total{")):
+                name, value = line.rsplit(" ", 1)
+                kind = name.removeprefix("gateway_understanding_").replace("_total", "")
+                counts[kind] = counts.get(kind, 0.0) + float(value)
+        return ", ".join(f"{kind.replace('{', ' ').rstrip('}')} {n:.0f}" for kind, n in sorted(counts.items()))
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGINT)
         try:
@@ -328,6 +382,27 @@ class Server:
             self.process.kill()
             self.process.wait()
         self._log.close()
+
+
+class Profiler:
+    """py-spy sampling a server process into collapsed stacks, from now until :meth:`stop`."""
+
+    def __init__(self, directory: Path, kind: str, pid: int) -> None:
+        binary = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        directory.mkdir(parents=True, exist_ok=True)
+        self.out = directory / f"profile-{kind}.txt"
+        command = [binary, "record", "--pid", str(pid), "--format", "raw", "--rate", "250", "--nonblocking",
+                   "--output", str(self.out)]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        print(f"    profile  {self.out}", flush=True)
 
 
 # ----- the load -------------------------------------------------------------------------------------------------
@@ -342,9 +417,11 @@ class Figures:
     ack: list[float] = field(default_factory=list)
     cpu_ms: float = 0.0
     redis_cpu_ms: float = 0.0
+    redis_reads: float = 0.0  # Redis read events (a command, a pipeline, a MULTI/EXEC) per message: round trips
     duplicates: int = 0  # sent twice (audited against the store; the floor: beyond its walk)
     losses: int = 0  # recorded and never received (the floor: short of its walk)
-    disordered: int = 0  # senders whose messages were processed in another order than sent
+    disordered: int = 0  # senders whose messages were processed in another order than the generator made them
+    disordered_written: int = 0  # … than their bodies were written to the gateway (what the gateway can see)
     mismatched: tuple[int, int] = (0, 0)  # replies beyond / short of what the walks expect
     audited: bool = False  # duplicates, losses and order checked against the store (the gateway)
     extra: dict[str, str] = field(default_factory=dict)
@@ -370,16 +447,29 @@ class Load:
         self.error_kinds: dict[str, int] = {}
         self.messages = 0
         self.tag = f"{server.name.rsplit('/', 1)[-1][:2]}{os.getpid() % 1000}"  # senders differ per server
+        self.novel = False  # --novel: every typed word message made unique (see parse)
+
+    def text(self, step: Step, number: int) -> str:
+        if not self.novel or step.payload is not None or step.text.isdigit():
+            return step.text
+        word = ""
+        while number or not word:  # letters only: a number in "bonjour" could be read as an age
+            number, letter = divmod(number, 26)
+            word += string.ascii_lowercase[letter]
+        return f"{step.text} {word}"
 
     async def post(self, sender: str, step: Step, scheduled: float | None = None) -> Sender:
-        mid = f"m_{self.tag}_{next(self.ids)}"
-        document = messenger_body([messenger_message(sender, step.text, mid, quick_reply=step.payload)])
+        number = next(self.ids)
+        mid = f"m_{self.tag}_{number}"
+        document = messenger_body([messenger_message(sender, self.text(step, number), mid, quick_reply=step.payload)])
         raw, headers = signed_messenger(SECRET, document)
         started = time.perf_counter() if scheduled is None else scheduled
         state = self.provider.sent(sender, step, started)
         state.mids.append(mid)
         try:
-            async with self.session.post(self.server.url + "/webhooks/messenger", data=raw, headers=headers) as r:
+            request = SimpleNamespace(state=state, mid=mid, written=False)
+            async with self.session.post(self.server.url + "/webhooks/messenger", data=raw, headers=headers,
+                                         trace_request_ctx=request) as r:
                 await r.read()
                 ok, kind = r.status == 200, str(r.status)
         except (ClientError, TimeoutError) as error:
@@ -452,9 +542,10 @@ async def measure(
     load.error_kinds.clear()
     load.errors = load.messages = 0
     dup0, loss0 = provider.account()
-    audit0 = await audit(provider, store_url) if store_url else (0, 0, 0)
+    audit0 = await audit(provider, store_url) if store_url else (0, 0, 0, 0)
     cpu0 = cpu_seconds(server.process.pid)
     rcpu0 = cpu_seconds(redis.process.pid) if redis else 0.0
+    reads0 = redis.reads() if redis else 0
     own0 = cpu_seconds(os.getpid())
     started = time.perf_counter()
     await run()
@@ -467,10 +558,12 @@ async def measure(
     figures.extra["load"] = f"{(cpu_seconds(os.getpid()) - own0) / seconds * 100:.0f} %"
     if redis:
         figures.redis_cpu_ms = (cpu_seconds(redis.process.pid) - rcpu0) * 1000 / max(1, load.messages)
+        figures.redis_reads = (redis.reads() - reads0) / max(1, load.messages)
     figures.mismatched = (dup - dup0, loss - loss0)
     if store_url:
         after = await audit(provider, store_url)
-        figures.duplicates, figures.losses, figures.disordered = (b - a for a, b in zip(audit0, after, strict=True))
+        figures.duplicates, figures.losses, figures.disordered, figures.disordered_written = (
+            b - a for a, b in zip(audit0, after, strict=True))
         figures.audited = True
     else:
         figures.duplicates, figures.losses = figures.mismatched
@@ -482,13 +575,15 @@ def show(figures: Figures) -> None:
     ack = f"{pct(figures.ack, 0.5):.1f} / {pct(figures.ack, 0.99):.1f} ms"
     print(f"  {figures.name:<34} {figures.rate:8.0f} msg/s   ack p50/p99 {ack:<18}"
           f" reply p50/p99 {figures.extra['reply']:<20} cpu {figures.cpu_ms:.2f} ms/msg"
-          f" (+redis {figures.redis_cpu_ms:.2f})   errors {figures.errors}  dup {figures.duplicates}"
+          f" (+redis {figures.redis_cpu_ms:.2f}, {figures.redis_reads:.1f} round trips)   errors {figures.errors}"
+          f"  dup {figures.duplicates}"
           f"  lost {figures.losses}", flush=True)  # fmt: skip
     if figures.audited and (figures.disordered or any(figures.mismatched)):
         beyond, short = figures.mismatched
-        print(f"    order    {figures.disordered} senders' messages processed in another order than sent;"
-              f" replies beyond / short of the walks: {beyond} / {short} (answers to reordered or timed-out"
-              f" messages, not sends twice or lost)")  # fmt: skip
+        print(f"    order    senders whose messages were processed in another order than the generator made"
+              f" them: {figures.disordered}; than their webhooks were written to the gateway:"
+              f" {figures.disordered_written}; replies beyond / short of the walks: {beyond} / {short} (answers"
+              f" to reordered or timed-out messages, not sends twice or lost)")  # fmt: skip
     print(f"    load     the load generator and fake provider used {figures.extra['load']} of a core")
     if figures.extra.get("errors"):
         print(f"    errors   {figures.extra['errors']}")
@@ -520,7 +615,7 @@ async def handoff_latency(load: Load, offset: int) -> str:
 async def bench_gateway(
     args: argparse.Namespace, kind: str, work: Path, session: ClientSession, provider: Provider,
     script: list[list[Step]], flows: Path,
-) -> tuple[Figures, Figures]:
+) -> tuple[Figures, Figures | None]:
     redis = Redis(work / f"redis-{kind}") if kind == "redis" else None
     db = work / "gateway.sqlite3"
     store = redis.url if redis else f"sqlite:///{db}"
@@ -531,39 +626,54 @@ async def bench_gateway(
     try:
         await server.ready(session)
         load = Load(session, provider, server, script)
+        load.novel = args.novel
         await load.walk(f"{load.tag}warm", script[0])
+        profiler = Profiler(args.profile, kind, server.process.pid) if args.profile else None
         rss0 = rss_mb(server.process.pid)
         memory0 = redis.used_memory() if redis else 0
         keys0 = redis.keys() if redis else 0
         first = min(1000, args.open)
         closed = await measure(f"gateway on {kind}, closed loop", server, redis,
                                lambda: load.closed(first, args.connections, 0), load, store)  # fmt: skip
+        if profiler:
+            profiler.stop()
+        if args.bytes:
+            show(closed)
+            show_bytes(bytes_figures(redis, await store_bytes(redis, db, first), memory0, keys0, first))
+            return closed, closed
         at_1000 = await handoff_latency(load, 0)
+        rss_walked = rss_mb(server.process.pid)
+        walked = first + HANDOFF_SAMPLES + 1
+        measured = await store_bytes(redis, db, walked) if args.seed else None  # walked conversations only
         rest = max(0, args.open - first - HANDOFF_SAMPLES)
-        if rest:
+        if rest and args.seed:
+            started = time.perf_counter()
+            await seed(store, rest, f"{load.tag}s")
+            print(f"    seeded   {rest:,} handed-off conversations by the store API in"
+                  f" {time.perf_counter() - started:.0f} s (RSS, {first:,} walked: {rss_walked:.0f} MB)")  # fmt: skip
+        elif rest:
             more = await measure("", server, redis, lambda: load.closed(rest, args.connections, first), load, store)
             closed = combine(closed, more)
         at_open = await handoff_latency(load, HANDOFF_SAMPLES)
         handed_off = first + rest + 2 * HANDOFF_SAMPLES + 1
+        if measured is None:
+            walked, measured = handed_off, await store_bytes(redis, db, handed_off)
         closed.extra["rss"] = f"{rss0:.0f} MB at 0, {rss_mb(server.process.pid):.0f} MB at {handed_off:,}"
         closed.extra["handoff"] = f"{at_1000} at {first + HANDOFF_SAMPLES + 1:,} open, {at_open} at {handed_off:,}"
-        if redis:
-            per = (redis.used_memory() - memory0) / handed_off
-            keys = (redis.keys() - keys0) / handed_off
-            closed.extra["bytes"] = f"Redis {per / 1024:.1f} KB and {keys:.1f} keys per handed-off conversation"
-            closed.extra["keys"] = redis.breakdown(handed_off)
-        else:
-            with sqlite3.connect(db) as conn:
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            closed.extra["bytes"] = f"SQLite {db.stat().st_size / handed_off / 1024:.1f} KB per handed-off conversation"
+        closed.extra.update(bytes_figures(redis, measured, memory0, keys0, walked))
         show(closed)
         for key in ("bytes", "keys", "rss", "handoff"):
             if key in closed.extra:
                 print(f"    {key:<8} {closed.extra[key]}")
-        opened = await measure(f"gateway on {kind}, open loop {args.rate:.0f}/s", server, redis,
-                               lambda: load.opened(args.rate, args.duration, args.gap, 10**6), load, store)  # fmt: skip
-        show(opened)
+        opened = None
+        if args.duration > 0:
+            name = f"gateway on {kind}, open loop {args.rate:.0f}/s"
+            opened = await measure(name, server, redis, lambda: load.opened(args.rate, args.duration, args.gap, 10**6),
+                                   load, store)  # fmt: skip
+            show(opened)
         print(f"    log      {server.problems()}")
+        if args.understanding == "on":
+            print(f"    model    {await server.understanding(session) or 'no reading failed'}")
         return closed, opened
     finally:
         server.stop()
@@ -571,13 +681,81 @@ async def bench_gateway(
             redis.stop()
 
 
+async def store_bytes(redis: Redis | None, db: Path, conversations: int) -> tuple[int, int, str]:
+    """Redis: (used memory, keys, bytes by kind of key per conversation); SQLite: (file bytes, 0, "")."""
+    if redis:
+        return redis.used_memory(), redis.keys(), redis.breakdown(conversations)
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return db.stat().st_size, 0, ""
+
+
+async def seed(store_url: str, count: int, tag: str, concurrency: int = 16) -> None:
+    """``count`` more handed-off conversations, written through the store API as the dispatcher writes a walk:
+    each a copy of a walked conversation (its record with the engine's state, its transcript, its queue entry
+    and timers, the last message's processed mark) under a new id and sender. Reaches 10,000 open conversations
+    in seconds where the closed loop takes most of an hour; the gateway process itself handles none of them."""
+    from gateway.ids import new_id
+    from gateway.store import DoneMark, TimerKind, open_store
+    from gateway.testing import store_keys
+
+    store = await open_store(store_url, keys=store_keys(store_url))
+    try:
+        walked = [c for c in await store.conversations_by_status(Status.QUEUED) if c.queue]
+        templates = [(c, await store.transcript(c.id)) for c in walked[:48]]
+        numbers = iter(range(count))
+
+        async def one(n: int) -> None:
+            template, entries = templates[n % len(templates)]
+            now = datetime.now(UTC)
+            sender = f"{tag}{n}"
+            fresh, _ = await store.active_conversation(ChannelName.MESSENGER, sender, now)
+            conversation = replace(template, id=fresh.id, sender=sender, pseudonym=fresh.pseudonym, created_at=now,
+                                   updated_at=now, queued_at=now, last_inbound_at=now)  # fmt: skip
+            assert template.queue is not None
+            async with store.batch():
+                for entry in entries:
+                    await store.append_transcript(replace(entry, id=new_id(), conversation_id=fresh.id, at=now))
+                await store.enqueue(fresh.id, template.queue, template.priority, now)
+                await store.set_timer(fresh.id, TimerKind.QUEUE_REASSURE, now + timedelta(days=1))
+                await store.set_timer(fresh.id, TimerKind.IDLE_CLOSE, now + timedelta(days=1))
+                await store.save_conversation(conversation, done=DoneMark(f"in:seed:{sender}", 8 * 24 * 3600))
+
+        async def seeder() -> None:
+            for n in numbers:
+                await one(n)
+
+        await asyncio.gather(*(seeder() for _ in range(concurrency)))
+    finally:
+        await store.close()
+
+
+def bytes_figures(
+    redis: Redis | None, measured: tuple[int, int, str], memory0: int, keys0: int, walked: int
+) -> dict[str, str]:
+    """The store's bytes per handed-off conversation: Redis's used memory and keys (with the share of each kind of
+    key), or the SQLite file's size after a checkpoint."""
+    if redis:
+        per = (measured[0] - memory0) / walked
+        keys = (measured[1] - keys0) / walked
+        return {"bytes": f"Redis {per / 1024:.1f} KB and {keys:.1f} keys per handed-off conversation",
+                "keys": measured[2]}  # fmt: skip
+    return {"bytes": f"SQLite {measured[0] / walked / 1024:.1f} KB per handed-off conversation"}
+
+
+def show_bytes(figures: dict[str, str]) -> None:
+    for key, value in figures.items():
+        print(f"    {key:<8} {value}")
+
 def combine(a: Figures, b: Figures) -> Figures:
     merged = Figures(a.name, a.messages + b.messages, a.errors + b.errors, a.seconds + b.seconds, a.ack + b.ack)
     total = max(1, merged.messages)
     merged.cpu_ms = (a.cpu_ms * a.messages + b.cpu_ms * b.messages) / total
     merged.redis_cpu_ms = (a.redis_cpu_ms * a.messages + b.redis_cpu_ms * b.messages) / total
+    merged.redis_reads = (a.redis_reads * a.messages + b.redis_reads * b.messages) / total
     merged.duplicates, merged.losses = a.duplicates + b.duplicates, a.losses + b.losses
     merged.disordered = a.disordered + b.disordered
+    merged.disordered_written = a.disordered_written + b.disordered_written
     merged.mismatched = (a.mismatched[0] + b.mismatched[0], a.mismatched[1] + b.mismatched[1])
     merged.audited = a.audited
     merged.extra = {**a.extra}
@@ -586,7 +764,7 @@ def combine(a: Figures, b: Figures) -> Figures:
 
 async def bench_floor(
     args: argparse.Namespace, work: Path, session: ClientSession, provider: Provider, script: list[list[Step]]
-) -> tuple[Figures, Figures]:
+) -> tuple[Figures, Figures | None]:
     redis = Redis(work / "redis-floor")
     await asyncio.sleep(0.5)
     server = Server("floor", [sys.executable, str(ROOT / "bench" / "floor.py"), "{port}", redis.url, provider.url,
@@ -597,9 +775,11 @@ async def bench_floor(
         closed = await measure("floor, closed loop", server, redis,
                                lambda: load.closed(args.floor_conversations, args.connections, 0), load)  # fmt: skip
         show(closed)
-        opened = await measure(f"floor, open loop {args.rate:.0f}/s", server, redis,
-                               lambda: load.opened(args.rate, args.duration, args.gap, 10**6), load)  # fmt: skip
-        show(opened)
+        opened = None
+        if args.duration > 0:
+            opened = await measure(f"floor, open loop {args.rate:.0f}/s", server, redis,
+                                   lambda: load.opened(args.rate, args.duration, args.gap, 10**6), load)  # fmt: skip
+            show(opened)
         return closed, opened
     finally:
         server.stop()
@@ -619,7 +799,8 @@ async def main(args: argparse.Namespace) -> None:
     per_walk = statistics.mean(len(w) for w in script)
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()},"
           f" {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average {os.getloadavg()[0]:.1f}")
-    print(f"understanding (embedded model) {args.understanding}")
+    novel = ", every typed message novel (--novel)" if args.novel else ""
+    print(f"understanding (embedded model) {args.understanding}{novel}")
     print(f"walks: {len(script)} to the hand-off, {per_walk:.1f} messages each; {args.connections} connections;"
           f" open loop {args.rate:.0f} msg/s for {args.duration:.0f} s, each conversation every {args.gap} s\n")
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as directory:
@@ -628,16 +809,19 @@ async def main(args: argparse.Namespace) -> None:
         flows.write_text(flows_text, encoding="utf-8")
         timeout = ClientTimeout(total=60)
         async with Provider() as provider, ClientSession(
-            connector=TCPConnector(limit=args.connections * 4), timeout=timeout
+            connector=TCPConnector(limit=args.connections * 4), timeout=timeout, trace_configs=[write_order()]
         ) as session:
-            floor = await bench_floor(args, work, session, provider, script)
-            results = {}
+            floor = await bench_floor(args, work, session, provider, script) if args.floor and not args.bytes else None
+            results: dict[str, tuple[Figures, Figures | None]] = {}
             for kind in args.stores:
                 results[kind] = await bench_gateway(args, kind, work, session, provider, script, flows)
+        if floor is None:
+            return
         print("\nratios (same run):")
         for closed, opened in results.values():
             print(ratios(floor[0], closed))
-            print(ratios(floor[1], opened))
+            if floor[1] is not None and opened is not None:
+                print(ratios(floor[1], opened))
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -647,10 +831,20 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--floor-conversations", type=int, default=1000)
     parser.add_argument("--connections", type=int, default=32, help="closed loop: conversations at once")
     parser.add_argument("--rate", type=float, default=1000.0, help="open loop: messages per second offered")
-    parser.add_argument("--duration", type=float, default=30.0, help="open loop: seconds")
+    parser.add_argument("--duration", type=float, default=30.0, help="open loop: seconds (0: no open loop)")
     parser.add_argument("--gap", type=float, default=1.0, help="open loop: seconds between one sender's messages")
     parser.add_argument("--understanding", choices=["on", "off"], default="on", help="the gateway's embedded model"
                         " (on, as in production; off: keywords only, to see the message path's own cost)")  # fmt: skip
+    parser.add_argument("--bytes", action="store_true", help="the store's bytes per handed-off conversation only:"
+                        " --open conversations walked to the hand-off, no floor, no open loop")  # fmt: skip
+    parser.add_argument("--seed", action="store_true", help="reach --open by seeding conversations through the store"
+                        " API after the first 1,000 walked (copies of walked ones), not walking them all")  # fmt: skip
+    parser.add_argument("--no-floor", dest="floor", action="store_false", help="skip the floor (no ratios)")
+    parser.add_argument("--profile", type=Path, metavar="DIR", help="sample the gateway with py-spy in"
+                        " the first closed loop: DIR/profile-{store}.txt, collapsed stacks")  # fmt: skip
+    parser.add_argument("--novel", action="store_true", help="a word of its own added to every typed message"
+                        " (not to buttons or numbers): no reading is remembered, the model reads each one (its worst"
+                        " case; by default the walks' few typed texts repeat)")  # fmt: skip
     parser.add_argument("--stores", nargs="+", default=["redis", "sqlite"], choices=["redis", "sqlite"])
     return parser.parse_args(argv)
 

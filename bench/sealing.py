@@ -17,7 +17,6 @@ import platform
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
@@ -93,8 +92,7 @@ async def walk_all(app: web.Application, provider: Provider, script: list[list[S
         sender_id = f"7100{n:012d}"
         for number, step in enumerate(script[n % len(script)]):
             sender = provider.sent(sender_id, step, time.perf_counter())
-            inbound = Inbound(ChannelName.MESSENGER, sender_id, f"m_{n}_{number}", step.text, step.payload,
-                              received_at=datetime.now(UTC))  # fmt: skip
+            inbound = Inbound(ChannelName.MESSENGER, sender_id, f"m_{n}_{number}", step.text, step.payload)
             await dispatcher.handle_inbound(inbound)
             messages += 1
             async with asyncio.timeout(30):

@@ -141,6 +141,35 @@ def measure(model: Model, engine: Engine, path: Path, trained: set[str]) -> None
           f" wall time {percentiles(latencies)} (the wall time grows with the machine's load)")
 
 
+def parts(model: Model, texts: list[str]) -> None:
+    """(c) Where one reading's CPU goes, and the CPU per message when the Reader embeds several in one call."""
+    embedder, classifier = model.embedder, model.classifier
+    cut = getattr(embedder, "cut", lambda text: text)
+    vectors = embedder.embed(texts)
+
+    def mean_ms(step: Callable[[int], object]) -> float:
+        c0 = time.thread_time()
+        for i in range(len(texts)):
+            step(i)
+        return (time.thread_time() - c0) * 1000 / len(texts)
+
+    timed = {
+        "48-token cut": mean_ms(lambda i: cut(texts[i])),
+        "embedding": mean_ms(lambda i: embedder.embed(texts[i : i + 1])),
+        "n-grams + 3 heads": mean_ms(lambda i: classifier.read(texts[i], vectors[i])),
+    }
+    print("\n(c) CPU per message, mean: " + ", ".join(f"{name} {ms:.2f} ms" for name, ms in timed.items())
+          + " (the embedding includes its cut)")
+    line = []
+    for size in (1, 4, 8, 16):
+        count = len(texts) // size * size
+        c0 = time.thread_time()
+        for i in range(0, count, size):
+            model.read_many(texts[i : i + size])
+        line.append(f"batch {size} {(time.thread_time() - c0) * 1000 / count:.2f} ms")
+    print("    read in one call of the engine (the Reader's batches; same readings): " + ", ".join(line))
+
+
 def main() -> None:
     engine = Engine(load_file(ROOT / "flows.yaml"))
     before = rss_mib()
@@ -154,6 +183,7 @@ def main() -> None:
     trained = {same_text(row["text"]) for row in read_rows(TRAIN)}
     for path in HELDOUT:
         measure(model, engine, path, trained)
+    parts(model, [row["text"] for path in HELDOUT for row in read_rows(path)])
     print(f"\nmodel load {load * 1000:.0f} ms (aim ≤ 2 s); RSS added by the model {added:.0f} MiB")
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
 

@@ -108,7 +108,9 @@ async def create_app(
     store = store or await open_store(
         settings.store, keys=DataKeys.from_settings(settings), max_connections=settings.redis_max_connections,
         pool_timeout=settings.redis_pool_timeout, health_check_interval=settings.redis_health_check_seconds,
+        cluster=bool(settings.redis_cluster),
     )  # fmt: skip
+    store.share_texts(flows.own_texts)  # the bot's messages of flows.yaml are stored once (store/texts.py)
     larger = {uploads_path: settings.webchat_upload_max_bytes}  # the one route whose bodies may be bigger
     middlewares = [_errors_middleware, _refusals(metrics), _body_deadline(settings.http_body_timeout, larger)]
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
@@ -133,7 +135,7 @@ async def create_app(
                   poll_seconds=worker_poll_seconds, lease_seconds=math.ceil(2 * settings.inbound_claim_seconds))
     opened_counters = open_limit_storage(
         settings.store, max_connections=settings.redis_max_connections, pool_timeout=settings.redis_pool_timeout,
-        health_check_interval=settings.redis_health_check_seconds,
+        health_check_interval=settings.redis_health_check_seconds, cluster=bool(settings.redis_cluster),
     )
     counters = opened_counters.storage
     limits = RateLimits.from_settings(settings, counters, metrics)
@@ -214,9 +216,10 @@ def _reader(settings: Settings, understanding: Callable[[], Model] | None, metri
     """The embedded model, loaded in its worker thread once the app starts; None when switched off."""
     if settings.understanding == "off" and understanding is None:
         return None
-    failures = metrics.understanding_failures
+    failures, messages = metrics.understanding_failures, metrics.understanding_messages
     return Reader(understanding or load_model, timeout=settings.understanding_timeout,
-                  on_failure=lambda reason: failures.labels(reason).inc())  # fmt: skip
+                  on_failure=lambda reason: failures.labels(reason).inc(),
+                  on_reading=lambda how: messages.labels(how).inc())  # fmt: skip
 
 
 def _reader_lifecycle(reader: Reader) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:

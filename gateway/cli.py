@@ -1,5 +1,5 @@
 """The ``gateway`` command: serve, flows (check, test, simulate, graph, classify), listeners, telegram, purge,
-erase, data-key (new, show, rotate), doctor."""
+erase, data-key (new, show, rotate), store migrate, doctor."""
 
 from __future__ import annotations
 
@@ -207,7 +207,8 @@ async def _warn_if_no_listener(settings: Settings) -> None:
     from gateway.crypto import DataKeys
     from gateway.store import open_store
 
-    store = await open_store(settings.store, keys=DataKeys.from_settings(settings))
+    keys, cluster = DataKeys.from_settings(settings), bool(settings.redis_cluster)
+    store = await open_store(settings.store, keys=keys, cluster=cluster)
     try:
         if not await store.list_listeners():
             print(NO_LISTENER_HINT, file=sys.stderr)
@@ -227,7 +228,8 @@ async def _with_store(action: Callable[[Store], Awaitable[int]]) -> int:
     from gateway.store import open_store
 
     settings = Settings.from_env()
-    store = await open_store(settings.store, keys=DataKeys.from_settings(settings))
+    keys, cluster = DataKeys.from_settings(settings), bool(settings.redis_cluster)
+    store = await open_store(settings.store, keys=keys, cluster=cluster)
     try:
         return await action(store)
     finally:
@@ -432,7 +434,7 @@ def _data_key_rotate(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if settings.data_key.get_secret_value():  # the operator chose the new key: reseal under it
         keys = DataKeys.from_settings(settings)
-        counts = asyncio.run(_reseal(settings.store, keys))
+        counts = asyncio.run(_reseal(settings, keys))
         print(_resealed(counts, keys.current_id))
         if settings.data_keys_old.get_secret_value():
             print("Once every instance runs with this GATEWAY_DATA_KEY, remove GATEWAY_DATA_KEYS_OLD.")
@@ -440,17 +442,17 @@ def _data_key_rotate(args: argparse.Namespace) -> int:
     file = KeyFile.of_store(settings.store)
     file.load()  # created if there is none yet
     new_id = file.rotate()
-    counts = asyncio.run(_reseal(settings.store, file.load()))
+    counts = asyncio.run(_reseal(settings, file.load()))
     dropped = file.forget_old()
     print(_resealed(counts, new_id))
     print(f"{file.path}: the old keys {', '.join(dropped)} were removed")
     return 0
 
 
-async def _reseal(url: str, keys: DataKeys) -> dict[str, int]:
+async def _reseal(settings: Settings, keys: DataKeys) -> dict[str, int]:
     from gateway.store import open_store
 
-    store = await open_store(url, keys=keys)
+    store = await open_store(settings.store, keys=keys, cluster=bool(settings.redis_cluster))
     try:
         return await store.reseal()
     finally:
@@ -473,6 +475,39 @@ def _add_data_key(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "GATEWAY_DATA_KEYS_OLD); else a new key in the embedded key file (stop the gateway first)",
     )
     rotate.set_defaults(handler=_data_key_rotate)
+
+
+def _store_migrate(args: argparse.Namespace) -> int:
+    from gateway.settings import Settings
+
+    settings = Settings.from_env()
+    if not settings.store.startswith(("redis://", "rediss://")):
+        print("the store is SQLite: its layout needs no migration")
+        return 0
+    counts = asyncio.run(_migrate(settings.store))
+    done = ", ".join(f"{count} {kind}" for kind, count in counts.items()) or "nothing: the layout is current"
+    print(f"Redis keys in the Cluster layout (renamed or dropped: {done})")
+    return 0
+
+
+async def _migrate(url: str) -> dict[str, int]:
+    from redis.asyncio import Redis
+
+    from gateway.store.redis_migrate import migrate
+
+    client = Redis.from_url(url, decode_responses=True)
+    try:
+        return await migrate(client)
+    finally:
+        await client.aclose()
+
+
+def _add_store(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("store", help="the store's layout (docs/deployment.md, Redis Cluster)")
+    ssub = parser.add_subparsers(dest="store_command", required=True)
+    ssub.add_parser(
+        "migrate", help="rename the Redis keys of the layout before Cluster hash tags (stop every instance first)"
+    ).set_defaults(handler=_store_migrate)
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -501,6 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_telegram(sub)
     _add_understanding(sub)
     _add_data_key(sub)
+    _add_store(sub)
     sub.add_parser("doctor", help="check the configuration a deployment needs, and say what to fix").set_defaults(
         handler=_doctor
     )

@@ -42,7 +42,7 @@ async def _open(settings: Settings) -> Store:
     from gateway.crypto import DataKeys
     from gateway.store import open_store
 
-    return await open_store(settings.store, keys=DataKeys.from_settings(settings))
+    return await open_store(settings.store, keys=DataKeys.from_settings(settings), cluster=bool(settings.redis_cluster))
 
 
 def _purge(args: argparse.Namespace) -> int:

@@ -4,14 +4,16 @@ What the store keeps about a young person — the conversation record (with the 
 PSID, chat id, web chat session), transcript entries (texts, attachments, listeners' notes), outbox and inbox
 payloads, notices, referrals and their evidence files — is *sealed* before it is written: AES-256-GCM from
 ``cryptography``, a random 96-bit nonce per record, the record kind as associated data (a sealed transcript entry
-cannot be passed off as a conversation). The stored text is::
+cannot be passed off as a conversation). The stored value is bytes (both stores are binary-safe)::
 
-    ~g1:<key id>:<base64(nonce ‖ ciphertext ‖ tag)>
+    ~g2 ‖ key id (4 bytes) ‖ nonce (12) ‖ ciphertext ‖ tag (16)
 
-The key id (8 hex characters of a hash of the key, never the key) says which key opens it, so during a rotation
-the current key seals and the old ones still open (``gateway data-key rotate`` reseals everything under the
-current key, then the old keys can go). A record written before encryption existed (JSON text) is read as it
-is; the rotation seals it too. A record that a key missing from this gateway sealed, or that fails
+33 bytes more than the record's JSON. The key id (a hash of the key, never the key; 8 hex characters in messages)
+says which key opens it, so during a rotation the current key seals and the old ones still open (``gateway
+data-key rotate`` reseals everything under the current key, then the old keys can go). Records written by earlier
+versions are read as they are: ``~g1:<key id>:<base64(nonce ‖ ciphertext ‖ tag)>`` (the same sealing in base64
+text, a third larger) and JSON in clear (before encryption existed); the rotation rewrites both in the form
+above. A record that a key missing from this gateway sealed, or that fails
 authentication, raises :class:`~gateway.errors.DataKeyError` naming the key id and the record kind, never the
 content.
 
@@ -51,10 +53,12 @@ from gateway.keyed import KeyedHash
 if TYPE_CHECKING:
     from gateway.settings import Settings
 
-SEALED = "~g1:"
+SEALED = "~g1:"  # records written by earlier versions: base64 text after the head and the key id
 SEALED_BYTES = SEALED.encode()  # files (web chat uploads): the same head, then the nonce and ciphertext as bytes
+SEALED_RECORD = b"~g2"  # records: the head, the key id's 4 bytes, then the nonce and ciphertext as bytes
 KEY_FILE = "data-keys"
 _NONCE = 12
+_HEAD = len(SEALED_RECORD)
 _FILE_HEADER = (
     "# helpline-gateway data keys: the first 'key' seals, the others only open. Keep this file private\n"
     "# (mode 0600) and back it up apart from the store: without it, the store cannot be read.\n"
@@ -115,6 +119,7 @@ class DataKeys:
         self._ciphers = {key_id(key): AESGCM(key) for key in keys}
         self.current_id = key_id(keys[0])
         self._current = self._ciphers[self.current_id]
+        self._current_head = SEALED_RECORD + bytes.fromhex(self.current_id)
         self._hash = KeyedHash(lookup_secret)
         self._nonces = _Nonces()
         self.source = source  # where the keys came from, for messages: "GATEWAY_DATA_KEY" or the file's path
@@ -124,25 +129,38 @@ class DataKeys:
         """The current key's id first, then the old ones'."""
         return list(self._ciphers)
 
-    def seal(self, kind: str, text: str) -> str:
+    def seal(self, kind: str, text: str) -> bytes:
+        """A record sealed with the current key: ``~g2`` ‖ key id ‖ nonce ‖ ciphertext ‖ tag, as bytes."""
         nonce = self._nonces()
-        sealed = self._current.encrypt(nonce, text.encode(), kind.encode())
-        return f"{SEALED}{self.current_id}:{binascii.b2a_base64(nonce + sealed, newline=False).decode('ascii')}"
+        return self._current_head + nonce + self._current.encrypt(nonce, text.encode(), kind.encode())
 
     def open(self, kind: str, stored: str | bytes) -> str:
-        """The text of a stored record: opened when sealed, as it is when written before encryption."""
-        text = stored.decode() if isinstance(stored, bytes) else stored
-        if not text.startswith(SEALED):
-            return text
-        kid, _, body = text[len(SEALED) :].partition(":")
+        """The text of a stored record: opened when sealed (either form), as it is when written before encryption.
+        A ``str`` is taken as the store's client decoded it (Redis: UTF-8 with ``surrogateescape``, which gives
+        the bytes back exactly)."""
+        raw = stored.encode("utf-8", "surrogateescape") if isinstance(stored, str) else stored
+        if raw.startswith(SEALED_RECORD):
+            kid, body = raw[_HEAD : _HEAD + 4].hex(), raw[_HEAD + 4 :]
+            cipher = self._cipher(kind, kid)
+            try:
+                return cipher.decrypt(body[:_NONCE], body[_NONCE:], kind.encode()).decode()
+            except (InvalidTag, ValueError):
+                raise self._unopened(kind, kid) from None
+        if not raw.startswith(SEALED_BYTES):
+            return raw.decode()
+        kid, _, text = raw[len(SEALED_BYTES) :].decode("ascii", "replace").partition(":")
         cipher = self._cipher(kind, kid)
         try:
-            raw = binascii.a2b_base64(body)  # twice as fast as base64.urlsafe_b64decode (bench/sealing.py)
-            return cipher.decrypt(raw[:_NONCE], raw[_NONCE:], kind.encode()).decode()
+            data = binascii.a2b_base64(text)  # twice as fast as base64.urlsafe_b64decode (bench/sealing.py)
+            return cipher.decrypt(data[:_NONCE], data[_NONCE:], kind.encode()).decode()
         except (InvalidTag, binascii.Error, ValueError):
-            raise DataKeyError(
-                f"a stored {kind} record does not open with data key {kid}: altered, or not a record of this kind"
-            ) from None
+            raise self._unopened(kind, kid) from None
+
+    @staticmethod
+    def _unopened(kind: str, kid: str) -> DataKeyError:
+        return DataKeyError(
+            f"a stored {kind} record does not open with data key {kid}: altered, or not a record of this kind"
+        )
 
     def seal_bytes(self, kind: str, data: bytes) -> bytes:
         """A file sealed as bytes (no base64): ``~g1:<key id>:`` then nonce ‖ ciphertext ‖ tag."""
@@ -179,12 +197,12 @@ class DataKeys:
         return cipher
 
     def is_current(self, stored: str | bytes) -> bool:
-        """Sealed with the current key (nothing for a rotation to do)."""
-        text = stored.decode() if isinstance(stored, bytes) else stored
-        return text.startswith(f"{SEALED}{self.current_id}:")
+        """Sealed with the current key in the current form (nothing for a rotation to do)."""
+        raw = stored.encode("utf-8", "surrogateescape") if isinstance(stored, str) else stored
+        return raw.startswith(self._current_head)
 
-    def reseal(self, kind: str, stored: str | bytes) -> str | None:
-        """The record sealed with the current key, or None when it already is."""
+    def reseal(self, kind: str, stored: str | bytes) -> bytes | None:
+        """The record sealed with the current key in the current form, or None when it already is."""
         return None if self.is_current(stored) else self.seal(kind, self.open(kind, stored))
 
     def lookup(self, purpose: str, value: str) -> str:

@@ -194,10 +194,11 @@ class Dispatcher:
                 log.error("dispatcher: renewing a claim failed with %s at %s", type(exc).__name__, where(exc))
 
     async def _process_claimed(self, inbound: Inbound, key: str, owner: str) -> bool:
-        reading = await self.read(inbound.text)  # before the lock: a slow model holds no conversation up
+        reading = await self.read(inbound)  # before the lock: a slow model holds no conversation up
         now = self.clock()
         conversation, _ = await self.store.active_conversation(inbound.channel, inbound.sender, now)
-        async with self.store.lock(conversation.id):
+        # The message's writes, the processed mark with them and the lock's release: one round trip on Redis.
+        async with self.store.locked_batch(conversation.id):
             # Checked again under the lock: a lease that lapsed while waiting may have let another owner in.
             state = await self.store.claim(key, owner, self.claim_seconds)
             if state is ClaimState.DONE:
@@ -206,8 +207,7 @@ class Dispatcher:
                 raise InboundBusy("this message is being processed elsewhere: retry later")
             current = await self.store.get_conversation(conversation.id) or conversation
             derived_from(key)  # this task's context only (handle_inbound's shield made it a task)
-            async with self.store.batch():  # the message's writes, the processed mark with them: one round trip
-                erase = await self._process(current, inbound, now, DoneMark(key, DEDUPE_TTL_SECONDS), reading)
+            erase = await self._process(current, inbound, now, DoneMark(key, DEDUPE_TTL_SECONDS), reading)
         if erase and self.eraser is not None:  # confirmed by the young person: after the lock, which erasure takes
             await self.eraser(current, key)
         self._on_outgoing()  # the outbox may have looked before the batch's writes were made
@@ -226,11 +226,15 @@ class Dispatcher:
                 await self.store.save_conversation(current)
         return current
 
-    async def read(self, text: str) -> Reading | None:
-        """The model's reading of a young person's words; None without a model or text, or not in time."""
-        if self.reader is None or not text.strip():
+    async def read(self, inbound: Inbound) -> Reading | None:
+        """The model's reading of a young person's words; None without a model or text, or not in time, and for a
+        button pressed as shown (its label is the bot's words: ``Engine.pressed``; the keywords still run)."""
+        if self.reader is None or not inbound.text.strip():
             return None
-        return await self.reader.read(text)
+        if self.flows.current is not None and self.flows.current.pressed(inbound.text, inbound.payload):
+            self.metrics.understanding_messages.labels("button").inc()
+            return None
+        return await self.reader.read(inbound.text)
 
     async def _process(
         self, conversation: Conversation, inbound: Inbound, now: datetime, done: DoneMark, reading: Reading | None

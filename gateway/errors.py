@@ -9,8 +9,9 @@
     ├── StoreError                the store failed or is unreachable
     │   ├── Conflict              an exclusive operation lost a race (two listeners take one conversation)
     │   ├── InboundBusy           another live instance is processing this inbound message: retry later (503)
-    │   └── DataKeyError          a stored record does not open: its key is missing or it was altered (names
-    │                             the key id and the record kind, never the content)
+    │   ├── DataKeyError          a stored record does not open: its key is missing or it was altered (names
+    │   │                         the key id and the record kind, never the content)
+    │   └── UnknownText           a transcript entry refers to a shared text of flows.yaml the store lacks
     ├── WebhookError              a provider request is refused
     │   ├── BadSignature          → 403
     │   ├── BadRequest            → 400
@@ -65,6 +66,10 @@ class StoreError(GatewayError):
 
 class Conflict(StoreError):
     pass
+
+
+class UnknownText(StoreError):
+    """A transcript entry refers to a shared text (``gateway/store/texts.py``) not loaded, or not in the store."""
 
 
 class InboundBusy(StoreError):

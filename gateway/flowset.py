@@ -10,7 +10,8 @@ flow at the same step if that step still exists, else it goes to the current flo
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from gateway.flows.model import ALWAYS_SCHEDULE
 from gateway.flows.positions import LoadedFlow
 
 log = logging.getLogger(__name__)
+_PLACEHOLDER = re.compile(r"\{\w+\}")
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class FlowSet:
     on_reload: Callable[[ReloadResult], None] = lambda result: None
     always_open: bool = False  # development only (GATEWAY_DEV_ALWAYS_OPEN): every queue open at any hour
     _mtime: float = 0.0
+    own_texts: OwnStrings = field(default_factory=lambda: OwnStrings())
 
     def reload(self) -> ReloadResult:
         """Load the file; swap it in only when valid. The result is kept in ``last_reload``."""
@@ -61,6 +64,7 @@ class FlowSet:
             return self.last_reload
         self.engines.setdefault(engine.version, engine)
         self.current = self.engines[engine.version]
+        self.own_texts.add(strings_of(engine.flow.model_dump()))
         self.last_reload = ReloadResult(now, True, engine.version)
         log.info("flow %s loaded from %s", engine.version, self.path)
         if self.always_open:
@@ -91,6 +95,38 @@ class FlowSet:
         except OSError:
             return -1.0
 
+
+class OwnStrings:
+    """Every string written in flows.yaml, in any version loaded since start: the line's own words, never a young
+    person's. The store keeps a bot message made only of them (or of a template of them, filled) once for every
+    transcript (``gateway/store/texts.py``)."""
+
+    def __init__(self) -> None:
+        self._strings: set[str] = set()
+        self._templates: list[str] = []
+
+    def add(self, strings: set[str]) -> None:
+        new = strings - self._strings
+        self._strings |= new
+        self._templates += sorted(s for s in new if _PLACEHOLDER.search(s))
+
+    def __contains__(self, text: object, /) -> bool:
+        return text in self._strings
+
+    def templates(self) -> Collection[str]:
+        """Those with ``{placeholders}``."""
+        return self._templates
+
+
+def strings_of(data: object) -> set[str]:
+    """Every string in a loaded flow (its values and its mapping keys)."""
+    if isinstance(data, str):
+        return {data}
+    if isinstance(data, dict):
+        return {s for key, value in data.items() for s in strings_of(key) | strings_of(value)}
+    if isinstance(data, list | tuple | set | frozenset):
+        return {s for item in data for s in strings_of(item)}
+    return set()
 
 
 def open_every_queue(loaded: LoadedFlow) -> LoadedFlow:

@@ -57,6 +57,11 @@ class Metrics:
             "gateway_understanding_failures", "Messages that went on without the model's reading, by reason "
             "(timeout, error, busy, unavailable): keywords only", ["reason"], registry=r,
         )  # fmt: skip
+        self.understanding_messages = Counter(
+            "gateway_understanding_messages", "Messages the model's second check saw, by how: model (read by it), "
+            "remembered (a short message's reading remembered), button (a button pressed as shown: not read)",
+            ["how"], registry=r,
+        )  # fmt: skip
         self.understanding_flags = Counter(
             "gateway_understanding_flags", "Risks read in young people's messages, by class and source",
             ["risk", "source"], registry=r,

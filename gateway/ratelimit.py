@@ -16,16 +16,18 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from limits import RateLimitItem, RateLimitItemPerHour, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import MemoryStorage, RedisClusterStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 from redis.asyncio import BlockingConnectionPool
 
 from gateway.keyed import KeyedHash
 from gateway.metrics import Metrics
 from gateway.settings import Settings
+from gateway.store.redis_pool import open_pool
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +55,27 @@ class LimitStorage:
 
 
 def open_limit_storage(
-    store_url: str, *, max_connections: int = 100, pool_timeout: float = 10.0, health_check_interval: float = 30.0
+    store_url: str, *, max_connections: int = 100, pool_timeout: float = 10.0, health_check_interval: float = 30.0,
+    cluster: bool = False,
 ) -> LimitStorage:
     """The counters' storage: the store's Redis (through redis-py, already a dependency), else memory.
 
     With Redis, the connections come from a pool of ours, like the store's: blocking (a caller waits up to
     ``pool_timeout`` for a free connection instead of failing with MaxConnectionsError under load), checked by a
-    PING after ``health_check_interval`` idle seconds (a connection a firewall or a Redis restart cut is found
-    before a command is lost on it), and closed at shutdown (:meth:`LimitStorage.close`).
+    PING after ``health_check_interval`` idle seconds (a connection a firewall or a Redis restart cut is replaced
+    before a command is lost on it: ``gateway/store/redis_pool.py``), and closed at shutdown
+    (:meth:`LimitStorage.close`). With ``cluster`` (``GATEWAY_REDIS_CLUSTER``), ``limits``' Cluster storage on
+    redis-py's Cluster client (each counter is one key: one slot).
     """
+    if cluster and store_url.startswith(("redis://", "rediss://")):
+        node = urlsplit(store_url).netloc
+        clustered = RedisClusterStorage("async+redis+cluster://" + node, implementation="redispy",
+                                        key_prefix=KEY_PREFIX, max_connections=max_connections,
+                                        health_check_interval=health_check_interval)  # fmt: skip
+        return LimitStorage(clustered)
     if store_url.startswith(("redis://", "rediss://")):
-        pool = BlockingConnectionPool.from_url(store_url, max_connections=max_connections, timeout=pool_timeout,
-                                               health_check_interval=health_check_interval)  # fmt: skip
+        pool = open_pool(store_url, max_connections=max_connections, timeout=pool_timeout,
+                         health_check_interval=health_check_interval)  # fmt: skip
         storage = RedisStorage("async+" + store_url, implementation="redispy", key_prefix=KEY_PREFIX,
                                connection_pool=pool)  # type: ignore[arg-type]  # passed on to redis-py's client
         return LimitStorage(storage, pool)

@@ -93,6 +93,7 @@ class Settings(BaseSettings):
     redis_max_connections: int = 100  # per instance; a caller waits for a free one up to redis_pool_timeout
     redis_pool_timeout: float = 10.0
     redis_health_check_seconds: float = 30.0  # an idle Redis connection is checked (PING) before reuse after this
+    redis_cluster: int = 0  # 1: GATEWAY_STORE names a node of a Redis Cluster (a Cluster client follows the slots)
     understanding: str = "on"  # "off": keywords only, the embedded model is not loaded
     understanding_timeout: float = 0.5  # seconds a message waits for the model's reading at most
     # Takedown notices and warm referrals by e-mail: smtp://user:pass@host:587 (STARTTLS) or smtps://…:465
@@ -167,6 +168,8 @@ class Settings(BaseSettings):
         return self
 
     def _check_values(self) -> None:
+        if self.redis_cluster not in (0, 1):
+            raise ConfigError("GATEWAY_REDIS_CLUSTER must be 0 or 1")
         if self.dev_always_open not in (0, 1):
             raise ConfigError("GATEWAY_DEV_ALWAYS_OPEN must be 0 or 1")
         if not (self.store.startswith("sqlite:///") or self.store.startswith(("redis://", "rediss://"))):

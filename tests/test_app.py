@@ -128,3 +128,27 @@ async def test_the_quick_exit_url_is_escaped_in_the_chat_page(make_client: AppFa
     page = await response.text()
     assert 'data-quick-exit="https://exit.example/?a=1&amp;b=&quot;&gt;&lt;script&gt;x&lt;/script&gt;"' in page
     assert "<script>x" not in page
+
+
+async def test_a_transcript_shows_what_was_sent_after_flows_yaml_changed_its_words(
+    make_client: AppFactory, settings: Settings, tmp_path: Path
+) -> None:
+    """The bot's messages are stored once for every conversation, by reference (gateway/store/texts.py): a
+    reload with other words, then a restart, never changes what an earlier transcript shows."""
+    flows = flow_copy(tmp_path)
+    client = await make_client(with_flow(settings, flows))
+    async with client.ws_connect("/chat/ws") as ws:
+        session = await hello(ws)
+    sent = [(e["text"], e["choices"]) for e in session["history"]]
+    assert "Bonjour, ici le 3018" in sent[0][0] and sent[-1][1]
+    text = flows.read_text(encoding="utf-8")
+    flows.write_text(text.replace("Bonjour, ici le 3018", "Salut, c'est le 3018").replace("Je ne sais pas",
+                                  "Aucune idée"), encoding="utf-8")  # fmt: skip
+    assert client.app[FLOWS].reload_if_changed() is not None
+    await client.close()
+
+    again = await make_client(with_flow(settings, flows))  # another process on the same store: nothing cached
+    async with again.ws_connect("/chat/ws") as ws:
+        assert [(e["text"], e["choices"]) for e in (await hello(ws, session["token"]))["history"]] == sent
+    async with again.ws_connect("/chat/ws") as ws:
+        assert "Salut, c'est le 3018" in (await hello(ws))["history"][0]["text"]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import re
+import binascii
 import stat
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gateway.crypto import KEY_FILE, DataKeys, KeyFile, key_id, new_key, parse_key
 from gateway.errors import ConfigError, DataKeyError
@@ -20,13 +21,35 @@ def keys(*texts: str) -> DataKeys:
     return DataKeys([parse_key(text, "test") for text in texts], SECRET_KEY, source="test")
 
 
+def sealed_v1(key: str, kind: str, text: str) -> str:
+    """A record as versions before the binary form sealed it: ``~g1:<key id>:<base64>``."""
+    raw, nonce = parse_key(key, "test"), b"\x07" * 12
+    body = nonce + AESGCM(raw).encrypt(nonce, text.encode(), kind.encode())
+    return f"~g1:{key_id(raw)}:{binascii.b2a_base64(body, newline=False).decode()}"
+
+
 def test_a_sealed_record_names_its_key_and_shows_nothing_of_its_content() -> None:
     sealer = keys(DATA_KEY)
     sealed = sealer.seal("conversation", TEXT)
-    assert re.fullmatch(rf"~g1:{sealer.current_id}:[A-Za-z0-9+/=]+", sealed)
-    assert "33612345678" not in sealed and "seul" not in sealed
+    assert sealed[:7] == b"~g2" + bytes.fromhex(sealer.current_id)
+    assert len(sealed) == len(TEXT) + 3 + 4 + 12 + 16  # bytes, no base64
+    assert b"33612345678" not in sealed and b"seul" not in sealed
     assert sealer.seal("conversation", TEXT) != sealed  # a fresh nonce each time
     assert sealer.open("conversation", sealed) == TEXT
+    # as Redis's client hands it over: decoded as UTF-8 with surrogateescape, which gives the bytes back
+    assert sealer.open("conversation", sealed.decode("utf-8", "surrogateescape")) == TEXT
+
+
+def test_records_sealed_by_earlier_versions_open_and_a_rotation_rewrites_them_in_the_binary_form() -> None:
+    sealer = keys(DATA_KEY)
+    before = sealed_v1(DATA_KEY, "entry", TEXT)
+    assert sealer.open("entry", before) == TEXT and sealer.open("entry", before.encode()) == TEXT
+    assert not sealer.is_current(before)
+    resealed = sealer.reseal("entry", before)
+    assert resealed is not None and resealed.startswith(b"~g2") and sealer.open("entry", resealed) == TEXT
+    assert sealer.reseal("entry", resealed) is None
+    with pytest.raises(DataKeyError, match=f"entry record does not open with data key {sealer.current_id}"):
+        sealer.open("entry", before[:-6] + ("AAAAAA" if not before.endswith("AAAAAA") else "BBBBBB"))
 
 
 def test_a_record_sealed_with_a_key_this_gateway_lacks_names_the_key_never_the_content() -> None:
@@ -34,15 +57,15 @@ def test_a_record_sealed_with_a_key_this_gateway_lacks_names_the_key_never_the_c
     with pytest.raises(DataKeyError) as raised:
         keys(DATA_KEY).open("entry", sealed)
     message = str(raised.value)
-    assert sealed.split(":")[1] in message and "entry" in message
-    assert "seul" not in message and "3361" not in message and sealed[12:40] not in message
+    assert sealed[3:7].hex() in message and "entry" in message
+    assert "seul" not in message and "3361" not in message and sealed[7:40].hex() not in message
 
 
 def test_an_altered_record_or_one_of_another_kind_does_not_open() -> None:
     sealer = keys(DATA_KEY)
     sealed = sealer.seal("entry", TEXT)
     with pytest.raises(DataKeyError, match=f"entry record does not open with data key {sealer.current_id}"):
-        sealer.open("entry", sealed[:-6] + ("AAAAAA" if not sealed.endswith("AAAAAA") else "BBBBBB"))
+        sealer.open("entry", sealed[:-1] + bytes([sealed[-1] ^ 1]))
     with pytest.raises(DataKeyError, match="conversation record does not open"):
         sealer.open("conversation", sealed)  # the kind is bound to the record
 

@@ -27,9 +27,9 @@ from gateway.store.codec import encode_outbound
 from gateway.testing import FakeGraphAPI, store_keys
 from tests.conftest import Clock
 from tests.e2e.channel_support import eventually
-from tests.store.conftest import redis_url, store_url
+from tests.store.conftest import redis_cluster_url, redis_url, store_url
 
-__all__ = ["redis_url", "store_url"]  # fixtures used by the lease test
+__all__ = ["redis_cluster_url", "redis_url", "store_url"]  # fixtures used by the lease test
 
 T0 = datetime(2026, 3, 10, 13, 0, tzinfo=UTC)
 TG = ChannelName.TELEGRAM
@@ -298,3 +298,70 @@ async def test_a_send_slower_than_its_lease_is_never_sent_by_a_second_worker(
         assert [r.body["message"]["text"] for r in graph.accepted()] == ["Bonjour"]
         item = await store.outbox_get("r1")
         assert item is not None and item.status == OutboxStatus.SENT
+
+
+class RenewalsHeld:
+    """The real store, except that a lease renewal's answer is held on its way back: the store has moved the
+    lease's end (the fencing token) while the worker still holds the old one (``held`` set, then ``answer``)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.held, self.answer = asyncio.Event(), asyncio.Event()
+        self.renewals = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def outbox_renew(self, item_id: str, lease: datetime, until: datetime) -> bool:
+        renewed = await self._store.outbox_renew(item_id, lease, until)
+        self.renewals += 1
+        if self.renewals == 1:
+            self.held.set()
+            await self.answer.wait()
+        return renewed
+
+
+class SendWaits:
+    """A channel whose send is accepted by the provider once the test says so (``go``); ``returned`` then."""
+
+    def __init__(self) -> None:
+        self.entered, self.go, self.returned = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        self.sent: list[str] = []
+
+    async def send(self, message: Outbound, first_part: int = 0) -> str | None:
+        self.sent.append(message.id)
+        self.entered.set()
+        if len(self.sent) == 1:
+            await self.go.wait()
+        self.returned.set()
+        return f"provider-{message.id}"
+
+
+async def test_a_renewal_on_its_way_when_the_send_ends_neither_loses_the_record_nor_resends(
+    any_store: Store, clock: Clock
+) -> None:
+    """The renewal and the final record take turns: the record waits for the renewal's answer and carries the
+    new lease's end. Recorded with the old one, it was refused (the store had moved the token), the item stayed
+    pending although sent, and was sent again once the lease lapsed (seen once in tests/test_faults.py). A renewal
+    landing after the record (one started before the renewal task is cancelled) is refused: it resurrects nothing."""
+    store, channel = RenewalsHeld(any_store), SendWaits()
+    reply = Outbound("r1", "c1", TG, "424242", "Bonjour")
+    await any_store.outbox_put(OutboxItem("r1", "c1", encode_outbound(reply), clock()))
+    first = Outbox(cast(Store, store), {TG: channel}, clock=clock, lease_seconds=LEASE)
+    sending = asyncio.create_task(first.deliver_due())
+    await asyncio.wait_for(channel.entered.wait(), 20)
+    clock.advance(seconds=LEASE / 2)  # the renewal moves the lease's end (the token) on
+    await asyncio.wait_for(store.held.wait(), 20)  # the store renewed the lease; its answer is on its way
+    channel.go.set()  # the provider accepts the message meanwhile
+    await asyncio.wait_for(channel.returned.wait(), 20)
+    store.answer.set()
+    assert await asyncio.wait_for(sending, 20) == 1
+    item = await any_store.outbox_get("r1")
+    assert item is not None and item.status == OutboxStatus.SENT
+    assert not await any_store.outbox_renew("r1", item.next_attempt_at or clock(), clock() + timedelta(minutes=5))
+    clock.advance(minutes=10)  # every lease long over: a second worker finds nothing to send
+    second = Outbox(any_store, {TG: channel}, clock=clock, lease_seconds=LEASE)
+    assert await second.deliver_due() == 0
+    assert channel.sent == ["r1"]
+    after = await any_store.outbox_get("r1")  # the late renewal resurrected nothing
+    assert after is not None and after.status == OutboxStatus.SENT

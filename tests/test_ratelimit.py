@@ -10,7 +10,7 @@ from gateway.keyed import KeyedHash
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limit, RateLimits, open_limit_storage
 from gateway.settings import Settings
-from tests.store.conftest import redis_url  # noqa: F401  (the session's redis-server)
+from tests.store.conftest import flush_cluster, redis_cluster3_url, redis_url  # noqa: F401  (the session's servers)
 
 SETTINGS = Settings(secret_key="k" * 32, limit_messages_per_conversation="3/minute")
 
@@ -37,6 +37,21 @@ async def test_with_redis_every_instance_shares_the_counts_and_keys_name_nobody(
     keys = [key.decode() for key in client.keys("*")]
     assert keys and all(key.startswith("hg:limits") and address not in key for key in keys)
     client.close()
+    for opened in storages:
+        await opened.close()
+
+
+@pytest.mark.redis
+async def test_on_a_cluster_every_instance_shares_the_counts(redis_cluster3_url: str) -> None:  # noqa: F811
+    flush_cluster(redis_cluster3_url)
+    storages = [open_limit_storage(redis_cluster3_url, cluster=True) for _ in range(2)]
+    one, two = (RateLimits.from_settings(SETTINGS, opened.storage, Metrics()) for opened in storages)
+    hits = [await limits.allow(Limit.MESSAGES, subject) for subject in ("a", "b", "c") for limits in (one, two)]
+    assert hits == [True] * 6
+    assert await one.allow(Limit.MESSAGES, "a")  # the third of "a"
+    assert not await two.allow(Limit.MESSAGES, "a")  # the fourth, counted across both instances
+    with redis.RedisCluster.from_url(redis_cluster3_url) as client:
+        assert len(list(client.scan_iter(match="hg:limits*"))) == 3  # one counter a subject, on their nodes
     for opened in storages:
         await opened.close()
 

@@ -106,11 +106,13 @@ async def test_a_reset_right_after_a_message_leaves_the_other_chats_working(clie
     """The reset lands while the server is still processing the message, as it does over a real network.
 
     The test holds the conversation's lock so the message is read but not yet processed when the RST arrives;
-    the typing frame sent in the same TCP segment tells the test the server has read both frames.
+    the typing frame sent in the same TCP segment tells the test the server has read both frames. The page then
+    resends the unacknowledged message on a new socket: it is recorded once.
     """
     store = client.app[STORE]
     chat = await RawChat.connect(client)
-    conversation, _ = await store.active_conversation(ChannelName.WEBCHAT, await chat.hello(), clock())
+    token = await chat.hello()
+    conversation, _ = await store.active_conversation(ChannelName.WEBCHAT, token, clock())
     async with await store.subscribe() as events:
         async with store.lock(conversation.id):
             chat.send({"type": "typing"}, {"type": "message", "id": "gone", "text": "2"})
@@ -122,6 +124,15 @@ async def test_a_reset_right_after_a_message_leaves_the_other_chats_working(clie
         async for event in events:  # the message is processed all the same: acknowledged or not, it counts
             if isinstance(event, EntryAdded) and event.entry.author == Author.BOT:
                 break
+    processed = await store.get_conversation(conversation.id)
+    async with client.ws_connect("/chat/ws") as ws:  # the page comes back and resends what was not acknowledged
+        await hello(ws, token)
+        await ws.send_json({"type": "message", "id": "gone", "text": "2"})
+        await receive_until(ws, lambda f: f == {"type": "ack", "id": "gone"})
+    said = [e.text for e in await store.transcript(conversation.id) if e.author == Author.USER]
+    assert said == ["2"]  # nothing lost, nothing recorded twice
+    after = await store.get_conversation(conversation.id)
+    assert processed is not None and after is not None and after.engine == processed.engine  # nor processed twice
     async with client.ws_connect("/chat/ws") as ws:
         await hello(ws)
         await ws.send_json({"type": "message", "id": "m0", "text": "2"})

@@ -67,6 +67,8 @@ class ConsoleEvents:
                 await asyncio.sleep(0)  # let the writers run: a burst never fills the queue of a socket that reads
 
     def _offer(self, event: Event, conversation: Conversation | None) -> None:
+        if not self.sockets:  # no console open on this instance: nothing to encode
+            return
         frame = dict(public_event(encode(event)))
         for writer, viewer in list(self.sockets.items()):
             if may_receive(viewer.listener, event, conversation):

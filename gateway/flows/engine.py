@@ -9,7 +9,7 @@ conversation pinned to that flow version. The lifecycle statuses are applied by 
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -38,6 +38,9 @@ PREFER_NOT_TO_SAY_SYNONYMS: dict[str, tuple[str, ...]] = {
 OutcomeKind = Literal["handoff", "referred", "ended", "closed"]
 
 
+_STATE_REQUIRED = ("flow_version", "channel", "language")
+
+
 @dataclass(frozen=True, slots=True)
 class State:
     """Where one conversation stands in the bot. JSON-able through :meth:`to_dict`."""
@@ -58,11 +61,13 @@ class State:
     """Answers an earlier message already gave (``ask_once``), stored when the bot reaches their question."""
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields at their default (no step, no offer, nothing noted…) are left out: it is stored in every
+        conversation record, and :meth:`from_dict` gives them back (states written with them read as well)."""
         data = {name: getattr(self, name) for name in self.__slots__}
         for name in ("fields", "how", "noted"):
             data[name] = dict(getattr(self, name))
         data["offer_partners"] = list(self.offer_partners)
-        return data
+        return {k: v for k, v in data.items() if k in _STATE_REQUIRED or v not in (None, 0, [], {})}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> State:
@@ -113,6 +118,7 @@ class Engine:
         self.assessor = Assessor(self.flow)
         self.understood = Understood(self.flow, {sid: q.options for sid, q in self._questions.items()}, UNKNOWN)
         self._offer = self._compile_offer()
+        self._buttons = _buttons((*self._questions.values(), self._offer))
         self._field_labels = self._compile_field_labels()
         self.erasure = ErasureWords(self.flow.erasure) if self.flow.erasure is not None else None
 
@@ -182,6 +188,15 @@ class Engine:
         question = self._offer if state.offer is not None else self._questions.get(state.step or "")
         found = text.match_option_how(answer, payload, question.options) if question else None
         return found is not None and found[1] in ("button", "typed")
+
+    def pressed(self, answer: str, payload: str | None) -> bool:
+        """True when a message is one of this flow's buttons as shown: its payload a choice's value and its text
+        that choice's label (or nothing). The bot's words, not the young person's: nothing for the model to read.
+        A label typed (no payload) is the young person's message, and so is a payload with other words."""
+        if payload is None or payload not in self._buttons:
+            return False
+        norm = text.normalize(answer)
+        return not norm or norm in self._buttons[payload]
 
     def decide(self, text: str, reading: Reading | None = None) -> Decision:
         """What ``text`` (and the model's ``reading`` of it) would do at a question: raise, end, or nothing."""
@@ -460,6 +475,15 @@ class Engine:
     def _compile_field_labels(self) -> dict[str, str]:
         lang = self.flow.default_language
         return {name: self.text(f.label, lang) for name, f in self.flow.fields.items()}
+
+
+def _buttons(questions: Iterable[_Question]) -> dict[str, frozenset[str]]:
+    """Every button's value → its labels (normalised, every language) across the flow's questions and offer."""
+    labels: dict[str, frozenset[str]] = {}
+    for question in questions:
+        for option in question.options:
+            labels[option.value] = labels.get(option.value, frozenset()) | option.exact
+    return labels
 
 
 def _prefer_synonyms() -> dict[str, list[str]]:

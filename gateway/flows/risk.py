@@ -87,6 +87,7 @@ class Assessor:
 
     def __init__(self, flow: Flow) -> None:
         self.flow = flow
+        self._last: tuple[str, Reading | None, Decision] | None = None
         rules = flow.understanding.risks if flow.understanding else {}
         self.rules: dict[Risk, RiskRule] = {r: rules[r.value] for r in RISKS if r.value in rules}
         risk_of = {name: r for r, rule in self.rules.items() for name in (rule.interrupt, rule.third_party) if name}
@@ -108,6 +109,16 @@ class Assessor:
         return next((i.risk for i in self.interrupts if i.name == interrupt), Risk.NONE)
 
     def decide(self, text: str, reading: Reading | None = None) -> Decision:
+        """What ``text`` (and the model's ``reading`` of it) does. A pure function of the two: the last answer is
+        kept, as a message is decided twice (its flag for the transcript, then the engine's interrupt check)."""
+        last = self._last
+        if last is not None and last[0] == text and last[1] is reading:
+            return last[2]
+        decision = self._decide(text, reading)
+        self._last = (text, reading, decision)
+        return decision
+
+    def _decide(self, text: str, reading: Reading | None) -> Decision:
         canon = keywords.canonical(text)
         triggers = [*self._keyword_triggers(canon), *self._model_triggers(reading)]
         if triggers:

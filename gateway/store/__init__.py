@@ -4,7 +4,8 @@
 
 * ``sqlite:///var/gateway.sqlite3`` (relative) or ``sqlite:////abs/path.sqlite3``: embedded, one gateway
   process (:mod:`gateway.store.sqlite`);
-* ``redis://host:port/db``: several gateway instances sharing one standalone Redis (:mod:`gateway.store.redis`).
+* ``redis://host:port/db``: several gateway instances sharing one Redis, standalone or Cluster (its keys are
+  slot-safe: :mod:`gateway.store.redis_keys`) (:mod:`gateway.store.redis`).
 
 The Protocol is split into small role Protocols, one per concern, and each component declares the roles it
 uses (``timers.py``'s ``TimersRoles``: :class:`TimerStore`, :class:`LockStore`, :class:`ConversationStore`,
@@ -45,6 +46,7 @@ from gateway.notices.record import Evidence, Notice, Referral
 if TYPE_CHECKING:  # gateway.events builds on this module's records (TranscriptEntry): no import at run time
     from gateway.crypto import DataKeys
     from gateway.events import Event
+    from gateway.store.texts import OwnTexts
 
 __all__ = [
     "AuditEntry",
@@ -696,15 +698,29 @@ class BatchStore(Protocol):
     def batch(self) -> AbstractAsyncContextManager[None]:
         """Inside, this task's writes that answer nothing (``save_conversation``, ``append_transcript``,
         ``outbox_put``, ``set_timer``, ``cancel_timers``, ``enqueue``, ``publish``) are held, then sent together
-        when the block ends: one Redis transaction (MULTI/EXEC, one round trip), one SQLite transaction. Any
+        when the block ends: one Redis pipeline (one round trip; single-slot steps in a crash-safe order, see
+        :mod:`gateway.store.redis`), one SQLite transaction. Any
         other call made inside sends the held writes first, so a read sees every write before it. A Conflict of a
         held ``save_conversation`` is raised when the writes are sent. When the block raises, the held writes are
         dropped: none of them was made. A batch inside a batch is the outer one.
         """
         ...
 
+    def locked_batch(self, conversation_id: str, timeout: float = 10.0) -> AbstractAsyncContextManager[None]:
+        """``lock`` with a ``batch`` inside, the lock left only once the writes are made: Redis sends the writes
+        and the release in one MULTI/EXEC (one round trip less per message than the two apart). When the block
+        raises, the writes are dropped and the lock released. Inside a batch already: ``lock`` alone.
+        """
+        ...
+
 
 class SealStore(Protocol):
+    def share_texts(self, own: OwnTexts) -> None:
+        """``own``: flows.yaml's strings (``FlowSet.own_texts``). From then on a bot entry made only of such
+        strings (or of a template of them filled) is stored by reference to one shared copy of its content
+        (``gateway/store/texts.py``); until then every entry keeps its content."""
+        ...
+
     async def reseal(self) -> dict[str, int]:
         """Seal every record with the current data key (records sealed with an old key, or written in clear
         before encryption); the number resealed by record kind. Safe while the gateway runs: a record written
@@ -744,7 +760,7 @@ class Store(
 
 async def open_store(
     url: str, *, keys: DataKeys | None = None, max_connections: int = 100, pool_timeout: float = 10.0,
-    health_check_interval: float = 30.0,
+    health_check_interval: float = 30.0, cluster: bool = False,
 ) -> Store:
     """Open (and for SQLite create) the store named by ``url``; ConfigError for an unknown scheme.
 
@@ -753,7 +769,8 @@ async def open_store(
 
     Redis: at most ``max_connections`` connections; a caller finding them all busy waits up to ``pool_timeout``
     seconds for one (then StoreError) rather than failing at once; a connection idle for ``health_check_interval``
-    seconds is checked (PING) before it is used again, so one cut meanwhile is replaced rather than failing a call.
+    seconds is checked (PING) before it is used again, so one cut meanwhile is replaced rather than failing a call;
+    ``cluster``: ``url`` names a node of a Redis Cluster (a Cluster client follows the slots).
     """
     if url.startswith("sqlite:///"):
         from gateway.store.sqlite import SqliteStore
@@ -765,5 +782,5 @@ async def open_store(
 
         keys = keys or DataKeys.for_store(url)
         return await RedisStore.open(url, keys, max_connections=max_connections, pool_timeout=pool_timeout,
-                                     health_check_interval=health_check_interval)  # fmt: skip
+                                     health_check_interval=health_check_interval, cluster=cluster)  # fmt: skip
     raise ConfigError("the store URL must start with sqlite:/// or redis://")

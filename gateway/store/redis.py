@@ -1,43 +1,25 @@
-"""The shared store: one standalone Redis (not Cluster) behind several gateway instances.
+"""The shared store: Redis, standalone or Cluster, behind several gateway instances.
 
-Every key starts with ``hg:``. Each operation that reads then writes runs as one Lua script, so it is atomic
-against every other instance; the scripts build some key names from their arguments, which standalone Redis
-allows (Cluster would not). Layout:
+Every key starts with ``hg:``; the layout and its Cluster hash tags are in :mod:`gateway.store.redis_keys` and in
+docs/deployment.md (key, slot, TTL, what it holds). Each operation that reads then writes runs as Lua scripts
+(:mod:`gateway.store.redis_lua`), each atomic in ONE slot. An operation that changes keys of several slots runs
+as steps sent in order on one connection (Redis runs a connection's commands in order, so a crash leaves a prefix
+of them done), ordered so that every prefix is safe:
 
-    hg:conv:<id>                 the conversation record (JSON, sealed: ``gateway.crypto``)
-    hg:active:<keyed hash>       id of the active conversation of a (channel, sender): the address is a keyed
-                                 hash (``DataKeys.identity``), so no key names a young person
-    hg:status:<status>           set of conversation ids        hg:created  ids scored by creation (µs)
-    hg:e:<id>                    transcript entry: "<delivery code><provider id>\n<sealed compact JSON>" (``codec.
-                                 encode_entry_data``); entries written before are hashes ``hg:entry:<id>``
-    hg:transcript:<conv>         list of entry ids               hg:provider:<pmid>  entry id (30 days)
-    hg:seen:<key>                an inbound id: "c:<owner>" while claimed (a lease of seconds, renewed while
-                                 processing), "1" once processed (kept DEDUPE_TTL, set with the conversation)
-    hg:queue:entries             hash conversation id → entry (JSON, with its ordering ``member``)
-    hg:queue:waiting:<queue>     waiting members "rank:arrival µs:sequence:id", ordered lexicographically
-    hg:takes:<queue>             conversation ids scored by when they were last taken (the last day)
-    hg:held:<listener>           ids of the conversations the listener holds now
-    hg:listeners                 hash name → account (JSON)
-    hg:session:<key>             a console session: its listener's name (expires with the session); the key is a
-                                 keyed hash of the cookie's token    hg:sessions:<name>  that listener's keys
-    hg:outbox:item:<id>          hash of one item (payload sealed; parts_sent: how far a split message got); once
-                                 sent, deleted when its transcript entry records the send (the entry is then the
-                                 "already put" mark), else its payload is dropped and the rest expires after an
-                                 hour (failed: kept 7 days)
-    hg:outbox:conv:<conv>        pending ids by put order
-    hg:outbox:heads              conversations scored by when their first pending item is due
-    hg:inbox:item:<id>           hash of one inbound message acknowledged but not processed yet (payload sealed)
-    hg:inbox:sender:<hash>       its sender's waiting ids by put order    hg:inbox:heads  senders by due time
-    hg:inbox:aside:<id>          an item that kept failing, kept     hg:inbox:aside  their ids by when set aside
-    hg:timers                    ["conv", "kind"] scored by due time (µs) (``hg:timers:<conv>``, the index of one
-                                 conversation's members written before, is read and deleted by cancel_timers)
-    hg:lock:<conv>               the conversation lock          hg:events  the pub/sub channel
-    hg:blocks                    hash block key (a keyed hash, no identity) → block (JSON)
-    hg:audit                     list of audit entries (JSON), newest first, trimmed to AUDIT_KEPT
-    hg:notice:<id>               a takedown notice (sealed)     hg:notices  ids scored by creation (µs)
-    hg:notices:<conv>            a conversation's notice ids    hg:evidence:<notice>  its files (sealed)
-    hg:referral:<id>             a warm referral (sealed)       hg:referrals, hg:referrals:<conv>  as notices
-    hg:upload:<key>              a web chat upload (sealed JSON: content type, base64 bytes)
+* **an index lists more, never less**: a conversation joins its status set and the creation index before its
+  record is written, and leaves the other status sets after; an outbox item is written before it is listed in
+  its conversation's line; readers check the record or item they are pointed to and skip (or repair) the rest;
+* **the record and its processed mark are one step**: a conversation's record and the inbound id it processed
+  (``hg:done:{<id>}``) are written by one script, after the message's transcript entries and outbox items (each
+  idempotent by id, so a retried processing rewrites the same ones) and before the global mark ``hg:seen:<key>``
+  = "1"; a claim that lapsed in between names its conversation, whose mark decides (:meth:`RedisStore.claim`);
+* **an item step, then a line step**: the outbox's item (fencing token, status, the transcript entry's delivery:
+  one slot) changes first, its conversation's line and the heads after; ``outbox_due`` drops a listed id whose
+  item is resolved and re-times a head that is not due.
+
+A conversation's sender finds it through ``hg:active:<keyed hash>`` (``DataKeys.identity``): a new conversation's
+record is written (with a TTL of a day until its first save) before the address is claimed for it, so the address
+never names a missing record but an ended or expired one, which counts as none.
 
 An ended conversation's transcript list and entries get a TTL of flows.yaml's ``retention.closed_days``
 (``expire_transcript``); the daily purge strips the record (``gateway/retention.py``, ``redis_retention.py``).
@@ -60,18 +42,20 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Concatenate, ParamSpec, Self, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.client import Pipeline, PubSub
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockNotOwnedError, RedisError
 
 from gateway.conversation import Conversation, Priority, Status
 from gateway.crypto import DataKeys
 from gateway.errors import Conflict, StoreError
-from gateway.events import Event, Resync, decode, encode
+from gateway.events import Event, encode
 from gateway.messages import ChannelName
 from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
@@ -92,6 +76,7 @@ from gateway.store import (
     redis_reseal,
     redis_retention,
 )
+from gateway.store import redis_keys as K
 from gateway.store.codec import (
     decode_audit,
     decode_block,
@@ -112,15 +97,19 @@ from gateway.store.codec import (
     loads_sealed,
     to_us,
 )
+from gateway.store.redis_events import RedisEvents, SharedSubscription
 from gateway.store.redis_lua import SCRIPTS
+from gateway.store.redis_pool import open_pool
 from gateway.store.redis_retention import Record
+from gateway.store.redis_steps import ordered
+from gateway.store.texts import OwnTexts, SharedText, SharedTexts, Stored
 from gateway.supervisor import where
 
 P = ParamSpec("P")
 R = TypeVar("R")
 log = logging.getLogger(__name__)
-PREFIX = "hg:"
-EVENTS_CHANNEL = PREFIX + "events"
+PREFIX = K.PREFIX
+EVENTS_CHANNEL = K.EVENTS_CHANNEL
 LOCK_LEASE_MS = 6_000
 LOCK_POLL_SECONDS = 0.01  # a waiting lock's retry pace (bench: redis.asyncio.lock.Lock's 0.1 s default doubled bursts)
 RESOLVED_OUTBOX_KEPT = timedelta(days=7)  # failed outbox items expire after this
@@ -130,12 +119,20 @@ _DELIVERY_CODES = {Delivery.PENDING: "p", Delivery.SENT: "s", Delivery.DELIVERED
                    Delivery.FAILED: "f"}  # fmt: skip
 _DELIVERIES = {code: delivery for delivery, code in _DELIVERY_CODES.items()}
 AUDIT_KEPT = 100_000
-_CLAIM_PREFIX = "c:"  # hg:seen:<key> holds "c:<owner>" while claimed, "1" once processed
+CLAIM_KEPT = timedelta(days=8)  # a claim outlives its lease (as long as a processed mark): it names where it was saved
+FRESH_KEPT = timedelta(days=1)  # a new conversation's record until its first save (a crash before it leaves no trace)
 TAKES_KEPT_US = 24 * 3600 * 1_000_000  # takes older than a day leave takes:<queue> (takes_since looks an hour back)
 
-Queue = Callable[[Pipeline], object]  # adds commands to a pipeline
+Queue = Callable[[Pipeline], object]  # adds commands to a pipeline, each of one slot, in the order they must run
 Check = Callable[[list[Any]], None]  # reads their answers (raises Conflict, say)
-HeldWrite = tuple[Queue, Check | None]
+Before = Callable[[], Awaitable[Exception | None]]  # run at the flush first; an error drops the write, then is raised
+
+
+@dataclass(frozen=True, slots=True)
+class HeldWrite:
+    queue: Queue
+    check: Check | None = None
+    before: Before | None = None
 
 
 def _guarded(
@@ -171,8 +168,8 @@ def _wrapped(
 
 
 def _eval(pipe: Pipeline, name: str, keys: list[str], args: list[Any]) -> None:
-    """A script in a MULTI/EXEC: EVAL with its text (Redis caches it), since a NOSCRIPT inside EXEC could not be
-    retried without repeating the commands around it."""
+    """A script in a pipeline: EVAL with its text (Redis caches it), since a NOSCRIPT in the middle of a pipeline
+    could not be retried without repeating the commands after it, which ran already."""
     pipe.eval(SCRIPTS[name], len(keys), *keys, *args)
 
 
@@ -192,7 +189,17 @@ def _texts(values: Any) -> list[str]:
 
 
 def _key(*parts: str) -> str:
-    return PREFIX + ":".join(parts)
+    return K.key(*parts)
+
+
+async def _get_each(client: Redis, keys: list[str]) -> list[Any]:
+    """GET of each key, pipelined (MGET would need them all in one slot)."""
+    if not keys:
+        return []
+    async with client.pipeline(transaction=False) as pipe:
+        for name in keys:
+            pipe.get(name)
+        return list(await pipe.execute())
 
 
 class RedisStore:
@@ -201,23 +208,41 @@ class RedisStore:
     def __init__(self, client: Redis, keys: DataKeys) -> None:
         self._redis = client
         self._keys = keys
+        self._texts = SharedTexts(keys)
         self._scripts = {name: client.register_script(source) for name, source in SCRIPTS.items()}
         self._closed = False
         self._held: contextvars.ContextVar[list[HeldWrite] | None] = contextvars.ContextVar("held", default=None)
+        # the conversation whose lock this task holds: a claim made under it names it (see ``claim``)
+        self._locked: contextvars.ContextVar[str] = contextvars.ContextVar("locked", default="")
+        # (address, conversation id) this task found the sender's address holding (see ``save_conversation``)
+        self._addressed: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("addressed",
+                                                                                                default=None)
+        self._events = RedisEvents(client, EVENTS_CHANNEL)
 
     @classmethod
     async def open(
-        cls, url: str, keys: DataKeys, *, max_connections: int = 100, pool_timeout: float = 10.0,
+        cls,
+        url: str,
+        keys: DataKeys,
+        *,
+        max_connections: int = 100,
+        pool_timeout: float = 10.0,
         health_check_interval: float = 30.0,
+        cluster: bool = False,
     ) -> RedisStore:
         """A blocking pool: under load a caller waits for a free connection (up to ``pool_timeout`` s) instead
         of failing at once with MaxConnectionsError (redis-py's default pool raises). A connection idle for
-        ``health_check_interval`` s is checked with a PING before use (the pub/sub one too)."""
-        pool = BlockingConnectionPool.from_url(
-            url, decode_responses=True, max_connections=max_connections, timeout=pool_timeout,
-            health_check_interval=health_check_interval,
-        )  # fmt: skip
-        store = cls(Redis(connection_pool=pool), keys)
+        ``health_check_interval`` s is checked with a PING before use, and replaced if the PING fails
+        (``gateway/store/redis_pool.py``; the pub/sub connection is checked too). Replies are decoded as UTF-8 with
+        ``surrogateescape``: sealed records are bytes (``gateway.crypto``), and the str of one gives its bytes back
+        exactly (``DataKeys.open``). ``cluster`` (``GATEWAY_REDIS_CLUSTER``): ``url`` names a node of a Redis
+        Cluster, and a Cluster client follows the slots to their nodes (up to ``max_connections`` per node)."""
+        options: dict[str, Any] = {"decode_responses": True, "encoding_errors": "surrogateescape",
+                                   "max_connections": max_connections, "health_check_interval": health_check_interval}
+        if cluster:  # its commands are Redis's: typed as a Redis client (redis_steps.ordered tells them apart)
+            store = cls(cast(Redis, RedisCluster.from_url(url, **options)), keys)
+        else:
+            store = cls(Redis(connection_pool=open_pool(url, timeout=pool_timeout, **options)), keys)
         try:
             await store.ping()
         except StoreError:
@@ -245,13 +270,14 @@ class RedisStore:
         finally:
             self._held.reset(token)
 
-    async def _write(self, queue: Queue, check: Check | None = None) -> None:
-        """Hold the write in this task's batch, or send it now (one MULTI/EXEC)."""
+    async def _write(self, queue: Queue, check: Check | None = None, before: Before | None = None) -> None:
+        """Hold the write in this task's batch, or send it now."""
         held = self._held.get()
+        write = HeldWrite(queue, check, before)
         if held is not None:
-            held.append((queue, check))
+            held.append(write)
         else:
-            await self._send([(queue, check)])
+            await self._send([write])
 
     async def _flush(self) -> None:
         held = self._held.get()
@@ -261,16 +287,30 @@ class RedisStore:
             await self._send(writes)
 
     async def _send(self, writes: list[HeldWrite]) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            spans = []
-            for queue, check in writes:
-                start = len(pipe)
-                queue(pipe)
-                spans.append((start, len(pipe), check))
-            answers = await pipe.execute()
-        for start, end, check in spans:
-            if check is not None:
-                check(answers[start:end])
+        """One pipeline, not a transaction: its commands run in order, each script atomic in its slot (a crash
+        leaves a prefix done: see the module's docstring for why every prefix is safe). A write whose ``before``
+        answers an error is left out; the first such error is raised once the others are sent."""
+        refused: list[Exception] = []
+        kept = []
+        for write in writes:
+            error = None if write.before is None else await write.before()
+            if error is None:
+                kept.append(write)
+            else:
+                refused.append(error)
+        if kept:
+            async with ordered(self._redis) as pipe:
+                spans = []
+                for write in kept:
+                    start = len(pipe)
+                    write.queue(pipe)
+                    spans.append((start, len(pipe), write.check))
+                answers = await pipe.execute()
+            for start, end, check in spans:
+                if check is not None:
+                    check(answers[start:end])
+        if refused:
+            raise refused[0]
 
     @_guarded
     async def ping(self) -> None:
@@ -283,23 +323,56 @@ class RedisStore:
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
-            await self._redis.aclose()
+            await self._events.close()
+            # The pool is ours (``open``): redis-py closes only the pools it made, so without this every
+            # connection stayed open after shutdown (tests/test_redis_connections.py)
+            if isinstance(self._redis, RedisCluster):  # see ``open``
+                await self._redis.aclose()
+            else:
+                await self._redis.aclose(close_connection_pool=True)
 
     # Conversations
 
     @_guarded
-    async def active_conversation(
-        self, channel: ChannelName, sender: str, now: datetime
-    ) -> tuple[Conversation, bool]:
-        fresh = Conversation.start(channel, sender, now)
-        args = [PREFIX, fresh.id, self._sealed(fresh), to_us(now), str(fresh.status)]
-        created, raw = await self._script("active_conversation", [self._active_key(channel, sender)], args)
-        return self._conversation(raw), created == 1
+    async def active_conversation(self, channel: ChannelName, sender: str, now: datetime) -> tuple[Conversation, bool]:
+        address = self._active_key(channel, sender)
+        for _ in range(5):  # another instance may claim the address first: then its conversation is found
+            current = await self._redis.get(address)
+            if current is not None:
+                found = await self._live(_text(current))
+                if found is not None:
+                    self._addressed.set((address, found.id))
+                    return found, False
+            fresh = Conversation.start(channel, sender, now)
+            if await self._start(address, fresh, "" if current is None else _text(current)):
+                self._addressed.set((address, fresh.id))
+                return fresh, True
+        raise Conflict("the sender's conversation kept changing while it was opened")
+
+    async def _live(self, conversation_id: str) -> Conversation | None:
+        raw = await self._redis.get(K.conversation(conversation_id))
+        found = None if raw is None else self._conversation(raw)
+        return found if found is not None and found.active else None
+
+    async def _start(self, address: str, fresh: Conversation, expected: str) -> bool:
+        """Record ``fresh`` (with a TTL until its first save), claim the sender's address for it if it still holds
+        ``expected`` (none, or an ended or missing conversation), then index it. Lost to another: its record goes."""
+        async with ordered(self._redis) as pipe:
+            _eval(pipe, "put_conversation", [K.conversation(fresh.id), K.done(fresh.id)],
+                  [self._sealed(fresh), "", 0, 0, int(FRESH_KEPT.total_seconds())])  # fmt: skip
+            _eval(pipe, "claim_active", [address], [fresh.id, expected])
+            claimed = bool((await pipe.execute())[1] == 1)
+        if claimed:
+            await self._script("index_conversation", [K.INDEX + "created"],
+                               [K.INDEX, fresh.id, to_us(fresh.created_at), str(fresh.status)])  # fmt: skip
+        else:
+            await self._redis.delete(K.conversation(fresh.id))
+        return claimed
 
     def _active_key(self, channel: ChannelName, sender: str) -> str:
         return _key("active", self._keys.identity(channel, sender))
 
-    def _sealed(self, conversation: Conversation) -> str:
+    def _sealed(self, conversation: Conversation) -> bytes:
         return dumps_sealed(self._keys, "conversation", encode_conversation(conversation))
 
     def _conversation(self, raw: str | bytes) -> Conversation:
@@ -308,83 +381,124 @@ class RedisStore:
     @_guarded
     async def find_active_conversation(self, channel: ChannelName, sender: str) -> Conversation | None:
         conversation_id = await self._redis.get(self._active_key(channel, sender))
-        if conversation_id is None:
-            return None
-        found = await self._conversations([_text(conversation_id)])
-        return found[0] if found and found[0].active else None
+        return None if conversation_id is None else await self._live(_text(conversation_id))
 
     @_guarded
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
-        raw = await self._redis.get(_key("conv", conversation_id))
+        raw = await self._redis.get(K.conversation(conversation_id))
         return None if raw is None else self._conversation(raw)
 
     @_holdable
     async def save_conversation(self, conversation: Conversation, *, done: DoneMark | None = None) -> None:
-        c = conversation
-        keys = [self._active_key(c.channel, c.sender)]
-        done_at = ""
-        if done is not None:
-            keys.append(_key("seen", done.key))
-            done_at = str(to_us(datetime.now(UTC)) // 1000 + done.ttl_seconds * 1000)
-        args = [PREFIX, c.id, self._sealed(c), to_us(c.created_at), str(c.status),
-                "1" if c.active else "0", done_at, *(str(status) for status in Status)]  # fmt: skip
-        await self._write(lambda pipe: _eval(pipe, "save_conversation", keys, args), _saved)
+        """Steps (the module's docstring says why this order): the sender's address claimed (before the flush's
+        pipeline, as its answer decides), the indexes joined, the record and its processed mark, the other status
+        sets left, an ended conversation's address freed, the global processed mark.
+
+        The address is not claimed again when this task found it holding this conversation (``active_conversation``,
+        the message path: one round trip less): an address moves off an active conversation only once that
+        conversation ends, and an ended conversation never becomes active again (``lifecycle.FINAL``)."""
+        c, address = conversation, self._active_key(conversation.channel, conversation.sender)
+        now_ms = to_us(datetime.now(UTC)) // 1000
+        done_until = now_ms + done.ttl_seconds * 1000 if done is not None else 0
+        others = [str(status) for status in Status if status != c.status]
+        record, created = self._sealed(c), K.INDEX + "created"
+
+        def queue(pipe: Pipeline) -> None:
+            _eval(pipe, "index_conversation", [created], [K.INDEX, c.id, to_us(c.created_at), str(c.status)])
+            _eval(pipe, "put_conversation", [K.conversation(c.id), K.done(c.id)],
+                  [record, "" if done is None else done.key, done_until, now_ms, 0])  # fmt: skip
+            _eval(pipe, "index_conversation", [created], [K.INDEX, c.id, 0, "", *others])
+            if not c.active:
+                _eval(pipe, "delete_if", [address], [c.id])
+            if done is not None:
+                pipe.set(_key("seen", done.key), "1", pxat=done_until)
+
+        held = not c.active or self._addressed.get() == (address, c.id)
+        await self._write(queue, before=None if held else (lambda: self._claim_address(address, c.id)))
+
+    async def _claim_address(self, address: str, conversation_id: str) -> Exception | None:
+        """The sender's address for an active conversation: claimed, unless another live conversation holds it."""
+        held = await self._script("claim_active", [address], [conversation_id, ""])
+        if held == 1:
+            return None
+        holder = _text(held)
+        if await self._live(holder) is None and await self._script("claim_active", [address],
+                                                                    [conversation_id, holder]) == 1:  # fmt: skip
+            return None
+        return Conflict("another conversation of this sender is already active")
 
     @_guarded
     async def conversations_by_status(self, status: Status) -> list[Conversation]:
-        ids = _texts(await self._redis.smembers(_key("status", str(status))))
+        ids = _texts(await self._redis.smembers(K.status(str(status))))
         found = await self._conversations(sorted(ids))
-        return sorted(found, key=lambda c: (c.created_at, c.id))
+        return sorted((c for c in found if c.status == status), key=lambda c: (c.created_at, c.id))
 
     @_guarded
     async def list_conversations(self, since: datetime, until: datetime) -> list[Conversation]:
-        ids = await self._redis.zrangebyscore(_key("created"), to_us(since), f"({to_us(until)}")
+        ids = await self._redis.zrangebyscore(K.INDEX + "created", to_us(since), f"({to_us(until)}")
         return await self._conversations(_texts(ids))
 
     async def _conversations(self, ids: list[str]) -> list[Conversation]:
-        if not ids:
-            return []
-        raws = await self._redis.mget([_key("conv", i) for i in ids])
+        raws = await _get_each(self._redis, [K.conversation(i) for i in ids])
         return [self._conversation(raw) for raw in raws if raw is not None]
 
     # Transcripts
 
+    def share_texts(self, own: OwnTexts) -> None:
+        self._texts.allow(own)
+
     @_holdable
     async def append_transcript(self, entry: TranscriptEntry) -> None:
-        keys = [_key("e", entry.id), _key("transcript", entry.conversation_id)]
+        """The entry (its slot), then its id in the conversation's list (listed once): a list never names an entry
+        that was not written."""
         pmid = entry.provider_message_id or ""
-        value = f"{_DELIVERY_CODES[entry.delivery]}{pmid}\n{self._keys.seal('entry', encode_entry_data(entry))}"
-        args = [PREFIX, entry.id, value, pmid, int(PROVIDER_ID_KEPT.total_seconds())]
-        await self._write(lambda pipe: _eval(pipe, "append_entry", keys, args))
+        shared = self._texts.reference(entry)
+        head = f"{_DELIVERY_CODES[entry.delivery]}{pmid}\n".encode()
+        value = head + self._keys.seal("entry", encode_entry_data(entry, shared))
+
+        def queue(pipe: Pipeline) -> None:
+            if shared is not None:  # its text first: never a reference to nothing
+                pipe.hsetnx(_key("texts"), shared.ref, shared.sealed)
+            _eval(pipe, "put_entry", [K.entry(entry.id)], [value])
+            _eval(pipe, "list_entry", [K.transcript(entry.conversation_id)], [entry.id])
+            if pmid:
+                pipe.set(_key("provider", pmid), entry.id, ex=PROVIDER_ID_KEPT)
+
+        await self._write(queue)
 
     @_guarded
     async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
-        ids = _texts(await self._redis.lrange(_key("transcript", conversation_id), 0, -1))
+        ids = _texts(await self._redis.lrange(K.transcript(conversation_id), 0, -1))
         return [entry for entry in await self._entries(ids) if entry is not None]
 
     async def _entries(self, ids: list[str]) -> list[TranscriptEntry | None]:
-        if not ids:
-            return []
-        values = await self._redis.mget([_key("e", entry_id) for entry_id in ids])
-        found = [None if v is None else _entry(entry_id, _text(v), self._keys)
-                 for entry_id, v in zip(ids, values, strict=True)]  # fmt: skip
+        values = await _get_each(self._redis, [K.entry(entry_id) for entry_id in ids])
+        shared = self._texts.get
+        found = await self._texts.decoded(
+            lambda: [None if v is None else _entry(entry_id, _text(v), self._keys, shared)
+                     for entry_id, v in zip(ids, values, strict=True)],
+            self._shared_texts,
+        )  # fmt: skip
         missing = [n for n, entry in enumerate(found) if entry is None]
         if missing:  # entries written before the compact layout
             async with self._redis.pipeline(transaction=False) as pipe:
                 for n in missing:
-                    pipe.hgetall(_key("entry", ids[n]))
+                    pipe.hgetall(K.old_entry(ids[n]))
                 for n, fields in zip(missing, await pipe.execute(), strict=True):
                     found[n] = _old_entry(ids[n], fields, self._keys) if fields else None
         return found
 
+    async def _shared_texts(self) -> Stored:
+        found = await self._redis.hgetall(_key("texts"))
+        return [(_text(ref), sealed) for ref, sealed in found.items()]
+
     @_guarded
-    async def set_delivery(
-        self, entry_id: str, delivery: Delivery, provider_message_id: str | None = None
-    ) -> bool:
-        keys = [_key("e", entry_id), _key("entry", entry_id)]
-        args = [PREFIX, entry_id, _DELIVERY_CODES[delivery], str(delivery), provider_message_id or "",
-                int(PROVIDER_ID_KEPT.total_seconds())]  # fmt: skip
-        return bool(await self._script("set_delivery", keys, args) == 1)
+    async def set_delivery(self, entry_id: str, delivery: Delivery, provider_message_id: str | None = None) -> bool:
+        args = [_DELIVERY_CODES[delivery], str(delivery), provider_message_id or ""]
+        found = bool(await self._script("set_delivery", [K.entry(entry_id), K.old_entry(entry_id)], args) == 1)
+        if found and provider_message_id:
+            await self._redis.set(_key("provider", provider_message_id), entry_id, ex=PROVIDER_ID_KEPT)
+        return found
 
     @_guarded
     async def find_by_provider_id(self, provider_message_id: str) -> TranscriptEntry | None:
@@ -395,42 +509,59 @@ class RedisStore:
 
     @_guarded
     async def claim(self, key: str, owner: str, lease_seconds: float, *, now: datetime | None = None) -> ClaimState:
-        lease_end_ms = to_us(now or datetime.now(UTC)) // 1000 + int(lease_seconds * 1000)
-        found = await self._script("claim", [_key("seen", key)], [_CLAIM_PREFIX + owner, lease_end_ms])
-        return ClaimState(_text(found))
+        """Under a conversation's lock the claim names that conversation. A lapsed claim that names one may have
+        been saved there (its owner died between the record and the global mark): that conversation's processed
+        marks (one slot with its record) decide between DONE and a new claim."""
+        now_ms = to_us(now or datetime.now(UTC)) // 1000
+        lease_end, conversation_id = now_ms + int(lease_seconds * 1000), self._locked.get()
+        seen, kept = _key("seen", key), int(CLAIM_KEPT.total_seconds())
+        for _ in range(3):
+            found = _text(await self._script("claim", [seen], [owner, now_ms, lease_end, conversation_id, kept]))
+            if not found.startswith("check:"):
+                return ClaimState(found)
+            was, _, value = found.removeprefix("check:").partition(":")
+            until = await self._redis.zscore(K.done(was), key)
+            if until is not None:
+                left = int(until) // 1000 - to_us(datetime.now(UTC)) // 1_000_000  # the mark's TTL, wall clock
+                await self._script("replace_if", [seen], [value, "1", max(1, left)])
+                return ClaimState.DONE
+            mine = f"c:{lease_end}:{conversation_id or was}:{owner}"
+            if await self._script("replace_if", [seen], [value, mine, kept]) == 1:
+                return ClaimState.CLAIMED
+        return ClaimState.BUSY
 
     @_guarded
     async def release(self, key: str, owner: str) -> None:
-        await self._script("unlock", [_key("seen", key)], [_CLAIM_PREFIX + owner])
+        await self._script("release", [_key("seen", key)], [owner])
 
-    # The waiting queue
+    # The waiting queue: one slot, {queue}
 
     @_holdable
     async def enqueue(self, conversation_id: str, queue: str, priority: Priority, at: datetime) -> None:
         entry = encode_queue_entry(QueueEntry(conversation_id, queue, priority, at))
-        keys = [_key("queue", "entries"), _key("queue", "seq"), _key("queue", "names")]
-        args = [PREFIX, conversation_id, queue, str(priority.rank), f"{to_us(at):020d}", dumps(entry)]
+        keys = [K.QUEUE + "entries", K.QUEUE + "seq", K.QUEUE + "names"]
+        args = [K.QUEUE, conversation_id, queue, str(priority.rank), f"{to_us(at):020d}", dumps(entry)]
         await self._write(lambda pipe: _eval(pipe, "enqueue", keys, args))
 
     @_guarded
     async def waiting(self, queue: str | None = None) -> list[QueueEntry]:
-        names = [queue] if queue is not None else _texts(await self._redis.smembers(_key("queue", "names")))
+        names = [queue] if queue is not None else _texts(await self._redis.smembers(K.QUEUE + "names"))
         members: list[str] = []
         for name in names:
-            members.extend(_texts(await self._redis.zrange(_key("queue", "waiting", name), 0, -1)))
+            members.extend(_texts(await self._redis.zrange(K.QUEUE + "waiting:" + name, 0, -1)))
         ids = [member.split(":", 3)[3] for member in sorted(members)]
         if not ids:
             return []
-        raws = await self._redis.hmget(_key("queue", "entries"), ids)
+        raws = await self._redis.hmget(K.QUEUE + "entries", ids)
         return [loads("queue", raw, decode_queue_entry) for raw in raws if raw is not None]
 
     @_guarded
     async def position(self, conversation_id: str) -> int | None:
-        raw = await self._redis.hget(_key("queue", "entries"), conversation_id)
+        raw = await self._redis.hget(K.QUEUE + "entries", conversation_id)
         if raw is None:
             return None
         entry = json.loads(raw)
-        rank = await self._redis.zrank(_key("queue", "waiting", entry["queue"]), entry["member"])
+        rank = await self._redis.zrank(K.QUEUE + "waiting:" + entry["queue"], entry["member"])
         return None if rank is None else int(str(rank)) + 1
 
     @_guarded
@@ -444,11 +575,11 @@ class RedisStore:
 
     @_guarded
     async def takes_since(self, queue: str, since: datetime) -> int:
-        return int(await self._redis.zcount(_key("takes", queue), to_us(since), "+inf"))
+        return int(await self._redis.zcount(K.QUEUE + "takes:" + queue, to_us(since), "+inf"))
 
     @_guarded
     async def held_by(self, listener: str) -> int:
-        return int(await self._redis.scard(_key("held", listener)))
+        return int(await self._redis.scard(K.QUEUE + "held:" + listener))
 
     @_guarded
     async def requeue(self, conversation_id: str) -> QueueEntry:
@@ -458,14 +589,14 @@ class RedisStore:
         return entry
 
     async def _take_or_requeue(self, conversation_id: str, listener: str, at_us: int) -> QueueEntry | None:
-        args = [PREFIX, conversation_id, listener, at_us, at_us - TAKES_KEPT_US]
-        raw = await self._script("take_or_requeue", [_key("queue", "entries")], args)
+        args = [K.QUEUE, conversation_id, listener, at_us, at_us - TAKES_KEPT_US]
+        raw = await self._script("take_or_requeue", [K.QUEUE + "entries"], args)
         return None if raw is None else loads("queue", raw, decode_queue_entry)
 
     @_guarded
     async def remove_from_queue(self, conversation_id: str) -> bool:
-        args = [PREFIX, conversation_id]
-        return bool(await self._script("remove_from_queue", [_key("queue", "entries")], args) == 1)
+        args = [K.QUEUE, conversation_id, "0"]
+        return bool(await self._script("remove_from_queue", [K.QUEUE + "entries"], args) == 1)
 
     # Listener accounts
 
@@ -497,12 +628,13 @@ class RedisStore:
 
     @_guarded
     async def put_session(self, session: ConsoleSession, now: datetime) -> None:
+        """The listener's index first, then the session (an index lists more, never less; both expire)."""
         ttl_ms = max(1, int((session.expires - now).total_seconds() * 1000))
         value = json.dumps({"name": session.name, "expires_us": to_us(session.expires)})
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(_key("session", session.key), value, px=ttl_ms)
+        async with ordered(self._redis) as pipe:
             pipe.sadd(_key("sessions", session.name), session.key)
             pipe.pexpire(_key("sessions", session.name), ttl_ms)  # every session lasts as long: the last one ends last
+            pipe.set(_key("session", session.key), value, px=ttl_ms)
             await pipe.execute()
 
     @_guarded
@@ -519,7 +651,7 @@ class RedisStore:
         raw = await self._redis.get(_key("session", key))
         if raw is None:
             return False
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with ordered(self._redis) as pipe:
             pipe.delete(_key("session", key))
             pipe.srem(_key("sessions", str(json.loads(raw)["name"])), key)
             await pipe.execute()
@@ -528,58 +660,84 @@ class RedisStore:
     @_guarded
     async def end_sessions(self, name: str) -> int:
         keys = [_text(key) for key in await self._redis.smembers(_key("sessions", name))]
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with ordered(self._redis) as pipe:
             for key in keys:
                 pipe.delete(_key("session", key))
             pipe.delete(_key("sessions", name))
             ended = await pipe.execute()
         return sum(int(n) for n in ended[: len(keys)])
 
-    # The outbox
+    # The outbox: each item beside its transcript entry ({<entry id>}), the lines and heads in {outbox}
 
     @_holdable
     async def outbox_put(self, item: OutboxItem) -> None:
-        keys = [_key("outbox", "item", item.id), _key("outbox", "conv", item.conversation_id),
-                _key("outbox", "heads"), _key("outbox", "seq"), _key("e", item.id)]  # fmt: skip
-        args = [item.id, item.conversation_id, dumps_sealed(self._keys, "outbox", item.payload), to_us(item.created_at),
-                to_us(item.next_attempt_at or item.created_at)]  # fmt: skip
-        await self._write(lambda pipe: _eval(pipe, "outbox_put", keys, args))
+        """The item, then its id in its conversation's line: a line may list an item resolved already (a retried
+        processing puts it again), which ``outbox_due`` drops; an item is never left unlisted by a completed put."""
+        payload = dumps_sealed(self._keys, "outbox", item.payload)
+        due = to_us(item.next_attempt_at or item.created_at)
+
+        def queue(pipe: Pipeline) -> None:
+            _eval(pipe, "outbox_put_item", [K.outbox_item(item.id), K.entry(item.id)],
+                  [item.id, item.conversation_id, payload, to_us(item.created_at), due])  # fmt: skip
+            _eval(pipe, "outbox_list", [K.outbox_line(item.conversation_id), K.OUTBOX + "heads", K.OUTBOX + "seq"],
+                  [item.id, item.conversation_id, due])  # fmt: skip
+
+        await self._write(queue)
 
     @_guarded
     async def outbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 60) -> list[OutboxItem]:
+        """The due conversations' lines are claimed for the lease (one slot), then each head item (its slot): a
+        head resolved meanwhile leaves its line, one not due yet is timed again, the rest are handed out."""
         lease_end = to_us(now) + lease_seconds * 1_000_000
-        args = [PREFIX, to_us(now), limit, lease_end]
-        claimed = await self._script("outbox_due", [_key("outbox", "heads")], args)
-        items = []
-        for conversation_id, item_id, fields in claimed:
+        heads = await self._script("outbox_due", [K.OUTBOX + "heads"], [K.OUTBOX, to_us(now), limit, lease_end])
+        pairs = [(_text(conversation_id), _text(item_id)) for conversation_id, item_id in heads]
+        if not pairs:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for _, item_id in pairs:
+                _eval(pipe, "outbox_claim", [K.outbox_item(item_id)], [to_us(now), lease_end])
+            claimed = await pipe.execute()
+        items, repairs = [], []
+        for (conversation_id, item_id), (state, *rest) in zip(pairs, claimed, strict=True):
+            if _text(state) != "ok":
+                repairs.append((item_id, conversation_id, _text(rest[0]) if rest else ""))
+                continue
             try:
-                items.append(_outbox_item(_pairs(fields), self._keys))
+                items.append(_outbox_item(_pairs(rest[0]), self._keys))
             except Exception as exc:  # e.g. a hash cut short: set aside, never blocking the others
-                await self._outbox_set_aside(_text(conversation_id), _text(item_id), exc)
+                await self._outbox_set_aside(conversation_id, item_id, exc)
+        for item_id, conversation_id, due in repairs:
+            await self._outbox_line(item_id, conversation_id, due)
         return items
+
+    async def _outbox_line(self, item_id: str, conversation_id: str, due: str | int) -> None:
+        """Its conversation's line after an item step: ``due`` '' drops the item from it, else times its head."""
+        keys = [K.outbox_line(conversation_id), K.OUTBOX + "heads"]
+        await self._script("outbox_line", keys, [item_id, conversation_id, due])
 
     async def _outbox_set_aside(self, conversation_id: str, item_id: str, exc: Exception) -> None:
         log.error("redis: outbox item %s set aside: its stored form cannot be read (%s)", item_id, type(exc).__name__)
-        keys = [_key("outbox", "item", item_id), _key("outbox", "heads"), _key("outbox", "conv", conversation_id)]
         reason = f"set aside: its stored form cannot be read ({type(exc).__name__})"
-        args = [PREFIX, item_id, conversation_id, reason, int(RESOLVED_OUTBOX_KEPT.total_seconds())]
-        await self._script("outbox_set_aside", keys, args)
-        await self._script("set_delivery", [_key("e", item_id), _key("entry", item_id)],
-                           [PREFIX, item_id, _DELIVERY_CODES[Delivery.FAILED], str(Delivery.FAILED), "",
-                            int(PROVIDER_ID_KEPT.total_seconds())])  # fmt: skip
+        keys = [K.outbox_item(item_id), K.entry(item_id), K.old_entry(item_id)]
+        kept = int(RESOLVED_OUTBOX_KEPT.total_seconds())
+        await self._script("outbox_set_aside", keys, [reason, kept, _DELIVERY_CODES[Delivery.FAILED]])
+        await self._outbox_line(item_id, conversation_id, "")
 
     @_guarded
     async def outbox_get(self, item_id: str) -> OutboxItem | None:
         return await self._outbox_item(item_id)
 
     async def _outbox_item(self, item_id: str) -> OutboxItem | None:
-        found = await self._redis.hgetall(_key("outbox", "item", item_id))
+        found = await self._redis.hgetall(K.outbox_item(item_id))
         return _outbox_item({_text(k): _text(v) for k, v in found.items()}, self._keys) if found else None
 
     @_guarded
     async def outbox_renew(self, item_id: str, lease: datetime, until: datetime) -> bool:
-        keys = [_key("outbox", "item", item_id), _key("outbox", "heads")]
-        return bool(await self._script("outbox_renew", keys, [to_us(lease), to_us(until)]) == 1)
+        conversation_id = await self._script("outbox_renew", [K.outbox_item(item_id)], [to_us(lease), to_us(until)])
+        if conversation_id is None:
+            return False
+        await self._outbox_line(item_id, _text(conversation_id), to_us(until))
+        return True
 
     @_guarded
     async def outbox_mark_sent(
@@ -590,12 +748,21 @@ class RedisStore:
 
     @_guarded
     async def outbox_reschedule(
-        self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str, parts_sent: int = 0, *,
+        self,
+        item_id: str,
+        next_attempt_at: datetime,
+        attempts: int,
+        last_error: str,
+        parts_sent: int = 0,
+        *,
         lease: datetime | None = None,
     ) -> bool:
-        keys = [_key("outbox", "item", item_id), _key("outbox", "heads")]
-        args = [PREFIX, item_id, to_us(next_attempt_at), attempts, last_error, parts_sent, _fence(lease)]
-        return bool(await self._script("outbox_reschedule", keys, args) == 1)
+        args = [to_us(next_attempt_at), attempts, last_error, parts_sent, _fence(lease)]
+        conversation_id = await self._script("outbox_reschedule", [K.outbox_item(item_id)], args)
+        if conversation_id is None:
+            return False
+        await self._outbox_line(item_id, _text(conversation_id), to_us(next_attempt_at))
+        return True
 
     @_guarded
     async def outbox_mark_failed(self, item_id: str, reason: str, *, lease: datetime | None = None) -> bool:
@@ -603,72 +770,77 @@ class RedisStore:
 
     @_guarded
     async def outbox_oldest_pending(self) -> datetime | None:
-        """Each conversation's oldest pending item heads it: the oldest of the heads (two pipelined reads)."""
-        conversations = _texts(await self._redis.zrange(_key("outbox", "heads"), 0, -1))
+        """Each conversation's oldest pending item heads its line: the oldest of the heads (pipelined reads)."""
+        conversations = _texts(await self._redis.zrange(K.OUTBOX + "heads", 0, -1))
         async with self._redis.pipeline(transaction=False) as pipe:
             for conversation_id in conversations:
-                pipe.zrange(_key("outbox", "conv", conversation_id), 0, 0)
+                pipe.zrange(K.outbox_line(conversation_id), 0, 0)
             heads = [found[0] for found in await pipe.execute() if found]
         async with self._redis.pipeline(transaction=False) as pipe:
             for item_id in heads:
-                pipe.hget(_key("outbox", "item", _text(item_id)), "created_us")
-            created = [int(value) for value in await pipe.execute() if value is not None]
+                pipe.hmget(K.outbox_item(_text(item_id)), ["status", "created_us"])
+            created = [int(at) for status, at in await pipe.execute() if status == "pending" and at is not None]
         return from_us(min(created)) if created else None
 
     async def _resolve(
         self, item_id: str, status: OutboxStatus, field: str, value: str, delivery: Delivery, lease: datetime | None
     ) -> bool:
-        keys = [_key("outbox", "item", item_id), _key("outbox", "heads"), _key("e", item_id), _key("entry", item_id)]
+        """The item and its transcript entry (one slot), then its conversation's line and the provider id."""
         kept = int((SENT_OUTBOX_KEPT if status == OutboxStatus.SENT else RESOLVED_OUTBOX_KEPT).total_seconds())
         provider_id = value if field == "pmid" else ""
-        args = [PREFIX, item_id, str(status), field, value, kept, str(delivery), provider_id,
-                _DELIVERY_CODES[delivery], int(PROVIDER_ID_KEPT.total_seconds()), _fence(lease)]  # fmt: skip
-        return bool(await self._script("outbox_resolve", keys, args) == 1)
+        keys = [K.outbox_item(item_id), K.entry(item_id), K.old_entry(item_id)]
+        args = [str(status), field, value, kept, str(delivery), provider_id, _DELIVERY_CODES[delivery], _fence(lease)]
+        conversation_id = await self._script("outbox_resolve", keys, args)
+        if conversation_id is None:
+            return False
+        await self._outbox_line(item_id, _text(conversation_id), "")
+        if provider_id:
+            await self._redis.set(_key("provider", provider_id), item_id, ex=PROVIDER_ID_KEPT)
+        return True
 
-    # The inbox
+    # The inbox: one slot, {inbox}
 
     @_guarded
     async def inbox_put(self, items: Sequence[InboxItem]) -> None:
-        args: list[Any] = [PREFIX]
+        args: list[Any] = [K.INBOX]
         for i in items:
             due = i.next_attempt_at or i.received_at
             args += [i.id, self._keys.lookup("inbox", i.sender_key), dumps_sealed(self._keys, "inbox", i.payload),
                      to_us(i.received_at), to_us(due)]  # fmt: skip
         if items:
-            await self._script("inbox_put", [_key("inbox", "heads"), _key("inbox", "seq")], args)
+            await self._script("inbox_put", [K.INBOX + "heads", K.INBOX + "seq"], args)
 
     @_guarded
     async def inbox_waiting(self, sender_key: str) -> bool:
-        return bool(await self._redis.exists(_key("inbox", "sender", self._keys.lookup("inbox", sender_key))))
+        return bool(await self._redis.exists(K.INBOX + "sender:" + self._keys.lookup("inbox", sender_key)))
 
     @_guarded
     async def inbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 30) -> list[InboxItem]:
         lease_end = to_us(now) + lease_seconds * 1_000_000
-        claimed = await self._script("inbox_due", [_key("inbox", "heads")], [PREFIX, to_us(now), limit, lease_end])
+        claimed = await self._script("inbox_due", [K.INBOX + "heads"], [K.INBOX, to_us(now), limit, lease_end])
         return [_inbox_item(_pairs(fields), self._keys) for fields in claimed if fields]
 
     @_guarded
     async def inbox_done(self, item_id: str) -> bool:
-        keys = [_key("inbox", "item", item_id), _key("inbox", "heads")]
-        return bool(await self._script("inbox_done", keys, [PREFIX, item_id]) == 1)
+        keys = [K.INBOX + "item:" + item_id, K.INBOX + "heads"]
+        return bool(await self._script("inbox_done", keys, [K.INBOX, item_id]) == 1)
 
     @_guarded
     async def inbox_retry(self, item_id: str, next_attempt_at: datetime, attempts: int) -> bool:
-        keys = [_key("inbox", "item", item_id), _key("inbox", "heads")]
-        args = [PREFIX, item_id, to_us(next_attempt_at), attempts]
+        keys = [K.INBOX + "item:" + item_id, K.INBOX + "heads"]
+        args = [K.INBOX, item_id, to_us(next_attempt_at), attempts]
         return bool(await self._script("inbox_retry", keys, args) == 1)
 
     @_guarded
     async def inbox_set_aside(self, item_id: str, at: datetime) -> bool:
-        keys = [_key("inbox", "item", item_id), _key("inbox", "heads"), _key("inbox", "aside", item_id),
-                _key("inbox", "aside")]  # fmt: skip
-        return bool(await self._script("inbox_set_aside", keys, [PREFIX, item_id, to_us(at)]) == 1)
+        keys = [K.INBOX + "item:" + item_id, K.INBOX + "heads", K.INBOX + "aside:" + item_id, K.INBOX + "aside"]
+        return bool(await self._script("inbox_set_aside", keys, [K.INBOX, item_id, to_us(at)]) == 1)
 
     @_guarded
     async def inbox_set_aside_count(self) -> int:
-        return int(await self._redis.zcard(_key("inbox", "aside")))
+        return int(await self._redis.zcard(K.INBOX + "aside"))
 
-    # Timers
+    # Timers: one sorted set, hg:timers
 
     @_holdable
     async def set_timer(self, conversation_id: str, kind: TimerKind, due_at: datetime) -> None:
@@ -679,15 +851,12 @@ class RedisStore:
     @_holdable
     async def cancel_timers(self, conversation_id: str, kind: TimerKind | None = None) -> None:
         """Every kind is known (``TimerKind``): no per-conversation index of its timers is kept."""
-        keys = [_key("timers"), _key("timers", conversation_id)]
         members = [_timer_member(conversation_id, k) for k in ([kind] if kind is not None else list(TimerKind))]
-        await self._write(lambda pipe: _eval(pipe, "cancel_timers", keys, members))
+        await self._write(lambda pipe: _eval(pipe, "cancel_timers", [_key("timers")], members))
 
     @_guarded
     async def due_timers(self, now: datetime, limit: int = 100) -> list[Timer]:
-        found = await self._redis.zrangebyscore(
-            _key("timers"), "-inf", to_us(now), start=0, num=limit, withscores=True
-        )
+        found = await self._redis.zrangebyscore(_key("timers"), "-inf", to_us(now), start=0, num=limit, withscores=True)
         pairs: list[tuple[str, float]] = list(found)  # type: ignore[arg-type]  # withscores=True gives pairs
         timers = (_timer(member, score) for member, score in pairs)
         return [timer for timer in timers if timer is not None]
@@ -699,9 +868,8 @@ class RedisStore:
 
     @_guarded
     async def timer_done(self, timer: Timer) -> bool:
-        keys = [_key("timers"), _key("timers", timer.conversation_id)]
         args = [_timer_member(timer.conversation_id, timer.kind), to_us(timer.due_at)]
-        return bool(await self._script("timer_done", keys, args) == 1)
+        return bool(await self._script("timer_done", [_key("timers")], args) == 1)
 
     # Events, across instances
 
@@ -711,8 +879,9 @@ class RedisStore:
         await self._write(lambda pipe: pipe.publish(EVENTS_CHANNEL, message))
 
     @_guarded
-    async def subscribe(self) -> _RedisSubscription:
-        return await _RedisSubscription.start(self._redis.pubsub())
+    async def subscribe(self) -> SharedSubscription:
+        """A subscription to the process's one pub/sub connection (``redis_events.py``)."""
+        return await self._events.subscribe()
 
     # Blocks and the audit log
 
@@ -766,12 +935,13 @@ class RedisStore:
 
     @_guarded
     async def first_created(self) -> datetime | None:
-        first = await self._redis.zrange(_key("created"), 0, 0, withscores=True)
+        first = await self._redis.zrange(K.INDEX + "created", 0, 0, withscores=True)
         return from_us(int(first[0][1])) if first else None
 
-    @_holdable
+    @_guarded
     async def expire_transcript(self, conversation_id: str, ttl_seconds: int) -> None:
-        await self._write(lambda pipe: redis_retention.expire_transcript(pipe, conversation_id, ttl_seconds))
+        """Not held: the entries live in their own slots, so their ids are read first (a conversation ends once)."""
+        await redis_retention.expire_transcript(self._redis, conversation_id, ttl_seconds)
 
     async def forget_freed(self) -> None:
         return None  # deleted keys leave memory at once; persistence files are rewritten by Redis itself
@@ -782,18 +952,21 @@ class RedisStore:
 
     @_guarded
     async def forget_seen(self, keys: Sequence[str]) -> None:
-        if keys:
-            await self._redis.delete(*(_key("seen", key) for key in keys))
+        async with ordered(self._redis) as pipe:
+            for key in keys:
+                pipe.delete(_key("seen", key))
+            await pipe.execute()
 
     @_guarded
     async def inbox_forget(self, sender_key: str) -> int:
         sender_key = self._keys.lookup("inbox", sender_key)
-        ids = _texts(await self._redis.zrange(_key("inbox", "sender", sender_key), 0, -1))
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(_key("inbox", "sender", sender_key), *(_key("inbox", "item", i) for i in ids))
-            pipe.zrem(_key("inbox", "heads"), sender_key)
+        ids = _texts(await self._redis.zrange(K.INBOX + "sender:" + sender_key, 0, -1))
+        async with self._redis.pipeline(transaction=True) as pipe:  # one slot: {inbox}
+            pipe.delete(K.INBOX + "sender:" + sender_key, *(K.INBOX + "item:" + i for i in ids))
+            pipe.zrem(K.INBOX + "heads", sender_key)
             await pipe.execute()
         return len(ids)
+
     # Encryption at rest
 
     @_guarded
@@ -861,20 +1034,18 @@ class RedisStore:
         return [loads_sealed(self._keys, "referral", raw, Referral.from_dict) for raw in raws]
 
     async def _put_record(self, kind: str, id_: str, conversation_id: str, at: datetime, data: dict[str, Any]) -> None:
+        """The indexes, then the record (three slots, in that order: an index lists more, never less)."""
         score = to_us(at)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(_key(kind, id_), dumps_sealed(self._keys, kind, data))
+        async with ordered(self._redis) as pipe:
             pipe.zadd(_key(kind + "s"), {id_: score}, nx=True)
             pipe.zadd(_key(kind + "s", conversation_id), {id_: score}, nx=True)
+            pipe.set(_key(kind, id_), dumps_sealed(self._keys, kind, data))
             await pipe.execute()
 
     async def _records(self, kind: str, conversation_id: str | None) -> list[str]:
         index = _key(kind + "s", conversation_id) if conversation_id else _key(kind + "s")
         found: list[Any] = await self._redis.zrange(index, 0, -1)
-        ids = [_text(i) for i in found]
-        if not ids:
-            return []
-        raws = await self._redis.mget([_key(kind, i) for i in ids])
+        raws = await _get_each(self._redis, [_key(kind, _text(i)) for i in found])
         return [_text(raw) for raw in raws if raw is not None]
 
     # Per-conversation locks, across instances
@@ -883,20 +1054,66 @@ class RedisStore:
     async def lock(self, conversation_id: str, timeout: float = 10.0) -> AsyncIterator[None]:
         if self._closed:
             raise StoreError("the redis store is closed")
-        lease = Lock(self._redis, _key("lock", conversation_id), timeout=LOCK_LEASE_MS / 1000, sleep=LOCK_POLL_SECONDS,
-                     blocking_timeout=timeout, thread_local=False)  # fmt: skip
+        lease = self._lease(conversation_id, timeout)
         try:
             if not await lease.acquire():
                 raise StoreError(f"timed out waiting for the lock of conversation {conversation_id}")
             renewal = asyncio.create_task(self._keep_lock(lease))
+            locked = self._locked.set(conversation_id)
             try:
                 yield
             finally:
+                self._locked.reset(locked)
                 renewal.cancel()
                 with contextlib.suppress(LockNotOwnedError):  # lapsed, perhaps somebody else's now: left alone
                     await lease.release()
         except RedisError as error:
             raise StoreError(f"redis: {type(error).__name__}: {error}") from error
+
+    @asynccontextmanager
+    async def locked_batch(self, conversation_id: str, timeout: float = 10.0) -> AsyncIterator[None]:
+        """The lock, and a batch whose MULTI/EXEC also releases it: the writes and the release in one round trip
+        (the release checks the token, like ``Lock.release``: a lapsed lock, somebody else's now, is left alone).
+        Left by an exception: the writes are dropped and the lock released at once, as ``lock`` does."""
+        if self._held.get() is not None:  # inside a batch already: the outer one sends the writes
+            async with self.lock(conversation_id, timeout):
+                yield
+            return
+        if self._closed:
+            raise StoreError("the redis store is closed")
+        lease = self._lease(conversation_id, timeout)
+        try:
+            if not await lease.acquire():
+                raise StoreError(f"timed out waiting for the lock of conversation {conversation_id}")
+        except RedisError as error:
+            raise StoreError(f"redis: {type(error).__name__}: {error}") from error
+        renewal = asyncio.create_task(self._keep_lock(lease))
+        held: list[HeldWrite] = []
+        token = self._held.set(held)
+        try:
+            try:
+                yield
+            except BaseException:
+                renewal.cancel()
+                with contextlib.suppress(LockNotOwnedError, RedisError):
+                    await lease.release()
+                raise
+            renewal.cancel()
+            owner = lease.local.token
+            name = K.lock(conversation_id)
+            held.append(HeldWrite(lambda pipe: _eval(pipe, "unlock", [name], [owner])))
+            try:
+                await self._flush()
+            except RedisError as error:  # the release may not have been made either: try it alone
+                with contextlib.suppress(LockNotOwnedError, RedisError):
+                    await lease.release()
+                raise StoreError(f"redis: {type(error).__name__}: {error}") from error
+        finally:
+            self._held.reset(token)
+
+    def _lease(self, conversation_id: str, timeout: float) -> Lock:
+        return Lock(self._redis, K.lock(conversation_id), timeout=LOCK_LEASE_MS / 1000, sleep=LOCK_POLL_SECONDS,
+                    blocking_timeout=timeout, thread_local=False)  # fmt: skip
 
     async def _keep_lock(self, lease: Lock) -> None:
         """Renew the lease while the lock is held; stop once it is somebody else's."""
@@ -912,17 +1129,12 @@ class RedisStore:
                 log.error("redis: renewing a conversation lock failed with %s at %s", type(exc).__name__, where(exc))
 
 
-def _saved(answers: list[Any]) -> None:
-    if answers[0] == 0:
-        raise Conflict("another conversation of this sender is already active")
-
-
-def _entry(entry_id: str, value: str, keys: DataKeys) -> TranscriptEntry:
+def _entry(entry_id: str, value: str, keys: DataKeys, shared: Callable[[str], SharedText]) -> TranscriptEntry:
     head, _, data = value.partition("\n")
     delivery = _DELIVERIES.get(head[:1])
     if delivery is None:
         raise StoreError("a stored transcript record cannot be read (delivery)")
-    return decode_entry_data(entry_id, keys.open("entry", data), delivery, head[1:] or None)
+    return decode_entry_data(entry_id, keys.open("entry", data), delivery, head[1:] or None, shared)
 
 
 def _old_entry(entry_id: str, found: dict[str, str], keys: DataKeys) -> TranscriptEntry:
@@ -965,57 +1177,3 @@ def _timer_member(conversation_id: str, kind: str) -> str:
 def _timer(member: str, score: float) -> Timer | None:
     conversation_id, kind = json.loads(member)
     return Timer.read(conversation_id, kind, from_us(int(score)))
-
-
-class _RedisSubscription:
-    """One Redis pub/sub connection on the events channel; closing it returns the connection."""
-
-    def __init__(self, pubsub: PubSub) -> None:
-        self._pubsub = pubsub
-        self._closed = False
-
-    @classmethod
-    async def start(cls, pubsub: PubSub) -> _RedisSubscription:
-        """Subscribe and wait for Redis to confirm, so every later publish reaches this subscription."""
-        subscription = cls(pubsub)
-        try:
-            await pubsub.subscribe(EVENTS_CHANNEL)
-            async with asyncio.timeout(10):
-                while (await pubsub.get_message(timeout=1.0) or {}).get("type") != "subscribe":
-                    pass
-        except BaseException:
-            await subscription.aclose()
-            raise
-        return subscription
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> Event:
-        """The next event. redis-py reconnects a lost connection by itself and subscribes again: Redis then
-        confirms the subscription anew, which means events published meanwhile were missed → ``resync``."""
-        while not self._closed:
-            try:
-                message = await self._pubsub.get_message(timeout=None)
-            except RedisError as error:
-                if self._closed:
-                    break
-                raise StoreError(f"redis: {type(error).__name__}: {error}") from error
-            if message is not None and message.get("type") == "message":
-                event = decode(json.loads(message["data"]))
-                if event is not None:  # a type this version does not know (rolling deploy), or malformed
-                    return event
-            if message is not None and message.get("type") == "subscribe":
-                return Resync()
-        raise StopAsyncIteration
-
-    async def aclose(self) -> None:
-        if not self._closed:
-            self._closed = True
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()

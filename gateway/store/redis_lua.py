@@ -1,84 +1,196 @@
 """The Lua scripts of the Redis store: every read-then-write operation, each atomic inside Redis.
 
-Scripts receive the key prefix as ``ARGV[1]`` where they build key names (standalone Redis only). Values that
-must sort or compare exactly (microseconds since the epoch) travel as integers, never through ``cjson``, which
-would print large numbers in exponent form; ``cjson`` only carries the queue entries, whose values are text.
+Every script touches the keys of ONE Redis Cluster hash slot (the layout and its hash tags: :mod:`gateway.store.
+redis_keys`): its ``KEYS``, and keys it names from ``ARGV[1]``, a group's prefix holding the same hash tag (e.g.
+``hg:{queue}:``). An operation that changes keys of two slots is two scripts, run in an order argued where the
+store runs them (:mod:`gateway.store.redis`). Values that must sort or compare exactly (microseconds since the
+epoch) travel as integers, never through ``cjson``, which would print large numbers in exponent form; ``cjson``
+only carries the queue entries, whose values are text.
 """
 
 from __future__ import annotations
 
-_ACTIVE_CONVERSATION = """
-local id = redis.call('GET', KEYS[1])
-if id then
-  local raw = redis.call('GET', ARGV[1] .. 'conv:' .. id)
-  if raw then return {0, raw} end
-end
-redis.call('SET', KEYS[1], ARGV[2])
-redis.call('SET', ARGV[1] .. 'conv:' .. ARGV[2], ARGV[3])
-redis.call('SADD', ARGV[1] .. 'status:' .. ARGV[5], ARGV[2])
-redis.call('ZADD', ARGV[1] .. 'created', ARGV[4], ARGV[2])
-return {1, ARGV[3]}
-"""
+# Fragments shared by several scripts (``local`` functions at the head of the script that uses them).
 
-# KEYS: the active key, then the processed inbound id's key when there is one.
-# ARGV: prefix, id, json, created µs, status, '1' if active, done until (ms, or ''), then every status name.
-_SAVE_CONVERSATION = """
-local current = redis.call('GET', KEYS[1])
-if ARGV[6] == '1' then
-  if current and current ~= ARGV[2] and redis.call('EXISTS', ARGV[1] .. 'conv:' .. current) == 1 then
-    return 0
-  end
-  redis.call('SET', KEYS[1], ARGV[2])
-elseif current == ARGV[2] then
-  redis.call('DEL', KEYS[1])
-end
-redis.call('SET', ARGV[1] .. 'conv:' .. ARGV[2], ARGV[3])
-for i = 8, #ARGV do redis.call('SREM', ARGV[1] .. 'status:' .. ARGV[i], ARGV[2]) end
-redis.call('SADD', ARGV[1] .. 'status:' .. ARGV[5], ARGV[2])
-redis.call('ZADD', ARGV[1] .. 'created', ARGV[4], ARGV[2])
-if KEYS[2] then redis.call('SET', KEYS[2], '1', 'PXAT', ARGV[7]) end
-return 1
-"""
-
-# KEYS: entry, conversation's list. ARGV: prefix, id, "<delivery code><provider id>\n<data>", provider id or '',
-# seconds the provider id is kept.
-_APPEND_ENTRY = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('SET', KEYS[1], ARGV[3])
-redis.call('RPUSH', KEYS[2], ARGV[2])
-if ARGV[4] ~= '' then redis.call('SET', ARGV[1] .. 'provider:' .. ARGV[4], ARGV[2], 'EX', ARGV[5]) end
-return 1
-"""
-
-# KEYS: entry, entry hash of the layout before (``hg:entry:<id>``). ARGV: prefix, id, delivery code, delivery,
-# provider id or '', seconds the provider id is kept. The delivery code and provider id head the entry's value.
-_SET_DELIVERY = """
-local v = redis.call('GET', KEYS[1])
-if v then
+# A transcript entry's value is "<delivery code><provider id>\n<sealed data>": the head changes, the data stays.
+_REDELIVER = """
+local function redeliver(key, code, pmid)
+  local v = redis.call('GET', key)
+  if not v then return false end
   local nl = string.find(v, '\\n', 1, true)
-  local pmid = string.sub(v, 2, nl - 1)
-  if ARGV[5] ~= '' then
-    pmid = ARGV[5]
-    redis.call('SET', ARGV[1] .. 'provider:' .. pmid, ARGV[2], 'EX', ARGV[6])
-  end
-  redis.call('SET', KEYS[1], ARGV[3] .. pmid .. string.sub(v, nl), 'KEEPTTL')
+  if pmid == '' then pmid = string.sub(v, 2, nl - 1) end
+  redis.call('SET', key, code .. pmid .. string.sub(v, nl), 'KEEPTTL')
+  return true
+end
+"""
+
+# Set a delivery on the entry (KEYS[e]) or, written by an earlier layout, its hash (KEYS[h]); 1 if there was one.
+_SET_DELIVERY_ON = (
+    _REDELIVER
+    + """
+local function set_delivery(e, h, code, delivery, pmid)
+  if redeliver(e, code, pmid) then return 1 end
+  if redis.call('EXISTS', h) == 0 then return 0 end
+  redis.call('HSET', h, 'delivery', delivery)
+  if pmid ~= '' then redis.call('HSET', h, 'pmid', pmid) end
   return 1
 end
-if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
-redis.call('HSET', KEYS[2], 'delivery', ARGV[4])
-if ARGV[5] ~= '' then
-  redis.call('HSET', KEYS[2], 'pmid', ARGV[5])
-  redis.call('SET', ARGV[1] .. 'provider:' .. ARGV[5], ARGV[2], 'EX', ARGV[6])
+"""
+)
+
+# A sender's (inbox) or a conversation's (outbox) line of pending ids changed: its head's due time heads ``heads``.
+# ``items`` prefixes an id to name its item hash (same slot); with items = false the head is due at once (0), and
+# the outbox's ``due`` reads the item's own time (the items live in other slots).
+_REHEAD = """
+local function rehead(heads, line, owner, items)
+  local head = redis.call('ZRANGE', line, 0, 0)[1]
+  if not head then
+    redis.call('ZREM', heads, owner)
+  elseif items then
+    redis.call('ZADD', heads, redis.call('HGET', items .. head, 'next_us') or '0', owner)
+  else
+    redis.call('ZADD', heads, 0, owner)
+  end
+end
+"""
+
+# A line of pending ids (a conversation's outbox items, a sender's inbox items) in put order, and ``heads``: the
+# line's owner scored by when its head is due. ``join`` lists an id (the owner joins the heads with the line's first
+# id); ``due_heads`` claims the due owners for a lease (their score becomes its end) and gives {owner, head id}.
+_LINES = """
+local function join(line, seq, heads, id, owner, due)
+  redis.call('ZADD', line, redis.call('INCR', seq), id)
+  if redis.call('ZCARD', line) == 1 then redis.call('ZADD', heads, due, owner) end
+end
+local function due_heads(heads, lines, now, limit, lease_end)
+  local found = {}
+  for _, owner in ipairs(redis.call('ZRANGEBYSCORE', heads, '-inf', now, 'LIMIT', 0, limit)) do
+    local head = redis.call('ZRANGE', lines .. owner, 0, 0)[1]
+    if head then
+      redis.call('ZADD', heads, lease_end, owner)
+      table.insert(found, {owner, head})
+    else
+      redis.call('ZREM', heads, owner)
+    end
+  end
+  return found
+end
+"""
+
+# The fencing token: an outbox item held under a lease whose end (µs) ``token`` is, or '' (unfenced).
+_HELD = """
+local function held(item, token)
+  if redis.call('HGET', item, 'status') ~= 'pending' then return false end
+  return token == '' or redis.call('HGET', item, 'next_us') == token
+end
+"""
+
+# Conversations. KEYS: the record, the processed marks. ARGV: record, '' or processed inbound key, its expiry (ms),
+# now (ms), record TTL in s (0: none, a fresh record not claimed by its sender yet).
+_PUT_CONVERSATION = """
+if ARGV[5] ~= '0' then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[5])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+if ARGV[2] ~= '' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+  redis.call('PEXPIREAT', KEYS[2], redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')[2])
 end
 return 1
 """
 
-# KEYS: entries, sequence, queue names. ARGV: prefix, id, queue, rank, arrival µs (20 digits), entry JSON.
+# ARGV: prefix "hg:{index}:", id, created µs, status to add, then the statuses to leave ('' for none).
+_INDEX_CONVERSATION = """
+if ARGV[4] ~= '' then
+  redis.call('SADD', ARGV[1] .. 'status:' .. ARGV[4], ARGV[2])
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+end
+for i = 5, #ARGV do redis.call('SREM', ARGV[1] .. 'status:' .. ARGV[i], ARGV[2]) end
+return 1
+"""
+
+# KEYS: a sender's active key. ARGV: the id it should hold, the id it is expected to hold ('' for none or this id).
+# Returns 1 when it holds ``ARGV[1]`` now, else the id it holds (the caller looks at that conversation).
+_CLAIM_ACTIVE = """
+local current = redis.call('GET', KEYS[1])
+if current == ARGV[1] then return 1 end
+if current and current ~= ARGV[2] then return current end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+
+# KEYS: the key. ARGV: its value. Deleted only while it still holds that value.
+_DELETE_IF = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# KEYS: the key. ARGV: the value read, the new value, seconds kept. Replaced only while it still holds the value read.
+_REPLACE_IF = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+# Transcripts. KEYS: entry. ARGV: "<delivery code><provider id>\n<data>".
+_PUT_ENTRY = """
+return redis.call('SET', KEYS[1], ARGV[1], 'NX') and 1 or 0
+"""
+
+# KEYS: the conversation's list of entry ids. ARGV: the id. Listed once, however often the step runs.
+_LIST_ENTRY = """
+if redis.call('LPOS', KEYS[1], ARGV[1]) then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+return 1
+"""
+
+# KEYS: entry, its hash in an earlier layout. ARGV: delivery code, delivery, provider id or ''.
+_SET_DELIVERY = (
+    _SET_DELIVERY_ON
+    + """
+return set_delivery(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
+"""
+)
+
+# De-duplication. KEYS: the inbound id's key. ARGV: owner, now (ms), lease end (ms), the conversation it is
+# processed in ('' when not known yet), seconds the claim is kept. The value is "1" once processed, else
+# "c:<lease end ms>:<conversation>:<owner>" (the key outlives the lease: a lapsed claim that names its conversation
+# may have been saved there, see ``RedisStore.claim``); "c:<owner>" (an earlier layout) lives as long as its lease.
+_CLAIM = """
+local v = redis.call('GET', KEYS[1])
+local conv = ARGV[4]
+if v then
+  if string.sub(v, 1, 2) ~= 'c:' then return 'done' end
+  local lease, was, owner = string.match(v, '^c:(%d+):([^:]*):(.*)$')
+  if not lease then lease, was, owner = ARGV[3], '', string.sub(v, 3) end
+  if owner ~= ARGV[1] then
+    if tonumber(lease) > tonumber(ARGV[2]) then return 'busy' end
+    if was ~= '' then return 'check:' .. was .. ':' .. v end
+  end
+  if conv == '' then conv = was end
+end
+redis.call('SET', KEYS[1], 'c:' .. ARGV[3] .. ':' .. conv .. ':' .. ARGV[1], 'EX', ARGV[5])
+return 'claimed'
+"""
+
+# KEYS: the inbound id's key. ARGV: owner.
+_RELEASE = """
+local v = redis.call('GET', KEYS[1])
+if v and (string.match(v, '^c:%d+:[^:]*:(.*)$') or string.sub(v, 3)) == ARGV[1] and string.sub(v, 1, 2) == 'c:' then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+# The waiting queue: every key under "hg:{queue}:" (ARGV[1]). KEYS: entries, sequence, queue names.
+# ARGV: prefix, id, queue, rank, arrival µs (20 digits), entry JSON.
 _ENQUEUE = """
 local old = redis.call('HGET', KEYS[1], ARGV[2])
 if old then
   local e = cjson.decode(old)
-  redis.call('ZREM', ARGV[1] .. 'queue:waiting:' .. e['queue'], e['member'])
+  redis.call('ZREM', ARGV[1] .. 'waiting:' .. e['queue'], e['member'])
   if e['taken_by'] ~= cjson.null then redis.call('SREM', ARGV[1] .. 'held:' .. e['taken_by'], ARGV[2]) end
 end
 local seq = redis.call('INCR', KEYS[2])
@@ -86,19 +198,19 @@ local member = ARGV[4] .. ':' .. ARGV[5] .. ':' .. string.format('%012d', seq) .
 local entry = cjson.decode(ARGV[6])
 entry['member'] = member
 redis.call('HSET', KEYS[1], ARGV[2], cjson.encode(entry))
-redis.call('ZADD', ARGV[1] .. 'queue:waiting:' .. ARGV[3], 0, member)
+redis.call('ZADD', ARGV[1] .. 'waiting:' .. ARGV[3], 0, member)
 redis.call('SADD', KEYS[3], ARGV[3])
 return 1
 """
 
-# ARGV: prefix, id, listener ('' to hand back), taken at µs, takes older than this µs are dropped.
+# KEYS: entries. ARGV: prefix, id, listener ('' to hand back), taken at µs, takes older than this µs are dropped.
 # Returns the entry, or false when the change is not allowed. A take is counted in ``takes:<queue>`` (scored by
 # when) and the conversation joins ``held:<listener>``; a hand back leaves it.
 _TAKE_OR_REQUEUE = """
 local raw = redis.call('HGET', KEYS[1], ARGV[2])
 if not raw then return false end
 local e = cjson.decode(raw)
-local waiting = ARGV[1] .. 'queue:waiting:' .. e['queue']
+local waiting = ARGV[1] .. 'waiting:' .. e['queue']
 if ARGV[3] ~= '' then
   if e['taken_by'] ~= cjson.null then return false end
   redis.call('ZREM', waiting, e['member'])
@@ -117,12 +229,14 @@ redis.call('HSET', KEYS[1], ARGV[2], raw)
 return raw
 """
 
+# KEYS: entries. ARGV: prefix, id, '1' to forget its takes too (erasure).
 _REMOVE_FROM_QUEUE = """
 local raw = redis.call('HGET', KEYS[1], ARGV[2])
 if not raw then return 0 end
 local e = cjson.decode(raw)
-redis.call('ZREM', ARGV[1] .. 'queue:waiting:' .. e['queue'], e['member'])
+redis.call('ZREM', ARGV[1] .. 'waiting:' .. e['queue'], e['member'])
 if e['taken_by'] ~= cjson.null then redis.call('SREM', ARGV[1] .. 'held:' .. e['taken_by'], ARGV[2]) end
+if ARGV[3] == '1' then redis.call('ZREM', ARGV[1] .. 'takes:' .. e['queue'], ARGV[2]) end
 redis.call('HDEL', KEYS[1], ARGV[2])
 return 1
 """
@@ -133,148 +247,137 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
 
-# KEYS: item, conversation's pending ids, heads, sequence, its transcript entry. ARGV: id, conversation, payload,
-# created, next. An id already put is ignored: pending or kept failed (the item), or sent (the item is deleted once
-# sent when its transcript entry records the send: that entry, no longer pending, is the mark then).
-_OUTBOX_PUT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local entry = redis.call('GET', KEYS[5])
+# The outbox. An item lives beside its transcript entry (slot ``{<entry id>}``); the lines of pending ids and the
+# heads under "hg:{outbox}:". Each operation is an item step, then a line step (the store runs them in order).
+
+# KEYS: item, its transcript entry. ARGV: id, conversation, payload, created, next. 1 when the item is pending now
+# (put, or put before), 0 when it was resolved already: sent (then deleted once its entry records the send: that
+# entry, no longer pending, is the mark) or failed.
+_OUTBOX_PUT_ITEM = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status then return status == 'pending' and 1 or 0 end
+local entry = redis.call('GET', KEYS[2])
 if entry and string.sub(entry, 1, 1) ~= 'p' then return 0 end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'conv', ARGV[2], 'payload', ARGV[3], 'created_us', ARGV[4],
            'next_us', ARGV[5], 'attempts', 0, 'status', 'pending')
-redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[4]), ARGV[1])
-if redis.call('ZCARD', KEYS[2]) == 1 then redis.call('ZADD', KEYS[3], ARGV[5], ARGV[2]) end
 return 1
 """
 
-# KEYS: heads. ARGV: prefix, now µs, limit, lease end µs. Returns each claimed item as {conversation, id, its
-# fields (HGETALL)}, so a claim is never left without its caller knowing the items it claimed, even one whose
-# fields it cannot read (set aside then, by ``outbox_set_aside``).
-_OUTBOX_DUE = """
-local ids = {}
-for _, conv in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])) do
-  local head = redis.call('ZRANGE', ARGV[1] .. 'outbox:conv:' .. conv, 0, 0)[1]
-  if head then
-    redis.call('ZADD', KEYS[1], ARGV[4], conv)
-    redis.call('HSET', ARGV[1] .. 'outbox:item:' .. head, 'next_us', ARGV[4])
-    table.insert(ids, {conv, head, redis.call('HGETALL', ARGV[1] .. 'outbox:item:' .. head)})
-  else
-    redis.call('ZREM', KEYS[1], conv)
-  end
-end
-return ids
+# KEYS: the conversation's line, heads, sequence. ARGV: id, conversation, next µs. Listed once, however often it
+# runs; an id listed after its item was resolved is dropped by ``outbox_due``.
+_OUTBOX_LIST = _LINES + """
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+join(KEYS[1], KEYS[3], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
+return 1
 """
 
-# KEYS: item, heads. ARGV: the lease end the caller holds (µs), the new end. Refused once claimed again since.
-_OUTBOX_RENEW = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'pending' or redis.call('HGET', KEYS[1], 'next_us') ~= ARGV[1] then
-  return 0
-end
+# KEYS: heads. ARGV: prefix, now µs, limit, lease end µs. Claims the due conversations' lines for the lease (their
+# heads' score) and returns {conversation, head id} pairs; ``outbox_claim`` then claims each item.
+_OUTBOX_DUE = _LINES + """
+return due_heads(KEYS[1], ARGV[1] .. 'conv:', ARGV[2], ARGV[3], ARGV[4])
+"""
+
+# KEYS: item. ARGV: now µs, lease end µs. {'ok', fields} once claimed (its next_us is the lease end: the fencing
+# token); {'later', next µs} when not due yet; {'gone'} when resolved or missing.
+_OUTBOX_CLAIM = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return {'gone'} end
+local next_us = redis.call('HGET', KEYS[1], 'next_us')
+if tonumber(next_us) > tonumber(ARGV[1]) then return {'later', next_us} end
 redis.call('HSET', KEYS[1], 'next_us', ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[2], redis.call('HGET', KEYS[1], 'conv'))
-return 1
+return {'ok', redis.call('HGETALL', KEYS[1])}
 """
 
-# KEYS: item, heads, transcript entry, its hash in the layout before. ARGV: prefix, id, status, field or '', value,
-# seconds kept, the entry's delivery, provider id or '', the delivery's code, seconds the provider id is kept, the
-# lease end the caller holds (µs) or '' (then unfenced). The entry shows the result in the same step (never sent but
-# shown pending). A sent item keeps no payload (the transcript has the text): what is left tells it was sent, until
-# it expires.
-_OUTBOX_RESOLVE = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end
-if ARGV[11] ~= '' and redis.call('HGET', KEYS[1], 'next_us') ~= ARGV[11] then return 0 end
+# KEYS: the conversation's line, heads. ARGV: id, conversation, its due µs (or '' to drop it from the line).
+# Heads follow the line's head: due at ``ARGV[3]`` while this id heads it, else at once (``outbox_claim`` reads).
+_OUTBOX_LINE = (
+    _REHEAD
+    + """
+if ARGV[3] == '' then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  rehead(KEYS[2], KEYS[1], ARGV[2], false)
+elseif redis.call('ZRANGE', KEYS[1], 0, 0)[1] == ARGV[1] then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+end
+return 1
+"""
+)
+
+# KEYS: item. ARGV: the lease end the caller holds (µs), the new end. Refused (false) once claimed again since;
+# else the conversation.
+_OUTBOX_RENEW = (
+    _HELD
+    + """
+if not held(KEYS[1], ARGV[1]) then return false end
+redis.call('HSET', KEYS[1], 'next_us', ARGV[2])
+return redis.call('HGET', KEYS[1], 'conv')
+"""
+)
+
+# KEYS: item, its transcript entry, the entry's hash in an earlier layout. ARGV: status, field or '', value, seconds
+# kept, the entry's delivery, provider id or '', the delivery's code, the lease end the caller holds (µs) or ''.
+# The entry shows the result in the same step (never sent but shown pending). A sent item keeps no payload (the
+# transcript has the text): what is left tells it was sent, until it expires. Returns the conversation, or false.
+_OUTBOX_RESOLVE = (
+    _HELD
+    + _SET_DELIVERY_ON
+    + """
+if not held(KEYS[1], ARGV[8]) then return false end
 local conv = redis.call('HGET', KEYS[1], 'conv')
-redis.call('HSET', KEYS[1], 'status', ARGV[3])
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], ARGV[4], ARGV[5]) end
-if ARGV[3] == 'sent' and redis.call('EXISTS', KEYS[3]) == 1 then
+redis.call('HSET', KEYS[1], 'status', ARGV[1])
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) end
+if ARGV[1] == 'sent' and redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('DEL', KEYS[1])  -- its transcript entry records the send (below): the mark ``outbox_put`` reads
-elseif ARGV[3] == 'sent' then  -- rebuilt without the payload: a small hash takes Redis's compact encoding again
+elseif ARGV[1] == 'sent' then  -- rebuilt without the payload: a small hash takes Redis's compact encoding again
   local f = {'id', 'conv', 'created_us', 'next_us', 'attempts', 'status', 'pmid', 'parts_sent'}
   local v = redis.call('HMGET', KEYS[1], unpack(f))
   redis.call('DEL', KEYS[1])
   for i = 1, #f do if v[i] then redis.call('HSET', KEYS[1], f[i], v[i]) end end
-  redis.call('EXPIRE', KEYS[1], ARGV[6])
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
 else
-  redis.call('EXPIRE', KEYS[1], ARGV[6])
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
 end
-local pending = ARGV[1] .. 'outbox:conv:' .. conv
-redis.call('ZREM', pending, ARGV[2])
-local head = redis.call('ZRANGE', pending, 0, 0)[1]
-if head then
-  redis.call('ZADD', KEYS[2], redis.call('HGET', ARGV[1] .. 'outbox:item:' .. head, 'next_us'), conv)
-else
-  redis.call('ZREM', KEYS[2], conv)
-end
-local v = redis.call('GET', KEYS[3])
-if v then
-  local nl = string.find(v, '\\n', 1, true)
-  local pmid = string.sub(v, 2, nl - 1)
-  if ARGV[8] ~= '' then
-    pmid = ARGV[8]
-    redis.call('SET', ARGV[1] .. 'provider:' .. pmid, ARGV[2], 'EX', ARGV[10])
-  end
-  redis.call('SET', KEYS[3], ARGV[9] .. pmid .. string.sub(v, nl), 'KEEPTTL')
-elseif redis.call('EXISTS', KEYS[4]) == 1 then
-  redis.call('HSET', KEYS[4], 'delivery', ARGV[7])
-  if ARGV[8] ~= '' then
-    redis.call('HSET', KEYS[4], 'pmid', ARGV[8])
-    redis.call('SET', ARGV[1] .. 'provider:' .. ARGV[8], ARGV[2], 'EX', ARGV[10])
-  end
-end
+set_delivery(KEYS[2], KEYS[3], ARGV[7], ARGV[5], ARGV[6])
+return conv
+"""
+)
+
+# KEYS: item, its transcript entry, the entry's hash in an earlier layout. ARGV: reason, seconds kept, the failed
+# delivery's code. An item whose stored fields cannot be read: failed (kept a while for an operator).
+_OUTBOX_SET_ASIDE = (
+    _SET_DELIVERY_ON
+    + """
+redis.call('HSET', KEYS[1], 'status', 'failed', 'last_error', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+set_delivery(KEYS[2], KEYS[3], ARGV[3], 'failed', '')
 return 1
 """
+)
 
-# KEYS: item, heads, the conversation's pending ids. ARGV: prefix, id, conversation, reason, seconds kept. An item
-# whose stored fields cannot be read: failed (kept a while for an operator), out of its conversation's line.
-_OUTBOX_SET_ASIDE = """
-redis.call('HSET', KEYS[1], 'status', 'failed', 'last_error', ARGV[4])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('ZREM', KEYS[3], ARGV[2])
-local head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
-if head then
-  redis.call('ZADD', KEYS[2], redis.call('HGET', ARGV[1] .. 'outbox:item:' .. head, 'next_us') or '0', ARGV[3])
-else
-  redis.call('ZREM', KEYS[2], ARGV[3])
+# KEYS: item. ARGV: next µs, attempts, last error, parts sent (kept if larger), the lease end the caller holds (µs)
+# or ''. Returns the conversation, or false.
+_OUTBOX_RESCHEDULE = (
+    _HELD
+    + """
+if not held(KEYS[1], ARGV[5]) then return false end
+redis.call('HSET', KEYS[1], 'next_us', ARGV[1], 'attempts', ARGV[2], 'last_error', ARGV[3])
+if tonumber(ARGV[4]) > tonumber(redis.call('HGET', KEYS[1], 'parts_sent') or '0') then
+  redis.call('HSET', KEYS[1], 'parts_sent', ARGV[4])
 end
-return 1
+return redis.call('HGET', KEYS[1], 'conv')
 """
+)
 
-# KEYS: item, heads. ARGV: prefix, id, next µs, attempts, last error, parts sent (kept if larger), the lease end
-# the caller holds (µs) or ''.
-_OUTBOX_RESCHEDULE = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end
-if ARGV[7] ~= '' and redis.call('HGET', KEYS[1], 'next_us') ~= ARGV[7] then return 0 end
-redis.call('HSET', KEYS[1], 'next_us', ARGV[3], 'attempts', ARGV[4], 'last_error', ARGV[5])
-if tonumber(ARGV[6]) > tonumber(redis.call('HGET', KEYS[1], 'parts_sent') or '0') then
-  redis.call('HSET', KEYS[1], 'parts_sent', ARGV[6])
-end
-local conv = redis.call('HGET', KEYS[1], 'conv')
-if redis.call('ZRANGE', ARGV[1] .. 'outbox:conv:' .. conv, 0, 0)[1] == ARGV[2] then
-  redis.call('ZADD', KEYS[2], ARGV[3], conv)
-end
-return 1
-"""
-
-# KEYS: timers, the conversation's timer members as an earlier layout kept them. ARGV: the members to cancel
-# (every kind's for all); with all of them, the members of the earlier index go too.
+# Timers. KEYS: timers. ARGV: the members to cancel.
 _CANCEL_TIMERS = """
-for _, member in ipairs(ARGV) do
-  redis.call('ZREM', KEYS[1], member)
-  redis.call('SREM', KEYS[2], member)
-end
-if #ARGV > 1 then
-  for _, member in ipairs(redis.call('SMEMBERS', KEYS[2])) do redis.call('ZREM', KEYS[1], member) end
-  redis.call('DEL', KEYS[2])
-end
+for _, member in ipairs(ARGV) do redis.call('ZREM', KEYS[1], member) end
 return 1
 """
 
-# KEYS: timers, the conversation's timer members. ARGV: member, due µs.
+# KEYS: timers. ARGV: member, due µs.
 _TIMER_DONE = """
 local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not due or tonumber(due) ~= tonumber(ARGV[2]) then return 0 end
 redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('SREM', KEYS[2], ARGV[1])
 return 1
 """
 
@@ -286,109 +389,99 @@ redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 return 1
 """
 
-# KEYS: the inbound id's key. ARGV: "c:<owner>", lease end (ms). Any other value than a claim means processed.
-_CLAIM = """
-local held = redis.call('GET', KEYS[1])
-if held and held ~= ARGV[1] then
-  if string.sub(held, 1, 2) == 'c:' then return 'busy' end
-  return 'done'
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
-return 'claimed'
-"""
-
-_UNLOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
+# The inbox: every key under "hg:{inbox}:" (ARGV[1]), one slot.
 # KEYS: heads, sequence. ARGV: prefix, then per item: id, sender key, payload, received µs, next µs.
-_INBOX_PUT = """
+_INBOX_PUT = _LINES + """
 for i = 2, #ARGV, 5 do
-  local item = ARGV[1] .. 'inbox:item:' .. ARGV[i]
+  local item = ARGV[1] .. 'item:' .. ARGV[i]
   if redis.call('EXISTS', item) == 0 then
-    local sender = ARGV[1] .. 'inbox:sender:' .. ARGV[i + 1]
     redis.call('HSET', item, 'id', ARGV[i], 'sender', ARGV[i + 1], 'payload', ARGV[i + 2],
                'received_us', ARGV[i + 3], 'next_us', ARGV[i + 4], 'attempts', 0)
-    redis.call('ZADD', sender, redis.call('INCR', KEYS[2]), ARGV[i])
-    if redis.call('ZCARD', sender) == 1 then redis.call('ZADD', KEYS[1], ARGV[i + 4], ARGV[i + 1]) end
+    join(ARGV[1] .. 'sender:' .. ARGV[i + 1], KEYS[2], KEYS[1], ARGV[i], ARGV[i + 1], ARGV[i + 4])
   end
 end
 return 1
 """
 
 # KEYS: heads. ARGV: prefix, now µs, limit, lease end µs. Returns each claimed item's fields (HGETALL).
-_INBOX_DUE = """
+_INBOX_DUE = _LINES + """
 local items = {}
-for _, sender in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])) do
-  local head = redis.call('ZRANGE', ARGV[1] .. 'inbox:sender:' .. sender, 0, 0)[1]
-  if head then
-    redis.call('ZADD', KEYS[1], ARGV[4], sender)
-    redis.call('HSET', ARGV[1] .. 'inbox:item:' .. head, 'next_us', ARGV[4])
-    table.insert(items, redis.call('HGETALL', ARGV[1] .. 'inbox:item:' .. head))
-  else
-    redis.call('ZREM', KEYS[1], sender)
-  end
+for _, found in ipairs(due_heads(KEYS[1], ARGV[1] .. 'sender:', ARGV[2], ARGV[3], ARGV[4])) do
+  local item = ARGV[1] .. 'item:' .. found[2]
+  redis.call('HSET', item, 'next_us', ARGV[4])
+  table.insert(items, redis.call('HGETALL', item))
 end
 return items
 """
 
-# KEYS: item, heads. ARGV: prefix, id.
-_INBOX_DONE = """
-local sender_key = redis.call('HGET', KEYS[1], 'sender')
-if not sender_key then return 0 end
+# KEYS: item, heads. ARGV: prefix, id. The item leaves its sender's line.
+_INBOX_DONE = (
+    _REHEAD
+    + """
+local sender = redis.call('HGET', KEYS[1], 'sender')
+if not sender then return 0 end
 redis.call('DEL', KEYS[1])
-local sender = ARGV[1] .. 'inbox:sender:' .. sender_key
-redis.call('ZREM', sender, ARGV[2])
-local head = redis.call('ZRANGE', sender, 0, 0)[1]
-if head then
-  redis.call('ZADD', KEYS[2], redis.call('HGET', ARGV[1] .. 'inbox:item:' .. head, 'next_us'), sender_key)
-else
-  redis.call('ZREM', KEYS[2], sender_key)
-end
+local line = ARGV[1] .. 'sender:' .. sender
+redis.call('ZREM', line, ARGV[2])
+rehead(KEYS[2], line, sender, ARGV[1] .. 'item:')
 return 1
 """
+)
 
 # KEYS: item, heads, set-aside item, set-aside index. ARGV: prefix, id, set aside at µs. The item leaves its
 # sender's line (as ``inbox_done``) and is kept under another key, indexed by when it was set aside.
-_INBOX_SET_ASIDE = """
-local sender_key = redis.call('HGET', KEYS[1], 'sender')
-if not sender_key then return 0 end
+_INBOX_SET_ASIDE = (
+    _REHEAD
+    + """
+local sender = redis.call('HGET', KEYS[1], 'sender')
+if not sender then return 0 end
 redis.call('RENAME', KEYS[1], KEYS[3])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
-local sender = ARGV[1] .. 'inbox:sender:' .. sender_key
-redis.call('ZREM', sender, ARGV[2])
-local head = redis.call('ZRANGE', sender, 0, 0)[1]
-if head then
-  redis.call('ZADD', KEYS[2], redis.call('HGET', ARGV[1] .. 'inbox:item:' .. head, 'next_us'), sender_key)
-else
-  redis.call('ZREM', KEYS[2], sender_key)
-end
+local line = ARGV[1] .. 'sender:' .. sender
+redis.call('ZREM', line, ARGV[2])
+rehead(KEYS[2], line, sender, ARGV[1] .. 'item:')
 return 1
 """
+)
 
 # KEYS: item, heads. ARGV: prefix, id, next µs, attempts.
 _INBOX_RETRY = """
-local sender_key = redis.call('HGET', KEYS[1], 'sender')
-if not sender_key then return 0 end
+local sender = redis.call('HGET', KEYS[1], 'sender')
+if not sender then return 0 end
 redis.call('HSET', KEYS[1], 'next_us', ARGV[3], 'attempts', ARGV[4])
-if redis.call('ZRANGE', ARGV[1] .. 'inbox:sender:' .. sender_key, 0, 0)[1] == ARGV[2] then
-  redis.call('ZADD', KEYS[2], ARGV[3], sender_key)
+if redis.call('ZRANGE', ARGV[1] .. 'sender:' .. sender, 0, 0)[1] == ARGV[2] then
+  redis.call('ZADD', KEYS[2], ARGV[3], sender)
 end
 return 1
 """
 
+# KEYS: the conversation lock. ARGV: its holder's token. The release ``Lock.release`` makes, as a pipeline step
+# (``RedisStore.locked_batch``): a lapsed lock, somebody else's now, is left alone.
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 SCRIPTS = {
-    "active_conversation": _ACTIVE_CONVERSATION,
-    "save_conversation": _SAVE_CONVERSATION,
-    "append_entry": _APPEND_ENTRY,
+    "put_conversation": _PUT_CONVERSATION,
+    "index_conversation": _INDEX_CONVERSATION,
+    "claim_active": _CLAIM_ACTIVE,
+    "delete_if": _DELETE_IF,
+    "replace_if": _REPLACE_IF,
+    "put_entry": _PUT_ENTRY,
+    "list_entry": _LIST_ENTRY,
     "set_delivery": _SET_DELIVERY,
+    "claim": _CLAIM,
+    "release": _RELEASE,
     "enqueue": _ENQUEUE,
     "take_or_requeue": _TAKE_OR_REQUEUE,
     "remove_from_queue": _REMOVE_FROM_QUEUE,
     "update_listener": _UPDATE_LISTENER,
-    "outbox_put": _OUTBOX_PUT,
+    "outbox_put_item": _OUTBOX_PUT_ITEM,
+    "outbox_list": _OUTBOX_LIST,
     "outbox_due": _OUTBOX_DUE,
+    "outbox_claim": _OUTBOX_CLAIM,
+    "outbox_line": _OUTBOX_LINE,
     "outbox_renew": _OUTBOX_RENEW,
     "outbox_set_aside": _OUTBOX_SET_ASIDE,
     "outbox_resolve": _OUTBOX_RESOLVE,
@@ -396,7 +489,6 @@ SCRIPTS = {
     "cancel_timers": _CANCEL_TIMERS,
     "timer_done": _TIMER_DONE,
     "timer_postpone": _TIMER_POSTPONE,
-    "claim": _CLAIM,
     "inbox_put": _INBOX_PUT,
     "inbox_due": _INBOX_DUE,
     "inbox_done": _INBOX_DONE,

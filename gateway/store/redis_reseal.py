@@ -16,8 +16,9 @@ from redis.asyncio import Redis
 from gateway.conversation import Conversation
 from gateway.crypto import DataKeys
 from gateway.store.codec import decode_conversation, loads_sealed
+from gateway.store.redis_keys import PREFIX
+from gateway.store.redis_lua import SCRIPTS
 
-PREFIX = "hg:"
 SCAN_COUNT = 500
 
 # KEYS: the record. ARGV: the value read, the resealed value.
@@ -34,19 +35,12 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 """
 
-# KEYS: the active key of the layout before, the keyed one. ARGV: the conversation id.
-_MOVE_ACTIVE = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[2], ARGV[1], 'NX')
-redis.call('DEL', KEYS[1])
-return 1
-"""
 
 # Records stored as one value: key pattern, kind.
 _VALUES = (("conv:*", "conversation"), ("notice:*", "notice"), ("referral:*", "referral"), ("evidence:*", "evidence"),
            ("upload:*", "upload"))  # fmt: skip
 # Records in a hash field: key pattern, field, kind.
-_FIELDS = (("outbox:item:*", "payload", "outbox"), ("inbox:item:*", "payload", "inbox"), ("entry:*", "data", "entry"))
+_FIELDS = (("outbox:item:*", "payload", "outbox"), ("{inbox}:item:*", "payload", "inbox"), ("entry:*", "data", "entry"))
 
 
 async def reseal(client: Redis, keys: DataKeys) -> dict[str, int]:
@@ -56,6 +50,7 @@ async def reseal(client: Redis, keys: DataKeys) -> dict[str, int]:
     for pattern, kind in _VALUES:
         counts[kind] += await sealer.values(pattern, kind)
     counts["entry"] += await sealer.entries()
+    counts["text"] = await sealer.hash(PREFIX + "texts", "text")
     for pattern, field, kind in _FIELDS:
         counts[kind] += await sealer.fields(pattern, field, kind)
     return counts
@@ -66,7 +61,7 @@ class _Resealer:
         self._redis, self._keys = client, keys
         self._value = client.register_script(_RESEAL_VALUE)
         self._field = client.register_script(_RESEAL_FIELD)
-        self._move = client.register_script(_MOVE_ACTIVE)
+        self._delete_if = client.register_script(SCRIPTS["delete_if"])
 
     async def values(self, pattern: str, kind: str) -> int:
         count = 0
@@ -91,7 +86,7 @@ class _Resealer:
             head, _, data = str(old).partition("\n")
             new = self._keys.reseal("entry", data)
             if new is not None:
-                count += await self._value(keys=[key], args=[old, f"{head}\n{new}"])
+                count += await self._value(keys=[key], args=[old, f"{head}\n".encode() + new])
         return count
 
     async def fields(self, pattern: str, field: str, kind: str) -> int:
@@ -105,9 +100,22 @@ class _Resealer:
                 count += await self._field(keys=[key], args=[field, old, new])
         return count
 
+    async def hash(self, key: str, kind: str) -> int:
+        """Every field of one hash (the shared texts of flows.yaml)."""
+        count = 0
+        found: dict[Any, Any] = await self._redis.hgetall(key)
+        for field, old in found.items():
+            new = self._keys.reseal(kind, old)
+            if new is not None:
+                count += await self._field(keys=[key], args=[field, old, new])
+        return count
+
     async def _move_active(self, conversation: Conversation) -> None:
         if not conversation.active:
             return
         legacy = hashlib.sha256(f"{conversation.channel}\n{conversation.sender}".encode()).hexdigest()
         keyed = self._keys.identity(conversation.channel, conversation.sender)
-        await self._move(keys=[PREFIX + "active:" + legacy, PREFIX + "active:" + keyed], args=[conversation.id])
+        old, new = PREFIX + "active:" + legacy, PREFIX + "active:" + keyed  # two slots: the new one first
+        if await self._redis.get(old) == conversation.id:
+            await self._redis.set(new, conversation.id, nx=True)
+            await self._delete_if(keys=[old], args=[conversation.id])

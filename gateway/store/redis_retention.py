@@ -1,14 +1,16 @@
-"""Retention and erasure on Redis: every key a conversation's id leads to, found and deleted in one transaction.
+"""Retention and erasure on Redis: every key a conversation's id leads to, found, then deleted.
 
-What a conversation leaves (see the layout in :mod:`gateway.store.redis`): its record and its place in the
-status sets and the creation index, its active key, its transcript list and entries (``hg:e:<id>``, older
-``hg:entry:<id>`` hashes) with the provider-id index of each, its outbox items (pending ones listed under
-``hg:outbox:conv:<conv>``, resolved ones only as ``hg:outbox:item:<id>`` with their ``conv`` field), its timers,
-its queue entry (with the waiting member, the holder's set and the take), its web chat uploads
+What a conversation leaves (see :mod:`gateway.store.redis_keys`): its record and its place in the status sets and
+the creation index, its active key, its transcript list and entries (``hg:e:{<id>}``, older ``hg:entry:{<id>}``
+hashes) with the provider-id index of each, its outbox items (pending ones listed under ``hg:{outbox}:conv:<conv>``,
+resolved ones only as ``hg:outbox:item:{<id>}`` with their ``conv`` field), its timers, its queue entry (with the
+waiting member, the holder's set and the take), its processed marks, its web chat uploads
 (``hg:upload:<conv>/<hash>``) and its notices' evidence files.
 
-The reads come first, then one MULTI/EXEC deletes; a message processed for the conversation in between would
-leave a key behind, which is why the callers hold the conversation's lock.
+The reads come first, then one pipeline deletes (the keys live in many slots: no transaction can hold them all):
+the content first, the record last, so an erasure cut short by a crash still finds the record and is done again
+in full. A message processed for the conversation in between would leave a key behind, which is why the callers
+hold the conversation's lock.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from redis.asyncio import Redis
 
 from gateway.conversation import Status
 from gateway.store import TimerKind
+from gateway.store import redis_keys as K
+from gateway.store.redis_lua import SCRIPTS
+from gateway.store.redis_steps import ordered
 
-PREFIX = "hg:"
 SCAN_COUNT = 1000
 
 
@@ -34,10 +38,6 @@ class Record:
     queue: str | None
 
 
-def _key(*parts: str) -> str:
-    return PREFIX + ":".join(parts)
-
-
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -47,42 +47,45 @@ def _provider_id(value: str) -> str:
     return value[1 : value.find("\n")] if "\n" in value else ""
 
 
+async def _get_each(client: Redis, keys: list[str]) -> list[Any]:
+    async with client.pipeline(transaction=False) as pipe:
+        for name in keys:
+            pipe.get(name)
+        return list(await pipe.execute()) if keys else []
+
+
 async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Record | None = None) -> int:
     """Delete the conversation's content; with ``erase``, its record and every index naming its id too (purge:
     the caller saves the stripped record afterwards; ``record`` says where the record is indexed). The number
     of transcript entries deleted."""
-    entry_ids = [_text(i) for i in await client.lrange(_key("transcript", conversation_id), 0, -1)]
-    values = await client.mget([_key("e", i) for i in entry_ids]) if entry_ids else []
+    entry_ids = [_text(i) for i in await client.lrange(K.transcript(conversation_id), 0, -1)]
+    values = await _get_each(client, [K.entry(i) for i in entry_ids])
     old_ids = [i for i, v in zip(entry_ids, values, strict=True) if v is None]
     providers = [p for v in values if v is not None and (p := _provider_id(_text(v)))]
     for entry_id in old_ids:
-        if pmid := await client.hget(_key("entry", entry_id), "pmid"):
+        if pmid := await client.hget(K.old_entry(entry_id), "pmid"):
             providers.append(_text(pmid))
-    found: list[Any] = await client.zrange(_key("outbox", "conv", conversation_id), 0, -1)
+    found: list[Any] = await client.zrange(K.outbox_line(conversation_id), 0, -1)
     pending = [_text(i) for i in found]
     resolved = await _resolved_items(client, conversation_id)
-    timers = [*{_text(m) for m in await client.smembers(_key("timers", conversation_id))},  # the layout before
-              *(json.dumps([conversation_id, kind.value]) for kind in TimerKind)]  # fmt: skip
-    raw_entry = await client.hget(_key("queue", "entries"), conversation_id)
-    queue_entry = json.loads(raw_entry) if raw_entry else None
-    listed: list[Any] = await client.zrange(_key("notices", conversation_id), 0, -1) if erase else []
-    notices = [_text(i) for i in listed]
-    uploads = [_text(k) async for k in client.scan_iter(match=_key("upload", conversation_id + "/*"), count=SCAN_COUNT)]
-    doomed = [
-        *(_key("e", i) for i in entry_ids), *(_key("entry", i) for i in old_ids),
-        *(_key("provider", p) for p in providers), _key("transcript", conversation_id),
-        *(_key("outbox", "item", i) for i in {*pending, *resolved, *entry_ids}),
-        _key("outbox", "conv", conversation_id), _key("timers", conversation_id), *uploads,
+    timers = [json.dumps([conversation_id, kind.value]) for kind in TimerKind]
+    listed: list[Any] = await client.zrange(K.key("notices", conversation_id), 0, -1) if erase else []
+    match = K.key("upload", conversation_id + "/*")
+    uploads = [_text(k) async for k in client.scan_iter(match=match, count=SCAN_COUNT)]
+    content = [
+        *(K.entry(i) for i in entry_ids), *(K.old_entry(i) for i in old_ids),
+        *(K.key("provider", p) for p in providers), K.transcript(conversation_id),
+        *(K.outbox_item(i) for i in {*pending, *resolved, *entry_ids}), *uploads,
     ]  # fmt: skip
-    async with client.pipeline(transaction=True) as pipe:
-        pipe.delete(*doomed)
-        pipe.zrem(_key("outbox", "heads"), conversation_id)
-        if timers:
-            pipe.zrem(_key("timers"), *timers)
-        if queue_entry is not None:
-            _unqueue(pipe, conversation_id, queue_entry, erase=erase)
+    async with ordered(client) as pipe:
+        for name in content:
+            pipe.delete(name)
+        pipe.delete(K.outbox_line(conversation_id))
+        pipe.zrem(K.OUTBOX + "heads", conversation_id)
+        pipe.zrem(K.key("timers"), *timers)
+        pipe.eval(SCRIPTS["remove_from_queue"], 1, K.QUEUE + "entries", K.QUEUE, conversation_id, "1" if erase else "0")
         if erase:
-            _unindex(pipe, conversation_id, record, notices)
+            _unindex(pipe, conversation_id, record, [_text(i) for i in listed])
         await pipe.execute()
     return len(entry_ids)
 
@@ -90,51 +93,39 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
 async def _resolved_items(client: Redis, conversation_id: str) -> list[str]:
     """Outbox items of the conversation kept after sending or failing (they expire; an erasure finds them)."""
     found = []
-    async for key in client.scan_iter(match=_key("outbox", "item", "*"), count=SCAN_COUNT):
+    async for key in client.scan_iter(match=K.outbox_item("*"), count=SCAN_COUNT):
         if await client.hget(key, "conv") == conversation_id:
-            found.append(_text(key).removeprefix(_key("outbox", "item", "")))
+            found.append(_text(key).removeprefix(K.outbox_item("")[:-1]).removesuffix("}"))
     return found
 
 
-def _unqueue(pipe: Any, conversation_id: str, entry: dict[str, Any], *, erase: bool) -> None:
-    pipe.zrem(_key("queue", "waiting", entry["queue"]), entry["member"])
-    if entry.get("taken_by"):
-        pipe.srem(_key("held", entry["taken_by"]), conversation_id)
-    if erase:
-        pipe.zrem(_key("takes", entry["queue"]), conversation_id)
-    pipe.hdel(_key("queue", "entries"), conversation_id)
-
-
 def _unindex(pipe: Any, conversation_id: str, record: Record | None, notices: list[str]) -> None:
-    pipe.delete(_key("conv", conversation_id))
+    """Every index naming the conversation, its marks and its notices' evidence; its record last."""
     for status in Status:
-        pipe.srem(_key("status", str(status)), conversation_id)
-    pipe.zrem(_key("created"), conversation_id)
+        pipe.srem(K.status(str(status)), conversation_id)
+    pipe.zrem(K.INDEX + "created", conversation_id)
+    pipe.delete(K.done(conversation_id))
     if record is not None:
         if record.queue:
-            pipe.zrem(_key("takes", record.queue), conversation_id)
-        pipe.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end", 1,
-                  record.active_key, conversation_id)  # fmt: skip
-    if notices:
-        pipe.delete(*(_key("evidence", n) for n in notices))
+            pipe.zrem(K.QUEUE + "takes:" + record.queue, conversation_id)
+        pipe.eval(SCRIPTS["delete_if"], 1, record.active_key, conversation_id)
+    for notice in notices:
+        pipe.delete(K.key("evidence", notice))
+    pipe.delete(K.conversation(conversation_id))
 
 
-_EXPIRE_TRANSCRIPT = """
-for _, id in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
-  redis.call('EXPIRE', ARGV[1] .. 'e:' .. id, ARGV[2])
-end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return 1
-"""
-
-
-def expire_transcript(pipe: Any, conversation_id: str, ttl_seconds: int) -> None:
-    """Queue the TTLs of a conversation's transcript list and entries on a pipeline (a held write)."""
-    pipe.eval(_EXPIRE_TRANSCRIPT, 1, _key("transcript", conversation_id), PREFIX, ttl_seconds)
+async def expire_transcript(client: Redis, conversation_id: str, ttl_seconds: int) -> None:
+    """The TTLs of a conversation's transcript entries, then of its list."""
+    ids = [_text(i) for i in await client.lrange(K.transcript(conversation_id), 0, -1)]
+    async with client.pipeline(transaction=False) as pipe:
+        for entry_id in ids:
+            pipe.expire(K.entry(entry_id), ttl_seconds)
+        pipe.expire(K.transcript(conversation_id), ttl_seconds)
+        await pipe.execute()
 
 
 async def seen_keys(client: Redis) -> list[str]:
-    """Processed inbound ids (value "1"; a claim in progress is "c:<owner>")."""
-    keys = [_text(k) async for k in client.scan_iter(match=_key("seen", "*"), count=SCAN_COUNT)]
-    values = await client.mget(keys) if keys else []
-    return [k.removeprefix(_key("seen", "")) for k, v in zip(keys, values, strict=True) if v == "1"]
+    """Processed inbound ids (value "1"; a claim in progress is "c:…")."""
+    keys = [_text(k) async for k in client.scan_iter(match=K.key("seen", "*"), count=SCAN_COUNT)]
+    values = await _get_each(client, keys)
+    return [k.removeprefix(K.key("seen", "")) for k, v in zip(keys, values, strict=True) if v == "1"]

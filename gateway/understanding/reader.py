@@ -7,6 +7,21 @@ turns ``degraded`` and ``gateway_understanding_failures{reason}`` counts it. Whi
 the worker, further messages skip the model at once instead of queueing behind it; the first reading that
 succeeds afterwards turns the status back to ``ok``.
 
+What makes a reading cheaper, never different (docs/understanding.md, "Cost"):
+
+* messages waiting for the worker together are embedded in one call of the engine (at most ``batch``, and no
+  more than a quarter of ``timeout`` of work at the worker's recent pace, since all of a call's readings come
+  back at its end): the engine streams its weights once for all of them, and each message's vector is the one it
+  gets alone;
+* a message is not queued behind others when they, at the worker's recent pace, would keep it past ``SHARE`` of
+  ``timeout`` (``busy``, at once: it would only have waited to time out);
+* a message whose waiter gave up (timeout) is dropped from the queue before the worker reaches it: no CPU is
+  spent on a reading nobody awaits;
+* the readings of short messages ("oui", "15", "bonjour": at most ``REMEMBER_CHARS`` characters) are remembered,
+  at most ``remember`` of them, in this process's memory only, keyed by a keyed digest of the exact text (the key
+  is drawn at start and never leaves the process: the table holds no text, and no digest can be tested against a
+  guess from outside). The model is deterministic, so a remembered reading is the one the model would give.
+
 Nothing here logs a message's text or what the model read in it.
 """
 
@@ -14,8 +29,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
 import logging
+import queue
+import secrets
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -28,6 +48,13 @@ log = logging.getLogger(__name__)
 
 Status = Literal["loading", "ok", "degraded", "failed"]
 Failure = Literal["timeout", "error", "busy", "unavailable"]
+How = Literal["model", "remembered"]
+
+BATCH = 8  # messages embedded in one engine call at most (the gain flattens beyond: bench/README.md)
+SHARE = 0.75  # a message is queued only if the work ahead of it, at the recent pace, fits in this share of timeout
+PACE = 0.2  # weight of the latest call in the worker's pace (seconds per message, moving average)
+REMEMBER = 4096  # remembered readings at most (a few hundred bytes each)
+REMEMBER_CHARS = 32  # only messages this short are remembered: the ones that recur ("oui", "15", "bonjour")
 
 
 @dataclass(frozen=True)
@@ -53,6 +80,15 @@ class Model:
         return readings
 
 
+@dataclass(frozen=True)
+class _Request:
+    text: str
+    future: concurrent.futures.Future[Reading]
+
+
+_STOP = object()
+
+
 class Reader:
     def __init__(
         self,
@@ -60,70 +96,134 @@ class Reader:
         *,
         timeout: float,
         max_pending: int = 32,
+        batch: int = BATCH,
+        remember: int = REMEMBER,
         on_failure: Callable[[Failure], None] = lambda reason: None,
+        on_reading: Callable[[How], None] = lambda how: None,
     ) -> None:
         self._load = load
         self.timeout = timeout
         self.max_pending = max_pending
+        self.batch = batch
+        self.remember = remember
         self._on_failure = on_failure
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="understanding")
+        self._on_reading = on_reading
+        self._queue: queue.SimpleQueue[_Request | object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
         self._model: Model | None = None
-        self._loading: concurrent.futures.Future[Model] | None = None
-        self._late: concurrent.futures.Future[Reading] | None = None
+        self._loading: concurrent.futures.Future[Model] = concurrent.futures.Future()
+        self._late: concurrent.futures.Future[Reading] | None = None  # a timed-out call the worker is still on
+        self._pace: float | None = None  # the worker's recent wall seconds per message (written by the worker)
         self._pending = 0
+        self._remembered: OrderedDict[bytes, Reading] = OrderedDict()  # event loop only
+        self._key = secrets.token_bytes(32)
         self.status: Status = "loading"
         self.load_seconds: float | None = None
 
     def start(self) -> None:
         """Load the model in the worker thread; messages arriving meanwhile go on without a reading."""
-        if self._loading is None:
-            self._loading = self._pool.submit(self._timed_load)
-            self._loading.add_done_callback(self._loaded)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="understanding", daemon=True)
+            self._thread.start()
 
-    def _timed_load(self) -> Model:
+    def _work(self) -> None:
+        if not self._loaded():
+            return
+        model = self._model
+        assert model is not None
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            requests = [first]
+            pace = self._pace
+            most = self.batch if not pace else max(1, min(self.batch, int(self.timeout / 4 / pace)))
+            while len(requests) < most:  # whoever waits meanwhile is read in the same call
+                try:
+                    requests.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = _STOP in requests
+            # a request whose waiter gave up (its future cancelled) is not read at all
+            live = [r for r in requests if isinstance(r, _Request) and r.future.set_running_or_notify_cancel()]
+            if live:
+                started = time.perf_counter()
+                self._read(model, live)
+                took = min(self.timeout, (time.perf_counter() - started) / len(live))  # a hang: counted as timeout
+                self._pace = took if pace is None else pace + PACE * (took - pace)
+            if stop:
+                return
+
+    def _read(self, model: Model, requests: list[_Request]) -> None:
+        try:
+            readings = model.read_many([r.text for r in requests])
+        except Exception as exc:
+            if len(requests) > 1:  # one message the model cannot read must not cost the others their reading
+                for request in requests:
+                    self._read(model, [request])
+                return
+            requests[0].future.set_exception(exc)
+            return
+        for request, reading in zip(requests, readings, strict=True):
+            request.future.set_result(reading)
+
+    def _loaded(self) -> bool:
         started = time.perf_counter()
-        model = self._load()
-        self.load_seconds = time.perf_counter() - started
-        return model
-
-    def _loaded(self, future: concurrent.futures.Future[Model]) -> None:
-        exc = future.exception()
-        if exc is not None:
+        try:
+            model = self._load()
+        except Exception as exc:
             self.status = "failed"
             log.error("understanding: the model could not be loaded (%s); keywords only", exc.__class__.__name__)
-            return
-        self._model = future.result()
+            self._loading.set_exception(exc)
+            return False
+        self.load_seconds = time.perf_counter() - started
+        self._model = model
         self.status = "ok"
-        log.info("understanding: model loaded in %.0f ms", (self.load_seconds or 0) * 1000)
+        log.info("understanding: model loaded in %.0f ms", self.load_seconds * 1000)
+        self._loading.set_result(model)
+        return True
 
     async def wait_loaded(self) -> None:
         """For the command line and the benchmark: block until the model is loaded (or failed)."""
-        if self._loading is not None:
+        if self._thread is not None:
             await asyncio.wrap_future(self._loading)
 
     @property
     def model(self) -> Model | None:
         return self._model
 
+    def _digest(self, text: str) -> bytes | None:
+        if len(text) > REMEMBER_CHARS or not self.remember:
+            return None
+        return hashlib.blake2b(text.encode(), key=self._key, digest_size=16).digest()
+
     async def read(self, text: str) -> Reading | None:
         """The model's reading of ``text``, or None when it cannot give one in time (the reason is counted)."""
-        model = self._model
-        if model is None:
+        digest = self._digest(text)
+        if digest is not None and (known := self._remembered.get(digest)) is not None:
+            self._remembered.move_to_end(digest)
+            self._on_reading("remembered")
+            return known
+        if self._model is None:
             self._failed("unavailable")
             return None
-        if self._late is not None and not self._late.done():
+        if self._late is not None and not self._late.done():  # a late call occupies the worker
             self._failed("busy")
             return None
-        if self._pending >= self.max_pending:
-            self._failed("busy")
+        pace = self._pace
+        ahead = self._pending  # an idle worker always takes the message: that keeps its pace up to date
+        if ahead >= self.max_pending or (ahead and pace and (ahead + 1) * pace > SHARE * self.timeout):
+            self._failed("busy")  # it would only wait to time out
             return None
         self._pending += 1
-        future = self._pool.submit(model.read, text)
+        future: concurrent.futures.Future[Reading] = concurrent.futures.Future()
+        self._queue.put(_Request(text, future))
         try:
             async with asyncio.timeout(self.timeout):  # not wait_for: it can swallow a cancellation (3.11)
                 reading = await asyncio.wrap_future(future)
         except TimeoutError:
-            self._late = future
+            if not future.cancel():  # still queued: cancelled, the worker skips it; else the worker is on it
+                self._late = future
             self._failed("timeout")
             return None
         except Exception as exc:  # the model's own failure: counted by class, never its message
@@ -134,6 +234,11 @@ class Reader:
             self._pending -= 1
         if self.status != "failed":
             self.status = "ok"
+        self._on_reading("model")
+        if digest is not None:
+            self._remembered[digest] = reading
+            if len(self._remembered) > self.remember:
+                self._remembered.popitem(last=False)
         return reading
 
     def _failed(self, reason: Failure) -> None:
@@ -144,4 +249,4 @@ class Reader:
         return None
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._queue.put(_STOP)

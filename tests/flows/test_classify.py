@@ -78,6 +78,82 @@ def test_false_friends_do_not_alarm_nor_end(engine: Engine, message: str) -> Non
     assert classify(engine, message) == Classification(None, Risk.NONE, 0.0, None, None, (), False)
 
 
+# False friends of the keyword phrases, each made precise by its context (an interrupt's `ignore`): they raise no
+# flag from the phrases (the model still reads them).
+CONTEXT_FALSE_FRIENDS = [
+    "adieu les vacances, demain c'est la rentrée",
+    "je dis adieu à mon vieux téléphone, j'ai eu le nouveau",
+    "y a un chien qui me suit depuis le parc, il est trop mignon",
+    "a cat followed me home today",
+    "he followed me on insta",
+    "un compte bizarre qui me suit",
+    "this fake account keeps following me",
+    "saw a video of someone getting beaten up and i can't stop thinking about it",
+    "j'ai fait une overdose de séries ce week-end",
+    "i overdosed on netflix",
+    "je me suis brûlé la langue avec mon chocolat chaud",
+    "je me suis brûlée avec la poêle en faisant des crêpes",
+    "je me suis coupé en épluchant les pommes de terre",
+    "je suis sur le pont du bateau avec ma classe pour la sortie à la mer",
+    "je suis sur le toit de la terrasse pour prendre des photos du coucher de soleil",
+    "i'm on the roof of the school for the photography club shoot",
+    "i'm on the bridge waiting for my friends, we're going to the cinema",
+    "this is my last message before my exam, wish me luck",
+    "my last message in the class group was a meme and nobody reacted",
+    "c'est mon dernier message avant le contrôle",
+    "c'est mon dernier message sur ce groupe, je le quitte il est nul",
+    "i want to die of embarrassment, my voice cracked during the solo",
+    "mon frère m'a frappé avec un coussin pendant la bataille de polochon",
+    "doing a school project on self harm awareness",
+    "i hurt myself playing football",
+    "je me suis brûlée au soleil à la plage",
+    "on a fait un exposé sur la scarification en SVT",
+    "this is my last message for today, thanks",
+    "les marques sur mes bras c'est de l'eczéma",
+    "le prof d'histoire nous a parlé du suicide de Van Gogh",
+]
+
+
+@pytest.mark.parametrize("message", CONTEXT_FALSE_FRIENDS)
+def test_false_friends_in_context_raise_no_keyword_flag(engine: Engine, message: str) -> None:
+    found = classify(engine, message)
+    assert (found.interrupt, found.risk, found.partners, found.ends) == (None, Risk.NONE, (), False)
+
+
+# The same words where they are a risk: the false friends above never hide them.
+RISKY_LOOK_ALIKES: list[tuple[str, str]] = [
+    ("j'ai pris une overdose", "suicide"),
+    ("j'ai fait une overdose de médocs", "suicide"),
+    ("je suis sur le pont et je vais sauter", "suicide"),
+    ("je suis sur le pont du bateau et je vais sauter par dessus bord", "suicide"),
+    ("adieu tout le monde", "suicide"),
+    ("adieu les amis", "suicide"),
+    ("adieu la vie", "suicide"),
+    ("c'est mon dernier message sur ce groupe adieu je quitte", "suicide"),
+    ("il me suit depuis la gare", "danger_now"),
+    ("a man followed me home from the bus stop", "danger_now"),
+    ("my sister is getting beaten up right now", "danger_now"),
+    ("this is my last message before i go", "suicide"),
+    ("c'est mon dernier message avant de partir pour toujours", "suicide"),
+    ("i want to die of shame everyone saw my pics", "suicide"),
+    ("im on the bridge rn", "suicide"),
+    ("je vais me jeter du toit pour regarder les étoiles une dernière fois", "suicide"),
+    ("i'm on the roof and i'm going to jump", "suicide"),
+    ("je me suis brûlée exprès", "self_harm"),
+    ("j'ai des marques sur les bras que je cache", "self_harm"),
+    ("mon frère m'a frappé avec une ceinture", "abuse_home"),
+    ("i hurt myself again after football practice", "self_harm"),
+    ("jveux mourir lol", "suicide"),
+    ("j'ai pas envie de mourir mais j'en peux plus", "suicide"),
+]
+
+
+@pytest.mark.parametrize(("message", "interrupt"), RISKY_LOOK_ALIKES)
+def test_risky_look_alikes_still_fire(engine: Engine, message: str, interrupt: str) -> None:
+    found = classify(engine, message)
+    assert (found.interrupt, found.score, found.ends) == (interrupt, 1.0, False)
+
+
 @pytest.mark.parametrize(
     "message",
     [

@@ -194,6 +194,12 @@ def test_finished_conversation_ignores_input(engine: Engine) -> None:
 def test_state_round_trips_through_dict(engine: Engine) -> None:
     step = run(engine, ["non", "en"])
     assert State.from_dict(step.state.to_dict()) == step.state
+    fresh = State("v1", "webchat", "fr")
+    assert fresh.to_dict() == {"flow_version": "v1", "channel": "webchat", "language": "fr"}  # defaults left out
+    written_before = {"flow_version": "v1", "channel": "webchat", "language": "fr", "step": None, "fields": {},
+                      "attempts": 0, "offer": None, "offer_route": None, "offer_partners": [], "finished": False,
+                      "how": {}, "noted": {}}  # fmt: skip
+    assert State.from_dict(written_before) == fresh
 
 
 def test_current_question_for_reminders(engine: Engine) -> None:

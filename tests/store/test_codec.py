@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -10,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.conversation import Conversation, Priority, Status
-from gateway.errors import StoreError
+from gateway.errors import StoreError, UnknownText
 from gateway.messages import Attachment, ChannelName, Choice
 from gateway.store import Author, Delivery, SystemText, TranscriptEntry
 from gateway.store.codec import (
@@ -24,6 +26,7 @@ from gateway.store.codec import (
     loads,
     to_us,
 )
+from gateway.store.texts import Reference, SharedText
 
 zones = st.sampled_from([UTC, timezone(timedelta(hours=2))])
 moments = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=zones)
@@ -69,12 +72,23 @@ def test_conversation_round_trips(
     assert decode_conversation(encode_conversation(conversation)) == conversation
 
 
+def test_a_record_keeps_only_the_fields_set_and_records_written_before_still_read() -> None:
+    now = datetime(2030, 1, 1, 9, tzinfo=UTC)
+    conversation = Conversation.start(ChannelName.WHATSAPP, "whatsapp:+33600000000", now)
+    data = encode_conversation(conversation)
+    assert "listener" not in data and "closed_at" not in data and data["created_at"] == to_us(now)
+    unset = dict.fromkeys(["flag", "listener", "queued_at", "taken_at", "closed_at", "left_at"])
+    before = {**asdict(conversation), "created_at": now.isoformat(), "updated_at": now.isoformat(), **unset}
+    assert decode_conversation(before) == conversation == decode_conversation(data)
+    assert len(dumps(data)) < len(dumps(before)) - 150
+
+
 def test_the_timers_stamps_kept_in_the_engine_state_by_older_versions_are_read_into_their_fields() -> None:
     queued, last = datetime(2030, 1, 1, 9, tzinfo=UTC), datetime(2030, 1, 1, 8, tzinfo=UTC)
     conversation = Conversation("id", ChannelName.WHATSAPP, "whatsapp:+33600000000", "Loutre-2291", last, last,
                                 status=Status.QUEUED, queued_at=queued, last_inbound_at=last)  # fmt: skip
     old = encode_conversation(conversation)
-    del old["closed_notice_for"], old["window_paused_for"]
+    old.pop("closed_notice_for", None), old.pop("window_paused_for", None)
     old["engine"] = {"step": "topic", "closed_notice": queued.isoformat(), "window_paused": last.isoformat()}
     read = decode_conversation(old)
     assert (read.closed_notice_for, read.window_paused_for, read.engine) == (queued, last, {"step": "topic"})
@@ -134,3 +148,22 @@ def test_a_corrupt_compact_entry_names_only_its_kind() -> None:
     with pytest.raises(StoreError, match="transcript record") as caught:
         decode_entry_data("e1", '["c1", "not a time", "user", "secret words"]', Delivery.SENT, None)
     assert "secret" not in str(caught.value)
+
+
+@given(entries)
+def test_an_entry_kept_by_reference_reads_back_its_shared_content(entry: TranscriptEntry) -> None:
+    shared = {"ref1": SharedText(entry.text, entry.choices)}
+    compact = encode_entry_data(entry, Reference("ref1", b""))
+    assert json.loads(compact)[3:] == [["ref1"]]  # neither the text nor the choices
+    found = decode_entry_data(entry.id, compact, entry.delivery, entry.provider_message_id, shared.__getitem__)
+    assert (found.text, found.choices, found.at, found.author) == (entry.text, entry.choices, entry.at, entry.author)
+    with pytest.raises(UnknownText):  # the store loads its shared texts on this, then decodes again
+        decode_entry_data(entry.id, compact, entry.delivery, entry.provider_message_id)
+
+
+def test_a_filled_template_keeps_its_values_and_reads_back_exactly() -> None:
+    entry = TranscriptEntry("e1", "c1", datetime(2030, 1, 1, tzinfo=UTC), Author.BOT, "Tu es en position 3, {wait}.")
+    shared = {"ref1": SharedText("Tu es en position {position}, {wait}.", ())}
+    compact = encode_entry_data(entry, Reference("ref1", b"", {"position": "3", "wait": "{wait}"}))
+    assert json.loads(compact)[3] == ["ref1", {"position": "3", "wait": "{wait}"}]
+    assert decode_entry_data("e1", compact, Delivery.PENDING, None, shared.__getitem__) == entry

@@ -7,13 +7,14 @@ itself and cannot make a correct store fail.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
@@ -406,6 +407,41 @@ async def test_queue_order_property(store: Store, arrivals: list[tuple[Priority,
     expected = sorted(range(len(ids)), key=lambda n: (arrivals[n][0].rank, arrivals[n][1], n))
     assert [e.conversation_id for e in await store.waiting(queue)] == [ids[n] for n in expected]
     assert [await store.position(ids[n]) for n in expected] == list(range(1, len(ids) + 1))
+
+
+_SECONDS = st.one_of(st.sampled_from([0, 1, 3599, 3600, 3601, 7200]), st.integers(0, 3 * 3600))
+
+
+@PROPERTY
+@given(
+    arrivals=st.lists(st.tuples(st.sampled_from(list(Priority)), _SECONDS), min_size=1, max_size=12),
+    changes=st.lists(st.tuples(st.integers(0, 11), st.sampled_from(["take", "requeue", "remove", "urgent"]))),
+)
+@example(arrivals=[(Priority.NORMAL, 0), (Priority.NORMAL, 1), (Priority.NORMAL, 3600)], changes=[(0, "urgent")])
+@example(arrivals=[(Priority.HIGH, 0), (Priority.HIGH, 5), (Priority.HIGH, 5)], changes=[(1, "take"), (0, "remove")])
+async def test_positions_follow_takes_hand_backs_removals_and_raises(
+    store: Store, arrivals: list[tuple[Priority, int]], changes: list[tuple[int, str]]
+) -> None:
+    """Positions stay the ranks in the queue's order while entries arriving over hours (and within one second)
+    are taken, handed back, removed and raised in place: SQLite keeps counts per hour and second for them."""
+    queue = unique("q")
+    ids = [f"{queue}-{n}" for n in range(len(arrivals))]
+    for conversation_id, (priority, second) in zip(ids, arrivals, strict=True):
+        await store.enqueue(conversation_id, queue, priority, T0 + timedelta(seconds=second))
+    for n, change in changes:
+        conversation_id = ids[n % len(ids)]
+        waiting = {e.conversation_id: e for e in await store.waiting(queue)}
+        if change == "take" and conversation_id in waiting:
+            await store.take(conversation_id, "anne", T0)
+        elif change == "requeue" and conversation_id not in waiting:
+            with contextlib.suppress(Conflict):  # removed already
+                await store.requeue(conversation_id)
+        elif change == "remove":
+            await store.remove_from_queue(conversation_id)
+        elif change == "urgent" and conversation_id in waiting:
+            await store.enqueue(conversation_id, queue, Priority.URGENT, waiting[conversation_id].at)
+    order = [e.conversation_id for e in await store.waiting(queue)]
+    assert [await store.position(c) for c in order] == list(range(1, len(order) + 1))
 
 
 # Listener accounts
@@ -853,6 +889,42 @@ async def test_a_batch_that_raises_writes_nothing(store: Store) -> None:
     assert await store.transcript(conversation.id) == []
     assert await store.outbox_due(T0, 10) == []
     assert (await store.get_conversation(conversation.id)) == conversation
+
+
+async def test_a_locked_batch_makes_its_writes_before_the_lock_is_free(store: Store) -> None:
+    conversation, _ = await store.active_conversation(TG, "batch-4", T0)
+    saved_when_free: list[Status] = []
+    locked = asyncio.Event()
+
+    async def next_holder() -> None:  # a task made outside the batch (a task made inside shares its writes)
+        await locked.wait()
+        async with store.lock(conversation.id, timeout=5):
+            found = await store.get_conversation(conversation.id)
+            assert found is not None
+            saved_when_free.append(found.status)
+
+    waiter = asyncio.create_task(next_holder())
+    async with store.locked_batch(conversation.id):
+        locked.set()
+        await asyncio.sleep(0)  # the next holder is waiting for the lock now
+        await store.append_transcript(entry(conversation.id, 1))
+        await store.save_conversation(replace(conversation, status=Status.QUEUED))
+    await waiter
+    assert saved_when_free == [Status.QUEUED]  # the next holder saw the writes
+    assert [e.id for e in await store.transcript(conversation.id)] == [f"{conversation.id}-e1"]
+
+
+async def test_a_locked_batch_that_raises_writes_nothing_and_frees_the_lock(store: Store) -> None:
+    conversation, _ = await store.active_conversation(TG, "batch-5", T0)
+    with pytest.raises(RuntimeError):
+        async with store.locked_batch(conversation.id):
+            await store.append_transcript(entry(conversation.id, 1))
+            await store.save_conversation(replace(conversation, status=Status.QUEUED))
+            raise RuntimeError("the engine failed")
+    assert await store.transcript(conversation.id) == []
+    assert (await store.get_conversation(conversation.id)) == conversation
+    async with store.lock(conversation.id, timeout=1):  # released on the way out
+        pass
 
 
 async def test_a_held_save_that_conflicts_raises_at_the_end_of_the_batch(store: Store) -> None:

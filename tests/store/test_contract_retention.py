@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -25,6 +26,7 @@ from gateway.store import (
     Store,
     TranscriptEntry,
 )
+from gateway.store import redis_keys as K
 
 T0 = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
 SECRET = "je me sens seul depuis la rentrée, personne ne me parle"
@@ -76,14 +78,18 @@ def everything(store_url: str) -> str:
             return "\n".join(repr(row) for t in tables for row in conn.execute(f"SELECT * FROM {t}"))
         finally:
             conn.close()
-    client = redis.Redis.from_url(store_url, decode_responses=True)
+    options: dict[str, Any] = {"decode_responses": True, "encoding_errors": "surrogateescape"}  # sealed: bytes
+    client: redis.Redis | redis.RedisCluster = redis.Redis.from_url(store_url, **options)
+    if client.info("cluster").get("cluster_enabled"):  # every node's keys
+        client.close()
+        client = redis.RedisCluster.from_url(store_url, **options)
     try:
         return "\n".join(f"{key} = {_value(client, key)}" for key in client.scan_iter(count=1000))
     finally:
         client.close()
 
 
-def _value(client: redis.Redis, key: str) -> object:
+def _value(client: redis.Redis | redis.RedisCluster, key: str) -> object:
     kind = client.type(key)
     return {
         "string": client.get, "list": lambda k: client.lrange(k, 0, -1), "set": client.smembers,
@@ -162,9 +168,9 @@ async def test_ended_transcripts_expire_on_redis(store: Store, store_url: str) -
     if store_url.startswith("redis://"):
         client = redis.Redis.from_url(store_url, decode_responses=True)
         try:
-            assert 0 < client.ttl(f"hg:transcript:{conversation.id}") <= 3600
-            assert 0 < client.ttl(f"hg:e:u-{conversation.id}") <= 3600
-            assert client.ttl(f"hg:conv:{conversation.id}") == -1  # the record stays, for the figures
+            assert 0 < client.ttl(K.transcript(conversation.id)) <= 3600
+            assert 0 < client.ttl(K.entry(f"u-{conversation.id}")) <= 3600
+            assert client.ttl(K.conversation(conversation.id)) == -1  # the record stays, for the figures
         finally:
             client.close()
     assert len(await store.transcript(conversation.id)) == 3

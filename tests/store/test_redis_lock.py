@@ -11,6 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.store import Store, open_store
+from gateway.store import redis_keys as K
 from gateway.testing import store_keys
 
 pytestmark = pytest.mark.redis
@@ -33,17 +34,17 @@ async def raw(redis_url: str) -> AsyncIterator[Redis]:
 async def test_a_slow_holder_keeps_its_lock(store: Store, raw: Redis) -> None:
     conversation = uuid.uuid4().hex
     async with store.lock(conversation):
-        lowest = await raw.pttl(f"hg:lock:{conversation}")
+        lowest = await raw.pttl(K.lock(conversation))
         assert 0 < lowest <= 6_000  # a lease of 6 s
         async with asyncio.timeout(5):  # renewed every 2 s: the time left goes up again
-            while (left := await raw.pttl(f"hg:lock:{conversation}")) < lowest + 1_000:
+            while (left := await raw.pttl(K.lock(conversation))) < lowest + 1_000:
                 lowest = min(lowest, left)
                 await asyncio.sleep(0.05)
 
 
 async def test_a_holder_whose_lease_lapsed_never_frees_the_next_holders_lock(store: Store, raw: Redis) -> None:
     conversation = uuid.uuid4().hex
-    key = f"hg:lock:{conversation}"
+    key = K.lock(conversation)
     async with store.lock(conversation):
         await raw.set(key, "another-instance", px=6_000)  # our lease lapsed; another instance took the lock
     assert await raw.get(key) == "another-instance"
@@ -51,6 +52,6 @@ async def test_a_holder_whose_lease_lapsed_never_frees_the_next_holders_lock(sto
 
 async def test_a_dead_holders_lock_lapses_by_itself(store: Store, raw: Redis) -> None:
     conversation = uuid.uuid4().hex
-    await raw.set(f"hg:lock:{conversation}", "a-dead-instance", px=300)  # nobody renews it
+    await raw.set(K.lock(conversation), "a-dead-instance", px=300)  # nobody renews it
     async with store.lock(conversation, timeout=5):
-        assert await raw.get(f"hg:lock:{conversation}") != "a-dead-instance"
+        assert await raw.get(K.lock(conversation)) != "a-dead-instance"

@@ -1,0 +1,73 @@
+"""The Redis store's key names, laid out for Redis Cluster: each script or transaction touches ONE hash slot.
+
+Redis Cluster hashes only the part of a key between its first ``{`` and ``}`` (the hash tag) when there is one.
+Keys that a script changes together share a tag:
+
+* a conversation's keys: ``{<conversation id>}`` (record, transcript list, processed marks, lock);
+* a transcript entry and the outbox item that sends it (same id): ``{<entry id>}``;
+* the waiting queue ``{queue}``, the outbox's lines and heads ``{outbox}``, the inbox ``{inbox}``, the
+  conversation indexes ``{index}``: each a group of global indexes changed together, one slot each;
+* every other key is used alone (its whole name is hashed).
+
+An operation that changes keys of two slots runs as steps, each atomic in its slot, in the order argued in
+:mod:`gateway.store.redis`. docs/deployment.md has the table (key, slot, TTL, what it holds); the layout before
+(``hg:conv:<id>``, ``hg:status:<status>``, ``hg:outbox:heads``…) is renamed by ``gateway store migrate``
+(:mod:`gateway.store.redis_migrate`).
+"""
+
+from __future__ import annotations
+
+PREFIX = "hg:"
+QUEUE = PREFIX + "{queue}:"  # entries, seq, names, waiting:<queue>, takes:<queue>, held:<listener>
+OUTBOX = PREFIX + "{outbox}:"  # heads, seq, conv:<conversation>
+INBOX = PREFIX + "{inbox}:"  # heads, seq, sender:<hash>, item:<id>, aside, aside:<id>
+INDEX = PREFIX + "{index}:"  # status:<status>, created
+EVENTS_CHANNEL = PREFIX + "events"  # pub/sub: in Cluster, PUBLISH reaches every node's subscribers
+
+
+def key(*parts: str) -> str:
+    """A key used alone: ``hg:seen:<key>``, ``hg:timers``…"""
+    return PREFIX + ":".join(parts)
+
+
+def tagged(kind: str, tag: str) -> str:
+    """A key of the slot ``{tag}``: ``hg:conv:{<conversation id>}``, ``hg:e:{<entry id>}``…"""
+    return f"{PREFIX}{kind}:{{{tag}}}"
+
+
+def conversation(conversation_id: str) -> str:
+    return tagged("conv", conversation_id)
+
+
+def transcript(conversation_id: str) -> str:
+    return tagged("transcript", conversation_id)
+
+
+def done(conversation_id: str) -> str:
+    """The inbound ids processed in the conversation, scored by when their mark expires (ms)."""
+    return tagged("done", conversation_id)
+
+
+def lock(conversation_id: str) -> str:
+    return tagged("lock", conversation_id)
+
+
+def entry(entry_id: str) -> str:
+    return tagged("e", entry_id)
+
+
+def old_entry(entry_id: str) -> str:
+    """A transcript entry as a hash, as written before the compact layout."""
+    return tagged("entry", entry_id)
+
+
+def outbox_item(item_id: str) -> str:
+    return tagged("outbox:item", item_id)
+
+
+def outbox_line(conversation_id: str) -> str:
+    return OUTBOX + "conv:" + conversation_id
+
+
+def status(name: str) -> str:
+    return INDEX + "status:" + name

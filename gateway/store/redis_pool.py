@@ -1,0 +1,58 @@
+"""How the gateway connects to Redis: one kind of pool for the store and the rate limits.
+
+A blocking pool (a caller waits up to ``timeout`` for a free connection instead of failing at once with
+MaxConnectionsError, which redis-py's default pool raises under load) whose connections are checked before use:
+
+* every time a connection is taken from the pool: one that Redis closed (a restart, ``CLIENT KILL``, its
+  ``timeout`` setting) is replaced by a fresh one. redis-py does this check only with its "maintenance
+  notifications" off (they are for Redis Enterprise and Cloud's planned failovers, and "auto" by default in
+  redis-py 8): with them on, the first command on each connection Redis closed failed, which gave a 503 or a
+  closed web chat for the first messages after every Redis restart (tests/test_redis_connections.py);
+* once idle for ``health_check_interval`` seconds (``GATEWAY_REDIS_HEALTH_CHECK_SECONDS``), with a PING; when the
+  PING fails (a connection reset, no close seen: a NAT or firewall that dropped it), a fresh connection at once.
+  redis-py would raise the PING's error instead (its connections retry nothing by default), failing the command
+  although nothing was sent yet.
+
+Commands themselves are never retried: one whose answer was lost may have run, and resending it could apply it
+twice. A connection silently dropped (no close and no reset ever arrives) is detected by neither check.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio import BlockingConnectionPool
+from redis.asyncio.connection import Connection, SSLConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.maint_notifications import MaintNotificationsConfig
+
+
+class _ReconnectWhenPingFails:
+    """A connection whose failed health check reconnects instead of failing the command about to be sent."""
+
+    async def check_health(self) -> None:
+        try:
+            await super().check_health()  # type: ignore[misc]  # the redis-py connection this is mixed into
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            await self.disconnect()  # type: ignore[attr-defined]
+            await self.connect()  # type: ignore[attr-defined]
+
+
+class CheckedConnection(_ReconnectWhenPingFails, Connection):
+    """redis://"""
+
+
+class CheckedSSLConnection(_ReconnectWhenPingFails, SSLConnection):
+    """rediss://"""
+
+
+def open_pool(
+    url: str, *, max_connections: int, timeout: float, health_check_interval: float, **options: Any
+) -> BlockingConnectionPool:
+    checked = CheckedSSLConnection if url.startswith("rediss://") else CheckedConnection
+    return BlockingConnectionPool.from_url(
+        url, connection_class=checked, max_connections=max_connections, timeout=timeout,
+        health_check_interval=health_check_interval, maint_notifications_config=MaintNotificationsConfig(enabled=False),
+        **options,
+    )  # fmt: skip

@@ -1,0 +1,123 @@
+"""The Redis store between the steps of an operation that spans slots (``gateway/store/redis.py``'s docstring):
+each test writes, with a raw client, the state a crash between two steps leaves, and checks that the store reads
+it as the guarantee says, on a standalone Redis and on a Cluster."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+
+from gateway.conversation import Conversation, Status
+from gateway.messages import ChannelName
+from gateway.store import Author, ClaimState, Delivery, DoneMark, OutboxItem, Store, TranscriptEntry, open_store
+from gateway.store import redis_keys as K
+from gateway.testing import store_keys
+
+pytestmark = pytest.mark.redis
+
+T0 = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
+TG = ChannelName.TELEGRAM
+KEY = "in:telegram:5001"
+
+
+@pytest.fixture(params=["redis_url", "redis_cluster_url"])
+async def opened(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Store, redis.Redis]]:
+    url: str = request.getfixturevalue(request.param)
+    client = redis.Redis.from_url(url, decode_responses=True)
+    client.flushdb()
+    store = await open_store(url, keys=store_keys(url))
+    try:
+        yield store, client
+    finally:
+        await store.close()
+        client.close()
+
+
+async def test_a_claim_that_lapsed_between_its_save_and_the_global_mark_is_done(
+    opened: tuple[Store, redis.Redis],
+) -> None:
+    store, client = opened
+    conversation, _ = await store.active_conversation(TG, "chat-1", T0)
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    async with store.lock(conversation.id):  # a claim under the lock names the conversation
+        assert await store.claim(KEY, "dead", 10, now=long_ago) is ClaimState.CLAIMED
+        claimed = client.get(K.key("seen", KEY))
+        await store.save_conversation(conversation, done=DoneMark(KEY, 3600))
+    client.set(K.key("seen", KEY), str(claimed))  # the owner died before the last step: its lease lapsed
+    assert await store.claim(KEY, "alive", 10) is ClaimState.DONE  # the conversation's mark decides
+    assert client.get(K.key("seen", KEY)) == "1"  # and the global mark is repaired
+
+
+async def test_a_lapsed_claim_whose_conversation_has_no_mark_is_claimed_again(
+    opened: tuple[Store, redis.Redis],
+) -> None:
+    store, _ = opened
+    conversation, _ = await store.active_conversation(TG, "chat-1", T0)
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    async with store.lock(conversation.id):
+        assert await store.claim(KEY, "dead", 10, now=long_ago) is ClaimState.CLAIMED  # died before its save
+    assert await store.claim(KEY, "alive", 10) is ClaimState.CLAIMED
+    assert await store.claim(KEY, "dead", 10) is ClaimState.BUSY
+
+
+async def test_an_address_left_on_an_ended_conversation_counts_as_none(opened: tuple[Store, redis.Redis]) -> None:
+    store, client = opened
+    first, _ = await store.active_conversation(TG, "chat-2", T0)
+    address = next(iter(client.scan_iter(match=K.key("active", "*"))))
+    first.status = Status.CLOSED
+    await store.save_conversation(first)
+    client.set(address, first.id)  # died before the step that frees the address
+    assert await store.find_active_conversation(TG, "chat-2") is None
+    second, created = await store.active_conversation(TG, "chat-2", T0)
+    assert created and second.id != first.id
+    client.set(address, "a-record-that-expired")  # a new conversation whose first save never came
+    third, created = await store.active_conversation(TG, "chat-2", T0)
+    assert created and third.id not in (first.id, second.id)
+
+
+def _item(item_id: str, conversation_id: str) -> OutboxItem:
+    return OutboxItem(item_id, conversation_id, {"text": item_id}, T0, T0)
+
+
+async def test_a_line_naming_an_item_resolved_already_drops_it_and_the_next_goes_out(
+    opened: tuple[Store, redis.Redis],
+) -> None:
+    store, client = opened
+    for item_id in ("a1", "a2"):
+        await store.append_transcript(TranscriptEntry(item_id, "c1", T0, Author.BOT, item_id))
+        await store.outbox_put(_item(item_id, "c1"))
+    (first,) = await store.outbox_due(T0, 10)
+    assert await store.outbox_mark_sent(first.id, "mid-1", lease=first.next_attempt_at)
+    client.zadd(K.outbox_line("c1"), {"a1": 0})  # died between the item step and the line step
+    client.zadd(K.OUTBOX + "heads", {"c1": 0})
+    handed = [i.id for i in await store.outbox_due(T0, 10)] + [i.id for i in await store.outbox_due(T0, 10)]
+    assert handed == ["a2"]  # a1 is dropped from its line, never sent twice
+    await store.outbox_put(_item("a1", "c1"))  # a retried processing puts the sent item again: ignored
+    assert (await store.transcript("c1"))[0].delivery is Delivery.SENT
+    assert [i.id for i in await store.outbox_due(T0 + timedelta(hours=1), 10)] == ["a2"]  # its lease lapsed
+
+
+async def test_an_item_whose_line_step_was_lost_is_listed_when_its_processing_is_retried(
+    opened: tuple[Store, redis.Redis],
+) -> None:
+    store, client = opened
+    await store.outbox_put(_item("b1", "c2"))
+    client.delete(K.outbox_line("c2"))  # died between the item step and the line step (nothing marked done)
+    client.zrem(K.OUTBOX + "heads", "c2")
+    assert await store.outbox_due(T0, 10) == []
+    await store.outbox_put(_item("b1", "c2"))  # the message's processing is retried: the same id is put again
+    assert [i.id for i in await store.outbox_due(T0, 10)] == ["b1"]
+
+
+async def test_a_conversation_joins_its_status_set_before_its_record_and_readers_check_the_record(
+    opened: tuple[Store, redis.Redis],
+) -> None:
+    store, client = opened
+    conversation, _ = await store.active_conversation(TG, "chat-3", T0)
+    client.sadd(K.status(str(Status.QUEUED)), conversation.id)  # died after joining, before the record's step
+    assert await store.conversations_by_status(Status.QUEUED) == []
+    assert [c.id for c in await store.conversations_by_status(Status.BOT)] == [conversation.id]
+    assert isinstance(await store.get_conversation(conversation.id), Conversation)

