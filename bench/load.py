@@ -361,18 +361,18 @@ class Server:
         top = sorted(counts.items(), key=lambda pair: -pair[1])[:4]
         return "; ".join(f"{n}x {what}" for what, n in top) or "none"
 
-    async def understanding(self, session: ClientSession) -> str:
-        """The embedded model's counters over the whole run (``/metrics``): messages read by the model, and
-        messages that went on without a reading (a missed second check), by reason."""
+    async def understanding(self, session: ClientSession) -> dict[str, float]:
+        """The embedded model's counters so far (``/metrics``): messages read by the model (or remembered, or a
+        button not read), and messages that went on without a reading (a missed second check), by reason."""
         async with session.get(self.url + "/metrics") as response:
             text = await response.text()
         counts: dict[str, float] = {}
         for line in text.splitlines():
             if line.startswith(("gateway_understanding_failures_total{", "gateway_understanding_messages_total{")):
                 name, value = line.rsplit(" ", 1)
-                kind = name.removeprefix("gateway_understanding_").replace("_total", "")
-                counts[kind] = counts.get(kind, 0.0) + float(value)
-        return ", ".join(f"{kind.replace('{', ' ').rstrip('}')} {n:.0f}" for kind, n in sorted(counts.items()))
+                kind = name.removeprefix("gateway_understanding_").replace("_total", "").replace("{", " ")
+                counts[kind.rstrip("}")] = float(value)
+        return counts
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGINT)
@@ -571,6 +571,11 @@ async def measure(
     return figures
 
 
+def model_counts(now: dict[str, float], before: dict[str, float]) -> str:
+    """The embedded model's counters (``Server.understanding``) since ``before``."""
+    return ", ".join(f"{kind} {n - before.get(kind, 0):.0f}" for kind, n in sorted(now.items())) or "none"
+
+
 def show(figures: Figures) -> None:
     ack = f"{pct(figures.ack, 0.5):.1f} / {pct(figures.ack, 0.99):.1f} ms"
     print(f"  {figures.name:<34} {figures.rate:8.0f} msg/s   ack p50/p99 {ack:<18}"
@@ -665,15 +670,18 @@ async def bench_gateway(
         for key in ("bytes", "keys", "rss", "handoff"):
             if key in closed.extra:
                 print(f"    {key:<8} {closed.extra[key]}")
+        model = await server.understanding(session)
+        if args.understanding == "on":
+            print(f"    model    {model_counts(model, {})}")
         opened = None
         if args.duration > 0:
             name = f"gateway on {kind}, open loop {args.rate:.0f}/s"
             opened = await measure(name, server, redis, lambda: load.opened(args.rate, args.duration, args.gap, 10**6),
                                    load, store)  # fmt: skip
             show(opened)
+            if args.understanding == "on":
+                print(f"    model    {model_counts(await server.understanding(session), model)}")
         print(f"    log      {server.problems()}")
-        if args.understanding == "on":
-            print(f"    model    {await server.understanding(session) or 'no reading failed'}")
         return closed, opened
     finally:
         server.stop()

@@ -23,6 +23,7 @@ from limits import RateLimitItem, RateLimitItemPerHour, parse
 from limits.aio.storage import MemoryStorage, RedisClusterStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 from redis.asyncio import BlockingConnectionPool
+from redis.asyncio.cluster import RedisCluster
 
 from gateway.keyed import KeyedHash
 from gateway.metrics import Metrics
@@ -48,10 +49,13 @@ class LimitStorage:
 
     storage: Storage
     pool: BlockingConnectionPool | None = None
+    cluster: RedisCluster | None = None  # the Cluster client ``limits`` made (it offers no close of its own)
 
     async def close(self) -> None:
         if self.pool is not None:
             await self.pool.aclose()
+        if self.cluster is not None:
+            await self.cluster.aclose()
 
 
 def open_limit_storage(
@@ -72,7 +76,8 @@ def open_limit_storage(
         clustered = RedisClusterStorage("async+redis+cluster://" + node, implementation="redispy",
                                         key_prefix=KEY_PREFIX, max_connections=max_connections,
                                         health_check_interval=health_check_interval)  # fmt: skip
-        return LimitStorage(clustered)
+        client: RedisCluster = clustered.bridge.get_connection()  # type: ignore[attr-defined]  # redis-py's bridge
+        return LimitStorage(clustered, cluster=client)
     if store_url.startswith(("redis://", "rediss://")):
         pool = open_pool(store_url, max_connections=max_connections, timeout=pool_timeout,
                          health_check_interval=health_check_interval)  # fmt: skip

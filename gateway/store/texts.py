@@ -13,9 +13,9 @@ write, system entries, any text not made of flows.yaml's strings) stays whole in
 The shared texts are never changed or removed: a reference made under one flows.yaml still shows, after a reload
 with other words, exactly what was sent (a template's values are checked to give the text back before it is
 kept so). They are not personal data (only flows.yaml's strings enter; a template's values stay in the entry),
-so erasure and retention leave them (docs/security.md). Each write of a referring entry writes its text in the
-same transaction (an idempotent set-if-absent): an entry never refers to a text its store lacks, even in a store
-restored from an older copy. Opened texts are kept in memory (content-addressed, so never stale).
+so erasure and retention leave them (docs/security.md). Each write of a referring entry writes its text first (an
+idempotent set-if-absent, in the same transaction): an entry never refers to a text its store lacks, even in a
+store restored from an older copy. Opened texts are kept in memory (content-addressed, so never stale).
 """
 
 from __future__ import annotations

@@ -147,14 +147,18 @@ class Reader:
             # a request whose waiter gave up (its future cancelled) is not read at all
             live = [r for r in requests if isinstance(r, _Request) and r.future.set_running_or_notify_cancel()]
             if live:
-                started = time.perf_counter()
-                self._read(model, live)
-                took = min(self.timeout, (time.perf_counter() - started) / len(live))  # a hang: counted as timeout
-                self._pace = took if pace is None else pace + PACE * (took - pace)
+                try:
+                    self._read(model, live)
+                except Exception as exc:  # a bug here must not end the worker: every later message would time out
+                    log.error("understanding: the worker failed (%s); it goes on", exc.__class__.__name__)
+                    for request in live:
+                        if not request.future.done():
+                            request.future.set_exception(exc)
             if stop:
                 return
 
     def _read(self, model: Model, requests: list[_Request]) -> None:
+        started = time.perf_counter()
         try:
             readings = model.read_many([r.text for r in requests])
         except Exception as exc:
@@ -164,6 +168,9 @@ class Reader:
                 return
             requests[0].future.set_exception(exc)
             return
+        took = min(self.timeout, (time.perf_counter() - started) / len(requests))  # a hang counts as the timeout
+        pace = self._pace  # updated before the readings are handed back: a waiter resumed sees the new pace
+        self._pace = took if pace is None else pace + PACE * (took - pace)
         for request, reading in zip(requests, readings, strict=True):
             request.future.set_result(reading)
 

@@ -36,13 +36,14 @@ async def opened(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Store, r
         client.close()
 
 
+@pytest.mark.parametrize("locking", ["lock", "locked_batch"])
 async def test_a_claim_that_lapsed_between_its_save_and_the_global_mark_is_done(
-    opened: tuple[Store, redis.Redis],
+    opened: tuple[Store, redis.Redis], locking: str
 ) -> None:
     store, client = opened
     conversation, _ = await store.active_conversation(TG, "chat-1", T0)
     long_ago = datetime.now(UTC) - timedelta(hours=1)
-    async with store.lock(conversation.id):  # a claim under the lock names the conversation
+    async with getattr(store, locking)(conversation.id):  # a claim under the lock names the conversation
         assert await store.claim(KEY, "dead", 10, now=long_ago) is ClaimState.CLAIMED
         claimed = client.get(K.key("seen", KEY))
         await store.save_conversation(conversation, done=DoneMark(KEY, 3600))
