@@ -368,7 +368,8 @@ class Server:
             text = await response.text()
         counts: dict[str, float] = {}
         for line in text.splitlines():
-            if line.startswith(("gateway_understanding_failures_total{", "gateway_understanding_messages_total{")):
+            if line.startswith(("gateway_understanding_failures_total{", "gateway_understanding_messages_total{",
+                                "gateway_understanding_late_total{")):
                 name, value = line.rsplit(" ", 1)
                 kind = name.removeprefix("gateway_understanding_").replace("_total", "").replace("{", " ")
                 counts[kind.rstrip("}")] = float(value)
