@@ -297,6 +297,7 @@ class Reader:
             log.warning("understanding: the model failed on a late reading (%s)", exc.__class__.__name__)
             return None
         finally:
+            future.cancel()  # cancelled meanwhile (the gateway stops): the worker skips it if it has not begun
             self._done_pending()
 
     async def _until_idle(self) -> None:
