@@ -32,10 +32,12 @@ SCAN_COUNT = 1000
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """Where an erased conversation's record is indexed besides its id: the active key and the takes of its queue."""
+    """Where an erased conversation's record is indexed besides its id: the active key, the takes of its queue,
+    its web chat client's open conversations."""
 
     active_key: str
     queue: str | None
+    client: str | None = None
 
 
 def _text(value: bytes | str) -> str:
@@ -109,6 +111,8 @@ def _unindex(pipe: Any, conversation_id: str, record: Record | None, notices: li
         if record.queue:
             pipe.zrem(K.QUEUE + "takes:" + record.queue, conversation_id)
         pipe.eval(SCRIPTS["delete_if"], 1, record.active_key, conversation_id)
+        if record.client is not None:
+            pipe.srem(K.client(record.client), conversation_id)
     for notice in notices:
         pipe.delete(K.key("evidence", notice))
     pipe.delete(K.conversation(conversation_id))
