@@ -6,9 +6,10 @@ docs/deployment.md (key, slot, TTL, what it holds). Each operation that reads th
 as steps sent in order on one connection (Redis runs a connection's commands in order, so a crash leaves a prefix
 of them done), ordered so that every prefix is safe:
 
-* **an index lists more, never less**: a conversation joins its status set and the creation index before its
-  record is written, and leaves the other status sets after; an outbox item is written before it is listed in
-  its conversation's line; readers check the record or item they are pointed to and skip (or repair) the rest;
+* **an index lists more, never less**: a conversation joins its status set, the creation index and (web chat, in
+  the bot or the queue) its client's set before its record is written, and leaves the other sets after; an
+  outbox item is written before it is listed in its conversation's line; readers check the record or item they
+  are pointed to and skip (or repair) the rest;
 * **the record and its processed mark are one step**: a conversation's record and the inbound id it processed
   (``hg:done:{<id>}``) are written by one script, after the message's transcript entries and outbox items (each
   idempotent by id, so a retried processing rewrites the same ones) and before the global mark ``hg:seen:<key>``
