@@ -89,16 +89,18 @@ class WebChatHub:
         self.erased: set[str] = set()  # followed conversations erased meanwhile (gateway/erasure.py): no gone timer
         self.arming: dict[str, asyncio.Task[None]] = {}  # gone timers being armed, by conversation
 
-    def arm_gone(self, conversation_id: str, now: datetime) -> asyncio.Task[None]:
+    def arm_gone(self, conversation_id: str, now: datetime) -> asyncio.Future[None]:
         """Arm the conversation's gone timer (its socket closed at ``now``) in a task of the hub's, so that a
         handler cancelled meanwhile (shutdown, its connection gone) does not lose it. While the store does not
         answer it tries again, until it does or the browser comes back (:meth:`stop_arming`); each failure is
-        logged by class and counted (``gateway_timer_arming_failures``), never left unretrieved."""
+        logged by class and counted (``gateway_timer_arming_failures``), never left unretrieved. The future
+        answered is done after the first try (armed or not): a handler waits for that, not for the store."""
         self.stop_arming(conversation_id)
-        task = asyncio.create_task(self._arm_gone(conversation_id, now), name="webchat-arm-gone")
+        first_try = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(self._arm_gone(conversation_id, now, first_try), name="webchat-arm-gone")
         self.arming[conversation_id] = task
-        task.add_done_callback(functools.partial(self._armed, conversation_id))
-        return task
+        task.add_done_callback(functools.partial(self._armed, conversation_id, first_try))
+        return first_try
 
     def stop_arming(self, conversation_id: str) -> None:
         """The browser is back (or the gateway stops): a gone timer still being armed is not wanted any more."""
@@ -111,7 +113,7 @@ class WebChatHub:
         for conversation_id in list(self.arming):
             self.stop_arming(conversation_id)
 
-    async def _arm_gone(self, conversation_id: str, now: datetime) -> None:
+    async def _arm_gone(self, conversation_id: str, now: datetime, first_try: asyncio.Future[None]) -> None:
         delay = ARM_RETRY[0]
         while True:
             try:
@@ -120,10 +122,14 @@ class WebChatHub:
             except StoreError as exc:
                 log.warning("webchat: could not arm the gone timer (%s); trying again", exc.__class__.__name__)
                 self.metrics.timer_arming_failures.labels(TimerKind.WEBCHAT_GONE.value).inc()
+            if not first_try.done():
+                first_try.set_result(None)
             await asyncio.sleep(delay)
             delay = min(delay * 2, ARM_RETRY[1])
 
-    def _armed(self, conversation_id: str, task: asyncio.Task[None]) -> None:
+    def _armed(self, conversation_id: str, first_try: asyncio.Future[None], task: asyncio.Task[None]) -> None:
+        if not first_try.done():
+            first_try.set_result(None)
         if self.arming.get(conversation_id) is task:
             del self.arming[conversation_id]
         if not task.cancelled() and (exc := task.exception()) is not None:
