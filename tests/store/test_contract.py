@@ -896,7 +896,7 @@ async def test_a_locked_batch_makes_its_writes_before_the_lock_is_free(store: St
     saved_when_free: list[Status] = []
     locked = asyncio.Event()
 
-    async def next_holder() -> None:  # a task made outside the batch (a task made inside shares its writes)
+    async def next_holder() -> None:  # a task made outside the batch
         await locked.wait()
         async with store.lock(conversation.id, timeout=5):
             found = await store.get_conversation(conversation.id)
@@ -912,6 +912,27 @@ async def test_a_locked_batch_makes_its_writes_before_the_lock_is_free(store: St
     await waiter
     assert saved_when_free == [Status.QUEUED]  # the next holder saw the writes
     assert [e.id for e in await store.transcript(conversation.id)] == [f"{conversation.id}-e1"]
+
+
+async def test_a_task_created_inside_a_batch_writes_on_its_own(store: Store) -> None:
+    """A task inherits the context it was created in, the batch's held writes included: its writes, made after the
+    batch was sent, must be made all the same (they joined the sent batch and were never made)."""
+    conversation, _ = await store.active_conversation(TG, "batch-6", T0)
+    batch_sent = asyncio.Event()
+
+    async def later() -> None:
+        await batch_sent.wait()
+        await store.append_transcript(entry(conversation.id, 2))
+        await store.save_conversation(replace(conversation, status=Status.QUEUED))
+
+    async with store.batch():
+        task = asyncio.create_task(later())
+        await store.append_transcript(entry(conversation.id, 1))
+    batch_sent.set()
+    await task
+    assert [e.id for e in await store.transcript(conversation.id)] == [f"{conversation.id}-e1", f"{conversation.id}-e2"]
+    found = await store.get_conversation(conversation.id)
+    assert found is not None and found.status is Status.QUEUED
 
 
 async def test_a_locked_batch_that_raises_writes_nothing_and_frees_the_lock(store: Store) -> None:

