@@ -14,8 +14,11 @@ The allow-list, and why each may remain (docs/security.md):
 * the audit log: the erasure's own entry (actor, pseudonyms, counts);
 * global sequence counters (``…:seq``): numbers only;
 * SQLite's ``sqlite_sequence``: the tables' row counters;
+* takedown notices (``notices`` / ``hg:notice:<id>`` and their indexes): the record of what the helpline sent, with
+  no identity (docs/security.md); an erasure deletes their evidence copies;
 * after a purge only: the conversation's stripped record (no identity, no content), its place in the status and
-  creation indexes and its queue takes (conversation id, queue, time), so that it is still counted.
+  creation indexes and its queue takes (conversation id, queue, time), so that it is still counted; and the
+  notices' evidence, which follows the notice's own retention (gateway/retention.py).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from gateway.ids import inbound_key
 from gateway.inbox import sender_key as sender_of
 from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound
+from gateway.notices.record import Evidence, Notice
 from gateway.retention import Retention
 from gateway.store import Author, InboxItem, OutboxItem, Store, TranscriptEntry
 from gateway.testing import store_keys
@@ -53,14 +57,15 @@ OTHER_WORDS = "un autre jeune raconte sa journée"
 PERSONAL = (PHONE, PHONE.removeprefix("+"), WORDS, NOTE, "infirmière", "sait pas")
 KINDS = ("conversation", "entry", "outbox", "inbox", "notice", "referral", "evidence", "upload", "texts", "audit")
 
+NOTICES = ("hg:notice:", "hg:notices:")
 Item = tuple[str, ...]  # (where, key or table, member / field / row…)
 
 
 def _allowed_after_erasure(item: Item) -> bool:
     where, name = item[0], item[1]
     if where == "sqlite":
-        return name in ("texts", "audit", "sqlite_sequence")
-    return name in ("hg:texts", "hg:audit") or name.endswith(":seq")
+        return name in ("texts", "audit", "sqlite_sequence", "notices")
+    return name in ("hg:texts", "hg:audit", "hg:notices") or name.endswith(":seq") or name.startswith(NOTICES)
 
 
 def _allowed_after_purge(item: Item, conversation_id: str) -> bool:
@@ -68,6 +73,8 @@ def _allowed_after_purge(item: Item, conversation_id: str) -> bool:
     if _allowed_after_erasure(item):
         return True
     where, name = item[0], item[1]
+    if name in ("evidence",) or name.startswith("hg:evidence:"):
+        return True  # a notice's evidence follows the notice's own retention
     if where == "sqlite":
         return name in ("conversations", "takes") and item[2].startswith(repr((conversation_id,))[:-2])
     return name in (f"hg:conv:{{{conversation_id}}}", "hg:{index}:created") or (
@@ -156,9 +163,9 @@ def opened(keys: DataKeys, value: bytes) -> str:
     raise AssertionError(f"a sealed value that no kind opens: {value[:40]!r}")
 
 
-def assert_nothing_personal(keys: DataKeys, after: Snapshot, also: tuple[str, ...] = ()) -> None:
+def assert_nothing_personal(keys: DataKeys, after: Snapshot) -> None:
     texts = [opened(keys, value) for value in after.sealed] + ["\n".join(map(repr, after.items))]
-    for secret in (*PERSONAL, *also):
+    for secret in PERSONAL:
         assert not [t for t in texts if secret in t], secret
 
 
@@ -214,6 +221,11 @@ class Helpline:
         await self.store.append_transcript(TranscriptEntry("note-" + second.id, second.id, self.now[0], Author.NOTE,
                                                            NOTE))  # fmt: skip
         await self.store.put_upload(f"{second.id}/4567cdef", "image/png", b"PNG " + WORDS.encode())
+        notice = Notice("notice-" + second.id[:8], second.id, second.pseudonym, "instagram", "harassment",
+                        ("https://instagram.example/p/1",), "Compte qui harcèle", "fr", "anne", self.now[0],
+                        self.now[0], evidence=(1,))  # fmt: skip
+        await self.store.put_notice(notice)
+        await self.store.put_evidence(notice.id, [Evidence("capture.png", "image/png", b"PNG capture")])
         await self.store.enqueue(second.id, "general", Priority.NORMAL, self.now[0])
         await self.store.take(second.id, "anne", self.now[0])
         key = self.sender_key(ChannelName.WHATSAPP, PHONE)
@@ -261,7 +273,8 @@ async def test_an_erasure_leaves_nothing_that_was_added_for_the_person(store: St
     assert not left, "left after the erasure:\n" + _show(left)
     lost = {i for i in before.items - after.items if not _mutable(i)}
     assert not lost, "the control lost:\n" + _show(lost)
-    assert_nothing_personal(store_keys(store_url), after, tuple(c.id for c in conversations))
+    assert_nothing_personal(store_keys(store_url), after)
+    assert not [c for c in conversations if await store.get_conversation(c.id) is not None]
     assert OTHER_WORDS in [e.text for e in await store.transcript(other.id)]
 
 
