@@ -195,6 +195,7 @@ async def create_app(
     app.cleanup_ctx.append(_lifecycle(supervisor, store, http, lifecycles, flows))
     app.on_cleanup.append(lambda _: _close_guards(workers))
     app.on_shutdown.append(_close_sockets(hub.open, api.open))
+    app.on_cleanup.append(lambda _: _close_hub(hub))
     _routes(app, settings, hub, api, flows, store, supervisor, reader)
 
     async def departed(departure: Departure) -> None:  # a provider's (un)block notice
@@ -271,6 +272,10 @@ async def _nothing() -> None:
 
 async def _close_guards(workers: PasswordWorkers) -> None:
     workers.close()
+
+
+async def _close_hub(hub: WebChatHub) -> None:
+    hub.close()
 
 
 def _close_sockets(

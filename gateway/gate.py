@@ -18,7 +18,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from gateway.conversation import Status
 from gateway.flowset import FlowSet
 from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound, Outbound
@@ -82,11 +81,7 @@ class Gate:
             return Refusal.RATE_LIMITED
         if not await self.limits.allow(Limit.CHATS_PER_BROWSER, token):
             return Refusal.RATE_LIMITED
-        client = self.client_key(address)
-        waiting = 0
-        for status in (Status.BOT, Status.QUEUED):
-            waiting += sum(1 for c in await self.store.conversations_by_status(status) if c.client == client)
-        if waiting >= self.max_waiting_per_client:
+        if await self.store.open_conversations_of_client(self.client_key(address)) >= self.max_waiting_per_client:
             self.metrics.refused.labels("client_full").inc()
             return Refusal.CLIENT_FULL
         return None

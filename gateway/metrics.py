@@ -87,6 +87,10 @@ class Metrics:
             "gateway_timer_failures", "Timer handlings that failed (retried with backoff), by kind", ["kind"],
             registry=r,
         )  # fmt: skip
+        self.timer_arming_failures = Counter(
+            "gateway_timer_arming_failures", "Timers that could not be armed (the store did not answer: retried), by"
+            " kind", ["kind"], registry=r,
+        )  # fmt: skip
         self.inbox_deferred = Counter(
             "gateway_inbox_deferred", "Inbound messages acknowledged once stored in the inbox, then processed, by why:"
             " batch (a large webhook), behind (their sender had messages waiting), busy (inline capacity reached)",

@@ -2,11 +2,12 @@
 
 A conversation closed, referred or abandoned more than ``closed_days`` ago (default 30) is *purged*: its
 transcript (the young person's messages, the bot's and listeners' replies, private notes, attachments and the
-provider ids of each), outbox items, timers and queue entry are deleted, and its record is saved stripped of
-content and identity: no sender (channel address), engine state (answers), summary, client hash, nor the words a
-risk was read in. What the supervision figures count stays: channel, times (created, queued, taken, closed),
-queue, priority, route, outcome, flow version, the risk class. ``purged_at`` marks it; ``gateway/console/stats.py``
-gives the same figures before and after.
+provider ids of each), outbox items, timers, queue entry and the de-duplication marks of the young person's
+messages (they expire after 8 days anyway; a shorter ``closed_days`` must not outlive them) are deleted, and its
+record is saved stripped of content and identity: no sender (channel address), engine state (answers), summary,
+client hash, nor the words a risk was read in. What the supervision figures count stays: channel, times (created,
+queued, taken, closed), queue, priority, route, outcome, flow version, the risk class. ``purged_at`` marks it;
+``gateway/console/stats.py`` gives the same figures before and after.
 
 Redis also holds the transcript keys with a TTL of ``closed_days`` from the end (set when the conversation ends,
 ``Store.expire_transcript``), so that they go even if no purge runs; the purge is what strips the record.
@@ -32,9 +33,11 @@ from typing import Protocol
 
 from gateway.conversation import Conversation
 from gateway.flowset import FlowSet
+from gateway.ids import entry_id_of_key
 from gateway.store import (
     AuditEntry,
     AuditStore,
+    Author,
     ConversationStore,
     LockStore,
     RetentionStore,
@@ -91,6 +94,7 @@ class Retention:
         """Purge every conversation whose retention is over; ``dry_run``: count them, change nothing."""
         cutoff, days = self.cutoff(now)
         conversations = entries = 0
+        user_entries: set[str] = set()
         async for listed in self._candidates(cutoff, dry_run):
             if dry_run:
                 conversations, entries = conversations + 1, entries + len(await self.store.transcript(listed.id))
@@ -99,10 +103,15 @@ class Retention:
                 current = await self.store.get_conversation(listed.id)
                 if current is None or not due(current, cutoff):
                     continue  # another instance purged it meanwhile
+                user_entries |= {e.id for e in await self.store.transcript(current.id) if e.author is Author.USER}
                 entries += await self.store.purge_conversation(stripped(current, now))
                 conversations += 1
         if not dry_run:
             self._scanned_before = cutoff
+            if user_entries:
+                await self.store.forget_seen(
+                    [k for k in await self.store.seen_keys() if entry_id_of_key(k) in user_entries]
+                )
             if conversations:
                 await self.store.forget_freed()
         if conversations and not dry_run:

@@ -8,6 +8,7 @@ instance forwards the events of the conversations whose sockets it holds. Privat
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import secrets
@@ -39,10 +40,12 @@ from gateway.store import (
     EventStore,
     LockStore,
     QueueStore,
+    TimerKind,
     TimerStore,
     TranscriptEntry,
     TranscriptStore,
 )
+from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,7 @@ OUTGOING = {Author.BOT, Author.LISTENER}  # what the page acknowledges (delivere
 MAX_RECEIPT_IDS = 100
 FRAME_TYPES = ("hello", "message", "typing", "end", "receipt", "language")
 RANK = {Delivery.SENT: 1, Delivery.DELIVERED: 2, Delivery.READ: 3}
+ARM_RETRY = (0.5, 30.0)  # seconds before arming a gone timer again while the store does not answer: first, most
 
 
 class WebChatRoles(ConversationStore, TranscriptStore, QueueStore, TimerStore, EventStore, LockStore, Protocol):
@@ -83,6 +87,54 @@ class WebChatHub:
         self.outgoing: dict[str, dict[str, Delivery]] = {}
         self.open: weakref.WeakSet[SocketWriter] = weakref.WeakSet()  # every socket, for shutdown
         self.erased: set[str] = set()  # followed conversations erased meanwhile (gateway/erasure.py): no gone timer
+        self.arming: dict[str, asyncio.Task[None]] = {}  # gone timers being armed, by conversation
+
+    def arm_gone(self, conversation_id: str, now: datetime) -> asyncio.Future[None]:
+        """Arm the conversation's gone timer (its socket closed at ``now``) in a task of the hub's, so that a
+        handler cancelled meanwhile (shutdown, its connection gone) does not lose it. While the store does not
+        answer it tries again, until it does or the browser comes back (:meth:`stop_arming`); each failure is
+        logged by class and counted (``gateway_timer_arming_failures``), never left unretrieved. The future
+        answered is done after the first try (armed or not): a handler waits for that, not for the store."""
+        self.stop_arming(conversation_id)
+        first_try = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(self._arm_gone(conversation_id, now, first_try), name="webchat-arm-gone")
+        self.arming[conversation_id] = task
+        task.add_done_callback(functools.partial(self._armed, conversation_id, first_try))
+        return first_try
+
+    def stop_arming(self, conversation_id: str) -> None:
+        """The browser is back (or the gateway stops): a gone timer still being armed is not wanted any more."""
+        task = self.arming.pop(conversation_id, None)
+        if task is not None:
+            task.cancel()
+
+    def close(self) -> None:
+        """At shutdown: timers still being armed are given up (docs/guarantees.md)."""
+        for conversation_id in list(self.arming):
+            self.stop_arming(conversation_id)
+
+    async def _arm_gone(self, conversation_id: str, now: datetime, first_try: asyncio.Future[None]) -> None:
+        delay = ARM_RETRY[0]
+        while True:
+            try:
+                await leaving.socket_closed(self.store, conversation_id, now)
+                return
+            except StoreError as exc:
+                log.warning("webchat: could not arm the gone timer (%s); trying again", exc.__class__.__name__)
+                self.metrics.timer_arming_failures.labels(TimerKind.WEBCHAT_GONE.value).inc()
+            if not first_try.done():
+                first_try.set_result(None)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, ARM_RETRY[1])
+
+    def _armed(self, conversation_id: str, first_try: asyncio.Future[None], task: asyncio.Task[None]) -> None:
+        if not first_try.done():
+            first_try.set_result(None)
+        if self.arming.get(conversation_id) is task:
+            del self.arming[conversation_id]
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("webchat: arming the gone timer failed: %s at %s", type(exc).__name__, where(exc))
+            self.metrics.timer_arming_failures.labels(TimerKind.WEBCHAT_GONE.value).inc()
 
     def attach(self, conversation_id: str, writer: SocketWriter, last_entry: str | None) -> None:
         self.detach(writer)
@@ -218,11 +270,8 @@ class ChatSession:
                 self.hub.erased.discard(self.conversation_id)
             return
         if self.conversation_id is not None:  # closed (not cancelled): the young person may be gone for good
-            try:
-                # shielded: the socket did close; a handler cancelled now (its connection gone) still arms the timer
-                await asyncio.shield(leaving.socket_closed(self.hub.store, self.conversation_id, self.hub.clock()))
-            except StoreError as exc:
-                log.warning("webchat: could not arm the gone timer (%s)", exc.__class__.__name__)
+            # shielded: the socket did close; a handler cancelled now (its connection gone) still arms the timer
+            await asyncio.shield(self.hub.arm_gone(self.conversation_id, self.hub.clock()))
 
     async def _handle_text(self, data: str) -> None:
         frame = _parse_frame(data)
@@ -259,6 +308,7 @@ class ChatSession:
         conversation = await self.dispatcher.start_conversation(ChannelName.WEBCHAT, self.token, language)
         if conversation.client is None:
             conversation = await self._mark_client(conversation)
+        self.hub.stop_arming(conversation.id)
         await leaving.returned(self.dispatcher, self.hub.store, conversation.id, self.hub.clock())
         shown = [e for e in await self.hub.store.transcript(conversation.id) if e.author not in HIDDEN]
         history = [_public(e) for e in shown]

@@ -49,6 +49,7 @@ if TYPE_CHECKING:  # gateway.events builds on this module's records (TranscriptE
     from gateway.store.texts import OwnTexts
 
 __all__ = [
+    "CLIENT_OPEN",
     "AuditEntry",
     "AuditStore",
     "Author",
@@ -85,6 +86,8 @@ __all__ = [
     "open_store",
 ]
 
+
+CLIENT_OPEN = frozenset({Status.BOT, Status.QUEUED})  # a client's conversations these count against its cap
 
 
 class Author(StrEnum):
@@ -297,6 +300,12 @@ class ConversationStore(Protocol):
 
     async def list_conversations(self, since: datetime, until: datetime) -> list[Conversation]:
         """Conversations created in ``[since, until)``, oldest first (for statistics)."""
+        ...
+
+    async def open_conversations_of_client(self, client: str) -> int:
+        """How many conversations of this web chat client (``Conversation.client``, a keyed hash of its address)
+        are in the bot or the queue (:data:`CLIENT_OPEN`): counted from an index kept by ``save_conversation``,
+        never by loading every open conversation (the gate asks this for every new web chat)."""
         ...
 
 

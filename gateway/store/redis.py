@@ -6,9 +6,10 @@ docs/deployment.md (key, slot, TTL, what it holds). Each operation that reads th
 as steps sent in order on one connection (Redis runs a connection's commands in order, so a crash leaves a prefix
 of them done), ordered so that every prefix is safe:
 
-* **an index lists more, never less**: a conversation joins its status set and the creation index before its
-  record is written, and leaves the other status sets after; an outbox item is written before it is listed in
-  its conversation's line; readers check the record or item they are pointed to and skip (or repair) the rest;
+* **an index lists more, never less**: a conversation joins its status set, the creation index and (web chat, in
+  the bot or the queue) its client's set before its record is written, and leaves the other sets after; an
+  outbox item is written before it is listed in its conversation's line; readers check the record or item they
+  are pointed to and skip (or repair) the rest;
 * **the record and its processed mark are one step**: a conversation's record and the inbound id it processed
   (``hg:done:{<id>}``) are written by one script, after the message's transcript entries and outbox items (each
   idempotent by id, so a retried processing rewrites the same ones) and before the global mark ``hg:seen:<key>``
@@ -59,6 +60,7 @@ from gateway.events import Event, encode
 from gateway.messages import ChannelName
 from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
+    CLIENT_OPEN,
     AuditEntry,
     Block,
     ClaimState,
@@ -415,9 +417,13 @@ class RedisStore:
 
         def queue(pipe: Pipeline) -> None:
             _eval(pipe, "index_conversation", [created], [K.INDEX, c.id, to_us(c.created_at), str(c.status)])
+            if c.client is not None and c.status in CLIENT_OPEN:
+                pipe.sadd(K.client(c.client), c.id)
             _eval(pipe, "put_conversation", [K.conversation(c.id), K.done(c.id)],
                   [record, "" if done is None else done.key, done_until, now_ms, 0])  # fmt: skip
             _eval(pipe, "index_conversation", [created], [K.INDEX, c.id, 0, "", *others])
+            if c.client is not None and c.status not in CLIENT_OPEN:
+                pipe.srem(K.client(c.client), c.id)
             if not c.active:
                 _eval(pipe, "delete_if", [address], [c.id])
             if done is not None:
@@ -442,6 +448,18 @@ class RedisStore:
         ids = _texts(await self._redis.smembers(K.status(str(status))))
         found = await self._conversations(sorted(ids))
         return sorted((c for c in found if c.status == status), key=lambda c: (c.created_at, c.id))
+
+    @_guarded
+    async def open_conversations_of_client(self, client: str) -> int:
+        """The client's set lists more, never less (``save_conversation``): each record it names is checked, and
+        the ids of ended or missing ones (a crash between a record's last save and its removal) are dropped."""
+        ids = sorted(_texts(await self._redis.smembers(K.client(client))))
+        raws = await _get_each(self._redis, [K.conversation(i) for i in ids])
+        found = [None if raw is None else self._conversation(raw) for raw in raws]
+        stale = [i for i, c in zip(ids, found, strict=True) if c is None or not c.active]
+        if stale:  # an ended conversation never opens again: its id cannot be wanted back
+            await self._redis.srem(K.client(client), *stale)
+        return sum(1 for c in found if c is not None and c.client == client and c.status in CLIENT_OPEN)
 
     @_guarded
     async def list_conversations(self, since: datetime, until: datetime) -> list[Conversation]:
@@ -940,7 +958,8 @@ class RedisStore:
     @_guarded
     async def erase_conversation(self, conversation_id: str) -> int:
         found = await self.get_conversation(conversation_id)
-        record = None if found is None else Record(self._active_key(found.channel, found.sender), found.queue)
+        record = None if found is None else Record(self._active_key(found.channel, found.sender), found.queue,
+                                                   found.client)  # fmt: skip
         return await redis_retention.forget(self._redis, conversation_id, erase=True, record=record)
 
     @_guarded

@@ -71,3 +71,9 @@ def outbox_line(conversation_id: str) -> str:
 
 def status(name: str) -> str:
     return INDEX + "status:" + name
+
+
+def client(client_key: str) -> str:
+    """A web chat client's conversations in the bot or the queue (``Conversation.client``: a keyed hash), used
+    alone: the ids are added before the record says so and removed after it no longer does."""
+    return key("client", client_key)

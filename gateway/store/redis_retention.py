@@ -4,7 +4,7 @@ What a conversation leaves (see :mod:`gateway.store.redis_keys`): its record and
 the creation index, its active key, its transcript list and entries (``hg:e:{<id>}``, older ``hg:entry:{<id>}``
 hashes) with the provider-id index of each, its outbox items (pending ones listed under ``hg:{outbox}:conv:<conv>``,
 resolved ones only as ``hg:outbox:item:{<id>}`` with their ``conv`` field), its timers, its queue entry (with the
-waiting member, the holder's set and the take), its processed marks, its web chat uploads
+waiting member, the holder's set and the take), its processed marks (a purge deletes them too), its web chat uploads
 (``hg:upload:<conv>/<hash>``) and its notices' evidence files.
 
 The reads come first, then one pipeline deletes (the keys live in many slots: no transaction can hold them all):
@@ -32,10 +32,12 @@ SCAN_COUNT = 1000
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """Where an erased conversation's record is indexed besides its id: the active key and the takes of its queue."""
+    """Where an erased conversation's record is indexed besides its id: the active key, the takes of its queue,
+    its web chat client's open conversations."""
 
     active_key: str
     queue: str | None
+    client: str | None = None
 
 
 def _text(value: bytes | str) -> str:
@@ -81,6 +83,7 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
         for name in content:
             pipe.delete(name)
         pipe.delete(K.outbox_line(conversation_id))
+        pipe.delete(K.done(conversation_id))  # the processed marks name the person's messages (provider ids)
         pipe.zrem(K.OUTBOX + "heads", conversation_id)
         pipe.zrem(K.key("timers"), *timers)
         pipe.eval(SCRIPTS["remove_from_queue"], 1, K.QUEUE + "entries", K.QUEUE, conversation_id, "1" if erase else "0")
@@ -104,11 +107,12 @@ def _unindex(pipe: Any, conversation_id: str, record: Record | None, notices: li
     for status in Status:
         pipe.srem(K.status(str(status)), conversation_id)
     pipe.zrem(K.INDEX + "created", conversation_id)
-    pipe.delete(K.done(conversation_id))
     if record is not None:
         if record.queue:
             pipe.zrem(K.QUEUE + "takes:" + record.queue, conversation_id)
         pipe.eval(SCRIPTS["delete_if"], 1, record.active_key, conversation_id)
+        if record.client is not None:
+            pipe.srem(K.client(record.client), conversation_id)
     for notice in notices:
         pipe.delete(K.key("evidence", notice))
     pipe.delete(K.conversation(conversation_id))

@@ -37,6 +37,7 @@ from gateway.events import Event
 from gateway.messages import ChannelName
 from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
+    CLIENT_OPEN,
     AuditEntry,
     Block,
     ClaimState,
@@ -79,7 +80,7 @@ TAKES_KEPT_US = 24 * 3600 * 1_000_000  # takes older than a day are dropped (tak
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
     id TEXT PRIMARY KEY, channel TEXT NOT NULL, sender TEXT NOT NULL, status TEXT NOT NULL,
-    created_us INTEGER NOT NULL, data TEXT NOT NULL);
+    created_us INTEGER NOT NULL, data TEXT NOT NULL, client TEXT);
 CREATE UNIQUE INDEX IF NOT EXISTS conversations_active ON conversations (channel, sender)
     WHERE status IN ('bot', 'queued', 'with_listener');
 CREATE INDEX IF NOT EXISTS conversations_status ON conversations (status, created_us);
@@ -171,6 +172,13 @@ _ACTIVE = tuple(str(status) for status in ACTIVE_STATUSES)
 _ACTIVE_SQL = "status IN ('bot', 'queued', 'with_listener')"
 assert set(_ACTIVE) == {"bot", "queued", "with_listener"}, "_ACTIVE_SQL and conversations_active need the change"
 _FIND_ACTIVE = f"SELECT data FROM conversations WHERE channel = ? AND sender = ? AND {_ACTIVE_SQL}"
+# A web chat client's conversations in the bot or the queue (``CLIENT_OPEN``), counted on a partial index (the
+# statuses written into the SQL for the same reason as ``_ACTIVE_SQL``): the gate asks at every new web chat, and
+# loading the open conversations to count them took 94 ms with 1,000 queued, 1.3 s with 10,000.
+_CLIENT_OPEN_SQL = "status IN ('bot', 'queued')"
+assert {str(s) for s in CLIENT_OPEN} == {"bot", "queued"}, "_CLIENT_OPEN_SQL and conversations_client need the change"
+_CLIENT_INDEX = f"CREATE INDEX IF NOT EXISTS conversations_client ON conversations (client) WHERE {_CLIENT_OPEN_SQL}"
+_COUNT_CLIENT = f"SELECT COUNT(*) FROM conversations WHERE client = ? AND {_CLIENT_OPEN_SQL}"
 _OUTBOX_COLUMNS = (
     "id, conversation_id, payload, created_us, next_us, attempts, last_error, status, provider_message_id,"
     " parts_sent"
@@ -197,7 +205,7 @@ def _writing(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, keys: DataKeys) -> sqlite3.Connection:
     """The file is created for its owner only (0600, in a directory created 0700); SQLite gives its -wal and
     -shm files the database file's mode."""
     private_directory(path.parent)
@@ -211,7 +219,8 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten: a purge or erasure leaves no trace
     conn.executescript(_SCHEMA)
-    _add_missing_columns(conn)
+    _add_missing_columns(conn, keys)
+    conn.execute(_CLIENT_INDEX)
     with _writing(conn):
         _count_waiting(conn)
     return conn
@@ -231,8 +240,16 @@ def _count_waiting(conn: sqlite3.Connection) -> None:
                  " WHERE taken_by IS NULL GROUP BY 1, 2, 3")  # fmt: skip
 
 
-def _add_missing_columns(conn: sqlite3.Connection) -> None:
+def _add_missing_columns(conn: sqlite3.Connection, keys: DataKeys) -> None:
     """Columns added after a file was created (CREATE TABLE IF NOT EXISTS leaves an old table as it was)."""
+    conversations = {row["name"] for row in conn.execute("PRAGMA table_info(conversations)")}
+    if "client" not in conversations:  # filled from the records of the conversations it counts (bot, queue)
+        with _writing(conn):
+            conn.execute("ALTER TABLE conversations ADD COLUMN client TEXT")
+            rows = conn.execute(f"SELECT id, data FROM conversations WHERE {_CLIENT_OPEN_SQL}").fetchall()
+            for row in rows:
+                client = loads_sealed(keys, "conversation", row["data"], decode_conversation).client
+                conn.execute("UPDATE conversations SET client = ? WHERE id = ?", (client, row["id"]))
     outbox = {row["name"] for row in conn.execute("PRAGMA table_info(outbox)")}
     if "parts_sent" not in outbox:
         conn.execute("ALTER TABLE outbox ADD COLUMN parts_sent INTEGER NOT NULL DEFAULT 0")
@@ -263,7 +280,7 @@ class SqliteStore:
         try:
             if keys is None:
                 keys = await loop.run_in_executor(executor, DataKeys.for_store, url)
-            conn = await loop.run_in_executor(executor, _connect, path)
+            conn = await loop.run_in_executor(executor, _connect, path, keys)
         except (sqlite3.Error, OSError) as error:
             executor.shutdown(wait=False)
             raise StoreError(f"cannot open the sqlite store {path}: {error}") from error
@@ -391,6 +408,10 @@ class SqliteStore:
             (to_us(since), to_us(until)),
         )
         return [self._conversation(row["data"]) for row in rows]
+
+    async def open_conversations_of_client(self, client: str) -> int:
+        rows = await self._select(_COUNT_CLIENT, (client,))
+        return int(rows[0][0])
 
     async def _select(self, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
         return await self._run(lambda conn: conn.execute(sql, params).fetchall())
@@ -1092,12 +1113,13 @@ def _compact(conn: sqlite3.Connection) -> None:
 
 def _write_conversation(conn: sqlite3.Connection, keys: DataKeys, conversation: Conversation) -> None:
     conn.execute(
-        "INSERT INTO conversations (id, channel, sender, status, created_us, data) VALUES (?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (id) DO UPDATE SET channel = excluded.channel, sender = excluded.sender,"
-        " status = excluded.status, created_us = excluded.created_us, data = excluded.data",
+        "INSERT INTO conversations (id, channel, sender, status, created_us, data, client)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET channel = excluded.channel,"
+        " sender = excluded.sender, status = excluded.status, created_us = excluded.created_us,"
+        " data = excluded.data, client = excluded.client",
         (conversation.id, str(conversation.channel), keys.identity(conversation.channel, conversation.sender),
          str(conversation.status), to_us(conversation.created_at),
-         dumps_sealed(keys, "conversation", encode_conversation(conversation))),
+         dumps_sealed(keys, "conversation", encode_conversation(conversation)), conversation.client),
     )  # fmt: skip
 
 
