@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.console.actions import Actions
 from gateway.conversation import Conversation, Priority, Status
 from gateway.dispatcher import Dispatcher
 from gateway.events import FlagRaised
@@ -201,3 +202,25 @@ async def test_late_readings_beyond_the_bound_are_dropped_and_counted(rig: Calla
     await r.send("sam", 1, RISKY)
     assert r.outcomes == ["queued", "dropped"] and r.late.dropped == 1
     assert r.metrics.registry.get_sample_value("gateway_understanding_late_total", {"outcome": "dropped"}) == 1
+
+
+async def test_a_risky_message_read_late_while_a_listener_holds_it_is_flagged_only(
+    rig: Callable[..., Awaitable[Rig]],
+) -> None:
+    r = await rig()
+    conversation = await queued(r, "zoe")
+    await Actions(r.dispatcher, r.store, r.flows, clock=r.clock).take(conversation.id, "alice", capacity=3)
+    await r.busy()
+    await r.send("zoe", 1, RISKY)
+    said = await r.bot_said(conversation.id)
+    events = await r.store.subscribe()
+    try:
+        r.release()
+        event = await flag_raised(events, conversation.id)
+    finally:
+        await events.aclose()
+    assert event.flag.source == "model" and event.flag.risk == "suicide"
+    held = await r.conversation(conversation.id)
+    assert held.status is Status.WITH_LISTENER and held.listener == "alice" and held.priority is Priority.NORMAL
+    assert held.flag is not None and held.flag.source == "model"
+    assert await r.bot_said(conversation.id) == said  # the listener speaks: nothing is sent
