@@ -1081,12 +1081,8 @@ class RedisStore:
 
     @asynccontextmanager
     async def lock(self, conversation_id: str, timeout: float = 10.0) -> AsyncIterator[None]:
-        if self._closed:
-            raise StoreError("the redis store is closed")
-        lease = self._lease(conversation_id, timeout)
+        lease = await self._acquire(conversation_id, timeout)
         try:
-            if not await lease.acquire():
-                raise StoreError(f"timed out waiting for the lock of conversation {conversation_id}")
             renewal = asyncio.create_task(self._keep_lock(lease))
             locked = self._locked.set(conversation_id)
             try:
@@ -1101,21 +1097,14 @@ class RedisStore:
 
     @asynccontextmanager
     async def locked_batch(self, conversation_id: str, timeout: float = 10.0) -> AsyncIterator[None]:
-        """The lock, and a batch whose MULTI/EXEC also releases it: the writes and the release in one round trip
-        (the release checks the token, like ``Lock.release``: a lapsed lock, somebody else's now, is left alone).
-        Left by an exception: the writes are dropped and the lock released at once, as ``lock`` does."""
+        """The lock, and a batch whose pipeline also releases it, as its last step: the writes and the release in
+        one round trip (the release checks the token, like ``Lock.release``: a lapsed lock, somebody else's now, is
+        left alone). Left by an exception: the writes are dropped and the lock released at once, as ``lock`` does."""
         if self._batch() is not None:  # inside a batch already: the outer one sends the writes
             async with self.lock(conversation_id, timeout):
                 yield
             return
-        if self._closed:
-            raise StoreError("the redis store is closed")
-        lease = self._lease(conversation_id, timeout)
-        try:
-            if not await lease.acquire():
-                raise StoreError(f"timed out waiting for the lock of conversation {conversation_id}")
-        except RedisError as error:
-            raise StoreError(f"redis: {type(error).__name__}: {error}") from error
+        lease = await self._acquire(conversation_id, timeout)
         renewal = asyncio.create_task(self._keep_lock(lease))
         held: list[HeldWrite] = []
         token, locked = self._held.set(held), self._locked.set(conversation_id)  # a claim in here names it
@@ -1142,6 +1131,18 @@ class RedisStore:
             self._locked.reset(locked)
             self._held_by.reset(held_by)
             self._held.reset(token)
+
+    async def _acquire(self, conversation_id: str, timeout: float) -> Lock:
+        """The conversation's lock, taken (StoreError after ``timeout`` s, or when Redis fails)."""
+        if self._closed:
+            raise StoreError("the redis store is closed")
+        lease = self._lease(conversation_id, timeout)
+        try:
+            if not await lease.acquire():
+                raise StoreError(f"timed out waiting for the lock of conversation {conversation_id}")
+        except RedisError as error:
+            raise StoreError(f"redis: {type(error).__name__}: {error}") from error
+        return lease
 
     def _lease(self, conversation_id: str, timeout: float) -> Lock:
         return Lock(self._redis, K.lock(conversation_id), timeout=LOCK_LEASE_MS / 1000, sleep=LOCK_POLL_SECONDS,
