@@ -40,6 +40,14 @@ log = logging.getLogger(__name__)
 CONFIRM_SECONDS = 10.0
 
 
+async def _confirmed(pubsub: PubSub) -> None:
+    """Return once Redis confirms the subscription (messages before it are none of ours)."""
+    confirmed = False
+    while not confirmed:
+        message = await pubsub.get_message(timeout=1.0)
+        confirmed = message is not None and message.get("type") == "subscribe"
+
+
 class RedisEvents:
     """The process's subscription to one pub/sub channel, shared by every :meth:`subscribe`."""
 
@@ -58,8 +66,7 @@ class RedisEvents:
                 try:
                     await pubsub.subscribe(self._channel)
                     async with asyncio.timeout(CONFIRM_SECONDS):
-                        while (await pubsub.get_message(timeout=1.0) or {}).get("type") != "subscribe":
-                            pass
+                        await _confirmed(pubsub)
                 except BaseException:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
                     raise
