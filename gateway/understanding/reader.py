@@ -130,8 +130,8 @@ class _Request:
 
 
 def _readings(model: Model, requests: Sequence[_Request]) -> list[Inline]:
-    """The requests' readings: the inline ones in one call of the engine, the whole ones in another, and a late
-    reading of windows on its own (it comes alone: ``Reader.read_late``)."""
+    """The requests' readings, in their order: the inline ones in one call of the engine, the whole ones in another,
+    each late reading of a long message's windows in a call of its own."""
     fresh = [r.text for r in requests if not r.whole]
     unread = [r.text for r in requests if r.whole and r.first is None]
     inline, whole = iter(model.read_inline(fresh) if fresh else []), iter(model.read_many(unread) if unread else [])
