@@ -486,7 +486,7 @@ def _store_migrate(args: argparse.Namespace) -> int:
         return 0
     counts = asyncio.run(_migrate(settings.store))
     done = ", ".join(f"{count} {kind}" for kind, count in counts.items()) or "nothing: the layout is current"
-    print(f"Redis keys in the Cluster layout (renamed or dropped: {done})")
+    print(f"Redis keys in the current layout (rewritten or dropped: {done})")
     return 0
 
 
@@ -495,7 +495,7 @@ async def _migrate(url: str) -> dict[str, int]:
 
     from gateway.store.redis_migrate import migrate
 
-    client = Redis.from_url(url, decode_responses=True)
+    client = Redis.from_url(url, decode_responses=True, encoding_errors="surrogateescape")  # sealed bytes, as read
     try:
         return await migrate(client)
     finally:
@@ -506,7 +506,7 @@ def _add_store(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser = sub.add_parser("store", help="the store's layout (docs/deployment.md, Redis Cluster)")
     ssub = parser.add_subparsers(dest="store_command", required=True)
     ssub.add_parser(
-        "migrate", help="rename the Redis keys of the layout before Cluster hash tags (stop every instance first)"
+        "migrate", help="rewrite the Redis keys of an earlier layout in the current one (stop every instance first)"
     ).set_defaults(handler=_store_migrate)
 
 

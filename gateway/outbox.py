@@ -177,7 +177,7 @@ class Outbox:
     async def _renew(self, lease: _Lease, until: datetime) -> bool:
         async with lease.lock:
             for token in (lease.until, *lease.unsure):
-                if await self.store.outbox_renew(lease.item.id, token, until):
+                if await self.store.outbox_renew(lease.item.conversation_id, lease.item.id, token, until):
                     lease.until, lease.unsure = until, []
                     return True
             return False
@@ -220,7 +220,7 @@ class Outbox:
                   where(exc))  # fmt: skip
         self.metrics.outbox_set_aside.inc()
         reason = f"set aside: unreadable by this version ({type(exc).__name__})"
-        if await lease.fenced(lambda token: self.store.outbox_mark_failed(item.id, reason, lease=token)):
+        if await self._mark_failed(lease, reason):
             await self._record(item, Delivery.FAILED, None, reason)
 
     async def _mark_sent(self, lease: _Lease, provider_id: str | None) -> bool:
@@ -239,8 +239,10 @@ class Outbox:
         return await self._mark_sent_once(lease, provider_id)
 
     async def _mark_sent_once(self, lease: _Lease, provider_id: str | None) -> bool:
-        item_id = lease.item.id
-        if await lease.fenced(lambda token: self.store.outbox_mark_sent(item_id, provider_id, lease=token)):
+        item = lease.item
+        if await lease.fenced(
+            lambda token: self.store.outbox_mark_sent(item.conversation_id, item.id, provider_id, lease=token)
+        ):
             return True
         log.warning("outbox: %s: sent after its lease was lost; another worker may have sent it too", lease.item.id)
         return False
@@ -257,15 +259,21 @@ class Outbox:
         log.info("outbox: %s retry %d in %.1fs from part %d (%s)", item.id, attempts, delay, parts_sent + 1, exc)
         self._count(item, "retry")
         next_attempt = self.clock() + timedelta(seconds=delay)
-        await lease.fenced(lambda token: self.store.outbox_reschedule(item.id, next_attempt, attempts, str(exc),
-                                                                      parts_sent, lease=token))  # fmt: skip
+        await lease.fenced(lambda token: self.store.outbox_reschedule(
+            item.conversation_id, item.id, next_attempt, attempts, str(exc), parts_sent, lease=token))  # fmt: skip
 
     async def _fail(self, lease: _Lease, reason: str) -> None:
         item = lease.item
         log.warning("outbox: %s failed: %s", item.id, reason)
         self._count(item, "failed")
-        if await lease.fenced(lambda token: self.store.outbox_mark_failed(item.id, reason, lease=token)):
+        if await self._mark_failed(lease, reason):
             await self._record(item, Delivery.FAILED, None, reason)
+
+    async def _mark_failed(self, lease: _Lease, reason: str) -> bool:
+        item = lease.item
+        return await lease.fenced(
+            lambda token: self.store.outbox_mark_failed(item.conversation_id, item.id, reason, lease=token)
+        )
 
     def _count(self, item: OutboxItem, result: str) -> None:
         self.metrics.deliveries.labels(str(item.payload.get("channel", "")), result).inc()

@@ -464,12 +464,12 @@ class SqliteStore:
         return [(row["ref"], row["data"]) for row in await self._select("SELECT ref, data FROM texts", ())]
 
     async def set_delivery(
-        self, entry_id: str, delivery: Delivery, provider_message_id: str | None = None
+        self, conversation_id: str, entry_id: str, delivery: Delivery, provider_message_id: str | None = None
     ) -> bool:
         changed = await self._change(
             "UPDATE transcript SET delivery = ?, provider_message_id = COALESCE(?, provider_message_id)"
-            " WHERE id = ?",
-            (str(delivery), provider_message_id, entry_id),
+            " WHERE id = ? AND conversation_id = ?",
+            (str(delivery), provider_message_id, entry_id, conversation_id),
         )
         return changed == 1
 
@@ -692,37 +692,42 @@ class SqliteStore:
 
         return await self._run(work)
 
-    async def outbox_get(self, item_id: str) -> OutboxItem | None:
-        rows = await self._select(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id = ?", (item_id,))
+    async def outbox_get(self, conversation_id: str, item_id: str) -> OutboxItem | None:
+        rows = await self._select(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id = ? AND conversation_id = ?",
+                                  (item_id, conversation_id))  # fmt: skip
         return _outbox_item(rows[0], self._keys) if rows else None
 
-    async def outbox_renew(self, item_id: str, lease: datetime, until: datetime) -> bool:
+    async def outbox_renew(self, conversation_id: str, item_id: str, lease: datetime, until: datetime) -> bool:
         changed = await self._change(
-            "UPDATE outbox SET next_us = ? WHERE id = ? AND status = 'pending' AND next_us = ?",
-            (to_us(until), item_id, to_us(lease)),
+            "UPDATE outbox SET next_us = ? WHERE id = ? AND conversation_id = ? AND status = 'pending' AND next_us = ?",
+            (to_us(until), item_id, conversation_id, to_us(lease)),
         )
         return changed == 1
 
     async def outbox_mark_sent(
-        self, item_id: str, provider_message_id: str | None, *, lease: datetime | None = None
+        self, conversation_id: str, item_id: str, provider_message_id: str | None, *, lease: datetime | None = None
     ) -> bool:
         assignments = "status = 'sent', provider_message_id = ?, payload = '{}'"  # dropped, as on Redis
-        return await self._resolve(item_id, assignments, provider_message_id, Delivery.SENT, provider_message_id, lease)
+        return await self._resolve(conversation_id, item_id, assignments, provider_message_id, Delivery.SENT,
+                                   provider_message_id, lease)  # fmt: skip
 
     async def outbox_reschedule(
-        self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str, parts_sent: int = 0, *,
-        lease: datetime | None = None,
+        self, conversation_id: str, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str,
+        parts_sent: int = 0, *, lease: datetime | None = None,
     ) -> bool:
         fence, held = _fence(lease)
         changed = await self._change(
             "UPDATE outbox SET next_us = ?, attempts = ?, last_error = ?, parts_sent = MAX(parts_sent, ?)"
-            f" WHERE id = ? AND status = 'pending'{fence}",
-            (to_us(next_attempt_at), attempts, last_error, parts_sent, item_id, *held),
+            f" WHERE id = ? AND conversation_id = ? AND status = 'pending'{fence}",
+            (to_us(next_attempt_at), attempts, last_error, parts_sent, item_id, conversation_id, *held),
         )
         return changed == 1
 
-    async def outbox_mark_failed(self, item_id: str, reason: str, *, lease: datetime | None = None) -> bool:
-        return await self._resolve(item_id, "status = 'failed', last_error = ?", reason, Delivery.FAILED, None, lease)
+    async def outbox_mark_failed(
+        self, conversation_id: str, item_id: str, reason: str, *, lease: datetime | None = None
+    ) -> bool:
+        return await self._resolve(conversation_id, item_id, "status = 'failed', last_error = ?", reason,
+                                   Delivery.FAILED, None, lease)  # fmt: skip
 
     async def outbox_oldest_pending(self) -> datetime | None:
         rows = await self._select("SELECT MIN(created_us) AS oldest FROM outbox WHERE status = 'pending'", ())
@@ -730,16 +735,17 @@ class SqliteStore:
         return None if oldest is None else from_us(oldest)
 
     async def _resolve(
-        self, item_id: str, assignments: str, value: str | None, delivery: Delivery, provider_id: str | None,
-        lease: datetime | None,
+        self, conversation_id: str, item_id: str, assignments: str, value: str | None, delivery: Delivery,
+        provider_id: str | None, lease: datetime | None,
     ) -> bool:
         """Resolve the item and show it on its transcript entry, in one transaction."""
         fence, held = _fence(lease)
 
         def work(conn: sqlite3.Connection) -> bool:
             with _writing(conn):
-                sql = f"UPDATE outbox SET {assignments} WHERE id = ? AND status = 'pending'{fence}"
-                if conn.execute(sql, (value, item_id, *held)).rowcount != 1:
+                sql = (f"UPDATE outbox SET {assignments} WHERE id = ? AND conversation_id = ? AND status = 'pending'"
+                       f"{fence}")  # fmt: skip
+                if conn.execute(sql, (value, item_id, conversation_id, *held)).rowcount != 1:
                     return False
                 conn.execute(
                     "UPDATE transcript SET delivery = ?, provider_message_id = COALESCE(?, provider_message_id)"

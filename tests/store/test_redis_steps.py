@@ -91,7 +91,7 @@ async def test_a_line_naming_an_item_resolved_already_drops_it_and_the_next_goes
         await store.append_transcript(TranscriptEntry(item_id, "c1", T0, Author.BOT, item_id))
         await store.outbox_put(_item(item_id, "c1"))
     (first,) = await store.outbox_due(T0, 10)
-    assert await store.outbox_mark_sent(first.id, "mid-1", lease=first.next_attempt_at)
+    assert await store.outbox_mark_sent(first.conversation_id, first.id, "mid-1", lease=first.next_attempt_at)
     client.zadd(K.outbox_line("c1"), {"a1": 0})  # died between the item step and the line step
     client.zadd(K.OUTBOX + "heads", {"c1": 0})
     handed = [i.id for i in await store.outbox_due(T0, 10)] + [i.id for i in await store.outbox_due(T0, 10)]
