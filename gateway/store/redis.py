@@ -18,7 +18,7 @@ of them done), ordered so that every prefix is safe:
   delivery (one slot: the conversation's) change first, its conversation's line and the heads after (with the
   provider id's day index, in one round trip); ``outbox_due`` drops a listed id whose item is resolved and
   re-times a head that is not due;
-* **what a provider id points to exists first**: an entry's provider id joins the day index ``hg:p:<day>`` after
+* **what a provider id points to exists first**: an entry's provider id joins its day index ``hg:p:<day>:<shard>`` after
   the entry records it (an erasure deletes both).
 
 A conversation's sender finds it through ``hg:active:<keyed hash>`` (``DataKeys.identity``): a new conversation's
@@ -79,6 +79,7 @@ from gateway.store import (
     Timer,
     TimerKind,
     TranscriptEntry,
+    redis_providers,
     redis_reseal,
     redis_retention,
 )
@@ -493,7 +494,7 @@ class RedisStore:
                 pipe.hsetnx(_key("texts"), shared.ref, shared.sealed)
             _eval(pipe, "put_entry", [K.transcript(entry.conversation_id)], [entry.id, value])
             if pmid:
-                _index_provider_id(pipe, pmid, entry.conversation_id, entry.id)
+                redis_providers.add(pipe, pmid, entry.conversation_id)
 
         await self._write(queue)
 
@@ -517,23 +518,21 @@ class RedisStore:
         async with ordered(self._redis) as pipe:
             _eval(pipe, "set_delivery", [K.transcript(conversation_id)], args)
             if provider_message_id:  # indexed even if the entry is gone: it names nothing then (erasure: both go)
-                _index_provider_id(pipe, provider_message_id, conversation_id, entry_id)
+                redis_providers.add(pipe, provider_message_id, conversation_id)
             found = (await pipe.execute())[0] == 1
         return bool(found)
 
     @_guarded
     async def find_by_provider_id(self, provider_message_id: str) -> TranscriptEntry | None:
-        """The provider id's day indexes, newest first (receipts come within minutes to days)."""
-        today = _day(datetime.now(UTC))
+        """The conversation from the provider id's day indexes (``redis_providers.py``), then the entry of its
+        transcript whose head holds the id."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            for day in range(today, today - K.PROVIDER_DAYS - 1, -1):
-                pipe.hget(K.provider_day(day), provider_message_id)
+            redis_providers.find(pipe, provider_message_id)
             found = next((_text(v) for v in await pipe.execute() if v is not None), None)
         if found is None:
             return None
-        conversation_id, _, entry_id = found.partition("\n")
-        entries = await self.transcript(conversation_id)
-        return next((entry for entry in entries if entry.id == entry_id), None)
+        entries = await self.transcript(found)
+        return next((entry for entry in entries if entry.provider_message_id == provider_message_id), None)
 
     # De-duplication
 
@@ -827,7 +826,7 @@ class RedisStore:
         async with ordered(self._redis) as pipe:
             _eval(pipe, "outbox_line", *_line_step(item_id, conversation_id, ""))
             if provider_id:
-                _index_provider_id(pipe, provider_id, conversation_id, item_id)
+                redis_providers.add(pipe, provider_id, conversation_id)
             await pipe.execute()
         return True
 
@@ -1178,17 +1177,6 @@ def _entry(
         raise StoreError("a stored transcript record cannot be read (delivery)")
     entry = decode_entry_data(entry_id, keys.open("entry", data), delivery, head[1:] or None, shared)
     return replace(entry, conversation_id=conversation_id)
-
-
-def _day(at: datetime) -> int:
-    return int(at.timestamp()) // 86_400
-
-
-def _index_provider_id(pipe: Pipeline, provider_id: str, conversation_id: str, entry_id: str) -> None:
-    """Provider id → its entry in today's index (a hash used alone), kept ``PROVIDER_DAYS`` after the day ends."""
-    day = _day(datetime.now(UTC))
-    pipe.hset(K.provider_day(day), provider_id, f"{conversation_id}\n{entry_id}")
-    pipe.expireat(K.provider_day(day), (day + 1 + K.PROVIDER_DAYS) * 86_400)
 
 
 def _line_step(item_id: str, conversation_id: str, due: str | int) -> tuple[list[str], list[Any]]:

@@ -65,15 +65,6 @@ def outbox_line(conversation_id: str) -> str:
     return OUTBOX + "conv:" + conversation_id
 
 
-def provider_day(day: int) -> str:
-    """Provider message id → ``<conversation id>\\n<entry id>`` for the sends of one UTC day (days since the
-    epoch), kept ``PROVIDER_DAYS`` days after that day ends: a hash per day, used alone."""
-    return key("p", str(day))
-
-
-PROVIDER_DAYS = 30
-
-
 def status(name: str) -> str:
     return INDEX + "status:" + name
 

@@ -10,7 +10,7 @@ version (then, if wanted, move the data to a Cluster: every key is slot-safe fro
 * a key per transcript line and per provider id (``hg:transcript:{<id>}`` listing ids, ``hg:e:{<entry id>}`` or
   ``hg:entry:{<entry id>}`` each, ``hg:provider:<provider id>``, ``hg:outbox:item:{<item id>}``): a conversation's
   entries go into its transcript list itself (``hg:t:{<id>}``, its TTL kept), in one transaction per conversation;
-  each provider id into the day index of the day it was written (``hg:p:<day>``); each outbox item into its
+  each provider id into the index of the day it was written (``hg:p:<day>:<shard>``); each outbox item into its
   conversation's slot (``hg:o:{<conversation id>}<item id>``); the record, the processed marks and the lock get
   their short names (``hg:c:``, ``hg:d:``, a lock is deleted). Entry keys no transcript lists are deleted.
 """
@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from gateway.store import redis_keys as K
+from gateway.store import redis_providers
 from gateway.store.redis_keys import PREFIX
 
 SCAN_COUNT = 1000
@@ -161,10 +162,8 @@ async def _provider_ids(client: Redis, count: Count, conversations: dict[str, st
         conversation_id = None if entry_id is None else conversations.get(entry_id)
         async with client.pipeline(transaction=True) as pipe:
             if conversation_id is not None:  # else its entry is gone: it names nothing
-                day = (now + max(ttl, 0)) // DAY - K.PROVIDER_DAYS
-                index = K.provider_day(day)
-                pipe.hset(index, name.removeprefix(PREFIX + "provider:"), f"{conversation_id}\n{entry_id}")
-                pipe.expireat(index, (day + 1 + K.PROVIDER_DAYS) * DAY)
+                day = (now + max(ttl, 0)) // DAY - redis_providers.PROVIDER_DAYS
+                redis_providers.add(pipe, name.removeprefix(PREFIX + "provider:"), conversation_id, day)
             pipe.delete(name)
             await pipe.execute()
         count("provider id")

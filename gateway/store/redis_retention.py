@@ -2,7 +2,7 @@
 
 What a conversation leaves (see :mod:`gateway.store.redis_keys`): its record and its place in the status sets and
 the creation index, its active key, its transcript (one list holding the entries) with each entry's provider id in
-the day indexes ``hg:p:<day>``, its outbox items (``hg:o:{<conv>}<item id>``, pending ones also listed under
+the day indexes ``hg:p:<day>:<shard>``, its outbox items (``hg:o:{<conv>}<item id>``, pending ones also listed under
 ``hg:{outbox}:conv:<conv>``), its timers, its queue entry (with the waiting member, the holder's set and the take),
 its processed marks (a purge deletes them too), its web chat uploads (``hg:upload:<conv>/<hash>``) and its
 notices' evidence files.
@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
 
 from gateway.conversation import Status
-from gateway.store import TimerKind
+from gateway.store import TimerKind, redis_providers
 from gateway.store import redis_keys as K
 from gateway.store.redis_lua import SCRIPTS
 from gateway.store.redis_steps import ordered
@@ -83,7 +82,7 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
         for name in content:
             pipe.delete(name)
         if providers:
-            _forget_provider_ids(pipe, providers)
+            redis_providers.forget(pipe, providers)
         pipe.delete(K.transcript(conversation_id))
         pipe.delete(K.outbox_line(conversation_id))
         pipe.delete(K.done(conversation_id))  # the processed marks name the person's messages (provider ids)
@@ -94,13 +93,6 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
             _unindex(pipe, conversation_id, record, [_text(i) for i in listed])
         await pipe.execute()
     return len(entries)
-
-
-def _forget_provider_ids(pipe: Any, providers: list[str]) -> None:
-    """The provider ids out of every day index that may hold them (each kept ``PROVIDER_DAYS`` after its day)."""
-    today = int(datetime.now(UTC).timestamp()) // 86_400
-    for day in range(today, today - K.PROVIDER_DAYS - 2, -1):
-        pipe.hdel(K.provider_day(day), *providers)
 
 
 def _unindex(pipe: Any, conversation_id: str, record: Record | None, notices: list[str]) -> None:

@@ -4,7 +4,7 @@ conversation present as a control), then after their erasure (or purge). What wa
 allow-list below; what the control had must all still be there; and every sealed value left is opened with the
 data keys and must not hold the person's words, note, sender id or phone number.
 
-Keys and members that do not contain the conversation id (the provider ids in the day indexes ``hg:p:<day>``,
+Keys and members that do not contain the conversation id (the provider ids in the day indexes ``hg:p:<day>:<n>``,
 ``hg:seen:<inbound key>``, inbox items by keyed hash) are why a search by id or text is not enough: the values are
 sealed, so only a diff finds them.
 
