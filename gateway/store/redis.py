@@ -12,8 +12,9 @@ of them done), ordered so that every prefix is safe:
   are pointed to and skip (or repair) the rest;
 * **the record and its processed mark are one step**: a conversation's record and the inbound id it processed
   (``hg:d:{<id>}``) are written by one script, after the message's transcript entries and outbox items (each
-  idempotent by id, so a retried processing rewrites the same ones) and before the global mark ``hg:seen:<key>``
-  = "1"; a claim that lapsed in between names its conversation, whose mark decides (:meth:`RedisStore.claim`);
+  idempotent by id, so a retried processing rewrites the same ones) and before the global mark (the id in the
+  hash ``hg:{seen}:<day>:<shard>`` of the day the mark expires, its claim deleted in the same script); a claim that
+  lapsed in between names its conversation, whose mark decides (:meth:`RedisStore.claim`);
 * **an item step, then a line step**: the outbox's item (fencing token, status) and the transcript entry's
   delivery (one slot: the conversation's) change first, its conversation's line and the heads after (with the
   provider id's day index, in one round trip); ``outbox_due`` drops a listed id whose item is resolved and
@@ -431,7 +432,7 @@ class RedisStore:
             if not c.active:
                 _eval(pipe, "delete_if", [address], [c.id])
             if done is not None:
-                pipe.set(_key("seen", done.key), "1", pxat=done_until)
+                _eval(pipe, "seen_mark", *_seen_mark(done.key, done_until, ""))
 
         held = not c.active or self._addressed.get() == (address, c.id)
         await self._write(queue, before=None if held else (lambda: self._claim_address(address, c.id)))
@@ -543,16 +544,17 @@ class RedisStore:
         marks (one slot with its record) decide between DONE and a new claim."""
         now_ms = to_us(now or datetime.now(UTC)) // 1000
         lease_end, conversation_id = now_ms + int(lease_seconds * 1000), self._locked.get()
-        seen, kept = _key("seen", key), int(CLAIM_KEPT.total_seconds())
+        seen, kept = K.seen_claim(key), int(CLAIM_KEPT.total_seconds())
+        today = to_us(datetime.now(UTC)) // 86_400_000_000  # the marks expire by the wall clock
+        args = [owner, now_ms, lease_end, conversation_id, kept, K.SEEN, K.seen_shard(key), today, K.SEEN_DAYS, key]
         for _ in range(3):
-            found = _text(await self._script("claim", [seen], [owner, now_ms, lease_end, conversation_id, kept]))
+            found = _text(await self._script("claim", [seen], args))
             if not found.startswith("check:"):
                 return ClaimState(found)
             was, _, value = found.removeprefix("check:").partition(":")
             until = await self._redis.zscore(K.done(was), key)
-            if until is not None:
-                left = int(until) // 1000 - to_us(datetime.now(UTC)) // 1_000_000  # the mark's TTL, wall clock
-                await self._script("replace_if", [seen], [value, "1", max(1, left)])
+            if until is not None:  # the mark, as the save's last step would have made it
+                await self._script("seen_mark", *_seen_mark(key, int(until), value))
                 return ClaimState.DONE
             mine = f"c:{lease_end}:{conversation_id or was}:{owner}"
             if await self._script("replace_if", [seen], [value, mine, kept]) == 1:
@@ -561,7 +563,7 @@ class RedisStore:
 
     @_guarded
     async def release(self, key: str, owner: str) -> None:
-        await self._script("release", [_key("seen", key)], [owner])
+        await self._script("release", [K.seen_claim(key)], [owner])
 
     # The waiting queue: one slot, {queue}
 
@@ -985,9 +987,13 @@ class RedisStore:
 
     @_guarded
     async def forget_seen(self, keys: Sequence[str]) -> None:
-        async with ordered(self._redis) as pipe:
+        """Each id's claim and its mark in every day's hash that may hold it (one slot: {seen})."""
+        today = to_us(datetime.now(UTC)) // 86_400_000_000
+        async with self._redis.pipeline(transaction=False) as pipe:
             for key in keys:
-                pipe.delete(_key("seen", key))
+                pipe.delete(K.seen_claim(key))
+                for day in range(today, today + K.SEEN_DAYS + 1):
+                    pipe.hdel(K.seen_marks(day, K.seen_shard(key)), key)
             await pipe.execute()
 
     @_guarded
@@ -1177,6 +1183,12 @@ def _entry(
         raise StoreError("a stored transcript record cannot be read (delivery)")
     entry = decode_entry_data(entry_id, keys.open("entry", data), delivery, head[1:] or None, shared)
     return replace(entry, conversation_id=conversation_id)
+
+
+def _seen_mark(key: str, until_ms: int, claimed: str) -> tuple[list[str], list[Any]]:
+    """The ``seen_mark`` script's keys and arguments: the mark in the hash of the day it expires on."""
+    day = until_ms // 86_400_000
+    return [K.seen_claim(key), K.seen_marks(day, K.seen_shard(key))], [key, (day + 1) * 86_400, claimed]
 
 
 def _line_step(item_id: str, conversation_id: str, due: str | int) -> tuple[list[str], list[Any]]:

@@ -7,7 +7,8 @@ Keys that a script changes together share a tag:
   themselves, processed marks ``hg:d:``, lock ``hg:l:``, outbox items ``hg:o:{<conversation id>}<item id>``: an
   item is resolved and shown on its transcript entry in one script);
 * the waiting queue ``{queue}``, the outbox's lines and heads ``{outbox}``, the inbox ``{inbox}``, the
-  conversation indexes ``{index}``: each a group of global indexes changed together, one slot each;
+  conversation indexes ``{index}``, the de-duplication claims and processed marks ``{seen}``: each a group of
+  global indexes changed together, one slot each;
 * every other key is used alone (its whole name is hashed).
 
 An operation that changes keys of two slots runs as steps, each atomic in its slot, in the order argued in
@@ -19,16 +20,19 @@ entry key ``hg:e:{<entry id>}`` per transcript line, a key ``hg:provider:<id>`` 
 
 from __future__ import annotations
 
+import hashlib
+
 PREFIX = "hg:"
 QUEUE = PREFIX + "{queue}:"  # entries, seq, names, waiting:<queue>, takes:<queue>, held:<listener>
 OUTBOX = PREFIX + "{outbox}:"  # heads, seq, conv:<conversation>
 INBOX = PREFIX + "{inbox}:"  # heads, seq, sender:<hash>, item:<id>, aside, aside:<id>
 INDEX = PREFIX + "{index}:"  # status:<status>, created
+SEEN = PREFIX + "{seen}:"  # c:<inbound key> (a claim), <day>:<shard> (processed marks): see ``seen_marks``
 EVENTS_CHANNEL = PREFIX + "events"  # pub/sub: in Cluster, PUBLISH reaches every node's subscribers
 
 
 def key(*parts: str) -> str:
-    """A key used alone: ``hg:seen:<key>``, ``hg:timers``…"""
+    """A key used alone: ``hg:active:<keyed hash>``, ``hg:timers``…"""
     return PREFIX + ":".join(parts)
 
 
@@ -63,6 +67,25 @@ def outbox_item(conversation_id: str, item_id: str) -> str:
 
 def outbox_line(conversation_id: str) -> str:
     return OUTBOX + "conv:" + conversation_id
+
+
+def seen_claim(inbound_key: str) -> str:
+    """A claim on an inbound message while it is processed (``c:<lease end>:<conversation>:<owner>``)."""
+    return SEEN + "c:" + inbound_key
+
+
+SEEN_SHARDS = 128
+SEEN_DAYS = 32  # a processed mark is kept at most this many days (the longest: a notice's code, 30 days)
+
+
+def seen_shard(inbound_key: str) -> int:
+    return hashlib.sha256(inbound_key.encode()).digest()[-1] % SEEN_SHARDS
+
+
+def seen_marks(day: int, shard: int) -> str:
+    """The processed marks expiring on a UTC day (days since the epoch): a hash whose fields are the inbound
+    keys, expiring at that day's end; ``SEEN_SHARDS`` of them a day keep each small (Redis's compact encoding)."""
+    return f"{SEEN}{day}:{shard}"
 
 
 def status(name: str) -> str:

@@ -142,11 +142,16 @@ _SET_DELIVERY = _ENTRIES + """
 return set_delivery(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 """
 
-# De-duplication. KEYS: the inbound id's key. ARGV: owner, now (ms), lease end (ms), the conversation it is
-# processed in ('' when not known yet), seconds the claim is kept. The value is "1" once processed, else
-# "c:<lease end ms>:<conversation>:<owner>" (the key outlives the lease: a lapsed claim that names its conversation
-# may have been saved there, see ``RedisStore.claim``); "c:<owner>" (an earlier layout) lives as long as its lease.
+# De-duplication: every key under "hg:{seen}:" (ARGV[6]). KEYS: the inbound id's claim. ARGV: owner, now (ms),
+# lease end (ms), the conversation it is processed in ('' when not known yet), seconds the claim is kept, prefix,
+# the id's shard, today (days since the epoch), days a processed mark may be kept, the inbound id. 'done' when a
+# processed mark holds the id (the hashes "<day>:<shard>" of the days its mark may expire on); else the claim:
+# "c:<lease end ms>:<conversation>:<owner>" (it outlives its lease: a lapsed claim that names its conversation may
+# have been saved there, see ``RedisStore.claim``).
 _CLAIM = """
+for day = tonumber(ARGV[8]), tonumber(ARGV[8]) + tonumber(ARGV[9]) do
+  if redis.call('HEXISTS', ARGV[6] .. day .. ':' .. ARGV[7], ARGV[10]) == 1 then return 'done' end
+end
 local v = redis.call('GET', KEYS[1])
 local conv = ARGV[4]
 if v then
@@ -161,6 +166,16 @@ if v then
 end
 redis.call('SET', KEYS[1], 'c:' .. ARGV[3] .. ':' .. conv .. ':' .. ARGV[1], 'EX', ARGV[5])
 return 'claimed'
+"""
+
+# KEYS: the inbound id's claim, the processed marks of the day its mark expires. ARGV: the inbound id, that day's
+# end (s), the claim's value it must still hold ('' for any). The mark, then the claim goes; 0 when refused.
+_SEEN_MARK = """
+if ARGV[3] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], '1')
+redis.call('EXPIREAT', KEYS[2], ARGV[2])
+redis.call('DEL', KEYS[1])
+return 1
 """
 
 # KEYS: the inbound id's key. ARGV: owner.
@@ -459,6 +474,7 @@ SCRIPTS = {
     "put_entry": _PUT_ENTRY,
     "set_delivery": _SET_DELIVERY,
     "claim": _CLAIM,
+    "seen_mark": _SEEN_MARK,
     "release": _RELEASE,
     "enqueue": _ENQUEUE,
     "take_or_requeue": _TAKE_OR_REQUEUE,

@@ -11,8 +11,10 @@ version (then, if wanted, move the data to a Cluster: every key is slot-safe fro
   ``hg:entry:{<entry id>}`` each, ``hg:provider:<provider id>``, ``hg:outbox:item:{<item id>}``): a conversation's
   entries go into its transcript list itself (``hg:t:{<id>}``, its TTL kept), in one transaction per conversation;
   each provider id into the index of the day it was written (``hg:p:<day>:<shard>``); each outbox item into its
-  conversation's slot (``hg:o:{<conversation id>}<item id>``); the record, the processed marks and the lock get
-  their short names (``hg:c:``, ``hg:d:``, a lock is deleted). Entry keys no transcript lists are deleted.
+  conversation's slot (``hg:o:{<conversation id>}<item id>``); each de-duplication mark ``hg:seen:<inbound key>``
+  into the hash of the day it expires on (``hg:{seen}:<day>:<shard>``), a claim in progress renamed
+  (``hg:{seen}:c:<inbound key>``); the record, the processed marks and the lock get their short names (``hg:c:``,
+  ``hg:d:``, a lock is deleted). Entry keys no transcript lists are deleted.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ async def migrate(client: Redis) -> dict[str, int]:
     await _transcripts(client, count)
     await _outbox_items(client, count)
     await _provider_ids(client, count, await _entry_conversations(client))
+    await _seen(client, count)
     for pattern in ("e:{*", "entry:{*"):  # entries no transcript listed: nothing could read them
         async for name in client.scan_iter(match=PREFIX + pattern, count=SCAN_COUNT):
             count("entry (listed nowhere)", await client.delete(name))
@@ -180,3 +183,22 @@ def _optional(value: bytes | str | None) -> str | None:
 
 def _texts(values: list[bytes | str]) -> list[str]:
     return [_text(value) for value in values]
+
+
+async def _seen(client: Redis, count: Count) -> None:
+    """Each ``hg:seen:<inbound key>``: a processed mark ("1") into the hash of the day it expires on; a claim
+    ("c:…") renamed (``hg:{seen}:c:<inbound key>``, same TTL)."""
+    now = int(datetime.now(UTC).timestamp())
+    async for name in client.scan_iter(match=PREFIX + "seen:*", count=SCAN_COUNT):
+        key, value, ttl = name.removeprefix(PREFIX + "seen:"), _optional(await client.get(name)), await client.ttl(name)
+        async with client.pipeline(transaction=True) as pipe:
+            if value is not None and value.startswith("c:"):
+                pipe.rename(name, K.seen_claim(key))
+            elif value is not None:
+                day = (now + max(ttl, 0)) // DAY
+                marks = K.seen_marks(day, K.seen_shard(key))
+                pipe.hset(marks, key, "1")
+                pipe.expireat(marks, (day + 1) * DAY)
+                pipe.delete(name)
+            await pipe.execute()
+        count("de-duplication mark")

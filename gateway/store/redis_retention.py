@@ -112,7 +112,9 @@ def _unindex(pipe: Any, conversation_id: str, record: Record | None, notices: li
 
 
 async def seen_keys(client: Redis) -> list[str]:
-    """Processed inbound ids (value "1"; a claim in progress is "c:…")."""
-    keys = [_text(k) async for k in client.scan_iter(match=K.key("seen", "*"), count=SCAN_COUNT)]
-    values = await _get_each(client, keys)
-    return [k.removeprefix(K.key("seen", "")) for k, v in zip(keys, values, strict=True) if v == "1"]
+    """Processed inbound ids: the fields of the processed marks' day hashes (a claim in progress is not one)."""
+    found: set[str] = set()
+    async for name in client.scan_iter(match=_glob(K.SEEN) + "*", count=SCAN_COUNT):
+        if not _text(name).startswith(K.seen_claim("")):
+            found.update(_text(k) for k in await client.hkeys(name))
+    return sorted(found)

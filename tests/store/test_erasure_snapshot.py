@@ -5,8 +5,8 @@ allow-list below; what the control had must all still be there; and every sealed
 data keys and must not hold the person's words, note, sender id or phone number.
 
 Keys and members that do not contain the conversation id (the provider ids in the day indexes ``hg:p:<day>:<n>``,
-``hg:seen:<inbound key>``, inbox items by keyed hash) are why a search by id or text is not enough: the values are
-sealed, so only a diff finds them.
+the inbound keys in ``hg:{seen}:<day>:<n>``, inbox items by keyed hash) are why a search by id or text is not
+enough: the values are sealed, so only a diff finds them.
 
 The allow-list, and why each may remain (docs/security.md):
 
