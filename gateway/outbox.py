@@ -35,7 +35,7 @@ from gateway.errors import DeliveryError, PermanentDelivery, RecipientGone, Retr
 from gateway.events import DeliveryChanged
 from gateway.messages import ChannelName, Outbound
 from gateway.metrics import Metrics
-from gateway.store import Delivery, EventStore, OutboxItem, OutboxStore
+from gateway.store import BatchStore, Delivery, EventStore, OutboxItem, OutboxStore
 from gateway.store.codec import decode_outbound
 from gateway.supervisor import where
 
@@ -76,7 +76,7 @@ class Sender(Protocol):
     async def send(self, message: Outbound, first_part: int = 0) -> str | None: ...
 
 
-class OutboxRoles(OutboxStore, EventStore, Protocol):
+class OutboxRoles(OutboxStore, EventStore, BatchStore, Protocol):
     """What the outbox needs of the store: its items, and the events telling the console of deliveries."""
 
 
@@ -210,8 +210,9 @@ class Outbox:
             await self._retry(lease, RetryableDelivery(f"unexpected {type(exc).__name__}"))
         else:
             self._count(item, "sent")
-            if await self._mark_sent(lease, provider_id):
-                await self._record(item, Delivery.SENT, provider_id)
+            async with self.store.batch():  # Redis: the record's line step and its event in one round trip
+                if await self._mark_sent(lease, provider_id):
+                    await self._record(item, Delivery.SENT, provider_id)
 
     async def _set_aside(self, lease: _Lease, exc: Exception) -> None:
         """An item this version cannot read: failed (kept in the store, shown to the listener), others flow."""

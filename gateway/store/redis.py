@@ -817,19 +817,22 @@ class RedisStore:
         self, conversation_id: str, item_id: str, status: OutboxStatus, field: str, value: str, delivery: Delivery,
         lease: datetime | None,
     ) -> bool:
-        """The item and its transcript entry (one slot, one step), then in one round trip its conversation's line
-        and the provider id's index (the send happened: the index is true whoever holds the item now)."""
+        """The item and its transcript entry (one slot, one step), then its conversation's line and the provider
+        id's index (the send happened: the index is true whoever holds the item now), held in a batch: a line left
+        listing a resolved item is repaired by ``outbox_due``."""
         kept = int((SENT_OUTBOX_KEPT if status == OutboxStatus.SENT else RESOLVED_OUTBOX_KEPT).total_seconds())
         provider_id = value if field == "pmid" else ""
         keys = [K.outbox_item(conversation_id, item_id), K.transcript(conversation_id)]
         args = [str(status), field, value, kept, provider_id, _DELIVERY_CODES[delivery], _fence(lease), item_id]
         if await self._script("outbox_resolve", keys, args) is None:
             return False
-        async with ordered(self._redis) as pipe:
+
+        def queue(pipe: Pipeline) -> None:
             _eval(pipe, "outbox_line", *_line_step(item_id, conversation_id, ""))
             if provider_id:
                 redis_providers.add(pipe, provider_id, conversation_id)
-            await pipe.execute()
+
+        await self._write(queue)  # in a batch, sent with its other writes (the delivery's event: ``Outbox``)
         return True
 
     # The inbox: one slot, {inbox}
