@@ -51,13 +51,6 @@ def _provider_id(value: str) -> str:
     return head[1:] if newline else ""
 
 
-async def _get_each(client: Redis, keys: list[str]) -> list[Any]:
-    async with client.pipeline(transaction=False) as pipe:
-        for name in keys:
-            pipe.get(name)
-        return list(await pipe.execute()) if keys else []
-
-
 def _glob(text: str) -> str:
     """``text`` matched literally by a SCAN pattern."""
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
