@@ -9,7 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.cli_privacy import add_privacy
 from gateway.errors import FlowError, FlowValidationError, GatewayError
@@ -188,8 +188,9 @@ def _serve(args: argparse.Namespace) -> int:
         return ConnectionGuard(max_per_address=settings.max_connections_per_address,
                                header_timeout=settings.http_header_timeout, metrics=app[METRICS])  # fmt: skip
 
-    run(create_app(settings), args.host, args.port, guard, loop_factory=_event_loop_factory(),
-        access_log_class=PrivateAccessLogger)  # fmt: skip
+    # The access log cost about 1 % of a message's CPU (bench/README.md, "Fourth pass"): off unless asked for.
+    logged: dict[str, Any] = {"access_log_class": PrivateAccessLogger} if settings.access_log else {"access_log": None}
+    run(create_app(settings), args.host, args.port, guard, loop_factory=_event_loop_factory(), **logged)
     return 0
 
 

@@ -23,7 +23,6 @@ import contextvars
 import functools
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -70,6 +69,7 @@ from gateway.store.codec import (
     to_us,
 )
 from gateway.store.local import LocalEvents, LocalLocks, LocalSubscription
+from gateway.store.sqlite_thread import StoreThread
 from gateway.store.texts import OwnTexts, SharedText, SharedTexts, Stored
 
 T = TypeVar("T")
@@ -261,11 +261,11 @@ def _add_missing_columns(conn: sqlite3.Connection, keys: DataKeys) -> None:
 class SqliteStore:
     """The :class:`~gateway.store.Store` on one SQLite file."""
 
-    def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor, keys: DataKeys) -> None:
+    def __init__(self, conn: sqlite3.Connection, thread: StoreThread, keys: DataKeys) -> None:
         self._conn = conn
         self._keys = keys
         self._texts = SharedTexts(keys)
-        self._executor = executor
+        self._thread = thread
         self._closed = False
         self._events = LocalEvents()
         self._locks = LocalLocks()
@@ -275,19 +275,18 @@ class SqliteStore:
     async def open(cls, url: str, keys: DataKeys | None = None) -> SqliteStore:
         """``keys``: default, the key file beside the SQLite file (:meth:`DataKeys.for_store`)."""
         path = path_from_url(url)
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-sqlite")
-        loop = asyncio.get_running_loop()
+        thread = StoreThread("gateway-sqlite")
         try:
             if keys is None:
-                keys = await loop.run_in_executor(executor, DataKeys.for_store, url)
-            conn = await loop.run_in_executor(executor, _connect, path, keys)
+                keys = await thread.run(DataKeys.for_store, url)
+            conn = await thread.run(_connect, path, keys)
         except (sqlite3.Error, OSError) as error:
-            executor.shutdown(wait=False)
+            thread.stop()
             raise StoreError(f"cannot open the sqlite store {path}: {error}") from error
         except BaseException:
-            executor.shutdown(wait=False)
+            thread.stop()
             raise
-        return cls(conn, executor, keys)
+        return cls(conn, thread, keys)
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` on the store's thread, the only one touching the connection; this task's held writes
@@ -298,7 +297,7 @@ class SqliteStore:
         writes, events = held.take() if held is not None else ([], [])
         job = work if not writes else functools.partial(_after, writes, work)
         try:
-            result = await asyncio.get_running_loop().run_in_executor(self._executor, job, self._conn)
+            result = await self._thread.run(job, self._conn)
         except sqlite3.Error as error:
             if isinstance(error, sqlite3.IntegrityError) and writes:
                 raise Conflict("another conversation of this sender is already active") from None
@@ -347,9 +346,9 @@ class SqliteStore:
         if self._closed:
             return
         await self._events.close()
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._conn.close)
+        await self._thread.run(self._conn.close)
         self._closed = True
-        self._executor.shutdown(wait=False)
+        self._thread.stop()
 
     # Conversations
 
