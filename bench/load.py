@@ -134,6 +134,7 @@ class Sender:
     expected: int = 0
     received: int = 0
     waiting_since: float | None = None  # the last message sent and not yet answered
+    last_reply_at: float = 0.0  # perf_counter when the fake received the latest reply to this sender
     mids: list[str] = field(default_factory=list)  # the message ids, in the order the generator made the webhooks
     written: list[str] = field(default_factory=list)  # the message ids, in the order their bodies were written
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -172,6 +173,7 @@ class Provider(FakeGraphAPI):
         if sender is not None and "message" in body:
             self.texts.setdefault(recipient, []).append(str(body["message"].get("text", "")))
             sender.received += 1
+            sender.last_reply_at = time.perf_counter()
             if sender.waiting_since is not None:
                 self.reply_latency.append(time.perf_counter() - sender.waiting_since)
                 sender.waiting_since = None
@@ -485,19 +487,26 @@ class Load:
             state.expected -= step.replies  # refused: the sender would be asked to retry, nothing is due
         return state
 
+    async def answered(self, sender: str, step: Step) -> Sender | None:
+        """One message and every reply it gets; None when they did not all come within REPLY_TIMEOUT."""
+        state = await self.post(sender, step)
+        while state.received < state.expected:
+            state.arrived.clear()
+            try:
+                await asyncio.wait_for(state.arrived.wait(), REPLY_TIMEOUT)
+            except TimeoutError:
+                return None
+        return state
+
     async def walk(self, sender: str, walk: list[Step]) -> float:
         """One conversation to the hand-off, each message after the replies to the previous; the hand-off's ack."""
         handoff = 0.0
         for step in walk:
             before = len(self.ack)
-            state = await self.post(sender, step)
+            state = await self.answered(sender, step)
             handoff = self.ack[-1] if len(self.ack) > before else float("nan")
-            while state.received < state.expected:
-                state.arrived.clear()
-                try:
-                    await asyncio.wait_for(state.arrived.wait(), REPLY_TIMEOUT)
-                except TimeoutError:
-                    return handoff
+            if state is None:
+                return handoff
         return handoff
 
     async def closed(self, conversations: int, concurrency: int, offset: int) -> None:
@@ -611,6 +620,20 @@ def gateway_env(store: str, flows: Path, provider: Provider, understanding: str 
     }  # fmt: skip
 
 
+async def start_gateway(
+    name: str, kind: str, work: Path, db: Path, flows: Path, provider: Provider, understanding: str
+) -> tuple[Server, Redis | None, str]:
+    """``gateway serve`` as ``gateway/<name>`` on a store of its own (a Redis server started here, in
+    ``work/redis-<name>``, or the SQLite file ``db``): the server (not yet ready), the Redis, the store's URL."""
+    redis = Redis(work / f"redis-{name}") if kind == "redis" else None
+    store = redis.url if redis else f"sqlite:///{db}"
+    if redis:
+        await asyncio.sleep(0.5)
+    server = Server(f"gateway/{name}", [sys.executable, "-m", "gateway.cli", "serve", "--port", "{port}"],
+                    gateway_env(store, flows, provider, understanding), work / f"gateway-{name}.log")  # fmt: skip
+    return server, redis, store
+
+
 async def handoff_latency(load: Load, offset: int) -> str:
     """The hand-off webhook's acknowledgement, one conversation at a time (nothing else running): median."""
     samples = [await load.walk(f"{load.tag}h{offset + n}", load.script[n % len(load.script)])
@@ -622,13 +645,8 @@ async def bench_gateway(
     args: argparse.Namespace, kind: str, work: Path, session: ClientSession, provider: Provider,
     script: list[list[Step]], flows: Path,
 ) -> tuple[Figures, Figures | None]:
-    redis = Redis(work / f"redis-{kind}") if kind == "redis" else None
     db = work / "gateway.sqlite3"
-    store = redis.url if redis else f"sqlite:///{db}"
-    if redis:
-        await asyncio.sleep(0.5)
-    server = Server(f"gateway/{kind}", [sys.executable, "-m", "gateway.cli", "serve", "--port", "{port}"],
-                    gateway_env(store, flows, provider, args.understanding), work / f"gateway-{kind}.log")  # fmt: skip
+    server, redis, store = await start_gateway(kind, kind, work, db, flows, provider, args.understanding)
     try:
         await server.ready(session)
         load = Load(session, provider, server, script)
