@@ -719,11 +719,13 @@ async def store_bytes(redis: Redis | None, db: Path, conversations: int) -> tupl
 
 async def seed(store_url: str, count: int, tag: str, concurrency: int = 16) -> None:
     """``count`` more handed-off conversations, written through the store API as the dispatcher writes a walk:
-    each a copy of a walked conversation (its record with the engine's state, its transcript, its queue entry
-    and timers, the last message's processed mark) under a new id and sender. Reaches 10,000 open conversations
-    in seconds where the closed loop takes most of an hour; the gateway process itself handles none of them."""
+    each a copy of a walked conversation (its record with the engine's state, its transcript, the outbox items of
+    its replies marked sent, its queue entry and timers, the last message's processed mark) under a new id and
+    sender. Reaches 10,000 open conversations in a minute or two where the closed loop takes most of an hour; the
+    gateway process itself handles none of them."""
+    from gateway.dispatcher import outbox_item
     from gateway.ids import new_id
-    from gateway.store import DoneMark, TimerKind, open_store
+    from gateway.store import Author, DoneMark, TimerKind, open_store
     from gateway.testing import store_keys
 
     store = await open_store(store_url, keys=store_keys(store_url))
@@ -735,18 +737,25 @@ async def seed(store_url: str, count: int, tag: str, concurrency: int = 16) -> N
         async def one(n: int) -> None:
             template, entries = templates[n % len(templates)]
             now = datetime.now(UTC)
+            later = now + timedelta(days=1)
             sender = f"{tag}{n}"
             fresh, _ = await store.active_conversation(ChannelName.MESSENGER, sender, now)
             conversation = replace(template, id=fresh.id, sender=sender, pseudonym=fresh.pseudonym, created_at=now,
                                    updated_at=now, queued_at=now, last_inbound_at=now)  # fmt: skip
             assert template.queue is not None
+            copies = [replace(entry, id=new_id(), conversation_id=fresh.id, at=now) for entry in entries]
+            replies = [entry for entry in copies if entry.author in (Author.BOT, Author.LISTENER)]
             async with store.batch():
-                for entry in entries:
-                    await store.append_transcript(replace(entry, id=new_id(), conversation_id=fresh.id, at=now))
+                for entry in copies:
+                    await store.append_transcript(entry)
+                for entry in replies:  # not due before it is marked sent: the gateway's outbox must not send it
+                    await store.outbox_put(replace(outbox_item(conversation, entry, now), next_attempt_at=later))
                 await store.enqueue(fresh.id, template.queue, template.priority, now)
-                await store.set_timer(fresh.id, TimerKind.QUEUE_REASSURE, now + timedelta(days=1))
-                await store.set_timer(fresh.id, TimerKind.IDLE_CLOSE, now + timedelta(days=1))
+                await store.set_timer(fresh.id, TimerKind.QUEUE_REASSURE, later)
+                await store.set_timer(fresh.id, TimerKind.IDLE_CLOSE, later)
                 await store.save_conversation(conversation, done=DoneMark(f"in:seed:{sender}", 8 * 24 * 3600))
+            for entry in replies:  # as the outbox worker marks them once the provider took them (reads the item)
+                await store.outbox_mark_sent(entry.id, f"m_seed_{entry.id}")
 
         async def seeder() -> None:
             for n in numbers:
