@@ -7,12 +7,14 @@ the store API as copies of those, ``bench/load.py``'s ``seed``). Then ``--sample
 alternated (small, large, large, small, …: what the machine's neighbours do hits both sizes alike), one at a
 time: each walks a conversation of the default flow up to its last message unmeasured, then measures that last
 message (the answer that hands off), from its webhook to the queue confirmation's arrival at the fake Graph API.
+The samples are shared among ``--rounds`` rounds, each with a fresh pair of gateway processes on the same stores
+(a process's own luck stays within its round).
 
 Printed per size: median and p90 of the wall time, of the gateway process's CPU time (every thread, from
-``/proc/<pid>/task/*/schedstat``, nanoseconds) and of Redis's CPU time (``INFO cpu``) over that interval; Redis
-commands per hand-off (``INFO commandstats``: a count that grows with the size is a scan); then the ratios
-large / small of the medians with a 95 % bootstrap interval, and the same ratio on each half of the run. Prints
-figures, asserts nothing. See bench/README.md.
+``/proc/<pid>/task/*/schedstat``, nanoseconds) and of Redis's CPU time (``INFO cpu``) over that interval; the
+gateway's read system calls and Redis's calls by command per hand-off (a count that grows with the size is a
+scan, or pages read again); then the ratios large / small of the medians and p90s with a 95 % bootstrap
+interval, and the same ratio in each round. Prints figures, asserts nothing. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from load import (
     Server,
     Step,
     bench_flows,
+    gateway_server,
     seed,
     start_gateway,
     walks,
@@ -53,6 +56,7 @@ from load import (
 
 TEMPLATES = 48  # conversations walked through each gateway before seeding (``seed`` copies up to 48 of them)
 RESAMPLES = 2000
+WARMING = -1  # the round of a hand-off that is not measured
 
 
 def thread_cpu_seconds(pid: int) -> float:
@@ -67,11 +71,21 @@ def thread_cpu_seconds(pid: int) -> float:
     return total / 1e9
 
 
+def read_calls(pid: int) -> int:
+    """Read system calls of a process so far (``/proc/<pid>/io``): SQLite reads a page it does not hold by one."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("syscr:"):
+            return int(line.split()[1])
+    return 0
+
+
 @dataclass(frozen=True, slots=True)
 class Sample:
+    round: int  # the pair of gateway processes it was measured with
     wall: float  # seconds from the hand-off's webhook to the queue confirmation at the fake provider
     cpu: float  # seconds of the gateway process's CPU over that interval
     redis_cpu: float  # seconds of Redis's CPU over that interval (0 on SQLite)
+    reads: int  # read system calls of the gateway process over that interval
 
 
 @dataclass
@@ -79,6 +93,7 @@ class Side:
     """One gateway on a store of its own holding ``size`` open conversations, and its measured hand-offs."""
 
     size: int
+    name: str
     server: Server
     redis: Redis | None
     store: str
@@ -87,6 +102,7 @@ class Side:
     samples: list[Sample] = field(default_factory=list)
     commands: Counter[str] = field(default_factory=Counter)  # Redis calls by command, over the measured hand-offs
     failed: int = 0  # hand-offs whose replies did not all come
+    problems: list[str] = field(default_factory=list)  # each gateway process's log, warnings and errors counted
 
     async def redis_state(self) -> tuple[float, Counter[str]]:
         """Redis's CPU seconds so far and its calls by command (``INFO cpu``, ``INFO commandstats``)."""
@@ -97,7 +113,7 @@ class Side:
         calls = Counter({name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()})
         return float(info["used_cpu_sys"]) + float(info["used_cpu_user"]), calls
 
-    async def handoff(self, number: int) -> None:
+    async def handoff(self, number: int, round_: int) -> None:
         """One conversation walked to its last message, then that message measured (see the module's docstring)."""
         walk = self.load.script[number % len(self.load.script)]
         sender = f"{self.load.tag}h{number}"
@@ -105,16 +121,19 @@ class Side:
             if await self.load.answered(sender, step) is None:
                 self.failed += 1
                 return
+        pid = self.server.process.pid
         redis0, calls0 = await self.redis_state()
-        cpu0 = thread_cpu_seconds(self.server.process.pid)
+        reads0, cpu0 = read_calls(pid), thread_cpu_seconds(pid)
         started = time.perf_counter()
         state = await self.load.answered(sender, walk[-1])
-        cpu = thread_cpu_seconds(self.server.process.pid) - cpu0
+        cpu, reads = thread_cpu_seconds(pid) - cpu0, read_calls(pid) - reads0
         redis1, calls1 = await self.redis_state()
         if state is None:
             self.failed += 1
             return
-        self.samples.append(Sample(state.last_reply_at - started, cpu, redis1 - redis0))
+        if round_ == WARMING:
+            return
+        self.samples.append(Sample(round_, state.last_reply_at - started, cpu, redis1 - redis0, reads))
         calls1.subtract(calls0)
         calls1["info"] -= 2  # the two INFO of redis_state before the hand-off
         self.commands.update(+calls1)
@@ -134,30 +153,38 @@ def interval(small: Sequence[float], large: Sequence[float], q: float, rng: rand
     return ratios[int(0.025 * RESAMPLES)], ratios[int(0.975 * RESAMPLES) - 1]
 
 
-def report(kind: str, small: Side, large: Side) -> None:
+def ratio(small: Sequence[float], large: Sequence[float], q: float) -> float:
+    return quantile(large, q) / max(1e-9, quantile(small, q))
+
+
+def report(kind: str, small: Side, large: Side, rounds: int) -> None:
     figures: list[tuple[str, Callable[[Sample], float]]] = [
         ("wall", lambda s: s.wall), ("gateway CPU", lambda s: s.cpu)]  # fmt: skip
     if small.redis is not None:
         figures.append(("Redis CPU", lambda s: s.redis_cpu))
     rng = random.Random(8)
-    for side in (small, large):
-        print(f"  {kind} at {side.size:,} open: {len(side.samples)} hand-offs ({side.failed} without every reply)")
+    for one in (small, large):
+        print(f"  {kind} at {one.size:,} open: {len(one.samples)} hand-offs ({one.failed} without every reply)")
         for name, get in figures:
-            values = [get(s) * 1000 for s in side.samples]
+            values = [get(s) * 1000 for s in one.samples]
             print(f"    {name:<12} median {statistics.median(values):7.2f} ms   p90 {quantile(values, 0.9):7.2f} ms")
-        if side.redis is not None:
-            per = ", ".join(f"{command} {n / len(side.samples):.1f}" for command, n in side.commands.most_common(12))
+        reads = [s.reads for s in one.samples]
+        print(f"    gateway read system calls per hand-off: median {statistics.median(reads):.0f},"
+              f" mean {statistics.mean(reads):.1f}")  # fmt: skip
+        if one.redis is not None:
+            per = ", ".join(f"{command} {n / len(one.samples):.1f}" for command, n in one.commands.most_common(12))
             print(f"    Redis calls per hand-off: {per}")
-    print(f"  {kind} ratio {large.size:,} / {small.size:,} (95 % bootstrap interval; first half, second half):")
-    half = min(len(small.samples), len(large.samples)) // 2
+    print(f"  {kind} ratio {large.size:,} / {small.size:,}: all rounds [95 % bootstrap interval];"
+          f" then each of the {rounds} rounds (fresh gateway processes)")  # fmt: skip
     for name, get in figures:
         a, b = [get(s) for s in small.samples], [get(s) for s in large.samples]
         for label, q in (("median", 0.5), ("p90", 0.9)):
             low, high = interval(a, b, q, rng)
-            halves = [quantile(b[part], q) / max(1e-9, quantile(a[part], q))
-                      for part in (slice(0, half), slice(half, None))]  # fmt: skip
-            print(f"    {name:<12} {label:<6} {quantile(b, q) / max(1e-9, quantile(a, q)):5.2f}"
-                  f"  [{low:.2f}, {high:.2f}]   halves {halves[0]:.2f}, {halves[1]:.2f}")  # fmt: skip
+            each = [ratio([get(s) for s in small.samples if s.round == r], [get(s) for s in large.samples
+                                                                            if s.round == r], q)
+                    for r in range(rounds)]  # fmt: skip
+            print(f"    {name:<12} {label:<6} {ratio(a, b, q):5.2f} [{low:.2f}, {high:.2f}]   "
+                  + ", ".join(f"{r:.2f}" for r in each))
 
 
 async def side(
@@ -174,29 +201,43 @@ async def side(
     await seed(store, size - TEMPLATES, f"{load.tag}s")
     seconds = time.perf_counter() - started
     print(f"  {name}: {size:,} open conversations ({size - TEMPLATES:,} seeded in {seconds:.0f} s)", flush=True)
-    return Side(size, server, redis, store, load, aioredis.from_url(store) if redis else None)
+    return Side(size, name, server, redis, store, load, aioredis.from_url(store) if redis else None)
+
+
+async def restart(one: Side, round_: int, work: Path, session: ClientSession, provider: Provider,
+                  understanding: str) -> None:  # fmt: skip
+    """The side's gateway replaced by a fresh process on the same store."""
+    one.server.stop()
+    one.problems.append(one.server.problems())
+    log = work / f"gateway-{one.name}-{round_}.log"
+    one.server = gateway_server(one.name, one.store, log, work / "flows.yaml", provider, understanding)
+    await one.server.ready(session)
+    one.load.server = one.server
 
 
 async def compare(args: argparse.Namespace, kind: str, work: Path, session: ClientSession, provider: Provider,
                   script: list[list[Step]]) -> None:  # fmt: skip
+    """The two sides, then ``args.rounds`` rounds of alternated hand-offs, each with fresh gateway processes: a
+    process's own luck (where its memory landed, what its loops were doing) stays within one round."""
     sides: list[Side] = []
     try:
         for size, label in ((args.small, "a"), (args.large, "b")):
             sides.append(await side(size, kind, f"{label}-{kind}", work, session, provider, script, args.understanding))
         small, large = sides
-        for n in range(args.warm):  # unmeasured: the first hand-offs of a process pay for its caches
-            for one in sides:
-                await one.handoff(10**6 + n)
+        per_round = -(-args.samples // args.rounds)
+        for round_ in range(args.rounds):
+            if round_:
+                for one in sides:
+                    await restart(one, round_, work, session, provider, args.understanding)
+            for n in range(args.warm):  # unmeasured: the first hand-offs of a process pay for its caches
+                for one in sides:
+                    await one.handoff(10**6 + round_ * args.warm + n, WARMING)
+            for n in range(round_ * per_round, min(args.samples, (round_ + 1) * per_round)):
+                for one in (small, large) if n % 2 == 0 else (large, small):
+                    await one.handoff(n, round_)
+        report(kind, small, large, args.rounds)
         for one in sides:
-            one.samples.clear()
-            one.commands.clear()
-            one.failed = 0
-        for n in range(args.samples):
-            for one in (small, large) if n % 2 == 0 else (large, small):
-                await one.handoff(n)
-        report(kind, small, large)
-        for one in sides:
-            print(f"    log ({one.server.name}): {one.server.problems()}")
+            print(f"    log ({one.server.name}): {'; '.join([*one.problems, one.server.problems()])}")
     finally:
         for one in sides:
             one.server.stop()
@@ -229,7 +270,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--small", type=int, default=1000, help="open conversations of the first store")
     parser.add_argument("--large", type=int, default=10_000, help="open conversations of the second store")
     parser.add_argument("--samples", type=int, default=200, help="measured hand-offs on each gateway")
-    parser.add_argument("--warm", type=int, default=10, help="unmeasured hand-offs on each gateway first")
+    parser.add_argument("--rounds", type=int, default=4, help="pairs of gateway processes, one after the other;"
+                        " the samples are shared among them")  # fmt: skip
+    parser.add_argument("--warm", type=int, default=10, help="unmeasured hand-offs on each gateway of a round first")
     parser.add_argument("--stores", nargs="+", default=["redis", "sqlite"], choices=["redis", "sqlite"])
     parser.add_argument("--understanding", choices=["on", "off"], default="off", help="the gateway's embedded"
                         " model (off by default: its cost does not depend on the number of conversations)")  # fmt: skip

@@ -629,9 +629,13 @@ async def start_gateway(
     store = redis.url if redis else f"sqlite:///{db}"
     if redis:
         await asyncio.sleep(0.5)
-    server = Server(f"gateway/{name}", [sys.executable, "-m", "gateway.cli", "serve", "--port", "{port}"],
-                    gateway_env(store, flows, provider, understanding), work / f"gateway-{name}.log")  # fmt: skip
-    return server, redis, store
+    return gateway_server(name, store, work / f"gateway-{name}.log", flows, provider, understanding), redis, store
+
+
+def gateway_server(name: str, store: str, log: Path, flows: Path, provider: Provider, understanding: str) -> Server:
+    """``gateway serve`` as ``gateway/<name>`` on the store at ``store``, its output in ``log`` (not yet ready)."""
+    return Server(f"gateway/{name}", [sys.executable, "-m", "gateway.cli", "serve", "--port", "{port}"],
+                  gateway_env(store, flows, provider, understanding), log)  # fmt: skip
 
 
 async def handoff_latency(load: Load, offset: int) -> str:
