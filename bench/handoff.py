@@ -20,7 +20,6 @@ interval, and the same ratio in each round. Prints figures, asserts nothing. See
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import platform
 import random
@@ -48,6 +47,7 @@ from load import (
     Step,
     bench_flows,
     gateway_server,
+    run,
     seed,
     start_gateway,
     walks,
@@ -280,10 +280,4 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    arguments = parse()
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main(arguments))
-    else:
-        uvloop.run(main(arguments))
+    run(main, parse())

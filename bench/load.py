@@ -32,11 +32,12 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import (
@@ -53,9 +54,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
 
 from gateway.conversation import Status  # noqa: E402
-from gateway.dispatcher import inbound_entry_id  # noqa: E402
 from gateway.flows.engine import Engine  # noqa: E402
 from gateway.flows.loader import load_text  # noqa: E402
+from gateway.ids import inbound_entry_id  # noqa: E402
 from gateway.messages import ChannelName, Inbound  # noqa: E402
 from gateway.testing import DATA_KEY, FakeGraphAPI, messenger_body, messenger_message, signed_messenger  # noqa: E402
 
@@ -889,11 +890,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-if __name__ == "__main__":
-    arguments = parse()
+def run(main: Callable[[argparse.Namespace], Coroutine[Any, Any, None]], arguments: argparse.Namespace) -> None:
+    """``main(arguments)`` on uvloop when it is installed (as the gateway runs), else on asyncio's loop."""
     try:
         import uvloop
     except ImportError:
         asyncio.run(main(arguments))
     else:
         uvloop.run(main(arguments))
+
+
+if __name__ == "__main__":
+    run(main, parse())
