@@ -730,7 +730,7 @@ async def seed(store_url: str, count: int, tag: str, concurrency: int = 16) -> N
     gateway process itself handles none of them."""
     from gateway.dispatcher import outbox_item
     from gateway.ids import new_id
-    from gateway.store import Author, DoneMark, TimerKind, open_store
+    from gateway.store import Author, Delivery, DoneMark, TimerKind, open_store
     from gateway.testing import store_keys
 
     store = await open_store(store_url, keys=store_keys(store_url))
@@ -748,8 +748,12 @@ async def seed(store_url: str, count: int, tag: str, concurrency: int = 16) -> N
             conversation = replace(template, id=fresh.id, sender=sender, pseudonym=fresh.pseudonym, created_at=now,
                                    updated_at=now, queued_at=now, last_inbound_at=now)  # fmt: skip
             assert template.queue is not None
-            copies = [replace(entry, id=new_id(), conversation_id=fresh.id, at=now) for entry in entries]
-            replies = [entry for entry in copies if entry.author in (Author.BOT, Author.LISTENER)]
+            # the replies pending, as the dispatcher writes them (Redis lists but makes no item for one shown sent)
+            outgoing = (Author.BOT, Author.LISTENER)
+            copies = [replace(entry, id=new_id(), conversation_id=fresh.id, at=now,
+                              delivery=Delivery.PENDING if entry.author in outgoing else entry.delivery)
+                      for entry in entries]  # fmt: skip
+            replies = [entry for entry in copies if entry.author in outgoing]
             async with store.batch():
                 for entry in copies:
                     await store.append_transcript(entry)
