@@ -771,7 +771,7 @@ async def seed(store_url: str, count: int, tag: str, concurrency: int = 16) -> N
                 await store.set_timer(fresh.id, TimerKind.IDLE_CLOSE, later)
                 await store.save_conversation(conversation, done=DoneMark(f"in:seed:{sender}", 8 * 24 * 3600))
             for entry in replies:  # as the outbox worker marks them once the provider took them (reads the item)
-                await store.outbox_mark_sent(entry.id, f"m_seed_{entry.id}")
+                await store.outbox_mark_sent(fresh.id, entry.id, f"m_seed_{entry.id}")
 
         async def seeder() -> None:
             for n in numbers:

@@ -27,16 +27,16 @@ async def test_a_pass_purges_old_resolved_rows_and_keeps_pending_and_recent_ones
         for item_id, conversation in (("sent", "A"), ("failed", "B"), ("pending", "C"), ("recent", "D")):
             at = T0 + RESOLVED_OUTBOX_KEPT if item_id == "recent" else T0
             await store.outbox_put(OutboxItem(item_id, conversation, {"text": "x"}, at))
-        assert await store.outbox_mark_sent("sent", "pm-1")
-        assert await store.outbox_mark_failed("failed", "HTTP 400")
-        assert await store.outbox_mark_sent("recent", "pm-2")
+        assert await store.outbox_mark_sent("A", "sent", "pm-1")
+        assert await store.outbox_mark_failed("B", "failed", "HTTP 400")
+        assert await store.outbox_mark_sent("D", "recent", "pm-2")
 
         due = await store.outbox_due(T0 + RESOLVED_OUTBOX_KEPT + timedelta(hours=1), 10)
 
         assert [item.id for item in due] == ["pending"]
-        assert await store.outbox_get("sent") is None
-        assert await store.outbox_get("failed") is None
-        recent = await store.outbox_get("recent")
+        assert await store.outbox_get("A", "sent") is None
+        assert await store.outbox_get("B", "failed") is None
+        recent = await store.outbox_get("D", "recent")
         assert recent is not None and recent.status == OutboxStatus.SENT
     finally:
         await store.close()
