@@ -159,8 +159,11 @@ class FirstWords(WordHashes):
 
     name = "first-words/test"
 
+    def cut(self, text: str) -> str:
+        return " ".join(text.split()[:4])
+
     def embed(self, texts: Sequence[str]) -> Vectors:
-        return super().embed([" ".join(t.split()[:4]) for t in texts])
+        return super().embed([self.cut(t) for t in texts])
 
     def windows(self, text: str) -> list[str]:
         words = text.split()
