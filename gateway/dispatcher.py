@@ -535,7 +535,7 @@ class Dispatcher:
             )  # fmt: skip
             await self.store.append_transcript(entry)
             if conversation.channel != ChannelName.WEBCHAT:
-                await self.store.outbox_put(self._outbox_item(conversation, entry, now))
+                await self.store.outbox_put(outbox_item(conversation, entry, now))
             await self.store.publish(EntryAdded(conversation.id, entry))
             entries.append(entry)
         if entries and conversation.channel != ChannelName.WEBCHAT:
@@ -577,14 +577,6 @@ class Dispatcher:
             conversation, "not_sent", now,
             channel=conversation.channel.value, author=author.value, hours=str(_hours(window)), text=reply.text,
         )  # fmt: skip
-
-    def _outbox_item(self, conversation: Conversation, entry: TranscriptEntry, now: datetime) -> OutboxItem:
-        outbound = Outbound(
-            id=entry.id, conversation_id=conversation.id, channel=conversation.channel,
-            recipient=conversation.sender, text=entry.text, choices=entry.choices, author=entry.author.value,
-        )  # fmt: skip
-        payload = encode_outbound(outbound)
-        return OutboxItem(id=entry.id, conversation_id=conversation.id, payload=payload, created_at=now)
 
     # ----- receipts ---------------------------------------------------------------------------------------
 
@@ -642,3 +634,13 @@ def _decided(engine: Engine, late: Late, found: Flag) -> bool:
 
 def _hours(window: timedelta) -> int:
     return int(window.total_seconds() // 3600)
+
+
+def outbox_item(conversation: Conversation, entry: TranscriptEntry, now: datetime) -> OutboxItem:
+    """The outbox item that delivers a reply entry of a provider channel's conversation (its id is the entry's)."""
+    outbound = Outbound(
+        id=entry.id, conversation_id=conversation.id, channel=conversation.channel,
+        recipient=conversation.sender, text=entry.text, choices=entry.choices, author=entry.author.value,
+    )  # fmt: skip
+    payload = encode_outbound(outbound)
+    return OutboxItem(id=entry.id, conversation_id=conversation.id, payload=payload, created_at=now)
