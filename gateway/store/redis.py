@@ -51,6 +51,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.lock import Lock
+from redis.commands.core import AsyncScript
 from redis.exceptions import LockNotOwnedError, RedisError
 
 from gateway.conversation import Conversation, Priority, Status
@@ -223,6 +224,9 @@ class RedisStore:
         # (address, conversation id) this task found the sender's address holding (see ``save_conversation``)
         self._addressed: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("addressed",
                                                                                                 default=None)
+        # conversation id → (the task holding its lock, the record read when the lock was taken): served to that
+        # task's ``get_conversation`` until a write of the record (see ``_acquire``)
+        self._read_under_lock: dict[str, tuple[asyncio.Task[Any] | None, str | None]] = {}
         self._events = RedisEvents(client, EVENTS_CHANNEL)
 
     @classmethod
@@ -397,6 +401,11 @@ class RedisStore:
 
     @_guarded
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        """Under the conversation's lock, the record read when the lock was taken, until this process writes it:
+        every writer of a record holds its lock, so nobody else changed it since (``_acquire``)."""
+        read = self._read_under_lock.get(conversation_id)
+        if read is not None and read[0] is asyncio.current_task():
+            return None if read[1] is None else self._conversation(read[1])
         raw = await self._redis.get(K.conversation(conversation_id))
         return None if raw is None else self._conversation(raw)
 
@@ -410,6 +419,7 @@ class RedisStore:
         the message path: one round trip less): an address moves off an active conversation only once that
         conversation ends, and an ended conversation never becomes active again (``lifecycle.FINAL``)."""
         c, address = conversation, self._active_key(conversation.channel, conversation.sender)
+        self._read_under_lock.pop(c.id, None)
         now_ms = to_us(datetime.now(UTC)) // 1000
         done_until = now_ms + done.ttl_seconds * 1000 if done is not None else 0
         others = [str(status) for status in Status if status != c.status]
@@ -951,6 +961,7 @@ class RedisStore:
 
     @_guarded
     async def purge_conversation(self, stripped: Conversation) -> int:
+        self._read_under_lock.pop(stripped.id, None)
         count = await redis_retention.forget(self._redis, stripped.id, erase=False)
         await self.save_conversation(stripped)
         return count
@@ -958,6 +969,7 @@ class RedisStore:
     @_guarded
     async def erase_conversation(self, conversation_id: str) -> int:
         found = await self.get_conversation(conversation_id)
+        self._read_under_lock.pop(conversation_id, None)
         record = None if found is None else Record(self._active_key(found.channel, found.sender), found.queue,
                                                    found.client)  # fmt: skip
         return await redis_retention.forget(self._redis, conversation_id, erase=True, record=record)
@@ -1089,6 +1101,7 @@ class RedisStore:
                 yield
             finally:
                 self._locked.reset(locked)
+                self._read_under_lock.pop(conversation_id, None)
                 renewal.cancel()
                 with contextlib.suppress(LockNotOwnedError):  # lapsed, perhaps somebody else's now: left alone
                     await lease.release()
@@ -1129,24 +1142,24 @@ class RedisStore:
                 raise StoreError(f"redis: {type(error).__name__}: {error}") from error
         finally:
             self._locked.reset(locked)
+            self._read_under_lock.pop(conversation_id, None)
             self._held_by.reset(held_by)
             self._held.reset(token)
 
     async def _acquire(self, conversation_id: str, timeout: float) -> Lock:
-        """The conversation's lock, taken (StoreError after ``timeout`` s, or when Redis fails)."""
+        """The conversation's lock, taken (StoreError after ``timeout`` s, or when Redis fails), with its record
+        read in the same step (one slot): this task's ``get_conversation`` of it is then answered without a round
+        trip, until this process writes the record or the lock is left."""
         if self._closed:
             raise StoreError("the redis store is closed")
-        lease = self._lease(conversation_id, timeout)
+        lease = _Lease(self._scripts["lock_read"], conversation_id, timeout)
         try:
             if not await lease.acquire():
                 raise StoreError(f"timed out waiting for the lock of conversation {conversation_id}")
         except RedisError as error:
             raise StoreError(f"redis: {type(error).__name__}: {error}") from error
+        self._read_under_lock[conversation_id] = (asyncio.current_task(), lease.record)
         return lease
-
-    def _lease(self, conversation_id: str, timeout: float) -> Lock:
-        return Lock(self._redis, K.lock(conversation_id), timeout=LOCK_LEASE_MS / 1000, sleep=LOCK_POLL_SECONDS,
-                    blocking_timeout=timeout, thread_local=False)  # fmt: skip
 
     async def _keep_lock(self, lease: Lock) -> None:
         """Renew the lease while the lock is held; stop once it is somebody else's."""
@@ -1160,6 +1173,24 @@ class RedisStore:
                 continue  # the next renewal may pass; the lease still runs meanwhile
             except Exception as exc:  # a bug must not end the renewal silently: the lock would lapse while held
                 log.error("redis: renewing a conversation lock failed with %s at %s", type(exc).__name__, where(exc))
+
+
+class _Lease(Lock):
+    """redis-py's lock (its retries, renewal and release by token), each attempt taking it with the conversation's
+    record read in the same step: the ``lock_read`` script, one slot ``{<conversation id>}``."""
+
+    def __init__(self, script: AsyncScript, conversation_id: str, timeout: float) -> None:
+        super().__init__(script.registered_client, K.lock(conversation_id), timeout=LOCK_LEASE_MS / 1000,
+                         sleep=LOCK_POLL_SECONDS, blocking_timeout=timeout, thread_local=False)  # fmt: skip
+        self._script, self._record_key = script, K.conversation(conversation_id)
+        self.record: str | None = None  # the record when the lock was taken (None: there is none)
+
+    async def do_acquire(self, token: str | bytes) -> bool:
+        found = await self._script(keys=[self.name, self._record_key], args=[token, LOCK_LEASE_MS])
+        if not found:
+            return False
+        self.record = found[1] if len(found) > 1 else None
+        return True
 
 
 def _entry(entry_id: str, value: str, keys: DataKeys, shared: Callable[[str], SharedText]) -> TranscriptEntry:

@@ -462,6 +462,14 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+# KEYS: the conversation lock, the conversation's record (one slot: ``{<id>}``). ARGV: the holder's token, the lease
+# (ms). Taken (SET NX PX, as ``redis.asyncio.lock.Lock`` takes it) with the record read in the same step:
+# {'locked', record or nil}; false while another holds it.
+_LOCK_READ = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+return {'locked', redis.call('GET', KEYS[2])}
+"""
+
 SCRIPTS = {
     "put_conversation": _PUT_CONVERSATION,
     "index_conversation": _INDEX_CONVERSATION,
@@ -495,4 +503,5 @@ SCRIPTS = {
     "inbox_retry": _INBOX_RETRY,
     "inbox_set_aside": _INBOX_SET_ASIDE,
     "unlock": _UNLOCK,
+    "lock_read": _LOCK_READ,
 }
