@@ -51,6 +51,7 @@ from gateway.metrics import Metrics
 from gateway.store import (
     Author,
     BatchStore,
+    Claim,
     ClaimState,
     ConversationStore,
     DedupeStore,
@@ -200,10 +201,10 @@ class Dispatcher:
         reading, missed = await self._read(inbound)  # before the lock: a slow model holds no conversation up
         now = self.clock()
         conversation, _ = await self.store.active_conversation(inbound.channel, inbound.sender, now)
-        # The message's writes, the processed mark with them and the lock's release: one round trip on Redis.
-        async with self.store.locked_batch(conversation.id):
-            # Checked again under the lock: a lease that lapsed while waiting may have let another owner in.
-            state = await self.store.claim(key, owner, self.claim_seconds)
+        # The lock taken with the claim renewed (checked again under the lock: a lease that lapsed while waiting
+        # may have let another owner in), then the message's writes, the processed mark with them and the lock's
+        # release: one round trip each on Redis.
+        async with self.store.locked_batch(conversation.id, claim=Claim(key, owner, self.claim_seconds)) as state:
             if state is ClaimState.DONE:
                 return False
             if state is ClaimState.BUSY:

@@ -115,6 +115,15 @@ class ClaimState(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """An inbound message's claim (:meth:`DedupeStore.claim`), renewed once a lock is held (``locked_batch``)."""
+
+    key: str
+    owner: str
+    lease_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class DoneMark:
     """Saved with a conversation: the inbound message ``key`` is processed, for ``ttl_seconds``."""
 
@@ -715,10 +724,16 @@ class BatchStore(Protocol):
         """
         ...
 
-    def locked_batch(self, conversation_id: str, timeout: float = 10.0) -> AbstractAsyncContextManager[None]:
+    def locked_batch(
+        self, conversation_id: str, timeout: float = 10.0, *, claim: Claim | None = None
+    ) -> AbstractAsyncContextManager[ClaimState]:
         """``lock`` with a ``batch`` inside, the lock left only once the writes are made: Redis sends the writes
-        and the release in one MULTI/EXEC (one round trip less per message than the two apart). When the block
+        and the release in one pipeline (one round trip less per message than the two apart). When the block
         raises, the writes are dropped and the lock released. Inside a batch already: ``lock`` alone.
+
+        With ``claim``, the message's claim is renewed once the lock is held, naming the conversation (Redis: in
+        the round trip that takes the lock, when it is free), and its state is what the block gets; without,
+        ``CLAIMED``.
         """
         ...
 

@@ -51,7 +51,6 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.lock import Lock
-from redis.commands.core import AsyncScript
 from redis.exceptions import LockNotOwnedError, RedisError
 
 from gateway.conversation import Conversation, Priority, Status
@@ -64,6 +63,7 @@ from gateway.store import (
     CLIENT_OPEN,
     AuditEntry,
     Block,
+    Claim,
     ClaimState,
     ConsoleSession,
     Delivery,
@@ -550,11 +550,12 @@ class RedisStore:
         """Under a conversation's lock the claim names that conversation. A lapsed claim that names one may have
         been saved there (its owner died between the record and the global mark): that conversation's processed
         marks (one slot with its record) decide between DONE and a new claim."""
-        now_ms = to_us(now or datetime.now(UTC)) // 1000
-        lease_end, conversation_id = now_ms + int(lease_seconds * 1000), self._locked.get()
+        conversation_id = self._locked.get()
         seen, kept = _key("seen", key), int(CLAIM_KEPT.total_seconds())
         for _ in range(3):
-            found = _text(await self._script("claim", [seen], [owner, now_ms, lease_end, conversation_id, kept]))
+            args = _claim_args(owner, lease_seconds, conversation_id, now)
+            lease_end = args[2]
+            found = _text(await self._script("claim", [seen], args))
             if not found.startswith("check:"):
                 return ClaimState(found)
             was, _, value = found.removeprefix("check:").partition(":")
@@ -1109,22 +1110,30 @@ class RedisStore:
             raise StoreError(f"redis: {type(error).__name__}: {error}") from error
 
     @asynccontextmanager
-    async def locked_batch(self, conversation_id: str, timeout: float = 10.0) -> AsyncIterator[None]:
+    async def locked_batch(
+        self, conversation_id: str, timeout: float = 10.0, *, claim: Claim | None = None
+    ) -> AsyncIterator[ClaimState]:
         """The lock, and a batch whose pipeline also releases it, as its last step: the writes and the release in
         one round trip (the release checks the token, like ``Lock.release``: a lapsed lock, somebody else's now, is
-        left alone). Left by an exception: the writes are dropped and the lock released at once, as ``lock`` does."""
+        left alone). Left by an exception: the writes are dropped and the lock released at once, as ``lock`` does.
+
+        ``claim`` rides with the lock's first attempt (a pipeline: the lock's slot, then the claim's), so a free
+        lock is taken and the claim renewed, naming the conversation, in one round trip. When that attempt did
+        not take the lock, the claim it renewed is harmless (its owner, still alive, names the conversation it is
+        about to wait for) and is made again once the lock is held; a lapsed claim of another owner is settled
+        by ``claim`` (the conversation it names decides)."""
         if self._batch() is not None:  # inside a batch already: the outer one sends the writes
             async with self.lock(conversation_id, timeout):
-                yield
+                yield await self._claimed(claim, None)
             return
-        lease = await self._acquire(conversation_id, timeout)
+        lease = await self._acquire(conversation_id, timeout, claim)
         renewal = asyncio.create_task(self._keep_lock(lease))
         held: list[HeldWrite] = []
         token, locked = self._held.set(held), self._locked.set(conversation_id)  # a claim in here names it
         held_by = self._held_by.set(asyncio.current_task())
         try:
             try:
-                yield
+                yield await self._claimed(claim, lease.claimed)
             except BaseException:
                 renewal.cancel()
                 with contextlib.suppress(LockNotOwnedError, RedisError):
@@ -1146,13 +1155,23 @@ class RedisStore:
             self._held_by.reset(held_by)
             self._held.reset(token)
 
-    async def _acquire(self, conversation_id: str, timeout: float) -> Lock:
+    async def _claimed(self, claim: Claim | None, answer: str | None) -> ClaimState:
+        """Under the lock: the claim's state, from the answer it got riding with the lock when there is one."""
+        if claim is None:
+            return ClaimState.CLAIMED
+        if answer is not None and not answer.startswith("check:"):
+            return ClaimState(answer)
+        return await self.claim(claim.key, claim.owner, claim.lease_seconds)
+
+    async def _acquire(self, conversation_id: str, timeout: float, claim: Claim | None = None) -> _Lease:
         """The conversation's lock, taken (StoreError after ``timeout`` s, or when Redis fails), with its record
         read in the same step (one slot): this task's ``get_conversation`` of it is then answered without a round
-        trip, until this process writes the record or the lock is left."""
+        trip, until this process writes the record or the lock is left. ``claim`` rides with the first attempt."""
         if self._closed:
             raise StoreError("the redis store is closed")
-        lease = _Lease(self._scripts["lock_read"], conversation_id, timeout)
+        along = None if claim is None else (_key("seen", claim.key),
+                                            _claim_args(claim.owner, claim.lease_seconds, conversation_id))
+        lease = _Lease(self._redis, conversation_id, timeout, along)
         try:
             if not await lease.acquire():
                 raise StoreError(f"timed out waiting for the lock of conversation {conversation_id}")
@@ -1175,21 +1194,37 @@ class RedisStore:
                 log.error("redis: renewing a conversation lock failed with %s at %s", type(exc).__name__, where(exc))
 
 
+def _claim_args(owner: str, lease_seconds: float, conversation_id: str, now: datetime | None = None) -> list[Any]:
+    """The ``claim`` script's ARGV: owner, now (ms), lease end (ms), the conversation it names, seconds kept."""
+    now_ms = to_us(now or datetime.now(UTC)) // 1000
+    return [owner, now_ms, now_ms + int(lease_seconds * 1000), conversation_id, int(CLAIM_KEPT.total_seconds())]
+
+
 class _Lease(Lock):
     """redis-py's lock (its retries, renewal and release by token), each attempt taking it with the conversation's
-    record read in the same step: the ``lock_read`` script, one slot ``{<conversation id>}``."""
+    record read in the same step: the ``lock_read`` script, one slot ``{<conversation id>}``. ``along``: a claim
+    (its key, the ``claim`` script's ARGV) sent after the first attempt in the same pipeline."""
 
-    def __init__(self, script: AsyncScript, conversation_id: str, timeout: float) -> None:
-        super().__init__(script.registered_client, K.lock(conversation_id), timeout=LOCK_LEASE_MS / 1000,
-                         sleep=LOCK_POLL_SECONDS, blocking_timeout=timeout, thread_local=False)  # fmt: skip
-        self._script, self._record_key = script, K.conversation(conversation_id)
+    def __init__(self, client: Redis, conversation_id: str, timeout: float,
+                 along: tuple[str, list[Any]] | None = None) -> None:  # fmt: skip
+        super().__init__(client, K.lock(conversation_id), timeout=LOCK_LEASE_MS / 1000, sleep=LOCK_POLL_SECONDS,
+                         blocking_timeout=timeout, thread_local=False)  # fmt: skip
+        self._client, self._key = client, K.lock(conversation_id)
+        self._record_key, self._along = K.conversation(conversation_id), along
         self.record: str | None = None  # the record when the lock was taken (None: there is none)
+        self.claimed: str | None = None  # the claim's answer, when it rode with the attempt that took the lock
 
     async def do_acquire(self, token: str | bytes) -> bool:
-        found = await self._script(keys=[self.name, self._record_key], args=[token, LOCK_LEASE_MS])
+        along, self._along = self._along, None
+        async with ordered(self._client) as pipe:
+            _eval(pipe, "lock_read", [self._key, self._record_key], [token, LOCK_LEASE_MS])
+            if along is not None:
+                _eval(pipe, "claim", [along[0]], along[1])
+            found, *claimed = await pipe.execute()
         if not found:
             return False
         self.record = found[1] if len(found) > 1 else None
+        self.claimed = _text(claimed[0]) if claimed else None
         return True
 
 

@@ -40,6 +40,7 @@ from gateway.store import (
     CLIENT_OPEN,
     AuditEntry,
     Block,
+    Claim,
     ClaimState,
     ConsoleSession,
     Delivery,
@@ -857,9 +858,12 @@ class SqliteStore:
         return self._events.subscribe()
 
     @asynccontextmanager
-    async def locked_batch(self, conversation_id: str, timeout: float = 10.0) -> AsyncIterator[None]:
+    async def locked_batch(
+        self, conversation_id: str, timeout: float = 10.0, *, claim: Claim | None = None
+    ) -> AsyncIterator[ClaimState]:
         async with self.lock(conversation_id, timeout), self.batch():
-            yield
+            yield ClaimState.CLAIMED if claim is None else await self.claim(claim.key, claim.owner,
+                                                                            claim.lease_seconds)  # fmt: skip
 
     def lock(self, conversation_id: str, timeout: float = 10.0) -> AbstractAsyncContextManager[None]:
         return self._locks.lock(conversation_id, timeout)

@@ -25,6 +25,7 @@ from gateway.store import (
     AuditEntry,
     Author,
     Block,
+    Claim,
     ClaimState,
     ConsoleSession,
     Delivery,
@@ -933,6 +934,22 @@ async def test_a_task_created_inside_a_batch_writes_on_its_own(store: Store) -> 
     assert [e.id for e in await store.transcript(conversation.id)] == [f"{conversation.id}-e1", f"{conversation.id}-e2"]
     found = await store.get_conversation(conversation.id)
     assert found is not None and found.status is Status.QUEUED
+
+
+async def test_a_locked_batch_renews_the_claim_it_is_given(store: Store) -> None:
+    """The message path's claim, checked again once the lock is held (Redis: in the round trip that takes it)."""
+    conversation, _ = await store.active_conversation(TG, "batch-7", T0)
+    assert await store.claim("in:telegram:77", "me", 10) is ClaimState.CLAIMED
+    async with store.locked_batch(conversation.id, claim=Claim("in:telegram:77", "me", 10)) as state:
+        assert state is ClaimState.CLAIMED
+        await store.save_conversation(conversation, done=DoneMark("in:telegram:77", 3600))
+    async with store.locked_batch(conversation.id, claim=Claim("in:telegram:77", "me", 10)) as state:
+        assert state is ClaimState.DONE
+    assert await store.claim("in:telegram:78", "other", 10) is ClaimState.CLAIMED
+    async with store.locked_batch(conversation.id, claim=Claim("in:telegram:78", "me", 10)) as state:
+        assert state is ClaimState.BUSY
+    async with store.locked_batch(conversation.id) as state:
+        assert state is ClaimState.CLAIMED
 
 
 async def test_a_locked_batch_that_raises_writes_nothing_and_frees_the_lock(store: Store) -> None:

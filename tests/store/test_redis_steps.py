@@ -12,7 +12,7 @@ import redis
 
 from gateway.conversation import Conversation, Status
 from gateway.messages import ChannelName
-from gateway.store import Author, ClaimState, Delivery, DoneMark, OutboxItem, Store, TranscriptEntry, open_store
+from gateway.store import Author, Claim, ClaimState, Delivery, DoneMark, OutboxItem, Store, TranscriptEntry, open_store
 from gateway.store import redis_keys as K
 from gateway.testing import store_keys
 
@@ -50,6 +50,22 @@ async def test_a_claim_that_lapsed_between_its_save_and_the_global_mark_is_done(
     client.set(K.key("seen", KEY), str(claimed))  # the owner died before the last step: its lease lapsed
     assert await store.claim(KEY, "alive", 10) is ClaimState.DONE  # the conversation's mark decides
     assert client.get(K.key("seen", KEY)) == "1"  # and the global mark is repaired
+
+
+async def test_a_claim_riding_with_the_lock_names_the_conversation(opened: tuple[Store, redis.Redis]) -> None:
+    """``locked_batch(claim=...)`` renews the claim in the round trip that takes the lock: it must name the
+    conversation, whose mark decides once the claim lapses between the save and the global mark."""
+    store, client = opened
+    conversation, _ = await store.active_conversation(TG, "chat-3", T0)
+    assert await store.claim(KEY, "dead", 10) is ClaimState.CLAIMED  # before the lock: names no conversation
+    async with store.locked_batch(conversation.id, claim=Claim(KEY, "dead", 10)) as state:
+        assert state is ClaimState.CLAIMED
+        claimed = str(client.get(K.key("seen", KEY)))
+        await store.save_conversation(conversation, done=DoneMark(KEY, 3600))
+    _, _, named, owner = claimed.split(":", 3)
+    assert named == conversation.id
+    client.set(K.key("seen", KEY), f"c:1:{named}:{owner}")  # died before the last step: its lease lapsed
+    assert await store.claim(KEY, "alive", 10) is ClaimState.DONE
 
 
 async def test_a_lapsed_claim_whose_conversation_has_no_mark_is_claimed_again(
