@@ -154,7 +154,7 @@ class Dispatcher:
 
     async def _handle_inbound(self, inbound: Inbound) -> bool:
         key, owner = inbound_key(inbound), secrets.token_hex(8)
-        if not await self._claim(key, owner):
+        if not await self._claim(key, owner, inbound):
             self.metrics.duplicates.labels(inbound.channel.value).inc()
             return False
         renewal = asyncio.create_task(self._renew(key, owner))
@@ -172,12 +172,13 @@ class Dispatcher:
             self.metrics.duplicates.labels(inbound.channel.value).inc()
         return processed
 
-    async def _claim(self, key: str, owner: str) -> bool:
-        """True once claimed, False if processed already; waits while another owner processes it."""
+    async def _claim(self, key: str, owner: str, inbound: Inbound) -> bool:
+        """True once claimed, False if processed already; waits while another owner processes it. The sender's
+        address is read along (Redis: the same round trip) for ``active_conversation`` next."""
         loop = asyncio.get_running_loop()
         deadline, pause = loop.time() + self.claim_seconds, 0.01
         while True:
-            state = await self.store.claim(key, owner, self.claim_seconds)
+            state = await self.store.claim(key, owner, self.claim_seconds, sender=(inbound.channel, inbound.sender))
             if state is not ClaimState.BUSY:
                 return state is ClaimState.CLAIMED
             if loop.time() >= deadline:

@@ -339,12 +339,18 @@ class TranscriptStore(Protocol):
 
 
 class DedupeStore(Protocol):
-    async def claim(self, key: str, owner: str, lease_seconds: float, *, now: datetime | None = None) -> ClaimState:
+    async def claim(
+        self, key: str, owner: str, lease_seconds: float, *, now: datetime | None = None,
+        sender: tuple[ChannelName, str] | None = None,
+    ) -> ClaimState:  # fmt: skip
         """Claim the inbound message ``key`` for ``owner`` for ``lease_seconds`` from ``now`` (default: the clock).
 
         ``CLAIMED`` when the key is free, its lease lapsed (the owner died), or ``owner`` holds it already (the
         lease is then renewed: call again while processing); ``BUSY`` while another owner's lease runs; ``DONE``
         once it was saved as processed. Atomic across concurrent callers and, with Redis, across instances.
+
+        ``sender``: whose active conversation this task looks up next (``active_conversation``); Redis reads the
+        sender's address in the same round trip. Changes nothing else.
         """
         ...
 

@@ -224,6 +224,9 @@ class RedisStore:
         # (address, conversation id) this task found the sender's address holding (see ``save_conversation``)
         self._addressed: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("addressed",
                                                                                                 default=None)
+        # (address, the conversation id it held or None) read with this task's last claim (see ``claim``)
+        self._address_read: contextvars.ContextVar[tuple[str, str | None] | None] = contextvars.ContextVar(
+            "address_read", default=None)
         # conversation id → (the task holding its lock, the record read when the lock was taken): served to that
         # task's ``get_conversation`` until a write of the record (see ``_acquire``)
         self._read_under_lock: dict[str, tuple[asyncio.Task[Any] | None, str | None]] = {}
@@ -352,8 +355,11 @@ class RedisStore:
     @_guarded
     async def active_conversation(self, channel: ChannelName, sender: str, now: datetime) -> tuple[Conversation, bool]:
         address = self._active_key(channel, sender)
+        read = self._address_read.get()  # read with this task's claim (see ``claim``), used once
+        self._address_read.set(None)
         for _ in range(5):  # another instance may claim the address first: then its conversation is found
-            current = await self._redis.get(address)
+            current = read[1] if read is not None and read[0] == address else await self._redis.get(address)
+            read = None
             if current is not None:
                 found = await self._live(_text(current))
                 if found is not None:
@@ -546,16 +552,30 @@ class RedisStore:
     # De-duplication
 
     @_guarded
-    async def claim(self, key: str, owner: str, lease_seconds: float, *, now: datetime | None = None) -> ClaimState:
+    async def claim(
+        self, key: str, owner: str, lease_seconds: float, *, now: datetime | None = None,
+        sender: tuple[ChannelName, str] | None = None,
+    ) -> ClaimState:  # fmt: skip
         """Under a conversation's lock the claim names that conversation. A lapsed claim that names one may have
         been saved there (its owner died between the record and the global mark): that conversation's processed
-        marks (one slot with its record) decide between DONE and a new claim."""
+        marks (one slot with its record) decide between DONE and a new claim.
+
+        ``sender``: its address is read in the same pipeline (the claim's slot, then the address's) and kept for
+        this task's next ``active_conversation``, which starts from it instead of reading it again. Read before
+        the lookup, it may be stale by then: it names a conversation that has ended meanwhile, or none where
+        another instance has just started one; ``active_conversation`` then finds the record ended (or its fresh
+        one refused the address) and reads the address again, as when another instance wins a race."""
         conversation_id = self._locked.get()
         seen, kept = _key("seen", key), int(CLAIM_KEPT.total_seconds())
+        first = None if sender is None else self._active_key(*sender)
         for _ in range(3):
             args = _claim_args(owner, lease_seconds, conversation_id, now)
             lease_end = args[2]
-            found = _text(await self._script("claim", [seen], args))
+            if first is None:
+                found = _text(await self._script("claim", [seen], args))
+            else:
+                found = await self._claim_reading(seen, args, first)
+                first = None
             if not found.startswith("check:"):
                 return ClaimState(found)
             was, _, value = found.removeprefix("check:").partition(":")
@@ -568,6 +588,15 @@ class RedisStore:
             if await self._script("replace_if", [seen], [value, mine, kept]) == 1:
                 return ClaimState.CLAIMED
         return ClaimState.BUSY
+
+    async def _claim_reading(self, seen: str, args: list[Any], address: str) -> str:
+        """The claim script's answer, the sender's address read after it (kept for ``active_conversation``)."""
+        async with ordered(self._redis) as pipe:
+            _eval(pipe, "claim", [seen], args)
+            pipe.get(address)
+            found, current = await pipe.execute()
+        self._address_read.set((address, None if current is None else _text(current)))
+        return _text(found)
 
     @_guarded
     async def release(self, key: str, owner: str) -> None:

@@ -483,7 +483,10 @@ class SqliteStore:
 
     # De-duplication
 
-    async def claim(self, key: str, owner: str, lease_seconds: float, *, now: datetime | None = None) -> ClaimState:
+    async def claim(
+        self, key: str, owner: str, lease_seconds: float, *, now: datetime | None = None,
+        sender: tuple[ChannelName, str] | None = None,
+    ) -> ClaimState:  # fmt: skip
         now_us = to_us(now or datetime.now(UTC))
 
         def work(conn: sqlite3.Connection) -> ClaimState:

@@ -4,6 +4,7 @@ it as the guarantee says, on a standalone Redis and on a Cluster."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -66,6 +67,33 @@ async def test_a_claim_riding_with_the_lock_names_the_conversation(opened: tuple
     assert named == conversation.id
     client.set(K.key("seen", KEY), f"c:1:{named}:{owner}")  # died before the last step: its lease lapsed
     assert await store.claim(KEY, "alive", 10) is ClaimState.DONE
+
+
+async def test_an_address_read_with_the_claim_that_went_stale_finds_the_conversation_of_now(
+    opened: tuple[Store, redis.Redis],
+) -> None:
+    """The claim reads the sender's address along (``claim(sender=...)``), for the lookup that follows; meanwhile
+    the conversation it named may end and another instance start the next one: that one is found, none is made."""
+    store, _ = opened
+
+    async def elsewhere(then: Status | None) -> Conversation:  # another task: not this one's address read
+        found, _ = await store.active_conversation(TG, "chat-4", T0)
+        if then is not None:
+            found.status = then
+            await store.save_conversation(found)
+        return found
+
+    first = await asyncio.create_task(elsewhere(None))
+    assert await store.claim(KEY, "me", 10, sender=(TG, "chat-4")) is ClaimState.CLAIMED  # reads: first
+    await asyncio.create_task(elsewhere(Status.CLOSED))  # first ends
+    second = await asyncio.create_task(elsewhere(None))  # and the next one starts
+    found, created = await store.active_conversation(TG, "chat-4", T0)
+    assert (found.id, created) == (second.id, False) and second.id != first.id
+
+    assert await store.claim(KEY + "1", "me", 10, sender=(TG, "chat-5")) is ClaimState.CLAIMED  # reads: none
+    started, _ = await asyncio.create_task(store.active_conversation(TG, "chat-5", T0))
+    found, created = await store.active_conversation(TG, "chat-5", T0)
+    assert (found.id, created) == (started.id, False)
 
 
 async def test_a_lapsed_claim_whose_conversation_has_no_mark_is_claimed_again(
