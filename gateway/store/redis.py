@@ -625,12 +625,9 @@ class RedisStore:
 
     @_guarded
     async def position(self, conversation_id: str) -> int | None:
-        raw = await self._redis.hget(K.QUEUE + "entries", conversation_id)
-        if raw is None:
-            return None
-        entry = json.loads(raw)
-        rank = await self._redis.zrank(K.QUEUE + "waiting:" + entry["queue"], entry["member"])
-        return None if rank is None else int(str(rank)) + 1
+        """The entry and its rank read by one script (one slot, ``{queue}``): one round trip."""
+        rank = await self._script("position", [K.QUEUE + "entries"], [K.QUEUE, conversation_id])
+        return None if rank is None else int(rank) + 1
 
     @_guarded
     async def take(self, conversation_id: str, listener: str, at: datetime) -> QueueEntry:

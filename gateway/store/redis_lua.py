@@ -241,6 +241,15 @@ redis.call('HDEL', KEYS[1], ARGV[2])
 return 1
 """
 
+# KEYS: entries. ARGV: prefix, id. The entry's 0-based rank among its queue's waiting ones; false when it has no
+# entry or is taken (not waiting).
+_POSITION = """
+local raw = redis.call('HGET', KEYS[1], ARGV[2])
+if not raw then return false end
+local e = cjson.decode(raw)
+return redis.call('ZRANK', ARGV[1] .. 'waiting:' .. e['queue'], e['member'])
+"""
+
 _UPDATE_LISTENER = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -484,6 +493,7 @@ SCRIPTS = {
     "enqueue": _ENQUEUE,
     "take_or_requeue": _TAKE_OR_REQUEUE,
     "remove_from_queue": _REMOVE_FROM_QUEUE,
+    "position": _POSITION,
     "update_listener": _UPDATE_LISTENER,
     "outbox_put_item": _OUTBOX_PUT_ITEM,
     "outbox_list": _OUTBOX_LIST,
