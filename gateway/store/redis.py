@@ -153,6 +153,14 @@ def _holdable(
     return _wrapped(method, flush=False)
 
 
+def _riding(
+    method: Callable[Concatenate[RedisStore, P], Awaitable[R]],
+) -> Callable[Concatenate[RedisStore, P], Coroutine[Any, Any, R]]:
+    """A read sent at the end of this task's held writes, in their pipeline (one round trip, not two): it goes
+    through ``RedisStore._write`` with a check that keeps its answer, then sends the batch (see ``position``)."""
+    return _wrapped(method, flush=False)
+
+
 def _wrapped(
     method: Callable[Concatenate[RedisStore, P], Awaitable[R]], *, flush: bool
 ) -> Callable[Concatenate[RedisStore, P], Coroutine[Any, Any, R]]:
@@ -623,11 +631,17 @@ class RedisStore:
         raws = await self._redis.hmget(K.QUEUE + "entries", ids)
         return [loads("queue", raw, decode_queue_entry) for raw in raws if raw is not None]
 
-    @_guarded
+    @_riding
     async def position(self, conversation_id: str) -> int | None:
-        """The entry and its rank read by one script (one slot, ``{queue}``): one round trip."""
-        rank = await self._script("position", [K.QUEUE + "entries"], [K.QUEUE, conversation_id])
-        return None if rank is None else int(rank) + 1
+        """The entry and its rank read by one script (one slot, ``{queue}``): one round trip. Inside a batch with
+        writes held (the hand-off: the enqueue, then the message that tells the place), the script rides at the end
+        of their pipeline, after them: the held writes and the read in one round trip."""
+        found: list[Any] = []
+        await self._write(lambda pipe: _eval(pipe, "position", [K.QUEUE + "entries"], [K.QUEUE, conversation_id]),
+                          found.extend)  # fmt: skip
+        if self._batch():
+            await self._flush()
+        return None if found[0] is None else int(found[0]) + 1
 
     @_guarded
     async def take(self, conversation_id: str, listener: str, at: datetime) -> QueueEntry:
