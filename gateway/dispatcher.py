@@ -201,16 +201,15 @@ class Dispatcher:
     async def _process_claimed(self, inbound: Inbound, key: str, owner: str) -> bool:
         reading, missed = await self._read(inbound)  # before the lock: a slow model holds no conversation up
         now = self.clock()
-        conversation, _ = await self.store.active_conversation(inbound.channel, inbound.sender, now)
-        # The lock taken with the claim renewed (checked again under the lock: a lease that lapsed while waiting
-        # may have let another owner in), then the message's writes, the processed mark with them and the lock's
-        # release: one round trip each on Redis.
-        async with self.store.locked_batch(conversation.id, claim=Claim(key, owner, self.claim_seconds)) as state:
+        # The sender's conversation locked, read, and the claim renewed under the lock (checked again: a lease that
+        # lapsed while waiting may have let another owner in), then the message's writes, the processed mark with
+        # them and the lock's release: one round trip each on Redis.
+        claim = Claim(key, owner, self.claim_seconds)
+        async with self.store.locked_active(inbound.channel, inbound.sender, now, claim=claim) as (current, state):
             if state is ClaimState.DONE:
                 return False
             if state is ClaimState.BUSY:
                 raise InboundBusy("this message is being processed elsewhere: retry later")
-            current = await self.store.get_conversation(conversation.id) or conversation
             derived_from(key)  # this task's context only (handle_inbound's shield made it a task)
             erase = await self._process(current, inbound, now, DoneMark(key, DEDUPE_TTL_SECONDS), reading)
         if erase and self.eraser is not None:  # confirmed by the young person: after the lock, which erasure takes

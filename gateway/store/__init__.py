@@ -730,6 +730,20 @@ class BatchStore(Protocol):
         """
         ...
 
+    def locked_active(
+        self, channel: ChannelName, sender: str, now: datetime, *, claim: Claim | None = None, timeout: float = 10.0
+    ) -> AbstractAsyncContextManager[tuple[Conversation, ClaimState]]:
+        """The sender's active conversation on this channel (a new one, saved, when there is none, as
+        ``active_conversation`` makes it) under its lock, with a batch inside as ``locked_batch`` (``claim`` as
+        there): the conversation as read once the lock is held, and the claim's state.
+
+        Redis looks the sender's address up (read along with the claim: ``claim(sender=...)``), then takes that
+        conversation's lock with its record read in the same round trip, the record's liveness checked there: a
+        record that is no longer active (ended meanwhile, or left behind by a crash) is let go and the sender's
+        conversation looked up again. One round trip less than the lookup, then the lock.
+        """
+        ...
+
     def locked_batch(
         self, conversation_id: str, timeout: float = 10.0, *, claim: Claim | None = None
     ) -> AbstractAsyncContextManager[ClaimState]:

@@ -1150,6 +1150,34 @@ class RedisStore:
             raise StoreError(f"redis: {type(error).__name__}: {error}") from error
 
     @asynccontextmanager
+    async def locked_active(
+        self, channel: ChannelName, sender: str, now: datetime, *, claim: Claim | None = None, timeout: float = 10.0
+    ) -> AsyncIterator[tuple[Conversation, ClaimState]]:
+        """The conversation the sender's address holds (read with the claim, else now), locked with its record
+        read in the same round trip: when that record is active, it is the one (the address moves off an active
+        conversation only once it ends). Else (none, ended meanwhile, a crash's leftover) the lock is let go,
+        nothing written, and ``active_conversation`` finds or starts the conversation, which is then locked."""
+        address = self._active_key(channel, sender)
+        read = self._address_read.get()
+        self._address_read.set(None)
+        held = read[1] if read is not None and read[0] == address else await self._get_text(address)
+        if held is not None:
+            async with self.locked_batch(held, timeout, claim=claim) as state:
+                current = await self.get_conversation(held)  # read as the lock was taken
+                if current is not None and current.active:
+                    self._addressed.set((address, held))
+                    yield current, state
+                    return
+        conversation, _ = await self.active_conversation(channel, sender, now)
+        async with self.locked_batch(conversation.id, timeout, claim=claim) as state:
+            yield (await self.get_conversation(conversation.id) or conversation), state
+
+    @_guarded
+    async def _get_text(self, key: str) -> str | None:
+        found = await self._redis.get(key)
+        return None if found is None else _text(found)
+
+    @asynccontextmanager
     async def locked_batch(
         self, conversation_id: str, timeout: float = 10.0, *, claim: Claim | None = None
     ) -> AsyncIterator[ClaimState]:

@@ -861,6 +861,14 @@ class SqliteStore:
         return self._events.subscribe()
 
     @asynccontextmanager
+    async def locked_active(
+        self, channel: ChannelName, sender: str, now: datetime, *, claim: Claim | None = None, timeout: float = 10.0
+    ) -> AsyncIterator[tuple[Conversation, ClaimState]]:
+        conversation, _ = await self.active_conversation(channel, sender, now)
+        async with self.locked_batch(conversation.id, timeout, claim=claim) as state:
+            yield (await self.get_conversation(conversation.id) or conversation), state
+
+    @asynccontextmanager
     async def locked_batch(
         self, conversation_id: str, timeout: float = 10.0, *, claim: Claim | None = None
     ) -> AsyncIterator[ClaimState]:

@@ -952,6 +952,21 @@ async def test_a_locked_batch_renews_the_claim_it_is_given(store: Store) -> None
         assert state is ClaimState.CLAIMED
 
 
+async def test_locked_active_opens_then_finds_the_senders_conversation_and_a_new_one_after_its_end(
+    store: Store,
+) -> None:
+    """The message path's lookup and lock in one (``locked_active``): the conversation as read under the lock."""
+    async with store.locked_active(TG, "batch-8", T0, claim=Claim("in:telegram:80", "me", 10)) as (first, state):
+        assert state is ClaimState.CLAIMED and first.active
+        await store.save_conversation(replace(first, status=Status.QUEUED))
+    async with store.locked_active(TG, "batch-8", T0) as (again, state):
+        assert (again.id, again.status, state) == (first.id, Status.QUEUED, ClaimState.CLAIMED)
+        await store.save_conversation(replace(again, status=Status.CLOSED))
+    async with store.locked_active(TG, "batch-8", T0) as (after, _):
+        assert after.id != first.id and after.status is Status.BOT
+    assert await store.find_active_conversation(TG, "batch-8") == after
+
+
 async def test_a_locked_batch_that_raises_writes_nothing_and_frees_the_lock(store: Store) -> None:
     conversation, _ = await store.active_conversation(TG, "batch-5", T0)
     with pytest.raises(RuntimeError):

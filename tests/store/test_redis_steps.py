@@ -96,6 +96,25 @@ async def test_an_address_read_with_the_claim_that_went_stale_finds_the_conversa
     assert (found.id, created) == (started.id, False)
 
 
+async def test_locked_active_lets_an_ended_conversation_left_on_the_address_go(
+    opened: tuple[Store, redis.Redis],
+) -> None:
+    """The lock is taken on the conversation the address holds, its record read in the same step: an ended one (a
+    crash left the address on it) is let go, unlocked and unchanged, and a new conversation is opened."""
+    store, client = opened
+    first, _ = await store.active_conversation(TG, "chat-6", T0)
+    address = next(iter(client.scan_iter(match=K.key("active", "*"))))
+    first.status = Status.CLOSED
+    await store.save_conversation(first)
+    client.set(address, first.id)  # died before the step that frees the address
+    assert await store.claim(KEY, "me", 10, sender=(TG, "chat-6")) is ClaimState.CLAIMED  # reads: first
+    async with store.locked_active(TG, "chat-6", T0, claim=Claim(KEY, "me", 10)) as (found, state):
+        assert state is ClaimState.CLAIMED and found.id != first.id and found.active
+    assert await store.get_conversation(first.id) == first
+    async with store.lock(first.id, timeout=1):  # let go
+        pass
+
+
 async def test_a_lapsed_claim_whose_conversation_has_no_mark_is_claimed_again(
     opened: tuple[Store, redis.Redis],
 ) -> None:
