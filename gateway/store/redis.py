@@ -29,7 +29,13 @@ The conversation lock is a lease of ``LOCK_LEASE_MS`` (6 s) that its holder rene
 holds the lock: processing one message takes milliseconds, a slow one keeps its lock, and a crashed instance
 blocks its conversations for 6 s at most. It is redis-py's ``redis.asyncio.lock.Lock`` (SET NX PX, a random token
 checked by Lua on renewal and release, so an expired holder never extends or frees somebody else's lock), renewed
-by a task of ours with ``reacquire``; a waiter retries every ``LOCK_POLL_SECONDS``.
+by a task of ours with ``reacquire``; a waiter retries every ``LOCK_POLL_SECONDS``. Each attempt takes it with the
+conversation's record read in the same script (``lock_read``, one slot), which answers the holder's reads of it.
+
+A message of an open conversation costs six round trips on one Redis: the gate's block check and its rate limit
+(the limits' own connection), the inbox check, the claim with the sender's address read along, the lock with the
+record read and the claim renewed naming the conversation (``locked_active``), the batch with the release (a
+Cluster client sends the slots of a pipeline one by one: more there).
 """
 
 from __future__ import annotations
