@@ -36,7 +36,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.errors import ConfigError
@@ -576,6 +576,25 @@ class BlockStore(Protocol):
 
     async def remove_block(self, key: str) -> bool:
         """Lift a block; False if there was none."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Counter:
+    """A rate limit's fixed-window counter kept in the store's Redis (``RateLimits.counter``): its key, as the
+    ``limits`` library names it (the library's own hits share it), and its window in seconds."""
+
+    key: str
+    window_seconds: int
+
+
+@runtime_checkable
+class CountingBlockStore(Protocol):
+    """A store whose Redis also keeps the rate limits' counters: the gate's two reads in one round trip."""
+
+    async def get_block_and_hit(self, key: str, now: datetime, counter: Counter) -> tuple[Block | None, int]:
+        """:meth:`BlockStore.get_block`, and ``counter`` hit once (as ``limits`` hits it: the window starts with
+        its first hit): the block, and the count now. Redis: one pipeline (the blocks' slot, then the counter's)."""
         ...
 
 

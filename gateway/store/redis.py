@@ -72,6 +72,7 @@ from gateway.store import (
     Claim,
     ClaimState,
     ConsoleSession,
+    Counter,
     Delivery,
     DoneMark,
     InboxItem,
@@ -979,6 +980,15 @@ class RedisStore:
         raw = await self._redis.hget(_key("blocks"), key)
         block = None if raw is None else loads("block", raw, decode_block)
         return block if block is not None and block.active(now) else None
+
+    @_guarded
+    async def get_block_and_hit(self, key: str, now: datetime, counter: Counter) -> tuple[Block | None, int]:
+        async with ordered(self._redis) as pipe:
+            pipe.hget(_key("blocks"), key)
+            _eval(pipe, "hit", [counter.key], [counter.window_seconds, 1])
+            raw, count = await pipe.execute()
+        block = None if raw is None else loads("block", raw, decode_block)
+        return (block if block is not None and block.active(now) else None), int(count)
 
     @_guarded
     async def list_blocks(self, now: datetime) -> list[Block]:

@@ -479,6 +479,14 @@ if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return fals
 return {'locked', redis.call('GET', KEYS[2])}
 """
 
+# A rate limit's fixed-window counter, hit as the ``limits`` library's ``incr_expire.lua`` hits it (the same key:
+# instances of either kind share the count). KEYS: the counter. ARGV: the window (s), the amount. The count now.
+_HIT = """
+local current = redis.call('INCRBY', KEYS[1], tonumber(ARGV[2]))
+if current == tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return current
+"""
+
 SCRIPTS = {
     "put_conversation": _PUT_CONVERSATION,
     "index_conversation": _INDEX_CONVERSATION,
@@ -514,4 +522,5 @@ SCRIPTS = {
     "inbox_set_aside": _INBOX_SET_ASIDE,
     "unlock": _UNLOCK,
     "lock_read": _LOCK_READ,
+    "hit": _HIT,
 }
