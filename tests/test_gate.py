@@ -17,7 +17,7 @@ from gateway.messages import ChannelName, Inbound
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limit, LimitStorage, RateLimits, open_limit_storage
 from gateway.settings import Settings
-from gateway.store import Block, CountingBlockStore, Store, open_store
+from gateway.store import Block, CountingBlockStore, InboxItem, Store, open_store
 from gateway.testing import store_keys
 from tests.store.conftest import flush_cluster, redis_cluster_url, redis_url  # noqa: F401  (the session's servers)
 
@@ -72,3 +72,20 @@ async def test_the_block_and_the_message_limit_are_one_read_sharing_the_librarys
                                 "supervisor", NOW))  # fmt: skip
     assert await checked.check(other) is Refusal.BLOCKED
     assert metrics.refused.labels("blocked")._value.get() == 1
+
+
+async def test_the_gates_read_answers_the_inbox_check_that_follows_once(opened: tuple[Store, LimitStorage]) -> None:
+    """The gate's pipeline also reads whether the sender has messages waiting in the inbox, for the webhook's next
+    step (``inbox_waiting``): the answer of that moment, used once, then read again."""
+    store, counters = opened
+    checked = gate(store, counters, Metrics())
+    message = Inbound(ChannelName.TELEGRAM, "5003", "m3", "bonjour")
+    key = checked.sender_key(message.channel, message.sender)
+    await store.inbox_put([InboxItem("in:telegram:m0", key, {"text": "before"}, NOW)])
+    assert await checked.check(message) is None
+    assert await store.inbox_waiting(key)  # as the gate read it
+    [item] = await store.inbox_due(NOW, 10)
+    assert await store.inbox_done(item.id)
+    assert not await store.inbox_waiting(key)  # read again: the gate's read was used once
+    assert await checked.check(message) is None
+    assert not await store.inbox_waiting(key)

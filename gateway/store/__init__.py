@@ -594,7 +594,9 @@ class CountingBlockStore(Protocol):
 
     async def get_block_and_hit(self, key: str, now: datetime, counter: Counter) -> tuple[Block | None, int]:
         """:meth:`BlockStore.get_block`, and ``counter`` hit once (as ``limits`` hits it: the window starts with
-        its first hit): the block, and the count now. Redis: one pipeline (the blocks' slot, then the counter's)."""
+        its first hit): the block, and the count now. Redis: one pipeline (the blocks' slot, then the counter's),
+        which also reads whether ``key`` (a sender's keyed hash, as the inbox knows it too) has messages waiting
+        in the inbox, for this task's next ``inbox_waiting(key)`` (the webhook's next step)."""
         ...
 
 

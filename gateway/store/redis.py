@@ -242,6 +242,9 @@ class RedisStore:
         # (address, the conversation id it held or None) read with this task's last claim (see ``claim``)
         self._address_read: contextvars.ContextVar[tuple[str, str | None] | None] = contextvars.ContextVar(
             "address_read", default=None)
+        # (sender key, whether it had inbox items) read with this task's last gate check (``get_block_and_hit``)
+        self._inbox_read: contextvars.ContextVar[tuple[str, bool] | None] = contextvars.ContextVar("inbox_read",
+                                                                                                  default=None)
         # conversation id → (the task holding its lock, the record read when the lock was taken): served to that
         # task's ``get_conversation`` until a write of the record (see ``_acquire``)
         self._read_under_lock: dict[str, tuple[asyncio.Task[Any] | None, str | None]] = {}
@@ -898,6 +901,12 @@ class RedisStore:
 
     @_guarded
     async def inbox_waiting(self, sender_key: str) -> bool:
+        """Answered once from the gate's read of this sender (``get_block_and_hit``, made by this task just before:
+        the same moment as a read now, give or take the webhook's other messages' checks), else read now."""
+        read = self._inbox_read.get()
+        self._inbox_read.set(None)
+        if read is not None and read[0] == sender_key:
+            return read[1]
         return bool(await self._redis.exists(K.INBOX + "sender:" + self._keys.lookup("inbox", sender_key)))
 
     @_guarded
@@ -986,7 +995,9 @@ class RedisStore:
         async with ordered(self._redis) as pipe:
             pipe.hget(_key("blocks"), key)
             _eval(pipe, "hit", [counter.key], [counter.window_seconds, 1])
-            raw, count = await pipe.execute()
+            pipe.exists(K.INBOX + "sender:" + self._keys.lookup("inbox", key))
+            raw, count, waiting = await pipe.execute()
+        self._inbox_read.set((key, bool(waiting)))
         block = None if raw is None else loads("block", raw, decode_block)
         return (block if block is not None and block.active(now) else None), int(count)
 
