@@ -1195,6 +1195,8 @@ class RedisStore:
                     self._addressed.set((address, held))
                     yield current, state
                     return
+        else:  # the address named none: the lookup starts from that (a new sender: one round trip less)
+            self._address_read.set((address, None))
         conversation, _ = await self.active_conversation(channel, sender, now)
         async with self.locked_batch(conversation.id, timeout, claim=claim) as state:
             yield (await self.get_conversation(conversation.id) or conversation), state

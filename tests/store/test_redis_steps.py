@@ -95,6 +95,11 @@ async def test_an_address_read_with_the_claim_that_went_stale_finds_the_conversa
     found, created = await store.active_conversation(TG, "chat-5", T0)
     assert (found.id, created) == (started.id, False)
 
+    assert await store.claim(KEY + "2", "me", 10, sender=(TG, "chat-7")) is ClaimState.CLAIMED  # reads: none
+    started, _ = await asyncio.create_task(store.active_conversation(TG, "chat-7", T0))
+    async with store.locked_active(TG, "chat-7", T0) as (locked, _):  # the lookup starts from "none"
+        assert locked.id == started.id
+
 
 async def test_locked_active_lets_an_ended_conversation_left_on_the_address_go(
     opened: tuple[Store, redis.Redis],
