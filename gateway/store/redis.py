@@ -32,10 +32,10 @@ checked by Lua on renewal and release, so an expired holder never extends or fre
 by a task of ours with ``reacquire``; a waiter retries every ``LOCK_POLL_SECONDS``. Each attempt takes it with the
 conversation's record read in the same script (``lock_read``, one slot), which answers the holder's reads of it.
 
-A message of an open conversation costs six round trips on one Redis: the gate's block check and its rate limit
-(the limits' own connection), the inbox check, the claim with the sender's address read along, the lock with the
-record read and the claim renewed naming the conversation (``locked_active``), the batch with the release (a
-Cluster client sends the slots of a pipeline one by one: more there).
+A message of an open conversation costs four round trips on one Redis: the gate's block check with the message
+limit's hit and the inbox check (``get_block_and_hit``), the claim with the sender's address read along, the lock
+with the record read and the claim renewed naming the conversation (``locked_active``), the batch with the
+release (a Cluster client sends the slots of a pipeline one by one: more there).
 """
 
 from __future__ import annotations
