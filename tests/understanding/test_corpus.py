@@ -1,0 +1,35 @@
+"""corpus/train.jsonl keeps the format corpus/README.md describes: the keys in their order, the values of
+flows.yaml's steps, no message twice. The held-out files are not read here (they are bench/'s only)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+TRAIN = Path(__file__).resolve().parents[2] / "corpus" / "train.jsonl"
+KEYS = ["text", "lang", "risk", "topic", "who", "third_party", "ends", "register"]
+RISKS = {"imminent_danger", "suicide", "self_harm", "abuse_home", "none"}
+TOPICS = {"cyberharassment", "sextortion", "intimate_images", "hacked", "violent_content", "school_bullying",
+          "screens", "other", None}  # fmt: skip
+WHO = {"me", "parent", "witness", "professional", None}
+REGISTERS = {"sms", "slang", "verlan", "standard", "no_accents", "typos", "emoji", "euphemism", "negation",
+             "hyperbole", "false_friend", "third_party", "parent", "professional", "long_mixed", "troll",
+             "short_answer"}  # fmt: skip
+
+
+def test_every_training_line_has_the_readme_s_keys_and_values_and_no_message_is_there_twice() -> None:
+    seen: set[str] = set()
+    for number, line in enumerate(TRAIN.read_text(encoding="utf-8").splitlines(), start=1):
+        row = json.loads(line)
+        where = f"train.jsonl:{number}"
+        assert list(row) == KEYS, where
+        text = row["text"]
+        assert isinstance(text, str) and text == text.strip() and text, where
+        assert text not in seen, f"{where}: already in the file"
+        seen.add(text)
+        assert row["lang"] in {"fr", "en"}, where
+        assert row["risk"] in RISKS and row["topic"] in TOPICS and row["who"] in WHO, where
+        assert row["register"] in REGISTERS, where
+        assert isinstance(row["third_party"], bool) and isinstance(row["ends"], bool), where
+        if row["who"] in {"parent", "professional"}:  # a parent or a professional writes about a child
+            assert row["third_party"], where
