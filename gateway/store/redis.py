@@ -1169,7 +1169,7 @@ class RedisStore:
                 yield
             finally:
                 self._locked.reset(locked)
-                self._read_under_lock.pop(conversation_id, None)
+                self._leave_read(conversation_id)
                 renewal.cancel()
                 with contextlib.suppress(LockNotOwnedError):  # lapsed, perhaps somebody else's now: left alone
                     await lease.release()
@@ -1248,9 +1248,16 @@ class RedisStore:
                 raise StoreError(f"redis: {type(error).__name__}: {error}") from error
         finally:
             self._locked.reset(locked)
-            self._read_under_lock.pop(conversation_id, None)
+            self._leave_read(conversation_id)
             self._held_by.reset(held_by)
             self._held.reset(token)
+
+    def _leave_read(self, conversation_id: str) -> None:
+        """The lock is left: this task's read of the record goes (not the next holder's, in this process, which
+        may have taken the lock as soon as the batch's pipeline released it)."""
+        read = self._read_under_lock.get(conversation_id)
+        if read is not None and read[0] is asyncio.current_task():
+            del self._read_under_lock[conversation_id]
 
     async def _claimed(self, claim: Claim | None, answer: str | None) -> ClaimState:
         """Under the lock: the claim's state, from the answer it got riding with the lock when there is one."""
