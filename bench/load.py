@@ -290,6 +290,12 @@ class Redis:
     def used_memory(self) -> int:
         return int(re.search(r"used_memory:(\d+)", self.command("INFO", "memory")).group(1))  # type: ignore[union-attr]
 
+    def fixed_memory(self) -> int:
+        """What used memory holds that does not grow with the data: the clients' buffers and the scripts' cache."""
+        info = self.command("INFO", "memory")
+        return sum(int(re.search(rf"{name}:(\d+)", info).group(1))  # type: ignore[union-attr]
+                   for name in ("mem_clients_normal", "used_memory_scripts_eval"))  # fmt: skip
+
     def reads(self) -> int:
         """Read events Redis processed on client sockets so far: one per round trip (a pipeline is one)."""
         return int(re.search(r"total_reads_processed:(\d+)", self.command("INFO", "stats")).group(1))  # type: ignore[union-attr]
@@ -636,7 +642,7 @@ async def bench_gateway(
         await load.walk(f"{load.tag}warm", script[0])
         profiler = Profiler(args.profile, kind, server.process.pid) if args.profile else None
         rss0 = rss_mb(server.process.pid)
-        memory0 = redis.used_memory() if redis else 0
+        memory0 = (redis.used_memory(), redis.fixed_memory()) if redis else (0, 0)
         keys0 = redis.keys() if redis else 0
         first = min(1000, args.open)
         closed = await measure(f"gateway on {kind}, closed loop", server, redis,
@@ -690,13 +696,14 @@ async def bench_gateway(
             redis.stop()
 
 
-async def store_bytes(redis: Redis | None, db: Path, conversations: int) -> tuple[int, int, str]:
-    """Redis: (used memory, keys, bytes by kind of key per conversation); SQLite: (file bytes, 0, "")."""
+async def store_bytes(redis: Redis | None, db: Path, conversations: int) -> tuple[int, int, str, int]:
+    """Redis: (used memory, keys, bytes by kind of key per conversation, the part of used memory that does not grow
+    with the data); SQLite: (file bytes, 0, "", 0)."""
     if redis:
-        return redis.used_memory(), redis.keys(), redis.breakdown(conversations)
+        return redis.used_memory(), redis.keys(), redis.breakdown(conversations), redis.fixed_memory()
     with sqlite3.connect(db) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    return db.stat().st_size, 0, ""
+    return db.stat().st_size, 0, "", 0
 
 
 async def seed(store_url: str, count: int, tag: str, concurrency: int = 16) -> None:
@@ -740,14 +747,16 @@ async def seed(store_url: str, count: int, tag: str, concurrency: int = 16) -> N
 
 
 def bytes_figures(
-    redis: Redis | None, measured: tuple[int, int, str], memory0: int, keys0: int, walked: int
+    redis: Redis | None, measured: tuple[int, int, str, int], memory0: tuple[int, int], keys0: int, walked: int
 ) -> dict[str, str]:
     """The store's bytes per handed-off conversation: Redis's used memory and keys (with the share of each kind of
     key), or the SQLite file's size after a checkpoint."""
     if redis:
-        per = (measured[0] - memory0) / walked
+        per = (measured[0] - memory0[0]) / walked
+        data = per - (measured[3] - memory0[1]) / walked  # the clients' buffers and the scripts' cache left out
         keys = (measured[1] - keys0) / walked
-        return {"bytes": f"Redis {per / 1024:.1f} KB and {keys:.1f} keys per handed-off conversation",
+        return {"bytes": f"Redis {per / 1024:.2f} KB ({data / 1024:.2f} KB without the clients' buffers and the"
+                         f" scripts' cache) and {keys:.1f} keys per handed-off conversation",
                 "keys": measured[2]}  # fmt: skip
     return {"bytes": f"SQLite {measured[0] / walked / 1024:.1f} KB per handed-off conversation"}
 

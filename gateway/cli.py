@@ -9,7 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.cli_privacy import add_privacy
 from gateway.errors import FlowError, FlowValidationError, GatewayError
@@ -188,8 +188,9 @@ def _serve(args: argparse.Namespace) -> int:
         return ConnectionGuard(max_per_address=settings.max_connections_per_address,
                                header_timeout=settings.http_header_timeout, metrics=app[METRICS])  # fmt: skip
 
-    run(create_app(settings), args.host, args.port, guard, loop_factory=_event_loop_factory(),
-        access_log_class=PrivateAccessLogger)  # fmt: skip
+    # The access log cost about 1 % of a message's CPU (bench/README.md, "Fourth pass"): off unless asked for.
+    logged: dict[str, Any] = {"access_log_class": PrivateAccessLogger} if settings.access_log else {"access_log": None}
+    run(create_app(settings), args.host, args.port, guard, loop_factory=_event_loop_factory(), **logged)
     return 0
 
 
@@ -486,7 +487,7 @@ def _store_migrate(args: argparse.Namespace) -> int:
         return 0
     counts = asyncio.run(_migrate(settings.store))
     done = ", ".join(f"{count} {kind}" for kind, count in counts.items()) or "nothing: the layout is current"
-    print(f"Redis keys in the Cluster layout (renamed or dropped: {done})")
+    print(f"Redis keys in the current layout (rewritten or dropped: {done})")
     return 0
 
 
@@ -495,7 +496,7 @@ async def _migrate(url: str) -> dict[str, int]:
 
     from gateway.store.redis_migrate import migrate
 
-    client = Redis.from_url(url, decode_responses=True)
+    client = Redis.from_url(url, decode_responses=True, encoding_errors="surrogateescape")  # sealed bytes, as read
     try:
         return await migrate(client)
     finally:
@@ -506,7 +507,7 @@ def _add_store(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser = sub.add_parser("store", help="the store's layout (docs/deployment.md, Redis Cluster)")
     ssub = parser.add_subparsers(dest="store_command", required=True)
     ssub.add_parser(
-        "migrate", help="rename the Redis keys of the layout before Cluster hash tags (stop every instance first)"
+        "migrate", help="rewrite the Redis keys of an earlier layout in the current one (stop every instance first)"
     ).set_defaults(handler=_store_migrate)
 
 

@@ -620,7 +620,7 @@ class Dispatcher:
 
     async def set_delivery(self, conversation_id: str, entry_id: str, delivery: Delivery) -> None:
         """Record how far an outgoing entry got (a provider's receipt, the web chat page's) and tell the console."""
-        await self.store.set_delivery(entry_id, delivery)
+        await self.store.set_delivery(conversation_id, entry_id, delivery)
         await self.store.publish(DeliveryChanged(conversation_id, entry_id, delivery))
 
 

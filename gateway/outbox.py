@@ -35,7 +35,7 @@ from gateway.errors import DeliveryError, PermanentDelivery, RecipientGone, Retr
 from gateway.events import DeliveryChanged
 from gateway.messages import ChannelName, Outbound
 from gateway.metrics import Metrics
-from gateway.store import Delivery, EventStore, OutboxItem, OutboxStore
+from gateway.store import BatchStore, Delivery, EventStore, OutboxItem, OutboxStore
 from gateway.store.codec import decode_outbound
 from gateway.supervisor import where
 
@@ -76,7 +76,7 @@ class Sender(Protocol):
     async def send(self, message: Outbound, first_part: int = 0) -> str | None: ...
 
 
-class OutboxRoles(OutboxStore, EventStore, Protocol):
+class OutboxRoles(OutboxStore, EventStore, BatchStore, Protocol):
     """What the outbox needs of the store: its items, and the events telling the console of deliveries."""
 
 
@@ -177,7 +177,7 @@ class Outbox:
     async def _renew(self, lease: _Lease, until: datetime) -> bool:
         async with lease.lock:
             for token in (lease.until, *lease.unsure):
-                if await self.store.outbox_renew(lease.item.id, token, until):
+                if await self.store.outbox_renew(lease.item.conversation_id, lease.item.id, token, until):
                     lease.until, lease.unsure = until, []
                     return True
             return False
@@ -210,8 +210,9 @@ class Outbox:
             await self._retry(lease, RetryableDelivery(f"unexpected {type(exc).__name__}"))
         else:
             self._count(item, "sent")
-            if await self._mark_sent(lease, provider_id):
-                await self._record(item, Delivery.SENT, provider_id)
+            async with self.store.batch():  # Redis: the record's line step and its event in one round trip
+                if await self._mark_sent(lease, provider_id):
+                    await self._record(item, Delivery.SENT, provider_id)
 
     async def _set_aside(self, lease: _Lease, exc: Exception) -> None:
         """An item this version cannot read: failed (kept in the store, shown to the listener), others flow."""
@@ -220,7 +221,7 @@ class Outbox:
                   where(exc))  # fmt: skip
         self.metrics.outbox_set_aside.inc()
         reason = f"set aside: unreadable by this version ({type(exc).__name__})"
-        if await lease.fenced(lambda token: self.store.outbox_mark_failed(item.id, reason, lease=token)):
+        if await self._mark_failed(lease, reason):
             await self._record(item, Delivery.FAILED, None, reason)
 
     async def _mark_sent(self, lease: _Lease, provider_id: str | None) -> bool:
@@ -239,8 +240,10 @@ class Outbox:
         return await self._mark_sent_once(lease, provider_id)
 
     async def _mark_sent_once(self, lease: _Lease, provider_id: str | None) -> bool:
-        item_id = lease.item.id
-        if await lease.fenced(lambda token: self.store.outbox_mark_sent(item_id, provider_id, lease=token)):
+        item = lease.item
+        if await lease.fenced(
+            lambda token: self.store.outbox_mark_sent(item.conversation_id, item.id, provider_id, lease=token)
+        ):
             return True
         log.warning("outbox: %s: sent after its lease was lost; another worker may have sent it too", lease.item.id)
         return False
@@ -257,15 +260,21 @@ class Outbox:
         log.info("outbox: %s retry %d in %.1fs from part %d (%s)", item.id, attempts, delay, parts_sent + 1, exc)
         self._count(item, "retry")
         next_attempt = self.clock() + timedelta(seconds=delay)
-        await lease.fenced(lambda token: self.store.outbox_reschedule(item.id, next_attempt, attempts, str(exc),
-                                                                      parts_sent, lease=token))  # fmt: skip
+        await lease.fenced(lambda token: self.store.outbox_reschedule(
+            item.conversation_id, item.id, next_attempt, attempts, str(exc), parts_sent, lease=token))  # fmt: skip
 
     async def _fail(self, lease: _Lease, reason: str) -> None:
         item = lease.item
         log.warning("outbox: %s failed: %s", item.id, reason)
         self._count(item, "failed")
-        if await lease.fenced(lambda token: self.store.outbox_mark_failed(item.id, reason, lease=token)):
+        if await self._mark_failed(lease, reason):
             await self._record(item, Delivery.FAILED, None, reason)
+
+    async def _mark_failed(self, lease: _Lease, reason: str) -> bool:
+        item = lease.item
+        return await lease.fenced(
+            lambda token: self.store.outbox_mark_failed(item.conversation_id, item.id, reason, lease=token)
+        )
 
     def _count(self, item: OutboxItem, result: str) -> None:
         self.metrics.deliveries.labels(str(item.payload.get("channel", "")), result).inc()

@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     quick_exit_url: str = "https://www.google.com/search?q=meteo"
     dev_always_open: int = 0  # 1: every queue open whatever flows.yaml's hours, to try the hand-off at night (dev only)
     log_level: str = "INFO"
+    access_log: int = 0  # 1: one line per HTTP request (method, path, status, size, duration: gateway/access_log.py)
     outbox_base_delay: float = 1.0
     outbox_max_attempts: int = 8
     # Abuse and flood limits (docs/security.md); rates in the `limits` notation, e.g. "20/hour"
@@ -172,6 +173,8 @@ class Settings(BaseSettings):
             raise ConfigError("GATEWAY_REDIS_CLUSTER must be 0 or 1")
         if self.dev_always_open not in (0, 1):
             raise ConfigError("GATEWAY_DEV_ALWAYS_OPEN must be 0 or 1")
+        if self.access_log not in (0, 1):
+            raise ConfigError("GATEWAY_ACCESS_LOG must be 0 or 1")
         if not (self.store.startswith("sqlite:///") or self.store.startswith(("redis://", "rediss://"))):
             raise ConfigError("GATEWAY_STORE must start with sqlite:/// or redis://")
         if not self.public_url.startswith(("http://", "https://")):

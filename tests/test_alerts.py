@@ -42,7 +42,7 @@ async def test_a_message_waiting_too_long_in_the_outbox(
         [line] = [r for r in caplog.records if r.levelno == logging.WARNING]
         assert "75 s in the outbox" in line.getMessage() and "seul" not in line.getMessage()
         await store.outbox_due(clock(), 10)
-        await store.outbox_mark_sent("o1", None)
+        await store.outbox_mark_sent("c1", "o1", None)
         await watch.check()
         assert sample(metrics, "gateway_outbox_oldest_pending_seconds") == 0
         assert "alert over" in caplog.records[-1].getMessage()

@@ -40,6 +40,20 @@ def test_a_sealed_record_names_its_key_and_shows_nothing_of_its_content() -> Non
     assert sealer.open("conversation", sealed.decode("utf-8", "surrogateescape")) == TEXT
 
 
+def test_a_long_record_is_sealed_compressed_and_opens_as_it_was() -> None:
+    sealer = keys(DATA_KEY)
+    record = '{"engine":{"vars":{"age":"15","topic":"harcelement"}},' + '"summary":[["Âge","15"]],' * 30 + '"x":1}'
+    sealed = sealer.seal("conversation", record)
+    assert len(sealed) < len(record.encode()) // 2  # its JSON repeats itself
+    assert sealer.open("conversation", sealed) == record
+    assert sealer.open("conversation", sealed.decode("utf-8", "surrogateescape")) == record
+    assert sealer.reseal("conversation", sealed) is None
+    assert len(sealer.seal("conversation", TEXT)) == len(TEXT) + 35  # a short one is sealed as it is
+    altered = sealed[:-1] + bytes([sealed[-1] ^ 1])
+    with pytest.raises(DataKeyError, match="conversation record does not open"):
+        sealer.open("conversation", altered)
+
+
 def test_records_sealed_by_earlier_versions_open_and_a_rotation_rewrites_them_in_the_binary_form() -> None:
     sealer = keys(DATA_KEY)
     before = sealed_v1(DATA_KEY, "entry", TEXT)

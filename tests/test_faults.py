@@ -183,7 +183,7 @@ async def settled(store: Store, conversations: list[Conversation]) -> None:
     for conversation in conversations:
         for e in await store.transcript(conversation.id):
             if e.author is Author.BOT and e.delivery is Delivery.PENDING:
-                details.append((conversation.id, e.id, e.text[:20], await store.outbox_get(e.id)))
+                details.append((conversation.id, e.id, e.text[:20], await store.outbox_get(conversation.id, e.id)))
     raise AssertionError(f"{pending} replies still pending: {details}")
 
 

@@ -63,12 +63,12 @@ class MarkSentFails:
         return getattr(self._store, name)
 
     async def outbox_mark_sent(
-        self, item_id: str, provider_message_id: str | None, *, lease: datetime | None = None
+        self, conversation_id: str, item_id: str, provider_message_id: str | None, *, lease: datetime | None = None
     ) -> bool:
         if self.left:
             self.left -= 1
             raise StoreError("the store is briefly unreachable")
-        return await self._store.outbox_mark_sent(item_id, provider_message_id, lease=lease)
+        return await self._store.outbox_mark_sent(conversation_id, item_id, provider_message_id, lease=lease)
 
 
 @pytest.fixture
@@ -98,8 +98,8 @@ async def put(store: Store, item_id: str, conversation: str = "c1", seconds: int
     await store.outbox_put(item)
 
 
-async def item(store: Store, item_id: str) -> OutboxItem:
-    found = await store.outbox_get(item_id)
+async def item(store: Store, item_id: str, conversation: str = "c1") -> OutboxItem:
+    found = await store.outbox_get(conversation, item_id)
     assert found is not None
     return found
 
@@ -183,7 +183,7 @@ async def test_a_permanent_refusal_or_the_last_try_fails_the_item(
     for _ in range(4):
         await sending.deliver_due()
         clock.advance(minutes=10)
-    refused, flaky = await item(store, "refused"), await item(store, "flaky")
+    refused, flaky = await item(store, "refused", "A"), await item(store, "flaky", "B")
     assert (refused.status, refused.last_error) == (OutboxStatus.FAILED, "reply window closed")
     assert flaky.status is OutboxStatus.FAILED and "gave up after 4 attempts" in (flaky.last_error or "")
     assert channel.sent().count("flaky") == 4
@@ -198,11 +198,11 @@ class RescheduleBroken:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def outbox_reschedule(self, item_id: str, *args: Any, **kwargs: Any) -> bool:
+    async def outbox_reschedule(self, conversation_id: str, item_id: str, *args: Any, **kwargs: Any) -> bool:
         if item_id == self._item_id and not self.broken:
             self.broken = True
             raise RuntimeError("a bug")
-        return await self._store.outbox_reschedule(item_id, *args, **kwargs)
+        return await self._store.outbox_reschedule(conversation_id, item_id, *args, **kwargs)
 
 
 async def test_one_items_failure_never_fails_the_others(store: Store, channel: Channel, clock: Clock) -> None:
@@ -214,13 +214,14 @@ async def test_one_items_failure_never_fails_the_others(store: Store, channel: C
     channel.errors["record-bug"] = [RetryableDelivery("503")]
     sending = outbox(cast(Store, RescheduleBroken(store, "record-bug")), channel, clock, lease_seconds=60)
     assert await sending.deliver_due() == 4  # the pass itself never fails
-    assert (await item(store, "fine")).status is OutboxStatus.SENT
-    assert (await item(store, "adapter-bug")).status is OutboxStatus.PENDING  # retried soon
-    unreadable = await item(store, "unreadable")
+    assert (await item(store, "fine", "C")).status is OutboxStatus.SENT
+    assert (await item(store, "adapter-bug", "A")).status is OutboxStatus.PENDING  # retried soon
+    unreadable = await item(store, "unreadable", "D")
     assert unreadable.status is OutboxStatus.FAILED and "set aside" in (unreadable.last_error or "")
     clock.advance(seconds=61)  # the unrecorded retry: handed out again once its lease ended
     assert await sending.deliver_due() == 2
-    assert {(await item(store, i)).status for i in ("adapter-bug", "record-bug")} == {OutboxStatus.SENT}
+    recorded = [await item(store, "adapter-bug", "A"), await item(store, "record-bug", "B")]
+    assert {i.status for i in recorded} == {OutboxStatus.SENT}
 
 
 class PassFails:
@@ -287,7 +288,7 @@ async def test_a_send_slower_than_its_lease_is_never_sent_by_a_second_worker(
         clock.advance(seconds=10 * LEASE)
 
         async def renewed() -> bool:
-            item = await store.outbox_get("r1")
+            item = await store.outbox_get("c1", "r1")
             return item is not None and item.next_attempt_at is not None and item.next_attempt_at > clock()
 
         await eventually(renewed)  # the first worker still holds it
@@ -296,7 +297,7 @@ async def test_a_send_slower_than_its_lease_is_never_sent_by_a_second_worker(
         graph.resume()
         assert await sending == 1
         assert [r.body["message"]["text"] for r in graph.accepted()] == ["Bonjour"]
-        item = await store.outbox_get("r1")
+        item = await store.outbox_get("c1", "r1")
         assert item is not None and item.status == OutboxStatus.SENT
 
 
@@ -312,8 +313,8 @@ class RenewalsHeld:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def outbox_renew(self, item_id: str, lease: datetime, until: datetime) -> bool:
-        renewed = await self._store.outbox_renew(item_id, lease, until)
+    async def outbox_renew(self, conversation_id: str, item_id: str, lease: datetime, until: datetime) -> bool:
+        renewed = await self._store.outbox_renew(conversation_id, item_id, lease, until)
         self.renewals += 1
         if self.renewals == 1:
             self.held.set()
@@ -356,12 +357,12 @@ async def test_a_renewal_on_its_way_when_the_send_ends_neither_loses_the_record_
     await asyncio.wait_for(channel.returned.wait(), 20)
     store.answer.set()
     assert await asyncio.wait_for(sending, 20) == 1
-    item = await any_store.outbox_get("r1")
+    item = await any_store.outbox_get("c1", "r1")
     assert item is not None and item.status == OutboxStatus.SENT
-    assert not await any_store.outbox_renew("r1", item.next_attempt_at or clock(), clock() + timedelta(minutes=5))
+    assert not await any_store.outbox_renew("c1", "r1", item.next_attempt_at or clock(), clock() + timedelta(minutes=5))
     clock.advance(minutes=10)  # every lease long over: a second worker finds nothing to send
     second = Outbox(any_store, {TG: channel}, clock=clock, lease_seconds=LEASE)
     assert await second.deliver_due() == 0
     assert channel.sent == ["r1"]
-    after = await any_store.outbox_get("r1")  # the late renewal resurrected nothing
+    after = await any_store.outbox_get("c1", "r1")  # the late renewal resurrected nothing
     assert after is not None and after.status == OutboxStatus.SENT

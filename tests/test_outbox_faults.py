@@ -64,7 +64,7 @@ async def test_an_unreadable_outbox_item_is_set_aside_and_the_rest_flows(
     await deliver(client, telegram_update(900000003, SAM, "bonjour"))
 
     await eventually(lambda: _async(sent_to(telegram, ZOE) > before and sent_to(telegram, SAM) > 0))
-    item = await store.outbox_get("from-a-newer-version")
+    item = await store.outbox_get(conversation.id, "from-a-newer-version")
     assert item is not None and item.status == OutboxStatus.FAILED and item.payload == newer
     assert item.last_error is not None and item.last_error.startswith("set aside")
     logged = [r.getMessage() for r in caplog.records if "from-a-newer-version" in r.getMessage()]

@@ -120,6 +120,7 @@ async def test_serve_starts_tells_how_to_create_a_listener_and_serves_the_chat(
     tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
     with running(tmp_path) as server:
+        server.env["GATEWAY_ACCESS_LOG"] = "1"  # off by default
         server.start()
         ready = await server.ready(http)
         assert ready["ready"] is True
@@ -148,6 +149,7 @@ async def test_sighup_reloads_and_an_invalid_file_is_refused(tmp_path: Path, htt
         assert refused["version"] == first
         assert any(p.startswith(f"{server.flows}:") and "urgenci" in p for p in refused["problems"])
         assert "flow reload refused" in server.log.read_text()
+        assert '"GET /readyz"' not in server.log.read_text()  # no access log by default (GATEWAY_ACCESS_LOG)
 
         server.flows.write_text(good.replace("Tu es toujours là ?", "Tu es encore là ?"), encoding="utf-8")
         server.process.send_signal(signal.SIGHUP)

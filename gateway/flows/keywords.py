@@ -159,8 +159,17 @@ class Phrases:
         return found.group(0) if found else None
 
     def only(self, canon: str, fillers: Sequence[str] = ()) -> bool:
-        """Whether the canonical message is essentially one of the phrases (see :func:`only`)."""
-        return only(self.mask(canon), self.each, fillers or ENDING_FILLERS)
+        """Whether the canonical message is essentially one of the phrases (see :func:`only`).
+
+        A message in which no phrase is found anywhere is not one of them: one search of the alternation answers
+        most messages, where :func:`only` tried every phrase at every word (most interrupts have no ``alone``
+        phrases at all: nothing to try)."""
+        if self.anywhere is None:
+            return False
+        masked = self.mask(canon)
+        if self.anywhere.search(masked) is None:
+            return False
+        return only(masked, self.each, fillers or ENDING_FILLERS)
 
 
 def compile_phrases(phrases: Iterable[str], ignore: Iterable[str] = ()) -> Phrases:

@@ -11,9 +11,6 @@ it, the final message (which keeps the emergency numbers) and the message when a
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
-
 from pydantic import Field, field_validator
 
 from gateway.flows import keywords
@@ -57,13 +54,14 @@ class ErasureWords:
         self.yes = _compiled(erasure.yes)
 
     def asked(self, message: str) -> bool:
-        """Whether the message, as a whole, asks for erasure."""
-        return keywords.only(keywords.canonical(message), self.asks)
+        """Whether the message, as a whole, asks for erasure (asked of every message: ``Phrases.only`` answers a
+        message holding none of the phrases with one search)."""
+        return self.asks.only(keywords.canonical(message))
 
     def confirmed(self, message: str) -> bool:
         """Whether the answer to the confirmation question is a yes (in any of the flow's languages)."""
-        return keywords.only(keywords.canonical(message), self.yes, CONFIRM_FILLERS)
+        return self.yes.only(keywords.canonical(message), CONFIRM_FILLERS)
 
 
-def _compiled(phrases: dict[str, list[str]]) -> Sequence[re.Pattern[str]]:
-    return keywords.compile_phrases(p for ps in phrases.values() for p in ps).each
+def _compiled(phrases: dict[str, list[str]]) -> keywords.Phrases:
+    return keywords.compile_phrases(p for ps in phrases.values() for p in ps)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _NOT_WORD = re.compile(r"[^\w]+")
 _DIGITS = re.compile(r"(?<![\w])(\d{1,3})(?![\w])")
@@ -57,6 +57,11 @@ class Option:
     value: str
     exact: frozenset[str]
     phrases: tuple[str, ...]
+    # Each phrase as ``find_option`` tests it: " phrase " and its number of words, made once (not per message).
+    spaced: tuple[tuple[str, str, int], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "spaced", tuple((p, f" {p} ", len(p.split())) for p in self.phrases if p))
 
 
 def make_option(value: str, labels: Iterable[str], synonyms: Iterable[str]) -> Option:
@@ -98,11 +103,12 @@ def find_option(norm: str, options: Sequence[Option], min_words: int = 1) -> tup
     longest phrase wins, a tie between two options is ambiguous (None). Returns the value and ``synonym:WORDS``."""
     best_len = 0
     best: dict[str, str] = {}
+    spaced = f" {norm} "  # contains(norm, phrase), with the phrases spaced and counted once
     for option in options:
-        for phrase in option.phrases:  # longest first
+        for phrase, spaced_phrase, words in option.spaced:  # longest first
             if len(phrase) < best_len:
                 break
-            if len(phrase.split()) >= min_words and contains(norm, phrase):
+            if words >= min_words and spaced_phrase in spaced:
                 if len(phrase) > best_len:
                     best_len, best = len(phrase), {}
                 best[option.value] = phrase

@@ -54,23 +54,26 @@ class Understood:
     ) -> dict[str, Found]:
         """Answers ``message`` gives to ``ask_once`` fields not ``known`` yet, other than the one ``answering``."""
         found: dict[str, Found] = {}
+        norm: str | None = None  # the message normalised once, when a question with choices asks for it
         for sid, step in self._ask_once.items():
             name = step.store
             if name is None or name == answering or name in known or name in found:
                 continue
-            given = self._in_passing(sid, step, message, reading)
+            if step.choices is not None and step.number is None and norm is None:
+                norm = text.normalize(message)
+            given = self._in_passing(sid, step, message, norm or "", reading)
             if given is not None:
                 found[name] = given
         return found
 
-    def _in_passing(self, sid: str, step: Step, message: str, reading: Reading | None) -> Found | None:
+    def _in_passing(self, sid: str, step: Step, message: str, norm: str, reading: Reading | None) -> Found | None:
         if step.number is not None:
             age = text.mention_age(message)
             return (str(age), "typed") if age is not None and step.number.min <= age <= step.number.max else None
         if step.choices is None:
             return None
         words = 1 if sid == self.topic_question else 3
-        return text.find_option(text.normalize(message), self._options[sid], words) or self.model_topic(sid, reading)
+        return text.find_option(norm, self._options[sid], words) or self.model_topic(sid, reading)
 
 
 def _topic_question(flow: Flow) -> str | None:

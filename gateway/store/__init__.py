@@ -328,9 +328,10 @@ class TranscriptStore(Protocol):
         ...
 
     async def set_delivery(
-        self, entry_id: str, delivery: Delivery, provider_message_id: str | None = None
+        self, conversation_id: str, entry_id: str, delivery: Delivery, provider_message_id: str | None = None
     ) -> bool:
-        """Record a delivery status (and the provider's id when given). False if there is no such entry."""
+        """Record a delivery status (and the provider's id when given). False if the conversation has no such
+        entry."""
         ...
 
     async def find_by_provider_id(self, provider_message_id: str) -> TranscriptEntry | None:
@@ -459,19 +460,21 @@ class OutboxStore(Protocol):
         """
         ...
 
-    async def outbox_renew(self, item_id: str, lease: datetime, until: datetime) -> bool:
+    async def outbox_renew(self, conversation_id: str, item_id: str, lease: datetime, until: datetime) -> bool:
         """Extend a claim held until ``lease`` to ``until`` (a send still in flight). False when the item is no
         longer pending or was claimed again since (the caller lost its lease)."""
         ...
 
-    async def outbox_get(self, item_id: str) -> OutboxItem | None:
-        """The item, pending or resolved; a sent item's ``payload`` may be empty (the transcript keeps the text)
-        and resolved items are forgotten after a while (Redis: sent at once when a transcript entry of the same id
-        records it, else an hour, failed 7 days; SQLite: 7 days). :meth:`outbox_put` still ignores their ids."""
+    async def outbox_get(self, conversation_id: str, item_id: str) -> OutboxItem | None:
+        """The item of the conversation, pending or resolved (every call below names the item by its conversation
+        and its id: on Redis the item lives in its conversation's slot); a sent item's ``payload`` may be empty (the
+        transcript keeps the text) and resolved items are forgotten after a while (Redis: sent at once when a
+        transcript entry of the same id records it, else an hour, failed 7 days; SQLite: 7 days).
+        :meth:`outbox_put` still ignores their ids."""
         ...
 
     async def outbox_mark_sent(
-        self, item_id: str, provider_message_id: str | None, *, lease: datetime | None = None
+        self, conversation_id: str, item_id: str, provider_message_id: str | None, *, lease: datetime | None = None
     ) -> bool:
         """Delivered to the provider: the conversation's next item becomes due. False if not pending, or if
         ``lease`` is given and the item's claim is no longer that one (see :meth:`outbox_due`); likewise below.
@@ -482,8 +485,8 @@ class OutboxStore(Protocol):
         ...
 
     async def outbox_reschedule(
-        self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str, parts_sent: int = 0, *,
-        lease: datetime | None = None,
+        self, conversation_id: str, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str,
+        parts_sent: int = 0, *, lease: datetime | None = None,
     ) -> bool:
         """Failed for now: try again at ``next_attempt_at`` (the conversation's next items wait).
 
@@ -491,7 +494,9 @@ class OutboxStore(Protocol):
         """
         ...
 
-    async def outbox_mark_failed(self, item_id: str, reason: str, *, lease: datetime | None = None) -> bool:
+    async def outbox_mark_failed(
+        self, conversation_id: str, item_id: str, reason: str, *, lease: datetime | None = None
+    ) -> bool:
         """Given up: the conversation's next item becomes due; its transcript entry shows ``failed`` (same
         commit). False if not pending."""
         ...

@@ -251,9 +251,20 @@ def decode_entry_data(
 _OUTBOUND_KEYS = frozenset(f.name for f in fields(Outbound))
 
 
+_ATTACHMENT_FIELDS = tuple(f.name for f in fields(Attachment))
+_ENCODED = frozenset({"id", "conversation_id", "channel", "recipient", "text", "choices", "author", "attachments"})
+assert _ENCODED == _OUTBOUND_KEYS, "encode_outbound writes every field of Outbound: it needs the new one"
+
+
 def encode_outbound(outbound: Outbound) -> dict[str, Any]:
-    """An outgoing message as the outbox item's payload."""
-    return {**asdict(outbound), "channel": outbound.channel.value}
+    """An outgoing message as the outbox item's payload (what ``dataclasses.asdict`` gave, the channel as its
+    value). The fields are read, not ``asdict``-ed: its deep copy cost about 50 µs per reply under load."""
+    return {
+        "id": outbound.id, "conversation_id": outbound.conversation_id, "channel": outbound.channel.value,
+        "recipient": outbound.recipient, "text": outbound.text,
+        "choices": tuple({"value": c.value, "label": c.label} for c in outbound.choices), "author": outbound.author,
+        "attachments": tuple({name: getattr(a, name) for name in _ATTACHMENT_FIELDS} for a in outbound.attachments),
+    }  # fmt: skip
 
 
 def decode_outbound(data: dict[str, Any]) -> Outbound:

@@ -11,19 +11,24 @@ of them done), ordered so that every prefix is safe:
   outbox item is written before it is listed in its conversation's line; readers check the record or item they
   are pointed to and skip (or repair) the rest;
 * **the record and its processed mark are one step**: a conversation's record and the inbound id it processed
-  (``hg:done:{<id>}``) are written by one script, after the message's transcript entries and outbox items (each
-  idempotent by id, so a retried processing rewrites the same ones) and before the global mark ``hg:seen:<key>``
-  = "1"; a claim that lapsed in between names its conversation, whose mark decides (:meth:`RedisStore.claim`);
-* **an item step, then a line step**: the outbox's item (fencing token, status, the transcript entry's delivery:
-  one slot) changes first, its conversation's line and the heads after; ``outbox_due`` drops a listed id whose
-  item is resolved and re-times a head that is not due.
+  (``hg:d:{<id>}``) are written by one script, after the message's transcript entries and outbox items (each
+  idempotent by id, so a retried processing rewrites the same ones) and before the global mark (the id in the
+  hash ``hg:{seen}:<day>:<shard>`` of the day the mark expires, its claim deleted in the same script); a claim that
+  lapsed in between names its conversation, whose mark decides (:meth:`RedisStore.claim`);
+* **an item step, then a line step**: the outbox's item (fencing token, status) and the transcript entry's
+  delivery (one slot: the conversation's) change first, its conversation's line and the heads after (with the
+  provider id's day index, in one round trip); ``outbox_due`` drops a listed id whose item is resolved and
+  re-times a head that is not due;
+* **what a provider id points to exists first**: an entry's provider id joins its day index ``hg:p:<day>:<shard>`` after
+  the entry records it (an erasure deletes both).
 
 A conversation's sender finds it through ``hg:active:<keyed hash>`` (``DataKeys.identity``): a new conversation's
 record is written (with a TTL of a day until its first save) before the address is claimed for it, so the address
 never names a missing record but an ended or expired one, which counts as none.
 
-An ended conversation's transcript list and entries get a TTL of flows.yaml's ``retention.closed_days``
-(``expire_transcript``); the daily purge strips the record (``gateway/retention.py``, ``redis_retention.py``).
+An ended conversation's transcript (one list holding the entries) gets a TTL of flows.yaml's
+``retention.closed_days`` (``expire_transcript``); the daily purge strips the record (``gateway/retention.py``,
+``redis_retention.py``).
 
 The conversation lock is a lease of ``LOCK_LEASE_MS`` (6 s) that its holder renews every third of it while it
 holds the lock: processing one message takes milliseconds, a slow one keeps its lock, and a crashed instance
@@ -49,7 +54,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
@@ -83,6 +88,7 @@ from gateway.store import (
     Timer,
     TimerKind,
     TranscriptEntry,
+    redis_providers,
     redis_reseal,
     redis_retention,
 )
@@ -124,7 +130,6 @@ LOCK_LEASE_MS = 6_000
 LOCK_POLL_SECONDS = 0.01  # a waiting lock's retry pace (bench: redis.asyncio.lock.Lock's 0.1 s default doubled bursts)
 RESOLVED_OUTBOX_KEPT = timedelta(days=7)  # failed outbox items expire after this
 SENT_OUTBOX_KEPT = timedelta(hours=1)  # what is left of a sent item (no payload) expires after this
-PROVIDER_ID_KEPT = timedelta(days=30)  # provider id → entry, for receipts (they come within minutes to days)
 _DELIVERY_CODES = {Delivery.PENDING: "p", Delivery.SENT: "s", Delivery.DELIVERED: "d", Delivery.READ: "r",
                    Delivery.FAILED: "f"}  # fmt: skip
 _DELIVERIES = {code: delivery for delivery, code in _DELIVERY_CODES.items()}
@@ -461,7 +466,7 @@ class RedisStore:
             if not c.active:
                 _eval(pipe, "delete_if", [address], [c.id])
             if done is not None:
-                pipe.set(_key("seen", done.key), "1", pxat=done_until)
+                _eval(pipe, "seen_mark", *_seen_mark(done.key, done_until, ""))
 
         held = not c.active or self._addressed.get() == (address, c.id)
         await self._write(queue, before=None if held else (lambda: self._claim_address(address, c.id)))
@@ -511,61 +516,58 @@ class RedisStore:
 
     @_holdable
     async def append_transcript(self, entry: TranscriptEntry) -> None:
-        """The entry (its slot), then its id in the conversation's list (listed once): a list never names an entry
-        that was not written."""
+        """The shared text (if any), then the entry in its conversation's transcript (written once), then its
+        provider id in the day's index: nothing ever points to what was not written."""
         pmid = entry.provider_message_id or ""
         shared = self._texts.reference(entry)
-        head = f"{_DELIVERY_CODES[entry.delivery]}{pmid}\n".encode()
-        value = head + self._keys.seal("entry", encode_entry_data(entry, shared))
+        head = f"{entry.id}\n{_DELIVERY_CODES[entry.delivery]}{pmid}\n".encode()
+        # the list is the conversation's: its id is not repeated in each entry (an entry moved here keeps it)
+        value = head + self._keys.seal("entry", encode_entry_data(replace(entry, conversation_id=""), shared))
 
         def queue(pipe: Pipeline) -> None:
             if shared is not None:  # its text first: never a reference to nothing
                 pipe.hsetnx(_key("texts"), shared.ref, shared.sealed)
-            _eval(pipe, "put_entry", [K.entry(entry.id)], [value])
-            _eval(pipe, "list_entry", [K.transcript(entry.conversation_id)], [entry.id])
+            _eval(pipe, "put_entry", [K.transcript(entry.conversation_id)], [entry.id, value])
             if pmid:
-                pipe.set(_key("provider", pmid), entry.id, ex=PROVIDER_ID_KEPT)
+                redis_providers.add(pipe, pmid, entry.conversation_id)
 
         await self._write(queue)
 
     @_guarded
     async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
-        ids = _texts(await self._redis.lrange(K.transcript(conversation_id), 0, -1))
-        return [entry for entry in await self._entries(ids) if entry is not None]
-
-    async def _entries(self, ids: list[str]) -> list[TranscriptEntry | None]:
-        values = await _get_each(self._redis, [K.entry(entry_id) for entry_id in ids])
+        values = _texts(await self._redis.lrange(K.transcript(conversation_id), 0, -1))
         shared = self._texts.get
-        found = await self._texts.decoded(
-            lambda: [None if v is None else _entry(entry_id, _text(v), self._keys, shared)
-                     for entry_id, v in zip(ids, values, strict=True)],
-            self._shared_texts,
-        )  # fmt: skip
-        missing = [n for n, entry in enumerate(found) if entry is None]
-        if missing:  # entries written before the compact layout
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for n in missing:
-                    pipe.hgetall(K.old_entry(ids[n]))
-                for n, fields in zip(missing, await pipe.execute(), strict=True):
-                    found[n] = _old_entry(ids[n], fields, self._keys) if fields else None
-        return found
+        return await self._texts.decoded(
+            lambda: [_entry(conversation_id, value, self._keys, shared) for value in values], self._shared_texts
+        )
 
     async def _shared_texts(self) -> Stored:
         found = await self._redis.hgetall(_key("texts"))
         return [(_text(ref), sealed) for ref, sealed in found.items()]
 
     @_guarded
-    async def set_delivery(self, entry_id: str, delivery: Delivery, provider_message_id: str | None = None) -> bool:
-        args = [_DELIVERY_CODES[delivery], str(delivery), provider_message_id or ""]
-        found = bool(await self._script("set_delivery", [K.entry(entry_id), K.old_entry(entry_id)], args) == 1)
-        if found and provider_message_id:
-            await self._redis.set(_key("provider", provider_message_id), entry_id, ex=PROVIDER_ID_KEPT)
-        return found
+    async def set_delivery(
+        self, conversation_id: str, entry_id: str, delivery: Delivery, provider_message_id: str | None = None
+    ) -> bool:
+        args = [entry_id, _DELIVERY_CODES[delivery], provider_message_id or ""]
+        async with ordered(self._redis) as pipe:
+            _eval(pipe, "set_delivery", [K.transcript(conversation_id)], args)
+            if provider_message_id:  # indexed even if the entry is gone: it names nothing then (erasure: both go)
+                redis_providers.add(pipe, provider_message_id, conversation_id)
+            found = (await pipe.execute())[0] == 1
+        return bool(found)
 
     @_guarded
     async def find_by_provider_id(self, provider_message_id: str) -> TranscriptEntry | None:
-        entry_id = await self._redis.get(_key("provider", provider_message_id))
-        return None if entry_id is None else (await self._entries([_text(entry_id)]))[0]
+        """The conversation from the provider id's day indexes (``redis_providers.py``), then the entry of its
+        transcript whose head holds the id."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            redis_providers.find(pipe, provider_message_id)
+            found = next((_text(v) for v in await pipe.execute() if v is not None), None)
+        if found is None:
+            return None
+        entries = await self.transcript(found)
+        return next((entry for entry in entries if entry.provider_message_id == provider_message_id), None)
 
     # De-duplication
 
@@ -584,10 +586,10 @@ class RedisStore:
         another instance has just started one; ``active_conversation`` then finds the record ended (or its fresh
         one refused the address) and reads the address again, as when another instance wins a race."""
         conversation_id = self._locked.get()
-        seen, kept = _key("seen", key), int(CLAIM_KEPT.total_seconds())
+        seen, kept = K.seen_claim(key), int(CLAIM_KEPT.total_seconds())
         first = None if sender is None else self._active_key(*sender)
         for _ in range(3):
-            args = _claim_args(owner, lease_seconds, conversation_id, now)
+            args = _claim_args(key, owner, lease_seconds, conversation_id, now)
             lease_end = args[2]
             if first is None:
                 found = _text(await self._script("claim", [seen], args))
@@ -598,9 +600,8 @@ class RedisStore:
                 return ClaimState(found)
             was, _, value = found.removeprefix("check:").partition(":")
             until = await self._redis.zscore(K.done(was), key)
-            if until is not None:
-                left = int(until) // 1000 - to_us(datetime.now(UTC)) // 1_000_000  # the mark's TTL, wall clock
-                await self._script("replace_if", [seen], [value, "1", max(1, left)])
+            if until is not None:  # the mark, as the save's last step would have made it
+                await self._script("seen_mark", *_seen_mark(key, int(until), value))
                 return ClaimState.DONE
             mine = f"c:{lease_end}:{conversation_id or was}:{owner}"
             if await self._script("replace_if", [seen], [value, mine, kept]) == 1:
@@ -618,7 +619,7 @@ class RedisStore:
 
     @_guarded
     async def release(self, key: str, owner: str) -> None:
-        await self._script("release", [_key("seen", key)], [owner])
+        await self._script("release", [K.seen_claim(key)], [owner])
 
     # The waiting queue: one slot, {queue}
 
@@ -756,7 +757,7 @@ class RedisStore:
             ended = await pipe.execute()
         return sum(int(n) for n in ended[: len(keys)])
 
-    # The outbox: each item beside its transcript entry ({<entry id>}), the lines and heads in {outbox}
+    # The outbox: each item in its conversation's slot beside its transcript entry, the lines and heads in {outbox}
 
     @_holdable
     async def outbox_put(self, item: OutboxItem) -> None:
@@ -764,10 +765,10 @@ class RedisStore:
         processing puts it again), which ``outbox_due`` drops; an item is never left unlisted by a completed put."""
         payload = dumps_sealed(self._keys, "outbox", item.payload)
         due = to_us(item.next_attempt_at or item.created_at)
+        keys = [K.outbox_item(item.conversation_id, item.id), K.transcript(item.conversation_id)]
 
         def queue(pipe: Pipeline) -> None:
-            _eval(pipe, "outbox_put_item", [K.outbox_item(item.id), K.entry(item.id)],
-                  [item.id, item.conversation_id, payload, to_us(item.created_at), due])  # fmt: skip
+            _eval(pipe, "outbox_put_item", keys, [item.id, item.conversation_id, payload, to_us(item.created_at), due])
             _eval(pipe, "outbox_list", [K.outbox_line(item.conversation_id), K.OUTBOX + "heads", K.OUTBOX + "seq"],
                   [item.id, item.conversation_id, due])  # fmt: skip
 
@@ -783,8 +784,8 @@ class RedisStore:
         if not pairs:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
-            for _, item_id in pairs:
-                _eval(pipe, "outbox_claim", [K.outbox_item(item_id)], [to_us(now), lease_end])
+            for conversation_id, item_id in pairs:
+                _eval(pipe, "outbox_claim", [K.outbox_item(conversation_id, item_id)], [to_us(now), lease_end])
             claimed = await pipe.execute()
         items, repairs = [], []
         for (conversation_id, item_id), (state, *rest) in zip(pairs, claimed, strict=True):
@@ -801,43 +802,40 @@ class RedisStore:
 
     async def _outbox_line(self, item_id: str, conversation_id: str, due: str | int) -> None:
         """Its conversation's line after an item step: ``due`` '' drops the item from it, else times its head."""
-        keys = [K.outbox_line(conversation_id), K.OUTBOX + "heads"]
-        await self._script("outbox_line", keys, [item_id, conversation_id, due])
+        await self._script("outbox_line", *_line_step(item_id, conversation_id, due))
 
     async def _outbox_set_aside(self, conversation_id: str, item_id: str, exc: Exception) -> None:
         log.error("redis: outbox item %s set aside: its stored form cannot be read (%s)", item_id, type(exc).__name__)
         reason = f"set aside: its stored form cannot be read ({type(exc).__name__})"
-        keys = [K.outbox_item(item_id), K.entry(item_id), K.old_entry(item_id)]
+        keys = [K.outbox_item(conversation_id, item_id), K.transcript(conversation_id)]
         kept = int(RESOLVED_OUTBOX_KEPT.total_seconds())
-        await self._script("outbox_set_aside", keys, [reason, kept, _DELIVERY_CODES[Delivery.FAILED]])
+        await self._script("outbox_set_aside", keys, [reason, kept, _DELIVERY_CODES[Delivery.FAILED], item_id])
         await self._outbox_line(item_id, conversation_id, "")
 
     @_guarded
-    async def outbox_get(self, item_id: str) -> OutboxItem | None:
-        return await self._outbox_item(item_id)
-
-    async def _outbox_item(self, item_id: str) -> OutboxItem | None:
-        found = await self._redis.hgetall(K.outbox_item(item_id))
+    async def outbox_get(self, conversation_id: str, item_id: str) -> OutboxItem | None:
+        found = await self._redis.hgetall(K.outbox_item(conversation_id, item_id))
         return _outbox_item({_text(k): _text(v) for k, v in found.items()}, self._keys) if found else None
 
     @_guarded
-    async def outbox_renew(self, item_id: str, lease: datetime, until: datetime) -> bool:
-        conversation_id = await self._script("outbox_renew", [K.outbox_item(item_id)], [to_us(lease), to_us(until)])
-        if conversation_id is None:
+    async def outbox_renew(self, conversation_id: str, item_id: str, lease: datetime, until: datetime) -> bool:
+        item = K.outbox_item(conversation_id, item_id)
+        if await self._script("outbox_renew", [item], [to_us(lease), to_us(until)]) is None:
             return False
-        await self._outbox_line(item_id, _text(conversation_id), to_us(until))
+        await self._outbox_line(item_id, conversation_id, to_us(until))
         return True
 
     @_guarded
     async def outbox_mark_sent(
-        self, item_id: str, provider_message_id: str | None, *, lease: datetime | None = None
+        self, conversation_id: str, item_id: str, provider_message_id: str | None, *, lease: datetime | None = None
     ) -> bool:
-        field = "" if provider_message_id is None else "pmid"
-        return await self._resolve(item_id, OutboxStatus.SENT, field, provider_message_id or "", Delivery.SENT, lease)
+        field, value = ("", "") if provider_message_id is None else ("pmid", provider_message_id)
+        return await self._resolve(conversation_id, item_id, OutboxStatus.SENT, field, value, Delivery.SENT, lease)
 
     @_guarded
     async def outbox_reschedule(
         self,
+        conversation_id: str,
         item_id: str,
         next_attempt_at: datetime,
         attempts: int,
@@ -847,15 +845,17 @@ class RedisStore:
         lease: datetime | None = None,
     ) -> bool:
         args = [to_us(next_attempt_at), attempts, last_error, parts_sent, _fence(lease)]
-        conversation_id = await self._script("outbox_reschedule", [K.outbox_item(item_id)], args)
-        if conversation_id is None:
+        if await self._script("outbox_reschedule", [K.outbox_item(conversation_id, item_id)], args) is None:
             return False
-        await self._outbox_line(item_id, _text(conversation_id), to_us(next_attempt_at))
+        await self._outbox_line(item_id, conversation_id, to_us(next_attempt_at))
         return True
 
     @_guarded
-    async def outbox_mark_failed(self, item_id: str, reason: str, *, lease: datetime | None = None) -> bool:
-        return await self._resolve(item_id, OutboxStatus.FAILED, "last_error", reason, Delivery.FAILED, lease)
+    async def outbox_mark_failed(
+        self, conversation_id: str, item_id: str, reason: str, *, lease: datetime | None = None
+    ) -> bool:
+        return await self._resolve(conversation_id, item_id, OutboxStatus.FAILED, "last_error", reason,
+                                   Delivery.FAILED, lease)  # fmt: skip
 
     @_guarded
     async def outbox_oldest_pending(self) -> datetime | None:
@@ -864,27 +864,34 @@ class RedisStore:
         async with self._redis.pipeline(transaction=False) as pipe:
             for conversation_id in conversations:
                 pipe.zrange(K.outbox_line(conversation_id), 0, 0)
-            heads = [found[0] for found in await pipe.execute() if found]
+            heads = [(c, _text(found[0])) for c, found in zip(conversations, await pipe.execute(), strict=True)
+                     if found]  # fmt: skip
         async with self._redis.pipeline(transaction=False) as pipe:
-            for item_id in heads:
-                pipe.hmget(K.outbox_item(_text(item_id)), ["status", "created_us"])
+            for conversation_id, item_id in heads:
+                pipe.hmget(K.outbox_item(conversation_id, item_id), ["status", "created_us"])
             created = [int(at) for status, at in await pipe.execute() if status == "pending" and at is not None]
         return from_us(min(created)) if created else None
 
     async def _resolve(
-        self, item_id: str, status: OutboxStatus, field: str, value: str, delivery: Delivery, lease: datetime | None
+        self, conversation_id: str, item_id: str, status: OutboxStatus, field: str, value: str, delivery: Delivery,
+        lease: datetime | None,
     ) -> bool:
-        """The item and its transcript entry (one slot), then its conversation's line and the provider id."""
+        """The item and its transcript entry (one slot, one step), then its conversation's line and the provider
+        id's index (the send happened: the index is true whoever holds the item now), held in a batch: a line left
+        listing a resolved item is repaired by ``outbox_due``."""
         kept = int((SENT_OUTBOX_KEPT if status == OutboxStatus.SENT else RESOLVED_OUTBOX_KEPT).total_seconds())
         provider_id = value if field == "pmid" else ""
-        keys = [K.outbox_item(item_id), K.entry(item_id), K.old_entry(item_id)]
-        args = [str(status), field, value, kept, str(delivery), provider_id, _DELIVERY_CODES[delivery], _fence(lease)]
-        conversation_id = await self._script("outbox_resolve", keys, args)
-        if conversation_id is None:
+        keys = [K.outbox_item(conversation_id, item_id), K.transcript(conversation_id)]
+        args = [str(status), field, value, kept, provider_id, _DELIVERY_CODES[delivery], _fence(lease), item_id]
+        if await self._script("outbox_resolve", keys, args) is None:
             return False
-        await self._outbox_line(item_id, _text(conversation_id), "")
-        if provider_id:
-            await self._redis.set(_key("provider", provider_id), item_id, ex=PROVIDER_ID_KEPT)
+
+        def queue(pipe: Pipeline) -> None:
+            _eval(pipe, "outbox_line", *_line_step(item_id, conversation_id, ""))
+            if provider_id:
+                redis_providers.add(pipe, provider_id, conversation_id)
+
+        await self._write(queue)  # in a batch, sent with its other writes (the delivery's event: ``Outbox``)
         return True
 
     # The inbox: one slot, {inbox}
@@ -1047,10 +1054,10 @@ class RedisStore:
         first = await self._redis.zrange(K.INDEX + "created", 0, 0, withscores=True)
         return from_us(int(first[0][1])) if first else None
 
-    @_guarded
+    @_holdable
     async def expire_transcript(self, conversation_id: str, ttl_seconds: int) -> None:
-        """Not held: the entries live in their own slots, so their ids are read first (a conversation ends once)."""
-        await redis_retention.expire_transcript(self._redis, conversation_id, ttl_seconds)
+        """One key: the entries are in the transcript (held in a batch, sent with the conversation's last save)."""
+        await self._write(lambda pipe: pipe.expire(K.transcript(conversation_id), ttl_seconds))
 
     async def forget_freed(self) -> None:
         return None  # deleted keys leave memory at once; persistence files are rewritten by Redis itself
@@ -1061,9 +1068,13 @@ class RedisStore:
 
     @_guarded
     async def forget_seen(self, keys: Sequence[str]) -> None:
-        async with ordered(self._redis) as pipe:
+        """Each id's claim and its mark in every day's hash that may hold it (one slot: {seen})."""
+        today = to_us(datetime.now(UTC)) // 86_400_000_000
+        async with self._redis.pipeline(transaction=False) as pipe:
             for key in keys:
-                pipe.delete(_key("seen", key))
+                pipe.delete(K.seen_claim(key))
+                for day in range(today, today + K.SEEN_DAYS + 1):
+                    pipe.hdel(K.seen_marks(day, K.seen_shard(key)), key)
             await pipe.execute()
 
     @_guarded
@@ -1273,8 +1284,8 @@ class RedisStore:
         trip, until this process writes the record or the lock is left. ``claim`` rides with the first attempt."""
         if self._closed:
             raise StoreError("the redis store is closed")
-        along = None if claim is None else (_key("seen", claim.key),
-                                            _claim_args(claim.owner, claim.lease_seconds, conversation_id))
+        along = None if claim is None else (K.seen_claim(claim.key),
+                                            _claim_args(claim.key, claim.owner, claim.lease_seconds, conversation_id))
         lease = _Lease(self._redis, conversation_id, timeout, along)
         try:
             if not await lease.acquire():
@@ -1298,10 +1309,15 @@ class RedisStore:
                 log.error("redis: renewing a conversation lock failed with %s at %s", type(exc).__name__, where(exc))
 
 
-def _claim_args(owner: str, lease_seconds: float, conversation_id: str, now: datetime | None = None) -> list[Any]:
-    """The ``claim`` script's ARGV: owner, now (ms), lease end (ms), the conversation it names, seconds kept."""
+def _claim_args(
+    key: str, owner: str, lease_seconds: float, conversation_id: str, now: datetime | None = None
+) -> list[Any]:
+    """The ``claim`` script's ARGV (its KEYS: ``K.seen_claim(key)``): owner, now (ms), lease end (ms), the
+    conversation it names, seconds kept, then where the processed marks of ``key`` are (the days to look at)."""
     now_ms = to_us(now or datetime.now(UTC)) // 1000
-    return [owner, now_ms, now_ms + int(lease_seconds * 1000), conversation_id, int(CLAIM_KEPT.total_seconds())]
+    today = to_us(datetime.now(UTC)) // 86_400_000_000  # the marks expire by the wall clock
+    return [owner, now_ms, now_ms + int(lease_seconds * 1000), conversation_id, int(CLAIM_KEPT.total_seconds()),
+            K.SEEN, K.seen_shard(key), today, K.SEEN_DAYS, key]  # fmt: skip
 
 
 class _Lease(Lock):
@@ -1332,17 +1348,27 @@ class _Lease(Lock):
         return True
 
 
-def _entry(entry_id: str, value: str, keys: DataKeys, shared: Callable[[str], SharedText]) -> TranscriptEntry:
-    head, _, data = value.partition("\n")
+def _entry(
+    conversation_id: str, value: str, keys: DataKeys, shared: Callable[[str], SharedText] | None = None
+) -> TranscriptEntry:
+    """An element of a transcript: ``<id>\\n<delivery code><provider id>\\n<sealed data>``."""
+    entry_id, _, rest = value.partition("\n")
+    head, _, data = rest.partition("\n")
     delivery = _DELIVERIES.get(head[:1])
     if delivery is None:
         raise StoreError("a stored transcript record cannot be read (delivery)")
-    return decode_entry_data(entry_id, keys.open("entry", data), delivery, head[1:] or None, shared)
+    entry = decode_entry_data(entry_id, keys.open("entry", data), delivery, head[1:] or None, shared)
+    return replace(entry, conversation_id=conversation_id)
 
 
-def _old_entry(entry_id: str, found: dict[str, str], keys: DataKeys) -> TranscriptEntry:
-    data = keys.open("entry", found["data"])
-    return decode_entry_data(entry_id, data, Delivery(found["delivery"]), found.get("pmid"))
+def _seen_mark(key: str, until_ms: int, claimed: str) -> tuple[list[str], list[Any]]:
+    """The ``seen_mark`` script's keys and arguments: the mark in the hash of the day it expires on."""
+    day = until_ms // 86_400_000
+    return [K.seen_claim(key), K.seen_marks(day, K.seen_shard(key))], [key, (day + 1) * 86_400, claimed]
+
+
+def _line_step(item_id: str, conversation_id: str, due: str | int) -> tuple[list[str], list[Any]]:
+    return [K.outbox_line(conversation_id), K.OUTBOX + "heads"], [item_id, conversation_id, due]
 
 
 def _fence(lease: datetime | None) -> str:

@@ -3,70 +3,89 @@
 Redis Cluster hashes only the part of a key between its first ``{`` and ``}`` (the hash tag) when there is one.
 Keys that a script changes together share a tag:
 
-* a conversation's keys: ``{<conversation id>}`` (record, transcript list, processed marks, lock);
-* a transcript entry and the outbox item that sends it (same id): ``{<entry id>}``;
+* a conversation's keys: ``{<conversation id>}`` (record ``hg:c:``, transcript ``hg:t:`` holding the entries
+  themselves, processed marks ``hg:d:``, lock ``hg:l:``, outbox items ``hg:o:{<conversation id>}<item id>``: an
+  item is resolved and shown on its transcript entry in one script);
 * the waiting queue ``{queue}``, the outbox's lines and heads ``{outbox}``, the inbox ``{inbox}``, the
-  conversation indexes ``{index}``: each a group of global indexes changed together, one slot each;
+  conversation indexes ``{index}``, the de-duplication claims and processed marks ``{seen}``: each a group of
+  global indexes changed together, one slot each;
 * every other key is used alone (its whole name is hashed).
 
 An operation that changes keys of two slots runs as steps, each atomic in its slot, in the order argued in
 :mod:`gateway.store.redis`. docs/deployment.md has the table (key, slot, TTL, what it holds); the layout before
-(``hg:conv:<id>``, ``hg:status:<status>``, ``hg:outbox:heads``…) is renamed by ``gateway store migrate``
-(:mod:`gateway.store.redis_migrate`).
+(``hg:conv:<id>``, ``hg:status:<status>``, ``hg:outbox:heads``…) and the one before this (``hg:conv:{<id>}``, an
+entry key ``hg:e:{<entry id>}`` per transcript line, a key ``hg:provider:<id>`` per provider id…) are rewritten by
+``gateway store migrate`` (:mod:`gateway.store.redis_migrate`).
 """
 
 from __future__ import annotations
+
+import hashlib
 
 PREFIX = "hg:"
 QUEUE = PREFIX + "{queue}:"  # entries, seq, names, waiting:<queue>, takes:<queue>, held:<listener>
 OUTBOX = PREFIX + "{outbox}:"  # heads, seq, conv:<conversation>
 INBOX = PREFIX + "{inbox}:"  # heads, seq, sender:<hash>, item:<id>, aside, aside:<id>
 INDEX = PREFIX + "{index}:"  # status:<status>, created
+SEEN = PREFIX + "{seen}:"  # c:<inbound key> (a claim), <day>:<shard> (processed marks): see ``seen_marks``
 EVENTS_CHANNEL = PREFIX + "events"  # pub/sub: in Cluster, PUBLISH reaches every node's subscribers
 
 
 def key(*parts: str) -> str:
-    """A key used alone: ``hg:seen:<key>``, ``hg:timers``…"""
+    """A key used alone: ``hg:active:<keyed hash>``, ``hg:timers``…"""
     return PREFIX + ":".join(parts)
 
 
 def tagged(kind: str, tag: str) -> str:
-    """A key of the slot ``{tag}``: ``hg:conv:{<conversation id>}``, ``hg:e:{<entry id>}``…"""
+    """A key of the slot ``{tag}``: ``hg:c:{<conversation id>}``, ``hg:t:{<conversation id>}``…"""
     return f"{PREFIX}{kind}:{{{tag}}}"
 
 
 def conversation(conversation_id: str) -> str:
-    return tagged("conv", conversation_id)
+    return tagged("c", conversation_id)
 
 
 def transcript(conversation_id: str) -> str:
-    return tagged("transcript", conversation_id)
+    """The conversation's transcript: a list of its entries themselves, ``<id>\\n<delivery code><provider
+    id>\\n<sealed data>``, in the order they were written (one key, not one per entry)."""
+    return tagged("t", conversation_id)
 
 
 def done(conversation_id: str) -> str:
     """The inbound ids processed in the conversation, scored by when their mark expires (ms)."""
-    return tagged("done", conversation_id)
+    return tagged("d", conversation_id)
 
 
 def lock(conversation_id: str) -> str:
-    return tagged("lock", conversation_id)
+    return tagged("l", conversation_id)
 
 
-def entry(entry_id: str) -> str:
-    return tagged("e", entry_id)
-
-
-def old_entry(entry_id: str) -> str:
-    """A transcript entry as a hash, as written before the compact layout."""
-    return tagged("entry", entry_id)
-
-
-def outbox_item(item_id: str) -> str:
-    return tagged("outbox:item", item_id)
+def outbox_item(conversation_id: str, item_id: str) -> str:
+    """An outbox item, in its conversation's slot beside the transcript entry of the same id."""
+    return tagged("o", conversation_id) + item_id
 
 
 def outbox_line(conversation_id: str) -> str:
     return OUTBOX + "conv:" + conversation_id
+
+
+def seen_claim(inbound_key: str) -> str:
+    """A claim on an inbound message while it is processed (``c:<lease end>:<conversation>:<owner>``)."""
+    return SEEN + "c:" + inbound_key
+
+
+SEEN_SHARDS = 128
+SEEN_DAYS = 32  # a processed mark is kept at most this many days (the longest: a notice's code, 30 days)
+
+
+def seen_shard(inbound_key: str) -> int:
+    return hashlib.sha256(inbound_key.encode()).digest()[-1] % SEEN_SHARDS
+
+
+def seen_marks(day: int, shard: int) -> str:
+    """The processed marks expiring on a UTC day (days since the epoch): a hash whose fields are the inbound
+    keys, expiring at that day's end; ``SEEN_SHARDS`` of them a day keep each small (Redis's compact encoding)."""
+    return f"{SEEN}{day}:{shard}"
 
 
 def status(name: str) -> str:

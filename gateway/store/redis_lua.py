@@ -12,31 +12,26 @@ from __future__ import annotations
 
 # Fragments shared by several scripts (``local`` functions at the head of the script that uses them).
 
-# A transcript entry's value is "<delivery code><provider id>\n<sealed data>": the head changes, the data stays.
-_REDELIVER = """
-local function redeliver(key, code, pmid)
-  local v = redis.call('GET', key)
-  if not v then return false end
-  local nl = string.find(v, '\\n', 1, true)
-  if pmid == '' then pmid = string.sub(v, 2, nl - 1) end
-  redis.call('SET', key, code .. pmid .. string.sub(v, nl), 'KEEPTTL')
-  return true
+# A transcript is a list of its entries themselves, each "<id>\n<delivery code><provider id>\n<sealed data>": the
+# head changes (LSET), the data stays. ``find_entry`` looks from the end (receipts concern recent messages).
+_ENTRIES = """
+local function find_entry(list, id)
+  local prefix = id .. '\\n'
+  local entries = redis.call('LRANGE', list, 0, -1)
+  for i = #entries, 1, -1 do
+    if string.sub(entries[i], 1, #prefix) == prefix then return i - 1, entries[i] end
+  end
+  return nil, nil
 end
-"""
-
-# Set a delivery on the entry (KEYS[e]) or, written by an earlier layout, its hash (KEYS[h]); 1 if there was one.
-_SET_DELIVERY_ON = (
-    _REDELIVER
-    + """
-local function set_delivery(e, h, code, delivery, pmid)
-  if redeliver(e, code, pmid) then return 1 end
-  if redis.call('EXISTS', h) == 0 then return 0 end
-  redis.call('HSET', h, 'delivery', delivery)
-  if pmid ~= '' then redis.call('HSET', h, 'pmid', pmid) end
+local function set_delivery(list, id, code, pmid)
+  local at, v = find_entry(list, id)
+  if not at then return 0 end
+  local nl = string.find(v, '\\n', #id + 2, true)
+  if pmid == '' then pmid = string.sub(v, #id + 3, nl - 1) end
+  redis.call('LSET', list, at, id .. '\\n' .. code .. pmid .. string.sub(v, nl))
   return 1
 end
 """
-)
 
 # A sender's (inbox) or a conversation's (outbox) line of pending ids changed: its head's due time heads ``heads``.
 # ``items`` prefixes an id to name its item hash (same slot); with items = false the head is due at once (0), and
@@ -134,31 +129,29 @@ redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1
 """
 
-# Transcripts. KEYS: entry. ARGV: "<delivery code><provider id>\n<data>".
-_PUT_ENTRY = """
-return redis.call('SET', KEYS[1], ARGV[1], 'NX') and 1 or 0
-"""
-
-# KEYS: the conversation's list of entry ids. ARGV: the id. Listed once, however often the step runs.
-_LIST_ENTRY = """
-if redis.call('LPOS', KEYS[1], ARGV[1]) then return 0 end
-redis.call('RPUSH', KEYS[1], ARGV[1])
+# Transcripts. KEYS: the conversation's transcript. ARGV: entry id, the entry ("<id>\n<head>\n<data>"). Written
+# once, however often the step runs (a retried processing writes the same ids).
+_PUT_ENTRY = _ENTRIES + """
+if find_entry(KEYS[1], ARGV[1]) then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[2])
 return 1
 """
 
-# KEYS: entry, its hash in an earlier layout. ARGV: delivery code, delivery, provider id or ''.
-_SET_DELIVERY = (
-    _SET_DELIVERY_ON
-    + """
-return set_delivery(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
+# KEYS: the conversation's transcript. ARGV: entry id, delivery code, provider id or ''.
+_SET_DELIVERY = _ENTRIES + """
+return set_delivery(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 """
-)
 
-# De-duplication. KEYS: the inbound id's key. ARGV: owner, now (ms), lease end (ms), the conversation it is
-# processed in ('' when not known yet), seconds the claim is kept. The value is "1" once processed, else
-# "c:<lease end ms>:<conversation>:<owner>" (the key outlives the lease: a lapsed claim that names its conversation
-# may have been saved there, see ``RedisStore.claim``); "c:<owner>" (an earlier layout) lives as long as its lease.
+# De-duplication: every key under "hg:{seen}:" (ARGV[6]). KEYS: the inbound id's claim. ARGV: owner, now (ms),
+# lease end (ms), the conversation it is processed in ('' when not known yet), seconds the claim is kept, prefix,
+# the id's shard, today (days since the epoch), days a processed mark may be kept, the inbound id. 'done' when a
+# processed mark holds the id (the hashes "<day>:<shard>" of the days its mark may expire on); else the claim:
+# "c:<lease end ms>:<conversation>:<owner>" (it outlives its lease: a lapsed claim that names its conversation may
+# have been saved there, see ``RedisStore.claim``).
 _CLAIM = """
+for day = tonumber(ARGV[8]), tonumber(ARGV[8]) + tonumber(ARGV[9]) do
+  if redis.call('HEXISTS', ARGV[6] .. day .. ':' .. ARGV[7], ARGV[10]) == 1 then return 'done' end
+end
 local v = redis.call('GET', KEYS[1])
 local conv = ARGV[4]
 if v then
@@ -173,6 +166,16 @@ if v then
 end
 redis.call('SET', KEYS[1], 'c:' .. ARGV[3] .. ':' .. conv .. ':' .. ARGV[1], 'EX', ARGV[5])
 return 'claimed'
+"""
+
+# KEYS: the inbound id's claim, the processed marks of the day its mark expires. ARGV: the inbound id, that day's
+# end (s), the claim's value it must still hold ('' for any). The mark, then the claim goes; 0 when refused.
+_SEEN_MARK = """
+if ARGV[3] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], '1')
+redis.call('EXPIREAT', KEYS[2], ARGV[2])
+redis.call('DEL', KEYS[1])
+return 1
 """
 
 # KEYS: the inbound id's key. ARGV: owner.
@@ -259,14 +262,14 @@ return 1
 # The outbox. An item lives beside its transcript entry (slot ``{<entry id>}``); the lines of pending ids and the
 # heads under "hg:{outbox}:". Each operation is an item step, then a line step (the store runs them in order).
 
-# KEYS: item, its transcript entry. ARGV: id, conversation, payload, created, next. 1 when the item is pending now
-# (put, or put before), 0 when it was resolved already: sent (then deleted once its entry records the send: that
-# entry, no longer pending, is the mark) or failed.
-_OUTBOX_PUT_ITEM = """
+# KEYS: item, its conversation's transcript. ARGV: id, conversation, payload, created, next. 1 when the item is
+# pending now (put, or put before), 0 when it was resolved already: sent (then deleted once its transcript entry
+# records the send: that entry, no longer pending, is the mark) or failed.
+_OUTBOX_PUT_ITEM = _ENTRIES + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status then return status == 'pending' and 1 or 0 end
-local entry = redis.call('GET', KEYS[2])
-if entry and string.sub(entry, 1, 1) ~= 'p' then return 0 end
+local _, entry = find_entry(KEYS[2], ARGV[1])
+if entry and string.sub(entry, #ARGV[1] + 2, #ARGV[1] + 2) ~= 'p' then return 0 end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'conv', ARGV[2], 'payload', ARGV[3], 'created_us', ARGV[4],
            'next_us', ARGV[5], 'attempts', 0, 'status', 'pending')
 return 1
@@ -322,42 +325,42 @@ return redis.call('HGET', KEYS[1], 'conv')
 """
 )
 
-# KEYS: item, its transcript entry, the entry's hash in an earlier layout. ARGV: status, field or '', value, seconds
-# kept, the entry's delivery, provider id or '', the delivery's code, the lease end the caller holds (µs) or ''.
-# The entry shows the result in the same step (never sent but shown pending). A sent item keeps no payload (the
-# transcript has the text): what is left tells it was sent, until it expires. Returns the conversation, or false.
+# KEYS: item, its conversation's transcript. ARGV: status, field or '', value, seconds kept, provider id or '', the
+# delivery's code, the lease end the caller holds (µs) or '', the item's id. The transcript entry of the same id
+# shows the result in the same step (never sent but shown pending). A sent item keeps no payload (the transcript
+# has the text): what is left tells it was sent, until it expires. Returns 1, or false when not held.
 _OUTBOX_RESOLVE = (
     _HELD
-    + _SET_DELIVERY_ON
+    + _ENTRIES
     + """
-if not held(KEYS[1], ARGV[8]) then return false end
-local conv = redis.call('HGET', KEYS[1], 'conv')
+if not held(KEYS[1], ARGV[7]) then return false end
 redis.call('HSET', KEYS[1], 'status', ARGV[1])
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) end
-if ARGV[1] == 'sent' and redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('DEL', KEYS[1])  -- its transcript entry records the send (below): the mark ``outbox_put`` reads
-elseif ARGV[1] == 'sent' then  -- rebuilt without the payload: a small hash takes Redis's compact encoding again
+if ARGV[1] == 'sent' and set_delivery(KEYS[2], ARGV[8], ARGV[6], ARGV[5]) == 1 then
+  redis.call('DEL', KEYS[1])  -- its transcript entry records the send: the mark ``outbox_put`` reads
+  return 1
+end
+if ARGV[1] == 'sent' then  -- rebuilt without the payload: a small hash takes Redis's compact encoding again
   local f = {'id', 'conv', 'created_us', 'next_us', 'attempts', 'status', 'pmid', 'parts_sent'}
   local v = redis.call('HMGET', KEYS[1], unpack(f))
   redis.call('DEL', KEYS[1])
   for i = 1, #f do if v[i] then redis.call('HSET', KEYS[1], f[i], v[i]) end end
-  redis.call('EXPIRE', KEYS[1], ARGV[4])
 else
-  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  set_delivery(KEYS[2], ARGV[8], ARGV[6], ARGV[5])
 end
-set_delivery(KEYS[2], KEYS[3], ARGV[7], ARGV[5], ARGV[6])
-return conv
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
 """
 )
 
-# KEYS: item, its transcript entry, the entry's hash in an earlier layout. ARGV: reason, seconds kept, the failed
-# delivery's code. An item whose stored fields cannot be read: failed (kept a while for an operator).
+# KEYS: item, its conversation's transcript. ARGV: reason, seconds kept, the failed delivery's code, the item's id.
+# An item whose stored fields cannot be read: failed (kept a while for an operator).
 _OUTBOX_SET_ASIDE = (
-    _SET_DELIVERY_ON
+    _ENTRIES
     + """
 redis.call('HSET', KEYS[1], 'status', 'failed', 'last_error', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-set_delivery(KEYS[2], KEYS[3], ARGV[3], 'failed', '')
+set_delivery(KEYS[2], ARGV[4], ARGV[3], '')
 return 1
 """
 )
@@ -494,9 +497,9 @@ SCRIPTS = {
     "delete_if": _DELETE_IF,
     "replace_if": _REPLACE_IF,
     "put_entry": _PUT_ENTRY,
-    "list_entry": _LIST_ENTRY,
     "set_delivery": _SET_DELIVERY,
     "claim": _CLAIM,
+    "seen_mark": _SEEN_MARK,
     "release": _RELEASE,
     "enqueue": _ENQUEUE,
     "take_or_requeue": _TAKE_OR_REQUEUE,

@@ -1,28 +1,46 @@
-"""``gateway store migrate``: rename the keys of the layout before Cluster hash tags to their names now.
+"""``gateway store migrate``: rewrite the keys of an earlier layout under their names and shapes now.
 
 Run it once on the standalone Redis, with every instance of the old version stopped, before starting the new
 version (then, if wanted, move the data to a Cluster: every key is slot-safe from then on). Keys are found by
-``SCAN`` and renamed one by one (``RENAME`` keeps a key's TTL); a name already in the new layout matches no rule,
-so running it twice changes nothing. The per-conversation timer indexes of an older layout (``hg:timers:<id>``,
-their members are in ``hg:timers``) and the locks of stopped instances are deleted.
+``SCAN``; running it twice changes nothing (a name of the layout now matches no rule). Two layouts before this one:
+
+* before Cluster hash tags (``hg:conv:<id>``, ``hg:outbox:heads``…): each key renamed (``RENAME`` keeps its TTL);
+  the per-conversation timer indexes (``hg:timers:<id>``, their members are in ``hg:timers``) and the locks of
+  stopped instances are deleted;
+* a key per transcript line and per provider id (``hg:transcript:{<id>}`` listing ids, ``hg:e:{<entry id>}`` or
+  ``hg:entry:{<entry id>}`` each, ``hg:provider:<provider id>``, ``hg:outbox:item:{<item id>}``): a conversation's
+  entries go into its transcript list itself (``hg:t:{<id>}``, its TTL kept), in one transaction per conversation;
+  each provider id into the index of the day it was written (``hg:p:<day>:<shard>``); each outbox item into its
+  conversation's slot (``hg:o:{<conversation id>}<item id>``); each de-duplication mark ``hg:seen:<inbound key>``
+  into the hash of the day it expires on (``hg:{seen}:<day>:<shard>``), a claim in progress renamed
+  (``hg:{seen}:c:<inbound key>``); the record, the processed marks and the lock get their short names (``hg:c:``,
+  ``hg:d:``, a lock is deleted). Entry keys no transcript lists are deleted.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from gateway.store import redis_keys as K
+from gateway.store import redis_providers
 from gateway.store.redis_keys import PREFIX
 
 SCAN_COUNT = 1000
+DAY = 86_400
+Count = Callable[..., None]  # count(kind, n=1)
 
 # (old name, new name or None to delete, kind), tried in order: the first that matches applies.
 _RULES: tuple[tuple[re.Pattern[str], str | None, str], ...] = tuple(
     (re.compile("^" + re.escape(PREFIX) + old + "$"), None if new is None else PREFIX + new, kind)
     for old, new, kind in (
-        (r"conv:([^{].*)", r"conv:{\1}", "conversation"),
+        (r"conv:([^{].*)", r"c:{\1}", "conversation"),
+        (r"conv:(\{.+)", r"c:\1", "conversation"),
+        (r"done:(\{.+)", r"d:\1", "processed marks"),
         (r"transcript:([^{].*)", r"transcript:{\1}", "transcript"),
         (r"e:([^{].*)", r"e:{\1}", "entry"),
         (r"entry:([^{].*)", r"entry:{\1}", "entry"),
@@ -34,7 +52,7 @@ _RULES: tuple[tuple[re.Pattern[str], str | None, str], ...] = tuple(
         (r"status:(.+)", r"{index}:status:\1", "index"),
         (r"created", r"{index}:created", "index"),
         (r"timers:(.+)", None, "timers"),
-        (r"lock:([^{].*)", None, "lock"),
+        (r"lock:(.+)", None, "lock"),
     )
 )
 
@@ -48,10 +66,26 @@ def new_name(old: str) -> tuple[str | None, str] | None:
 
 
 async def migrate(client: Redis) -> dict[str, int]:
-    """Rename (or delete) every key of the layout before; how many, by kind."""
+    """Rename, reshape (or delete) every key of the layouts before; how many, by kind."""
     counts: dict[str, int] = {}
-    async for raw in client.scan_iter(match=PREFIX + "*", count=SCAN_COUNT):
-        old = raw.decode() if isinstance(raw, bytes) else raw
+
+    def count(kind: str, n: int = 1) -> None:
+        if n:
+            counts[kind] = counts.get(kind, 0) + n
+
+    await _rename(client, count)
+    await _transcripts(client, count)
+    await _outbox_items(client, count)
+    await _provider_ids(client, count, await _entry_conversations(client))
+    await _seen(client, count)
+    for pattern in ("e:{*", "entry:{*"):  # entries no transcript listed: nothing could read them
+        async for name in client.scan_iter(match=PREFIX + pattern, count=SCAN_COUNT):
+            count("entry (listed nowhere)", await client.delete(name))
+    return counts
+
+
+async def _rename(client: Redis, count: Count) -> None:
+    async for old in client.scan_iter(match=PREFIX + "*", count=SCAN_COUNT):
         found = new_name(old)
         if found is None:
             continue
@@ -63,5 +97,108 @@ async def migrate(client: Redis) -> dict[str, int]:
                 await client.rename(old, new)
             except ResponseError:  # SCAN may return a key twice: renamed already
                 continue
-        counts[kind] = counts.get(kind, 0) + 1
-    return counts
+        count(kind)
+
+
+async def _transcripts(client: Redis, count: Count) -> None:
+    """Each ``hg:transcript:{<id>}`` (entry ids) becomes ``hg:t:{<id>}`` holding the entries, in one transaction."""
+    async for name in client.scan_iter(match=PREFIX + "transcript:{*", count=SCAN_COUNT):
+        conversation_id = name.removeprefix(PREFIX + "transcript:{").removesuffix("}")
+        ids = _texts(await client.lrange(name, 0, -1))
+        elements = [element for entry_id in ids if (element := await _entry(client, entry_id)) is not None]
+        ttl = await client.pttl(name)
+        new = K.transcript(conversation_id)
+        async with client.pipeline(transaction=True) as pipe:  # standalone Redis: one transaction
+            pipe.delete(new)
+            if elements:
+                pipe.rpush(new, *elements)
+                if ttl > 0:
+                    pipe.pexpire(new, ttl)
+            for entry_id in ids:
+                pipe.delete(PREFIX + "e:{" + entry_id + "}", PREFIX + "entry:{" + entry_id + "}")
+            pipe.delete(name)
+            await pipe.execute()
+        count("transcript")
+        count("entry", len(elements))
+
+
+async def _entry(client: Redis, entry_id: str) -> str | None:
+    """An entry as an element of its transcript: ``<id>\\n<delivery code><provider id>\\n<sealed data>``."""
+    compact = _optional(await client.get(PREFIX + "e:{" + entry_id + "}"))  # "<code><provider id>\n<data>"
+    if compact is not None:
+        return f"{entry_id}\n{compact}"
+    raw = await client.hgetall(PREFIX + "entry:{" + entry_id + "}")  # fields data, delivery, pmid
+    found = {_text(k): _text(v) for k, v in raw.items()}
+    if not found or "data" not in found:
+        return None
+    return f"{entry_id}\n{found.get('delivery', 'pending')[:1]}{found.get('pmid', '')}\n{found['data']}"
+
+
+async def _outbox_items(client: Redis, count: Count) -> None:
+    async for name in client.scan_iter(match=PREFIX + "outbox:item:{*", count=SCAN_COUNT):
+        item_id = name.removeprefix(PREFIX + "outbox:item:{").removesuffix("}")
+        conversation_id = _optional(await client.hget(name, "conv"))
+        if conversation_id is None:
+            await client.delete(name)
+        else:
+            await client.rename(name, K.outbox_item(conversation_id, item_id))
+        count("outbox")
+
+
+async def _entry_conversations(client: Redis) -> dict[str, str]:
+    """Entry id → conversation id, from every transcript (only entries with a provider id are looked up)."""
+    found: dict[str, str] = {}
+    async for name in client.scan_iter(match=K.transcript("*"), count=SCAN_COUNT):
+        conversation_id = name.removeprefix(K.transcript("")[:-1]).removesuffix("}")
+        for element in _texts(await client.lrange(name, 0, -1)):
+            entry_id, _, rest = element.partition("\n")
+            if rest[1:2] != "\n":  # it has a provider id
+                found[entry_id] = conversation_id
+    return found
+
+
+async def _provider_ids(client: Redis, count: Count, conversations: dict[str, str]) -> None:
+    """Each ``hg:provider:<id>`` (an entry id, kept 30 days) into the index of the day it was written."""
+    now = int(datetime.now(UTC).timestamp())
+    async for name in client.scan_iter(match=PREFIX + "provider:*", count=SCAN_COUNT):
+        entry_id, ttl = _optional(await client.get(name)), await client.ttl(name)
+        conversation_id = None if entry_id is None else conversations.get(entry_id)
+        async with client.pipeline(transaction=True) as pipe:
+            if conversation_id is not None:  # else its entry is gone: it names nothing
+                day = (now + max(ttl, 0)) // DAY - redis_providers.PROVIDER_DAYS
+                redis_providers.add(pipe, name.removeprefix(PREFIX + "provider:"), conversation_id, day)
+            pipe.delete(name)
+            await pipe.execute()
+        count("provider id")
+
+
+def _text(value: bytes | str) -> str:
+    """redis-py types replies as bytes or str; the migration's client decodes them (``surrogateescape``)."""
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
+def _optional(value: bytes | str | None) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _texts(values: list[bytes | str]) -> list[str]:
+    return [_text(value) for value in values]
+
+
+async def _seen(client: Redis, count: Count) -> None:
+    """Each ``hg:seen:<inbound key>``: a processed mark ("1") into the hash of the day it expires on; a claim
+    ("c:…") renamed (``hg:{seen}:c:<inbound key>``, same TTL)."""
+    now = int(datetime.now(UTC).timestamp())
+    async for name in client.scan_iter(match=PREFIX + "seen:*", count=SCAN_COUNT):
+        key, value, ttl = name.removeprefix(PREFIX + "seen:"), _optional(await client.get(name)), await client.ttl(name)
+        async with client.pipeline(transaction=True) as pipe:
+            if value is not None and value.startswith("c:"):
+                pipe.rename(name, K.seen_claim(key))
+            elif value is not None:
+                day = (now + max(ttl, 0)) // DAY
+                marks = K.seen_marks(day, K.seen_shard(key))
+                pipe.hset(marks, key, "1")
+                pipe.expireat(marks, (day + 1) * DAY)
+                pipe.delete(name)
+            await pipe.execute()
+        count("de-duplication mark")

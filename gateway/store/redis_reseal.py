@@ -28,6 +28,13 @@ redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
 return 1
 """
 
+# KEYS: a transcript (a list). ARGV: the index, the entry read, the resealed entry.
+_RESEAL_ELEMENT = """
+if redis.call('LINDEX', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('LSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+
 # KEYS: the record (a hash). ARGV: field, the value read, the resealed value.
 _RESEAL_FIELD = """
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
@@ -37,10 +44,10 @@ return 1
 
 
 # Records stored as one value: key pattern, kind.
-_VALUES = (("conv:*", "conversation"), ("notice:*", "notice"), ("referral:*", "referral"), ("evidence:*", "evidence"),
+_VALUES = (("c:{*", "conversation"), ("notice:*", "notice"), ("referral:*", "referral"), ("evidence:*", "evidence"),
            ("upload:*", "upload"))  # fmt: skip
 # Records in a hash field: key pattern, field, kind.
-_FIELDS = (("outbox:item:*", "payload", "outbox"), ("{inbox}:item:*", "payload", "inbox"), ("entry:*", "data", "entry"))
+_FIELDS = (("o:{*", "payload", "outbox"), ("{inbox}:item:*", "payload", "inbox"))
 
 
 async def reseal(client: Redis, keys: DataKeys) -> dict[str, int]:
@@ -61,6 +68,7 @@ class _Resealer:
         self._redis, self._keys = client, keys
         self._value = client.register_script(_RESEAL_VALUE)
         self._field = client.register_script(_RESEAL_FIELD)
+        self._element = client.register_script(_RESEAL_ELEMENT)
         self._delete_if = client.register_script(SCRIPTS["delete_if"])
 
     async def values(self, pattern: str, kind: str) -> int:
@@ -77,16 +85,17 @@ class _Resealer:
         return count
 
     async def entries(self) -> int:
-        """Transcript entries: ``<delivery code><provider id>\\n<sealed data>``; only the data is sealed."""
+        """Transcript entries, each an element of its conversation's list: ``<id>\\n<head>\\n<sealed data>``; only
+        the data is sealed. An entry changed meanwhile (its delivery, say) is left for the next run."""
         count = 0
-        async for key in self._redis.scan_iter(match=PREFIX + "e:*", count=SCAN_COUNT):
-            old = await self._redis.get(key)
-            if old is None:
-                continue
-            head, _, data = str(old).partition("\n")
-            new = self._keys.reseal("entry", data)
-            if new is not None:
-                count += await self._value(keys=[key], args=[old, f"{head}\n".encode() + new])
+        async for key in self._redis.scan_iter(match=PREFIX + "t:{*", count=SCAN_COUNT):
+            for index, old in enumerate(await self._redis.lrange(key, 0, -1)):
+                entry_id, _, rest = str(old).partition("\n")
+                head, _, data = rest.partition("\n")
+                new = self._keys.reseal("entry", data)
+                if new is not None:
+                    value = f"{entry_id}\n{head}\n".encode() + new
+                    count += await self._element(keys=[key], args=[index, old, value])
         return count
 
     async def fields(self, pattern: str, field: str, kind: str) -> int:

@@ -1,11 +1,11 @@
 """Retention and erasure on Redis: every key a conversation's id leads to, found, then deleted.
 
 What a conversation leaves (see :mod:`gateway.store.redis_keys`): its record and its place in the status sets and
-the creation index, its active key, its transcript list and entries (``hg:e:{<id>}``, older ``hg:entry:{<id>}``
-hashes) with the provider-id index of each, its outbox items (pending ones listed under ``hg:{outbox}:conv:<conv>``,
-resolved ones only as ``hg:outbox:item:{<id>}`` with their ``conv`` field), its timers, its queue entry (with the
-waiting member, the holder's set and the take), its processed marks (a purge deletes them too), its web chat uploads
-(``hg:upload:<conv>/<hash>``) and its notices' evidence files.
+the creation index, its active key, its transcript (one list holding the entries) with each entry's provider id in
+the day indexes ``hg:p:<day>:<shard>``, its outbox items (``hg:o:{<conv>}<item id>``, pending ones also listed under
+``hg:{outbox}:conv:<conv>``), its timers, its queue entry (with the waiting member, the holder's set and the take),
+its processed marks (a purge deletes them too), its web chat uploads (``hg:upload:<conv>/<hash>``) and its
+notices' evidence files.
 
 The reads come first, then one pipeline deletes (the keys live in many slots: no transaction can hold them all):
 the content first, the record last, so an erasure cut short by a crash still finds the record and is done again
@@ -22,7 +22,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from gateway.conversation import Status
-from gateway.store import TimerKind
+from gateway.store import TimerKind, redis_providers
 from gateway.store import redis_keys as K
 from gateway.store.redis_lua import SCRIPTS
 from gateway.store.redis_steps import ordered
@@ -45,43 +45,38 @@ def _text(value: bytes | str) -> str:
 
 
 def _provider_id(value: str) -> str:
-    """The provider id heading a compact entry: ``"<delivery code><provider id>\\n<JSON>"``."""
-    return value[1 : value.find("\n")] if "\n" in value else ""
+    """The provider id in a transcript entry's head: ``"<id>\\n<delivery code><provider id>\\n<data>"``."""
+    _, _, rest = value.partition("\n")
+    head, newline, _ = rest.partition("\n")
+    return head[1:] if newline else ""
 
 
-async def _get_each(client: Redis, keys: list[str]) -> list[Any]:
-    async with client.pipeline(transaction=False) as pipe:
-        for name in keys:
-            pipe.get(name)
-        return list(await pipe.execute()) if keys else []
+def _glob(text: str) -> str:
+    """``text`` matched literally by a SCAN pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Record | None = None) -> int:
     """Delete the conversation's content; with ``erase``, its record and every index naming its id too (purge:
     the caller saves the stripped record afterwards; ``record`` says where the record is indexed). The number
     of transcript entries deleted."""
-    entry_ids = [_text(i) for i in await client.lrange(K.transcript(conversation_id), 0, -1)]
-    values = await _get_each(client, [K.entry(i) for i in entry_ids])
-    old_ids = [i for i, v in zip(entry_ids, values, strict=True) if v is None]
-    providers = [p for v in values if v is not None and (p := _provider_id(_text(v)))]
-    for entry_id in old_ids:
-        if pmid := await client.hget(K.old_entry(entry_id), "pmid"):
-            providers.append(_text(pmid))
+    entries = [_text(v) for v in await client.lrange(K.transcript(conversation_id), 0, -1)]
+    providers = [p for v in entries if (p := _provider_id(v))]
     found: list[Any] = await client.zrange(K.outbox_line(conversation_id), 0, -1)
     pending = [_text(i) for i in found]
-    resolved = await _resolved_items(client, conversation_id)
+    items = [_text(k) async for k in client.scan_iter(match=_glob(K.outbox_item(conversation_id, "")) + "*",
+                                                        count=SCAN_COUNT)]  # fmt: skip
     timers = [json.dumps([conversation_id, kind.value]) for kind in TimerKind]
     listed: list[Any] = await client.zrange(K.key("notices", conversation_id), 0, -1) if erase else []
-    match = K.key("upload", conversation_id + "/*")
+    match = _glob(K.key("upload", conversation_id + "/")) + "*"
     uploads = [_text(k) async for k in client.scan_iter(match=match, count=SCAN_COUNT)]
-    content = [
-        *(K.entry(i) for i in entry_ids), *(K.old_entry(i) for i in old_ids),
-        *(K.key("provider", p) for p in providers), K.transcript(conversation_id),
-        *(K.outbox_item(i) for i in {*pending, *resolved, *entry_ids}), *uploads,
-    ]  # fmt: skip
+    content = [*items, *(K.outbox_item(conversation_id, i) for i in pending), *uploads]
     async with ordered(client) as pipe:
         for name in content:
             pipe.delete(name)
+        if providers:
+            redis_providers.forget(pipe, providers)
+        pipe.delete(K.transcript(conversation_id))
         pipe.delete(K.outbox_line(conversation_id))
         pipe.delete(K.done(conversation_id))  # the processed marks name the person's messages (provider ids)
         pipe.zrem(K.OUTBOX + "heads", conversation_id)
@@ -90,16 +85,7 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
         if erase:
             _unindex(pipe, conversation_id, record, [_text(i) for i in listed])
         await pipe.execute()
-    return len(entry_ids)
-
-
-async def _resolved_items(client: Redis, conversation_id: str) -> list[str]:
-    """Outbox items of the conversation kept after sending or failing (they expire; an erasure finds them)."""
-    found = []
-    async for key in client.scan_iter(match=K.outbox_item("*"), count=SCAN_COUNT):
-        if await client.hget(key, "conv") == conversation_id:
-            found.append(_text(key).removeprefix(K.outbox_item("")[:-1]).removesuffix("}"))
-    return found
+    return len(entries)
 
 
 def _unindex(pipe: Any, conversation_id: str, record: Record | None, notices: list[str]) -> None:
@@ -118,18 +104,10 @@ def _unindex(pipe: Any, conversation_id: str, record: Record | None, notices: li
     pipe.delete(K.conversation(conversation_id))
 
 
-async def expire_transcript(client: Redis, conversation_id: str, ttl_seconds: int) -> None:
-    """The TTLs of a conversation's transcript entries, then of its list."""
-    ids = [_text(i) for i in await client.lrange(K.transcript(conversation_id), 0, -1)]
-    async with client.pipeline(transaction=False) as pipe:
-        for entry_id in ids:
-            pipe.expire(K.entry(entry_id), ttl_seconds)
-        pipe.expire(K.transcript(conversation_id), ttl_seconds)
-        await pipe.execute()
-
-
 async def seen_keys(client: Redis) -> list[str]:
-    """Processed inbound ids (value "1"; a claim in progress is "c:…")."""
-    keys = [_text(k) async for k in client.scan_iter(match=K.key("seen", "*"), count=SCAN_COUNT)]
-    values = await _get_each(client, keys)
-    return [k.removeprefix(K.key("seen", "")) for k, v in zip(keys, values, strict=True) if v == "1"]
+    """Processed inbound ids: the fields of the processed marks' day hashes (a claim in progress is not one)."""
+    found: set[str] = set()
+    async for name in client.scan_iter(match=_glob(K.SEEN) + "*", count=SCAN_COUNT):
+        if not _text(name).startswith(K.seen_claim("")):
+            found.update(_text(k) for k in await client.hkeys(name))
+    return sorted(found)

@@ -23,7 +23,6 @@ import contextvars
 import functools
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -71,6 +70,7 @@ from gateway.store.codec import (
     to_us,
 )
 from gateway.store.local import LocalEvents, LocalLocks, LocalSubscription
+from gateway.store.sqlite_thread import StoreThread
 from gateway.store.texts import OwnTexts, SharedText, SharedTexts, Stored
 
 T = TypeVar("T")
@@ -262,11 +262,11 @@ def _add_missing_columns(conn: sqlite3.Connection, keys: DataKeys) -> None:
 class SqliteStore:
     """The :class:`~gateway.store.Store` on one SQLite file."""
 
-    def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor, keys: DataKeys) -> None:
+    def __init__(self, conn: sqlite3.Connection, thread: StoreThread, keys: DataKeys) -> None:
         self._conn = conn
         self._keys = keys
         self._texts = SharedTexts(keys)
-        self._executor = executor
+        self._thread = thread
         self._closed = False
         self._events = LocalEvents()
         self._locks = LocalLocks()
@@ -276,19 +276,18 @@ class SqliteStore:
     async def open(cls, url: str, keys: DataKeys | None = None) -> SqliteStore:
         """``keys``: default, the key file beside the SQLite file (:meth:`DataKeys.for_store`)."""
         path = path_from_url(url)
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-sqlite")
-        loop = asyncio.get_running_loop()
+        thread = StoreThread("gateway-sqlite")
         try:
             if keys is None:
-                keys = await loop.run_in_executor(executor, DataKeys.for_store, url)
-            conn = await loop.run_in_executor(executor, _connect, path, keys)
+                keys = await thread.run(DataKeys.for_store, url)
+            conn = await thread.run(_connect, path, keys)
         except (sqlite3.Error, OSError) as error:
-            executor.shutdown(wait=False)
+            thread.stop()
             raise StoreError(f"cannot open the sqlite store {path}: {error}") from error
         except BaseException:
-            executor.shutdown(wait=False)
+            thread.stop()
             raise
-        return cls(conn, executor, keys)
+        return cls(conn, thread, keys)
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` on the store's thread, the only one touching the connection; this task's held writes
@@ -299,7 +298,7 @@ class SqliteStore:
         writes, events = held.take() if held is not None else ([], [])
         job = work if not writes else functools.partial(_after, writes, work)
         try:
-            result = await asyncio.get_running_loop().run_in_executor(self._executor, job, self._conn)
+            result = await self._thread.run(job, self._conn)
         except sqlite3.Error as error:
             if isinstance(error, sqlite3.IntegrityError) and writes:
                 raise Conflict("another conversation of this sender is already active") from None
@@ -348,9 +347,9 @@ class SqliteStore:
         if self._closed:
             return
         await self._events.close()
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._conn.close)
+        await self._thread.run(self._conn.close)
         self._closed = True
-        self._executor.shutdown(wait=False)
+        self._thread.stop()
 
     # Conversations
 
@@ -465,12 +464,12 @@ class SqliteStore:
         return [(row["ref"], row["data"]) for row in await self._select("SELECT ref, data FROM texts", ())]
 
     async def set_delivery(
-        self, entry_id: str, delivery: Delivery, provider_message_id: str | None = None
+        self, conversation_id: str, entry_id: str, delivery: Delivery, provider_message_id: str | None = None
     ) -> bool:
         changed = await self._change(
             "UPDATE transcript SET delivery = ?, provider_message_id = COALESCE(?, provider_message_id)"
-            " WHERE id = ?",
-            (str(delivery), provider_message_id, entry_id),
+            " WHERE id = ? AND conversation_id = ?",
+            (str(delivery), provider_message_id, entry_id, conversation_id),
         )
         return changed == 1
 
@@ -696,37 +695,42 @@ class SqliteStore:
 
         return await self._run(work)
 
-    async def outbox_get(self, item_id: str) -> OutboxItem | None:
-        rows = await self._select(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id = ?", (item_id,))
+    async def outbox_get(self, conversation_id: str, item_id: str) -> OutboxItem | None:
+        rows = await self._select(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id = ? AND conversation_id = ?",
+                                  (item_id, conversation_id))  # fmt: skip
         return _outbox_item(rows[0], self._keys) if rows else None
 
-    async def outbox_renew(self, item_id: str, lease: datetime, until: datetime) -> bool:
+    async def outbox_renew(self, conversation_id: str, item_id: str, lease: datetime, until: datetime) -> bool:
         changed = await self._change(
-            "UPDATE outbox SET next_us = ? WHERE id = ? AND status = 'pending' AND next_us = ?",
-            (to_us(until), item_id, to_us(lease)),
+            "UPDATE outbox SET next_us = ? WHERE id = ? AND conversation_id = ? AND status = 'pending' AND next_us = ?",
+            (to_us(until), item_id, conversation_id, to_us(lease)),
         )
         return changed == 1
 
     async def outbox_mark_sent(
-        self, item_id: str, provider_message_id: str | None, *, lease: datetime | None = None
+        self, conversation_id: str, item_id: str, provider_message_id: str | None, *, lease: datetime | None = None
     ) -> bool:
         assignments = "status = 'sent', provider_message_id = ?, payload = '{}'"  # dropped, as on Redis
-        return await self._resolve(item_id, assignments, provider_message_id, Delivery.SENT, provider_message_id, lease)
+        return await self._resolve(conversation_id, item_id, assignments, provider_message_id, Delivery.SENT,
+                                   provider_message_id, lease)  # fmt: skip
 
     async def outbox_reschedule(
-        self, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str, parts_sent: int = 0, *,
-        lease: datetime | None = None,
+        self, conversation_id: str, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str,
+        parts_sent: int = 0, *, lease: datetime | None = None,
     ) -> bool:
         fence, held = _fence(lease)
         changed = await self._change(
             "UPDATE outbox SET next_us = ?, attempts = ?, last_error = ?, parts_sent = MAX(parts_sent, ?)"
-            f" WHERE id = ? AND status = 'pending'{fence}",
-            (to_us(next_attempt_at), attempts, last_error, parts_sent, item_id, *held),
+            f" WHERE id = ? AND conversation_id = ? AND status = 'pending'{fence}",
+            (to_us(next_attempt_at), attempts, last_error, parts_sent, item_id, conversation_id, *held),
         )
         return changed == 1
 
-    async def outbox_mark_failed(self, item_id: str, reason: str, *, lease: datetime | None = None) -> bool:
-        return await self._resolve(item_id, "status = 'failed', last_error = ?", reason, Delivery.FAILED, None, lease)
+    async def outbox_mark_failed(
+        self, conversation_id: str, item_id: str, reason: str, *, lease: datetime | None = None
+    ) -> bool:
+        return await self._resolve(conversation_id, item_id, "status = 'failed', last_error = ?", reason,
+                                   Delivery.FAILED, None, lease)  # fmt: skip
 
     async def outbox_oldest_pending(self) -> datetime | None:
         rows = await self._select("SELECT MIN(created_us) AS oldest FROM outbox WHERE status = 'pending'", ())
@@ -734,16 +738,17 @@ class SqliteStore:
         return None if oldest is None else from_us(oldest)
 
     async def _resolve(
-        self, item_id: str, assignments: str, value: str | None, delivery: Delivery, provider_id: str | None,
-        lease: datetime | None,
+        self, conversation_id: str, item_id: str, assignments: str, value: str | None, delivery: Delivery,
+        provider_id: str | None, lease: datetime | None,
     ) -> bool:
         """Resolve the item and show it on its transcript entry, in one transaction."""
         fence, held = _fence(lease)
 
         def work(conn: sqlite3.Connection) -> bool:
             with _writing(conn):
-                sql = f"UPDATE outbox SET {assignments} WHERE id = ? AND status = 'pending'{fence}"
-                if conn.execute(sql, (value, item_id, *held)).rowcount != 1:
+                sql = (f"UPDATE outbox SET {assignments} WHERE id = ? AND conversation_id = ? AND status = 'pending'"
+                       f"{fence}")  # fmt: skip
+                if conn.execute(sql, (value, item_id, conversation_id, *held)).rowcount != 1:
                     return False
                 conn.execute(
                     "UPDATE transcript SET delivery = ?, provider_message_id = COALESCE(?, provider_message_id)"

@@ -70,7 +70,7 @@ async def refused(code: str, action: object) -> None:
 
 async def outbox_texts(store: Store, conversation_id: str) -> list[str]:
     entries = await store.transcript(conversation_id)
-    items = [await store.outbox_get(e.id) for e in entries]
+    items = [await store.outbox_get(conversation_id, e.id) for e in entries]
     return [e.text for e, item in zip(entries, items, strict=True) if item is not None]
 
 
@@ -128,7 +128,7 @@ async def test_a_note_is_never_sent_to_the_young_person(dispatcher: Dispatcher, 
     conversation_id = await queued(dispatcher, "zoe")
     entry = await actions.note(conversation_id, "anne", "Semble très isolée.")
     assert entry.author is Author.NOTE
-    assert await dispatcher.store.outbox_get(entry.id) is None
+    assert await dispatcher.store.outbox_get(conversation_id, entry.id) is None
     assert "anne: Semble très isolée." not in await outbox_texts(dispatcher.store, conversation_id)
 
 

@@ -150,12 +150,12 @@ class MarkSentFailsOnce:
         return getattr(self._store, name)
 
     async def outbox_mark_sent(
-        self, item_id: str, provider_message_id: str | None, *, lease: datetime | None = None
+        self, conversation_id: str, item_id: str, provider_message_id: str | None, *, lease: datetime | None = None
     ) -> bool:
         if not self.refused:
             self.refused += 1
             raise StoreError("redis: MaxConnectionsError: Too many connections")
-        return await self._store.outbox_mark_sent(item_id, provider_message_id, lease=lease)
+        return await self._store.outbox_mark_sent(conversation_id, item_id, provider_message_id, lease=lease)
 
 
 async def test_a_send_whose_record_failed_once_is_not_sent_again(

@@ -192,13 +192,13 @@ async def test_appending_an_entry_twice_keeps_one(store: Store) -> None:
 async def test_delivery_status_and_provider_receipts(store: Store) -> None:
     await store.append_transcript(entry("c1", 1))
     await store.append_transcript(entry("c1", 2))
-    assert await store.set_delivery("c1-e1", Delivery.SENT, "wamid.1")
-    assert await store.set_delivery("c1-e1", Delivery.READ)
+    assert await store.set_delivery("c1", "c1-e1", Delivery.SENT, "wamid.1")
+    assert await store.set_delivery("c1", "c1-e1", Delivery.READ)
     found = await store.find_by_provider_id("wamid.1")
     assert found is not None and found.id == "c1-e1"
     assert found.delivery is Delivery.READ and found.provider_message_id == "wamid.1"
     assert [e.delivery for e in await store.transcript("c1")] == [Delivery.READ, Delivery.PENDING]
-    assert not await store.set_delivery("missing", Delivery.FAILED)
+    assert not await store.set_delivery("c1", "missing", Delivery.FAILED)
     assert await store.find_by_provider_id("wamid.unknown") is None
 
 
@@ -493,9 +493,9 @@ async def test_outbox_hands_out_one_item_per_conversation_in_order(store: Store)
     assert sorted(i.id for i in first) == ["a1", "b1"]
     assert first[0].payload == {"text": f"hello {first[0].id}", "n": [1, 2]}
     assert await store.outbox_due(T0, 10) == []  # claimed, and the next ones wait for them
-    assert await store.outbox_mark_sent("a1", "wamid.a1")
+    assert await store.outbox_mark_sent("A", "a1", "wamid.a1")
     assert [i.id for i in await store.outbox_due(T0, 10)] == ["a2"]
-    assert await store.outbox_mark_sent("a2", None) and await store.outbox_mark_sent("b1", "m.b1")
+    assert await store.outbox_mark_sent("A", "a2", None) and await store.outbox_mark_sent("B", "b1", "m.b1")
     assert [i.id for i in await store.outbox_due(T0, 10)] == ["a3"]
 
 
@@ -504,9 +504,9 @@ async def test_the_outbox_result_shows_on_the_transcript_entry_in_the_same_step(
         await store.append_transcript(entry("c1", n))
         await store.outbox_put(outbound(f"c1-e{n}", "c1"))
     await store.outbox_due(T0, 10)
-    assert await store.outbox_mark_sent("c1-e1", "m.sent")
-    assert not await store.outbox_mark_sent("c1-e1", "m.again")  # recorded once: never sent again
-    assert await store.outbox_mark_failed("c1-e2", "refused")
+    assert await store.outbox_mark_sent("c1", "c1-e1", "m.sent")
+    assert not await store.outbox_mark_sent("c1", "c1-e1", "m.again")  # recorded once: never sent again
+    assert await store.outbox_mark_failed("c1", "c1-e2", "refused")
     sent, failed = await store.transcript("c1")
     assert (sent.delivery, sent.provider_message_id) == (Delivery.SENT, "m.sent")
     assert failed.delivery is Delivery.FAILED
@@ -519,7 +519,7 @@ async def test_an_outbox_item_sent_is_never_put_again(store: Store) -> None:
     await store.outbox_put(outbound("c1-e1", "c1"))
     await store.outbox_put(outbound("lone", "c2"))  # no transcript entry (a notice to a refused sender, say)
     assert sorted(i.id for i in await store.outbox_due(T0, 10)) == ["c1-e1", "lone"]
-    assert await store.outbox_mark_sent("c1-e1", "m.1") and await store.outbox_mark_sent("lone", "m.2")
+    assert await store.outbox_mark_sent("c1", "c1-e1", "m.1") and await store.outbox_mark_sent("c2", "lone", "m.2")
     await store.outbox_put(outbound("c1-e1", "c1"))  # a message reprocessed after a crash puts its replies again
     await store.outbox_put(outbound("lone", "c2"))
     assert await store.outbox_due(minutes(1), 10) == []
@@ -539,7 +539,7 @@ async def test_outbox_reschedule_holds_back_the_conversation(store: Store) -> No
     await store.outbox_put(outbound("a2", "A"))
     [claimed] = await store.outbox_due(T0, 10)
     assert claimed.next_attempt_at == T0 + timedelta(seconds=60)  # the lease
-    assert await store.outbox_reschedule("a1", minutes(3), 1, "HTTP 503")
+    assert await store.outbox_reschedule("A", "a1", minutes(3), 1, "HTTP 503")
     assert await store.outbox_due(minutes(2), 10) == []
     [retried] = await store.outbox_due(minutes(3), 10)
     assert (retried.id, retried.attempts, retried.last_error) == ("a1", 1, "HTTP 503")
@@ -549,15 +549,15 @@ async def test_outbox_reschedule_records_how_far_a_split_message_got(store: Stor
     await store.outbox_put(outbound("a1", "A"))
     [claimed] = await store.outbox_due(T0, 10)
     assert claimed.parts_sent == 0
-    assert await store.outbox_reschedule("a1", minutes(1), 1, "HTTP 500", parts_sent=2)
+    assert await store.outbox_reschedule("A", "a1", minutes(1), 1, "HTTP 500", parts_sent=2)
     [retried] = await store.outbox_due(minutes(1), 10)
     assert (retried.attempts, retried.parts_sent) == (1, 2)
-    assert await store.outbox_reschedule("a1", minutes(2), 2, "network error")  # no progress told: kept
-    assert await store.outbox_reschedule("a1", minutes(2), 3, "HTTP 500", parts_sent=1)  # never goes back
+    assert await store.outbox_reschedule("A", "a1", minutes(2), 2, "network error")  # no progress told: kept
+    assert await store.outbox_reschedule("A", "a1", minutes(2), 3, "HTTP 500", parts_sent=1)  # never goes back
     [again] = await store.outbox_due(minutes(2), 10)
     assert (again.attempts, again.parts_sent) == (3, 2)
-    await store.outbox_mark_sent("a1", "m.last")
-    sent = await store.outbox_get("a1")
+    await store.outbox_mark_sent("A", "a1", "m.last")
+    sent = await store.outbox_get("A", "a1")
     assert sent is not None and (sent.status, sent.parts_sent) == (OutboxStatus.SENT, 2)
 
 
@@ -573,36 +573,36 @@ async def test_outbox_lease_is_renewed_and_fences_a_holder_that_lost_it(store: S
     [held] = await store.outbox_due(T0, 10, lease_seconds=30)
     assert held.next_attempt_at is not None
     renewed = T0 + timedelta(seconds=40)
-    assert await store.outbox_renew("a1", held.next_attempt_at, renewed)  # a send still in flight
+    assert await store.outbox_renew("A", "a1", held.next_attempt_at, renewed)  # a send still in flight
     assert await store.outbox_due(T0 + timedelta(seconds=35), 10) == []  # the renewed lease runs
     [taken] = await store.outbox_due(renewed, 10, lease_seconds=30)  # lapsed: another worker claims it
     assert taken.next_attempt_at == renewed + timedelta(seconds=30)
     # The first holder's lease is gone: it can neither extend nor record what the new holder sends.
-    assert not await store.outbox_renew("a1", renewed, minutes(5))
-    assert not await store.outbox_reschedule("a1", minutes(5), 1, "HTTP 503", lease=renewed)
-    assert not await store.outbox_mark_failed("a1", "refused", lease=renewed)
-    assert not await store.outbox_mark_sent("a1", "m.first", lease=renewed)
-    assert await store.outbox_mark_sent("a1", "m.second", lease=taken.next_attempt_at)
-    sent = await store.outbox_get("a1")
+    assert not await store.outbox_renew("A", "a1", renewed, minutes(5))
+    assert not await store.outbox_reschedule("A", "a1", minutes(5), 1, "HTTP 503", lease=renewed)
+    assert not await store.outbox_mark_failed("A", "a1", "refused", lease=renewed)
+    assert not await store.outbox_mark_sent("A", "a1", "m.first", lease=renewed)
+    assert await store.outbox_mark_sent("A", "a1", "m.second", lease=taken.next_attempt_at)
+    sent = await store.outbox_get("A", "a1")
     assert sent is not None and (sent.status, sent.provider_message_id) == (OutboxStatus.SENT, "m.second")
-    assert not await store.outbox_renew("a1", taken.next_attempt_at, minutes(6))  # resolved: nothing to renew
+    assert not await store.outbox_renew("A", "a1", taken.next_attempt_at, minutes(6))  # resolved: nothing to renew
 
 
 async def test_outbox_failure_moves_on_and_is_recorded(store: Store) -> None:
     await store.outbox_put(outbound("a1", "A"))
     await store.outbox_put(outbound("a2", "A"))
     await store.outbox_due(T0, 10)
-    assert await store.outbox_mark_failed("a1", "window closed")
-    assert not await store.outbox_mark_failed("a1", "again")
-    assert not await store.outbox_mark_sent("a1", "late")
-    failed = await store.outbox_get("a1")
+    assert await store.outbox_mark_failed("A", "a1", "window closed")
+    assert not await store.outbox_mark_failed("A", "a1", "again")
+    assert not await store.outbox_mark_sent("A", "a1", "late")
+    failed = await store.outbox_get("A", "a1")
     assert failed is not None and (failed.status, failed.last_error) == (OutboxStatus.FAILED, "window closed")
     assert [i.id for i in await store.outbox_due(T0, 10)] == ["a2"]
-    await store.outbox_mark_sent("a2", "m2")
-    sent = await store.outbox_get("a2")
+    await store.outbox_mark_sent("A", "a2", "m2")
+    sent = await store.outbox_get("A", "a2")
     assert sent is not None and (sent.status, sent.provider_message_id) == (OutboxStatus.SENT, "m2")
-    assert await store.outbox_get("nothing") is None
-    assert not await store.outbox_reschedule("nothing", T0, 1, "x")
+    assert await store.outbox_get("A", "nothing") is None
+    assert not await store.outbox_reschedule("A", "nothing", T0, 1, "x")
 
 
 async def test_an_item_this_version_cannot_read_is_set_aside_and_kept(store: Store) -> None:
@@ -612,10 +612,10 @@ async def test_an_item_this_version_cannot_read_is_set_aside_and_kept(store: Sto
     await store.outbox_put(outbound("a2", "A"))
     [claimed] = await store.outbox_due(T0, 10)
     assert (claimed.id, claimed.payload) == ("new1", newer)
-    assert await store.outbox_mark_failed("new1", "set aside: unreadable by this version (KeyError)")
+    assert await store.outbox_mark_failed("A", "new1", "set aside: unreadable by this version (KeyError)")
     [next_item] = await store.outbox_due(T0, 10)
     assert next_item.id == "a2"
-    kept = await store.outbox_get("new1")
+    kept = await store.outbox_get("A", "new1")
     assert kept is not None and (kept.status, kept.payload) == (OutboxStatus.FAILED, newer)
 
 
@@ -626,12 +626,12 @@ async def test_outbox_oldest_pending(store: Store) -> None:
     await store.outbox_put(outbound("a2", "A", at=minutes(3)))
     assert await store.outbox_oldest_pending() == minutes(1)
     await store.outbox_due(minutes(3), 10)
-    await store.outbox_mark_sent("a1", None)
+    await store.outbox_mark_sent("A", "a1", None)
     assert await store.outbox_oldest_pending() == minutes(2)
-    await store.outbox_mark_failed("b1", "refused")
+    await store.outbox_mark_failed("B", "b1", "refused")
     assert await store.outbox_oldest_pending() == minutes(3)
     await store.outbox_due(minutes(3), 10)
-    await store.outbox_mark_sent("a2", None)
+    await store.outbox_mark_sent("A", "a2", None)
     assert await store.outbox_oldest_pending() is None
 
 
@@ -639,7 +639,7 @@ async def test_outbox_put_twice_keeps_one(store: Store) -> None:
     await store.outbox_put(outbound("a1", "A"))
     await store.outbox_put(outbound("a1", "A"))
     assert [i.id for i in await store.outbox_due(T0, 10)] == ["a1"]
-    await store.outbox_mark_sent("a1", None)
+    await store.outbox_mark_sent("A", "a1", None)
     assert await store.outbox_due(T0, 10) == []
 
 
@@ -671,7 +671,7 @@ async def test_outbox_delivers_each_conversation_in_put_order(store: Store, owne
         assert len({item.conversation_id for item in batch}) == len(batch)
         for item in batch:
             delivered.setdefault(item.conversation_id, []).append(item.id)
-            await store.outbox_mark_sent(item.id, None)
+            await store.outbox_mark_sent(item.conversation_id, item.id, None)
     expected: dict[str, list[str]] = {}
     for n, owner in enumerate(owners):
         expected.setdefault(f"{run}-conv{owner}", []).append(f"{run}-{n}")

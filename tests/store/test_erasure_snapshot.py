@@ -4,9 +4,9 @@ conversation present as a control), then after their erasure (or purge). What wa
 allow-list below; what the control had must all still be there; and every sealed value left is opened with the
 data keys and must not hold the person's words, note, sender id or phone number.
 
-Keys that do not contain the conversation id (``hg:e:{<entry id>}``, ``hg:provider:<provider id>``,
-``hg:seen:<inbound key>``, outbox items, inbox items by keyed hash) are why a search by id or text is not enough:
-the values are sealed, so only a diff finds them.
+Keys and members that do not contain the conversation id (the provider ids in the day indexes ``hg:p:<day>:<n>``,
+the inbound keys in ``hg:{seen}:<day>:<n>``, inbox items by keyed hash) are why a search by id or text is not
+enough: the values are sealed, so only a diff finds them.
 
 The allow-list, and why each may remain (docs/security.md):
 
@@ -46,6 +46,7 @@ from gateway.messages import ChannelName, Inbound
 from gateway.notices.record import Evidence, Notice
 from gateway.retention import Retention
 from gateway.store import Author, InboxItem, OutboxItem, Store, TranscriptEntry
+from gateway.store import redis_keys as K
 from gateway.testing import store_keys
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,7 +78,7 @@ def _allowed_after_purge(item: Item, conversation_id: str) -> bool:
         return True  # a notice's evidence follows the notice's own retention
     if where == "sqlite":
         return name in ("conversations", "takes") and item[2].startswith(repr((conversation_id,))[:-2])
-    return name in (f"hg:conv:{{{conversation_id}}}", "hg:{index}:created") or (
+    return name in (K.conversation(conversation_id), "hg:{index}:created") or (
         name.startswith(("hg:{index}:status:", "hg:{queue}:takes:")) and item[2] == conversation_id
     )
 
@@ -200,7 +201,8 @@ class Helpline:
         await self.store.enqueue(other.id, "general", Priority.NORMAL, T0)
         while due := await self.store.outbox_due(T0 + timedelta(hours=1), 100):  # sent, with provider ids
             for item in due:
-                await self.store.outbox_mark_sent(item.id, "wamid.OTHER" + item.id, lease=item.next_attempt_at)
+                await self.store.outbox_mark_sent(item.conversation_id, item.id, "wamid.OTHER" + item.id,
+                                                  lease=item.next_attempt_at)  # fmt: skip
         return other
 
     async def everything_about_the_person(self) -> list[Conversation]:
@@ -244,7 +246,7 @@ class Helpline:
                if i.conversation_id == conversation.id]  # fmt: skip
         assert due, "the bot answered"
         provider_id = f"wamid.HBgLMzM2{next(self.numbers)}"  # a provider's id names neither conversation nor person
-        await self.store.outbox_mark_sent(due[0].id, provider_id, lease=due[0].next_attempt_at)
+        await self.store.outbox_mark_sent(conversation.id, due[0].id, provider_id, lease=due[0].next_attempt_at)
         payload: dict[str, Any] = {"recipient": PHONE, "text": "Réponse : " + WORDS}
         await self.store.outbox_put(OutboxItem("late-" + conversation.id, conversation.id, payload, self.now[0]))
 

@@ -73,7 +73,7 @@ async def test_a_sqlite_file_from_before_parts_sent_opens_and_keeps_its_outbox(t
     try:
         [item] = await store.outbox_due(datetime(2030, 1, 1, tzinfo=UTC), 10)
         assert (item.id, item.parts_sent) == ("a1", 0)
-        assert await store.outbox_reschedule("a1", datetime(2030, 1, 1, tzinfo=UTC), 1, "HTTP 500", parts_sent=1)
+        assert await store.outbox_reschedule("A", "a1", datetime(2030, 1, 1, tzinfo=UTC), 1, "HTTP 500", parts_sent=1)
         assert (await store.outbox_due(datetime(2030, 1, 2, tzinfo=UTC), 10))[0].parts_sent == 1
     finally:
         await store.close()

@@ -1,11 +1,14 @@
-"""The Redis store after ``gateway store migrate`` reads what the layout before Cluster hash tags wrote: records,
-transcripts (entries as compact values, and as hashes ``hg:entry:<id>`` from before), indexes, queues."""
+"""The Redis store after ``gateway store migrate`` reads what earlier layouts wrote: before Cluster hash tags
+(records, transcripts, indexes, queues), and a key per transcript entry and per provider id (a store written by
+the code of commit 8621530, restored from its ``DUMP``s)."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import redis
@@ -13,7 +16,8 @@ import redis
 from gateway.cli import main
 from gateway.conversation import Conversation, Status
 from gateway.messages import ChannelName
-from gateway.store import Author, Delivery, TranscriptEntry, open_store
+from gateway.store import Author, ClaimState, Delivery, OutboxItem, OutboxStatus, TranscriptEntry, open_store
+from gateway.store import redis_keys as K
 from gateway.store.codec import dumps, encode_entry
 from gateway.store.redis_migrate import new_name
 from gateway.testing import DATA_KEY, SECRET_KEY, store_keys
@@ -24,13 +28,17 @@ T0 = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
 
 
 def test_every_key_of_the_layout_before_gets_a_slot_safe_name_and_current_names_stay() -> None:
-    assert new_name("hg:conv:c1") == ("hg:conv:{c1}", "conversation")
+    assert new_name("hg:conv:c1") == ("hg:c:{c1}", "conversation")
+    assert new_name("hg:conv:{c1}") == ("hg:c:{c1}", "conversation")
+    assert new_name("hg:done:{c1}") == ("hg:d:{c1}", "processed marks")
+    assert new_name("hg:lock:{c1}") == (None, "lock")
     assert new_name("hg:outbox:item:i1") == ("hg:outbox:item:{i1}", "outbox")
     assert new_name("hg:outbox:conv:c1") == ("hg:{outbox}:conv:c1", "outbox")
     assert new_name("hg:takes:main") == ("hg:{queue}:takes:main", "queue")
     assert new_name("hg:inbox:item:x") == ("hg:{inbox}:item:x", "inbox")
     assert new_name("hg:timers:c1") == (None, "timers")
-    for current in ("hg:conv:{c1}", "hg:{outbox}:heads", "hg:timers", "hg:seen:in:x", "hg:evidence:n", "hg:events"):
+    for current in ("hg:c:{c1}", "hg:t:{c1}", "hg:o:{c1}i1", "hg:p:20000:7", "hg:{outbox}:heads", "hg:timers",
+                    "hg:{seen}:c:in:x", "hg:{seen}:20000:7", "hg:evidence:n", "hg:events", "hg:client:x"):
         assert new_name(current) is None
 
 
@@ -47,7 +55,8 @@ async def test_a_store_of_the_layout_before_reads_the_same_after_the_migration(
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:  # the same data under the names before
         for key in client.keys("hg:*"):
-            client.rename(key, key.replace("{index}:", "").replace("{", "").replace("}", ""))
+            before = key.replace("hg:c:", "hg:conv:").replace("{index}:", "")
+            client.rename(key, before.replace("{", "").replace("}", ""))
         client.hset("hg:entry:old-1", mapping={"data": dumps(encode_entry(old)), "delivery": "sent"})
         client.rpush(f"hg:transcript:{conversation.id}", "old-1")
         client.sadd(f"hg:timers:{conversation.id}", json.dumps([conversation.id, "reminder"]))
@@ -69,7 +78,7 @@ async def test_a_store_of_the_layout_before_reads_the_same_after_the_migration(
         new = TranscriptEntry("new-1", conversation.id, T0, Author.USER, "salut", delivery=Delivery.DELIVERED)
         await store.append_transcript(new)
         assert await store.transcript(conversation.id) == [old, new]
-        assert await store.set_delivery("old-1", Delivery.READ, "mid-9")
+        assert await store.set_delivery(conversation.id, "old-1", Delivery.READ, "mid-9")
         read = await store.find_by_provider_id("mid-9")
         assert read is not None and (read.id, read.delivery) == ("old-1", Delivery.READ)
         assert isinstance(await store.get_conversation(conversation.id), Conversation)
@@ -80,3 +89,59 @@ async def test_a_store_of_the_layout_before_reads_the_same_after_the_migration(
         assert client.exists(f"hg:timers:{conversation.id}") == 0 and client.hexists("hg:{queue}:entries", "x")
     finally:
         client.close()
+
+
+async def test_a_store_written_with_a_key_per_entry_and_per_provider_id_reads_the_same_after_the_migration(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``layout_8621530.json``: every key's ``DUMP`` (and TTL) of a store written through the store of commit
+    8621530 with the test data key: conversation ``a`` (active: a young person's message, a bot reply sent with
+    provider id ``mid-1`` then read, one still pending in the outbox, a message processed, and an entry of the
+    layout before that as a hash ``hg:entry:{…}`` with provider id ``mid-old``); conversation ``b`` (closed, its
+    transcript expiring in 7 days, its reply failed)."""
+    fixture = json.loads((Path(__file__).parent / "layout_8621530.json").read_text())
+    a, b = fixture["a"], fixture["b"]
+    with redis.Redis.from_url(redis_url) as client:
+        client.flushdb()
+        for name, key in fixture["keys"].items():
+            client.restore(name, max(key["pttl"], 0), base64.b64decode(key["dump"]))
+    monkeypatch.setenv("GATEWAY_STORE", redis_url)
+    monkeypatch.setenv("GATEWAY_DATA_KEY", DATA_KEY)
+    monkeypatch.setenv("GATEWAY_SECRET_KEY", SECRET_KEY)
+    assert await asyncio.to_thread(main, ["store", "migrate"]) == 0
+    out = capsys.readouterr().out
+    assert "2 transcript" in out and "6 entry" in out and "1 provider id" in out and "2 outbox" in out
+    assert "1 de-duplication mark" in out
+    assert await asyncio.to_thread(main, ["store", "migrate"]) == 0
+    assert "nothing: the layout is current" in capsys.readouterr().out
+    with redis.Redis.from_url(redis_url, decode_responses=True) as client:
+        names = set(client.keys("hg:*"))
+        gone = ("hg:e:", "hg:entry:", "hg:provider:", "hg:transcript:", "hg:outbox:item:", "hg:conv:", "hg:done:",
+                "hg:seen:")
+        assert not [name for name in names if name.startswith(gone)]
+        assert 6 * 24 * 3600 < client.ttl(K.transcript(b)) <= 7 * 24 * 3600  # its TTL kept
+        assert client.ttl(K.transcript(a)) == -1 and client.ttl(K.done(a)) > 0
+    store = await open_store(redis_url, keys=store_keys(redis_url))
+    try:
+        entries = await store.transcript(a)
+        assert [(e.text, e.delivery, e.provider_message_id) for e in entries] == [
+            ("Ancien message", Delivery.SENT, "mid-old"), ("bonjour", Delivery.DELIVERED, None),
+            ("Salut, je suis là.", Delivery.READ, "mid-1"), ("Tu veux en parler ?", Delivery.PENDING, None),
+        ]  # fmt: skip
+        found = await store.find_by_provider_id("mid-1")
+        assert found is not None and found == entries[2]
+        assert await store.claim("in:telegram:77", "me", 10) is ClaimState.DONE
+        failed = await store.outbox_get(b, f"b1-{b}")
+        assert failed is not None and (failed.status, failed.last_error) == (OutboxStatus.FAILED, "refused")
+        assert [e.delivery for e in await store.transcript(b)] == [Delivery.PENDING, Delivery.FAILED]
+        await store.outbox_put(OutboxItem(f"b1-{a}", a, {"text": "Salut"}, T0))  # sent already: never again
+        later = T0 + timedelta(minutes=5)  # the pending reply's lease (taken at T0 + 5 s) is over
+        [pending] = await store.outbox_due(later, 10)
+        assert (pending.id, pending.payload) == (f"b2-{a}", {"text": "Tu veux en parler ?"})
+        assert await store.outbox_mark_sent(a, pending.id, "mid-2", lease=pending.next_attempt_at)
+        assert await store.outbox_due(later, 10) == []
+        assert (await store.transcript(a))[3].delivery is Delivery.SENT
+        again = await store.find_by_provider_id("mid-2")
+        assert again is not None and again.id == f"b2-{a}"
+    finally:
+        await store.close()

@@ -28,22 +28,22 @@ async def test_a_corrupt_outbox_item_is_set_aside_and_the_others_flow(
         for item_id, conversation in (("a1", "A"), ("a2", "A"), ("b1", "B")):
             await store.append_transcript(TranscriptEntry(item_id, conversation, T0, Author.BOT, "bonjour"))
             await store.outbox_put(OutboxItem(item_id, conversation, {"text": "bonjour"}, T0))
-        client.hdel(K.outbox_item("a1"), "created_us")  # the hash cut short
-        client.hset(K.outbox_item("a1"), "attempts", "many")
+        client.hdel(K.outbox_item("A", "a1"), "created_us")  # the hash cut short
+        client.hset(K.outbox_item("A", "a1"), "attempts", "many")
 
         due = await store.outbox_due(T0, 10)
         assert [item.id for item in due] == ["b1"]  # the others flow
-        assert client.hget(K.outbox_item("a1"), "status") == "failed"
-        assert "set aside" in (client.hget(K.outbox_item("a1"), "last_error") or "")
-        assert client.ttl(K.outbox_item("a1")) > 0  # kept a while for an operator, then forgotten
+        assert client.hget(K.outbox_item("A", "a1"), "status") == "failed"
+        assert "set aside" in (client.hget(K.outbox_item("A", "a1"), "last_error") or "")
+        assert client.ttl(K.outbox_item("A", "a1")) > 0  # kept a while for an operator, then forgotten
         [shown, *_] = await store.transcript("A")
         assert shown.delivery is Delivery.FAILED  # the listener sees it was not sent
         assert any("a1" in r.getMessage() and "set aside" in r.getMessage() for r in caplog.records)
 
         assert [item.id for item in await store.outbox_due(T0, 10)] == ["a2"]  # its conversation goes on
-        assert await store.outbox_mark_sent("a2", "m.a2") and await store.outbox_mark_sent("b1", "m.b1")
+        assert await store.outbox_mark_sent("A", "a2", "m.a2") and await store.outbox_mark_sent("B", "b1", "m.b1")
         assert await store.outbox_due(T0, 10) == []
-        assert client.exists(K.outbox_item("a2")) == 0  # sent and recorded on its entry: nothing else kept
+        assert client.exists(K.outbox_item("A", "a2")) == 0  # sent and recorded on its entry: nothing else kept
         await store.outbox_put(OutboxItem("a2", "A", {"text": "bonjour"}, T0))  # a reprocessing puts it again
         assert await store.outbox_due(T0, 10) == []  # never sent twice
     finally:

@@ -46,11 +46,13 @@ async def test_a_claim_that_lapsed_between_its_save_and_the_global_mark_is_done(
     long_ago = datetime.now(UTC) - timedelta(hours=1)
     async with getattr(store, locking)(conversation.id):  # a claim under the lock names the conversation
         assert await store.claim(KEY, "dead", 10, now=long_ago) is ClaimState.CLAIMED
-        claimed = client.get(K.key("seen", KEY))
+        claimed = client.get(K.seen_claim(KEY))
         await store.save_conversation(conversation, done=DoneMark(KEY, 3600))
-    client.set(K.key("seen", KEY), str(claimed))  # the owner died before the last step: its lease lapsed
+    [marks] = [name for name in client.keys(K.SEEN + "*") if client.hexists(name, KEY)]
+    client.hdel(marks, KEY)  # the owner died before the last step (the global mark): its claim lapsed
+    client.set(K.seen_claim(KEY), str(claimed))
     assert await store.claim(KEY, "alive", 10) is ClaimState.DONE  # the conversation's mark decides
-    assert client.get(K.key("seen", KEY)) == "1"  # and the global mark is repaired
+    assert client.hexists(marks, KEY) and not client.exists(K.seen_claim(KEY))  # and the global mark is repaired
 
 
 async def test_a_claim_riding_with_the_lock_names_the_conversation(opened: tuple[Store, redis.Redis]) -> None:
@@ -61,12 +63,14 @@ async def test_a_claim_riding_with_the_lock_names_the_conversation(opened: tuple
     assert await store.claim(KEY, "dead", 10) is ClaimState.CLAIMED  # before the lock: names no conversation
     async with store.locked_batch(conversation.id, claim=Claim(KEY, "dead", 10)) as state:
         assert state is ClaimState.CLAIMED
-        claimed = str(client.get(K.key("seen", KEY)))
+        claimed = str(client.get(K.seen_claim(KEY)))
         await store.save_conversation(conversation, done=DoneMark(KEY, 3600))
     _, _, named, owner = claimed.split(":", 3)
     assert named == conversation.id
-    client.set(K.key("seen", KEY), f"c:1:{named}:{owner}")  # died before the last step: its lease lapsed
-    assert await store.claim(KEY, "alive", 10) is ClaimState.DONE
+    [marks] = [name for name in client.keys(K.SEEN + "*") if client.hexists(name, KEY)]
+    client.hdel(marks, KEY)  # died before the last step (the global mark): its lease lapsed
+    client.set(K.seen_claim(KEY), f"c:1:{named}:{owner}")
+    assert await store.claim(KEY, "alive", 10) is ClaimState.DONE  # the conversation's mark decides
 
 
 async def test_an_address_read_with_the_claim_that_went_stale_finds_the_conversation_of_now(
@@ -159,7 +163,7 @@ async def test_a_line_naming_an_item_resolved_already_drops_it_and_the_next_goes
         await store.append_transcript(TranscriptEntry(item_id, "c1", T0, Author.BOT, item_id))
         await store.outbox_put(_item(item_id, "c1"))
     (first,) = await store.outbox_due(T0, 10)
-    assert await store.outbox_mark_sent(first.id, "mid-1", lease=first.next_attempt_at)
+    assert await store.outbox_mark_sent(first.conversation_id, first.id, "mid-1", lease=first.next_attempt_at)
     client.zadd(K.outbox_line("c1"), {"a1": 0})  # died between the item step and the line step
     client.zadd(K.OUTBOX + "heads", {"c1": 0})
     handed = [i.id for i in await store.outbox_due(T0, 10)] + [i.id for i in await store.outbox_due(T0, 10)]

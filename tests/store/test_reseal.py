@@ -57,7 +57,7 @@ async def read_back(store: Store, conversation_id: str) -> None:
     found = await store.find_active_conversation(WA, PHONE)
     assert found is not None and found.id == conversation_id and found.sender == PHONE
     assert [entry.text for entry in await store.transcript(conversation_id)] == [TEXT]
-    item = await store.outbox_get("o1")
+    item = await store.outbox_get(conversation_id, "o1")
     assert item is not None and item.payload == {"to": PHONE, "text": TEXT}
     assert await store.inbox_waiting("order-key")
     assert await store.get_upload("u1") == ("image/png", PICTURE)

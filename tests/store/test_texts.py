@@ -73,7 +73,7 @@ async def test_a_bot_message_of_flows_yaml_is_kept_once_and_reads_back_exactly_a
     try:
         assert await again.transcript("c2") == [greeted[1], others[-1]]
         assert await again.find_by_provider_id("mid-c1") == greeted[0]
-        assert await again.set_delivery("c2-e1", Delivery.READ)
+        assert await again.set_delivery("c2", "c2-e1", Delivery.READ)
         assert [e.delivery for e in await again.transcript("c2")] == [Delivery.READ, Delivery.PENDING]
     finally:
         await again.close()
@@ -101,8 +101,7 @@ async def test_entries_written_by_the_previous_version_still_read(store: Store, 
     if store_url.startswith("redis://"):
         client = redis.Redis.from_url(store_url)
         try:
-            client.set(K.entry("old-1"), "smid-old\n" + sealed_v1("entry", data))
-            client.rpush(K.transcript("c1"), "old-1")
+            client.rpush(K.transcript("c1"), "old-1\nsmid-old\n" + sealed_v1("entry", data))
         finally:
             client.close()
     else:
