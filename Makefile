@@ -46,12 +46,14 @@ test: system-deps $(VENV)/.installed-test lint
 screenshots: system-deps $(VENV)/.installed-test
 	GATEWAY_SCREENSHOTS=docs $(BIN)/python -m pytest -q -m screenshots tests/e2e/test_console_screenshots.py
 
-# Engine figures, then the gateway under load against the floor (bench/README.md); BENCH_ARGS scales it,
-# e.g. BENCH_ARGS="--open 2000 --duration 10" for a quick look.
+# Engine figures, the hand-off at 1,000 and 10,000 open conversations, then the gateway under load against the
+# floor (bench/README.md); BENCH_ARGS scales the last, e.g. BENCH_ARGS="--open 2000 --duration 10" for a quick
+# look; HANDOFF_ARGS the hand-off's, e.g. HANDOFF_ARGS="--samples 50 --stores sqlite".
 bench: system-deps $(VENV)/.installed
 	$(BIN)/python bench/engine.py
 	OMP_NUM_THREADS=1 $(BIN)/python bench/understanding.py
 	$(BIN)/python bench/sealing.py
+	$(BIN)/python bench/handoff.py $(HANDOFF_ARGS)
 	$(BIN)/python bench/load.py $(BENCH_ARGS)
 
 clean:

@@ -32,11 +32,12 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import (
@@ -53,9 +54,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
 
 from gateway.conversation import Status  # noqa: E402
-from gateway.dispatcher import inbound_entry_id  # noqa: E402
 from gateway.flows.engine import Engine  # noqa: E402
 from gateway.flows.loader import load_text  # noqa: E402
+from gateway.ids import inbound_entry_id  # noqa: E402
 from gateway.messages import ChannelName, Inbound  # noqa: E402
 from gateway.testing import DATA_KEY, FakeGraphAPI, messenger_body, messenger_message, signed_messenger  # noqa: E402
 
@@ -134,6 +135,7 @@ class Sender:
     expected: int = 0
     received: int = 0
     waiting_since: float | None = None  # the last message sent and not yet answered
+    last_reply_at: float = 0.0  # perf_counter when the fake received the latest reply to this sender
     mids: list[str] = field(default_factory=list)  # the message ids, in the order the generator made the webhooks
     written: list[str] = field(default_factory=list)  # the message ids, in the order their bodies were written
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -172,6 +174,7 @@ class Provider(FakeGraphAPI):
         if sender is not None and "message" in body:
             self.texts.setdefault(recipient, []).append(str(body["message"].get("text", "")))
             sender.received += 1
+            sender.last_reply_at = time.perf_counter()
             if sender.waiting_since is not None:
                 self.reply_latency.append(time.perf_counter() - sender.waiting_since)
                 sender.waiting_since = None
@@ -491,19 +494,26 @@ class Load:
             state.expected -= step.replies  # refused: the sender would be asked to retry, nothing is due
         return state
 
+    async def answered(self, sender: str, step: Step) -> Sender | None:
+        """One message and every reply it gets; None when they did not all come within REPLY_TIMEOUT."""
+        state = await self.post(sender, step)
+        while state.received < state.expected:
+            state.arrived.clear()
+            try:
+                await asyncio.wait_for(state.arrived.wait(), REPLY_TIMEOUT)
+            except TimeoutError:
+                return None
+        return state
+
     async def walk(self, sender: str, walk: list[Step]) -> float:
         """One conversation to the hand-off, each message after the replies to the previous; the hand-off's ack."""
         handoff = 0.0
         for step in walk:
             before = len(self.ack)
-            state = await self.post(sender, step)
+            state = await self.answered(sender, step)
             handoff = self.ack[-1] if len(self.ack) > before else float("nan")
-            while state.received < state.expected:
-                state.arrived.clear()
-                try:
-                    await asyncio.wait_for(state.arrived.wait(), REPLY_TIMEOUT)
-                except TimeoutError:
-                    return handoff
+            if state is None:
+                return handoff
         return handoff
 
     async def closed(self, conversations: int, concurrency: int, offset: int) -> None:
@@ -617,6 +627,24 @@ def gateway_env(store: str, flows: Path, provider: Provider, understanding: str 
     }  # fmt: skip
 
 
+async def start_gateway(
+    name: str, kind: str, work: Path, db: Path, flows: Path, provider: Provider, understanding: str
+) -> tuple[Server, Redis | None, str]:
+    """``gateway serve`` as ``gateway/<name>`` on a store of its own (a Redis server started here, in
+    ``work/redis-<name>``, or the SQLite file ``db``): the server (not yet ready), the Redis, the store's URL."""
+    redis = Redis(work / f"redis-{name}") if kind == "redis" else None
+    store = redis.url if redis else f"sqlite:///{db}"
+    if redis:
+        await asyncio.sleep(0.5)
+    return gateway_server(name, store, work / f"gateway-{name}.log", flows, provider, understanding), redis, store
+
+
+def gateway_server(name: str, store: str, log: Path, flows: Path, provider: Provider, understanding: str) -> Server:
+    """``gateway serve`` as ``gateway/<name>`` on the store at ``store``, its output in ``log`` (not yet ready)."""
+    return Server(f"gateway/{name}", [sys.executable, "-m", "gateway.cli", "serve", "--port", "{port}"],
+                  gateway_env(store, flows, provider, understanding), log)  # fmt: skip
+
+
 async def handoff_latency(load: Load, offset: int) -> str:
     """The hand-off webhook's acknowledgement, one conversation at a time (nothing else running): median."""
     samples = [await load.walk(f"{load.tag}h{offset + n}", load.script[n % len(load.script)])
@@ -628,13 +656,8 @@ async def bench_gateway(
     args: argparse.Namespace, kind: str, work: Path, session: ClientSession, provider: Provider,
     script: list[list[Step]], flows: Path,
 ) -> tuple[Figures, Figures | None]:
-    redis = Redis(work / f"redis-{kind}") if kind == "redis" else None
     db = work / "gateway.sqlite3"
-    store = redis.url if redis else f"sqlite:///{db}"
-    if redis:
-        await asyncio.sleep(0.5)
-    server = Server(f"gateway/{kind}", [sys.executable, "-m", "gateway.cli", "serve", "--port", "{port}"],
-                    gateway_env(store, flows, provider, args.understanding), work / f"gateway-{kind}.log")  # fmt: skip
+    server, redis, store = await start_gateway(kind, kind, work, db, flows, provider, args.understanding)
     try:
         await server.ready(session)
         load = Load(session, provider, server, script)
@@ -708,11 +731,13 @@ async def store_bytes(redis: Redis | None, db: Path, conversations: int) -> tupl
 
 async def seed(store_url: str, count: int, tag: str, concurrency: int = 16) -> None:
     """``count`` more handed-off conversations, written through the store API as the dispatcher writes a walk:
-    each a copy of a walked conversation (its record with the engine's state, its transcript, its queue entry
-    and timers, the last message's processed mark) under a new id and sender. Reaches 10,000 open conversations
-    in seconds where the closed loop takes most of an hour; the gateway process itself handles none of them."""
+    each a copy of a walked conversation (its record with the engine's state, its transcript, the outbox items of
+    its replies marked sent, its queue entry and timers, the last message's processed mark) under a new id and
+    sender. Reaches 10,000 open conversations in a minute or two where the closed loop takes most of an hour; the
+    gateway process itself handles none of them."""
+    from gateway.dispatcher import outbox_item
     from gateway.ids import new_id
-    from gateway.store import DoneMark, TimerKind, open_store
+    from gateway.store import Author, Delivery, DoneMark, TimerKind, open_store
     from gateway.testing import store_keys
 
     store = await open_store(store_url, keys=store_keys(store_url))
@@ -724,18 +749,29 @@ async def seed(store_url: str, count: int, tag: str, concurrency: int = 16) -> N
         async def one(n: int) -> None:
             template, entries = templates[n % len(templates)]
             now = datetime.now(UTC)
+            later = now + timedelta(days=1)
             sender = f"{tag}{n}"
             fresh, _ = await store.active_conversation(ChannelName.MESSENGER, sender, now)
             conversation = replace(template, id=fresh.id, sender=sender, pseudonym=fresh.pseudonym, created_at=now,
                                    updated_at=now, queued_at=now, last_inbound_at=now)  # fmt: skip
             assert template.queue is not None
+            # the replies pending, as the dispatcher writes them (Redis lists but makes no item for one shown sent)
+            outgoing = (Author.BOT, Author.LISTENER)
+            copies = [replace(entry, id=new_id(), conversation_id=fresh.id, at=now,
+                              delivery=Delivery.PENDING if entry.author in outgoing else entry.delivery)
+                      for entry in entries]  # fmt: skip
+            replies = [entry for entry in copies if entry.author in outgoing]
             async with store.batch():
-                for entry in entries:
-                    await store.append_transcript(replace(entry, id=new_id(), conversation_id=fresh.id, at=now))
+                for entry in copies:
+                    await store.append_transcript(entry)
+                for entry in replies:  # not due before it is marked sent: the gateway's outbox must not send it
+                    await store.outbox_put(replace(outbox_item(conversation, entry, now), next_attempt_at=later))
                 await store.enqueue(fresh.id, template.queue, template.priority, now)
-                await store.set_timer(fresh.id, TimerKind.QUEUE_REASSURE, now + timedelta(days=1))
-                await store.set_timer(fresh.id, TimerKind.IDLE_CLOSE, now + timedelta(days=1))
+                await store.set_timer(fresh.id, TimerKind.QUEUE_REASSURE, later)
+                await store.set_timer(fresh.id, TimerKind.IDLE_CLOSE, later)
                 await store.save_conversation(conversation, done=DoneMark(f"in:seed:{sender}", 8 * 24 * 3600))
+            for entry in replies:  # as the outbox worker marks them once the provider took them (reads the item)
+                await store.outbox_mark_sent(fresh.id, entry.id, f"m_seed_{entry.id}")
 
         async def seeder() -> None:
             for n in numbers:
@@ -867,11 +903,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-if __name__ == "__main__":
-    arguments = parse()
+def run(main: Callable[[argparse.Namespace], Coroutine[Any, Any, None]], arguments: argparse.Namespace) -> None:
+    """``main(arguments)`` on uvloop when it is installed (as the gateway runs), else on asyncio's loop."""
     try:
         import uvloop
     except ImportError:
         asyncio.run(main(arguments))
     else:
         uvloop.run(main(arguments))
+
+
+if __name__ == "__main__":
+    run(main, parse())

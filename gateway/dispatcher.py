@@ -199,7 +199,7 @@ class Dispatcher:
                 log.error("dispatcher: renewing a claim failed with %s at %s", type(exc).__name__, where(exc))
 
     async def _process_claimed(self, inbound: Inbound, key: str, owner: str) -> bool:
-        reading, missed = await self._read(inbound)  # before the lock: a slow model holds no conversation up
+        reading, later = await self._read(inbound)  # before the lock: a slow model holds no conversation up
         now = self.clock()
         # The sender's conversation locked, read, and the claim renewed under the lock (checked again: a lease that
         # lapsed while waiting may have let another owner in), then the message's writes, the processed mark with
@@ -214,8 +214,8 @@ class Dispatcher:
             erase = await self._process(current, inbound, now, DoneMark(key, DEDUPE_TTL_SECONDS), reading)
         if erase and self.eraser is not None:  # confirmed by the young person: after the lock, which erasure takes
             await self.eraser(current, key)
-        elif missed and self.late is not None:  # the model's second check, after the fact (escalate only)
-            self.late.offer(Late(current.id, inbound_entry_id(inbound), inbound.text))
+        elif later and self.late is not None:  # the second check, or a long message's windows, after the fact
+            self.late.offer(Late(current.id, inbound_entry_id(inbound), inbound.text, reading))
         self._on_outgoing()  # the outbox may have looked before the batch's writes were made
         return True
 
@@ -238,21 +238,25 @@ class Dispatcher:
         return (await self._read(inbound))[0]
 
     async def _read(self, inbound: Inbound) -> tuple[Reading | None, bool]:
-        """The reading (as :meth:`read`), and True when the model was busy or late: worth a late reading."""
+        """The reading (as :meth:`read`), and True when it is worth a late reading: the model was busy or late, or
+        it read a long message as far as its cut only (its windows are read after the fact, when there are late
+        readings: a young person's message waits for one pass of the model at most)."""
         if self.reader is None or not inbound.text.strip():
             return None, False
         if self.flows.current is not None and self.flows.current.pressed(inbound.text, inbound.payload):
             self.metrics.understanding_messages.labels("button").inc()
             return None, False
-        found = await self.reader.attempt(inbound.text)
+        found = await self.reader.attempt(inbound.text, rest_late=self.late is not None)
         if isinstance(found, str):
             return None, found in ("busy", "timeout")
-        return found, False
+        return found.reading, found.rest
 
     async def apply_late(self, late: Late, reading: Reading) -> bool:
-        """A late reading of a message that went on with the keywords only: escalate only; True when it flagged.
+        """A late reading of a message that went on with the keywords only, or with its start read: escalate only;
+        True when it flagged.
 
-        Only what the model adds counts (a risk the keywords found decided when the message came): the flag is
+        Only what the model adds counts (a risk the keywords found, or the reading of a long message's start,
+        decided when the message came: its windows count only if they raise another interrupt): the flag is
         shown to the listeners live (``model`` and its score) and kept as the conversation's strongest; waiting, the
         priority is raised and the risk's partners sent as :meth:`_escalate` does; still with the bot, the risk's
         interrupt hands off at its priority, as it would have then (:meth:`_late_handoff`). Never ends, lowers or
@@ -265,7 +269,7 @@ class Dispatcher:
                 return False
             engine = self.flows.for_version(conversation.flow_version) if conversation.engine else self.flows.engine()
             found = engine.decide(late.text, reading).flag
-            if found is None or found.source != "model":
+            if found is None or found.source != "model" or _decided(engine, late, found):
                 return False
             flag = self._flag(found)
             assert flag is not None  # a model's flag is a risk
@@ -532,7 +536,7 @@ class Dispatcher:
             )  # fmt: skip
             await self.store.append_transcript(entry)
             if conversation.channel != ChannelName.WEBCHAT:
-                await self.store.outbox_put(self._outbox_item(conversation, entry, now))
+                await self.store.outbox_put(outbox_item(conversation, entry, now))
             await self.store.publish(EntryAdded(conversation.id, entry))
             entries.append(entry)
         if entries and conversation.channel != ChannelName.WEBCHAT:
@@ -574,14 +578,6 @@ class Dispatcher:
             conversation, "not_sent", now,
             channel=conversation.channel.value, author=author.value, hours=str(_hours(window)), text=reply.text,
         )  # fmt: skip
-
-    def _outbox_item(self, conversation: Conversation, entry: TranscriptEntry, now: datetime) -> OutboxItem:
-        outbound = Outbound(
-            id=entry.id, conversation_id=conversation.id, channel=conversation.channel,
-            recipient=conversation.sender, text=entry.text, choices=entry.choices, author=entry.author.value,
-        )  # fmt: skip
-        payload = encode_outbound(outbound)
-        return OutboxItem(id=entry.id, conversation_id=conversation.id, payload=payload, created_at=now)
 
     # ----- receipts ---------------------------------------------------------------------------------------
 
@@ -630,5 +626,22 @@ _RECEIPT_DELIVERY = {
 _RANK = {Delivery.PENDING: 0, Delivery.SENT: 1, Delivery.DELIVERED: 2, Delivery.READ: 3, Delivery.FAILED: 4}
 
 
+def _decided(engine: Engine, late: Late, found: Flag) -> bool:
+    """Whether the message's own reading (its start, read inline) already raised what its late reading raises:
+    the same interrupt, no partner more. Its windows then add nothing to do (a higher score for the same risk)."""
+    before = engine.decide(late.text, late.first).flag if late.first is not None else None
+    return before is not None and before.route == found.route and set(found.partners) <= set(before.partners)
+
+
 def _hours(window: timedelta) -> int:
     return int(window.total_seconds() // 3600)
+
+
+def outbox_item(conversation: Conversation, entry: TranscriptEntry, now: datetime) -> OutboxItem:
+    """The outbox item that delivers a reply entry of a provider channel's conversation (its id is the entry's)."""
+    outbound = Outbound(
+        id=entry.id, conversation_id=conversation.id, channel=conversation.channel,
+        recipient=conversation.sender, text=entry.text, choices=entry.choices, author=entry.author.value,
+    )  # fmt: skip
+    payload = encode_outbound(outbound)
+    return OutboxItem(id=entry.id, conversation_id=conversation.id, payload=payload, created_at=now)

