@@ -51,6 +51,7 @@ from gateway.metrics import Metrics
 from gateway.store import (
     Author,
     BatchStore,
+    Claim,
     ClaimState,
     ConversationStore,
     DedupeStore,
@@ -153,7 +154,7 @@ class Dispatcher:
 
     async def _handle_inbound(self, inbound: Inbound) -> bool:
         key, owner = inbound_key(inbound), secrets.token_hex(8)
-        if not await self._claim(key, owner):
+        if not await self._claim(key, owner, inbound):
             self.metrics.duplicates.labels(inbound.channel.value).inc()
             return False
         renewal = asyncio.create_task(self._renew(key, owner))
@@ -171,12 +172,13 @@ class Dispatcher:
             self.metrics.duplicates.labels(inbound.channel.value).inc()
         return processed
 
-    async def _claim(self, key: str, owner: str) -> bool:
-        """True once claimed, False if processed already; waits while another owner processes it."""
+    async def _claim(self, key: str, owner: str, inbound: Inbound) -> bool:
+        """True once claimed, False if processed already; waits while another owner processes it. The sender's
+        address is read along (Redis: the same round trip) for ``active_conversation`` next."""
         loop = asyncio.get_running_loop()
         deadline, pause = loop.time() + self.claim_seconds, 0.01
         while True:
-            state = await self.store.claim(key, owner, self.claim_seconds)
+            state = await self.store.claim(key, owner, self.claim_seconds, sender=(inbound.channel, inbound.sender))
             if state is not ClaimState.BUSY:
                 return state is ClaimState.CLAIMED
             if loop.time() >= deadline:
@@ -199,16 +201,15 @@ class Dispatcher:
     async def _process_claimed(self, inbound: Inbound, key: str, owner: str) -> bool:
         reading, later = await self._read(inbound)  # before the lock: a slow model holds no conversation up
         now = self.clock()
-        conversation, _ = await self.store.active_conversation(inbound.channel, inbound.sender, now)
-        # The message's writes, the processed mark with them and the lock's release: one round trip on Redis.
-        async with self.store.locked_batch(conversation.id):
-            # Checked again under the lock: a lease that lapsed while waiting may have let another owner in.
-            state = await self.store.claim(key, owner, self.claim_seconds)
+        # The sender's conversation locked, read, and the claim renewed under the lock (checked again: a lease that
+        # lapsed while waiting may have let another owner in), then the message's writes, the processed mark with
+        # them and the lock's release: one round trip each on Redis.
+        claim = Claim(key, owner, self.claim_seconds)
+        async with self.store.locked_active(inbound.channel, inbound.sender, now, claim=claim) as (current, state):
             if state is ClaimState.DONE:
                 return False
             if state is ClaimState.BUSY:
                 raise InboundBusy("this message is being processed elsewhere: retry later")
-            current = await self.store.get_conversation(conversation.id) or conversation
             derived_from(key)  # this task's context only (handle_inbound's shield made it a task)
             erase = await self._process(current, inbound, now, DoneMark(key, DEDUPE_TTL_SECONDS), reading)
         if erase and self.eraser is not None:  # confirmed by the young person: after the lock, which erasure takes

@@ -28,6 +28,7 @@ from redis.asyncio.cluster import RedisCluster
 from gateway.keyed import KeyedHash
 from gateway.metrics import Metrics
 from gateway.settings import Settings
+from gateway.store import Counter
 from gateway.store.redis_pool import open_pool
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,23 @@ class RateLimits:
         except Exception as exc:  # the counters' storage is down: allow (see the module docstring)
             log.warning("rate limits: counters unavailable (%s): allowing", exc.__class__.__name__)
             return True
+        if not allowed:
+            self._metrics.rate_limited.labels(limit.value).inc()
+        return allowed
+
+    def counter(self, limit: Limit, subject: str) -> Counter | None:
+        """``limit``'s counter for ``subject`` as a key of the store's Redis, for a store to hit along with its own
+        read (``Gate.check``: ``CountingBlockStore``); None when the counters are not in Redis."""
+        if not isinstance(self.storage, RedisStorage | RedisClusterStorage):
+            return None
+        item = self._items[limit]
+        key = item.key_for(limit.value, self._keyed(limit.value, subject))
+        return Counter(f"{KEY_PREFIX}:{key}", item.get_expiry())
+
+    def counted(self, limit: Limit, count: int) -> bool:
+        """Whether a hit that brought ``limit``'s counter to ``count`` is allowed (refusals counted as ``allow``
+        counts them)."""
+        allowed = count <= self._items[limit].amount
         if not allowed:
             self._metrics.rate_limited.labels(limit.value).inc()
         return allowed

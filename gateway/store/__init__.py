@@ -36,7 +36,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.errors import ConfigError
@@ -112,6 +112,15 @@ class ClaimState(StrEnum):
     CLAIMED = "claimed"  # the caller owns it now (or still): process it
     BUSY = "busy"  # another live owner is processing it: wait, or answer "retry later"
     DONE = "done"  # processed and saved already: a duplicate
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """An inbound message's claim (:meth:`DedupeStore.claim`), renewed once a lock is held (``locked_batch``)."""
+
+    key: str
+    owner: str
+    lease_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,12 +340,18 @@ class TranscriptStore(Protocol):
 
 
 class DedupeStore(Protocol):
-    async def claim(self, key: str, owner: str, lease_seconds: float, *, now: datetime | None = None) -> ClaimState:
+    async def claim(
+        self, key: str, owner: str, lease_seconds: float, *, now: datetime | None = None,
+        sender: tuple[ChannelName, str] | None = None,
+    ) -> ClaimState:  # fmt: skip
         """Claim the inbound message ``key`` for ``owner`` for ``lease_seconds`` from ``now`` (default: the clock).
 
         ``CLAIMED`` when the key is free, its lease lapsed (the owner died), or ``owner`` holds it already (the
         lease is then renewed: call again while processing); ``BUSY`` while another owner's lease runs; ``DONE``
         once it was saved as processed. Atomic across concurrent callers and, with Redis, across instances.
+
+        ``sender``: whose active conversation this task looks up next (``active_conversation``); Redis reads the
+        sender's address in the same round trip. Changes nothing else.
         """
         ...
 
@@ -569,6 +584,27 @@ class BlockStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Counter:
+    """A rate limit's fixed-window counter kept in the store's Redis (``RateLimits.counter``): its key, as the
+    ``limits`` library names it (the library's own hits share it), and its window in seconds."""
+
+    key: str
+    window_seconds: int
+
+
+@runtime_checkable
+class CountingBlockStore(Protocol):
+    """A store whose Redis also keeps the rate limits' counters: the gate's two reads in one round trip."""
+
+    async def get_block_and_hit(self, key: str, now: datetime, counter: Counter) -> tuple[Block | None, int]:
+        """:meth:`BlockStore.get_block`, and ``counter`` hit once (as ``limits`` hits it: the window starts with
+        its first hit): the block, and the count now. Redis: one pipeline (the blocks' slot, then the counter's),
+        which also reads whether ``key`` (a sender's keyed hash, as the inbox knows it too) has messages waiting
+        in the inbox, for this task's next ``inbox_waiting(key)`` (the webhook's next step)."""
+        ...
+
+
 class AuditStore(Protocol):
     async def audit(self, entry: AuditEntry) -> None:
         """Append an entry to the audit log."""
@@ -720,10 +756,30 @@ class BatchStore(Protocol):
         """
         ...
 
-    def locked_batch(self, conversation_id: str, timeout: float = 10.0) -> AbstractAsyncContextManager[None]:
+    def locked_active(
+        self, channel: ChannelName, sender: str, now: datetime, *, claim: Claim | None = None, timeout: float = 10.0
+    ) -> AbstractAsyncContextManager[tuple[Conversation, ClaimState]]:
+        """The sender's active conversation on this channel (a new one, saved, when there is none, as
+        ``active_conversation`` makes it) under its lock, with a batch inside as ``locked_batch`` (``claim`` as
+        there): the conversation as read once the lock is held, and the claim's state.
+
+        Redis looks the sender's address up (read along with the claim: ``claim(sender=...)``), then takes that
+        conversation's lock with its record read in the same round trip, the record's liveness checked there: a
+        record that is no longer active (ended meanwhile, or left behind by a crash) is let go and the sender's
+        conversation looked up again. One round trip less than the lookup, then the lock.
+        """
+        ...
+
+    def locked_batch(
+        self, conversation_id: str, timeout: float = 10.0, *, claim: Claim | None = None
+    ) -> AbstractAsyncContextManager[ClaimState]:
         """``lock`` with a ``batch`` inside, the lock left only once the writes are made: Redis sends the writes
-        and the release in one MULTI/EXEC (one round trip less per message than the two apart). When the block
+        and the release in one pipeline (one round trip less per message than the two apart). When the block
         raises, the writes are dropped and the lock released. Inside a batch already: ``lock`` alone.
+
+        With ``claim``, the message's claim is renewed once the lock is held, naming the conversation (Redis: in
+        the round trip that takes the lock, when it is free), and its state is what the block gets; without,
+        ``CLAIMED``.
         """
         ...
 

@@ -34,7 +34,13 @@ The conversation lock is a lease of ``LOCK_LEASE_MS`` (6 s) that its holder rene
 holds the lock: processing one message takes milliseconds, a slow one keeps its lock, and a crashed instance
 blocks its conversations for 6 s at most. It is redis-py's ``redis.asyncio.lock.Lock`` (SET NX PX, a random token
 checked by Lua on renewal and release, so an expired holder never extends or frees somebody else's lock), renewed
-by a task of ours with ``reacquire``; a waiter retries every ``LOCK_POLL_SECONDS``.
+by a task of ours with ``reacquire``; a waiter retries every ``LOCK_POLL_SECONDS``. Each attempt takes it with the
+conversation's record read in the same script (``lock_read``, one slot), which answers the holder's reads of it.
+
+A message of an open conversation costs four round trips on one Redis: the gate's block check with the message
+limit's hit and the inbox check (``get_block_and_hit``), the claim with the sender's address read along, the lock
+with the record read and the claim renewed naming the conversation (``locked_active``), the batch with the
+release (a Cluster client sends the slots of a pipeline one by one: more there).
 """
 
 from __future__ import annotations
@@ -68,8 +74,10 @@ from gateway.store import (
     CLIENT_OPEN,
     AuditEntry,
     Block,
+    Claim,
     ClaimState,
     ConsoleSession,
+    Counter,
     Delivery,
     DoneMark,
     InboxItem,
@@ -157,6 +165,14 @@ def _holdable(
     return _wrapped(method, flush=False)
 
 
+def _riding(
+    method: Callable[Concatenate[RedisStore, P], Awaitable[R]],
+) -> Callable[Concatenate[RedisStore, P], Coroutine[Any, Any, R]]:
+    """A read sent at the end of this task's held writes, in their pipeline (one round trip, not two): it goes
+    through ``RedisStore._write`` with a check that keeps its answer, then sends the batch (see ``position``)."""
+    return _wrapped(method, flush=False)
+
+
 def _wrapped(
     method: Callable[Concatenate[RedisStore, P], Awaitable[R]], *, flush: bool
 ) -> Callable[Concatenate[RedisStore, P], Coroutine[Any, Any, R]]:
@@ -228,6 +244,15 @@ class RedisStore:
         # (address, conversation id) this task found the sender's address holding (see ``save_conversation``)
         self._addressed: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("addressed",
                                                                                                 default=None)
+        # (address, the conversation id it held or None) read with this task's last claim (see ``claim``)
+        self._address_read: contextvars.ContextVar[tuple[str, str | None] | None] = contextvars.ContextVar(
+            "address_read", default=None)
+        # (sender key, whether it had inbox items) read with this task's last gate check (``get_block_and_hit``)
+        self._inbox_read: contextvars.ContextVar[tuple[str, bool] | None] = contextvars.ContextVar("inbox_read",
+                                                                                                  default=None)
+        # conversation id → (the task holding its lock, the record read when the lock was taken): served to that
+        # task's ``get_conversation`` until a write of the record (see ``_acquire``)
+        self._read_under_lock: dict[str, tuple[asyncio.Task[Any] | None, str | None]] = {}
         self._events = RedisEvents(client, EVENTS_CHANNEL)
 
     @classmethod
@@ -353,8 +378,11 @@ class RedisStore:
     @_guarded
     async def active_conversation(self, channel: ChannelName, sender: str, now: datetime) -> tuple[Conversation, bool]:
         address = self._active_key(channel, sender)
+        read = self._address_read.get()  # read with this task's claim (see ``claim``), used once
+        self._address_read.set(None)
         for _ in range(5):  # another instance may claim the address first: then its conversation is found
-            current = await self._redis.get(address)
+            current = read[1] if read is not None and read[0] == address else await self._redis.get(address)
+            read = None
             if current is not None:
                 found = await self._live(_text(current))
                 if found is not None:
@@ -402,6 +430,11 @@ class RedisStore:
 
     @_guarded
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        """Under the conversation's lock, the record read when the lock was taken, until this process writes it:
+        every writer of a record holds its lock, so nobody else changed it since (``_acquire``)."""
+        read = self._read_under_lock.get(conversation_id)
+        if read is not None and read[0] is asyncio.current_task():
+            return None if read[1] is None else self._conversation(read[1])
         raw = await self._redis.get(K.conversation(conversation_id))
         return None if raw is None else self._conversation(raw)
 
@@ -415,6 +448,7 @@ class RedisStore:
         the message path: one round trip less): an address moves off an active conversation only once that
         conversation ends, and an ended conversation never becomes active again (``lifecycle.FINAL``)."""
         c, address = conversation, self._active_key(conversation.channel, conversation.sender)
+        self._read_under_lock.pop(c.id, None)
         now_ms = to_us(datetime.now(UTC)) // 1000
         done_until = now_ms + done.ttl_seconds * 1000 if done is not None else 0
         others = [str(status) for status in Status if status != c.status]
@@ -538,17 +572,30 @@ class RedisStore:
     # De-duplication
 
     @_guarded
-    async def claim(self, key: str, owner: str, lease_seconds: float, *, now: datetime | None = None) -> ClaimState:
+    async def claim(
+        self, key: str, owner: str, lease_seconds: float, *, now: datetime | None = None,
+        sender: tuple[ChannelName, str] | None = None,
+    ) -> ClaimState:  # fmt: skip
         """Under a conversation's lock the claim names that conversation. A lapsed claim that names one may have
         been saved there (its owner died between the record and the global mark): that conversation's processed
-        marks (one slot with its record) decide between DONE and a new claim."""
-        now_ms = to_us(now or datetime.now(UTC)) // 1000
-        lease_end, conversation_id = now_ms + int(lease_seconds * 1000), self._locked.get()
+        marks (one slot with its record) decide between DONE and a new claim.
+
+        ``sender``: its address is read in the same pipeline (the claim's slot, then the address's) and kept for
+        this task's next ``active_conversation``, which starts from it instead of reading it again. Read before
+        the lookup, it may be stale by then: it names a conversation that has ended meanwhile, or none where
+        another instance has just started one; ``active_conversation`` then finds the record ended (or its fresh
+        one refused the address) and reads the address again, as when another instance wins a race."""
+        conversation_id = self._locked.get()
         seen, kept = K.seen_claim(key), int(CLAIM_KEPT.total_seconds())
-        today = to_us(datetime.now(UTC)) // 86_400_000_000  # the marks expire by the wall clock
-        args = [owner, now_ms, lease_end, conversation_id, kept, K.SEEN, K.seen_shard(key), today, K.SEEN_DAYS, key]
+        first = None if sender is None else self._active_key(*sender)
         for _ in range(3):
-            found = _text(await self._script("claim", [seen], args))
+            args = _claim_args(key, owner, lease_seconds, conversation_id, now)
+            lease_end = args[2]
+            if first is None:
+                found = _text(await self._script("claim", [seen], args))
+            else:
+                found = await self._claim_reading(seen, args, first)
+                first = None
             if not found.startswith("check:"):
                 return ClaimState(found)
             was, _, value = found.removeprefix("check:").partition(":")
@@ -560,6 +607,15 @@ class RedisStore:
             if await self._script("replace_if", [seen], [value, mine, kept]) == 1:
                 return ClaimState.CLAIMED
         return ClaimState.BUSY
+
+    async def _claim_reading(self, seen: str, args: list[Any], address: str) -> str:
+        """The claim script's answer, the sender's address read after it (kept for ``active_conversation``)."""
+        async with ordered(self._redis) as pipe:
+            _eval(pipe, "claim", [seen], args)
+            pipe.get(address)
+            found, current = await pipe.execute()
+        self._address_read.set((address, None if current is None else _text(current)))
+        return _text(found)
 
     @_guarded
     async def release(self, key: str, owner: str) -> None:
@@ -586,14 +642,17 @@ class RedisStore:
         raws = await self._redis.hmget(K.QUEUE + "entries", ids)
         return [loads("queue", raw, decode_queue_entry) for raw in raws if raw is not None]
 
-    @_guarded
+    @_riding
     async def position(self, conversation_id: str) -> int | None:
-        raw = await self._redis.hget(K.QUEUE + "entries", conversation_id)
-        if raw is None:
-            return None
-        entry = json.loads(raw)
-        rank = await self._redis.zrank(K.QUEUE + "waiting:" + entry["queue"], entry["member"])
-        return None if rank is None else int(str(rank)) + 1
+        """The entry and its rank read by one script (one slot, ``{queue}``): one round trip. Inside a batch with
+        writes held (the hand-off: the enqueue, then the message that tells the place), the script rides at the end
+        of their pipeline, after them: the held writes and the read in one round trip."""
+        found: list[Any] = []
+        await self._write(lambda pipe: _eval(pipe, "position", [K.QUEUE + "entries"], [K.QUEUE, conversation_id]),
+                          found.extend)  # fmt: skip
+        if self._batch():
+            await self._flush()
+        return None if found[0] is None else int(found[0]) + 1
 
     @_guarded
     async def take(self, conversation_id: str, listener: str, at: datetime) -> QueueEntry:
@@ -849,6 +908,12 @@ class RedisStore:
 
     @_guarded
     async def inbox_waiting(self, sender_key: str) -> bool:
+        """Answered once from the gate's read of this sender (``get_block_and_hit``, made by this task just before:
+        the same moment as a read now, give or take the webhook's other messages' checks), else read now."""
+        read = self._inbox_read.get()
+        self._inbox_read.set(None)
+        if read is not None and read[0] == sender_key:
+            return read[1]
         return bool(await self._redis.exists(K.INBOX + "sender:" + self._keys.lookup("inbox", sender_key)))
 
     @_guarded
@@ -933,6 +998,17 @@ class RedisStore:
         return block if block is not None and block.active(now) else None
 
     @_guarded
+    async def get_block_and_hit(self, key: str, now: datetime, counter: Counter) -> tuple[Block | None, int]:
+        async with ordered(self._redis) as pipe:
+            pipe.hget(_key("blocks"), key)
+            _eval(pipe, "hit", [counter.key], [counter.window_seconds, 1])
+            pipe.exists(K.INBOX + "sender:" + self._keys.lookup("inbox", key))
+            raw, count, waiting = await pipe.execute()
+        self._inbox_read.set((key, bool(waiting)))
+        block = None if raw is None else loads("block", raw, decode_block)
+        return (block if block is not None and block.active(now) else None), int(count)
+
+    @_guarded
     async def list_blocks(self, now: datetime) -> list[Block]:
         blocks = [loads("block", raw, decode_block) for raw in (await self._redis.hgetall(_key("blocks"))).values()]
         expired = [block.key for block in blocks if not block.active(now)]
@@ -960,6 +1036,7 @@ class RedisStore:
 
     @_guarded
     async def purge_conversation(self, stripped: Conversation) -> int:
+        self._read_under_lock.pop(stripped.id, None)
         count = await redis_retention.forget(self._redis, stripped.id, erase=False)
         await self.save_conversation(stripped)
         return count
@@ -967,6 +1044,7 @@ class RedisStore:
     @_guarded
     async def erase_conversation(self, conversation_id: str) -> int:
         found = await self.get_conversation(conversation_id)
+        self._read_under_lock.pop(conversation_id, None)
         record = None if found is None else Record(self._active_key(found.channel, found.sender), found.queue,
                                                    found.client)  # fmt: skip
         return await redis_retention.forget(self._redis, conversation_id, erase=True, record=record)
@@ -1102,6 +1180,7 @@ class RedisStore:
                 yield
             finally:
                 self._locked.reset(locked)
+                self._leave_read(conversation_id)
                 renewal.cancel()
                 with contextlib.suppress(LockNotOwnedError):  # lapsed, perhaps somebody else's now: left alone
                     await lease.release()
@@ -1109,22 +1188,60 @@ class RedisStore:
             raise StoreError(f"redis: {type(error).__name__}: {error}") from error
 
     @asynccontextmanager
-    async def locked_batch(self, conversation_id: str, timeout: float = 10.0) -> AsyncIterator[None]:
+    async def locked_active(
+        self, channel: ChannelName, sender: str, now: datetime, *, claim: Claim | None = None, timeout: float = 10.0
+    ) -> AsyncIterator[tuple[Conversation, ClaimState]]:
+        """The conversation the sender's address holds (read with the claim, else now), locked with its record
+        read in the same round trip: when that record is active, it is the one (the address moves off an active
+        conversation only once it ends). Else (none, ended meanwhile, a crash's leftover) the lock is let go,
+        nothing written, and ``active_conversation`` finds or starts the conversation, which is then locked."""
+        address = self._active_key(channel, sender)
+        read = self._address_read.get()
+        self._address_read.set(None)
+        held = read[1] if read is not None and read[0] == address else await self._get_text(address)
+        if held is not None:
+            async with self.locked_batch(held, timeout, claim=claim) as state:
+                current = await self.get_conversation(held)  # read as the lock was taken
+                if current is not None and current.active:
+                    self._addressed.set((address, held))
+                    yield current, state
+                    return
+        else:  # the address named none: the lookup starts from that (a new sender: one round trip less)
+            self._address_read.set((address, None))
+        conversation, _ = await self.active_conversation(channel, sender, now)
+        async with self.locked_batch(conversation.id, timeout, claim=claim) as state:
+            yield (await self.get_conversation(conversation.id) or conversation), state
+
+    @_guarded
+    async def _get_text(self, key: str) -> str | None:
+        found = await self._redis.get(key)
+        return None if found is None else _text(found)
+
+    @asynccontextmanager
+    async def locked_batch(
+        self, conversation_id: str, timeout: float = 10.0, *, claim: Claim | None = None
+    ) -> AsyncIterator[ClaimState]:
         """The lock, and a batch whose pipeline also releases it, as its last step: the writes and the release in
         one round trip (the release checks the token, like ``Lock.release``: a lapsed lock, somebody else's now, is
-        left alone). Left by an exception: the writes are dropped and the lock released at once, as ``lock`` does."""
+        left alone). Left by an exception: the writes are dropped and the lock released at once, as ``lock`` does.
+
+        ``claim`` rides with the lock's first attempt (a pipeline: the lock's slot, then the claim's), so a free
+        lock is taken and the claim renewed, naming the conversation, in one round trip. When that attempt did
+        not take the lock, the claim it renewed is harmless (its owner, still alive, names the conversation it is
+        about to wait for) and is made again once the lock is held; a lapsed claim of another owner is settled
+        by ``claim`` (the conversation it names decides)."""
         if self._batch() is not None:  # inside a batch already: the outer one sends the writes
             async with self.lock(conversation_id, timeout):
-                yield
+                yield await self._claimed(claim, None)
             return
-        lease = await self._acquire(conversation_id, timeout)
+        lease = await self._acquire(conversation_id, timeout, claim)
         renewal = asyncio.create_task(self._keep_lock(lease))
         held: list[HeldWrite] = []
         token, locked = self._held.set(held), self._locked.set(conversation_id)  # a claim in here names it
         held_by = self._held_by.set(asyncio.current_task())
         try:
             try:
-                yield
+                yield await self._claimed(claim, lease.claimed)
             except BaseException:
                 renewal.cancel()
                 with contextlib.suppress(LockNotOwnedError, RedisError):
@@ -1142,24 +1259,41 @@ class RedisStore:
                 raise StoreError(f"redis: {type(error).__name__}: {error}") from error
         finally:
             self._locked.reset(locked)
+            self._leave_read(conversation_id)
             self._held_by.reset(held_by)
             self._held.reset(token)
 
-    async def _acquire(self, conversation_id: str, timeout: float) -> Lock:
-        """The conversation's lock, taken (StoreError after ``timeout`` s, or when Redis fails)."""
+    def _leave_read(self, conversation_id: str) -> None:
+        """The lock is left: this task's read of the record goes (not the next holder's, in this process, which
+        may have taken the lock as soon as the batch's pipeline released it)."""
+        read = self._read_under_lock.get(conversation_id)
+        if read is not None and read[0] is asyncio.current_task():
+            del self._read_under_lock[conversation_id]
+
+    async def _claimed(self, claim: Claim | None, answer: str | None) -> ClaimState:
+        """Under the lock: the claim's state, from the answer it got riding with the lock when there is one."""
+        if claim is None:
+            return ClaimState.CLAIMED
+        if answer is not None and not answer.startswith("check:"):
+            return ClaimState(answer)
+        return await self.claim(claim.key, claim.owner, claim.lease_seconds)
+
+    async def _acquire(self, conversation_id: str, timeout: float, claim: Claim | None = None) -> _Lease:
+        """The conversation's lock, taken (StoreError after ``timeout`` s, or when Redis fails), with its record
+        read in the same step (one slot): this task's ``get_conversation`` of it is then answered without a round
+        trip, until this process writes the record or the lock is left. ``claim`` rides with the first attempt."""
         if self._closed:
             raise StoreError("the redis store is closed")
-        lease = self._lease(conversation_id, timeout)
+        along = None if claim is None else (K.seen_claim(claim.key),
+                                            _claim_args(claim.key, claim.owner, claim.lease_seconds, conversation_id))
+        lease = _Lease(self._redis, conversation_id, timeout, along)
         try:
             if not await lease.acquire():
                 raise StoreError(f"timed out waiting for the lock of conversation {conversation_id}")
         except RedisError as error:
             raise StoreError(f"redis: {type(error).__name__}: {error}") from error
+        self._read_under_lock[conversation_id] = (asyncio.current_task(), lease.record)
         return lease
-
-    def _lease(self, conversation_id: str, timeout: float) -> Lock:
-        return Lock(self._redis, K.lock(conversation_id), timeout=LOCK_LEASE_MS / 1000, sleep=LOCK_POLL_SECONDS,
-                    blocking_timeout=timeout, thread_local=False)  # fmt: skip
 
     async def _keep_lock(self, lease: Lock) -> None:
         """Renew the lease while the lock is held; stop once it is somebody else's."""
@@ -1173,6 +1307,45 @@ class RedisStore:
                 continue  # the next renewal may pass; the lease still runs meanwhile
             except Exception as exc:  # a bug must not end the renewal silently: the lock would lapse while held
                 log.error("redis: renewing a conversation lock failed with %s at %s", type(exc).__name__, where(exc))
+
+
+def _claim_args(
+    key: str, owner: str, lease_seconds: float, conversation_id: str, now: datetime | None = None
+) -> list[Any]:
+    """The ``claim`` script's ARGV (its KEYS: ``K.seen_claim(key)``): owner, now (ms), lease end (ms), the
+    conversation it names, seconds kept, then where the processed marks of ``key`` are (the days to look at)."""
+    now_ms = to_us(now or datetime.now(UTC)) // 1000
+    today = to_us(datetime.now(UTC)) // 86_400_000_000  # the marks expire by the wall clock
+    return [owner, now_ms, now_ms + int(lease_seconds * 1000), conversation_id, int(CLAIM_KEPT.total_seconds()),
+            K.SEEN, K.seen_shard(key), today, K.SEEN_DAYS, key]  # fmt: skip
+
+
+class _Lease(Lock):
+    """redis-py's lock (its retries, renewal and release by token), each attempt taking it with the conversation's
+    record read in the same step: the ``lock_read`` script, one slot ``{<conversation id>}``. ``along``: a claim
+    (its key, the ``claim`` script's ARGV) sent after the first attempt in the same pipeline."""
+
+    def __init__(self, client: Redis, conversation_id: str, timeout: float,
+                 along: tuple[str, list[Any]] | None = None) -> None:  # fmt: skip
+        super().__init__(client, K.lock(conversation_id), timeout=LOCK_LEASE_MS / 1000, sleep=LOCK_POLL_SECONDS,
+                         blocking_timeout=timeout, thread_local=False)  # fmt: skip
+        self._client, self._key = client, K.lock(conversation_id)
+        self._record_key, self._along = K.conversation(conversation_id), along
+        self.record: str | None = None  # the record when the lock was taken (None: there is none)
+        self.claimed: str | None = None  # the claim's answer, when it rode with the attempt that took the lock
+
+    async def do_acquire(self, token: str | bytes) -> bool:
+        along, self._along = self._along, None
+        async with ordered(self._client) as pipe:
+            _eval(pipe, "lock_read", [self._key, self._record_key], [token, LOCK_LEASE_MS])
+            if along is not None:
+                _eval(pipe, "claim", [along[0]], along[1])
+            found, *claimed = await pipe.execute()
+        if not found:
+            return False
+        self.record = found[1] if len(found) > 1 else None
+        self.claimed = _text(claimed[0]) if claimed else None
+        return True
 
 
 def _entry(

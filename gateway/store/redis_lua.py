@@ -244,6 +244,15 @@ redis.call('HDEL', KEYS[1], ARGV[2])
 return 1
 """
 
+# KEYS: entries. ARGV: prefix, id. The entry's 0-based rank among its queue's waiting ones; false when it has no
+# entry or is taken (not waiting).
+_POSITION = """
+local raw = redis.call('HGET', KEYS[1], ARGV[2])
+if not raw then return false end
+local e = cjson.decode(raw)
+return redis.call('ZRANK', ARGV[1] .. 'waiting:' .. e['queue'], e['member'])
+"""
+
 _UPDATE_LISTENER = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -465,6 +474,22 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+# KEYS: the conversation lock, the conversation's record (one slot: ``{<id>}``). ARGV: the holder's token, the lease
+# (ms). Taken (SET NX PX, as ``redis.asyncio.lock.Lock`` takes it) with the record read in the same step:
+# {'locked', record or nil}; false while another holds it.
+_LOCK_READ = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+return {'locked', redis.call('GET', KEYS[2])}
+"""
+
+# A rate limit's fixed-window counter, hit as the ``limits`` library's ``incr_expire.lua`` hits it (the same key:
+# instances of either kind share the count). KEYS: the counter. ARGV: the window (s), the amount. The count now.
+_HIT = """
+local current = redis.call('INCRBY', KEYS[1], tonumber(ARGV[2]))
+if current == tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return current
+"""
+
 SCRIPTS = {
     "put_conversation": _PUT_CONVERSATION,
     "index_conversation": _INDEX_CONVERSATION,
@@ -479,6 +504,7 @@ SCRIPTS = {
     "enqueue": _ENQUEUE,
     "take_or_requeue": _TAKE_OR_REQUEUE,
     "remove_from_queue": _REMOVE_FROM_QUEUE,
+    "position": _POSITION,
     "update_listener": _UPDATE_LISTENER,
     "outbox_put_item": _OUTBOX_PUT_ITEM,
     "outbox_list": _OUTBOX_LIST,
@@ -498,4 +524,6 @@ SCRIPTS = {
     "inbox_retry": _INBOX_RETRY,
     "inbox_set_aside": _INBOX_SET_ASIDE,
     "unlock": _UNLOCK,
+    "lock_read": _LOCK_READ,
+    "hit": _HIT,
 }

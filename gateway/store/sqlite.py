@@ -39,6 +39,7 @@ from gateway.store import (
     CLIENT_OPEN,
     AuditEntry,
     Block,
+    Claim,
     ClaimState,
     ConsoleSession,
     Delivery,
@@ -486,7 +487,10 @@ class SqliteStore:
 
     # De-duplication
 
-    async def claim(self, key: str, owner: str, lease_seconds: float, *, now: datetime | None = None) -> ClaimState:
+    async def claim(
+        self, key: str, owner: str, lease_seconds: float, *, now: datetime | None = None,
+        sender: tuple[ChannelName, str] | None = None,
+    ) -> ClaimState:  # fmt: skip
         now_us = to_us(now or datetime.now(UTC))
 
         def work(conn: sqlite3.Connection) -> ClaimState:
@@ -867,9 +871,20 @@ class SqliteStore:
         return self._events.subscribe()
 
     @asynccontextmanager
-    async def locked_batch(self, conversation_id: str, timeout: float = 10.0) -> AsyncIterator[None]:
+    async def locked_active(
+        self, channel: ChannelName, sender: str, now: datetime, *, claim: Claim | None = None, timeout: float = 10.0
+    ) -> AsyncIterator[tuple[Conversation, ClaimState]]:
+        conversation, _ = await self.active_conversation(channel, sender, now)
+        async with self.locked_batch(conversation.id, timeout, claim=claim) as state:
+            yield (await self.get_conversation(conversation.id) or conversation), state
+
+    @asynccontextmanager
+    async def locked_batch(
+        self, conversation_id: str, timeout: float = 10.0, *, claim: Claim | None = None
+    ) -> AsyncIterator[ClaimState]:
         async with self.lock(conversation_id, timeout), self.batch():
-            yield
+            yield ClaimState.CLAIMED if claim is None else await self.claim(claim.key, claim.owner,
+                                                                            claim.lease_seconds)  # fmt: skip
 
     def lock(self, conversation_id: str, timeout: float = 10.0) -> AbstractAsyncContextManager[None]:
         return self._locks.lock(conversation_id, timeout)

@@ -25,6 +25,7 @@ from gateway.store import (
     AuditEntry,
     Author,
     Block,
+    Claim,
     ClaimState,
     ConsoleSession,
     Delivery,
@@ -933,6 +934,37 @@ async def test_a_task_created_inside_a_batch_writes_on_its_own(store: Store) -> 
     assert [e.id for e in await store.transcript(conversation.id)] == [f"{conversation.id}-e1", f"{conversation.id}-e2"]
     found = await store.get_conversation(conversation.id)
     assert found is not None and found.status is Status.QUEUED
+
+
+async def test_a_locked_batch_renews_the_claim_it_is_given(store: Store) -> None:
+    """The message path's claim, checked again once the lock is held (Redis: in the round trip that takes it)."""
+    conversation, _ = await store.active_conversation(TG, "batch-7", T0)
+    assert await store.claim("in:telegram:77", "me", 10) is ClaimState.CLAIMED
+    async with store.locked_batch(conversation.id, claim=Claim("in:telegram:77", "me", 10)) as state:
+        assert state is ClaimState.CLAIMED
+        await store.save_conversation(conversation, done=DoneMark("in:telegram:77", 3600))
+    async with store.locked_batch(conversation.id, claim=Claim("in:telegram:77", "me", 10)) as state:
+        assert state is ClaimState.DONE
+    assert await store.claim("in:telegram:78", "other", 10) is ClaimState.CLAIMED
+    async with store.locked_batch(conversation.id, claim=Claim("in:telegram:78", "me", 10)) as state:
+        assert state is ClaimState.BUSY
+    async with store.locked_batch(conversation.id) as state:
+        assert state is ClaimState.CLAIMED
+
+
+async def test_locked_active_opens_then_finds_the_senders_conversation_and_a_new_one_after_its_end(
+    store: Store,
+) -> None:
+    """The message path's lookup and lock in one (``locked_active``): the conversation as read under the lock."""
+    async with store.locked_active(TG, "batch-8", T0, claim=Claim("in:telegram:80", "me", 10)) as (first, state):
+        assert state is ClaimState.CLAIMED and first.active
+        await store.save_conversation(replace(first, status=Status.QUEUED))
+    async with store.locked_active(TG, "batch-8", T0) as (again, state):
+        assert (again.id, again.status, state) == (first.id, Status.QUEUED, ClaimState.CLAIMED)
+        await store.save_conversation(replace(again, status=Status.CLOSED))
+    async with store.locked_active(TG, "batch-8", T0) as (after, _):
+        assert after.id != first.id and after.status is Status.BOT
+    assert await store.find_active_conversation(TG, "batch-8") == after
 
 
 async def test_a_locked_batch_that_raises_writes_nothing_and_frees_the_lock(store: Store) -> None:

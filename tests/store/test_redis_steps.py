@@ -4,6 +4,7 @@ it as the guarantee says, on a standalone Redis and on a Cluster."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -12,7 +13,7 @@ import redis
 
 from gateway.conversation import Conversation, Status
 from gateway.messages import ChannelName
-from gateway.store import Author, ClaimState, Delivery, DoneMark, OutboxItem, Store, TranscriptEntry, open_store
+from gateway.store import Author, Claim, ClaimState, Delivery, DoneMark, OutboxItem, Store, TranscriptEntry, open_store
 from gateway.store import redis_keys as K
 from gateway.testing import store_keys
 
@@ -52,6 +53,75 @@ async def test_a_claim_that_lapsed_between_its_save_and_the_global_mark_is_done(
     client.set(K.seen_claim(KEY), str(claimed))
     assert await store.claim(KEY, "alive", 10) is ClaimState.DONE  # the conversation's mark decides
     assert client.hexists(marks, KEY) and not client.exists(K.seen_claim(KEY))  # and the global mark is repaired
+
+
+async def test_a_claim_riding_with_the_lock_names_the_conversation(opened: tuple[Store, redis.Redis]) -> None:
+    """``locked_batch(claim=...)`` renews the claim in the round trip that takes the lock: it must name the
+    conversation, whose mark decides once the claim lapses between the save and the global mark."""
+    store, client = opened
+    conversation, _ = await store.active_conversation(TG, "chat-3", T0)
+    assert await store.claim(KEY, "dead", 10) is ClaimState.CLAIMED  # before the lock: names no conversation
+    async with store.locked_batch(conversation.id, claim=Claim(KEY, "dead", 10)) as state:
+        assert state is ClaimState.CLAIMED
+        claimed = str(client.get(K.seen_claim(KEY)))
+        await store.save_conversation(conversation, done=DoneMark(KEY, 3600))
+    _, _, named, owner = claimed.split(":", 3)
+    assert named == conversation.id
+    [marks] = [name for name in client.keys(K.SEEN + "*") if client.hexists(name, KEY)]
+    client.hdel(marks, KEY)  # died before the last step (the global mark): its lease lapsed
+    client.set(K.seen_claim(KEY), f"c:1:{named}:{owner}")
+    assert await store.claim(KEY, "alive", 10) is ClaimState.DONE  # the conversation's mark decides
+
+
+async def test_an_address_read_with_the_claim_that_went_stale_finds_the_conversation_of_now(
+    opened: tuple[Store, redis.Redis],
+) -> None:
+    """The claim reads the sender's address along (``claim(sender=...)``), for the lookup that follows; meanwhile
+    the conversation it named may end and another instance start the next one: that one is found, none is made."""
+    store, _ = opened
+
+    async def elsewhere(then: Status | None) -> Conversation:  # another task: not this one's address read
+        found, _ = await store.active_conversation(TG, "chat-4", T0)
+        if then is not None:
+            found.status = then
+            await store.save_conversation(found)
+        return found
+
+    first = await asyncio.create_task(elsewhere(None))
+    assert await store.claim(KEY, "me", 10, sender=(TG, "chat-4")) is ClaimState.CLAIMED  # reads: first
+    await asyncio.create_task(elsewhere(Status.CLOSED))  # first ends
+    second = await asyncio.create_task(elsewhere(None))  # and the next one starts
+    found, created = await store.active_conversation(TG, "chat-4", T0)
+    assert (found.id, created) == (second.id, False) and second.id != first.id
+
+    assert await store.claim(KEY + "1", "me", 10, sender=(TG, "chat-5")) is ClaimState.CLAIMED  # reads: none
+    started, _ = await asyncio.create_task(store.active_conversation(TG, "chat-5", T0))
+    found, created = await store.active_conversation(TG, "chat-5", T0)
+    assert (found.id, created) == (started.id, False)
+
+    assert await store.claim(KEY + "2", "me", 10, sender=(TG, "chat-7")) is ClaimState.CLAIMED  # reads: none
+    started, _ = await asyncio.create_task(store.active_conversation(TG, "chat-7", T0))
+    async with store.locked_active(TG, "chat-7", T0) as (locked, _):  # the lookup starts from "none"
+        assert locked.id == started.id
+
+
+async def test_locked_active_lets_an_ended_conversation_left_on_the_address_go(
+    opened: tuple[Store, redis.Redis],
+) -> None:
+    """The lock is taken on the conversation the address holds, its record read in the same step: an ended one (a
+    crash left the address on it) is let go, unlocked and unchanged, and a new conversation is opened."""
+    store, client = opened
+    first, _ = await store.active_conversation(TG, "chat-6", T0)
+    address = next(iter(client.scan_iter(match=K.key("active", "*"))))
+    first.status = Status.CLOSED
+    await store.save_conversation(first)
+    client.set(address, first.id)  # died before the step that frees the address
+    assert await store.claim(KEY, "me", 10, sender=(TG, "chat-6")) is ClaimState.CLAIMED  # reads: first
+    async with store.locked_active(TG, "chat-6", T0, claim=Claim(KEY, "me", 10)) as (found, state):
+        assert state is ClaimState.CLAIMED and found.id != first.id and found.active
+    assert await store.get_conversation(first.id) == first
+    async with store.lock(first.id, timeout=1):  # let go
+        pass
 
 
 async def test_a_lapsed_claim_whose_conversation_has_no_mark_is_claimed_again(

@@ -1,0 +1,91 @@
+"""The gate (``gateway/gate.py``) on a Redis that keeps the rate limits' counters too: the block and the message
+limit's hit in one round trip (``CountingBlockStore``), counted on the ``limits`` library's own key."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import redis
+
+from gateway.flowset import FlowSet
+from gateway.gate import Gate, Refusal
+from gateway.keyed import KeyedHash
+from gateway.messages import ChannelName, Inbound
+from gateway.metrics import Metrics
+from gateway.ratelimit import Limit, LimitStorage, RateLimits, open_limit_storage
+from gateway.settings import Settings
+from gateway.store import Block, CountingBlockStore, InboxItem, Store, open_store
+from gateway.testing import store_keys
+from tests.store.conftest import flush_cluster, redis_cluster_url, redis_url  # noqa: F401  (the session's servers)
+
+pytestmark = pytest.mark.redis
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = Settings(secret_key="k" * 32, limit_messages_per_conversation="3/minute")
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture(params=["redis_url", "redis_cluster_url"])
+async def opened(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Store, LimitStorage]]:
+    url: str = request.getfixturevalue(request.param)
+    cluster = request.param == "redis_cluster_url"
+    if cluster:
+        flush_cluster(url)
+    else:
+        with redis.Redis.from_url(url) as client:
+            client.flushdb()
+    store = await open_store(url, keys=store_keys(url), cluster=cluster)
+    counters = open_limit_storage(url, cluster=cluster)
+    try:
+        yield store, counters
+    finally:
+        await counters.close()
+        await store.close()
+
+
+def gate(store: Store, counters: LimitStorage, metrics: Metrics) -> Gate:
+    flows = FlowSet(ROOT / "flows.yaml")
+    flows.reload()
+    limits = RateLimits.from_settings(SETTINGS, counters.storage, metrics)
+    keyed = KeyedHash(SETTINGS.secret_key.get_secret_value())
+    return Gate(store, flows, limits, keyed, metrics, clock=lambda: NOW, on_outgoing=lambda: None)
+
+
+async def test_the_block_and_the_message_limit_are_one_read_sharing_the_librarys_count(
+    opened: tuple[Store, LimitStorage],
+) -> None:
+    store, counters = opened
+    assert isinstance(store, CountingBlockStore)
+    metrics = Metrics()
+    checked = gate(store, counters, metrics)
+    message = Inbound(ChannelName.TELEGRAM, "5001", "m1", "bonjour")
+    assert [await checked.check(message) for _ in range(3)] == [None, None, None]
+    assert await checked.check(message) is Refusal.RATE_LIMITED  # the fourth in the minute
+    # the library's own hit (another limit's path, an instance of before) counts on the same key
+    assert not await checked.limits.allow(Limit.MESSAGES, "telegram\n5001")
+    assert metrics.rate_limited.labels("messages_per_conversation")._value.get() == 2
+    other = Inbound(ChannelName.TELEGRAM, "5002", "m2", "bonjour")
+    await store.put_block(Block(checked.sender_key(other.channel, other.sender), other.channel, None, "abuse",
+                                "supervisor", NOW))  # fmt: skip
+    assert await checked.check(other) is Refusal.BLOCKED
+    assert metrics.refused.labels("blocked")._value.get() == 1
+
+
+async def test_the_gates_read_answers_the_inbox_check_that_follows_once(opened: tuple[Store, LimitStorage]) -> None:
+    """The gate's pipeline also reads whether the sender has messages waiting in the inbox, for the webhook's next
+    step (``inbox_waiting``): the answer of that moment, used once, then read again."""
+    store, counters = opened
+    checked = gate(store, counters, Metrics())
+    message = Inbound(ChannelName.TELEGRAM, "5003", "m3", "bonjour")
+    key = checked.sender_key(message.channel, message.sender)
+    await store.inbox_put([InboxItem("in:telegram:m0", key, {"text": "before"}, NOW)])
+    assert await checked.check(message) is None
+    assert await store.inbox_waiting(key)  # as the gate read it
+    [item] = await store.inbox_due(NOW, 10)
+    assert await store.inbox_done(item.id)
+    assert not await store.inbox_waiting(key)  # read again: the gate's read was used once
+    assert await checked.check(message) is None
+    assert not await store.inbox_waiting(key)
