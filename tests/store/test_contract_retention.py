@@ -15,6 +15,7 @@ from typing import Any
 import redis
 
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
+from gateway.ids import seen_digest
 from gateway.messages import Attachment, ChannelName
 from gateway.retention import stripped
 from gateway.store import (
@@ -135,7 +136,7 @@ async def test_an_erasure_leaves_nothing_naming_the_conversation(store: Store, s
     assert await store.erase_conversation(conversation.id) == 3
     await store.erase_conversation("notice-KEYEDHASH42")
     assert await store.inbox_forget("SENDERKEY42") == 1
-    await store.forget_seen(["in:whatsapp:" + conversation.id])
+    await store.forget_seen([seen_digest("in:whatsapp:" + conversation.id)])
 
     dump = everything(store_url)
     for secret in (conversation.id, SECRET, NOTE, PHONE, "KEYEDHASH42", "SENDERKEY42"):
@@ -143,7 +144,7 @@ async def test_an_erasure_leaves_nothing_naming_the_conversation(store: Store, s
     assert await store.get_conversation(conversation.id) is None
     assert await store.held_by("anne") == 1  # the other conversation only
     assert await store.get_conversation(other.id) is not None
-    assert "in:whatsapp:" + other.id in await store.seen_keys()
+    assert seen_digest("in:whatsapp:" + other.id) in await store.seen_keys()
     found, created = await store.active_conversation(ChannelName.WHATSAPP, PHONE, T0)
     assert created and found.id != conversation.id  # the erased sender starts afresh
 
