@@ -460,7 +460,7 @@ class RedisStore:
             if c.client is not None and c.status in CLIENT_OPEN:
                 pipe.sadd(K.client(c.client), c.id)
             _eval(pipe, "put_conversation", [K.conversation(c.id), K.done(c.id)],
-                  [record, "" if done is None else done.key, done_until, now_ms, 0])  # fmt: skip
+                  [record, "" if done is None else seen_digest(done.key), done_until, now_ms, 0])  # fmt: skip
             _eval(pipe, "index_conversation", [created], [K.INDEX, c.id, 0, "", *others])
             if c.client is not None and c.status not in CLIENT_OPEN:
                 pipe.srem(K.client(c.client), c.id)
@@ -600,7 +600,7 @@ class RedisStore:
             if not found.startswith("check:"):
                 return ClaimState(found)
             was, _, value = found.removeprefix("check:").partition(":")
-            until = await self._redis.zscore(K.done(was), key)
+            until = await self._redis.zscore(K.done(was), seen_digest(key))
             if until is not None:  # the mark, as the save's last step would have made it
                 await self._script("seen_mark", *_seen_mark(key, int(until), value))
                 return ClaimState.DONE

@@ -52,7 +52,8 @@ def transcript(conversation_id: str) -> str:
 
 
 def done(conversation_id: str) -> str:
-    """The inbound ids processed in the conversation, scored by when their mark expires (ms)."""
+    """The inbound ids processed in the conversation (their digests, ``ids.seen_digest``), scored by when their
+    mark expires (ms)."""
     return tagged("d", conversation_id)
 
 

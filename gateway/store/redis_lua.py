@@ -80,7 +80,8 @@ local function held(item, token)
 end
 """
 
-# Conversations. KEYS: the record, the processed marks. ARGV: record, '' or processed inbound key, its expiry (ms),
+# Conversations. KEYS: the record, the processed marks. ARGV: record, '' or the processed inbound key's digest
+# (``ids.seen_digest``), its expiry (ms),
 # now (ms), record TTL in s (0: none, a fresh record not claimed by its sender yet).
 _PUT_CONVERSATION = """
 if ARGV[5] ~= '0' then

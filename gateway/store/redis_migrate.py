@@ -18,7 +18,8 @@ version (then, if wanted, move the data to a Cluster: every key is slot-safe fro
 
 And the processed marks written by the layout before this one, whose fields were the whole inbound keys (a
 provider's id is 60–90 characters: a field over 64 bytes turns the hash into Redis's large encoding): each field
-becomes the key's digest (``ids.seen_digest``, 16 characters) in the same day's hash of the digest's shard.
+becomes the key's digest (``ids.seen_digest``, 16 characters) in the same day's hash of the digest's shard; each
+member of a conversation's processed marks (``hg:d:{<id>}``, a sorted set) its digest, same score.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import cast
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -84,6 +86,7 @@ async def migrate(client: Redis) -> dict[str, int]:
     await _provider_ids(client, count, await _entry_conversations(client))
     await _seen(client, count)
     await _seen_fields(client, count)
+    await _done_members(client, count)
     for pattern in ("e:{*", "entry:{*"):  # entries no transcript listed: nothing could read them
         async for name in client.scan_iter(match=PREFIX + pattern, count=SCAN_COUNT):
             count("entry (listed nowhere)", await client.delete(name))
@@ -228,6 +231,21 @@ async def _seen_fields(client: Redis, count: Count) -> None:
                 pipe.hset(marks, digest, "1")
                 pipe.expireat(marks, (day + 1) * DAY)
             pipe.hdel(name, *keys)
+            await pipe.execute()
+        count("processed mark (whole key)", len(keys))
+
+
+async def _done_members(client: Redis, count: Count) -> None:
+    """Each conversation's processed marks (``hg:d:{<id>}``) holding whole inbound keys: their digests instead,
+    same scores, in one transaction per conversation (its TTL kept: the key is changed, not replaced)."""
+    async for name in client.scan_iter(match=K.done("*"), count=SCAN_COUNT):
+        found = cast(list[tuple[bytes | str, float]], await client.zrange(name, 0, -1, withscores=True))
+        keys = [(m, score) for m, score in ((_text(m), score) for m, score in found) if m.startswith("in:")]
+        if not keys:
+            continue
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.zadd(name, {seen_digest(m): score for m, score in keys})
+            pipe.zrem(name, *(m for m, _ in keys))
             await pipe.execute()
         count("processed mark (whole key)", len(keys))
 
