@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import hashlib
 import itertools
 import os
 import platform
@@ -157,11 +159,20 @@ def write_order() -> TraceConfig:
     return trace
 
 
+def real_mid(seed: str) -> str:
+    """A message id of Messenger's length (``m_`` and 86 base64url characters), unique per ``seed``: with
+    ``--real-ids`` every inbound mid and every id the fake provider returns (WhatsApp's ``wamid.`` ids and Twilio's
+    ``SM`` + 32 hex are 34 to 60 characters: Messenger's are the longest)."""
+    return "m_" + base64.urlsafe_b64encode(hashlib.sha512(seed.encode()).digest()).decode().rstrip("=")
+
+
 class Provider(FakeGraphAPI):
     """The fake Graph API noting, per recipient, the replies and the time from the webhook to the first one."""
 
     def __init__(self) -> None:
         super().__init__()
+        self.real_ids = False  # --real-ids: the message ids it returns have Messenger's length (see real_mid)
+        self.numbers = itertools.count()
         self.senders: dict[str, Sender] = {}
         self.texts: dict[str, list[str]] = {}  # per recipient, the texts received (for the audit against the store)
         self.reply_latency: list[float] = []
@@ -180,6 +191,8 @@ class Provider(FakeGraphAPI):
                 sender.waiting_since = None
             sender.arrived.set()
         self.requests.clear()  # the bench keeps its own account; the log would only grow
+        if self.real_ids and "message" in body and response.status == 200:
+            return web.json_response({"recipient_id": recipient, "message_id": real_mid(f"out{next(self.numbers)}")})
         return response
 
     def sent(self, sender_id: str, step: Step, at: float) -> Sender:
@@ -458,6 +471,7 @@ class Load:
         self.messages = 0
         self.tag = f"{server.name.rsplit('/', 1)[-1][:2]}{os.getpid() % 1000}"  # senders differ per server
         self.novel = False  # --novel: every typed word message made unique (see parse)
+        self.real_ids = False  # --real-ids: inbound mids of Messenger's length (see real_mid)
 
     def text(self, step: Step, number: int) -> str:
         if not self.novel or step.payload is not None or step.text.isdigit():
@@ -470,7 +484,7 @@ class Load:
 
     async def post(self, sender: str, step: Step, scheduled: float | None = None) -> Sender:
         number = next(self.ids)
-        mid = f"m_{self.tag}_{number}"
+        mid = real_mid(f"{self.tag}_{number}") if self.real_ids else f"m_{self.tag}_{number}"
         document = messenger_body([messenger_message(sender, self.text(step, number), mid, quick_reply=step.payload)])
         raw, headers = signed_messenger(SECRET, document)
         started = time.perf_counter() if scheduled is None else scheduled
@@ -661,7 +675,7 @@ async def bench_gateway(
     try:
         await server.ready(session)
         load = Load(session, provider, server, script)
-        load.novel = args.novel
+        load.novel, load.real_ids = args.novel, args.real_ids
         await load.walk(f"{load.tag}warm", script[0])
         profiler = Profiler(args.profile, kind, server.process.pid) if args.profile else None
         rss0 = rss_mb(server.process.pid)
@@ -854,7 +868,8 @@ async def main(args: argparse.Namespace) -> None:
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()},"
           f" {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average {os.getloadavg()[0]:.1f}")
     novel = ", every typed message novel (--novel)" if args.novel else ""
-    print(f"understanding (embedded model) {args.understanding}{novel}")
+    real = ", message ids of Messenger's length (--real-ids)" if args.real_ids else ""
+    print(f"understanding (embedded model) {args.understanding}{novel}{real}")
     print(f"walks: {len(script)} to the hand-off, {per_walk:.1f} messages each; {args.connections} connections;"
           f" open loop {args.rate:.0f} msg/s for {args.duration:.0f} s, each conversation every {args.gap} s\n")
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as directory:
@@ -865,6 +880,7 @@ async def main(args: argparse.Namespace) -> None:
         async with Provider() as provider, ClientSession(
             connector=TCPConnector(limit=args.connections * 4), timeout=timeout, trace_configs=[write_order()]
         ) as session:
+            provider.real_ids = args.real_ids
             floor = await bench_floor(args, work, session, provider, script) if args.floor and not args.bytes else None
             results: dict[str, tuple[Figures, Figures | None]] = {}
             for kind in args.stores:
@@ -899,6 +915,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--novel", action="store_true", help="a word of its own added to every typed message"
                         " (not to buttons or numbers): no reading is remembered, the model reads each one (its worst"
                         " case; by default the walks' few typed texts repeat)")  # fmt: skip
+    parser.add_argument("--real-ids", action="store_true", help="message ids of a real provider's length: every"
+                        " inbound mid and every id the fake provider returns is Messenger-like (m_ and 86"
+                        " characters; by default short ids such as m_fake_123)")  # fmt: skip
     parser.add_argument("--stores", nargs="+", default=["redis", "sqlite"], choices=["redis", "sqlite"])
     return parser.parse_args(argv)
 

@@ -29,7 +29,7 @@ from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.events import EntryAdded, Erased, QueueChanged, StatusChanged
 from gateway.flowset import FlowSet
-from gateway.ids import entry_id_of_key
+from gateway.ids import entry_id_of_seen, seen_digest
 from gateway.language import language_of
 from gateway.messages import ChannelName, Outbound
 from gateway.store import (
@@ -119,7 +119,8 @@ class Eraser:
             key = self.sender_key(channel, sender)
             await self.store.erase_conversation("notice-" + key)  # the gate's notices to this sender
             await self.store.inbox_forget(key)  # the inbox orders by the same keyed form of the identity
-        seen = [k for k in await self.store.seen_keys() if entry_id_of_key(k) in user_entries and k not in keep_seen]
+        kept = {seen_digest(k) for k in keep_seen}
+        seen = [k for k in await self.store.seen_keys() if entry_id_of_seen(k) in user_entries and k not in kept]
         await self.store.forget_seen(seen)
         await self.store.forget_freed()
         erased = Removed(len(found), entries, tuple(c.pseudonym for c in found))

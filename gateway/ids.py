@@ -7,6 +7,7 @@ ones; outside of that, ids are random.
 
 from __future__ import annotations
 
+import base64
 import contextvars
 import hashlib
 import itertools
@@ -49,3 +50,15 @@ def entry_id_of_key(key: str) -> str:
     """The entry id of the young person's message whose de-duplication key is ``key`` (how an erasure finds the
     keys of the person's messages again, from their entries)."""
     return "u" + hashlib.sha256(key.encode()).hexdigest()[:23]
+
+
+def seen_digest(key: str) -> str:
+    """What a processed mark holds of the de-duplication key ``key``: 12 bytes of its SHA-256, base64url (16
+    characters, whatever the provider's id length), from which :func:`entry_id_of_seen` finds the entry id."""
+    return base64.urlsafe_b64encode(hashlib.sha256(key.encode()).digest()[:12]).decode()
+
+
+def entry_id_of_seen(digest: str) -> str:
+    """The entry id of the young person's message whose processed mark is ``digest`` (:func:`seen_digest`): the
+    same as :func:`entry_id_of_key` of its key."""
+    return "u" + base64.urlsafe_b64decode(digest).hex()[:23]

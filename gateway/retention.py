@@ -33,7 +33,7 @@ from typing import Protocol
 
 from gateway.conversation import Conversation
 from gateway.flowset import FlowSet
-from gateway.ids import entry_id_of_key
+from gateway.ids import entry_id_of_seen
 from gateway.store import (
     AuditEntry,
     AuditStore,
@@ -110,7 +110,7 @@ class Retention:
             self._scanned_before = cutoff
             if user_entries:
                 await self.store.forget_seen(
-                    [k for k in await self.store.seen_keys() if entry_id_of_key(k) in user_entries]
+                    [k for k in await self.store.seen_keys() if entry_id_of_seen(k) in user_entries]
                 )
             if conversations:
                 await self.store.forget_freed()

@@ -647,11 +647,12 @@ class RetentionStore(Protocol):
         ...
 
     async def seen_keys(self) -> list[str]:
-        """The de-duplication keys of processed inbound messages (kept a few days)."""
+        """The processed marks of inbound messages (kept a few days): the digest of each de-duplication key
+        (``ids.seen_digest``; ``ids.entry_id_of_seen`` gives the entry id of its message)."""
         ...
 
     async def forget_seen(self, keys: Sequence[str]) -> None:
-        """Delete these de-duplication keys."""
+        """Delete these processed marks (digests, as ``seen_keys`` lists them)."""
         ...
 
     async def inbox_forget(self, sender_key: str) -> int:

@@ -68,6 +68,7 @@ from gateway.conversation import Conversation, Priority, Status
 from gateway.crypto import DataKeys
 from gateway.errors import Conflict, StoreError
 from gateway.events import Event, encode
+from gateway.ids import seen_digest
 from gateway.messages import ChannelName
 from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
@@ -459,7 +460,7 @@ class RedisStore:
             if c.client is not None and c.status in CLIENT_OPEN:
                 pipe.sadd(K.client(c.client), c.id)
             _eval(pipe, "put_conversation", [K.conversation(c.id), K.done(c.id)],
-                  [record, "" if done is None else done.key, done_until, now_ms, 0])  # fmt: skip
+                  [record, "" if done is None else seen_digest(done.key), done_until, now_ms, 0])  # fmt: skip
             _eval(pipe, "index_conversation", [created], [K.INDEX, c.id, 0, "", *others])
             if c.client is not None and c.status not in CLIENT_OPEN:
                 pipe.srem(K.client(c.client), c.id)
@@ -599,7 +600,7 @@ class RedisStore:
             if not found.startswith("check:"):
                 return ClaimState(found)
             was, _, value = found.removeprefix("check:").partition(":")
-            until = await self._redis.zscore(K.done(was), key)
+            until = await self._redis.zscore(K.done(was), seen_digest(key))
             if until is not None:  # the mark, as the save's last step would have made it
                 await self._script("seen_mark", *_seen_mark(key, int(until), value))
                 return ClaimState.DONE
@@ -1068,13 +1069,13 @@ class RedisStore:
 
     @_guarded
     async def forget_seen(self, keys: Sequence[str]) -> None:
-        """Each id's claim and its mark in every day's hash that may hold it (one slot: {seen})."""
+        """Each mark (its digest) in every day's hash that may hold it (one slot: {seen}); a processed id has no
+        claim left (the mark replaced it in one step)."""
         today = to_us(datetime.now(UTC)) // 86_400_000_000
         async with self._redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.delete(K.seen_claim(key))
+            for digest in keys:
                 for day in range(today, today + K.SEEN_DAYS + 1):
-                    pipe.hdel(K.seen_marks(day, K.seen_shard(key)), key)
+                    pipe.hdel(K.seen_marks(day, K.seen_shard(digest)), digest)
             await pipe.execute()
 
     @_guarded
@@ -1317,7 +1318,7 @@ def _claim_args(
     now_ms = to_us(now or datetime.now(UTC)) // 1000
     today = to_us(datetime.now(UTC)) // 86_400_000_000  # the marks expire by the wall clock
     return [owner, now_ms, now_ms + int(lease_seconds * 1000), conversation_id, int(CLAIM_KEPT.total_seconds()),
-            K.SEEN, K.seen_shard(key), today, K.SEEN_DAYS, key]  # fmt: skip
+            K.SEEN, K.seen_shard(digest := seen_digest(key)), today, K.SEEN_DAYS, digest]  # fmt: skip
 
 
 class _Lease(Lock):
@@ -1363,8 +1364,8 @@ def _entry(
 
 def _seen_mark(key: str, until_ms: int, claimed: str) -> tuple[list[str], list[Any]]:
     """The ``seen_mark`` script's keys and arguments: the mark in the hash of the day it expires on."""
-    day = until_ms // 86_400_000
-    return [K.seen_claim(key), K.seen_marks(day, K.seen_shard(key))], [key, (day + 1) * 86_400, claimed]
+    day, digest = until_ms // 86_400_000, seen_digest(key)
+    return [K.seen_claim(key), K.seen_marks(day, K.seen_shard(digest))], [digest, (day + 1) * 86_400, claimed]
 
 
 def _line_step(item_id: str, conversation_id: str, due: str | int) -> tuple[list[str], list[Any]]:

@@ -20,7 +20,7 @@ entry key ``hg:e:{<entry id>}`` per transcript line, a key ``hg:provider:<id>`` 
 
 from __future__ import annotations
 
-import hashlib
+import base64
 
 PREFIX = "hg:"
 QUEUE = PREFIX + "{queue}:"  # entries, seq, names, waiting:<queue>, takes:<queue>, held:<listener>
@@ -52,7 +52,8 @@ def transcript(conversation_id: str) -> str:
 
 
 def done(conversation_id: str) -> str:
-    """The inbound ids processed in the conversation, scored by when their mark expires (ms)."""
+    """The inbound ids processed in the conversation (their digests, ``ids.seen_digest``), scored by when their
+    mark expires (ms)."""
     return tagged("d", conversation_id)
 
 
@@ -78,13 +79,15 @@ SEEN_SHARDS = 128
 SEEN_DAYS = 32  # a processed mark is kept at most this many days (the longest: a notice's code, 30 days)
 
 
-def seen_shard(inbound_key: str) -> int:
-    return hashlib.sha256(inbound_key.encode()).digest()[-1] % SEEN_SHARDS
+def seen_shard(digest: str) -> int:
+    """The shard of a processed mark, from its digest (``ids.seen_digest`` of the inbound key)."""
+    return base64.urlsafe_b64decode(digest)[-1] % SEEN_SHARDS
 
 
 def seen_marks(day: int, shard: int) -> str:
-    """The processed marks expiring on a UTC day (days since the epoch): a hash whose fields are the inbound
-    keys, expiring at that day's end; ``SEEN_SHARDS`` of them a day keep each small (Redis's compact encoding)."""
+    """The processed marks expiring on a UTC day (days since the epoch): a hash whose fields are the digests of
+    the inbound keys (``ids.seen_digest``: 16 characters, however long a provider's id), expiring at that day's
+    end; ``SEEN_SHARDS`` of them a day keep each small (Redis's compact encoding, fields under 64 bytes)."""
     return f"{SEEN}{day}:{shard}"
 
 

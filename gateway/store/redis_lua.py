@@ -80,7 +80,8 @@ local function held(item, token)
 end
 """
 
-# Conversations. KEYS: the record, the processed marks. ARGV: record, '' or processed inbound key, its expiry (ms),
+# Conversations. KEYS: the record, the processed marks. ARGV: record, '' or the processed inbound key's digest
+# (``ids.seen_digest``), its expiry (ms),
 # now (ms), record TTL in s (0: none, a fresh record not claimed by its sender yet).
 _PUT_CONVERSATION = """
 if ARGV[5] ~= '0' then
@@ -144,10 +145,10 @@ return set_delivery(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 
 # De-duplication: every key under "hg:{seen}:" (ARGV[6]). KEYS: the inbound id's claim. ARGV: owner, now (ms),
 # lease end (ms), the conversation it is processed in ('' when not known yet), seconds the claim is kept, prefix,
-# the id's shard, today (days since the epoch), days a processed mark may be kept, the inbound id. 'done' when a
-# processed mark holds the id (the hashes "<day>:<shard>" of the days its mark may expire on); else the claim:
-# "c:<lease end ms>:<conversation>:<owner>" (it outlives its lease: a lapsed claim that names its conversation may
-# have been saved there, see ``RedisStore.claim``).
+# the id's shard, today (days since the epoch), days a processed mark may be kept, the inbound id's digest
+# (``ids.seen_digest``). 'done' when a processed mark holds the digest (the hashes "<day>:<shard>" of the days its
+# mark may expire on); else the claim: "c:<lease end ms>:<conversation>:<owner>" (it outlives its lease: a lapsed
+# claim that names its conversation may have been saved there, see ``RedisStore.claim``).
 _CLAIM = """
 for day = tonumber(ARGV[8]), tonumber(ARGV[8]) + tonumber(ARGV[9]) do
   if redis.call('HEXISTS', ARGV[6] .. day .. ':' .. ARGV[7], ARGV[10]) == 1 then return 'done' end
@@ -168,7 +169,7 @@ redis.call('SET', KEYS[1], 'c:' .. ARGV[3] .. ':' .. conv .. ':' .. ARGV[1], 'EX
 return 'claimed'
 """
 
-# KEYS: the inbound id's claim, the processed marks of the day its mark expires. ARGV: the inbound id, that day's
+# KEYS: the inbound id's claim, the processed marks of the day its mark expires. ARGV: the id's digest, that day's
 # end (s), the claim's value it must still hold ('' for any). The mark, then the claim goes; 0 when refused.
 _SEEN_MARK = """
 if ARGV[3] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[3] then return 0 end

@@ -15,6 +15,11 @@ version (then, if wanted, move the data to a Cluster: every key is slot-safe fro
   into the hash of the day it expires on (``hg:{seen}:<day>:<shard>``), a claim in progress renamed
   (``hg:{seen}:c:<inbound key>``); the record, the processed marks and the lock get their short names (``hg:c:``,
   ``hg:d:``, a lock is deleted). Entry keys no transcript lists are deleted.
+
+And the processed marks written by the layout before this one, whose fields were the whole inbound keys (a
+provider's id is 60–90 characters: a field over 64 bytes turns the hash into Redis's large encoding): each field
+becomes the key's digest (``ids.seen_digest``, 16 characters) in the same day's hash of the digest's shard; each
+member of a conversation's processed marks (``hg:d:{<id>}``, a sorted set) its digest, same score.
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import cast
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from gateway.ids import seen_digest
 from gateway.store import redis_keys as K
 from gateway.store import redis_providers
 from gateway.store.redis_keys import PREFIX
@@ -78,6 +85,8 @@ async def migrate(client: Redis) -> dict[str, int]:
     await _outbox_items(client, count)
     await _provider_ids(client, count, await _entry_conversations(client))
     await _seen(client, count)
+    await _seen_fields(client, count)
+    await _done_members(client, count)
     for pattern in ("e:{*", "entry:{*"):  # entries no transcript listed: nothing could read them
         async for name in client.scan_iter(match=PREFIX + pattern, count=SCAN_COUNT):
             count("entry (listed nowhere)", await client.delete(name))
@@ -195,10 +204,56 @@ async def _seen(client: Redis, count: Count) -> None:
             if value is not None and value.startswith("c:"):
                 pipe.rename(name, K.seen_claim(key))
             elif value is not None:
-                day = (now + max(ttl, 0)) // DAY
-                marks = K.seen_marks(day, K.seen_shard(key))
-                pipe.hset(marks, key, "1")
+                day, digest = (now + max(ttl, 0)) // DAY, seen_digest(key)
+                marks = K.seen_marks(day, K.seen_shard(digest))
+                pipe.hset(marks, digest, "1")
                 pipe.expireat(marks, (day + 1) * DAY)
                 pipe.delete(name)
             await pipe.execute()
         count("de-duplication mark")
+
+
+async def _seen_fields(client: Redis, count: Count) -> None:
+    """Each processed mark whose field is the whole inbound key (``in:…``, the layout before): its digest
+    (``ids.seen_digest``) into the hash of the same day, in the digest's shard. One slot ({seen}): one transaction
+    per day's hash."""
+    async for name in client.scan_iter(match=_SEEN_DAY_GLOB, count=SCAN_COUNT):
+        day = _seen_day(name)
+        if day is None:
+            continue
+        keys = [k for k in _texts(await client.hkeys(name)) if k.startswith("in:")]
+        if not keys:
+            continue
+        async with client.pipeline(transaction=True) as pipe:
+            for key in keys:
+                digest = seen_digest(key)
+                marks = K.seen_marks(day, K.seen_shard(digest))
+                pipe.hset(marks, digest, "1")
+                pipe.expireat(marks, (day + 1) * DAY)
+            pipe.hdel(name, *keys)
+            await pipe.execute()
+        count("processed mark (whole key)", len(keys))
+
+
+async def _done_members(client: Redis, count: Count) -> None:
+    """Each conversation's processed marks (``hg:d:{<id>}``) holding whole inbound keys: their digests instead,
+    same scores, in one transaction per conversation (its TTL kept: the key is changed, not replaced)."""
+    async for name in client.scan_iter(match=K.done("*"), count=SCAN_COUNT):
+        found = cast(list[tuple[bytes | str, float]], await client.zrange(name, 0, -1, withscores=True))
+        keys = [(m, score) for m, score in ((_text(m), score) for m, score in found) if m.startswith("in:")]
+        if not keys:
+            continue
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.zadd(name, {seen_digest(m): score for m, score in keys})
+            pipe.zrem(name, *(m for m, _ in keys))
+            await pipe.execute()
+        count("processed mark (whole key)", len(keys))
+
+
+_SEEN_DAY_GLOB = K.SEEN + "*"  # braces are literal in a SCAN pattern
+
+
+def _seen_day(name: str) -> int | None:
+    """The day of a processed marks' hash ``hg:{seen}:<day>:<shard>``; None for a claim."""
+    day, _, shard = name.removeprefix(K.SEEN).partition(":")
+    return int(day) if day.isdigit() and shard.isdigit() else None

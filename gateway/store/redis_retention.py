@@ -105,7 +105,8 @@ def _unindex(pipe: Any, conversation_id: str, record: Record | None, notices: li
 
 
 async def seen_keys(client: Redis) -> list[str]:
-    """Processed inbound ids: the fields of the processed marks' day hashes (a claim in progress is not one)."""
+    """Processed inbound ids' digests (``ids.seen_digest``): the fields of the processed marks' day hashes (a claim
+    in progress is not one)."""
     found: set[str] = set()
     async for name in client.scan_iter(match=_glob(K.SEEN) + "*", count=SCAN_COUNT):
         if not _text(name).startswith(K.seen_claim("")):

@@ -33,6 +33,7 @@ from gateway.conversation import ACTIVE_STATUSES, Conversation, Priority, Status
 from gateway.crypto import DataKeys, private_directory, private_file
 from gateway.errors import ConfigError, Conflict, StoreError
 from gateway.events import Event
+from gateway.ids import seen_digest
 from gateway.messages import ChannelName
 from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
@@ -969,12 +970,15 @@ class SqliteStore:
         await self._run(work)
 
     async def seen_keys(self) -> list[str]:
-        return [row["key"] for row in await self._select("SELECT key FROM seen WHERE owner IS NULL", ())]
+        return [seen_digest(row["key"]) for row in await self._select("SELECT key FROM seen WHERE owner IS NULL", ())]
 
     async def forget_seen(self, keys: Sequence[str]) -> None:
+        digests = set(keys)
+
         def work(conn: sqlite3.Connection) -> None:
             with _writing(conn):
-                conn.executemany("DELETE FROM seen WHERE key = ?", [(key,) for key in keys])
+                found = [row["key"] for row in conn.execute("SELECT key FROM seen WHERE owner IS NULL")]
+                conn.executemany("DELETE FROM seen WHERE key = ?", [(k,) for k in found if seen_digest(k) in digests])
 
         await self._run(work)
 

@@ -15,10 +15,12 @@ from typing import Any
 import redis
 
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
+from gateway.ids import entry_id_of_key, entry_id_of_seen, seen_digest
 from gateway.messages import Attachment, ChannelName
 from gateway.retention import stripped
 from gateway.store import (
     Author,
+    ClaimState,
     Delivery,
     DoneMark,
     InboxItem,
@@ -135,7 +137,7 @@ async def test_an_erasure_leaves_nothing_naming_the_conversation(store: Store, s
     assert await store.erase_conversation(conversation.id) == 3
     await store.erase_conversation("notice-KEYEDHASH42")
     assert await store.inbox_forget("SENDERKEY42") == 1
-    await store.forget_seen(["in:whatsapp:" + conversation.id])
+    await store.forget_seen([seen_digest("in:whatsapp:" + conversation.id)])
 
     dump = everything(store_url)
     for secret in (conversation.id, SECRET, NOTE, PHONE, "KEYEDHASH42", "SENDERKEY42"):
@@ -143,7 +145,7 @@ async def test_an_erasure_leaves_nothing_naming_the_conversation(store: Store, s
     assert await store.get_conversation(conversation.id) is None
     assert await store.held_by("anne") == 1  # the other conversation only
     assert await store.get_conversation(other.id) is not None
-    assert "in:whatsapp:" + other.id in await store.seen_keys()
+    assert seen_digest("in:whatsapp:" + other.id) in await store.seen_keys()
     found, created = await store.active_conversation(ChannelName.WHATSAPP, PHONE, T0)
     assert created and found.id != conversation.id  # the erased sender starts afresh
 
@@ -180,3 +182,17 @@ async def test_first_created_is_where_a_purge_starts(store: Store) -> None:
     await store.active_conversation(ChannelName.TELEGRAM, "2", T0 + timedelta(days=3))
     await store.active_conversation(ChannelName.TELEGRAM, "1", T0)
     assert await store.first_created() == T0
+
+
+async def test_a_processed_mark_leads_back_to_its_message_entry_and_is_forgotten_by_it(store: Store) -> None:
+    """An erasure knows the person's entries, not their messages' keys: each mark (a digest of the key, whatever
+    the provider id's length) gives the entry id of its message (``ids.entry_id_of_seen``)."""
+    conversation, _ = await store.active_conversation(ChannelName.MESSENGER, "psid-1", T0)
+    keys = ["in:messenger:m_" + "Q7-x_" * 17 + str(n) for n in range(2)]
+    for key in keys:
+        assert await store.claim(key, "me", 10) is ClaimState.CLAIMED
+        await store.save_conversation(conversation, done=DoneMark(key, 3600))
+    marks = {entry_id_of_seen(d): d for d in await store.seen_keys()}
+    assert set(marks) == {entry_id_of_key(k) for k in keys} and all(len(d) == 16 for d in marks.values())
+    await store.forget_seen([marks[entry_id_of_key(keys[0])]])
+    assert await store.seen_keys() == [seen_digest(keys[1])]

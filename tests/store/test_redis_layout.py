@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ import redis
 
 from gateway.cli import main
 from gateway.conversation import Conversation, Status
+from gateway.ids import seen_digest
 from gateway.messages import ChannelName
 from gateway.store import Author, ClaimState, Delivery, OutboxItem, OutboxStatus, TranscriptEntry, open_store
 from gateway.store import redis_keys as K
@@ -143,5 +145,52 @@ async def test_a_store_written_with_a_key_per_entry_and_per_provider_id_reads_th
         assert (await store.transcript(a))[3].delivery is Delivery.SENT
         again = await store.find_by_provider_id("mid-2")
         assert again is not None and again.id == f"b2-{a}"
+    finally:
+        await store.close()
+
+
+async def test_processed_marks_holding_the_whole_inbound_key_are_recognised_after_the_migration(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Marks as main wrote them before the digests: the whole inbound key as the field of the day's hash, in the
+    shard of the key's SHA-256, and as the member of the conversation's processed marks; a lapsed claim naming
+    its conversation, whose global mark was never written, is decided by the conversation's mark."""
+    keys = store_keys(redis_url)
+    long_key = "in:messenger:m_" + "A1b2-C3d4_" * 9  # a mid's length
+    short_key = "in:telegram:77"
+    today = int(datetime.now(UTC).timestamp()) // 86_400
+    with redis.Redis.from_url(redis_url, decode_responses=True) as client:
+        client.flushdb()
+        for key, day in ((long_key, today + 2), (short_key, today)):
+            marks = K.seen_marks(day, hashlib.sha256(key.encode()).digest()[-1] % K.SEEN_SHARDS)
+            client.hset(marks, key, "1")
+            client.expireat(marks, (day + 1) * 86_400)
+        assert client.object("encoding", marks) == "listpack"
+        lapsed_key = "in:messenger:m_" + "Z9y8-X7w6_" * 9
+        until_ms = (today + 3) * 86_400_000
+        client.zadd(K.done("conv-1"), {lapsed_key: until_ms, long_key: until_ms})
+        client.pexpireat(K.done("conv-1"), until_ms)
+        client.set(K.seen_claim(lapsed_key), "c:1:conv-1:dead", ex=3600)
+    monkeypatch.setenv("GATEWAY_STORE", redis_url)
+    monkeypatch.setenv("GATEWAY_DATA_KEY", DATA_KEY)
+    monkeypatch.setenv("GATEWAY_SECRET_KEY", SECRET_KEY)
+    assert await asyncio.to_thread(main, ["store", "migrate"]) == 0
+    assert "4 processed mark (whole key)" in capsys.readouterr().out
+    assert await asyncio.to_thread(main, ["store", "migrate"]) == 0
+    assert "nothing: the layout is current" in capsys.readouterr().out
+    with redis.Redis.from_url(redis_url, decode_responses=True) as client:
+        fields = {field for name in client.keys(K.SEEN + "[0-9]*") for field in client.hkeys(name)}
+        assert fields == {seen_digest(long_key), seen_digest(short_key)}
+        assert all(0 < client.ttl(name) <= 4 * 86_400 for name in client.keys(K.SEEN + "[0-9]*"))
+        assert set(client.zrange(K.done("conv-1"), 0, -1)) == {seen_digest(lapsed_key), seen_digest(long_key)}
+        assert 0 < client.pttl(K.done("conv-1")) <= 3 * 86_400_000
+    store = await open_store(redis_url, keys=keys)
+    try:
+        assert await store.claim(long_key, "me", 10) is ClaimState.DONE  # still processed: never answered twice
+        assert await store.claim(short_key, "me", 10) is ClaimState.DONE
+        assert await store.claim(lapsed_key, "me", 10) is ClaimState.DONE  # the conversation's mark decided
+        assert await store.claim("in:telegram:78", "me", 10) is ClaimState.CLAIMED
+        marks = [seen_digest(k) for k in (long_key, short_key, lapsed_key)]  # the last repaired by its claim
+        assert sorted(await store.seen_keys()) == sorted(marks)
     finally:
         await store.close()

@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from gateway.conversation import Conversation, Status
+from gateway.ids import seen_digest
 from gateway.messages import ChannelName
 from gateway.store import Author, Claim, ClaimState, Delivery, DoneMark, OutboxItem, Store, TranscriptEntry, open_store
 from gateway.store import redis_keys as K
@@ -48,11 +49,11 @@ async def test_a_claim_that_lapsed_between_its_save_and_the_global_mark_is_done(
         assert await store.claim(KEY, "dead", 10, now=long_ago) is ClaimState.CLAIMED
         claimed = client.get(K.seen_claim(KEY))
         await store.save_conversation(conversation, done=DoneMark(KEY, 3600))
-    [marks] = [name for name in client.keys(K.SEEN + "*") if client.hexists(name, KEY)]
-    client.hdel(marks, KEY)  # the owner died before the last step (the global mark): its claim lapsed
+    [marks] = [name for name in client.keys(K.SEEN + "*") if client.hexists(name, seen_digest(KEY))]
+    client.hdel(marks, seen_digest(KEY))  # the owner died before the last step (the global mark): its claim lapsed
     client.set(K.seen_claim(KEY), str(claimed))
     assert await store.claim(KEY, "alive", 10) is ClaimState.DONE  # the conversation's mark decides
-    assert client.hexists(marks, KEY) and not client.exists(K.seen_claim(KEY))  # and the global mark is repaired
+    assert client.hexists(marks, seen_digest(KEY)) and not client.exists(K.seen_claim(KEY))  # the global mark repaired
 
 
 async def test_a_claim_riding_with_the_lock_names_the_conversation(opened: tuple[Store, redis.Redis]) -> None:
@@ -67,8 +68,8 @@ async def test_a_claim_riding_with_the_lock_names_the_conversation(opened: tuple
         await store.save_conversation(conversation, done=DoneMark(KEY, 3600))
     _, _, named, owner = claimed.split(":", 3)
     assert named == conversation.id
-    [marks] = [name for name in client.keys(K.SEEN + "*") if client.hexists(name, KEY)]
-    client.hdel(marks, KEY)  # died before the last step (the global mark): its lease lapsed
+    [marks] = [name for name in client.keys(K.SEEN + "*") if client.hexists(name, seen_digest(KEY))]
+    client.hdel(marks, seen_digest(KEY))  # died before the last step (the global mark): its lease lapsed
     client.set(K.seen_claim(KEY), f"c:1:{named}:{owner}")
     assert await store.claim(KEY, "alive", 10) is ClaimState.DONE  # the conversation's mark decides
 
