@@ -124,11 +124,11 @@ async def test_a_listener_typing_shows_the_typing_action(client: Client, telegra
 
 async def test_a_photo_is_recorded_in_the_transcript(client: Client, telegram: FakeTelegramAPI) -> None:
     telegram.add_file("photo-1", b"\xff\xd8 a photo")
-    assert await deliver(client, telegram_update(900000100, CHAT, "regarde", photo_file_id="photo-1")) == 200
+    assert await deliver(client, telegram_update(900000100, CHAT, "voilà la photo", photo_file_id="photo-1")) == 200
     conversation = (await client.app[STORE].conversations_by_status(Status.BOT))[0]
     transcript = await client.app[STORE].transcript(conversation.id)
     user = [entry for entry in transcript if entry.author == "user"]
-    assert user[0].text == "regarde"
+    assert user[0].text == "voilà la photo"
     assert [(a.kind, a.content_type) for a in user[0].attachments] == [("image", "image/jpeg")]
 
     # The listener views it through the console: getFile, then the download from the Bot API's file host.

@@ -258,7 +258,7 @@ async def test_windows_that_raise_what_the_message_s_start_raised_change_nothing
     r.gate.set()
     conversation = await queued(r, "zoe")
     text = (
-        "je pense au pont. bonjour, je vous écris pour savoir comment ça marche, on m'a donné votre site au collège, "
+        "jpp de tout ça. bonjour, je vous écris pour savoir comment ça marche, on m'a donné votre site au collège, "
         "j'ai une question "
         "sur mes cours de maths et sur l'orientation pour l'année prochaine parce que je sais pas quoi choisir entre "
         "la filière générale et la pro, et ce soir je pense au pont"
