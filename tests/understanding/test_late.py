@@ -126,6 +126,16 @@ async def flag_raised(events: AsyncIterator[object], conversation_id: str) -> Fl
     raise AssertionError("no flag raised")
 
 
+async def released_until_flagged(r: Rig, conversation_id: str) -> FlagRaised:
+    """Let the held late reading go and wait for the flag it raises on ``conversation_id``."""
+    events = await r.store.subscribe()
+    try:
+        r.release()
+        return await flag_raised(events, conversation_id)
+    finally:
+        await events.aclose()
+
+
 async def test_a_risky_message_that_went_on_unread_while_waiting_is_flagged_later(
     rig: Callable[..., Awaitable[Rig]],
 ) -> None:
@@ -136,12 +146,7 @@ async def test_a_risky_message_that_went_on_unread_while_waiting_is_flagged_late
     waiting = await r.conversation(conversation.id)
     assert waiting.priority is Priority.NORMAL and waiting.flag is None  # the keywords found nothing
     assert r.outcomes == ["queued"]
-    events = await r.store.subscribe()
-    try:
-        r.release()
-        event = await flag_raised(events, conversation.id)
-    finally:
-        await events.aclose()
+    event = await released_until_flagged(r, conversation.id)
     assert event.flag.risk == "suicide" and event.flag.source == "model" and event.flag.score > 0.5
     flagged = await r.conversation(conversation.id)
     assert flagged.priority is Priority.URGENT and flagged.status is Status.QUEUED
@@ -214,12 +219,7 @@ async def test_a_risky_message_read_late_while_a_listener_holds_it_is_flagged_on
     await r.busy()
     await r.send("zoe", 1, RISKY)
     said = await r.bot_said(conversation.id)
-    events = await r.store.subscribe()
-    try:
-        r.release()
-        event = await flag_raised(events, conversation.id)
-    finally:
-        await events.aclose()
+    event = await released_until_flagged(r, conversation.id)
     assert event.flag.source == "model" and event.flag.risk == "suicide"
     held = await r.conversation(conversation.id)
     assert held.status is Status.WITH_LISTENER and held.listener == "alice" and held.priority is Priority.NORMAL
@@ -238,12 +238,7 @@ async def test_a_long_message_s_windows_read_late_escalate_the_conversation(
     waiting = await r.conversation(conversation.id)
     assert waiting.priority is Priority.NORMAL and waiting.flag is None  # its start says nothing of a risk
     assert r.outcomes == ["queued"]
-    events = await r.store.subscribe()
-    try:
-        r.release()
-        event = await flag_raised(events, conversation.id)
-    finally:
-        await events.aclose()
+    event = await released_until_flagged(r, conversation.id)
     assert r.embedder.calls[1:] == [r.embedder.windows(LONG)]  # late: the windows only
     assert event.flag.risk == "suicide" and event.flag.source == "model" and event.flag.score > 0.5
     flagged = await r.conversation(conversation.id)
