@@ -234,7 +234,8 @@ class Dispatcher:
 
     async def read(self, inbound: Inbound) -> Reading | None:
         """The model's reading of a young person's words; None without a model or text, or not in time, and for a
-        button pressed as shown (its label is the bot's words: ``Engine.pressed``; the keywords still run)."""
+        button pressed as shown (its label is the bot's words: ``Engine.pressed``) or the erasure phrase alone (a
+        command); the keywords still run."""
         return (await self._read(inbound))[0]
 
     async def _read(self, inbound: Inbound) -> tuple[Reading | None, bool]:
@@ -243,8 +244,14 @@ class Dispatcher:
         readings: a young person's message waits for one pass of the model at most)."""
         if self.reader is None or not inbound.text.strip():
             return None, False
-        if self.flows.current is not None and self.flows.current.pressed(inbound.text, inbound.payload):
+        current = self.flows.current
+        if current is not None and current.pressed(inbound.text, inbound.payload):
             self.metrics.understanding_messages.labels("button").inc()
+            return None, False
+        if current is not None and current.erasure is not None and current.erasure.asked(inbound.text):
+            # The erasure phrase alone ("efface mes données"): a command, like a button, which the model reads as a
+            # wish to disappear. Any other words make it the young person's message again, read as any other.
+            self.metrics.understanding_messages.labels("command").inc()
             return None, False
         found = await self.reader.attempt(inbound.text, rest_late=self.late is not None)
         if isinstance(found, str):

@@ -59,7 +59,8 @@ class Metrics:
         )  # fmt: skip
         self.understanding_messages = Counter(
             "gateway_understanding_messages", "Messages the model's second check saw, by how: model (read by it), "
-            "remembered (a short message's reading remembered), button (a button pressed as shown: not read)",
+            "remembered (a short message's reading remembered), button (a button pressed as shown: not read), "
+            "command (the erasure phrase alone: not read)",
             ["how"], registry=r,
         )  # fmt: skip
         self.understanding_late = Counter(

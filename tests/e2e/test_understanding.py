@@ -200,3 +200,20 @@ async def test_a_button_pressed_is_not_read_a_label_typed_or_other_words_with_a_
     metrics = await (await client.get("/metrics")).text()
     assert 'gateway_understanding_messages_total{how="button"} 1.0' in metrics
     assert 'gateway_understanding_messages_total{how="model"} 3.0' in metrics
+
+
+async def test_the_erasure_phrase_alone_is_a_command_not_read_other_words_with_it_are(
+    start: Start, settings: Settings
+) -> None:
+    shipped, embedder = load_model(), Recording()
+    client = await start(settings, understanding=lambda: Model(embedder, shipped.classifier))
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws)
+        await say(ws, "m0", "bonjour")
+        asked = await say(ws, "m1", "Efface mes données stp")  # the shipped model reads it as a wish to disappear
+        assert any("Réponds « oui »" in t for t in bot_texts(asked))  # the erasure question, not an interrupt
+        await say(ws, "m2", "non")
+        await say(ws, "m3", "efface mes données, je veux disparaître")  # other words: the young person's own
+    assert embedder.texts == ["bonjour", "non", "efface mes données, je veux disparaître"]
+    metrics = await (await client.get("/metrics")).text()
+    assert 'gateway_understanding_messages_total{how="command"} 1.0' in metrics
