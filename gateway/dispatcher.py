@@ -232,14 +232,10 @@ class Dispatcher:
                 await self.store.save_conversation(current)
         return current
 
-    async def read(self, inbound: Inbound) -> Reading | None:
-        """The model's reading of a young person's words; None without a model or text, or not in time, and for a
-        button pressed as shown (its label is the bot's words: ``Engine.pressed``) or the erasure phrase alone (a
-        command); the keywords still run."""
-        return (await self._read(inbound))[0]
-
     async def _read(self, inbound: Inbound) -> tuple[Reading | None, bool]:
-        """The reading (as :meth:`read`), and True when it is worth a late reading: the model was busy or late, or
+        """The model's reading of a young person's words (None without a model or text, or not in time, and for a
+        button pressed as shown, whose label is the bot's words: ``Engine.pressed``, or the erasure phrase alone, a
+        command; the keywords still run), and True when it is worth a late reading: the model was busy or late, or
         it read a long message as far as its cut only (its windows are read after the fact, when there are late
         readings: a young person's message waits for one pass of the model at most)."""
         if self.reader is None or not inbound.text.strip():
