@@ -7,9 +7,8 @@ Its own redis-server (tests/test_redis_restart.py's), since the test stops it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -18,20 +17,14 @@ from gateway.messages import ChannelName
 from gateway.settings import Settings
 from gateway.store import TimerKind
 from tests.conftest import AppFactory, Clock
-from tests.test_redis_restart import OwnRedis, ready
+from tests.test_redis_restart import OwnRedis, own_redis, ready
 from tests.test_webchat import hello, say
+
+__all__ = ["own_redis"]  # the fixture, imported to be used here
 
 pytestmark = pytest.mark.redis
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[OwnRedis]:
-    server = OwnRedis(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def until(condition: Callable[[], Awaitable[bool]]) -> None:
@@ -41,21 +34,21 @@ async def until(condition: Callable[[], Awaitable[bool]]) -> None:
 
 
 async def test_a_gone_timer_is_armed_once_redis_is_back(
-    make_client: AppFactory, settings: Settings, redis_server: OwnRedis, clock: Clock
+    make_client: AppFactory, settings: Settings, own_redis: OwnRedis, clock: Clock
 ) -> None:
-    client = await make_client(settings.replace(store=redis_server.url))
+    client = await make_client(settings.replace(store=own_redis.url))
     store, metrics = client.app[STORE], client.app[METRICS]
     async with client.ws_connect("/chat/ws") as chat:
         token = (await hello(chat))["token"]
         await say(chat, "m1", "bonjour")
-        redis_server.stop()
+        own_redis.stop()
 
     async def failed_once() -> bool:  # the closed socket's handler tried to arm the timer while Redis was down
         failed = metrics.registry.get_sample_value("gateway_timer_arming_failures_total", {"kind": "webchat_gone"})
         return (failed or 0) >= 1
 
     await until(failed_once)
-    redis_server.start()
+    own_redis.start()
     await ready(client)
 
     async def armed() -> bool:

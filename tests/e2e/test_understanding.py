@@ -179,11 +179,16 @@ class Recording:
         return self.inner.embed(texts)
 
 
+async def recorded(start: Start, settings: Settings) -> tuple[Any, Recording]:
+    """A gateway with the shipped model whose embedder records the texts it is given."""
+    shipped, embedder = load_model(), Recording()
+    return await start(settings, understanding=lambda: Model(embedder, shipped.classifier)), embedder
+
+
 async def test_a_button_pressed_is_not_read_a_label_typed_or_other_words_with_a_payload_are(
     start: Start, settings: Settings
 ) -> None:
-    shipped, embedder = load_model(), Recording()
-    client = await start(settings, understanding=lambda: Model(embedder, shipped.classifier))
+    client, embedder = await recorded(start, settings)
     async with client.ws_connect("/chat/ws") as ws:
         await hello(ws)
         frames = await say(ws, "m0", "bonjour")
@@ -205,8 +210,7 @@ async def test_a_button_pressed_is_not_read_a_label_typed_or_other_words_with_a_
 async def test_the_erasure_phrase_alone_is_a_command_not_read_other_words_with_it_are(
     start: Start, settings: Settings
 ) -> None:
-    shipped, embedder = load_model(), Recording()
-    client = await start(settings, understanding=lambda: Model(embedder, shipped.classifier))
+    client, embedder = await recorded(start, settings)
     async with client.ws_connect("/chat/ws") as ws:
         await hello(ws)
         await say(ws, "m0", "bonjour")
