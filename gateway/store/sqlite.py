@@ -973,10 +973,14 @@ class SqliteStore:
         return [seen_digest(row["key"]) for row in await self._select("SELECT key FROM seen WHERE owner IS NULL", ())]
 
     async def forget_seen(self, keys: Sequence[str]) -> None:
-        digests = set(keys)
+        """The marks of these digests, and every lapsed row: a claim whose owner died or lost its release keeps the
+        inbound key (the provider's message id) until the next claim deletes it, which may be a while on a quiet
+        line; a claim a live owner holds is its owner's (processed after, as a new message)."""
+        digests, now_us = set(keys), to_us(datetime.now(UTC))
 
         def work(conn: sqlite3.Connection) -> None:
             with _writing(conn):
+                conn.execute("DELETE FROM seen WHERE expires_us <= ?", (now_us,))
                 found = [row["key"] for row in conn.execute("SELECT key FROM seen WHERE owner IS NULL")]
                 conn.executemany("DELETE FROM seen WHERE key = ?", [(k,) for k in found if seen_digest(k) in digests])
 
