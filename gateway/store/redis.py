@@ -782,8 +782,8 @@ class RedisStore:
 
         def queue(pipe: Pipeline) -> None:
             _eval(pipe, "outbox_put_item", keys, [item.id, item.conversation_id, payload, to_us(item.created_at), due])
-            _eval(pipe, "outbox_list", [K.outbox_line(item.conversation_id), K.OUTBOX + "heads", K.OUTBOX + "seq"],
-                  [item.id, item.conversation_id, due])  # fmt: skip
+            line = [K.outbox_line(item.conversation_id), K.OUTBOX + "heads", K.OUTBOX + "seq", K.OUTBOX_PENDING]
+            _eval(pipe, "outbox_list", line, [item.id, item.conversation_id, due, to_us(item.created_at)])
 
         await self._write(queue)
 
@@ -872,18 +872,24 @@ class RedisStore:
 
     @_guarded
     async def outbox_oldest_pending(self) -> datetime | None:
-        """Each conversation's oldest pending item heads its line: the oldest of the heads (pipelined reads)."""
-        conversations = _texts(await self._redis.zrange(K.OUTBOX + "heads", 0, -1))
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for conversation_id in conversations:
-                pipe.zrange(K.outbox_line(conversation_id), 0, 0)
-            heads = [(c, _text(found[0])) for c, found in zip(conversations, await pipe.execute(), strict=True)
-                     if found]  # fmt: skip
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for conversation_id, item_id in heads:
-                pipe.hmget(K.outbox_item(conversation_id, item_id), ["status", "created_us"])
-            created = [int(at) for status, at in await pipe.execute() if status == "pending" and at is not None]
-        return from_us(min(created)) if created else None
+        """The first of ``OUTBOX_PENDING`` whose item is pending: O(log n) reads, not one per waiting conversation.
+        The set may list more (an item resolved whose line step is still to come, a sent item put again by a
+        retried processing, which ``outbox_due`` drops from its line): skipped; one whose item is gone (expired
+        after it was resolved: an instance of the version before left it) is removed."""
+        start = 0
+        while found := cast(list[tuple[str, float]],
+                            await self._redis.zrange(K.OUTBOX_PENDING, start, start + 9, withscores=True)):  # fmt: skip
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for member, _ in found:
+                    pipe.hget(K.outbox_item(*member.split(" ", 1)), "status")
+                states = await pipe.execute()
+            for (_, created), status in zip(found, states, strict=True):
+                if status == "pending":
+                    return from_us(int(created))
+            if gone := [member for (member, _), status in zip(found, states, strict=True) if status is None]:
+                await self._redis.zrem(K.OUTBOX_PENDING, *gone)
+            start += len(found) - len(gone)
+        return None
 
     async def _resolve(
         self, conversation_id: str, item_id: str, status: OutboxStatus, field: str, value: str, delivery: Delivery,
@@ -1401,7 +1407,7 @@ def _seen_mark(key: str, until_ms: int, claimed: str) -> tuple[list[str], list[A
 
 
 def _line_step(item_id: str, conversation_id: str, due: str | int) -> tuple[list[str], list[Any]]:
-    return [K.outbox_line(conversation_id), K.OUTBOX + "heads"], [item_id, conversation_id, due]
+    return [K.outbox_line(conversation_id), K.OUTBOX + "heads", K.OUTBOX_PENDING], [item_id, conversation_id, due]
 
 
 def _fence(lease: datetime | None) -> str:

@@ -24,7 +24,7 @@ import base64
 
 PREFIX = "hg:"
 QUEUE = PREFIX + "{queue}:"  # entries, seq, names, waiting:<queue>, takes:<queue>, held:<listener>
-OUTBOX = PREFIX + "{outbox}:"  # heads, seq, conv:<conversation>
+OUTBOX = PREFIX + "{outbox}:"  # heads, seq, conv:<conversation>, pending: see ``outbox_pending``
 INBOX = PREFIX + "{inbox}:"  # heads, seq, sender:<hash>, item:<id>, aside, aside:<id>
 INDEX = PREFIX + "{index}:"  # status:<status>, created
 SEEN = PREFIX + "{seen}:"  # c:<inbound key> (a claim), <day>:<shard> (processed marks): see ``seen_marks``
@@ -68,6 +68,16 @@ def outbox_item(conversation_id: str, item_id: str) -> str:
 
 def outbox_line(conversation_id: str) -> str:
     return OUTBOX + "conv:" + conversation_id
+
+
+OUTBOX_PENDING = OUTBOX + "pending"
+"""Every item listed in a line, ``<conversation id> <item id>`` scored by its creation (µs): the oldest pending reply
+in one read, however many conversations wait (``outbox_oldest_pending``). It changes in the line's own steps."""
+
+
+def outbox_pending(conversation_id: str, item_id: str) -> str:
+    """A member of ``OUTBOX_PENDING``."""
+    return conversation_id + " " + item_id
 
 
 def seen_claim(inbound_key: str) -> str:

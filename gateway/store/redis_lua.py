@@ -276,11 +276,12 @@ redis.call('HSET', KEYS[1], 'id', ARGV[1], 'conv', ARGV[2], 'payload', ARGV[3], 
 return 1
 """
 
-# KEYS: the conversation's line, heads, sequence. ARGV: id, conversation, next µs. Listed once, however often it
-# runs; an id listed after its item was resolved is dropped by ``outbox_due``.
+# KEYS: the conversation's line, heads, sequence, the pending set. ARGV: id, conversation, next µs, created µs.
+# Listed once, however often it runs; an id listed after its item was resolved is dropped by ``outbox_due``.
 _OUTBOX_LIST = _LINES + """
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 join(KEYS[1], KEYS[3], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[2] .. ' ' .. ARGV[1])
 return 1
 """
 
@@ -300,13 +301,15 @@ redis.call('HSET', KEYS[1], 'next_us', ARGV[2])
 return {'ok', redis.call('HGETALL', KEYS[1])}
 """
 
-# KEYS: the conversation's line, heads. ARGV: id, conversation, its due µs (or '' to drop it from the line).
-# Heads follow the line's head: due at ``ARGV[3]`` while this id heads it, else at once (``outbox_claim`` reads).
+# KEYS: the conversation's line, heads, the pending set. ARGV: id, conversation, its due µs (or '' to drop it from
+# the line and the pending set). Heads follow the line's head: due at ``ARGV[3]`` while this id heads it, else at
+# once (``outbox_claim`` reads).
 _OUTBOX_LINE = (
     _REHEAD
     + """
 if ARGV[3] == '' then
   redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[2] .. ' ' .. ARGV[1])
   rehead(KEYS[2], KEYS[1], ARGV[2], false)
 elseif redis.call('ZRANGE', KEYS[1], 0, 0)[1] == ARGV[1] then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])

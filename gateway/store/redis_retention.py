@@ -80,6 +80,8 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
             redis_providers.forget(pipe, providers)
         pipe.delete(K.transcript(conversation_id))
         pipe.delete(K.outbox_line(conversation_id))
+        if pending:
+            pipe.zrem(K.OUTBOX_PENDING, *(K.outbox_pending(conversation_id, i) for i in pending))
         pipe.delete(K.done(conversation_id))  # the processed marks name the person's messages (provider ids)
         for name, value in claims:  # as read: one renewed meanwhile is its live owner's, marked once processed
             pipe.eval(SCRIPTS["delete_if"], 1, name, value)
