@@ -147,8 +147,9 @@ return set_delivery(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 # lease end (ms), the conversation it is processed in ('' when not known yet), seconds the claim is kept, prefix,
 # the id's shard, today (days since the epoch), days a processed mark may be kept, the inbound id's digest
 # (``ids.seen_digest``). 'done' when a processed mark holds the digest (the hashes "<day>:<shard>" of the days its
-# mark may expire on); else the claim: "c:<lease end ms>:<conversation>:<owner>" (it outlives its lease: a lapsed
-# claim that names its conversation may have been saved there, see ``RedisStore.claim``).
+# mark may expire on); else the claim: "c:<lease end ms>:<conversation>:<owner>" (one that names its conversation
+# outlives its lease: lapsed, it may have been saved there, see ``RedisStore.claim``; one that names none expires
+# with its lease: its key holds the provider's message id, which nothing else could find to erase).
 _CLAIM = """
 for day = tonumber(ARGV[8]), tonumber(ARGV[8]) + tonumber(ARGV[9]) do
   if redis.call('HEXISTS', ARGV[6] .. day .. ':' .. ARGV[7], ARGV[10]) == 1 then return 'done' end
@@ -165,7 +166,12 @@ if v then
   end
   if conv == '' then conv = was end
 end
-redis.call('SET', KEYS[1], 'c:' .. ARGV[3] .. ':' .. conv .. ':' .. ARGV[1], 'EX', ARGV[5])
+local claim = 'c:' .. ARGV[3] .. ':' .. conv .. ':' .. ARGV[1]
+if conv == '' then  -- names no conversation: nothing to decide once lapsed, so it goes with its lease
+  redis.call('SET', KEYS[1], claim, 'PX', math.max(1, tonumber(ARGV[3]) - tonumber(ARGV[2])))
+else
+  redis.call('SET', KEYS[1], claim, 'EX', ARGV[5])
+end
 return 'claimed'
 """
 
