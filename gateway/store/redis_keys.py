@@ -6,7 +6,7 @@ Keys that a script changes together share a tag:
 * a conversation's keys: ``{<conversation id>}`` (record ``hg:c:``, transcript ``hg:t:`` holding the entries
   themselves, processed marks ``hg:d:``, lock ``hg:l:``, outbox items ``hg:o:{<conversation id>}<item id>``: an
   item is resolved and shown on its transcript entry in one script);
-* the waiting queue ``{queue}``, the outbox's lines and heads ``{outbox}``, the inbox ``{inbox}``, the
+* the waiting queue ``{queue}``, the outbox's lines, heads and pending set ``{outbox}``, the inbox ``{inbox}``, the
   conversation indexes ``{index}``, the de-duplication claims and processed marks ``{seen}``: each a group of
   global indexes changed together, one slot each;
 * every other key is used alone (its whole name is hashed).
