@@ -76,16 +76,23 @@ def auc(score: np.ndarray, positive: np.ndarray) -> float:
 
 
 def fit_dual(
-    gram: np.ndarray, labels: Sequence[str], l2: float, steps: int = 600, rate: float = 0.5
+    gram: np.ndarray,
+    labels: Sequence[str],
+    l2: float,
+    steps: int = 600,
+    rate: float = 0.5,
+    counted: int | None = None,
 ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
     """``Head.fit`` in its dual form: its weights are always ``(SCALE · X)ᵀ A`` (gradient descent from zero), so
     the same iterates come from the rows' Gram matrix, up to rounding, at a fraction of the cost. Returns the
-    classes, ``A`` and the bias."""
+    classes, ``A`` and the bias. ``counted``: only the first rows set the class balance and the mean (the others,
+    windows, weigh what a row of their class weighs on top: ``--balance-on-messages``); all by default."""
     classes = tuple(sorted(set(labels)))
     y = np.array([classes.index(label) for label in labels])
     targets = np.eye(len(classes))[y]
-    counts = np.bincount(y, minlength=len(classes)).astype(np.float64)
-    sample_weight = (len(y) / (len(classes) * counts))[y][:, None]
+    m = len(y) if counted is None else counted
+    counts = np.bincount(y[:m], minlength=len(classes)).astype(np.float64)
+    sample_weight = (m / (len(classes) * counts))[y][:, None] * len(y) / m
     k = gram * SCALE**2
     a, bias = np.zeros((len(y), len(classes))), np.zeros(len(classes))
     for _ in range(steps):
@@ -112,22 +119,24 @@ def out_of_fold_dual(
     seed: int,
     owner: np.ndarray,
     groups: np.ndarray,
-    trained: np.ndarray | None = None,
+    trained: dict[int, str] | None = None,
+    balance_on_messages: bool = False,
 ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
     """``training.out_of_fold`` on the Gram matrix of the messages' rows followed by their windows' rows.
-    ``trained``: the windows (indices into ``owner``) that are also training rows, labelled ``none``, in their
-    message's fold (``--train-none-windows``); only the messages are scored."""
+    ``trained``: the windows (indices into ``owner``) that are also training rows, with their labels, in their
+    message's fold (``--train-none-windows``, ``--train-risky-windows``); only the messages are scored."""
     n = len(labels)
     classes = tuple(sorted(set(labels)))
     whole = np.zeros((n, len(classes)))
     window_p = np.zeros((len(owner), len(classes)))
-    trained = trained if trained is not None else np.zeros(0, dtype=int)
+    extra_windows = np.array(sorted(trained or {}), dtype=int)
     for held in stratified_folds(labels, FOLDS, seed, groups):
         messages = np.setdiff1d(np.arange(n), held)
-        extra = n + trained[np.isin(owner[trained], messages)]
-        keep = np.concatenate([messages, extra])
-        rows_labels = [labels[i] for i in messages] + [Risk.NONE.value] * len(extra)
-        names, a, bias = fit_dual(gram[np.ix_(keep, keep)], rows_labels, l2)
+        extra = extra_windows[np.isin(owner[extra_windows], messages)]
+        keep = np.concatenate([messages, n + extra])
+        rows_labels = [labels[i] for i in messages] + [(trained or {})[int(w)] for w in extra]
+        counted = len(messages) if balance_on_messages else None
+        names, a, bias = fit_dual(gram[np.ix_(keep, keep)], rows_labels, l2, counted=counted)
         columns = np.array([classes.index(c) for c in names])
         whole[np.ix_(held, columns)] = softmax(SCALE**2 * gram[np.ix_(held, keep)] @ a + bias)
         rows = np.flatnonzero(np.isin(owner, held))
@@ -155,6 +164,16 @@ def main() -> None:
         "--train-none-windows",
         action="store_true",
         help="also train the risk head on the windows of every `none` message, labelled `none` (in its fold)",
+    )
+    parser.add_argument(
+        "--train-risky-windows",
+        action="store_true",
+        help="also train it on a risky message's last window, labelled with its risk, where the keywords find it",
+    )
+    parser.add_argument(
+        "--balance-on-messages",
+        action="store_true",
+        help="class weights from the messages alone: a window row weighs what a message of its class weighs",
     )
     args = parser.parse_args()
     cache = Path(args.cache)
@@ -204,10 +223,21 @@ def main() -> None:
             variants[f"+ {name} 0.5"] = [(name, 0.5)]
             variants[f"+ {name} 1.0"] = [(name, 1.0)]
     chosen = [v for v in variants if not args.variants or v in args.variants]
-    trained = None
+    trained: dict[int, str] = {}
     if args.train_none_windows:
-        trained = np.flatnonzero(np.array([risks[i] == Risk.NONE.value for i in owner], dtype=bool))
+        trained |= {j: Risk.NONE.value for j, i in enumerate(owner) if risks[i] == Risk.NONE.value}
         print(f"  risk head also trained on the {len(trained)} windows of `none` messages, labelled `none`")
+    if args.train_risky_windows:  # a message's last window, where the keywords find the message's own risk
+        last = {int(i): j for j, i in enumerate(owner)}
+        risky = {
+            j: risks[i]
+            for i, j in last.items()
+            if risks[i] != Risk.NONE.value
+            and (f := engine.decide(flat[j]).flag) is not None
+            and f.risk.value == risks[i]
+        }
+        trained |= risky
+        print(f"  risk head also trained on {len(risky)} last windows of risky messages, labelled with their risk")
     print("variant | seed | l2 | AUC | thresholds | out-of-sample recall imminent/suicide/self_harm/abuse | FA | worst")
     for name in chosen:
         gram = shipped_gram.copy()
@@ -217,7 +247,9 @@ def main() -> None:
         for seed in args.seeds:
             best = None
             for l2 in L2_GRID:
-                classes, whole, raised = out_of_fold_dual(gram, risks, l2, seed, owner, groups, trained)
+                classes, whole, raised = out_of_fold_dual(
+                    gram, risks, l2, seed, owner, groups, trained, args.balance_on_messages
+                )
                 truth = np.array([classes.index(r) for r in risks])
                 loss = float(-np.log(np.clip(whole[np.arange(len(risks)), truth], 1e-9, 1)).mean())
                 if best is None or loss < best[0]:
