@@ -46,6 +46,7 @@ SPELLINGS: dict[str, str] = {
     "papa": "pere", "maman": "mere", "ne": "", "ouam": "moi", "oim": "moi", "jvoi": "je vois", "jvois": "je vois",
     "fai": "fais", "scarifi": "scarifie", "beaupere": "beau pere", "bellemere": "belle mere", "cbon": "c est bon",
     "discu": "discussion", "jveu": "je veux", "arete": "arrete", "qqn": "quelqu un",
+    "envi": "envie", "envis": "envie", "qlq1": "quelqu un", "qq1": "quelqu un",
     # English
     "kms": "kill myself", "kys": "kill yourself", "im": "i m", "ima": "i m going to", "imma": "i m going to",
     "wanna": "want to", "gonna": "going to", "gotta": "got to", "dont": "don t", "cant": "can t",
@@ -53,7 +54,7 @@ SPELLINGS: dict[str, str] = {
     "r": "are", "ppl": "people", "bc": "because", "cuz": "because", "coz": "because", "cos": "because",
     "rn": "right now", "ive": "i ve", "youre": "you re", "hes": "he s", "shes": "she s", "thats": "that s",
     "mom": "mum", "mommy": "mum", "mother": "mum", "daddy": "dad", "father": "dad", "stepmom": "stepmum",
-    "bro": "brother", "nvm": "never mind", "k": "ok", "thx": "thanks", "aight": "ok",
+    "bro": "brother", "nvm": "never mind", "k": "ok", "thx": "thanks", "aight": "ok", "theres": "there s",
 }  # fmt: skip
 """Chat spellings, written out; applied word by word to messages and phrases alike (so both meet)."""
 
