@@ -14,6 +14,11 @@ Embeddings are cached under ``--cache`` (the corpus's digest in the file name), 
 Then the cost of each extra embedder, one message at a time on this process's core (run it under
 ``taskset -c 0`` with ``OMP_NUM_THREADS=1``): load time, CPU per message p50 / p99, RSS added. The held-out
 files are never read.
+
+``--train-none-windows`` also trains the risk head on the windows of every ``none`` message, labelled ``none``, in
+their message's fold (only the messages are scored); ``--train-risky-windows`` on a risky message's last window where
+the keywords find its risk; ``--balance-on-messages`` takes the class weights from the messages alone
+(docs/understanding.md, "Sixth round: windows of ordinary messages").
 """
 
 from __future__ import annotations
