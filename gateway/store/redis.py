@@ -114,6 +114,7 @@ from gateway.store.codec import (
     loads_sealed,
     to_us,
 )
+from gateway.store.redis_batch import AutoPipeline
 from gateway.store.redis_events import RedisEvents, SharedSubscription
 from gateway.store.redis_lua import SCRIPTS
 from gateway.store.redis_pool import open_pool
@@ -229,11 +230,14 @@ async def _get_each(client: Redis, keys: list[str]) -> list[Any]:
 class RedisStore:
     """The :class:`~gateway.store.Store` on Redis."""
 
-    def __init__(self, client: Redis, keys: DataKeys) -> None:
-        self._redis = client
+    def __init__(self, client: Redis, keys: DataKeys, batcher: AutoPipeline | None = None) -> None:
+        """``batcher``: the store's commands go through it, coalesced with those of other tasks (``redis_batch.py``;
+        ``client`` keeps the pub/sub connection); without one, they go on ``client`` alone (a Cluster client)."""
+        self._client, self._batcher = client, batcher
+        self._redis = client if batcher is None else batcher.client
         self._keys = keys
         self._texts = SharedTexts(keys)
-        self._scripts = {name: client.register_script(source) for name, source in SCRIPTS.items()}
+        self._scripts = {name: self._redis.register_script(source) for name, source in SCRIPTS.items()}
         self._closed = False
         self._held: contextvars.ContextVar[list[HeldWrite] | None] = contextvars.ContextVar("held", default=None)
         # the task whose batch ``_held`` is: a task created inside a batch inherits the context, and its writes
@@ -277,9 +281,10 @@ class RedisStore:
         options: dict[str, Any] = {"decode_responses": True, "encoding_errors": "surrogateescape",
                                    "max_connections": max_connections, "health_check_interval": health_check_interval}
         if cluster:  # its commands are Redis's: typed as a Redis client (redis_steps.ordered tells them apart)
-            store = cls(cast(Redis, RedisCluster.from_url(url, **options)), keys)
+            store = cls(cast(Redis, RedisCluster.from_url(url, **options)), keys)  # not batched (redis_batch.py)
         else:
-            store = cls(Redis(connection_pool=open_pool(url, timeout=pool_timeout, **options)), keys)
+            client = Redis(connection_pool=open_pool(url, timeout=pool_timeout, **options))
+            store = cls(client, keys, AutoPipeline(client))
         try:
             await store.ping()
         except StoreError:
@@ -367,12 +372,14 @@ class RedisStore:
         if not self._closed:
             self._closed = True
             await self._events.close()
+            if self._batcher is not None:
+                await self._batcher.close()
             # The pool is ours (``open``): redis-py closes only the pools it made, so without this every
             # connection stayed open after shutdown (tests/test_redis_connections.py)
-            if isinstance(self._redis, RedisCluster):  # see ``open``
-                await self._redis.aclose()
+            if isinstance(self._client, RedisCluster):  # see ``open``
+                await self._client.aclose()
             else:
-                await self._redis.aclose(close_connection_pool=True)
+                await self._client.aclose(close_connection_pool=True)
 
     # Conversations
 
