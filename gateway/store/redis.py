@@ -40,7 +40,9 @@ conversation's record read in the same script (``lock_read``, one slot), which a
 A message of an open conversation costs four round trips on one Redis: the gate's block check with the message
 limit's hit and the inbox check (``get_block_and_hit``), the claim with the sender's address read along, the lock
 with the record read and the claim renewed naming the conversation (``locked_active``), the batch with the
-release (a Cluster client sends the slots of a pipeline one by one: more there).
+release (a Cluster client sends the slots of a pipeline one by one: more there). These are one message's own: on
+one Redis, the commands and pipelines of the conversations processed at once share their round trips (the
+batcher of :mod:`gateway.store.redis_batch`, through which ``_redis`` sends; pub/sub uses ``_client`` itself).
 """
 
 from __future__ import annotations
@@ -194,7 +196,9 @@ def _wrapped(
 
 def _eval(pipe: Pipeline, name: str, keys: list[str], args: list[Any]) -> None:
     """A script in a pipeline: EVAL with its text (Redis caches it), since a NOSCRIPT in the middle of a pipeline
-    could not be retried without repeating the commands after it, which ran already."""
+    could not be retried without repeating the commands after it, which ran already (out of the crash order). EVALSHA
+    with the scripts loaded on each connection first was measured (bench/README.md, "Fifth pass"): no change in the
+    gateway's CPU, a few % of Redis's: not worth that hole (a SCRIPT FLUSH on a live Redis)."""
     pipe.eval(SCRIPTS[name], len(keys), *keys, *args)
 
 
