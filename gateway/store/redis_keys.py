@@ -6,7 +6,7 @@ Keys that a script changes together share a tag:
 * a conversation's keys: ``{<conversation id>}`` (record ``hg:c:``, transcript ``hg:t:`` holding the entries
   themselves, processed marks ``hg:d:``, lock ``hg:l:``, outbox items ``hg:o:{<conversation id>}<item id>``: an
   item is resolved and shown on its transcript entry in one script);
-* the waiting queue ``{queue}``, the outbox's lines and heads ``{outbox}``, the inbox ``{inbox}``, the
+* the waiting queue ``{queue}``, the outbox's lines, heads and pending set ``{outbox}``, the inbox ``{inbox}``, the
   conversation indexes ``{index}``, the de-duplication claims and processed marks ``{seen}``: each a group of
   global indexes changed together, one slot each;
 * every other key is used alone (its whole name is hashed).
@@ -24,7 +24,7 @@ import base64
 
 PREFIX = "hg:"
 QUEUE = PREFIX + "{queue}:"  # entries, seq, names, waiting:<queue>, takes:<queue>, held:<listener>
-OUTBOX = PREFIX + "{outbox}:"  # heads, seq, conv:<conversation>
+OUTBOX = PREFIX + "{outbox}:"  # heads, seq, conv:<conversation>, pending: see ``outbox_pending``
 INBOX = PREFIX + "{inbox}:"  # heads, seq, sender:<hash>, item:<id>, aside, aside:<id>
 INDEX = PREFIX + "{index}:"  # status:<status>, created
 SEEN = PREFIX + "{seen}:"  # c:<inbound key> (a claim), <day>:<shard> (processed marks): see ``seen_marks``
@@ -68,6 +68,16 @@ def outbox_item(conversation_id: str, item_id: str) -> str:
 
 def outbox_line(conversation_id: str) -> str:
     return OUTBOX + "conv:" + conversation_id
+
+
+OUTBOX_PENDING = OUTBOX + "pending"
+"""Every item listed in a line, ``<conversation id> <item id>`` scored by its creation (µs): the oldest pending reply
+in one read, however many conversations wait (``outbox_oldest_pending``). It changes in the line's own steps."""
+
+
+def outbox_pending(conversation_id: str, item_id: str) -> str:
+    """A member of ``OUTBOX_PENDING``."""
+    return conversation_id + " " + item_id
 
 
 def seen_claim(inbound_key: str) -> str:

@@ -147,8 +147,9 @@ return set_delivery(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 # lease end (ms), the conversation it is processed in ('' when not known yet), seconds the claim is kept, prefix,
 # the id's shard, today (days since the epoch), days a processed mark may be kept, the inbound id's digest
 # (``ids.seen_digest``). 'done' when a processed mark holds the digest (the hashes "<day>:<shard>" of the days its
-# mark may expire on); else the claim: "c:<lease end ms>:<conversation>:<owner>" (it outlives its lease: a lapsed
-# claim that names its conversation may have been saved there, see ``RedisStore.claim``).
+# mark may expire on); else the claim: "c:<lease end ms>:<conversation>:<owner>" (one that names its conversation
+# outlives its lease: lapsed, it may have been saved there, see ``RedisStore.claim``; one that names none expires
+# with its lease: its key holds the provider's message id, which nothing else could find to erase).
 _CLAIM = """
 for day = tonumber(ARGV[8]), tonumber(ARGV[8]) + tonumber(ARGV[9]) do
   if redis.call('HEXISTS', ARGV[6] .. day .. ':' .. ARGV[7], ARGV[10]) == 1 then return 'done' end
@@ -165,7 +166,12 @@ if v then
   end
   if conv == '' then conv = was end
 end
-redis.call('SET', KEYS[1], 'c:' .. ARGV[3] .. ':' .. conv .. ':' .. ARGV[1], 'EX', ARGV[5])
+local claim = 'c:' .. ARGV[3] .. ':' .. conv .. ':' .. ARGV[1]
+if conv == '' then  -- names no conversation: nothing to decide once lapsed, so it goes with its lease
+  redis.call('SET', KEYS[1], claim, 'PX', math.max(1, tonumber(ARGV[3]) - tonumber(ARGV[2])))
+else
+  redis.call('SET', KEYS[1], claim, 'EX', ARGV[5])
+end
 return 'claimed'
 """
 
@@ -276,11 +282,12 @@ redis.call('HSET', KEYS[1], 'id', ARGV[1], 'conv', ARGV[2], 'payload', ARGV[3], 
 return 1
 """
 
-# KEYS: the conversation's line, heads, sequence. ARGV: id, conversation, next µs. Listed once, however often it
-# runs; an id listed after its item was resolved is dropped by ``outbox_due``.
+# KEYS: the conversation's line, heads, sequence, the pending set. ARGV: id, conversation, next µs, created µs.
+# Listed once, however often it runs; an id listed after its item was resolved is dropped by ``outbox_due``.
 _OUTBOX_LIST = _LINES + """
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 join(KEYS[1], KEYS[3], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[2] .. ' ' .. ARGV[1])
 return 1
 """
 
@@ -300,13 +307,15 @@ redis.call('HSET', KEYS[1], 'next_us', ARGV[2])
 return {'ok', redis.call('HGETALL', KEYS[1])}
 """
 
-# KEYS: the conversation's line, heads. ARGV: id, conversation, its due µs (or '' to drop it from the line).
-# Heads follow the line's head: due at ``ARGV[3]`` while this id heads it, else at once (``outbox_claim`` reads).
+# KEYS: the conversation's line, heads, the pending set. ARGV: id, conversation, its due µs (or '' to drop it from
+# the line and the pending set). Heads follow the line's head: due at ``ARGV[3]`` while this id heads it, else at
+# once (``outbox_claim`` reads).
 _OUTBOX_LINE = (
     _REHEAD
     + """
 if ARGV[3] == '' then
   redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[2] .. ' ' .. ARGV[1])
   rehead(KEYS[2], KEYS[1], ARGV[2], false)
 elseif redis.call('ZRANGE', KEYS[1], 0, 0)[1] == ARGV[1] then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])

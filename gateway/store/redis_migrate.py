@@ -16,6 +16,9 @@ version (then, if wanted, move the data to a Cluster: every key is slot-safe fro
   (``hg:{seen}:c:<inbound key>``); the record, the processed marks and the lock get their short names (``hg:c:``,
   ``hg:d:``, a lock is deleted). Entry keys no transcript lists are deleted.
 
+The outbox's pending set (``hg:{outbox}:pending``, from 2026-11-30): each pending item its conversation's line
+lists, added once.
+
 And the processed marks written by the layout before this one, whose fields were the whole inbound keys (a
 provider's id is 60–90 characters: a field over 64 bytes turns the hash into Redis's large encoding): each field
 becomes the key's digest (``ids.seen_digest``, 16 characters) in the same day's hash of the digest's shard; each
@@ -87,6 +90,7 @@ async def migrate(client: Redis) -> dict[str, int]:
     await _seen(client, count)
     await _seen_fields(client, count)
     await _done_members(client, count)
+    await _outbox_pending(client, count)
     for pattern in ("e:{*", "entry:{*"):  # entries no transcript listed: nothing could read them
         async for name in client.scan_iter(match=PREFIX + pattern, count=SCAN_COUNT):
             count("entry (listed nowhere)", await client.delete(name))
@@ -152,6 +156,20 @@ async def _outbox_items(client: Redis, count: Count) -> None:
         else:
             await client.rename(name, K.outbox_item(conversation_id, item_id))
         count("outbox")
+
+
+async def _outbox_pending(client: Redis, count: Count) -> None:
+    """Every item its conversation's line lists, pending, in ``hg:{outbox}:pending`` (the set the alert reads,
+    kept by the lines' steps since 2026-11-30), scored by its creation; one listed already is left as it is."""
+    async for name in client.scan_iter(match=K.outbox_line("*"), count=SCAN_COUNT):
+        conversation_id = name.removeprefix(K.outbox_line(""))
+        listed = cast(list[str], await client.zrange(name, 0, -1))
+        for item_id in listed:
+            status, created = await client.hmget(K.outbox_item(conversation_id, item_id), ["status", "created_us"])
+            if status == "pending" and created is not None:
+                added = await client.zadd(K.OUTBOX_PENDING, {K.outbox_pending(conversation_id, item_id): int(created)},
+                                          nx=True)  # fmt: skip
+                count("outbox pending", added)
 
 
 async def _entry_conversations(client: Redis) -> dict[str, str]:

@@ -4,8 +4,9 @@ What a conversation leaves (see :mod:`gateway.store.redis_keys`): its record and
 the creation index, its active key, its transcript (one list holding the entries) with each entry's provider id in
 the day indexes ``hg:p:<day>:<shard>``, its outbox items (``hg:o:{<conv>}<item id>``, pending ones also listed under
 ``hg:{outbox}:conv:<conv>``), its timers, its queue entry (with the waiting member, the holder's set and the take),
-its processed marks (a purge deletes them too), its web chat uploads (``hg:upload:<conv>/<hash>``) and its
-notices' evidence files.
+its processed marks (a purge deletes them too), the de-duplication claims that name it (``hg:{seen}:c:<inbound
+key>``: the key holds the provider's message id; a claim outlives its lease by days after a crash or a lost
+release), its web chat uploads (``hg:upload:<conv>/<hash>``) and its notices' evidence files.
 
 The reads come first, then one pipeline deletes (the keys live in many slots: no transaction can hold them all):
 the content first, the record last, so an erasure cut short by a crash still finds the record and is done again
@@ -70,6 +71,7 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
     listed: list[Any] = await client.zrange(K.key("notices", conversation_id), 0, -1) if erase else []
     match = _glob(K.key("upload", conversation_id + "/")) + "*"
     uploads = [_text(k) async for k in client.scan_iter(match=match, count=SCAN_COUNT)]
+    claims = await _claims_naming(client, conversation_id)
     content = [*items, *(K.outbox_item(conversation_id, i) for i in pending), *uploads]
     async with ordered(client) as pipe:
         for name in content:
@@ -78,7 +80,11 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
             redis_providers.forget(pipe, providers)
         pipe.delete(K.transcript(conversation_id))
         pipe.delete(K.outbox_line(conversation_id))
+        if pending:
+            pipe.zrem(K.OUTBOX_PENDING, *(K.outbox_pending(conversation_id, i) for i in pending))
         pipe.delete(K.done(conversation_id))  # the processed marks name the person's messages (provider ids)
+        for name, value in claims:  # as read: one renewed meanwhile is its live owner's, marked once processed
+            pipe.eval(SCRIPTS["delete_if"], 1, name, value)
         pipe.zrem(K.OUTBOX + "heads", conversation_id)
         pipe.zrem(K.key("timers"), *timers)
         pipe.eval(SCRIPTS["remove_from_queue"], 1, K.QUEUE + "entries", K.QUEUE, conversation_id, "1" if erase else "0")
@@ -86,6 +92,17 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
             _unindex(pipe, conversation_id, record, [_text(i) for i in listed])
         await pipe.execute()
     return len(entries)
+
+
+async def _claims_naming(client: Redis, conversation_id: str) -> list[tuple[str, str]]:
+    """The claims ``c:<lease end>:<conversation>:<owner>`` that name the conversation, with the value read (one
+    slot: ``{seen}``, one MGET). A lapsed one (its owner died, or its release was lost) names it for
+    ``CLAIM_KEPT``; a live one is its owner's, waiting for the lock the caller holds: it claims again once it has
+    the lock (the claim is checked under the lock), so deleting it loses nothing."""
+    names = [_text(k) async for k in client.scan_iter(match=_glob(K.seen_claim("")) + "*", count=SCAN_COUNT)]
+    values = [_text(v) if v is not None else "" for v in await client.mget(names)] if names else []
+    return [(name, value) for name, value in zip(names, values, strict=True)
+            if value.startswith("c:") and value.split(":", 3)[2:3] == [conversation_id]]  # fmt: skip
 
 
 def _unindex(pipe: Any, conversation_id: str, record: Record | None, notices: list[str]) -> None:

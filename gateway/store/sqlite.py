@@ -144,6 +144,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     provider_message_id TEXT, parts_sent INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (conversation_id, seq) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS outbox_resolved ON outbox (created_us) WHERE status != 'pending';
+CREATE INDEX IF NOT EXISTS outbox_waiting ON outbox (created_us) WHERE status = 'pending';
 CREATE TABLE IF NOT EXISTS inbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, sender_key TEXT NOT NULL,
     payload TEXT NOT NULL, received_us INTEGER NOT NULL, next_us INTEGER NOT NULL,
@@ -186,6 +187,8 @@ _COUNT_CLIENT = f"SELECT COUNT(*) FROM conversations WHERE client = ? AND {_CLIE
 # condition written the same here, for the planner): every outbox pass purges, and a scan of the table (every
 # reply of the last week) made each pass, so each message, cost more with each conversation of the week.
 _PURGE_RESOLVED = "DELETE FROM outbox WHERE status != 'pending' AND created_us < ?"
+# The alert's oldest reply not yet sent, on the partial index ``outbox_waiting``: one seek, however many wait.
+_OLDEST_PENDING = "SELECT MIN(created_us) AS oldest FROM outbox WHERE status = 'pending'"
 _OUTBOX_COLUMNS = (
     "id, conversation_id, payload, created_us, next_us, attempts, last_error, status, provider_message_id,"
     " parts_sent"
@@ -739,7 +742,7 @@ class SqliteStore:
                                    Delivery.FAILED, None, lease)  # fmt: skip
 
     async def outbox_oldest_pending(self) -> datetime | None:
-        rows = await self._select("SELECT MIN(created_us) AS oldest FROM outbox WHERE status = 'pending'", ())
+        rows = await self._select(_OLDEST_PENDING, ())
         oldest = rows[0]["oldest"] if rows else None
         return None if oldest is None else from_us(oldest)
 
@@ -973,10 +976,14 @@ class SqliteStore:
         return [seen_digest(row["key"]) for row in await self._select("SELECT key FROM seen WHERE owner IS NULL", ())]
 
     async def forget_seen(self, keys: Sequence[str]) -> None:
-        digests = set(keys)
+        """The marks of these digests, and every lapsed row: a claim whose owner died or lost its release keeps the
+        inbound key (the provider's message id) until the next claim deletes it, which may be a while on a quiet
+        line; a claim a live owner holds is its owner's (processed after, as a new message)."""
+        digests, now_us = set(keys), to_us(datetime.now(UTC))
 
         def work(conn: sqlite3.Connection) -> None:
             with _writing(conn):
+                conn.execute("DELETE FROM seen WHERE expires_us <= ?", (now_us,))
                 found = [row["key"] for row in conn.execute("SELECT key FROM seen WHERE owner IS NULL")]
                 conn.executemany("DELETE FROM seen WHERE key = ?", [(k,) for k in found if seen_digest(k) in digests])
 

@@ -3,7 +3,11 @@ friends, and ending phrases that only end a message made of them."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.flows import keywords
 from gateway.flows.keywords import canonical, compile_phrases, phrase_problem
@@ -59,6 +63,47 @@ def test_alternatives_and_gaps() -> None:
     assert phrases.find(canonical("il a dit que tout le couteau était à lui")) is None  # a gap of 3 words at most
     assert phrases.find(canonical("il a une armoire")) is None  # whole words
     assert phrases.find(canonical("il a couteau")) == "il a couteau"
+
+
+def test_phrases_sharing_a_first_word() -> None:
+    """The phrases are searched as one regex, a branch per first word: each still matches as written."""
+    phrases = compile_phrases(
+        [
+            "me pendre",
+            "me (jeter|balancer) * pont",
+            "(je vais|vais) sauter",
+            "adieu",
+            "je * finir",
+            "mes (cachets|medocs)",
+        ]
+    )
+    assert phrases.find(canonical("je vais me jeter du haut du pont")) == "me jeter du haut du pont"
+    assert phrases.find(canonical("jvais sauter")) == "je vais sauter"
+    assert phrases.find(canonical("Adieu.")) == "adieu"
+    assert phrases.find(canonical("adieux les vacances")) is None  # whole words
+    assert phrases.find(canonical("je veux en finir")) == "je veux en finir"
+    assert phrases.find(canonical("mes médocs")) == "mes medocs"
+    assert phrases.find(canonical("mes cours me pendre")) == "me pendre"
+    assert phrases.find(canonical("me jeter")) is None
+
+
+_WORDS = ("je", "me", "mes", "veux", "vais", "pont", "pendre", "sauter")
+_PHRASE = st.lists(
+    st.one_of(
+        st.sampled_from(_WORDS),
+        st.lists(st.sampled_from(_WORDS), min_size=2, max_size=3).map(lambda w: f"({'|'.join(w)})"),
+    ),
+    min_size=1,
+    max_size=3,
+).map(lambda units: " * ".join(units) if len(units) == 3 else " ".join(units))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PHRASE, min_size=1, max_size=6), st.lists(st.sampled_from(_WORDS), max_size=8))
+def test_one_branch_per_first_word_finds_what_each_phrase_finds(phrases: list[str], words: list[str]) -> None:
+    message = " ".join(words)
+    each = re.compile(r"(?<!\S)(?:" + "|".join(keywords._regex(p) for p in phrases) + r")(?!\S)")
+    assert (compile_phrases(phrases).find(message) is None) == (each.search(message) is None)
 
 
 def test_false_friends_set_words_aside() -> None:

@@ -633,6 +633,8 @@ async def test_outbox_oldest_pending(store: Store) -> None:
     await store.outbox_due(minutes(3), 10)
     await store.outbox_mark_sent("A", "a2", None)
     assert await store.outbox_oldest_pending() is None
+    await store.outbox_put(outbound("a2", "A", at=minutes(3)))  # a retried processing puts a sent reply again
+    assert await store.outbox_oldest_pending() is None
 
 
 async def test_outbox_put_twice_keeps_one(store: Store) -> None:

@@ -45,7 +45,7 @@ from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound
 from gateway.notices.record import Evidence, Notice
 from gateway.retention import Retention
-from gateway.store import Author, InboxItem, OutboxItem, Store, TranscriptEntry
+from gateway.store import Author, ClaimState, InboxItem, OutboxItem, Store, TranscriptEntry
 from gateway.store import redis_keys as K
 from gateway.testing import store_keys
 
@@ -207,8 +207,8 @@ class Helpline:
 
     async def everything_about_the_person(self) -> list[Conversation]:
         """Two conversations (one ended), messages and the bot's replies, outbox items sent (with provider ids)
-        and pending, dedupe and processed marks, timers, a queue entry taken, a note, an upload, the gate's
-        notice, an inbox item still waiting."""
+        and pending, dedupe and processed marks, a claim its owner's crash left (its key: the provider's id),
+        timers, a queue entry taken, a note, an upload, the gate's notice, an inbox item still waiting."""
         for text in ("bonjour", WORDS, "au revoir"):
             await self.dispatcher.handle_inbound(self.message(PHONE, text))
         first = await self.conversation_of(PHONE)
@@ -235,6 +235,9 @@ class Helpline:
         key = self.sender_key(ChannelName.WHATSAPP, PHONE)
         await self.store.outbox_put(OutboxItem("n-gate", "notice-" + key, {"recipient": PHONE, "text": "limité"},
                                                self.now[0]))  # fmt: skip
+        crashed = self.message(PHONE, WORDS)  # its owner died while processing it: the claim is left, lapsed
+        async with self.store.lock(second.id):  # as the dispatcher claims under the lock: it names the conversation
+            assert await self.store.claim(inbound_key(crashed), "dead-owner", 0.001) is ClaimState.CLAIMED
         late = self.message(PHONE, WORDS)
         await self.store.inbox_put([InboxItem(inbound_key(late), sender_of(self.keyed, late),
                                               {"sender": PHONE, "text": WORDS}, self.now[0])])  # fmt: skip

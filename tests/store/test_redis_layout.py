@@ -113,7 +113,7 @@ async def test_a_store_written_with_a_key_per_entry_and_per_provider_id_reads_th
     assert await asyncio.to_thread(main, ["store", "migrate"]) == 0
     out = capsys.readouterr().out
     assert "2 transcript" in out and "6 entry" in out and "1 provider id" in out and "2 outbox" in out
-    assert "1 de-duplication mark" in out
+    assert "1 de-duplication mark" in out and "1 outbox pending" in out  # the alert's set, for the pending reply
     assert await asyncio.to_thread(main, ["store", "migrate"]) == 0
     assert "nothing: the layout is current" in capsys.readouterr().out
     with redis.Redis.from_url(redis_url, decode_responses=True) as client:
@@ -137,11 +137,13 @@ async def test_a_store_written_with_a_key_per_entry_and_per_provider_id_reads_th
         assert failed is not None and (failed.status, failed.last_error) == (OutboxStatus.FAILED, "refused")
         assert [e.delivery for e in await store.transcript(b)] == [Delivery.PENDING, Delivery.FAILED]
         await store.outbox_put(OutboxItem(f"b1-{a}", a, {"text": "Salut"}, T0))  # sent already: never again
+        assert await store.outbox_oldest_pending() is not None  # the alert sees the reply migrated
         later = T0 + timedelta(minutes=5)  # the pending reply's lease (taken at T0 + 5 s) is over
         [pending] = await store.outbox_due(later, 10)
         assert (pending.id, pending.payload) == (f"b2-{a}", {"text": "Tu veux en parler ?"})
         assert await store.outbox_mark_sent(a, pending.id, "mid-2", lease=pending.next_attempt_at)
         assert await store.outbox_due(later, 10) == []
+        assert await store.outbox_oldest_pending() is None
         assert (await store.transcript(a))[3].delivery is Delivery.SENT
         again = await store.find_by_provider_id("mid-2")
         assert again is not None and again.id == f"b2-{a}"

@@ -4,7 +4,7 @@ aside, and every other conversation's messages, and its own conversation's next 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
@@ -50,3 +50,23 @@ async def test_a_corrupt_outbox_item_is_set_aside_and_the_others_flow(
         client.close()
         await store.close()
     assert logging.ERROR in {r.levelno for r in caplog.records}
+
+
+async def test_the_oldest_pending_reply_is_read_without_a_read_per_waiting_conversation(redis_url: str) -> None:
+    """``outbox_oldest_pending`` (the alert, every 10 s) reads a sorted set kept by the lines' own steps: its
+    commands do not grow with the conversations waiting (a provider down: every conversation answered)."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushdb()
+    store = await open_store(redis_url, keys=store_keys(redis_url))
+    try:
+        for n in range(200):
+            await store.outbox_put(OutboxItem(f"i{n}", f"C{n}", {"text": "bonjour"}, T0 + timedelta(seconds=n)))
+        await store.outbox_due(T0, 1)
+        assert await store.outbox_mark_sent("C0", "i0", None)  # the oldest, sent: the next one is the oldest
+        client.config_resetstat()
+        assert await store.outbox_oldest_pending() == T0 + timedelta(seconds=1)
+        calls = {name: stats["calls"] for name, stats in client.info("commandstats").items()}
+        assert sum(calls.values()) <= 12, calls  # one ZRANGE, a page of HGETs (before: 1 + 2 per conversation)
+    finally:
+        client.close()
+        await store.close()

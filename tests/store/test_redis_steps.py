@@ -56,6 +56,18 @@ async def test_a_claim_that_lapsed_between_its_save_and_the_global_mark_is_done(
     assert client.hexists(marks, seen_digest(KEY)) and not client.exists(K.seen_claim(KEY))  # the global mark repaired
 
 
+async def test_a_claim_that_names_no_conversation_goes_with_its_lease(opened: tuple[Store, redis.Redis]) -> None:
+    """A claim made before the lock (its owner may die there, reading the model) names no conversation, so an
+    erasure cannot find it: its key (the provider's message id) expires with its lease, not 8 days later."""
+    store, client = opened
+    conversation, _ = await store.active_conversation(TG, "chat-8", T0)
+    assert await store.claim(KEY, "dead", 10) is ClaimState.CLAIMED
+    assert 0 < client.pttl(K.seen_claim(KEY)) <= 10_000
+    async with store.lock(conversation.id):  # named: kept past its lease, for its conversation's mark to decide
+        assert await store.claim(KEY, "dead", 10) is ClaimState.CLAIMED
+    assert client.ttl(K.seen_claim(KEY)) > 7 * 24 * 3600
+
+
 async def test_a_claim_riding_with_the_lock_names_the_conversation(opened: tuple[Store, redis.Redis]) -> None:
     """``locked_batch(claim=...)`` renews the claim in the round trip that takes the lock: it must name the
     conversation, whose mark decides once the claim lapses between the save and the global mark."""

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from gateway.store import OutboxItem, OutboxStatus, Store, open_store
-from gateway.store.sqlite import _PURGE_RESOLVED, RESOLVED_OUTBOX_KEPT, path_from_url
+from gateway.store.sqlite import _OLDEST_PENDING, _PURGE_RESOLVED, RESOLVED_OUTBOX_KEPT, path_from_url
 from gateway.testing import store_keys
 
 T0 = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
@@ -48,3 +48,12 @@ async def test_the_purge_reads_the_partial_index_not_the_table(tmp_path: Path) -
     with contextlib.closing(sqlite3.connect(path_from_url(url))) as conn:
         plan = " ".join(str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + _PURGE_RESOLVED, (0,)))
     assert "INDEX outbox_resolved" in plan and "SCAN" not in plan, plan
+
+
+async def test_the_oldest_pending_reply_is_one_seek_on_a_partial_index(tmp_path: Path) -> None:
+    """The alert's read (every 10 s) does not grow with the replies waiting (a provider down: every conversation)."""
+    store, url = await sqlite_store(tmp_path)
+    await store.close()
+    with contextlib.closing(sqlite3.connect(path_from_url(url))) as conn:
+        plan = " ".join(str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + _OLDEST_PENDING))
+    assert "INDEX outbox_waiting" in plan and "SCAN" not in plan, plan
