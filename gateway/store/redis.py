@@ -42,7 +42,9 @@ A release lost to a Redis error (and an attempt whose answer was lost) is made a
 A message of an open conversation costs four round trips on one Redis: the gate's block check with the message
 limit's hit and the inbox check (``get_block_and_hit``), the claim with the sender's address read along, the lock
 with the record read and the claim renewed naming the conversation (``locked_active``), the batch with the
-release (a Cluster client sends the slots of a pipeline one by one: more there).
+release (a Cluster client sends the slots of a pipeline one by one: more there). These are one message's own: on
+one Redis, the commands and pipelines of the conversations processed at once share their round trips (the
+batcher of :mod:`gateway.store.redis_batch`, through which ``_redis`` sends; pub/sub uses ``_client`` itself).
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ from gateway.store.codec import (
     loads_sealed,
     to_us,
 )
+from gateway.store.redis_batch import AutoPipeline
 from gateway.store.redis_events import RedisEvents, SharedSubscription
 from gateway.store.redis_lua import SCRIPTS
 from gateway.store.redis_pool import open_pool
@@ -196,7 +199,9 @@ def _wrapped(
 
 def _eval(pipe: Pipeline, name: str, keys: list[str], args: list[Any]) -> None:
     """A script in a pipeline: EVAL with its text (Redis caches it), since a NOSCRIPT in the middle of a pipeline
-    could not be retried without repeating the commands after it, which ran already."""
+    could not be retried without repeating the commands after it, which ran already (out of the crash order). EVALSHA
+    with the scripts loaded on each connection first was measured (bench/README.md, "Fifth pass"): no change in the
+    gateway's CPU, a few % of Redis's: not worth that hole (a SCRIPT FLUSH on a live Redis)."""
     pipe.eval(SCRIPTS[name], len(keys), *keys, *args)
 
 
@@ -232,11 +237,14 @@ async def _get_each(client: Redis, keys: list[str]) -> list[Any]:
 class RedisStore:
     """The :class:`~gateway.store.Store` on Redis."""
 
-    def __init__(self, client: Redis, keys: DataKeys) -> None:
-        self._redis = client
+    def __init__(self, client: Redis, keys: DataKeys, batcher: AutoPipeline | None = None) -> None:
+        """``batcher``: the store's commands go through it, coalesced with those of other tasks (``redis_batch.py``;
+        ``client`` keeps the pub/sub connection); without one, they go on ``client`` alone (a Cluster client)."""
+        self._client, self._batcher = client, batcher
+        self._redis = client if batcher is None else batcher.client
         self._keys = keys
         self._texts = SharedTexts(keys)
-        self._scripts = {name: client.register_script(source) for name, source in SCRIPTS.items()}
+        self._scripts = {name: self._redis.register_script(source) for name, source in SCRIPTS.items()}
         self._closed = False
         self._held: contextvars.ContextVar[list[HeldWrite] | None] = contextvars.ContextVar("held", default=None)
         # the task whose batch ``_held`` is: a task created inside a batch inherits the context, and its writes
@@ -281,9 +289,10 @@ class RedisStore:
         options: dict[str, Any] = {"decode_responses": True, "encoding_errors": "surrogateescape",
                                    "max_connections": max_connections, "health_check_interval": health_check_interval}
         if cluster:  # its commands are Redis's: typed as a Redis client (redis_steps.ordered tells them apart)
-            store = cls(cast(Redis, RedisCluster.from_url(url, **options)), keys)
+            store = cls(cast(Redis, RedisCluster.from_url(url, **options)), keys)  # not batched (redis_batch.py)
         else:
-            store = cls(Redis(connection_pool=open_pool(url, timeout=pool_timeout, **options)), keys)
+            client = Redis(connection_pool=open_pool(url, timeout=pool_timeout, **options))
+            store = cls(client, keys, AutoPipeline(client))
         try:
             await store.ping()
         except StoreError:
@@ -372,12 +381,14 @@ class RedisStore:
             self._closed = True
             await self._releases.close()
             await self._events.close()
+            if self._batcher is not None:
+                await self._batcher.close()
             # The pool is ours (``open``): redis-py closes only the pools it made, so without this every
             # connection stayed open after shutdown (tests/test_redis_connections.py)
-            if isinstance(self._redis, RedisCluster):  # see ``open``
-                await self._redis.aclose()
+            if isinstance(self._client, RedisCluster):  # see ``open``
+                await self._client.aclose()
             else:
-                await self._redis.aclose(close_connection_pool=True)
+                await self._client.aclose(close_connection_pool=True)
 
     # Conversations
 

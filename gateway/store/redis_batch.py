@@ -1,0 +1,190 @@
+"""Automatic pipelining: the Redis commands that many tasks send during one turn of the event loop go as one pipeline.
+
+Under load the gateway processes many conversations at once, and each sends its commands one at a time (a GET, a
+script, a pipeline of a few steps). Sent alone, every one of them takes a connection from the pool, writes to
+the socket, waits for its reply and gives the connection back: redis-py's per-command cost, over half of the
+gateway's CPU on Redis. Here a command is queued instead, and the commands queued during one turn of the event
+loop leave together, as one pipeline (not a transaction) on one connection; each caller gets its own replies
+(ioredis' ``enableAutoPipelining``, Lettuce). What a caller sees does not change:
+
+* **its reply, or its own error**: a command that fails (a script's error, a wrong type) fails only its caller;
+  the batch is sent with ``raise_on_error=False`` and each reply goes to the command that asked for it;
+* **a group stays together and in order**: the commands of a non-transactional pipeline (``pipeline(
+  transaction=False)``, :func:`gateway.store.redis_steps.ordered`) are one unit of the batch, consecutive on its
+  connection, so Redis runs them in their order as before (a crash leaves a prefix done); its caller gets the first
+  error among its replies raised, as ``Pipeline.execute`` raises it;
+* **a connection that fails fails the batch**: every caller of the batch gets the redis-py error (a copy each),
+  which the store maps to its StoreError as before; the connection is dropped (redis-py's pipeline disconnects it)
+  and the next batch takes a fresh one. Commands are never retried: one whose answer was lost may have run;
+* **a caller cancelled before its batch leaves is left out of it** (nothing of it is sent); cancelled later, its
+  replies are read and dropped, and the other callers of the batch get theirs.
+
+Commands that must stay alone keep redis-py's own path: transactions (``pipeline(transaction=True)``, WATCH),
+blocking commands (they would hold up every caller of their batch), pub/sub (its own connection,
+:mod:`gateway.store.redis_events`). Scripts called alone go as EVALSHA, sent again as SCRIPT LOAD then EVALSHA on
+NOSCRIPT (redis-py's ``Script``: nothing ran, so that is safe); inside a group they stay EVAL with their text
+(``gateway.store.redis._eval`` says why).
+
+A Cluster client is not batched (``RedisStore.open`` gives it its commands directly): a batch is one connection to
+one node, and a Cluster client's pipeline sends each node its share in any order
+(:mod:`gateway.store.redis_steps`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+Commands = list[tuple[tuple[Any, ...], Mapping[str, Any]]]  # redis-py's command stack: (args, options) each
+
+# Commands that block the connection until something happens, or change its state: never in a shared batch.
+ALONE = frozenset({
+    "BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP", "XREAD", "XREADGROUP",
+    "WAIT", "WAITAOF", "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "SELECT", "SUBSCRIBE", "PSUBSCRIBE",
+    "SSUBSCRIBE", "MONITOR", "CLIENT", "RESET", "QUIT",
+})  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One caller's commands (one, or a group) and where its replies go."""
+
+    commands: Commands
+    replies: asyncio.Future[list[Any]]
+
+
+class AutoPipeline:
+    """Queues commands and sends those of one event-loop turn as one pipeline; :attr:`client` is its face, a
+    redis-py client whose commands (and non-transactional pipelines) go through it."""
+
+    def __init__(self, client: Redis) -> None:
+        self._redis = client
+        self._pending: list[_Call] = []
+        self._sending: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self.client: Redis = _Batched(self, client)
+
+    async def send(self, commands: Commands) -> list[Any]:
+        """The replies to ``commands``, sent in order with whatever else is queued in this turn of the loop; a
+        command's error is in its place in the list (a ResponseError), a connection's is raised."""
+        if self._closed:
+            raise _closed()
+        call = _Call(commands, asyncio.get_running_loop().create_future())
+        self._pending.append(call)
+        if len(self._pending) == 1:  # the first of this turn: its batch leaves once the others of the turn queued
+            task = asyncio.create_task(self._send_pending())
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+        return await call.replies
+
+    async def _send_pending(self) -> None:
+        calls, self._pending = self._pending, []
+        calls = [call for call in calls if not call.replies.done()]  # cancelled before leaving: not sent
+        if not calls:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for call in calls:
+            pipe.command_stack.extend(call.commands)
+        try:
+            replies = await pipe.execute(raise_on_error=False)
+        except Exception as error:
+            _fail(calls, functools.partial(_copy, error))
+            return
+        except BaseException:  # stopped by ``close``
+            _fail(calls, _closed)
+            raise
+        start = 0
+        for call in calls:
+            end = start + len(call.commands)
+            if not call.replies.done():  # a caller cancelled while its batch was out: its replies are dropped
+                call.replies.set_result(replies[start:end])
+            start = end
+
+    async def close(self) -> None:
+        """Refuse new commands; the batches out are stopped, their callers failed (the store is closing)."""
+        self._closed = True
+        _fail(self._pending, _closed)
+        self._pending = []
+        for task in list(self._sending):
+            task.cancel()
+        for task in list(self._sending):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _copy(error: BaseException) -> BaseException:
+    """Each caller raises an exception of its own (one instance raised in several tasks would pile up their
+    tracebacks), of the same class and message, caused by the batch's."""
+    copy: BaseException
+    try:
+        copy = type(error)(*error.args)
+    except Exception:
+        copy = RuntimeError(str(error))
+    copy.__cause__ = error
+    return copy
+
+
+def _fail(calls: list[_Call], error: Callable[[], BaseException]) -> None:
+    for call in calls:
+        if not call.replies.done():
+            call.replies.set_exception(error())
+
+
+def _closed() -> BaseException:
+    return RedisConnectionError("the redis store is closed")
+
+
+def _first_error(replies: list[Any]) -> None:
+    """Raise the first command error among a group's replies (as ``Pipeline.execute`` does by default)."""
+    for reply in replies:
+        if isinstance(reply, ResponseError):
+            raise reply
+
+
+class _Batched(Redis):
+    """A redis-py client whose commands go through the :class:`AutoPipeline`, but those of :data:`ALONE`; its
+    ``pipeline(transaction=False)`` is a group of the batch, ``pipeline()`` (a transaction) redis-py's own."""
+
+    def __init__(self, batcher: AutoPipeline, client: Redis) -> None:
+        super().__init__(connection_pool=client.connection_pool)
+        self._batcher, self._alone = batcher, client
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        name = args[0].upper() if isinstance(args[0], str) else args[0]
+        if name in ALONE or (isinstance(name, str) and name.split(" ", 1)[0] in ALONE):
+            return await self._alone.execute_command(*args, **options)  # type: ignore[no-untyped-call]  # redis-py
+        (reply,) = await self._batcher.send([(args, options)])
+        if isinstance(reply, ResponseError):
+            raise reply
+        return reply
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        if transaction or shard_hint is not None:
+            return self._alone.pipeline(transaction, shard_hint)
+        return _Group(self._batcher, self._alone)
+
+
+class _Group(Pipeline):
+    """A non-transactional pipeline sent as one unit of a batch: its commands consecutive, in their order."""
+
+    def __init__(self, batcher: AutoPipeline, client: Redis) -> None:
+        super().__init__(client.connection_pool, client.response_callbacks, False, None)
+        self._batcher = batcher
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        commands, self.command_stack = self.command_stack, []
+        if not commands:
+            return []
+        replies = await self._batcher.send(commands)
+        if raise_on_error:
+            _first_error(replies)
+        return replies

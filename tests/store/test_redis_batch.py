@@ -1,0 +1,195 @@
+"""Automatic pipelining (gateway/store/redis_batch.py) against a real Redis: each caller gets its own replies or
+its own error, a group stays together, a failed connection fails its batch only, a cancelled caller harms nobody.
+
+The faults stop the test's own redis-server (SIGSTOP) so that a batch is sent and not answered, then kill it or
+let it go on; "sent" is read from the kernel: the server's end of the connection holds unread bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from gateway.errors import StoreError
+from gateway.store.redis import RedisStore
+from gateway.store.redis_batch import AutoPipeline
+from gateway.store.redis_pool import open_pool
+from gateway.testing import store_keys
+from tests.test_redis_restart import OwnRedis, own_redis
+
+pytestmark = pytest.mark.redis
+__all__ = ["own_redis"]  # the fixture, imported to be used here
+WAIT = 30  # seconds: a caller left hanging fails the test instead of holding it
+
+
+@pytest.fixture
+def flushed(redis_url: str) -> Iterator[str]:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.flushdb()
+        yield redis_url
+    finally:
+        client.close()
+
+
+@pytest.fixture
+async def batcher(flushed: str) -> AsyncIterator[AutoPipeline]:
+    client = Redis(connection_pool=open_pool(flushed, max_connections=20, timeout=5, health_check_interval=30,
+                                             decode_responses=True))  # fmt: skip
+    batched = AutoPipeline(client)
+    try:
+        yield batched
+    finally:
+        await batched.close()
+        await client.aclose(close_connection_pool=True)
+
+
+def _reads(url: str) -> int:
+    """Read events Redis processed on client sockets: one per round trip, however many commands it carries."""
+    with redis.Redis.from_url(url) as client:
+        return int(client.info("stats")["total_reads_processed"])
+
+
+async def _within(awaitable: Awaitable[Any]) -> Any:
+    async with asyncio.timeout(WAIT):
+        return await awaitable
+
+
+async def test_each_caller_gets_its_own_reply_in_one_round_trip(batcher: AutoPipeline, flushed: str) -> None:
+    client = batcher.client
+    await _within(asyncio.gather(*(client.set(f"k{n}", f"v{n}") for n in range(200))))
+    before = _reads(flushed)
+    got = await _within(asyncio.gather(*(client.get(f"k{n}") for n in range(200))))
+    assert got == [f"v{n}" for n in range(200)]
+    assert _reads(flushed) - before < 20  # 200 GETs, one pipeline (Redis may read it in a few pieces), one INFO
+
+
+async def test_a_failing_command_fails_only_its_caller(batcher: AutoPipeline) -> None:
+    client = batcher.client
+    await client.set("text", "not a number")
+
+    async def group() -> list[Any]:
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.set("g", "1")
+            pipe.incr("text")  # fails
+            pipe.set("g", "2")  # runs all the same (not a transaction), as before
+            return await pipe.execute()
+
+    results = await _within(asyncio.gather(client.incr("text"), client.incr("n"), group(), client.get("text"),
+                                           client.evalsha("0" * 40, 0), client.incr("n"), return_exceptions=True))
+    assert isinstance(results[0], ResponseError)
+    assert results[1] == 1 and results[5] == 2
+    assert isinstance(results[2], ResponseError)
+    assert results[3] == "not a number"
+    assert isinstance(results[4], ResponseError)
+    assert await client.get("g") == "2"
+
+
+async def test_a_group_stays_together_and_in_order(batcher: AutoPipeline) -> None:
+    client = batcher.client
+
+    async def group() -> list[Any]:
+        async with client.pipeline(transaction=False) as pipe:
+            for _ in range(5):
+                pipe.incr("counter")
+            return await pipe.execute()
+
+    calls = [group() if n % 10 == 0 else client.incr("counter") for n in range(200)]
+    results = await _within(asyncio.gather(*calls))
+    for n in range(0, 200, 10):
+        first = results[n][0]
+        assert results[n] == list(range(first, first + 5))  # nobody else's INCR between them
+    assert await client.get("counter") == str(20 * 5 + 180)
+
+
+async def test_a_script_runs_again_after_the_script_cache_is_flushed(batcher: AutoPipeline) -> None:
+    script = batcher.client.register_script("return redis.call('INCR', KEYS[1])")
+    assert await script(keys=["s"]) == 1
+    await batcher.client.script_flush()
+    assert await _within(asyncio.gather(script(keys=["s"]), batcher.client.get("s"))) == [2, "1"]
+
+
+async def test_a_blocking_command_keeps_its_own_connection(batcher: AutoPipeline) -> None:
+    client = batcher.client
+    waiting = asyncio.create_task(client.blpop(["empty"], timeout=WAIT))
+    await client.set("k", "v")
+    assert await _within(client.get("k")) == "v"  # not held up behind the BLPOP
+    assert not waiting.done()
+    await client.rpush("empty", "x")
+    assert tuple(await _within(waiting)) == ("empty", "x")
+
+
+def _unread_bytes(port: int) -> int:
+    """Bytes waiting in the server's end of its connections on ``port`` (the kernel's receive queues)."""
+    total = 0
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":  # local port, ESTABLISHED
+                total += int(fields[4].split(":")[1], 16)
+    return total
+
+
+async def _until_sent(server: OwnRedis) -> None:
+    """Wait until the stopped server has a batch waiting in its receive queue (sent, not read)."""
+    async with asyncio.timeout(WAIT):
+        while _unread_bytes(server.port) == 0:
+            await asyncio.sleep(0.01)
+
+
+async def test_a_redis_restart_mid_batch_fails_its_callers_with_store_error_then_the_next_batch_works(
+    own_redis: OwnRedis,
+) -> None:
+    store = await RedisStore.open(own_redis.url, store_keys(own_redis.url))
+    try:
+        assert await store.get_conversation("c") is None
+        assert own_redis.process is not None
+        os.kill(own_redis.process.pid, signal.SIGSTOP)
+        try:
+            callers = [asyncio.create_task(store.get_conversation(f"c{n}")) for n in range(50)]
+            await _until_sent(own_redis)
+        finally:
+            os.kill(own_redis.process.pid, signal.SIGKILL)  # a crash (a stopped process dies of SIGKILL too)
+            own_redis.process.wait()
+        own_redis.start()
+        results = await _within(asyncio.gather(*callers, return_exceptions=True))
+        assert all(isinstance(result, StoreError) for result in results), results
+        assert await _within(asyncio.gather(*(store.get_conversation(f"c{n}") for n in range(50)))) == [None] * 50
+    finally:
+        await store.close()
+
+
+async def test_a_caller_cancelled_while_its_batch_is_out_does_not_harm_the_others(own_redis: OwnRedis) -> None:
+    client = Redis(connection_pool=open_pool(own_redis.url, max_connections=5, timeout=5, health_check_interval=30,
+                                             decode_responses=True))  # fmt: skip
+    batcher = AutoPipeline(client)
+    try:
+        await batcher.client.set("k", "v")
+        assert own_redis.process is not None
+        os.kill(own_redis.process.pid, signal.SIGSTOP)
+        try:
+            callers = [asyncio.create_task(batcher.client.get("k")) for _ in range(3)]
+            await _until_sent(own_redis)
+            callers[1].cancel()
+        finally:
+            os.kill(own_redis.process.pid, signal.SIGCONT)
+        assert await _within(asyncio.gather(callers[0], callers[2])) == ["v", "v"]
+        assert callers[1].cancelled()
+        assert await _within(batcher.client.get("k")) == "v"  # the connection is still in step
+    finally:
+        await batcher.close()
+        await client.aclose(close_connection_pool=True)
+
+
+async def test_a_closed_batcher_refuses_and_fails_what_it_held(batcher: AutoPipeline) -> None:
+    await batcher.close()
+    with pytest.raises(RedisConnectionError):
+        await batcher.client.get("k")
