@@ -49,7 +49,9 @@ def flagged_at(classes: Sequence[str], p: Matrix, keywords: np.ndarray, threshol
 
 def line(name: str, flags: np.ndarray, truth: np.ndarray, chosen: np.ndarray) -> str:
     none = chosen & (truth == Risk.NONE.value)
-    out = [f"{name}: long none flagged {int(flags[none].sum())}/{int(none.sum())} ({flags[none].mean():.1%})"]
+    out = [f"{name}: long none flagged {int(flags[none].sum())}/{int(none.sum())}"]
+    if none.any():
+        out[0] += f" ({flags[none].mean():.1%})"
     for r in RISKS:
         if r is Risk.NONE:
             continue
