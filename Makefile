@@ -37,6 +37,7 @@ system-deps:
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check gateway tests bench
+	$(BIN)/ruff format --check gateway tests bench
 	$(BIN)/mypy
 
 test: system-deps $(VENV)/.installed-test lint

@@ -183,12 +183,20 @@ def report(kind: str, small: Side, large: Side, rounds: int) -> None:
             each = [ratio([get(s) for s in small.samples if s.round == r], [get(s) for s in large.samples
                                                                             if s.round == r], q)
                     for r in range(rounds)]  # fmt: skip
-            print(f"    {name:<12} {label:<6} {ratio(a, b, q):5.2f} [{low:.2f}, {high:.2f}]   "
-                  + ", ".join(f"{r:.2f}" for r in each))
+            print(
+                f"    {name:<12} {label:<6} {ratio(a, b, q):5.2f} [{low:.2f}, {high:.2f}]   "
+                + ", ".join(f"{r:.2f}" for r in each)
+            )
 
 
 async def side(
-    size: int, kind: str, name: str, work: Path, session: ClientSession, provider: Provider, script: list[list[Step]],
+    size: int,
+    kind: str,
+    name: str,
+    work: Path,
+    session: ClientSession,
+    provider: Provider,
+    script: list[list[Step]],
     understanding: str,
 ) -> Side:
     """A gateway on its own store, ready, with ``size`` open conversations (``TEMPLATES`` of them walked)."""
@@ -250,16 +258,24 @@ async def compare(args: argparse.Namespace, kind: str, work: Path, session: Clie
 async def main(args: argparse.Namespace) -> None:
     flows_text = bench_flows((ROOT / "flows.yaml").read_text(encoding="utf-8"))
     script = walks(flows_text)
-    print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()},"
-          f" {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average {os.getloadavg()[0]:.1f}")
-    print(f"hand-offs at {args.small:,} and {args.large:,} open conversations, {args.samples} each, alternated;"
-          f" understanding (embedded model) {args.understanding}\n", flush=True)
+    print(
+        f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()},"
+        f" {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"hand-offs at {args.small:,} and {args.large:,} open conversations, {args.samples} each, alternated;"
+        f" understanding (embedded model) {args.understanding}\n",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="gateway-handoff-") as directory:
         work = Path(directory)
         (work / "flows.yaml").write_text(flows_text, encoding="utf-8")
-        async with Provider() as provider, ClientSession(
-            connector=TCPConnector(limit=64), timeout=ClientTimeout(total=60), trace_configs=[write_order()]
-        ) as session:
+        async with (
+            Provider() as provider,
+            ClientSession(
+                connector=TCPConnector(limit=64), timeout=ClientTimeout(total=60), trace_configs=[write_order()]
+            ) as session,
+        ):
             for kind in args.stores:
                 await compare(args, kind, work, session, provider, script)
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")

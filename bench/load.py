@@ -390,8 +390,13 @@ class Server:
             text = await response.text()
         counts: dict[str, float] = {}
         for line in text.splitlines():
-            if line.startswith(("gateway_understanding_failures_total{", "gateway_understanding_messages_total{",
-                                "gateway_understanding_late_total{")):
+            if line.startswith(
+                (
+                    "gateway_understanding_failures_total{",
+                    "gateway_understanding_messages_total{",
+                    "gateway_understanding_late_total{",
+                )
+            ):
                 name, value = line.rsplit(" ", 1)
                 kind = name.removeprefix("gateway_understanding_").replace("_total", "").replace("{", " ")
                 counts[kind.rstrip("}")] = float(value)
@@ -492,8 +497,9 @@ class Load:
         state.mids.append(mid)
         try:
             request = SimpleNamespace(state=state, mid=mid, written=False)
-            async with self.session.post(self.server.url + "/webhooks/messenger", data=raw, headers=headers,
-                                         trace_request_ctx=request) as r:
+            async with self.session.post(
+                self.server.url + "/webhooks/messenger", data=raw, headers=headers, trace_request_ctx=request
+            ) as r:
                 await r.read()
                 ok, kind = r.status == 200, str(r.status)
         except (ClientError, TimeoutError) as error:
@@ -564,7 +570,11 @@ class Load:
 
 
 async def measure(
-    name: str, server: Server, redis: Redis | None, run: Callable[[], Awaitable[None]], load: Load,
+    name: str,
+    server: Server,
+    redis: Redis | None,
+    run: Callable[[], Awaitable[None]],
+    load: Load,
     store_url: str | None = None,
 ) -> Figures:
     provider = load.provider
@@ -594,7 +604,8 @@ async def measure(
     if store_url:
         after = await audit(provider, store_url)
         figures.duplicates, figures.losses, figures.disordered, figures.disordered_written = (
-            b - a for a, b in zip(audit0, after, strict=True))
+            b - a for a, b in zip(audit0, after, strict=True)
+        )
         figures.audited = True
     else:
         figures.duplicates, figures.losses = figures.mismatched
@@ -667,8 +678,13 @@ async def handoff_latency(load: Load, offset: int) -> str:
 
 
 async def bench_gateway(
-    args: argparse.Namespace, kind: str, work: Path, session: ClientSession, provider: Provider,
-    script: list[list[Step]], flows: Path,
+    args: argparse.Namespace,
+    kind: str,
+    work: Path,
+    session: ClientSession,
+    provider: Provider,
+    script: list[list[Step]],
+    flows: Path,
 ) -> tuple[Figures, Figures | None]:
     db = work / "gateway.sqlite3"
     server, redis, store = await start_gateway(kind, kind, work, db, flows, provider, args.understanding)
@@ -815,6 +831,7 @@ def show_bytes(figures: dict[str, str]) -> None:
     for key, value in figures.items():
         print(f"    {key:<8} {value}")
 
+
 def combine(a: Figures, b: Figures) -> Figures:
     merged = Figures(a.name, a.messages + b.messages, a.errors + b.errors, a.seconds + b.seconds, a.ack + b.ack)
     total = max(1, merged.messages)
@@ -857,29 +874,38 @@ async def bench_floor(
 def ratios(floor: Figures, gateway: Figures) -> str:
     cpu_floor = floor.cpu_ms + floor.redis_cpu_ms
     cpu_gateway = gateway.cpu_ms + gateway.redis_cpu_ms
-    return (f"  {gateway.name:<34} msg/s {gateway.rate / floor.rate:.2f}x the floor, ack p99"
-            f" {pct(gateway.ack, 0.99) / pct(floor.ack, 0.99):.1f}x, cpu per message {cpu_gateway / cpu_floor:.1f}x")
+    return (
+        f"  {gateway.name:<34} msg/s {gateway.rate / floor.rate:.2f}x the floor, ack p99"
+        f" {pct(gateway.ack, 0.99) / pct(floor.ack, 0.99):.1f}x, cpu per message {cpu_gateway / cpu_floor:.1f}x"
+    )
 
 
 async def main(args: argparse.Namespace) -> None:
     flows_text = bench_flows((ROOT / "flows.yaml").read_text(encoding="utf-8"))
     script = walks(flows_text)
     per_walk = statistics.mean(len(w) for w in script)
-    print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()},"
-          f" {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()},"
+        f" {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average {os.getloadavg()[0]:.1f}"
+    )
     novel = ", every typed message novel (--novel)" if args.novel else ""
     real = ", message ids of Messenger's length (--real-ids)" if args.real_ids else ""
     print(f"understanding (embedded model) {args.understanding}{novel}{real}")
-    print(f"walks: {len(script)} to the hand-off, {per_walk:.1f} messages each; {args.connections} connections;"
-          f" open loop {args.rate:.0f} msg/s for {args.duration:.0f} s, each conversation every {args.gap} s\n")
+    print(
+        f"walks: {len(script)} to the hand-off, {per_walk:.1f} messages each; {args.connections} connections;"
+        f" open loop {args.rate:.0f} msg/s for {args.duration:.0f} s, each conversation every {args.gap} s\n"
+    )
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as directory:
         work = Path(directory)
         flows = work / "flows.yaml"
         flows.write_text(flows_text, encoding="utf-8")
         timeout = ClientTimeout(total=60)
-        async with Provider() as provider, ClientSession(
-            connector=TCPConnector(limit=args.connections * 4), timeout=timeout, trace_configs=[write_order()]
-        ) as session:
+        async with (
+            Provider() as provider,
+            ClientSession(
+                connector=TCPConnector(limit=args.connections * 4), timeout=timeout, trace_configs=[write_order()]
+            ) as session,
+        ):
             provider.real_ids = args.real_ids
             floor = await bench_floor(args, work, session, provider, script) if args.floor and not args.bytes else None
             results: dict[str, tuple[Figures, Figures | None]] = {}

@@ -79,8 +79,10 @@ async def run(args: argparse.Namespace, redis: Redis, flows_path: Path) -> None:
         cpu = (time.process_time() - cpu0) * 1000 / sent
         rcpu = (cpu_seconds(redis.process.pid) - rcpu0) * 1000 / sent
         trips = (redis.reads() - reads0 - 2) / sent  # ``reads`` itself: redis-cli connects, then asks
-        print(f"  {sent} messages in {seconds:.1f} s ({sent / seconds:.0f} msg/s), load average"
-              f" {os.getloadavg()[0]:.1f}: cpu {cpu:.3f} ms/msg (+redis {rcpu:.3f}), {trips:.2f} round trips/msg")
+        print(
+            f"  {sent} messages in {seconds:.1f} s ({sent / seconds:.0f} msg/s), load average"
+            f" {os.getloadavg()[0]:.1f}: cpu {cpu:.3f} ms/msg (+redis {rcpu:.3f}), {trips:.2f} round trips/msg"
+        )
     finally:
         await counters.close()
         await store.close()

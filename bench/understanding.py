@@ -93,12 +93,16 @@ def report(results: list[Result]) -> None:
               f"                  {keywords}    {both}  ≥ {AIMS[risk.value]:.0%}")  # fmt: skip
     none = [r for r in results if r.row["risk"] == Risk.NONE.value]
     risky = [r for r in results if r.row["risk"] != Risk.NONE.value]
-    print(f"    any risk           {len(risky):5}   model alone {share(risky, lambda r: r.model is not None)}"
-          f"   keywords {share(risky, lambda r: r.keywords is not None)}"
-          f"   kw+model {share(risky, lambda r: r.both is not None)}")
+    print(
+        f"    any risk           {len(risky):5}   model alone {share(risky, lambda r: r.model is not None)}"
+        f"   keywords {share(risky, lambda r: r.keywords is not None)}"
+        f"   kw+model {share(risky, lambda r: r.both is not None)}"
+    )
     model, keywords = share(none, lambda r: r.model is not None), share(none, lambda r: r.keywords is not None)
-    print(f"    false alarms on the {len(none)} none messages: model alone {model}  keywords {keywords}"
-          f"  kw+model {share(none, lambda r: r.both is not None)}  (aim ≤ {FALSE_ALARM_AIM:.0%})")
+    print(
+        f"    false alarms on the {len(none)} none messages: model alone {model}  keywords {keywords}"
+        f"  kw+model {share(none, lambda r: r.both is not None)}  (aim ≤ {FALSE_ALARM_AIM:.0%})"
+    )
     ends = sum(1 for r in risky if r.ends)
     print(f"    risky messages that would end the conversation (keywords + model): {ends} (aim: 0)")
     topical = [r for r in results if r.row.get("topic") not in (None, "other")]
@@ -142,18 +146,24 @@ def measure(model: Model, engine: Engine, path: Path, trained: set[str]) -> None
         both, ends = decide(engine, text, reading)
         results.append(Result(row, reading, model_alone(engine, reading), keywords, both, ends))
         inline.append(decide(engine, text, first.reading)[0])
-    print(f"\nheld-out corpus: {len(rows)} messages ({path.relative_to(ROOT)}; {len(every) - len(rows)} left out, their"
-          f" text being in {TRAIN.relative_to(ROOT)} too), weights {model.classifier.model_name}")
+    print(
+        f"\nheld-out corpus: {len(rows)} messages ({path.relative_to(ROOT)}; {len(every) - len(rows)} left out, their"
+        f" text being in {TRAIN.relative_to(ROOT)} too), weights {model.classifier.model_name}"
+    )
     report(results)
     risky = [i for i, r in enumerate(results) if r.row["risk"] != Risk.NONE.value]
     none = [i for i, r in enumerate(results) if r.row["risk"] == Risk.NONE.value]
-    print(f"    before the late reading of the windows of the {len(late)} messages over the cut (keywords + model):"
-          f" any-risk recall {pct(sum(inline[i] is not None for i in risky), len(risky))},"
-          f" false alarms {pct(sum(inline[i] is not None for i in none), len(none))}")
-    print(f"\n(b) per message, one thread (aims ≤ 20 ms p50, ≤ 60 ms p99): what it waits for (one pass), CPU time"
-          f" {percentiles(cpu)}, wall time {percentiles(latencies)} (the wall time grows with the machine's load);"
-          f" whole reading (its windows too) CPU {percentiles(whole)}; the windows' late reading"
-          f" {statistics.mean(late or [0]) * 1000:.1f} ms mean on {len(late)} messages")
+    print(
+        f"    before the late reading of the windows of the {len(late)} messages over the cut (keywords + model):"
+        f" any-risk recall {pct(sum(inline[i] is not None for i in risky), len(risky))},"
+        f" false alarms {pct(sum(inline[i] is not None for i in none), len(none))}"
+    )
+    print(
+        f"\n(b) per message, one thread (aims ≤ 20 ms p50, ≤ 60 ms p99): what it waits for (one pass), CPU time"
+        f" {percentiles(cpu)}, wall time {percentiles(latencies)} (the wall time grows with the machine's load);"
+        f" whole reading (its windows too) CPU {percentiles(whole)}; the windows' late reading"
+        f" {statistics.mean(late or [0]) * 1000:.1f} ms mean on {len(late)} messages"
+    )
 
 
 def parts(model: Model, texts: list[str]) -> None:
@@ -173,8 +183,11 @@ def parts(model: Model, texts: list[str]) -> None:
         "embedding": mean_ms(lambda i: embedder.embed(texts[i : i + 1])),
         "n-grams + 3 heads": mean_ms(lambda i: classifier.read(texts[i], vectors[i])),
     }
-    print("\n(c) CPU per message, mean: " + ", ".join(f"{name} {ms:.2f} ms" for name, ms in timed.items())
-          + " (the embedding includes its cut)")
+    print(
+        "\n(c) CPU per message, mean: "
+        + ", ".join(f"{name} {ms:.2f} ms" for name, ms in timed.items())
+        + " (the embedding includes its cut)"
+    )
     line = []
     for size in (1, 4, 8, 16):
         count = len(texts) // size * size

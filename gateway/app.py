@@ -100,8 +100,11 @@ async def create_app(
     """``understanding`` loads the embedded model (default: the shipped one; tests inject a failing one);
     ``flow_watch_seconds`` is how often flows.yaml's modification time is looked at."""
     metrics = Metrics()
-    flows = FlowSet(Path(settings.flows), on_reload=lambda r: metrics.reloads.labels("ok" if r.ok else "refused").inc(),
-                    always_open=bool(settings.dev_always_open))
+    flows = FlowSet(
+        Path(settings.flows),
+        on_reload=lambda r: metrics.reloads.labels("ok" if r.ok else "refused").inc(),
+        always_open=bool(settings.dev_always_open),
+    )
     flows.reload()
     if flows.current is None:  # refuse to start on an invalid flow: the problems were logged by reload()
         problems = list(flows.last_reload.problems) if flows.last_reload else []
@@ -132,12 +135,23 @@ async def create_app(
     outbox_ref.append(outbox)
     timers = Timers(dispatcher, store, flows, metrics, clock=clock, poll_seconds=worker_poll_seconds)
     keyed = KeyedHash(settings.secret_key.get_secret_value())
-    inbox = Inbox(store, dispatcher, metrics, keyed, clock=clock, batch=settings.inbox_batch,
-                  inline_max=settings.inline_max,
-                  poll_seconds=worker_poll_seconds, lease_seconds=math.ceil(2 * settings.inbound_claim_seconds))
+    inbox = Inbox(
+        store,
+        dispatcher,
+        metrics,
+        keyed,
+        clock=clock,
+        batch=settings.inbox_batch,
+        inline_max=settings.inline_max,
+        poll_seconds=worker_poll_seconds,
+        lease_seconds=math.ceil(2 * settings.inbound_claim_seconds),
+    )
     opened_counters = open_limit_storage(
-        settings.store, max_connections=settings.redis_max_connections, pool_timeout=settings.redis_pool_timeout,
-        health_check_interval=settings.redis_health_check_seconds, cluster=bool(settings.redis_cluster),
+        settings.store,
+        max_connections=settings.redis_max_connections,
+        pool_timeout=settings.redis_pool_timeout,
+        health_check_interval=settings.redis_health_check_seconds,
+        cluster=bool(settings.redis_cluster),
     )
     counters = opened_counters.storage
     limits = RateLimits.from_settings(settings, counters, metrics)
@@ -150,8 +164,14 @@ async def create_app(
     sessions = Sessions(store, settings.secret_key.get_secret_value(), utcnow)
     live = ConsoleEvents(store, sessions, sweep_seconds=worker_poll_seconds * 5)
     workers = PasswordWorkers(settings.password_hash_workers)
-    brake = LoginBrake(counters, keyed, free=settings.login_free_failures, lock=settings.login_lock_failures,
-                       lock_minutes=settings.login_lock_minutes, announce=lambda *lock: api.announce_lock(*lock))
+    brake = LoginBrake(
+        counters,
+        keyed,
+        free=settings.login_free_failures,
+        lock=settings.login_lock_failures,
+        lock_minutes=settings.login_lock_minutes,
+        announce=lambda *lock: api.announce_lock(*lock),
+    )
     api = ListenerAPI(store, actions, flows, sessions,
                       secure_cookies=settings.public_url.startswith("https://"), presence=presence, live=live,
                       metrics=metrics, logins=Logins(workers, brake), limits=limits, clock=clock,

@@ -157,7 +157,12 @@ def webhook_routes(
 
 
 def _webhook(
-    adapter: Channel, parse: Parse, dispatcher: Dispatcher, gate: Gate, inbox: Inbox, metrics: Metrics,
+    adapter: Channel,
+    parse: Parse,
+    dispatcher: Dispatcher,
+    gate: Gate,
+    inbox: Inbox,
+    metrics: Metrics,
     departed: Departed,
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:

@@ -182,7 +182,9 @@ def _serve(args: argparse.Namespace) -> int:
     for noisy in ("httpx", "telegram", "twilio"):  # below WARNING they log URLs with tokens, or message contents
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     asyncio.run(_warn_if_no_listener(settings))
-    print(f"helpline-gateway: web chat http://{args.host}:{args.port}/chat · console http://{args.host}:{args.port}/console")
+    print(
+        f"helpline-gateway: web chat http://{args.host}:{args.port}/chat · console http://{args.host}:{args.port}/console"
+    )
 
     def guard(app: web.Application) -> ConnectionGuard:
         return ConnectionGuard(max_per_address=settings.max_connections_per_address,

@@ -83,6 +83,7 @@ CLAIM_SECONDS = 10.0
 """The default lease on an inbound message being processed (renewed every third of it while processing)."""
 ERASURE_QUESTION_MINUTES = 30  # the erasure question waits this long for its answer, then is forgotten
 
+
 class StatusRoles(TimerStore, QueueStore, RetentionStore, EventStore, Protocol):
     """What entering a status does to the store (its timers, its place in the queue, the transcript's TTL)."""
 

@@ -135,8 +135,9 @@ async def store(settings: Settings) -> Finding:
         return Finding(Level.OK, "GATEWAY_STORE", f"{path_from_url(settings.store)} will be created at the first start")
     try:
         async with asyncio.timeout(STORE_TIMEOUT):
-            opened = await open_store(settings.store, keys=DataKeys.from_settings(settings),
-                                      cluster=bool(settings.redis_cluster))
+            opened = await open_store(
+                settings.store, keys=DataKeys.from_settings(settings), cluster=bool(settings.redis_cluster)
+            )
             try:
                 await opened.ping()
                 now = datetime.now(UTC)

@@ -287,8 +287,19 @@ class Resync:
 
 
 Event = (
-    QueueChanged | EntryAdded | NoteAdded | FlagRaised | StatusChanged | DeliveryChanged | Typing | NoticesChanged
-    | Alert | ListenersOnline | SessionsEnded | Resync | Erased
+    QueueChanged
+    | EntryAdded
+    | NoteAdded
+    | FlagRaised
+    | StatusChanged
+    | DeliveryChanged
+    | Typing
+    | NoticesChanged
+    | Alert
+    | ListenersOnline
+    | SessionsEnded
+    | Resync
+    | Erased
 )
 
 _DECODERS: dict[str, Callable[[JSON], Event]] = {

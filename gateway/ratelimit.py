@@ -60,7 +60,11 @@ class LimitStorage:
 
 
 def open_limit_storage(
-    store_url: str, *, max_connections: int = 100, pool_timeout: float = 10.0, health_check_interval: float = 30.0,
+    store_url: str,
+    *,
+    max_connections: int = 100,
+    pool_timeout: float = 10.0,
+    health_check_interval: float = 30.0,
     cluster: bool = False,
 ) -> LimitStorage:
     """The counters' storage: the store's Redis (through redis-py, already a dependency), else memory.
@@ -82,8 +86,9 @@ def open_limit_storage(
     if store_url.startswith(("redis://", "rediss://")):
         pool = open_pool(store_url, max_connections=max_connections, timeout=pool_timeout,
                          health_check_interval=health_check_interval)  # fmt: skip
-        storage = RedisStorage("async+" + store_url, implementation="redispy", key_prefix=KEY_PREFIX,
-                               connection_pool=pool)  # type: ignore[arg-type]  # passed on to redis-py's client
+        storage = RedisStorage(
+            "async+" + store_url, implementation="redispy", key_prefix=KEY_PREFIX, connection_pool=pool
+        )  # type: ignore[arg-type]  # passed on to redis-py's client
         return LimitStorage(storage, pool)
     return LimitStorage(MemoryStorage())
 

@@ -131,7 +131,10 @@ class Settings(BaseSettings):
 
     @classmethod
     def from_env(
-        cls, environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env"), *,
+        cls,
+        environ: Mapping[str, str] | None = None,
+        env_file: Path | None = Path(".env"),
+        *,
         as_configured: bool = False,
     ) -> Settings:
         """The process environment (or ``environ``) over the ``.env`` file; other variables are ignored.
@@ -197,7 +200,9 @@ class Settings(BaseSettings):
             raise ConfigError("GATEWAY_INBOUND_CLAIM_SECONDS must be positive")
         if self.purge_interval_seconds <= 0:
             raise ConfigError("GATEWAY_PURGE_INTERVAL_SECONDS must be positive")
-        if self.smtp_url.get_secret_value() and not self.smtp_url.get_secret_value().startswith(("smtp://", "smtps://")):
+        if self.smtp_url.get_secret_value() and not self.smtp_url.get_secret_value().startswith(
+            ("smtp://", "smtps://")
+        ):
             raise ConfigError("GATEWAY_SMTP_URL must start with smtp:// (STARTTLS) or smtps:// (TLS)")
         self.partner_key_map()  # ConfigError when malformed
         self._check_data_keys()

@@ -193,7 +193,10 @@ def test_classify_reads_with_the_embedded_model_what_no_keyword_matches(
     assert code == 0
     bridge, stop = (json.loads(line) for line in out.splitlines())
     assert (bridge["interrupt"], bridge["risk"], bridge["partners"], bridge["ends"]) == (
-        "suicide", "suicide", ["3114"], False
+        "suicide",
+        "suicide",
+        ["3114"],
+        False,
     )
     assert bridge["score"] >= 0.5
     assert stop["ends"] is True and stop["risk"] == "none"

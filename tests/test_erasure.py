@@ -34,7 +34,9 @@ def store_text(settings: Settings) -> str:
 
 
 async def test_the_young_person_erases_their_data_after_confirming(
-    client: TestClient, settings: Settings, clock: Clock  # type: ignore[type-arg]
+    client: TestClient,
+    settings: Settings,
+    clock: Clock,  # type: ignore[type-arg]
 ) -> None:
     store = client.app[STORE]
     async with client.ws_connect("/chat/ws") as ws:
@@ -121,7 +123,9 @@ async def test_a_supervisor_erases_a_conversation_a_listener_holds(client: TestC
 
 
 async def test_a_purge_keeps_the_figures_and_drops_the_content(
-    client: TestClient, settings: Settings, clock: Clock  # type: ignore[type-arg]
+    client: TestClient,
+    settings: Settings,
+    clock: Clock,  # type: ignore[type-arg]
 ) -> None:
     store, flows = client.app[STORE], client.app[FLOWS]
     async with client.ws_connect("/chat/ws") as ws:

@@ -25,8 +25,6 @@ __all__ = ["own_redis"]  # the fixture, imported to be used here
 pytestmark = pytest.mark.redis
 
 
-
-
 async def until(condition: Callable[[], Awaitable[bool]]) -> None:
     async with asyncio.timeout(60):  # a safety net against a hang, not a timing assumption
         while not await condition():

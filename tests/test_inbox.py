@@ -31,6 +31,7 @@ Client = TestClient[web.Request, web.Application]
 
 KEYED = KeyedHash("inbox-test-secret")
 
+
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     opened = await open_store(f"sqlite:///{tmp_path}/gateway.sqlite3")
@@ -159,8 +160,10 @@ async def test_an_inbound_message_failing_again_and_again_is_set_aside_and_kept(
 
     async def next_one_processed() -> bool:
         conversation = await store.find_active_conversation(ChannelName.WEBCHAT, "session-token-1")
-        return conversation is not None and not await store.inbox_waiting(key) and any(
-            e.author is Author.USER and e.text == "bonjour" for e in await store.transcript(conversation.id)
+        return (
+            conversation is not None
+            and not await store.inbox_waiting(key)
+            and any(e.author is Author.USER and e.text == "bonjour" for e in await store.transcript(conversation.id))
         )
 
     await eventually(next_one_processed)  # the sender's next message was not held behind it

@@ -88,9 +88,7 @@ async def test_a_listener_on_one_instance_answers_a_chat_on_the_other(
     assert frames[-1]["entry"]["text"] == "Je suis là."
 
 
-async def test_listeners_online_are_counted_across_instances(
-    make_client: AppFactory, redis_settings: Settings
-) -> None:
+async def test_listeners_online_are_counted_across_instances(make_client: AppFactory, redis_settings: Settings) -> None:
     one, two = await make_client(redis_settings), await make_client(redis_settings)
     await add_listener(one, "anne")
     await login(one, "anne")

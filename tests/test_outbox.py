@@ -172,9 +172,7 @@ async def test_a_split_message_resumes_at_its_first_unsent_part(store: Store, ch
     assert channel.calls == [("m1", 0), ("m1", 2), ("m1", 2)]  # an error without progress never lowers it
 
 
-async def test_a_permanent_refusal_or_the_last_try_fails_the_item(
-    store: Store, channel: Channel, clock: Clock
-) -> None:
+async def test_a_permanent_refusal_or_the_last_try_fails_the_item(store: Store, channel: Channel, clock: Clock) -> None:
     await put(store, "refused", "A")
     await put(store, "flaky", "B")
     channel.errors["refused"] = [PermanentDelivery("reply window closed")]

@@ -170,9 +170,7 @@ async def test_many_sockets_from_one_address_open_few_conversations(
 
 
 async def test_a_new_conversation_rate_per_address(make_client: AppFactory, settings: Settings) -> None:
-    client = await make_client(
-        settings.replace(limit_chats_per_address="2/hour", max_waiting_per_client=50)
-    )
+    client = await make_client(settings.replace(limit_chats_per_address="2/hour", max_waiting_per_client=50))
     async with client.ws_connect("/chat/ws") as ws:
         frames = [await open_chat(ws) for _ in range(4)]
     assert [f["type"] == "session" for f in frames] == [True, True, False, False]

@@ -49,8 +49,13 @@ async def test_one_senders_concurrent_webhooks_are_processed_in_arrival_order(
     flushing = redis.Redis.from_url(redis_url)
     flushing.flushdb()
     flushing.close()
-    settings = settings.replace(store=redis_url, messenger_app_secret=SECRET, messenger_verify_token="verify",
-                                messenger_page_access_token="page-token", messenger_api_url=graph.url + "/v23.0")
+    settings = settings.replace(
+        store=redis_url,
+        messenger_app_secret=SECRET,
+        messenger_verify_token="verify",
+        messenger_page_access_token="page-token",
+        messenger_api_url=graph.url + "/v23.0",
+    )
     arrived: list[str] = []
 
     @web.middleware

@@ -161,7 +161,8 @@ async def test_chat_page_and_widget_are_served(client: TestClient) -> None:  # t
 
 
 async def test_receipts_move_only_the_lines_entries_of_this_conversation_forward(
-    client: TestClient, clock: Clock  # type: ignore[type-arg]
+    client: TestClient,
+    clock: Clock,  # type: ignore[type-arg]
 ) -> None:
     store = client.app[STORE]
     async with client.ws_connect("/chat/ws") as other:  # another young person's conversation

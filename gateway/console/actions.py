@@ -216,5 +216,3 @@ def _clean(text: str) -> str:
     if len(text) > MAX_TEXT:
         raise ActionRefused("too_long", f"at most {MAX_TEXT} characters")
     return text
-
-

@@ -325,7 +325,9 @@ class ListenerAPI:
         return [
             {"id": c.id, "created_at": c.created_at.isoformat(), "status": c.status.value, "outcome": c.outcome}
             for c in reversed(started)
-            if c.channel == conversation.channel and c.sender == conversation.sender and c.id != conversation.id
+            if c.channel == conversation.channel
+            and c.sender == conversation.sender
+            and c.id != conversation.id
             and c.sender  # a purged record has no identity left: it is nobody's earlier conversation
         ][:10]
 

@@ -347,8 +347,11 @@ def casework_texts(flow: Flow) -> Iterator[Text]:
             steps = ("partners", name, "referral", "next_steps")
             yield f"the next steps of partner '{name}'", partner.referral.next_steps, steps
     if flow.notices is not None:
-        yield "the trusted-flagger status", flow.notices.notifier.trusted_flagger, ("notices", "notifier",
-                                                                                    "trusted_flagger")
+        yield (
+            "the trusted-flagger status",
+            flow.notices.notifier.trusted_flagger,
+            ("notices", "notifier", "trusted_flagger"),
+        )
         yield "the removal message", flow.notices.removed_message, ("notices", "removed_message")
     if flow.referrals is not None:
         yield "the consent question", flow.referrals.consent_question, ("referrals", "consent_question")
@@ -452,7 +455,7 @@ def check_casework(flow: Flow) -> Iterator[Issue]:
             if field not in known:
                 text = f"partner '{name}' sends {_missing('field', field, known)}"
                 yield Issue(("partners", name, "referral", "fields", k), text)
-    for lang, question in (flow.referrals.consent_question.items() if flow.referrals else ()):
+    for lang, question in flow.referrals.consent_question.items() if flow.referrals else ():
         problem = _placeholder_problem(question, ("partner",))
         if problem:
             yield Issue(("referrals", "consent_question", lang), f"the consent question in '{lang}': {problem}")

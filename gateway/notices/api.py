@@ -140,8 +140,12 @@ class CaseworkAPI:
         if not k.isdigit() or int(k) >= len(files):
             raise ActionRefused("not_found", "no such evidence file (or deleted after the retention)")
         found = files[int(k)]
-        headers = {"Content-Disposition": f'attachment; filename="{found.name}"', "X-Content-Type-Options": "nosniff",
-                   "Content-Security-Policy": "default-src 'none'; sandbox", "Cache-Control": "private, no-store"}
+        headers = {
+            "Content-Disposition": f'attachment; filename="{found.name}"',
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Cache-Control": "private, no-store",
+        }
         return web.Response(body=found.data, content_type="application/octet-stream", headers=headers)
 
     async def _sees(self, listener: Listener, conversation_id: str) -> bool:

@@ -100,8 +100,10 @@ class InboundReferrals:
             conversation.flow_version, conversation.route = engine.version, "inbound_referral"
             conversation.engine = {"flow_version": engine.version, "channel": "webchat", "language": language,
                                    "finished": True}  # fmt: skip
-            conversation.summary = [("Orienté·e par" if lang == "fr" else "Referred by", name),
-                                    ("Résumé du partenaire" if lang == "fr" else "Partner's summary", summary)]
+            conversation.summary = [
+                ("Orienté·e par" if lang == "fr" else "Referred by", name),
+                ("Résumé du partenaire" if lang == "fr" else "Partner's summary", summary),
+            ]
             await self.store.append_transcript(TranscriptEntry(
                 id=new_id(), conversation_id=conversation.id, at=now, author=Author.NOTE, text=f"{name}: {summary}",
             ))  # fmt: skip

@@ -280,9 +280,7 @@ class Timer:
 
 
 class ConversationStore(Protocol):
-    async def active_conversation(
-        self, channel: ChannelName, sender: str, now: datetime
-    ) -> tuple[Conversation, bool]:
+    async def active_conversation(self, channel: ChannelName, sender: str, now: datetime) -> tuple[Conversation, bool]:
         """The sender's active conversation on this channel, or a new one (saved); True when created.
 
         Atomic: two concurrent first messages of one sender yield one conversation.
@@ -485,8 +483,15 @@ class OutboxStore(Protocol):
         ...
 
     async def outbox_reschedule(
-        self, conversation_id: str, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str,
-        parts_sent: int = 0, *, lease: datetime | None = None,
+        self,
+        conversation_id: str,
+        item_id: str,
+        next_attempt_at: datetime,
+        attempts: int,
+        last_error: str,
+        parts_sent: int = 0,
+        *,
+        lease: datetime | None = None,
     ) -> bool:
         """Failed for now: try again at ``next_attempt_at`` (the conversation's next items wait).
 
@@ -830,8 +835,13 @@ class Store(
 
 
 async def open_store(
-    url: str, *, keys: DataKeys | None = None, max_connections: int = 100, pool_timeout: float = 10.0,
-    health_check_interval: float = 30.0, cluster: bool = False,
+    url: str,
+    *,
+    keys: DataKeys | None = None,
+    max_connections: int = 100,
+    pool_timeout: float = 10.0,
+    health_check_interval: float = 30.0,
+    cluster: bool = False,
 ) -> Store:
     """Open (and for SQLite create) the store named by ``url``; ConfigError for an unknown scheme.
 

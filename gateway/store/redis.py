@@ -249,19 +249,23 @@ class RedisStore:
         self._held: contextvars.ContextVar[list[HeldWrite] | None] = contextvars.ContextVar("held", default=None)
         # the task whose batch ``_held`` is: a task created inside a batch inherits the context, and its writes
         # must not join a batch that may be sent already (they would never be): see ``_batch``
-        self._held_by: contextvars.ContextVar[asyncio.Task[Any] | None] = contextvars.ContextVar("held_by",
-                                                                                               default=None)
+        self._held_by: contextvars.ContextVar[asyncio.Task[Any] | None] = contextvars.ContextVar(
+            "held_by", default=None
+        )
         # the conversation whose lock this task holds: a claim made under it names it (see ``claim``)
         self._locked: contextvars.ContextVar[str] = contextvars.ContextVar("locked", default="")
         # (address, conversation id) this task found the sender's address holding (see ``save_conversation``)
-        self._addressed: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("addressed",
-                                                                                                default=None)
+        self._addressed: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+            "addressed", default=None
+        )
         # (address, the conversation id it held or None) read with this task's last claim (see ``claim``)
         self._address_read: contextvars.ContextVar[tuple[str, str | None] | None] = contextvars.ContextVar(
-            "address_read", default=None)
+            "address_read", default=None
+        )
         # (sender key, whether it had inbox items) read with this task's last gate check (``get_block_and_hit``)
-        self._inbox_read: contextvars.ContextVar[tuple[str, bool] | None] = contextvars.ContextVar("inbox_read",
-                                                                                                  default=None)
+        self._inbox_read: contextvars.ContextVar[tuple[str, bool] | None] = contextvars.ContextVar(
+            "inbox_read", default=None
+        )
         # conversation id → (the task holding its lock, the record read when the lock was taken): served to that
         # task's ``get_conversation`` until a write of the record (see ``_acquire``)
         self._read_under_lock: dict[str, tuple[asyncio.Task[Any] | None, str | None]] = {}
@@ -286,8 +290,12 @@ class RedisStore:
         ``surrogateescape``: sealed records are bytes (``gateway.crypto``), and the str of one gives its bytes back
         exactly (``DataKeys.open``). ``cluster`` (``GATEWAY_REDIS_CLUSTER``): ``url`` names a node of a Redis
         Cluster, and a Cluster client follows the slots to their nodes (up to ``max_connections`` per node)."""
-        options: dict[str, Any] = {"decode_responses": True, "encoding_errors": "surrogateescape",
-                                   "max_connections": max_connections, "health_check_interval": health_check_interval}
+        options: dict[str, Any] = {
+            "decode_responses": True,
+            "encoding_errors": "surrogateescape",
+            "max_connections": max_connections,
+            "health_check_interval": health_check_interval,
+        }
         if cluster:  # its commands are Redis's: typed as a Redis client (redis_steps.ordered tells them apart)
             store = cls(cast(Redis, RedisCluster.from_url(url, **options)), keys)  # not batched (redis_batch.py)
         else:
@@ -903,7 +911,13 @@ class RedisStore:
         return None
 
     async def _resolve(
-        self, conversation_id: str, item_id: str, status: OutboxStatus, field: str, value: str, delivery: Delivery,
+        self,
+        conversation_id: str,
+        item_id: str,
+        status: OutboxStatus,
+        field: str,
+        value: str,
+        delivery: Delivery,
         lease: datetime | None,
     ) -> bool:
         """The item and its transcript entry (one slot, one step), then its conversation's line and the provider
@@ -1313,8 +1327,11 @@ class RedisStore:
         trip, until this process writes the record or the lock is left. ``claim`` rides with the first attempt."""
         if self._closed:
             raise StoreError("the redis store is closed")
-        along = None if claim is None else (K.seen_claim(claim.key),
-                                            _claim_args(claim.key, claim.owner, claim.lease_seconds, conversation_id))
+        along = (
+            None
+            if claim is None
+            else (K.seen_claim(claim.key), _claim_args(claim.key, claim.owner, claim.lease_seconds, conversation_id))
+        )
         lease = _Lease(self._redis, conversation_id, timeout, along)
         try:
             if not await lease.acquire():

@@ -132,16 +132,22 @@ return 1
 
 # Transcripts. KEYS: the conversation's transcript. ARGV: entry id, the entry ("<id>\n<head>\n<data>"). Written
 # once, however often the step runs (a retried processing writes the same ids).
-_PUT_ENTRY = _ENTRIES + """
+_PUT_ENTRY = (
+    _ENTRIES
+    + """
 if find_entry(KEYS[1], ARGV[1]) then return 0 end
 redis.call('RPUSH', KEYS[1], ARGV[2])
 return 1
 """
+)
 
 # KEYS: the conversation's transcript. ARGV: entry id, delivery code, provider id or ''.
-_SET_DELIVERY = _ENTRIES + """
+_SET_DELIVERY = (
+    _ENTRIES
+    + """
 return set_delivery(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 """
+)
 
 # De-duplication: every key under "hg:{seen}:" (ARGV[6]). KEYS: the inbound id's claim. ARGV: owner, now (ms),
 # lease end (ms), the conversation it is processed in ('' when not known yet), seconds the claim is kept, prefix,
@@ -272,7 +278,9 @@ return 1
 # KEYS: item, its conversation's transcript. ARGV: id, conversation, payload, created, next. 1 when the item is
 # pending now (put, or put before), 0 when it was resolved already: sent (then deleted once its transcript entry
 # records the send: that entry, no longer pending, is the mark) or failed.
-_OUTBOX_PUT_ITEM = _ENTRIES + """
+_OUTBOX_PUT_ITEM = (
+    _ENTRIES
+    + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status then return status == 'pending' and 1 or 0 end
 local _, entry = find_entry(KEYS[2], ARGV[1])
@@ -281,21 +289,28 @@ redis.call('HSET', KEYS[1], 'id', ARGV[1], 'conv', ARGV[2], 'payload', ARGV[3], 
            'next_us', ARGV[5], 'attempts', 0, 'status', 'pending')
 return 1
 """
+)
 
 # KEYS: the conversation's line, heads, sequence, the pending set. ARGV: id, conversation, next µs, created µs.
 # Listed once, however often it runs; an id listed after its item was resolved is dropped by ``outbox_due``.
-_OUTBOX_LIST = _LINES + """
+_OUTBOX_LIST = (
+    _LINES
+    + """
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 join(KEYS[1], KEYS[3], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[2] .. ' ' .. ARGV[1])
 return 1
 """
+)
 
 # KEYS: heads. ARGV: prefix, now µs, limit, lease end µs. Claims the due conversations' lines for the lease (their
 # heads' score) and returns {conversation, head id} pairs; ``outbox_claim`` then claims each item.
-_OUTBOX_DUE = _LINES + """
+_OUTBOX_DUE = (
+    _LINES
+    + """
 return due_heads(KEYS[1], ARGV[1] .. 'conv:', ARGV[2], ARGV[3], ARGV[4])
 """
+)
 
 # KEYS: item. ARGV: now µs, lease end µs. {'ok', fields} once claimed (its next_us is the lease end: the fencing
 # token); {'later', next µs} when not due yet; {'gone'} when resolved or missing.
@@ -413,7 +428,9 @@ return 1
 
 # The inbox: every key under "hg:{inbox}:" (ARGV[1]), one slot.
 # KEYS: heads, sequence. ARGV: prefix, then per item: id, sender key, payload, received µs, next µs.
-_INBOX_PUT = _LINES + """
+_INBOX_PUT = (
+    _LINES
+    + """
 for i = 2, #ARGV, 5 do
   local item = ARGV[1] .. 'item:' .. ARGV[i]
   if redis.call('EXISTS', item) == 0 then
@@ -424,9 +441,12 @@ for i = 2, #ARGV, 5 do
 end
 return 1
 """
+)
 
 # KEYS: heads. ARGV: prefix, now µs, limit, lease end µs. Returns each claimed item's fields (HGETALL).
-_INBOX_DUE = _LINES + """
+_INBOX_DUE = (
+    _LINES
+    + """
 local items = {}
 for _, found in ipairs(due_heads(KEYS[1], ARGV[1] .. 'sender:', ARGV[2], ARGV[3], ARGV[4])) do
   local item = ARGV[1] .. 'item:' .. found[2]
@@ -435,6 +455,7 @@ for _, found in ipairs(due_heads(KEYS[1], ARGV[1] .. 'sender:', ARGV[2], ARGV[3]
 end
 return items
 """
+)
 
 # KEYS: item, heads. ARGV: prefix, id. The item leaves its sender's line.
 _INBOX_DONE = (

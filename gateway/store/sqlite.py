@@ -190,8 +190,7 @@ _PURGE_RESOLVED = "DELETE FROM outbox WHERE status != 'pending' AND created_us <
 # The alert's oldest reply not yet sent, on the partial index ``outbox_waiting``: one seek, however many wait.
 _OLDEST_PENDING = "SELECT MIN(created_us) AS oldest FROM outbox WHERE status = 'pending'"
 _OUTBOX_COLUMNS = (
-    "id, conversation_id, payload, created_us, next_us, attempts, last_error, status, provider_message_id,"
-    " parts_sent"
+    "id, conversation_id, payload, created_us, next_us, attempts, last_error, status, provider_message_id, parts_sent"
 )
 
 
@@ -362,9 +361,7 @@ class SqliteStore:
 
     # Conversations
 
-    async def active_conversation(
-        self, channel: ChannelName, sender: str, now: datetime
-    ) -> tuple[Conversation, bool]:
+    async def active_conversation(self, channel: ChannelName, sender: str, now: datetime) -> tuple[Conversation, bool]:
         def work(conn: sqlite3.Connection) -> tuple[Conversation, bool]:
             with _writing(conn):
                 row = conn.execute(_FIND_ACTIVE, (str(channel), self._keys.identity(channel, sender))).fetchone()
@@ -460,9 +457,7 @@ class SqliteStore:
         await self._write(write)
 
     async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
-        rows = await self._select(
-            "SELECT * FROM transcript WHERE conversation_id = ? ORDER BY seq", (conversation_id,)
-        )
+        rows = await self._select("SELECT * FROM transcript WHERE conversation_id = ? ORDER BY seq", (conversation_id,))
         return await self._entries(rows)
 
     async def _entries(self, rows: list[sqlite3.Row]) -> list[TranscriptEntry]:
@@ -534,8 +529,7 @@ class SqliteStore:
 
     async def waiting(self, queue: str | None = None) -> list[QueueEntry]:
         rows = await self._select(
-            "SELECT * FROM queue WHERE taken_by IS NULL AND (? IS NULL OR queue = ?)"
-            " ORDER BY rank, at_us, seq",
+            "SELECT * FROM queue WHERE taken_by IS NULL AND (? IS NULL OR queue = ?) ORDER BY rank, at_us, seq",
             (queue, queue),
         )
         return [_queue_entry(row) for row in rows]
@@ -551,8 +545,7 @@ class SqliteStore:
             queue, rank, at_us, seq = tuple(row)
             hour, second = at_us // 3_600_000_000, at_us // 1_000_000
             hours = conn.execute(
-                "SELECT COALESCE(SUM(n), 0) FROM queue_hours WHERE queue = ?"
-                " AND (rank < ? OR (rank = ? AND hour < ?))",
+                "SELECT COALESCE(SUM(n), 0) FROM queue_hours WHERE queue = ? AND (rank < ? OR (rank = ? AND hour < ?))",
                 (queue, rank, rank, hour),
             ).fetchone()[0]
             seconds = conn.execute(
@@ -647,8 +640,7 @@ class SqliteStore:
     async def update_listener(self, listener: Listener) -> bool:
         name, *rest = _listener_row(listener)
         changed = await self._change(
-            "UPDATE listeners SET password_hash = ?, supervisor = ?, capacity = ?, created_us = ?"
-            " WHERE name = ?",
+            "UPDATE listeners SET password_hash = ?, supervisor = ?, capacity = ?, created_us = ? WHERE name = ?",
             (*rest, name),
         )
         return changed == 1
@@ -724,8 +716,15 @@ class SqliteStore:
                                    provider_message_id, lease)  # fmt: skip
 
     async def outbox_reschedule(
-        self, conversation_id: str, item_id: str, next_attempt_at: datetime, attempts: int, last_error: str,
-        parts_sent: int = 0, *, lease: datetime | None = None,
+        self,
+        conversation_id: str,
+        item_id: str,
+        next_attempt_at: datetime,
+        attempts: int,
+        last_error: str,
+        parts_sent: int = 0,
+        *,
+        lease: datetime | None = None,
     ) -> bool:
         fence, held = _fence(lease)
         changed = await self._change(
@@ -747,8 +746,14 @@ class SqliteStore:
         return None if oldest is None else from_us(oldest)
 
     async def _resolve(
-        self, conversation_id: str, item_id: str, assignments: str, value: str | None, delivery: Delivery,
-        provider_id: str | None, lease: datetime | None,
+        self,
+        conversation_id: str,
+        item_id: str,
+        assignments: str,
+        value: str | None,
+        delivery: Delivery,
+        provider_id: str | None,
+        lease: datetime | None,
     ) -> bool:
         """Resolve the item and show it on its transcript entry, in one transaction."""
         fence, held = _fence(lease)
@@ -1078,6 +1083,8 @@ def _inbox_item(row: sqlite3.Row, keys: DataKeys, next_us: int) -> InboxItem:
         id=row["id"], sender_key=row["sender_key"], payload=loads_sealed(keys, "inbox", row["payload"], dict),
         received_at=from_us(row["received_us"]), next_attempt_at=from_us(next_us), attempts=row["attempts"],
     )  # fmt: skip
+
+
 @dataclass(slots=True)
 class _Held:
     """A task's held writes and the events to publish once they are committed."""

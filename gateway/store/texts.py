@@ -165,4 +165,3 @@ def _pattern(template: str) -> re.Pattern[str] | None:
             regex.append(f"(?P={part})" if part in named else f"(?P<{part}>.*?)")
             named.add(part)
     return re.compile("".join(regex) + r"\Z", re.DOTALL)
-

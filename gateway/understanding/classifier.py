@@ -62,8 +62,7 @@ class Head:
 
 @dataclass(frozen=True)
 class Classifier:
-    """Reads one message into a :class:`Reading`: scores for every risk class (flows.yaml's thresholds apply).
-    """
+    """Reads one message into a :class:`Reading`: scores for every risk class (flows.yaml's thresholds apply)."""
 
     model_name: str
     risk: Head

@@ -422,7 +422,9 @@ async def test_an_unreachable_graph_is_retryable(session: aiohttp.ClientSession)
     async with FakeGraphAPI() as gone:
         url = gone.url
     settings = Settings(
-        messenger_api_url=url, messenger_app_secret=SECRET, messenger_verify_token="v",
+        messenger_api_url=url,
+        messenger_app_secret=SECRET,
+        messenger_verify_token="v",
         messenger_page_access_token="page-token",
     )
     channel = MessengerChannel(settings, session)

@@ -84,9 +84,16 @@ async def test_an_altered_or_malformed_cookie_is_refused(store: Store, alter: ob
 
 @pytest.mark.parametrize(
     ("name", "valid"),
-    [("anne", True), ("anne-marie_2.b", True), ("", False), ("a" * NAME_MAX, True), ("a" * (NAME_MAX + 1), False),
-     ("anne marie", False), ("anne|x", False), ("<script>", False)],
+    [
+        ("anne", True),
+        ("anne-marie_2.b", True),
+        ("", False),
+        ("a" * NAME_MAX, True),
+        ("a" * (NAME_MAX + 1), False),
+        ("anne marie", False),
+        ("anne|x", False),
+        ("<script>", False),
+    ],
 )
 def test_listener_names(name: str, valid: bool) -> None:
     assert valid_name(name) is valid
-

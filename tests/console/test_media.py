@@ -82,7 +82,9 @@ async def test_a_file_that_is_not_an_image_is_a_download(messenger: TestClient, 
 
 
 async def test_the_reply_window_is_open_then_closing_then_closed(
-    messenger: TestClient, graph: FakeGraphAPI, clock: Clock  # type: ignore[type-arg]
+    messenger: TestClient,
+    graph: FakeGraphAPI,
+    clock: Clock,  # type: ignore[type-arg]
 ) -> None:
     conversation = await send(messenger, [("image", graph.serve_media("b.jpg", b"x", "image/jpeg"))])
 

@@ -116,7 +116,9 @@ async def test_an_account_removed_with_the_cli_is_logged_out_with_its_open_conso
 
 @pytest.mark.redis
 async def test_ending_sessions_closes_the_sockets_held_by_another_instance(
-    make_client: AppFactory, settings: Settings, redis_url: str  # noqa: F811
+    make_client: AppFactory,
+    settings: Settings,
+    redis_url: str,  # noqa: F811
 ) -> None:
     flush = redis.Redis.from_url(redis_url)
     try:

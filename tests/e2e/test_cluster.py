@@ -34,7 +34,10 @@ def psid(number: int) -> str:
 
 @pytest.mark.parametrize("cluster", ["redis_cluster_url", "redis_cluster3_url"])
 async def test_messages_through_inbox_dispatcher_and_outbox_on_a_cluster_are_answered_once(
-    gateway: GatewayFactory, messenger_settings: Settings, graph: FakeGraphAPI, cluster: str,
+    gateway: GatewayFactory,
+    messenger_settings: Settings,
+    graph: FakeGraphAPI,
+    cluster: str,
     request: pytest.FixtureRequest,
 ) -> None:
     url: str = request.getfixturevalue(cluster)

@@ -77,5 +77,7 @@ async def test_a_signed_batch_of_2000_events_is_acknowledged_once_stored_and_eac
     assert set(users.values()) == {1}  # every event processed, none twice
     replies = Counter(r.body["recipient"]["id"] for r in graph.accepted())
     assert set(replies.values()) == {2} and len(replies) == EVENTS  # the greeting and the first question, once
-    print(f"{EVENTS} events: acknowledged in {acknowledged:.2f} s ({waiting} still in the inbox),"
-          f" processed in {processed:.1f} s")
+    print(
+        f"{EVENTS} events: acknowledged in {acknowledged:.2f} s ({waiting} still in the inbox),"
+        f" processed in {processed:.1f} s"
+    )

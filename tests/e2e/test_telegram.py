@@ -51,9 +51,7 @@ async def telegram() -> AsyncIterator[FakeTelegramAPI]:
 
 @pytest.fixture
 def telegram_settings(settings: Settings, telegram: FakeTelegramAPI) -> Settings:
-    return settings.replace(
-        telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=SECRET, telegram_api_url=telegram.url
-    )
+    return settings.replace(telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=SECRET, telegram_api_url=telegram.url)
 
 
 @pytest.fixture

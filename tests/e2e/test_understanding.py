@@ -34,9 +34,7 @@ async def telegram() -> AsyncIterator[FakeTelegramAPI]:
 
 @pytest.fixture
 def telegram_settings(settings: Settings, telegram: FakeTelegramAPI) -> Settings:
-    return settings.replace(
-        telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=SECRET, telegram_api_url=telegram.url
-    )
+    return settings.replace(telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=SECRET, telegram_api_url=telegram.url)
 
 
 Start = Callable[..., Any]
@@ -74,9 +72,7 @@ async def user_entries(client: Client) -> list[Any]:
     return [e for e in await client.app[STORE].transcript(conversation.id) if e.author == Author.USER]
 
 
-async def test_the_web_chat_model_reads_a_risk_the_keywords_miss_in_the_queue(
-    start: Start, settings: Settings
-) -> None:
+async def test_the_web_chat_model_reads_a_risk_the_keywords_miss_in_the_queue(start: Start, settings: Settings) -> None:
     client = await start(settings)
     assert (await readyz(client))["understanding"] == "ok"
     async with client.ws_connect("/chat/ws") as ws:

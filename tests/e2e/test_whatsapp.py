@@ -355,9 +355,7 @@ async def test_stop_marks_the_conversation_as_left_and_start_lifts_it(client: Cl
     assert codes == ["left.blocked", "left.unblocked"]
 
 
-async def test_a_send_refused_with_21610_marks_the_conversation_as_left(
-    client: Client, twilio: FakeTwilioAPI
-) -> None:
+async def test_a_send_refused_with_21610_marks_the_conversation_as_left(client: Client, twilio: FakeTwilioAPI) -> None:
     desk, conversation_id = await handed_to_listener(client, twilio)
     twilio.fail_next(Failure(400, code=21610))
     sent = await desk.reply(conversation_id, "Tu es toujours là ?")

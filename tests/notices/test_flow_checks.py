@@ -26,8 +26,10 @@ def test_unknown_platform_language_field_and_pharos_are_positioned() -> None:
             .replace("fields: [age, topic, details]", "fields: [age, topik, details]")
             .replace("yubo: {name: Yubo, language: fr", "yubo: {name: Yubo, language: de"))  # fmt: skip
     found = problems(text)
-    expected = (f"flows.yaml:{line_of(text, 'csam_also_to: pharo')}:17: 'csam_also_to' names platform 'pharo',"
-                " which does not exist (did you mean 'pharos'?)")
+    expected = (
+        f"flows.yaml:{line_of(text, 'csam_also_to: pharo')}:17: 'csam_also_to' names platform 'pharo',"
+        " which does not exist (did you mean 'pharos'?)"
+    )
     assert expected in found
     assert any(p.startswith(f"flows.yaml:{line_of(text, 'topik')}:") and "did you mean 'topic'" in p for p in found)
     assert any(p.startswith(f"flows.yaml:{line_of(text, 'language: de')}:") and "'de' is not" in p for p in found)
@@ -40,7 +42,7 @@ def test_a_platform_needs_exactly_one_way_in() -> None:
 
 
 def test_a_missing_translation_and_a_bad_placeholder() -> None:
-    text = FLOW.replace("    en: \"All right, we share nothing.", "    de: \"All right, we share nothing.")
+    text = FLOW.replace('    en: "All right, we share nothing.', '    de: "All right, we share nothing.')
     text = text.replace("transmettions à {partner}", "transmettions à {partenaire}")
     found = problems(text)
     assert any("the declined message has no text in 'en'" in p for p in found), found

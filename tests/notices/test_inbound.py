@@ -23,8 +23,9 @@ async def test_a_partner_referral_waits_in_the_queue_and_its_link_works_once(
     body = {"summary": "Jeune de 15 ans, harcelée, d'accord pour être contactée par le 3018.", "language": "fr"}
     assert (await app.post(path, json=body)).status == 401
     assert (await app.post(path, json=body, headers={"Authorization": "Bearer " + "x" * 30})).status == 401
-    assert (await app.post("/api/partners/119/referrals", json=body,
-                           headers={"Authorization": "Bearer " + "z" * 24})).status == 404  # no referral block
+    assert (
+        await app.post("/api/partners/119/referrals", json=body, headers={"Authorization": "Bearer " + "z" * 24})
+    ).status == 404  # no referral block
     auth = {"Authorization": "Bearer " + KEY}
     assert (await app.post(path, json={"summary": ""}, headers=auth)).status == 400
     assert (await app.post(path, data=b"{", headers={**auth, "Content-Type": "application/json"})).status == 400

@@ -21,8 +21,19 @@ def test_normalised(given_: str, expected: str) -> None:
     assert normalise(given_) == expected
 
 
-@pytest.mark.parametrize("bad", ["", "www.x.com/a", "@bad handle", "ftp://x.com/a", "https://localhost/a",
-                                 "https://user:pw@x.com/", "javascript://x.com/%0aalert(1)", "https://x.com:99999/"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "www.x.com/a",
+        "@bad handle",
+        "ftp://x.com/a",
+        "https://localhost/a",
+        "https://user:pw@x.com/",
+        "javascript://x.com/%0aalert(1)",
+        "https://x.com:99999/",
+    ],
+)
 def test_refused(bad: str) -> None:
     with pytest.raises(LocationError):
         normalise(bad)

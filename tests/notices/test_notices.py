@@ -177,7 +177,7 @@ async def test_a_removal_reaches_the_young_person_on_the_web_chat(app: Client, s
         session = await hello(ws)
         for number, answer in enumerate(WALK_TO_QUEUE):
             await say(ws, f"m{number}", answer)
-        conversation = (await app.app[STORE].find_active_conversation(*_webchat(session["token"])))
+        conversation = await app.app[STORE].find_active_conversation(*_webchat(session["token"]))
         assert conversation is not None
         notice = await _sent_notice(app, conversation.id)
         await app.post(f"/api/notices/{notice}/status", json={"status": "removed"})
@@ -258,8 +258,12 @@ async def test_a_listener_sees_and_acts_on_the_notices_of_the_conversations_they
         assert login.status == 200
         listed = await (await bob.get(app.make_url("/api/notices"))).json()
         assert notice not in [n["id"] for n in listed["notices"]]  # not a conversation bob sees
-        for method, path in (("POST", f"/api/notices/{notice}/send"), ("POST", f"/api/notices/{notice}/filed"),
-                             ("POST", f"/api/notices/{notice}/status"), ("GET", f"/api/notices/{notice}/evidence/0")):
+        for method, path in (
+            ("POST", f"/api/notices/{notice}/send"),
+            ("POST", f"/api/notices/{notice}/filed"),
+            ("POST", f"/api/notices/{notice}/status"),
+            ("GET", f"/api/notices/{notice}/evidence/0"),
+        ):
             answer = await bob.request(method, app.make_url(path), json={"status": "removed"})
             assert answer.status == 403, (path, await answer.text())
     listed = await (await app.get("/api/notices")).json()

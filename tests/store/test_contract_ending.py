@@ -25,9 +25,7 @@ from tests.understanding.test_reader import SHIPPED, Recording, started
 SENDER = "psid-ending"
 
 
-async def test_a_message_racing_the_end_of_its_conversation_opens_the_next_one_once(
-    store: Store, clock: Clock
-) -> None:
+async def test_a_message_racing_the_end_of_its_conversation_opens_the_next_one_once(store: Store, clock: Clock) -> None:
     flows = FlowSet(ROOT / "flows.yaml")
     flows.reload()
     first = Dispatcher(store, flows, clock=clock)  # the listener's instance

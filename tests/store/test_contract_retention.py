@@ -118,8 +118,12 @@ async def test_a_purge_leaves_the_counted_record_and_no_content(store: Store, st
     assert await store.get_upload(f"{kept.id}/0123abcd") is not None
     record = await store.get_conversation(conversation.id)
     assert record is not None and record.purged_at == T0 + timedelta(days=31)
-    assert (record.status, record.outcome, record.channel, record.queue) == (Status.CLOSED, "listened",
-                                                                              ChannelName.WHATSAPP, "general")
+    assert (record.status, record.outcome, record.channel, record.queue) == (
+        Status.CLOSED,
+        "listened",
+        ChannelName.WHATSAPP,
+        "general",
+    )
     assert record.flag is not None and record.flag.risk == "suicide" and record.flag.words == ()
     listed = await store.list_conversations(T0 - timedelta(days=1), T0 + timedelta(days=1))
     assert {c.id for c in listed} == {conversation.id, kept.id}  # still counted

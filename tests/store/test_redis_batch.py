@@ -83,8 +83,17 @@ async def test_a_failing_command_fails_only_its_caller(batcher: AutoPipeline) ->
             pipe.set("g", "2")  # runs all the same (not a transaction), as before
             return await pipe.execute()
 
-    results = await _within(asyncio.gather(client.incr("text"), client.incr("n"), group(), client.get("text"),
-                                           client.evalsha("0" * 40, 0), client.incr("n"), return_exceptions=True))
+    results = await _within(
+        asyncio.gather(
+            client.incr("text"),
+            client.incr("n"),
+            group(),
+            client.get("text"),
+            client.evalsha("0" * 40, 0),
+            client.incr("n"),
+            return_exceptions=True,
+        )
+    )
     assert isinstance(results[0], ResponseError)
     assert results[1] == 1 and results[5] == 2
     assert isinstance(results[2], ResponseError)

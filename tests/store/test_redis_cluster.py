@@ -52,7 +52,6 @@ async def test_the_store_contract_on_a_three_node_cluster(name: str, cluster_sto
     await CONTRACT[name](cluster_store)
 
 
-
 @pytest.mark.parametrize("name", sorted(WITH_URL))
 async def test_what_a_purge_or_an_erasure_leaves_on_a_three_node_cluster(
     name: str, cluster_store: Store, redis_cluster3_url: str

@@ -39,8 +39,19 @@ def test_every_key_of_the_layout_before_gets_a_slot_safe_name_and_current_names_
     assert new_name("hg:takes:main") == ("hg:{queue}:takes:main", "queue")
     assert new_name("hg:inbox:item:x") == ("hg:{inbox}:item:x", "inbox")
     assert new_name("hg:timers:c1") == (None, "timers")
-    for current in ("hg:c:{c1}", "hg:t:{c1}", "hg:o:{c1}i1", "hg:p:20000:7", "hg:{outbox}:heads", "hg:timers",
-                    "hg:{seen}:c:in:x", "hg:{seen}:20000:7", "hg:evidence:n", "hg:events", "hg:client:x"):
+    for current in (
+        "hg:c:{c1}",
+        "hg:t:{c1}",
+        "hg:o:{c1}i1",
+        "hg:p:20000:7",
+        "hg:{outbox}:heads",
+        "hg:timers",
+        "hg:{seen}:c:in:x",
+        "hg:{seen}:20000:7",
+        "hg:evidence:n",
+        "hg:events",
+        "hg:client:x",
+    ):
         assert new_name(current) is None
 
 
@@ -118,8 +129,16 @@ async def test_a_store_written_with_a_key_per_entry_and_per_provider_id_reads_th
     assert "nothing: the layout is current" in capsys.readouterr().out
     with redis.Redis.from_url(redis_url, decode_responses=True) as client:
         names = set(client.keys("hg:*"))
-        gone = ("hg:e:", "hg:entry:", "hg:provider:", "hg:transcript:", "hg:outbox:item:", "hg:conv:", "hg:done:",
-                "hg:seen:")
+        gone = (
+            "hg:e:",
+            "hg:entry:",
+            "hg:provider:",
+            "hg:transcript:",
+            "hg:outbox:item:",
+            "hg:conv:",
+            "hg:done:",
+            "hg:seen:",
+        )
         assert not [name for name in names if name.startswith(gone)]
         assert 6 * 24 * 3600 < client.ttl(K.transcript(b)) <= 7 * 24 * 3600  # its TTL kept
         assert client.ttl(K.transcript(a)) == -1 and client.ttl(K.done(a)) > 0

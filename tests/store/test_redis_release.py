@@ -49,7 +49,7 @@ async def test_a_release_lost_to_a_redis_restart_is_made_again_and_the_message_p
     dispatcher = Dispatcher(store, flows)
     try:
         assert await dispatcher.handle_inbound(Inbound(ChannelName.WHATSAPP, "+33600000001", "wamid-1", "bonjour"))
-        conversation = (await store.find_active_conversation(ChannelName.WHATSAPP, "+33600000001"))
+        conversation = await store.find_active_conversation(ChannelName.WHATSAPP, "+33600000001")
         assert conversation is not None
         second = Inbound(ChannelName.WHATSAPP, "+33600000001", "wamid-2", "j'ai besoin de parler")
         claim = K.seen_claim(inbound_key(second))

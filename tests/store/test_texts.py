@@ -30,6 +30,8 @@ def own(strings: set[str]) -> OwnStrings:
     found = OwnStrings()
     found.add(strings)
     return found
+
+
 SAID = "je dors dans la voiture depuis lundi"
 
 
