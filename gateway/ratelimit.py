@@ -87,8 +87,11 @@ def open_limit_storage(
         pool = open_pool(store_url, max_connections=max_connections, timeout=pool_timeout,
                          health_check_interval=health_check_interval)  # fmt: skip
         storage = RedisStorage(
-            "async+" + store_url, implementation="redispy", key_prefix=KEY_PREFIX, connection_pool=pool
-        )  # type: ignore[arg-type]  # passed on to redis-py's client
+            "async+" + store_url,
+            implementation="redispy",
+            key_prefix=KEY_PREFIX,
+            connection_pool=pool,  # type: ignore[arg-type]  # passed on to redis-py's client
+        )
         return LimitStorage(storage, pool)
     return LimitStorage(MemoryStorage())
 
