@@ -59,5 +59,12 @@ def classify(engine: Engine, text: str, reading: Reading | None = None) -> Class
 
 
 def classify_lines(engine: Engine, lines: list[str], language: str, reader: Reader | None) -> list[Classification]:
-    """One classification per message (lines without their line break)."""
-    return [classify(engine, line, reader.read(line, language) if reader else None) for line in lines]
+    """One classification per message (lines without their line break). As in the dispatcher, the erasure phrase
+    alone ("efface mes données stp") is a command the model does not read; its keywords still count."""
+    return [classify(engine, line, _read(engine, reader, line, language)) for line in lines]
+
+
+def _read(engine: Engine, reader: Reader | None, text: str, language: str) -> Reading | None:
+    if reader is None or (engine.erasure is not None and engine.erasure.asked(text)):
+        return None
+    return reader.read(text, language)

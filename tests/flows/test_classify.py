@@ -219,3 +219,10 @@ def test_classify_lines_asks_the_reader_in_the_language(engine: Engine) -> None:
     found = classify_lines(engine, ["a", "b"], "en", reader)
     assert reader.seen == [("a", "en"), ("b", "en")]
     assert [f.interrupt for f in found] == ["abuse_home", "abuse_home"]
+
+
+def test_classify_lines_does_not_read_the_erasure_phrase_alone_as_the_dispatcher_does(engine: Engine) -> None:
+    reader = _FixedReader()
+    found = classify_lines(engine, ["Efface mes données stp", "efface mes données, il me frappe"], "fr", reader)
+    assert reader.seen == [("efface mes données, il me frappe", "fr")]  # a command alone; a message otherwise
+    assert [f.interrupt for f in found] == [None, "abuse_home"]
