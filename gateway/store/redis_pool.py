@@ -15,17 +15,27 @@ MaxConnectionsError, which redis-py's default pool raises under load) whose conn
 
 Commands themselves are never retried: one whose answer was lost may have run, and resending it could apply it
 twice. A connection silently dropped (no close and no reset ever arrives) is detected by neither check.
+
+Commands are packed into the Redis protocol by hiredis (C), as redis-py's synchronous client does when hiredis is
+installed; its asyncio client packs them in Python, which was ~8 % of the gateway's CPU per message under load
+(bench/README.md, "Sixth pass"). Replies are read by hiredis too: redis-py picks its parser by itself once hiredis
+is installed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+import hiredis
+from redis._parsers import Encoder
 from redis.asyncio import BlockingConnectionPool
 from redis.asyncio.connection import Connection, SSLConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import DataError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
+from redis.typing import EncodableT
 
 
 class _ReconnectWhenPingFails:
@@ -39,11 +49,43 @@ class _ReconnectWhenPingFails:
             await self.connect()  # type: ignore[attr-defined]
 
 
-class CheckedConnection(_ReconnectWhenPingFails, Connection):
+class _PackedInC:
+    """A connection whose commands are packed by hiredis: the same bytes as redis-py's packer (a command name with
+    a space, "SCRIPT LOAD", split in words the same way; a str that is not UTF-8, one decoded with
+    ``surrogateescape``, encoded back by the connection's encoder), and the same DataError for a value that is not
+    bytes, str, int or float. A connection with another encoding than UTF-8 keeps redis-py's packer."""
+
+    encoder: Encoder  # the redis-py connection's, which this is mixed into
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        if self.encoder.encoding != "utf-8":
+            return super().pack_command(*args)  # type: ignore[misc, no-any-return]  # redis-py's
+        return [self._packed(args)]
+
+    def pack_commands(self, commands: Iterable[Iterable[EncodableT]]) -> list[bytes]:
+        if self.encoder.encoding != "utf-8":
+            return super().pack_commands(commands)  # type: ignore[misc, no-any-return]  # redis-py's
+        return [b"".join([self._packed(tuple(args)) for args in commands])]
+
+    def _packed(self, args: tuple[Any, ...]) -> bytes:
+        name = args[0]
+        if (" " if isinstance(name, str) else b" ") in name:
+            args = (*name.split(), *args[1:])
+        packed: bytes
+        try:
+            packed = hiredis.pack_command(args)
+        except UnicodeEncodeError:  # a str holding bytes that are not UTF-8: as redis-py encodes it
+            packed = hiredis.pack_command(tuple(map(self.encoder.encode, args)))
+        except TypeError as error:
+            raise DataError(f"invalid input in a redis command: {error}") from error
+        return packed
+
+
+class CheckedConnection(_PackedInC, _ReconnectWhenPingFails, Connection):
     """redis://"""
 
 
-class CheckedSSLConnection(_ReconnectWhenPingFails, SSLConnection):
+class CheckedSSLConnection(_PackedInC, _ReconnectWhenPingFails, SSLConnection):
     """rediss://"""
 
 
