@@ -261,9 +261,9 @@ class Dispatcher:
 
         Only what the model adds counts (a risk the keywords found, or the reading of a long message's start,
         decided when the message came: its windows count only if they raise another interrupt): the flag is kept on
-        the message's entry as one read when it came is (never over a stronger one: a reload, a listener opening the
-        conversation later, the transcript see it), shown to the listeners live (``model`` and its score) and kept as
-        the conversation's strongest; waiting, the priority is raised and the risk's partners sent as
+        the message's entry like one read when it came, never over a stronger one (a reload, a listener opening the
+        conversation later and the transcript show it), shown to the listeners live (``model`` and its score) and
+        kept as the conversation's strongest; waiting, the priority is raised and the risk's partners sent as
         :meth:`_escalate` does; still with the bot, the risk's interrupt hands off at its priority, as it would have
         then (:meth:`_late_handoff`). Never ends, lowers or sends away; a conversation that has ended meanwhile is
         left as it is.

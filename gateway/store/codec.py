@@ -255,10 +255,11 @@ def flagged_entry_data(raw: str, flag: RiskFlag) -> str | None:
     try:
         data = json.loads(raw)
         compact = isinstance(data, list)
-        author, kept = (data[2], data[6] if len(data) > 6 else None) if compact else (data["author"], data.get("flag"))
+        author, held = (data[2], data[6] if len(data) > 6 else None) if compact else (data["author"], data.get("flag"))
         if author != Author.USER.value:
             return None
-        if RiskFlag.from_dict(kept) == flag or not flag.replaces(RiskFlag.from_dict(kept)):
+        kept = RiskFlag.from_dict(held)
+        if kept == flag or not flag.replaces(kept):
             return raw
         if not compact:
             return dumps(data | {"flag": flag.to_dict()})
