@@ -23,16 +23,15 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.app import METRICS, STORE
-
 from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
 from gateway.flowset import FlowSet
 from gateway.ids import inbound_key
 from gateway.messages import ChannelName, Inbound
+from gateway.settings import Settings
 from gateway.store import Author, Store, open_store
 from gateway.store import redis_keys as K
 from gateway.store.redis_release import PENDING_SHOWN_SECONDS, Releases
-from gateway.settings import Settings
 from gateway.testing import store_keys
 from tests.conftest import AppFactory
 from tests.test_redis_restart import OwnRedis, own_redis
