@@ -76,6 +76,12 @@ FALSE_FRIENDS = [
     ("someone's banging on the door, its the pizza guy", "none"),
     ("mon pere me tape la honte devant mes potes", "none"),
     ("mon prof de maths est un tueur en série de moyennes, appelez la police", "none"),
+    # games and streams: a weapon in a game, a follower on a platform, a friend coming for a party
+    ("il a un fusil a pompe dans fortnite", "none"),
+    ("they have knives in among us", "none"),
+    ("someone's following me on twitch", "none"),
+    ("he's coming to my house tonight for the party", "none"),
+    ("il a une batte de baseball pour le match", "none"),
 ]
 
 # The same words where they are a risk: each false friend above leaves them flagged.
@@ -89,6 +95,10 @@ SAME_WORDS_AS_A_RISK = [
     ("mon pere me tape quand il a bu", "abuse_home"),
     ("appelez la police svp il est la", "imminent_danger"),
     ("relapsed", "self_harm"),
+    ("he has a gun and he's in my house", "imminent_danger"),
+    ("il a un couteau et il est dans le salon", "imminent_danger"),
+    ("someone's following me", "imminent_danger"),
+    ("he's coming to my house tonight", "imminent_danger"),
 ]
 
 RISKS = [
