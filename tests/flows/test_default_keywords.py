@@ -82,6 +82,8 @@ FALSE_FRIENDS = [
     ("someone's following me on twitch", "none"),
     ("he's coming to my house tonight for the party", "none"),
     ("il a une batte de baseball pour le match", "none"),
+    ("my brother battered me at fifa", "none"),
+    ("je me suis fait battre par mon frere a mario kart", "none"),
 ]
 
 # The same words where they are a risk: each false friend above leaves them flagged.
@@ -150,6 +152,10 @@ RISKS = [
     ("he locks me in and hits me", "abuse_home"),
     ("le copain de ma mere il dit que ca reste entre nous", "abuse_home"),
     ("my mom's new bf keeps walking in when i'm changing", "abuse_home"),
+    ("un pote a moi se fait frapper par sa mere avec un balai", "abuse_home"),
+    ("je me suis fait battre par mon frere", "abuse_home"),
+    ("i get hit by my dad when he's drunk", "abuse_home"),
+    ("my old man battered me last night", "abuse_home"),
     # imminent danger: asking for the police, unable to talk, someone drunk breaking things, found, online men here
     ("appelez la police", "imminent_danger"),
     ("call the police pls", "imminent_danger"),
