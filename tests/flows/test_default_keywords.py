@@ -84,6 +84,8 @@ FALSE_FRIENDS = [
     ("il a une batte de baseball pour le match", "none"),
     ("my brother battered me at fifa", "none"),
     ("je me suis fait battre par mon frere a mario kart", "none"),
+    ("mon frere me defonce a fifa", "none"),
+    ("i feel v sad today", "none"),
 ]
 
 # The same words where they are a risk: each false friend above leaves them flagged.
@@ -124,6 +126,11 @@ RISKS = [
     ("i dont think ill be alive by the wekend", "suicide"),
     ("cant see myself making it to 16 tbh", "suicide"),
     ("jme vois pas finir l'année", "suicide"),
+    ("jpp de vivre", "suicide"),
+    ("je v me tuer", "suicide"),
+    ("i want to k1ll myself", "suicide"),
+    ("i wnt to d1e", "suicide"),
+    ("s3lf h4rm again", "self_harm"),
     # self-harm: "not to die", streaks, hiding, hitting oneself, blades from sharpeners, relapse
     ("c pas pr mourir, c juste pr me calmer", "self_harm"),
     ("2 mois clean et g craqué", "self_harm"),
@@ -156,6 +163,8 @@ RISKS = [
     ("je me suis fait battre par mon frere", "abuse_home"),
     ("i get hit by my dad when he's drunk", "abuse_home"),
     ("my old man battered me last night", "abuse_home"),
+    ("ma daronne me tabasse", "abuse_home"),
+    ("mon frere me defonce quand mes parents sont pas la", "abuse_home"),
     # imminent danger: asking for the police, unable to talk, someone drunk breaking things, found, online men here
     ("appelez la police", "imminent_danger"),
     ("call the police pls", "imminent_danger"),
