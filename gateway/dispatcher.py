@@ -271,11 +271,13 @@ class Dispatcher:
         True when it flagged.
 
         Only what the model adds counts (a risk the keywords found, or the reading of a long message's start,
-        decided when the message came: its windows count only if they raise another interrupt): the flag is
-        shown to the listeners live (``model`` and its score) and kept as the conversation's strongest; waiting, the
-        priority is raised and the risk's partners sent as :meth:`_escalate` does; still with the bot, the risk's
-        interrupt hands off at its priority, as it would have then (:meth:`_late_handoff`). Never ends, lowers or
-        sends away; a conversation that has ended meanwhile is left as it is.
+        decided when the message came: its windows count only if they raise another interrupt): the flag is kept on
+        the message's entry like one read when it came, never over a stronger one (a reload, a listener opening the
+        conversation later and the transcript show it), shown to the listeners live (``model`` and its score) and
+        kept as the conversation's strongest; waiting, the priority is raised and the risk's partners sent as
+        :meth:`_escalate` does; still with the bot, the risk's interrupt hands off at its priority, as it would have
+        then (:meth:`_late_handoff`). Never ends, lowers or sends away; a conversation that has ended meanwhile is
+        left as it is.
         """
         now = self.clock()
         async with self.store.lock(late.conversation_id):
@@ -289,11 +291,12 @@ class Dispatcher:
             flag = self._flag(found)
             assert flag is not None  # a model's flag is a risk
             derived_from(f"late:{late.entry_id}")  # a late reading applied twice writes the same entries
+            await self.store.flag_entry(conversation.id, late.entry_id, flag)  # the same again: no change
             if conversation.status == Status.BOT:
                 await self._late_handoff(conversation, engine, late, reading, found, now)
             elif conversation.status == Status.QUEUED:
                 await self._escalate(conversation, engine, late.text, reading, now)
-            if conversation.flag is None or flag.score >= conversation.flag.score:
+            if flag.replaces(conversation.flag):
                 conversation.flag = flag
             conversation.updated_at = now
             await self.store.save_conversation(conversation)
@@ -337,7 +340,7 @@ class Dispatcher:
             # and Twilio refuses our replies until they send START.
             conversation.left_at, conversation.left_how = None, None
             await self.system_note(conversation, "left.unblocked", now, channel=conversation.channel.value)
-        if flag is not None and (conversation.flag is None or flag.score >= conversation.flag.score):
+        if flag is not None and flag.replaces(conversation.flag):
             conversation.flag = flag  # the strongest so far, for the queue card
         erasure = await self._erasure_turn(conversation, engine, inbound, flag, now)
         if erasure is not None:

@@ -334,6 +334,14 @@ class TranscriptStore(Protocol):
         entry."""
         ...
 
+    async def flag_entry(self, conversation_id: str, entry_id: str, flag: RiskFlag) -> bool:
+        """Keep a risk read after the fact (a late reading) on a young person's entry, like one read when it came:
+        the entry's flag becomes ``flag`` unless it holds a stronger one (:meth:`RiskFlag.replaces`), so the
+        same flag twice writes the same thing. Only that entry's content changes, in its conversation's place (on
+        Redis its transcript's slot); nothing is created. False if the conversation has no such entry of a young
+        person (a bot's, a listener's, an erased one)."""
+        ...
+
     async def find_by_provider_id(self, provider_message_id: str) -> TranscriptEntry | None:
         """The entry a provider receipt talks about."""
         ...
