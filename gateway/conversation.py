@@ -63,13 +63,19 @@ class RiskFlag:
     """A risk read in a young person's message, for the listeners: the class, how sure, and why.
 
     ``source`` is ``keywords`` (``words`` are the interrupt's words that matched) or ``model`` (``score`` is the
-    model's probability for the class). Kept on the transcript entry and, the highest so far, on the conversation.
+    model's probability for the class). Kept on the transcript entry (one read late too: ``TranscriptStore.
+    flag_entry``) and, the highest so far, on the conversation.
     """
 
     risk: str
     score: float
     source: str
     words: tuple[str, ...] = ()
+
+    def replaces(self, kept: RiskFlag | None) -> bool:
+        """Whether this flag takes the place of ``kept`` where the strongest is kept (the conversation's, an
+        entry's): none yet, or a score at least as high. Never a weaker one over a stronger."""
+        return kept is None or self.score >= kept.score
 
     def to_dict(self) -> dict[str, object]:
         return {"risk": self.risk, "score": self.score, "source": self.source, "words": list(self.words)}

@@ -248,6 +248,27 @@ def decode_entry_data(
         raise StoreError(f"a stored transcript record cannot be read ({type(error).__name__})") from None
 
 
+def flagged_entry_data(raw: str, flag: RiskFlag) -> str | None:
+    """A young person's entry stored as :func:`encode_entry_data` writes it (or :func:`encode_entry`, records written
+    before), with ``flag`` kept on it; ``raw`` itself when the flag it holds stays (the same, or a stronger one:
+    :meth:`RiskFlag.replaces`); None when it is not a young person's entry (theirs never refer to a shared text)."""
+    try:
+        data = json.loads(raw)
+        compact = isinstance(data, list)
+        author, held = (data[2], data[6] if len(data) > 6 else None) if compact else (data["author"], data.get("flag"))
+        if author != Author.USER.value:
+            return None
+        kept = RiskFlag.from_dict(held)
+        if kept == flag or not flag.replaces(kept):
+            return raw
+        if not compact:
+            return dumps(data | {"flag": flag.to_dict()})
+        data += [[] for _ in range(6 - len(data))]  # the choices and attachments, when it had none
+        return dumps([*data[:6], flag.to_dict(), *data[7:]])
+    except (ValueError, KeyError, TypeError, IndexError) as error:
+        raise StoreError(f"a stored transcript record cannot be read ({type(error).__name__})") from None
+
+
 _OUTBOUND_KEYS = frozenset(f.name for f in fields(Outbound))
 
 

@@ -68,7 +68,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockNotOwnedError, RedisError
 
-from gateway.conversation import Conversation, Priority, Status
+from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.crypto import DataKeys
 from gateway.errors import Conflict, StoreError
 from gateway.events import Event, encode
@@ -113,6 +113,7 @@ from gateway.store.codec import (
     encode_entry_data,
     encode_listener,
     encode_queue_entry,
+    flagged_entry_data,
     from_us,
     loads,
     loads_sealed,
@@ -135,6 +136,7 @@ PREFIX = K.PREFIX
 EVENTS_CHANNEL = K.EVENTS_CHANNEL
 LOCK_LEASE_MS = 6_000
 LOCK_POLL_SECONDS = 0.01  # a waiting lock's retry pace (bench: redis.asyncio.lock.Lock's 0.1 s default doubled bursts)
+FLAG_TRIES = 3  # reads of an entry whose data changes while its flag is written (a reseal) before giving up
 RESOLVED_OUTBOX_KEPT = timedelta(days=7)  # failed outbox items expire after this
 SENT_OUTBOX_KEPT = timedelta(hours=1)  # what is left of a sent item (no payload) expires after this
 _DELIVERY_CODES = {Delivery.PENDING: "p", Delivery.SENT: "s", Delivery.DELIVERED: "d", Delivery.READ: "r",
@@ -384,6 +386,12 @@ class RedisStore:
     def closed(self) -> bool:
         return self._closed
 
+    def watch_releases(self, on_outcome: Callable[[str], None]) -> None:
+        self._releases.on_outcome = on_outcome
+
+    def releases_problem(self) -> dict[str, float] | None:
+        return self._releases.problem()
+
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
@@ -581,6 +589,24 @@ class RedisStore:
                 redis_providers.add(pipe, provider_message_id, conversation_id)
             found = (await pipe.execute())[0] == 1
         return bool(found)
+
+    @_guarded
+    async def flag_entry(self, conversation_id: str, entry_id: str, flag: RiskFlag) -> bool:
+        """The entry read, its data opened, flagged and sealed again, then set in its transcript (one key, the
+        conversation's slot) while its data is still the one read, else read again (a reseal rewrote it)."""
+        key, prefix = K.transcript(conversation_id), entry_id + "\n"
+        for _ in range(FLAG_TRIES):
+            value = next((v for v in _texts(await self._redis.lrange(key, 0, -1)) if v.startswith(prefix)), None)
+            if value is None:
+                return False
+            data = value.split("\n", 2)[2]
+            raw = self._keys.open("entry", data)
+            flagged = flagged_entry_data(raw, flag)
+            if flagged is None or flagged == raw:
+                return flagged is not None
+            if await self._script("set_entry_data", [key], [entry_id, data, self._keys.seal("entry", flagged)]):
+                return True
+        raise StoreError("a transcript entry kept changing while its flag was written")
 
     @_guarded
     async def find_by_provider_id(self, provider_message_id: str) -> TranscriptEntry | None:

@@ -149,6 +149,20 @@ return set_delivery(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 """
 )
 
+# KEYS: the conversation's transcript. ARGV: entry id, its sealed data as read, the data replacing it. Replaced only
+# while it still holds the data read (a reseal may have rewritten it); its head stays (a receipt meanwhile counts).
+_SET_ENTRY_DATA = (
+    _ENTRIES
+    + """
+local at, v = find_entry(KEYS[1], ARGV[1])
+if not at then return 0 end
+local nl = string.find(v, '\\n', #ARGV[1] + 2, true)
+if string.sub(v, nl + 1) ~= ARGV[2] then return 0 end
+redis.call('LSET', KEYS[1], at, string.sub(v, 1, nl) .. ARGV[3])
+return 1
+"""
+)
+
 # De-duplication: every key under "hg:{seen}:" (ARGV[6]). KEYS: the inbound id's claim. ARGV: owner, now (ms),
 # lease end (ms), the conversation it is processed in ('' when not known yet), seconds the claim is kept, prefix,
 # the id's shard, today (days since the epoch), days a processed mark may be kept, the inbound id's digest
@@ -529,6 +543,7 @@ SCRIPTS = {
     "replace_if": _REPLACE_IF,
     "put_entry": _PUT_ENTRY,
     "set_delivery": _SET_DELIVERY,
+    "set_entry_data": _SET_ENTRY_DATA,
     "claim": _CLAIM,
     "seen_mark": _SEEN_MARK,
     "release": _RELEASE,

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gateway.conversation import ACTIVE_STATUSES, Conversation, Priority, Status
+from gateway.conversation import ACTIVE_STATUSES, Conversation, Priority, RiskFlag, Status
 from gateway.crypto import DataKeys, private_directory, private_file
 from gateway.errors import ConfigError, Conflict, StoreError
 from gateway.events import Event
@@ -65,6 +65,7 @@ from gateway.store.codec import (
     encode_block,
     encode_conversation,
     encode_entry_data,
+    flagged_entry_data,
     from_us,
     loads,
     loads_sealed,
@@ -476,6 +477,23 @@ class SqliteStore:
             (str(delivery), provider_message_id, entry_id, conversation_id),
         )
         return changed == 1
+
+    async def flag_entry(self, conversation_id: str, entry_id: str, flag: RiskFlag) -> bool:
+        """Its row read and rewritten in one transaction (only its sealed data changes)."""
+
+        def work(conn: sqlite3.Connection) -> bool:
+            with _writing(conn):
+                row = conn.execute(
+                    "SELECT data FROM transcript WHERE id = ? AND conversation_id = ?", (entry_id, conversation_id)
+                ).fetchone()
+                raw = self._keys.open("entry", row["data"]) if row is not None else None
+                flagged = flagged_entry_data(raw, flag) if raw is not None else None
+                if flagged is not None and flagged != raw:
+                    conn.execute("UPDATE transcript SET data = ? WHERE id = ?",
+                                 (self._keys.seal("entry", flagged), entry_id))  # fmt: skip
+                return flagged is not None
+
+        return await self._run(work)
 
     async def find_by_provider_id(self, provider_message_id: str) -> TranscriptEntry | None:
         rows = await self._select(

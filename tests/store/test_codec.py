@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.conversation import Conversation, Priority, Status
+from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.errors import StoreError, UnknownText
 from gateway.messages import Attachment, ChannelName, Choice
 from gateway.store import Author, Delivery, SystemText, TranscriptEntry
@@ -22,6 +22,7 @@ from gateway.store.codec import (
     encode_conversation,
     encode_entry,
     encode_entry_data,
+    flagged_entry_data,
     from_us,
     loads,
     to_us,
@@ -142,6 +143,26 @@ def test_compact_entries_round_trip_and_old_records_still_read(entry: Transcript
     old = dumps(encode_entry(entry))  # the form written before
     assert decode_entry_data(entry.id, old, entry.delivery, entry.provider_message_id) == entry
     assert len(compact) < len(old)
+
+
+flags = st.builds(RiskFlag, st.sampled_from(["suicide", "imminent"]), st.floats(0, 1), st.sampled_from(["model"]))
+
+
+@given(entries, st.none() | flags, flags)
+def test_a_late_flag_lands_on_a_young_person_s_entry_in_either_form_never_over_a_stronger_one(
+    entry: TranscriptEntry, kept: RiskFlag | None, late: RiskFlag
+) -> None:
+    entry = replace(entry, flag=kept)
+    expected = replace(entry, flag=late) if late.replaces(kept) else entry
+    for raw in (encode_entry_data(entry), dumps(encode_entry(entry))):  # its compact form, and the form before
+        flagged = flagged_entry_data(raw, late)
+        if entry.author is not Author.USER:
+            assert flagged is None
+            continue
+        assert flagged is not None
+        assert decode_entry_data(entry.id, flagged, entry.delivery, entry.provider_message_id) == expected
+        assert (flagged == raw) is (expected.flag == kept)  # nothing to write when the flag it holds stays
+        assert flagged_entry_data(flagged, late) == flagged  # the same flag again: the same
 
 
 def test_a_corrupt_compact_entry_names_only_its_kind() -> None:

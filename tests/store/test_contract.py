@@ -202,6 +202,30 @@ async def test_delivery_status_and_provider_receipts(store: Store) -> None:
     assert await store.find_by_provider_id("wamid.unknown") is None
 
 
+async def test_a_flag_read_late_is_kept_on_its_entry_the_same_twice_never_over_a_stronger_one(store: Store) -> None:
+    late, stronger = RiskFlag("suicide", 0.71, "model"), RiskFlag("imminent", 0.93, "model")
+    picture = Attachment("image", url="https://example.test/a.jpg", content_type="image/jpeg")
+    words = entry("c1", 1, author=Author.USER, delivery=Delivery.DELIVERED, provider_message_id="wamid.9")
+    pictured = entry("c1", 2, author=Author.USER, choices=(Choice("yes", "Oui"),), attachments=(picture,))
+    keywords = entry("c1", 3, author=Author.USER, flag=RiskFlag("abuse_home", 1.0, "keywords", ("me frappe",)))
+    bot, note = entry("c1", 4), entry("c1", 5, author=Author.NOTE)
+    for item in (words, pictured, keywords, bot, note):
+        await store.append_transcript(item)
+    await store.append_transcript(entry("c2", 1, author=Author.USER))
+    for item in (words, words, pictured, keywords):  # the first twice: a late reading applied again
+        assert await store.flag_entry("c1", item.id, late)
+    for conversation_id, entry_id in (("c1", bot.id), ("c1", note.id), ("c1", "missing"), ("c2", words.id)):
+        assert not await store.flag_entry(conversation_id, entry_id, late)  # not a young person's, or not there
+    flagged = [replace(words, flag=late), replace(pictured, flag=late), keywords, bot, note]
+    assert await store.transcript("c1") == flagged  # the keywords' 1.0 stays: never a weaker flag over it
+    assert await store.set_delivery("c1", words.id, Delivery.READ)  # its head still answers receipts
+    assert await store.find_by_provider_id("wamid.9") == replace(words, flag=late, delivery=Delivery.READ)
+    assert await store.flag_entry("c1", words.id, stronger) and await store.flag_entry("c1", words.id, late)
+    assert [e.flag for e in await store.transcript("c1")][:2] == [stronger, late]
+    assert [e.flag for e in await store.transcript("c2")] == [None]
+    assert not await store.flag_entry("gone", "gone-e1", late) and await store.transcript("gone") == []
+
+
 # Processed inbound ids
 
 

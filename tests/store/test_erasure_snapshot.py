@@ -33,7 +33,7 @@ from typing import Any
 
 import redis
 
-from gateway.conversation import Conversation, Priority, Status
+from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.crypto import SEALED_BYTES, SEALED_RECORD, DataKeys
 from gateway.dispatcher import Dispatcher
 from gateway.erasure import EPOCH, FAR, Eraser
@@ -56,6 +56,7 @@ WORDS = "ma mère ne sait pas que je vais mal"
 NOTE = "note privée : suivi par l'infirmière scolaire"
 OTHER_WORDS = "un autre jeune raconte sa journée"
 PERSONAL = (PHONE, PHONE.removeprefix("+"), WORDS, NOTE, "infirmière", "sait pas")
+LATE = RiskFlag("suicide", 0.81, "model")
 KINDS = ("conversation", "entry", "outbox", "inbox", "notice", "referral", "evidence", "upload", "texts", "audit")
 
 NOTICES = ("hg:notice:", "hg:notices:")
@@ -219,6 +220,8 @@ class Helpline:
         await self.dispatcher.handle_inbound(self.message(PHONE, WORDS))  # the same person, again
         second = await self.conversation_of(PHONE)
         assert second.id != first.id
+        said = [e for e in await self.store.transcript(second.id) if e.author is Author.USER]
+        assert await self.store.flag_entry(second.id, said[-1].id, LATE)  # a late reading's flag on their words
         await self._outbox_sent_and_pending(second)
         await self.store.append_transcript(TranscriptEntry("note-" + second.id, second.id, self.now[0], Author.NOTE,
                                                            NOTE))  # fmt: skip

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -20,9 +20,9 @@ from gateway.flows.reading import Risk
 from gateway.flowset import FlowSet
 from gateway.messages import ChannelName, Inbound
 from gateway.metrics import Metrics
-from gateway.store import Author, Store, open_store
+from gateway.store import Author, Store, TranscriptEntry, open_store
 from gateway.understanding import Model, Reader
-from gateway.understanding.late import LateReadings
+from gateway.understanding.late import Late, LateReadings
 from tests.conftest import ROOT, Clock
 from tests.e2e.channel_support import eventually
 from tests.understanding.test_reader import LONG, SHIPPED, Recording
@@ -66,6 +66,10 @@ class Rig:
         found = await self.store.get_conversation(conversation_id)
         assert found is not None
         return found
+
+    async def said(self, conversation_id: str) -> list[TranscriptEntry]:
+        """What the young person wrote."""
+        return [e for e in await self.store.transcript(conversation_id) if e.author is Author.USER]
 
     async def bot_said(self, conversation_id: str) -> list[str]:
         return [e.text for e in await self.store.transcript(conversation_id) if e.author is Author.BOT]
@@ -225,6 +229,26 @@ async def test_a_risky_message_read_late_while_a_listener_holds_it_is_flagged_on
     assert held.status is Status.WITH_LISTENER and held.listener == "alice" and held.priority is Priority.NORMAL
     assert held.flag is not None and held.flag.source == "model"
     assert await r.bot_said(conversation.id) == said  # the listener speaks: nothing is sent
+    assert [(e.id, e.flag) for e in await r.said(conversation.id)] == [(event.entry_id, event.flag)]  # after a reload
+
+
+async def test_a_late_flag_is_kept_on_its_message_and_the_same_reading_applied_again_writes_the_same(
+    rig: Callable[..., Awaitable[Rig]],
+) -> None:
+    r = await rig()
+    conversation = await queued(r, "zoe")
+    await r.busy()
+    await r.send("zoe", 1, RISKY)
+    assert [e.flag for e in await r.said(conversation.id)] == [None]  # the keywords found nothing
+    event = await released_until_flagged(r, conversation.id)
+    flagged = await r.said(conversation.id)
+    assert [(e.id, e.flag) for e in flagged] == [(event.entry_id, event.flag)]  # as one read when it came
+    transcript, record = await r.store.transcript(conversation.id), await r.conversation(conversation.id)
+    reading = await r.reader.read_late(RISKY)
+    assert reading is not None
+    assert await r.dispatcher.apply_late(Late(conversation.id, event.entry_id, RISKY), reading)
+    assert await r.store.transcript(conversation.id) == transcript  # no entry more, the flag the same
+    assert await r.conversation(conversation.id) == replace(record, updated_at=r.clock())
 
 
 async def test_a_long_message_s_windows_read_late_escalate_the_conversation(
@@ -244,6 +268,7 @@ async def test_a_long_message_s_windows_read_late_escalate_the_conversation(
     flagged = await r.conversation(conversation.id)
     assert flagged.priority is Priority.URGENT and flagged.flag is not None and flagged.flag.source == "model"
     assert (await r.bot_said(conversation.id)).count(r.partner("3114")) == 1
+    assert [e.flag for e in await r.said(conversation.id)] == [event.flag]  # on the message, as on the card
 
 
 async def test_windows_that_raise_what_the_message_s_start_raised_change_nothing(

@@ -104,7 +104,10 @@
       openConversation(state.current.id);
     } else if (event.type === "flag") {
       var flagged = document.querySelector('[data-entry="' + CSS.escape(event.entry_id) + '"]');
-      if (flagged) { flagged.classList.add("flash"); }  // a risk read while the listener holds it: seen at once
+      if (flagged) {  // a risk read while the listener holds it (a late reading too): seen at once, and kept shown
+        showFlag(flagged, event.flag);
+        flagged.classList.add("flash");
+      }
     } else if (event.type === "delivery") {
       var mark = document.querySelector('[data-entry="' + CSS.escape(event.id) + '"] .delivery');
       if (mark) { setDelivery(mark, receipts[event.id]); }
@@ -376,10 +379,7 @@
     head.appendChild(el("time", "", HG.clock(entry.at)));
     item.appendChild(head);
     item.appendChild(el("span", "text", entry.system ? systemText(entry.system, entry.text) : HG.visible(entry.text)));
-    if (entry.flag) {
-      item.classList.add("flagged");
-      item.appendChild(el("span", "flag", flagText(entry.flag)));
-    }
+    if (entry.flag) { showFlag(item, entry.flag); }
     if (entry.choices && entry.choices.length) {
       item.appendChild(el("span", "choices", t("conv.choices", { list: entry.choices.map(function (c) { return c.label; }).join(" · ") })));
     }
@@ -391,6 +391,17 @@
     }
     list.appendChild(item);
     if (atBottom || entry.author !== "user") { list.scrollTop = list.scrollHeight; }
+  }
+
+  /* A risk read in a young person's message, after its text; one read later takes the place of a weaker one only,
+     as the store keeps it (TranscriptStore.flag_entry): a reload shows the same. */
+  function showFlag(item, flag) {
+    var shown = item.querySelector(".flag");
+    if (shown && Number(item.dataset.flagScore) > flag.score) { return; }
+    var mark = el("span", "flag", flagText(flag));
+    if (shown) { shown.replaceWith(mark); } else { item.querySelector(".text").after(mark); }
+    item.classList.add("flagged");
+    item.dataset.flagScore = String(flag.score);
   }
 
   /* A server-written entry, in the console's language (gateway/system_entries.py: its code and parameters). */
