@@ -61,7 +61,7 @@ from gateway.ratelimit import RateLimits, open_limit_storage
 from gateway.retention import Retention
 from gateway.settings import Settings
 from gateway.sockets import SocketWriter
-from gateway.store import Store, open_store
+from gateway.store import RELEASE_OUTCOMES, RetriesReleases, Store, open_store
 from gateway.supervisor import Supervisor, where
 from gateway.timers import Timers
 from gateway.understanding import Model, Reader, load_model
@@ -115,6 +115,7 @@ async def create_app(
         cluster=bool(settings.redis_cluster),
     )  # fmt: skip
     store.share_texts(flows.own_texts)  # the bot's messages of flows.yaml are stored once (store/texts.py)
+    releases = _watch_releases(store, metrics)
     larger = {uploads_path: settings.webchat_upload_max_bytes}  # the one route whose bodies may be bigger
     middlewares = [_errors_middleware, _refusals(metrics), _body_deadline(settings.http_body_timeout, larger)]
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
@@ -216,7 +217,7 @@ async def create_app(
     app.on_cleanup.append(lambda _: _close_guards(workers))
     app.on_shutdown.append(_close_sockets(hub.open, api.open))
     app.on_cleanup.append(lambda _: _close_hub(hub))
-    _routes(app, settings, hub, api, flows, store, supervisor, reader)
+    _routes(app, settings, hub, api, flows, store, supervisor, reader, releases)
 
     async def departed(departure: Departure) -> None:  # a provider's (un)block notice
         await leaving.provider_says(dispatcher, store, departure, clock())
@@ -235,6 +236,17 @@ async def create_app(
     ])  # fmt: skip
     app.router.add_get("/metrics", _metrics_handler(metrics, store, presence, clock))
     return app
+
+
+def _watch_releases(store: Store, metrics: Metrics) -> RetriesReleases | None:
+    """The store's releases made again in the background (Redis): each outcome counted, ``/readyz`` asks it. Short
+    tasks ending by themselves (``gateway/store/redis_release.py``), not workers: not under the supervisor."""
+    if not isinstance(store, RetriesReleases):
+        return None
+    for outcome in RELEASE_OUTCOMES:
+        metrics.release_retries.labels(outcome)  # each shown from 0, so a rate of gave_up can be alerted on
+    store.watch_releases(lambda outcome: metrics.release_retries.labels(outcome).inc())
+    return store
 
 
 def _reader(settings: Settings, understanding: Callable[[], Model] | None, metrics: Metrics) -> Reader | None:
@@ -403,7 +415,7 @@ def _metrics_handler(
 
 def _routes(
     app: web.Application, settings: Settings, hub: WebChatHub, api: ListenerAPI, flows: FlowSet, store: Store,
-    supervisor: Supervisor, reader: Reader | None,
+    supervisor: Supervisor, reader: Reader | None, releases: RetriesReleases | None,
 ) -> None:  # fmt: skip
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -418,6 +430,9 @@ def _routes(
                 checks["inbox_set_aside"] = set_aside
         except StoreError:
             checks["store"] = "unreachable"
+        lost = releases.releases_problem() if releases is not None else None
+        if lost is not None:  # releases given up lately, or pending too long: shown (each instance shares the store)
+            checks["store_releases"] = lost
         workers = supervisor.problems()  # a worker down or restarting too often: named here
         if workers:
             checks["workers"] = workers

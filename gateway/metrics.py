@@ -80,6 +80,11 @@ class Metrics:
             "gateway_socket_drops", "Websockets dropped because they stopped reading or went away, by surface",
             ["surface", "reason"], registry=r,
         )  # fmt: skip
+        self.release_retries = Counter(
+            "gateway_store_release_retries", "Lock and claim releases that failed and were made again in the"
+            " background, by outcome: retried (failed, made again), released (made again), gave_up (left to its lease)",
+            ["outcome"], registry=r,
+        )  # fmt: skip
         self.store_up = Gauge("gateway_store_up", "1 when the store answered the last check, else 0", registry=r)
         self.outbox_oldest = Gauge(
             "gateway_outbox_oldest_pending_seconds", "Age of the oldest message not yet delivered", registry=r

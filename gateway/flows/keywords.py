@@ -47,6 +47,11 @@ SPELLINGS: dict[str, str] = {
     "fai": "fais", "scarifi": "scarifie", "beaupere": "beau pere", "bellemere": "belle mere", "cbon": "c est bon",
     "discu": "discussion", "jveu": "je veux", "arete": "arrete", "qqn": "quelqu un",
     "envi": "envie", "envis": "envie", "qlq1": "quelqu un", "qq1": "quelqu un",
+    "jprefere": "je prefere", "jcache": "je cache", "jentends": "j entends", "jparte": "je parte",
+    "jsorte": "je sorte", "jmonte": "je monte", "jrentre": "je rentre", "jarrete": "j arrete",
+    "menferme": "m enferme", "menfermer": "m enfermer", "mfrappe": "me frappe", "mtape": "me tape",
+    "mattend": "m attend", "menvoie": "m envoie", "menvoi": "m envoie", "frape": "frappe", "frapee": "frappee",
+    "v": "vais",
     # English
     "kms": "kill myself", "kys": "kill yourself", "im": "i m", "ima": "i m going to", "imma": "i m going to",
     "wanna": "want to", "gonna": "going to", "gotta": "got to", "dont": "don t", "cant": "can t",
@@ -55,6 +60,12 @@ SPELLINGS: dict[str, str] = {
     "rn": "right now", "ive": "i ve", "youre": "you re", "hes": "he s", "shes": "she s", "thats": "that s",
     "mom": "mum", "mommy": "mum", "mother": "mum", "daddy": "dad", "father": "dad", "stepmom": "stepmum",
     "bro": "brother", "nvm": "never mind", "k": "ok", "thx": "thanks", "aight": "ok", "theres": "there s",
+    "tryna": "trying to", "hittin": "hitting", "beatin": "beating", "chokin": "choking", "touchin": "touching",
+    "punchin": "punching", "slappin": "slapping", "kickin": "kicking", "cuttin": "cutting", "burnin": "burning",
+    "followin": "following", "wnt": "want",
+    # digits for letters, written to get past filters
+    "k1ll": "kill", "su1cide": "suicide", "suic1de": "suicide", "d1e": "die", "unal1ve": "unalive", "s3lf": "self",
+    "h4rm": "harm",
 }  # fmt: skip
 """Chat spellings, written out; applied word by word to messages and phrases alike (so both meet)."""
 

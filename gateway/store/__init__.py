@@ -31,7 +31,7 @@ Delivery guarantees the dispatcher and the outbox rely on:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,6 +50,7 @@ if TYPE_CHECKING:  # gateway.events builds on this module's records (TranscriptE
 
 __all__ = [
     "CLIENT_OPEN",
+    "RELEASE_OUTCOMES",
     "AuditEntry",
     "AuditStore",
     "Author",
@@ -75,6 +76,7 @@ __all__ = [
     "QueueEntry",
     "QueueStore",
     "RetentionStore",
+    "RetriesReleases",
     "SealStore",
     "SessionStore",
     "Store",
@@ -615,6 +617,24 @@ class CountingBlockStore(Protocol):
         its first hit): the block, and the count now. Redis: one pipeline (the blocks' slot, then the counter's),
         which also reads whether ``key`` (a sender's keyed hash, as the inbox knows it too) has messages waiting
         in the inbox, for this task's next ``inbox_waiting(key)`` (the webhook's next step)."""
+        ...
+
+
+RELEASE_OUTCOMES = ("retried", "released", "gave_up")  # what :meth:`RetriesReleases.watch_releases` is told
+
+
+@runtime_checkable
+class RetriesReleases(Protocol):
+    """A store that makes a lost release again in the background (Redis: a lock's or a claim's release that failed,
+    ``gateway/store/redis_release.py``). The app counts the outcomes and ``/readyz`` shows a problem."""
+
+    def watch_releases(self, on_outcome: Callable[[str], None]) -> None:
+        """``on_outcome`` is told each release's outcomes: ``retried`` (failed, made again), then ``released`` or
+        ``gave_up`` (left to its lease)."""
+        ...
+
+    def releases_problem(self) -> dict[str, float] | None:
+        """None while releases go well; else the releases pending, the oldest's age, those given up lately."""
         ...
 
 

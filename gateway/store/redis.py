@@ -386,6 +386,12 @@ class RedisStore:
     def closed(self) -> bool:
         return self._closed
 
+    def watch_releases(self, on_outcome: Callable[[str], None]) -> None:
+        self._releases.on_outcome = on_outcome
+
+    def releases_problem(self) -> dict[str, float] | None:
+        return self._releases.problem()
+
     async def close(self) -> None:
         if not self._closed:
             self._closed = True

@@ -32,6 +32,7 @@ import numpy as np
 from gateway.flows.reading import RISKS, Risk
 from gateway.understanding.classifier import NGRAM_DIM, NGRAM_WEIGHT, NO_TOPIC, Classifier, Head, Matrix
 from gateway.understanding.embedder import Embedder, ReadsInWindows
+from gateway.understanding.embedding_cache import embed_cached
 from gateway.understanding.features import features, ngrams
 
 L2_GRID = (1e-4, 3e-4, 1e-3)
@@ -43,6 +44,7 @@ NEAR_DUPLICATE = 0.8  # character n-gram cosine from which two messages are one 
 # 0.10 … 0.50: a risk is flagged once the model finds it at least as likely as not, never asked to be surer than
 # that (escalate when in doubt; docs/understanding.md, "Fifth round": why the cap is back)
 THRESHOLD_GRID = tuple(round(0.05 * k, 2) for k in range(2, 11))
+MIL = False  # the risk head's multiple-instance fit (``fit_risk``): docs/understanding.md, "Seventh round"
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,43 @@ class Windows:
     def none(cls, dim: int) -> Windows:
         return cls(np.zeros((0, dim)), np.zeros(0, dtype=int))
 
+    def of(self, messages: np.ndarray) -> Windows:
+        """The windows of ``messages`` (sorted indices), each owner renumbered as its position in ``messages``."""
+        rows = np.flatnonzero(np.isin(self.owner, messages))
+        return Windows(self.x[rows], np.searchsorted(messages, self.owner[rows]))
+
+
+def risk_rows(x: Matrix, labels: Sequence[str], windows: Windows, l2: float) -> tuple[Matrix, list[str]]:
+    """The multiple-instance fit's training rows for the risk head (``fit_risk``): every message's row, then every
+    window of a ``none`` message, labelled ``none`` (a piece of a message without risk has none); and a long risky
+    message's row replaced by whichever of its parts (its own row, the one production reads inline, or one of its
+    windows) a first head, fitted on these rows, finds its class the most likely in: the row that says "suicide"
+    is then the piece that tells it, not the ordinary opening of a story whose risk is told further on."""
+    none = np.array([labels[i] == Risk.NONE.value for i in windows.owner], dtype=bool)
+    rows = np.vstack([x, windows.x[none]])
+    row_labels = [*labels, *[Risk.NONE.value] * int(none.sum())]
+    risky = ~none
+    if not risky.any():
+        return rows, row_labels
+    first = Head.fit(rows, row_labels, l2=l2)
+    own, parts = first.probabilities(x), first.probabilities(windows.x)
+    for i in np.unique(windows.owner[risky]):
+        column = first.classes.index(labels[i])
+        mine = np.flatnonzero(windows.owner == i)  # in order: the first of equals wins, the message's own row first
+        best = int(np.argmax(np.concatenate([[own[i, column]], parts[mine, column]])))
+        if best:
+            rows[i] = windows.x[mine[best - 1]]
+    return rows, row_labels
+
+
+def fit_risk(x: Matrix, labels: Sequence[str], l2: float, windows: Windows | None = None) -> Head:
+    """The risk head: on the messages alone (the plain fit, ``windows`` None), or the multiple-instance fit on
+    ``risk_rows`` (two fits: the first chooses the rows, the second is the head)."""
+    if windows is None:
+        return Head.fit(x, labels, l2=l2)
+    rows, row_labels = risk_rows(x, labels, windows, l2)
+    return Head.fit(rows, row_labels, l2=l2)
+
 
 def out_of_fold(
     x: Matrix,
@@ -131,16 +170,18 @@ def out_of_fold(
     seed: int,
     windows: Windows | None = None,
     groups: np.ndarray | None = None,
+    mil: bool = False,
 ) -> tuple[tuple[str, ...], Matrix, Matrix]:
     """Out-of-fold probabilities: the message's alone (for the log-loss), and raised by its windows' as
-    ``Classifier.read`` does (for the recall and the thresholds)."""
+    ``Classifier.read`` does (for the recall and the thresholds). ``mil``: each fold's head is the
+    multiple-instance fit (``fit_risk``) on the fold's messages and their windows."""
     windows = windows if windows is not None else Windows.none(x.shape[1])
     classes = tuple(sorted(set(labels)))
     probabilities = np.zeros((len(labels), len(classes)))
     window_probabilities = np.zeros((len(windows.owner), len(classes)))
     for held in stratified_folds(labels, FOLDS, seed, groups):
         keep = np.setdiff1d(np.arange(len(labels)), held)
-        head = Head.fit(x[keep], [labels[i] for i in keep], l2=l2)
+        head = fit_risk(x[keep], [labels[i] for i in keep], l2, windows.of(keep) if mil else None)
         columns = np.array([classes.index(name) for name in head.classes])
         probabilities[np.ix_(held, columns)] = head.probabilities(x[held])
         rows = np.flatnonzero(np.isin(windows.owner, held))
@@ -242,44 +283,77 @@ def rule_estimate(
     return figures(flags, labels)
 
 
-def train(
-    examples: Sequence[Example],
-    embedder: Embedder,
-    *,
-    seed: int = 7,
-    keywords: Sequence[bool] | None = None,
-    log: Callable[[str], None] = print,
-) -> tuple[Classifier, Report]:
-    """The three heads on ``examples``, and the cross-validated report; ``keywords``: whether flows.yaml's keyword
-    interrupts flag each example (production flags what they flag, whatever the model reads)."""
-    texts = [e.text for e in examples]
+@dataclass(frozen=True)
+class Embedded:
+    """A corpus as training reads it: each message's features, its windows', and the near-duplicate groups."""
+
+    x: Matrix
+    windows: Windows
+    groups: np.ndarray
+
+
+def embed_corpus(texts: Sequence[str], embedder: Embedder, cache: Path | None = None) -> Embedded:
+    """Embed every message and the windows of the long ones (``ReadsInWindows``), through the embedding cache
+    (``embedding_cache.py``) when ``cache`` is given, and add their n-grams."""
     parts = [embedder.windows(t) if isinstance(embedder, ReadsInWindows) else [] for t in texts]
     flat = [part for message in parts for part in message]
-    vectors = embedder.embed([*texts, *flat])
+    vectors = embed_cached(embedder, [*texts, *flat], cache)
     x = features(texts, vectors[: len(texts)], NGRAM_DIM, NGRAM_WEIGHT)
     owner = np.array([i for i, message in enumerate(parts) for _ in message], dtype=int)
     windows = Windows(features(flat, vectors[len(texts) :], NGRAM_DIM, NGRAM_WEIGHT), owner)
-    log(f"  {sum(1 for message in parts if message)} long messages also read in {len(flat)} windows")
-    groups = near_duplicate_groups(texts)
-    log(f"  {len(texts) - len(np.unique(groups))} near duplicates kept in the fold of their twin")
-    risks = [e.risk for e in examples]
+    return Embedded(x, windows, near_duplicate_groups(texts))
+
+
+def cross_validate(
+    corpus: Embedded,
+    risks: Sequence[str],
+    seed: int,
+    mil: bool,
+    log: Callable[[str], None] = print,
+) -> tuple[float, tuple[str, ...], Matrix]:
+    """The L2 strength of the smallest cross-validated log-loss (of the messages' own scores), with the classes and
+    the out-of-fold scores raised by the windows (what production reads) at that strength."""
     best: tuple[float, float, tuple[str, ...], Matrix] | None = None
     for l2 in L2_GRID:
-        classes, whole, p = out_of_fold(x, risks, l2, seed, windows, groups)
+        classes, whole, p = out_of_fold(corpus.x, risks, l2, seed, corpus.windows, corpus.groups, mil)
         truth = np.array([classes.index(r) for r in risks])
         loss = float(-np.log(np.clip(whole[np.arange(len(risks)), truth], 1e-9, 1)).mean())
         log(f"  l2={l2:g}: cross-validated log-loss {loss:.3f}")
         if best is None or loss < best[0]:
             best = (loss, l2, classes, p)
     assert best is not None
-    _, l2, classes, p = best
+    return best[1], best[2], best[3]
+
+
+def train(
+    examples: Sequence[Example],
+    embedder: Embedder,
+    *,
+    seed: int = 7,
+    keywords: Sequence[bool] | None = None,
+    mil: bool = MIL,
+    cache: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> tuple[Classifier, Report]:
+    """The three heads on ``examples``, and the cross-validated report; ``keywords``: whether flows.yaml's keyword
+    interrupts flag each example (production flags what they flag, whatever the model reads); ``mil``: the risk
+    head is the multiple-instance fit (``fit_risk``), in cross-validation and in the weights; ``cache``: a
+    directory where embeddings are kept between runs."""
+    texts = [e.text for e in examples]
+    corpus = embed_corpus(texts, embedder, cache)
+    log(f"  {len(np.unique(corpus.windows.owner))} long messages also read in {len(corpus.windows.owner)} windows")
+    log(f"  {len(texts) - len(np.unique(corpus.groups))} near duplicates kept in the fold of their twin")
+    log(f"  risk head: {'multiple-instance fit' if mil else 'plain fit (whole messages)'}")
+    risks = [e.risk for e in examples]
+    l2, classes, p = cross_validate(corpus, risks, seed, mil, log)
     at = {t: evaluate(classes, p, risks, [(r, t) for r in RISKS], keywords) for t in REPORTED_THRESHOLDS}
     chosen, margin = choose_thresholds(classes, p, risks, keywords)
     figures = evaluate(classes, p, risks, [(Risk(r), t) for r, t in chosen.items()], keywords)
-    estimate = rule_estimate(classes, p, risks, keywords, seed, groups)
+    estimate = rule_estimate(classes, p, risks, keywords, seed, corpus.groups)
+    x = corpus.x
     classifier = Classifier(
         model_name=embedder.name,
-        risk=Head.fit(x, risks, l2=l2),
+        risk=fit_risk(x, risks, l2, corpus.windows if mil else None),
         topic=Head.fit(x, [e.topic for e in examples], l2=l2),
         third_party=Head.fit(x, ["yes" if e.third_party else "no" for e in examples], l2=l2),
     )

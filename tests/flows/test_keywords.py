@@ -25,6 +25,9 @@ from gateway.flows.keywords import canonical, compile_phrases, phrase_problem
         ("im scared cuz he has a knife rn", "i m scared because he has a knife right now"),
         ("ma sœur", "ma soeur"),
         ("mon daron me frappe", "mon pere me frappe"),
+        ("jprefere crever, il menferme", "je prefere crever il m enferme"),
+        ("he be chokin me, tryna k1ll me", "he be choking me trying to kill me"),
+        ("je v me tuer", "je vais me tuer"),
         ("appelle le 3114, 1000 fois", "appelle le 3114 1000 fois"),
     ],
 )

@@ -4,6 +4,8 @@ released only by its holder, and a dead holder's lease lapsing by itself."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -13,10 +15,17 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.conversation import Priority
-from gateway.messages import ChannelName
+from gateway.dispatcher import Dispatcher
+from gateway.flowset import FlowSet
+from gateway.ids import inbound_key
+from gateway.messages import ChannelName, Inbound
 from gateway.store import Store, open_store
 from gateway.store import redis_keys as K
 from gateway.testing import store_keys
+from tests.conftest import ROOT
+from tests.test_redis_restart import OwnRedis, own_redis
+
+__all__ = ["own_redis"]  # the fixture, imported to be used here
 
 pytestmark = pytest.mark.redis
 
@@ -96,3 +105,53 @@ async def test_the_lock_taken_reads_the_record_as_it_is_then(store: Store, raw: 
     missing = "missing" + uuid.uuid4().hex
     async with store.lock(missing):
         assert await store.get_conversation(missing) is None
+
+
+async def test_a_processing_whose_caller_went_away_has_its_lock_error_retrieved_and_logged(
+    own_redis: OwnRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``Dispatcher.handle_inbound`` shields the processing from its caller's cancellation (a provider or a browser
+    hanging up, the shutdown): the processing goes on in a task of its own. When that task then fails (here its
+    lock's acquisition: ``locked_batch`` → ``_acquire`` raises StoreError once Redis is gone), nobody awaits it any
+    more: its error is said by class (a WARNING line), never "Task exception was never retrieved" (asyncio's shield
+    drops its watch of the task once the caller is cancelled)."""
+    unretrieved: list[dict[str, object]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: unretrieved.append(context))
+    store = await open_store(own_redis.url, keys=store_keys(own_redis.url))
+    raw = Redis.from_url(own_redis.url, decode_responses=True)
+    flows = FlowSet(ROOT / "flows.yaml")
+    flows.reload()
+    dispatcher = Dispatcher(store, flows)
+    try:
+        assert await dispatcher.handle_inbound(Inbound(ChannelName.MESSENGER, "psid-gone", "mid-1", "bonjour"))
+        conversation = await store.find_active_conversation(ChannelName.MESSENGER, "psid-gone")
+        assert conversation is not None
+        await raw.set(K.lock(conversation.id), "another-instance", px=60_000)  # held elsewhere: the message waits
+        second = Inbound(ChannelName.MESSENGER, "psid-gone", "mid-2", "j'ai besoin de parler")
+        caller = asyncio.create_task(dispatcher.handle_inbound(second))
+        claim = K.seen_claim(inbound_key(second))
+        async with asyncio.timeout(20):  # its claim names the conversation: it waits for the lock
+            while f":{conversation.id}:" not in (await raw.get(claim) or ""):
+                await asyncio.sleep(0.02)
+        caller.cancel()  # the caller goes away; the processing goes on, waiting for the lock
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        with caplog.at_level(logging.WARNING, logger="gateway.dispatcher"):
+            await raw.aclose()
+            await asyncio.to_thread(own_redis.stop)  # its next attempt at the lock fails: StoreError from _acquire
+            async with asyncio.timeout(20):
+                while any(_processing(task) for task in asyncio.all_tasks()):
+                    await asyncio.sleep(0.02)
+            gc.collect()  # an unretrieved exception is reported as its task is collected
+            await asyncio.sleep(0)  # the done callbacks run
+        assert not unretrieved, [context.get("message") for context in unretrieved]
+        said = [r.getMessage() for r in caplog.records if r.name == "gateway.dispatcher"]
+        assert "dispatcher: a message's processing failed with StoreError after its caller went away" in said, said
+    finally:
+        loop.set_exception_handler(None)
+        await store.close()
+
+
+def _processing(task: asyncio.Task[object]) -> bool:
+    return getattr(task.get_coro(), "__qualname__", "") == "Dispatcher._handle_inbound"

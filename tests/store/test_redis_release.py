@@ -4,25 +4,36 @@ then 8 days of a key naming the message), and the message is then processed once
 
 The test runs its own redis-server with an append-only file (tests/test_redis_restart.py's ``own_redis``): the
 lock survives the restart as it would in production, so only a release made again removes it before its lease
-ends. Whether it was released or lapsed is read from Redis's ``expired_keys`` counter, not from a clock."""
+ends. Whether it was released or lapsed is read from Redis's ``expired_keys`` counter, not from a clock.
+
+The retries are visible: each outcome counted (``gateway_store_release_retries{outcome}``), a WARNING line when one
+is given up, and ``/readyz`` shows them (``store_releases``) while one is pending longer than the lock's lease or
+after releases were given up."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
+from gateway.app import METRICS, STORE
 from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
 from gateway.flowset import FlowSet
 from gateway.ids import inbound_key
 from gateway.messages import ChannelName, Inbound
+from gateway.settings import Settings
 from gateway.store import Author, Store, open_store
 from gateway.store import redis_keys as K
+from gateway.store.redis_release import PENDING_SHOWN_SECONDS, Releases
 from gateway.testing import store_keys
+from tests.conftest import AppFactory
 from tests.test_redis_restart import OwnRedis, own_redis
 
 __all__ = ["own_redis"]  # the fixture, imported to be used here
@@ -85,3 +96,69 @@ async def _names(raw: Redis, claim: str, conversation_id: str) -> bool:
     """The message's claim names the conversation: it rode with the lock's first attempt, which found it held."""
     value = await raw.get(claim)
     return value is not None and f":{conversation_id}:" in value
+
+
+async def test_a_release_made_again_is_counted_and_shown_by_readyz_while_it_waits_for_redis(
+    make_client: AppFactory, settings: Settings, own_redis: OwnRedis
+) -> None:
+    client = await make_client(settings.replace(store=own_redis.url))
+    store, metrics = client.app[STORE], client.app[METRICS]
+
+    def counted(outcome: str) -> float:
+        return metrics.registry.get_sample_value("gateway_store_release_retries_total", {"outcome": outcome}) or 0.0
+
+    async def readyz() -> dict[str, Any]:
+        body: dict[str, Any] = await (await client.get("/readyz")).json()
+        return body
+
+    assert "store_releases" not in await readyz()
+    assert [counted(o) for o in ("retried", "released", "gave_up")] == [0.0, 0.0, 0.0]
+    with pytest.raises(StoreError):  # the lock's release is lost: Redis stops while it is held
+        async with store.lock("c-released-again"):
+            await asyncio.to_thread(own_redis.stop)
+    assert counted("retried") == 1
+
+    async def shown() -> bool:  # pending longer than the lock's lease: named by /readyz
+        found = (await readyz()).get("store_releases")
+        return found is not None and found["pending"] == 1 and found["oldest_pending_seconds"] >= PENDING_SHOWN_SECONDS
+
+    await _until(shown, "/readyz names the release made again", seconds=PENDING_SHOWN_SECONDS + 30)
+    assert counted("released") == 0
+    await asyncio.to_thread(own_redis.start)
+
+    async def released() -> bool:
+        return counted("released") == 1
+
+    await _until(released, "the release made again once Redis answers")
+    body = await readyz()
+    assert "store_releases" not in body, body
+    text = await (await client.get("/metrics")).text()
+    assert 'gateway_store_release_retries_total{outcome="retried"} 1.0' in text
+    assert 'gateway_store_release_retries_total{outcome="released"} 1.0' in text
+    assert 'gateway_store_release_retries_total{outcome="gave_up"} 0.0' in text
+
+
+async def test_a_release_given_up_is_logged_counted_and_shown(
+    own_redis: OwnRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis does not come back within ``retry_seconds`` (a short one here; 30 s in the store): the release is
+    left to its lease, said once at WARNING (class only), counted, and shown for ``GAVE_UP_SHOWN_SECONDS``."""
+    raw = Redis.from_url(own_redis.url)
+    releases, outcomes = Releases(retry_seconds=0.5), list[str]()
+    releases.on_outcome = outcomes.append
+    try:
+        await asyncio.to_thread(own_redis.stop)
+        with caplog.at_level(logging.WARNING, logger="gateway.store.redis_release"):
+            releases.again("lock", RedisConnectionError("gone"), raw.ping)
+
+            async def gave_up() -> bool:
+                return "gave_up" in outcomes
+
+            await _until(gave_up, "the release given up")
+        assert outcomes == ["retried", "gave_up"]
+        assert releases.problem() == {"pending": 0, "oldest_pending_seconds": 0.0, "given_up_recently": 1}
+        lines = [r.getMessage() for r in caplog.records if "given up" in r.getMessage()]
+        assert lines == ["redis: a lock's release given up after 0.5 s (ConnectionError): left to its lease"], lines
+    finally:
+        await releases.close()
+        await raw.aclose()

@@ -15,14 +15,21 @@ import pytest
 from gateway.errors import ModelError
 from gateway.flows.reading import RISKS, Risk
 from gateway.understanding import Classifier, Model, load_model
+from gateway.understanding.classifier import NO_TOPIC, Head
 from gateway.understanding.embedder import Embedder, ReadsInWindows, Vectors
 from gateway.understanding.training import (
     AIMS,
     FOLDS,
+    Embedded,
+    Example,
     choose_thresholds,
+    embed_corpus,
     evaluate,
+    fit_risk,
     load_corpus,
     near_duplicate_groups,
+    out_of_fold,
+    risk_rows,
     stratified_folds,
     train,
 )
@@ -216,3 +223,86 @@ def test_a_risk_told_beyond_the_embedding_s_cut_is_read_in_a_window_and_windows_
     assert model.read("je veux mourir") == classifier.read("je veux mourir", embedder.embed(["je veux mourir"])[0])
     short = "ok merci"  # read in one call with others, each message gets the reading it gets alone
     assert model.read_many([short, text, "je veux mourir"]) == [model.read(t) for t in (short, text, "je veux mourir")]
+
+
+LONG_RISKY = "bonjour merci beaucoup ok je veux mourir ce soir"  # the risk beyond FirstWords' cut, in a window
+LONG_RISKY_AT_START = "je veux mourir ce soir bonjour merci ok"  # the risk in the cut
+LONG_NONE = "bonjour merci beaucoup ok mon compte est piraté"
+
+
+def multiple_instance_toy() -> tuple[Embedded, list[str], list[str]]:
+    texts = [t for t, *_ in TOY] + [LONG_RISKY, LONG_RISKY_AT_START, LONG_NONE]
+    labels = [r for _, r, *_ in TOY] + ["suicide", "suicide", "none"]
+    return embed_corpus(texts, FirstWords()), texts, labels
+
+
+def test_the_multiple_instance_fit_trains_on_the_window_that_tells_the_risk_and_on_none_windows() -> None:
+    corpus, texts, labels = multiple_instance_toy()
+    windows = corpus.windows
+    rows, row_labels = risk_rows(corpus.x, labels, windows, l2=1e-3)
+    n = len(texts)
+    # every window of a none message is a none row, after the messages' rows; no risky message's window is added
+    none_windows = np.flatnonzero([labels[i] == "none" for i in windows.owner])
+    assert texts.index(LONG_NONE) in windows.owner[none_windows] and len(none_windows) < len(windows.owner)
+    assert rows.shape == (n + len(none_windows), corpus.x.shape[1])
+    assert np.array_equal(rows[n:], windows.x[none_windows]) and row_labels == [*labels, *["none"] * len(none_windows)]
+    # the long risky message's row is the window that says it ("je veux mourir ce"), not its ordinary opening
+    told = np.flatnonzero(windows.owner == texts.index(LONG_RISKY))[0]
+    assert np.array_equal(rows[texts.index(LONG_RISKY)], windows.x[told])
+    # a long message whose risk is in its cut keeps its own row; a short message (no window) is untouched
+    assert np.array_equal(rows[texts.index(LONG_RISKY_AT_START)], corpus.x[texts.index(LONG_RISKY_AT_START)])
+    short = np.setdiff1d(np.arange(n), windows.owner)
+    assert len(short) > 10 and np.array_equal(rows[short], corpus.x[short])
+    # the plain fit is the head of the messages' rows alone
+    plain, mil = fit_risk(corpus.x, labels, 1e-3), fit_risk(corpus.x, labels, 1e-3, windows)
+    assert np.array_equal(plain.weights, Head.fit(corpus.x, labels, l2=1e-3).weights)
+    assert np.array_equal(mil.weights, Head.fit(rows, row_labels, l2=1e-3).weights)
+
+
+def test_cross_validation_fits_each_fold_with_that_fold_s_windows_only() -> None:
+    corpus, texts, labels = multiple_instance_toy()
+    classes, whole, _ = out_of_fold(corpus.x, labels, 1e-3, 3, corpus.windows, corpus.groups, mil=True)
+    _, plain, _ = out_of_fold(corpus.x, labels, 1e-3, 3, corpus.windows, corpus.groups)
+    assert not np.allclose(whole, plain)
+    for held in stratified_folds(labels, FOLDS, 3, corpus.groups):
+        keep = np.setdiff1d(np.arange(len(texts)), held)
+        head = fit_risk(corpus.x[keep], [labels[i] for i in keep], 1e-3, corpus.windows.of(keep))
+        columns = [classes.index(c) for c in head.classes]
+        assert np.allclose(whole[np.ix_(held, columns)], head.probabilities(corpus.x[held]))
+
+
+class Counted(FirstWords):
+    """Counts the texts it embeds."""
+
+    def __init__(self) -> None:
+        self.embedded = 0
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        self.embedded += len(texts)
+        return super().embed(texts)
+
+
+def test_the_multiple_instance_fit_is_reproducible_shipped_and_the_same_from_the_embedding_cache(
+    corpus: Path, tmp_path: Path
+) -> None:
+    examples = [
+        *load_corpus(corpus),
+        Example(LONG_RISKY, "suicide", NO_TOPIC, False),
+        Example(LONG_NONE, "none", "hacked", False),
+    ]
+    quiet = {"seed": 3, "log": lambda line: None}
+    embedder = Counted()
+    first, _ = train(examples, embedder, mil=True, cache=tmp_path / "cache", **quiet)  # type: ignore[arg-type]
+    texts = len({t for e in examples for t in (e.text, *embedder.windows(e.text))})  # each text embedded once
+    assert embedder.embedded == texts
+    again, _ = train(examples, embedder, mil=True, cache=tmp_path / "cache", **quiet)  # type: ignore[arg-type]
+    assert embedder.embedded == texts  # all read from the cache
+    uncached, _ = train(examples, FirstWords(), mil=True, **quiet)  # type: ignore[arg-type]
+    plain, _ = train(examples, FirstWords(), mil=False, **quiet)  # type: ignore[arg-type]
+    for name, classifier in (("first", first), ("again", again), ("uncached", uncached), ("plain", plain)):
+        classifier.save(tmp_path / f"{name}.npz")
+    assert (tmp_path / "first.npz").read_bytes() == (tmp_path / "again.npz").read_bytes()
+    assert (tmp_path / "first.npz").read_bytes() == (tmp_path / "uncached.npz").read_bytes()
+    assert not np.allclose(first.risk.weights, plain.risk.weights)
+    assert np.array_equal(first.topic.weights, plain.topic.weights)
+    assert np.array_equal(first.third_party.weights, plain.third_party.weights)

@@ -1,0 +1,189 @@
+"""The default flows.yaml's keyword first line on young people's own words: each phrase added in the keyword round
+of issue 9 flags what it was added for, and the false friend beside it does not (the model is not consulted).
+
+Escalate, never silence: a false friend is written with the context that makes the words harmless, so the same
+words without that context still flag (both are listed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.flows.engine import Engine
+from gateway.flows.loader import load_file
+from gateway.flows.reading import Risk
+
+FLOWS_YAML = Path(__file__).resolve().parents[2] / "flows.yaml"
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine(load_file(FLOWS_YAML))
+
+
+def risk_of(engine: Engine, message: str) -> str:
+    flag = engine.decide(message).flag
+    return flag.risk.value if flag is not None else Risk.NONE.value
+
+
+# The misfires reported after the last round: kept where a dangerous reading is plausible, a false friend where
+# the harmless reading is the only one.
+MISFIRES = [
+    # "I won't be here on Monday" is how a goodbye is hinted at; a reason given for the absence makes it harmless.
+    ("i will not be here on monday", "suicide"),
+    ("i will not be here on monday because i'm away at my dad's", "none"),
+    ("i won't be here on monday, i'm on holiday", "none"),
+    # Parents not letting a teenager go out is a curfew; being kept in a room is not.
+    ("mes parents veulent pas me laisser sortir", "none"),
+    ("mes parents veulent pas me laisser sortir ce soir avec mes potes", "none"),
+    ("mes parents veulent pas me laisser sortir de ma chambre depuis 3 jours", "abuse_home"),
+    ("il veut pas me laisser sortir de sa voiture", "imminent_danger"),
+    ("my parents won't let me go out tonight", "none"),
+    # An unnamed "he" outside one's school is how a stalker or groomer is reported; a parent picking up is not.
+    ("he's outside my school", "imminent_danger"),
+    ("my mum is outside my school to pick me up", "none"),
+    ("my friends are at my house for a sleepover", "none"),
+    ("griffures en jouant avec mon chat", "none"),
+    # Taking all one's pills is an overdose reading; taking one's pills is not.
+    ("j'ai pris tous mes cachets ce matin", "suicide"),
+    ("j'ai pris mes cachets ce matin", "none"),
+]
+
+FALSE_FRIENDS = [
+    ("adieu le brevet blanc 🎉", "none"),
+    ("bye forever school!! summer 🥳", "none"),
+    ("c mon dernier soir en colo 😢", "none"),
+    ("elle m'a dit adieu en partant en erasmus", "none"),
+    ("g fait une overdose de kinder pendant les vacances mdr", "none"),
+    ("dans mon jeu faut sauter du pont pour trouver le coffre", "none"),
+    ("j'ai écrit une lettre pour ma mère pour la fête des mères", "none"),
+    ("i wrote a card for my mum for mother's day", "none"),
+    ("relapsed on sugar lol", "none"),
+    ("relapsed into watching anime all night", "none"),
+    ("mdr jme suis brulé avec la raclette", "none"),
+    ("je me suis brulee en sortant les cookies du four", "none"),
+    ("i hide my arms because of my eczema", "none"),
+    ("new scars from my surgery", "none"),
+    ("j'ai des traits sur les bras au feutre pour le match", "none"),
+    ("il a un couteau pr couper le gateau mdr", "none"),
+    ("she has a knife to cut the cake lol", "none"),
+    ("il est devant chez moi pr me rendre mon sweat", "none"),
+    ("il m'attend en bas pr aller au foot", "none"),
+    ("il me suit sur ts les reseaux et m'ecrit h24", "none"),
+    ("jsuis suivie par 1000 personnes sur tiktok", "none"),
+    ("il me poursuit dans le jeu 😂", "none"),
+    ("someone's banging on the door, its the pizza guy", "none"),
+    ("mon pere me tape la honte devant mes potes", "none"),
+    ("mon prof de maths est un tueur en série de moyennes, appelez la police", "none"),
+    # games and streams: a weapon in a game, a follower on a platform, a friend coming for a party
+    ("il a un fusil a pompe dans fortnite", "none"),
+    ("they have knives in among us", "none"),
+    ("someone's following me on twitch", "none"),
+    ("he's coming to my house tonight for the party", "none"),
+    ("il a une batte de baseball pour le match", "none"),
+    ("my brother battered me at fifa", "none"),
+    ("je me suis fait battre par mon frere a mario kart", "none"),
+    ("mon frere me defonce a fifa", "none"),
+    ("i feel v sad today", "none"),
+]
+
+# The same words where they are a risk: each false friend above leaves them flagged.
+SAME_WORDS_AS_A_RISK = [
+    ("adieu tout le monde", "suicide"),
+    ("je me brule avec la plaque de cuisson expres quand je suis seule", "self_harm"),
+    ("j'ai encore dessiné des lignes sur mes bras, mais pas au feutre", "self_harm"),
+    ("il a un couteau", "imminent_danger"),
+    ("il est devant chez moi et il veut pas partir", "imminent_danger"),
+    ("someone's banging on the door and i'm alone", "imminent_danger"),
+    ("mon pere me tape quand il a bu", "abuse_home"),
+    ("appelez la police svp il est la", "imminent_danger"),
+    ("relapsed", "self_harm"),
+    ("he has a gun and he's in my house", "imminent_danger"),
+    ("il a un couteau et il est dans le salon", "imminent_danger"),
+    ("someone's following me", "imminent_danger"),
+    ("he's coming to my house tonight", "imminent_danger"),
+]
+
+RISKS = [
+    # suicide: SMS spellings, incitement, no fear of dying, leaving this world, goodbyes, giving things away
+    ("jprefere crever que qu'ils voient ça", "suicide"),
+    ("ils me disent de me tuer sur insta", "suicide"),
+    ("they keep telling me to kys in the group chat", "suicide"),
+    ("j'ai pas peur de mourir, j'ai peur de continuer", "suicide"),
+    ("im not scared of dying anymore", "suicide"),
+    ("i just want to log off from life permanently", "suicide"),
+    ("ngl im bout to dip from this world", "suicide"),
+    ("je veux quitter ce monde", "suicide"),
+    ("i want it all to stop forever", "suicide"),
+    ("si demain je réponds plus c'est normal", "suicide"),
+    ("if i stop replying tomorrow thats why", "suicide"),
+    ("j'ai déjà fait une tentative en 4e", "suicide"),
+    ("i'm thinking about self delete", "suicide"),
+    ("j'ai donné toutes mes affaires à ma soeur", "suicide"),
+    ("gave my switch to my cousin, won't be needing it", "suicide"),
+    ("j'ai écrit une lettre pour mes parents, elle est dans mon tiroir", "suicide"),
+    ("i dont think ill be alive by the wekend", "suicide"),
+    ("cant see myself making it to 16 tbh", "suicide"),
+    ("jme vois pas finir l'année", "suicide"),
+    ("jpp de vivre", "suicide"),
+    ("je v me tuer", "suicide"),
+    ("i want to k1ll myself", "suicide"),
+    ("i wnt to d1e", "suicide"),
+    ("s3lf h4rm again", "self_harm"),
+    # self-harm: "not to die", streaks, hiding, hitting oneself, blades from sharpeners, relapse
+    ("c pas pr mourir, c juste pr me calmer", "self_harm"),
+    ("2 mois clean et g craqué", "self_harm"),
+    ("30 days clean and today i broke it", "self_harm"),
+    ("jcache mes bras en eps", "self_harm"),
+    ("i wear long sleeves in pe so no one sees my arms", "self_harm"),
+    ("i keep scratching till i bleed", "self_harm"),
+    ("jme frappe qd jrate un truc", "self_harm"),
+    ("wsh jme suis éclaté la main contre le mur exprès", "self_harm"),
+    ("ca me soulage de me couper", "self_harm"),
+    ("cutting helps me calm down", "self_harm"),
+    ("jme sui refé des traits ce soir", "self_harm"),
+    ("mes cuisses sont pleine de marques", "self_harm"),
+    ("g cassé un taille crayon pr la lame", "self_harm"),
+    ("broke a sharpener for the blade", "self_harm"),
+    ("new scars again", "self_harm"),
+    ("j'ai relapse hier soir", "self_harm"),
+    # abuse at home: bruises explained, food withheld, locked in, secrets, SMS and dropped-g spellings
+    ("ma copine a des bleus et elle dit que c'est son père", "abuse_home"),
+    ("my friend always has bruises and says it's her dad", "abuse_home"),
+    ("ma belle mere m'interdit de manger avec eux", "abuse_home"),
+    ("ma mère me fait sauter des repas", "abuse_home"),
+    ("my mom locks the fridge and i only get to eat once a day", "abuse_home"),
+    ("mon daron menferme ds le garage qd il est enervé", "abuse_home"),
+    ("my stepdad be chokin me when he's mad", "abuse_home"),
+    ("he locks me in and hits me", "abuse_home"),
+    ("le copain de ma mere il dit que ca reste entre nous", "abuse_home"),
+    ("my mom's new bf keeps walking in when i'm changing", "abuse_home"),
+    ("un pote a moi se fait frapper par sa mere avec un balai", "abuse_home"),
+    ("je me suis fait battre par mon frere", "abuse_home"),
+    ("i get hit by my dad when he's drunk", "abuse_home"),
+    ("my old man battered me last night", "abuse_home"),
+    ("ma daronne me tabasse", "abuse_home"),
+    ("mon frere me defonce quand mes parents sont pas la", "abuse_home"),
+    # imminent danger: asking for the police, unable to talk, someone drunk breaking things, found, online men here
+    ("appelez la police", "imminent_danger"),
+    ("call the police pls", "imminent_danger"),
+    ("hurry pls", "imminent_danger"),
+    ("jpeux pas parler il est a coté", "imminent_danger"),
+    ("cant talk he's right next to me", "imminent_danger"),
+    ("il est bourré il casse tout la", "imminent_danger"),
+    ("hes breaking in", "imminent_danger"),
+    ("il m'a trouvée", "imminent_danger"),
+    ("locked in the basement", "imminent_danger"),
+    ("the guy from discord is here", "imminent_danger"),
+    ("il veut pas que jparte de chez lui", "imminent_danger"),
+    ("jentends qqn dans l'appart", "imminent_danger"),
+    ("il dit qu'il sait où j'habite et qu'il arrive ce soir", "imminent_danger"),
+    ("dad's beating mum rn help", "imminent_danger"),
+    ("y a qqn ds le jardin il regarde par la fenêtre", "imminent_danger"),
+]
+
+
+@pytest.mark.parametrize(("message", "risk"), MISFIRES + FALSE_FRIENDS + SAME_WORDS_AS_A_RISK + RISKS)
+def test_the_keyword_line_alone(engine: Engine, message: str, risk: str) -> None:
+    assert risk_of(engine, message) == risk
