@@ -349,67 +349,88 @@ class Redis:
 
 
 class Server:
-    """A server process (the floor or ``gateway serve``) on a free port."""
+    """A server process (the floor or ``gateway serve``) on a free port; with ``instances`` > 1, that many identical
+    processes, each on its own port with its own log (``log``, ``log.2``…), as behind a load balancer. ``process``
+    and ``url`` are the first's."""
 
-    def __init__(self, name: str, command: list[str], env: dict[str, str], log: Path) -> None:
-        self.name, self.port = name, free_port()
-        command = [part.replace("{port}", str(self.port)) for part in command]
-        self._log = log.open("w")
-        self.process = subprocess.Popen(command, env={**os.environ, **env}, cwd=ROOT, stdout=self._log,
-                                        stderr=subprocess.STDOUT)  # fmt: skip
-        self.url = f"http://127.0.0.1:{self.port}"
+    def __init__(self, name: str, command: list[str], env: dict[str, str], log: Path, instances: int = 1) -> None:
+        self.name = name
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.urls: list[str] = []
+        self._logs = []
+        for n in range(instances):
+            port = free_port()
+            while f"http://127.0.0.1:{port}" in self.urls:
+                port = free_port()
+            self._logs.append((log.with_name(f"{log.name}.{n + 1}") if n else log).open("w"))
+            self.processes.append(subprocess.Popen([part.replace("{port}", str(port)) for part in command],
+                                                   env={**os.environ, **env}, cwd=ROOT, stdout=self._logs[-1],
+                                                   stderr=subprocess.STDOUT))  # fmt: skip
+            self.urls.append(f"http://127.0.0.1:{port}")
+        self.process, self.url = self.processes[0], self.urls[0]
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds of every instance together."""
+        return sum(cpu_seconds(process.pid) for process in self.processes)
 
     async def ready(self, session: ClientSession) -> None:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"bench: {self.name} exited ({self.process.returncode}), see {self._log.name}")
-            try:
-                async with session.get(self.url + "/healthz") as response:
-                    if response.status == 200:
-                        return
-            except ClientError:
-                pass
-            await asyncio.sleep(0.1)
-        raise SystemExit(f"bench: {self.name} did not start")
+        for process, url, log in zip(self.processes, self.urls, self._logs, strict=True):
+            while True:
+                if process.poll() is not None:
+                    raise SystemExit(f"bench: {self.name} exited ({process.returncode}), see {log.name}")
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"bench: {self.name} did not start")
+                try:
+                    async with session.get(url + "/healthz") as response:
+                        if response.status == 200:
+                            break
+                except ClientError:
+                    pass
+                await asyncio.sleep(0.1)
 
     def problems(self) -> str:
-        """The log's warnings and errors, counted by their first words (the gateway logs no message text)."""
+        """The logs' warnings and errors, counted by their first words (the gateway logs no message text)."""
         counts: dict[str, int] = {}
-        for line in Path(self._log.name).read_text(errors="replace").splitlines():
-            if " WARNING " in line or " ERROR " in line:
-                what = re.sub(r"[0-9a-f-]{8,}|\d+", "N", line.split(" ", 3)[-1])[:90]
-                counts[what] = counts.get(what, 0) + 1
+        for log in self._logs:
+            for line in Path(log.name).read_text(errors="replace").splitlines():
+                if " WARNING " in line or " ERROR " in line:
+                    what = re.sub(r"[0-9a-f-]{8,}|\d+", "N", line.split(" ", 3)[-1])[:90]
+                    counts[what] = counts.get(what, 0) + 1
         top = sorted(counts.items(), key=lambda pair: -pair[1])[:4]
         return "; ".join(f"{n}x {what}" for what, n in top) or "none"
 
     async def understanding(self, session: ClientSession) -> dict[str, float]:
         """The embedded model's counters so far (``/metrics``): messages read by the model (or remembered, or a
-        button not read), and messages that went on without a reading (a missed second check), by reason."""
-        async with session.get(self.url + "/metrics") as response:
-            text = await response.text()
+        button not read), and messages that went on without a reading (a missed second check), by reason; every
+        instance's together."""
         counts: dict[str, float] = {}
-        for line in text.splitlines():
-            if line.startswith(
-                (
-                    "gateway_understanding_failures_total{",
-                    "gateway_understanding_messages_total{",
-                    "gateway_understanding_late_total{",
-                )
-            ):
-                name, value = line.rsplit(" ", 1)
-                kind = name.removeprefix("gateway_understanding_").replace("_total", "").replace("{", " ")
-                counts[kind.rstrip("}")] = float(value)
+        for url in self.urls:
+            async with session.get(url + "/metrics") as response:
+                text = await response.text()
+            for line in text.splitlines():
+                if line.startswith(
+                    (
+                        "gateway_understanding_failures_total{",
+                        "gateway_understanding_messages_total{",
+                        "gateway_understanding_late_total{",
+                    )
+                ):
+                    name, value = line.rsplit(" ", 1)
+                    kind = name.removeprefix("gateway_understanding_").replace("_total", "").replace("{", " ")
+                    counts[kind.rstrip("}")] = counts.get(kind.rstrip("}"), 0.0) + float(value)
         return counts
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._log.close()
+        for process in self.processes:
+            process.send_signal(signal.SIGINT)
+        for process, log in zip(self.processes, self._logs, strict=True):
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            log.close()
 
 
 class Profiler:
@@ -469,6 +490,7 @@ def pct(values: list[float], q: float) -> float:
 class Load:
     def __init__(self, session: ClientSession, provider: Provider, server: Server, script: list[list[Step]]) -> None:
         self.session, self.provider, self.server, self.script = session, provider, server, script
+        self.urls = itertools.cycle(server.urls)  # a load balancer's round robin, per webhook (bench/README.md)
         self.ids = itertools.count()
         self.ack: list[float] = []
         self.errors = 0
@@ -498,7 +520,7 @@ class Load:
         try:
             request = SimpleNamespace(state=state, mid=mid, written=False)
             async with self.session.post(
-                self.server.url + "/webhooks/messenger", data=raw, headers=headers, trace_request_ctx=request
+                next(self.urls) + "/webhooks/messenger", data=raw, headers=headers, trace_request_ctx=request
             ) as r:
                 await r.read()
                 ok, kind = r.status == 200, str(r.status)
@@ -584,7 +606,7 @@ async def measure(
     load.errors = load.messages = 0
     dup0, loss0 = provider.account()
     audit0 = await audit(provider, store_url) if store_url else (0, 0, 0, 0)
-    cpu0 = cpu_seconds(server.process.pid)
+    cpu0 = server.cpu_seconds()
     rcpu0 = cpu_seconds(redis.process.pid) if redis else 0.0
     reads0 = redis.reads() if redis else 0
     own0 = cpu_seconds(os.getpid())
@@ -595,7 +617,7 @@ async def measure(
     dup, loss = provider.account()
     figures = Figures(name, load.messages, load.errors, seconds, list(load.ack))
     figures.extra["reply"] = f"{pct(provider.reply_latency, 0.5):.1f} / {pct(provider.reply_latency, 0.99):.1f} ms"
-    figures.cpu_ms = (cpu_seconds(server.process.pid) - cpu0) * 1000 / max(1, load.messages)
+    figures.cpu_ms = (server.cpu_seconds() - cpu0) * 1000 / max(1, load.messages)
     figures.extra["load"] = f"{(cpu_seconds(os.getpid()) - own0) / seconds * 100:.0f} %"
     if redis:
         figures.redis_cpu_ms = (cpu_seconds(redis.process.pid) - rcpu0) * 1000 / max(1, load.messages)
@@ -653,21 +675,32 @@ def gateway_env(store: str, flows: Path, provider: Provider, understanding: str 
 
 
 async def start_gateway(
-    name: str, kind: str, work: Path, db: Path, flows: Path, provider: Provider, understanding: str
+    name: str,
+    kind: str,
+    work: Path,
+    db: Path,
+    flows: Path,
+    provider: Provider,
+    understanding: str,
+    instances: int = 1,
 ) -> tuple[Server, Redis | None, str]:
     """``gateway serve`` as ``gateway/<name>`` on a store of its own (a Redis server started here, in
-    ``work/redis-<name>``, or the SQLite file ``db``): the server (not yet ready), the Redis, the store's URL."""
+    ``work/redis-<name>``, or the SQLite file ``db``): the server (not yet ready; ``instances`` processes on the
+    one Redis), the Redis, the store's URL."""
     redis = Redis(work / f"redis-{name}") if kind == "redis" else None
     store = redis.url if redis else f"sqlite:///{db}"
     if redis:
         await asyncio.sleep(0.5)
-    return gateway_server(name, store, work / f"gateway-{name}.log", flows, provider, understanding), redis, store
+    log = work / f"gateway-{name}.log"
+    return gateway_server(name, store, log, flows, provider, understanding, instances), redis, store
 
 
-def gateway_server(name: str, store: str, log: Path, flows: Path, provider: Provider, understanding: str) -> Server:
+def gateway_server(
+    name: str, store: str, log: Path, flows: Path, provider: Provider, understanding: str, instances: int = 1
+) -> Server:
     """``gateway serve`` as ``gateway/<name>`` on the store at ``store``, its output in ``log`` (not yet ready)."""
     return Server(f"gateway/{name}", [sys.executable, "-m", "gateway.cli", "serve", "--port", "{port}"],
-                  gateway_env(store, flows, provider, understanding), log)  # fmt: skip
+                  gateway_env(store, flows, provider, understanding), log, instances)  # fmt: skip
 
 
 async def handoff_latency(load: Load, offset: int) -> str:
@@ -687,7 +720,9 @@ async def bench_gateway(
     flows: Path,
 ) -> tuple[Figures, Figures | None]:
     db = work / "gateway.sqlite3"
-    server, redis, store = await start_gateway(kind, kind, work, db, flows, provider, args.understanding)
+    server, redis, store = await start_gateway(kind, kind, work, db, flows, provider, args.understanding,
+                                               args.instances)  # fmt: skip
+    on = f"{kind} ×{args.instances}" if args.instances > 1 else kind
     try:
         await server.ready(session)
         load = Load(session, provider, server, script)
@@ -698,7 +733,7 @@ async def bench_gateway(
         memory0 = (redis.used_memory(), redis.fixed_memory()) if redis else (0, 0)
         keys0 = redis.keys() if redis else 0
         first = min(1000, args.open)
-        closed = await measure(f"gateway on {kind}, closed loop", server, redis,
+        closed = await measure(f"gateway on {on}, closed loop", server, redis,
                                lambda: load.closed(first, args.connections, 0), load, store)  # fmt: skip
         if profiler:
             profiler.stop()
@@ -723,7 +758,8 @@ async def bench_gateway(
         handed_off = first + rest + 2 * HANDOFF_SAMPLES + 1
         if measured is None:
             walked, measured = handed_off, await store_bytes(redis, db, handed_off)
-        closed.extra["rss"] = f"{rss0:.0f} MB at 0, {rss_mb(server.process.pid):.0f} MB at {handed_off:,}"
+        first_of = " (the first instance)" if args.instances > 1 else ""
+        closed.extra["rss"] = f"{rss0:.0f} MB at 0, {rss_mb(server.process.pid):.0f} MB at {handed_off:,}{first_of}"
         closed.extra["handoff"] = f"{at_1000} at {first + HANDOFF_SAMPLES + 1:,} open, {at_open} at {handed_off:,}"
         closed.extra.update(bytes_figures(redis, measured, memory0, keys0, walked))
         show(closed)
@@ -735,7 +771,7 @@ async def bench_gateway(
             print(f"    model    {model_counts(model, {})}")
         opened = None
         if args.duration > 0:
-            name = f"gateway on {kind}, open loop {args.rate:.0f}/s"
+            name = f"gateway on {on}, open loop {args.rate:.0f}/s"
             opened = await measure(name, server, redis, lambda: load.opened(args.rate, args.duration, args.gap, 10**6),
                                    load, store)  # fmt: skip
             show(opened)
@@ -890,7 +926,8 @@ async def main(args: argparse.Namespace) -> None:
     )
     novel = ", every typed message novel (--novel)" if args.novel else ""
     real = ", message ids of Messenger's length (--real-ids)" if args.real_ids else ""
-    print(f"understanding (embedded model) {args.understanding}{novel}{real}")
+    instances = f"; {args.instances} gateway instances on one Redis, webhooks round robin" if args.instances > 1 else ""
+    print(f"understanding (embedded model) {args.understanding}{novel}{real}{instances}")
     print(
         f"walks: {len(script)} to the hand-off, {per_walk:.1f} messages each; {args.connections} connections;"
         f" open loop {args.rate:.0f} msg/s for {args.duration:.0f} s, each conversation every {args.gap} s\n"
@@ -945,7 +982,16 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         " inbound mid and every id the fake provider returns is Messenger-like (m_ and 86"
                         " characters; by default short ids such as m_fake_123)")  # fmt: skip
     parser.add_argument("--stores", nargs="+", default=["redis", "sqlite"], choices=["redis", "sqlite"])
-    return parser.parse_args(argv)
+    parser.add_argument("--instances", type=int, default=1, help="N identical `gateway serve` processes on one"
+                        " Redis, each on its own port, the webhooks sent to them round robin as a load balancer"
+                        " does (Redis only: --stores redis); CPU per message is theirs together")  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.instances < 1:
+        parser.error("--instances must be 1 or more")
+    if args.instances > 1 and "sqlite" in args.stores:
+        parser.error(f"--instances {args.instances} needs the Redis store (add --stores redis): instances share"
+                     " one Redis; a SQLite file belongs to one process")  # fmt: skip
+    return args
 
 
 def run(main: Callable[[argparse.Namespace], Coroutine[Any, Any, None]], arguments: argparse.Namespace) -> None:
