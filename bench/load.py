@@ -421,6 +421,21 @@ class Server:
                     counts[kind.rstrip("}")] = counts.get(kind.rstrip("}"), 0.0) + float(value)
         return counts
 
+    async def inbox(self, session: ClientSession) -> list[dict[str, float]]:
+        """Each instance's ``gateway_inbox_deferred`` counters so far (``/metrics``), by reason (batch, behind,
+        busy): the messages it acknowledged once stored in the inbox rather than after processing them."""
+        found: list[dict[str, float]] = []
+        for url in self.urls:
+            async with session.get(url + "/metrics") as response:
+                text = await response.text()
+            counts: dict[str, float] = {}
+            for line in text.splitlines():
+                if line.startswith("gateway_inbox_deferred_total{"):
+                    name, value = line.rsplit(" ", 1)
+                    counts[name.split('reason="', 1)[1].split('"', 1)[0]] = float(value)
+            found.append(counts)
+        return found
+
     def stop(self) -> None:
         for process in self.processes:
             process.send_signal(signal.SIGINT)
@@ -635,6 +650,16 @@ async def measure(
     return figures
 
 
+def inbox_counts(now: list[dict[str, float]], before: list[dict[str, float]]) -> str:
+    """The inbox's deferrals (``Server.inbox``) since ``before``, by reason, each instance's joined by " + "."""
+    pairs = list(zip(now, before, strict=True))
+    reasons = sorted({reason for counts in now for reason in counts})
+    each = [
+        reason + " " + " + ".join(f"{n.get(reason, 0) - b.get(reason, 0):,.0f}" for n, b in pairs) for reason in reasons
+    ]
+    return ", ".join(each) or "none"
+
+
 def model_counts(now: dict[str, float], before: dict[str, float]) -> str:
     """The embedded model's counters (``Server.understanding``) since ``before``."""
     return ", ".join(f"{kind} {n - before.get(kind, 0):.0f}" for kind, n in sorted(now.items())) or "none"
@@ -769,12 +794,15 @@ async def bench_gateway(
         model = await server.understanding(session)
         if args.understanding == "on":
             print(f"    model    {model_counts(model, {})}")
+        inbox = await server.inbox(session)
+        print(f"    inbox    {inbox_counts(inbox, [{} for _ in inbox])} (messages acknowledged once stored)")
         opened = None
         if args.duration > 0:
             name = f"gateway on {on}, open loop {args.rate:.0f}/s"
             opened = await measure(name, server, redis, lambda: load.opened(args.rate, args.duration, args.gap, 10**6),
                                    load, store)  # fmt: skip
             show(opened)
+            print(f"    inbox    {inbox_counts(await server.inbox(session), inbox)}")
             if args.understanding == "on":
                 print(f"    model    {model_counts(await server.understanding(session), model)}")
         print(f"    log      {server.problems()}")

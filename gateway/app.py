@@ -15,6 +15,7 @@ import html
 import logging
 import math
 import signal
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from datetime import datetime
@@ -96,9 +97,11 @@ async def create_app(
     worker_poll_seconds: float = 1.0,
     flow_watch_seconds: float = FLOW_WATCH_SECONDS,
     understanding: Callable[[], Model] | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> web.Application:
     """``understanding`` loads the embedded model (default: the shipped one; tests inject a failing one);
-    ``flow_watch_seconds`` is how often flows.yaml's modification time is looked at."""
+    ``flow_watch_seconds`` is how often flows.yaml's modification time is looked at; ``monotonic`` is the clock by
+    which the inbox times webhooks processed inline (``Inbox.busy``)."""
     metrics = Metrics()
     flows = FlowSet(
         Path(settings.flows),
@@ -144,6 +147,8 @@ async def create_app(
         clock=clock,
         batch=settings.inbox_batch,
         inline_max=settings.inline_max,
+        inline_seconds=settings.inline_seconds,
+        monotonic=monotonic,
         poll_seconds=worker_poll_seconds,
         lease_seconds=math.ceil(2 * settings.inbound_claim_seconds),
     )

@@ -5,9 +5,13 @@ thousands of messages, processed one by one before answering, would be sent agai
 more than ``batch`` messages is therefore written to the store's inbox in one commit and answered 200; the
 worker then processes the inbox through the dispatcher, as a smaller webhook is processed inline:
 
-The same happens under overload: at most ``inline_max`` webhooks are processed inline at once in a process; the
-next ones are stored and acknowledged at once (milliseconds, where inline processing under overload took tens of
-seconds and providers gave up and redelivered), and the worker processes them as capacity frees.
+The same happens under overload: a webhook that finds this process busy, ``inline_max`` webhooks processed inline
+at once or one of them at it for ``inline_seconds`` already, is stored and acknowledged at once (milliseconds, where
+inline processing under overload took tens of seconds and providers gave up and redelivered), and the worker
+processes it as capacity frees. The count alone missed overload with several instances: a provider's (or a
+balancer's) connections are split over them, so each saw fewer than ``inline_max`` webhooks at once while its
+processing, and so every acknowledgement, took seconds (bench/README.md, "Seventh pass"). How long the oldest
+inline webhook has been at it is what the provider waits for, whatever the split.
 ``gateway_inbox_deferred{reason}`` counts the messages that went through the inbox (batch, behind, busy).
 
 * in order per sender: the store hands out the oldest item of each sender only, and a later message of a
@@ -35,7 +39,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
@@ -56,6 +62,7 @@ log = logging.getLogger(__name__)
 
 INBOX_BATCH = 20  # a webhook with more messages than this is acknowledged once they are in the inbox
 INLINE_MAX = 64  # webhooks processed inline at once, at most; beyond, acknowledged once in the inbox
+INLINE_SECONDS = 0.05  # one webhook processed inline this long already: the next ones are acknowledged once inboxed
 Deferred = Literal["batch", "behind", "busy"]  # why a message went through the inbox (a metric's label)
 TURN_SECONDS = 60.0  # a message waiting longer than this behind its sender's earlier ones: StoreError (503)
 
@@ -92,6 +99,8 @@ class Inbox:
         clock: Callable[[], datetime] = utcnow,
         batch: int = INBOX_BATCH,
         inline_max: int = INLINE_MAX,
+        inline_seconds: float = INLINE_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
         poll_seconds: float = 1.0,
         lease_seconds: int = 30,
         concurrency: int = 50,
@@ -101,8 +110,9 @@ class Inbox:
     ) -> None:
         self.store, self.dispatcher, self.metrics, self.keyed, self.clock = store, dispatcher, metrics, keyed, clock
         self.batch, self.poll_seconds, self.lease_seconds = batch, poll_seconds, lease_seconds
-        self.inline_max = inline_max
-        self._inline = 0  # webhooks being processed inline now, in this process
+        self.inline_max, self.inline_seconds, self.monotonic = inline_max, inline_seconds, monotonic
+        self._inline: dict[int, float] = {}  # webhooks processed inline now, in this process: when each started
+        self._numbers = itertools.count()
         self.concurrency = concurrency
         self.base_delay, self.max_delay, self.max_attempts = base_delay, max_delay, max_attempts
         self._wake = asyncio.Event()
@@ -123,16 +133,17 @@ class Inbox:
             yield
 
     async def handle(self, messages: Sequence[Inbound]) -> None:
-        """A webhook's messages (under :meth:`turns`): a large batch, or any webhook while ``inline_max`` others
-        are being processed inline, into the inbox; otherwise each processed now, unless its sender has messages
-        waiting in the inbox (it then goes behind them)."""
+        """A webhook's messages (under :meth:`turns`): a large batch, or any webhook while the process is
+        :meth:`busy`, into the inbox; otherwise each processed now, unless its sender has messages waiting in the
+        inbox (stored by any instance: it then goes behind them)."""
         if len(messages) > self.batch:
             await self.accept(messages, "batch")
             return
-        if self._inline >= self.inline_max:  # counted before any await: concurrent webhooks see each other
+        if self.busy():  # before any await: concurrent webhooks see each other
             await self.accept(messages, "busy")
             return
-        self._inline += 1
+        number = next(self._numbers)
+        self._inline[number] = self.monotonic()
         try:
             for inbound in messages:
                 if await self.store.inbox_waiting(sender_key(self.keyed, inbound)):
@@ -140,7 +151,15 @@ class Inbox:
                 else:
                     await self.dispatcher.handle_inbound(inbound)
         finally:
-            self._inline -= 1
+            del self._inline[number]
+
+    def busy(self) -> bool:
+        """``inline_max`` webhooks processed inline in this process now, or the oldest of them (the first in the
+        dict, which keeps its insertion order) processed for ``inline_seconds`` already (0: not looked at)."""
+        if len(self._inline) >= self.inline_max:
+            return True
+        oldest = next(iter(self._inline.values()), None)
+        return bool(self.inline_seconds) and oldest is not None and self.monotonic() - oldest >= self.inline_seconds
 
     async def accept(self, messages: Sequence[Inbound], reason: Deferred = "batch") -> None:
         """Store the messages in one commit (from then on they may be acknowledged) and wake the worker."""

@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     outbox_lease_seconds: int = 60  # an item being sent; after a crash another instance resends it past this
     inbox_batch: int = 20  # a webhook with more messages is stored in the inbox, acknowledged, processed after
     inline_max: int = 64  # webhooks processed before their answer at once; beyond, the inbox takes them (overload)
+    inline_seconds: float = 0.05  # one webhook processed inline this long already: the inbox takes the next; 0: off
     inbound_claim_seconds: float = 10.0  # lease on an inbound message while processing it, renewed meanwhile
     purge_interval_seconds: float = 86_400.0  # the retention purge (flows.yaml retention) runs this often
     redis_max_connections: int = 100  # per instance; a caller waits for a free one up to redis_pool_timeout
@@ -196,6 +197,8 @@ class Settings(BaseSettings):
             raise ConfigError("GATEWAY_INBOX_BATCH must be >= 0")
         if self.inline_max < 0:
             raise ConfigError("GATEWAY_INLINE_MAX must be >= 0")
+        if self.inline_seconds < 0:
+            raise ConfigError(f"GATEWAY_INLINE_SECONDS must be >= 0, not {self.inline_seconds}")
         if self.inbound_claim_seconds <= 0:
             raise ConfigError("GATEWAY_INBOUND_CLAIM_SECONDS must be positive")
         if self.purge_interval_seconds <= 0:
