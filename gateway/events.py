@@ -309,6 +309,23 @@ _DECODERS: dict[str, Callable[[JSON], Event]] = {
 }  # fmt: skip
 
 
+_EVERY_SUBSCRIPTION = (Typing, ListenersOnline, SessionsEnded, Resync)
+_CONSOLE_ONLY = (QueueChanged, Alert)
+ANY_CONVERSATION = ""  # the scope of the events only a subscription following every conversation gets
+
+
+def scope(event: Event) -> str | None:
+    """Which subscriptions get an event (``Subscription.follow``): None, every one (presence, typing, sessions
+    ended: each instance's workers need them); :data:`ANY_CONVERSATION`, those following every conversation (the
+    console's queue and alerts); else the id of the conversation it is about, its followers and those following
+    every conversation."""
+    if isinstance(event, _EVERY_SUBSCRIPTION):
+        return None
+    if isinstance(event, _CONSOLE_ONLY):
+        return ANY_CONVERSATION
+    return event.conversation_id
+
+
 def encode(event: Event) -> JSON:
     """The JSON form of an event (the store's wire and the console's frames)."""
     return event.to_json()
