@@ -20,6 +20,10 @@ it); :func:`decode` reads it back. Producers build the dataclasses; consumers ``
     erased      Erased           the conversation was erased (its last entry,     console, web chat
                                  never stored: ``gateway/erasure.py``)
 
+Each event has a scope (:func:`scope`): every subscription gets presence, typing and sessions ended; a
+conversation's events go to the subscriptions following it or every conversation, the queue's changes and
+alerts only to the latter (the console). On Redis an instance is sent only what its subscriptions follow.
+
 Events never carry a sender's address (a PSID, a phone number): entries carry the transcript's own fields; an
 attachment's provider URL is removed before the console sees it (``console/media.py``). Decoding is lenient: an
 event of a type this version does not know (a newer instance during a rolling deploy), or malformed, decodes
