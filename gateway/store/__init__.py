@@ -728,7 +728,9 @@ class CaseworkStore(Protocol):
 
 
 class Subscription(Protocol):
-    """Events published after :meth:`EventStore.subscribe` returned, in order. Close it when done.
+    """Events published after :meth:`EventStore.subscribe` returned, in order (on a Redis Cluster of several nodes,
+    in order per conversation: each conversation's channel may reach this instance through another node). Close
+    it when done.
 
     A :class:`~gateway.events.Resync` event means events may have been missed since the previous one
     (Redis: the connection was lost and the subscription restored; in-process: a subscriber so slow that its
