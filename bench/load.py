@@ -46,6 +46,7 @@ from aiohttp import (
     ClientError,
     ClientSession,
     ClientTimeout,
+    ClientWebSocketResponse,
     TCPConnector,
     TraceConfig,
     TraceRequestChunkSentParams,
@@ -750,6 +751,7 @@ async def bench_gateway(
     on = f"{kind} ×{args.instances}" if args.instances > 1 else kind
     try:
         await server.ready(session)
+        consoles = await Consoles.open(store, server.urls) if args.console else None
         load = Load(session, provider, server, script)
         load.novel, load.real_ids = args.novel, args.real_ids
         await load.walk(f"{load.tag}warm", script[0])
@@ -805,12 +807,56 @@ async def bench_gateway(
             print(f"    inbox    {inbox_counts(await server.inbox(session), inbox)}")
             if args.understanding == "on":
                 print(f"    model    {model_counts(await server.understanding(session), model)}")
+        if consoles:
+            print(f"    consoles {await consoles.close()} frames received by a supervisor's console on each instance")
         print(f"    log      {server.problems()}")
         return closed, opened
     finally:
         server.stop()
         if redis:
             redis.stop()
+
+
+class Consoles:
+    """``--console``: a supervisor's console socket (``/api/events``) open on every instance for the whole run, its
+    frames read and counted, as when listeners are at work (each instance is then sent every event)."""
+
+    def __init__(self, session: ClientSession, sockets: list[ClientWebSocketResponse]) -> None:
+        self.session, self.sockets = session, sockets
+        self.frames = 0
+        self.readers = [asyncio.create_task(self._read(ws)) for ws in sockets]
+
+    @classmethod
+    async def open(cls, store_url: str, urls: list[str]) -> Consoles:
+        from gateway.console.auth import hash_password
+        from gateway.console.sessions import SESSION_COOKIE
+        from gateway.store import Listener, open_store
+        from gateway.testing import store_keys
+
+        store = await open_store(store_url, keys=store_keys(store_url))
+        try:
+            await store.add_listener(Listener("bench", hash_password("bench-password"), supervisor=True))
+        finally:
+            await store.close()
+        session = ClientSession()
+        async with session.post(urls[0] + "/api/session", json={"name": "bench", "password": "bench-password"}) as r:
+            cookie = r.cookies[SESSION_COOKIE].value
+        sockets = [await session.ws_connect(url + "/api/events", headers={"Cookie": f"{SESSION_COOKIE}={cookie}"})
+                   for url in urls]  # fmt: skip
+        for ws in sockets:
+            await ws.receive_json(timeout=10)  # hello: from here on it is sent every event
+        return cls(session, sockets)
+
+    async def _read(self, ws: ClientWebSocketResponse) -> None:
+        async for _ in ws:
+            self.frames += 1
+
+    async def close(self) -> int:
+        for ws in self.sockets:
+            await ws.close()
+        await asyncio.gather(*self.readers)
+        await self.session.close()
+        return self.frames
 
 
 async def store_bytes(redis: Redis | None, db: Path, conversations: int) -> tuple[int, int, str, int]:
@@ -1010,6 +1056,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         " inbound mid and every id the fake provider returns is Messenger-like (m_ and 86"
                         " characters; by default short ids such as m_fake_123)")  # fmt: skip
     parser.add_argument("--stores", nargs="+", default=["redis", "sqlite"], choices=["redis", "sqlite"])
+    parser.add_argument("--console", action="store_true", help="a supervisor's console socket open on every"
+                        " instance for the whole run (each instance is then sent every event)")  # fmt: skip
     parser.add_argument("--instances", type=int, default=1, help="N identical `gateway serve` processes on one"
                         " Redis, each on its own port, the webhooks sent to them round robin as a load balancer"
                         " does (Redis only: --stores redis); CPU per message is theirs together")  # fmt: skip

@@ -102,7 +102,7 @@ class TypingRelay:
     async def run(self) -> None:
         """A supervised worker (a missed typing event needs no resync: the hint is gone by then)."""
         try:
-            async with await self._store.subscribe() as subscription:
+            async with await self._store.subscribe(everything=False) as subscription:  # typing: every instance's
                 async for event in subscription:
                     match event:
                         case Typing(conversation_id=conversation_id, who="listener"):

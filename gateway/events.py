@@ -20,6 +20,10 @@ it); :func:`decode` reads it back. Producers build the dataclasses; consumers ``
     erased      Erased           the conversation was erased (its last entry,     console, web chat
                                  never stored: ``gateway/erasure.py``)
 
+Each event has a scope (:func:`scope`): every subscription gets presence, typing and sessions ended; a
+conversation's events go to the subscriptions following it or every conversation, the queue's changes and
+alerts only to the latter (the console). On Redis an instance is sent only what its subscriptions follow.
+
 Events never carry a sender's address (a PSID, a phone number): entries carry the transcript's own fields; an
 attachment's provider URL is removed before the console sees it (``console/media.py``). Decoding is lenient: an
 event of a type this version does not know (a newer instance during a rolling deploy), or malformed, decodes
@@ -307,6 +311,23 @@ _DECODERS: dict[str, Callable[[JSON], Event]] = {
     for kind in (QueueChanged, EntryAdded, NoteAdded, FlagRaised, StatusChanged, DeliveryChanged, Typing,
                  NoticesChanged, Alert, ListenersOnline, SessionsEnded, Resync, Erased)
 }  # fmt: skip
+
+
+_EVERY_SUBSCRIPTION = (Typing, ListenersOnline, SessionsEnded, Resync)
+_CONSOLE_ONLY = (QueueChanged, Alert)
+ANY_CONVERSATION = ""  # the scope of the events only a subscription following every conversation gets
+
+
+def scope(event: Event) -> str | None:
+    """Which subscriptions get an event (``Subscription.follow``): None, every one (presence, typing, sessions
+    ended: each instance's workers need them); :data:`ANY_CONVERSATION`, those following every conversation (the
+    console's queue and alerts); else the id of the conversation it is about, its followers and those following
+    every conversation."""
+    if isinstance(event, _EVERY_SUBSCRIPTION):
+        return None
+    if isinstance(event, _CONSOLE_ONLY):
+        return ANY_CONVERSATION
+    return event.conversation_id
 
 
 def encode(event: Event) -> JSON:

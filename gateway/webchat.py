@@ -13,7 +13,7 @@ import json
 import logging
 import secrets
 import weakref
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -40,6 +40,7 @@ from gateway.store import (
     EventStore,
     LockStore,
     QueueStore,
+    Subscription,
     TimerKind,
     TimerStore,
     TranscriptEntry,
@@ -88,6 +89,11 @@ class WebChatHub:
         self.open: weakref.WeakSet[SocketWriter] = weakref.WeakSet()  # every socket, for shutdown
         self.erased: set[str] = set()  # followed conversations erased meanwhile (gateway/erasure.py): no gone timer
         self.arming: dict[str, asyncio.Task[None]] = {}  # gone timers being armed, by conversation
+        # The conversations this instance's chat sessions follow: the store sends their events here, and only
+        # theirs (docs/architecture.md); those no session follows any more are let go at the forwarder's next event.
+        self.following: Counter[str] = Counter()
+        self._leaving: set[str] = set()
+        self._subscription: Subscription | None = None  # the forwarding worker's, while it runs
 
     def arm_gone(self, conversation_id: str, now: datetime) -> asyncio.Future[None]:
         """Arm the conversation's gone timer (its socket closed at ``now``) in a task of the hub's, so that a
@@ -136,6 +142,23 @@ class WebChatHub:
             log.error("webchat: arming the gone timer failed: %s at %s", type(exc).__name__, where(exc))
             self.metrics.timer_arming_failures.labels(TimerKind.WEBCHAT_GONE.value).inc()
 
+    async def follow(self, conversation_id: str) -> None:
+        """A chat session's conversation: its events reach this instance from the moment this returns."""
+        self.following[conversation_id] += 1
+        self._leaving.discard(conversation_id)
+        if self._subscription is not None:
+            try:
+                await self._subscription.follow(conversation_id)
+            except BaseException:
+                self.unfollow(conversation_id)
+                raise
+
+    def unfollow(self, conversation_id: str) -> None:
+        self.following[conversation_id] -= 1
+        if self.following[conversation_id] <= 0:
+            del self.following[conversation_id]
+            self._leaving.add(conversation_id)
+
     def attach(self, conversation_id: str, writer: SocketWriter, last_entry: str | None) -> None:
         self.detach(writer)
         self.sockets[conversation_id][writer] = last_entry
@@ -181,18 +204,30 @@ class WebChatHub:
 
     async def forward_events(self) -> None:
         """Runs for the app's lifetime: store events → the sockets of their conversation."""
-        async with await self.store.subscribe() as subscription:
-            await self.resync()  # after a restart of this worker, events may have been missed
-            async for event in subscription:
-                if isinstance(event, Resync):
-                    await self.resync()
-                    continue
-                if isinstance(event, Erased) and event.conversation_id in self.sockets:
-                    self.erased.add(event.conversation_id)
-                found = await self._frame(event)
-                if found is not None:
-                    self._offer_all(*found)
-                    await asyncio.sleep(0)  # let the writers run: a burst never fills a reading socket's queue
+        async with await self.store.subscribe(everything=False) as subscription:
+            self._subscription = subscription
+            try:
+                await self._forward(subscription)
+            finally:
+                self._subscription = None
+
+    async def _forward(self, subscription: Subscription) -> None:
+        self._leaving.clear()
+        for conversation_id in list(self.following):
+            await subscription.follow(conversation_id)
+        await self.resync()  # after a restart of this worker, events may have been missed
+        async for event in subscription:
+            while self._leaving:
+                await subscription.unfollow(self._leaving.pop())
+            if isinstance(event, Resync):
+                await self.resync()
+                continue
+            if isinstance(event, Erased) and event.conversation_id in self.sockets:
+                self.erased.add(event.conversation_id)
+            found = await self._frame(event)
+            if found is not None:
+                self._offer_all(*found)
+                await asyncio.sleep(0)  # let the writers run: a burst never fills a reading socket's queue
 
     async def resync(self) -> None:
         for conversation_id in list(self.sockets):
@@ -257,6 +292,7 @@ class ChatSession:
         self.token: str | None = None
         self.conversation_id: str | None = None
         self.language: str | None = None
+        self.followed: str | None = None  # the conversation whose events this session asked the hub for
 
     async def run(self) -> None:
         try:
@@ -265,6 +301,8 @@ class ChatSession:
                     await self._handle_text(message.data)
         finally:
             self.hub.detach(self.writer)
+            if self.followed is not None:
+                self.hub.unfollow(self.followed)
         if self.conversation_id in self.hub.erased:  # nothing may name an erased conversation again
             if self.conversation_id not in self.hub.sockets:
                 self.hub.erased.discard(self.conversation_id)
@@ -310,6 +348,7 @@ class ChatSession:
             conversation = await self._mark_client(conversation)
         self.hub.stop_arming(conversation.id)
         await leaving.returned(self.dispatcher, self.hub.store, conversation.id, self.hub.clock())
+        await self._watch(conversation.id)  # before the history is read: no event falls between the two
         shown = [e for e in await self.hub.store.transcript(conversation.id) if e.author not in HIDDEN]
         history = [_public(e) for e in shown]
         await self._follow(conversation, history[-1]["id"] if history else None)
@@ -400,8 +439,18 @@ class ChatSession:
         return conversation is None or not conversation.active  # None: erased (gateway/erasure.py)
 
     async def _follow(self, conversation: Conversation, last_entry: str | None) -> None:
+        await self._watch(conversation.id)
         self.conversation_id = conversation.id
         self.hub.attach(conversation.id, self.writer, last_entry)
+
+    async def _watch(self, conversation_id: str) -> None:
+        """This conversation's events brought to this instance (and no longer the one followed before)."""
+        if self.followed == conversation_id:
+            return
+        await self.hub.follow(conversation_id)
+        if self.followed is not None:
+            self.hub.unfollow(self.followed)
+        self.followed = conversation_id
 
     async def _end(self) -> None:
         assert self.token is not None

@@ -111,3 +111,27 @@ async def test_listeners_online_are_counted_across_instances(make_client: AppFac
             await online(two, 1)
     await online(one, 0)
     await online(two, 0)
+
+
+async def test_sockets_on_one_instance_get_the_events_of_conversations_processed_on_the_other(
+    make_client: AppFactory, redis_settings: Settings
+) -> None:
+    """Each instance is sent only the events its sockets need (store/redis_events.py): a console socket, the first
+    on its instance, and a web chat socket following a conversation both get what another instance produced."""
+    one, two = await make_client(redis_settings), await make_client(redis_settings)
+    await add_listener(two, "anne", supervisor=True)  # a supervisor's console shows a conversation still in the bot
+    await login(two, "anne")
+    async with one.ws_connect("/chat/ws") as chat_one:
+        token = (await hello(chat_one))["token"]
+        async with two.ws_connect("/api/events") as console, two.ws_connect("/chat/ws") as chat_two:
+            await receive_until(console, lambda f: f["type"] == "hello")
+            await hello(chat_two, token)  # the same conversation, followed on instance two
+            await say(chat_one, "m0", WALK_TO_QUEUE[0])  # processed on instance one
+            frames = await receive_until(
+                chat_two, lambda f: f["type"] == "entry" and f["entry"]["author"] == "bot", limit=100
+            )
+            assert any(f["type"] == "entry" and f["entry"]["author"] == "user" for f in frames)
+            seen = await receive_until(
+                console, lambda f: f["type"] == "entry" and f["entry"]["author"] == "bot", limit=100
+            )
+            assert {f["entry"]["author"] for f in seen if f["type"] == "entry"} >= {"user", "bot"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable
@@ -18,7 +19,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from gateway.clock import Clock
 from gateway.console.access import Sight, audited, earlier_sight, sight
@@ -32,7 +33,7 @@ from gateway.console.passwords import check_password
 from gateway.console.presence import Presence
 from gateway.console.sessions import SESSION_COOKIE, SESSION_HOURS, Sessions
 from gateway.conversation import Conversation, Status
-from gateway.errors import WeakPassword
+from gateway.errors import StoreError, WeakPassword
 from gateway.events import Alert, entry_json
 from gateway.flowset import FlowSet
 from gateway.language import language_of
@@ -56,6 +57,8 @@ LISTENER = web.RequestKey("listener", Listener)
 SESSION = web.RequestKey("session", ConsoleSession)
 HISTORY_DAYS = 30  # how far back a listener's ended conversations are listed ("Mes conversations", history)
 HISTORY_LIMIT = 50
+
+log = logging.getLogger(__name__)
 
 
 class ListenerAPIRoles(ConversationStore, TranscriptStore, QueueStore, ListenerStore, AuditStore, EventStore, Protocol):
@@ -401,12 +404,16 @@ class ListenerAPI:
         self.open.add(writer)
         counted = request.query.get("watch") != "1"
         self.presence.connections[name] += counted
-        self.live.add(writer, Viewer(request[LISTENER], request[SESSION].key))
         try:
+            await self.live.add(writer, Viewer(request[LISTENER], request[SESSION].key))
             writer.offer({"type": "hello", "at": time.time()})
             await self.presence.announce(self.store)  # the supervision board counts listeners online
             async for _ in ws:  # nothing to read: this ends when the listener goes away (presence is then right)
                 pass
+        except StoreError as exc:  # the events could not be followed: the page reconnects, and reloads then
+            log.warning("console events: store unavailable (%s): socket closed", type(exc).__name__)
+            async with asyncio.timeout(1.0):
+                await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"try again later")
         finally:
             # aiohttp may cancel this handler once the peer has gone: count first, then clean up shielded.
             self.presence.connections[name] -= counted

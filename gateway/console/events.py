@@ -27,7 +27,7 @@ from gateway.console.sessions import Sessions, listener_digest
 from gateway.conversation import Conversation
 from gateway.events import Event, Resync, SessionsEnded, encode
 from gateway.sockets import SocketWriter
-from gateway.store import ConversationStore, EventStore, Listener
+from gateway.store import ConversationStore, EventStore, Listener, Subscription
 
 
 class ConsoleEventsRoles(EventStore, ConversationStore, Protocol):
@@ -46,25 +46,41 @@ class ConsoleEvents:
     def __init__(self, store: ConsoleEventsRoles, sessions: Sessions, *, sweep_seconds: float = 5.0) -> None:
         self.store, self.sessions, self.sweep_seconds = store, sessions, sweep_seconds
         self.sockets: dict[SocketWriter, Viewer] = {}
+        self._subscription: Subscription | None = None  # the forwarding worker's, while it runs
 
-    def add(self, writer: SocketWriter, viewer: Viewer) -> None:
+    async def add(self, writer: SocketWriter, viewer: Viewer) -> None:
+        """A console socket: from the moment this returns, it is offered every event it may see."""
         self.sockets[writer] = viewer
+        if self._subscription is not None:
+            await self._subscription.follow_all(True)
 
     def discard(self, writer: SocketWriter) -> None:
-        self.sockets.pop(writer, None)
+        self.sockets.pop(writer, None)  # the last one gone: no more events at the forwarder's next one
 
     async def forward(self) -> None:
-        async with await self.store.subscribe() as subscription:
-            self._offer(Resync(), None)  # after a restart of this worker, events may have been missed
-            async for event in subscription:
-                if isinstance(event, SessionsEnded):
-                    self._end(event)
-                    continue
-                conversation, conversation_id = None, conversation_of(event)
-                if conversation_id and any(not v.listener.supervisor for v in self.sockets.values()):
-                    conversation = await self.store.get_conversation(conversation_id)
-                self._offer(event, conversation)
-                await asyncio.sleep(0)  # let the writers run: a burst never fills the queue of a socket that reads
+        """Every conversation's events while a console socket is open on this instance; without one, only those
+        of every instance (the store does not send the others here, ``store/redis_events.py``)."""
+        async with await self.store.subscribe(everything=False) as subscription:
+            self._subscription = subscription
+            try:
+                await self._forward(subscription)
+            finally:
+                self._subscription = None
+
+    async def _forward(self, subscription: Subscription) -> None:
+        await subscription.follow_all(bool(self.sockets))
+        self._offer(Resync(), None)  # after a restart of this worker, events may have been missed
+        async for event in subscription:
+            if not self.sockets:
+                await subscription.follow_all(False)
+            if isinstance(event, SessionsEnded):
+                self._end(event)
+                continue
+            conversation, conversation_id = None, conversation_of(event)
+            if conversation_id and any(not v.listener.supervisor for v in self.sockets.values()):
+                conversation = await self.store.get_conversation(conversation_id)
+            self._offer(event, conversation)
+            await asyncio.sleep(0)  # let the writers run: a burst never fills the queue of a socket that reads
 
     def _offer(self, event: Event, conversation: Conversation | None) -> None:
         if not self.sockets:  # no console open on this instance: nothing to encode

@@ -66,7 +66,7 @@ class Presence:
     async def listen(self, store: EventStore) -> None:
         """A supervised worker: hear the other instances; after missed events, announce at once (they may have
         forgotten this instance meanwhile)."""
-        async with await store.subscribe() as subscription:
+        async with await store.subscribe(everything=False) as subscription:  # presence: every instance's
             async for event in subscription:
                 match event:
                     case Resync():

@@ -728,12 +728,29 @@ class CaseworkStore(Protocol):
 
 
 class Subscription(Protocol):
-    """Events published after :meth:`EventStore.subscribe` returned, in order. Close it when done.
+    """Events published after :meth:`EventStore.subscribe` returned, in order (on a Redis Cluster of several nodes,
+    in order per conversation: each conversation's channel may reach this instance through another node). Close
+    it when done.
 
     A :class:`~gateway.events.Resync` event means events may have been missed since the previous one
     (Redis: the connection was lost and the subscription restored; in-process: a subscriber so slow that its
     oldest events were dropped): a consumer reloads what it shows from the store.
+
+    Which events (:func:`~gateway.events.scope`): those for every subscription (presence, typing, sessions
+    ended) always; a conversation's only while it follows that conversation or every one (the console's queue
+    and alerts: every one only). On Redis an instance none of whose subscriptions follows a conversation is
+    not sent its events at all.
     """
+
+    async def follow(self, conversation_id: str) -> None:
+        """Get this conversation's events too, from the moment this returns (Redis confirmed it)."""
+        ...
+
+    async def unfollow(self, conversation_id: str) -> None: ...
+
+    async def follow_all(self, on: bool) -> None:
+        """Get every conversation's events (on), from the moment this returns; or only those followed (off)."""
+        ...
 
     def __aiter__(self) -> Subscription: ...
 
@@ -765,7 +782,10 @@ class EventStore(Protocol):
         """Send an event to every subscriber (every gateway instance with Redis, in its JSON form)."""
         ...
 
-    async def subscribe(self) -> Subscription: ...
+    async def subscribe(self, *, everything: bool = True) -> Subscription:
+        """Events published after this returned: every conversation's (``everything``), or only those of the
+        conversations it will follow (:meth:`Subscription.follow`)."""
+        ...
 
 
 class LockStore(Protocol):

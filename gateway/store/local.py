@@ -2,8 +2,10 @@
 
 :class:`LocalEvents` fans each published event out to every open subscription through its own bounded
 ``asyncio.Queue``: no background task, so nothing to leak; closing a subscription unregisters it and wakes a
-reader waiting on it. :class:`LocalLocks` keeps one ``asyncio.Lock`` per conversation only while somebody
-holds or waits for it, so the table does not grow with the number of conversations ever seen.
+reader waiting on it. A subscription gets the events of the conversations it follows (``gateway/events.py``'s
+``scope``), as on Redis, so no consumer is woken for what it would drop. :class:`LocalLocks` keeps one
+``asyncio.Lock`` per conversation only while somebody holds or waits for it, so the table does not grow with the
+number of conversations ever seen.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Self
 
 from gateway.errors import StoreError
-from gateway.events import Event, Resync
+from gateway.events import ANY_CONVERSATION, Event, Resync, scope
 
 SUBSCRIBER_BUFFER = 1000  # events kept for a slow subscriber; beyond, the oldest are dropped
 
@@ -27,11 +29,13 @@ class LocalEvents:
         self._subscriptions: set[LocalSubscription] = set()
 
     def publish(self, event: Event) -> None:
+        about = scope(event)
         for subscription in self._subscriptions:
-            subscription.deliver(event)  # frozen: subscribers may share it
+            if subscription.wants(about):
+                subscription.deliver(event)  # frozen: subscribers may share it
 
-    def subscribe(self) -> LocalSubscription:
-        subscription = LocalSubscription(self._subscriptions)
+    def subscribe(self, *, everything: bool = True) -> LocalSubscription:
+        subscription = LocalSubscription(self._subscriptions, everything)
         self._subscriptions.add(subscription)
         return subscription
 
@@ -43,11 +47,25 @@ class LocalEvents:
 class LocalSubscription:
     """One subscriber's buffer of events."""
 
-    def __init__(self, registry: set[LocalSubscription]) -> None:
+    def __init__(self, registry: set[LocalSubscription], everything: bool) -> None:
         self._registry = registry
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=SUBSCRIBER_BUFFER + 1)
         self._closed = False
         self._missed = False
+        self._everything = everything
+        self._followed: set[str] = set()
+
+    def wants(self, about: str | None) -> bool:
+        return about is None or self._everything or (about != ANY_CONVERSATION and about in self._followed)
+
+    async def follow(self, conversation_id: str) -> None:
+        self._followed.add(conversation_id)
+
+    async def unfollow(self, conversation_id: str) -> None:
+        self._followed.discard(conversation_id)
+
+    async def follow_all(self, on: bool) -> None:
+        self._everything = on
 
     def deliver(self, event: Event) -> None:
         if self._queue.qsize() >= SUBSCRIBER_BUFFER:

@@ -71,7 +71,7 @@ from redis.exceptions import LockNotOwnedError, RedisError
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.crypto import DataKeys
 from gateway.errors import Conflict, StoreError
-from gateway.events import Event, encode
+from gateway.events import ANY_CONVERSATION, Event, encode, scope
 from gateway.ids import seen_digest
 from gateway.messages import ChannelName
 from gateway.notices.record import Evidence, Notice, Referral
@@ -271,7 +271,7 @@ class RedisStore:
         # conversation id → (the task holding its lock, the record read when the lock was taken): served to that
         # task's ``get_conversation`` until a write of the record (see ``_acquire``)
         self._read_under_lock: dict[str, tuple[asyncio.Task[Any] | None, str | None]] = {}
-        self._events = RedisEvents(client, EVENTS_CHANNEL)
+        self._events = RedisEvents(client)
         self._releases = Releases()  # locks and claims whose release failed, released again (redis_release.py)
 
     @classmethod
@@ -1047,13 +1047,18 @@ class RedisStore:
 
     @_holdable
     async def publish(self, event: Event) -> None:
-        message = dumps(encode(event))
-        await self._write(lambda pipe: pipe.publish(EVENTS_CHANNEL, message))
+        """On its scope's channel (``redis_events.py``): only the instances following it are sent it."""
+        about, message = scope(event), dumps(encode(event))
+        if about is None:
+            channel = EVENTS_CHANNEL
+        else:
+            channel = K.CONVERSATION_EVENTS + about if about != ANY_CONVERSATION else K.ANY_CONVERSATION_EVENTS
+        await self._write(lambda pipe: pipe.publish(channel, message))
 
     @_guarded
-    async def subscribe(self) -> SharedSubscription:
+    async def subscribe(self, *, everything: bool = True) -> SharedSubscription:
         """A subscription to the process's one pub/sub connection (``redis_events.py``)."""
-        return await self._events.subscribe()
+        return await self._events.subscribe(everything)
 
     # Blocks and the audit log
 

@@ -3,16 +3,27 @@
 Each gateway instance runs several consumers of the events (the web chat's forwarding, the console's, presence,
 the typing relay). With a pub/sub connection each, Redis sent every event to an instance once per consumer and
 each decoded the JSON again: under load that was a tenth of the gateway's CPU per message. Here one reader task
-holds the instance's only subscription to ``hg:events``, decodes each event once and hands it to every local
-subscription's bounded buffer (frozen events: subscribers share them).
+holds the instance's only pub/sub connection, decodes each event once and hands it to the local subscriptions
+that want it, each through its bounded buffer (frozen events: subscribers share them).
+
+Channels (``redis_keys.py``): an event is published once, on the channel of its scope (``gateway/events.py``'s
+``scope``): ``hg:events`` for what every subscription gets (presence, typing, sessions ended), ``hg:ev:c:<id>``
+for a conversation's, ``hg:ev:any`` for the queue's changes and alerts. The connection is subscribed to
+``hg:events`` always, to a conversation's channel while a subscription follows that conversation (the web chat,
+for its sockets' conversations), and to the pattern ``hg:ev:*`` while one follows every conversation (the
+console, while a console socket is open on this instance). So an instance is not sent the events of
+conversations none of its sockets shows: with several instances, each no longer reads and decodes every other
+instance's events. An event is decoded only when a local subscription wants it, and once even when both its
+conversation's channel and the pattern brought it.
 
 What a consumer sees is what it saw with a connection of its own:
 
-* events published after :meth:`RedisEvents.subscribe` returned, in order (the first subscription waits for
-  Redis to confirm the channel; later ones join a confirmed one);
-* :class:`~gateway.events.Resync` when events may have been missed: redis-py restored the lost connection and
-  Redis confirmed the subscription anew, or this subscriber read so slowly that its oldest events were dropped
-  (``SUBSCRIBER_BUFFER``, as in-process);
+* events published after :meth:`RedisEvents.subscribe`, ``follow`` or ``follow_all`` returned, in order (each
+  waits for Redis to confirm the channel it needed; one already confirmed is joined at once);
+* :class:`~gateway.events.Resync` when events may have been missed: Redis confirmed a channel nobody here was
+  waiting for (redis-py restored the lost connection and subscribed again to every channel: one Resync for the
+  burst), or this subscriber read so slowly that its oldest events were dropped (``SUBSCRIBER_BUFFER``, as
+  in-process);
 * StoreError when the connection fails for good: every subscription fails with it (their supervised consumers
   restart and subscribe again, which opens a new connection); the reader does not outlive it.
 
@@ -25,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter, deque
 from typing import Self
 
 from redis.asyncio import Redis
@@ -34,47 +46,52 @@ from redis.exceptions import RedisError
 from gateway.errors import StoreError
 from gateway.events import Event, Resync, decode
 from gateway.store.local import SUBSCRIBER_BUFFER
+from gateway.store.redis_keys import ALL_CONVERSATIONS, CONVERSATION_EVENTS, EVENTS_CHANNEL
 from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
 CONFIRM_SECONDS = 10.0
 
 
-async def _confirmed(pubsub: PubSub) -> None:
-    """Return once Redis confirms the subscription (messages before it are none of ours)."""
-    confirmed = False
-    while not confirmed:
-        message = await pubsub.get_message(timeout=1.0)
-        confirmed = message is not None and message.get("type") == "subscribe"
-
-
 class RedisEvents:
-    """The process's subscription to one pub/sub channel, shared by every :meth:`subscribe`."""
+    """The process's pub/sub connection, shared by every :meth:`subscribe`."""
 
-    def __init__(self, redis: Redis, channel: str) -> None:
-        self._redis, self._channel = redis, channel
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
         self._subscriptions: set[SharedSubscription] = set()
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._changing = asyncio.Lock()
+        self._wanted: Counter[str] = Counter()  # a conversation's channel, or the pattern → subscriptions wanting it
+        self._confirming: dict[str, deque[asyncio.Future[None]]] = {}  # SUBSCRIBEs sent, not yet confirmed
+        self._last: tuple[str, Event | None] | None = None  # the last event decoded, by its JSON
 
-    async def subscribe(self) -> SharedSubscription:
+    async def subscribe(self, everything: bool) -> SharedSubscription:
+        subscription = SharedSubscription(self)
         async with self._changing:
+            confirmed: asyncio.Future[None] | None
             if self._reader is None or self._reader.done():
                 await self._stop()
                 pubsub = self._redis.pubsub()
+                confirmed = self._expect(EVENTS_CHANNEL)
                 try:
-                    await pubsub.subscribe(self._channel)
-                    async with asyncio.timeout(CONFIRM_SECONDS):
-                        await _confirmed(pubsub)
+                    await pubsub.subscribe(EVENTS_CHANNEL)
                 except BaseException:
+                    await self._stop()
                     await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
                     raise
                 self._pubsub = pubsub
                 self._reader = asyncio.create_task(self._read(pubsub))
-            subscription = SharedSubscription(self)
+            else:
+                confirmed = self._pending(EVENTS_CHANNEL)
             self._subscriptions.add(subscription)
-            return subscription
+        try:
+            await self._wait(confirmed)
+            await subscription.follow_all(everything)
+        except BaseException:
+            await subscription.aclose()
+            raise
+        return subscription
 
     async def close(self) -> None:
         """The store closes: every subscription ends (StopAsyncIteration), the connection is closed."""
@@ -84,7 +101,89 @@ class RedisEvents:
             self._subscriptions.clear()
             await self._stop()
 
+    async def want(self, name: str) -> None:
+        """One more subscription wants this channel (or the pattern): subscribed, once Redis confirmed it."""
+        async with self._changing:
+            pubsub = self._pubsub
+            if pubsub is None or self._reader is None or self._reader.done():
+                raise StoreError("redis: the events connection is closed")
+            self._wanted[name] += 1
+            confirmed: asyncio.Future[None] | None
+            if self._wanted[name] > 1:
+                confirmed = self._pending(name)
+            else:
+                confirmed = self._expect(name)
+                try:
+                    await (pubsub.psubscribe(name) if name == ALL_CONVERSATIONS else pubsub.subscribe(name))
+                except BaseException as exc:
+                    self._unexpect(name, confirmed)
+                    self._wanted[name] -= 1
+                    if isinstance(exc, RedisError):
+                        raise StoreError(f"redis: {type(exc).__name__}: {exc}") from exc
+                    raise
+        try:
+            await self._wait(confirmed)
+        except BaseException:
+            await self.unwant(name)
+            raise
+
+    async def unwant(self, name: str) -> None:
+        async with self._changing:
+            if self._wanted[name] <= 0:  # the connection it counted on is gone
+                return
+            self._wanted[name] -= 1
+            if self._wanted[name] == 0:
+                del self._wanted[name]
+                await self._unsubscribe(name)
+
+    async def _unsubscribe(self, name: str) -> None:
+        if self._pubsub is None:
+            return
+        try:
+            await (self._pubsub.punsubscribe(name) if name == ALL_CONVERSATIONS else self._pubsub.unsubscribe(name))
+        except RedisError:
+            # The connection is lost: the reader fails or redis-py subscribes again, and what arrives on this
+            # channel meanwhile is wanted by nobody here, so never decoded.
+            return
+
+    async def settled(self, name: str) -> None:
+        """Once the subscription to a channel already asked for is confirmed."""
+        await self._wait(self._pending(name))
+
+    def _expect(self, name: str) -> asyncio.Future[None]:
+        future = asyncio.get_running_loop().create_future()
+        self._confirming.setdefault(name, deque()).append(future)
+        return future
+
+    def _unexpect(self, name: str, future: asyncio.Future[None]) -> None:
+        waiting = self._confirming.get(name)
+        if waiting is not None and future in waiting:
+            waiting.remove(future)
+            if not waiting:
+                del self._confirming[name]
+
+    def _pending(self, name: str) -> asyncio.Future[None] | None:
+        """The confirmation a channel already asked for still waits for (None: it is confirmed)."""
+        waiting = self._confirming.get(name)
+        return waiting[-1] if waiting else None
+
+    @staticmethod
+    async def _wait(confirmed: asyncio.Future[None] | None) -> None:
+        if confirmed is None:
+            return
+        try:
+            async with asyncio.timeout(CONFIRM_SECONDS):
+                await asyncio.shield(confirmed)
+        except TimeoutError:
+            raise StoreError("redis: a subscription was not confirmed in time") from None
+
     async def _left(self, subscription: SharedSubscription) -> None:
+        if subscription not in self._subscriptions:  # failed with the connection: nothing of it is counted any more
+            return
+        names = [CONVERSATION_EVENTS + conversation_id for conversation_id in subscription.followed]
+        names += [ALL_CONVERSATIONS] if subscription.everything else []
+        for name in names:
+            await self.unwant(name)
         async with self._changing:
             self._subscriptions.discard(subscription)
             if not self._subscriptions:
@@ -93,6 +192,14 @@ class RedisEvents:
     async def _stop(self) -> None:
         reader, pubsub = self._reader, self._pubsub
         self._reader = self._pubsub = None
+        self._wanted.clear()
+        self._last = None
+        for waiting in self._confirming.values():
+            for future in waiting:
+                if not future.done():
+                    future.set_exception(StoreError("redis: the events connection was closed"))
+                    future.exception()  # retrieved here: nobody may be waiting any more
+        self._confirming.clear()
         if reader is not None and not reader.done():
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
@@ -105,26 +212,55 @@ class RedisEvents:
                 message = await pubsub.get_message(timeout=None)
                 if message is None:
                     continue
-                kind = message.get("type")
-                if kind == "subscribe":  # confirmed anew after a reconnection: events may have been missed
-                    self._fan_out(Resync())
-                elif kind == "message":
-                    try:
-                        event = decode(json.loads(message["data"]))
-                    except (ValueError, KeyError, TypeError) as exc:
-                        log.error("redis events: an event that cannot be read was skipped (%s)", type(exc).__name__)
-                        continue
-                    if event is not None:  # a type this version does not know (rolling deploy)
-                        self._fan_out(event)
+                kind = message["type"]
+                if kind == "message" or kind == "pmessage":
+                    self._deliver(message["channel"], message["data"], kind == "pmessage")
+                elif kind == "subscribe" or kind == "psubscribe":
+                    self._confirmed(message["channel"])
         except RedisError as error:
             self._fail(StoreError(f"redis: {type(error).__name__}: {error}"))
         except Exception as exc:  # a bug: every consumer restarts rather than waiting forever
             log.error("redis events: the reader failed with %s at %s", type(exc).__name__, where(exc))
             self._fail(StoreError(f"the events reader failed ({type(exc).__name__})"))
 
-    def _fan_out(self, event: Event) -> None:
-        for subscription in self._subscriptions:
-            subscription.deliver(event)
+    def _confirmed(self, name: str) -> None:
+        waiting = self._confirming.get(name)
+        if waiting:
+            future = waiting.popleft()
+            if not waiting:
+                del self._confirming[name]
+            if not future.done():
+                future.set_result(None)
+            return
+        for subscription in self._subscriptions:  # confirmed anew after a reconnection: events may have been missed
+            subscription.missed()
+
+    def _deliver(self, channel: str, data: str, by_pattern: bool) -> None:
+        if channel == EVENTS_CHANNEL:
+            takers = list(self._subscriptions)
+        elif by_pattern:
+            takers = [s for s in self._subscriptions if s.everything]
+        else:  # a conversation's own channel: its followers not already given it by the pattern
+            conversation_id = channel.removeprefix(CONVERSATION_EVENTS)
+            takers = [s for s in self._subscriptions if not s.everything and conversation_id in s.followed]
+        if not takers:  # nobody here wants it (any more): not even decoded
+            return
+        event = self._decoded(data)
+        if event is not None:
+            for subscription in takers:
+                subscription.deliver(event)
+
+    def _decoded(self, data: str) -> Event | None:
+        """The event, decoded once when its conversation's channel and the pattern both brought it."""
+        if self._last is not None and self._last[0] == data:
+            return self._last[1]
+        try:
+            event = decode(json.loads(data))  # None: a type this version does not know (rolling deploy)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("redis events: an event that cannot be read was skipped (%s)", type(exc).__name__)
+            event = None
+        self._last = (data, event)
+        return event
 
     def _fail(self, error: StoreError) -> None:
         for subscription in self._subscriptions:
@@ -133,20 +269,63 @@ class RedisEvents:
 
 
 class SharedSubscription:
-    """One consumer's buffer of the process's events."""
+    """One consumer's buffer of the process's events, and what it follows."""
 
     def __init__(self, events: RedisEvents) -> None:
         self._events = events
+        self.everything = False
+        self.followed: set[str] = set()
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self._error: StoreError | None = None
         self._missed = False
+        self._resync_last = False  # the last event queued is a Resync: a burst of confirmations gives one
         self._closed = False
+
+    async def follow(self, conversation_id: str) -> None:
+        if self._closed:
+            return
+        if conversation_id in self.followed:  # asked for already: returns once it is confirmed
+            await self._events.settled(CONVERSATION_EVENTS + conversation_id)
+            return
+        self.followed.add(conversation_id)  # before Redis confirms: what arrives after it is this one's
+        try:
+            await self._events.want(CONVERSATION_EVENTS + conversation_id)
+        except BaseException:
+            self.followed.discard(conversation_id)
+            raise
+
+    async def unfollow(self, conversation_id: str) -> None:
+        if conversation_id in self.followed and not self._closed:
+            self.followed.discard(conversation_id)
+            await self._events.unwant(CONVERSATION_EVENTS + conversation_id)
+
+    async def follow_all(self, on: bool) -> None:
+        if self._closed:
+            return
+        if on == self.everything:
+            if on:
+                await self._events.settled(ALL_CONVERSATIONS)
+            return
+        self.everything = on
+        if not on:
+            await self._events.unwant(ALL_CONVERSATIONS)
+            return
+        try:
+            await self._events.want(ALL_CONVERSATIONS)
+        except BaseException:
+            self.everything = False
+            raise
 
     def deliver(self, event: Event) -> None:
         if self._queue.qsize() >= SUBSCRIBER_BUFFER:
             self._queue.get_nowait()  # a stalled reader loses the oldest events, never the gateway's memory…
             self._missed = True  # …and is told so, to reload from the store
         self._queue.put_nowait(event)
+        self._resync_last = isinstance(event, Resync)
+
+    def missed(self) -> None:
+        if not self._resync_last:
+            self.deliver(Resync())
 
     def fail(self, error: StoreError) -> None:
         self._error = error
@@ -169,6 +348,8 @@ class SharedSubscription:
                 self._missed = False
                 return Resync()
             event = await self._queue.get()
+            if self._queue.empty():
+                self._resync_last = False
             if event is not None:
                 return event
 

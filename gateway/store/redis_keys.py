@@ -28,7 +28,11 @@ OUTBOX = PREFIX + "{outbox}:"  # heads, seq, conv:<conversation>, pending: see `
 INBOX = PREFIX + "{inbox}:"  # heads, seq, sender:<hash>, item:<id>, aside, aside:<id>
 INDEX = PREFIX + "{index}:"  # status:<status>, created
 SEEN = PREFIX + "{seen}:"  # c:<inbound key> (a claim), <day>:<shard> (processed marks): see ``seen_marks``
-EVENTS_CHANNEL = PREFIX + "events"  # pub/sub: in Cluster, PUBLISH reaches every node's subscribers
+# Pub/sub channels (not keys: in Cluster, PUBLISH reaches every node's subscribers, whatever the name):
+EVENTS_CHANNEL = PREFIX + "events"  # the events every instance's every subscription gets (presence, typing…)
+CONVERSATION_EVENTS = PREFIX + "ev:c:"  # + a conversation's id: its events, for the instances following it
+ANY_CONVERSATION_EVENTS = PREFIX + "ev:any"  # queue changes, alerts: the instances following every conversation
+ALL_CONVERSATIONS = PREFIX + "ev:*"  # the pattern of an instance following every conversation (its console)
 
 
 def key(*parts: str) -> str:

@@ -894,8 +894,8 @@ class SqliteStore:
         else:
             self._events.publish(event)
 
-    async def subscribe(self) -> LocalSubscription:
-        return self._events.subscribe()
+    async def subscribe(self, *, everything: bool = True) -> LocalSubscription:
+        return self._events.subscribe(everything=everything)
 
     @asynccontextmanager
     async def locked_active(

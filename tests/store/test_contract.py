@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.errors import Conflict, StoreError
-from gateway.events import Event, NoticesChanged, QueueChanged
+from gateway.events import DeliveryChanged, Event, NoticesChanged, QueueChanged
 from gateway.messages import Attachment, ChannelName, Choice
 from gateway.store import (
     AuditEntry,
@@ -761,12 +761,13 @@ async def test_a_timer_of_a_kind_this_version_does_not_know_is_left_for_one_that
 
 
 async def test_events_reach_every_subscriber_after_it_subscribed(store: Store) -> None:
-    await store.publish(NoticesChanged("before"))
+    await store.publish(DeliveryChanged("c", "before", Delivery.SENT))
     async with await store.subscribe() as one, await store.subscribe() as two:
-        for n in range(3):
-            await store.publish(NoticesChanged(f"c{n}"))
+        for n in range(3):  # one conversation's events keep their order (across conversations, a Redis Cluster of
+            await store.publish(DeliveryChanged("c", f"e{n}", Delivery.SENT))  # several nodes may interleave them)
         for subscription in (one, two):
-            assert [await next_event(subscription) for _ in range(3)] == [NoticesChanged(f"c{n}") for n in range(3)]
+            expected = [DeliveryChanged("c", f"e{n}", Delivery.SENT) for n in range(3)]
+            assert [await next_event(subscription) for _ in range(3)] == expected
 
 
 async def test_closing_a_subscription_ends_it_and_leaves_no_task(store: Store) -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 import redis
 
-from gateway.events import QueueChanged
-from gateway.store import open_store
+from gateway.events import EntryAdded, QueueChanged, Typing
+from gateway.store import Author, TranscriptEntry, open_store
 from gateway.store.redis import EVENTS_CHANNEL
+from gateway.store.redis_keys import CONVERSATION_EVENTS
 from gateway.testing import store_keys
 
 pytestmark = pytest.mark.redis
@@ -46,5 +48,42 @@ async def test_subscriptions_share_one_connection_and_each_gets_every_event(redi
         async with asyncio.timeout(10):
             assert isinstance(await anext(third), QueueChanged)
         await third.aclose()
+    finally:
+        await store.close()
+
+
+def _listening(redis_url: str, channel: str) -> tuple[int, int]:
+    """How many connections Redis sends ``channel`` to, and how many patterns it matches events against."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return int(client.pubsub_numsub(channel)[0][1]), int(client.pubsub_numpat())
+    finally:
+        client.close()
+
+
+async def test_the_instance_is_sent_only_the_conversations_its_subscriptions_follow(redis_url: str) -> None:
+    store = await open_store(redis_url, keys=store_keys(redis_url))
+    channel = CONVERSATION_EVENTS + "c1"
+    try:
+        _, patterns = _listening(redis_url, channel)
+        chat, console = await store.subscribe(everything=False), await store.subscribe(everything=False)
+        assert _listening(redis_url, channel) == (0, patterns)  # nothing of any conversation is sent here
+        await chat.follow("c1")
+        await console.follow_all(True)
+        assert _listening(redis_url, channel) == (1, patterns + 1)
+        entry = EntryAdded("c1", TranscriptEntry("e1", "c1", datetime(2030, 3, 4, tzinfo=UTC), Author.BOT, "…"))
+        typing = Typing("c1", "listener")
+        await store.publish(entry)
+        await store.publish(typing)
+        async with asyncio.timeout(10):  # the channel and the pattern both brought the entry: each gets it once
+            assert [await anext(chat), await anext(chat)] == [entry, typing]
+            assert [await anext(console), await anext(console)] == [entry, typing]
+        await chat.unfollow("c1")
+        await console.follow_all(False)
+        async with asyncio.timeout(10):
+            while _listening(redis_url, channel) != (0, patterns):
+                await asyncio.sleep(0.01)
+        await chat.aclose()
+        await console.aclose()
     finally:
         await store.close()
