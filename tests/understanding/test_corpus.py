@@ -1,7 +1,7 @@
 """corpus/train.jsonl (and train_short.jsonl, train_long.jsonl, train_negatives.jsonl, train6.jsonl: rounds kept out
-of training for now) keep the format corpus/README.md describes: the keys in their order, the values of flows.yaml's steps, no
-message twice. The held-out files (heldout*.jsonl, bench/'s only) are checked for the same format, each on its own:
-a very short answer ("oui", "14") may be in several files."""
+of training for now) keep the format corpus/README.md describes: the keys in their order, the values of flows.yaml's
+steps, no message twice. The held-out files (heldout*.jsonl, bench/'s only) are checked for the same format, each on
+its own: a very short answer ("oui", "14") may be in several files."""
 
 from __future__ import annotations
 
