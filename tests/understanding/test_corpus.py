@@ -1,7 +1,7 @@
-"""corpus/train.jsonl (and train_short.jsonl, train_long.jsonl, train_negatives.jsonl: rounds kept out of training
-for now) keep the format corpus/README.md describes: the keys in their order, the values of flows.yaml's steps, no
-message twice. The held-out files (heldout*.jsonl, bench/'s only) are checked for the same format, each on its own:
-a very short answer ("oui", "14") may be in several files."""
+"""corpus/train.jsonl (and train_short.jsonl, train_long.jsonl, train_negatives.jsonl, train6.jsonl: rounds kept out
+of training for now) keep the format corpus/README.md describes: the keys in their order, the values of flows.yaml's
+steps, no message twice. The held-out files (heldout*.jsonl, bench/'s only) are checked for the same format, each on
+its own: a very short answer ("oui", "14") may be in several files."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 TRAIN, SHORT, LONG = CORPUS / "train.jsonl", CORPUS / "train_short.jsonl", CORPUS / "train_long.jsonl"
-NEGATIVES = CORPUS / "train_negatives.jsonl"
+NEGATIVES, TRAIN6 = CORPUS / "train_negatives.jsonl", CORPUS / "train6.jsonl"
 KEYS = ["text", "lang", "risk", "topic", "who", "third_party", "ends", "register"]
 RISKS = {"imminent_danger", "suicide", "self_harm", "abuse_home", "none"}
 TOPICS = {"cyberharassment", "sextortion", "intimate_images", "hacked", "violent_content", "school_bullying",
@@ -43,7 +43,7 @@ def _check(paths: tuple[Path, ...], *, parent_writes_about_a_child: bool = True)
 
 
 def test_every_training_line_has_the_readme_s_keys_and_values_and_no_message_is_there_twice() -> None:
-    _check((TRAIN, SHORT, LONG, NEGATIVES))
+    _check((TRAIN, SHORT, LONG, NEGATIVES, TRAIN6))
 
 
 def test_every_held_out_file_has_the_readme_s_keys_and_values_and_no_message_twice_within_it() -> None:

