@@ -572,8 +572,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+VALUE_OPTIONS = frozenset({"--conversation", "--identity"})
+"""Options whose value may begin with "-": a conversation id (URL-safe base64) or a Telegram group chat id."""
+
+
+def fused(argv: Sequence[str]) -> list[str]:
+    """``--conversation -Ab1`` as ``--conversation=-Ab1``: argparse would take a value beginning with "-" for an
+    option and refuse the command (one conversation id in 64 begins with "-")."""
+    out: list[str] = []
+    tokens = iter(argv)
+    for token in tokens:
+        value = next(tokens, None) if token in VALUE_OPTIONS else None
+        out.append(token if value is None else f"{token}={value}")
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(fused(sys.argv[1:] if argv is None else argv))
     handler: Handler = args.handler
     try:
         return handler(args)

@@ -49,8 +49,11 @@ _ANIMALS = (
 
 
 def new_conversation_id() -> str:
-    """A random, URL-safe id (128 bits): unguessable, so it can appear in console URLs."""
-    return secrets.token_urlsafe(16)
+    """A random, URL-safe id (128 bits): unguessable, so it can appear in console URLs. Never begins with "-",
+    which a command line would read as an option (``gateway erase --conversation ID``)."""
+    while (conversation_id := secrets.token_urlsafe(16)).startswith("-"):
+        pass
+    return conversation_id
 
 
 def new_pseudonym() -> str:

@@ -83,3 +83,9 @@ def test_erase_by_identity_and_by_conversation(capsys: pytest.CaptureFixture[str
     assert code == 1 and "--conversation" in err
     code, _, err = run(capsys, "erase", "--conversation", "x", "--channel", "telegram", "--identity", "1")
     assert code == 1
+    # Values beginning with "-" (ids of conversations created before they never did, Telegram group chats) are
+    # values, not options: a clear "nothing found", not a usage error.
+    code, _, err = run(capsys, "erase", "--conversation", "-Ab1")
+    assert code == 1 and "usage" not in err
+    code, _, err = run(capsys, "erase", "--channel", "telegram", "--identity", "-1001234")
+    assert code == 0 and "usage" not in err
