@@ -202,12 +202,13 @@ async def create_app(
     )  # fmt: skip
     supervisor = Supervisor(metrics)
     watch = Watch(store, metrics, clock=clock, outbox_alert_seconds=settings.outbox_alert_seconds)
+    typing_relay = TypingRelay(store, channels.adapters, limits, metrics)  # one indicator across instances: a claim
     for name, worker in {
         "outbox": outbox.run, "inbox": inbox.run,
         "timers": timers.run, "webchat": hub.forward_events, "console": live.forward,
         "console-sessions": live.sweep,
         "flows": lambda: _watch(flows, flow_watch_seconds), "presence": lambda: presence.listen(store),
-        "presence-beat": lambda: presence.beat_forever(store), "typing": TypingRelay(store, channels.adapters).run,
+        "presence-beat": lambda: presence.beat_forever(store), "typing": typing_relay.run,
         "alerts": watch.run, "notices": notices.run, "purge": retention.run,
     }.items():  # fmt: skip
         supervisor.add(name, worker)

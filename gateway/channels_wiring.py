@@ -84,18 +84,29 @@ class TypingRoles(ConversationStore, EventStore, Protocol):
     """What the typing relay needs of the store: the listeners' typing events, the conversation's channel."""
 
 
+class Claims(Protocol):
+    """A short claim shared by every instance (``RateLimits.once_per``: a counter in Redis, in memory alone)."""
+
+    async def once_per(self, seconds: int, what: str, subject: str) -> bool: ...
+
+
 class TypingRelay:
     """While a listener types in the console, show "typing…" in the young person's app (Messenger, Telegram).
 
-    Reads the console's ``typing`` events; at most one indicator per conversation every :attr:`every` seconds
-    (Telegram's lasts 5 s, Messenger's until the next message or 20 s). Sent in the background, so a slow
-    provider never holds the events back; a failure is logged by class and forgotten (it is only a hint).
+    Reads the console's ``typing`` events, which reach every instance; at most one indicator per conversation every
+    :attr:`every` seconds (Telegram's lasts 5 s, Messenger's until the next message or 20 s) across instances: each
+    instance lets one event per conversation through every :attr:`every` seconds, then takes a short claim shared
+    by all (``claims``), and only the instance that wins it calls the provider (without it, N instances made N
+    identical calls). Sent in the background, so a slow provider never holds the events back; a failure is logged
+    by class and forgotten (it is only a hint). Outcomes are counted in ``gateway_typing_indicators``.
     """
 
-    every = 4.0
+    every = 4
 
-    def __init__(self, store: TypingRoles, adapters: Mapping[ChannelName, Channel]) -> None:
-        self._store, self._adapters = store, adapters
+    def __init__(
+        self, store: TypingRoles, adapters: Mapping[ChannelName, Channel], claims: Claims, metrics: Metrics
+    ) -> None:
+        self._store, self._adapters, self._claims, self._metrics = store, adapters, claims, metrics
         self._last: dict[str, float] = {}
         self._sending: set[asyncio.Task[None]] = set()
 
@@ -122,8 +133,12 @@ class TypingRelay:
 
     async def _send(self, conversation_id: str) -> None:
         try:
+            if not await self._claims.once_per(self.every, "typing_indicator", conversation_id):
+                self._metrics.typing_indicators.labels("elsewhere").inc()
+                return
             await self._show(conversation_id)
         except Exception as exc:  # a hint only: one failure is logged (class, place) and never stops the relay
+            self._metrics.typing_indicators.labels("failed").inc()
             log.warning("typing indicator: unexpected %s at %s", type(exc).__name__, where(exc))
 
     async def _show(self, conversation_id: str) -> None:
@@ -135,7 +150,10 @@ class TypingRelay:
             try:
                 await adapter.typing(conversation.sender)
             except DeliveryError as exc:
+                self._metrics.typing_indicators.labels("failed").inc()
                 log.info("%s typing indicator not shown (%s)", conversation.channel.value, type(exc).__name__)
+                return
+            self._metrics.typing_indicators.labels("shown").inc()
 
 
 def webhook_routes(

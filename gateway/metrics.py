@@ -106,6 +106,11 @@ class Metrics:
             "gateway_inbox_set_aside", "Inbound messages set aside after failing repeatedly (kept in the store)",
             registry=r,
         )  # fmt: skip
+        self.typing_indicators = Counter(
+            "gateway_typing_indicators", "A listener's typing relayed to the young person's app, by outcome: shown (by"
+            " this instance), elsewhere (another instance's claim won: shown once, not once per instance), failed",
+            ["outcome"], registry=r,
+        )  # fmt: skip
         self.outbox_set_aside = Counter(
             "gateway_outbox_set_aside", "Outbox items this version cannot read, set aside as failed", registry=r
         )

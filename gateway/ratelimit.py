@@ -19,7 +19,7 @@ from enum import StrEnum
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from limits import RateLimitItem, RateLimitItemPerHour, parse
+from limits import RateLimitItem, RateLimitItemPerHour, RateLimitItemPerSecond, parse
 from limits.aio.storage import MemoryStorage, RedisClusterStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 from redis.asyncio import BlockingConnectionPool
@@ -159,9 +159,19 @@ class RateLimits:
 
     async def first_refusal(self, limit: Limit, subject: str) -> bool:
         """True for the first refusal of ``subject`` in an hour: the calm notice is sent once, not per message."""
+        return await self._first(_ONCE_AN_HOUR, "notice", limit.value, self._keyed("notice:" + limit.value, subject))
+
+    async def once_per(self, seconds: int, what: str, subject: str) -> bool:
+        """True for the first call about ``subject`` in a window of ``seconds`` opened by that call: a short claim,
+        which one instance wins when the counters are in Redis (``TypingRelay``: one indicator, not one per
+        instance)."""
+        return await self._first(RateLimitItemPerSecond(1, seconds), what, self._keyed(what, subject))
+
+    async def _first(self, window: RateLimitItem, *identifiers: str) -> bool:
+        """One hit on a counter allowing one per window (Redis: ``INCR``, the expiry set by the first hit). True
+        when the counters cannot be reached: what it guards is sent twice rather than never."""
         try:
-            key = self._keyed("notice:" + limit.value, subject)
-            return await self._limiter.hit(_ONCE_AN_HOUR, "notice", limit.value, key)
+            return await self._limiter.hit(window, *identifiers)
         except Exception:
             return True
 

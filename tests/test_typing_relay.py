@@ -3,7 +3,8 @@ at most once per conversation every few seconds. The real relay and SQLite store
 small recording adapter. Deterministic: events reach the relay in order, so once a later conversation's
 indicator is shown, every earlier keystroke has been dealt with.
 
-The whole path through the console API and a fake provider: tests/e2e/test_messenger.py, test_telegram.py.
+The whole path through the console API and a fake provider: tests/e2e/test_messenger.py, test_telegram.py; two
+instances on one Redis, one indicator: tests/test_typing_instances.py.
 """
 
 from __future__ import annotations
@@ -14,12 +15,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from limits.aio.storage import MemoryStorage
 
 from gateway.channels_wiring import TypingRelay
 from gateway.conversation import Conversation, Status
 from gateway.events import Typing
+from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Outbound
+from gateway.metrics import Metrics
+from gateway.ratelimit import RateLimits
 from gateway.store import Store, open_store
+from gateway.testing import SECRET_KEY
 
 
 class Recording:
@@ -59,8 +65,10 @@ async def until(condition: object) -> None:
 
 async def test_keystrokes_in_quick_succession_show_one_indicator(store: Store) -> None:
     zoe, sam = await with_listener(store, "psid-zoe"), await with_listener(store, "psid-sam")
-    channel = Recording()
-    relay = asyncio.create_task(TypingRelay(store, {ChannelName.MESSENGER: channel}).run())  # type: ignore[dict-item]
+    channel, metrics = Recording(), Metrics()
+    claims = RateLimits(MemoryStorage(), {}, KeyedHash(SECRET_KEY), metrics)  # one instance: its claims in memory
+    adapters = {ChannelName.MESSENGER: channel}
+    relay = asyncio.create_task(TypingRelay(store, adapters, claims, metrics).run())  # type: ignore[arg-type]
     try:
         async with asyncio.timeout(10):  # the relay subscribes as it starts: type until it shows
             while not channel.shown:
