@@ -148,6 +148,7 @@ async def create_app(
         batch=settings.inbox_batch,
         inline_max=settings.inline_max,
         inline_seconds=settings.inline_seconds,
+        inline_window=settings.inline_window_seconds,
         monotonic=monotonic,
         poll_seconds=worker_poll_seconds,
         lease_seconds=math.ceil(2 * settings.inbound_claim_seconds),

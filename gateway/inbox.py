@@ -11,7 +11,13 @@ inline processing under overload took tens of seconds and providers gave up and 
 processes it as capacity frees. The count alone missed overload with several instances: a provider's (or a
 balancer's) connections are split over them, so each saw fewer than ``inline_max`` webhooks at once while its
 processing, and so every acknowledgement, took seconds (bench/README.md, "Seventh pass"). How long the oldest
-inline webhook has been at it is what the provider waits for, whatever the split.
+inline webhook has been at it is what the provider waits for, whatever the split. Only webhooks that started
+inline in the last ``inline_window`` seconds are timed: one stuck longer (its conversation's lock held by a slow
+holder, a hung call) says nothing about how fast this process works now, and timing it made the process busy for
+as long as it stayed stuck, every later webhook taking the slower inbox path. Under an overload so deep that
+webhooks stay inline longer than the window, the ones that outlived it are not timed either: new webhooks go
+inline again until one of them is ``inline_seconds`` old (a probe of about ``inline_seconds`` of the traffic each
+time), still capped by ``inline_max``.
 ``gateway_inbox_deferred{reason}`` counts the messages that went through the inbox (batch, behind, busy).
 
 * in order per sender: the store hands out the oldest item of each sender only, and a later message of a
@@ -63,6 +69,7 @@ log = logging.getLogger(__name__)
 INBOX_BATCH = 20  # a webhook with more messages than this is acknowledged once they are in the inbox
 INLINE_MAX = 64  # webhooks processed inline at once, at most; beyond, acknowledged once in the inbox
 INLINE_SECONDS = 0.05  # one webhook processed inline this long already: the next ones are acknowledged once inboxed
+INLINE_WINDOW = 1.0  # only webhooks that started inline this recently are timed (``Inbox.busy``)
 Deferred = Literal["batch", "behind", "busy"]  # why a message went through the inbox (a metric's label)
 TURN_SECONDS = 60.0  # a message waiting longer than this behind its sender's earlier ones: StoreError (503)
 
@@ -100,6 +107,7 @@ class Inbox:
         batch: int = INBOX_BATCH,
         inline_max: int = INLINE_MAX,
         inline_seconds: float = INLINE_SECONDS,
+        inline_window: float = INLINE_WINDOW,
         monotonic: Callable[[], float] = time.monotonic,
         poll_seconds: float = 1.0,
         lease_seconds: int = 30,
@@ -111,6 +119,7 @@ class Inbox:
         self.store, self.dispatcher, self.metrics, self.keyed, self.clock = store, dispatcher, metrics, keyed, clock
         self.batch, self.poll_seconds, self.lease_seconds = batch, poll_seconds, lease_seconds
         self.inline_max, self.inline_seconds, self.monotonic = inline_max, inline_seconds, monotonic
+        self.inline_window = inline_window
         self._inline: dict[int, float] = {}  # webhooks processed inline now, in this process: when each started
         self._numbers = itertools.count()
         self.concurrency = concurrency
@@ -154,12 +163,18 @@ class Inbox:
             del self._inline[number]
 
     def busy(self) -> bool:
-        """``inline_max`` webhooks processed inline in this process now, or the oldest of them (the first in the
-        dict, which keeps its insertion order) processed for ``inline_seconds`` already (0: not looked at)."""
+        """``inline_max`` webhooks processed inline in this process now, or the oldest of those that started in the
+        last ``inline_window`` seconds processed for ``inline_seconds`` already (0: not looked at). One started
+        before the window and still at it is stuck, not a sign of load (see the module docstring)."""
         if len(self._inline) >= self.inline_max:
             return True
-        oldest = next(iter(self._inline.values()), None)
-        return bool(self.inline_seconds) and oldest is not None and self.monotonic() - oldest >= self.inline_seconds
+        if not self.inline_seconds or not self._inline:
+            return False
+        now = self.monotonic()
+        for started in self._inline.values():  # in the order they started (a dict keeps its insertion order)
+            if now - started < self.inline_window:
+                return now - started >= self.inline_seconds
+        return False
 
     async def accept(self, messages: Sequence[Inbound], reason: Deferred = "batch") -> None:
         """Store the messages in one commit (from then on they may be acknowledged) and wake the worker."""

@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     inbox_batch: int = 20  # a webhook with more messages is stored in the inbox, acknowledged, processed after
     inline_max: int = 64  # webhooks processed before their answer at once; beyond, the inbox takes them (overload)
     inline_seconds: float = 0.05  # one webhook processed inline this long already: the inbox takes the next; 0: off
+    inline_window_seconds: float = 1.0  # only webhooks that started inline this recently are timed (one stuck: ignored)
     inbound_claim_seconds: float = 10.0  # lease on an inbound message while processing it, renewed meanwhile
     purge_interval_seconds: float = 86_400.0  # the retention purge (flows.yaml retention) runs this often
     redis_max_connections: int = 100  # per instance; a caller waits for a free one up to redis_pool_timeout
@@ -199,6 +200,9 @@ class Settings(BaseSettings):
             raise ConfigError("GATEWAY_INLINE_MAX must be >= 0")
         if self.inline_seconds < 0:
             raise ConfigError(f"GATEWAY_INLINE_SECONDS must be >= 0, not {self.inline_seconds}")
+        if self.inline_window_seconds < self.inline_seconds or self.inline_window_seconds <= 0:
+            raise ConfigError(f"GATEWAY_INLINE_WINDOW_SECONDS must be positive and at least GATEWAY_INLINE_SECONDS "
+                              f"({self.inline_seconds}), not {self.inline_window_seconds}")  # fmt: skip
         if self.inbound_claim_seconds <= 0:
             raise ConfigError("GATEWAY_INBOUND_CLAIM_SECONDS must be positive")
         if self.purge_interval_seconds <= 0:
