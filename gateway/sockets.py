@@ -5,6 +5,9 @@ socket's own writer task sends the frames in order, each within ``send_timeout``
 is full (it stopped reading), whose send times out, or whose connection went away (reset) is dropped: counted
 in ``gateway_socket_drops{surface, reason}``, its connection aborted (which ends its handler; the page
 reconnects and reloads), and nobody else waited on it.
+
+:class:`Forwarding` is what the two surfaces' forwarding workers (the web chat's, the console's) share: the store
+subscription a worker holds while it runs, through which their socket handlers follow what their sockets show.
 """
 
 from __future__ import annotations
@@ -12,17 +15,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSCloseCode, web
 
 from gateway.metrics import Metrics
+from gateway.store import EventStore, Subscription
 from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
 
 QUEUE_LIMIT = 256  # frames waiting for one socket; a reader this far behind has stopped reading
 SEND_TIMEOUT = 5.0  # seconds for one frame to leave; a client slower than this is gone for practical purposes
+
+
+class Forwarding:
+    """A forwarding worker's store subscription, held while it runs: :attr:`current` (None between runs: a socket
+    opened then is followed by the next run, which reads what its sockets follow as it starts)."""
+
+    def __init__(self, store: EventStore) -> None:
+        self._store = store
+        self.current: Subscription | None = None
+
+    async def run(self, forward: Callable[[Subscription], Awaitable[None]]) -> None:
+        """Subscribe and hand the subscription to ``forward`` for the worker's lifetime (under the supervisor)."""
+        async with await self._store.subscribe(everything=False) as subscription:
+            self.current = subscription
+            try:
+                await forward(subscription)
+            finally:
+                self.current = None
 
 
 class SocketWriter:

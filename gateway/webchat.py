@@ -32,7 +32,7 @@ from gateway.language import language_of
 from gateway.messages import ChannelName, Inbound, Reply
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limit, client_address
-from gateway.sockets import SEND_TIMEOUT, SocketWriter
+from gateway.sockets import SEND_TIMEOUT, Forwarding, SocketWriter
 from gateway.store import (
     Author,
     ConversationStore,
@@ -93,7 +93,7 @@ class WebChatHub:
         # theirs (docs/architecture.md); those no session follows any more are let go at the forwarder's next event.
         self.following: Counter[str] = Counter()
         self._leaving: set[str] = set()
-        self._subscription: Subscription | None = None  # the forwarding worker's, while it runs
+        self._forwarding = Forwarding(store)
 
     def arm_gone(self, conversation_id: str, now: datetime) -> asyncio.Future[None]:
         """Arm the conversation's gone timer (its socket closed at ``now``) in a task of the hub's, so that a
@@ -146,9 +146,9 @@ class WebChatHub:
         """A chat session's conversation: its events reach this instance from the moment this returns."""
         self.following[conversation_id] += 1
         self._leaving.discard(conversation_id)
-        if self._subscription is not None:
+        if self._forwarding.current is not None:
             try:
-                await self._subscription.follow(conversation_id)
+                await self._forwarding.current.follow(conversation_id)
             except BaseException:
                 self.unfollow(conversation_id)
                 raise
@@ -204,12 +204,7 @@ class WebChatHub:
 
     async def forward_events(self) -> None:
         """Runs for the app's lifetime: store events → the sockets of their conversation."""
-        async with await self.store.subscribe(everything=False) as subscription:
-            self._subscription = subscription
-            try:
-                await self._forward(subscription)
-            finally:
-                self._subscription = None
+        await self._forwarding.run(self._forward)
 
     async def _forward(self, subscription: Subscription) -> None:
         self._leaving.clear()

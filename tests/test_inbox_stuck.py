@@ -12,7 +12,7 @@ in the order each sender sent them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 import redis
@@ -22,43 +22,21 @@ from gateway.messages import ChannelName
 from gateway.settings import Settings
 from gateway.store import Author, Store
 from gateway.store.redis_keys import seen_claim
-from gateway.testing import FakeGraphAPI, messenger_body, messenger_message, signed_messenger
 from tests.e2e.channel_support import Client, RunningClock, eventually
+from tests.redis_messenger import Monotonic, graph, messenger_on_redis, post_message
 from tests.store.conftest import redis_url
 
-__all__ = ["redis_url"]  # fixtures used below
+__all__ = ["graph", "messenger_on_redis", "redis_url"]  # fixtures used below
 
 pytestmark = pytest.mark.redis
 
-SECRET = "stuck-app-secret"
 STUCK, OTHER, THIRD, SLOW, LAST = (f"755500000000002{n}" for n in range(5))
 
 
-class Monotonic:
-    """The inbox's monotonic clock, moved by the test only."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[FakeGraphAPI]:
-    async with FakeGraphAPI() as fake:
-        yield fake
-
-
 async def test_a_webhook_stuck_longer_than_the_window_no_longer_makes_the_instance_busy(
-    aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, graph: FakeGraphAPI, redis_url: str
+    aiohttp_client: Callable[..., Awaitable[Client]], messenger_on_redis: Settings, redis_url: str
 ) -> None:
-    plain = redis.asyncio.Redis.from_url(redis_url)
-    await plain.flushdb()
-    settings = settings.replace(
-        store=redis_url, messenger_app_secret=SECRET, messenger_verify_token="verify",
-        messenger_page_access_token="page-token", messenger_api_url=graph.url + "/v23.0",
-    )  # fmt: skip
+    settings, plain = messenger_on_redis, redis.asyncio.Redis.from_url(redis_url)
     clock = Monotonic()
     client = await aiohttp_client(
         await create_app(settings, clock=RunningClock(), worker_poll_seconds=0.05, monotonic=clock)
@@ -66,8 +44,7 @@ async def test_a_webhook_stuck_longer_than_the_window_no_longer_makes_the_instan
     store: Store = client.app[STORE]
 
     async def post(psid: str, text: str, mid: str) -> int:
-        raw, headers = signed_messenger(SECRET, messenger_body([messenger_message(psid, text, mid)]))
-        return (await client.post("/webhooks/messenger", data=raw, headers=headers)).status
+        return await post_message(client, psid, text, mid)
 
     async def busy() -> float:
         text = await (await client.get("/metrics")).text()

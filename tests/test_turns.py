@@ -11,51 +11,33 @@ wrong questions, as in the overloaded open loop of bench/load.py).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
-import redis
 from aiohttp import web
 
 from gateway.app import STORE, create_app
 from gateway.messages import ChannelName
 from gateway.settings import Settings
 from gateway.store import Author
-from gateway.testing import FakeGraphAPI, messenger_body, messenger_message, signed_messenger
 from tests.e2e.channel_support import Client, RunningClock, eventually
+from tests.redis_messenger import graph, messenger_on_redis, post_message
 from tests.store.conftest import redis_url
 
-__all__ = ["redis_url"]  # fixtures used below
+__all__ = ["graph", "messenger_on_redis", "redis_url"]  # fixtures used below
 
 pytestmark = pytest.mark.redis
 
-SECRET = "turns-app-secret"
 PSID = "7555000000000001"
 MESSAGES = 8
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[FakeGraphAPI]:
-    async with FakeGraphAPI() as fake:
-        yield fake
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 async def test_one_senders_concurrent_webhooks_are_processed_in_arrival_order(
-    aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, graph: FakeGraphAPI, redis_url: str
+    aiohttp_client: Callable[..., Awaitable[Client]], messenger_on_redis: Settings
 ) -> None:
-    flushing = redis.Redis.from_url(redis_url)
-    flushing.flushdb()
-    flushing.close()
-    settings = settings.replace(
-        store=redis_url,
-        messenger_app_secret=SECRET,
-        messenger_verify_token="verify",
-        messenger_page_access_token="page-token",
-        messenger_api_url=graph.url + "/v23.0",
-    )
     arrived: list[str] = []
 
     @web.middleware
@@ -63,15 +45,13 @@ async def test_one_senders_concurrent_webhooks_are_processed_in_arrival_order(
         arrived.append(request.headers.get("X-Test-Text", ""))
         return await handler(request)
 
-    app = await create_app(settings, clock=RunningClock(), worker_poll_seconds=0.05)
+    app = await create_app(messenger_on_redis, clock=RunningClock(), worker_poll_seconds=0.05)
     app.middlewares.append(arrivals)  # innermost: right before the webhook's handler
     client = await aiohttp_client(app)
     store = client.app[STORE]
 
     async def post(text: str, mid: str) -> int:
-        raw, headers = signed_messenger(SECRET, messenger_body([messenger_message(PSID, text, mid)]))
-        response = await client.post("/webhooks/messenger", data=raw, headers={**headers, "X-Test-Text": text})
-        return response.status
+        return await post_message(client, PSID, text, mid, {"X-Test-Text": text})
 
     assert await post("Bonjour", "m_first") == 200
     conversation = await store.find_active_conversation(ChannelName.MESSENGER, PSID)

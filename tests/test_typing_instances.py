@@ -9,11 +9,10 @@ event (``gateway_typing_indicators``: shown, elsewhere, failed), so the test kno
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
-import redis
 
 from gateway.app import STORE, create_app
 from gateway.conversation import Conversation, Status
@@ -23,17 +22,12 @@ from gateway.store import Store
 from gateway.testing import FakeGraphAPI
 from tests.conftest import add_listener, login
 from tests.e2e.channel_support import Client, RunningClock, eventually
+from tests.redis_messenger import graph, messenger_on_redis
 from tests.store.conftest import redis_url
 
-__all__ = ["redis_url"]  # fixtures used below
+__all__ = ["graph", "messenger_on_redis", "redis_url"]  # fixtures used below
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[FakeGraphAPI]:
-    async with FakeGraphAPI() as fake:
-        yield fake
 
 
 async def held_by_anne(store: Store, sender: str) -> str:
@@ -55,15 +49,9 @@ async def outcomes(client: Client) -> dict[str, float]:
 
 
 async def test_a_listener_typing_shows_one_indicator_whatever_the_number_of_instances(
-    aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, graph: FakeGraphAPI, redis_url: str
+    aiohttp_client: Callable[..., Awaitable[Client]], messenger_on_redis: Settings, graph: FakeGraphAPI
 ) -> None:
-    flushing = redis.Redis.from_url(redis_url)
-    flushing.flushdb()
-    flushing.close()
-    settings = settings.replace(
-        store=redis_url, messenger_app_secret="instances-app-secret", messenger_verify_token="verify",
-        messenger_page_access_token="page-token", messenger_api_url=graph.url + "/v23.0",
-    )  # fmt: skip
+    settings = messenger_on_redis
     a = await aiohttp_client(await create_app(settings, clock=RunningClock(), worker_poll_seconds=0.05))
     b = await aiohttp_client(await create_app(settings, clock=RunningClock(), worker_poll_seconds=0.05))
     store = a.app[STORE]

@@ -26,7 +26,7 @@ from gateway.console.media import public_event
 from gateway.console.sessions import Sessions, listener_digest
 from gateway.conversation import Conversation
 from gateway.events import Event, Resync, SessionsEnded, encode
-from gateway.sockets import SocketWriter
+from gateway.sockets import Forwarding, SocketWriter
 from gateway.store import ConversationStore, EventStore, Listener, Subscription
 
 
@@ -46,13 +46,13 @@ class ConsoleEvents:
     def __init__(self, store: ConsoleEventsRoles, sessions: Sessions, *, sweep_seconds: float = 5.0) -> None:
         self.store, self.sessions, self.sweep_seconds = store, sessions, sweep_seconds
         self.sockets: dict[SocketWriter, Viewer] = {}
-        self._subscription: Subscription | None = None  # the forwarding worker's, while it runs
+        self._forwarding = Forwarding(store)
 
     async def add(self, writer: SocketWriter, viewer: Viewer) -> None:
         """A console socket: from the moment this returns, it is offered every event it may see."""
         self.sockets[writer] = viewer
-        if self._subscription is not None:
-            await self._subscription.follow_all(True)
+        if self._forwarding.current is not None:
+            await self._forwarding.current.follow_all(True)
 
     def discard(self, writer: SocketWriter) -> None:
         self.sockets.pop(writer, None)  # the last one gone: no more events at the forwarder's next one
@@ -60,12 +60,7 @@ class ConsoleEvents:
     async def forward(self) -> None:
         """Every conversation's events while a console socket is open on this instance; without one, only those
         of every instance (the store does not send the others here, ``store/redis_events.py``)."""
-        async with await self.store.subscribe(everything=False) as subscription:
-            self._subscription = subscription
-            try:
-                await self._forward(subscription)
-            finally:
-                self._subscription = None
+        await self._forwarding.run(self._forward)
 
     async def _forward(self, subscription: Subscription) -> None:
         await subscription.follow_all(bool(self.sockets))
