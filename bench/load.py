@@ -304,18 +304,23 @@ class Redis:
         out = subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True, check=True)
         return out.stdout
 
+    def info(self, section: str, name: str) -> int:
+        """One number of Redis's ``INFO <section>``."""
+        found = re.search(rf"{name}:(\d+)", self.command("INFO", section))
+        if found is None:
+            raise SystemExit(f"bench: Redis's INFO {section} has no {name}")
+        return int(found.group(1))
+
     def used_memory(self) -> int:
-        return int(re.search(r"used_memory:(\d+)", self.command("INFO", "memory")).group(1))  # type: ignore[union-attr]
+        return self.info("memory", "used_memory")
 
     def fixed_memory(self) -> int:
         """What used memory holds that does not grow with the data: the clients' buffers and the scripts' cache."""
-        info = self.command("INFO", "memory")
-        return sum(int(re.search(rf"{name}:(\d+)", info).group(1))  # type: ignore[union-attr]
-                   for name in ("mem_clients_normal", "used_memory_scripts_eval"))  # fmt: skip
+        return self.info("memory", "mem_clients_normal") + self.info("memory", "used_memory_scripts_eval")
 
     def reads(self) -> int:
         """Read events Redis processed on client sockets so far: one per round trip (a pipeline is one)."""
-        return int(re.search(r"total_reads_processed:(\d+)", self.command("INFO", "stats")).group(1))  # type: ignore[union-attr]
+        return self.info("stats", "total_reads_processed")
 
     def keys(self) -> int:
         return int(self.command("DBSIZE").strip())
