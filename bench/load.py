@@ -20,6 +20,7 @@ import asyncio
 import base64
 import hashlib
 import itertools
+import json
 import os
 import platform
 import re
@@ -150,6 +151,7 @@ async def _body_written(_: ClientSession, context: SimpleNamespace, params: Trac
     request = context.trace_request_ctx
     if request is not None and params.chunk and not request.written:
         request.written = True
+        request.written_at = time.perf_counter()
         request.state.written.append(request.mid)
 
 
@@ -177,6 +179,7 @@ class Provider(FakeGraphAPI):
         self.senders: dict[str, Sender] = {}
         self.texts: dict[str, list[str]] = {}  # per recipient, the texts received (for the audit against the store)
         self.reply_latency: list[float] = []
+        self.received_at: dict[str, float] = {}  # the id it gave each reply → when it received it (perf_counter)
 
     async def _messages(self, request: web.Request) -> web.Response:
         response = await super()._messages(request)
@@ -193,7 +196,10 @@ class Provider(FakeGraphAPI):
             sender.arrived.set()
         self.requests.clear()  # the bench keeps its own account; the log would only grow
         if self.real_ids and "message" in body and response.status == 200:
-            return web.json_response({"recipient_id": recipient, "message_id": real_mid(f"out{next(self.numbers)}")})
+            made = real_mid(f"out{next(self.numbers)}")
+            response = web.json_response({"recipient_id": recipient, "message_id": made})
+        if "message" in body and response.status == 200 and response.text:
+            self.received_at[json.loads(response.text)["message_id"]] = time.perf_counter()
         return response
 
     def sent(self, sender_id: str, step: Step, at: float) -> Sender:
@@ -501,6 +507,17 @@ class Figures:
         return self.messages / self.seconds if self.seconds else 0.0
 
 
+@dataclass(frozen=True)
+class Timeline:
+    """One webhook's times (``time.perf_counter``): due (the open loop's schedule), its body written to the gateway
+    (before that it waited for one of the generator's connections, as for a provider's), acknowledged."""
+
+    sender: str
+    due: float
+    written: float | None
+    acked: float | None
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -520,6 +537,7 @@ class Load:
         self.tag = f"{server.name.rsplit('/', 1)[-1][:2]}{os.getpid() % 1000}"  # senders differ per server
         self.novel = False  # --novel: every typed word message made unique (see parse)
         self.real_ids = False  # --real-ids: inbound mids of Messenger's length (see real_mid)
+        self.timeline: dict[str, Timeline] = {}  # message id → when it was due, written, acknowledged
 
     def text(self, step: Step, number: int) -> str:
         if not self.novel or step.payload is not None or step.text.isdigit():
@@ -538,8 +556,8 @@ class Load:
         started = time.perf_counter() if scheduled is None else scheduled
         state = self.provider.sent(sender, step, started)
         state.mids.append(mid)
+        request = SimpleNamespace(state=state, mid=mid, written=False, written_at=None)
         try:
-            request = SimpleNamespace(state=state, mid=mid, written=False)
             async with self.session.post(
                 next(self.urls) + "/webhooks/messenger", data=raw, headers=headers, trace_request_ctx=request
             ) as r:
@@ -550,6 +568,7 @@ class Load:
         if not ok:
             self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
         self.messages += 1
+        self.timeline[mid] = Timeline(sender, started, request.written_at, time.perf_counter() if ok else None)
         if ok:
             self.ack.append(time.perf_counter() - started)
         else:
@@ -610,6 +629,50 @@ class Load:
             task.add_done_callback(pending.discard)
         if pending:
             await asyncio.wait(pending)
+
+
+async def waits(load: Load, store_url: str, since: float) -> str:
+    """Where the replies to the messages due after ``since`` waited, read from the transcripts: a message's entry
+    time is when the gateway began processing it (after the claim and the model, before the lock), the bot's
+    entries after it are its replies, the first one's provider id says when the fake received it. Each message
+    answered, inline (processing began before its acknowledgement) or through the inbox (after), split into: due →
+    written (waiting for one of the generator's connections, as for a provider's), written → processing,
+    processing → the first reply at the fake (the lock, the writes, the outbox)."""
+    from gateway.store import Author, open_store
+    from gateway.testing import store_keys
+
+    offset = time.time() - time.perf_counter()  # perf_counter → wall clock (the entries' times)
+    mine = {mid: t for mid, t in load.timeline.items() if t.due >= since and t.written and t.acked}
+    began: dict[str, float] = {}  # a young person's entry id → when its processing began (perf_counter)
+    replied: dict[str, float] = {}  # … → when the fake received its first reply
+    store = await open_store(store_url, keys=store_keys(store_url))
+    try:
+        senders = {t.sender for t in mine.values()}
+        for conversation in await store.list_conversations(datetime.now(UTC) - timedelta(hours=1),
+                                                           datetime.now(UTC) + timedelta(days=1)):  # fmt: skip
+            if conversation.sender not in senders:
+                continue
+            current = None
+            for entry in await store.transcript(conversation.id):
+                if entry.author == Author.USER:
+                    current, began[entry.id] = entry.id, entry.at.timestamp() - offset
+                elif current and current not in replied and entry.provider_message_id in load.provider.received_at:
+                    replied[current] = load.provider.received_at[entry.provider_message_id]
+    finally:
+        await store.close()
+    stages: dict[str, list[tuple[float, float, float]]] = {"inline": [], "inbox": []}
+    for mid, t in mine.items():
+        entry_id = inbound_entry_id(Inbound(ChannelName.MESSENGER, t.sender, mid))
+        start, reply = began.get(entry_id), replied.get(entry_id)
+        if start is None or reply is None or t.written is None or t.acked is None:
+            continue
+        stages["inline" if start <= t.acked else "inbox"].append((t.written - t.due, start - t.written, reply - start))
+    parts = []
+    for path, rows in stages.items():
+        figures = ", ".join(f"{name} {pct([r[i] for r in rows], 0.5):.0f} / {pct([r[i] for r in rows], 0.99):.0f}"
+                            for i, name in enumerate(("due → written", "→ processing", "→ reply")))  # fmt: skip
+        parts.append(f"{path} {len(rows):,}: {figures}" if rows else f"{path} 0")
+    return "; ".join(parts) + " ms (p50 / p99)"
 
 
 async def measure(
@@ -806,10 +869,12 @@ async def bench_gateway(
         opened = None
         if args.duration > 0:
             name = f"gateway on {on}, open loop {args.rate:.0f}/s"
+            opened_at = time.perf_counter()
             opened = await measure(name, server, redis, lambda: load.opened(args.rate, args.duration, args.gap, 10**6),
                                    load, store)  # fmt: skip
             show(opened)
             print(f"    inbox    {inbox_counts(await server.inbox(session), inbox)}")
+            print(f"    waits    {await waits(load, store, opened_at)}")
             if args.understanding == "on":
                 print(f"    model    {model_counts(await server.understanding(session), model)}")
         if consoles:
