@@ -636,8 +636,8 @@ async def waits(load: Load, store_url: str, since: float) -> str:
     time is when the gateway began processing it (after the claim and the model, before the lock), the bot's
     entries after it are its replies, the first one's provider id says when the fake received it. Each message
     answered, inline (processing began before its acknowledgement) or through the inbox (after), split into: due →
-    written (waiting for one of the generator's connections, as for a provider's), written → processing,
-    processing → the first reply at the fake (the lock, the writes, the outbox)."""
+    written (waiting for one of the generator's connections, as for a provider's), written → acknowledged, written
+    → processing, processing → the first reply at the fake (the lock, the writes, the outbox)."""
     from gateway.store import Author, open_store
     from gateway.testing import store_keys
 
@@ -660,17 +660,19 @@ async def waits(load: Load, store_url: str, since: float) -> str:
                     replied[current] = load.provider.received_at[entry.provider_message_id]
     finally:
         await store.close()
-    stages: dict[str, list[tuple[float, float, float]]] = {"inline": [], "inbox": []}
+    stages: dict[str, list[tuple[float, ...]]] = {"inline": [], "inbox": []}
     for mid, t in mine.items():
         entry_id = inbound_entry_id(Inbound(ChannelName.MESSENGER, t.sender, mid))
         start, reply = began.get(entry_id), replied.get(entry_id)
         if start is None or reply is None or t.written is None or t.acked is None:
             continue
-        stages["inline" if start <= t.acked else "inbox"].append((t.written - t.due, start - t.written, reply - start))
+        path = "inline" if start <= t.acked else "inbox"
+        stages[path].append((t.written - t.due, t.acked - t.written, start - t.written, reply - start))
     parts = []
     for path, rows in stages.items():
         figures = ", ".join(f"{name} {pct([r[i] for r in rows], 0.5):.0f} / {pct([r[i] for r in rows], 0.99):.0f}"
-                            for i, name in enumerate(("due → written", "→ processing", "→ reply")))  # fmt: skip
+                            for i, name in enumerate(("due → written", "→ ack", "→ processing", "processing → reply"))
+                            )  # fmt: skip
         parts.append(f"{path} {len(rows):,}: {figures}" if rows else f"{path} 0")
     return "; ".join(parts) + " ms (p50 / p99)"
 
