@@ -124,5 +124,12 @@ def test_replace_checks_again_and_keeps_secrets() -> None:
         settings.replace(inbox_batch=-1)
 
 
+def test_the_inline_window_is_at_least_the_inline_time() -> None:
+    assert Settings.from_env({"GATEWAY_INLINE_WINDOW_SECONDS": "0.5"}, env_file=None).inline_window_seconds == 0.5
+    for window in ("0.01", "0"):  # shorter than GATEWAY_INLINE_SECONDS (0.05): no webhook would ever be timed
+        with pytest.raises(ConfigError, match="GATEWAY_INLINE_WINDOW_SECONDS"):
+            Settings.from_env({"GATEWAY_INLINE_WINDOW_SECONDS": window}, env_file=None)
+
+
 def _field(name: str) -> str:
     return next(field for field in Settings.model_fields if variable(field) == name)
