@@ -36,7 +36,7 @@ from typing import Any
 import hiredis
 from redis._parsers import Encoder
 from redis.asyncio import BlockingConnectionPool
-from redis.asyncio.connection import Connection, SSLConnection
+from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -134,10 +134,18 @@ class CheckedSSLConnection(_PackedInC, _WrittenInPlace, _ReconnectWhenPingFails,
     """rediss://"""
 
 
+class CheckedUnixConnection(_PackedInC, _WrittenInPlace, _ReconnectWhenPingFails, UnixDomainSocketConnection):
+    """unix:// (a Redis on the same machine, through its ``unixsocket``: docs/deployment.md)"""
+
+
 def open_pool(
     url: str, *, max_connections: int, timeout: float, health_check_interval: float, **options: Any
 ) -> BlockingConnectionPool:
-    checked = CheckedSSLConnection if url.startswith("rediss://") else CheckedConnection
+    checked: type[AbstractConnection] = CheckedConnection
+    if url.startswith("rediss://"):
+        checked = CheckedSSLConnection
+    elif url.startswith("unix://"):
+        checked = CheckedUnixConnection
     return BlockingConnectionPool.from_url(
         url, connection_class=checked, max_connections=max_connections, timeout=timeout,
         health_check_interval=health_check_interval, maint_notifications_config=MaintNotificationsConfig(enabled=False),
