@@ -1419,8 +1419,8 @@ def _claim_args(
 
 class _Renewal:
     """A held lock's renewal (``keep``, from a third of the lease on) until :meth:`cancel`: a timer until the first
-    renewal is due, a task only then. Nearly every lock is let go long before, and a task started and cancelled for
-    each one cost more CPU than the message's lock itself (bench/README.md, "Eighth pass")."""
+    renewal is due, a task only then. Nearly every lock is let go long before: a task started, woken to be
+    cancelled and ended for each one cost more than a timer (bench/README.md, "Eighth pass")."""
 
     def __init__(self, keep: Callable[[Lock], Coroutine[Any, Any, None]], lease: Lock) -> None:
         self._keep, self._lease = keep, lease
