@@ -14,8 +14,10 @@ loop leave together, as one pipeline (not a transaction) on one connection; each
   connection, so Redis runs them in their order as before (a crash leaves a prefix done); its caller gets the first
   error among its replies raised, as ``Pipeline.execute`` raises it;
 * **a connection that fails fails the batch**: every caller of the batch gets the redis-py error (a copy each),
-  which the store maps to its StoreError as before; the connection is dropped (redis-py's pipeline disconnects it)
-  and the next batch takes a fresh one. Commands are never retried: one whose answer was lost may have run;
+  which the store maps to its StoreError as before; the connection is dropped and the next batch takes a fresh
+  one. So is a batch whose replies are not all read within the connection's ``socket_timeout`` (5 s; one timeout
+  for the batch, the batcher reading the replies itself). Commands are never retried: one whose answer was lost
+  may have run;
 * **a caller cancelled before its batch leaves is left out of it** (nothing of it is sent); cancelled later, its
   replies are read and dropped, and the other callers of the batch get theirs.
 
