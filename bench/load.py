@@ -295,7 +295,9 @@ def rss_mb(pid: int) -> float:
 
 
 class Redis:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, unix: bool = False) -> None:
+        """A Redis server of the run's own; ``unix``: the servers measured (floor and gateway) reach it through its
+        unix socket (``url``), the bench's own inspection through its TCP port all the same."""
         directory.mkdir(exist_ok=True)
         self.port = free_port()
         binary = shutil.which("redis-server")
@@ -303,8 +305,10 @@ class Redis:
             raise SystemExit("bench: redis-server is not on PATH (make system-deps)")
         command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                    "--dir", str(directory), "--logfile", str(directory / "redis.log")]  # fmt: skip
+        if unix:
+            command += ["--unixsocket", str(directory / "redis.sock"), "--unixsocketperm", "700"]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.url = f"unix://{directory / 'redis.sock'}?db=0" if unix else f"redis://127.0.0.1:{self.port}/0"
 
     def command(self, *args: str) -> str:
         out = subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True, check=True)
@@ -779,11 +783,12 @@ async def start_gateway(
     provider: Provider,
     understanding: str,
     instances: int = 1,
+    unix: bool = False,
 ) -> tuple[Server, Redis | None, str]:
     """``gateway serve`` as ``gateway/<name>`` on a store of its own (a Redis server started here, in
     ``work/redis-<name>``, or the SQLite file ``db``): the server (not yet ready; ``instances`` processes on the
     one Redis), the Redis, the store's URL."""
-    redis = Redis(work / f"redis-{name}") if kind == "redis" else None
+    redis = Redis(work / f"redis-{name}", unix) if kind == "redis" else None
     store = redis.url if redis else f"sqlite:///{db}"
     if redis:
         await asyncio.sleep(0.5)
@@ -817,7 +822,7 @@ async def bench_gateway(
 ) -> tuple[Figures, Figures | None]:
     db = work / "gateway.sqlite3"
     server, redis, store = await start_gateway(kind, kind, work, db, flows, provider, args.understanding,
-                                               args.instances)  # fmt: skip
+                                               args.instances, args.unix)  # fmt: skip
     on = f"{kind} ×{args.instances}" if args.instances > 1 else kind
     try:
         await server.ready(session)
@@ -1032,7 +1037,7 @@ def combine(a: Figures, b: Figures) -> Figures:
 async def bench_floor(
     args: argparse.Namespace, work: Path, session: ClientSession, provider: Provider, script: list[list[Step]]
 ) -> tuple[Figures, Figures | None]:
-    redis = Redis(work / "redis-floor")
+    redis = Redis(work / "redis-floor", args.unix)
     await asyncio.sleep(0.5)
     server = Server("floor", [sys.executable, str(ROOT / "bench" / "floor.py"), "{port}", redis.url, provider.url,
                               SECRET], {}, work / "floor.log")  # fmt: skip
@@ -1073,7 +1078,8 @@ async def main(args: argparse.Namespace) -> None:
     novel = ", every typed message novel (--novel)" if args.novel else ""
     real = ", message ids of Messenger's length (--real-ids)" if args.real_ids else ""
     instances = f"; {args.instances} gateway instances on one Redis, webhooks round robin" if args.instances > 1 else ""
-    print(f"understanding (embedded model) {args.understanding}{novel}{real}{instances}")
+    unix = "; Redis through its unix socket (--unix), the floor's too" if args.unix else ""
+    print(f"understanding (embedded model) {args.understanding}{novel}{real}{instances}{unix}")
     print(
         f"walks: {len(script)} to the hand-off, {per_walk:.1f} messages each; {args.connections} connections;"
         f" open loop {args.rate:.0f} msg/s for {args.duration:.0f} s, each conversation every {args.gap} s\n"
@@ -1133,6 +1139,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--instances", type=int, default=1, help="N identical `gateway serve` processes on one"
                         " Redis, each on its own port, the webhooks sent to them round robin as a load balancer"
                         " does (Redis only: --stores redis); CPU per message is theirs together")  # fmt: skip
+    parser.add_argument("--unix", action="store_true", help="the floor and the gateway reach Redis through its unix"
+                        " socket (unix://), not TCP on 127.0.0.1")  # fmt: skip
     args = parser.parse_args(argv)
     if args.instances < 1:
         parser.error("--instances must be 1 or more")

@@ -509,7 +509,7 @@ def _store_migrate(args: argparse.Namespace) -> int:
     from gateway.settings import Settings
 
     settings = Settings.from_env()
-    if not settings.store.startswith(("redis://", "rediss://")):
+    if not settings.store.startswith(("redis://", "rediss://", "unix://")):
         print("the store is SQLite: its layout needs no migration")
         return 0
     counts = asyncio.run(_migrate(settings.store))

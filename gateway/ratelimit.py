@@ -83,11 +83,11 @@ def open_limit_storage(
                                         health_check_interval=health_check_interval)  # fmt: skip
         client: RedisCluster = clustered.bridge.get_connection()  # type: ignore[attr-defined]  # redis-py's bridge
         return LimitStorage(clustered, cluster=client)
-    if store_url.startswith(("redis://", "rediss://")):
+    if store_url.startswith(("redis://", "rediss://", "unix://")):
         pool = open_pool(store_url, max_connections=max_connections, timeout=pool_timeout,
                          health_check_interval=health_check_interval)  # fmt: skip
         storage = RedisStorage(
-            "async+" + store_url,
+            ("async+redis+" if store_url.startswith("unix://") else "async+") + store_url,  # limits' schemes
             implementation="redispy",
             key_prefix=KEY_PREFIX,
             connection_pool=pool,  # type: ignore[arg-type]  # passed on to redis-py's client

@@ -180,8 +180,10 @@ class Settings(BaseSettings):
             raise ConfigError("GATEWAY_DEV_ALWAYS_OPEN must be 0 or 1")
         if self.access_log not in (0, 1):
             raise ConfigError("GATEWAY_ACCESS_LOG must be 0 or 1")
-        if not (self.store.startswith("sqlite:///") or self.store.startswith(("redis://", "rediss://"))):
-            raise ConfigError("GATEWAY_STORE must start with sqlite:/// or redis://")
+        if not (self.store.startswith("sqlite:///") or self.store.startswith(("redis://", "rediss://", "unix://"))):
+            raise ConfigError("GATEWAY_STORE must start with sqlite:///, redis://, rediss:// or unix://")
+        if self.redis_cluster and self.store.startswith("unix://"):
+            raise ConfigError("GATEWAY_REDIS_CLUSTER needs a redis:// URL: a Cluster's nodes are reached over TCP")
         if not self.public_url.startswith(("http://", "https://")):
             raise ConfigError("GATEWAY_PUBLIC_URL must be an http(s) URL")
         if self.max_body_bytes <= 0:

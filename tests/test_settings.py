@@ -133,3 +133,12 @@ def test_the_inline_window_is_at_least_the_inline_time() -> None:
 
 def _field(name: str) -> str:
     return next(field for field in Settings.model_fields if variable(field) == name)
+
+
+def test_a_redis_unix_socket_is_a_store_but_not_a_cluster_node() -> None:
+    unix = "unix:///run/redis/redis.sock?db=0"
+    assert Settings.from_env({"GATEWAY_STORE": unix}, env_file=None).store == unix
+    with pytest.raises(ConfigError, match="GATEWAY_REDIS_CLUSTER needs a redis:// URL"):
+        Settings.from_env({"GATEWAY_STORE": unix, "GATEWAY_REDIS_CLUSTER": "1"}, env_file=None)
+    with pytest.raises(ConfigError, match="GATEWAY_STORE must start with"):
+        Settings.from_env({"GATEWAY_STORE": "postgres://localhost/gateway"}, env_file=None)

@@ -5,7 +5,8 @@
 * ``sqlite:///var/gateway.sqlite3`` (relative) or ``sqlite:////abs/path.sqlite3``: embedded, one gateway
   process (:mod:`gateway.store.sqlite`);
 * ``redis://host:port/db``: several gateway instances sharing one Redis, standalone or Cluster (its keys are
-  slot-safe: :mod:`gateway.store.redis_keys`) (:mod:`gateway.store.redis`).
+  slot-safe: :mod:`gateway.store.redis_keys`) (:mod:`gateway.store.redis`); ``unix:///path/redis.sock?db=0``:
+  the same, to a standalone Redis on the same machine through its unix socket.
 
 The Protocol is split into small role Protocols, one per concern, and each component declares the roles it
 uses (``timers.py``'s ``TimersRoles``: :class:`TimerStore`, :class:`LockStore`, :class:`ConversationStore`,
@@ -905,11 +906,11 @@ async def open_store(
         from gateway.store.sqlite import SqliteStore
 
         return await SqliteStore.open(url, keys)
-    if url.startswith(("redis://", "rediss://")):
+    if url.startswith(("redis://", "rediss://", "unix://")):
         from gateway.crypto import DataKeys
         from gateway.store.redis import RedisStore
 
         keys = keys or DataKeys.for_store(url)
         return await RedisStore.open(url, keys, max_connections=max_connections, pool_timeout=pool_timeout,
                                      health_check_interval=health_check_interval, cluster=cluster)  # fmt: skip
-    raise ConfigError("the store URL must start with sqlite:/// or redis://")
+    raise ConfigError("the store URL must start with sqlite:///, redis://, rediss:// or unix://")

@@ -14,8 +14,10 @@ loop leave together, as one pipeline (not a transaction) on one connection; each
   connection, so Redis runs them in their order as before (a crash leaves a prefix done); its caller gets the first
   error among its replies raised, as ``Pipeline.execute`` raises it;
 * **a connection that fails fails the batch**: every caller of the batch gets the redis-py error (a copy each),
-  which the store maps to its StoreError as before; the connection is dropped (redis-py's pipeline disconnects it)
-  and the next batch takes a fresh one. Commands are never retried: one whose answer was lost may have run;
+  which the store maps to its StoreError as before; the connection is dropped and the next batch takes a fresh
+  one. So is a batch whose replies are not all read within the connection's ``socket_timeout`` (5 s; one timeout
+  for the batch, the batcher reading the replies itself). Commands are never retried: one whose answer was lost
+  may have run;
 * **a caller cancelled before its batch leaves is left out of it** (nothing of it is sent); cancelled later, its
   replies are read and dropped, and the other callers of the batch get theirs.
 
@@ -35,14 +37,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Commands = list[tuple[tuple[Any, ...], Mapping[str, Any]]]  # redis-py's command stack: (args, options) each
 
@@ -52,6 +57,7 @@ ALONE = frozenset({
     "WAIT", "WAITAOF", "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "SELECT", "SUBSCRIBE", "PSUBSCRIBE",
     "SSUBSCRIBE", "MONITOR", "CLIENT", "RESET", "QUIT",
 })  # fmt: skip
+_NOT_FOR_CALLBACKS = frozenset({NEVER_DECODE, EMPTY_RESPONSE, "keys"})  # options redis-py takes out before a callback
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +97,8 @@ class AutoPipeline:
         calls = [call for call in calls if not call.replies.done()]  # cancelled before leaving: not sent
         if not calls:
             return
-        pipe = self._redis.pipeline(transaction=False)
-        for call in calls:
-            pipe.command_stack.extend(call.commands)
         try:
-            replies = await pipe.execute(raise_on_error=False)
+            replies = await self._execute([command for call in calls for command in call.commands])
         except Exception as error:
             _fail(calls, functools.partial(_copy, error))
             return
@@ -108,6 +111,52 @@ class AutoPipeline:
             if not call.replies.done():  # a caller cancelled while its batch was out: its replies are dropped
                 call.replies.set_result(replies[start:end])
             start = end
+
+    async def _execute(self, commands: Commands) -> list[Any]:
+        """One write on a connection of the pool, then the replies read in order under one timeout for the whole
+        batch (the connection's ``socket_timeout``, 5 s by default), each through the client's response callback
+        as redis-py's pipeline does; a command's error in its place. redis-py's own pipeline read each reply through
+        five coroutines and a timeout of its own. A connection that fails, or a batch whose replies are not all
+        read within the timeout, raises redis-py's ConnectionError or TimeoutError, and the connection is dropped:
+        its next reply would belong to this batch."""
+        pool = self._redis.connection_pool
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py
+        try:
+            await connection.send_packed_command(connection.pack_commands([args for args, _ in commands]))
+            parser = connection._parser  # redis-py's hiredis or Python parser, which ``read_response`` calls
+            replies: list[Any] = []
+            try:
+                async with asyncio.timeout(connection.socket_timeout):
+                    for args, options in commands:
+                        reply = await parser.read_response(disable_decoding=NEVER_DECODE in options)
+                        parsed = self._parsed(args[0], reply, options)
+                        replies.append(await parsed if inspect.isawaitable(parsed) else parsed)
+            except TimeoutError:
+                await connection.disconnect(nowait=True)
+                raise RedisTimeoutError(f"Timeout reading from {connection._host_error()}") from None
+            except OSError as error:
+                await connection.disconnect(nowait=True)
+                where = connection._host_error()
+                raise RedisConnectionError(f"Error while reading from {where}: {error.args}") from error
+            except BaseException:  # a connection error, or cancelled (``close``): the rest of the replies unread
+                await connection.disconnect(nowait=True)
+                raise
+            if connection.health_check_interval:  # as ``read_response`` marks a connection just heard from
+                connection.next_health_check = asyncio.get_running_loop().time() + connection.health_check_interval
+            return replies
+        finally:
+            await pool.release(connection)
+
+    def _parsed(self, name: Any, reply: Any, options: Mapping[str, Any]) -> Any:
+        """A reply as ``Redis.parse_response`` gives it: an error kept (or the command's empty answer), else
+        through the command's response callback."""
+        if isinstance(reply, ResponseError):
+            return options.get(EMPTY_RESPONSE, reply)
+        callback = self._redis.response_callbacks.get(name)
+        if callback is None:
+            return reply
+        extra = {key: value for key, value in options.items() if key not in _NOT_FOR_CALLBACKS}
+        return callback(reply, **extra)
 
     async def close(self) -> None:
         """Refuse new commands; the batches out are stopped, their callers failed (the store is closing)."""

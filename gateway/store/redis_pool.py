@@ -20,17 +20,23 @@ Commands are packed into the Redis protocol by hiredis (C), as redis-py's synchr
 installed; its asyncio client packs them in Python, which was ~8 % of the gateway's CPU per message under load
 (bench/README.md, "Sixth pass"). Replies are read by hiredis too: redis-py picks its parser by itself once hiredis
 is installed.
+
+A command is written in its caller's task: redis-py's asyncio connection wraps every write in ``asyncio.wait_for``
+when ``socket_timeout`` is set (5 s by default), which on Python 3.11 makes a task per write and costs each command
+a turn of the event loop. The same timeout bounds the wait for room in the socket's buffer here, the only part of a
+write that can wait (bench/README.md, "Eighth pass").
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
 import hiredis
 from redis._parsers import Encoder
 from redis.asyncio import BlockingConnectionPool
-from redis.asyncio.connection import Connection, SSLConnection
+from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -81,18 +87,65 @@ class _PackedInC:
         return packed
 
 
-class CheckedConnection(_PackedInC, _ReconnectWhenPingFails, Connection):
+class _WrittenInPlace:
+    """A connection that writes in the caller's task, without redis-py's ``wait_for`` (a task per write): the same
+    bytes, the same errors (``TimeoutError`` when the socket's buffer stays full ``socket_timeout`` s,
+    ``ConnectionError`` on a socket error), and the connection dropped on any failure, as redis-py does."""
+
+    is_connected: bool  # the redis-py connection's, which this is mixed into
+    socket_timeout: float | None
+    _writer: asyncio.StreamWriter | None
+
+    async def send_packed_command(self, command: bytes | str | Iterable[bytes], check_health: bool = True) -> None:
+        if not self.is_connected:
+            await self.connect_check_health(check_health=False)  # type: ignore[attr-defined]
+        if check_health:
+            await self.check_health()  # type: ignore[attr-defined]
+        try:
+            if isinstance(command, str):
+                command = command.encode()
+            if isinstance(command, bytes):
+                command = [command]
+            writer = self._writer
+            assert writer is not None  # connected above
+            writer.writelines(command)
+            if self.socket_timeout and writer.transport.get_write_buffer_size():  # only then can it wait
+                async with asyncio.timeout(self.socket_timeout):
+                    await writer.drain()
+            else:
+                await writer.drain()
+        except TimeoutError:
+            await self.disconnect(nowait=True)  # type: ignore[attr-defined]
+            raise RedisTimeoutError("Timeout writing to socket") from None
+        except OSError as error:
+            await self.disconnect(nowait=True)  # type: ignore[attr-defined]
+            number, message = ("UNKNOWN", error.args[0]) if len(error.args) == 1 else error.args[:2]
+            raise RedisConnectionError(f"Error {number} while writing to socket. {message}.") from error
+        except BaseException:  # cancelled mid-write: what was sent is unknown, so the connection goes
+            await self.disconnect(nowait=True)  # type: ignore[attr-defined]
+            raise
+
+
+class CheckedConnection(_PackedInC, _WrittenInPlace, _ReconnectWhenPingFails, Connection):
     """redis://"""
 
 
-class CheckedSSLConnection(_PackedInC, _ReconnectWhenPingFails, SSLConnection):
+class CheckedSSLConnection(_PackedInC, _WrittenInPlace, _ReconnectWhenPingFails, SSLConnection):
     """rediss://"""
+
+
+class CheckedUnixConnection(_PackedInC, _WrittenInPlace, _ReconnectWhenPingFails, UnixDomainSocketConnection):
+    """unix:// (a Redis on the same machine, through its ``unixsocket``: docs/deployment.md)"""
 
 
 def open_pool(
     url: str, *, max_connections: int, timeout: float, health_check_interval: float, **options: Any
 ) -> BlockingConnectionPool:
-    checked = CheckedSSLConnection if url.startswith("rediss://") else CheckedConnection
+    checked: type[AbstractConnection] = CheckedConnection
+    if url.startswith("rediss://"):
+        checked = CheckedSSLConnection
+    elif url.startswith("unix://"):
+        checked = CheckedUnixConnection
     return BlockingConnectionPool.from_url(
         url, connection_class=checked, max_connections=max_connections, timeout=timeout,
         health_check_interval=health_check_interval, maint_notifications_config=MaintNotificationsConfig(enabled=False),

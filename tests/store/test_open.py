@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import socket
 import sqlite3
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from gateway.errors import ConfigError, StoreError
+from gateway.ratelimit import open_limit_storage
 from gateway.store import ClaimState, open_store
 from gateway.store.sqlite import path_from_url
 from gateway.testing import store_keys
@@ -46,7 +48,7 @@ async def test_an_unusable_sqlite_path_is_a_store_error(tmp_path: Path) -> None:
 
 
 async def test_an_unknown_scheme_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="sqlite:/// or redis://"):
+    with pytest.raises(ConfigError, match="sqlite:///, redis://, rediss:// or unix://"):
         await open_store("postgres://localhost/gateway")
 
 
@@ -105,3 +107,48 @@ async def test_a_redis_lock_held_past_its_lease_stays_held_while_its_holder_live
     finally:
         await one.close()
         await two.close()
+
+
+@pytest.mark.redis
+async def test_a_redis_through_its_unix_socket_serves_the_store_and_the_rate_limits(tmp_path: Path) -> None:
+    """``unix:///path?db=0``: the store (its batched commands, a lock) and the rate limits' counters, on a Redis
+    listening on its unix socket only (``--port 0``)."""
+    path = tmp_path / "redis.sock"
+    command = ["redis-server", "--port", "0", "--unixsocket", str(path), "--unixsocketperm", "700", "--save", "",
+               "--appendonly", "no", "--dir", str(tmp_path), "--logfile", str(tmp_path / "redis.log")]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        async with asyncio.timeout(15):
+            while not _answers_ping_at(path):
+                assert server.poll() is None, (tmp_path / "redis.log").read_text()
+                await asyncio.sleep(0.05)
+        url = f"unix://{path}?db=0"
+        store = await open_store(url, keys=store_keys(url))
+        try:
+            claims = await asyncio.gather(*(store.claim(f"in:unix:{n}", "owner", 10) for n in range(20)))
+            assert claims == [ClaimState.CLAIMED] * 20
+            async with store.lock("c1", timeout=5):
+                assert await store.claim("in:unix:0", "other", 10) != ClaimState.CLAIMED
+        finally:
+            await store.close()
+        limits = open_limit_storage(url)
+        try:
+            assert limits.pool is not None  # the counters are in this Redis, not in memory
+            assert await limits.storage.incr("k", 60) == 1
+            assert await limits.storage.incr("k", 60) == 2
+        finally:
+            await limits.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _answers_ping_at(path: Path) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX) as connection:
+            connection.settimeout(0.5)
+            connection.connect(str(path))
+            connection.sendall(b"PING\r\n")
+            return connection.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False

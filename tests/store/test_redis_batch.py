@@ -17,6 +17,7 @@ import redis
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.errors import StoreError
 from gateway.store.redis import RedisStore
@@ -202,3 +203,77 @@ async def test_a_closed_batcher_refuses_and_fails_what_it_held(batcher: AutoPipe
     await batcher.close()
     with pytest.raises(RedisConnectionError):
         await batcher.client.get("k")
+
+
+async def test_batched_replies_are_what_redis_py_gives_each_command(batcher: AutoPipeline, flushed: str) -> None:
+    """The batcher reads the replies itself: each goes through the command's response callback (and its options:
+    MGET of no key, HGETALL's dict, scores as floats) as redis-py's own client gives it."""
+    plain = Redis.from_url(flushed, decode_responses=True)
+    try:
+        await plain.hset("h", mapping={"a": "1", "b": "2"})
+        await plain.zadd("z", {"x": 1.5, "y": 2})
+        await plain.set("text", "not a number")
+
+        def commands(client: Redis) -> list[Awaitable[Any]]:
+            return [
+                client.hgetall("h"), client.zrange("z", 0, -1, withscores=True), client.zscore("z", "x"),
+                client.mget([]), client.mget(["h", "nothing"]), client.exists("h", "z", "none"), client.get("none"),
+                client.set("k", "v"), client.set("k", "w", nx=True), client.script_exists("0" * 40),
+                client.ttl("h"), client.hmget("h", ["a", "c"]), client.ping(),
+            ]  # fmt: skip
+
+        assert await _within(asyncio.gather(*commands(batcher.client))) == await asyncio.gather(*commands(plain))
+        with pytest.raises(ResponseError) as batched:
+            await batcher.client.incr("text")
+        with pytest.raises(ResponseError) as alone:
+            await plain.incr("text")
+        assert type(batched.value) is type(alone.value) and batched.value.args == alone.value.args
+    finally:
+        await plain.aclose()
+
+
+async def test_a_batch_not_answered_within_the_socket_timeout_fails_its_callers_and_the_next_works(
+    own_redis: OwnRedis,
+) -> None:
+    """One timeout for the whole batch (the connection's ``socket_timeout``): a stopped server fails the batch's
+    callers with TimeoutError, and its connection is dropped (its late replies would belong to this batch)."""
+    client = Redis(connection_pool=open_pool(own_redis.url, max_connections=5, timeout=5, health_check_interval=30,
+                                             decode_responses=True, socket_timeout=0.5))  # fmt: skip
+    batcher = AutoPipeline(client)
+    try:
+        await batcher.client.set("k", "v")
+        assert own_redis.process is not None
+        os.kill(own_redis.process.pid, signal.SIGSTOP)
+        try:
+            callers = [asyncio.create_task(batcher.client.get("k")) for _ in range(20)]
+            results = await _within(asyncio.gather(*callers, return_exceptions=True))
+        finally:
+            os.kill(own_redis.process.pid, signal.SIGCONT)
+        assert all(isinstance(result, RedisTimeoutError) for result in results), results
+        assert await _within(asyncio.gather(*(batcher.client.get("k") for _ in range(20)))) == ["v"] * 20
+    finally:
+        await batcher.close()
+        await client.aclose(close_connection_pool=True)
+
+
+async def test_a_write_that_cannot_leave_within_the_socket_timeout_fails_and_the_next_works(
+    own_redis: OwnRedis,
+) -> None:
+    """A write waits for room in the socket's buffer at most ``socket_timeout`` s (in the caller's task, not one
+    of its own: gateway/store/redis_pool.py); then TimeoutError, and the connection is dropped (part of the
+    command may have left)."""
+    client = Redis(connection_pool=open_pool(own_redis.url, max_connections=5, timeout=5, health_check_interval=30,
+                                             decode_responses=True, socket_timeout=0.5))  # fmt: skip
+    try:
+        await client.set("k", "v")
+        assert own_redis.process is not None
+        os.kill(own_redis.process.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(RedisTimeoutError, match="writing"):
+                await _within(client.set("big", "x" * 64_000_000))  # more than the kernel's buffers take
+        finally:
+            os.kill(own_redis.process.pid, signal.SIGCONT)
+        assert await _within(client.get("k")) == "v"
+        assert await _within(client.exists("big")) == 0  # the part sent was dropped with its connection
+    finally:
+        await client.aclose(close_connection_pool=True)
