@@ -42,6 +42,9 @@ from gateway.supervisor import where
 log = logging.getLogger(__name__)
 
 MARK_SENT_TRIES = 8  # about 6 s of a store failing before a sent message may be sent again
+# Deliveries in flight at once per instance: the app's one aiohttp session opens at most 100 connections (its
+# connector's default limit), so more sends would only queue there, their leases and their lines held meanwhile.
+WINDOW = 100
 
 
 class _Lease:
@@ -92,6 +95,7 @@ class Outbox:
         max_attempts: int = 8,
         poll_seconds: float = 1.0,
         lease_seconds: int = 60,
+        window: int = WINDOW,
         metrics: Metrics | None = None,
         on_recipient_gone: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
@@ -99,6 +103,9 @@ class Outbox:
         unsubscribed (:class:`RecipientGone`); the app marks the conversation as left (``gateway/leaving.py``)."""
         self.on_recipient_gone = on_recipient_gone
         self.lease_seconds = lease_seconds
+        if window < 1:
+            raise ValueError(f"an outbox window of {window} delivers nothing")
+        self.window = window
         self.metrics = metrics or Metrics()
         self.store = store
         self.channels = channels
@@ -112,33 +119,69 @@ class Outbox:
         self._wake.set()
 
     async def run(self) -> None:
-        """Deliver until cancelled. Any failure of a pass is logged (class, place) and retried at the next poll."""
-        while True:
-            try:
-                delivered = await self.deliver_due()
-            except StoreError as exc:
-                log.warning("outbox: store unavailable (%s)", exc.__class__.__name__)
-                delivered = 0
-            except Exception as exc:  # a bug: delivery goes on for every other item and conversation
-                log.error("outbox: unexpected %s at %s", type(exc).__name__, where(exc))
-                delivered = 0
-            if delivered:
-                continue  # the next items of these conversations are due now
-            with contextlib.suppress(TimeoutError):  # asyncio.timeout, not wait_for: see gateway/supervisor.py
-                async with asyncio.timeout(self.poll_seconds):
-                    await self._wake.wait()
-            self._wake.clear()
+        """Deliver until cancelled, up to ``window`` items in flight: more are claimed as soon as a delivery ends
+        (a slot is free, and its conversation's next item may be due), something is put in the outbox (a kick)
+        or the poll comes round; never more than the free slots. No pass barrier: a slow send holds its own slot
+        and its own conversation (the store's lease on its line), never the others' replies.
+
+        A failed claim is logged (class, place) and retried at the next wake; each delivery reports its own
+        failure (:meth:`_deliver_reported`). Cancelled (shutdown), the deliveries in flight are cancelled with it:
+        their leases end and another pass (or instance) sends them then; nothing recorded as sent goes out again.
+        """
+        in_flight: set[asyncio.Task[None]] = set()
+
+        def ended(task: asyncio.Task[None]) -> None:  # the slot is free before the loop looks again
+            in_flight.discard(task)
+            self._wake.set()
+
+        try:
+            while True:
+                self._wake.clear()  # a kick or an end arriving while claiming wakes the next round
+                free = self.window - len(in_flight)
+                if free > 0:
+                    for item in await self._claim(free):
+                        task = asyncio.create_task(self._deliver_reported(item))
+                        in_flight.add(task)
+                        task.add_done_callback(ended)
+                with contextlib.suppress(TimeoutError):  # asyncio.timeout, not wait_for: see gateway/supervisor.py
+                    async with asyncio.timeout(self.poll_seconds):
+                        await self._wake.wait()
+        finally:
+            for task in in_flight:
+                task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
+
+    async def _claim(self, limit: int) -> list[OutboxItem]:
+        """Claim up to ``limit`` due items; a failure is logged and claims nothing (the next wake tries again)."""
+        try:
+            return await self.store.outbox_due(self.clock(), limit, lease_seconds=self.lease_seconds)
+        except StoreError as exc:
+            log.warning("outbox: store unavailable (%s)", exc.__class__.__name__)
+        except Exception as exc:  # a bug: delivery goes on for every item in flight and at the next claim
+            log.error("outbox: unexpected %s at %s", type(exc).__name__, where(exc))
+        return []
+
+    async def _deliver_reported(self, item: OutboxItem) -> None:
+        """One item of :meth:`run`, its failure reported here, never failing the others."""
+        try:
+            await self._deliver(item)
+        except StoreError as exc:  # not recorded: retried when its lease ends
+            log.warning("outbox: store unavailable (%s)", exc.__class__.__name__)
+        except Exception as exc:  # this item only: retried when its lease ends
+            log.error("outbox: %s: unexpected %s at %s", item.id, type(exc).__name__, where(exc))
 
     async def deliver_due(self, limit: int = 50) -> int:
-        """One pass: claim what is due and deliver it (conversations in parallel). Returns how many.
+        """One pass, awaited whole (tests, tools): claim what is due and deliver it (conversations in parallel).
+        Returns how many. :meth:`run` keeps a sliding window instead.
 
-        One item's failure never fails the others: each is delivered and recorded on its own.
+        One item's failure never fails the others: each is delivered and recorded on its own; a store failure
+        is raised once all are done.
         """
         items = await self.store.outbox_due(self.clock(), limit, lease_seconds=self.lease_seconds)
         outcomes = await asyncio.gather(*(self._deliver(item) for item in items), return_exceptions=True)
         store_error: StoreError | None = None
         for item, outcome in zip(items, outcomes, strict=True):
-            if isinstance(outcome, StoreError):  # not recorded: the store is down, the loop reports it
+            if isinstance(outcome, StoreError):  # not recorded: the store is down, the caller reports it
                 store_error = outcome
             elif isinstance(outcome, Exception):  # this item only: retried when its lease ends
                 log.error("outbox: %s: unexpected %s at %s", item.id, type(outcome).__name__, where(outcome))

@@ -109,6 +109,7 @@ class FakeAPI:
         self._down = False
         self._flowing = asyncio.Event()  # cleared by stall(): requests then wait, unanswered, until resume()
         self._flowing.set()
+        self._stalled_only: bytes | None = None  # stall(only=…): the text a held request's body holds
         self.held = 0  # requests that waited (or wait) in a stall
         self._runner: web.AppRunner | None = None
         self._port = 0
@@ -154,11 +155,14 @@ class FakeAPI:
     def up(self) -> None:
         self._down = False
 
-    def stall(self) -> None:
-        """A slow provider: from now on every request waits, unanswered, until :meth:`resume`."""
+    def stall(self, only: str | None = None) -> None:
+        """A slow provider: from now on every request waits, unanswered, until :meth:`resume`; with ``only``, just
+        the requests whose body holds that text (e.g. one recipient's id) wait, the others are answered."""
+        self._stalled_only = only.encode() if only is not None else None
         self._flowing.clear()
 
     def resume(self) -> None:
+        self._stalled_only = None
         self._flowing.set()
 
     async def wait_held(self, count: int = 1, timeout: float = 5.0) -> None:
@@ -207,7 +211,7 @@ class FakeAPI:
     @web.middleware
     async def _recorder(self, request: web.Request, handler: Any) -> web.StreamResponse:
         raw = await request.read()
-        if not self._flowing.is_set():
+        if not self._flowing.is_set() and (self._stalled_only is None or self._stalled_only in raw):
             async with self._arrived:
                 self.held += 1
                 self._arrived.notify_all()

@@ -9,6 +9,7 @@ The whole app with the fake provider APIs: tests/e2e/test_outage.py, test_exactl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -364,3 +365,41 @@ async def test_a_renewal_on_its_way_when_the_send_ends_neither_loses_the_record_
     assert channel.sent == ["r1"]
     after = await any_store.outbox_get("c1", "r1")  # the late renewal resurrected nothing
     assert after is not None and after.status == OutboxStatus.SENT
+
+
+# No pass barrier: one conversation's slow send holds its own line only. Replies put for other conversations
+# while it waits go out at once; the slow conversation's next reply waits for it, in order.
+
+
+async def test_a_slow_send_never_delays_other_conversations_replies(any_store: Store, settings: Settings) -> None:
+    store = any_store
+    async with FakeGraphAPI() as graph, aiohttp.ClientSession() as session:
+        messenger = MessengerChannel(settings.replace(messenger_api_url=graph.url,
+                                                      messenger_page_access_token="token"), session)  # fmt: skip
+        sending = Outbox(store, {ChannelName.MESSENGER: messenger}, poll_seconds=60)  # kicks only, no poll
+
+        async def reply(item_id: str, conversation: str, recipient: str) -> None:
+            message = Outbound(item_id, conversation, ChannelName.MESSENGER, recipient, f"texte {item_id}")
+            await store.outbox_put(OutboxItem(item_id, conversation, encode_outbound(message), sending.clock()))
+            sending.kick()
+
+        graph.stall(only="psid-slow")  # this young person's provider holds the request; the others answer
+        worker = asyncio.create_task(sending.run())
+        try:
+            await reply("slow-1", "c-slow", "psid-slow")
+            await graph.wait_held(1)
+            await reply("slow-2", "c-slow", "psid-slow")  # behind slow-1 in its conversation
+            for n in range(5):
+                await reply(f"other-{n}", f"c-{n}", f"psid-other-{n}")
+            others = await graph.wait_accepted(5, timeout=10)
+            assert sorted(r.body["recipient"]["id"] for r in others) == [f"psid-other-{n}" for n in range(5)]
+
+            graph.resume()
+            accepted = await graph.wait_accepted(7)
+        finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        slow = [r.body["message"]["text"] for r in accepted if r.body["recipient"]["id"] == "psid-slow"]
+        assert slow == ["texte slow-1", "texte slow-2"]
+        assert len(accepted) == 7  # nothing twice
