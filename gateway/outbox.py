@@ -130,7 +130,7 @@ class Outbox:
         a slow send holds its own slot and its own conversation (the store's lease on its line), never the
         others' replies.
 
-        A failed claim is logged (class, place) and retried at the next wake; each delivery reports its own
+        A failed claim is logged (class, place) and retried at the next poll; each delivery reports its own
         failure (:meth:`_deliver_reported`). Cancelled (shutdown), the deliveries in flight are cancelled with it:
         their leases end and another pass (or instance) sends them then; nothing recorded as sent goes out again.
         """
@@ -150,7 +150,11 @@ class Outbox:
                 free = self.window - len(in_flight)
                 if free > 0:
                     last_claim = loop.time()
-                    for item in await self._claim(free):
+                    claimed = await self._claim(free)
+                    if claimed is None:  # the ends and kicks meanwhile would only fail again: the next poll tries
+                        await asyncio.sleep(self.poll_seconds)
+                        continue
+                    for item in claimed:
                         task = asyncio.create_task(self._deliver_reported(item))
                         in_flight.add(task)
                         task.add_done_callback(ended)
@@ -162,15 +166,15 @@ class Outbox:
                 task.cancel()
             await asyncio.gather(*in_flight, return_exceptions=True)
 
-    async def _claim(self, limit: int) -> list[OutboxItem]:
-        """Claim up to ``limit`` due items; a failure is logged and claims nothing (the next wake tries again)."""
+    async def _claim(self, limit: int) -> list[OutboxItem] | None:
+        """Claim up to ``limit`` due items; None when the claim failed (logged: class, place)."""
         try:
             return await self.store.outbox_due(self.clock(), limit, lease_seconds=self.lease_seconds)
         except StoreError as exc:
             log.warning("outbox: store unavailable (%s)", exc.__class__.__name__)
-        except Exception as exc:  # a bug: delivery goes on for every item in flight and at the next claim
+        except Exception as exc:  # a bug: delivery goes on for every item in flight and at the next poll
             log.error("outbox: unexpected %s at %s", type(exc).__name__, where(exc))
-        return []
+        return None
 
     async def _deliver_reported(self, item: OutboxItem) -> None:
         """One item of :meth:`run`, its failure reported here, never failing the others."""
