@@ -51,8 +51,9 @@ _ANIMALS = (
 def new_conversation_id() -> str:
     """A random, URL-safe id (128 bits): unguessable, so it can appear in console URLs. Never begins with "-",
     which a command line would read as an option (``gateway erase --conversation ID``)."""
-    while (conversation_id := secrets.token_urlsafe(16)).startswith("-"):
-        pass
+    conversation_id = secrets.token_urlsafe(16)
+    while conversation_id.startswith("-"):  # one draw in 64: draw again (the id stays uniform over the others)
+        conversation_id = secrets.token_urlsafe(16)
     return conversation_id
 
 
