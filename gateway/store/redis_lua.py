@@ -314,6 +314,26 @@ return 1
 """
 )
 
+# A reply's transcript entry and its outbox item in one step (one slot: the conversation's), as ``put_entry`` then
+# ``outbox_put_item`` would run them back to back. KEYS: the transcript, the item. ARGV: entry id, the entry,
+# conversation, sealed payload, created µs, next attempt µs.
+_PUT_ENTRY_ITEM = (
+    _ENTRIES
+    + """
+local _, entry = find_entry(KEYS[1], ARGV[1])
+if not entry then
+  redis.call('RPUSH', KEYS[1], ARGV[2])
+  entry = ARGV[2]
+end
+local status = redis.call('HGET', KEYS[2], 'status')
+if status then return status == 'pending' and 1 or 0 end
+if string.sub(entry, #ARGV[1] + 2, #ARGV[1] + 2) ~= 'p' then return 0 end
+redis.call('HSET', KEYS[2], 'id', ARGV[1], 'conv', ARGV[3], 'payload', ARGV[4], 'created_us', ARGV[5],
+           'next_us', ARGV[6], 'attempts', 0, 'status', 'pending')
+return 1
+"""
+)
+
 # KEYS: the conversation's line, heads, sequence, the pending set. ARGV: id, conversation, next µs, created µs.
 # Listed once, however often it runs; an id listed after its item was resolved is dropped by ``outbox_due``.
 _OUTBOX_LIST = (
@@ -562,6 +582,7 @@ SCRIPTS = {
     "position": _POSITION,
     "update_listener": _UPDATE_LISTENER,
     "outbox_put_item": _OUTBOX_PUT_ITEM,
+    "put_entry_item": _PUT_ENTRY_ITEM,
     "outbox_list": _OUTBOX_LIST,
     "outbox_due": _OUTBOX_DUE,
     "outbox_claim": _OUTBOX_CLAIM,
