@@ -641,7 +641,9 @@ async def waits(load: Load, store_url: str, since: float) -> str:
     entries after it are its replies, the first one's provider id says when the fake received it. Each message
     answered, inline (processing began before its acknowledgement) or through the inbox (after), split into: due →
     written (waiting for one of the generator's connections, as for a provider's), written → acknowledged, written
-    → processing, processing → the first reply at the fake (the lock, the writes, the outbox)."""
+    → processing, processing → the first reply at the fake (the lock, the writes, the outbox); and how many began
+    while replies to their sender's earlier messages were still going out (the outbox sends a conversation's replies
+    one after the other), with how long after processing the last of those reached the fake (p50 / p99)."""
     from gateway.store import Author, open_store
     from gateway.testing import store_keys
 
@@ -649,6 +651,7 @@ async def waits(load: Load, store_url: str, since: float) -> str:
     mine = {mid: t for mid, t in load.timeline.items() if t.due >= since and t.written and t.acked}
     began: dict[str, float] = {}  # a young person's entry id → when its processing began (perf_counter)
     replied: dict[str, float] = {}  # … → when the fake received its first reply
+    earlier: dict[str, float] = {}  # … → when the fake received the last reply to its sender's earlier messages
     store = await open_store(store_url, keys=store_keys(store_url))
     try:
         senders = {t.sender for t in mine.values()}
@@ -656,15 +659,18 @@ async def waits(load: Load, store_url: str, since: float) -> str:
                                                            datetime.now(UTC) + timedelta(days=1)):  # fmt: skip
             if conversation.sender not in senders:
                 continue
-            current = None
+            current, last = None, 0.0
             for entry in await store.transcript(conversation.id):
                 if entry.author == Author.USER:
-                    current, began[entry.id] = entry.id, entry.at.timestamp() - offset
-                elif current and current not in replied and entry.provider_message_id in load.provider.received_at:
-                    replied[current] = load.provider.received_at[entry.provider_message_id]
+                    current, began[entry.id], earlier[entry.id] = entry.id, entry.at.timestamp() - offset, last
+                elif entry.provider_message_id in load.provider.received_at:
+                    last = max(last, load.provider.received_at[entry.provider_message_id])
+                    if current and current not in replied:
+                        replied[current] = load.provider.received_at[entry.provider_message_id]
     finally:
         await store.close()
     stages: dict[str, list[tuple[float, ...]]] = {"inline": [], "inbox": []}
+    behind: dict[str, list[float]] = {"inline": [], "inbox": []}  # processing → the earlier replies all out, if later
     for mid, t in mine.items():
         entry_id = inbound_entry_id(Inbound(ChannelName.MESSENGER, t.sender, mid))
         start, reply = began.get(entry_id), replied.get(entry_id)
@@ -672,12 +678,17 @@ async def waits(load: Load, store_url: str, since: float) -> str:
             continue
         path = "inline" if start <= t.acked else "inbox"
         stages[path].append((t.written - t.due, t.acked - t.written, start - t.written, reply - start))
+        if earlier.get(entry_id, 0.0) > start:  # its conversation's earlier replies were still going out
+            behind[path].append(earlier[entry_id] - start)
     parts = []
     for path, rows in stages.items():
         figures = ", ".join(f"{name} {pct([r[i] for r in rows], 0.5):.0f} / {pct([r[i] for r in rows], 0.99):.0f}"
                             for i, name in enumerate(("due → written", "→ ack", "→ processing", "processing → reply"))
                             )  # fmt: skip
-        parts.append(f"{path} {len(rows):,}: {figures}" if rows else f"{path} 0")
+        late = behind[path]
+        queued = f", behind earlier replies {len(late):,} ({pct(late, 0.5):.0f} / {pct(late, 0.99):.0f})"
+        queued = queued if late else ""
+        parts.append(f"{path} {len(rows):,}: {figures}{queued}" if rows else f"{path} 0")
     return "; ".join(parts) + " ms (p50 / p99)"
 
 

@@ -46,6 +46,7 @@ from gateway.flows.risk import Flag
 from gateway.flowset import FlowSet
 from gateway.ids import derived_from, inbound_entry_id, inbound_key, new_id
 from gateway.language import language_of
+from gateway.later import Later
 from gateway.messages import ChannelName, Choice, Inbound, Outbound, Receipt, Reply
 from gateway.metrics import Metrics
 from gateway.store import (
@@ -169,7 +170,7 @@ class Dispatcher:
         if not await self._claim(key, owner, inbound):
             self.metrics.duplicates.labels(inbound.channel.value).inc()
             return False
-        renewal = asyncio.create_task(self._renew(key, owner))
+        renewal = Later(self.claim_seconds / 3, lambda: self._renew(key, owner))  # a timer until a renewal is due
         try:
             processed = await self._process_claimed(inbound, key, owner)
         except BaseException:
@@ -199,9 +200,8 @@ class Dispatcher:
             pause = min(pause * 2, 0.25)
 
     async def _renew(self, key: str, owner: str) -> None:
-        """Keep the claim while processing: renewed every third of its lease."""
+        """Keep the claim while processing: renewed now (a third of its lease in), then every third of it."""
         while True:
-            await asyncio.sleep(self.claim_seconds / 3)
             try:
                 if await self.store.claim(key, owner, self.claim_seconds) is not ClaimState.CLAIMED:
                     return
@@ -209,6 +209,7 @@ class Dispatcher:
                 log.warning("dispatcher: could not renew a claim (%s)", exc.__class__.__name__)
             except Exception as exc:  # a bug must not end the renewal silently: the claim would lapse mid-processing
                 log.error("dispatcher: renewing a claim failed with %s at %s", type(exc).__name__, where(exc))
+            await asyncio.sleep(self.claim_seconds / 3)
 
     async def _process_claimed(self, inbound: Inbound, key: str, owner: str) -> bool:
         reading, later = await self._read(inbound)  # before the lock: a slow model holds no conversation up

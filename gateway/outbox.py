@@ -33,6 +33,7 @@ from typing import Protocol
 from gateway.clock import utcnow
 from gateway.errors import DeliveryError, PermanentDelivery, RecipientGone, RetryableDelivery, StoreError
 from gateway.events import DeliveryChanged
+from gateway.later import Later
 from gateway.messages import ChannelName, Outbound
 from gateway.metrics import Metrics
 from gateway.store import BatchStore, Delivery, EventStore, OutboxItem, OutboxStore
@@ -207,30 +208,31 @@ class Outbox:
     async def _deliver(self, item: OutboxItem) -> None:
         """Deliver one claimed item, its lease renewed meanwhile (``item`` then carries the current lease)."""
         lease = _Lease(item)
-        renewal = asyncio.create_task(self._keep_lease(lease))
+        renewal = Later(self.lease_seconds / 3, lambda: self._keep_lease(lease))  # a timer until a renewal is due
         try:
             await self._deliver_leased(lease)
         finally:
             renewal.cancel()
 
     async def _keep_lease(self, lease: _Lease) -> None:
-        """Renew the claim every third of the lease while its delivery runs; stop once it is lost."""
+        """Renew the claim now (a third of the lease in) and every third of it while its delivery runs; stop once
+        it is lost."""
         item_id = lease.item.id
         while True:
-            await asyncio.sleep(self.lease_seconds / 3)
             until = self.clock() + timedelta(seconds=self.lease_seconds)
             try:
                 renewed = await self._renew(lease, until)
             except StoreError as exc:  # Redis may have run it: ``until`` may be the token now
                 lease.unsure.append(until)
                 log.warning("outbox: %s: lease not renewed (%s)", item_id, type(exc).__name__)
-                continue
+                renewed = True
             except Exception as exc:  # a bug must not end the renewal silently: the lease would lapse mid-send
                 log.error("outbox: renewing a lease failed with %s at %s", type(exc).__name__, where(exc))
-                continue
+                renewed = True
             if not renewed:
                 log.warning("outbox: %s: lease lost while delivering; another worker may send it", item_id)
                 return
+            await asyncio.sleep(self.lease_seconds / 3)
 
     async def _renew(self, lease: _Lease, until: datetime) -> bool:
         async with lease.lock:

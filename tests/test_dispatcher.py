@@ -122,3 +122,35 @@ async def test_the_claim_is_checked_again_under_the_lock(store: Store, clock: Cl
         await store.save_conversation(conversation, done=DoneMark(key, DEDUPE_TTL_SECONDS))  # the other owner
     assert await handling is False
     assert await user_entries(store) == []
+
+
+async def test_a_claim_is_renewed_while_its_message_waits_longer_than_its_lease(store: Store, clock: Clock) -> None:
+    """The claim is renewed every third of its lease while the message is processed (``Dispatcher._renew``, a
+    timer until the first renewal is due): a message held up (here waiting for its conversation's lock) for four
+    leases is never let through to another owner meanwhile, then processed once."""
+    lease = 0.3
+    running = dispatcher(store, clock, claim_seconds=lease)
+    assert await running.handle_inbound(message("m0")) is True
+    conversation = await store.find_active_conversation(ChannelName.MESSENGER, SENDER)
+    assert conversation is not None
+    key, loop = inbound_key(message("m1", "Non")), asyncio.get_running_loop()
+
+    async def busy_for_another() -> bool:
+        """Another owner's try: BUSY while the message is claimed (one that got it gives it back at once)."""
+        state = await store.claim(key, "another", lease)
+        if state is ClaimState.CLAIMED:
+            await store.release(key, "another")
+        return state is ClaimState.BUSY
+
+    async with store.lock(conversation.id):  # the message waits for its conversation, for longer than its lease
+        waiting = asyncio.create_task(running.handle_inbound(message("m1", "Non")))
+        deadline = loop.time() + 10
+        while not await busy_for_another():  # the dispatcher's claim taken
+            assert loop.time() < deadline and not waiting.done()
+            await asyncio.sleep(0.01)
+        held_until = loop.time() + 4 * lease
+        while loop.time() < held_until:  # four leases: renewed all along, never another owner's
+            assert await busy_for_another()
+            await asyncio.sleep(lease / 10)
+    assert await waiting is True
+    assert await user_entries(store) == [inbound_entry_id(message("m0")), inbound_entry_id(message("m1", "Non"))]

@@ -8,7 +8,8 @@ of them done), ordered so that every prefix is safe:
 
 * **an index lists more, never less**: a conversation joins its status set, the creation index and (web chat, in
   the bot or the queue) its client's set before its record is written, and leaves the other sets after; an
-  outbox item is written before it is listed in its conversation's line; readers check the record or item they
+  outbox item is written before it is listed in its conversation's line (a reply's item with its transcript entry
+  when a batch holds both, one script of their slot, ``put_entry_item``); readers check the record or item they
   are pointed to and skip (or repair) the rest;
 * **the record and its processed mark are one step**: a conversation's record and the inbound id it processed
   (``hg:d:{<id>}``) are written by one script, after the message's transcript entries and outbox items (each
@@ -127,7 +128,7 @@ from gateway.store.redis_pool import open_pool
 from gateway.store.redis_release import Releases
 from gateway.store.redis_retention import Record
 from gateway.store.redis_steps import ordered
-from gateway.store.texts import OwnTexts, SharedText, SharedTexts, Stored
+from gateway.store.texts import OwnTexts, Reference, SharedText, SharedTexts, Stored
 from gateway.supervisor import where
 
 P = ParamSpec("P")
@@ -158,6 +159,18 @@ class HeldWrite:
     queue: Queue
     check: Check | None = None
     before: Before | None = None
+    entry: HeldEntry | None = None  # a transcript entry's write, which its outbox item may join (``outbox_put``)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldEntry:
+    """A held ``append_transcript`` of an entry without a provider id: the entry's id, its conversation, the
+    entry as stored, and its shared text."""
+
+    id: str
+    conversation_id: str
+    value: bytes
+    shared: Reference | None
 
 
 def _guarded(
@@ -337,10 +350,12 @@ class RedisStore:
             self._held_by.reset(owner)
             self._held.reset(token)
 
-    async def _write(self, queue: Queue, check: Check | None = None, before: Before | None = None) -> None:
+    async def _write(
+        self, queue: Queue, check: Check | None = None, before: Before | None = None, entry: HeldEntry | None = None
+    ) -> None:
         """Hold the write in this task's batch, or send it now."""
         held = self._batch()
-        write = HeldWrite(queue, check, before)
+        write = HeldWrite(queue, check, before, entry)
         if held is not None:
             held.append(write)
         else:
@@ -565,7 +580,8 @@ class RedisStore:
             if pmid:
                 redis_providers.add(pipe, pmid, entry.conversation_id)
 
-        await self._write(queue)
+        held = None if pmid else HeldEntry(entry.id, entry.conversation_id, value, shared)
+        await self._write(queue, entry=held)
 
     @_guarded
     async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
@@ -825,6 +841,21 @@ class RedisStore:
         payload = dumps_sealed(self._keys, "outbox", item.payload)
         due = to_us(item.next_attempt_at or item.created_at)
         keys = [K.outbox_item(item.conversation_id, item.id), K.transcript(item.conversation_id)]
+        held = self._batch()
+        last = held[-1].entry if held else None
+        if held and last is not None and last.id == item.id and last.conversation_id == item.conversation_id:
+            # its entry's write, held just before (``Dispatcher.emit``): the entry and the item in one script, one
+            # reading of the transcript instead of two (the same steps in the same order, with no crash between)
+            def both(pipe: Pipeline) -> None:
+                if last.shared is not None:  # its text first: never a reference to nothing
+                    pipe.hsetnx(_key("texts"), last.shared.ref, last.shared.sealed)
+                _eval(pipe, "put_entry_item", [keys[1], keys[0]],
+                      [item.id, last.value, item.conversation_id, payload, to_us(item.created_at), due])  # fmt: skip
+                line = [K.outbox_line(item.conversation_id), K.OUTBOX + "heads", K.OUTBOX + "seq", K.OUTBOX_PENDING]
+                _eval(pipe, "outbox_list", line, [item.id, item.conversation_id, due, to_us(item.created_at)])
+
+            held[-1] = HeldWrite(both)
+            return
 
         def queue(pipe: Pipeline) -> None:
             _eval(pipe, "outbox_put_item", keys, [item.id, item.conversation_id, payload, to_us(item.created_at), due])

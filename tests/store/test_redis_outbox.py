@@ -70,3 +70,45 @@ async def test_the_oldest_pending_reply_is_read_without_a_read_per_waiting_conve
     finally:
         client.close()
         await store.close()
+
+
+def _evals(client: redis.Redis) -> int:
+    stats = client.info("commandstats")
+    return sum(int(stats[name]["calls"]) for name in ("cmdstat_eval", "cmdstat_evalsha") if name in stats)
+
+
+@pytest.mark.parametrize("url", ["redis_url", "redis_cluster_url"])
+async def test_a_reply_entry_and_its_outbox_item_held_together_are_one_step(
+    url: str, request: pytest.FixtureRequest
+) -> None:
+    """In a batch (a message's writes), a reply's entry and its outbox item go as one script, the transcript read
+    once: the same entry and item as two steps, written once however often the processing is retried, and an
+    item never put again once its entry records the send."""
+    redis_url: str = request.getfixturevalue(url)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushdb()
+    store = await open_store(redis_url, keys=store_keys(redis_url))
+    try:
+        entry = TranscriptEntry("r1", "A", T0, Author.BOT, "bonjour")
+        item = OutboxItem("r1", "A", {"text": "bonjour"}, T0)
+        before = _evals(client)
+        async with store.batch():
+            await store.append_transcript(entry)
+            await store.outbox_put(item)
+        assert _evals(client) - before == 2  # the entry with its item, then the conversation's line
+        async with store.batch():  # a retried processing: nothing twice
+            await store.append_transcript(entry)
+            await store.outbox_put(item)
+        assert [e.id for e in await store.transcript("A")] == ["r1"]
+        [due] = await store.outbox_due(T0, 10)
+        assert (due.id, due.payload) == ("r1", {"text": "bonjour"})
+        assert await store.outbox_mark_sent("A", "r1", "m.r1")
+        async with store.batch():  # retried after the send was recorded: never handed out again
+            await store.append_transcript(entry)
+            await store.outbox_put(item)
+        assert await store.outbox_due(T0, 10) == []
+        [shown] = await store.transcript("A")
+        assert (shown.delivery, shown.provider_message_id) == (Delivery.SENT, "m.r1")
+    finally:
+        client.close()
+        await store.close()

@@ -207,3 +207,41 @@ async def test_a_conversation_joins_its_status_set_before_its_record_and_readers
     assert await store.conversations_by_status(Status.QUEUED) == []
     assert [c.id for c in await store.conversations_by_status(Status.BOT)] == [conversation.id]
     assert isinstance(await store.get_conversation(conversation.id), Conversation)
+
+
+def _hexists_calls(client: redis.Redis) -> int:
+    found = client.info("commandstats").get("cmdstat_hexists")
+    return int(found["calls"]) if found else 0
+
+
+async def test_renewing_ones_own_claim_reads_no_processed_marks(opened: tuple[Store, redis.Redis]) -> None:
+    """A claim is renewed twice a message at least (under the lock, then every third of the lease): while its
+    owner's claim is held no mark can hold the id (a mark's script deletes the claim), so the days' marks (33
+    HEXISTS) are read only by a claim that is not the owner's own."""
+    store, client = opened
+    conversation, _ = await store.active_conversation(TG, "chat-9", T0)
+    before = _hexists_calls(client)
+    assert await store.claim(KEY, "me", 10) is ClaimState.CLAIMED
+    first = _hexists_calls(client) - before
+    assert first >= K.SEEN_DAYS  # a new claim reads every day's marks
+    async with store.locked_batch(conversation.id, claim=Claim(KEY, "me", 10)) as state:
+        assert state is ClaimState.CLAIMED
+        assert await store.claim(KEY, "me", 10) is ClaimState.CLAIMED
+    assert _hexists_calls(client) - before == first  # the two renewals read none
+    assert await store.claim(KEY, "other", 10) is ClaimState.BUSY  # another owner still reads them
+    assert _hexists_calls(client) - before == 2 * first
+
+
+async def test_an_owner_renewing_after_another_saved_the_message_finds_it_done(
+    opened: tuple[Store, redis.Redis],
+) -> None:
+    """Its lease lapsed, another owner claimed the message and saved it: the first owner's renewal finds its
+    claim gone and the mark there, so it is told DONE, never CLAIMED (the message would be processed twice)."""
+    store, _ = opened
+    conversation, _ = await store.active_conversation(TG, "chat-10", T0)
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    assert await store.claim(KEY, "slow", 10, now=long_ago) is ClaimState.CLAIMED  # lapsed long ago
+    async with store.lock(conversation.id):
+        assert await store.claim(KEY, "fast", 10) is ClaimState.CLAIMED
+        await store.save_conversation(conversation, done=DoneMark(KEY, 3600))
+    assert await store.claim(KEY, "slow", 10) is ClaimState.DONE
