@@ -335,12 +335,22 @@ class Reader:
         digest = self._digest(text)
         if digest is not None and (known := self._remembered.get(digest)) is not None:
             return known
+        return await self._after_the_fact(_Request(text, concurrent.futures.Future(), whole=True, first=first))
+
+    async def read_late_start(self, text: str) -> Reading | None:
+        """The reading of ``text``'s start alone, as :meth:`attempt` gave it with ``rest_late`` (the model is
+        deterministic), after the fact like :meth:`read_late`: for a long message whose windows were left to a late
+        reading that the process which read its start died before making (its record claimed from the store)."""
+        return await self._after_the_fact(_Request(text, concurrent.futures.Future()))
+
+    async def _after_the_fact(self, request: _Request) -> Reading | None:
+        """``request`` handed to the worker once it is idle (:meth:`read_late`), within ``late_timeout``."""
         if self._model is None:
             return None
         await self._until_idle()
         self._pending += 1
-        future: concurrent.futures.Future[Inline] = concurrent.futures.Future()
-        self._queue.put(_Request(text, future, whole=True, first=first))
+        future = request.future
+        self._queue.put(request)
         try:
             async with asyncio.timeout(self.late_timeout):
                 return (await asyncio.wrap_future(future)).reading
