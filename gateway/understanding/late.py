@@ -16,7 +16,8 @@ third of ``hold_seconds``, and claims the records whose hold lapsed: their proce
 before applying them, or had no room for them in memory (beyond ``size`` messages waiting, a record is left in the
 store, ``deferred``, not dropped). A claimed record's text is read again from its transcript entry (which the
 store opens when sealing at rest is on), and it is read like the others. Of several instances sharing one Redis,
-exactly one claims each record; a claimer that dies in turn lets it lapse again.
+exactly one claims each record; a claimer that dies in turn lets it lapse again, and one whose model has been hung
+longer than a hold lets go of all it keeps (and claims none) until the model answers again.
 
 Bounds: at most ``size`` messages wait in memory; a record older than ``max_age`` when claimed, or claimed
 ``max_claims`` times without being applied (a model that keeps failing on it), is given up; one of a conversation
@@ -148,6 +149,8 @@ class LateReadings:
         if reading is None:
             self._on_outcome("failed")
             return
+        if late.key not in self._held:  # let go meanwhile (a hung model): its claimer reads it
+            return
         flagged = await apply(late, reading)
         await self.store.late_done(*late.key)
         self._on_outcome("flagged" if flagged else "read")
@@ -165,6 +168,12 @@ class LateReadings:
             await asyncio.sleep(every)
 
     async def _renew(self) -> None:
+        if self._hung():  # a hung model reads none of them: let them go to an instance that can
+            if self._held:
+                log.warning("understanding: the model is hung; %d late readings let go to another instance",
+                            len(self._held))  # fmt: skip
+            self._held.clear()  # the reading worker skips them; claimed again (their text re-read) once they lapse
+            return
         held = list(self._held)
         if held:
             kept = await self.store.late_hold(self.owner, held, self.clock() + self.hold)
@@ -172,7 +181,7 @@ class LateReadings:
 
     async def _claim(self) -> None:
         room = self.size - self._queue.qsize()
-        if self.reader.model is None or room <= 0:  # no model here: left to an instance that has one
+        if self.reader.model is None or self._hung() or room <= 0:  # no model here: left to an instance that has one
             return
         now = self.clock()
         for pending in await self.store.late_claim(self.owner, now, now + self.hold, room):
@@ -188,6 +197,10 @@ class LateReadings:
             except asyncio.QueueFull:  # fresh messages took the room meanwhile: claimed again once its hold lapses
                 continue
             self._held.add(late.key)
+
+    def _hung(self) -> bool:
+        """A timed-out call has held the model longer than a hold: nothing queued here is being read."""
+        return self.reader.held_for() >= self.hold.total_seconds()
 
     async def _again(self, pending: PendingLate, now: datetime) -> Late | None:
         """The message of a claimed record, its text read again from its entry; None (counted) when it is given

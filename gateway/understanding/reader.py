@@ -171,6 +171,7 @@ class Reader:
         self._model: Model | None = None
         self._loading: concurrent.futures.Future[Model] = concurrent.futures.Future()
         self._late: concurrent.futures.Future[Inline] | None = None  # a timed-out call the worker is still on
+        self._late_since = 0.0  # when that call timed out (time.monotonic)
         self._pace: float | None = None  # the worker's recent wall seconds per message (written by the worker)
         self._pending = 0  # requests queued for the worker or under way (event loop only)
         self._idle = asyncio.Event()  # set when no request is pending (event loop only)
@@ -295,7 +296,7 @@ class Reader:
                 found = await asyncio.wrap_future(future)
         except TimeoutError:
             if not future.cancel():  # still queued: cancelled, the worker skips it; else the worker is on it
-                self._late = future
+                self._late, self._late_since = future, time.monotonic()
             return self._failed("timeout")
         except Exception as exc:  # the model's own failure: counted by class, never its message
             log.warning("understanding: the model failed on a message (%s); keywords only", exc.__class__.__name__)
@@ -310,6 +311,12 @@ class Reader:
             if len(self._remembered) > self.remember:
                 self._remembered.popitem(last=False)
         return found
+
+    def held_for(self) -> float:
+        """Seconds a timed-out call has been holding the worker (0 when none): a hung model, for the late readings
+        this instance keeps (``gateway/understanding/late.py`` lets them go to another instance)."""
+        late = self._late
+        return time.monotonic() - self._late_since if late is not None and not late.done() else 0.0
 
     def _failed(self, reason: Failure) -> Failure:
         """Count a message that goes on without a reading; ``ok`` becomes ``degraded``."""
@@ -356,7 +363,7 @@ class Reader:
                 return (await asyncio.wrap_future(future)).reading
         except TimeoutError:
             if not future.cancel():  # a hung call: fresh messages skip the worker until it ends
-                self._late = future
+                self._late, self._late_since = future, time.monotonic()
             return None
         except Exception as exc:
             log.warning("understanding: the model failed on a late reading (%s)", exc.__class__.__name__)

