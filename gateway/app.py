@@ -66,6 +66,7 @@ from gateway.store import RELEASE_OUTCOMES, RetriesReleases, Store, open_store
 from gateway.supervisor import Supervisor, where
 from gateway.timers import Timers
 from gateway.understanding import Model, Reader, load_model
+from gateway.understanding.late import OUTCOMES as LATE_OUTCOMES
 from gateway.understanding.late import LateReadings
 from gateway.uploads import PATH as uploads_path
 from gateway.uploads import Uploads
@@ -127,7 +128,7 @@ async def create_app(
     presence = Presence(beat=worker_poll_seconds * 10)
     outbox_ref: list[Outbox] = []
     reader = _reader(settings, understanding, metrics)
-    late = LateReadings(reader, on_outcome=lambda o: metrics.understanding_late.labels(o).inc()) if reader else None
+    late = _late_readings(settings, reader, store, metrics, clock)
     dispatcher = Dispatcher(store, flows, clock=clock, on_outgoing=lambda: outbox_ref[0].kick(),
                             listeners_online=presence.online, metrics=metrics,
                             reply_windows=channels.reply_windows,
@@ -215,6 +216,7 @@ async def create_app(
         supervisor.add(name, worker)
     if late is not None:
         supervisor.add("late-readings", lambda: late.run(dispatcher.apply_late))
+        supervisor.add("late-readings-store", late.keep)  # holds this instance's, claims those of a dead one
     app[SUPERVISOR] = supervisor
     lifecycles = [(_nothing, opened_counters.close), *channels.lifecycles]  # closed after the channels
     if reader is not None:
@@ -264,6 +266,18 @@ def _reader(settings: Settings, understanding: Callable[[], Model] | None, metri
     return Reader(understanding or load_model, timeout=settings.understanding_timeout,
                   on_failure=lambda reason: failures.labels(reason).inc(),
                   on_reading=lambda how: messages.labels(how).inc())  # fmt: skip
+
+
+def _late_readings(
+    settings: Settings, reader: Reader | None, store: Store, metrics: Metrics, clock: Callable[[], datetime]
+) -> LateReadings | None:
+    """The model's second check after the fact, kept in the store (``gateway/understanding/late.py``)."""
+    if reader is None:
+        return None
+    for outcome in LATE_OUTCOMES:
+        metrics.understanding_late.labels(outcome)  # each shown from 0
+    return LateReadings(reader, store, hold_seconds=settings.late_hold_seconds, clock=clock,
+                        on_outcome=lambda o: metrics.understanding_late.labels(o).inc())  # fmt: skip
 
 
 def _reader_lifecycle(reader: Reader) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:

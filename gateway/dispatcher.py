@@ -59,6 +59,7 @@ from gateway.store import (
     Delivery,
     DoneMark,
     EventStore,
+    LateStore,
     LockStore,
     OutboxItem,
     OutboxStore,
@@ -91,7 +92,7 @@ class StatusRoles(TimerStore, QueueStore, RetentionStore, EventStore, Protocol):
 
 class DispatcherRoles(
     ConversationStore, TranscriptStore, DedupeStore, QueueStore, OutboxStore, TimerStore, RetentionStore, EventStore,
-    LockStore, BatchStore, Protocol,
+    LockStore, BatchStore, LateStore, Protocol,
 ):  # fmt: skip
     """What the dispatcher needs of the store: no listeners, sessions, inbox, blocks, audit, casework or uploads."""
 
@@ -224,11 +225,13 @@ class Dispatcher:
             if state is ClaimState.BUSY:
                 raise InboundBusy("this message is being processed elsewhere: retry later")
             derived_from(key)  # this task's context only (handle_inbound made it a task)
+            if later and self.late is not None:  # its late reading waits in the store: the same commit as the message
+                await self.late.record(current.id, inbound_entry_id(inbound), windows=reading is not None, now=now)
             erase = await self._process(current, inbound, now, DoneMark(key, DEDUPE_TTL_SECONDS), reading)
         if erase and self.eraser is not None:  # confirmed by the young person: after the lock, which erasure takes
             await self.eraser(current, key)
         elif later and self.late is not None:  # the second check, or a long message's windows, after the fact
-            self.late.offer(Late(current.id, inbound_entry_id(inbound), inbound.text, reading))
+            self.late.offer(Late(current.id, inbound_entry_id(inbound), inbound.text, reading, reading is not None))
         self._on_outgoing()  # the outbox may have looked before the batch's writes were made
         return True
 

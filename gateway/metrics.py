@@ -64,9 +64,13 @@ class Metrics:
             ["how"], registry=r,
         )  # fmt: skip
         self.understanding_late = Counter(
-            "gateway_understanding_late", "Messages that went on without the model's reading (busy, late), read after "
-            "the fact, by outcome: queued, read (nothing to add), flagged (a late flag raised), failed (the model gave "
-            "no reading), dropped (the queue of late readings was full)", ["outcome"], registry=r,
+            "gateway_understanding_late", "Messages that went on without the model's reading (busy, late) or with "
+            "their start read only, read after the fact, by outcome: queued (in memory, its record in the store), "
+            "deferred (no room in memory: left in the store), claimed (from the store: its instance died, or "
+            "deferred), read (nothing to add), flagged (a late flag raised), failed (the model gave no reading: tried "
+            "again), closed (its conversation ended or was erased), expired (older than a day), given_up (claimed too "
+            "many times)",
+            ["outcome"], registry=r,
         )  # fmt: skip
         self.understanding_flags = Counter(
             "gateway_understanding_flags", "Risks read in young people's messages, by class and source",

@@ -99,6 +99,7 @@ class Settings(BaseSettings):
     redis_cluster: int = 0  # 1: GATEWAY_STORE names a node of a Redis Cluster (a Cluster client follows the slots)
     understanding: str = "on"  # "off": keywords only, the embedded model is not loaded
     understanding_timeout: float = 0.5  # seconds a message waits for the model's reading at most
+    late_hold_seconds: float = 30.0  # a late reading kept by an instance; after a crash another takes it past this
     # Takedown notices and warm referrals by e-mail: smtp://user:pass@host:587 (STARTTLS) or smtps://…:465
     smtp_url: SecretStr = SecretStr("")
     smtp_ca_file: str = ""  # a CA bundle to trust the SMTP server's certificate (default: the system's)
@@ -221,6 +222,8 @@ class Settings(BaseSettings):
                               " GATEWAY_REDIS_HEALTH_CHECK_SECONDS positive (0: no check)")  # fmt: skip
         if self.understanding not in ("on", "off") or self.understanding_timeout <= 0:
             raise ConfigError("GATEWAY_UNDERSTANDING must be on or off and GATEWAY_UNDERSTANDING_TIMEOUT positive")
+        if self.late_hold_seconds <= 0:
+            raise ConfigError(f"GATEWAY_LATE_HOLD_SECONDS must be positive, not {self.late_hold_seconds}")
 
     def _check_data_keys(self) -> None:
         from gateway.crypto import parse_key

@@ -68,12 +68,14 @@ __all__ = [
     "EventStore",
     "InboxItem",
     "InboxStore",
+    "LateStore",
     "Listener",
     "ListenerStore",
     "LockStore",
     "OutboxItem",
     "OutboxStatus",
     "OutboxStore",
+    "PendingLate",
     "QueueEntry",
     "QueueStore",
     "RetentionStore",
@@ -252,6 +254,20 @@ class InboxItem:
     received_at: datetime
     next_attempt_at: datetime | None = None
     attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PendingLate:
+    """A young person's message waiting for its late reading (``gateway/understanding/late.py``): its conversation
+    and its transcript entry (the text is read there again, never kept here), ``windows`` when only its windows are
+    left to read (its start was read when it came), when it was queued, and how many times it was claimed after its
+    holder let it go (:meth:`LateStore.late_claim`)."""
+
+    conversation_id: str
+    entry_id: str
+    windows: bool
+    queued_at: datetime
+    claims: int = 0
 
 
 class TimerKind(StrEnum):
@@ -582,6 +598,34 @@ class TimerStore(Protocol):
         ...
 
 
+class LateStore(Protocol):
+    """Messages waiting for their late reading, each held by one gateway process at a time (a lease it renews)."""
+
+    async def late_put(self, pending: PendingLate, owner: str, until: datetime) -> None:
+        """Record a message waiting for its late reading, held by ``owner`` (a process's token) until ``until``;
+        one already recorded is left as it is. A write held inside ``batch`` (with the message's own writes)."""
+        ...
+
+    async def late_hold(self, owner: str, held: Sequence[tuple[str, str]], until: datetime) -> set[tuple[str, str]]:
+        """Renew ``owner``'s hold on these records, (conversation id, entry id), to ``until``: those it still held
+        (the others were done, erased, or claimed by another process after their hold lapsed)."""
+        ...
+
+    async def late_claim(self, owner: str, now: datetime, until: datetime, limit: int) -> list[PendingLate]:
+        """Claim up to ``limit`` records whose hold lapsed at ``now`` (their holder died, or never kept them in
+        memory), the longest lapsed first: held by ``owner`` until ``until``, each claim counted. Exclusive: of
+        several processes claiming at once, one gets each record."""
+        ...
+
+    async def late_done(self, conversation_id: str, entry_id: str) -> None:
+        """Forget the record: its reading was applied (flagged or not), or given up."""
+        ...
+
+    async def late_waiting(self) -> int:
+        """How many records wait (held or not)."""
+        ...
+
+
 class BlockStore(Protocol):
     async def put_block(self, block: Block) -> None:
         """Add a block, or replace the block with the same key."""
@@ -654,13 +698,14 @@ class RetentionStore(Protocol):
 
     async def purge_conversation(self, stripped: Conversation) -> int:
         """Retention over for an ended conversation: delete its transcript (messages, notes, attachments, provider
-        ids), web chat uploads, outbox items, timers and queue entry, and save ``stripped`` (the record without
-        content) in their place. The number of transcript entries deleted."""
+        ids), web chat uploads, outbox items, timers, late readings waiting and queue entry, and save ``stripped``
+        (the record without content) in their place. The number of transcript entries deleted."""
         ...
 
     async def erase_conversation(self, conversation_id: str) -> int:
         """Erasure: delete the conversation record and everything stored under its id (transcript, outbox items
-        of any status, timers, queue and take entries, web chat uploads, the evidence files of its notices). Works
+        of any status, timers, queue and take entries, late readings waiting, web chat uploads, the evidence files
+        of its notices). Works
         on an id without a record too (the gate's notices to a sender, ``notice-<key>``). The number of transcript
         entries deleted."""
         ...
@@ -864,6 +909,7 @@ class Store(
     OutboxStore,
     InboxStore,
     TimerStore,
+    LateStore,
     EventStore,
     LockStore,
     BlockStore,

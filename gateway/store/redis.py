@@ -91,6 +91,7 @@ from gateway.store import (
     Listener,
     OutboxItem,
     OutboxStatus,
+    PendingLate,
     QueueEntry,
     Timer,
     TimerKind,
@@ -1075,6 +1076,42 @@ class RedisStore:
         args = [_timer_member(timer.conversation_id, timer.kind), to_us(timer.due_at)]
         return bool(await self._script("timer_done", [_key("timers")], args) == 1)
 
+    # Late readings waiting: one slot, {late}
+
+    @_holdable
+    async def late_put(self, pending: PendingLate, owner: str, until: datetime) -> None:
+        args = [K.late_member(pending.conversation_id, pending.entry_id), owner, to_us(pending.queued_at),
+                int(pending.windows), to_us(until), K.LATE_KEPT_SECONDS]  # fmt: skip
+        await self._write(lambda pipe: _eval(pipe, "late_put", [K.LATE_HELD, K.LATE_INFO], args))
+
+    @_guarded
+    async def late_hold(self, owner: str, held: Sequence[tuple[str, str]], until: datetime) -> set[tuple[str, str]]:
+        if not held:
+            return set()
+        members = [K.late_member(*pair) for pair in held]
+        kept = await self._script("late_hold", [K.LATE_HELD, K.LATE_INFO], [owner, to_us(until), *members])
+        return {_late_pair(_text(member)) for member in kept}
+
+    @_guarded
+    async def late_claim(self, owner: str, now: datetime, until: datetime, limit: int) -> list[PendingLate]:
+        args = [owner, to_us(now), to_us(until), limit]
+        found = _texts(await self._script("late_claim", [K.LATE_HELD, K.LATE_INFO], args))
+        claimed = []
+        for at in range(0, len(found), 4):
+            conversation_id, entry_id = _late_pair(found[at])
+            claimed.append(PendingLate(conversation_id, entry_id, found[at + 2] == "1", from_us(int(found[at + 1])),
+                                       int(found[at + 3])))  # fmt: skip
+        return claimed
+
+    @_guarded
+    async def late_done(self, conversation_id: str, entry_id: str) -> None:
+        member = K.late_member(conversation_id, entry_id)
+        await self._script("late_forget", [K.LATE_HELD, K.LATE_INFO], [member, "one"])
+
+    @_guarded
+    async def late_waiting(self) -> int:
+        return int(await self._redis.hlen(K.LATE_INFO))
+
     # Events, across instances
 
     @_holdable
@@ -1546,6 +1583,11 @@ def _inbox_item(found: dict[str, str], keys: DataKeys) -> InboxItem:
         received_at=from_us(int(found["received_us"])), next_attempt_at=from_us(int(found["next_us"])),
         attempts=int(found["attempts"]),
     )  # fmt: skip
+
+
+def _late_pair(member: str) -> tuple[str, str]:
+    conversation_id, _, entry_id = member.partition(" ")
+    return conversation_id, entry_id
 
 
 def _timer_member(conversation_id: str, kind: str) -> str:

@@ -7,8 +7,8 @@ Keys that a script changes together share a tag:
   themselves, processed marks ``hg:d:``, lock ``hg:l:``, outbox items ``hg:o:{<conversation id>}<item id>``: an
   item is resolved and shown on its transcript entry in one script);
 * the waiting queue ``{queue}``, the outbox's lines, heads and pending set ``{outbox}``, the inbox ``{inbox}``, the
-  conversation indexes ``{index}``, the de-duplication claims and processed marks ``{seen}``: each a group of
-  global indexes changed together, one slot each;
+  late readings waiting ``{late}``, the conversation indexes ``{index}``, the de-duplication claims and processed
+  marks ``{seen}``: each a group of global indexes changed together, one slot each;
 * every other key is used alone (its whole name is hashed).
 
 An operation that changes keys of two slots runs as steps, each atomic in its slot, in the order argued in
@@ -26,6 +26,7 @@ PREFIX = "hg:"
 QUEUE = PREFIX + "{queue}:"  # entries, seq, names, waiting:<queue>, takes:<queue>, held:<listener>
 OUTBOX = PREFIX + "{outbox}:"  # heads, seq, conv:<conversation>, pending: see ``outbox_pending``
 INBOX = PREFIX + "{inbox}:"  # heads, seq, sender:<hash>, item:<id>, aside, aside:<id>
+LATE = PREFIX + "{late}:"  # held, info: the messages waiting for their late reading (see ``late_member``)
 INDEX = PREFIX + "{index}:"  # status:<status>, created
 SEEN = PREFIX + "{seen}:"  # c:<inbound key> (a claim), <day>:<shard> (processed marks): see ``seen_marks``
 # Pub/sub channels (not keys: in Cluster, PUBLISH reaches every node's subscribers, whatever the name):
@@ -82,6 +83,17 @@ in one read, however many conversations wait (``outbox_oldest_pending``). It cha
 def outbox_pending(conversation_id: str, item_id: str) -> str:
     """A member of ``OUTBOX_PENDING``."""
     return conversation_id + " " + item_id
+
+
+LATE_HELD = LATE + "held"
+LATE_INFO = LATE + "info"
+LATE_KEPT_SECONDS = 2 * 24 * 3600  # both keys' TTL, renewed at each record put: a backstop (the worker bounds ages)
+
+
+def late_member(conversation_id: str, entry_id: str) -> str:
+    """A message waiting for its late reading: a member of ``LATE_HELD`` (scored by its hold's end, µs) and a field
+    of ``LATE_INFO`` (``<owner> <queued µs> <windows 0|1> <claims>``); neither id holds a space."""
+    return conversation_id + " " + entry_id
 
 
 def seen_claim(inbound_key: str) -> str:

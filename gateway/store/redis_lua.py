@@ -469,6 +469,70 @@ redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 return 1
 """
 
+# Late readings waiting: "hg:{late}:held" (a member "<conversation id> <entry id>" scored by its hold's end, µs) and
+# "hg:{late}:info" (the member -> "<owner> <queued µs> <windows 0|1> <claims>"), one slot.
+# KEYS: held, info. ARGV: member, owner, queued µs, windows, hold's end µs, the keys' TTL (s).
+_LATE_PUT = """
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. ARGV[4] .. ' 0') == 1 then
+  redis.call('ZADD', KEYS[1], ARGV[5], ARGV[1])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+return 1
+"""
+
+# KEYS: held, info. ARGV: owner, hold's end µs, members. The members still the owner's (renewed).
+_LATE_HOLD = """
+local kept, mine = {}, ARGV[1] .. ' '
+for i = 3, #ARGV do
+  local info = redis.call('HGET', KEYS[2], ARGV[i])
+  if info and string.sub(info, 1, #mine) == mine and redis.call('ZSCORE', KEYS[1], ARGV[i]) then
+    redis.call('ZADD', KEYS[1], ARGV[2], ARGV[i])
+    kept[#kept + 1] = ARGV[i]
+  end
+end
+return kept
+"""
+
+# KEYS: held, info. ARGV: owner, now µs, hold's end µs, limit. Per record claimed: member, queued µs, windows, claims.
+_LATE_CLAIM = """
+local found = {}
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[4]))) do
+  local info = redis.call('HGET', KEYS[2], member)
+  local queued, windows, claims
+  if info then queued, windows, claims = string.match(info, '^%S+ (%d+) (%d) (%d+)$') end
+  if queued then
+    claims = tonumber(claims) + 1
+    redis.call('HSET', KEYS[2], member, ARGV[1] .. ' ' .. queued .. ' ' .. windows .. ' ' .. claims)
+    redis.call('ZADD', KEYS[1], ARGV[3], member)
+    found[#found + 1] = member
+    found[#found + 1] = queued
+    found[#found + 1] = windows
+    found[#found + 1] = tostring(claims)
+  else
+    redis.call('ZREM', KEYS[1], member)
+    redis.call('HDEL', KEYS[2], member)
+  end
+end
+return found
+"""
+
+# KEYS: held, info. ARGV: a member, or a conversation's prefix "<conversation id> " and "prefix": its every record.
+_LATE_FORGET = """
+local members = {ARGV[1]}
+if ARGV[2] == 'prefix' then
+  members = {}
+  for _, member in ipairs(redis.call('HKEYS', KEYS[2])) do
+    if string.sub(member, 1, #ARGV[1]) == ARGV[1] then members[#members + 1] = member end
+  end
+end
+for _, member in ipairs(members) do
+  redis.call('HDEL', KEYS[2], member)
+  redis.call('ZREM', KEYS[1], member)
+end
+return #members
+"""
+
 # The inbox: every key under "hg:{inbox}:" (ARGV[1]), one slot.
 # KEYS: heads, sequence. ARGV: prefix, then per item: id, sender key, payload, received µs, next µs.
 _INBOX_PUT = (
@@ -594,6 +658,10 @@ SCRIPTS = {
     "cancel_timers": _CANCEL_TIMERS,
     "timer_done": _TIMER_DONE,
     "timer_postpone": _TIMER_POSTPONE,
+    "late_put": _LATE_PUT,
+    "late_hold": _LATE_HOLD,
+    "late_claim": _LATE_CLAIM,
+    "late_forget": _LATE_FORGET,
     "inbox_put": _INBOX_PUT,
     "inbox_due": _INBOX_DUE,
     "inbox_done": _INBOX_DONE,

@@ -3,10 +3,11 @@
 What a conversation leaves (see :mod:`gateway.store.redis_keys`): its record and its place in the status sets and
 the creation index, its active key, its transcript (one list holding the entries) with each entry's provider id in
 the day indexes ``hg:p:<day>:<shard>``, its outbox items (``hg:o:{<conv>}<item id>``, pending ones also listed under
-``hg:{outbox}:conv:<conv>``), its timers, its queue entry (with the waiting member, the holder's set and the take),
-its processed marks (a purge deletes them too), the de-duplication claims that name it (``hg:{seen}:c:<inbound
-key>``: the key holds the provider's message id; a claim outlives its lease by days after a crash or a lost
-release), its web chat uploads (``hg:upload:<conv>/<hash>``) and its notices' evidence files.
+``hg:{outbox}:conv:<conv>``), its timers, its late readings waiting (``hg:{late}:held`` and ``info``), its queue
+entry (with the waiting member, the holder's set and the take), its processed marks (a purge deletes them too), the
+de-duplication claims that name it (``hg:{seen}:c:<inbound key>``: the key holds the provider's message id; a
+claim outlives its lease by days after a crash or a lost release), its web chat uploads (``hg:upload:<conv>/<hash>``)
+and its notices' evidence files.
 
 The reads come first, then one pipeline deletes (the keys live in many slots: no transaction can hold them all):
 the content first, the record last, so an erasure cut short by a crash still finds the record and is done again
@@ -87,6 +88,7 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
             pipe.eval(SCRIPTS["delete_if"], 1, name, value)
         pipe.zrem(K.OUTBOX + "heads", conversation_id)
         pipe.zrem(K.key("timers"), *timers)
+        pipe.eval(SCRIPTS["late_forget"], 2, K.LATE_HELD, K.LATE_INFO, conversation_id + " ", "prefix")
         pipe.eval(SCRIPTS["remove_from_queue"], 1, K.QUEUE + "entries", K.QUEUE, conversation_id, "1" if erase else "0")
         if erase:
             _unindex(pipe, conversation_id, record, [_text(i) for i in listed])

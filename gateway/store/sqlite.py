@@ -49,6 +49,7 @@ from gateway.store import (
     Listener,
     OutboxItem,
     OutboxStatus,
+    PendingLate,
     QueueEntry,
     Timer,
     TimerKind,
@@ -158,6 +159,11 @@ CREATE TABLE IF NOT EXISTS timers (
     conversation_id TEXT NOT NULL, kind TEXT NOT NULL, due_us INTEGER NOT NULL,
     PRIMARY KEY (conversation_id, kind));
 CREATE INDEX IF NOT EXISTS timers_due ON timers (due_us);
+CREATE TABLE IF NOT EXISTS late (
+    conversation_id TEXT NOT NULL, entry_id TEXT NOT NULL, windows INTEGER NOT NULL, queued_us INTEGER NOT NULL,
+    owner TEXT NOT NULL, until_us INTEGER NOT NULL, claims INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (conversation_id, entry_id));
+CREATE INDEX IF NOT EXISTS late_lapsed ON late (until_us);
 CREATE TABLE IF NOT EXISTS blocks (key TEXT PRIMARY KEY, until_us INTEGER, at_us INTEGER NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS console_sessions (key TEXT PRIMARY KEY, name TEXT NOT NULL, expires_us INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS console_sessions_name ON console_sessions (name);
@@ -885,6 +891,53 @@ class SqliteStore:
         )
         return changed == 1
 
+    # Late readings waiting
+
+    async def late_put(self, pending: PendingLate, owner: str, until: datetime) -> None:
+        args = (pending.conversation_id, pending.entry_id, int(pending.windows), to_us(pending.queued_at), owner,
+                to_us(until))  # fmt: skip
+        await self._execute("INSERT OR IGNORE INTO late (conversation_id, entry_id, windows, queued_us, owner, "
+                            "until_us) VALUES (?, ?, ?, ?, ?, ?)", args)  # fmt: skip
+
+    async def late_hold(self, owner: str, held: Sequence[tuple[str, str]], until: datetime) -> set[tuple[str, str]]:
+        def work(conn: sqlite3.Connection) -> set[tuple[str, str]]:
+            kept = set()
+            with _writing(conn):
+                for conversation_id, entry_id in held:
+                    changed = conn.execute(
+                        "UPDATE late SET until_us = ? WHERE conversation_id = ? AND entry_id = ? AND owner = ?",
+                        (to_us(until), conversation_id, entry_id, owner),
+                    ).rowcount
+                    if changed:
+                        kept.add((conversation_id, entry_id))
+            return kept
+
+        return await self._run(work) if held else set()
+
+    async def late_claim(self, owner: str, now: datetime, until: datetime, limit: int) -> list[PendingLate]:
+        def work(conn: sqlite3.Connection) -> list[PendingLate]:
+            with _writing(conn):
+                rows = conn.execute(
+                    "SELECT * FROM late WHERE until_us <= ? ORDER BY until_us, queued_us LIMIT ?", (to_us(now), limit)
+                ).fetchall()
+                for row in rows:
+                    conn.execute(
+                        "UPDATE late SET owner = ?, until_us = ?, claims = claims + 1 "
+                        "WHERE conversation_id = ? AND entry_id = ?",
+                        (owner, to_us(until), row["conversation_id"], row["entry_id"]),
+                    )
+            return [PendingLate(row["conversation_id"], row["entry_id"], bool(row["windows"]),
+                                from_us(row["queued_us"]), row["claims"] + 1) for row in rows]  # fmt: skip
+
+        return await self._run(work)
+
+    async def late_done(self, conversation_id: str, entry_id: str) -> None:
+        await self._execute("DELETE FROM late WHERE conversation_id = ? AND entry_id = ?", (conversation_id, entry_id))
+
+    async def late_waiting(self) -> int:
+        rows = await self._select("SELECT COUNT(*) AS n FROM late", ())
+        return int(rows[0]["n"])
+
     # Events and locks, in this process
 
     async def publish(self, event: Event) -> None:
@@ -1192,7 +1245,7 @@ def _entry(row: sqlite3.Row, keys: DataKeys, shared: Callable[[str], SharedText]
 def _forget_content(conn: sqlite3.Connection, conversation_id: str) -> int:
     """Delete what is stored under a conversation's id besides its record; the transcript entries deleted."""
     count = conn.execute("DELETE FROM transcript WHERE conversation_id = ?", (conversation_id,)).rowcount
-    for table in ("outbox", "timers", "queue"):
+    for table in ("outbox", "timers", "late", "queue"):
         conn.execute(f"DELETE FROM {table} WHERE conversation_id = ?", (conversation_id,))  # fixed table names
     prefix = conversation_id + "/"  # web chat uploads are kept under "<conversation id>/<hash>" (gateway/uploads.py)
     conn.execute("DELETE FROM uploads WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))

@@ -1,73 +1,127 @@
-"""Late readings: the model's second check on a message that went on without it (docs/understanding.md, "Cost").
+"""Late readings: the model's second check on a message that went on without it (docs/understanding.md, "Late
+readings"), kept in the store until it is applied, so that no crash or deploy loses it.
 
 A young person's message whose reading the :class:`~gateway.understanding.reader.Reader` could not give in time
 (``busy`` or ``timeout``) goes on at once with the keywords only, and a long one goes on with the reading of its
-first ``max_tokens`` tokens (its windows unread: ``Inline.rest``); it is then queued here (:meth:`LateReadings.offer`)
-and read after the fact by one worker (:meth:`LateReadings.run`, under the supervisor), in the Reader's own model
-thread and only while no fresh message waits for it (:meth:`Reader.read_late`). Its reading is handed to ``apply``
-(:meth:`gateway.dispatcher.Dispatcher.apply_late`), which may only escalate.
+first ``max_tokens`` tokens (its windows unread: ``Inline.rest``). In the same commit as the message, the store
+records that it waits for a late reading (:meth:`LateReadings.record`: its conversation, its transcript entry,
+whether only its windows are left; never its text), held by this process for ``hold_seconds``. The message is then
+queued here in memory (:meth:`LateReadings.offer`) and read after the fact by one worker (:meth:`LateReadings.run`,
+under the supervisor), in the Reader's own model thread and only while no fresh message waits for it
+(:meth:`Reader.read_late`). Its reading is handed to ``apply`` (:meth:`gateway.dispatcher.Dispatcher.apply_late`),
+which may only escalate; the record is then forgotten (flagged or not).
 
-Bounds: at most ``size`` messages wait (beyond, the newest is dropped and counted, and logged by count); they are
-held in this process's memory only, never written, logged or put in a metric's labels, and lost if the process
-dies (a message lost so was still checked by the keywords when it came).
+A second worker (:meth:`LateReadings.keep`) renews this process's hold on the records it keeps in memory, every
+third of ``hold_seconds``, and claims the records whose hold lapsed: their process died (``kill -9``, a deploy)
+before applying them, or had no room for them in memory (beyond ``size`` messages waiting, a record is left in the
+store, ``deferred``, not dropped). A claimed record's text is read again from its transcript entry (which the
+store opens when sealing at rest is on), and it is read like the others. Of several instances sharing one Redis,
+exactly one claims each record; a claimer that dies in turn lets it lapse again, and one whose model has been hung
+longer than a hold lets go of all it keeps (and claims none) until the model answers again.
+
+Bounds: at most ``size`` messages wait in memory; a record older than ``max_age`` when claimed, or claimed
+``max_claims`` times without being applied (a model that keeps failing on it), is given up; one of a conversation
+that has ended (or was erased) is forgotten: each counted by outcome, never logged with an id or a text.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
 
+from gateway.clock import utcnow
+from gateway.conversation import ACTIVE_STATUSES
+from gateway.errors import StoreError
 from gateway.flows.reading import Reading
+from gateway.store import Author, ConversationStore, LateStore, PendingLate, TranscriptStore
 from gateway.understanding.reader import Reader
 
 log = logging.getLogger(__name__)
 
-SIZE = 1000  # messages waiting for a late reading at most
-LOG_EVERY = 100  # overflow is logged at the first message dropped, then every this many
+SIZE = 1000  # messages waiting for a late reading in memory at most (beyond, they wait in the store)
+HOLD_SECONDS = 30.0  # a record's hold by the process that keeps it; renewed every third of it
+MAX_AGE = timedelta(hours=24)  # a record older than this when claimed is given up
+MAX_CLAIMS = 5  # a record claimed this many times without being applied is given up
+LOG_EVERY = 100  # deferred records are logged at the first, then every this many
 
-Outcome = Literal["queued", "read", "flagged", "failed", "dropped"]
+Outcome = Literal["queued", "deferred", "claimed", "read", "flagged", "failed", "closed", "expired", "given_up"]
+OUTCOMES: tuple[Outcome, ...] = (
+    "queued", "deferred", "claimed", "read", "flagged", "failed", "closed", "expired", "given_up",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
 class Late:
     """A message to read after the fact: its conversation, its transcript entry, its text (never shown in a repr),
     and ``first``, the reading of its start when it was read inline as far as its cut (only its windows are left to
-    read: ``Inline.rest``); None when it went on without a reading."""
+    read: ``Inline.rest``); None when it went on without a reading. ``windows`` with no ``first``: a record claimed
+    from the store whose start is to be read again before its windows (the model is deterministic)."""
 
     conversation_id: str
     entry_id: str
     text: str = field(repr=False)
     first: Reading | None = None
+    windows: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.conversation_id, self.entry_id
 
 
 Apply = Callable[[Late, Reading], Awaitable[bool]]
 """Apply a late reading; True when it raised a flag."""
 
 
+class LateRoles(LateStore, ConversationStore, TranscriptStore, Protocol):
+    """What late readings need of the store: their records, and the conversation and its entry a claim reads."""
+
+
 class LateReadings:
     def __init__(
-        self, reader: Reader, *, size: int = SIZE, on_outcome: Callable[[Outcome], None] = lambda outcome: None
+        self,
+        reader: Reader,
+        store: LateRoles,
+        *,
+        size: int = SIZE,
+        hold_seconds: float = HOLD_SECONDS,
+        max_age: timedelta = MAX_AGE,
+        max_claims: int = MAX_CLAIMS,
+        clock: Callable[[], datetime] = utcnow,
+        on_outcome: Callable[[Outcome], None] = lambda outcome: None,
     ) -> None:
-        self.reader = reader
-        self.size = size
+        self.reader, self.store = reader, store
+        self.size, self.hold, self.max_age, self.max_claims = size, timedelta(seconds=hold_seconds), max_age, max_claims
+        self.clock = clock
+        self.owner = secrets.token_hex(8)  # this process, as the holder of its records
         self._on_outcome = on_outcome
         self._queue: asyncio.Queue[Late] = asyncio.Queue(maxsize=size)
-        self.dropped = 0
+        self._held: set[tuple[str, str]] = set()  # records this process keeps: queued here, or being read
+        self.deferred = 0
+
+    async def record(self, conversation_id: str, entry_id: str, *, windows: bool, now: datetime) -> None:
+        """Record in the store that the message waits for a late reading, held by this process: call it inside the
+        message's batch, so that the message is never saved without it."""
+        pending = PendingLate(conversation_id, entry_id, windows=windows, queued_at=now)
+        await self.store.late_put(pending, self.owner, now + self.hold)
 
     def offer(self, late: Late) -> bool:
-        """Queue a message for a late reading; False (counted) when the queue is full."""
+        """Queue a recorded message for its late reading here; False (counted) when there is no room: its record
+        stays in the store, and is claimed once its hold lapses."""
         try:
             self._queue.put_nowait(late)
         except asyncio.QueueFull:
-            self.dropped += 1
-            self._on_outcome("dropped")
-            if self.dropped == 1 or self.dropped % LOG_EVERY == 0:
-                log.warning("understanding: %d late readings dropped so far (%d waiting at most)",
-                            self.dropped, self.size)  # fmt: skip
+            self.deferred += 1
+            self._on_outcome("deferred")
+            if self.deferred == 1 or self.deferred % LOG_EVERY == 0:
+                log.warning("understanding: %d late readings left in the store so far (%d waiting here at most)",
+                            self.deferred, self.size)  # fmt: skip
             return False
+        self._held.add(late.key)
         self._on_outcome("queued")
         return True
 
@@ -75,11 +129,95 @@ class LateReadings:
         return self._queue.qsize()
 
     async def run(self, apply: Apply) -> None:
-        """The worker: read each queued message, oldest first, and apply its reading."""
+        """The reading worker: read each queued message, oldest first, apply its reading, forget its record."""
         while True:
             late = await self._queue.get()
-            reading = await self.reader.read_late(late.text, late.first)
-            if reading is None:
-                self._on_outcome("failed")
+            if late.key not in self._held:  # claimed by another process meanwhile (this one's hold lapsed)
                 continue
-            self._on_outcome("flagged" if await apply(late, reading) else "read")
+            try:
+                await self._read(late, apply)
+            finally:
+                self._held.discard(late.key)  # not applied (failed): its hold lapses and a claim tries again
+
+    async def _read(self, late: Late, apply: Apply) -> None:
+        if late.windows and late.first is None:
+            first = await self.reader.read_late_start(late.text)
+            late = replace(late, first=first)
+            reading = await self.reader.read_late(late.text, first) if first is not None else None
+        else:
+            reading = await self.reader.read_late(late.text, late.first)
+        if reading is None:
+            self._on_outcome("failed")
+            return
+        if late.key not in self._held:  # let go meanwhile (a hung model): its claimer reads it
+            return
+        flagged = await apply(late, reading)
+        await self.store.late_done(*late.key)
+        self._on_outcome("flagged" if flagged else "read")
+
+    async def keep(self) -> None:
+        """The store worker: every third of the hold, renew this process's hold on what it keeps, and claim the
+        records whose hold lapsed (once the model is loaded, as many as there is room for here)."""
+        every = self.hold.total_seconds() / 3
+        while True:
+            try:
+                await self._renew()
+                await self._claim()
+            except StoreError as exc:
+                log.warning("understanding: late readings could not reach the store (%s)", exc.__class__.__name__)
+            await asyncio.sleep(every)
+
+    async def _renew(self) -> None:
+        if self._hung():  # a hung model reads none of them: let them go to an instance that can
+            if self._held:
+                log.warning("understanding: the model is hung; %d late readings let go to another instance",
+                            len(self._held))  # fmt: skip
+            self._held.clear()  # the reading worker skips them; claimed again (their text re-read) once they lapse
+            return
+        held = list(self._held)
+        if held:
+            kept = await self.store.late_hold(self.owner, held, self.clock() + self.hold)
+            self._held.difference_update(set(held) - kept)  # taken over, done or erased meanwhile: not ours
+
+    async def _claim(self) -> None:
+        room = self.size - self._queue.qsize()
+        if self.reader.model is None or self._hung() or room <= 0:  # no model here: left to an instance that has one
+            return
+        now = self.clock()
+        for pending in await self.store.late_claim(self.owner, now, now + self.hold, room):
+            if (pending.conversation_id, pending.entry_id) in self._held:
+                continue  # already queued here (a renewal that failed let it lapse)
+            self._on_outcome("claimed")
+            late = await self._again(pending, now)
+            if late is None:
+                await self.store.late_done(pending.conversation_id, pending.entry_id)
+                continue
+            try:
+                self._queue.put_nowait(late)
+            except asyncio.QueueFull:  # fresh messages took the room meanwhile: claimed again once its hold lapses
+                continue
+            self._held.add(late.key)
+
+    def _hung(self) -> bool:
+        """A timed-out call has held the model longer than a hold: nothing queued here is being read."""
+        return self.reader.held_for() >= self.hold.total_seconds()
+
+    async def _again(self, pending: PendingLate, now: datetime) -> Late | None:
+        """The message of a claimed record, its text read again from its entry; None (counted) when it is given
+        up: too old, claimed too often, its conversation ended or erased, its entry gone."""
+        if now - pending.queued_at > self.max_age:
+            self._on_outcome("expired")
+            return None
+        if pending.claims > self.max_claims:
+            self._on_outcome("given_up")
+            return None
+        conversation = await self.store.get_conversation(pending.conversation_id)
+        if conversation is None or conversation.status not in ACTIVE_STATUSES:
+            self._on_outcome("closed")
+            return None
+        entries = await self.store.transcript(pending.conversation_id)
+        text = next((e.text for e in entries if e.id == pending.entry_id and e.author is Author.USER), None)
+        if text is None:
+            self._on_outcome("closed")
+            return None
+        return Late(pending.conversation_id, pending.entry_id, text, windows=pending.windows)

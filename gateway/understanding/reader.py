@@ -174,6 +174,7 @@ class Reader:
         self._model: Model | None = None
         self._loading: concurrent.futures.Future[Model] = concurrent.futures.Future()
         self._late: concurrent.futures.Future[Inline] | None = None  # a timed-out call the worker is still on
+        self._late_since = 0.0  # when that call timed out (time.monotonic)
         self._pace: float | None = None  # the worker's recent wall seconds per message (written by the worker)
         self._pending = 0  # requests queued for the worker or under way (event loop only)
         self._idle = asyncio.Event()  # set when no request is pending (event loop only)
@@ -298,7 +299,7 @@ class Reader:
                 found = await asyncio.wrap_future(future)
         except TimeoutError:
             if not future.cancel():  # still queued: cancelled, the worker skips it; else the worker is on it
-                self._late = future
+                self._late, self._late_since = future, time.monotonic()
             return self._failed("timeout")
         except Exception as exc:  # the model's own failure: counted by class, never its message
             log.warning("understanding: the model failed on a message (%s); keywords only", exc.__class__.__name__)
@@ -313,6 +314,12 @@ class Reader:
             if len(self._remembered) > self.remember:
                 self._remembered.popitem(last=False)
         return found
+
+    def held_for(self) -> float:
+        """Seconds a timed-out call has been holding the worker (0 when none): a hung model, for the late readings
+        this instance keeps (``gateway/understanding/late.py`` lets them go to another instance)."""
+        late = self._late
+        return time.monotonic() - self._late_since if late is not None and not late.done() else 0.0
 
     def _failed(self, reason: Failure) -> Failure:
         """Count a message that goes on without a reading; ``ok`` becomes ``degraded``."""
@@ -338,18 +345,28 @@ class Reader:
         digest = self._digest(text)
         if digest is not None and (known := self._remembered.get(digest)) is not None:
             return known
+        return await self._after_the_fact(_Request(text, concurrent.futures.Future(), whole=True, first=first))
+
+    async def read_late_start(self, text: str) -> Reading | None:
+        """The reading of ``text``'s start alone, as :meth:`attempt` gave it with ``rest_late`` (the model is
+        deterministic), after the fact like :meth:`read_late`: for a long message whose windows were left to a late
+        reading that the process which read its start died before making (its record claimed from the store)."""
+        return await self._after_the_fact(_Request(text, concurrent.futures.Future()))
+
+    async def _after_the_fact(self, request: _Request) -> Reading | None:
+        """``request`` handed to the worker once it is idle (:meth:`read_late`), within ``late_timeout``."""
         if self._model is None:
             return None
         await self._until_idle()
         self._pending += 1
-        future: concurrent.futures.Future[Inline] = concurrent.futures.Future()
-        self._queue.put(_Request(text, future, whole=True, first=first))
+        future = request.future
+        self._queue.put(request)
         try:
             async with asyncio.timeout(self.late_timeout):
                 return (await asyncio.wrap_future(future)).reading
         except TimeoutError:
             if not future.cancel():  # a hung call: fresh messages skip the worker until it ends
-                self._late = future
+                self._late, self._late_since = future, time.monotonic()
             return None
         except Exception as exc:
             log.warning("understanding: the model failed on a late reading (%s)", exc.__class__.__name__)

@@ -25,6 +25,7 @@ from gateway.store import (
     DoneMark,
     InboxItem,
     OutboxItem,
+    PendingLate,
     Store,
     TranscriptEntry,
 )
@@ -56,6 +57,8 @@ async def a_conversation(store: Store, sender: str = PHONE, text: str = SECRET) 
     await store.outbox_mark_sent(conversation.id, "r-" + conversation.id, "SM" + conversation.id)
     await store.put_upload(f"{conversation.id}/0123abcd", "image/png", b"PNG " + text.encode())
     await store.set_timer(conversation.id, "idle_close", T0 + timedelta(hours=1))
+    late = PendingLate(conversation.id, "u-" + conversation.id, windows=True, queued_at=T0)
+    await store.late_put(late, "a-live-process", T0 + timedelta(seconds=30))  # its late reading still to come
     await store.enqueue(conversation.id, "general", Priority.NORMAL, T0)
     await store.take(conversation.id, "anne", T0)
     conversation.status, conversation.queue, conversation.listener = Status.WITH_LISTENER, "general", "anne"
@@ -128,6 +131,8 @@ async def test_a_purge_leaves_the_counted_record_and_no_content(store: Store, st
     listed = await store.list_conversations(T0 - timedelta(days=1), T0 + timedelta(days=1))
     assert {c.id for c in listed} == {conversation.id, kept.id}  # still counted
     assert await store.outbox_get(conversation.id, "r2-" + conversation.id) is None
+    assert [p.conversation_id for p in await store.late_claim("x", T0 + timedelta(days=1), T0 + timedelta(days=2),
+                                                              10)] == [kept.id]  # fmt: skip
     assert await store.due_timers(T0 + timedelta(days=2)) == [t for t in await store.due_timers(
         T0 + timedelta(days=2)) if t.conversation_id == kept.id]  # fmt: skip
 
@@ -148,6 +153,7 @@ async def test_an_erasure_leaves_nothing_naming_the_conversation(store: Store, s
         assert secret not in dump, secret
     assert await store.get_conversation(conversation.id) is None
     assert await store.held_by("anne") == 1  # the other conversation only
+    assert await store.late_waiting() == 1  # the other conversation's late reading only
     assert await store.get_conversation(other.id) is not None
     assert seen_digest("in:whatsapp:" + other.id) in await store.seen_keys()
     found, created = await store.active_conversation(ChannelName.WHATSAPP, PHONE, T0)

@@ -12,7 +12,13 @@ import pytest
 
 from gateway.store import Store, open_store
 from gateway.testing import store_keys
-from tests.store import test_contract, test_contract_casework, test_contract_retention, test_erasure_person
+from tests.store import (
+    test_contract,
+    test_contract_casework,
+    test_contract_late,
+    test_contract_retention,
+    test_erasure_person,
+)
 from tests.store.conftest import flush_cluster
 
 pytestmark = pytest.mark.redis
@@ -24,7 +30,12 @@ def _store_only(module: Any) -> dict[str, Callable[[Store], Awaitable[None]]]:
             and not hasattr(test, "hypothesis")}  # fmt: skip  # a property test runs under pytest's own runner
 
 
-CONTRACT = _store_only(test_contract) | _store_only(test_contract_casework) | _store_only(test_contract_retention)
+CONTRACT = (
+    _store_only(test_contract)
+    | _store_only(test_contract_casework)
+    | _store_only(test_contract_retention)
+    | _store_only(test_contract_late)
+)
 # These read every key of every node afterwards (``everything``): what a purge or an erasure leaves.
 WITH_URL: dict[str, Callable[[Store, str], Awaitable[None]]] = {
     "purge": test_contract_retention.test_a_purge_leaves_the_counted_record_and_no_content,

@@ -99,7 +99,7 @@ async def rig(tmp_path: Path, clock: Clock) -> AsyncIterator[Callable[..., Await
             outcomes.append(name)
             metrics.understanding_late.labels(name).inc()
 
-        late = LateReadings(reader, size=size, on_outcome=outcome)
+        late = LateReadings(reader, store, size=size, hold_seconds=0.3, clock=clock, on_outcome=outcome)
         dispatcher = Dispatcher(store, flows, clock=clock, metrics=metrics, reader=reader, late=late)
         made.append(Rig(store, flows, dispatcher, reader, late, gate, embedder, metrics, clock, outcomes))
         return made[-1]
@@ -205,13 +205,29 @@ async def test_a_button_pressed_is_never_queued_for_a_late_reading(rig: Callable
     assert r.outcomes == ["queued"]
 
 
-async def test_late_readings_beyond_the_bound_are_dropped_and_counted(rig: Callable[..., Awaitable[Rig]]) -> None:
+async def test_late_readings_beyond_the_bound_wait_in_the_store_and_are_read_once_claimed(
+    rig: Callable[..., Awaitable[Rig]],
+) -> None:
     r = await rig(size=1)
     await r.busy()
     await r.send("zoe", 1, HARMLESS)
-    await r.send("sam", 1, RISKY)
-    assert r.outcomes == ["queued", "dropped"] and r.late.dropped == 1
-    assert r.metrics.registry.get_sample_value("gateway_understanding_late_total", {"outcome": "dropped"}) == 1
+    sam = await r.send("sam", 1, RISKY)
+    assert r.outcomes == ["queued", "deferred"] and r.late.deferred == 1
+    assert r.metrics.registry.get_sample_value("gateway_understanding_late_total", {"outcome": "deferred"}) == 1
+    assert await r.store.late_waiting() == 2  # both recorded: the second was not dropped
+    r.clock.advance(seconds=1)  # its hold lapsed: nobody keeps it in memory
+    keeper = asyncio.create_task(r.late.keep())
+    try:
+        event = await released_until_flagged(r, sam.id)
+    finally:
+        keeper.cancel()
+    assert event.flag.risk == "suicide" and event.flag.source == "model"
+    await eventually(lambda: _none_waiting(r))  # both applied: forgotten
+    assert {"read", "claimed", "flagged"} <= set(r.outcomes)
+
+
+async def _none_waiting(r: Rig) -> bool:
+    return await r.store.late_waiting() == 0
 
 
 async def test_a_risky_message_read_late_while_a_listener_holds_it_is_flagged_only(
