@@ -3,7 +3,7 @@
 Each message's claim and each delivery's outbox lease are renewed every third of their lease while the work runs,
 and nearly all of that work ends long before the first renewal: a task started per message, woken only to be
 cancelled, cost more than a timer (``call_later``) that starts it when due (bench/README.md, "Ninth pass"; the
-store's lock renewal does the same, ``gateway/store/redis.py``'s ``_Renewal``).
+store's lock renewal uses it too, ``gateway/store/redis.py``).
 """
 
 from __future__ import annotations

@@ -75,6 +75,7 @@ from gateway.crypto import DataKeys
 from gateway.errors import Conflict, StoreError
 from gateway.events import ANY_CONVERSATION, Event, encode, scope
 from gateway.ids import seen_digest
+from gateway.later import Later
 from gateway.messages import ChannelName
 from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
@@ -1318,7 +1319,7 @@ class RedisStore:
     async def lock(self, conversation_id: str, timeout: float = 10.0) -> AsyncIterator[None]:
         lease = await self._acquire(conversation_id, timeout)
         try:
-            renewal = _Renewal(self._keep_lock, lease)
+            renewal = Later(LOCK_LEASE_MS / 3000, lambda: self._keep_lock(lease))
             locked = self._locked.set(conversation_id)
             try:
                 yield
@@ -1378,7 +1379,7 @@ class RedisStore:
                 yield await self._claimed(claim, None)
             return
         lease = await self._acquire(conversation_id, timeout, claim)
-        renewal = _Renewal(self._keep_lock, lease)
+        renewal = Later(LOCK_LEASE_MS / 3000, lambda: self._keep_lock(lease))
         held: list[HeldWrite] = []
         token, locked = self._held.set(held), self._locked.set(conversation_id)  # a claim in here names it
         held_by = self._held_by.set(asyncio.current_task())
@@ -1483,25 +1484,6 @@ def _claim_args(
     today = to_us(datetime.now(UTC)) // 86_400_000_000  # the marks expire by the wall clock
     return [owner, now_ms, now_ms + int(lease_seconds * 1000), conversation_id, int(CLAIM_KEPT.total_seconds()),
             K.SEEN, K.seen_shard(digest := seen_digest(key)), today, K.SEEN_DAYS, digest]  # fmt: skip
-
-
-class _Renewal:
-    """A held lock's renewal (``keep``, from a third of the lease on) until :meth:`cancel`: a timer until the first
-    renewal is due, a task only then. Nearly every lock is let go long before: a task started, woken to be
-    cancelled and ended for each one cost more than a timer (bench/README.md, "Eighth pass")."""
-
-    def __init__(self, keep: Callable[[Lock], Coroutine[Any, Any, None]], lease: Lock) -> None:
-        self._keep, self._lease = keep, lease
-        self._task: asyncio.Task[None] | None = None
-        self._timer = asyncio.get_running_loop().call_later(LOCK_LEASE_MS / 3000, self._start)
-
-    def _start(self) -> None:
-        self._task = asyncio.create_task(self._keep(self._lease))
-
-    def cancel(self) -> None:
-        self._timer.cancel()
-        if self._task is not None:
-            self._task.cancel()
 
 
 class _Lease(Lock):
