@@ -60,3 +60,12 @@ async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
     context.set_default_timeout(15_000)
     yield context
     await context.close()
+
+
+@pytest.fixture
+async def desk(browser: Browser) -> AsyncIterator[BrowserContext]:
+    """A listener's desktop browser (the young person's phone is ``context``)."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 820}, locale="fr-FR")
+    context.set_default_timeout(15_000)
+    yield context
+    await context.close()
