@@ -61,7 +61,8 @@ def unit(v: np.ndarray) -> np.ndarray:
 def cached(cache: Path, name: str, digest: str, texts: Sequence[str], embed: Embed) -> np.ndarray:
     path = cache / f"{name}-{digest}.npy"
     if path.exists():
-        return np.load(path)
+        loaded: np.ndarray = np.load(path)
+        return loaded
     start = time.perf_counter()
     out = np.asarray(embed(texts), dtype=np.float32)
     np.save(path, out)
@@ -114,7 +115,8 @@ def fit_dual(
 def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+    shares: np.ndarray = e / e.sum(axis=-1, keepdims=True)
+    return shares
 
 
 def out_of_fold_dual(

@@ -36,9 +36,9 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from aiohttp import ClientSession, ClientTimeout, TCPConnector
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a checkout without installing
 
-from load import (
+from bench.load import (
     ROOT,
     Load,
     Provider,

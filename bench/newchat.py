@@ -24,10 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from load import Redis  # noqa: E402
-
+from bench.load import Redis  # noqa: E402
 from gateway.conversation import Status  # noqa: E402
 from gateway.messages import ChannelName  # noqa: E402
 from gateway.store import Store, open_store  # noqa: E402

@@ -23,10 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
-sys.path.insert(0, str(ROOT / "bench"))
 
-from load import Redis, Step, bench_flows, cpu_seconds, walks  # noqa: E402
-
+from bench.load import Redis, Step, bench_flows, cpu_seconds, walks  # noqa: E402
 from gateway.clock import utcnow  # noqa: E402
 from gateway.dispatcher import Dispatcher  # noqa: E402
 from gateway.flowset import FlowSet  # noqa: E402

@@ -21,6 +21,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from same_readings import messages  # noqa: E402
+from bench.same_readings import messages  # noqa: E402
 
 
 def cpu(step: Callable[[], object]) -> float:
@@ -49,7 +49,8 @@ class Replay:
     gave before (so that the CPU of the reading outside the forward pass is timed alone, without its noise)."""
 
     def __init__(self, engine: Any) -> None:
-        self.engine, self.known = engine, {}  # type: dict[str, Any]
+        self.engine = engine
+        self.known: dict[str, Any] = {}
 
     def token_count(self, text: str, is_query: bool) -> int:
         return int(self.engine.token_count(text, is_query))
@@ -80,21 +81,21 @@ def main() -> None:
     model.read_inline(["bonjour"])
     inline, cut, query, grams, heads, tokens = [], [], [], [], [], []
     for text in texts if not args.outside else ():
-        inline.append(cpu(lambda text=text: model.read_inline([text])))
+        inline.append(cpu(partial(model.read_inline, [text])))
         if args.inline:
             continue
         head = embedder.cut(text)  # type: ignore[attr-defined]
-        cut.append(cpu(lambda text=text: embedder.cut(text)))  # type: ignore[attr-defined]
-        query.append(cpu(lambda head=head: engine.query([head])))
+        cut.append(cpu(partial(embedder.cut, text)))  # type: ignore[attr-defined]
+        query.append(cpu(partial(engine.query, [head])))
         vector = engine.query([head])[0]
-        grams.append(cpu(lambda text=text: ngrams(text, classifier.ngram_dim)))
-        heads.append(cpu(lambda text=text, vector=vector: classifier.read(text, vector)))
+        grams.append(cpu(partial(ngrams, text, classifier.ngram_dim)))
+        heads.append(cpu(partial(classifier.read, text, vector)))
         tokens.append(engine.token_count(head, True))
     embedder._model = Replay(engine)  # type: ignore[attr-defined]
     for text in texts:
         model.read_inline([text])  # each cut's vector, once
     runs = 5 if args.outside else 1
-    outside = [min(cpu(lambda text=text: model.read_inline([text])) for _ in range(runs)) for text in texts]
+    outside = [min(cpu(partial(model.read_inline, [text])) for _ in range(runs)) for text in texts]
     embedder._model = engine  # type: ignore[attr-defined]
     print(f"{len(texts)} training-side messages, one thread (bench/same_readings.py's sample)")
     if inline:

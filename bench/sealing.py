@@ -23,10 +23,8 @@ from aiohttp import web
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from load import Provider, Step, bench_flows, walks  # noqa: E402
-
+from bench.load import Provider, Step, bench_flows, walks  # noqa: E402
 from gateway.app import DISPATCHER, create_app  # noqa: E402
 from gateway.crypto import DataKeys, new_key, parse_key  # noqa: E402
 from gateway.messages import ChannelName, Inbound  # noqa: E402
@@ -40,7 +38,7 @@ class TimedKeys(DataKeys):
     seals = opens = 0
     seconds = 0.0
 
-    def seal(self, kind: str, text: str) -> str:
+    def seal(self, kind: str, text: str) -> bytes:
         start = time.perf_counter()
         try:
             return super().seal(kind, text)

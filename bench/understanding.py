@@ -86,8 +86,8 @@ def report(results: list[Result]) -> None:
     for risk in RISKS:
         truth = [r for r in results if r.row["risk"] == risk.value]
         predicted = [r for r in results if r.model is risk]
-        recall = share(truth, lambda r, risk=risk: r.model is risk)
-        precision = share(predicted, lambda r, risk=risk: r.row["risk"] == risk.value)
+        recall = pct(sum(1 for r in truth if r.model is risk), len(truth))
+        precision = pct(sum(1 for r in predicted if r.row["risk"] == risk.value), len(predicted))
         keywords, both = share(truth, lambda r: r.keywords is not None), share(truth, lambda r: r.both is not None)
         print(f"    {risk.value:<18} {len(truth):5}              {recall}    {precision}  │"
               f"                  {keywords}    {both}  ≥ {AIMS[risk.value]:.0%}")  # fmt: skip

@@ -296,12 +296,12 @@ class Dispatcher:
             assert flag is not None  # a model's flag is a risk
             derived_from(f"late:{late.entry_id}")  # a late reading applied twice writes the same entries
             await self.store.flag_entry(conversation.id, late.entry_id, flag)  # the same again: no change
+            if flag.replaces(conversation.flag):
+                conversation.flag = flag  # before the queue entry: its priority is written with the flag
             if conversation.status == Status.BOT:
                 await self._late_handoff(conversation, engine, late, reading, found, now)
             elif conversation.status == Status.QUEUED:
                 await self._escalate(conversation, engine, late.text, reading, now)
-            if flag.replaces(conversation.flag):
-                conversation.flag = flag
             conversation.updated_at = now
             await self.store.save_conversation(conversation)
         await self.store.publish(FlagRaised(conversation.id, late.entry_id, flag))
@@ -461,7 +461,7 @@ class Dispatcher:
         conversation.queue, conversation.priority = queue, priority
         conversation.queued_at = now
         conversation.listener = None
-        await self.store.enqueue(conversation.id, queue, priority, now)
+        await self.store.enqueue(conversation.id, queue, priority, now, flag=conversation.flag)
         await self.transition(conversation, trigger, now)
         position = await self.store.position(conversation.id) or 1
         language = language_of(conversation, engine.flow)
@@ -483,14 +483,16 @@ class Dispatcher:
 
     async def raise_priority(self, conversation: Conversation, priority: Priority, now: datetime) -> bool:
         """Raise a waiting conversation's priority: up only, once per level, its one queue entry re-ranked in place
-        (arrival kept). A danger phrase repeated a thousand times while waiting changes nothing after the first.
-        True when it changed; the caller saves the conversation."""
+        (arrival kept), written with the conversation's flag (set it first: the queue's card shows the two together,
+        :meth:`QueueStore.enqueue`). A danger phrase repeated a thousand times while waiting changes nothing after
+        the first. True when it changed; the caller saves the conversation."""
         waiting = conversation.status == Status.QUEUED and conversation.queue
         if not waiting or priority.rank >= conversation.priority.rank:
             return False
         assert conversation.queue is not None
         conversation.priority = priority
-        await self.store.enqueue(conversation.id, conversation.queue, priority, conversation.queued_at or now)
+        at = conversation.queued_at or now
+        await self.store.enqueue(conversation.id, conversation.queue, priority, at, flag=conversation.flag)
         await self.store.publish(QueueChanged())
         return True
 

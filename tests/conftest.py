@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import os
+import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +23,7 @@ from gateway.app import OUTBOX, STORE, create_app
 from gateway.console.auth import hash_password
 from gateway.settings import Settings
 from gateway.store import Listener
-from gateway.testing import DATA_KEY, SECRET_KEY
+from gateway.testing import ACCOUNT_SID, DATA_KEY, SECRET_KEY, FakeGraphAPI, FakeTelegramAPI, FakeTwilioAPI
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 
@@ -96,3 +99,41 @@ async def outbox_drained(client: TestClient[web.Request, web.Application], timeo
         assert time.monotonic() < deadline, "the outbox never drained"
         await asyncio.sleep(0.05)
     assert await client.app[OUTBOX].deliver_due() == 0
+
+
+@contextlib.contextmanager
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Inside, any connection anywhere but loopback fails the test (the fakes all listen on 127.0.0.1)."""
+    connect = socket.socket.connect
+
+    def connect_loopback(sock: socket.socket, address: Any) -> Any:
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not ipaddress.ip_address(address[0]).is_loopback:
+            raise AssertionError(f"a test tried to reach {address[0]}")
+        return connect(sock, address)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(socket.socket, "connect", connect_loopback)
+        yield
+
+
+# The fake provider APIs (real HTTP servers on 127.0.0.1), one each per test that asks for it.
+
+TWILIO_TOKEN = "twilio-auth-token"  # the fake Twilio's auth token: what the tests sign webhooks with
+
+
+@pytest.fixture
+async def graph() -> AsyncIterator[FakeGraphAPI]:
+    async with FakeGraphAPI() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegramAPI]:
+    async with FakeTelegramAPI() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def twilio() -> AsyncIterator[FakeTwilioAPI]:
+    async with FakeTwilioAPI(ACCOUNT_SID, TWILIO_TOKEN) as fake:
+        yield fake

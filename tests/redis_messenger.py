@@ -6,7 +6,7 @@ Import the fixtures along with ``redis_url`` (``tests/store/conftest.py``), whic
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 
 import pytest
 import redis
@@ -28,12 +28,6 @@ class Monotonic:
     def __call__(self) -> float:
         self.reads += 1
         return self.now
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[FakeGraphAPI]:
-    async with FakeGraphAPI() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -251,12 +251,6 @@ async def burst_with_a_kill(provider: Provider, graph: FakeGraphAPI, victim: Ser
         await provider.post(webhook)
 
 
-@pytest.fixture
-async def graph() -> AsyncIterator[FakeGraphAPI]:
-    async with FakeGraphAPI() as fake:
-        yield fake
-
-
 @pytest.mark.redis
 async def test_kill_9_of_one_of_two_instances_on_redis_loses_nothing_and_repeats_nothing(
     tmp_path: Path, graph: FakeGraphAPI

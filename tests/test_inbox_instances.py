@@ -23,10 +23,10 @@ from gateway.messages import ChannelName
 from gateway.settings import Settings
 from gateway.store import Author
 from tests.e2e.channel_support import Client, RunningClock, eventually
-from tests.redis_messenger import Monotonic, graph, messenger_on_redis, post_message
+from tests.redis_messenger import Monotonic, messenger_on_redis, post_message
 from tests.store.conftest import redis_url
 
-__all__ = ["graph", "messenger_on_redis", "redis_url"]  # fixtures used below
+__all__ = ["messenger_on_redis", "redis_url"]  # fixtures used below
 
 pytestmark = pytest.mark.redis
 

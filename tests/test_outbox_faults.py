@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -24,12 +23,6 @@ __all__ = ["gateway", "offline"]  # fixtures used by the tests below
 
 SECRET = "webhook_secret-123"
 ZOE, SAM = 424242, 515151
-
-
-@pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegramAPI]:
-    async with FakeTelegramAPI() as fake:
-        yield fake
 
 
 @pytest.fixture

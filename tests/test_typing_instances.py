@@ -23,10 +23,10 @@ from gateway.store import Store
 from gateway.testing import FakeGraphAPI
 from tests.conftest import add_listener, login
 from tests.e2e.channel_support import Client, RunningClock, eventually
-from tests.redis_messenger import graph, messenger_on_redis
+from tests.redis_messenger import messenger_on_redis
 from tests.store.conftest import redis_url
 
-__all__ = ["graph", "messenger_on_redis", "redis_url"]  # fixtures used below
+__all__ = ["messenger_on_redis", "redis_url"]  # fixtures used below
 
 pytestmark = pytest.mark.redis
 

@@ -32,7 +32,7 @@ from gateway.console.media import console_transcript
 from gateway.console.passwords import check_password
 from gateway.console.presence import Presence
 from gateway.console.sessions import SESSION_COOKIE, SESSION_HOURS, Sessions
-from gateway.conversation import Conversation, Status
+from gateway.conversation import Conversation, RiskFlag, Status
 from gateway.errors import StoreError, WeakPassword
 from gateway.events import Alert, entry_json
 from gateway.flowset import FlowSet
@@ -48,6 +48,7 @@ from gateway.store import (
     EventStore,
     Listener,
     ListenerStore,
+    QueueEntry,
     QueueStore,
     TranscriptStore,
 )
@@ -275,7 +276,9 @@ class ListenerAPI:
         for entry in await self.store.waiting():
             conversation = await self.store.get_conversation(entry.conversation_id)
             if conversation is not None:
+                flag = card_flag(entry, conversation)
                 waiting.append({**self.card(conversation, now), "priority": entry.priority.value,
+                                "flag": flag.to_dict() if flag else None,
                                 "waiting_seconds": int((now - entry.at).total_seconds())})  # fmt: skip
         mine = [
             self.card(c, now) for c in await self.store.conversations_by_status(Status.WITH_LISTENER)
@@ -450,6 +453,14 @@ async def _field(request: web.Request, name: str) -> str:
 
 _STATUS = {"not_found": 404, "forbidden": 403, "bad_request": 400, "empty": 400, "too_long": 400, "identity": 400,
            "mail_failed": 502, "media_unavailable": 502}  # fmt: skip
+
+
+def card_flag(entry: QueueEntry, conversation: Conversation) -> RiskFlag | None:
+    """The flag a waiting conversation's card shows: its record's (the strongest so far, with its words), or the
+    queue entry's when stronger (written with the entry's priority, which the card shows: the record may not say it
+    yet), so that the card never shows a priority raised for a risk without that risk."""
+    kept, raised = conversation.flag, entry.flag
+    return raised if raised is not None and (kept is None or raised.score > kept.score) else kept
 
 
 def _me(listener: Listener) -> dict[str, Any]:

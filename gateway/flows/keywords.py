@@ -87,8 +87,10 @@ def canonical(raw: str) -> str:
     return " ".join(w for w in words if w)
 
 
+@functools.lru_cache(maxsize=16384)
 def phrase_problem(phrase: str) -> str | None:
-    """What is wrong with a phrase's marks (``(…|…)``, ``*``), or None."""
+    """What is wrong with a phrase's marks (``(…|…)``, ``*``), or None (remembered: every load of flows.yaml checks
+    each of its phrases, by the thousand)."""
     depth = 0
     for char in phrase:
         if char == "(":
@@ -215,6 +217,13 @@ class Phrases:
 
 
 def compile_phrases(phrases: Iterable[str], ignore: Iterable[str] = ()) -> Phrases:
+    """The phrases compiled; the same phrases again (flows.yaml reloaded unchanged, or a second app in one process)
+    are not compiled again: the default flow's take seconds (hundreds of phrases), and a ``Phrases`` never changes."""
+    return _compiled(tuple(phrases), tuple(ignore))
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(phrases: tuple[str, ...], ignore: tuple[str, ...]) -> Phrases:
     good = [p for p in phrases if phrase_problem(p) is None and canonical(_MARKS.sub(" ", p))]
     each = tuple(re.compile(_regex(p) + r"(?!\S)") for p in good)
     return Phrases(each, _alternation(good), _alternation(ignore))

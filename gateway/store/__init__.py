@@ -169,13 +169,16 @@ class SystemText:
 
 @dataclass(frozen=True, slots=True)
 class QueueEntry:
-    """A conversation in the waiting queue. ``taken_by`` is set once a listener took it."""
+    """A conversation in the waiting queue. ``taken_by`` is set once a listener took it. ``flag``: the risk its
+    priority was raised for, written with the priority (its class, score and source; never a message's words: an
+    entry is not sealed), so that the queue's card never shows the priority without it (:meth:`QueueStore.enqueue`)."""
 
     conversation_id: str
     queue: str
     priority: Priority
     at: datetime  # arrival in the queue; kept when a listener hands the conversation back
     taken_by: str | None = None
+    flag: RiskFlag | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,8 +392,13 @@ class DedupeStore(Protocol):
 
 
 class QueueStore(Protocol):
-    async def enqueue(self, conversation_id: str, queue: str, priority: Priority, at: datetime) -> None:
-        """Put a conversation in a queue as waiting (replacing any entry it had, e.g. a new priority)."""
+    async def enqueue(
+        self, conversation_id: str, queue: str, priority: Priority, at: datetime, *, flag: RiskFlag | None = None
+    ) -> None:
+        """Put a conversation in a queue as waiting (replacing any entry it had, e.g. a new priority), with the
+        risk ``flag`` its priority was raised for in the same write (one script, one statement): a reader of
+        :meth:`waiting` never finds the priority without its flag, whatever the conversation's record says yet.
+        The flag is kept without its ``words`` (an entry is not sealed); taking and handing back keep it."""
         ...
 
     async def waiting(self, queue: str | None = None) -> list[QueueEntry]:

@@ -303,7 +303,19 @@ def decode_outbound(data: dict[str, Any]) -> Outbound:
 
 
 def encode_queue_entry(entry: QueueEntry) -> dict[str, Any]:
-    return {**asdict(entry), "at": _text(entry.at)}
+    """No ``flag`` key without a flag (the entries written before it had none); a flag without its words."""
+    data: dict[str, Any] = {
+        "conversation_id": entry.conversation_id, "queue": entry.queue, "priority": str(entry.priority),
+        "at": _text(entry.at), "taken_by": entry.taken_by,
+    }  # fmt: skip
+    if entry.flag is not None:
+        data["flag"] = queue_flag(entry.flag)
+    return data
+
+
+def queue_flag(flag: RiskFlag) -> dict[str, object]:
+    """A queue entry's flag as stored: its class, score and source, never the words of a message."""
+    return replace(flag, words=()).to_dict()
 
 
 def decode_queue_entry(data: dict[str, Any]) -> QueueEntry:
@@ -313,6 +325,7 @@ def decode_queue_entry(data: dict[str, Any]) -> QueueEntry:
         priority=Priority(data["priority"]),
         at=_required(data["at"]),
         taken_by=data["taken_by"],
+        flag=RiskFlag.from_dict(data.get("flag")),
     )
 
 

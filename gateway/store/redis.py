@@ -701,8 +701,11 @@ class RedisStore:
     # The waiting queue: one slot, {queue}
 
     @_holdable
-    async def enqueue(self, conversation_id: str, queue: str, priority: Priority, at: datetime) -> None:
-        entry = encode_queue_entry(QueueEntry(conversation_id, queue, priority, at))
+    async def enqueue(
+        self, conversation_id: str, queue: str, priority: Priority, at: datetime, *, flag: RiskFlag | None = None
+    ) -> None:
+        """The entry with its priority and its flag: one script (slot ``{queue}``)."""
+        entry = encode_queue_entry(QueueEntry(conversation_id, queue, priority, at, flag=flag))
         keys = [K.QUEUE + "entries", K.QUEUE + "seq", K.QUEUE + "names"]
         args = [K.QUEUE, conversation_id, queue, str(priority.rank), f"{to_us(at):020d}", dumps(entry)]
         await self._write(lambda pipe: _eval(pipe, "enqueue", keys, args))

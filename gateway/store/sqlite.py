@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
@@ -70,6 +71,7 @@ from gateway.store.codec import (
     from_us,
     loads,
     loads_sealed,
+    queue_flag,
     to_us,
 )
 from gateway.store.local import LocalEvents, LocalLocks, LocalSubscription
@@ -100,7 +102,7 @@ CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, expires_us INTEGER NOT NU
 CREATE INDEX IF NOT EXISTS seen_expiry ON seen (expires_us);
 CREATE TABLE IF NOT EXISTS queue (
     conversation_id TEXT PRIMARY KEY, queue TEXT NOT NULL, priority TEXT NOT NULL, rank INTEGER NOT NULL,
-    at_us INTEGER NOT NULL, seq INTEGER NOT NULL, taken_by TEXT);
+    at_us INTEGER NOT NULL, seq INTEGER NOT NULL, taken_by TEXT, flag TEXT);
 CREATE INDEX IF NOT EXISTS queue_order ON queue (queue, rank, at_us, seq) WHERE taken_by IS NULL;
 CREATE INDEX IF NOT EXISTS queue_held ON queue (taken_by) WHERE taken_by IS NOT NULL;
 CREATE INDEX IF NOT EXISTS queue_seq ON queue (seq);
@@ -269,6 +271,9 @@ def _add_missing_columns(conn: sqlite3.Connection, keys: DataKeys) -> None:
     outbox = {row["name"] for row in conn.execute("PRAGMA table_info(outbox)")}
     if "parts_sent" not in outbox:
         conn.execute("ALTER TABLE outbox ADD COLUMN parts_sent INTEGER NOT NULL DEFAULT 0")
+    queue = {row["name"] for row in conn.execute("PRAGMA table_info(queue)")}
+    if "flag" not in queue:  # the flag a waiting entry's priority was raised for (``QueueEntry.flag``)
+        conn.execute("ALTER TABLE queue ADD COLUMN flag TEXT")
     seen = {row["name"] for row in conn.execute("PRAGMA table_info(seen)")}
     if "owner" not in seen:  # NULL: processed; else the owner of a claim
         conn.execute("ALTER TABLE seen ADD COLUMN owner TEXT")
@@ -538,15 +543,20 @@ class SqliteStore:
 
     # The waiting queue
 
-    async def enqueue(self, conversation_id: str, queue: str, priority: Priority, at: datetime) -> None:
+    async def enqueue(
+        self, conversation_id: str, queue: str, priority: Priority, at: datetime, *, flag: RiskFlag | None = None
+    ) -> None:
+        """The entry with its priority and its flag: one row, in one transaction."""
+        stored_flag = None if flag is None else dumps(queue_flag(flag))
+
         def write(conn: sqlite3.Connection) -> None:
             # DELETE then INSERT rather than INSERT OR REPLACE, whose implicit delete fires no trigger: the
             # waiting counts (``_count_waiting``) would keep the replaced entry.
             conn.execute("DELETE FROM queue WHERE conversation_id = ?", (conversation_id,))
             conn.execute(
-                "INSERT INTO queue (conversation_id, queue, priority, rank, at_us, seq, taken_by)"
-                " VALUES (?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM queue), NULL)",
-                (conversation_id, queue, str(priority), priority.rank, to_us(at)),
+                "INSERT INTO queue (conversation_id, queue, priority, rank, at_us, seq, taken_by, flag)"
+                " VALUES (?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM queue), NULL, ?)",
+                (conversation_id, queue, str(priority), priority.rank, to_us(at), stored_flag),
             )
 
         await self._write(write)
@@ -1259,6 +1269,7 @@ def _queue_entry(row: sqlite3.Row) -> QueueEntry:
         priority=Priority(row["priority"]),
         at=from_us(row["at_us"]),
         taken_by=row["taken_by"],
+        flag=RiskFlag.from_dict(json.loads(row["flag"])) if row["flag"] else None,
     )
 
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import json
 import os
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -16,6 +14,7 @@ from aiohttp import web
 
 from gateway.channels.base import Batch
 from gateway.errors import WebhookError
+from tests.conftest import loopback_only
 
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
@@ -25,15 +24,8 @@ Parser = Callable[[web.Request], Awaitable[Batch]]
 @pytest.fixture(autouse=True)
 def offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Fail any test whose code connects anywhere but loopback (the fakes all listen on 127.0.0.1)."""
-    connect = socket.socket.connect
-
-    def loopback_only(sock: socket.socket, address: Any) -> Any:
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and not ipaddress.ip_address(address[0]).is_loopback:
-            raise AssertionError(f"a test tried to reach {address[0]}")
-        return connect(sock, address)
-
-    monkeypatch.setattr(socket.socket, "connect", loopback_only)
-    yield
+    with loopback_only(monkeypatch):
+        yield
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,12 +13,6 @@ import pytest
 from gateway.testing import BOT_TOKEN, Failure, FakeTelegramAPI
 
 SECRET = "webhook_secret-123"
-
-
-@pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegramAPI]:
-    async with FakeTelegramAPI() as fake:
-        yield fake
 
 
 async def gateway(tmp_path: Path, *args: str, **env: str) -> tuple[int, str, str]:

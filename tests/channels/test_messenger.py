@@ -32,6 +32,7 @@ from gateway.testing import (
     sign_messenger,
     signed_messenger,
 )
+from tests.hostile_json import shaped as shaped_by
 
 from .conftest import webhook_app
 
@@ -40,12 +41,6 @@ PSID = "7012345678901234"
 PATH = "/webhooks/messenger"
 
 ClientFactory = Any
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[FakeGraphAPI]:
-    async with FakeGraphAPI() as fake:
-        yield fake
 
 
 @pytest.fixture
@@ -471,21 +466,11 @@ async def test_a_redirect_to_a_foreign_host_is_refused(channel: MessengerChannel
 
 # Hostile input.
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
-    max_leaves=25,
-)
 KNOWN_FIELDS = (
     "object entry messaging sender id message mid text quick_reply payload attachments type url postback delivery"
     " mids watermark read timestamp is_echo"
 )
-field_names = st.sampled_from(KNOWN_FIELDS.split())
-shaped = st.recursive(
-    json_values,
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(field_names, children, max_size=5),
-    max_leaves=40,
-)
+shaped = shaped_by(KNOWN_FIELDS)
 NO_DEADLINE = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

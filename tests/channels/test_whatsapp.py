@@ -28,22 +28,17 @@ from gateway.testing import (
     twilio_form,
     twilio_status_form,
 )
+from tests.conftest import TWILIO_TOKEN
 
 from .conftest import webhook_app
 
-TOKEN = "twilio-auth-token"
+TOKEN = TWILIO_TOKEN
 PUBLIC = "https://helpline.example.org/"  # the gateway sits behind a proxy: Twilio signs the public URL
 PHONE = "whatsapp:+33612345678"
 PATH = "/webhooks/whatsapp"
 STATUS_PATH = "/webhooks/whatsapp/status"
 
 ClientFactory = Any
-
-
-@pytest.fixture
-async def twilio() -> AsyncIterator[FakeTwilioAPI]:
-    async with FakeTwilioAPI(ACCOUNT_SID, TOKEN) as fake:
-        yield fake
 
 
 def make_settings(api_url: str) -> Settings:

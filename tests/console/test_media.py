@@ -3,7 +3,6 @@ window shown in the conversation API (Messenger through a fake Graph API on 127.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,12 +15,6 @@ from tests.conftest import AppFactory, Clock, add_listener, login
 
 SECRET = "messenger-app-secret"
 PSID = "2400000000000001"
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[FakeGraphAPI]:
-    async with FakeGraphAPI() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ every wait polls a condition with a generous timeout.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,7 +22,7 @@ from gateway.app import DISPATCHER, STORE, create_app
 from gateway.console.auth import hash_password
 from gateway.settings import Settings
 from gateway.store import Listener
-from tests.conftest import PARIS, PASSWORD
+from tests.conftest import PARIS, PASSWORD, loopback_only
 
 T = TypeVar("T")
 Client = TestClient[web.Request, web.Application]
@@ -50,15 +48,8 @@ class RunningClock:
 @pytest.fixture
 def offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Fail any test whose code connects anywhere but loopback (the fake providers listen on 127.0.0.1)."""
-    connect = socket.socket.connect
-
-    def loopback_only(sock: socket.socket, address: Any) -> Any:
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and not ipaddress.ip_address(address[0]).is_loopback:
-            raise AssertionError(f"a test tried to reach {address[0]}")
-        return connect(sock, address)
-
-    monkeypatch.setattr(socket.socket, "connect", loopback_only)
-    yield
+    with loopback_only(monkeypatch):
+        yield
 
 
 GatewayFactory = Callable[[Settings], Awaitable[Client]]

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -54,9 +55,26 @@ async def browser() -> AsyncIterator[Browser]:
         await browser.close()
 
 
+@contextlib.asynccontextmanager
+async def french_window(browser: Browser, width: int, height: int) -> AsyncIterator[BrowserContext]:
+    """A fresh browser context of that size, in French, each wait 15 s at most."""
+    context = await browser.new_context(viewport={"width": width, "height": height}, locale="fr-FR")
+    context.set_default_timeout(15_000)
+    try:
+        yield context
+    finally:
+        await context.close()
+
+
 @pytest.fixture
 async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
-    context = await browser.new_context(viewport={"width": 390, "height": 780}, locale="fr-FR")
-    context.set_default_timeout(15_000)
-    yield context
-    await context.close()
+    """The young person's phone."""
+    async with french_window(browser, 390, 780) as context:
+        yield context
+
+
+@pytest.fixture
+async def desk(browser: Browser) -> AsyncIterator[BrowserContext]:
+    """A listener's desktop browser."""
+    async with french_window(browser, 1280, 820) as context:
+        yield context

@@ -14,10 +14,8 @@ from playwright.async_api import BrowserContext, expect
 from gateway.app import STORE
 from gateway.conversation import Status
 from tests.e2e.test_chat import open_chat, walk_to_queue
-from tests.e2e.test_console import add_listeners, desk, log_in
+from tests.e2e.test_console import add_listeners, log_in
 from tests.test_uploads import photo
-
-__all__ = ["desk"]  # fixtures used by the tests below
 
 pytestmark = pytest.mark.browser
 

@@ -5,12 +5,10 @@ counts the unread."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, BrowserContext, expect
+from playwright.async_api import BrowserContext, expect
 
 from gateway.app import STORE
 from gateway.console.auth import hash_password
@@ -29,14 +27,6 @@ LISTENER_TEXT = "Appelle le 119 ou le 3114, SMS au 114, va sur https://www.allo1
 @pytest.fixture
 async def exit_server(make_server: ServerFactory, settings: Settings) -> TestServer:
     return await make_server(settings.replace(quick_exit_url="about:blank"))  # nothing leaves loopback
-
-
-@pytest.fixture
-async def desk(browser: Browser) -> AsyncIterator[BrowserContext]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 820}, locale="fr-FR")
-    context.set_default_timeout(15_000)
-    yield context
-    await context.close()
 
 
 async def test_numbers_and_urls_from_the_line_are_links_never_the_young_persons(

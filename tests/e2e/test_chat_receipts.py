@@ -9,9 +9,7 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import BrowserContext, Page, expect
 
 from tests.e2e.test_chat import open_chat, walk_to_queue
-from tests.e2e.test_console import add_listeners, desk, log_in
-
-__all__ = ["desk"]  # fixtures used by the tests below
+from tests.e2e.test_console import add_listeners, log_in
 
 pytestmark = pytest.mark.browser
 

@@ -18,10 +18,10 @@ from gateway.settings import Settings
 from gateway.store import Author
 from gateway.testing import FakeGraphAPI, messenger_body, messenger_message, signed_messenger
 from tests.e2e.channel_support import GatewayFactory, gateway, offline
-from tests.e2e.test_messenger import PATH, SECRET, graph, messenger_settings
+from tests.e2e.test_messenger import PATH, SECRET, messenger_settings
 from tests.store.conftest import flush_cluster, redis_cluster3_url, redis_cluster_url
 
-__all__ = ["gateway", "graph", "messenger_settings", "offline", "redis_cluster3_url", "redis_cluster_url"]  # fixtures
+__all__ = ["gateway", "messenger_settings", "offline", "redis_cluster3_url", "redis_cluster_url"]  # fixtures
 
 pytestmark = pytest.mark.redis
 

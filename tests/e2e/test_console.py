@@ -5,7 +5,6 @@ message shown as text, and closing; two listeners race for one conversation; a s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,15 +21,6 @@ from tests.e2e.test_chat import open_chat, type_answer, walk_to_queue
 pytestmark = pytest.mark.browser
 
 HOSTILE = "<img src=x onerror=alert(1)>"
-
-
-@pytest.fixture
-async def desk(browser: Browser) -> AsyncIterator[BrowserContext]:
-    """A listener's desktop browser."""
-    context = await browser.new_context(viewport={"width": 1280, "height": 820}, locale="fr-FR")
-    context.set_default_timeout(15_000)
-    yield context
-    await context.close()
 
 
 async def add_listeners(server: TestServer, *names: str, supervisor: str | None = None) -> None:

@@ -11,10 +11,9 @@ from playwright.async_api import Browser, BrowserContext, expect
 from gateway.app import STORE
 from gateway.conversation import Status
 from tests.e2e.test_chat import open_chat, walk_to_queue
-from tests.e2e.test_console import add_listeners, desk, log_in
+from tests.e2e.test_console import add_listeners, log_in
 
 pytestmark = pytest.mark.browser
-__all__ = ["desk"]  # the fixture used by the test below
 
 
 async def test_a_supervisor_erases_after_confirming_and_the_listener_is_told(

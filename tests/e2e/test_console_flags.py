@@ -6,11 +6,10 @@ person's page never shows a flag."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, BrowserContext, expect
+from playwright.async_api import BrowserContext, expect
 
 from gateway.app import READER
 from tests.e2e.channel_support import eventually
@@ -19,14 +18,6 @@ from tests.e2e.test_console import add_listeners, log_in
 from tests.understanding.test_reader import LONG
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-async def desk(browser: Browser) -> AsyncIterator[BrowserContext]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 820}, locale="fr-FR")
-    context.set_default_timeout(15_000)
-    yield context
-    await context.close()
 
 
 async def loaded(server: TestServer) -> bool:

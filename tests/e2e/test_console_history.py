@@ -3,8 +3,6 @@ notes and outcome, read-only; another listener does not see them in their own li
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, expect
@@ -14,14 +12,6 @@ from tests.e2e.test_chat import open_chat, walk_to_queue
 from tests.e2e.test_console import add_listeners, log_in
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-async def desk(browser: Browser) -> AsyncIterator[BrowserContext]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 820}, locale="fr-FR")
-    context.set_default_timeout(15_000)
-    yield context
-    await context.close()
 
 
 async def test_ended_conversations_stay_reachable_for_their_listener(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -21,26 +20,20 @@ from gateway.app import STORE
 from gateway.conversation import Status
 from gateway.settings import Settings
 from gateway.testing import ACCOUNT_SID, WHATSAPP_FROM, FakeTwilioAPI, sign_twilio, twilio_form
-from tests.conftest import PASSWORD, Clock
+from tests.conftest import PASSWORD, TWILIO_TOKEN, Clock
 from tests.e2e.channel_support import offline
 from tests.e2e.conftest import ServerFactory
 from tests.e2e.test_chat import open_chat, walk_to_queue
-from tests.e2e.test_console import add_listeners, desk, log_in
+from tests.e2e.test_console import add_listeners, log_in
 
-__all__ = ["desk", "offline"]  # fixtures used by the tests below
+__all__ = ["offline"]  # the fixture used by the tests below
 
 pytestmark = pytest.mark.browser
 
-TOKEN = "twilio-auth-token"
+TOKEN = TWILIO_TOKEN
 PUBLIC = "http://helpline.example.org:8080"  # what Twilio signs for; the test server listens elsewhere
 PHONE = "whatsapp:+33612345678"
 WALK = ["Bonjour", "2", "Français", "j'ai 15 ans", "pour moi", "on me harcèle", "On se moque de moi sur un groupe."]
-
-
-@pytest.fixture
-async def twilio() -> AsyncIterator[FakeTwilioAPI]:
-    async with FakeTwilioAPI(auth_token=TOKEN) as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from gateway.console.auth import hash_password
 from gateway.settings import Settings
 from gateway.store import Listener
 from tests.conftest import PASSWORD
-from tests.e2e.conftest import ServerFactory
+from tests.e2e.conftest import ServerFactory, french_window
 from tests.e2e.test_chat import bot_messages, open_chat, walk_to_queue
 from tests.e2e.test_console import log_in
 from tests.e2e.test_console_screenshots import folder
@@ -38,10 +38,9 @@ def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
 
 @pytest.fixture
 async def desk(browser: Browser) -> AsyncIterator[BrowserContext]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="fr-FR")
-    context.set_default_timeout(15_000)
-    yield context
-    await context.close()
+    """A listener's desktop browser, taller: the notice form."""
+    async with french_window(browser, 1280, 900) as context:
+        yield context
 
 
 async def test_a_listener_files_a_notice_and_the_young_person_hears_of_the_removal(

@@ -8,10 +8,9 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, expect
 
 from tests.e2e.test_chat import open_chat, type_answer, walk_to_queue
-from tests.e2e.test_console import add_listeners, desk, log_in
+from tests.e2e.test_console import add_listeners, log_in
 
 pytestmark = pytest.mark.browser
-__all__ = ["desk"]  # the fixture used by the test below
 
 
 async def test_a_listener_blocks_a_sender_and_a_supervisor_lifts_the_block(

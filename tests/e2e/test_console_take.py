@@ -22,14 +22,6 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-async def desk(browser: Browser) -> AsyncIterator[BrowserContext]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 820}, locale="fr-FR")
-    context.set_default_timeout(15_000)
-    yield context
-    await context.close()
-
-
-@pytest.fixture
 async def young_people(browser: Browser) -> AsyncIterator[list[BrowserContext]]:
     """Five phones, each its own young person (the chat keeps its session in the browser's storage)."""
     contexts = []

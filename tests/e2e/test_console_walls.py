@@ -11,10 +11,9 @@ from playwright.async_api import Browser, BrowserContext, expect
 
 from tests.conftest import PASSWORD
 from tests.e2e.test_chat import open_chat, type_answer, walk_to_queue
-from tests.e2e.test_console import add_listeners, desk, log_in
+from tests.e2e.test_console import add_listeners, log_in
 
 pytestmark = pytest.mark.browser
-__all__ = ["desk"]  # the fixture used below
 
 HIDDEN = "Paye \u202eRCS.exe\u202c maintenant\u200b ou j\u2066e\u2069 publie"
 UNBROKEN = "A" * 1500

@@ -10,9 +10,9 @@ from gateway.app import STORE
 from gateway.settings import Settings
 from gateway.testing import FakeTelegramAPI, telegram_update
 from tests.e2e.channel_support import Client, eventually, gateway, offline
-from tests.e2e.test_telegram import CHAT, client, deliver, telegram, telegram_settings
+from tests.e2e.test_telegram import CHAT, client, deliver, telegram_settings
 
-__all__ = ["client", "gateway", "offline", "telegram", "telegram_settings"]  # fixtures used below
+__all__ = ["client", "gateway", "offline", "telegram_settings"]  # fixtures used below
 SECRET = "mon beau-père lit mes messages"
 
 

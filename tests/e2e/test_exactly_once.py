@@ -25,9 +25,9 @@ from gateway.store import ClaimState, DoneMark, Listener, Store, open_store
 from gateway.testing import FakeGraphAPI
 from tests.conftest import PASSWORD, outbox_drained
 from tests.e2e.channel_support import Client, GatewayFactory, ListenerDesk, RunningClock, gateway, offline
-from tests.e2e.test_messenger import PSID, deliver, graph, message, messenger_settings, texts
+from tests.e2e.test_messenger import PSID, deliver, message, messenger_settings, texts
 
-__all__ = ["gateway", "graph", "messenger_settings", "offline"]  # fixtures used by the tests below
+__all__ = ["gateway", "messenger_settings", "offline"]  # fixtures used by the tests below
 
 
 def key_of(mid: str) -> str:

@@ -25,10 +25,10 @@ from gateway.settings import Settings
 from gateway.store import Author
 from gateway.testing import FakeGraphAPI, messenger_body, messenger_message, signed_messenger
 from tests.e2e.channel_support import GatewayFactory, gateway, offline
-from tests.e2e.test_messenger import PATH, SECRET, graph, messenger_settings
+from tests.e2e.test_messenger import PATH, SECRET, messenger_settings
 from tests.store.conftest import redis_url
 
-__all__ = ["gateway", "graph", "messenger_settings", "offline", "redis_url"]  # fixtures used below
+__all__ = ["gateway", "messenger_settings", "offline", "redis_url"]  # fixtures used below
 
 pytestmark = pytest.mark.redis
 

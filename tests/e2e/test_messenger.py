@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -43,6 +42,7 @@ from tests.e2e.channel_support import (
     running_clock,
     timer_rearmed,
 )
+from tests.hostile_json import shaped as shaped_by
 
 __all__ = ["gateway", "offline"]  # fixtures used by the tests below
 
@@ -59,12 +59,6 @@ WALK = [
     ("Cyberharcèlement", "cyberharassment"),
     ("On se moque de moi sur un groupe.", None),
 ]
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[FakeGraphAPI]:
-    async with FakeGraphAPI() as fake:
-        yield fake
 
 
 @pytest.fixture
@@ -370,21 +364,11 @@ async def test_taking_after_the_bot_window_notes_the_unsent_greeting_and_the_lis
 
 # Property: whatever a signed body holds, the real server answers 200 or 400, never 5xx.
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
-    max_leaves=25,
-)
 KNOWN_FIELDS = (
     "object entry messaging sender id message mid text quick_reply payload attachments type url postback delivery"
     " mids watermark read timestamp is_echo"
 )
-field_names = st.sampled_from(KNOWN_FIELDS.split())
-shaped = st.recursive(
-    json_values,
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(field_names, children, max_size=5),
-    max_leaves=40,
-)
+shaped = shaped_by(KNOWN_FIELDS)
 PROPERTY = hypothesis_settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -21,11 +21,11 @@ from gateway.testing import FakeGraphAPI, FakeTwilioAPI, messenger_body, messeng
 from tests.conftest import outbox_drained
 from tests.e2e.channel_support import Client, GatewayFactory, eventually, gateway, offline
 from tests.e2e.test_messenger import deliver as deliver_messenger
-from tests.e2e.test_messenger import graph, messenger_settings
-from tests.e2e.test_whatsapp import TOKEN, twilio, twilio_form
+from tests.e2e.test_messenger import messenger_settings
+from tests.e2e.test_whatsapp import TOKEN, twilio_form
 from tests.e2e.test_whatsapp import deliver as deliver_whatsapp
 
-__all__ = ["gateway", "graph", "messenger_settings", "offline", "twilio"]  # fixtures used below
+__all__ = ["gateway", "messenger_settings", "offline"]  # fixtures used below
 
 PEOPLE = 4  # on each channel
 MESSENGER_WALK = [("Bonjour", None), ("Non", "no"), ("Français", "fr")]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -41,12 +40,6 @@ SECRET = "webhook_secret-123"
 CHAT = 424242
 PATH = "/webhooks/telegram"
 URGENCY = [("Oui, maintenant", "yes_now"), ("Non", "no"), ("Je ne sais pas", "unsure")]
-
-
-@pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegramAPI]:
-    async with FakeTelegramAPI() as fake:
-        yield fake
 
 
 @pytest.fixture

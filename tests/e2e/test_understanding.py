@@ -5,7 +5,7 @@ hangs loses nothing, keywords still run and /readyz says ``degraded``."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -24,12 +24,6 @@ from tests.test_webchat import WALK_TO_QUEUE, bot_texts, hello, receive_until, s
 __all__ = ["offline"]
 SECRET = "webhook_secret-123"
 CHAT = 424242
-
-
-@pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegramAPI]:
-    async with FakeTelegramAPI() as fake:
-        yield fake
 
 
 @pytest.fixture

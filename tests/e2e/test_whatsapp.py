@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -32,24 +31,18 @@ from gateway.testing import (
     twilio_form,
     twilio_status_form,
 )
-from tests.conftest import outbox_drained
+from tests.conftest import TWILIO_TOKEN, outbox_drained
 from tests.e2e.channel_support import Client, GatewayFactory, ListenerDesk, eventually, gateway, offline, running_clock
 
 __all__ = ["gateway", "offline"]  # fixtures used by the tests below
 
-TOKEN = "twilio-auth-token"
+TOKEN = TWILIO_TOKEN
 PUBLIC = "http://helpline.example.org:8080"  # what Twilio calls; the test server listens elsewhere
 PHONE = "whatsapp:+33612345678"
 PATH = "/webhooks/whatsapp"
 STATUS_PATH = "/webhooks/whatsapp/status"
 # Answers typed as a young person would: a number, a label, a number, a label in lower case, a synonym.
 WALK = ["Bonjour", "2", "Français", "j'ai 15 ans", "pour moi", "on me harcèle", "On se moque de moi sur un groupe."]
-
-
-@pytest.fixture
-async def twilio() -> AsyncIterator[FakeTwilioAPI]:
-    async with FakeTwilioAPI(auth_token=TOKEN) as fake:
-        yield fake
 
 
 @pytest.fixture

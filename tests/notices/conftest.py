@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,12 +22,6 @@ def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
     server.start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[FakeGraphAPI]:
-    async with FakeGraphAPI() as fake:
-        yield fake
 
 
 @pytest.fixture

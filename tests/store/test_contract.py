@@ -339,6 +339,20 @@ async def test_queues_are_separate(store: Store) -> None:
     assert (entry.queue, entry.priority, entry.at, entry.taken_by) == ("general", Priority.NORMAL, T0, None)
 
 
+async def test_a_raised_priority_is_read_with_the_flag_it_was_raised_for(store: Store) -> None:
+    """One write holds the entry's priority and its flag (the queue's card shows the two together): read back in
+    one ``waiting``, kept by a take and a hand back; the flag's words (a message's) are never kept on the entry."""
+    await store.enqueue("c1", "general", Priority.NORMAL, T0)
+    assert [(e.priority, e.flag) for e in await store.waiting()] == [(Priority.NORMAL, None)]
+    flag = RiskFlag("suicide", 0.91, "keywords", ("pont",))
+    await store.enqueue("c1", "general", Priority.URGENT, T0, flag=flag)
+    kept = replace(flag, words=())
+    assert [(e.priority, e.flag, e.at) for e in await store.waiting()] == [(Priority.URGENT, kept, T0)]
+    assert (await store.take("c1", "anne", minutes(1))).flag == kept
+    assert (await store.requeue("c1")).flag == kept
+    assert [(e.priority, e.flag) for e in await store.waiting()] == [(Priority.URGENT, kept)]
+
+
 async def test_two_listeners_race_for_one_conversation(store: Store) -> None:
     await store.enqueue("c1", "general", Priority.HIGH, T0)
     results = await asyncio.gather(store.take("c1", "anne", T0), store.take("c1", "bruno", T0), return_exceptions=True)

@@ -9,11 +9,13 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
 from gateway.console.actions import Actions
-from gateway.conversation import Conversation, Priority, Status
+from gateway.console.api import card_flag
+from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.dispatcher import Dispatcher
 from gateway.events import FlagRaised
 from gateway.flows.reading import Risk
@@ -79,12 +81,42 @@ class Rig:
         return engine.text(engine.flow.partners[name].message, "fr")
 
 
+Card = tuple[str, Priority, RiskFlag | None]
+
+
+class CardsRead:
+    """The store, the queue's cards read after each of its writes (as the console shows them: ``card_flag``): what
+    a listener could see between two writes of the dispatcher's."""
+
+    WRITES = frozenset({"enqueue", "save_conversation", "flag_entry", "append_transcript", "outbox_put", "set_timer"})
+
+    def __init__(self, store: Store, cards: list[Card]) -> None:
+        self._store, self._cards = store, cards
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._store, name)
+        if name not in self.WRITES:
+            return found
+
+        async def written(*args: Any, **kwargs: Any) -> Any:
+            done = await found(*args, **kwargs)
+            for entry in await self._store.waiting():
+                conversation = await self._store.get_conversation(entry.conversation_id)
+                assert conversation is not None
+                self._cards.append((entry.conversation_id, entry.priority, card_flag(entry, conversation)))
+            return done
+
+        return written
+
+
 @pytest.fixture
 async def rig(tmp_path: Path, clock: Clock) -> AsyncIterator[Callable[..., Awaitable[Rig]]]:
     made: list[Rig] = []
 
-    async def make(size: int = 1000, timeout: float = 0.2) -> Rig:
+    async def make(size: int = 1000, timeout: float = 0.2, cards: list[Card] | None = None) -> Rig:
         store = await open_store(f"sqlite:///{tmp_path}/gateway.sqlite3")
+        if cards is not None:
+            store = cast(Store, CardsRead(store, cards))
         flows = FlowSet(ROOT / "flows.yaml")
         flows.reload()
         gate = threading.Event()
@@ -159,6 +191,23 @@ async def test_a_risky_message_that_went_on_unread_while_waiting_is_flagged_late
     assert said.count(r.partner("3114")) == 1  # the risk's referral, once
     await eventually(lambda: asyncio.sleep(0, "flagged" in r.outcomes))
     assert r.metrics.registry.get_sample_value("gateway_understanding_late_total", {"outcome": "flagged"}) == 1
+
+
+async def test_a_card_raised_to_urgent_by_a_late_reading_shows_its_flag_from_the_first_write(
+    rig: Callable[..., Awaitable[Rig]],
+) -> None:
+    """The queue entry's priority and the flag it was raised for are one write: read after each of the late
+    reading's writes, the card is never urgent without its risk."""
+    cards: list[Card] = []
+    r = await rig(cards=cards)
+    conversation = await queued(r, "zoe")
+    await r.busy()
+    await r.send("zoe", 1, RISKY)
+    cards.clear()
+    await released_until_flagged(r, conversation.id)
+    assert cards and cards[-1][:2] == (conversation.id, Priority.URGENT)
+    urgent = [flag for _, priority, flag in cards if priority is Priority.URGENT]
+    assert urgent and all(flag is not None and flag.risk == "suicide" for flag in urgent), cards
 
 
 async def test_a_risky_first_message_read_late_hands_off_as_its_interrupt_would(
