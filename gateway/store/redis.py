@@ -867,42 +867,61 @@ class RedisStore:
         await self._write(queue)
 
     @_guarded
-    async def outbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 60) -> list[OutboxItem]:
-        """The due conversations' lines are claimed for the lease (one slot), then each head item (its slot): a
-        head resolved meanwhile leaves its line, one not due yet is timed again, the rest are handed out."""
+    async def outbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 60, run: int = 1) -> list[OutboxItem]:
+        """The due conversations' lines are claimed for the lease (one slot), then the items of each line's first
+        ``run`` ids up to the first not due (one script in the conversation's slot): an item resolved meanwhile
+        leaves its line, a head not due yet is timed again, the rest are handed out."""
         lease_end = to_us(now) + lease_seconds * 1_000_000
-        heads = await self._script("outbox_due", [K.OUTBOX + "heads"], [K.OUTBOX, to_us(now), limit, lease_end])
-        pairs = [(_text(conversation_id), _text(item_id)) for conversation_id, item_id in heads]
-        if not pairs:
+        args = [K.OUTBOX, to_us(now), limit, lease_end, max(run, 1)]
+        lines = [[_text(v) for v in found] for found in await self._script("outbox_due", [K.OUTBOX + "heads"], args)]
+        if not lines:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
-            for conversation_id, item_id in pairs:
-                _eval(pipe, "outbox_claim", [K.outbox_item(conversation_id, item_id)], [to_us(now), lease_end])
+            for conversation_id, *ids in lines:
+                keys = [K.outbox_item(conversation_id, item_id) for item_id in ids]
+                _eval(pipe, "outbox_claim", keys, [to_us(now), lease_end])
             claimed = await pipe.execute()
+        items: list[OutboxItem] = []
+        for (conversation_id, *ids), answers in zip(lines, claimed, strict=True):
+            items.extend(await self._claimed_run(conversation_id, ids, answers, lease_end))
+        return items
+
+    async def _claimed_run(
+        self, conversation_id: str, ids: list[str], answers: list[Any], lease_end: int
+    ) -> list[OutboxItem]:
+        """A conversation's claimed items, in order; its line repaired after: the resolved ids dropped, a head not
+        due timed again. The line's head is then one of the items handed out, if any: the heads keep the lease end
+        (``outbox_due`` set it), the line's next claim waits for it."""
         items, repairs = [], []
-        for (conversation_id, item_id), (state, *rest) in zip(pairs, claimed, strict=True):
-            if _text(state) != "ok":
-                repairs.append((item_id, conversation_id, _text(rest[0]) if rest else ""))
+        for item_id, (state, *rest) in zip(ids, answers, strict=False):
+            if _text(state) != "ok":  # gone, or the first not due (the last answer)
+                repairs.append((item_id, _text(rest[0]) if rest else ""))
                 continue
             try:
                 items.append(_outbox_item(_pairs(rest[0]), self._keys))
             except Exception as exc:  # e.g. a hash cut short: set aside, never blocking the others
                 await self._outbox_set_aside(conversation_id, item_id, exc)
-        for item_id, conversation_id, due in repairs:
-            await self._outbox_line(item_id, conversation_id, due)
+                repairs.append((item_id, ""))
+        held = lease_end if items else None
+        for item_id, due in repairs:
+            if not due or not items:  # an id to drop, or the head not due (none handed out before it)
+                await self._outbox_line(item_id, conversation_id, due, held)
         return items
 
-    async def _outbox_line(self, item_id: str, conversation_id: str, due: str | int) -> None:
-        """Its conversation's line after an item step: ``due`` '' drops the item from it, else times its head."""
-        await self._script("outbox_line", *_line_step(item_id, conversation_id, due))
+    async def _outbox_line(
+        self, item_id: str, conversation_id: str, due: str | int, next_lease: int | None = None
+    ) -> None:
+        """Its conversation's line after an item step: ``due`` '' drops the item from it (the line's next head due
+        at ``next_lease`` if the caller holds it, else at once), else times its head."""
+        await self._script("outbox_line", *_line_step(item_id, conversation_id, due, next_lease))
 
     async def _outbox_set_aside(self, conversation_id: str, item_id: str, exc: Exception) -> None:
+        """Failed for good (its line's step is the caller's)."""
         log.error("redis: outbox item %s set aside: its stored form cannot be read (%s)", item_id, type(exc).__name__)
         reason = f"set aside: its stored form cannot be read ({type(exc).__name__})"
         keys = [K.outbox_item(conversation_id, item_id), K.transcript(conversation_id)]
         kept = int(RESOLVED_OUTBOX_KEPT.total_seconds())
         await self._script("outbox_set_aside", keys, [reason, kept, _DELIVERY_CODES[Delivery.FAILED], item_id])
-        await self._outbox_line(item_id, conversation_id, "")
 
     @_guarded
     async def outbox_get(self, conversation_id: str, item_id: str) -> OutboxItem | None:
@@ -919,10 +938,17 @@ class RedisStore:
 
     @_guarded
     async def outbox_mark_sent(
-        self, conversation_id: str, item_id: str, provider_message_id: str | None, *, lease: datetime | None = None
+        self,
+        conversation_id: str,
+        item_id: str,
+        provider_message_id: str | None,
+        *,
+        lease: datetime | None = None,
+        next_lease: datetime | None = None,
     ) -> bool:
         field, value = ("", "") if provider_message_id is None else ("pmid", provider_message_id)
-        return await self._resolve(conversation_id, item_id, OutboxStatus.SENT, field, value, Delivery.SENT, lease)
+        return await self._resolve(conversation_id, item_id, OutboxStatus.SENT, field, value, Delivery.SENT, lease,
+                                   next_lease)  # fmt: skip
 
     @_guarded
     async def outbox_reschedule(
@@ -944,10 +970,16 @@ class RedisStore:
 
     @_guarded
     async def outbox_mark_failed(
-        self, conversation_id: str, item_id: str, reason: str, *, lease: datetime | None = None
+        self,
+        conversation_id: str,
+        item_id: str,
+        reason: str,
+        *,
+        lease: datetime | None = None,
+        next_lease: datetime | None = None,
     ) -> bool:
         return await self._resolve(conversation_id, item_id, OutboxStatus.FAILED, "last_error", reason,
-                                   Delivery.FAILED, lease)  # fmt: skip
+                                   Delivery.FAILED, lease, next_lease)  # fmt: skip
 
     @_guarded
     async def outbox_oldest_pending(self) -> datetime | None:
@@ -979,10 +1011,12 @@ class RedisStore:
         value: str,
         delivery: Delivery,
         lease: datetime | None,
+        next_lease: datetime | None,
     ) -> bool:
-        """The item and its transcript entry (one slot, one step), then its conversation's line and the provider
-        id's index (the send happened: the index is true whoever holds the item now), held in a batch: a line left
-        listing a resolved item is repaired by ``outbox_due``."""
+        """The item and its transcript entry (one slot, one step), then its conversation's line (its next head due
+        at ``next_lease`` if the caller holds it) and the provider id's index (the send happened: the index is true
+        whoever holds the item now), held in a batch: a line left listing a resolved item is repaired by
+        ``outbox_due``."""
         kept = int((SENT_OUTBOX_KEPT if status == OutboxStatus.SENT else RESOLVED_OUTBOX_KEPT).total_seconds())
         provider_id = value if field == "pmid" else ""
         keys = [K.outbox_item(conversation_id, item_id), K.transcript(conversation_id)]
@@ -991,7 +1025,8 @@ class RedisStore:
             return False
 
         def queue(pipe: Pipeline) -> None:
-            _eval(pipe, "outbox_line", *_line_step(item_id, conversation_id, ""))
+            held = None if next_lease is None else to_us(next_lease)
+            _eval(pipe, "outbox_line", *_line_step(item_id, conversation_id, "", held))
             if provider_id:
                 redis_providers.add(pipe, provider_id, conversation_id)
 
@@ -1535,8 +1570,11 @@ def _seen_mark(key: str, until_ms: int, claimed: str) -> tuple[list[str], list[A
     return [K.seen_claim(key), K.seen_marks(day, K.seen_shard(digest))], [digest, (day + 1) * 86_400, claimed]
 
 
-def _line_step(item_id: str, conversation_id: str, due: str | int) -> tuple[list[str], list[Any]]:
-    return [K.outbox_line(conversation_id), K.OUTBOX + "heads", K.OUTBOX_PENDING], [item_id, conversation_id, due]
+def _line_step(
+    item_id: str, conversation_id: str, due: str | int, next_lease: int | None = None
+) -> tuple[list[str], list[Any]]:
+    keys = [K.outbox_line(conversation_id), K.OUTBOX + "heads", K.OUTBOX_PENDING]
+    return keys, [item_id, conversation_id, due, "" if next_lease is None else next_lease]
 
 
 def _fence(lease: datetime | None) -> str:

@@ -34,36 +34,38 @@ end
 """
 
 # A sender's (inbox) or a conversation's (outbox) line of pending ids changed: its head's due time heads ``heads``.
-# ``items`` prefixes an id to name its item hash (same slot); with items = false the head is due at once (0), and
-# the outbox's ``due`` reads the item's own time (the items live in other slots).
+# ``items`` prefixes an id to name its item hash (same slot); with items = false the head is due at ``at`` if
+# given (the outbox's caller holds that item under a lease ending then: the rest of its run), else at once (0),
+# and the outbox's ``due`` reads the item's own time (the items live in other slots).
 _REHEAD = """
-local function rehead(heads, line, owner, items)
+local function rehead(heads, line, owner, items, at)
   local head = redis.call('ZRANGE', line, 0, 0)[1]
   if not head then
     redis.call('ZREM', heads, owner)
   elseif items then
     redis.call('ZADD', heads, redis.call('HGET', items .. head, 'next_us') or '0', owner)
   else
-    redis.call('ZADD', heads, 0, owner)
+    redis.call('ZADD', heads, at or 0, owner)
   end
 end
 """
 
 # A line of pending ids (a conversation's outbox items, a sender's inbox items) in put order, and ``heads``: the
 # line's owner scored by when its head is due. ``join`` lists an id (the owner joins the heads with the line's first
-# id); ``due_heads`` claims the due owners for a lease (their score becomes its end) and gives {owner, head id}.
+# id); ``due_heads`` claims the due owners for a lease (their score becomes its end) and gives {owner, head id, the
+# next ids}: the line's first ``run`` ids.
 _LINES = """
 local function join(line, seq, heads, id, owner, due)
   redis.call('ZADD', line, redis.call('INCR', seq), id)
   if redis.call('ZCARD', line) == 1 then redis.call('ZADD', heads, due, owner) end
 end
-local function due_heads(heads, lines, now, limit, lease_end)
+local function due_heads(heads, lines, now, limit, lease_end, run)
   local found = {}
   for _, owner in ipairs(redis.call('ZRANGEBYSCORE', heads, '-inf', now, 'LIMIT', 0, limit)) do
-    local head = redis.call('ZRANGE', lines .. owner, 0, 0)[1]
-    if head then
+    local ids = redis.call('ZRANGE', lines .. owner, 0, run - 1)
+    if ids[1] then
       redis.call('ZADD', heads, lease_end, owner)
-      table.insert(found, {owner, head})
+      table.insert(found, {owner, unpack(ids)})
     else
       redis.call('ZREM', heads, owner)
     end
@@ -346,35 +348,49 @@ return 1
 """
 )
 
-# KEYS: heads. ARGV: prefix, now µs, limit, lease end µs. Claims the due conversations' lines for the lease (their
-# heads' score) and returns {conversation, head id} pairs; ``outbox_claim`` then claims each item.
+# KEYS: heads. ARGV: prefix, now µs, limit, lease end µs, run. Claims the due conversations' lines for the lease
+# (their heads' score) and returns {conversation, head id, the next ids} (``run`` ids at most); ``outbox_claim``
+# then claims the items of each.
 _OUTBOX_DUE = (
     _LINES
     + """
-return due_heads(KEYS[1], ARGV[1] .. 'conv:', ARGV[2], ARGV[3], ARGV[4])
+return due_heads(KEYS[1], ARGV[1] .. 'conv:', ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]))
 """
 )
 
-# KEYS: item. ARGV: now µs, lease end µs. {'ok', fields} once claimed (its next_us is the lease end: the fencing
-# token); {'later', next µs} when not due yet; {'gone'} when resolved or missing.
+# KEYS: a conversation's items, in its line's order (one slot). ARGV: now µs, lease end µs. One answer per item, in
+# order, up to the first not due: {'ok', fields} once claimed (its next_us is the lease end: the fencing token);
+# {'gone'} when resolved or missing (skipped: nothing to send); {'later', next µs} when not due yet, and the items
+# after it are left alone (a conversation's items go out in order).
 _OUTBOX_CLAIM = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return {'gone'} end
-local next_us = redis.call('HGET', KEYS[1], 'next_us')
-if tonumber(next_us) > tonumber(ARGV[1]) then return {'later', next_us} end
-redis.call('HSET', KEYS[1], 'next_us', ARGV[2])
-return {'ok', redis.call('HGETALL', KEYS[1])}
+local answers = {}
+for _, item in ipairs(KEYS) do
+  if redis.call('HGET', item, 'status') ~= 'pending' then
+    table.insert(answers, {'gone'})
+  else
+    local next_us = redis.call('HGET', item, 'next_us')
+    if tonumber(next_us) > tonumber(ARGV[1]) then
+      table.insert(answers, {'later', next_us})
+      return answers
+    end
+    redis.call('HSET', item, 'next_us', ARGV[2])
+    table.insert(answers, {'ok', redis.call('HGETALL', item)})
+  end
+end
+return answers
 """
 
 # KEYS: the conversation's line, heads, the pending set. ARGV: id, conversation, its due µs (or '' to drop it from
-# the line and the pending set). Heads follow the line's head: due at ``ARGV[3]`` while this id heads it, else at
-# once (``outbox_claim`` reads).
+# the line and the pending set), when dropped: '' or the lease end (µs) under which the caller holds the line's next
+# item. Heads follow the line's head: due at ``ARGV[3]`` while this id heads it; once dropped, at ``ARGV[4]`` if
+# given, else at once (``outbox_claim`` reads).
 _OUTBOX_LINE = (
     _REHEAD
     + """
 if ARGV[3] == '' then
   redis.call('ZREM', KEYS[1], ARGV[1])
   redis.call('ZREM', KEYS[3], ARGV[2] .. ' ' .. ARGV[1])
-  rehead(KEYS[2], KEYS[1], ARGV[2], false)
+  rehead(KEYS[2], KEYS[1], ARGV[2], false, ARGV[4] ~= '' and ARGV[4] or nil)
 elseif redis.call('ZRANGE', KEYS[1], 0, 0)[1] == ARGV[1] then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 end
@@ -555,7 +571,7 @@ _INBOX_DUE = (
     _LINES
     + """
 local items = {}
-for _, found in ipairs(due_heads(KEYS[1], ARGV[1] .. 'sender:', ARGV[2], ARGV[3], ARGV[4])) do
+for _, found in ipairs(due_heads(KEYS[1], ARGV[1] .. 'sender:', ARGV[2], ARGV[3], ARGV[4], 1)) do
   local item = ARGV[1] .. 'item:' .. found[2]
   redis.call('HSET', item, 'next_us', ARGV[4])
   table.insert(items, redis.call('HGETALL', item))
