@@ -112,3 +112,38 @@ async def test_a_reply_entry_and_its_outbox_item_held_together_are_one_step(
     finally:
         client.close()
         await store.close()
+
+
+@pytest.mark.parametrize("url", ["redis_url", "redis_cluster_url"])
+async def test_a_run_is_claimed_in_two_scripts_and_its_records_keep_the_line_held(
+    url: str, request: pytest.FixtureRequest
+) -> None:
+    """A hand-off's four replies are claimed by two scripts (the heads' slot, then the conversation's), not two per
+    reply; a record naming the run's next lease keeps the conversation's head at that lease's end, so no claim in
+    between finds the next item leased (before: the head due at once, a claim round per reply), and the last
+    record leaves the conversation due at once for what is put after the run."""
+    redis_url: str = request.getfixturevalue(url)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushdb()
+    store = await open_store(redis_url, keys=store_keys(redis_url))
+    try:
+        for n in range(1, 5):
+            await store.outbox_put(OutboxItem(f"r{n}", "A", {"text": f"bonjour {n}"}, T0 + timedelta(seconds=n)))
+        before = _evals(client)
+        now = T0 + timedelta(seconds=5)
+        run = await store.outbox_due(now, 10, run=8, lease_seconds=60)
+        assert [(item.id, item.payload["text"]) for item in run] == [(f"r{n}", f"bonjour {n}") for n in range(1, 5)]
+        assert _evals(client) - before == 2
+        lease = now + timedelta(seconds=60)
+        lease_us = int(lease.timestamp() * 1_000_000)
+        for n in range(1, 4):
+            assert await store.outbox_mark_sent("A", f"r{n}", f"m.r{n}", lease=lease, next_lease=lease)
+            assert client.zscore(K.OUTBOX + "heads", "A") == lease_us  # held by the run: not due before its end
+            assert await store.outbox_due(now, 10, run=8) == []
+        assert await store.outbox_mark_sent("A", "r4", "m.r4", lease=lease)
+        assert client.zscore(K.OUTBOX + "heads", "A") is None  # the line is empty
+        await store.outbox_put(OutboxItem("r5", "A", {"text": "bonjour 5"}, now))
+        assert [item.id for item in await store.outbox_due(now, 10, run=8)] == ["r5"]
+    finally:
+        client.close()
+        await store.close()
