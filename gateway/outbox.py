@@ -1,9 +1,12 @@
 """Durable delivery: every outgoing message goes through the store's outbox, then through its channel.
 
-A worker claims due items (at most one per conversation, the oldest, so a conversation's messages go out in
-order), sends each through its channel, and records the result: sent (with the provider's id), retried later
-with exponential backoff (network errors, 5xx, 429 honouring ``retry_after``), or failed after the last try
-or a permanent refusal: the transcript entry then shows ``failed`` and the listener sees it.
+A worker claims due items by *runs*: a conversation's oldest pending item and the ones after it while each is due
+(``RUN`` at most: one message's replies, a hand-off's four), claimed together; it sends a run's items through
+their channel one after the other, in order, with no claim between them, and records each result: sent (with the
+provider's id), retried later with exponential backoff (network errors, 5xx, 429 honouring ``retry_after``), or
+failed after the last try or a permanent refusal: the transcript entry then shows ``failed`` and the listener sees
+it. An item failed for now stops its run: the items after it are given back (due again once it is sent, in order),
+never sent before it.
 
 A long text goes out in parts (the channel splits it). When a later part fails for now, the item records how many
 parts the provider accepted (``RetryableDelivery.parts_sent`` → ``OutboxItem.parts_sent``) and the next attempt
@@ -17,7 +20,9 @@ claim's fencing token: renewals and the final record pass it, and the store refu
 claimed the item (a holder that lost its lease never marks or reschedules what the new holder sends). Once the
 provider accepted a message, "sent" is recorded before anything else, retried through a brief store failure, so
 the item is never handed out again; only a send in flight when an instance dies or stalls (or whose record the
-store refused for good) may repeat. An item whose
+store refused for good) may repeat. Within a run, a send's record goes out while the next send does (in order, each
+record after the one before), so the sends in flight are at most two per conversation: the one on its way and the
+one before it whose record is. An item whose
 delivery failed before any send releases its lease at once (retried soon), never holding its conversation.
 """
 
