@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import aiohttp
 import pytest
@@ -16,28 +16,15 @@ from gateway.channels.messenger import MessengerChannel
 from gateway.messages import ChannelName, Outbound
 from gateway.outbox import Outbox
 from gateway.settings import Settings
-from gateway.store import OutboxItem, OutboxStatus, Store, open_store
+from gateway.store import OutboxItem, OutboxStatus, Store
 from gateway.store.codec import encode_outbound
-from gateway.testing import FakeGraphAPI, store_keys
+from gateway.testing import FakeGraphAPI
 from tests.conftest import Clock
 from tests.store.conftest import redis_cluster_url, redis_url, store_url
+from tests.test_outbox import T0, any_store, clock
 
-__all__ = ["redis_cluster_url", "redis_url", "store_url"]  # fixtures
-
-T0 = datetime(2026, 3, 10, 13, 0, tzinfo=UTC)
+__all__ = ["any_store", "clock", "redis_cluster_url", "redis_url", "store_url"]  # fixtures
 MESSENGER = ChannelName.MESSENGER
-
-
-@pytest.fixture
-async def any_store(store_url: str) -> AsyncIterator[Store]:
-    opened = await open_store(store_url, keys=store_keys(store_url))
-    yield opened
-    await opened.close()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(T0 + timedelta(minutes=1))
 
 
 @pytest.fixture
