@@ -8,8 +8,9 @@ through the Messenger adapter to the fake Graph API, which runs in a process of 
 
 Prints: p50 / p99 from a message's due time to its first and to its last reply at the fake; CPU ms per reply of
 this process (the outbox, and the putting, which is the same work whatever the outbox does) and of Redis; Redis
-round trips per reply (read events on client sockets: a pipeline is one); replies sent twice, lost, and out of
-their conversation's order. Asserts nothing; compare runs made in the same minutes (the machine is shared).
+round trips per reply (read events on client sockets: a pipeline is one) and the commands Redis ran per reply
+(``INFO commandstats``: scripts, and all; these do not move with the machine's load); replies sent twice, lost,
+and out of their conversation's order. Asserts nothing; compare runs made in the same minutes (the machine is shared).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import asyncio
 import multiprocessing
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -96,6 +98,7 @@ async def bench(args: argparse.Namespace, redis: Redis, fake_url: str) -> None:
 
         count = int(args.rate * args.duration)
         cpu, redis_cpu, reads = time.process_time(), cpu_seconds(redis.process.pid), redis.reads()
+        commands = command_counts(redis)
         start = time.monotonic()
         puts = []
         for k in range(count):
@@ -107,10 +110,17 @@ async def bench(args: argparse.Namespace, redis: Redis, fake_url: str) -> None:
         arrivals = await drain(session, fake_url, count * args.replies)
         cpu, redis_cpu = time.process_time() - cpu, cpu_seconds(redis.process.pid) - redis_cpu
         reads = redis.reads() - reads
+        commands = command_counts(redis) - commands
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
     await store.close()
-    show(args, count, due, arrivals, cpu, redis_cpu, reads)
+    show(args, count, due, arrivals, cpu, redis_cpu, reads, commands)
+
+
+def command_counts(redis: Redis) -> Counter[str]:
+    """The calls of each command Redis ran so far (``INFO commandstats``)."""
+    found = re.findall(r"cmdstat_([a-z|]+):calls=(\d+)", redis.command("INFO", "commandstats"))
+    return Counter({name: int(calls) for name, calls in found})
 
 
 async def drain(session: aiohttp.ClientSession, fake_url: str, expected: int) -> list[list[Any]]:
@@ -134,6 +144,7 @@ def show(
     cpu: float,
     redis_cpu: float,
     reads: int,
+    commands: Counter[str],
 ) -> None:
     times: dict[tuple[int, int], float] = {}
     seen: Counter[str] = Counter()
@@ -159,6 +170,9 @@ def show(
     print(f"  due → first reply {ms(first)}   due → last reply {ms(last)}   (p50 / p99)")
     print(f"  cpu {cpu / replies * 1000:.3f} ms/reply (+redis {redis_cpu / replies * 1000:.3f}), "
           f"{reads / replies:.2f} round trips/reply   twice {twice}  lost {lost}  out of order {disorder}")  # fmt: skip
+    scripts = commands["evalsha"] + commands["eval"]
+    print(f"  redis commands per reply: {commands.total() / replies:.2f}, of which scripts {scripts / replies:.2f}"
+          f" (per message: {commands.total() / count:.1f}, {scripts / count:.1f}; the putting's included)")  # fmt: skip
     if last:
         print(f"  mean due → last reply {statistics.fmean(last) * 1000:.1f} ms")
 

@@ -205,8 +205,8 @@ class Outbox:
             log.error("outbox: %s: unexpected %s at %s", run[0].id, type(exc).__name__, where(exc))
 
     async def deliver_due(self, limit: int = 50) -> int:
-        """One pass, awaited whole (tests, tools): claim what is due (runs of up to ``run`` items of up to ``limit``
-        conversations) and deliver it (conversations in parallel). Returns how many items. :meth:`run` keeps a
+        """One pass, awaited whole (tests, tools): claim what is due (runs of ``run_length`` items at most, of up to
+        ``limit`` conversations) and deliver it (conversations in parallel). Returns how many items. :meth:`run` keeps a
         sliding window instead.
 
         One conversation's failure never fails the others: each item is delivered and recorded on its own; a store
