@@ -20,6 +20,7 @@ from gateway.store import OutboxItem, OutboxStatus, Store
 from gateway.store.codec import encode_outbound
 from gateway.testing import FakeGraphAPI
 from tests.conftest import Clock
+from tests.e2e.channel_support import eventually
 from tests.store.conftest import redis_cluster_url, redis_url, store_url
 from tests.test_outbox import T0, any_store, clock
 
@@ -122,3 +123,48 @@ async def test_the_worker_sends_runs_in_order_through_failures(
     for conversation in ("c1", "c2", "c3"):
         assert texts(graph, conversation) == ["reply 1", "reply 2", "reply 3", "reply 4"]
     assert len(graph.accepted()) == 12
+
+
+class HeldSends:
+    """A channel whose sends wait until the test lets each message id through (``go[id]``)."""
+
+    def __init__(self, *held: str) -> None:
+        self.go = {message_id: asyncio.Event() for message_id in held}
+        self.entered: dict[str, asyncio.Event] = {message_id: asyncio.Event() for message_id in held}
+        self.sent: list[str] = []
+
+    async def send(self, message: Outbound, first_part: int = 0) -> str | None:
+        self.sent.append(message.id)
+        if message.id in self.go:
+            self.entered[message.id].set()
+            await self.go[message.id].wait()
+        return f"provider-{message.id}"
+
+
+async def test_every_item_of_a_run_stays_leased_while_an_earlier_send_outlasts_the_lease(
+    any_store: Store, clock: Clock
+) -> None:
+    """The run's renewals cover its items not yet sent: once the first send, slower than many leases, is recorded,
+    the second is still held, so a second worker (another instance) finds nothing to send while the first worker
+    sends it. Renewing the first item alone, the second's lease had lapsed: handed out again, sent twice."""
+    lease = 1
+    await put_replies(any_store, "c1", 2, T0)
+    channel = HeldSends("c1-r1", "c1-r2")
+    first = Outbox(any_store, {MESSENGER: channel}, clock=clock, lease_seconds=lease)
+    second = Outbox(any_store, {MESSENGER: channel}, clock=clock, lease_seconds=lease)
+    sending = asyncio.create_task(first.deliver_due())
+    await asyncio.wait_for(channel.entered["c1-r1"].wait(), 20)
+    clock.advance(seconds=10 * lease)  # the first send outlasts its lease many times over
+
+    async def renewed(item_id: str) -> bool:
+        item = await any_store.outbox_get("c1", item_id)
+        return item is not None and item.next_attempt_at is not None and item.next_attempt_at > clock()
+
+    await eventually(lambda: renewed("c1-r2"))  # the second item's lease too, though its send has not begun
+    channel.go["c1-r1"].set()
+    await asyncio.wait_for(channel.entered["c1-r2"].wait(), 20)  # the first recorded (or on its way), the second out
+    assert await second.deliver_due() == 0
+    channel.go["c1-r2"].set()
+    assert await asyncio.wait_for(sending, 20) == 2
+    assert channel.sent == ["c1-r1", "c1-r2"]
+    assert await statuses(any_store, "c1", 2) == [OutboxStatus.SENT] * 2
