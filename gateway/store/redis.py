@@ -162,6 +162,8 @@ class HeldWrite:
     check: Check | None = None
     before: Before | None = None
     entry: HeldEntry | None = None  # a transcript entry's write, which its outbox item may join (``outbox_put``)
+    line: str | None = None  # the conversation whose outbox line it lists items in (``outbox_put``)
+    replies: HeldReplies | None = None  # replies a later one of the same line may join (``outbox_put``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +175,42 @@ class HeldEntry:
     conversation_id: str
     value: bytes
     shared: Reference | None
+
+
+class HeldReplies:
+    """A message's replies of one conversation held in a batch (``Dispatcher.emit``: each reply's entry, then its
+    outbox item): their entries and items in one script of the conversation's slot, the transcript read once, then
+    their line's step in one script of slot ``{outbox}``, instead of two scripts a reply. Every item is still written
+    before it is listed, and listed in put order."""
+
+    __slots__ = ("conversation_id", "items", "lines", "texts")
+
+    def __init__(self, conversation_id: str) -> None:
+        self.conversation_id = conversation_id
+        self.texts: list[Reference] = []  # their shared texts: written first, never a reference to nothing
+        self.items: list[Any] = []  # per reply: entry id, the entry, sealed payload, created µs, due µs
+        self.lines: list[Any] = []  # per reply: id, due µs, created µs
+
+    def add(self, entry: HeldEntry, item: OutboxItem, payload: bytes) -> None:
+        due, created = to_us(item.next_attempt_at or item.created_at), to_us(item.created_at)
+        if entry.shared is not None:
+            self.texts.append(entry.shared)
+        self.items += [item.id, entry.value, payload, created, due]
+        self.lines += [item.id, due, created]
+
+    def queue(self, pipe: Pipeline) -> None:
+        conversation_id = self.conversation_id
+        for shared in self.texts:
+            pipe.hsetnx(_key("texts"), shared.ref, shared.sealed)
+        ids = self.lines[::3]
+        keys = [K.transcript(conversation_id), *(K.outbox_item(conversation_id, item_id) for item_id in ids)]
+        _eval(pipe, "put_entry_item", keys, [conversation_id, *self.items])
+        _eval(pipe, "outbox_list", _line_keys(conversation_id), [conversation_id, *self.lines])
+
+
+def _line_keys(conversation_id: str) -> list[str]:
+    """The ``outbox_list`` script's keys: the conversation's line, the heads, the sequence, the pending set."""
+    return [K.outbox_line(conversation_id), K.OUTBOX + "heads", K.OUTBOX + "seq", K.OUTBOX_PENDING]
 
 
 def _guarded(
@@ -353,11 +391,16 @@ class RedisStore:
             self._held.reset(token)
 
     async def _write(
-        self, queue: Queue, check: Check | None = None, before: Before | None = None, entry: HeldEntry | None = None
+        self,
+        queue: Queue,
+        check: Check | None = None,
+        before: Before | None = None,
+        entry: HeldEntry | None = None,
+        line: str | None = None,
     ) -> None:
         """Hold the write in this task's batch, or send it now."""
         held = self._batch()
-        write = HeldWrite(queue, check, before, entry)
+        write = HeldWrite(queue, check, before, entry, line)
         if held is not None:
             held.append(write)
         else:
@@ -842,29 +885,29 @@ class RedisStore:
         processing puts it again), which ``outbox_due`` drops; an item is never left unlisted by a completed put."""
         payload = dumps_sealed(self._keys, "outbox", item.payload)
         due = to_us(item.next_attempt_at or item.created_at)
-        keys = [K.outbox_item(item.conversation_id, item.id), K.transcript(item.conversation_id)]
+        conversation_id = item.conversation_id
         held = self._batch()
         last = held[-1].entry if held else None
-        if held and last is not None and last.id == item.id and last.conversation_id == item.conversation_id:
+        if held and last is not None and last.id == item.id and last.conversation_id == conversation_id:
             # its entry's write, held just before (``Dispatcher.emit``): the entry and the item in one script, one
-            # reading of the transcript instead of two (the same steps in the same order, with no crash between)
-            def both(pipe: Pipeline) -> None:
-                if last.shared is not None:  # its text first: never a reference to nothing
-                    pipe.hsetnx(_key("texts"), last.shared.ref, last.shared.sealed)
-                _eval(pipe, "put_entry_item", [keys[1], keys[0]],
-                      [item.id, last.value, item.conversation_id, payload, to_us(item.created_at), due])  # fmt: skip
-                line = [K.outbox_line(item.conversation_id), K.OUTBOX + "heads", K.OUTBOX + "seq", K.OUTBOX_PENDING]
-                _eval(pipe, "outbox_list", line, [item.id, item.conversation_id, due, to_us(item.created_at)])
-
-            held[-1] = HeldWrite(both)
+            # reading of the transcript instead of two, with the message's earlier replies of the conversation if the
+            # batch holds them and nothing listed in their line since (the same steps in the same order for each
+            # reply, written earlier in the batch: before its events, and still before the conversation's record)
+            held.pop()
+            replies = next((w.replies for w in reversed(held) if w.line == conversation_id), None)
+            if replies is None:
+                replies = HeldReplies(conversation_id)
+                held.append(HeldWrite(replies.queue, line=conversation_id, replies=replies))
+            replies.add(last, item, payload)
             return
 
         def queue(pipe: Pipeline) -> None:
-            _eval(pipe, "outbox_put_item", keys, [item.id, item.conversation_id, payload, to_us(item.created_at), due])
-            line = [K.outbox_line(item.conversation_id), K.OUTBOX + "heads", K.OUTBOX + "seq", K.OUTBOX_PENDING]
-            _eval(pipe, "outbox_list", line, [item.id, item.conversation_id, due, to_us(item.created_at)])
+            keys = [K.outbox_item(conversation_id, item.id), K.transcript(conversation_id)]
+            _eval(pipe, "outbox_put_item", keys, [item.id, conversation_id, payload, to_us(item.created_at), due])
+            _eval(pipe, "outbox_list", _line_keys(conversation_id), [conversation_id, item.id, due,
+                                                                     to_us(item.created_at)])  # fmt: skip
 
-        await self._write(queue)
+        await self._write(queue, line=conversation_id)
 
     @_guarded
     async def outbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 60, run: int = 1) -> list[OutboxItem]:

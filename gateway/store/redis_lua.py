@@ -316,34 +316,43 @@ return 1
 """
 )
 
-# A reply's transcript entry and its outbox item in one step (one slot: the conversation's), as ``put_entry`` then
-# ``outbox_put_item`` would run them back to back. KEYS: the transcript, the item. ARGV: entry id, the entry,
-# conversation, sealed payload, created µs, next attempt µs.
-_PUT_ENTRY_ITEM = (
-    _ENTRIES
-    + """
-local _, entry = find_entry(KEYS[1], ARGV[1])
-if not entry then
-  redis.call('RPUSH', KEYS[1], ARGV[2])
-  entry = ARGV[2]
+# A message's replies of one conversation, each its transcript entry and its outbox item, in one step (one slot:
+# the conversation's), as ``put_entry`` then ``outbox_put_item`` would run them back to back for each in turn, the
+# transcript read once. KEYS: the transcript, then the items. ARGV: conversation, then per item: entry id, the entry,
+# sealed payload, created µs, next attempt µs.
+_PUT_ENTRY_ITEM = """
+local codes = {}  -- the delivery code of each entry already there, by id (the last of an id, as find_entry)
+for _, v in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  local nl = string.find(v, '\\n', 1, true)
+  if nl then codes[string.sub(v, 1, nl - 1)] = string.sub(v, nl + 1, nl + 1) end
 end
-local status = redis.call('HGET', KEYS[2], 'status')
-if status then return status == 'pending' and 1 or 0 end
-if string.sub(entry, #ARGV[1] + 2, #ARGV[1] + 2) ~= 'p' then return 0 end
-redis.call('HSET', KEYS[2], 'id', ARGV[1], 'conv', ARGV[3], 'payload', ARGV[4], 'created_us', ARGV[5],
-           'next_us', ARGV[6], 'attempts', 0, 'status', 'pending')
+for i = 2, #KEYS do
+  local a = 2 + (i - 2) * 5
+  local id = ARGV[a]
+  if not codes[id] then
+    redis.call('RPUSH', KEYS[1], ARGV[a + 1])
+    codes[id] = string.sub(ARGV[a + 1], #id + 2, #id + 2)
+  end
+  if not redis.call('HGET', KEYS[i], 'status') and codes[id] == 'p' then
+    redis.call('HSET', KEYS[i], 'id', id, 'conv', ARGV[1], 'payload', ARGV[a + 2], 'created_us', ARGV[a + 3],
+               'next_us', ARGV[a + 4], 'attempts', 0, 'status', 'pending')
+  end
+end
 return 1
 """
-)
 
-# KEYS: the conversation's line, heads, sequence, the pending set. ARGV: id, conversation, next µs, created µs.
-# Listed once, however often it runs; an id listed after its item was resolved is dropped by ``outbox_due``.
+# KEYS: the conversation's line, heads, sequence, the pending set. ARGV: conversation, then per item (in put order):
+# id, next µs, created µs. Each listed once, however often it runs; an id listed after its item was resolved is
+# dropped by ``outbox_due``.
 _OUTBOX_LIST = (
     _LINES
     + """
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
-join(KEYS[1], KEYS[3], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
-redis.call('ZADD', KEYS[4], ARGV[4], ARGV[2] .. ' ' .. ARGV[1])
+for i = 2, #ARGV, 3 do
+  if not redis.call('ZSCORE', KEYS[1], ARGV[i]) then
+    join(KEYS[1], KEYS[3], KEYS[2], ARGV[i], ARGV[1], ARGV[i + 1])
+    redis.call('ZADD', KEYS[4], ARGV[i + 2], ARGV[1] .. ' ' .. ARGV[i])
+  end
+end
 return 1
 """
 )
