@@ -9,7 +9,9 @@ of them done), ordered so that every prefix is safe:
 * **an index lists more, never less**: a conversation joins its status set, the creation index and (web chat, in
   the bot or the queue) its client's set before its record is written, and leaves the other sets after; an
   outbox item is written before it is listed in its conversation's line (a reply's item with its transcript entry
-  when a batch holds both, one script of their slot, ``put_entry_item``); readers check the record or item they
+  when a batch holds both, one script of their slot, ``put_entry_item``, with the message's other replies of the
+  conversation, then their line's step, one script of slot ``{outbox}``: ``HeldReplies``); readers check the
+  record or item they
   are pointed to and skip (or repair) the rest;
 * **the record and its processed mark are one step**: a conversation's record and the inbound id it processed
   (``hg:d:{<id>}``) are written by one script, after the message's transcript entries and outbox items (each
