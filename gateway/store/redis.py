@@ -164,8 +164,10 @@ class HeldWrite:
     check: Check | None = None
     before: Before | None = None
     entry: HeldEntry | None = None  # a transcript entry's write, which its outbox item may join (``outbox_put``)
-    line: str | None = None  # the conversation whose outbox line it lists items in (``outbox_put``)
-    replies: HeldReplies | None = None  # replies a later one of the same line may join (``outbox_put``)
+    # the conversation whose transcript or outbox line it adds to: a group of replies held earlier (``replies``) is
+    # joined by a later reply only if nothing was added to either since (``outbox_put``), so both keep their order
+    conversation: str | None = None
+    replies: HeldReplies | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +185,8 @@ class HeldReplies:
     """A message's replies of one conversation held in a batch (``Dispatcher.emit``: each reply's entry, then its
     outbox item): their entries and items in one script of the conversation's slot, the transcript read once, then
     their line's step in one script of slot ``{outbox}``, instead of two scripts a reply. Every item is still written
-    before it is listed, and listed in put order."""
+    before it is listed; the entries and the line keep the order of the puts (a group is joined only while nothing
+    else was added to the conversation's transcript or line: ``HeldWrite.conversation``)."""
 
     __slots__ = ("conversation_id", "items", "lines", "texts")
 
@@ -398,11 +401,11 @@ class RedisStore:
         check: Check | None = None,
         before: Before | None = None,
         entry: HeldEntry | None = None,
-        line: str | None = None,
+        conversation: str | None = None,
     ) -> None:
         """Hold the write in this task's batch, or send it now."""
         held = self._batch()
-        write = HeldWrite(queue, check, before, entry, line)
+        write = HeldWrite(queue, check, before, entry, conversation)
         if held is not None:
             held.append(write)
         else:
@@ -628,7 +631,7 @@ class RedisStore:
                 redis_providers.add(pipe, pmid, entry.conversation_id)
 
         held = None if pmid else HeldEntry(entry.id, entry.conversation_id, value, shared)
-        await self._write(queue, entry=held)
+        await self._write(queue, entry=held, conversation=entry.conversation_id)
 
     @_guarded
     async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
@@ -893,13 +896,13 @@ class RedisStore:
         if held and last is not None and last.id == item.id and last.conversation_id == conversation_id:
             # its entry's write, held just before (``Dispatcher.emit``): the entry and the item in one script, one
             # reading of the transcript instead of two, with the message's earlier replies of the conversation if the
-            # batch holds them and nothing listed in their line since (the same steps in the same order for each
-            # reply, written earlier in the batch: before its events, and still before the conversation's record)
+            # batch holds them and nothing was added to its transcript or line since (the same steps in the same order
+            # for each reply, written earlier in the batch: before its events, still before the conversation's record)
             held.pop()
-            replies = next((w.replies for w in reversed(held) if w.line == conversation_id), None)
+            replies = next((w.replies for w in reversed(held) if w.conversation == conversation_id), None)
             if replies is None:
                 replies = HeldReplies(conversation_id)
-                held.append(HeldWrite(replies.queue, line=conversation_id, replies=replies))
+                held.append(HeldWrite(replies.queue, conversation=conversation_id, replies=replies))
             replies.add(last, item, payload)
             return
 
@@ -909,7 +912,7 @@ class RedisStore:
             _eval(pipe, "outbox_list", _line_keys(conversation_id), [conversation_id, item.id, due,
                                                                      to_us(item.created_at)])  # fmt: skip
 
-        await self._write(queue, line=conversation_id)
+        await self._write(queue, conversation=conversation_id)
 
     @_guarded
     async def outbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 60, run: int = 1) -> list[OutboxItem]:

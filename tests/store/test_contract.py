@@ -565,6 +565,22 @@ async def test_a_run_skips_what_was_resolved_and_is_listed_again(store: Store) -
     assert [i.id for i in await store.outbox_due(minutes(1), 10, run=8)] == ["c1-e2"]
 
 
+async def test_a_batchs_replies_and_other_entries_keep_their_order(store: Store) -> None:
+    """A message's writes held in one batch (``Dispatcher.emit``): replies (entry, then item), an entry without an
+    item between them, an item without an entry: the transcript and the outbox keep the order they were put in."""
+    async with store.batch():
+        await store.append_transcript(entry("c1", 1))
+        await store.outbox_put(outbound("c1-e1", "c1"))
+        await store.append_transcript(entry("c1", 2, author=Author.SYSTEM))  # no reply to send
+        await store.append_transcript(entry("c1", 3))
+        await store.outbox_put(outbound("c1-e3", "c1"))
+        await store.outbox_put(outbound("lone", "c1"))  # an item without an entry (a notice, say)
+        await store.append_transcript(entry("c1", 4))
+        await store.outbox_put(outbound("c1-e4", "c1"))
+    assert [e.id for e in await store.transcript("c1")] == ["c1-e1", "c1-e2", "c1-e3", "c1-e4"]
+    assert [i.id for i in await store.outbox_due(T0, 10, run=8)] == ["c1-e1", "c1-e3", "lone", "c1-e4"]
+
+
 async def test_the_outbox_result_shows_on_the_transcript_entry_in_the_same_step(store: Store) -> None:
     for n in (1, 2):
         await store.append_transcript(entry("c1", n))
