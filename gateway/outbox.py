@@ -20,10 +20,10 @@ claim's fencing token: renewals and the final record pass it, and the store refu
 claimed the item (a holder that lost its lease never marks or reschedules what the new holder sends). Once the
 provider accepted a message, "sent" is recorded before anything else, retried through a brief store failure, so
 the item is never handed out again; only a send in flight when an instance dies or stalls (or whose record the
-store refused for good) may repeat. Within a run, a send's record goes out while the next send does (in order, each
-record after the one before), so the sends in flight are at most two per conversation: the one on its way and the
-one before it whose record is. An item whose
-delivery failed before any send releases its lease at once (retried soon), never holding its conversation.
+store refused for good) may repeat. Within a run, each send is recorded before the next one goes out, so the sends in
+flight are at most one per conversation (one store round trip a reply: a few hundred microseconds against the
+provider's milliseconds). An item whose delivery failed before any send releases its lease at once (retried soon),
+never holding its conversation.
 """
 
 from __future__ import annotations
@@ -267,29 +267,20 @@ class Outbox:
             return False
 
     async def _deliver_leased(self, leases: Sequence[_Lease]) -> None:
-        """Send the run's items one after the other, each send's record on its way while the next send goes out
-        (the records in order, each after the one before: at most two sends of the conversation unrecorded at any
-        time, the one on its way and the one before it). An item failed for now stops the run: rescheduled, and the
-        items after it released (due again once it is sent, in order). A record refused (the lease lost: another
-        worker holds the line now, and sends the rest) stops it too."""
-        recording: asyncio.Task[bool] | None = None
-        try:
-            for n, lease in enumerate(leases):
-                following = leases[n + 1] if n + 1 < len(leases) else None
-                goes_on, record = await self._attempt(lease, following)
-                previous, recording = recording, None
-                held = True if previous is None else await previous
-                recording = asyncio.create_task(record())
-                if not goes_on:
-                    current, recording = recording, None
-                    if await current:
-                        await self._release(leases[n + 1 :])
-                    return
-                if not held:
-                    return
-        finally:
-            if recording is not None:
-                await recording
+        """Send the run's items one after the other, each recorded before the next goes out (at most one send of the
+        conversation unrecorded at any time). An item failed for now stops the run: rescheduled, and the items after
+        it released (due again once it is sent, in order). A record refused (the lease lost: another worker holds the
+        line now, and sends the rest) stops it too."""
+        for n, lease in enumerate(leases):
+            following = leases[n + 1] if n + 1 < len(leases) else None
+            goes_on, record = await self._attempt(lease, following)
+            held = await record()
+            if not goes_on:
+                if held:
+                    await self._release(leases[n + 1 :])
+                return
+            if not held:
+                return
 
     async def _attempt(
         self, lease: _Lease, following: _Lease | None
