@@ -1,9 +1,12 @@
 """Durable delivery: every outgoing message goes through the store's outbox, then through its channel.
 
-A worker claims due items (at most one per conversation, the oldest, so a conversation's messages go out in
-order), sends each through its channel, and records the result: sent (with the provider's id), retried later
-with exponential backoff (network errors, 5xx, 429 honouring ``retry_after``), or failed after the last try
-or a permanent refusal: the transcript entry then shows ``failed`` and the listener sees it.
+A worker claims due items by *runs*: a conversation's oldest pending item and the ones after it while each is due
+(``RUN`` at most: one message's replies, a hand-off's four), claimed together; it sends a run's items through
+their channel one after the other, in order, with no claim between them, and records each result: sent (with the
+provider's id), retried later with exponential backoff (network errors, 5xx, 429 honouring ``retry_after``), or
+failed after the last try or a permanent refusal: the transcript entry then shows ``failed`` and the listener sees
+it. An item failed for now stops its run: the items after it are given back (due again once it is sent, in order),
+never sent before it.
 
 A long text goes out in parts (the channel splits it). When a later part fails for now, the item records how many
 parts the provider accepted (``RetryableDelivery.parts_sent`` → ``OutboxItem.parts_sent``) and the next attempt
@@ -17,18 +20,22 @@ claim's fencing token: renewals and the final record pass it, and the store refu
 claimed the item (a holder that lost its lease never marks or reschedules what the new holder sends). Once the
 provider accepted a message, "sent" is recorded before anything else, retried through a brief store failure, so
 the item is never handed out again; only a send in flight when an instance dies or stalls (or whose record the
-store refused for good) may repeat. An item whose
-delivery failed before any send releases its lease at once (retried soon), never holding its conversation.
+store refused for good) may repeat. Within a run, each send is recorded before the next one goes out, so the sends in
+flight are at most one per conversation (one store round trip a reply: a few hundred microseconds against the
+provider's milliseconds). An item whose delivery failed before any send releases its lease at once (retried soon),
+never holding its conversation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import itertools
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway.clock import utcnow
 from gateway.errors import DeliveryError, PermanentDelivery, RecipientGone, RetryableDelivery, StoreError
@@ -51,6 +58,9 @@ WINDOW = 100
 # of 50 it replaced (bench/README.md). A claim within this of the last waits the rest, gathering the ends and kicks
 # meanwhile: a reply waits that long at most, and only under load (an idle worker claims at once).
 CLAIM_GAP = 0.010
+# A conversation's consecutive due items claimed together at most (a run), sent one after the other with no claim
+# between: one message's replies (a hand-off gives 4) go out back to back, not a claim round apart each.
+RUN = 8
 
 
 class _Lease:
@@ -59,10 +69,10 @@ class _Lease:
     Renewals and the final record take turns (``lock``): a record sent while a renewal is on its way would carry
     the token the renewal is replacing and be refused, leaving a sent item pending (it would be sent again). A
     renewal whose answer was lost (a store error after Redis ran it) may have moved the token: ``unsure`` keeps
-    those ends, tried after the known one.
+    those ends, tried after the known one. ``recorded``: the final record was accepted (nothing left to renew).
     """
 
-    __slots__ = ("item", "lock", "unsure", "until")
+    __slots__ = ("item", "lock", "recorded", "unsure", "until")
 
     def __init__(self, item: OutboxItem) -> None:
         if item.next_attempt_at is None:
@@ -70,13 +80,15 @@ class _Lease:
         self.item, self.until = item, item.next_attempt_at
         self.lock = asyncio.Lock()
         self.unsure: list[datetime] = []
+        self.recorded = False
 
     async def fenced(self, call: Callable[[datetime], Awaitable[bool]]) -> bool:
-        """``call(token)`` with the current token (then the unsure ones) until the store accepts one."""
+        """The final record: ``call(token)`` with the current token (then the unsure ones) until the store accepts
+        one."""
         async with self.lock:
             for token in (self.until, *self.unsure):
                 if await call(token):
-                    self.until, self.unsure = token, []
+                    self.until, self.unsure, self.recorded = token, [], True
                     return True
             return False
 
@@ -102,6 +114,7 @@ class Outbox:
         poll_seconds: float = 1.0,
         lease_seconds: int = 60,
         window: int = WINDOW,
+        run_length: int = RUN,
         metrics: Metrics | None = None,
         on_recipient_gone: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
@@ -112,6 +125,9 @@ class Outbox:
         if window < 1:
             raise ValueError(f"an outbox window of {window} delivers nothing")
         self.window = window
+        if run_length < 1:
+            raise ValueError(f"an outbox run of {run_length} delivers nothing")
+        self.run_length = run_length
         self.metrics = metrics or Metrics()
         self.store = store
         self.channels = channels
@@ -155,8 +171,8 @@ class Outbox:
                     if claimed is None:  # the ends and kicks meanwhile would only fail again: the next poll tries
                         await asyncio.sleep(self.poll_seconds)
                         continue
-                    for item in claimed:
-                        task = asyncio.create_task(self._deliver_reported(item))
+                    for run in _runs(claimed):
+                        task = asyncio.create_task(self._deliver_reported(run))
                         in_flight.add(task)
                         task.add_done_callback(ended)
                 with contextlib.suppress(TimeoutError):  # asyncio.timeout, not wait_for: see gateway/supervisor.py
@@ -168,173 +184,224 @@ class Outbox:
             await asyncio.gather(*in_flight, return_exceptions=True)
 
     async def _claim(self, limit: int) -> list[OutboxItem] | None:
-        """Claim up to ``limit`` due items; None when the claim failed (logged: class, place)."""
+        """Claim the due runs of up to ``limit`` conversations; None when the claim failed (logged: class, place)."""
         try:
-            return await self.store.outbox_due(self.clock(), limit, lease_seconds=self.lease_seconds)
+            return await self.store.outbox_due(
+                self.clock(), limit, lease_seconds=self.lease_seconds, run=self.run_length
+            )
         except StoreError as exc:
             log.warning("outbox: store unavailable (%s)", exc.__class__.__name__)
         except Exception as exc:  # a bug: delivery goes on for every item in flight and at the next poll
             log.error("outbox: unexpected %s at %s", type(exc).__name__, where(exc))
         return None
 
-    async def _deliver_reported(self, item: OutboxItem) -> None:
-        """One item of :meth:`run`, its failure reported here, never failing the others."""
+    async def _deliver_reported(self, run: Sequence[OutboxItem]) -> None:
+        """One run of :meth:`run`, its failure reported here, never failing the others."""
         try:
-            await self._deliver(item)
+            await self._deliver(run)
         except StoreError as exc:  # not recorded: retried when its lease ends
             log.warning("outbox: store unavailable (%s)", exc.__class__.__name__)
-        except Exception as exc:  # this item only: retried when its lease ends
-            log.error("outbox: %s: unexpected %s at %s", item.id, type(exc).__name__, where(exc))
+        except Exception as exc:  # this run only: retried when its lease ends
+            log.error("outbox: %s: unexpected %s at %s", run[0].id, type(exc).__name__, where(exc))
 
     async def deliver_due(self, limit: int = 50) -> int:
-        """One pass, awaited whole (tests, tools): claim what is due and deliver it (conversations in parallel).
-        Returns how many. :meth:`run` keeps a sliding window instead.
+        """One pass, awaited whole (tests, tools): claim what is due (runs of ``run_length`` items at most, of up to
+        ``limit`` conversations) and deliver it (conversations in parallel). Returns how many items. :meth:`run` keeps a
+        sliding window instead.
 
-        One item's failure never fails the others: each is delivered and recorded on its own; a store failure
-        is raised once all are done.
+        One conversation's failure never fails the others: each item is delivered and recorded on its own; a store
+        failure is raised once all are done.
         """
-        items = await self.store.outbox_due(self.clock(), limit, lease_seconds=self.lease_seconds)
-        outcomes = await asyncio.gather(*(self._deliver(item) for item in items), return_exceptions=True)
+        runs = _runs(
+            await self.store.outbox_due(self.clock(), limit, lease_seconds=self.lease_seconds, run=self.run_length)
+        )
+        outcomes = await asyncio.gather(*(self._deliver(run) for run in runs), return_exceptions=True)
         store_error: StoreError | None = None
-        for item, outcome in zip(items, outcomes, strict=True):
+        for run, outcome in zip(runs, outcomes, strict=True):
             if isinstance(outcome, StoreError):  # not recorded: the store is down, the caller reports it
                 store_error = outcome
-            elif isinstance(outcome, Exception):  # this item only: retried when its lease ends
-                log.error("outbox: %s: unexpected %s at %s", item.id, type(outcome).__name__, where(outcome))
+            elif isinstance(outcome, Exception):  # this run only: retried when its lease ends
+                log.error("outbox: %s: unexpected %s at %s", run[0].id, type(outcome).__name__, where(outcome))
         if store_error is not None:
             raise store_error
-        return len(items)
+        return sum(len(run) for run in runs)
 
-    async def _deliver(self, item: OutboxItem) -> None:
-        """Deliver one claimed item, its lease renewed meanwhile (``item`` then carries the current lease)."""
-        lease = _Lease(item)
-        renewal = Later(self.lease_seconds / 3, lambda: self._keep_lease(lease))  # a timer until a renewal is due
+    async def _deliver(self, run: Sequence[OutboxItem]) -> None:
+        """Deliver a conversation's claimed run in order, the leases renewed meanwhile (each item then carries its
+        current lease)."""
+        leases = [_Lease(item) for item in run]
+        renewal = Later(self.lease_seconds / 3, lambda: self._keep_leases(leases))  # a timer until a renewal is due
         try:
-            await self._deliver_leased(lease)
+            await self._deliver_leased(leases)
         finally:
             renewal.cancel()
 
-    async def _keep_lease(self, lease: _Lease) -> None:
-        """Renew the claim now (a third of the lease in) and every third of it while its delivery runs; stop once
-        it is lost."""
-        item_id = lease.item.id
+    async def _keep_leases(self, leases: Sequence[_Lease]) -> None:
+        """Renew the run's claims now (a third of the lease in) and every third of it while its delivery runs, the
+        items not yet recorded; stop once one is lost (another worker holds the line)."""
         while True:
             until = self.clock() + timedelta(seconds=self.lease_seconds)
-            try:
-                renewed = await self._renew(lease, until)
-            except StoreError as exc:  # Redis may have run it: ``until`` may be the token now
-                lease.unsure.append(until)
-                log.warning("outbox: %s: lease not renewed (%s)", item_id, type(exc).__name__)
-                renewed = True
-            except Exception as exc:  # a bug must not end the renewal silently: the lease would lapse mid-send
-                log.error("outbox: renewing a lease failed with %s at %s", type(exc).__name__, where(exc))
-                renewed = True
-            if not renewed:
-                log.warning("outbox: %s: lease lost while delivering; another worker may send it", item_id)
-                return
+            for lease in leases:
+                try:
+                    renewed = await self._renew(lease, until)
+                except StoreError as exc:  # Redis may have run it: ``until`` may be the token now
+                    lease.unsure.append(until)
+                    log.warning("outbox: %s: lease not renewed (%s)", lease.item.id, type(exc).__name__)
+                    renewed = True
+                except Exception as exc:  # a bug must not end the renewal silently: the lease would lapse mid-send
+                    log.error("outbox: renewing a lease failed with %s at %s", type(exc).__name__, where(exc))
+                    renewed = True
+                if not renewed:
+                    log.warning("outbox: %s: lease lost while delivering; another worker may send it", lease.item.id)
+                    return
             await asyncio.sleep(self.lease_seconds / 3)
 
     async def _renew(self, lease: _Lease, until: datetime) -> bool:
         async with lease.lock:
+            if lease.recorded:  # nothing to hold any more
+                return True
             for token in (lease.until, *lease.unsure):
                 if await self.store.outbox_renew(lease.item.conversation_id, lease.item.id, token, until):
                     lease.until, lease.unsure = until, []
                     return True
             return False
 
-    async def _deliver_leased(self, lease: _Lease) -> None:
+    async def _deliver_leased(self, leases: Sequence[_Lease]) -> None:
+        """Send the run's items one after the other, each recorded before the next goes out (at most one send of the
+        conversation unrecorded at any time). An item failed for now stops the run: rescheduled, and the items after
+        it released (due again once it is sent, in order). A record refused (the lease lost: another worker holds the
+        line now, and sends the rest) stops it too."""
+        for n, lease in enumerate(leases):
+            following = leases[n + 1] if n + 1 < len(leases) else None
+            goes_on, record = await self._attempt(lease, following)
+            held = await record()
+            if not goes_on:
+                if held:
+                    await self._release(leases[n + 1 :])
+                return
+            if not held:
+                return
+
+    async def _attempt(
+        self, lease: _Lease, following: _Lease | None
+    ) -> tuple[bool, Callable[[], Coroutine[Any, Any, bool]]]:
+        """Send one item of a run: whether the run goes on after it, and its record (made by the caller, in order;
+        ``following``: the run's next item, whose lease says when the line's next head is due)."""
         item = lease.item
         try:
             outbound = decode_outbound(item.payload)
         except Exception as exc:  # e.g. written by a newer version during a rolling deploy
-            await self._set_aside(lease, exc)
-            return
+            return True, functools.partial(self._set_aside, lease, exc, following)
         channel = self.channels.get(outbound.channel)
         if channel is None:
-            await self._fail(lease, f"channel {outbound.channel.value} is not configured")
-            return
+            reason = f"channel {outbound.channel.value} is not configured"
+            return True, functools.partial(self._fail, lease, reason, following)
         try:
             provider_id = await channel.send(outbound, first_part=item.parts_sent)
         except RetryableDelivery as exc:
-            await self._retry(lease, exc)
+            return False, functools.partial(self._retry, lease, exc)
         except RecipientGone as exc:
-            await self._fail(lease, str(exc))
-            if self.on_recipient_gone is not None:
-                await self.on_recipient_gone(item.conversation_id)
+            return True, functools.partial(self._gone, lease, str(exc), following)
         except PermanentDelivery as exc:
-            await self._fail(lease, str(exc))
+            return True, functools.partial(self._fail, lease, str(exc), following)
         except DeliveryError as exc:
-            await self._retry(lease, RetryableDelivery(str(exc)))
+            return False, functools.partial(self._retry, lease, RetryableDelivery(str(exc)))
         except Exception as exc:  # a bug in one adapter must not stop the worker for every channel
             log.error("outbox: %s: unexpected %s from the %s channel", item.id, type(exc).__name__, outbound.channel)
-            await self._retry(lease, RetryableDelivery(f"unexpected {type(exc).__name__}"))
-        else:
-            self._count(item, "sent")
-            async with self.store.batch():  # Redis: the record's line step and its event in one round trip
-                if await self._mark_sent(lease, provider_id):
-                    await self._record(item, Delivery.SENT, provider_id)
+            return False, functools.partial(self._retry, lease, RetryableDelivery(f"unexpected {type(exc).__name__}"))
+        self._count(item, "sent")
+        return True, functools.partial(self._sent, lease, provider_id, following)
 
-    async def _set_aside(self, lease: _Lease, exc: Exception) -> None:
+    async def _sent(self, lease: _Lease, provider_id: str | None, following: _Lease | None) -> bool:
+        async with self.store.batch():  # Redis: the record's line step and its event in one round trip
+            if not await self._mark_sent(lease, provider_id, following):
+                return False
+            await self._record(lease.item, Delivery.SENT, provider_id)
+            return True
+
+    async def _set_aside(self, lease: _Lease, exc: Exception, following: _Lease | None) -> bool:
         """An item this version cannot read: failed (kept in the store, shown to the listener), others flow."""
         item = lease.item
         log.error("outbox: %s set aside: this version cannot read it (%s at %s)", item.id, type(exc).__name__,
                   where(exc))  # fmt: skip
         self.metrics.outbox_set_aside.inc()
         reason = f"set aside: unreadable by this version ({type(exc).__name__})"
-        if await self._mark_failed(lease, reason):
-            await self._record(item, Delivery.FAILED, None, reason)
+        if not await self._mark_failed(lease, reason, following):
+            return False
+        await self._record(item, Delivery.FAILED, None, reason)
+        return True
 
-    async def _mark_sent(self, lease: _Lease, provider_id: str | None) -> bool:
+    async def _mark_sent(self, lease: _Lease, provider_id: str | None, following: _Lease | None) -> bool:
         """Record the send before anything else, through a brief store failure: an item recorded as sent is
         never handed out again, one whose record is lost would be resent when its lease ends. False when the
         lease was lost meanwhile (another worker holds the item now)."""
         pause = 0.05
         for _ in range(MARK_SENT_TRIES - 1):
             try:
-                return await self._mark_sent_once(lease, provider_id)
+                return await self._mark_sent_once(lease, provider_id, following)
             except StoreError as exc:
                 log.warning("outbox: %s: sent, not yet recorded (%s); trying again", lease.item.id,
                             type(exc).__name__)  # fmt: skip
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 2.0)
-        return await self._mark_sent_once(lease, provider_id)
+        return await self._mark_sent_once(lease, provider_id, following)
 
-    async def _mark_sent_once(self, lease: _Lease, provider_id: str | None) -> bool:
+    async def _mark_sent_once(self, lease: _Lease, provider_id: str | None, following: _Lease | None) -> bool:
         item = lease.item
-        if await lease.fenced(
-            lambda token: self.store.outbox_mark_sent(item.conversation_id, item.id, provider_id, lease=token)
-        ):
+        if await lease.fenced(lambda token: self.store.outbox_mark_sent(
+            item.conversation_id, item.id, provider_id, lease=token, next_lease=_until(following)
+        )):  # fmt: skip
             return True
         log.warning("outbox: %s: sent after its lease was lost; another worker may have sent it too", lease.item.id)
         return False
 
-    async def _retry(self, lease: _Lease, exc: RetryableDelivery) -> None:
+    async def _retry(self, lease: _Lease, exc: RetryableDelivery) -> bool:
         item = lease.item
         attempts = item.attempts + 1
-        if attempts >= self.max_attempts:
-            await self._fail(lease, f"gave up after {attempts} attempts: {exc}")
-            return
+        if attempts >= self.max_attempts:  # its conversation goes on (the run stops: the next items are claimed
+            return await self._fail(lease, f"gave up after {attempts} attempts: {exc}", None)  # again then)
         delay = exc.retry_after if exc.retry_after is not None else self.base_delay * 2 ** (attempts - 1)
         delay = min(max(delay, 0.0), self.max_delay)
         parts_sent = max(item.parts_sent, exc.parts_sent)  # an error without progress keeps what was recorded
         log.info("outbox: %s retry %d in %.1fs from part %d (%s)", item.id, attempts, delay, parts_sent + 1, exc)
         self._count(item, "retry")
         next_attempt = self.clock() + timedelta(seconds=delay)
-        await lease.fenced(lambda token: self.store.outbox_reschedule(
+        return await lease.fenced(lambda token: self.store.outbox_reschedule(
             item.conversation_id, item.id, next_attempt, attempts, str(exc), parts_sent, lease=token))  # fmt: skip
 
-    async def _fail(self, lease: _Lease, reason: str) -> None:
+    async def _release(self, rest: Sequence[_Lease]) -> None:
+        """The run's items after one failed for now: their claims end, each due once it heads its line again (its
+        attempts and progress unchanged), so that they follow the retried one in order, not a lease later."""
+        now = self.clock()
+        for lease in rest:
+            await self._release_one(lease, now)
+
+    async def _release_one(self, lease: _Lease, now: datetime) -> None:
+        item = lease.item
+        last_error = item.last_error or ""
+        await lease.fenced(lambda token: self.store.outbox_reschedule(
+            item.conversation_id, item.id, now, item.attempts, last_error, item.parts_sent, lease=token))  # fmt: skip
+
+    async def _gone(self, lease: _Lease, reason: str, following: _Lease | None) -> bool:
+        """The young person blocked the line or unsubscribed: failed, and the conversation marked as left."""
+        held = await self._fail(lease, reason, following)
+        if self.on_recipient_gone is not None:
+            await self.on_recipient_gone(lease.item.conversation_id)
+        return held
+
+    async def _fail(self, lease: _Lease, reason: str, following: _Lease | None) -> bool:
         item = lease.item
         log.warning("outbox: %s failed: %s", item.id, reason)
         self._count(item, "failed")
-        if await self._mark_failed(lease, reason):
-            await self._record(item, Delivery.FAILED, None, reason)
+        if not await self._mark_failed(lease, reason, following):
+            return False
+        await self._record(item, Delivery.FAILED, None, reason)
+        return True
 
-    async def _mark_failed(self, lease: _Lease, reason: str) -> bool:
+    async def _mark_failed(self, lease: _Lease, reason: str, following: _Lease | None) -> bool:
         item = lease.item
-        return await lease.fenced(
-            lambda token: self.store.outbox_mark_failed(item.conversation_id, item.id, reason, lease=token)
-        )
+        return await lease.fenced(lambda token: self.store.outbox_mark_failed(
+            item.conversation_id, item.id, reason, lease=token, next_lease=_until(following)))  # fmt: skip
 
     def _count(self, item: OutboxItem, result: str) -> None:
         self.metrics.deliveries.labels(str(item.payload.get("channel", "")), result).inc()
@@ -344,3 +411,13 @@ class Outbox:
     ) -> None:
         """Tell the console and the web chat (the store recorded the delivery on the transcript entry already)."""
         await self.store.publish(DeliveryChanged(item.conversation_id, item.id, delivery, reason))
+
+
+def _runs(items: Sequence[OutboxItem]) -> list[list[OutboxItem]]:
+    """The claimed items grouped by conversation, in order (``outbox_due`` hands a conversation's run out in one
+    piece)."""
+    return [list(run) for _, run in itertools.groupby(items, key=lambda item: item.conversation_id)]
+
+
+def _until(lease: _Lease | None) -> datetime | None:
+    return None if lease is None else lease.until

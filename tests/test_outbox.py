@@ -63,13 +63,11 @@ class MarkSentFails:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def outbox_mark_sent(
-        self, conversation_id: str, item_id: str, provider_message_id: str | None, *, lease: datetime | None = None
-    ) -> bool:
+    async def outbox_mark_sent(self, conversation_id: str, item_id: str, *args: Any, **kwargs: Any) -> bool:
         if self.left:
             self.left -= 1
             raise StoreError("the store is briefly unreachable")
-        return await self._store.outbox_mark_sent(conversation_id, item_id, provider_message_id, lease=lease)
+        return await self._store.outbox_mark_sent(conversation_id, item_id, *args, **kwargs)
 
 
 @pytest.fixture
@@ -105,10 +103,26 @@ async def item(store: Store, item_id: str, conversation: str = "c1") -> OutboxIt
     return found
 
 
-async def test_one_item_per_conversation_at_a_time_in_order(store: Store, channel: Channel, clock: Clock) -> None:
+async def test_a_conversations_due_items_go_out_in_one_pass_in_order(
+    store: Store, channel: Channel, clock: Clock
+) -> None:
     for n, (item_id, conversation) in enumerate([("a1", "A"), ("a2", "A"), ("b1", "B"), ("a3", "A")]):
         await put(store, item_id, conversation, seconds=n)
     sending = outbox(store, channel, clock)
+    assert await sending.deliver_due() == 4  # A's run of three, B's one
+    assert [sent for sent in channel.sent() if sent.startswith("a")] == ["a1", "a2", "a3"]
+    assert await sending.deliver_due() == 0
+    assert {(await item(store, i, c)).status for i, c in [("a1", "A"), ("a2", "A"), ("a3", "A"), ("b1", "B")]} == {
+        OutboxStatus.SENT
+    }
+
+
+async def test_runs_of_one_send_one_item_per_conversation_at_a_time(
+    store: Store, channel: Channel, clock: Clock
+) -> None:
+    for n, (item_id, conversation) in enumerate([("a1", "A"), ("a2", "A"), ("b1", "B"), ("a3", "A")]):
+        await put(store, item_id, conversation, seconds=n)
+    sending = outbox(store, channel, clock, run_length=1)
     assert await sending.deliver_due() == 2
     assert sorted(channel.sent()) == ["a1", "b1"]
     assert await sending.deliver_due() == 1
@@ -233,10 +247,10 @@ class PassFails:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def outbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 60) -> list[OutboxItem]:
+    async def outbox_due(self, now: datetime, limit: int, **kwargs: Any) -> list[OutboxItem]:
         if self.failures:
             raise self.failures.pop(0)
-        return await self._store.outbox_due(now, limit, lease_seconds=lease_seconds)
+        return await self._store.outbox_due(now, limit, **kwargs)
 
 
 async def test_the_worker_goes_on_after_a_failed_pass(

@@ -23,10 +23,12 @@ Delivery guarantees the dispatcher and the outbox rely on:
   others get ``BUSY`` until its lease lapses (a dead owner) or it is released, then ``DONE`` once the processing
   was saved (:meth:`ConversationStore.save_conversation` with ``done``: the state and the mark in one commit).
 * :meth:`QueueStore.take` is exclusive: of two listeners racing for one conversation, one gets Conflict.
-* :meth:`OutboxStore.outbox_due` hands out at most one item per conversation, the oldest pending one, and
-  *claims* it for a lease, so two outbox workers never send the same item and a conversation's messages go out
-  in the order they were put. The lease's end is a fencing token: the holder renews it while sending
-  (:meth:`OutboxStore.outbox_renew`), and a holder whose lease was taken over can no longer record the item.
+* :meth:`OutboxStore.outbox_due` hands out a conversation's oldest pending item and, at most ``run`` in all,
+  the pending items that follow it while each is due (a *run*, in order), and *claims* them for a lease, so two
+  outbox workers never send the same item and a conversation's messages go out in the order they were put: an
+  item is handed out only once every item put before it in its conversation is resolved or in the same run. The
+  lease's end is a fencing token: the holder renews it while sending (:meth:`OutboxStore.outbox_renew`), and a
+  holder whose lease was taken over can no longer record the item.
 * :meth:`LockStore.lock` serialises the processing of one conversation, across instances with Redis.
 """
 
@@ -479,11 +481,14 @@ class OutboxStore(Protocol):
         """Add a pending item after the conversation's others; an id already present is ignored."""
         ...
 
-    async def outbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 60) -> list[OutboxItem]:
-        """Claim up to ``limit`` items to deliver now: each the oldest pending item of its conversation.
+    async def outbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 60, run: int = 1) -> list[OutboxItem]:
+        """Claim items to deliver now for up to ``limit`` conversations: each conversation's oldest pending item,
+        then the conversation's next pending items in order as long as each is due, ``run`` items at most (a
+        *run*: the caller sends them one after the other, with no claim between).
 
-        Due means ``next_attempt_at <= now``; the items come earliest first, and each is returned with
-        ``next_attempt_at`` set to the end of its lease.
+        Due means ``next_attempt_at <= now``; a conversation's items are consecutive in the list, in order, the
+        conversations earliest first, and each item is returned with ``next_attempt_at`` set to the end of its
+        lease (the same for all items of one call).
         A claimed item is not due again for ``lease_seconds`` unless it is rescheduled: a worker that dies
         mid-send lets another retry it later; two workers never get it at once.
 
@@ -507,13 +512,23 @@ class OutboxStore(Protocol):
         ...
 
     async def outbox_mark_sent(
-        self, conversation_id: str, item_id: str, provider_message_id: str | None, *, lease: datetime | None = None
+        self,
+        conversation_id: str,
+        item_id: str,
+        provider_message_id: str | None,
+        *,
+        lease: datetime | None = None,
+        next_lease: datetime | None = None,
     ) -> bool:
         """Delivered to the provider: the conversation's next item becomes due. False if not pending, or if
         ``lease`` is given and the item's claim is no longer that one (see :meth:`outbox_due`); likewise below.
 
         In the same commit, the transcript entry of the same id (if any) shows ``sent`` and the provider's id: a
         crash never leaves a message sent but shown pending.
+
+        ``next_lease``: the caller holds the conversation's next item too (the rest of its run), under a lease
+        ending then; the store may take it as when that item is due (Redis times its line's head with it instead
+        of leaving a claim to find the item leased; SQLite reads the item's own time). Likewise below.
         """
         ...
 
@@ -535,7 +550,13 @@ class OutboxStore(Protocol):
         ...
 
     async def outbox_mark_failed(
-        self, conversation_id: str, item_id: str, reason: str, *, lease: datetime | None = None
+        self,
+        conversation_id: str,
+        item_id: str,
+        reason: str,
+        *,
+        lease: datetime | None = None,
+        next_lease: datetime | None = None,
     ) -> bool:
         """Given up: the conversation's next item becomes due; its transcript entry shows ``failed`` (same
         commit). False if not pending."""

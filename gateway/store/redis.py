@@ -9,7 +9,9 @@ of them done), ordered so that every prefix is safe:
 * **an index lists more, never less**: a conversation joins its status set, the creation index and (web chat, in
   the bot or the queue) its client's set before its record is written, and leaves the other sets after; an
   outbox item is written before it is listed in its conversation's line (a reply's item with its transcript entry
-  when a batch holds both, one script of their slot, ``put_entry_item``); readers check the record or item they
+  when a batch holds both, one script of their slot, ``put_entry_item``, with the message's other replies of the
+  conversation, then their line's step, one script of slot ``{outbox}``: ``HeldReplies``); readers check the
+  record or item they
   are pointed to and skip (or repair) the rest;
 * **the record and its processed mark are one step**: a conversation's record and the inbound id it processed
   (``hg:d:{<id>}``) are written by one script, after the message's transcript entries and outbox items (each
@@ -162,6 +164,10 @@ class HeldWrite:
     check: Check | None = None
     before: Before | None = None
     entry: HeldEntry | None = None  # a transcript entry's write, which its outbox item may join (``outbox_put``)
+    # the conversation whose transcript or outbox line it adds to: a group of replies held earlier (``replies``) is
+    # joined by a later reply only if nothing was added to either since (``outbox_put``), so both keep their order
+    conversation: str | None = None
+    replies: HeldReplies | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +179,43 @@ class HeldEntry:
     conversation_id: str
     value: bytes
     shared: Reference | None
+
+
+class HeldReplies:
+    """A message's replies of one conversation held in a batch (``Dispatcher.emit``: each reply's entry, then its
+    outbox item): their entries and items in one script of the conversation's slot, the transcript read once, then
+    their line's step in one script of slot ``{outbox}``, instead of two scripts a reply. Every item is still written
+    before it is listed; the entries and the line keep the order of the puts (a group is joined only while nothing
+    else was added to the conversation's transcript or line: ``HeldWrite.conversation``)."""
+
+    __slots__ = ("conversation_id", "items", "lines", "texts")
+
+    def __init__(self, conversation_id: str) -> None:
+        self.conversation_id = conversation_id
+        self.texts: list[Reference] = []  # their shared texts: written first, never a reference to nothing
+        self.items: list[Any] = []  # per reply: entry id, the entry, sealed payload, created µs, due µs
+        self.lines: list[Any] = []  # per reply: id, due µs, created µs
+
+    def add(self, entry: HeldEntry, item: OutboxItem, payload: bytes) -> None:
+        due, created = to_us(item.next_attempt_at or item.created_at), to_us(item.created_at)
+        if entry.shared is not None:
+            self.texts.append(entry.shared)
+        self.items += [item.id, entry.value, payload, created, due]
+        self.lines += [item.id, due, created]
+
+    def queue(self, pipe: Pipeline) -> None:
+        conversation_id = self.conversation_id
+        for shared in self.texts:
+            pipe.hsetnx(_key("texts"), shared.ref, shared.sealed)
+        ids = self.lines[::3]
+        keys = [K.transcript(conversation_id), *(K.outbox_item(conversation_id, item_id) for item_id in ids)]
+        _eval(pipe, "put_entry_item", keys, [conversation_id, *self.items])
+        _eval(pipe, "outbox_list", _line_keys(conversation_id), [conversation_id, *self.lines])
+
+
+def _line_keys(conversation_id: str) -> list[str]:
+    """The ``outbox_list`` script's keys: the conversation's line, the heads, the sequence, the pending set."""
+    return [K.outbox_line(conversation_id), K.OUTBOX + "heads", K.OUTBOX + "seq", K.OUTBOX_PENDING]
 
 
 def _guarded(
@@ -353,11 +396,16 @@ class RedisStore:
             self._held.reset(token)
 
     async def _write(
-        self, queue: Queue, check: Check | None = None, before: Before | None = None, entry: HeldEntry | None = None
+        self,
+        queue: Queue,
+        check: Check | None = None,
+        before: Before | None = None,
+        entry: HeldEntry | None = None,
+        conversation: str | None = None,
     ) -> None:
         """Hold the write in this task's batch, or send it now."""
         held = self._batch()
-        write = HeldWrite(queue, check, before, entry)
+        write = HeldWrite(queue, check, before, entry, conversation)
         if held is not None:
             held.append(write)
         else:
@@ -583,7 +631,7 @@ class RedisStore:
                 redis_providers.add(pipe, pmid, entry.conversation_id)
 
         held = None if pmid else HeldEntry(entry.id, entry.conversation_id, value, shared)
-        await self._write(queue, entry=held)
+        await self._write(queue, entry=held, conversation=entry.conversation_id)
 
     @_guarded
     async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
@@ -845,67 +893,86 @@ class RedisStore:
         processing puts it again), which ``outbox_due`` drops; an item is never left unlisted by a completed put."""
         payload = dumps_sealed(self._keys, "outbox", item.payload)
         due = to_us(item.next_attempt_at or item.created_at)
-        keys = [K.outbox_item(item.conversation_id, item.id), K.transcript(item.conversation_id)]
+        conversation_id = item.conversation_id
         held = self._batch()
         last = held[-1].entry if held else None
-        if held and last is not None and last.id == item.id and last.conversation_id == item.conversation_id:
+        if held and last is not None and last.id == item.id and last.conversation_id == conversation_id:
             # its entry's write, held just before (``Dispatcher.emit``): the entry and the item in one script, one
-            # reading of the transcript instead of two (the same steps in the same order, with no crash between)
-            def both(pipe: Pipeline) -> None:
-                if last.shared is not None:  # its text first: never a reference to nothing
-                    pipe.hsetnx(_key("texts"), last.shared.ref, last.shared.sealed)
-                _eval(pipe, "put_entry_item", [keys[1], keys[0]],
-                      [item.id, last.value, item.conversation_id, payload, to_us(item.created_at), due])  # fmt: skip
-                line = [K.outbox_line(item.conversation_id), K.OUTBOX + "heads", K.OUTBOX + "seq", K.OUTBOX_PENDING]
-                _eval(pipe, "outbox_list", line, [item.id, item.conversation_id, due, to_us(item.created_at)])
-
-            held[-1] = HeldWrite(both)
+            # reading of the transcript instead of two, with the message's earlier replies of the conversation if the
+            # batch holds them and nothing was added to its transcript or line since (the same steps in the same order
+            # for each reply, written earlier in the batch: before its events, still before the conversation's record)
+            held.pop()
+            replies = next((w.replies for w in reversed(held) if w.conversation == conversation_id), None)
+            if replies is None:
+                replies = HeldReplies(conversation_id)
+                held.append(HeldWrite(replies.queue, conversation=conversation_id, replies=replies))
+            replies.add(last, item, payload)
             return
 
         def queue(pipe: Pipeline) -> None:
-            _eval(pipe, "outbox_put_item", keys, [item.id, item.conversation_id, payload, to_us(item.created_at), due])
-            line = [K.outbox_line(item.conversation_id), K.OUTBOX + "heads", K.OUTBOX + "seq", K.OUTBOX_PENDING]
-            _eval(pipe, "outbox_list", line, [item.id, item.conversation_id, due, to_us(item.created_at)])
+            keys = [K.outbox_item(conversation_id, item.id), K.transcript(conversation_id)]
+            _eval(pipe, "outbox_put_item", keys, [item.id, conversation_id, payload, to_us(item.created_at), due])
+            _eval(pipe, "outbox_list", _line_keys(conversation_id), [conversation_id, item.id, due,
+                                                                     to_us(item.created_at)])  # fmt: skip
 
-        await self._write(queue)
+        await self._write(queue, conversation=conversation_id)
 
     @_guarded
-    async def outbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 60) -> list[OutboxItem]:
-        """The due conversations' lines are claimed for the lease (one slot), then each head item (its slot): a
-        head resolved meanwhile leaves its line, one not due yet is timed again, the rest are handed out."""
+    async def outbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 60, run: int = 1) -> list[OutboxItem]:
+        """The due conversations' lines are claimed for the lease (one slot), then the items of each line's first
+        ``run`` ids up to the first not due (one script in the conversation's slot): an item resolved meanwhile
+        leaves its line, a head not due yet is timed again, the rest are handed out."""
         lease_end = to_us(now) + lease_seconds * 1_000_000
-        heads = await self._script("outbox_due", [K.OUTBOX + "heads"], [K.OUTBOX, to_us(now), limit, lease_end])
-        pairs = [(_text(conversation_id), _text(item_id)) for conversation_id, item_id in heads]
-        if not pairs:
+        args = [K.OUTBOX, to_us(now), limit, lease_end, max(run, 1)]
+        lines = [[_text(v) for v in found] for found in await self._script("outbox_due", [K.OUTBOX + "heads"], args)]
+        if not lines:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
-            for conversation_id, item_id in pairs:
-                _eval(pipe, "outbox_claim", [K.outbox_item(conversation_id, item_id)], [to_us(now), lease_end])
+            for conversation_id, *ids in lines:
+                keys = [K.outbox_item(conversation_id, item_id) for item_id in ids]
+                _eval(pipe, "outbox_claim", keys, [to_us(now), lease_end])
             claimed = await pipe.execute()
+        items: list[OutboxItem] = []
+        for (conversation_id, *ids), answers in zip(lines, claimed, strict=True):
+            items.extend(await self._claimed_run(conversation_id, ids, answers, lease_end))
+        return items
+
+    async def _claimed_run(
+        self, conversation_id: str, ids: list[str], answers: list[Any], lease_end: int
+    ) -> list[OutboxItem]:
+        """A conversation's claimed items, in order; its line repaired after: the resolved ids dropped, a head not
+        due timed again. The line's head is then one of the items handed out, if any: the heads keep the lease end
+        (``outbox_due`` set it), the line's next claim waits for it."""
         items, repairs = [], []
-        for (conversation_id, item_id), (state, *rest) in zip(pairs, claimed, strict=True):
-            if _text(state) != "ok":
-                repairs.append((item_id, conversation_id, _text(rest[0]) if rest else ""))
+        for item_id, (state, *rest) in zip(ids, answers, strict=False):
+            if _text(state) != "ok":  # gone, or the first not due (the last answer)
+                repairs.append((item_id, _text(rest[0]) if rest else ""))
                 continue
             try:
                 items.append(_outbox_item(_pairs(rest[0]), self._keys))
             except Exception as exc:  # e.g. a hash cut short: set aside, never blocking the others
                 await self._outbox_set_aside(conversation_id, item_id, exc)
-        for item_id, conversation_id, due in repairs:
-            await self._outbox_line(item_id, conversation_id, due)
+                repairs.append((item_id, ""))
+        held = lease_end if items else None
+        for item_id, due in repairs:
+            if not due or not items:  # an id to drop, or the head not due (none handed out before it)
+                await self._outbox_line(item_id, conversation_id, due, held)
         return items
 
-    async def _outbox_line(self, item_id: str, conversation_id: str, due: str | int) -> None:
-        """Its conversation's line after an item step: ``due`` '' drops the item from it, else times its head."""
-        await self._script("outbox_line", *_line_step(item_id, conversation_id, due))
+    async def _outbox_line(
+        self, item_id: str, conversation_id: str, due: str | int, next_lease: int | None = None
+    ) -> None:
+        """Its conversation's line after an item step: ``due`` '' drops the item from it (the line's next head due
+        at ``next_lease`` if the caller holds it, else at once), else times its head."""
+        await self._script("outbox_line", *_line_step(item_id, conversation_id, due, next_lease))
 
     async def _outbox_set_aside(self, conversation_id: str, item_id: str, exc: Exception) -> None:
+        """Failed for good (its line's step is the caller's)."""
         log.error("redis: outbox item %s set aside: its stored form cannot be read (%s)", item_id, type(exc).__name__)
         reason = f"set aside: its stored form cannot be read ({type(exc).__name__})"
         keys = [K.outbox_item(conversation_id, item_id), K.transcript(conversation_id)]
         kept = int(RESOLVED_OUTBOX_KEPT.total_seconds())
         await self._script("outbox_set_aside", keys, [reason, kept, _DELIVERY_CODES[Delivery.FAILED], item_id])
-        await self._outbox_line(item_id, conversation_id, "")
 
     @_guarded
     async def outbox_get(self, conversation_id: str, item_id: str) -> OutboxItem | None:
@@ -922,10 +989,17 @@ class RedisStore:
 
     @_guarded
     async def outbox_mark_sent(
-        self, conversation_id: str, item_id: str, provider_message_id: str | None, *, lease: datetime | None = None
+        self,
+        conversation_id: str,
+        item_id: str,
+        provider_message_id: str | None,
+        *,
+        lease: datetime | None = None,
+        next_lease: datetime | None = None,
     ) -> bool:
         field, value = ("", "") if provider_message_id is None else ("pmid", provider_message_id)
-        return await self._resolve(conversation_id, item_id, OutboxStatus.SENT, field, value, Delivery.SENT, lease)
+        return await self._resolve(conversation_id, item_id, OutboxStatus.SENT, field, value, Delivery.SENT, lease,
+                                   next_lease)  # fmt: skip
 
     @_guarded
     async def outbox_reschedule(
@@ -947,10 +1021,16 @@ class RedisStore:
 
     @_guarded
     async def outbox_mark_failed(
-        self, conversation_id: str, item_id: str, reason: str, *, lease: datetime | None = None
+        self,
+        conversation_id: str,
+        item_id: str,
+        reason: str,
+        *,
+        lease: datetime | None = None,
+        next_lease: datetime | None = None,
     ) -> bool:
         return await self._resolve(conversation_id, item_id, OutboxStatus.FAILED, "last_error", reason,
-                                   Delivery.FAILED, lease)  # fmt: skip
+                                   Delivery.FAILED, lease, next_lease)  # fmt: skip
 
     @_guarded
     async def outbox_oldest_pending(self) -> datetime | None:
@@ -982,10 +1062,12 @@ class RedisStore:
         value: str,
         delivery: Delivery,
         lease: datetime | None,
+        next_lease: datetime | None,
     ) -> bool:
-        """The item and its transcript entry (one slot, one step), then its conversation's line and the provider
-        id's index (the send happened: the index is true whoever holds the item now), held in a batch: a line left
-        listing a resolved item is repaired by ``outbox_due``."""
+        """The item and its transcript entry (one slot, one step), then its conversation's line (its next head due
+        at ``next_lease`` if the caller holds it) and the provider id's index (the send happened: the index is true
+        whoever holds the item now), held in a batch: a line left listing a resolved item is repaired by
+        ``outbox_due``."""
         kept = int((SENT_OUTBOX_KEPT if status == OutboxStatus.SENT else RESOLVED_OUTBOX_KEPT).total_seconds())
         provider_id = value if field == "pmid" else ""
         keys = [K.outbox_item(conversation_id, item_id), K.transcript(conversation_id)]
@@ -994,7 +1076,8 @@ class RedisStore:
             return False
 
         def queue(pipe: Pipeline) -> None:
-            _eval(pipe, "outbox_line", *_line_step(item_id, conversation_id, ""))
+            held = None if next_lease is None else to_us(next_lease)
+            _eval(pipe, "outbox_line", *_line_step(item_id, conversation_id, "", held))
             if provider_id:
                 redis_providers.add(pipe, provider_id, conversation_id)
 
@@ -1538,8 +1621,11 @@ def _seen_mark(key: str, until_ms: int, claimed: str) -> tuple[list[str], list[A
     return [K.seen_claim(key), K.seen_marks(day, K.seen_shard(digest))], [digest, (day + 1) * 86_400, claimed]
 
 
-def _line_step(item_id: str, conversation_id: str, due: str | int) -> tuple[list[str], list[Any]]:
-    return [K.outbox_line(conversation_id), K.OUTBOX + "heads", K.OUTBOX_PENDING], [item_id, conversation_id, due]
+def _line_step(
+    item_id: str, conversation_id: str, due: str | int, next_lease: int | None = None
+) -> tuple[list[str], list[Any]]:
+    keys = [K.outbox_line(conversation_id), K.OUTBOX + "heads", K.OUTBOX_PENDING]
+    return keys, [item_id, conversation_id, due, "" if next_lease is None else next_lease]
 
 
 def _fence(lease: datetime | None) -> str:

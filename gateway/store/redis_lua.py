@@ -34,36 +34,38 @@ end
 """
 
 # A sender's (inbox) or a conversation's (outbox) line of pending ids changed: its head's due time heads ``heads``.
-# ``items`` prefixes an id to name its item hash (same slot); with items = false the head is due at once (0), and
-# the outbox's ``due`` reads the item's own time (the items live in other slots).
+# ``items`` prefixes an id to name its item hash (same slot); with items = false the head is due at ``at`` if
+# given (the outbox's caller holds that item under a lease ending then: the rest of its run), else at once (0),
+# and the outbox's ``due`` reads the item's own time (the items live in other slots).
 _REHEAD = """
-local function rehead(heads, line, owner, items)
+local function rehead(heads, line, owner, items, at)
   local head = redis.call('ZRANGE', line, 0, 0)[1]
   if not head then
     redis.call('ZREM', heads, owner)
   elseif items then
     redis.call('ZADD', heads, redis.call('HGET', items .. head, 'next_us') or '0', owner)
   else
-    redis.call('ZADD', heads, 0, owner)
+    redis.call('ZADD', heads, at or 0, owner)
   end
 end
 """
 
 # A line of pending ids (a conversation's outbox items, a sender's inbox items) in put order, and ``heads``: the
 # line's owner scored by when its head is due. ``join`` lists an id (the owner joins the heads with the line's first
-# id); ``due_heads`` claims the due owners for a lease (their score becomes its end) and gives {owner, head id}.
+# id); ``due_heads`` claims the due owners for a lease (their score becomes its end) and gives {owner, head id, the
+# next ids}: the line's first ``run`` ids.
 _LINES = """
 local function join(line, seq, heads, id, owner, due)
   redis.call('ZADD', line, redis.call('INCR', seq), id)
   if redis.call('ZCARD', line) == 1 then redis.call('ZADD', heads, due, owner) end
 end
-local function due_heads(heads, lines, now, limit, lease_end)
+local function due_heads(heads, lines, now, limit, lease_end, run)
   local found = {}
   for _, owner in ipairs(redis.call('ZRANGEBYSCORE', heads, '-inf', now, 'LIMIT', 0, limit)) do
-    local head = redis.call('ZRANGE', lines .. owner, 0, 0)[1]
-    if head then
+    local ids = redis.call('ZRANGE', lines .. owner, 0, run - 1)
+    if ids[1] then
       redis.call('ZADD', heads, lease_end, owner)
-      table.insert(found, {owner, head})
+      table.insert(found, {owner, unpack(ids)})
     else
       redis.call('ZREM', heads, owner)
     end
@@ -314,67 +316,90 @@ return 1
 """
 )
 
-# A reply's transcript entry and its outbox item in one step (one slot: the conversation's), as ``put_entry`` then
-# ``outbox_put_item`` would run them back to back. KEYS: the transcript, the item. ARGV: entry id, the entry,
-# conversation, sealed payload, created µs, next attempt µs.
-_PUT_ENTRY_ITEM = (
-    _ENTRIES
-    + """
-local _, entry = find_entry(KEYS[1], ARGV[1])
-if not entry then
-  redis.call('RPUSH', KEYS[1], ARGV[2])
-  entry = ARGV[2]
+# A message's replies of one conversation, each its transcript entry and its outbox item, in one step (one slot:
+# the conversation's), as ``put_entry`` then ``outbox_put_item`` would run them back to back for each in turn, the
+# transcript read once. KEYS: the transcript, then the items. ARGV: conversation, then per item: entry id, the entry,
+# sealed payload, created µs, next attempt µs.
+_PUT_ENTRY_ITEM = """
+local codes = {}  -- the delivery code of each entry already there, by id (the last of an id, as find_entry)
+for _, v in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  local nl = string.find(v, '\\n', 1, true)
+  if nl then codes[string.sub(v, 1, nl - 1)] = string.sub(v, nl + 1, nl + 1) end
 end
-local status = redis.call('HGET', KEYS[2], 'status')
-if status then return status == 'pending' and 1 or 0 end
-if string.sub(entry, #ARGV[1] + 2, #ARGV[1] + 2) ~= 'p' then return 0 end
-redis.call('HSET', KEYS[2], 'id', ARGV[1], 'conv', ARGV[3], 'payload', ARGV[4], 'created_us', ARGV[5],
-           'next_us', ARGV[6], 'attempts', 0, 'status', 'pending')
+for i = 2, #KEYS do
+  local a = 2 + (i - 2) * 5
+  local id = ARGV[a]
+  if not codes[id] then
+    redis.call('RPUSH', KEYS[1], ARGV[a + 1])
+    codes[id] = string.sub(ARGV[a + 1], #id + 2, #id + 2)
+  end
+  if not redis.call('HGET', KEYS[i], 'status') and codes[id] == 'p' then
+    redis.call('HSET', KEYS[i], 'id', id, 'conv', ARGV[1], 'payload', ARGV[a + 2], 'created_us', ARGV[a + 3],
+               'next_us', ARGV[a + 4], 'attempts', 0, 'status', 'pending')
+  end
+end
 return 1
 """
-)
 
-# KEYS: the conversation's line, heads, sequence, the pending set. ARGV: id, conversation, next µs, created µs.
-# Listed once, however often it runs; an id listed after its item was resolved is dropped by ``outbox_due``.
+# KEYS: the conversation's line, heads, sequence, the pending set. ARGV: conversation, then per item (in put order):
+# id, next µs, created µs. Each listed once, however often it runs; an id listed after its item was resolved is
+# dropped by ``outbox_due``.
 _OUTBOX_LIST = (
     _LINES
     + """
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
-join(KEYS[1], KEYS[3], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
-redis.call('ZADD', KEYS[4], ARGV[4], ARGV[2] .. ' ' .. ARGV[1])
+for i = 2, #ARGV, 3 do
+  if not redis.call('ZSCORE', KEYS[1], ARGV[i]) then
+    join(KEYS[1], KEYS[3], KEYS[2], ARGV[i], ARGV[1], ARGV[i + 1])
+    redis.call('ZADD', KEYS[4], ARGV[i + 2], ARGV[1] .. ' ' .. ARGV[i])
+  end
+end
 return 1
 """
 )
 
-# KEYS: heads. ARGV: prefix, now µs, limit, lease end µs. Claims the due conversations' lines for the lease (their
-# heads' score) and returns {conversation, head id} pairs; ``outbox_claim`` then claims each item.
+# KEYS: heads. ARGV: prefix, now µs, limit, lease end µs, run. Claims the due conversations' lines for the lease
+# (their heads' score) and returns {conversation, head id, the next ids} (``run`` ids at most); ``outbox_claim``
+# then claims the items of each.
 _OUTBOX_DUE = (
     _LINES
     + """
-return due_heads(KEYS[1], ARGV[1] .. 'conv:', ARGV[2], ARGV[3], ARGV[4])
+return due_heads(KEYS[1], ARGV[1] .. 'conv:', ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]))
 """
 )
 
-# KEYS: item. ARGV: now µs, lease end µs. {'ok', fields} once claimed (its next_us is the lease end: the fencing
-# token); {'later', next µs} when not due yet; {'gone'} when resolved or missing.
+# KEYS: a conversation's items, in its line's order (one slot). ARGV: now µs, lease end µs. One answer per item, in
+# order, up to the first not due: {'ok', fields} once claimed (its next_us is the lease end: the fencing token);
+# {'gone'} when resolved or missing (skipped: nothing to send); {'later', next µs} when not due yet, and the items
+# after it are left alone (a conversation's items go out in order).
 _OUTBOX_CLAIM = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return {'gone'} end
-local next_us = redis.call('HGET', KEYS[1], 'next_us')
-if tonumber(next_us) > tonumber(ARGV[1]) then return {'later', next_us} end
-redis.call('HSET', KEYS[1], 'next_us', ARGV[2])
-return {'ok', redis.call('HGETALL', KEYS[1])}
+local answers = {}
+for _, item in ipairs(KEYS) do
+  if redis.call('HGET', item, 'status') ~= 'pending' then
+    table.insert(answers, {'gone'})
+  else
+    local next_us = redis.call('HGET', item, 'next_us')
+    if tonumber(next_us) > tonumber(ARGV[1]) then
+      table.insert(answers, {'later', next_us})
+      return answers
+    end
+    redis.call('HSET', item, 'next_us', ARGV[2])
+    table.insert(answers, {'ok', redis.call('HGETALL', item)})
+  end
+end
+return answers
 """
 
 # KEYS: the conversation's line, heads, the pending set. ARGV: id, conversation, its due µs (or '' to drop it from
-# the line and the pending set). Heads follow the line's head: due at ``ARGV[3]`` while this id heads it, else at
-# once (``outbox_claim`` reads).
+# the line and the pending set), when dropped: '' or the lease end (µs) under which the caller holds the line's next
+# item. Heads follow the line's head: due at ``ARGV[3]`` while this id heads it; once dropped, at ``ARGV[4]`` if
+# given, else at once (``outbox_claim`` reads).
 _OUTBOX_LINE = (
     _REHEAD
     + """
 if ARGV[3] == '' then
   redis.call('ZREM', KEYS[1], ARGV[1])
   redis.call('ZREM', KEYS[3], ARGV[2] .. ' ' .. ARGV[1])
-  rehead(KEYS[2], KEYS[1], ARGV[2], false)
+  rehead(KEYS[2], KEYS[1], ARGV[2], false, ARGV[4] ~= '' and ARGV[4] or nil)
 elseif redis.call('ZRANGE', KEYS[1], 0, 0)[1] == ARGV[1] then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 end
@@ -555,7 +580,7 @@ _INBOX_DUE = (
     _LINES
     + """
 local items = {}
-for _, found in ipairs(due_heads(KEYS[1], ARGV[1] .. 'sender:', ARGV[2], ARGV[3], ARGV[4])) do
+for _, found in ipairs(due_heads(KEYS[1], ARGV[1] .. 'sender:', ARGV[2], ARGV[3], ARGV[4], 1)) do
   local item = ARGV[1] .. 'item:' .. found[2]
   redis.call('HSET', item, 'next_us', ARGV[4])
   table.insert(items, redis.call('HGETALL', item))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import itertools
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -715,7 +716,7 @@ class SqliteStore:
              to_us(item.next_attempt_at or item.created_at)),
         )  # fmt: skip
 
-    async def outbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 60) -> list[OutboxItem]:
+    async def outbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 60, run: int = 1) -> list[OutboxItem]:
         now_us = to_us(now)
         lease_us = now_us + lease_seconds * 1_000_000
 
@@ -723,10 +724,15 @@ class SqliteStore:
             with _writing(conn):
                 purge_before = to_us(now - RESOLVED_OUTBOX_KEPT)
                 conn.execute(_PURGE_RESOLVED, (purge_before,))
-                heads = conn.execute(_DUE_HEADS, (now_us, limit)).fetchall()
-                ids = [row["id"] for row in heads]
+                rows = []
+                for head in conn.execute(_DUE_HEADS, (now_us, limit)).fetchall():
+                    rows.append(head)
+                    if run > 1:  # the next pending ones of its conversation, up to the first not due
+                        after = conn.execute(_RUN_AFTER, (head["conversation_id"], head["seq"], run - 1)).fetchall()
+                        rows.extend(itertools.takewhile(lambda row: row["next_us"] <= now_us, after))
+                ids = [row["id"] for row in rows]
                 conn.executemany("UPDATE outbox SET next_us = ? WHERE id = ?", [(lease_us, i) for i in ids])
-            return [_outbox_item(row, self._keys, next_us=lease_us) for row in heads]
+            return [_outbox_item(row, self._keys, next_us=lease_us) for row in rows]
 
         return await self._run(work)
 
@@ -743,7 +749,13 @@ class SqliteStore:
         return changed == 1
 
     async def outbox_mark_sent(
-        self, conversation_id: str, item_id: str, provider_message_id: str | None, *, lease: datetime | None = None
+        self,
+        conversation_id: str,
+        item_id: str,
+        provider_message_id: str | None,
+        *,
+        lease: datetime | None = None,
+        next_lease: datetime | None = None,  # the next item's own time says when it is due: not needed here
     ) -> bool:
         assignments = "status = 'sent', provider_message_id = ?, payload = '{}'"  # dropped, as on Redis
         return await self._resolve(conversation_id, item_id, assignments, provider_message_id, Delivery.SENT,
@@ -769,7 +781,13 @@ class SqliteStore:
         return changed == 1
 
     async def outbox_mark_failed(
-        self, conversation_id: str, item_id: str, reason: str, *, lease: datetime | None = None
+        self,
+        conversation_id: str,
+        item_id: str,
+        reason: str,
+        *,
+        lease: datetime | None = None,
+        next_lease: datetime | None = None,  # as in outbox_mark_sent
     ) -> bool:
         return await self._resolve(conversation_id, item_id, "status = 'failed', last_error = ?", reason,
                                    Delivery.FAILED, None, lease)  # fmt: skip
@@ -1143,11 +1161,16 @@ class SqliteStore:
 
 # The earliest pending item of each conversation, if it is due.
 _DUE_HEADS = f"""
-SELECT {_OUTBOX_COLUMNS} FROM outbox AS o
+SELECT o.seq, {_OUTBOX_COLUMNS} FROM outbox AS o
 WHERE o.status = 'pending' AND o.next_us <= ?
   AND o.seq = (SELECT MIN(p.seq) FROM outbox AS p
                WHERE p.conversation_id = o.conversation_id AND p.status = 'pending')
 ORDER BY o.next_us, o.seq LIMIT ?
+"""
+# A conversation's pending items after one (its seq), in order, on the partial index ``outbox_pending``.
+_RUN_AFTER = f"""
+SELECT seq, {_OUTBOX_COLUMNS} FROM outbox
+WHERE conversation_id = ? AND status = 'pending' AND seq > ? ORDER BY seq LIMIT ?
 """
 
 

@@ -149,13 +149,11 @@ class MarkSentFailsOnce:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def outbox_mark_sent(
-        self, conversation_id: str, item_id: str, provider_message_id: str | None, *, lease: datetime | None = None
-    ) -> bool:
+    async def outbox_mark_sent(self, conversation_id: str, item_id: str, *args: Any, **kwargs: Any) -> bool:
         if not self.refused:
             self.refused += 1
             raise StoreError("redis: MaxConnectionsError: Too many connections")
-        return await self._store.outbox_mark_sent(conversation_id, item_id, provider_message_id, lease=lease)
+        return await self._store.outbox_mark_sent(conversation_id, item_id, *args, **kwargs)
 
 
 async def test_a_send_whose_record_failed_once_is_not_sent_again(

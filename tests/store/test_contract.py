@@ -537,6 +537,64 @@ async def test_outbox_hands_out_one_item_per_conversation_in_order(store: Store)
     assert [i.id for i in await store.outbox_due(T0, 10)] == ["a3"]
 
 
+async def test_outbox_hands_out_a_conversations_due_run_in_order_and_nothing_behind_it(store: Store) -> None:
+    for item in (outbound("a1", "A"), outbound("a2", "A"), outbound("b1", "B"),
+                 outbound("a3", "A", next_attempt_at=minutes(5)), outbound("a4", "A")):  # fmt: skip
+        await store.outbox_put(item)
+    due = await store.outbox_due(T0, 10, run=8, lease_seconds=600)
+    assert [i.id for i in due if i.conversation_id == "A"] == ["a1", "a2"]  # up to the first not due, in order
+    assert sorted(i.id for i in due) == ["a1", "a2", "b1"]
+    ids = [i.id for i in due]
+    assert ids.index("a2") == ids.index("a1") + 1  # a conversation's run in one piece
+    assert {i.next_attempt_at for i in due} == {T0 + timedelta(seconds=600)}  # one lease, the fencing token
+    assert await store.outbox_due(T0, 10, run=8) == []  # held, and a3 (not due) holds a4 behind it
+    lease = T0 + timedelta(seconds=600)
+    assert await store.outbox_mark_sent("A", "a1", "m.a1", lease=lease, next_lease=lease)
+    assert await store.outbox_due(T0, 10, run=8) == []  # a2 is still held by the run
+    assert await store.outbox_mark_sent("A", "a2", "m.a2", lease=lease)
+    assert await store.outbox_due(minutes(4), 10, run=8) == []  # a3 not due yet, a4 behind it
+    assert [i.id for i in await store.outbox_due(minutes(5), 10, run=8)] == ["a3", "a4"]
+
+
+async def test_a_run_given_back_after_a_failure_follows_the_retried_item_in_order(store: Store) -> None:
+    for n in range(1, 5):
+        await store.outbox_put(outbound(f"a{n}", "A"))
+    lease = T0 + timedelta(seconds=60)
+    assert [i.id for i in await store.outbox_due(T0, 10, run=8, lease_seconds=60)] == ["a1", "a2", "a3", "a4"]
+    assert await store.outbox_mark_sent("A", "a1", "m.a1", lease=lease, next_lease=lease)
+    assert await store.outbox_reschedule("A", "a2", minutes(1), 1, "503", lease=lease)  # failed for now
+    for n in (3, 4):  # the rest of the run given back, due once they head their line again
+        assert await store.outbox_reschedule("A", f"a{n}", T0, 0, "", lease=lease)
+    assert await store.outbox_due(T0, 10, run=8) == []  # a2 first, at its time
+    assert [i.id for i in await store.outbox_due(minutes(1), 10, run=8)] == ["a2", "a3", "a4"]
+
+
+async def test_a_run_skips_what_was_resolved_and_is_listed_again(store: Store) -> None:
+    await store.append_transcript(entry("c1", 1))
+    await store.outbox_put(outbound("c1-e1", "c1"))
+    assert [i.id for i in await store.outbox_due(T0, 10, run=8)] == ["c1-e1"]
+    assert await store.outbox_mark_sent("c1", "c1-e1", "m.1")
+    await store.outbox_put(outbound("c1-e1", "c1"))  # a message reprocessed after a crash puts its replies again
+    await store.outbox_put(outbound("c1-e2", "c1"))
+    assert [i.id for i in await store.outbox_due(minutes(1), 10, run=8)] == ["c1-e2"]
+
+
+async def test_a_batchs_replies_and_other_entries_keep_their_order(store: Store) -> None:
+    """A message's writes held in one batch (``Dispatcher.emit``): replies (entry, then item), an entry without an
+    item between them, an item without an entry: the transcript and the outbox keep the order they were put in."""
+    async with store.batch():
+        await store.append_transcript(entry("c1", 1))
+        await store.outbox_put(outbound("c1-e1", "c1"))
+        await store.append_transcript(entry("c1", 2, author=Author.SYSTEM))  # no reply to send
+        await store.append_transcript(entry("c1", 3))
+        await store.outbox_put(outbound("c1-e3", "c1"))
+        await store.outbox_put(outbound("lone", "c1"))  # an item without an entry (a notice, say)
+        await store.append_transcript(entry("c1", 4))
+        await store.outbox_put(outbound("c1-e4", "c1"))
+    assert [e.id for e in await store.transcript("c1")] == ["c1-e1", "c1-e2", "c1-e3", "c1-e4"]
+    assert [i.id for i in await store.outbox_due(T0, 10, run=8)] == ["c1-e1", "c1-e3", "lone", "c1-e4"]
+
+
 async def test_the_outbox_result_shows_on_the_transcript_entry_in_the_same_step(store: Store) -> None:
     for n in (1, 2):
         await store.append_transcript(entry("c1", n))

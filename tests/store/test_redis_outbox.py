@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
+from gateway.events import EntryAdded
 from gateway.store import Author, Delivery, OutboxItem, TranscriptEntry, open_store
 from gateway.store import redis_keys as K
 from gateway.testing import store_keys
@@ -109,6 +110,82 @@ async def test_a_reply_entry_and_its_outbox_item_held_together_are_one_step(
         assert await store.outbox_due(T0, 10) == []
         [shown] = await store.transcript("A")
         assert (shown.delivery, shown.provider_message_id) == (Delivery.SENT, "m.r1")
+    finally:
+        client.close()
+        await store.close()
+
+
+@pytest.mark.parametrize("url", ["redis_url", "redis_cluster_url"])
+async def test_a_run_is_claimed_in_two_scripts_and_its_records_keep_the_line_held(
+    url: str, request: pytest.FixtureRequest
+) -> None:
+    """A hand-off's four replies are claimed by two scripts (the heads' slot, then the conversation's), not two per
+    reply; a record naming the run's next lease keeps the conversation's head at that lease's end, so no claim in
+    between finds the next item leased (before: the head due at once, a claim round per reply), and the last
+    record leaves the conversation due at once for what is put after the run."""
+    redis_url: str = request.getfixturevalue(url)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushdb()
+    store = await open_store(redis_url, keys=store_keys(redis_url))
+    try:
+        for n in range(1, 5):
+            await store.outbox_put(OutboxItem(f"r{n}", "A", {"text": f"bonjour {n}"}, T0 + timedelta(seconds=n)))
+        before = _evals(client)
+        now = T0 + timedelta(seconds=5)
+        run = await store.outbox_due(now, 10, run=8, lease_seconds=60)
+        assert [(item.id, item.payload["text"]) for item in run] == [(f"r{n}", f"bonjour {n}") for n in range(1, 5)]
+        assert _evals(client) - before == 2
+        lease = now + timedelta(seconds=60)
+        lease_us = int(lease.timestamp() * 1_000_000)
+        for n in range(1, 4):
+            assert await store.outbox_mark_sent("A", f"r{n}", f"m.r{n}", lease=lease, next_lease=lease)
+            assert client.zscore(K.OUTBOX + "heads", "A") == lease_us  # held by the run: not due before its end
+            assert await store.outbox_due(now, 10, run=8) == []
+        assert await store.outbox_mark_sent("A", "r4", "m.r4", lease=lease)
+        assert client.zscore(K.OUTBOX + "heads", "A") is None  # the line is empty
+        await store.outbox_put(OutboxItem("r5", "A", {"text": "bonjour 5"}, now))
+        assert [item.id for item in await store.outbox_due(now, 10, run=8)] == ["r5"]
+    finally:
+        client.close()
+        await store.close()
+
+
+@pytest.mark.parametrize("url", ["redis_url", "redis_cluster_url"])
+async def test_a_messages_replies_held_together_are_two_scripts_and_keep_their_order(
+    url: str, request: pytest.FixtureRequest
+) -> None:
+    """A message's four replies (each entry, its item, its event, as ``Dispatcher.emit`` holds them) are two scripts,
+    not eight: the entries with their items (the transcript read once), then the line. An item put meanwhile without
+    its entry in the same line closes the group (the next reply is listed after it): the put order stays the line's."""
+    redis_url: str = request.getfixturevalue(url)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushdb()
+    store = await open_store(redis_url, keys=store_keys(redis_url))
+    try:
+        before = _evals(client)
+        async with store.batch():
+            for n in range(1, 5):
+                entry = TranscriptEntry(f"r{n}", "A", T0 + timedelta(seconds=n), Author.BOT, f"bonjour {n}")
+                await store.append_transcript(entry)
+                await store.outbox_put(OutboxItem(entry.id, "A", {"text": entry.text}, entry.at))
+                await store.publish(EntryAdded("A", entry))
+        assert _evals(client) - before == 2
+        async with store.batch():  # retried: nothing twice
+            for n in range(1, 5):
+                entry = TranscriptEntry(f"r{n}", "A", T0 + timedelta(seconds=n), Author.BOT, f"bonjour {n}")
+                await store.append_transcript(entry)
+                await store.outbox_put(OutboxItem(entry.id, "A", {"text": entry.text}, entry.at))
+        assert [e.id for e in await store.transcript("A")] == ["r1", "r2", "r3", "r4"]
+        async with store.batch():
+            for item_id in ("b1", "lone", "b2"):
+                if item_id != "lone":  # "lone": an item without a transcript entry (a notice, say)
+                    await store.append_transcript(TranscriptEntry(item_id, "B", T0, Author.BOT, "bonjour"))
+                await store.outbox_put(OutboxItem(item_id, "B", {"text": item_id}, T0))
+        run = await store.outbox_due(T0 + timedelta(seconds=5), 10, run=8)
+        assert [(i.id, i.payload["text"]) for i in run if i.conversation_id == "A"] == [
+            (f"r{n}", f"bonjour {n}") for n in range(1, 5)
+        ]
+        assert [i.id for i in run if i.conversation_id == "B"] == ["b1", "lone", "b2"]
     finally:
         client.close()
         await store.close()

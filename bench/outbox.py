@@ -1,0 +1,204 @@
+"""The outbox alone on Redis: ``python bench/outbox.py [--rate 300] [--duration 10] [--replies 4]``.
+
+Messages' replies are put as the dispatcher puts them (each reply's transcript entry and outbox item, a message's
+replies in one batch, then a kick), ``--rate`` messages a second for ``--duration`` s, open loop (message *k* is
+due at start + *k*/rate whatever the outbox does), spread over ``--conversations`` conversations, each message
+``--replies`` replies (the default flow's hand-off gives 4). One ``Outbox.run``, as the app runs it, delivers them
+through the Messenger adapter to the fake Graph API, which runs in a process of its own (its CPU is not counted).
+
+Prints: p50 / p99 from a message's due time to its first and to its last reply at the fake; CPU ms per reply of
+this process (the outbox, and the putting, which is the same work whatever the outbox does) and of Redis; Redis
+round trips per reply (read events on client sockets: a pipeline is one) and the commands Redis ran per reply
+(``INFO commandstats``: scripts, and all; these do not move with the machine's load); replies sent twice, lost,
+and out of their conversation's order. Asserts nothing; compare runs made in the same minutes (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
+
+import aiohttp  # noqa: E402
+from aiohttp import web  # noqa: E402
+
+from bench.load import Redis, cpu_seconds, pct, run  # noqa: E402
+from gateway.channels.messenger import MessengerChannel  # noqa: E402
+from gateway.clock import utcnow  # noqa: E402
+from gateway.messages import ChannelName, Outbound  # noqa: E402
+from gateway.outbox import Outbox  # noqa: E402
+from gateway.settings import Settings  # noqa: E402
+from gateway.store import Author, OutboxItem, TranscriptEntry, open_store  # noqa: E402
+from gateway.store.codec import encode_outbound  # noqa: E402
+from gateway.testing import SECRET_KEY, FakeGraphAPI, store_keys  # noqa: E402
+
+
+class Fake(FakeGraphAPI):
+    """The fake Graph API noting when each reply arrived (``time.monotonic``: one clock for both processes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrivals: list[tuple[str, str, float]] = []
+        self.app.router.add_post("/arrivals", self._arrivals)
+
+    async def _messages(self, request: web.Request) -> web.Response:
+        response = await super()._messages(request)
+        body = await request.json()
+        if "message" in body and response.status == 200:
+            self.arrivals.append((body["recipient"]["id"], body["message"]["text"], time.monotonic()))
+        self.requests.clear()
+        return response
+
+    async def _arrivals(self, _: web.Request) -> web.Response:
+        return web.json_response(self.arrivals)
+
+
+def serve_fake(ports: Any) -> None:
+    async def main() -> None:
+        async with Fake() as fake:
+            ports.put(fake.url)
+            await asyncio.Event().wait()
+
+    run(lambda _: main(), argparse.Namespace())
+
+
+async def bench(args: argparse.Namespace, redis: Redis, fake_url: str) -> None:
+    store = await open_store(redis.url, keys=store_keys(redis.url))
+    settings = Settings(secret_key=SECRET_KEY, messenger_api_url=fake_url, messenger_page_access_token="token")
+    async with aiohttp.ClientSession() as session:
+        outbox = Outbox(store, {ChannelName.MESSENGER: MessengerChannel(settings, session)})
+        worker = asyncio.create_task(outbox.run())
+        due: dict[int, float] = {}
+
+        async def message(k: int) -> None:
+            conversation = f"c{k % args.conversations}"
+            now = utcnow()
+            async with store.batch():
+                for n in range(1, args.replies + 1):
+                    text = f"{k} {n}"
+                    reply = Outbound(f"m{k}-{n}", conversation, ChannelName.MESSENGER, f"psid-{conversation}", text)
+                    at = now + timedelta(microseconds=n)
+                    await store.append_transcript(TranscriptEntry(reply.id, conversation, at, Author.BOT, text))
+                    await store.outbox_put(OutboxItem(reply.id, conversation, encode_outbound(reply), at))
+            outbox.kick()
+
+        count = int(args.rate * args.duration)
+        cpu, redis_cpu, reads = time.process_time(), cpu_seconds(redis.process.pid), redis.reads()
+        commands = command_counts(redis)
+        start = time.monotonic()
+        puts = []
+        for k in range(count):
+            due[k] = start + k / args.rate
+            if (wait := due[k] - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
+            puts.append(asyncio.create_task(message(k)))
+        await asyncio.gather(*puts)
+        arrivals = await drain(session, fake_url, count * args.replies)
+        cpu, redis_cpu = time.process_time() - cpu, cpu_seconds(redis.process.pid) - redis_cpu
+        reads = redis.reads() - reads
+        commands = command_counts(redis) - commands
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    await store.close()
+    show(args, count, due, arrivals, cpu, redis_cpu, reads, commands)
+
+
+def command_counts(redis: Redis) -> Counter[str]:
+    """The calls of each command Redis ran so far (``INFO commandstats``)."""
+    found = re.findall(r"cmdstat_([a-z|]+):calls=(\d+)", redis.command("INFO", "commandstats"))
+    return Counter({name: int(calls) for name, calls in found})
+
+
+async def drain(session: aiohttp.ClientSession, fake_url: str, expected: int) -> list[list[Any]]:
+    """The fake's arrivals once every reply came, or none came for 5 s."""
+    last, seen = time.monotonic(), -1
+    while True:
+        async with session.post(f"{fake_url}/arrivals") as answer:
+            arrivals: list[list[Any]] = await answer.json()
+        if len(arrivals) >= expected or time.monotonic() - last > 5:
+            return arrivals
+        if len(arrivals) != seen:
+            seen, last = len(arrivals), time.monotonic()
+        await asyncio.sleep(0.1)
+
+
+def show(
+    args: argparse.Namespace,
+    count: int,
+    due: dict[int, float],
+    arrivals: list[list[Any]],
+    cpu: float,
+    redis_cpu: float,
+    reads: int,
+    commands: Counter[str],
+) -> None:
+    times: dict[tuple[int, int], float] = {}
+    seen: Counter[str] = Counter()
+    order: dict[str, list[tuple[int, int]]] = {}
+    for recipient, text, at in arrivals:
+        k, n = (int(part) for part in text.split())
+        seen[text] += 1
+        times.setdefault((k, n), at)
+        order.setdefault(recipient, []).append((k, n))
+    first = [times[(k, 1)] - due[k] for k in range(count) if (k, 1) in times]
+    last = [times[(k, args.replies)] - due[k] for k in range(count) if (k, args.replies) in times]
+    replies = count * args.replies
+    twice = sum(n - 1 for n in seen.values())
+    lost = replies - len(times)
+    disorder = sum(line != sorted(line) for line in order.values())
+
+    def ms(values: list[float]) -> str:
+        return f"{pct(values, 0.5):.1f} / {pct(values, 0.99):.1f} ms" if values else "–"  # pct: ms
+
+    load = os.getloadavg()[0]
+    print(f"outbox on redis, {args.rate:g} msg/s × {args.replies} replies for {args.duration:g} s "
+          f"({count} messages, {args.conversations} conversations), load average {load:.1f}")  # fmt: skip
+    print(f"  due → first reply {ms(first)}   due → last reply {ms(last)}   (p50 / p99)")
+    print(f"  cpu {cpu / replies * 1000:.3f} ms/reply (+redis {redis_cpu / replies * 1000:.3f}), "
+          f"{reads / replies:.2f} round trips/reply   twice {twice}  lost {lost}  out of order {disorder}")  # fmt: skip
+    scripts = commands["evalsha"] + commands["eval"]
+    print(f"  redis commands per reply: {commands.total() / replies:.2f}, of which scripts {scripts / replies:.2f}"
+          f" (per message: {commands.total() / count:.1f}, {scripts / count:.1f}; the putting's included)")  # fmt: skip
+    if last:
+        print(f"  mean due → last reply {statistics.fmean(last) * 1000:.1f} ms")
+
+
+async def main(args: argparse.Namespace) -> None:
+    ports: Any = multiprocessing.get_context("spawn").Queue()
+    fake = multiprocessing.get_context("spawn").Process(target=serve_fake, args=(ports,), daemon=True)
+    fake.start()
+    fake_url = ports.get(timeout=30)
+    with tempfile.TemporaryDirectory(prefix="bench-outbox-") as work:
+        redis = Redis(Path(work))
+        try:
+            await asyncio.sleep(0.5)
+            await bench(args, redis, fake_url)
+        finally:
+            redis.stop()
+            fake.terminate()
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--rate", type=float, default=300.0, help="messages per second offered")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds")
+    parser.add_argument("--replies", type=int, default=4, help="replies per message (a hand-off: 4)")
+    parser.add_argument("--conversations", type=int, default=1000, help="conversations the messages go to, in turn")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    run(main, parse())
