@@ -231,7 +231,7 @@ def train(args: argparse.Namespace) -> None:
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            total += float(loss) * len(batch)
+            total += float(loss.detach()) * len(batch)
             seen += len(batch)
             right += int((logits.argmax(1) == labels[batch]).sum())
         print(
