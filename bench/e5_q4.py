@@ -118,14 +118,15 @@ def unpack(blocks: npt.NDArray[np.void]) -> npt.NDArray[np.float32]:
     d = blocks["d"].astype(np.float32)[:, None]
     qs = blocks["qs"]
     q = np.concatenate([qs & 0x0F, qs >> 4], axis=1).astype(np.float32) - 8.0
-    return (q * d).reshape(-1)  # type: ignore[no-any-return]
+    return (q * d).reshape(-1)
 
 
 def scales(values: npt.NDArray[np.floating]) -> npt.NDArray[np.float16]:
     """Each block's fp16 scale, as ggml's Q4_0 chooses it: the value of largest magnitude (sign kept) over -8."""
     x = np.asarray(values, dtype=np.float32).reshape(-1, QK)
     top = x[np.arange(len(x)), np.abs(x).argmax(axis=1)]
-    return (top / -8.0).astype(np.float16)
+    result: npt.NDArray[np.float16] = (top / -8.0).astype(np.float16)
+    return result
 
 
 def pack(values: npt.NDArray[np.floating]) -> npt.NDArray[np.void]:

@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -258,7 +259,8 @@ def train(args: argparse.Namespace) -> None:
     tensors = network.tensors()
     out = Path(args.output)
     out.write_bytes(model.replaced(tensors))
-    np.savez(out.with_suffix(".npz"), **{k: np.frombuffer(v, np.uint8) for k, v in tensors.items()})
+    arrays: dict[str, Any] = {k: np.frombuffer(v, np.uint8) for k, v in tensors.items()}
+    np.savez(out.with_suffix(".npz"), **arrays)
     print(f"written {out} and {out.with_suffix('.npz')} ({sum(map(len, tensors.values())) / 1e6:.1f} MB of layers)")
 
 
