@@ -12,6 +12,7 @@ import logging
 import socket
 import struct
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -79,9 +80,10 @@ async def test_a_message_after_redis_dropped_every_connection_goes_through(
     settings: Settings, own_redis: str, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Redis closes the gateway's connections (``CLIENT KILL``, as a Redis restart or its idle ``timeout`` does):
-    the next message is answered at once, with no error and no warning on the way. The workers use connections
-    every 50 ms here, so this is the pool's check when a connection is taken (gateway/store/redis_pool.py), not the
-    idle health check: without it the message failed and the web chat was closed with 1013."""
+    the next message is answered at once, with no error and no warning on the message path. The workers use
+    connections every 50 ms here, so this is the pool's check when a connection is taken (gateway/store/redis_pool.py),
+    not the idle health check; redis-py 8's own retry on connection errors covers the same case now (the test stays
+    green with either one removed, and failed with the web chat closed with 1013 before both)."""
     app = await create_app(settings.replace(store=own_redis), clock=clock, worker_poll_seconds=0.05)
     admin = redis.Redis.from_url(own_redis)
     try:
@@ -96,8 +98,18 @@ async def test_a_message_after_redis_dropped_every_connection_goes_through(
             if not bot_texts(frames):
                 frames = await receive_until(ws, lambda f: bool(bot_texts([f])))
             assert bot_texts(frames)
-            problems = [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= logging.WARNING]
+            # A worker's poll whose command was on the wire at the kill fails once and says so (a Redis restart
+            # does the same): that is honest, not a problem of the message path. Anything else is.
+            polls = {"gateway.inbox", "gateway.outbox", "gateway.timers"}
+            warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+            problems = [f"{r.name}: {r.getMessage()}" for r in warnings if r.name not in polls]
             assert problems == []
+            per_worker = Counter(r.name for r in warnings if r.name in polls)
+            assert all(count == 1 for count in per_worker.values()), per_worker
+            frames = await say(ws, "m2", "1")  # and the workers go on: the next message is answered too
+            if not bot_texts(frames):
+                frames = await receive_until(ws, lambda f: bool(bot_texts([f])))
+            assert bot_texts(frames)
     finally:
         admin.close()
 
