@@ -29,8 +29,8 @@ A conversation's sender finds it through ``hg:active:<keyed hash>`` (``DataKeys.
 record is written (with a TTL of a day until its first save) before the address is claimed for it, so the address
 never names a missing record but an ended or expired one, which counts as none.
 
-An ended conversation's transcript (one list holding the entries) gets a TTL of flows.yaml's
-``retention.closed_days`` (``expire_transcript``); the daily purge strips the record (``gateway/retention.py``,
+An ended conversation's transcript (one list holding the entries, and the index of a long one: ``redis_lua``'s
+``_ENTRIES``) gets a TTL of flows.yaml's ``retention.closed_days`` (``expire_transcript``); the daily purge strips the record (``gateway/retention.py``,
 ``redis_retention.py``).
 
 The conversation lock is a lease of ``LOCK_LEASE_MS`` (6 s) that its holder renews every third of it while it
@@ -208,7 +208,7 @@ class HeldReplies:
         for shared in self.texts:
             pipe.hsetnx(_key("texts"), shared.ref, shared.sealed)
         ids = self.lines[::3]
-        keys = [K.transcript(conversation_id), *(K.outbox_item(conversation_id, item_id) for item_id in ids)]
+        keys = [*K.transcript_keys(conversation_id), *(K.outbox_item(conversation_id, item_id) for item_id in ids)]
         _eval(pipe, "put_entry_item", keys, [conversation_id, *self.items])
         _eval(pipe, "outbox_list", _line_keys(conversation_id), [conversation_id, *self.lines])
 
@@ -626,7 +626,7 @@ class RedisStore:
         def queue(pipe: Pipeline) -> None:
             if shared is not None:  # its text first: never a reference to nothing
                 pipe.hsetnx(_key("texts"), shared.ref, shared.sealed)
-            _eval(pipe, "put_entry", [K.transcript(entry.conversation_id)], [entry.id, value])
+            _eval(pipe, "put_entry", K.transcript_keys(entry.conversation_id), [entry.id, value])
             if pmid:
                 redis_providers.add(pipe, pmid, entry.conversation_id)
 
@@ -651,7 +651,7 @@ class RedisStore:
     ) -> bool:
         args = [entry_id, _DELIVERY_CODES[delivery], provider_message_id or ""]
         async with ordered(self._redis) as pipe:
-            _eval(pipe, "set_delivery", [K.transcript(conversation_id)], args)
+            _eval(pipe, "set_delivery", K.transcript_keys(conversation_id), args)
             if provider_message_id:  # indexed even if the entry is gone: it names nothing then (erasure: both go)
                 redis_providers.add(pipe, provider_message_id, conversation_id)
             found = (await pipe.execute())[0] == 1
@@ -661,31 +661,38 @@ class RedisStore:
     async def flag_entry(self, conversation_id: str, entry_id: str, flag: RiskFlag) -> bool:
         """The entry read, its data opened, flagged and sealed again, then set in its transcript (one key, the
         conversation's slot) while its data is still the one read, else read again (a reseal rewrote it)."""
-        key, prefix = K.transcript(conversation_id), entry_id + "\n"
+        keys = K.transcript_keys(conversation_id)
         for _ in range(FLAG_TRIES):
-            value = next((v for v in _texts(await self._redis.lrange(key, 0, -1)) if v.startswith(prefix)), None)
-            if value is None:
+            found = await self._script("get_entry", keys, [entry_id])
+            if not found:
                 return False
+            value = _text(found)
             data = value.split("\n", 2)[2]
             raw = self._keys.open("entry", data)
             flagged = flagged_entry_data(raw, flag)
             if flagged is None or flagged == raw:
                 return flagged is not None
-            if await self._script("set_entry_data", [key], [entry_id, data, self._keys.seal("entry", flagged)]):
+            if await self._script("set_entry_data", keys, [entry_id, data, self._keys.seal("entry", flagged)]):
                 return True
         raise StoreError("a transcript entry kept changing while its flag was written")
 
     @_guarded
     async def find_by_provider_id(self, provider_message_id: str) -> TranscriptEntry | None:
         """The conversation from the provider id's day indexes (``redis_providers.py``), then the entry of its
-        transcript whose head holds the id."""
+        transcript whose head holds the id (read from the end: not the whole transcript)."""
         async with self._redis.pipeline(transaction=False) as pipe:
             redis_providers.find(pipe, provider_message_id)
             found = next((_text(v) for v in await pipe.execute() if v is not None), None)
         if found is None:
             return None
-        entries = await self.transcript(found)
-        return next((entry for entry in entries if entry.provider_message_id == provider_message_id), None)
+        value = await self._script("entry_by_provider", [K.transcript(found)], [provider_message_id])
+        if not value:
+            return None
+        shared = self._texts.get
+        entries = await self._texts.decoded(
+            lambda: [_entry(found, _text(value), self._keys, shared)], self._shared_texts
+        )
+        return entries[0]
 
     # De-duplication
 
@@ -910,7 +917,7 @@ class RedisStore:
             return
 
         def queue(pipe: Pipeline) -> None:
-            keys = [K.outbox_item(conversation_id, item.id), K.transcript(conversation_id)]
+            keys = [K.outbox_item(conversation_id, item.id), *K.transcript_keys(conversation_id)]
             _eval(pipe, "outbox_put_item", keys, [item.id, conversation_id, payload, to_us(item.created_at), due])
             _eval(pipe, "outbox_list", _line_keys(conversation_id), [conversation_id, item.id, due,
                                                                      to_us(item.created_at)])  # fmt: skip
@@ -970,7 +977,7 @@ class RedisStore:
         """Failed for good (its line's step is the caller's)."""
         log.error("redis: outbox item %s set aside: its stored form cannot be read (%s)", item_id, type(exc).__name__)
         reason = f"set aside: its stored form cannot be read ({type(exc).__name__})"
-        keys = [K.outbox_item(conversation_id, item_id), K.transcript(conversation_id)]
+        keys = [K.outbox_item(conversation_id, item_id), *K.transcript_keys(conversation_id)]
         kept = int(RESOLVED_OUTBOX_KEPT.total_seconds())
         await self._script("outbox_set_aside", keys, [reason, kept, _DELIVERY_CODES[Delivery.FAILED], item_id])
 
@@ -1070,7 +1077,7 @@ class RedisStore:
         ``outbox_due``."""
         kept = int((SENT_OUTBOX_KEPT if status == OutboxStatus.SENT else RESOLVED_OUTBOX_KEPT).total_seconds())
         provider_id = value if field == "pmid" else ""
-        keys = [K.outbox_item(conversation_id, item_id), K.transcript(conversation_id)]
+        keys = [K.outbox_item(conversation_id, item_id), *K.transcript_keys(conversation_id)]
         args = [str(status), field, value, kept, provider_id, _DELIVERY_CODES[delivery], _fence(lease), item_id]
         if await self._script("outbox_resolve", keys, args) is None:
             return False
@@ -1287,8 +1294,13 @@ class RedisStore:
 
     @_holdable
     async def expire_transcript(self, conversation_id: str, ttl_seconds: int) -> None:
-        """One key: the entries are in the transcript (held in a batch, sent with the conversation's last save)."""
-        await self._write(lambda pipe: pipe.expire(K.transcript(conversation_id), ttl_seconds))
+        """The transcript and its index (held in a batch, sent with the conversation's last save)."""
+
+        def queue(pipe: Pipeline) -> None:
+            for name in K.transcript_keys(conversation_id):
+                pipe.expire(name, ttl_seconds)
+
+        await self._write(queue)
 
     async def forget_freed(self) -> None:
         return None  # deleted keys leave memory at once; persistence files are rewritten by Redis itself

@@ -4,8 +4,8 @@ Redis Cluster hashes only the part of a key between its first ``{`` and ``}`` (t
 Keys that a script changes together share a tag:
 
 * a conversation's keys: ``{<conversation id>}`` (record ``hg:c:``, transcript ``hg:t:`` holding the entries
-  themselves, processed marks ``hg:d:``, lock ``hg:l:``, outbox items ``hg:o:{<conversation id>}<item id>``: an
-  item is resolved and shown on its transcript entry in one script);
+  themselves and, once long, its index ``hg:ti:``, processed marks ``hg:d:``, lock ``hg:l:``, outbox items
+  ``hg:o:{<conversation id>}<item id>``: an item is resolved and shown on its transcript entry in one script);
 * the waiting queue ``{queue}``, the outbox's lines, heads and pending set ``{outbox}``, the inbox ``{inbox}``, the
   late readings waiting ``{late}``, the conversation indexes ``{index}``, the de-duplication claims and processed
   marks ``{seen}``: each a group of global indexes changed together, one slot each;
@@ -54,6 +54,17 @@ def transcript(conversation_id: str) -> str:
     """The conversation's transcript: a list of its entries themselves, ``<id>\\n<delivery code><provider
     id>\\n<sealed data>``, in the order they were written (one key, not one per entry)."""
     return tagged("t", conversation_id)
+
+
+def transcript_index(conversation_id: str) -> str:
+    """A long transcript's index (``redis_lua.INDEXED_FROM`` entries or more): a hash, entry id -> its place in the
+    list, and ``#`` -> how many entries it indexes; made again from the list whenever not in step with it."""
+    return tagged("ti", conversation_id)
+
+
+def transcript_keys(conversation_id: str) -> list[str]:
+    """The keys of the scripts that read or change a transcript's entries: the list, its index."""
+    return [transcript(conversation_id), transcript_index(conversation_id)]
 
 
 def done(conversation_id: str) -> str:

@@ -10,21 +10,75 @@ only carries the queue entries, whose values are text.
 
 from __future__ import annotations
 
+INDEXED_FROM = 32  # a transcript of this many entries or more has its index (``_ENTRIES``)
+
 # Fragments shared by several scripts (``local`` functions at the head of the script that uses them).
 
 # A transcript is a list of its entries themselves, each "<id>\n<delivery code><provider id>\n<sealed data>": the
-# head changes (LSET), the data stays. ``find_entry`` looks from the end (receipts concern recent messages).
-_ENTRIES = """
-local function find_entry(list, id)
+# head changes (LSET), the data stays; entries are only ever added at its end. A transcript of ``INDEXED_FROM``
+# entries or more has an index beside it (a hash, same slot: entry id -> its place in the list, and '#' ->
+# how many entries it indexes), so that finding, adding or changing one entry costs the same at 40 entries and at
+# 4,000 (before, every such script read the whole list); a shorter one is read whole (fewer than ``INDEXED_FROM``
+# entries: a bounded cost, and no index's bytes for the many short conversations). The list is the truth, the index
+# a cache made again from it whenever it is not in step (its count differs from the list's length, or a place
+# names another entry: a store of an earlier layout, an index expired before its list). Each helper takes both keys.
+_ENTRIES = (
+    f"local INDEXED_FROM = {INDEXED_FROM}\n"
+    + """
+local function id_of(v)
+  return string.sub(v, 1, string.find(v, '\\n', 1, true) - 1)
+end
+local function reindex(list, index, n)
+  redis.call('DEL', index)
+  local fields = {'#', n}
+  for i, v in ipairs(redis.call('LRANGE', list, 0, -1)) do
+    fields[#fields + 1] = id_of(v)
+    fields[#fields + 1] = i - 1
+    if #fields >= 1000 then
+      redis.call('HSET', index, unpack(fields))
+      fields = {}
+    end
+  end
+  if #fields > 0 then redis.call('HSET', index, unpack(fields)) end
+  local ttl = redis.call('PTTL', list)
+  if ttl > 0 then redis.call('PEXPIRE', index, ttl) end
+end
+local function indexed(list, index, n)
+  if n < INDEXED_FROM then return false end
+  if redis.call('HGET', index, '#') ~= tostring(n) then reindex(list, index, n) end
+  return true
+end
+local function find_entry(list, index, id)
   local prefix = id .. '\\n'
+  local n = redis.call('LLEN', list)
+  if indexed(list, index, n) then
+    local at = redis.call('HGET', index, id)
+    local v = at and redis.call('LINDEX', list, at)
+    if at and not (v and string.sub(v, 1, #prefix) == prefix) then
+      reindex(list, index, n)
+      at = redis.call('HGET', index, id)
+      v = at and redis.call('LINDEX', list, at)
+    end
+    if not at then return nil, nil end
+    return tonumber(at), v
+  end
   local entries = redis.call('LRANGE', list, 0, -1)
   for i = #entries, 1, -1 do
     if string.sub(entries[i], 1, #prefix) == prefix then return i - 1, entries[i] end
   end
   return nil, nil
 end
-local function set_delivery(list, id, code, pmid)
-  local at, v = find_entry(list, id)
+local function push_entry(list, index, id, value)
+  local n = redis.call('RPUSH', list, value)
+  if n < INDEXED_FROM then return end
+  if redis.call('HGET', index, '#') == tostring(n - 1) then
+    redis.call('HSET', index, id, n - 1, '#', n)
+  else
+    reindex(list, index, n)
+  end
+end
+local function set_delivery(list, index, id, code, pmid)
+  local at, v = find_entry(list, index, id)
   if not at then return 0 end
   local nl = string.find(v, '\\n', #id + 2, true)
   if pmid == '' then pmid = string.sub(v, #id + 3, nl - 1) end
@@ -32,6 +86,7 @@ local function set_delivery(list, id, code, pmid)
   return 1
 end
 """
+)
 
 # A sender's (inbox) or a conversation's (outbox) line of pending ids changed: its head's due time heads ``heads``.
 # ``items`` prefixes an id to name its item hash (same slot); with items = false the head is due at ``at`` if
@@ -132,31 +187,62 @@ redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1
 """
 
-# Transcripts. KEYS: the conversation's transcript. ARGV: entry id, the entry ("<id>\n<head>\n<data>"). Written
-# once, however often the step runs (a retried processing writes the same ids).
+# Transcripts. KEYS: the conversation's transcript, its index. ARGV: entry id, the entry ("<id>\n<head>\n<data>").
+# Written once, however often the step runs (a retried processing writes the same ids).
 _PUT_ENTRY = (
     _ENTRIES
     + """
-if find_entry(KEYS[1], ARGV[1]) then return 0 end
-redis.call('RPUSH', KEYS[1], ARGV[2])
+if find_entry(KEYS[1], KEYS[2], ARGV[1]) then return 0 end
+push_entry(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
 return 1
 """
 )
 
-# KEYS: the conversation's transcript. ARGV: entry id, delivery code, provider id or ''.
-_SET_DELIVERY = (
+# KEYS: the conversation's transcript, its index. ARGV: entry id. The entry, or false.
+_GET_ENTRY = (
     _ENTRIES
     + """
-return set_delivery(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+local _, v = find_entry(KEYS[1], KEYS[2], ARGV[1])
+return v or false
 """
 )
 
-# KEYS: the conversation's transcript. ARGV: entry id, its sealed data as read, the data replacing it. Replaced only
-# while it still holds the data read (a reseal may have rewritten it); its head stays (a receipt meanwhile counts).
+# KEYS: the conversation's transcript. ARGV: a provider id. The entry whose head holds it, or false: read from the end
+# ``INDEXED_FROM`` entries at a time (a receipt concerns a recent message: it costs the distance from the end).
+_ENTRY_BY_PROVIDER = (
+    _ENTRIES
+    + """
+local stop = redis.call('LLEN', KEYS[1]) - 1
+while stop >= 0 do
+  local start = math.max(0, stop - INDEXED_FROM + 1)
+  local entries = redis.call('LRANGE', KEYS[1], start, stop)
+  for i = #entries, 1, -1 do
+    local v = entries[i]
+    local nl = string.find(v, '\\n', 1, true)
+    local pmid = string.sub(v, nl + 2, string.find(v, '\\n', nl + 1, true) - 1)
+    if pmid == ARGV[1] then return v end
+  end
+  stop = start - 1
+end
+return false
+"""
+)
+
+# KEYS: the conversation's transcript, its index. ARGV: entry id, delivery code, provider id or ''.
+_SET_DELIVERY = (
+    _ENTRIES
+    + """
+return set_delivery(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
+"""
+)
+
+# KEYS: the conversation's transcript, its index. ARGV: entry id, its sealed data as read, the data replacing it.
+# Replaced only while it still holds the data read (a reseal may have rewritten it); its head stays (a receipt
+# meanwhile counts).
 _SET_ENTRY_DATA = (
     _ENTRIES
     + """
-local at, v = find_entry(KEYS[1], ARGV[1])
+local at, v = find_entry(KEYS[1], KEYS[2], ARGV[1])
 if not at then return 0 end
 local nl = string.find(v, '\\n', #ARGV[1] + 2, true)
 if string.sub(v, nl + 1) ~= ARGV[2] then return 0 end
@@ -300,15 +386,15 @@ return 1
 # The outbox. An item lives beside its transcript entry (slot ``{<entry id>}``); the lines of pending ids and the
 # heads under "hg:{outbox}:". Each operation is an item step, then a line step (the store runs them in order).
 
-# KEYS: item, its conversation's transcript. ARGV: id, conversation, payload, created, next. 1 when the item is
-# pending now (put, or put before), 0 when it was resolved already: sent (then deleted once its transcript entry
+# KEYS: item, its conversation's transcript, its index. ARGV: id, conversation, payload, created, next. 1 when the
+# item is pending now (put, or put before), 0 when it was resolved already: sent (then deleted once its transcript entry
 # records the send: that entry, no longer pending, is the mark) or failed.
 _OUTBOX_PUT_ITEM = (
     _ENTRIES
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status then return status == 'pending' and 1 or 0 end
-local _, entry = find_entry(KEYS[2], ARGV[1])
+local _, entry = find_entry(KEYS[2], KEYS[3], ARGV[1])
 if entry and string.sub(entry, #ARGV[1] + 2, #ARGV[1] + 2) ~= 'p' then return 0 end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'conv', ARGV[2], 'payload', ARGV[3], 'created_us', ARGV[4],
            'next_us', ARGV[5], 'attempts', 0, 'status', 'pending')
@@ -317,29 +403,43 @@ return 1
 )
 
 # A message's replies of one conversation, each its transcript entry and its outbox item, in one step (one slot:
-# the conversation's), as ``put_entry`` then ``outbox_put_item`` would run them back to back for each in turn, the
-# transcript read once. KEYS: the transcript, then the items. ARGV: conversation, then per item: entry id, the entry,
-# sealed payload, created µs, next attempt µs.
-_PUT_ENTRY_ITEM = """
-local codes = {}  -- the delivery code of each entry already there, by id (the last of an id, as find_entry)
-for _, v in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
-  local nl = string.find(v, '\\n', 1, true)
-  if nl then codes[string.sub(v, 1, nl - 1)] = string.sub(v, nl + 1, nl + 1) end
-end
-for i = 2, #KEYS do
-  local a = 2 + (i - 2) * 5
-  local id = ARGV[a]
-  if not codes[id] then
-    redis.call('RPUSH', KEYS[1], ARGV[a + 1])
-    codes[id] = string.sub(ARGV[a + 1], #id + 2, #id + 2)
+# the conversation's), as ``put_entry`` then ``outbox_put_item`` would run them back to back for each in turn, a
+# short transcript read once. KEYS: the transcript, its index, then the items. ARGV: conversation, then per item:
+# entry id, the entry, sealed payload, created µs, next attempt µs.
+_PUT_ENTRY_ITEM = (
+    _ENTRIES
+    + """
+local codes  -- a short transcript's delivery code of each entry, by id (the last of an id, as find_entry)
+if not indexed(KEYS[1], KEYS[2], redis.call('LLEN', KEYS[1])) then
+  codes = {}
+  for _, v in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+    local nl = string.find(v, '\\n', 1, true)
+    if nl then codes[string.sub(v, 1, nl - 1)] = string.sub(v, nl + 1, nl + 1) end
   end
-  if not redis.call('HGET', KEYS[i], 'status') and codes[id] == 'p' then
+end
+for i = 3, #KEYS do
+  local a = 2 + (i - 3) * 5
+  local id = ARGV[a]
+  local code
+  if codes then
+    code = codes[id]
+  else
+    local _, v = find_entry(KEYS[1], KEYS[2], id)
+    if v then code = string.sub(v, #id + 2, #id + 2) end
+  end
+  if not code then
+    push_entry(KEYS[1], KEYS[2], id, ARGV[a + 1])
+    code = string.sub(ARGV[a + 1], #id + 2, #id + 2)
+    if codes then codes[id] = code end
+  end
+  if not redis.call('HGET', KEYS[i], 'status') and code == 'p' then
     redis.call('HSET', KEYS[i], 'id', id, 'conv', ARGV[1], 'payload', ARGV[a + 2], 'created_us', ARGV[a + 3],
                'next_us', ARGV[a + 4], 'attempts', 0, 'status', 'pending')
   end
 end
 return 1
 """
+)
 
 # KEYS: the conversation's line, heads, sequence, the pending set. ARGV: conversation, then per item (in put order):
 # id, next µs, created µs. Each listed once, however often it runs; an id listed after its item was resolved is
@@ -418,10 +518,10 @@ return redis.call('HGET', KEYS[1], 'conv')
 """
 )
 
-# KEYS: item, its conversation's transcript. ARGV: status, field or '', value, seconds kept, provider id or '', the
-# delivery's code, the lease end the caller holds (µs) or '', the item's id. The transcript entry of the same id
-# shows the result in the same step (never sent but shown pending). A sent item keeps no payload (the transcript
-# has the text): what is left tells it was sent, until it expires. Returns 1, or false when not held.
+# KEYS: item, its conversation's transcript, its index. ARGV: status, field or '', value, seconds kept, provider id
+# or '', the delivery's code, the lease end the caller holds (µs) or '', the item's id. The transcript entry of the
+# same id shows the result in the same step (never sent but shown pending). A sent item keeps no payload (the
+# transcript has the text): what is left tells it was sent, until it expires. Returns 1, or false when not held.
 _OUTBOX_RESOLVE = (
     _HELD
     + _ENTRIES
@@ -429,7 +529,7 @@ _OUTBOX_RESOLVE = (
 if not held(KEYS[1], ARGV[7]) then return false end
 redis.call('HSET', KEYS[1], 'status', ARGV[1])
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) end
-if ARGV[1] == 'sent' and set_delivery(KEYS[2], ARGV[8], ARGV[6], ARGV[5]) == 1 then
+if ARGV[1] == 'sent' and set_delivery(KEYS[2], KEYS[3], ARGV[8], ARGV[6], ARGV[5]) == 1 then
   redis.call('DEL', KEYS[1])  -- its transcript entry records the send: the mark ``outbox_put`` reads
   return 1
 end
@@ -439,21 +539,22 @@ if ARGV[1] == 'sent' then  -- rebuilt without the payload: a small hash takes Re
   redis.call('DEL', KEYS[1])
   for i = 1, #f do if v[i] then redis.call('HSET', KEYS[1], f[i], v[i]) end end
 else
-  set_delivery(KEYS[2], ARGV[8], ARGV[6], ARGV[5])
+  set_delivery(KEYS[2], KEYS[3], ARGV[8], ARGV[6], ARGV[5])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
 """
 )
 
-# KEYS: item, its conversation's transcript. ARGV: reason, seconds kept, the failed delivery's code, the item's id.
+# KEYS: item, its conversation's transcript, its index. ARGV: reason, seconds kept, the failed delivery's code, the
+# item's id.
 # An item whose stored fields cannot be read: failed (kept a while for an operator).
 _OUTBOX_SET_ASIDE = (
     _ENTRIES
     + """
 redis.call('HSET', KEYS[1], 'status', 'failed', 'last_error', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-set_delivery(KEYS[2], ARGV[4], ARGV[3], '')
+set_delivery(KEYS[2], KEYS[3], ARGV[4], ARGV[3], '')
 return 1
 """
 )
@@ -660,6 +761,8 @@ SCRIPTS = {
     "delete_if": _DELETE_IF,
     "replace_if": _REPLACE_IF,
     "put_entry": _PUT_ENTRY,
+    "get_entry": _GET_ENTRY,
+    "entry_by_provider": _ENTRY_BY_PROVIDER,
     "set_delivery": _SET_DELIVERY,
     "set_entry_data": _SET_ENTRY_DATA,
     "claim": _CLAIM,

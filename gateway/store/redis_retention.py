@@ -79,7 +79,7 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
             pipe.delete(name)
         if providers:
             redis_providers.forget(pipe, providers)
-        pipe.delete(K.transcript(conversation_id))
+        pipe.delete(*K.transcript_keys(conversation_id))
         pipe.delete(K.outbox_line(conversation_id))
         if pending:
             pipe.zrem(K.OUTBOX_PENDING, *(K.outbox_pending(conversation_id, i) for i in pending))
