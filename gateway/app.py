@@ -197,7 +197,7 @@ async def create_app(
     mailer = Mailer(smtp_url, settings.smtp_ca_file) if smtp_url else None
     notices = Notices(dispatcher, store, flows, fetchers, mailer, clock=clock, poll_seconds=worker_poll_seconds * 30)
     retention = Retention(store, flows, clock=clock, interval_seconds=settings.purge_interval_seconds)
-    eraser = Eraser(store, dispatcher, flows, gate.sender_key, clock=clock)
+    eraser = Eraser(store, dispatcher, flows, gate.sender_key, clock=clock, late=late)
     dispatcher.eraser = lambda conversation, key: eraser.erase_person(
         conversation.channel, conversation.sender, "young person", "asked in the conversation", final_message=True,
         keep_seen=(key,),

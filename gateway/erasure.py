@@ -46,6 +46,7 @@ from gateway.store import (
     TranscriptStore,
 )
 from gateway.store.codec import encode_outbound
+from gateway.understanding.late import LateReadings
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FAR = datetime(9999, 1, 1, tzinfo=UTC)
@@ -73,10 +74,11 @@ class ErasureRoles(
 class Eraser:
     def __init__(
         self, store: ErasureRoles, dispatcher: Dispatcher, flows: FlowSet,
-        sender_key: Callable[[ChannelName, str], str], *, clock: Clock,
+        sender_key: Callable[[ChannelName, str], str], *, clock: Clock, late: LateReadings | None = None,
     ) -> None:  # fmt: skip
         self.store, self.dispatcher, self.flows = store, dispatcher, flows
         self.sender_key, self.clock = sender_key, clock
+        self.late = late  # this process's late readings: an erased conversation's texts waiting there go at once
 
     async def erase_conversation(self, conversation_id: str, actor: str, how: str) -> Removed | None:
         """Erase the person of this conversation (all their conversations); None if there is no such conversation."""
@@ -115,6 +117,8 @@ class Eraser:
                 user_entries |= {e.id for e in transcript if e.author is Author.USER}
                 await self._end_for_listeners(current)
                 entries += await self.store.erase_conversation(current.id)
+                if self.late is not None:  # other processes drop theirs at their next renewal (the records are gone)
+                    self.late.forget(current.id)
         if sender:
             key = self.sender_key(channel, sender)
             await self.store.erase_conversation("notice-" + key)  # the gate's notices to this sender

@@ -99,7 +99,9 @@ class LateReadings:
         self.clock = clock
         self.owner = secrets.token_hex(8)  # this process, as the holder of its records
         self._on_outcome = on_outcome
-        self._queue: asyncio.Queue[Late] = asyncio.Queue(maxsize=size)
+        # the messages waiting here, oldest first, by key: one dropped (erased, let go) leaves no text behind
+        self._queue: dict[tuple[str, str], Late] = {}
+        self._queued = asyncio.Event()  # set while ``_queue`` holds something
         self._held: set[tuple[str, str]] = set()  # records this process keeps: queued here, or being read
         self.deferred = 0
 
@@ -112,32 +114,63 @@ class LateReadings:
     def offer(self, late: Late) -> bool:
         """Queue a recorded message for its late reading here; False (counted) when there is no room: its record
         stays in the store, and is claimed once its hold lapses."""
-        try:
-            self._queue.put_nowait(late)
-        except asyncio.QueueFull:
+        if not self._put(late):
             self.deferred += 1
             self._on_outcome("deferred")
             if self.deferred == 1 or self.deferred % LOG_EVERY == 0:
                 log.warning("understanding: %d late readings left in the store so far (%d waiting here at most)",
                             self.deferred, self.size)  # fmt: skip
             return False
-        self._held.add(late.key)
         self._on_outcome("queued")
         return True
 
+    def _put(self, late: Late) -> bool:
+        """Queued here and held (False, nothing changed: no room)."""
+        if len(self._queue) >= self.size and late.key not in self._queue:
+            return False
+        self._queue[late.key] = late
+        self._held.add(late.key)
+        self._queued.set()
+        return True
+
+    def _drop(self, keys: set[tuple[str, str]]) -> None:
+        """No longer kept here: neither held nor queued (their text goes with them)."""
+        self._held.difference_update(keys)
+        for key in keys:
+            self._queue.pop(key, None)
+
+    def forget(self, conversation_id: str) -> None:
+        """The conversation was erased (by this process): its messages waiting here go at once, texts included, and
+        one being read is not applied. Another process's go at its next renewal: their records are gone."""
+        self._drop({key for key in self._held | self._queue.keys() if key[0] == conversation_id})
+
     def waiting(self) -> int:
-        return self._queue.qsize()
+        return len(self._queue)
+
+    def queued(self) -> list[Late]:
+        """The messages waiting here, oldest first."""
+        return list(self._queue.values())
+
+    async def _next(self) -> Late:
+        while not self._queue:
+            self._queued.clear()
+            await self._queued.wait()
+        return self._queue.pop(next(iter(self._queue)))
 
     async def run(self, apply: Apply) -> None:
         """The reading worker: read each queued message, oldest first, apply its reading, forget its record."""
         while True:
-            late = await self._queue.get()
-            if late.key not in self._held:  # claimed by another process meanwhile (this one's hold lapsed)
-                continue
-            try:
-                await self._read(late, apply)
-            finally:
-                self._held.discard(late.key)  # not applied (failed): its hold lapses and a claim tries again
+            await self._read_next(apply)
+
+    async def _read_next(self, apply: Apply) -> None:
+        """One message (its text referenced by nothing here once this returns, while the worker waits)."""
+        late = await self._next()
+        if late.key not in self._held:  # claimed by another process meanwhile (this one's hold lapsed)
+            return
+        try:
+            await self._read(late, apply)
+        finally:
+            self._held.discard(late.key)  # not applied (failed): its hold lapses and a claim tries again
 
     async def _read(self, late: Late, apply: Apply) -> None:
         if late.windows and late.first is None:
@@ -172,15 +205,15 @@ class LateReadings:
             if self._held:
                 log.warning("understanding: the model is hung; %d late readings let go to another instance",
                             len(self._held))  # fmt: skip
-            self._held.clear()  # the reading worker skips them; claimed again (their text re-read) once they lapse
+            self._drop(self._held | self._queue.keys())  # claimed again (their text re-read) once they lapse
             return
         held = list(self._held)
         if held:
             kept = await self.store.late_hold(self.owner, held, self.clock() + self.hold)
-            self._held.difference_update(set(held) - kept)  # taken over, done or erased meanwhile: not ours
+            self._drop(set(held) - kept)  # taken over, done, erased or purged meanwhile: not ours, texts dropped
 
     async def _claim(self) -> None:
-        room = self.size - self._queue.qsize()
+        room = self.size - len(self._queue)
         if self.reader.model is None or self._hung() or room <= 0:  # no model here: left to an instance that has one
             return
         now = self.clock()
@@ -192,11 +225,7 @@ class LateReadings:
             if late is None:
                 await self.store.late_done(pending.conversation_id, pending.entry_id)
                 continue
-            try:
-                self._queue.put_nowait(late)
-            except asyncio.QueueFull:  # fresh messages took the room meanwhile: claimed again once its hold lapses
-                continue
-            self._held.add(late.key)
+            self._put(late)  # no room (fresh messages took it meanwhile): claimed again once its hold lapses
 
     def _hung(self) -> bool:
         """A timed-out call has held the model longer than a hold: nothing queued here is being read."""

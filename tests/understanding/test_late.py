@@ -5,6 +5,8 @@ a gate, as a slow model would be), the real dispatcher, flows.yaml and the SQLit
 from __future__ import annotations
 
 import asyncio
+import gc
+import secrets
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -17,6 +19,7 @@ from gateway.console.actions import Actions
 from gateway.console.api import card_flag
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.dispatcher import Dispatcher
+from gateway.erasure import Eraser
 from gateway.events import FlagRaised
 from gateway.flows.reading import Risk
 from gateway.flowset import FlowSet
@@ -358,3 +361,60 @@ async def test_windows_that_raise_what_the_message_s_start_raised_change_nothing
     assert r.outcomes == ["queued", "read"] and len(r.embedder.calls) == 2  # read late, nothing added
     assert await r.store.transcript(conversation.id) == before
     assert (await r.conversation(conversation.id)).flag == raised.flag
+
+
+def late_objects(conversation_id: str) -> list[Late]:
+    """Every ``Late`` of the conversation still alive anywhere in this process (each holds the message's text)."""
+    gc.collect()
+    return [o for o in gc.get_objects() if isinstance(o, Late) and o.conversation_id == conversation_id]
+
+
+async def test_an_erasure_drops_the_erased_messages_waiting_for_their_late_reading_at_once(
+    rig: Callable[..., Awaitable[Rig]],
+) -> None:
+    """Erasure must not leave a young person's words in memory: the text of a message queued for its late reading
+    goes with the erasure, not when the reading worker comes to it (the model may be busy for long)."""
+    r = await rig()
+    await r.busy()
+    sam = await r.send("sam", 1, RISKY + " " + secrets.token_hex(4))
+    zoe = await r.send("zoe", 1, HARMLESS)
+    assert [late.conversation_id for late in r.late.queued()] == [sam.id, zoe.id]
+
+    eraser = Eraser(r.store, r.dispatcher, r.flows, lambda channel, sender: "k", clock=r.clock, late=r.late)
+    assert await eraser.erase_conversation(sam.id, "supervisor", "console") is not None
+
+    assert [late.conversation_id for late in r.late.queued()] == [zoe.id]
+    assert late_objects(sam.id) == []  # no reference to its text is left in the queue (nor anywhere else)
+    r.release()  # the other conversation's is still read
+    await eventually(lambda: _none_waiting(r))
+    assert r.outcomes.count("read") == 1 and late_objects(zoe.id) == []
+
+
+async def test_an_erasure_by_another_instance_drops_the_texts_at_the_next_renewal(
+    rig: Callable[..., Awaitable[Rig]],
+) -> None:
+    """The erasing process does not know another's memory: the records it erased are not renewed there, and the
+    texts they held go with them, before the reading worker comes to them."""
+    r = await rig()
+    await r.busy()
+    sam = await r.send("sam", 1, RISKY + " " + secrets.token_hex(4))
+    r.gate.set()  # the model is free again, but the reading worker does not run: the message stays queued
+    await eventually(lambda: _model_free(r))
+    elsewhere = Eraser(r.store, Dispatcher(r.store, r.flows), r.flows, lambda channel, sender: "k", clock=r.clock)
+    assert await elsewhere.erase_conversation(sam.id, "supervisor", "console") is not None
+    assert [late.conversation_id for late in r.late.queued()] == [sam.id]  # not told
+
+    keeper = asyncio.create_task(r.late.keep())
+    try:
+        await eventually(lambda: _nothing_queued(r))
+    finally:
+        keeper.cancel()
+    assert late_objects(sam.id) == []
+
+
+async def _model_free(r: Rig) -> bool:
+    return r.reader.held_for() == 0
+
+
+async def _nothing_queued(r: Rig) -> bool:
+    return r.late.waiting() == 0
