@@ -46,6 +46,7 @@ from gateway.metrics import Metrics
 from gateway.store import BatchStore, Delivery, EventStore, OutboxItem, OutboxStore
 from gateway.store.codec import decode_outbound
 from gateway.supervisor import where
+from gateway.wakeups import Wakeups
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,7 @@ class Outbox:
         self.base_delay, self.max_delay, self.max_attempts = base_delay, max_delay, max_attempts
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
+        self._retries = Wakeups(self._wake.set)  # a rescheduled reply is claimed at its time, not at the next poll
 
     def kick(self) -> None:
         """Something was put in the outbox: deliver now rather than at the next poll."""
@@ -179,6 +181,7 @@ class Outbox:
                     async with asyncio.timeout(self.poll_seconds):
                         await self._wake.wait()
         finally:
+            self._retries.cancel()
             for task in in_flight:
                 task.cancel()
             await asyncio.gather(*in_flight, return_exceptions=True)
@@ -366,8 +369,11 @@ class Outbox:
         log.info("outbox: %s retry %d in %.1fs from part %d (%s)", item.id, attempts, delay, parts_sent + 1, exc)
         self._count(item, "retry")
         next_attempt = self.clock() + timedelta(seconds=delay)
-        return await lease.fenced(lambda token: self.store.outbox_reschedule(
+        held = await lease.fenced(lambda token: self.store.outbox_reschedule(
             item.conversation_id, item.id, next_attempt, attempts, str(exc), parts_sent, lease=token))  # fmt: skip
+        if held:  # the worker wakes when it is due (armed after it was recorded: never before its time)
+            self._retries.after(delay)
+        return held
 
     async def _release(self, rest: Sequence[_Lease]) -> None:
         """The run's items after one failed for now: their claims end, each due once it heads its line again (its

@@ -168,3 +168,25 @@ async def test_every_item_of_a_run_stays_leased_while_an_earlier_send_outlasts_t
     assert await asyncio.wait_for(sending, 20) == 2
     assert channel.sent == ["c1-r1", "c1-r2"]
     assert await statuses(any_store, "c1", 2) == [OutboxStatus.SENT] * 2
+
+
+async def test_a_retry_goes_out_at_its_time_not_at_the_next_poll(
+    any_store: Store, graph: FakeGraphAPI, channels: dict[ChannelName, MessengerChannel]
+) -> None:
+    """``Outbox.run`` (the real clock), the provider refusing a reply for now (503), then recovering: the worker
+    wakes when the retry is due (``gateway/wakeups.py``). Its poll is a minute away and the test waits half of it:
+    only that wake can explain the delivery."""
+    sending = Outbox(any_store, channels, base_delay=0.2, poll_seconds=60)
+    graph.fail_next(503)  # the first try of the first reply
+    worker = asyncio.create_task(sending.run())
+    try:
+        await put_replies(any_store, "c1", 2, sending.clock())
+        sending.kick()
+        await graph.wait_accepted(2, timeout=30)
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+    assert texts(graph, "c1") == ["reply 1", "reply 2"]
+    assert len(graph.requests_to(graph.send_endpoint)) == 3  # the refused try, then each once
+    assert await statuses(any_store, "c1", 2) == [OutboxStatus.SENT] * 2
