@@ -35,7 +35,7 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from gateway.clock import utcnow
 from gateway.errors import DeliveryError, PermanentDelivery, RecipientGone, RetryableDelivery, StoreError
@@ -62,6 +62,9 @@ CLAIM_GAP = 0.010
 # A conversation's consecutive due items claimed together at most (a run), sent one after the other with no claim
 # between: one message's replies (a hand-off gives 4) go out back to back, not a claim round apart each.
 RUN = 8
+# After one item of a run: the next goes on ("on"); the run stops, the rest given back for later ("stop"); the run
+# ends, its record having dealt with the rest ("end": the recipient is gone, the rest failed unsent).
+Then = Literal["on", "stop", "end"]
 
 
 class _Lease:
@@ -275,45 +278,44 @@ class Outbox:
         it released (due again once it is sent, in order). A record refused (the lease lost: another worker holds the
         line now, and sends the rest) stops it too."""
         for n, lease in enumerate(leases):
-            following = leases[n + 1] if n + 1 < len(leases) else None
-            goes_on, record = await self._attempt(lease, following)
+            then, record = await self._attempt(lease, leases[n + 1 :])
             held = await record()
-            if not goes_on:
+            if then == "stop":
                 if held:
                     await self._release(leases[n + 1 :])
                 return
-            if not held:
+            if then == "end" or not held:
                 return
 
     async def _attempt(
-        self, lease: _Lease, following: _Lease | None
-    ) -> tuple[bool, Callable[[], Coroutine[Any, Any, bool]]]:
-        """Send one item of a run: whether the run goes on after it, and its record (made by the caller, in order;
-        ``following``: the run's next item, whose lease says when the line's next head is due)."""
-        item = lease.item
+        self, lease: _Lease, rest: Sequence[_Lease]
+    ) -> tuple[Then, Callable[[], Coroutine[Any, Any, bool]]]:
+        """Send one item of a run: what the run does after it, and its record (made by the caller, in order; ``rest``:
+        the run's next items, the first of whose lease says when the line's next head is due)."""
+        item, following = lease.item, (rest[0] if rest else None)
         try:
             outbound = decode_outbound(item.payload)
         except Exception as exc:  # e.g. written by a newer version during a rolling deploy
-            return True, functools.partial(self._set_aside, lease, exc, following)
+            return "on", functools.partial(self._set_aside, lease, exc, following)
         channel = self.channels.get(outbound.channel)
         if channel is None:
             reason = f"channel {outbound.channel.value} is not configured"
-            return True, functools.partial(self._fail, lease, reason, following)
+            return "on", functools.partial(self._fail, lease, reason, following)
         try:
             provider_id = await channel.send(outbound, first_part=item.parts_sent)
         except RetryableDelivery as exc:
-            return False, functools.partial(self._retry, lease, exc)
+            return "stop", functools.partial(self._retry, lease, exc)
         except RecipientGone as exc:
-            return True, functools.partial(self._gone, lease, str(exc), following)
+            return "end", functools.partial(self._gone, lease, str(exc), rest)
         except PermanentDelivery as exc:
-            return True, functools.partial(self._fail, lease, str(exc), following)
+            return "on", functools.partial(self._fail, lease, str(exc), following)
         except DeliveryError as exc:
-            return False, functools.partial(self._retry, lease, RetryableDelivery(str(exc)))
+            return "stop", functools.partial(self._retry, lease, RetryableDelivery(str(exc)))
         except Exception as exc:  # a bug in one adapter must not stop the worker for every channel
             log.error("outbox: %s: unexpected %s from the %s channel", item.id, type(exc).__name__, outbound.channel)
-            return False, functools.partial(self._retry, lease, RetryableDelivery(f"unexpected {type(exc).__name__}"))
+            return "stop", functools.partial(self._retry, lease, RetryableDelivery(f"unexpected {type(exc).__name__}"))
         self._count(item, "sent")
-        return True, functools.partial(self._sent, lease, provider_id, following)
+        return "on", functools.partial(self._sent, lease, provider_id, following)
 
     async def _sent(self, lease: _Lease, provider_id: str | None, following: _Lease | None) -> bool:
         async with self.store.batch():  # Redis: the record's line step and its event in one round trip
@@ -388,16 +390,28 @@ class Outbox:
         await lease.fenced(lambda token: self.store.outbox_reschedule(
             item.conversation_id, item.id, now, item.attempts, last_error, item.parts_sent, lease=token))  # fmt: skip
 
-    async def _gone(self, lease: _Lease, reason: str, following: _Lease | None) -> bool:
-        """The young person blocked the line or unsubscribed: failed, and the conversation marked as left."""
-        held = await self._fail(lease, reason, following)
+    async def _gone(self, lease: _Lease, reason: str, rest: Sequence[_Lease]) -> bool:
+        """The young person blocked the line or unsubscribed: this reply failed, the rest of its run failed unsent
+        (no request that the provider would refuse the same way; each shown failed to the listener, one log line
+        for them all), and the conversation marked as left once."""
+        held = await self._fail(lease, reason, rest[0] if rest else None)
+        if held and rest:
+            log.warning("outbox: %s and %d after it in its run failed unsent: the recipient is gone", rest[0].item.id,
+                        len(rest) - 1)  # fmt: skip
+            for n, later in enumerate(rest):
+                if not await self._failed(later, f"not sent: {reason}", rest[n + 1] if n + 1 < len(rest) else None):
+                    break  # its lease lost: another worker holds the line now, and deals with the rest
         if self.on_recipient_gone is not None:
             await self.on_recipient_gone(lease.item.conversation_id)
         return held
 
     async def _fail(self, lease: _Lease, reason: str, following: _Lease | None) -> bool:
+        log.warning("outbox: %s failed: %s", lease.item.id, reason)
+        return await self._failed(lease, reason, following)
+
+    async def _failed(self, lease: _Lease, reason: str, following: _Lease | None) -> bool:
+        """Recorded as failed (counted, shown to the listener); False when the lease was lost meanwhile."""
         item = lease.item
-        log.warning("outbox: %s failed: %s", item.id, reason)
         self._count(item, "failed")
         if not await self._mark_failed(lease, reason, following):
             return False

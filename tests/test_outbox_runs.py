@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
@@ -13,12 +14,13 @@ import aiohttp
 import pytest
 
 from gateway.channels.messenger import MessengerChannel
+from gateway.events import DeliveryChanged, Event
 from gateway.messages import ChannelName, Outbound
 from gateway.outbox import Outbox
 from gateway.settings import Settings
-from gateway.store import OutboxItem, OutboxStatus, Store
+from gateway.store import Delivery, OutboxItem, OutboxStatus, Store
 from gateway.store.codec import encode_outbound
-from gateway.testing import FakeGraphAPI
+from gateway.testing import Failure, FakeGraphAPI
 from tests.conftest import Clock
 from tests.e2e.channel_support import eventually
 from tests.store.conftest import redis_cluster_url, redis_url, store_url
@@ -190,3 +192,47 @@ async def test_a_retry_goes_out_at_its_time_not_at_the_next_poll(
     assert texts(graph, "c1") == ["reply 1", "reply 2"]
     assert len(graph.requests_to(graph.send_endpoint)) == 3  # the refused try, then each once
     assert await statuses(any_store, "c1", 2) == [OutboxStatus.SENT] * 2
+
+
+async def test_a_recipient_gone_fails_the_rest_of_its_run_unsent_and_is_told_once(
+    any_store: Store,
+    graph: FakeGraphAPI,
+    channels: dict[ChannelName, MessengerChannel],
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Messenger refuses a send because the young person blocked the page (200, 2018108): the rest of the run
+    would be refused the same way. One request, the conversation marked as left once, one log line for the rest;
+    every reply shown failed once (one delivery event each), none sent later."""
+    gone: list[str] = []
+
+    async def recipient_gone(conversation_id: str) -> None:
+        gone.append(conversation_id)
+
+    await put_replies(any_store, "c1", 4, T0)
+    sending = Outbox(any_store, channels, clock=clock, on_recipient_gone=recipient_gone)
+    graph.fail_next(*[Failure(400, code=200, subcode=2018108)] * 4)
+    events = await any_store.subscribe()
+    try:
+        with caplog.at_level(logging.INFO, logger="gateway.outbox"):
+            assert await sending.deliver_due() == 4
+        delivered = [await anext_delivery(events) for _ in range(4)]
+    finally:
+        await events.aclose()
+
+    assert len(graph.requests_to(graph.send_endpoint)) == 1
+    assert gone == ["c1"]
+    assert [(e.id, e.delivery) for e in delivered] == [(f"c1-r{n}", Delivery.FAILED) for n in range(1, 5)]
+    assert len([r for r in caplog.records if r.name == "gateway.outbox"]) == 2  # the refusal, then the rest
+    assert await statuses(any_store, "c1", 4) == [OutboxStatus.FAILED] * 4
+    clock.advance(minutes=10)
+    assert await sending.deliver_due() == 0
+    assert len(graph.requests_to(graph.send_endpoint)) == 1
+
+
+async def anext_delivery(events: AsyncIterator[Event]) -> DeliveryChanged:
+    async with asyncio.timeout(10):  # a safety net against a hang, not a timing assumption
+        async for event in events:
+            if isinstance(event, DeliveryChanged):
+                return event
+    raise AssertionError("no delivery event")
