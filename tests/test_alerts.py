@@ -83,3 +83,31 @@ def test_the_threshold_is_a_setting() -> None:
     with pytest.raises(ConfigError, match="GATEWAY_OUTBOX_ALERT_SECONDS"):
         Settings.from_env({"GATEWAY_OUTBOX_ALERT_SECONDS": "0"}, env_file=None)
     assert timedelta(seconds=Settings().outbox_alert_seconds) == timedelta(minutes=1)
+
+
+async def test_each_instance_says_a_shared_alert_once_per_incident(
+    tmp_path: Path, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """docs/deployment.md, "Why every instance says its alerts": N instances' watches on one store give one line
+    each when the incident starts and one when it ends (2 × N), however many checks run meanwhile, each line
+    starting with the fixed text an alert matches on."""
+    caplog.set_level(logging.INFO, logger="gateway.alerts")
+    url = f"sqlite:///{tmp_path}/g.sqlite3"
+    store = await open_store(url, keys=store_keys(url))
+    watches = [Watch(store, Metrics(), clock=clock, outbox_alert_seconds=60) for _ in range(3)]
+    try:
+        await store.outbox_put(OutboxItem("o1", "c1", {"text": "Tu n'es pas seul"}, clock()))
+        clock.advance(seconds=90)
+        for _ in range(4):
+            for watch in watches:
+                await watch.check()
+        await store.outbox_due(clock(), 10)
+        await store.outbox_mark_sent("c1", "o1", None)
+        for _ in range(4):
+            for watch in watches:
+                await watch.check()
+    finally:
+        await store.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert [line.split(" s ")[0] for line in lines[:3]] == ["alert: a message has waited 90"] * 3
+    assert [line.startswith("alert over: ") for line in lines[3:]] == [True] * 3
