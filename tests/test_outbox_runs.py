@@ -172,6 +172,10 @@ async def test_every_item_of_a_run_stays_leased_while_an_earlier_send_outlasts_t
     assert await statuses(any_store, "c1", 2) == [OutboxStatus.SENT] * 2
 
 
+async def _all_sent(store: Store, conversation: str, count: int) -> bool:
+    return await statuses(store, conversation, count) == [OutboxStatus.SENT] * count
+
+
 async def test_a_retry_goes_out_at_its_time_not_at_the_next_poll(
     any_store: Store, graph: FakeGraphAPI, channels: dict[ChannelName, MessengerChannel]
 ) -> None:
@@ -185,6 +189,8 @@ async def test_a_retry_goes_out_at_its_time_not_at_the_next_poll(
         await put_replies(any_store, "c1", 2, sending.clock())
         sending.kick()
         await graph.wait_accepted(2, timeout=30)
+        # the provider's acceptance comes before the worker records it: cancelling now could lose the record
+        await eventually(lambda: _all_sent(any_store, "c1", 2), timeout=30)
     finally:
         worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
