@@ -203,6 +203,72 @@ async def test_a_remembered_reading_is_only_for_the_exact_same_text(text: str) -
     assert [c[0] for c in embedder.calls] == ["oui", text]
 
 
+CORPUS = Path(__file__).resolve().parents[2] / "corpus"
+TRAINING_SIDE = ("train.jsonl", "train6.jsonl", "train_short.jsonl", "train_negatives.jsonl")  # never heldout*
+
+
+def _short_training_texts(every: int) -> list[str]:
+    """Every ``every``-th training-side message short enough to be remembered, each once."""
+    texts = (json.loads(line)["text"] for name in TRAINING_SIDE
+             for line in (CORPUS / name).read_text(encoding="utf-8").splitlines() if line.strip())  # fmt: skip
+    short = list(dict.fromkeys(t for t in texts if len(t) <= REMEMBER_CHARS))
+    return short[::every]
+
+
+async def test_remembered_readings_of_training_side_messages_are_the_model_s_own() -> None:
+    """A remembered reading is the one the model gives the message alone, whether the message was first read in a
+    batch with others or alone, and asked for again inline (``rest_late``) or whole: the model is not called again."""
+    texts = _short_training_texts(every=9)
+    assert len(texts) > 100
+    embedder = Recording()
+    how: list[str] = []
+    reader = await started(Reader(lambda: Model(embedder, SHIPPED.classifier), timeout=60, max_pending=len(texts),
+                                  on_reading=how.append))  # fmt: skip
+    try:
+        first = await asyncio.gather(*(reader.read(t) for t in texts))  # waiting together: read in batches
+        calls = len(embedder.calls)
+        again = [await reader.attempt(t, rest_late=True) for t in reversed(texts)][::-1]
+        whole = [await reader.read(t) for t in texts]
+    finally:
+        reader.close()
+    expected = [alone(t) for t in texts]
+    assert first == expected and whole == expected
+    assert again == [Inline(r) for r in expected]
+    assert len(embedder.calls) == calls and sorted(t for c in embedder.calls for t in c) == sorted(texts)
+    assert how == ["model"] * len(texts) + ["remembered"] * 2 * len(texts)
+
+
+class Breaking(Recording):
+    """The shipped embedder, raising once ``broken`` is set."""
+
+    broken = False
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        if self.broken:
+            raise RuntimeError("the model broke")
+        return super().embed(texts)
+
+
+async def test_a_broken_model_fails_every_message_it_has_not_read_as_before_remembered_or_not() -> None:
+    """Remembering changes nothing for a message the model has not read: a broken model fails it (``error``,
+    counted; the dispatcher goes on with the keywords), the same text long or short; what was read before is
+    given as it was read."""
+    embedder = Breaking()
+    failures: list[str] = []
+    reader = await started(Reader(lambda: Model(embedder, SHIPPED.classifier), timeout=30,
+                                  on_failure=failures.append))  # fmt: skip
+    try:
+        assert await reader.read("oui") == alone("oui")
+        embedder.broken = True
+        assert await reader.read("oui") == alone("oui")
+        assert await reader.read("non") is None
+        assert await reader.attempt("non", rest_late=True) == "error"
+        assert await reader.read(LONG) is None
+    finally:
+        reader.close()
+    assert failures == ["error", "error", "error"]
+
+
 class Slow(Recording):
     """A model that takes ``seconds`` per message, however many it is given at once."""
 
