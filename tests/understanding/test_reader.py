@@ -238,6 +238,62 @@ async def test_remembered_readings_of_training_side_messages_are_the_model_s_own
     assert how == ["model"] * len(texts) + ["remembered"] * 2 * len(texts)
 
 
+async def test_a_burst_of_one_short_text_waits_for_its_first_reading_instead_of_reading_it_again() -> None:
+    """Twenty "bonjour" at once while the first is being read (the worker held): one reading, the same for all,
+    none told ``busy``; the ones that came while it was under way counted as remembered."""
+    gate = threading.Event()
+    embedder = Recording(gate=gate)
+    how: list[str] = []
+    failures: list[str] = []
+    reader = await started(Reader(lambda: Model(embedder, SHIPPED.classifier), timeout=30, max_pending=2,
+                                  on_reading=how.append, on_failure=failures.append))  # fmt: skip
+    try:
+        first = asyncio.ensure_future(reader.attempt("bonjour", rest_late=True))
+        await asyncio.to_thread(embedder.started.wait, 30)
+        burst = [asyncio.ensure_future(reader.attempt("bonjour", rest_late=True)) for _ in range(19)]
+        await asyncio.sleep(0)
+        gate.set()
+        found = [await first] + [await b for b in burst]
+    finally:
+        reader.close()
+    assert found == [Inline(alone("bonjour"))] * 20
+    assert embedder.calls == [["bonjour"]] and failures == []
+    assert how == ["model"] + ["remembered"] * 19
+
+
+async def test_a_burst_whose_first_message_went_away_is_read_all_the_same() -> None:
+    """The message whose reading the others waited for is cancelled (its caller went away): the others are not
+    left without a reading; the next of them asks the worker itself."""
+    gate = threading.Event()
+    embedder = Recording(gate=gate)
+    reader = await started(Reader(lambda: Model(embedder, SHIPPED.classifier), timeout=30))
+    try:
+        first = asyncio.ensure_future(reader.read("oui"))
+        await asyncio.to_thread(embedder.started.wait, 30)
+        others = [asyncio.ensure_future(reader.read("oui")) for _ in range(3)]
+        await asyncio.sleep(0)
+        first.cancel()
+        gate.set()
+        assert [await o for o in others] == [alone("oui")] * 3
+    finally:
+        reader.close()
+    assert first.cancelled()
+
+
+async def test_a_burst_whose_first_reading_is_late_fails_each_message_as_late() -> None:
+    """The shared outcome is the first message's, failure included: each message of the burst goes on without a
+    reading (``timeout``, each counted: each worth its late reading), none waits longer than its own timeout."""
+    embedder = Slow(1.0)
+    failures: list[str] = []
+    reader = await started(Reader(lambda: Model(embedder, SHIPPED.classifier), timeout=0.2,
+                                  on_failure=failures.append))  # fmt: skip
+    try:
+        found = await asyncio.gather(*(reader.attempt("ok") for _ in range(5)))
+    finally:
+        reader.close()
+    assert found == ["timeout"] * 5 and failures == ["timeout"] * 5
+
+
 class Breaking(Recording):
     """The shipped embedder, raising once ``broken`` is set."""
 
