@@ -39,7 +39,7 @@ from gateway.store import open_store  # noqa: E402
 from gateway.testing import SECRET_KEY, store_keys  # noqa: E402
 
 
-async def run(args: argparse.Namespace, redis: Redis, flows_path: Path) -> None:
+async def run(args: argparse.Namespace, redis: Redis, flows_path: Path, round_: int) -> None:
     script = walks(flows_path.read_text(encoding="utf-8"))
     store = await open_store(redis.url, keys=store_keys(redis.url))
     counters = open_limit_storage(redis.url)
@@ -55,7 +55,7 @@ async def run(args: argparse.Namespace, redis: Redis, flows_path: Path) -> None:
         ids = itertools.count()
 
         async def message(sender: str, step: Step) -> None:
-            inbound = Inbound(ChannelName.MESSENGER, sender, f"m{next(ids)}", step.text, step.payload)
+            inbound = Inbound(ChannelName.MESSENGER, sender, f"m{round_}-{next(ids)}", step.text, step.payload)
             async with inbox.turns([inbound]):  # as the webhook handler: the turn, the gate, then the inbox
                 if await gate.check(inbound) is None:
                     await inbox.handle([inbound])
@@ -68,11 +68,12 @@ async def run(args: argparse.Namespace, redis: Redis, flows_path: Path) -> None:
                     sent += 1
             return sent
 
-        await walker(itertools.count(), 2, "warm")
+        await walker(itertools.count(), 2, f"warm{round_}-")
         reads0, cpu0, rcpu0 = redis.reads(), time.process_time(), cpu_seconds(redis.process.pid)
         started = time.perf_counter()
         numbers = itertools.count()
-        sent = sum(await asyncio.gather(*(walker(numbers, args.conversations, "p") for _ in range(args.concurrency))))
+        walkers = (walker(numbers, args.conversations, f"p{round_}-") for _ in range(args.concurrency))
+        sent = sum(await asyncio.gather(*walkers))
         seconds = time.perf_counter() - started
         cpu = (time.process_time() - cpu0) * 1000 / sent
         rcpu = (cpu_seconds(redis.process.pid) - rcpu0) * 1000 / sent
@@ -94,8 +95,8 @@ async def main(args: argparse.Namespace) -> None:
         redis = Redis(work / "redis")
         try:
             await asyncio.sleep(0.5)
-            for _ in range(args.repeat):
-                await run(args, redis, flows)
+            for round_ in range(args.repeat):  # new senders and message ids each round: no duplicates
+                await run(args, redis, flows, round_)
         finally:
             redis.stop()
 

@@ -26,7 +26,10 @@ What makes a reading cheaper, never different (docs/understanding.md, "Cost"):
 * the readings of short messages ("oui", "15", "bonjour": at most ``REMEMBER_CHARS`` characters) are remembered,
   at most ``remember`` of them, in this process's memory only, keyed by a keyed digest of the exact text (the key
   is drawn at start and never leaves the process: the table holds no text, and no digest can be tested against a
-  guess from outside). The model is deterministic, so a remembered reading is the one the model would give.
+  guess from outside). The model is deterministic, so a remembered reading is the one the model would give. A
+  message whose text is being read already for another (a burst of "bonjour" after a start) waits for that
+  reading instead of queueing its own: it gets the same outcome, the reading or the reason there is none (each
+  message's failure counted, each worth its own late reading as before).
 
 Nothing here logs a message's text or what the model read in it.
 """
@@ -180,6 +183,9 @@ class Reader:
         self._idle = asyncio.Event()  # set when no request is pending (event loop only)
         self.late_timeout = late_timeout
         self._remembered: OrderedDict[bytes, Reading] = OrderedDict()  # event loop only
+        # readings under way of texts that may be remembered, by (digest, rest_late): the outcome, or None when
+        # the message that asked went away without one (event loop only)
+        self._under_way: dict[tuple[bytes, bool], asyncio.Future[Inline | Failure | None]] = {}
         self._key = secrets.token_bytes(32)
         self.status: Status = "loading"
         self.load_seconds: float | None = None
@@ -279,10 +285,20 @@ class Reader:
         is read as far as its cut only (one pass of the engine) and its windows are left to a late reading
         (``Inline.rest``); without, it is read whole."""
         digest = self._digest(text)
+        key = None if digest is None else (digest, rest_late)
         if digest is not None and (known := self._remembered.get(digest)) is not None:
             self._remembered.move_to_end(digest)
             self._on_reading("remembered")
             return Inline(known)
+        outcome: Inline | Failure | None
+        if key is not None and (under_way := self._under_way.get(key)) is not None:
+            outcome = await asyncio.shield(under_way)  # this caller cancelled: the others still get it
+            if isinstance(outcome, Inline):
+                self._on_reading("remembered")
+                return outcome
+            if outcome is not None:
+                return self._failed(outcome)
+            # the message that asked went away before its outcome: read this one as any other
         if self._model is None:
             return self._failed("unavailable")
         if self._late is not None and not self._late.done():  # a late call occupies the worker
@@ -291,6 +307,20 @@ class Reader:
         ahead = self._pending  # an idle worker always takes the message: that keeps its pace up to date
         if ahead >= self.max_pending or (ahead and pace and (ahead + 1) * pace > SHARE * self.timeout):
             return self._failed("busy")  # it would only wait to time out
+        shared = None
+        if key is not None and key not in self._under_way:
+            shared = self._under_way[key] = asyncio.get_running_loop().create_future()
+        outcome = None
+        try:
+            outcome = await self._from_worker(text, rest_late, digest)
+            return outcome
+        finally:
+            if shared is not None and key is not None:
+                del self._under_way[key]
+                shared.set_result(outcome)
+
+    async def _from_worker(self, text: str, rest_late: bool, digest: bytes | None) -> Inline | Failure:
+        """The worker's reading of ``text`` within ``timeout`` (admitted by :meth:`attempt`), or why there is none."""
         self._pending += 1
         future: concurrent.futures.Future[Inline] = concurrent.futures.Future()
         self._queue.put(_Request(text, future, whole=not rest_late))

@@ -203,6 +203,128 @@ async def test_a_remembered_reading_is_only_for_the_exact_same_text(text: str) -
     assert [c[0] for c in embedder.calls] == ["oui", text]
 
 
+CORPUS = Path(__file__).resolve().parents[2] / "corpus"
+TRAINING_SIDE = ("train.jsonl", "train6.jsonl", "train_short.jsonl", "train_negatives.jsonl")  # never heldout*
+
+
+def _short_training_texts(every: int) -> list[str]:
+    """Every ``every``-th training-side message short enough to be remembered, each once."""
+    texts = (json.loads(line)["text"] for name in TRAINING_SIDE
+             for line in (CORPUS / name).read_text(encoding="utf-8").splitlines() if line.strip())  # fmt: skip
+    short = list(dict.fromkeys(t for t in texts if len(t) <= REMEMBER_CHARS))
+    return short[::every]
+
+
+async def test_remembered_readings_of_training_side_messages_are_the_model_s_own() -> None:
+    """A remembered reading is the one the model gives the message alone, whether the message was first read in a
+    batch with others or alone, and asked for again inline (``rest_late``) or whole: the model is not called again."""
+    texts = _short_training_texts(every=9)
+    assert len(texts) > 100
+    embedder = Recording()
+    how: list[str] = []
+    reader = await started(Reader(lambda: Model(embedder, SHIPPED.classifier), timeout=60, max_pending=len(texts),
+                                  on_reading=how.append))  # fmt: skip
+    try:
+        first = await asyncio.gather(*(reader.read(t) for t in texts))  # waiting together: read in batches
+        calls = len(embedder.calls)
+        again = [await reader.attempt(t, rest_late=True) for t in reversed(texts)][::-1]
+        whole = [await reader.read(t) for t in texts]
+    finally:
+        reader.close()
+    expected = [alone(t) for t in texts]
+    assert first == expected and whole == expected
+    assert again == [Inline(r) for r in expected]
+    assert len(embedder.calls) == calls and sorted(t for c in embedder.calls for t in c) == sorted(texts)
+    assert how == ["model"] * len(texts) + ["remembered"] * 2 * len(texts)
+
+
+async def test_a_burst_of_one_short_text_waits_for_its_first_reading_instead_of_reading_it_again() -> None:
+    """Twenty "bonjour" at once while the first is being read (the worker held): one reading, the same for all,
+    none told ``busy``; the ones that came while it was under way counted as remembered."""
+    gate = threading.Event()
+    embedder = Recording(gate=gate)
+    how: list[str] = []
+    failures: list[str] = []
+    reader = await started(Reader(lambda: Model(embedder, SHIPPED.classifier), timeout=30, max_pending=2,
+                                  on_reading=how.append, on_failure=failures.append))  # fmt: skip
+    try:
+        first = asyncio.ensure_future(reader.attempt("bonjour", rest_late=True))
+        await asyncio.to_thread(embedder.started.wait, 30)
+        burst = [asyncio.ensure_future(reader.attempt("bonjour", rest_late=True)) for _ in range(19)]
+        await asyncio.sleep(0)
+        gate.set()
+        found = [await first] + [await b for b in burst]
+    finally:
+        reader.close()
+    assert found == [Inline(alone("bonjour"))] * 20
+    assert embedder.calls == [["bonjour"]] and failures == []
+    assert how == ["model"] + ["remembered"] * 19
+
+
+async def test_a_burst_whose_first_message_went_away_is_read_all_the_same() -> None:
+    """The message whose reading the others waited for is cancelled (its caller went away): the others are not
+    left without a reading; the next of them asks the worker itself."""
+    gate = threading.Event()
+    embedder = Recording(gate=gate)
+    reader = await started(Reader(lambda: Model(embedder, SHIPPED.classifier), timeout=30))
+    try:
+        first = asyncio.ensure_future(reader.read("oui"))
+        await asyncio.to_thread(embedder.started.wait, 30)
+        others = [asyncio.ensure_future(reader.read("oui")) for _ in range(3)]
+        await asyncio.sleep(0)
+        first.cancel()
+        gate.set()
+        assert [await o for o in others] == [alone("oui")] * 3
+    finally:
+        reader.close()
+    assert first.cancelled()
+
+
+async def test_a_burst_whose_first_reading_is_late_fails_each_message_as_late() -> None:
+    """The shared outcome is the first message's, failure included: each message of the burst goes on without a
+    reading (``timeout``, each counted: each worth its late reading), none waits longer than its own timeout."""
+    embedder = Slow(1.0)
+    failures: list[str] = []
+    reader = await started(Reader(lambda: Model(embedder, SHIPPED.classifier), timeout=0.2,
+                                  on_failure=failures.append))  # fmt: skip
+    try:
+        found = await asyncio.gather(*(reader.attempt("ok") for _ in range(5)))
+    finally:
+        reader.close()
+    assert found == ["timeout"] * 5 and failures == ["timeout"] * 5
+
+
+class Breaking(Recording):
+    """The shipped embedder, raising once ``broken`` is set."""
+
+    broken = False
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        if self.broken:
+            raise RuntimeError("the model broke")
+        return super().embed(texts)
+
+
+async def test_a_broken_model_fails_every_message_it_has_not_read_as_before_remembered_or_not() -> None:
+    """Remembering changes nothing for a message the model has not read: a broken model fails it (``error``,
+    counted; the dispatcher goes on with the keywords), the same text long or short; what was read before is
+    given as it was read."""
+    embedder = Breaking()
+    failures: list[str] = []
+    reader = await started(Reader(lambda: Model(embedder, SHIPPED.classifier), timeout=30,
+                                  on_failure=failures.append))  # fmt: skip
+    try:
+        assert await reader.read("oui") == alone("oui")
+        embedder.broken = True
+        assert await reader.read("oui") == alone("oui")
+        assert await reader.read("non") is None
+        assert await reader.attempt("non", rest_late=True) == "error"
+        assert await reader.read(LONG) is None
+    finally:
+        reader.close()
+    assert failures == ["error", "error", "error"]
+
+
 class Slow(Recording):
     """A model that takes ``seconds`` per message, however many it is given at once."""
 
