@@ -356,6 +356,15 @@ class TranscriptStore(Protocol):
         entry."""
         ...
 
+    async def mark_until(self, conversation_id: str, until: datetime, delivery: Delivery) -> list[str]:
+        """A watermark's receipt (Messenger's ``read``, or a ``delivery`` without message ids: every reply sent up to
+        ``until``): every entry sent, or delivered when ``delivery`` is READ, whose time is ``until`` or earlier
+        takes ``delivery`` (DELIVERED or READ only); the ids changed, in the transcript's order. An entry already
+        as far never changes again (the same receipt twice changes nothing the second time); one still pending (not
+        sent yet) is left as it is. Its cost is that of the entries awaiting the receipt, not of the transcript:
+        only the replies put with an outbox item (``outbox_put``) and not yet read or failed are read."""
+        ...
+
     async def flag_entry(self, conversation_id: str, entry_id: str, flag: RiskFlag) -> bool:
         """Keep a risk read after the fact (a late reading) on a young person's entry, like one read when it came:
         the entry's flag becomes ``flag`` unless it holds a stronger one (:meth:`RiskFlag.replaces`), so the

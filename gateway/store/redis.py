@@ -658,6 +658,15 @@ class RedisStore:
         return bool(found)
 
     @_guarded
+    async def mark_until(self, conversation_id: str, until: datetime, delivery: Delivery) -> list[str]:
+        """One script of the conversation's slot (``mark_until``): only the entries awaiting a read receipt up to
+        ``until`` are read (``redis_keys.transcript_unread``), never the transcript."""
+        if delivery not in (Delivery.DELIVERED, Delivery.READ):
+            raise ValueError(f"a watermark marks entries delivered or read, not {delivery}")
+        args = [to_us(until), _DELIVERY_CODES[delivery]]
+        return [_text(i) for i in await self._script("mark_until", K.transcript_keys(conversation_id), args)]
+
+    @_guarded
     async def flag_entry(self, conversation_id: str, entry_id: str, flag: RiskFlag) -> bool:
         """The entry read, its data opened, flagged and sealed again, then set in its transcript (one key, the
         conversation's slot) while its data is still the one read, else read again (a reseal rewrote it)."""
