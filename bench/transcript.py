@@ -100,7 +100,9 @@ async def one_size(store: Store, name: str, size: int, ops: int, redis_pid: int 
             reply_entry = entry(of(n), first + n, Author.BOT)
             async with store.batch():
                 await store.append_transcript(reply_entry)
-                await store.outbox_put(OutboxItem(reply_entry.id, of(n), {"text": "…"}, reply_entry.at))
+                await store.outbox_put(
+                    OutboxItem(reply_entry.id, of(n), {"text": "…"}, reply_entry.at, awaits_read=True)
+                )
             await store.set_delivery(of(n), reply_entry.id, Delivery.SENT, f"pm-{first + n}")
             made.append((reply_entry.id, reply_entry.at))
         return made

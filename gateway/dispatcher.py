@@ -645,6 +645,7 @@ class Dispatcher:
         await self.store.publish(DeliveryChanged(conversation_id, entry_id, delivery))
 
 
+WATERMARKED = frozenset({ChannelName.MESSENGER})  # its read receipts are watermarks: replies await one in the store
 _RECEIPT_DELIVERY = {
     "sent": Delivery.SENT, "delivered": Delivery.DELIVERED, "read": Delivery.READ, "failed": Delivery.FAILED,
 }  # fmt: skip
@@ -681,4 +682,5 @@ def outbox_item(conversation: Conversation, entry: TranscriptEntry, now: datetim
         recipient=conversation.sender, text=entry.text, choices=entry.choices, author=entry.author.value,
     )  # fmt: skip
     payload = encode_outbound(outbound)
-    return OutboxItem(id=entry.id, conversation_id=conversation.id, payload=payload, created_at=now)
+    return OutboxItem(id=entry.id, conversation_id=conversation.id, payload=payload, created_at=now,
+                      awaits_read=conversation.channel in WATERMARKED)  # fmt: skip

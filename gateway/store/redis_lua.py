@@ -23,8 +23,9 @@ INDEXED_FROM = 32  # a transcript of this many entries or more has its index (``
 # a cache made again from it whenever it is not in step (its count differs from the list's length, or a place
 # names another entry: a store of an earlier layout, an index expired before its list). Each helper takes both keys.
 # Beside them, the entries awaiting a read receipt (``redis_keys.transcript_unread``): a reply joins when its outbox
-# item is put (``awaits_read``, scored by the entry's time: the item's creation, one ``now`` with the entry), and
-# leaves once read or failed (``set_delivery``), so that a watermark's receipt reads only those (``_MARK_UNTIL``).
+# item is put (``awaits_read``, a Messenger reply's: the only channel whose read receipts are watermarks; scored by
+# the entry's time: the item's creation, one ``now`` with the entry), and leaves once read or failed
+# (``set_delivery``), so that a watermark's receipt reads only those (``_MARK_UNTIL``).
 _ENTRIES = (
     f"local INDEXED_FROM = {INDEXED_FROM}\n"
     + """
@@ -422,9 +423,10 @@ return 1
 # heads under "hg:{outbox}:". Each operation is an item step, then a line step (the store runs them in order).
 
 # KEYS: item, its conversation's transcript, its index, its unread set. ARGV: id, conversation, payload, created,
-# next. 1 when the item is pending now (put, or put before), 0 when it was resolved already: sent (then deleted once
-# its transcript entry records the send: that entry, no longer pending, is the mark) or failed. The entry of a new
-# item awaits its read receipt from then on (an item without an entry, a notice's, adds nothing).
+# next, the entry's score among those awaiting a read receipt or ''. 1 when the item is pending now (put, or put
+# before), 0 when it was resolved already: sent (then deleted once its transcript entry records the send: that
+# entry, no longer pending, is the mark) or failed. With a score, the entry of a new item awaits its read receipt
+# from then on (an item without an entry, a notice's, adds nothing).
 _OUTBOX_PUT_ITEM = (
     _ENTRIES
     + """
@@ -434,7 +436,7 @@ local _, entry = find_entry(KEYS[2], KEYS[3], ARGV[1])
 if entry and string.sub(entry, #ARGV[1] + 2, #ARGV[1] + 2) ~= 'p' then return 0 end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'conv', ARGV[2], 'payload', ARGV[3], 'created_us', ARGV[4],
            'next_us', ARGV[5], 'attempts', 0, 'status', 'pending')
-if entry then awaits_read(KEYS[2], KEYS[4], ARGV[1], ARGV[4]) end
+if entry and ARGV[6] ~= '' then awaits_read(KEYS[2], KEYS[4], ARGV[1], ARGV[6]) end
 return 1
 """
 )
@@ -442,7 +444,7 @@ return 1
 # A message's replies of one conversation, each its transcript entry and its outbox item, in one step (one slot:
 # the conversation's), as ``put_entry`` then ``outbox_put_item`` would run them back to back for each in turn, a
 # short transcript read once. KEYS: the transcript, its index, its unread set, then the items. ARGV: conversation,
-# then per item: entry id, the entry, sealed payload, created µs, next attempt µs.
+# then per item: entry id, the entry, sealed payload, created µs, next attempt µs, its unread score or ''.
 _PUT_ENTRY_ITEM = (
     _ENTRIES
     + """
@@ -455,7 +457,7 @@ if not indexed(KEYS[1], KEYS[2], redis.call('LLEN', KEYS[1])) then
   end
 end
 for i = 4, #KEYS do
-  local a = 2 + (i - 4) * 5
+  local a = 2 + (i - 4) * 6
   local id = ARGV[a]
   local code
   if codes then
@@ -472,7 +474,7 @@ for i = 4, #KEYS do
   if not redis.call('HGET', KEYS[i], 'status') and code == 'p' then
     redis.call('HSET', KEYS[i], 'id', id, 'conv', ARGV[1], 'payload', ARGV[a + 2], 'created_us', ARGV[a + 3],
                'next_us', ARGV[a + 4], 'attempts', 0, 'status', 'pending')
-    awaits_read(KEYS[1], KEYS[3], id, ARGV[a + 3])
+    if ARGV[a + 5] ~= '' then awaits_read(KEYS[1], KEYS[3], id, ARGV[a + 5]) end
   end
 end
 return 1

@@ -739,14 +739,15 @@ class SqliteStore:
     # The outbox
 
     async def outbox_put(self, item: OutboxItem) -> None:
-        """A new item's transcript entry, still pending, awaits its read receipt from then on (``_UNREAD_INDEX``)."""
+        """A new item's transcript entry, still pending, awaits its read receipt from then on when the item says so
+        (``OutboxItem.awaits_read``, ``_UNREAD_INDEX``)."""
         row = (item.id, item.conversation_id, dumps_sealed(self._keys, "outbox", item.payload), to_us(item.created_at),
                to_us(item.next_attempt_at or item.created_at))  # fmt: skip
 
         def write(conn: sqlite3.Connection) -> None:
             put = conn.execute("INSERT OR IGNORE INTO outbox (id, conversation_id, payload, created_us, next_us)"
                                " VALUES (?, ?, ?, ?, ?)", row)  # fmt: skip
-            if put.rowcount == 1:
+            if put.rowcount == 1 and item.awaits_read:
                 conn.execute("UPDATE transcript SET unread_us = ? WHERE id = ? AND conversation_id = ?"
                              " AND delivery = 'pending'", (row[3], item.id, item.conversation_id))  # fmt: skip
 

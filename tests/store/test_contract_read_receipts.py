@@ -49,7 +49,7 @@ async def replied(store: Store, conversation_id: str, n: int) -> str:
     entry = TranscriptEntry(f"r{n:04d}", conversation_id, at(n), Author.BOT, f"reply {n}")
     async with store.batch():
         await store.append_transcript(entry)
-        await store.outbox_put(OutboxItem(entry.id, conversation_id, {"text": entry.text}, at(n)))
+        await store.outbox_put(OutboxItem(entry.id, conversation_id, {"text": entry.text}, at(n), awaits_read=True))
     return entry.id
 
 
@@ -217,3 +217,21 @@ async def test_the_dispatcher_tells_each_read_reply_once_without_loading_the_tra
     assert published == [DeliveryChanged(conversation_id, r, Delivery.READ) for r in ("r0400", "r0401")]
     final = await deliveries(store, conversation_id)
     assert (final["r0400"], final["r0401"], final["u0402"]) == (Delivery.READ, Delivery.READ, Delivery.DELIVERED)
+
+
+async def test_a_reply_of_a_channel_without_watermarks_awaits_none(store: Store, store_url: str) -> None:
+    """Telegram sends no read receipts, WhatsApp one per message: their replies (``OutboxItem.awaits_read`` False,
+    the dispatcher's for every channel but Messenger) are never indexed, so they cost no bytes while unread."""
+    conversation, _ = await store.active_conversation(ChannelName.TELEGRAM, "chat-1", T0)
+    entry = TranscriptEntry("r0001", conversation.id, at(1), Author.BOT, "reply")
+    async with store.batch():
+        await store.append_transcript(entry)
+        await store.outbox_put(OutboxItem(entry.id, conversation.id, {"text": entry.text}, at(1)))
+    await store.set_delivery(conversation.id, entry.id, Delivery.SENT, "tg-1")
+    assert await store.mark_until(conversation.id, at(99), Delivery.READ) == []
+    if is_redis(store_url):
+        client = redis.Redis.from_url(store_url)
+        try:
+            assert client.exists(K.transcript_unread(conversation.id)) == 0
+        finally:
+            client.close()
