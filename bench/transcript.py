@@ -7,7 +7,10 @@ filled with N entries each (a young person's message and a bot's reply in turn, 
 * ``put_entry``: one new entry (``append_transcript``, the young person's message);
 * ``reply``: a reply as the dispatcher writes it, its entry and its outbox item in one batch (``put_entry_item``
   on Redis);
-* ``delivery``: a recent entry's delivery changed (``set_delivery``, a receipt).
+* ``delivery``: a recent entry's delivery changed (``set_delivery``, a receipt);
+* ``receipt``: a watermark's read receipt (Messenger's ``read``) marking one reply read, sent just before
+  (``mark_until``, what ``Dispatcher._handle_watermark`` calls); ``receipt_old``: the same as the dispatcher did
+  it before (the whole transcript loaded and decoded, then ``set_delivery`` on each reply sent up to the mark).
 
 Prints per operation: wall µs (one at a time, so mostly round trips), CPU µs of this process and of Redis (from
 ``/proc``); a cost independent of the transcript's length gives the same figures at every N. Asserts nothing;
@@ -23,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,10 +93,42 @@ async def one_size(store: Store, name: str, size: int, ops: int, redis_pid: int 
     async def delivery(n: int) -> None:
         await store.set_delivery(of(n), f"e{size + ops + n:08d}", Delivery.SENT, f"pm{n}")
 
-    for label, op in (("put_entry", put_entry), ("reply", reply), ("delivery", delivery)):
-        wall, cpu, redis_cpu = await measure(op, ops, redis_pid)
-        shown = f", Redis CPU {redis_cpu:7.1f} µs" if redis_pid else ""
-        print(f"{name:7} N={size:<5} {label:10} wall {wall:7.1f} µs, CPU {cpu:7.1f} µs{shown}", flush=True)
+    async def sent_replies(first: int) -> list[tuple[str, datetime]]:
+        """A reply per call, each put with its outbox item and sent (not measured): what a receipt marks read."""
+        made = []
+        for n in range(ops):
+            reply_entry = entry(of(n), first + n, Author.BOT)
+            async with store.batch():
+                await store.append_transcript(reply_entry)
+                await store.outbox_put(
+                    OutboxItem(reply_entry.id, of(n), {"text": "…"}, reply_entry.at, awaits_read=True)
+                )
+            await store.set_delivery(of(n), reply_entry.id, Delivery.SENT, f"pm-{first + n}")
+            made.append((reply_entry.id, reply_entry.at))
+        return made
+
+    read_now = await sent_replies(size + 2 * ops)
+
+    async def receipt(n: int) -> None:
+        assert await store.mark_until(of(n), read_now[n][1], Delivery.READ) == [read_now[n][0]]
+
+    async def receipt_old(n: int) -> None:
+        until = read_old[n][1]
+        for found in await store.transcript(of(n)):
+            if found.delivery in (Delivery.SENT, Delivery.DELIVERED) and found.at <= until:
+                await store.set_delivery(of(n), found.id, Delivery.READ)
+
+    ops_list: list[tuple[str, Op]] = [("put_entry", put_entry), ("reply", reply), ("delivery", delivery)]
+    for label, op in [*ops_list, ("receipt", receipt)]:
+        await report(name, size, label, op, ops, redis_pid)
+    read_old = await sent_replies(size + 3 * ops)
+    await report(name, size, "receipt_old", receipt_old, ops, redis_pid)
+
+
+async def report(name: str, size: int, label: str, op: Op, ops: int, redis_pid: int | None) -> None:
+    wall, cpu, redis_cpu = await measure(op, ops, redis_pid)
+    shown = f", Redis CPU {redis_cpu:7.1f} µs" if redis_pid else ""
+    print(f"{name:7} N={size:<5} {label:11} wall {wall:7.1f} µs, CPU {cpu:7.1f} µs{shown}", flush=True)
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -619,7 +619,10 @@ class Dispatcher:
         await self._set_delivery(entry, delivery)
 
     async def _handle_watermark(self, receipt: Receipt) -> None:
-        """Messenger's reads (and deliveries without mids): every message sent up to ``watermark`` (ms)."""
+        """Messenger's reads (and deliveries without mids): every reply sent up to ``watermark`` (ms), found by the
+        store among the replies awaiting a read receipt (``Store.mark_until``: never the whole transcript, whose
+        length would make every receipt of a long conversation slower); each one changed is told to the console
+        once (a receipt replayed changes nothing)."""
         delivery = _RECEIPT_DELIVERY.get(receipt.status)
         if receipt.watermark is None or delivery not in (Delivery.DELIVERED, Delivery.READ):
             return
@@ -630,10 +633,8 @@ class Dispatcher:
             until = datetime.fromtimestamp(receipt.watermark / 1000, UTC)
         except (OverflowError, ValueError, OSError):
             return
-        for entry in await self.store.transcript(conversation.id):
-            sent = entry.delivery in (Delivery.SENT, Delivery.DELIVERED)
-            if sent and entry.at <= until and _RANK[delivery] > _RANK[entry.delivery]:
-                await self._set_delivery(entry, delivery)
+        for entry_id in await self.store.mark_until(conversation.id, until, delivery):
+            await self.store.publish(DeliveryChanged(conversation.id, entry_id, delivery))
 
     async def _set_delivery(self, entry: TranscriptEntry, delivery: Delivery) -> None:
         await self.set_delivery(entry.conversation_id, entry.id, delivery)
@@ -644,6 +645,7 @@ class Dispatcher:
         await self.store.publish(DeliveryChanged(conversation_id, entry_id, delivery))
 
 
+WATERMARKED = frozenset({ChannelName.MESSENGER})  # its read receipts are watermarks: replies await one in the store
 _RECEIPT_DELIVERY = {
     "sent": Delivery.SENT, "delivered": Delivery.DELIVERED, "read": Delivery.READ, "failed": Delivery.FAILED,
 }  # fmt: skip
@@ -680,4 +682,5 @@ def outbox_item(conversation: Conversation, entry: TranscriptEntry, now: datetim
         recipient=conversation.sender, text=entry.text, choices=entry.choices, author=entry.author.value,
     )  # fmt: skip
     payload = encode_outbound(outbound)
-    return OutboxItem(id=entry.id, conversation_id=conversation.id, payload=payload, created_at=now)
+    return OutboxItem(id=entry.id, conversation_id=conversation.id, payload=payload, created_at=now,
+                      awaits_read=conversation.channel in WATERMARKED)  # fmt: skip

@@ -218,6 +218,9 @@ class OutboxItem:
     status: OutboxStatus = OutboxStatus.PENDING
     provider_message_id: str | None = None
     parts_sent: int = 0  # parts of a split message already accepted by the provider: the next try starts there
+    # a reply of a channel whose read receipts are watermarks (Messenger): put, its transcript entry awaits one
+    # (``TranscriptStore.mark_until``); not stored with the item
+    awaits_read: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,6 +357,16 @@ class TranscriptStore(Protocol):
     ) -> bool:
         """Record a delivery status (and the provider's id when given). False if the conversation has no such
         entry."""
+        ...
+
+    async def mark_until(self, conversation_id: str, until: datetime, delivery: Delivery) -> list[str]:
+        """A watermark's receipt (Messenger's ``read``, or a ``delivery`` without message ids: every reply sent up to
+        ``until``): every entry sent, or delivered when ``delivery`` is READ, whose time is ``until`` or earlier
+        takes ``delivery`` (DELIVERED or READ only); the ids changed, in the transcript's order. An entry already
+        as far never changes again (the same receipt twice changes nothing the second time); one still pending (not
+        sent yet) is left as it is. Its cost is that of the entries awaiting the receipt, not of the transcript:
+        only the replies put with an outbox item that awaits a read (``OutboxItem.awaits_read``: Messenger's) and
+        not yet read or failed are read, and only those are marked."""
         ...
 
     async def flag_entry(self, conversation_id: str, entry_id: str, flag: RiskFlag) -> bool:

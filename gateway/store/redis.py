@@ -193,14 +193,14 @@ class HeldReplies:
     def __init__(self, conversation_id: str) -> None:
         self.conversation_id = conversation_id
         self.texts: list[Reference] = []  # their shared texts: written first, never a reference to nothing
-        self.items: list[Any] = []  # per reply: entry id, the entry, sealed payload, created µs, due µs
+        self.items: list[Any] = []  # per reply: entry id, the entry, sealed payload, created µs, due µs, unread
         self.lines: list[Any] = []  # per reply: id, due µs, created µs
 
     def add(self, entry: HeldEntry, item: OutboxItem, payload: bytes) -> None:
         due, created = to_us(item.next_attempt_at or item.created_at), to_us(item.created_at)
         if entry.shared is not None:
             self.texts.append(entry.shared)
-        self.items += [item.id, entry.value, payload, created, due]
+        self.items += [item.id, entry.value, payload, created, due, _unread(item)]
         self.lines += [item.id, due, created]
 
     def queue(self, pipe: Pipeline) -> None:
@@ -211,6 +211,11 @@ class HeldReplies:
         keys = [*K.transcript_keys(conversation_id), *(K.outbox_item(conversation_id, item_id) for item_id in ids)]
         _eval(pipe, "put_entry_item", keys, [conversation_id, *self.items])
         _eval(pipe, "outbox_list", _line_keys(conversation_id), [conversation_id, *self.lines])
+
+
+def _unread(item: OutboxItem) -> int | str:
+    """The score of an item's entry among those awaiting a read receipt (its time, µs), or '' when it awaits none."""
+    return to_us(item.created_at) if item.awaits_read else ""
 
 
 def _line_keys(conversation_id: str) -> list[str]:
@@ -658,6 +663,15 @@ class RedisStore:
         return bool(found)
 
     @_guarded
+    async def mark_until(self, conversation_id: str, until: datetime, delivery: Delivery) -> list[str]:
+        """One script of the conversation's slot (``mark_until``): only the entries awaiting a read receipt up to
+        ``until`` are read (``redis_keys.transcript_unread``), never the transcript."""
+        if delivery not in (Delivery.DELIVERED, Delivery.READ):
+            raise ValueError(f"a watermark marks entries delivered or read, not {delivery}")
+        args = [to_us(until), _DELIVERY_CODES[delivery]]
+        return [_text(i) for i in await self._script("mark_until", K.transcript_keys(conversation_id), args)]
+
+    @_guarded
     async def flag_entry(self, conversation_id: str, entry_id: str, flag: RiskFlag) -> bool:
         """The entry read, its data opened, flagged and sealed again, then set in its transcript (one key, the
         conversation's slot) while its data is still the one read, else read again (a reseal rewrote it)."""
@@ -918,7 +932,8 @@ class RedisStore:
 
         def queue(pipe: Pipeline) -> None:
             keys = [K.outbox_item(conversation_id, item.id), *K.transcript_keys(conversation_id)]
-            _eval(pipe, "outbox_put_item", keys, [item.id, conversation_id, payload, to_us(item.created_at), due])
+            args = [item.id, conversation_id, payload, to_us(item.created_at), due, _unread(item)]
+            _eval(pipe, "outbox_put_item", keys, args)
             _eval(pipe, "outbox_list", _line_keys(conversation_id), [conversation_id, item.id, due,
                                                                      to_us(item.created_at)])  # fmt: skip
 

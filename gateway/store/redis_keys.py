@@ -4,7 +4,8 @@ Redis Cluster hashes only the part of a key between its first ``{`` and ``}`` (t
 Keys that a script changes together share a tag:
 
 * a conversation's keys: ``{<conversation id>}`` (record ``hg:c:``, transcript ``hg:t:`` holding the entries
-  themselves and, once long, its index ``hg:ti:``, processed marks ``hg:d:``, lock ``hg:l:``, outbox items
+  themselves and, once long, its index ``hg:ti:``, its entries awaiting a read receipt ``hg:tu:``, processed
+  marks ``hg:d:``, lock ``hg:l:``, outbox items
   ``hg:o:{<conversation id>}<item id>``: an item is resolved and shown on its transcript entry in one script);
 * the waiting queue ``{queue}``, the outbox's lines, heads and pending set ``{outbox}``, the inbox ``{inbox}``, the
   late readings waiting ``{late}``, the conversation indexes ``{index}``, the de-duplication claims and processed
@@ -62,9 +63,17 @@ def transcript_index(conversation_id: str) -> str:
     return tagged("ti", conversation_id)
 
 
+def transcript_unread(conversation_id: str) -> str:
+    """The transcript's entries awaiting a read receipt: a sorted set, entry id scored by the entry's time (µs),
+    joined when a reply's outbox item is put and left once the entry is read or failed, so that a watermark's
+    receipt (Messenger's ``read``: every reply sent up to then) finds what it changes without reading the
+    transcript (``redis_lua._MARK_UNTIL``)."""
+    return tagged("tu", conversation_id)
+
+
 def transcript_keys(conversation_id: str) -> list[str]:
-    """The keys of the scripts that read or change a transcript's entries: the list, its index."""
-    return [transcript(conversation_id), transcript_index(conversation_id)]
+    """The keys of the scripts that read or change a transcript's entries: the list, its index, its unread set."""
+    return [transcript(conversation_id), transcript_index(conversation_id), transcript_unread(conversation_id)]
 
 
 def done(conversation_id: str) -> str:

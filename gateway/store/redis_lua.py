@@ -22,6 +22,10 @@ INDEXED_FROM = 32  # a transcript of this many entries or more has its index (``
 # entries: a bounded cost, and no index's bytes for the many short conversations). The list is the truth, the index
 # a cache made again from it whenever it is not in step (its count differs from the list's length, or a place
 # names another entry: a store of an earlier layout, an index expired before its list). Each helper takes both keys.
+# Beside them, the entries awaiting a read receipt (``redis_keys.transcript_unread``): a reply joins when its outbox
+# item is put (``awaits_read``, a Messenger reply's: the only channel whose read receipts are watermarks; scored by
+# the entry's time: the item's creation, one ``now`` with the entry), and leaves once read or failed
+# (``set_delivery``), so that a watermark's receipt reads only those (``_MARK_UNTIL``).
 _ENTRIES = (
     f"local INDEXED_FROM = {INDEXED_FROM}\n"
     + """
@@ -77,13 +81,19 @@ local function push_entry(list, index, id, value)
     reindex(list, index, n)
   end
 end
-local function set_delivery(list, index, id, code, pmid)
+local function set_delivery(list, index, unread, id, code, pmid)
   local at, v = find_entry(list, index, id)
   if not at then return 0 end
   local nl = string.find(v, '\\n', #id + 2, true)
   if pmid == '' then pmid = string.sub(v, #id + 3, nl - 1) end
   redis.call('LSET', list, at, id .. '\\n' .. code .. pmid .. string.sub(v, nl))
+  if code == 'r' or code == 'f' then redis.call('ZREM', unread, id) end
   return 1
+end
+local function awaits_read(list, unread, id, at_us)
+  redis.call('ZADD', unread, at_us, id)
+  local ttl = redis.call('PTTL', list)
+  if ttl > 0 then redis.call('PEXPIRE', unread, ttl) end
 end
 """
 )
@@ -228,11 +238,37 @@ return false
 """
 )
 
-# KEYS: the conversation's transcript, its index. ARGV: entry id, delivery code, provider id or ''.
+# KEYS: the conversation's transcript, its index, its unread set. ARGV: entry id, delivery code, provider id or ''.
 _SET_DELIVERY = (
     _ENTRIES
     + """
-return set_delivery(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
+return set_delivery(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3])
+"""
+)
+
+# KEYS: the conversation's transcript, its index, its unread set. ARGV: a watermark (µs), the delivery's code ('d' or
+# 'r'). Every entry sent (or delivered, for 'r') at or before the watermark takes the code; the ids changed, in the
+# transcript's order. Reads only the unread set's entries up to the watermark (each found by the index): a receipt
+# costs the entries awaiting it, not the transcript. Once read, an entry leaves the set: the same receipt again
+# changes nothing. An entry still pending (its item not sent yet) is left for a later receipt.
+_MARK_UNTIL = (
+    _ENTRIES
+    + """
+local changed = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])) do
+  local at, v = find_entry(KEYS[1], KEYS[2], id)
+  local code = v and string.sub(v, #id + 2, #id + 2)
+  if code == 's' or (code == 'd' and ARGV[2] == 'r') then
+    set_delivery(KEYS[1], KEYS[2], KEYS[3], id, ARGV[2], '')
+    changed[#changed + 1] = {at, id}
+  elseif code ~= 'p' and code ~= 'd' then
+    redis.call('ZREM', KEYS[3], id)  -- gone, read or failed: awaits nothing
+  end
+end
+table.sort(changed, function(a, b) return a[1] < b[1] end)
+local ids = {}
+for i, c in ipairs(changed) do ids[i] = c[2] end
+return ids
 """
 )
 
@@ -386,9 +422,11 @@ return 1
 # The outbox. An item lives beside its transcript entry (slot ``{<entry id>}``); the lines of pending ids and the
 # heads under "hg:{outbox}:". Each operation is an item step, then a line step (the store runs them in order).
 
-# KEYS: item, its conversation's transcript, its index. ARGV: id, conversation, payload, created, next. 1 when the
-# item is pending now (put, or put before), 0 when it was resolved already: sent (then deleted once its transcript entry
-# records the send: that entry, no longer pending, is the mark) or failed.
+# KEYS: item, its conversation's transcript, its index, its unread set. ARGV: id, conversation, payload, created,
+# next, the entry's score among those awaiting a read receipt or ''. 1 when the item is pending now (put, or put
+# before), 0 when it was resolved already: sent (then deleted once its transcript entry records the send: that
+# entry, no longer pending, is the mark) or failed. With a score, the entry of a new item awaits its read receipt
+# from then on (an item without an entry, a notice's, adds nothing).
 _OUTBOX_PUT_ITEM = (
     _ENTRIES
     + """
@@ -398,14 +436,15 @@ local _, entry = find_entry(KEYS[2], KEYS[3], ARGV[1])
 if entry and string.sub(entry, #ARGV[1] + 2, #ARGV[1] + 2) ~= 'p' then return 0 end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'conv', ARGV[2], 'payload', ARGV[3], 'created_us', ARGV[4],
            'next_us', ARGV[5], 'attempts', 0, 'status', 'pending')
+if entry and ARGV[6] ~= '' then awaits_read(KEYS[2], KEYS[4], ARGV[1], ARGV[6]) end
 return 1
 """
 )
 
 # A message's replies of one conversation, each its transcript entry and its outbox item, in one step (one slot:
 # the conversation's), as ``put_entry`` then ``outbox_put_item`` would run them back to back for each in turn, a
-# short transcript read once. KEYS: the transcript, its index, then the items. ARGV: conversation, then per item:
-# entry id, the entry, sealed payload, created µs, next attempt µs.
+# short transcript read once. KEYS: the transcript, its index, its unread set, then the items. ARGV: conversation,
+# then per item: entry id, the entry, sealed payload, created µs, next attempt µs, its unread score or ''.
 _PUT_ENTRY_ITEM = (
     _ENTRIES
     + """
@@ -417,8 +456,8 @@ if not indexed(KEYS[1], KEYS[2], redis.call('LLEN', KEYS[1])) then
     if nl then codes[string.sub(v, 1, nl - 1)] = string.sub(v, nl + 1, nl + 1) end
   end
 end
-for i = 3, #KEYS do
-  local a = 2 + (i - 3) * 5
+for i = 4, #KEYS do
+  local a = 2 + (i - 4) * 6
   local id = ARGV[a]
   local code
   if codes then
@@ -435,6 +474,7 @@ for i = 3, #KEYS do
   if not redis.call('HGET', KEYS[i], 'status') and code == 'p' then
     redis.call('HSET', KEYS[i], 'id', id, 'conv', ARGV[1], 'payload', ARGV[a + 2], 'created_us', ARGV[a + 3],
                'next_us', ARGV[a + 4], 'attempts', 0, 'status', 'pending')
+    if ARGV[a + 5] ~= '' then awaits_read(KEYS[1], KEYS[3], id, ARGV[a + 5]) end
   end
 end
 return 1
@@ -518,10 +558,11 @@ return redis.call('HGET', KEYS[1], 'conv')
 """
 )
 
-# KEYS: item, its conversation's transcript, its index. ARGV: status, field or '', value, seconds kept, provider id
-# or '', the delivery's code, the lease end the caller holds (µs) or '', the item's id. The transcript entry of the
-# same id shows the result in the same step (never sent but shown pending). A sent item keeps no payload (the
-# transcript has the text): what is left tells it was sent, until it expires. Returns 1, or false when not held.
+# KEYS: item, its conversation's transcript, its index, its unread set. ARGV: status, field or '', value, seconds
+# kept, provider id or '', the delivery's code, the lease end the caller holds (µs) or '', the item's id. The
+# transcript entry of the same id shows the result in the same step (never sent but shown pending). A sent item keeps
+# no payload (the transcript has the text): what is left tells it was sent, until it expires. Returns 1, or false
+# when not held.
 _OUTBOX_RESOLVE = (
     _HELD
     + _ENTRIES
@@ -529,7 +570,7 @@ _OUTBOX_RESOLVE = (
 if not held(KEYS[1], ARGV[7]) then return false end
 redis.call('HSET', KEYS[1], 'status', ARGV[1])
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) end
-if ARGV[1] == 'sent' and set_delivery(KEYS[2], KEYS[3], ARGV[8], ARGV[6], ARGV[5]) == 1 then
+if ARGV[1] == 'sent' and set_delivery(KEYS[2], KEYS[3], KEYS[4], ARGV[8], ARGV[6], ARGV[5]) == 1 then
   redis.call('DEL', KEYS[1])  -- its transcript entry records the send: the mark ``outbox_put`` reads
   return 1
 end
@@ -539,22 +580,22 @@ if ARGV[1] == 'sent' then  -- rebuilt without the payload: a small hash takes Re
   redis.call('DEL', KEYS[1])
   for i = 1, #f do if v[i] then redis.call('HSET', KEYS[1], f[i], v[i]) end end
 else
-  set_delivery(KEYS[2], KEYS[3], ARGV[8], ARGV[6], ARGV[5])
+  set_delivery(KEYS[2], KEYS[3], KEYS[4], ARGV[8], ARGV[6], ARGV[5])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
 """
 )
 
-# KEYS: item, its conversation's transcript, its index. ARGV: reason, seconds kept, the failed delivery's code, the
-# item's id.
+# KEYS: item, its conversation's transcript, its index, its unread set. ARGV: reason, seconds kept, the failed
+# delivery's code, the item's id.
 # An item whose stored fields cannot be read: failed (kept a while for an operator).
 _OUTBOX_SET_ASIDE = (
     _ENTRIES
     + """
 redis.call('HSET', KEYS[1], 'status', 'failed', 'last_error', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-set_delivery(KEYS[2], KEYS[3], ARGV[4], ARGV[3], '')
+set_delivery(KEYS[2], KEYS[3], KEYS[4], ARGV[4], ARGV[3], '')
 return 1
 """
 )
@@ -764,6 +805,7 @@ SCRIPTS = {
     "get_entry": _GET_ENTRY,
     "entry_by_provider": _ENTRY_BY_PROVIDER,
     "set_delivery": _SET_DELIVERY,
+    "mark_until": _MARK_UNTIL,
     "set_entry_data": _SET_ENTRY_DATA,
     "claim": _CLAIM,
     "seen_mark": _SEEN_MARK,

@@ -94,7 +94,7 @@ CREATE INDEX IF NOT EXISTS conversations_status ON conversations (status, create
 CREATE INDEX IF NOT EXISTS conversations_created ON conversations (created_us);
 CREATE TABLE IF NOT EXISTS transcript (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, conversation_id TEXT NOT NULL,
-    delivery TEXT NOT NULL, provider_message_id TEXT, data TEXT NOT NULL);
+    delivery TEXT NOT NULL, provider_message_id TEXT, data TEXT NOT NULL, unread_us INTEGER);
 CREATE INDEX IF NOT EXISTS transcript_conversation ON transcript (conversation_id, seq);
 CREATE INDEX IF NOT EXISTS transcript_provider ON transcript (provider_message_id)
     WHERE provider_message_id IS NOT NULL;
@@ -192,6 +192,11 @@ _FIND_ACTIVE = f"SELECT data FROM conversations WHERE channel = ? AND sender = ?
 _CLIENT_OPEN_SQL = "status IN ('bot', 'queued')"
 assert {str(s) for s in CLIENT_OPEN} == {"bot", "queued"}, "_CLIENT_OPEN_SQL and conversations_client need the change"
 _CLIENT_INDEX = f"CREATE INDEX IF NOT EXISTS conversations_client ON conversations (client) WHERE {_CLIENT_OPEN_SQL}"
+# A reply awaiting its read receipt: ``unread_us``, its time, set when its outbox item is put (``outbox_put``) and
+# cleared once it is read or failed (``_UNREAD_AFTER``); a watermark's receipt reads only these (``mark_until``).
+_UNREAD_INDEX = ("CREATE INDEX IF NOT EXISTS transcript_unread ON transcript (conversation_id, unread_us)"
+                 " WHERE unread_us IS NOT NULL")  # fmt: skip
+_UNREAD_AFTER = "unread_us = CASE WHEN ? IN ('read', 'failed') THEN NULL ELSE unread_us END"  # ?: the delivery
 _COUNT_CLIENT = f"SELECT COUNT(*) FROM conversations WHERE client = ? AND {_CLIENT_OPEN_SQL}"
 # Sent and failed outbox rows past RESOLVED_OUTBOX_KEPT, found on the partial index ``outbox_resolved`` (its
 # condition written the same here, for the planner): every outbox pass purges, and a scan of the table (every
@@ -240,6 +245,7 @@ def _connect(path: Path, keys: DataKeys) -> sqlite3.Connection:
     conn.executescript(_SCHEMA)
     _add_missing_columns(conn, keys)
     conn.execute(_CLIENT_INDEX)
+    conn.execute(_UNREAD_INDEX)
     with _writing(conn):
         _count_waiting(conn)
     return conn
@@ -275,6 +281,9 @@ def _add_missing_columns(conn: sqlite3.Connection, keys: DataKeys) -> None:
     queue = {row["name"] for row in conn.execute("PRAGMA table_info(queue)")}
     if "flag" not in queue:  # the flag a waiting entry's priority was raised for (``QueueEntry.flag``)
         conn.execute("ALTER TABLE queue ADD COLUMN flag TEXT")
+    transcript = {row["name"] for row in conn.execute("PRAGMA table_info(transcript)")}
+    if "unread_us" not in transcript:  # NULL: replies sent before it are not marked by a watermark (their ids are)
+        conn.execute("ALTER TABLE transcript ADD COLUMN unread_us INTEGER")
     seen = {row["name"] for row in conn.execute("PRAGMA table_info(seen)")}
     if "owner" not in seen:  # NULL: processed; else the owner of a claim
         conn.execute("ALTER TABLE seen ADD COLUMN owner TEXT")
@@ -484,11 +493,32 @@ class SqliteStore:
         self, conversation_id: str, entry_id: str, delivery: Delivery, provider_message_id: str | None = None
     ) -> bool:
         changed = await self._change(
-            "UPDATE transcript SET delivery = ?, provider_message_id = COALESCE(?, provider_message_id)"
-            " WHERE id = ? AND conversation_id = ?",
-            (str(delivery), provider_message_id, entry_id, conversation_id),
+            "UPDATE transcript SET delivery = ?, provider_message_id = COALESCE(?, provider_message_id),"
+            f" {_UNREAD_AFTER} WHERE id = ? AND conversation_id = ?",
+            (str(delivery), provider_message_id, str(delivery), entry_id, conversation_id),
         )
         return changed == 1
+
+    async def mark_until(self, conversation_id: str, until: datetime, delivery: Delivery) -> list[str]:
+        """One transaction reading only the conversation's rows awaiting a read receipt up to ``until`` (the
+        ``transcript_unread`` partial index), never the transcript."""
+        if delivery not in (Delivery.DELIVERED, Delivery.READ):
+            raise ValueError(f"a watermark marks entries delivered or read, not {delivery}")
+        below = ("sent", "delivered") if delivery is Delivery.READ else ("sent",)
+
+        def work(conn: sqlite3.Connection) -> list[str]:
+            with _writing(conn):
+                rows = conn.execute(
+                    "SELECT id, delivery FROM transcript WHERE conversation_id = ? AND unread_us IS NOT NULL"
+                    " AND unread_us <= ? ORDER BY seq",
+                    (conversation_id, to_us(until)),
+                ).fetchall()
+                ids = [row["id"] for row in rows if row["delivery"] in below]
+                conn.executemany(f"UPDATE transcript SET delivery = ?, {_UNREAD_AFTER}"
+                                 " WHERE id = ?", [(str(delivery), str(delivery), i) for i in ids])  # fmt: skip
+                return ids
+
+        return await self._run(work)
 
     async def flag_entry(self, conversation_id: str, entry_id: str, flag: RiskFlag) -> bool:
         """Its row read and rewritten in one transaction (only its sealed data changes)."""
@@ -709,12 +739,19 @@ class SqliteStore:
     # The outbox
 
     async def outbox_put(self, item: OutboxItem) -> None:
-        await self._execute(
-            "INSERT OR IGNORE INTO outbox (id, conversation_id, payload, created_us, next_us)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (item.id, item.conversation_id, dumps_sealed(self._keys, "outbox", item.payload), to_us(item.created_at),
-             to_us(item.next_attempt_at or item.created_at)),
-        )  # fmt: skip
+        """A new item's transcript entry, still pending, awaits its read receipt from then on when the item says so
+        (``OutboxItem.awaits_read``, ``_UNREAD_INDEX``)."""
+        row = (item.id, item.conversation_id, dumps_sealed(self._keys, "outbox", item.payload), to_us(item.created_at),
+               to_us(item.next_attempt_at or item.created_at))  # fmt: skip
+
+        def write(conn: sqlite3.Connection) -> None:
+            put = conn.execute("INSERT OR IGNORE INTO outbox (id, conversation_id, payload, created_us, next_us)"
+                               " VALUES (?, ?, ?, ?, ?)", row)  # fmt: skip
+            if put.rowcount == 1 and item.awaits_read:
+                conn.execute("UPDATE transcript SET unread_us = ? WHERE id = ? AND conversation_id = ?"
+                             " AND delivery = 'pending'", (row[3], item.id, item.conversation_id))  # fmt: skip
+
+        await self._write(write)
 
     async def outbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 60, run: int = 1) -> list[OutboxItem]:
         now_us = to_us(now)
@@ -817,9 +854,9 @@ class SqliteStore:
                 if conn.execute(sql, (value, item_id, conversation_id, *held)).rowcount != 1:
                     return False
                 conn.execute(
-                    "UPDATE transcript SET delivery = ?, provider_message_id = COALESCE(?, provider_message_id)"
-                    " WHERE id = ?",
-                    (str(delivery), provider_id, item_id),
+                    "UPDATE transcript SET delivery = ?, provider_message_id = COALESCE(?, provider_message_id),"
+                    f" {_UNREAD_AFTER} WHERE id = ?",
+                    (str(delivery), provider_id, str(delivery), item_id),
                 )
                 return True
 

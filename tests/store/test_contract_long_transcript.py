@@ -109,7 +109,7 @@ async def test_an_ended_long_transcript_expires_with_its_index(store: Store, sto
         return  # no TTLs in SQLite: the daily purge deletes the transcript
     client = redis.Redis.from_url(store_url)
     try:
-        assert [0 < client.ttl(name) <= 3600 for name in K.transcript_keys(conversation_id)] == [True, True]
+        assert [0 < client.ttl(name) <= 3600 for name in K.transcript_keys(conversation_id)[:2]] == [True, True]
         client.delete(K.transcript_index(conversation_id))  # an index made again later takes its list's TTL
         await store.set_delivery(conversation_id, "e0001", Delivery.READ)
         assert 0 < client.ttl(K.transcript_index(conversation_id)) <= 3600
