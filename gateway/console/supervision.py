@@ -16,8 +16,8 @@ from aiohttp import web
 
 from gateway.clock import Clock
 from gateway.console import stats
-from gateway.console.flagged import FlaggedRoles, flagged
 from gateway.console.api import LISTENER, Handler, ListenerAPI, Presence
+from gateway.console.flagged import FlaggedRoles, flagged
 from gateway.errors import FlowError
 from gateway.flows.graph import run_dot, to_dot, to_mermaid
 from gateway.flowset import FlowSet
