@@ -18,7 +18,9 @@ from tests.test_webchat import say
 
 
 async def test_supervision_is_for_supervisors(client: TestClient, queued: Any) -> None:  # type: ignore[type-arg]
-    for path in ("/api/supervision", "/api/supervision/flags", "/api/stats", "/api/stats.csv", "/api/flow/diagram.svg", "/api/flow/diagram.mmd"):
+    paths = ("/api/supervision", "/api/supervision/flags", "/api/stats", "/api/stats.csv", "/api/flow/diagram.svg",
+             "/api/flow/diagram.mmd")  # fmt: skip
+    for path in paths:
         response = await client.get(path)
         assert response.status == 403, path
         assert (await response.json())["error"] == "supervisors_only"
@@ -51,7 +53,8 @@ async def test_figures_follow_a_conversation_to_its_close(client: TestClient, qu
 
 
 async def test_the_flags_list_the_open_conversations_flagged_messages_without_their_text(
-    client: TestClient, queued: Any  # type: ignore[type-arg]
+    client: TestClient,
+    queued: Any,  # type: ignore[type-arg]
 ) -> None:
     ws, conversation_id = queued
     sam = await other_session(client, "sam")

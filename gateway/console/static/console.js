@@ -47,6 +47,7 @@
   function connection(on) {
     if (on === undefined) { return; }
     state.connected = on;
+    $("connection").dataset.i18n = on ? "conn.live" : "conn.reconnecting";  // a page's addTexts translates it again
     $("connection").textContent = on ? t("conn.live") : t("conn.reconnecting");
     $("connection").className = "pill " + (on ? "on" : "off");
   }

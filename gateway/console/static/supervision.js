@@ -40,6 +40,7 @@
   function connection(on) {
     if (on === undefined) { return; }
     shown.connected = on;
+    $("connection").dataset.i18n = on ? "conn.live" : "conn.reconnecting";  // a page's addTexts translates it again
     $("connection").textContent = on ? t("conn.live") : t("conn.reconnecting");
     $("connection").className = "pill " + (on ? "on" : "off");
   }
