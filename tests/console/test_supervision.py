@@ -52,10 +52,7 @@ async def test_figures_follow_a_conversation_to_its_close(client: TestClient, qu
     assert "pseudonym" not in str(figures) and conversation_id not in str(figures)
 
 
-async def test_the_flags_list_the_open_conversations_flagged_messages_without_their_text(
-    client: TestClient,
-    queued: Any,  # type: ignore[type-arg]
-) -> None:
+async def test_flags_of_open_conversations_never_their_text(client: TestClient, queued: Any) -> None:  # type: ignore[type-arg]
     ws, conversation_id = queued
     sam = await other_session(client, "sam")
     try:
