@@ -56,6 +56,10 @@ class IllegalTransition(GatewayError):
         super().__init__(f"cannot {action} a conversation that is {status}")
 
 
+class CorpusError(GatewayError, ValueError):
+    """A line of a labelled corpus is not one: ``file:line: what is wrong``."""
+
+
 class ModelError(GatewayError):
     """The understanding model cannot be loaded, or its weights were trained on another embedder."""
 

@@ -1,5 +1,6 @@
-"""Supervision routes, for supervisors only: the live board, the figures of a period (JSON and CSV), the
-current flow as a diagram and the result of the last reload. Figures come from :mod:`gateway.console.stats`.
+"""Supervision routes, for supervisors only: the live board, the risk flags of the open conversations
+(:mod:`gateway.console.flagged`), the figures of a period (JSON and CSV), the current flow as a diagram and the
+result of the last reload. Figures come from :mod:`gateway.console.stats`.
 
 The diagram is drawn by Graphviz's ``dot`` (in a thread, cached per flow version); without ``dot`` the SVG
 route answers 503 and the console shows the Mermaid text of ``/api/flow/diagram.mmd`` instead.
@@ -16,6 +17,7 @@ from aiohttp import web
 from gateway.clock import Clock
 from gateway.console import stats
 from gateway.console.api import LISTENER, Handler, ListenerAPI, Presence
+from gateway.console.flagged import FlaggedRoles, flagged
 from gateway.errors import FlowError
 from gateway.flows.graph import run_dot, to_dot, to_mermaid
 from gateway.flowset import FlowSet
@@ -29,8 +31,8 @@ SVG_HEADERS = {
 }
 
 
-class SupervisionRoles(stats.StatsRoles, CaseworkStore, AuditStore, Protocol):
-    """What supervision needs of the store: the figures' (conversations, queue) and the casework's."""
+class SupervisionRoles(stats.StatsRoles, FlaggedRoles, CaseworkStore, AuditStore, Protocol):
+    """What supervision needs of the store: the figures' (conversations, queue), the flags' and the casework's."""
 
 
 class Supervision:
@@ -44,6 +46,7 @@ class Supervision:
         only = self._supervisors
         return [
             web.get("/api/supervision", only(self.board)),
+            web.get("/api/supervision/flags", only(self.flags)),
             web.get("/api/stats", only(self.figures)),
             web.get("/api/stats.csv", only(self.csv)),
             web.get("/api/flow/diagram.svg", only(self.diagram_svg)),
@@ -59,6 +62,11 @@ class Supervision:
         last = self.flows.last_reload.to_dict() if self.flows.last_reload else None
         return web.json_response({"now": now.isoformat(), "live": live,
                                   "flow": {"version": self.flows.version, "last_reload": last}})  # fmt: skip
+
+    async def flags(self, request: web.Request) -> web.Response:
+        """The open conversations in which a risk was read, and their flagged messages (``console/flagged.py``)."""
+        now = self.clock()
+        return web.json_response({"now": now.isoformat(), "flagged": await flagged(self.store, self.api.card, now)})
 
     async def _period(self, request: web.Request) -> stats.Period:
         try:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gateway.errors import CorpusError
 from gateway.flows.reading import RISKS, Risk
 from gateway.understanding.classifier import NGRAM_DIM, NGRAM_WEIGHT, NO_TOPIC, Classifier, Head, Matrix
 from gateway.understanding.embedder import Embedder, ReadsInWindows
@@ -57,19 +58,38 @@ class Example:
 
 
 def load_corpus(path: Path) -> list[Example]:
+    """The corpus's examples in file order; CorpusError ``file:line: not a corpus line: what is wrong``."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorpusError(f"{path}: cannot be read ({exc.__class__.__name__})") from None
     examples = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-            examples.append(Example(
-                text=str(row["text"]), risk=Risk(row["risk"]).value, topic=str(row.get("topic") or NO_TOPIC),
-                third_party=bool(row.get("third_party", False)), lang=str(row.get("lang", "")),
-            ))  # fmt: skip
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}:{number}: not a corpus line ({exc.__class__.__name__})") from None
+            examples.append(_example(line))
+        except ValueError as exc:
+            raise CorpusError(f"{path}:{number}: not a corpus line: {exc}") from None
     return examples
+
+
+def _example(line: str) -> Example:
+    try:
+        row = json.loads(line)
+    except ValueError as exc:
+        raise ValueError(f"not JSON ({exc})") from None
+    if not isinstance(row, dict):
+        raise ValueError("not a JSON object")
+    for key in ("text", "risk"):
+        if key not in row:
+            raise ValueError(f"'{key}' is missing")
+    if row["risk"] not in tuple(r.value for r in Risk):
+        raise ValueError(f"{row['risk']!r} is not a risk class ({', '.join(r.value for r in Risk)})")
+    return Example(
+        text=str(row["text"]), risk=row["risk"], topic=str(row.get("topic") or NO_TOPIC),
+        third_party=bool(row.get("third_party", False)), lang=str(row.get("lang", "")),
+    )  # fmt: skip
 
 
 Figures = tuple[dict[str, float], float]  # any-risk recall per risk class, false alarms on ``none``

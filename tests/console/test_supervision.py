@@ -11,12 +11,16 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from gateway.app import STORE
 from tests.conftest import add_listener, login
 from tests.console.conftest import other_session
+from tests.test_webchat import say
 
 
 async def test_supervision_is_for_supervisors(client: TestClient, queued: Any) -> None:  # type: ignore[type-arg]
-    for path in ("/api/supervision", "/api/stats", "/api/stats.csv", "/api/flow/diagram.svg", "/api/flow/diagram.mmd"):
+    paths = ("/api/supervision", "/api/supervision/flags", "/api/stats", "/api/stats.csv", "/api/flow/diagram.svg",
+             "/api/flow/diagram.mmd")  # fmt: skip
+    for path in paths:
         response = await client.get(path)
         assert response.status == 403, path
         assert (await response.json())["error"] == "supervisors_only"
@@ -46,6 +50,29 @@ async def test_figures_follow_a_conversation_to_its_close(client: TestClient, qu
     assert [(r["key"], r["value"]) for r in figures["routes"]] == [("listener", 1)]
     assert figures["wait"]["answered"] == 1 and figures["wait"]["buckets"][0]["value"] == 1
     assert "pseudonym" not in str(figures) and conversation_id not in str(figures)
+
+
+async def test_flags_of_open_conversations_never_their_text(client: TestClient, queued: Any) -> None:  # type: ignore[type-arg]
+    ws, conversation_id = queued
+    sam = await other_session(client, "sam")
+    try:
+        assert (await (await sam.get("/api/supervision/flags")).json())["flagged"] == []  # no risk read yet
+        assert (await client.post(f"/api/conversations/{conversation_id}/take", json={})).status == 200
+        await say(ws, "risky", "il a un couteau il arrive")  # while anne holds it
+        [shown] = (await (await sam.get("/api/supervision/flags")).json())["flagged"]
+        closed = await client.post(f"/api/conversations/{conversation_id}/close", json={"outcome": "cyberbullying"})
+        assert closed.status == 200
+        after = (await (await sam.get("/api/supervision/flags")).json())["flagged"]
+    finally:
+        await sam.close()
+    assert shown["id"] == conversation_id and shown["status"] == "with_listener" and shown["listener"] == "anne"
+    assert shown["flag"]["risk"] == "imminent_danger" and shown["flag"]["source"] == "keywords"
+    [message] = shown["messages"]
+    assert message["flag"] == shown["flag"] and set(message) == {"id", "at", "flag"}  # never the text
+    conversation = await client.app[STORE].get_conversation(conversation_id)
+    assert conversation is not None and conversation.sender and conversation.sender not in str(shown)
+    assert "summary" not in shown and "couteau il arrive" not in str(shown)
+    assert after == []  # closed: no longer on the board
 
 
 async def test_csv_has_the_same_figures_and_nothing_identifying(client: TestClient, queued: Any) -> None:  # type: ignore[type-arg]

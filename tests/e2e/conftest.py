@@ -1,19 +1,28 @@
 """Browser tests: the real app on a real port, and Debian's Chromium driven by Playwright.
 
 ``make test`` installs /usr/bin/chromium; a missing browser fails these tests (it is never skipped).
+
+One Chromium (and one Playwright driver, whose start is most of a launch's cost) serves every browser test of the
+session; each test gets fresh browser contexts (their own cookies, storage and cache), and any context a test
+left open is closed after it, so no test sees another's state. Playwright's objects belong to the event loop that
+started them, so the browser tests, and the async fixtures they use, run in pytest-asyncio's session loop (the
+other tests keep a loop of their own); a browser that died is launched again for the next test.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, BrowserContext, async_playwright
+from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright, expect
 
 from gateway.app import create_app
 from gateway.settings import Settings
@@ -26,6 +35,8 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 
 pytestmark = pytest.mark.browser
+
+expect.set_options(timeout=15_000)  # as each context's waits: a busy machine is slow, never wrong
 
 ServerFactory = Callable[[Settings], Awaitable[TestServer]]
 
@@ -46,13 +57,75 @@ async def server(make_server: ServerFactory, settings: Settings) -> TestServer:
     return await make_server(settings)
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run 'make test' (it installs Debian's chromium)"
+SHARED_LOOP = "session"
+_UNSET = object()
+
+
+def _uses_the_browser(item: pytest.Item) -> bool:
+    return isinstance(item, pytest.Function) and "browser" in item.fixturenames
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The browser tests run in the session's loop, the shared browser's (the marker goes first: it decides)."""
+    for item in items:
+        if _uses_the_browser(item) and item.path.is_relative_to(Path(__file__).parent):
+            item.add_marker(pytest.mark.asyncio(loop_scope=SHARED_LOOP), append=False)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+) -> Generator[None, Any, Any]:
+    """A browser test's async fixtures (its server, fake providers…) run in its loop: pytest-asyncio reads a
+    fixture's loop from its function, which is given the session's for this setup only."""
+    func = fixturedef.func
+    shared = fixturedef.scope == "function" and _uses_the_browser(request.node)
+    if not shared or not (inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)):
+        return (yield)
+    before = func.__dict__.get("_loop_scope", _UNSET)
+    if before not in (_UNSET, None):  # a fixture that names its loop keeps it
+        return (yield)
+    func._loop_scope = SHARED_LOOP  # type: ignore[attr-defined]
+    try:
+        return (yield)
+    finally:
+        if before is _UNSET:
+            del func._loop_scope  # type: ignore[attr-defined]
+        else:
+            func._loop_scope = before  # type: ignore[attr-defined]
+
+
+class Chromium:
+    """The session's Playwright driver and browser, launched again if the browser died."""
+
+    def __init__(self, playwright: Playwright) -> None:
+        self.playwright = playwright
+        self.browser: Browser | None = None
+
+    async def get(self) -> Browser:
+        if self.browser is None or not self.browser.is_connected():
+            assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run 'make test' (it installs Debian's chromium)"
+            chromium = self.playwright.chromium
+            self.browser = await chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        return self.browser
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope=SHARED_LOOP)
+async def chromium() -> AsyncIterator[Chromium]:
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        await browser.close()
+        shared = Chromium(playwright)
+        yield shared
+        if shared.browser is not None:
+            await shared.browser.close()
+
+
+@pytest_asyncio.fixture(loop_scope=SHARED_LOOP)
+async def browser(chromium: Chromium) -> AsyncIterator[Browser]:
+    """The shared browser; the contexts a test left open are closed after it (the tests run one at a time)."""
+    browser = await chromium.get()
+    yield browser
+    for context in browser.contexts:
+        await context.close()
 
 
 @contextlib.asynccontextmanager

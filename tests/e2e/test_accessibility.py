@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestServer
 from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from tests.e2e.test_chat import open_chat, walk_to_queue
+from tests.e2e.test_chat import open_chat, type_answer, walk_to_queue
 from tests.e2e.test_console import add_listeners, log_in
 
 pytestmark = pytest.mark.browser
@@ -96,9 +96,14 @@ async def test_the_console_has_no_violation(context: BrowserContext, desk: Brows
         await listener.keyboard.press("Escape")
         await expect(listener.locator(dialog)).to_be_hidden()
 
+    await type_answer(young, "il a un couteau il arrive")  # a risk read while sam holds it: flagged, live
+    await expect(listener.locator("#transcript .msg.flagged")).to_have_count(1)
+    await audit(listener, "/console, a flagged message")
+
     await listener.get_by_role("link", name="Supervision").click()
     await expect(listener.locator("#reload")).to_contain_text("réussi")
-    await audit(listener, "/console/supervision")
+    await expect(listener.locator("#flagged .flagged-conversation .msg.flagged")).to_have_count(1)
+    await audit(listener, "/console/supervision, a flagged conversation")
 
 
 async def test_the_chat_at_400_percent_zoom_keeps_the_box_and_the_latest_message_usable(

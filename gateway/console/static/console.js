@@ -5,7 +5,7 @@
   var el = HG.el, clear = HG.clear, api = HG.api;
   var $ = function (id) { return document.getElementById(id); };
 
-  var t = HG.t;
+  var t = HG.t, flagText = HG.flagText, showFlag = HG.showFlag;  // flags.js
   var REFUSED = ["taken", "capacity", "not_yours", "forbidden", "window_closed", "not_active", "not_found", "empty", "too_long"];
 
   var state = {
@@ -47,6 +47,7 @@
   function connection(on) {
     if (on === undefined) { return; }
     state.connected = on;
+    $("connection").dataset.i18n = on ? "conn.live" : "conn.reconnecting";  // a page's addTexts translates it again
     $("connection").textContent = on ? t("conn.live") : t("conn.reconnecting");
     $("connection").className = "pill " + (on ? "on" : "off");
   }
@@ -359,14 +360,6 @@
     }
   }
 
-  // A risk read in the young person's words: its class, and why (the words that matched, or the model's score).
-  function flagText(flag) {
-    var how = flag.source === "model"
-      ? t("flag.model", { score: Math.round(flag.score * 100) + " %" })
-      : t("flag.keywords", { words: flag.words.join(", ") });
-    return t("risk." + flag.risk) + " · " + how;
-  }
-
   function appendEntry(entry) {
     if (state.shown[entry.id]) { return; }
     state.shown[entry.id] = true;
@@ -391,17 +384,6 @@
     }
     list.appendChild(item);
     if (atBottom || entry.author !== "user") { list.scrollTop = list.scrollHeight; }
-  }
-
-  /* A risk read in a young person's message, after its text; one read later takes the place of a weaker one only,
-     as the store keeps it (TranscriptStore.flag_entry): a reload shows the same. */
-  function showFlag(item, flag) {
-    var shown = item.querySelector(".flag");
-    if (shown && Number(item.dataset.flagScore) > flag.score) { return; }
-    var mark = el("span", "flag", flagText(flag));
-    if (shown) { shown.replaceWith(mark); } else { item.querySelector(".text").after(mark); }
-    item.classList.add("flagged");
-    item.dataset.flagScore = String(flag.score);
   }
 
   /* A server-written entry, in the console's language (gateway/system_entries.py: its code and parameters). */

@@ -23,8 +23,9 @@
   loadFlow();
   HG.events({
     watch: true,  // a supervisor watching the board is not a listener online
-    onOpen: function () { connection(true); refresh(); },
+    onOpen: function () { connection(true); refresh(); live({ type: "open" }); },
     onEvent: function (event) {
+      live(event);  // supervision-flags.js
       if (event.type === "queue" || event.type === "status") { refresh(); }
       if (event.type === "presence") { loadBoardSoon(); }
     },
@@ -39,9 +40,12 @@
   function connection(on) {
     if (on === undefined) { return; }
     shown.connected = on;
+    $("connection").dataset.i18n = on ? "conn.live" : "conn.reconnecting";  // a page's addTexts translates it again
     $("connection").textContent = on ? t("conn.live") : t("conn.reconnecting");
     $("connection").className = "pill " + (on ? "on" : "off");
   }
+
+  function live(event) { document.dispatchEvent(new CustomEvent("hg:live", { detail: event })); }
 
   function loadBoardSoon() {
     clearTimeout(boardTimer);

