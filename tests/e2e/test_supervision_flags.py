@@ -94,3 +94,21 @@ async def test_a_supervisor_sees_flags_raised_while_a_listener_holds_the_convers
     webchat = board.locator("#flagged .flagged-conversation").filter(has_text="Web chat")
     await expect(webchat.locator(".badge.risk")).to_contain_text("Immediate danger · words: ")
     await expect(webchat.locator(".status")).to_have_text("with anne")
+
+
+async def test_the_board_keeps_loading_while_events_never_stop(
+    context: BrowserContext, desk: BrowserContext, make_server: ServerFactory, settings: Settings
+) -> None:
+    """At a peak, queue and status events never stop: the board's reloads are throttled, not debounced, so a
+    conversation flagged meanwhile still shows (a debounce restarted by every event never loaded: this failed)."""
+    server = await make_server(settings)
+    await eventually(lambda: loaded(server))
+    await add_listeners(server, "anne", supervisor="sam")
+    board = await supervision_page(desk, server)
+    await board.evaluate("""() => { window.busy = setInterval(() => document.dispatchEvent(
+        new CustomEvent("hg:live", {detail: {type: "queue"}})), 40); }""")  # a queue event every 40 ms
+    young = await open_chat(context, server)
+    await type_answer(young, "il a un couteau il arrive")  # flagged in the bot phase, the first message
+    webchat = board.locator("#flagged .flagged-conversation").filter(has_text="Chat web")
+    await expect(webchat.locator(".badge.risk")).to_contain_text("Danger immédiat · mots :")
+    assert await board.evaluate("() => { clearInterval(window.busy); return window.sameDocument; }") is True

@@ -42,15 +42,27 @@
     if (row) { HG.showFlag(row, event.flag); row.classList.add("flash"); }
   }
 
+  /* Reloads are throttled, not debounced: at a peak, queue and status events never stop, and a debounce would never
+     load. The first reload after a quiet spell goes 150 ms after its event, then at most one every 2 s (each reads
+     every open conversation on the server), one at a time; an event during a reload brings one more after it. */
+  var GAP = 2000, last = 0, loading = false, again = false;
+
   function loadSoon() {
-    clearTimeout(timer);
-    timer = setTimeout(load, 150);
+    if (timer !== null) { return; }
+    timer = setTimeout(function () { timer = null; load(); }, Math.max(150, last + GAP - Date.now()));
   }
 
   function load() {
+    if (loading) { again = true; return; }
+    loading = true;
+    last = Date.now();
+    var done = function () {
+      loading = false;
+      if (again) { again = false; loadSoon(); }
+    };
     HG.api("GET", "/api/supervision/flags").then(function (response) {
       if (response.ok) { render(response.data.flagged); }
-    });
+    }).then(done, done);
   }
 
   /* A conversation whose card and flags did not change keeps its node (a highlight goes on to its end). */
