@@ -34,6 +34,7 @@ never given to anyone (it named no text).
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 from collections import Counter, deque
@@ -340,8 +341,10 @@ class SharedSubscription:
 
     async def __anext__(self) -> Event:
         while True:
-            if self._error is not None:
-                raise self._error
+            if self._error is not None:  # one failure fans out to every subscription: each raises its own copy, so
+                # its traceback holds this reader's frames only (a shared object's would pile up every task's, and
+                # the supervisor would name another worker's place)
+                raise copy.copy(self._error).with_traceback(None) from self._error.__cause__
             if self._closed:
                 raise StopAsyncIteration
             if self._missed:

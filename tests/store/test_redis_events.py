@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import traceback
 from datetime import UTC, datetime
 
 import pytest
 import redis
 
+from gateway.errors import StoreError
 from gateway.events import EntryAdded, QueueChanged, Typing
 from gateway.store import Author, TranscriptEntry, open_store
 from gateway.store.redis import EVENTS_CHANNEL
@@ -86,4 +88,36 @@ async def test_the_instance_is_sent_only_the_conversations_its_subscriptions_fol
         await chat.aclose()
         await console.aclose()
     finally:
+        await store.close()
+
+
+async def test_a_lost_connection_fails_each_subscription_with_its_own_error(redis_url: str) -> None:
+    """The pub/sub connection lost fails every subscription of the process. Each raises its own StoreError, whose
+    traceback holds its own reader's frames only: one shared object's piled up every task's frames, and the
+    supervisor (``where``) named another worker's place in the log (this failed)."""
+    store = await open_store(redis_url, keys=store_keys(redis_url))
+    first, second = await store.subscribe(), await store.subscribe()
+
+    async def read_first() -> BaseException:
+        with pytest.raises(StoreError) as caught:
+            await anext(first)
+        return caught.value
+
+    async def read_second() -> BaseException:
+        with pytest.raises(StoreError) as caught:
+            await anext(second)
+        return caught.value
+
+    admin = redis.Redis.from_url(redis_url)
+    try:
+        readers = asyncio.gather(read_first(), read_second())
+        async with asyncio.timeout(10):
+            while not admin.client_kill_filter(_type="pubsub"):
+                await asyncio.sleep(0.01)
+            one, two = await readers
+        assert one is not two
+        assert "read_second" not in [f.name for f in traceback.extract_tb(one.__traceback__)]
+        assert "read_first" not in [f.name for f in traceback.extract_tb(two.__traceback__)]
+    finally:
+        admin.close()
         await store.close()
