@@ -67,6 +67,7 @@ async def test_console_and_supervision_screenshots(
     await reply.fill("/preuves")
     await reply.press("Enter")
     await reply.press("Enter")
+    await type_answer(talking, "il m'a dit qu'il a un couteau et qu'il arrive")  # flagged, shown to anne and the board
     await anne.get_by_role("button", name="Note privée").click()
     await reply.fill("Faux compte Instagram : proposer le signalement, vérifier si les parents sont au courant.")
     await reply.press("Enter")
@@ -101,6 +102,7 @@ async def test_console_and_supervision_screenshots(
         await expect(board.locator("#total")).to_have_text("4")
         await expect(board.locator("#live-online")).to_have_text("1")  # anne's desk: claire only watches the board
         await expect(board.locator("#diagram img")).to_have_js_property("complete", True)
+        await expect(board.locator("#flagged .flagged-conversation")).to_have_count(1)
         await board.screenshot(path=str(out / "supervision.png"), full_page=True)
     finally:
         await board_context.close()
