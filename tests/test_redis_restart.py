@@ -83,17 +83,22 @@ async def converse(client: Client, prefix: str, texts: list[str]) -> str:
     token = secrets.token_urlsafe(24)
     acknowledged = 0
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + RECOVERY_SECONDS
+    start = loop.time()
+    deadline = start + RECOVERY_SECONDS
+    tries: list[str] = []  # why each try ended: what a failure reports (this test failed once, unexplained)
     while loop.time() < deadline:  # each try is bounded by ``say``'s wait for a frame, as a page gives up a socket
-        with contextlib.suppress(aiohttp.ClientError, TypeError, TimeoutError, AssertionError, KeyError):
+        try:
             async with client.ws_connect("/chat/ws") as ws:
                 token = (await hello(ws, token))["token"]
                 while acknowledged < len(texts):
                     await say(ws, f"{prefix}-{acknowledged}", texts[acknowledged])
                     acknowledged += 1
                 return token
+        except (aiohttp.ClientError, TypeError, TimeoutError, AssertionError, KeyError) as error:
+            tries.append(f"{loop.time() - start:.1f} s: {acknowledged} acknowledged, {error!r:.300}")
         await asyncio.sleep(0.1)  # the client's reconnection delay (chat.js waits too)
-    raise AssertionError(f"{prefix}: {acknowledged} of {len(texts)} messages acknowledged")
+    raise AssertionError(f"{prefix}: {acknowledged} of {len(texts)} messages acknowledged; {len(tries)} tries, "
+                         f"the last ones: {tries[-8:]}")  # fmt: skip
 
 
 async def ready(client: Client) -> None:
