@@ -87,15 +87,19 @@ async def converse(client: Client, prefix: str, texts: list[str]) -> str:
     deadline = start + RECOVERY_SECONDS
     tries: list[str] = []  # why each try ended: what a failure reports (this test failed once, unexplained)
     while loop.time() < deadline:  # each try is bounded by ``say``'s wait for a frame, as a page gives up a socket
+        frames: list[dict[str, Any]] = []  # what was sent last, then the frames that came after it
         try:
             async with client.ws_connect("/chat/ws") as ws:
-                token = (await hello(ws, token))["token"]
+                frames = [{"type": "hello"}]
+                token = (await hello(ws, token, frames))["token"]
                 while acknowledged < len(texts):
-                    await say(ws, f"{prefix}-{acknowledged}", texts[acknowledged])
+                    frames = [{"type": "message"}]
+                    await say(ws, f"{prefix}-{acknowledged}", texts[acknowledged], frames)
                     acknowledged += 1
                 return token
         except (aiohttp.ClientError, TypeError, TimeoutError, AssertionError, KeyError) as error:
-            tries.append(f"{loop.time() - start:.1f} s: {acknowledged} acknowledged, {error!r:.300}")
+            kinds = [f.get("type") for f in frames]
+            tries.append(f"{loop.time() - start:.1f} s: {acknowledged} acknowledged, {kinds}, {error!r:.200}")
         await asyncio.sleep(0.1)  # the client's reconnection delay (chat.js waits too)
     raise AssertionError(f"{prefix}: {acknowledged} of {len(texts)} messages acknowledged; {len(tries)} tries, "
                          f"the last ones: {tries[-8:]}")  # fmt: skip
@@ -155,8 +159,11 @@ async def test_a_redis_restart_mid_burst_both_instances_recover(
     make_client: AppFactory, settings: Settings, own_redis: OwnRedis, clock: Clock
 ) -> None:
     # One test client opens every chat from 127.0.0.1: the new-chat limits are not what this test is about.
+    # Nor is the cap on one address's open conversations (3): a burst whose first hello met the restart opens its
+    # conversation after the others have opened theirs, and was refused with the calm notice (a test failure
+    # seen once in about 40 runs: "burst3: 0 of 6 messages acknowledged", each later hello answered by the notice).
     settings = settings.replace(store=own_redis.url, limit_chats_per_address="1000/hour",
-                                   limit_chats_per_browser="1000/hour")  # fmt: skip
+                                limit_chats_per_browser="1000/hour", max_waiting_per_client=100)  # fmt: skip
     one, two = await make_client(settings), await make_client(settings)
     await add_listener(two, "anne", supervisor=True)  # her console follows a conversation still in the bot
     await login(two, "anne")

@@ -17,8 +17,12 @@ from tests.conftest import AppFactory, Clock
 WALK_TO_QUEUE = ["2", "1", "15", "1", "1", "On se moque de moi sur un groupe."]
 
 
-async def receive_until(ws: aiohttp.ClientWebSocketResponse, predicate: Any, limit: int = 50) -> list[dict[str, Any]]:
-    frames: list[dict[str, Any]] = []
+async def receive_until(
+    ws: aiohttp.ClientWebSocketResponse, predicate: Any, limit: int = 50, frames: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """The frames up to the first ``predicate`` accepts (each waited for 10 s at most), kept in ``frames`` when
+    given: a caller that gives up still sees what came."""
+    frames = [] if frames is None else frames
     for _ in range(limit):
         frame = await ws.receive_json(timeout=10)
         frames.append(frame)
@@ -27,15 +31,18 @@ async def receive_until(ws: aiohttp.ClientWebSocketResponse, predicate: Any, lim
     raise AssertionError(f"no matching frame in {frames}")
 
 
-async def hello(ws: aiohttp.ClientWebSocketResponse, token: str | None = None) -> dict[str, Any]:
+async def hello(
+    ws: aiohttp.ClientWebSocketResponse, token: str | None = None, frames: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     await ws.send_json({"type": "hello", "token": token, "language": "fr"})
-    frames = await receive_until(ws, lambda f: f["type"] == "session")
-    return frames[-1]
+    return (await receive_until(ws, lambda f: f["type"] == "session", frames=frames))[-1]
 
 
-async def say(ws: aiohttp.ClientWebSocketResponse, message_id: str, text: str) -> list[dict[str, Any]]:
+async def say(
+    ws: aiohttp.ClientWebSocketResponse, message_id: str, text: str, frames: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     await ws.send_json({"type": "message", "id": message_id, "text": text})
-    return await receive_until(ws, lambda f: f == {"type": "ack", "id": message_id})
+    return await receive_until(ws, lambda f: f == {"type": "ack", "id": message_id}, frames=frames)
 
 
 def bot_texts(frames: list[dict[str, Any]]) -> list[str]:
