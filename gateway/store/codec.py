@@ -93,7 +93,7 @@ def loads(kind: str, raw: str | bytes, decode: Callable[[Any], T]) -> T:
 
 
 _MOMENTS = ("created_at", "updated_at", "last_inbound_at", "queued_at", "taken_at", "closed_at", "left_at",
-            "closed_notice_for", "window_paused_for", "erase_asked_at", "purged_at")  # fmt: skip
+            "closed_notice_for", "window_paused_for", "erase_asked_at", "purged_at", "flagged_at")  # fmt: skip
 _CONVERSATION_FIELDS = tuple(f.name for f in fields(Conversation))
 
 
@@ -144,7 +144,18 @@ def decode_conversation(data: dict[str, Any]) -> Conversation:
         ),
         erase_asked_at=_moment(data.get("erase_asked_at")),
         purged_at=_moment(data.get("purged_at")),
+        flagged_at=_moment(data.get("flagged_at")),
     )
+
+
+def flagged_rank(conversation: Conversation) -> int | None:
+    """The score of an open conversation with a risk flag in the store's index of them (``ConversationStore.
+    flagged_conversations``): when its flag was last recorded (µs; a record flagged before ``flagged_at`` existed
+    kept no time for it: its last change stands for it); None for a conversation the index leaves out (no flag, or
+    ended)."""
+    if conversation.flag is None or not conversation.active:
+        return None
+    return to_us(conversation.flagged_at or conversation.updated_at)
 
 
 def _old_stamp(stamp: object, moment: int | str | None) -> int | str | None:

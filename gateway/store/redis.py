@@ -120,6 +120,7 @@ from gateway.store.codec import (
     encode_listener,
     encode_queue_entry,
     flagged_entry_data,
+    flagged_rank,
     from_us,
     loads,
     loads_sealed,
@@ -512,8 +513,8 @@ class RedisStore:
             _eval(pipe, "claim_active", [address], [fresh.id, expected])
             claimed = bool((await pipe.execute())[1] == 1)
         if claimed:
-            await self._script("index_conversation", [K.INDEX + "created"],
-                               [K.INDEX, fresh.id, to_us(fresh.created_at), str(fresh.status)])  # fmt: skip
+            await self._script("index_conversation", [K.INDEX + "created", K.FLAGGED],
+                               [K.INDEX, fresh.id, to_us(fresh.created_at), str(fresh.status), ""])  # fmt: skip
         else:
             await self._redis.delete(K.conversation(fresh.id))
         return claimed
@@ -556,15 +557,16 @@ class RedisStore:
         now_ms = to_us(datetime.now(UTC)) // 1000
         done_until = now_ms + done.ttl_seconds * 1000 if done is not None else 0
         others = [str(status) for status in Status if status != c.status]
-        record, created = self._sealed(c), K.INDEX + "created"
+        record, indexes, rank = self._sealed(c), [K.INDEX + "created", K.FLAGGED], flagged_rank(c)
 
         def queue(pipe: Pipeline) -> None:
-            _eval(pipe, "index_conversation", [created], [K.INDEX, c.id, to_us(c.created_at), str(c.status)])
+            _eval(pipe, "index_conversation", indexes,
+                  [K.INDEX, c.id, to_us(c.created_at), str(c.status), "" if rank is None else rank])  # fmt: skip
             if c.client is not None and c.status in CLIENT_OPEN:
                 pipe.sadd(K.client(c.client), c.id)
             _eval(pipe, "put_conversation", [K.conversation(c.id), K.done(c.id)],
                   [record, "" if done is None else seen_digest(done.key), done_until, now_ms, 0])  # fmt: skip
-            _eval(pipe, "index_conversation", [created], [K.INDEX, c.id, 0, "", *others])
+            _eval(pipe, "index_conversation", indexes, [K.INDEX, c.id, 0, "", "-" if rank is None else "", *others])
             if c.client is not None and c.status not in CLIENT_OPEN:
                 pipe.srem(K.client(c.client), c.id)
             if not c.active:
@@ -597,12 +599,51 @@ class RedisStore:
         """The client's set lists more, never less (``save_conversation``): each record it names is checked, and
         the ids of ended or missing ones (a crash between a record's last save and its removal) are dropped."""
         ids = sorted(_texts(await self._redis.smembers(K.client(client))))
-        raws = await _get_each(self._redis, [K.conversation(i) for i in ids])
-        found = [None if raw is None else self._conversation(raw) for raw in raws]
+        found = await self._conversations_or_none(ids)
         stale = [i for i, c in zip(ids, found, strict=True) if c is None or not c.active]
         if stale:  # an ended conversation never opens again: its id cannot be wanted back
             await self._redis.srem(K.client(client), *stale)
         return sum(1 for c in found if c is not None and c.client == client and c.status in CLIENT_OPEN)
+
+    @_guarded
+    async def flagged_conversations(self, limit: int) -> list[Conversation]:
+        """The flagged index's latest ids (``K.FLAGGED``), a page at a time, each record read and checked: an ended
+        or missing one (a crash between a record's last save and the step after it) leaves the index (it never
+        opens again), one not flagged yet is skipped (its record is being written, joined first). A store written
+        before the index has it made first, once (``_make_flagged``)."""
+        page = limit + 1  # the mark (score 0) comes last
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zscore(K.FLAGGED, K.FLAGGED_MADE)
+            pipe.zrevrange(K.FLAGGED, 0, page - 1)
+            made, listed = await pipe.execute()
+        if made is None:
+            await self._make_flagged()
+            listed = await self._redis.zrevrange(K.FLAGGED, 0, page - 1)
+        shown: list[Conversation] = []
+        start = 0
+        while True:
+            ids = [i for i in _texts(listed) if i != K.FLAGGED_MADE]
+            found = await self._conversations_or_none(ids)
+            shown += [c for c in found if c is not None and flagged_rank(c) is not None][: limit - len(shown)]
+            if gone := [i for i, c in zip(ids, found, strict=True) if c is None or not c.active]:
+                await self._redis.zrem(K.FLAGGED, *gone)
+            if len(shown) >= limit or len(listed) < page:
+                return shown
+            start += len(listed) - len(gone)
+            listed = await self._redis.zrevrange(K.FLAGGED, start, start + page - 1)
+
+    async def _make_flagged(self) -> None:
+        """The flagged index made from the open conversations (the scan the index spares every later read), then
+        marked made: once per store. Made twice at once by two instances, it holds the same; a conversation that
+        ends meanwhile may stay listed, and leaves at a read (``flagged_conversations``)."""
+        for status in (Status.BOT, Status.QUEUED, Status.WITH_LISTENER):
+            ids = sorted(_texts(await self._redis.smembers(K.status(str(status)))))
+            for n in range(0, len(ids), 500):
+                ranks = {c.id: rank for c in await self._conversations(ids[n : n + 500])
+                         if (rank := flagged_rank(c)) is not None}  # fmt: skip
+                if ranks:
+                    await self._redis.zadd(K.FLAGGED, ranks)
+        await self._redis.zadd(K.FLAGGED, {K.FLAGGED_MADE: 0})
 
     @_guarded
     async def list_conversations(self, since: datetime, until: datetime) -> list[Conversation]:
@@ -610,8 +651,12 @@ class RedisStore:
         return await self._conversations(_texts(ids))
 
     async def _conversations(self, ids: list[str]) -> list[Conversation]:
+        return [c for c in await self._conversations_or_none(ids) if c is not None]
+
+    async def _conversations_or_none(self, ids: list[str]) -> list[Conversation | None]:
+        """Each record, None where there is none, in the order of ``ids``."""
         raws = await _get_each(self._redis, [K.conversation(i) for i in ids])
-        return [self._conversation(raw) for raw in raws if raw is not None]
+        return [None if raw is None else self._conversation(raw) for raw in raws]
 
     # Transcripts
 

@@ -164,13 +164,20 @@ end
 return 1
 """
 
-# ARGV: prefix "hg:{index}:", id, created µs, status to add, then the statuses to leave ('' for none).
+# KEYS: the creation index, the flagged index (``redis_keys.FLAGGED``). ARGV: prefix "hg:{index}:", id, created µs,
+# status to add ('' for none), its score among the open conversations with a flag (µs; '' leaves it as it is, '-'
+# takes it out), then the statuses to leave.
 _INDEX_CONVERSATION = """
 if ARGV[4] ~= '' then
   redis.call('SADD', ARGV[1] .. 'status:' .. ARGV[4], ARGV[2])
   redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
 end
-for i = 5, #ARGV do redis.call('SREM', ARGV[1] .. 'status:' .. ARGV[i], ARGV[2]) end
+if ARGV[5] == '-' then
+  redis.call('ZREM', KEYS[2], ARGV[2])
+elseif ARGV[5] ~= '' then
+  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])
+end
+for i = 6, #ARGV do redis.call('SREM', ARGV[1] .. 'status:' .. ARGV[i], ARGV[2]) end
 return 1
 """
 
