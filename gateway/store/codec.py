@@ -222,6 +222,15 @@ def encode_entry_data(entry: TranscriptEntry, shared: Reference | None = None) -
     return dumps(data)
 
 
+def entry_author_at(raw: str | bytes) -> tuple[Author, int]:
+    """An entry's author and time (µs) from :func:`encode_entry_data`'s form or :func:`encode_entry`'s, without
+    reading its text (a shared text's content is not needed)."""
+    data = json.loads(raw)
+    if isinstance(data, dict):
+        return Author(data["author"]), to_us(_required(data["at"]))
+    return Author(data[2]), int(data[1])
+
+
 def decode_entry_data(
     entry_id: str, raw: str | bytes, delivery: Delivery, provider_message_id: str | None,
     shared: Callable[[str], SharedText] | None = None,

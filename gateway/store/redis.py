@@ -83,6 +83,7 @@ from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
     CLIENT_OPEN,
     AuditEntry,
+    Author,
     Block,
     Claim,
     ClaimState,
@@ -149,6 +150,8 @@ SENT_OUTBOX_KEPT = timedelta(hours=1)  # what is left of a sent item (no payload
 _DELIVERY_CODES = {Delivery.PENDING: "p", Delivery.SENT: "s", Delivery.DELIVERED: "d", Delivery.READ: "r",
                    Delivery.FAILED: "f"}  # fmt: skip
 _DELIVERIES = {code: delivery for delivery, code in _DELIVERY_CODES.items()}
+# what awaits a read receipt: a reply (it had an outbox item), not read or failed yet
+_REPLIES, _UNREAD = (Author.BOT, Author.LISTENER), (Delivery.PENDING, Delivery.SENT, Delivery.DELIVERED)
 AUDIT_KEPT = 100_000
 CLAIM_KEPT = timedelta(days=8)  # a claim naming its conversation outlives its lease (one naming none: see _CLAIM)
 FRESH_KEPT = timedelta(days=1)  # a new conversation's record until its first save (a crash before it leaves no trace)
@@ -338,6 +341,7 @@ class RedisStore:
         self._read_under_lock: dict[str, tuple[asyncio.Task[Any] | None, str | None]] = {}
         self._events = RedisEvents(client)
         self._releases = Releases()  # locks and claims whose release failed, released again (redis_release.py)
+        self._unread_since: int | None = None  # ``K.UNREAD_SINCE`` (None: unknown, every conversation is older)
 
     @classmethod
     async def open(
@@ -370,10 +374,17 @@ class RedisStore:
             store = cls(client, keys, AutoPipeline(client))
         try:
             await store.ping()
+            store._unread_since = await store._since()
         except StoreError:
             await store.close()
             raise
         return store
+
+    @_guarded
+    async def _since(self) -> int:
+        """``K.UNREAD_SINCE``: set by the first instance of this version to open the store, read by every other."""
+        await self._redis.set(K.UNREAD_SINCE, to_us(datetime.now(UTC)), nx=True)
+        return int(await self._redis.get(K.UNREAD_SINCE) or 0)
 
     async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
         return await self._scripts[name](keys=keys, args=args)
@@ -713,8 +724,32 @@ class RedisStore:
         ``until`` are read (``redis_keys.transcript_unread``), never the transcript."""
         if delivery not in (Delivery.DELIVERED, Delivery.READ):
             raise ValueError(f"a watermark marks entries delivered or read, not {delivery}")
-        args = [to_us(until), _DELIVERY_CODES[delivery]]
-        return [_text(i) for i in await self._script("mark_until", K.transcript_keys(conversation_id), args)]
+        keys, args = K.transcript_keys(conversation_id), [to_us(until), _DELIVERY_CODES[delivery]]
+        changed = await self._script("mark_until", keys, args)
+        if changed is None and await self._make_unread(conversation_id):
+            changed = await self._script("mark_until", keys, args)
+        return [_text(i) for i in changed or ()]
+
+    async def _make_unread(self, conversation_id: str) -> bool:
+        """The conversation's set of replies awaiting a read receipt, marked made (``unread_made``): for one created
+        before this store had such sets (``K.UNREAD_SINCE``), its replies sent and not read are added from its
+        transcript first (recorded by an earlier version, they were never added: a watermark would never mark
+        them); read once per conversation, as ``hg:ti:`` is made again from the list. False when there is nothing
+        to mark (no such conversation, no transcript, or no reply awaiting a receipt yet)."""
+        raw = await self._redis.get(K.conversation(conversation_id))
+        if raw is None:
+            return False
+        created, since = to_us(self._conversation(raw).created_at), self._unread_since
+        awaiting: list[Any] = []
+        before = since is None or created < since
+        if before:
+            for entry in await self.transcript(conversation_id):
+                if entry.author in _REPLIES and entry.delivery in _UNREAD:
+                    awaiting += [entry.id, to_us(entry.at)]
+        made = await self._script(
+            "unread_made", K.transcript_keys(conversation_id), ["1" if before else "0", *awaiting]
+        )
+        return bool(made == 1)
 
     @_guarded
     async def flag_entry(self, conversation_id: str, entry_id: str, flag: RiskFlag) -> bool:

@@ -72,6 +72,12 @@ def transcript_unread(conversation_id: str) -> str:
     return tagged("tu", conversation_id)
 
 
+UNREAD_SINCE = PREFIX + "unread-since"
+"""Since when (µs) every reply awaiting a read receipt joins its set (``transcript_unread``): written once, by the
+first instance to open the store with them. A conversation created before may hold replies recorded by an earlier
+version, never added: its set is made from its transcript once (``RedisStore.mark_until``)."""
+
+
 def transcript_keys(conversation_id: str) -> list[str]:
     """The keys of the scripts that read or change a transcript's entries: the list, its index, its unread set."""
     return [transcript(conversation_id), transcript_index(conversation_id), transcript_unread(conversation_id)]

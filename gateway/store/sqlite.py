@@ -41,6 +41,7 @@ from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
     CLIENT_OPEN,
     AuditEntry,
+    Author,
     Block,
     Claim,
     ClaimState,
@@ -68,6 +69,7 @@ from gateway.store.codec import (
     encode_block,
     encode_conversation,
     encode_entry_data,
+    entry_author_at,
     flagged_entry_data,
     flagged_rank,
     from_us,
@@ -297,11 +299,28 @@ def _add_missing_columns(conn: sqlite3.Connection, keys: DataKeys) -> None:
     if "flag" not in queue:  # the flag a waiting entry's priority was raised for (``QueueEntry.flag``)
         conn.execute("ALTER TABLE queue ADD COLUMN flag TEXT")
     transcript = {row["name"] for row in conn.execute("PRAGMA table_info(transcript)")}
-    if "unread_us" not in transcript:  # NULL: replies sent before it are not marked by a watermark (their ids are)
-        conn.execute("ALTER TABLE transcript ADD COLUMN unread_us INTEGER")
+    if "unread_us" not in transcript:  # filled from the replies awaiting a read receipt, once
+        with _writing(conn):
+            conn.execute("ALTER TABLE transcript ADD COLUMN unread_us INTEGER")
+            _fill_unread(conn, keys)
     seen = {row["name"] for row in conn.execute("PRAGMA table_info(seen)")}
     if "owner" not in seen:  # NULL: processed; else the owner of a claim
         conn.execute("ALTER TABLE seen ADD COLUMN owner TEXT")
+
+
+def _fill_unread(conn: sqlite3.Connection, keys: DataKeys) -> None:
+    """A file from before ``unread_us``: the replies a watermark may still mark (Messenger's: the channel whose read
+    receipts are watermarks, ``dispatcher.WATERMARKED``; pending, sent or delivered) take their time, as
+    ``outbox_put`` gives it to a reply now; else a watermark would never mark them read. Each row of those
+    conversations not read yet is opened once (its author and time), when the file is opened."""
+    rows = conn.execute(
+        "SELECT t.id, t.data FROM transcript t JOIN conversations c ON c.id = t.conversation_id"
+        " WHERE c.channel = ? AND t.delivery IN ('pending', 'sent', 'delivered')", (str(ChannelName.MESSENGER),)
+    ).fetchall()  # fmt: skip
+    for row in rows:
+        author, at_us = entry_author_at(keys.open("entry", row["data"]))
+        if author in (Author.BOT, Author.LISTENER):
+            conn.execute("UPDATE transcript SET unread_us = ? WHERE id = ?", (at_us, row["id"]))
 
 
 class SqliteStore:
