@@ -14,6 +14,7 @@ the ``MAX_SHOWN`` it shows, however many conversations are open (before, it load
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
@@ -33,10 +34,12 @@ class FlaggedRoles(ConversationStore, TranscriptStore, Protocol):
 async def flagged(store: FlaggedRoles, card: Card, now: datetime) -> list[dict[str, Any]]:
     """The open conversations with a flag, the most recently flagged first (``Conversation.flagged_at``: when a
     risk was last read in them, on arrival or late), each with its flagged messages."""
+    conversations = await store.flagged_conversations(MAX_SHOWN)
+    transcripts = await asyncio.gather(*(store.transcript(c.id) for c in conversations))  # their reads batched
     shown = []
-    for conversation in await store.flagged_conversations(MAX_SHOWN):
+    for conversation, transcript in zip(conversations, transcripts, strict=True):
         messages = [{"id": e.id, "at": e.at.isoformat(), "flag": e.flag.to_dict()}
-                    for e in await store.transcript(conversation.id) if e.flag is not None]  # fmt: skip
+                    for e in transcript if e.flag is not None]  # fmt: skip
         seen = {k: v for k, v in card(conversation, now).items() if k != "summary"}
         shown.append({**seen, "messages": messages})
     return shown
