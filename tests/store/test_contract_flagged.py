@@ -16,11 +16,10 @@ import redis
 from gateway.console.flagged import MAX_SHOWN, flagged
 from gateway.conversation import Conversation, RiskFlag, Status
 from gateway.messages import ChannelName
-from gateway.store import Author, Store, TranscriptEntry, open_store
+from gateway.store import Author, Store, TranscriptEntry
 from gateway.store import redis_keys as K
 from gateway.store.sqlite import path_from_url
-from gateway.testing import store_keys
-from tests.store.test_contract_read_receipts import Statements, is_redis
+from tests.store.test_contract_read_receipts import Statements, is_redis, reopened_without
 
 T0 = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
 DANGER = RiskFlag("imminent_danger", 1.0, "keywords", ("couteau",))
@@ -137,11 +136,7 @@ async def test_a_store_written_before_the_index_has_it_made_once(store: Store, s
         finally:
             client.close()
         return
-    await store.close()
-    with sqlite3.connect(path_from_url(store_url)) as conn:
-        conn.execute("DROP INDEX conversations_flagged")
-        conn.execute("ALTER TABLE conversations DROP COLUMN flagged_us")
-    again = await open_store(store_url, keys=store_keys(store_url))
+    again = await reopened_without(store, store_url, "conversations", "flagged_us", "conversations_flagged")
     try:
         assert await ids(again) == [later.id, old.id]
     finally:

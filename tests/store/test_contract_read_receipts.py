@@ -159,6 +159,16 @@ async def test_a_watermark_reads_what_awaits_it_not_the_transcript(store: Store,
     assert sent < 2_000  # the transcript is over 30 KB; the INFO reply itself is counted too
 
 
+async def reopened_without(store: Store, store_url: str, table: str, column: str, index: str) -> Store:
+    """A SQLite file as the version before ``column`` (and its ``index``) left it: the store closed, both dropped,
+    the file opened again (which adds the column)."""
+    await store.close()
+    with sqlite3.connect(path_from_url(store_url)) as conn:
+        conn.execute(f"DROP INDEX {index}")
+        conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    return await open_store(store_url, keys=store_keys(store_url))
+
+
 class Statements:
     """The SQL statements the SQLite store's connection runs: its trace callback (seen, nothing changed), set on
     the store's own thread (the only one that may touch its connection)."""
@@ -265,11 +275,7 @@ async def test_replies_recorded_before_the_unread_index_are_marked_by_a_watermar
         finally:
             client.close()
     else:
-        await store.close()
-        with sqlite3.connect(path_from_url(store_url)) as conn:
-            conn.execute("DROP INDEX transcript_unread")
-            conn.execute("ALTER TABLE transcript DROP COLUMN unread_us")
-        store = await open_store(store_url, keys=store_keys(store_url))
+        store = await reopened_without(store, store_url, "transcript", "unread_us", "transcript_unread")
     try:
         later = await replied(store, conversation.id, 500)  # by this version, after: awaits its receipt
         await store.set_delivery(conversation.id, later, Delivery.SENT, "mid.500")
