@@ -11,15 +11,16 @@ time, alternated:
 * ``before``: the same as the board did it before (every open conversation loaded by status, the flagged ones'
   transcripts read, sorted, the 50 latest kept), copied here.
 
-The card is the console's without its language (a flow's look-up, the same in both). Prints per size and version:
-median and p90 of the wall time, median CPU of this process and of Redis (from ``/proc``), in ms, and how many
-conversations were shown. Asserts nothing; compare runs made in the same minutes (the machine is shared).
+The card is the console's without its language (a flow's look-up, the same in both); the garbage is collected
+before each call, unmeasured. Prints per size and version: median and p90 of the wall time, median CPU of this
+process and of Redis (from ``/proc``, in ticks of 10 ms), in ms, and how many conversations were shown. Asserts nothing; compare runs made in the same minutes (the machine is shared).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import statistics
 import sys
@@ -90,7 +91,9 @@ async def seed(store: Store, first: int, last: int, every: int) -> None:
 
 
 async def measure(read: Callable[[], Awaitable[list[dict[str, Any]]]], redis_pid: int | None) -> tuple[float, ...]:
-    """Wall, this process's CPU, Redis's CPU (ms), and how many were shown."""
+    """Wall, this process's CPU, Redis's CPU (ms), and how many were shown; the garbage of the calls before
+    collected first (``before``'s thousands of records would be collected during the next call, whichever it is)."""
+    gc.collect()
     redis_cpu = cpu_seconds(redis_pid) if redis_pid else 0.0
     cpu, wall = time.process_time(), time.perf_counter()
     shown = await read()

@@ -72,7 +72,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockNotOwnedError, RedisError
 
-from gateway.conversation import Conversation, Priority, RiskFlag, Status
+from gateway.conversation import ACTIVE_STATUSES, Conversation, Priority, RiskFlag, Status
 from gateway.crypto import DataKeys
 from gateway.errors import Conflict, StoreError
 from gateway.events import ANY_CONVERSATION, Event, encode, scope
@@ -647,7 +647,7 @@ class RedisStore:
         """The flagged index made from the open conversations (the scan the index spares every later read), then
         marked made: once per store. Made twice at once by two instances, it holds the same; a conversation that
         ends meanwhile may stay listed, and leaves at a read (``flagged_conversations``)."""
-        for status in (Status.BOT, Status.QUEUED, Status.WITH_LISTENER):
+        for status in sorted(ACTIVE_STATUSES):
             ids = sorted(_texts(await self._redis.smembers(K.status(str(status)))))
             for n in range(0, len(ids), 500):
                 ranks = {c.id: rank for c in await self._conversations(ids[n : n + 500])
