@@ -203,7 +203,7 @@ _UNREAD_AFTER = "unread_us = CASE WHEN ? IN ('read', 'failed') THEN NULL ELSE un
 # An open conversation with a risk flag: ``flagged_us``, when its flag was last recorded (``codec.flagged_rank``),
 # written with the record and NULL once it ends; the supervision board reads the latest on this partial index
 # (``flagged_conversations``), not the open conversations (loading them all took 1.1 s at 10,000).
-_FLAGGED_INDEX = ("CREATE INDEX IF NOT EXISTS conversations_flagged ON conversations (flagged_us)"
+_FLAGGED_INDEX = ("CREATE INDEX IF NOT EXISTS conversations_flagged ON conversations (flagged_us, id)"
                   " WHERE flagged_us IS NOT NULL")  # fmt: skip
 _COUNT_CLIENT = f"SELECT COUNT(*) FROM conversations WHERE client = ? AND {_CLIENT_OPEN_SQL}"
 # Sent and failed outbox rows past RESOLVED_OUTBOX_KEPT, found on the partial index ``outbox_resolved`` (its
@@ -467,7 +467,7 @@ class SqliteStore:
     async def flagged_conversations(self, limit: int) -> list[Conversation]:
         """On the partial index ``conversations_flagged`` (``_FLAGGED_INDEX``): ``limit`` rows read."""
         rows = await self._select(
-            "SELECT data FROM conversations WHERE flagged_us IS NOT NULL ORDER BY flagged_us DESC, id LIMIT ?",
+            "SELECT data FROM conversations WHERE flagged_us IS NOT NULL ORDER BY flagged_us DESC, id DESC LIMIT ?",
             (limit,),
         )
         return [self._conversation(row["data"]) for row in rows]

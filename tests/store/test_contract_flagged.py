@@ -168,6 +168,9 @@ async def test_the_board_reads_what_it_shows_not_every_open_conversation(store: 
             shown = await flagged(store, card, at(999))
         reads = [s for s in statements if " FROM conversations " in s]
         assert reads and all("flagged_us IS NOT NULL" in s for s in reads), reads
+        run = getattr(store, "_run")  # noqa: B009  # the store's thread
+        plan = str([tuple(row) for row in await run(lambda c: c.execute("EXPLAIN QUERY PLAN " + reads[0]).fetchall())])
+        assert "USING INDEX conversations_flagged" in plan and "TEMP B-TREE" not in plan, plan  # 50 rows read
     assert [c["id"] for c in shown] == [conversations[n].id for n in (100, 50, 5)]
     assert all(set(c) == {"id", "status", "messages"} and len(c["messages"]) == 1 for c in shown)
     assert WORDS not in str(shown)
