@@ -13,7 +13,8 @@ time, alternated:
 
 The card is the console's without its language (a flow's look-up, the same in both); the garbage is collected
 before each call, unmeasured. Prints per size and version: median and p90 of the wall time, median CPU of this
-process and of Redis (from ``/proc``, in ticks of 10 ms), in ms, and how many conversations were shown. Asserts nothing; compare runs made in the same minutes (the machine is shared).
+process and of Redis (from ``/proc``, in ticks of 10 ms), in ms, and how many conversations were shown. Asserts
+nothing; compare runs made in the same minutes (the machine is shared).
 """
 
 from __future__ import annotations
