@@ -735,13 +735,11 @@ class RedisStore:
         before this store had such sets (``K.UNREAD_SINCE``), its replies sent and not read are added from its
         transcript first (recorded by an earlier version, they were never added: a watermark would never mark
         them); read once per conversation, as ``hg:ti:`` is made again from the list. False when there is nothing
-        to mark (no such conversation, no transcript, or no reply awaiting a receipt yet)."""
-        raw = await self._redis.get(K.conversation(conversation_id))
-        if raw is None:
-            return False
-        created, since = to_us(self._conversation(raw).created_at), self._unread_since
+        to mark (no transcript, or no reply awaiting a receipt yet). A transcript without a record (a record lost,
+        a store filled by hand) counts as created before."""
+        raw, since = await self._redis.get(K.conversation(conversation_id)), self._unread_since
         awaiting: list[Any] = []
-        before = since is None or created < since
+        before = raw is None or since is None or to_us(self._conversation(raw).created_at) < since
         if before:
             for entry in await self.transcript(conversation_id):
                 if entry.author in _REPLIES and entry.delivery in _UNREAD:
