@@ -89,9 +89,9 @@ async def test_a_stale_id_is_dropped_and_the_board_still_shows_its_fill(store: S
     if is_redis(store_url):
         client = redis.Redis.from_url(store_url)
         try:
-            client.zadd(K.FLAGGED, {ended.id: 10**18})  # as a crash leaves it: listed, the latest
-            assert await ids(store, 2) == [conversations[3].id, conversations[2].id]
-            assert client.zscore(K.FLAGGED, ended.id) is None
+            client.zadd(K.FLAGGED, {ended.id: 10**18, "gone": 10**18 + 1})  # as a crash leaves it: the latest
+            assert await ids(store, 2) == [conversations[3].id, conversations[2].id]  # "gone": no record (expired)
+            assert client.zscore(K.FLAGGED, ended.id) is None and client.zscore(K.FLAGGED, "gone") is None
         finally:
             client.close()
     assert await ids(store, 2) == [conversations[3].id, conversations[2].id]
