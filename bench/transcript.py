@@ -9,8 +9,10 @@ filled with N entries each (a young person's message and a bot's reply in turn, 
   on Redis);
 * ``delivery``: a recent entry's delivery changed (``set_delivery``, a receipt);
 * ``receipt``: a watermark's read receipt (Messenger's ``read``) marking one reply read, sent just before
-  (``mark_until``, what ``Dispatcher._handle_watermark`` calls); ``receipt_old``: the same as the dispatcher did
-  it before (the whole transcript loaded and decoded, then ``set_delivery`` on each reply sent up to the mark).
+  (``mark_until``, what ``Dispatcher._handle_watermark`` calls; each conversation's set marked made by a first
+  watermark, unmeasured: once per conversation, ``RedisStore._make_unread``); ``receipt_old``: the same as the
+  dispatcher did it before (the whole transcript loaded and decoded, then ``set_delivery`` on each reply sent up to
+  the mark).
 
 Prints per operation: wall µs (one at a time, so mostly round trips), CPU µs of this process and of Redis (from
 ``/proc``); a cost independent of the transcript's length gives the same figures at every N. Asserts nothing;
@@ -26,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,12 +36,14 @@ sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
 
 from bench.load import Redis, cpu_seconds  # noqa: E402
 from gateway.clock import utcnow  # noqa: E402
+from gateway.messages import ChannelName  # noqa: E402
 from gateway.store import Author, Delivery, OutboxItem, Store, TranscriptEntry, open_store  # noqa: E402
 from gateway.testing import store_keys  # noqa: E402
 
 TEXT = "j'ai reçu des messages bizarres d'un compte que je connais pas, il dit qu'il a des photos de moi"
 Op = Callable[[int], Awaitable[object]]
 FILLED = 3_000  # entries written before each size's calls (at least three conversations)
+EARLY = datetime(2000, 1, 1, tzinfo=UTC)  # a watermark before every reply
 
 
 def entry(conversation_id: str, n: int, author: Author = Author.USER) -> TranscriptEntry:
@@ -73,7 +77,8 @@ async def one_store(name: str, url: str, sizes: list[int], ops: int, redis_pid: 
 async def one_size(store: Store, name: str, size: int, ops: int, redis_pid: int | None) -> None:
     # the calls spread over conversations of ``size`` entries, so that each grows by a few entries at most
     count = max(3, min(ops, FILLED // size))
-    conversations = [f"bench-{size}-{c}" for c in range(count)]
+    conversations = [(await store.active_conversation(ChannelName.MESSENGER, f"bench-{size}-{c}", utcnow()))[0].id
+                     for c in range(count)]  # fmt: skip
     for conversation_id in conversations:
         await fill(store, conversation_id, size)
 
@@ -108,6 +113,8 @@ async def one_size(store: Store, name: str, size: int, ops: int, redis_pid: int 
         return made
 
     read_now = await sent_replies(size + 2 * ops)
+    for conversation_id in conversations:  # each set marked made by a first watermark (once per conversation)
+        await store.mark_until(conversation_id, EARLY, Delivery.READ)
 
     async def receipt(n: int) -> None:
         assert await store.mark_until(of(n), read_now[n][1], Delivery.READ) == [read_now[n][0]]

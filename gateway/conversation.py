@@ -123,6 +123,9 @@ class Conversation:
     purged_at: datetime | None = None  # retention over: only what the figures need is left (gateway/retention.py)
     closed_notice_for: datetime | None = None  # the wait (its queued_at) the closed-line notice was given in
     window_paused_for: datetime | None = None  # the last message (last_inbound_at) after which queue messages paused
+    # when a risk was last read in its messages (on arrival or late): the supervision board's order, kept in the
+    # store's index of the open conversations with a flag (``ConversationStore.flagged_conversations``)
+    flagged_at: datetime | None = None
 
     @property
     def active(self) -> bool:

@@ -298,6 +298,7 @@ class Dispatcher:
             await self.store.flag_entry(conversation.id, late.entry_id, flag)  # the same again: no change
             if flag.replaces(conversation.flag):
                 conversation.flag = flag  # before the queue entry: its priority is written with the flag
+            conversation.flagged_at = now
             if conversation.status == Status.BOT:
                 await self._late_handoff(conversation, engine, late, reading, found, now)
             elif conversation.status == Status.QUEUED:
@@ -344,8 +345,10 @@ class Dispatcher:
             # and Twilio refuses our replies until they send START.
             conversation.left_at, conversation.left_how = None, None
             await self.system_note(conversation, "left.unblocked", now, channel=conversation.channel.value)
-        if flag is not None and flag.replaces(conversation.flag):
-            conversation.flag = flag  # the strongest so far, for the queue card
+        if flag is not None:
+            conversation.flagged_at = now  # the supervision board's order: the latest flag first
+            if flag.replaces(conversation.flag):
+                conversation.flag = flag  # the strongest so far, for the queue card
         erasure = await self._erasure_turn(conversation, engine, inbound, flag, now)
         if erasure is not None:
             await self.store.save_conversation(conversation, done=done)

@@ -332,6 +332,14 @@ class ConversationStore(Protocol):
         """Conversations in this status, oldest first."""
         ...
 
+    async def flagged_conversations(self, limit: int) -> list[Conversation]:
+        """The open conversations (bot, queued, with a listener) with a risk flag, the most recently flagged first
+        (``Conversation.flagged_at``), ``limit`` at most: read from the store's index of them, kept by
+        :meth:`save_conversation` and erasure (a conversation leaves it when it ends or is erased), never from the
+        open conversations: its cost is that of the ones it returns, however many are open. A store written before
+        the index has it made once (SQLite: when the file is opened; Redis: at the first read)."""
+        ...
+
     async def list_conversations(self, since: datetime, until: datetime) -> list[Conversation]:
         """Conversations created in ``[since, until)``, oldest first (for statistics)."""
         ...

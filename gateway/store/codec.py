@@ -93,7 +93,7 @@ def loads(kind: str, raw: str | bytes, decode: Callable[[Any], T]) -> T:
 
 
 _MOMENTS = ("created_at", "updated_at", "last_inbound_at", "queued_at", "taken_at", "closed_at", "left_at",
-            "closed_notice_for", "window_paused_for", "erase_asked_at", "purged_at")  # fmt: skip
+            "closed_notice_for", "window_paused_for", "erase_asked_at", "purged_at", "flagged_at")  # fmt: skip
 _CONVERSATION_FIELDS = tuple(f.name for f in fields(Conversation))
 
 
@@ -144,7 +144,18 @@ def decode_conversation(data: dict[str, Any]) -> Conversation:
         ),
         erase_asked_at=_moment(data.get("erase_asked_at")),
         purged_at=_moment(data.get("purged_at")),
+        flagged_at=_moment(data.get("flagged_at")),
     )
+
+
+def flagged_rank(conversation: Conversation) -> int | None:
+    """The score of an open conversation with a risk flag in the store's index of them (``ConversationStore.
+    flagged_conversations``): when its flag was last recorded (µs; a record flagged before ``flagged_at`` existed
+    kept no time for it: its last change stands for it); None for a conversation the index leaves out (no flag, or
+    ended)."""
+    if conversation.flag is None or not conversation.active:
+        return None
+    return to_us(conversation.flagged_at or conversation.updated_at)
 
 
 def _old_stamp(stamp: object, moment: int | str | None) -> int | str | None:
@@ -209,6 +220,15 @@ def encode_entry_data(entry: TranscriptEntry, shared: Reference | None = None) -
     if entry.system:
         data.append(_encode_system(entry.system))
     return dumps(data)
+
+
+def entry_author_at(raw: str | bytes) -> tuple[Author, int]:
+    """An entry's author and time (µs) from :func:`encode_entry_data`'s form or :func:`encode_entry`'s, without
+    reading its text (a shared text's content is not needed)."""
+    data = json.loads(raw)
+    if isinstance(data, dict):
+        return Author(data["author"]), to_us(_required(data["at"]))
+    return Author(data[2]), int(data[1])
 
 
 def decode_entry_data(

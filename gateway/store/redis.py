@@ -72,7 +72,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockNotOwnedError, RedisError
 
-from gateway.conversation import Conversation, Priority, RiskFlag, Status
+from gateway.conversation import ACTIVE_STATUSES, Conversation, Priority, RiskFlag, Status
 from gateway.crypto import DataKeys
 from gateway.errors import Conflict, StoreError
 from gateway.events import ANY_CONVERSATION, Event, encode, scope
@@ -83,6 +83,7 @@ from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
     CLIENT_OPEN,
     AuditEntry,
+    Author,
     Block,
     Claim,
     ClaimState,
@@ -120,6 +121,7 @@ from gateway.store.codec import (
     encode_listener,
     encode_queue_entry,
     flagged_entry_data,
+    flagged_rank,
     from_us,
     loads,
     loads_sealed,
@@ -148,6 +150,8 @@ SENT_OUTBOX_KEPT = timedelta(hours=1)  # what is left of a sent item (no payload
 _DELIVERY_CODES = {Delivery.PENDING: "p", Delivery.SENT: "s", Delivery.DELIVERED: "d", Delivery.READ: "r",
                    Delivery.FAILED: "f"}  # fmt: skip
 _DELIVERIES = {code: delivery for delivery, code in _DELIVERY_CODES.items()}
+# what awaits a read receipt: a reply (it had an outbox item), not read or failed yet
+_REPLIES, _UNREAD = (Author.BOT, Author.LISTENER), (Delivery.PENDING, Delivery.SENT, Delivery.DELIVERED)
 AUDIT_KEPT = 100_000
 CLAIM_KEPT = timedelta(days=8)  # a claim naming its conversation outlives its lease (one naming none: see _CLAIM)
 FRESH_KEPT = timedelta(days=1)  # a new conversation's record until its first save (a crash before it leaves no trace)
@@ -337,6 +341,7 @@ class RedisStore:
         self._read_under_lock: dict[str, tuple[asyncio.Task[Any] | None, str | None]] = {}
         self._events = RedisEvents(client)
         self._releases = Releases()  # locks and claims whose release failed, released again (redis_release.py)
+        self._unread_since: int | None = None  # ``K.UNREAD_SINCE`` (None: unknown, every conversation is older)
 
     @classmethod
     async def open(
@@ -369,10 +374,17 @@ class RedisStore:
             store = cls(client, keys, AutoPipeline(client))
         try:
             await store.ping()
+            store._unread_since = await store._since()
         except StoreError:
             await store.close()
             raise
         return store
+
+    @_guarded
+    async def _since(self) -> int:
+        """``K.UNREAD_SINCE``: set by the first instance of this version to open the store, read by every other."""
+        await self._redis.set(K.UNREAD_SINCE, to_us(datetime.now(UTC)), nx=True)
+        return int(await self._redis.get(K.UNREAD_SINCE) or 0)
 
     async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
         return await self._scripts[name](keys=keys, args=args)
@@ -512,8 +524,8 @@ class RedisStore:
             _eval(pipe, "claim_active", [address], [fresh.id, expected])
             claimed = bool((await pipe.execute())[1] == 1)
         if claimed:
-            await self._script("index_conversation", [K.INDEX + "created"],
-                               [K.INDEX, fresh.id, to_us(fresh.created_at), str(fresh.status)])  # fmt: skip
+            await self._script("index_conversation", [K.INDEX + "created", K.FLAGGED],
+                               [K.INDEX, fresh.id, to_us(fresh.created_at), str(fresh.status), ""])  # fmt: skip
         else:
             await self._redis.delete(K.conversation(fresh.id))
         return claimed
@@ -556,15 +568,16 @@ class RedisStore:
         now_ms = to_us(datetime.now(UTC)) // 1000
         done_until = now_ms + done.ttl_seconds * 1000 if done is not None else 0
         others = [str(status) for status in Status if status != c.status]
-        record, created = self._sealed(c), K.INDEX + "created"
+        record, indexes, rank = self._sealed(c), [K.INDEX + "created", K.FLAGGED], flagged_rank(c)
 
         def queue(pipe: Pipeline) -> None:
-            _eval(pipe, "index_conversation", [created], [K.INDEX, c.id, to_us(c.created_at), str(c.status)])
+            _eval(pipe, "index_conversation", indexes,
+                  [K.INDEX, c.id, to_us(c.created_at), str(c.status), "" if rank is None else rank])  # fmt: skip
             if c.client is not None and c.status in CLIENT_OPEN:
                 pipe.sadd(K.client(c.client), c.id)
             _eval(pipe, "put_conversation", [K.conversation(c.id), K.done(c.id)],
                   [record, "" if done is None else seen_digest(done.key), done_until, now_ms, 0])  # fmt: skip
-            _eval(pipe, "index_conversation", [created], [K.INDEX, c.id, 0, "", *others])
+            _eval(pipe, "index_conversation", indexes, [K.INDEX, c.id, 0, "", "-" if rank is None else "", *others])
             if c.client is not None and c.status not in CLIENT_OPEN:
                 pipe.srem(K.client(c.client), c.id)
             if not c.active:
@@ -597,12 +610,51 @@ class RedisStore:
         """The client's set lists more, never less (``save_conversation``): each record it names is checked, and
         the ids of ended or missing ones (a crash between a record's last save and its removal) are dropped."""
         ids = sorted(_texts(await self._redis.smembers(K.client(client))))
-        raws = await _get_each(self._redis, [K.conversation(i) for i in ids])
-        found = [None if raw is None else self._conversation(raw) for raw in raws]
+        found = await self._conversations_or_none(ids)
         stale = [i for i, c in zip(ids, found, strict=True) if c is None or not c.active]
         if stale:  # an ended conversation never opens again: its id cannot be wanted back
             await self._redis.srem(K.client(client), *stale)
         return sum(1 for c in found if c is not None and c.client == client and c.status in CLIENT_OPEN)
+
+    @_guarded
+    async def flagged_conversations(self, limit: int) -> list[Conversation]:
+        """The flagged index's latest ids (``K.FLAGGED``), a page at a time, each record read and checked: an ended
+        or missing one (a crash between a record's last save and the step after it) leaves the index (it never
+        opens again), one not flagged yet is skipped (its record is being written, joined first). A store written
+        before the index has it made first, once (``_make_flagged``)."""
+        page = limit + 1  # the mark (score 0) comes last
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zscore(K.FLAGGED, K.FLAGGED_MADE)
+            pipe.zrevrange(K.FLAGGED, 0, page - 1)
+            made, listed = await pipe.execute()
+        if made is None:
+            await self._make_flagged()
+            listed = await self._redis.zrevrange(K.FLAGGED, 0, page - 1)
+        shown: list[Conversation] = []
+        start = 0
+        while True:
+            ids = [i for i in _texts(listed) if i != K.FLAGGED_MADE]
+            found = await self._conversations_or_none(ids)
+            shown += [c for c in found if c is not None and flagged_rank(c) is not None][: limit - len(shown)]
+            if gone := [i for i, c in zip(ids, found, strict=True) if c is None or not c.active]:
+                await self._redis.zrem(K.FLAGGED, *gone)
+            if len(shown) >= limit or len(listed) < page:
+                return shown
+            start += len(listed) - len(gone)
+            listed = await self._redis.zrevrange(K.FLAGGED, start, start + page - 1)
+
+    async def _make_flagged(self) -> None:
+        """The flagged index made from the open conversations (the scan the index spares every later read), then
+        marked made: once per store. Made twice at once by two instances, it holds the same; a conversation that
+        ends meanwhile may stay listed, and leaves at a read (``flagged_conversations``)."""
+        for status in sorted(ACTIVE_STATUSES):
+            ids = sorted(_texts(await self._redis.smembers(K.status(str(status)))))
+            for n in range(0, len(ids), 500):
+                ranks = {c.id: rank for c in await self._conversations(ids[n : n + 500])
+                         if (rank := flagged_rank(c)) is not None}  # fmt: skip
+                if ranks:
+                    await self._redis.zadd(K.FLAGGED, ranks)
+        await self._redis.zadd(K.FLAGGED, {K.FLAGGED_MADE: 0})
 
     @_guarded
     async def list_conversations(self, since: datetime, until: datetime) -> list[Conversation]:
@@ -610,8 +662,12 @@ class RedisStore:
         return await self._conversations(_texts(ids))
 
     async def _conversations(self, ids: list[str]) -> list[Conversation]:
+        return [c for c in await self._conversations_or_none(ids) if c is not None]
+
+    async def _conversations_or_none(self, ids: list[str]) -> list[Conversation | None]:
+        """Each record, None where there is none, in the order of ``ids``."""
         raws = await _get_each(self._redis, [K.conversation(i) for i in ids])
-        return [self._conversation(raw) for raw in raws if raw is not None]
+        return [None if raw is None else self._conversation(raw) for raw in raws]
 
     # Transcripts
 
@@ -668,8 +724,30 @@ class RedisStore:
         ``until`` are read (``redis_keys.transcript_unread``), never the transcript."""
         if delivery not in (Delivery.DELIVERED, Delivery.READ):
             raise ValueError(f"a watermark marks entries delivered or read, not {delivery}")
-        args = [to_us(until), _DELIVERY_CODES[delivery]]
-        return [_text(i) for i in await self._script("mark_until", K.transcript_keys(conversation_id), args)]
+        keys, args = K.transcript_keys(conversation_id), [to_us(until), _DELIVERY_CODES[delivery]]
+        changed = await self._script("mark_until", keys, args)
+        if changed is None and await self._make_unread(conversation_id):
+            changed = await self._script("mark_until", keys, args)
+        return [_text(i) for i in changed or ()]
+
+    async def _make_unread(self, conversation_id: str) -> bool:
+        """The conversation's set of replies awaiting a read receipt, marked made (``unread_made``): for one created
+        before this store had such sets (``K.UNREAD_SINCE``), its replies sent and not read are added from its
+        transcript first (recorded by an earlier version, they were never added: a watermark would never mark
+        them); read once per conversation, as ``hg:ti:`` is made again from the list. False when there is nothing
+        to mark (no transcript, or no reply awaiting a receipt yet). A transcript without a record (a record lost,
+        a store filled by hand) counts as created before."""
+        raw, since = await self._redis.get(K.conversation(conversation_id)), self._unread_since
+        awaiting: list[Any] = []
+        before = raw is None or since is None or to_us(self._conversation(raw).created_at) < since
+        if before:
+            for entry in await self.transcript(conversation_id):
+                if entry.author in _REPLIES and entry.delivery in _UNREAD:
+                    awaiting += [entry.id, to_us(entry.at)]
+        made = await self._script(
+            "unread_made", K.transcript_keys(conversation_id), ["1" if before else "0", *awaiting]
+        )
+        return bool(made == 1)
 
     @_guarded
     async def flag_entry(self, conversation_id: str, entry_id: str, flag: RiskFlag) -> bool:

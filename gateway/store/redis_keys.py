@@ -8,8 +8,9 @@ Keys that a script changes together share a tag:
   marks ``hg:d:``, lock ``hg:l:``, outbox items
   ``hg:o:{<conversation id>}<item id>``: an item is resolved and shown on its transcript entry in one script);
 * the waiting queue ``{queue}``, the outbox's lines, heads and pending set ``{outbox}``, the inbox ``{inbox}``, the
-  late readings waiting ``{late}``, the conversation indexes ``{index}``, the de-duplication claims and processed
-  marks ``{seen}``: each a group of global indexes changed together, one slot each;
+  late readings waiting ``{late}``, the conversation indexes ``{index}`` (status sets, creation, flagged), the
+  de-duplication claims and processed marks ``{seen}``: each a group of global indexes changed together, one slot
+  each;
 * every other key is used alone (its whole name is hashed).
 
 An operation that changes keys of two slots runs as steps, each atomic in its slot, in the order argued in
@@ -69,6 +70,12 @@ def transcript_unread(conversation_id: str) -> str:
     receipt (Messenger's ``read``: every reply sent up to then) finds what it changes without reading the
     transcript (``redis_lua._MARK_UNTIL``)."""
     return tagged("tu", conversation_id)
+
+
+UNREAD_SINCE = PREFIX + "unread-since"
+"""Since when (µs) every reply awaiting a read receipt joins its set (``transcript_unread``): written once, by the
+first instance to open the store with them. A conversation created before may hold replies recorded by an earlier
+version, never added: its set is made from its transcript once (``RedisStore.mark_until``)."""
 
 
 def transcript_keys(conversation_id: str) -> list[str]:
@@ -135,6 +142,14 @@ def seen_marks(day: int, shard: int) -> str:
     the inbound keys (``ids.seen_digest``: 16 characters, however long a provider's id), expiring at that day's
     end; ``SEEN_SHARDS`` of them a day keep each small (Redis's compact encoding, fields under 64 bytes)."""
     return f"{SEEN}{day}:{shard}"
+
+
+FLAGGED = INDEX + "flagged"
+"""The open conversations with a risk flag, scored by when their flag was last recorded (µs, ``codec.flagged_rank``):
+the supervision board reads the latest (``RedisStore.flagged_conversations``). Joined before the record says so,
+left after it no longer does (ended, erased), as the status sets. ``FLAGGED_MADE``, a member scored 0, says it was
+made from the open conversations once (a store written before it had none): without it the first read makes it."""
+FLAGGED_MADE = "#"  # never a conversation id (``new_conversation_id``: URL-safe base64)
 
 
 def status(name: str) -> str:

@@ -11,6 +11,7 @@ only carries the queue entries, whose values are text.
 from __future__ import annotations
 
 INDEXED_FROM = 32  # a transcript of this many entries or more has its index (``_ENTRIES``)
+UNREAD_MADE = "#"  # the member marking a set of replies awaiting a read receipt complete (``_UNREAD_MADE``)
 
 # Fragments shared by several scripts (``local`` functions at the head of the script that uses them).
 
@@ -25,9 +26,11 @@ INDEXED_FROM = 32  # a transcript of this many entries or more has its index (``
 # Beside them, the entries awaiting a read receipt (``redis_keys.transcript_unread``): a reply joins when its outbox
 # item is put (``awaits_read``, a Messenger reply's: the only channel whose read receipts are watermarks; scored by
 # the entry's time: the item's creation, one ``now`` with the entry), and leaves once read or failed
-# (``set_delivery``), so that a watermark's receipt reads only those (``_MARK_UNTIL``).
+# (``set_delivery``), so that a watermark's receipt reads only those (``_MARK_UNTIL``), once the set is marked
+# made (``UNREAD_MADE``: a conversation begun before the set existed has its earlier replies added first, from its
+# transcript, once: ``RedisStore.mark_until``).
 _ENTRIES = (
-    f"local INDEXED_FROM = {INDEXED_FROM}\n"
+    f"local INDEXED_FROM = {INDEXED_FROM}\nlocal UNREAD_MADE = '{UNREAD_MADE}'\n"
     + """
 local function id_of(v)
   return string.sub(v, 1, string.find(v, '\\n', 1, true) - 1)
@@ -164,13 +167,20 @@ end
 return 1
 """
 
-# ARGV: prefix "hg:{index}:", id, created µs, status to add, then the statuses to leave ('' for none).
+# KEYS: the creation index, the flagged index (``redis_keys.FLAGGED``). ARGV: prefix "hg:{index}:", id, created µs,
+# status to add ('' for none), its score among the open conversations with a flag (µs; '' leaves it as it is, '-'
+# takes it out), then the statuses to leave.
 _INDEX_CONVERSATION = """
 if ARGV[4] ~= '' then
   redis.call('SADD', ARGV[1] .. 'status:' .. ARGV[4], ARGV[2])
   redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
 end
-for i = 5, #ARGV do redis.call('SREM', ARGV[1] .. 'status:' .. ARGV[i], ARGV[2]) end
+if ARGV[5] == '-' then
+  redis.call('ZREM', KEYS[2], ARGV[2])
+elseif ARGV[5] ~= '' then
+  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])
+end
+for i = 6, #ARGV do redis.call('SREM', ARGV[1] .. 'status:' .. ARGV[i], ARGV[2]) end
 return 1
 """
 
@@ -250,10 +260,12 @@ return set_delivery(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3])
 # 'r'). Every entry sent (or delivered, for 'r') at or before the watermark takes the code; the ids changed, in the
 # transcript's order. Reads only the unread set's entries up to the watermark (each found by the index): a receipt
 # costs the entries awaiting it, not the transcript. Once read, an entry leaves the set: the same receipt again
-# changes nothing. An entry still pending (its item not sent yet) is left for a later receipt.
+# changes nothing. An entry still pending (its item not sent yet) is left for a later receipt. Nothing (nil) when the
+# set is not marked made (``UNREAD_MADE``): the caller makes it (``_UNREAD_MADE``), then calls again.
 _MARK_UNTIL = (
     _ENTRIES
     + """
+if not redis.call('ZSCORE', KEYS[3], UNREAD_MADE) then return nil end
 local changed = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])) do
   local at, v = find_entry(KEYS[1], KEYS[2], id)
@@ -269,6 +281,25 @@ table.sort(changed, function(a, b) return a[1] < b[1] end)
 local ids = {}
 for i, c in ipairs(changed) do ids[i] = c[2] end
 return ids
+"""
+)
+
+# KEYS: the conversation's transcript, its index, its unread set. ARGV: '1' when the caller read the transcript
+# (a conversation created before the set existed), else '0'; then per reply awaiting a read receipt: its id, its
+# time (µs). The replies join the set (one already there keeps its score) and the set is marked made
+# (``UNREAD_MADE``, scored +inf: no watermark reaches it), with the transcript's TTL: from then on a watermark reads
+# only the set. Not marked when there is nothing to mark yet and the transcript was not read (a conversation of a
+# channel without watermarks, or none of whose replies awaits one: no key for nothing), nor without a transcript.
+_UNREAD_MADE = (
+    _ENTRIES
+    + """
+if redis.call('LLEN', KEYS[1]) == 0 then return 0 end
+for i = 2, #ARGV, 2 do redis.call('ZADD', KEYS[3], 'NX', ARGV[i + 1], ARGV[i]) end
+if ARGV[1] ~= '1' and redis.call('ZCARD', KEYS[3]) == 0 then return 0 end
+redis.call('ZADD', KEYS[3], '+inf', UNREAD_MADE)
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[3], ttl) end
+return 1
 """
 )
 
@@ -806,6 +837,7 @@ SCRIPTS = {
     "entry_by_provider": _ENTRY_BY_PROVIDER,
     "set_delivery": _SET_DELIVERY,
     "mark_until": _MARK_UNTIL,
+    "unread_made": _UNREAD_MADE,
     "set_entry_data": _SET_ENTRY_DATA,
     "claim": _CLAIM,
     "seen_mark": _SEEN_MARK,

@@ -1,13 +1,13 @@
 """Retention and erasure on Redis: every key a conversation's id leads to, found, then deleted.
 
-What a conversation leaves (see :mod:`gateway.store.redis_keys`): its record and its place in the status sets and
-the creation index, its active key, its transcript (one list holding the entries) with each entry's provider id in
-the day indexes ``hg:p:<day>:<shard>``, its outbox items (``hg:o:{<conv>}<item id>``, pending ones also listed under
-``hg:{outbox}:conv:<conv>``), its timers, its late readings waiting (``hg:{late}:held`` and ``info``), its queue
-entry (with the waiting member, the holder's set and the take), its processed marks (a purge deletes them too), the
-de-duplication claims that name it (``hg:{seen}:c:<inbound key>``: the key holds the provider's message id; a
-claim outlives its lease by days after a crash or a lost release), its web chat uploads (``hg:upload:<conv>/<hash>``)
-and its notices' evidence files.
+What a conversation leaves (see :mod:`gateway.store.redis_keys`): its record and its place in the status sets, the
+creation index and the flagged index, its active key, its transcript (one list holding the entries) with each
+entry's provider id in the day indexes ``hg:p:<day>:<shard>``, its outbox items (``hg:o:{<conv>}<item id>``, pending
+ones also listed under ``hg:{outbox}:conv:<conv>``), its timers, its late readings waiting (``hg:{late}:held`` and
+``info``), its queue entry (with the waiting member, the holder's set and the take), its processed marks (a purge
+deletes them too), the de-duplication claims that name it (``hg:{seen}:c:<inbound key>``: the key holds the
+provider's message id; a claim outlives its lease by days after a crash or a lost release), its web chat uploads
+(``hg:upload:<conv>/<hash>``) and its notices' evidence files.
 
 The reads come first, then one pipeline deletes (the keys live in many slots: no transaction can hold them all):
 the content first, the record last, so an erasure cut short by a crash still finds the record and is done again
@@ -112,6 +112,7 @@ def _unindex(pipe: Any, conversation_id: str, record: Record | None, notices: li
     for status in Status:
         pipe.srem(K.status(str(status)), conversation_id)
     pipe.zrem(K.INDEX + "created", conversation_id)
+    pipe.zrem(K.FLAGGED, conversation_id)
     if record is not None:
         if record.queue:
             pipe.zrem(K.QUEUE + "takes:" + record.queue, conversation_id)

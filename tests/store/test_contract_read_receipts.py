@@ -8,6 +8,7 @@ nothing), in the transcript's order, erased with the conversation, expired with 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,11 @@ from gateway.dispatcher import Dispatcher
 from gateway.events import DeliveryChanged, Event, Typing
 from gateway.flowset import FlowSet
 from gateway.messages import ChannelName, Receipt
-from gateway.store import Author, Delivery, OutboxItem, Store, TranscriptEntry
+from gateway.store import Author, Delivery, OutboxItem, Store, TranscriptEntry, open_store
 from gateway.store import redis_keys as K
-from gateway.store.redis_lua import INDEXED_FROM
+from gateway.store.redis_lua import INDEXED_FROM, UNREAD_MADE
+from gateway.store.sqlite import path_from_url
+from gateway.testing import store_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
@@ -148,12 +151,22 @@ async def test_a_watermark_reads_what_awaits_it_not_the_transcript(store: Store,
         assert await store.mark_until(conversation_id, at(999), Delivery.READ) == ["r0400", "r0401"]
         sent = client.info("stats")["total_net_output_bytes"] - before
         stats = client.info("commandstats")
-        assert client.zcard(K.transcript_unread(conversation_id)) == 0  # read: awaiting nothing any more
+        assert client.zrange(K.transcript_unread(conversation_id), 0, -1) == [UNREAD_MADE]  # awaiting nothing
     finally:
         client.close()
     assert "cmdstat_lrange" not in stats, stats["cmdstat_lrange"]
     assert stats["cmdstat_lset"]["calls"] == 2
     assert sent < 2_000  # the transcript is over 30 KB; the INFO reply itself is counted too
+
+
+async def reopened_without(store: Store, store_url: str, table: str, column: str, index: str) -> Store:
+    """A SQLite file as the version before ``column`` (and its ``index``) left it: the store closed, both dropped,
+    the file opened again (which adds the column)."""
+    await store.close()
+    with sqlite3.connect(path_from_url(store_url)) as conn:
+        conn.execute(f"DROP INDEX {index}")
+        conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    return await open_store(store_url, keys=store_keys(store_url))
 
 
 class Statements:
@@ -235,3 +248,53 @@ async def test_a_reply_of_a_channel_without_watermarks_awaits_none(store: Store,
             assert client.exists(K.transcript_unread(conversation.id)) == 0
         finally:
             client.close()
+
+
+async def test_replies_recorded_before_the_unread_index_are_marked_by_a_watermark(store: Store, store_url: str) -> None:
+    """A conversation whose replies were recorded by the version before the index, written as it wrote them: no
+    ``hg:tu:`` member (Redis; the conversation created before the store had the sets, ``K.UNREAD_SINCE``), no
+    ``unread_us`` column (SQLite; the file opened again adds it). A watermark marks them read as any other; on
+    Redis the transcript is read once, at the first watermark, never again."""
+    old = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)  # before the index: any store opened since has a later mark
+    conversation, _ = await store.active_conversation(ChannelName.MESSENGER, SENDER, old)
+    replies = []
+    for n in range(0, LONG, 2):
+        await said(store, conversation.id, n)
+        entry = TranscriptEntry(f"r{n + 1:04d}", conversation.id, at(n + 1), Author.BOT, f"reply {n + 1}")
+        async with store.batch():  # as the version before put a reply: nothing awaits a read receipt
+            await store.append_transcript(entry)
+            await store.outbox_put(OutboxItem(entry.id, conversation.id, {"text": entry.text}, at(n + 1)))
+        assert await store.outbox_mark_sent(conversation.id, entry.id, f"mid.{n + 1}")
+        replies.append(entry.id)
+    await store.set_delivery(conversation.id, replies[0], Delivery.READ)  # read by a per-message receipt
+    await store.set_delivery(conversation.id, replies[1], Delivery.DELIVERED)
+    if is_redis(store_url):
+        client = redis.Redis.from_url(store_url, decode_responses=True)
+        try:
+            assert client.exists(K.transcript_unread(conversation.id)) == 0  # the layout before
+        finally:
+            client.close()
+    else:
+        store = await reopened_without(store, store_url, "transcript", "unread_us", "transcript_unread")
+    try:
+        later = await replied(store, conversation.id, 500)  # by this version, after: awaits its receipt
+        await store.set_delivery(conversation.id, later, Delivery.SENT, "mid.500")
+        assert await store.mark_until(conversation.id, at(9), Delivery.READ) == replies[1:5]
+        assert await store.mark_until(conversation.id, at(999), Delivery.READ) == [*replies[5:], later]
+        final = await deliveries(store, conversation.id)
+        assert all(final[r] is Delivery.READ for r in [*replies, later])
+        assert all(d is Delivery.DELIVERED for i, d in final.items() if i.startswith("u"))  # theirs: untouched
+        if is_redis(store_url):
+            client = redis.Redis.from_url(store_url, decode_responses=True)
+            try:
+                assert client.zrange(K.transcript_unread(conversation.id), 0, -1) == [UNREAD_MADE]
+                reply = await replied(store, conversation.id, 600)
+                await store.set_delivery(conversation.id, reply, Delivery.SENT, "mid.600")
+                client.config_resetstat()
+                assert await store.mark_until(conversation.id, at(999), Delivery.READ) == [reply]
+                assert "cmdstat_lrange" not in client.info("commandstats")  # made once: never read again
+            finally:
+                client.close()
+    finally:
+        if not is_redis(store_url):
+            await store.close()

@@ -190,6 +190,8 @@ async def test_a_risky_message_that_went_on_unread_while_waiting_is_flagged_late
     flagged = await r.conversation(conversation.id)
     assert flagged.priority is Priority.URGENT and flagged.status is Status.QUEUED
     assert flagged.flag is not None and flagged.flag.source == "model"
+    assert flagged.flagged_at == flagged.updated_at  # when the late reading flagged it: the board's order
+    assert [c.id for c in await r.store.flagged_conversations(50)] == [conversation.id]
     said = await r.bot_said(conversation.id)
     assert said.count(r.partner("3114")) == 1  # the risk's referral, once
     await eventually(lambda: asyncio.sleep(0, "flagged" in r.outcomes))
