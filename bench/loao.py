@@ -14,6 +14,7 @@ and per file. The baseline is the shipped ``weights.npz`` (trained on ``train.js
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -99,7 +100,10 @@ def report(
 
 def keep(path: Path, parts: list[Scores], truth: np.ndarray, keywords: np.ndarray, sizes: list[int]) -> None:
     pooled = stack(parts)
-    np.savez(path, own=pooled.own, window=pooled.window, truth=truth, keywords=keywords, sizes=np.array(sizes))
+    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # processes side by side write the same baseline
+    with partial.open("wb") as f:
+        np.savez(f, own=pooled.own, window=pooled.window, truth=truth, keywords=keywords, sizes=np.array(sizes))
+    partial.replace(path)
 
 
 def decide(folder: Path) -> None:
