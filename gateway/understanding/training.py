@@ -330,11 +330,12 @@ def cross_validate(
     seed: int,
     mil: bool,
     log: Callable[[str], None] = print,
+    grid: Sequence[float] = L2_GRID,
 ) -> tuple[float, tuple[str, ...], Matrix]:
-    """The L2 strength of the smallest cross-validated log-loss (of the messages' own scores), with the classes and
-    the out-of-fold scores raised by the windows (what production reads) at that strength."""
+    """The L2 strength of the smallest cross-validated log-loss (of the messages' own scores) among ``grid``, with the
+    classes and the out-of-fold scores raised by the windows (what production reads) at that strength."""
     best: tuple[float, float, tuple[str, ...], Matrix] | None = None
-    for l2 in L2_GRID:
+    for l2 in grid:
         classes, whole, p = out_of_fold(corpus.x, risks, l2, seed, corpus.windows, corpus.groups, mil)
         truth = np.array([classes.index(r) for r in risks])
         loss = float(-np.log(np.clip(whole[np.arange(len(risks)), truth], 1e-9, 1)).mean())
@@ -354,18 +355,20 @@ def train(
     mil: bool = MIL,
     cache: Path | None = None,
     log: Callable[[str], None] = print,
+    l2: float | None = None,
 ) -> tuple[Classifier, Report]:
     """The three heads on ``examples``, and the cross-validated report; ``keywords``: whether flows.yaml's keyword
     interrupts flag each example (production flags what they flag, whatever the model reads); ``mil``: the risk
     head is the multiple-instance fit (``fit_risk``), in cross-validation and in the weights; ``cache``: a
-    directory where embeddings are kept between runs."""
+    directory where embeddings are kept between runs; ``l2``: a fixed L2 strength (cross-validated at that strength
+    only), else the one of ``L2_GRID`` with the smallest cross-validated log-loss."""
     texts = [e.text for e in examples]
     corpus = embed_corpus(texts, embedder, cache)
     log(f"  {len(np.unique(corpus.windows.owner))} long messages also read in {len(corpus.windows.owner)} windows")
     log(f"  {len(texts) - len(np.unique(corpus.groups))} near duplicates kept in the fold of their twin")
     log(f"  risk head: {'multiple-instance fit' if mil else 'plain fit (whole messages)'}")
     risks = [e.risk for e in examples]
-    l2, classes, p = cross_validate(corpus, risks, seed, mil, log)
+    l2, classes, p = cross_validate(corpus, risks, seed, mil, log, L2_GRID if l2 is None else (l2,))
     at = {t: evaluate(classes, p, risks, [(r, t) for r in RISKS], keywords) for t in REPORTED_THRESHOLDS}
     chosen, margin = choose_thresholds(classes, p, risks, keywords)
     figures = evaluate(classes, p, risks, [(Risk(r), t) for r, t in chosen.items()], keywords)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gateway.cli import main
@@ -78,6 +79,27 @@ def test_train_writes_weights_that_load_in_the_model(tmp_path: Path, capsys: pyt
     reading = model.read("je veux mourir ce soir")
     assert [r for r, _ in reading.scores] == list(RISKS) and all(0 <= s <= 1 for _, s in reading.scores)
     assert reading.top[0] is Risk.SUICIDE  # a message of the corpus, read back by the weights it trained
+
+
+def test_several_corpus_files_train_as_their_concatenation_at_a_fixed_l2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = [
+        json.dumps({"text": t, "lang": lang, "risk": r, "topic": topic, "third_party": third}, ensure_ascii=False)
+        for t, lang, r, topic, third in ROWS
+    ]  # fmt: skip
+    first, second = write_corpus(tmp_path / "a.jsonl", lines[::2]), write_corpus(tmp_path / "b.jsonl", lines[1::2])
+    whole = write_corpus(tmp_path / "ab.jsonl", [*lines[::2], *lines[1::2]])
+    flows = str(ROOT / "flows.yaml")
+    common = ["understanding", "train", "--fit", "plain", "--flows", flows, "--l2", "0.001"]
+    assert main([*common, "--corpus", str(first), str(second), "-o", str(tmp_path / "two.npz")]) == 0
+    out = capsys.readouterr().out
+    assert f"{first}, {second}: {len(ROWS)} messages" in out
+    assert "l2=0.001: cross-validated" in out and "l2=0.0001" not in out and "l2 0.001;" in out  # no other L2 tried
+    assert main([*common, "--corpus", str(whole), "-o", str(tmp_path / "one.npz")]) == 0
+    with np.load(tmp_path / "two.npz") as two, np.load(tmp_path / "one.npz") as one:
+        assert sorted(two.files) == sorted(one.files)
+        assert all(np.array_equal(two[name], one[name]) for name in one.files)  # the same weights, to the bit
 
 
 @pytest.mark.parametrize(
