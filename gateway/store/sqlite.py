@@ -186,6 +186,8 @@ _ACTIVE = tuple(str(status) for status in ACTIVE_STATUSES)
 _ACTIVE_SQL = "status IN ('bot', 'queued', 'with_listener')"
 assert set(_ACTIVE) == {"bot", "queued", "with_listener"}, "_ACTIVE_SQL and conversations_active need the change"
 _FIND_ACTIVE = f"SELECT data FROM conversations WHERE channel = ? AND sender = ? AND {_ACTIVE_SQL}"
+# The same conversation's id only, for the lock (``locked_active``): the record is read, and opened, under it.
+_FIND_ACTIVE_ID = f"SELECT id FROM conversations WHERE channel = ? AND sender = ? AND {_ACTIVE_SQL}"
 # A web chat client's conversations in the bot or the queue (``CLIENT_OPEN``), counted on a partial index (the
 # statuses written into the SQL for the same reason as ``_ACTIVE_SQL``): the gate asks at every new web chat, and
 # loading the open conversations to count them took 94 ms with 1,000 queued, 1.3 s with 10,000.
@@ -301,6 +303,11 @@ class SqliteStore:
         self._events = LocalEvents()
         self._locks = LocalLocks()
         self._held: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("held", default=None)
+        # (channel, sender's identity, the id of its active conversation or None) read with this task's last claim
+        # (see ``claim``), used once by ``locked_active``
+        self._sender_read: contextvars.ContextVar[tuple[str, str, str | None] | None] = contextvars.ContextVar(
+            "sender_read", default=None
+        )
 
     @classmethod
     async def open(cls, url: str, keys: DataKeys | None = None) -> SqliteStore:
@@ -550,24 +557,22 @@ class SqliteStore:
         self, key: str, owner: str, lease_seconds: float, *, now: datetime | None = None,
         sender: tuple[ChannelName, str] | None = None,
     ) -> ClaimState:  # fmt: skip
-        now_us = to_us(now or datetime.now(UTC))
+        """``sender``: the id of its active conversation is read in the same hop to the store's thread and kept for
+        this task's next ``locked_active``, which locks that conversation without looking it up again (and looks
+        it up if it is no longer active by then)."""
+        work = _claim(key, owner, lease_seconds, to_us(now or datetime.now(UTC)))
+        if sender is None:
+            return await self._run(work)
+        identity = (str(sender[0]), self._keys.identity(*sender))
 
-        def work(conn: sqlite3.Connection) -> ClaimState:
-            with _writing(conn):
-                conn.execute("DELETE FROM seen WHERE expires_us <= ?", (now_us,))
-                row = conn.execute("SELECT owner FROM seen WHERE key = ?", (key,)).fetchone()
-                if row is not None and row["owner"] is None:
-                    return ClaimState.DONE
-                if row is not None and row["owner"] != owner:
-                    return ClaimState.BUSY
-                conn.execute(
-                    "INSERT INTO seen (key, expires_us, owner) VALUES (?, ?, ?)"
-                    " ON CONFLICT (key) DO UPDATE SET expires_us = excluded.expires_us",
-                    (key, now_us + int(lease_seconds * 1_000_000), owner),
-                )
-                return ClaimState.CLAIMED
+        def claim_reading(conn: sqlite3.Connection) -> tuple[ClaimState, str | None]:
+            state = work(conn)
+            row = conn.execute(_FIND_ACTIVE_ID, identity).fetchone()
+            return state, None if row is None else str(row["id"])
 
-        return await self._run(work)
+        state, held = await self._run(claim_reading)
+        self._sender_read.set((*identity, held))
+        return state
 
     async def release(self, key: str, owner: str) -> None:
         await self._change("DELETE FROM seen WHERE key = ? AND owner = ?", (key, owner))
@@ -1019,9 +1024,46 @@ class SqliteStore:
     async def locked_active(
         self, channel: ChannelName, sender: str, now: datetime, *, claim: Claim | None = None, timeout: float = 10.0
     ) -> AsyncIterator[tuple[Conversation, ClaimState]]:
+        """The sender's active conversation's id (read with the claim, else now), locked, then the claim renewed
+        and the record read in one hop to the store's thread: when that record is still active, it is the one
+        (one active conversation per sender: the ``conversations_active`` index). Else (none, or ended meanwhile)
+        the lock is let go, nothing written, and ``active_conversation`` finds or starts the conversation, which
+        is then locked. Two hops and one record opened per message, where the lookup, the lock, the claim and the
+        read took four hops and opened the record twice."""
+        identity = (str(channel), self._keys.identity(channel, sender))
+        read = self._sender_read.get()
+        self._sender_read.set(None)
+        if read is not None and read[:2] == identity:
+            held = read[2]
+        else:
+            rows = await self._select(_FIND_ACTIVE_ID, identity)
+            held = str(rows[0]["id"]) if rows else None
+        if held is not None:
+            async with self._locked_read(held, timeout, claim) as (current, state):
+                if current is not None and current.active:
+                    yield current, state
+                    return
         conversation, _ = await self.active_conversation(channel, sender, now)
-        async with self.locked_batch(conversation.id, timeout, claim=claim) as state:
-            yield (await self.get_conversation(conversation.id) or conversation), state
+        async with self._locked_read(conversation.id, timeout, claim) as (current, state):
+            yield current or conversation, state
+
+    @asynccontextmanager
+    async def _locked_read(
+        self, conversation_id: str, timeout: float, claim: Claim | None
+    ) -> AsyncIterator[tuple[Conversation | None, ClaimState]]:
+        """``locked_batch``, the claim renewed (from the moment the lock is held) and the conversation's record read
+        in the same hop."""
+
+        def work(conn: sqlite3.Connection) -> tuple[ClaimState, str | None]:
+            state = ClaimState.CLAIMED
+            if claim is not None:
+                state = _claim(claim.key, claim.owner, claim.lease_seconds, to_us(datetime.now(UTC)))(conn)
+            row = conn.execute("SELECT data FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
+            return state, None if row is None else row["data"]
+
+        async with self.lock(conversation_id, timeout), self.batch():
+            state, raw = await self._run(work)
+            yield (None if raw is None else self._conversation(raw)), state
 
     @asynccontextmanager
     async def locked_batch(
@@ -1252,6 +1294,27 @@ def _nothing(conn: sqlite3.Connection) -> None:
     return None
 
 
+def _claim(key: str, owner: str, lease_seconds: float, now_us: int) -> Callable[[sqlite3.Connection], ClaimState]:
+    """``SqliteStore.claim``'s transaction."""
+
+    def work(conn: sqlite3.Connection) -> ClaimState:
+        with _writing(conn):
+            conn.execute("DELETE FROM seen WHERE expires_us <= ?", (now_us,))
+            row = conn.execute("SELECT owner FROM seen WHERE key = ?", (key,)).fetchone()
+            if row is not None and row["owner"] is None:
+                return ClaimState.DONE
+            if row is not None and row["owner"] != owner:
+                return ClaimState.BUSY
+            conn.execute(
+                "INSERT INTO seen (key, expires_us, owner) VALUES (?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET expires_us = excluded.expires_us",
+                (key, now_us + int(lease_seconds * 1_000_000), owner),
+            )
+            return ClaimState.CLAIMED
+
+    return work
+
+
 # Every sealed column: table, column, record kind.
 _SEALED = (("conversations", "data", "conversation"), ("transcript", "data", "entry"), ("outbox", "payload", "outbox"),
            ("inbox", "payload", "inbox"), ("notices", "data", "notice"), ("referrals", "data", "referral"),
@@ -1296,15 +1359,26 @@ def _compact(conn: sqlite3.Connection) -> None:
 
 
 def _write_conversation(conn: sqlite3.Connection, keys: DataKeys, conversation: Conversation) -> None:
+    """The record, and its indexed columns only when one of them changes: most saves change the record alone
+    (a bot's step, a message while waiting), and an update of ``data`` alone rewrites no index entry, where the
+    upsert rewrote the entries of the table's five indexes at every save."""
+    columns = (str(conversation.channel), keys.identity(conversation.channel, conversation.sender),
+               str(conversation.status), to_us(conversation.created_at), conversation.client)  # fmt: skip
+    data = dumps_sealed(keys, "conversation", encode_conversation(conversation))
+    same = conn.execute(
+        "UPDATE conversations SET data = ? WHERE id = ? AND channel = ? AND sender = ? AND status = ?"
+        " AND created_us = ? AND client IS ?",
+        (data, conversation.id, *columns),
+    )
+    if same.rowcount == 1:
+        return
     conn.execute(
-        "INSERT INTO conversations (id, channel, sender, status, created_us, data, client)"
+        "INSERT INTO conversations (id, channel, sender, status, created_us, client, data)"
         " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET channel = excluded.channel,"
         " sender = excluded.sender, status = excluded.status, created_us = excluded.created_us,"
-        " data = excluded.data, client = excluded.client",
-        (conversation.id, str(conversation.channel), keys.identity(conversation.channel, conversation.sender),
-         str(conversation.status), to_us(conversation.created_at),
-         dumps_sealed(keys, "conversation", encode_conversation(conversation)), conversation.client),
-    )  # fmt: skip
+        " client = excluded.client, data = excluded.data",
+        (conversation.id, *columns, data),
+    )
 
 
 def _entry(row: sqlite3.Row, keys: DataKeys, shared: Callable[[str], SharedText]) -> TranscriptEntry:
