@@ -308,6 +308,11 @@ class SqliteStore:
         self._sender_read: contextvars.ContextVar[tuple[str, str, str | None] | None] = contextvars.ContextVar(
             "sender_read", default=None
         )
+        # (key, whether the inbox holds items of that sender) read with this task's last ``get_block``, used once
+        # by ``inbox_waiting``
+        self._inbox_read: contextvars.ContextVar[tuple[str, bool] | None] = contextvars.ContextVar(
+            "inbox_read", default=None
+        )
 
     @classmethod
     async def open(cls, url: str, keys: DataKeys | None = None) -> SqliteStore:
@@ -884,8 +889,12 @@ class SqliteStore:
         await self._run(work)
 
     async def inbox_waiting(self, sender_key: str) -> bool:
-        key = self._keys.lookup("inbox", sender_key)
-        return bool(await self._select("SELECT 1 FROM inbox WHERE sender_key = ? LIMIT 1", (key,)))
+        """Answered once from this task's last ``get_block`` of the same key (the gate's, just before), else read."""
+        read = self._inbox_read.get()
+        self._inbox_read.set(None)
+        if read is not None and read[0] == sender_key:
+            return read[1]
+        return bool(await self._select(_INBOX_WAITING, (self._keys.lookup("inbox", sender_key),)))
 
     async def inbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 30) -> list[InboxItem]:
         now_us = to_us(now)
@@ -1086,10 +1095,20 @@ class SqliteStore:
         )
 
     async def get_block(self, key: str, now: datetime) -> Block | None:
-        rows = await self._select(
-            "SELECT data FROM blocks WHERE key = ? AND (until_us IS NULL OR until_us > ?)", (key, to_us(now))
-        )
-        return loads("block", rows[0]["data"], decode_block) if rows else None
+        """Whether the inbox holds messages of ``key`` (a sender's keyed hash, as the gate and the inbox know it) is
+        read in the same hop, for this task's next ``inbox_waiting(key)`` (the webhook's next step, as on Redis)."""
+        waiting_key = self._keys.lookup("inbox", key)
+
+        def work(conn: sqlite3.Connection) -> tuple[str | None, bool]:
+            row = conn.execute(
+                "SELECT data FROM blocks WHERE key = ? AND (until_us IS NULL OR until_us > ?)", (key, to_us(now))
+            ).fetchone()
+            waiting = conn.execute(_INBOX_WAITING, (waiting_key,)).fetchone() is not None
+            return (None if row is None else row["data"]), waiting
+
+        raw, waiting = await self._run(work)
+        self._inbox_read.set((key, waiting))
+        return None if raw is None else loads("block", raw, decode_block)
 
     async def list_blocks(self, now: datetime) -> list[Block]:
         rows = await self._select(
@@ -1253,6 +1272,7 @@ WHERE conversation_id = ? AND status = 'pending' AND seq > ? ORDER BY seq LIMIT 
 """
 
 
+_INBOX_WAITING = "SELECT 1 FROM inbox WHERE sender_key = ? LIMIT 1"
 # The earliest item of each sender, if it is due.
 _INBOX_HEADS = """
 SELECT * FROM inbox AS i
