@@ -195,10 +195,9 @@ _CLIENT_OPEN_SQL = "status IN ('bot', 'queued')"
 assert {str(s) for s in CLIENT_OPEN} == {"bot", "queued"}, "_CLIENT_OPEN_SQL and conversations_client need the change"
 _CLIENT_INDEX = f"CREATE INDEX IF NOT EXISTS conversations_client ON conversations (client) WHERE {_CLIENT_OPEN_SQL}"
 # A reply awaiting its read receipt: ``unread_us``, its time, set when its outbox item is put (``outbox_put``) and
-# cleared once it is read or failed (``_UNREAD_AFTER``); a watermark's receipt reads only these (``mark_until``).
+# cleared once it is read or failed (``_delivered``); a watermark's receipt reads only these (``mark_until``).
 _UNREAD_INDEX = ("CREATE INDEX IF NOT EXISTS transcript_unread ON transcript (conversation_id, unread_us)"
                  " WHERE unread_us IS NOT NULL")  # fmt: skip
-_UNREAD_AFTER = "unread_us = CASE WHEN ? IN ('read', 'failed') THEN NULL ELSE unread_us END"  # ?: the delivery
 _COUNT_CLIENT = f"SELECT COUNT(*) FROM conversations WHERE client = ? AND {_CLIENT_OPEN_SQL}"
 # Sent and failed outbox rows past RESOLVED_OUTBOX_KEPT, found on the partial index ``outbox_resolved`` (its
 # condition written the same here, for the planner): every outbox pass purges, and a scan of the table (every
@@ -504,10 +503,10 @@ class SqliteStore:
     async def set_delivery(
         self, conversation_id: str, entry_id: str, delivery: Delivery, provider_message_id: str | None = None
     ) -> bool:
+        assignments, values = _delivered(delivery, provider_message_id)
         changed = await self._change(
-            "UPDATE transcript SET delivery = ?, provider_message_id = COALESCE(?, provider_message_id),"
-            f" {_UNREAD_AFTER} WHERE id = ? AND conversation_id = ?",
-            (str(delivery), provider_message_id, str(delivery), entry_id, conversation_id),
+            f"UPDATE transcript SET {assignments} WHERE id = ? AND conversation_id = ?",
+            (*values, entry_id, conversation_id),
         )
         return changed == 1
 
@@ -526,8 +525,8 @@ class SqliteStore:
                     (conversation_id, to_us(until)),
                 ).fetchall()
                 ids = [row["id"] for row in rows if row["delivery"] in below]
-                conn.executemany(f"UPDATE transcript SET delivery = ?, {_UNREAD_AFTER}"
-                                 " WHERE id = ?", [(str(delivery), str(delivery), i) for i in ids])  # fmt: skip
+                assignments, values = _delivered(delivery, None)
+                conn.executemany(f"UPDATE transcript SET {assignments} WHERE id = ?", [(*values, i) for i in ids])
                 return ids
 
         return await self._run(work)
@@ -863,11 +862,8 @@ class SqliteStore:
                        f"{fence}")  # fmt: skip
                 if conn.execute(sql, (value, item_id, conversation_id, *held)).rowcount != 1:
                     return False
-                conn.execute(
-                    "UPDATE transcript SET delivery = ?, provider_message_id = COALESCE(?, provider_message_id),"
-                    f" {_UNREAD_AFTER} WHERE id = ?",
-                    (str(delivery), provider_id, str(delivery), item_id),
-                )
+                entry, values = _delivered(delivery, provider_id)
+                conn.execute(f"UPDATE transcript SET {entry} WHERE id = ?", (*values, item_id))
                 return True
 
         return await self._run(work)
@@ -1399,6 +1395,20 @@ def _write_conversation(conn: sqlite3.Connection, keys: DataKeys, conversation: 
         " client = excluded.client, data = excluded.data",
         (conversation.id, *columns, data),
     )
+
+
+def _delivered(delivery: Delivery, provider_message_id: str | None) -> tuple[str, tuple[str, ...]]:
+    """A transcript entry's new delivery, with the provider's id when one is given, and the end of its wait for a
+    read receipt once it is read or failed: the assignments and their values. Only what changes is assigned: a
+    column assigned, even its own value, has its index entries rewritten (``transcript_provider``,
+    ``transcript_unread``: a page more to the WAL per commit)."""
+    assignments, values = ["delivery = ?"], [str(delivery)]
+    if provider_message_id is not None:
+        assignments.append("provider_message_id = ?")
+        values.append(provider_message_id)
+    if delivery in (Delivery.READ, Delivery.FAILED):
+        assignments.append("unread_us = NULL")
+    return ", ".join(assignments), tuple(values)
 
 
 def _entry(row: sqlite3.Row, keys: DataKeys, shared: Callable[[str], SharedText]) -> TranscriptEntry:
