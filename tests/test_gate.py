@@ -1,5 +1,6 @@
 """The gate (``gateway/gate.py``) on a Redis that keeps the rate limits' counters too: the block and the message
-limit's hit in one round trip (``CountingBlockStore``), counted on the ``limits`` library's own key."""
+limit's hit in one round trip (``CountingBlockStore``), counted on the ``limits`` library's own key; on Redis and
+SQLite, the gate's read also answers the inbox check that follows (SQLite: the block and the inbox in one hop)."""
 
 from __future__ import annotations
 
@@ -21,22 +22,29 @@ from gateway.store import Block, CountingBlockStore, InboxItem, Store, open_stor
 from gateway.testing import store_keys
 from tests.store.conftest import flush_cluster, redis_cluster_url, redis_url  # noqa: F401  (the session's servers)
 
-pytestmark = pytest.mark.redis
-
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = Settings(secret_key="k" * 32, limit_messages_per_conversation="3/minute")
 NOW = datetime.now(UTC)
 
 
-@pytest.fixture(params=["redis_url", "redis_cluster_url"])
-async def opened(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Store, LimitStorage]]:
-    url: str = request.getfixturevalue(request.param)
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("redis_url", marks=pytest.mark.redis),
+        pytest.param("redis_cluster_url", marks=pytest.mark.redis),
+    ]
+)
+async def opened(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Store, LimitStorage]]:
     cluster = request.param == "redis_cluster_url"
-    if cluster:
-        flush_cluster(url)
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/store/gateway.sqlite3"
     else:
-        with redis.Redis.from_url(url) as client:
-            client.flushdb()
+        url = request.getfixturevalue(request.param)
+        if cluster:
+            flush_cluster(url)
+        else:
+            with redis.Redis.from_url(url) as client:
+                client.flushdb()
     store = await open_store(url, keys=store_keys(url), cluster=cluster)
     counters = open_limit_storage(url, cluster=cluster)
     try:
@@ -58,7 +66,8 @@ async def test_the_block_and_the_message_limit_are_one_read_sharing_the_librarys
     opened: tuple[Store, LimitStorage],
 ) -> None:
     store, counters = opened
-    assert isinstance(store, CountingBlockStore)
+    if not isinstance(store, CountingBlockStore):
+        pytest.skip("SQLite: the counters are in memory, the block one read")
     metrics = Metrics()
     checked = gate(store, counters, metrics)
     message = Inbound(ChannelName.TELEGRAM, "5001", "m1", "bonjour")
@@ -75,8 +84,8 @@ async def test_the_block_and_the_message_limit_are_one_read_sharing_the_librarys
 
 
 async def test_the_gates_read_answers_the_inbox_check_that_follows_once(opened: tuple[Store, LimitStorage]) -> None:
-    """The gate's pipeline also reads whether the sender has messages waiting in the inbox, for the webhook's next
-    step (``inbox_waiting``): the answer of that moment, used once, then read again."""
+    """The gate's pipeline (SQLite: its block's hop) also reads whether the sender has messages waiting in the inbox,
+    for the webhook's next step (``inbox_waiting``): the answer of that moment, used once, then read again."""
     store, counters = opened
     checked = gate(store, counters, Metrics())
     message = Inbound(ChannelName.TELEGRAM, "5003", "m3", "bonjour")
@@ -89,3 +98,5 @@ async def test_the_gates_read_answers_the_inbox_check_that_follows_once(opened: 
     assert not await store.inbox_waiting(key)  # read again: the gate's read was used once
     assert await checked.check(message) is None
     assert not await store.inbox_waiting(key)
+    await store.inbox_put([InboxItem("in:telegram:m1", key, {"text": "meanwhile"}, NOW)])
+    assert await store.inbox_waiting(key)  # the gate's read of this key was used: read now

@@ -401,8 +401,9 @@ class DedupeStore(Protocol):
         lease is then renewed: call again while processing); ``BUSY`` while another owner's lease runs; ``DONE``
         once it was saved as processed. Atomic across concurrent callers and, with Redis, across instances.
 
-        ``sender``: whose active conversation this task looks up next (``active_conversation``); Redis reads the
-        sender's address in the same round trip. Changes nothing else.
+        ``sender``: whose active conversation this task looks up next (``active_conversation``, ``locked_active``);
+        Redis reads the sender's address in the same round trip, SQLite the id of their active conversation in the
+        same hop to its thread. Changes nothing else.
         """
         ...
 
@@ -916,7 +917,8 @@ class BatchStore(Protocol):
         Redis looks the sender's address up (read along with the claim: ``claim(sender=...)``), then takes that
         conversation's lock with its record read in the same round trip, the record's liveness checked there: a
         record that is no longer active (ended meanwhile, or left behind by a crash) is let go and the sender's
-        conversation looked up again. One round trip less than the lookup, then the lock.
+        conversation looked up again. One round trip less than the lookup, then the lock. SQLite does the same
+        with the conversation's id read along with the claim, then the claim renewed and the record read in one hop.
         """
         ...
 

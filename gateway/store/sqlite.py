@@ -189,6 +189,8 @@ _ACTIVE = tuple(str(status) for status in ACTIVE_STATUSES)
 _ACTIVE_SQL = "status IN ('bot', 'queued', 'with_listener')"
 assert set(_ACTIVE) == {"bot", "queued", "with_listener"}, "_ACTIVE_SQL and conversations_active need the change"
 _FIND_ACTIVE = f"SELECT data FROM conversations WHERE channel = ? AND sender = ? AND {_ACTIVE_SQL}"
+# The same conversation's id only, for the lock (``locked_active``): the record is read, and opened, under it.
+_FIND_ACTIVE_ID = f"SELECT id FROM conversations WHERE channel = ? AND sender = ? AND {_ACTIVE_SQL}"
 # A web chat client's conversations in the bot or the queue (``CLIENT_OPEN``), counted on a partial index (the
 # statuses written into the SQL for the same reason as ``_ACTIVE_SQL``): the gate asks at every new web chat, and
 # loading the open conversations to count them took 94 ms with 1,000 queued, 1.3 s with 10,000.
@@ -196,10 +198,9 @@ _CLIENT_OPEN_SQL = "status IN ('bot', 'queued')"
 assert {str(s) for s in CLIENT_OPEN} == {"bot", "queued"}, "_CLIENT_OPEN_SQL and conversations_client need the change"
 _CLIENT_INDEX = f"CREATE INDEX IF NOT EXISTS conversations_client ON conversations (client) WHERE {_CLIENT_OPEN_SQL}"
 # A reply awaiting its read receipt: ``unread_us``, its time, set when its outbox item is put (``outbox_put``) and
-# cleared once it is read or failed (``_UNREAD_AFTER``); a watermark's receipt reads only these (``mark_until``).
+# cleared once it is read or failed (``_delivered``); a watermark's receipt reads only these (``mark_until``).
 _UNREAD_INDEX = ("CREATE INDEX IF NOT EXISTS transcript_unread ON transcript (conversation_id, unread_us)"
                  " WHERE unread_us IS NOT NULL")  # fmt: skip
-_UNREAD_AFTER = "unread_us = CASE WHEN ? IN ('read', 'failed') THEN NULL ELSE unread_us END"  # ?: the delivery
 # An open conversation with a risk flag: ``flagged_us``, when its flag was last recorded (``codec.flagged_rank``),
 # written with the record and NULL once it ends; the supervision board reads the latest on this partial index
 # (``flagged_conversations``), not the open conversations (loading them all took 1.1 s at 10,000).
@@ -335,6 +336,16 @@ class SqliteStore:
         self._events = LocalEvents()
         self._locks = LocalLocks()
         self._held: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("held", default=None)
+        # (channel, sender's identity, the id of its active conversation or None) read with this task's last claim
+        # (see ``claim``), used once by ``locked_active``
+        self._sender_read: contextvars.ContextVar[tuple[str, str, str | None] | None] = contextvars.ContextVar(
+            "sender_read", default=None
+        )
+        # (key, whether the inbox holds items of that sender) read with this task's last ``get_block``, used once
+        # by ``inbox_waiting``
+        self._inbox_read: contextvars.ContextVar[tuple[str, bool] | None] = contextvars.ContextVar(
+            "inbox_read", default=None
+        )
 
     @classmethod
     async def open(cls, url: str, keys: DataKeys | None = None) -> SqliteStore:
@@ -534,10 +545,10 @@ class SqliteStore:
     async def set_delivery(
         self, conversation_id: str, entry_id: str, delivery: Delivery, provider_message_id: str | None = None
     ) -> bool:
+        assignments, values = _delivered(delivery, provider_message_id)
         changed = await self._change(
-            "UPDATE transcript SET delivery = ?, provider_message_id = COALESCE(?, provider_message_id),"
-            f" {_UNREAD_AFTER} WHERE id = ? AND conversation_id = ?",
-            (str(delivery), provider_message_id, str(delivery), entry_id, conversation_id),
+            f"UPDATE transcript SET {assignments} WHERE id = ? AND conversation_id = ?",
+            (*values, entry_id, conversation_id),
         )
         return changed == 1
 
@@ -556,8 +567,8 @@ class SqliteStore:
                     (conversation_id, to_us(until)),
                 ).fetchall()
                 ids = [row["id"] for row in rows if row["delivery"] in below]
-                conn.executemany(f"UPDATE transcript SET delivery = ?, {_UNREAD_AFTER}"
-                                 " WHERE id = ?", [(str(delivery), str(delivery), i) for i in ids])  # fmt: skip
+                assignments, values = _delivered(delivery, None)
+                conn.executemany(f"UPDATE transcript SET {assignments} WHERE id = ?", [(*values, i) for i in ids])
                 return ids
 
         return await self._run(work)
@@ -592,24 +603,22 @@ class SqliteStore:
         self, key: str, owner: str, lease_seconds: float, *, now: datetime | None = None,
         sender: tuple[ChannelName, str] | None = None,
     ) -> ClaimState:  # fmt: skip
-        now_us = to_us(now or datetime.now(UTC))
+        """``sender``: the id of its active conversation is read in the same hop to the store's thread and kept for
+        this task's next ``locked_active``, which locks that conversation without looking it up again (and looks
+        it up if it is no longer active by then)."""
+        work = _claim(key, owner, lease_seconds, to_us(now or datetime.now(UTC)))
+        if sender is None:
+            return await self._run(work)
+        identity = (str(sender[0]), self._keys.identity(*sender))
 
-        def work(conn: sqlite3.Connection) -> ClaimState:
-            with _writing(conn):
-                conn.execute("DELETE FROM seen WHERE expires_us <= ?", (now_us,))
-                row = conn.execute("SELECT owner FROM seen WHERE key = ?", (key,)).fetchone()
-                if row is not None and row["owner"] is None:
-                    return ClaimState.DONE
-                if row is not None and row["owner"] != owner:
-                    return ClaimState.BUSY
-                conn.execute(
-                    "INSERT INTO seen (key, expires_us, owner) VALUES (?, ?, ?)"
-                    " ON CONFLICT (key) DO UPDATE SET expires_us = excluded.expires_us",
-                    (key, now_us + int(lease_seconds * 1_000_000), owner),
-                )
-                return ClaimState.CLAIMED
+        def claim_reading(conn: sqlite3.Connection) -> tuple[ClaimState, str | None]:
+            state = work(conn)
+            row = conn.execute(_FIND_ACTIVE_ID, identity).fetchone()
+            return state, None if row is None else str(row["id"])
 
-        return await self._run(work)
+        state, held = await self._run(claim_reading)
+        self._sender_read.set((*identity, held))
+        return state
 
     async def release(self, key: str, owner: str) -> None:
         await self._change("DELETE FROM seen WHERE key = ? AND owner = ?", (key, owner))
@@ -895,11 +904,8 @@ class SqliteStore:
                        f"{fence}")  # fmt: skip
                 if conn.execute(sql, (value, item_id, conversation_id, *held)).rowcount != 1:
                     return False
-                conn.execute(
-                    "UPDATE transcript SET delivery = ?, provider_message_id = COALESCE(?, provider_message_id),"
-                    f" {_UNREAD_AFTER} WHERE id = ?",
-                    (str(delivery), provider_id, str(delivery), item_id),
-                )
+                entry, values = _delivered(delivery, provider_id)
+                conn.execute(f"UPDATE transcript SET {entry} WHERE id = ?", (*values, item_id))
                 return True
 
         return await self._run(work)
@@ -921,8 +927,12 @@ class SqliteStore:
         await self._run(work)
 
     async def inbox_waiting(self, sender_key: str) -> bool:
-        key = self._keys.lookup("inbox", sender_key)
-        return bool(await self._select("SELECT 1 FROM inbox WHERE sender_key = ? LIMIT 1", (key,)))
+        """Answered once from this task's last ``get_block`` of the same key (the gate's, just before), else read."""
+        read = self._inbox_read.get()
+        self._inbox_read.set(None)
+        if read is not None and read[0] == sender_key:
+            return read[1]
+        return bool(await self._select(_INBOX_WAITING, (self._keys.lookup("inbox", sender_key),)))
 
     async def inbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 30) -> list[InboxItem]:
         now_us = to_us(now)
@@ -1061,9 +1071,46 @@ class SqliteStore:
     async def locked_active(
         self, channel: ChannelName, sender: str, now: datetime, *, claim: Claim | None = None, timeout: float = 10.0
     ) -> AsyncIterator[tuple[Conversation, ClaimState]]:
+        """The sender's active conversation's id (read with the claim, else now), locked, then the claim renewed
+        and the record read in one hop to the store's thread: when that record is still active, it is the one
+        (one active conversation per sender: the ``conversations_active`` index). Else (none, or ended meanwhile)
+        the lock is let go, nothing written, and ``active_conversation`` finds or starts the conversation, which
+        is then locked. Two hops and one record opened per message, where the lookup, the lock, the claim and the
+        read took four hops and opened the record twice."""
+        identity = (str(channel), self._keys.identity(channel, sender))
+        read = self._sender_read.get()
+        self._sender_read.set(None)
+        if read is not None and read[:2] == identity:
+            held = read[2]
+        else:
+            rows = await self._select(_FIND_ACTIVE_ID, identity)
+            held = str(rows[0]["id"]) if rows else None
+        if held is not None:
+            async with self._locked_read(held, timeout, claim) as (current, state):
+                if current is not None and current.active:
+                    yield current, state
+                    return
         conversation, _ = await self.active_conversation(channel, sender, now)
-        async with self.locked_batch(conversation.id, timeout, claim=claim) as state:
-            yield (await self.get_conversation(conversation.id) or conversation), state
+        async with self._locked_read(conversation.id, timeout, claim) as (current, state):
+            yield current or conversation, state
+
+    @asynccontextmanager
+    async def _locked_read(
+        self, conversation_id: str, timeout: float, claim: Claim | None
+    ) -> AsyncIterator[tuple[Conversation | None, ClaimState]]:
+        """``locked_batch``, the claim renewed (from the moment the lock is held) and the conversation's record read
+        in the same hop."""
+
+        def work(conn: sqlite3.Connection) -> tuple[ClaimState, str | None]:
+            state = ClaimState.CLAIMED
+            if claim is not None:
+                state = _claim(claim.key, claim.owner, claim.lease_seconds, to_us(datetime.now(UTC)))(conn)
+            row = conn.execute("SELECT data FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
+            return state, None if row is None else row["data"]
+
+        async with self.lock(conversation_id, timeout), self.batch():
+            state, raw = await self._run(work)
+            yield (None if raw is None else self._conversation(raw)), state
 
     @asynccontextmanager
     async def locked_batch(
@@ -1086,10 +1133,20 @@ class SqliteStore:
         )
 
     async def get_block(self, key: str, now: datetime) -> Block | None:
-        rows = await self._select(
-            "SELECT data FROM blocks WHERE key = ? AND (until_us IS NULL OR until_us > ?)", (key, to_us(now))
-        )
-        return loads("block", rows[0]["data"], decode_block) if rows else None
+        """Whether the inbox holds messages of ``key`` (a sender's keyed hash, as the gate and the inbox know it) is
+        read in the same hop, for this task's next ``inbox_waiting(key)`` (the webhook's next step, as on Redis)."""
+        waiting_key = self._keys.lookup("inbox", key)
+
+        def work(conn: sqlite3.Connection) -> tuple[str | None, bool]:
+            row = conn.execute(
+                "SELECT data FROM blocks WHERE key = ? AND (until_us IS NULL OR until_us > ?)", (key, to_us(now))
+            ).fetchone()
+            waiting = conn.execute(_INBOX_WAITING, (waiting_key,)).fetchone() is not None
+            return (None if row is None else row["data"]), waiting
+
+        raw, waiting = await self._run(work)
+        self._inbox_read.set((key, waiting))
+        return None if raw is None else loads("block", raw, decode_block)
 
     async def list_blocks(self, now: datetime) -> list[Block]:
         rows = await self._select(
@@ -1253,6 +1310,7 @@ WHERE conversation_id = ? AND status = 'pending' AND seq > ? ORDER BY seq LIMIT 
 """
 
 
+_INBOX_WAITING = "SELECT 1 FROM inbox WHERE sender_key = ? LIMIT 1"
 # The earliest item of each sender, if it is due.
 _INBOX_HEADS = """
 SELECT * FROM inbox AS i
@@ -1292,6 +1350,27 @@ def _after(writes: list[Write], work: Callable[[sqlite3.Connection], T], conn: s
 
 def _nothing(conn: sqlite3.Connection) -> None:
     return None
+
+
+def _claim(key: str, owner: str, lease_seconds: float, now_us: int) -> Callable[[sqlite3.Connection], ClaimState]:
+    """``SqliteStore.claim``'s transaction."""
+
+    def work(conn: sqlite3.Connection) -> ClaimState:
+        with _writing(conn):
+            conn.execute("DELETE FROM seen WHERE expires_us <= ?", (now_us,))
+            row = conn.execute("SELECT owner FROM seen WHERE key = ?", (key,)).fetchone()
+            if row is not None and row["owner"] is None:
+                return ClaimState.DONE
+            if row is not None and row["owner"] != owner:
+                return ClaimState.BUSY
+            conn.execute(
+                "INSERT INTO seen (key, expires_us, owner) VALUES (?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET expires_us = excluded.expires_us",
+                (key, now_us + int(lease_seconds * 1_000_000), owner),
+            )
+            return ClaimState.CLAIMED
+
+    return work
 
 
 # Every sealed column: table, column, record kind.
@@ -1338,16 +1417,41 @@ def _compact(conn: sqlite3.Connection) -> None:
 
 
 def _write_conversation(conn: sqlite3.Connection, keys: DataKeys, conversation: Conversation) -> None:
+    """The record, and its indexed columns only when one of them changes: most saves change the record alone
+    (a bot's step, a message while waiting), and an update of ``data`` alone rewrites no index entry, where the
+    upsert rewrote the entries of the table's indexes at every save."""
+    columns = (str(conversation.channel), keys.identity(conversation.channel, conversation.sender),
+               str(conversation.status), to_us(conversation.created_at), conversation.client,
+               flagged_rank(conversation))  # fmt: skip
+    data = dumps_sealed(keys, "conversation", encode_conversation(conversation))
+    same = conn.execute(
+        "UPDATE conversations SET data = ? WHERE id = ? AND channel = ? AND sender = ? AND status = ?"
+        " AND created_us = ? AND client IS ? AND flagged_us IS ?",
+        (data, conversation.id, *columns),
+    )
+    if same.rowcount == 1:
+        return
     conn.execute(
-        "INSERT INTO conversations (id, channel, sender, status, created_us, data, client, flagged_us)"
+        "INSERT INTO conversations (id, channel, sender, status, created_us, client, flagged_us, data)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET channel = excluded.channel,"
         " sender = excluded.sender, status = excluded.status, created_us = excluded.created_us,"
-        " data = excluded.data, client = excluded.client, flagged_us = excluded.flagged_us",
-        (conversation.id, str(conversation.channel), keys.identity(conversation.channel, conversation.sender),
-         str(conversation.status), to_us(conversation.created_at),
-         dumps_sealed(keys, "conversation", encode_conversation(conversation)), conversation.client,
-         flagged_rank(conversation)),
-    )  # fmt: skip
+        " client = excluded.client, flagged_us = excluded.flagged_us, data = excluded.data",
+        (conversation.id, *columns, data),
+    )
+
+
+def _delivered(delivery: Delivery, provider_message_id: str | None) -> tuple[str, tuple[str, ...]]:
+    """A transcript entry's new delivery, with the provider's id when one is given, and the end of its wait for a
+    read receipt once it is read or failed: the assignments and their values. Only what changes is assigned: a
+    column assigned, even its own value, has its index entries rewritten (``transcript_provider``,
+    ``transcript_unread``: a page more to the WAL per commit)."""
+    assignments, values = ["delivery = ?"], [str(delivery)]
+    if provider_message_id is not None:
+        assignments.append("provider_message_id = ?")
+        values.append(provider_message_id)
+    if delivery in (Delivery.READ, Delivery.FAILED):
+        assignments.append("unread_us = NULL")
+    return ", ".join(assignments), tuple(values)
 
 
 def _entry(row: sqlite3.Row, keys: DataKeys, shared: Callable[[str], SharedText]) -> TranscriptEntry:
