@@ -3,6 +3,8 @@ less changes nothing (the fixed-rate descent it replaced oscillated: docs/unders
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 
 from gateway.understanding.classifier import MAX_ITERATIONS, SCALE, TOLERANCE, Head, Matrix, objective
@@ -28,11 +30,11 @@ def value(head: Head, x: Matrix, labels: list[str], l2: float) -> float:
 
 def test_the_objective_never_increases_and_the_fit_stops_on_a_small_gradient() -> None:
     x, labels = synthetic()
-    values = [value(Head.fit(x, labels, l2=1e-3, steps=k), x, labels, 1e-3) for k in range(0, 40)]
-    assert all(b <= a for a, b in zip(values, values[1:], strict=False)), values
+    values = [value(Head.fit(x, labels, l2=1e-3, steps=k), x, labels, 1e-3) for k in range(40)]
+    assert all(b <= a for a, b in pairwise(values)), values
     head, found = Head.fitted(x, labels, l2=1e-3)
     assert found.converged and found.iterations < MAX_ITERATIONS
-    assert all(b <= a for a, b in zip(found.values, found.values[1:], strict=False))
+    assert all(b <= a for a, b in pairwise(found.values))
     classes = head.classes
     _, gradient = objective(x, labels, classes, 1e-3)(np.vstack([head.weights, head.bias]))
     _, start = objective(x, labels, classes, 1e-3)(np.zeros((x.shape[1] + 1, len(classes))))
