@@ -8,7 +8,7 @@ from itertools import pairwise
 import numpy as np
 
 from gateway.understanding.classifier import MAX_ITERATIONS, SCALE, TOLERANCE, Head, Matrix, objective
-from gateway.understanding.lbfgs import minimise
+from gateway.understanding.lbfgs import Vector, minimise
 
 
 def synthetic() -> tuple[Matrix, list[str]]:
@@ -78,7 +78,10 @@ def test_lbfgs_finds_a_quadratic_s_minimum() -> None:
     a = rng.normal(size=(8, 8))
     hessian = a @ a.T + np.diag(np.logspace(-3, 2, 8))  # badly conditioned
     b = rng.normal(size=8)
-    found = minimise(lambda t: (0.5 * t @ hessian @ t - b @ t, hessian @ t - b), np.zeros(8), tolerance=1e-8,
-                     max_iterations=500)  # fmt: skip
+
+    def quadratic(t: Vector) -> tuple[float, Vector]:
+        return float(0.5 * t @ hessian @ t - b @ t), hessian @ t - b
+
+    found = minimise(quadratic, np.zeros(8), tolerance=1e-8, max_iterations=500)
     assert found.converged
     assert np.allclose(found.theta, np.linalg.solve(hessian, b), atol=1e-6)
