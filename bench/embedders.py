@@ -89,7 +89,8 @@ def fit_dual(
     rate: float = 0.5,
     counted: int | None = None,
 ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
-    """``Head.fit`` in its dual form: its weights are always ``(SCALE · X)ᵀ A`` (gradient descent from zero), so
+    """The sixth round's ``Head.fit`` (fixed-rate gradient descent, replaced by L-BFGS in the tenth round) in its
+    dual form: its weights are always ``(SCALE · X)ᵀ A`` (gradient descent from zero), so
     the same iterates come from the rows' Gram matrix, up to rounding, at a fraction of the cost. Returns the
     classes, ``A`` and the bias. ``counted``: only the first rows set the class balance and the mean (the others,
     windows, weigh what a row of their class weighs on top: ``--balance-on-messages``); all by default."""

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
 from bench.lofo import RISKS, Choice, Scores, figures, fit, line, load, predict  # noqa: E402
 from bench.understanding import same_text  # noqa: E402
 from gateway.understanding import WEIGHTS  # noqa: E402
-from gateway.understanding.classifier import Classifier  # noqa: E402
+from gateway.understanding.classifier import MAX_ITERATIONS, Classifier  # noqa: E402
 from gateway.understanding.training import AIMS  # noqa: E402
 
 T = "corpus/train.jsonl"
@@ -143,7 +143,7 @@ def main() -> None:
     parser.add_argument("--l2", type=float, nargs="*", default=[1e-4, 1e-3, 3e-4])
     parser.add_argument("--cache", default="/tmp/loao-cache")
     parser.add_argument("--flows", default="flows.yaml")
-    parser.add_argument("--steps", type=int, default=600, help="gradient steps (600: Head.fit's)")
+    parser.add_argument("--steps", type=int, default=MAX_ITERATIONS, help="L-BFGS iterations at most (Head.fit's)")
     parser.add_argument("--save", default="/tmp/loao", help="where each configuration's pooled scores are kept")
     parser.add_argument("--decide", metavar="DIR", help="apply the decision rule to the scores saved in DIR")
     args = parser.parse_args()

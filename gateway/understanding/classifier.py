@@ -1,14 +1,15 @@
 """Three small heads on a message's features: risk class, topic, third party. Pure numpy, deterministic.
 
-Each head is a multinomial logistic regression (softmax, L2-regularised, class-balanced, full-batch gradient
-descent from zero weights: the same data always gives the same weights) on the embedding and the hashed
-character n-grams of the text (``features.py``). The trained weights, the class names, the n-gram settings and
-the embedding model's name are one ``.npz`` file (``weights.npz`` in this package), loaded without pickle.
+Each head is a multinomial logistic regression (softmax, L2-regularised, class-balanced, minimised by L-BFGS from
+zero weights until the gradient is small, ``lbfgs.py``: the same data always gives the same weights) on the
+embedding and the hashed character n-grams of the text (``features.py``). The trained weights, the class names,
+the n-gram settings and the embedding model's name are one ``.npz`` file (``weights.npz`` in this package),
+loaded without pickle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,12 +19,15 @@ import numpy.typing as npt
 from gateway.errors import ModelError
 from gateway.flows.reading import RISKS, Reading
 from gateway.understanding.features import features
+from gateway.understanding.lbfgs import Minimum, Vector, minimise
 
 Matrix = npt.NDArray[np.float64]
 NO_TOPIC = "_none"  # the topic head's class for messages that say nothing of what happened
-SCALE = 10.0  # embeddings are unit vectors: spread them so a modest number of steps converges
+SCALE = 10.0  # embeddings are unit vectors: spread them (the L2 strengths of L2_GRID are on this scale)
 NGRAM_DIM = 4096
 NGRAM_WEIGHT = 0.5
+MAX_ITERATIONS = 1000  # L-BFGS iterations at most (docs/understanding.md, "Tenth round, second part")
+TOLERANCE = 1e-5  # stop once the gradient's norm is at most this share of its norm at zero
 
 
 @dataclass(frozen=True)
@@ -41,23 +45,48 @@ class Head:
         return e / e.sum(axis=-1, keepdims=True)  # type: ignore[no-any-return]
 
     @classmethod
-    def fit(cls, x: Matrix, labels: Sequence[str], *, l2: float, steps: int = 600, rate: float = 0.5) -> Head:
+    def fit(cls, x: Matrix, labels: Sequence[str], *, l2: float, steps: int = MAX_ITERATIONS) -> Head:
+        """The head of the smallest objective (``objective``) on ``x``, by L-BFGS from zero weights, at most
+        ``steps`` iterations (it stops earlier once the gradient is small: ``Head.fitted`` says when)."""
+        return cls.fitted(x, labels, l2=l2, steps=steps)[0]
+
+    @classmethod
+    def fitted(
+        cls, x: Matrix, labels: Sequence[str], *, l2: float, steps: int = MAX_ITERATIONS
+    ) -> tuple[Head, Minimum]:
+        """``fit``'s head and the minimiser's record (iterations, final gradient norm, objective values)."""
         classes = tuple(sorted(set(labels)))
-        y = np.array([classes.index(label) for label in labels])
-        targets = np.eye(len(classes))[y]
-        counts = np.bincount(y, minlength=len(classes)).astype(np.float64)
-        sample_weight = (len(y) / (len(classes) * counts))[y][:, None]  # balanced: rare classes count as much
-        xs = x * SCALE
-        weights, bias = np.zeros((x.shape[1], len(classes))), np.zeros(len(classes))
-        for _ in range(steps):
-            z = xs @ weights + bias
-            z -= z.max(axis=1, keepdims=True)
-            p = np.exp(z)
-            p /= p.sum(axis=1, keepdims=True)
-            gradient = sample_weight * (p - targets) / len(y)
-            weights -= rate * (xs.T @ gradient + l2 * weights)
-            bias -= rate * gradient.sum(axis=0)
-        return cls(classes, weights, bias)
+        f = objective(x, labels, classes, l2)
+        shape = (x.shape[1] + 1, len(classes))  # the weights' rows, then the bias
+        found = minimise(lambda theta: f(theta.reshape(shape)), np.zeros(shape).ravel(), tolerance=TOLERANCE,
+                         max_iterations=steps)  # fmt: skip
+        parameters = found.theta.reshape(shape)
+        return cls(classes, parameters[:-1].copy(), parameters[-1].copy()), found
+
+
+def objective(
+    x: Matrix, labels: Sequence[str], classes: tuple[str, ...], l2: float
+) -> Callable[[Matrix], tuple[float, Vector]]:
+    """What ``Head.fit`` minimises, as a function of the weights stacked over the bias (one row more): the
+    class-balanced mean cross-entropy (rare classes count as much) plus ``l2``/2 · ‖W‖² (the bias is not penalised),
+    with its gradient, flattened."""
+    y = np.array([classes.index(label) for label in labels])
+    targets = np.eye(len(classes))[y]
+    counts = np.bincount(y, minlength=len(classes)).astype(np.float64)
+    sample_weight = (len(y) / (len(classes) * counts))[y][:, None] / len(y)
+    xs = x * SCALE
+
+    def value_and_gradient(parameters: Matrix) -> tuple[float, Vector]:
+        weights, bias = parameters[:-1], parameters[-1]
+        z = xs @ weights + bias
+        z -= z.max(axis=1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        loss = -float((sample_weight * targets * log_p).sum()) + 0.5 * l2 * float((weights * weights).sum())
+        residual = sample_weight * (np.exp(log_p) - targets)
+        gradient = np.vstack([xs.T @ residual + l2 * weights, residual.sum(axis=0)])
+        return loss, gradient.ravel()
+
+    return value_and_gradient
 
 
 @dataclass(frozen=True)

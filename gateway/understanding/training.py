@@ -1,7 +1,8 @@
 """Training the classifier from the labelled corpus: ``gateway understanding train``.
 
-Reproducible: the corpus is read in file order, the folds come from a seeded generator, and gradient descent
-starts from zero weights, so one corpus, one seed and one embedder always give the same ``weights.npz``.
+Reproducible: the corpus is read in file order, the folds come from a seeded generator, and the heads'
+minimiser (L-BFGS) starts from zero weights, so one corpus, one seed and one embedder always give
+the same ``weights.npz``.
 
 1. Embed every message of ``corpus/train.jsonl`` (JSON lines: text, lang, risk, topic, who, third_party, ends,
    register) and add its hashed character n-grams (``features.py``).
@@ -376,8 +377,16 @@ def train(
     x = corpus.x
     classifier = Classifier(
         model_name=embedder.name,
-        risk=fit_risk(x, risks, l2, corpus.windows if mil else None),
-        topic=Head.fit(x, [e.topic for e in examples], l2=l2),
-        third_party=Head.fit(x, ["yes" if e.third_party else "no" for e in examples], l2=l2),
+        risk=fit_risk(x, risks, l2, corpus.windows) if mil else fit_logged("risk", x, risks, l2, log),
+        topic=fit_logged("topic", x, [e.topic for e in examples], l2, log),
+        third_party=fit_logged("third party", x, ["yes" if e.third_party else "no" for e in examples], l2, log),
     )
     return classifier, Report(l2, at, chosen, figures, margin, estimate, keywords is not None)
+
+
+def fit_logged(name: str, x: Matrix, labels: Sequence[str], l2: float, log: Callable[[str], None]) -> Head:
+    """``Head.fit``, logging how the minimiser stopped (iterations, final gradient norm)."""
+    head, found = Head.fitted(x, labels, l2=l2)
+    state = "converged" if found.converged else "NOT converged"
+    log(f"  {name} head: {found.iterations} L-BFGS iterations, gradient norm {found.gradient_norm:.2e} ({state})")
+    return head
