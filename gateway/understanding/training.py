@@ -32,7 +32,17 @@ import numpy as np
 
 from gateway.errors import CorpusError
 from gateway.flows.reading import RISKS, Risk
-from gateway.understanding.classifier import NGRAM_DIM, NGRAM_WEIGHT, NO_TOPIC, Classifier, Head, Matrix
+from gateway.understanding.classifier import (
+    DESCENT,
+    DESCENT_STEPS,
+    NGRAM_DIM,
+    NGRAM_WEIGHT,
+    NO_TOPIC,
+    Classifier,
+    Head,
+    Matrix,
+    Optimizer,
+)
 from gateway.understanding.embedder import Embedder, ReadsInWindows
 from gateway.understanding.embedding_cache import embed_cached
 from gateway.understanding.features import features, ngrams
@@ -152,7 +162,9 @@ class Windows:
         return Windows(self.x[rows], np.searchsorted(messages, self.owner[rows]))
 
 
-def risk_rows(x: Matrix, labels: Sequence[str], windows: Windows, l2: float) -> tuple[Matrix, list[str]]:
+def risk_rows(
+    x: Matrix, labels: Sequence[str], windows: Windows, l2: float, optimizer: Optimizer = DESCENT
+) -> tuple[Matrix, list[str]]:
     """The multiple-instance fit's training rows for the risk head (``fit_risk``): every message's row, then every
     window of a ``none`` message, labelled ``none`` (a piece of a message without risk has none); and a long risky
     message's row replaced by whichever of its parts (its own row, the one production reads inline, or one of its
@@ -164,7 +176,7 @@ def risk_rows(x: Matrix, labels: Sequence[str], windows: Windows, l2: float) -> 
     risky = ~none
     if not risky.any():
         return rows, row_labels
-    first = Head.fit(rows, row_labels, l2=l2)
+    first = Head.fit(rows, row_labels, l2=l2, optimizer=optimizer)
     own, parts = first.probabilities(x), first.probabilities(windows.x)
     for i in np.unique(windows.owner[risky]):
         column = first.classes.index(labels[i])
@@ -175,13 +187,15 @@ def risk_rows(x: Matrix, labels: Sequence[str], windows: Windows, l2: float) -> 
     return rows, row_labels
 
 
-def fit_risk(x: Matrix, labels: Sequence[str], l2: float, windows: Windows | None = None) -> Head:
+def fit_risk(
+    x: Matrix, labels: Sequence[str], l2: float, windows: Windows | None = None, optimizer: Optimizer = DESCENT
+) -> Head:
     """The risk head: on the messages alone (the plain fit, ``windows`` None), or the multiple-instance fit on
     ``risk_rows`` (two fits: the first chooses the rows, the second is the head)."""
     if windows is None:
-        return Head.fit(x, labels, l2=l2)
-    rows, row_labels = risk_rows(x, labels, windows, l2)
-    return Head.fit(rows, row_labels, l2=l2)
+        return Head.fit(x, labels, l2=l2, optimizer=optimizer)
+    rows, row_labels = risk_rows(x, labels, windows, l2, optimizer)
+    return Head.fit(rows, row_labels, l2=l2, optimizer=optimizer)
 
 
 def out_of_fold(
@@ -192,6 +206,7 @@ def out_of_fold(
     windows: Windows | None = None,
     groups: np.ndarray | None = None,
     mil: bool = False,
+    optimizer: Optimizer = DESCENT,
 ) -> tuple[tuple[str, ...], Matrix, Matrix]:
     """Out-of-fold probabilities: the message's alone (for the log-loss), and raised by its windows' as
     ``Classifier.read`` does (for the recall and the thresholds). ``mil``: each fold's head is the
@@ -202,7 +217,7 @@ def out_of_fold(
     window_probabilities = np.zeros((len(windows.owner), len(classes)))
     for held in stratified_folds(labels, FOLDS, seed, groups):
         keep = np.setdiff1d(np.arange(len(labels)), held)
-        head = fit_risk(x[keep], [labels[i] for i in keep], l2, windows.of(keep) if mil else None)
+        head = fit_risk(x[keep], [labels[i] for i in keep], l2, windows.of(keep) if mil else None, optimizer)
         columns = np.array([classes.index(name) for name in head.classes])
         probabilities[np.ix_(held, columns)] = head.probabilities(x[held])
         rows = np.flatnonzero(np.isin(windows.owner, held))
@@ -332,12 +347,13 @@ def cross_validate(
     mil: bool,
     log: Callable[[str], None] = print,
     grid: Sequence[float] = L2_GRID,
+    optimizer: Optimizer = DESCENT,
 ) -> tuple[float, tuple[str, ...], Matrix]:
     """The L2 strength of the smallest cross-validated log-loss (of the messages' own scores) among ``grid``, with the
     classes and the out-of-fold scores raised by the windows (what production reads) at that strength."""
     best: tuple[float, float, tuple[str, ...], Matrix] | None = None
     for l2 in grid:
-        classes, whole, p = out_of_fold(corpus.x, risks, l2, seed, corpus.windows, corpus.groups, mil)
+        classes, whole, p = out_of_fold(corpus.x, risks, l2, seed, corpus.windows, corpus.groups, mil, optimizer)
         truth = np.array([classes.index(r) for r in risks])
         loss = float(-np.log(np.clip(whole[np.arange(len(risks)), truth], 1e-9, 1)).mean())
         log(f"  l2={l2:g}: cross-validated log-loss {loss:.3f}")
@@ -357,19 +373,21 @@ def train(
     cache: Path | None = None,
     log: Callable[[str], None] = print,
     l2: float | None = None,
+    optimizer: Optimizer = DESCENT,
 ) -> tuple[Classifier, Report]:
     """The three heads on ``examples``, and the cross-validated report; ``keywords``: whether flows.yaml's keyword
     interrupts flag each example (production flags what they flag, whatever the model reads); ``mil``: the risk
     head is the multiple-instance fit (``fit_risk``), in cross-validation and in the weights; ``cache``: a
     directory where embeddings are kept between runs; ``l2``: a fixed L2 strength (cross-validated at that strength
-    only), else the one of ``L2_GRID`` with the smallest cross-validated log-loss."""
+    only), else the one of ``L2_GRID`` with the smallest cross-validated log-loss; ``optimizer``: the heads' fit
+    (``Head.fit``: ``DESCENT``, the shipped weights', or ``LBFGS``, the converged one)."""
     texts = [e.text for e in examples]
     corpus = embed_corpus(texts, embedder, cache)
     log(f"  {len(np.unique(corpus.windows.owner))} long messages also read in {len(corpus.windows.owner)} windows")
     log(f"  {len(texts) - len(np.unique(corpus.groups))} near duplicates kept in the fold of their twin")
     log(f"  risk head: {'multiple-instance fit' if mil else 'plain fit (whole messages)'}")
     risks = [e.risk for e in examples]
-    l2, classes, p = cross_validate(corpus, risks, seed, mil, log, L2_GRID if l2 is None else (l2,))
+    l2, classes, p = cross_validate(corpus, risks, seed, mil, log, L2_GRID if l2 is None else (l2,), optimizer)
     at = {t: evaluate(classes, p, risks, [(r, t) for r in RISKS], keywords) for t in REPORTED_THRESHOLDS}
     chosen, margin = choose_thresholds(classes, p, risks, keywords)
     figures = evaluate(classes, p, risks, [(Risk(r), t) for r, t in chosen.items()], keywords)
@@ -377,15 +395,24 @@ def train(
     x = corpus.x
     classifier = Classifier(
         model_name=embedder.name,
-        risk=fit_risk(x, risks, l2, corpus.windows) if mil else fit_logged("risk", x, risks, l2, log),
-        topic=fit_logged("topic", x, [e.topic for e in examples], l2, log),
-        third_party=fit_logged("third party", x, ["yes" if e.third_party else "no" for e in examples], l2, log),
+        risk=fit_risk(x, risks, l2, corpus.windows, optimizer)
+        if mil
+        else fit_logged("risk", x, risks, l2, log, optimizer),
+        topic=fit_logged("topic", x, [e.topic for e in examples], l2, log, optimizer),
+        third_party=fit_logged(
+            "third party", x, ["yes" if e.third_party else "no" for e in examples], l2, log, optimizer
+        ),
     )
     return classifier, Report(l2, at, chosen, figures, margin, estimate, keywords is not None)
 
 
-def fit_logged(name: str, x: Matrix, labels: Sequence[str], l2: float, log: Callable[[str], None]) -> Head:
-    """``Head.fit``, logging how the minimiser stopped (iterations, final gradient norm)."""
+def fit_logged(
+    name: str, x: Matrix, labels: Sequence[str], l2: float, log: Callable[[str], None], optimizer: Optimizer = DESCENT
+) -> Head:
+    """``Head.fit``, logging how the minimiser stopped (L-BFGS: iterations, final gradient norm)."""
+    if optimizer == DESCENT:
+        log(f"  {name} head: {DESCENT_STEPS} fixed-rate descent steps (the shipped weights' fit; it does not converge)")
+        return Head.fit(x, labels, l2=l2, optimizer=DESCENT)
     head, found = Head.fitted(x, labels, l2=l2)
     state = "converged" if found.converged else "NOT converged"
     log(f"  {name} head: {found.iterations} L-BFGS iterations, gradient norm {found.gradient_norm:.2e} ({state})")

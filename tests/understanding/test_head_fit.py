@@ -7,7 +7,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from gateway.understanding.classifier import MAX_ITERATIONS, SCALE, TOLERANCE, Head, Matrix, objective
+from gateway.understanding.classifier import LBFGS, MAX_ITERATIONS, SCALE, TOLERANCE, Head, Matrix, objective
 from gateway.understanding.lbfgs import Vector, minimise
 
 
@@ -30,7 +30,7 @@ def value(head: Head, x: Matrix, labels: list[str], l2: float) -> float:
 
 def test_the_objective_never_increases_and_the_fit_stops_on_a_small_gradient() -> None:
     x, labels = synthetic()
-    values = [value(Head.fit(x, labels, l2=1e-3, steps=k), x, labels, 1e-3) for k in range(40)]
+    values = [value(Head.fit(x, labels, l2=1e-3, steps=k, optimizer=LBFGS), x, labels, 1e-3) for k in range(40)]
     assert all(b <= a for a, b in pairwise(values)), values
     head, found = Head.fitted(x, labels, l2=1e-3)
     assert found.converged and found.iterations < MAX_ITERATIONS
@@ -46,7 +46,10 @@ def test_one_iteration_more_or_less_changes_no_prediction() -> None:
     x, labels = synthetic()
     _, found = Head.fitted(x, labels, l2=1e-3)
     for steps in (found.iterations + 5, 600):
-        before, after = Head.fit(x, labels, l2=1e-3, steps=steps - 1), Head.fit(x, labels, l2=1e-3, steps=steps)
+        before, after = (
+            Head.fit(x, labels, l2=1e-3, steps=steps - 1, optimizer=LBFGS),
+            Head.fit(x, labels, l2=1e-3, steps=steps, optimizer=LBFGS),
+        )
         p, q = before.probabilities(x), after.probabilities(x)
         assert np.array_equal(p.argmax(axis=1), q.argmax(axis=1))
         assert np.array_equal(p, q)  # past convergence, the same head to the bit (the old descent: 1.6e-3 apart)
@@ -54,7 +57,7 @@ def test_one_iteration_more_or_less_changes_no_prediction() -> None:
 
 def test_the_fit_is_reproducible_to_the_bit() -> None:
     x, labels = synthetic()
-    a, b = Head.fit(x, labels, l2=1e-3), Head.fit(x, labels, l2=1e-3)
+    a, b = Head.fit(x, labels, l2=1e-3, optimizer=LBFGS), Head.fit(x, labels, l2=1e-3, optimizer=LBFGS)
     assert np.array_equal(a.weights, b.weights) and np.array_equal(a.bias, b.bias)
 
 
