@@ -1,10 +1,11 @@
 """Three small heads on a message's features: risk class, topic, third party. Pure numpy, deterministic.
 
-Each head is a multinomial logistic regression (softmax, L2-regularised, class-balanced, minimised by L-BFGS from
-zero weights until the gradient is small, ``lbfgs.py``: the same data always gives the same weights) on the
-embedding and the hashed character n-grams of the text (``features.py``). The trained weights, the class names,
-the n-gram settings and the embedding model's name are one ``.npz`` file (``weights.npz`` in this package),
-loaded without pickle.
+Each head is a multinomial logistic regression (softmax, L2-regularised, class-balanced, from zero weights: the same
+data always gives the same weights) on the embedding and the hashed character n-grams of the text
+(``features.py``), fitted by the shipped weights' fixed-rate descent (``DESCENT``, which does not converge) or by
+L-BFGS until the gradient is small (``LBFGS``, ``lbfgs.py``): ``Head.fit``'s ``optimizer``. The trained weights,
+the class names, the n-gram settings and the embedding model's name are one ``.npz`` file (``weights.npz`` in
+this package), loaded without pickle.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Training the classifier from the labelled corpus: ``gateway understanding train``.
 
-Reproducible: the corpus is read in file order, the folds come from a seeded generator, and the heads'
-minimiser (L-BFGS) starts from zero weights, so one corpus, one seed and one embedder always give
-the same ``weights.npz``.
+Reproducible: the corpus is read in file order, the folds come from a seeded generator, and the heads' fit (the
+shipped weights' fixed-rate descent by default, or L-BFGS: ``optimizer``) starts from zero weights, so one corpus,
+one seed, one embedder and one optimizer always give the same ``weights.npz``.
 
 1. Embed every message of ``corpus/train.jsonl`` (JSON lines: text, lang, risk, topic, who, third_party, ends,
    register) and add its hashed character n-grams (``features.py``).

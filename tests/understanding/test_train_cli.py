@@ -102,6 +102,21 @@ def test_several_corpus_files_train_as_their_concatenation_at_a_fixed_l2(
         assert all(np.array_equal(two[name], one[name]) for name in one.files)  # the same weights, to the bit
 
 
+def test_the_default_fit_is_the_shipped_descent_and_lbfgs_is_one_option_away(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus, flows = write_corpus(tmp_path / "train.jsonl"), str(ROOT / "flows.yaml")
+    common = ["understanding", "train", "--corpus", str(corpus), "--fit", "plain", "--flows", flows, "--l2", "0.001"]
+    assert main([*common, "-o", str(tmp_path / "descent.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "risk head: 600 fixed-rate descent steps" in out and "L-BFGS" not in out  # what weights.npz was made by
+    assert main([*common, "--optimizer", "lbfgs", "-o", str(tmp_path / "lbfgs.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "L-BFGS iterations" in out and "(converged)" in out and "NOT converged" not in out
+    with np.load(tmp_path / "descent.npz") as descent, np.load(tmp_path / "lbfgs.npz") as lbfgs:
+        assert not np.array_equal(descent["risk_weights"], lbfgs["risk_weights"])  # the option reaches the fit
+
+
 @pytest.mark.parametrize(
     ("line", "wrong"),
     [
