@@ -285,6 +285,7 @@ class ChatSession:
         self.gate = hub.gate
         self.address = address  # only ever used through a keyed hash
         self.token: str | None = None
+        self.held: str | None = None  # a browser token whose hello a guard refused: its first message may open
         self.conversation_id: str | None = None
         self.language: str | None = None
         self.followed: str | None = None  # the conversation whose events this session asked the hub for
@@ -314,6 +315,8 @@ class ChatSession:
         kind = frame["type"]
         if kind == "hello":
             await self._hello(frame)
+        elif self.token is None and self.held is not None and kind == "message":
+            await self._held_message(frame)
         elif self.token is None:
             await self._error("no_session", "send hello first")
         elif kind == "message":
@@ -335,9 +338,14 @@ class ChatSession:
         self.language = language
         refusal = await self._refuse_hello(token)
         if refusal is not None:
+            self.held = None if refusal is Refusal.BLOCKED else token
             self._notice(refusal)
             return
-        self.token = token
+        await self._open(token, language)
+
+    async def _open(self, token: str, language: str | None) -> None:
+        """The conversation of ``token`` (resumed, or a new one): followed, and the session frame with its history."""
+        self.token, self.held = token, None
         conversation = await self.dispatcher.start_conversation(ChannelName.WEBCHAT, self.token, language)
         if conversation.client is None:
             conversation = await self._mark_client(conversation)
@@ -357,22 +365,43 @@ class ChatSession:
             status["position"] = await self.hub.store.position(conversation.id)
         self.writer.offer(status)
 
-    async def _message(self, frame: dict[str, Any]) -> None:
-        assert self.token is not None
+    async def _held_message(self, frame: dict[str, Any]) -> None:
+        """A message after a refused hello: the guards are asked again with its text (a risky one opens the
+        conversation: escalate, never silence), then it goes on like any first message; else the notice again."""
+        assert self.held is not None
+        if (text := await self._valid_text(frame)) is None:
+            return
+        inbound = Inbound(ChannelName.WEBCHAT, self.held, str(frame["id"]), text=text)
+        refusal = await self.gate.check(inbound) or await self.gate.new_chat(self.held, self.address, text)
+        if refusal is not None:  # not recorded, not acknowledged: the page sends it again with the next session
+            self._notice(refusal)
+            return
+        await self._open(self.held, self.language)
+        await self._message(frame)
+
+    async def _valid_text(self, frame: dict[str, Any]) -> str | None:
+        """The text of a well-formed message frame, else None (the error frame sent)."""
         message_id, text, payload = frame.get("id"), frame.get("text", ""), frame.get("payload")
         if not (isinstance(message_id, str) and 0 < len(message_id) <= 64) or not isinstance(text, str):
             await self._error("bad_frame", "a message needs an id (at most 64 characters) and a text")
-            return
+            return None
         if len(text) > MAX_TEXT or (payload is not None and not (isinstance(payload, str) and len(payload) <= 200)):
             await self._error("too_long", f"a message has at most {MAX_TEXT} characters")
+            return None
+        return text
+
+    async def _message(self, frame: dict[str, Any]) -> None:
+        assert self.token is not None
+        if (text := await self._valid_text(frame)) is None:
             return
+        message_id, payload = str(frame["id"]), frame.get("payload")
         if await self._ended():
             await self._error("ended", "this conversation has ended: send hello to start a new one")
             return
         inbound = Inbound(ChannelName.WEBCHAT, self.token, message_id, text=text, payload=payload)
         refusal = await self.gate.check(inbound)
         if refusal is None and await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, self.token) is None:
-            refusal = await self.gate.new_chat(self.token, self.address)  # this message would open a new one
+            refusal = await self.gate.new_chat(self.token, self.address, text)  # this message would open a new one
         if refusal is not None:  # not recorded, not acknowledged: the young person may send it again
             self._notice(refusal)
             return
