@@ -150,4 +150,3 @@ async def test_an_unparsable_forwarded_address_is_a_client_of_its_own(
 ) -> None:
     client = await make_client(settings.replace(client_address_header="X-Forwarded-For", max_waiting_per_client=1))
     assert await opened(client, sockets, "not an address", "not an address", "unknown") == [True, False, True]
-
