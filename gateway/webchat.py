@@ -338,7 +338,8 @@ class ChatSession:
         self.language = language
         refusal = await self._refuse_hello(token)
         if refusal is not None:
-            self.held = None if refusal is Refusal.BLOCKED else token
+            if refusal is not Refusal.BLOCKED:  # this socket now speaks for the refused token, not an earlier one
+                self.token, self.held = None, token
             self._notice(refusal)
             return
         await self._open(token, language)
