@@ -181,6 +181,7 @@ async def create_app(
         lock=settings.login_lock_failures,
         lock_minutes=settings.login_lock_minutes,
         announce=lambda *lock: api.announce_lock(*lock),
+        networks=settings.client_networks(),
     )
     api = ListenerAPI(store, actions, flows, sessions,
                       secure_cookies=settings.public_url.startswith("https://"), presence=presence, live=live,

@@ -288,6 +288,22 @@ async def test_guessing_many_accounts_from_one_address_is_braked_too(
     assert statuses[:3] == [401, 401, 401] and statuses[3] == 429
 
 
+async def test_guessing_from_every_address_of_one_ipv6_64_is_braked_as_one_address(
+    make_client: AppFactory, settings: Settings
+) -> None:
+    """One IPv6 subscriber holds a /64: a new address for each guess must not escape the brake."""
+    client = await make_client(settings.replace(login_free_failures=3, client_address_header="X-Forwarded-For"))
+    statuses = []
+    for n in range(4):
+        guess = {"name": f"user{n}", "password": "x"}
+        response = await client.post("/api/session", json=guess, headers={"X-Forwarded-For": f"2001:db8:1:2::{n + 1}"})
+        statuses.append(response.status)
+    assert statuses == [401, 401, 401, 429]
+    other = await client.post("/api/session", json={"name": "user9", "password": "x"},
+                              headers={"X-Forwarded-For": "2001:db8:1:3::1"})  # fmt: skip
+    assert other.status == 401  # another /64: not braked
+
+
 async def test_a_login_flood_does_not_hold_a_signed_webhook(make_client: AppFactory, settings: Settings) -> None:
     """Measured: 32 parallel logins delayed a signed webhook by 24 s (argon2 ran on the event loop)."""
     async with FakeTelegramAPI() as telegram:
