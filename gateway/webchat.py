@@ -315,12 +315,10 @@ class ChatSession:
         kind = frame["type"]
         if kind == "hello":
             await self._hello(frame)
-        elif self.token is None and self.held is not None and kind == "message":
-            await self._held_message(frame)
+        elif kind == "message" and (self.token or self.held):
+            await self._message(frame)
         elif self.token is None:
             await self._error("no_session", "send hello first")
-        elif kind == "message":
-            await self._message(frame)
         elif kind == "typing" and self.conversation_id and await self.gate.limits.allow(Limit.TYPING, self.token):
             await self.hub.store.publish(Typing(self.conversation_id, "user"))
         elif kind == "end":
@@ -366,20 +364,6 @@ class ChatSession:
             status["position"] = await self.hub.store.position(conversation.id)
         self.writer.offer(status)
 
-    async def _held_message(self, frame: dict[str, Any]) -> None:
-        """A message after a refused hello: the guards are asked again with its text (a risky one opens the
-        conversation: escalate, never silence), then it goes on like any first message; else the notice again."""
-        assert self.held is not None
-        if (text := await self._valid_text(frame)) is None:
-            return
-        inbound = Inbound(ChannelName.WEBCHAT, self.held, str(frame["id"]), text=text)
-        refusal = await self.gate.check(inbound) or await self.gate.new_chat(self.held, self.address, text)
-        if refusal is not None:  # not recorded, not acknowledged: the page sends it again with the next session
-            self._notice(refusal)
-            return
-        await self._open(self.held, self.language)
-        await self._message(frame)
-
     async def _valid_text(self, frame: dict[str, Any]) -> str | None:
         """The text of a well-formed message frame, else None (the error frame sent)."""
         message_id, text, payload = frame.get("id"), frame.get("text", ""), frame.get("payload")
@@ -392,28 +376,36 @@ class ChatSession:
         return text
 
     async def _message(self, frame: dict[str, Any]) -> None:
-        assert self.token is not None
+        """A message of the session's conversation; after a refused hello (``held``), one that may open it: the
+        guards are asked again with its text, and a risky one opens the conversation (escalate, never silence)."""
+        token = self.token or self.held
+        assert token is not None
         if (text := await self._valid_text(frame)) is None:
             return
-        message_id, payload = str(frame["id"]), frame.get("payload")
-        if await self._ended():
+        if self.token is not None and await self._ended():
             await self._error("ended", "this conversation has ended: send hello to start a new one")
             return
-        inbound = Inbound(ChannelName.WEBCHAT, self.token, message_id, text=text, payload=payload)
+        inbound = Inbound(ChannelName.WEBCHAT, token, str(frame["id"]), text=text, payload=frame.get("payload"))
         refusal = await self.gate.check(inbound)
-        if refusal is None and await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, self.token) is None:
-            refusal = await self.gate.new_chat(self.token, self.address, text)  # this message would open a new one
+        if refusal is None and await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, token) is None:
+            refusal = await self.gate.new_chat(token, self.address, text)  # this message would open a new one
         if refusal is not None:  # not recorded, not acknowledged: the young person may send it again
             self._notice(refusal)
             return
+        if self.token is None:  # held: the session opens (the page re-sends what is pending; de-duplicated on id)
+            await self._open(token, self.language)
+        await self._deliver(inbound)
+
+    async def _deliver(self, inbound: Inbound) -> None:
+        """A message the gate let through: to the dispatcher, the conversation it went to followed, acknowledged."""
         await self.dispatcher.handle_inbound(inbound)
-        conversation = await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, self.token)
+        conversation = await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, inbound.sender)
         if conversation is not None and conversation.client is None:
             conversation = await self._mark_client(conversation)
         if conversation is not None and conversation.id != self.conversation_id:  # a new one: follow it from its start
             await self._follow(conversation, None)
             await self.hub.resync_conversation(conversation.id)
-        self.writer.offer({"type": "ack", "id": message_id})
+        self.writer.offer({"type": "ack", "id": inbound.message_id})
 
     async def _receipt(self, frame: dict[str, Any]) -> None:
         """``{"type": "receipt", "status": "delivered" | "read", "ids": [...]}``: the page showed these entries."""
