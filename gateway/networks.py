@@ -4,8 +4,8 @@ A client address is counted by its **network**: an IPv6 address by its /64 (``GA
 subscriber's line or one phone usually gets a whole /64, and a troll rotating through it stays one client), an
 IPv4 address by itself (``GATEWAY_CLIENT_IPV4_PREFIX``, 32), an IPv4-mapped IPv6 address (``::ffff:192.0.2.7``,
 what a dual-stack socket reports) as its IPv4 address. A full-length prefix keeps the address's own text, so
-counters and conversations marked before this module keep their keys. What does not parse as an address (a
-proxy's odd header) is kept as it is: never an error.
+counters and conversations marked before this module keep their keys. A port a proxy appended is dropped
+(``192.0.2.7:51234``, ``[2001:db8::1]:443``); what does not parse as an address is kept as it is: never an error.
 
 Operators declare the networks they know to be shared by many young people (``GATEWAY_SHARED_NETWORKS``: a
 school's or a foster home's public address, a carrier's CGNAT range): a client network inside one keeps its own
@@ -36,8 +36,13 @@ def parse_networks(cidrs: str, variable: str = "GATEWAY_SHARED_NETWORKS") -> tup
 
 
 def _address(text: str) -> Address | None:
+    text = text.strip()
+    if text.startswith("[") and "]" in text:  # [2001:db8::1]:443, as some proxies forward it
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:  # 192.0.2.7:51234
+        text = text.partition(":")[0]
     try:
-        address = ipaddress.ip_address(text.strip())
+        address = ipaddress.ip_address(text)
     except ValueError:
         return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
