@@ -164,7 +164,9 @@ async def create_app(
     counters = opened_counters.storage
     limits = RateLimits.from_settings(settings, counters, metrics)
     gate = Gate(store, flows, limits, keyed, metrics, clock=clock, on_outgoing=outbox.kick,
-                max_waiting_per_client=settings.max_waiting_per_client)  # fmt: skip
+                max_waiting_per_client=settings.max_waiting_per_client,
+                max_waiting_per_shared_network=settings.max_waiting_per_shared_network,
+                networks=settings.client_networks())  # fmt: skip
     hub = WebChatHub(store, dispatcher, flows, metrics, gate, clock=clock,
                      address_header=settings.client_address_header)  # fmt: skip
     actions = Actions(dispatcher, store, flows, clock=clock)
@@ -179,6 +181,7 @@ async def create_app(
         lock=settings.login_lock_failures,
         lock_minutes=settings.login_lock_minutes,
         announce=lambda *lock: api.announce_lock(*lock),
+        networks=settings.client_networks(),
     )
     api = ListenerAPI(store, actions, flows, sessions,
                       secure_cookies=settings.public_url.startswith("https://"), presence=presence, live=live,

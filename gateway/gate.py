@@ -18,10 +18,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from gateway.flows.reading import Risk
 from gateway.flowset import FlowSet
 from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound, Outbound
 from gateway.metrics import Metrics
+from gateway.networks import ClientNetworks
 from gateway.ratelimit import Limit, RateLimits
 from gateway.store import BlockStore, ConversationStore, CountingBlockStore, OutboxItem, OutboxStore
 from gateway.store.codec import encode_outbound
@@ -30,7 +32,7 @@ from gateway.store.codec import encode_outbound
 class Refusal(StrEnum):
     BLOCKED = "blocked"
     RATE_LIMITED = "rate_limited"
-    CLIENT_FULL = "client_full"  # this client already has max_waiting_per_client conversations waiting
+    CLIENT_FULL = "client_full"  # this client network already has its cap of conversations open
 
     @property
     def message(self) -> str:
@@ -45,11 +47,14 @@ class GateRoles(BlockStore, ConversationStore, OutboxStore, Protocol):
 class Gate:
     def __init__(
         self, store: GateRoles, flows: FlowSet, limits: RateLimits, keyed: KeyedHash, metrics: Metrics,
-        *, clock: Callable[[], datetime], on_outgoing: Callable[[], None], max_waiting_per_client: int = 3,
+        *, clock: Callable[[], datetime], on_outgoing: Callable[[], None], max_waiting_per_client: int = 10,
+        max_waiting_per_shared_network: int = 60, networks: ClientNetworks | None = None,
     ) -> None:  # fmt: skip
         self.store, self.flows, self.limits, self.keyed, self.metrics = store, flows, limits, keyed, metrics
         self.clock, self._on_outgoing = clock, on_outgoing
         self.max_waiting_per_client = max_waiting_per_client
+        self.max_waiting_per_shared_network = max_waiting_per_shared_network
+        self.networks = networks or ClientNetworks()
 
     def sender_key(self, channel: ChannelName, sender: str) -> str:
         return self.keyed.sender(channel.value, sender)
@@ -76,22 +81,46 @@ class Gate:
         return None if await self.limits.allow(Limit.MESSAGES, subject) else Refusal.RATE_LIMITED
 
     def client_key(self, address: str) -> str:
-        return self.keyed("client", address)
+        """The keyed hash of ``address``'s client network: what marks a conversation and counts its open ones."""
+        return self.keyed("client", self.networks.key(address))
 
-    async def new_chat(self, token: str, address: str) -> Refusal | None:
+    async def new_chat(self, token: str, address: str, text: str | None = None) -> Refusal | None:
         """Why this client may not open one more web chat conversation now, or None.
 
-        Per address and per browser token (rate limits), and at most ``max_waiting_per_client`` conversations
-        of one address in the bot or the queue at once, so one client cannot bury the queue.
+        Per client network (``gateway/networks.py``) and per browser token (rate limits), and at most
+        ``max_waiting_per_client`` conversations of one client network in the bot or the queue at once
+        (``max_waiting_per_shared_network`` inside a declared shared network), so one client cannot bury the
+        queue. Escalate, never silence: when the first message ``text`` reads risky by the flow's keywords
+        (imminent danger, suicide…), a refused conversation opens anyway, at most ``risky_chats_per_network`` an
+        hour per client network (beyond it, a troll typing "je veux mourir" in a loop would bury the queue again).
         """
-        if not await self.limits.allow(Limit.CHATS_PER_ADDRESS, address):
+        network = self.networks.key(address)
+        refusal = await self._guards(token, address, network)
+        if refusal is None:
+            return None
+        if text is not None and self.reads_risky(text) and await self.limits.allow(Limit.RISKY_CHATS, network):
+            self.metrics.overridden.labels(refusal.value).inc()
+            return None
+        if refusal is Refusal.CLIENT_FULL:
+            self.metrics.refused.labels(refusal.value).inc()
+        return refusal
+
+    async def _guards(self, token: str, address: str, network: str) -> Refusal | None:
+        shared = self.networks.is_shared(address)
+        if not await self.limits.allow(Limit.CHATS_PER_SHARED_NETWORK if shared else Limit.CHATS_PER_ADDRESS, network):
             return Refusal.RATE_LIMITED
         if not await self.limits.allow(Limit.CHATS_PER_BROWSER, token):
             return Refusal.RATE_LIMITED
-        if await self.store.open_conversations_of_client(self.client_key(address)) >= self.max_waiting_per_client:
-            self.metrics.refused.labels("client_full").inc()
+        cap = self.max_waiting_per_shared_network if shared else self.max_waiting_per_client
+        if await self.store.open_conversations_of_client(self.keyed("client", network)) >= cap:
             return Refusal.CLIENT_FULL
         return None
+
+    def reads_risky(self, text: str) -> bool:
+        """Whether the flow's keywords read a risk class (imminent danger, suicide, self-harm, abuse at home) in
+        ``text``: the keywords only, the first line of understanding, cheap and the same on every instance."""
+        flag = self.flows.engine().decide(text).flag
+        return flag is not None and flag.risk is not Risk.NONE
 
     def notice(self, refusal: Refusal, language: str | None) -> str:
         """The notice in ``language``, or in every language of the flow (French first) when it is unknown."""

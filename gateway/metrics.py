@@ -42,6 +42,10 @@ class Metrics:
             "gateway_refused", "Refused before any work: blocked senders, full clients, locked logins, busy hashing…",
             ["reason"], registry=r,
         )  # fmt: skip
+        self.overridden = Counter(
+            "gateway_refusal_overridden", "New web chats a guard refused, opened anyway: the first message read "
+            "risky (keywords), by the guard's reason", ["reason"], registry=r,
+        )  # fmt: skip
         self.old_events = Counter(
             "gateway_webhook_old_events", "Provider events older than the accepted age, acknowledged and ignored",
             ["channel"], registry=r,

@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, DotEnvSettingsSource, EnvSettingsSou
 from pydantic_settings.sources import PydanticBaseSettingsSource
 
 from gateway.errors import ConfigError
+from gateway.networks import ClientNetworks, parse_networks
 
 DEFAULT_STORE = "sqlite:///var/gateway.sqlite3"
 _PREFIXES = ("messenger_", "twilio_", "telegram_")
@@ -69,12 +70,18 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = 8
     # Abuse and flood limits (docs/security.md); rates in the `limits` notation, e.g. "20/hour"
     client_address_header: str = ""  # e.g. X-Forwarded-For behind a reverse proxy: its last address is the client's
-    limit_chats_per_address: str = "30/hour"
+    limit_chats_per_address: str = "30/hour"  # per client network (gateway/networks.py), like the next ones
     limit_chats_per_browser: str = "6/hour"
     limit_messages_per_conversation: str = "20/minute"
     limit_typing_per_conversation: str = "60/minute"
     limit_listener_writes: str = "120/minute"
-    max_waiting_per_client: int = 3
+    max_waiting_per_client: int = 10  # open web chats per client network: the arithmetic is in docs/security.md
+    client_ipv4_prefix: int = 32  # an IPv4 client is counted by this network (32: the address itself)
+    client_ipv6_prefix: int = 64  # an IPv6 client by its /64: one line's or one phone's
+    shared_networks: str = ""  # "192.0.2.0/28,2001:db8:5::/48": declared shared (a school, a foster home, a CGNAT)
+    max_waiting_per_shared_network: int = 60
+    limit_chats_per_shared_network: str = "240/hour"
+    limit_risky_chats_per_network: str = "10/hour"  # new chats a guard refused, opened anyway for a risky message
     login_free_failures: int = 3  # wrong passwords before the delay starts growing (1 s, 2 s, 4 s…)
     login_lock_failures: int = 10  # wrong passwords (per account or per address) that lock for login_lock_minutes
     login_lock_minutes: int = 15
@@ -245,11 +252,16 @@ class Settings(BaseSettings):
                     parse(getattr(self, name))
                 except ValueError:
                     raise ConfigError(f"{variable(name)} must be a rate like 20/minute or 30 per hour") from None
-        counts = ("max_waiting_per_client", "login_lock_failures", "login_lock_minutes", "password_hash_workers",
-                  "max_connections_per_address", "messenger_max_event_age")  # fmt: skip
+        counts = ("max_waiting_per_client", "max_waiting_per_shared_network", "login_lock_failures",
+                  "login_lock_minutes", "password_hash_workers", "max_connections_per_address",
+                  "messenger_max_event_age")  # fmt: skip
         for name in counts:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{variable(name)} must be at least 1")
+        if not 8 <= self.client_ipv4_prefix <= 32 or not 32 <= self.client_ipv6_prefix <= 128:
+            raise ConfigError("GATEWAY_CLIENT_IPV4_PREFIX must be between 8 and 32 and GATEWAY_CLIENT_IPV6_PREFIX "
+                              "between 32 and 128 (a network's prefix length: 32 and 64 by default)")  # fmt: skip
+        self.client_networks()  # ConfigError when GATEWAY_SHARED_NETWORKS is malformed
         if self.login_free_failures < 0 or self.http_header_timeout <= 0 or self.http_body_timeout <= 0:
             raise ConfigError("GATEWAY_LOGIN_FREE_FAILURES must be >= 0 and the GATEWAY_HTTP_*_TIMEOUTs positive")
 
@@ -280,6 +292,12 @@ class Settings(BaseSettings):
                 raise ConfigError("GATEWAY_PARTNER_KEYS must be partner=key pairs, each key at least 24 characters")
             keys[partner.strip()] = key.strip()
         return keys
+
+    def client_networks(self) -> ClientNetworks:
+        """How the web chat's per-address guards count a client (``gateway/networks.py``); ConfigError naming the
+        item of ``GATEWAY_SHARED_NETWORKS`` that is not a network."""
+        shared = parse_networks(self.shared_networks)
+        return ClientNetworks(self.client_ipv4_prefix, self.client_ipv6_prefix, shared)
 
     def console_origin_list(self) -> tuple[str, ...]:
         """``GATEWAY_CONSOLE_ORIGINS`` as origins (``scheme://host[:port]``, no path); ConfigError when malformed."""

@@ -285,6 +285,7 @@ class ChatSession:
         self.gate = hub.gate
         self.address = address  # only ever used through a keyed hash
         self.token: str | None = None
+        self.held: str | None = None  # a browser token whose hello a guard refused: its first message may open
         self.conversation_id: str | None = None
         self.language: str | None = None
         self.followed: str | None = None  # the conversation whose events this session asked the hub for
@@ -314,10 +315,10 @@ class ChatSession:
         kind = frame["type"]
         if kind == "hello":
             await self._hello(frame)
+        elif kind == "message" and (self.token or self.held):
+            await self._message(frame)
         elif self.token is None:
             await self._error("no_session", "send hello first")
-        elif kind == "message":
-            await self._message(frame)
         elif kind == "typing" and self.conversation_id and await self.gate.limits.allow(Limit.TYPING, self.token):
             await self.hub.store.publish(Typing(self.conversation_id, "user"))
         elif kind == "end":
@@ -335,9 +336,15 @@ class ChatSession:
         self.language = language
         refusal = await self._refuse_hello(token)
         if refusal is not None:
+            if refusal is not Refusal.BLOCKED:  # this socket now speaks for the refused token, not an earlier one
+                self.token, self.held = None, token
             self._notice(refusal)
             return
-        self.token = token
+        await self._open(token, language)
+
+    async def _open(self, token: str, language: str | None) -> None:
+        """The conversation of ``token`` (resumed, or a new one): followed, and the session frame with its history."""
+        self.token, self.held = token, None
         conversation = await self.dispatcher.start_conversation(ChannelName.WEBCHAT, self.token, language)
         if conversation.client is None:
             conversation = await self._mark_client(conversation)
@@ -357,33 +364,48 @@ class ChatSession:
             status["position"] = await self.hub.store.position(conversation.id)
         self.writer.offer(status)
 
-    async def _message(self, frame: dict[str, Any]) -> None:
-        assert self.token is not None
+    async def _valid_text(self, frame: dict[str, Any]) -> str | None:
+        """The text of a well-formed message frame, else None (the error frame sent)."""
         message_id, text, payload = frame.get("id"), frame.get("text", ""), frame.get("payload")
         if not (isinstance(message_id, str) and 0 < len(message_id) <= 64) or not isinstance(text, str):
             await self._error("bad_frame", "a message needs an id (at most 64 characters) and a text")
-            return
+            return None
         if len(text) > MAX_TEXT or (payload is not None and not (isinstance(payload, str) and len(payload) <= 200)):
             await self._error("too_long", f"a message has at most {MAX_TEXT} characters")
+            return None
+        return text
+
+    async def _message(self, frame: dict[str, Any]) -> None:
+        """A message of the session's conversation; after a refused hello (``held``), one that may open it: the
+        guards are asked again with its text, and a risky one opens the conversation (escalate, never silence)."""
+        token = self.token or self.held
+        assert token is not None
+        if (text := await self._valid_text(frame)) is None:
             return
-        if await self._ended():
+        if self.token is not None and await self._ended():
             await self._error("ended", "this conversation has ended: send hello to start a new one")
             return
-        inbound = Inbound(ChannelName.WEBCHAT, self.token, message_id, text=text, payload=payload)
+        inbound = Inbound(ChannelName.WEBCHAT, token, str(frame["id"]), text=text, payload=frame.get("payload"))
         refusal = await self.gate.check(inbound)
-        if refusal is None and await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, self.token) is None:
-            refusal = await self.gate.new_chat(self.token, self.address)  # this message would open a new one
+        if refusal is None and await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, token) is None:
+            refusal = await self.gate.new_chat(token, self.address, text)  # this message would open a new one
         if refusal is not None:  # not recorded, not acknowledged: the young person may send it again
             self._notice(refusal)
             return
+        if self.token is None:  # held: the session opens (the page re-sends what is pending; de-duplicated on id)
+            await self._open(token, self.language)
+        await self._deliver(inbound)
+
+    async def _deliver(self, inbound: Inbound) -> None:
+        """A message the gate let through: to the dispatcher, the conversation it went to followed, acknowledged."""
         await self.dispatcher.handle_inbound(inbound)
-        conversation = await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, self.token)
+        conversation = await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, inbound.sender)
         if conversation is not None and conversation.client is None:
             conversation = await self._mark_client(conversation)
         if conversation is not None and conversation.id != self.conversation_id:  # a new one: follow it from its start
             await self._follow(conversation, None)
             await self.hub.resync_conversation(conversation.id)
-        self.writer.offer({"type": "ack", "id": message_id})
+        self.writer.offer({"type": "ack", "id": inbound.message_id})
 
     async def _receipt(self, frame: dict[str, Any]) -> None:
         """``{"type": "receipt", "status": "delivered" | "read", "ids": [...]}``: the page showed these entries."""

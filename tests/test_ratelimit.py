@@ -69,6 +69,11 @@ def test_the_keyed_hash_depends_on_the_secret_and_the_purpose() -> None:
         ("GATEWAY_MAX_WAITING_PER_CLIENT", "0", "GATEWAY_MAX_WAITING_PER_CLIENT must be at least 1"),
         ("MESSENGER_MAX_EVENT_AGE", "0", "MESSENGER_MAX_EVENT_AGE must be at least 1"),
         ("GATEWAY_HTTP_HEADER_TIMEOUT", "0", "GATEWAY_HTTP_*_TIMEOUTs positive"),
+        ("GATEWAY_SHARED_NETWORKS", "192.0.2.0/24,10.0.0.0/33", "GATEWAY_SHARED_NETWORKS: '10.0.0.0/33' is not a"),
+        ("GATEWAY_SHARED_NETWORKS", "the school", "GATEWAY_SHARED_NETWORKS: 'the school' is not a network"),
+        ("GATEWAY_CLIENT_IPV6_PREFIX", "129", "GATEWAY_CLIENT_IPV6_PREFIX between 32 and 128"),
+        ("GATEWAY_MAX_WAITING_PER_SHARED_NETWORK", "0", "GATEWAY_MAX_WAITING_PER_SHARED_NETWORK must be at least 1"),
+        ("GATEWAY_LIMIT_RISKY_CHATS_PER_NETWORK", "often", "GATEWAY_LIMIT_RISKY_CHATS_PER_NETWORK must be a rate"),
     ],
 )
 def test_bad_limit_settings_name_the_variable(variable: str, value: str, message: str) -> None:

@@ -212,7 +212,7 @@ async def test_the_language_switch_switches_the_bot_from_the_next_message_on(cli
                 await ws.send_json({"type": "language", "language": switch})
             return bot_texts(await say(ws, "m0", "2"))  # not in danger: the next question
 
-    # three conversations: one client address may have three open at once (GATEWAY_MAX_WAITING_PER_CLIENT)
+    # three conversations: one client network may have ten open at once (GATEWAY_MAX_WAITING_PER_CLIENT)
     french, english = await next_question("fr", None), await next_question("en", None)
     assert french and english and french != english
     assert await next_question("fr", "en") == english  # switched: the bot answers in English

@@ -27,6 +27,7 @@ from limits.aio.storage import Storage
 
 from gateway.console.auth import DUMMY_HASH, hash_password, valid_name, verify_password
 from gateway.keyed import KeyedHash
+from gateway.networks import ClientNetworks
 from gateway.store import Listener, ListenerStore
 
 T = TypeVar("T")
@@ -77,15 +78,17 @@ Announce = Callable[[str, Lock], Awaitable[None]]
 
 class LoginBrake:
     def __init__(
-        self, storage: Storage, keyed: KeyedHash, *, free: int, lock: int, lock_minutes: int, announce: Announce
-    ) -> None:
+        self, storage: Storage, keyed: KeyedHash, *, free: int, lock: int, lock_minutes: int, announce: Announce,
+        networks: ClientNetworks | None = None,
+    ) -> None:  # fmt: skip
         self._storage, self._keyed = storage, keyed
+        self._networks = networks or ClientNetworks()  # an address counts by its network: an IPv6 /64 is one
         self._free, self._lock, self._lock_minutes = free, lock, lock_minutes
         self._announce = announce
 
     def _keys(self, account: str, address: str) -> dict[str, str]:
         return {"account": self._keyed("login-account", account.lower()),
-                "address": self._keyed("login-address", address)}  # fmt: skip
+                "address": self._keyed("login-address", self._networks.key(address))}  # fmt: skip
 
     async def wait_seconds(self, account: str, address: str) -> int:
         """Seconds before this account or address may try again; 0 when it may try now."""
