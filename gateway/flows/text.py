@@ -100,50 +100,23 @@ def match_option_how(text: str, payload: str | None, options: Sequence[Option]) 
 
 def find_option(norm: str, options: Sequence[Option], min_words: int = 1) -> tuple[str, str] | None:
     """The option whose label or synonym (of ``min_words`` words or more) the normalised text contains: the
-    longest phrase wins, a tie between two options is ambiguous (None). Returns the value and ``synonym:WORDS``.
-
-    Only the phrases that start with one of the text's words are tried (:func:`_by_first_word`, made once per
-    options): the topic question has hundreds of synonyms, and trying each at every message was the gateway's
-    costliest function of its own (bench/README.md, "Thirteenth pass")."""
+    longest phrase wins, a tie between two options is ambiguous (None). Returns the value and ``synonym:WORDS``."""
+    best_len = 0
+    best: dict[str, str] = {}
     spaced = f" {norm} "  # contains(norm, phrase), with the phrases spaced and counted once
-    index = _by_first_word(options)
-    first: dict[int, tuple[int, str]] = {}  # option number → its longest phrase found: (place in its phrases, phrase)
-    for word in set(norm.split()):
-        for number, place, phrase, spaced_phrase, words in index.get(word, ()):
-            if words >= min_words and spaced_phrase in spaced and place < first.get(number, (place + 1, ""))[0]:
-                first[number] = place, phrase
-    if not first:
-        return None
-    best_len = max(len(phrase) for _, phrase in first.values())
-    best = {options[n].value: phrase for n, (_, phrase) in sorted(first.items()) if len(phrase) == best_len}
+    for option in options:
+        for phrase, spaced_phrase, words in option.spaced:  # longest first
+            if len(phrase) < best_len:
+                break
+            if words >= min_words and spaced_phrase in spaced:
+                if len(phrase) > best_len:
+                    best_len, best = len(phrase), {}
+                best[option.value] = phrase
+                break
     if len(best) != 1:
         return None
     value, phrase = best.popitem()
     return value, f"synonym:{phrase}"
-
-
-_Indexed = dict[str, tuple[tuple[int, int, str, str, int], ...]]
-_INDEXES: dict[int, tuple[Sequence[Option], _Indexed]] = {}  # id of the options → (the options, kept alive; index)
-
-
-def _by_first_word(options: Sequence[Option]) -> _Indexed:
-    """The options' phrases by their first word: (option number, place among its phrases, phrase, " phrase ",
-    words) each. Made once per tuple of options (a flow's are built once per load and kept; another sequence,
-    which may change, each time); a text contains a phrase as whole words only if it holds the phrase's first word."""
-    found = _INDEXES.get(id(options))
-    if found is not None and found[0] is options:
-        return found[1]
-    index: dict[str, list[tuple[int, int, str, str, int]]] = {}
-    for number, option in enumerate(options):
-        for place, (phrase, spaced_phrase, words) in enumerate(option.spaced):
-            index.setdefault(phrase.split()[0], []).append((number, place, phrase, spaced_phrase, words))
-    made = {word: tuple(each) for word, each in index.items()}
-    if not isinstance(options, tuple):
-        return made
-    if len(_INDEXES) >= 1024:  # flows reloaded many times in one process (tests): start again
-        _INDEXES.clear()
-    _INDEXES[id(options)] = (options, made)
-    return made
 
 
 _AGE = re.compile(
