@@ -292,6 +292,19 @@ def cpu_split(pid: int) -> tuple[float, float]:
     return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
+def preempted(pid: int) -> tuple[int, float]:
+    """A process's threads so far (those alive now): how often they were preempted (runnable, another task given
+    the core: ``nonvoluntary_ctxt_switches``) and for how long in all, in seconds (``schedstat``'s run delay: the
+    time spent runnable, waiting for a core). A sampling profiler counts that time as busy: it is not CPU."""
+    times, delay = 0, 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for line in (task / "status").read_text().splitlines():
+            if line.startswith("nonvoluntary_ctxt_switches:"):
+                times += int(line.split()[1])
+        delay += int((task / "schedstat").read_text().split()[1]) / 1e9
+    return times, delay
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -718,7 +731,7 @@ async def measure(
     dup0, loss0 = provider.account()
     audit0 = await audit(provider, store_url) if store_url else (0, 0, 0, 0)
     cpu0 = server.cpu_seconds()
-    split0 = cpu_split(server.process.pid)
+    split0, preempted0 = cpu_split(server.process.pid), preempted(server.process.pid)
     rcpu0 = cpu_seconds(redis.process.pid) if redis else 0.0
     reads0 = redis.reads() if redis else 0
     commands0 = redis.commands() if redis else Counter[str]()
@@ -733,8 +746,11 @@ async def measure(
     figures.cpu_ms = (server.cpu_seconds() - cpu0) * 1000 / max(1, load.messages)
     if len(server.processes) == 1:
         user, system = (b - a for a, b in zip(split0, cpu_split(server.process.pid), strict=True))
+        times, delay = (b - a for a, b in zip(preempted0, preempted(server.process.pid), strict=True))
         figures.extra["cpu"] = (f"user {user * 1000 / max(1, load.messages):.2f} ms, system (the kernel: syscalls)"
-                                f" {system * 1000 / max(1, load.messages):.2f} ms per message")  # fmt: skip
+                                f" {system * 1000 / max(1, load.messages):.2f} ms per message; preempted"
+                                f" {times / max(1, load.messages):.1f} times a message, runnable and waiting for a"
+                                f" core {delay * 1000 / max(1, load.messages):.2f} ms a message (not CPU)")  # fmt: skip
     figures.extra["load"] = f"{(cpu_seconds(os.getpid()) - own0) / seconds * 100:.0f} %"
     if redis:
         figures.redis_cpu_ms = (cpu_seconds(redis.process.pid) - rcpu0) * 1000 / max(1, load.messages)
