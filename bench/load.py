@@ -283,8 +283,26 @@ def free_port() -> int:
 
 
 def cpu_seconds(pid: int) -> float:
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """CPU seconds of a process so far: (user, system, i.e. the kernel on its behalf: syscalls, socket writes)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def preempted(pid: int) -> tuple[int, float]:
+    """A process's threads so far (those alive now): how often they were preempted (runnable, another task given
+    the core: ``nonvoluntary_ctxt_switches``) and for how long in all, in seconds (``schedstat``'s run delay: the
+    time spent runnable, waiting for a core). A sampling profiler counts that time as busy: it is not CPU."""
+    times, delay = 0, 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for line in (task / "status").read_text().splitlines():
+            if line.startswith("nonvoluntary_ctxt_switches:"):
+                times += int(line.split()[1])
+        delay += int((task / "schedstat").read_text().split()[1]) / 1e9
+    return times, delay
 
 
 def rss_mb(pid: int) -> float:
@@ -334,6 +352,11 @@ class Redis:
 
     def keys(self) -> int:
         return int(self.command("DBSIZE").strip())
+
+    def commands(self) -> Counter[str]:
+        """Calls so far by command (``INFO commandstats``; a script's own ``redis.call``s are counted too)."""
+        found = re.findall(r"cmdstat_([^:]+):calls=(\d+)", self.command("INFO", "commandstats"))
+        return Counter({name: int(calls) for name, calls in found})
 
     def breakdown(self, conversations: int) -> str:
         """Bytes per conversation by kind of key (the key's name with ids and numbers taken out)."""
@@ -708,8 +731,10 @@ async def measure(
     dup0, loss0 = provider.account()
     audit0 = await audit(provider, store_url) if store_url else (0, 0, 0, 0)
     cpu0 = server.cpu_seconds()
+    split0, preempted0 = cpu_split(server.process.pid), preempted(server.process.pid)
     rcpu0 = cpu_seconds(redis.process.pid) if redis else 0.0
     reads0 = redis.reads() if redis else 0
+    commands0 = redis.commands() if redis else Counter[str]()
     own0 = cpu_seconds(os.getpid())
     started = time.perf_counter()
     await run()
@@ -719,10 +744,22 @@ async def measure(
     figures = Figures(name, load.messages, load.errors, seconds, list(load.ack))
     figures.extra["reply"] = f"{pct(provider.reply_latency, 0.5):.1f} / {pct(provider.reply_latency, 0.99):.1f} ms"
     figures.cpu_ms = (server.cpu_seconds() - cpu0) * 1000 / max(1, load.messages)
+    if len(server.processes) == 1:
+        user, system = (b - a for a, b in zip(split0, cpu_split(server.process.pid), strict=True))
+        times, delay = (b - a for a, b in zip(preempted0, preempted(server.process.pid), strict=True))
+        figures.extra["cpu"] = (f"user {user * 1000 / max(1, load.messages):.2f} ms, system (the kernel: syscalls)"
+                                f" {system * 1000 / max(1, load.messages):.2f} ms per message; preempted"
+                                f" {times / max(1, load.messages):.1f} times a message, runnable and waiting for a"
+                                f" core {delay * 1000 / max(1, load.messages):.2f} ms a message (not CPU)")  # fmt: skip
     figures.extra["load"] = f"{(cpu_seconds(os.getpid()) - own0) / seconds * 100:.0f} %"
     if redis:
         figures.redis_cpu_ms = (cpu_seconds(redis.process.pid) - rcpu0) * 1000 / max(1, load.messages)
         figures.redis_reads = (redis.reads() - reads0) / max(1, load.messages)
+        # the bench's own INFO calls (audit, reads) are a handful against thousands of messages
+        calls = redis.commands() - commands0
+        figures.extra["commands"] = f"{calls.total() / max(1, load.messages):.1f} per message: " + ", ".join(
+            f"{name} {n / max(1, load.messages):.2f}" for name, n in calls.most_common(12)
+        )
     figures.mismatched = (dup - dup0, loss - loss0)
     if store_url:
         after = await audit(provider, store_url)
@@ -765,6 +802,9 @@ def show(figures: Figures) -> None:
               f" {figures.disordered_written}; replies beyond / short of the walks: {beyond} / {short} (answers"
               f" to reordered or timed-out messages, not sends twice or lost)")  # fmt: skip
     print(f"    load     the load generator and fake provider used {figures.extra['load']} of a core")
+    for key in ("cpu", "commands"):
+        if key in figures.extra:
+            print(f"    {key:<8} {figures.extra[key]}")
     if figures.extra.get("errors"):
         print(f"    errors   {figures.extra['errors']}")
 
@@ -795,6 +835,7 @@ async def start_gateway(
     understanding: str,
     instances: int = 1,
     unix: bool = False,
+    count: Path | None = None,
 ) -> tuple[Server, Redis | None, str]:
     """``gateway serve`` as ``gateway/<name>`` on a store of its own (a Redis server started here, in
     ``work/redis-<name>``, or the SQLite file ``db``): the server (not yet ready; ``instances`` processes on the
@@ -804,14 +845,23 @@ async def start_gateway(
     if redis:
         await asyncio.sleep(0.5)
     log = work / f"gateway-{name}.log"
-    return gateway_server(name, store, log, flows, provider, understanding, instances), redis, store
+    return gateway_server(name, store, log, flows, provider, understanding, instances, count), redis, store
 
 
 def gateway_server(
-    name: str, store: str, log: Path, flows: Path, provider: Provider, understanding: str, instances: int = 1
+    name: str,
+    store: str,
+    log: Path,
+    flows: Path,
+    provider: Provider,
+    understanding: str,
+    instances: int = 1,
+    count: Path | None = None,
 ) -> Server:
-    """``gateway serve`` as ``gateway/<name>`` on the store at ``store``, its output in ``log`` (not yet ready)."""
-    return Server(f"gateway/{name}", [sys.executable, "-m", "gateway.cli", "serve", "--port", "{port}"],
+    """``gateway serve`` as ``gateway/<name>`` on the store at ``store``, its output in ``log`` (not yet ready);
+    ``count``: under cProfile, its call counts written to that file when it stops (``bench/counts.py`` reads them)."""
+    profiled = [] if count is None else ["-m", "cProfile", "-o", str(count)]
+    return Server(f"gateway/{name}", [sys.executable, *profiled, "-m", "gateway.cli", "serve", "--port", "{port}"],
                   gateway_env(store, flows, provider, understanding), log, instances)  # fmt: skip
 
 
@@ -832,8 +882,11 @@ async def bench_gateway(
     flows: Path,
 ) -> tuple[Figures, Figures | None]:
     db = work / "gateway.sqlite3"
+    if args.count:
+        args.count.mkdir(parents=True, exist_ok=True)
+    count = args.count / f"cprofile-{kind}.prof" if args.count else None
     server, redis, store = await start_gateway(kind, kind, work, db, flows, provider, args.understanding,
-                                               args.instances, args.unix)  # fmt: skip
+                                               args.instances, args.unix, count)  # fmt: skip
     on = f"{kind} ×{args.instances}" if args.instances > 1 else kind
     try:
         await server.ready(session)
@@ -1138,6 +1191,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-floor", dest="floor", action="store_false", help="skip the floor (no ratios)")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="sample the gateway with py-spy in"
                         " the first closed loop: DIR/profile-{store}.txt, collapsed stacks")  # fmt: skip
+    parser.add_argument(
+        "--count",
+        type=Path,
+        metavar="DIR",
+        help="run the gateway under cProfile (much slower:"
+        " for its call counts, not its figures): DIR/cprofile-{store}.prof, read by bench/counts.py",
+    )
     parser.add_argument("--novel", action="store_true", help="a word of its own added to every typed message"
                         " (not to buttons or numbers): no reading is remembered, the model reads each one (its worst"
                         " case; by default the walks' few typed texts repeat)")  # fmt: skip

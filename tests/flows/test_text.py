@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.flows.text import contains, make_option, match_option, normalize, parse_number
+from gateway.flows.text import contains, find_option, make_option, match_option, normalize, parse_number
 
 
 def test_normalize() -> None:
@@ -44,3 +44,18 @@ def test_match_never_raises(answer: str) -> None:
     match_option(answer, None, OPTIONS)
     parse_number(answer)
     normalize(answer)
+
+
+def test_find_option_the_longest_phrase_wins_and_a_tie_is_ambiguous() -> None:
+    options = (
+        make_option("a", ["Un"], ["mon grand frere", "frere"]),
+        make_option("b", ["Deux"], ["mon grand pere", "mon pere"]),
+        make_option("c", ["Trois"], ["grand frere"]),
+    )
+    assert find_option("c est mon grand frere", options) == ("a", "synonym:mon grand frere")
+    assert find_option("mon pere et mon grand frere", options) == ("a", "synonym:mon grand frere")
+    assert find_option("grand frere et mon pere", options) == ("c", "synonym:grand frere")
+    assert find_option("mon pere", options, 3) is None  # two words, three asked
+    assert find_option("rien", options) is None
+    tied = (make_option("a", ["Un"], ["frere"]), make_option("b", ["Deux"], ["soeur"]))
+    assert find_option("mon frere et ma soeur", tied) is None  # five characters each: ambiguous
