@@ -1,5 +1,5 @@
 """Leave-one-file-out over the five training-side files: ``OMP_NUM_THREADS=1 python bench/lofo.py [--l2 1e-4 3e-4]
-[--configs T TD] [--cache /tmp/lofo-cache]``.
+[--configs T TD] [--cache /tmp/lofo-cache] [--optimizer lbfgs] [--offsets 0]``.
 
 Prints numbers, asserts nothing; never reads the held-out files. docs/understanding.md, "Eighth round:
 leave-one-file-out", gives the procedure and the decision rule these feed. T is ``corpus/train.jsonl``, the four
@@ -8,10 +8,13 @@ development files D are the other training-side files, each by other authors. A 
 model (T, or T and D without F) predicts F, at thresholds chosen without F on the three other development files,
 each predicted by a model that did not train on it (T's model, or the inner model fitted on T and D without F and
 that file); F's flags are pooled over the four files. The baseline is the shipped configuration: T, L2 1e-4,
-every threshold 0.5, windows read like the message.
+every threshold 0.5, windows read like the message. Each configuration's pooled out-of-file predictions are also
+printed at 0.5 for every class; ``--offsets`` limits the window offsets the threshold rule may choose
+(docs/understanding.md, "Eleventh round": 0 only).
 
 The risk head is ``training.py``'s plain fit (``Head.fit``); the script prints how far its T model at 1e-4 lies from
-the shipped weights' risk head (the same fit: rounding only).
+the shipped weights' risk head (the same fit with the descent: rounding only; with ``--optimizer lbfgs``, another
+optimum).
 """
 
 from __future__ import annotations
