@@ -1,5 +1,5 @@
 """Leave-one-file-out over the five training-side files: ``OMP_NUM_THREADS=1 python bench/lofo.py [--l2 1e-4 3e-4]
-[--configs T TD] [--cache /tmp/lofo-cache]``.
+[--configs T TD] [--cache /tmp/lofo-cache] [--optimizer lbfgs] [--offsets 0]``.
 
 Prints numbers, asserts nothing; never reads the held-out files. docs/understanding.md, "Eighth round:
 leave-one-file-out", gives the procedure and the decision rule these feed. T is ``corpus/train.jsonl``, the four
@@ -8,10 +8,13 @@ development files D are the other training-side files, each by other authors. A 
 model (T, or T and D without F) predicts F, at thresholds chosen without F on the three other development files,
 each predicted by a model that did not train on it (T's model, or the inner model fitted on T and D without F and
 that file); F's flags are pooled over the four files. The baseline is the shipped configuration: T, L2 1e-4,
-every threshold 0.5, windows read like the message.
+every threshold 0.5, windows read like the message. Each configuration's pooled out-of-file predictions are also
+printed at 0.5 for every class; ``--offsets`` limits the window offsets the threshold rule may choose
+(docs/understanding.md, "Eleventh round": 0 only).
 
 The risk head is ``training.py``'s plain fit (``Head.fit``); the script prints how far its T model at 1e-4 lies from
-the shipped weights' risk head (the same fit: rounding only).
+the shipped weights' risk head (the same fit with the descent: rounding only; with ``--optimizer lbfgs``, another
+optimum).
 """
 
 from __future__ import annotations
@@ -120,7 +123,7 @@ def figures(flagged: np.ndarray, labels: np.ndarray) -> tuple[list[float], float
     return [float(flagged[labels == r].mean()) for r in RISKS], float(flagged[labels == Risk.NONE.value].mean())
 
 
-def choose(scores: Scores, labels: np.ndarray, keywords: np.ndarray) -> Choice:
+def choose(scores: Scores, labels: np.ndarray, keywords: np.ndarray, offsets: tuple[float, ...] = OFFSETS) -> Choice:
     """The threshold rule: every class's recall at least its aim + ``SAFETY`` (admissible), then the fewest false
     alarms, then the higher total recall, the smaller offset, the lower thresholds; if no combination is admissible,
     the largest worst margin to aim + ``SAFETY``, then the fewest false alarms and as above."""
@@ -129,7 +132,7 @@ def choose(scores: Scores, labels: np.ndarray, keywords: np.ndarray) -> Choice:
     sizes = members.sum(axis=0)
     need = np.array([AIMS[r] + SAFETY for r in RISKS])
     best: tuple[tuple[float, ...], Choice] | None = None
-    for offset in OFFSETS:
+    for offset in offsets:
         flagged = [
             (scores.own[:, j][None, :] >= grid[:, None])
             | (scores.window[:, j][None, :] >= np.minimum(grid + offset, WINDOW_CAP)[:, None])
@@ -169,7 +172,11 @@ def main() -> None:
     parser.add_argument("--flows", default="flows.yaml")
     parser.add_argument("--steps", type=int, help="iterations (default: Head.fit's, 600 descent steps or L-BFGS's cap)")
     parser.add_argument("--optimizer", choices=("descent", "lbfgs"), default="descent", help="Head.fit's optimizer")
+    parser.add_argument(
+        "--offsets", type=float, nargs="+", default=list(OFFSETS), help="window offsets the threshold rule may choose"
+    )
     args = parser.parse_args()
+    offsets = tuple(args.offsets)
     files = [T, *D]
     start = time.perf_counter()
     data = load(files, Path(args.cache), ROOT / args.flows)
@@ -215,7 +222,7 @@ def main() -> None:
             rows = np.concatenate([dev[g - 1] for g in others])
             choice = choose(
                 Scores(np.vstack([p.own for p in pool]), np.vstack([p.window for p in pool])), labels[rows],
-                keywords[rows],
+                keywords[rows], offsets,
             )  # fmt: skip
             chosen.append(choice)
             outer.append(choice.flags(predict(model(frozenset({f})), corpus, dev[f - 1]), keywords[dev[f - 1]]))
@@ -224,7 +231,13 @@ def main() -> None:
         pooled = np.concatenate(outer)
         # the thresholds that would ship: the same rule on every development file's out-of-file predictions
         whole = [predict(model(frozenset({f})), corpus, dev[f - 1]) for f in range(1, len(files))]
-        final = choose(Scores(np.vstack([p.own for p in whole]), np.vstack([p.window for p in whole])), truth, kw)
+        final = choose(
+            Scores(np.vstack([p.own for p in whole]), np.vstack([p.window for p in whole])), truth, kw, offsets
+        )
+        fixed = Choice((0.5,) * len(RISKS), 0.0)
+        print(line(f"{config} L2 {l2:g} at 0.5 (pooled out-of-file predictions)", fixed,
+                   np.concatenate([fixed.flags(p, keywords[dev[f]]) for f, p in enumerate(whole)]), truth),
+              flush=True)  # fmt: skip
         print(line(f"{config} L2 {l2:g} (pooled; {len(models)} fits, {time.perf_counter() - start:.0f} s)",
                    "per file above", pooled, truth), flush=True)  # fmt: skip
         print("  " + line("thresholds that would ship, on the out-of-file predictions", final,
