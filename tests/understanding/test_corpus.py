@@ -55,3 +55,9 @@ def test_every_held_out_file_has_the_readme_s_keys_and_values_and_no_message_twi
         # relabelled after the fact, so that rule is checked on the others only
         exempt = {"heldout.jsonl", "heldout2.jsonl", "heldout10.jsonl"}
         _check((path,), parent_writes_about_a_child=path.name not in exempt)
+
+
+def test_every_calibration_file_has_the_readme_s_keys_and_values_and_no_message_twice_within_it() -> None:
+    """dev11a.jsonl and dev11b.jsonl (the eleventh round's calibration files, two authors), each on its own."""
+    for name in ("dev11a.jsonl", "dev11b.jsonl"):
+        _check((CORPUS / name,))
