@@ -58,6 +58,7 @@ def test_every_held_out_file_has_the_readme_s_keys_and_values_and_no_message_twi
 
 
 def test_every_calibration_file_has_the_readme_s_keys_and_values_and_no_message_twice_within_it() -> None:
-    """dev11a.jsonl and dev11b.jsonl (the eleventh round's calibration files, two authors), each on its own."""
-    for name in ("dev11a.jsonl", "dev11b.jsonl"):
+    """dev11a.jsonl, dev11b.jsonl, dev11c.jsonl (the eleventh round's calibration and judging files, three
+    authors), each on its own."""
+    for name in ("dev11a.jsonl", "dev11b.jsonl", "dev11c.jsonl"):
         _check((CORPUS / name,))
