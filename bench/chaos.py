@@ -269,48 +269,68 @@ async def conversations(meta: Meta, script: list[list[Step]], rate: float, gap: 
     return started
 
 
-async def inject(
-    kind: str, rng: random.Random, instances: list[Instance], redis: AofRedis, provider: ChaosProvider,
-    session: ClientSession,
-) -> Fault:  # fmt: skip
-    fault = Fault(kind, time.monotonic())
-    pause = rng.uniform(2.0, 8.0)
-    if kind == "kill":
-        victim = rng.choice([i for i in instances if i.up] or instances)
-        victim.restarts += await victim.worker_restarts(session)
-        fault.target = f"{victim.name}-{victim.generation}"
-        victim.kill()
-        await asyncio.sleep(pause)
-        victim.start()
-    elif kind == "redis":
-        await redis.shutdown()
-        await asyncio.sleep(pause)
-        await redis.start()
-    elif kind == "provider-5xx":
-        provider.down()
-        await asyncio.sleep(pause)
-        provider.up()
-    else:  # provider-hang
-        provider.stall()
-        await asyncio.sleep(pause)
-        provider.resume()
-    fault.end = time.monotonic()
-    return fault
+class Chaos:
+    """Faults at random times from one seeded generator, each running on its own (they overlap: a kill during a
+    Redis outage during a provider's hang), never the same one twice at once."""
 
+    def __init__(
+        self, rng: random.Random, instances: list[Instance], redis: AofRedis, provider: ChaosProvider,
+        session: ClientSession,
+    ) -> None:  # fmt: skip
+        self.rng, self.instances, self.redis, self.provider, self.session = rng, instances, redis, provider, session
+        self.faults: list[Fault] = []
+        self.busy: set[str] = set()  # "redis", "provider-5xx", "provider-hang", or an instance's name
+        self.began = time.monotonic()
 
-async def chaos(
-    rng: random.Random, every: float, duration: float, kinds: list[str], instances: list[Instance], redis: AofRedis,
-    provider: ChaosProvider, session: ClientSession,
-) -> list[Fault]:  # fmt: skip
-    faults: list[Fault] = []
-    stop = time.monotonic() + duration
-    while True:
-        await asyncio.sleep(rng.uniform(0.5, 1.5) * every)
-        if time.monotonic() >= stop - 5:
-            return faults
-        faults.append(await inject(rng.choice(kinds), rng, instances, redis, provider, session))
-        print(f"  {faults[-1].start - faults[0].start:6.1f} s  {faults[-1].kind} {faults[-1].target}".rstrip(),
+    async def inject(self, kind: str) -> None:
+        pause = self.rng.uniform(2.0, 8.0)
+        victims = [i for i in self.instances if i.name not in self.busy and i.up]
+        if (kind == "kill" and not victims) or kind in self.busy:
+            return
+        victim = self.rng.choice(victims)
+        held = victim.name if kind == "kill" else kind
+        self.busy.add(held)
+        fault = Fault(kind, time.monotonic())
+        self.faults.append(fault)
+        try:
+            if kind == "kill":
+                victim.restarts += await victim.worker_restarts(self.session)
+                fault.target = f"{victim.name}-{victim.generation}"
+                fault.start = time.monotonic()
+                victim.kill()
+                await asyncio.sleep(pause)
+                victim.start()
+            elif kind == "redis":
+                await self.redis.shutdown()
+                await asyncio.sleep(pause)
+                await self.redis.start()
+            elif kind == "provider-5xx":
+                self.provider.down()
+                await asyncio.sleep(pause)
+                self.provider.up()
+            else:  # provider-hang
+                self.provider.stall()
+                await asyncio.sleep(pause)
+                self.provider.resume()
+        finally:
+            fault.end = time.monotonic()
+            self.busy.discard(held)
+        print(f"  {fault.start - self.began:6.1f}–{fault.end - self.began:5.1f} s  {kind} {fault.target}".rstrip(),
               flush=True)  # fmt: skip
+
+    async def run(self, every: float, duration: float, kinds: list[str]) -> list[Fault]:
+        stop = time.monotonic() + duration
+        running: set[asyncio.Task[None]] = set()
+        while True:
+            await asyncio.sleep(self.rng.uniform(0.3, 1.7) * every)
+            if time.monotonic() >= stop - 5:
+                break
+            task = asyncio.create_task(self.inject(self.rng.choice(kinds)))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        if running:
+            await asyncio.wait(running)
+        return self.faults
 
 
 async def drained(store_url: str, senders: set[str], limit: float) -> tuple[int, int]:
@@ -360,7 +380,7 @@ def in_flight(first: Accepted, faults: list[Fault]) -> bool:
     return False
 
 
-async def audit(store_url: str, meta: Meta, provider: ChaosProvider, faults: list[Fault]) -> Audit:
+async def audit(store_url: str, meta: Meta, provider: ChaosProvider, faults: list[Fault], began: float) -> Audit:
     from gateway.store import Author, Delivery, open_store
 
     result = Audit()
@@ -395,7 +415,7 @@ async def audit(store_url: str, meta: Meta, provider: ChaosProvider, faults: lis
                 else:
                     result.twice_beyond.append(
                         f"{len(firsts)} sends of a recorded {recorded[text]}: " + ", ".join(
-                            f"{a.sender}@{a.at - faults[0].start if faults else a.at:.1f}s" for a in firsts)
+                            f"{a.sender}@{a.at - began:.1f}s" for a in firsts)
                     )  # fmt: skip
         for mid, sender in meta.acknowledged.items():
             times = users[inbound_entry_id(Inbound(ChannelName.MESSENGER, sender, mid))]
@@ -438,14 +458,15 @@ async def main(args: argparse.Namespace) -> None:
                 meta = Meta(instances, session, random.Random(args.seed + 1), args.lost_ack)
                 began = time.monotonic()
                 load = asyncio.create_task(conversations(meta, script, args.rate, args.gap, args.duration))
-                faults = await chaos(rng, args.every, args.duration, args.faults, instances, redis, provider, session)
+                chaos = Chaos(rng, instances, redis, provider, session)
+                faults = await chaos.run(args.every, args.duration, args.faults)
                 started = await load
                 loaded = time.monotonic() - began
                 ready = [await i.ready(session, 240) for i in instances]
                 senders = set(meta.acknowledged.values())
                 waiting, pending = await drained(redis.url, senders, args.drain)
                 await asyncio.sleep(3)  # a stray resend would show by now
-                result = await audit(redis.url, meta, provider, faults)
+                result = await audit(redis.url, meta, provider, faults, chaos.began)
                 readyz = [await i.status(session, "/readyz") for i in instances]
                 restarts: Counter[str] = Counter()
                 for instance in instances:
@@ -493,7 +514,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=120.0, help="seconds of load and faults (default 120)")
     parser.add_argument("--rate", type=float, default=20.0, help="messages per second offered (default 20)")
     parser.add_argument("--gap", type=float, default=2.0, help="seconds between one sender's messages")
-    parser.add_argument("--every", type=float, default=12.0, help="seconds between faults, on average")
+    parser.add_argument("--every", type=float, default=10.0, help="seconds between faults, on average")
     parser.add_argument("--faults", nargs="+", default=["kill", "redis", "provider-5xx", "provider-hang"],
                         choices=["kill", "redis", "provider-5xx", "provider-hang"])  # fmt: skip
     parser.add_argument("--lost-ack", type=float, default=0.02, help="share of acknowledged webhooks delivered again")
