@@ -129,6 +129,7 @@ class Instance:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
         self.restarts: Counter[str] = Counter()  # worker restarts read from /metrics before each kill
+        self.exits: list[int] = []  # exit codes of the processes that ended on their own (restarted as systemd does)
 
     @property
     def up(self) -> bool:
@@ -156,6 +157,17 @@ class Instance:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+    async def keep(self) -> None:
+        """A process manager's ``Restart=always``, ``RestartSec=1``: a process that ended on its own (not killed
+        here) is started again a second later, its exit code noted."""
+        while True:
+            await asyncio.sleep(0.5)
+            if self.process is not None and (code := self.process.poll()) is not None:
+                self.exits.append(code)
+                self.process = None
+                await asyncio.sleep(1.0)
+                self.start()
 
     async def status(self, session: ClientSession, path: str) -> int:
         try:
@@ -287,7 +299,7 @@ class Chaos:
         victims = [i for i in self.instances if i.name not in self.busy and i.up]
         if (kind == "kill" and not victims) or kind in self.busy:
             return
-        victim = self.rng.choice(victims)
+        victim = self.rng.choice(victims or self.instances)
         held = victim.name if kind == "kill" else kind
         self.busy.add(held)
         fault = Fault(kind, time.monotonic())
@@ -449,12 +461,14 @@ async def main(args: argparse.Namespace) -> None:
             env = gateway_env(redis.url, flows, provider, args.understanding)
             env["GATEWAY_LOG_LEVEL"] = "WARNING"
             instances = [Instance(name, env, work, provider.url) for name in ("a", "b")]
+            keepers: list[asyncio.Task[None]] = []
             try:
                 for instance in instances:
                     instance.start()
                 for instance in instances:
                     if not await instance.ready(session):
                         raise SystemExit(f"chaos: instance {instance.name} not ready; see its log")
+                keepers += [asyncio.create_task(i.keep()) for i in instances]
                 meta = Meta(instances, session, random.Random(args.seed + 1), args.lost_ack)
                 began = time.monotonic()
                 load = asyncio.create_task(conversations(meta, script, args.rate, args.gap, args.duration))
@@ -472,6 +486,8 @@ async def main(args: argparse.Namespace) -> None:
                 for instance in instances:
                     restarts += instance.restarts + await instance.worker_restarts(session)
             finally:
+                for keeper in keepers:
+                    keeper.cancel()
                 for instance in instances:
                     instance.stop()
                 redis.stop()
