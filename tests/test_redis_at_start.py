@@ -1,0 +1,54 @@
+"""``gateway serve`` started while its Redis is briefly unreachable (found by ``bench/chaos.py``).
+
+An instance restarted during a Redis restart (a crash of both, a host reboot where Redis loads its append-only
+file more slowly than the gateway starts, or a ``kill -9`` of an instance then a Redis restart, as in the chaos
+soak) should wait for the store and become ready once Redis answers, as a running instance recovers from a Redis
+restart by itself. Today ``serve`` prints ``gateway: redis: ConnectionError: … Connection refused`` and exits 1:
+unless a process manager starts it again, the instance stays down (with two instances started together, the
+service does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.test_redis_restart import OwnRedis
+from tests.test_serve import Server
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="serve opens the store once at start-up (gateway/app.py, create_app → open_store) and exits 1 on a"
+    " StoreError (gateway/cli.py, main): it does not wait for an unreachable Redis",
+)
+async def test_an_instance_started_while_redis_is_down_becomes_ready_once_redis_is_up(tmp_path: Path) -> None:
+    (tmp_path / "redis").mkdir()
+    redis = OwnRedis(tmp_path / "redis")  # its port chosen, the server not started yet
+    server = Server(tmp_path)
+    server.env["GATEWAY_STORE"] = redis.url
+    tried = asyncio.Event()
+
+    async def hang_up(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        tried.set()  # the gateway tried to reach its store: the connection is closed at once, as by a dying Redis
+        writer.close()
+
+    not_redis = await asyncio.start_server(hang_up, "127.0.0.1", redis.port)
+    server.start()
+    try:
+        await asyncio.wait_for(tried.wait(), 60)
+        not_redis.close()
+        await not_redis.wait_closed()
+        redis.start()  # on the port the gateway was refused on
+        async with aiohttp.ClientSession() as http:
+            body = await server.ready(http)  # fails at once if the process exited
+        assert body
+    finally:
+        not_redis.close()
+        server.stop()
+        redis.stop()
