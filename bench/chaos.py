@@ -504,6 +504,8 @@ async def main(args: argparse.Namespace) -> None:
         f" given up {len(meta.given_up)}"
     )
     print(f"faults: {sum(kinds.values())} ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})")
+    exits = [code for i in instances for code in i.exits]
+    print(f"instances that ended on their own (started again a second later): {len(exits)}, exit codes {exits}")
     print(
         f"ready again after the load: {ready}; drain left: {waiting} senders with inbox items,"
         f" {pending} replies pending"
