@@ -3,9 +3,10 @@
 An instance restarted during a Redis restart (a crash of both, a host reboot where Redis loads its append-only
 file more slowly than the gateway starts, or a ``kill -9`` of an instance then a Redis restart, as in the chaos
 soak) should wait for the store and become ready once Redis answers, as a running instance recovers from a Redis
-restart by itself. Today ``serve`` prints ``gateway: redis: ConnectionError: … Connection refused`` and exits 1:
-unless a process manager starts it again, the instance stays down (with two instances started together, the
-service does).
+restart by itself. Until 2026-12-01 ``serve`` printed ``gateway: redis: ConnectionError: … Connection refused``
+and exited 1: unless a process manager started it again, the instance stayed down (with two instances started
+together, the service did). Now its first use of the store (``gateway/cli.py``, ``_warn_if_no_listener``) waits,
+logging a warning at each try.
 """
 
 from __future__ import annotations
@@ -22,11 +23,6 @@ from tests.test_serve import Server
 pytestmark = pytest.mark.redis
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="serve opens the store once at start-up (gateway/app.py, create_app → open_store) and exits 1 on a"
-    " StoreError (gateway/cli.py, main): it does not wait for an unreachable Redis",
-)
 async def test_an_instance_started_while_redis_is_down_becomes_ready_once_redis_is_up(tmp_path: Path) -> None:
     (tmp_path / "redis").mkdir()
     redis = OwnRedis(tmp_path / "redis")  # its port chosen, the server not started yet
