@@ -131,7 +131,7 @@ class Instance:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
         self.restarts: Counter[str] = Counter()  # worker restarts read from /metrics before each kill
-        self.exits: list[int] = []  # exit codes of the processes that ended on their own (restarted as systemd does)
+        self.exits: list[str] = []  # the processes that ended on their own (started again, as systemd does): how
 
     @property
     def up(self) -> bool:
@@ -166,7 +166,8 @@ class Instance:
         while True:
             await asyncio.sleep(0.5)
             if self.process is not None and (code := self.process.poll()) is not None:
-                self.exits.append(code)
+                lines = (self.work / f"gateway-{self.name}.log").read_text(errors="replace").splitlines()
+                self.exits.append(f"exit {code} after {lines[-1][:160] if lines else 'nothing logged'}")
                 self.process = None
                 await asyncio.sleep(1.0)
                 self.start()
@@ -507,7 +508,9 @@ async def main(args: argparse.Namespace) -> None:
     )
     print(f"faults: {sum(kinds.values())} ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})")
     exits = [code for i in instances for code in i.exits]
-    print(f"instances that ended on their own (started again a second later): {len(exits)}, exit codes {exits}")
+    print(f"instances that ended on their own (started again a second later): {len(exits)}")
+    for how in Counter(exits).most_common(5):
+        print(f"  {how[1]}x {how[0]}")
     print(
         f"ready again after the load: {ready}; drain left: {waiting} senders with inbox items,"
         f" {pending} replies pending"
