@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -208,34 +207,22 @@ def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
 
 
 async def _warn_if_no_listener(settings: Settings) -> None:
-    """The store's first use at start-up. A store that cannot be reached (Redis restarting, or slower to load its
-    append-only file than the gateway is to start) is waited for, a warning logged at each try, as a running
-    instance waits for it; before, ``serve`` exited 1 and stayed down unless a process manager started it again
-    (found by bench/chaos.py; tests/test_redis_at_start.py)."""
+    """The store's first use at start-up: an unreachable store is waited for (gateway/store/waiting.py)."""
     import logging
 
     from gateway.crypto import DataKeys
     from gateway.errors import StoreError
-    from gateway.store import open_store
+    from gateway.store.waiting import open_store_waiting
 
     keys, cluster = DataKeys.from_settings(settings), bool(settings.redis_cluster)
-    for attempt in itertools.count():
-        try:
-            store = await open_store(settings.store, keys=keys, cluster=cluster)
-            try:
-                listeners = await store.list_listeners()
-            finally:
-                await store.close()
-        except StoreError as error:
-            delay = min(10.0, 0.5 * 2**attempt)
-            logging.getLogger("gateway.cli").warning(
-                "store unreachable at start-up (%s); trying again in %.1f s", type(error).__name__, delay
-            )
-            await asyncio.sleep(delay)
-            continue
-        if not listeners:
+    store = await open_store_waiting(settings.store, keys=keys, cluster=cluster)
+    try:
+        if not await store.list_listeners():
             print(NO_LISTENER_HINT, file=sys.stderr)
-        return
+    except StoreError as error:  # gone again since its opening: only a hint is missed, the app opens it again
+        logging.getLogger("gateway.cli").warning("listeners not checked (%s)", type(error).__name__)
+    finally:
+        await store.close()
 
 
 NO_LISTENER_HINT = (
