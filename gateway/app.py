@@ -62,7 +62,8 @@ from gateway.ratelimit import RateLimits, open_limit_storage
 from gateway.retention import Retention
 from gateway.settings import Settings
 from gateway.sockets import SocketWriter
-from gateway.store import RELEASE_OUTCOMES, RetriesReleases, Store, open_store
+from gateway.store import RELEASE_OUTCOMES, RetriesReleases, Store
+from gateway.store.waiting import open_store_waiting
 from gateway.supervisor import Supervisor, where
 from gateway.timers import Timers
 from gateway.understanding import Model, Reader, load_model
@@ -113,7 +114,7 @@ async def create_app(
     if flows.current is None:  # refuse to start on an invalid flow: the problems were logged by reload()
         problems = list(flows.last_reload.problems) if flows.last_reload else []
         raise FlowValidationError([*problems, f"{settings.flows} is not valid: the gateway does not start"])
-    store = store or await open_store(
+    store = store or await open_store_waiting(  # an unreachable store waited for (gateway/store/waiting.py)
         settings.store, keys=DataKeys.from_settings(settings), max_connections=settings.redis_max_connections,
         pool_timeout=settings.redis_pool_timeout, health_check_interval=settings.redis_health_check_seconds,
         cluster=bool(settings.redis_cluster),

@@ -207,14 +207,20 @@ def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
 
 
 async def _warn_if_no_listener(settings: Settings) -> None:
+    """The store's first use at start-up: an unreachable store is waited for (gateway/store/waiting.py)."""
+    import logging
+
     from gateway.crypto import DataKeys
-    from gateway.store import open_store
+    from gateway.errors import StoreError
+    from gateway.store.waiting import open_store_waiting
 
     keys, cluster = DataKeys.from_settings(settings), bool(settings.redis_cluster)
-    store = await open_store(settings.store, keys=keys, cluster=cluster)
+    store = await open_store_waiting(settings.store, keys=keys, cluster=cluster)
     try:
         if not await store.list_listeners():
             print(NO_LISTENER_HINT, file=sys.stderr)
+    except StoreError as error:  # gone again since its opening: only a hint is missed, the app opens it again
+        logging.getLogger("gateway.cli").warning("listeners not checked (%s)", type(error).__name__)
     finally:
         await store.close()
 

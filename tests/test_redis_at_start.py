@@ -1,0 +1,50 @@
+"""``gateway serve`` started while its Redis is briefly unreachable (found by ``bench/chaos.py``).
+
+An instance restarted during a Redis restart (a crash of both, a host reboot where Redis loads its append-only
+file more slowly than the gateway starts, or a ``kill -9`` of an instance then a Redis restart, as in the chaos
+soak) should wait for the store and become ready once Redis answers, as a running instance recovers from a Redis
+restart by itself. Until 2026-12-01 ``serve`` printed ``gateway: redis: ConnectionError: … Connection refused``
+and exited 1: unless a process manager started it again, the instance stayed down (with two instances started
+together, the service did). Now its first use of the store (``gateway/cli.py``, ``_warn_if_no_listener``) waits,
+logging a warning at each try.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.test_redis_restart import OwnRedis
+from tests.test_serve import Server
+
+pytestmark = pytest.mark.redis
+
+
+async def test_an_instance_started_while_redis_is_down_becomes_ready_once_redis_is_up(tmp_path: Path) -> None:
+    (tmp_path / "redis").mkdir()
+    redis = OwnRedis(tmp_path / "redis")  # its port chosen, the server not started yet
+    server = Server(tmp_path)
+    server.env["GATEWAY_STORE"] = redis.url
+    tried = asyncio.Event()
+
+    async def hang_up(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        tried.set()  # the gateway tried to reach its store: the connection is closed at once, as by a dying Redis
+        writer.close()
+
+    not_redis = await asyncio.start_server(hang_up, "127.0.0.1", redis.port)
+    server.start()
+    try:
+        await asyncio.wait_for(tried.wait(), 60)
+        not_redis.close()
+        await not_redis.wait_closed()
+        redis.start()  # on the port the gateway was refused on
+        async with aiohttp.ClientSession() as http:
+            body = await server.ready(http)  # fails at once if the process exited
+        assert body
+    finally:
+        not_redis.close()
+        server.stop()
+        redis.stop()
