@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import random
 import shutil
 import signal
@@ -43,7 +42,17 @@ from aiohttp import ClientError, ClientSession, ClientTimeout, web
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
 
-from bench.load import SECRET, Provider, Step, bench_flows, free_port, gateway_env, run, walks  # noqa: E402
+from bench.load import (  # noqa: E402
+    SECRET,
+    Provider,
+    Step,
+    bench_flows,
+    free_port,
+    gateway_env,
+    machine_line,
+    run,
+    walks,
+)
 from gateway.ids import inbound_entry_id  # noqa: E402
 from gateway.inbox import sender_key  # noqa: E402
 from gateway.keyed import KeyedHash  # noqa: E402
@@ -446,10 +455,7 @@ async def main(args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
     flows_text = bench_flows((ROOT / "flows.yaml").read_text(encoding="utf-8"))
     script = walks(flows_text)
-    print(
-        f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()},"
-        f" {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average {os.getloadavg()[0]:.1f}"
-    )
+    print(machine_line())
     print(
         f"seed {args.seed}; {args.rate:.0f} msg/s for {args.duration:.0f} s, a fault every ~{args.every:.0f} s"
         f" ({', '.join(args.faults)}); understanding {args.understanding}; 2 instances, Redis AOF everysec"

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import statistics
 import sys
@@ -30,7 +29,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -47,6 +45,7 @@ from bench.load import (
     Step,
     bench_flows,
     gateway_server,
+    machine_line,
     run,
     seed,
     start_gateway,
@@ -258,10 +257,7 @@ async def compare(args: argparse.Namespace, kind: str, work: Path, session: Clie
 async def main(args: argparse.Namespace) -> None:
     flows_text = bench_flows((ROOT / "flows.yaml").read_text(encoding="utf-8"))
     script = walks(flows_text)
-    print(
-        f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()},"
-        f" {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average {os.getloadavg()[0]:.1f}"
-    )
+    print(machine_line())
     print(
         f"hand-offs at {args.small:,} and {args.large:,} open conversations, {args.samples} each, alternated;"
         f" understanding (embedded model) {args.understanding}\n",

@@ -1131,14 +1131,19 @@ def ratios(floor: Figures, gateway: Figures) -> str:
     )
 
 
+def machine_line() -> str:
+    """The header every load bench prints: the machine, the time and its load (absolute figures depend on them)."""
+    return (
+        f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()},"
+        f" {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average {os.getloadavg()[0]:.1f}"
+    )
+
+
 async def main(args: argparse.Namespace) -> None:
     flows_text = bench_flows((ROOT / "flows.yaml").read_text(encoding="utf-8"))
     script = walks(flows_text)
     per_walk = statistics.mean(len(w) for w in script)
-    print(
-        f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()},"
-        f" {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average {os.getloadavg()[0]:.1f}"
-    )
+    print(machine_line())
     novel = ", every typed message novel (--novel)" if args.novel else ""
     real = ", message ids of Messenger's length (--real-ids)" if args.real_ids else ""
     instances = f"; {args.instances} gateway instances on one Redis, webhooks round robin" if args.instances > 1 else ""
