@@ -50,7 +50,7 @@ from gateway.wakeups import Wakeups
 
 log = logging.getLogger(__name__)
 
-MARK_SENT_TRIES = 8  # about 6 s of a store failing before a sent message may be sent again
+RECORD_PAUSE = (0.05, 2.0)  # a send's record tried again after 0.05 s, doubling up to 2 s, while its lease holds
 # Deliveries in flight at once per instance: the app's one aiohttp session opens at most 100 connections (its
 # connector's default limit), so more sends would only queue there, their leases and their lines held meanwhile.
 WINDOW = 100
@@ -121,9 +121,12 @@ class Outbox:
         run_length: int = RUN,
         metrics: Metrics | None = None,
         on_recipient_gone: Callable[[str], Awaitable[None]] | None = None,
+        record_pause: tuple[float, float] = RECORD_PAUSE,
     ) -> None:
         """``on_recipient_gone(conversation_id)``: a send was refused because the young person blocked the line or
-        unsubscribed (:class:`RecipientGone`); the app marks the conversation as left (``gateway/leaving.py``)."""
+        unsubscribed (:class:`RecipientGone`); the app marks the conversation as left (``gateway/leaving.py``).
+        ``record_pause``: the first and the longest pause between tries of a send's record (:meth:`_mark_sent`)."""
+        self.record_pause = record_pause
         self.on_recipient_gone = on_recipient_gone
         self.lease_seconds = lease_seconds
         if window < 1:
@@ -337,19 +340,23 @@ class Outbox:
         return True
 
     async def _mark_sent(self, lease: _Lease, provider_id: str | None, following: _Lease | None) -> bool:
-        """Record the send before anything else, through a brief store failure: an item recorded as sent is
-        never handed out again, one whose record is lost would be resent when its lease ends. False when the
-        lease was lost meanwhile (another worker holds the item now)."""
-        pause = 0.05
-        for _ in range(MARK_SENT_TRIES - 1):
+        """Record the send before anything else, through a store failure, **for as long as the item's lease
+        holds**: an item recorded as sent is never handed out again, one whose record is lost would be resent
+        when its lease ends. Until 2026-12-01 this gave up after 8 tries (about 6 s): a Redis restart longer
+        than that, while a slow provider held sends, had every one of them sent twice (bench/chaos.py). Past the
+        lease's end another worker may hold the item, so the last try is made then and its error raised. False
+        when the lease was lost meanwhile (another worker holds the item now)."""
+        pause, longest = self.record_pause
+        while True:
             try:
                 return await self._mark_sent_once(lease, provider_id, following)
             except StoreError as exc:
+                if self.clock() >= lease.until:
+                    raise
                 log.warning("outbox: %s: sent, not yet recorded (%s); trying again", lease.item.id,
                             type(exc).__name__)  # fmt: skip
                 await asyncio.sleep(pause)
-                pause = min(pause * 2, 2.0)
-        return await self._mark_sent_once(lease, provider_id, following)
+                pause = min(pause * 2, longest)
 
     async def _mark_sent_once(self, lease: _Lease, provider_id: str | None, following: _Lease | None) -> bool:
         item = lease.item

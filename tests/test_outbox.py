@@ -57,8 +57,9 @@ class Channel:
 class MarkSentFails:
     """The real store, except that recording a send fails ``times`` times first (a brief store outage)."""
 
-    def __init__(self, store: Store, times: int) -> None:
-        self._store, self.left = store, times
+    def __init__(self, store: Store, times: int, clock: Clock | None = None, step: timedelta | None = None) -> None:
+        """With ``clock`` and ``step``: each failure also moves the clock on by ``step`` (an outage that lasts)."""
+        self._store, self.left, self.clock, self.step = store, times, clock, step
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -66,6 +67,8 @@ class MarkSentFails:
     async def outbox_mark_sent(self, conversation_id: str, item_id: str, *args: Any, **kwargs: Any) -> bool:
         if self.left:
             self.left -= 1
+            if self.clock is not None and self.step is not None:
+                self.clock.advance(seconds=self.step.total_seconds())
             raise StoreError("the store is briefly unreachable")
         return await self._store.outbox_mark_sent(conversation_id, item_id, *args, **kwargs)
 
@@ -151,6 +154,39 @@ async def test_the_send_is_recorded_through_a_brief_store_failure(store: Store, 
     clock.advance(minutes=10)
     assert await sending.deliver_due() == 0
     assert channel.sent() == ["m1"]  # once
+
+
+async def test_the_send_is_recorded_through_a_long_store_outage_while_its_lease_holds(
+    store: Store, channel: Channel, clock: Clock
+) -> None:
+    """A Redis restart longer than a few seconds while a send was in flight (bench/chaos.py): the record is tried
+    again for as long as the item's lease holds, so the reply is not sent a second time (until 2026-12-01 the
+    record gave up after 8 tries, about 6 s, and the reply went out again when its lease ended)."""
+    await put(store, "m1")
+    flaky = MarkSentFails(store, times=40)  # far more than the 8 tries of before; the test's clock stands still
+    sending = outbox(cast(Store, flaky), channel, clock, lease_seconds=60, record_pause=(0.001, 0.002))
+    assert await sending.deliver_due() == 1
+    assert flaky.left == 0 and (await item(store, "m1")).status is OutboxStatus.SENT
+    clock.advance(minutes=10)
+    assert await sending.deliver_due() == 0
+    assert channel.sent() == ["m1"]  # once
+
+
+async def test_a_send_whose_record_fails_past_its_lease_is_given_up_to_the_next_worker(
+    store: Store, channel: Channel, clock: Clock
+) -> None:
+    """The tries stop at the lease's end (another worker may hold the item then): the store error is raised, the
+    item is not recorded, and it is handed out again: the documented bound (a send in flight at a fault)."""
+    await put(store, "m1")
+    flaky = MarkSentFails(store, times=1000, clock=clock, step=timedelta(seconds=7))  # each try 7 s later
+    sending = outbox(cast(Store, flaky), channel, clock, lease_seconds=60, record_pause=(0.001, 0.002))
+    with pytest.raises(StoreError):
+        await sending.deliver_due()
+    assert 1000 - flaky.left <= 10  # about 60 s of tries at 7 s each, not a thousand
+    flaky.left = 0  # the store is back
+    clock.advance(minutes=10)
+    assert await sending.deliver_due() == 1
+    assert channel.sent() == ["m1", "m1"] and (await item(store, "m1")).status is OutboxStatus.SENT
 
 
 async def test_a_leased_item_waits_for_its_lease(store: Store, channel: Channel, clock: Clock) -> None:
