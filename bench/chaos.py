@@ -389,19 +389,24 @@ class Audit:
     empty_engine: int = 0
     replies_received: int = 0
     twice_in_bound: int = 0
+    twice_by_fault: Counter[str] = field(default_factory=Counter)  # the in-bound ones, by the fault they were in
     twice_beyond: list[str] = field(default_factory=list)
     lost: int = 0
 
 
-def in_flight(first: Accepted, faults: list[Fault]) -> bool:
-    """A reply accepted just before a kill of its sender, or around a Redis outage: its record as sent may not
-    have been written (the documented bound of replies sent twice)."""
-    for fault in faults:
-        if fault.kind == "kill" and first.sender == fault.target and fault.start - IN_FLIGHT_MARGIN <= first.at:
-            return True
-        if fault.kind == "redis" and fault.start - IN_FLIGHT_MARGIN <= first.at <= fault.end + IN_FLIGHT_MARGIN:
-            return True
-    return False
+def in_flight(first: Accepted, faults: list[Fault]) -> str | None:
+    """The fault a reply was in flight at, "kill" or "redis", or None: accepted just before a kill of its sender,
+    or around a Redis outage, its record as sent may not have been written (the documented bound of replies sent
+    twice). A kill is named first: a process killed loses its records whatever the store does."""
+    for kind in ("kill", "redis"):
+        for fault in faults:
+            if fault.kind != kind or first.at < fault.start - IN_FLIGHT_MARGIN:
+                continue
+            if kind == "kill" and first.sender == fault.target and first.at <= fault.end:
+                return kind
+            if kind == "redis" and first.at <= fault.end + IN_FLIGHT_MARGIN:
+                return kind
+    return None
 
 
 async def audit(store_url: str, meta: Meta, provider: ChaosProvider, faults: list[Fault], began: float) -> Audit:
@@ -434,8 +439,9 @@ async def audit(store_url: str, meta: Meta, provider: ChaosProvider, faults: lis
             result.lost += sum((accepted - received).values())
             for text, extra in (received - recorded).items():
                 firsts = [a for a in mine if a.text == text]
-                if extra == 1 and firsts and in_flight(firsts[0], faults):
+                if extra == 1 and firsts and (fault := in_flight(firsts[0], faults)):
                     result.twice_in_bound += 1
+                    result.twice_by_fault[fault] += 1
                 else:
                     result.twice_beyond.append(
                         f"{len(firsts)} sends of a recorded {recorded[text]}: " + ", ".join(
@@ -528,7 +534,8 @@ async def main(args: argparse.Namespace) -> None:
     )
     print(
         f"replies: {result.replies_received:,} received; twice within the bound (in flight at a fault)"
-        f" {result.twice_in_bound}, beyond it {len(result.twice_beyond)}; lost {result.lost}"
+        f" {result.twice_in_bound} {dict(result.twice_by_fault)}, beyond it {len(result.twice_beyond)};"
+        f" lost {result.lost}"
     )
     for line in result.twice_beyond[:10]:
         print(f"  beyond: {line}")
