@@ -347,16 +347,24 @@ class Outbox:
         lease's end another worker may hold the item, so the last try is made then and its error raised. False
         when the lease was lost meanwhile (another worker holds the item now)."""
         pause, longest = self.record_pause
-        while True:
+        for failures in itertools.count():
             try:
-                return await self._mark_sent_once(lease, provider_id, following)
+                recorded = await self._mark_sent_once(lease, provider_id, following)
             except StoreError as exc:
                 if self.clock() >= lease.until:
+                    log.warning("outbox: %s: sent, not recorded after %d tries (%s): given up to the next worker",
+                                lease.item.id, failures + 1, type(exc).__name__)  # fmt: skip
                     raise
-                log.warning("outbox: %s: sent, not yet recorded (%s); trying again", lease.item.id,
-                            type(exc).__name__)  # fmt: skip
+                if failures == 0:  # one line an item, not one a try: an outage holds many items for up to a minute
+                    log.warning("outbox: %s: sent, not yet recorded (%s); trying again while its lease holds",
+                                lease.item.id, type(exc).__name__)  # fmt: skip
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, longest)
+                continue
+            if failures:
+                log.info("outbox: %s: sent, recorded after %d tries", lease.item.id, failures + 1)
+            return recorded
+        raise AssertionError("unreachable")  # itertools.count() never ends
 
     async def _mark_sent_once(self, lease: _Lease, provider_id: str | None, following: _Lease | None) -> bool:
         item = lease.item
