@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -208,8 +209,6 @@ def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
 
 async def _warn_if_no_listener(settings: Settings) -> None:
     """The store's first use at start-up: an unreachable store is waited for (gateway/store/waiting.py)."""
-    import logging
-
     from gateway.crypto import DataKeys
     from gateway.errors import StoreError
     from gateway.store.waiting import open_store_waiting

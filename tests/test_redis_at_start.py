@@ -5,8 +5,9 @@ file more slowly than the gateway starts, or a ``kill -9`` of an instance then a
 soak) should wait for the store and become ready once Redis answers, as a running instance recovers from a Redis
 restart by itself. Until 2026-12-01 ``serve`` printed ``gateway: redis: ConnectionError: … Connection refused``
 and exited 1: unless a process manager started it again, the instance stayed down (with two instances started
-together, the service did). Now its first use of the store (``gateway/cli.py``, ``_warn_if_no_listener``) waits,
-logging a warning at each try.
+together, the service did). Now the store's opening at start-up waits (``gateway/store/waiting.py``: ``serve``'s
+first use, ``_warn_if_no_listener``, and ``create_app``'s), logging a warning at each try; this test reaches the
+first.
 """
 
 from __future__ import annotations
