@@ -1,6 +1,8 @@
 """A suicide threshold calibrated on one development file and judged on another (docs/understanding.md, "Eleventh
 round, second part"): ``OMP_NUM_THREADS=1 python bench/calibrate.py --baseline gateway/understanding/weights.npz
---candidate /tmp/wE.npz --files corpus/dev11a.jsonl corpus/dev11b.jsonl --exclude corpus/train*.jsonl``.
+--candidate /tmp/wE.npz --files corpus/dev11a.jsonl corpus/dev11b.jsonl --exclude corpus/train*.jsonl``. With
+``--judge`` (the third part, and the twelfth round with several judged files pooled): per-class thresholds chosen
+on the ``--files`` pooled, judged on the ``--judge`` files.
 
 Prints numbers and the rule's verdict, asserts nothing; never reads the held-out files (it refuses them). Each line
 of each file is read once per weights file, whole (its windows too, as ``bench/dev.py``), and every threshold of
@@ -99,17 +101,23 @@ def main() -> None:
     parser.add_argument("--baseline", required=True, help="the shipped weights")
     parser.add_argument("--candidate", required=True, help="the candidate's weights")
     parser.add_argument("--files", nargs="+", required=True, help="the calibration files (two without --judge)")
-    parser.add_argument("--judge", help="the third part: thresholds per class chosen on --files pooled, judged here")
+    parser.add_argument(
+        "--judge",
+        nargs="+",
+        help="the third part: thresholds per class chosen on --files pooled, "
+        "judged here (several files: pooled, the twelfth round)",
+    )
     parser.add_argument("--exclude", nargs="*", default=[], help="training corpora: their texts are left out")
     parser.add_argument("--flows", default=str(ROOT / "flows.yaml"))
     args = parser.parse_args()
-    if any(Path(f).name.startswith("heldout") for f in [*args.files, *args.exclude, *filter(None, [args.judge])]):
+    judged = args.judge or []
+    if any(Path(f).name.startswith("heldout") for f in [*args.files, *args.exclude, *judged]):
         parser.error("the held-out files measure generalisation only (corpus/README.md): not read here")
     if args.judge is None and len(args.files) != 2:
         parser.error("two calibration files, or --judge")
     trained = {same_text(row["text"]) for f in args.exclude for row in read_rows(Path(f))}
     files = {}
-    for name in [*args.files, *filter(None, [args.judge])]:
+    for name in [*args.files, *judged]:
         every = read_rows(Path(name))
         files[name] = [row for row in every if same_text(row["text"]) not in trained]
         print(f"{name}: {len(files[name])} lines ({len(every) - len(files[name])} left out, their text in training)")
@@ -161,10 +169,11 @@ def main() -> None:
 
 
 def judge(
-    pool: list[str], judged: str, files: dict[str, list[dict[str, object]]],
+    pool: list[str], judged: list[str], files: dict[str, list[dict[str, object]]],
     readings: dict[tuple[str, str], list[Reading]], flows: Path,
 ) -> None:  # fmt: skip
-    """The third part: per-class thresholds chosen greedily on the pooled ``pool`` files, judged on ``judged``."""
+    """The third part: per-class thresholds chosen greedily on the pooled ``pool`` files, judged on the pooled
+    ``judged`` files."""
     rows = [row for name in pool for row in files[name]]
     base_readings = [r for name in pool for r in readings["baseline", name]]
     cand_readings = [r for name in pool for r in readings["candidate", name]]
@@ -186,9 +195,24 @@ def judge(
                 return
             chosen[risk] = found
         print("\nchosen on the pool: " + ", ".join(f"{k} {v:.2f}" for k, v in chosen.items()))
-        baseline = figures(Engine(load_file(flows)), files[judged], readings["baseline", judged])
-        candidate = figures(engine_with(flows, chosen, where), files[judged], readings["candidate", judged])
-    print(f"judged on {judged}:")
+        judged_rows = [row for name in judged for row in files[name]]
+        base_judged = [r for name in judged for r in readings["baseline", name]]
+        cand_judged = [r for name in judged for r in readings["candidate", name]]
+        baseline = figures(Engine(load_file(flows)), judged_rows, base_judged)
+        candidate = figures(engine_with(flows, chosen, where), judged_rows, cand_judged)
+        each = {
+            name: (
+                figures(Engine(load_file(flows)), files[name], readings["baseline", name]),
+                figures(engine_with(flows, chosen, where), files[name], readings["candidate", name]),
+            )
+            for name in judged
+        }
+    if len(judged) > 1:  # for the record only: the decision reads the pooled figures below
+        for name, (base_one, cand_one) in each.items():
+            print(f"on {name} alone (not the decision's figures):")
+            print(line("baseline", base_one))
+            print(line("candidate", cand_one))
+    print("judged on " + " + ".join(judged) + ":")
     print(line("baseline", baseline))
     print(line("candidate", candidate))
     missed = qualifies(candidate, baseline)
