@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test lint typecheck bench screenshots system-deps clean
+.PHONY: run test lint typecheck bench screenshots system-deps weights clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,19 @@ bench: system-deps $(VENV)/.installed
 	$(BIN)/python bench/sealing.py
 	$(BIN)/python bench/handoff.py $(HANDOFF_ARGS)
 	$(BIN)/python bench/load.py $(BENCH_ARGS)
+
+# The shipped understanding weights, from the corpus (docs/understanding.md, "Training"): the first heads by the
+# fixed-rate descent on train.jsonl, the second opinion's risk head by L-BFGS on train.jsonl and the four
+# development files, then the two in one file. WEIGHTS_CACHE keeps the embeddings between runs.
+WEIGHTS_CACHE ?= $(CURDIR)/var/e5-cache
+SECOND_CORPUS := corpus/train.jsonl corpus/train_short.jsonl corpus/train_long.jsonl corpus/train_negatives.jsonl corpus/train6.jsonl
+weights: $(VENV)/.installed
+	mkdir -p var/weights
+	OMP_NUM_THREADS=1 $(BIN)/gateway understanding train --cache $(WEIGHTS_CACHE) -o var/weights/first.npz
+	OMP_NUM_THREADS=1 $(BIN)/gateway understanding train --cache $(WEIGHTS_CACHE) --optimizer lbfgs --l2 3e-4 \
+	  --corpus $(SECOND_CORPUS) -o var/weights/second.npz
+	$(BIN)/gateway understanding combine var/weights/first.npz var/weights/second.npz -o gateway/understanding/weights.npz
+	sha256sum var/weights/first.npz var/weights/second.npz gateway/understanding/weights.npz
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
