@@ -1,8 +1,9 @@
 """Understanding figures: ``python bench/understanding.py`` (or ``make bench``). Prints numbers, asserts nothing.
 
 On every ``corpus/heldout*.jsonl``, each in turn (messages the model never saw, written by other authors: training
-reads ``corpus/train.jsonl`` only; a held-out message whose text also appears in the training corpus, once case,
-accents and punctuation are set aside, is left out of the figures and counted apart):
+reads ``corpus/train.jsonl`` and, for the second risk head, four more files; a held-out message whose text also
+appears in one of them, once case, accents and punctuation are set aside, is left out of the figures and counted
+apart):
 (a) recall and precision per risk class (the model's most likely class above its threshold), any-risk recall per
     class, false alarms on ``none`` and topic accuracy; the keyword interrupts of flows.yaml alone, then
     keywords + model (a message is flagged when either flags it); risky messages that would end the conversation;
@@ -38,7 +39,10 @@ if TYPE_CHECKING:
 
 # messages the model never saw, by authors other than the training corpus's (corpus/README.md)
 HELDOUT = tuple(sorted((ROOT / "corpus").glob("heldout*.jsonl")))
-TRAIN = ROOT / "corpus" / "train.jsonl"
+# the shipped weights' training files: the first heads read train.jsonl, the second risk head the four others too
+TRAINING = tuple(ROOT / "corpus" / name for name in (
+    "train.jsonl", "train_short.jsonl", "train_long.jsonl", "train_negatives.jsonl", "train6.jsonl"
+))  # fmt: skip
 AIMS = {"imminent_danger": 0.95, "suicide": 0.95, "self_harm": 0.95, "abuse_home": 0.90}
 FALSE_ALARM_AIM = 0.10
 
@@ -148,7 +152,8 @@ def measure(model: Model, engine: Engine, path: Path, trained: set[str]) -> None
         inline.append(decide(engine, text, first.reading)[0])
     print(
         f"\nheld-out corpus: {len(rows)} messages ({path.relative_to(ROOT)}; {len(every) - len(rows)} left out, their"
-        f" text being in {TRAIN.relative_to(ROOT)} too), weights {model.classifier.model_name}"
+        f" text being in a training file too), weights {model.classifier.model_name}"
+        + (" with a second risk head" if model.classifier.second_risk is not None else "")
     )
     report(results)
     risky = [i for i, r in enumerate(results) if r.row["risk"] != Risk.NONE.value]
@@ -208,7 +213,7 @@ def main() -> None:
     load = time.perf_counter() - started
     model.read("bonjour")
     added = rss_mib() - before
-    trained = {same_text(row["text"]) for row in read_rows(TRAIN)}
+    trained = {same_text(row["text"]) for path in TRAINING for row in read_rows(path)}
     for path in HELDOUT:
         measure(model, engine, path, trained)
     parts(model, [row["text"] for path in HELDOUT for row in read_rows(path)])
