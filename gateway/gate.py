@@ -106,14 +106,17 @@ class Gate:
         return refusal
 
     async def _guards(self, token: str, address: str, network: str) -> Refusal | None:
+        """The cap first, read only: a try it refuses uses up no rate (a pupil behind a full school network who
+        keeps writing while the notice shows gets the next free place, not an hour's refusal); then the rates,
+        each try they see counted."""
         shared = self.networks.is_shared(address)
+        cap = self.max_waiting_per_shared_network if shared else self.max_waiting_per_client
+        if await self.store.open_conversations_of_client(self.keyed("client", network)) >= cap:
+            return Refusal.CLIENT_FULL
         if not await self.limits.allow(Limit.CHATS_PER_SHARED_NETWORK if shared else Limit.CHATS_PER_ADDRESS, network):
             return Refusal.RATE_LIMITED
         if not await self.limits.allow(Limit.CHATS_PER_BROWSER, token):
             return Refusal.RATE_LIMITED
-        cap = self.max_waiting_per_shared_network if shared else self.max_waiting_per_client
-        if await self.store.open_conversations_of_client(self.keyed("client", network)) >= cap:
-            return Refusal.CLIENT_FULL
         return None
 
     def reads_risky(self, text: str) -> bool:

@@ -134,3 +134,28 @@ async def test_an_unparsable_forwarded_address_is_a_client_of_its_own(
 ) -> None:
     client = await make_client(settings.replace(client_address_header="X-Forwarded-For", max_waiting_per_client=1))
     assert await opened(client, sockets, "not an address", "not an address", "unknown") == [True, False, True]
+
+
+async def test_messages_held_by_a_full_network_do_not_use_up_the_rates_so_a_freed_place_opens(
+    make_client: AppFactory, where: Settings, sockets: AsyncExitStack
+) -> None:
+    """A pupil behind a full school network who keeps writing ("allo ?", "y a qqn ?") while the notice shows must get
+    the next free place: the refused tries count against no rate (before: each consumed the browser's 6 chats an
+    hour and the network's 30, so the pupil stayed refused for the hour after a place was freed)."""
+    client = await make_client(where.replace(
+        max_waiting_per_client=1, limit_chats_per_browser="3/hour", limit_chats_per_address="4/hour",
+    ))  # fmt: skip
+    first, answer = await chat_from(client, sockets, SCHOOL)
+    assert answer["type"] == "session"
+    held, answer = await chat_from(client, sockets, SCHOOL)
+    assert is_notice(answer)
+    for i in range(6):  # more tries than either rate allows
+        assert is_notice((await send_message(held, f"h{i}", "allo ? y a quelqu'un ?"))[-1])
+    for limit in ("chats_per_browser", "chats_per_address"):
+        assert await metric(client, "gateway_rate_limited", limit=limit) == 0
+    await send_message(first, "f1", "stop")  # the first pupil leaves: the place is free
+    store = client.app[STORE]
+    assert not await store.conversations_by_status(Status.BOT)
+    frames = await send_message(held, "h6", "bonjour")
+    assert frames[-1] == {"type": "ack", "id": "h6"} and any(f["type"] == "session" for f in frames)
+    assert len(await store.conversations_by_status(Status.BOT)) == 1
