@@ -91,7 +91,8 @@ class Settings(BaseSettings):
     console_origins: str = ""
     http_header_timeout: float = 10.0
     http_body_timeout: float = 30.0
-    max_connections_per_address: int = 64
+    max_connections_per_address: int = 64  # `gateway serve`: per client network (gateway/networks.py)
+    max_connections_per_shared_network: int = 256  # per client network inside GATEWAY_SHARED_NETWORKS
     outbox_alert_seconds: float = 60.0  # a message waiting longer in the outbox is an alert (metric + log line)
     outbox_lease_seconds: int = 60  # an item being sent; after a crash another instance resends it past this
     inbox_batch: int = 20  # a webhook with more messages is stored in the inbox, acknowledged, processed after
@@ -254,7 +255,7 @@ class Settings(BaseSettings):
                     raise ConfigError(f"{variable(name)} must be a rate like 20/minute or 30 per hour") from None
         counts = ("max_waiting_per_client", "max_waiting_per_shared_network", "login_lock_failures",
                   "login_lock_minutes", "password_hash_workers", "max_connections_per_address",
-                  "messenger_max_event_age")  # fmt: skip
+                  "max_connections_per_shared_network", "messenger_max_event_age")  # fmt: skip
         for name in counts:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{variable(name)} must be at least 1")
