@@ -167,7 +167,8 @@ async def create_app(
     gate = Gate(store, flows, limits, keyed, metrics, clock=clock, on_outgoing=outbox.kick,
                 max_waiting_per_client=settings.max_waiting_per_client,
                 max_waiting_per_shared_network=settings.max_waiting_per_shared_network,
-                networks=settings.client_networks())  # fmt: skip
+                networks=settings.client_networks(),
+                read=dispatcher.reading if reader is not None else None)  # fmt: skip
     hub = WebChatHub(store, dispatcher, flows, metrics, gate, clock=clock,
                      address_header=settings.client_address_header)  # fmt: skip
     actions = Actions(dispatcher, store, flows, clock=clock)

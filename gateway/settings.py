@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     max_waiting_per_shared_network: int = 60
     limit_chats_per_shared_network: str = "240/hour"
     limit_risky_chats_per_network: str = "10/hour"  # new chats a guard refused, opened anyway for a risky message
+    limit_refused_readings_per_network: str = "20/minute"  # the model asked whether a refused message is risky
     login_free_failures: int = 3  # wrong passwords before the delay starts growing (1 s, 2 s, 4 s…)
     login_lock_failures: int = 10  # wrong passwords (per account or per address) that lock for login_lock_minutes
     login_lock_minutes: int = 15
