@@ -216,7 +216,8 @@ async def _warn_if_no_listener(settings: Settings) -> None:
     from gateway.store.waiting import open_store_waiting
 
     keys, cluster = DataKeys.from_settings(settings), bool(settings.redis_cluster)
-    store = await open_store_waiting(settings.store, keys=keys, cluster=cluster)
+    store = await open_store_waiting(settings.store, keys=keys, cluster=cluster,
+                                     give_up_after=settings.store_start_give_up_seconds)  # fmt: skip
     try:
         if not await store.list_listeners():
             print(NO_LISTENER_HINT, file=sys.stderr)

@@ -105,6 +105,7 @@ class Settings(BaseSettings):
     redis_max_connections: int = 100  # per instance; a caller waits for a free one up to redis_pool_timeout
     redis_pool_timeout: float = 10.0
     redis_health_check_seconds: float = 30.0  # an idle Redis connection is checked (PING) before reuse after this
+    store_start_give_up_seconds: float = 300.0  # start-up: a Redis name unresolved or password refused; 0: never stop
     redis_cluster: int = 0  # 1: GATEWAY_STORE names a node of a Redis Cluster (a Cluster client follows the slots)
     understanding: str = "on"  # "off": keywords only, the embedded model is not loaded
     understanding_timeout: float = 0.5  # seconds a message waits for the model's reading at most
@@ -231,6 +232,8 @@ class Settings(BaseSettings):
                               " GATEWAY_REDIS_HEALTH_CHECK_SECONDS positive (0: no check)")  # fmt: skip
         if self.understanding not in ("on", "off") or self.understanding_timeout <= 0:
             raise ConfigError("GATEWAY_UNDERSTANDING must be on or off and GATEWAY_UNDERSTANDING_TIMEOUT positive")
+        if self.store_start_give_up_seconds < 0:
+            raise ConfigError("GATEWAY_STORE_START_GIVE_UP_SECONDS must be positive (0: wait for ever)")
         if self.late_hold_seconds <= 0:
             raise ConfigError(f"GATEWAY_LATE_HOLD_SECONDS must be positive, not {self.late_hold_seconds}")
 
