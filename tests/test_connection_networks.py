@@ -59,21 +59,24 @@ def _half_request(source: str, port: int) -> socket.socket:
 
 
 def _answered(sock: socket.socket) -> bool:
-    """The request finished: True when the server answers it, False when it had closed the connection."""
+    """The request finished: True when the server answers it, False when it had closed the connection. The
+    connection stays open: one closed before the server accepted the others would make room for them."""
     sock.settimeout(30)  # a bound on a busy machine, not a wait: the answer or the close comes at once
     try:
         sock.sendall(b"\r\n")
         return sock.recv(12).startswith(b"HTTP/1.1 200")
     except (ConnectionResetError, BrokenPipeError):
         return False
-    finally:
-        sock.close()
 
 
 async def _answered_from(sources: list[str], port: int) -> int:
     """Connections opened from each of ``sources`` in turn, all held open, then finished: how many the server kept."""
     socks = [await asyncio.to_thread(_half_request, source, port) for source in sources]
-    return sum(await asyncio.gather(*(asyncio.to_thread(_answered, sock) for sock in socks)))
+    try:
+        return sum(await asyncio.gather(*(asyncio.to_thread(_answered, sock) for sock in socks)))
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 async def test_a_real_server_counts_the_distinct_addresses_of_one_client_network_together(tmp_path: Path) -> None:
