@@ -117,7 +117,7 @@ async def create_app(
     store = store or await open_store_waiting(  # an unreachable store waited for (gateway/store/waiting.py)
         settings.store, keys=DataKeys.from_settings(settings), max_connections=settings.redis_max_connections,
         pool_timeout=settings.redis_pool_timeout, health_check_interval=settings.redis_health_check_seconds,
-        cluster=bool(settings.redis_cluster),
+        cluster=bool(settings.redis_cluster), give_up_after=settings.store_start_give_up_seconds,
     )  # fmt: skip
     store.share_texts(flows.own_texts)  # the bot's messages of flows.yaml are stored once (store/texts.py)
     releases = _watch_releases(store, metrics)
@@ -167,7 +167,8 @@ async def create_app(
     gate = Gate(store, flows, limits, keyed, metrics, clock=clock, on_outgoing=outbox.kick,
                 max_waiting_per_client=settings.max_waiting_per_client,
                 max_waiting_per_shared_network=settings.max_waiting_per_shared_network,
-                networks=settings.client_networks())  # fmt: skip
+                networks=settings.client_networks(),
+                read=dispatcher.reading if reader is not None else None)  # fmt: skip
     hub = WebChatHub(store, dispatcher, flows, metrics, gate, clock=clock,
                      address_header=settings.client_address_header)  # fmt: skip
     actions = Actions(dispatcher, store, flows, clock=clock)

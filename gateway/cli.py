@@ -189,7 +189,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     def guard(app: web.Application) -> ConnectionGuard:
         return ConnectionGuard(max_per_address=settings.max_connections_per_address,
-                               header_timeout=settings.http_header_timeout, metrics=app[METRICS])  # fmt: skip
+                               header_timeout=settings.http_header_timeout, metrics=app[METRICS],
+                               networks=settings.client_networks(),
+                               max_per_shared_network=settings.max_connections_per_shared_network)  # fmt: skip
 
     # The access log cost about 1 % of a message's CPU (bench/README.md, "Fourth pass"): off unless asked for.
     logged: dict[str, Any] = {"access_log_class": PrivateAccessLogger} if settings.access_log else {"access_log": None}
@@ -214,7 +216,8 @@ async def _warn_if_no_listener(settings: Settings) -> None:
     from gateway.store.waiting import open_store_waiting
 
     keys, cluster = DataKeys.from_settings(settings), bool(settings.redis_cluster)
-    store = await open_store_waiting(settings.store, keys=keys, cluster=cluster)
+    store = await open_store_waiting(settings.store, keys=keys, cluster=cluster,
+                                     give_up_after=settings.store_start_give_up_seconds)  # fmt: skip
     try:
         if not await store.list_listeners():
             print(NO_LISTENER_HINT, file=sys.stderr)

@@ -1,16 +1,21 @@
-"""Connections of ``gateway serve``: a cap per client address and a deadline for the request headers.
+"""Connections of ``gateway serve``: a cap per client network and a deadline for the request headers.
 
 aiohttp closes idle keep-alive connections but waits for ever on a client that sends its headers a byte at a
 time (slowloris), and accepts any number of connections from one address. :class:`GuardedSite` listens like
 ``web.TCPSite`` with each connection's protocol wrapped in :class:`_Guarded`:
 
-* an address holding ``max_per_address`` connections has the next one closed at once (websockets included:
-  a browser needs one or two);
+* a client network holding ``max_per_address`` connections has the next one closed at once (websockets
+  included: a browser needs one or two, up to six while it loads a page). The TCP peer is counted by its network
+  as the web chat's guards count a client (``gateway/networks.py``: an IPv6 address by its /64, so that a client
+  rotating through the addresses of its own /64 stays one; an IPv4 address by itself; an IPv4-mapped address as
+  its IPv4 address); inside a network the operator declared shared (a school, a carrier's CGNAT), each client
+  network gets ``max_per_shared_network`` (docs/security.md, "Shared addresses", has the arithmetic);
 * a connection must finish its first request's headers within ``header_timeout`` seconds, else it is closed.
   After that aiohttp's own keep-alive timeout applies, and request bodies have their deadline in the app
   (``_body_deadline`` in ``gateway/app.py``).
 
-Both count in ``gateway_connections_refused{reason}``; the address itself is never logged or labelled.
+Both count in ``gateway_connections_refused{reason}``; the address itself is never logged or labelled (the open
+counts are kept in memory by network, never written anywhere).
 """
 
 from __future__ import annotations
@@ -25,27 +30,36 @@ from typing import Any, cast
 from aiohttp import web
 
 from gateway.metrics import Metrics
+from gateway.networks import ClientNetworks
 
 HEADERS_END = b"\r\n\r\n"
 GC_YOUNG = 10_000  # new container objects before the garbage collector's youngest generation runs (Python: 700)
 
 
 class ConnectionGuard:
-    def __init__(self, *, max_per_address: int, header_timeout: float, metrics: Metrics) -> None:
+    def __init__(
+        self, *, max_per_address: int, header_timeout: float, metrics: Metrics,
+        networks: ClientNetworks | None = None, max_per_shared_network: int | None = None,
+    ) -> None:  # fmt: skip
         self.max_per_address, self.header_timeout, self.metrics = max_per_address, header_timeout, metrics
-        self.open: Counter[str] = Counter()
+        self.networks = networks or ClientNetworks()
+        self.max_per_shared_network = max_per_shared_network or max_per_address
+        self.open: Counter[str] = Counter()  # open connections by client network
 
-    def admit(self, address: str) -> bool:
-        if self.open[address] >= self.max_per_address:
+    def admit(self, address: str) -> str | None:
+        """The client network that ``address``'s new connection counts in, or None when it is at its cap."""
+        network = self.networks.key(address)
+        cap = self.max_per_shared_network if self.networks.is_shared(address) else self.max_per_address
+        if self.open[network] >= cap:
             self.metrics.connections_refused.labels("too_many").inc()
-            return False
-        self.open[address] += 1
-        return True
+            return None
+        self.open[network] += 1
+        return network
 
-    def release(self, address: str) -> None:
-        self.open[address] -= 1
-        if self.open[address] <= 0:
-            del self.open[address]
+    def release(self, network: str) -> None:
+        self.open[network] -= 1
+        if self.open[network] <= 0:
+            del self.open[network]
 
     def wrap(self, factory: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
         return lambda: _Guarded(self, factory)
@@ -58,7 +72,7 @@ class _Guarded(asyncio.Protocol):
         self._guard, self._factory = guard, factory
         self._inner: asyncio.Protocol | None = None
         self._transport: asyncio.Transport | None = None
-        self._address: str | None = None
+        self._network: str | None = None  # the client network counted for this connection
         self._deadline: asyncio.TimerHandle | None = None
         self._tail = b""
 
@@ -66,10 +80,11 @@ class _Guarded(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
         tcp = cast(asyncio.Transport, transport)  # a TCP server's (uvloop's is not an asyncio.Transport subclass)
-        if not self._guard.admit(address):
+        network = self._guard.admit(address)
+        if network is None:
             tcp.abort()
             return
-        self._address = address
+        self._network = network
         self._transport = tcp
         self._deadline = asyncio.get_running_loop().call_later(self._guard.header_timeout, self._too_slow)
         self._inner = self._factory()
@@ -106,9 +121,9 @@ class _Guarded(asyncio.Protocol):
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
-        if self._address is not None:
-            self._guard.release(self._address)
-            self._address = None
+        if self._network is not None:
+            self._guard.release(self._network)
+            self._network = None
         if self._inner is not None:
             self._inner.connection_lost(exc)
 

@@ -270,6 +270,14 @@ class Dispatcher:
             return None, found in ("busy", "timeout")
         return found.reading, found.rest
 
+    async def reading(self, inbound: Inbound) -> Reading | None:
+        """The model's reading of ``inbound`` as its processing would get it (:meth:`_read`: off the event loop,
+        within the model's timeout; None without a model, not in time, or for a button or a command), for a gate that
+        must decide before the message is processed (``Gate.new_chat``'s risky override). No late reading follows:
+        the message is not recorded if it stays refused."""
+        reading, _ = await self._read(inbound)
+        return reading
+
     async def apply_late(self, late: Late, reading: Reading) -> bool:
         """A late reading of a message that went on with the keywords only, or with its start read: escalate only;
         True when it flagged.

@@ -13,12 +13,13 @@ store, the console and the audit log know a blocked sender.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from gateway.flows.reading import Risk
+from gateway.flows.reading import Reading, Risk, Source
+from gateway.flows.risk import Decision
 from gateway.flowset import FlowSet
 from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound, Outbound
@@ -49,12 +50,14 @@ class Gate:
         self, store: GateRoles, flows: FlowSet, limits: RateLimits, keyed: KeyedHash, metrics: Metrics,
         *, clock: Callable[[], datetime], on_outgoing: Callable[[], None], max_waiting_per_client: int = 10,
         max_waiting_per_shared_network: int = 60, networks: ClientNetworks | None = None,
+        read: Callable[[Inbound], Awaitable[Reading | None]] | None = None,
     ) -> None:  # fmt: skip
         self.store, self.flows, self.limits, self.keyed, self.metrics = store, flows, limits, keyed, metrics
         self.clock, self._on_outgoing = clock, on_outgoing
         self.max_waiting_per_client = max_waiting_per_client
         self.max_waiting_per_shared_network = max_waiting_per_shared_network
         self.networks = networks or ClientNetworks()
+        self._read = read  # the embedded model's reading (Dispatcher.reading); None: keywords only
 
     def sender_key(self, channel: ChannelName, sender: str) -> str:
         return self.keyed.sender(channel.value, sender)
@@ -84,22 +87,23 @@ class Gate:
         """The keyed hash of ``address``'s client network: what marks a conversation and counts its open ones."""
         return self.keyed("client", self.networks.key(address))
 
-    async def new_chat(self, token: str, address: str, text: str | None = None) -> Refusal | None:
+    async def new_chat(self, token: str, address: str, inbound: Inbound | None = None) -> Refusal | None:
         """Why this client may not open one more web chat conversation now, or None.
 
         Per client network (``gateway/networks.py``) and per browser token (rate limits), and at most
         ``max_waiting_per_client`` conversations of one client network in the bot or the queue at once
         (``max_waiting_per_shared_network`` inside a declared shared network), so one client cannot bury the
-        queue. Escalate, never silence: when the first message ``text`` reads risky by the flow's keywords
-        (imminent danger, suicide…), a refused conversation opens anyway, at most ``risky_chats_per_network`` an
+        queue. Escalate, never silence: when the first message ``inbound`` reads risky (:meth:`_reads_risky`:
+        imminent danger, suicide…), a refused conversation opens anyway, at most ``risky_chats_per_network`` an
         hour per client network (beyond it, a troll typing "je veux mourir" in a loop would bury the queue again).
         """
         network = self.networks.key(address)
         refusal = await self._guards(token, address, network)
         if refusal is None:
             return None
-        if text is not None and self.reads_risky(text) and await self.limits.allow(Limit.RISKY_CHATS, network):
-            self.metrics.overridden.labels(refusal.value).inc()
+        source = None if inbound is None else await self._reads_risky(inbound, network)
+        if source is not None and await self.limits.allow(Limit.RISKY_CHATS, network):
+            self.metrics.overridden.labels(refusal.value, source).inc()
             return None
         if refusal is Refusal.CLIENT_FULL:
             self.metrics.refused.labels(refusal.value).inc()
@@ -119,11 +123,22 @@ class Gate:
             return Refusal.RATE_LIMITED
         return None
 
-    def reads_risky(self, text: str) -> bool:
-        """Whether the flow's keywords read a risk class (imminent danger, suicide, self-harm, abuse at home) in
-        ``text``: the keywords only, the first line of understanding, cheap and the same on every instance."""
-        flag = self.flows.engine().decide(text).flag
-        return flag is not None and flag.risk is not Risk.NONE
+    async def _reads_risky(self, inbound: Inbound, network: str) -> Source | None:
+        """What reads a risk class (imminent danger, suicide, self-harm, abuse at home) in ``inbound``, or None: the
+        flow's keywords first (cheap, the same on every instance), else the embedded model, read as the message's
+        processing reads it and judged at flows.yaml's thresholds by the engine's own decision. The model can only
+        add a risk; one that is loading, late, busy or failed leaves the keywords' answer. It is asked at most
+        ``refused_readings_per_network`` times per client network (a troll's refused messages must not take the
+        model from the conversations it reads)."""
+        engine = self.flows.engine()
+        if (source := _risk_source(engine.decide(inbound.text))) is not None:
+            return source
+        if self._read is None or not inbound.text.strip():
+            return None
+        if not await self.limits.allow(Limit.REFUSED_READINGS, network):
+            return None
+        reading = await self._read(inbound)
+        return None if reading is None else _risk_source(engine.decide(inbound.text, reading))
 
     def notice(self, refusal: Refusal, language: str | None) -> str:
         """The notice in ``language``, or in every language of the flow (French first) when it is unknown."""
@@ -145,3 +160,9 @@ class Gate:
         payload = encode_outbound(outbound)
         await self.store.outbox_put(OutboxItem(item_id, outbound.conversation_id, payload, self.clock()))
         self._on_outgoing()
+
+
+def _risk_source(decision: Decision) -> Source | None:
+    """How ``decision`` found a risk class (keywords or model), or None when it raised none."""
+    flag = decision.flag
+    return flag.source if flag is not None and flag.risk is not Risk.NONE else None

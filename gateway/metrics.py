@@ -44,7 +44,7 @@ class Metrics:
         )  # fmt: skip
         self.overridden = Counter(
             "gateway_refusal_overridden", "New web chats a guard refused, opened anyway: the first message read "
-            "risky (keywords), by the guard's reason", ["reason"], registry=r,
+            "risky, by the guard's reason and what read it (keywords, model)", ["reason", "source"], registry=r,
         )  # fmt: skip
         self.old_events = Counter(
             "gateway_webhook_old_events", "Provider events older than the accepted age, acknowledged and ignored",

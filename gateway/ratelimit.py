@@ -40,6 +40,7 @@ class Limit(StrEnum):
     CHATS_PER_ADDRESS = "chats_per_address"  # per client network (gateway/networks.py)
     CHATS_PER_SHARED_NETWORK = "chats_per_shared_network"  # per client network inside a declared shared one
     RISKY_CHATS = "risky_chats_per_network"  # new chats a guard refused, opened for a risky first message
+    REFUSED_READINGS = "refused_readings_per_network"  # the model's readings of messages a guard refused
     CHATS_PER_BROWSER = "chats_per_browser"
     MESSAGES = "messages_per_conversation"
     TYPING = "typing_per_conversation"
@@ -127,6 +128,7 @@ class RateLimits:
             Limit.CHATS_PER_ADDRESS: parse(settings.limit_chats_per_address),
             Limit.CHATS_PER_SHARED_NETWORK: parse(settings.limit_chats_per_shared_network),
             Limit.RISKY_CHATS: parse(settings.limit_risky_chats_per_network),
+            Limit.REFUSED_READINGS: parse(settings.limit_refused_readings_per_network),
             Limit.CHATS_PER_BROWSER: parse(settings.limit_chats_per_browser),
             Limit.MESSAGES: parse(settings.limit_messages_per_conversation),
             Limit.TYPING: parse(settings.limit_typing_per_conversation),

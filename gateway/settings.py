@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     max_waiting_per_shared_network: int = 60
     limit_chats_per_shared_network: str = "240/hour"
     limit_risky_chats_per_network: str = "10/hour"  # new chats a guard refused, opened anyway for a risky message
+    limit_refused_readings_per_network: str = "20/minute"  # the model asked whether a refused message is risky
     login_free_failures: int = 3  # wrong passwords before the delay starts growing (1 s, 2 s, 4 s…)
     login_lock_failures: int = 10  # wrong passwords (per account or per address) that lock for login_lock_minutes
     login_lock_minutes: int = 15
@@ -91,7 +92,8 @@ class Settings(BaseSettings):
     console_origins: str = ""
     http_header_timeout: float = 10.0
     http_body_timeout: float = 30.0
-    max_connections_per_address: int = 64
+    max_connections_per_address: int = 64  # `gateway serve`: per client network (gateway/networks.py)
+    max_connections_per_shared_network: int = 256  # per client network inside GATEWAY_SHARED_NETWORKS
     outbox_alert_seconds: float = 60.0  # a message waiting longer in the outbox is an alert (metric + log line)
     outbox_lease_seconds: int = 60  # an item being sent; after a crash another instance resends it past this
     inbox_batch: int = 20  # a webhook with more messages is stored in the inbox, acknowledged, processed after
@@ -103,6 +105,7 @@ class Settings(BaseSettings):
     redis_max_connections: int = 100  # per instance; a caller waits for a free one up to redis_pool_timeout
     redis_pool_timeout: float = 10.0
     redis_health_check_seconds: float = 30.0  # an idle Redis connection is checked (PING) before reuse after this
+    store_start_give_up_seconds: float = 300.0  # start-up: a Redis name unresolved or password refused; 0: never stop
     redis_cluster: int = 0  # 1: GATEWAY_STORE names a node of a Redis Cluster (a Cluster client follows the slots)
     understanding: str = "on"  # "off": keywords only, the embedded model is not loaded
     understanding_timeout: float = 0.5  # seconds a message waits for the model's reading at most
@@ -229,6 +232,8 @@ class Settings(BaseSettings):
                               " GATEWAY_REDIS_HEALTH_CHECK_SECONDS positive (0: no check)")  # fmt: skip
         if self.understanding not in ("on", "off") or self.understanding_timeout <= 0:
             raise ConfigError("GATEWAY_UNDERSTANDING must be on or off and GATEWAY_UNDERSTANDING_TIMEOUT positive")
+        if self.store_start_give_up_seconds < 0:
+            raise ConfigError("GATEWAY_STORE_START_GIVE_UP_SECONDS must be positive (0: wait for ever)")
         if self.late_hold_seconds <= 0:
             raise ConfigError(f"GATEWAY_LATE_HOLD_SECONDS must be positive, not {self.late_hold_seconds}")
 
@@ -254,7 +259,7 @@ class Settings(BaseSettings):
                     raise ConfigError(f"{variable(name)} must be a rate like 20/minute or 30 per hour") from None
         counts = ("max_waiting_per_client", "max_waiting_per_shared_network", "login_lock_failures",
                   "login_lock_minutes", "password_hash_workers", "max_connections_per_address",
-                  "messenger_max_event_age")  # fmt: skip
+                  "max_connections_per_shared_network", "messenger_max_event_age")  # fmt: skip
         for name in counts:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{variable(name)} must be at least 1")

@@ -388,7 +388,7 @@ class ChatSession:
         inbound = Inbound(ChannelName.WEBCHAT, token, str(frame["id"]), text=text, payload=frame.get("payload"))
         refusal = await self.gate.check(inbound)
         if refusal is None and await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, token) is None:
-            refusal = await self.gate.new_chat(token, self.address, text)  # this message would open a new one
+            refusal = await self.gate.new_chat(token, self.address, inbound)  # this message would open a new one
         if refusal is not None:  # not recorded, not acknowledged: the young person may send it again
             self._notice(refusal)
             return

@@ -120,7 +120,7 @@ async def test_a_risky_first_message_from_a_full_network_opens_the_chat_with_its
     assert frames[-1] == {"type": "ack", "id": "m1"} and any(f["type"] == "session" for f in frames)
     waiting = await client.app[STORE].waiting()
     assert [(w.priority, w.flag.risk if w.flag else None) for w in waiting] == [(Priority.URGENT, "suicide")]
-    assert await metric(client, "gateway_refusal_overridden", reason="client_full") == 1
+    assert await metric(client, "gateway_refusal_overridden", reason="client_full", source="keywords") == 1
     calm, answer = await chat_from(client, sockets, SCHOOL)  # a message that reads no risk: the notice again
     assert is_notice(answer) and is_notice((await send_message(calm, "m2", "bonjour"))[-1])
     again, answer = await chat_from(client, sockets, SCHOOL)  # beyond GATEWAY_LIMIT_RISKY_CHATS_PER_NETWORK

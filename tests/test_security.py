@@ -129,7 +129,7 @@ async def test_one_socket_typing_danger_in_a_loop_cannot_bury_the_queue(
     assert len(notices) == 12 - bound
     assert all(keeps_the_emergency_numbers(text) for text in notices)  # never silence
     assert await metric(client, "gateway_refused", reason="client_full") >= len(notices)
-    assert await metric(client, "gateway_refusal_overridden", reason="client_full") == 2
+    assert await metric(client, "gateway_refusal_overridden", reason="client_full", source="keywords") == 2
 
 
 async def test_ending_and_starting_again_in_a_loop_is_rate_limited_per_browser(

@@ -37,8 +37,8 @@ import hiredis
 from redis._parsers import Encoder
 from redis.asyncio import BlockingConnectionPool
 from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection
+from redis.exceptions import AuthenticationError, DataError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import DataError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 from redis.typing import EncodableT
@@ -50,6 +50,11 @@ class _ReconnectWhenPingFails:
     async def check_health(self) -> None:
         try:
             await super().check_health()  # type: ignore[misc]  # the redis-py connection this is mixed into
+        except AuthenticationError:
+            # Not a dropped connection: Redis wants a password it was not given (NOAUTH), which a fresh connection
+            # is refused too. Reconnecting here recursed (the fresh connection's own check failing the same way)
+            # until a RecursionError, reported as a ConnectionError (tests/test_store_waiting.py).
+            raise
         except (RedisConnectionError, RedisTimeoutError, OSError):
             await self.disconnect()  # type: ignore[attr-defined]
             await self.connect()  # type: ignore[attr-defined]

@@ -1,0 +1,132 @@
+"""A first message from a full client network opens the web chat when the embedded model reads a risk in the young
+person's own words, not only when the flow's keywords do (``Gate.new_chat``; docs/security.md, "Shared addresses").
+
+The real app, store and shipped model (loaded in its worker thread as ``gateway serve`` loads it). The client
+network is at its cap (``GATEWAY_MAX_WAITING_PER_CLIENT=1``, a classmate's chat open), its address the last hop of
+``X-Forwarded-For``. The messages come from ``corpus/train.jsonl`` (never from a held-out or dev set).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from gateway.app import FLOWS, STORE
+from gateway.conversation import Priority, Status
+from gateway.settings import Settings
+from gateway.understanding import Model, load_model
+from tests.conftest import AppFactory
+from tests.test_client_networks import SCHOOL, chat_from
+from tests.test_security import DANGER, is_notice, metric, send_message
+
+Client = TestClient[web.Request, web.Application]
+SUICIDAL = "demain matin ils me trouveront plus, g tout prévu pour cette nuit"  # corpus/train.jsonl: no keyword
+HARMLESS = "je l'ai tué en un coup sur fortnite jsuis trop fort"  # corpus/train.jsonl: no risk
+
+
+@pytest.fixture
+async def stack() -> AsyncIterator[AsyncExitStack]:
+    """The test's sockets, open until it ends."""
+    async with AsyncExitStack() as sockets:
+        yield sockets
+
+
+def full_network(settings: Settings) -> Settings:
+    # a generous timeout: on a busy machine a late reading would fall back to the keywords (tested below, loading)
+    return settings.replace(client_address_header="X-Forwarded-For", max_waiting_per_client=1, understanding_timeout=30)
+
+
+async def model_is(client: Client, status: str) -> None:
+    deadline = time.monotonic() + 120
+    while (await (await client.get("/readyz")).json())["understanding"] != status:
+        assert time.monotonic() < deadline, f"the model never became {status}"
+        await asyncio.sleep(0.05)
+
+
+async def held_chat(client: Client, stack: AsyncExitStack) -> Any:
+    """A socket from the school whose hello the full network refused (a classmate's chat is open)."""
+    if not await conversations(client):
+        assert (await chat_from(client, stack, SCHOOL))[1]["type"] == "session"  # the classmate
+    ws, answer = await chat_from(client, stack, SCHOOL)
+    assert is_notice(answer)
+    return ws
+
+
+async def conversations(client: Client) -> int:
+    return sum([len(await client.app[STORE].conversations_by_status(status)) for status in Status])
+
+
+def opened(frames: list[dict[str, Any]], message_id: str) -> bool:
+    return frames[-1] == {"type": "ack", "id": message_id} and any(f["type"] == "session" for f in frames)
+
+
+async def test_a_risk_only_the_model_reads_opens_a_full_networks_chat_and_a_harmless_message_stays_refused(
+    make_client: AppFactory, settings: Settings, stack: AsyncExitStack
+) -> None:
+    client = await make_client(full_network(settings))
+    assert client.app[FLOWS].engine().decide(SUICIDAL).flag is None  # the keywords alone read nothing in it
+    await model_is(client, "ok")
+    ws = await held_chat(client, stack)
+    assert is_notice((await send_message(ws, "m1", HARMLESS))[-1])
+    assert await conversations(client) == 1  # the refused message was not recorded: only the classmate's chat
+    assert opened(await send_message(ws, "m2", SUICIDAL), "m2")
+    [waiting] = await client.app[STORE].waiting()
+    assert waiting.priority == Priority.URGENT and waiting.flag is not None
+    assert (waiting.flag.risk, waiting.flag.source) == ("suicide", "model")
+    assert await metric(client, "gateway_refusal_overridden", reason="client_full", source="model") == 1
+    assert await metric(client, "gateway_refusal_overridden", reason="client_full", source="keywords") == 0
+
+
+async def test_with_the_model_off_the_keywords_alone_decide(
+    make_client: AppFactory, settings: Settings, stack: AsyncExitStack
+) -> None:
+    client = await make_client(full_network(settings).replace(understanding="off"))
+    assert (await (await client.get("/readyz")).json())["understanding"] == "off"
+    ws = await held_chat(client, stack)
+    assert is_notice((await send_message(ws, "m1", SUICIDAL))[-1])
+    assert opened(await send_message(ws, "m2", DANGER), "m2")
+    assert await metric(client, "gateway_refusal_overridden", reason="client_full", source="keywords") == 1
+
+
+async def test_a_model_still_loading_leaves_the_keywords_and_the_message_sent_again_opens_once_it_is_loaded(
+    make_client: AppFactory, settings: Settings, stack: AsyncExitStack
+) -> None:
+    loaded = threading.Event()
+
+    def load() -> Model:  # the shipped model, once the test lets it load
+        assert loaded.wait(120)
+        return load_model()
+
+    client = await make_client(full_network(settings), understanding=load)
+    try:
+        assert (await (await client.get("/readyz")).json())["understanding"] == "loading"
+        ws = await held_chat(client, stack)
+        assert is_notice((await send_message(ws, "m1", SUICIDAL))[-1])  # at once: nobody waits for the loading
+        assert await conversations(client) == 1  # not recorded: the page keeps it and may send it again
+    finally:
+        loaded.set()
+    await model_is(client, "ok")
+    assert opened(await send_message(ws, "m1", SUICIDAL), "m1")  # the page sends it again, same id
+    [waiting] = await client.app[STORE].waiting()
+    assert waiting.flag is not None and (waiting.flag.risk, waiting.flag.source) == ("suicide", "model")
+
+
+async def test_the_models_readings_of_refused_messages_are_bounded_per_network_and_the_keywords_stay(
+    make_client: AppFactory, settings: Settings, stack: AsyncExitStack
+) -> None:
+    """A troll's refused messages must not take the model from the conversations it reads."""
+    client = await make_client(full_network(settings).replace(limit_refused_readings_per_network="1/hour"))
+    await model_is(client, "ok")
+    ws = await held_chat(client, stack)
+    assert is_notice((await send_message(ws, "m1", HARMLESS))[-1])  # read by the model: no risk
+    assert is_notice((await send_message(ws, "m2", SUICIDAL))[-1])  # beyond the bound: the keywords only
+    assert await metric(client, "gateway_rate_limited", limit="refused_readings_per_network") == 1
+    assert opened(await send_message(ws, "m3", DANGER), "m3")  # the keywords still open it
