@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.testing import DATA_KEY, SECRET_KEY
+from gateway.testing import DATA_KEY, SECRET_KEY, stop_gently
 from tests.conftest import ROOT
 from tests.test_webchat import bot_texts, hello, say
 
@@ -64,13 +64,7 @@ class Server:
             )  # fmt: skip
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_gently(self.process)
         self.process = None
 
     async def log_once(self, fragment: str) -> str:
