@@ -386,10 +386,10 @@ class Audit:
     lost: int = 0
 
 
-def in_flight(copy: Copy, faults: list[Fault]) -> str | None:
-    """Why the gateway may not have recorded ``copy`` (a reply the provider accepted) as sent, within the documented
-    bound, or None. "kill": accepted from an instance killed just after (or while the provider held the request);
-    "timeout": accepted after the gateway had hung up, at a hang of its provider past the send timeout (an
+def in_flight(copy: Copy, channel: ChannelName, faults: list[Fault]) -> str | None:
+    """Why the gateway may not have recorded ``copy`` (a reply ``channel``'s provider accepted) as sent, within the
+    documented bound, or None. "kill": accepted from an instance killed just after (or while the provider held the
+    request); "timeout": accepted after the gateway had hung up, at a hang of that provider past the send timeout (an
     ambiguous send, sent again: one more copy per timed-out attempt); "redis": accepted around a Redis outage (its
     record could not be written). A kill is named first: a process killed loses its records whatever the store
     does. A copy the gateway hung up on at a hang *shorter* than the send timeout is not in the bound: "timeout
@@ -400,7 +400,8 @@ def in_flight(copy: Copy, faults: list[Fault]) -> str | None:
             return "kill"
     if copy.unanswered:
         for fault in faults:
-            if fault.kind.startswith("provider-hang") and fault.start <= copy.at <= fault.end + IN_FLIGHT_MARGIN:
+            hung = fault.kind.startswith("provider-hang") and fault.target == channel
+            if hung and fault.start <= copy.at <= fault.end + IN_FLIGHT_MARGIN:
                 return "timeout" if fault.end - fault.start > SEND_TIMEOUT else "timeout below 15 s"
         return "unanswered, no hang"
     for fault in faults:
@@ -443,7 +444,7 @@ async def audit(store_url: str, platforms: Platforms, providers: list[Noting], f
             for copy in provider.copies:
                 if copy.provider_id in recorded:
                     continue
-                why = in_flight(copy, faults)
+                why = in_flight(copy, provider.channel, faults)
                 if why in IN_BOUND:
                     result.twice_by_fault[str(why)] += 1
                 else:
