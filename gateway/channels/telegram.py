@@ -98,13 +98,19 @@ class TelegramChannel:
         self._answering: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        """Open PTB's HTTP clients and check the token with getMe."""
+        """Open PTB's HTTP clients and check the token with getMe. A token refused stops the start-up; the Bot API
+        out of reach does not (an outage, or a restart during one, must not take the web chat and the other
+        channels down with it): a warning, and Telegram's replies wait in the outbox until it answers."""
         try:
             await self._bot.initialize()
         except ptb.InvalidToken:
             raise ConfigError("TELEGRAM_BOT_TOKEN was refused by the Telegram API") from None
         except ptb.NetworkError as error:
-            raise ConfigError(f"the Telegram API at TELEGRAM_API_URL is unreachable ({type(error).__name__})") from None
+            logger.warning(
+                "telegram: the Telegram API is unreachable at start-up (%s): serving all the same, its replies wait"
+                " in the outbox until it answers",
+                type(error).__name__,
+            )
 
     async def stop(self) -> None:
         """Let pending answerCallbackQuery calls finish, then close PTB's HTTP clients."""
