@@ -498,7 +498,8 @@ async def main(args: argparse.Namespace) -> None:
                 load = asyncio.create_task(
                     conversations(platforms, script, channels, args.rate, args.gap, args.duration)
                 )
-                chaos = Chaos(rng, instances, redis, providers, session)
+                faulty = [p for p in providers if p.channel in channels]  # a provider fault hits a channel in use
+                chaos = Chaos(rng, instances, redis, faulty, session)
                 faults = await chaos.run(args.every, args.duration, args.faults)
                 started = await load
                 loaded = time.monotonic() - began
