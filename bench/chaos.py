@@ -70,6 +70,7 @@ REDELIVER_AFTER = 1.0
 # provider may not be recorded as sent yet: sent again after its lease, within the documented bound
 IN_FLIGHT_MARGIN = 2.0
 SEND_TIMEOUT = 15.0  # the gateway's send timeout (docs/architecture.md): a hang past it makes its sends ambiguous
+TIMEOUT_MARGIN = 0.5  # s: the gateway starts its send's clock a little before the request reaches the fake
 FAULTS = ["kill", "redis", "provider-5xx", "provider-hang", "provider-hang-long"]
 
 
@@ -386,24 +387,20 @@ class Audit:
     lost: int = 0
 
 
-def in_flight(copy: Copy, channel: ChannelName, faults: list[Fault]) -> str | None:
-    """Why the gateway may not have recorded ``copy`` (a reply ``channel``'s provider accepted) as sent, within the
-    documented bound, or None. "kill": accepted from an instance killed just after (or while the provider held the
-    request); "timeout": accepted after the gateway had hung up, at a hang of that provider past the send timeout (an
-    ambiguous send, sent again: one more copy per timed-out attempt); "redis": accepted around a Redis outage (its
-    record could not be written). A kill is named first: a process killed loses its records whatever the store
-    does. A copy the gateway hung up on at a hang *shorter* than the send timeout is not in the bound: "timeout
-    below 15 s"."""
+def in_flight(copy: Copy, faults: list[Fault]) -> str | None:
+    """Why the gateway may not have recorded ``copy`` (a reply a provider accepted) as sent, within the documented
+    bound, or None. "kill": accepted from an instance killed just after (or while the provider held the request);
+    "timeout": accepted after the gateway had hung up on it, having waited the send timeout (a hang of the provider
+    past it: an ambiguous send, sent again, one more copy per timed-out attempt); "redis": accepted around a Redis
+    outage (its record could not be written). A kill is named first: a process killed loses its records whatever
+    the store does. A copy the gateway hung up on sooner than the send timeout is beyond the bound ("timeout below
+    15 s"), and so is one it was answered for and did not record outside a kill or an outage."""
     for fault in faults:
         killed = fault.kind == "kill" and copy.sender == fault.target and fault.start - IN_FLIGHT_MARGIN <= copy.at
         if killed and (copy.unanswered or copy.at <= fault.end):
             return "kill"
     if copy.unanswered:
-        for fault in faults:
-            hung = fault.kind.startswith("provider-hang") and fault.target == channel
-            if hung and fault.start <= copy.at <= fault.end + IN_FLIGHT_MARGIN:
-                return "timeout" if fault.end - fault.start > SEND_TIMEOUT else "timeout below 15 s"
-        return "unanswered, no hang"
+        return "timeout" if copy.held >= SEND_TIMEOUT - TIMEOUT_MARGIN else "timeout below 15 s"
     for fault in faults:
         if fault.kind == "redis" and fault.start - IN_FLIGHT_MARGIN <= copy.at <= fault.end + IN_FLIGHT_MARGIN:
             return "redis"
@@ -444,11 +441,14 @@ async def audit(store_url: str, platforms: Platforms, providers: list[Noting], f
             for copy in provider.copies:
                 if copy.provider_id in recorded:
                     continue
-                why = in_flight(copy, provider.channel, faults)
+                why = in_flight(copy, faults)
                 if why in IN_BOUND:
                     result.twice_by_fault[str(why)] += 1
                 else:
-                    result.twice_beyond.append(f"{copy.sender}@{copy.at - began:.1f}s ({why or 'no fault'})")
+                    result.twice_beyond.append(
+                        f"{copy.sender}@{copy.at - began:.1f}s, held {copy.held:.1f} s, answered"
+                        f" {not copy.unanswered} ({why or 'no fault'})"
+                    )
         for (channel, message_id), sender in platforms.acknowledged.items():
             result = results[channel]
             result.acknowledged += 1

@@ -65,6 +65,7 @@ class Copy:
     provider_id: str  # the id the fake gave it: what the transcript records once the gateway heard the answer
     sender: str  # the instance and its generation, from the path
     at: float  # monotonic
+    held: float  # s from the request's arrival to its answer (a hang holds it)
     unanswered: bool  # the gateway had hung up first (its send timed out, or it died): it never heard of this one
 
 
@@ -76,6 +77,13 @@ class Noting(FakeAPI):
     def __init__(self) -> None:
         super().__init__()
         self.copies: list[Copy] = []
+        self.app.middlewares.insert(0, self._arrival)  # outermost: before a hang holds the request
+
+    @web.middleware
+    async def _arrival(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        request["arrived"] = time.monotonic()
+        response: web.StreamResponse = await handler(request)
+        return response
 
     def reply(self, path: str, raw: bytes, answer: Any) -> tuple[str, str, str] | None:
         """(recipient, text, provider id) of an accepted request that sent a reply; None for another call."""
@@ -85,9 +93,10 @@ class Noting(FakeAPI):
         await super()._record(request, raw, status, answer)
         self.requests.clear()
         if 200 <= status < 300 and (found := self.reply(request.path, raw, answer)) is not None:
-            transport = request.transport
+            transport, now = request.transport, time.monotonic()
             by = request.path.strip("/").split("/", 1)[0]
-            self.copies.append(Copy(*found, by, time.monotonic(), transport is None or transport.is_closing()))
+            gone = transport is None or transport.is_closing()
+            self.copies.append(Copy(*found, by, now, now - request["arrived"], gone))
 
 
 class ChaosGraph(Noting, FakeGraphAPI):
