@@ -390,17 +390,20 @@ class Audit:
 def in_flight(copy: Copy, faults: list[Fault]) -> str | None:
     """Why the gateway may not have recorded ``copy`` (a reply a provider accepted) as sent, within the documented
     bound, or None. "kill": accepted from an instance killed just after (or while the provider held the request);
-    "timeout": accepted after the gateway had hung up on it, having waited the send timeout (a hang of the provider
-    past it: an ambiguous send, sent again, one more copy per timed-out attempt); "redis": accepted around a Redis
-    outage (its record could not be written). A kill is named first: a process killed loses its records whatever
-    the store does. A copy the gateway hung up on sooner than the send timeout is beyond the bound ("timeout below
-    15 s"), and so is one it was answered for and did not record outside a kill or an outage."""
+    "timeout": held by the provider the send timeout or longer, so accepted as the gateway gave up on it or after
+    (a hang past the timeout: an ambiguous send, sent again, one more copy per timed-out attempt); "redis":
+    accepted around a Redis outage (its record could not be written). A kill is named first: a process killed
+    loses its records whatever the store does. A copy the gateway hung up on sooner than the send timeout is
+    beyond the bound ("timeout below 15 s"), and so is one it was answered for and did not record outside a kill
+    or an outage."""
     for fault in faults:
         killed = fault.kind == "kill" and copy.sender == fault.target and fault.start - IN_FLIGHT_MARGIN <= copy.at
         if killed and (copy.unanswered or copy.at <= fault.end):
             return "kill"
+    if copy.held >= SEND_TIMEOUT - TIMEOUT_MARGIN:  # answered as the gateway gave up, or after: either way it gave up
+        return "timeout"
     if copy.unanswered:
-        return "timeout" if copy.held >= SEND_TIMEOUT - TIMEOUT_MARGIN else "timeout below 15 s"
+        return "timeout below 15 s"
     for fault in faults:
         if fault.kind == "redis" and fault.start - IN_FLIGHT_MARGIN <= copy.at <= fault.end + IN_FLIGHT_MARGIN:
             return "redis"
