@@ -276,7 +276,7 @@ async def conversations(platforms: Platforms, script: list[list[Step]], channels
 
 class Chaos:
     """Faults at random times from one seeded generator, each running on its own (they overlap: a kill during a
-    Redis outage during a provider's hang), never the same one twice at once."""
+    Redis outage during a provider's hang), never two at once on one target (an instance, Redis, a provider)."""
 
     def __init__(
         self, rng: random.Random, instances: list[Instance], redis: AofRedis, providers: list[Noting],
