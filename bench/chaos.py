@@ -390,8 +390,8 @@ class Audit:
 def in_flight(copy: Copy, faults: list[Fault]) -> str | None:
     """Why the gateway may not have recorded ``copy`` (a reply a provider accepted) as sent, within the documented
     bound, or None. "kill": accepted from an instance killed just after (or while the provider held the request);
-    "timeout": held by the provider the send timeout or longer, so accepted as the gateway gave up on it or after
-    (a hang past the timeout: an ambiguous send, sent again, one more copy per timed-out attempt); "redis":
+    "timeout": the gateway hung up on it after waiting the send timeout (or its answer was written as the timeout
+    fired): a hang past the timeout, an ambiguous send, sent again, one more copy per timed-out attempt; "redis":
     accepted around a Redis outage (its record could not be written). A kill is named first: a process killed
     loses its records whatever the store does. A copy the gateway hung up on sooner than the send timeout is
     beyond the bound ("timeout below 15 s"), and so is one it was answered for and did not record outside a kill
@@ -400,10 +400,10 @@ def in_flight(copy: Copy, faults: list[Fault]) -> str | None:
         killed = fault.kind == "kill" and copy.sender == fault.target and fault.start - IN_FLIGHT_MARGIN <= copy.at
         if killed and (copy.unanswered or copy.at <= fault.end):
             return "kill"
-    if copy.held >= SEND_TIMEOUT - TIMEOUT_MARGIN:  # answered as the gateway gave up, or after: either way it gave up
+    if copy.waited is not None:
+        return "timeout" if copy.waited >= SEND_TIMEOUT - TIMEOUT_MARGIN else "timeout below 15 s"
+    if copy.held >= SEND_TIMEOUT - TIMEOUT_MARGIN:  # answered as the gateway's timeout fired: it gave up all the same
         return "timeout"
-    if copy.unanswered:
-        return "timeout below 15 s"
     for fault in faults:
         if fault.kind == "redis" and fault.start - IN_FLIGHT_MARGIN <= copy.at <= fault.end + IN_FLIGHT_MARGIN:
             return "redis"
@@ -449,8 +449,8 @@ async def audit(store_url: str, platforms: Platforms, providers: list[Noting], f
                     result.twice_by_fault[str(why)] += 1
                 else:
                     result.twice_beyond.append(
-                        f"{copy.sender}@{copy.at - began:.1f}s, held {copy.held:.1f} s, answered"
-                        f" {not copy.unanswered} ({why or 'no fault'})"
+                        f"{copy.sender}@{copy.at - began:.1f}s, held {copy.held:.1f} s, the gateway hung up"
+                        f" {'never' if copy.waited is None else f'after {copy.waited:.1f} s'} ({why or 'no fault'})"
                     )
         for (channel, message_id), sender in platforms.acknowledged.items():
             result = results[channel]

@@ -8,6 +8,7 @@ only grow): it notes a :class:`Copy` per reply it answered with a 2xx.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -66,7 +67,12 @@ class Copy:
     sender: str  # the instance and its generation, from the path
     at: float  # monotonic
     held: float  # s from the request's arrival to its answer (a hang holds it)
-    unanswered: bool  # the gateway had hung up first (its send timed out, or it died): it never heard of this one
+    waited: float | None  # s from its arrival to the gateway hanging up (its send timed out, or it died), if it did
+    # before the answer: then the gateway never heard of this copy
+
+    @property
+    def unanswered(self) -> bool:
+        return self.waited is not None
 
 
 class Noting(FakeAPI):
@@ -82,7 +88,11 @@ class Noting(FakeAPI):
     @web.middleware
     async def _arrival(self, request: web.Request, handler: Any) -> web.StreamResponse:
         request["arrived"] = time.monotonic()
-        response: web.StreamResponse = await handler(request)
+        watch = asyncio.create_task(_note_hang_up(request))
+        try:
+            response: web.StreamResponse = await handler(request)
+        finally:
+            watch.cancel()
         return response
 
     def reply(self, path: str, raw: bytes, answer: Any) -> tuple[str, str, str] | None:
@@ -95,8 +105,16 @@ class Noting(FakeAPI):
         if 200 <= status < 300 and (found := self.reply(request.path, raw, answer)) is not None:
             transport, now = request.transport, time.monotonic()
             by = request.path.strip("/").split("/", 1)[0]
-            gone = transport is None or transport.is_closing()
-            self.copies.append(Copy(*found, by, now, now - request["arrived"], gone))
+            gone = request.get("gone", now) if transport is None or transport.is_closing() else None
+            waited = None if gone is None else gone - request["arrived"]
+            self.copies.append(Copy(*found, by, now, now - request["arrived"], waited))
+
+
+async def _note_hang_up(request: web.Request) -> None:
+    """Note in ``request["gone"]`` when its client hung up (to a tenth of a second), while it is being answered."""
+    while (transport := request.transport) is not None and not transport.is_closing():
+        await asyncio.sleep(0.1)
+    request["gone"] = time.monotonic()
 
 
 class ChaosGraph(Noting, FakeGraphAPI):
