@@ -6,8 +6,9 @@ as docs/deployment.md recommends), serving the repository's flows.yaml made alwa
 ``bench/chaos_channels.py``) under ``/<instance>-<generation>/``, so who sent what is known. Conversations walk the
 flow at about ``--rate`` messages a second, each on a channel drawn from ``--channels``, each webhook signed as its
 platform signs it (Meta's HMAC, Twilio's ``X-Twilio-Signature`` over the public URL, Telegram's secret token), sent
-round robin to the instances that are up and **redelivered** one second after any answer that is not a 2xx (as the
-three platforms do; a small share of acknowledged ones is redelivered too: an acknowledgement lost on the way).
+round robin to the instances that are up and **redelivered** one second after any answer that is not a 2xx (as Meta
+and Telegram do; Twilio retries once by default, here until acknowledged so that "nothing lost" can be audited; a
+small share of acknowledged ones is redelivered too: an acknowledgement lost on the way).
 
 Every ``--every`` seconds (on average, from ``--seed``) one fault, chosen at random: ``kill -9`` of one instance,
 started again a few seconds later; a Redis restart (``SHUTDOWN NOSAVE``, down a few seconds, started again on
@@ -59,6 +60,7 @@ from bench.chaos_channels import (  # noqa: E402
     webhook,
 )
 from bench.load import Step, bench_flows, free_port, gateway_env, machine_line, run, walks, workdir  # noqa: E402
+from gateway.channels.base import SEND_TIMEOUT_SECONDS as SEND_TIMEOUT  # noqa: E402
 from gateway.ids import inbound_entry_id  # noqa: E402
 from gateway.inbox import sender_key  # noqa: E402
 from gateway.keyed import KeyedHash  # noqa: E402
@@ -69,7 +71,6 @@ REDELIVER_AFTER = 1.0
 # s before a kill or a Redis outage (and after the outage: the pool reconnecting) in which a send accepted by the
 # provider may not be recorded as sent yet: sent again after its lease, within the documented bound
 IN_FLIGHT_MARGIN = 2.0
-SEND_TIMEOUT = 15.0  # the gateway's send timeout (docs/architecture.md): a hang past it makes its sends ambiguous
 TIMEOUT_MARGIN = 0.5  # s: the gateway starts its send's clock a little before the request reaches the fake
 FAULTS = ["kill", "redis", "provider-5xx", "provider-hang", "provider-hang-long"]
 
