@@ -1,94 +1,78 @@
 """A chaos soak: faults together, under a steady load, then an audit. ``python bench/chaos.py --seed 1``.
 
 Two ``gateway serve`` processes on one redis-server of the run's own (append-only file, ``appendfsync everysec``
-as docs/deployment.md recommends), serving the repository's flows.yaml made always open; the replies reach a fake
-Graph API in this process (``bench/load.py``'s ``Provider``) under ``/<instance>-<generation>/``, so who sent
-what is known. Conversations walk the flow at about ``--rate`` messages a second, each webhook signed as Meta
-signs it, sent round robin to the instances that are up and **redelivered** one second after any answer that is
-not a 2xx (as Meta does; a small share of acknowledged ones is redelivered too: an acknowledgement lost on the way).
+as docs/deployment.md recommends), serving the repository's flows.yaml made always open, with Messenger, WhatsApp
+(Twilio) and Telegram on. Each channel's replies reach its own fake API in this process (``gateway/testing.py``'s,
+``bench/chaos_channels.py``) under ``/<instance>-<generation>/``, so who sent what is known. Conversations walk the
+flow at about ``--rate`` messages a second, each on a channel drawn from ``--channels``, each webhook signed as its
+platform signs it (Meta's HMAC, Twilio's ``X-Twilio-Signature`` over the public URL, Telegram's secret token), sent
+round robin to the instances that are up and **redelivered** one second after any answer that is not a 2xx (as Meta
+and Telegram do; Twilio retries once by default, here until acknowledged so that "nothing lost" can be audited; a
+small share of acknowledged ones is redelivered too: an acknowledgement lost on the way).
 
 Every ``--every`` seconds (on average, from ``--seed``) one fault, chosen at random: ``kill -9`` of one instance,
 started again a few seconds later; a Redis restart (``SHUTDOWN NOSAVE``, down a few seconds, started again on
-its files); the fake provider answering 503 for a few seconds; the fake provider hanging for a few seconds (below
-the gateway's 15 s send timeout: no send is ambiguous).
+its files); one provider's fake answering 503 for a few seconds; one provider's fake holding every request for a
+few seconds (``provider-hang``, 2–8 s: below the 15 s send timeout); or for longer than the send timeout
+(``provider-hang-long``, 16–25 s: the sends then time out while the provider holds them, and it takes them when
+the hang ends: ambiguous sends, which the gateway sends again).
 
-After ``--duration`` seconds and a drain, the audit against the store and the fake: every webhook acknowledged at
-least once recorded exactly once in its transcript; replies received twice by the fake (within the documented
-bound, a send in flight at a crash or a Redis outage, or beyond it); replies recorded as accepted by the provider
-and never received; conversations stuck (no engine state, messages left in the inbox, replies still pending);
-HTTP 500s; ``/readyz`` of both instances; the supervisor's worker restarts by worker (``/metrics``). Prints
-figures, asserts nothing (bench/README.md, "Chaos soak").
+After ``--duration`` seconds and a drain, the audit per channel against the store and the fakes: every webhook
+acknowledged at least once recorded exactly once in its transcript; every copy of a reply a fake accepted whose
+provider id no transcript records (a reply received twice), explained by the fault it was in flight at (a kill, a
+Redis outage, a hang past the send timeout: the documented bound) or beyond it; replies recorded as accepted by the
+provider that it never accepted (lost); conversations stuck (no engine state, messages left in the inbox, replies
+still pending); HTTP 500s; ``/readyz`` of both instances; the supervisor's worker restarts by worker
+(``/metrics``). Prints figures, asserts nothing (bench/README.md, "Chaos soak").
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import itertools
 import os
 import random
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from aiohttp import ClientError, ClientSession, ClientTimeout, web
+from aiohttp import ClientError, ClientSession, ClientTimeout
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
 
-from bench.load import (  # noqa: E402
-    SECRET,
-    Provider,
-    Step,
-    bench_flows,
-    free_port,
-    gateway_env,
-    machine_line,
-    run,
-    walks,
+from bench.chaos_channels import (  # noqa: E402
+    CHANNELS,
+    URL_VARIABLES,
+    Copy,
+    Noting,
+    channels_env,
+    fakes,
+    sender_id,
+    webhook,
 )
+from bench.load import Step, bench_flows, free_port, gateway_env, machine_line, run, walks, workdir  # noqa: E402
+from gateway.channels.base import SEND_TIMEOUT_SECONDS as SEND_TIMEOUT  # noqa: E402
 from gateway.ids import inbound_entry_id  # noqa: E402
 from gateway.inbox import sender_key  # noqa: E402
 from gateway.keyed import KeyedHash  # noqa: E402
 from gateway.messages import ChannelName, Inbound  # noqa: E402
-from gateway.testing import messenger_body, messenger_message, signed_messenger, store_keys  # noqa: E402
+from gateway.testing import stop_gently, store_keys  # noqa: E402
 
 REDELIVER_AFTER = 1.0
 # s before a kill or a Redis outage (and after the outage: the pool reconnecting) in which a send accepted by the
 # provider may not be recorded as sent yet: sent again after its lease, within the documented bound
 IN_FLIGHT_MARGIN = 2.0
-
-
-@dataclass
-class Accepted:
-    recipient: str
-    text: str
-    sender: str  # the instance and its generation, from the path
-    at: float  # monotonic
-
-
-class ChaosProvider(Provider):
-    """``bench/load.py``'s fake Graph API, noting which instance each accepted reply came from, and when."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.log: list[Accepted] = []
-
-    async def _messages(self, request: web.Request) -> web.Response:
-        response = await super()._messages(request)
-        body = await request.json()
-        if "message" in body and response.status == 200:
-            by = request.path.strip("/").split("/", 1)[0]
-            self.log.append(
-                Accepted(body["recipient"]["id"], str(body["message"].get("text", "")), by, time.monotonic())
-            )
-        return response
+TIMEOUT_MARGIN = 0.5  # s: the gateway starts its send's clock a little before the request reaches the fake
+FAULTS = ["kill", "redis", "provider-5xx", "provider-hang", "provider-hang-long"]
 
 
 class AofRedis:
@@ -134,8 +118,8 @@ class Instance:
     """One ``gateway serve`` on its own port, killed and started again; each start a new generation, its replies
     under ``/<name>-<generation>/`` at the fake."""
 
-    def __init__(self, name: str, env: dict[str, str], work: Path, provider_url: str) -> None:
-        self.name, self.env, self.work, self.provider_url = name, env, work, provider_url
+    def __init__(self, name: str, env: dict[str, str], work: Path, apis: dict[ChannelName, str]) -> None:
+        self.name, self.env, self.work, self.apis = name, env, work, apis
         self.port, self.generation = free_port(), 0
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -148,7 +132,8 @@ class Instance:
 
     def start(self) -> None:
         self.generation += 1
-        env = {**os.environ, **self.env, "MESSENGER_API_URL": f"{self.provider_url}/{self.name}-{self.generation}"}
+        by = f"{self.name}-{self.generation}"
+        env = {**os.environ, **self.env, **{URL_VARIABLES[c]: f"{url}/{by}" for c, url in self.apis.items()}}
         with (self.work / f"gateway-{self.name}.log").open("ab") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--port", str(self.port)],
                                             env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
@@ -160,13 +145,7 @@ class Instance:
         self.process = None
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_gently(self.process)
         self.process = None
 
     async def keep(self) -> None:
@@ -216,22 +195,24 @@ class Fault:
     kind: str
     start: float  # monotonic
     end: float = 0.0
-    target: str = ""  # the killed instance's generation, for a kill
+    target: str = ""  # the killed instance's generation, or the provider's channel
 
 
 @dataclass
-class Meta:
-    """The provider's side of the webhooks: round robin over the instances that are up, redelivery until a 2xx."""
+class Platforms:
+    """The providers' side of the webhooks: round robin over the instances that are up, redelivery until a 2xx,
+    counted per channel."""
 
     instances: list[Instance]
     session: ClientSession
     rng: random.Random
     lost_ack: float
     turn: int = 0
-    statuses: Counter[str] = field(default_factory=Counter)
-    acknowledged: dict[str, str] = field(default_factory=dict)  # mid → sender
-    redelivered: int = 0
-    given_up: list[str] = field(default_factory=list)
+    numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))  # update_id, MessageSid
+    statuses: Counter[tuple[ChannelName, str]] = field(default_factory=Counter)
+    acknowledged: dict[tuple[ChannelName, str], str] = field(default_factory=dict)  # (channel, message id) → sender
+    redelivered: Counter[ChannelName] = field(default_factory=Counter)
+    given_up: Counter[ChannelName] = field(default_factory=Counter)
 
     def next_up(self) -> Instance:
         for _ in range(len(self.instances)):
@@ -241,52 +222,53 @@ class Meta:
                 return instance
         return self.instances[0]  # all down: this post fails, and is redelivered a second later
 
-    async def deliver(self, raw: bytes, headers: dict[str, str], deadline: float) -> bool:
+    async def deliver(self, channel: ChannelName, path: str, raw: bytes, headers: dict[str, str],
+                      deadline: float) -> bool:  # fmt: skip
         while time.monotonic() < deadline:
             try:
-                async with self.session.post(
-                    self.next_up().url + "/webhooks/messenger", data=raw, headers=headers
-                ) as response:
+                async with self.session.post(self.next_up().url + path, data=raw, headers=headers) as response:
                     await response.read()
-                    self.statuses[str(response.status)] += 1
+                    self.statuses[channel, str(response.status)] += 1
                     if 200 <= response.status < 300:
                         return True
             except (ClientError, TimeoutError) as error:
-                self.statuses[type(error).__name__] += 1
-            self.redelivered += 1
+                self.statuses[channel, type(error).__name__] += 1
+            self.redelivered[channel] += 1
             await asyncio.sleep(REDELIVER_AFTER)
         return False
 
-    async def message(self, sender: str, mid: str, step: Step, deadline: float) -> None:
-        document = messenger_body([messenger_message(sender, step.text, mid, quick_reply=step.payload)])
-        raw, headers = signed_messenger(SECRET, document)
-        if not await self.deliver(raw, headers, deadline):
-            self.given_up.append(mid)
+    async def message(self, channel: ChannelName, sender: str, index: int, step: Step, deadline: float) -> None:
+        hook = webhook(channel, sender, next(self.numbers), index, step)
+        if not await self.deliver(channel, hook.path, hook.raw, hook.headers, deadline):
+            self.given_up[channel] += 1
             return
-        self.acknowledged[mid] = sender
-        if self.rng.random() < self.lost_ack:  # the 200 lost on its way back: Meta delivers it again
-            self.redelivered += 1
-            await self.deliver(raw, headers, deadline)
+        self.acknowledged[channel, hook.message_id] = sender
+        if self.rng.random() < self.lost_ack:  # the 2xx lost on its way back: the platform delivers it again
+            self.redelivered[channel] += 1
+            await self.deliver(channel, hook.path, hook.raw, hook.headers, deadline)
 
 
-async def conversations(meta: Meta, script: list[list[Step]], rate: float, gap: float, duration: float) -> int:
-    """``rate * gap`` conversations at once, each sending its next message ``gap`` s after the previous one was
-    acknowledged, a new one starting when one reaches its hand-off; until ``duration`` s. Senders started."""
+async def conversations(platforms: Platforms, script: list[list[Step]], channels: list[ChannelName], rate: float,
+                        gap: float, duration: float) -> int:  # fmt: skip
+    """``rate * gap`` conversations at once, each on a channel drawn from ``channels`` and sending its next message
+    ``gap`` s after the previous one was acknowledged, a new one starting when one reaches its hand-off; until
+    ``duration`` s. Conversations started."""
     started = 0
     stop = time.monotonic() + duration
     deadline = stop + 600  # a webhook still refused 10 minutes after the load: given up (counted)
 
     async def slot(number: int) -> None:
         nonlocal started
-        await asyncio.sleep(meta.rng.random() * gap)
+        await asyncio.sleep(platforms.rng.random() * gap)
         while time.monotonic() < stop:
             started += 1
-            walk = script[meta.rng.randrange(len(script))]
-            sender = f"72{number:04d}{started:08d}"
+            walk = script[platforms.rng.randrange(len(script))]
+            channel = platforms.rng.choice(channels)
+            sender = sender_id(channel, number, started)
             for index, step in enumerate(walk):
                 if time.monotonic() >= stop:
                     return
-                await meta.message(sender, f"m_{sender}_{index}", step, deadline)
+                await platforms.message(channel, sender, index, step, deadline)
                 await asyncio.sleep(gap)
 
     await asyncio.gather(*(slot(n) for n in range(max(1, int(rate * gap)))))
@@ -295,26 +277,35 @@ async def conversations(meta: Meta, script: list[list[Step]], rate: float, gap: 
 
 class Chaos:
     """Faults at random times from one seeded generator, each running on its own (they overlap: a kill during a
-    Redis outage during a provider's hang), never the same one twice at once."""
+    Redis outage during a provider's hang), never two at once on one target (an instance, Redis, a provider)."""
 
     def __init__(
-        self, rng: random.Random, instances: list[Instance], redis: AofRedis, provider: ChaosProvider,
+        self, rng: random.Random, instances: list[Instance], redis: AofRedis, providers: list[Noting],
         session: ClientSession,
     ) -> None:  # fmt: skip
-        self.rng, self.instances, self.redis, self.provider, self.session = rng, instances, redis, provider, session
+        self.rng, self.instances, self.redis, self.providers = rng, instances, redis, providers
+        self.session = session
         self.faults: list[Fault] = []
-        self.busy: set[str] = set()  # "redis", "provider-5xx", "provider-hang", or an instance's name
+        self.busy: set[str] = set()  # "redis", a provider's channel, or an instance's name
         self.began = time.monotonic()
 
     async def inject(self, kind: str) -> None:
         pause = self.rng.uniform(2.0, 8.0)
+        if kind == "provider-hang-long":
+            pause = self.rng.uniform(SEND_TIMEOUT + 1, SEND_TIMEOUT + 10)
         victims = [i for i in self.instances if i.name not in self.busy and i.up]
-        if (kind == "kill" and not victims) or kind in self.busy:
+        provider = self.rng.choice(self.providers)
+        if kind == "kill":
+            if not victims:
+                return
+            victim = self.rng.choice(victims)
+            held = victim.name
+        else:
+            held = provider.channel if kind.startswith("provider") else kind
+        if held in self.busy:
             return
-        victim = self.rng.choice(victims or self.instances)
-        held = victim.name if kind == "kill" else kind
         self.busy.add(held)
-        fault = Fault(kind, time.monotonic())
+        fault = Fault(kind, time.monotonic(), target=provider.channel if kind.startswith("provider") else "")
         self.faults.append(fault)
         try:
             if kind == "kill":
@@ -329,13 +320,13 @@ class Chaos:
                 await asyncio.sleep(pause)
                 await self.redis.start()
             elif kind == "provider-5xx":
-                self.provider.down()
+                provider.down()
                 await asyncio.sleep(pause)
-                self.provider.up()
-            else:  # provider-hang
-                self.provider.stall()
+                provider.up()
+            else:  # provider-hang, provider-hang-long
+                provider.stall()
                 await asyncio.sleep(pause)
-                self.provider.resume()
+                provider.resume()
         finally:
             fault.end = time.monotonic()
             self.busy.discard(held)
@@ -357,12 +348,12 @@ class Chaos:
         return self.faults
 
 
-async def drained(store_url: str, senders: set[str], limit: float) -> tuple[int, int]:
+async def drained(store_url: str, senders: set[tuple[ChannelName, str]], limit: float) -> tuple[int, int]:
     """Wait (up to ``limit`` s) until no sender has messages in the inbox and no reply is pending: what is left."""
     from gateway.store import Author, Delivery, open_store
 
     keyed = KeyedHash("bench-secret-key")  # bench/load.py's GATEWAY_SECRET_KEY
-    keys = [sender_key(keyed, Inbound(ChannelName.MESSENGER, s, "")) for s in senders]
+    keys = [sender_key(keyed, Inbound(channel, sender, "")) for channel, sender in senders]
     store = await open_store(store_url, keys=store_keys(store_url))
     deadline = time.monotonic() + limit
     try:
@@ -382,100 +373,122 @@ async def drained(store_url: str, senders: set[str], limit: float) -> tuple[int,
 
 @dataclass
 class Audit:
+    """One channel's figures."""
+
+    acknowledged: int = 0
     processed_once: int = 0
     never_processed: int = 0
     recorded_twice: int = 0
     no_conversation: int = 0
     empty_engine: int = 0
-    replies_received: int = 0
-    twice_in_bound: int = 0
-    twice_by_fault: Counter[str] = field(default_factory=Counter)  # the in-bound ones, by the fault they were in
-    twice_beyond: list[str] = field(default_factory=list)
+    replies_received: int = 0  # copies the fake accepted
+    replies_failed: int = 0  # recorded as failed (the outbox gave up, or the provider refused)
+    twice_by_fault: Counter[str] = field(default_factory=Counter)  # copies no transcript records, within the bound
+    twice_beyond: list[str] = field(default_factory=list)  # … and beyond it
     lost: int = 0
 
 
-def in_flight(first: Accepted, faults: list[Fault]) -> str | None:
-    """The fault a reply was in flight at, "kill" or "redis", or None: accepted just before a kill of its sender,
-    or around a Redis outage, its record as sent may not have been written (the documented bound of replies sent
-    twice). A kill is named first: a process killed loses its records whatever the store does."""
-    for kind in ("kill", "redis"):
-        for fault in faults:
-            if fault.kind != kind or first.at < fault.start - IN_FLIGHT_MARGIN:
-                continue
-            if kind == "kill" and first.sender == fault.target and first.at <= fault.end:
-                return kind
-            if kind == "redis" and first.at <= fault.end + IN_FLIGHT_MARGIN:
-                return kind
+def in_flight(copy: Copy, faults: list[Fault]) -> str | None:
+    """Why the gateway may not have recorded ``copy`` (a reply a provider accepted) as sent, within the documented
+    bound, or None. "kill": accepted from an instance killed just after (or while the provider held the request);
+    "timeout": the gateway hung up on it after waiting the send timeout (or its answer was written as the timeout
+    fired): a hang past the timeout, an ambiguous send, sent again, one more copy per timed-out attempt; "redis":
+    accepted around a Redis outage (its record could not be written). A kill is named first: a process killed
+    loses its records whatever the store does. A copy the gateway hung up on sooner than the send timeout is
+    beyond the bound ("timeout below 15 s"), and so is one it was answered for and did not record outside a kill
+    or an outage."""
+    for fault in faults:
+        killed = fault.kind == "kill" and copy.sender == fault.target and fault.start - IN_FLIGHT_MARGIN <= copy.at
+        if killed and (copy.unanswered or copy.at <= fault.end):
+            return "kill"
+    if copy.waited is not None:
+        return "timeout" if copy.waited >= SEND_TIMEOUT - TIMEOUT_MARGIN else "timeout below 15 s"
+    if copy.held >= SEND_TIMEOUT - TIMEOUT_MARGIN:  # answered as the gateway's timeout fired: it gave up all the same
+        return "timeout"
+    for fault in faults:
+        if fault.kind == "redis" and fault.start - IN_FLIGHT_MARGIN <= copy.at <= fault.end + IN_FLIGHT_MARGIN:
+            return "redis"
     return None
 
 
-async def audit(store_url: str, meta: Meta, provider: ChaosProvider, faults: list[Fault], began: float) -> Audit:
+IN_BOUND = frozenset({"kill", "timeout", "redis"})
+
+
+async def audit(store_url: str, platforms: Platforms, providers: list[Noting], faults: list[Fault],
+                began: float) -> dict[ChannelName, Audit]:  # fmt: skip
     from gateway.store import Author, Delivery, open_store
 
-    result = Audit()
+    results = {provider.channel: Audit() for provider in providers}
     store = await open_store(store_url, keys=store_keys(store_url))
     try:
-        by_sender: dict[str, list[str]] = {}
+        users: Counter[str] = Counter()
+        recorded: set[str] = set()  # provider ids in the transcripts
+        accepted = {p.channel: {c.provider_id for c in p.copies} for p in providers}
+        senders: set[tuple[ChannelName, str]] = set()
         for conversation in await store.list_conversations(datetime(2000, 1, 1, tzinfo=UTC),
                                                            datetime.now(UTC) + timedelta(days=1)):  # fmt: skip
-            by_sender.setdefault(conversation.sender, []).append(conversation.id)
+            result = results[conversation.channel]
+            senders.add((conversation.channel, conversation.sender))
             result.empty_engine += not conversation.engine
-        users: Counter[str] = Counter()
-        by_recipient: dict[str, list[Accepted]] = {}
-        for accepted_reply in provider.log:
-            by_recipient.setdefault(accepted_reply.recipient, []).append(accepted_reply)
-        for sender in set(meta.acknowledged.values()):
-            if sender not in by_sender:
-                result.no_conversation += 1
-                continue
-            entries = [e for c in by_sender[sender] for e in await store.transcript(c)]
-            users.update(e.id for e in entries if e.author is Author.USER)
-            replies = [e for e in entries if e.author in (Author.BOT, Author.LISTENER)]
-            recorded = Counter(e.text for e in replies)
-            accepted = Counter(e.text for e in replies if e.delivery not in (Delivery.PENDING, Delivery.FAILED))
-            mine = by_recipient.get(sender, [])
-            received = Counter(a.text for a in mine)
-            result.replies_received += sum(received.values())
-            result.lost += sum((accepted - received).values())
-            for text, extra in (received - recorded).items():
-                firsts = [a for a in mine if a.text == text]
-                if extra == 1 and firsts and (fault := in_flight(firsts[0], faults)):
-                    result.twice_in_bound += 1
-                    result.twice_by_fault[fault] += 1
+            for entry in await store.transcript(conversation.id):
+                if entry.author is Author.USER:
+                    users[entry.id] += 1
+                elif entry.author in (Author.BOT, Author.LISTENER):
+                    result.replies_failed += entry.delivery is Delivery.FAILED
+                    if entry.provider_message_id is not None:
+                        recorded.add(entry.provider_message_id)
+                    if entry.delivery in (Delivery.SENT, Delivery.DELIVERED, Delivery.READ):
+                        result.lost += entry.provider_message_id not in accepted[conversation.channel]
+        for provider in providers:
+            result = results[provider.channel]
+            result.replies_received = len(provider.copies)
+            for copy in provider.copies:
+                if copy.provider_id in recorded:
+                    continue
+                why = in_flight(copy, faults)
+                if why in IN_BOUND:
+                    result.twice_by_fault[str(why)] += 1
                 else:
                     result.twice_beyond.append(
-                        f"{len(firsts)} sends of a recorded {recorded[text]}: " + ", ".join(
-                            f"{a.sender}@{a.at - began:.1f}s" for a in firsts)
-                    )  # fmt: skip
-        for mid, sender in meta.acknowledged.items():
-            times = users[inbound_entry_id(Inbound(ChannelName.MESSENGER, sender, mid))]
+                        f"{copy.sender}@{copy.at - began:.1f}s, held {copy.held:.1f} s, the gateway hung up"
+                        f" {'never' if copy.waited is None else f'after {copy.waited:.1f} s'} ({why or 'no fault'})"
+                    )
+        for (channel, message_id), sender in platforms.acknowledged.items():
+            result = results[channel]
+            result.acknowledged += 1
+            result.no_conversation += (channel, sender) not in senders
+            times = users[inbound_entry_id(Inbound(channel, sender, message_id))]
             result.processed_once += times == 1
             result.never_processed += times == 0
             result.recorded_twice += times > 1
     finally:
         await store.close()
-    return result
+    return results
 
 
 async def main(args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
     flows_text = bench_flows((ROOT / "flows.yaml").read_text(encoding="utf-8"))
     script = walks(flows_text)
+    channels = [ChannelName(c) for c in args.channels]
     print(machine_line())
     print(
-        f"seed {args.seed}; {args.rate:.0f} msg/s for {args.duration:.0f} s, a fault every ~{args.every:.0f} s"
-        f" ({', '.join(args.faults)}); understanding {args.understanding}; 2 instances, Redis AOF everysec"
+        f"seed {args.seed}; {args.rate:.0f} msg/s for {args.duration:.0f} s on {', '.join(channels)}, a fault every"
+        f" ~{args.every:.0f} s ({', '.join(args.faults)}); understanding {args.understanding}; 2 instances, Redis"
+        " AOF everysec"
     )
-    with tempfile.TemporaryDirectory(prefix="gateway-chaos-") as directory:
-        work = Path(directory)
-        flows = work / "flows.yaml"
-        flows.write_text(flows_text, encoding="utf-8")
+    providers = fakes()
+    with workdir("gateway-chaos-", flows_text) as (work, flows):
         redis = AofRedis(work / "redis")
         await redis.start()
-        async with ChaosProvider() as provider, ClientSession(timeout=ClientTimeout(total=30)) as session:
-            env = gateway_env(redis.url, flows, provider, args.understanding)
+        async with contextlib.AsyncExitStack() as stack:
+            for provider in providers:
+                await stack.enter_async_context(provider)
+            session = await stack.enter_async_context(ClientSession(timeout=ClientTimeout(total=30)))
+            env = {**gateway_env(redis.url, flows, providers[0], args.understanding), **channels_env()}
             env["GATEWAY_LOG_LEVEL"] = "WARNING"
-            instances = [Instance(name, env, work, provider.url) for name in ("a", "b")]
+            apis = {provider.channel: provider.url for provider in providers}
+            instances = [Instance(name, env, work, apis) for name in ("a", "b")]
             keepers: list[asyncio.Task[None]] = []
             try:
                 for instance in instances:
@@ -484,18 +497,21 @@ async def main(args: argparse.Namespace) -> None:
                     if not await instance.ready(session):
                         raise SystemExit(f"chaos: instance {instance.name} not ready; see its log")
                 keepers += [asyncio.create_task(i.keep()) for i in instances]
-                meta = Meta(instances, session, random.Random(args.seed + 1), args.lost_ack)
+                platforms = Platforms(instances, session, random.Random(args.seed + 1), args.lost_ack)
                 began = time.monotonic()
-                load = asyncio.create_task(conversations(meta, script, args.rate, args.gap, args.duration))
-                chaos = Chaos(rng, instances, redis, provider, session)
+                load = asyncio.create_task(
+                    conversations(platforms, script, channels, args.rate, args.gap, args.duration)
+                )
+                faulty = [p for p in providers if p.channel in channels]  # a provider fault hits a channel in use
+                chaos = Chaos(rng, instances, redis, faulty, session)
                 faults = await chaos.run(args.every, args.duration, args.faults)
                 started = await load
                 loaded = time.monotonic() - began
                 ready = [await i.ready(session, 240) for i in instances]
-                senders = set(meta.acknowledged.values())
+                senders = {(channel, sender) for (channel, _), sender in platforms.acknowledged.items()}
                 waiting, pending = await drained(redis.url, senders, args.drain)
                 await asyncio.sleep(3)  # a stray resend would show by now
-                result = await audit(redis.url, meta, provider, faults, chaos.began)
+                results = await audit(redis.url, platforms, providers, faults, chaos.began)
                 readyz = [await i.status(session, "/readyz") for i in instances]
                 restarts: Counter[str] = Counter()
                 for instance in instances:
@@ -512,13 +528,18 @@ async def main(args: argparse.Namespace) -> None:
                     if " ERROR " in line or "Traceback" in line:
                         problems[line.split(" ", 3)[-1][:80]] += 1
     kinds = Counter(f.kind for f in faults)
-    acked = len(meta.acknowledged)
+    acked = len(platforms.acknowledged)
+    statuses: Counter[str] = Counter()
+    for (_, status), count in platforms.statuses.items():
+        statuses[status] += count
     print(
         f"\nload: {acked:,} messages acknowledged ({acked / loaded:.1f}/s) in {started:,} conversations;"
-        f" {meta.redelivered:,} redeliveries; webhook answers {dict(sorted(meta.statuses.items()))};"
-        f" given up {len(meta.given_up)}"
+        f" {sum(platforms.redelivered.values()):,} redeliveries; webhook answers {dict(sorted(statuses.items()))};"
+        f" given up {sum(platforms.given_up.values())}"
     )
     print(f"faults: {sum(kinds.values())} ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})")
+    by_provider = Counter(f"{f.kind} {f.target}" for f in faults if f.kind.startswith("provider"))
+    print(f"  provider faults by channel: {', '.join(f'{k} {n}' for k, n in sorted(by_provider.items())) or 'none'}")
     exits = [code for i in instances for code in i.exits]
     print(f"instances that ended on their own (started again a second later): {len(exits)}")
     for how in Counter(exits).most_common(5):
@@ -527,21 +548,29 @@ async def main(args: argparse.Namespace) -> None:
         f"ready again after the load: {ready}; drain left: {waiting} senders with inbox items,"
         f" {pending} replies pending"
     )
-    print(
-        f"inbound: processed once {result.processed_once:,}, never {result.never_processed},"
-        f" twice or more {result.recorded_twice}; senders without a conversation {result.no_conversation};"
-        f" conversations with an empty engine state {result.empty_engine}"
-    )
-    print(
-        f"replies: {result.replies_received:,} received; twice within the bound (in flight at a fault)"
-        f" {result.twice_in_bound} {dict(result.twice_by_fault)}, beyond it {len(result.twice_beyond)};"
-        f" lost {result.lost}"
-    )
-    for line in result.twice_beyond[:10]:
-        print(f"  beyond: {line}")
-    print(f"HTTP 500: {meta.statuses.get('500', 0)}; /readyz at the end: {readyz}")
+    for channel, result in results.items():
+        show(channel, result, platforms)
+    print(f"/readyz at the end: {readyz}")
     print(f"worker restarts: {dict(sorted(restarts.items())) or 'none'}")
     print(f"log errors: {sum(problems.values())} " + "; ".join(f"{n}x {w}" for w, n in problems.most_common(4)))
+
+
+def show(channel: ChannelName, result: Audit, platforms: Platforms) -> None:
+    in_bound = sum(result.twice_by_fault.values())
+    print(
+        f"{channel}: {result.acknowledged:,} acknowledged, {platforms.redelivered[channel]:,} redeliveries,"
+        f" HTTP 500 {platforms.statuses[channel, '500']}, given up {platforms.given_up[channel]};"
+        f" inbound processed once {result.processed_once:,}, never {result.never_processed}, twice or more"
+        f" {result.recorded_twice}; senders without a conversation {result.no_conversation}; empty engine states"
+        f" {result.empty_engine}"
+    )
+    print(
+        f"  replies: {result.replies_received:,} received; twice within the bound {in_bound}"
+        f" {dict(sorted(result.twice_by_fault.items()))}, beyond it {len(result.twice_beyond)}; lost {result.lost};"
+        f" failed {result.replies_failed}"
+    )
+    for line in result.twice_beyond[:10]:
+        print(f"    beyond: {line}")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -551,8 +580,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=20.0, help="messages per second offered (default 20)")
     parser.add_argument("--gap", type=float, default=2.0, help="seconds between one sender's messages")
     parser.add_argument("--every", type=float, default=10.0, help="seconds between faults, on average")
-    parser.add_argument("--faults", nargs="+", default=["kill", "redis", "provider-5xx", "provider-hang"],
-                        choices=["kill", "redis", "provider-5xx", "provider-hang"])  # fmt: skip
+    parser.add_argument("--faults", nargs="+", default=FAULTS, choices=FAULTS)
+    parser.add_argument("--channels", nargs="+", default=[str(c) for c in CHANNELS], choices=[str(c) for c in CHANNELS],
+                        help="the channels conversations are drawn from (default all three)")  # fmt: skip
     parser.add_argument("--lost-ack", type=float, default=0.02, help="share of acknowledged webhooks delivered again")
     parser.add_argument("--drain", type=float, default=180.0, help="seconds at most for the drain after the load")
     parser.add_argument("--understanding", choices=["on", "off"], default="on")

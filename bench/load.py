@@ -35,7 +35,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -62,7 +63,15 @@ from gateway.flows.engine import Engine  # noqa: E402
 from gateway.flows.loader import load_text  # noqa: E402
 from gateway.ids import inbound_entry_id  # noqa: E402
 from gateway.messages import ChannelName, Inbound  # noqa: E402
-from gateway.testing import DATA_KEY, FakeGraphAPI, messenger_body, messenger_message, signed_messenger  # noqa: E402
+from gateway.testing import (  # noqa: E402
+    DATA_KEY,
+    FakeAPI,
+    FakeGraphAPI,
+    messenger_body,
+    messenger_message,
+    signed_messenger,
+    stop_gently,
+)
 
 SECRET = "bench-app-secret"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -499,12 +508,7 @@ class Profiler:
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_gently(self.process)
         print(f"    profile  {self.out}", flush=True)
 
 
@@ -812,7 +816,7 @@ def show(figures: Figures) -> None:
 # ----- one server ------------------------------------------------------------------------------------------------
 
 
-def gateway_env(store: str, flows: Path, provider: Provider, understanding: str = "on") -> dict[str, str]:
+def gateway_env(store: str, flows: Path, provider: FakeAPI, understanding: str = "on") -> dict[str, str]:
     return {
         "GATEWAY_UNDERSTANDING": understanding,  # the embedded model reads every message (off: keywords only)
         "GATEWAY_STORE": store, "GATEWAY_FLOWS": str(flows), "GATEWAY_SECRET_KEY": "bench-secret-key",
@@ -1131,6 +1135,16 @@ def ratios(floor: Figures, gateway: Figures) -> str:
     )
 
 
+@contextmanager
+def workdir(prefix: str, flows_text: str) -> Iterator[tuple[Path, Path]]:
+    """A temporary directory (removed after) holding the bench's flows.yaml: (the directory, the file)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as directory:
+        work = Path(directory)
+        flows = work / "flows.yaml"
+        flows.write_text(flows_text, encoding="utf-8")
+        yield work, flows
+
+
 def machine_line() -> str:
     """The header every load bench prints: the machine, the time and its load (absolute figures depend on them)."""
     return (
@@ -1153,10 +1167,7 @@ async def main(args: argparse.Namespace) -> None:
         f"walks: {len(script)} to the hand-off, {per_walk:.1f} messages each; {args.connections} connections;"
         f" open loop {args.rate:.0f} msg/s for {args.duration:.0f} s, each conversation every {args.gap} s\n"
     )
-    with tempfile.TemporaryDirectory(prefix="gateway-bench-") as directory:
-        work = Path(directory)
-        flows = work / "flows.yaml"
-        flows.write_text(flows_text, encoding="utf-8")
+    with workdir("gateway-bench-", flows_text) as (work, flows):
         timeout = ClientTimeout(total=60)
         async with (
             Provider() as provider,

@@ -28,6 +28,8 @@ import hashlib
 import hmac
 import itertools
 import json
+import signal
+import subprocess
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -410,6 +412,19 @@ def _sent_message(params: Mapping[str, Any]) -> dict[str, Any]:
     chat_id = str(params.get("chat_id", "0"))
     chat = {"id": int(chat_id) if chat_id.lstrip("-").isdigit() else 0, "type": "private"}
     return {"message_id": _next_id(), "date": int(time.time()), "chat": chat, "text": params.get("text", "")}
+
+
+def stop_gently(process: subprocess.Popen[bytes] | None, timeout: float = 30.0) -> None:
+    """End a server process the tests or benchmarks started: SIGINT (its graceful shutdown), then SIGKILL if it is
+    still there after ``timeout`` seconds. Nothing for ``None`` or a process that already ended."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 # Signing, as each platform does.

@@ -7,6 +7,7 @@ the default flows.yaml.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -22,7 +23,15 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.testing import DATA_KEY, SECRET_KEY
+from gateway.testing import (
+    BOT_TOKEN,
+    DATA_KEY,
+    SECRET_KEY,
+    FakeTelegramAPI,
+    stop_gently,
+    telegram_headers,
+    telegram_update,
+)
 from tests.conftest import ROOT
 from tests.test_webchat import bot_texts, hello, say
 
@@ -64,13 +73,7 @@ class Server:
             )  # fmt: skip
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_gently(self.process)
         self.process = None
 
     async def log_once(self, fragment: str) -> str:
@@ -186,3 +189,26 @@ async def test_a_restart_between_two_messages_loses_nothing(tmp_path: Path, http
     assert [e["author"] for e in session["history"]].count("user") == 1
     assert any("âge" in t.lower() for t in bot_texts(frames))
     assert bot_texts(again) == []
+
+
+async def test_serve_started_while_the_telegram_api_is_down_serves_and_answers_once_it_is_back(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """The Bot API unreachable when an instance starts (an outage, a restart during it) must not take the web chat,
+    the console and the other channels down with it (found by ``bench/chaos.py``: the instance exited 1)."""
+    async with FakeTelegramAPI() as telegram:
+        telegram.down()
+        with running(tmp_path) as server:
+            server.env.update(
+                TELEGRAM_BOT_TOKEN=BOT_TOKEN, TELEGRAM_WEBHOOK_SECRET="secret", TELEGRAM_API_URL=telegram.url
+            )
+            server.start()
+            await server.ready(http)
+            await server.log_once("Telegram API is unreachable")
+            telegram.up()
+            update = json.dumps(telegram_update(900000001, 424242, "bonjour"))
+            async with http.post(
+                server.url + "/webhooks/telegram", data=update, headers=telegram_headers("secret")
+            ) as response:
+                assert response.status == 200
+            await telegram.wait_accepted(1, timeout=60)

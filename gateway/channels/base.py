@@ -30,7 +30,8 @@ from gateway.messages import Attachment, ChannelName, Choice, Departure, Inbound
 MEDIA_MAX_BYTES = 25_000_000  # WhatsApp's own limit is 16 MB, Messenger's 25 MB, Telegram's getFile 20 MB
 MEDIA_MAX_REDIRECTS = 3
 MEDIA_TIMEOUT = aiohttp.ClientTimeout(total=30)
-SEND_TIMEOUT = aiohttp.ClientTimeout(total=15)
+SEND_TIMEOUT_SECONDS = 15.0  # a provider's answer to one send: every channel's, in all (docs/architecture.md)
+SEND_TIMEOUT = aiohttp.ClientTimeout(total=SEND_TIMEOUT_SECONDS)
 Part = TypeVar("Part")
 
 

@@ -29,11 +29,13 @@ from aiohttp import web
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, MessageEntity, Update
 from telegram import error as ptb
 from telegram.constants import ChatAction, ChatMemberStatus, ChatType
+from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 from yarl import URL
 
 from gateway.channels import links
 from gateway.channels.base import (
+    SEND_TIMEOUT_SECONDS,
     Batch,
     MediaSource,
     fetch_allowed,
@@ -85,18 +87,30 @@ class TelegramChannel:
         self._session = session
         api = settings.telegram_api_url.rstrip("/")
         token = settings.telegram_bot_token.get_secret_value()
-        self._bot = Bot(token, base_url=f"{api}/bot", base_file_url=f"{api}/file/bot")  # webhooks: no Application
+        # The send timeout of every channel, not PTB's 5 s: a Bot API slow for 5–15 s had each reply it held sent
+        # twice (the first request timed out, was taken all the same, and went again).
+        limit = SEND_TIMEOUT_SECONDS
+        request = HTTPXRequest(connect_timeout=limit, read_timeout=limit, write_timeout=limit)
+        self._bot = Bot(
+            token, base_url=f"{api}/bot", base_file_url=f"{api}/file/bot", request=request
+        )  # no Application
         self._media = MediaSource(self.name, allowed_hosts=frozenset({API_HOST, URL(api).host or ""}))
         self._answering: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        """Open PTB's HTTP clients and check the token with getMe."""
+        """Open PTB's HTTP clients and check the token with getMe. A token refused stops the start-up; the Bot API
+        out of reach does not (an outage, or a restart during one, must not take the web chat and the other
+        channels down with it): a warning, and Telegram's replies wait in the outbox until it answers."""
         try:
             await self._bot.initialize()
         except ptb.InvalidToken:
             raise ConfigError("TELEGRAM_BOT_TOKEN was refused by the Telegram API") from None
         except ptb.NetworkError as error:
-            raise ConfigError(f"the Telegram API at TELEGRAM_API_URL is unreachable ({type(error).__name__})") from None
+            logger.warning(
+                "telegram: the Telegram API is unreachable at start-up (%s): serving all the same, its replies wait"
+                " in the outbox until it answers",
+                type(error).__name__,
+            )
 
     async def stop(self) -> None:
         """Let pending answerCallbackQuery calls finish, then close PTB's HTTP clients."""

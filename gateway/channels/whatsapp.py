@@ -15,6 +15,7 @@ after the young person's last message (Twilio error 63016), for bots and listene
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from urllib.parse import parse_qsl
 
@@ -29,6 +30,7 @@ from yarl import URL
 
 from gateway.channels import links
 from gateway.channels.base import (
+    SEND_TIMEOUT_SECONDS,
     Batch,
     MediaSource,
     fetch_allowed,
@@ -51,7 +53,6 @@ from gateway.settings import Settings
 TEXT_LIMIT = 1600
 MAX_FORM_FIELDS = 1000
 MAX_MEDIA = 20  # WhatsApp sends one file per message; Twilio allows ten on MMS
-SEND_TIMEOUT_SECONDS = 15.0
 MEDIA_HOSTS = frozenset({"api.twilio.com", "*.twiliocdn.com"})
 STATUS_PATH = "/webhooks/whatsapp/status"
 
@@ -171,10 +172,11 @@ class WhatsAppChannel:
         """Create one message: the one place where Twilio's errors become ours."""
         if self._client is None:
             raise RuntimeError("WhatsAppChannel.start() must be awaited before send()")
-        try:
-            resource = await self._client.messages.create_async(
-                from_=self._settings.twilio_whatsapp_from, to=to, body=body, status_callback=self._status_url
-            )
+        try:  # Twilio's async client drops its own timeout (aiohttp's 300 s applied): the send timeout is ours
+            async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+                resource = await self._client.messages.create_async(
+                    from_=self._settings.twilio_whatsapp_from, to=to, body=body, status_callback=self._status_url
+                )
         except (TwilioRestException, TwilioServiceException) as error:
             raise twilio_error(error.status, error.code) from None
         except (aiohttp.ClientError, TimeoutError) as error:
