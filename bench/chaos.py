@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from aiohttp import ClientError, ClientSession, ClientTimeout
+from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
@@ -59,6 +59,7 @@ from bench.chaos_channels import (  # noqa: E402
     sender_id,
     webhook,
 )
+from bench.chaos_webchat import WebChats, audit_webchat, show_webchat  # noqa: E402
 from bench.load import Step, bench_flows, free_port, gateway_env, machine_line, run, walks, workdir  # noqa: E402
 from gateway.channels.base import SEND_TIMEOUT_SECONDS as SEND_TIMEOUT  # noqa: E402
 from gateway.ids import inbound_entry_id  # noqa: E402
@@ -248,11 +249,12 @@ class Platforms:
             await self.deliver(channel, hook.path, hook.raw, hook.headers, deadline)
 
 
-async def conversations(platforms: Platforms, script: list[list[Step]], channels: list[ChannelName], rate: float,
-                        gap: float, duration: float) -> int:  # fmt: skip
+async def conversations(platforms: Platforms, chats: WebChats, script: list[list[Step]], channels: list[ChannelName],
+                        rate: float, gap: float, duration: float) -> int:  # fmt: skip
     """``rate * gap`` conversations at once, each on a channel drawn from ``channels`` and sending its next message
     ``gap`` s after the previous one was acknowledged, a new one starting when one reaches its hand-off; until
-    ``duration`` s. Conversations started."""
+    ``duration`` s. A web chat conversation is a client of ``chats`` (bench/chaos_webchat.py), its page left open
+    once its walk is done. Conversations started."""
     started = 0
     stop = time.monotonic() + duration
     deadline = stop + 600  # a webhook still refused 10 minutes after the load: given up (counted)
@@ -264,6 +266,9 @@ async def conversations(platforms: Platforms, script: list[list[Step]], channels
             started += 1
             walk = script[platforms.rng.randrange(len(script))]
             channel = platforms.rng.choice(channels)
+            if channel is ChannelName.WEBCHAT:
+                await chats.conversation(number, started, walk, gap, stop, deadline)
+                continue
             sender = sender_id(channel, number, started)
             for index, step in enumerate(walk):
                 if time.monotonic() >= stop:
@@ -294,18 +299,19 @@ class Chaos:
         if kind == "provider-hang-long":
             pause = self.rng.uniform(SEND_TIMEOUT + 1, SEND_TIMEOUT + 10)
         victims = [i for i in self.instances if i.name not in self.busy and i.up]
-        provider = self.rng.choice(self.providers)
+        provider = self.rng.choice(self.providers) if self.providers else None  # none: web chat alone
+        hits = provider.channel if provider is not None and kind.startswith("provider") else ""
         if kind == "kill":
             if not victims:
                 return
             victim = self.rng.choice(victims)
             held = victim.name
         else:
-            held = provider.channel if kind.startswith("provider") else kind
+            held = hits or kind
         if held in self.busy:
             return
         self.busy.add(held)
-        fault = Fault(kind, time.monotonic(), target=provider.channel if kind.startswith("provider") else "")
+        fault = Fault(kind, time.monotonic(), target=hits)
         self.faults.append(fault)
         try:
             if kind == "kill":
@@ -319,6 +325,8 @@ class Chaos:
                 await self.redis.shutdown()
                 await asyncio.sleep(pause)
                 await self.redis.start()
+            elif provider is None:
+                pass  # run() draws no provider fault without a provider
             elif kind == "provider-5xx":
                 provider.down()
                 await asyncio.sleep(pause)
@@ -336,6 +344,7 @@ class Chaos:
     async def run(self, every: float, duration: float, kinds: list[str]) -> list[Fault]:
         stop = time.monotonic() + duration
         running: set[asyncio.Task[None]] = set()
+        kinds = [k for k in kinds if self.providers or not k.startswith("provider")]
         while True:
             await asyncio.sleep(self.rng.uniform(0.3, 1.7) * every)
             if time.monotonic() >= stop - 5:
@@ -427,6 +436,8 @@ async def audit(store_url: str, platforms: Platforms, providers: list[Noting], f
         senders: set[tuple[ChannelName, str]] = set()
         for conversation in await store.list_conversations(datetime(2000, 1, 1, tzinfo=UTC),
                                                            datetime.now(UTC) + timedelta(days=1)):  # fmt: skip
+            if conversation.channel not in results:
+                continue  # the web chat: bench/chaos_webchat.py's audit
             result = results[conversation.channel]
             senders.add((conversation.channel, conversation.sender))
             result.empty_engine += not conversation.engine
@@ -487,9 +498,15 @@ async def main(args: argparse.Namespace) -> None:
             session = await stack.enter_async_context(ClientSession(timeout=ClientTimeout(total=30)))
             env = {**gateway_env(redis.url, flows, providers[0], args.understanding), **channels_env()}
             env["GATEWAY_LOG_LEVEL"] = "WARNING"
+            env["GATEWAY_CLIENT_ADDRESS_HEADER"] = "X-Forwarded-For"  # behind a proxy: each web chat its address
+            sockets = await stack.enter_async_context(  # the pages' sockets stay open: no pool limit, no total
+                ClientSession(connector=TCPConnector(limit=0), timeout=ClientTimeout(total=None, connect=10))
+            )
             apis = {provider.channel: provider.url for provider in providers}
             instances = [Instance(name, env, work, apis) for name in ("a", "b")]
             keepers: list[asyncio.Task[None]] = []
+            platforms = Platforms(instances, session, random.Random(args.seed + 1), args.lost_ack)
+            chats = WebChats(sockets, lambda: platforms.next_up().url)
             try:
                 for instance in instances:
                     instance.start()
@@ -497,10 +514,9 @@ async def main(args: argparse.Namespace) -> None:
                     if not await instance.ready(session):
                         raise SystemExit(f"chaos: instance {instance.name} not ready; see its log")
                 keepers += [asyncio.create_task(i.keep()) for i in instances]
-                platforms = Platforms(instances, session, random.Random(args.seed + 1), args.lost_ack)
                 began = time.monotonic()
                 load = asyncio.create_task(
-                    conversations(platforms, script, channels, args.rate, args.gap, args.duration)
+                    conversations(platforms, chats, script, channels, args.rate, args.gap, args.duration)
                 )
                 faulty = [p for p in providers if p.channel in channels]  # a provider fault hits a channel in use
                 chaos = Chaos(rng, instances, redis, faulty, session)
@@ -511,12 +527,16 @@ async def main(args: argparse.Namespace) -> None:
                 senders = {(channel, sender) for (channel, _), sender in platforms.acknowledged.items()}
                 waiting, pending = await drained(redis.url, senders, args.drain)
                 await asyncio.sleep(3)  # a stray resend would show by now
+                unsettled = await chats.settled(60)  # every page in session again, nothing left unacknowledged
                 results = await audit(redis.url, platforms, providers, faults, chaos.began)
+                webchat = await audit_webchat(redis.url, chats)
+                webchat.unsettled = unsettled
                 readyz = [await i.status(session, "/readyz") for i in instances]
                 restarts: Counter[str] = Counter()
                 for instance in instances:
                     restarts += instance.restarts + await instance.worker_restarts(session)
             finally:
+                await chats.stop()
                 for keeper in keepers:
                     keeper.cancel()
                 for instance in instances:
@@ -550,6 +570,7 @@ async def main(args: argparse.Namespace) -> None:
     )
     for channel, result in results.items():
         show(channel, result, platforms)
+    show_webchat(webchat, chats.tally)
     print(f"/readyz at the end: {readyz}")
     print(f"worker restarts: {dict(sorted(restarts.items())) or 'none'}")
     print(f"log errors: {sum(problems.values())} " + "; ".join(f"{n}x {w}" for w, n in problems.most_common(4)))
@@ -581,8 +602,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gap", type=float, default=2.0, help="seconds between one sender's messages")
     parser.add_argument("--every", type=float, default=10.0, help="seconds between faults, on average")
     parser.add_argument("--faults", nargs="+", default=FAULTS, choices=FAULTS)
-    parser.add_argument("--channels", nargs="+", default=[str(c) for c in CHANNELS], choices=[str(c) for c in CHANNELS],
-                        help="the channels conversations are drawn from (default all three)")  # fmt: skip
+    every = [str(c) for c in (*CHANNELS, ChannelName.WEBCHAT)]
+    parser.add_argument("--channels", nargs="+", default=every, choices=every,
+                        help="the channels conversations are drawn from (default all four)")  # fmt: skip
     parser.add_argument("--lost-ack", type=float, default=0.02, help="share of acknowledged webhooks delivered again")
     parser.add_argument("--drain", type=float, default=180.0, help="seconds at most for the drain after the load")
     parser.add_argument("--understanding", choices=["on", "off"], default="on")
