@@ -346,7 +346,8 @@ def show_webchat(result: WebChatAudit, tally: Tally) -> None:
     print(
         f"  sockets: {tally.connections:,} connections, ended by {closes or 'nothing'}; message frames"
         f" {tally.sends:,} ({tally.resent:,} resent); deaf sockets {tally.deaf}, silent {tally.silent};"
-        f" notices {tally.notices}; error frames {dict(tally.errors) or 'none'}; not settled at the audit {result.unsettled}"
+        f" notices {tally.notices}; error frames {dict(tally.errors) or 'none'}; not settled at the audit"
+        f" {result.unsettled}"
     )
     print(
         f"  replies: {result.replies_recorded:,} recorded, {result.received:,} received ({result.caught_up:,} by a"
