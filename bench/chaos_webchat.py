@@ -282,13 +282,15 @@ class WebChatAudit:
     phantoms: int = 0  # distinct ids received that no transcript records: shown twice, or a reply lost after
     orphans: int = 0  # web chat conversations no client holds the token of (a drop before the first session)
     empty_engine: int = 0
+    gone_armed: int = 0  # gone timers armed on a conversation whose page is open (in session) at the audit
+    marked_gone: int = 0  # conversations marked as left "gone" while their page is open
     missing: list[str] = field(default_factory=list)  # a few examples, without any text
 
 
 async def audit_webchat(store_url: str, chats: WebChats) -> WebChatAudit:
     """The audit of the clients against the store (every acknowledged message recorded once, every reply received,
     none shown twice)."""
-    from gateway.store import Author, open_store
+    from gateway.store import Author, TimerKind, open_store
 
     result = WebChatAudit(conversations=len(chats.clients))
     store = await open_store(store_url, keys=store_keys(store_url))
@@ -296,17 +298,24 @@ async def audit_webchat(store_url: str, chats: WebChats) -> WebChatAudit:
         users: Counter[str] = Counter()
         replies: dict[str, list[str]] = {}  # token → its conversations' bot and listener entry ids
         recorded: set[str] = set()
+        open_pages = {c.token for c in chats.clients if c.in_session}
+        page_of: dict[str, str] = {}  # conversation id → token, for the conversations whose page is open
         for conversation in await store.list_conversations(datetime(2000, 1, 1, tzinfo=UTC),
                                                            datetime.now(UTC) + timedelta(days=1)):  # fmt: skip
             if conversation.channel is not ChannelName.WEBCHAT:
                 continue
             result.empty_engine += not conversation.engine
+            if conversation.sender in open_pages and conversation.active:
+                page_of[conversation.id] = conversation.sender
+                result.marked_gone += conversation.left_how == "gone"
             for entry in await store.transcript(conversation.id):
                 recorded.add(entry.id)
                 if entry.author is Author.USER:
                     users[entry.id] += 1
                 elif entry.author in (Author.BOT, Author.LISTENER):
                     replies.setdefault(conversation.sender, []).append(entry.id)
+        timers = await store.due_timers(datetime.now(UTC) + timedelta(days=1), limit=1_000_000)
+        result.gone_armed = sum(t.kind is TimerKind.WEBCHAT_GONE and t.conversation_id in page_of for t in timers)
         known = {token for client in chats.clients for token in client.tokens}
         result.orphans = sum(token not in known for token in replies)
         for client in chats.clients:
@@ -341,7 +350,8 @@ def show_webchat(result: WebChatAudit, tally: Tally) -> None:
         f"webchat: {result.conversations:,} conversations (sockets), {result.acknowledged:,} messages acknowledged;"
         f" inbound processed once {result.processed_once:,}, never {result.never_processed}, twice or more"
         f" {result.recorded_twice}; never acknowledged {result.still_pending}; empty engine states"
-        f" {result.empty_engine}; orphan conversations {result.orphans}"
+        f" {result.empty_engine}; orphan conversations {result.orphans}; with their page open: gone timers armed"
+        f" {result.gone_armed}, marked gone {result.marked_gone}"
     )
     print(
         f"  sockets: {tally.connections:,} connections, ended by {closes or 'nothing'}; message frames"
