@@ -557,6 +557,8 @@ async def main(args: argparse.Namespace) -> None:
         f" {sum(platforms.redelivered.values()):,} redeliveries; webhook answers {dict(sorted(statuses.items()))};"
         f" given up {sum(platforms.given_up.values())}"
     )
+    ports = ", ".join(f"{i.name} :{i.port}" for i in instances)
+    print(f"instances: {ports}")
     print(f"faults: {sum(kinds.values())} ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})")
     by_provider = Counter(f"{f.kind} {f.target}" for f in faults if f.kind.startswith("provider"))
     print(f"  provider faults by channel: {', '.join(f'{k} {n}' for k, n in sorted(by_provider.items())) or 'none'}")
@@ -570,7 +572,7 @@ async def main(args: argparse.Namespace) -> None:
     )
     for channel, result in results.items():
         show(channel, result, platforms)
-    show_webchat(webchat, chats.tally)
+    show_webchat(webchat, chats.tally, chaos.began)
     print(f"/readyz at the end: {readyz}")
     print(f"worker restarts: {dict(sorted(restarts.items())) or 'none'}")
     print(f"log errors: {sum(problems.values())} " + "; ".join(f"{n}x {w}" for w, n in problems.most_common(4)))

@@ -61,6 +61,7 @@ class Tally:
     silent: int = 0
     notices: int = 0  # the gate's notices (a refused hello or message): not stored, the message stays pending
     errors: Counter[str] = field(default_factory=Counter)
+    silences: list[tuple[float, str, str]] = field(default_factory=list)  # (monotonic, instance, its /readyz)
 
 
 class WebChatClient:
@@ -80,6 +81,7 @@ class WebChatClient:
         self.sent: Counter[str] = Counter()
         self.last_sent: dict[str, float] = {}  # client message id → when it was last sent
         self.ws: ClientWebSocketResponse | None = None
+        self.url = ""  # the instance of the current (or last) socket
         self.in_session = False  # a session frame came on the current socket
         self.changed = asyncio.Event()  # an ack, a session
         self.ended = False
@@ -101,7 +103,8 @@ class WebChatClient:
         delay = RECONNECT_FIRST
         while not (self.stopping or self.ended):
             try:
-                async with self.session.ws_connect(self.pick() + "/chat/ws",
+                self.url = self.pick()
+                async with self.session.ws_connect(self.url + "/chat/ws",
                                                    headers={"X-Forwarded-For": self.address}) as ws:  # fmt: skip
                     self.ws, delay = ws, RECONNECT_FIRST
                     self.tally.connections += 1
@@ -193,6 +196,14 @@ class WebChatClient:
             if step.replies and not await self._patiently(functools.partial(self._answered, replies), None, deadline):
                 return
 
+    async def _readyz(self) -> str:
+        """The instance's ``/readyz`` (which workers are down), for the record of a silent socket."""
+        try:
+            async with self.session.get(self.url + "/readyz") as response:
+                return (await response.text())[:300]
+        except (ClientError, TimeoutError) as error:
+            return type(error).__name__
+
     def _acknowledged(self, message_id: str) -> bool:
         return message_id not in self.pending
 
@@ -213,6 +224,7 @@ class WebChatClient:
                 continue
             if message_id is None and time.monotonic() - max(began, self.session_at) > REPLY_PATIENCE:
                 self.tally.silent += 1
+                self.tally.silences.append((time.monotonic(), self.url, await self._readyz()))
             elif (
                 message_id is not None
                 and time.monotonic() - max(self.session_at, self.last_sent.get(message_id, 0.0)) > ACK_PATIENCE
@@ -344,7 +356,7 @@ async def audit_webchat(store_url: str, chats: WebChats) -> WebChatAudit:
     return result
 
 
-def show_webchat(result: WebChatAudit, tally: Tally) -> None:
+def show_webchat(result: WebChatAudit, tally: Tally, began: float) -> None:
     closes = ", ".join(f"{k} {n}" for k, n in tally.closes.most_common(6))
     print(
         f"webchat: {result.conversations:,} conversations (sockets), {result.acknowledged:,} messages acknowledged;"
@@ -366,3 +378,5 @@ def show_webchat(result: WebChatAudit, tally: Tally) -> None:
     )
     for line in result.missing:
         print(f"    never received: {line}")
+    for at, url, readyz in tally.silences[:10]:
+        print(f"    silent at {at - began:.1f} s on {url.rsplit(':', 1)[-1]}: /readyz {readyz}")
