@@ -61,7 +61,7 @@ class Tally:
     silent: int = 0
     notices: int = 0  # the gate's notices (a refused hello or message): not stored, the message stays pending
     errors: Counter[str] = field(default_factory=Counter)
-    silences: list[tuple[float, str, str]] = field(default_factory=list)  # (monotonic, instance, its /readyz)
+    silences: list[tuple[float, str, str]] = field(default_factory=list)  # (monotonic, instance, status, /readyz)
 
 
 class WebChatClient:
@@ -82,6 +82,7 @@ class WebChatClient:
         self.last_sent: dict[str, float] = {}  # client message id → when it was last sent
         self.ws: ClientWebSocketResponse | None = None
         self.url = ""  # the instance of the current (or last) socket
+        self.status = "bot"  # the conversation's, as the page knows it (session, status and resync frames)
         self.in_session = False  # a session frame came on the current socket
         self.changed = asyncio.Event()  # an ack, a session
         self.ended = False
@@ -130,7 +131,7 @@ class WebChatClient:
             if self.token not in self.tokens:
                 self.tokens.append(self.token)
             await self._show(ws, frame["history"], live=not self.session_at)  # the first: its greeting
-            self.in_session, self.session_at = True, time.monotonic()
+            self.in_session, self.session_at, self.status = True, time.monotonic(), str(frame["status"])
             self.changed.set()
             for message_id in list(self.pending):  # chat.js: re-send what was never acknowledged, same id
                 await self._send(ws, message_id)
@@ -141,6 +142,10 @@ class WebChatClient:
                 await self._show(ws, [frame["entry"]], live=True)
         elif kind == "resync":
             await self._show(ws, frame["entries"], live=False)
+            self.status = str(frame["status"])
+        elif kind == "status":
+            self.status = str(frame["status"])
+            self.changed.set()
         elif kind == "ack":
             if self.pending.pop(str(frame["id"]), None) is not None and self.token is not None:
                 self.acknowledged[str(frame["id"])] = self.token
@@ -208,7 +213,8 @@ class WebChatClient:
         return message_id not in self.pending
 
     def _answered(self, replies: int) -> bool:
-        return self.replies > replies
+        """A reply came, or the bot handed off (a reading of the model may hand off sooner than the walk)."""
+        return self.replies > replies or self.status != "bot"
 
     async def _patiently(self, condition: Callable[[], bool], message_id: str | None, deadline: float) -> bool:
         """Wait until ``condition`` (True) or ``deadline`` (False). ``message_id``'s ack awaited: a socket with its
@@ -224,7 +230,7 @@ class WebChatClient:
                 continue
             if message_id is None and time.monotonic() - max(began, self.session_at) > REPLY_PATIENCE:
                 self.tally.silent += 1
-                self.tally.silences.append((time.monotonic(), self.url, await self._readyz()))
+                self.tally.silences.append((time.monotonic(), self.url, f"{self.status}; {await self._readyz()}"))
             elif (
                 message_id is not None
                 and time.monotonic() - max(self.session_at, self.last_sent.get(message_id, 0.0)) > ACK_PATIENCE
@@ -379,4 +385,4 @@ def show_webchat(result: WebChatAudit, tally: Tally, began: float) -> None:
     for line in result.missing:
         print(f"    never received: {line}")
     for at, url, readyz in tally.silences[:10]:
-        print(f"    silent at {at - began:.1f} s on {url.rsplit(':', 1)[-1]}: /readyz {readyz}")
+        print(f"    silent at {at - began:.1f} s on :{url.rsplit(':', 1)[-1]}: status and /readyz {readyz}")
