@@ -299,6 +299,7 @@ class WebChatAudit:
     repeated: int = 0  # frames carrying an entry id the client had already (shown once, as chat.js does)
     phantoms: int = 0  # distinct ids received that no transcript records: shown twice, or a reply lost after
     orphans: int = 0  # web chat conversations no client holds the token of (a drop before the first session)
+    orphans_empty: int = 0  # … of which without an engine state (the hello failed before the greeting)
     empty_engine: int = 0
     gone_armed: int = 0  # gone timers armed on a conversation whose page is open (in session) at the audit
     marked_gone: int = 0  # conversations marked as left "gone" while their page is open
@@ -316,6 +317,7 @@ async def audit_webchat(store_url: str, chats: WebChats) -> WebChatAudit:
         users: Counter[str] = Counter()
         replies: dict[str, list[str]] = {}  # token → its conversations' bot and listener entry ids
         recorded: set[str] = set()
+        senders: list[tuple[str, bool]] = []  # each web chat conversation's token, and whether it has an engine state
         open_pages = {c.token for c in chats.clients if c.in_session}
         page_of: dict[str, str] = {}  # conversation id → token, for the conversations whose page is open
         for conversation in await store.list_conversations(datetime(2000, 1, 1, tzinfo=UTC),
@@ -323,6 +325,7 @@ async def audit_webchat(store_url: str, chats: WebChats) -> WebChatAudit:
             if conversation.channel is not ChannelName.WEBCHAT:
                 continue
             result.empty_engine += not conversation.engine
+            senders.append((conversation.sender, bool(conversation.engine)))
             if conversation.sender in open_pages and conversation.active:
                 page_of[conversation.id] = conversation.sender
                 result.marked_gone += conversation.left_how == "gone"
@@ -335,7 +338,8 @@ async def audit_webchat(store_url: str, chats: WebChats) -> WebChatAudit:
         timers = await store.due_timers(datetime.now(UTC) + timedelta(days=1), limit=1_000_000)
         result.gone_armed = sum(t.kind is TimerKind.WEBCHAT_GONE and t.conversation_id in page_of for t in timers)
         known = {token for client in chats.clients for token in client.tokens}
-        result.orphans = sum(token not in known for token in replies)
+        result.orphans = sum(token not in known for token, _ in senders)
+        result.orphans_empty = sum(token not in known and not engine for token, engine in senders)
         for client in chats.clients:
             result.still_pending += len(client.pending)
             for message_id, token in client.acknowledged.items():
@@ -368,7 +372,8 @@ def show_webchat(result: WebChatAudit, tally: Tally, began: float) -> None:
         f"webchat: {result.conversations:,} conversations (sockets), {result.acknowledged:,} messages acknowledged;"
         f" inbound processed once {result.processed_once:,}, never {result.never_processed}, twice or more"
         f" {result.recorded_twice}; never acknowledged {result.still_pending}; empty engine states"
-        f" {result.empty_engine}; orphan conversations {result.orphans}; with their page open: gone timers armed"
+        f" {result.empty_engine}; orphan conversations {result.orphans}"
+        f" ({result.orphans_empty} without an engine state); with their page open: gone timers armed"
         f" {result.gone_armed}, marked gone {result.marked_gone}"
     )
     print(
