@@ -8,7 +8,12 @@ flow at about ``--rate`` messages a second, each on a channel drawn from ``--cha
 platform signs it (Meta's HMAC, Twilio's ``X-Twilio-Signature`` over the public URL, Telegram's secret token), sent
 round robin to the instances that are up and **redelivered** one second after any answer that is not a 2xx (as Meta
 and Telegram do; Twilio retries once by default, here until acknowledged so that "nothing lost" can be audited; a
-small share of acknowledged ones is redelivered too: an acknowledgement lost on the way).
+small share of acknowledged ones is redelivered too: an acknowledgement lost on the way). A **web chat**
+conversation is a websocket client of ``bench/chaos_webchat.py`` instead, behaving as the widget's page does: to an
+instance that is up (each its own address in ``X-Forwarded-For``, the instances behind a proxy), every message
+under its client id until acknowledged, after a drop a reconnection (0.5 s doubling to 5 s, to another instance
+when its own is down), ``hello`` with its token, and the unacknowledged messages sent again, same id; it waits for
+the bot's reply before its next message, and stays on the page once its walk is done.
 
 Every ``--every`` seconds (on average, from ``--seed``) one fault, chosen at random: ``kill -9`` of one instance,
 started again a few seconds later; a Redis restart (``SHUTDOWN NOSAVE``, down a few seconds, started again on
@@ -23,7 +28,14 @@ provider id no transcript records (a reply received twice), explained by the fau
 Redis outage, a hang past the send timeout: the documented bound) or beyond it; replies recorded as accepted by the
 provider that it never accepted (lost); conversations stuck (no engine state, messages left in the inbox, replies
 still pending); HTTP 500s; ``/readyz`` of both instances; the supervisor's worker restarts by worker
-(``/metrics``). Prints figures, asserts nothing (bench/README.md, "Chaos soak").
+(``/metrics``). The web chat's audit (every page in session again first): every message acknowledged recorded
+exactly once; every bot and listener entry of its transcript **received** (its id in any frame the client read:
+``session``'s history, ``entry``, ``resync``), and how many only by a catch-up; entry ids that came again
+(**repeated**: the page shows one bubble per id) and ids no transcript records (**phantoms**: what the young person
+would see twice); messages never acknowledged; **deaf** sockets (in session, no ack 60 s after a message was sent)
+and **silent** ones (in session, acknowledged, the bot still on the conversation and no reply in 30 s); gone
+timers armed and conversations marked gone while their page is open; conversations no client holds the token of
+(a drop before the first session). Prints figures, asserts nothing (bench/README.md, "Chaos soak").
 """
 
 from __future__ import annotations
