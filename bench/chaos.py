@@ -583,8 +583,10 @@ async def main(args: argparse.Namespace) -> None:
         f" {pending} replies pending"
     )
     for channel, result in results.items():
-        show(channel, result, platforms)
-    show_webchat(webchat, chats.tally, chaos.began)
+        if channel in channels:
+            show(channel, result, platforms)
+    if ChannelName.WEBCHAT in channels:
+        show_webchat(webchat, chats.tally, chaos.began)
     print(f"/readyz at the end: {readyz}")
     print(f"worker restarts: {dict(sorted(restarts.items())) or 'none'}")
     print(f"log errors: {sum(problems.values())} " + "; ".join(f"{n}x {w}" for w, n in problems.most_common(4)))
