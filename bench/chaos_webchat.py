@@ -9,8 +9,9 @@ greets), every message kept in a pending list under its client id until its ``ac
 is open and sent again, same id, after every ``session`` frame; after any close, a reconnection 0.5 s later,
 doubling to 5 s at most, reset when a socket opens; entries shown once per id whatever frame carried them
 (``session``'s history, ``entry``, ``resync``), and a ``delivered`` receipt for the bot's and listeners' ones.
-The young person answers ``gap`` s after their previous message was acknowledged (the walk's first step,
-"bonjour", is the ``hello``: the web chat greets without a message). Once the walk is done they stay on the page
+The young person answers ``gap`` s after the bot's reply to their previous message (after its ``ack`` when the
+bot no longer has the conversation: a hand-off sooner than the walk's); the walk's first step, "bonjour", is the
+``hello`` (the web chat greets without a message). Once the walk is done they stay on the page
 (waiting in the queue) until the audit.
 
 What the audit calls **received**: a bot or listener entry of the conversation's transcript whose id came to the
@@ -19,8 +20,9 @@ an entry id that came again (a ``resync`` or a ``session`` repeating what a sock
 repeated and shown once, and what the young person would see twice is a distinct id the transcript does not
 record (a phantom: a reply written, shown, then lost or written again under another id), ``notice-`` ids aside
 (the gate's notices are never stored). **Stuck**: a message still unacknowledged when the clients stop, a reply
-recorded and never received, and a **deaf socket**: a socket with its session that left a message unacknowledged
-for ``ACK_PATIENCE`` s (the client then reconnects, as a young person reloading the page would).
+recorded and never received, a **deaf socket**: a socket with its session that left a message unacknowledged
+for ``ACK_PATIENCE`` s, and a **silent** one: acknowledged, the bot still on the conversation, and no reply for
+``REPLY_PATIENCE`` s (either way the client then reconnects, as a young person reloading the page would).
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ class Tally:
     silent: int = 0
     notices: int = 0  # the gate's notices (a refused hello or message): not stored, the message stays pending
     errors: Counter[str] = field(default_factory=Counter)
-    silences: list[tuple[float, str, str]] = field(default_factory=list)  # (monotonic, instance, status, /readyz)
+    silences: list[tuple[float, str, str]] = field(default_factory=list)  # (monotonic, instance, "status; /readyz")
 
 
 class WebChatClient:
