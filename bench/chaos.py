@@ -8,7 +8,12 @@ flow at about ``--rate`` messages a second, each on a channel drawn from ``--cha
 platform signs it (Meta's HMAC, Twilio's ``X-Twilio-Signature`` over the public URL, Telegram's secret token), sent
 round robin to the instances that are up and **redelivered** one second after any answer that is not a 2xx (as Meta
 and Telegram do; Twilio retries once by default, here until acknowledged so that "nothing lost" can be audited; a
-small share of acknowledged ones is redelivered too: an acknowledgement lost on the way).
+small share of acknowledged ones is redelivered too: an acknowledgement lost on the way). A **web chat**
+conversation is a websocket client of ``bench/chaos_webchat.py`` instead, behaving as the widget's page does: to an
+instance that is up (each its own address in ``X-Forwarded-For``, the instances behind a proxy), every message
+under its client id until acknowledged, after a drop a reconnection (0.5 s doubling to 5 s, to another instance
+when its own is down), ``hello`` with its token, and the unacknowledged messages sent again, same id; it waits for
+the bot's reply before its next message, and stays on the page once its walk is done.
 
 Every ``--every`` seconds (on average, from ``--seed``) one fault, chosen at random: ``kill -9`` of one instance,
 started again a few seconds later; a Redis restart (``SHUTDOWN NOSAVE``, down a few seconds, started again on
@@ -23,7 +28,14 @@ provider id no transcript records (a reply received twice), explained by the fau
 Redis outage, a hang past the send timeout: the documented bound) or beyond it; replies recorded as accepted by the
 provider that it never accepted (lost); conversations stuck (no engine state, messages left in the inbox, replies
 still pending); HTTP 500s; ``/readyz`` of both instances; the supervisor's worker restarts by worker
-(``/metrics``). Prints figures, asserts nothing (bench/README.md, "Chaos soak").
+(``/metrics``). The web chat's audit (every page in session again first): every message acknowledged recorded
+exactly once; every bot and listener entry of its transcript **received** (its id in any frame the client read:
+``session``'s history, ``entry``, ``resync``), and how many only by a catch-up; entry ids that came again
+(**repeated**: the page shows one bubble per id) and ids no transcript records (**phantoms**: what the young person
+would see twice); messages never acknowledged; **deaf** sockets (in session, no ack 60 s after a message was sent)
+and **silent** ones (in session, acknowledged, the bot still on the conversation and no reply in 30 s); gone
+timers armed and conversations marked gone while their page is open; conversations no client holds the token of
+(a drop before the first session). Prints figures, asserts nothing (bench/README.md, "Chaos soak").
 """
 
 from __future__ import annotations
@@ -44,7 +56,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from aiohttp import ClientError, ClientSession, ClientTimeout
+from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
@@ -59,6 +71,7 @@ from bench.chaos_channels import (  # noqa: E402
     sender_id,
     webhook,
 )
+from bench.chaos_webchat import WebChats, audit_webchat, show_webchat  # noqa: E402
 from bench.load import Step, bench_flows, free_port, gateway_env, machine_line, run, walks, workdir  # noqa: E402
 from gateway.channels.base import SEND_TIMEOUT_SECONDS as SEND_TIMEOUT  # noqa: E402
 from gateway.ids import inbound_entry_id  # noqa: E402
@@ -248,11 +261,12 @@ class Platforms:
             await self.deliver(channel, hook.path, hook.raw, hook.headers, deadline)
 
 
-async def conversations(platforms: Platforms, script: list[list[Step]], channels: list[ChannelName], rate: float,
-                        gap: float, duration: float) -> int:  # fmt: skip
+async def conversations(platforms: Platforms, chats: WebChats, script: list[list[Step]], channels: list[ChannelName],
+                        rate: float, gap: float, duration: float) -> int:  # fmt: skip
     """``rate * gap`` conversations at once, each on a channel drawn from ``channels`` and sending its next message
     ``gap`` s after the previous one was acknowledged, a new one starting when one reaches its hand-off; until
-    ``duration`` s. Conversations started."""
+    ``duration`` s. A web chat conversation is a client of ``chats`` (bench/chaos_webchat.py), its page left open
+    once its walk is done. Conversations started."""
     started = 0
     stop = time.monotonic() + duration
     deadline = stop + 600  # a webhook still refused 10 minutes after the load: given up (counted)
@@ -264,6 +278,9 @@ async def conversations(platforms: Platforms, script: list[list[Step]], channels
             started += 1
             walk = script[platforms.rng.randrange(len(script))]
             channel = platforms.rng.choice(channels)
+            if channel is ChannelName.WEBCHAT:
+                await chats.conversation(number, started, walk, gap, stop, deadline)
+                continue
             sender = sender_id(channel, number, started)
             for index, step in enumerate(walk):
                 if time.monotonic() >= stop:
@@ -294,18 +311,19 @@ class Chaos:
         if kind == "provider-hang-long":
             pause = self.rng.uniform(SEND_TIMEOUT + 1, SEND_TIMEOUT + 10)
         victims = [i for i in self.instances if i.name not in self.busy and i.up]
-        provider = self.rng.choice(self.providers)
+        provider = self.rng.choice(self.providers) if self.providers else None  # none: web chat alone
+        hits = provider.channel if provider is not None and kind.startswith("provider") else ""
         if kind == "kill":
             if not victims:
                 return
             victim = self.rng.choice(victims)
             held = victim.name
         else:
-            held = provider.channel if kind.startswith("provider") else kind
+            held = hits or kind
         if held in self.busy:
             return
         self.busy.add(held)
-        fault = Fault(kind, time.monotonic(), target=provider.channel if kind.startswith("provider") else "")
+        fault = Fault(kind, time.monotonic(), target=hits)
         self.faults.append(fault)
         try:
             if kind == "kill":
@@ -319,6 +337,8 @@ class Chaos:
                 await self.redis.shutdown()
                 await asyncio.sleep(pause)
                 await self.redis.start()
+            elif provider is None:
+                pass  # run() draws no provider fault without a provider
             elif kind == "provider-5xx":
                 provider.down()
                 await asyncio.sleep(pause)
@@ -336,6 +356,7 @@ class Chaos:
     async def run(self, every: float, duration: float, kinds: list[str]) -> list[Fault]:
         stop = time.monotonic() + duration
         running: set[asyncio.Task[None]] = set()
+        kinds = [k for k in kinds if self.providers or not k.startswith("provider")]
         while True:
             await asyncio.sleep(self.rng.uniform(0.3, 1.7) * every)
             if time.monotonic() >= stop - 5:
@@ -427,6 +448,8 @@ async def audit(store_url: str, platforms: Platforms, providers: list[Noting], f
         senders: set[tuple[ChannelName, str]] = set()
         for conversation in await store.list_conversations(datetime(2000, 1, 1, tzinfo=UTC),
                                                            datetime.now(UTC) + timedelta(days=1)):  # fmt: skip
+            if conversation.channel not in results:
+                continue  # the web chat: bench/chaos_webchat.py's audit
             result = results[conversation.channel]
             senders.add((conversation.channel, conversation.sender))
             result.empty_engine += not conversation.engine
@@ -487,9 +510,15 @@ async def main(args: argparse.Namespace) -> None:
             session = await stack.enter_async_context(ClientSession(timeout=ClientTimeout(total=30)))
             env = {**gateway_env(redis.url, flows, providers[0], args.understanding), **channels_env()}
             env["GATEWAY_LOG_LEVEL"] = "WARNING"
+            env["GATEWAY_CLIENT_ADDRESS_HEADER"] = "X-Forwarded-For"  # behind a proxy: each web chat its address
+            sockets = await stack.enter_async_context(  # the pages' sockets stay open: no pool limit, no total
+                ClientSession(connector=TCPConnector(limit=0), timeout=ClientTimeout(total=None, connect=10))
+            )
             apis = {provider.channel: provider.url for provider in providers}
             instances = [Instance(name, env, work, apis) for name in ("a", "b")]
             keepers: list[asyncio.Task[None]] = []
+            platforms = Platforms(instances, session, random.Random(args.seed + 1), args.lost_ack)
+            chats = WebChats(sockets, lambda: platforms.next_up().url)
             try:
                 for instance in instances:
                     instance.start()
@@ -497,10 +526,9 @@ async def main(args: argparse.Namespace) -> None:
                     if not await instance.ready(session):
                         raise SystemExit(f"chaos: instance {instance.name} not ready; see its log")
                 keepers += [asyncio.create_task(i.keep()) for i in instances]
-                platforms = Platforms(instances, session, random.Random(args.seed + 1), args.lost_ack)
                 began = time.monotonic()
                 load = asyncio.create_task(
-                    conversations(platforms, script, channels, args.rate, args.gap, args.duration)
+                    conversations(platforms, chats, script, channels, args.rate, args.gap, args.duration)
                 )
                 faulty = [p for p in providers if p.channel in channels]  # a provider fault hits a channel in use
                 chaos = Chaos(rng, instances, redis, faulty, session)
@@ -511,12 +539,16 @@ async def main(args: argparse.Namespace) -> None:
                 senders = {(channel, sender) for (channel, _), sender in platforms.acknowledged.items()}
                 waiting, pending = await drained(redis.url, senders, args.drain)
                 await asyncio.sleep(3)  # a stray resend would show by now
+                unsettled = await chats.settled(60)  # every page in session again, nothing left unacknowledged
                 results = await audit(redis.url, platforms, providers, faults, chaos.began)
+                webchat = await audit_webchat(redis.url, chats)
+                webchat.unsettled = unsettled
                 readyz = [await i.status(session, "/readyz") for i in instances]
                 restarts: Counter[str] = Counter()
                 for instance in instances:
                     restarts += instance.restarts + await instance.worker_restarts(session)
             finally:
+                await chats.stop()
                 for keeper in keepers:
                     keeper.cancel()
                 for instance in instances:
@@ -537,6 +569,8 @@ async def main(args: argparse.Namespace) -> None:
         f" {sum(platforms.redelivered.values()):,} redeliveries; webhook answers {dict(sorted(statuses.items()))};"
         f" given up {sum(platforms.given_up.values())}"
     )
+    ports = ", ".join(f"{i.name} :{i.port}" for i in instances)
+    print(f"instances: {ports}")
     print(f"faults: {sum(kinds.values())} ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})")
     by_provider = Counter(f"{f.kind} {f.target}" for f in faults if f.kind.startswith("provider"))
     print(f"  provider faults by channel: {', '.join(f'{k} {n}' for k, n in sorted(by_provider.items())) or 'none'}")
@@ -549,7 +583,10 @@ async def main(args: argparse.Namespace) -> None:
         f" {pending} replies pending"
     )
     for channel, result in results.items():
-        show(channel, result, platforms)
+        if channel in channels:
+            show(channel, result, platforms)
+    if ChannelName.WEBCHAT in channels:
+        show_webchat(webchat, chats.tally, chaos.began)
     print(f"/readyz at the end: {readyz}")
     print(f"worker restarts: {dict(sorted(restarts.items())) or 'none'}")
     print(f"log errors: {sum(problems.values())} " + "; ".join(f"{n}x {w}" for w, n in problems.most_common(4)))
@@ -581,8 +618,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gap", type=float, default=2.0, help="seconds between one sender's messages")
     parser.add_argument("--every", type=float, default=10.0, help="seconds between faults, on average")
     parser.add_argument("--faults", nargs="+", default=FAULTS, choices=FAULTS)
-    parser.add_argument("--channels", nargs="+", default=[str(c) for c in CHANNELS], choices=[str(c) for c in CHANNELS],
-                        help="the channels conversations are drawn from (default all three)")  # fmt: skip
+    every = [str(c) for c in (*CHANNELS, ChannelName.WEBCHAT)]
+    parser.add_argument("--channels", nargs="+", default=every, choices=every,
+                        help="the channels conversations are drawn from (default all four)")  # fmt: skip
     parser.add_argument("--lost-ack", type=float, default=0.02, help="share of acknowledged webhooks delivered again")
     parser.add_argument("--drain", type=float, default=180.0, help="seconds at most for the drain after the load")
     parser.add_argument("--understanding", choices=["on", "off"], default="on")

@@ -86,6 +86,7 @@ METRICS = web.AppKey("metrics", Metrics)
 GATE = web.AppKey("gate", Gate)
 SUPERVISOR = web.AppKey("supervisor", Supervisor)
 READER = web.AppKey("reader", Reader)
+WEBCHAT = web.AppKey("webchat", WebChatHub)
 
 STATIC = resources.files("gateway") / "webchat_static"
 FLOW_WATCH_SECONDS = 2.0
@@ -223,6 +224,7 @@ async def create_app(
         supervisor.add("late-readings", lambda: late.run(dispatcher.apply_late))
         supervisor.add("late-readings-store", late.keep)  # holds this instance's, claims those of a dead one
     app[SUPERVISOR] = supervisor
+    app[WEBCHAT] = hub
     lifecycles = [(_nothing, opened_counters.close), *channels.lifecycles]  # closed after the channels
     if reader is not None:
         app[READER] = reader

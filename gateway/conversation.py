@@ -126,6 +126,9 @@ class Conversation:
     # when a risk was last read in its messages (on arrival or late): the supervision board's order, kept in the
     # store's index of the open conversations with a flag (``ConversationStore.flagged_conversations``)
     flagged_at: datetime | None = None
+    # web chat: when a page last opened the conversation (its hello): a socket closed before that is not a page
+    # gone, whichever instance arms its timer and however late (gateway/leaving.py)
+    page_opened_at: datetime | None = None
 
     @property
     def active(self) -> bool:

@@ -56,9 +56,18 @@ async def quick_exit(dispatcher: Dispatcher, store: LeavingRoles, conversation_i
         await store.save_conversation(conversation)
 
 
-async def socket_closed(store: TimerStore, conversation_id: str, now: datetime) -> None:
-    """A web chat socket closed: unless the young person comes back within GONE_AFTER, they are gone."""
-    await store.set_timer(conversation_id, TimerKind.WEBCHAT_GONE, now + GONE_AFTER)
+async def socket_closed(store: LeavingRoles, conversation_id: str, now: datetime) -> None:
+    """A web chat socket closed at ``now``: unless the young person comes back within GONE_AFTER, they are gone.
+
+    Not when a page has opened the conversation again since (``Conversation.page_opened_at``): the instance that
+    held the socket may arm its timer late (its store was down when the socket closed: it tries again until it
+    answers), after the page came back on another instance, whose :func:`returned` it would undo. The lock orders
+    the two: either the timer is armed first and the return cancels it, or the return is seen here."""
+    async with store.lock(conversation_id):
+        conversation = await store.get_conversation(conversation_id)
+        if conversation is not None and conversation.page_opened_at is not None and conversation.page_opened_at > now:
+            return
+        await store.set_timer(conversation_id, TimerKind.WEBCHAT_GONE, now + GONE_AFTER)
 
 
 async def gone(dispatcher: Dispatcher, conversation: Conversation, now: datetime) -> None:
@@ -68,14 +77,17 @@ async def gone(dispatcher: Dispatcher, conversation: Conversation, now: datetime
 
 
 async def returned(dispatcher: Dispatcher, store: LeavingRoles, conversation_id: str, now: datetime) -> None:
-    """The young person's browser is back on the conversation: nothing more to wait for; lift a ``gone`` mark."""
-    await store.cancel_timers(conversation_id, TimerKind.WEBCHAT_GONE)
+    """The young person's browser is back on the conversation: nothing more to wait for (a socket closed before
+    ``now`` arms no timer any more, :func:`socket_closed`); lift a ``gone`` mark."""
     async with store.lock(conversation_id):
+        await store.cancel_timers(conversation_id, TimerKind.WEBCHAT_GONE)
         conversation = await store.get_conversation(conversation_id)
-        if conversation is None or not conversation.active or conversation.left_how != "gone":
+        if conversation is None or not conversation.active:
             return
-        conversation.left_at, conversation.left_how = None, None
-        await dispatcher.system_note(conversation, "left.back", now)
+        conversation.page_opened_at = now
+        if conversation.left_how == "gone":
+            conversation.left_at, conversation.left_how = None, None
+            await dispatcher.system_note(conversation, "left.back", now)
         await store.save_conversation(conversation)
 
 

@@ -8,6 +8,9 @@ reconnects and reloads), and nobody else waited on it.
 
 :class:`Forwarding` is what the two surfaces' forwarding workers (the web chat's, the console's) share: the store
 subscription a worker holds while it runs, through which their socket handlers follow what their sockets show.
+While the store does not answer it subscribes again within :data:`RESUBSCRIBE` seconds, never later: while it is
+not subscribed, the sockets open on this instance get nothing (left to the supervisor's backoff, up to 30 s after
+a few outages, a page kept acknowledging messages whose replies did not come).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 
+from gateway.errors import StoreError
 from gateway.metrics import Metrics
 from gateway.store import EventStore, Subscription
 from gateway.supervisor import where
@@ -28,6 +32,8 @@ log = logging.getLogger(__name__)
 
 QUEUE_LIMIT = 256  # frames waiting for one socket; a reader this far behind has stopped reading
 SEND_TIMEOUT = 5.0  # seconds for one frame to leave; a client slower than this is gone for practical purposes
+RESUBSCRIBE = (0.1, 1.0)  # seconds before subscribing again while the store does not answer: first, most
+STABLE = 10.0  # seconds a subscription served before failing: the next failure starts again from the first delay
 
 
 class Forwarding:
@@ -39,13 +45,25 @@ class Forwarding:
         self.current: Subscription | None = None
 
     async def run(self, forward: Callable[[Subscription], Awaitable[None]]) -> None:
-        """Subscribe and hand the subscription to ``forward`` for the worker's lifetime (under the supervisor)."""
-        async with await self._store.subscribe(everything=False) as subscription:
-            self.current = subscription
+        """Subscribe and hand the subscription to ``forward`` for the worker's lifetime (under the supervisor);
+        when the store fails (StoreError: the subscription lost, or not made), again, after :data:`RESUBSCRIBE`
+        (``forward`` starts each subscription with a resync: what was missed meanwhile). Any other failure is the
+        supervisor's."""
+        delay, loop = RESUBSCRIBE[0], asyncio.get_running_loop()
+        while True:
             try:
-                await forward(subscription)
-            finally:
-                self.current = None
+                async with await self._store.subscribe(everything=False) as subscription:
+                    self.current, started = subscription, loop.time()
+                    try:
+                        await forward(subscription)
+                        return
+                    finally:
+                        self.current = None
+                        delay = RESUBSCRIBE[0] if loop.time() - started > STABLE else delay  # a new outage
+            except StoreError as exc:
+                log.warning("socket forwarding: store unavailable (%s); subscribing again", type(exc).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RESUBSCRIBE[1])
 
 
 class SocketWriter:

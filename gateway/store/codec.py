@@ -93,7 +93,8 @@ def loads(kind: str, raw: str | bytes, decode: Callable[[Any], T]) -> T:
 
 
 _MOMENTS = ("created_at", "updated_at", "last_inbound_at", "queued_at", "taken_at", "closed_at", "left_at",
-            "closed_notice_for", "window_paused_for", "erase_asked_at", "purged_at", "flagged_at")  # fmt: skip
+            "closed_notice_for", "window_paused_for", "erase_asked_at", "purged_at", "flagged_at",
+            "page_opened_at")  # fmt: skip
 _CONVERSATION_FIELDS = tuple(f.name for f in fields(Conversation))
 
 
@@ -145,6 +146,7 @@ def decode_conversation(data: dict[str, Any]) -> Conversation:
         erase_asked_at=_moment(data.get("erase_asked_at")),
         purged_at=_moment(data.get("purged_at")),
         flagged_at=_moment(data.get("flagged_at")),
+        page_opened_at=_moment(data.get("page_opened_at")),
     )
 
 

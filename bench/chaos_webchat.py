@@ -1,0 +1,395 @@
+"""The web chat of ``bench/chaos.py``: each conversation a real websocket client behaving as the widget's page
+(``gateway/webchat_static/chat.js``) does, and its part of the audit.
+
+A :class:`WebChatClient` connects to ``/chat/ws`` of an instance that is up (round robin, as a load balancer
+would: after a drop, another instance when its own is down), its own client address in ``X-Forwarded-For`` (the
+gateway is configured behind a proxy: each young person is a client network of their own, as they would be).
+As chat.js does: ``hello`` with the token it was given (none at first: the gateway starts a conversation and
+greets), every message kept in a pending list under its client id until its ``ack``, sent at once when the socket
+is open and sent again, same id, after every ``session`` frame; after any close, a reconnection 0.5 s later,
+doubling to 5 s at most, reset when a socket opens; entries shown once per id whatever frame carried them
+(``session``'s history, ``entry``, ``resync``), and a ``delivered`` receipt for the bot's and listeners' ones.
+The young person answers ``gap`` s after the bot's reply to their previous message (after its ``ack`` when the
+bot no longer has the conversation: a hand-off sooner than the walk's); the walk's first step, "bonjour", is the
+``hello`` (the web chat greets without a message). Once the walk is done they stay on the page
+(waiting in the queue) until the audit.
+
+What the audit calls **received**: a bot or listener entry of the conversation's transcript whose id came to the
+client in any frame it read, on any of its sockets; **shown twice**: the page shows one bubble per distinct id, so
+an entry id that came again (a ``resync`` or a ``session`` repeating what a socket already had) is counted as
+repeated and shown once, and what the young person would see twice is a distinct id the transcript does not
+record (a phantom: a reply written, shown, then lost or written again under another id), ``notice-`` ids aside
+(the gate's notices are never stored). **Stuck**: a message still unacknowledged when the clients stop, a reply
+recorded and never received, a **deaf socket**: a socket with its session that left a message unacknowledged
+for ``ACK_PATIENCE`` s, and a **silent** one: acknowledged, the bot still on the conversation, and no reply for
+``REPLY_PATIENCE`` s (either way the client then reconnects, as a young person reloading the page would).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import ClientError, ClientSession, ClientWebSocketResponse, WSMsgType
+
+from bench.load import Step
+from gateway.ids import inbound_entry_id
+from gateway.messages import ChannelName, Inbound
+from gateway.testing import store_keys
+
+RECONNECT_FIRST, RECONNECT_MOST = 0.5, 5.0  # chat.js's state.delay: doubled after each close, reset on open
+ACK_PATIENCE = 60.0  # s: a message unacknowledged this long on a socket with its session: a deaf socket
+REPLY_PATIENCE = 30.0  # s: an acknowledged message without a reply this long on a socket with its session: silent
+SHOWN = frozenset({"bot", "listener"})  # the entries the audit follows (chat.js also shows the young person's own)
+
+
+@dataclass
+class Tally:
+    """What the clients saw, over all of them."""
+
+    connections: int = 0
+    closes: Counter[str] = field(default_factory=Counter)  # how sockets ended: close code or error
+    sends: int = 0  # message frames sent, resends included
+    resent: int = 0  # message frames sent again (a session frame after a drop, or before it on the same socket)
+    deaf: int = 0
+    silent: int = 0
+    notices: int = 0  # the gate's notices (a refused hello or message): not stored, the message stays pending
+    errors: Counter[str] = field(default_factory=Counter)
+    silences: list[tuple[float, str, str]] = field(default_factory=list)  # (monotonic, instance, "status; /readyz")
+
+
+class WebChatClient:
+    """One young person's page: the socket, reconnected as chat.js does, and the walk's messages."""
+
+    def __init__(self, session: ClientSession, pick: Callable[[], str], address: str, number: int,
+                 tally: Tally) -> None:  # fmt: skip
+        self.session, self.pick, self.address, self.number, self.tally = session, pick, address, number, tally
+        self.token: str | None = None
+        self.tokens: list[str] = []  # every token a session frame gave (one, unless a drop came before the first)
+        self.received: Counter[str] = Counter()  # entry id → frames that carried it
+        self.live: set[str] = set()  # ids first received live: an ``entry`` frame, or the first session's greeting
+        self.replies = 0  # distinct bot and listener entries received
+        self.session_at = 0.0  # when the current socket's session frame came
+        self.pending: dict[str, Step] = {}  # client message id → its step, until its ack (chat.js's pending list)
+        self.acknowledged: dict[str, str] = {}  # client message id → the token it was acknowledged under
+        self.sent: Counter[str] = Counter()
+        self.last_sent: dict[str, float] = {}  # client message id → when it was last sent
+        self.ws: ClientWebSocketResponse | None = None
+        self.url = ""  # the instance of the current (or last) socket
+        self.status = "bot"  # the conversation's, as the page knows it (session, status and resync frames)
+        self.in_session = False  # a session frame came on the current socket
+        self.changed = asyncio.Event()  # an ack, a session
+        self.ended = False
+        self.stopping = False
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._connection(), name=f"webchat-client-{self.number}")
+
+    async def stop(self) -> None:
+        self.stopping = True
+        if self.ws is not None:
+            await self.ws.close()
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+
+    async def _connection(self) -> None:
+        delay = RECONNECT_FIRST
+        while not (self.stopping or self.ended):
+            try:
+                self.url = self.pick()
+                async with self.session.ws_connect(self.url + "/chat/ws",
+                                                   headers={"X-Forwarded-For": self.address}) as ws:  # fmt: skip
+                    self.ws, delay = ws, RECONNECT_FIRST
+                    self.tally.connections += 1
+                    await ws.send_json({"type": "hello", "token": self.token, "language": "fr"})
+                    async for message in ws:
+                        if message.type is WSMsgType.TEXT:
+                            await self._handle(ws, json.loads(message.data))
+                    if not self.stopping:
+                        self.tally.closes[str(ws.close_code)] += 1
+            except (ClientError, TimeoutError, ConnectionError) as error:
+                self.tally.closes[type(error).__name__] += 1
+            finally:
+                self.ws, self.in_session = None, False
+            if self.stopping or self.ended:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MOST)
+
+    async def _handle(self, ws: ClientWebSocketResponse, frame: dict[str, Any]) -> None:
+        kind = frame.get("type")
+        if kind == "session":
+            self.token = str(frame["token"])
+            if self.token not in self.tokens:
+                self.tokens.append(self.token)
+            await self._show(ws, frame["history"], live=not self.session_at)  # the first: its greeting
+            self.in_session, self.session_at, self.status = True, time.monotonic(), str(frame["status"])
+            self.changed.set()
+            for message_id in list(self.pending):  # chat.js: re-send what was never acknowledged, same id
+                await self._send(ws, message_id)
+        elif kind == "entry":
+            if str(frame["entry"]["id"]).startswith("notice-"):
+                self.tally.notices += 1
+            else:
+                await self._show(ws, [frame["entry"]], live=True)
+        elif kind == "resync":
+            await self._show(ws, frame["entries"], live=False)
+            self.status = str(frame["status"])
+        elif kind == "status":
+            self.status = str(frame["status"])
+            self.changed.set()
+        elif kind == "ack":
+            if self.pending.pop(str(frame["id"]), None) is not None and self.token is not None:
+                self.acknowledged[str(frame["id"])] = self.token
+            self.changed.set()
+        elif kind == "error":
+            self.tally.errors[str(frame.get("code"))] += 1
+            self.ended = self.ended or frame.get("code") == "ended"
+
+    async def _show(self, ws: ClientWebSocketResponse, entries: list[dict[str, Any]], *, live: bool) -> None:
+        """chat.js's showEntry for each (once per id), then a ``delivered`` receipt for the new bot and listener
+        entries."""
+        new = []
+        for entry in entries:
+            entry_id = str(entry["id"])
+            self.received[entry_id] += 1
+            if self.received[entry_id] == 1:
+                if live:
+                    self.live.add(entry_id)
+                if entry["author"] in SHOWN:
+                    new.append(entry_id)
+        if new:
+            self.replies += len(new)
+            self.changed.set()
+            with contextlib.suppress(ClientError, ConnectionError, RuntimeError):
+                await ws.send_json({"type": "receipt", "status": "delivered", "ids": new[:100]})
+
+    async def _send(self, ws: ClientWebSocketResponse, message_id: str) -> None:
+        step = self.pending[message_id]
+        frame = {"type": "message", "id": message_id, "text": step.text, "payload": step.payload}
+        with contextlib.suppress(ClientError, ConnectionError, RuntimeError):  # closing: sent again after the next
+            await ws.send_json(frame)
+            self.last_sent[message_id] = time.monotonic()
+            self.sent[message_id] += 1
+            self.tally.sends += 1
+            self.tally.resent += self.sent[message_id] > 1
+
+    async def walk(self, steps: list[Step], gap: float, stop: float, deadline: float) -> None:
+        """The walk's messages after its greeting, each ``gap`` s after the previous one was acknowledged, until
+        ``stop``; a message is waited for until ``deadline`` (then it stays pending: stuck)."""
+        if not await self._until(lambda: self.in_session, deadline):  # the young person reads the greeting first
+            return
+        for index, step in enumerate(steps[1:], start=1):
+            await asyncio.sleep(gap)
+            if time.monotonic() >= stop or self.ended:
+                return
+            message_id = f"c{self.number}-{index}"  # the page's uuid: unique for its token is all the gateway needs
+            self.pending[message_id] = step
+            replies = self.replies
+            if self.ws is not None and not self.ws.closed:  # chat.js sends when the socket is open
+                await self._send(self.ws, message_id)
+            if not await self._patiently(functools.partial(self._acknowledged, message_id), message_id, deadline):
+                return
+            if step.replies and not await self._patiently(functools.partial(self._answered, replies), None, deadline):
+                return
+
+    async def _readyz(self) -> str:
+        """The instance's ``/readyz`` (which workers are down), for the record of a silent socket."""
+        try:
+            async with self.session.get(self.url + "/readyz") as response:
+                return (await response.text())[:300]
+        except (ClientError, TimeoutError) as error:
+            return type(error).__name__
+
+    def _acknowledged(self, message_id: str) -> bool:
+        return message_id not in self.pending
+
+    def _answered(self, replies: int) -> bool:
+        """A reply came, or the bot handed off (a reading of the model may hand off sooner than the walk)."""
+        return self.replies > replies or self.status != "bot"
+
+    async def _patiently(self, condition: Callable[[], bool], message_id: str | None, deadline: float) -> bool:
+        """Wait until ``condition`` (True) or ``deadline`` (False). ``message_id``'s ack awaited: a socket with its
+        session that has not given it ``ACK_PATIENCE`` s after the message was last sent is deaf; else a reply
+        awaited: a socket that has not shown one ``REPLY_PATIENCE`` s after its session came and the wait began is
+        silent. Either is counted and closed, as a young person reloading the page would do."""
+        began = time.monotonic()
+        while not condition():
+            if time.monotonic() >= deadline or self.stopping or self.ended:
+                return False
+            await self._until(condition, time.monotonic() + 1.0)
+            if self.ws is None or not self.in_session or condition():
+                continue
+            if message_id is None and time.monotonic() - max(began, self.session_at) > REPLY_PATIENCE:
+                self.tally.silent += 1
+                self.tally.silences.append((time.monotonic(), self.url, f"{self.status}; {await self._readyz()}"))
+            elif (
+                message_id is not None
+                and time.monotonic() - max(self.session_at, self.last_sent.get(message_id, 0.0)) > ACK_PATIENCE
+            ):
+                self.tally.deaf += 1
+            else:
+                continue
+            await self.ws.close()
+        return True
+
+    async def settled(self, limit: float) -> bool:
+        """Wait (up to ``limit`` s) until the client is in session on a socket with nothing pending."""
+        return await self._until(lambda: self.in_session and not self.pending, time.monotonic() + limit)
+
+    async def _until(self, condition: Callable[[], bool], deadline: float) -> bool:
+        while not condition():
+            if time.monotonic() >= deadline or self.stopping or self.ended:
+                return condition()
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+        return True
+
+
+@dataclass
+class WebChats:
+    """The run's web chat clients, each on its own address."""
+
+    session: ClientSession
+    pick: Callable[[], str]  # the URL of an instance that is up
+    tally: Tally = field(default_factory=Tally)
+    clients: list[WebChatClient] = field(default_factory=list)
+
+    async def conversation(self, slot: int, number: int, steps: list[Step], gap: float, stop: float,
+                           deadline: float) -> None:  # fmt: skip
+        address = f"10.{slot % 250}.{number // 250 % 250}.{number % 250 + 1}"
+        client = WebChatClient(self.session, self.pick, address, number, self.tally)
+        self.clients.append(client)
+        client.start()
+        await client.walk(steps, gap, stop, deadline)
+
+    async def settled(self, limit: float) -> int:
+        """Wait (up to ``limit`` s) until every client is in session with nothing pending; those that are not."""
+        done = await asyncio.gather(*(c.settled(limit) for c in self.clients))
+        return sum(not d for d in done)
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(c.stop() for c in self.clients))
+
+
+@dataclass
+class WebChatAudit:
+    """The web chat's figures, from the clients and the store."""
+
+    conversations: int = 0  # clients
+    unsettled: int = 0  # not in session with nothing pending at the audit
+    acknowledged: int = 0
+    processed_once: int = 0
+    never_processed: int = 0
+    recorded_twice: int = 0
+    still_pending: int = 0  # messages never acknowledged (given up): stuck
+    replies_recorded: int = 0  # bot and listener entries of the clients' conversations
+    received: int = 0
+    never_received: int = 0  # stuck: recorded, never reached the page
+    caught_up: int = 0  # received first through a session's history or a resync, not an entry frame
+    repeated: int = 0  # frames carrying an entry id the client had already (shown once, as chat.js does)
+    phantoms: int = 0  # distinct ids received that no transcript records: shown twice, or a reply lost after
+    orphans: int = 0  # web chat conversations no client holds the token of (a drop before the first session)
+    orphans_empty: int = 0  # … of which without an engine state (the hello failed before the greeting)
+    empty_engine: int = 0
+    gone_armed: int = 0  # gone timers armed on a conversation whose page is open (in session) at the audit
+    marked_gone: int = 0  # conversations marked as left "gone" while their page is open
+    missing: list[str] = field(default_factory=list)  # a few examples, without any text
+
+
+async def audit_webchat(store_url: str, chats: WebChats) -> WebChatAudit:
+    """The audit of the clients against the store (every acknowledged message recorded once, every reply received,
+    none shown twice)."""
+    from gateway.store import Author, TimerKind, open_store
+
+    result = WebChatAudit(conversations=len(chats.clients))
+    store = await open_store(store_url, keys=store_keys(store_url))
+    try:
+        users: Counter[str] = Counter()
+        replies: dict[str, list[str]] = {}  # token → its conversations' bot and listener entry ids
+        recorded: set[str] = set()
+        senders: list[tuple[str, bool]] = []  # each web chat conversation's token, and whether it has an engine state
+        open_pages = {c.token for c in chats.clients if c.in_session}
+        page_of: dict[str, str] = {}  # conversation id → token, for the conversations whose page is open
+        for conversation in await store.list_conversations(datetime(2000, 1, 1, tzinfo=UTC),
+                                                           datetime.now(UTC) + timedelta(days=1)):  # fmt: skip
+            if conversation.channel is not ChannelName.WEBCHAT:
+                continue
+            result.empty_engine += not conversation.engine
+            senders.append((conversation.sender, bool(conversation.engine)))
+            if conversation.sender in open_pages and conversation.active:
+                page_of[conversation.id] = conversation.sender
+                result.marked_gone += conversation.left_how == "gone"
+            for entry in await store.transcript(conversation.id):
+                recorded.add(entry.id)
+                if entry.author is Author.USER:
+                    users[entry.id] += 1
+                elif entry.author in (Author.BOT, Author.LISTENER):
+                    replies.setdefault(conversation.sender, []).append(entry.id)
+        timers = await store.due_timers(datetime.now(UTC) + timedelta(days=1), limit=1_000_000)
+        result.gone_armed = sum(t.kind is TimerKind.WEBCHAT_GONE and t.conversation_id in page_of for t in timers)
+        known = {token for client in chats.clients for token in client.tokens}
+        result.orphans = sum(token not in known for token, _ in senders)
+        result.orphans_empty = sum(token not in known and not engine for token, engine in senders)
+        for client in chats.clients:
+            result.still_pending += len(client.pending)
+            for message_id, token in client.acknowledged.items():
+                times = users[inbound_entry_id(Inbound(ChannelName.WEBCHAT, token, message_id))]
+                result.acknowledged += 1
+                result.processed_once += times == 1
+                result.never_processed += times == 0
+                result.recorded_twice += times > 1
+            for token in client.tokens:
+                for entry_id in replies.get(token, []):
+                    result.replies_recorded += 1
+                    if client.received[entry_id]:
+                        result.received += 1
+                        result.caught_up += entry_id not in client.live
+                    else:
+                        result.never_received += 1
+                        if len(result.missing) < 10:
+                            result.missing.append(f"client {client.number} ({len(client.tokens)} tokens), "
+                                                  f"{client.tally.connections} connections")  # fmt: skip
+            result.repeated += sum(n - 1 for n in client.received.values())
+            result.phantoms += sum(entry_id not in recorded for entry_id in client.received)
+    finally:
+        await store.close()
+    return result
+
+
+def show_webchat(result: WebChatAudit, tally: Tally, began: float) -> None:
+    closes = ", ".join(f"{k} {n}" for k, n in tally.closes.most_common(6))
+    print(
+        f"webchat: {result.conversations:,} conversations (sockets), {result.acknowledged:,} messages acknowledged;"
+        f" inbound processed once {result.processed_once:,}, never {result.never_processed}, twice or more"
+        f" {result.recorded_twice}; never acknowledged {result.still_pending}; empty engine states"
+        f" {result.empty_engine}; orphan conversations {result.orphans}"
+        f" ({result.orphans_empty} without an engine state); with their page open: gone timers armed"
+        f" {result.gone_armed}, marked gone {result.marked_gone}"
+    )
+    print(
+        f"  sockets: {tally.connections:,} connections, ended by {closes or 'nothing'}; message frames"
+        f" {tally.sends:,} ({tally.resent:,} resent); deaf sockets {tally.deaf}, silent {tally.silent};"
+        f" notices {tally.notices}; error frames {dict(tally.errors) or 'none'}; not settled at the audit"
+        f" {result.unsettled}"
+    )
+    print(
+        f"  replies: {result.replies_recorded:,} recorded, {result.received:,} received ({result.caught_up:,} by a"
+        f" catch-up), never {result.never_received}; repeated frames {result.repeated:,} (shown once);"
+        f" shown twice (phantoms) {result.phantoms}"
+    )
+    for line in result.missing:
+        print(f"    never received: {line}")
+    for at, url, readyz in tally.silences[:10]:
+        print(f"    silent at {at - began:.1f} s on :{url.rsplit(':', 1)[-1]}: status and /readyz {readyz}")
