@@ -70,7 +70,11 @@ class WebChatHub:
     Each socket has its own :class:`~gateway.sockets.SocketWriter`: forwarding only offers frames, so a reset or
     a socket that stopped reading is dropped without holding anybody else's replies. When events may have been
     missed (the store's ``resync`` event after a reconnection, or the worker restarting), every socket gets a
-    ``resync`` frame: its conversation's status and the entries after the last one it was sent.
+    ``resync`` frame: its conversation's status and the entries it was not sent (an entry goes once to a socket).
+
+    A socket is attached *before* its conversation is read for its first frame (:meth:`attach`, then
+    :meth:`view`, then :meth:`opened`): what the forwarding brings it meanwhile is held, and sent after that first
+    frame, so an event is either in what was read or reaches the socket; no entry is sent twice to a socket.
     """
 
     def __init__(
@@ -82,7 +86,8 @@ class WebChatHub:
         self.metrics = metrics
         self.gate = gate
         self.address_header = address_header
-        self.sockets: dict[str, dict[SocketWriter, str | None]] = defaultdict(dict)  # → id of the last entry sent
+        self.sockets: dict[str, dict[SocketWriter, set[str]]] = defaultdict(dict)  # → ids of the entries sent it
+        self.holding: dict[SocketWriter, list[dict[str, Any]]] = {}  # frames for sockets whose first is not out
         # The bot's and listeners' entries sent to the sockets of a conversation, and how far each got (sent,
         # delivered, read): the page's receipts only ever concern these, and only ever move them forward.
         self.outgoing: dict[str, dict[str, Delivery]] = {}
@@ -159,11 +164,24 @@ class WebChatHub:
             del self.following[conversation_id]
             self._leaving.add(conversation_id)
 
-    def attach(self, conversation_id: str, writer: SocketWriter, last_entry: str | None) -> None:
+    def attach(self, conversation_id: str, writer: SocketWriter) -> None:
+        """The socket follows this conversation (:meth:`follow` done): from now on its events are kept for it, to
+        be sent after the frame :meth:`opened` sends, which is made of what is read after this returns."""
         self.detach(writer)
-        self.sockets[conversation_id][writer] = last_entry
+        self.sockets[conversation_id][writer] = set()
+        self.holding[writer] = []
+
+    def opened(self, conversation_id: str, writer: SocketWriter, first: dict[str, Any] | None) -> None:
+        """Send the socket's first frame (``session``, or ``resync`` with every entry; None: none, the conversation
+        was erased), read after :meth:`attach`, then what the forwarding brought it since, without the entries the
+        first frame has."""
+        held = self.holding.pop(writer, [])
+        if writer in self.sockets.get(conversation_id, {}):
+            for frame in [first, *held] if first else held:
+                self._send(conversation_id, writer, frame)
 
     def detach(self, writer: SocketWriter) -> None:
+        self.holding.pop(writer, None)
         for conversation_id in [c for c, s in self.sockets.items() if writer in s]:
             del self.sockets[conversation_id][writer]
             if not self.sockets[conversation_id]:
@@ -226,26 +244,28 @@ class WebChatHub:
 
     async def resync(self) -> None:
         for conversation_id in list(self.sockets):
-            await self.resync_conversation(conversation_id)
+            await self._resync(conversation_id)
 
-    async def resync_conversation(self, conversation_id: str) -> None:
+    async def _resync(self, conversation_id: str) -> None:
+        found = await self.view(conversation_id)
+        if found is None:
+            return
+        _, status, entries = found
+        for writer in list(self.sockets.get(conversation_id, {})):
+            self._send(conversation_id, writer, {"type": Resync.type, **status, "entries": entries})
+
+    async def view(self, conversation_id: str) -> tuple[Conversation, dict[str, Any], list[dict[str, Any]]] | None:
+        """What a page shows of the conversation now: the record, its status (and position while queued), its
+        visible entries (tracked for the receipts); None once erased."""
         conversation = await self.store.get_conversation(conversation_id)
-        if conversation is not None:
-            await self._resync(conversation)
-
-    async def _resync(self, conversation: Conversation) -> None:
-        shown = [e for e in await self.store.transcript(conversation.id) if e.author not in HIDDEN]
-        self.track(conversation.id, shown)
-        entries = [_public(e) for e in shown]
-        frame: dict[str, Any] = {"type": Resync.type, "status": conversation.status.value}
+        if conversation is None:
+            return None
+        shown = [e for e in await self.store.transcript(conversation_id) if e.author not in HIDDEN]
+        self.track(conversation_id, shown)
+        status: dict[str, Any] = {"status": conversation.status.value}
         if conversation.status == Status.QUEUED:
-            frame["position"] = await self.store.position(conversation.id)
-        ids = [e["id"] for e in entries]
-        followers = self.sockets.get(conversation.id, {})
-        for writer, last in list(followers.items()):
-            since = entries[ids.index(last) + 1 :] if last in ids else entries
-            if writer.offer({**frame, "entries": since}) and entries:
-                followers[writer] = ids[-1]
+            status["position"] = await self.store.position(conversation_id)
+        return conversation, status, [_public(e) for e in shown]
 
     async def _frame(self, event: Event) -> tuple[str, dict[str, Any]] | None:
         """The web chat's frame for an event of a followed conversation, with the conversation's id."""
@@ -263,10 +283,26 @@ class WebChatHub:
         return None
 
     def _offer_all(self, conversation_id: str, frame: dict[str, Any]) -> None:
-        followers = self.sockets.get(conversation_id, {})
-        for writer in list(followers):
-            if writer.offer(frame) and frame["type"] == "entry":
-                followers[writer] = frame["entry"]["id"]
+        for writer in list(self.sockets.get(conversation_id, {})):
+            self._send(conversation_id, writer, frame)
+
+    def _send(self, conversation_id: str, writer: SocketWriter, frame: dict[str, Any]) -> None:
+        """A frame for one socket of the conversation: held while its first frame is not out; else without the
+        entries it was already sent (an entry frame of one of those: nothing)."""
+        held = self.holding.get(writer)
+        if held is not None:
+            held.append(frame)
+            return
+        sent = self.sockets[conversation_id][writer]
+        key = {"entry": None, "session": "history", "resync": "entries"}.get(frame["type"], "")
+        entries = [frame["entry"]] if key is None else frame[key] if key else []
+        new = [e for e in entries if e["id"] not in sent]
+        if key is None and not new:
+            return
+        if key:
+            frame = {**frame, key: new}
+        if writer.offer(frame):
+            sent.update(e["id"] for e in new)
 
 
 def _public(entry: TranscriptEntry) -> dict[str, Any]:
@@ -350,19 +386,13 @@ class ChatSession:
             conversation = await self._mark_client(conversation)
         self.hub.stop_arming(conversation.id)
         await leaving.returned(self.dispatcher, self.hub.store, conversation.id, self.hub.clock())
-        await self._watch(conversation.id)  # before the history is read: no event falls between the two
-        shown = [e for e in await self.hub.store.transcript(conversation.id) if e.author not in HIDDEN]
-        history = [_public(e) for e in shown]
-        await self._follow(conversation, history[-1]["id"] if history else None)
-        self.hub.track(conversation.id, shown)
-        status: dict[str, Any] = {"type": "session", "token": self.token, "status": conversation.status.value}
+        await self._follow(conversation.id)  # before the reads: an event is in what they find, or kept for this socket
+        found = await self.hub.view(conversation.id)  # None: erased meanwhile (its events say so)
+        conversation, status, history = found or (conversation, {"status": conversation.status.value}, [])
         engine = self.hub.flows.for_version(conversation.flow_version)
-        status["language"] = language_of(conversation, engine.flow)
-        self.language = str(status["language"])
-        status["history"] = history
-        if conversation.status == Status.QUEUED:
-            status["position"] = await self.hub.store.position(conversation.id)
-        self.writer.offer(status)
+        self.language = language_of(conversation, engine.flow)
+        session = {"type": "session", "token": self.token, **status, "language": self.language, "history": history}
+        self.hub.opened(conversation.id, self.writer, session)
 
     async def _valid_text(self, frame: dict[str, Any]) -> str | None:
         """The text of a well-formed message frame, else None (the error frame sent)."""
@@ -403,8 +433,10 @@ class ChatSession:
         if conversation is not None and conversation.client is None:
             conversation = await self._mark_client(conversation)
         if conversation is not None and conversation.id != self.conversation_id:  # a new one: follow it from its start
-            await self._follow(conversation, None)
-            await self.hub.resync_conversation(conversation.id)
+            await self._follow(conversation.id)
+            found = await self.hub.view(conversation.id)
+            first = {"type": Resync.type, **found[1], "entries": found[2]} if found else None
+            self.hub.opened(conversation.id, self.writer, first)
         self.writer.offer({"type": "ack", "id": inbound.message_id})
 
     async def _receipt(self, frame: dict[str, Any]) -> None:
@@ -455,10 +487,11 @@ class ChatSession:
         conversation = await self.hub.store.get_conversation(self.conversation_id)
         return conversation is None or not conversation.active  # None: erased (gateway/erasure.py)
 
-    async def _follow(self, conversation: Conversation, last_entry: str | None) -> None:
-        await self._watch(conversation.id)
-        self.conversation_id = conversation.id
-        self.hub.attach(conversation.id, self.writer, last_entry)
+    async def _follow(self, conversation_id: str) -> None:
+        """This socket attached to the conversation, its first frame to be sent by the hub's ``opened``."""
+        await self._watch(conversation_id)
+        self.conversation_id = conversation_id
+        self.hub.attach(conversation_id, self.writer)
 
     async def _watch(self, conversation_id: str) -> None:
         """This conversation's events brought to this instance (and no longer the one followed before)."""

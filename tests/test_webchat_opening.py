@@ -17,9 +17,7 @@ from typing import Any, cast
 
 import pytest
 import redis
-from aiohttp.test_utils import TestClient
 
-from gateway.app import STORE
 from gateway.crypto import DataKeys
 from gateway.messages import ChannelName
 from gateway.settings import Settings
@@ -27,8 +25,6 @@ from gateway.store import Author, Store, TranscriptEntry, open_store
 from tests.conftest import AppFactory, add_listener, login
 from tests.store.conftest import redis_url  # noqa: F401  (the session's redis-server)
 from tests.test_webchat import WALK_TO_QUEUE, hello, receive_until, say
-
-Client = TestClient  # type: ignore[type-arg]
 
 
 class HeldHistory:
@@ -88,7 +84,6 @@ def page(frames: list[dict[str, Any]]) -> tuple[list[str], str | None, list[str]
     return shown, status, twice
 
 
-@pytest.mark.xfail(strict=True, reason="the socket is attached to the forwarding after its history read")
 async def test_a_listener_answering_while_the_page_reads_its_history_is_not_lost(
     held: tuple[Settings, HeldHistory], make_client: AppFactory
 ) -> None:  # held first: the app (which closes the store) stops before the fixture closes it again
