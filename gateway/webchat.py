@@ -57,6 +57,7 @@ OUTGOING = {Author.BOT, Author.LISTENER}  # what the page acknowledges (delivere
 MAX_RECEIPT_IDS = 100
 FRAME_TYPES = ("hello", "message", "typing", "end", "receipt", "language")
 RANK = {Delivery.SENT: 1, Delivery.DELIVERED: 2, Delivery.READ: 3}
+ENTRY_LISTS = {"session": "history", "resync": "entries"}  # the frames that carry a list of entries, and where
 ARM_RETRY = (0.5, 30.0)  # seconds before arming a gone timer again while the store does not answer: first, most
 
 
@@ -293,13 +294,13 @@ class WebChatHub:
         if held is not None:
             held.append(frame)
             return
-        sent = self.sockets[conversation_id][writer]
-        key = {"entry": None, "session": "history", "resync": "entries"}.get(frame["type"], "")
-        entries = [frame["entry"]] if key is None else frame[key] if key else []
-        new = [e for e in entries if e["id"] not in sent]
-        if key is None and not new:
-            return
-        if key:
+        sent, new = self.sockets[conversation_id][writer], []
+        if frame["type"] == "entry":
+            if frame["entry"]["id"] in sent:
+                return
+            new = [frame["entry"]]
+        elif (key := ENTRY_LISTS.get(frame["type"])) is not None:
+            new = [e for e in frame[key] if e["id"] not in sent]
             frame = {**frame, key: new}
         if writer.offer(frame):
             sent.update(e["id"] for e in new)

@@ -16,25 +16,25 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import pytest
-import redis
 
 from gateway.crypto import DataKeys
 from gateway.messages import ChannelName
 from gateway.settings import Settings
 from gateway.store import Author, Store, TranscriptEntry, open_store
 from tests.conftest import AppFactory, add_listener, login
-from tests.store.conftest import redis_url  # noqa: F401  (the session's redis-server)
+from tests.store.conftest import redis_url, store_url  # noqa: F401  (an empty store: SQLite, the session's Redis)
 from tests.test_webchat import WALK_TO_QUEUE, hello, receive_until, say
 
 
 class HeldHistory:
-    """The real store, except that one transcript read, once armed for a conversation, is made at once and handed
-    back only when :attr:`release` is set (:attr:`reading` says it was made): a history read whose answer is
-    still on its way while events are published."""
+    """The real store, except that one transcript read, once armed for a conversation, is held until
+    :attr:`release` is set (:attr:`reading` says it was asked for), and made either at once (``read_first``: an
+    answer still on its way while events are published) or once released (it finds them)."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self._armed: str | None = None
+        self.read_first = True
         self.reading, self.release = asyncio.Event(), asyncio.Event()
 
     def __getattr__(self, name: str) -> Any:
@@ -44,24 +44,18 @@ class HeldHistory:
         self._armed = conversation_id
 
     async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
-        entries = await self._store.transcript(conversation_id)
-        if conversation_id == self._armed:
-            self._armed = None
-            self.reading.set()
-            await self.release.wait()
-        return entries
+        if conversation_id != self._armed:
+            return await self._store.transcript(conversation_id)
+        self._armed = None
+        entries = await self._store.transcript(conversation_id) if self.read_first else []
+        self.reading.set()
+        await self.release.wait()
+        return entries if self.read_first else await self._store.transcript(conversation_id)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
-async def held(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[tuple[Settings, HeldHistory]]:
-    if request.param == "redis":
-        url: str = request.getfixturevalue("redis_url")
-        client = redis.Redis.from_url(url)
-        try:
-            client.flushdb()
-        finally:
-            client.close()
-        settings = settings.replace(store=url)
+@pytest.fixture
+async def held(store_url: str, settings: Settings) -> AsyncIterator[tuple[Settings, HeldHistory]]:  # noqa: F811
+    settings = settings.replace(store=store_url)
     store = await open_store(settings.store, keys=DataKeys.from_settings(settings))
     try:
         yield settings, HeldHistory(store)
@@ -84,10 +78,15 @@ def page(frames: list[dict[str, Any]]) -> tuple[list[str], str | None, list[str]
     return shown, status, twice
 
 
-async def test_a_listener_answering_while_the_page_reads_its_history_is_not_lost(
-    held: tuple[Settings, HeldHistory], make_client: AppFactory
+@pytest.mark.parametrize("store_url", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)], indirect=True)
+@pytest.mark.parametrize("read", ["before", "after"])
+async def test_a_listener_answering_while_the_page_reads_its_history_is_shown_once(
+    held: tuple[Settings, HeldHistory], make_client: AppFactory, read: str
 ) -> None:  # held first: the app (which closes the store) stops before the fixture closes it again
+    """``before``: the history was read before the listener's events (they must follow the session frame);
+    ``after``: it finds them, while the forwarding brought them already (they must not come twice)."""
     settings, store = held
+    store.read_first = read == "before"
     client = await make_client(settings, store=cast(Store, store))
     async with client.ws_connect("/chat/ws") as phone:
         token = (await hello(phone))["token"]
