@@ -20,45 +20,49 @@ import pytest
 from gateway.crypto import DataKeys
 from gateway.messages import ChannelName
 from gateway.settings import Settings
-from gateway.store import Author, Store, TranscriptEntry, open_store
+from gateway.store import Author, Store, open_store
 from tests.conftest import AppFactory, add_listener, login
 from tests.store.conftest import redis_url, store_url  # noqa: F401  (an empty store: SQLite, the session's Redis)
 from tests.test_webchat import WALK_TO_QUEUE, hello, receive_until, say
 
 
-class HeldHistory:
-    """The real store, except that one transcript read, once armed for a conversation, is held until
+class Held:
+    """The real store, except that one read, once armed (a method, and its last argument), is held until
     :attr:`release` is set (:attr:`reading` says it was asked for), and made either at once (``read_first``: an
     answer still on its way while events are published) or once released (it finds them)."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._armed: str | None = None
+        self._armed: tuple[str, str] | None = None
         self.read_first = True
         self.reading, self.release = asyncio.Event(), asyncio.Event()
 
+    def hold(self, method: str, argument: str, *, read_first: bool) -> None:
+        self._armed, self.read_first = (method, argument), read_first
+
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
+        read = getattr(self._store, name)
+        if self._armed is None or self._armed[0] != name:
+            return read
 
-    def hold(self, conversation_id: str) -> None:
-        self._armed = conversation_id
+        async def held(*args: Any) -> Any:
+            if self._armed != (name, args[-1]):
+                return await read(*args)
+            self._armed = None
+            answer = await read(*args) if self.read_first else None
+            self.reading.set()
+            await self.release.wait()
+            return answer if self.read_first else await read(*args)
 
-    async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
-        if conversation_id != self._armed:
-            return await self._store.transcript(conversation_id)
-        self._armed = None
-        entries = await self._store.transcript(conversation_id) if self.read_first else []
-        self.reading.set()
-        await self.release.wait()
-        return entries if self.read_first else await self._store.transcript(conversation_id)
+        return held
 
 
 @pytest.fixture
-async def held(store_url: str, settings: Settings) -> AsyncIterator[tuple[Settings, HeldHistory]]:  # noqa: F811
+async def held(store_url: str, settings: Settings) -> AsyncIterator[tuple[Settings, Held]]:  # noqa: F811
     settings = settings.replace(store=store_url)
     store = await open_store(settings.store, keys=DataKeys.from_settings(settings))
     try:
-        yield settings, HeldHistory(store)
+        yield settings, Held(store)
     finally:
         await store.close()
 
@@ -81,12 +85,11 @@ def page(frames: list[dict[str, Any]]) -> tuple[list[str], str | None, list[str]
 @pytest.mark.parametrize("store_url", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)], indirect=True)
 @pytest.mark.parametrize("read", ["before", "after"])
 async def test_a_listener_answering_while_the_page_reads_its_history_is_shown_once(
-    held: tuple[Settings, HeldHistory], make_client: AppFactory, read: str
+    held: tuple[Settings, Held], make_client: AppFactory, read: str
 ) -> None:  # held first: the app (which closes the store) stops before the fixture closes it again
     """``before``: the history was read before the listener's events (they must follow the session frame);
     ``after``: it finds them, while the forwarding brought them already (they must not come twice)."""
     settings, store = held
-    store.read_first = read == "before"
     client = await make_client(settings, store=cast(Store, store))
     async with client.ws_connect("/chat/ws") as phone:
         token = (await hello(phone))["token"]
@@ -98,7 +101,7 @@ async def test_a_listener_answering_while_the_page_reads_its_history_is_shown_on
     await login(client, "anne")
     async with client.ws_connect("/chat/ws") as other, client.ws_connect("/chat/ws") as phone:
         await hello(other)  # another young person's chat on this instance: it does not follow the conversation
-        store.hold(conversation.id)
+        store.hold("transcript", conversation.id, read_first=read == "before")
         await phone.send_json({"type": "hello", "token": token, "language": "fr"})  # the phone is back
         async with asyncio.timeout(10):
             await store.reading.wait()  # its history is read: what follows is not in it
@@ -123,3 +126,38 @@ async def test_a_listener_answering_while_the_page_reads_its_history_is_shown_on
     assert shown == [e.id for e in visible]  # in order
     assert status == "with_listener"
     assert twice == []
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+async def test_a_message_that_starts_a_new_conversation_gets_it_whole_once(
+    held: tuple[Settings, Held], make_client: AppFactory
+) -> None:
+    """The socket's conversation closes while its message is on its way (a listener closing it): the message
+    starts a new one, which the socket follows from its start (a ``resync`` frame with every entry), each once."""
+    settings, store = held
+    client = await make_client(settings, store=cast(Store, store))
+    await add_listener(client, "anne")
+    await login(client, "anne")
+    async with client.ws_connect("/chat/ws") as phone:
+        token = (await hello(phone))["token"]
+        for number, answer in enumerate(WALK_TO_QUEUE):
+            await say(phone, f"m{number}", answer)
+        first = await store.find_active_conversation(ChannelName.WEBCHAT, token)
+        assert first is not None
+        store.hold("find_active_conversation", token, read_first=False)  # the gate's look for an open one
+        await phone.send_json({"type": "message", "id": "late", "text": "Bonjour"})
+        async with asyncio.timeout(10):
+            await store.reading.wait()  # the message passed the "ended?" check: the listener closes it now
+        assert (await client.post(f"/api/conversations/{first.id}/take", json={})).status == 200
+        closed = await client.post(f"/api/conversations/{first.id}/close", json={"outcome": "cyberbullying"})
+        assert closed.status == 200
+        store.release.set()
+        frames = await receive_until(phone, lambda f: f == {"type": "ack", "id": "late"}, limit=100)
+    second = await store.find_active_conversation(ChannelName.WEBCHAT, token)
+    assert second is not None and second.id != first.id
+    visible = [e.id for e in await store.transcript(second.id) if e.author not in (Author.NOTE, Author.SYSTEM)]
+    assert visible, "the new conversation has the message"
+    resyncs = [f for f in frames if f["type"] == "resync"]
+    assert len(resyncs) == 1 and [e["id"] for e in resyncs[0]["entries"]] == visible
+    entries = [f["entry"]["id"] for f in frames if f["type"] == "entry"]
+    assert not set(entries) & set(visible), "an entry of the new conversation sent twice"
