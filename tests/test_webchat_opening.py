@@ -6,7 +6,8 @@ The window is widened by a store double, not by patching: the history read of th
 once and handed back only when the test says. Meanwhile the listener takes the conversation and answers, and the
 test waits until this instance's forwarding has gone past those events: another young person's chat on the same
 instance gets an entry published after them (the forwarding hands out one subscription's events in order). Only
-then is the history handed back.
+then is the history handed back. The other opening (a message starting a new conversation, which the socket then
+follows from its start) is held the same way, at the gate's look for an open conversation.
 """
 
 from __future__ import annotations
