@@ -87,6 +87,9 @@ class Receipts:
     # (channel, provider id) → the furthest state acknowledged, "failed" once a failure was
     furthest: dict[tuple[ChannelName, str], str] = field(default_factory=dict)
     running: set[asyncio.Task[None]] = field(default_factory=set)
+    # (channel, provider id) → each acknowledged receipt: "status@first post–acknowledgement" (s after the reply's
+    # acceptance), "+w" for a watermark alone: what the audit shows of a reply left behind
+    history: dict[tuple[ChannelName, str], list[str]] = field(default_factory=dict)
 
     def accepted(self, channel: ChannelName, copy: Copy, callback: str) -> None:
         """A fake accepted ``copy``: its receipts are planned and posted, each on its own."""
@@ -128,7 +131,7 @@ class Receipts:
 
     async def _post(self, channel: ChannelName, copy: Copy, callback: str, plan: Plan, tally: Tally) -> None:
         await asyncio.sleep(plan.delay)
-        acknowledged = False
+        acknowledged, first = False, time.monotonic()
         for _ in range(plan.copies):  # a duplicate: posted again once acknowledged (or concurrently, by chance)
             path, raw, headers = self._request(channel, copy, callback, plan)
             acknowledged |= await self._deliver(path, raw, headers, tally)
@@ -138,6 +141,9 @@ class Receipts:
             return
         tally.acknowledged += 1
         key = (channel, copy.provider_id)
+        how = "" if plan.by_id else "+w"
+        when = f"{first - copy.at:.2f}–{time.monotonic() - copy.at:.2f}"
+        self.history.setdefault(key, []).append(f"{plan.status}{how}@{when}")
         state = GATEWAY_STATE[plan.status]
         known = self.furthest.get(key)
         if state == "failed" or known == "failed":
@@ -203,6 +209,7 @@ class ReceiptAudit:
     failed_shown: int = 0
     failed_not_shown: int = 0
     unrecorded: int = 0  # copies with acknowledged receipts whose provider id no transcript records (sent twice)
+    details: list[str] = field(default_factory=list)  # each reply behind: its receipts as acknowledged
 
 
 def audit_receipts(receipts: Receipts, found: dict[str, str]) -> dict[ChannelName, ReceiptAudit]:
@@ -220,9 +227,11 @@ def audit_receipts(receipts: Receipts, found: dict[str, str]) -> dict[ChannelNam
             result.failed_not_shown += state != "failed"
             if state != "failed":
                 result.behind.append(f"{expected} → {state}")
+                result.details.append(f"{expected} → {state}: {', '.join(receipts.history[channel, provider_id])}")
             continue
         if state == "failed" or RANK.get(state, 0) < RANK[expected]:
             result.behind.append(f"{expected} → {state}")
+            result.details.append(f"{expected} → {state}: {', '.join(receipts.history[channel, provider_id])}")
         else:
             result.applied += 1
     return results
@@ -242,4 +251,6 @@ def show_receipts(receipts: Receipts, results: dict[ChannelName, ReceiptAudit], 
             f" {result.failed_shown}, behind {len(result.behind)} {dict(Counter(result.behind))}; receipts for a copy"
             f" no transcript records {result.unrecorded}"
         )
+        for line in result.details[:10]:
+            print(f"    behind: {line}")
     print(f"receipts still unacknowledged at the audit: {left}")
