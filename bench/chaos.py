@@ -560,7 +560,7 @@ async def main(args: argparse.Namespace) -> None:
                 await asyncio.sleep(3)  # a stray resend would show by now
                 unsettled = await chats.settled(60)  # every page in session again, nothing left unacknowledged
                 results, deliveries = await audit(redis.url, platforms, providers, faults, chaos.began)
-                applied = audit_receipts(receipts, deliveries)
+                applied = audit_receipts(receipts, deliveries, chaos.began)
                 webchat = await audit_webchat(redis.url, chats)
                 webchat.unsettled = unsettled
                 readyz = [await i.status(session, "/readyz") for i in instances]

@@ -90,12 +90,14 @@ class Receipts:
     # (channel, provider id) → each acknowledged receipt: "status@first post–acknowledgement" (s after the reply's
     # acceptance), "+w" for a watermark alone: what the audit shows of a reply left behind
     history: dict[tuple[ChannelName, str], list[str]] = field(default_factory=dict)
+    copies: dict[tuple[ChannelName, str], Copy] = field(default_factory=dict)  # the reply each receipt is about
 
     def accepted(self, channel: ChannelName, copy: Copy, callback: str) -> None:
         """A fake accepted ``copy``: its receipts are planned and posted, each on its own."""
         if channel not in (ChannelName.MESSENGER, ChannelName.WHATSAPP) or time.monotonic() >= self.deadline:
             return
         tally = self.tallies.setdefault(channel, Tally())
+        self.copies[channel, copy.provider_id] = copy
         for plan in self.plan(channel, tally):
             tally.posted += 1
             task = asyncio.create_task(self._post(channel, copy, callback, plan, tally))
@@ -212,8 +214,9 @@ class ReceiptAudit:
     details: list[str] = field(default_factory=list)  # each reply behind: its receipts as acknowledged
 
 
-def audit_receipts(receipts: Receipts, found: dict[str, str]) -> dict[ChannelName, ReceiptAudit]:
-    """``found``: provider id → the delivery of the transcript entry recording it (``Delivery`` values)."""
+def audit_receipts(receipts: Receipts, found: dict[str, str], began: float) -> dict[ChannelName, ReceiptAudit]:
+    """``found``: provider id → the delivery of the transcript entry recording it (``Delivery`` values); ``began``:
+    the run's start (monotonic), for the times shown."""
     results: dict[ChannelName, ReceiptAudit] = {}
     for (channel, provider_id), expected in receipts.furthest.items():
         result = results.setdefault(channel, ReceiptAudit())
@@ -227,14 +230,20 @@ def audit_receipts(receipts: Receipts, found: dict[str, str]) -> dict[ChannelNam
             result.failed_not_shown += state != "failed"
             if state != "failed":
                 result.behind.append(f"{expected} → {state}")
-                result.details.append(f"{expected} → {state}: {', '.join(receipts.history[channel, provider_id])}")
+                result.details.append(_detail(receipts, channel, provider_id, began, f"{expected} → {state}"))
             continue
         if state == "failed" or RANK.get(state, 0) < RANK[expected]:
             result.behind.append(f"{expected} → {state}")
-            result.details.append(f"{expected} → {state}: {', '.join(receipts.history[channel, provider_id])}")
+            result.details.append(_detail(receipts, channel, provider_id, began, f"{expected} → {state}"))
         else:
             result.applied += 1
     return results
+
+
+def _detail(receipts: Receipts, channel: ChannelName, provider_id: str, began: float, what: str) -> str:
+    copy = receipts.copies[channel, provider_id]
+    history = ", ".join(receipts.history[channel, provider_id])
+    return f"{what}: accepted from {copy.sender} at {copy.at - began:.1f} s; {history}"
 
 
 def show_receipts(receipts: Receipts, results: dict[ChannelName, ReceiptAudit], left: int) -> None:
