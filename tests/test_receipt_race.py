@@ -26,6 +26,7 @@ from tests.conftest import AppFactory
 from tests.e2e.channel_support import Client
 from tests.redis_messenger import SECRET, messenger_on_redis, post_message
 from tests.store.conftest import redis_url  # noqa: F401  (the session's redis-server)
+from tests.test_redis_connections import ResettingProxy
 
 __all__ = ["messenger_on_redis"]  # fixtures used by the tests below
 
@@ -34,31 +35,21 @@ pytestmark = pytest.mark.redis
 PSID = "7100000000000042"
 
 
-class HoldingProxy:
+class HoldingProxy(ResettingProxy):
     """A TCP proxy in front of Redis that holds what Redis answers, from the first answer holding ``hold_on``,
     while the commands still reach it and run: an instance slow to hear back from Redis (a busy host, a slow
     network), caught between a read and its write."""
 
     def __init__(self, upstream: str) -> None:
-        parts = urlsplit(upstream)
-        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 6379)
-        self.database = parts.path or "/0"
+        super().__init__(upstream)
+        self.database = urlsplit(upstream).path or "/0"
         self.open = asyncio.Event()
         self.open.set()
         self.hold_on: bytes | None = None
-        self.server: asyncio.Server | None = None
 
     @property
     def url(self) -> str:
-        assert self.server is not None
-        return f"redis://127.0.0.1:{self.server.sockets[0].getsockname()[1]}{self.database}"
-
-    async def _up(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while data := await reader.read(1 << 16):
-                writer.write(data)
-                await writer.drain()
-        writer.close()
+        return super().url.removesuffix("/0") + self.database
 
     async def _down(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         queue: asyncio.Queue[bytes] = asyncio.Queue()
@@ -82,7 +73,7 @@ class HoldingProxy:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-        await asyncio.gather(self._up(reader, up_writer), self._down(up_reader, writer))
+        await asyncio.gather(self._pipe(reader, up_writer), self._down(up_reader, writer))
 
 
 @pytest.fixture
