@@ -71,6 +71,7 @@ from bench.chaos_channels import (  # noqa: E402
     sender_id,
     webhook,
 )
+from bench.chaos_receipts import Receipts, audit_receipts, show_receipts  # noqa: E402
 from bench.chaos_webchat import WebChats, audit_webchat, show_webchat  # noqa: E402
 from bench.load import Step, bench_flows, free_port, gateway_env, machine_line, run, walks, workdir  # noqa: E402
 from gateway.channels.base import SEND_TIMEOUT_SECONDS as SEND_TIMEOUT  # noqa: E402
@@ -407,6 +408,9 @@ class Audit:
     twice_by_fault: Counter[str] = field(default_factory=Counter)  # copies no transcript records, within the bound
     twice_beyond: list[str] = field(default_factory=list)  # … and beyond it
     lost: int = 0
+    stray_users: int = 0  # young people's entries no acknowledged message explains (a receipt taken for one?)
+    conversations: int = 0
+    extra_conversations: int = 0  # beyond one per sender, or of a sender no acknowledged message came from
 
 
 def in_flight(copy: Copy, faults: list[Fault]) -> str | None:
@@ -436,11 +440,16 @@ IN_BOUND = frozenset({"kill", "timeout", "redis"})
 
 
 async def audit(store_url: str, platforms: Platforms, providers: list[Noting], faults: list[Fault],
-                began: float) -> dict[ChannelName, Audit]:  # fmt: skip
+                began: float) -> tuple[dict[ChannelName, Audit], dict[str, str]]:  # fmt: skip
+    """Each channel's figures, and each recorded provider id's delivery (for the receipts' audit)."""
     from gateway.store import Author, Delivery, open_store
 
     results = {provider.channel: Audit() for provider in providers}
     store = await open_store(store_url, keys=store_keys(store_url))
+    expected = {inbound_entry_id(Inbound(channel, sender, message_id))
+                for (channel, message_id), sender in platforms.acknowledged.items()}  # fmt: skip
+    known = {(channel, sender) for (channel, _), sender in platforms.acknowledged.items()}
+    deliveries: dict[str, str] = {}
     try:
         users: Counter[str] = Counter()
         recorded: set[str] = set()  # provider ids in the transcripts
@@ -451,15 +460,20 @@ async def audit(store_url: str, platforms: Platforms, providers: list[Noting], f
             if conversation.channel not in results:
                 continue  # the web chat: bench/chaos_webchat.py's audit
             result = results[conversation.channel]
-            senders.add((conversation.channel, conversation.sender))
+            result.conversations += 1
+            address = (conversation.channel, conversation.sender)
+            result.extra_conversations += address in senders or address not in known
+            senders.add(address)
             result.empty_engine += not conversation.engine
             for entry in await store.transcript(conversation.id):
                 if entry.author is Author.USER:
                     users[entry.id] += 1
+                    result.stray_users += entry.id not in expected
                 elif entry.author in (Author.BOT, Author.LISTENER):
                     result.replies_failed += entry.delivery is Delivery.FAILED
                     if entry.provider_message_id is not None:
                         recorded.add(entry.provider_message_id)
+                        deliveries[entry.provider_message_id] = entry.delivery.value
                     if entry.delivery in (Delivery.SENT, Delivery.DELIVERED, Delivery.READ):
                         result.lost += entry.provider_message_id not in accepted[conversation.channel]
         for provider in providers:
@@ -486,7 +500,7 @@ async def audit(store_url: str, platforms: Platforms, providers: list[Noting], f
             result.recorded_twice += times > 1
     finally:
         await store.close()
-    return results
+    return results, deliveries
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -519,6 +533,10 @@ async def main(args: argparse.Namespace) -> None:
             keepers: list[asyncio.Task[None]] = []
             platforms = Platforms(instances, session, random.Random(args.seed + 1), args.lost_ack)
             chats = WebChats(sockets, lambda: platforms.next_up().url)
+            receipts = Receipts(session, lambda: platforms.next_up().url, random.Random(args.seed + 2),
+                                time.monotonic() + args.duration + 600)  # fmt: skip
+            for provider in providers:
+                provider.on_accept = receipts.accepted
             try:
                 for instance in instances:
                     instance.start()
@@ -538,9 +556,11 @@ async def main(args: argparse.Namespace) -> None:
                 ready = [await i.ready(session, 240) for i in instances]
                 senders = {(channel, sender) for (channel, _), sender in platforms.acknowledged.items()}
                 waiting, pending = await drained(redis.url, senders, args.drain)
+                left = await receipts.settled(120)  # the late ones: 60 s after their reply at most, then redelivered
                 await asyncio.sleep(3)  # a stray resend would show by now
                 unsettled = await chats.settled(60)  # every page in session again, nothing left unacknowledged
-                results = await audit(redis.url, platforms, providers, faults, chaos.began)
+                results, deliveries = await audit(redis.url, platforms, providers, faults, chaos.began)
+                applied = audit_receipts(receipts, deliveries, chaos.began)
                 webchat = await audit_webchat(redis.url, chats)
                 webchat.unsettled = unsettled
                 readyz = [await i.status(session, "/readyz") for i in instances]
@@ -549,6 +569,7 @@ async def main(args: argparse.Namespace) -> None:
                     restarts += instance.restarts + await instance.worker_restarts(session)
             finally:
                 await chats.stop()
+                await receipts.stop()
                 for keeper in keepers:
                     keeper.cancel()
                 for instance in instances:
@@ -585,6 +606,7 @@ async def main(args: argparse.Namespace) -> None:
     for channel, result in results.items():
         if channel in channels:
             show(channel, result, platforms)
+    show_receipts(receipts, applied, left)
     if ChannelName.WEBCHAT in channels:
         show_webchat(webchat, chats.tally, chaos.began)
     print(f"/readyz at the end: {readyz}")
@@ -599,7 +621,8 @@ def show(channel: ChannelName, result: Audit, platforms: Platforms) -> None:
         f" HTTP 500 {platforms.statuses[channel, '500']}, given up {platforms.given_up[channel]};"
         f" inbound processed once {result.processed_once:,}, never {result.never_processed}, twice or more"
         f" {result.recorded_twice}; senders without a conversation {result.no_conversation}; empty engine states"
-        f" {result.empty_engine}"
+        f" {result.empty_engine}; young people's entries no acknowledged message explains {result.stray_users};"
+        f" conversations {result.conversations:,}, beyond one per sender {result.extra_conversations}"
     )
     print(
         f"  replies: {result.replies_received:,} received; twice within the bound {in_bound}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -83,6 +84,7 @@ class Noting(FakeAPI):
     def __init__(self) -> None:
         super().__init__()
         self.copies: list[Copy] = []
+        self.on_accept: Callable[[ChannelName, Copy, str], None] | None = None  # the platform's receipts
         self.app.middlewares.insert(0, self._arrival)  # outermost: before a hang holds the request
 
     @web.middleware
@@ -99,6 +101,10 @@ class Noting(FakeAPI):
         """(recipient, text, provider id) of an accepted request that sent a reply; None for another call."""
         raise NotImplementedError
 
+    def status_callback(self, raw: bytes) -> str:
+        """The URL the gateway asked status callbacks to (Twilio's ``StatusCallback``), or ''."""
+        return ""
+
     async def _record(self, request: web.Request, raw: bytes, status: int, answer: Any = None) -> None:
         await super()._record(request, raw, status, answer)
         self.requests.clear()
@@ -107,7 +113,10 @@ class Noting(FakeAPI):
             by = request.path.strip("/").split("/", 1)[0]
             gone = request.get("gone", now) if transport is None or transport.is_closing() else None
             waited = None if gone is None else gone - request["arrived"]
-            self.copies.append(Copy(*found, by, now, now - request["arrived"], waited))
+            copy = Copy(*found, by, now, now - request["arrived"], waited)
+            self.copies.append(copy)
+            if self.on_accept is not None:
+                self.on_accept(self.channel, copy, self.status_callback(raw))
 
 
 async def _note_hang_up(request: web.Request) -> None:
@@ -137,6 +146,9 @@ class ChaosTwilio(Noting, FakeTwilioAPI):
     def reply(self, path: str, raw: bytes, answer: Any) -> tuple[str, str, str] | None:
         form = dict(parse_qsl(raw.decode(), keep_blank_values=True))
         return form["To"], form.get("Body", ""), answer["sid"]
+
+    def status_callback(self, raw: bytes) -> str:
+        return dict(parse_qsl(raw.decode(), keep_blank_values=True)).get("StatusCallback", "")
 
 
 class ChaosTelegram(Noting, FakeTelegramAPI):

@@ -627,7 +627,10 @@ class Dispatcher:
         delivery = _RECEIPT_DELIVERY.get(receipt.status)
         if delivery is None or (_RANK[delivery] <= _RANK[entry.delivery] and delivery != Delivery.FAILED):
             return  # callbacks arrive out of order: never go back from read to delivered
-        await self._set_delivery(entry, delivery)
+        # read again and changed in one step of the store: another receipt of this reply (on another instance, or
+        # a watermark) may have taken it further since it was found
+        if await self.store.advance_delivery(entry.conversation_id, entry.id, delivery):
+            await self.store.publish(DeliveryChanged(entry.conversation_id, entry.id, delivery))
 
     async def _handle_watermark(self, receipt: Receipt) -> None:
         """Messenger's reads (and deliveries without mids): every reply sent up to ``watermark`` (ms), found by the
@@ -646,9 +649,6 @@ class Dispatcher:
             return
         for entry_id in await self.store.mark_until(conversation.id, until, delivery):
             await self.store.publish(DeliveryChanged(conversation.id, entry_id, delivery))
-
-    async def _set_delivery(self, entry: TranscriptEntry, delivery: Delivery) -> None:
-        await self.set_delivery(entry.conversation_id, entry.id, delivery)
 
     async def set_delivery(self, conversation_id: str, entry_id: str, delivery: Delivery) -> None:
         """Record how far an outgoing entry got (a provider's receipt, the web chat page's) and tell the console."""

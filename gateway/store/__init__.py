@@ -367,6 +367,12 @@ class TranscriptStore(Protocol):
         entry."""
         ...
 
+    async def advance_delivery(self, conversation_id: str, entry_id: str, delivery: Delivery) -> bool:
+        """A receipt's delivery status, recorded only when it goes further than the entry's (sent, delivered,
+        read) or is a failure, in one step of the store: two receipts of one reply at once (a ``delivery`` and a
+        ``read`` on two instances) never take it back from read to delivered. True when the entry changed."""
+        ...
+
     async def mark_until(self, conversation_id: str, until: datetime, delivery: Delivery) -> list[str]:
         """A watermark's receipt (Messenger's ``read``, or a ``delivery`` without message ids: every reply sent up to
         ``until``): every entry sent, or delivered when ``delivery`` is READ, whose time is ``until`` or earlier

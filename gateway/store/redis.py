@@ -719,6 +719,12 @@ class RedisStore:
         return bool(found)
 
     @_guarded
+    async def advance_delivery(self, conversation_id: str, entry_id: str, delivery: Delivery) -> bool:
+        """One script of the conversation's slot: the entry's status read and changed together."""
+        args = [entry_id, _DELIVERY_CODES[delivery]]
+        return bool(await self._script("advance_delivery", K.transcript_keys(conversation_id), args) == 1)
+
+    @_guarded
     async def mark_until(self, conversation_id: str, until: datetime, delivery: Delivery) -> list[str]:
         """One script of the conversation's slot (``mark_until``): only the entries awaiting a read receipt up to
         ``until`` are read (``redis_keys.transcript_unread``), never the transcript."""

@@ -256,6 +256,20 @@ return set_delivery(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3])
 """
 )
 
+# KEYS: as ``_SET_DELIVERY``'s. ARGV: entry id, delivery code. A receipt's status: taken only when further than the
+# entry's (pending < sent < delivered < read) or a failure ('f'); 1 when taken, 0 otherwise (as far already, gone).
+_ADVANCE_DELIVERY = (
+    _ENTRIES
+    + """
+local rank = {p = 0, s = 1, d = 2, r = 3, f = 4}
+local at, v = find_entry(KEYS[1], KEYS[2], ARGV[1])
+if not at then return 0 end
+local code = string.sub(v, #ARGV[1] + 2, #ARGV[1] + 2)
+if ARGV[2] ~= 'f' and rank[ARGV[2]] <= (rank[code] or 0) then return 0 end
+return set_delivery(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], '')
+"""
+)
+
 # KEYS: the conversation's transcript, its index, its unread set. ARGV: a watermark (µs), the delivery's code ('d' or
 # 'r'). Every entry sent (or delivered, for 'r') at or before the watermark takes the code; the ids changed, in the
 # transcript's order. Reads only the unread set's entries up to the watermark (each found by the index): a receipt
@@ -836,6 +850,7 @@ SCRIPTS = {
     "get_entry": _GET_ENTRY,
     "entry_by_provider": _ENTRY_BY_PROVIDER,
     "set_delivery": _SET_DELIVERY,
+    "advance_delivery": _ADVANCE_DELIVERY,
     "mark_until": _MARK_UNTIL,
     "unread_made": _UNREAD_MADE,
     "set_entry_data": _SET_ENTRY_DATA,

@@ -552,6 +552,18 @@ class SqliteStore:
         )
         return changed == 1
 
+    async def advance_delivery(self, conversation_id: str, entry_id: str, delivery: Delivery) -> bool:
+        """One ``UPDATE`` whose condition is the entry's status: read and changed together."""
+        order = [Delivery.PENDING, Delivery.SENT, Delivery.DELIVERED, Delivery.READ]
+        below = order[: order.index(delivery)] if delivery in order else [*order, Delivery.FAILED]
+        assignments, values = _delivered(delivery, None)
+        marks = ", ".join("?" * len(below))
+        changed = await self._change(
+            f"UPDATE transcript SET {assignments} WHERE id = ? AND conversation_id = ? AND delivery IN ({marks})",
+            (*values, entry_id, conversation_id, *(str(d) for d in below)),
+        )
+        return changed == 1
+
     async def mark_until(self, conversation_id: str, until: datetime, delivery: Delivery) -> list[str]:
         """One transaction reading only the conversation's rows awaiting a read receipt up to ``until`` (the
         ``transcript_unread`` partial index), never the transcript."""

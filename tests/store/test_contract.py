@@ -202,6 +202,23 @@ async def test_delivery_status_and_provider_receipts(store: Store) -> None:
     assert await store.find_by_provider_id("wamid.unknown") is None
 
 
+async def test_a_receipt_advances_a_delivery_never_back(store: Store) -> None:
+    """``advance_delivery``: a receipt's status taken only when further (sent < delivered < read) or a failure; the
+    read and the write one step of the store (tests/test_receipt_race.py: two instances at once)."""
+    await store.append_transcript(entry("c1", 1))
+    assert await store.set_delivery("c1", "c1-e1", Delivery.SENT, "wamid.1")
+    assert await store.advance_delivery("c1", "c1-e1", Delivery.READ)
+    assert not await store.advance_delivery("c1", "c1-e1", Delivery.DELIVERED)
+    assert not await store.advance_delivery("c1", "c1-e1", Delivery.SENT)
+    assert not await store.advance_delivery("c1", "c1-e1", Delivery.READ)
+    found = await store.find_by_provider_id("wamid.1")
+    assert found is not None and found.delivery is Delivery.READ and found.provider_message_id == "wamid.1"
+    assert await store.advance_delivery("c1", "c1-e1", Delivery.FAILED)  # a failure is always told
+    assert not await store.advance_delivery("c1", "c1-e1", Delivery.READ)
+    assert [e.delivery for e in await store.transcript("c1")] == [Delivery.FAILED]
+    assert not await store.advance_delivery("c1", "missing", Delivery.READ)
+
+
 async def test_a_flag_read_late_is_kept_on_its_entry_the_same_twice_never_over_a_stronger_one(store: Store) -> None:
     late, stronger = RiskFlag("suicide", 0.71, "model"), RiskFlag("imminent", 0.93, "model")
     picture = Attachment("image", url="https://example.test/a.jpg", content_type="image/jpeg")
