@@ -621,11 +621,18 @@ class Dispatcher:
         if receipt.provider_message_id is None:
             await self._handle_watermark(receipt)
             return
+        delivery = _RECEIPT_DELIVERY.get(receipt.status)
+        if delivery is None:
+            return
         entry = await self.store.find_by_provider_id(receipt.provider_message_id)
+        if entry is None and delivery != Delivery.SENT:
+            # before the send's record (a fast callback, a store outage retried): kept, then looked for again;
+            # the outbox applies it when it records the send (``Store.take_receipt``)
+            await self.store.keep_receipt(receipt.provider_message_id, delivery)
+            entry = await self.store.find_by_provider_id(receipt.provider_message_id)
         if entry is None:
             return
-        delivery = _RECEIPT_DELIVERY.get(receipt.status)
-        if delivery is None or (_RANK[delivery] <= _RANK[entry.delivery] and delivery != Delivery.FAILED):
+        if _RANK[delivery] <= _RANK[entry.delivery] and delivery != Delivery.FAILED:
             return  # callbacks arrive out of order: never go back from read to delivered
         # read again and changed in one step of the store: another receipt of this reply (on another instance, or
         # a watermark) may have taken it further since it was found

@@ -43,7 +43,7 @@ from gateway.events import DeliveryChanged
 from gateway.later import Later
 from gateway.messages import ChannelName, Outbound
 from gateway.metrics import Metrics
-from gateway.store import BatchStore, Delivery, EventStore, OutboxItem, OutboxStore
+from gateway.store import BatchStore, Delivery, EventStore, OutboxItem, OutboxStore, TranscriptStore
 from gateway.store.codec import decode_outbound
 from gateway.supervisor import where
 from gateway.wakeups import Wakeups
@@ -101,7 +101,7 @@ class Sender(Protocol):
     async def send(self, message: Outbound, first_part: int = 0) -> str | None: ...
 
 
-class OutboxRoles(OutboxStore, EventStore, BatchStore, Protocol):
+class OutboxRoles(OutboxStore, TranscriptStore, EventStore, BatchStore, Protocol):
     """What the outbox needs of the store: its items, and the events telling the console of deliveries."""
 
 
@@ -325,7 +325,21 @@ class Outbox:
             if not await self._mark_sent(lease, provider_id, following):
                 return False
             await self._record(lease.item, Delivery.SENT, provider_id)
-            return True
+        if provider_id:
+            await self._apply_kept(lease.item, provider_id)
+        return True
+
+    async def _apply_kept(self, item: OutboxItem, provider_id: str) -> None:
+        """A receipt that came before this record (kept by the dispatcher: ``Store.keep_receipt``), applied now
+        as the receipt would have been. A store failure here loses only that early receipt (logged)."""
+        try:
+            delivery = await self.store.take_receipt(provider_id)
+            if delivery is None or not await self.store.advance_delivery(item.conversation_id, item.id, delivery):
+                return
+        except StoreError as exc:
+            log.warning("outbox: %s: a receipt kept for it not applied (%s)", item.id, type(exc).__name__)
+            return
+        await self._record(item, delivery, provider_id)
 
     async def _set_aside(self, lease: _Lease, exc: Exception, following: _Lease | None) -> bool:
         """An item this version cannot read: failed (kept in the store, shown to the listener), others flow."""

@@ -34,7 +34,7 @@ Delivery guarantees the dispatcher and the outbox rely on:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -111,6 +111,15 @@ class Delivery(StrEnum):
     DELIVERED = "delivered"
     READ = "read"
     FAILED = "failed"
+
+
+RECEIPT_KEPT_SECONDS = 600  # a receipt that came before its send's record waits this long for it (10 minutes)
+_DELIVERY_RANK = {Delivery.PENDING: 0, Delivery.SENT: 1, Delivery.DELIVERED: 2, Delivery.READ: 3, Delivery.FAILED: 4}
+
+
+def furthest(deliveries: Iterable[Delivery]) -> Delivery | None:
+    """The furthest of several receipts' statuses (a failure above all): the one a reply is left with."""
+    return max(deliveries, key=_DELIVERY_RANK.__getitem__, default=None)
 
 
 class ClaimState(StrEnum):
@@ -393,6 +402,21 @@ class TranscriptStore(Protocol):
 
     async def find_by_provider_id(self, provider_message_id: str) -> TranscriptEntry | None:
         """The entry a provider receipt talks about."""
+        ...
+
+    async def keep_receipt(
+        self, provider_message_id: str, delivery: Delivery, ttl_seconds: float = RECEIPT_KEPT_SECONDS
+    ) -> None:
+        """Keep, for ``ttl_seconds``, a receipt whose provider id no entry holds yet: it may have come
+        before the send it concerns was recorded (the id is recorded after the provider's API answered; a fast
+        callback, or a store outage retried, lets the receipt win). :meth:`take_receipt` gives it when the send is
+        recorded. Several receipts of one id are kept together (the furthest is the one applied)."""
+        ...
+
+    async def take_receipt(self, provider_message_id: str) -> Delivery | None:
+        """The furthest receipt kept for this provider id (:func:`furthest`) and not expired, removed; None if
+        none. Called once the send is recorded: a receipt kept writes then looks for the record, a record
+        writes then looks for a kept receipt, so whichever comes second sees the other."""
         ...
 
 

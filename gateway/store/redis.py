@@ -82,6 +82,7 @@ from gateway.messages import ChannelName
 from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
     CLIENT_OPEN,
+    RECEIPT_KEPT_SECONDS,
     AuditEntry,
     Author,
     Block,
@@ -100,6 +101,7 @@ from gateway.store import (
     Timer,
     TimerKind,
     TranscriptEntry,
+    furthest,
     redis_providers,
     redis_reseal,
     redis_retention,
@@ -791,6 +793,20 @@ class RedisStore:
             lambda: [_entry(found, _text(value), self._keys, shared)], self._shared_texts
         )
         return entries[0]
+
+    @_guarded
+    async def keep_receipt(
+        self, provider_message_id: str, delivery: Delivery, ttl_seconds: float = RECEIPT_KEPT_SECONDS
+    ) -> None:
+        """One key per provider id, used alone (its own slot), expiring by itself."""
+        await self._script(
+            "keep_receipt", [K.kept_receipt(provider_message_id)], [str(delivery), max(1, int(ttl_seconds * 1000))]
+        )
+
+    @_guarded
+    async def take_receipt(self, provider_message_id: str) -> Delivery | None:
+        kept = await self._script("take_receipt", [K.kept_receipt(provider_message_id)], [])
+        return furthest(Delivery(_text(status)) for status in kept or ())
 
     # De-duplication
 

@@ -23,6 +23,7 @@ entry key ``hg:e:{<entry id>}`` per transcript line, a key ``hg:provider:<id>`` 
 from __future__ import annotations
 
 import base64
+import hashlib
 
 PREFIX = "hg:"
 QUEUE = PREFIX + "{queue}:"  # entries, seq, names, waiting:<queue>, takes:<queue>, held:<listener>
@@ -41,6 +42,13 @@ ALL_CONVERSATIONS = PREFIX + "ev:*"  # the pattern of an instance following ever
 def key(*parts: str) -> str:
     """A key used alone: ``hg:active:<keyed hash>``, ``hg:timers``…"""
     return PREFIX + ":".join(parts)
+
+
+def kept_receipt(provider_message_id: str) -> str:
+    """A receipt that came before its send's record (``RedisStore.keep_receipt``): ``hg:rk:<digest of the provider
+    id>``, used alone, with a TTL; the id itself is never in a key name."""
+    digest = hashlib.sha256(provider_message_id.encode()).digest()[:12]
+    return key("rk", base64.urlsafe_b64encode(digest).decode())
 
 
 def tagged(kind: str, tag: str) -> str:

@@ -639,7 +639,7 @@ _OUTBOX_SET_ASIDE = (
     _ENTRIES
     + """
 redis.call('HSET', KEYS[1], 'status', 'failed', 'last_error', ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
 set_delivery(KEYS[2], KEYS[3], KEYS[4], ARGV[4], ARGV[3], '')
 return 1
 """
@@ -840,7 +840,23 @@ if current == tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return current
 """
 
+# A receipt kept for a provider id no entry holds yet (``redis_keys.kept_receipt``), a hash: status -> 1.
+# KEYS: its key. ARGV: the status, its TTL (ms).
+_KEEP_RECEIPT = """
+redis.call('HSET', KEYS[1], ARGV[1], 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+"""
+
+# KEYS: a kept receipt's key. Its statuses, the key deleted.
+_TAKE_RECEIPT = """
+local kept = redis.call('HKEYS', KEYS[1])
+redis.call('DEL', KEYS[1])
+return kept
+"""
+
 SCRIPTS = {
+    "keep_receipt": _KEEP_RECEIPT,
+    "take_receipt": _TAKE_RECEIPT,
     "put_conversation": _PUT_CONVERSATION,
     "index_conversation": _INDEX_CONVERSATION,
     "claim_active": _CLAIM_ACTIVE,

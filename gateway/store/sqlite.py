@@ -40,6 +40,7 @@ from gateway.messages import ChannelName
 from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
     CLIENT_OPEN,
+    RECEIPT_KEPT_SECONDS,
     AuditEntry,
     Author,
     Block,
@@ -57,6 +58,7 @@ from gateway.store import (
     Timer,
     TimerKind,
     TranscriptEntry,
+    furthest,
 )
 from gateway.store.codec import (
     decode_audit,
@@ -171,6 +173,8 @@ CREATE TABLE IF NOT EXISTS late (
     PRIMARY KEY (conversation_id, entry_id));
 CREATE INDEX IF NOT EXISTS late_lapsed ON late (until_us);
 CREATE TABLE IF NOT EXISTS blocks (key TEXT PRIMARY KEY, until_us INTEGER, at_us INTEGER NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS kept_receipts (provider_message_id TEXT NOT NULL, delivery TEXT NOT NULL,
+    expires_us INTEGER NOT NULL, PRIMARY KEY (provider_message_id, delivery));
 CREATE TABLE IF NOT EXISTS console_sessions (key TEXT PRIMARY KEY, name TEXT NOT NULL, expires_us INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS console_sessions_name ON console_sessions (name);
 CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);
@@ -608,6 +612,37 @@ class SqliteStore:
             (provider_message_id,),
         )
         return (await self._entries(rows))[0] if rows else None
+
+    async def keep_receipt(
+        self, provider_message_id: str, delivery: Delivery, ttl_seconds: float = RECEIPT_KEPT_SECONDS
+    ) -> None:
+        """The lapsed ones swept in the same transaction (as console sessions are)."""
+        now_us = to_us(datetime.now(UTC))
+
+        def work(conn: sqlite3.Connection) -> None:
+            with _writing(conn):
+                conn.execute("DELETE FROM kept_receipts WHERE expires_us <= ?", (now_us,))
+                conn.execute("INSERT OR REPLACE INTO kept_receipts (provider_message_id, delivery, expires_us)"
+                             " VALUES (?, ?, ?)",
+                             (provider_message_id, str(delivery), now_us + int(ttl_seconds * 1_000_000)))  # fmt: skip
+
+        await self._run(work)
+
+    async def take_receipt(self, provider_message_id: str) -> Delivery | None:
+        now_us = to_us(datetime.now(UTC))
+
+        def work(conn: sqlite3.Connection) -> Delivery | None:
+            rows = conn.execute(
+                "SELECT delivery FROM kept_receipts WHERE provider_message_id = ? AND expires_us > ?",
+                (provider_message_id, now_us),
+            ).fetchall()
+            if not rows:  # nearly every send: a read, no write transaction
+                return None
+            with _writing(conn):
+                conn.execute("DELETE FROM kept_receipts WHERE provider_message_id = ?", (provider_message_id,))
+            return furthest(Delivery(row["delivery"]) for row in rows)
+
+        return await self._run(work)
 
     # De-duplication
 

@@ -1,0 +1,124 @@
+"""A provider's receipt that comes before the gateway recorded the send it concerns (the provider id is recorded
+after the provider's API answered: a fast status callback, or a store outage during which the record is retried,
+lets the receipt win) is kept (``Store.keep_receipt``) and applied when the outbox records the send
+(``Store.take_receipt``), on SQLite, Redis and Cluster. Found by the chaos soak's receipts (bench/chaos_receipts.py):
+before, such a receipt was answered 200 and dropped, and the reply stayed ``sent`` forever (a ``failed`` never
+shown to the listener). The dispatcher and the outbox are the real ones; the channel is a small recording sender."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from gateway.dispatcher import Dispatcher, outbox_item
+from gateway.flowset import FlowSet
+from gateway.messages import ChannelName, Outbound, Receipt
+from gateway.outbox import Outbox
+from gateway.store import Author, Delivery, Store, TranscriptEntry
+
+ROOT = Path(__file__).resolve().parents[2]
+T0 = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
+WA = ChannelName.WHATSAPP
+SENDER = "whatsapp:+33600000042"
+
+
+class Provider:
+    """Answers every send with the provider id ``SM<message id>`` (the receipts below name it)."""
+
+    async def send(self, message: Outbound, first_part: int = 0) -> str | None:
+        return f"SM{message.id}"
+
+
+def dispatcher_of(store: Store) -> Dispatcher:
+    flows = FlowSet(ROOT / "flows.yaml")
+    flows.reload()
+    return Dispatcher(store, flows, clock=lambda: T0 + timedelta(minutes=1))
+
+
+async def reply(store: Store, entry_id: str = "r1") -> str:
+    """A reply waiting in the outbox, as the dispatcher writes it: its entry and its item in one batch."""
+    conversation, _ = await store.active_conversation(WA, SENDER, T0)
+    entry = TranscriptEntry(entry_id, conversation.id, T0, Author.BOT, "Bonjour, je suis là.")
+    async with store.batch():
+        await store.append_transcript(entry)
+        await store.outbox_put(outbox_item(conversation, entry, T0))
+    return conversation.id
+
+
+async def send_due(store: Store) -> None:
+    await Outbox(store, {WA: Provider()}, clock=lambda: T0 + timedelta(minutes=1)).deliver_due()
+
+
+async def delivery_of(store: Store, conversation_id: str, entry_id: str = "r1") -> Delivery:
+    return next(e.delivery for e in await store.transcript(conversation_id) if e.id == entry_id)
+
+
+def receipt(status: str, provider_id: str = "SMr1") -> Receipt:
+    return Receipt(WA, SENDER, status, provider_message_id=provider_id)
+
+
+async def test_a_receipt_before_the_sends_record_is_applied_when_the_send_is_recorded(store: Store) -> None:
+    dispatcher = dispatcher_of(store)
+    conversation_id = await reply(store)
+    await dispatcher.handle_receipt(receipt("delivered"))  # the callback beat the record
+    await dispatcher.handle_receipt(receipt("read"))
+    assert await delivery_of(store, conversation_id) == Delivery.PENDING
+    await send_due(store)
+    assert await delivery_of(store, conversation_id) == Delivery.READ  # the furthest kept
+    assert await store.take_receipt("SMr1") is None  # applied once, then forgotten
+    await dispatcher.handle_receipt(receipt("delivered"))  # a late one never takes it back
+    assert await delivery_of(store, conversation_id) == Delivery.READ
+
+
+async def test_a_failure_before_the_record_is_shown_failed(store: Store) -> None:
+    dispatcher = dispatcher_of(store)
+    conversation_id = await reply(store)
+    await dispatcher.handle_receipt(receipt("delivered"))
+    await dispatcher.handle_receipt(receipt("failed"))
+    await send_due(store)
+    assert await delivery_of(store, conversation_id) == Delivery.FAILED
+
+
+async def test_a_receipt_after_the_record_is_applied_as_it_comes(store: Store) -> None:
+    dispatcher = dispatcher_of(store)
+    conversation_id = await reply(store)
+    await send_due(store)
+    assert await delivery_of(store, conversation_id) == Delivery.SENT
+    await dispatcher.handle_receipt(receipt("read"))
+    assert await delivery_of(store, conversation_id) == Delivery.READ
+    assert await store.take_receipt("SMr1") is None  # found at once: nothing kept
+    await dispatcher.handle_receipt(receipt("delivered"))
+    assert await delivery_of(store, conversation_id) == Delivery.READ
+
+
+async def test_a_kept_receipt_never_takes_a_reply_backwards(store: Store) -> None:
+    """A receipt kept, then found by its own second look (the record came between): applied by the dispatcher; the
+    record's take then finds an older status, and the reply stays as far as it got."""
+    dispatcher = dispatcher_of(store)
+    conversation_id = await reply(store)
+    await send_due(store)
+    await dispatcher.handle_receipt(receipt("read"))
+    await store.keep_receipt("SMr1", Delivery.DELIVERED)
+    assert await store.take_receipt("SMr1") == Delivery.DELIVERED
+    assert not await store.advance_delivery(conversation_id, "r1", Delivery.DELIVERED)
+    assert await delivery_of(store, conversation_id) == Delivery.READ
+
+
+async def test_kept_receipts_are_taken_furthest_first_and_expire(store: Store) -> None:
+    await store.keep_receipt("SMa", Delivery.READ)
+    await store.keep_receipt("SMa", Delivery.DELIVERED)
+    await store.keep_receipt("SMb", Delivery.FAILED)
+    await store.keep_receipt("SMb", Delivery.READ)
+    assert await store.take_receipt("SMa") == Delivery.READ
+    assert await store.take_receipt("SMa") is None
+    assert await store.take_receipt("SMb") == Delivery.FAILED
+    ttl = 0.05
+    await store.keep_receipt("SMc", Delivery.READ, ttl_seconds=ttl)
+    deadline = time.monotonic() + ttl
+    while time.monotonic() <= deadline:  # the condition is the clock itself: past the TTL, the receipt is gone
+        await asyncio.sleep(ttl / 5)
+    assert await store.take_receipt("SMc") is None
+    await store.keep_receipt("SMc", Delivery.DELIVERED)  # kept again with the default TTL: there
+    assert await store.take_receipt("SMc") == Delivery.DELIVERED
