@@ -39,9 +39,11 @@ if TYPE_CHECKING:
 
 # messages the model never saw, by authors other than the training corpus's (corpus/README.md)
 HELDOUT = tuple(sorted((ROOT / "corpus").glob("heldout*.jsonl")))
-# the shipped weights' training files: the first heads read train.jsonl, the second risk head the four others too
+# the shipped weights' training files: the first heads read train.jsonl and the seven dev files, the second risk
+# head all twelve
 TRAINING = tuple(ROOT / "corpus" / name for name in (
-    "train.jsonl", "train_short.jsonl", "train_long.jsonl", "train_negatives.jsonl", "train6.jsonl"
+    "train.jsonl", "train_short.jsonl", "train_long.jsonl", "train_negatives.jsonl", "train6.jsonl",
+    "dev11a.jsonl", "dev11b.jsonl", "dev11c.jsonl", "dev12d.jsonl", "dev12e.jsonl", "dev12f.jsonl", "dev12g.jsonl",
 ))  # fmt: skip
 AIMS = {"imminent_danger": 0.95, "suicide": 0.95, "self_harm": 0.95, "abuse_home": 0.90}
 FALSE_ALARM_AIM = 0.10

@@ -59,10 +59,11 @@ def test_every_held_out_file_has_the_readme_s_keys_and_values_and_no_message_twi
 
 def test_every_calibration_file_has_the_readme_s_keys_and_values_and_no_message_twice_within_it() -> None:
     """dev11a.jsonl, dev11b.jsonl, dev11c.jsonl (the eleventh round's calibration and judging files, three
-    authors), dev12d.jsonl, dev12e.jsonl (the twelfth round's judges) and dev12f.jsonl, dev12g.jsonl (the
-    thirteenth's), each on its own."""
+    authors), dev12d.jsonl, dev12e.jsonl (the twelfth round's judges), dev12f.jsonl, dev12g.jsonl (the
+    thirteenth's; since the fourteenth round's third part these seven are training files) and dev15a … dev15d.jsonl
+    (the fourteenth's judges and calibration), each on its own."""
     for name in ("dev11a.jsonl", "dev11b.jsonl", "dev11c.jsonl", "dev12d.jsonl", "dev12e.jsonl", "dev12f.jsonl",
-                 "dev12g.jsonl"):  # fmt: skip
+                 "dev12g.jsonl", "dev15a.jsonl", "dev15b.jsonl", "dev15c.jsonl", "dev15d.jsonl"):  # fmt: skip
         # the twelfth round's authors marked a few adults' lines about no particular child (posters, a talk, a
         # question on their own account) as not third party; their files are not relabelled after the fact
-        _check((CORPUS / name,), parent_writes_about_a_child=not name.startswith("dev12"))
+        _check((CORPUS / name,), parent_writes_about_a_child=not name.startswith(("dev12", "dev15")))
