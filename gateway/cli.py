@@ -443,9 +443,10 @@ def _understanding_train(args: argparse.Namespace) -> int:
 def _understanding_combine(args: argparse.Namespace) -> int:
     from gateway.understanding import Classifier
 
-    combined = Classifier.load(Path(args.base)).with_second_risk(Classifier.load(Path(args.second)))
+    combined = Classifier.load(Path(args.base)).with_second_risk(Classifier.load(Path(args.second)), args.only)
     combined.save(Path(args.output))
-    print(f"wrote {args.output}: {args.base}'s heads, and {args.second}'s risk head as a second opinion")
+    what = f" on {', '.join(args.only)} only" if args.only else ""
+    print(f"wrote {args.output}: {args.base}'s heads, and {args.second}'s risk heads as further opinions{what}")
     return 0
 
 
@@ -491,11 +492,17 @@ def _add_understanding(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     train.set_defaults(handler=_understanding_train)
     combine = usub.add_parser(
         "combine",
-        help="put a second file's risk head beside the first's: each risk class scores the higher of the two "
-        "(a second opinion that can only raise; docs/understanding.md)",
+        help="put a second file's risk heads beside the first's: each risk class they may raise scores the higher "
+        "(further opinions that can only raise; docs/understanding.md)",
     )
     combine.add_argument("base", help="the weights whose heads are kept (risk, topic, third party)")
-    combine.add_argument("second", help="the weights whose risk head is added (trained on the same features)")
+    combine.add_argument(
+        "second",
+        help="the weights whose risk heads (its own and its opinions) are added (trained on the same features)",
+    )
+    combine.add_argument(
+        "--only", nargs="+", metavar="CLASS", help="the risk classes the added heads may raise (default: all)"
+    )
     combine.add_argument("-o", "--output", default=str(WEIGHTS))
     combine.set_defaults(handler=_understanding_combine)
 

@@ -5,9 +5,9 @@ data always gives the same weights) on the embedding and the hashed character n-
 (``features.py``), fitted by the shipped weights' fixed-rate descent (``DESCENT``, which does not converge) or by
 L-BFGS until the gradient is small (``LBFGS``, ``lbfgs.py``): ``Head.fit``'s ``optimizer``. The trained weights,
 the class names, the n-gram settings and the embedding model's name are one ``.npz`` file (``weights.npz`` in
-this package), loaded without pickle. A file may carry a second risk head (``risk2_*``, ``Classifier.with_second_risk``,
-``gateway understanding combine``): each risk class's score is then the higher of the two heads', a second opinion
-that can only raise.
+this package), loaded without pickle. A file may carry further risk heads, **opinions** (``risk2_*``, ``risk3_*``, …,
+``Classifier.with_second_risk``, ``gateway understanding combine``): each risk class an opinion may raise (all of
+them, or those its ``riskN_raises`` names) scores the higher of the heads', so an opinion can only raise.
 """
 
 from __future__ import annotations
@@ -124,6 +124,15 @@ def objective(
 
 
 @dataclass(frozen=True)
+class Opinion:
+    """A further risk head (docs/understanding.md, "Thirteenth round" and "Fifteenth round"): for each class in
+    ``raises``, the reading's score is the higher of this head's and the others'; it never lowers a score."""
+
+    head: Head
+    raises: tuple[str, ...]  # the risk classes whose score it may raise (a subset of the head's classes)
+
+
+@dataclass(frozen=True)
 class Classifier:
     """Reads one message into a :class:`Reading`: scores for every risk class (flows.yaml's thresholds apply)."""
 
@@ -133,17 +142,27 @@ class Classifier:
     third_party: Head
     ngram_dim: int = NGRAM_DIM
     ngram_weight: float = NGRAM_WEIGHT
-    second_risk: Head | None = None  # a second opinion: each risk class's score is the higher of the two heads'
+    opinions: tuple[Opinion, ...] = ()  # further risk heads: each may only raise the scores of its classes
 
-    def with_second_risk(self, other: Classifier) -> Classifier:
-        """This classifier with ``other``'s risk head beside its own (docs/understanding.md, "Thirteenth round"):
-        a reading can only rise, never fall. Both must read the same features."""
+    @property
+    def second_risk(self) -> Head | None:
+        """The first further opinion's head, if any (the thirteenth round's second opinion)."""
+        return self.opinions[0].head if self.opinions else None
+
+    def with_second_risk(self, other: Classifier, only: Sequence[str] | None = None) -> Classifier:
+        """This classifier with ``other``'s risk heads (its own and its opinions) beside its own, as opinions that
+        may raise the classes in ``only`` (every class when not given; docs/understanding.md, "Thirteenth round",
+        "Fifteenth round"): a reading can only rise, never fall. Both must read the same features."""
         same = (other.model_name, other.ngram_dim, other.ngram_weight, other.risk.classes) == (
             self.model_name, self.ngram_dim, self.ngram_weight, self.risk.classes
         )  # fmt: skip
         if not same or other.risk.weights.shape != self.risk.weights.shape:
             raise ModelError("the second risk head was trained on other features or classes")
-        return replace(self, second_risk=other.risk)
+        if only is not None and (not only or not set(only) <= set(self.risk.classes)):
+            raise ModelError("an opinion must raise one or more of the risk head's classes")
+        theirs = (Opinion(other.risk, other.risk.classes), *other.opinions)
+        added = tuple(Opinion(o.head, tuple(c for c in o.raises if only is None or c in only)) for o in theirs)
+        return replace(self, opinions=self.opinions + tuple(o for o in added if o.raises))
 
     def features(self, texts: Sequence[str], embeddings: npt.NDArray[np.floating]) -> Matrix:
         return features(texts, embeddings, self.ngram_dim, self.ngram_weight)
@@ -163,8 +182,9 @@ class Classifier:
         vectors = self.features(texts, rows)
         vector = vectors[0]
         risk = self.risk.probabilities(vectors).max(axis=0)
-        if self.second_risk is not None:  # same classes, same order (checked when combined and when loaded)
-            risk = np.maximum(risk, self.second_risk.probabilities(vectors).max(axis=0))
+        for opinion in self.opinions:  # same classes, same order (checked when combined and when loaded)
+            mine = np.isin(np.array(self.risk.classes), opinion.raises)
+            risk = np.where(mine, np.maximum(risk, opinion.head.probabilities(vectors).max(axis=0)), risk)
         scores = tuple((r, round(float(risk[self.risk.classes.index(r.value)]), 4)) for r in RISKS)
         topic = self.topic.probabilities(vector)
         best = int(np.argmax(topic))
@@ -181,8 +201,10 @@ class Classifier:
     def save(self, path: Path) -> None:
         arrays: dict[str, npt.NDArray[np.generic]] = {"model_name": np.array(self.model_name)}
         heads = [("risk", self.risk), ("topic", self.topic), ("third", self.third_party)]
-        if self.second_risk is not None:
-            heads.append(("risk2", self.second_risk))
+        for n, opinion in enumerate(self.opinions, start=2):
+            heads.append((f"risk{n}", opinion.head))
+            if opinion.raises != opinion.head.classes:  # a file whose opinions raise every class reads as before
+                arrays[f"risk{n}_raises"] = np.array(opinion.raises)
         for prefix, head in heads:
             arrays[f"{prefix}_classes"] = np.array(head.classes)
             arrays[f"{prefix}_weights"] = head.weights.astype(np.float32)
@@ -195,22 +217,35 @@ class Classifier:
     def load(cls, path: Path) -> Classifier:
         try:
             with np.load(path, allow_pickle=False) as data:
+                opinions = 0
+                while f"risk{opinions + 2}_classes" in data.files:
+                    opinions += 1
+                prefixes = ("risk", "topic", "third", *(f"risk{n}" for n in range(2, opinions + 2)))
                 heads = {
                     prefix: Head(
                         tuple(str(c) for c in data[f"{prefix}_classes"]),
                         data[f"{prefix}_weights"].astype(np.float64),
                         data[f"{prefix}_bias"].astype(np.float64),
                     )
-                    for prefix in ("risk", "topic", "third", "risk2")
-                    if f"{prefix}_classes" in data.files
+                    for prefix in prefixes
+                }
+                raises = {
+                    prefix: tuple(str(c) for c in data[f"{prefix}_raises"])
+                    for prefix in prefixes[3:]
+                    if f"{prefix}_raises" in data.files
                 }
                 ngram_dim, ngram_weight = (float(v) for v in data["ngrams"])
                 name = str(data["model_name"])
-            second = heads.get("risk2")
-            if second is not None and (second.classes, second.weights.shape) != (
-                heads["risk"].classes, heads["risk"].weights.shape
-            ):  # fmt: skip
-                raise ValueError("second risk head")
-            return cls(name, heads["risk"], heads["topic"], heads["third"], int(ngram_dim), ngram_weight, second)
+            risk = heads["risk"]
+            further = []
+            for prefix in prefixes[3:]:
+                head = heads[prefix]
+                mine = raises.get(prefix, head.classes)
+                if (head.classes, head.weights.shape) != (risk.classes, risk.weights.shape) or not (
+                    mine and set(mine) <= set(risk.classes)
+                ):
+                    raise ValueError(f"{prefix} risk head")
+                further.append(Opinion(head, mine))
+            return cls(name, risk, heads["topic"], heads["third"], int(ngram_dim), ngram_weight, tuple(further))
         except (OSError, KeyError, ValueError) as exc:
             raise ModelError(f"{path}: not a trained understanding model ({exc.__class__.__name__})") from None

@@ -75,3 +75,39 @@ def test_a_second_head_of_other_features_or_classes_is_refused(tmp_path: Path) -
                          other.topic, other.third_party)  # fmt: skip
     with pytest.raises(ModelError):
         first.with_second_risk(renamed)
+
+
+def test_an_opinion_on_some_classes_raises_those_only_and_carries_the_added_files_opinions(tmp_path: Path) -> None:
+    """The fifteenth round's third opinion: a file's risk heads (its own and its second) added for suicide only."""
+    first, second, third = classifier(1), classifier(2), classifier(3)
+    former = second.with_second_risk(third)  # a file with two risk heads, as the former weights
+    both = first.with_second_risk(former, only=["suicide"])
+    assert [o.raises for o in both.opinions] == [("suicide",), ("suicide",)]
+    rose = 0
+    for i, text in enumerate(TEXTS):
+        window = [("il a un couteau", embedding(100 + i))]
+        a, b, c, d = (x.read(text, embedding(i), window) for x in (first, second, third, both))
+        for risk in RISKS:
+            if risk.value == "suicide":
+                assert d.score(risk) == max(a.score(risk), b.score(risk), c.score(risk))
+                rose += d.score(risk) > a.score(risk)
+            else:
+                assert d.score(risk) == a.score(risk)  # the other classes are the first's, never raised
+        assert (d.topic, d.topic_score, d.third_party) == (a.topic, a.topic_score, a.third_party)
+    assert rose
+    first.save(tmp_path / "a.npz")
+    former.save(tmp_path / "f.npz")
+    out = tmp_path / "u.npz"
+    assert main(["understanding", "combine", str(tmp_path / "a.npz"), str(tmp_path / "f.npz"), "--only", "suicide",
+                 "-o", str(out)]) == 0  # fmt: skip
+    loaded = Classifier.load(out)
+    assert [o.raises for o in loaded.opinions] == [("suicide",), ("suicide",)]
+    for i, text in enumerate(TEXTS):
+        assert loaded.read(text, embedding(i)) == both.read(text, embedding(i))
+
+
+def test_an_opinion_on_no_class_or_an_unknown_class_is_refused() -> None:
+    first, second = classifier(1), classifier(2)
+    for only in ([], ["suicidal"]):
+        with pytest.raises(ModelError):
+            first.with_second_risk(second, only=only)
