@@ -274,8 +274,12 @@ class Dispatcher:
         """The model's reading of ``inbound`` as its processing would get it (:meth:`_read`: off the event loop,
         within the model's timeout; None without a model, not in time, or for a button or a command), for a gate that
         must decide before the message is processed (``Gate.new_chat``'s risky override). No late reading follows:
-        the message is not recorded if it stays refused."""
-        reading, _ = await self._read(inbound)
+        the message is not recorded if it stays refused, so a long message read as far as its cut has its windows
+        read now (``Reader.read_late``: once the worker is idle, within its late timeout), before the gate decides:
+        a risk beyond the cut opens the conversation as one before it does."""
+        reading, later = await self._read(inbound)
+        if reading is not None and later and self.reader is not None:
+            reading = await self.reader.read_late(inbound.text, reading) or reading
         return reading
 
     async def apply_late(self, late: Late, reading: Reading) -> bool:
@@ -304,13 +308,14 @@ class Dispatcher:
             assert flag is not None  # a model's flag is a risk
             derived_from(f"late:{late.entry_id}")  # a late reading applied twice writes the same entries
             await self.store.flag_entry(conversation.id, late.entry_id, flag)  # the same again: no change
+            stronger = flag.replaces(conversation.flag) and flag != conversation.flag  # the queue card's to update
             if flag.replaces(conversation.flag):
                 conversation.flag = flag  # before the queue entry: its priority is written with the flag
             conversation.flagged_at = now
             if conversation.status == Status.BOT:
                 await self._late_handoff(conversation, engine, late, reading, found, now)
             elif conversation.status == Status.QUEUED:
-                await self._escalate(conversation, engine, late.text, reading, now)
+                await self._escalate(conversation, engine, late.text, reading, now, stronger=stronger)
             conversation.updated_at = now
             await self.store.save_conversation(conversation)
         await self.store.publish(FlagRaised(conversation.id, late.entry_id, flag))
@@ -353,6 +358,7 @@ class Dispatcher:
             # and Twilio refuses our replies until they send START.
             conversation.left_at, conversation.left_how = None, None
             await self.system_note(conversation, "left.unblocked", now, channel=conversation.channel.value)
+        stronger = flag is not None and flag.replaces(conversation.flag) and flag != conversation.flag
         if flag is not None:
             conversation.flagged_at = now  # the supervision board's order: the latest flag first
             if flag.replaces(conversation.flag):
@@ -367,7 +373,7 @@ class Dispatcher:
             idle = timedelta(hours=engine.flow.timers.idle_close_hours)
             await self.store.set_timer(conversation.id, TimerKind.IDLE_CLOSE, now + idle)
             if conversation.status == Status.QUEUED:
-                await self._escalate(conversation, engine, inbound.text, reading, now)
+                await self._escalate(conversation, engine, inbound.text, reading, now, stronger=stronger)
         await self.store.save_conversation(conversation, done=done)
         if flag is not None:
             await self.store.publish(FlagRaised(conversation.id, entry.id, flag))
@@ -408,13 +414,29 @@ class Dispatcher:
         return RiskFlag(found.risk.value, round(found.score, 4), found.source, words)
 
     async def _escalate(
-        self, conversation: Conversation, engine: Engine, text: str, reading: Reading | None, now: datetime
+        self,
+        conversation: Conversation,
+        engine: Engine,
+        text: str,
+        reading: Reading | None,
+        now: datetime,
+        *,
+        stronger: bool = False,
     ) -> None:
-        """While waiting: a risk raises the priority (never lowers it) and sends its partners' numbers once."""
+        """While waiting: a risk raises the priority (never lowers it) and sends its partners' numbers once. A
+        ``stronger`` flag than the conversation had (just set on it, another than the one it had) that raises no
+        priority, already as high, is still written on its queue entry: the queue's card shows the strongest risk,
+        whatever raised the priority (a danger phrase repeated in a loop writes nothing after the first)."""
         raised = engine.escalate(conversation.priority.value, text, reading)
-        if raised is None or raised.priority is None:
-            return
-        if not await self.raise_priority(conversation, Priority(raised.priority), now):
+        if (
+            raised is None
+            or raised.priority is None
+            or not await self.raise_priority(conversation, Priority(raised.priority), now)
+        ):
+            if stronger and conversation.queue is not None:  # the same priority and arrival, the new flag
+                at = conversation.queued_at or now
+                await self.store.enqueue(conversation.id, conversation.queue, conversation.priority, at,
+                                         flag=conversation.flag)  # fmt: skip
             return  # already at that priority: a message repeated in a loop changes nothing
         language = language_of(conversation, engine.flow)
         partners = [Reply(engine.text(engine.flow.partners[p].message, language)) for p in raised.partners]

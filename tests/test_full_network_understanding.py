@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from gateway.app import FLOWS, STORE
+from gateway.app import DISPATCHER, FLOWS, STORE
 from gateway.conversation import Priority, Status
 from gateway.settings import Settings
 from gateway.understanding import Model, load_model
@@ -30,6 +30,12 @@ from tests.test_security import DANGER, is_notice, metric, send_message
 Client = TestClient[web.Request, web.Application]
 SUICIDAL = "demain matin ils me trouveront plus, g tout prévu pour cette nuit"  # corpus/train.jsonl: no keyword
 HARMLESS = "je l'ai tué en un coup sur fortnite jsuis trop fort"  # corpus/train.jsonl: no risk
+# A long message whose risk lies beyond the embedding's cut (48 tokens): its start reads no risk, its windows do.
+LONG_SUICIDAL = (
+    "bon alors en fait ya un compte sur insta qui poste des photos de moi avec des commentaires bizarres depuis la "
+    "rentrée, au début je m'en fichais un peu mais maintenant toute la classe en parle et mes potes me regardent plus "
+    "pareil, j'ai signalé le compte deux fois et rien ne se passe, " + SUICIDAL
+)
 
 
 @pytest.fixture
@@ -83,6 +89,31 @@ async def test_a_risk_only_the_model_reads_opens_a_full_networks_chat_and_a_harm
     assert (waiting.flag.risk, waiting.flag.source) == ("suicide", "model")
     assert await metric(client, "gateway_refusal_overridden", reason="client_full", source="model") == 1
     assert await metric(client, "gateway_refusal_overridden", reason="client_full", source="keywords") == 0
+
+
+async def test_a_long_first_message_whose_risk_lies_beyond_the_cut_opens_a_full_networks_chat(
+    make_client: AppFactory, settings: Settings, stack: AsyncExitStack
+) -> None:
+    """A refused message is not recorded, so no late reading of its windows would ever follow: the gate reads them
+    before it decides (``Dispatcher.reading``)."""
+    client = await make_client(full_network(settings))
+    await model_is(client, "ok")
+    reader = client.app[DISPATCHER].reader
+    model = None if reader is None else reader.model
+    assert model is not None
+    assert client.app[FLOWS].engine().decide(LONG_SUICIDAL).flag is None  # no keyword
+    [start] = model.read_inline([LONG_SUICIDAL])
+    assert start.rest and client.app[FLOWS].engine().decide(LONG_SUICIDAL, start.reading).flag is None  # nor its start
+    ws = await held_chat(client, stack)
+    assert opened(await send_message(ws, "m1", LONG_SUICIDAL), "m1")
+    deadline = time.monotonic() + 120  # processed like any message: its windows' flag comes with their late reading
+    while not [w for w in await client.app[STORE].waiting() if w.flag is not None]:
+        assert time.monotonic() < deadline, "the windows' flag never came"
+        await asyncio.sleep(0.05)
+    [waiting] = await client.app[STORE].waiting()
+    assert waiting.flag is not None and (waiting.flag.risk, waiting.flag.source) == ("suicide", "model")
+    assert waiting.priority == Priority.URGENT
+    assert await metric(client, "gateway_refusal_overridden", reason="client_full", source="model") == 1
 
 
 async def test_with_the_model_off_the_keywords_alone_decide(
