@@ -129,6 +129,9 @@ class Conversation:
     # web chat: when a page last opened the conversation (its hello): a socket closed before that is not a page
     # gone, whichever instance arms its timer and however late (gateway/leaving.py)
     page_opened_at: datetime | None = None
+    # the partners whose numbers the young person was given at the hand-off or while waiting: a risk read while
+    # waiting brings those it lacks, once each, even when it raises no priority (Dispatcher._escalate)
+    partners_given: tuple[str, ...] = ()
 
     @property
     def active(self) -> bool:

@@ -423,24 +423,28 @@ class Dispatcher:
         *,
         stronger: bool = False,
     ) -> None:
-        """While waiting: a risk raises the priority (never lowers it) and sends its partners' numbers once. A
-        ``stronger`` flag than the conversation had (just set on it, another than the one it had) that raises no
-        priority, already as high, is still written on its queue entry: the queue's card shows the strongest risk,
-        whatever raised the priority (a danger phrase repeated in a loop writes nothing after the first)."""
-        raised = engine.escalate(conversation.priority.value, text, reading)
-        if (
-            raised is None
-            or raised.priority is None
-            or not await self.raise_priority(conversation, Priority(raised.priority), now)
-        ):
-            if stronger and conversation.queue is not None:  # the same priority and arrival, the new flag
-                at = conversation.queued_at or now
-                await self.store.enqueue(conversation.id, conversation.queue, conversation.priority, at,
-                                         flag=conversation.flag)  # fmt: skip
-            return  # already at that priority: a message repeated in a loop changes nothing
-        language = language_of(conversation, engine.flow)
-        partners = [Reply(engine.text(engine.flow.partners[p].message, language)) for p in raised.partners]
-        await self.emit(conversation, partners, Author.BOT, now)
+        """While waiting: a risk raises the priority (never lowers it) and brings its partners' numbers, each once
+        in the conversation (``Conversation.partners_given``), even at an unchanged priority; raised to urgent, the
+        emergency numbers come too, as with an urgent hand-off. A ``stronger`` flag than the conversation had (just
+        set on it, another than the one it had) that raises no priority, already as high, is still written on its
+        queue entry: the queue's card shows the strongest risk, whatever raised the priority."""
+        given = conversation.partners_given
+        raised = engine.escalate(conversation.priority.value, text, reading, given)
+        if raised is None:
+            return
+        higher = raised.priority is not None and await self.raise_priority(conversation, Priority(raised.priority), now)
+        if not higher and stronger and conversation.queue is not None:  # the same priority and arrival, the new flag
+            at = conversation.queued_at or now
+            await self.store.enqueue(conversation.id, conversation.queue, conversation.priority, at,
+                                     flag=conversation.flag)  # fmt: skip
+        partners = raised.partners
+        if higher and conversation.priority == Priority.URGENT:  # as an urgent hand-off: the emergency numbers too
+            partners += tuple(p for p in engine.emergency_partners(given + partners) if p not in partners)
+        if not partners:
+            return  # each given already: a message repeated in a loop changes nothing
+        conversation.partners_given = given + partners
+        await self.emit(conversation, engine.partner_replies(partners, language_of(conversation, engine.flow)),
+                        Author.BOT, now)  # fmt: skip
 
     async def _bot_turn(
         self, conversation: Conversation, inbound: Inbound, now: datetime, reading: Reading | None
@@ -506,6 +510,8 @@ class Dispatcher:
         replies = [Reply(queued)]
         if priority == Priority.URGENT:
             replies.extend(engine.emergency_replies(language, given))
+            given += engine.emergency_partners(given)
+        conversation.partners_given += tuple(p for p in dict.fromkeys(given) if p not in conversation.partners_given)
         await self.emit(conversation, replies, Author.BOT, now)
         minutes = engine.flow.timers.queue_reassurance_minutes
         await self.store.set_timer(conversation.id, TimerKind.QUEUE_REASSURE, now + timedelta(minutes=minutes))

@@ -430,11 +430,18 @@ class Engine:
         return replace(result, replies=(*replies, notice))
 
     def emergency_replies(self, language: str, given: tuple[str, ...] = ()) -> list[Reply]:
-        """The messages of the flow's emergency partners (``emergency: true``) not among ``given``."""
+        """The messages of the flow's emergency partners (``emergency: true``) unless ``given`` holds one."""
+        return self._partner_replies(self.emergency_partners(given), language)
+
+    def emergency_partners(self, given: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """The flow's emergency partners (``emergency: true``), or none when ``given`` holds one already."""
         if any(self.flow.partners[p].emergency for p in given if p in self.flow.partners):
-            return []
-        names = tuple(name for name, partner in self.flow.partners.items() if partner.emergency)
-        return self._partner_replies(names, language)
+            return ()
+        return tuple(name for name, partner in self.flow.partners.items() if partner.emergency)
+
+    def partner_replies(self, partners: tuple[str, ...], language: str) -> list[Reply]:
+        """The messages of these partners, in this order."""
+        return self._partner_replies(partners, language)
 
     def _partner_replies(self, partners: tuple[str, ...], language: str) -> list[Reply]:
         return [Reply(self.text(self.flow.partners[p].message, language)) for p in partners]

@@ -107,6 +107,7 @@ def encode_conversation(conversation: Conversation) -> dict[str, Any]:
         data[name] = None if data[name] is None else to_us(data[name])
     data["summary"] = [[label, value] for label, value in conversation.summary]
     data["flag"] = conversation.flag.to_dict() if conversation.flag else None
+    data["partners_given"] = list(conversation.partners_given) or None
     return {name: value for name, value in data.items() if value is not None}
 
 
@@ -147,6 +148,7 @@ def decode_conversation(data: dict[str, Any]) -> Conversation:
         purged_at=_moment(data.get("purged_at")),
         flagged_at=_moment(data.get("flagged_at")),
         page_opened_at=_moment(data.get("page_opened_at")),
+        partners_given=tuple(str(p) for p in data.get("partners_given", ())),
     )
 
 
