@@ -418,9 +418,10 @@ class ChatSession:
     async def _open(self, token: str, language: str | None) -> None:
         """The conversation of ``token`` (resumed, or a new one): followed, and the session frame with its history."""
         self.token, self.held = token, None
-        conversation = await self.dispatcher.start_conversation(ChannelName.WEBCHAT, self.token, language)
-        if self.opening is not None:  # before the session frame: a page that misses it finds this conversation again
+        if self.opening is not None:  # before the greeting and the session frame: a page missing either finds it again
+            conversation, _ = await self.hub.store.active_conversation(ChannelName.WEBCHAT, token, self.hub.clock())
             await self.hub.store.keep_opening(self.opening, conversation.id)
+        conversation = await self.dispatcher.start_conversation(ChannelName.WEBCHAT, self.token, language)
         if conversation.client is None:
             conversation = await self._mark_client(conversation)
         self.hub.stop_arming(conversation.id)
