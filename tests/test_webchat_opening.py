@@ -18,7 +18,9 @@ from typing import Any, cast
 
 import pytest
 from aiohttp import WSMsgType
+from aiohttp.test_utils import TestClient
 
+from gateway.conversation import Conversation
 from gateway.crypto import DataKeys
 from gateway.events import Typing
 from gateway.messages import ChannelName
@@ -86,6 +88,20 @@ def page(frames: list[dict[str, Any]]) -> tuple[list[str], str | None, list[str]
     return shown, status, twice
 
 
+async def queued_with_a_listener_logged_in(client: TestClient[Any, Any], store: Held) -> tuple[str, Conversation]:
+    """A young person's chat walked to the queue (the phone then gone: its token, its conversation), and the
+    listener anne logged in."""
+    async with client.ws_connect("/chat/ws") as phone:
+        token = (await hello(phone))["token"]
+        for number, answer in enumerate(WALK_TO_QUEUE):
+            await say(phone, f"m{number}", answer)
+    conversation = await store.find_active_conversation(ChannelName.WEBCHAT, token)
+    assert conversation is not None
+    await add_listener(client, "anne")
+    await login(client, "anne")
+    return token, conversation
+
+
 @pytest.mark.parametrize("store_url", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)], indirect=True)
 @pytest.mark.parametrize("read", ["before", "after"])
 async def test_a_listener_answering_while_the_page_reads_its_history_is_shown_once(
@@ -95,14 +111,7 @@ async def test_a_listener_answering_while_the_page_reads_its_history_is_shown_on
     ``after``: it finds them, while the forwarding brought them already (they must not come twice)."""
     settings, store = held
     client = await make_client(settings, store=cast(Store, store))
-    async with client.ws_connect("/chat/ws") as phone:
-        token = (await hello(phone))["token"]
-        for number, answer in enumerate(WALK_TO_QUEUE):
-            await say(phone, f"m{number}", answer)
-    conversation = await store.find_active_conversation(ChannelName.WEBCHAT, token)
-    assert conversation is not None
-    await add_listener(client, "anne")
-    await login(client, "anne")
+    token, conversation = await queued_with_a_listener_logged_in(client, store)
     async with client.ws_connect("/chat/ws") as other, client.ws_connect("/chat/ws") as phone:
         await hello(other)  # another young person's chat on this instance: it does not follow the conversation
         store.hold("transcript", conversation.id, read_first=read == "before")
@@ -176,14 +185,7 @@ async def test_a_page_whose_conversation_is_taken_between_its_status_and_its_pos
     and made after the take."""
     settings, store = held
     client = await make_client(settings, store=cast(Store, store))
-    async with client.ws_connect("/chat/ws") as phone:
-        token = (await hello(phone))["token"]
-        for number, answer in enumerate(WALK_TO_QUEUE):
-            await say(phone, f"m{number}", answer)
-    conversation = await store.find_active_conversation(ChannelName.WEBCHAT, token)
-    assert conversation is not None
-    await add_listener(client, "anne")
-    await login(client, "anne")
+    token, conversation = await queued_with_a_listener_logged_in(client, store)
     async with client.ws_connect("/chat/ws") as phone:
         store.hold("position", conversation.id, read_first=False)
         await phone.send_json({"type": "hello", "token": token, "language": "fr"})  # the phone is back

@@ -30,7 +30,9 @@ both_stores = pytest.mark.parametrize(
 )
 
 
-async def chat(make_client: AppFactory, settings: Settings, store_url: str) -> Client:  # noqa: F811
+@pytest.fixture
+async def chat(make_client: AppFactory, settings: Settings, store_url: str) -> Client:
+    """The app on an empty store of the test's parameter."""
     return await make_client(settings.replace(store=store_url))
 
 
@@ -54,12 +56,8 @@ async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
 
 
 @both_stores
-async def test_a_page_cut_off_right_after_its_hello_resumes_the_conversation_it_opened(
-    make_client: AppFactory,
-    settings: Settings,
-    store_url: str,  # noqa: F811
-) -> None:
-    client = await chat(make_client, settings, store_url)
+async def test_a_page_cut_off_right_after_its_hello_resumes_the_conversation_it_opened(chat: Client) -> None:
+    client = chat
     async with client.ws_connect("/chat/ws") as cut:  # the page is killed with its hello sent: it reads nothing
         await cut.send_json({"type": "hello", "token": None, "opening": KEY, "language": "fr"})
     await until(lambda: _count(client, 1), "the server never opened the first hello's conversation")
@@ -77,12 +75,8 @@ async def _count(client: Client, expected: int) -> bool:
 
 
 @both_stores
-async def test_two_sockets_of_one_page_at_once_open_one_conversation(
-    make_client: AppFactory,
-    settings: Settings,
-    store_url: str,  # noqa: F811
-) -> None:
-    client = await chat(make_client, settings, store_url)
+async def test_two_sockets_of_one_page_at_once_open_one_conversation(chat: Client) -> None:
+    client = chat
     sessions = await asyncio.gather(*(first_hello(client) for _ in range(3)))
     assert len({s["token"] for s in sessions}) == 1
     assert len(await in_the_bot(client)) == 1
@@ -103,12 +97,8 @@ async def test_a_new_key_opens_a_new_conversation_and_a_token_comes_before_a_key
 
 
 @both_stores
-async def test_the_key_of_an_erased_conversation_opens_a_new_one_and_is_never_stored(
-    make_client: AppFactory,
-    settings: Settings,
-    store_url: str,  # noqa: F811
-) -> None:
-    client = await chat(make_client, settings, store_url)
+async def test_the_key_of_an_erased_conversation_opens_a_new_one_and_is_never_stored(chat: Client) -> None:
+    client = chat
     store = client.app[STORE]
     first = await first_hello(client)
     [opened] = await in_the_bot(client)
