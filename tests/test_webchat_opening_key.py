@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 
-from gateway.app import STORE
+from gateway.app import SETTINGS, STORE
 from gateway.conversation import Conversation, Status
 from gateway.settings import Settings
 from tests.conftest import AppFactory
@@ -31,7 +31,7 @@ both_stores = pytest.mark.parametrize(
 
 
 @pytest.fixture
-async def chat(make_client: AppFactory, settings: Settings, store_url: str) -> Client:
+async def chat(make_client: AppFactory, settings: Settings, store_url: str) -> Client:  # noqa: F811
     """The app on an empty store of the test's parameter."""
     return await make_client(settings.replace(store=store_url))
 
@@ -106,7 +106,7 @@ async def test_the_key_of_an_erased_conversation_opens_a_new_one_and_is_never_st
     again = await first_hello(client)
     [new] = await in_the_bot(client)
     assert again["token"] != first["token"] and new.id != opened.id and new.sender == again["token"]
-    assert KEY not in await everything_stored(store_url)
+    assert KEY not in await everything_stored(client.app[SETTINGS].store)
 
 
 async def everything_stored(url: str) -> str:
