@@ -5,10 +5,12 @@ A :class:`WebChatClient` connects to ``/chat/ws`` of an instance that is up (rou
 would: after a drop, another instance when its own is down), its own client address in ``X-Forwarded-For`` (the
 gateway is configured behind a proxy: each young person is a client network of their own, as they would be).
 As chat.js does: ``hello`` with the token it was given (none at first: the gateway starts a conversation and
-greets), every message kept in a pending list under its client id until its ``ack``, sent at once when the socket
-is open and sent again, same id, after every ``session`` frame; after any close, a reconnection 0.5 s later,
-doubling to 5 s at most, reset when a socket opens; entries shown once per id whatever frame carried them
-(``session``'s history, ``entry``, ``resync``), and a ``delivered`` receipt for the bot's and listeners' ones.
+greets; with it, until a ``session`` frame gives the token, an opening key drawn once, so a drop before that frame
+resumes the conversation the first ``hello`` opened), every message kept in a pending list under its client id
+until its ``ack``, sent at once when the socket is open and sent again, same id, after every ``session`` frame;
+after any close, a reconnection 0.5 s later, doubling to 5 s at most, reset when a socket opens; entries shown
+once per id whatever frame carried them (``session``'s history, ``entry``, ``resync``), and a ``delivered``
+receipt for the bot's and listeners' ones.
 The young person answers ``gap`` s after the bot's reply to their previous message (after its ``ack`` when the
 bot no longer has the conversation: a hand-off sooner than the walk's); the walk's first step, "bonjour", is the
 ``hello`` (the web chat greets without a message). Once the walk is done they stay on the page
@@ -31,6 +33,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -73,6 +76,7 @@ class WebChatClient:
                  tally: Tally) -> None:  # fmt: skip
         self.session, self.pick, self.address, self.number, self.tally = session, pick, address, number, tally
         self.token: str | None = None
+        self.opening: str | None = secrets.token_urlsafe(18)  # chat.js's opening key, until the first session
         self.tokens: list[str] = []  # every token a session frame gave (one, unless a drop came before the first)
         self.received: Counter[str] = Counter()  # entry id → frames that carried it
         self.live: set[str] = set()  # ids first received live: an ``entry`` frame, or the first session's greeting
@@ -111,7 +115,8 @@ class WebChatClient:
                                                    headers={"X-Forwarded-For": self.address}) as ws:  # fmt: skip
                     self.ws, delay = ws, RECONNECT_FIRST
                     self.tally.connections += 1
-                    await ws.send_json({"type": "hello", "token": self.token, "language": "fr"})
+                    hello = {"type": "hello", "token": self.token, "opening": self.opening, "language": "fr"}
+                    await ws.send_json(hello)
                     async for message in ws:
                         if message.type is WSMsgType.TEXT:
                             await self._handle(ws, json.loads(message.data))
@@ -129,7 +134,7 @@ class WebChatClient:
     async def _handle(self, ws: ClientWebSocketResponse, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
         if kind == "session":
-            self.token = str(frame["token"])
+            self.token, self.opening = str(frame["token"]), None
             if self.token not in self.tokens:
                 self.tokens.append(self.token)
             await self._show(ws, frame["history"], live=not self.session_at)  # the first: its greeting

@@ -79,6 +79,7 @@ class SocketWriter:
     ) -> None:
         self.ws, self.surface, self.metrics, self.send_timeout = ws, surface, metrics, send_timeout
         self._transport = request.transport
+        self.limit = limit
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(limit)
         self._task = asyncio.create_task(self._run(), name=f"{surface}-socket-writer")
         self.dropped = False
@@ -94,6 +95,11 @@ class SocketWriter:
             self._drop("queue_full")
             return False
         return True
+
+    def overflow(self) -> None:
+        """More frames are waiting for this socket elsewhere than its queue would hold (the web chat's, held while
+        the socket opens): dropped as a socket whose queue is full is, so the page reconnects and reloads."""
+        self._drop("queue_full")
 
     async def goodbye(self, timeout: float = 1.0) -> None:
         """The server stops: send what is queued (an acknowledgement, a reply) for up to ``timeout`` seconds,

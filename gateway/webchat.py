@@ -58,6 +58,7 @@ MAX_RECEIPT_IDS = 100
 FRAME_TYPES = ("hello", "message", "typing", "end", "receipt", "language")
 RANK = {Delivery.SENT: 1, Delivery.DELIVERED: 2, Delivery.READ: 3}
 ENTRY_LISTS = {"session": "history", "resync": "entries"}  # the frames that carry a list of entries, and where
+OPENING_LOCK = "opening:"  # + an opening key's keyed hash: the lock its hellos take (never a conversation's id)
 ARM_RETRY = (0.5, 30.0)  # seconds before arming a gone timer again while the store does not answer: first, most
 
 
@@ -263,10 +264,25 @@ class WebChatHub:
             return None
         shown = [e for e in await self.store.transcript(conversation_id) if e.author not in HIDDEN]
         self.track(conversation_id, shown)
-        status: dict[str, Any] = {"status": conversation.status.value}
-        if conversation.status == Status.QUEUED:
-            status["position"] = await self.store.position(conversation_id)
+        status = await self.status(conversation_id, conversation.status)
         return conversation, status, [_public(e) for e in shown]
+
+    async def status(self, conversation_id: str, status: Status) -> dict[str, Any]:
+        """The status a frame says, read as ``status``, with the conversation's position while it is queued. The
+        record and the queue are two reads: one that left the queue between them (a listener taking it, the young
+        person ending it) has no position, so both are read again under the conversation's lock, which its
+        queue and its record change under together, and what is true then is said (its own event follows). The
+        position is never ``None`` (the page showed "position ?"); it is left out only when the record says queued
+        with no place in a queue even so (a listener's instance that died between taking it and saving the record)."""
+        if status != Status.QUEUED:
+            return {"status": status.value}
+        position = await self.store.position(conversation_id)
+        if position is None:
+            async with self.store.lock(conversation_id):
+                current = await self.store.get_conversation(conversation_id)
+                status = status if current is None else current.status
+                position = await self.store.position(conversation_id) if status == Status.QUEUED else None
+        return {"status": status.value} if position is None else {"status": status.value, "position": position}
 
     async def _frame(self, event: Event) -> tuple[str, dict[str, Any]] | None:
         """The web chat's frame for an event of a followed conversation, with the conversation's id."""
@@ -277,10 +293,7 @@ class WebChatHub:
             case Typing(conversation_id=cid, who="listener") if cid in self.sockets:
                 return cid, {"type": "typing", "on": True}
             case StatusChanged(conversation_id=cid, status=status) if cid in self.sockets:
-                frame: dict[str, Any] = {"type": "status", "status": status.value}
-                if status == Status.QUEUED:
-                    frame["position"] = await self.store.position(cid)
-                return cid, frame
+                return cid, {"type": "status", **await self.status(cid, status)}
         return None
 
     def _offer_all(self, conversation_id: str, frame: dict[str, Any]) -> None:
@@ -288,11 +301,16 @@ class WebChatHub:
             self._send(conversation_id, writer, frame)
 
     def _send(self, conversation_id: str, writer: SocketWriter, frame: dict[str, Any]) -> None:
-        """A frame for one socket of the conversation: held while its first frame is not out; else without the
+        """A frame for one socket of the conversation: held while its first frame is not out (as many as its
+        writer's queue holds with that first frame; one more drops it as a reader that stopped); else without the
         entries it was already sent (an entry frame of one of those: nothing)."""
         held = self.holding.get(writer)
-        if held is not None:
+        if held is not None and len(held) + 1 < writer.limit:  # its first frame and these will fit its queue
             held.append(frame)
+            return
+        if held is not None:  # as far behind as a reader that stopped: dropped the same way (the page reloads)
+            del self.holding[writer]
+            writer.overflow()
             return
         sent, new = self.sockets[conversation_id][writer], []
         if frame["type"] == "entry":
@@ -326,6 +344,7 @@ class ChatSession:
         self.conversation_id: str | None = None
         self.language: str | None = None
         self.followed: str | None = None  # the conversation whose events this session asked the hub for
+        self.opening: str | None = None  # the keyed hash of the opening key of a hello without a token
 
     async def run(self) -> None:
         try:
@@ -366,11 +385,21 @@ class ChatSession:
             await self._language(frame)
 
     async def _hello(self, frame: dict[str, Any]) -> None:
-        token = frame.get("token")
-        valid = isinstance(token, str) and 20 <= len(token) <= 100 and token.replace("-", "").replace("_", "").isalnum()
-        token = token if valid and isinstance(token, str) else secrets.token_urlsafe(24)
-        language = frame["language"] if frame.get("language") in ("fr", "en") else None
-        self.language = language
+        token, opening = _token(frame.get("token")), _token(frame.get("opening"))
+        self.language = frame["language"] if frame.get("language") in ("fr", "en") else None
+        self.opening = None
+        if token is not None or opening is None:
+            await self._greet(token or secrets.token_urlsafe(24), self.language)
+            return
+        # A page without a token, with its opening key: the conversation that key opened if it did (the page never
+        # got its session frame), else a new one, remembered under the key's keyed hash. Under a lock named by it:
+        # two sockets of one page at once open one conversation.
+        self.opening = self.gate.keyed("opening", opening)
+        async with self.hub.store.lock(OPENING_LOCK + self.opening):
+            await self._greet(await self._opened_by(self.opening) or secrets.token_urlsafe(24), self.language)
+
+    async def _greet(self, token: str, language: str | None) -> None:
+        """The session of ``token`` opened, or the hello refused (a notice)."""
         refusal = await self._refuse_hello(token)
         if refusal is not None:
             if refusal is not Refusal.BLOCKED:  # this socket now speaks for the refused token, not an earlier one
@@ -379,9 +408,19 @@ class ChatSession:
             return
         await self._open(token, language)
 
+    async def _opened_by(self, opening: str) -> str | None:
+        """The token of the conversation this opening key's hash opened, while the store keeps it (else None: it
+        opened none, long ago, or the conversation was erased)."""
+        conversation_id = await self.hub.store.opening(opening)
+        conversation = None if conversation_id is None else await self.hub.store.get_conversation(conversation_id)
+        return conversation.sender if conversation is not None and conversation.channel == ChannelName.WEBCHAT else None
+
     async def _open(self, token: str, language: str | None) -> None:
         """The conversation of ``token`` (resumed, or a new one): followed, and the session frame with its history."""
         self.token, self.held = token, None
+        if self.opening is not None:  # before the greeting and the session frame: a page missing either finds it again
+            conversation, _ = await self.hub.store.active_conversation(ChannelName.WEBCHAT, token, self.hub.clock())
+            await self.hub.store.keep_opening(self.opening, conversation.id)
         conversation = await self.dispatcher.start_conversation(ChannelName.WEBCHAT, self.token, language)
         if conversation.client is None:
             conversation = await self._mark_client(conversation)
@@ -510,6 +549,13 @@ class ChatSession:
 
     async def _error(self, code: str, message: str) -> None:
         self.writer.offer({"type": "error", "code": code, "message": message})
+
+
+def _token(value: object) -> str | None:
+    """A browser's token or opening key as the page draws them (20 to 100 URL-safe characters), else None."""
+    if isinstance(value, str) and 20 <= len(value) <= 100 and value.replace("-", "").replace("_", "").isalnum():
+        return value
+    return None
 
 
 def _ids(ids: object) -> bool:

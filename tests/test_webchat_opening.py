@@ -17,10 +17,15 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import pytest
+from aiohttp import WSMsgType
+from aiohttp.test_utils import TestClient
 
+from gateway.conversation import Conversation
 from gateway.crypto import DataKeys
+from gateway.events import Typing
 from gateway.messages import ChannelName
 from gateway.settings import Settings
+from gateway.sockets import QUEUE_LIMIT
 from gateway.store import Author, Store, open_store
 from tests.conftest import AppFactory, add_listener, login
 from tests.store.conftest import redis_url, store_url  # noqa: F401  (an empty store: SQLite, the session's Redis)
@@ -83,6 +88,20 @@ def page(frames: list[dict[str, Any]]) -> tuple[list[str], str | None, list[str]
     return shown, status, twice
 
 
+async def queued_with_a_listener_logged_in(client: TestClient[Any, Any], store: Held) -> tuple[str, Conversation]:
+    """A young person's chat walked to the queue (the phone then gone: its token, its conversation), and the
+    listener anne logged in."""
+    async with client.ws_connect("/chat/ws") as phone:
+        token = (await hello(phone))["token"]
+        for number, answer in enumerate(WALK_TO_QUEUE):
+            await say(phone, f"m{number}", answer)
+    conversation = await store.find_active_conversation(ChannelName.WEBCHAT, token)
+    assert conversation is not None
+    await add_listener(client, "anne")
+    await login(client, "anne")
+    return token, conversation
+
+
 @pytest.mark.parametrize("store_url", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)], indirect=True)
 @pytest.mark.parametrize("read", ["before", "after"])
 async def test_a_listener_answering_while_the_page_reads_its_history_is_shown_once(
@@ -92,14 +111,7 @@ async def test_a_listener_answering_while_the_page_reads_its_history_is_shown_on
     ``after``: it finds them, while the forwarding brought them already (they must not come twice)."""
     settings, store = held
     client = await make_client(settings, store=cast(Store, store))
-    async with client.ws_connect("/chat/ws") as phone:
-        token = (await hello(phone))["token"]
-        for number, answer in enumerate(WALK_TO_QUEUE):
-            await say(phone, f"m{number}", answer)
-    conversation = await store.find_active_conversation(ChannelName.WEBCHAT, token)
-    assert conversation is not None
-    await add_listener(client, "anne")
-    await login(client, "anne")
+    token, conversation = await queued_with_a_listener_logged_in(client, store)
     async with client.ws_connect("/chat/ws") as other, client.ws_connect("/chat/ws") as phone:
         await hello(other)  # another young person's chat on this instance: it does not follow the conversation
         store.hold("transcript", conversation.id, read_first=read == "before")
@@ -162,3 +174,56 @@ async def test_a_message_that_starts_a_new_conversation_gets_it_whole_once(
     assert len(resyncs) == 1 and [e["id"] for e in resyncs[0]["entries"]] == visible
     entries = [f["entry"]["id"] for f in frames if f["type"] == "entry"]
     assert not set(entries) & set(visible), "an entry of the new conversation sent twice"
+
+
+@pytest.mark.parametrize("store_url", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)], indirect=True)
+async def test_a_page_whose_conversation_is_taken_between_its_status_and_its_position_is_told_the_truth(
+    held: tuple[Settings, Held], make_client: AppFactory
+) -> None:
+    """The session frame's status is read (queued), then its place in the queue: a listener taking it between the
+    two reads left ``queued`` with ``position: null`` (the page showed "position ?"). The position's read is held
+    and made after the take."""
+    settings, store = held
+    client = await make_client(settings, store=cast(Store, store))
+    token, conversation = await queued_with_a_listener_logged_in(client, store)
+    async with client.ws_connect("/chat/ws") as phone:
+        store.hold("position", conversation.id, read_first=False)
+        await phone.send_json({"type": "hello", "token": token, "language": "fr"})  # the phone is back
+        async with asyncio.timeout(10):
+            await store.reading.wait()  # its status was read: queued
+        taken = await client.post(f"/api/conversations/{conversation.id}/take", json={})
+        assert taken.status == 200
+        store.release.set()
+        session = (await receive_until(phone, lambda f: f["type"] == "session"))[-1]
+    assert (session["status"], session.get("position")) == ("with_listener", None)
+    assert "position" not in session
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+async def test_frames_held_while_a_socket_opens_are_bounded_like_its_queue(
+    held: tuple[Settings, Held], make_client: AppFactory
+) -> None:
+    """While the reconnecting page's history is read (held here), its conversation's events are kept for it: as
+    many as its writer's queue holds (256 frames) with the session frame; one more and the socket is dropped as a
+    reader that stopped reading is (``queue_full``), at once, not after the read. The page then reconnects."""
+    settings, store = held
+    client = await make_client(settings, store=cast(Store, store))
+    async with client.ws_connect("/chat/ws") as phone:
+        token = (await hello(phone))["token"]
+    conversation = await store.find_active_conversation(ChannelName.WEBCHAT, token)
+    assert conversation is not None
+    async with client.ws_connect("/chat/ws") as phone:
+        store.hold("transcript", conversation.id, read_first=True)
+        await phone.send_json({"type": "hello", "token": token, "language": "fr"})
+        async with asyncio.timeout(10):
+            await store.reading.wait()
+        for _ in range(QUEUE_LIMIT):  # a listener typing, as another instance publishes it
+            await store.publish(Typing(conversation.id, "listener"))
+        closed = await phone.receive(timeout=10)  # while the read is still held
+        assert closed.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.ERROR), closed
+        store.release.set()
+    metrics = (await (await client.get("/metrics")).text()).splitlines()
+    assert any(line.startswith('gateway_socket_drops_total{reason="queue_full",surface="webchat"} 1') for line in
+               metrics), [line for line in metrics if "socket_drops" in line]  # fmt: skip
+    async with client.ws_connect("/chat/ws") as phone:  # the page reconnects: its session, whole
+        assert (await hello(phone, token))["token"] == token

@@ -114,6 +114,7 @@ class Delivery(StrEnum):
 
 
 RECEIPT_KEPT_SECONDS = 600  # a receipt that came before its send's record waits this long for it (10 minutes)
+OPENING_KEPT_SECONDS = 600  # a web chat page's opening key finds the conversation it opened this long (10 minutes)
 _DELIVERY_RANK = {Delivery.PENDING: 0, Delivery.SENT: 1, Delivery.DELIVERED: 2, Delivery.READ: 3, Delivery.FAILED: 4}
 
 
@@ -351,6 +352,17 @@ class ConversationStore(Protocol):
 
     async def list_conversations(self, since: datetime, until: datetime) -> list[Conversation]:
         """Conversations created in ``[since, until)``, oldest first (for statistics)."""
+        ...
+
+    async def keep_opening(self, digest: str, conversation_id: str, ttl_seconds: float = OPENING_KEPT_SECONDS) -> None:
+        """Remember for ``ttl_seconds`` from now (again: from now) that the web chat opening key of this digest (a
+        keyed hash, never the key) opened this conversation, in place of what it named before: a page that sends
+        its first ``hello`` again with the same key, having never learnt its token, resumes the conversation
+        (docs/webchat-protocol.md). Kept alone, expiring by itself; nothing else names it."""
+        ...
+
+    async def opening(self, digest: str) -> str | None:
+        """The conversation the opening key of this digest opened (:meth:`keep_opening`), while kept; else None."""
         ...
 
     async def open_conversations_of_client(self, client: str) -> int:

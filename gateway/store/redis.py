@@ -82,6 +82,7 @@ from gateway.messages import ChannelName
 from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
     CLIENT_OPEN,
+    OPENING_KEPT_SECONDS,
     RECEIPT_KEPT_SECONDS,
     AuditEntry,
     Author,
@@ -807,6 +808,14 @@ class RedisStore:
     async def take_receipt(self, provider_message_id: str) -> Delivery | None:
         kept = await self._script("take_receipt", [K.kept_receipt(provider_message_id)], [])
         return furthest(Delivery(_text(status)) for status in kept or ())
+
+    @_guarded
+    async def keep_opening(self, digest: str, conversation_id: str, ttl_seconds: float = OPENING_KEPT_SECONDS) -> None:
+        await self._redis.set(K.opening(digest), conversation_id, px=max(1, int(ttl_seconds * 1000)))
+
+    @_guarded
+    async def opening(self, digest: str) -> str | None:
+        return await self._get_text(K.opening(digest))
 
     # De-duplication
 

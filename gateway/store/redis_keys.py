@@ -51,6 +51,12 @@ def kept_receipt(provider_message_id: str) -> str:
     return key("rk", base64.urlsafe_b64encode(digest).decode())
 
 
+def opening(digest: str) -> str:
+    """A web chat opening key's conversation (``RedisStore.keep_opening``): ``hg:ok:<keyed hash of the key>``, used
+    alone, with a TTL; the key itself is never stored."""
+    return key("ok", digest)
+
+
 def tagged(kind: str, tag: str) -> str:
     """A key of the slot ``{tag}``: ``hg:c:{<conversation id>}``, ``hg:t:{<conversation id>}``…"""
     return f"{PREFIX}{kind}:{{{tag}}}"

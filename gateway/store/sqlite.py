@@ -40,6 +40,7 @@ from gateway.messages import ChannelName
 from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
     CLIENT_OPEN,
+    OPENING_KEPT_SECONDS,
     RECEIPT_KEPT_SECONDS,
     AuditEntry,
     Author,
@@ -175,6 +176,8 @@ CREATE INDEX IF NOT EXISTS late_lapsed ON late (until_us);
 CREATE TABLE IF NOT EXISTS blocks (key TEXT PRIMARY KEY, until_us INTEGER, at_us INTEGER NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS kept_receipts (provider_message_id TEXT NOT NULL, delivery TEXT NOT NULL,
     expires_us INTEGER NOT NULL, PRIMARY KEY (provider_message_id, delivery));
+CREATE TABLE IF NOT EXISTS openings (digest TEXT PRIMARY KEY, conversation_id TEXT NOT NULL,
+    expires_us INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS console_sessions (key TEXT PRIMARY KEY, name TEXT NOT NULL, expires_us INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS console_sessions_name ON console_sessions (name);
 CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);
@@ -643,6 +646,24 @@ class SqliteStore:
             return furthest(Delivery(row["delivery"]) for row in rows)
 
         return await self._run(work)
+
+    async def keep_opening(self, digest: str, conversation_id: str, ttl_seconds: float = OPENING_KEPT_SECONDS) -> None:
+        """The lapsed ones swept in the same transaction (as kept receipts are)."""
+        now_us = to_us(datetime.now(UTC))
+
+        def work(conn: sqlite3.Connection) -> None:
+            with _writing(conn):
+                conn.execute("DELETE FROM openings WHERE expires_us <= ?", (now_us,))
+                conn.execute("INSERT OR REPLACE INTO openings (digest, conversation_id, expires_us) VALUES (?, ?, ?)",
+                             (digest, conversation_id, now_us + int(ttl_seconds * 1_000_000)))  # fmt: skip
+
+        await self._run(work)
+
+    async def opening(self, digest: str) -> str | None:
+        now_us = to_us(datetime.now(UTC))
+        rows = await self._select("SELECT conversation_id FROM openings WHERE digest = ? AND expires_us > ?",
+                                  (digest, now_us))  # fmt: skip
+        return str(rows[0]["conversation_id"]) if rows else None
 
     # De-duplication
 

@@ -4,6 +4,7 @@
   "use strict";
   var TOKEN_KEY = "hg-chat-token";
   var PENDING_KEY = "hg-chat-pending";
+  var OPENING_KEY = "hg-chat-opening";  // the page's opening key, until a session frame gives it its token
   var LANG_KEY = "hg-chat-lang";
   var ENDED_KEY = "hg-chat-ended";  // the ended conversation's last bot and listener messages, shown until a new one
   var KEEP_AFTER_END = 6;
@@ -47,7 +48,7 @@
   };
   var FINAL = { closed: 1, referred: 1, abandoned: 1 };
   var $ = function (id) { return document.getElementById(id); };
-  var state = { ws: null, delay: 500, shown: {}, entries: [], lastBot: null, lang: storedLang(), typingTimer: null,
+  var state = { ws: null, token: null, opening: null, delay: 500, shown: {}, entries: [], lastBot: null, lang: storedLang(), typingTimer: null,
     lastTyping: 0, status: "bot", escapes: 0, lastEscape: 0, unread: 0, live: false, away: false,
     receipts: { delivered: [], read: [] }, unseen: [] };
   var ESCAPE_WINDOW_MS = 2000;
@@ -72,6 +73,29 @@
   function uuid() {
     if (window.crypto && crypto.randomUUID) { return crypto.randomUUID(); }
     return "id-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2);
+  }
+
+  /* The token the server gave (kept in memory too, for a browser whose storage refuses it). */
+  function storedToken() {
+    try { return localStorage.getItem(TOKEN_KEY) || state.token; } catch (e) { return state.token; }
+  }
+
+  /* Without a token, every hello carries the same opening key, drawn once: a page that never got its session frame
+     (its socket cut just after the hello) finds the conversation that hello opened instead of opening another. */
+  function openingKey() {
+    try { state.opening = state.opening || localStorage.getItem(OPENING_KEY); } catch (e) { /* the tab keeps it */ }
+    if (!state.opening) {
+      var bytes = new Uint8Array(18);
+      crypto.getRandomValues(bytes);
+      state.opening = btoa(String.fromCharCode.apply(null, bytes)).replace(/\+/g, "-").replace(/\//g, "_");
+      try { localStorage.setItem(OPENING_KEY, state.opening); } catch (e) { /* private mode: the tab keeps it */ }
+    }
+    return state.opening;
+  }
+
+  function forgetOpening() {
+    state.opening = null;
+    try { localStorage.removeItem(OPENING_KEY); } catch (e) { /* nothing kept */ }
   }
 
   function pending() {
@@ -290,9 +314,8 @@
     state.ws = ws;
     ws.onopen = function () {
       state.delay = 500;
-      var token = null;
-      try { token = localStorage.getItem(TOKEN_KEY); } catch (e) { token = null; }
-      ws.send(JSON.stringify({ type: "hello", token: token, language: state.lang }));
+      var token = storedToken();
+      ws.send(JSON.stringify({ type: "hello", token: token, opening: token ? null : openingKey(), language: state.lang }));
     };
     ws.onmessage = function (event) { handle(JSON.parse(event.data)); };
     ws.onclose = function () {
@@ -322,7 +345,9 @@
 
   function onSession(frame) {
     $("connection").hidden = true;
+    state.token = frame.token;
     try { localStorage.setItem(TOKEN_KEY, frame.token); } catch (e) { /* private mode: session lasts the tab */ }
+    forgetOpening();  // the token speaks for the page from now on
     state.status = frame.status;
     state.position = frame.position;
     frame.history.forEach(showEntry);
@@ -369,8 +394,7 @@
   /* An image (a screenshot, a photo): posted on its own, cleaned by the server (no location or other metadata),
      then it comes back as the young person's message. A refusal is said plainly, in the page's language. */
   function sendImage(file) {
-    var token = null;
-    try { token = localStorage.getItem(TOKEN_KEY); } catch (e) { token = null; }
+    var token = storedToken();
     if (!file || !token || ended()) { return; }
     if (file.size > uploadMax()) { bubble("system", refusal("too_big"), null, false); return; }
     var id = uuid();
@@ -407,8 +431,7 @@
 
   /* The listener must know nobody reads any more: a beacon survives the page being replaced right after. */
   function tellLeaving() {
-    var token = null;
-    try { token = localStorage.getItem(TOKEN_KEY); } catch (e) { token = null; }
+    var token = storedToken();
     if (!token || ended()) { return; }
     var url = (document.body.dataset.base || "") + "/chat/leave";
     var body = JSON.stringify({ token: token });
@@ -419,9 +442,10 @@
   }
 
   /* The same browser keeps its token: the listener sees a young person who writes again as returning (the quick
-     exit is the way to leave no trace). */
+     exit is the way to leave no trace). A page without one draws a new opening key: a new conversation. */
   function newConversation() {
     try { [PENDING_KEY, ENDED_KEY].forEach(function (key) { localStorage.removeItem(key); }); } catch (e) { /* ignore */ }
+    forgetOpening();
     $("messages").textContent = "";
     state.shown = {};
     state.entries = [];
