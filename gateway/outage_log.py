@@ -126,7 +126,7 @@ class StoreOutages:
     def _sum_up(self) -> None:
         if self._since is None:
             return
-        waiting = sorted(name for name, part in self._parts.items() if part.waiting)
+        waiting = sorted(name for name, part in self._parts.items() if part.waiting and name != HTTP)
         log.warning("store unavailable for %.0f s: %d failures (%s); waiting: %s", self._now() - self._since,
                     sum(p.failures for p in self._parts.values()), self._counts(),
                     ", ".join(waiting) or "none")  # fmt: skip
@@ -134,9 +134,7 @@ class StoreOutages:
 
     def _counts(self) -> str:
         counts = sorted(self._parts.items(), key=lambda item: -item[1].failures)
-        return ", ".join(
-            f"{name} {part.failures}" + (" answered 503" if name == HTTP else "") for name, part in counts
-        )
+        return ", ".join(f"{name} {part.failures}" + (" answered 503" if name == HTTP else "") for name, part in counts)
 
     def _now(self) -> float:
         return self._monotonic() if self._monotonic is not None else asyncio.get_running_loop().time()

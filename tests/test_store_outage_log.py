@@ -1,0 +1,105 @@
+"""A Redis outage is told in a few lines an operator can alert on, every failure still counted (issue 8: the chaos
+soak's 340–2,483 ERROR lines "store unavailable while serving …" a soak; ``gateway/outage_log.py``).
+
+The real app on its own redis-server (tests/test_redis_restart.py's, since the test stops it), Messenger webhooks
+from the fake Graph API's side posted while it is down, its workers (inbox, outbox, timers, the web chat's and the
+console's event forwarding, the alert checks) retrying meanwhile as they do every 50 ms in the tests: one ERROR line
+when the outage starts, a summary a second at most (``outage_summary_seconds=1``), one line when Redis is back,
+and every failure counted in ``gateway_store_failures_total{part, error}``. Before, each webhook gave its own ERROR
+line and each worker a WARNING line a try.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import pytest
+
+from gateway.app import METRICS
+from gateway.metrics import Metrics
+from gateway.settings import Settings
+from gateway.testing import FakeGraphAPI
+from tests.conftest import AppFactory
+from tests.redis_messenger import SECRET, post_message
+from tests.test_redis_restart import OwnRedis, own_redis
+
+__all__ = ["own_redis"]  # the fixture, imported to be used here
+
+pytestmark = pytest.mark.redis
+
+WEBHOOKS = 40  # posted while Redis is down: each answered 503 and counted, none its own line
+SUMMARY_SECONDS = 1.0
+WORKERS = ("inbox", "outbox", "timers", "webchat_forwarding")  # parts that retry by themselves during the outage
+PARTS = len(WORKERS) + 1  # and the requests
+OUTAGE_LINES = ("alert: the store is unreachable", "store unavailable for")
+PSID, TEXT = "psid-4242-outage", "je me sens seule ce soir"
+
+
+def failures(metrics: Metrics, part: str) -> float:
+    """Every failure ``part`` met, whatever its error's class."""
+    return sum(
+        sample.value
+        for family in metrics.registry.collect()
+        if family.name == "gateway_store_failures"
+        for sample in family.samples
+        if sample.name == "gateway_store_failures_total" and sample.labels["part"] == part
+    )
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(60):  # a safety net against a hang, not a timing assumption
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+async def test_a_redis_outage_is_told_in_a_few_lines_and_every_failure_counted(
+    make_client: AppFactory, settings: Settings, graph: FakeGraphAPI, own_redis: OwnRedis,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    caplog.set_level(logging.INFO, logger="gateway")
+    settings = settings.replace(
+        store=own_redis.url, messenger_app_secret=SECRET, messenger_verify_token="verify",
+        messenger_page_access_token="page-token", messenger_api_url=graph.url + "/v23.0",
+    )  # fmt: skip
+    client = await make_client(settings, outage_summary_seconds=SUMMARY_SECONDS)
+    metrics = client.app[METRICS]
+    loop = asyncio.get_running_loop()
+    assert await post_message(client, PSID, TEXT, "m-before") == 200
+
+    def said(text: str) -> list[logging.LogRecord]:
+        return [r for r in caplog.records if text in r.getMessage()]
+
+    def loud_lines() -> list[str]:
+        """WARNING and ERROR lines besides the outage's first one and its summaries: ≤ 3 per part an outage."""
+        return [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= logging.WARNING
+                and r.name.startswith("gateway") and not r.getMessage().startswith(OUTAGE_LINES)]  # fmt: skip
+
+    caplog.clear()
+    own_redis.stop()
+    stopped = loop.time()
+    statuses = [await post_message(client, PSID, TEXT, f"m-{n}") for n in range(WEBHOOKS)]
+    assert statuses == [503] * WEBHOOKS
+    assert len(loud_lines()) <= 3 * PARTS, loud_lines()  # one ERROR line a webhook before
+    await until(lambda: all(failures(metrics, part) >= 3 for part in WORKERS) and bool(said("unavailable for")))
+    own_redis.start()
+    await until(lambda: bool(said("alert over")))
+    lasted = loop.time() - stopped
+
+    assert failures(metrics, "http") == WEBHOOKS  # every request answered 503 counted, by part and class only
+    assert metrics.registry.get_sample_value(
+        "gateway_store_failures_total", {"part": "http", "error": "ConnectionError"}
+    ) == WEBHOOKS  # fmt: skip
+    [start] = said("alert: the store is unreachable")
+    assert start.levelno == logging.ERROR
+    assert "ConnectionError" in start.getMessage()
+    summaries = said("store unavailable for")
+    assert 1 <= len(summaries) <= lasted / SUMMARY_SECONDS + 1
+    assert f"http {WEBHOOKS} answered 503" in summaries[0].getMessage()
+    [back] = said("alert over")
+    folded = int(back.getMessage().split(": ")[2].split(" failures folded")[0])
+    assert folded >= WEBHOOKS + 3 * len(WORKERS)  # the recovery line says how many failures were folded
+    assert len(loud_lines()) <= 3 * PARTS, loud_lines()
+    assert not [r for r in caplog.records if PSID in r.getMessage() or TEXT in r.getMessage()]
+    assert await post_message(client, PSID, TEXT, "m-after") == 200
