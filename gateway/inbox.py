@@ -55,7 +55,7 @@ from typing import Any, Literal
 
 from gateway.clock import utcnow
 from gateway.dispatcher import Dispatcher
-from gateway.errors import StoreError
+from gateway.errors import InboundBusy, StoreError
 from gateway.ids import inbound_key
 from gateway.keyed import KeyedHash
 from gateway.messages import Attachment, ChannelName, Inbound
@@ -231,7 +231,7 @@ class Inbox:
                 self.metrics.inbox_set_aside.set(await self.store.inbox_set_aside_count())
             return
         delay = min(self.base_delay * 2 ** min(attempts - 1, 16), self.max_delay)
-        if counts:
+        if counts or isinstance(exc, InboundBusy):  # a bug, or another instance holds it: no outage
             log.warning("inbox: %s not processed (%s); again in %.1fs", item.id, type(exc).__name__, delay)
         else:  # the store's: told once an outage, not once an item
             self.metrics.outages.failed("inbox", exc)

@@ -18,7 +18,9 @@ from collections.abc import Callable
 import pytest
 
 from gateway.app import METRICS
+from gateway.errors import StoreError
 from gateway.metrics import Metrics
+from gateway.outage_log import StoreOutages
 from gateway.settings import Settings
 from gateway.testing import FakeGraphAPI
 from tests.conftest import AppFactory
@@ -103,3 +105,32 @@ async def test_a_redis_outage_is_told_in_a_few_lines_and_every_failure_counted(
     assert len(loud_lines()) <= 3 * PARTS, loud_lines()
     assert not [r for r in caplog.records if PSID in r.getMessage() or TEXT in r.getMessage()]
     assert await post_message(client, PSID, TEXT, "m-after") == 200
+
+
+async def test_a_failure_after_the_store_answered_keeps_the_outage_open_until_it_holds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A request in flight when Redis came back, or a pooled connection it cut, fails after another part was
+    answered: one outage, said back once no failure followed an answer for ``settle`` seconds, never a line a
+    flap."""
+    caplog.set_level(logging.INFO, logger="gateway.outage_log")
+    metrics = Metrics()
+    outages = StoreOutages(metrics.store_failures, every=600, settle=0.2)
+    error = StoreError("redis: ConnectionError")
+    error.__cause__ = ConnectionError("Connection refused")
+    for _ in range(3):  # answered, then failing again at once: each time before the settle
+        outages.failed("inbox", error)
+        outages.answered("outbox")
+        outages.failed("http", error)
+    failed_last = asyncio.get_running_loop().time()
+    await until(lambda: outages._check is None)  # its check after the settle ran: the last word was a failure
+    assert outages.down and len(caplog.records) == 1
+    outages.answered("inbox")
+    await until(lambda: not outages.down)
+    assert asyncio.get_running_loop().time() - failed_last >= 0.2
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2, messages
+    assert messages[0].startswith("alert: the store is unreachable: inbox met ConnectionError;")
+    assert messages[1].startswith("alert over: the store answers again after 0 s: 6 failures folded"), messages
+    assert "inbox 3" in messages[1] and "http 3 answered 503" in messages[1]
+    assert failures(metrics, "inbox") == 3 and failures(metrics, "http") == 3
