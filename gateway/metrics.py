@@ -1,7 +1,7 @@
 """Prometheus metrics, served at ``GET /metrics``.
 
 Labels are only names of our own: channel, outcome kind, queue, priority, delivery result, HTTP status class,
-risk class, the reason the model gave no reading.
+risk class, the reason the model gave no reading, a part of the gateway and an exception's class.
 Never a message text, a phone number, a platform id or a conversation id, so a label set stays small and a
 scrape identifies nobody. The registry is the gateway's own (not the process-global one): two apps in one
 process, as in the tests, keep separate figures.
