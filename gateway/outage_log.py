@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from prometheus_client import Counter
@@ -59,12 +58,8 @@ class _Part:
 class StoreOutages:
     """One instance's store outages, shared by all its parts (held by :class:`gateway.metrics.Metrics`)."""
 
-    def __init__(
-        self, failures: Counter, *, every: float = EVERY, settle: float = SETTLE,
-        monotonic: Callable[[], float] | None = None,
-    ) -> None:  # fmt: skip
+    def __init__(self, failures: Counter, *, every: float = EVERY, settle: float = SETTLE) -> None:
         self.failures, self.every, self.settle = failures, every, settle
-        self._monotonic = monotonic
         self._since: float | None = None  # the current outage's first failure; None while the store answers
         self._parts: dict[str, _Part] = {}
         self._last_failure = self._last_answer = float("-inf")
@@ -137,4 +132,4 @@ class StoreOutages:
         return ", ".join(f"{name} {part.failures}" + (" answered 503" if name == HTTP else "") for name, part in counts)
 
     def _now(self) -> float:
-        return self._monotonic() if self._monotonic is not None else asyncio.get_running_loop().time()
+        return asyncio.get_running_loop().time()  # the clock of its timers
