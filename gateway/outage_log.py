@@ -6,7 +6,10 @@ reports it here, by its part's name and the exception, instead of logging a line
 during a busy minute gave hundreds to thousands of identical ERROR lines (bench/chaos.py: 340–2,483 a soak), the
 one line that mattered buried and no log-based alert possible. Now, per instance and per outage:
 
-* one ERROR line when the first failure comes: ``alert: the store is unreachable: <part> met <class>``;
+* one ERROR line once the failure has lasted ``settle`` seconds (2 s): no answer since the first failure, or a
+  failure still coming after that: ``alert: the store is unreachable: <part> met <class> (for 2 s)``, naming the
+  part that met it first. A blip (a connection Redis closed, one command lost, answered again at once) is one
+  WARNING line, ``the store failed briefly: 3 failures in 0.1 s (…); it answers again``, not an alert;
 * while it lasts, one WARNING line every ``every`` seconds (30 s; ``create_app``'s ``outage_summary_seconds``):
   ``store unavailable for 30 s: 412 failures (http 380 answered 503, inbox 14, …); waiting: inbox, outbox``;
 * one INFO line once it is back: ``alert over: the store answers again after 41 s: 512 failures folded (…)``.
@@ -61,6 +64,9 @@ class StoreOutages:
     def __init__(self, failures: Counter, *, every: float = EVERY, settle: float = SETTLE) -> None:
         self.failures, self.every, self.settle = failures, every, settle
         self._since: float | None = None  # the current outage's first failure; None while the store answers
+        self._first = ("", "")  # the part that met it first, and the error's class
+        self._said = False  # its ERROR line said (it lasted): else a blip so far
+        self._confirm: asyncio.TimerHandle | None = None
         self._parts: dict[str, _Part] = {}
         self._last_failure = self._last_answer = float("-inf")
         self._summary: asyncio.TimerHandle | None = None
@@ -80,10 +86,25 @@ class StoreOutages:
         state.failed_at = self._last_failure = now
         log.debug("%s: store unavailable (%s)", part, kind)
         if self._since is None:
-            self._since = now
-            log.error("alert: the store is unreachable: %s met %s; every failure is counted in gateway_store_"
-                      "failures_total, a summary every %g s while it lasts", part, kind, self.every)  # fmt: skip
-            self._summary = asyncio.get_running_loop().call_later(self.every, self._sum_up)
+            self._since, self._first = now, (part, kind)
+            self._confirm = asyncio.get_running_loop().call_later(self.settle, self._confirmed)
+        elif not self._said and now - self._since >= self.settle:  # still failing after the settle: it lasts
+            self._say_down(now)
+
+    def _confirmed(self) -> None:
+        """``settle`` seconds after the first failure: an outage, unless the store answered since the last failure
+        (then :meth:`_settled` says whether it was a blip, or the next failure says it lasts)."""
+        self._confirm = None
+        if self._since is not None and not self._said and self._last_answer < self._last_failure:
+            self._say_down(self._now())
+
+    def _say_down(self, now: float) -> None:
+        assert self._since is not None
+        self._said = True
+        log.error("alert: the store is unreachable: %s met %s (for %.0f s); every failure is counted in gateway_store_"
+                  "failures_total, a summary every %g s while it lasts", *self._first, now - self._since,
+                  self.every)  # fmt: skip
+        self._summary = asyncio.get_running_loop().call_later(self.every, self._sum_up)
 
     def answered(self, part: str) -> None:
         """``part`` used the store successfully: during an outage, it is back once no failure follows for
@@ -97,10 +118,10 @@ class StoreOutages:
 
     def close(self) -> None:
         """The app stops: no line after it."""
-        for handle in (self._summary, self._check):
+        for handle in (self._summary, self._check, self._confirm):
             if handle is not None:
                 handle.cancel()
-        self._summary = self._check = None
+        self._summary = self._check = self._confirm = None
 
     def _settled_in(self, now: float) -> float:
         return max(0.0, self._last_failure + self.settle - now)
@@ -113,10 +134,15 @@ class StoreOutages:
         if (wait := self._settled_in(now)) > 0:
             self._check = asyncio.get_running_loop().call_later(wait, self._settled)
             return
-        log.info("alert over: the store answers again after %.0f s: %d failures folded (%s)", now - self._since,
-                 sum(p.failures for p in self._parts.values()), self._counts())  # fmt: skip
+        failures = sum(p.failures for p in self._parts.values())
+        if self._said:
+            log.info("alert over: the store answers again after %.0f s: %d failures folded (%s)", now - self._since,
+                     failures, self._counts())  # fmt: skip
+        else:
+            log.warning("the store failed briefly: %d failures in %.1f s (%s); it answers again", failures,
+                        self._last_failure - self._since, self._counts())  # fmt: skip
         self.close()
-        self._since, self._parts = None, {}
+        self._since, self._parts, self._said = None, {}, False
 
     def _sum_up(self) -> None:
         if self._since is None:

@@ -107,6 +107,12 @@ async def test_a_redis_outage_is_told_in_a_few_lines_and_every_failure_counted(
     assert await post_message(client, PSID, TEXT, "m-after") == 200
 
 
+def connection_error() -> StoreError:
+    error = StoreError("redis: ConnectionError")
+    error.__cause__ = ConnectionError("Connection refused")
+    return error
+
+
 async def test_a_failure_after_the_store_answered_keeps_the_outage_open_until_it_holds(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -116,12 +122,11 @@ async def test_a_failure_after_the_store_answered_keeps_the_outage_open_until_it
     caplog.set_level(logging.INFO, logger="gateway.outage_log")
     metrics = Metrics()
     outages = StoreOutages(metrics.store_failures, every=600, settle=0.2)
-    error = StoreError("redis: ConnectionError")
-    error.__cause__ = ConnectionError("Connection refused")
-    for _ in range(3):  # answered, then failing again at once: each time before the settle
-        outages.failed("inbox", error)
+    outages.failed("inbox", connection_error())
+    await until(lambda: bool(caplog.records))  # nothing answered: an outage once it has lasted the settle
+    for _ in range(3):  # answered, then failing again at once
         outages.answered("outbox")
-        outages.failed("http", error)
+        outages.failed("http", connection_error())
     failed_last = asyncio.get_running_loop().time()
     await until(lambda: outages._check is None)  # its check after the settle ran: the last word was a failure
     assert outages.down and len(caplog.records) == 1
@@ -130,7 +135,24 @@ async def test_a_failure_after_the_store_answered_keeps_the_outage_open_until_it
     assert asyncio.get_running_loop().time() - failed_last >= 0.2
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 2, messages
-    assert messages[0].startswith("alert: the store is unreachable: inbox met ConnectionError;")
-    assert messages[1].startswith("alert over: the store answers again after 0 s: 6 failures folded"), messages
-    assert "inbox 3" in messages[1] and "http 3 answered 503" in messages[1]
-    assert failures(metrics, "inbox") == 3 and failures(metrics, "http") == 3
+    assert messages[0].startswith("alert: the store is unreachable: inbox met ConnectionError (for 0 s);"), messages
+    assert caplog.records[0].levelno == logging.ERROR
+    assert messages[1].startswith("alert over: the store answers again after 0 s: 4 failures folded"), messages
+    assert "inbox 1" in messages[1] and "http 3 answered 503" in messages[1]
+    assert failures(metrics, "inbox") == 1 and failures(metrics, "http") == 3
+
+
+async def test_a_blip_answered_at_once_is_one_warning_not_an_alert(caplog: pytest.LogCaptureFixture) -> None:
+    """A connection Redis closed (its idle ``timeout``, ``CLIENT KILL``): the command on it fails, the next one
+    is answered. Said once, as a WARNING with its count, and counted; the ERROR line is for an outage."""
+    caplog.set_level(logging.INFO, logger="gateway.outage_log")
+    metrics = Metrics()
+    outages = StoreOutages(metrics.store_failures, every=600, settle=0.2)
+    outages.failed("inbox", connection_error())
+    outages.failed("outbox", connection_error())
+    outages.answered("inbox")
+    await until(lambda: not outages.down)
+    [line] = caplog.records
+    assert line.levelno == logging.WARNING
+    assert line.getMessage().startswith("the store failed briefly: 2 failures in 0.0 s (")
+    assert failures(metrics, "inbox") == 1 and failures(metrics, "outbox") == 1
