@@ -4,7 +4,7 @@ soak's 340–2,483 ERROR lines "store unavailable while serving …" a soak; ``g
 The real app on its own redis-server (tests/test_redis_restart.py's, since the test stops it), Messenger webhooks
 from the fake Graph API's side posted while it is down, its workers (inbox, outbox, timers, the web chat's and the
 console's event forwarding, the alert checks) retrying meanwhile as they do every 50 ms in the tests: one ERROR line
-when the outage starts, a summary a second at most (``outage_summary_seconds=1``), one line when Redis is back,
+once the outage has lasted 2 s, a summary a second at most (``outage_summary_seconds=1``), one line when Redis is back,
 and every failure counted in ``gateway_store_failures_total{part, error}``. Before, each webhook gave its own ERROR
 line and each worker a WARNING line a try.
 """
