@@ -575,11 +575,13 @@ async def main(args: argparse.Namespace) -> None:
                 for instance in instances:
                     instance.stop()
                 redis.stop()
-            problems = Counter[str]()
+            problems, warnings = Counter[str](), Counter[str]()
             for instance in instances:
                 for line in (work / f"gateway-{instance.name}.log").read_text(errors="replace").splitlines():
                     if " ERROR " in line or "Traceback" in line:
                         problems[line.split(" ", 3)[-1][:80]] += 1
+                    elif " WARNING " in line:
+                        warnings[line.split(" ", 3)[-1][:60]] += 1
     kinds = Counter(f.kind for f in faults)
     acked = len(platforms.acknowledged)
     statuses: Counter[str] = Counter()
@@ -612,6 +614,7 @@ async def main(args: argparse.Namespace) -> None:
     print(f"/readyz at the end: {readyz}")
     print(f"worker restarts: {dict(sorted(restarts.items())) or 'none'}")
     print(f"log errors: {sum(problems.values())} " + "; ".join(f"{n}x {w}" for w, n in problems.most_common(4)))
+    print(f"log warnings: {sum(warnings.values())} " + "; ".join(f"{n}x {w}" for w, n in warnings.most_common(4)))
 
 
 def show(channel: ChannelName, result: Audit, platforms: Platforms) -> None:

@@ -1,9 +1,11 @@
 """Alert-worthy states, as metrics and log lines an operator can alert on (a supervised worker).
 
-Every ``every`` seconds: is the store answering (``gateway_store_up``), how long has the oldest undelivered
-message waited in the outbox (``gateway_outbox_oldest_pending_seconds``), and are inbound messages set aside after
-failing repeatedly (``gateway_inbox_set_aside``: one ERROR line each time their number grows)? Crossing into an
-alert state logs one ERROR/WARNING line, leaving it one INFO line, so a log-based alert fires once per incident.
+Every ``every`` seconds: is the store answering (``gateway_store_up``; its failure told with every other part's,
+once an outage, by ``gateway/outage_log.py``: ``alert: the store is unreachable`` … ``alert over``), how long has
+the oldest undelivered message waited in the outbox (``gateway_outbox_oldest_pending_seconds``), and are inbound
+messages set aside after failing repeatedly (``gateway_inbox_set_aside``: one ERROR line each time their number
+grows)? Crossing into an alert state logs one ERROR/WARNING line, leaving it one INFO line, so a log-based alert
+fires once per incident.
 Worker restarts are counted and logged by :mod:`gateway.supervisor`.
 """
 
@@ -41,7 +43,6 @@ class Watch:
     ) -> None:
         self.store, self.metrics, self.clock = store, metrics, clock
         self.outbox_alert_seconds, self.every = outbox_alert_seconds, every
-        self.store_up = True
         self.outbox_late = False
         self.set_aside = 0
 
@@ -56,9 +57,11 @@ class Watch:
             oldest = await self.store.outbox_oldest_pending()
             set_aside = await self.store.inbox_set_aside_count()
         except StoreError as exc:
-            self._store(False, type(exc).__name__)
+            self.metrics.store_up.set(0)
+            self.metrics.outages.failed("alerts", exc)
             return
-        self._store(True, "")
+        self.metrics.store_up.set(1)
+        self.metrics.outages.answered("alerts")
         self._set_aside(set_aside)
         age = max((self.clock() - oldest).total_seconds(), 0.0) if oldest else 0.0
         self.metrics.outbox_oldest.set(age)
@@ -76,11 +79,3 @@ class Watch:
             log.error("alert: %d inbound message(s) set aside after failing repeatedly (kept in the store's inbox;"
                       " see the log lines 'inbox: … set aside')", count)  # fmt: skip
         self.set_aside = count
-
-    def _store(self, up: bool, error: str) -> None:
-        self.metrics.store_up.set(1 if up else 0)
-        if not up and self.store_up:
-            log.error("alert: the store is unreachable (%s)", error)
-        elif up and not self.store_up:
-            log.info("alert over: the store answers again")
-        self.store_up = up

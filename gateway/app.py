@@ -45,7 +45,7 @@ from gateway.console.supervision import Supervision
 from gateway.crypto import DataKeys
 from gateway.dispatcher import Dispatcher
 from gateway.erasure import Eraser
-from gateway.errors import FlowValidationError, StoreError
+from gateway.errors import FlowValidationError, InboundBusy, StoreError
 from gateway.flowset import FlowSet
 from gateway.gate import Gate
 from gateway.inbox import Inbox
@@ -57,6 +57,7 @@ from gateway.notices.api import CaseworkAPI
 from gateway.notices.inbound import InboundReferrals
 from gateway.notices.referrals import Referrals
 from gateway.notices.service import Notices
+from gateway.outage_log import EVERY, HTTP, StoreOutages
 from gateway.outbox import Outbox
 from gateway.ratelimit import RateLimits, open_limit_storage
 from gateway.retention import Retention
@@ -101,11 +102,13 @@ async def create_app(
     flow_watch_seconds: float = FLOW_WATCH_SECONDS,
     understanding: Callable[[], Model] | None = None,
     monotonic: Callable[[], float] = time.monotonic,
+    outage_summary_seconds: float = EVERY,
 ) -> web.Application:
     """``understanding`` loads the embedded model (default: the shipped one; tests inject a failing one);
     ``flow_watch_seconds`` is how often flows.yaml's modification time is looked at; ``monotonic`` is the clock by
-    which the inbox times webhooks processed inline (``Inbox.busy``)."""
-    metrics = Metrics()
+    which the inbox times webhooks processed inline (``Inbox.busy``); ``outage_summary_seconds`` how often a store
+    outage is summed up in the log while it lasts (gateway/outage_log.py)."""
+    metrics = Metrics(outage_summary_seconds=outage_summary_seconds)
     flows = FlowSet(
         Path(settings.flows),
         on_reload=lambda r: metrics.reloads.labels("ok" if r.ok else "refused").inc(),
@@ -123,7 +126,7 @@ async def create_app(
     store.share_texts(flows.own_texts)  # the bot's messages of flows.yaml are stored once (store/texts.py)
     releases = _watch_releases(store, metrics)
     larger = {uploads_path: settings.webchat_upload_max_bytes}  # the one route whose bodies may be bigger
-    middlewares = [_errors_middleware, _refusals(metrics), _body_deadline(settings.http_body_timeout, larger)]
+    middlewares = [_errors(metrics.outages), _refusals(metrics), _body_deadline(settings.http_body_timeout, larger)]
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
     http = aiohttp.ClientSession()
     channels = build_channels(settings, http)
@@ -175,7 +178,7 @@ async def create_app(
     actions = Actions(dispatcher, store, flows, clock=clock)
     # sessions run on real time, as the cookie's max-age does: not on the flow's (injectable) clock
     sessions = Sessions(store, settings.secret_key.get_secret_value(), utcnow)
-    live = ConsoleEvents(store, sessions, sweep_seconds=worker_poll_seconds * 5)
+    live = ConsoleEvents(store, sessions, metrics.outages, sweep_seconds=worker_poll_seconds * 5)
     workers = PasswordWorkers(settings.password_hash_workers)
     brake = LoginBrake(
         counters,
@@ -233,6 +236,7 @@ async def create_app(
     app.on_cleanup.append(lambda _: _close_guards(workers))
     app.on_shutdown.append(_close_sockets(hub.open, api.open))
     app.on_cleanup.append(lambda _: _close_hub(hub))
+    app.on_cleanup.append(lambda _: _close_outages(metrics.outages))
     _routes(app, settings, hub, api, flows, store, supervisor, reader, releases)
 
     async def departed(departure: Departure) -> None:  # a provider's (un)block notice
@@ -338,6 +342,10 @@ async def _close_hub(hub: WebChatHub) -> None:
     hub.close()
 
 
+async def _close_outages(outages: StoreOutages) -> None:
+    outages.close()
+
+
 def _close_sockets(
     *groups: Iterable[SocketWriter],
 ) -> Callable[[web.Application], Coroutine[Any, Any, None]]:
@@ -357,22 +365,31 @@ async def _watch(flows: FlowSet, every: float) -> None:
         flows.reload_if_changed()
 
 
-@web.middleware
-async def _errors_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Unexpected failures answer 503 (the provider retries, nothing is lost) and log no content."""
-    try:
-        return await handler(request)
-    except web.HTTPException:
-        raise
-    except StoreError as exc:
-        log.error("store unavailable while serving %s %s: %s", request.method, request.path, exc.__class__.__name__)
-        return web.json_response({"error": "unavailable", "message": "try again shortly"}, status=503)
-    except Exception as exc:  # a bug: logged by class and place only, since its message may quote what was sent
-        log.error("unexpected %s while serving %s %s at %s", exc.__class__.__name__, request.method,
-                  request.path, where(exc))  # fmt: skip
-        return web.json_response({"error": "unavailable", "message": "try again shortly"}, status=503)
+def _errors(outages: StoreOutages) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Unexpected failures answer 503 (the provider retries, nothing is lost) and log no content. The store's
+    failures are counted and told by ``outages`` (a line per outage, not per request: gateway/outage_log.py)."""
+
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except InboundBusy:  # another instance processes this message: the provider retries it, nothing is wrong
+            log.info("%s %s: the message is being processed elsewhere: 503, retried by its sender", request.method,
+                     request.path)  # fmt: skip
+            return web.json_response({"error": "unavailable", "message": "try again shortly"}, status=503)
+        except StoreError as exc:
+            outages.failed(HTTP, exc)
+            return web.json_response({"error": "unavailable", "message": "try again shortly"}, status=503)
+        except Exception as exc:  # a bug: logged by class and place only, since its message may quote what was sent
+            log.error("unexpected %s while serving %s %s at %s", exc.__class__.__name__, request.method,
+                      request.path, where(exc))  # fmt: skip
+            return web.json_response({"error": "unavailable", "message": "try again shortly"}, status=503)
+
+    return middleware
 
 
 def _refusals(metrics: Metrics) -> Callable[..., Awaitable[web.StreamResponse]]:

@@ -206,8 +206,8 @@ class Dispatcher:
             try:
                 if await self.store.claim(key, owner, self.claim_seconds) is not ClaimState.CLAIMED:
                     return
-            except StoreError as exc:
-                log.warning("dispatcher: could not renew a claim (%s)", exc.__class__.__name__)
+            except StoreError as exc:  # told once an outage (gateway/outage_log.py)
+                self.metrics.outages.failed("dispatcher", exc)
             except Exception as exc:  # a bug must not end the renewal silently: the claim would lapse mid-processing
                 log.error("dispatcher: renewing a claim failed with %s at %s", type(exc).__name__, where(exc))
             await asyncio.sleep(self.claim_seconds / 3)

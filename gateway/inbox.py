@@ -55,7 +55,7 @@ from typing import Any, Literal
 
 from gateway.clock import utcnow
 from gateway.dispatcher import Dispatcher
-from gateway.errors import StoreError
+from gateway.errors import InboundBusy, StoreError
 from gateway.ids import inbound_key
 from gateway.keyed import KeyedHash
 from gateway.messages import Attachment, ChannelName, Inbound
@@ -187,12 +187,14 @@ class Inbox:
         self._wake.set()
 
     async def run(self) -> None:
-        """Process until cancelled. A store failure is logged and retried at the next poll."""
+        """Process until cancelled. A store failure is retried at the next poll, counted and told once an outage
+        (gateway/outage_log.py)."""
         while True:
             try:
                 processed = await self.process_due()
+                self.metrics.outages.answered("inbox")
             except StoreError as exc:
-                log.warning("inbox: store unavailable (%s)", exc.__class__.__name__)
+                self.metrics.outages.failed("inbox", exc)
                 processed = 0
             if processed:
                 continue
@@ -229,6 +231,9 @@ class Inbox:
                 self.metrics.inbox_set_aside.set(await self.store.inbox_set_aside_count())
             return
         delay = min(self.base_delay * 2 ** min(attempts - 1, 16), self.max_delay)
-        log.warning("inbox: %s not processed (%s); again in %.1fs", item.id, type(exc).__name__, delay)
+        if counts or isinstance(exc, InboundBusy):  # a bug, or another instance holds it: no outage
+            log.warning("inbox: %s not processed (%s); again in %.1fs", item.id, type(exc).__name__, delay)
+        else:  # the store's: told once an outage, not once an item
+            self.metrics.outages.failed("inbox", exc)
         with contextlib.suppress(StoreError):
             await self.store.inbox_retry(item.id, self.clock() + timedelta(seconds=delay), attempts)

@@ -1,10 +1,13 @@
 """Prometheus metrics, served at ``GET /metrics``.
 
 Labels are only names of our own: channel, outcome kind, queue, priority, delivery result, HTTP status class,
-risk class, the reason the model gave no reading.
+risk class, the reason the model gave no reading, a part of the gateway and an exception's class.
 Never a message text, a phone number, a platform id or a conversation id, so a label set stays small and a
 scrape identifies nobody. The registry is the gateway's own (not the process-global one): two apps in one
 process, as in the tests, keep separate figures.
+
+:attr:`Metrics.outages` is the instance's store outages (``gateway/outage_log.py``): every part that counts here
+reports the store's failures there, counted in ``gateway_store_failures`` and told in a few lines per outage.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from gateway.outage_log import EVERY, StoreOutages
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, *, outage_summary_seconds: float = EVERY) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.inbound = Counter(
@@ -122,6 +127,12 @@ class Metrics:
         self.outbox_set_aside = Counter(
             "gateway_outbox_set_aside", "Outbox items this version cannot read, set aside as failed", registry=r
         )
+        self.store_failures = Counter(
+            "gateway_store_failures", "Store failures met (each one: a request answered 503, a worker's pass, a"
+            " subscription, a socket…), by part and the error's class; the log tells an outage in a few lines",
+            ["part", "error"], registry=r,
+        )  # fmt: skip
+        self.outages = StoreOutages(self.store_failures, every=outage_summary_seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

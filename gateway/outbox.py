@@ -195,11 +195,13 @@ class Outbox:
     async def _claim(self, limit: int) -> list[OutboxItem] | None:
         """Claim the due runs of up to ``limit`` conversations; None when the claim failed (logged: class, place)."""
         try:
-            return await self.store.outbox_due(
+            claimed = await self.store.outbox_due(
                 self.clock(), limit, lease_seconds=self.lease_seconds, run=self.run_length
             )
-        except StoreError as exc:
-            log.warning("outbox: store unavailable (%s)", exc.__class__.__name__)
+            self.metrics.outages.answered("outbox")
+            return claimed
+        except StoreError as exc:  # told once an outage (gateway/outage_log.py)
+            self.metrics.outages.failed("outbox", exc)
         except Exception as exc:  # a bug: delivery goes on for every item in flight and at the next poll
             log.error("outbox: unexpected %s at %s", type(exc).__name__, where(exc))
         return None
@@ -209,7 +211,7 @@ class Outbox:
         try:
             await self._deliver(run)
         except StoreError as exc:  # not recorded: retried when its lease ends
-            log.warning("outbox: store unavailable (%s)", exc.__class__.__name__)
+            self.metrics.outages.failed("outbox", exc)
         except Exception as exc:  # this run only: retried when its lease ends
             log.error("outbox: %s: unexpected %s at %s", run[0].id, type(exc).__name__, where(exc))
 
@@ -255,7 +257,7 @@ class Outbox:
                     renewed = await self._renew(lease, until)
                 except StoreError as exc:  # Redis may have run it: ``until`` may be the token now
                     lease.unsure.append(until)
-                    log.warning("outbox: %s: lease not renewed (%s)", lease.item.id, type(exc).__name__)
+                    self.metrics.outages.failed("outbox", exc)
                     renewed = True
                 except Exception as exc:  # a bug must not end the renewal silently: the lease would lapse mid-send
                     log.error("outbox: renewing a lease failed with %s at %s", type(exc).__name__, where(exc))
@@ -369,9 +371,7 @@ class Outbox:
                     log.warning("outbox: %s: sent, not recorded after %d tries (%s): given up to the next worker",
                                 lease.item.id, failures + 1, type(exc).__name__)  # fmt: skip
                     raise
-                if failures == 0:  # one line an item, not one a try: an outage holds many items for up to a minute
-                    log.warning("outbox: %s: sent, not yet recorded (%s); trying again while its lease holds",
-                                lease.item.id, type(exc).__name__)  # fmt: skip
+                self.metrics.outages.failed("outbox", exc)  # told once an outage, not once an item or a try
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, longest)
                 continue

@@ -25,6 +25,7 @@ from aiohttp import WSCloseCode, web
 
 from gateway.errors import StoreError
 from gateway.metrics import Metrics
+from gateway.outage_log import StoreOutages
 from gateway.store import EventStore, Subscription
 from gateway.supervisor import where
 
@@ -40,28 +41,29 @@ class Forwarding:
     """A forwarding worker's store subscription, held while it runs: :attr:`current` (None between runs: a socket
     opened then is followed by the next run, which reads what its sockets follow as it starts)."""
 
-    def __init__(self, store: EventStore) -> None:
-        self._store = store
+    def __init__(self, store: EventStore, outages: StoreOutages, part: str) -> None:
+        self._store, self._outages, self._part = store, outages, part
         self.current: Subscription | None = None
 
     async def run(self, forward: Callable[[Subscription], Awaitable[None]]) -> None:
         """Subscribe and hand the subscription to ``forward`` for the worker's lifetime (under the supervisor);
         when the store fails (StoreError: the subscription lost, or not made), again, after :data:`RESUBSCRIBE`
-        (``forward`` starts each subscription with a resync: what was missed meanwhile). Any other failure is the
-        supervisor's."""
+        (``forward`` starts each subscription with a resync: what was missed meanwhile), each failure reported to
+        ``outages`` as ``part``. Any other failure is the supervisor's."""
         delay, loop = RESUBSCRIBE[0], asyncio.get_running_loop()
         while True:
             try:
                 async with await self._store.subscribe(everything=False) as subscription:
                     self.current, started = subscription, loop.time()
+                    self._outages.answered(self._part)
                     try:
                         await forward(subscription)
                         return
                     finally:
                         self.current = None
                         delay = RESUBSCRIBE[0] if loop.time() - started > STABLE else delay  # a new outage
-            except StoreError as exc:
-                log.warning("socket forwarding: store unavailable (%s); subscribing again", type(exc).__name__)
+            except StoreError as exc:  # counted and told once an outage (gateway/outage_log.py), not a line a try
+                self._outages.failed(self._part, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RESUBSCRIBE[1])
 

@@ -3,7 +3,8 @@
 A worker is a coroutine function meant to run for the app's lifetime (web chat and console event forwarding,
 presence, the typing relay, the outbox, the timers, the flows.yaml watcher, the alert checks). When one raises,
 or returns, the supervisor logs it by exception class and code place (never the exception's message, which may
-quote what a young person wrote), counts it in ``gateway_worker_restarts{worker}``, and starts it again after
+quote what a young person wrote; a StoreError at INFO, the outage being told once by ``gateway/outage_log.py``,
+where it is counted too), counts it in ``gateway_worker_restarts{worker}``, and starts it again after
 an exponential backoff (``base_delay`` doubling up to ``max_delay``; back to ``base_delay`` once a run lasted
 ``stable_seconds``). ``/readyz`` asks :meth:`Supervisor.problems`: a worker waiting to restart is ``down``; one
 that restarted ``too_many`` times within ``window_seconds`` is ``restarting too often``.
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.errors import StoreError
 from gateway.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -105,6 +107,10 @@ class Supervisor:
                 await worker()
                 _raise_if_cancelling()
                 log.error("worker %s returned: it should run until the gateway stops; restarting", name)
+            except StoreError as exc:  # the store's failure: told once an outage with every part's (outage_log.py)
+                _raise_if_cancelling()
+                self.metrics.outages.failed(name, exc)
+                log.info("worker %s stopped by %s at %s; restarting", name, type(exc).__name__, where(exc))
             except Exception as exc:  # every failure is logged and counted, then the worker restarts
                 _raise_if_cancelling()  # stopping: a worker that swallowed its cancellation is not restarted
                 log.error("worker %s stopped by %s at %s; restarting", name, type(exc).__name__, where(exc))

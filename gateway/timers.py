@@ -77,12 +77,14 @@ class Timers:
         self._failures: dict[tuple[str, TimerKind], int] = {}  # (conversation, kind) → failed handlings in a row
 
     async def run(self) -> None:
-        """Fire until cancelled. Any failure of a pass is logged (class, place) and retried at the next poll."""
+        """Fire until cancelled. Any failure of a pass is retried at the next poll: the store's counted and told
+        once an outage (gateway/outage_log.py), any other logged (class, place)."""
         while True:
             try:
                 await self.fire_due()
+                self.metrics.outages.answered("timers")
             except StoreError as exc:
-                log.warning("timers: store unavailable (%s)", exc.__class__.__name__)
+                self.metrics.outages.failed("timers", exc)
             except Exception as exc:  # a bug: the next pass still runs
                 log.error("timers: unexpected %s at %s", type(exc).__name__, where(exc))
             await asyncio.sleep(self.poll_seconds)
@@ -109,10 +111,10 @@ class Timers:
             except Exception as exc:
                 self._failures[key] = failures + 1
                 self.metrics.timer_failures.labels(timer.kind).inc()
+                if isinstance(exc, StoreError):
+                    raise  # the store is down: the pass ends (told by run), the timer waits for its retry
                 log.error("timers: %s %s failed (%s at %s); again in %.0f s", timer.conversation_id, timer.kind,
                           type(exc).__name__, where(exc), delay)  # fmt: skip
-                if isinstance(exc, StoreError):
-                    raise  # the store is down: the pass ends, the timer waits for its retry
                 return 0
             self._failures.pop(key, None)
             await self.store.timer_done(retry)  # a timer the handler re-armed stays armed

@@ -100,7 +100,7 @@ class WebChatHub:
         # theirs (docs/architecture.md); those no session follows any more are let go at the forwarder's next event.
         self.following: Counter[str] = Counter()
         self._leaving: set[str] = set()
-        self._forwarding = Forwarding(store)
+        self._forwarding = Forwarding(store, metrics.outages, "webchat_forwarding")
 
     def arm_gone(self, conversation_id: str, now: datetime) -> asyncio.Future[None]:
         """Arm the conversation's gone timer (its socket closed at ``now``) in a task of the hub's, so that a
@@ -131,9 +131,10 @@ class WebChatHub:
         while True:
             try:
                 await leaving.socket_closed(self.store, conversation_id, now)
+                self.metrics.outages.answered("webchat")
                 return
-            except StoreError as exc:
-                log.warning("webchat: could not arm the gone timer (%s); trying again", exc.__class__.__name__)
+            except StoreError as exc:  # told once an outage (gateway/outage_log.py), tried again
+                self.metrics.outages.failed("webchat", exc)
                 self.metrics.timer_arming_failures.labels(TimerKind.WEBCHAT_GONE.value).inc()
             if not first_try.done():
                 first_try.set_result(None)
@@ -582,7 +583,7 @@ async def chat_socket(request: web.Request, hub: WebChatHub) -> web.WebSocketRes
     try:
         await ChatSession(hub, ws, writer, client_address(request, hub.address_header)).run()
     except StoreError as exc:  # nothing was acknowledged: the page reconnects and sends again what is unacknowledged
-        log.warning("web chat: store unavailable (%s): socket closed with 'try again later'", type(exc).__name__)
+        hub.metrics.outages.failed("webchat", exc)  # told once an outage (gateway/outage_log.py)
         async with asyncio.timeout(SEND_TIMEOUT):
             await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"try again later")
     finally:

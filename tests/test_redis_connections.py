@@ -12,7 +12,6 @@ import logging
 import socket
 import struct
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,14 +97,14 @@ async def test_a_message_after_redis_dropped_every_connection_goes_through(
             if not bot_texts(frames):
                 frames = await receive_until(ws, lambda f: bool(bot_texts([f])))
             assert bot_texts(frames)
-            # A worker's poll whose command was on the wire at the kill fails once and says so (a Redis restart
-            # does the same): that is honest, not a problem of the message path. Anything else is.
-            polls = {"gateway.inbox", "gateway.outbox", "gateway.timers"}
+            # A worker's poll whose command was on the wire at the kill fails once and is counted, its blip said
+            # in one WARNING line once answered again (gateway/outage_log.py): that is honest, not a problem of the
+            # message path. Anything else is, and an alert (ERROR) for a blip too.
             warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
-            problems = [f"{r.name}: {r.getMessage()}" for r in warnings if r.name not in polls]
+            blips = [r for r in warnings if r.getMessage().startswith("the store failed briefly")]
+            problems = [f"{r.name}: {r.getMessage()}" for r in warnings if r not in blips]
             assert problems == []
-            per_worker = Counter(r.name for r in warnings if r.name in polls)
-            assert all(count == 1 for count in per_worker.values()), per_worker
+            assert len(blips) <= 1
             frames = await say(ws, "m2", "1")  # and the workers go on: the next message is answered too
             if not bot_texts(frames):
                 frames = await receive_until(ws, lambda f: bool(bot_texts([f])))

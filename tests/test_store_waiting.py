@@ -22,7 +22,7 @@ import pytest
 import redis
 
 from gateway.errors import ConfigError
-from gateway.store.waiting import open_store_waiting
+from gateway.store.waiting import Reason, _Waiting, open_store_waiting
 from gateway.testing import store_keys
 from tests.store.conftest import _redis_server
 from tests.test_redis_restart import OwnRedis
@@ -140,3 +140,19 @@ async def test_a_password_refused_then_given_up_in_process_says_why_and_since_wh
     message = str(stopped_by.value)
     assert f"redis 127.0.0.1:{guarded_redis}" in message and "the password was refused" in message
     assert WRONG not in message
+
+
+def test_two_reasons_that_alternate_are_said_once_each_then_only_in_reminders(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A Redis that refuses one try and times out the next (a failover, a flaky network path) gave a line a try:
+    a reason already said in this wait waits for the reminder, which names the latest."""
+    caplog.set_level(logging.INFO, logger="gateway.store")
+    refused, late = Reason("the connection was refused (ConnectionRefusedError)"), Reason("no answer (TimeoutError)")
+    waiting = _Waiting("redis 10.0.0.5:6379", started=0.0, reminder=60.0, longest=10.0)
+    for second in range(100):  # a try a second for 100 s: the reasons alternating
+        waiting.failed(refused if second % 2 else late, float(second))
+    messages = [r.getMessage() for r in caplog.records]
+    assert [late.text in messages[0], refused.text in messages[1]] == [True, True], messages
+    assert len(messages) == 3, messages  # both reasons once, then the reminder a minute on: was 100 lines
+    assert messages[2].startswith("store still unreachable at start-up after 61 s (62 tries)"), messages

@@ -414,7 +414,7 @@ class ListenerAPI:
             async for _ in ws:  # nothing to read: this ends when the listener goes away (presence is then right)
                 pass
         except StoreError as exc:  # the events could not be followed: the page reconnects, and reloads then
-            log.warning("console events: store unavailable (%s): socket closed", type(exc).__name__)
+            self.metrics.outages.failed("console", exc)  # told once an outage (gateway/outage_log.py)
             async with asyncio.timeout(1.0):
                 await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"try again later")
         finally:

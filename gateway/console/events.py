@@ -26,6 +26,7 @@ from gateway.console.media import public_event
 from gateway.console.sessions import Sessions, listener_digest
 from gateway.conversation import Conversation
 from gateway.events import Event, Resync, SessionsEnded, encode
+from gateway.outage_log import StoreOutages
 from gateway.sockets import Forwarding, SocketWriter
 from gateway.store import ConversationStore, EventStore, Listener, Subscription
 
@@ -43,10 +44,12 @@ class Viewer:
 
 
 class ConsoleEvents:
-    def __init__(self, store: ConsoleEventsRoles, sessions: Sessions, *, sweep_seconds: float = 5.0) -> None:
+    def __init__(
+        self, store: ConsoleEventsRoles, sessions: Sessions, outages: StoreOutages, *, sweep_seconds: float = 5.0
+    ) -> None:
         self.store, self.sessions, self.sweep_seconds = store, sessions, sweep_seconds
         self.sockets: dict[SocketWriter, Viewer] = {}
-        self._forwarding = Forwarding(store)
+        self._forwarding = Forwarding(store, outages, "console_forwarding")
 
     async def add(self, writer: SocketWriter, viewer: Viewer) -> None:
         """A console socket: from the moment this returns, it is offered every event it may see."""

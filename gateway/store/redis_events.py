@@ -219,7 +219,9 @@ class RedisEvents:
                 elif kind == "subscribe" or kind == "psubscribe":
                     self._confirmed(message["channel"])
         except RedisError as error:
-            self._fail(StoreError(f"redis: {type(error).__name__}: {error}"))
+            failure = StoreError(f"redis: {type(error).__name__}: {error}")
+            failure.__cause__ = error  # its class is what gateway/outage_log.py names
+            self._fail(failure)
         except Exception as exc:  # a bug: every consumer restarts rather than waiting forever
             log.error("redis events: the reader failed with %s at %s", type(exc).__name__, where(exc))
             self._fail(StoreError(f"the events reader failed ({type(exc).__name__})"))

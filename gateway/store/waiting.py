@@ -9,7 +9,9 @@ up to 10 s: an unknown scheme or a missing key is a ConfigError, not waited for.
 What the operator sees (tests/test_store_waiting.py): one warning at the first failure, naming the reason's class
 (the connection refused, timed out, the host name that does not resolve, the password refused…) and the store's
 host and port (never the URL: it may hold a password; never the error's own text, for the same reason); the same
-line again at once when the reason changes; otherwise a reminder after 1 minute, then 2, 4… (at most an hour
+line again at once when the reason changes to one not said yet in this wait (two reasons alternating, a refusal
+then a timeout at each try, gave a line a try until 2026-12-02: a reason said before waits for the reminder, which
+names the latest); otherwise a reminder after 1 minute, then 2, 4… (at most an hour
 apart) with the time waited and the tries, never one line per try; one line when it is reached at last.
 
 Redis that cannot be reached (refused, timed out, reset: restarting, loading, a failover) is waited for as long as
@@ -126,6 +128,7 @@ class _Waiting:
         self.where, self.started, self.first_reminder, self.longest = where, started, reminder, longest
         self.tries = 0
         self.reason: Reason | None = None
+        self.said: set[Reason] = set()  # the reasons said at once in this wait
         self.mistake_since = started  # when the current run of mistakes' reasons began
         self.interval, self.next_reminder = reminder, started
 
@@ -135,10 +138,13 @@ class _Waiting:
             if not (self.reason is not None and self.reason.mistake and reason.mistake):
                 self.mistake_since = now
             self.reason = reason
-            log.warning("store unreachable at start-up: %s: %s; waiting for it, trying again every %g s at most",
-                        self.where, reason.text, self.longest)  # fmt: skip
-            self.interval, self.next_reminder = self.first_reminder, now + self.first_reminder
-        elif now >= self.next_reminder:
+            if reason not in self.said:
+                self.said.add(reason)
+                log.warning("store unreachable at start-up: %s: %s; waiting for it, trying again every %g s at most",
+                            self.where, reason.text, self.longest)  # fmt: skip
+                self.interval, self.next_reminder = self.first_reminder, now + self.first_reminder
+                return
+        if now >= self.next_reminder:
             log.warning("store still unreachable at start-up after %.0f s (%d tries): %s: %s",
                         now - self.started, self.tries, self.where, reason.text)  # fmt: skip
             self.interval = min(LONGEST_REMINDER, self.interval * 2)

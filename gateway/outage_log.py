@@ -1,0 +1,162 @@
+"""A store outage told once, not once per failure: what an operator reads and alerts on while Redis is away.
+
+Every part that meets the store's failure (the HTTP requests answered 503, the inbox, outbox and timers workers,
+the web chat's and the console's sockets and event forwarding, the dispatcher's claim renewals, the alert checks,
+the supervisor for a worker a StoreError stopped) reports it here, by its part's name and the exception, instead
+of logging a line of its own: a Redis restart during a busy minute gave hundreds to thousands of identical ERROR
+lines (bench/chaos.py: 340–2,483 a soak), the one line that mattered buried and no log-based alert possible.
+Now, per instance and per outage:
+
+* one ERROR line once the failure has lasted ``settle`` seconds (2 s): no answer since the first failure, or a
+  failure still coming after that: ``alert: the store is unreachable: <part> met <class> (for 2 s)``, naming the
+  part that met it first. A blip (a connection Redis closed, one command lost, answered again at once) is one
+  WARNING line, ``the store failed briefly: 3 failures in 0.1 s (…); it answers again``, not an alert;
+* while it lasts, one WARNING line every ``every`` seconds (30 s; ``create_app``'s ``outage_summary_seconds``):
+  ``store unavailable for 30 s: 412 failures (http 380 answered 503, inbox 14, …); waiting: inbox, outbox``;
+* one INFO line once it is back: ``alert over: the store answers again after 41 s: 512 failures folded (…)``.
+  Back means a part reported the store answered and no failure came for ``settle`` seconds after it (requests
+  in flight when it came back, a pooled connection that was cut, may still fail a moment later: one outage, not
+  a flapping series of lines).
+
+Every failure is still counted, in ``gateway_store_failures_total{part, error}``. The lines and the label name
+the part and the exception's class (the redis-py or socket error a StoreError wraps, else its own), never its
+text, a message, a phone number or a platform id. Nothing else changes: what each part does on a failure (503,
+retry at the next poll, subscribe again) and ``/readyz`` are theirs. The start-up's wait for the store, before
+there is an app, has its own lines (``gateway/store/waiting.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from prometheus_client import Counter
+
+from gateway.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+EVERY = 30.0  # seconds between two summary lines while the store stays unreachable
+SETTLE = 2.0  # seconds without a failure, after the store answered, before it is said to be back
+HTTP = "http"  # the part whose failures are requests answered 503
+
+
+def error_class(error: BaseException) -> str:
+    """The class to name: the error a StoreError wraps (``ConnectionError``, ``TimeoutError``…), else its own."""
+    cause = error.__cause__
+    return type(cause if isinstance(error, StoreError) and cause is not None else error).__name__
+
+
+@dataclass
+class _Part:
+    failures: int = 0  # in the current outage
+    failed_at: float = float("-inf")
+    answered_at: float = float("-inf")
+
+    @property
+    def waiting(self) -> bool:
+        return self.failed_at > self.answered_at
+
+
+class StoreOutages:
+    """One instance's store outages, shared by all its parts (held by :class:`gateway.metrics.Metrics`)."""
+
+    def __init__(self, failures: Counter, *, every: float = EVERY, settle: float = SETTLE) -> None:
+        self.failures, self.every, self.settle = failures, every, settle
+        self._since: float | None = None  # the current outage's first failure; None while the store answers
+        self._first = ("", "")  # the part that met it first, and the error's class
+        self._said = False  # its ERROR line said (it lasted): else a blip so far
+        self._confirm: asyncio.TimerHandle | None = None
+        self._parts: dict[str, _Part] = {}
+        self._last_failure = self._last_answer = float("-inf")
+        self._summary: asyncio.TimerHandle | None = None
+        self._check: asyncio.TimerHandle | None = None
+
+    @property
+    def down(self) -> bool:
+        return self._since is not None
+
+    def failed(self, part: str, error: BaseException) -> None:
+        """``part`` met the store's failure ``error``: counted; said at once when it starts an outage."""
+        kind = error_class(error)
+        self.failures.labels(part, kind).inc()
+        now = self._now()
+        state = self._parts.setdefault(part, _Part())
+        state.failures += 1
+        state.failed_at = self._last_failure = now
+        log.debug("%s: store unavailable (%s)", part, kind)
+        if self._since is None:
+            self._since, self._first = now, (part, kind)
+            self._confirm = asyncio.get_running_loop().call_later(self.settle, self._confirmed)
+        elif not self._said and now - self._since >= self.settle:  # still failing after the settle: it lasts
+            self._say_down(now)
+
+    def _confirmed(self) -> None:
+        """``settle`` seconds after the first failure: an outage, unless the store answered since the last failure
+        (then :meth:`_settled` says whether it was a blip, or the next failure says it lasts)."""
+        self._confirm = None
+        if self._since is not None and not self._said and self._last_answer < self._last_failure:
+            self._say_down(self._now())
+
+    def _say_down(self, now: float) -> None:
+        assert self._since is not None
+        self._said = True
+        log.error("alert: the store is unreachable: %s met %s (for %.0f s); every failure is counted in gateway_store_"
+                  "failures_total, a summary every %g s while it lasts", *self._first, now - self._since,
+                  self.every)  # fmt: skip
+        self._summary = asyncio.get_running_loop().call_later(self.every, self._sum_up)
+
+    def answered(self, part: str) -> None:
+        """``part`` used the store successfully: during an outage, it is back once no failure follows for
+        ``settle`` seconds. Cheap when there is no outage (called at every successful poll)."""
+        if self._since is None:
+            return
+        now = self._now()
+        self._parts.setdefault(part, _Part()).answered_at = self._last_answer = now
+        if self._check is None:
+            self._check = asyncio.get_running_loop().call_later(self._settled_in(now), self._settled)
+
+    def close(self) -> None:
+        """The app stops: no line after it."""
+        for handle in (self._summary, self._check, self._confirm):
+            if handle is not None:
+                handle.cancel()
+        self._summary = self._check = self._confirm = None
+
+    def _settled_in(self, now: float) -> float:
+        return max(0.0, self._last_failure + self.settle - now)
+
+    def _settled(self) -> None:
+        self._check = None
+        if self._since is None or self._last_answer < self._last_failure:  # failing again: the next answer checks
+            return
+        now = self._now()
+        if (wait := self._settled_in(now)) > 0:
+            self._check = asyncio.get_running_loop().call_later(wait, self._settled)
+            return
+        failures = sum(p.failures for p in self._parts.values())
+        if self._said:
+            log.info("alert over: the store answers again after %.0f s: %d failures folded (%s)", now - self._since,
+                     failures, self._counts())  # fmt: skip
+        else:
+            log.warning("the store failed briefly: %d failures in %.1f s (%s); it answers again", failures,
+                        self._last_failure - self._since, self._counts())  # fmt: skip
+        self.close()
+        self._since, self._parts, self._said = None, {}, False
+
+    def _sum_up(self) -> None:
+        if self._since is None:
+            return
+        waiting = sorted(name for name, part in self._parts.items() if part.waiting and name != HTTP)
+        log.warning("store unavailable for %.0f s: %d failures (%s); waiting: %s", self._now() - self._since,
+                    sum(p.failures for p in self._parts.values()), self._counts(),
+                    ", ".join(waiting) or "none")  # fmt: skip
+        self._summary = asyncio.get_running_loop().call_later(self.every, self._sum_up)
+
+    def _counts(self) -> str:
+        counts = sorted(self._parts.items(), key=lambda item: -item[1].failures)
+        return ", ".join(f"{name} {part.failures}" + (" answered 503" if name == HTTP else "") for name, part in counts)
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()  # the clock of its timers

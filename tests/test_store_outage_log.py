@@ -1,0 +1,158 @@
+"""A Redis outage is told in a few lines an operator can alert on, every failure still counted (issue 8: the chaos
+soak's 340–2,483 ERROR lines "store unavailable while serving …" a soak; ``gateway/outage_log.py``).
+
+The real app on its own redis-server (tests/test_redis_restart.py's, since the test stops it), Messenger webhooks
+from the fake Graph API's side posted while it is down, its workers (inbox, outbox, timers, the web chat's and the
+console's event forwarding, the alert checks) retrying meanwhile as they do every 50 ms in the tests: one ERROR line
+once the outage has lasted 2 s, a summary a second at most (``outage_summary_seconds=1``), one line when Redis is back,
+and every failure counted in ``gateway_store_failures_total{part, error}``. Before, each webhook gave its own ERROR
+line and each worker a WARNING line a try.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import pytest
+
+from gateway.app import METRICS
+from gateway.errors import StoreError
+from gateway.metrics import Metrics
+from gateway.outage_log import StoreOutages
+from gateway.settings import Settings
+from gateway.testing import FakeGraphAPI
+from tests.conftest import AppFactory
+from tests.redis_messenger import SECRET, post_message
+from tests.test_redis_restart import OwnRedis, own_redis
+
+__all__ = ["own_redis"]  # the fixture, imported to be used here
+
+pytestmark = pytest.mark.redis
+
+WEBHOOKS = 40  # posted while Redis is down: each answered 503 and counted, none its own line
+SUMMARY_SECONDS = 1.0
+WORKERS = ("inbox", "outbox", "timers", "webchat_forwarding")  # parts that retry by themselves during the outage
+PARTS = len(WORKERS) + 1  # and the requests
+OUTAGE_LINES = ("alert: the store is unreachable", "store unavailable for")
+PSID, TEXT = "psid-4242-outage", "je me sens seule ce soir"
+
+
+def failures(metrics: Metrics, part: str) -> float:
+    """Every failure ``part`` met, whatever its error's class."""
+    return sum(
+        sample.value
+        for family in metrics.registry.collect()
+        if family.name == "gateway_store_failures"
+        for sample in family.samples
+        if sample.name == "gateway_store_failures_total" and sample.labels["part"] == part
+    )
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(60):  # a safety net against a hang, not a timing assumption
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+async def test_a_redis_outage_is_told_in_a_few_lines_and_every_failure_counted(
+    make_client: AppFactory, settings: Settings, graph: FakeGraphAPI, own_redis: OwnRedis,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    caplog.set_level(logging.INFO, logger="gateway")
+    settings = settings.replace(
+        store=own_redis.url, messenger_app_secret=SECRET, messenger_verify_token="verify",
+        messenger_page_access_token="page-token", messenger_api_url=graph.url + "/v23.0",
+    )  # fmt: skip
+    client = await make_client(settings, outage_summary_seconds=SUMMARY_SECONDS)
+    metrics = client.app[METRICS]
+    loop = asyncio.get_running_loop()
+    assert await post_message(client, PSID, TEXT, "m-before") == 200
+
+    def said(text: str) -> list[logging.LogRecord]:
+        return [r for r in caplog.records if text in r.getMessage()]
+
+    def loud_lines() -> list[str]:
+        """WARNING and ERROR lines besides the outage's first one and its summaries: ≤ 3 per part an outage."""
+        return [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= logging.WARNING
+                and r.name.startswith("gateway") and not r.getMessage().startswith(OUTAGE_LINES)]  # fmt: skip
+
+    caplog.clear()
+    own_redis.stop()
+    stopped = loop.time()
+    statuses = [await post_message(client, PSID, TEXT, f"m-{n}") for n in range(WEBHOOKS)]
+    assert statuses == [503] * WEBHOOKS
+    assert len(loud_lines()) <= 3 * PARTS, loud_lines()  # one ERROR line a webhook before
+    await until(lambda: all(failures(metrics, part) >= 3 for part in WORKERS) and bool(said("unavailable for")))
+    own_redis.start()
+    await until(lambda: bool(said("alert over")))
+    lasted = loop.time() - stopped
+
+    assert failures(metrics, "http") == WEBHOOKS  # every request answered 503 counted, by part and class only
+    assert metrics.registry.get_sample_value(
+        "gateway_store_failures_total", {"part": "http", "error": "ConnectionError"}
+    ) == WEBHOOKS  # fmt: skip
+    [start] = said("alert: the store is unreachable")
+    assert start.levelno == logging.ERROR
+    assert "ConnectionError" in start.getMessage()
+    summaries = said("store unavailable for")
+    assert 1 <= len(summaries) <= lasted / SUMMARY_SECONDS + 1
+    assert f"http {WEBHOOKS} answered 503" in summaries[0].getMessage()
+    [back] = said("alert over")
+    folded = int(back.getMessage().split(": ")[2].split(" failures folded")[0])
+    assert folded >= WEBHOOKS + 3 * len(WORKERS)  # the recovery line says how many failures were folded
+    assert len(loud_lines()) <= 3 * PARTS, loud_lines()
+    assert not [r for r in caplog.records if PSID in r.getMessage() or TEXT in r.getMessage()]
+    assert await post_message(client, PSID, TEXT, "m-after") == 200
+
+
+def connection_error() -> StoreError:
+    error = StoreError("redis: ConnectionError")
+    error.__cause__ = ConnectionError("Connection refused")
+    return error
+
+
+async def test_a_failure_after_the_store_answered_keeps_the_outage_open_until_it_holds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A request in flight when Redis came back, or a pooled connection it cut, fails after another part was
+    answered: one outage, said back once no failure followed an answer for ``settle`` seconds, never a line a
+    flap."""
+    caplog.set_level(logging.INFO, logger="gateway.outage_log")
+    metrics = Metrics()
+    outages = StoreOutages(metrics.store_failures, every=600, settle=0.2)
+    outages.failed("inbox", connection_error())
+    await until(lambda: bool(caplog.records))  # nothing answered: an outage once it has lasted the settle
+    for _ in range(3):  # answered, then failing again at once
+        outages.answered("outbox")
+        outages.failed("http", connection_error())
+    failed_last = asyncio.get_running_loop().time()
+    await until(lambda: outages._check is None)  # its check after the settle ran: the last word was a failure
+    assert outages.down and len(caplog.records) == 1
+    outages.answered("inbox")
+    await until(lambda: not outages.down)
+    assert asyncio.get_running_loop().time() - failed_last >= 0.2
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2, messages
+    assert messages[0].startswith("alert: the store is unreachable: inbox met ConnectionError (for 0 s);"), messages
+    assert caplog.records[0].levelno == logging.ERROR
+    assert messages[1].startswith("alert over: the store answers again after 0 s: 4 failures folded"), messages
+    assert "inbox 1" in messages[1] and "http 3 answered 503" in messages[1]
+    assert failures(metrics, "inbox") == 1 and failures(metrics, "http") == 3
+
+
+async def test_a_blip_answered_at_once_is_one_warning_not_an_alert(caplog: pytest.LogCaptureFixture) -> None:
+    """A connection Redis closed (its idle ``timeout``, ``CLIENT KILL``): the command on it fails, the next one
+    is answered. Said once, as a WARNING with its count, and counted; the ERROR line is for an outage."""
+    caplog.set_level(logging.INFO, logger="gateway.outage_log")
+    metrics = Metrics()
+    outages = StoreOutages(metrics.store_failures, every=600, settle=0.2)
+    outages.failed("inbox", connection_error())
+    outages.failed("outbox", connection_error())
+    outages.answered("inbox")
+    await until(lambda: not outages.down)
+    [line] = caplog.records
+    assert line.levelno == logging.WARNING
+    assert line.getMessage().startswith("the store failed briefly: 2 failures in 0.0 s (")
+    assert failures(metrics, "inbox") == 1 and failures(metrics, "outbox") == 1
