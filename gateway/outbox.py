@@ -43,7 +43,7 @@ from gateway.events import DeliveryChanged
 from gateway.later import Later
 from gateway.messages import ChannelName, Outbound
 from gateway.metrics import Metrics
-from gateway.store import BatchStore, Delivery, EventStore, OutboxItem, OutboxStore, TranscriptStore
+from gateway.store import BatchStore, Delivery, EventStore, OutboxItem, OutboxStore, TranscriptStore, sent_shown
 from gateway.store.codec import decode_outbound
 from gateway.supervisor import where
 from gateway.wakeups import Wakeups
@@ -321,25 +321,24 @@ class Outbox:
         return "on", functools.partial(self._sent, lease, provider_id, following)
 
     async def _sent(self, lease: _Lease, provider_id: str | None, following: _Lease | None) -> bool:
-        async with self.store.batch():  # Redis: the record's line step and its event in one round trip
-            if not await self._mark_sent(lease, provider_id, following):
-                return False
-            await self._record(lease.item, Delivery.SENT, provider_id)
+        if not await self._mark_sent(lease, provider_id, following):
+            return False
         if provider_id:
             await self._apply_kept(lease.item, provider_id)
         return True
 
     async def _apply_kept(self, item: OutboxItem, provider_id: str) -> None:
-        """A receipt that came before this record (kept by the dispatcher: ``Store.keep_receipt``), applied now
-        as the receipt would have been. A store failure here loses only that early receipt (logged)."""
+        """A receipt kept for this send after the record read what was kept (``_record_sent``): the receipt's
+        keeper looked for the record before it was made, so it is applied here, as the receipt would have been.
+        A store failure here loses only such a receipt, one that came in that round trip (logged); the ones kept
+        before were applied with the record."""
         try:
             delivery = await self.store.take_receipt(provider_id)
             if delivery is None or not await self.store.advance_delivery(item.conversation_id, item.id, delivery):
                 return
+            await self._record(item, delivery, provider_id)
         except StoreError as exc:
             log.warning("outbox: %s: a receipt kept for it not applied (%s)", item.id, type(exc).__name__)
-            return
-        await self._record(item, delivery, provider_id)
 
     async def _set_aside(self, lease: _Lease, exc: Exception, following: _Lease | None) -> bool:
         """An item this version cannot read: failed (kept in the store, shown to the listener), others flow."""
@@ -359,11 +358,18 @@ class Outbox:
         when its lease ends. Until 2026-12-01 this gave up after 8 tries (about 6 s): a Redis restart longer
         than that, while a slow provider held sends, had every one of them sent twice (bench/chaos.py). Past the
         lease's end another worker may hold the item, so the last try is made then and its error raised. False
-        when the lease was lost meanwhile (another worker holds the item now)."""
+        when the lease was lost meanwhile (another worker holds the item now).
+
+        The whole record is tried again, not only its first step: until 2026-12-02 a record that failed after the
+        store had made it (its answer lost, or the line's step and the event sent after it lost) was either refused
+        when tried again ("not pending": taken for a lost lease) or raised, and the run ended there: the
+        conversation's next replies waited for their lease (60 s) although the store answered again within a
+        second. The store now answers a record made already under this lease as made (``outbox_mark_sent``), and
+        the line's step and the event are sent again with it."""
         pause, longest = self.record_pause
         for failures in itertools.count():
             try:
-                recorded = await self._mark_sent_once(lease, provider_id, following)
+                recorded = await self._record_sent(lease, provider_id, following)
             except StoreError as exc:
                 if self.clock() >= lease.until:
                     log.warning("outbox: %s: sent, not recorded after %d tries (%s): given up to the next worker",
@@ -380,14 +386,21 @@ class Outbox:
             return recorded
         raise AssertionError("unreachable")  # itertools.count() never ends
 
-    async def _mark_sent_once(self, lease: _Lease, provider_id: str | None, following: _Lease | None) -> bool:
+    async def _record_sent(self, lease: _Lease, provider_id: str | None, following: _Lease | None) -> bool:
+        """One try of a send's whole record, in one batch (Redis: the line's step and the event in one round trip):
+        the item sent and its entry showing it, with the furthest receipt kept for its provider id applied in that
+        same step (an instance dying after the record, or a store failure at the take, no longer loses a receipt
+        that came before the record); its conversation's line; the event."""
         item = lease.item
-        if await lease.fenced(lambda token: self.store.outbox_mark_sent(
-            item.conversation_id, item.id, provider_id, lease=token, next_lease=_until(following)
-        )):  # fmt: skip
-            return True
-        log.warning("outbox: %s: sent after its lease was lost; another worker may have sent it too", lease.item.id)
-        return False
+        async with self.store.batch():
+            kept = await self.store.kept_receipt(provider_id) if provider_id else None
+            if not await lease.fenced(lambda token: self.store.outbox_mark_sent(
+                item.conversation_id, item.id, provider_id, lease=token, next_lease=_until(following), receipt=kept
+            )):  # fmt: skip
+                log.warning("outbox: %s: sent after its lease was lost; another worker may have sent it too", item.id)
+                return False
+            await self._record(item, sent_shown(kept), provider_id)
+        return True
 
     async def _retry(self, lease: _Lease, exc: RetryableDelivery) -> bool:
         item = lease.item

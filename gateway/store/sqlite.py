@@ -59,6 +59,7 @@ from gateway.store import (
     TimerKind,
     TranscriptEntry,
     furthest,
+    sent_shown,
 )
 from gateway.store.codec import (
     decode_audit,
@@ -628,6 +629,11 @@ class SqliteStore:
 
         await self._run(work)
 
+    async def kept_receipt(self, provider_message_id: str) -> Delivery | None:
+        rows = await self._select("SELECT delivery FROM kept_receipts WHERE provider_message_id = ? AND expires_us > ?",
+                                  (provider_message_id, to_us(datetime.now(UTC))))  # fmt: skip
+        return furthest(Delivery(row["delivery"]) for row in rows)
+
     async def take_receipt(self, provider_message_id: str) -> Delivery | None:
         now_us = to_us(datetime.now(UTC))
 
@@ -891,10 +897,11 @@ class SqliteStore:
         *,
         lease: datetime | None = None,
         next_lease: datetime | None = None,  # the next item's own time says when it is due: not needed here
+        receipt: Delivery | None = None,
     ) -> bool:
         assignments = "status = 'sent', provider_message_id = ?, payload = '{}'"  # dropped, as on Redis
-        return await self._resolve(conversation_id, item_id, assignments, provider_message_id, Delivery.SENT,
-                                   provider_message_id, lease)  # fmt: skip
+        return await self._resolve(conversation_id, item_id, assignments, provider_message_id, sent_shown(receipt),
+                                   provider_message_id, lease, sent=True)  # fmt: skip
 
     async def outbox_reschedule(
         self,
@@ -941,8 +948,11 @@ class SqliteStore:
         delivery: Delivery,
         provider_id: str | None,
         lease: datetime | None,
+        *,
+        sent: bool = False,
     ) -> bool:
-        """Resolve the item and show it on its transcript entry, in one transaction."""
+        """Resolve the item and show it on its transcript entry, in one transaction. A send recorded already under
+        ``lease`` (a retry whose first try was committed, its answer lost) is True, nothing changed."""
         fence, held = _fence(lease)
 
         def work(conn: sqlite3.Connection) -> bool:
@@ -950,7 +960,9 @@ class SqliteStore:
                 sql = (f"UPDATE outbox SET {assignments} WHERE id = ? AND conversation_id = ? AND status = 'pending'"
                        f"{fence}")  # fmt: skip
                 if conn.execute(sql, (value, item_id, conversation_id, *held)).rowcount != 1:
-                    return False
+                    return sent and lease is not None and conn.execute(
+                        f"SELECT 1 FROM outbox WHERE id = ? AND conversation_id = ? AND status = 'sent'{fence}",
+                        (item_id, conversation_id, *held)).fetchone() is not None  # fmt: skip
                 entry, values = _delivered(delivery, provider_id)
                 conn.execute(f"UPDATE transcript SET {entry} WHERE id = ?", (*values, item_id))
                 return True
