@@ -247,10 +247,14 @@ class Outbox:
 
     async def _keep_leases(self, leases: Sequence[_Lease]) -> None:
         """Renew the run's claims now (a third of the lease in) and every third of it while its delivery runs, the
-        items not yet recorded; stop once one is lost (another worker holds the line)."""
-        while True:
+        items not yet recorded. A refused one is left alone from then on, the others renewed still: a refusal means
+        another worker holds the line (its renewals are refused too), or that the item was recorded by a try whose
+        answer was lost (:meth:`_mark_sent` tries again), and the run goes on. Until 2026-12-02 the first refusal
+        ended every renewal of the run."""
+        live = list(leases)
+        while live:
             until = self.clock() + timedelta(seconds=self.lease_seconds)
-            for lease in leases:
+            for lease in list(live):
                 try:
                     renewed = await self._renew(lease, until)
                 except StoreError as exc:  # Redis may have run it: ``until`` may be the token now
@@ -261,8 +265,8 @@ class Outbox:
                     log.error("outbox: renewing a lease failed with %s at %s", type(exc).__name__, where(exc))
                     renewed = True
                 if not renewed:
-                    log.warning("outbox: %s: lease lost while delivering; another worker may send it", lease.item.id)
-                    return
+                    log.warning("outbox: %s: lease not renewed: another worker may hold it", lease.item.id)
+                    live.remove(lease)
             await asyncio.sleep(self.lease_seconds / 3)
 
     async def _renew(self, lease: _Lease, until: datetime) -> bool:

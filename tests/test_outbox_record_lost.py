@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import pytest
@@ -26,12 +26,13 @@ from gateway.outbox import Outbox, OutboxRoles
 from gateway.store import Author, Delivery, OutboxItem, OutboxStatus, Store, TranscriptEntry
 from gateway.store.codec import encode_outbound
 from gateway.testing import FakeGraphAPI
+from tests.conftest import Clock
 from tests.e2e.channel_support import eventually
 from tests.store.conftest import redis_cluster_url, redis_url, store_url
-from tests.test_outbox import any_store
+from tests.test_outbox import LEASE, any_store, clock
 from tests.test_outbox_runs import channels, graph, statuses, texts
 
-__all__ = ["any_store", "channels", "graph", "redis_cluster_url", "redis_url", "store_url"]  # fixtures
+__all__ = ["any_store", "channels", "clock", "graph", "redis_cluster_url", "redis_url", "store_url"]  # fixtures
 MESSENGER = ChannelName.MESSENGER
 BOUND = 10.0  # seconds: well below the 60 s lease the replies waited for before
 
@@ -61,9 +62,9 @@ class AnswerLost:
         await self._store.publish(event)
 
 
-async def put_replies(store: Store, conversation: str, count: int) -> None:
+async def put_replies(store: Store, conversation: str, count: int, now: datetime | None = None) -> None:
     """A message's replies as the dispatcher writes them: each its transcript entry and its outbox item."""
-    now = utcnow()
+    now = now or utcnow()
     async with store.batch():
         for n in range(1, count + 1):
             message = Outbound(f"{conversation}-r{n}", conversation, MESSENGER, f"psid-{conversation}", f"reply {n}")
@@ -97,3 +98,52 @@ async def test_a_record_lost_after_the_store_made_it_holds_the_next_replies_seco
     later = Outbox(any_store, channels, clock=lambda: utcnow() + timedelta(minutes=10))
     assert await later.deliver_due() == 0  # every lease long over: nothing sent again
     assert len(graph.accepted()) == 3
+
+
+class Renewals(AnswerLost):
+    """:class:`AnswerLost` ("record"), each renewal's answer noted by item (``renewed``)."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store, "record")
+        self.renewed: list[tuple[str, bool]] = []
+
+    async def outbox_renew(self, conversation_id: str, item_id: str, lease: datetime, until: datetime) -> bool:
+        renewed = await self._store.outbox_renew(conversation_id, item_id, lease, until)
+        self.renewed.append((item_id, renewed))
+        return renewed
+
+
+async def test_a_renewal_refused_for_a_reply_recorded_unknowingly_keeps_the_rest_of_the_run_leased(
+    any_store: Store, graph: FakeGraphAPI, channels: dict[ChannelName, MessengerChannel], clock: Clock
+) -> None:
+    """The first reply's record is made but its answer is lost; a renewal before the record's next try is refused
+    for it (it is not pending any more). Before, that refusal ended the renewals of the whole run: the second
+    reply, slow at the provider, lost its lease and a second worker sent it again."""
+    store = Renewals(any_store)
+    await put_replies(any_store, "c1", 2, clock())
+    pause = (2.0, 2.0)  # before the record is tried again: the renewals (every third of the 1 s lease) come first
+    first, second = (Outbox(cast(OutboxRoles, store), channels, clock=clock, lease_seconds=LEASE, record_pause=pause)
+                     for _ in range(2))  # fmt: skip
+    graph.stall(only="reply 2")
+    sending = asyncio.create_task(first.deliver_due())
+    try:
+        await eventually(lambda: _async(("c1-r1", False) in store.renewed), timeout=BOUND)  # refused: it is sent
+        await graph.wait_held(1, timeout=BOUND)  # the record tried again, the second reply at the provider
+        clock.advance(seconds=10 * LEASE)
+
+        async def renewed() -> bool:
+            item = await any_store.outbox_get("c1", "c1-r2")
+            return item is not None and item.next_attempt_at is not None and item.next_attempt_at > clock()
+
+        await eventually(renewed, timeout=BOUND)  # the first worker still holds it
+        assert await second.deliver_due() == 0  # so the second one finds nothing due
+        graph.resume()
+        assert await sending == 2
+    finally:
+        graph.resume()
+        sending.cancel()
+    assert texts(graph, "c1") == ["reply 1", "reply 2"]  # each once
+
+
+async def _async(value: bool) -> bool:
+    return value
