@@ -331,16 +331,27 @@ class Outbox:
             await self._apply_kept(lease.item, provider_id)
         return True
 
+    async def _kept(self, item: OutboxItem, provider_id: str | None) -> Delivery | None:
+        """The receipt kept for this send before its record (``Store.keep_receipt``), applied by the record itself;
+        None when none, or when it cannot be read (logged: a store failure here never holds the record, and
+        :meth:`_apply_kept` takes it after the record)."""
+        if not provider_id:
+            return None
+        try:
+            return await self.store.kept_receipt(provider_id)
+        except StoreError as exc:
+            log.warning("outbox: %s: receipts kept for it not read (%s)", item.id, type(exc).__name__)
+            return None
+
     async def _apply_kept(self, item: OutboxItem, provider_id: str) -> None:
-        """A receipt kept for this send after the record read what was kept (``_record_sent``): the receipt's
-        keeper looked for the record before it was made, so it is applied here, as the receipt would have been.
-        A store failure here loses only such a receipt, one that came in that round trip (logged); the ones kept
-        before were applied with the record."""
+        """A receipt kept after the record read what was kept (its keeper looked for the record before it was
+        made), taken and applied here, forward only, as the receipt would have been; the ones kept before were
+        applied with the record (taken here, they change nothing). A store failure here loses only a receipt that
+        came in that round trip (logged)."""
         try:
             delivery = await self.store.take_receipt(provider_id)
-            if delivery is None or not await self.store.advance_delivery(item.conversation_id, item.id, delivery):
-                return
-            await self._record(item, delivery, provider_id)
+            if delivery is not None and await self.store.advance_delivery(item.conversation_id, item.id, delivery):
+                await self._record(item, delivery, provider_id)
         except StoreError as exc:
             log.warning("outbox: %s: a receipt kept for it not applied (%s)", item.id, type(exc).__name__)
 
@@ -397,7 +408,7 @@ class Outbox:
         that came before the record); its conversation's line; the event."""
         item = lease.item
         async with self.store.batch():
-            kept = await self.store.kept_receipt(provider_id) if provider_id else None
+            kept = await self._kept(item, provider_id)
             if not await lease.fenced(lambda token: self.store.outbox_mark_sent(
                 item.conversation_id, item.id, provider_id, lease=token, next_lease=_until(following), receipt=kept
             )):  # fmt: skip

@@ -190,3 +190,28 @@ async def test_a_receipt_kept_before_the_record_survives_a_take_that_fails_or_an
     with contextlib.suppress(asyncio.CancelledError):
         await sending
     assert await delivery_of(store, conversation_id) == Delivery.FAILED  # before: sent
+
+
+class ReadFails:
+    """The real store, except that reading the receipts kept for a send fails (their key's node is down, say)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def kept_receipt(self, provider_message_id: str) -> Delivery | None:
+        raise StoreError("redis: ConnectionError: Connection refused.")
+
+
+async def test_a_kept_receipt_that_cannot_be_read_never_holds_the_record(store: Store) -> None:
+    """The read of what was kept is no part of the record: failing, the send is recorded all the same, and the
+    receipt applied by the take after it."""
+    dispatcher = dispatcher_of(store)
+    conversation_id = await reply(store)
+    await dispatcher.handle_receipt(receipt("read"))
+    outbox = Outbox(cast(OutboxRoles, ReadFails(store)), {WA: Provider()}, clock=lambda: T0 + timedelta(minutes=1))
+    async with asyncio.timeout(10):
+        assert await outbox.deliver_due() == 1
+    assert await delivery_of(store, conversation_id) == Delivery.READ
