@@ -74,9 +74,10 @@ class _Lease:
     the token the renewal is replacing and be refused, leaving a sent item pending (it would be sent again). A
     renewal whose answer was lost (a store error after Redis ran it) may have moved the token: ``unsure`` keeps
     those ends, tried after the known one. ``recorded``: the final record was accepted (nothing left to renew).
+    ``take``: the take of the receipts kept for its send, running beside the run's next sends (:meth:`Outbox._sent`).
     """
 
-    __slots__ = ("item", "lock", "recorded", "unsure", "until")
+    __slots__ = ("item", "lock", "recorded", "take", "unsure", "until")
 
     def __init__(self, item: OutboxItem) -> None:
         if item.next_attempt_at is None:
@@ -85,6 +86,7 @@ class _Lease:
         self.lock = asyncio.Lock()
         self.unsure: list[datetime] = []
         self.recorded = False
+        self.take: asyncio.Task[None] | None = None
 
     async def fenced(self, call: Callable[[datetime], Awaitable[bool]]) -> bool:
         """The final record: ``call(token)`` with the current token (then the unsure ones) until the store accepts
@@ -242,8 +244,12 @@ class Outbox:
         renewal = Later(self.lease_seconds / 3, lambda: self._keep_leases(leases))  # a timer until a renewal is due
         try:
             await self._deliver_leased(leases)
+            await asyncio.gather(*(lease.take for lease in leases if lease.take is not None))
         finally:
             renewal.cancel()
+            for lease in leases:  # the run failed or was cancelled: its takes with it
+                if lease.take is not None:
+                    lease.take.cancel()
 
     async def _keep_leases(self, leases: Sequence[_Lease]) -> None:
         """Renew the run's claims now (a third of the lease in) and every third of it while its delivery runs, the
@@ -325,10 +331,12 @@ class Outbox:
         return "on", functools.partial(self._sent, lease, provider_id, following)
 
     async def _sent(self, lease: _Lease, provider_id: str | None, following: _Lease | None) -> bool:
+        """The send's record, then the take of what was kept for it, which runs beside the run's next sends (one
+        round trip less before each: the record applied what was kept before it); the run awaits it at its end."""
         if not await self._mark_sent(lease, provider_id, following):
             return False
         if provider_id:
-            await self._apply_kept(lease.item, provider_id)
+            lease.take = asyncio.create_task(self._apply_kept(lease.item, provider_id))
         return True
 
     async def _kept(self, item: OutboxItem, provider_id: str | None) -> Delivery | None:
@@ -354,6 +362,9 @@ class Outbox:
                 await self._record(item, delivery, provider_id)
         except StoreError as exc:
             log.warning("outbox: %s: a receipt kept for it not applied (%s)", item.id, type(exc).__name__)
+        except Exception as exc:  # a bug here must not fail the run beside it
+            log.error("outbox: %s: applying a kept receipt failed with %s at %s", item.id, type(exc).__name__,
+                      where(exc))  # fmt: skip
 
     async def _set_aside(self, lease: _Lease, exc: Exception, following: _Lease | None) -> bool:
         """An item this version cannot read: failed (kept in the store, shown to the listener), others flow."""
