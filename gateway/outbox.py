@@ -372,11 +372,8 @@ class Outbox:
         log.error("outbox: %s set aside: this version cannot read it (%s at %s)", item.id, type(exc).__name__,
                   where(exc))  # fmt: skip
         self.metrics.outbox_set_aside.inc()
-        reason = f"set aside: unreadable by this version ({type(exc).__name__})"
-        if not await self._mark_failed(lease, reason, following):
-            return False
-        await self._record(item, Delivery.FAILED, None, reason)
-        return True
+        return await self._mark_failed(lease, f"set aside: unreadable by this version ({type(exc).__name__})",
+                                       following)  # fmt: skip
 
     async def _mark_sent(self, lease: _Lease, provider_id: str | None, following: _Lease | None) -> bool:
         """Record the send before anything else, through a store failure, **for as long as the item's lease
@@ -392,23 +389,29 @@ class Outbox:
         conversation's next replies waited for their lease (60 s) although the store answered again within a
         second. The store now answers a record made already under this lease as made (``outbox_mark_sent``), and
         the line's step and the event are sent again with it."""
+        return await self._until_recorded(lease, "sent", lambda: self._record_sent(lease, provider_id, following))
+
+    async def _until_recorded(self, lease: _Lease, what: str, record: Callable[[], Awaitable[bool]]) -> bool:
+        """``record()`` (an item's final record: ``what`` it was) tried again through store failures while the
+        item's lease holds, 0.05 s doubling to 2 s apart (``record_pause``); past the lease's end its error is
+        raised. Its answer: False when the lease was lost."""
         pause, longest = self.record_pause
         for failures in itertools.count():
             try:
-                recorded = await self._record_sent(lease, provider_id, following)
+                recorded = await record()
             except StoreError as exc:
                 if self.clock() >= lease.until:
-                    log.warning("outbox: %s: sent, not recorded after %d tries (%s): given up to the next worker",
-                                lease.item.id, failures + 1, type(exc).__name__)  # fmt: skip
+                    log.warning("outbox: %s: %s, not recorded after %d tries (%s): given up to the next worker",
+                                lease.item.id, what, failures + 1, type(exc).__name__)  # fmt: skip
                     raise
                 if failures == 0:  # one line an item, not one a try: an outage holds many items for up to a minute
-                    log.warning("outbox: %s: sent, not yet recorded (%s); trying again while its lease holds",
-                                lease.item.id, type(exc).__name__)  # fmt: skip
+                    log.warning("outbox: %s: %s, not yet recorded (%s); trying again while its lease holds",
+                                lease.item.id, what, type(exc).__name__)  # fmt: skip
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, longest)
                 continue
             if failures:
-                log.info("outbox: %s: sent, recorded after %d tries", lease.item.id, failures + 1)
+                log.info("outbox: %s: %s, recorded after %d tries", lease.item.id, what, failures + 1)
             return recorded
         raise AssertionError("unreachable")  # itertools.count() never ends
 
@@ -479,17 +482,26 @@ class Outbox:
 
     async def _failed(self, lease: _Lease, reason: str, following: _Lease | None) -> bool:
         """Recorded as failed (counted, shown to the listener); False when the lease was lost meanwhile."""
-        item = lease.item
-        self._count(item, "failed")
-        if not await self._mark_failed(lease, reason, following):
-            return False
-        await self._record(item, Delivery.FAILED, None, reason)
-        return True
+        self._count(lease.item, "failed")
+        return await self._mark_failed(lease, reason, following)
 
     async def _mark_failed(self, lease: _Lease, reason: str, following: _Lease | None) -> bool:
+        """The failure recorded as a send is (:meth:`_mark_sent`): the whole record tried again while the lease
+        holds, a record made already under it answered as made. Until 2026-12-02 a store failure here ended the
+        run: the conversation's next replies waited for their lease (60 s)."""
+        return await self._until_recorded(lease, "failed", lambda: self._record_failed(lease, reason, following))
+
+    async def _record_failed(self, lease: _Lease, reason: str, following: _Lease | None) -> bool:
+        """One try of a failure's record, in one batch: the item failed and its entry showing it; its line; the
+        event."""
         item = lease.item
-        return await lease.fenced(lambda token: self.store.outbox_mark_failed(
-            item.conversation_id, item.id, reason, lease=token, next_lease=_until(following)))  # fmt: skip
+        async with self.store.batch():
+            if not await lease.fenced(lambda token: self.store.outbox_mark_failed(
+                item.conversation_id, item.id, reason, lease=token, next_lease=_until(following)
+            )):  # fmt: skip
+                return False
+            await self._record(item, Delivery.FAILED, None, reason)
+        return True
 
     def _count(self, item: OutboxItem, result: str) -> None:
         self.metrics.deliveries.labels(str(item.payload.get("channel", "")), result).inc()

@@ -25,7 +25,7 @@ from gateway.messages import ChannelName, Outbound
 from gateway.outbox import Outbox, OutboxRoles
 from gateway.store import Author, Delivery, OutboxItem, OutboxStatus, Store, TranscriptEntry
 from gateway.store.codec import encode_outbound
-from gateway.testing import FakeGraphAPI
+from gateway.testing import Failure, FakeGraphAPI
 from tests.conftest import Clock
 from tests.e2e.channel_support import eventually
 from tests.store.conftest import redis_cluster_url, redis_url, store_url
@@ -38,9 +38,10 @@ BOUND = 10.0  # seconds: well below the 60 s lease the replies waited for before
 
 
 class AnswerLost:
-    """The real store, except that the first send's record is made and then fails, as a Redis connection dropped
-    before its answer came: ``where`` is "record" (the item's step ran) or "event" (the line's step and the event
-    held in the record's batch lost: the batch is left by an error, its held writes dropped)."""
+    """The real store, except that the first record is made and then fails, as a Redis connection dropped before
+    its answer came: ``where`` is "record" (a send's step ran), "failed" (a failure's step ran) or "event" (the
+    line's step and the event held in the record's batch lost: the batch is left by an error, its held writes
+    dropped)."""
 
     def __init__(self, store: Store, where: str) -> None:
         self._store, self.where, self.lost = store, where, 0
@@ -49,11 +50,16 @@ class AnswerLost:
         return getattr(self._store, name)
 
     async def outbox_mark_sent(self, *args: Any, **kwargs: Any) -> bool:
-        recorded = await self._store.outbox_mark_sent(*args, **kwargs)
-        if self.where == "record" and not self.lost:
+        return self._lost_if("record", await self._store.outbox_mark_sent(*args, **kwargs))
+
+    async def outbox_mark_failed(self, *args: Any, **kwargs: Any) -> bool:
+        return self._lost_if("failed", await self._store.outbox_mark_failed(*args, **kwargs))
+
+    def _lost_if(self, where: str, answer: bool) -> bool:
+        if self.where == where and not self.lost:
             self.lost += 1
             raise StoreError("redis: ConnectionError: Connection closed by server.")
-        return recorded
+        return answer
 
     async def publish(self, event: Event) -> None:
         if self.where == "event" and not self.lost and isinstance(event, DeliveryChanged):
@@ -72,32 +78,39 @@ async def put_replies(store: Store, conversation: str, count: int, now: datetime
             await store.outbox_put(OutboxItem(message.id, conversation, encode_outbound(message), now))
 
 
-@pytest.mark.parametrize("where", ["record", "event"])
+@pytest.mark.parametrize("where", ["record", "event", "failed"])
 async def test_a_record_lost_after_the_store_made_it_holds_the_next_replies_seconds_not_a_lease(
     any_store: Store, graph: FakeGraphAPI, channels: dict[ChannelName, MessengerChannel], where: str
 ) -> None:
+    """``failed``: the provider refuses the first reply for good, and that failure's record is the one lost."""
     store = AnswerLost(any_store, where)
+    refused = where == "failed"
+    if refused:
+        graph.fail_next(Failure(400, code=100))  # an invalid parameter: refused for good
     await put_replies(any_store, "c1", 3)  # one message's replies: one run
     sending = Outbox(cast(OutboxRoles, store), channels, poll_seconds=0.05)  # the 60 s lease
     worker = asyncio.create_task(sending.run())
+    expected = [Delivery.FAILED if refused else Delivery.SENT, Delivery.SENT, Delivery.SENT]
 
     async def all_recorded() -> bool:
         shown = [(e.delivery, bool(e.provider_message_id)) for e in await any_store.transcript("c1")]
-        return shown == [(Delivery.SENT, True)] * 3
+        return shown == [(delivery, delivery == Delivery.SENT) for delivery in expected]
 
     try:
-        await graph.wait_accepted(3, timeout=BOUND)  # before: the second and third a lease (60 s) later
+        await graph.wait_accepted(2 if refused else 3, timeout=BOUND)  # before: the rest a lease (60 s) later
         await eventually(all_recorded, timeout=BOUND)
     finally:
         worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await worker
     assert store.lost == 1
-    assert texts(graph, "c1") == ["reply 1", "reply 2", "reply 3"]  # the first sent once, in order
-    assert await statuses(any_store, "c1", 3) in ([OutboxStatus.SENT] * 3, [])  # Redis drops a sent item
+    assert texts(graph, "c1") == ["reply 1", "reply 2", "reply 3"][1 if refused else 0 :]  # in order
     later = Outbox(any_store, channels, clock=lambda: utcnow() + timedelta(minutes=10))
     assert await later.deliver_due() == 0  # every lease long over: nothing sent again
-    assert len(graph.accepted()) == 3
+    asked = [r.body["message"]["text"] for r in graph.requests_to(graph.send_endpoint)]
+    assert asked == ["reply 1", "reply 2", "reply 3"]  # the first asked for once
+    if not refused:
+        assert await statuses(any_store, "c1", 3) in ([OutboxStatus.SENT] * 3, [])  # Redis drops a sent item
 
 
 class Renewals(AnswerLost):

@@ -630,7 +630,8 @@ class OutboxStore(Protocol):
         next_lease: datetime | None = None,
     ) -> bool:
         """Given up: the conversation's next item becomes due; its transcript entry shows ``failed`` (same
-        commit). False if not pending."""
+        commit). False if not pending; True, changing nothing, when it was recorded failed already under ``lease``
+        (a retry of a call whose answer was lost), as :meth:`outbox_mark_sent`."""
         ...
 
     async def outbox_oldest_pending(self) -> datetime | None:

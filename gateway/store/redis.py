@@ -1197,8 +1197,9 @@ class RedisStore:
         """The item and its transcript entry (one slot, one step), then its conversation's line (its next head due
         at ``next_lease`` if the caller holds it) and the provider id's index (the send happened: the index is true
         whoever holds the item now), held in a batch: a line left listing a resolved item is repaired by
-        ``outbox_due``. A send recorded already under ``lease`` (the script's 2: a retry whose first try ran, its
-        answer lost) changes nothing there, and its line's step is made again (the first one may be lost with it)."""
+        ``outbox_due``. An item resolved so already under ``lease`` (the script's 2: a retry whose first try ran,
+        its answer lost) changes nothing there, and its line's step is made again (the first one may be lost with
+        it)."""
         kept = int((SENT_OUTBOX_KEPT if status == OutboxStatus.SENT else RESOLVED_OUTBOX_KEPT).total_seconds())
         provider_id = value if field == "pmid" else ""
         keys = [K.outbox_item(conversation_id, item_id), *K.transcript_keys(conversation_id)]

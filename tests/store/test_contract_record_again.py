@@ -58,3 +58,18 @@ async def test_a_failed_item_is_never_recorded_sent_again(store: Store) -> None:
     assert not await store.outbox_mark_sent("A", "A-e1", "m.1", lease=LEASE)
     item = await store.outbox_get("A", "A-e1")
     assert item is not None and item.status == OutboxStatus.FAILED
+
+
+async def test_a_failure_recorded_again_under_its_lease_is_answered_made_and_the_line_goes_on(store: Store) -> None:
+    for n in (1, 2):
+        await store.append_transcript(entry("A", n))
+        await store.outbox_put(outbound(f"A-e{n}", "A"))
+    assert [i.id for i in await store.outbox_due(T0, 10, run=8, lease_seconds=60)] == ["A-e1", "A-e2"]
+    assert await store.outbox_mark_failed("A", "A-e1", "refused", lease=LEASE, next_lease=LEASE)
+    assert await store.outbox_mark_failed("A", "A-e1", "refused", lease=LEASE, next_lease=LEASE)  # answer lost
+    assert not await store.outbox_mark_sent("A", "A-e1", "m.1", lease=LEASE)  # failed: never recorded sent
+    assert await store.outbox_mark_sent("A", "A-e2", "m.2", lease=LEASE)
+    await store.outbox_put(outbound("A-e3", "A"))
+    assert [i.id for i in await store.outbox_due(T0, 10, run=8)] == ["A-e3"]
+    shown = [(e.id, e.delivery) for e in await store.transcript("A")]
+    assert shown == [("A-e1", Delivery.FAILED), ("A-e2", Delivery.SENT)]
