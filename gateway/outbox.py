@@ -20,10 +20,13 @@ claim's fencing token: renewals and the final record pass it, and the store refu
 claimed the item (a holder that lost its lease never marks or reschedules what the new holder sends). Once the
 provider accepted a message, "sent" is recorded before anything else, retried through a brief store failure, so
 the item is never handed out again; only a send in flight when an instance dies or stalls (or whose record the
-store refused for good) may repeat. Within a run, each send is recorded before the next one goes out, so the sends in
-flight are at most one per conversation (one store round trip a reply: a few hundred microseconds against the
-provider's milliseconds). An item whose delivery failed before any send releases its lease at once (retried soon),
-never holding its conversation.
+store refused for good) may repeat. A record is retried whole (the item's step, its line's, the event), and one the
+store made already under the same lease (its answer lost) is answered as made: the conversation's next replies go
+as soon as the store answers, not a lease later. A receipt the provider sent before the record (kept by the
+dispatcher) is applied by the record's own step. Within a run, each send is recorded before the next one goes
+out, so the sends in flight are at most one per conversation (one store round trip a reply: a few hundred
+microseconds against the provider's milliseconds). An item whose delivery failed before any send releases its
+lease at once (retried soon), never holding its conversation.
 """
 
 from __future__ import annotations
