@@ -655,7 +655,7 @@ class Dispatcher:
         entry = await self.store.find_by_provider_id(receipt.provider_message_id)
         if entry is None and delivery != Delivery.SENT:
             # before the send's record (a fast callback, a store outage retried): kept, then looked for again;
-            # the outbox applies it when it records the send (``Store.take_receipt``)
+            # the outbox's record of the send applies it (``Store.kept_receipt``, then ``take_receipt``)
             await self.store.keep_receipt(receipt.provider_message_id, delivery)
             entry = await self.store.find_by_provider_id(receipt.provider_message_id)
         if entry is None:

@@ -20,10 +20,13 @@ claim's fencing token: renewals and the final record pass it, and the store refu
 claimed the item (a holder that lost its lease never marks or reschedules what the new holder sends). Once the
 provider accepted a message, "sent" is recorded before anything else, retried through a brief store failure, so
 the item is never handed out again; only a send in flight when an instance dies or stalls (or whose record the
-store refused for good) may repeat. Within a run, each send is recorded before the next one goes out, so the sends in
-flight are at most one per conversation (one store round trip a reply: a few hundred microseconds against the
-provider's milliseconds). An item whose delivery failed before any send releases its lease at once (retried soon),
-never holding its conversation.
+store refused for good) may repeat. A record is retried whole (the item's step, its line's, the event), and one the
+store made already under the same lease (its answer lost) is answered as made: the conversation's next replies go
+as soon as the store answers, not a lease later. A receipt the provider sent before the record (kept by the
+dispatcher) is applied by the record's own step. Within a run, each send is recorded before the next one goes
+out, so the sends in flight are at most one per conversation (one store round trip a reply: a few hundred
+microseconds against the provider's milliseconds). An item whose delivery failed before any send releases its
+lease at once (retried soon), never holding its conversation.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from gateway.events import DeliveryChanged
 from gateway.later import Later
 from gateway.messages import ChannelName, Outbound
 from gateway.metrics import Metrics
-from gateway.store import BatchStore, Delivery, EventStore, OutboxItem, OutboxStore, TranscriptStore
+from gateway.store import BatchStore, Delivery, EventStore, OutboxItem, OutboxStore, TranscriptStore, sent_shown
 from gateway.store.codec import decode_outbound
 from gateway.supervisor import where
 from gateway.wakeups import Wakeups
@@ -74,9 +77,10 @@ class _Lease:
     the token the renewal is replacing and be refused, leaving a sent item pending (it would be sent again). A
     renewal whose answer was lost (a store error after Redis ran it) may have moved the token: ``unsure`` keeps
     those ends, tried after the known one. ``recorded``: the final record was accepted (nothing left to renew).
+    ``take``: the take of the receipts kept for its send, running beside the run's next sends (:meth:`Outbox._sent`).
     """
 
-    __slots__ = ("item", "lock", "recorded", "unsure", "until")
+    __slots__ = ("item", "lock", "recorded", "take", "unsure", "until")
 
     def __init__(self, item: OutboxItem) -> None:
         if item.next_attempt_at is None:
@@ -85,6 +89,7 @@ class _Lease:
         self.lock = asyncio.Lock()
         self.unsure: list[datetime] = []
         self.recorded = False
+        self.take: asyncio.Task[None] | None = None
 
     async def fenced(self, call: Callable[[datetime], Awaitable[bool]]) -> bool:
         """The final record: ``call(token)`` with the current token (then the unsure ones) until the store accepts
@@ -244,15 +249,23 @@ class Outbox:
         renewal = Later(self.lease_seconds / 3, lambda: self._keep_leases(leases))  # a timer until a renewal is due
         try:
             await self._deliver_leased(leases)
+            await asyncio.gather(*(lease.take for lease in leases if lease.take is not None))
         finally:
             renewal.cancel()
+            for lease in leases:  # the run failed or was cancelled: its takes with it
+                if lease.take is not None:
+                    lease.take.cancel()
 
     async def _keep_leases(self, leases: Sequence[_Lease]) -> None:
         """Renew the run's claims now (a third of the lease in) and every third of it while its delivery runs, the
-        items not yet recorded; stop once one is lost (another worker holds the line)."""
-        while True:
+        items not yet recorded. A refused one is left alone from then on, the others renewed still: a refusal means
+        another worker holds the line (its renewals are refused too), or that the item was recorded by a try whose
+        answer was lost (:meth:`_mark_sent` tries again), and the run goes on. Until 2026-12-02 the first refusal
+        ended every renewal of the run."""
+        live = list(leases)
+        while live:
             until = self.clock() + timedelta(seconds=self.lease_seconds)
-            for lease in leases:
+            for lease in list(live):
                 try:
                     renewed = await self._renew(lease, until)
                 except StoreError as exc:  # Redis may have run it: ``until`` may be the token now
@@ -263,8 +276,8 @@ class Outbox:
                     log.error("outbox: renewing a lease failed with %s at %s", type(exc).__name__, where(exc))
                     renewed = True
                 if not renewed:
-                    log.warning("outbox: %s: lease lost while delivering; another worker may send it", lease.item.id)
-                    return
+                    log.warning("outbox: %s: lease not renewed: another worker may hold it", lease.item.id)
+                    live.remove(lease)
             await asyncio.sleep(self.lease_seconds / 3)
 
     async def _renew(self, lease: _Lease, until: datetime) -> bool:
@@ -323,25 +336,40 @@ class Outbox:
         return "on", functools.partial(self._sent, lease, provider_id, following)
 
     async def _sent(self, lease: _Lease, provider_id: str | None, following: _Lease | None) -> bool:
-        async with self.store.batch():  # Redis: the record's line step and its event in one round trip
-            if not await self._mark_sent(lease, provider_id, following):
-                return False
-            await self._record(lease.item, Delivery.SENT, provider_id)
+        """The send's record, then the take of what was kept for it, which runs beside the run's next sends (one
+        round trip less before each: the record applied what was kept before it); the run awaits it at its end."""
+        if not await self._mark_sent(lease, provider_id, following):
+            return False
         if provider_id:
-            await self._apply_kept(lease.item, provider_id)
+            lease.take = asyncio.create_task(self._apply_kept(lease.item, provider_id))
         return True
 
+    async def _kept(self, item: OutboxItem, provider_id: str | None) -> Delivery | None:
+        """The receipt kept for this send before its record (``Store.keep_receipt``), applied by the record itself;
+        None when none, or when it cannot be read (logged: a store failure here never holds the record, and
+        :meth:`_apply_kept` takes it after the record)."""
+        if not provider_id:
+            return None
+        try:
+            return await self.store.kept_receipt(provider_id)
+        except StoreError as exc:
+            self.metrics.outages.failed("outbox", exc)  # told once an outage, not once an item
+            return None
+
     async def _apply_kept(self, item: OutboxItem, provider_id: str) -> None:
-        """A receipt that came before this record (kept by the dispatcher: ``Store.keep_receipt``), applied now
-        as the receipt would have been. A store failure here loses only that early receipt (logged)."""
+        """A receipt kept after the record read what was kept (its keeper looked for the record before it was
+        made), taken and applied here, forward only, as the receipt would have been; the ones kept before were
+        applied with the record (taken here, they change nothing). A store failure here loses only a receipt that
+        came in that round trip (logged)."""
         try:
             delivery = await self.store.take_receipt(provider_id)
-            if delivery is None or not await self.store.advance_delivery(item.conversation_id, item.id, delivery):
-                return
+            if delivery is not None and await self.store.advance_delivery(item.conversation_id, item.id, delivery):
+                await self._record(item, delivery, provider_id)
         except StoreError as exc:
-            log.warning("outbox: %s: a receipt kept for it not applied (%s)", item.id, type(exc).__name__)
-            return
-        await self._record(item, delivery, provider_id)
+            self.metrics.outages.failed("outbox", exc)  # told once an outage; the receipt it held may be lost
+        except Exception as exc:  # a bug here must not fail the run beside it
+            log.error("outbox: %s: applying a kept receipt failed with %s at %s", item.id, type(exc).__name__,
+                      where(exc))  # fmt: skip
 
     async def _set_aside(self, lease: _Lease, exc: Exception, following: _Lease | None) -> bool:
         """An item this version cannot read: failed (kept in the store, shown to the listener), others flow."""
@@ -349,11 +377,8 @@ class Outbox:
         log.error("outbox: %s set aside: this version cannot read it (%s at %s)", item.id, type(exc).__name__,
                   where(exc))  # fmt: skip
         self.metrics.outbox_set_aside.inc()
-        reason = f"set aside: unreadable by this version ({type(exc).__name__})"
-        if not await self._mark_failed(lease, reason, following):
-            return False
-        await self._record(item, Delivery.FAILED, None, reason)
-        return True
+        return await self._mark_failed(lease, f"set aside: unreadable by this version ({type(exc).__name__})",
+                                       following)  # fmt: skip
 
     async def _mark_sent(self, lease: _Lease, provider_id: str | None, following: _Lease | None) -> bool:
         """Record the send before anything else, through a store failure, **for as long as the item's lease
@@ -361,33 +386,53 @@ class Outbox:
         when its lease ends. Until 2026-12-01 this gave up after 8 tries (about 6 s): a Redis restart longer
         than that, while a slow provider held sends, had every one of them sent twice (bench/chaos.py). Past the
         lease's end another worker may hold the item, so the last try is made then and its error raised. False
-        when the lease was lost meanwhile (another worker holds the item now)."""
+        when the lease was lost meanwhile (another worker holds the item now).
+
+        The whole record is tried again, not only its first step: until 2026-12-02 a record that failed after the
+        store had made it (its answer lost, or the line's step and the event sent after it lost) was either refused
+        when tried again ("not pending": taken for a lost lease) or raised, and the run ended there: the
+        conversation's next replies waited for their lease (60 s) although the store answered again within a
+        second. The store now answers a record made already under this lease as made (``outbox_mark_sent``), and
+        the line's step and the event are sent again with it."""
+        return await self._until_recorded(lease, "sent", lambda: self._record_sent(lease, provider_id, following))
+
+    async def _until_recorded(self, lease: _Lease, what: str, record: Callable[[], Awaitable[bool]]) -> bool:
+        """``record()`` (an item's final record: ``what`` it was) tried again through store failures while the
+        item's lease holds, 0.05 s doubling to 2 s apart (``record_pause``); past the lease's end its error is
+        raised. Its answer: False when the lease was lost."""
         pause, longest = self.record_pause
         for failures in itertools.count():
             try:
-                recorded = await self._mark_sent_once(lease, provider_id, following)
+                recorded = await record()
             except StoreError as exc:
                 if self.clock() >= lease.until:
-                    log.warning("outbox: %s: sent, not recorded after %d tries (%s): given up to the next worker",
-                                lease.item.id, failures + 1, type(exc).__name__)  # fmt: skip
+                    log.warning("outbox: %s: %s, not recorded after %d tries (%s): given up to the next worker",
+                                lease.item.id, what, failures + 1, type(exc).__name__)  # fmt: skip
                     raise
                 self.metrics.outages.failed("outbox", exc)  # told once an outage, not once an item or a try
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, longest)
                 continue
             if failures:
-                log.info("outbox: %s: sent, recorded after %d tries", lease.item.id, failures + 1)
+                log.info("outbox: %s: %s, recorded after %d tries", lease.item.id, what, failures + 1)
             return recorded
         raise AssertionError("unreachable")  # itertools.count() never ends
 
-    async def _mark_sent_once(self, lease: _Lease, provider_id: str | None, following: _Lease | None) -> bool:
+    async def _record_sent(self, lease: _Lease, provider_id: str | None, following: _Lease | None) -> bool:
+        """One try of a send's whole record, in one batch (Redis: the line's step and the event in one round trip):
+        the item sent and its entry showing it, with the furthest receipt kept for its provider id applied in that
+        same step (an instance dying after the record, or a store failure at the take, no longer loses a receipt
+        that came before the record); its conversation's line; the event."""
         item = lease.item
-        if await lease.fenced(lambda token: self.store.outbox_mark_sent(
-            item.conversation_id, item.id, provider_id, lease=token, next_lease=_until(following)
-        )):  # fmt: skip
-            return True
-        log.warning("outbox: %s: sent after its lease was lost; another worker may have sent it too", lease.item.id)
-        return False
+        async with self.store.batch():
+            kept = await self._kept(item, provider_id)
+            if not await lease.fenced(lambda token: self.store.outbox_mark_sent(
+                item.conversation_id, item.id, provider_id, lease=token, next_lease=_until(following), receipt=kept
+            )):  # fmt: skip
+                log.warning("outbox: %s: sent after its lease was lost; another worker may have sent it too", item.id)
+                return False
+            await self._record(item, sent_shown(kept), provider_id)
+        return True
 
     async def _retry(self, lease: _Lease, exc: RetryableDelivery) -> bool:
         item = lease.item
@@ -440,17 +485,26 @@ class Outbox:
 
     async def _failed(self, lease: _Lease, reason: str, following: _Lease | None) -> bool:
         """Recorded as failed (counted, shown to the listener); False when the lease was lost meanwhile."""
-        item = lease.item
-        self._count(item, "failed")
-        if not await self._mark_failed(lease, reason, following):
-            return False
-        await self._record(item, Delivery.FAILED, None, reason)
-        return True
+        self._count(lease.item, "failed")
+        return await self._mark_failed(lease, reason, following)
 
     async def _mark_failed(self, lease: _Lease, reason: str, following: _Lease | None) -> bool:
+        """The failure recorded as a send is (:meth:`_mark_sent`): the whole record tried again while the lease
+        holds, a record made already under it answered as made. Until 2026-12-02 a store failure here ended the
+        run: the conversation's next replies waited for their lease (60 s)."""
+        return await self._until_recorded(lease, "failed", lambda: self._record_failed(lease, reason, following))
+
+    async def _record_failed(self, lease: _Lease, reason: str, following: _Lease | None) -> bool:
+        """One try of a failure's record, in one batch: the item failed and its entry showing it; its line; the
+        event."""
         item = lease.item
-        return await lease.fenced(lambda token: self.store.outbox_mark_failed(
-            item.conversation_id, item.id, reason, lease=token, next_lease=_until(following)))  # fmt: skip
+        async with self.store.batch():
+            if not await lease.fenced(lambda token: self.store.outbox_mark_failed(
+                item.conversation_id, item.id, reason, lease=token, next_lease=_until(following)
+            )):  # fmt: skip
+                return False
+            await self._record(item, Delivery.FAILED, None, reason)
+        return True
 
     def _count(self, item: OutboxItem, result: str) -> None:
         self.metrics.deliveries.labels(str(item.payload.get("channel", "")), result).inc()

@@ -123,6 +123,12 @@ def furthest(deliveries: Iterable[Delivery]) -> Delivery | None:
     return max(deliveries, key=_DELIVERY_RANK.__getitem__, default=None)
 
 
+def sent_shown(receipt: Delivery | None) -> Delivery:
+    """What a reply's entry shows once its send is recorded with ``receipt``, one kept for it, applied in the same
+    step (:meth:`OutboxStore.outbox_mark_sent`): sent, or the receipt when it goes further (or failed)."""
+    return max(Delivery.SENT, receipt or Delivery.SENT, key=_DELIVERY_RANK.__getitem__)
+
+
 class ClaimState(StrEnum):
     """What :meth:`DedupeStore.claim` found for an inbound message id."""
 
@@ -425,10 +431,17 @@ class TranscriptStore(Protocol):
         recorded. Several receipts of one id are kept together (the furthest is the one applied)."""
         ...
 
+    async def kept_receipt(self, provider_message_id: str) -> Delivery | None:
+        """The furthest receipt kept for this provider id and not expired, left kept; None if none. Read just before
+        the send's record, which applies it in its own step (``outbox_mark_sent(receipt=...)``): an instance dying
+        after the record, or a store failure at the take, no longer loses it."""
+        ...
+
     async def take_receipt(self, provider_message_id: str) -> Delivery | None:
         """The furthest receipt kept for this provider id (:func:`furthest`) and not expired, removed; None if
         none. Called once the send is recorded: a receipt kept writes then looks for the record, a record
-        writes then looks for a kept receipt, so whichever comes second sees the other."""
+        writes then looks for a kept receipt, so whichever comes second sees the other (one kept after
+        :meth:`kept_receipt` was read; the rest was applied with the record already)."""
         ...
 
 
@@ -583,12 +596,18 @@ class OutboxStore(Protocol):
         *,
         lease: datetime | None = None,
         next_lease: datetime | None = None,
+        receipt: Delivery | None = None,
     ) -> bool:
         """Delivered to the provider: the conversation's next item becomes due. False if not pending, or if
         ``lease`` is given and the item's claim is no longer that one (see :meth:`outbox_due`); likewise below.
+        True, changing nothing, when this send was recorded already under ``lease`` (a retry of a call whose
+        answer was lost after the store made it: the item is sent, the line goes on; on Redis a sent item whose
+        send gave no provider id cannot be told from another worker's and is refused).
 
         In the same commit, the transcript entry of the same id (if any) shows ``sent`` and the provider's id: a
-        crash never leaves a message sent but shown pending.
+        crash never leaves a message sent but shown pending. ``receipt``: a receipt kept for this provider id
+        (:meth:`TranscriptStore.kept_receipt`), shown on the entry in that same commit when it goes further than
+        ``sent`` (:func:`sent_shown`).
 
         ``next_lease``: the caller holds the conversation's next item too (the rest of its run), under a lease
         ending then; the store may take it as when that item is due (Redis times its line's head with it instead
@@ -623,7 +642,8 @@ class OutboxStore(Protocol):
         next_lease: datetime | None = None,
     ) -> bool:
         """Given up: the conversation's next item becomes due; its transcript entry shows ``failed`` (same
-        commit). False if not pending."""
+        commit). False if not pending; True, changing nothing, when it was recorded failed already under ``lease``
+        (a retry of a call whose answer was lost), as :meth:`outbox_mark_sent`."""
         ...
 
     async def outbox_oldest_pending(self) -> datetime | None:

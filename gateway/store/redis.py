@@ -106,6 +106,7 @@ from gateway.store import (
     redis_providers,
     redis_reseal,
     redis_retention,
+    sent_shown,
 )
 from gateway.store import redis_keys as K
 from gateway.store.codec import (
@@ -805,6 +806,11 @@ class RedisStore:
         )
 
     @_guarded
+    async def kept_receipt(self, provider_message_id: str) -> Delivery | None:
+        kept = await self._redis.hkeys(K.kept_receipt(provider_message_id))
+        return furthest(Delivery(_text(status)) for status in kept or ())
+
+    @_guarded
     async def take_receipt(self, provider_message_id: str) -> Delivery | None:
         kept = await self._script("take_receipt", [K.kept_receipt(provider_message_id)], [])
         return furthest(Delivery(_text(status)) for status in kept or ())
@@ -1127,9 +1133,11 @@ class RedisStore:
         *,
         lease: datetime | None = None,
         next_lease: datetime | None = None,
+        receipt: Delivery | None = None,
     ) -> bool:
         field, value = ("", "") if provider_message_id is None else ("pmid", provider_message_id)
-        return await self._resolve(conversation_id, item_id, OutboxStatus.SENT, field, value, Delivery.SENT, lease,
+        shown = sent_shown(receipt)
+        return await self._resolve(conversation_id, item_id, OutboxStatus.SENT, field, value, shown, lease,
                                    next_lease)  # fmt: skip
 
     @_guarded
@@ -1198,7 +1206,9 @@ class RedisStore:
         """The item and its transcript entry (one slot, one step), then its conversation's line (its next head due
         at ``next_lease`` if the caller holds it) and the provider id's index (the send happened: the index is true
         whoever holds the item now), held in a batch: a line left listing a resolved item is repaired by
-        ``outbox_due``."""
+        ``outbox_due``. An item resolved so already under ``lease`` (the script's 2: a retry whose first try ran,
+        its answer lost) changes nothing there, and its line's step is made again (the first one may be lost with
+        it)."""
         kept = int((SENT_OUTBOX_KEPT if status == OutboxStatus.SENT else RESOLVED_OUTBOX_KEPT).total_seconds())
         provider_id = value if field == "pmid" else ""
         keys = [K.outbox_item(conversation_id, item_id), *K.transcript_keys(conversation_id)]

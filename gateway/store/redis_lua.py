@@ -606,13 +606,26 @@ return redis.call('HGET', KEYS[1], 'conv')
 # KEYS: item, its conversation's transcript, its index, its unread set. ARGV: status, field or '', value, seconds
 # kept, provider id or '', the delivery's code, the lease end the caller holds (µs) or '', the item's id. The
 # transcript entry of the same id shows the result in the same step (never sent but shown pending). A sent item keeps
-# no payload (the transcript has the text): what is left tells it was sent, until it expires. Returns 1, or false
-# when not held.
+# no payload (the transcript has the text): what is left tells it was sent, until it expires. Returns 1, 2 when the
+# item was resolved so already under this lease (``resolved_before``: a retry of a record whose answer was lost), or
+# false when not held.
 _OUTBOX_RESOLVE = (
     _HELD
     + _ENTRIES
     + """
-if not held(KEYS[1], ARGV[7]) then return false end
+local function resolved_before(item, status, token, pmid, list, index, id)
+  if token == '' then return false end
+  local now = redis.call('HGET', item, 'status')
+  if now then return now == status and redis.call('HGET', item, 'next_us') == token end
+  if status ~= 'sent' or pmid == '' then return false end  -- a sent item dropped (its entry records the send):
+  local at, v = find_entry(list, index, id)                 -- its provider id tells
+  if not at or string.sub(v, #id + 2, #id + 2) == 'p' then return false end
+  return string.sub(v, #id + 3, string.find(v, '\\n', #id + 2, true) - 1) == pmid
+end
+if not held(KEYS[1], ARGV[7]) then
+  if resolved_before(KEYS[1], ARGV[1], ARGV[7], ARGV[5], KEYS[2], KEYS[3], ARGV[8]) then return 2 end
+  return false
+end
 redis.call('HSET', KEYS[1], 'status', ARGV[1])
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) end
 if ARGV[1] == 'sent' and set_delivery(KEYS[2], KEYS[3], KEYS[4], ARGV[8], ARGV[6], ARGV[5]) == 1 then

@@ -60,6 +60,7 @@ from gateway.store import (
     TimerKind,
     TranscriptEntry,
     furthest,
+    sent_shown,
 )
 from gateway.store.codec import (
     decode_audit,
@@ -631,6 +632,11 @@ class SqliteStore:
 
         await self._run(work)
 
+    async def kept_receipt(self, provider_message_id: str) -> Delivery | None:
+        rows = await self._select("SELECT delivery FROM kept_receipts WHERE provider_message_id = ? AND expires_us > ?",
+                                  (provider_message_id, to_us(datetime.now(UTC))))  # fmt: skip
+        return furthest(Delivery(row["delivery"]) for row in rows)
+
     async def take_receipt(self, provider_message_id: str) -> Delivery | None:
         now_us = to_us(datetime.now(UTC))
 
@@ -912,10 +918,11 @@ class SqliteStore:
         *,
         lease: datetime | None = None,
         next_lease: datetime | None = None,  # the next item's own time says when it is due: not needed here
+        receipt: Delivery | None = None,
     ) -> bool:
-        assignments = "status = 'sent', provider_message_id = ?, payload = '{}'"  # dropped, as on Redis
-        return await self._resolve(conversation_id, item_id, assignments, provider_message_id, Delivery.SENT,
-                                   provider_message_id, lease)  # fmt: skip
+        assignments = "provider_message_id = ?, payload = '{}'"  # dropped, as on Redis
+        return await self._resolve(conversation_id, item_id, OutboxStatus.SENT, assignments, provider_message_id,
+                                   sent_shown(receipt), provider_message_id, lease)  # fmt: skip
 
     async def outbox_reschedule(
         self,
@@ -945,7 +952,7 @@ class SqliteStore:
         lease: datetime | None = None,
         next_lease: datetime | None = None,  # as in outbox_mark_sent
     ) -> bool:
-        return await self._resolve(conversation_id, item_id, "status = 'failed', last_error = ?", reason,
+        return await self._resolve(conversation_id, item_id, OutboxStatus.FAILED, "last_error = ?", reason,
                                    Delivery.FAILED, None, lease)  # fmt: skip
 
     async def outbox_oldest_pending(self) -> datetime | None:
@@ -957,21 +964,26 @@ class SqliteStore:
         self,
         conversation_id: str,
         item_id: str,
+        status: OutboxStatus,
         assignments: str,
         value: str | None,
         delivery: Delivery,
         provider_id: str | None,
         lease: datetime | None,
     ) -> bool:
-        """Resolve the item and show it on its transcript entry, in one transaction."""
+        """Resolve the item (``status``, and ``assignments`` with ``value``) and show it on its transcript entry, in
+        one transaction. An item resolved so already under ``lease`` (a retry whose first try was committed, its
+        answer lost) is True, nothing changed."""
         fence, held = _fence(lease)
 
         def work(conn: sqlite3.Connection) -> bool:
             with _writing(conn):
-                sql = (f"UPDATE outbox SET {assignments} WHERE id = ? AND conversation_id = ? AND status = 'pending'"
-                       f"{fence}")  # fmt: skip
-                if conn.execute(sql, (value, item_id, conversation_id, *held)).rowcount != 1:
-                    return False
+                sql = (f"UPDATE outbox SET status = ?, {assignments} WHERE id = ? AND conversation_id = ?"
+                       f" AND status = 'pending'{fence}")  # fmt: skip
+                if conn.execute(sql, (str(status), value, item_id, conversation_id, *held)).rowcount != 1:
+                    return lease is not None and conn.execute(
+                        f"SELECT 1 FROM outbox WHERE id = ? AND conversation_id = ? AND status = ?{fence}",
+                        (item_id, conversation_id, str(status), *held)).fetchone() is not None  # fmt: skip
                 entry, values = _delivered(delivery, provider_id)
                 conn.execute(f"UPDATE transcript SET {entry} WHERE id = ?", (*values, item_id))
                 return True

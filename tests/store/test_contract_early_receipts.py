@@ -8,14 +8,19 @@ shown to the listener). The dispatcher and the outbox are the real ones; the cha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
+
+import pytest
 
 from gateway.dispatcher import Dispatcher, outbox_item
+from gateway.errors import StoreError
 from gateway.flowset import FlowSet
 from gateway.messages import ChannelName, Outbound, Receipt
-from gateway.outbox import Outbox
+from gateway.outbox import Outbox, OutboxRoles
 from gateway.store import Author, Delivery, Store, TranscriptEntry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,3 +127,91 @@ async def test_kept_receipts_are_taken_furthest_first_and_expire(store: Store) -
     assert await store.take_receipt("SMc") is None
     await store.keep_receipt("SMc", Delivery.DELIVERED)  # kept again with the default TTL: there
     assert await store.take_receipt("SMc") == Delivery.DELIVERED
+
+
+async def test_a_kept_receipt_is_read_without_being_taken(store: Store) -> None:
+    await store.keep_receipt("SMa", Delivery.DELIVERED)
+    await store.keep_receipt("SMa", Delivery.READ)
+    assert await store.kept_receipt("SMa") == Delivery.READ
+    assert await store.kept_receipt("SMa") == Delivery.READ  # still kept
+    assert await store.kept_receipt("SMb") is None
+    assert await store.take_receipt("SMa") == Delivery.READ
+    assert await store.kept_receipt("SMa") is None
+
+
+async def test_a_send_recorded_with_its_kept_receipt_shows_it_in_the_same_step(store: Store) -> None:
+    """``outbox_mark_sent(receipt=...)``: the entry shows the receipt when it goes further than sent (failed too),
+    with the provider id, in the record's own step."""
+    expected = {None: Delivery.SENT, Delivery.SENT: Delivery.SENT, Delivery.DELIVERED: Delivery.DELIVERED,
+                Delivery.READ: Delivery.READ, Delivery.FAILED: Delivery.FAILED}  # fmt: skip
+    for n, (kept, shown) in enumerate(expected.items()):
+        conversation_id = await reply(store, f"r{n}")
+        assert await store.outbox_mark_sent(conversation_id, f"r{n}", f"SMr{n}", receipt=kept)
+        found = next(e for e in await store.transcript(conversation_id) if e.id == f"r{n}")
+        assert (found.delivery, found.provider_message_id) == (shown, f"SMr{n}")
+        assert await store.find_by_provider_id(f"SMr{n}") is not None
+
+
+class TakeFails:
+    """The real store, except that taking a kept receipt after the record fails (``"error"``: a store failure)
+    or never answers (``"hang"``: the instance is killed there)."""
+
+    def __init__(self, store: Store, how: str) -> None:
+        self._store, self.how, self.asked = store, how, asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def take_receipt(self, provider_message_id: str) -> Delivery | None:
+        self.asked.set()
+        if self.how == "error":
+            raise StoreError("redis: ConnectionError: Connection closed by server.")
+        await asyncio.Event().wait()  # killed here
+        raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize("how", ["error", "hang"])
+async def test_a_receipt_kept_before_the_record_survives_a_take_that_fails_or_an_instance_killed_before_it(
+    store: Store, how: str
+) -> None:
+    """Before, the kept receipt was applied only by the take after the record: a store failure there, or an
+    instance dying between the two, left it to expire and the reply ``sent`` for ever (a ``failed`` never shown
+    to the listener). It is now applied in the record's own step."""
+    dispatcher = dispatcher_of(store)
+    conversation_id = await reply(store)
+    await dispatcher.handle_receipt(receipt("failed"))  # the callback beat the record
+    double = TakeFails(store, how)
+    outbox = Outbox(cast(OutboxRoles, double), {WA: Provider()}, clock=lambda: T0 + timedelta(minutes=1))
+    sending = asyncio.create_task(outbox.deliver_due())
+    async with asyncio.timeout(10):
+        await double.asked.wait()  # the send is recorded: the take comes after it
+    if how == "hang":
+        sending.cancel()  # the instance dies
+    with contextlib.suppress(asyncio.CancelledError):
+        await sending
+    assert await delivery_of(store, conversation_id) == Delivery.FAILED  # before: sent
+
+
+class ReadFails:
+    """The real store, except that reading the receipts kept for a send fails (their key's node is down, say)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def kept_receipt(self, provider_message_id: str) -> Delivery | None:
+        raise StoreError("redis: ConnectionError: Connection refused.")
+
+
+async def test_a_kept_receipt_that_cannot_be_read_never_holds_the_record(store: Store) -> None:
+    """The read of what was kept is no part of the record: failing, the send is recorded all the same, and the
+    receipt applied by the take after it."""
+    dispatcher = dispatcher_of(store)
+    conversation_id = await reply(store)
+    await dispatcher.handle_receipt(receipt("read"))
+    outbox = Outbox(cast(OutboxRoles, ReadFails(store)), {WA: Provider()}, clock=lambda: T0 + timedelta(minutes=1))
+    async with asyncio.timeout(10):
+        assert await outbox.deliver_due() == 1
+    assert await delivery_of(store, conversation_id) == Delivery.READ

@@ -1,0 +1,75 @@
+"""A send's record made again under the same lease (the outbox's retry of a record whose answer was lost after the
+store made it) is answered as made and changes nothing but the line's step; under another claim it is refused, as
+before. On SQLite, Redis and Cluster (issue 8: before, the retry was refused and the conversation's next replies
+waited for their lease)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from gateway.store import Delivery, OutboxStatus, Store
+from tests.store.test_contract import T0, entry, minutes, outbound
+
+LEASE = T0 + timedelta(seconds=60)
+
+
+@pytest.mark.parametrize("with_entries", [True, False])  # Redis: the item dropped (its entry shows the send), or kept
+async def test_a_send_recorded_again_under_its_lease_is_answered_made_and_the_line_goes_on(
+    store: Store, with_entries: bool
+) -> None:
+    for n in (1, 2):
+        if with_entries:
+            await store.append_transcript(entry("A", n))
+        await store.outbox_put(outbound(f"A-e{n}", "A"))
+    assert [i.id for i in await store.outbox_due(T0, 10, run=8, lease_seconds=60)] == ["A-e1", "A-e2"]
+    assert await store.outbox_mark_sent("A", "A-e1", "m.1", lease=LEASE, next_lease=LEASE)
+    assert await store.outbox_mark_sent("A", "A-e1", "m.1", lease=LEASE, next_lease=LEASE)  # its answer was lost
+    assert await store.outbox_due(T0, 10, run=8) == []  # A-e2 still held by the run
+    assert await store.outbox_mark_sent("A", "A-e2", "m.2", lease=LEASE)
+    assert await store.outbox_mark_sent("A", "A-e2", "m.2", lease=LEASE)  # the last of its line
+    await store.outbox_put(outbound("A-e3", "A"))
+    assert [i.id for i in await store.outbox_due(T0, 10, run=8)] == ["A-e3"]  # the line went on, at once
+    if with_entries:
+        shown = [(e.id, e.delivery, e.provider_message_id) for e in await store.transcript("A")]
+        assert shown == [("A-e1", Delivery.SENT, "m.1"), ("A-e2", Delivery.SENT, "m.2")]
+    for n in (1, 2):  # resolved once: a sent item is kept as sent, or dropped (its entry records it)
+        item = await store.outbox_get("A", f"A-e{n}")
+        assert item is None or item.status == OutboxStatus.SENT
+
+
+async def test_a_send_recorded_under_another_claim_is_refused(store: Store) -> None:
+    await store.append_transcript(entry("A", 1))
+    await store.outbox_put(outbound("A-e1", "A"))
+    assert [i.id for i in await store.outbox_due(T0, 10, lease_seconds=60)] == ["A-e1"]
+    assert [i.id for i in await store.outbox_due(minutes(2), 10, lease_seconds=60)] == ["A-e1"]  # the lease lapsed
+    second = minutes(2) + timedelta(seconds=60)
+    assert not await store.outbox_mark_sent("A", "A-e1", "m.first", lease=LEASE)  # the first holder's send
+    assert await store.outbox_mark_sent("A", "A-e1", "m.second", lease=second)
+    assert not await store.outbox_mark_sent("A", "A-e1", "m.first", lease=LEASE)  # still refused once it is sent
+    assert [(e.delivery, e.provider_message_id) for e in await store.transcript("A")] == [(Delivery.SENT, "m.second")]
+
+
+async def test_a_failed_item_is_never_recorded_sent_again(store: Store) -> None:
+    await store.outbox_put(outbound("A-e1", "A"))
+    assert [i.id for i in await store.outbox_due(T0, 10, lease_seconds=60)] == ["A-e1"]
+    assert await store.outbox_mark_failed("A", "A-e1", "refused", lease=LEASE)
+    assert not await store.outbox_mark_sent("A", "A-e1", "m.1", lease=LEASE)
+    item = await store.outbox_get("A", "A-e1")
+    assert item is not None and item.status == OutboxStatus.FAILED
+
+
+async def test_a_failure_recorded_again_under_its_lease_is_answered_made_and_the_line_goes_on(store: Store) -> None:
+    for n in (1, 2):
+        await store.append_transcript(entry("A", n))
+        await store.outbox_put(outbound(f"A-e{n}", "A"))
+    assert [i.id for i in await store.outbox_due(T0, 10, run=8, lease_seconds=60)] == ["A-e1", "A-e2"]
+    assert await store.outbox_mark_failed("A", "A-e1", "refused", lease=LEASE, next_lease=LEASE)
+    assert await store.outbox_mark_failed("A", "A-e1", "refused", lease=LEASE, next_lease=LEASE)  # answer lost
+    assert not await store.outbox_mark_sent("A", "A-e1", "m.1", lease=LEASE)  # failed: never recorded sent
+    assert await store.outbox_mark_sent("A", "A-e2", "m.2", lease=LEASE)
+    await store.outbox_put(outbound("A-e3", "A"))
+    assert [i.id for i in await store.outbox_due(T0, 10, run=8)] == ["A-e3"]
+    shown = [(e.id, e.delivery) for e in await store.transcript("A")]
+    assert shown == [("A-e1", Delivery.FAILED), ("A-e2", Delivery.SENT)]
