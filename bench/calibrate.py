@@ -14,6 +14,7 @@ thresholds; the candidate at flows.yaml's with ``suicide``'s replaced by each gr
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 from collections import Counter
@@ -48,13 +49,13 @@ def engine_at(flows: Path, suicide: float | None, where: Path) -> Engine:
 
 
 def engine_with(flows: Path, thresholds: dict[str, float], where: Path) -> Engine:
-    """flows.yaml's engine with these classes' thresholds (each at 0.5 in flows.yaml) replaced."""
+    """flows.yaml's engine with these classes' thresholds (``risk: {threshold: X,`` in flows.yaml) replaced."""
     text = flows.read_text(encoding="utf-8")
     for risk, value in thresholds.items():
-        line = f"{risk}: {{threshold: 0.5,"
-        if text.count(line) != 1:
-            raise SystemExit(f"{flows}: expected one line with {line!r}")
-        text = text.replace(line, f"{risk}: {{threshold: {value},")
+        pattern = re.compile(rf"\b{risk}: \{{threshold: [0-9.]+,")
+        if len(pattern.findall(text)) != 1:
+            raise SystemExit(f"{flows}: expected one line with '{risk}: {{threshold: X,'")
+        text = pattern.sub(f"{risk}: {{threshold: {value},", text)
     path = where / ("flows-" + "-".join(f"{v:.2f}" for v in thresholds.values()) + ".yaml")
     path.write_text(text, encoding="utf-8")
     return Engine(load_file(path))
@@ -114,6 +115,17 @@ def main() -> None:
         help="the thirteenth round: the candidate (a second risk head beside the shipped one) at flows.yaml's "
         "thresholds, judged on the --judge files pooled; --files are printed for the record",
     )
+    parser.add_argument(
+        "--grid-top",
+        type=float,
+        default=0.5,
+        help="with --judge: the grid's highest threshold, every class starting there (the fifteenth round: 0.95)",
+    )
+    parser.add_argument(
+        "--at-least-aims",
+        action="store_true",
+        help="with --judge: each class's threshold reaches the higher of the baseline's recall and issue 9's aim",
+    )
     parser.add_argument("--exclude", nargs="*", default=[], help="training corpora: their texts are left out")
     parser.add_argument("--flows", default=str(ROOT / "flows.yaml"))
     args = parser.parse_args()
@@ -140,7 +152,8 @@ def main() -> None:
         second_opinion(args.files, judged, files, readings, Path(args.flows))
         return
     if args.judge is not None:
-        judge(args.files, args.judge, files, readings, Path(args.flows))
+        top = tuple(round(args.grid_top - 0.05 * i, 2) for i in range(round((args.grid_top - 0.05) / 0.05) + 1))
+        judge(args.files, args.judge, files, readings, Path(args.flows), top, aims=args.at_least_aims)
         return
     with tempfile.TemporaryDirectory() as tmp:
         flows = Path(args.flows)
@@ -181,10 +194,12 @@ def main() -> None:
 
 def judge(
     pool: list[str], judged: list[str], files: dict[str, list[dict[str, object]]],
-    readings: dict[tuple[str, str], list[Reading]], flows: Path,
+    readings: dict[tuple[str, str], list[Reading]], flows: Path, grid: tuple[float, ...] = GRID, *, aims: bool = False,
 ) -> None:  # fmt: skip
     """The third part: per-class thresholds chosen greedily on the pooled ``pool`` files, judged on the pooled
-    ``judged`` files."""
+    ``judged`` files: each class in ``ORDER``, every class starting at the grid's top, gets the highest value of
+    ``grid`` at which the candidate's recall on the pool reaches the baseline's (with ``aims``: the higher of the
+    baseline's and issue 9's aim)."""
     rows = [row for name in pool for row in files[name]]
     base_readings = [r for name in pool for r in readings["baseline", name]]
     cand_readings = [r for name in pool for r in readings["candidate", name]]
@@ -192,13 +207,14 @@ def judge(
         where = Path(tmp)
         base = figures(Engine(load_file(flows)), rows, base_readings)
         print(line("pool, baseline", base))
-        chosen = dict.fromkeys(ORDER, 0.5)
+        chosen = dict.fromkeys(ORDER, grid[0])
         for risk in ORDER:
             found = None
-            for value in GRID:
+            target = max(base.recall[risk], AIMS[risk]) if aims else base.recall[risk]
+            for value in grid:
                 trial = figures(engine_with(flows, {**chosen, risk: value}, where), rows, cand_readings)
                 print(line(f"pool, {risk} {value:.2f}", trial))
-                if trial.recall[risk] >= base.recall[risk] - 1e-9:
+                if trial.recall[risk] >= target - 1e-9:
                     found = value
                     break
             if found is None:
