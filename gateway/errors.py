@@ -76,6 +76,11 @@ class UnknownText(StoreError):
     """A transcript entry refers to a shared text (``gateway/store/texts.py``) not loaded, or not in the store."""
 
 
+class LockTimeout(StoreError):
+    """A conversation's lock not taken in time: another holder kept it. The store answered: contention, not an
+    unreachable store (``gateway/outage_log.py`` does not count it as an outage)."""
+
+
 class InboundBusy(StoreError):
     """Another live owner is processing this inbound message: the provider should retry later (503)."""
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter
 
-from gateway.errors import StoreError
+from gateway.errors import LockTimeout, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +78,14 @@ class StoreOutages:
         return self._since is not None
 
     def failed(self, part: str, error: BaseException) -> None:
-        """``part`` met the store's failure ``error``: counted; said at once when it starts an outage."""
+        """``part`` met the store's failure ``error``: counted; said at once when it starts an outage. A lock not
+        taken in time (``LockTimeout``) is counted and said on its own line: the store answered, another holder kept
+        the lock; an outage alert for it would send on-call after contention as if Redis were away."""
         kind = error_class(error)
         self.failures.labels(part, kind).inc()
+        if isinstance(error, LockTimeout):
+            log.warning("%s: a conversation's lock not taken in time (held elsewhere); the store answers", part)
+            return
         now = self._now()
         state = self._parts.setdefault(part, _Part())
         state.failures += 1

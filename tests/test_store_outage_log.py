@@ -18,7 +18,7 @@ from collections.abc import Callable
 import pytest
 
 from gateway.app import METRICS
-from gateway.errors import StoreError
+from gateway.errors import LockTimeout, StoreError
 from gateway.metrics import Metrics
 from gateway.outage_log import StoreOutages
 from gateway.settings import Settings
@@ -156,3 +156,19 @@ async def test_a_blip_answered_at_once_is_one_warning_not_an_alert(caplog: pytes
     assert line.levelno == logging.WARNING
     assert line.getMessage().startswith("the store failed briefly: 2 failures in 0.0 s (")
     assert failures(metrics, "inbox") == 1 and failures(metrics, "outbox") == 1
+
+
+async def test_a_lock_not_taken_in_time_is_contention_not_an_outage(caplog: pytest.LogCaptureFixture) -> None:
+    """The store answered (another holder kept the conversation's lock): counted and said, never the outage's
+    ERROR line, and no outage begins."""
+    caplog.set_level(logging.INFO, logger="gateway.outage_log")
+    metrics = Metrics()
+    outages = StoreOutages(metrics.store_failures, every=600, settle=0.05)
+    for _ in range(3):
+        outages.failed("timers", LockTimeout("timed out waiting for the lock of conversation c1"))
+    assert not outages.down and failures(metrics, "timers") == 3
+    outages.failed("inbox", connection_error())  # a real outage still starts and is said
+    await until(lambda: any(r.levelno == logging.ERROR for r in caplog.records))
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and errors[0].startswith("alert: the store is unreachable: inbox met ConnectionError")
+    assert sum("lock not taken in time" in r.getMessage() for r in caplog.records) == 3

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Self
 
-from gateway.errors import StoreError
+from gateway.errors import LockTimeout
 from gateway.events import ANY_CONVERSATION, Event, Resync, scope
 
 SUBSCRIBER_BUFFER = 1000  # events kept for a slow subscriber; beyond, the oldest are dropped
@@ -136,4 +136,4 @@ class LocalLocks:
             async with asyncio.timeout(timeout):
                 await lock.acquire()
         except TimeoutError:
-            raise StoreError(f"timed out waiting for the lock of conversation {conversation_id}") from None
+            raise LockTimeout(f"timed out waiting for the lock of conversation {conversation_id}") from None

@@ -74,7 +74,7 @@ from redis.exceptions import LockNotOwnedError, RedisError
 
 from gateway.conversation import ACTIVE_STATUSES, Conversation, Priority, RiskFlag, Status
 from gateway.crypto import DataKeys
-from gateway.errors import Conflict, StoreError
+from gateway.errors import Conflict, LockTimeout, StoreError
 from gateway.events import ANY_CONVERSATION, Event, encode, scope
 from gateway.ids import seen_digest
 from gateway.later import Later
@@ -1668,7 +1668,7 @@ class RedisStore:
         lease = _Lease(self._redis, conversation_id, timeout, along)
         try:
             if not await lease.acquire(token=secrets.token_hex(16)):  # redis-py's uuid1 took ~25 µs a lock
-                raise StoreError(f"timed out waiting for the lock of conversation {conversation_id}")
+                raise LockTimeout(f"timed out waiting for the lock of conversation {conversation_id}")
         except RedisError as error:  # the last attempt may have taken it, its answer lost: released by its token
             if lease.tried is not None:
                 self._unlock_again("lock perhaps taken", lease.tried, conversation_id, error)
