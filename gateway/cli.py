@@ -443,9 +443,10 @@ def _understanding_train(args: argparse.Namespace) -> int:
 def _understanding_combine(args: argparse.Namespace) -> int:
     from gateway.understanding import Classifier
 
-    combined = Classifier.load(Path(args.base)).with_second_risk(Classifier.load(Path(args.second)), args.only)
+    other = Classifier.load(Path(args.second))
+    combined = Classifier.load(Path(args.base)).with_second_risk(other, args.only, args.floor)
     combined.save(Path(args.output))
-    what = f" on {', '.join(args.only)} only" if args.only else ""
+    what = (f" on {', '.join(args.only)} only" if args.only else "") + (f", from {args.floor} up" if args.floor else "")
     print(f"wrote {args.output}: {args.base}'s heads, and {args.second}'s risk heads as further opinions{what}")
     return 0
 
@@ -502,6 +503,9 @@ def _add_understanding(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     combine.add_argument(
         "--only", nargs="+", metavar="CLASS", help="the risk classes the added heads may raise (default: all)"
+    )
+    combine.add_argument(
+        "--floor", type=float, default=0.0, help="the added heads' scores count only from this score up (default: 0)"
     )
     combine.add_argument("-o", "--output", default=str(WEIGHTS))
     combine.set_defaults(handler=_understanding_combine)

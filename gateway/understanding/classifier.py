@@ -130,6 +130,7 @@ class Opinion:
 
     head: Head
     raises: tuple[str, ...]  # the risk classes whose score it may raise (a subset of the head's classes)
+    floor: float = 0.0  # its score counts only from here up (below, it raises nothing): a confident opinion only
 
 
 @dataclass(frozen=True)
@@ -149,10 +150,11 @@ class Classifier:
         """The first further opinion's head, if any (the thirteenth round's second opinion)."""
         return self.opinions[0].head if self.opinions else None
 
-    def with_second_risk(self, other: Classifier, only: Sequence[str] | None = None) -> Classifier:
+    def with_second_risk(self, other: Classifier, only: Sequence[str] | None = None, floor: float = 0.0) -> Classifier:
         """This classifier with ``other``'s risk heads (its own and its opinions) beside its own, as opinions that
         may raise the classes in ``only`` (every class when not given; docs/understanding.md, "Thirteenth round",
-        "Fifteenth round"): a reading can only rise, never fall. Both must read the same features."""
+        "Fifteenth round"), each counting only from ``floor`` up: a reading can only rise, never fall. Both must
+        read the same features."""
         same = (other.model_name, other.ngram_dim, other.ngram_weight, other.risk.classes) == (
             self.model_name, self.ngram_dim, self.ngram_weight, self.risk.classes
         )  # fmt: skip
@@ -161,7 +163,12 @@ class Classifier:
         if only is not None and (not only or not set(only) <= set(self.risk.classes)):
             raise ModelError("an opinion must raise one or more of the risk head's classes")
         theirs = (Opinion(other.risk, other.risk.classes), *other.opinions)
-        added = tuple(Opinion(o.head, tuple(c for c in o.raises if only is None or c in only)) for o in theirs)
+        if not 0.0 <= floor < 1.0:
+            raise ModelError("an opinion's floor is a score from 0 to 1")
+        added = tuple(
+            Opinion(o.head, tuple(c for c in o.raises if only is None or c in only), max(o.floor, floor))
+            for o in theirs
+        )
         return replace(self, opinions=self.opinions + tuple(o for o in added if o.raises))
 
     def features(self, texts: Sequence[str], embeddings: npt.NDArray[np.floating]) -> Matrix:
@@ -184,7 +191,8 @@ class Classifier:
         risk = self.risk.probabilities(vectors).max(axis=0)
         for opinion in self.opinions:  # same classes, same order (checked when combined and when loaded)
             mine = np.isin(np.array(self.risk.classes), opinion.raises)
-            risk = np.where(mine, np.maximum(risk, opinion.head.probabilities(vectors).max(axis=0)), risk)
+            theirs = opinion.head.probabilities(vectors).max(axis=0)
+            risk = np.where(mine & (theirs >= opinion.floor), np.maximum(risk, theirs), risk)
         scores = tuple((r, round(float(risk[self.risk.classes.index(r.value)]), 4)) for r in RISKS)
         topic = self.topic.probabilities(vector)
         best = int(np.argmax(topic))
@@ -205,6 +213,8 @@ class Classifier:
             heads.append((f"risk{n}", opinion.head))
             if opinion.raises != opinion.head.classes:  # a file whose opinions raise every class reads as before
                 arrays[f"risk{n}_raises"] = np.array(opinion.raises)
+            if opinion.floor:
+                arrays[f"risk{n}_floor"] = np.array(opinion.floor, dtype=np.float64)
         for prefix, head in heads:
             arrays[f"{prefix}_classes"] = np.array(head.classes)
             arrays[f"{prefix}_weights"] = head.weights.astype(np.float32)
@@ -234,6 +244,9 @@ class Classifier:
                     for prefix in prefixes[3:]
                     if f"{prefix}_raises" in data.files
                 }
+                floors = {
+                    prefix: float(data[f"{prefix}_floor"]) for prefix in prefixes[3:] if f"{prefix}_floor" in data.files
+                }
                 ngram_dim, ngram_weight = (float(v) for v in data["ngrams"])
                 name = str(data["model_name"])
             risk = heads["risk"]
@@ -245,7 +258,7 @@ class Classifier:
                     mine and set(mine) <= set(risk.classes)
                 ):
                     raise ValueError(f"{prefix} risk head")
-                further.append(Opinion(head, mine))
+                further.append(Opinion(head, mine, floors.get(prefix, 0.0)))
             return cls(name, risk, heads["topic"], heads["third"], int(ngram_dim), ngram_weight, tuple(further))
         except (OSError, KeyError, ValueError) as exc:
             raise ModelError(f"{path}: not a trained understanding model ({exc.__class__.__name__})") from None

@@ -11,7 +11,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.errors import ModelError
-from gateway.flows.reading import RISKS
+from gateway.flows.reading import RISKS, Risk
 from gateway.understanding.classifier import NGRAM_DIM, Classifier, Head
 
 DIM = 8 + NGRAM_DIM  # an 8-dimension embedding and the hashed n-grams
@@ -111,3 +111,30 @@ def test_an_opinion_on_no_class_or_an_unknown_class_is_refused() -> None:
     for only in ([], ["suicidal"]):
         with pytest.raises(ModelError):
             first.with_second_risk(second, only=only)
+
+
+def test_an_opinion_with_a_floor_raises_only_from_its_floor_up_and_keeps_it_when_saved(tmp_path: Path) -> None:
+    """An opinion counted only where it is confident (the fifteenth round's third part): below its floor it raises
+    nothing; saved and loaded with the weights (``riskN_floor``), and ``combine --floor`` writes the same."""
+    first, second = classifier(1), classifier(2)
+    floor = 0.3
+    both = first.with_second_risk(second, only=["suicide"], floor=floor)
+    kept = raised = 0
+    for i, text in enumerate(TEXTS * 4):
+        a, b, c = (x.read(text, embedding(i)) for x in (first, second, both))
+        mine, theirs = a.score(Risk.SUICIDE), b.score(Risk.SUICIDE)
+        assert c.score(Risk.SUICIDE) == (max(mine, theirs) if theirs >= floor else mine)
+        kept += theirs < floor and theirs > mine  # below its floor, a higher score of its own raised nothing
+        raised += c.score(Risk.SUICIDE) > mine
+    assert kept and raised  # both sides of the floor were seen
+    first.save(tmp_path / "a.npz")
+    second.save(tmp_path / "b.npz")
+    out = tmp_path / "f.npz"
+    assert main(["understanding", "combine", str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), "--only", "suicide",
+                 "--floor", str(floor), "-o", str(out)]) == 0  # fmt: skip
+    loaded = Classifier.load(out)
+    assert [(o.raises, o.floor) for o in loaded.opinions] == [(("suicide",), floor)]
+    for i, text in enumerate(TEXTS):
+        assert loaded.read(text, embedding(i)) == both.read(text, embedding(i))
+    with pytest.raises(ModelError):
+        first.with_second_risk(second, floor=1.0)
