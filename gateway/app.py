@@ -265,7 +265,10 @@ def _watch_releases(store: Store, metrics: Metrics) -> RetriesReleases | None:
         return None
     for outcome in RELEASE_OUTCOMES:
         metrics.release_retries.labels(outcome)  # each shown from 0, so a rate of gave_up can be alerted on
-    store.watch_releases(lambda outcome: metrics.release_retries.labels(outcome).inc())
+    store.watch_releases(
+        lambda outcome: metrics.release_retries.labels(outcome).inc(),
+        lambda error: metrics.outages.failed("redis_release", error),
+    )
     return store
 
 

@@ -786,9 +786,12 @@ class RetriesReleases(Protocol):
     """A store that makes a lost release again in the background (Redis: a lock's or a claim's release that failed,
     ``gateway/store/redis_release.py``). The app counts the outcomes and ``/readyz`` shows a problem."""
 
-    def watch_releases(self, on_outcome: Callable[[str], None]) -> None:
+    def watch_releases(
+        self, on_outcome: Callable[[str], None], on_failure: Callable[[Exception], None] | None = None
+    ) -> None:
         """``on_outcome`` is told each release's outcomes: ``retried`` (failed, made again), then ``released`` or
-        ``gave_up`` (left to its lease)."""
+        ``gave_up`` (left to its lease); ``on_failure``, when given, each failure that starts a retry (the app's
+        outage log: told once an outage, not a line a release)."""
         ...
 
     def releases_problem(self) -> dict[str, float] | None:

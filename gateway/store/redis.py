@@ -473,8 +473,11 @@ class RedisStore:
     def closed(self) -> bool:
         return self._closed
 
-    def watch_releases(self, on_outcome: Callable[[str], None]) -> None:
+    def watch_releases(
+        self, on_outcome: Callable[[str], None], on_failure: Callable[[Exception], None] | None = None
+    ) -> None:
         self._releases.on_outcome = on_outcome
+        self._releases.on_failure = on_failure
 
     def releases_problem(self) -> dict[str, float] | None:
         return self._releases.problem()

@@ -41,6 +41,8 @@ class Releases:
     def __init__(self, *, retry_seconds: float = RETRY_SECONDS) -> None:
         self.retry_seconds = retry_seconds
         self.on_outcome: Callable[[str], None] = _ignored  # RELEASE_OUTCOMES, per release (the app counts them)
+        # a failed release told to the app's outage log (once an outage, not once a release); None: a line each
+        self.on_failure: Callable[[Exception], None] | None = None
         self._tasks: dict[asyncio.Task[None], float] = {}  # each retry → when its release failed (monotonic)
         self._gave_up: deque[float] = deque()  # when releases were given up (monotonic), for ``problem``
         self._closed = False
@@ -53,7 +55,10 @@ class Releases:
             self.on_outcome("retried")
             self._give_up()
             return
-        log.warning("redis: releasing a %s failed (%s): made again until redis answers", what, type(error).__name__)
+        if self.on_failure is not None:
+            self.on_failure(error)
+        else:
+            log.warning("redis: releasing a %s failed (%s): made again until redis answers", what, type(error).__name__)
         task = asyncio.get_running_loop().create_task(self._retry(what, release), name=f"redis-release-{what}")
         self._tasks[task] = time.monotonic()
         task.add_done_callback(self._forget)

@@ -99,7 +99,7 @@ async def _names(raw: Redis, claim: str, conversation_id: str) -> bool:
 
 
 async def test_a_release_made_again_is_counted_and_shown_by_readyz_while_it_waits_for_redis(
-    make_client: AppFactory, settings: Settings, own_redis: OwnRedis
+    make_client: AppFactory, settings: Settings, own_redis: OwnRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = await make_client(settings.replace(store=own_redis.url))
     store, metrics = client.app[STORE], client.app[METRICS]
@@ -113,10 +113,17 @@ async def test_a_release_made_again_is_counted_and_shown_by_readyz_while_it_wait
 
     assert "store_releases" not in await readyz()
     assert [counted(o) for o in ("retried", "released", "gave_up")] == [0.0, 0.0, 0.0]
-    with pytest.raises(StoreError):  # the lock's release is lost: Redis stops while it is held
+    # the lock's release is lost: Redis stops while it is held
+    with caplog.at_level(logging.WARNING, logger="gateway.store.redis_release"), pytest.raises(StoreError):
         async with store.lock("c-released-again"):
             await asyncio.to_thread(own_redis.stop)
     assert counted("retried") == 1
+    # told to the outage log (once an outage, with the others), not a line of its own each release
+    assert not [r for r in caplog.records if r.name == "gateway.store.redis_release"]
+    failed = metrics.registry.get_sample_value(
+        "gateway_store_failures_total", {"part": "redis_release", "error": "ConnectionError"}
+    )
+    assert failed == 1
 
     async def shown() -> bool:  # pending longer than the lock's lease: named by /readyz
         found = (await readyz()).get("store_releases")
