@@ -291,7 +291,8 @@ def _late_readings(
     for outcome in LATE_OUTCOMES:
         metrics.understanding_late.labels(outcome)  # each shown from 0
     return LateReadings(reader, store, hold_seconds=settings.late_hold_seconds, clock=clock,
-                        on_outcome=lambda o: metrics.understanding_late.labels(o).inc())  # fmt: skip
+                        on_outcome=lambda o: metrics.understanding_late.labels(o).inc(),
+                        on_store_failure=lambda exc: metrics.outages.failed("late_readings", exc))  # fmt: skip
 
 
 def _reader_lifecycle(reader: Reader) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:

@@ -172,3 +172,19 @@ async def test_a_lock_not_taken_in_time_is_contention_not_an_outage(caplog: pyte
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and errors[0].startswith("alert: the store is unreachable: inbox met ConnectionError")
     assert sum("lock not taken in time" in r.getMessage() for r in caplog.records) == 3
+
+
+async def test_the_late_readings_store_worker_tells_the_outage_log_not_a_line_a_try(
+    make_client: AppFactory, settings: Settings, own_redis: OwnRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The late readings' store worker (renewing its holds, claiming lapsed ones: every third of the hold) meets
+    Redis down at each try: counted and told to the outage log, not a WARNING line of its own each try."""
+    caplog.set_level(logging.WARNING, logger="gateway.understanding.late")
+    client = await make_client(settings.replace(store=own_redis.url, late_hold_seconds=0.3))
+    metrics = client.app[METRICS]
+    await asyncio.to_thread(own_redis.stop)
+    try:
+        await until(lambda: failures(metrics, "late_readings") >= 3)
+    finally:
+        await asyncio.to_thread(own_redis.start)
+    assert not [r.getMessage() for r in caplog.records if r.name == "gateway.understanding.late"]

@@ -93,8 +93,11 @@ class LateReadings:
         max_claims: int = MAX_CLAIMS,
         clock: Callable[[], datetime] = utcnow,
         on_outcome: Callable[[Outcome], None] = lambda outcome: None,
+        on_store_failure: Callable[[StoreError], None] | None = None,
     ) -> None:
         self.reader, self.store = reader, store
+        # the store worker's failures told to the app's outage log (once an outage); None: a line each try
+        self._on_store_failure = on_store_failure
         self.size, self.hold, self.max_age, self.max_claims = size, timedelta(seconds=hold_seconds), max_age, max_claims
         self.clock = clock
         self.owner = secrets.token_hex(8)  # this process, as the holder of its records
@@ -197,7 +200,10 @@ class LateReadings:
                 await self._renew()
                 await self._claim()
             except StoreError as exc:
-                log.warning("understanding: late readings could not reach the store (%s)", exc.__class__.__name__)
+                if self._on_store_failure is not None:
+                    self._on_store_failure(exc)
+                else:
+                    log.warning("understanding: late readings could not reach the store (%s)", exc.__class__.__name__)
             await asyncio.sleep(every)
 
     async def _renew(self) -> None:
