@@ -163,8 +163,20 @@ class Dispatcher:
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
-            task.add_done_callback(_said_unawaited)
+            task.add_done_callback(self._said_unawaited)
             raise
+
+    def _said_unawaited(self, task: asyncio.Task[bool]) -> None:
+        """A message's processing ended after its caller went away: its error, retrieved and said by class (a store
+        failure goes to the outage log, once an outage: the provider's redelivery processes the message; anything
+        else is a bug, logged with its place)."""
+        if task.cancelled() or (exc := task.exception()) is None:
+            return
+        if isinstance(exc, StoreError):
+            self.metrics.outages.failed("dispatcher", exc)
+        else:
+            log.error("dispatcher: a message's processing failed with %s at %s after its caller went away",
+                      type(exc).__name__, where(exc))  # fmt: skip
 
     async def _handle_inbound(self, inbound: Inbound) -> bool:
         key, owner = inbound_key(inbound), secrets.token_hex(8)
@@ -696,18 +708,6 @@ _RECEIPT_DELIVERY = {
     "sent": Delivery.SENT, "delivered": Delivery.DELIVERED, "read": Delivery.READ, "failed": Delivery.FAILED,
 }  # fmt: skip
 _RANK = {Delivery.PENDING: 0, Delivery.SENT: 1, Delivery.DELIVERED: 2, Delivery.READ: 3, Delivery.FAILED: 4}
-
-
-def _said_unawaited(task: asyncio.Task[bool]) -> None:
-    """A message's processing ended after its caller went away: its error, retrieved and said by class (a store
-    failure is a warning: the provider's redelivery processes the message; anything else a bug, with its place)."""
-    if task.cancelled() or (exc := task.exception()) is None:
-        return
-    if isinstance(exc, StoreError):
-        log.warning("dispatcher: a message's processing failed with %s after its caller went away", type(exc).__name__)
-    else:
-        log.error("dispatcher: a message's processing failed with %s at %s after its caller went away",
-                  type(exc).__name__, where(exc))  # fmt: skip
 
 
 def _decided(engine: Engine, late: Late, found: Flag) -> bool:
