@@ -174,7 +174,7 @@ async def create_app(
                 networks=settings.client_networks(),
                 read=dispatcher.reading if reader is not None else None)  # fmt: skip
     hub = WebChatHub(store, dispatcher, flows, metrics, gate, clock=clock,
-                     address_header=settings.client_address_header)  # fmt: skip
+                     addresses=settings.client_addresses())  # fmt: skip
     actions = Actions(dispatcher, store, flows, clock=clock)
     # sessions run on real time, as the cookie's max-age does: not on the flow's (injectable) clock
     sessions = Sessions(store, settings.secret_key.get_secret_value(), utcnow)
@@ -193,7 +193,7 @@ async def create_app(
                       secure_cookies=settings.public_url.startswith("https://"), presence=presence, live=live,
                       metrics=metrics, logins=Logins(workers, brake), limits=limits, clock=clock,
                       cross_site=CrossSite(settings.public_url, settings.console_origin_list()),
-                      address_header=settings.client_address_header)  # fmt: skip
+                      addresses=settings.client_addresses())  # fmt: skip
     app[SETTINGS], app[STORE], app[FLOWS], app[DISPATCHER] = settings, store, flows, dispatcher
     app[OUTBOX], app[TIMERS], app[API], app[METRICS], app[GATE] = outbox, timers, api, metrics, gate
 

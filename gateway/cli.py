@@ -191,7 +191,8 @@ def _serve(args: argparse.Namespace) -> int:
         return ConnectionGuard(max_per_address=settings.max_connections_per_address,
                                header_timeout=settings.http_header_timeout, metrics=app[METRICS],
                                networks=settings.client_networks(),
-                               max_per_shared_network=settings.max_connections_per_shared_network)  # fmt: skip
+                               max_per_shared_network=settings.max_connections_per_shared_network,
+                               addresses=settings.client_addresses())  # fmt: skip
 
     # The access log cost about 1 % of a message's CPU (bench/README.md, "Fourth pass"): off unless asked for.
     logged: dict[str, Any] = {"access_log_class": PrivateAccessLogger} if settings.access_log else {"access_log": None}

@@ -10,6 +10,8 @@ time (slowloris), and accepts any number of connections from one address. :class
   rotating through the addresses of its own /64 stays one; an IPv4 address by itself; an IPv4-mapped address as
   its IPv4 address); inside a network the operator declared shared (a school, a carrier's CGNAT), each client
   network gets ``max_per_shared_network`` (docs/security.md, "Shared addresses", has the arithmetic);
+* a trusted reverse proxy (``GATEWAY_TRUSTED_PROXIES``, with ``GATEWAY_CLIENT_ADDRESS_HEADER`` set:
+  ``gateway/proxies.py``) is not capped: it carries every young person's connections and caps them itself;
 * a connection must finish its first request's headers within ``header_timeout`` seconds, else it is closed.
   After that aiohttp's own keep-alive timeout applies, and request bodies have their deadline in the app
   (``_body_deadline`` in ``gateway/app.py``).
@@ -31,6 +33,7 @@ from aiohttp import web
 
 from gateway.metrics import Metrics
 from gateway.networks import ClientNetworks
+from gateway.proxies import ClientAddresses
 
 HEADERS_END = b"\r\n\r\n"
 GC_YOUNG = 10_000  # new container objects before the garbage collector's youngest generation runs (Python: 700)
@@ -40,17 +43,19 @@ class ConnectionGuard:
     def __init__(
         self, *, max_per_address: int, header_timeout: float, metrics: Metrics,
         networks: ClientNetworks | None = None, max_per_shared_network: int | None = None,
+        addresses: ClientAddresses | None = None,
     ) -> None:  # fmt: skip
         self.max_per_address, self.header_timeout, self.metrics = max_per_address, header_timeout, metrics
         self.networks = networks or ClientNetworks()
         self.max_per_shared_network = max_per_shared_network or max_per_address
+        self.addresses = addresses or ClientAddresses()  # a trusted proxy carries many clients: not capped here
         self.open: Counter[str] = Counter()  # open connections by client network
 
     def admit(self, address: str) -> str | None:
         """The client network that ``address``'s new connection counts in, or None when it is at its cap."""
         network = self.networks.key(address)
         cap = self.max_per_shared_network if self.networks.is_shared(address) else self.max_per_address
-        if self.open[network] >= cap:
+        if self.open[network] >= cap and not self.addresses.trusted(address):
             self.metrics.connections_refused.labels("too_many").inc()
             return None
         self.open[network] += 1

@@ -35,7 +35,8 @@ def parse_networks(cidrs: str, variable: str = "GATEWAY_SHARED_NETWORKS") -> tup
     return tuple(networks)
 
 
-def _address(text: str) -> Address | None:
+def parse_address(text: str) -> Address | None:
+    """``text`` as an address (a port a proxy appended dropped, an IPv4-mapped one as IPv4), None if it is not one."""
     text = text.strip()
     if text.startswith("[") and "]" in text:  # [2001:db8::1]:443, as some proxies forward it
         text = text[1 : text.index("]")]
@@ -58,7 +59,7 @@ class ClientNetworks:
 
     def key(self, address: str) -> str:
         """What the per-address guards count for ``address``: its network, or the text itself when unparsable."""
-        parsed = _address(address)
+        parsed = parse_address(address)
         if parsed is None:
             return address
         if isinstance(parsed, ipaddress.IPv4Address):
@@ -69,5 +70,5 @@ class ClientNetworks:
 
     def is_shared(self, address: str) -> bool:
         """Whether ``address`` is inside a network the operator declared shared."""
-        parsed = _address(address)
+        parsed = parse_address(address)
         return parsed is not None and any(parsed in network for network in self.shared)

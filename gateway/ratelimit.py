@@ -27,6 +27,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from gateway.keyed import KeyedHash
 from gateway.metrics import Metrics
+from gateway.proxies import ClientAddresses
 from gateway.settings import Settings
 from gateway.store import Counter
 from gateway.store.redis_pool import open_pool
@@ -99,15 +100,11 @@ def open_limit_storage(
     return LimitStorage(MemoryStorage())
 
 
-def client_address(request: web.Request, header: str) -> str:
-    """The client's address: the last hop of ``header`` (set by our reverse proxy) when configured, else the
-    peer's. Only ever used through a keyed hash."""
-    if header:
-        forwarded = request.headers.get(header, "")
-        last = forwarded.rsplit(",", 1)[-1].strip()
-        if last:
-            return last
-    return request.remote or ""
+def client_address(request: web.Request, addresses: ClientAddresses) -> str:
+    """The client's address: the peer's, or the one a trusted proxy named (``gateway/proxies.py``). Only ever used
+    through a keyed hash."""
+    forwarded = request.headers.get(addresses.header) if addresses.header else None
+    return addresses.client(request.remote or "", forwarded)
 
 
 class RateLimits:

@@ -23,6 +23,7 @@ from pydantic_settings.sources import PydanticBaseSettingsSource
 
 from gateway.errors import ConfigError
 from gateway.networks import ClientNetworks, parse_networks
+from gateway.proxies import LOOPBACK, ClientAddresses
 
 DEFAULT_STORE = "sqlite:///var/gateway.sqlite3"
 _PREFIXES = ("messenger_", "twilio_", "telegram_")
@@ -69,7 +70,8 @@ class Settings(BaseSettings):
     outbox_base_delay: float = 1.0
     outbox_max_attempts: int = 8
     # Abuse and flood limits (docs/security.md); rates in the `limits` notation, e.g. "20/hour"
-    client_address_header: str = ""  # e.g. X-Forwarded-For behind a reverse proxy: its last address is the client's
+    client_address_header: str = ""  # e.g. X-Forwarded-For, believed from the trusted proxies only (proxies.py)
+    trusted_proxies: str = LOOPBACK  # the reverse proxies' networks: "10.0.0.0/24,2001:db8:9::/64"
     limit_chats_per_address: str = "30/hour"  # per client network (gateway/networks.py), like the next ones
     limit_chats_per_browser: str = "6/hour"
     limit_messages_per_conversation: str = "20/minute"
@@ -267,6 +269,7 @@ class Settings(BaseSettings):
             raise ConfigError("GATEWAY_CLIENT_IPV4_PREFIX must be between 8 and 32 and GATEWAY_CLIENT_IPV6_PREFIX "
                               "between 32 and 128 (a network's prefix length: 32 and 64 by default)")  # fmt: skip
         self.client_networks()  # ConfigError when GATEWAY_SHARED_NETWORKS is malformed
+        self.client_addresses()  # ConfigError when GATEWAY_TRUSTED_PROXIES is malformed
         if self.login_free_failures < 0 or self.http_header_timeout <= 0 or self.http_body_timeout <= 0:
             raise ConfigError("GATEWAY_LOGIN_FREE_FAILURES must be >= 0 and the GATEWAY_HTTP_*_TIMEOUTs positive")
 
@@ -303,6 +306,11 @@ class Settings(BaseSettings):
         item of ``GATEWAY_SHARED_NETWORKS`` that is not a network."""
         shared = parse_networks(self.shared_networks)
         return ClientNetworks(self.client_ipv4_prefix, self.client_ipv6_prefix, shared)
+
+    def client_addresses(self) -> ClientAddresses:
+        """Where a request's client address comes from (``gateway/proxies.py``); ConfigError naming the item of
+        ``GATEWAY_TRUSTED_PROXIES`` that is not a network."""
+        return ClientAddresses.of(self.client_address_header, self.trusted_proxies)
 
     def console_origin_list(self) -> tuple[str, ...]:
         """``GATEWAY_CONSOLE_ORIGINS`` as origins (``scheme://host[:port]``, no path); ConfigError when malformed."""

@@ -31,6 +31,7 @@ from gateway.gate import Gate, Refusal
 from gateway.language import language_of
 from gateway.messages import ChannelName, Inbound, Reply
 from gateway.metrics import Metrics
+from gateway.proxies import ClientAddresses
 from gateway.ratelimit import Limit, client_address
 from gateway.sockets import SEND_TIMEOUT, Forwarding, SocketWriter
 from gateway.store import (
@@ -81,13 +82,13 @@ class WebChatHub:
 
     def __init__(
         self, store: WebChatRoles, dispatcher: Dispatcher, flows: FlowSet, metrics: Metrics, gate: Gate, *,
-        clock: Clock, address_header: str = "",
+        clock: Clock, addresses: ClientAddresses | None = None,
     ) -> None:  # fmt: skip
         self.store, self.clock = store, clock
         self.dispatcher, self.flows = dispatcher, flows
         self.metrics = metrics
         self.gate = gate
-        self.address_header = address_header
+        self.addresses = addresses or ClientAddresses()
         self.sockets: dict[str, dict[SocketWriter, set[str]]] = defaultdict(dict)  # → ids of the entries sent it
         self.holding: dict[SocketWriter, list[dict[str, Any]]] = {}  # frames for sockets whose first is not out
         # The bot's and listeners' entries sent to the sockets of a conversation, and how far each got (sent,
@@ -581,7 +582,7 @@ async def chat_socket(request: web.Request, hub: WebChatHub) -> web.WebSocketRes
     writer = SocketWriter(ws, request, surface="webchat", metrics=hub.metrics)
     hub.open.add(writer)
     try:
-        await ChatSession(hub, ws, writer, client_address(request, hub.address_header)).run()
+        await ChatSession(hub, ws, writer, client_address(request, hub.addresses)).run()
     except StoreError as exc:  # nothing was acknowledged: the page reconnects and sends again what is unacknowledged
         hub.metrics.outages.failed("webchat", exc)  # told once an outage (gateway/outage_log.py)
         async with asyncio.timeout(SEND_TIMEOUT):

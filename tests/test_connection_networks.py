@@ -96,3 +96,21 @@ async def test_a_real_server_counts_the_distinct_addresses_of_one_client_network
             assert await _answered_from([f"127.0.3.{n}" for n in range(2, 6)], server.port) == 4  # under its cap
             metrics = await (await http.get(server.url + "/metrics")).text()
             assert 'gateway_connections_refused_total{reason="too_many"} 7.0' in metrics
+
+
+async def test_a_trusted_proxy_is_not_capped_as_one_client_network_and_anyone_else_still_is(tmp_path: Path) -> None:
+    """Behind a reverse proxy every young person's connection comes from the proxy: with a client address header
+    configured, the peers of ``GATEWAY_TRUSTED_PROXIES`` are not one client network's cap (before, a 65th
+    connection from the proxy was closed at once: the web chat deaf for everybody); any other peer still is."""
+    with running(tmp_path) as server:
+        server.env.update({
+            "GATEWAY_CLIENT_ADDRESS_HEADER": "X-Forwarded-For",
+            "GATEWAY_TRUSTED_PROXIES": "127.0.5.0/24",
+            "GATEWAY_MAX_CONNECTIONS_PER_ADDRESS": "4",
+            "GATEWAY_HTTP_HEADER_TIMEOUT": "120",
+        })  # fmt: skip
+        server.start()
+        async with aiohttp.ClientSession() as http:
+            await server.ready(http)
+            assert await _answered_from(["127.0.5.2"] * 10, server.port) == 10  # the proxy
+            assert await _answered_from(["127.0.6.2"] * 10, server.port) == 4  # a client talking directly

@@ -304,6 +304,22 @@ async def test_guessing_from_every_address_of_one_ipv6_64_is_braked_as_one_addre
     assert other.status == 401  # another /64: not braked
 
 
+async def test_a_header_naming_a_new_address_each_guess_escapes_nothing_from_a_peer_that_is_not_a_proxy(
+    make_client: AppFactory, settings: Settings
+) -> None:
+    """``X-Forwarded-For`` is believed from the declared proxies only (``gateway/proxies.py``): a guesser talking to
+    the gateway directly and naming a new address each time is braked as the one peer it is."""
+    client = await make_client(
+        settings.replace(login_free_failures=3, client_address_header="X-Forwarded-For", trusted_proxies="192.0.2.0/24")
+    )  # the test client: 127.0.0.1
+    statuses = []
+    for n in range(4):
+        guess = {"name": f"user{n}", "password": "x"}
+        response = await client.post("/api/session", json=guess, headers={"X-Forwarded-For": f"198.51.100.{n + 1}"})
+        statuses.append(response.status)
+    assert statuses == [401, 401, 401, 429]
+
+
 async def test_a_login_flood_does_not_hold_a_signed_webhook(make_client: AppFactory, settings: Settings) -> None:
     """Measured: 32 parallel logins delayed a signed webhook by 24 s (argon2 ran on the event loop)."""
     async with FakeTelegramAPI() as telegram:

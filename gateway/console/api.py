@@ -38,6 +38,7 @@ from gateway.events import Alert, entry_json
 from gateway.flowset import FlowSet
 from gateway.language import language_of
 from gateway.metrics import Metrics
+from gateway.proxies import ClientAddresses
 from gateway.ratelimit import Limit, RateLimits, client_address
 from gateway.sockets import SocketWriter
 from gateway.store import (
@@ -70,14 +71,14 @@ class ListenerAPI:
     def __init__(
         self, store: ListenerAPIRoles, actions: Actions, flows: FlowSet, sessions: Sessions,
         *, secure_cookies: bool, presence: Presence, live: ConsoleEvents, metrics: Metrics, logins: Logins,
-        limits: RateLimits, cross_site: CrossSite, clock: Clock, address_header: str = "",
+        limits: RateLimits, cross_site: CrossSite, clock: Clock, addresses: ClientAddresses | None = None,
     ) -> None:  # fmt: skip
         self.store, self.actions, self.flows = store, actions, flows
         self.clock = clock
         self.sessions, self.secure_cookies, self.presence = sessions, secure_cookies, presence
         self.cross_site = cross_site
         self.live, self.metrics = live, metrics
-        self.logins, self.limits, self.address_header = logins, limits, address_header
+        self.logins, self.limits, self.addresses = logins, limits, addresses or ClientAddresses()
         self.open: weakref.WeakSet[SocketWriter] = weakref.WeakSet()  # live sockets, closed at shutdown
 
     def routes(self) -> list[web.RouteDef]:
@@ -179,7 +180,7 @@ class ListenerAPI:
         name, password = body.get("name"), body.get("password")
         if not isinstance(name, str) or not isinstance(password, str):
             return _error(400, "bad_request", "name and password are required")
-        address = client_address(request, self.address_header)
+        address = client_address(request, self.addresses)
         wait = await self.logins.brake.wait_seconds(name, address)
         if wait:
             self.metrics.refused.labels("login_braked").inc()
@@ -229,7 +230,7 @@ class ListenerAPI:
         current, new = body.get("current"), body.get("new")
         if not isinstance(current, str) or not isinstance(new, str):
             raise ActionRefused("bad_request", "current and new passwords are required")
-        name, address = request[LISTENER].name, client_address(request, self.address_header)
+        name, address = request[LISTENER].name, client_address(request, self.addresses)
         if await self.logins.brake.wait_seconds(name, address):
             return _error(429, "too_many_attempts", "too many wrong passwords: try again later")
         try:
