@@ -46,6 +46,11 @@ RISKY: list[tuple[str, str, Risk, str, tuple[str, ...]]] = [
     ("the bridge", "suicide", Risk.SUICIDE, "urgent", ("3114",)),
     ("j'ai acheté une corde", "suicide", Risk.SUICIDE, "urgent", ("3114",)),
     ("i bought a rope", "suicide", Risk.SUICIDE, "urgent", ("3114",)),
+    # an overdose taken, or its dose asked about (a means named: the most urgent of the indirect wordings)
+    ("j'ai pris trop de doliprane y a 20 min", "suicide", Risk.SUICIDE, "urgent", ("3114",)),
+    ("a partir de cb de comprimés c mortel ?", "suicide", Risk.SUICIDE, "urgent", ("3114",)),
+    ("i've had way too many painkillers tonight", "suicide", Risk.SUICIDE, "urgent", ("3114",)),
+    ("how many tylenol is too much", "suicide", Risk.SUICIDE, "urgent", ("3114",)),
 ]
 
 
