@@ -371,11 +371,18 @@ async def _register_telegram_webhook(settings: Settings) -> None:
 
     from gateway.channels.telegram import TelegramChannel
 
+    from gateway.errors import RetryableDelivery
+
     async with aiohttp.ClientSession() as http:
         channel = TelegramChannel(settings, http)
-        await channel.start()
         try:
+            await channel.start(reachable=True)
             await channel.set_webhook()
+        except RetryableDelivery as error:  # out of reach, or its flood control: nothing was changed
+            raise GatewayError(
+                f"the Telegram Bot API did not answer ({error}): the webhook is not set; run `gateway telegram"
+                f" set-webhook` again once this machine reaches {settings.telegram_api_url}"
+            ) from None
         finally:
             await channel.stop()
 

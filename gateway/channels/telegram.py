@@ -97,15 +97,18 @@ class TelegramChannel:
         self._media = MediaSource(self.name, allowed_hosts=frozenset({API_HOST, URL(api).host or ""}))
         self._answering: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> None:
+    async def start(self, *, reachable: bool = False) -> None:
         """Open PTB's HTTP clients and check the token with getMe. A token refused stops the start-up; the Bot API
         out of reach does not (an outage, or a restart during one, must not take the web chat and the other
-        channels down with it): a warning, and Telegram's replies wait in the outbox until it answers."""
+        channels down with it): a warning, and Telegram's replies wait in the outbox until it answers. With
+        ``reachable`` (a command that only talks to the Bot API), out of reach is a RetryableDelivery instead."""
         try:
             await self._bot.initialize()
         except ptb.InvalidToken:
             raise ConfigError("TELEGRAM_BOT_TOKEN was refused by the Telegram API") from None
         except ptb.NetworkError as error:
+            if reachable:
+                raise RetryableDelivery(f"telegram: network error ({type(error).__name__})") from None
             logger.warning(
                 "telegram: the Telegram API is unreachable at start-up (%s): serving all the same, its replies wait"
                 " in the outbox until it answers",
