@@ -370,7 +370,6 @@ async def _register_telegram_webhook(settings: Settings) -> None:
     import aiohttp
 
     from gateway.channels.telegram import TelegramChannel
-
     from gateway.errors import RetryableDelivery
 
     async with aiohttp.ClientSession() as http:

@@ -81,7 +81,9 @@ async def test_a_refusal_by_telegram_is_reported(tmp_path: Path, telegram: FakeT
     assert "BadRequest: Bad webhook" in err
 
 
-async def test_a_bot_api_out_of_reach_is_said_plainly_and_nothing_is_set(tmp_path: Path, telegram: FakeTelegramAPI) -> None:
+async def test_a_bot_api_out_of_reach_is_said_plainly_and_nothing_is_set(
+    tmp_path: Path, telegram: FakeTelegramAPI
+) -> None:
     """Before, the command said the gateway was "serving all the same" (the server's start-up warning), then
     "telegram: network error": now one line saying the webhook is not set and what to do."""
     env = {**telegram_env(telegram), "TELEGRAM_API_URL": "http://127.0.0.1:9"}  # the discard port: refused
