@@ -293,12 +293,7 @@ async def test_guessing_from_every_address_of_one_ipv6_64_is_braked_as_one_addre
 ) -> None:
     """One IPv6 subscriber holds a /64: a new address for each guess must not escape the brake."""
     client = await make_client(settings.replace(login_free_failures=3, client_address_header="X-Forwarded-For"))
-    statuses = []
-    for n in range(4):
-        guess = {"name": f"user{n}", "password": "x"}
-        response = await client.post("/api/session", json=guess, headers={"X-Forwarded-For": f"2001:db8:1:2::{n + 1}"})
-        statuses.append(response.status)
-    assert statuses == [401, 401, 401, 429]
+    assert await _guesses(client, [f"2001:db8:1:2::{n + 1}" for n in range(4)]) == [401, 401, 401, 429]
     other = await client.post("/api/session", json={"name": "user9", "password": "x"},
                               headers={"X-Forwarded-For": "2001:db8:1:3::1"})  # fmt: skip
     assert other.status == 401  # another /64: not braked
@@ -312,12 +307,16 @@ async def test_a_header_naming_a_new_address_each_guess_escapes_nothing_from_a_p
     client = await make_client(
         settings.replace(login_free_failures=3, client_address_header="X-Forwarded-For", trusted_proxies="192.0.2.0/24")
     )  # the test client: 127.0.0.1
+    assert await _guesses(client, [f"198.51.100.{n + 1}" for n in range(4)]) == [401, 401, 401, 429]
+
+
+async def _guesses(client: Client, addresses: list[str]) -> list[int]:
+    """A wrong password for another account each time, each request naming the next address in X-Forwarded-For."""
     statuses = []
-    for n in range(4):
+    for n, address in enumerate(addresses):
         guess = {"name": f"user{n}", "password": "x"}
-        response = await client.post("/api/session", json=guess, headers={"X-Forwarded-For": f"198.51.100.{n + 1}"})
-        statuses.append(response.status)
-    assert statuses == [401, 401, 401, 429]
+        statuses.append((await client.post("/api/session", json=guess, headers={"X-Forwarded-For": address})).status)
+    return statuses
 
 
 async def test_a_login_flood_does_not_hold_a_signed_webhook(make_client: AppFactory, settings: Settings) -> None:
