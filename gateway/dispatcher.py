@@ -468,7 +468,8 @@ class Dispatcher:
         else:
             engine = self.flows.for_version(conversation.flow_version)
             state = State.from_dict(conversation.engine)
-            result = engine.step(state, inbound.text, now=now, payload=inbound.payload, reading=reading)
+            result = engine.step(state, inbound.text, now=now, payload=inbound.payload, reading=reading,
+                                 media=bool(inbound.attachments))  # fmt: skip
         await self._after_bot(conversation, engine, result, now)
 
     async def _after_bot(self, conversation: Conversation, engine: Engine, result: StepResult, now: datetime) -> None:

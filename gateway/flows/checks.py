@@ -23,6 +23,7 @@ from functools import cache
 from gateway.flows import keywords
 from gateway.flows.model import (
     ALWAYS_SCHEDULE,
+    OPTIONAL_MESSAGES,
     REQUIRED_MESSAGES,
     RESERVED_TARGETS,
     DatedHours,
@@ -465,9 +466,10 @@ def check_required_messages(flow: Flow) -> Iterator[Issue]:
     for key in REQUIRED_MESSAGES:
         if key not in flow.messages:
             yield Issue(("messages",), f"message '{key}' is missing")
+    known = REQUIRED_MESSAGES + OPTIONAL_MESSAGES
     for key in flow.messages:
-        if key not in REQUIRED_MESSAGES:
-            text = f"unknown message '{key}'{did_you_mean(key, REQUIRED_MESSAGES)}"
+        if key not in known:
+            text = f"unknown message '{key}'{did_you_mean(key, known)}"
             yield Issue(("messages", key), text, at_key=True)
 
 

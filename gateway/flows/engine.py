@@ -155,8 +155,11 @@ class Engine:
         now: datetime,
         payload: str | None = None,
         reading: Reading | None = None,
+        media: bool = False,
     ) -> StepResult:
-        """Answer the step ``state`` waits at. ``reading``: what the model read in ``answer``, if it ran."""
+        """Answer the step ``state`` waits at. ``reading``: what the model read in ``answer``, if it ran.
+        ``media``: the message came with a file (a voice message, a photo, a video) the bot cannot read; without
+        words, the bot says so (``media_unread``) rather than "not understood", and asks again."""
         if state.finished or (state.step is None and state.offer is None):
             return StepResult(state, ())
         if reading is not None and self._chosen_as_shown(state, answer, payload):
@@ -167,10 +170,10 @@ class Engine:
         if state.offer is not None:
             if state.offer not in self.flow.queues:  # a reloaded flow dropped the queue: a human decides
                 return self._fallback(state, [], now)
-            return self._answer_offer(state, answer, payload, now)
+            return self._answer_offer(state, answer, payload, now, media)
         if state.step not in self._questions:  # a reloaded flow dropped or changed the step
             return self._fallback(state, [], now)
-        return self._answer(state, answer, payload, reading, now)
+        return self._answer(state, answer, payload, reading, now, media)
 
     def interrupt(
         self, state: State, answer: str, *, now: datetime, reading: Reading | None = None
@@ -288,13 +291,13 @@ class Engine:
         return self._fallback(state, replies, now)
 
     def _answer(
-        self, state: State, answer: str, payload: str | None, reading: Reading | None, now: datetime
+        self, state: State, answer: str, payload: str | None, reading: Reading | None, now: datetime, media: bool
     ) -> StepResult:
         assert state.step is not None
         step = self.flow.steps[state.step]
         understood = self._understand(state.step, step, answer, payload, reading)
         if understood is None:
-            return self._not_understood(state, step, now)
+            return self._not_understood(state, step, now, self._media_only(answer, payload, media))
         state = self._note(state, answer, reading, step.store)
         state = replace(self._store(state, step, *understood), attempts=0)
         return self._run_from(self._next(step, state, now), state, [], now)
@@ -339,12 +342,19 @@ class Engine:
         hows = {**state.how, **{name: how for name, (_, how) in found.items()}}
         return replace(state, noted=noted, how=hows)
 
-    def _not_understood(self, state: State, step: Step, now: datetime) -> StepResult:
+    def _not_understood(self, state: State, step: Step, now: datetime, media: bool) -> StepResult:
+        """Asked again, with why (a file it cannot read, else the step's retry or "not understood"); past the
+        step's retries, to a human (the fallback): a young person who can only send voice messages reaches one."""
         limit = self.flow.retries if step.retries is None else step.retries
         if state.attempts >= limit:
             return self._fallback(state, [], now)
         assert state.step is not None
-        sorry = self.text(step.retry, state.language) if step.retry else self.message("not_understood", state.language)
+        if media:
+            sorry = self.message("media_unread", state.language)
+        elif step.retry:
+            sorry = self.text(step.retry, state.language)
+        else:
+            sorry = self.message("not_understood", state.language)
         replies = (Reply(sorry), self._ask(state.step, state.language))
         return StepResult(replace(state, attempts=state.attempts + 1), replies)
 
@@ -397,7 +407,7 @@ class Engine:
         done = replace(state, step=None, offer=None, finished=True)
         return StepResult(done, tuple(replies), replace(outcome, summary=self.summary(state)))
 
-    def _answer_offer(self, state: State, answer: str, payload: str | None, now: datetime) -> StepResult:
+    def _answer_offer(self, state: State, answer: str, payload: str | None, now: datetime, media: bool) -> StepResult:
         value = text.match_option(answer, payload, self._offer.options)
         route, partners = state.offer_route or "offer", state.offer_partners
         if value == "yes" and state.offer:
@@ -407,8 +417,13 @@ class Engine:
             return replace(result, outcome=replace(result.outcome, partners=partners))
         if value in ("no", UNKNOWN):
             return self._finish(state, [], Outcome("referred", route, partners=partners))
-        sorry = Reply(self.message("not_understood", state.language))
+        unread = self._media_only(answer, payload, media)
+        sorry = Reply(self.message("media_unread" if unread else "not_understood", state.language))
         return StepResult(state, (sorry, self._offer_reply(state.language)))
+
+    def _media_only(self, answer: str, payload: str | None, media: bool) -> bool:
+        """A file without words (a voice message, a photo), and a flow that says so (``media_unread``: optional)."""
+        return media and not answer.strip() and payload is None and "media_unread" in self.flow.messages
 
     def closed_line(self, queue: str, language: str, now: datetime) -> str:
         """The closed-line message, with the queue's opening hours and when it opens next."""

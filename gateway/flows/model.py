@@ -288,6 +288,9 @@ REQUIRED_MESSAGES: tuple[str, ...] = (
     "rate_limited",
     "blocked",
 )
+OPTIONAL_MESSAGES: tuple[str, ...] = (
+    "media_unread",  # a voice message, photo or video without words at a question (else "not_understood")
+)
 
 
 class ReadingSpec(Strict):

@@ -130,6 +130,24 @@ async def test_a_photo_is_recorded_in_the_transcript(client: Client, telegram: F
     assert telegram.requests_to("getFile")[0].body == {"file_id": "photo-1"}
 
 
+async def test_a_voice_message_at_a_question_is_told_unread_and_the_question_asked_again(
+    client: Client, telegram: FakeTelegramAPI
+) -> None:
+    """A voice message (or a photo) without words at the danger question: the bot says it cannot listen to it and
+    asks again (before: "not understood", as if the young person had answered wrong); it stays in the transcript."""
+    assert await deliver(client, telegram_update(900000150, CHAT, "bonjour")) == 200
+    asked = [r.body["text"] for r in await telegram.wait_accepted(2)]
+    voice = telegram_update(900000151, CHAT, None)
+    voice["message"]["voice"] = {"file_id": "voice-1", "file_unique_id": "v", "duration": 4, "mime_type": "audio/ogg"}
+    assert await deliver(client, voice) == 200
+    said = [r.body["text"] for r in await telegram.wait_accepted(4)][2:]
+    assert "messages vocaux" in said[0] and "pas bien compris" not in said[0], said
+    assert said[1] == asked[-1]  # the danger question again
+    conversation = (await client.app[STORE].conversations_by_status(Status.BOT))[0]
+    user = [e for e in await client.app[STORE].transcript(conversation.id) if e.author == "user"]
+    assert [a.kind for a in user[-1].attachments] == ["audio"]
+
+
 async def test_the_same_update_three_times_gives_one_reply(client: Client, telegram: FakeTelegramAPI) -> None:
     update = telegram_update(900000200, CHAT, "bonjour")
     assert await asyncio.gather(*(deliver(client, update) for _ in range(3))) == [200, 200, 200]
