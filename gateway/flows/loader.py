@@ -53,6 +53,7 @@ class _Builder:
     def __init__(self) -> None:
         self.positions = Positions()
         self.duplicates: list[tuple[PathKey, str]] = []
+        self.joined: list[tuple[PathKey, str]] = []  # list items over two lines: a comma missing (_one_line_items)
         self._constructor = _Loader("")
         self._open: set[int] = set()  # the collections being built: an alias to one of them loops forever
         self._count = 0
@@ -69,9 +70,22 @@ class _Builder:
         try:
             if isinstance(node, yaml.MappingNode):
                 return self._mapping(node, path)
+            if isinstance(node, yaml.SequenceNode) and node.flow_style:
+                self._one_line_items(node, path)
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
         finally:
             self._open.discard(id(node))
+
+    def _one_line_items(self, node: yaml.SequenceNode, path: PathKey) -> None:
+        """An item of a ``[a, b, …]`` list without quotes that runs over two lines is two items whose comma was
+        forgotten (YAML joins them with a space: ``me tape) si (je|j) (il|elle) me frappe``), and both phrases then
+        match nothing: refused, naming the line the comma is missing from."""
+        for i, item in enumerate(node.value):
+            if isinstance(item, yaml.ScalarNode) and not item.style and item.end_mark.line > item.start_mark.line:
+                line = item.start_mark.line + 1
+                self.joined.append(
+                    ((*path, i), f"a list item runs over two lines: is a comma missing at the end of line {line}?")
+                )
 
     def _scalar(self, node: yaml.Node) -> Any:
         if not isinstance(node, yaml.ScalarNode):
@@ -142,6 +156,7 @@ def parse_yaml(text: str, file: str) -> tuple[Any, Positions, list[Problem]]:
     problems = [
         Problem(file, *builder.positions.of(p, key=True), f"duplicate key '{k}'") for p, k in builder.duplicates
     ]
+    problems += [Problem(file, *builder.positions.of(p), message) for p, message in builder.joined]
     return data, builder.positions, problems
 
 

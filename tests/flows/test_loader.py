@@ -281,3 +281,15 @@ def test_mutated_valid_flow_loads_or_gives_problems(text: str) -> None:
 
 def test_the_unmutated_round_trip_is_valid() -> None:
     assert problems(yaml.safe_dump(VALID_DATA, allow_unicode=True, sort_keys=False)) == []
+
+
+def test_a_phrase_list_item_over_two_lines_is_a_missing_comma_named_by_its_line() -> None:
+    """``[stop, arrête\n  ciao]``: YAML joins "arrête ciao" into one phrase and both match nothing. Ops staff
+    forget such a comma when they add a line to a long list: refused, naming the line, and a running gateway
+    keeps its last good flow (tests/test_app.py: an invalid reload)."""
+    text = mutate(("match: {fr: [stop], en: [stop]}", "match: {fr: [stop, arrête\n        ciao], en: [stop]}"))
+    line = text.splitlines().index("    match: {fr: [stop, arrête") + 1
+    column = text.splitlines()[line - 1].index("arrête") + 1
+    expected = f"{FILE}:{line}:{column}: a list item runs over two lines: is a comma missing at the end of line {line}?"
+    assert problems(text) == [expected]
+    assert problems(text.replace("arrête\n", "arrête,\n")) == []
