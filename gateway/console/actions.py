@@ -178,7 +178,11 @@ class Actions:
             now = self.clock()
             await self.store.requeue(conversation_id)
             conversation.listener = None
+            conversation.closed_notice_for = None  # a new wait: a line closed meanwhile is told again, once
             await self.dispatcher.transition(conversation, Trigger.HAND_BACK, now)
+            # Told at once where they stand, by the queue's timer (taking cancelled it): their place, or, the line
+            # closed, where to turn now. Before, nothing was re-armed: silence, even through the night.
+            await self.store.set_timer(conversation_id, TimerKind.QUEUE_REASSURE, now)
             await self.store.save_conversation(conversation)
             return conversation
 
