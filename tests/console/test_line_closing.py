@@ -74,3 +74,22 @@ async def test_a_conversation_handed_back_while_the_line_is_open_is_told_its_pla
     told = await told_after(client, conversation.id, count)
     assert len(told) == 1 and "position 1" in told[0]
 
+
+async def test_a_transfer_after_closing_time_promises_no_wait_and_gives_the_closed_line_once(
+    client: Client, clock: Clock
+) -> None:
+    conversation_id = await taken_before_closing(client, clock)
+    count = len(await bot_lines(client, conversation_id))
+    async with client.ws_connect("/api/events") as events:  # Anne online: the wait would be estimated
+        await events.receive_json(timeout=10)
+        response = await client.post(f"/api/conversations/{conversation_id}/transfer", json={"queue": "listeners"})
+        assert response.status == 200, await response.text()
+
+    told = (await bot_lines(client, conversation_id))[count:]
+    assert len(told) == 1 and CLOSED_LINE in told[0] and "119" in told[0]
+    assert "minutes" not in told[0]  # no "a listener answers in about 12 minutes" while nobody can
+
+    clock.advance(minutes=30)
+    await client.app[TIMERS].fire_due()
+    await settled(client, conversation_id)
+    assert len(await bot_lines(client, conversation_id)) == count + 1
