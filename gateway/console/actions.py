@@ -186,6 +186,21 @@ class Actions:
             await self.store.save_conversation(conversation)
             return conversation
 
+    async def hand_back_all(self, listener: str) -> int:
+        """Every conversation ``listener`` holds, back to the queue as :meth:`hand_back` does (the young person told
+        their place, or the closed line): they logged out, were logged out everywhere or their account removed, and
+        nobody else may answer a conversation they hold. How many went back."""
+        returned = 0
+        for conversation in await self.store.conversations_by_status(Status.WITH_LISTENER):
+            if conversation.listener != listener:
+                continue
+            try:
+                await self.hand_back(conversation.id, listener)
+            except (ActionRefused, Conflict):  # closed, handed back or transferred meanwhile: not theirs any more
+                continue
+            returned += 1
+        return returned
+
     async def close(self, conversation_id: str, listener: str, outcome: str, notes: str = "") -> Conversation:
         async with self.store.lock(conversation_id):
             conversation = await self._load(conversation_id)

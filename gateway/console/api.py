@@ -215,7 +215,9 @@ class ListenerAPI:
         await self.store.publish(Alert("login_locked", subject, detail))
 
     async def logout(self, request: web.Request) -> web.Response:
-        """This session ends, and its live sockets close (other browsers of the listener stay logged in)."""
+        """This session ends, and its live sockets close (other browsers of the listener stay logged in); the
+        conversations the listener holds go back to the queue (nobody else may answer them)."""
+        await self.actions.hand_back_all(request[LISTENER].name)
         await self.sessions.end(request.cookies.get(SESSION_COOKIE, ""))
         response = web.Response(status=204)
         response.del_cookie(SESSION_COOKIE, path="/")
@@ -256,11 +258,13 @@ class ListenerAPI:
         return web.json_response({"listeners": [_me(listener) for listener in await self.store.list_listeners()]})
 
     async def logout_everywhere(self, request: web.Request) -> web.Response:
-        """Supervisors: every session of listener ``{name}`` ends and their sockets close, on every instance."""
+        """Supervisors: every session of listener ``{name}`` ends and their sockets close, on every instance; the
+        conversations they hold go back to the queue."""
         name = request.match_info["name"]
         if not valid_name(name) or await self.store.get_listener(name) is None:
             raise ActionRefused("not_found", "no such listener")
         ended = await self.sessions.end_all(name)
+        await self.actions.hand_back_all(name)
         await self.store.audit(AuditEntry(self.clock(), request[LISTENER].name, "logout_everywhere",
                                           name, f"{ended} session(s) ended"))  # fmt: skip
         return web.json_response({"ended": ended})
