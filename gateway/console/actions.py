@@ -16,6 +16,7 @@ from gateway.dispatcher import Dispatcher
 from gateway.errors import Conflict, GatewayError, IllegalTransition
 from gateway.events import NoteAdded, Typing
 from gateway.flows import lifecycle
+from gateway.flows.engine import Engine
 from gateway.flows.lifecycle import Trigger
 from gateway.flowset import FlowSet
 from gateway.ids import new_id
@@ -144,8 +145,8 @@ class Actions:
             conversation = await self._load(conversation_id)
             self._mine(conversation, listener)
             self._check_window(conversation)  # a listener's send, like reply: refused (409) once the window shut
-            engine = self.flows.for_version(conversation.flow_version)
-            if partner not in engine.flow.partners:
+            engine = self.flows.knowing(conversation.flow_version, lambda e: partner in e.flow.partners)
+            if engine is None:
                 raise ActionRefused("unknown_partner", f"no partner '{partner}' in the flow")
             language = language_of(conversation, engine.flow)
             text = engine.text(engine.flow.partners[partner].message, language)
@@ -160,8 +161,8 @@ class Actions:
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER:
                 self._mine(conversation, listener)
-            engine = self.flows.for_version(conversation.flow_version)
-            if queue not in engine.flow.queues:
+            engine = self.flows.knowing(conversation.flow_version, lambda e: queue in e.flow.queues)
+            if engine is None:
                 raise ActionRefused("unknown_queue", f"no queue '{queue}' in the flow")
             now = self.clock()
             try:
@@ -206,10 +207,9 @@ class Actions:
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER:
                 self._mine(conversation, listener)
-            engine = self.flows.for_version(conversation.flow_version)
-            known = {o.id for o in engine.flow.outcomes}
-            if known and outcome not in known:
+            if self.flows.knowing(conversation.flow_version, lambda e: _closes_with(e, outcome)) is None:
                 raise ActionRefused("unknown_outcome", f"no closing category '{outcome}' in the flow")
+            engine = self.flows.for_version(conversation.flow_version)
             try:
                 lifecycle.advance(conversation.status, Trigger.CLOSE)  # refused before the goodbye is sent
             except IllegalTransition as exc:
@@ -226,6 +226,11 @@ class Actions:
             await self.dispatcher.transition(conversation, Trigger.CLOSE, now)
             await self.store.save_conversation(conversation)
             return conversation
+
+
+def _closes_with(engine: Engine, outcome: str) -> bool:
+    """Whether the flow has this closing category (a flow without categories takes any)."""
+    return not engine.flow.outcomes or outcome in {o.id for o in engine.flow.outcomes}
 
 
 def _clean(text: str) -> str:
