@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 import weakref
 from collections.abc import Awaitable, Callable
@@ -58,6 +59,7 @@ LISTENER = web.RequestKey("listener", Listener)
 SESSION = web.RequestKey("session", ConsoleSession)
 HISTORY_DAYS = 30  # how far back a listener's ended conversations are listed ("Mes conversations", history)
 HISTORY_LIMIT = 50
+REPLY_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # the console's id of a reply
 
 log = logging.getLogger(__name__)
 
@@ -361,8 +363,13 @@ class ListenerAPI:
         return web.json_response(self.card(conversation, self.clock()))
 
     async def message(self, request: web.Request) -> web.Response:
-        text = await _field(request, "text")
-        entry = await self.actions.reply(request.match_info["id"], request[LISTENER].name, text)
+        """``{text, id?}``: ``id``, the console's id of this reply (sent again with it when the answer was lost:
+        recorded and sent once)."""
+        body = await json_body(request)
+        text, key = body.get("text"), body.get("id")
+        if not isinstance(text, str) or not (key is None or (isinstance(key, str) and REPLY_ID.fullmatch(key))):
+            raise ActionRefused("bad_request", "'text' is required; 'id', when given, is 1 to 64 of A-Z a-z 0-9 _ -")
+        entry = await self.actions.reply(request.match_info["id"], request[LISTENER].name, text, key)
         return web.json_response(entry_json(entry), status=201)
 
     async def note(self, request: web.Request) -> web.Response:

@@ -10,7 +10,8 @@
 
   var state = {
     me: null, flow: null, waiting: [], mine: [], fetchedAt: Date.now(), known: null,
-    current: null, via: {}, shown: {}, mode: "reply", typingSent: 0, typingTimer: null, queueTimer: null, newArrival: false
+    current: null, via: {}, shown: {}, mode: "reply", typingSent: 0, typingTimer: null, queueTimer: null, newArrival: false,
+    draft: null, sending: false
   };
 
   // ----- start ----------------------------------------------------------------------------------------------
@@ -522,15 +523,31 @@
 
   $("composer").addEventListener("submit", function (event) { event.preventDefault(); send(); });
 
+  /* A reply keeps its id until the server answered it: sent again (Enter, its answer lost with the connection), it
+     carries the same id, and the server records and sends it once. Another text, or another conversation, is
+     another reply. One send at a time. */
+  function replyId(text, note) {
+    var draft = state.draft;
+    if (!draft || draft.text !== text || draft.note !== note || draft.conversation !== state.current.id) {
+      var bytes = new Uint8Array(16);
+      crypto.getRandomValues(bytes);
+      var id = Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+      state.draft = draft = { text: text, note: note, conversation: state.current.id, id: id };
+    }
+    return draft.id;
+  }
+
   function send() {
     var text = $("reply").value.trim();
-    if (!text || !state.current) { return; }
+    if (!text || !state.current || state.sending) { return; }
     var note = mode() === "note";
     var path = "/api/conversations/" + state.current.id + (note ? "/notes" : "/messages");
+    var body = note ? { text: text } : { text: text, id: replyId(text, note) };
+    state.sending = true;
     $("send").disabled = true;
-    api("POST", path, { text: text }).then(function (response) {
-      $("send").disabled = false;
+    api("POST", path, body).then(function (response) {
       if (response.ok) {
+        state.draft = null;
         $("reply").value = "";
         $("composer-error").textContent = "";
         $("suggestions").hidden = true;
@@ -539,6 +556,11 @@
       } else {
         $("composer-error").textContent = refusal(response);
       }
+    }, function () {  // no answer (the connection dropped): maybe sent; sending again sends it once
+      $("composer-error").textContent = t("compose.unanswered");
+    }).then(function () {
+      state.sending = false;
+      $("send").disabled = false;
       updateComposer();
     });
   }
