@@ -209,10 +209,13 @@ class Actions:
             await self.store.save_conversation(conversation)
             return conversation
 
-    async def hand_back(self, conversation_id: str, listener: str) -> Conversation:
+    async def hand_back(self, conversation_id: str, listener: str, *, supervisor: bool = False) -> Conversation:
+        """Back to the queue, at its arrival time. A ``supervisor`` may give back any listener's conversation (one held
+        by somebody who left their console: nobody else may answer it)."""
         async with self.store.lock(conversation_id):
             conversation = await self._load(conversation_id)
-            self._mine(conversation, listener)
+            if not (supervisor and conversation.status == Status.WITH_LISTENER):
+                self._mine(conversation, listener)
             now = self.clock()
             await self.store.requeue(conversation_id)
             conversation.listener = None

@@ -387,7 +387,14 @@ class ListenerAPI:
         return web.json_response(self.card(conversation, self.clock()))
 
     async def hand_back(self, request: web.Request) -> web.Response:
-        conversation = await self.actions.hand_back(request.match_info["id"], request[LISTENER].name)
+        """The holder's, or a supervisor's for any listener (audited: who, which, from whom)."""
+        listener, conversation_id = request[LISTENER], request.match_info["id"]
+        held = await self.store.get_conversation(conversation_id)
+        holder = held.listener if held is not None else None
+        conversation = await self.actions.hand_back(conversation_id, listener.name, supervisor=listener.supervisor)
+        if holder is not None and holder != listener.name:
+            await self.store.audit(AuditEntry(self.clock(), listener.name, "hand_back", conversation.id,
+                                              f"{conversation.pseudonym}: from {holder}"))  # fmt: skip
         return web.json_response(self.card(conversation, self.clock()))
 
     async def close(self, request: web.Request) -> web.Response:

@@ -92,3 +92,23 @@ async def test_an_account_removed_with_the_cli_gives_the_held_conversations_back
     assert removed.returncode == 0 and "1 conversation(s) back in the queue" in removed.stdout, removed.stderr
     # The CLI's clock is the real one, the app's the test's: the timer it re-armed is not due here yet.
     await back_in_the_queue(client, conversation_id, count, told=False)
+
+
+async def test_a_supervisor_gives_back_a_conversation_whose_listener_left_their_console(
+    client: Client, clock: Clock
+) -> None:
+    """Anne closed her browser without logging out (her session lives on): a supervisor gives her conversation back;
+    another listener may not."""
+    anne, conversation_id, count = await held_by_anne(client, clock)
+    await add_listener(client, "sam", supervisor=True)
+    bruno, sam = await other_session(client, "bruno"), await other_session(client, "sam")
+    path = f"/api/conversations/{conversation_id}/hand-back"
+    try:
+        assert (await bruno.post(path, json={})).status == 403  # not his, nor a waiting one
+        assert (await sam.post(path, json={})).status == 200
+    finally:
+        for http in (anne, bruno, sam):
+            await http.close()
+    await back_in_the_queue(client, conversation_id, count)
+    [entry] = [e for e in await client.app[STORE].audit_log() if e.action == "hand_back"]
+    assert (entry.actor, entry.subject) == ("sam", conversation_id) and entry.detail.endswith("from anne")

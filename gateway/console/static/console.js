@@ -285,7 +285,9 @@
     var mine = isMine();
     $("conv-actions").hidden = false;
     $("take").hidden = c.status !== "queued";
-    ["refer-open", "handback"].forEach(function (id) { $(id).hidden = !mine; });
+    $("refer-open").hidden = !mine;
+    // A supervisor may give back a conversation another listener holds (who left their console without logging out).
+    $("handback").hidden = !(mine || (state.me.supervisor && c.status === "with_listener"));
     $("transfer-open").hidden = !(mine || c.status === "queued");
     $("close-open").hidden = !(mine || c.status === "queued");
     $("composer").hidden = !(mine || c.status === "queued" || c.status === "with_listener");
