@@ -286,11 +286,12 @@ class ListenerAPI:
                 waiting.append({**self.card(conversation, now), "priority": entry.priority.value,
                                 "flag": flag.to_dict() if flag else None,
                                 "waiting_seconds": int((now - entry.at).total_seconds())})  # fmt: skip
-        mine = [
-            self.card(c, now) for c in await self.store.conversations_by_status(Status.WITH_LISTENER)
-            if c.listener == request[LISTENER].name
-        ]  # fmt: skip
-        return web.json_response({"waiting": waiting, "mine": mine})
+        listener = request[LISTENER]
+        held = await self.store.conversations_by_status(Status.WITH_LISTENER)
+        answer = {"waiting": waiting, "mine": [self.card(c, now) for c in held if c.listener == listener.name]}
+        if listener.supervisor:  # who holds what: one left by a listener gone from their console can be given back
+            answer["others"] = [self.card(c, now) for c in held if c.listener != listener.name]
+        return web.json_response(answer)
 
     async def history(self, request: web.Request) -> web.Response:
         """The listener's own ended conversations of the last HISTORY_DAYS days, the latest ended first."""

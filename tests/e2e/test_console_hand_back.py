@@ -1,6 +1,7 @@
 """A listener who took a conversation and closed their browser without logging out (their session lives on) leaves
-it with nobody able to answer: the supervisor, opening it, has "Rendre à la file", and the young person, back in the
-queue, is told their place (tests/console/test_listener_leaving.py for the API, logout and removal).
+it with nobody able to answer: the supervisor sees it under "Chez d'autres écoutant·es" with its holder, opens it
+and has "Rendre à la file"; the young person, back in the queue, is told their place
+(tests/console/test_listener_leaving.py for the API, logout and removal).
 
 Chromium on the real app."""
 
@@ -12,7 +13,6 @@ from playwright.async_api import Browser, BrowserContext, expect
 
 from gateway.app import STORE
 from gateway.console.auth import hash_password
-from gateway.conversation import Status
 from gateway.store import Listener
 from tests.conftest import PASSWORD
 from tests.e2e.test_console import log_in
@@ -36,10 +36,11 @@ async def test_a_supervisor_gives_back_a_conversation_held_by_a_listener_who_lef
         await expect(young.locator(".msg").last).to_contain_text("vient de te rejoindre")
         await gone.close()  # no logout
 
-        [held] = await store.conversations_by_status(Status.WITH_LISTENER)
-        await log_in(desk, server, "sam")
-        sam = await desk.new_page()  # opened at the conversation, as the supervision board's "Ouvrir" does
-        await sam.goto(str(server.make_url(f"/console#c={held.id}")))
+        sam = await log_in(desk, server, "sam")
+        others = sam.locator("#others .card")  # the supervisor's list of what other listeners hold
+        await expect(others).to_have_count(1)
+        await expect(others).to_contain_text("anne")
+        await others.locator(".card-open").click()
         await sam.get_by_role("button", name="Rendre à la file").click()
         await expect(sam.locator("#waiting .card")).to_have_count(1)
         await expect(young.locator(".msg").last).to_contain_text("position 1")

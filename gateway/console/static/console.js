@@ -9,7 +9,7 @@
   var REFUSED = ["taken", "capacity", "not_yours", "forbidden", "window_closed", "not_active", "not_found", "empty", "too_long"];
 
   var state = {
-    me: null, flow: null, waiting: [], mine: [], fetchedAt: Date.now(), known: null,
+    me: null, flow: null, waiting: [], mine: [], others: [], fetchedAt: Date.now(), known: null,
     current: null, via: {}, shown: {}, mode: "reply", typingSent: 0, typingTimer: null, queueTimer: null, newArrival: false,
     draft: null, sending: false
   };
@@ -143,6 +143,7 @@
       if (!response.ok) { return; }
       state.waiting = response.data.waiting;
       state.mine = response.data.mine;
+      state.others = response.data.others || [];  // supervisors: the conversations other listeners hold
       state.fetchedAt = Date.now();
       announceArrivals();
       renderQueue();
@@ -170,6 +171,9 @@
   function renderQueue() {
     renderList($("waiting"), state.waiting, true);
     renderList($("mine"), state.mine, false);
+    renderList($("others"), state.others || [], false);
+    $("others-section").hidden = !state.me.supervisor;
+    $("others-count").textContent = String((state.others || []).length);
     renderList($("history"), state.history || [], false);
     $("waiting-count").textContent = String(state.waiting.length);
     $("mine-count").textContent = String(state.mine.length);
@@ -198,6 +202,7 @@
     var meta = el("span", "card-meta");
     meta.appendChild(el("span", "pill channel", HG.channel(card.channel)));
     meta.appendChild(el("span", "pill", (card.language || "").toUpperCase()));
+    if (card.status === "with_listener" && card.listener !== state.me.name) { meta.appendChild(el("span", "pill", card.listener)); }
     if (waiting) {
       var wait = el("span", "wait");
       wait.dataset.seconds = String(card.waiting_seconds);

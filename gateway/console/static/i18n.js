@@ -43,6 +43,7 @@
 
       "queue.label": "Conversations", "queue.waiting": "En attente", "queue.waiting.empty": "Personne n'attend pour l'instant.",
       "queue.mine": "Mes conversations", "queue.mine.empty": "Aucune conversation en cours.",
+      "queue.others": "Chez d'autres écoutant·es",
       "queue.history": "Terminées (30 jours)", "queue.history.empty": "Aucune conversation terminée.",
       "queue.waited": "attend depuis {d}", "queue.take.aria": "Prendre {name}",
       "placeholder.choose": "Choisis une conversation dans la file d'attente.",
@@ -186,6 +187,7 @@
 
       "queue.label": "Conversations", "queue.waiting": "Waiting", "queue.waiting.empty": "Nobody is waiting right now.",
       "queue.mine": "My conversations", "queue.mine.empty": "No conversation in progress.",
+      "queue.others": "With other listeners",
       "queue.history": "Ended (30 days)", "queue.history.empty": "No ended conversation.",
       "queue.waited": "waiting for {d}", "queue.take.aria": "Take {name}",
       "placeholder.choose": "Choose a conversation from the queue.",
