@@ -6,7 +6,7 @@
   var $ = function (id) { return document.getElementById(id); };
 
   var t = HG.t, flagText = HG.flagText, showFlag = HG.showFlag;  // flags.js
-  var REFUSED = ["taken", "capacity", "not_yours", "forbidden", "window_closed", "not_active", "not_found", "empty", "too_long"];
+  var REFUSED = ["taken", "capacity", "not_yours", "forbidden", "window_closed", "not_active", "not_found", "empty", "too_long", "sending"];
 
   var state = {
     me: null, flow: null, waiting: [], mine: [], others: [], fetchedAt: Date.now(), known: null,
