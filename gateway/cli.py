@@ -292,14 +292,28 @@ def _listeners_list(args: argparse.Namespace) -> int:
 
 
 def _listeners_remove(args: argparse.Namespace) -> int:
+    from gateway.cli_privacy import load_flows
+    from gateway.console.actions import Actions
     from gateway.console.sessions import end_all_sessions
+    from gateway.dispatcher import Dispatcher
+    from gateway.settings import Settings
 
     async def remove(store: Store) -> int:
+        if await store.get_listener(args.name) is None:
+            print(f"gateway: no listener named {args.name}", file=sys.stderr)
+            return 1
+        # What they hold goes back to the queue first (nobody else may answer it; an invalid flows.yaml stops here,
+        # nothing changed); the server's timers then tell each young person their place.
+        returned = 0
+        if await store.held_by(args.name):
+            flows, now = load_flows(Settings.from_env()), lambda: datetime.now(UTC)
+            actions = Actions(Dispatcher(store, flows, clock=now), store, flows, clock=now)
+            returned = await actions.hand_back_all(args.name)
         if not await store.remove_listener(args.name):
             print(f"gateway: no listener named {args.name}", file=sys.stderr)
             return 1
         ended = await end_all_sessions(store, args.name)  # logged out, live sockets closed
-        print(f"listener {args.name} removed ({ended} session(s) ended)")
+        print(f"listener {args.name} removed ({ended} session(s) ended, {returned} conversation(s) back in the queue)")
         return 0
 
     return asyncio.run(_with_store(remove))

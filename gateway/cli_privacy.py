@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 ACTOR = "cli"
 
 
-def _flows(settings: Settings) -> FlowSet:
+def load_flows(settings: Settings) -> FlowSet:
     from gateway.errors import FlowValidationError
     from gateway.flowset import FlowSet
 
@@ -54,7 +54,7 @@ def _purge(args: argparse.Namespace) -> int:
     async def run() -> int:
         store = await _open(settings)
         try:
-            retention = Retention(store, _flows(settings), clock=lambda: datetime.now(UTC))
+            retention = Retention(store, load_flows(settings), clock=lambda: datetime.now(UTC))
             purged = await retention.purge(datetime.now(UTC), dry_run=args.dry_run, actor=ACTOR)
         finally:
             await store.close()
@@ -86,7 +86,7 @@ def _erase(args: argparse.Namespace) -> int:
     async def run() -> int:
         store = await _open(settings)
         try:
-            flows = _flows(settings)
+            flows = load_flows(settings)
             eraser = Eraser(store, Dispatcher(store, flows), flows, sender_key, clock=lambda: datetime.now(UTC))
             if args.conversation:
                 erased = await eraser.erase_conversation(args.conversation, ACTOR, "gateway erase")

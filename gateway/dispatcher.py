@@ -505,8 +505,9 @@ class Dispatcher:
         given: tuple[str, ...] = (),
     ) -> None:
         """Put the conversation in a queue and tell the young person their position and an honest wait: that
-        nobody can say when while no listener is online; an urgent one also gets the emergency numbers, unless
-        the partners ``given`` with this hand-off already included them."""
+        nobody can say when while no listener is online; a queue closed now (a listener's transfer after hours)
+        gives the closed-line notice instead (when it reopens, who answers now), once for this wait; an urgent one
+        also gets the emergency numbers, unless the partners ``given`` with this hand-off already included them."""
         trigger = Trigger.HANDOFF if conversation.status == Status.BOT else Trigger.TRANSFER
         conversation.queue, conversation.priority = queue, priority
         conversation.queued_at = now
@@ -515,7 +516,10 @@ class Dispatcher:
         await self.transition(conversation, trigger, now)
         position = await self.store.position(conversation.id) or 1
         language = language_of(conversation, engine.flow)
-        if self.listeners_online() > 0:
+        if queue in engine.flow.queues and not engine.is_open(queue, now):  # a transfer after hours: no promise
+            queued = engine.closed_line(queue, language, now)
+            conversation.closed_notice_for = conversation.queued_at  # told for this wait: the timer does not repeat it
+        elif self.listeners_online() > 0:
             wait = await self.estimate_wait(engine, queue, position, now)
             queued = engine.message("queued", language, position=position, wait=wait)
         else:

@@ -89,6 +89,12 @@ class FlowSet:
         """The engine a conversation is pinned to, or the current one when that version is unknown."""
         return self.engines.get(version) or self.engine()
 
+    def knowing(self, version: str, has: Callable[[Engine], bool]) -> Engine | None:
+        """The engine of ``version`` when ``has`` holds for it, else the current one when it does, else None. The
+        console offers the current flow's queues, partners and closing categories: one a reload added is known to the
+        conversations begun before it too, which keep their own version for the rest."""
+        return next((engine for engine in (self.for_version(version), self.engine()) if has(engine)), None)
+
     def _stat(self) -> float:
         try:
             return self.path.stat().st_mtime

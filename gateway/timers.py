@@ -175,11 +175,13 @@ class Timers:
     async def _queue_reassure(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
         if conversation.status != Status.QUEUED or conversation.queue is None:
             return
+        queue = conversation.queue
+        engine = self.flows.knowing(conversation.flow_version, lambda e: queue in e.flow.queues) or engine  # reloaded
         language = language_of(conversation, engine.flow)
         window = self.dispatcher.closed_window(conversation, Author.BOT, now)
         if window is not None:
             await self._paused(conversation, window, now)
-        elif conversation.queue in engine.flow.queues and not engine.is_open(conversation.queue, now):
+        elif queue in engine.flow.queues and not engine.is_open(queue, now):
             if not _closed_line_told(conversation):  # once per wait
                 text = engine.closed_line(conversation.queue, language, now)
                 await self._say(conversation, engine, now, Reply(text))

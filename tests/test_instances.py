@@ -1,7 +1,8 @@
 """Two gateway instances on one real Redis: what production with several instances relies on.
 
 A conversation started on one instance continues on the other; a message delivered to both is processed once;
-a listener connected to one instance takes a conversation queued through the other and answers it.
+a listener connected to one instance takes a conversation queued through the other and answers it; two listeners on
+two instances taking the same conversation at once: one gets it, the young person is told once.
 """
 
 from __future__ import annotations
@@ -135,3 +136,29 @@ async def test_sockets_on_one_instance_get_the_events_of_conversations_processed
                 console, lambda f: f["type"] == "entry" and f["entry"]["author"] == "bot", limit=100
             )
             assert {f["entry"]["author"] for f in seen if f["type"] == "entry"} >= {"user", "bot"}
+
+
+async def test_two_listeners_on_two_instances_taking_at_once_one_gets_it_and_the_young_person_is_told_once(
+    make_client: AppFactory, redis_settings: Settings
+) -> None:
+    one, two = await make_client(redis_settings), await make_client(redis_settings)
+    async with one.ws_connect("/chat/ws") as ws:
+        await hello(ws)
+        for number, answer in enumerate(WALK_TO_QUEUE):
+            await say(ws, f"m{number}", answer)
+    await add_listener(one, "anne")
+    await add_listener(one, "bruno")
+    await login(one, "anne")
+    await login(two, "bruno")
+    [waiting] = (await (await one.get("/api/queue")).json())["waiting"]
+    path = f"/api/conversations/{waiting['id']}/take"
+    answers = await asyncio.gather(one.post(path, json={}), two.post(path, json={}))
+    assert sorted(a.status for a in answers) == [200, 409]
+    [lost] = [await a.json() for a in answers if a.status == 409]
+    assert lost["error"] == "taken"
+    winner = "anne" if answers[0].status == 200 else "bruno"
+    conversation = await one.app[STORE].get_conversation(waiting["id"])
+    assert conversation is not None and (conversation.status, conversation.listener) == (Status.WITH_LISTENER, winner)
+    entries = await one.app[STORE].transcript(waiting["id"])
+    assert sum("vient de te rejoindre" in e.text for e in entries) == 1
+    assert [await one.app[STORE].held_by(name) for name in ("anne", "bruno")].count(1) == 1

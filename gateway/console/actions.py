@@ -7,23 +7,31 @@ fit the conversation's status (replying to a closed one, taking one already take
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import secrets
 from datetime import timedelta
 from typing import Protocol
 
 from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
-from gateway.dispatcher import Dispatcher
-from gateway.errors import Conflict, GatewayError, IllegalTransition
+from gateway.dispatcher import CLAIM_SECONDS, DEDUPE_TTL_SECONDS, Dispatcher
+from gateway.errors import Conflict, GatewayError, IllegalTransition, StoreError
 from gateway.events import NoteAdded, Typing
 from gateway.flows import lifecycle
+from gateway.flows.engine import Engine
 from gateway.flows.lifecycle import Trigger
 from gateway.flowset import FlowSet
-from gateway.ids import new_id
+from gateway.ids import derived_from, new_id
 from gateway.language import language_of
 from gateway.messages import Reply
 from gateway.store import (
     Author,
+    Claim,
+    ClaimState,
     ConversationStore,
+    DedupeStore,
+    DoneMark,
     EventStore,
     LockStore,
     QueueStore,
@@ -43,7 +51,9 @@ class ActionRefused(GatewayError):
         super().__init__(message)
 
 
-class ActionsRoles(ConversationStore, TranscriptStore, QueueStore, TimerStore, EventStore, LockStore, Protocol):
+class ActionsRoles(
+    ConversationStore, TranscriptStore, QueueStore, TimerStore, EventStore, LockStore, DedupeStore, Protocol
+):
     """What the listeners' actions need of the store (replies and status changes go through the dispatcher)."""
 
 
@@ -87,17 +97,45 @@ class Actions:
             await self.store.save_conversation(conversation)
             return conversation
 
-    async def reply(self, conversation_id: str, listener: str, text: str) -> TranscriptEntry:
+    async def reply(self, conversation_id: str, listener: str, text: str, key: str | None = None) -> TranscriptEntry:
+        """Send the listener's reply. ``key``: the console's id of this reply, the same when it sends it again (its
+        answer lost with the connection): a reply already recorded under it is answered as it was, never sent twice
+        (a de-duplication claim, as for a young person's message, marked done with the conversation's save)."""
         text = _clean(text)
         async with self.store.lock(conversation_id):
             conversation = await self._load(conversation_id)
             self._mine(conversation, listener)
-            self._check_window(conversation)
-            now = self.clock()
-            entries = await self.dispatcher.emit(conversation, [Reply(text)], Author.LISTENER, now)
-            conversation.updated_at = now
-            await self.store.save_conversation(conversation)
+            claim = None if key is None else await self._claim_reply(conversation_id, listener, key)
+            if isinstance(claim, TranscriptEntry):
+                return claim  # sent already
+            try:
+                self._check_window(conversation)
+                now = self.clock()
+                entries = await self.dispatcher.emit(conversation, [Reply(text)], Author.LISTENER, now)
+                conversation.updated_at = now
+                done = None if claim is None else DoneMark(claim.key, DEDUPE_TTL_SECONDS)
+                await self.store.save_conversation(conversation, done=done)
+            except BaseException:
+                if claim is not None:
+                    with contextlib.suppress(StoreError):
+                        await self.store.release(claim.key, claim.owner)
+                raise
             return entries[0]
+
+    async def _claim_reply(self, conversation_id: str, listener: str, key: str) -> Claim | TranscriptEntry:
+        """The reply ``key``'s claim, its entry ids derived from it (:func:`derived_from`); or its entry when it was
+        sent already."""
+        digest = hashlib.sha256(f"{conversation_id}:{listener}:{key}".encode()).hexdigest()[:32]
+        claim = Claim(f"reply:{digest}", secrets.token_hex(8), CLAIM_SECONDS)
+        state = await self.store.claim(claim.key, claim.owner, claim.lease_seconds)
+        derived_from(claim.key)  # the reply's entry id: the same at every try
+        if state is ClaimState.CLAIMED:
+            return claim
+        entry_id = new_id()
+        sent = [e for e in await self.store.transcript(conversation_id) if e.id == entry_id]  # a duplicate only
+        if state is ClaimState.BUSY or not sent:
+            raise ActionRefused("sending", "this reply is being sent: try again in a moment")
+        return sent[0]
 
     def window(self, conversation: Conversation) -> dict[str, object]:
         """The channel's reply window for a listener: ``open``, ``closing`` (under :data:`CLOSING`), ``closed``,
@@ -144,8 +182,8 @@ class Actions:
             conversation = await self._load(conversation_id)
             self._mine(conversation, listener)
             self._check_window(conversation)  # a listener's send, like reply: refused (409) once the window shut
-            engine = self.flows.for_version(conversation.flow_version)
-            if partner not in engine.flow.partners:
+            engine = self.flows.knowing(conversation.flow_version, lambda e: partner in e.flow.partners)
+            if engine is None:
                 raise ActionRefused("unknown_partner", f"no partner '{partner}' in the flow")
             language = language_of(conversation, engine.flow)
             text = engine.text(engine.flow.partners[partner].message, language)
@@ -160,8 +198,8 @@ class Actions:
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER:
                 self._mine(conversation, listener)
-            engine = self.flows.for_version(conversation.flow_version)
-            if queue not in engine.flow.queues:
+            engine = self.flows.knowing(conversation.flow_version, lambda e: queue in e.flow.queues)
+            if engine is None:
                 raise ActionRefused("unknown_queue", f"no queue '{queue}' in the flow")
             now = self.clock()
             try:
@@ -171,26 +209,47 @@ class Actions:
             await self.store.save_conversation(conversation)
             return conversation
 
-    async def hand_back(self, conversation_id: str, listener: str) -> Conversation:
+    async def hand_back(self, conversation_id: str, listener: str, *, supervisor: bool = False) -> Conversation:
+        """Back to the queue, at its arrival time. A ``supervisor`` may give back any listener's conversation (one held
+        by somebody who left their console: nobody else may answer it)."""
         async with self.store.lock(conversation_id):
             conversation = await self._load(conversation_id)
-            self._mine(conversation, listener)
+            if not (supervisor and conversation.status == Status.WITH_LISTENER):
+                self._mine(conversation, listener)
             now = self.clock()
             await self.store.requeue(conversation_id)
             conversation.listener = None
+            conversation.closed_notice_for = None  # a new wait: a line closed meanwhile is told again, once
             await self.dispatcher.transition(conversation, Trigger.HAND_BACK, now)
+            # Told at once where they stand, by the queue's timer (taking cancelled it): their place, or, the line
+            # closed, where to turn now. Before, nothing was re-armed: silence, even through the night.
+            await self.store.set_timer(conversation_id, TimerKind.QUEUE_REASSURE, now)
             await self.store.save_conversation(conversation)
             return conversation
+
+    async def hand_back_all(self, listener: str) -> int:
+        """Every conversation ``listener`` holds, back to the queue as :meth:`hand_back` does (the young person told
+        their place, or the closed line): they logged out, were logged out everywhere or their account removed, and
+        nobody else may answer a conversation they hold. How many went back."""
+        returned = 0
+        for conversation in await self.store.conversations_by_status(Status.WITH_LISTENER):
+            if conversation.listener != listener:
+                continue
+            try:
+                await self.hand_back(conversation.id, listener)
+            except (ActionRefused, Conflict):  # closed, handed back or transferred meanwhile: not theirs any more
+                continue
+            returned += 1
+        return returned
 
     async def close(self, conversation_id: str, listener: str, outcome: str, notes: str = "") -> Conversation:
         async with self.store.lock(conversation_id):
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER:
                 self._mine(conversation, listener)
-            engine = self.flows.for_version(conversation.flow_version)
-            known = {o.id for o in engine.flow.outcomes}
-            if known and outcome not in known:
+            if self.flows.knowing(conversation.flow_version, lambda e: _closes_with(e, outcome)) is None:
                 raise ActionRefused("unknown_outcome", f"no closing category '{outcome}' in the flow")
+            engine = self.flows.for_version(conversation.flow_version)
             try:
                 lifecycle.advance(conversation.status, Trigger.CLOSE)  # refused before the goodbye is sent
             except IllegalTransition as exc:
@@ -207,6 +266,11 @@ class Actions:
             await self.dispatcher.transition(conversation, Trigger.CLOSE, now)
             await self.store.save_conversation(conversation)
             return conversation
+
+
+def _closes_with(engine: Engine, outcome: str) -> bool:
+    """Whether the flow has this closing category (a flow without categories takes any)."""
+    return not engine.flow.outcomes or outcome in {o.id for o in engine.flow.outcomes}
 
 
 def _clean(text: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 import weakref
 from collections.abc import Awaitable, Callable
@@ -59,6 +60,7 @@ LISTENER = web.RequestKey("listener", Listener)
 SESSION = web.RequestKey("session", ConsoleSession)
 HISTORY_DAYS = 30  # how far back a listener's ended conversations are listed ("Mes conversations", history)
 HISTORY_LIMIT = 50
+REPLY_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # the console's id of a reply
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +218,9 @@ class ListenerAPI:
         await self.store.publish(Alert("login_locked", subject, detail))
 
     async def logout(self, request: web.Request) -> web.Response:
-        """This session ends, and its live sockets close (other browsers of the listener stay logged in)."""
+        """This session ends, and its live sockets close (other browsers of the listener stay logged in); the
+        conversations the listener holds go back to the queue (nobody else may answer them)."""
+        await self.actions.hand_back_all(request[LISTENER].name)
         await self.sessions.end(request.cookies.get(SESSION_COOKIE, ""))
         response = web.Response(status=204)
         response.del_cookie(SESSION_COOKIE, path="/")
@@ -257,11 +261,13 @@ class ListenerAPI:
         return web.json_response({"listeners": [_me(listener) for listener in await self.store.list_listeners()]})
 
     async def logout_everywhere(self, request: web.Request) -> web.Response:
-        """Supervisors: every session of listener ``{name}`` ends and their sockets close, on every instance."""
+        """Supervisors: every session of listener ``{name}`` ends and their sockets close, on every instance; the
+        conversations they hold go back to the queue."""
         name = request.match_info["name"]
         if not valid_name(name) or await self.store.get_listener(name) is None:
             raise ActionRefused("not_found", "no such listener")
         ended = await self.sessions.end_all(name)
+        await self.actions.hand_back_all(name)
         await self.store.audit(AuditEntry(self.clock(), request[LISTENER].name, "logout_everywhere",
                                           name, f"{ended} session(s) ended"))  # fmt: skip
         return web.json_response({"ended": ended})
@@ -281,11 +287,12 @@ class ListenerAPI:
                 waiting.append({**self.card(conversation, now), "priority": entry.priority.value,
                                 "flag": flag.to_dict() if flag else None,
                                 "waiting_seconds": int((now - entry.at).total_seconds())})  # fmt: skip
-        mine = [
-            self.card(c, now) for c in await self.store.conversations_by_status(Status.WITH_LISTENER)
-            if c.listener == request[LISTENER].name
-        ]  # fmt: skip
-        return web.json_response({"waiting": waiting, "mine": mine})
+        listener = request[LISTENER]
+        held = await self.store.conversations_by_status(Status.WITH_LISTENER)
+        answer = {"waiting": waiting, "mine": [self.card(c, now) for c in held if c.listener == listener.name]}
+        if listener.supervisor:  # who holds what: one left by a listener gone from their console can be given back
+            answer["others"] = [self.card(c, now) for c in held if c.listener != listener.name]
+        return web.json_response(answer)
 
     async def history(self, request: web.Request) -> web.Response:
         """The listener's own ended conversations of the last HISTORY_DAYS days, the latest ended first."""
@@ -358,8 +365,13 @@ class ListenerAPI:
         return web.json_response(self.card(conversation, self.clock()))
 
     async def message(self, request: web.Request) -> web.Response:
-        text = await _field(request, "text")
-        entry = await self.actions.reply(request.match_info["id"], request[LISTENER].name, text)
+        """``{text, id?}``: ``id``, the console's id of this reply (sent again with it when the answer was lost:
+        recorded and sent once)."""
+        body = await json_body(request)
+        text, key = body.get("text"), body.get("id")
+        if not isinstance(text, str) or not (key is None or (isinstance(key, str) and REPLY_ID.fullmatch(key))):
+            raise ActionRefused("bad_request", "'text' is required; 'id', when given, is 1 to 64 of A-Z a-z 0-9 _ -")
+        entry = await self.actions.reply(request.match_info["id"], request[LISTENER].name, text, key)
         return web.json_response(entry_json(entry), status=201)
 
     async def note(self, request: web.Request) -> web.Response:
@@ -377,7 +389,14 @@ class ListenerAPI:
         return web.json_response(self.card(conversation, self.clock()))
 
     async def hand_back(self, request: web.Request) -> web.Response:
-        conversation = await self.actions.hand_back(request.match_info["id"], request[LISTENER].name)
+        """The holder's, or a supervisor's for any listener (audited: who, which, from whom)."""
+        listener, conversation_id = request[LISTENER], request.match_info["id"]
+        held = await self.store.get_conversation(conversation_id)
+        holder = held.listener if held is not None else None
+        conversation = await self.actions.hand_back(conversation_id, listener.name, supervisor=listener.supervisor)
+        if holder is not None and holder != listener.name:
+            await self.store.audit(AuditEntry(self.clock(), listener.name, "hand_back", conversation.id,
+                                              f"{conversation.pseudonym}: from {holder}"))  # fmt: skip
         return web.json_response(self.card(conversation, self.clock()))
 
     async def close(self, request: web.Request) -> web.Response:

@@ -16,6 +16,7 @@
       queued: "En attente d'un·e écoutant·e — position ", withListener: "Un·e écoutant·e est avec toi.",
       confirmEnd: "Veux-tu vraiment terminer la conversation ?", bot: "Bot", listener: "Écoutant·e", you: "Toi",
       error: "Ce message n'a pas pu être envoyé.", other: "English", pageTitle: "Chat d'écoute",
+      unsent: "La conversation venait de se terminer : ton dernier message n'a pas été envoyé. Il t'attend dans la boîte de message, pour une nouvelle conversation.",
       now: "à l'instant", ago: "il y a {n} min", image: "Image",
       imageButton: "Envoyer une image (capture d'écran, photo)", imageSent: "📎 Image envoyée",
       imageSending: "📎 Envoi de l'image…",
@@ -34,6 +35,7 @@
       queued: "Waiting for a listener — position ", withListener: "A listener is with you.",
       confirmEnd: "Do you really want to end the conversation?", bot: "Bot", listener: "Listener", you: "You",
       error: "This message could not be sent.", other: "Français", pageTitle: "Helpline chat",
+      unsent: "The conversation had just ended: your last message was not sent. It is waiting in the message box, for a new conversation.",
       now: "just now", ago: "{n} min ago", image: "Image",
       imageButton: "Send a picture (screenshot, photo)", imageSent: "📎 Picture sent",
       imageSending: "📎 Sending the picture…",
@@ -359,9 +361,17 @@
     renderStatus();
   }
 
-  function onEnded() {  // a message sent after the end started nothing: it is dropped, the end is shown
+  /* A message sent after the end started nothing (the server dropped it): the end is shown, and the words are
+     not lost: said, and put back in the message box for a new conversation ("Nouvelle conversation" keeps it). */
+  function onEnded() {
+    var unsent = pending().map(function (m) { return m.text; }).filter(function (text) { return !!text; });
     savePending([]);
     document.querySelectorAll(".msg.pending").forEach(function (el) { el.remove(); });
+    if (unsent.length) {
+      var input = $("message-input");
+      input.value = unsent.concat(input.value ? [input.value] : []).join("\n");
+      bubble("system", t("unsent"), null, false);
+    }
     if (!ended()) { state.status = "closed"; renderStatus(); }
   }
 

@@ -1,19 +1,21 @@
 """The web chat when the line is closed and after the end, in a real Chromium: the closed line is said before the
 first question; once the conversation ends, the last messages (the numbers) stay in sight, the message box gives
-way to "Nouvelle conversation", nothing typed starts a conversation, and a reload still shows the numbers."""
+way to "Nouvelle conversation", nothing typed starts a conversation, and a reload still shows the numbers; a message
+sent just as a listener closes the conversation is not lost: said, and kept in the message box for a new one."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import BrowserContext, Page, expect
+from playwright.async_api import BrowserContext, Page, WebSocketRoute, expect
 
-from gateway.app import STORE
+from gateway.app import API, STORE
 from gateway.conversation import Status
 from tests.conftest import Clock
-from tests.e2e.test_chat import bot_messages, open_chat, type_answer
+from tests.e2e.test_chat import bot_messages, open_chat, type_answer, walk_to_queue
 
 pytestmark = pytest.mark.browser
 
@@ -93,3 +95,50 @@ async def test_ending_it_yourself_keeps_the_goodbye_in_sight(
     await page.reload()
     await expect(bot_messages(page).last).to_contain_text("La conversation est terminée")
     assert await conversations(server, clock) == 1
+
+
+class Deaf:
+    """Passes the page's socket through; while ``deaf``, the server's news (status, entries) is kept from the page,
+    which still hears its acknowledgements and errors: it has not learnt yet that the conversation ended."""
+
+    def __init__(self) -> None:
+        self.deaf = False
+
+    async def route(self, page_side: WebSocketRoute) -> None:
+        server_side = page_side.connect_to_server()
+
+        def from_server(message: str | bytes) -> None:
+            if not self.deaf or json.loads(message).get("type") in ("ack", "error"):
+                page_side.send(message)
+
+        page_side.on_message(server_side.send)
+        server_side.on_message(from_server)
+
+
+async def test_a_message_sent_as_the_conversation_closes_waits_in_the_box_for_a_new_one(
+    context: BrowserContext, server: TestServer, clock: Clock
+) -> None:
+    words = "Attends, il y a encore une chose."
+    page, deaf = await context.new_page(), Deaf()
+    await page.route_web_socket("**/chat/ws", deaf.route)
+    await page.goto(str(server.make_url("/chat")))
+    await walk_to_queue(page)
+    [waiting] = await server.app[STORE].conversations_by_status(Status.QUEUED)
+    deaf.deaf = True
+    await server.app[API].actions.close(waiting.id, "anne", "cyberbullying")  # the page has not heard of it yet
+
+    await type_answer(page, words)  # dropped by the server: the conversation has ended
+    await expect(page.locator(".msg.system").last).to_contain_text("ton dernier message n'a pas été envoyé")
+    await expect(page.locator("#ended")).to_be_visible()
+    await expect(page.locator('.msg[data-author="user"] .text')).not_to_contain_text([words])
+    deaf.deaf = False
+    await page.get_by_role("button", name="Nouvelle conversation").click()
+    await expect(page.locator("#message-input")).to_have_value(words)  # kept for the new conversation
+    await expect(page.locator("#choices button").first).to_be_visible()
+    await page.locator("#message-input").press("Enter")
+    await expect(page.locator('.msg[data-author="user"] .text').last).to_have_text(words)
+    await expect(page.locator(".msg.user.pending")).to_have_count(0)  # acknowledged: recorded
+    store = server.app[STORE]
+    [new] = [c for status in (Status.BOT, Status.QUEUED) for c in await store.conversations_by_status(status)]
+    assert new.id != waiting.id and words in [e.text for e in await store.transcript(new.id)]
+    assert words not in [e.text for e in await store.transcript(waiting.id)]

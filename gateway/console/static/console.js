@@ -6,11 +6,12 @@
   var $ = function (id) { return document.getElementById(id); };
 
   var t = HG.t, flagText = HG.flagText, showFlag = HG.showFlag;  // flags.js
-  var REFUSED = ["taken", "capacity", "not_yours", "forbidden", "window_closed", "not_active", "not_found", "empty", "too_long"];
+  var REFUSED = ["taken", "capacity", "not_yours", "forbidden", "window_closed", "not_active", "not_found", "empty", "too_long", "sending"];
 
   var state = {
-    me: null, flow: null, waiting: [], mine: [], fetchedAt: Date.now(), known: null,
-    current: null, via: {}, shown: {}, mode: "reply", typingSent: 0, typingTimer: null, queueTimer: null, newArrival: false
+    me: null, flow: null, waiting: [], mine: [], others: [], fetchedAt: Date.now(), known: null,
+    current: null, via: {}, shown: {}, mode: "reply", typingSent: 0, typingTimer: null, queueTimer: null, newArrival: false,
+    draft: null, sending: false
   };
 
   // ----- start ----------------------------------------------------------------------------------------------
@@ -142,6 +143,7 @@
       if (!response.ok) { return; }
       state.waiting = response.data.waiting;
       state.mine = response.data.mine;
+      state.others = response.data.others || [];  // supervisors: the conversations other listeners hold
       state.fetchedAt = Date.now();
       announceArrivals();
       renderQueue();
@@ -169,6 +171,9 @@
   function renderQueue() {
     renderList($("waiting"), state.waiting, true);
     renderList($("mine"), state.mine, false);
+    renderList($("others"), state.others || [], false);
+    $("others-section").hidden = !state.me.supervisor;
+    $("others-count").textContent = String((state.others || []).length);
     renderList($("history"), state.history || [], false);
     $("waiting-count").textContent = String(state.waiting.length);
     $("mine-count").textContent = String(state.mine.length);
@@ -197,6 +202,7 @@
     var meta = el("span", "card-meta");
     meta.appendChild(el("span", "pill channel", HG.channel(card.channel)));
     meta.appendChild(el("span", "pill", (card.language || "").toUpperCase()));
+    if (card.status === "with_listener" && card.listener !== state.me.name) { meta.appendChild(el("span", "pill", card.listener)); }
     if (waiting) {
       var wait = el("span", "wait");
       wait.dataset.seconds = String(card.waiting_seconds);
@@ -284,7 +290,9 @@
     var mine = isMine();
     $("conv-actions").hidden = false;
     $("take").hidden = c.status !== "queued";
-    ["refer-open", "handback"].forEach(function (id) { $(id).hidden = !mine; });
+    $("refer-open").hidden = !mine;
+    // A supervisor may give back a conversation another listener holds (who left their console without logging out).
+    $("handback").hidden = !(mine || (state.me.supervisor && c.status === "with_listener"));
     $("transfer-open").hidden = !(mine || c.status === "queued");
     $("close-open").hidden = !(mine || c.status === "queued");
     $("composer").hidden = !(mine || c.status === "queued" || c.status === "with_listener");
@@ -522,15 +530,31 @@
 
   $("composer").addEventListener("submit", function (event) { event.preventDefault(); send(); });
 
+  /* A reply keeps its id until the server answered it: sent again (Enter, its answer lost with the connection), it
+     carries the same id, and the server records and sends it once. Another text, or another conversation, is
+     another reply. One send at a time. */
+  function replyId(text, note) {
+    var draft = state.draft;
+    if (!draft || draft.text !== text || draft.note !== note || draft.conversation !== state.current.id) {
+      var bytes = new Uint8Array(16);
+      crypto.getRandomValues(bytes);
+      var id = Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+      state.draft = draft = { text: text, note: note, conversation: state.current.id, id: id };
+    }
+    return draft.id;
+  }
+
   function send() {
     var text = $("reply").value.trim();
-    if (!text || !state.current) { return; }
+    if (!text || !state.current || state.sending) { return; }
     var note = mode() === "note";
     var path = "/api/conversations/" + state.current.id + (note ? "/notes" : "/messages");
+    var body = note ? { text: text } : { text: text, id: replyId(text, note) };
+    state.sending = true;
     $("send").disabled = true;
-    api("POST", path, { text: text }).then(function (response) {
-      $("send").disabled = false;
+    api("POST", path, body).then(function (response) {
       if (response.ok) {
+        state.draft = null;
         $("reply").value = "";
         $("composer-error").textContent = "";
         $("suggestions").hidden = true;
@@ -539,6 +563,11 @@
       } else {
         $("composer-error").textContent = refusal(response);
       }
+    }, function () {  // no answer (the connection dropped): maybe sent; sending again sends it once
+      $("composer-error").textContent = t("compose.unanswered");
+    }).then(function () {
+      state.sending = false;
+      $("send").disabled = false;
       updateComposer();
     });
   }

@@ -1,0 +1,114 @@
+"""A listener who leaves never keeps young people waiting with nobody: the conversations they hold go back to the
+queue when they log out, when a supervisor logs them out everywhere and when their account is removed with the CLI
+(nobody else may answer a conversation a listener holds). Each young person is then told their place (the
+queue's timer, re-armed by the hand-back), and another listener may take the conversation.
+
+The real app on SQLite; the CLI as a real process on the same file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+
+import aiohttp
+from aiohttp.test_utils import TestClient
+
+from gateway.app import STORE
+from gateway.conversation import Status
+from gateway.settings import Settings
+from gateway.testing import DATA_KEY, SECRET_KEY
+from tests.conftest import AppFactory, Clock, add_listener
+from tests.console.conftest import other_session
+from tests.console.test_sessions import GATEWAY
+from tests.test_timers import bot_lines, conversation_of, fire_and_wait, start
+from tests.test_webchat import WALK_TO_QUEUE
+
+Client = TestClient  # type: ignore[type-arg]
+
+
+async def held_by_anne(client: Client, clock: Clock) -> tuple[aiohttp.ClientSession, str, int]:
+    """Anne's session, the conversation she took and how many bot lines it had then."""
+    await add_listener(client, "anne")
+    await add_listener(client, "bruno")
+    conversation = await conversation_of(client, await start(client, WALK_TO_QUEUE), clock)
+    anne = await other_session(client, "anne")
+    assert (await anne.post(f"/api/conversations/{conversation.id}/take", json={})).status == 200
+    return anne, conversation.id, len(await bot_lines(client, conversation.id))
+
+
+async def back_in_the_queue(client: Client, conversation_id: str, count: int, *, told: bool = True) -> None:
+    """Waiting again, the young person told their place (``told``), and Bruno may take it."""
+    store = client.app[STORE]
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None and conversation.status == Status.QUEUED and conversation.listener is None
+    assert [entry.conversation_id for entry in await store.waiting()] == [conversation_id]
+
+    async def said() -> bool:
+        return len(await bot_lines(client, conversation_id)) > count
+
+    if told:
+        await fire_and_wait(client, said)
+        assert "position 1" in (await bot_lines(client, conversation_id))[-1]
+    bruno = await other_session(client, "bruno")
+    try:
+        assert (await bruno.post(f"/api/conversations/{conversation_id}/take", json={})).status == 200
+    finally:
+        await bruno.close()
+
+
+async def test_logging_out_gives_the_held_conversations_back_to_the_queue(client: Client, clock: Clock) -> None:
+    anne, conversation_id, count = await held_by_anne(client, clock)
+    try:
+        assert (await anne.delete("/api/session", json={})).status == 204
+    finally:
+        await anne.close()
+    await back_in_the_queue(client, conversation_id, count)
+
+
+async def test_a_listener_logged_out_everywhere_gives_the_held_conversations_back(client: Client, clock: Clock) -> None:
+    anne, conversation_id, count = await held_by_anne(client, clock)
+    await add_listener(client, "sam", supervisor=True)
+    sam = await other_session(client, "sam")
+    try:
+        assert (await sam.post("/api/listeners/anne/logout", json={})).status == 200
+    finally:
+        await sam.close()
+        await anne.close()
+    await back_in_the_queue(client, conversation_id, count)
+
+
+async def test_an_account_removed_with_the_cli_gives_the_held_conversations_back(
+    make_client: AppFactory, settings: Settings, clock: Clock
+) -> None:
+    client = await make_client(settings)
+    anne, conversation_id, count = await held_by_anne(client, clock)
+    await anne.close()
+    env = {**os.environ, "GATEWAY_STORE": settings.store, "GATEWAY_FLOWS": settings.flows,
+           "GATEWAY_DATA_KEY": DATA_KEY, "GATEWAY_SECRET_KEY": SECRET_KEY}  # fmt: skip
+    removed = await asyncio.to_thread(subprocess.run, [str(GATEWAY), "listeners", "remove", "anne"], env=env,
+                                      capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert removed.returncode == 0 and "1 conversation(s) back in the queue" in removed.stdout, removed.stderr
+    # The CLI's clock is the real one, the app's the test's: the timer it re-armed is not due here yet.
+    await back_in_the_queue(client, conversation_id, count, told=False)
+
+
+async def test_a_supervisor_gives_back_a_conversation_whose_listener_left_their_console(
+    client: Client, clock: Clock
+) -> None:
+    """Anne closed her browser without logging out (her session lives on): a supervisor gives her conversation back;
+    another listener may not."""
+    anne, conversation_id, count = await held_by_anne(client, clock)
+    await add_listener(client, "sam", supervisor=True)
+    bruno, sam = await other_session(client, "bruno"), await other_session(client, "sam")
+    path = f"/api/conversations/{conversation_id}/hand-back"
+    try:
+        assert (await bruno.post(path, json={})).status == 403  # not his, nor a waiting one
+        assert (await sam.post(path, json={})).status == 200
+    finally:
+        for http in (anne, bruno, sam):
+            await http.close()
+    await back_in_the_queue(client, conversation_id, count)
+    [entry] = [e for e in await client.app[STORE].audit_log() if e.action == "hand_back"]
+    assert (entry.actor, entry.subject) == ("sam", conversation_id) and entry.detail.endswith("from anne")

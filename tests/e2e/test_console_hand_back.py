@@ -1,0 +1,48 @@
+"""A listener who took a conversation and closed their browser without logging out (their session lives on) leaves
+it with nobody able to answer: the supervisor sees it under "Chez d'autres écoutant·es" with its holder, opens it
+and has "Rendre à la file"; the young person, back in the queue, is told their place
+(tests/console/test_listener_leaving.py for the API, logout and removal).
+
+Chromium on the real app."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, BrowserContext, expect
+
+from gateway.app import STORE
+from gateway.console.auth import hash_password
+from gateway.store import Listener
+from tests.conftest import PASSWORD
+from tests.e2e.test_console import log_in
+from tests.e2e.test_console_take import queue_young
+
+pytestmark = pytest.mark.browser
+
+
+async def test_a_supervisor_gives_back_a_conversation_held_by_a_listener_who_left(
+    desk: BrowserContext, browser: Browser, server: TestServer
+) -> None:
+    store = server.app[STORE]
+    await store.add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    await store.add_listener(Listener("sam", hash_password(PASSWORD), supervisor=True, capacity=3))
+    phone = await browser.new_context(viewport={"width": 390, "height": 780}, locale="fr-FR")
+    gone = await browser.new_context(locale="fr-FR")
+    try:
+        young = await queue_young(phone, server)
+        anne = await log_in(gone, server, "anne")
+        await anne.locator("#waiting .card .take").click()
+        await expect(young.locator(".msg").last).to_contain_text("vient de te rejoindre")
+        await gone.close()  # no logout
+
+        sam = await log_in(desk, server, "sam")
+        others = sam.locator("#others .card")  # the supervisor's list of what other listeners hold
+        await expect(others).to_have_count(1)
+        await expect(others).to_contain_text("anne")
+        await others.locator(".card-open").click()
+        await sam.get_by_role("button", name="Rendre à la file").click()
+        await expect(sam.locator("#waiting .card")).to_have_count(1)
+        await expect(young.locator(".msg").last).to_contain_text("position 1")
+    finally:
+        await phone.close()
