@@ -298,9 +298,8 @@ class Outbox:
         for n, lease in enumerate(leases):
             then, record = await self._attempt(lease, leases[n + 1 :])
             held = await record()
-            if then == "stop":
-                if held:
-                    await self._release(leases[n + 1 :])
+            if then == "stop":  # given back even when the retry's record was refused: each under its own lease
+                await self._release(leases[n + 1 :])
                 return
             if then == "end" or not held:
                 return
@@ -435,6 +434,9 @@ class Outbox:
         return True
 
     async def _retry(self, lease: _Lease, exc: RetryableDelivery) -> bool:
+        """Rescheduled with backoff (or failed after the last try). The reschedule is tried again through store
+        failures while the lease holds, and the store answers one made already (its answer lost) as made: until
+        2026-12-02 a failure here ended the run, and the reply and the rest of its run waited for the lease (60 s)."""
         item = lease.item
         attempts = item.attempts + 1
         if attempts >= self.max_attempts:  # its conversation goes on (the run stops: the next items are claimed
@@ -445,23 +447,26 @@ class Outbox:
         log.info("outbox: %s retry %d in %.1fs from part %d (%s)", item.id, attempts, delay, parts_sent + 1, exc)
         self._count(item, "retry")
         next_attempt = self.clock() + timedelta(seconds=delay)
-        held = await lease.fenced(lambda token: self.store.outbox_reschedule(
-            item.conversation_id, item.id, next_attempt, attempts, str(exc), parts_sent, lease=token))  # fmt: skip
+        held = await self._until_recorded(lease, "rescheduled", lambda: lease.fenced(
+            lambda token: self.store.outbox_reschedule(
+                item.conversation_id, item.id, next_attempt, attempts, str(exc), parts_sent, lease=token)))  # fmt: skip
         if held:  # the worker wakes when it is due (armed after it was recorded: never before its time)
             self._retries.after(delay)
         return held
 
     async def _release(self, rest: Sequence[_Lease]) -> None:
         """The run's items after one failed for now: their claims end, each due once it heads its line again (its
-        attempts and progress unchanged), so that they follow the retried one in order, not a lease later."""
+        attempts and progress unchanged), so that they follow the retried one in order, not a lease later. Each is
+        tried again through store failures while its lease holds, as a record (:meth:`_until_recorded`): until
+        2026-12-02 a failure here ended the run, and what it held waited for its lease (60 s)."""
         now = self.clock()
         for lease in rest:
-            await self._release_one(lease, now)
+            await self._until_recorded(lease, "given back", functools.partial(self._release_one, lease, now))
 
-    async def _release_one(self, lease: _Lease, now: datetime) -> None:
+    async def _release_one(self, lease: _Lease, now: datetime) -> bool:
         item = lease.item
         last_error = item.last_error or ""
-        await lease.fenced(lambda token: self.store.outbox_reschedule(
+        return await lease.fenced(lambda token: self.store.outbox_reschedule(
             item.conversation_id, item.id, now, item.attempts, last_error, item.parts_sent, lease=token))  # fmt: skip
 
     async def _gone(self, lease: _Lease, reason: str, rest: Sequence[_Lease]) -> bool:

@@ -626,7 +626,10 @@ class OutboxStore(Protocol):
         *,
         lease: datetime | None = None,
     ) -> bool:
-        """Failed for now: try again at ``next_attempt_at`` (the conversation's next items wait).
+        """Failed for now: try again at ``next_attempt_at`` (the conversation's next items wait). False as
+        :meth:`outbox_mark_sent`; True, changing nothing, when the item is rescheduled so already (pending, due at
+        ``next_attempt_at`` after ``attempts``) although no longer under ``lease``: a retry of this very call whose
+        answer was lost after the store made it (the outbox gives a run's items back so too, due now).
 
         ``parts_sent`` records how far a split message got; it never goes back (the larger value is kept).
         """

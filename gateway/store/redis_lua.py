@@ -659,11 +659,16 @@ return 1
 )
 
 # KEYS: item. ARGV: next µs, attempts, last error, parts sent (kept if larger), the lease end the caller holds (µs)
-# or ''. Returns the conversation, or false.
+# or ''. Returns the conversation, or false. An item rescheduled so already (still pending, due at this very µs after
+# this many attempts: a retry of this call whose first try ran, its answer lost) answers as made, changing nothing.
 _OUTBOX_RESCHEDULE = (
     _HELD
     + """
-if not held(KEYS[1], ARGV[5]) then return false end
+if not held(KEYS[1], ARGV[5]) then
+  local now = redis.call('HMGET', KEYS[1], 'status', 'next_us', 'attempts', 'conv')
+  if ARGV[5] ~= '' and now[1] == 'pending' and now[2] == ARGV[1] and now[3] == ARGV[2] then return now[4] end
+  return false
+end
 redis.call('HSET', KEYS[1], 'next_us', ARGV[1], 'attempts', ARGV[2], 'last_error', ARGV[3])
 if tonumber(ARGV[4]) > tonumber(redis.call('HGET', KEYS[1], 'parts_sent') or '0') then
   redis.call('HSET', KEYS[1], 'parts_sent', ARGV[4])

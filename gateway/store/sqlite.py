@@ -936,12 +936,23 @@ class SqliteStore:
         lease: datetime | None = None,
     ) -> bool:
         fence, held = _fence(lease)
-        changed = await self._change(
-            "UPDATE outbox SET next_us = ?, attempts = ?, last_error = ?, parts_sent = MAX(parts_sent, ?)"
-            f" WHERE id = ? AND conversation_id = ? AND status = 'pending'{fence}",
-            (to_us(next_attempt_at), attempts, last_error, parts_sent, item_id, conversation_id, *held),
-        )
-        return changed == 1
+        next_us = to_us(next_attempt_at)
+
+        def work(conn: sqlite3.Connection) -> bool:
+            with _writing(conn):
+                changed = conn.execute(
+                    "UPDATE outbox SET next_us = ?, attempts = ?, last_error = ?, parts_sent = MAX(parts_sent, ?)"
+                    f" WHERE id = ? AND conversation_id = ? AND status = 'pending'{fence}",
+                    (next_us, attempts, last_error, parts_sent, item_id, conversation_id, *held),
+                )
+                if changed.rowcount == 1:
+                    return True
+                return lease is not None and conn.execute(  # rescheduled so already: a retry, its answer lost
+                    "SELECT 1 FROM outbox WHERE id = ? AND conversation_id = ? AND status = 'pending'"
+                    " AND next_us = ? AND attempts = ?", (item_id, conversation_id, next_us, attempts),
+                ).fetchone() is not None  # fmt: skip
+
+        return await self._run(work)
 
     async def outbox_mark_failed(
         self,
