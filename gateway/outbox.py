@@ -36,6 +36,7 @@ import contextlib
 import functools
 import itertools
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -148,6 +149,7 @@ class Outbox:
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
         self._retries = Wakeups(self._wake.set)  # a rescheduled reply is claimed at its time, not at the next poll
+        self._unanswered: tuple[datetime, str] | None = None  # a failed claim's time and token, made again next
 
     def kick(self) -> None:
         """Something was put in the outbox: deliver now rather than at the next poll."""
@@ -198,16 +200,25 @@ class Outbox:
             await asyncio.gather(*in_flight, return_exceptions=True)
 
     async def _claim(self, limit: int) -> list[OutboxItem] | None:
-        """Claim the due runs of up to ``limit`` conversations; None when the claim failed (logged: class, place)."""
+        """Claim the due runs of up to ``limit`` conversations; None when the claim failed (logged: class, place).
+
+        Each claim carries a token chosen before it is sent; a claim that failed is made again with its token and
+        time (``outbox_due(claim=)``) while its lease would hold: Redis may have run it and lost its answer, and
+        the store then hands out what it claimed. Until 2026-12-02 those replies waited for the lease (60 s)."""
+        now, token = self._unanswered or (self.clock(), secrets.token_hex(8))
         try:
             claimed = await self.store.outbox_due(
-                self.clock(), limit, lease_seconds=self.lease_seconds, run=self.run_length
+                now, limit, lease_seconds=self.lease_seconds, run=self.run_length, claim=token
             )
+            self._unanswered = None
             self.metrics.outages.answered("outbox")
             return claimed
         except StoreError as exc:  # told once an outage (gateway/outage_log.py)
+            lapsed = self.clock() >= now + timedelta(seconds=self.lease_seconds)
+            self._unanswered = None if lapsed else (now, token)
             self.metrics.outages.failed("outbox", exc)
         except Exception as exc:  # a bug: delivery goes on for every item in flight and at the next poll
+            self._unanswered = None
             log.error("outbox: unexpected %s at %s", type(exc).__name__, where(exc))
         return None
 

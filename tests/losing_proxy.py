@@ -18,8 +18,13 @@ from gateway.store.redis_lua import SCRIPTS
 
 
 def script_sha(name: str) -> bytes:
-    """What an ``EVALSHA`` of the store's script ``name`` carries on the wire."""
+    """What an ``EVALSHA`` of the store's script ``name`` carries on the wire (the store's calls alone)."""
     return hashlib.sha1(SCRIPTS[name].encode()).hexdigest().encode()
+
+
+def script_text(name: str) -> bytes:
+    """What an ``EVAL`` of the store's script ``name`` carries on the wire (the store's pipelines)."""
+    return SCRIPTS[name].encode()
 
 
 class LosingProxy:

@@ -21,7 +21,7 @@ from gateway.store import Delivery, Store, open_store
 from gateway.store.redis_lua import SCRIPTS
 from gateway.testing import Failure, FakeGraphAPI, store_keys
 from tests.e2e.channel_support import eventually
-from tests.losing_proxy import LosingProxy, losing_proxy, script_sha
+from tests.losing_proxy import LosingProxy, losing_proxy, script_sha, script_text
 from tests.store.conftest import redis_url
 from tests.test_outbox_record_lost import put_replies
 from tests.test_outbox_runs import channels, graph, texts
@@ -91,3 +91,20 @@ async def test_a_store_failure_rescheduling_a_refused_reply_or_giving_back_its_r
     assert texts(graph, "c1") == ["reply 1", "reply 2", "reply 3"]  # in order, each once
     asked = [r.body["message"]["text"] for r in graph.requests_to(graph.send_endpoint)]
     assert asked == ["reply 1", "reply 1", "reply 2", "reply 3"]  # the refused one asked again, the rest once
+
+
+@pytest.mark.parametrize("lost", ["outbox_due", "outbox_claim"])
+async def test_a_claim_whose_answer_is_lost_is_recognised_by_its_worker_not_waited_out(
+    proxy: LosingProxy, store: Store, graph: FakeGraphAPI, channels: dict[ChannelName, MessengerChannel], lost: str
+) -> None:
+    """The claim ran in Redis (``outbox_due``: the conversations' lines taken for the lease; ``outbox_claim``: the
+    run's items leased) and its answer was lost. Before, the replies waited for that lease (60 s): nobody knew the
+    claim was made. The worker tries the claim again with the token it chose before sending it, and the store hands
+    out what that token claimed."""
+    await put_replies(store, "c1", 3)
+    proxy.lose(script_sha(lost) if lost == "outbox_due" else script_text(lost))  # its pipeline sends the text
+    await deliver_all(store, channels, graph, 3)
+    assert proxy.lost == 1
+    assert texts(graph, "c1") == ["reply 1", "reply 2", "reply 3"]
+    asked = [r.body["message"]["text"] for r in graph.requests_to(graph.send_endpoint)]
+    assert asked == ["reply 1", "reply 2", "reply 3"]

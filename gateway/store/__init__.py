@@ -558,7 +558,9 @@ class OutboxStore(Protocol):
         """Add a pending item after the conversation's others; an id already present is ignored."""
         ...
 
-    async def outbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 60, run: int = 1) -> list[OutboxItem]:
+    async def outbox_due(
+        self, now: datetime, limit: int, *, lease_seconds: int = 60, run: int = 1, claim: str | None = None
+    ) -> list[OutboxItem]:
         """Claim items to deliver now for up to ``limit`` conversations: each conversation's oldest pending item,
         then the conversation's next pending items in order as long as each is due, ``run`` items at most (a
         *run*: the caller sends them one after the other, with no claim between).
@@ -572,6 +574,11 @@ class OutboxStore(Protocol):
         The lease's end is also the claim's *fencing token*: the holder renews it (:meth:`outbox_renew`) and
         passes it as ``lease`` to resolve the item; after another claim (the lease lapsed) those calls are
         refused, so a holder that lost its lease never changes what the new holder does.
+
+        ``claim``: a token the caller chose before the call (unique to it). A call made again with the same token,
+        ``now`` and ``lease_seconds`` (the first one's answer lost: a connection dropped after Redis ran it) hands out
+        what the first one claimed, still leased to it (and anything due since in those conversations' runs),
+        instead of leaving it held for the lease by a claim nobody knows of.
         """
         ...
 

@@ -1058,19 +1058,23 @@ class RedisStore:
         await self._write(queue, conversation=conversation_id)
 
     @_guarded
-    async def outbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 60, run: int = 1) -> list[OutboxItem]:
-        """The due conversations' lines are claimed for the lease (one slot), then the items of each line's first
-        ``run`` ids up to the first not due (one script in the conversation's slot): an item resolved meanwhile
-        leaves its line, a head not due yet is timed again, the rest are handed out."""
+    async def outbox_due(
+        self, now: datetime, limit: int, *, lease_seconds: int = 60, run: int = 1, claim: str | None = None
+    ) -> list[OutboxItem]:
+        """The due conversations' lines are claimed for the lease (one slot; with ``claim``, recorded under it for
+        the lease), then the items of each line's first ``run`` ids up to the first not due (one script in the
+        conversation's slot): an item resolved meanwhile leaves its line, a head not due yet is timed again, the
+        rest are handed out."""
         lease_end = to_us(now) + lease_seconds * 1_000_000
-        args = [K.OUTBOX, to_us(now), limit, lease_end, max(run, 1)]
-        lines = [[_text(v) for v in found] for found in await self._script("outbox_due", [K.OUTBOX + "heads"], args)]
+        args = [K.OUTBOX, to_us(now), limit, lease_end, max(run, 1), claim or ""]
+        keys = [K.OUTBOX + "heads", K.OUTBOX + "claim:" + (claim or "")]
+        lines = [[_text(v) for v in found] for found in await self._script("outbox_due", keys, args)]
         if not lines:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
             for conversation_id, *ids in lines:
                 keys = [K.outbox_item(conversation_id, item_id) for item_id in ids]
-                _eval(pipe, "outbox_claim", keys, [to_us(now), lease_end])
+                _eval(pipe, "outbox_claim", keys, [to_us(now), lease_end, "1" if claim else ""])
             claimed = await pipe.execute()
         items: list[OutboxItem] = []
         for (conversation_id, *ids), answers in zip(lines, claimed, strict=True):

@@ -542,20 +542,36 @@ return 1
 """
 )
 
-# KEYS: heads. ARGV: prefix, now µs, limit, lease end µs, run. Claims the due conversations' lines for the lease
-# (their heads' score) and returns {conversation, head id, the next ids} (``run`` ids at most); ``outbox_claim``
-# then claims the items of each.
+# KEYS: heads, the claim's record (``claim:<token>``). ARGV: prefix, now µs, limit, lease end µs, run, the claim's
+# token or ''. Claims the due conversations' lines for the lease (their heads' score) and returns {conversation, head
+# id, the next ids} (``run`` ids at most); ``outbox_claim`` then claims the items of each. With a token, the lines
+# claimed are recorded under it for the lease: the same claim sent again (its answer lost after it ran) hands out
+# those lines again (their first ids now), instead of leaving them held for the lease by a claim nobody knows of.
 _OUTBOX_DUE = (
     _LINES
     + """
-return due_heads(KEYS[1], ARGV[1] .. 'conv:', ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]))
+if ARGV[6] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then
+  local found = {}
+  for _, owner in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+    local ids = redis.call('ZRANGE', ARGV[1] .. 'conv:' .. owner, 0, tonumber(ARGV[5]) - 1)
+    if ids[1] then table.insert(found, {owner, unpack(ids)}) end
+  end
+  return found
+end
+local found = due_heads(KEYS[1], ARGV[1] .. 'conv:', ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]))
+if ARGV[6] ~= '' and found[1] then
+  for _, line in ipairs(found) do redis.call('RPUSH', KEYS[2], line[1]) end
+  redis.call('PEXPIRE', KEYS[2], math.max(1, math.floor((tonumber(ARGV[4]) - tonumber(ARGV[2])) / 1000)))
+end
+return found
 """
 )
 
-# KEYS: a conversation's items, in its line's order (one slot). ARGV: now µs, lease end µs. One answer per item, in
-# order, up to the first not due: {'ok', fields} once claimed (its next_us is the lease end: the fencing token);
-# {'gone'} when resolved or missing (skipped: nothing to send); {'later', next µs} when not due yet, and the items
-# after it are left alone (a conversation's items go out in order).
+# KEYS: a conversation's items, in its line's order (one slot). ARGV: now µs, lease end µs, '1' when the caller's
+# claim has a token. One answer per item, in order, up to the first not due: {'ok', fields} once claimed (its next_us
+# is the lease end: the fencing token); {'gone'} when resolved or missing (skipped: nothing to send); {'later', next
+# µs} when not due yet, and the items after it are left alone (a conversation's items go out in order). With a
+# token, an item leased to this very lease end is this claim's, sent again (its answer lost): handed out again.
 _OUTBOX_CLAIM = """
 local answers = {}
 for _, item in ipairs(KEYS) do
@@ -563,7 +579,7 @@ for _, item in ipairs(KEYS) do
     table.insert(answers, {'gone'})
   else
     local next_us = redis.call('HGET', item, 'next_us')
-    if tonumber(next_us) > tonumber(ARGV[1]) then
+    if tonumber(next_us) > tonumber(ARGV[1]) and not (ARGV[3] == '1' and next_us == ARGV[2]) then
       table.insert(answers, {'later', next_us})
       return answers
     end

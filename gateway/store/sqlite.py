@@ -89,6 +89,7 @@ from gateway.store.texts import OwnTexts, SharedText, SharedTexts, Stored
 T = TypeVar("T")
 Write = Callable[[sqlite3.Connection], object]
 RESOLVED_OUTBOX_KEPT = timedelta(days=7)  # sent and failed outbox rows are purged after this
+_CLAIMS_KEPT = 16  # outbox claims made with a token kept in memory (``SqliteStore.outbox_due``)
 TAKES_KEPT_US = 24 * 3600 * 1_000_000  # takes older than a day are dropped (takes_since looks an hour back)
 
 _SCHEMA = """
@@ -344,6 +345,7 @@ class SqliteStore:
         self._events = LocalEvents()
         self._locks = LocalLocks()
         self._held: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("held", default=None)
+        self._claims: dict[str, list[OutboxItem]] = {}  # the last outbox claims made with a token (``outbox_due``)
         # (channel, sender's identity, the id of its active conversation or None) read with this task's last claim
         # (see ``claim``), used once by ``locked_active``
         self._sender_read: contextvars.ContextVar[tuple[str, str, str | None] | None] = contextvars.ContextVar(
@@ -878,9 +880,16 @@ class SqliteStore:
 
         await self._write(write)
 
-    async def outbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 60, run: int = 1) -> list[OutboxItem]:
+    async def outbox_due(
+        self, now: datetime, limit: int, *, lease_seconds: int = 60, run: int = 1, claim: str | None = None
+    ) -> list[OutboxItem]:
+        """``claim``: the items claimed are kept in memory under the token (the last few claims): a call whose
+        answer was lost after its transaction committed (its caller cancelled) is answered the same when made
+        again. An instance dying loses them with its sends in flight: their lease is the bound then."""
         now_us = to_us(now)
         lease_us = now_us + lease_seconds * 1_000_000
+        if claim is not None and (made := self._claims.get(claim)) is not None:
+            return made
 
         def work(conn: sqlite3.Connection) -> list[OutboxItem]:
             with _writing(conn):
@@ -894,7 +903,12 @@ class SqliteStore:
                         rows.extend(itertools.takewhile(lambda row: row["next_us"] <= now_us, after))
                 ids = [row["id"] for row in rows]
                 conn.executemany("UPDATE outbox SET next_us = ? WHERE id = ?", [(lease_us, i) for i in ids])
-            return [_outbox_item(row, self._keys, next_us=lease_us) for row in rows]
+            claimed = [_outbox_item(row, self._keys, next_us=lease_us) for row in rows]
+            if claim is not None and claimed:  # in the store's thread, once committed: kept whatever its caller does
+                self._claims[claim] = claimed
+                while len(self._claims) > _CLAIMS_KEPT:
+                    del self._claims[next(iter(self._claims))]
+            return claimed
 
         return await self._run(work)
 

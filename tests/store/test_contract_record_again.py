@@ -96,3 +96,18 @@ async def test_a_reschedule_made_again_under_its_lease_is_answered_made_and_chan
     later = retry + timedelta(seconds=60)
     assert not await store.outbox_reschedule("A", "A-e1", retry, 1, "503", lease=LEASE)  # claimed again since
     assert await store.outbox_mark_sent("A", "A-e1", "m.1", lease=later)
+
+
+async def test_a_claim_made_again_with_its_token_hands_out_what_it_claimed(store: Store) -> None:
+    """The outbox's retry of a claim whose answer was lost after the store made it (issue 8: before, its items
+    waited for the lease nobody knew of): the same items, under the same lease; another claim gets none of them."""
+    for item_id, conversation in (("A-e1", "A"), ("A-e2", "A"), ("B-e1", "B")):
+        await store.outbox_put(outbound(item_id, conversation))
+    first = await store.outbox_due(T0, 10, run=8, lease_seconds=60, claim="token-1")
+    again = await store.outbox_due(T0, 10, run=8, lease_seconds=60, claim="token-1")
+    assert sorted(i.id for i in first) == ["A-e1", "A-e2", "B-e1"]
+    assert [(i.id, i.next_attempt_at) for i in again] == [(i.id, i.next_attempt_at) for i in first]
+    assert {i.next_attempt_at for i in again} == {LEASE}
+    assert await store.outbox_due(T0 + timedelta(seconds=1), 10, run=8, claim="token-2") == []  # still leased
+    assert await store.outbox_mark_sent("A", "A-e1", "m.1", lease=LEASE, next_lease=LEASE)
+    assert await store.outbox_due(T0 + timedelta(seconds=1), 10, run=8, claim="token-3") == []  # A-e2 still held
