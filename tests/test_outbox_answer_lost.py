@@ -50,7 +50,7 @@ async def store(proxy: LosingProxy) -> AsyncIterator[Store]:
 
 
 async def deliver_all(
-    store: Store, channels: dict[ChannelName, MessengerChannel], graph: FakeGraphAPI, accepted: int
+    store: Store, channels: dict[ChannelName, MessengerChannel], graph: FakeGraphAPI, accepted: int, ids: bool = True
 ) -> None:
     """``Outbox.run`` (its 60 s lease, a 0.2 s first retry) until the fake accepted ``accepted`` sends and the
     transcript shows every reply sent; then, every lease long over, nothing is due any more."""
@@ -58,7 +58,8 @@ async def deliver_all(
     worker = asyncio.create_task(sending.run())
 
     async def all_sent() -> bool:
-        return all(e.delivery is Delivery.SENT and e.provider_message_id for e in await store.transcript("c1"))
+        shown = await store.transcript("c1")
+        return all(e.delivery is Delivery.SENT and bool(e.provider_message_id) is ids for e in shown)
 
     try:
         await graph.wait_accepted(accepted, timeout=BOUND)  # before: the rest a lease (60 s) later
@@ -104,6 +105,23 @@ async def test_a_claim_whose_answer_is_lost_is_recognised_by_its_worker_not_wait
     await put_replies(store, "c1", 3)
     proxy.lose(script_sha(lost) if lost == "outbox_due" else script_text(lost))  # its pipeline sends the text
     await deliver_all(store, channels, graph, 3)
+    assert proxy.lost == 1
+    assert texts(graph, "c1") == ["reply 1", "reply 2", "reply 3"]
+    asked = [r.body["message"]["text"] for r in graph.requests_to(graph.send_endpoint)]
+    assert asked == ["reply 1", "reply 2", "reply 3"]
+
+
+async def test_a_send_without_a_provider_id_whose_record_answer_is_lost_holds_the_run_seconds(
+    proxy: LosingProxy, store: Store, graph: FakeGraphAPI, channels: dict[ChannelName, MessengerChannel]
+) -> None:
+    """The provider accepts each reply without a message id (a 200 without ``message_id``); the first record's answer
+    is lost after Redis ran it. Before, Redis could not tell its own record from another worker's (the item dropped
+    once its entry shows the send, and no provider id on the entry to compare): the retry was refused as a lost
+    lease, the run ended, and the next replies waited for their lease (60 s)."""
+    graph.without_ids = True
+    await put_replies(store, "c1", 3)
+    proxy.lose(script_sha("outbox_resolve"), b"c1-r1")
+    await deliver_all(store, channels, graph, 3, ids=False)
     assert proxy.lost == 1
     assert texts(graph, "c1") == ["reply 1", "reply 2", "reply 3"]
     asked = [r.body["message"]["text"] for r in graph.requests_to(graph.send_endpoint)]

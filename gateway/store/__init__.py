@@ -608,8 +608,8 @@ class OutboxStore(Protocol):
         """Delivered to the provider: the conversation's next item becomes due. False if not pending, or if
         ``lease`` is given and the item's claim is no longer that one (see :meth:`outbox_due`); likewise below.
         True, changing nothing, when this send was recorded already under ``lease`` (a retry of a call whose
-        answer was lost after the store made it: the item is sent, the line goes on; on Redis a sent item whose
-        send gave no provider id cannot be told from another worker's and is refused).
+        answer was lost after the store made it: the item is sent, the line goes on; with or without a provider
+        id: on Redis a sent item whose send gave none keeps its hash, and its lease's end, until it expires).
 
         In the same commit, the transcript entry of the same id (if any) shows ``sent`` and the provider's id: a
         crash never leaves a message sent but shown pending. ``receipt``: a receipt kept for this provider id

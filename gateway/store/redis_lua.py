@@ -622,9 +622,12 @@ return redis.call('HGET', KEYS[1], 'conv')
 # KEYS: item, its conversation's transcript, its index, its unread set. ARGV: status, field or '', value, seconds
 # kept, provider id or '', the delivery's code, the lease end the caller holds (µs) or '', the item's id. The
 # transcript entry of the same id shows the result in the same step (never sent but shown pending). A sent item keeps
-# no payload (the transcript has the text): what is left tells it was sent, until it expires. Returns 1, 2 when the
-# item was resolved so already under this lease (``resolved_before``: a retry of a record whose answer was lost), or
-# false when not held.
+# no payload (the transcript has the text): what is left tells it was sent, until it expires; it is deleted at once
+# when its entry records the send with a provider id (the entry then tells a retry), kept when the send gave none
+# (its lease's end, ``next_us``, then tells a retry: until 2026-12-02 it was deleted too, and the retry of a record
+# whose answer was lost was refused as another worker's, the run's next replies left to their lease). Returns 1, 2
+# when the item was resolved so already under this lease (``resolved_before``: a retry of a record whose answer was
+# lost), or false when not held.
 _OUTBOX_RESOLVE = (
     _HELD
     + _ENTRIES
@@ -644,10 +647,11 @@ if not held(KEYS[1], ARGV[7]) then
 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1])
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) end
-if ARGV[1] == 'sent' and set_delivery(KEYS[2], KEYS[3], KEYS[4], ARGV[8], ARGV[6], ARGV[5]) == 1 then
+if ARGV[1] == 'sent' and set_delivery(KEYS[2], KEYS[3], KEYS[4], ARGV[8], ARGV[6], ARGV[5]) == 1
+   and (ARGV[5] ~= '' or ARGV[7] == '') then
   redis.call('DEL', KEYS[1])  -- its transcript entry records the send: the mark ``outbox_put`` reads
   return 1
-end
+end  -- a fenced send without a provider id keeps what is left of its item (below): its lease's end tells a retry
 if ARGV[1] == 'sent' then  -- rebuilt without the payload: a small hash takes Redis's compact encoding again
   local f = {'id', 'conv', 'created_us', 'next_us', 'attempts', 'status', 'pmid', 'parts_sent'}
   local v = redis.call('HMGET', KEYS[1], unpack(f))

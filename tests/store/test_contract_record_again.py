@@ -111,3 +111,21 @@ async def test_a_claim_made_again_with_its_token_hands_out_what_it_claimed(store
     assert await store.outbox_due(T0 + timedelta(seconds=1), 10, run=8, claim="token-2") == []  # still leased
     assert await store.outbox_mark_sent("A", "A-e1", "m.1", lease=LEASE, next_lease=LEASE)
     assert await store.outbox_due(T0 + timedelta(seconds=1), 10, run=8, claim="token-3") == []  # A-e2 still held
+
+
+async def test_a_send_without_a_provider_id_recorded_again_under_its_lease_is_answered_made(store: Store) -> None:
+    """A provider that accepted a reply without a message id: the record made again (its answer lost) is True, the
+    line goes on, the item is never handed out again; under another lease it is refused (before: refused on Redis,
+    its entry holding no provider id to compare)."""
+    for n in (1, 2):
+        await store.append_transcript(entry("A", n))
+        await store.outbox_put(outbound(f"A-e{n}", "A"))
+    assert [i.id for i in await store.outbox_due(T0, 10, run=8, lease_seconds=60)] == ["A-e1", "A-e2"]
+    assert await store.outbox_mark_sent("A", "A-e1", None, lease=LEASE, next_lease=LEASE)
+    assert await store.outbox_mark_sent("A", "A-e1", None, lease=LEASE, next_lease=LEASE)  # its answer was lost
+    assert not await store.outbox_mark_sent("A", "A-e1", None, lease=LEASE + timedelta(seconds=1))
+    await store.outbox_put(outbound("A-e1", "A"))  # a reprocessing puts it again: ignored
+    assert await store.outbox_mark_sent("A", "A-e2", None, lease=LEASE)
+    assert await store.outbox_due(minutes(10), 10, run=8) == []
+    shown = [(e.id, e.delivery, e.provider_message_id) for e in await store.transcript("A")]
+    assert shown == [("A-e1", Delivery.SENT, None), ("A-e2", Delivery.SENT, None)]
