@@ -63,6 +63,11 @@ WINDOW = 100
 # of 50 it replaced (bench/README.md). A claim within this of the last waits the rest, gathering the ends and kicks
 # meanwhile: a reply waits that long at most, and only under load (an idle worker claims at once).
 CLAIM_GAP = 0.010
+# Every this many seconds the worker looks up the receipts kept longer than ``KEPT_GRACE`` whose sends may have been
+# recorded without taking them (``Outbox._sweep_kept``): an instance dying between a record and its take, or a take
+# that failed, with the receipt kept in the round trip between the outbox's read and its record.
+SWEEP_SECONDS = 5.0
+KEPT_GRACE = timedelta(seconds=2)  # the record's own take comes first: a receipt kept since is left to it
 # A conversation's consecutive due items claimed together at most (a run), sent one after the other with no claim
 # between: one message's replies (a hand-off gives 4) go out back to back, not a claim round apart each.
 RUN = 8
@@ -128,11 +133,13 @@ class Outbox:
         metrics: Metrics | None = None,
         on_recipient_gone: Callable[[str], Awaitable[None]] | None = None,
         record_pause: tuple[float, float] = RECORD_PAUSE,
+        sweep_seconds: float = SWEEP_SECONDS,
     ) -> None:
         """``on_recipient_gone(conversation_id)``: a send was refused because the young person blocked the line or
         unsubscribed (:class:`RecipientGone`); the app marks the conversation as left (``gateway/leaving.py``).
         ``record_pause``: the first and the longest pause between tries of a send's record (:meth:`_mark_sent`)."""
         self.record_pause = record_pause
+        self.sweep_seconds = sweep_seconds
         self.on_recipient_gone = on_recipient_gone
         self.lease_seconds = lease_seconds
         if window < 1:
@@ -174,10 +181,16 @@ class Outbox:
 
         loop = asyncio.get_running_loop()
         last_claim = -CLAIM_GAP
+        next_sweep = loop.time() + self.sweep_seconds
         try:
             while True:
                 if (gap := last_claim + CLAIM_GAP - loop.time()) > 0:
                     await asyncio.sleep(gap)
+                if loop.time() >= next_sweep:  # beside the deliveries, cancelled with them
+                    next_sweep = loop.time() + self.sweep_seconds
+                    sweep = asyncio.create_task(self._sweep_kept())
+                    in_flight.add(sweep)
+                    sweep.add_done_callback(in_flight.discard)
                 self._wake.clear()  # a kick or an end arriving while claiming wakes the next round
                 free = self.window - len(in_flight)
                 if free > 0:
@@ -368,18 +381,46 @@ class Outbox:
 
     async def _apply_kept(self, item: OutboxItem, provider_id: str) -> None:
         """A receipt kept after the record read what was kept (its keeper looked for the record before it was
-        made), taken and applied here, forward only, as the receipt would have been; the ones kept before were
-        applied with the record (taken here, they change nothing). A store failure here loses only a receipt that
-        came in that round trip (logged)."""
+        made), applied here, forward only, as the receipt would have been, then taken; the ones kept before were
+        applied with the record (they change nothing here). A store failure here, or this instance dying, leaves
+        it kept: the sweep (:meth:`_sweep_kept`) applies it then."""
         try:
-            delivery = await self.store.take_receipt(provider_id)
-            if delivery is not None and await self.store.advance_delivery(item.conversation_id, item.id, delivery):
-                await self._record(item, delivery, provider_id)
+            await self._apply_kept_to(item.conversation_id, item.id, provider_id)
         except StoreError as exc:
-            self.metrics.outages.failed("outbox", exc)  # told once an outage; the receipt it held may be lost
+            self.metrics.outages.failed("outbox", exc)  # told once an outage; the sweep applies it later
         except Exception as exc:  # a bug here must not fail the run beside it
             log.error("outbox: %s: applying a kept receipt failed with %s at %s", item.id, type(exc).__name__,
                       where(exc))  # fmt: skip
+
+    async def _apply_kept_to(self, conversation_id: str, entry_id: str, provider_id: str) -> None:
+        """What was kept for a send already recorded: read, applied (forward only, the console told), then taken.
+        Read before it is taken, never taken before it is applied (until 2026-12-02 the take came first: an
+        instance dying between the take and the application lost it). Taking after the application loses nothing:
+        a receipt kept since finds the record by its keeper's own look-up."""
+        delivery = await self.store.kept_receipt(provider_id)
+        if delivery is None:
+            return
+        if await self.store.advance_delivery(conversation_id, entry_id, delivery):
+            await self.store.publish(DeliveryChanged(conversation_id, entry_id, delivery))
+        await self.store.take_receipt(provider_id)
+
+    async def _sweep_kept(self) -> None:
+        """The receipts kept longer than ``KEPT_GRACE`` whose send is recorded now: taken and applied as the record's
+        take would have (forward only, the console told). Their record's take never came: its instance died just
+        after the record, or the take failed, with the receipt kept in the one round trip between the record's
+        read of what was kept and the record itself (the keeper's look-up made before the record). Until 2026-12-02
+        such a receipt expired unapplied (a ``failed`` never shown). One not recorded yet is left (its record applies
+        it, or it expires); a failure here waits for the next sweep (told once an outage)."""
+        try:
+            for provider_id in await self.store.kept_receipts_waiting(utcnow() - KEPT_GRACE, 100):
+                entry = await self.store.find_by_provider_id(provider_id)
+                if entry is not None:
+                    await self._apply_kept_to(entry.conversation_id, entry.id, provider_id)
+                    await self.store.take_receipt(provider_id)  # also a listing left by a take cut short
+        except StoreError as exc:
+            self.metrics.outages.failed("outbox", exc)
+        except Exception as exc:  # a bug here must not stop the deliveries
+            log.error("outbox: applying the kept receipts failed with %s at %s", type(exc).__name__, where(exc))
 
     async def _set_aside(self, lease: _Lease, exc: Exception, following: _Lease | None) -> bool:
         """An item this version cannot read: failed (kept in the store, shown to the listener), others flow."""

@@ -29,7 +29,8 @@ def script_text(name: str) -> bytes:
 
 class LosingProxy:
     """``lose(*markers)``: the next command whose bytes hold every marker (a script's :func:`script_sha`, an item's
-    id) loses its answer (``run=True``) or never reaches Redis (``run=False``); ``lost`` counts the cuts."""
+    id) loses its answer (``run=True``) or never reaches Redis (``run=False``); ``lost`` counts the cuts. ``hold``:
+    the next such command waits on its way to Redis until released (a slow network, or forever: a hung host)."""
 
     def __init__(self, upstream: str) -> None:
         parts = urlsplit(upstream)
@@ -39,7 +40,9 @@ class LosingProxy:
         self.lost = 0
         self._markers: tuple[bytes, ...] | None = None
         self._run = True
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._hold: tuple[bytes, ...] | None = None
+        self.held = asyncio.Event()  # a command marked by :meth:`hold` reached the proxy and waits
+        self._released = asyncio.Event()
 
     @property
     def url(self) -> str:
@@ -48,6 +51,22 @@ class LosingProxy:
 
     def lose(self, *markers: bytes, run: bool = True) -> None:
         self._markers, self._run = markers, run
+
+    def hold(self, *markers: bytes) -> None:
+        """The next command whose bytes hold every marker waits before Redis until :meth:`release` (``held`` set).
+        A hold set right after a release applies to the commands after the released one."""
+        self._hold = markers
+        self.held = asyncio.Event()
+        self._released = asyncio.Event()
+
+    def release(self) -> None:
+        self._released.set()
+
+    async def _held(self, data: bytes) -> None:
+        if self._hold is not None and all(marker in data for marker in self._hold):
+            self._hold, released = None, self._released
+            self.held.set()
+            await released.wait()
 
     def _matches(self, data: bytes) -> bool:
         if self._markers is None or not all(marker in data for marker in self._markers):
@@ -63,6 +82,7 @@ class LosingProxy:
         async def up() -> None:
             with contextlib.suppress(ConnectionError):
                 while data := await reader.read(1 << 16):
+                    await self._held(data)
                     if self._matches(data):
                         if not self._run:
                             _reset(writer)

@@ -437,6 +437,13 @@ class TranscriptStore(Protocol):
         after the record, or a store failure at the take, no longer loses it."""
         ...
 
+    async def kept_receipts_waiting(self, kept_before: datetime, limit: int) -> list[str]:
+        """The provider ids of up to ``limit`` receipts kept before ``kept_before`` (the wall clock), neither taken
+        nor expired, the oldest first: those whose send's record may have come without taking them (the outbox's
+        instance died between its record and its take, or the take failed, with the receipt kept in the round trip
+        between the outbox's read and its record). The outbox looks each up again (``Outbox``'s sweep)."""
+        ...
+
     async def take_receipt(self, provider_message_id: str) -> Delivery | None:
         """The furthest receipt kept for this provider id (:func:`furthest`) and not expired, removed; None if
         none. Called once the send is recorded: a receipt kept writes then looks for the record, a record

@@ -803,10 +803,20 @@ class RedisStore:
     async def keep_receipt(
         self, provider_message_id: str, delivery: Delivery, ttl_seconds: float = RECEIPT_KEPT_SECONDS
     ) -> None:
-        """One key per provider id, used alone (its own slot), expiring by itself."""
-        await self._script(
-            "keep_receipt", [K.kept_receipt(provider_message_id)], [str(delivery), max(1, int(ttl_seconds * 1000))]
-        )
+        """One key per provider id, used alone (its own slot), expiring by itself; the id listed in
+        ``KEPT_RECEIPTS`` (another slot) by its expiry, for :meth:`kept_receipts_waiting`."""
+        ttl_ms = max(1, int(ttl_seconds * 1000))
+        await self._script("keep_receipt", [K.kept_receipt(provider_message_id)], [str(delivery), ttl_ms])
+        expires_us = to_us(datetime.now(UTC)) + ttl_ms * 1000
+        await self._redis.zadd(K.KEPT_RECEIPTS, {provider_message_id: expires_us}, gt=True)
+
+    @_guarded
+    async def kept_receipts_waiting(self, kept_before: datetime, limit: int) -> list[str]:
+        """The lapsed ones dropped from the list first (their keys expired by themselves)."""
+        now_us = to_us(datetime.now(UTC))
+        await self._redis.zremrangebyscore(K.KEPT_RECEIPTS, "-inf", now_us)
+        before = to_us(kept_before) + int(RECEIPT_KEPT_SECONDS * 1_000_000)
+        return _texts(await self._redis.zrangebyscore(K.KEPT_RECEIPTS, f"({now_us}", before, start=0, num=limit))
 
     @_guarded
     async def kept_receipt(self, provider_message_id: str) -> Delivery | None:
@@ -816,6 +826,7 @@ class RedisStore:
     @_guarded
     async def take_receipt(self, provider_message_id: str) -> Delivery | None:
         kept = await self._script("take_receipt", [K.kept_receipt(provider_message_id)], [])
+        await self._redis.zrem(K.KEPT_RECEIPTS, provider_message_id)  # (another slot) also one a take cut short left
         return furthest(Delivery(_text(status)) for status in kept or ())
 
     @_guarded

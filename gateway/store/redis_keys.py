@@ -44,6 +44,9 @@ def key(*parts: str) -> str:
     return PREFIX + ":".join(parts)
 
 
+KEPT_RECEIPTS = PREFIX + "{rk}:kept"  # the provider ids of the receipts kept, scored by when they expire (µs)
+
+
 def kept_receipt(provider_message_id: str) -> str:
     """A receipt that came before its send's record (``RedisStore.keep_receipt``): ``hg:rk:<digest of the provider
     id>``, used alone, with a TTL; the id itself is never in a key name."""

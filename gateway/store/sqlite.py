@@ -639,6 +639,16 @@ class SqliteStore:
                                   (provider_message_id, to_us(datetime.now(UTC))))  # fmt: skip
         return furthest(Delivery(row["delivery"]) for row in rows)
 
+    async def kept_receipts_waiting(self, kept_before: datetime, limit: int) -> list[str]:
+        now_us = to_us(datetime.now(UTC))
+        before = to_us(kept_before) + int(RECEIPT_KEPT_SECONDS * 1_000_000)
+        rows = await self._select(
+            "SELECT provider_message_id, MAX(expires_us) AS until FROM kept_receipts WHERE expires_us > ?"
+            " GROUP BY provider_message_id HAVING until <= ? ORDER BY until LIMIT ?",
+            (now_us, before, limit),
+        )
+        return [row["provider_message_id"] for row in rows]
+
     async def take_receipt(self, provider_message_id: str) -> Delivery | None:
         now_us = to_us(datetime.now(UTC))
 
