@@ -1575,7 +1575,12 @@ def _entry(row: sqlite3.Row, keys: DataKeys, shared: Callable[[str], SharedText]
 
 
 def _forget_content(conn: sqlite3.Connection, conversation_id: str) -> int:
-    """Delete what is stored under a conversation's id besides its record; the transcript entries deleted."""
+    """Delete what is stored under a conversation's id besides its record; the transcript entries deleted. The
+    receipts kept for its sends' provider ids (their take still to come) go first, while the ids are there."""
+    conn.execute("DELETE FROM kept_receipts WHERE provider_message_id IN (SELECT provider_message_id FROM transcript"
+                 " WHERE conversation_id = ?1 AND provider_message_id IS NOT NULL UNION SELECT provider_message_id"
+                 " FROM outbox WHERE conversation_id = ?1 AND provider_message_id IS NOT NULL)",
+                 (conversation_id,))  # fmt: skip
     count = conn.execute("DELETE FROM transcript WHERE conversation_id = ?", (conversation_id,)).rowcount
     for table in ("outbox", "timers", "late", "queue"):
         conn.execute(f"DELETE FROM {table} WHERE conversation_id = ?", (conversation_id,))  # fixed table names

@@ -259,3 +259,16 @@ async def test_the_receipts_kept_are_listed_until_taken_or_expired(store: Store)
         with contextlib.suppress(asyncio.CancelledError):
             await sweeping
     assert "SMr1" not in await store.kept_receipts_waiting(later, 10)
+
+
+async def test_an_erased_conversations_kept_receipts_are_erased_with_it(store: Store) -> None:
+    """A receipt kept for one of its sends (its take still to come) goes with the conversation, not 10 minutes
+    later; another conversation's stays (issue 8)."""
+    erased = await reply(store, "r1")
+    await send_due(store)  # recorded as SMr1
+    await store.keep_receipt("SMr1", Delivery.READ)
+    await store.keep_receipt("SMelse", Delivery.DELIVERED)  # no send of the conversation names it
+    await store.erase_conversation(erased)
+    assert await store.kept_receipt("SMr1") is None
+    assert await store.kept_receipt("SMelse") == Delivery.DELIVERED
+    assert await store.kept_receipts_waiting(datetime.now(UTC) + timedelta(minutes=1), 10) == ["SMelse"]
