@@ -439,7 +439,8 @@ class TranscriptStore(Protocol):
 
     async def kept_receipts_waiting(self, kept_before: datetime, limit: int) -> list[str]:
         """The provider ids of up to ``limit`` receipts kept before ``kept_before`` (the wall clock), neither taken
-        nor expired, the oldest first: those whose send's record may have come without taking them (the outbox's
+        nor expired, the newest first (ids no send will ever hold, kept until they expire, never starve the newer
+        ones): those whose send's record may have come without taking them (the outbox's
         instance died between its record and its take, or the take failed, with the receipt kept in the round trip
         between the outbox's read and its record). The outbox looks each up again (``Outbox``'s sweep)."""
         ...

@@ -816,7 +816,8 @@ class RedisStore:
         now_us = to_us(datetime.now(UTC))
         await self._redis.zremrangebyscore(K.KEPT_RECEIPTS, "-inf", now_us)
         before = to_us(kept_before) + int(RECEIPT_KEPT_SECONDS * 1_000_000)
-        return _texts(await self._redis.zrangebyscore(K.KEPT_RECEIPTS, f"({now_us}", before, start=0, num=limit))
+        newest = await self._redis.zrevrangebyscore(K.KEPT_RECEIPTS, before, f"({now_us}", start=0, num=limit)
+        return _texts(newest)
 
     @_guarded
     async def kept_receipt(self, provider_message_id: str) -> Delivery | None:

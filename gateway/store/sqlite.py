@@ -644,7 +644,7 @@ class SqliteStore:
         before = to_us(kept_before) + int(RECEIPT_KEPT_SECONDS * 1_000_000)
         rows = await self._select(
             "SELECT provider_message_id, MAX(expires_us) AS until FROM kept_receipts WHERE expires_us > ?"
-            " GROUP BY provider_message_id HAVING until <= ? ORDER BY until LIMIT ?",
+            " GROUP BY provider_message_id HAVING until <= ? ORDER BY until DESC LIMIT ?",
             (now_us, before, limit),
         )
         return [row["provider_message_id"] for row in rows]
