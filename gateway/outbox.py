@@ -27,6 +27,11 @@ dispatcher) is applied by the record's own step. Within a run, each send is reco
 out, so the sends in flight are at most one per conversation (one store round trip a reply: a few hundred
 microseconds against the provider's milliseconds). An item whose delivery failed before any send releases its
 lease at once (retried soon), never holding its conversation.
+
+A store call whose answer is lost (Redis ran it, the connection dropped) never holds replies for a lease: a claim
+carries a token chosen before it is sent and is made again with it (the store hands out what that token claimed);
+a reschedule and a run's giving back are tried again while the lease holds (one made already is answered as made).
+Receipts kept for a send whose record came without taking them are applied by a sweep every ``SWEEP_SECONDS``.
 """
 
 from __future__ import annotations
