@@ -27,6 +27,11 @@ dispatcher) is applied by the record's own step. Within a run, each send is reco
 out, so the sends in flight are at most one per conversation (one store round trip a reply: a few hundred
 microseconds against the provider's milliseconds). An item whose delivery failed before any send releases its
 lease at once (retried soon), never holding its conversation.
+
+A store call whose answer is lost (Redis ran it, the connection dropped) never holds replies for a lease: a claim
+carries a token chosen before it is sent and is made again with it (the store hands out what that token claimed);
+a reschedule and a run's giving back are tried again while the lease holds (one made already is answered as made).
+Receipts kept for a send whose record came without taking them are applied by a sweep every ``SWEEP_SECONDS``.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import contextlib
 import functools
 import itertools
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -62,6 +68,11 @@ WINDOW = 100
 # of 50 it replaced (bench/README.md). A claim within this of the last waits the rest, gathering the ends and kicks
 # meanwhile: a reply waits that long at most, and only under load (an idle worker claims at once).
 CLAIM_GAP = 0.010
+# Every this many seconds the worker looks up the receipts kept longer than ``KEPT_GRACE`` whose sends may have been
+# recorded without taking them (``Outbox._sweep_kept``): an instance dying between a record and its take, or a take
+# that failed, with the receipt kept in the round trip between the outbox's read and its record.
+SWEEP_SECONDS = 5.0
+KEPT_GRACE = timedelta(seconds=2)  # the record's own take comes first: a receipt kept since is left to it
 # A conversation's consecutive due items claimed together at most (a run), sent one after the other with no claim
 # between: one message's replies (a hand-off gives 4) go out back to back, not a claim round apart each.
 RUN = 8
@@ -127,11 +138,13 @@ class Outbox:
         metrics: Metrics | None = None,
         on_recipient_gone: Callable[[str], Awaitable[None]] | None = None,
         record_pause: tuple[float, float] = RECORD_PAUSE,
+        sweep_seconds: float = SWEEP_SECONDS,
     ) -> None:
         """``on_recipient_gone(conversation_id)``: a send was refused because the young person blocked the line or
         unsubscribed (:class:`RecipientGone`); the app marks the conversation as left (``gateway/leaving.py``).
         ``record_pause``: the first and the longest pause between tries of a send's record (:meth:`_mark_sent`)."""
         self.record_pause = record_pause
+        self.sweep_seconds = sweep_seconds
         self.on_recipient_gone = on_recipient_gone
         self.lease_seconds = lease_seconds
         if window < 1:
@@ -148,6 +161,7 @@ class Outbox:
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
         self._retries = Wakeups(self._wake.set)  # a rescheduled reply is claimed at its time, not at the next poll
+        self._unanswered: tuple[datetime, str] | None = None  # a failed claim's time and token, made again next
 
     def kick(self) -> None:
         """Something was put in the outbox: deliver now rather than at the next poll."""
@@ -172,10 +186,16 @@ class Outbox:
 
         loop = asyncio.get_running_loop()
         last_claim = -CLAIM_GAP
+        next_sweep = loop.time() + self.sweep_seconds
         try:
             while True:
                 if (gap := last_claim + CLAIM_GAP - loop.time()) > 0:
                     await asyncio.sleep(gap)
+                if loop.time() >= next_sweep:  # beside the deliveries, cancelled with them
+                    next_sweep = loop.time() + self.sweep_seconds
+                    sweep = asyncio.create_task(self._sweep_kept())
+                    in_flight.add(sweep)
+                    sweep.add_done_callback(in_flight.discard)
                 self._wake.clear()  # a kick or an end arriving while claiming wakes the next round
                 free = self.window - len(in_flight)
                 if free > 0:
@@ -198,16 +218,25 @@ class Outbox:
             await asyncio.gather(*in_flight, return_exceptions=True)
 
     async def _claim(self, limit: int) -> list[OutboxItem] | None:
-        """Claim the due runs of up to ``limit`` conversations; None when the claim failed (logged: class, place)."""
+        """Claim the due runs of up to ``limit`` conversations; None when the claim failed (logged: class, place).
+
+        Each claim carries a token chosen before it is sent; a claim that failed is made again with its token and
+        time (``outbox_due(claim=)``) while its lease would hold: Redis may have run it and lost its answer, and
+        the store then hands out what it claimed. Until 2026-12-02 those replies waited for the lease (60 s)."""
+        now, token = self._unanswered or (self.clock(), secrets.token_hex(8))
         try:
             claimed = await self.store.outbox_due(
-                self.clock(), limit, lease_seconds=self.lease_seconds, run=self.run_length
+                now, limit, lease_seconds=self.lease_seconds, run=self.run_length, claim=token
             )
+            self._unanswered = None
             self.metrics.outages.answered("outbox")
             return claimed
         except StoreError as exc:  # told once an outage (gateway/outage_log.py)
+            lapsed = self.clock() >= now + timedelta(seconds=self.lease_seconds)
+            self._unanswered = None if lapsed else (now, token)
             self.metrics.outages.failed("outbox", exc)
         except Exception as exc:  # a bug: delivery goes on for every item in flight and at the next poll
+            self._unanswered = None
             log.error("outbox: unexpected %s at %s", type(exc).__name__, where(exc))
         return None
 
@@ -298,9 +327,8 @@ class Outbox:
         for n, lease in enumerate(leases):
             then, record = await self._attempt(lease, leases[n + 1 :])
             held = await record()
-            if then == "stop":
-                if held:
-                    await self._release(leases[n + 1 :])
+            if then == "stop":  # given back even when the retry's record was refused: each under its own lease
+                await self._release(leases[n + 1 :])
                 return
             if then == "end" or not held:
                 return
@@ -358,18 +386,46 @@ class Outbox:
 
     async def _apply_kept(self, item: OutboxItem, provider_id: str) -> None:
         """A receipt kept after the record read what was kept (its keeper looked for the record before it was
-        made), taken and applied here, forward only, as the receipt would have been; the ones kept before were
-        applied with the record (taken here, they change nothing). A store failure here loses only a receipt that
-        came in that round trip (logged)."""
+        made), applied here, forward only, as the receipt would have been, then taken; the ones kept before were
+        applied with the record (they change nothing here). A store failure here, or this instance dying, leaves
+        it kept: the sweep (:meth:`_sweep_kept`) applies it then."""
         try:
-            delivery = await self.store.take_receipt(provider_id)
-            if delivery is not None and await self.store.advance_delivery(item.conversation_id, item.id, delivery):
-                await self._record(item, delivery, provider_id)
+            await self._apply_kept_to(item.conversation_id, item.id, provider_id)
         except StoreError as exc:
-            self.metrics.outages.failed("outbox", exc)  # told once an outage; the receipt it held may be lost
+            self.metrics.outages.failed("outbox", exc)  # told once an outage; the sweep applies it later
         except Exception as exc:  # a bug here must not fail the run beside it
             log.error("outbox: %s: applying a kept receipt failed with %s at %s", item.id, type(exc).__name__,
                       where(exc))  # fmt: skip
+
+    async def _apply_kept_to(self, conversation_id: str, entry_id: str, provider_id: str) -> None:
+        """What was kept for a send already recorded: read, applied (forward only, the console told), then taken.
+        Read before it is taken, never taken before it is applied (until 2026-12-02 the take came first: an
+        instance dying between the take and the application lost it). Taking after the application loses nothing:
+        a receipt kept since finds the record by its keeper's own look-up."""
+        delivery = await self.store.kept_receipt(provider_id)
+        if delivery is None:
+            return
+        if await self.store.advance_delivery(conversation_id, entry_id, delivery):
+            await self.store.publish(DeliveryChanged(conversation_id, entry_id, delivery))
+        await self.store.take_receipt(provider_id)
+
+    async def _sweep_kept(self) -> None:
+        """The receipts kept longer than ``KEPT_GRACE`` whose send is recorded now: taken and applied as the record's
+        take would have (forward only, the console told). Their record's take never came: its instance died just
+        after the record, or the take failed, with the receipt kept in the one round trip between the record's
+        read of what was kept and the record itself (the keeper's look-up made before the record). Until 2026-12-02
+        such a receipt expired unapplied (a ``failed`` never shown). One not recorded yet is left (its record applies
+        it, or it expires); a failure here waits for the next sweep (told once an outage)."""
+        try:
+            for provider_id in await self.store.kept_receipts_waiting(utcnow() - KEPT_GRACE, 100):
+                entry = await self.store.find_by_provider_id(provider_id)
+                if entry is not None:
+                    await self._apply_kept_to(entry.conversation_id, entry.id, provider_id)
+                    await self.store.take_receipt(provider_id)  # also a listing left by a take cut short
+        except StoreError as exc:
+            self.metrics.outages.failed("outbox", exc)
+        except Exception as exc:  # a bug here must not stop the deliveries
+            log.error("outbox: applying the kept receipts failed with %s at %s", type(exc).__name__, where(exc))
 
     async def _set_aside(self, lease: _Lease, exc: Exception, following: _Lease | None) -> bool:
         """An item this version cannot read: failed (kept in the store, shown to the listener), others flow."""
@@ -435,6 +491,9 @@ class Outbox:
         return True
 
     async def _retry(self, lease: _Lease, exc: RetryableDelivery) -> bool:
+        """Rescheduled with backoff (or failed after the last try). The reschedule is tried again through store
+        failures while the lease holds, and the store answers one made already (its answer lost) as made: until
+        2026-12-02 a failure here ended the run, and the reply and the rest of its run waited for the lease (60 s)."""
         item = lease.item
         attempts = item.attempts + 1
         if attempts >= self.max_attempts:  # its conversation goes on (the run stops: the next items are claimed
@@ -445,23 +504,26 @@ class Outbox:
         log.info("outbox: %s retry %d in %.1fs from part %d (%s)", item.id, attempts, delay, parts_sent + 1, exc)
         self._count(item, "retry")
         next_attempt = self.clock() + timedelta(seconds=delay)
-        held = await lease.fenced(lambda token: self.store.outbox_reschedule(
-            item.conversation_id, item.id, next_attempt, attempts, str(exc), parts_sent, lease=token))  # fmt: skip
+        held = await self._until_recorded(lease, "rescheduled", lambda: lease.fenced(
+            lambda token: self.store.outbox_reschedule(
+                item.conversation_id, item.id, next_attempt, attempts, str(exc), parts_sent, lease=token)))  # fmt: skip
         if held:  # the worker wakes when it is due (armed after it was recorded: never before its time)
             self._retries.after(delay)
         return held
 
     async def _release(self, rest: Sequence[_Lease]) -> None:
         """The run's items after one failed for now: their claims end, each due once it heads its line again (its
-        attempts and progress unchanged), so that they follow the retried one in order, not a lease later."""
+        attempts and progress unchanged), so that they follow the retried one in order, not a lease later. Each is
+        tried again through store failures while its lease holds, as a record (:meth:`_until_recorded`): until
+        2026-12-02 a failure here ended the run, and what it held waited for its lease (60 s)."""
         now = self.clock()
         for lease in rest:
-            await self._release_one(lease, now)
+            await self._until_recorded(lease, "given back", functools.partial(self._release_one, lease, now))
 
-    async def _release_one(self, lease: _Lease, now: datetime) -> None:
+    async def _release_one(self, lease: _Lease, now: datetime) -> bool:
         item = lease.item
         last_error = item.last_error or ""
-        await lease.fenced(lambda token: self.store.outbox_reschedule(
+        return await lease.fenced(lambda token: self.store.outbox_reschedule(
             item.conversation_id, item.id, now, item.attempts, last_error, item.parts_sent, lease=token))  # fmt: skip
 
     async def _gone(self, lease: _Lease, reason: str, rest: Sequence[_Lease]) -> bool:

@@ -288,6 +288,7 @@ class FakeGraphAPI(FakeAPI):
 
     def __init__(self) -> None:
         super().__init__()
+        self.without_ids = False  # set: a send is accepted (200) with no ``message_id`` (the gateway keeps none)
         self.app.router.add_post("/me/messages", self._messages)
         self.app.router.add_post("/{version}/me/messages", self._messages)
 
@@ -305,7 +306,7 @@ class FakeGraphAPI(FakeAPI):
     async def _messages(self, request: web.Request) -> web.Response:
         body = await request.json()
         recipient = body.get("recipient", {}).get("id")
-        if "sender_action" in body:
+        if "sender_action" in body or self.without_ids:
             return web.json_response({"recipient_id": recipient})
         return web.json_response({"recipient_id": recipient, "message_id": f"m_fake_{_next_id()}"})
 

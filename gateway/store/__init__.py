@@ -437,6 +437,14 @@ class TranscriptStore(Protocol):
         after the record, or a store failure at the take, no longer loses it."""
         ...
 
+    async def kept_receipts_waiting(self, kept_before: datetime, limit: int) -> list[str]:
+        """The provider ids of up to ``limit`` receipts kept before ``kept_before`` (the wall clock), neither taken
+        nor expired, the newest first (ids no send will ever hold, kept until they expire, never starve the newer
+        ones): those whose send's record may have come without taking them (the outbox's
+        instance died between its record and its take, or the take failed, with the receipt kept in the round trip
+        between the outbox's read and its record). The outbox looks each up again (``Outbox``'s sweep)."""
+        ...
+
     async def take_receipt(self, provider_message_id: str) -> Delivery | None:
         """The furthest receipt kept for this provider id (:func:`furthest`) and not expired, removed; None if
         none. Called once the send is recorded: a receipt kept writes then looks for the record, a record
@@ -558,7 +566,9 @@ class OutboxStore(Protocol):
         """Add a pending item after the conversation's others; an id already present is ignored."""
         ...
 
-    async def outbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 60, run: int = 1) -> list[OutboxItem]:
+    async def outbox_due(
+        self, now: datetime, limit: int, *, lease_seconds: int = 60, run: int = 1, claim: str | None = None
+    ) -> list[OutboxItem]:
         """Claim items to deliver now for up to ``limit`` conversations: each conversation's oldest pending item,
         then the conversation's next pending items in order as long as each is due, ``run`` items at most (a
         *run*: the caller sends them one after the other, with no claim between).
@@ -572,6 +582,11 @@ class OutboxStore(Protocol):
         The lease's end is also the claim's *fencing token*: the holder renews it (:meth:`outbox_renew`) and
         passes it as ``lease`` to resolve the item; after another claim (the lease lapsed) those calls are
         refused, so a holder that lost its lease never changes what the new holder does.
+
+        ``claim``: a token the caller chose before the call (unique to it). A call made again with the same token,
+        ``now`` and ``lease_seconds`` (the first one's answer lost: a connection dropped after Redis ran it) hands out
+        what the first one claimed, still leased to it (and anything due since in those conversations' runs),
+        instead of leaving it held for the lease by a claim nobody knows of.
         """
         ...
 
@@ -601,8 +616,8 @@ class OutboxStore(Protocol):
         """Delivered to the provider: the conversation's next item becomes due. False if not pending, or if
         ``lease`` is given and the item's claim is no longer that one (see :meth:`outbox_due`); likewise below.
         True, changing nothing, when this send was recorded already under ``lease`` (a retry of a call whose
-        answer was lost after the store made it: the item is sent, the line goes on; on Redis a sent item whose
-        send gave no provider id cannot be told from another worker's and is refused).
+        answer was lost after the store made it: the item is sent, the line goes on; with or without a provider
+        id: on Redis a sent item whose send gave none keeps its hash, and its lease's end, until it expires).
 
         In the same commit, the transcript entry of the same id (if any) shows ``sent`` and the provider's id: a
         crash never leaves a message sent but shown pending. ``receipt``: a receipt kept for this provider id
@@ -626,7 +641,10 @@ class OutboxStore(Protocol):
         *,
         lease: datetime | None = None,
     ) -> bool:
-        """Failed for now: try again at ``next_attempt_at`` (the conversation's next items wait).
+        """Failed for now: try again at ``next_attempt_at`` (the conversation's next items wait). False as
+        :meth:`outbox_mark_sent`; True, changing nothing, when the item is rescheduled so already (pending, due at
+        ``next_attempt_at`` after ``attempts``) although no longer under ``lease``: a retry of this very call whose
+        answer was lost after the store made it (the outbox gives a run's items back so too, due now).
 
         ``parts_sent`` records how far a split message got; it never goes back (the larger value is kept).
         """

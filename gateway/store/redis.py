@@ -803,10 +803,21 @@ class RedisStore:
     async def keep_receipt(
         self, provider_message_id: str, delivery: Delivery, ttl_seconds: float = RECEIPT_KEPT_SECONDS
     ) -> None:
-        """One key per provider id, used alone (its own slot), expiring by itself."""
-        await self._script(
-            "keep_receipt", [K.kept_receipt(provider_message_id)], [str(delivery), max(1, int(ttl_seconds * 1000))]
-        )
+        """One key per provider id, used alone (its own slot), expiring by itself; the id listed in
+        ``KEPT_RECEIPTS`` (another slot) by its expiry, for :meth:`kept_receipts_waiting`."""
+        ttl_ms = max(1, int(ttl_seconds * 1000))
+        await self._script("keep_receipt", [K.kept_receipt(provider_message_id)], [str(delivery), ttl_ms])
+        expires_us = to_us(datetime.now(UTC)) + ttl_ms * 1000
+        await self._redis.zadd(K.KEPT_RECEIPTS, {provider_message_id: expires_us}, gt=True)
+
+    @_guarded
+    async def kept_receipts_waiting(self, kept_before: datetime, limit: int) -> list[str]:
+        """The lapsed ones dropped from the list first (their keys expired by themselves)."""
+        now_us = to_us(datetime.now(UTC))
+        await self._redis.zremrangebyscore(K.KEPT_RECEIPTS, "-inf", now_us)
+        before = to_us(kept_before) + int(RECEIPT_KEPT_SECONDS * 1_000_000)
+        newest = await self._redis.zrevrangebyscore(K.KEPT_RECEIPTS, before, f"({now_us}", start=0, num=limit)
+        return _texts(newest)
 
     @_guarded
     async def kept_receipt(self, provider_message_id: str) -> Delivery | None:
@@ -816,6 +827,7 @@ class RedisStore:
     @_guarded
     async def take_receipt(self, provider_message_id: str) -> Delivery | None:
         kept = await self._script("take_receipt", [K.kept_receipt(provider_message_id)], [])
+        await self._redis.zrem(K.KEPT_RECEIPTS, provider_message_id)  # (another slot) also one a take cut short left
         return furthest(Delivery(_text(status)) for status in kept or ())
 
     @_guarded
@@ -1058,19 +1070,23 @@ class RedisStore:
         await self._write(queue, conversation=conversation_id)
 
     @_guarded
-    async def outbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 60, run: int = 1) -> list[OutboxItem]:
-        """The due conversations' lines are claimed for the lease (one slot), then the items of each line's first
-        ``run`` ids up to the first not due (one script in the conversation's slot): an item resolved meanwhile
-        leaves its line, a head not due yet is timed again, the rest are handed out."""
+    async def outbox_due(
+        self, now: datetime, limit: int, *, lease_seconds: int = 60, run: int = 1, claim: str | None = None
+    ) -> list[OutboxItem]:
+        """The due conversations' lines are claimed for the lease (one slot; with ``claim``, recorded under it for
+        the lease), then the items of each line's first ``run`` ids up to the first not due (one script in the
+        conversation's slot): an item resolved meanwhile leaves its line, a head not due yet is timed again, the
+        rest are handed out."""
         lease_end = to_us(now) + lease_seconds * 1_000_000
-        args = [K.OUTBOX, to_us(now), limit, lease_end, max(run, 1)]
-        lines = [[_text(v) for v in found] for found in await self._script("outbox_due", [K.OUTBOX + "heads"], args)]
+        args = [K.OUTBOX, to_us(now), limit, lease_end, max(run, 1), claim or ""]
+        keys = [K.OUTBOX + "heads", K.OUTBOX + "claim:" + (claim or "")]
+        lines = [[_text(v) for v in found] for found in await self._script("outbox_due", keys, args)]
         if not lines:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
             for conversation_id, *ids in lines:
                 keys = [K.outbox_item(conversation_id, item_id) for item_id in ids]
-                _eval(pipe, "outbox_claim", keys, [to_us(now), lease_end])
+                _eval(pipe, "outbox_claim", keys, [to_us(now), lease_end, "1" if claim else ""])
             claimed = await pipe.execute()
         items: list[OutboxItem] = []
         for (conversation_id, *ids), answers in zip(lines, claimed, strict=True):

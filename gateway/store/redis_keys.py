@@ -27,7 +27,7 @@ import hashlib
 
 PREFIX = "hg:"
 QUEUE = PREFIX + "{queue}:"  # entries, seq, names, waiting:<queue>, takes:<queue>, held:<listener>
-OUTBOX = PREFIX + "{outbox}:"  # heads, seq, conv:<conversation>, pending: see ``outbox_pending``
+OUTBOX = PREFIX + "{outbox}:"  # heads, seq, conv:<conversation>, pending (``outbox_pending``), claim:<token>
 INBOX = PREFIX + "{inbox}:"  # heads, seq, sender:<hash>, item:<id>, aside, aside:<id>
 LATE = PREFIX + "{late}:"  # held, info: the messages waiting for their late reading (see ``late_member``)
 INDEX = PREFIX + "{index}:"  # status:<status>, created
@@ -42,6 +42,9 @@ ALL_CONVERSATIONS = PREFIX + "ev:*"  # the pattern of an instance following ever
 def key(*parts: str) -> str:
     """A key used alone: ``hg:active:<keyed hash>``, ``hg:timers``…"""
     return PREFIX + ":".join(parts)
+
+
+KEPT_RECEIPTS = PREFIX + "{rk}:kept"  # the provider ids of the receipts kept, scored by when they expire (µs)
 
 
 def kept_receipt(provider_message_id: str) -> str:

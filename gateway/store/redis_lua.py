@@ -542,20 +542,36 @@ return 1
 """
 )
 
-# KEYS: heads. ARGV: prefix, now µs, limit, lease end µs, run. Claims the due conversations' lines for the lease
-# (their heads' score) and returns {conversation, head id, the next ids} (``run`` ids at most); ``outbox_claim``
-# then claims the items of each.
+# KEYS: heads, the claim's record (``claim:<token>``). ARGV: prefix, now µs, limit, lease end µs, run, the claim's
+# token or ''. Claims the due conversations' lines for the lease (their heads' score) and returns {conversation, head
+# id, the next ids} (``run`` ids at most); ``outbox_claim`` then claims the items of each. With a token, the lines
+# claimed are recorded under it for the lease: the same claim sent again (its answer lost after it ran) hands out
+# those lines again (their first ids now), instead of leaving them held for the lease by a claim nobody knows of.
 _OUTBOX_DUE = (
     _LINES
     + """
-return due_heads(KEYS[1], ARGV[1] .. 'conv:', ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]))
+if ARGV[6] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then
+  local found = {}
+  for _, owner in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+    local ids = redis.call('ZRANGE', ARGV[1] .. 'conv:' .. owner, 0, tonumber(ARGV[5]) - 1)
+    if ids[1] then table.insert(found, {owner, unpack(ids)}) end
+  end
+  return found
+end
+local found = due_heads(KEYS[1], ARGV[1] .. 'conv:', ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]))
+if ARGV[6] ~= '' and found[1] then
+  for _, line in ipairs(found) do redis.call('RPUSH', KEYS[2], line[1]) end
+  redis.call('PEXPIRE', KEYS[2], math.max(1, math.floor((tonumber(ARGV[4]) - tonumber(ARGV[2])) / 1000)))
+end
+return found
 """
 )
 
-# KEYS: a conversation's items, in its line's order (one slot). ARGV: now µs, lease end µs. One answer per item, in
-# order, up to the first not due: {'ok', fields} once claimed (its next_us is the lease end: the fencing token);
-# {'gone'} when resolved or missing (skipped: nothing to send); {'later', next µs} when not due yet, and the items
-# after it are left alone (a conversation's items go out in order).
+# KEYS: a conversation's items, in its line's order (one slot). ARGV: now µs, lease end µs, '1' when the caller's
+# claim has a token. One answer per item, in order, up to the first not due: {'ok', fields} once claimed (its next_us
+# is the lease end: the fencing token); {'gone'} when resolved or missing (skipped: nothing to send); {'later', next
+# µs} when not due yet, and the items after it are left alone (a conversation's items go out in order). With a
+# token, an item leased to this very lease end is this claim's, sent again (its answer lost): handed out again.
 _OUTBOX_CLAIM = """
 local answers = {}
 for _, item in ipairs(KEYS) do
@@ -563,7 +579,7 @@ for _, item in ipairs(KEYS) do
     table.insert(answers, {'gone'})
   else
     local next_us = redis.call('HGET', item, 'next_us')
-    if tonumber(next_us) > tonumber(ARGV[1]) then
+    if tonumber(next_us) > tonumber(ARGV[1]) and not (ARGV[3] == '1' and next_us == ARGV[2]) then
       table.insert(answers, {'later', next_us})
       return answers
     end
@@ -606,9 +622,12 @@ return redis.call('HGET', KEYS[1], 'conv')
 # KEYS: item, its conversation's transcript, its index, its unread set. ARGV: status, field or '', value, seconds
 # kept, provider id or '', the delivery's code, the lease end the caller holds (µs) or '', the item's id. The
 # transcript entry of the same id shows the result in the same step (never sent but shown pending). A sent item keeps
-# no payload (the transcript has the text): what is left tells it was sent, until it expires. Returns 1, 2 when the
-# item was resolved so already under this lease (``resolved_before``: a retry of a record whose answer was lost), or
-# false when not held.
+# no payload (the transcript has the text): what is left tells it was sent, until it expires; it is deleted at once
+# when its entry records the send with a provider id (the entry then tells a retry), kept when the send gave none
+# (its lease's end, ``next_us``, then tells a retry: until 2026-12-02 it was deleted too, and the retry of a record
+# whose answer was lost was refused as another worker's, the run's next replies left to their lease). Returns 1, 2
+# when the item was resolved so already under this lease (``resolved_before``: a retry of a record whose answer was
+# lost), or false when not held.
 _OUTBOX_RESOLVE = (
     _HELD
     + _ENTRIES
@@ -628,10 +647,11 @@ if not held(KEYS[1], ARGV[7]) then
 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1])
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) end
-if ARGV[1] == 'sent' and set_delivery(KEYS[2], KEYS[3], KEYS[4], ARGV[8], ARGV[6], ARGV[5]) == 1 then
+if ARGV[1] == 'sent' and set_delivery(KEYS[2], KEYS[3], KEYS[4], ARGV[8], ARGV[6], ARGV[5]) == 1
+   and (ARGV[5] ~= '' or ARGV[7] == '') then
   redis.call('DEL', KEYS[1])  -- its transcript entry records the send: the mark ``outbox_put`` reads
   return 1
-end
+end  -- a fenced send without a provider id keeps what is left of its item (below): its lease's end tells a retry
 if ARGV[1] == 'sent' then  -- rebuilt without the payload: a small hash takes Redis's compact encoding again
   local f = {'id', 'conv', 'created_us', 'next_us', 'attempts', 'status', 'pmid', 'parts_sent'}
   local v = redis.call('HMGET', KEYS[1], unpack(f))
@@ -659,11 +679,16 @@ return 1
 )
 
 # KEYS: item. ARGV: next µs, attempts, last error, parts sent (kept if larger), the lease end the caller holds (µs)
-# or ''. Returns the conversation, or false.
+# or ''. Returns the conversation, or false. An item rescheduled so already (still pending, due at this very µs after
+# this many attempts: a retry of this call whose first try ran, its answer lost) answers as made, changing nothing.
 _OUTBOX_RESCHEDULE = (
     _HELD
     + """
-if not held(KEYS[1], ARGV[5]) then return false end
+if not held(KEYS[1], ARGV[5]) then
+  local now = redis.call('HMGET', KEYS[1], 'status', 'next_us', 'attempts', 'conv')
+  if ARGV[5] ~= '' and now[1] == 'pending' and now[2] == ARGV[1] and now[3] == ARGV[2] then return now[4] end
+  return false
+end
 redis.call('HSET', KEYS[1], 'next_us', ARGV[1], 'attempts', ARGV[2], 'last_error', ARGV[3])
 if tonumber(ARGV[4]) > tonumber(redis.call('HGET', KEYS[1], 'parts_sent') or '0') then
   redis.call('HSET', KEYS[1], 'parts_sent', ARGV[4])

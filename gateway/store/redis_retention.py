@@ -7,7 +7,8 @@ ones also listed under ``hg:{outbox}:conv:<conv>``), its timers, its late readin
 ``info``), its queue entry (with the waiting member, the holder's set and the take), its processed marks (a purge
 deletes them too), the de-duplication claims that name it (``hg:{seen}:c:<inbound key>``: the key holds the
 provider's message id; a claim outlives its lease by days after a crash or a lost release), its web chat uploads
-(``hg:upload:<conv>/<hash>``) and its notices' evidence files.
+(``hg:upload:<conv>/<hash>``), its notices' evidence files, and the receipts kept for its sends' provider ids
+(``hg:rk:<digest>``, listed in ``hg:{rk}:kept``: a receipt whose take had not come yet).
 
 The reads come first, then one pipeline deletes (the keys live in many slots: no transaction can hold them all):
 the content first, the record last, so an erasure cut short by a crash still finds the record and is done again
@@ -73,12 +74,16 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
     match = _glob(K.key("upload", conversation_id + "/")) + "*"
     uploads = [_text(k) async for k in client.scan_iter(match=match, count=SCAN_COUNT)]
     claims = await _claims_naming(client, conversation_id)
+    providers += [p for p in await _items_provider_ids(client, items) if p not in providers]
     content = [*items, *(K.outbox_item(conversation_id, i) for i in pending), *uploads]
     async with ordered(client) as pipe:
         for name in content:
             pipe.delete(name)
         if providers:
             redis_providers.forget(pipe, providers)
+            for provider_id in providers:  # receipts kept for its sends, their take still to come
+                pipe.delete(K.kept_receipt(provider_id))
+            pipe.zrem(K.KEPT_RECEIPTS, *providers)
         pipe.delete(*K.transcript_keys(conversation_id))
         pipe.delete(K.outbox_line(conversation_id))
         if pending:
@@ -94,6 +99,17 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
             _unindex(pipe, conversation_id, record, [_text(i) for i in listed])
         await pipe.execute()
     return len(entries)
+
+
+async def _items_provider_ids(client: Redis, items: list[str]) -> list[str]:
+    """The provider ids its outbox items hold (a notice's item has no transcript entry to hold it)."""
+    if not items:
+        return []
+    async with client.pipeline(transaction=False) as pipe:
+        for name in items:
+            pipe.hget(name, "pmid")
+        found = await pipe.execute()
+    return [_text(value) for value in found if value]
 
 
 async def _claims_naming(client: Redis, conversation_id: str) -> list[tuple[str, str]]:

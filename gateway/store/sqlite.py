@@ -89,6 +89,7 @@ from gateway.store.texts import OwnTexts, SharedText, SharedTexts, Stored
 T = TypeVar("T")
 Write = Callable[[sqlite3.Connection], object]
 RESOLVED_OUTBOX_KEPT = timedelta(days=7)  # sent and failed outbox rows are purged after this
+_CLAIMS_KEPT = 16  # outbox claims made with a token kept in memory (``SqliteStore.outbox_due``)
 TAKES_KEPT_US = 24 * 3600 * 1_000_000  # takes older than a day are dropped (takes_since looks an hour back)
 
 _SCHEMA = """
@@ -344,6 +345,7 @@ class SqliteStore:
         self._events = LocalEvents()
         self._locks = LocalLocks()
         self._held: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("held", default=None)
+        self._claims: dict[str, list[OutboxItem]] = {}  # the last outbox claims made with a token (``outbox_due``)
         # (channel, sender's identity, the id of its active conversation or None) read with this task's last claim
         # (see ``claim``), used once by ``locked_active``
         self._sender_read: contextvars.ContextVar[tuple[str, str, str | None] | None] = contextvars.ContextVar(
@@ -637,6 +639,16 @@ class SqliteStore:
                                   (provider_message_id, to_us(datetime.now(UTC))))  # fmt: skip
         return furthest(Delivery(row["delivery"]) for row in rows)
 
+    async def kept_receipts_waiting(self, kept_before: datetime, limit: int) -> list[str]:
+        now_us = to_us(datetime.now(UTC))
+        before = to_us(kept_before) + int(RECEIPT_KEPT_SECONDS * 1_000_000)
+        rows = await self._select(
+            "SELECT provider_message_id, MAX(expires_us) AS until FROM kept_receipts WHERE expires_us > ?"
+            " GROUP BY provider_message_id HAVING until <= ? ORDER BY until DESC LIMIT ?",
+            (now_us, before, limit),
+        )
+        return [row["provider_message_id"] for row in rows]
+
     async def take_receipt(self, provider_message_id: str) -> Delivery | None:
         now_us = to_us(datetime.now(UTC))
 
@@ -878,9 +890,16 @@ class SqliteStore:
 
         await self._write(write)
 
-    async def outbox_due(self, now: datetime, limit: int, *, lease_seconds: int = 60, run: int = 1) -> list[OutboxItem]:
+    async def outbox_due(
+        self, now: datetime, limit: int, *, lease_seconds: int = 60, run: int = 1, claim: str | None = None
+    ) -> list[OutboxItem]:
+        """``claim``: the items claimed are kept in memory under the token (the last few claims): a call whose
+        answer was lost after its transaction committed (its caller cancelled) is answered the same when made
+        again. An instance dying loses them with its sends in flight: their lease is the bound then."""
         now_us = to_us(now)
         lease_us = now_us + lease_seconds * 1_000_000
+        if claim is not None and (made := self._claims.get(claim)) is not None:
+            return made
 
         def work(conn: sqlite3.Connection) -> list[OutboxItem]:
             with _writing(conn):
@@ -894,7 +913,12 @@ class SqliteStore:
                         rows.extend(itertools.takewhile(lambda row: row["next_us"] <= now_us, after))
                 ids = [row["id"] for row in rows]
                 conn.executemany("UPDATE outbox SET next_us = ? WHERE id = ?", [(lease_us, i) for i in ids])
-            return [_outbox_item(row, self._keys, next_us=lease_us) for row in rows]
+            claimed = [_outbox_item(row, self._keys, next_us=lease_us) for row in rows]
+            if claim is not None and claimed:  # in the store's thread, once committed: kept whatever its caller does
+                self._claims[claim] = claimed
+                while len(self._claims) > _CLAIMS_KEPT:
+                    del self._claims[next(iter(self._claims))]
+            return claimed
 
         return await self._run(work)
 
@@ -936,12 +960,23 @@ class SqliteStore:
         lease: datetime | None = None,
     ) -> bool:
         fence, held = _fence(lease)
-        changed = await self._change(
-            "UPDATE outbox SET next_us = ?, attempts = ?, last_error = ?, parts_sent = MAX(parts_sent, ?)"
-            f" WHERE id = ? AND conversation_id = ? AND status = 'pending'{fence}",
-            (to_us(next_attempt_at), attempts, last_error, parts_sent, item_id, conversation_id, *held),
-        )
-        return changed == 1
+        next_us = to_us(next_attempt_at)
+
+        def work(conn: sqlite3.Connection) -> bool:
+            with _writing(conn):
+                changed = conn.execute(
+                    "UPDATE outbox SET next_us = ?, attempts = ?, last_error = ?, parts_sent = MAX(parts_sent, ?)"
+                    f" WHERE id = ? AND conversation_id = ? AND status = 'pending'{fence}",
+                    (next_us, attempts, last_error, parts_sent, item_id, conversation_id, *held),
+                )
+                if changed.rowcount == 1:
+                    return True
+                return lease is not None and conn.execute(  # rescheduled so already: a retry, its answer lost
+                    "SELECT 1 FROM outbox WHERE id = ? AND conversation_id = ? AND status = 'pending'"
+                    " AND next_us = ? AND attempts = ?", (item_id, conversation_id, next_us, attempts),
+                ).fetchone() is not None  # fmt: skip
+
+        return await self._run(work)
 
     async def outbox_mark_failed(
         self,
@@ -1540,7 +1575,12 @@ def _entry(row: sqlite3.Row, keys: DataKeys, shared: Callable[[str], SharedText]
 
 
 def _forget_content(conn: sqlite3.Connection, conversation_id: str) -> int:
-    """Delete what is stored under a conversation's id besides its record; the transcript entries deleted."""
+    """Delete what is stored under a conversation's id besides its record; the transcript entries deleted. The
+    receipts kept for its sends' provider ids (their take still to come) go first, while the ids are there."""
+    conn.execute("DELETE FROM kept_receipts WHERE provider_message_id IN (SELECT provider_message_id FROM transcript"
+                 " WHERE conversation_id = ?1 AND provider_message_id IS NOT NULL UNION SELECT provider_message_id"
+                 " FROM outbox WHERE conversation_id = ?1 AND provider_message_id IS NOT NULL)",
+                 (conversation_id,))  # fmt: skip
     count = conn.execute("DELETE FROM transcript WHERE conversation_id = ?", (conversation_id,)).rowcount
     for table in ("outbox", "timers", "late", "queue"):
         conn.execute(f"DELETE FROM {table} WHERE conversation_id = ?", (conversation_id,))  # fixed table names

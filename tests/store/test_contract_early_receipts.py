@@ -20,7 +20,7 @@ from gateway.dispatcher import Dispatcher, outbox_item
 from gateway.errors import StoreError
 from gateway.flowset import FlowSet
 from gateway.messages import ChannelName, Outbound, Receipt
-from gateway.outbox import Outbox, OutboxRoles
+from gateway.outbox import KEPT_GRACE, Outbox, OutboxRoles
 from gateway.store import Author, Delivery, Store, TranscriptEntry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -193,16 +193,21 @@ async def test_a_receipt_kept_before_the_record_survives_a_take_that_fails_or_an
 
 
 class ReadFails:
-    """The real store, except that reading the receipts kept for a send fails (their key's node is down, say)."""
+    """The real store, except that the first read of the receipts kept for a send, the record's, fails (their
+    key's node was down a moment, say). Since 2026-12-02 the step after the record reads what was kept too (it
+    applies it before taking it): that read answers."""
 
     def __init__(self, store: Store) -> None:
-        self._store = store
+        self._store, self.failed = store, 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
     async def kept_receipt(self, provider_message_id: str) -> Delivery | None:
-        raise StoreError("redis: ConnectionError: Connection refused.")
+        if not self.failed:
+            self.failed += 1
+            raise StoreError("redis: ConnectionError: Connection refused.")
+        return await self._store.kept_receipt(provider_message_id)
 
 
 async def test_a_kept_receipt_that_cannot_be_read_never_holds_the_record(store: Store) -> None:
@@ -211,7 +216,60 @@ async def test_a_kept_receipt_that_cannot_be_read_never_holds_the_record(store: 
     dispatcher = dispatcher_of(store)
     conversation_id = await reply(store)
     await dispatcher.handle_receipt(receipt("read"))
-    outbox = Outbox(cast(OutboxRoles, ReadFails(store)), {WA: Provider()}, clock=lambda: T0 + timedelta(minutes=1))
+    double = ReadFails(store)
+    outbox = Outbox(cast(OutboxRoles, double), {WA: Provider()}, clock=lambda: T0 + timedelta(minutes=1))
     async with asyncio.timeout(10):
         assert await outbox.deliver_due() == 1
+    assert double.failed == 1
     assert await delivery_of(store, conversation_id) == Delivery.READ
+
+
+async def test_the_receipts_kept_are_listed_until_taken_or_expired(store: Store) -> None:
+    """What the outbox's sweep reads (``kept_receipts_waiting``): the ids kept before a time, newest first, until
+    taken or expired; and the sweep itself applies one whose send was recorded without its take (an instance that
+    died between the record and the take)."""
+    before = datetime.now(UTC)
+    await store.keep_receipt("SMa", Delivery.DELIVERED)
+    await store.keep_receipt("SMb", Delivery.READ)
+    await store.keep_receipt("SMa", Delivery.READ)  # kept again: still one listing
+    assert await store.kept_receipts_waiting(before - timedelta(seconds=1), 10) == []  # none kept that early
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    assert await store.kept_receipts_waiting(later, 10) == ["SMa", "SMb"]  # the newest first: SMa kept again
+    assert await store.kept_receipts_waiting(later, 1) == ["SMa"]
+    assert await store.take_receipt("SMb") == Delivery.READ
+    assert await store.kept_receipts_waiting(later, 10) == ["SMa"]
+    ttl = 0.05
+    await store.keep_receipt("SMc", Delivery.READ, ttl_seconds=ttl)
+    deadline = time.monotonic() + ttl
+    while time.monotonic() <= deadline:  # the condition is the clock itself: past the TTL, the receipt is gone
+        await asyncio.sleep(ttl / 5)
+    assert await store.kept_receipts_waiting(later, 10) == ["SMa"]
+    conversation_id = await reply(store)
+    await send_due(store)  # recorded (sent as SMr1), as if its instance died before the take:
+    await store.keep_receipt("SMr1", Delivery.FAILED)  # a receipt kept in the round trip before the record
+    sweeper = Outbox(cast(OutboxRoles, store), {WA: Provider()}, sweep_seconds=0.01)
+    sweeping = asyncio.create_task(sweeper.run())
+    try:
+        deadline = time.monotonic() + 10 + KEPT_GRACE.total_seconds()
+        while (await delivery_of(store, conversation_id) != Delivery.FAILED
+               or "SMr1" in await store.kept_receipts_waiting(later, 10)):  # fmt: skip
+            assert time.monotonic() < deadline, "the sweep never applied and took the kept receipt"
+            await asyncio.sleep(0.05)
+    finally:
+        sweeping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeping
+    assert await store.kept_receipt("SMr1") is None  # taken once applied
+
+
+async def test_an_erased_conversations_kept_receipts_are_erased_with_it(store: Store) -> None:
+    """A receipt kept for one of its sends (its take still to come) goes with the conversation, not 10 minutes
+    later; another conversation's stays (issue 8)."""
+    erased = await reply(store, "r1")
+    await send_due(store)  # recorded as SMr1
+    await store.keep_receipt("SMr1", Delivery.READ)
+    await store.keep_receipt("SMelse", Delivery.DELIVERED)  # no send of the conversation names it
+    await store.erase_conversation(erased)
+    assert await store.kept_receipt("SMr1") is None
+    assert await store.kept_receipt("SMelse") == Delivery.DELIVERED
+    assert await store.kept_receipts_waiting(datetime.now(UTC) + timedelta(minutes=1), 10) == ["SMelse"]

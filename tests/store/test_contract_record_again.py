@@ -73,3 +73,59 @@ async def test_a_failure_recorded_again_under_its_lease_is_answered_made_and_the
     assert [i.id for i in await store.outbox_due(T0, 10, run=8)] == ["A-e3"]
     shown = [(e.id, e.delivery) for e in await store.transcript("A")]
     assert shown == [("A-e1", Delivery.FAILED), ("A-e2", Delivery.SENT)]
+
+
+async def test_a_reschedule_made_again_under_its_lease_is_answered_made_and_changes_nothing(store: Store) -> None:
+    """The outbox's retry of a reschedule (a reply refused for now) or of a run's giving back whose answer was lost
+    after the store made it: True, the item still due at its time; another time or count is refused (issue 8:
+    before, the retry was refused and the run waited for its lease)."""
+    for n in (1, 2):
+        await store.outbox_put(outbound(f"A-e{n}", "A"))
+    assert [i.id for i in await store.outbox_due(T0, 10, run=8, lease_seconds=60)] == ["A-e1", "A-e2"]
+    retry = T0 + timedelta(seconds=5)
+    assert await store.outbox_reschedule("A", "A-e1", retry, 1, "503", lease=LEASE)
+    assert await store.outbox_reschedule("A", "A-e1", retry, 1, "503", lease=LEASE)  # its answer was lost
+    assert not await store.outbox_reschedule("A", "A-e1", retry, 2, "503", lease=LEASE)  # not this call's
+    assert not await store.outbox_reschedule("A", "A-e1", retry + timedelta(seconds=1), 1, "503", lease=LEASE)
+    assert await store.outbox_reschedule("A", "A-e2", T0, 0, "", lease=LEASE)  # given back
+    assert await store.outbox_reschedule("A", "A-e2", T0, 0, "", lease=LEASE)
+    assert await store.outbox_due(T0 + timedelta(seconds=4), 10, run=8) == []  # the line waits for its head
+    item = await store.outbox_get("A", "A-e1")
+    assert item is not None and item.next_attempt_at == retry and item.attempts == 1
+    assert [i.id for i in await store.outbox_due(retry, 10, run=8, lease_seconds=60)] == ["A-e1", "A-e2"]
+    later = retry + timedelta(seconds=60)
+    assert not await store.outbox_reschedule("A", "A-e1", retry, 1, "503", lease=LEASE)  # claimed again since
+    assert await store.outbox_mark_sent("A", "A-e1", "m.1", lease=later)
+
+
+async def test_a_claim_made_again_with_its_token_hands_out_what_it_claimed(store: Store) -> None:
+    """The outbox's retry of a claim whose answer was lost after the store made it (issue 8: before, its items
+    waited for the lease nobody knew of): the same items, under the same lease; another claim gets none of them."""
+    for item_id, conversation in (("A-e1", "A"), ("A-e2", "A"), ("B-e1", "B")):
+        await store.outbox_put(outbound(item_id, conversation))
+    first = await store.outbox_due(T0, 10, run=8, lease_seconds=60, claim="token-1")
+    again = await store.outbox_due(T0, 10, run=8, lease_seconds=60, claim="token-1")
+    assert sorted(i.id for i in first) == ["A-e1", "A-e2", "B-e1"]
+    assert [(i.id, i.next_attempt_at) for i in again] == [(i.id, i.next_attempt_at) for i in first]
+    assert {i.next_attempt_at for i in again} == {LEASE}
+    assert await store.outbox_due(T0 + timedelta(seconds=1), 10, run=8, claim="token-2") == []  # still leased
+    assert await store.outbox_mark_sent("A", "A-e1", "m.1", lease=LEASE, next_lease=LEASE)
+    assert await store.outbox_due(T0 + timedelta(seconds=1), 10, run=8, claim="token-3") == []  # A-e2 still held
+
+
+async def test_a_send_without_a_provider_id_recorded_again_under_its_lease_is_answered_made(store: Store) -> None:
+    """A provider that accepted a reply without a message id: the record made again (its answer lost) is True, the
+    line goes on, the item is never handed out again; under another lease it is refused (before: refused on Redis,
+    its entry holding no provider id to compare)."""
+    for n in (1, 2):
+        await store.append_transcript(entry("A", n))
+        await store.outbox_put(outbound(f"A-e{n}", "A"))
+    assert [i.id for i in await store.outbox_due(T0, 10, run=8, lease_seconds=60)] == ["A-e1", "A-e2"]
+    assert await store.outbox_mark_sent("A", "A-e1", None, lease=LEASE, next_lease=LEASE)
+    assert await store.outbox_mark_sent("A", "A-e1", None, lease=LEASE, next_lease=LEASE)  # its answer was lost
+    assert not await store.outbox_mark_sent("A", "A-e1", None, lease=LEASE + timedelta(seconds=1))
+    await store.outbox_put(outbound("A-e1", "A"))  # a reprocessing puts it again: ignored
+    assert await store.outbox_mark_sent("A", "A-e2", None, lease=LEASE)
+    assert await store.outbox_due(minutes(10), 10, run=8) == []
+    shown = [(e.id, e.delivery, e.provider_message_id) for e in await store.transcript("A")]
+    assert shown == [("A-e1", Delivery.SENT, None), ("A-e2", Delivery.SENT, None)]

@@ -45,7 +45,7 @@ from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound
 from gateway.notices.record import Evidence, Notice
 from gateway.retention import Retention
-from gateway.store import Author, ClaimState, InboxItem, OutboxItem, Store, TranscriptEntry
+from gateway.store import Author, ClaimState, Delivery, InboxItem, OutboxItem, Store, TranscriptEntry
 from gateway.store import redis_keys as K
 from gateway.testing import store_keys
 
@@ -204,6 +204,7 @@ class Helpline:
             for item in due:
                 await self.store.outbox_mark_sent(item.conversation_id, item.id, "wamid.OTHER" + item.id,
                                                   lease=item.next_attempt_at)  # fmt: skip
+                await self.store.keep_receipt("wamid.OTHER" + item.id, Delivery.READ)  # another person's: kept
         return other
 
     async def everything_about_the_person(self) -> list[Conversation]:
@@ -253,6 +254,7 @@ class Helpline:
         assert due, "the bot answered"
         provider_id = f"wamid.HBgLMzM2{next(self.numbers)}"  # a provider's id names neither conversation nor person
         await self.store.outbox_mark_sent(conversation.id, due[0].id, provider_id, lease=due[0].next_attempt_at)
+        await self.store.keep_receipt(provider_id, Delivery.DELIVERED)  # kept, its take still to come
         payload: dict[str, Any] = {"recipient": PHONE, "text": "Réponse : " + WORDS}
         await self.store.outbox_put(OutboxItem("late-" + conversation.id, conversation.id, payload, self.now[0]))
 
