@@ -21,7 +21,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -379,8 +379,13 @@ def main() -> None:
     w.add_argument("--cache", help="keep the embeddings in this directory between runs")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    commands = {"check": lambda: check(args.count), "train": lambda: train(args), "heads": lambda: heads(args)}
-    {**commands, "weights": lambda: weights(args)}[args.command]()
+    commands: dict[str, Callable[[], None]] = {
+        "check": lambda: check(args.count),
+        "train": lambda: train(args),
+        "heads": lambda: heads(args),
+        "weights": lambda: weights(args),
+    }
+    commands[args.command]()
 
 
 if __name__ == "__main__":
