@@ -85,7 +85,7 @@ class LosingProxy:
                     await self._held(data)
                     if self._matches(data):
                         if not self._run:
-                            _reset(writer)
+                            reset_hard(writer)
                             break
                         cut.set()
                     up_writer.write(data)
@@ -96,7 +96,7 @@ class LosingProxy:
             with contextlib.suppress(ConnectionError):
                 while data := await up_reader.read(1 << 16):
                     if cut.is_set():  # Redis ran the command and answered: the gateway never hears it
-                        _reset(writer)
+                        reset_hard(writer)
                         break
                     writer.write(data)
                     await writer.drain()
@@ -106,7 +106,8 @@ class LosingProxy:
         await asyncio.gather(up(), down(), return_exceptions=True)
 
 
-def _reset(writer: asyncio.StreamWriter) -> None:
+def reset_hard(writer: asyncio.StreamWriter) -> None:
+    """The connection closed with a TCP reset (SO_LINGER 0), as a dropped network does; nothing if closing."""
     if not writer.is_closing():
         sock = writer.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
-import struct
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -27,6 +25,7 @@ from gateway.settings import Settings
 from gateway.store import open_store
 from gateway.testing import store_keys
 from tests.conftest import Clock
+from tests.losing_proxy import reset_hard
 from tests.test_faults import redis_server
 from tests.test_webchat import bot_texts, hello, receive_until, say
 
@@ -144,9 +143,7 @@ class ResettingProxy:
         reset = 0
         for writer in self.clients:
             if not writer.is_closing():
-                sock = writer.get_extra_info("socket")
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                writer.transport.abort()
+                reset_hard(writer)
                 reset += 1
         return reset
 
