@@ -95,7 +95,13 @@ class _PackedInC:
 class _WrittenInPlace:
     """A connection that writes in the caller's task, without redis-py's ``wait_for`` (a task per write): the same
     bytes, the same errors (``TimeoutError`` when the socket's buffer stays full ``socket_timeout`` s,
-    ``ConnectionError`` on a socket error), and the connection dropped on any failure, as redis-py does."""
+    ``ConnectionError`` on a socket error), and the connection dropped on any failure, as redis-py does.
+
+    A write to a transport that is closed already is a ``ConnectionError`` too. It happens when one task writes
+    while another closes the connection (redis-py's ``disconnect`` awaits ``wait_closed`` before it forgets the
+    writer): asyncio's loop drops such a write with a warning, uvloop (``gateway serve``'s) raises ``RuntimeError:
+    unable to perform operation on <TCPTransport closed=True>``, which went up as a bug: the chaos soak saw the web
+    chat's forwarding worker stopped by it (a SUBSCRIBE on the events connection as Redis restarted)."""
 
     is_connected: bool  # the redis-py connection's, which this is mixed into
     socket_timeout: float | None
@@ -113,7 +119,12 @@ class _WrittenInPlace:
                 command = [command]
             writer = self._writer
             assert writer is not None  # connected above
-            writer.writelines(command)
+            try:
+                writer.writelines(command)
+            except RuntimeError as error:  # uvloop, on a transport closed already (asyncio's loop drops the write)
+                if not writer.transport.is_closing():
+                    raise
+                raise ConnectionResetError("the connection is closed") from error  # as a socket error, below
             if self.socket_timeout and writer.transport.get_write_buffer_size():  # only then can it wait
                 async with asyncio.timeout(self.socket_timeout):
                     await writer.drain()
