@@ -52,8 +52,8 @@ def error_class(error: BaseException) -> str:
 @dataclass
 class _Part:
     failures: int = 0  # in the current outage
-    failed_at: float = float("-inf")
-    answered_at: float = float("-inf")
+    failed_at: int = -1  # the order of its last failure and last answer (StoreOutages._tick): not times, which
+    answered_at: int = -1  # uvloop's loop keeps to the millisecond, so an answer then a failure could be equal
 
     @property
     def waiting(self) -> bool:
@@ -70,7 +70,9 @@ class StoreOutages:
         self._said = False  # its ERROR line said (it lasted): else a blip so far
         self._confirm: asyncio.TimerHandle | None = None
         self._parts: dict[str, _Part] = {}
-        self._last_failure = self._last_answer = float("-inf")
+        self._last_failure = float("-inf")  # a time, for durations
+        self._failure_tick = self._answer_tick = -1  # order, for "failing again since the answer?" (_tick)
+        self._ticks = 0
         self._summary: asyncio.TimerHandle | None = None
         self._check: asyncio.TimerHandle | None = None
 
@@ -90,7 +92,8 @@ class StoreOutages:
         now = self._now()
         state = self._parts.setdefault(part, _Part())
         state.failures += 1
-        state.failed_at = self._last_failure = now
+        self._last_failure = now
+        state.failed_at = self._failure_tick = self._tick()
         log.debug("%s: store unavailable (%s)", part, kind)
         if self._since is None:
             self._since, self._first = now, (part, kind)
@@ -102,7 +105,7 @@ class StoreOutages:
         """``settle`` seconds after the first failure: an outage, unless the store answered since the last failure
         (then :meth:`_settled` says whether it was a blip, or the next failure says it lasts)."""
         self._confirm = None
-        if self._since is not None and not self._said and self._last_answer < self._last_failure:
+        if self._since is not None and not self._said and self._answer_tick < self._failure_tick:
             self._say_down(self._now())
 
     def _say_down(self, now: float) -> None:
@@ -119,7 +122,7 @@ class StoreOutages:
         if self._since is None:
             return
         now = self._now()
-        self._parts.setdefault(part, _Part()).answered_at = self._last_answer = now
+        self._parts.setdefault(part, _Part()).answered_at = self._answer_tick = self._tick()
         if self._check is None:
             self._check = asyncio.get_running_loop().call_later(self._settled_in(now), self._settled)
 
@@ -135,7 +138,7 @@ class StoreOutages:
 
     def _settled(self) -> None:
         self._check = None
-        if self._since is None or self._last_answer < self._last_failure:  # failing again: the next answer checks
+        if self._since is None or self._answer_tick < self._failure_tick:  # failing again: the next answer checks
             return
         now = self._now()
         if (wait := self._settled_in(now)) > 0:
@@ -163,6 +166,13 @@ class StoreOutages:
     def _counts(self) -> str:
         counts = sorted(self._parts.items(), key=lambda item: -item[1].failures)
         return ", ".join(f"{name} {part.failures}" + (" answered 503" if name == HTTP else "") for name, part in counts)
+
+    def _tick(self) -> int:
+        """The next in the order of failures and answers. The loop's time cannot order them: uvloop's (what
+        ``gateway serve`` runs) advances once a loop turn, in milliseconds, so a part answered and another failing
+        in the same turn had equal times, the failure taken for older, and an outage said over while failing."""
+        self._ticks += 1
+        return self._ticks
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()  # the clock of its timers
