@@ -16,7 +16,6 @@ import logging
 from collections.abc import Callable
 
 import pytest
-import uvloop
 
 from gateway.app import METRICS
 from gateway.errors import LockTimeout, StoreError
@@ -119,17 +118,8 @@ async def test_a_failure_after_the_store_answered_keeps_the_outage_open_until_it
 ) -> None:
     """A request in flight when Redis came back, or a pooled connection it cut, fails after another part was
     answered: one outage, said back once no failure followed an answer for ``settle`` seconds, never a line a
-    flap."""
-    await _flapping(caplog)
-
-
-def test_the_same_on_uvloop_whose_clock_moves_once_a_turn(caplog: pytest.LogCaptureFixture) -> None:
-    """On uvloop (``gateway serve``'s loop) the loop's time advances once a turn, in milliseconds: an answer and a
+    flap. On uvloop (the suite's loop, as ``gateway serve``'s) the loop's time moves once a turn: an answer and a
     failure in one turn had equal times, and the outage was said over while the store still failed (2026-12-02)."""
-    uvloop.run(_flapping(caplog))
-
-
-async def _flapping(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="gateway.outage_log")
     metrics = Metrics()
     outages = StoreOutages(metrics.store_failures, every=600, settle=0.2)
