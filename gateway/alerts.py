@@ -6,6 +6,11 @@ the oldest undelivered message waited in the outbox (``gateway_outbox_oldest_pen
 messages set aside after failing repeatedly (``gateway_inbox_set_aside``: one ERROR line each time their number
 grows)? Crossing into an alert state logs one ERROR/WARNING line, leaving it one INFO line, so a log-based alert
 fires once per incident.
+And is a young person held by a listener who is not at a console any more (``gateway_held_by_absent_listener``: the
+conversations held by a listener with no console open on any instance for ``held_alert_seconds``; one WARNING line
+when the first appears): nobody else may answer them, and a supervisor can give them back to the queue (the
+supervision page's "Chez d'autres écoutant·es"), which logging out does by itself; a browser closed or a laptop
+gone flat does not. Only a count: no name, no conversation id.
 Worker restarts are counted and logged by :mod:`gateway.supervisor`.
 """
 
@@ -17,16 +22,17 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
+from gateway.conversation import Conversation, Status
 from gateway.errors import StoreError
 from gateway.metrics import Metrics
-from gateway.store import InboxStore, OutboxStore
+from gateway.store import ConversationStore, InboxStore, OutboxStore
 
 log = logging.getLogger(__name__)
 
 
-class WatchRoles(OutboxStore, InboxStore, Protocol):
+class WatchRoles(OutboxStore, InboxStore, ConversationStore, Protocol):
     """What the alert checks need of the store: that it answers, the oldest undelivered item, the inbox items
-    set aside."""
+    set aside, the conversations held by listeners."""
 
     async def ping(self) -> None: ...
 
@@ -40,11 +46,16 @@ class Watch:
         clock: Callable[[], datetime],
         outbox_alert_seconds: float,
         every: float = 10.0,
+        listener_present: Callable[[str], bool] | None = None,
+        held_alert_seconds: float = 300.0,
     ) -> None:
         self.store, self.metrics, self.clock = store, metrics, clock
         self.outbox_alert_seconds, self.every = outbox_alert_seconds, every
         self.outbox_late = False
         self.set_aside = 0
+        self.listener_present, self.held_alert_seconds = listener_present, held_alert_seconds
+        self.absent_since: dict[str, datetime] = {}  # conversation id → since when its listener was seen absent
+        self.held_absent = 0
 
     async def run(self) -> None:
         while True:
@@ -56,6 +67,7 @@ class Watch:
             await self.store.ping()
             oldest = await self.store.outbox_oldest_pending()
             set_aside = await self.store.inbox_set_aside_count()
+            held = await self.store.conversations_by_status(Status.WITH_LISTENER) if self.listener_present else []
         except StoreError as exc:
             self.metrics.store_up.set(0)
             self.metrics.outages.failed("alerts", exc)
@@ -63,6 +75,7 @@ class Watch:
         self.metrics.store_up.set(1)
         self.metrics.outages.answered("alerts")
         self._set_aside(set_aside)
+        self._held(held)
         age = max((self.clock() - oldest).total_seconds(), 0.0) if oldest else 0.0
         self.metrics.outbox_oldest.set(age)
         late = age > self.outbox_alert_seconds
@@ -72,6 +85,26 @@ class Watch:
         elif self.outbox_late and not late:
             log.info("alert over: no message waits in the outbox longer than %.0f s", self.outbox_alert_seconds)
         self.outbox_late = late
+
+    def _held(self, held: list[Conversation]) -> None:
+        """Held conversations whose listener has had no console open for ``held_alert_seconds``: counted, and one
+        line when the first appears, one when none is left."""
+        if self.listener_present is None:
+            return
+        now, absent = self.clock(), {}
+        for conversation in held:
+            if conversation.listener is not None and not self.listener_present(conversation.listener):
+                absent[conversation.id] = self.absent_since.get(conversation.id, now)
+        self.absent_since = absent  # a listener back, a conversation closed or given back: forgotten
+        count = sum(1 for since in absent.values() if (now - since).total_seconds() >= self.held_alert_seconds)
+        self.metrics.held_by_absent_listener.set(count)
+        if count and not self.held_absent:
+            log.warning("alert: %d conversation(s) held by a listener with no console open for %.0f s: nobody else may"
+                        " answer them; a supervisor can give them back to the queue (GATEWAY_HELD_ALERT_SECONDS)",
+                        count, self.held_alert_seconds)  # fmt: skip
+        elif self.held_absent and not count:
+            log.info("alert over: no conversation is held by a listener away from the console")
+        self.held_absent = count
 
     def _set_aside(self, count: int) -> None:
         self.metrics.inbox_set_aside.set(count)

@@ -212,7 +212,8 @@ async def create_app(
         keep_seen=(key,),
     )  # fmt: skip
     supervisor = Supervisor(metrics)
-    watch = Watch(store, metrics, clock=clock, outbox_alert_seconds=settings.outbox_alert_seconds)
+    watch = Watch(store, metrics, clock=clock, outbox_alert_seconds=settings.outbox_alert_seconds,
+                  listener_present=presence.has, held_alert_seconds=settings.held_alert_seconds)  # fmt: skip
     typing_relay = TypingRelay(store, channels.adapters, limits, metrics)  # one indicator across instances: a claim
     for name, worker in {
         "outbox": outbox.run, "inbox": inbox.run,

@@ -115,6 +115,11 @@ class Metrics:
             " batch (a large webhook), behind (their sender had messages waiting), busy (inline capacity reached)",
             ["reason"], registry=r,
         )  # fmt: skip
+        self.held_by_absent_listener = Gauge(
+            "gateway_held_by_absent_listener",
+            "Conversations held by a listener with no console open for GATEWAY_HELD_ALERT_SECONDS",
+            registry=r,
+        )
         self.inbox_set_aside = Gauge(
             "gateway_inbox_set_aside", "Inbound messages set aside after failing repeatedly (kept in the store)",
             registry=r,

@@ -97,6 +97,7 @@ class Settings(BaseSettings):
     max_connections_per_address: int = 64  # `gateway serve`: per client network (gateway/networks.py)
     max_connections_per_shared_network: int = 256  # per client network inside GATEWAY_SHARED_NETWORKS
     outbox_alert_seconds: float = 60.0  # a message waiting longer in the outbox is an alert (metric + log line)
+    held_alert_seconds: float = 300.0  # a conversation held by a listener with no console open longer: an alert
     outbox_lease_seconds: int = 60  # an item being sent; after a crash another instance resends it past this
     inbox_batch: int = 20  # a webhook with more messages is stored in the inbox, acknowledged, processed after
     inline_max: int = 64  # webhooks processed before their answer at once; beyond, the inbox takes them (overload)
@@ -207,6 +208,8 @@ class Settings(BaseSettings):
             raise ConfigError("GATEWAY_OUTBOX_BASE_DELAY must be >= 0 and GATEWAY_OUTBOX_MAX_ATTEMPTS >= 1")
         if self.outbox_alert_seconds <= 0:
             raise ConfigError("GATEWAY_OUTBOX_ALERT_SECONDS must be positive")
+        if self.held_alert_seconds <= 0:
+            raise ConfigError("GATEWAY_HELD_ALERT_SECONDS must be positive")
         if self.outbox_lease_seconds < 1:
             raise ConfigError("GATEWAY_OUTBOX_LEASE_SECONDS must be >= 1")
         if self.inbox_batch < 0:

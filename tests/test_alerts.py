@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from gateway.alerts import Watch
+from gateway.console.presence import Presence
+from gateway.conversation import Status
+from gateway.messages import ChannelName
 from gateway.metrics import Metrics
 from gateway.store import OutboxItem, open_store
 from gateway.testing import store_keys
@@ -120,3 +123,45 @@ async def test_each_instance_says_a_shared_alert_once_per_incident(
     lines = [r.getMessage() for r in caplog.records]
     assert [line.split(" s ")[0] for line in lines[:3]] == ["alert: a message has waited 90"] * 3
     assert [line.startswith("alert over: ") for line in lines[3:]] == [True] * 3
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+async def test_a_conversation_held_by_a_listener_away_from_the_console(
+    kind: str, tmp_path: Path, clock: Clock, caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest
+) -> None:
+    """A listener's browser closed or laptop gone flat (no logout: that gives their conversations back): the young
+    person waits with nobody able to answer. Counted once the listener has had no console open for
+    ``held_alert_seconds``, said in one line with no name or id, over once they are back."""
+    caplog.set_level(logging.INFO, logger="gateway.alerts")
+    url = f"sqlite:///{tmp_path}/g.sqlite3" if kind == "sqlite" else request.getfixturevalue("own_redis").url
+    store, metrics, presence = await open_store(url, keys=store_keys(url)), Metrics(), Presence()
+    watch = Watch(store, metrics, clock=clock, outbox_alert_seconds=60, listener_present=presence.has,
+                  held_alert_seconds=300)  # fmt: skip
+    try:
+        conversation, _ = await store.active_conversation(ChannelName.MESSENGER, "psid-held", clock())
+        conversation.status, conversation.listener = Status.WITH_LISTENER, "anne"
+        await store.save_conversation(conversation)
+        presence.connections["anne"] += 1  # her console open
+        await watch.check()
+        presence.connections["anne"] -= 1  # closed without logging out
+        await watch.check()
+        clock.advance(seconds=299)
+        await watch.check()
+        assert sample(metrics, "gateway_held_by_absent_listener") == 0 and not caplog.records
+        clock.advance(seconds=2)
+        await watch.check()
+        await watch.check()
+        assert sample(metrics, "gateway_held_by_absent_listener") == 1
+        [line] = [r.getMessage() for r in caplog.records]
+        assert line.startswith("alert: 1 conversation(s) held by a listener with no console open for 300 s"), line
+        assert "anne" not in line and conversation.id not in line
+        presence.connections["anne"] += 1  # back
+        await watch.check()
+        assert sample(metrics, "gateway_held_by_absent_listener") == 0
+        assert caplog.records[-1].getMessage().startswith("alert over: no conversation is held by a listener away")
+        presence.connections["anne"] -= 1
+        clock.advance(seconds=299)
+        await watch.check()  # a new absence counts from when it began
+        assert sample(metrics, "gateway_held_by_absent_listener") == 0
+    finally:
+        await store.close()

@@ -37,13 +37,20 @@ class Presence:
         return frozenset(_digest(name) for name, count in self.connections.items() if count > 0)
 
     def online(self) -> int:
+        return len(self._names())
+
+    def has(self, name: str) -> bool:
+        """Whether listener ``name`` has a console open on any instance (as far as the announcements tell)."""
+        return _digest(name) in self._names()
+
+    def _names(self) -> set[str]:
         now, names = self.clock(), set(self.local())
         for instance, (remote, expires) in list(self._remote.items()):
             if expires > now:
                 names |= remote
             else:
                 del self._remote[instance]
-        return len(names)
+        return names
 
     def event(self) -> ListenersOnline:
         return ListenersOnline(self.instance, tuple(sorted(self.local())))
