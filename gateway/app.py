@@ -278,7 +278,8 @@ def _reader(settings: Settings, understanding: Callable[[], Model] | None, metri
     if settings.understanding == "off" and understanding is None:
         return None
     failures, messages = metrics.understanding_failures, metrics.understanding_messages
-    return Reader(understanding or load_model, timeout=settings.understanding_timeout,
+    engine = settings.understanding_engine
+    return Reader(understanding or (lambda: load_model(engine=engine)), timeout=settings.understanding_timeout,
                   on_failure=lambda reason: failures.labels(reason).inc(),
                   on_reading=lambda how: messages.labels(how).inc())  # fmt: skip
 
