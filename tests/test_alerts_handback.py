@@ -51,6 +51,11 @@ async def _all_absent(clients: tuple[Client, ...], name: str) -> bool:
     return not any(c.app[API].presence.has(name) for c in clients)
 
 
+async def whole(*clients: Client) -> None:
+    """Wait until each instance has followed the others' presence long enough to know who is at a console."""
+    await eventually(lambda: _true(all(c.app[API].presence.complete() for c in clients)))
+
+
 async def take_with_console_open(client: Client, conversation_id: str) -> None:
     """Anne, her console open (counted present), takes the conversation; then her console closes without a logout."""
     await add_listener(client, "anne")
@@ -78,6 +83,7 @@ async def test_held_by_a_listener_away_too_long_goes_back_to_the_queue_told_once
     ws, conversation_id = await waiting_on_the_web_chat(client)
     [before] = await store.waiting()
     await take_with_console_open(client, conversation_id)
+    await whole(client)
     await watch.check()  # her absence seen
     clock.advance(seconds=GRACE - 1)
     await watch.check()
@@ -108,6 +114,7 @@ async def test_a_listener_back_within_the_grace_keeps_the_conversation(client: C
     ws, conversation_id = await waiting_on_the_web_chat(client)
     await ws.close()
     await take_with_console_open(client, conversation_id)
+    await whole(client)
     await watch.check()
     clock.advance(seconds=GRACE - 100)
     async with client.ws_connect("/api/events") as console:  # back at her console
@@ -133,6 +140,7 @@ async def test_zero_never_hands_back(make_client: AppFactory, settings: Settings
     ws, conversation_id = await waiting_on_the_web_chat(client)
     await ws.close()
     await take_with_console_open(client, conversation_id)
+    await whole(client)
     await watch.check()
     clock.advance(days=2)
     await watch.check()
@@ -140,6 +148,24 @@ async def test_zero_never_hands_back(make_client: AppFactory, settings: Settings
     assert conversation is not None and conversation.status == Status.WITH_LISTENER
     assert client.app[METRICS].registry.get_sample_value("gateway_held_by_absent_listener") == 1  # the alert stays
     assert handed_back(client) == 0
+
+
+async def test_an_instance_that_does_not_know_yet_who_is_at_a_console_hands_nothing_back(
+    make_client: AppFactory, settings: Settings, clock: Clock
+) -> None:
+    """Just started, or its events interrupted: a listener at a console on another instance may look absent to it
+    until every instance has announced itself again (2.5 presence beats; here 10 × 100 s each)."""
+    client = await make_client(settings, worker_poll_seconds=100)
+    store, watch = client.app[STORE], client.app[WATCH]
+    ws, conversation_id = await waiting_on_the_web_chat(client)
+    await ws.close()
+    await take_with_console_open(client, conversation_id)
+    await watch.check()
+    clock.advance(seconds=GRACE)
+    await watch.check()
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None and conversation.status == Status.WITH_LISTENER and handed_back(client) == 0
+    assert not client.app[API].presence.complete()
 
 
 @pytest.mark.redis
@@ -155,6 +181,7 @@ async def test_two_instances_hand_back_once_and_tell_once(
     [entry] = await eventually(store.waiting)
     await take_with_console_open(two, entry.conversation_id)
     await away(one, two)
+    await whole(one, two)
     await asyncio.gather(one.app[WATCH].check(), two.app[WATCH].check())
     clock.advance(seconds=GRACE)
     checks = await asyncio.gather(one.app[WATCH].check(), two.app[WATCH].check(), return_exceptions=True)
