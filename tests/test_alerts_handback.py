@@ -103,6 +103,8 @@ async def test_held_by_a_listener_away_too_long_goes_back_to_the_queue_told_once
     assert sum(DISCONNECTED in line for line in await bot_lines(client, conversation_id)) == 1
     [line] = [r.getMessage() for r in caplog.records if "handed back" in r.getMessage()]
     assert conversation_id in line and "anne" not in line and "600 s" in line
+    [audited] = [e for e in await store.audit_log() if e.action == "hand_back"]  # the supervisors' list says whose
+    assert (audited.actor, audited.subject) == ("gateway", conversation_id) and "from anne" in audited.detail
     await ws.close()
     await add_listener(client, "bruno")
     await login(client, "bruno")  # another listener may take them now

@@ -27,6 +27,8 @@ from gateway.ids import derived_from, new_id
 from gateway.language import language_of
 from gateway.messages import Reply
 from gateway.store import (
+    AuditEntry,
+    AuditStore,
     Author,
     Claim,
     ClaimState,
@@ -53,9 +55,10 @@ class ActionRefused(GatewayError):
 
 
 class ActionsRoles(
-    ConversationStore, TranscriptStore, QueueStore, TimerStore, EventStore, LockStore, DedupeStore, Protocol
+    ConversationStore, TranscriptStore, QueueStore, TimerStore, EventStore, LockStore, DedupeStore, AuditStore, Protocol
 ):
-    """What the listeners' actions need of the store (replies and status changes go through the dispatcher)."""
+    """What the listeners' actions need of the store (replies and status changes go through the dispatcher; the
+    audit log: a hand-back of the gateway's own)."""
 
 
 class Actions:
@@ -241,6 +244,9 @@ class Actions:
                 await self._requeue(conversation, now, told=Reply(told))
             except Conflict:  # no queue entry to go back to (nothing was changed): left with the alert
                 return False
+            # For the supervisors (the audit list): whose absence it was; the log line has the id only.
+            detail = f"{conversation.pseudonym}: from {listener}, no console open"
+            await self.store.audit(AuditEntry(now, "gateway", "hand_back", conversation.id, detail))
             return True
 
     async def _requeue(self, conversation: Conversation, now: datetime, told: Reply | None = None) -> None:
