@@ -10,7 +10,11 @@ And is a young person held by a listener who is not at a console any more (``gat
 conversations held by a listener with no console open on any instance for ``held_alert_seconds``; one WARNING line
 when the first appears): nobody else may answer them, and a supervisor can give them back to the queue (the
 supervision page's "Chez d'autres écoutant·es"), which logging out does by itself; a browser closed or a laptop
-gone flat does not. Only a count: no name, no conversation id.
+gone flat does not. Only a count: no name, no conversation id. Absent for ``handback_seconds`` (``GATEWAY_HELD_
+HANDBACK_SECONDS``, 600; 0: never), the conversation goes back to the queue by itself, at its place and priority,
+the young person told (``Actions.hand_back_absent``: the supervisor's hand-back, checked again under the
+conversation's lock, so that of several instances one hands back and tells, once); one WARNING line with its id,
+``gateway_held_handed_back_total``. A listener back before then keeps it.
 Worker restarts are counted and logged by :mod:`gateway.supervisor`.
 """
 
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Protocol
 
@@ -48,7 +52,11 @@ class Watch:
         every: float = 10.0,
         listener_present: Callable[[str], bool] | None = None,
         held_alert_seconds: float = 300.0,
+        hand_back: Callable[[str, str], Awaitable[bool]] | None = None,
+        handback_seconds: float = 0.0,
     ) -> None:
+        """``hand_back(conversation id, listener)``: give it back, the listener still absent (whether it went back);
+        called once their absence has lasted ``handback_seconds`` (0: never)."""
         self.store, self.metrics, self.clock = store, metrics, clock
         self.outbox_alert_seconds, self.every = outbox_alert_seconds, every
         self.outbox_late = False
@@ -56,6 +64,7 @@ class Watch:
         self.listener_present, self.held_alert_seconds = listener_present, held_alert_seconds
         self.absent_since: dict[str, datetime] = {}  # conversation id → since when its listener was seen absent
         self.held_absent = 0
+        self.hand_back, self.handback_seconds = hand_back, handback_seconds
 
     async def run(self) -> None:
         while True:
@@ -75,7 +84,10 @@ class Watch:
         self.metrics.store_up.set(1)
         self.metrics.outages.answered("alerts")
         self._set_aside(set_aside)
-        self._held(held)
+        try:
+            await self._hand_back(self._held(held))
+        except StoreError as exc:
+            self.metrics.outages.failed("alerts", exc)
         age = max((self.clock() - oldest).total_seconds(), 0.0) if oldest else 0.0
         self.metrics.outbox_oldest.set(age)
         late = age > self.outbox_alert_seconds
@@ -86,11 +98,11 @@ class Watch:
             log.info("alert over: no message waits in the outbox longer than %.0f s", self.outbox_alert_seconds)
         self.outbox_late = late
 
-    def _held(self, held: list[Conversation]) -> None:
+    def _held(self, held: list[Conversation]) -> list[tuple[Conversation, float]]:
         """Held conversations whose listener has had no console open for ``held_alert_seconds``: counted, and one
-        line when the first appears, one when none is left."""
+        line when the first appears, one when none is left. Those absent for ``handback_seconds``, with how long."""
         if self.listener_present is None:
-            return
+            return []
         now, absent = self.clock(), {}
         for conversation in held:
             if conversation.listener is not None and not self.listener_present(conversation.listener):
@@ -105,6 +117,19 @@ class Watch:
         elif self.held_absent and not count:
             log.info("alert over: no conversation is held by a listener away from the console")
         self.held_absent = count
+        if not self.handback_seconds:
+            return []
+        away = [(c, (now - absent[c.id]).total_seconds()) for c in held if c.id in absent]
+        return [(c, seconds) for c, seconds in away if seconds >= self.handback_seconds]
+
+    async def _hand_back(self, due: list[tuple[Conversation, float]]) -> None:
+        """Back to the queue, each conversation whose listener stayed away too long (one failing: the next round)."""
+        for conversation, seconds in due:
+            listener = conversation.listener
+            if self.hand_back is not None and listener is not None and await self.hand_back(conversation.id, listener):
+                self.metrics.held_handed_back.inc()
+                log.warning("held: conversation %s handed back to the queue, its listener having had no console open"
+                            " for %.0f s (GATEWAY_HELD_HANDBACK_SECONDS)", conversation.id, seconds)  # fmt: skip
 
     def _set_aside(self, count: int) -> None:
         self.metrics.inbox_set_aside.set(count)

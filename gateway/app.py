@@ -88,6 +88,7 @@ GATE = web.AppKey("gate", Gate)
 SUPERVISOR = web.AppKey("supervisor", Supervisor)
 READER = web.AppKey("reader", Reader)
 WEBCHAT = web.AppKey("webchat", WebChatHub)
+WATCH = web.AppKey("watch", Watch)
 
 STATIC = resources.files("gateway") / "webchat_static"
 FLOW_WATCH_SECONDS = 2.0
@@ -213,7 +214,10 @@ async def create_app(
     )  # fmt: skip
     supervisor = Supervisor(metrics)
     watch = Watch(store, metrics, clock=clock, outbox_alert_seconds=settings.outbox_alert_seconds,
-                  listener_present=presence.has, held_alert_seconds=settings.held_alert_seconds)  # fmt: skip
+                  listener_present=presence.has, held_alert_seconds=settings.held_alert_seconds,
+                  hand_back=lambda conversation_id, listener: actions.hand_back_absent(
+                      conversation_id, listener, absent=lambda name: presence.complete() and not presence.has(name)),
+                  handback_seconds=settings.held_handback_seconds)  # fmt: skip
     typing_relay = TypingRelay(store, channels.adapters, limits, metrics)  # one indicator across instances: a claim
     for name, worker in {
         "outbox": outbox.run, "inbox": inbox.run,
@@ -227,7 +231,7 @@ async def create_app(
     if late is not None:
         supervisor.add("late-readings", lambda: late.run(dispatcher.apply_late))
         supervisor.add("late-readings-store", late.keep)  # holds this instance's, claims those of a dead one
-    app[SUPERVISOR] = supervisor
+    app[SUPERVISOR], app[WATCH] = supervisor, watch
     app[WEBCHAT] = hub
     lifecycles = [(_nothing, opened_counters.close), *channels.lifecycles]  # closed after the channels
     if reader is not None:

@@ -120,6 +120,10 @@ class Metrics:
             "Conversations held by a listener with no console open for GATEWAY_HELD_ALERT_SECONDS",
             registry=r,
         )
+        self.held_handed_back = Counter(
+            "gateway_held_handed_back", "Conversations handed back to the queue by themselves, their listener having"
+            " had no console open for GATEWAY_HELD_HANDBACK_SECONDS (the young person told once)", registry=r,
+        )  # fmt: skip
         self.inbox_set_aside = Gauge(
             "gateway_inbox_set_aside", "Inbound messages set aside after failing repeatedly (kept in the store)",
             registry=r,

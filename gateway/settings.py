@@ -27,6 +27,7 @@ from gateway.proxies import LOOPBACK, ClientAddresses
 
 DEFAULT_STORE = "sqlite:///var/gateway.sqlite3"
 _PREFIXES = ("messenger_", "twilio_", "telegram_")
+HANDBACK_MIN_SECONDS = 60.0  # GATEWAY_HELD_HANDBACK_SECONDS, unless 0: presence beats every 10 s, forgotten at 25 s
 
 
 def variable(field_name: str) -> str:
@@ -98,6 +99,8 @@ class Settings(BaseSettings):
     max_connections_per_shared_network: int = 256  # per client network inside GATEWAY_SHARED_NETWORKS
     outbox_alert_seconds: float = 60.0  # a message waiting longer in the outbox is an alert (metric + log line)
     held_alert_seconds: float = 300.0  # a conversation held by a listener with no console open longer: an alert
+    # ... longer still: handed back to the queue, the young person told (gateway/alerts.py); 0: never
+    held_handback_seconds: float = 600.0
     outbox_lease_seconds: int = 60  # an item being sent; after a crash another instance resends it past this
     inbox_batch: int = 20  # a webhook with more messages is stored in the inbox, acknowledged, processed after
     inline_max: int = 64  # webhooks processed before their answer at once; beyond, the inbox takes them (overload)
@@ -211,6 +214,10 @@ class Settings(BaseSettings):
             raise ConfigError("GATEWAY_OUTBOX_ALERT_SECONDS must be positive")
         if self.held_alert_seconds <= 0:
             raise ConfigError("GATEWAY_HELD_ALERT_SECONDS must be positive")
+        if self.held_handback_seconds != 0 and self.held_handback_seconds < HANDBACK_MIN_SECONDS:
+            raise ConfigError(f"GATEWAY_HELD_HANDBACK_SECONDS must be 0 (never) or at least {HANDBACK_MIN_SECONDS:.0f}"
+                              f" (a console reloading or a missed presence beat must not hand a conversation back), not"
+                              f" {self.held_handback_seconds:g}")  # fmt: skip
         if self.outbox_lease_seconds < 1:
             raise ConfigError("GATEWAY_OUTBOX_LEASE_SECONDS must be >= 1")
         if self.inbox_batch < 0:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from gateway.clock import Clock
@@ -26,6 +27,8 @@ from gateway.ids import derived_from, new_id
 from gateway.language import language_of
 from gateway.messages import Reply
 from gateway.store import (
+    AuditEntry,
+    AuditStore,
     Author,
     Claim,
     ClaimState,
@@ -52,9 +55,10 @@ class ActionRefused(GatewayError):
 
 
 class ActionsRoles(
-    ConversationStore, TranscriptStore, QueueStore, TimerStore, EventStore, LockStore, DedupeStore, Protocol
+    ConversationStore, TranscriptStore, QueueStore, TimerStore, EventStore, LockStore, DedupeStore, AuditStore, Protocol
 ):
-    """What the listeners' actions need of the store (replies and status changes go through the dispatcher)."""
+    """What the listeners' actions need of the store (replies and status changes go through the dispatcher; the
+    audit log: a hand-back of the gateway's own)."""
 
 
 class Actions:
@@ -192,11 +196,14 @@ class Actions:
             await self.store.save_conversation(conversation)
             return entries[0]
 
-    async def transfer(self, conversation_id: str, listener: str, queue: str) -> Conversation:
-        """Cold transfer to another queue: the summary and transcript go along."""
+    async def transfer(
+        self, conversation_id: str, listener: str, queue: str, *, supervisor: bool = False
+    ) -> Conversation:
+        """Cold transfer to another queue: the summary and transcript go along. A ``supervisor`` may transfer another
+        listener's conversation."""
         async with self.store.lock(conversation_id):
             conversation = await self._load(conversation_id)
-            if conversation.status == Status.WITH_LISTENER:
+            if conversation.status == Status.WITH_LISTENER and not supervisor:
                 self._mine(conversation, listener)
             engine = self.flows.knowing(conversation.flow_version, lambda e: queue in e.flow.queues)
             if engine is None:
@@ -216,16 +223,46 @@ class Actions:
             conversation = await self._load(conversation_id)
             if not (supervisor and conversation.status == Status.WITH_LISTENER):
                 self._mine(conversation, listener)
-            now = self.clock()
-            await self.store.requeue(conversation_id)
-            conversation.listener = None
-            conversation.closed_notice_for = None  # a new wait: a line closed meanwhile is told again, once
-            await self.dispatcher.transition(conversation, Trigger.HAND_BACK, now)
-            # Told at once where they stand, by the queue's timer (taking cancelled it): their place, or, the line
-            # closed, where to turn now. Before, nothing was re-armed: silence, even through the night.
-            await self.store.set_timer(conversation_id, TimerKind.QUEUE_REASSURE, now)
-            await self.store.save_conversation(conversation)
+            await self._requeue(conversation, self.clock())
             return conversation
+
+    async def hand_back_absent(self, conversation_id: str, listener: str, absent: Callable[[str], bool]) -> bool:
+        """Back to the queue as :meth:`hand_back` does, ``listener`` having had no console open for too long
+        (``gateway/alerts.py``), the young person told first (flows.yaml ``listener_disconnected``). Checked again
+        under the conversation's lock: still held by ``listener``, who is still ``absent``; so, with several instances
+        deciding alike, one hands back and tells the young person, the others find it queued. Whether it went back."""
+        async with self.store.lock(conversation_id):
+            conversation = await self.store.get_conversation(conversation_id)
+            if conversation is None or conversation.status != Status.WITH_LISTENER or conversation.listener != listener:
+                return False  # erased, handed back, closed or transferred meanwhile (by another instance, say)
+            if not absent(listener):
+                return False  # back at a console meanwhile: they keep it
+            now = self.clock()
+            engine = self.flows.for_version(conversation.flow_version)
+            told = engine.message("listener_disconnected", language_of(conversation, engine.flow))
+            try:
+                await self._requeue(conversation, now, told=Reply(told))
+            except Conflict:  # no queue entry to go back to (nothing was changed): left with the alert
+                return False
+            # For the supervisors (the audit list): whose absence it was; the log line has the id only.
+            detail = f"{conversation.pseudonym}: from {listener}, no console open"
+            await self.store.audit(AuditEntry(now, "gateway", "hand_back", conversation.id, detail))
+            return True
+
+    async def _requeue(self, conversation: Conversation, now: datetime, told: Reply | None = None) -> None:
+        """The one hand-back (under the conversation's lock): its queue entry back at its place and priority
+        (``store.requeue``: Conflict when it has none), ``told`` to the young person, then their place or the closed
+        line, by the queue's timer."""
+        await self.store.requeue(conversation.id)
+        if told is not None:
+            await self.dispatcher.emit(conversation, [told], Author.BOT, now)
+        conversation.listener = None
+        conversation.closed_notice_for = None  # a new wait: a line closed meanwhile is told again, once
+        await self.dispatcher.transition(conversation, Trigger.HAND_BACK, now)
+        # Told at once where they stand, by the queue's timer (taking cancelled it): their place, or, the line
+        # closed, where to turn now. Before, nothing was re-armed: silence, even through the night.
+        await self.store.set_timer(conversation.id, TimerKind.QUEUE_REASSURE, now)
+        await self.store.save_conversation(conversation)
 
     async def hand_back_all(self, listener: str) -> int:
         """Every conversation ``listener`` holds, back to the queue as :meth:`hand_back` does (the young person told
@@ -242,10 +279,14 @@ class Actions:
             returned += 1
         return returned
 
-    async def close(self, conversation_id: str, listener: str, outcome: str, notes: str = "") -> Conversation:
+    async def close(
+        self, conversation_id: str, listener: str, outcome: str, notes: str = "", *, supervisor: bool = False
+    ) -> Conversation:
+        """Closed with a category from the flow, the young person told (``ended``). A ``supervisor`` may close another
+        listener's conversation; the holder stays its listener (their history keeps it)."""
         async with self.store.lock(conversation_id):
             conversation = await self._load(conversation_id)
-            if conversation.status == Status.WITH_LISTENER:
+            if conversation.status == Status.WITH_LISTENER and not supervisor:
                 self._mine(conversation, listener)
             if self.flows.knowing(conversation.flow_version, lambda e: _closes_with(e, outcome)) is None:
                 raise ActionRefused("unknown_outcome", f"no closing category '{outcome}' in the flow")

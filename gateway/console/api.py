@@ -384,28 +384,47 @@ class ListenerAPI:
         return web.json_response(entry_json(entry), status=201)
 
     async def transfer(self, request: web.Request) -> web.Response:
+        """The holder's, a waiting one's, or a supervisor's for any listener (audited as :meth:`hand_back`)."""
         queue = await _field(request, "queue")
-        conversation = await self.actions.transfer(request.match_info["id"], request[LISTENER].name, queue)
+        listener, conversation_id = request[LISTENER], request.match_info["id"]
+        holder = await self._holder(conversation_id)
+        conversation = await self.actions.transfer(conversation_id, listener.name, queue,
+                                                   supervisor=listener.supervisor)  # fmt: skip
+        await self._audit_for_other(listener, "transfer", conversation, holder)
         return web.json_response(self.card(conversation, self.clock()))
 
     async def hand_back(self, request: web.Request) -> web.Response:
         """The holder's, or a supervisor's for any listener (audited: who, which, from whom)."""
         listener, conversation_id = request[LISTENER], request.match_info["id"]
-        held = await self.store.get_conversation(conversation_id)
-        holder = held.listener if held is not None else None
+        holder = await self._holder(conversation_id)
         conversation = await self.actions.hand_back(conversation_id, listener.name, supervisor=listener.supervisor)
-        if holder is not None and holder != listener.name:
-            await self.store.audit(AuditEntry(self.clock(), listener.name, "hand_back", conversation.id,
-                                              f"{conversation.pseudonym}: from {holder}"))  # fmt: skip
+        await self._audit_for_other(listener, "hand_back", conversation, holder)
         return web.json_response(self.card(conversation, self.clock()))
 
     async def close(self, request: web.Request) -> web.Response:
+        """The holder's, a waiting one's, or a supervisor's for any listener (audited as :meth:`hand_back`)."""
         body = await json_body(request)
         outcome, notes = body.get("outcome"), body.get("notes", "")
         if not isinstance(outcome, str) or not isinstance(notes, str):
             raise ActionRefused("bad_request", "close needs an outcome (and optional notes)")
-        conversation = await self.actions.close(request.match_info["id"], request[LISTENER].name, outcome, notes)
+        listener, conversation_id = request[LISTENER], request.match_info["id"]
+        holder = await self._holder(conversation_id)
+        conversation = await self.actions.close(conversation_id, listener.name, outcome, notes,
+                                                supervisor=listener.supervisor)  # fmt: skip
+        await self._audit_for_other(listener, "close", conversation, holder)
         return web.json_response(self.card(conversation, self.clock()))
+
+    async def _holder(self, conversation_id: str) -> str | None:
+        """Who holds the conversation now (before a supervisor's action on it), or None."""
+        held = await self.store.get_conversation(conversation_id)
+        return held.listener if held is not None and held.status == Status.WITH_LISTENER else None
+
+    async def _audit_for_other(self, listener: Listener, action: str, conversation: Conversation,
+                               holder: str | None) -> None:  # fmt: skip
+        """A supervisor's action on a conversation another listener held: who, which, from whom."""
+        if holder is not None and holder != listener.name:
+            await self.store.audit(AuditEntry(self.clock(), listener.name, action, conversation.id,
+                                              f"{conversation.pseudonym}: from {holder}"))  # fmt: skip
 
     async def typing(self, request: web.Request) -> web.Response:
         await self.actions.typing(request.match_info["id"], request[LISTENER].name)

@@ -32,6 +32,7 @@ class Presence:
         self.instance = secrets.token_hex(8)
         self.beat, self.clock = beat, clock
         self._remote: dict[str, tuple[frozenset[str], float]] = {}
+        self._hearing_since: float | None = None  # the others' announcements followed without a gap since then
 
     def local(self) -> frozenset[str]:
         return frozenset(_digest(name) for name, count in self.connections.items() if count > 0)
@@ -42,6 +43,14 @@ class Presence:
     def has(self, name: str) -> bool:
         """Whether listener ``name`` has a console open on any instance (as far as the announcements tell)."""
         return _digest(name) in self._names()
+
+    def complete(self) -> bool:
+        """Whether :meth:`has` knows every instance's listeners: this one has followed the announcements without a
+        gap for ``2.5 × beat`` (each instance announced itself meanwhile). Before (just started, events missed, the
+        subscription down), a listener at a console on another instance may look absent: nothing is taken from them
+        on that ground (the automatic hand-back, ``gateway/alerts.py``)."""
+        since = self._hearing_since
+        return since is not None and self.clock() - since >= 2.5 * self.beat
 
     def _names(self) -> set[str]:
         now, names = self.clock(), set(self.local())
@@ -73,10 +82,15 @@ class Presence:
     async def listen(self, store: EventStore) -> None:
         """A supervised worker: hear the other instances; after missed events, announce at once (they may have
         forgotten this instance meanwhile)."""
-        async with await store.subscribe(everything=False) as subscription:  # presence: every instance's
-            async for event in subscription:
-                match event:
-                    case Resync():
-                        await self.announce(store)
-                    case ListenersOnline():
-                        self.heard(event)
+        try:
+            async with await store.subscribe(everything=False) as subscription:  # presence: every instance's
+                self._hearing_since = self.clock()
+                async for event in subscription:
+                    match event:
+                        case Resync():  # some announcements may be lost: whole again 2.5 beats from now
+                            self._hearing_since = self.clock()
+                            await self.announce(store)
+                        case ListenersOnline():
+                            self.heard(event)
+        finally:
+            self._hearing_since = None

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from gateway.flows import hours, text
-from gateway.flows.model import Branch, LocalText, Step
+from gateway.flows.model import DEFAULT_MESSAGES, Branch, LocalText, Step
 from gateway.flows.model import Outcome as OutcomeSpec
 from gateway.flows.positions import LoadedFlow
 from gateway.flows.privacy import ErasureWords
@@ -236,8 +236,10 @@ class Engine:
         return hours.is_open(schedule, now, self.tz)
 
     def message(self, key: str, language: str, **values: object) -> str:
-        """A system message from ``messages`` in ``language``, placeholders filled."""
-        return fill(self.text(self.flow.messages[key], language), values)
+        """A system message from ``messages`` in ``language``, placeholders filled (an optional one missing there:
+        its default, ``DEFAULT_MESSAGES``)."""
+        local = self.flow.messages.get(key) or DEFAULT_MESSAGES[key]
+        return fill(self.text(local, language), values)
 
     def text(self, local: LocalText, language: str) -> str:
         return local.get(language) or local.get(self.flow.default_language) or next(iter(local.values()), "")

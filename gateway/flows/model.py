@@ -290,7 +290,17 @@ REQUIRED_MESSAGES: tuple[str, ...] = (
 )
 OPTIONAL_MESSAGES: tuple[str, ...] = (
     "media_unread",  # a voice message, photo or video without words at a question (else "not_understood")
+    "listener_disconnected",  # the listener left their console: back in line (else DEFAULT_MESSAGES')
 )
+# What an optional message says when flows.yaml does not (the young person is never left without a word).
+DEFAULT_MESSAGES: dict[str, LocalText] = {
+    "listener_disconnected": {
+        "fr": "L'écoutant·e qui te répondait a été déconnecté·e. Tu es de nouveau dans la file, à ta place : "
+        "un·e autre écoutant·e va te répondre. Si tu es en danger immédiat, appelle le 17 ou le 112.",
+        "en": "The listener who was answering you got disconnected. You are back in line, in your place: another "
+        "listener will answer you. If you are in immediate danger, call 17 or 112.",
+    },
+}
 
 
 class ReadingSpec(Strict):

@@ -13,6 +13,7 @@ import os
 import subprocess
 
 import aiohttp
+import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import STORE
@@ -23,7 +24,7 @@ from tests.conftest import AppFactory, Clock, add_listener
 from tests.console.conftest import other_session
 from tests.console.test_sessions import GATEWAY
 from tests.test_timers import bot_lines, conversation_of, fire_and_wait, start
-from tests.test_webchat import WALK_TO_QUEUE
+from tests.test_webchat import WALK_TO_QUEUE, receive_until
 
 Client = TestClient  # type: ignore[type-arg]
 
@@ -111,4 +112,43 @@ async def test_a_supervisor_gives_back_a_conversation_whose_listener_left_their_
             await http.close()
     await back_in_the_queue(client, conversation_id, count)
     [entry] = [e for e in await client.app[STORE].audit_log() if e.action == "hand_back"]
+    assert (entry.actor, entry.subject) == ("sam", conversation_id) and entry.detail.endswith("from anne")
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "status", "said"),
+    [
+        ("close", {"outcome": "cyberbullying", "notes": "Anne est partie"}, "closed", "La conversation est terminée"),
+        ("transfer", {"queue": "listeners"}, "queued", "position 1"),
+    ],
+)
+async def test_a_supervisor_closes_or_transfers_a_conversation_another_listener_holds(
+    client: Client, clock: Clock, action: str, body: dict[str, str], status: str, said: str
+) -> None:
+    """As when its holder does it: the young person told (the goodbye, or their place in the new queue), the status
+    live in every console (the holder's, another listener's); audited as from the holder. A plain listener may not."""
+    anne, conversation_id, count = await held_by_anne(client, clock)
+    await add_listener(client, "sam", supervisor=True)
+    bruno, sam = await other_session(client, "bruno"), await other_session(client, "sam")
+    path = f"/api/conversations/{conversation_id}/{action}"
+    try:
+        async with anne.ws_connect("/api/events") as anne_live, bruno.ws_connect("/api/events") as bruno_live:
+            for live in (anne_live, bruno_live):
+                await receive_until(live, lambda f: f["type"] == "hello")
+            assert (await bruno.post(path, json=body)).status == 403  # not his, nor a waiting one
+            response = await sam.post(path, json=body)
+            assert response.status == 200, await response.text()
+            assert (await response.json())["status"] == status
+            for live in (anne_live, bruno_live):
+                await receive_until(live, lambda f: f == {"type": "status", "conversation_id": conversation_id,
+                                                          "status": status, "queue": "listeners"})  # fmt: skip
+    finally:
+        for http in (anne, bruno, sam):
+            await http.close()
+    store = client.app[STORE]
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None and conversation.status.value == status
+    assert any(said in line for line in (await bot_lines(client, conversation_id))[count:])
+    assert await store.held_by("anne") == 0  # her capacity freed
+    [entry] = [e for e in await store.audit_log() if e.action == action]
     assert (entry.actor, entry.subject) == ("sam", conversation_id) and entry.detail.endswith("from anne")

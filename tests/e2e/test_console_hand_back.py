@@ -46,3 +46,32 @@ async def test_a_supervisor_gives_back_a_conversation_held_by_a_listener_who_lef
         await expect(young.locator(".msg").last).to_contain_text("position 1")
     finally:
         await phone.close()
+
+
+async def test_a_supervisor_closes_a_conversation_held_by_a_listener_who_left(
+    desk: BrowserContext, browser: Browser, server: TestServer
+) -> None:
+    """The supervisor also has "Transférer" and "Clôturer" on another listener's conversation, as its holder: closed,
+    the young person sees the end."""
+    store = server.app[STORE]
+    await store.add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    await store.add_listener(Listener("sam", hash_password(PASSWORD), supervisor=True, capacity=3))
+    phone = await browser.new_context(viewport={"width": 390, "height": 780}, locale="fr-FR")
+    gone = await browser.new_context(locale="fr-FR")
+    try:
+        young = await queue_young(phone, server)
+        anne = await log_in(gone, server, "anne")
+        await anne.locator("#waiting .card .take").click()
+        await expect(young.locator(".msg").last).to_contain_text("vient de te rejoindre")
+        await gone.close()  # no logout
+
+        sam = await log_in(desk, server, "sam")
+        await sam.locator("#others .card .card-open").click()
+        await expect(sam.get_by_role("button", name="Transférer")).to_be_visible()
+        await sam.get_by_role("button", name="Clôturer").click()
+        await sam.get_by_label("Catégorie").select_option("school_bullying")
+        await sam.locator("#close-send").click()
+        await expect(sam.locator("#others .card")).to_have_count(0)
+        await expect(young.locator(".ended")).to_be_visible()
+    finally:
+        await phone.close()

@@ -291,10 +291,12 @@
     $("conv-actions").hidden = false;
     $("take").hidden = c.status !== "queued";
     $("refer-open").hidden = !mine;
-    // A supervisor may give back a conversation another listener holds (who left their console without logging out).
-    $("handback").hidden = !(mine || (state.me.supervisor && c.status === "with_listener"));
-    $("transfer-open").hidden = !(mine || c.status === "queued");
-    $("close-open").hidden = !(mine || c.status === "queued");
+    // A supervisor may give back, transfer or close a conversation another listener holds (one who left their
+    // console without logging out, or a conversation to move on).
+    var supervising = state.me.supervisor && c.status === "with_listener";
+    $("handback").hidden = !(mine || supervising);
+    $("transfer-open").hidden = !(mine || supervising || c.status === "queued");
+    $("close-open").hidden = !(mine || supervising || c.status === "queued");
     $("composer").hidden = !(mine || c.status === "queued" || c.status === "with_listener");
     updateComposer();
     if (changed || state.rebuild) {  // else only what is new: a screen reader announces each message once

@@ -1,0 +1,220 @@
+"""A young person held by a listener who left their console (a browser closed, a session expired, a laptop asleep)
+goes back to the queue by itself once that listener has had no console open on any instance for
+``GATEWAY_HELD_HANDBACK_SECONDS``: at their place and priority, told once that the listener was disconnected, then
+their place (the queue's timer, re-armed as by every hand-back). A listener back before then keeps the conversation;
+several instances hand it back once and tell it once; 0 turns it off.
+
+The real app (SQLite, or two instances on the session's Redis with a fake Graph API); the alert checks driven by the
+test (``app[WATCH].check()``, as the worker runs it every 10 s) on the test's clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+
+from gateway.app import API, METRICS, STORE, WATCH
+from gateway.conversation import Status
+from gateway.errors import ConfigError
+from gateway.flows.model import DEFAULT_MESSAGES
+from gateway.settings import Settings
+from gateway.testing import FakeGraphAPI
+from tests.conftest import AppFactory, Clock, add_listener, login, outbox_drained
+from tests.e2e.channel_support import eventually
+from tests.redis_messenger import messenger_on_redis, post_message
+from tests.store.conftest import redis_url
+from tests.test_timers import bot_lines
+from tests.test_webchat import WALK_TO_QUEUE, hello, receive_until, say
+
+__all__ = ["messenger_on_redis", "redis_url"]  # fixtures used below
+
+Client = TestClient  # type: ignore[type-arg]
+DISCONNECTED = "a été déconnecté·e"  # flows.yaml's listener_disconnected, in French
+GRACE = 600.0
+
+
+def handed_back(client: Client) -> float:
+    return client.app[METRICS].registry.get_sample_value("gateway_held_handed_back_total") or 0.0
+
+
+async def away(*clients: Client, name: str = "anne") -> None:
+    """Wait until no instance counts ``name`` at a console any more (their last socket closed)."""
+    await eventually(lambda: _all_absent(clients, name))
+
+
+async def _all_absent(clients: tuple[Client, ...], name: str) -> bool:
+    return not any(c.app[API].presence.has(name) for c in clients)
+
+
+async def whole(*clients: Client) -> None:
+    """Wait until each instance has followed the others' presence long enough to know who is at a console."""
+    await eventually(lambda: _true(all(c.app[API].presence.complete() for c in clients)))
+
+
+async def take_with_console_open(client: Client, conversation_id: str) -> None:
+    """Anne, her console open (counted present), takes the conversation; then her console closes without a logout."""
+    await add_listener(client, "anne")
+    await login(client, "anne")
+    async with client.ws_connect("/api/events") as console:
+        await receive_until(console, lambda f: f["type"] == "hello")
+        assert (await client.post(f"/api/conversations/{conversation_id}/take", json={})).status == 200
+    await away(client)
+
+
+async def waiting_on_the_web_chat(client: Client) -> tuple[aiohttp.ClientWebSocketResponse, str]:
+    ws = await client.ws_connect("/chat/ws")
+    await hello(ws)
+    for number, answer in enumerate(WALK_TO_QUEUE):
+        await say(ws, f"m{number}", answer)
+    [entry] = await client.app[STORE].waiting()
+    return ws, entry.conversation_id
+
+
+async def test_held_by_a_listener_away_too_long_goes_back_to_the_queue_told_once(
+    client: Client, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.alerts")
+    store, watch = client.app[STORE], client.app[WATCH]
+    ws, conversation_id = await waiting_on_the_web_chat(client)
+    [before] = await store.waiting()
+    await take_with_console_open(client, conversation_id)
+    await whole(client)
+    await watch.check()  # her absence seen
+    clock.advance(seconds=GRACE - 1)
+    await watch.check()
+    held = await store.get_conversation(conversation_id)
+    assert held is not None and held.status == Status.WITH_LISTENER and handed_back(client) == 0
+    clock.advance(seconds=1)
+    await watch.check()
+    await watch.check()  # again: nothing more
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None and conversation.status == Status.QUEUED and conversation.listener is None
+    [entry] = await store.waiting()
+    assert (entry.at, entry.priority, entry.queue) == (before.at, before.priority, before.queue)  # its place
+    assert handed_back(client) == 1
+    frames = await receive_until(ws, lambda f: f["type"] == "entry" and "position 1" in f["entry"]["text"])
+    told = [f for f in frames if f["type"] == "entry" and DISCONNECTED in f["entry"]["text"]]
+    assert len(told) == 1 and frames.index(told[0]) < len(frames) - 1  # told, then their place (the timer)
+    assert sum(DISCONNECTED in line for line in await bot_lines(client, conversation_id)) == 1
+    [line] = [r.getMessage() for r in caplog.records if "handed back" in r.getMessage()]
+    assert conversation_id in line and "anne" not in line and "600 s" in line
+    [audited] = [e for e in await store.audit_log() if e.action == "hand_back"]  # the supervisors' list says whose
+    assert (audited.actor, audited.subject) == ("gateway", conversation_id) and "from anne" in audited.detail
+    await ws.close()
+    await add_listener(client, "bruno")
+    await login(client, "bruno")  # another listener may take them now
+    assert (await client.post(f"/api/conversations/{conversation_id}/take", json={})).status == 200
+
+
+async def test_a_listener_back_within_the_grace_keeps_the_conversation(client: Client, clock: Clock) -> None:
+    store, watch = client.app[STORE], client.app[WATCH]
+    ws, conversation_id = await waiting_on_the_web_chat(client)
+    await ws.close()
+    await take_with_console_open(client, conversation_id)
+    await whole(client)
+    await watch.check()
+    clock.advance(seconds=GRACE - 100)
+    async with client.ws_connect("/api/events") as console:  # back at her console
+        await receive_until(console, lambda f: f["type"] == "hello")
+        actions, presence = client.app[API].actions, client.app[API].presence
+        assert not await actions.hand_back_absent(conversation_id, "anne", lambda name: not presence.has(name))
+        await watch.check()
+        clock.advance(seconds=GRACE)
+        await watch.check()
+    await away(client)
+    await watch.check()  # gone again: a new absence, counted from now
+    clock.advance(seconds=GRACE - 1)
+    await watch.check()
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None and conversation.status == Status.WITH_LISTENER and conversation.listener == "anne"
+    assert handed_back(client) == 0
+    assert not any(DISCONNECTED in line for line in await bot_lines(client, conversation_id))
+
+
+async def test_zero_never_hands_back(make_client: AppFactory, settings: Settings, clock: Clock) -> None:
+    client = await make_client(settings.replace(held_handback_seconds=0))
+    store, watch = client.app[STORE], client.app[WATCH]
+    ws, conversation_id = await waiting_on_the_web_chat(client)
+    await ws.close()
+    await take_with_console_open(client, conversation_id)
+    await whole(client)
+    await watch.check()
+    clock.advance(days=2)
+    await watch.check()
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None and conversation.status == Status.WITH_LISTENER
+    assert client.app[METRICS].registry.get_sample_value("gateway_held_by_absent_listener") == 1  # the alert stays
+    assert handed_back(client) == 0
+
+
+async def test_an_instance_that_does_not_know_yet_who_is_at_a_console_hands_nothing_back(
+    make_client: AppFactory, settings: Settings, clock: Clock
+) -> None:
+    """Just started, or its events interrupted: a listener at a console on another instance may look absent to it
+    until every instance has announced itself again (2.5 presence beats; here 10 × 100 s each)."""
+    client = await make_client(settings, worker_poll_seconds=100)
+    store, watch = client.app[STORE], client.app[WATCH]
+    ws, conversation_id = await waiting_on_the_web_chat(client)
+    await ws.close()
+    await take_with_console_open(client, conversation_id)
+    await watch.check()
+    clock.advance(seconds=GRACE)
+    await watch.check()
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None and conversation.status == Status.WITH_LISTENER and handed_back(client) == 0
+    assert not client.app[API].presence.complete()
+
+
+@pytest.mark.redis
+async def test_two_instances_hand_back_once_and_tell_once(
+    make_client: AppFactory, messenger_on_redis: Settings, graph: FakeGraphAPI, clock: Clock
+) -> None:
+    """Both instances see Anne away for the grace and check at once: one hands back and tells the young person (one
+    message sent to Messenger), the other finds the conversation waiting already."""
+    one, two = await make_client(messenger_on_redis), await make_client(messenger_on_redis)
+    for number, answer in enumerate(WALK_TO_QUEUE):
+        assert await post_message(one, "psid-held", answer, f"mid.{number}") == 200
+    store = one.app[STORE]
+    [entry] = await eventually(store.waiting)
+    await take_with_console_open(two, entry.conversation_id)
+    await away(one, two)
+    await whole(one, two)
+    await asyncio.gather(one.app[WATCH].check(), two.app[WATCH].check())
+    clock.advance(seconds=GRACE)
+    checks = await asyncio.gather(one.app[WATCH].check(), two.app[WATCH].check(), return_exceptions=True)
+    conversation = await store.get_conversation(entry.conversation_id)
+    assert conversation is not None and conversation.status == Status.QUEUED
+    assert handed_back(one) + handed_back(two) == 1
+
+    def sent(needle: str) -> list[Any]:
+        return [r for r in graph.requests if needle in str(r.body)]
+
+    await eventually(lambda: _true(sent("position 1")))  # told, then their place
+    await outbox_drained(one)
+    await outbox_drained(two)
+    assert len(sent("déconnecté")) == 1
+    assert sum(DISCONNECTED in line for line in await bot_lines(one, entry.conversation_id)) == 1
+    assert checks == [None, None]
+
+
+async def _true(value: object) -> bool:
+    return bool(value)
+
+
+def test_the_grace_is_a_setting() -> None:
+    assert Settings().held_handback_seconds == GRACE > Settings().held_alert_seconds
+    assert Settings.from_env({"GATEWAY_HELD_HANDBACK_SECONDS": "0"}, env_file=None).held_handback_seconds == 0
+    assert Settings.from_env({"GATEWAY_HELD_HANDBACK_SECONDS": "900"}, env_file=None).held_handback_seconds == 900
+    for bad in ("30", "-1"):
+        with pytest.raises(ConfigError, match="GATEWAY_HELD_HANDBACK_SECONDS"):
+            Settings.from_env({"GATEWAY_HELD_HANDBACK_SECONDS": bad}, env_file=None)
+
+
+def test_the_message_has_a_default_french_first() -> None:
+    default = DEFAULT_MESSAGES["listener_disconnected"]
+    assert list(default) == ["fr", "en"] and all("17" in text and "112" in text for text in default.values())
