@@ -221,7 +221,7 @@ def main() -> None:
     model.read("bonjour")
     added = rss_mib() - before
     trained = {same_text(row["text"]) for path in TRAINING for row in read_rows(path)}
-    files = args.files or HELDOUT
+    files = [path.resolve() for path in args.files] if args.files else HELDOUT
     for path in files:
         measure(model, engine, path, trained)
     parts(model, [row["text"] for path in files for row in read_rows(path)])
