@@ -300,6 +300,8 @@ CONTEXT_FALSE_FRIENDS = [
     "how do i hide scars from my surgery",
     "j'ai des traces sur les bras à cause du bracelet",
     "ça me soulage de me faire masser",
+    "tombée en skate ce matin 🩹 trop la honte",
+    "🩹 sur le genou, rien de grave",
 ]
 
 
@@ -336,6 +338,11 @@ RISKY_LOOK_ALIKES: list[tuple[str, str]] = [
     ("j'ai pas envie de mourir mais j'en peux plus", "suicide"),
     # (the seventeenth round's goodbye; "other" is also the topic question's value, so only the interrupt is checked)
     ("see u all on the other side ✌️", "suicide"),
+    # 🩹 written for self-harm (a second reading with the emoji as words; the first drops every emoji)
+    ("🩹🩹 j'ai encore abîmé mon poignet", "self_harm"),
+    ("🩹 again, sorry", "self_harm"),
+    ("craqué hier soir 😞🩹", "self_harm"),
+    ("rechute 🩹", "self_harm"),
     # only the whole message ("alone")
     ("what's the least painful way", "suicide"),
     ("cut again", "self_harm"),
@@ -353,6 +360,7 @@ def test_risky_look_alikes_still_fire(engine: Engine, message: str, interrupt: s
     [
         "stop",
         "stop stp",
+        "stop 🩹",
         "STOOOP",
         "je veux arrêter la conversation",
         "end chat",
