@@ -290,6 +290,7 @@ REQUIRED_MESSAGES: tuple[str, ...] = (
 )
 OPTIONAL_MESSAGES: tuple[str, ...] = (
     "media_unread",  # a voice message, photo or video without words at a question (else "not_understood")
+    "closed_line_again",  # the closed line told again within the hour at a hand-off: a reminder (else nothing)
 )
 
 
