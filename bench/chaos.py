@@ -654,11 +654,13 @@ def show_waits(waits: list[tuple[float, float]], faults: list[Fault], began: flo
     if not waits:
         return
     ordered = sorted(seconds for seconds, _ in waits)
+    edges = (1, 5, 10, 16, 20, 45, 65)
+    buckets = [sum(low < s <= high for s in ordered) for low, high in zip((0, *edges), (*edges, 1e9), strict=True)]
+    by = ", ".join(f"≤{high}: {n}" for high, n in zip(edges, buckets[:-1], strict=True))
     print(
         f"replies' wait (entry to the provider): p50 {ordered[len(ordered) // 2]:.2f} s,"
-        f" p99 {ordered[min(len(ordered) - 1, len(ordered) * 99 // 100)]:.1f} s,"
-        f" max {ordered[-1]:.1f} s; over 10 s {sum(s > 10 for s in ordered)}, over 20 s"
-        f" {sum(s > 20 for s in ordered)}, over 45 s {sum(s > 45 for s in ordered)}"
+        f" p99 {ordered[min(len(ordered) - 1, len(ordered) * 99 // 100)]:.1f} s, max {ordered[-1]:.1f} s; by seconds"
+        f" {by}, >{edges[-1]}: {buckets[-1]}"
     )
     for seconds, at in sorted(waits, reverse=True)[:6]:
         before = [f for f in faults if f.start <= at]
