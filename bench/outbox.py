@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import multiprocessing
 import os
+import random
 import re
 import statistics
 import sys
@@ -38,6 +39,7 @@ from aiohttp import web  # noqa: E402
 from bench.load import Redis, cpu_seconds, pct, run  # noqa: E402
 from gateway.channels.messenger import MessengerChannel  # noqa: E402
 from gateway.clock import utcnow  # noqa: E402
+from gateway.errors import StoreError  # noqa: E402
 from gateway.messages import ChannelName, Outbound  # noqa: E402
 from gateway.outbox import Outbox  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
@@ -81,7 +83,7 @@ def serve_fake(ports: Any, hold: float = 0.0) -> None:
 
 async def bench(args: argparse.Namespace, redis: Redis, fake_url: str) -> None:
     opened = await open_store(redis.url, keys=store_keys(redis.url))
-    store = Renewals(opened)
+    store = Renewals(opened, args.renew_fail, args.renew_slow)
     settings = Settings(secret_key=SECRET_KEY, messenger_api_url=fake_url, messenger_page_access_token="token")
     lease = args.lease or settings.outbox_lease_seconds
     async with aiohttp.ClientSession() as session:
@@ -131,8 +133,10 @@ class Renewals:
     """The store, noting each lease renewal's answer: how long the lease it replaced still had to run (the margin
     before another worker could have claimed the item) and how long the call took."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, store: Store, fail: float = 0.0, slow: float = 0.0) -> None:
+        """``fail``: the share of renewals that wait ``slow`` s, then fail (a store error: a call timed out)."""
+        self._store, self.fail, self.slow = store, fail, slow
+        self.random = random.Random(1)
         self.margins: list[float] = []
         self.calls: list[float] = []
         self.failed = 0
@@ -142,6 +146,10 @@ class Renewals:
 
     async def outbox_renew(self, conversation_id: str, item_id: str, lease: datetime, until: datetime) -> bool:
         began = time.monotonic()
+        if self.random.random() < self.fail:
+            self.failed += 1
+            await asyncio.sleep(self.slow)
+            raise StoreError("bench: a renewal failed on purpose")
         try:
             renewed = await self._store.outbox_renew(conversation_id, item_id, lease, until)
         except Exception:
@@ -255,6 +263,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lease", type=int, default=0, help="the outbox lease (s; default: the settings' default)")
     parser.add_argument("--pause", type=int, default=0, help="a slow store: Redis holds every command this long (ms)")
     parser.add_argument("--pause-every", type=float, default=5.0, help="… every this many seconds")
+    parser.add_argument("--renew-fail", type=float, default=0.0, help="share of lease renewals failed on purpose")
+    parser.add_argument("--renew-slow", type=float, default=0.0, help="… each after this many seconds")
     return parser.parse_args(argv)
 
 

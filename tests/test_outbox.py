@@ -512,6 +512,26 @@ async def _true(value: bool) -> bool:
     return value
 
 
+async def test_a_killed_workers_claimed_reply_goes_out_15_s_later_by_default(
+    store: Store, settings: Settings, clock: Clock, channel: Channel
+) -> None:
+    """The crash bound at the default settings: a worker killed while its provider holds a send (its delivery
+    cancelled: no record, no renewal) leaves the reply to another worker once its lease ends, 15 s after the claim
+    (60 s until 2026-12-02), not before (docs/architecture.md, "Replies: none twice without a fault")."""
+    held = SendsHeld()
+    await put(store, "r1")
+    first = Outbox(store, {TG: held}, clock=clock, lease_seconds=settings.outbox_lease_seconds)
+    killed = asyncio.create_task(first.deliver_due())
+    await asyncio.wait_for(held.entered.wait(), 20)
+    killed.cancel()  # kill -9: nothing recorded, nothing renewed
+    await asyncio.gather(killed, return_exceptions=True)
+    second = outbox(store, channel, clock, lease_seconds=settings.outbox_lease_seconds)
+    clock.advance(seconds=14.5)
+    assert await second.deliver_due() == 0  # still leased to the dead worker
+    clock.advance(seconds=0.5)
+    assert await second.deliver_due() == 1 and channel.sent() == ["r1"]
+
+
 # No pass barrier: one conversation's slow send holds its own line only. Replies put for other conversations
 # while it waits go out at once; the slow conversation's next reply waits for it, in order.
 
