@@ -6,6 +6,12 @@ due at start + *k*/rate whatever the outbox does), spread over ``--conversations
 ``--replies`` replies (the default flow's hand-off gives 4). One ``Outbox.run``, as the app runs it, delivers them
 through the Messenger adapter to the fake Graph API, which runs in a process of its own (its CPU is not counted).
 
+A slow provider (``--hold``: every send answered that many seconds later), a slow store (``--pause``: Redis holds
+every command, every ``--pause-every`` s), failing renewals (``--renew-fail``, each after ``--renew-slow`` s) and a
+busy event loop (``--stall``) show the outbox lease (``--lease``) at work: the renewals, and the least time a lease
+had left when its renewal was answered (what a loop stalled, or a store slow, may eat before another worker could
+claim the item).
+
 Prints: p50 / p99 from a message's due time to its first and to its last reply at the fake; CPU ms per reply of
 this process (the outbox, and the putting, which is the same work whatever the outbox does) and of Redis; Redis
 round trips per reply (read events on client sockets: a pipeline is one) and the commands Redis ran per reply
@@ -91,6 +97,7 @@ async def bench(args: argparse.Namespace, redis: Redis, fake_url: str) -> None:
                         lease_seconds=lease)  # fmt: skip
         worker = asyncio.create_task(outbox.run())
         pauses = asyncio.create_task(pause_redis(redis, args.pause, args.pause_every)) if args.pause else None
+        stalls = asyncio.create_task(stall_loop(args.stall, args.pause_every)) if args.stall else None
         due: dict[int, float] = {}
 
         async def message(k: int) -> None:
@@ -117,8 +124,9 @@ async def bench(args: argparse.Namespace, redis: Redis, fake_url: str) -> None:
             puts.append(asyncio.create_task(message(k)))
         await asyncio.gather(*puts)
         arrivals = await drain(session, fake_url, count * args.replies, idle=5 + args.hold)
-        if pauses is not None:
-            pauses.cancel()
+        for task in (pauses, stalls):
+            if task is not None:
+                task.cancel()
         cpu, redis_cpu = time.process_time() - cpu, cpu_seconds(redis.process.pid) - redis_cpu
         reads = redis.reads() - reads
         commands = command_counts(redis) - commands
@@ -171,6 +179,13 @@ class Renewals:
               f" max {calls[-1] * 1000:.0f} ms")  # fmt: skip
 
 
+async def stall_loop(stall_ms: int, every: float) -> None:
+    """A busy event loop: every ``every`` s this process's loop is held ``stall_ms`` ms (CPU-bound work on it)."""
+    while True:
+        await asyncio.sleep(every)
+        time.sleep(stall_ms / 1000)
+
+
 async def pause_redis(redis: Redis, pause_ms: int, every: float) -> None:
     """A slow store: every ``every`` s Redis holds every client's commands ``pause_ms`` ms (``CLIENT PAUSE``)."""
     while True:
@@ -185,12 +200,12 @@ def command_counts(redis: Redis) -> Counter[str]:
 
 
 async def drain(session: aiohttp.ClientSession, fake_url: str, expected: int, idle: float = 5) -> list[list[Any]]:
-    """The fake's arrivals once every reply came, or none came for ``idle`` s."""
+    """The fake's arrivals once every reply came (a copy more does not count), or none came for ``idle`` s."""
     last, seen = time.monotonic(), -1
     while True:
         async with session.post(f"{fake_url}/arrivals") as answer:
             arrivals: list[list[Any]] = await answer.json()
-        if len(arrivals) >= expected or time.monotonic() - last > idle:
+        if len({(recipient, text) for recipient, text, _ in arrivals}) >= expected or time.monotonic() - last > idle:
             return arrivals
         if len(arrivals) != seen:
             seen, last = len(arrivals), time.monotonic()
@@ -262,7 +277,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hold", type=float, default=0.0, help="a slow provider: each send answered after this (s)")
     parser.add_argument("--lease", type=int, default=0, help="the outbox lease (s; default: the settings' default)")
     parser.add_argument("--pause", type=int, default=0, help="a slow store: Redis holds every command this long (ms)")
-    parser.add_argument("--pause-every", type=float, default=5.0, help="… every this many seconds")
+    parser.add_argument("--stall", type=int, default=0, help="a busy event loop: held this long (ms) …")
+    parser.add_argument("--pause-every", type=float, default=5.0, help="… every this many seconds (--pause, --stall)")
     parser.add_argument("--renew-fail", type=float, default=0.0, help="share of lease renewals failed on purpose")
     parser.add_argument("--renew-slow", type=float, default=0.0, help="… each after this many seconds")
     return parser.parse_args(argv)

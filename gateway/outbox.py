@@ -13,9 +13,10 @@ parts the provider accepted (``RetryableDelivery.parts_sent`` → ``OutboxItem.p
 starts at the first unsent part: a retry never shows the young person a part twice. The transcript keeps the
 provider id of the last part only (receipts for the whole message; see docs/architecture.md).
 
-Nothing twice: an item is leased for ``lease_seconds`` when claimed, and the lease is renewed every third of it
-while its delivery is in flight (a send that waits behind a slow provider or a busy store outlasts any fixed
-lease), so another worker resends it only if this one died or stalled a whole lease. The lease's end is the
+Nothing twice: an item is leased for ``lease_seconds`` (15 s by default) when claimed, and the lease is renewed
+every third of it while its delivery is in flight (a send that waits behind a slow provider or a busy store
+outlasts any fixed lease), a failed renewal tried again at once, so another worker resends it only if this one
+died, or stalled, or could not reach the store, for the two thirds of a lease left. The lease's end is the
 claim's fencing token: renewals and the final record pass it, and the store refuses them once another worker
 claimed the item (a holder that lost its lease never marks or reschedules what the new holder sends). Once the
 provider accepted a message, "sent" is recorded before anything else, retried through a brief store failure, so
