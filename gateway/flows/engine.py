@@ -227,7 +227,7 @@ class Engine:
     def _apply(self, decision: Decision, state: State, now: datetime) -> StepResult | None:
         if decision.raised is not None:
             flag = decision.raised.flag
-            result = self._outcome(decision.raised.then, flag.route, state, [], now)
+            result = self._outcome(decision.raised.then, flag.route, state, [], now, risky=True)
             return replace(result, outcome=replace(result.outcome, flag=flag)) if result.outcome else result
         if decision.ending is not None:
             name, then = decision.ending
@@ -392,12 +392,15 @@ class Engine:
         spec = OutcomeSpec(handoff=self.flow.fallback.queue, priority=self.flow.fallback.priority)
         return self._outcome(spec, "fallback", state, replies, now)
 
-    def _outcome(self, spec: OutcomeSpec, route: str, state: State, replies: list[Reply], now: datetime) -> StepResult:
+    def _outcome(
+        self, spec: OutcomeSpec, route: str, state: State, replies: list[Reply], now: datetime, risky: bool = False
+    ) -> StepResult:
+        """``risky``: a risk read in the young person's words decided it (an urgent outcome is taken as one too)."""
         lang = state.language
         replies.extend(Reply(self.text(t, lang)) for t in spec.say)
         partners = tuple(spec.refer)
         if spec.handoff and not self.is_open(spec.handoff, now):
-            state, notice = self._closed_notice(state, spec.handoff, now)
+            state, notice = self._closed_notice(state, spec.handoff, now, risky or spec.priority == "urgent")
             replies.extend(notice)
             replies.extend(self._partner_replies(partners, lang))
             return self._finish(state, replies, Outcome("closed", route, spec.handoff, None, partners))
@@ -442,17 +445,20 @@ class Engine:
         reopens = hours.reopening(schedule, now, self.tz, language) if schedule else ""
         return self.message(key, language, hours=described, reopens=reopens or described)
 
-    def _closed_notice(self, state: State, queue: str, now: datetime) -> tuple[State, list[Reply]]:
+    def _closed_notice(self, state: State, queue: str, now: datetime, risky: bool = False) -> tuple[State, list[Reply]]:
         """What tells that ``queue`` is closed, and the state noting it: the closed-line message in full, unless
         this conversation was told the very same one less than ``CLOSED_LINE_AGAIN_AFTER`` ago; then the short
-        reminder ``closed_line_again`` if the flow has one, else nothing (until 2026-12-02 a night conversation
-        was told it at the greeting and again at its hand-off, a few minutes apart)."""
+        reminder ``closed_line_again`` if the flow has one, else nothing, but after a risk (``risky``) the full
+        message again: a flow without the reminder must not leave a young person at risk without the numbers that
+        answer now (until 2026-12-02 every night conversation was told it at the greeting and again at its
+        hand-off, a few minutes apart)."""
         told = self.closed_line(queue, state.language, now)
         digest = hashlib.blake2b(told.encode(), digest_size=8).hexdigest()
         if _told_since(state.closed_told, digest, now - CLOSED_LINE_AGAIN_AFTER):
-            if "closed_line_again" not in self.flow.messages:
+            if "closed_line_again" in self.flow.messages:
+                return state, [Reply(self.closed_line(queue, state.language, now, "closed_line_again"))]
+            if not risky:
                 return state, []
-            return state, [Reply(self.closed_line(queue, state.language, now, "closed_line_again"))]
         return replace(state, closed_told=f"{digest}@{now.isoformat()}"), [Reply(told)]
 
     def _closed_at_start(self, result: StepResult, now: datetime) -> StepResult:

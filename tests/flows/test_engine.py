@@ -141,20 +141,13 @@ def test_a_night_conversation_is_told_the_closed_line_once(engine: Engine) -> No
     ]
 
 
-def test_a_risk_at_night_still_gets_its_referral_with_the_closed_line_once(engine: Engine) -> None:
+def test_a_risk_at_night_gets_the_closed_line_again_when_the_flow_has_no_reminder(engine: Engine) -> None:
+    """Without ``closed_line_again`` (the mini flow has none) a risky outcome repeats the whole closed line, its
+    numbers at that moment, then the route's referral: never a young person at risk left without them."""
     step = engine.start(channel="webchat", now=CLOSED)
-    greeting = texts(step)
     step = engine.step(step.state, "oui", now=CLOSED + timedelta(minutes=1))
     assert step.outcome is not None and (step.outcome.kind, step.outcome.partners) == ("closed", ("119",))
-    assert texts(step) == ["Appelle le 119."]
-    assert sum(t.startswith("Ligne fermée") for t in greeting + texts(step)) == 1
-
-
-def test_a_risky_first_message_at_night_gets_the_closed_line_once(engine: Engine) -> None:
-    said = closed_line_told(engine, [], [CLOSED], text="je veux mourir")
-    assert said == ["Ligne fermée (tous les jours 9h–23h), réouverture demain à 9h."]
-    result = engine.start(channel="webchat", now=CLOSED, text="je veux mourir")
-    assert "Appelle le 119." in texts(result) and "Ta sécurité d'abord." in texts(result)
+    assert texts(step) == ["Ligne fermée (tous les jours 9h–23h), réouverture demain à 9h.", "Appelle le 119."]
 
 
 def test_the_closed_line_told_again_after_an_hour(engine: Engine) -> None:
@@ -176,23 +169,39 @@ def test_the_closed_line_told_again_when_it_says_something_else(engine: Engine) 
     ]
 
 
-def test_the_closed_line_reminder_stands_in_when_the_flow_has_one() -> None:
+@pytest.fixture(scope="module")
+def reminding() -> Engine:
+    """The mini flow with a ``closed_line_again``."""
     reminder = '  closed_line_again: {fr: "Toujours fermé, réouverture {reopens}.", en: "Still closed."}\n'
     loaded, problems = load_text(MINI_FLOW.replace("  queued:", reminder + "  queued:", 1), "mini.yaml")
     assert problems == [] and loaded is not None
-    reminding = Engine(loaded)
+    return Engine(loaded)
+
+
+def test_the_closed_line_reminder_stands_in_when_the_flow_has_one(reminding: Engine) -> None:
+    """A risk at the hand-off: the reminder (the repository's gives the numbers) and the route's referral."""
     step = reminding.start(channel="webchat", now=CLOSED)
     step = reminding.step(step.state, "oui", now=CLOSED + timedelta(minutes=2))
     assert texts(step) == ["Toujours fermé, réouverture demain à 9h.", "Appelle le 119."]
 
 
-def test_the_closed_line_told_survives_the_stored_state(engine: Engine) -> None:
-    step = engine.start(channel="webchat", now=CLOSED)
+def test_a_risky_first_message_at_night_gets_the_closed_line_once(reminding: Engine) -> None:
+    """Greeted and told the closed line, then the risk read in that same first message: its words, the reminder,
+    its referral; until 2026-12-02 the whole closed line came a second time in the same burst."""
+    result = reminding.start(channel="webchat", now=CLOSED, text="je veux mourir")
+    assert result.outcome is not None and result.outcome.kind == "closed"
+    said = texts(result)
+    assert said[-3:] == ["Ta sécurité d'abord.", "Toujours fermé, réouverture demain à 9h.", "Appelle le 119."]
+    assert sum(t.startswith("Ligne fermée") for t in said) == 1
+
+
+def test_the_closed_line_told_survives_the_stored_state(reminding: Engine) -> None:
+    step = reminding.start(channel="webchat", now=CLOSED)
     stored = State.from_dict(json.loads(json.dumps(step.state.to_dict())))
     assert stored.closed_told == step.state.closed_told and stored.closed_told
-    assert texts(engine.step(stored, "oui", now=CLOSED)) == ["Appelle le 119."]
-    unreadable = replace(stored, closed_told="abc@not a time")
-    assert any(t.startswith("Ligne fermée") for t in texts(engine.step(unreadable, "oui", now=CLOSED)))
+    assert texts(reminding.step(stored, "oui", now=CLOSED))[0].startswith("Toujours fermé")
+    unreadable = replace(stored, closed_told="abc@not a time")  # told again rather than never
+    assert texts(reminding.step(unreadable, "oui", now=CLOSED))[0].startswith("Ligne fermée")
 
 
 def test_urgent_route_open(engine: Engine) -> None:
