@@ -494,9 +494,13 @@ async def test_a_renewal_that_fails_slowly_is_tried_again_before_the_lease_ends(
     claimed = await any_store.outbox_get("c1", "r1")
     assert claimed is not None and claimed.next_attempt_at is not None
     end = claimed.next_attempt_at  # the claim's lease end, before any renewal
+
+    async def looked_past_the_end() -> bool:  # 1.5 s past it: the late renewal before came 1 s after it
+        return any(at > end + timedelta(seconds=1.5) for at in looking.at)
+
     other = asyncio.create_task(second.run())
-    try:  # the second worker looks until 1.5 s past that end (the late renewal before came 1 s after it)
-        await eventually(lambda: _true(any(at > end + timedelta(seconds=1.5) for at in looking.at)), timeout=60)
+    try:
+        await eventually(looked_past_the_end, timeout=60)
     finally:
         other.cancel()
         await asyncio.gather(other, return_exceptions=True)
@@ -506,10 +510,6 @@ async def test_a_renewal_that_fails_slowly_is_tried_again_before_the_lease_ends(
     assert await asyncio.wait_for(sending, 20) == 1
     item = await any_store.outbox_get("c1", "r1")
     assert item is not None and item.status == OutboxStatus.SENT
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 async def test_a_killed_workers_claimed_reply_goes_out_15_s_later_by_default(
