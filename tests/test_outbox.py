@@ -480,8 +480,8 @@ async def test_a_renewal_that_fails_slowly_is_tried_again_before_the_lease_ends(
     """The first two renewals of a send held by its provider take 0.5 s each, then fail; a second worker (another
     instance) looks for due replies every 50 ms meanwhile, on the same clock as the first (real time). A failed
     renewal is tried again at once, 0.05 s doubling, so the lease never lapses and the second worker never takes
-    the reply. Until 2026-12-02 the next try came a third of the lease after the failed one ended (here 2.5 s
-    after the first try, 5 s after the second: past the lease's end), and the second worker sent it again."""
+    the reply. Until 2026-12-02 the next try came a third of the lease (2 s) after the failed one ended: tries at
+    2, 4.5 and 7 s after the claim, the last past the lease's end at 6 s, and the second worker sent it again."""
     lease = 6
     clock, channel, store = RunningClock(), SendsHeld(), RenewalsSlowThenFailing(any_store)
     reply = Outbound("r1", "c1", TG, "424242", "Bonjour")
