@@ -411,6 +411,7 @@ class Audit:
     stray_users: int = 0  # young people's entries no acknowledged message explains (a receipt taken for one?)
     conversations: int = 0
     extra_conversations: int = 0  # beyond one per sender, or of a sender no acknowledged message came from
+    waits: list[tuple[float, float]] = field(default_factory=list)  # (s from entry to its first copy, that copy's at)
 
 
 def in_flight(copy: Copy, faults: list[Fault]) -> str | None:
@@ -454,6 +455,11 @@ async def audit(store_url: str, platforms: Platforms, providers: list[Noting], f
         users: Counter[str] = Counter()
         recorded: set[str] = set()  # provider ids in the transcripts
         accepted = {p.channel: {c.provider_id for c in p.copies} for p in providers}
+        first: dict[str, float] = {}  # a provider id's first copy at the fake (monotonic)
+        for provider in providers:
+            for copy in provider.copies:
+                first[copy.provider_id] = min(first.get(copy.provider_id, copy.at), copy.at)
+        wall = time.time() - time.monotonic()  # the entries' times are the gateways' wall clocks, this machine's
         senders: set[tuple[ChannelName, str]] = set()
         for conversation in await store.list_conversations(datetime(2000, 1, 1, tzinfo=UTC),
                                                            datetime.now(UTC) + timedelta(days=1)):  # fmt: skip
@@ -476,6 +482,9 @@ async def audit(store_url: str, platforms: Platforms, providers: list[Noting], f
                         deliveries[entry.provider_message_id] = entry.delivery.value
                     if entry.delivery in (Delivery.SENT, Delivery.DELIVERED, Delivery.READ):
                         result.lost += entry.provider_message_id not in accepted[conversation.channel]
+                    if entry.provider_message_id in first:
+                        at = first[entry.provider_message_id]
+                        result.waits.append((at + wall - entry.at.timestamp(), at))
         for provider in providers:
             result = results[provider.channel]
             result.replies_received = len(provider.copies)
@@ -608,6 +617,7 @@ async def main(args: argparse.Namespace) -> None:
     for channel, result in results.items():
         if channel in channels:
             show(channel, result, platforms)
+    show_waits([w for c, r in results.items() if c in channels for w in r.waits], faults, chaos.began)
     show_receipts(receipts, applied, left)
     if ChannelName.WEBCHAT in channels:
         show_webchat(webchat, chats.tally, chaos.began)
@@ -634,6 +644,29 @@ def show(channel: ChannelName, result: Audit, platforms: Platforms) -> None:
     )
     for line in result.twice_beyond[:10]:
         print(f"    beyond: {line}")
+
+
+def show_waits(waits: list[tuple[float, float]], faults: list[Fault], began: float) -> None:
+    """How long the provider channels' replies waited, from their transcript entry to their first copy at the fake:
+    a kill's claimed replies wait out the outbox lease (``GATEWAY_OUTBOX_LEASE_SECONDS``), the crash bound; a
+    provider's hang or 503s, and a Redis outage, make others wait too. The slowest are shown beside the last fault
+    that began before them."""
+    if not waits:
+        return
+    ordered = sorted(seconds for seconds, _ in waits)
+    edges = (1, 5, 10, 16, 20, 45, 65)
+    buckets = [sum(low < s <= high for s in ordered) for low, high in zip((0, *edges), (*edges, 1e9), strict=True)]
+    by = ", ".join(f"≤{high}: {n}" for high, n in zip(edges, buckets[:-1], strict=True))
+    print(
+        f"replies' wait (entry to the provider): p50 {ordered[len(ordered) // 2]:.2f} s,"
+        f" p99 {ordered[min(len(ordered) - 1, len(ordered) * 99 // 100)]:.1f} s, max {ordered[-1]:.1f} s; by seconds"
+        f" {by}, >{edges[-1]}: {buckets[-1]}"
+    )
+    for seconds, at in sorted(waits, reverse=True)[:6]:
+        before = [f for f in faults if f.start <= at]
+        last = max(before, key=lambda f: f.start, default=None)
+        after = "" if last is None else f" ({last.kind} {last.target} at {last.start - began:.1f} s)"
+        print(f"  {seconds:.1f} s, accepted at {at - began:.1f} s{after}")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

@@ -13,9 +13,10 @@ parts the provider accepted (``RetryableDelivery.parts_sent`` → ``OutboxItem.p
 starts at the first unsent part: a retry never shows the young person a part twice. The transcript keeps the
 provider id of the last part only (receipts for the whole message; see docs/architecture.md).
 
-Nothing twice: an item is leased for ``lease_seconds`` when claimed, and the lease is renewed every third of it
-while its delivery is in flight (a send that waits behind a slow provider or a busy store outlasts any fixed
-lease), so another worker resends it only if this one died or stalled a whole lease. The lease's end is the
+Nothing twice: an item is leased for ``lease_seconds`` (15 s by default) when claimed, and the lease is renewed
+every third of it while its delivery is in flight (a send that waits behind a slow provider or a busy store
+outlasts any fixed lease), a failed renewal tried again at once, so another worker resends it only if this one
+died, or stalled, or could not reach the store, for the two thirds of a lease left. The lease's end is the
 claim's fencing token: renewals and the final record pass it, and the store refuses them once another worker
 claimed the item (a holder that lost its lease never marks or reschedules what the new holder sends). Once the
 provider accepted a message, "sent" is recorded before anything else, retried through a brief store failure, so
@@ -132,7 +133,7 @@ class Outbox:
         max_delay: float = 300.0,
         max_attempts: int = 8,
         poll_seconds: float = 1.0,
-        lease_seconds: int = 60,
+        lease_seconds: int = 15,  # GATEWAY_OUTBOX_LEASE_SECONDS's default
         window: int = WINDOW,
         run_length: int = RUN,
         metrics: Metrics | None = None,
@@ -222,7 +223,7 @@ class Outbox:
 
         Each claim carries a token chosen before it is sent; a claim that failed is made again with its token and
         time (``outbox_due(claim=)``) while its lease would hold: Redis may have run it and lost its answer, and
-        the store then hands out what it claimed. Until 2026-12-02 those replies waited for the lease (60 s)."""
+        the store then hands out what it claimed. Until 2026-12-02 those replies waited for the lease (then 60 s)."""
         now, token = self._unanswered or (self.clock(), secrets.token_hex(8))
         try:
             claimed = await self.store.outbox_due(
@@ -275,7 +276,11 @@ class Outbox:
         """Deliver a conversation's claimed run in order, the leases renewed meanwhile (each item then carries its
         current lease)."""
         leases = [_Lease(item) for item in run]
-        renewal = Later(self.lease_seconds / 3, lambda: self._keep_leases(leases))  # a timer until a renewal is due
+        # a timer until a renewal is due: a third of the lease after the claim (by the lease's end, not by when this
+        # run began: a busy event loop may have started it late)
+        left = (leases[0].until - self.clock()).total_seconds()
+        first = min(max(left - 2 * self.lease_seconds / 3, 0.0), self.lease_seconds / 3)
+        renewal = Later(first, lambda: self._keep_leases(leases))
         try:
             await self._deliver_leased(leases)
             await asyncio.gather(*(lease.take for lease in leases if lease.take is not None))
@@ -287,27 +292,52 @@ class Outbox:
 
     async def _keep_leases(self, leases: Sequence[_Lease]) -> None:
         """Renew the run's claims now (a third of the lease in) and every third of it while its delivery runs, the
-        items not yet recorded. A refused one is left alone from then on, the others renewed still: a refusal means
-        another worker holds the line (its renewals are refused too), or that the item was recorded by a try whose
-        answer was lost (:meth:`_mark_sent` tries again), and the run goes on. Until 2026-12-02 the first refusal
-        ended every renewal of the run."""
+        items not yet recorded, all at once (one round trip on Redis, however many). A renewal that failed (a store
+        error, or one slow then failing) is tried again at once, 0.05 s doubling to 2 s (``record_pause``), until it
+        is renewed or refused, and the next round comes a third of the lease after this one began, however long
+        this one took: a lease lapses only when every try fails for the two thirds of it that are left (a store
+        outage that long), or when the event loop stalls that long. Until 2026-12-02 a failed renewal waited a
+        third of the lease after its failure for the next try: two failures in a row (a Redis restart of a third of
+        the lease, or two slow calls that timed out) let it lapse while its send was in flight, and another worker
+        sent it again (``tests/test_outbox.py::test_a_renewal_that_fails_slowly_is_tried_again_before_the_lease_ends``).
+
+        A refused one is left alone from then on, the others renewed still: a refusal means another worker holds
+        the line (its renewals are refused too), or that the item was recorded by a try whose answer was lost
+        (:meth:`_mark_sent` tries again), and the run goes on."""
+        loop = asyncio.get_running_loop()
         live = list(leases)
         while live:
+            began, (pause, longest) = loop.time(), self.record_pause
+            # one end a round, its retries included: a try whose answer was lost may have made it the token
+            # (``_Lease.unsure``), and one more a try would make that list grow through an outage
             until = self.clock() + timedelta(seconds=self.lease_seconds)
-            for lease in list(live):
-                try:
-                    renewed = await self._renew(lease, until)
-                except StoreError as exc:  # Redis may have run it: ``until`` may be the token now
-                    lease.unsure.append(until)
-                    self.metrics.outages.failed("outbox", exc)
-                    renewed = True
-                except Exception as exc:  # a bug must not end the renewal silently: the lease would lapse mid-send
-                    log.error("outbox: renewing a lease failed with %s at %s", type(exc).__name__, where(exc))
-                    renewed = True
-                if not renewed:
-                    log.warning("outbox: %s: lease not renewed: another worker may hold it", lease.item.id)
-                    live.remove(lease)
-            await asyncio.sleep(self.lease_seconds / 3)
+            due = live
+            while due:
+                outcomes = await asyncio.gather(*(self._renew_reported(lease, until) for lease in due))
+                refused = {lease for lease, outcome in zip(due, outcomes, strict=True) if outcome == "refused"}
+                live = [lease for lease in live if lease not in refused]
+                due = [lease for lease, outcome in zip(due, outcomes, strict=True) if outcome == "failed"]
+                if due:
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, longest)
+            await asyncio.sleep(max(began + self.lease_seconds / 3 - loop.time(), 0.0))
+
+    async def _renew_reported(self, lease: _Lease, until: datetime) -> Literal["renewed", "refused", "failed"]:
+        """One renewal of :meth:`_keep_leases`, its failure reported here (told once an outage; a bug logged)."""
+        try:
+            renewed = await self._renew(lease, until)
+        except StoreError as exc:  # Redis may have run it: ``until`` may be the token now
+            if until not in lease.unsure:
+                lease.unsure.append(until)
+            self.metrics.outages.failed("outbox", exc)
+            return "failed"
+        except Exception as exc:  # a bug must not end the renewals silently (the lease would lapse mid-send), nor
+            log.error("outbox: renewing a lease failed with %s at %s", type(exc).__name__, where(exc))
+            return "renewed"  # log a line every try: tried again at the next round
+        if not renewed:
+            log.warning("outbox: %s: lease not renewed: another worker may hold it", lease.item.id)
+            return "refused"
+        return "renewed"
 
     async def _renew(self, lease: _Lease, until: datetime) -> bool:
         async with lease.lock:

@@ -101,7 +101,8 @@ class Settings(BaseSettings):
     held_alert_seconds: float = 300.0  # a conversation held by a listener with no console open longer: an alert
     # ... longer still: handed back to the queue, the young person told (gateway/alerts.py); 0: never
     held_handback_seconds: float = 600.0
-    outbox_lease_seconds: int = 60  # an item being sent; after a crash another instance resends it past this
+    # an item being sent, renewed every third of it meanwhile; after a crash another instance sends it past this
+    outbox_lease_seconds: int = 15  # (60 until 2026-12-02: bench/README.md, "The outbox lease")
     inbox_batch: int = 20  # a webhook with more messages is stored in the inbox, acknowledged, processed after
     inline_max: int = 64  # webhooks processed before their answer at once; beyond, the inbox takes them (overload)
     inline_seconds: float = 0.05  # one webhook processed inline this long already: the inbox takes the next; 0: off

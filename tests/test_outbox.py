@@ -28,7 +28,7 @@ from gateway.store import OutboxItem, OutboxStatus, Store, open_store
 from gateway.store.codec import encode_outbound
 from gateway.testing import FakeGraphAPI, store_keys
 from tests.conftest import Clock
-from tests.e2e.channel_support import eventually
+from tests.e2e.channel_support import RunningClock, eventually
 from tests.store.conftest import redis_cluster_url, redis_url, store_url
 
 __all__ = ["redis_cluster_url", "redis_url", "store_url"]  # fixtures used by the lease test
@@ -426,6 +426,110 @@ async def test_a_renewal_on_its_way_when_the_send_ends_neither_loses_the_record_
     assert channel.sent == ["r1"]
     after = await any_store.outbox_get("c1", "r1")  # the late renewal resurrected nothing
     assert after is not None and after.status == OutboxStatus.SENT
+
+
+class RenewalsSlowThenFailing:
+    """The real store, except that the first ``failures`` lease renewals wait ``slow`` seconds, then fail (a store
+    call that times out: a busy Redis, a connection lost); the next ones reach the store."""
+
+    def __init__(self, store: Store, failures: int = 2, slow: float = 0.5) -> None:
+        self._store, self.failures, self.slow = store, failures, slow
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def outbox_renew(self, conversation_id: str, item_id: str, lease: datetime, until: datetime) -> bool:
+        self.calls += 1
+        if self.calls <= self.failures:
+            await asyncio.sleep(self.slow)  # the store's slowness, not a wait of the test's
+            raise StoreError("the store did not answer in time")
+        return await self._store.outbox_renew(conversation_id, item_id, lease, until)
+
+
+class ClaimsNoted:
+    """The real store, noting the time of each outbox claim (what a second instance looked at)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.at: list[datetime] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def outbox_due(self, now: datetime, *args: Any, **kwargs: Any) -> list[OutboxItem]:
+        self.at.append(now)
+        return await self._store.outbox_due(now, *args, **kwargs)
+
+
+class SendsHeld:
+    """A provider that holds every send until the test lets them all go (``go``)."""
+
+    def __init__(self) -> None:
+        self.entered, self.go = asyncio.Event(), asyncio.Event()
+        self.sent: list[str] = []
+
+    async def send(self, message: Outbound, first_part: int = 0) -> str | None:
+        self.sent.append(message.id)
+        self.entered.set()
+        await self.go.wait()
+        return f"provider-{message.id}-{len(self.sent)}"
+
+
+async def test_a_renewal_that_fails_slowly_is_tried_again_before_the_lease_ends(any_store: Store) -> None:
+    """The first two renewals of a send held by its provider take 0.5 s each, then fail; a second worker (another
+    instance) looks for due replies every 50 ms meanwhile, on the same clock as the first (real time). A failed
+    renewal is tried again at once, 0.05 s doubling, so the lease never lapses and the second worker never takes
+    the reply. Until 2026-12-02 the next try came a third of the lease (2 s) after the failed one ended: tries at
+    2, 4.5 and 7 s after the claim, the last past the lease's end at 6 s, and the second worker sent it again."""
+    lease = 6
+    clock, channel, store = RunningClock(), SendsHeld(), RenewalsSlowThenFailing(any_store)
+    reply = Outbound("r1", "c1", TG, "424242", "Bonjour")
+    await any_store.outbox_put(OutboxItem("r1", "c1", encode_outbound(reply), clock()))
+    first = Outbox(cast(Store, store), {TG: channel}, clock=clock, lease_seconds=lease)
+    looking = ClaimsNoted(any_store)
+    second = Outbox(cast(Store, looking), {TG: channel}, clock=clock, lease_seconds=lease, poll_seconds=0.05)
+    sending = asyncio.create_task(first.deliver_due())
+    await asyncio.wait_for(channel.entered.wait(), 20)
+    claimed = await any_store.outbox_get("c1", "r1")
+    assert claimed is not None and claimed.next_attempt_at is not None
+    end = claimed.next_attempt_at  # the claim's lease end, before any renewal
+
+    async def looked_past_the_end() -> bool:  # 1.5 s past it: the late renewal before came 1 s after it
+        return any(at > end + timedelta(seconds=1.5) for at in looking.at)
+
+    other = asyncio.create_task(second.run())
+    try:
+        await eventually(looked_past_the_end, timeout=60)
+    finally:
+        other.cancel()
+        await asyncio.gather(other, return_exceptions=True)
+    assert store.calls > 2  # tried again after both failures
+    assert channel.sent == ["r1"]  # only the first worker sent it
+    channel.go.set()
+    assert await asyncio.wait_for(sending, 20) == 1
+    item = await any_store.outbox_get("c1", "r1")
+    assert item is not None and item.status == OutboxStatus.SENT
+
+
+async def test_a_killed_workers_claimed_reply_goes_out_15_s_later_by_default(
+    store: Store, settings: Settings, clock: Clock, channel: Channel
+) -> None:
+    """The crash bound at the default settings: a worker killed while its provider holds a send (its delivery
+    cancelled: no record, no renewal) leaves the reply to another worker once its lease ends, 15 s after the claim
+    (60 s until 2026-12-02), not before (docs/architecture.md, "Replies: none twice without a fault")."""
+    held = SendsHeld()
+    await put(store, "r1")
+    first = Outbox(store, {TG: held}, clock=clock, lease_seconds=settings.outbox_lease_seconds)
+    killed = asyncio.create_task(first.deliver_due())
+    await asyncio.wait_for(held.entered.wait(), 20)
+    killed.cancel()  # kill -9: nothing recorded, nothing renewed
+    await asyncio.gather(killed, return_exceptions=True)
+    second = outbox(store, channel, clock, lease_seconds=settings.outbox_lease_seconds)
+    clock.advance(seconds=14.5)
+    assert await second.deliver_due() == 0  # still leased to the dead worker
+    clock.advance(seconds=0.5)
+    assert await second.deliver_due() == 1 and channel.sent() == ["r1"]
 
 
 # No pass barrier: one conversation's slow send holds its own line only. Replies put for other conversations

@@ -54,7 +54,9 @@ async def deliver_all(
 ) -> None:
     """``Outbox.run`` (its 60 s lease, a 0.2 s first retry) until the fake accepted ``accepted`` sends and the
     transcript shows every reply sent; then, every lease long over, nothing is due any more."""
-    sending = Outbox(store, channels, poll_seconds=0.05, base_delay=0.2, record_pause=(0.05, 0.5))
+    sending = Outbox(
+        store, channels, poll_seconds=0.05, base_delay=0.2, record_pause=(0.05, 0.5), lease_seconds=60
+    )  # far past BOUND, whatever the default (15 s)
     worker = asyncio.create_task(sending.run())
 
     async def all_sent() -> bool:

@@ -88,7 +88,7 @@ async def test_a_record_lost_after_the_store_made_it_holds_the_next_replies_seco
     if refused:
         graph.fail_next(Failure(400, code=100))  # an invalid parameter: refused for good
     await put_replies(any_store, "c1", 3)  # one message's replies: one run
-    sending = Outbox(cast(OutboxRoles, store), channels, poll_seconds=0.05)  # the 60 s lease
+    sending = Outbox(cast(OutboxRoles, store), channels, poll_seconds=0.05, lease_seconds=60)  # far past BOUND
     worker = asyncio.create_task(sending.run())
     expected = [Delivery.FAILED if refused else Delivery.SENT, Delivery.SENT, Delivery.SENT]
 

@@ -59,6 +59,7 @@ PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "queued_offline": ("position",),
     "reassurance": ("position",),
     "closed_line": ("hours", "reopens"),
+    "closed_line_again": ("hours", "reopens"),
 }
 DAY = 24 * 60
 

@@ -8,10 +8,11 @@ conversation pinned to that flow version. The lifecycle statuses are applied by 
 
 from __future__ import annotations
 
+import hashlib
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -36,6 +37,11 @@ PREFER_NOT_TO_SAY_SYNONYMS: dict[str, tuple[str, ...]] = {
 }
 
 OutcomeKind = Literal["handoff", "referred", "ended", "closed"]
+# The closed-line message is told once a conversation: at its hand-off it is told in full again only when it says
+# something else than when it was told (another queue's hours, "demain" become "aujourd'hui" past midnight, a
+# reloaded flow) or when it was told this long ago; else the optional short reminder ``closed_line_again`` (or
+# nothing) stands in for it. The route's own words and referrals are given whatever was told.
+CLOSED_LINE_AGAIN_AFTER = timedelta(hours=1)
 
 
 _STATE_REQUIRED = ("flow_version", "channel", "language")
@@ -59,6 +65,8 @@ class State:
     """How each field was understood: ``button``, ``typed``, ``synonym:WORDS``, ``model:SCORE``, ``earlier:…``."""
     noted: Mapping[str, str] = field(default_factory=dict)
     """Answers an earlier message already gave (``ask_once``), stored when the bot reaches their question."""
+    closed_told: str | None = None
+    """The closed-line message last told in full: a digest of its text, then when (ISO 8601), ``digest@time``."""
 
     def to_dict(self) -> dict[str, Any]:
         """The fields at their default (no step, no offer, nothing noted…) are left out: it is stored in every
@@ -219,7 +227,7 @@ class Engine:
     def _apply(self, decision: Decision, state: State, now: datetime) -> StepResult | None:
         if decision.raised is not None:
             flag = decision.raised.flag
-            result = self._outcome(decision.raised.then, flag.route, state, [], now)
+            result = self._outcome(decision.raised.then, flag.route, state, [], now, risky=True)
             return replace(result, outcome=replace(result.outcome, flag=flag)) if result.outcome else result
         if decision.ending is not None:
             name, then = decision.ending
@@ -386,12 +394,16 @@ class Engine:
         spec = OutcomeSpec(handoff=self.flow.fallback.queue, priority=self.flow.fallback.priority)
         return self._outcome(spec, "fallback", state, replies, now)
 
-    def _outcome(self, spec: OutcomeSpec, route: str, state: State, replies: list[Reply], now: datetime) -> StepResult:
+    def _outcome(
+        self, spec: OutcomeSpec, route: str, state: State, replies: list[Reply], now: datetime, risky: bool = False
+    ) -> StepResult:
+        """``risky``: a risk read in the young person's words decided it (an urgent outcome is taken as one too)."""
         lang = state.language
         replies.extend(Reply(self.text(t, lang)) for t in spec.say)
         partners = tuple(spec.refer)
         if spec.handoff and not self.is_open(spec.handoff, now):
-            replies.append(Reply(self.closed_line(spec.handoff, lang, now)))
+            state, notice = self._closed_notice(state, spec.handoff, now, risky or spec.priority == "urgent")
+            replies.extend(notice)
             replies.extend(self._partner_replies(partners, lang))
             return self._finish(state, replies, Outcome("closed", route, spec.handoff, None, partners))
         replies.extend(self._partner_replies(partners, lang))
@@ -427,12 +439,29 @@ class Engine:
         """A file without words (a voice message, a photo), and a flow that says so (``media_unread``: optional)."""
         return media and not answer.strip() and payload is None and "media_unread" in self.flow.messages
 
-    def closed_line(self, queue: str, language: str, now: datetime) -> str:
-        """The closed-line message, with the queue's opening hours and when it opens next."""
+    def closed_line(self, queue: str, language: str, now: datetime, key: str = "closed_line") -> str:
+        """The closed-line message (or ``key``'s, with the same placeholders), with the queue's opening hours and
+        when it opens next."""
         schedule = self.flow.schedules.get(self.flow.queues[queue].schedule)
         described = hours.describe(schedule, language) if schedule else ""
         reopens = hours.reopening(schedule, now, self.tz, language) if schedule else ""
-        return self.message("closed_line", language, hours=described, reopens=reopens or described)
+        return self.message(key, language, hours=described, reopens=reopens or described)
+
+    def _closed_notice(self, state: State, queue: str, now: datetime, risky: bool = False) -> tuple[State, list[Reply]]:
+        """What tells that ``queue`` is closed, and the state noting it: the closed-line message in full, unless
+        this conversation was told the very same one less than ``CLOSED_LINE_AGAIN_AFTER`` ago; then the short
+        reminder ``closed_line_again`` if the flow has one, else nothing, but after a risk (``risky``) the full
+        message again: a flow without the reminder must not leave a young person at risk without the numbers that
+        answer now (until 2026-12-02 every night conversation was told it at the greeting and again at its
+        hand-off, a few minutes apart)."""
+        told = self.closed_line(queue, state.language, now)
+        digest = hashlib.blake2b(told.encode(), digest_size=8).hexdigest()
+        if _told_since(state.closed_told, digest, now - CLOSED_LINE_AGAIN_AFTER):
+            if "closed_line_again" in self.flow.messages:
+                return state, [Reply(self.closed_line(queue, state.language, now, "closed_line_again"))]
+            if not risky:
+                return state, []
+        return replace(state, closed_told=f"{digest}@{now.isoformat()}"), [Reply(told)]
 
     def _closed_at_start(self, result: StepResult, now: datetime) -> StepResult:
         """While the line (the fallback queue) is closed, the greeting says so before the first question: when it
@@ -440,11 +469,11 @@ class Engine:
         line = self.flow.fallback.queue
         if result.outcome is not None or line not in self.flow.queues or self.is_open(line, now):
             return result
-        notice = Reply(self.closed_line(line, result.state.language, now))
+        state, notice = self._closed_notice(result.state, line, now)
         replies = result.replies
         if result.state.step is not None or result.state.offer is not None:  # the last reply is the question
-            return replace(result, replies=(*replies[:-1], notice, *replies[-1:]))
-        return replace(result, replies=(*replies, notice))
+            return replace(result, state=state, replies=(*replies[:-1], *notice, *replies[-1:]))
+        return replace(result, state=state, replies=(*replies, *notice))
 
     def emergency_replies(self, language: str, given: tuple[str, ...] = ()) -> list[Reply]:
         """The messages of the flow's emergency partners (``emergency: true``) unless ``given`` holds one."""
@@ -525,3 +554,14 @@ def fill(template: str, values: Mapping[str, object]) -> str:
         return string.Formatter().vformat(template, (), _Blank(values))
     except (ValueError, IndexError, KeyError, AttributeError):
         return template
+
+
+def _told_since(told: str | None, digest: str, since: datetime) -> bool:
+    """Whether ``told`` (:attr:`State.closed_told`) is the message of ``digest`` told at ``since`` or later."""
+    if not told or "@" not in told:
+        return False
+    told_digest, _, at = told.partition("@")
+    try:
+        return told_digest == digest and datetime.fromisoformat(at) >= since
+    except (TypeError, ValueError):  # written by hand or by another version: told again rather than never
+        return False

@@ -291,6 +291,7 @@ REQUIRED_MESSAGES: tuple[str, ...] = (
 OPTIONAL_MESSAGES: tuple[str, ...] = (
     "media_unread",  # a voice message, photo or video without words at a question (else "not_understood")
     "listener_disconnected",  # the listener left their console: back in line (else DEFAULT_MESSAGES')
+    "closed_line_again",  # the closed line told again within the hour at a hand-off: a reminder (else nothing)
 )
 # What an optional message says when flows.yaml does not (the young person is never left without a word).
 DEFAULT_MESSAGES: dict[str, LocalText] = {

@@ -97,6 +97,7 @@ def test_message_placeholders(loaded: LoadedFlow, lang: str) -> None:
     assert "{position}" in messages["reassurance"][lang]
     allowed = {
         "closed_line": {"hours", "reopens"},
+        "closed_line_again": {"hours", "reopens"},
         "queued": {"position", "wait"},
         "queued_offline": {"position"},
         "reassurance": {"position"},
@@ -107,10 +108,12 @@ def test_message_placeholders(loaded: LoadedFlow, lang: str) -> None:
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
-def test_closed_line_says_where_to_turn_now(loaded: LoadedFlow, lang: str) -> None:
-    closed = loaded.flow.messages["closed_line"][lang]
+@pytest.mark.parametrize("key", ["closed_line", "closed_line_again"])
+def test_closed_line_says_where_to_turn_now(loaded: LoadedFlow, lang: str, key: str) -> None:
+    """The reminder at a night hand-off too: the numbers stay in sight at the end (tests/e2e/test_chat_end.py)."""
+    closed = loaded.flow.messages[key][lang]
     for number in ("119", "3114", "17", "112"):
-        assert re.search(rf"\b{number}\b", closed), f"closed_line ({lang}) does not give {number}"
+        assert re.search(rf"\b{number}\b", closed), f"{key} ({lang}) does not give {number}"
 
 
 def test_every_text_has_french_and_english() -> None:

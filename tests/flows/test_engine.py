@@ -1,11 +1,15 @@
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from dataclasses import replace
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from gateway.flows.engine import Engine, State, StepResult
+from gateway.flows.loader import load_text
+from tests.flows.conftest import MINI_FLOW
 
 PARIS = ZoneInfo("Europe/Paris")
 OPEN = datetime(2026, 3, 10, 14, 0, tzinfo=PARIS)
@@ -110,9 +114,94 @@ def test_retries_then_fail_safe_to_fallback(engine: Engine) -> None:
 
 
 def test_fallback_when_closed_tells_the_closed_line(engine: Engine) -> None:
-    step = run(engine, ["blabla", "encore"], now=CLOSED)
+    """Begun at 22:55 while open (no closed line at the greeting), handed off at 23:30: the closed line then."""
+    step = engine.start(channel="webchat", now=CLOSED - timedelta(minutes=35))
+    for answer in ["blabla", "encore"]:
+        step = engine.step(step.state, answer, now=CLOSED)
     assert step.outcome is not None and step.outcome.kind == "closed"
-    assert any(t.startswith("Ligne fermée (") for t in texts(step))
+    assert texts(step) == ["Ligne fermée (tous les jours 9h–23h), réouverture demain à 9h."]
+
+
+def closed_line_told(engine: Engine, answers: list[str], at: list[datetime], text: str | None = None) -> list[str]:
+    """Every reply of a conversation begun at ``at[0]`` (with ``text``), each answer at its time after."""
+    step = engine.start(channel="webchat", now=at[0], text=text)
+    said = texts(step)
+    for answer, now in zip(answers, at[1:], strict=True):
+        step = engine.step(step.state, answer, now=now)
+        said += texts(step)
+    assert step.outcome is not None and step.outcome.kind == "closed"
+    return [t for t in said if t.startswith("Ligne fermée")]
+
+
+def test_a_night_conversation_is_told_the_closed_line_once(engine: Engine) -> None:
+    """Told at the greeting, not again at the hand-off a few minutes later (until 2026-12-02: twice)."""
+    minutes = [CLOSED + timedelta(minutes=m) for m in range(6)]
+    assert closed_line_told(engine, ["non", "fr", "15", "harcèlement", "on m'insulte"], minutes) == [
+        "Ligne fermée (tous les jours 9h–23h), réouverture demain à 9h."
+    ]
+
+
+def test_a_risk_at_night_gets_the_closed_line_again_when_the_flow_has_no_reminder(engine: Engine) -> None:
+    """Without ``closed_line_again`` (the mini flow has none) a risky outcome repeats the whole closed line, its
+    numbers at that moment, then the route's referral: never a young person at risk left without them."""
+    step = engine.start(channel="webchat", now=CLOSED)
+    step = engine.step(step.state, "oui", now=CLOSED + timedelta(minutes=1))
+    assert step.outcome is not None and (step.outcome.kind, step.outcome.partners) == ("closed", ("119",))
+    assert texts(step) == ["Ligne fermée (tous les jours 9h–23h), réouverture demain à 9h.", "Appelle le 119."]
+
+
+def test_the_closed_line_told_again_after_an_hour(engine: Engine) -> None:
+    early = datetime(2026, 3, 10, 6, 0, tzinfo=PARIS)
+    at = [early, early, early, early, early + timedelta(minutes=70), early + timedelta(minutes=71)]
+    assert (
+        closed_line_told(engine, ["non", "fr", "15", "harcèlement", "on m'insulte"], at)
+        == ["Ligne fermée (tous les jours 9h–23h), réouverture aujourd'hui à 9h."] * 2
+    )
+
+
+def test_the_closed_line_told_again_when_it_says_something_else(engine: Engine) -> None:
+    """Begun at 23:50, handed off at 00:10: "demain" is "aujourd'hui" now, told again."""
+    late = datetime(2026, 3, 10, 23, 50, tzinfo=PARIS)
+    at = [late, late, late, late, late, late + timedelta(minutes=20)]
+    assert closed_line_told(engine, ["non", "fr", "15", "harcèlement", "on m'insulte"], at) == [
+        "Ligne fermée (tous les jours 9h–23h), réouverture demain à 9h.",
+        "Ligne fermée (tous les jours 9h–23h), réouverture aujourd'hui à 9h.",
+    ]
+
+
+@pytest.fixture(scope="module")
+def reminding() -> Engine:
+    """The mini flow with a ``closed_line_again``."""
+    reminder = '  closed_line_again: {fr: "Toujours fermé, réouverture {reopens}.", en: "Still closed."}\n'
+    loaded, problems = load_text(MINI_FLOW.replace("  queued:", reminder + "  queued:", 1), "mini.yaml")
+    assert problems == [] and loaded is not None
+    return Engine(loaded)
+
+
+def test_the_closed_line_reminder_stands_in_when_the_flow_has_one(reminding: Engine) -> None:
+    """A risk at the hand-off: the reminder (the repository's gives the numbers) and the route's referral."""
+    step = reminding.start(channel="webchat", now=CLOSED)
+    step = reminding.step(step.state, "oui", now=CLOSED + timedelta(minutes=2))
+    assert texts(step) == ["Toujours fermé, réouverture demain à 9h.", "Appelle le 119."]
+
+
+def test_a_risky_first_message_at_night_gets_the_closed_line_once(reminding: Engine) -> None:
+    """Greeted and told the closed line, then the risk read in that same first message: its words, the reminder,
+    its referral; until 2026-12-02 the whole closed line came a second time in the same burst."""
+    result = reminding.start(channel="webchat", now=CLOSED, text="je veux mourir")
+    assert result.outcome is not None and result.outcome.kind == "closed"
+    said = texts(result)
+    assert said[-3:] == ["Ta sécurité d'abord.", "Toujours fermé, réouverture demain à 9h.", "Appelle le 119."]
+    assert sum(t.startswith("Ligne fermée") for t in said) == 1
+
+
+def test_the_closed_line_told_survives_the_stored_state(reminding: Engine) -> None:
+    step = reminding.start(channel="webchat", now=CLOSED)
+    stored = State.from_dict(json.loads(json.dumps(step.state.to_dict())))
+    assert stored.closed_told == step.state.closed_told and stored.closed_told
+    assert texts(reminding.step(stored, "oui", now=CLOSED))[0].startswith("Toujours fermé")
+    unreadable = replace(stored, closed_told="abc@not a time")  # told again rather than never
+    assert texts(reminding.step(unreadable, "oui", now=CLOSED))[0].startswith("Ligne fermée")
 
 
 def test_urgent_route_open(engine: Engine) -> None:
