@@ -1307,6 +1307,8 @@ class SqliteStore:
             with _writing(conn):
                 count = _forget_content(conn, conversation_id)
                 conn.execute("DELETE FROM takes WHERE conversation_id = ?", (conversation_id,))
+                # a mark the erasure keeps (its confirming message's: ``keep_seen``) names the conversation no more
+                conn.execute("UPDATE seen SET conversation_id = NULL WHERE conversation_id = ?", (conversation_id,))
                 conn.execute(
                     "DELETE FROM evidence WHERE notice_id IN (SELECT id FROM notices WHERE conversation_id = ?)",
                     (conversation_id,),
