@@ -147,6 +147,6 @@ async def test_a_pipeline_cut_after_the_message_is_completed_by_the_next_try_tol
     held = await redis_store.get_conversation(conversation_id)
     assert held is not None and held.status == Status.WITH_LISTENER
     _, second = instance(redis_store, clock)
-    clock.advance(seconds=10)  # the next check; the first's lock was released again by token (redis_release)
+    clock.advance(seconds=10)  # the next check; the lost release was made again by token (or lapses in 6 s)
     assert await second.hand_back_absent(conversation_id, "anne", lambda name: not back)
     await told_once_and_waiting(redis_store, conversation_id)
