@@ -13,7 +13,8 @@ supervision page's "Chez d'autres écoutant·es"), which logging out does by its
 gone flat does not. Only a count: no name, no conversation id. Absent for ``handback_seconds`` (``GATEWAY_HELD_
 HANDBACK_SECONDS``, 600; 0: never), the conversation goes back to the queue by itself, at its place and priority,
 the young person told (``Actions.hand_back_absent``: the supervisor's hand-back, checked again under the
-conversation's lock, so that of several instances one hands back and tells, once); one WARNING line with its id,
+conversation's lock, so that of several instances one hands back and tells, once; once too when an instance dies
+halfway, its message and the new status written together); one WARNING line with its id,
 ``gateway_held_handed_back_total``. A listener back before then keeps it.
 Worker restarts are counted and logged by :mod:`gateway.supervisor`.
 """

@@ -7,7 +7,8 @@ is released).
 
 "Everything" is every conversation of the same channel identity (``channel`` + sender): the conversation records,
 transcripts (messages, listeners' notes, attachments, provider ids), outbox items of any status, timers, queue
-and take entries, the de-duplication keys of the young person's messages, the evidence copies of the notices
+and take entries, the de-duplication keys of the young person's messages and the marks of the listeners' replies
+(the console's reply ids, kept 8 days: ``marks_of``), the evidence copies of the notices
 raised from them, the inbox items still waiting, and the gate's notices to that sender (``notice-<keyed hash>``).
 The "earlier conversations" a listener sees go with them. Blocks stay: they hold only a keyed hash, and keeping
 the line safe outweighs erasing a block (a supervisor lifts it by hand). A conversation a listener holds is ended
@@ -109,6 +110,7 @@ class Eraser:
         keep_seen: Collection[str] = (),
     ) -> Removed:  # fmt: skip
         user_entries: set[str] = set()
+        marks: set[str] = set()  # the processed marks saved with the conversations (their listeners' replies too)
         entries = 0
         for conversation in found:
             async with self.store.lock(conversation.id):
@@ -116,6 +118,7 @@ class Eraser:
                 transcript = await self.store.transcript(current.id)
                 user_entries |= {e.id for e in transcript if e.author is Author.USER}
                 await self._end_for_listeners(current)
+                marks |= set(await self.store.marks_of(current.id))
                 entries += await self.store.erase_conversation(current.id)
                 if self.late is not None:  # other processes drop theirs at their next renewal (the records are gone)
                     self.late.forget(current.id)
@@ -124,8 +127,8 @@ class Eraser:
             await self.store.erase_conversation("notice-" + key)  # the gate's notices to this sender
             await self.store.inbox_forget(key)  # the inbox orders by the same keyed form of the identity
         kept = {seen_digest(k) for k in keep_seen}
-        seen = [k for k in await self.store.seen_keys() if entry_id_of_seen(k) in user_entries and k not in kept]
-        await self.store.forget_seen(seen)
+        seen = {k for k in await self.store.seen_keys() if entry_id_of_seen(k) in user_entries} | marks
+        await self.store.forget_seen(sorted(seen - kept))
         await self.store.forget_freed()
         erased = Removed(len(found), entries, tuple(c.pseudonym for c in found))
         subject = ", ".join(erased.pseudonyms[:20]) or channel.value

@@ -8,11 +8,12 @@ ones; outside of that, ids are random.
 from __future__ import annotations
 
 import base64
+import contextlib
 import contextvars
 import hashlib
 import itertools
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from gateway.messages import ChannelName, Inbound
 
@@ -29,7 +30,24 @@ def new_id() -> str:
 def derived_from(key: str) -> None:
     """From now on in this task's context, :func:`new_id` derives the ids from ``key`` (1, 2, 3… in order)."""
     counter = itertools.count(1)
-    _turn_ids.set(lambda: "r" + hashlib.sha256(f"{key}:{next(counter)}".encode()).hexdigest()[:23])
+    _turn_ids.set(lambda: derived_id(key, next(counter)))
+
+
+@contextlib.contextmanager
+def derived_ids(key: str) -> Iterator[str]:
+    """Inside, :func:`new_id` derives the ids from ``key`` as :func:`derived_from` does; the ids before are back
+    after. Gives the first id: an operation retried after a crash (a hand-back) finds what its first try wrote."""
+    counter = itertools.count(1)
+    token = _turn_ids.set(lambda: derived_id(key, next(counter)))
+    try:
+        yield derived_id(key, 1)
+    finally:
+        _turn_ids.reset(token)
+
+
+def derived_id(key: str, number: int) -> str:
+    """The ``number``-th id derived from ``key`` (from 1)."""
+    return "r" + hashlib.sha256(f"{key}:{number}".encode()).hexdigest()[:23]
 
 
 def inbound_key(inbound: Inbound) -> str:

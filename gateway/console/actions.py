@@ -23,13 +23,14 @@ from gateway.flows import lifecycle
 from gateway.flows.engine import Engine
 from gateway.flows.lifecycle import Trigger
 from gateway.flowset import FlowSet
-from gateway.ids import derived_from, new_id
+from gateway.ids import derived_from, derived_ids, new_id
 from gateway.language import language_of
 from gateway.messages import Reply
 from gateway.store import (
     AuditEntry,
     AuditStore,
     Author,
+    BatchStore,
     Claim,
     ClaimState,
     ConversationStore,
@@ -55,10 +56,11 @@ class ActionRefused(GatewayError):
 
 
 class ActionsRoles(
-    ConversationStore, TranscriptStore, QueueStore, TimerStore, EventStore, LockStore, DedupeStore, AuditStore, Protocol
-):
+    ConversationStore, TranscriptStore, QueueStore, TimerStore, EventStore, LockStore, DedupeStore, AuditStore,
+    BatchStore, Protocol,
+):  # fmt: skip
     """What the listeners' actions need of the store (replies and status changes go through the dispatcher; the
-    audit log: a hand-back of the gateway's own)."""
+    audit log: a hand-back of the gateway's own; a batch: a hand-back's writes together)."""
 
 
 class Actions:
@@ -219,40 +221,55 @@ class Actions:
     async def hand_back(self, conversation_id: str, listener: str, *, supervisor: bool = False) -> Conversation:
         """Back to the queue, at its arrival time. A ``supervisor`` may give back any listener's conversation (one held
         by somebody who left their console: nobody else may answer it)."""
-        async with self.store.lock(conversation_id):
+        async with self.store.locked_batch(conversation_id):
             conversation = await self._load(conversation_id)
             if not (supervisor and conversation.status == Status.WITH_LISTENER):
                 self._mine(conversation, listener)
             await self._requeue(conversation, self.clock())
-            return conversation
+        return conversation
 
     async def hand_back_absent(self, conversation_id: str, listener: str, absent: Callable[[str], bool]) -> bool:
         """Back to the queue as :meth:`hand_back` does, ``listener`` having had no console open for too long
         (``gateway/alerts.py``), the young person told first (flows.yaml ``listener_disconnected``). Checked again
         under the conversation's lock: still held by ``listener``, who is still ``absent``; so, with several instances
-        deciding alike, one hands back and tells the young person, the others find it queued. Whether it went back."""
-        async with self.store.lock(conversation_id):
-            conversation = await self.store.get_conversation(conversation_id)
-            if conversation is None or conversation.status != Status.WITH_LISTENER or conversation.listener != listener:
-                return False  # erased, handed back, closed or transferred meanwhile (by another instance, say)
-            if not absent(listener):
-                return False  # back at a console meanwhile: they keep it
-            now = self.clock()
-            engine = self.flows.for_version(conversation.flow_version)
-            told = engine.message("listener_disconnected", language_of(conversation, engine.flow))
-            try:
-                await self._requeue(conversation, now, told=Reply(told))
-            except Conflict:  # no queue entry to go back to (nothing was changed): left with the alert
-                return False
-            # For the supervisors (the audit list): whose absence it was; the log line has the id only.
-            detail = f"{conversation.pseudonym}: from {listener}, no console open"
-            await self.store.audit(AuditEntry(now, "gateway", "hand_back", conversation.id, detail))
-            return True
+        deciding alike, one hands back and tells the young person, the others find it queued. Whether it went back.
+
+        Told once, even across a crash: the message and the new status are one batch (one SQLite transaction; on
+        Redis one pipeline, the record last), and the message's entry id is derived from this hold (:func:`_hold_key`),
+        so a try cut short after the message was written (a Redis prefix) is made again by the next check with the
+        same entry and outbox item, which the store ignores; and made even if the listener came back meanwhile,
+        since the young person was told."""
+        try:
+            async with self.store.locked_batch(conversation_id):
+                conversation = await self.store.get_conversation(conversation_id)
+                if conversation is None or conversation.status != Status.WITH_LISTENER:
+                    return False  # erased, handed back, closed or transferred meanwhile (by another instance, say)
+                if conversation.listener != listener:
+                    return False
+                now = self.clock()
+                with derived_ids(_hold_key(conversation)) as told_id:
+                    if not absent(listener) and not await self._told(conversation_id, told_id):
+                        return False  # back at a console meanwhile: they keep it
+                    engine = self.flows.for_version(conversation.flow_version)
+                    told = engine.message("listener_disconnected", language_of(conversation, engine.flow))
+                    await self._requeue(conversation, now, told=Reply(told))
+        except Conflict:  # no queue entry to go back to (nothing was changed): left with the alert
+            return False
+        self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
+        # For the supervisors (the audit list): whose absence it was; the log line has the id only.
+        detail = f"{conversation.pseudonym}: from {listener}, no console open"
+        await self.store.audit(AuditEntry(now, "gateway", "hand_back", conversation.id, detail))
+        return True
+
+    async def _told(self, conversation_id: str, entry_id: str) -> bool:
+        """Whether the transcript has this entry (a hand-back's message, written by a try cut short)."""
+        return any(e.id == entry_id for e in await self.store.transcript(conversation_id))
 
     async def _requeue(self, conversation: Conversation, now: datetime, told: Reply | None = None) -> None:
-        """The one hand-back (under the conversation's lock): its queue entry back at its place and priority
-        (``store.requeue``: Conflict when it has none), ``told`` to the young person, then their place or the closed
-        line, by the queue's timer."""
+        """The one hand-back (under the conversation's lock, in its batch: ``locked_batch``): its queue entry back at
+        its place and priority (``store.requeue``: Conflict when it has none; made at once, and again by a retry),
+        then in the batch ``told`` to the young person, the new status, their place or the closed line by the
+        queue's timer, and the record, written together."""
         await self.store.requeue(conversation.id)
         if told is not None:
             await self.dispatcher.emit(conversation, [told], Author.BOT, now)
@@ -307,6 +324,13 @@ class Actions:
             await self.dispatcher.transition(conversation, Trigger.CLOSE, now)
             await self.store.save_conversation(conversation)
             return conversation
+
+
+def _hold_key(conversation: Conversation) -> str:
+    """What names one hold of the conversation (a listener's take, until it ends): the ids of its hand-back's writes
+    derive from it, the same at every try."""
+    taken = conversation.taken_at.isoformat() if conversation.taken_at else ""
+    return f"handback:{conversation.id}:{conversation.listener}:{taken}"
 
 
 def _closes_with(engine: Engine, outcome: str) -> bool:

@@ -864,6 +864,12 @@ class RetentionStore(Protocol):
         (``ids.seen_digest``; ``ids.entry_id_of_seen`` gives the entry id of its message)."""
         ...
 
+    async def marks_of(self, conversation_id: str) -> list[str]:
+        """The processed marks saved with this conversation's record (``save_conversation(done=...)``: its young
+        person's messages', its listeners' replies' (``Actions.reply``), kept 8 days), as digests (as ``seen_keys``
+        lists them): what an erasure forgets with the conversation. Read before the conversation is erased."""
+        ...
+
     async def forget_seen(self, keys: Sequence[str]) -> None:
         """Delete these processed marks (digests, as ``seen_keys`` lists them)."""
         ...

@@ -1463,6 +1463,11 @@ class RedisStore:
         return await redis_retention.seen_keys(self._redis)
 
     @_guarded
+    async def marks_of(self, conversation_id: str) -> list[str]:
+        """The conversation's processed marks (``hg:d:{<id>}``, written with its record: ``put_conversation``)."""
+        return _texts(await self._redis.zrange(K.done(conversation_id), 0, -1))
+
+    @_guarded
     async def forget_seen(self, keys: Sequence[str]) -> None:
         """Each mark (its digest) in every day's hash that may hold it (one slot: {seen}); a processed id has no
         claim left (the mark replaced it in one step)."""

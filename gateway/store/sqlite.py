@@ -107,7 +107,7 @@ CREATE INDEX IF NOT EXISTS transcript_conversation ON transcript (conversation_i
 CREATE INDEX IF NOT EXISTS transcript_provider ON transcript (provider_message_id)
     WHERE provider_message_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS texts (ref TEXT PRIMARY KEY, data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, expires_us INTEGER NOT NULL, owner TEXT);
+CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, expires_us INTEGER NOT NULL, owner TEXT, conversation_id TEXT);
 CREATE INDEX IF NOT EXISTS seen_expiry ON seen (expires_us);
 CREATE TABLE IF NOT EXISTS queue (
     conversation_id TEXT PRIMARY KEY, queue TEXT NOT NULL, priority TEXT NOT NULL, rank INTEGER NOT NULL,
@@ -316,6 +316,8 @@ def _add_missing_columns(conn: sqlite3.Connection, keys: DataKeys) -> None:
     seen = {row["name"] for row in conn.execute("PRAGMA table_info(seen)")}
     if "owner" not in seen:  # NULL: processed; else the owner of a claim
         conn.execute("ALTER TABLE seen ADD COLUMN owner TEXT")
+    if "conversation_id" not in seen:  # the conversation saved with the mark (``marks_of``); NULL: from before
+        conn.execute("ALTER TABLE seen ADD COLUMN conversation_id TEXT")
 
 
 def _fill_unread(conn: sqlite3.Connection, keys: DataKeys) -> None:
@@ -467,9 +469,10 @@ class SqliteStore:
             if done is not None:
                 expires_us = to_us(datetime.now(UTC)) + done.ttl_seconds * 1_000_000
                 conn.execute(
-                    "INSERT INTO seen (key, expires_us, owner) VALUES (?, ?, NULL) ON CONFLICT (key)"
-                    " DO UPDATE SET expires_us = excluded.expires_us, owner = NULL",
-                    (done.key, expires_us),
+                    "INSERT INTO seen (key, expires_us, owner, conversation_id) VALUES (?, ?, NULL, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET expires_us = excluded.expires_us, owner = NULL,"
+                    " conversation_id = excluded.conversation_id",
+                    (done.key, expires_us, conversation.id),
                 )
 
         try:
@@ -1304,6 +1307,8 @@ class SqliteStore:
             with _writing(conn):
                 count = _forget_content(conn, conversation_id)
                 conn.execute("DELETE FROM takes WHERE conversation_id = ?", (conversation_id,))
+                # a mark the erasure keeps (its confirming message's: ``keep_seen``) names the conversation no more
+                conn.execute("UPDATE seen SET conversation_id = NULL WHERE conversation_id = ?", (conversation_id,))
                 conn.execute(
                     "DELETE FROM evidence WHERE notice_id IN (SELECT id FROM notices WHERE conversation_id = ?)",
                     (conversation_id,),
@@ -1329,6 +1334,11 @@ class SqliteStore:
 
     async def seen_keys(self) -> list[str]:
         return [seen_digest(row["key"]) for row in await self._select("SELECT key FROM seen WHERE owner IS NULL", ())]
+
+    async def marks_of(self, conversation_id: str) -> list[str]:
+        query = "SELECT key FROM seen WHERE conversation_id = ? AND owner IS NULL"
+        rows = await self._select(query, (conversation_id,))
+        return [seen_digest(row["key"]) for row in rows]
 
     async def forget_seen(self, keys: Sequence[str]) -> None:
         """The marks of these digests, and every lapsed row: a claim whose owner died or lost its release keeps the

@@ -5,19 +5,25 @@ over every key and value."""
 
 from __future__ import annotations
 
+import hashlib
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from gateway.console.actions import Actions
 from gateway.conversation import Status
 from gateway.dispatcher import Dispatcher
 from gateway.erasure import EPOCH, FAR, Eraser
 from gateway.flowset import FlowSet
-from gateway.ids import inbound_key
+from gateway.ids import inbound_key, seen_digest
 from gateway.inbox import sender_key as sender_of
 from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound
-from gateway.store import InboxItem, OutboxItem, Store
+from gateway.store import DoneMark, InboxItem, OutboxItem, Store, open_store
+from gateway.store.sqlite import path_from_url
+from gateway.testing import store_keys
 from tests.store.test_contract_retention import everything
+from tests.test_webchat import WALK_TO_QUEUE
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 3, 10, 13, 0, tzinfo=UTC)
@@ -70,3 +76,53 @@ async def test_an_erasure_leaves_nothing_about_the_person(store: Store, store_ur
     [entry] = await store.audit_log()
     assert (entry.actor, entry.action) == ("sam", "erase")
     assert entry.subject == ", ".join(c.pseudonym for c in conversations) and "2 conversation(s)" in entry.detail
+
+
+async def test_an_erasure_forgets_the_marks_of_the_listeners_replies(store: Store, store_url: str) -> None:
+    """A listener's reply carries the console's id, de-duplicated by a mark kept 8 days (``Actions.reply``): the
+    erasure forgets it with the conversation; another young person's stays."""
+    flows = FlowSet(ROOT / "flows.yaml")
+    flows.reload()
+    dispatcher = Dispatcher(store, flows, clock=lambda: T0)
+    actions = Actions(dispatcher, store, flows, clock=lambda: T0)
+    keyed = KeyedHash("test-secret-key-0123456789")
+    marks, keys = {}, {}
+    for sender in (CHAT, OTHER):
+        for number, text in enumerate(WALK_TO_QUEUE):
+            await dispatcher.handle_inbound(message(sender, number, text))
+        conversation = await store.find_active_conversation(ChannelName.TELEGRAM, sender)
+        assert conversation is not None and conversation.status == Status.QUEUED
+        await actions.take(conversation.id, "anne", 3)
+        before = set(await store.seen_keys())
+        sent = await actions.reply(conversation.id, "anne", "Je suis là, on prend le temps.", key="c-1")
+        assert await actions.reply(conversation.id, "anne", "Je suis là, on prend le temps.", key="c-1") == sent
+        [marks[sender]] = set(await store.seen_keys()) - before  # the reply's mark, kept 8 days
+        assert marks[sender] in await store.marks_of(conversation.id)
+        keys[sender] = "reply:" + hashlib.sha256(f"{conversation.id}:anne:c-1".encode()).hexdigest()[:32]
+
+    eraser = Eraser(store, dispatcher, flows, lambda c, s: keyed.sender(c.value, s), clock=lambda: T0)
+    await eraser.erase_person(ChannelName.TELEGRAM, CHAT, "sam", "test")
+
+    left = await store.seen_keys()
+    assert marks[CHAT] not in left and marks[OTHER] in left
+    dump = everything(store_url)
+    assert marks[CHAT] not in dump and keys[CHAT] not in dump  # Redis keeps the digest, SQLite the key
+    assert marks[OTHER] in dump or keys[OTHER] in dump
+
+
+async def test_a_sqlite_file_from_before_the_marks_column_opens_and_records_them(tmp_path: Path) -> None:
+    """Marks saved before ``seen.conversation_id`` name no conversation (they lapse in their 8 days); new ones do."""
+    url = f"sqlite:///{tmp_path}/store/gateway.sqlite3"
+    store = await open_store(url, keys=store_keys(url))
+    conversation, _ = await store.active_conversation(ChannelName.TELEGRAM, CHAT, T0)
+    await store.save_conversation(conversation, done=DoneMark("in:telegram:old", 3600))
+    await store.close()
+    with sqlite3.connect(path_from_url(url)) as conn:
+        conn.execute("ALTER TABLE seen DROP COLUMN conversation_id")
+    store = await open_store(url, keys=store_keys(url))
+    try:
+        assert await store.marks_of(conversation.id) == []
+        await store.save_conversation(conversation, done=DoneMark("in:telegram:new", 3600))
+        assert await store.marks_of(conversation.id) == [seen_digest("in:telegram:new")]
+    finally:
+        await store.close()

@@ -1,0 +1,152 @@
+"""A hand-back tells the young person once, even when the instance dies halfway (issue 8: nothing lost, nothing twice).
+
+A conversation held by a listener who left their console goes back to the queue by itself, the young person told
+that the listener was disconnected (``Actions.hand_back_absent``). The instance doing it dies between writing that
+message and saving the conversation's new status; the next check (another instance, or this one restarted) hands
+it back again. Afterwards the young person got the message once (one transcript entry, one outbox item) and the
+conversation is consistent: waiting in the queue, nobody holding it.
+
+Two real crashes, no part of the gateway changed:
+
+* the instance dies once the message is written and before the status is saved (a store that kills its task at that
+  save, ``DiesAtSave``: a ``BaseException``, so nothing of the gateway's catches it), on SQLite and on Redis,
+  standalone and Cluster. Before, the message was written at once, and told again by the next try;
+* the instance dies in the middle of the Redis pipeline that carries the hand-back: Redis ran the message's writes
+  and not the record's (``tests/cutting_proxy.py``), the prefix a real crash leaves. The next try, with its ids
+  derived from the hold, rewrites the same message, which the store ignores; and it completes the hand-back even if
+  the listener is back meanwhile, since the young person was told.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import pytest
+import redis
+
+from gateway.console.actions import Actions
+from gateway.conversation import Conversation, Status
+from gateway.dispatcher import Dispatcher
+from gateway.errors import StoreError
+from gateway.flowset import FlowSet
+from gateway.messages import ChannelName, Inbound
+from gateway.store import Author, Store, open_store
+from gateway.testing import store_keys
+from tests.conftest import ROOT, Clock
+from tests.cutting_proxy import cutting_proxy
+from tests.losing_proxy import script_text
+from tests.store.conftest import redis_cluster_url, redis_url, store, store_url
+from tests.test_webchat import WALK_TO_QUEUE
+
+__all__ = ["redis_cluster_url", "redis_url", "store", "store_url"]  # fixtures used below
+
+DISCONNECTED = "a été déconnecté·e"  # flows.yaml's listener_disconnected, in French
+
+
+class Killed(BaseException):
+    """The instance died: nothing after this point runs (no ``except Exception`` of the gateway catches it)."""
+
+
+class DiesAtSave:
+    """The real store, whose instance dies when it saves a conversation handed back to the queue: after the hand-back's
+    message was handed to the store, before its new status is saved."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.died = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def save_conversation(self, conversation: Conversation, **options: Any) -> None:
+        if conversation.status == Status.QUEUED and conversation.listener is None and not self.died:
+            self.died += 1
+            raise Killed
+        await self._store.save_conversation(conversation, **options)
+
+
+def instance(store: object, clock: Clock) -> tuple[Dispatcher, Actions]:
+    """The dispatcher and the listeners' actions of one gateway instance, on ``store``."""
+    flows = FlowSet(ROOT / "flows.yaml")
+    flows.reload()
+    dispatcher = Dispatcher(cast(Store, store), flows, clock=clock)
+    return dispatcher, Actions(dispatcher, cast(Any, store), flows, clock=clock)
+
+
+async def held_by_anne(store: Store, clock: Clock) -> str:
+    """A young person on Messenger walked to the queue, and taken by Anne (who then left her console)."""
+    dispatcher, actions = instance(store, clock)
+    for number, text in enumerate(WALK_TO_QUEUE):
+        assert await dispatcher.handle_inbound(Inbound(ChannelName.MESSENGER, "psid-held", f"mid.{number}", text))
+    [entry] = await store.waiting()
+    await actions.take(entry.conversation_id, "anne", 3)
+    return entry.conversation_id
+
+
+async def told_once_and_waiting(store: Store, conversation_id: str) -> None:
+    told = [e for e in await store.transcript(conversation_id) if e.author is Author.BOT and DISCONNECTED in e.text]
+    assert len(told) == 1, f"told {len(told)} times"
+    items = [await store.outbox_get(conversation_id, e.id) for e in told]
+    assert all(item is not None for item in items)  # to be sent, once: one item, the entry's id
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None and conversation.status == Status.QUEUED and conversation.listener is None
+    assert [e.conversation_id for e in await store.waiting()] == [conversation_id]
+
+
+async def test_an_instance_dying_between_the_message_and_the_save_does_not_tell_it_twice(
+    store: Store, clock: Clock
+) -> None:
+    conversation_id = await held_by_anne(store, clock)
+    dying = DiesAtSave(store)
+    _, first = instance(dying, clock)
+    with pytest.raises(Killed):
+        await first.hand_back_absent(conversation_id, "anne", lambda name: True)
+    assert dying.died == 1
+    # the message and the status are one batch: the instance died before it left, so neither was written
+    assert not [e for e in await store.transcript(conversation_id) if DISCONNECTED in e.text]
+    _, second = instance(store, clock)  # the next check: another instance, or this one restarted
+    assert await second.hand_back_absent(conversation_id, "anne", lambda name: True)
+    await told_once_and_waiting(store, conversation_id)
+    assert not await second.hand_back_absent(conversation_id, "anne", lambda name: True)  # done: nothing more
+    await told_once_and_waiting(store, conversation_id)
+
+
+@pytest.fixture
+async def redis_store(redis_url: str) -> AsyncIterator[Store]:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    opened = await open_store(redis_url, keys=store_keys(redis_url))
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("back", [False, True], ids=["still-away", "back-meanwhile"])
+async def test_a_pipeline_cut_after_the_message_is_completed_by_the_next_try_told_once(
+    redis_store: Store, redis_url: str, clock: Clock, back: bool
+) -> None:
+    conversation_id = await held_by_anne(redis_store, clock)
+    async with cutting_proxy(redis_url) as proxy:
+        through = await open_store(proxy.url, keys=store_keys(redis_url))
+        try:
+            _, first = instance(through, clock)
+            proxy.cut_before(script_text("put_conversation"), conversation_id.encode())
+            with pytest.raises(StoreError):
+                await first.hand_back_absent(conversation_id, "anne", lambda name: True)
+        finally:
+            await through.close()
+    assert proxy.cut == 1
+    told = [e for e in await redis_store.transcript(conversation_id) if DISCONNECTED in e.text]
+    assert len(told) == 1  # the prefix: the message was written, the status not
+    held = await redis_store.get_conversation(conversation_id)
+    assert held is not None and held.status == Status.WITH_LISTENER
+    _, second = instance(redis_store, clock)
+    clock.advance(seconds=10)  # the next check; the lost release was made again by token (or lapses in 6 s)
+    assert await second.hand_back_absent(conversation_id, "anne", lambda name: not back)
+    await told_once_and_waiting(redis_store, conversation_id)

@@ -1,0 +1,108 @@
+"""A TCP proxy in front of a real Redis that dies in the middle of a pipeline, as a gateway killed while sending one.
+
+The proxy reads the gateway's stream command by command (RESP arrays of bulk strings, as redis-py sends them) and
+passes each one on to Redis. Once :meth:`CuttingProxy.cut_before` is armed, the next command whose bytes hold every
+marker (a script's text, ``tests.losing_proxy.script_text``) never reaches Redis, nor does anything after it on
+that connection: the connection is reset (``reset_hard``). Redis ran the commands before it and nothing else: the
+prefix of a pipeline that a gateway dying mid-send leaves behind (``gateway/store/redis.py``). The store, its
+client library and the code under test are the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+from tests.losing_proxy import reset_hard
+
+
+def command_end(buffer: bytes, start: int = 0) -> int | None:
+    """Where the RESP command starting at ``start`` ends (the index after it); None while it is incomplete."""
+    if start >= len(buffer):
+        return None
+    if buffer[start : start + 1] != b"*":  # an inline command (PING\r\n): up to its line's end
+        line = buffer.find(b"\r\n", start)
+        return None if line < 0 else line + 2
+    line = buffer.find(b"\r\n", start)
+    if line < 0:
+        return None
+    count, at = int(buffer[start + 1 : line]), line + 2
+    for _ in range(count):
+        header = buffer.find(b"\r\n", at)
+        if header < 0:
+            return None
+        assert buffer[at : at + 1] == b"$", "a command's parts are bulk strings"
+        at = header + 2 + int(buffer[at + 1 : header]) + 2
+        if at > len(buffer):
+            return None
+    return at
+
+
+class CuttingProxy:
+    """``cut_before(*markers)``: the next command holding every marker, and what follows it on its connection, never
+    reach Redis (``cut`` counts the cuts)."""
+
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 6379)
+        self.database = parts.path or "/0"
+        self.server: asyncio.Server | None = None
+        self.cut = 0
+        self._markers: tuple[bytes, ...] | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"redis://127.0.0.1:{self.server.sockets[0].getsockname()[1]}{self.database}"
+
+    def cut_before(self, *markers: bytes) -> None:
+        self._markers = markers
+
+    def _marked(self, command: bytes) -> bool:
+        if self._markers is None or not all(marker in command for marker in self._markers):
+            return False
+        self._markers = None
+        self.cut += 1
+        return True
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+
+        async def up() -> None:
+            buffer = b""
+            with contextlib.suppress(ConnectionError):
+                while data := await reader.read(1 << 16):
+                    buffer += data
+                    start = 0
+                    while (end := command_end(buffer, start)) is not None:
+                        if self._marked(buffer[start:end]):
+                            up_writer.write(buffer[:start])  # the prefix before it, then nothing more
+                            await up_writer.drain()
+                            reset_hard(writer)
+                            up_writer.close()
+                            return
+                        start = end
+                    up_writer.write(buffer[:start])
+                    await up_writer.drain()
+                    buffer = buffer[start:]
+            up_writer.close()
+
+        async def down() -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await up_reader.read(1 << 16):
+                    writer.write(data)
+                    await writer.drain()
+            writer.close()
+            up_writer.close()
+
+        await asyncio.gather(up(), down(), return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def cutting_proxy(upstream: str) -> AsyncIterator[CuttingProxy]:
+    proxy = CuttingProxy(upstream)
+    proxy.server = await asyncio.start_server(proxy._serve, "127.0.0.1", 0)
+    async with proxy.server:
+        yield proxy
