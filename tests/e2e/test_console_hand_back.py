@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, BrowserContext, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from gateway.app import STORE
 from gateway.console.auth import hash_password
@@ -21,21 +21,27 @@ from tests.e2e.test_console_take import queue_young
 pytestmark = pytest.mark.browser
 
 
-async def test_a_supervisor_gives_back_a_conversation_held_by_a_listener_who_left(
-    desk: BrowserContext, browser: Browser, server: TestServer
-) -> None:
+async def held_by_anne_who_left(browser: Browser, server: TestServer, phone: BrowserContext) -> Page:
+    """A young person in the web chat (on ``phone``) whose conversation Anne took, then closed her browser without
+    logging out; Sam is a supervisor. The young person's page."""
     store = server.app[STORE]
     await store.add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
     await store.add_listener(Listener("sam", hash_password(PASSWORD), supervisor=True, capacity=3))
-    phone = await browser.new_context(viewport={"width": 390, "height": 780}, locale="fr-FR")
     gone = await browser.new_context(locale="fr-FR")
-    try:
-        young = await queue_young(phone, server)
-        anne = await log_in(gone, server, "anne")
-        await anne.locator("#waiting .card .take").click()
-        await expect(young.locator(".msg").last).to_contain_text("vient de te rejoindre")
-        await gone.close()  # no logout
+    young = await queue_young(phone, server)
+    anne = await log_in(gone, server, "anne")
+    await anne.locator("#waiting .card .take").click()
+    await expect(young.locator(".msg").last).to_contain_text("vient de te rejoindre")
+    await gone.close()  # no logout
+    return young
 
+
+async def test_a_supervisor_gives_back_a_conversation_held_by_a_listener_who_left(
+    desk: BrowserContext, browser: Browser, server: TestServer
+) -> None:
+    phone = await browser.new_context(viewport={"width": 390, "height": 780}, locale="fr-FR")
+    try:
+        young = await held_by_anne_who_left(browser, server, phone)
         sam = await log_in(desk, server, "sam")
         others = sam.locator("#others .card")  # the supervisor's list of what other listeners hold
         await expect(others).to_have_count(1)
@@ -53,18 +59,9 @@ async def test_a_supervisor_closes_a_conversation_held_by_a_listener_who_left(
 ) -> None:
     """The supervisor also has "Transférer" and "Clôturer" on another listener's conversation, as its holder: closed,
     the young person sees the end."""
-    store = server.app[STORE]
-    await store.add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
-    await store.add_listener(Listener("sam", hash_password(PASSWORD), supervisor=True, capacity=3))
     phone = await browser.new_context(viewport={"width": 390, "height": 780}, locale="fr-FR")
-    gone = await browser.new_context(locale="fr-FR")
     try:
-        young = await queue_young(phone, server)
-        anne = await log_in(gone, server, "anne")
-        await anne.locator("#waiting .card .take").click()
-        await expect(young.locator(".msg").last).to_contain_text("vient de te rejoindre")
-        await gone.close()  # no logout
-
+        young = await held_by_anne_who_left(browser, server, phone)
         sam = await log_in(desk, server, "sam")
         await sam.locator("#others .card .card-open").click()
         await expect(sam.get_by_role("button", name="Transférer")).to_be_visible()
