@@ -263,9 +263,9 @@ class Dispatcher:
     async def _read(self, inbound: Inbound) -> tuple[Reading | None, bool]:
         """The model's reading of a young person's words (None without a model or text, or not in time, and for a
         button pressed as shown, whose label is the bot's words: ``Engine.pressed``, or the erasure phrase alone, a
-        command; the keywords still run), and True when it is worth a late reading: the model was busy or late, or
-        it read a long message as far as its cut only (its windows are read after the fact, when there are late
-        readings: a young person's message waits for one pass of the model at most)."""
+        command; the keywords still run), and True when it is worth a late reading: the model was busy, late or still
+        loading, or it read a long message as far as its cut only (its windows are read after the fact, when there
+        are late readings: a young person's message waits for one pass of the model at most)."""
         if self.reader is None or not inbound.text.strip():
             return None, False
         current = self.flows.current
@@ -279,7 +279,7 @@ class Dispatcher:
             return None, False
         found = await self.reader.attempt(inbound.text, rest_late=self.late is not None)
         if isinstance(found, str):
-            return None, found in ("busy", "timeout")
+            return None, found in ("busy", "timeout", "loading")
         return found.reading, found.rest
 
     async def reading(self, inbound: Inbound) -> Reading | None:

@@ -57,7 +57,7 @@ from gateway.understanding.embedder import Embedder, EmbedsItsCut, ReadsInWindow
 log = logging.getLogger(__name__)
 
 Status = Literal["loading", "ok", "degraded", "failed"]
-Failure = Literal["timeout", "error", "busy", "unavailable"]
+Failure = Literal["timeout", "error", "busy", "loading", "unavailable"]
 How = Literal["model", "remembered"]
 
 BATCH = 8  # messages embedded in one engine call at most (the gain flattens beyond: bench/README.md)
@@ -280,8 +280,9 @@ class Reader:
         return None if isinstance(found, str) else found.reading
 
     async def attempt(self, text: str, *, rest_late: bool = False) -> Inline | Failure:
-        """The model's reading of ``text``, or why there is none (counted): ``busy`` and ``timeout`` are worth a
-        late reading (:meth:`read_late`); ``unavailable`` and ``error`` are not. With ``rest_late``, a long message
+        """The model's reading of ``text``, or why there is none (counted): ``busy``, ``timeout`` and ``loading``
+        (the model not loaded yet: a start-up's first second or so) are worth a late reading (:meth:`read_late`);
+        ``unavailable`` (it could not be loaded) and ``error`` are not. With ``rest_late``, a long message
         is read as far as its cut only (one pass of the engine) and its windows are left to a late reading
         (``Inline.rest``); without, it is read whole."""
         digest = self._digest(text)
@@ -299,8 +300,8 @@ class Reader:
             if outcome is not None:
                 return self._failed(outcome)
             # the message that asked went away before its outcome: read this one as any other
-        if self._model is None:
-            return self._failed("unavailable")
+        if self._model is None:  # still loading (worth a late reading once it is loaded), or it could not load
+            return self._failed("loading" if self.status == "loading" else "unavailable")
         if self._late is not None and not self._late.done():  # a late call occupies the worker
             return self._failed("busy")
         pace = self._pace
@@ -384,8 +385,9 @@ class Reader:
         return await self._after_the_fact(_Request(text, concurrent.futures.Future()))
 
     async def _after_the_fact(self, request: _Request) -> Reading | None:
-        """``request`` handed to the worker once it is idle (:meth:`read_late`), within ``late_timeout``."""
-        if self._model is None:
+        """``request`` handed to the worker once it is idle (:meth:`read_late`), within ``late_timeout``; a model
+        still loading is waited for first, within the same deadline (a message that came during the start-up)."""
+        if self._model is None and not await self._loaded_within(self.late_timeout):
             return None
         await self._until_idle()
         self._pending += 1
@@ -404,6 +406,14 @@ class Reader:
         finally:
             future.cancel()  # cancelled meanwhile (the gateway stops): the worker skips it if it has not begun
             self._done_pending()
+
+    async def _loaded_within(self, seconds: float) -> bool:
+        """True once the model is loaded, waiting for a load under way at most ``seconds``."""
+        if self._model is None and self._thread is not None and self.status == "loading":
+            with contextlib.suppress(Exception):  # a load that fails or outlasts the wait: no reading, as before
+                async with asyncio.timeout(seconds):
+                    await asyncio.shield(asyncio.wrap_future(self._loading))
+        return self._model is not None
 
     async def _until_idle(self) -> None:
         """Until no request is pending for the worker and no timed-out call occupies it."""

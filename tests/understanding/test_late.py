@@ -116,7 +116,9 @@ class CardsRead:
 async def rig(tmp_path: Path, clock: Clock) -> AsyncIterator[Callable[..., Awaitable[Rig]]]:
     made: list[Rig] = []
 
-    async def make(size: int = 1000, timeout: float = 0.2, cards: list[Card] | None = None) -> Rig:
+    async def make(
+        size: int = 1000, timeout: float = 0.2, cards: list[Card] | None = None, loaded: threading.Event | None = None
+    ) -> Rig:
         store = await open_store(f"sqlite:///{tmp_path}/gateway.sqlite3")
         if cards is not None:
             store = cast(Store, CardsRead(store, cards))
@@ -124,9 +126,15 @@ async def rig(tmp_path: Path, clock: Clock) -> AsyncIterator[Callable[..., Await
         flows.reload()
         gate = threading.Event()
         embedder = Recording(gate)
-        reader = Reader(lambda: Model(embedder, SHIPPED.classifier), timeout=timeout)
+
+        def load() -> Model:  # at once, or once the test lets the model load (``loaded``)
+            assert loaded is None or loaded.wait(60)
+            return Model(embedder, SHIPPED.classifier)
+
+        reader = Reader(load, timeout=timeout)
         reader.start()
-        await reader.wait_loaded()
+        if loaded is None:
+            await reader.wait_loaded()
         metrics = Metrics()
         outcomes: list[str] = []
 
@@ -196,6 +204,35 @@ async def test_a_risky_message_that_went_on_unread_while_waiting_is_flagged_late
     assert said.count(r.partner("3114")) == 1  # the risk's referral, once
     await eventually(lambda: asyncio.sleep(0, "flagged" in r.outcomes))
     assert r.metrics.registry.get_sample_value("gateway_understanding_late_total", {"outcome": "flagged"}) == 1
+
+
+async def test_a_risky_message_that_came_while_the_model_was_loading_is_flagged_once_it_is_loaded(
+    rig: Callable[..., Awaitable[Rig]],
+) -> None:
+    """The start-up's first second or so (the model loading: ONNX Runtime's ~1 s): the message goes on with the
+    keywords at once, and is read after the fact once the model is there, as a message that found it busy."""
+    loaded = threading.Event()
+    r = await rig(loaded=loaded)
+    r.gate.set()  # the model reads at once when it is there
+    conversation = await queued(r, "yann")
+    assert r.reader.status == "loading"
+    await r.send("yann", 1, RISKY)
+    waiting = await r.conversation(conversation.id)
+    assert waiting.priority is Priority.NORMAL and waiting.flag is None  # the keywords found nothing
+    assert r.outcomes == ["queued"]
+    events = await r.store.subscribe()
+    try:
+        r.worker = asyncio.create_task(r.late.run(r.dispatcher.apply_late))
+        await eventually(lambda: asyncio.sleep(0, r.late.waiting() == 0))  # taken: its reading waits for the model
+        assert r.reader.status == "loading" and r.outcomes == ["queued"]
+        loaded.set()
+        event = await flag_raised(events, conversation.id)
+    finally:
+        await events.aclose()
+    assert event.flag.risk == "suicide" and event.flag.source == "model"
+    flagged = await r.conversation(conversation.id)
+    assert flagged.priority is Priority.URGENT and flagged.flag is not None
+    await eventually(lambda: asyncio.sleep(0, "flagged" in r.outcomes))
 
 
 async def test_a_card_raised_to_urgent_by_a_late_reading_shows_its_flag_from_the_first_write(
