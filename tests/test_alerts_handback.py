@@ -118,13 +118,20 @@ async def test_held_by_a_listener_away_too_long_goes_back_to_the_queue_told_once
     assert (await client.post(f"/api/conversations/{conversation_id}/take", json={})).status == 200
 
 
-async def test_a_listener_back_within_the_grace_keeps_the_conversation(client: Client, clock: Clock) -> None:
-    store, watch = client.app[STORE], client.app[WATCH]
+async def held_then_away(client: Client) -> str:
+    """A web chat conversation Anne took, its young person's page closed, Anne's absence seen by the watch (every
+    instance's presence followed): its id."""
     ws, conversation_id = await waiting_on_the_web_chat(client)
     await ws.close()
     await take_with_console_open(client, conversation_id)
     await whole(client)
-    await watch.check()
+    await client.app[WATCH].check()
+    return conversation_id
+
+
+async def test_a_listener_back_within_the_grace_keeps_the_conversation(client: Client, clock: Clock) -> None:
+    store, watch = client.app[STORE], client.app[WATCH]
+    conversation_id = await held_then_away(client)
     clock.advance(seconds=GRACE - 100)
     async with client.ws_connect("/api/events") as console:  # back at her console
         await receive_until(console, lambda f: f["type"] == "hello")
@@ -146,11 +153,7 @@ async def test_a_listener_back_within_the_grace_keeps_the_conversation(client: C
 async def test_zero_never_hands_back(make_client: AppFactory, settings: Settings, clock: Clock) -> None:
     client = await make_client(settings.replace(held_handback_seconds=0))
     store, watch = client.app[STORE], client.app[WATCH]
-    ws, conversation_id = await waiting_on_the_web_chat(client)
-    await ws.close()
-    await take_with_console_open(client, conversation_id)
-    await whole(client)
-    await watch.check()
+    conversation_id = await held_then_away(client)
     clock.advance(days=2)
     await watch.check()
     conversation = await store.get_conversation(conversation_id)

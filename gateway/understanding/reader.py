@@ -17,9 +17,10 @@ What makes a reading cheaper, never different (docs/understanding.md, "Cost"):
   ``timeout`` (``busy``, at once: it would only have waited to time out);
 * a message whose waiter gave up (timeout) is dropped from the queue before the worker reaches it: no CPU is
   spent on a reading nobody awaits;
-* a message that went on without a reading because the worker was busy or late may be read again after the fact
-  (:meth:`Reader.read_late`, for :mod:`gateway.understanding.late`): only while no fresh message waits for the
-  worker, with a generous deadline; a fresh message arriving meanwhile waits for at most that one reading;
+* a message that went on without a reading because the worker was busy or late, or the model still loading, may be
+  read again after the fact (:meth:`Reader.read_late`, for :mod:`gateway.understanding.late`): only while no fresh
+  message waits for the worker, with a generous deadline; a fresh message arriving meanwhile waits for at most that
+  one reading;
 * a long message is read inline as far as its cut only, one pass of the engine (``rest_late``, when late readings
   are run): its windows, which may only raise its risk scores, are read after the fact the same way, and the
   reading they complete is the one :meth:`Model.read` gives;
@@ -365,8 +366,8 @@ class Reader:
             self._idle.set()
 
     async def read_late(self, text: str, first: Reading | None = None) -> Reading | None:
-        """A whole reading after the fact, for a message that went on without one (busy, late) or with ``first``,
-        the reading of its start only (``Inline.rest``: then only its windows are read); None when the model
+        """A whole reading after the fact, for a message that went on without one (busy, late, loading) or with
+        ``first``, the reading of its start only (``Inline.rest``: then only its windows are read); None when the model
         cannot give it (not counted as a message's failure: the message went on long ago).
 
         Fresh messages keep priority: it is handed to the worker only once no request is pending and no timed-out
