@@ -300,7 +300,9 @@ class Actions:
         self, conversation_id: str, listener: str, outcome: str, notes: str = "", *, supervisor: bool = False
     ) -> Conversation:
         """Closed with a category from the flow, the young person told (``ended``). A ``supervisor`` may close another
-        listener's conversation; the holder stays its listener (their history keeps it)."""
+        listener's conversation, which then names them as its listener: they ended it, with their category; its
+        former holder, whom it was taken from, no longer sees it, notes it nor finds it in their history (as after a
+        supervisor's transfer or hand-back, which name nobody)."""
         async with self.store.lock(conversation_id):
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER and not supervisor:
@@ -321,6 +323,8 @@ class Actions:
             ended = engine.message("ended", language_of(conversation, engine.flow))
             await self.dispatcher.emit(conversation, [Reply(ended)], Author.BOT, now)
             conversation.outcome = outcome
+            if conversation.status == Status.WITH_LISTENER:  # a supervisor closing another's: theirs now
+                conversation.listener = listener
             await self.dispatcher.transition(conversation, Trigger.CLOSE, now)
             await self.store.save_conversation(conversation)
             return conversation
