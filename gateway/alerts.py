@@ -30,14 +30,14 @@ from typing import Protocol
 from gateway.conversation import Conversation, Status
 from gateway.errors import StoreError
 from gateway.metrics import Metrics
-from gateway.store import ConversationStore, InboxStore, OutboxStore
+from gateway.store import ConversationStore, InboxStore, OutboxStore, QueueStore
 
 log = logging.getLogger(__name__)
 
 
-class WatchRoles(OutboxStore, InboxStore, ConversationStore, Protocol):
+class WatchRoles(OutboxStore, InboxStore, ConversationStore, QueueStore, Protocol):
     """What the alert checks need of the store: that it answers, the oldest undelivered item, the inbox items
-    set aside, the conversations held by listeners."""
+    set aside, the conversations held by listeners and the queue's waiting entries."""
 
     async def ping(self) -> None: ...
 
@@ -55,9 +55,11 @@ class Watch:
         held_alert_seconds: float = 300.0,
         hand_back: Callable[[str, str], Awaitable[bool]] | None = None,
         handback_seconds: float = 0.0,
+        complete: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         """``hand_back(conversation id, listener)``: give it back, the listener still absent (whether it went back);
-        called once their absence has lasted ``handback_seconds`` (0: never)."""
+        called once their absence has lasted ``handback_seconds`` (0: never). ``complete(conversation id)``: finish
+        a hand-back cut short after its queue step (a held record whose queue entry waits), whether it was."""
         self.store, self.metrics, self.clock = store, metrics, clock
         self.outbox_alert_seconds, self.every = outbox_alert_seconds, every
         self.outbox_late = False
@@ -65,7 +67,7 @@ class Watch:
         self.listener_present, self.held_alert_seconds = listener_present, held_alert_seconds
         self.absent_since: dict[str, datetime] = {}  # conversation id → since when its listener was seen absent
         self.held_absent = 0
-        self.hand_back, self.handback_seconds = hand_back, handback_seconds
+        self.hand_back, self.handback_seconds, self.complete = hand_back, handback_seconds, complete
 
     async def run(self) -> None:
         while True:
@@ -77,7 +79,9 @@ class Watch:
             await self.store.ping()
             oldest = await self.store.outbox_oldest_pending()
             set_aside = await self.store.inbox_set_aside_count()
-            held = await self.store.conversations_by_status(Status.WITH_LISTENER) if self.listener_present else []
+            followed = self.listener_present is not None or self.complete is not None
+            held = await self.store.conversations_by_status(Status.WITH_LISTENER) if followed else []
+            waiting = {e.conversation_id for e in await self.store.waiting()} if held and self.complete else set()
         except StoreError as exc:
             self.metrics.store_up.set(0)
             self.metrics.outages.failed("alerts", exc)
@@ -86,6 +90,7 @@ class Watch:
         self.metrics.outages.answered("alerts")
         self._set_aside(set_aside)
         try:
+            held = await self._complete(held, waiting)
             await self._hand_back(self._held(held))
         except StoreError as exc:
             self.metrics.outages.failed("alerts", exc)
@@ -122,6 +127,18 @@ class Watch:
             return []
         away = [(c, (now - absent[c.id]).total_seconds()) for c in held if c.id in absent]
         return [(c, seconds) for c, seconds in away if seconds >= self.handback_seconds]
+
+    async def _complete(self, held: list[Conversation], waiting: set[str]) -> list[Conversation]:
+        """Each held conversation whose queue entry waits (a hand-back cut short after its queue step: an instance
+        died there) finished now; the others, still held."""
+        kept = []
+        for conversation in held:
+            if conversation.id in waiting and self.complete is not None and await self.complete(conversation.id):
+                log.warning("held: conversation %s was half handed back (its queue entry waiting, its record held): "
+                            "completed", conversation.id)  # fmt: skip
+            else:
+                kept.append(conversation)
+        return kept
 
     async def _hand_back(self, due: list[tuple[Conversation, float]]) -> None:
         """Back to the queue, each conversation whose listener stayed away too long (one failing: the next round)."""

@@ -150,6 +150,22 @@ async def test_a_listener_back_within_the_grace_keeps_the_conversation(client: C
     assert not any(DISCONNECTED in line for line in await bot_lines(client, conversation_id))
 
 
+async def test_the_next_check_completes_a_hand_back_cut_after_its_queue_step(client: Client, clock: Clock) -> None:
+    """The queue step of a hand-back made alone (on Redis it is its own step, another slot: an instance died right
+    after it; tests/console/test_handback_crash.py makes that crash): the app's next check completes it, with no
+    grace to wait, and another listener may take the young person."""
+    store, watch = client.app[STORE], client.app[WATCH]
+    conversation_id = await held_then_away(client)
+    await store.requeue(conversation_id)  # what a cut right after the queue step leaves
+    await watch.check()
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None and conversation.status == Status.QUEUED and conversation.listener is None
+    assert handed_back(client) == 0  # not an absence's hand-back: a completion
+    await add_listener(client, "bruno")
+    await login(client, "bruno")
+    assert (await client.post(f"/api/conversations/{conversation_id}/take", json={})).status == 200
+
+
 async def test_zero_never_hands_back(make_client: AppFactory, settings: Settings, clock: Clock) -> None:
     client = await make_client(settings.replace(held_handback_seconds=0))
     store, watch = client.app[STORE], client.app[WATCH]

@@ -987,12 +987,12 @@ class LockStore(Protocol):
 class BatchStore(Protocol):
     def batch(self) -> AbstractAsyncContextManager[None]:
         """Inside, this task's writes that answer nothing (``save_conversation``, ``append_transcript``,
-        ``outbox_put``, ``set_timer``, ``cancel_timers``, ``enqueue``, ``publish``) are held, then sent together
-        when the block ends: one Redis pipeline (one round trip; single-slot steps in a crash-safe order, see
-        :mod:`gateway.store.redis`), one SQLite transaction. Any
-        other call made inside sends the held writes first, so a read sees every write before it. A Conflict of a
-        held ``save_conversation`` is raised when the writes are sent. When the block raises, the held writes are
-        dropped: none of them was made. A batch inside a batch is the outer one.
+        ``outbox_put``, ``set_timer``, ``cancel_timers``, ``enqueue``, ``publish``, ``audit``; and SQLite's
+        ``requeue``, its entry read at once) are held, then sent together when the block ends: one Redis pipeline
+        (one round trip; single-slot steps in a crash-safe order, see :mod:`gateway.store.redis`), one SQLite
+        transaction. Any other call made inside sends the held writes first, so a read sees every write before it.
+        A Conflict of a held ``save_conversation`` is raised when the writes are sent. When the block raises, the
+        held writes are dropped: none of them was made. A batch inside a batch is the outer one.
         """
         ...
 

@@ -1411,12 +1411,17 @@ class RedisStore:
     async def remove_block(self, key: str) -> bool:
         return bool(await self._redis.hdel(_key("blocks"), key) == 1)
 
-    @_guarded
+    @_holdable
     async def audit(self, entry: AuditEntry) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.lpush(_key("audit"), dumps(encode_audit(entry)))
+        """Held in a batch (a hand-back's line goes in its pipeline, after the record); the list's trim right after
+        the push (a cut between them leaves it one longer for a while)."""
+        raw = dumps(encode_audit(entry))
+
+        def queue(pipe: Pipeline) -> None:
+            pipe.lpush(_key("audit"), raw)
             pipe.ltrim(_key("audit"), 0, AUDIT_KEPT - 1)
-            await pipe.execute()
+
+        await self._write(queue)
 
     @_guarded
     async def audit_log(self, limit: int = 200) -> list[AuditEntry]:

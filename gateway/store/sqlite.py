@@ -26,7 +26,7 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -233,6 +233,9 @@ def path_from_url(url: str) -> Path:
     if not path or path == url:
         raise ConfigError("GATEWAY_STORE: a sqlite URL needs a file path, e.g. sqlite:///var/gateway.sqlite3")
     return Path(path)
+
+
+_REQUEUE = "UPDATE queue SET taken_by = NULL WHERE conversation_id = ?"
 
 
 @contextmanager
@@ -793,9 +796,16 @@ class SqliteStore:
         return int(rows[0][0])
 
     async def requeue(self, conversation_id: str) -> QueueEntry:
-        entry = await self._update_entry(
-            conversation_id, "UPDATE queue SET taken_by = NULL WHERE conversation_id = ?", (conversation_id,)
-        )
+        """Inside a batch (a hand-back's, under the conversation's lock: no other change of its entry can come
+        between), the entry is read now and its change held, so that the hand-back's writes are one transaction:
+        an instance dying halfway leaves none of them, never a waiting entry beside a record that says held."""
+        if self._batch() is not None:
+            rows = await self._select("SELECT * FROM queue WHERE conversation_id = ?", (conversation_id,))
+            if not rows:
+                raise Conflict(f"conversation {conversation_id} has no queue entry")
+            await self._write(lambda conn: conn.execute(_REQUEUE, (conversation_id,)))
+            return replace(_queue_entry(rows[0]), taken_by=None)
+        entry = await self._update_entry(conversation_id, _REQUEUE, (conversation_id,))
         if entry is None:
             raise Conflict(f"conversation {conversation_id} has no queue entry")
         return entry
@@ -1276,7 +1286,9 @@ class SqliteStore:
         return await self._change("DELETE FROM blocks WHERE key = ?", (key,)) == 1
 
     async def audit(self, entry: AuditEntry) -> None:
-        await self._change("INSERT INTO audit (data) VALUES (?)", (dumps(encode_audit(entry)),))
+        """Held in a batch: in its transaction (a hand-back's line with the record it tells of)."""
+        raw = dumps(encode_audit(entry))
+        await self._write(lambda conn: conn.execute("INSERT INTO audit (data) VALUES (?)", (raw,)))
 
     async def audit_log(self, limit: int = 200) -> list[AuditEntry]:
         rows = await self._select("SELECT data FROM audit ORDER BY seq DESC LIMIT ?", (limit,))
