@@ -817,6 +817,23 @@ class RetriesReleases(Protocol):
         ...
 
 
+PRESENT_KEPT_SECONDS = 30 * 86400  # when listeners were last at a console: kept this long after the last record
+
+
+class PresentStore(Protocol):
+    """When each listener was last at a console, on any instance: the automatic hand-back's grace is counted from it
+    (``gateway/alerts.py``), not from when one instance happened to see them gone."""
+
+    async def mark_present(self, seen: dict[str, datetime]) -> None:
+        """Listener name → a time they were at a console; each keeps the latest time recorded (by any instance)."""
+        ...
+
+    async def last_present(self, names: Iterable[str]) -> dict[str, datetime]:
+        """When each of ``names`` was last recorded at a console; a name never recorded (or not for
+        ``PRESENT_KEPT_SECONDS``) is left out."""
+        ...
+
+
 class AuditStore(Protocol):
     async def audit(self, entry: AuditEntry) -> None:
         """Append an entry to the audit log."""
@@ -1055,6 +1072,7 @@ class Store(
     LockStore,
     BlockStore,
     AuditStore,
+    PresentStore,
     CaseworkStore,
     RetentionStore,
     SealStore,

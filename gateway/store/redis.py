@@ -60,7 +60,7 @@ import functools
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -83,6 +83,7 @@ from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
     CLIENT_OPEN,
     OPENING_KEPT_SECONDS,
+    PRESENT_KEPT_SECONDS,
     RECEIPT_KEPT_SECONDS,
     AuditEntry,
     Author,
@@ -1427,6 +1428,22 @@ class RedisStore:
     async def audit_log(self, limit: int = 200) -> list[AuditEntry]:
         raws = await self._redis.lrange(_key("audit"), 0, limit - 1)
         return [loads("audit", raw, decode_audit) for raw in raws]
+
+    # When listeners were last at a console
+
+    @_holdable
+    async def mark_present(self, seen: dict[str, datetime]) -> None:
+        if seen:
+            args: list[Any] = [PRESENT_KEPT_SECONDS * 1000]
+            for name, at in seen.items():
+                args += [name, to_us(at)]
+            await self._write(lambda pipe: _eval(pipe, "mark_present", [K.PRESENT], args))
+
+    @_guarded
+    async def last_present(self, names: Iterable[str]) -> dict[str, datetime]:
+        wanted = list(names)
+        found = await self._redis.hmget(K.PRESENT, wanted) if wanted else []
+        return {name: from_us(int(at)) for name, at in zip(wanted, found, strict=True) if at is not None}
 
     # Retention and erasure (gateway/store/redis_retention.py)
 

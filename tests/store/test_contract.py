@@ -1008,6 +1008,19 @@ async def test_a_batch_that_raises_writes_nothing(store: Store) -> None:
     assert (await store.get_conversation(conversation.id)) == conversation
 
 
+async def test_when_listeners_were_last_present_keeps_the_latest_time(store: Store) -> None:
+    """Instances record when listeners were at a console (``gateway/alerts.py`` counts an absence from it): each
+    name keeps the latest time recorded, whichever instance wrote it and in whatever order."""
+    assert await store.last_present(["anne"]) == {}
+    await store.mark_present({"anne": minutes(10), "bruno": minutes(3)})
+    await store.mark_present({"anne": minutes(4)})  # an older time, written late: kept out
+    await store.mark_present({})
+    assert await store.last_present(["anne", "bruno", "chloé"]) == {"anne": minutes(10), "bruno": minutes(3)}
+    await store.mark_present({"bruno": minutes(12)})
+    assert await store.last_present(["bruno"]) == {"bruno": minutes(12)}
+    assert await store.last_present([]) == {}
+
+
 async def test_an_audit_line_is_held_in_a_batch_and_dropped_with_it(store: Store) -> None:
     """A hand-back's audit line goes with its writes (``Actions.hand_back_absent``): with them or not at all."""
     conversation, _ = await store.active_conversation(TG, "batch-9", T0)
