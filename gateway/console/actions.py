@@ -274,8 +274,10 @@ class Actions:
             conversation = await self.store.get_conversation(conversation_id)
             if conversation is None or conversation.status != Status.WITH_LISTENER:
                 return False
-            if conversation_id not in {e.conversation_id for e in await self.store.waiting(conversation.queue)}:
+            entries = [e for e in await self.store.waiting() if e.conversation_id == conversation_id]
+            if not entries:
                 return False  # taken: the record and the queue agree
+            conversation.queue = entries[0].queue  # a transfer cut short: the queue its entry waits in
             holder, now = conversation.listener, self.clock()
             await self._requeue(conversation, now)
             detail = f"{conversation.pseudonym}: from {holder}, a hand-back cut short completed"
