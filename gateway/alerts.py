@@ -8,14 +8,17 @@ grows)? Crossing into an alert state logs one ERROR/WARNING line, leaving it one
 fires once per incident.
 And is a young person held by a listener who is not at a console any more (``gateway_held_by_absent_listener``: the
 conversations held by a listener with no console open on any instance for ``held_alert_seconds``; one WARNING line
-when the first appears): nobody else may answer them, and a supervisor can give them back to the queue (the
-supervision page's "Chez d'autres écoutant·es"), which logging out does by itself; a browser closed or a laptop
-gone flat does not. Only a count: no name, no conversation id. Absent for ``handback_seconds`` (``GATEWAY_HELD_
-HANDBACK_SECONDS``, 600; 0: never), the conversation goes back to the queue by itself, at its place and priority,
-the young person told (``Actions.hand_back_absent``: the supervisor's hand-back, checked again under the
+when the first appears; absent since their last presence on any instance, as recorded in the store: each console
+socket's close, and each check for those still here): nobody else may answer them, and a supervisor can give them
+back to the queue (the supervision page's "Chez d'autres écoutant·es"), which logging out does by itself; a browser
+closed or a laptop gone flat does not. Only a count: no name, no conversation id. Absent for ``handback_seconds``
+(``GATEWAY_HELD_HANDBACK_SECONDS``, 600; 0: never), the conversation goes back to the queue by itself, at its place
+and priority, the young person told (``Actions.hand_back_absent``: the supervisor's hand-back, checked again under the
 conversation's lock, so that of several instances one hands back and tells, once; once too when an instance dies
 halfway, its message and the new status written together); one WARNING line with its id,
-``gateway_held_handed_back_total``. A listener back before then keeps it.
+``gateway_held_handed_back_total``. A listener back before then keeps it. And a hand-back cut right after its
+queue step on Redis (the record still held, its entry waiting: nobody may take the young person) is completed at
+the next check, within ``every`` (``Actions.complete_hand_back``).
 Worker restarts are counted and logged by :mod:`gateway.supervisor`.
 """
 
@@ -23,21 +26,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Protocol
 
 from gateway.conversation import Conversation, Status
 from gateway.errors import StoreError
 from gateway.metrics import Metrics
-from gateway.store import ConversationStore, InboxStore, OutboxStore
+from gateway.store import ConversationStore, InboxStore, OutboxStore, PresentStore, QueueStore
 
 log = logging.getLogger(__name__)
 
 
-class WatchRoles(OutboxStore, InboxStore, ConversationStore, Protocol):
+class WatchRoles(OutboxStore, InboxStore, ConversationStore, QueueStore, PresentStore, Protocol):
     """What the alert checks need of the store: that it answers, the oldest undelivered item, the inbox items
-    set aside, the conversations held by listeners."""
+    set aside, the conversations held by listeners, the queue's waiting entries, when listeners were last at a
+    console."""
 
     async def ping(self) -> None: ...
 
@@ -55,9 +59,15 @@ class Watch:
         held_alert_seconds: float = 300.0,
         hand_back: Callable[[str, str], Awaitable[bool]] | None = None,
         handback_seconds: float = 0.0,
+        complete: Callable[[str], Awaitable[bool]] | None = None,
+        listeners_here: Callable[[], Iterable[str]] | None = None,
     ) -> None:
         """``hand_back(conversation id, listener)``: give it back, the listener still absent (whether it went back);
-        called once their absence has lasted ``handback_seconds`` (0: never)."""
+        called once their absence has lasted ``handback_seconds`` (0: never). ``complete(conversation id)``: finish
+        a hand-back cut short after its queue step (a held record whose queue entry waits), whether it was.
+        ``listeners_here()``: those with a console open on this instance, recorded present at each check (with the
+        time each socket closed, ``ListenerAPI``) for every instance: an absence counts from the last presence on
+        any instance, as recorded (``PresentStore``), or from when this instance first saw it when none is."""
         self.store, self.metrics, self.clock = store, metrics, clock
         self.outbox_alert_seconds, self.every = outbox_alert_seconds, every
         self.outbox_late = False
@@ -65,7 +75,8 @@ class Watch:
         self.listener_present, self.held_alert_seconds = listener_present, held_alert_seconds
         self.absent_since: dict[str, datetime] = {}  # conversation id → since when its listener was seen absent
         self.held_absent = 0
-        self.hand_back, self.handback_seconds = hand_back, handback_seconds
+        self.hand_back, self.handback_seconds, self.complete = hand_back, handback_seconds, complete
+        self.listeners_here = listeners_here
 
     async def run(self) -> None:
         while True:
@@ -77,7 +88,10 @@ class Watch:
             await self.store.ping()
             oldest = await self.store.outbox_oldest_pending()
             set_aside = await self.store.inbox_set_aside_count()
-            held = await self.store.conversations_by_status(Status.WITH_LISTENER) if self.listener_present else []
+            followed = self.listener_present is not None or self.complete is not None
+            held = await self.store.conversations_by_status(Status.WITH_LISTENER) if followed else []
+            waiting = {e.conversation_id for e in await self.store.waiting()} if held and self.complete else set()
+            last_present = await self._present(held)
         except StoreError as exc:
             self.metrics.store_up.set(0)
             self.metrics.outages.failed("alerts", exc)
@@ -86,7 +100,8 @@ class Watch:
         self.metrics.outages.answered("alerts")
         self._set_aside(set_aside)
         try:
-            await self._hand_back(self._held(held))
+            held = await self._complete(held, waiting)
+            await self._hand_back(self._held(held, last_present))
         except StoreError as exc:
             self.metrics.outages.failed("alerts", exc)
         age = max((self.clock() - oldest).total_seconds(), 0.0) if oldest else 0.0
@@ -99,17 +114,32 @@ class Watch:
             log.info("alert over: no message waits in the outbox longer than %.0f s", self.outbox_alert_seconds)
         self.outbox_late = late
 
-    def _held(self, held: list[Conversation]) -> list[tuple[Conversation, float]]:
+    async def _present(self, held: list[Conversation]) -> dict[str, datetime]:
+        """Record the listeners at a console here as present now; when the absent holders of ``held`` were last."""
+        here = list(self.listeners_here()) if self.listeners_here is not None else []
+        if here:
+            now = self.clock()
+            await self.store.mark_present(dict.fromkeys(here, now))
+        if self.listener_present is None:
+            return {}
+        away = {c.listener for c in held if c.listener is not None and not self.listener_present(c.listener)}
+        return await self.store.last_present(sorted(away)) if away else {}
+
+    def _held(self, held: list[Conversation], last_present: dict[str, datetime]) -> list[tuple[Conversation, float]]:
         """Held conversations whose listener has had no console open for ``held_alert_seconds``: counted, and one
-        line when the first appears, one when none is left. Those absent for ``handback_seconds``, with how long."""
+        line when the first appears, one when none is left. Those absent for ``handback_seconds``, with how long.
+        An absence counts from the listener's last presence on any instance (``last_present``); unrecorded, from
+        when this instance first saw it."""
         if self.listener_present is None:
             return []
-        now, absent = self.clock(), {}
+        now, seen_absent, since = self.clock(), {}, {}
         for conversation in held:
-            if conversation.listener is not None and not self.listener_present(conversation.listener):
-                absent[conversation.id] = self.absent_since.get(conversation.id, now)
-        self.absent_since = absent  # a listener back, a conversation closed or given back: forgotten
-        count = sum(1 for since in absent.values() if (now - since).total_seconds() >= self.held_alert_seconds)
+            listener = conversation.listener
+            if listener is not None and not self.listener_present(listener):
+                seen_absent[conversation.id] = self.absent_since.get(conversation.id, now)
+                since[conversation.id] = last_present.get(listener, seen_absent[conversation.id])
+        self.absent_since = seen_absent  # a listener back, a conversation closed or given back: forgotten
+        count = sum(1 for at in since.values() if (now - at).total_seconds() >= self.held_alert_seconds)
         self.metrics.held_by_absent_listener.set(count)
         if count and not self.held_absent:
             log.warning("alert: %d conversation(s) held by a listener with no console open for %.0f s: nobody else may"
@@ -120,8 +150,20 @@ class Watch:
         self.held_absent = count
         if not self.handback_seconds:
             return []
-        away = [(c, (now - absent[c.id]).total_seconds()) for c in held if c.id in absent]
+        away = [(c, (now - since[c.id]).total_seconds()) for c in held if c.id in since]
         return [(c, seconds) for c, seconds in away if seconds >= self.handback_seconds]
+
+    async def _complete(self, held: list[Conversation], waiting: set[str]) -> list[Conversation]:
+        """Each held conversation whose queue entry waits (a hand-back cut short after its queue step: an instance
+        died there) finished now; the others, still held."""
+        kept = []
+        for conversation in held:
+            if conversation.id in waiting and self.complete is not None and await self.complete(conversation.id):
+                log.warning("held: conversation %s was half handed back (its queue entry waiting, its record held): "
+                            "completed", conversation.id)  # fmt: skip
+            else:
+                kept.append(conversation)
+        return kept
 
     async def _hand_back(self, due: list[tuple[Conversation, float]]) -> None:
         """Back to the queue, each conversation whose listener stayed away too long (one failing: the next round)."""

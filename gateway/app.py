@@ -217,7 +217,8 @@ async def create_app(
                   listener_present=presence.has, held_alert_seconds=settings.held_alert_seconds,
                   hand_back=lambda conversation_id, listener: actions.hand_back_absent(
                       conversation_id, listener, absent=lambda name: presence.complete() and not presence.has(name)),
-                  handback_seconds=settings.held_handback_seconds)  # fmt: skip
+                  handback_seconds=settings.held_handback_seconds, complete=actions.complete_hand_back,
+                  listeners_here=presence.here)  # fmt: skip
     typing_relay = TypingRelay(store, channels.adapters, limits, metrics)  # one indicator across instances: a claim
     for name, worker in {
         "outbox": outbox.run, "inbox": inbox.run,

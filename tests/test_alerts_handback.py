@@ -150,6 +150,45 @@ async def test_a_listener_back_within_the_grace_keeps_the_conversation(client: C
     assert not any(DISCONNECTED in line for line in await bot_lines(client, conversation_id))
 
 
+async def test_the_next_check_completes_a_hand_back_cut_after_its_queue_step(client: Client, clock: Clock) -> None:
+    """The queue step of a hand-back made alone (on Redis it is its own step, another slot: an instance died right
+    after it; tests/console/test_handback_crash.py makes that crash): the app's next check completes it, with no
+    grace to wait, and another listener may take the young person."""
+    store, watch = client.app[STORE], client.app[WATCH]
+    conversation_id = await held_then_away(client)
+    await store.requeue(conversation_id)  # what a cut right after the queue step leaves
+    await watch.check()
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None and conversation.status == Status.QUEUED and conversation.listener is None
+    assert handed_back(client) == 0  # not an absence's hand-back: a completion
+    await add_listener(client, "bruno")
+    await login(client, "bruno")
+    assert (await client.post(f"/api/conversations/{conversation_id}/take", json={})).status == 200
+
+
+async def test_a_listener_at_a_console_is_recorded_present_at_each_check(client: Client, clock: Clock) -> None:
+    """While Anne's console is open here, each check records her present for every instance (an instance dying
+    with her socket open writes no close: the last check's time stands, within 10 s of it); her socket's close
+    records when she left."""
+    store, watch = client.app[STORE], client.app[WATCH]
+    await add_listener(client, "anne")
+    await login(client, "anne")
+    async with client.ws_connect("/api/events") as console:
+        await receive_until(console, lambda f: f["type"] == "hello")
+        await watch.check()
+        assert await store.last_present(["anne", "bruno"]) == {"anne": clock.now}
+        clock.advance(seconds=300)
+        await watch.check()
+        assert await store.last_present(["anne"]) == {"anne": clock.now}
+        clock.advance(seconds=5)
+    left = clock.now
+
+    async def closed_recorded() -> bool:  # her socket's close, written as the socket is cleaned up
+        return await store.last_present(["anne"]) == {"anne": left}
+
+    await eventually(closed_recorded)
+
+
 async def test_zero_never_hands_back(make_client: AppFactory, settings: Settings, clock: Clock) -> None:
     client = await make_client(settings.replace(held_handback_seconds=0))
     store, watch = client.app[STORE], client.app[WATCH]
@@ -210,6 +249,80 @@ async def test_two_instances_hand_back_once_and_tell_once(
     assert len(sent("déconnecté")) == 1
     assert sum(DISCONNECTED in line for line in await bot_lines(one, entry.conversation_id)) == 1
     assert checks == [None, None]
+
+
+async def held_on_messenger(one: Client, *others: Client) -> str:
+    """A young person on Messenger, taken by Anne with her console open on ``one``, then her console closed; every
+    instance's presence followed and each instance's check seeing her away: the conversation's id."""
+    for number, answer in enumerate(WALK_TO_QUEUE):
+        assert await post_message(one, "psid-held", answer, f"mid.{number}") == 200
+    [entry] = await eventually(one.app[STORE].waiting)
+    await take_with_console_open(one, entry.conversation_id)
+    await away(one, *others)
+    await whole(one, *others)
+    await asyncio.gather(*(c.app[WATCH].check() for c in (one, *others)))
+    return entry.conversation_id
+
+
+async def still_held(client: Client, conversation_id: str) -> bool:
+    conversation = await client.app[STORE].get_conversation(conversation_id)
+    assert conversation is not None
+    return conversation.status == Status.WITH_LISTENER
+
+
+@pytest.mark.redis
+async def test_the_grace_counts_from_the_last_presence_on_any_instance(
+    make_client: AppFactory, messenger_on_redis: Settings, graph: FakeGraphAPI, clock: Clock
+) -> None:
+    """Anne's console is on instance one; instance two, which never had her socket, sees her away. She comes back
+    on one for a moment between two checks (a glance at the console, a flaky connection) and leaves: neither
+    instance's check saw her. The grace counts from that moment, on both: not handed back 600 s after the first
+    absence, once 600 s after the visit. Before, each instance counted from when its own checks saw her gone, so
+    instance two handed her conversation back 300 s after she was last at her console."""
+    one, two = await make_client(messenger_on_redis), await make_client(messenger_on_redis)
+    conversation_id = await held_on_messenger(one, two)
+    clock.advance(seconds=300)
+    async with one.ws_connect("/api/events") as console:  # her visit, on one
+        await receive_until(console, lambda f: f["type"] == "hello")
+        await eventually(lambda: _true(two.app[API].presence.has("anne")))
+    await away(one, two)
+    visit = clock.now
+
+    async def recorded() -> bool:  # her socket's close, written as the socket is cleaned up
+        return await one.app[STORE].last_present(["anne"]) == {"anne": visit}
+
+    await eventually(recorded)
+    clock.advance(seconds=GRACE - 300)  # 600 s after the first absence, 300 s after the visit
+    await two.app[WATCH].check()
+    await one.app[WATCH].check()
+    assert await still_held(two, conversation_id) and handed_back(one) + handed_back(two) == 0
+    clock.advance(seconds=299)
+    await asyncio.gather(one.app[WATCH].check(), two.app[WATCH].check())
+    assert await still_held(two, conversation_id)
+    clock.advance(seconds=1)
+    await asyncio.gather(one.app[WATCH].check(), two.app[WATCH].check())
+    assert not await still_held(two, conversation_id) and handed_back(one) + handed_back(two) == 1
+
+
+@pytest.mark.redis
+async def test_an_instance_started_later_counts_the_grace_from_the_last_presence(
+    make_client: AppFactory, messenger_on_redis: Settings, graph: FakeGraphAPI, clock: Clock
+) -> None:
+    """The instances that saw Anne leave are replaced (a rolling deploy, a crash) 500 s into her absence: the new
+    one hands her conversation back at 600 s, as they would have. Before, it counted from its own first check, and
+    instances replaced more often than the grace never handed it back."""
+    one, two = await make_client(messenger_on_redis), await make_client(messenger_on_redis)
+    conversation_id = await held_on_messenger(one, two)
+    await one.close()
+    await two.close()
+    clock.advance(seconds=500)
+    three = await make_client(messenger_on_redis)
+    await whole(three)
+    await three.app[WATCH].check()
+    assert await still_held(three, conversation_id)
+    clock.advance(seconds=GRACE - 500)
+    await three.app[WATCH].check()
+    assert not await still_held(three, conversation_id) and handed_back(three) == 1
 
 
 async def _true(value: object) -> bool:

@@ -234,11 +234,12 @@ class Actions:
         under the conversation's lock: still held by ``listener``, who is still ``absent``; so, with several instances
         deciding alike, one hands back and tells the young person, the others find it queued. Whether it went back.
 
-        Told once, even across a crash: the message and the new status are one batch (one SQLite transaction; on
-        Redis one pipeline, the record last), and the message's entry id is derived from this hold (:func:`_hold_key`),
-        so a try cut short after the message was written (a Redis prefix) is made again by the next check with the
-        same entry and outbox item, which the store ignores; and made even if the listener came back meanwhile,
-        since the young person was told."""
+        Told once, even across a crash: the queue step, the message, the new status and the audit line are one batch
+        (one SQLite transaction; on Redis the queue step first, alone, then one pipeline, the record then the audit
+        line last), and the message's entry id is derived from this hold (:func:`_hold_key`), so a try cut short after
+        the message was written (a Redis prefix) is made again by the next check with the same entry and outbox item,
+        which the store ignores; and made even if the listener came back meanwhile, since the young person was told.
+        One cut right after the queue step is completed by the next check (:meth:`complete_hand_back`)."""
         try:
             async with self.store.locked_batch(conversation_id):
                 conversation = await self.store.get_conversation(conversation_id)
@@ -253,12 +254,35 @@ class Actions:
                     engine = self.flows.for_version(conversation.flow_version)
                     told = engine.message("listener_disconnected", language_of(conversation, engine.flow))
                     await self._requeue(conversation, now, told=Reply(told))
+                # For the supervisors (the audit list): whose absence it was; the log line has the id only. In the
+                # batch: one SQLite transaction with the record; on Redis, the pipeline's step after the record.
+                detail = f"{conversation.pseudonym}: from {listener}, no console open"
+                await self.store.audit(AuditEntry(now, "gateway", "hand_back", conversation.id, detail))
         except Conflict:  # no queue entry to go back to (nothing was changed): left with the alert
             return False
         self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
-        # For the supervisors (the audit list): whose absence it was; the log line has the id only.
-        detail = f"{conversation.pseudonym}: from {listener}, no console open"
-        await self.store.audit(AuditEntry(now, "gateway", "hand_back", conversation.id, detail))
+        return True
+
+    async def complete_hand_back(self, conversation_id: str) -> bool:
+        """Finish a hand-back cut short right after its queue step (``store.requeue``: its own step, another slot than
+        the record's on Redis, before the batch): its entry waits in the queue while its record still says held, so
+        nobody may take it and its holder, maybe back, answers a young person the queue lists as waiting. Found by
+        the alert checks (``gateway/alerts.py``, every 10 s on each instance), whatever the holder's presence; checked
+        again under the lock (a hand-back in progress holds it, and a take under it makes the two agree again). Made
+        as any hand-back: back in line, their place told by the queue's timer; audited. Whether it was needed."""
+        async with self.store.locked_batch(conversation_id):
+            conversation = await self.store.get_conversation(conversation_id)
+            if conversation is None or conversation.status != Status.WITH_LISTENER:
+                return False
+            entries = [e for e in await self.store.waiting() if e.conversation_id == conversation_id]
+            if not entries:
+                return False  # taken: the record and the queue agree
+            conversation.queue = entries[0].queue  # a transfer cut short: the queue its entry waits in
+            holder, now = conversation.listener, self.clock()
+            await self._requeue(conversation, now)
+            detail = f"{conversation.pseudonym}: from {holder}, a hand-back cut short completed"
+            await self.store.audit(AuditEntry(now, "gateway", "hand_back", conversation.id, detail))
+        self.dispatcher.kick_outbox()
         return True
 
     async def _told(self, conversation_id: str, entry_id: str) -> bool:
@@ -267,9 +291,10 @@ class Actions:
 
     async def _requeue(self, conversation: Conversation, now: datetime, told: Reply | None = None) -> None:
         """The one hand-back (under the conversation's lock, in its batch: ``locked_batch``): its queue entry back at
-        its place and priority (``store.requeue``: Conflict when it has none; made at once, and again by a retry),
-        then in the batch ``told`` to the young person, the new status, their place or the closed line by the
-        queue's timer, and the record, written together."""
+        its place and priority (``store.requeue``: Conflict when it has none; SQLite holds it in the batch's
+        transaction, Redis makes it at once, another slot, and again by a retry or :meth:`complete_hand_back`), then
+        in the batch ``told`` to the young person, the new status, their place or the closed line by the queue's
+        timer, and the record, written together."""
         await self.store.requeue(conversation.id)
         if told is not None:
             await self.dispatcher.emit(conversation, [told], Author.BOT, now)
@@ -300,7 +325,9 @@ class Actions:
         self, conversation_id: str, listener: str, outcome: str, notes: str = "", *, supervisor: bool = False
     ) -> Conversation:
         """Closed with a category from the flow, the young person told (``ended``). A ``supervisor`` may close another
-        listener's conversation; the holder stays its listener (their history keeps it)."""
+        listener's conversation, which then names them as its listener: they ended it, with their category; its
+        former holder, whom it was taken from, no longer sees it, notes it nor finds it in their history (as after a
+        supervisor's transfer or hand-back, which name nobody)."""
         async with self.store.lock(conversation_id):
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER and not supervisor:
@@ -321,6 +348,8 @@ class Actions:
             ended = engine.message("ended", language_of(conversation, engine.flow))
             await self.dispatcher.emit(conversation, [Reply(ended)], Author.BOT, now)
             conversation.outcome = outcome
+            if conversation.status == Status.WITH_LISTENER:  # a supervisor closing another's: theirs now
+                conversation.listener = listener
             await self.dispatcher.transition(conversation, Trigger.CLOSE, now)
             await self.store.save_conversation(conversation)
             return conversation

@@ -10,6 +10,7 @@ and their reads of conversations they do not hold are audited. Nobody sees the s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -50,6 +51,7 @@ from gateway.store import (
     EventStore,
     Listener,
     ListenerStore,
+    PresentStore,
     QueueEntry,
     QueueStore,
     TranscriptStore,
@@ -65,7 +67,9 @@ REPLY_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # the console's id of a reply
 log = logging.getLogger(__name__)
 
 
-class ListenerAPIRoles(ConversationStore, TranscriptStore, QueueStore, ListenerStore, AuditStore, EventStore, Protocol):
+class ListenerAPIRoles(
+    ConversationStore, TranscriptStore, QueueStore, ListenerStore, AuditStore, EventStore, PresentStore, Protocol
+):
     """What the listener API reads of the store itself (the actions, sessions and logins have roles of their own)."""
 
 
@@ -460,12 +464,17 @@ class ListenerAPI:
             # aiohttp may cancel this handler once the peer has gone: count first, then clean up shielded.
             self.presence.connections[name] -= counted
             self.live.discard(writer)
-            await asyncio.shield(self._after_events(writer))
+            await asyncio.shield(self._after_events(writer, name if counted else None))
         return ws
 
-    async def _after_events(self, writer: SocketWriter) -> None:
+    async def _after_events(self, writer: SocketWriter, present: str | None) -> None:
+        """The socket closed: ``present``, its listener, was at a console until now, recorded for every instance (the
+        automatic hand-back's grace counts from their last presence anywhere: ``gateway/alerts.py``)."""
         await writer.close()
         await self.presence.announce(self.store)
+        if present is not None:
+            with contextlib.suppress(StoreError):  # the alert checks record those still here every 10 s
+                await self.store.mark_present({present: self.clock()})
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:

@@ -37,6 +37,10 @@ class Presence:
     def local(self) -> frozenset[str]:
         return frozenset(_digest(name) for name, count in self.connections.items() if count > 0)
 
+    def here(self) -> list[str]:
+        """The listeners with a console open on this instance (names: for the store, never for the events)."""
+        return sorted(name for name, count in self.connections.items() if count > 0)
+
     def online(self) -> int:
         return len(self._names())
 

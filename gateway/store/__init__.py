@@ -817,6 +817,23 @@ class RetriesReleases(Protocol):
         ...
 
 
+PRESENT_KEPT_SECONDS = 30 * 86400  # when listeners were last at a console: kept this long after the last record
+
+
+class PresentStore(Protocol):
+    """When each listener was last at a console, on any instance: the automatic hand-back's grace is counted from it
+    (``gateway/alerts.py``), not from when one instance happened to see them gone."""
+
+    async def mark_present(self, seen: dict[str, datetime]) -> None:
+        """Listener name → a time they were at a console; each keeps the latest time recorded (by any instance)."""
+        ...
+
+    async def last_present(self, names: Iterable[str]) -> dict[str, datetime]:
+        """When each of ``names`` was last recorded at a console; a name never recorded (or not for
+        ``PRESENT_KEPT_SECONDS``) is left out."""
+        ...
+
+
 class AuditStore(Protocol):
     async def audit(self, entry: AuditEntry) -> None:
         """Append an entry to the audit log."""
@@ -987,12 +1004,12 @@ class LockStore(Protocol):
 class BatchStore(Protocol):
     def batch(self) -> AbstractAsyncContextManager[None]:
         """Inside, this task's writes that answer nothing (``save_conversation``, ``append_transcript``,
-        ``outbox_put``, ``set_timer``, ``cancel_timers``, ``enqueue``, ``publish``) are held, then sent together
-        when the block ends: one Redis pipeline (one round trip; single-slot steps in a crash-safe order, see
-        :mod:`gateway.store.redis`), one SQLite transaction. Any
-        other call made inside sends the held writes first, so a read sees every write before it. A Conflict of a
-        held ``save_conversation`` is raised when the writes are sent. When the block raises, the held writes are
-        dropped: none of them was made. A batch inside a batch is the outer one.
+        ``outbox_put``, ``set_timer``, ``cancel_timers``, ``enqueue``, ``publish``, ``audit``; and SQLite's
+        ``requeue``, its entry read at once) are held, then sent together when the block ends: one Redis pipeline
+        (one round trip; single-slot steps in a crash-safe order, see :mod:`gateway.store.redis`), one SQLite
+        transaction. Any other call made inside sends the held writes first, so a read sees every write before it.
+        A Conflict of a held ``save_conversation`` is raised when the writes are sent. When the block raises, the
+        held writes are dropped: none of them was made. A batch inside a batch is the outer one.
         """
         ...
 
@@ -1055,6 +1072,7 @@ class Store(
     LockStore,
     BlockStore,
     AuditStore,
+    PresentStore,
     CaseworkStore,
     RetentionStore,
     SealStore,

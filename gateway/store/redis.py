@@ -60,7 +60,7 @@ import functools
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -83,6 +83,7 @@ from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
     CLIENT_OPEN,
     OPENING_KEPT_SECONDS,
+    PRESENT_KEPT_SECONDS,
     RECEIPT_KEPT_SECONDS,
     AuditEntry,
     Author,
@@ -1411,17 +1412,38 @@ class RedisStore:
     async def remove_block(self, key: str) -> bool:
         return bool(await self._redis.hdel(_key("blocks"), key) == 1)
 
-    @_guarded
+    @_holdable
     async def audit(self, entry: AuditEntry) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.lpush(_key("audit"), dumps(encode_audit(entry)))
+        """Held in a batch (a hand-back's line goes in its pipeline, after the record); the list's trim right after
+        the push (a cut between them leaves it one longer for a while)."""
+        raw = dumps(encode_audit(entry))
+
+        def queue(pipe: Pipeline) -> None:
+            pipe.lpush(_key("audit"), raw)
             pipe.ltrim(_key("audit"), 0, AUDIT_KEPT - 1)
-            await pipe.execute()
+
+        await self._write(queue)
 
     @_guarded
     async def audit_log(self, limit: int = 200) -> list[AuditEntry]:
         raws = await self._redis.lrange(_key("audit"), 0, limit - 1)
         return [loads("audit", raw, decode_audit) for raw in raws]
+
+    # When listeners were last at a console
+
+    @_holdable
+    async def mark_present(self, seen: dict[str, datetime]) -> None:
+        if seen:
+            args: list[Any] = [PRESENT_KEPT_SECONDS * 1000]
+            for name, at in seen.items():
+                args += [name, to_us(at)]
+            await self._write(lambda pipe: _eval(pipe, "mark_present", [K.PRESENT], args))
+
+    @_guarded
+    async def last_present(self, names: Iterable[str]) -> dict[str, datetime]:
+        wanted = list(names)
+        found = await self._redis.hmget(K.PRESENT, wanted) if wanted else []
+        return {name: from_us(int(at)) for name, at in zip(wanted, found, strict=True) if at is not None}
 
     # Retention and erasure (gateway/store/redis_retention.py)
 

@@ -44,6 +44,7 @@ def key(*parts: str) -> str:
     return PREFIX + ":".join(parts)
 
 
+PRESENT = PREFIX + "present:{listeners}"  # listener name -> µs they were last at a console, on any instance
 KEPT_RECEIPTS = PREFIX + "{rk}:kept"  # the provider ids of the receipts kept, scored by when they expire (µs)
 
 

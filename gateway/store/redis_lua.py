@@ -892,7 +892,18 @@ redis.call('DEL', KEYS[1])
 return kept
 """
 
+# When listeners were last at a console (``RedisStore.mark_present``): each keeps the latest time recorded.
+# KEYS: the hash. ARGV: its TTL (ms), then name, µs pairs.
+_MARK_PRESENT = """
+for i = 2, #ARGV, 2 do
+  local old = redis.call('HGET', KEYS[1], ARGV[i])
+  if not old or tonumber(old) < tonumber(ARGV[i + 1]) then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+"""
+
 SCRIPTS = {
+    "mark_present": _MARK_PRESENT,
     "keep_receipt": _KEEP_RECEIPT,
     "take_receipt": _TAKE_RECEIPT,
     "put_conversation": _PUT_CONVERSATION,

@@ -24,9 +24,9 @@ import functools
 import itertools
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,6 +41,7 @@ from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
     CLIENT_OPEN,
     OPENING_KEPT_SECONDS,
+    PRESENT_KEPT_SECONDS,
     RECEIPT_KEPT_SECONDS,
     AuditEntry,
     Author,
@@ -183,6 +184,7 @@ CREATE TABLE IF NOT EXISTS openings (digest TEXT PRIMARY KEY, conversation_id TE
 CREATE TABLE IF NOT EXISTS console_sessions (key TEXT PRIMARY KEY, name TEXT NOT NULL, expires_us INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS console_sessions_name ON console_sessions (name);
 CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS present (name TEXT PRIMARY KEY, at_us INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS notices (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, conversation_id TEXT NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS evidence (notice_id TEXT PRIMARY KEY, data TEXT NOT NULL);
@@ -233,6 +235,13 @@ def path_from_url(url: str) -> Path:
     if not path or path == url:
         raise ConfigError("GATEWAY_STORE: a sqlite URL needs a file path, e.g. sqlite:///var/gateway.sqlite3")
     return Path(path)
+
+
+_REQUEUE = "UPDATE queue SET taken_by = NULL WHERE conversation_id = ?"
+_MARK_PRESENT = (
+    "INSERT INTO present (name, at_us) VALUES (?, ?)"
+    " ON CONFLICT (name) DO UPDATE SET at_us = max(at_us, excluded.at_us)"
+)
 
 
 @contextmanager
@@ -793,9 +802,16 @@ class SqliteStore:
         return int(rows[0][0])
 
     async def requeue(self, conversation_id: str) -> QueueEntry:
-        entry = await self._update_entry(
-            conversation_id, "UPDATE queue SET taken_by = NULL WHERE conversation_id = ?", (conversation_id,)
-        )
+        """Inside a batch (a hand-back's, under the conversation's lock: no other change of its entry can come
+        between), the entry is read now and its change held, so that the hand-back's writes are one transaction:
+        an instance dying halfway leaves none of them, never a waiting entry beside a record that says held."""
+        if self._batch() is not None:
+            rows = await self._select("SELECT * FROM queue WHERE conversation_id = ?", (conversation_id,))
+            if not rows:
+                raise Conflict(f"conversation {conversation_id} has no queue entry")
+            await self._write(lambda conn: conn.execute(_REQUEUE, (conversation_id,)))
+            return replace(_queue_entry(rows[0]), taken_by=None)
+        entry = await self._update_entry(conversation_id, _REQUEUE, (conversation_id,))
         if entry is None:
             raise Conflict(f"conversation {conversation_id} has no queue entry")
         return entry
@@ -1276,11 +1292,37 @@ class SqliteStore:
         return await self._change("DELETE FROM blocks WHERE key = ?", (key,)) == 1
 
     async def audit(self, entry: AuditEntry) -> None:
-        await self._change("INSERT INTO audit (data) VALUES (?)", (dumps(encode_audit(entry)),))
+        """Held in a batch: in its transaction (a hand-back's line with the record it tells of)."""
+        raw = dumps(encode_audit(entry))
+        await self._write(lambda conn: conn.execute("INSERT INTO audit (data) VALUES (?)", (raw,)))
 
     async def audit_log(self, limit: int = 200) -> list[AuditEntry]:
         rows = await self._select("SELECT data FROM audit ORDER BY seq DESC LIMIT ?", (limit,))
         return [loads("audit", row["data"], decode_audit) for row in rows]
+
+    # When listeners were last at a console
+
+    async def mark_present(self, seen: dict[str, datetime]) -> None:
+        if not seen:
+            return
+        rows = [(name, to_us(at)) for name, at in seen.items()]
+        kept = to_us(max(seen.values()) - timedelta(seconds=PRESENT_KEPT_SECONDS))  # the app's clock, not ours
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany(_MARK_PRESENT, rows)
+            conn.execute("DELETE FROM present WHERE at_us < ?", (kept,))
+
+        await self._write(write)
+
+    async def last_present(self, names: Iterable[str]) -> dict[str, datetime]:
+        wanted = list(names)
+        found: dict[str, datetime] = {}
+        for start in range(0, len(wanted), 500):  # SQLite's bound on parameters
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = await self._select(f"SELECT name, at_us FROM present WHERE name IN ({marks})", tuple(chunk))
+            found |= {row["name"]: from_us(row["at_us"]) for row in rows}
+        return found
 
     # Encryption at rest
 

@@ -25,12 +25,14 @@ from typing import Any, cast
 import pytest
 import redis
 
+from gateway.alerts import Watch
 from gateway.console.actions import Actions
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
 from gateway.flowset import FlowSet
 from gateway.messages import ChannelName, Inbound
+from gateway.metrics import Metrics
 from gateway.store import Author, Store, open_store
 from gateway.testing import store_keys
 from tests.conftest import ROOT, Clock
@@ -48,9 +50,8 @@ class Killed(BaseException):
     """The instance died: nothing after this point runs (no ``except Exception`` of the gateway catches it)."""
 
 
-class DiesAtSave:
-    """The real store, whose instance dies when it saves a conversation handed back to the queue: after the hand-back's
-    message was handed to the store, before its new status is saved."""
+class Dying:
+    """The real store, whose instance dies at a point a subclass chooses (``died`` counts it)."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -59,11 +60,35 @@ class DiesAtSave:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
+
+class DiesAtSave(Dying):
+    """The real store, whose instance dies when it saves a conversation handed back to the queue: after the hand-back's
+    message was handed to the store, before its new status is saved."""
+
     async def save_conversation(self, conversation: Conversation, **options: Any) -> None:
         if conversation.status == Status.QUEUED and conversation.listener is None and not self.died:
             self.died += 1
             raise Killed
         await self._store.save_conversation(conversation, **options)
+
+
+class DiesAfterRequeue(Dying):
+    """The real store, whose instance dies right after a hand-back's queue step (``requeue``) was asked of it:
+    before the message, the status and the record."""
+
+    async def requeue(self, conversation_id: str) -> Any:
+        entry = await self._store.requeue(conversation_id)
+        self.died += 1
+        raise Killed
+        return entry  # pragma: no cover
+
+
+class DiesAtAudit(Dying):
+    """The real store, whose instance dies when the hand-back's audit line is handed to it."""
+
+    async def audit(self, entry: Any) -> None:
+        self.died += 1
+        raise Killed
 
 
 def instance(store: object, clock: Clock) -> tuple[Dispatcher, Actions]:
@@ -150,3 +175,55 @@ async def test_a_pipeline_cut_after_the_message_is_completed_by_the_next_try_tol
     clock.advance(seconds=10)  # the next check; the lost release was made again by token (or lapses in 6 s)
     assert await second.hand_back_absent(conversation_id, "anne", lambda name: not back)
     await told_once_and_waiting(redis_store, conversation_id)
+
+
+@pytest.mark.parametrize("how", ["automatic", "logout"])
+async def test_an_instance_dying_right_after_the_queue_step_leaves_the_young_person_takeable(
+    store: Store, store_url: str, clock: Clock, how: str
+) -> None:
+    """The hand-back's queue step was made and nothing after it: its queue entry waits while its record says held,
+    so nobody may take the young person (and a listener back at their console answers one the queue lists as
+    waiting). SQLite makes the queue step in the batch's one transaction: nothing was written. Redis makes it alone
+    (the queue is another slot than the record): the next alert check completes the hand-back within its period,
+    whether Anne is back (here) or not, with no grace to wait."""
+    conversation_id = await held_by_anne(store, clock)
+    dying = DiesAfterRequeue(store)
+    _, first = instance(dying, clock)
+    with pytest.raises(Killed):
+        if how == "automatic":
+            await first.hand_back_absent(conversation_id, "anne", lambda name: True)
+        else:  # her logout's
+            await first.hand_back(conversation_id, "anne")
+    assert dying.died == 1
+    if store_url.startswith("sqlite"):  # one transaction: dropped whole
+        assert await store.waiting() == []
+    _, second = instance(store, clock)  # another instance, or this one restarted
+    watch = Watch(store, Metrics(), clock=clock, outbox_alert_seconds=60, listener_present=lambda name: True,
+                  complete=second.complete_hand_back)  # fmt: skip
+    await watch.check()  # Anne is back at her console: nothing is taken from her for her absence
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None
+    waiting = [e.conversation_id for e in await store.waiting()]
+    state = (conversation.status, conversation.listener, waiting)
+    assert state in [(Status.WITH_LISTENER, "anne", []), (Status.QUEUED, None, [conversation_id])], state
+    if waiting:  # completed: another listener may take the young person, told their place by the queue's timer
+        await second.take(conversation_id, "bruno", 3)
+        [audited] = [e for e in await store.audit_log() if e.action == "hand_back"]
+        assert "cut short" in audited.detail
+
+
+async def test_an_instance_dying_at_the_audit_line_does_not_lose_it(store: Store, clock: Clock) -> None:
+    """The line that tells the supervisors whose absence it was is written with the hand-back (in its batch): dying
+    when it is handed to the store leaves nothing written, and the next check writes the hand-back and its line.
+    Before, it was written after the batch: the conversation went back to the queue and the line was lost."""
+    conversation_id = await held_by_anne(store, clock)
+    dying = DiesAtAudit(store)
+    _, first = instance(dying, clock)
+    with pytest.raises(Killed):
+        await first.hand_back_absent(conversation_id, "anne", lambda name: True)
+    assert dying.died == 1
+    _, second = instance(store, clock)
+    await second.hand_back_absent(conversation_id, "anne", lambda name: True)
+    await told_once_and_waiting(store, conversation_id)
+    [audited] = [e for e in await store.audit_log() if e.action == "hand_back"]
+    assert audited.subject == conversation_id and "from anne" in audited.detail

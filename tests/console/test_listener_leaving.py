@@ -152,3 +152,43 @@ async def test_a_supervisor_closes_or_transfers_a_conversation_another_listener_
     assert await store.held_by("anne") == 0  # her capacity freed
     [entry] = [e for e in await store.audit_log() if e.action == action]
     assert (entry.actor, entry.subject) == ("sam", conversation_id) and entry.detail.endswith("from anne")
+
+
+@pytest.mark.parametrize("action", ["close", "transfer"])
+async def test_what_a_supervisor_took_away_is_no_longer_its_former_holders(
+    client: Client, clock: Clock, action: str
+) -> None:
+    """Sam (a supervisor) closes or transfers what Anne held: Anne can no longer act on it (reply, close, note,
+    transfer: refused), it is not in her list nor her history, and the record names who ended it with the young
+    person (Sam, whose category it is) or nobody (waiting again); the queue, her capacity and the audit agree.
+    Before, a closed one kept Anne as its listener: in her history with Sam's category, open to her in full and
+    to her notes."""
+    anne, conversation_id, _ = await held_by_anne(client, clock)
+    await add_listener(client, "sam", supervisor=True)
+    sam = await other_session(client, "sam")
+    base = f"/api/conversations/{conversation_id}"
+    body = {"outcome": "cyberbullying"} if action == "close" else {"queue": "listeners"}
+    try:
+        assert (await sam.post(f"{base}/{action}", json=body)).status == 200
+        acts = {"/messages": {"text": "Toujours là ?"}, "/refer": {"partner": "112"}}
+        if action == "close":  # waiting again (transfer), it is any listener's to close or note, as every waiting one
+            acts |= {"/close": {"outcome": "cyberbullying"}, "/notes": {"text": "après coup"}}
+        for path, sent in acts.items():
+            response = await anne.post(base + path, json=sent)
+            assert response.status in (403, 409), (path, response.status, await response.text())
+        queue = await (await anne.get("/api/queue")).json()
+        assert queue["mine"] == []
+        assert [c["id"] for c in queue["waiting"]] == ([conversation_id] if action == "transfer" else [])
+        assert (await (await anne.get("/api/history")).json())["ended"] == []
+        ended = [c["id"] for c in (await (await sam.get("/api/history")).json())["ended"]]
+        assert ended == ([conversation_id] if action == "close" else [])
+    finally:
+        await anne.close()
+        await sam.close()
+    store = client.app[STORE]
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None
+    assert conversation.listener == ("sam" if action == "close" else None)
+    assert await store.held_by("anne") == 0
+    [entry] = [e for e in await store.audit_log() if e.action == action]
+    assert (entry.actor, entry.subject) == ("sam", conversation_id) and entry.detail.endswith("from anne")

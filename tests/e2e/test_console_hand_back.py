@@ -3,7 +3,7 @@ it with nobody able to answer: the supervisor sees it under "Chez d'autres écou
 and has "Rendre à la file"; the young person, back in the queue, is told their place
 (tests/console/test_listener_leaving.py for the API, logout and removal).
 
-Chromium on the real app."""
+Chromium on the real app (the supervisor's give-back, close and transfer)."""
 
 from __future__ import annotations
 
@@ -70,5 +70,28 @@ async def test_a_supervisor_closes_a_conversation_held_by_a_listener_who_left(
         await sam.locator("#close-send").click()
         await expect(sam.locator("#others .card")).to_have_count(0)
         await expect(young.locator(".ended")).to_be_visible()
+    finally:
+        await phone.close()
+
+
+async def test_a_supervisor_transfers_a_conversation_held_by_a_listener_who_left(
+    desk: BrowserContext, browser: Browser, server: TestServer
+) -> None:
+    """The supervisor's "Transférer" on another listener's conversation, as its holder: waiting again in the queue
+    chosen, held by nobody (gone from "Chez d'autres écoutant·es"), the young person told their place."""
+    phone = await browser.new_context(viewport={"width": 390, "height": 780}, locale="fr-FR")
+    try:
+        young = await held_by_anne_who_left(browser, server, phone)
+        sam = await log_in(desk, server, "sam")
+        await sam.locator("#others .card .card-open").click()
+        await sam.get_by_role("button", name="Transférer").click()
+        await sam.get_by_label("File").select_option("listeners")
+        await sam.get_by_role("button", name="Transférer", exact=True).last.click()
+        await expect(sam.locator("#others .card")).to_have_count(0)  # the toast: "Nouvelle conversation en attente"
+        await expect(sam.locator("#waiting .card")).to_have_count(1)
+        await expect(young.locator(".msg").last).to_contain_text("position 1")
+        [entry] = await server.app[STORE].waiting()
+        conversation = await server.app[STORE].get_conversation(entry.conversation_id)
+        assert conversation is not None and conversation.listener is None
     finally:
         await phone.close()

@@ -1008,6 +1008,51 @@ async def test_a_batch_that_raises_writes_nothing(store: Store) -> None:
     assert (await store.get_conversation(conversation.id)) == conversation
 
 
+async def test_when_listeners_were_last_present_keeps_the_latest_time(store: Store) -> None:
+    """Instances record when listeners were at a console (``gateway/alerts.py`` counts an absence from it): each
+    name keeps the latest time recorded, whichever instance wrote it and in whatever order."""
+    assert await store.last_present(["anne"]) == {}
+    await store.mark_present({"anne": minutes(10), "bruno": minutes(3)})
+    await store.mark_present({"anne": minutes(4)})  # an older time, written late: kept out
+    await store.mark_present({})
+    assert await store.last_present(["anne", "bruno", "chloé"]) == {"anne": minutes(10), "bruno": minutes(3)}
+    await store.mark_present({"bruno": minutes(12)})
+    assert await store.last_present(["bruno"]) == {"bruno": minutes(12)}
+    assert await store.last_present([]) == {}
+
+
+async def test_an_audit_line_is_held_in_a_batch_and_dropped_with_it(store: Store) -> None:
+    """A hand-back's audit line goes with its writes (``Actions.hand_back_absent``): with them or not at all."""
+    conversation, _ = await store.active_conversation(TG, "batch-9", T0)
+    line = AuditEntry(T0, "gateway", "hand_back", conversation.id, "from anne")
+    with pytest.raises(RuntimeError):
+        async with store.batch():
+            await store.audit(line)
+            await store.save_conversation(replace(conversation, status=Status.QUEUED))
+            raise RuntimeError("the instance died")
+    assert await store.audit_log() == []
+    async with store.batch():
+        await store.save_conversation(replace(conversation, status=Status.QUEUED))
+        await store.audit(line)
+    assert await store.audit_log() == [line]
+
+
+async def test_sqlite_requeue_in_a_batch_is_dropped_with_it(store: Store, store_url: str) -> None:
+    """SQLite holds a hand-back's queue step in its batch (one transaction with the record); Redis makes it at once
+    (another slot: a cut after it is completed by the alert checks, ``Actions.complete_hand_back``)."""
+    await store.enqueue("rq", "general", Priority.NORMAL, T0)
+    await store.take("rq", "anne", T0)
+    with pytest.raises(RuntimeError):
+        async with store.batch():
+            entry = await store.requeue("rq")
+            assert entry.taken_by is None and entry.conversation_id == "rq"
+            raise RuntimeError("the instance died")
+    assert [e.conversation_id for e in await store.waiting()] == ([] if store_url.startswith("sqlite") else ["rq"])
+    with pytest.raises(Conflict):
+        async with store.batch():
+            await store.requeue("none")
+
+
 async def test_a_locked_batch_makes_its_writes_before_the_lock_is_free(store: Store) -> None:
     conversation, _ = await store.active_conversation(TG, "batch-4", T0)
     saved_when_free: list[Status] = []
