@@ -66,8 +66,8 @@ def test_every_calibration_file_has_the_readme_s_keys_and_values_and_no_message_
     thirteenth's; since the fourteenth round's third part these seven are training files), dev15a … dev15d.jsonl
     (the fourteenth's judges and calibration), dev16a … dev16d.jsonl and dev17a, dev17b.jsonl (the fifteenth's),
     dev18a, dev18b.jsonl and dev19a, dev19b.jsonl (the sixteenth's judges), dev19c.jsonl (the seventeenth's judge),
-    dev20a, dev20b.jsonl (the seventeenth's development files), dev21a, dev21b.jsonl and dev22a, dev22b.jsonl (unread
-    judges for the next rounds), each on its own."""
+    dev20a, dev20b.jsonl (the seventeenth's development files), dev21a, dev21b.jsonl and dev22a, dev22b.jsonl (the
+    nineteenth session's measurement), each on its own."""
     for name in ("dev11a.jsonl", "dev11b.jsonl", "dev11c.jsonl", "dev12d.jsonl", "dev12e.jsonl", "dev12f.jsonl",
                  "dev12g.jsonl", "dev15a.jsonl", "dev15b.jsonl", "dev15c.jsonl", "dev15d.jsonl", "dev16a.jsonl",
                  "dev16b.jsonl", "dev16c.jsonl", "dev16d.jsonl", "dev17a.jsonl", "dev17b.jsonl", "dev18a.jsonl",
