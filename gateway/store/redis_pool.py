@@ -37,11 +37,21 @@ import hiredis
 from redis._parsers import Encoder
 from redis.asyncio import BlockingConnectionPool
 from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import (
+    Sentinel,
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+    SentinelManagedSSLConnection,
+)
+from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, DataError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 from redis.typing import EncodableT
+
+from gateway.store.redis_url import SentinelURL, is_sentinel
 
 
 class _ReconnectWhenPingFails:
@@ -154,16 +164,52 @@ class CheckedUnixConnection(_PackedInC, _WrittenInPlace, _ReconnectWhenPingFails
     """unix:// (a Redis on the same machine, through its ``unixsocket``: docs/deployment.md)"""
 
 
+class CheckedSentinelConnection(_PackedInC, _WrittenInPlace, _ReconnectWhenPingFails, SentinelManagedConnection):
+    """redis+sentinel:// (each new connection asks the Sentinels where the primary is: gateway/store/redis_url.py)"""
+
+
+class CheckedSentinelSSLConnection(_PackedInC, _WrittenInPlace, _ReconnectWhenPingFails, SentinelManagedSSLConnection):
+    """rediss+sentinel://"""
+
+
+class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """redis-py's pool of a Sentinel-managed primary, blocking as the other pools here: a connection is made to the
+    address the Sentinels give at that moment; when it changes (a failover), the idle connections to the old one are
+    closed (``SentinelConnectionPool.get_master_address``), and the ones in use fail with it. Closing the pool
+    closes the connections to the Sentinels too (the pool owns them)."""
+
+    sentinel_manager: Sentinel
+
+    async def aclose(self) -> None:
+        try:
+            await super().aclose()
+        finally:
+            await self.sentinel_manager.aclose()
+
+
 def open_pool(
     url: str, *, max_connections: int, timeout: float, health_check_interval: float, **options: Any
 ) -> BlockingConnectionPool:
+    checks = {"max_connections": max_connections, "timeout": timeout, "health_check_interval": health_check_interval,
+              "maint_notifications_config": MaintNotificationsConfig(enabled=False)}  # fmt: skip
+    if is_sentinel(url):
+        return _sentinel_pool(SentinelURL.parse(url), **checks, **options)
     checked: type[AbstractConnection] = CheckedConnection
     if url.startswith("rediss://"):
         checked = CheckedSSLConnection
     elif url.startswith("unix://"):
         checked = CheckedUnixConnection
-    return BlockingConnectionPool.from_url(
-        url, connection_class=checked, max_connections=max_connections, timeout=timeout,
-        health_check_interval=health_check_interval, maint_notifications_config=MaintNotificationsConfig(enabled=False),
-        **options,
-    )  # fmt: skip
+    return BlockingConnectionPool.from_url(url, connection_class=checked, **checks, **options)
+
+
+def _sentinel_pool(url: SentinelURL, **options: Any) -> BlockingSentinelPool:
+    """The primary's pool, with the checks and options of the standalone one. The Sentinels are asked with no
+    retry (a client's default retries three times with a backoff of up to 10 s: a Sentinel down would have held
+    every new connection that long before the next Sentinel was asked) and with the same socket timeouts."""
+    sockets = {k: v for k, v in options.items() if k.startswith("socket_")}
+    asking = {**sockets, **url.sentinel_options, "retry": Retry(NoBackoff(), 0), "ssl": url.tls,
+              "maint_notifications_config": options["maint_notifications_config"]}  # fmt: skip
+    sentinel = Sentinel(list(url.sentinels), sentinel_kwargs=asking)  # type: ignore[no-untyped-call]  # redis-py
+    checked = CheckedSentinelSSLConnection if url.tls else CheckedSentinelConnection
+    options = {**url.redis_options, **options, "connection_class": checked, "is_master": True}
+    return BlockingSentinelPool(url.service, sentinel, **options)  # type: ignore[no-untyped-call]  # redis-py
