@@ -106,7 +106,7 @@ def _limits_scheme(store_url: str) -> str:
     the primary (``gateway/store/redis_pool.py``), so ``limits`` sees one Redis (its own Sentinel storage would make
     a pool of redis-py's, without our checks)."""
     if is_sentinel(store_url):
-        return "async+redis://sentinel-managed"
+        return "async+redis://primary-named-by-sentinel:6379"  # never connected to: the pool is
     return ("async+redis+" if store_url.startswith("unix://") else "async+") + store_url
 
 

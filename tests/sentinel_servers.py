@@ -106,6 +106,10 @@ class Sentinels:
             return None
         return int(address[1]) if address else None
 
+    def primary_offset(self) -> int:
+        """How far the primary's replication stream has gone (its writes so far)."""
+        return int(_info(self.primary_port, "replication")["master_repl_offset"])
+
     def kill_primary(self) -> None:
         """``kill -9``: no shutdown, nothing flushed; its clients' connections reset by the kernel."""
         self.primary.kill()

@@ -67,6 +67,14 @@ class SentinelURL:
         """ConfigError naming what is wrong (never the URL itself: it may hold a password)."""
         if not is_sentinel(url):
             raise ConfigError("a Sentinel URL starts with redis+sentinel:// or rediss+sentinel://")
+        try:
+            return cls._parse(url)
+        except ValueError:  # urllib's (a bracket that does not close…): its message may quote the URL
+            raise ConfigError("a Sentinel URL that cannot be read as a URL: redis+sentinel://host1:26379,"
+                              "host2:26379/mymaster?db=0") from None  # fmt: skip
+
+    @classmethod
+    def _parse(cls, url: str) -> SentinelURL:
         parts = urlsplit(url)
         tls = parts.scheme == "rediss+sentinel"
         userinfo, _, hosts = parts.netloc.rpartition("@")

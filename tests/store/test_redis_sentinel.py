@@ -1,0 +1,114 @@
+"""The store on ``redis+sentinel://`` with real processes (tests/sentinel_servers.py): the pool asks the Sentinels
+without redis-py's client retries, and closes every connection it made, the Sentinels' too. The failover itself,
+``kill -9`` of the primary under a burst, is tests/test_sentinel_failover.py."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.app import create_app
+from gateway.settings import Settings
+from gateway.store import open_store
+from gateway.testing import store_keys
+from tests.conftest import Clock
+from tests.sentinel_servers import Sentinels
+from tests.test_webchat import hello, say
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture(scope="module")
+def sentinels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sentinels]:
+    servers = Sentinels(tmp_path_factory.mktemp("sentinels"))
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
+class Refusing:
+    """A Sentinel that is down in the worst way for a client that retries: it accepts, then closes at once."""
+
+    def __init__(self) -> None:
+        self.accepted = 0
+        self.server: asyncio.Server | None = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        writer.close()
+
+    async def __aenter__(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+
+@pytest.fixture
+async def refusing() -> AsyncIterator[tuple[Refusing, int]]:
+    sentinel = Refusing()
+    async with sentinel as port:
+        yield sentinel, port
+
+
+async def test_a_sentinel_down_is_asked_once_then_the_next_one(
+    sentinels: Sentinels, refusing: tuple[Refusing, int]
+) -> None:
+    """redis-py's client retries a connection error three times with a backoff of up to 10 s by default: a Sentinel
+    down first in the list held every new connection that long. Asked once, the next Sentinel answers."""
+    dead, port = refusing
+    url = sentinels.url.replace("redis+sentinel://", f"redis+sentinel://127.0.0.1:{port},")
+    started = time.monotonic()
+    store = await open_store(url, keys=store_keys(url), max_connections=4)
+    try:
+        await asyncio.gather(*(store.ping() for _ in range(8)))  # several connections: each asks the Sentinels
+    finally:
+        await store.close()
+    assert dead.accepted == 1  # then the Sentinel that answered is asked first (redis-py moves it to the front)
+    assert time.monotonic() - started < 5
+
+
+def clients(port: int) -> list[str]:
+    """The clients of a server (a Redis or a Sentinel) but this one, the Sentinels' and the replica's links."""
+    with redis.Redis(port=port, decode_responses=True) as admin:
+        me = admin.client_id()
+        return sorted(f"{c['addr']} {c['cmd']}" for c in admin.client_list() if c["id"] != str(me)
+                      and not c["name"].startswith("sentinel-") and "S" not in c["flags"])  # fmt: skip
+
+
+async def until_no_clients(port: int) -> None:
+    deadline = time.monotonic() + 20
+    while found := clients(port):
+        assert time.monotonic() < deadline, found
+        await asyncio.sleep(0.05)
+
+
+async def test_every_connection_is_closed_at_shutdown_the_sentinels_too(
+    settings: Settings, sentinels: Sentinels, clock: Clock
+) -> None:
+    """The store's pool and the rate limits' each own a Sentinel client (its connections to the Sentinels): the
+    app's cleanup closes them with the pools, so a restart in a loop leaks nothing on either side."""
+    sentinel_port = sentinels.sentinels[0][1]
+    await until_no_clients(sentinel_port)
+    app = await create_app(settings.replace(store=sentinels.url), clock=clock, worker_poll_seconds=0.05)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        async with client.ws_connect("/chat/ws") as ws:  # a new chat and a message: both rate-limited
+            await hello(ws)
+            await say(ws, "m0", "2")
+        assert clients(sentinel_port) and clients(sentinels.primary_port)
+    finally:
+        await client.close()
+    await until_no_clients(sentinel_port)
+    await until_no_clients(sentinels.primary_port)
