@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -138,8 +139,13 @@ async def replicated(sentinels: Sentinels) -> bool:
 
 
 async def test_a_sentinel_failover_mid_burst_is_followed_without_a_restart(
-    aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, sentinels: Sentinels, graph: FakeGraphAPI
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    settings: Settings,
+    sentinels: Sentinels,
+    graph: FakeGraphAPI,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     settings = settings.replace(
         store=sentinels.url, messenger_app_secret=SECRET, messenger_verify_token="verify",
         messenger_page_access_token="page-token", messenger_api_url=graph.url + "/v23.0",
@@ -252,3 +258,8 @@ async def test_a_sentinel_failover_mid_burst_is_followed_without_a_restart(
         if person in fresh:  # their whole conversation on the new primary: no reply more than twice
             for text, count in reached.items():
                 assert count <= 2 * replies[text], (person.psid, text, count, replies[text])
+    logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
+    for person in spanning + fresh:  # the outage told by classes and addresses: no sender, no word of theirs
+        assert person.psid not in logged
+        assert not any(m.text in logged for m in person.messages)
+    assert "ConnectionError" in logged  # the outage was told, what it said was read
