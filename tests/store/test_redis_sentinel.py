@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -98,7 +99,7 @@ async def test_every_connection_is_closed_at_shutdown_the_sentinels_too(
 ) -> None:
     """The store's pool and the rate limits' each own a Sentinel client (its connections to the Sentinels): the
     app's cleanup closes them with the pools, so a restart in a loop leaks nothing on either side."""
-    sentinel_port = sentinels.sentinels[0][1]
+    sentinel_port = sentinels.sentinel_ports[0]
     await until_no_clients(sentinel_port)
     app = await create_app(settings.replace(store=sentinels.url), clock=clock, worker_poll_seconds=0.05)
     client = TestClient(TestServer(app))
@@ -112,3 +113,21 @@ async def test_every_connection_is_closed_at_shutdown_the_sentinels_too(
         await client.close()
     await until_no_clients(sentinel_port)
     await until_no_clients(sentinels.primary_port)
+
+
+async def test_rediss_sentinel_reaches_sentinels_and_primary_over_tls(tmp_path: Path) -> None:
+    """``rediss+sentinel://``: the Sentinels and the primary listen on TLS only (no plain port), the URL names the
+    test's CA: the store opens, writes and reads, its events arrive."""
+    servers = Sentinels(tmp_path, tls=True)
+    try:
+        assert servers.url.startswith("rediss+sentinel://")
+        store = await open_store(servers.url, keys=store_keys(servers.url), max_connections=4)
+        try:
+            await store.ping()
+            assert store.closed is False
+        finally:
+            await store.close()
+        with servers.client(servers.primary_port) as primary:  # what the store wrote reached the primary
+            assert primary.dbsize() > 0
+    finally:
+        servers.stop()
