@@ -117,7 +117,7 @@ async def test_every_connection_is_closed_at_shutdown_the_sentinels_too(
 
 async def test_rediss_sentinel_reaches_sentinels_and_primary_over_tls(tmp_path: Path) -> None:
     """``rediss+sentinel://``: the Sentinels and the primary listen on TLS only (no plain port), the URL names the
-    test's CA: the store opens, writes and reads, its events arrive."""
+    test's CA: the store opens and writes there."""
     servers = Sentinels(tmp_path, tls=True)
     try:
         assert servers.url.startswith("rediss+sentinel://")
