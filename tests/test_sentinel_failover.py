@@ -6,12 +6,13 @@ Messenger messages keep coming from three young people, each resending what was 
 does, a web chat socket and a console socket stay open, ``/readyz`` is polled; then the primary is killed.
 
 What the test allows, and why: Redis replication is asynchronous, so what the old primary acknowledged and had
-not yet sent to its replica when it was killed is lost (a message acknowledged before the kill may be missing, a
-reply of one may go out twice: its "sent" mark lost). What it does not allow: a message first sent after the kill
-and acknowledged that is missing or recorded twice, a reply recorded on the new primary that never reaches the
-provider, or one sent more than twice (the outbox's bound after a fault: docs/architecture.md, "Replies"); nor a
-message acknowledged before the kill recorded twice. docs/deployment.md ("Failover with Sentinel") gives the
-figures this test prints.
+not yet sent to its replica when it was killed is lost. A message acknowledged before the kill may be missing; a
+reply written before it may go out twice (its "sent" mark lost) or be held by the replica only in part, so it is not
+checked. What it does not allow: a message first sent after the kill and acknowledged that is missing or recorded
+twice; a reply written after the kill that never reaches the provider; a reply of a conversation begun after the
+kill sent more than twice (the outbox's bound after a fault: docs/architecture.md, "Replies"); a message
+acknowledged before the kill recorded twice. docs/deployment.md ("Failover with Sentinel") gives the figures this
+test prints.
 
 Every wait is on a condition, bounded by one deadline from the kill (``FOLLOW_SECONDS``).
 """
@@ -153,7 +154,8 @@ async def test_a_sentinel_failover_mid_burst_is_followed_without_a_restart(
         limit_chats_per_browser="1000/hour", max_waiting_per_client=100,
     )  # fmt: skip
     # a running clock: what failed in the gap is retried at a later time (the inbox's, the outbox's backoff)
-    client = await aiohttp_client(await create_app(settings, clock=RunningClock(), worker_poll_seconds=0.05))
+    clock = RunningClock()
+    client = await aiohttp_client(await create_app(settings, clock=clock, worker_poll_seconds=0.05))
     store = client.app[STORE]
     loop = asyncio.get_running_loop()
     await add_listener(client, "anne", supervisor=True)  # her console follows every conversation, in the bot too
@@ -175,7 +177,7 @@ async def test_a_sentinel_failover_mid_burst_is_followed_without_a_restart(
                 return all(len(p.before(loop.time())) >= 2 for p in spanning) and await replicated(sentinels)
 
             await until(under_way, "the burst under way, the set-up replicated", start_deadline)
-            killed = loop.time()
+            killed, killed_at, sent_before = loop.time(), clock(), len(graph.accepted())
             sentinels.kill_primary()
             deadline = killed + FOLLOW_SECONDS
 
@@ -245,8 +247,10 @@ async def test_a_sentinel_failover_mid_burst_is_followed_without_a_restart(
         return not any([await store.inbox_waiting(key) for key in waiting])
 
     await until(inbox_drained, "the inbox drained", loop.time() + FOLLOW_SECONDS)
+    inbox_at = loop.time()
     await outbox_drained(client, timeout=FOLLOW_SECONDS)
-    print(f"failover: every message processed and every reply sent {loop.time() - killed:.1f} s after the kill")
+    print(f"failover: every message processed {inbox_at - killed:.1f} s and every reply sent "
+          f"{loop.time() - killed:.1f} s after the kill")  # fmt: skip
     for person in spanning + fresh:
         found = await store.find_active_conversation(ChannelName.MESSENGER, person.psid)
         assert found is not None, person.psid
@@ -256,10 +260,12 @@ async def test_a_sentinel_failover_mid_burst_is_followed_without_a_restart(
             assert said[sent.text] == 1, (person.psid, sent.text, said[sent.text])
         for sent in person.before(killed):  # perhaps lost (not replicated in time), never twice
             assert said[sent.text] <= 1, (person.psid, sent.text, said[sent.text])
-        replies = Counter(e.text for e in entries if e.author == Author.BOT)
-        reached = Counter(r.body["message"]["text"] for r in graph.accepted()
+        # Replies written after the kill (on the new primary only) each reached Messenger after it. One written
+        # before may have lost its outbox item's line with the primary (the replica had the item, not the line).
+        replies = Counter(e.text for e in entries if e.author == Author.BOT and e.at > killed_at)
+        reached = Counter(r.body["message"]["text"] for r in graph.accepted()[sent_before:]
                           if "message" in r.body and r.body["recipient"]["id"] == person.psid)  # fmt: skip
-        for text, count in replies.items():  # every reply the new primary holds reached Messenger
+        for text, count in replies.items():
             assert reached[text] >= count, (person.psid, text, count, reached[text])
         if person in fresh:  # their whole conversation on the new primary: no reply more than twice
             for text, count in reached.items():
