@@ -5,6 +5,7 @@ without redis-py's client retries, and closes every connection it made, the Sent
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,14 +15,18 @@ import redis
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
+from gateway.errors import StoreError
+from gateway.events import QueueChanged, Resync
 from gateway.settings import Settings
-from gateway.store import open_store
+from gateway.store import Listener, open_store, redis_keys
 from gateway.testing import store_keys
 from tests.conftest import Clock
-from tests.sentinel_servers import Sentinels
+from tests.sentinel_servers import SERVICE, Sentinels
 from tests.test_webchat import hello, say
 
 pytestmark = pytest.mark.redis
+
+LISTENERS = redis_keys.key("listeners")  # the hash of listener accounts: written by ``add_listener``
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +136,79 @@ async def test_rediss_sentinel_reaches_sentinels_and_primary_over_tls(tmp_path: 
             assert primary.dbsize() > 0
     finally:
         servers.stop()
+
+
+@pytest.fixture
+def own_sentinels(tmp_path: Path) -> Iterator[Sentinels]:
+    """Sentinels of this test alone: it moves the primary."""
+    servers = Sentinels(tmp_path)
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
+async def planned_failover(servers: Sentinels) -> None:
+    """``SENTINEL FAILOVER`` (an operator's planned switch: both Redis processes stay up), until the Sentinel names
+    the replica. It answers NOGOODSLAVE until its view of the replica is fresh enough: asked again until then."""
+
+    def ask() -> bool:
+        with servers.client(servers.sentinel_ports[0]) as sentinel:
+            try:
+                sentinel.execute_command("SENTINEL", "FAILOVER", SERVICE)
+            except redis.ResponseError as error:
+                assert str(error).startswith("NOGOODSLAVE"), error
+                return False
+        return True
+
+    try:
+        async with asyncio.timeout(30):
+            while not await asyncio.to_thread(ask):
+                await asyncio.sleep(0.2)
+            while await asyncio.to_thread(servers.primary_named) != servers.replica_port:
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        log = (servers.directory / "sentinel0" / "redis.log").read_text()
+        pytest.fail(f"no planned failover within 30 s; the Sentinel's log:\n{log}")
+
+
+async def test_a_planned_failover_moves_writes_and_subscribers_to_the_new_primary(own_sentinels: Sentinels) -> None:
+    """After ``SENTINEL FAILOVER`` the old primary stays a writable primary for about 10 s (until the Sentinels
+    make it a replica, which throws away what it was written meanwhile): the connections open on it must not go on
+    writing there. Within a few seconds of the switch the store writes on the new primary, and its subscription is
+    told (a Resync, or a StoreError after which its consumer subscribes again, on the new primary)."""
+    servers = own_sentinels
+    store = await open_store(servers.url, keys=store_keys(servers.url), max_connections=4)
+    try:
+        await store.add_listener(Listener("before", "hash", capacity=1))
+        subscription = await store.subscribe()
+        loop = asyncio.get_running_loop()
+        await planned_failover(servers)
+        switched = loop.time()
+        with servers.client(servers.primary_port) as old:
+            assert old.info("replication")["role"] == "master"  # still: what is written there now is lost later
+        with servers.client(servers.replica_port) as new:
+            written = 0
+            async with asyncio.timeout(8):  # the old primary is demoted ~10 s after the switch: not waited for
+                while True:
+                    with contextlib.suppress(StoreError):  # a command on the wire when the connections closed
+                        await store.add_listener(Listener(f"after-{written}", "hash", capacity=1))
+                    if new.hexists(LISTENERS, f"after-{written}"):
+                        break
+                    written += 1
+                    await asyncio.sleep(0.05)
+            moved = loop.time() - switched
+            try:  # told, as after the old primary's death: redis-py subscribed again (Resync), or it failed
+                async with asyncio.timeout(8):
+                    assert await anext(subscription) == Resync()
+            except StoreError:
+                pass
+            again = await store.subscribe()
+            await store.publish(QueueChanged())
+            async with asyncio.timeout(8):
+                assert await anext(again) == QueueChanged()
+            await again.aclose()
+            assert new.hexists(LISTENERS, "before")  # replicated before the switch
+        print(f"\nplanned failover: the store wrote on the new primary {moved:.1f} s after the switch")
+    finally:
+        await store.close()
