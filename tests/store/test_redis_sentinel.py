@@ -15,11 +15,12 @@ import redis
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
+from gateway.cli import main
 from gateway.errors import StoreError
 from gateway.events import QueueChanged, Resync
 from gateway.settings import Settings
 from gateway.store import Listener, open_store, redis_keys
-from gateway.testing import store_keys
+from gateway.testing import DATA_KEY, SECRET_KEY, store_keys
 from tests.conftest import Clock
 from tests.sentinel_servers import SERVICE, Sentinels
 from tests.test_webchat import hello, say
@@ -212,3 +213,14 @@ async def test_a_planned_failover_moves_writes_and_subscribers_to_the_new_primar
         print(f"\nplanned failover: the store wrote on the new primary {moved:.1f} s after the switch")
     finally:
         await store.close()
+
+
+async def test_the_store_migration_runs_on_the_primary_the_sentinels_name(
+    sentinels: Sentinels, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``gateway store migrate`` reads GATEWAY_STORE as the gateway does: a Sentinel URL reaches the primary."""
+    monkeypatch.setenv("GATEWAY_STORE", sentinels.url)
+    monkeypatch.setenv("GATEWAY_DATA_KEY", DATA_KEY)
+    monkeypatch.setenv("GATEWAY_SECRET_KEY", SECRET_KEY)
+    assert await asyncio.to_thread(main, ["store", "migrate"]) == 0  # the command runs its own event loop
+    assert "nothing: the layout is current" in capsys.readouterr().out
