@@ -603,7 +603,9 @@ def _store_migrate(args: argparse.Namespace) -> int:
     from gateway.settings import Settings
 
     settings = Settings.from_env()
-    if not settings.store.startswith(("redis://", "rediss://", "unix://")):
+    from gateway.store.redis_url import is_redis
+
+    if not is_redis(settings.store):
         print("the store is SQLite: its layout needs no migration")
         return 0
     counts = asyncio.run(_migrate(settings.store))
@@ -616,12 +618,21 @@ async def _migrate(url: str) -> dict[str, int]:
     from redis.asyncio import Redis
 
     from gateway.store.redis_migrate import migrate
+    from gateway.store.redis_pool import open_pool
 
-    client = Redis.from_url(url, decode_responses=True, encoding_errors="surrogateescape")  # sealed bytes, as read
+    pool = open_pool(
+        url,
+        max_connections=4,
+        timeout=10.0,
+        health_check_interval=30.0,
+        decode_responses=True,
+        encoding_errors="surrogateescape",
+    )  # sealed bytes, as read; a Sentinel URL's primary too
+    client = Redis(connection_pool=pool)
     try:
         return await migrate(client)
     finally:
-        await client.aclose()
+        await client.aclose(close_connection_pool=True)
 
 
 def _add_store(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -31,6 +31,7 @@ from gateway.proxies import ClientAddresses
 from gateway.settings import Settings
 from gateway.store import Counter
 from gateway.store.redis_pool import open_pool
+from gateway.store.redis_url import is_redis, is_sentinel
 
 log = logging.getLogger(__name__)
 
@@ -87,17 +88,26 @@ def open_limit_storage(
                                         health_check_interval=health_check_interval)  # fmt: skip
         client: RedisCluster = clustered.bridge.get_connection()  # type: ignore[attr-defined]  # redis-py's bridge
         return LimitStorage(clustered, cluster=client)
-    if store_url.startswith(("redis://", "rediss://", "unix://")):
+    if is_redis(store_url):
         pool = open_pool(store_url, max_connections=max_connections, timeout=pool_timeout,
                          health_check_interval=health_check_interval)  # fmt: skip
         storage = RedisStorage(
-            ("async+redis+" if store_url.startswith("unix://") else "async+") + store_url,  # limits' schemes
+            _limits_scheme(store_url),
             implementation="redispy",
             key_prefix=KEY_PREFIX,
             connection_pool=pool,  # type: ignore[arg-type]  # passed on to redis-py's client
         )
         return LimitStorage(storage, pool)
     return LimitStorage(MemoryStorage())
+
+
+def _limits_scheme(store_url: str) -> str:
+    """The URL ``limits`` is given for its scheme only: its client is made on our pool. A Sentinel URL's pool follows
+    the primary (``gateway/store/redis_pool.py``), so ``limits`` sees one Redis (its own Sentinel storage would make
+    a pool of redis-py's, without our checks)."""
+    if is_sentinel(store_url):
+        return "async+redis://primary-named-by-sentinel:6379"  # never connected to: the pool is
+    return ("async+redis+" if store_url.startswith("unix://") else "async+") + store_url
 
 
 def client_address(request: web.Request, addresses: ClientAddresses) -> str:

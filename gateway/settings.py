@@ -199,10 +199,7 @@ class Settings(BaseSettings):
             raise ConfigError("GATEWAY_DEV_ALWAYS_OPEN must be 0 or 1")
         if self.access_log not in (0, 1):
             raise ConfigError("GATEWAY_ACCESS_LOG must be 0 or 1")
-        if not (self.store.startswith("sqlite:///") or self.store.startswith(("redis://", "rediss://", "unix://"))):
-            raise ConfigError("GATEWAY_STORE must start with sqlite:///, redis://, rediss:// or unix://")
-        if self.redis_cluster and self.store.startswith("unix://"):
-            raise ConfigError("GATEWAY_REDIS_CLUSTER needs a redis:// URL: a Cluster's nodes are reached over TCP")
+        self._check_store()
         if not self.public_url.startswith(("http://", "https://")):
             raise ConfigError("GATEWAY_PUBLIC_URL must be an http(s) URL")
         if self.max_body_bytes <= 0:
@@ -252,6 +249,23 @@ class Settings(BaseSettings):
             raise ConfigError("GATEWAY_STORE_START_GIVE_UP_SECONDS must be positive (0: wait for ever)")
         if self.late_hold_seconds <= 0:
             raise ConfigError(f"GATEWAY_LATE_HOLD_SECONDS must be positive, not {self.late_hold_seconds}")
+
+    def _check_store(self) -> None:
+        from gateway.store.redis_url import SentinelURL, is_redis, is_sentinel
+
+        if not (self.store.startswith("sqlite:///") or is_redis(self.store)):
+            raise ConfigError("GATEWAY_STORE must start with sqlite:///, redis://, rediss://, unix:// or"
+                              " redis+sentinel:// (rediss+sentinel://)")  # fmt: skip
+        if self.redis_cluster and self.store.startswith("unix://"):
+            raise ConfigError("GATEWAY_REDIS_CLUSTER needs a redis:// URL: a Cluster's nodes are reached over TCP")
+        if is_sentinel(self.store):
+            if self.redis_cluster:
+                raise ConfigError("GATEWAY_REDIS_CLUSTER needs a redis:// URL naming a Cluster's node, not a Sentinel"
+                                  " URL: a Cluster fails over by itself, without Sentinel")  # fmt: skip
+            try:
+                SentinelURL.parse(self.store)
+            except ConfigError as error:
+                raise ConfigError(f"GATEWAY_STORE: {error}") from None
 
     def _check_data_keys(self) -> None:
         from gateway.crypto import parse_key

@@ -7,7 +7,11 @@ quote what a young person wrote; a StoreError at INFO, the outage being told onc
 where it is counted too), counts it in ``gateway_worker_restarts{worker}``, and starts it again after
 an exponential backoff (``base_delay`` doubling up to ``max_delay``; back to ``base_delay`` once a run lasted
 ``stable_seconds``). ``/readyz`` asks :meth:`Supervisor.problems`: a worker waiting to restart is ``down``; one
-that restarted ``too_many`` times within ``window_seconds`` is ``restarting too often``.
+that restarted ``too_many`` times within ``window_seconds`` is ``restarting too often``, its restarts by a
+StoreError not counted: a store outage of a few seconds (a Redis restart, a Sentinel failover) restarts the workers
+that use it five times or more, and they were named "restarting too often" for the window's 60 s after the store
+was back, ``/readyz`` 503 on every instance for a minute after a 2 s failover (tests/test_sentinel_failover.py).
+The store's own check (``store: unreachable``) says the outage while it lasts.
 """
 
 from __future__ import annotations
@@ -101,7 +105,7 @@ class Supervisor:
     async def _keep(self, name: str, worker: Worker) -> None:
         state, failures = self._states[name], 0
         while True:
-            started = self.clock()
+            started, store_failed = self.clock(), False
             state.running = True
             try:
                 await worker()
@@ -111,6 +115,7 @@ class Supervisor:
                 _raise_if_cancelling()
                 self.metrics.outages.failed(name, exc)
                 log.info("worker %s stopped by %s at %s; restarting", name, type(exc).__name__, where(exc))
+                store_failed = True
             except Exception as exc:  # every failure is logged and counted, then the worker restarts
                 _raise_if_cancelling()  # stopping: a worker that swallowed its cancellation is not restarted
                 log.error("worker %s stopped by %s at %s; restarting", name, type(exc).__name__, where(exc))
@@ -119,7 +124,8 @@ class Supervisor:
             failures = 0 if self.clock() - started >= self.stable_seconds else failures
             delay = min(self.base_delay * 2**failures, self.max_delay)
             failures += 1
-            state.restarts.append(self.clock())
+            if not store_failed:  # an outage's restarts are the store's problem, which /readyz names by itself
+                state.restarts.append(self.clock())
             self.metrics.worker_restarts.labels(name).inc()
             await asyncio.sleep(delay)
 

@@ -9,8 +9,8 @@ exactly once.
 
 Every wait after the restart is on a condition (a frame, an acknowledgement, ``/readyz`` answering 200), bounded
 by one deadline, ``RECOVERY_SECONDS`` from the restart: longer than the supervisor's longest backoff (30 s) and than
-its window for "restarting too often" (60 s), during which ``/readyz`` rightly answers 503, so that a busy machine,
-on which a worker may fail five times before Redis answers it, only makes the test slower. (The waits had been
+its window for "restarting too often" (60 s), during which ``/readyz`` answered 503 (until 2026-12-02 a StoreError's
+restarts counted there too), so that a busy machine only makes the test slower. (The waits had been
 counted in tries, ``/readyz`` 600 times 50 ms, and in 10 s per frame: shorter than that window and that backoff.)
 """
 

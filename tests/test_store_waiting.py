@@ -24,7 +24,7 @@ import redis
 from gateway.errors import ConfigError
 from gateway.store.waiting import Reason, _Waiting, open_store_waiting
 from gateway.testing import store_keys
-from tests.store.conftest import _redis_server
+from tests.store.conftest import _free_port, _redis_server
 from tests.test_redis_restart import OwnRedis
 from tests.test_serve import Server
 
@@ -156,3 +156,32 @@ def test_two_reasons_that_alternate_are_said_once_each_then_only_in_reminders(
     assert [late.text in messages[0], refused.text in messages[1]] == [True, True], messages
     assert len(messages) == 3, messages  # both reasons once, then the reminder a minute on: was 100 lines
     assert messages[2].startswith("store still unreachable at start-up after 61 s (62 tries)"), messages
+
+
+async def test_sentinels_that_name_no_primary_are_waited_for_and_named_without_the_password(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``redis+sentinel://`` with no Sentinel answering (all down, or a failover under way: no primary to name):
+    an outage, waited for; the line names the service and the Sentinels, never the password. The host and port of
+    a ``redis://`` URL were read from it before, which a list of Sentinels is not."""
+    caplog.set_level(logging.INFO, logger="gateway.store")
+    first, second = _free_port(), _free_port()
+    url = f"redis+sentinel://:{WRONG}@127.0.0.1:{first},127.0.0.1:{second}/helpline?db=0&sentinel_password={WRONG}"
+    opening = asyncio.create_task(open_store_waiting(
+        url, keys=store_keys(url), give_up_after=0.2, reminder=0.2, delays=(0.01, 0.05),
+    ))  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not any(_tries(r.getMessage()) >= 10 for r in caplog.records):
+            assert not opening.done(), opening  # an outage: never given up (give_up_after 0.2 s)
+            assert time.monotonic() < deadline, caplog.text
+            await asyncio.sleep(0.05)
+    finally:
+        opening.cancel()
+    messages = [r.getMessage() for r in caplog.records if r.name == "gateway.store"]
+    assert messages[0] == (
+        f"{UNREACHABLE}: redis+sentinel service helpline via 127.0.0.1:{first},127.0.0.1:{second}: no Sentinel "
+        "named a primary that is up (MasterNotFoundError): a failover under way, or no Sentinel reached monitors "
+        "this service name; waiting for it, trying again every 0.05 s at most"
+    )
+    assert WRONG not in caplog.text

@@ -8,6 +8,7 @@ import logging
 
 import pytest
 
+from gateway.errors import StoreError
 from gateway.metrics import Metrics
 from gateway.supervisor import Supervisor
 
@@ -147,3 +148,30 @@ async def test_stop_ends_a_worker_that_lost_its_cancellation() -> None:
     await asyncio.wait_for(supervisor.stop(), timeout=30)
     assert swallowed == 1
     assert restarts(metrics, "polls") == 0
+
+
+async def test_restarts_by_a_store_outage_are_not_restarting_too_often() -> None:
+    """A store outage restarts the workers that use it many times in a few seconds: once the store answers they run,
+    and /readyz must not call them "restarting too often" for the next minute (a failover's cost was a minute of 503
+    on every instance). The outage is shown by /readyz's store check while it lasts."""
+    now = [0.0]
+    supervisor = Supervisor(Metrics(), base_delay=0.001, max_delay=0.001, too_many=3, window_seconds=60,
+                            clock=lambda: now[0])  # fmt: skip
+    runs = 0
+    settled = asyncio.Event()
+
+    async def on_the_store() -> None:
+        nonlocal runs
+        runs += 1
+        if runs <= 5:
+            raise StoreError("redis: ConnectionError")
+        settled.set()
+        await asyncio.Event().wait()
+
+    supervisor.add("outbox", on_the_store)
+    supervisor.start()
+    try:
+        await asyncio.wait_for(settled.wait(), timeout=10)
+        assert supervisor.problems() == {}
+    finally:
+        await supervisor.stop()

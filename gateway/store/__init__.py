@@ -6,7 +6,9 @@
   process (:mod:`gateway.store.sqlite`);
 * ``redis://host:port/db``: several gateway instances sharing one Redis, standalone or Cluster (its keys are
   slot-safe: :mod:`gateway.store.redis_keys`) (:mod:`gateway.store.redis`); ``unix:///path/redis.sock?db=0``:
-  the same, to a standalone Redis on the same machine through its unix socket.
+  the same, to a standalone Redis on the same machine through its unix socket;
+  ``redis+sentinel://host1:26379,host2:26379/mymaster?db=0``: the primary the Sentinels name, followed through a
+  failover (:mod:`gateway.store.redis_url`).
 
 The Protocol is split into small role Protocols, one per concern, and each component declares the roles it
 uses (``timers.py``'s ``TimersRoles``: :class:`TimerStore`, :class:`LockStore`, :class:`ConversationStore`,
@@ -1107,15 +1109,19 @@ async def open_store(
     seconds is checked (PING) before it is used again, so one cut meanwhile is replaced rather than failing a call;
     ``cluster``: ``url`` names a node of a Redis Cluster (a Cluster client follows the slots).
     """
+    from gateway.store.redis_url import is_redis, is_sentinel
+
     if url.startswith("sqlite:///"):
         from gateway.store.sqlite import SqliteStore
 
         return await SqliteStore.open(url, keys)
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if is_redis(url):
+        if cluster and (is_sentinel(url) or url.startswith("unix://")):
+            raise ConfigError("a Redis Cluster is reached by a redis:// or rediss:// URL naming one of its nodes")
         from gateway.crypto import DataKeys
         from gateway.store.redis import RedisStore
 
         keys = keys or DataKeys.for_store(url)
         return await RedisStore.open(url, keys, max_connections=max_connections, pool_timeout=pool_timeout,
                                      health_check_interval=health_check_interval, cluster=cluster)  # fmt: skip
-    raise ConfigError("the store URL must start with sqlite:///, redis://, rediss:// or unix://")
+    raise ConfigError("the store URL must start with sqlite:///, redis://, rediss://, unix:// or redis+sentinel://")

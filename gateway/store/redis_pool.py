@@ -30,6 +30,7 @@ write that can wait (bench/README.md, "Eighth pass").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -37,11 +38,23 @@ import hiredis
 from redis._parsers import Encoder
 from redis.asyncio import BlockingConnectionPool
 from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import (
+    Sentinel,
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+    SentinelManagedSSLConnection,
+)
+from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, DataError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 from redis.typing import EncodableT
+
+from gateway.store.redis_url import SentinelURL, is_sentinel
+
+PRIMARY_CHECK_SECONDS = 1.0  # how often, at most, the Sentinels are asked whether the primary changed
 
 
 class _ReconnectWhenPingFails:
@@ -154,16 +167,100 @@ class CheckedUnixConnection(_PackedInC, _WrittenInPlace, _ReconnectWhenPingFails
     """unix:// (a Redis on the same machine, through its ``unixsocket``: docs/deployment.md)"""
 
 
+class CheckedSentinelConnection(_PackedInC, _WrittenInPlace, _ReconnectWhenPingFails, SentinelManagedConnection):
+    """redis+sentinel:// (each new connection asks the Sentinels where the primary is: gateway/store/redis_url.py)"""
+
+
+class CheckedSentinelSSLConnection(_PackedInC, _WrittenInPlace, _ReconnectWhenPingFails, SentinelManagedSSLConnection):
+    """rediss+sentinel://"""
+
+
+class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """redis-py's pool of a Sentinel-managed primary, blocking as the other pools here: a connection is made to the
+    address the Sentinels give at that moment. Closing the pool closes the connections to the Sentinels too (the
+    pool owns them).
+
+    redis-py asks the Sentinels only when it makes a connection, so the connections already open stayed on the old
+    primary as long as it answered: after a planned failover (``SENTINEL FAILOVER``) the old primary stays a
+    writable primary for about 10 s, until the Sentinels make it a replica, and what the gateway wrote there
+    meanwhile was lost (tests/store/test_redis_sentinel.py). So the Sentinels are asked again, by a task of its
+    own, at most every ``PRIMARY_CHECK_SECONDS`` while connections are taken; when they name another primary,
+    every connection is closed, in use or idle, as the old primary's death would close them: commands on the wire
+    fail (their callers' StoreError), the next ones go to the new primary, and the pub/sub connection's subscribers
+    subscribe again and resynchronise. A Sentinel that cannot be asked changes nothing."""
+
+    sentinel_manager: Sentinel
+    master_address: tuple[str, int] | None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]  # redis-py
+        self._next_check = 0.0
+        self._checking: asyncio.Task[None] | None = None
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> AbstractConnection:
+        now = asyncio.get_running_loop().time()
+        if self.master_address is not None and now >= self._next_check and self._checking is None:
+            self._next_check = now + PRIMARY_CHECK_SECONDS
+            self._checking = asyncio.create_task(self._check_primary())
+        return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call, no-any-return]
+
+    async def _check_primary(self) -> None:
+        try:
+            with contextlib.suppress(RedisConnectionError, RedisTimeoutError):  # MasterNotFoundError too: go on
+                await self.get_master_address()
+        finally:
+            self._checking = None
+
+    async def get_master_address(self) -> tuple[str, int]:
+        """The primary the Sentinels name; when it changed, every connection to another address is closed, in use
+        or idle (redis-py's closed only the idle ones: the pub/sub connection, always in use, stayed on the old
+        primary). Called for each new connection too, which may be the first to see the change."""
+        address: tuple[str, int] = await self.sentinel_manager.discover_master(self.service_name)
+        if self.master_address != address:
+            self.master_address = address
+            stale = [connection for connection in (*self._available_connections, *self._in_use_connections)
+                     if connection.is_connected and _address(connection) != address]  # fmt: skip
+            await asyncio.gather(*(connection.disconnect() for connection in stale), return_exceptions=True)
+        return address
+
+    async def aclose(self) -> None:
+        checking = self._checking
+        if checking is not None:
+            checking.cancel()
+            await asyncio.gather(checking, return_exceptions=True)
+        try:
+            await super().aclose()
+        finally:
+            await self.sentinel_manager.aclose()
+
+
+def _address(connection: AbstractConnection) -> tuple[str, int] | None:
+    return (connection.host, connection.port) if isinstance(connection, SentinelManagedConnection) else None
+
+
 def open_pool(
     url: str, *, max_connections: int, timeout: float, health_check_interval: float, **options: Any
 ) -> BlockingConnectionPool:
+    checks = {"max_connections": max_connections, "timeout": timeout, "health_check_interval": health_check_interval,
+              "maint_notifications_config": MaintNotificationsConfig(enabled=False)}  # fmt: skip
+    if is_sentinel(url):
+        return _sentinel_pool(SentinelURL.parse(url), **checks, **options)
     checked: type[AbstractConnection] = CheckedConnection
     if url.startswith("rediss://"):
         checked = CheckedSSLConnection
     elif url.startswith("unix://"):
         checked = CheckedUnixConnection
-    return BlockingConnectionPool.from_url(
-        url, connection_class=checked, max_connections=max_connections, timeout=timeout,
-        health_check_interval=health_check_interval, maint_notifications_config=MaintNotificationsConfig(enabled=False),
-        **options,
-    )  # fmt: skip
+    return BlockingConnectionPool.from_url(url, connection_class=checked, **checks, **options)
+
+
+def _sentinel_pool(url: SentinelURL, **options: Any) -> BlockingSentinelPool:
+    """The primary's pool, with the checks and options of the standalone one. The Sentinels are asked with no
+    retry (a client's default retries three times with a backoff of up to 10 s: a Sentinel down would have held
+    every new connection that long before the next Sentinel was asked) and with the same socket timeouts."""
+    sockets = {k: v for k, v in options.items() if k.startswith("socket_")}
+    asking = {**sockets, **url.sentinel_options, "retry": Retry(NoBackoff(), 0), "ssl": url.tls,
+              "maint_notifications_config": options["maint_notifications_config"]}  # fmt: skip
+    sentinel = Sentinel(list(url.sentinels), sentinel_kwargs=asking)  # type: ignore[no-untyped-call]  # redis-py
+    checked = CheckedSentinelSSLConnection if url.tls else CheckedSentinelConnection
+    options = {**url.redis_options, **options, "connection_class": checked, "is_master": True}
+    return BlockingSentinelPool(url.service, sentinel, **options)

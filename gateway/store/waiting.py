@@ -31,13 +31,14 @@ import logging
 import socket
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
+from redis.asyncio.sentinel import MasterNotFoundError
 from redis.exceptions import AuthenticationError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.errors import ConfigError, StoreError
 from gateway.store import Store, open_store
+from gateway.store.redis_url import where
 
 log = logging.getLogger("gateway.store")
 LONGEST_WAIT = 10.0  # seconds between two tries at most
@@ -68,6 +69,9 @@ def reason_of(error: BaseException) -> Reason:
             return Reason("the password was refused (AuthenticationError)", mistake=True)
         if isinstance(found, socket.gaierror):
             return Reason("the host name does not resolve (gaierror)", mistake=True)
+        if isinstance(found, MasterNotFoundError):  # not a mistake: during a failover too, until one is promoted
+            return Reason("no Sentinel named a primary that is up (MasterNotFoundError): a failover under way, "
+                          "or no Sentinel reached monitors this service name")  # fmt: skip
         if isinstance(found, ConnectionRefusedError):
             return Reason("the connection was refused (ConnectionRefusedError): nothing listens there yet")
         if isinstance(found, TimeoutError | RedisTimeoutError):
@@ -77,14 +81,6 @@ def reason_of(error: BaseException) -> Reason:
         innermost = type(found).__name__
         found = found.__cause__ or found.__context__
     return Reason(f"{innermost}")
-
-
-def where(url: str) -> str:
-    """The store's host and port (or socket path), never its user or password."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        return f"unix socket {parts.path}"
-    return f"{parts.scheme} {parts.hostname or 'localhost'}:{parts.port or 6379}"
 
 
 async def open_store_waiting(

@@ -48,7 +48,7 @@ async def test_an_unusable_sqlite_path_is_a_store_error(tmp_path: Path) -> None:
 
 
 async def test_an_unknown_scheme_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="sqlite:///, redis://, rediss:// or unix://"):
+    with pytest.raises(ConfigError, match="sqlite:///, redis://, rediss://, unix:// or redis\\+sentinel://"):
         await open_store("postgres://localhost/gateway")
 
 

@@ -1,0 +1,158 @@
+"""Real Redis processes watched by Sentinel, started by a test: one primary, one replica, Sentinels (``redis-server
+--sentinel``), each on a free loopback port in the test's directory, persistence off, stopped at the end; with
+``tls``, every one of them on TLS only (a CA and a certificate for 127.0.0.1 made by ``openssl`` for the test).
+
+The Sentinels decide quickly (``down-after-milliseconds`` 1000, quorum 1): a failover takes seconds, not the
+30 s of Sentinel's default. They are started only once the replica is in step with the primary, and the test waits
+until they know it (a Sentinel learns of the replicas from the primary's INFO, every 10 s after the first: a replica
+it did not know yet could not be promoted).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests.store.conftest import _free_port, _stop
+
+SERVICE = "helpline"
+DOWN_AFTER_MS = 1000
+FAILOVER_TIMEOUT_MS = 10000
+READY_SECONDS = 30.0  # the processes' start on a busy machine
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = READY_SECONDS) -> None:
+    """Until ``condition()`` holds (a test's setup, before the event loop's part: blocking is fine here)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {seconds:.0f} s: {what}", pytrace=False)
+        time.sleep(0.05)
+
+
+def certificates(directory: Path) -> Path:
+    """A CA and a certificate for 127.0.0.1 signed by it, in ``directory`` (ca.crt, server.crt, server.key)."""
+    directory.mkdir()
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "1",
+        "-subj", "/CN=helpline test CA")  # fmt: skip
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.crt", "-days", "1", "-extfile", "san.ext")  # fmt: skip
+    return directory
+
+
+class Sentinels:
+    """The primary, its replica and the Sentinels; :attr:`url` is the gateway's ``redis+sentinel://`` URL."""
+
+    def __init__(self, directory: Path, sentinels: int = 1, tls: bool = False) -> None:
+        self.directory = directory
+        self.tls = certificates(directory / "tls") if tls else None
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.sentinel_ports: list[int] = []
+        try:
+            self.primary, self.primary_port = self._server("primary")
+            self.replica, self.replica_port = self._server("replica", "replicaof 127.0.0.1 " + str(self.primary_port))
+            wait_for(lambda: self._info(self.replica_port).get("master_link_status") == "up",
+                     "the replica in step with the primary")  # fmt: skip
+            for n in range(sentinels):
+                monitor = (f"sentinel monitor {SERVICE} 127.0.0.1 {self.primary_port} 1",
+                           f"sentinel down-after-milliseconds {SERVICE} {DOWN_AFTER_MS}",
+                           f"sentinel failover-timeout {SERVICE} {FAILOVER_TIMEOUT_MS}")  # fmt: skip
+                self.sentinel_ports.append(self._server(f"sentinel{n}", *monitor, sentinel=True)[1])
+            wait_for(self._replica_known, "the Sentinels knowing the replica")
+        except BaseException:
+            self.stop()
+            raise
+
+    def _server(self, name: str, *lines: str, sentinel: bool = False) -> tuple[subprocess.Popen[bytes], int]:
+        """A redis-server (or Sentinel) from a config file of its own (a Sentinel rewrites its file)."""
+        binary = shutil.which("redis-server")
+        assert binary is not None, "redis-server is not on PATH (`make system-deps`)"
+        directory = self.directory / name
+        directory.mkdir()
+        port, log = _free_port(), directory / "redis.log"
+        listen = [f"port {port}"]
+        if self.tls is not None:
+            listen = ["port 0", f"tls-port {port}", f"tls-cert-file {self.tls / 'server.crt'}",
+                      f"tls-key-file {self.tls / 'server.key'}", f"tls-ca-cert-file {self.tls / 'ca.crt'}",
+                      "tls-auth-clients no", "tls-replication yes"]  # fmt: skip
+        saving = [] if sentinel else ['save ""', "appendonly no"]
+        config = directory / "redis.conf"
+        config.write_text("\n".join([*listen, "bind 127.0.0.1", f"dir {directory}", f"logfile {log}", *saving,
+                                     *lines]) + "\n")  # fmt: skip
+        command = [binary, str(config), *(["--sentinel"] if sentinel else [])]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.processes.append(process)
+        wait_for(lambda: process.poll() is None and self._answers(port), f"{name} answering PING ({log})")
+        return process, port
+
+    def client(self, port: int, **options: Any) -> redis.Redis:
+        tls = {"ssl": True, "ssl_ca_certs": str(self.tls / "ca.crt")} if self.tls is not None else {}
+        return redis.Redis(host="127.0.0.1", port=port, socket_timeout=2, decode_responses=True, **tls, **options)
+
+    def _answers(self, port: int) -> bool:
+        try:
+            with self.client(port) as client:
+                return bool(client.ping())
+        except redis.RedisError:
+            return False
+
+    def _info(self, port: int) -> dict[str, str]:
+        try:
+            with self.client(port) as client:
+                return {k: str(v) for k, v in client.info("replication").items()}
+        except redis.RedisError:
+            return {}
+
+    def _replica_known(self) -> bool:
+        for port in self.sentinel_ports:
+            with self.client(port) as sentinel:
+                replicas = sentinel.sentinel_slaves(SERVICE)
+            if not any(r["port"] == self.replica_port and not r["is_sdown"] for r in replicas):
+                return False
+        return True
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+        if self.tls is not None:
+            return f"rediss+sentinel://{hosts}/{SERVICE}?db=0&ssl_ca_certs={self.tls / 'ca.crt'}"
+        return f"redis+sentinel://{hosts}/{SERVICE}?db=0"
+
+    def primary_named(self) -> int | None:
+        """The primary's port the first Sentinel names (None: it cannot be asked)."""
+        try:
+            with self.client(self.sentinel_ports[0]) as sentinel:
+                address = sentinel.sentinel_get_master_addr_by_name(SERVICE)
+        except redis.RedisError:
+            return None
+        return int(address[1]) if address else None
+
+    def primary_offset(self) -> int:
+        """How far the primary's replication stream has gone (its writes so far)."""
+        return int(self._info(self.primary_port)["master_repl_offset"])
+
+    def replica_offset(self) -> int:
+        return int(self._info(self.replica_port).get("slave_repl_offset", -1))
+
+    def kill_primary(self) -> None:
+        """``kill -9``: no shutdown, nothing flushed; its clients' connections reset by the kernel."""
+        self.primary.kill()
+        self.primary.wait()
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):  # the Sentinels first: no failover while the others stop
+            if process.poll() is None:
+                _stop(process)

@@ -1,0 +1,226 @@
+"""The store on ``redis+sentinel://`` with real processes (tests/sentinel_servers.py): the pool asks the Sentinels
+without redis-py's client retries, and closes every connection it made, the Sentinels' too. The failover itself,
+``kill -9`` of the primary under a burst, is tests/test_sentinel_failover.py."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.app import create_app
+from gateway.cli import main
+from gateway.errors import StoreError
+from gateway.events import QueueChanged, Resync
+from gateway.settings import Settings
+from gateway.store import Listener, open_store, redis_keys
+from gateway.testing import DATA_KEY, SECRET_KEY, store_keys
+from tests.conftest import Clock
+from tests.sentinel_servers import SERVICE, Sentinels
+from tests.test_webchat import hello, say
+
+pytestmark = pytest.mark.redis
+
+LISTENERS = redis_keys.key("listeners")  # the hash of listener accounts: written by ``add_listener``
+
+
+@pytest.fixture(scope="module")
+def sentinels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sentinels]:
+    servers = Sentinels(tmp_path_factory.mktemp("sentinels"))
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
+class Refusing:
+    """A Sentinel that is down in the worst way for a client that retries: it accepts, then closes at once."""
+
+    def __init__(self) -> None:
+        self.accepted = 0
+        self.server: asyncio.Server | None = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        writer.close()
+
+    async def __aenter__(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+
+@pytest.fixture
+async def refusing() -> AsyncIterator[tuple[Refusing, int]]:
+    sentinel = Refusing()
+    async with sentinel as port:
+        yield sentinel, port
+
+
+async def test_a_sentinel_down_is_asked_once_then_the_next_one(
+    sentinels: Sentinels, refusing: tuple[Refusing, int]
+) -> None:
+    """redis-py's client retries a connection error three times with a backoff of up to 10 s by default: a Sentinel
+    down first in the list held every new connection that long. Asked once, the next Sentinel answers."""
+    dead, port = refusing
+    url = sentinels.url.replace("redis+sentinel://", f"redis+sentinel://127.0.0.1:{port},")
+    started = time.monotonic()
+    store = await open_store(url, keys=store_keys(url), max_connections=4)
+    try:
+        await asyncio.gather(*(store.ping() for _ in range(8)))  # several connections: each asks the Sentinels
+    finally:
+        await store.close()
+    assert dead.accepted == 1  # then the Sentinel that answered is asked first (redis-py moves it to the front)
+    assert time.monotonic() - started < 5
+
+
+def clients(port: int) -> list[str]:
+    """The clients of a server (a Redis or a Sentinel) but this one, the Sentinels' and the replica's links."""
+    with redis.Redis(port=port, decode_responses=True) as admin:
+        me = admin.client_id()
+        return sorted(f"{c['addr']} {c['cmd']}" for c in admin.client_list() if c["id"] != str(me)
+                      and not c["name"].startswith("sentinel-") and "S" not in c["flags"])  # fmt: skip
+
+
+async def until_no_clients(port: int) -> None:
+    deadline = time.monotonic() + 20
+    while found := clients(port):
+        assert time.monotonic() < deadline, found
+        await asyncio.sleep(0.05)
+
+
+async def test_every_connection_is_closed_at_shutdown_the_sentinels_too(
+    settings: Settings, sentinels: Sentinels, clock: Clock
+) -> None:
+    """The store's pool and the rate limits' each own a Sentinel client (its connections to the Sentinels): the
+    app's cleanup closes them with the pools, so a restart in a loop leaks nothing on either side."""
+    sentinel_port = sentinels.sentinel_ports[0]
+    await until_no_clients(sentinel_port)
+    app = await create_app(settings.replace(store=sentinels.url), clock=clock, worker_poll_seconds=0.05)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        async with client.ws_connect("/chat/ws") as ws:  # a new chat and a message: both rate-limited
+            await hello(ws)
+            await say(ws, "m0", "2")
+        assert clients(sentinel_port) and clients(sentinels.primary_port)
+    finally:
+        await client.close()
+    await until_no_clients(sentinel_port)
+    await until_no_clients(sentinels.primary_port)
+
+
+async def test_rediss_sentinel_reaches_sentinels_and_primary_over_tls(tmp_path: Path) -> None:
+    """``rediss+sentinel://``: the Sentinels and the primary listen on TLS only (no plain port), the URL names the
+    test's CA: the store opens and writes there."""
+    servers = Sentinels(tmp_path, tls=True)
+    try:
+        assert servers.url.startswith("rediss+sentinel://")
+        store = await open_store(servers.url, keys=store_keys(servers.url), max_connections=4)
+        try:
+            await store.ping()
+            assert store.closed is False
+        finally:
+            await store.close()
+        with servers.client(servers.primary_port) as primary:  # what the store wrote reached the primary
+            assert primary.dbsize() > 0
+    finally:
+        servers.stop()
+
+
+@pytest.fixture
+def own_sentinels(tmp_path: Path) -> Iterator[Sentinels]:
+    """Sentinels of this test alone: it moves the primary."""
+    servers = Sentinels(tmp_path)
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
+async def planned_failover(servers: Sentinels) -> None:
+    """``SENTINEL FAILOVER`` (an operator's planned switch: both Redis processes stay up), until the Sentinel names
+    the replica. It answers NOGOODSLAVE until its view of the replica is fresh enough: asked again until then."""
+
+    def ask() -> bool:
+        with servers.client(servers.sentinel_ports[0]) as sentinel:
+            try:
+                sentinel.execute_command("SENTINEL", "FAILOVER", SERVICE)
+            except redis.ResponseError as error:
+                assert str(error).startswith("NOGOODSLAVE"), error
+                return False
+        return True
+
+    try:
+        async with asyncio.timeout(30):
+            while not await asyncio.to_thread(ask):
+                await asyncio.sleep(0.2)
+            while await asyncio.to_thread(servers.primary_named) != servers.replica_port:
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        log = (servers.directory / "sentinel0" / "redis.log").read_text()
+        pytest.fail(f"no planned failover within 30 s; the Sentinel's log:\n{log}")
+
+
+async def test_a_planned_failover_moves_writes_and_subscribers_to_the_new_primary(own_sentinels: Sentinels) -> None:
+    """After ``SENTINEL FAILOVER`` the old primary stays a writable primary for about 10 s (until the Sentinels
+    make it a replica, which throws away what it was written meanwhile): the connections open on it must not go on
+    writing there. Within a few seconds of the switch the store writes on the new primary, and its subscription is
+    told (a Resync, or a StoreError after which its consumer subscribes again, on the new primary)."""
+    servers = own_sentinels
+    store = await open_store(servers.url, keys=store_keys(servers.url), max_connections=4)
+    try:
+        await store.add_listener(Listener("before", "hash", capacity=1))
+        subscription = await store.subscribe()
+        loop = asyncio.get_running_loop()
+        await planned_failover(servers)
+        switched = loop.time()
+        with servers.client(servers.primary_port) as old:
+            assert old.info("replication")["role"] == "master"  # still: what is written there now is lost later
+        with servers.client(servers.replica_port) as new:
+            written = 0
+            async with asyncio.timeout(8):  # the old primary is demoted ~10 s after the switch: not waited for
+                while True:
+                    with contextlib.suppress(StoreError):  # a command on the wire when the connections closed
+                        await store.add_listener(Listener(f"after-{written}", "hash", capacity=1))
+                    if new.hexists(LISTENERS, f"after-{written}"):
+                        break
+                    written += 1
+                    await asyncio.sleep(0.05)
+            moved = loop.time() - switched
+            try:  # told, as after the old primary's death: redis-py subscribed again (Resync), or it failed
+                async with asyncio.timeout(8):
+                    assert await anext(subscription) == Resync()
+            except StoreError:
+                pass
+            again = await store.subscribe()
+            await store.publish(QueueChanged())
+            async with asyncio.timeout(8):
+                assert await anext(again) == QueueChanged()
+            await again.aclose()
+            assert new.hexists(LISTENERS, "before")  # replicated before the switch
+        print(f"\nplanned failover: the store wrote on the new primary {moved:.1f} s after the switch")
+    finally:
+        await store.close()
+
+
+async def test_the_store_migration_runs_on_the_primary_the_sentinels_name(
+    sentinels: Sentinels, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``gateway store migrate`` reads GATEWAY_STORE as the gateway does: a Sentinel URL reaches the primary."""
+    monkeypatch.setenv("GATEWAY_STORE", sentinels.url)
+    monkeypatch.setenv("GATEWAY_DATA_KEY", DATA_KEY)
+    monkeypatch.setenv("GATEWAY_SECRET_KEY", SECRET_KEY)
+    assert await asyncio.to_thread(main, ["store", "migrate"]) == 0  # the command runs its own event loop
+    assert "nothing: the layout is current" in capsys.readouterr().out
