@@ -23,12 +23,14 @@ $(VENV)/.installed-test: pyproject.toml constraints.txt $(VENV)/.installed
 run: $(VENV)/.installed
 	$(BIN)/gateway serve --host $(HOST) --port $(PORT)
 
-# Real parts for the tests: redis-server, Debian's chromium (for Playwright) and graphviz (flow diagrams).
+# Real parts for the tests: redis-server (Sentinel too), Debian's chromium (for Playwright), graphviz (flow diagrams)
+# and openssl (the certificates of the TLS Sentinel test).
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	command -v dot >/dev/null || missing="$$missing graphviz"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
