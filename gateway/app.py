@@ -122,7 +122,8 @@ async def create_app(
     store = store or await open_store_waiting(  # an unreachable store waited for (gateway/store/waiting.py)
         settings.store, keys=DataKeys.from_settings(settings), max_connections=settings.redis_max_connections,
         pool_timeout=settings.redis_pool_timeout, health_check_interval=settings.redis_health_check_seconds,
-        cluster=bool(settings.redis_cluster), give_up_after=settings.store_start_give_up_seconds,
+        socket_timeout=settings.redis_socket_timeout, cluster=bool(settings.redis_cluster),
+        give_up_after=settings.store_start_give_up_seconds,
     )  # fmt: skip
     store.share_texts(flows.own_texts)  # the bot's messages of flows.yaml are stored once (store/texts.py)
     releases = _watch_releases(store, metrics)
@@ -165,6 +166,7 @@ async def create_app(
         max_connections=settings.redis_max_connections,
         pool_timeout=settings.redis_pool_timeout,
         health_check_interval=settings.redis_health_check_seconds,
+        socket_timeout=settings.redis_socket_timeout,
         cluster=bool(settings.redis_cluster),
     )
     counters = opened_counters.storage

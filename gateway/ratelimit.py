@@ -69,6 +69,7 @@ def open_limit_storage(
     max_connections: int = 100,
     pool_timeout: float = 10.0,
     health_check_interval: float = 30.0,
+    socket_timeout: float = 5.0,
     cluster: bool = False,
 ) -> LimitStorage:
     """The counters' storage: the store's Redis (through redis-py, already a dependency), else memory.
@@ -84,12 +85,13 @@ def open_limit_storage(
         node = urlsplit(store_url).netloc
         clustered = RedisClusterStorage("async+redis+cluster://" + node, implementation="redispy",
                                         key_prefix=KEY_PREFIX, max_connections=max_connections,
-                                        health_check_interval=health_check_interval)  # fmt: skip
+                                        health_check_interval=health_check_interval,
+                                        socket_timeout=socket_timeout)  # fmt: skip
         client: RedisCluster = clustered.bridge.get_connection()  # type: ignore[attr-defined]  # redis-py's bridge
         return LimitStorage(clustered, cluster=client)
     if store_url.startswith(("redis://", "rediss://", "unix://")):
         pool = open_pool(store_url, max_connections=max_connections, timeout=pool_timeout,
-                         health_check_interval=health_check_interval)  # fmt: skip
+                         health_check_interval=health_check_interval, socket_timeout=socket_timeout)  # fmt: skip
         storage = RedisStorage(
             ("async+redis+" if store_url.startswith("unix://") else "async+") + store_url,  # limits' schemes
             implementation="redispy",
