@@ -244,7 +244,7 @@ async def create_app(
     app.on_shutdown.append(_close_sockets(hub.open, api.open))
     app.on_cleanup.append(lambda _: _close_hub(hub))
     app.on_cleanup.append(lambda _: _close_outages(metrics.outages))
-    _routes(app, settings, hub, api, flows, store, supervisor, reader, releases)
+    _routes(app, settings, hub, api, flows, store, supervisor, reader, releases, metrics.outages)
 
     async def departed(departure: Departure) -> None:  # a provider's (un)block notice
         await leaving.provider_says(dispatcher, store, departure, clock())
@@ -472,7 +472,7 @@ def _metrics_handler(
 
 def _routes(
     app: web.Application, settings: Settings, hub: WebChatHub, api: ListenerAPI, flows: FlowSet, store: Store,
-    supervisor: Supervisor, reader: Reader | None, releases: RetriesReleases | None,
+    supervisor: Supervisor, reader: Reader | None, releases: RetriesReleases | None, outages: StoreOutages,
 ) -> None:  # fmt: skip
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -493,6 +493,9 @@ def _routes(
         workers = supervisor.problems()  # a worker down or restarting too often: named here
         if workers:
             checks["workers"] = workers
+        waiting = outages.waiting()  # during a store outage, the parts it stopped (the event forwarding among them)
+        if waiting:
+            checks["store_waiting"] = waiting
         checks["understanding"] = reader.status if reader is not None else "off"  # degraded: keywords still run
         ready = checks["store"] == "ok" and flows.current is not None and not workers
         return web.json_response({"ready": ready, **checks}, status=200 if ready else 503)

@@ -13,6 +13,7 @@ are the settings' (short here), never a patch of the code.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,13 @@ from tests.test_webchat import WALK_TO_QUEUE, hello, receive_until, say
 
 pytestmark = pytest.mark.redis
 
-TIMEOUT, QUIET = 0.5, 0.5  # GATEWAY_REDIS_SOCKET_TIMEOUT and GATEWAY_REDIS_HEALTH_CHECK_SECONDS here
+TIMEOUT, QUIET = 2.0, 1.0  # GATEWAY_REDIS_SOCKET_TIMEOUT and GATEWAY_REDIS_HEALTH_CHECK_SECONDS here
 BOUND = 30.0  # seconds for a wait on a condition: a safety net on a busy machine, far above what each takes
+# Every part that waits on Redis, by the name its failures are counted under (``gateway_store_failures_total{part}``;
+# the alert checks poll every 10 s, the notices every 1.5 s here, the others every 0.05 s or wait on the events)
+PARTS = ("inbox", "outbox", "timers", "alerts", "notices", "console-sessions", "webchat_forwarding",
+         "console_forwarding", "presence", "typing")  # fmt: skip
+RESTARTED = ("presence", "typing", "notices", "console-sessions")  # the supervisor's workers a StoreError stops
 
 
 @pytest.fixture
@@ -46,7 +52,13 @@ async def proxy(own_redis: str) -> AsyncIterator[LosingProxy]:
 
 
 def silent_settings(settings: Settings, store: str) -> Settings:
-    return settings.replace(store=store, redis_socket_timeout=TIMEOUT, redis_health_check_seconds=QUIET)
+    return settings.replace(store=store, redis_socket_timeout=TIMEOUT, redis_health_check_seconds=QUIET,
+                            understanding="off")  # fmt: skip
+
+
+def restarts(client: Any, worker: str) -> float:
+    found = client.app[METRICS].registry.get_sample_value("gateway_worker_restarts_total", {"worker": worker})
+    return found or 0.0
 
 
 def failures(client: Any, part: str) -> float:
@@ -123,3 +135,50 @@ async def test_sockets_open_before_a_silent_path_get_the_events_again_once_it_is
             await chat_frames.close()
             await console_frames.close()
     print(f"silent path: forwarding noticed in {noticed:.2f} s, sockets resynchronised {recovered:.2f} s after")
+
+
+async def test_every_part_notices_a_silent_path_within_its_bounds_and_says_so(
+    make_client: AppFactory, settings: Settings, proxy: LosingProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every part that waits on Redis meets the silence as a failure within its bound (its poll, then a socket
+    timeout or two; the events' consumers after the quiet and a PING's socket timeout), counted under its name; the
+    outage is said once by the error's class; the supervisor counts the restarts of the workers it stopped;
+    ``/readyz`` answers 503 naming the store unreachable and the parts waiting for it. Once the path is back, the
+    store answers and nothing waits any more. Before, the events' consumers (the web chat's and the console's
+    forwarding, presence, the typing relay) waited for ever, counted nothing, and ``/readyz`` said nothing of them."""
+    caplog.set_level(logging.INFO)
+    one = await make_client(silent_settings(settings, proxy.url))
+    await add_listener(one, "sam", supervisor=True)
+    await login(one, "sam")
+    loop = asyncio.get_running_loop()
+    async with one.ws_connect("/chat/ws") as chat, one.ws_connect("/api/events") as console:
+        await receive_until(console, lambda f: f["type"] == "hello")
+        await hello(chat)
+        await say(chat, "m0", "2")
+        frames = Frames(console)  # read as it comes: the console's pings answered through the silence
+        try:
+            proxy.blackhole()
+            start, noticed = loop.time(), {}
+            while len(noticed) < len(PARTS):
+                noticed |= {part: loop.time() - start for part in PARTS if part not in noticed and failures(one, part)}
+                if loop.time() - start > BOUND:
+                    pytest.fail(f"not within {BOUND:.0f} s: {sorted(set(PARTS) - set(noticed))} noticing the silence")
+                await asyncio.sleep(0.02)
+            answer = await one.get("/readyz")
+            body = await answer.json()
+            assert answer.status == 503 and body["store"] == "unreachable", body
+            assert {"webchat_forwarding", "console_forwarding"} <= set(body.get("store_waiting", [])), body
+            assert all(restarts(one, worker) for worker in RESTARTED), {w: restarts(one, w) for w in RESTARTED}
+            said = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+            assert any(m.startswith("alert: the store is unreachable") and "met TimeoutError" in m for m in said), said
+            proxy.resume(forget=True)
+            back = loop.time()
+            while body.get("store") != "ok" or "store_waiting" in body:
+                assert loop.time() - back < BOUND, f"not within {BOUND:.0f} s: the store back, nothing waiting: {body}"
+                await asyncio.sleep(0.05)
+                body = await (await one.get("/readyz")).json()
+            recovered = loop.time() - back
+        finally:
+            await frames.close()
+    figures = ", ".join(f"{part} {seconds:.2f} s" for part, seconds in sorted(noticed.items(), key=lambda i: i[1]))
+    print(f"silent path noticed by: {figures}; the store back and nothing waiting {recovered:.2f} s after")
