@@ -20,10 +20,15 @@ from typing import Any
 
 import pytest
 
-from gateway.app import METRICS
+from gateway.app import METRICS, STORE, create_app
+from gateway.clock import utcnow
+from gateway.messages import ChannelName
 from gateway.settings import Settings
-from tests.conftest import AppFactory, add_listener, login
+from gateway.store import Author, Delivery
+from gateway.testing import FakeGraphAPI
+from tests.conftest import AppFactory, add_listener, login, outbox_drained
 from tests.losing_proxy import LosingProxy, losing_proxy
+from tests.redis_messenger import SECRET, post_message
 from tests.test_faults import redis_server
 from tests.test_redis_restart import Frames
 from tests.test_webchat import WALK_TO_QUEUE, hello, receive_until, say
@@ -182,3 +187,102 @@ async def test_every_part_notices_a_silent_path_within_its_bounds_and_says_so(
             await frames.close()
     figures = ", ".join(f"{part} {seconds:.2f} s" for part, seconds in sorted(noticed.items(), key=lambda i: i[1]))
     print(f"silent path noticed by: {figures}; the store back and nothing waiting {recovered:.2f} s after")
+
+
+PEOPLE, LEASE = 3, 3  # Messenger conversations; GATEWAY_OUTBOX_LEASE_SECONDS here
+WALK = ["Bonjour", "Non", "Français"]  # each person's messages (the second's replies in flight as the path goes silent)
+
+
+async def replies_sent(client: Any, psid: str) -> list[str] | None:
+    """The bot's replies to ``psid`` once every one is recorded sent (else None)."""
+    conversation = await client.app[STORE].find_active_conversation(ChannelName.MESSENGER, psid)
+    if conversation is None:
+        return None
+    entries = [e for e in await client.app[STORE].transcript(conversation.id) if e.author is Author.BOT]
+    return [e.text for e in entries] if all(e.delivery is Delivery.SENT for e in entries) else None
+
+
+async def eventually_sent(client: Any, psid: str) -> list[str]:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while (texts := await replies_sent(client, psid)) is None:
+        assert loop.time() - start < BOUND, f"not within {BOUND:.0f} s: every reply to {psid} recorded sent"
+        await asyncio.sleep(0.05)
+    return texts
+
+
+def once_repeated(sent: list[str]) -> tuple[list[str], int]:
+    """What the provider was sent with each immediate repeat taken out, and how many were."""
+    kept: list[str] = []
+    for text in sent:
+        if not kept or kept[-1] != text:
+            kept.append(text)
+    return kept, len(sent) - len(kept)
+
+
+async def test_a_silent_path_longer_than_the_outbox_lease_loses_no_message_and_repeats_a_reply_at_most_once(
+    aiohttp_client: Any, settings: Settings, graph: FakeGraphAPI, proxy: LosingProxy,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """Replies held by the provider as the path goes silent: the provider accepts them, their records meet the
+    silence for as long as their leases hold, then are given up to the next worker (docs/architecture.md, the
+    outbox's lease). Webhooks meanwhile are answered 503 within a few socket timeouts (never acknowledged, so the
+    provider sends them again). Once the path is back: every message acknowledged is processed once, every reply
+    reaches the provider in order, and a reply is sent twice only if it was in flight as the silence began (one per
+    conversation at most: a run's replies are each recorded before the next goes out)."""
+    caplog.set_level(logging.INFO)
+    configured = silent_settings(settings, proxy.url).replace(
+        messenger_app_secret=SECRET, messenger_verify_token="verify", messenger_page_access_token="page-token",
+        messenger_api_url=graph.url + "/v23.0", outbox_lease_seconds=LEASE, inbound_claim_seconds=2,
+        dev_always_open=1,
+    )  # fmt: skip
+    # the wall clock (the other tests' is frozen): leases end as they do in production
+    client = await aiohttp_client(await create_app(configured, clock=utcnow, worker_poll_seconds=0.05))
+    people = [f"74{n:014d}" for n in range(PEOPLE)]
+    loop = asyncio.get_running_loop()
+    for psid in people:
+        assert await post_message(client, psid, WALK[0], f"m-{psid}-0") == 200
+    for psid in people:
+        await eventually_sent(client, psid)
+    graph.stall()  # the next replies wait at the provider, unanswered
+    for psid in people:
+        assert await post_message(client, psid, WALK[1], f"m-{psid}-1") == 200
+    await graph.wait_held(PEOPLE, timeout=BOUND)
+    proxy.blackhole()
+    silent = loop.time()
+    graph.resume()  # the provider takes what it held: the records of those sends meet the silence
+
+    def given_up() -> int:
+        return sum("given up to the next worker" in r.getMessage() for r in caplog.records)
+
+    await until(lambda: given_up() >= PEOPLE, "each record of a send given up once its lease is over")
+    answered = []
+    for psid in people:  # a webhook meanwhile: refused, never acknowledged
+        started = loop.time()
+        assert await post_message(client, psid, WALK[2], f"m-{psid}-2") == 503
+        answered.append(loop.time() - started)
+    proxy.resume(forget=True)
+    silence = loop.time() - silent
+    back = loop.time()
+    for psid in people:  # the provider sends the refused webhook again until it is acknowledged
+        while await post_message(client, psid, WALK[2], f"m-{psid}-2") != 200:
+            assert loop.time() - back < BOUND, f"not within {BOUND:.0f} s: a webhook acknowledged again"
+            await asyncio.sleep(0.1)
+    recorded = {psid: await eventually_sent(client, psid) for psid in people}
+    recovered = loop.time() - back
+    await outbox_drained(client)  # a stray resend would be sent by now
+    repeats = 0
+    for psid in people:
+        conversation = await client.app[STORE].find_active_conversation(ChannelName.MESSENGER, psid)
+        assert conversation is not None
+        said = [e.text for e in await client.app[STORE].transcript(conversation.id) if e.author is Author.USER]
+        assert said == WALK  # nothing acknowledged lost, nothing processed twice
+        sent = [r.body["message"]["text"] for r in graph.accepted() if r.body["recipient"]["id"] == psid]
+        kept, repeated = once_repeated(sent)
+        assert kept == recorded[psid]  # every reply, in order
+        assert repeated <= 1  # the send in flight as the silence began, at most
+        repeats += repeated
+    print(
+        f"silent path of {silence:.1f} s (lease {LEASE} s): webhooks refused in {max(answered):.2f} s at most, every"
+        f" reply recorded {recovered:.2f} s after the path came back, {repeats} of {PEOPLE} in-flight sends repeated"
+    )
