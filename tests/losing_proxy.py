@@ -77,7 +77,8 @@ class LosingProxy:
 
     def blackhole(self) -> None:
         """From now on nothing passes, either way, on any connection (open ones, and those opened meanwhile:
-        accepted, as a partition's SYN would not be, but answered by nothing); every socket stays open."""
+        accepted, as a partition's SYN would not be, but answered by nothing); every socket stays open. Only bytes
+        are held: a connection the gateway closes meanwhile is closed towards Redis too."""
         self._flowing.clear()
 
     def resume(self, *, forget: bool = False) -> None:
