@@ -132,7 +132,7 @@ async def create_app(
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
     http = aiohttp.ClientSession()
     channels = build_channels(settings, http)
-    presence = Presence(beat=worker_poll_seconds * 10)
+    presence = Presence(beat=worker_poll_seconds * 10, outages=metrics.outages)
     outbox_ref: list[Outbox] = []
     reader = _reader(settings, understanding, metrics)
     late = _late_readings(settings, reader, store, metrics, clock)

@@ -40,7 +40,7 @@ BOUND = 30.0  # seconds for a wait on a condition: a safety net on a busy machin
 # Every part that waits on Redis, by the name its failures are counted under (``gateway_store_failures_total{part}``;
 # the alert checks poll every 10 s, the notices every 1.5 s here, the others every 0.05 s or wait on the events)
 PARTS = ("inbox", "outbox", "timers", "alerts", "notices", "console-sessions", "webchat_forwarding",
-         "console_forwarding", "presence", "typing")  # fmt: skip
+         "console_forwarding", "presence", "presence_beat", "typing")  # fmt: skip
 RESTARTED = ("presence", "typing", "notices", "console-sessions")  # the supervisor's workers a StoreError stops
 
 
