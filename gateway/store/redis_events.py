@@ -24,8 +24,10 @@ What a consumer sees is what it saw with a connection of its own:
   waiting for (redis-py restored the lost connection and subscribed again to every channel: one Resync for the
   burst), or this subscriber read so slowly that its oldest events were dropped (``SUBSCRIBER_BUFFER``, as
   in-process);
-* StoreError when the connection fails for good: every subscription fails with it (their supervised consumers
-  restart and subscribe again, which opens a new connection); the reader does not outlive it.
+* StoreError when the connection fails for good, or is found silent (quiet ``GATEWAY_REDIS_HEALTH_CHECK_SECONDS``,
+  then a PING not answered within ``GATEWAY_REDIS_SOCKET_TIMEOUT``: a partition, a NAT that forgot it, a frozen
+  Redis, on which a read would wait for ever): every subscription fails with it (their consumers subscribe again,
+  which opens a new connection, and resync); the reader does not outlive it.
 
 When the last subscription closes, the connection is closed too. A malformed event is skipped and logged by class,
 never given to anyone (it named no text).

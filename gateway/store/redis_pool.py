@@ -63,7 +63,7 @@ class _ReconnectWhenPingFails:
             # Without a health check of its own: a fresh connection's handshake sends its commands through this
             # check, whose interval has passed still (the last answer was the old connection's), so on a silent path
             # (the PING timed out: no close, no reset) each reconnection's PING timed out and reconnected again: a
-            # socket timeout per level, every call of the pool hanging until a RecursionError (over 12 minutes at 5
+            # socket timeout per level, every call of the pool hanging until a RecursionError (about 12 minutes at 5
             # s; tests/test_redis_connections.py). Now a handshake that gets no answer fails the command.
             await self.connect_check_health(check_health=False)  # type: ignore[attr-defined]
 
