@@ -35,7 +35,9 @@ from tests.test_webchat import WALK_TO_QUEUE, hello, receive_until, say
 
 pytestmark = pytest.mark.redis
 
-TIMEOUT, QUIET = 2.0, 1.0  # GATEWAY_REDIS_SOCKET_TIMEOUT and GATEWAY_REDIS_HEALTH_CHECK_SECONDS here
+# GATEWAY_REDIS_SOCKET_TIMEOUT and GATEWAY_REDIS_HEALTH_CHECK_SECONDS here: a timeout of 2 s failed a login now and
+# then before any silence on a loaded machine (two apps, the proxy and the test in one event loop); 5 s is the default
+TIMEOUT, QUIET = 4.0, 1.0
 BOUND = 30.0  # seconds for a wait on a condition: a safety net on a busy machine, far above what each takes
 # Every part that waits on Redis, by the name its failures are counted under (``gateway_store_failures_total{part}``;
 # the alert checks poll every 10 s, the notices every 1.5 s here, the others every 0.05 s or wait on the events)
@@ -259,11 +261,10 @@ async def test_a_silent_path_longer_than_the_outbox_lease_loses_no_message_and_r
         return sum("given up to the next worker" in r.getMessage() for r in caplog.records)
 
     await until(lambda: given_up() >= PEOPLE, "each record of a send given up once its lease is over")
-    answered = []
-    for psid in people:  # a webhook meanwhile: refused, never acknowledged
-        started = loop.time()
-        assert await post_message(client, psid, WALK[2], f"m-{psid}-2") == 503
-        answered.append(loop.time() - started)
+    started = loop.time()  # a webhook from each meanwhile: refused, never acknowledged
+    refused = await asyncio.gather(*(post_message(client, psid, WALK[2], f"m-{psid}-2") for psid in people))
+    assert refused == [503] * PEOPLE
+    answered = loop.time() - started
     proxy.resume(forget=True)
     silence = loop.time() - silent
     back = loop.time()
@@ -286,6 +287,6 @@ async def test_a_silent_path_longer_than_the_outbox_lease_loses_no_message_and_r
         assert repeated <= 1  # the send in flight as the silence began, at most
         repeats += repeated
     print(
-        f"silent path of {silence:.1f} s (lease {LEASE} s): webhooks refused in {max(answered):.2f} s at most, every"
+        f"silent path of {silence:.1f} s (lease {LEASE} s): webhooks refused in {answered:.2f} s, every"
         f" reply recorded {recovered:.2f} s after the path came back, {repeats} of {PEOPLE} in-flight sends repeated"
     )
