@@ -122,7 +122,8 @@ async def create_app(
     store = store or await open_store_waiting(  # an unreachable store waited for (gateway/store/waiting.py)
         settings.store, keys=DataKeys.from_settings(settings), max_connections=settings.redis_max_connections,
         pool_timeout=settings.redis_pool_timeout, health_check_interval=settings.redis_health_check_seconds,
-        cluster=bool(settings.redis_cluster), give_up_after=settings.store_start_give_up_seconds,
+        socket_timeout=settings.redis_socket_timeout, cluster=bool(settings.redis_cluster),
+        give_up_after=settings.store_start_give_up_seconds,
     )  # fmt: skip
     store.share_texts(flows.own_texts)  # the bot's messages of flows.yaml are stored once (store/texts.py)
     releases = _watch_releases(store, metrics)
@@ -131,7 +132,7 @@ async def create_app(
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
     http = aiohttp.ClientSession()
     channels = build_channels(settings, http)
-    presence = Presence(beat=worker_poll_seconds * 10)
+    presence = Presence(beat=worker_poll_seconds * 10, outages=metrics.outages)
     outbox_ref: list[Outbox] = []
     reader = _reader(settings, understanding, metrics)
     late = _late_readings(settings, reader, store, metrics, clock)
@@ -165,6 +166,7 @@ async def create_app(
         max_connections=settings.redis_max_connections,
         pool_timeout=settings.redis_pool_timeout,
         health_check_interval=settings.redis_health_check_seconds,
+        socket_timeout=settings.redis_socket_timeout,
         cluster=bool(settings.redis_cluster),
     )
     counters = opened_counters.storage
@@ -243,7 +245,7 @@ async def create_app(
     app.on_shutdown.append(_close_sockets(hub.open, api.open))
     app.on_cleanup.append(lambda _: _close_hub(hub))
     app.on_cleanup.append(lambda _: _close_outages(metrics.outages))
-    _routes(app, settings, hub, api, flows, store, supervisor, reader, releases)
+    _routes(app, settings, hub, api, flows, store, supervisor, reader, releases, metrics.outages)
 
     async def departed(departure: Departure) -> None:  # a provider's (un)block notice
         await leaving.provider_says(dispatcher, store, departure, clock())
@@ -471,7 +473,7 @@ def _metrics_handler(
 
 def _routes(
     app: web.Application, settings: Settings, hub: WebChatHub, api: ListenerAPI, flows: FlowSet, store: Store,
-    supervisor: Supervisor, reader: Reader | None, releases: RetriesReleases | None,
+    supervisor: Supervisor, reader: Reader | None, releases: RetriesReleases | None, outages: StoreOutages,
 ) -> None:  # fmt: skip
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -492,6 +494,9 @@ def _routes(
         workers = supervisor.problems()  # a worker down or restarting too often: named here
         if workers:
             checks["workers"] = workers
+        waiting = outages.waiting()  # during a store outage, the parts it stopped (the event forwarding among them)
+        if waiting:
+            checks["store_waiting"] = waiting
         checks["understanding"] = reader.status if reader is not None else "off"  # degraded: keywords still run
         ready = checks["store"] == "ok" and flows.current is not None and not workers
         return web.json_response({"ready": ready, **checks}, status=200 if ready else 503)

@@ -22,8 +22,9 @@ Now, per instance and per outage:
 Every failure is still counted, in ``gateway_store_failures_total{part, error}``. The lines and the label name
 the part and the exception's class (the redis-py or socket error a StoreError wraps, else its own), never its
 text, a message, a phone number or a platform id. Nothing else changes: what each part does on a failure (503,
-retry at the next poll, subscribe again) and ``/readyz`` are theirs. The start-up's wait for the store, before
-there is an app, has its own lines (``gateway/store/waiting.py``).
+retry at the next poll, subscribe again) is theirs; ``/readyz`` names the parts still waiting for the store while an
+outage lasts (``store_waiting``, :meth:`StoreOutages.waiting`: shown, readiness unchanged). The start-up's wait for
+the store, before there is an app, has its own lines (``gateway/store/waiting.py``).
 """
 
 from __future__ import annotations
@@ -126,6 +127,11 @@ class StoreOutages:
         if self._check is None:
             self._check = asyncio.get_running_loop().call_later(self._settled_in(now), self._settled)
 
+    def waiting(self) -> list[str]:
+        """The parts failing in the current outage that the store has not answered since (``/readyz`` names them:
+        the event forwarding, which subscribes again by itself, is no supervisor's worker); none once it is over."""
+        return sorted(name for name, part in self._parts.items() if part.waiting and name != HTTP)
+
     def close(self) -> None:
         """The app stops: no line after it."""
         for handle in (self._summary, self._check, self._confirm):
@@ -157,7 +163,7 @@ class StoreOutages:
     def _sum_up(self) -> None:
         if self._since is None:
             return
-        waiting = sorted(name for name, part in self._parts.items() if part.waiting and name != HTTP)
+        waiting = self.waiting()
         log.warning("store unavailable for %.0f s: %d failures (%s); waiting: %s", self._now() - self._since,
                     sum(p.failures for p in self._parts.values()), self._counts(),
                     ", ".join(waiting) or "none")  # fmt: skip

@@ -70,6 +70,7 @@ def open_limit_storage(
     max_connections: int = 100,
     pool_timeout: float = 10.0,
     health_check_interval: float = 30.0,
+    socket_timeout: float = 5.0,
     cluster: bool = False,
 ) -> LimitStorage:
     """The counters' storage: the store's Redis (through redis-py, already a dependency), else memory.
@@ -85,12 +86,13 @@ def open_limit_storage(
         node = urlsplit(store_url).netloc
         clustered = RedisClusterStorage("async+redis+cluster://" + node, implementation="redispy",
                                         key_prefix=KEY_PREFIX, max_connections=max_connections,
-                                        health_check_interval=health_check_interval)  # fmt: skip
+                                        health_check_interval=health_check_interval,
+                                        socket_timeout=socket_timeout)  # fmt: skip
         client: RedisCluster = clustered.bridge.get_connection()  # type: ignore[attr-defined]  # redis-py's bridge
         return LimitStorage(clustered, cluster=client)
     if is_redis(store_url):
         pool = open_pool(store_url, max_connections=max_connections, timeout=pool_timeout,
-                         health_check_interval=health_check_interval)  # fmt: skip
+                         health_check_interval=health_check_interval, socket_timeout=socket_timeout)  # fmt: skip
         storage = RedisStorage(
             _limits_scheme(store_url),
             implementation="redispy",

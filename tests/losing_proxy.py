@@ -2,7 +2,15 @@
 (an RST to the gateway) once Redis answered it, so the command ran but its caller never hears back, as when a
 connection drops right after the command left (a NAT forgetting it, a network blip, a Redis failover). With
 ``run=False`` the connection is cut before the command reaches Redis: it never runs. The fault is injected from
-outside the gateway: the store, its client library and the outbox are the real ones."""
+outside the gateway: the store, its client library and the outbox are the real ones.
+
+It can also make the path **silent** (:meth:`LosingProxy.blackhole`): nothing passes either way on any connection,
+open or opened meanwhile, and nothing is closed: no RST, no FIN, as a network partition, a NAT or load balancer
+that dropped its state, or a Redis host frozen (SIGSTOP) look to the gateway. :meth:`LosingProxy.resume` lets the
+bytes flow again (what waited goes on, as TCP retransmits after a short partition), or with ``forget=True`` only on
+connections opened from then on: the ones open during the silence stay silent for good (the NAT forgot them, or
+Redis dropped its side meanwhile and its reset never reaches a gateway that sends nothing). :meth:`reset_all` cuts
+every connection with an RST."""
 
 from __future__ import annotations
 
@@ -12,6 +20,7 @@ import hashlib
 import socket
 import struct
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.store.redis_lua import SCRIPTS
@@ -43,6 +52,10 @@ class LosingProxy:
         self._hold: tuple[bytes, ...] | None = None
         self.held = asyncio.Event()  # a command marked by :meth:`hold` reached the proxy and waits
         self._released = asyncio.Event()
+        self._flowing = asyncio.Event()  # cleared while the path is silent (:meth:`blackhole`)
+        self._flowing.set()
+        self._links: set[_Link] = set()
+        self.serving: set[asyncio.Task[Any]] = set()  # each connection's (ended by :func:`losing_proxy`'s exit)
 
     @property
     def url(self) -> str:
@@ -62,6 +75,33 @@ class LosingProxy:
     def release(self) -> None:
         self._released.set()
 
+    def blackhole(self) -> None:
+        """From now on nothing passes, either way, on any connection (open ones, and those opened meanwhile:
+        accepted, as a partition's SYN would not be, but answered by nothing); every socket stays open. Only bytes
+        are held: a connection the gateway closes meanwhile is closed towards Redis too."""
+        self._flowing.clear()
+
+    def resume(self, *, forget: bool = False) -> None:
+        """The path carries bytes again: what waited goes on. ``forget``: on the connections opened from now on
+        only; those open until now stay silent for good (what they are sent dropped, nothing ever comes back)."""
+        if forget:
+            for link in self._links:
+                link.forgotten = True
+        self._flowing.set()
+
+    def reset_all(self) -> int:
+        """Every connection cut with an RST to the gateway (and closed towards Redis); how many were open."""
+        links, self._links = self._links, set()
+        for link in links:
+            reset_hard(link.client)
+            link.upstream.close()
+        return len(links)
+
+    async def _pass(self, link: _Link) -> bool:
+        """Whether a chunk read on ``link`` goes on: waits while the path is silent; never on a forgotten link."""
+        await self._flowing.wait()
+        return not link.forgotten
+
     async def _held(self, data: bytes) -> None:
         if self._hold is not None and all(marker in data for marker in self._hold):
             self._hold, released = None, self._released
@@ -78,10 +118,17 @@ class LosingProxy:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection(*self.upstream)
         cut = asyncio.Event()  # set once a marked command went up: its answer (and the connection) is lost
+        link = _Link(writer, up_writer)
+        self._links.add(link)
+        task = asyncio.current_task()
+        if task is not None:
+            self.serving.add(task)
 
         async def up() -> None:
             with contextlib.suppress(ConnectionError):
                 while data := await reader.read(1 << 16):
+                    if not await self._pass(link):
+                        continue
                     await self._held(data)
                     if self._matches(data):
                         if not self._run:
@@ -95,6 +142,8 @@ class LosingProxy:
         async def down() -> None:
             with contextlib.suppress(ConnectionError):
                 while data := await up_reader.read(1 << 16):
+                    if not await self._pass(link):
+                        continue
                     if cut.is_set():  # Redis ran the command and answered: the gateway never hears it
                         reset_hard(writer)
                         break
@@ -103,7 +152,19 @@ class LosingProxy:
             writer.close()
             up_writer.close()
 
-        await asyncio.gather(up(), down(), return_exceptions=True)
+        try:
+            await asyncio.gather(up(), down(), return_exceptions=True)
+        finally:
+            self._links.discard(link)
+            if task is not None:
+                self.serving.discard(task)
+
+
+class _Link:
+    """One proxied connection: the gateway's side, Redis's side, and whether it was forgotten (silent for good)."""
+
+    def __init__(self, client: asyncio.StreamWriter, upstream: asyncio.StreamWriter) -> None:
+        self.client, self.upstream, self.forgotten = client, upstream, False
 
 
 def reset_hard(writer: asyncio.StreamWriter) -> None:
@@ -119,4 +180,10 @@ async def losing_proxy(upstream: str) -> AsyncIterator[LosingProxy]:
     proxy = LosingProxy(upstream)
     proxy.server = await asyncio.start_server(proxy._serve, "127.0.0.1", 0)
     async with proxy.server:
-        yield proxy
+        try:
+            yield proxy
+        finally:
+            proxy.resume()  # no pump left waiting for the path: each sees its connection cut and ends
+            proxy.reset_all()
+            async with asyncio.timeout(10):
+                await asyncio.gather(*proxy.serving, return_exceptions=True)

@@ -20,12 +20,13 @@ import redis
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
+from gateway.errors import StoreError
 from gateway.messages import ChannelName
 from gateway.settings import Settings
 from gateway.store import open_store
 from gateway.testing import store_keys
 from tests.conftest import Clock
-from tests.losing_proxy import reset_hard
+from tests.losing_proxy import losing_proxy, reset_hard
 from tests.test_faults import redis_server
 from tests.test_webchat import bot_texts, hello, receive_until, say
 
@@ -173,3 +174,35 @@ async def test_a_connection_reset_while_idle_is_replaced_by_the_health_check(pro
         assert again.id == conversation.id and not created
     finally:
         await store.close()
+
+
+SILENT_TIMEOUT = 1.0  # GATEWAY_REDIS_SOCKET_TIMEOUT here
+SILENT_BOUND = 10 * SILENT_TIMEOUT  # a store call on a silent path: a few timeouts (PING, a fresh handshake), no more
+
+
+async def test_a_store_call_on_a_silent_path_fails_within_a_few_socket_timeouts(own_redis: str) -> None:
+    """The path goes silent (no close, no reset: ``tests/losing_proxy.py``'s blackhole): each call fails with
+    StoreError within a few ``socket_timeout``s, and once the path is back (the old connections forgotten by it, as
+    a NAT forgets them) the next call goes through on a fresh connection. Before, the PING of a connection idle past
+    the health-check interval timed out, the reconnection's handshake ran the same health check on the fresh
+    connection (the interval still passed), whose PING timed out in turn, and so on: every call of the pool hung a
+    socket timeout per level (70 s at a 0.5 s timeout, about 12 minutes at the default 5 s), then failed with a
+    RecursionError."""
+    async with losing_proxy(own_redis) as proxy:
+        store = await open_store(proxy.url, keys=store_keys(proxy.url), health_check_interval=IDLE,
+                                 socket_timeout=SILENT_TIMEOUT)  # fmt: skip
+        loop = asyncio.get_running_loop()
+        try:
+            now = datetime.now(UTC)
+            conversation, _ = await store.active_conversation(ChannelName.WEBCHAT, "someone", now)
+            proxy.blackhole()
+            for _ in range(3):
+                started = loop.time()
+                with pytest.raises(StoreError):
+                    await store.active_conversation(ChannelName.WEBCHAT, "someone", now)
+                assert loop.time() - started < SILENT_BOUND
+            proxy.resume(forget=True)
+            again, created = await store.active_conversation(ChannelName.WEBCHAT, "someone", now)
+            assert again.id == conversation.id and not created
+        finally:
+            await store.close()

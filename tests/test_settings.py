@@ -131,6 +131,14 @@ def test_the_inline_window_is_at_least_the_inline_time() -> None:
             Settings.from_env({"GATEWAY_INLINE_WINDOW_SECONDS": window}, env_file=None)
 
 
+def test_the_redis_socket_timeout_is_positive() -> None:
+    """It bounds every wait on Redis (a silent path): 0 or less would fail every call, or none."""
+    assert Settings.from_env({"GATEWAY_REDIS_SOCKET_TIMEOUT": "2.5"}, env_file=None).redis_socket_timeout == 2.5
+    for timeout in ("0", "-1"):
+        with pytest.raises(ConfigError, match="GATEWAY_REDIS_SOCKET_TIMEOUT"):
+            Settings.from_env({"GATEWAY_REDIS_SOCKET_TIMEOUT": timeout}, env_file=None)
+
+
 def _field(name: str) -> str:
     return next(field for field in Settings.model_fields if variable(field) == name)
 

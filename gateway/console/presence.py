@@ -10,7 +10,6 @@ the supervision board and ``/metrics``. Announcing and listening are two supervi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import secrets
 import time
@@ -19,6 +18,7 @@ from collections.abc import Callable
 
 from gateway.errors import StoreError
 from gateway.events import ListenersOnline, Resync
+from gateway.outage_log import StoreOutages
 from gateway.store import EventStore
 
 
@@ -27,7 +27,12 @@ def _digest(name: str) -> str:
 
 
 class Presence:
-    def __init__(self, *, beat: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, *, beat: float = 10.0, clock: Callable[[], float] = time.monotonic, outages: StoreOutages | None = None
+    ) -> None:
+        """``outages``: where an announcement the store failed is counted and told (part ``presence_beat``); before,
+        it was dropped unsaid (on a silent path to Redis each one waited a socket timeout, then nothing)."""
+        self.outages = outages
         self.connections: Counter[str] = Counter()
         self.instance = secrets.token_hex(8)
         self.beat, self.clock = beat, clock
@@ -74,8 +79,15 @@ class Presence:
             self._remote[event.instance] = (frozenset(event.listeners), self.clock() + 2.5 * self.beat)
 
     async def announce(self, store: EventStore) -> None:
-        with contextlib.suppress(StoreError):
+        """Publish this instance's listeners; a store failure is counted (the next beat tries again)."""
+        try:
             await store.publish(self.event())
+        except StoreError as exc:
+            if self.outages is not None:
+                self.outages.failed("presence_beat", exc)
+            return
+        if self.outages is not None:
+            self.outages.answered("presence_beat")
 
     async def beat_forever(self, store: EventStore) -> None:
         """A supervised worker: announce this instance's listeners every beat."""

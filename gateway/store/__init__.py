@@ -1097,6 +1097,7 @@ async def open_store(
     max_connections: int = 100,
     pool_timeout: float = 10.0,
     health_check_interval: float = 30.0,
+    socket_timeout: float = 5.0,
     cluster: bool = False,
 ) -> Store:
     """Open (and for SQLite create) the store named by ``url``; ConfigError for an unknown scheme.
@@ -1107,7 +1108,9 @@ async def open_store(
     Redis: at most ``max_connections`` connections; a caller finding them all busy waits up to ``pool_timeout``
     seconds for one (then StoreError) rather than failing at once; a connection idle for ``health_check_interval``
     seconds is checked (PING) before it is used again, so one cut meanwhile is replaced rather than failing a call;
-    ``cluster``: ``url`` names a node of a Redis Cluster (a Cluster client follows the slots).
+    an answer (or a connection) not come within ``socket_timeout`` seconds fails its call and drops its connection
+    (a silent path: no close, no reset); ``cluster``: ``url`` names a node of a Redis Cluster (a Cluster client
+    follows the slots).
     """
     from gateway.store.redis_url import is_redis, is_sentinel
 
@@ -1123,5 +1126,6 @@ async def open_store(
 
         keys = keys or DataKeys.for_store(url)
         return await RedisStore.open(url, keys, max_connections=max_connections, pool_timeout=pool_timeout,
-                                     health_check_interval=health_check_interval, cluster=cluster)  # fmt: skip
+                                     health_check_interval=health_check_interval, socket_timeout=socket_timeout,
+                                     cluster=cluster)  # fmt: skip
     raise ConfigError("the store URL must start with sqlite:///, redis://, rediss://, unix:// or redis+sentinel://")

@@ -312,9 +312,18 @@ async def _get_each(client: Redis, keys: list[str]) -> list[Any]:
 class RedisStore:
     """The :class:`~gateway.store.Store` on Redis."""
 
-    def __init__(self, client: Redis, keys: DataKeys, batcher: AutoPipeline | None = None) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        keys: DataKeys,
+        batcher: AutoPipeline | None = None,
+        *,
+        events_check: tuple[float, float] = (30.0, 5.0),
+    ) -> None:
         """``batcher``: the store's commands go through it, coalesced with those of other tasks (``redis_batch.py``;
-        ``client`` keeps the pub/sub connection); without one, they go on ``client`` alone (a Cluster client)."""
+        ``client`` keeps the pub/sub connection); without one, they go on ``client`` alone (a Cluster client).
+        ``events_check``: the pub/sub connection, quiet that many seconds, is asked a PING, answered within that many
+        (``redis_events.py``)."""
         self._client, self._batcher = client, batcher
         self._redis = client if batcher is None else batcher.client
         self._keys = keys
@@ -344,7 +353,7 @@ class RedisStore:
         # conversation id → (the task holding its lock, the record read when the lock was taken): served to that
         # task's ``get_conversation`` until a write of the record (see ``_acquire``)
         self._read_under_lock: dict[str, tuple[asyncio.Task[Any] | None, str | None]] = {}
-        self._events = RedisEvents(client)
+        self._events = RedisEvents(client, *events_check)
         self._releases = Releases()  # locks and claims whose release failed, released again (redis_release.py)
         self._unread_since: int | None = None  # ``K.UNREAD_SINCE`` (None: unknown, every conversation is older)
 
@@ -357,6 +366,7 @@ class RedisStore:
         max_connections: int = 100,
         pool_timeout: float = 10.0,
         health_check_interval: float = 30.0,
+        socket_timeout: float = 5.0,
         cluster: bool = False,
     ) -> RedisStore:
         """A blocking pool: under load a caller waits for a free connection (up to ``pool_timeout`` s) instead
@@ -371,12 +381,15 @@ class RedisStore:
             "encoding_errors": "surrogateescape",
             "max_connections": max_connections,
             "health_check_interval": health_check_interval,
+            "socket_timeout": socket_timeout,  # and the connect's (redis-py: the same when not given)
         }
+        check = (health_check_interval, socket_timeout)  # the events connection's (redis_events.py)
         if cluster:  # its commands are Redis's: typed as a Redis client (redis_steps.ordered tells them apart)
-            store = cls(cast(Redis, RedisCluster.from_url(url, **options)), keys)  # not batched (redis_batch.py)
+            clustered = cast(Redis, RedisCluster.from_url(url, **options))
+            store = cls(clustered, keys, events_check=check)  # not batched (redis_batch.py)
         else:
             client = Redis(connection_pool=open_pool(url, timeout=pool_timeout, **options))
-            store = cls(client, keys, AutoPipeline(client))
+            store = cls(client, keys, AutoPipeline(client), events_check=check)
         try:
             await store.ping()
             store._unread_since = await store._since()

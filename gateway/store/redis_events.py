@@ -24,8 +24,10 @@ What a consumer sees is what it saw with a connection of its own:
   waiting for (redis-py restored the lost connection and subscribed again to every channel: one Resync for the
   burst), or this subscriber read so slowly that its oldest events were dropped (``SUBSCRIBER_BUFFER``, as
   in-process);
-* StoreError when the connection fails for good: every subscription fails with it (their supervised consumers
-  restart and subscribe again, which opens a new connection); the reader does not outlive it.
+* StoreError when the connection fails for good, or is found silent (quiet ``GATEWAY_REDIS_HEALTH_CHECK_SECONDS``,
+  then a PING not answered within ``GATEWAY_REDIS_SOCKET_TIMEOUT``: a partition, a NAT that forgot it, a frozen
+  Redis, on which a read would wait for ever): every subscription fails with it (their consumers subscribe again,
+  which opens a new connection, and resync); the reader does not outlive it.
 
 When the last subscription closes, the connection is closed too. A malformed event is skipped and logged by class,
 never given to anyone (it named no text).
@@ -38,11 +40,12 @@ import copy
 import json
 import logging
 from collections import Counter, deque
-from typing import Self
+from typing import Any, Self
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.errors import StoreError
 from gateway.events import Event, Resync, decode
@@ -52,13 +55,17 @@ from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
 CONFIRM_SECONDS = 10.0
+PROBE = "gateway-events-check"  # the PING's message: its answer is a "pong" message on the events connection
 
 
 class RedisEvents:
     """The process's pub/sub connection, shared by every :meth:`subscribe`."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, quiet: float = 30.0, answer: float = 5.0) -> None:
         self._redis = redis
+        self._quiet, self._answer = quiet, answer  # the silent connection's check (:meth:`_next`)
+        self._heard = 0.0  # when the reader's connection last brought something (loop time)
+        self._asked: float | None = None  # when it was asked a PING not answered yet
         self._subscriptions: set[SharedSubscription] = set()
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -208,9 +215,10 @@ class RedisEvents:
             await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
 
     async def _read(self, pubsub: PubSub) -> None:
+        self._heard, self._asked = asyncio.get_running_loop().time(), None  # a fresh connection
         try:
             while True:
-                message = await pubsub.get_message(timeout=None)
+                message = await self._next(pubsub)
                 if message is None:
                     continue
                 kind = message["type"]
@@ -225,6 +233,32 @@ class RedisEvents:
         except Exception as exc:  # a bug: every consumer restarts rather than waiting forever
             log.error("redis events: the reader failed with %s at %s", type(exc).__name__, where(exc))
             self._fail(StoreError(f"the events reader failed ({type(exc).__name__})"))
+
+    async def _next(self, pubsub: PubSub) -> dict[str, Any] | None:
+        """The connection's next message, or None. A silent path (a partition, a NAT that forgot the connection, a
+        frozen Redis: no close, no reset) never ends a read: quiet for ``quiet`` seconds, the connection is asked a
+        PING, and what it brings is waited for ``answer`` seconds more; nothing by then raises redis-py's
+        TimeoutError, which fails the subscriptions (each consumer subscribes again on a fresh connection, told to
+        resync). redis-py's own health check cannot see it: it sends its PING only when a read begins, and the read
+        it then begins waits for ever (``get_message(timeout=None)``, the wait this replaced). ``quiet`` 0: no check."""
+        if not self._quiet:
+            return await pubsub.get_message(timeout=None)  # type: ignore[no-any-return]  # untyped in redis-py
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._asked is None and now - self._heard >= self._quiet:
+            await pubsub.ping(PROBE)
+            self._asked = now
+        deadline = self._heard + self._quiet if self._asked is None else self._asked + self._answer
+        message: dict[str, Any] | None
+        if now >= deadline:  # asked, and nothing came: unless it came while the event loop was held up (a last read
+            message = await pubsub.get_message(timeout=0)  # of what is buffered), the path is silent
+            if message is None:
+                raise RedisTimeoutError(f"the events connection did not answer a PING within {self._answer:g} s")
+        else:
+            message = await pubsub.get_message(timeout=deadline - now)
+        if message is not None:  # anything heard: the path carries bytes
+            self._heard, self._asked = loop.time(), None
+        return message
 
     def _confirmed(self, name: str) -> None:
         waiting = self._confirming.get(name)

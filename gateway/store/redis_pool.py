@@ -9,12 +9,15 @@ MaxConnectionsError, which redis-py's default pool raises under load) whose conn
   redis-py 8): with them on, the first command on each connection Redis closed failed, which gave a 503 or a
   closed web chat for the first messages after every Redis restart (tests/test_redis_connections.py);
 * once idle for ``health_check_interval`` seconds (``GATEWAY_REDIS_HEALTH_CHECK_SECONDS``), with a PING; when the
-  PING fails (a connection reset, no close seen: a NAT or firewall that dropped it), a fresh connection at once.
-  redis-py would raise the PING's error instead (its connections retry nothing by default), failing the command
-  although nothing was sent yet.
+  PING fails (a connection reset, no close seen: a NAT or firewall that dropped it) or gets no answer within
+  ``socket_timeout`` (``GATEWAY_REDIS_SOCKET_TIMEOUT``: a silent path), a fresh connection at once, its handshake
+  answered within ``socket_timeout`` too or the command fails. redis-py would raise the PING's error instead (its
+  connections retry nothing by default), failing the command although nothing was sent yet.
 
 Commands themselves are never retried: one whose answer was lost may have run, and resending it could apply it
-twice. A connection silently dropped (no close and no reset ever arrives) is detected by neither check.
+twice. A connection silently dropped (no close and no reset ever arrives) is found by the answer it does not give:
+every read waits ``socket_timeout`` at most (the batcher's, ``redis_batch.py``; redis-py's own), then the connection
+is dropped; the events connection, which waits for messages, is asked a PING once quiet (``redis_events.py``).
 
 Commands are packed into the Redis protocol by hiredis (C), as redis-py's synchronous client does when hiredis is
 installed; its asyncio client packs them in Python, which was ~8 % of the gateway's CPU per message under load
@@ -70,7 +73,12 @@ class _ReconnectWhenPingFails:
             raise
         except (RedisConnectionError, RedisTimeoutError, OSError):
             await self.disconnect()  # type: ignore[attr-defined]
-            await self.connect()  # type: ignore[attr-defined]
+            # Without a health check of its own: a fresh connection's handshake sends its commands through this
+            # check, whose interval has passed still (the last answer was the old connection's), so on a silent path
+            # (the PING timed out: no close, no reset) each reconnection's PING timed out and reconnected again: a
+            # socket timeout per level, every call of the pool hanging until a RecursionError (about 12 minutes at 5
+            # s; tests/test_redis_connections.py). Now a handshake that gets no answer fails the command.
+            await self.connect_check_health(check_health=False)  # type: ignore[attr-defined]
 
 
 class _PackedInC:
