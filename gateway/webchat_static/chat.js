@@ -8,6 +8,7 @@
   var LANG_KEY = "hg-chat-lang";
   var ENDED_KEY = "hg-chat-ended";  // the ended conversation's last bot and listener messages, shown until a new one
   var KEEP_AFTER_END = 6;
+  var MAX_TEXT = 4000;  // characters in one message, as the server takes them (MAX_TEXT in gateway/webchat.py)
   var TEXTS = {
     fr: { title: "Besoin de parler ?", end: "Terminer", quickExit: "Sortie rapide", choices: "Réponses proposées",
       typing: "Un·e écoutant·e écrit…", ended: "Conversation terminée.", newConversation: "Nouvelle conversation",
@@ -392,6 +393,23 @@
   function send(text, payload) {
     text = text.trim();
     if (!text || ended()) { return; }
+    parts(text).forEach(function (part) { sendOne(part, payload); });
+  }
+
+  /* A text longer than a message (a story pasted whole) goes as several, cut at a line break or a space when one
+     is in the second half, never between the two halves of an emoji: nothing of it is dropped. */
+  function parts(text) {
+    var out = [];
+    while (text.length > MAX_TEXT) {
+      var cut = Math.max(text.lastIndexOf("\n", MAX_TEXT), text.lastIndexOf(" ", MAX_TEXT));
+      if (cut < MAX_TEXT / 2) { cut = /[\uD800-\uDBFF]/.test(text.charAt(MAX_TEXT - 1)) ? MAX_TEXT - 1 : MAX_TEXT; }
+      out.push(text.slice(0, cut).trim());
+      text = text.slice(cut).trim();
+    }
+    return out.concat(text ? [text] : []).filter(function (part) { return !!part; });
+  }
+
+  function sendOne(text, payload) {
     var message = { id: uuid(), text: text, payload: payload || null };
     savePending(pending().concat([message]));
     bubble("user", text, message.id, true);

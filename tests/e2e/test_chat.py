@@ -10,7 +10,7 @@ from playwright.async_api import BrowserContext, Page, expect
 from gateway.app import STORE, create_app
 from gateway.console.auth import hash_password
 from gateway.settings import Settings
-from gateway.store import Listener
+from gateway.store import Listener, Status
 from tests.conftest import PASSWORD, Clock
 from tests.e2e.conftest import ServerFactory
 
@@ -153,3 +153,21 @@ async def test_the_language_switch_switches_the_bot_from_the_next_message_on(
     await expect(page.locator("#lang-toggle")).to_have_text("FR")
     await page.get_by_role("button", name="Non", exact=True).click()  # the question asked before the switch
     await expect(bot_messages(page).last).to_contain_text("Would you like to continue in English or in French?")
+
+
+async def test_a_long_pasted_story_reaches_the_line_whole(context: BrowserContext, server: TestServer) -> None:
+    """Found on a phone (2026-12-02): the message box's maxlength cut a pasted story at 4,000 characters without a
+    word. A text longer than a message goes as several messages, every word of it stored."""
+    page = await open_chat(context, server)
+    await walk_to_queue(page)
+    story = "\n".join(f"Phrase {n} : ils ont encore écrit des choses sur moi dans le groupe 😞." for n in range(150))
+    assert len(story) > 2 * 4000
+    await page.fill("#message-input", story)
+    await page.keyboard.press("Enter")
+    await expect(page.locator(".msg.pending")).to_have_count(0)
+    assert await page.locator('.msg[data-author="system"]').count() == 0
+
+    [conversation] = await server.app[STORE].conversations_by_status(Status.QUEUED)
+    stored = "\n".join(e.text for e in await server.app[STORE].transcript(conversation.id) if e.author == "user")
+    assert all(f"Phrase {n} : " in stored for n in range(150))
+    assert stored.endswith(story.rsplit("\n", 1)[1])
