@@ -247,6 +247,8 @@
       button.addEventListener("click", function () { box.dataset.answered = "1"; send(choice.label, choice.value); });
       box.appendChild(button);
     });
+    var last = $("messages").lastElementChild;  // the box took room from the list: the question stays in sight
+    if (last && choices.length) { last.scrollIntoView({ block: "end" }); }
     if (!fromBot || !follow) { return; }
     if (choices.length) {
       box.dataset.answered = "";
