@@ -339,17 +339,29 @@
     else if (frame.type === "entry") { showEntry(frame.entry); }
     else if (frame.type === "ack") { onAck(frame.id); }
     else if (frame.type === "typing") { showTyping(); }
-    else if (frame.type === "status") { state.status = frame.status; state.position = frame.position; renderStatus(); }
+    else if (frame.type === "status") {
+      state.status = frame.status; state.position = frame.position; followLanguage(frame.language); renderStatus();
+    }
     else if (frame.type === "resync") {  // the server may have missed events: what we did not show, and the status
       frame.entries.forEach(showEntry);
-      state.status = frame.status; state.position = frame.position; renderStatus();
+      state.status = frame.status; state.position = frame.position; followLanguage(frame.language); renderStatus();
     }
     else if (frame.type === "error" && frame.code === "ended") { onEnded(); }
     else if (frame.type === "error") { bubble("system", t("error"), null, false); }
   }
 
+  /* The page's own texts follow the conversation's language: a young person who answered "English" to the bot
+     gets the quick exit, the hint and the status line in English too. */
+  function followLanguage(language) {
+    if (!TEXTS[language] || language === state.lang) { return; }
+    state.lang = language;
+    try { localStorage.setItem(LANG_KEY, language); } catch (e) { /* the tab keeps it */ }
+    applyTexts();
+  }
+
   function onSession(frame) {
     $("connection").hidden = true;
+    followLanguage(frame.language);
     state.token = frame.token;
     try { localStorage.setItem(TOKEN_KEY, frame.token); } catch (e) { /* private mode: session lasts the tab */ }
     forgetOpening();  // the token speaks for the page from now on

@@ -171,3 +171,28 @@ async def test_a_long_pasted_story_reaches_the_line_whole(context: BrowserContex
     stored = "\n".join(e.text for e in await server.app[STORE].transcript(conversation.id) if e.author == "user")
     assert all(f"Phrase {n} : " in stored for n in range(150))
     assert stored.endswith(story.rsplit("\n", 1)[1])
+
+
+async def test_a_young_person_who_answers_english_gets_the_page_in_english(
+    context: BrowserContext, server: TestServer
+) -> None:
+    """Found on a phone (2026-12-02): answering "English" to the bot's question turned the bot to English, but the
+    page stayed French ("Sortie rapide", "Appuie deux fois sur Échap", "En attente d'un·e écoutant·e"), even after a
+    reload, whose session frame said "en". The page takes the conversation's language: at each session, and with
+    each status."""
+    page = await open_chat(context, server)
+    await page.get_by_role("button", name="Non", exact=True).click()
+    await page.locator("#choices button", has_text="English").click()
+    await expect(bot_messages(page).last).to_contain_text("How old are you?")
+    await type_answer(page, "15")
+    await page.locator("#choices button", has_text="For me").click()
+    await page.locator("#choices button", has_text="Cyberbullying").click()
+    await type_answer(page, "They make fun of me in a group chat.")
+    await expect(page.locator("#status-line")).to_contain_text("Waiting for a listener — position 1")
+    await expect(page.locator("#quick-exit")).to_have_text("Quick exit")
+
+    await page.reload()
+    await expect(page.locator('.msg[data-author="user"]')).to_have_count(6)
+    await expect(page.locator("#quick-exit")).to_have_text("Quick exit")
+    await expect(page.locator("#status-line")).to_contain_text("Waiting for a listener — position 1")
+    assert await page.evaluate("document.documentElement.lang") == "en"
