@@ -8,6 +8,7 @@
   var LANG_KEY = "hg-chat-lang";
   var ENDED_KEY = "hg-chat-ended";  // the ended conversation's last bot and listener messages, shown until a new one
   var KEEP_AFTER_END = 6;
+  var SILENCE_MS = 15000;  // a message sent and nothing heard since: the connection is taken for dead
   var MAX_TEXT = 4000;  // characters in one message, as the server takes them (MAX_TEXT in gateway/webchat.py)
   var TEXTS = {
     fr: { title: "Besoin de parler ?", end: "Terminer", quickExit: "Sortie rapide", choices: "Réponses proposées",
@@ -53,7 +54,7 @@
   var $ = function (id) { return document.getElementById(id); };
   var state = { ws: null, token: null, opening: null, delay: 500, shown: {}, entries: [], lastBot: null, lang: storedLang(), typingTimer: null,
     lastTyping: 0, status: "bot", escapes: 0, lastEscape: 0, unread: 0, live: false, away: false,
-    receipts: { delivered: [], read: [] }, unseen: [] };
+    receipts: { delivered: [], read: [] }, unseen: [], heard: 0 };
   var ESCAPE_WINDOW_MS = 2000;
 
   function storedLang() {
@@ -322,7 +323,7 @@
       var token = storedToken();
       ws.send(JSON.stringify({ type: "hello", token: token, opening: token ? null : openingKey(), language: state.lang }));
     };
-    ws.onmessage = function (event) { handle(JSON.parse(event.data)); };
+    ws.onmessage = function (event) { state.heard = Date.now(); handle(JSON.parse(event.data)); };
     ws.onclose = function () {
       if (state.ws !== ws) { return; }  // replaced by a new conversation's socket
       state.ws = null;
@@ -373,6 +374,7 @@
       if (!document.querySelector('[data-id="' + m.id + '"]')) { bubble("user", m.text, m.id, true); }
       state.ws.send(JSON.stringify({ type: "message", id: m.id, text: m.text, payload: m.payload }));
     });
+    if (pending().length) { expectAnswer(); }
     renderStatus();
   }
 
@@ -430,7 +432,26 @@
     renderChoices([]);
     if (state.ws && state.ws.readyState === WebSocket.OPEN) {
       state.ws.send(JSON.stringify({ type: "message", id: message.id, text: message.text, payload: message.payload }));
+      expectAnswer();
     }
+  }
+
+  /* A message sent and nothing heard from the server for SILENCE_MS since: the connection died without a word (a
+     phone changing networks, a Wi-Fi lost; the browser may take minutes to notice), so the page drops it and
+     connects again, which sends what is pending once more (the server de-duplicates on id). Anything heard (the
+     ack, an entry, a notice) shows the connection alive. */
+  function expectAnswer() {
+    var ws = state.ws, sentAt = Date.now();
+    setTimeout(function () {
+      if (state.ws !== ws || state.heard >= sentAt || !pending().length) { return; }
+      ws.onclose = null;
+      ws.onmessage = null;
+      try { ws.close(); } catch (e) { /* already gone */ }
+      state.ws = null;
+      $("connection").textContent = t("reconnecting");
+      $("connection").hidden = false;
+      connect();
+    }, SILENCE_MS);
   }
 
   /* An image (a screenshot, a photo): posted on its own, cleaned by the server (no location or other metadata),

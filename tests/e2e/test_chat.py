@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import aiohttp
 from aiohttp.test_utils import TestServer
-from playwright.async_api import BrowserContext, Page, expect
+from playwright.async_api import BrowserContext, Page, WebSocketRoute, expect
 
 from gateway.app import STORE, create_app
 from gateway.console.auth import hash_password
@@ -196,3 +196,50 @@ async def test_a_young_person_who_answers_english_gets_the_page_in_english(
     await expect(page.locator("#quick-exit")).to_have_text("Quick exit")
     await expect(page.locator("#status-line")).to_contain_text("Waiting for a listener — position 1")
     assert await page.evaluate("document.documentElement.lang") == "en"
+
+
+class Silent:
+    """Passes the page's sockets through; once ``silent``, the socket open then carries nothing either way and never
+    closes, as a connection that died without a word (a phone changing networks): the page is not told."""
+
+    def __init__(self) -> None:
+        self.silent = False
+        self.sockets = 0
+
+    async def route(self, page_side: WebSocketRoute) -> None:
+        server_side = page_side.connect_to_server()
+        self.sockets += 1
+        number = self.sockets
+
+        def to_server(message: str | bytes) -> None:
+            if not (self.silent and number == 1):
+                server_side.send(message)
+
+        def to_page(message: str | bytes) -> None:
+            if not (self.silent and number == 1):
+                page_side.send(message)
+
+        page_side.on_message(to_server)
+        server_side.on_message(to_page)
+
+
+async def test_a_message_sent_into_a_connection_that_died_silently_gets_through(
+    context: BrowserContext, server: TestServer
+) -> None:
+    """Found on a phone whose network went silent (2026-12-02): the message stayed "pending" with no reconnection,
+    for as long as the browser took to notice the dead connection (minutes). Nothing heard 15 s after a message:
+    the page connects again and sends it; the server records it once."""
+    page, silent = await context.new_page(), Silent()
+    await page.clock.install()
+    await page.route_web_socket("**/chat/ws", silent.route)
+    await page.goto(str(server.make_url("/chat")))
+    await walk_to_queue(page)
+    silent.silent = True
+    await type_answer(page, "Tu es là ?")
+    await expect(page.locator(".msg.pending")).to_have_count(1)
+    await page.clock.run_for(16_000)
+    await expect(page.locator(".msg.pending")).to_have_count(0)
+    assert silent.sockets == 2
+    [conversation] = await server.app[STORE].conversations_by_status(Status.QUEUED)
+    texts = [e.text for e in await server.app[STORE].transcript(conversation.id) if e.author == "user"]
+    assert texts.count("Tu es là ?") == 1
