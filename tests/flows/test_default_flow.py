@@ -265,3 +265,14 @@ def test_a_risk_at_night_is_not_promised_a_listener(engine: Engine, interrupt: s
     said = [reply.text for reply in result.replies]
     assert [text for text in said if PROMISES.search(text)] == []
     assert any("3114" in text for text in said)
+
+
+@pytest.mark.parametrize("key", ["ended", "idle_closed", "abandoned"])
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_the_last_message_of_a_conversation_says_who_answers_now(loaded: LoadedFlow, key: str, lang: str) -> None:
+    """Found in the web chat (2026-12-02): a listener closed the conversation and its last message, the one the page
+    keeps in sight (and after a reload) with the box gone, named no number: at 22:59 the line closes a minute later.
+    Every message that ends a conversation names the lines that answer at any hour."""
+    text = loaded.flow.messages[key][lang]
+    for number in ("119", "3114"):
+        assert re.search(rf"\b{number}\b", text), f"messages.{key}.{lang} does not give {number}"
