@@ -17,7 +17,7 @@
       hint: "Appuie deux fois sur Échap pour quitter rapidement.", reconnecting: "Reconnexion…",
       queued: "En attente d'un·e écoutant·e — position ", withListener: "Un·e écoutant·e est avec toi.",
       confirmEnd: "Veux-tu vraiment terminer la conversation ?", bot: "Bot", listener: "Écoutant·e", you: "Toi",
-      error: "Ce message n'a pas pu être envoyé.", other: "English", pageTitle: "Chat d'écoute",
+      error: "Ce message n'a pas pu être envoyé.", other: "Page in English", pageTitle: "Chat d'écoute",
       unsent: "La conversation venait de se terminer : ton dernier message n'a pas été envoyé. Il t'attend dans la boîte de message, pour une nouvelle conversation.",
       now: "à l'instant", ago: "il y a {n} min", image: "Image",
       imageButton: "Envoyer une image (capture d'écran, photo)", imageSent: "📎 Image envoyée",
@@ -36,7 +36,7 @@
       hint: "Press Escape twice to leave quickly.", reconnecting: "Reconnecting…",
       queued: "Waiting for a listener — position ", withListener: "A listener is with you.",
       confirmEnd: "Do you really want to end the conversation?", bot: "Bot", listener: "Listener", you: "You",
-      error: "This message could not be sent.", other: "Français", pageTitle: "Helpline chat",
+      error: "This message could not be sent.", other: "Page en français", pageTitle: "Helpline chat",
       unsent: "The conversation had just ended: your last message was not sent. It is waiting in the message box, for a new conversation.",
       now: "just now", ago: "{n} min ago", image: "Image",
       imageButton: "Send a picture (screenshot, photo)", imageSent: "📎 Picture sent",
@@ -68,7 +68,8 @@
     document.querySelectorAll("[data-i18n-aria]").forEach(function (el) { el.setAttribute("aria-label", t(el.dataset.i18nAria)); });
     $("message-input").placeholder = t("placeholder");
     $("lang-toggle").textContent = state.lang === "fr" ? "EN" : "FR";
-    $("lang-toggle").setAttribute("aria-label", t("other"));
+    $("lang-toggle").setAttribute("aria-label", t("other"));  // never the bot's own "English" answer's name
+    $("lang-toggle").lang = state.lang === "fr" ? "en" : "fr";  // read in the language it offers
     renderStatus();
     renderTitle();
     document.querySelectorAll("time.when").forEach(renderWhen);

@@ -153,3 +153,22 @@ async def test_on_a_small_phone_the_question_stays_in_sight_above_its_choices(
         await expect(page.locator("#message-input")).to_be_in_viewport()
     finally:
         await context.close()
+
+
+async def test_the_language_switch_is_not_named_as_the_bots_language_choice(
+    browser: Browser, server: TestServer
+) -> None:
+    """Found with the accessibility tree (2026-12-02): at the bot's language question a screen reader met two buttons
+    named "English", the page's switch (first in the order) and the answer; the switch says what it does."""
+    context = await new_context(browser, PHONE, "light")
+    try:
+        page = await open_chat(context, server)
+        await page.get_by_role("button", name="Non", exact=True).click()
+        await expect(page.locator("#choices button", has_text="English")).to_be_visible()
+        await expect(page.get_by_role("button", name="English", exact=True)).to_have_count(1)
+        await expect(page.locator("#lang-toggle")).to_have_accessible_name("Page in English")
+        await page.locator("#lang-toggle").click()
+        await expect(page.locator("#lang-toggle")).to_have_accessible_name("Page en français")
+        await expect(page.get_by_role("button", name="Français", exact=True)).to_have_count(1)
+    finally:
+        await context.close()
