@@ -266,8 +266,13 @@ class WebChatHub:
             return None
         shown = [e for e in await self.store.transcript(conversation_id) if e.author not in HIDDEN]
         self.track(conversation_id, shown)
-        status = await self.status(conversation_id, conversation.status)
+        status = {**await self.status(conversation_id, conversation.status), "language": self.language(conversation)}
         return conversation, status, [_public(e) for e in shown]
+
+    def language(self, conversation: Conversation) -> str:
+        """The conversation's language, which the page's own texts follow (the young person may have chosen it by
+        answering the bot)."""
+        return language_of(conversation, self.flows.for_version(conversation.flow_version).flow)
 
     async def status(self, conversation_id: str, status: Status) -> dict[str, Any]:
         """The status a frame says, read as ``status``, with the conversation's position while it is queued. The
@@ -295,7 +300,10 @@ class WebChatHub:
             case Typing(conversation_id=cid, who="listener") if cid in self.sockets:
                 return cid, {"type": "typing", "on": True}
             case StatusChanged(conversation_id=cid, status=status) if cid in self.sockets:
-                return cid, {"type": "status", **await self.status(cid, status)}
+                frame = {"type": "status", **await self.status(cid, status)}
+                if (conversation := await self.store.get_conversation(cid)) is not None:
+                    frame["language"] = self.language(conversation)
+                return cid, frame
         return None
 
     def _offer_all(self, conversation_id: str, frame: dict[str, Any]) -> None:

@@ -81,7 +81,7 @@ async def metric(client: Client, name: str, **labels: str) -> float:
 async def open_chat(ws: aiohttp.ClientWebSocketResponse, token: str | None = None) -> dict[str, Any]:
     """hello; the session frame, or the notice that refused it."""
     await ws.send_json({"type": "hello", "token": token, "language": "fr"})
-    frames = await receive_until(ws, lambda f: f["type"] == "session" or f["entry"]["id"].startswith("notice-"))
+    frames = await receive_until(ws, lambda f: f["type"] == "session" or is_notice(f))
     return frames[-1]
 
 

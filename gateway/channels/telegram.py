@@ -319,6 +319,11 @@ def _attachments(message: Message) -> tuple[Attachment, ...]:
     ):
         if media is not None:
             found.append(_file(kind, media.file_id, getattr(media, "mime_type", None) or default_type))
+    # Shared without words or a file: said by its kind only, never its content (coordinates, a phone number).
+    if message.location is not None or message.venue is not None:
+        found.append(Attachment("location"))
+    elif any(shared is not None for shared in (message.contact, message.sticker, message.poll, message.dice)):
+        found.append(Attachment("other"))
     return tuple(found)
 
 

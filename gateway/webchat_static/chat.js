@@ -8,6 +8,8 @@
   var LANG_KEY = "hg-chat-lang";
   var ENDED_KEY = "hg-chat-ended";  // the ended conversation's last bot and listener messages, shown until a new one
   var KEEP_AFTER_END = 6;
+  var SILENCE_MS = 15000;  // a message sent and nothing heard since: the connection is taken for dead
+  var MAX_TEXT = 4000;  // characters in one message, as the server takes them (MAX_TEXT in gateway/webchat.py)
   var TEXTS = {
     fr: { title: "Besoin de parler ?", end: "Terminer", quickExit: "Sortie rapide", choices: "Réponses proposées",
       typing: "Un·e écoutant·e écrit…", ended: "Conversation terminée.", newConversation: "Nouvelle conversation",
@@ -15,7 +17,7 @@
       hint: "Appuie deux fois sur Échap pour quitter rapidement.", reconnecting: "Reconnexion…",
       queued: "En attente d'un·e écoutant·e — position ", withListener: "Un·e écoutant·e est avec toi.",
       confirmEnd: "Veux-tu vraiment terminer la conversation ?", bot: "Bot", listener: "Écoutant·e", you: "Toi",
-      error: "Ce message n'a pas pu être envoyé.", other: "English", pageTitle: "Chat d'écoute",
+      error: "Ce message n'a pas pu être envoyé.", other: "Page in English", pageTitle: "Chat d'écoute",
       unsent: "La conversation venait de se terminer : ton dernier message n'a pas été envoyé. Il t'attend dans la boîte de message, pour une nouvelle conversation.",
       now: "à l'instant", ago: "il y a {n} min", image: "Image",
       imageButton: "Envoyer une image (capture d'écran, photo)", imageSent: "📎 Image envoyée",
@@ -34,7 +36,7 @@
       hint: "Press Escape twice to leave quickly.", reconnecting: "Reconnecting…",
       queued: "Waiting for a listener — position ", withListener: "A listener is with you.",
       confirmEnd: "Do you really want to end the conversation?", bot: "Bot", listener: "Listener", you: "You",
-      error: "This message could not be sent.", other: "Français", pageTitle: "Helpline chat",
+      error: "This message could not be sent.", other: "Page en français", pageTitle: "Helpline chat",
       unsent: "The conversation had just ended: your last message was not sent. It is waiting in the message box, for a new conversation.",
       now: "just now", ago: "{n} min ago", image: "Image",
       imageButton: "Send a picture (screenshot, photo)", imageSent: "📎 Picture sent",
@@ -52,7 +54,7 @@
   var $ = function (id) { return document.getElementById(id); };
   var state = { ws: null, token: null, opening: null, delay: 500, shown: {}, entries: [], lastBot: null, lang: storedLang(), typingTimer: null,
     lastTyping: 0, status: "bot", escapes: 0, lastEscape: 0, unread: 0, live: false, away: false,
-    receipts: { delivered: [], read: [] }, unseen: [] };
+    receipts: { delivered: [], read: [] }, unseen: [], heard: 0 };
   var ESCAPE_WINDOW_MS = 2000;
 
   function storedLang() {
@@ -66,7 +68,8 @@
     document.querySelectorAll("[data-i18n-aria]").forEach(function (el) { el.setAttribute("aria-label", t(el.dataset.i18nAria)); });
     $("message-input").placeholder = t("placeholder");
     $("lang-toggle").textContent = state.lang === "fr" ? "EN" : "FR";
-    $("lang-toggle").setAttribute("aria-label", t("other"));
+    $("lang-toggle").setAttribute("aria-label", t("other"));  // never the bot's own "English" answer's name
+    $("lang-toggle").lang = state.lang === "fr" ? "en" : "fr";  // read in the language it offers
     renderStatus();
     renderTitle();
     document.querySelectorAll("time.when").forEach(renderWhen);
@@ -246,6 +249,8 @@
       button.addEventListener("click", function () { box.dataset.answered = "1"; send(choice.label, choice.value); });
       box.appendChild(button);
     });
+    var last = $("messages").lastElementChild;  // the box took room from the list: the question stays in sight
+    if (last && choices.length) { last.scrollIntoView({ block: "end" }); }
     if (!fromBot || !follow) { return; }
     if (choices.length) {
       box.dataset.answered = "";
@@ -319,7 +324,7 @@
       var token = storedToken();
       ws.send(JSON.stringify({ type: "hello", token: token, opening: token ? null : openingKey(), language: state.lang }));
     };
-    ws.onmessage = function (event) { handle(JSON.parse(event.data)); };
+    ws.onmessage = function (event) { state.heard = Date.now(); handle(JSON.parse(event.data)); };
     ws.onclose = function () {
       if (state.ws !== ws) { return; }  // replaced by a new conversation's socket
       state.ws = null;
@@ -336,17 +341,29 @@
     else if (frame.type === "entry") { showEntry(frame.entry); }
     else if (frame.type === "ack") { onAck(frame.id); }
     else if (frame.type === "typing") { showTyping(); }
-    else if (frame.type === "status") { state.status = frame.status; state.position = frame.position; renderStatus(); }
+    else if (frame.type === "status") {
+      state.status = frame.status; state.position = frame.position; followLanguage(frame.language); renderStatus();
+    }
     else if (frame.type === "resync") {  // the server may have missed events: what we did not show, and the status
       frame.entries.forEach(showEntry);
-      state.status = frame.status; state.position = frame.position; renderStatus();
+      state.status = frame.status; state.position = frame.position; followLanguage(frame.language); renderStatus();
     }
     else if (frame.type === "error" && frame.code === "ended") { onEnded(); }
     else if (frame.type === "error") { bubble("system", t("error"), null, false); }
   }
 
+  /* The page's own texts follow the conversation's language: a young person who answered "English" to the bot
+     gets the quick exit, the hint and the status line in English too. */
+  function followLanguage(language) {
+    if (!TEXTS[language] || language === state.lang) { return; }
+    state.lang = language;
+    try { localStorage.setItem(LANG_KEY, language); } catch (e) { /* the tab keeps it */ }
+    applyTexts();
+  }
+
   function onSession(frame) {
     $("connection").hidden = true;
+    followLanguage(frame.language);
     state.token = frame.token;
     try { localStorage.setItem(TOKEN_KEY, frame.token); } catch (e) { /* private mode: session lasts the tab */ }
     forgetOpening();  // the token speaks for the page from now on
@@ -358,6 +375,7 @@
       if (!document.querySelector('[data-id="' + m.id + '"]')) { bubble("user", m.text, m.id, true); }
       state.ws.send(JSON.stringify({ type: "message", id: m.id, text: m.text, payload: m.payload }));
     });
+    if (pending().length) { expectAnswer(); }
     renderStatus();
   }
 
@@ -392,13 +410,49 @@
   function send(text, payload) {
     text = text.trim();
     if (!text || ended()) { return; }
+    parts(text).forEach(function (part) { sendOne(part, payload); });
+  }
+
+  /* A text longer than a message (a story pasted whole) goes as several, cut at a line break or a space when one
+     is in the second half, never between the two halves of an emoji: nothing of it is dropped. */
+  function parts(text) {
+    var out = [];
+    while (text.length > MAX_TEXT) {
+      var cut = Math.max(text.lastIndexOf("\n", MAX_TEXT), text.lastIndexOf(" ", MAX_TEXT));
+      if (cut < MAX_TEXT / 2) { cut = /[\uD800-\uDBFF]/.test(text.charAt(MAX_TEXT - 1)) ? MAX_TEXT - 1 : MAX_TEXT; }
+      out.push(text.slice(0, cut).trim());
+      text = text.slice(cut).trim();
+    }
+    return out.concat(text ? [text] : []).filter(function (part) { return !!part; });
+  }
+
+  function sendOne(text, payload) {
     var message = { id: uuid(), text: text, payload: payload || null };
     savePending(pending().concat([message]));
     bubble("user", text, message.id, true);
     renderChoices([]);
     if (state.ws && state.ws.readyState === WebSocket.OPEN) {
       state.ws.send(JSON.stringify({ type: "message", id: message.id, text: message.text, payload: message.payload }));
+      expectAnswer();
     }
+  }
+
+  /* A message sent and nothing heard from the server for SILENCE_MS since: the connection died without a word (a
+     phone changing networks, a Wi-Fi lost; the browser may take minutes to notice), so the page drops it and
+     connects again, which sends what is pending once more (the server de-duplicates on id). Anything heard (the
+     ack, an entry, a notice) shows the connection alive. */
+  function expectAnswer() {
+    var ws = state.ws, sentAt = Date.now();
+    setTimeout(function () {
+      if (state.ws !== ws || state.heard >= sentAt || !pending().length) { return; }
+      ws.onclose = null;
+      ws.onmessage = null;
+      try { ws.close(); } catch (e) { /* already gone */ }
+      state.ws = null;
+      $("connection").textContent = t("reconnecting");
+      $("connection").hidden = false;
+      connect();
+    }, SILENCE_MS);
   }
 
   /* An image (a screenshot, a photo): posted on its own, cleaned by the server (no location or other metadata),

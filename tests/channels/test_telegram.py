@@ -169,6 +169,41 @@ async def test_photos_and_documents_become_attachments(client: TestClient[Any, A
     ]
 
 
+SHARED = {  # what a young person may send that has no words and no file: its kind, never its content
+    "location": ({"location": {"latitude": 48.8566, "longitude": 2.3522}}, "location"),
+    "venue": (
+        {"venue": {"location": {"latitude": 48.8566, "longitude": 2.3522}, "title": "Collège", "address": "1 rue X"},
+         "location": {"latitude": 48.8566, "longitude": 2.3522}},
+        "location",
+    ),
+    "contact": ({"contact": {"phone_number": "+33612345678", "first_name": "Maman"}}, "other"),
+    "sticker": (
+        {"sticker": {"file_id": "CAADsticker", "file_unique_id": "s", "width": 512, "height": 512,
+                     "is_animated": False, "is_video": False, "type": "regular"}},
+        "other",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("shared", sorted(SHARED))
+async def test_a_location_a_contact_or_a_sticker_is_not_an_empty_message(
+    client: TestClient[Any, Any], shared: str
+) -> None:
+    """Found reading the adapter (2026-12-02): a shared location, a contact card or a sticker came as a message with
+    no text and nothing attached: the bot answered "je n'ai pas bien compris", a listener saw an empty message. It
+    comes as an attachment of its kind (a listener sees "position" or "autre"; the bot says it cannot read it),
+    without its content: no coordinates, no phone number, no name."""
+    extra, kind = SHARED[shared]
+    update = telegram_update(9, CHAT, None)
+    update["message"].update(extra)
+    status, batch = await post(client, update)
+    assert status == 200
+    [message] = batch["inbound"]
+    assert message["text"] == ""
+    assert message["attachments"] == [{"kind": kind, "url": None, "content_type": None, "name": None}]
+    assert not any(secret in json.dumps(batch) for secret in ("48.85", "2.35", "612345678", "Maman", "Collège"))
+
+
 async def test_a_button_tap_is_answered_and_carries_its_value(
     client: TestClient[Any, Any], telegram: FakeTelegramAPI
 ) -> None:

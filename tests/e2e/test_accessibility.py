@@ -131,3 +131,44 @@ async def test_the_chat_at_400_percent_zoom_keeps_the_box_and_the_latest_message
         await audit(page, "/chat at 320 × 200 CSS px, a message pending")
     finally:
         await context.close()
+
+
+async def test_on_a_small_phone_the_question_stays_in_sight_above_its_choices(
+    browser: Browser, server: TestServer
+) -> None:
+    """Found on a 375 × 667 phone (2026-12-02): the topic question's nine choices took the screen, and the page kept
+    the message list where it was before they came, so the question they answer was scrolled out of sight."""
+    context = await new_context(browser, {"width": 375, "height": 667}, "light")
+    try:
+        page = await open_chat(context, server)
+        await page.get_by_role("button", name="Non", exact=True).click()
+        await page.get_by_role("button", name="Français").click()
+        await type_answer(page, "j'ai 14 ans")
+        await page.get_by_role("button", name="Pour moi").click()
+        question = page.locator('.msg[data-author="bot"]').last
+        await expect(question).to_contain_text("Qu'est-ce qui se passe")
+        await expect(page.locator("#choices button")).to_have_count(9)
+        await expect(question).to_be_in_viewport(ratio=1)
+        await expect(page.locator("#choices button").first).to_be_in_viewport()
+        await expect(page.locator("#message-input")).to_be_in_viewport()
+    finally:
+        await context.close()
+
+
+async def test_the_language_switch_is_not_named_as_the_bots_language_choice(
+    browser: Browser, server: TestServer
+) -> None:
+    """Found with the accessibility tree (2026-12-02): at the bot's language question a screen reader met two buttons
+    named "English", the page's switch (first in the order) and the answer; the switch says what it does."""
+    context = await new_context(browser, PHONE, "light")
+    try:
+        page = await open_chat(context, server)
+        await page.get_by_role("button", name="Non", exact=True).click()
+        await expect(page.locator("#choices button", has_text="English")).to_be_visible()
+        await expect(page.get_by_role("button", name="English", exact=True)).to_have_count(1)
+        await expect(page.locator("#lang-toggle")).to_have_accessible_name("Page in English")
+        await page.locator("#lang-toggle").click()
+        await expect(page.locator("#lang-toggle")).to_have_accessible_name("Page en français")
+        await expect(page.get_by_role("button", name="Français", exact=True)).to_have_count(1)
+    finally:
+        await context.close()

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import aiohttp
 from aiohttp.test_utils import TestServer
-from playwright.async_api import BrowserContext, Page, expect
+from playwright.async_api import BrowserContext, Page, WebSocketRoute, expect
 
 from gateway.app import STORE, create_app
 from gateway.console.auth import hash_password
 from gateway.settings import Settings
-from gateway.store import Listener
+from gateway.store import Listener, Status
 from tests.conftest import PASSWORD, Clock
 from tests.e2e.conftest import ServerFactory
 
@@ -153,3 +153,93 @@ async def test_the_language_switch_switches_the_bot_from_the_next_message_on(
     await expect(page.locator("#lang-toggle")).to_have_text("FR")
     await page.get_by_role("button", name="Non", exact=True).click()  # the question asked before the switch
     await expect(bot_messages(page).last).to_contain_text("Would you like to continue in English or in French?")
+
+
+async def test_a_long_pasted_story_reaches_the_line_whole(context: BrowserContext, server: TestServer) -> None:
+    """Found on a phone (2026-12-02): the message box's maxlength cut a pasted story at 4,000 characters without a
+    word. A text longer than a message goes as several messages, every word of it stored."""
+    page = await open_chat(context, server)
+    await walk_to_queue(page)
+    story = "\n".join(f"Phrase {n} : ils ont encore écrit des choses sur moi dans le groupe 😞." for n in range(150))
+    assert len(story) > 2 * 4000
+    await page.fill("#message-input", story)
+    await page.keyboard.press("Enter")
+    await expect(page.locator(".msg.pending")).to_have_count(0)
+    assert await page.locator('.msg[data-author="system"]').count() == 0
+
+    [conversation] = await server.app[STORE].conversations_by_status(Status.QUEUED)
+    stored = "\n".join(e.text for e in await server.app[STORE].transcript(conversation.id) if e.author == "user")
+    assert all(f"Phrase {n} : " in stored for n in range(150))
+    assert stored.endswith(story.rsplit("\n", 1)[1])
+
+
+async def test_a_young_person_who_answers_english_gets_the_page_in_english(
+    context: BrowserContext, server: TestServer
+) -> None:
+    """Found on a phone (2026-12-02): answering "English" to the bot's question turned the bot to English, but the
+    page stayed French ("Sortie rapide", "Appuie deux fois sur Échap", "En attente d'un·e écoutant·e"), even after a
+    reload, whose session frame said "en". The page takes the conversation's language: at each session, and with
+    each status."""
+    page = await open_chat(context, server)
+    await page.get_by_role("button", name="Non", exact=True).click()
+    await page.locator("#choices button", has_text="English").click()
+    await expect(bot_messages(page).last).to_contain_text("How old are you?")
+    await type_answer(page, "15")
+    await page.locator("#choices button", has_text="For me").click()
+    await page.locator("#choices button", has_text="Cyberbullying").click()
+    await type_answer(page, "They make fun of me in a group chat.")
+    await expect(page.locator("#status-line")).to_contain_text("Waiting for a listener — position 1")
+    await expect(page.locator("#quick-exit")).to_have_text("Quick exit")
+
+    await page.reload()
+    await expect(page.locator('.msg[data-author="user"]')).to_have_count(6)
+    await expect(page.locator("#quick-exit")).to_have_text("Quick exit")
+    await expect(page.locator("#status-line")).to_contain_text("Waiting for a listener — position 1")
+    assert await page.evaluate("document.documentElement.lang") == "en"
+
+
+class Silent:
+    """Passes the page's sockets through; once ``silent``, the socket open then carries nothing either way and never
+    closes, as a connection that died without a word (a phone changing networks): the page is not told."""
+
+    def __init__(self) -> None:
+        self.silent = False
+        self.sockets = 0
+
+    async def route(self, page_side: WebSocketRoute) -> None:
+        server_side = page_side.connect_to_server()
+        self.sockets += 1
+        number = self.sockets
+
+        def to_server(message: str | bytes) -> None:
+            if not (self.silent and number == 1):
+                server_side.send(message)
+
+        def to_page(message: str | bytes) -> None:
+            if not (self.silent and number == 1):
+                page_side.send(message)
+
+        page_side.on_message(to_server)
+        server_side.on_message(to_page)
+
+
+async def test_a_message_sent_into_a_connection_that_died_silently_gets_through(
+    context: BrowserContext, server: TestServer
+) -> None:
+    """Found on a phone whose network went silent (2026-12-02): the message stayed "pending" with no reconnection,
+    for as long as the browser took to notice the dead connection (minutes). Nothing heard 15 s after a message:
+    the page connects again and sends it; the server records it once."""
+    page, silent = await context.new_page(), Silent()
+    await page.clock.install()
+    await page.route_web_socket("**/chat/ws", silent.route)
+    await page.goto(str(server.make_url("/chat")))
+    await walk_to_queue(page)
+    silent.silent = True
+    await type_answer(page, "Tu es là ?")
+    await expect(page.locator(".msg.pending")).to_have_count(1)
+    await page.clock.run_for(16_000)
+    await expect(page.locator(".msg.pending")).to_have_count(0)
+    assert silent.sockets == 2
+    [conversation] = await server.app[STORE].conversations_by_status(Status.QUEUED)
+    texts = [e.text for e in await server.app[STORE].transcript(conversation.id) if e.author == "user"]
+    assert texts.count("Tu es là ?") == 1

@@ -57,7 +57,7 @@ async def test_a_photo_reaches_the_listener_without_its_location(
     )
     refused = young.locator('.msg[data-author="system"]').last
     await expect(refused).to_contain_text("le fichier est abîmé ou n'est pas une image")
-    await young.get_by_role("button", name="English").click()
+    await young.get_by_role("button", name="Page in English").click()
     await young.locator("#image-input").set_input_files(
         files=[{"name": "big.png", "mimeType": "image/png", "buffer": b"\x89PNG" + b"\x00" * 5_000_001}]
     )

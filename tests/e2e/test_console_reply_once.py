@@ -61,3 +61,41 @@ async def test_a_reply_whose_answer_was_lost_is_sent_again_once(
         assert [e.text for e in await store.transcript(held.id) if e.author == Author.LISTENER] == [TEXT]
     finally:
         await phone.close()
+
+
+async def test_a_reply_left_unanswered_by_a_dead_connection_is_said_and_can_be_sent_again(
+    desk: BrowserContext, browser: Browser, server: TestServer
+) -> None:
+    """Found with a listener's network gone silent (2026-12-02: a proxy dropping every byte, as a Wi-Fi that went
+    away without a word): the reply's request never ended, so the Send button stayed disabled and nothing was said,
+    for as long as the connection took to die. After 15 s without an answer the console says so and sends again."""
+    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    listener = await log_in(desk, server, "anne")
+    phone = await browser.new_context(viewport={"width": 390, "height": 780}, locale="fr-FR")
+    try:
+        young = await queue_young(phone, server)
+        await listener.locator("#waiting .card .take").click()
+        await expect(listener.locator("#reply")).to_be_focused()
+
+        held: list[Route] = []
+
+        async def never_answer_the_first(route: Route) -> None:
+            if held:
+                await route.continue_()
+                return
+            held.append(route)  # neither answered nor failed: a connection that went silent
+
+        await listener.clock.install()
+        await listener.route("**/api/conversations/*/messages", never_answer_the_first)
+        await listener.keyboard.type(TEXT)
+        await listener.keyboard.press("Enter")
+        await expect(listener.locator("#send")).to_be_disabled()
+        await listener.clock.run_for(16_000)
+        await expect(listener.locator("#composer-error")).to_contain_text("Pas de réponse du serveur")
+        await expect(listener.locator("#send")).to_be_enabled()
+
+        await listener.locator("#reply").press("Enter")  # the text is still there: sent again
+        await expect(listener.locator("#reply")).to_have_value("")
+        await expect(young.locator('.msg[data-author="listener"] .text')).to_have_text([TEXT])
+    finally:
+        await phone.close()

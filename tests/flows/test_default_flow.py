@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -238,3 +240,39 @@ def test_refusal_notices_keep_the_emergency_numbers(loaded: LoadedFlow, key: str
     text = loaded.flow.messages[key][lang]
     for number in ("119", "3114", "17", "112"):
         assert re.search(rf"\b{number}\b", text), f"messages.{key}.{lang} lost {number}"
+
+
+PROMISES = re.compile(r"écoutant·e arrive|listener is coming", re.IGNORECASE)
+RISKY_OPENINGS = {  # a first message each risk interrupt that hands off to the listeners reads
+    "suicide": {"fr": "je veux mourir", "en": "i want to die"},
+    "self_harm": {"fr": "je me scarifie", "en": "i cut myself"},
+    "abuse_home": {"fr": "mon beau-père me frappe", "en": "my dad hits me"},
+}
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("interrupt", sorted(RISKY_OPENINGS))
+def test_a_risk_at_night_is_not_promised_a_listener(engine: Engine, interrupt: str, lang: str) -> None:
+    """Found exploring the web chat at night (2026-12-02): "je veux mourir" was answered "un·e écoutant·e arrive",
+    then "le chat est toujours fermé" (and by day with nobody online, "aucun·e écoutant·e n'est connecté·e").
+    The queue's own message says what is true (position and wait, nobody online, or closed until when); the
+    interrupt's words promise nothing, and the numbers that answer now are given."""
+    night = datetime(2026, 3, 10, 23, 30, tzinfo=ZoneInfo("Europe/Paris"))
+    assert not engine.is_open("listeners", night)
+    result = engine.start(channel="webchat", now=night, language_hint=lang, text=RISKY_OPENINGS[interrupt][lang])
+    assert result.outcome is not None and result.outcome.route == interrupt
+    assert result.outcome.kind == "closed"
+    said = [reply.text for reply in result.replies]
+    assert [text for text in said if PROMISES.search(text)] == []
+    assert any("3114" in text for text in said)
+
+
+@pytest.mark.parametrize("key", ["ended", "idle_closed", "abandoned"])
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_the_last_message_of_a_conversation_says_who_answers_now(loaded: LoadedFlow, key: str, lang: str) -> None:
+    """Found in the web chat (2026-12-02): a listener closed the conversation and its last message, the one the page
+    keeps in sight (and after a reload) with the box gone, named no number: at 22:59 the line closes a minute later.
+    Every message that ends a conversation names the lines that answer at any hour."""
+    text = loaded.flow.messages[key][lang]
+    for number in ("119", "3114"):
+        assert re.search(rf"\b{number}\b", text), f"messages.{key}.{lang} does not give {number}"

@@ -14,12 +14,19 @@
 
   /* Every call that changes something goes as JSON, even without a body: the server refuses any other POST
      (an HTML form of another site cannot send JSON). */
-  function api(method, path, body) {
+  /* ``waitMs``: give up on an answer after that long (the promise is rejected, as when the connection drops): a
+     connection gone silent (a Wi-Fi lost without a word) otherwise keeps a request pending for minutes. */
+  function api(method, path, body, waitMs) {
     var options = { method: method, credentials: "same-origin", headers: {} };
     if (body === undefined && method !== "GET" && method !== "HEAD") { body = {}; }
     if (body !== undefined) {
       options.headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(body);
+    }
+    if (waitMs && window.AbortController) {
+      var controller = new AbortController();
+      options.signal = controller.signal;
+      setTimeout(function () { controller.abort(); }, waitMs);
     }
     return fetch(path, options).then(function (response) {
       if (response.status === 401) { location.href = "/console/login?expired=1"; throw new Error("session"); }

@@ -546,6 +546,8 @@
     return draft.id;
   }
 
+  var ANSWER_WAIT_MS = 15000;  // no answer by then: said, and Send is free again (the reply's id makes it go once)
+
   function send() {
     var text = $("reply").value.trim();
     if (!text || !state.current || state.sending) { return; }
@@ -554,7 +556,7 @@
     var body = note ? { text: text } : { text: text, id: replyId(text, note) };
     state.sending = true;
     $("send").disabled = true;
-    api("POST", path, body).then(function (response) {
+    api("POST", path, body, ANSWER_WAIT_MS).then(function (response) {
       if (response.ok) {
         state.draft = null;
         $("reply").value = "";
