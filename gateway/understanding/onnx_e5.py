@@ -141,7 +141,6 @@ class Network:
         options.intra_op_num_threads = threads  # one core by default: the gateway's other work needs the other
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # ONNX Runtime's own warnings are about its graph, never about a text
-        options.enable_cpu_mem_arena = False  # a text's tensors are small: malloc'd and freed, not kept in an arena
         graph = build(model, layers)
         self._session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         # ONNX Runtime's Python session keeps the bytes it was built from (its own source says "TODO: This is bad as
