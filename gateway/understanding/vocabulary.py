@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 HASH = 0x100000001B3  # odd, so invertible modulo 2**64: a substring's hash comes from the text's prefix sums
 UNHASH = pow(HASH, -1, 1 << 64)
+SPREAD = np.uint64(0x9E3779B97F4A7C15)  # odd (2**64 over the golden ratio): multiplying by it is one to one
 Ints = npt.NDArray[np.int64]
 
 
@@ -40,6 +41,37 @@ def hashes(blob: npt.NDArray[np.uint8], starts: Ints, lengths: Ints) -> npt.NDAr
     return out
 
 
+class Index:
+    """Many distinct 64-bit keys looked up at once, exactly. Each key is first multiplied by an odd constant
+    (modulo 2**64: one to one, and it spreads keys that differ in their low bits only over the whole space), then a
+    256 KB table of where each 65,536th of that space begins narrows each search to its bucket's few keys (at most
+    ``width``), compared all at once. A binary search over the vocabulary's 250,000 hashes cost about 0.4 ms a text:
+    with the caches cold after the network's run, each of its 18 steps waits for memory."""
+
+    SHIFT = np.uint64(48)
+
+    def __init__(self, keys: npt.NDArray[np.uint64]) -> None:
+        """Builds the index; ``self.order`` is the keys' order in it: whatever goes with a key is put in that order
+        by its owner (then ``order`` is dropped)."""
+        spread = keys * SPREAD
+        self.order: Ints | None = np.argsort(spread)
+        spread = spread[self.order]
+        self._first = np.searchsorted(spread >> self.SHIFT, np.arange(2**16 + 1, dtype=np.uint64)).astype(np.int32)
+        self.width = max(int(np.diff(self._first).max(initial=0)), 1)
+        self._keys = np.append(spread, np.zeros(self.width, dtype=np.uint64))  # a search may look past the last key
+        self._span = np.arange(self.width)
+
+    def find(self, wanted: npt.NDArray[np.uint64]) -> tuple[Ints, npt.NDArray[np.bool_]]:
+        """For each wanted key: its place in ``order`` (0 when not found), and whether it was found."""
+        spread = wanted * SPREAD
+        bucket = (spread >> self.SHIFT).astype(np.intp)
+        first = self._first[bucket]
+        near = first[:, None] + self._span  # the bucket's keys, and a few beyond it
+        same = (self._keys[near] == spread[:, None]) & (self._span < (self._first[bucket + 1] - first)[:, None])
+        found = same.any(axis=1)
+        return np.where(found, first + same.argmax(axis=1), 0), found
+
+
 class Vocabulary:
     """Piece (UTF-8 bytes) → id, for the pieces ``blob[offsets[i] : offsets[i + 1]]``."""
 
@@ -55,7 +87,9 @@ class Vocabulary:
         for a, b in zip(ids[:-1][~last[:-1]].tolist(), ids[1:][~last[:-1]].tolist(), strict=True):
             if self.bytes_of(a) != self.bytes_of(b):  # two pieces, one hash: never seen, but then say so
                 raise ValueError(f"pieces {a} and {b} share a hash: this vocabulary needs another HASH")
-        self._hashes, self._ids = every[last], ids[last].astype(np.int32)
+        self._index = Index(every[last])
+        self._ids = ids[last][self._index.order].astype(np.int32)
+        self._index.order = None
         self._powers, self._unpowers = powers(HASH, 256), powers(UNHASH, 256)
 
     def __len__(self) -> int:
@@ -77,8 +111,8 @@ class Vocabulary:
         sums = np.zeros(len(text) + 1, dtype=np.uint64)
         np.cumsum(text * up[: len(text)], out=sums[1:])  # byte t times HASH**t, summed up to each byte
         wanted = (sums[ends] - sums[begins]) * down[begins]  # byte t times HASH**(t - begin): the piece's hash
-        at = np.minimum(np.searchsorted(self._hashes, wanted), len(self._hashes) - 1)
-        found = np.flatnonzero(self._hashes[at] == wanted)
+        at, match = self._index.find(wanted)
+        found = np.flatnonzero(match)
         ids = self._ids[at[found]]
         starts, lengths = self._offsets[ids].astype(np.int64), ends[found] - begins[found]
         same = self._offsets[ids + 1] - starts == lengths

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.understanding.vocabulary import HASH, Vocabulary, hashes
+from gateway.understanding.vocabulary import HASH, Index, Vocabulary, hashes
 
 
 def vocabulary(pieces: list[bytes]) -> Vocabulary:
@@ -65,3 +65,15 @@ def test_a_hash_matching_by_chance_finds_nothing() -> None:
     assert look_up(vocab, text, spans) == {(2 + len(other), len(text)): 1, (0, 1): 0}
     with pytest.raises(ValueError, match="share a hash"):
         vocabulary([piece, other])
+
+
+def test_the_index_finds_each_key_and_no_other_even_keys_that_differ_in_low_bits_only() -> None:
+    keys = np.concatenate([np.arange(200_000, dtype=np.uint64), np.array([2**64 - 1, 2**63], dtype=np.uint64)])
+    index = Index(keys)
+    assert index.order is not None
+    values = keys[index.order]  # what goes with each key, put in the index's order
+    assert index.width <= 16  # spread: 200,000 consecutive numbers would fill one bucket of 65,536
+    wanted = np.array([0, 5, 199_999, 200_000, 2**64 - 1, 2**63, 2**63 + 1, 12345678901234], dtype=np.uint64)
+    at, found = index.find(wanted)
+    assert found.tolist() == [True, True, True, False, True, True, False, False]
+    assert values[at[found]].tolist() == wanted[found].tolist()
