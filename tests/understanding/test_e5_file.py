@@ -161,3 +161,27 @@ def test_the_shortcut_saves_look_ups(model: ModelFile, tokenizers: tuple[Tokeniz
     cps = np.array([ord(c) for c in joined], dtype=np.int64)
     near = np.minimum(np.arange(len(cps)) + fast.reach(cps), len(cps)) - np.arange(len(cps))
     assert near.sum() * 3 <= len(cps) * min(len(cps), fast.max_bytes)
+
+
+def tiny(pieces: list[str], scores: list[float]) -> ModelFile:
+    """A model file's tokenizer part with these pieces only (ids 0-3: <s>, <pad>, </s>, <unk>)."""
+    raw = [p.encode("utf-8", "surrogatepass") for p in ["<s>", "<pad>", "</s>", "<unk>", *pieces]]
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in raw])]).astype(np.uint32)
+    blob = np.frombuffer(b"".join(raw), dtype=np.uint8)
+    all_scores = np.array([0.0, 0.0, 0.0, 0.0, *scores], dtype=np.float32)
+    specials = {"bos": 0, "pad": 1, "eos": 2, "unk": 3}
+    return ModelFile(b"", {}, {}, blob, offsets, all_scores, {ord("ﬁ"): [ord("f"), ord("i")]}, specials)
+
+
+def test_ties_duplicates_and_the_unknown_piece_as_the_dict_tokenizer() -> None:
+    """Equal sums (the first found wins), a piece twice in the file (its last id), an empty piece (never found), the
+    unknown piece's spelling in a text (never found), a character no piece holds (unknown)."""
+    pieces = ["▁", "▁a", "b", "ab", "▁ab", "ab", "", "<unk>", "▁fi", "x", "y", "xy", "▁q", "u", "é", "▁é"]
+    scores = [-1.0, -1.0, -1.0, -1.0, -2.0, -1.0, -0.1, -0.1, -3.0, -0.5, -0.5, -1.0, -0.25, -0.25, -1.5, -1.5]
+    model = tiny(pieces, scores)
+    ours, reference = Tokenizer(model), Reference(model)
+    for text in ["ab", "ab ab", "<unk>", "ﬁ", "xy", "xyxy z", "qu", "éé é", "", "a b ab ab"]:
+        assert ours.query(text) == reference.query(text), text
+    assert ours.content("ab") == [8]  # "▁ab", "▁a" + "b" and "▁" + "ab" all sum to -2: the first found
+    found = ours.vocabulary.find(b"ab", np.array([0]), np.array([2]))
+    assert found[1].tolist() == [9]  # "ab" is ids 7 and 9
