@@ -84,6 +84,12 @@ def shipped_model() -> Model:
     return load_model()
 
 
+def shared_understanding(settings: Settings) -> dict[str, Callable[[], Model]]:
+    """``create_app``'s option for an app whose settings ask for the shipped model: :func:`shipped_model`."""
+    on = settings.understanding == "on" and settings.understanding_engine == "onnx"
+    return {"understanding": shipped_model} if on else {}
+
+
 AppFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 
@@ -92,8 +98,7 @@ async def make_client(
     aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]], clock: Clock
 ) -> AsyncIterator[AppFactory]:
     async def make(settings: Settings, **options: Any) -> TestClient[web.Request, web.Application]:
-        if settings.understanding == "on" and settings.understanding_engine == "onnx":
-            options.setdefault("understanding", shipped_model)  # loaded once for the run, not once an app
+        options = {**shared_understanding(settings), **options}
         app = await create_app(settings, clock=clock, **{"worker_poll_seconds": 0.05, **options})
         return await aiohttp_client(app)
 
