@@ -66,7 +66,7 @@ SHARE = 0.75  # a message is queued only if the work ahead of it, at the recent 
 PACE = 0.2  # weight of the latest call in the worker's pace (seconds per message, moving average)
 REMEMBER = 4096  # remembered readings at most (a few hundred bytes each)
 REMEMBER_CHARS = 32  # only messages this short are remembered: the ones that recur ("oui", "15", "bonjour")
-STOP_SECONDS = 10.0  # a closing app waits this long at most for the worker thread to end (a load, a call)
+STOP_SECONDS = 5.0  # a closing app waits this long at most for the worker thread to end (a load, a call)
 LATE_TIMEOUT = 30.0  # a late reading's deadline: nobody waits for it, only a hung model must not hold it forever
 
 
