@@ -309,7 +309,7 @@ def _reader_lifecycle(reader: Reader) -> tuple[Callable[[], Awaitable[None]], Ca
         reader.start()  # loads in the background: the gateway serves meanwhile, on keywords
 
     async def stop() -> None:
-        reader.close()
+        await reader.stop()  # its thread ended and its model let go: nothing of it outlives the app
 
     return start, stop
 

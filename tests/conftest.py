@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import os
 import socket
@@ -24,6 +25,7 @@ from gateway.console.auth import hash_password
 from gateway.settings import Settings
 from gateway.store import Listener
 from gateway.testing import ACCOUNT_SID, DATA_KEY, SECRET_KEY, FakeGraphAPI, FakeTelegramAPI, FakeTwilioAPI
+from gateway.understanding import Model, load_model
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 
@@ -74,6 +76,20 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
+@functools.cache
+def shipped_model() -> Model:
+    """The shipped model, loaded once for the whole run and shared by the apps ``make_client`` builds (each app's
+    Reader loads it in its own thread, as the default does): loading it for each app cost each test seconds of CPU
+    and kept a copy per app alive. Apps share it read-only (ONNX Runtime's ``run`` is thread-safe)."""
+    return load_model()
+
+
+def shared_understanding(settings: Settings) -> dict[str, Callable[[], Model]]:
+    """``create_app``'s option for an app whose settings ask for the shipped model: :func:`shipped_model`."""
+    on = settings.understanding == "on" and settings.understanding_engine == "onnx"
+    return {"understanding": shipped_model} if on else {}
+
+
 AppFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 
@@ -82,6 +98,7 @@ async def make_client(
     aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]], clock: Clock
 ) -> AsyncIterator[AppFactory]:
     async def make(settings: Settings, **options: Any) -> TestClient[web.Request, web.Application]:
+        options = {**shared_understanding(settings), **options}
         app = await create_app(settings, clock=clock, **{"worker_poll_seconds": 0.05, **options})
         return await aiohttp_client(app)
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import shutil
+import threading
+import weakref
 from pathlib import Path
 
 from aiohttp.test_utils import TestClient
@@ -11,7 +14,8 @@ from aiohttp.test_utils import TestClient
 from gateway.app import FLOWS, STORE
 from gateway.conversation import Status
 from gateway.settings import Settings
-from tests.conftest import ROOT, AppFactory, Clock, add_listener, login
+from gateway.understanding import Model
+from tests.conftest import ROOT, AppFactory, Clock, add_listener, login, shipped_model
 from tests.test_webchat import bot_texts, hello, say
 
 Client = TestClient  # type: ignore[type-arg]
@@ -152,3 +156,31 @@ async def test_a_transcript_shows_what_was_sent_after_flows_yaml_changed_its_wor
         assert [(e["text"], e["choices"]) for e in (await hello(ws, session["token"]))["history"]] == sent
     async with again.ws_connect("/chat/ws") as ws:
         assert "Salut, c'est le 3018" in (await hello(ws))["history"][0]["text"]
+
+
+async def test_a_closed_app_lets_go_of_its_model_and_ends_its_thread(
+    make_client: AppFactory, settings: Settings
+) -> None:
+    """What a closed app held must not outlive it (a test run builds hundreds of apps in one process; a gateway
+    reopens what it reconnects): its Reader's thread has ended and its model is freed, although aiohttp keeps a
+    closed app that served requests in a module-level cache (``web_app._cached_build_middleware``). A model still
+    loading when the app closes is waited for."""
+    shared, loading = shipped_model(), threading.Event()
+    box = [Model(shared.embedder, shared.classifier)]  # the app's own model (the engine in it is shared)
+    held = weakref.ref(box[0])
+
+    def load() -> Model:
+        loading.wait(timeout=30)
+        return box.pop()
+
+    client = await make_client(settings, understanding=load)
+    assert (await client.get("/readyz")).status == 200
+    thread = next(t for t in threading.enumerate() if t.name == "understanding")
+    closing = asyncio.ensure_future(client.close())
+    done, _ = await asyncio.wait({closing}, timeout=0.5)
+    assert not done  # the close waits for the worker, whose load is under way
+    loading.set()
+    await closing
+    assert not thread.is_alive()
+    gc.collect()
+    assert held() is None

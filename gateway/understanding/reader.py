@@ -66,6 +66,7 @@ SHARE = 0.75  # a message is queued only if the work ahead of it, at the recent 
 PACE = 0.2  # weight of the latest call in the worker's pace (seconds per message, moving average)
 REMEMBER = 4096  # remembered readings at most (a few hundred bytes each)
 REMEMBER_CHARS = 32  # only messages this short are remembered: the ones that recur ("oui", "15", "bonjour")
+STOP_SECONDS = 5.0  # a closing app waits this long at most for the worker thread to end (a load, a call)
 LATE_TIMEOUT = 30.0  # a late reading's deadline: nobody waits for it, only a hung model must not hold it forever
 
 
@@ -176,7 +177,8 @@ class Reader:
         self._queue: queue.SimpleQueue[_Request | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._model: Model | None = None
-        self._loading: concurrent.futures.Future[Model] = concurrent.futures.Future()
+        # set once the load ended (or failed); holds no model: a closed Reader's model must be freed with it
+        self._loading: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._late: concurrent.futures.Future[Inline] | None = None  # a timed-out call the worker is still on
         self._late_since = 0.0  # when that call timed out (time.monotonic)
         self._pace: float | None = None  # the worker's recent wall seconds per message (written by the worker)
@@ -198,6 +200,12 @@ class Reader:
             self._thread.start()
 
     def _work(self) -> None:
+        try:
+            self._serve()
+        finally:  # closed (or failed to load): the model is let go, whoever still holds this Reader
+            self._model = None
+
+    def _serve(self) -> None:
         if not self._loaded():
             return
         model = self._model
@@ -258,7 +266,7 @@ class Reader:
         self._model = model
         self.status = "ok"
         log.info("understanding: model loaded in %.0f ms", self.load_seconds * 1000)
-        self._loading.set_result(model)
+        self._loading.set_result(None)
         return True
 
     async def wait_loaded(self) -> None:
@@ -430,4 +438,14 @@ class Reader:
             await self._idle.wait()
 
     def close(self) -> None:
+        """Stop the worker once it has read what is queued: it ends and lets go of the model (the engine's memory is
+        freed with it, even while something still holds this Reader: aiohttp's handler cache holds a closed app)."""
         self._queue.put(_STOP)
+
+    async def stop(self, within: float = STOP_SECONDS) -> None:
+        """:meth:`close`, then wait at most ``within`` seconds for the worker thread to end (a load or a call under
+        way finishes first). A hung model's thread is left behind: a daemon, it lets go of the model when it ends."""
+        self.close()
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            await asyncio.to_thread(thread.join, within)

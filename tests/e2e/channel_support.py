@@ -22,7 +22,7 @@ from gateway.app import DISPATCHER, STORE, create_app
 from gateway.console.auth import hash_password
 from gateway.settings import Settings
 from gateway.store import Listener
-from tests.conftest import PARIS, PASSWORD, loopback_only
+from tests.conftest import PARIS, PASSWORD, loopback_only, shared_understanding
 
 T = TypeVar("T")
 Client = TestClient[web.Request, web.Application]
@@ -60,7 +60,9 @@ def gateway(aiohttp_client: Callable[..., Awaitable[Client]], offline: None) -> 
     """Start the real app (create_app, real store, real workers) on the aiohttp test server."""
 
     async def start(settings: Settings) -> Client:
-        app = await create_app(settings, clock=RunningClock(), worker_poll_seconds=0.05)
+        app = await create_app(
+            settings, clock=RunningClock(), worker_poll_seconds=0.05, **shared_understanding(settings)
+        )
         client = await aiohttp_client(app)
         await client.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3, supervisor=True))
         # a supervisor: the tests read conversations still in the bot, which only supervisors see

@@ -26,7 +26,7 @@ from playwright.async_api import Browser, BrowserContext, Playwright, async_play
 
 from gateway.app import create_app
 from gateway.settings import Settings
-from tests.conftest import Clock
+from tests.conftest import Clock, shared_understanding
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -46,7 +46,9 @@ async def make_server(
     aiohttp_server: Callable[..., Awaitable[TestServer]], clock: Clock
 ) -> AsyncIterator[ServerFactory]:
     async def make(settings: Settings) -> TestServer:
-        app: web.Application = await create_app(settings, clock=clock, worker_poll_seconds=0.05)
+        app: web.Application = await create_app(
+            settings, clock=clock, worker_poll_seconds=0.05, **shared_understanding(settings)
+        )
         return await aiohttp_server(app)
 
     yield make

@@ -5,9 +5,11 @@ the others nothing, and short messages' readings are remembered (by a keyed dige
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -375,3 +377,38 @@ async def test_a_late_reading_waits_until_no_fresh_message_waits() -> None:
         reader.close()
     assert embedder.calls == [TEXTS[:1], TEXTS[2:3], TEXTS[1:2]]
     assert readings == [alone(TEXTS[0]), alone(TEXTS[2]), alone(TEXTS[1])]
+
+
+async def test_a_stopped_reader_ends_its_thread_and_lets_go_of_its_model() -> None:
+    """Something may hold a closed app's Reader long after (aiohttp's handler cache holds the app): its model, the
+    engine's memory, must not be held with it."""
+    box = [Model(Recording(), SHIPPED.classifier)]
+    held = weakref.ref(box[0])
+    reader = await started(Reader(box.pop, timeout=30))  # the Reader's alone once loaded
+    assert await reader.read(TEXTS[0]) == alone(TEXTS[0])
+    thread = reader._thread
+    assert thread is not None and thread.is_alive()
+    await reader.stop()
+    assert not thread.is_alive()
+    gc.collect()
+    assert held() is None  # the Reader itself is still held here
+    assert reader.model is None and await reader.attempt(TEXTS[1]) == "unavailable"  # not remembered
+
+
+async def test_a_reader_stopped_while_its_model_loads_lets_go_of_it_once_loaded() -> None:
+    loading, box = threading.Event(), [Model(Recording(), SHIPPED.classifier)]
+    held = weakref.ref(box[0])
+
+    def load() -> Model:
+        loading.wait(timeout=30)
+        return box.pop()  # the Reader's alone once loaded
+
+    reader = Reader(load, timeout=30)
+    reader.start()
+    stopping = asyncio.ensure_future(reader.stop())
+    await asyncio.sleep(0)
+    loading.set()  # the load ends after the stop was asked: the worker ends at once, without reading
+    await stopping
+    gc.collect()
+    assert reader.status == "ok" and held() is None
+    assert reader._thread is not None and not reader._thread.is_alive()
