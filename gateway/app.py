@@ -177,7 +177,7 @@ async def create_app(
                 networks=settings.client_networks(),
                 read=dispatcher.reading if reader is not None else None)  # fmt: skip
     hub = WebChatHub(store, dispatcher, flows, metrics, gate, clock=clock,
-                     addresses=settings.client_addresses())  # fmt: skip
+                     addresses=settings.client_addresses(), keepalive=settings.socket_keepalive_seconds)  # fmt: skip
     actions = Actions(dispatcher, store, flows, clock=clock)
     # sessions run on real time, as the cookie's max-age does: not on the flow's (injectable) clock
     sessions = Sessions(store, settings.secret_key.get_secret_value(), utcnow)
@@ -196,7 +196,7 @@ async def create_app(
                       secure_cookies=settings.public_url.startswith("https://"), presence=presence, live=live,
                       metrics=metrics, logins=Logins(workers, brake), limits=limits, clock=clock,
                       cross_site=CrossSite(settings.public_url, settings.console_origin_list()),
-                      addresses=settings.client_addresses())  # fmt: skip
+                      addresses=settings.client_addresses(), keepalive=settings.socket_keepalive_seconds)  # fmt: skip
     app[SETTINGS], app[STORE], app[FLOWS], app[DISPATCHER] = settings, store, flows, dispatcher
     app[OUTBOX], app[TIMERS], app[API], app[METRICS], app[GATE] = outbox, timers, api, metrics, gate
 

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     held_alert_seconds: float = 300.0  # a conversation held by a listener with no console open longer: an alert
     # ... longer still: handed back to the queue, the young person told (gateway/alerts.py); 0: never
     held_handback_seconds: float = 600.0
+    # a web chat or console socket the server has sent nothing for this long gets a keepalive frame; the page takes
+    # 2.5 times as long without a frame for a dead connection and connects again (gateway/sockets.py)
+    socket_keepalive_seconds: float = 20.0
     # an item being sent, renewed every third of it meanwhile; after a crash another instance sends it past this
     outbox_lease_seconds: int = 15  # (60 until 2026-12-02: bench/README.md, "The outbox lease")
     inbox_batch: int = 20  # a webhook with more messages is stored in the inbox, acknowledged, processed after
@@ -243,6 +246,9 @@ class Settings(BaseSettings):
         if self.redis_max_connections < 1 or self.redis_pool_timeout <= 0 or self.redis_health_check_seconds < 0:
             raise ConfigError("GATEWAY_REDIS_MAX_CONNECTIONS must be >= 1, GATEWAY_REDIS_POOL_TIMEOUT positive and"
                               " GATEWAY_REDIS_HEALTH_CHECK_SECONDS positive (0: no check)")  # fmt: skip
+        if not 1 <= self.socket_keepalive_seconds <= 120:
+            raise ConfigError(f"GATEWAY_SOCKET_KEEPALIVE_SECONDS must be from 1 to 120, not"
+                              f" {self.socket_keepalive_seconds:g}")  # fmt: skip
         if self.redis_socket_timeout <= 0:
             raise ConfigError(f"GATEWAY_REDIS_SOCKET_TIMEOUT must be positive, not {self.redis_socket_timeout}")
         if self.understanding not in ("on", "off") or self.understanding_timeout <= 0:

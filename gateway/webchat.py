@@ -33,7 +33,7 @@ from gateway.messages import ChannelName, Inbound, Reply
 from gateway.metrics import Metrics
 from gateway.proxies import ClientAddresses
 from gateway.ratelimit import Limit, client_address
-from gateway.sockets import SEND_TIMEOUT, Forwarding, SocketWriter
+from gateway.sockets import KEEPALIVE, SEND_TIMEOUT, Forwarding, SocketWriter, incoming
 from gateway.store import (
     Author,
     ConversationStore,
@@ -82,9 +82,10 @@ class WebChatHub:
 
     def __init__(
         self, store: WebChatRoles, dispatcher: Dispatcher, flows: FlowSet, metrics: Metrics, gate: Gate, *,
-        clock: Clock, addresses: ClientAddresses | None = None,
+        clock: Clock, addresses: ClientAddresses | None = None, keepalive: float = KEEPALIVE,
     ) -> None:  # fmt: skip
         self.store, self.clock = store, clock
+        self.keepalive = keepalive  # seconds: a socket sent nothing this long gets a frame (sockets.incoming)
         self.dispatcher, self.flows = dispatcher, flows
         self.metrics = metrics
         self.gate = gate
@@ -358,7 +359,7 @@ class ChatSession:
 
     async def run(self) -> None:
         try:
-            async for message in self.ws:
+            async for message in incoming(self.ws, self.writer, self.hub.keepalive):
                 if message.type == WSMsgType.TEXT:
                     await self._handle_text(message.data)
         finally:
@@ -441,7 +442,8 @@ class ChatSession:
         conversation, status, history = found or (conversation, {"status": conversation.status.value}, [])
         engine = self.hub.flows.for_version(conversation.flow_version)
         self.language = language_of(conversation, engine.flow)
-        session = {"type": "session", "token": self.token, **status, "language": self.language, "history": history}
+        session = {"type": "session", "token": self.token, **status, "language": self.language, "history": history,
+                   "keepalive": self.hub.keepalive}  # fmt: skip
         self.hub.opened(conversation.id, self.writer, session)
 
     async def _valid_text(self, frame: dict[str, Any]) -> str | None:

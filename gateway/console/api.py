@@ -42,7 +42,7 @@ from gateway.language import language_of
 from gateway.metrics import Metrics
 from gateway.proxies import ClientAddresses
 from gateway.ratelimit import Limit, RateLimits, client_address
-from gateway.sockets import SocketWriter
+from gateway.sockets import KEEPALIVE, SocketWriter, incoming
 from gateway.store import (
     AuditEntry,
     AuditStore,
@@ -78,7 +78,9 @@ class ListenerAPI:
         self, store: ListenerAPIRoles, actions: Actions, flows: FlowSet, sessions: Sessions,
         *, secure_cookies: bool, presence: Presence, live: ConsoleEvents, metrics: Metrics, logins: Logins,
         limits: RateLimits, cross_site: CrossSite, clock: Clock, addresses: ClientAddresses | None = None,
+        keepalive: float = KEEPALIVE,
     ) -> None:  # fmt: skip
+        self.keepalive = keepalive  # seconds: a socket sent nothing this long gets a frame (sockets.incoming)
         self.store, self.actions, self.flows = store, actions, flows
         self.clock = clock
         self.sessions, self.secure_cookies, self.presence = sessions, secure_cookies, presence
@@ -452,10 +454,10 @@ class ListenerAPI:
         self.presence.connections[name] += counted
         try:
             await self.live.add(writer, Viewer(request[LISTENER], request[SESSION].key))
-            writer.offer({"type": "hello", "at": time.time()})
+            writer.offer({"type": "hello", "at": time.time(), "keepalive": self.keepalive})
             await self.presence.announce(self.store)  # the supervision board counts listeners online
-            async for _ in ws:  # nothing to read: this ends when the listener goes away (presence is then right)
-                pass
+            async for _ in incoming(ws, writer, self.keepalive):  # nothing to read: this ends when the listener goes
+                pass  # away (presence is then right); meanwhile a keepalive frame when nothing else was sent
         except StoreError as exc:  # the events could not be followed: the page reconnects, and reloads then
             self.metrics.outages.failed("console", exc)  # told once an outage (gateway/outage_log.py)
             async with asyncio.timeout(1.0):

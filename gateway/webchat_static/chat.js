@@ -54,7 +54,7 @@
   var $ = function (id) { return document.getElementById(id); };
   var state = { ws: null, token: null, opening: null, delay: 500, shown: {}, entries: [], lastBot: null, lang: storedLang(), typingTimer: null,
     lastTyping: 0, status: "bot", escapes: 0, lastEscape: 0, unread: 0, live: false, away: false,
-    receipts: { delivered: [], read: [] }, unseen: [], heard: 0 };
+    receipts: { delivered: [], read: [] }, unseen: [], heard: 0, keepalive: 20, tick: 0 };
   var ESCAPE_WINDOW_MS = 2000;
 
   function storedLang() {
@@ -320,6 +320,7 @@
     var ws = new WebSocket(socketUrl());
     state.ws = ws;
     ws.onopen = function () {
+      state.heard = Date.now();
       state.delay = 500;
       var token = storedToken();
       ws.send(JSON.stringify({ type: "hello", token: token, opening: token ? null : openingKey(), language: state.lang }));
@@ -337,7 +338,8 @@
   }
 
   function handle(frame) {
-    if (frame.type === "session") { onSession(frame); }
+    if (frame.type === "keepalive") { return; }  // heard: that is all it is for (watchSilence)
+    else if (frame.type === "session") { onSession(frame); }
     else if (frame.type === "entry") { showEntry(frame.entry); }
     else if (frame.type === "ack") { onAck(frame.id); }
     else if (frame.type === "typing") { showTyping(); }
@@ -363,6 +365,7 @@
 
   function onSession(frame) {
     $("connection").hidden = true;
+    if (typeof frame.keepalive === "number" && frame.keepalive > 0) { state.keepalive = frame.keepalive; }
     followLanguage(frame.language);
     state.token = frame.token;
     try { localStorage.setItem(TOKEN_KEY, frame.token); } catch (e) { /* private mode: session lasts the tab */ }
@@ -445,14 +448,31 @@
     var ws = state.ws, sentAt = Date.now();
     setTimeout(function () {
       if (state.ws !== ws || state.heard >= sentAt || !pending().length) { return; }
-      ws.onclose = null;
-      ws.onmessage = null;
-      try { ws.close(); } catch (e) { /* already gone */ }
-      state.ws = null;
-      $("connection").textContent = t("reconnecting");
-      $("connection").hidden = false;
-      connect();
+      dropDead(ws);
     }, SILENCE_MS);
+  }
+
+  /* The connection is taken for dead: dropped without waiting for the browser to notice, and opened again. */
+  function dropDead(ws) {
+    ws.onclose = null;
+    ws.onmessage = null;
+    try { ws.close(); } catch (e) { /* already gone */ }
+    state.ws = null;
+    $("connection").textContent = t("reconnecting");
+    $("connection").hidden = false;
+    connect();
+  }
+
+  /* Idle too, the page hears the server at least every `keepalive` seconds (a keepalive frame when nothing else
+     was sent, gateway/sockets.py): 2.5 times as long without a frame, the connection died without a word and the
+     page connects again, so that a listener's answer is not left unseen. A tick that comes late (a tab asleep in
+     the background, a phone's screen off) starts the count again from then rather than judging the sleep. */
+  function watchSilence() {
+    var now = Date.now(), asleep = state.tick && now - state.tick > 5000;
+    state.tick = now;
+    if (asleep) { state.heard = Math.max(state.heard, now); return; }
+    var ws = state.ws;
+    if (ws && ws.readyState === 1 && now - state.heard > state.keepalive * 2500) { dropDead(ws); }
   }
 
   /* An image (a screenshot, a photo): posted on its own, cleaned by the server (no location or other metadata),
@@ -581,4 +601,5 @@
     seen();
   });
   if (!restoreEnded()) { connect(); }
+  setInterval(watchSilence, 1000);
 })();

@@ -243,3 +243,26 @@ async def test_a_message_sent_into_a_connection_that_died_silently_gets_through(
     [conversation] = await server.app[STORE].conversations_by_status(Status.QUEUED)
     texts = [e.text for e in await server.app[STORE].transcript(conversation.id) if e.author == "user"]
     assert texts.count("Tu es là ?") == 1
+
+
+async def test_an_idle_page_whose_connection_died_silently_connects_again_by_itself(
+    context: BrowserContext, server: TestServer
+) -> None:
+    """A young person waiting in the queue sends nothing: if the connection dies without a word, the page used to
+    stay "connected" and deaf until the browser noticed (minutes), and a listener's answer stayed unseen. The server
+    speaks at least every 20 s (a keepalive frame); 50 s without a frame, the page connects again and is resent
+    what it missed."""
+    page, silent = await context.new_page(), Silent()
+    await page.clock.install()
+    await page.route_web_socket("**/chat/ws", silent.route)
+    await page.goto(str(server.make_url("/chat")))
+    await walk_to_queue(page)
+    silent.silent = True
+    [conversation] = await server.app[STORE].conversations_by_status(Status.QUEUED)
+    await page.clock.run_for(30_000)  # quiet, not yet taken for dead
+    assert silent.sockets == 1
+    await page.clock.run_for(21_000)
+    await expect(page.locator("#connection")).to_be_hidden()  # shown while it connected again, hidden by the session
+    assert silent.sockets == 2  # …of a second socket (the first carries nothing any more)
+    store = server.app[STORE]
+    assert [c.id for c in await store.conversations_by_status(Status.QUEUED)] == [conversation.id]  # the same one

@@ -94,27 +94,54 @@
 
   /* The live events socket, reconnecting with a growing delay; onOpen also runs after a reconnection and on
      "resync" (the server may have missed events: the page reloads what it shows). handlers.watch: a page that
-     only watches (supervision) and is not counted as a listener online. */
+     only watches (supervision) and is not counted as a listener online. The server sends something at least every
+     `keepalive` seconds (a keepalive frame when nothing else, gateway/sockets.py): 2.5 times as long without a
+     frame, the connection died without a word (a laptop's Wi-Fi changing, a proxy dropping it) and the page would
+     show "En direct" while receiving nothing, so it connects again. A check that comes late (a computer asleep, a
+     tab in the background) starts the count again rather than judging the sleep. */
   function events(handlers) {
-    var delay = 500;
+    var delay = 500, current = null, heard = 0, keepalive = 20, tick = 0;
+    function closed(ws) {
+      if (current !== ws) { return; }
+      current = null;
+      if (handlers.onClose) { handlers.onClose(); }
+      setTimeout(function () {
+        api("GET", "/api/me").then(connect, function () { setTimeout(connect, delay); });
+      }, delay);
+      delay = Math.min(delay * 2, 15000);
+    }
     function connect() {
       var scheme = location.protocol === "https:" ? "wss://" : "ws://";
       var ws = new WebSocket(scheme + location.host + "/api/events" + (handlers.watch ? "?watch=1" : ""));
+      current = ws;
+      heard = Date.now();
       ws.onmessage = function (message) {
         var event;
+        heard = Date.now();
         try { event = JSON.parse(message.data); } catch (e) { return; }
-        if (event.type === "hello") { delay = 500; if (handlers.onOpen) { handlers.onOpen(); } return; }
+        if (event.type === "keepalive") { return; }
+        if (event.type === "hello") {
+          delay = 500;
+          if (typeof event.keepalive === "number" && event.keepalive > 0) { keepalive = event.keepalive; }
+          if (handlers.onOpen) { handlers.onOpen(); }
+          return;
+        }
         if (event.type === "resync") { if (handlers.onOpen) { handlers.onOpen(); } return; }  // events were missed: reload
         handlers.onEvent(event);
       };
-      ws.onclose = function () {
-        if (handlers.onClose) { handlers.onClose(); }
-        setTimeout(function () {
-          api("GET", "/api/me").then(connect, function () { setTimeout(connect, delay); });
-        }, delay);
-        delay = Math.min(delay * 2, 15000);
-      };
+      ws.onclose = function () { closed(ws); };
     }
+    setInterval(function () {
+      var now = Date.now(), asleep = tick && now - tick > 5000, ws = current;
+      tick = now;
+      if (asleep) { heard = Math.max(heard, now); return; }
+      if (ws && ws.readyState === 1 && now - heard > keepalive * 2500) {
+        ws.onclose = null;
+        ws.onmessage = null;
+        try { ws.close(); } catch (e) { /* already gone */ }
+        closed(ws);
+      }
+    }, 1000);
     connect();
   }
 
