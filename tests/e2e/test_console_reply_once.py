@@ -15,6 +15,7 @@ from gateway.console.auth import hash_password
 from gateway.conversation import Status
 from gateway.store import Author, Listener
 from tests.conftest import PASSWORD
+from tests.e2e.test_chat import Silent
 from tests.e2e.test_console import log_in
 from tests.e2e.test_console_take import queue_young
 
@@ -99,3 +100,22 @@ async def test_a_reply_left_unanswered_by_a_dead_connection_is_said_and_can_be_s
         await expect(young.locator('.msg[data-author="listener"] .text')).to_have_text([TEXT])
     finally:
         await phone.close()
+
+
+async def test_a_console_whose_connection_died_silently_connects_again_by_itself(
+    desk: BrowserContext, server: TestServer
+) -> None:
+    """Found with a proxy dropping every byte (2026-12-02): the console stayed "En direct" on a dead connection for
+    over a minute and never reconnected once the network was back, showing no new conversation. The server speaks
+    at least every 20 s (a keepalive frame when nothing else); 50 s without a frame, the console connects again."""
+    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    silent = Silent()
+    await desk.clock.install()
+    await desk.route_web_socket("**/api/events", silent.route)
+    listener = await log_in(desk, server, "anne")
+    silent.silent = True
+    await listener.clock.run_for(30_000)  # quiet, not yet taken for dead
+    assert silent.sockets == 1
+    await listener.clock.run_for(21_000)
+    await expect(listener.locator("#connection")).to_have_text("En direct")  # after "Reconnexion…"
+    assert silent.sockets == 2
