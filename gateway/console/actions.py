@@ -296,7 +296,7 @@ class Actions:
         """Put back in line a young person the queue lost: their record says queued while no entry of theirs waits
         in any queue, so no listener sees them and none holds them. A take cut short after its queue step (on Redis
         the entry taken in its own step, another slot than the record's: :meth:`_take`), or a close after its
-        queue step (the entry gone). Found by the alert checks (``gateway/alerts.py``, every 10 s on each
+        queue step (the entry gone: :meth:`close`). Found by the alert checks (``gateway/alerts.py``, every 10 s on each
         instance); checked again under the lock (a take in progress holds it: found done, left to its listener).
         Their entry back at its place (``requeue``), or, with none left, a new one at their arrival; their place
         told by the queue's timer; audited. Whether it was needed."""
@@ -315,7 +315,7 @@ class Actions:
                                          flag=conversation.flag)  # fmt: skip
             await self.store.set_timer(conversation_id, TimerKind.QUEUE_REASSURE, now)
             await self.store.publish(QueueChanged())
-            detail = f"{conversation.pseudonym}: listed in no queue and held by no one (a take cut short): back in line"
+            detail = f"{conversation.pseudonym}: listed in no queue and held by no one (a move cut short): back in line"
             await self.store.audit(AuditEntry(now, "gateway", "back_in_line", conversation_id, detail))
         return True
 
@@ -361,8 +361,13 @@ class Actions:
         """Closed with a category from the flow, the young person told (``ended``). A ``supervisor`` may close another
         listener's conversation, which then names them as its listener: they ended it, with their category; its
         former holder, whom it was taken from, no longer sees it, notes it nor finds it in their history (as after a
-        supervisor's transfer or hand-back, which name nobody)."""
-        async with self.store.lock(conversation_id):
+        supervisor's transfer or hand-back, which name nobody).
+
+        In the conversation's batch (``locked_batch``): SQLite writes the close in one transaction; Redis leaves the
+        queue in its own step (another slot), the record after it: a waiting conversation's close cut in between
+        leaves a queued record with no entry, which the next alert check puts back in line (:meth:`back_in_line`);
+        a held one's, a record its holder still sees and may close again."""
+        async with self.store.locked_batch(conversation_id):
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER and not supervisor:
                 self._mine(conversation, listener)
@@ -386,7 +391,8 @@ class Actions:
                 conversation.listener = listener
             await self.dispatcher.transition(conversation, Trigger.CLOSE, now)
             await self.store.save_conversation(conversation)
-            return conversation
+        self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
+        return conversation
 
 
 def _hold_key(conversation: Conversation) -> str:

@@ -854,6 +854,12 @@ class SqliteStore:
         return await self._run(work)
 
     async def remove_from_queue(self, conversation_id: str) -> bool:
+        """Inside a batch (a close's, under the conversation's lock), the entry is looked for now and its deletion
+        held: the close's writes are one transaction, never an entry gone beside a record that says queued."""
+        if self._batch() is not None:
+            found = await self._select("SELECT 1 FROM queue WHERE conversation_id = ?", (conversation_id,))
+            await self._execute("DELETE FROM queue WHERE conversation_id = ?", (conversation_id,))
+            return bool(found)
         return await self._change("DELETE FROM queue WHERE conversation_id = ?", (conversation_id,)) == 1
 
     # Listener accounts

@@ -168,3 +168,37 @@ async def test_a_check_during_a_take_leaves_it_to_the_listener(store: Store, clo
     conversation = await store.get_conversation(conversation_id)
     assert conversation is not None and (conversation.status, conversation.listener) == (Status.WITH_LISTENER, "anne")
     assert await store.waiting() == [] and not [e for e in await store.audit_log() if e.action == "back_in_line"]
+
+
+class DiesAfterLeavingTheQueue(Dying):
+    """The real store, whose instance dies right after a close's queue step (``remove_from_queue``) was asked of it:
+    before the status and the record."""
+
+    async def remove_from_queue(self, conversation_id: str) -> bool:
+        await self._store.remove_from_queue(conversation_id)
+        self.died += 1
+        raise Killed
+
+
+async def test_an_instance_dying_in_a_close_after_its_queue_step_leaves_the_young_person_waiting_or_closed(
+    store: Store, store_url: str, clock: Clock
+) -> None:
+    """A listener closes a waiting conversation (a duplicate, say), and the instance dies right after its entry left
+    the queue, before its record says closed: before, the record said queued with no entry, the young person in no
+    queue's list and held by no one. SQLite: one transaction, nothing written. Redis: the next check puts them back
+    in line (their close is to be made again)."""
+    conversation_id = await waiting_young_person(store, clock)
+    [before] = await store.waiting()
+    dying = DiesAfterLeavingTheQueue(store)
+    _, first = instance(dying, clock)
+    with pytest.raises(Killed):
+        await first.close(conversation_id, "anne", "cyberbullying")
+    assert dying.died == 1
+    if store_url.startswith("sqlite"):  # one transaction: dropped whole, still waiting before any check
+        assert [e.conversation_id for e in await store.waiting()] == [conversation_id]
+    await next_check(store, clock)
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None and conversation.status == Status.QUEUED, conversation
+    [entry] = await store.waiting()
+    assert (entry.conversation_id, entry.at, entry.priority, entry.queue) == (
+        conversation_id, before.at, before.priority, before.queue)  # fmt: skip
