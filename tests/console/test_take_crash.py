@@ -202,3 +202,40 @@ async def test_an_instance_dying_in_a_close_after_its_queue_step_leaves_the_youn
     [entry] = await store.waiting()
     assert (entry.conversation_id, entry.at, entry.priority, entry.queue) == (
         conversation_id, before.at, before.priority, before.queue)  # fmt: skip
+
+
+class DiesAfterEnqueue(Dying):
+    """The real store, whose instance dies right after a transfer's queue step (``enqueue``) was asked of it: before
+    the status, the message and the record."""
+
+    async def enqueue(self, *args: Any, **options: Any) -> None:
+        await self._store.enqueue(*args, **options)
+        self.died += 1
+        raise Killed
+
+
+async def test_an_instance_dying_in_a_transfer_after_its_queue_step_leaves_the_young_person_takeable(
+    store: Store, clock: Clock
+) -> None:
+    """Anne transfers the young person she holds to a queue (the flow has one), and the instance dies right after
+    the queue step (the entry waits in it; the record still says held): nobody may take them, while the queue lists
+    them. The next check completes it as a hand-back cut short (``Actions.complete_hand_back``): waiting in that
+    queue, takeable; or, nothing written, still Anne's."""
+    conversation_id = await waiting_young_person(store, clock)
+    _, actions = instance(store, clock)
+    await actions.take(conversation_id, "anne", 3)
+    dying = DiesAfterEnqueue(store)
+    _, first = instance(dying, clock)
+    with pytest.raises(Killed):
+        await first.transfer(conversation_id, "anne", "listeners")
+    assert dying.died == 1
+    await next_check(store, clock)
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None
+    waiting = [(e.conversation_id, e.queue) for e in await store.waiting()]
+    state = (conversation.status, conversation.listener, waiting)
+    assert state in [(Status.WITH_LISTENER, "anne", []), (Status.QUEUED, None, [(conversation_id, "listeners")])], state
+    if waiting:
+        assert conversation.queue == "listeners" and await store.held_by("anne") == 0
+        _, second = instance(store, clock)
+        assert (await second.take(conversation_id, "bruno", 3)).listener == "bruno"
