@@ -18,7 +18,9 @@ conversation's lock, so that of several instances one hands back and tells, once
 halfway, its message and the new status written together); one WARNING line with its id,
 ``gateway_held_handed_back_total``. A listener back before then keeps it. And a hand-back cut right after its
 queue step on Redis (the record still held, its entry waiting: nobody may take the young person) is completed at
-the next check, within ``every`` (``Actions.complete_hand_back``).
+the next check, within ``every`` (``Actions.complete_hand_back``); so is a take cut right after its queue step (the
+entry taken, the record still queued: the young person in no queue's list and on no console), put back in line at
+their place (``Actions.back_in_line``).
 Worker restarts are counted and logged by :mod:`gateway.supervisor`.
 """
 
@@ -60,11 +62,14 @@ class Watch:
         hand_back: Callable[[str, str], Awaitable[bool]] | None = None,
         handback_seconds: float = 0.0,
         complete: Callable[[str], Awaitable[bool]] | None = None,
+        back_in_line: Callable[[str], Awaitable[bool]] | None = None,
         listeners_here: Callable[[], Iterable[str]] | None = None,
     ) -> None:
         """``hand_back(conversation id, listener)``: give it back, the listener still absent (whether it went back);
         called once their absence has lasted ``handback_seconds`` (0: never). ``complete(conversation id)``: finish
         a hand-back cut short after its queue step (a held record whose queue entry waits), whether it was.
+        ``back_in_line(conversation id)``: put back in line a young person whose record says queued while no entry
+        of theirs waits (a take cut short after its queue step), whether it was needed.
         ``listeners_here()``: those with a console open on this instance, recorded present at each check (with the
         time each socket closed, ``ListenerAPI``) for every instance: an absence counts from the last presence on
         any instance, as recorded (``PresentStore``), or from when this instance first saw it when none is."""
@@ -76,6 +81,7 @@ class Watch:
         self.absent_since: dict[str, datetime] = {}  # conversation id → since when its listener was seen absent
         self.held_absent = 0
         self.hand_back, self.handback_seconds, self.complete = hand_back, handback_seconds, complete
+        self.back_in_line = back_in_line
         self.listeners_here = listeners_here
 
     async def run(self) -> None:
@@ -90,7 +96,9 @@ class Watch:
             set_aside = await self.store.inbox_set_aside_count()
             followed = self.listener_present is not None or self.complete is not None
             held = await self.store.conversations_by_status(Status.WITH_LISTENER) if followed else []
-            waiting = {e.conversation_id for e in await self.store.waiting()} if held and self.complete else set()
+            queued = await self.store.conversations_by_status(Status.QUEUED) if self.back_in_line else []
+            compared = bool(held and self.complete) or bool(queued)  # after the records: a take under way, re-checked
+            waiting = {e.conversation_id for e in await self.store.waiting()} if compared else set()
             last_present = await self._present(held)
         except StoreError as exc:
             self.metrics.store_up.set(0)
@@ -101,6 +109,7 @@ class Watch:
         self._set_aside(set_aside)
         try:
             held = await self._complete(held, waiting)
+            await self._back_in_line(queued, waiting)
             await self._hand_back(self._held(held, last_present))
         except StoreError as exc:
             self.metrics.outages.failed("alerts", exc)
@@ -164,6 +173,14 @@ class Watch:
             else:
                 kept.append(conversation)
         return kept
+
+    async def _back_in_line(self, queued: list[Conversation], waiting: set[str]) -> None:
+        """Each queued conversation with no entry waiting (a take cut short after its queue step: the young person in
+        no queue's list and held by no one) put back in line."""
+        for conversation in queued:
+            if conversation.id not in waiting and self.back_in_line and await self.back_in_line(conversation.id):
+                log.warning("queue: conversation %s was listed in no queue and held by no one (a take cut short): "
+                            "put back in line", conversation.id)  # fmt: skip
 
     async def _hand_back(self, due: list[tuple[Conversation, float]]) -> None:
         """Back to the queue, each conversation whose listener stayed away too long (one failing: the next round)."""

@@ -18,7 +18,7 @@ from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import CLAIM_SECONDS, DEDUPE_TTL_SECONDS, Dispatcher
 from gateway.errors import Conflict, GatewayError, IllegalTransition, StoreError
-from gateway.events import NoteAdded, Typing
+from gateway.events import NoteAdded, QueueChanged, Typing
 from gateway.flows import lifecycle
 from gateway.flows.engine import Engine
 from gateway.flows.lifecycle import Trigger
@@ -86,22 +86,29 @@ class Actions:
             return await self._take(conversation_id, listener)
 
     async def _take(self, conversation_id: str, listener: str) -> Conversation:
-        async with self.store.lock(conversation_id):
-            conversation = await self._load(conversation_id)
-            now = self.clock()
-            try:
+        """The queue step (``store.take``: the entry taken, Conflict when it does not wait), then the timer, the
+        status, the young person told and the record, in the conversation's batch (``locked_batch``). SQLite holds
+        the queue step in the batch's one transaction: an instance dying halfway writes none of it. Redis makes it
+        at once (another slot than the record's), then the rest in one pipeline, the record last: a crash in
+        between leaves a record that says queued beside a taken entry, which the next alert check puts back in
+        line (:meth:`back_in_line`). Never a young person in no queue and with no listener for longer."""
+        try:
+            async with self.store.locked_batch(conversation_id):
+                conversation = await self._load(conversation_id)
+                now = self.clock()
                 lifecycle.advance(conversation.status, Trigger.TAKE)  # refused before the store's take
                 await self.store.take(conversation_id, listener, now)
-            except (IllegalTransition, Conflict):
-                raise ActionRefused("taken", "another listener took this conversation") from None
-            conversation.listener, conversation.taken_at = listener, now
-            await self.store.cancel_timers(conversation_id, TimerKind.QUEUE_REASSURE)
-            await self.dispatcher.transition(conversation, Trigger.TAKE, now)
-            engine = self.flows.for_version(conversation.flow_version)
-            joined = engine.message("listener_joined", language_of(conversation, engine.flow))
-            await self.dispatcher.emit(conversation, [Reply(joined)], Author.BOT, now)
-            await self.store.save_conversation(conversation)
-            return conversation
+                conversation.listener, conversation.taken_at = listener, now
+                await self.store.cancel_timers(conversation_id, TimerKind.QUEUE_REASSURE)
+                await self.dispatcher.transition(conversation, Trigger.TAKE, now)
+                engine = self.flows.for_version(conversation.flow_version)
+                joined = engine.message("listener_joined", language_of(conversation, engine.flow))
+                await self.dispatcher.emit(conversation, [Reply(joined)], Author.BOT, now)
+                await self.store.save_conversation(conversation)
+        except (IllegalTransition, Conflict):  # nothing was changed (SQLite: the batch's transaction dropped)
+            raise ActionRefused("taken", "another listener took this conversation") from None
+        self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
+        return conversation
 
     async def reply(self, conversation_id: str, listener: str, text: str, key: str | None = None) -> TranscriptEntry:
         """Send the listener's reply. ``key``: the console's id of this reply, the same when it sends it again (its
@@ -285,6 +292,33 @@ class Actions:
         self.dispatcher.kick_outbox()
         return True
 
+    async def back_in_line(self, conversation_id: str) -> bool:
+        """Put back in line a young person the queue lost: their record says queued while no entry of theirs waits
+        in any queue, so no listener sees them and none holds them. A take cut short after its queue step (on Redis
+        the entry taken in its own step, another slot than the record's: :meth:`_take`), or a close after its
+        queue step (the entry gone: :meth:`close`). Found by the alert checks (``gateway/alerts.py``, every 10 s on each
+        instance); checked again under the lock (a take in progress holds it: found done, left to its listener).
+        Their entry back at its place (``requeue``), or, with none left, a new one at their arrival; their place
+        told by the queue's timer; audited. Whether it was needed."""
+        async with self.store.locked_batch(conversation_id):
+            conversation = await self.store.get_conversation(conversation_id)
+            if conversation is None or conversation.status != Status.QUEUED or conversation.queue is None:
+                return False
+            if any(e.conversation_id == conversation_id for e in await self.store.waiting()):
+                return False  # waiting: the record and the queue agree
+            now = self.clock()
+            try:
+                await self.store.requeue(conversation_id)  # a take's entry: waiting again at its place
+            except Conflict:  # no entry left: a new one at their arrival time, their priority and flag
+                at = conversation.queued_at or now
+                await self.store.enqueue(conversation_id, conversation.queue, conversation.priority, at,
+                                         flag=conversation.flag)  # fmt: skip
+            await self.store.set_timer(conversation_id, TimerKind.QUEUE_REASSURE, now)
+            await self.store.publish(QueueChanged())
+            detail = f"{conversation.pseudonym}: listed in no queue and held by no one (a move cut short): back in line"
+            await self.store.audit(AuditEntry(now, "gateway", "back_in_line", conversation_id, detail))
+        return True
+
     async def _told(self, conversation_id: str, entry_id: str) -> bool:
         """Whether the transcript has this entry (a hand-back's message, written by a try cut short)."""
         return any(e.id == entry_id for e in await self.store.transcript(conversation_id))
@@ -327,8 +361,13 @@ class Actions:
         """Closed with a category from the flow, the young person told (``ended``). A ``supervisor`` may close another
         listener's conversation, which then names them as its listener: they ended it, with their category; its
         former holder, whom it was taken from, no longer sees it, notes it nor finds it in their history (as after a
-        supervisor's transfer or hand-back, which name nobody)."""
-        async with self.store.lock(conversation_id):
+        supervisor's transfer or hand-back, which name nobody).
+
+        In the conversation's batch (``locked_batch``): SQLite writes the close in one transaction; Redis leaves the
+        queue in its own step (another slot), the record after it: a waiting conversation's close cut in between
+        leaves a queued record with no entry, which the next alert check puts back in line (:meth:`back_in_line`);
+        a held one's, a record its holder still sees and may close again."""
+        async with self.store.locked_batch(conversation_id):
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER and not supervisor:
                 self._mine(conversation, listener)
@@ -352,7 +391,8 @@ class Actions:
                 conversation.listener = listener
             await self.dispatcher.transition(conversation, Trigger.CLOSE, now)
             await self.store.save_conversation(conversation)
-            return conversation
+        self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
+        return conversation
 
 
 def _hold_key(conversation: Conversation) -> str:

@@ -238,6 +238,8 @@ def path_from_url(url: str) -> Path:
 
 
 _REQUEUE = "UPDATE queue SET taken_by = NULL WHERE conversation_id = ?"
+_TAKE = "UPDATE queue SET taken_by = ? WHERE conversation_id = ? AND taken_by IS NULL"
+_WAITING_ENTRY = "SELECT * FROM queue WHERE conversation_id = ? AND taken_by IS NULL"
 _MARK_PRESENT = (
     "INSERT INTO present (name, at_us) VALUES (?, ?)"
     " ON CONFLICT (name) DO UPDATE SET at_us = max(at_us, excluded.at_us)"
@@ -777,6 +779,10 @@ class SqliteStore:
         return await self._run(work)
 
     async def take(self, conversation_id: str, listener: str, at: datetime) -> QueueEntry:
+        """Inside a batch (a take's, under the conversation's lock), the entry is read now and its change held, so
+        that the take's writes are one transaction: an instance dying halfway leaves none of them, never a taken
+        entry beside a record that says queued. Its change still checks that the entry waits: a Conflict there
+        drops the whole transaction."""
         if not listener:
             raise ValueError("take needs a listener name")
         at_us = to_us(at)
@@ -785,13 +791,23 @@ class SqliteStore:
             conn.execute("DELETE FROM takes WHERE queue = ? AND at_us < ?", (entry.queue, at_us - TAKES_KEPT_US))
             conn.execute("INSERT OR REPLACE INTO takes VALUES (?, ?, ?)", (conversation_id, entry.queue, at_us))
 
-        entry = await self._update_entry(
-            conversation_id, "UPDATE queue SET taken_by = ? WHERE conversation_id = ? AND taken_by IS NULL",
-            (listener, conversation_id), count,
-        )  # fmt: skip
-        if entry is None:
+        if self._batch() is not None:
+            rows = await self._select(_WAITING_ENTRY, (conversation_id,))
+            if not rows:
+                raise Conflict(f"conversation {conversation_id} is not waiting in a queue")
+            entry = replace(_queue_entry(rows[0]), taken_by=listener)
+
+            def write(conn: sqlite3.Connection) -> None:
+                if conn.execute(_TAKE, (listener, conversation_id)).rowcount != 1:
+                    raise Conflict(f"conversation {conversation_id} is not waiting in a queue")
+                count(conn, entry)
+
+            await self._write(write)
+            return entry
+        found = await self._update_entry(conversation_id, _TAKE, (listener, conversation_id), count)
+        if found is None:
             raise Conflict(f"conversation {conversation_id} is not waiting in a queue")
-        return entry
+        return found
 
     async def takes_since(self, queue: str, since: datetime) -> int:
         rows = await self._select("SELECT COUNT(*) FROM takes WHERE queue = ? AND at_us >= ?", (queue, to_us(since)))
@@ -838,6 +854,12 @@ class SqliteStore:
         return await self._run(work)
 
     async def remove_from_queue(self, conversation_id: str) -> bool:
+        """Inside a batch (a close's, under the conversation's lock), the entry is looked for now and its deletion
+        held: the close's writes are one transaction, never an entry gone beside a record that says queued."""
+        if self._batch() is not None:
+            found = await self._select("SELECT 1 FROM queue WHERE conversation_id = ?", (conversation_id,))
+            await self._execute("DELETE FROM queue WHERE conversation_id = ?", (conversation_id,))
+            return bool(found)
         return await self._change("DELETE FROM queue WHERE conversation_id = ?", (conversation_id,)) == 1
 
     # Listener accounts

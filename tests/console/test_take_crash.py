@@ -1,0 +1,241 @@
+"""A take cut short never leaves the young person listed in no queue and held by no one (issue 8: nothing lost).
+
+Taking a conversation writes its queue entry (taken) and its record (held by the listener). The instance doing it
+dies in between (kill -9, out of memory, a deploy): before, the entry said taken while the record said queued, so the
+young person was in no queue's list, on no listener's console, and nothing repaired it. Now, on SQLite, the take is
+one transaction (nothing of it is written); on Redis, where the queue and the record are in different Cluster slots,
+the queue step comes first, alone, and the next alert check (every 10 s, ``Actions.back_in_line``) puts a queued
+record listed in no queue back in line, at its place, under the conversation's lock, audited. The young person ends
+waiting (takeable, their place kept and told) or held by the listener who took them, never neither.
+
+Real crashes, no part of the gateway changed: a store whose instance dies right after the take's queue step
+(``DiesAfterTake``), on SQLite, Redis and a Cluster; and a Redis connection reset in the middle of the take's
+pipeline, before the record's write (``tests/cutting_proxy.py``), the prefix a dying instance leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from gateway.alerts import Watch
+from gateway.conversation import Status
+from gateway.errors import StoreError
+from gateway.messages import ChannelName, Inbound
+from gateway.metrics import Metrics
+from gateway.store import Store, open_store
+from gateway.testing import store_keys
+from tests.conftest import Clock
+from tests.console.test_handback_crash import Dying, Killed, instance, redis_store
+from tests.cutting_proxy import cutting_proxy
+from tests.losing_proxy import script_text
+from tests.store.conftest import redis_cluster_url, redis_url, store, store_url
+from tests.test_webchat import WALK_TO_QUEUE
+
+__all__ = ["redis_cluster_url", "redis_store", "redis_url", "store", "store_url"]  # fixtures used below
+
+JOINED = "Un·e écoutant·e"  # flows.yaml's listener_joined, in French
+
+
+class DiesAfterTake(Dying):
+    """The real store, whose instance dies right after a take's queue step (``take``) was asked of it: before the
+    timers, the message, the status and the record."""
+
+    async def take(self, conversation_id: str, listener: str, at: datetime) -> Any:
+        await self._store.take(conversation_id, listener, at)
+        self.died += 1
+        raise Killed
+
+
+async def waiting_young_person(store: Store, clock: Clock) -> str:
+    """A young person on Messenger walked to the queue: their conversation's id."""
+    dispatcher, _ = instance(store, clock)
+    for number, text in enumerate(WALK_TO_QUEUE):
+        assert await dispatcher.handle_inbound(Inbound(ChannelName.MESSENGER, "psid-take", f"mid.{number}", text))
+    [entry] = await store.waiting()
+    return entry.conversation_id
+
+
+async def next_check(store: Store, clock: Clock, asked: asyncio.Event | None = None) -> None:
+    """The alert check of another instance (or of this one restarted), as its worker runs it every 10 s; ``asked``
+    set when it asks for a young person to be put back in line."""
+    _, actions = instance(store, clock)
+
+    async def back_in_line(conversation_id: str) -> bool:
+        if asked is not None:
+            asked.set()
+        return await actions.back_in_line(conversation_id)
+
+    watch = Watch(store, Metrics(), clock=clock, outbox_alert_seconds=60, listener_present=lambda name: True,
+                  complete=actions.complete_hand_back, back_in_line=back_in_line)  # fmt: skip
+    await watch.check()
+
+
+async def waiting_or_held_by_anne(store: Store, clock: Clock, conversation_id: str, before: Any) -> None:
+    """Either in the queue, at their place, takeable by another listener, Anne's capacity free; or held by Anne."""
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None
+    waiting = await store.waiting()
+    state = (conversation.status, conversation.listener, [e.conversation_id for e in waiting])
+    assert state in [(Status.WITH_LISTENER, "anne", []), (Status.QUEUED, None, [conversation_id])], state
+    if state[0] is Status.WITH_LISTENER:
+        return
+    assert (waiting[0].at, waiting[0].priority, waiting[0].queue) == (before.at, before.priority, before.queue)
+    assert await store.held_by("anne") == 0  # her capacity is not taken by a young person she does not hold
+    _, actions = instance(store, clock)
+    taken = await actions.take(conversation_id, "bruno", 3)
+    assert taken.status == Status.WITH_LISTENER and taken.listener == "bruno"
+
+
+async def test_an_instance_dying_right_after_the_take_step_leaves_the_young_person_takeable(
+    store: Store, store_url: str, clock: Clock
+) -> None:
+    conversation_id = await waiting_young_person(store, clock)
+    [before] = await store.waiting()
+    dying = DiesAfterTake(store)
+    _, first = instance(dying, clock)
+    with pytest.raises(Killed):
+        await first.take(conversation_id, "anne", 3)
+    assert dying.died == 1
+    if store_url.startswith("sqlite"):  # one transaction: dropped whole, still waiting before any check
+        assert [e.conversation_id for e in await store.waiting()] == [conversation_id]
+    await next_check(store, clock)
+    await waiting_or_held_by_anne(store, clock, conversation_id, before)
+    if not store_url.startswith("sqlite"):  # Redis: put back in line by the check, audited, their place told
+        [audited] = [e for e in await store.audit_log() if e.action == "back_in_line"]
+        assert audited.subject == conversation_id and "cut short" in audited.detail
+
+
+@pytest.mark.redis
+async def test_a_take_pipeline_cut_before_the_record_is_put_back_in_line(
+    redis_store: Store, redis_url: str, clock: Clock
+) -> None:
+    """The take's queue step made, and its pipeline cut before the record (the timers and the message before it may
+    be written): the next check puts the young person back in line; a second check finds nothing to do."""
+    conversation_id = await waiting_young_person(redis_store, clock)
+    [before] = await redis_store.waiting()
+    async with cutting_proxy(redis_url) as proxy:
+        through = await open_store(proxy.url, keys=store_keys(redis_url))
+        try:
+            _, first = instance(through, clock)
+            proxy.cut_before(script_text("put_conversation"), conversation_id.encode())
+            with pytest.raises(StoreError):
+                await first.take(conversation_id, "anne", 3)
+        finally:
+            await through.close()
+    assert proxy.cut == 1
+    held = await redis_store.get_conversation(conversation_id)
+    assert held is not None and held.status == Status.QUEUED and await redis_store.waiting() == []  # the gap
+    clock.advance(seconds=10)  # the next check; the lost release was made again by token (or lapses in 6 s)
+    await next_check(redis_store, clock)
+    await next_check(redis_store, clock)  # nothing more
+    assert len([e for e in await redis_store.audit_log() if e.action == "back_in_line"]) == 1
+    await waiting_or_held_by_anne(redis_store, clock, conversation_id, before)
+
+
+class PausesAfterTake(Dying):
+    """The real store, whose take stops right after its queue step until ``go`` is set: the take under way."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.stopped, self.go = asyncio.Event(), asyncio.Event()
+
+    async def take(self, conversation_id: str, listener: str, at: datetime) -> Any:
+        entry = await self._store.take(conversation_id, listener, at)
+        self.stopped.set()
+        await self.go.wait()
+        return entry
+
+
+async def test_a_check_during_a_take_leaves_it_to_the_listener(store: Store, clock: Clock) -> None:
+    """The check finds the young person's record queued while the take's queue step is made: it waits for the
+    conversation's lock, which the take holds, finds the take done, and leaves the young person with Anne."""
+    conversation_id = await waiting_young_person(store, clock)
+    pausing = PausesAfterTake(store)
+    _, first = instance(pausing, clock)
+    take = asyncio.create_task(first.take(conversation_id, "anne", 3))
+    await pausing.stopped.wait()
+    asked = asyncio.Event()
+    check = asyncio.create_task(next_check(store, clock, asked))
+    asking = asyncio.create_task(asked.wait())  # it found the record queued, no entry waiting: it waits for the lock
+    await asyncio.wait([asking, check], return_when=asyncio.FIRST_COMPLETED)  # (SQLite: the entry still waits)
+    asking.cancel()
+    pausing.go.set()
+    await asyncio.gather(take, check)
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None and (conversation.status, conversation.listener) == (Status.WITH_LISTENER, "anne")
+    assert await store.waiting() == [] and not [e for e in await store.audit_log() if e.action == "back_in_line"]
+
+
+class DiesAfterLeavingTheQueue(Dying):
+    """The real store, whose instance dies right after a close's queue step (``remove_from_queue``) was asked of it:
+    before the status and the record."""
+
+    async def remove_from_queue(self, conversation_id: str) -> bool:
+        await self._store.remove_from_queue(conversation_id)
+        self.died += 1
+        raise Killed
+
+
+async def test_an_instance_dying_in_a_close_after_its_queue_step_leaves_the_young_person_waiting_or_closed(
+    store: Store, store_url: str, clock: Clock
+) -> None:
+    """A listener closes a waiting conversation (a duplicate, say), and the instance dies right after its entry left
+    the queue, before its record says closed: before, the record said queued with no entry, the young person in no
+    queue's list and held by no one. SQLite: one transaction, nothing written. Redis: the next check puts them back
+    in line (their close is to be made again)."""
+    conversation_id = await waiting_young_person(store, clock)
+    [before] = await store.waiting()
+    dying = DiesAfterLeavingTheQueue(store)
+    _, first = instance(dying, clock)
+    with pytest.raises(Killed):
+        await first.close(conversation_id, "anne", "cyberbullying")
+    assert dying.died == 1
+    if store_url.startswith("sqlite"):  # one transaction: dropped whole, still waiting before any check
+        assert [e.conversation_id for e in await store.waiting()] == [conversation_id]
+    await next_check(store, clock)
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None and conversation.status == Status.QUEUED, conversation
+    [entry] = await store.waiting()
+    assert (entry.conversation_id, entry.at, entry.priority, entry.queue) == (
+        conversation_id, before.at, before.priority, before.queue)  # fmt: skip
+
+
+class DiesAfterEnqueue(Dying):
+    """The real store, whose instance dies right after a transfer's queue step (``enqueue``) was asked of it: before
+    the status, the message and the record."""
+
+    async def enqueue(self, *args: Any, **options: Any) -> None:
+        await self._store.enqueue(*args, **options)
+        self.died += 1
+        raise Killed
+
+
+async def test_an_instance_dying_in_a_transfer_after_its_queue_step_leaves_the_young_person_takeable(
+    store: Store, clock: Clock
+) -> None:
+    """Anne transfers the young person she holds to a queue (the flow has one), and the instance dies right after
+    the queue step (the entry waits in it; the record still says held): nobody may take them, while the queue lists
+    them. The next check completes it as a hand-back cut short (``Actions.complete_hand_back``): waiting in that
+    queue, takeable; or, nothing written, still Anne's."""
+    conversation_id = await waiting_young_person(store, clock)
+    _, actions = instance(store, clock)
+    await actions.take(conversation_id, "anne", 3)
+    dying = DiesAfterEnqueue(store)
+    _, first = instance(dying, clock)
+    with pytest.raises(Killed):
+        await first.transfer(conversation_id, "anne", "listeners")
+    assert dying.died == 1
+    await next_check(store, clock)
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None
+    waiting = [(e.conversation_id, e.queue) for e in await store.waiting()]
+    state = (conversation.status, conversation.listener, waiting)
+    assert state in [(Status.WITH_LISTENER, "anne", []), (Status.QUEUED, None, [(conversation_id, "listeners")])], state
+    if waiting:
+        assert conversation.queue == "listeners" and await store.held_by("anne") == 0
+        _, second = instance(store, clock)
+        assert (await second.take(conversation_id, "bruno", 3)).listener == "bruno"
