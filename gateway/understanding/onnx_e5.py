@@ -148,8 +148,8 @@ class Network:
         options.log_severity_level = 3  # ONNX Runtime's own warnings are about its graph, never about a text
         graph = build(model, layers)
         self._session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-        # ONNX Runtime's Python session keeps the bytes it was built from (its own source says "TODO: This is bad as
-        # we're holding the memory indefinitely"), only to build the session again on another provider; there is
+        # ONNX Runtime's Python session keeps the bytes it was built from (its own source calls holding them "bad as
+        # we are holding the memory indefinitely"), only to build the session again on another provider; there is
         # no other provider here: no fall-back, and the graph's 13 MB go
         self._session.disable_fallback()
         self._session._model_bytes = None
