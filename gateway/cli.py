@@ -144,7 +144,7 @@ def _iso(value: str) -> str:
 def _add_flows(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     flows = sub.add_parser("flows", help="check, test, simulate and draw flows.yaml")
     fsub = flows.add_subparsers(dest="flows_command", required=True)
-    check = fsub.add_parser("check", help="validate; every problem as FILE:LINE:COLUMN: message")
+    check = fsub.add_parser("check", aliases=["validate"], help="validate; every problem as FILE:LINE:COLUMN: message")
     test = fsub.add_parser("test", help="run the conversation tests")
     test.add_argument("--tests", help="side file of conversation tests (default: FILE with .tests.yaml)")
     test.add_argument("--model", action="store_true", help="read turns with the embedded model (default: phrases)")

@@ -27,6 +27,16 @@ def test_check_a_valid_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert re.search(r"ok · \d+ steps, \d+ rules, \d+ interrupts, \d+ conversation tests · version \w+", out)
 
 
+def test_validate_is_another_name_for_check(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Ops staff type ``flows validate`` as often as ``flows check``: both answer the same."""
+    assert run(capsys, "flows", "validate", str(FLOWS)) == run(capsys, "flows", "check", str(FLOWS))
+    broken = tmp_path / "flows.yaml"
+    broken.write_text(FLOWS.read_text(encoding="utf-8").replace("next: urgency", "next: urgenci", 1), encoding="utf-8")
+    code, out, err = run(capsys, "flows", "validate", str(broken))
+    assert code != 0
+    assert re.search(r"flows\.yaml:\d+:\d+: ", out + err)
+
+
 def test_check_lists_every_problem_with_its_position(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     broken = tmp_path / "flows.yaml"
     text = FLOWS.read_text(encoding="utf-8")

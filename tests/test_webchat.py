@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import aiohttp
@@ -167,6 +168,19 @@ async def test_chat_page_and_widget_are_served(client: TestClient) -> None:  # t
     assert "Content-Security-Policy" in page.headers
     widget = await client.get("/chat/widget.js")
     assert widget.status == 200
+
+
+async def test_every_page_names_an_icon_that_is_served(client: TestClient) -> None:  # type: ignore[type-arg]
+    """A browser asks for the page's icon: the chat and the console's login page name one, served as SVG (no 404
+    in the listeners' consoles or the access log at every page load)."""
+    for path in ("/chat", "/console/login"):
+        page = await client.get(path)
+        assert page.status == 200
+        [href] = re.findall(r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">', await page.text())
+        icon = await client.get(href)
+        assert icon.status == 200
+        assert icon.content_type == "image/svg+xml"
+        assert (await icon.text()).startswith("<svg")
 
 
 async def test_receipts_move_only_the_lines_entries_of_this_conversation_forward(
