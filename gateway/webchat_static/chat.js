@@ -15,6 +15,7 @@
       typing: "Un·e écoutant·e écrit…", ended: "Conversation terminée.", newConversation: "Nouvelle conversation",
       inputLabel: "Ton message", placeholder: "Écris ton message…", send: "Envoyer",
       hint: "Appuie deux fois sur Échap pour quitter rapidement.", reconnecting: "Reconnexion…",
+      hintTouch: "Le bouton « Sortie rapide », en haut, te fait quitter tout de suite.",
       queued: "En attente d'un·e écoutant·e — position ", withListener: "Un·e écoutant·e est avec toi.",
       confirmEnd: "Veux-tu vraiment terminer la conversation ?", bot: "Bot", listener: "Écoutant·e", you: "Toi",
       error: "Ce message n'a pas pu être envoyé.", other: "Page in English", pageTitle: "Chat d'écoute",
@@ -34,6 +35,7 @@
       typing: "A listener is typing…", ended: "Conversation ended.", newConversation: "New conversation",
       inputLabel: "Your message", placeholder: "Write your message…", send: "Send",
       hint: "Press Escape twice to leave quickly.", reconnecting: "Reconnecting…",
+      hintTouch: "The “Quick exit” button, at the top, takes you away at once.",
       queued: "Waiting for a listener — position ", withListener: "A listener is with you.",
       confirmEnd: "Do you really want to end the conversation?", bot: "Bot", listener: "Listener", you: "You",
       error: "This message could not be sent.", other: "Page en français", pageTitle: "Helpline chat",
@@ -588,6 +590,9 @@
   }
 
   bind();
+  if (window.matchMedia && matchMedia("(hover: none) and (pointer: coarse)").matches) {
+    document.querySelector(".hint").dataset.i18n = "hintTouch";  // a phone has no Escape key: name the button
+  }
   applyTexts();
   setInterval(function () { document.querySelectorAll("time.when").forEach(renderWhen); }, 30000);
   document.addEventListener("visibilitychange", function () {

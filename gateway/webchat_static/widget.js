@@ -35,9 +35,11 @@
     frame.style.cssText = "width:100%;height:100%;border:0";
     panel.appendChild(close);
     panel.appendChild(frame);
+    var loaded = false;  // until the chat's page is in the frame, the frame holds the host's about:blank: a message
+    // for the chat's origin would be refused there with an error in the host site's console (the load tells it)
     function tell() {  // the chat counts what arrives while its panel is closed
       var open = panel.style.display !== "none";
-      if (frame.contentWindow) { frame.contentWindow.postMessage({ type: "hg-widget", open: open }, base); }
+      if (loaded && frame.contentWindow) { frame.contentWindow.postMessage({ type: "hg-widget", open: open }, base); }
     }
     button.addEventListener("click", function () {
       if (!frame.src) { frame.src = base + "/chat?embed=1"; }
@@ -45,7 +47,7 @@
       tell();
     });
     close.addEventListener("click", function () { panel.style.display = "none"; tell(); button.focus(); });
-    frame.addEventListener("load", tell);
+    frame.addEventListener("load", function () { loaded = !!frame.src; tell(); });  // not the first about:blank's
     window.addEventListener("message", function (event) {  // the unread count, shown on the launcher
       if (event.origin !== base || event.source !== frame.contentWindow) { return; }
       var data = event.data || {};

@@ -4,8 +4,9 @@ with a listener who took the conversation through the API."""
 from __future__ import annotations
 
 import aiohttp
+from aiohttp import web
 from aiohttp.test_utils import TestServer
-from playwright.async_api import BrowserContext, Page, WebSocketRoute, expect
+from playwright.async_api import Browser, BrowserContext, Page, WebSocketRoute, expect
 
 from gateway.app import STORE, create_app
 from gateway.console.auth import hash_password
@@ -143,6 +144,57 @@ async def test_the_widget_embeds_the_chat_with_one_script_tag(context: BrowserCo
     await expect(frame.locator('.msg[data-author="user"]')).to_have_count(1)
     await page.get_by_role("button", name="Fermer").click()
     await expect(page.get_by_role("dialog")).to_be_hidden()
+
+
+async def test_the_widget_on_another_sites_page_writes_no_error_in_its_console(
+    context: BrowserContext, server: TestServer
+) -> None:
+    """Found on a partner's page (2026-12-02): opening the launcher wrote "Failed to execute 'postMessage'" in the
+    host site's console, the widget telling a frame that still held the host's about:blank. The host page here is
+    another origin (a second local server)."""
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type in ("error", "warning") else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    widget = server.make_url("/chat/widget.js")
+    html = f'<!doctype html><main><h1>Un site partenaire</h1></main><script src="{widget}"></script>'
+
+    async def partner_page(request: web.Request) -> web.Response:
+        return web.Response(text=html, content_type="text/html")
+
+    async def no_icon(request: web.Request) -> web.Response:
+        return web.Response(status=204)
+
+    partner = web.Application()
+    partner.router.add_get("/", partner_page)
+    partner.router.add_get("/favicon.ico", no_icon)  # the partner's own icon
+    async with TestServer(partner, host="127.0.0.1") as site:  # another port: another origin
+        await page.goto(str(site.make_url("/")))
+        await page.get_by_role("button", name="Besoin de parler ?").click()
+        frame = page.frame_locator('iframe[title="Chat d\'écoute"]')
+        await frame.get_by_role("button", name="Non", exact=True).click()
+        await page.get_by_role("button", name="Fermer").click()
+        await page.get_by_role("button", name="Besoin de parler ?").click()
+        await expect(frame.locator('.msg[data-author="user"]')).to_have_count(1)
+    assert errors == []
+
+
+async def test_a_phone_is_told_of_the_quick_exit_button_not_of_a_key_it_lacks(
+    browser: Browser, server: TestServer, context: BrowserContext
+) -> None:
+    """Found on a phone (2026-12-02): the hint said "press Escape twice", a key a phone has not. A touch screen
+    without a mouse is told of the quick exit button instead, in the page's language; a computer keeps the key."""
+    phone = await browser.new_context(viewport={"width": 390, "height": 780}, locale="fr-FR", has_touch=True,
+                                      is_mobile=True)  # fmt: skip
+    try:
+        page = await open_chat(phone, server)
+        await expect(page.locator(".hint")).to_contain_text("Sortie rapide")
+        await page.locator("#lang-toggle").click()
+        await expect(page.locator(".hint")).to_contain_text("Quick exit")
+    finally:
+        await phone.close()
+    computer = await open_chat(context, server)
+    await expect(computer.locator(".hint")).to_contain_text("Échap")
 
 
 async def test_the_language_switch_switches_the_bot_from_the_next_message_on(
