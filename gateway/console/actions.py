@@ -23,7 +23,7 @@ from gateway.flows import lifecycle
 from gateway.flows.engine import Engine
 from gateway.flows.lifecycle import Trigger
 from gateway.flowset import FlowSet
-from gateway.ids import derived_from, derived_ids, new_id
+from gateway.ids import derived_from, derived_id, derived_ids, new_id
 from gateway.language import language_of
 from gateway.messages import Reply
 from gateway.store import (
@@ -90,25 +90,35 @@ class Actions:
         status, the young person told and the record, in the conversation's batch (``locked_batch``). SQLite holds
         the queue step in the batch's one transaction: an instance dying halfway writes none of it. Redis makes it
         at once (another slot than the record's), then the rest in one pipeline, the record last: a crash in
-        between leaves a record that says queued beside a taken entry, which the next alert check puts back in
-        line (:meth:`back_in_line`). Never a young person in no queue and with no listener for longer."""
+        between leaves a record that says queued beside a taken entry, which the next alert check settles
+        (:meth:`back_in_line`): the take completed when the young person was told a listener joined (the message's
+        id derives from the take, :func:`_take_key`), else the young person back in line. Never a young person in
+        no queue and with no listener for longer, nor told a listener joined while nobody holds them."""
         try:
             async with self.store.locked_batch(conversation_id):
                 conversation = await self._load(conversation_id)
                 now = self.clock()
                 lifecycle.advance(conversation.status, Trigger.TAKE)  # refused before the store's take
                 await self.store.take(conversation_id, listener, now)
-                conversation.listener, conversation.taken_at = listener, now
-                await self.store.cancel_timers(conversation_id, TimerKind.QUEUE_REASSURE)
-                await self.dispatcher.transition(conversation, Trigger.TAKE, now)
-                engine = self.flows.for_version(conversation.flow_version)
-                joined = engine.message("listener_joined", language_of(conversation, engine.flow))
-                await self.dispatcher.emit(conversation, [Reply(joined)], Author.BOT, now)
-                await self.store.save_conversation(conversation)
+                await self._join(conversation, listener, now)
         except (IllegalTransition, Conflict):  # nothing was changed (SQLite: the batch's transaction dropped)
             raise ActionRefused("taken", "another listener took this conversation") from None
         self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
         return conversation
+
+    async def _join(self, conversation: Conversation, listener: str, now: datetime) -> None:
+        """A take's writes after its queue step: the queue's timer cancelled, the new status, the young person told a
+        listener joined (the message's id derived from the take: written again, by a take completed after a cut, it
+        is the same entry and outbox item, which the store ignores), the record last."""
+        key = _take_key(conversation, listener)  # before the take changes the record
+        conversation.listener, conversation.taken_at = listener, now
+        await self.store.cancel_timers(conversation.id, TimerKind.QUEUE_REASSURE)
+        await self.dispatcher.transition(conversation, Trigger.TAKE, now)
+        engine = self.flows.for_version(conversation.flow_version)
+        joined = engine.message("listener_joined", language_of(conversation, engine.flow))
+        with derived_ids(key):
+            await self.dispatcher.emit(conversation, [Reply(joined)], Author.BOT, now)
+        await self.store.save_conversation(conversation)
 
     async def reply(self, conversation_id: str, listener: str, text: str, key: str | None = None) -> TranscriptEntry:
         """Send the listener's reply. ``key``: the console's id of this reply, the same when it sends it again (its
@@ -293,13 +303,16 @@ class Actions:
         return True
 
     async def back_in_line(self, conversation_id: str) -> bool:
-        """Put back in line a young person the queue lost: their record says queued while no entry of theirs waits
-        in any queue, so no listener sees them and none holds them. A take cut short after its queue step (on Redis
-        the entry taken in its own step, another slot than the record's: :meth:`_take`), or a close after its
-        queue step (the entry gone: :meth:`close`). Found by the alert checks (``gateway/alerts.py``, every 10 s on each
+        """Settle a young person the queue lost: their record says queued while no entry of theirs waits in any
+        queue, so no listener sees them and none holds them. A take cut short after its queue step (on Redis the
+        entry taken in its own step, another slot than the record's: :meth:`_take`), or a close after its queue step
+        (the entry gone: :meth:`close`). Found by the alert checks (``gateway/alerts.py``, every 10 s on each
         instance); checked again under the lock (a take in progress holds it: found done, left to its listener).
-        Their entry back at its place (``requeue``), or, with none left, a new one at their arrival; their place
-        told by the queue's timer; audited. Whether it was needed."""
+
+        A take that got as far as telling the young person a listener joined (its message's id, derived from the
+        take, in the transcript) is completed: held by the listener who took them, told once. Otherwise their entry
+        is back at its place (``requeue``), or, with none left, a new one at their arrival; their place told by the
+        queue's timer. Audited, naming who had taken them. Whether anything was needed."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self.store.get_conversation(conversation_id)
             if conversation is None or conversation.status != Status.QUEUED or conversation.queue is None:
@@ -307,17 +320,36 @@ class Actions:
             if any(e.conversation_id == conversation_id for e in await self.store.waiting()):
                 return False  # waiting: the record and the queue agree
             now = self.clock()
-            try:
-                await self.store.requeue(conversation_id)  # a take's entry: waiting again at its place
-            except Conflict:  # no entry left: a new one at their arrival time, their priority and flag
-                at = conversation.queued_at or now
-                await self.store.enqueue(conversation_id, conversation.queue, conversation.priority, at,
-                                         flag=conversation.flag)  # fmt: skip
-            await self.store.set_timer(conversation_id, TimerKind.QUEUE_REASSURE, now)
-            await self.store.publish(QueueChanged())
-            detail = f"{conversation.pseudonym}: listed in no queue and held by no one (a move cut short): back in line"
-            await self.store.audit(AuditEntry(now, "gateway", "back_in_line", conversation_id, detail))
+            entry = await self.store.queue_entry(conversation_id)
+            holder = None if entry is None else entry.taken_by
+            if holder is not None and await self._told(conversation_id, derived_id(_take_key(conversation, holder), 1)):
+                await self._join(conversation, holder, now)  # told a listener joined: the take is made whole
+                detail = f"{conversation.pseudonym}: taken by {holder}, a take cut short completed"
+                await self.store.audit(AuditEntry(now, "gateway", "take_completed", conversation_id, detail))
+                completed = True
+            else:
+                await self._line_again(conversation, entry is not None, now)
+                taken = f"taken by {holder}" if holder is not None else "its entry gone"
+                lost = "listed in no queue and held by no one"
+                detail = f"{conversation.pseudonym}: {lost} ({taken}, a move cut short): back in line"
+                await self.store.audit(AuditEntry(now, "gateway", "back_in_line", conversation_id, detail))
+                completed = False
+        if completed:
+            self.dispatcher.kick_outbox()
         return True
+
+    async def _line_again(self, conversation: Conversation, has_entry: bool, now: datetime) -> None:
+        """A queued young person with no entry waiting, back in line: their entry at its place (``requeue``), or, with
+        none left, a new one at their arrival time, their priority and flag; their place told by the queue's timer."""
+        assert conversation.queue is not None
+        if has_entry:
+            await self.store.requeue(conversation.id)  # a take's entry: waiting again at its place
+        else:
+            at = conversation.queued_at or now
+            await self.store.enqueue(conversation.id, conversation.queue, conversation.priority, at,
+                                     flag=conversation.flag)  # fmt: skip
+        await self.store.set_timer(conversation.id, TimerKind.QUEUE_REASSURE, now)
+        await self.store.publish(QueueChanged())
 
     async def _told(self, conversation_id: str, entry_id: str) -> bool:
         """Whether the transcript has this entry (a hand-back's message, written by a try cut short)."""
@@ -400,6 +432,15 @@ def _hold_key(conversation: Conversation) -> str:
     derive from it, the same at every try."""
     taken = conversation.taken_at.isoformat() if conversation.taken_at else ""
     return f"handback:{conversation.id}:{conversation.listener}:{taken}"
+
+
+def _take_key(conversation: Conversation, listener: str) -> str:
+    """What names one take (``listener`` taking the conversation as its record is before the take): the id of its
+    "listener joined" message derives from it, the same for the take and for its completion after a cut
+    (:meth:`Actions.back_in_line`), which reads the record the cut take left unchanged. Each take made sets
+    ``taken_at``, so the next take, by anyone, has another key."""
+    taken = conversation.taken_at.isoformat() if conversation.taken_at else ""
+    return f"take:{conversation.id}:{listener}:{taken}"
 
 
 def _closes_with(engine: Engine, outcome: str) -> bool:

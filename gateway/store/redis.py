@@ -957,6 +957,11 @@ class RedisStore:
         return entry
 
     @_guarded
+    async def queue_entry(self, conversation_id: str) -> QueueEntry | None:
+        raw = await self._redis.hget(K.QUEUE + "entries", conversation_id)
+        return None if raw is None else loads("queue", raw, decode_queue_entry)
+
+    @_guarded
     async def takes_since(self, queue: str, since: datetime) -> int:
         return int(await self._redis.zcount(K.QUEUE + "takes:" + queue, to_us(since), "+inf"))
 

@@ -809,6 +809,10 @@ class SqliteStore:
             raise Conflict(f"conversation {conversation_id} is not waiting in a queue")
         return found
 
+    async def queue_entry(self, conversation_id: str) -> QueueEntry | None:
+        rows = await self._select("SELECT * FROM queue WHERE conversation_id = ?", (conversation_id,))
+        return _queue_entry(rows[0]) if rows else None
+
     async def takes_since(self, queue: str, since: datetime) -> int:
         rows = await self._select("SELECT COUNT(*) FROM takes WHERE queue = ? AND at_us >= ?", (queue, to_us(since)))
         return int(rows[0][0])
