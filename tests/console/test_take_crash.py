@@ -264,3 +264,43 @@ async def test_an_instance_dying_in_a_transfer_after_its_queue_step_leaves_the_y
         assert conversation.queue == "listeners" and await store.held_by("anne") == 0
         _, second = instance(store, clock)
         assert (await second.take(conversation_id, "bruno", 3)).listener == "bruno"
+
+
+class DiesAtTransferSave(Dying):
+    """The real store, whose instance dies when a transfer's record is handed to it (its status: queued again):
+    after the queue step, the place read and the young person's message, before the record."""
+
+    async def save_conversation(self, conversation: Any, **options: Any) -> None:
+        if conversation.status == Status.QUEUED:
+            self.died += 1
+            raise Killed
+        await self._store.save_conversation(conversation, **options)
+
+
+async def test_an_instance_dying_at_a_transfers_record_leaves_it_whole_or_takeable(
+    store: Store, store_url: str, clock: Clock
+) -> None:
+    """Anne transfers the young person she holds, and the instance dies when the record is saved, its queue step and
+    the young person's message (their place in the new queue) made before. SQLite: one transaction (the place read
+    with the queue step held, not committed), nothing written: still Anne's, nothing told. Before, each write was its
+    own transaction: the entry waited, the young person told their place, the record said held. Redis: the queue
+    step sent with the place's read; the check completes it as a hand-back cut short. Either way told at most once."""
+    conversation_id = await waiting_young_person(store, clock)
+    _, actions = instance(store, clock)
+    await actions.take(conversation_id, "anne", 3)
+    told_before = len(await store.transcript(conversation_id))
+    dying = DiesAtTransferSave(store)
+    _, first = instance(dying, clock)
+    with pytest.raises(Killed):
+        await first.transfer(conversation_id, "anne", "listeners")
+    assert dying.died == 1
+    if store_url.startswith("sqlite"):  # one transaction: dropped whole, before any check
+        assert await store.waiting() == [] and len(await store.transcript(conversation_id)) == told_before
+    await next_check(store, clock)
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None
+    waiting = [(e.conversation_id, e.queue) for e in await store.waiting()]
+    state = (conversation.status, conversation.listener, waiting)
+    assert state in [(Status.WITH_LISTENER, "anne", []), (Status.QUEUED, None, [(conversation_id, "listeners")])], state
+    placed = [e for e in (await store.transcript(conversation_id))[told_before:] if "position" in e.text]
+    assert len(placed) <= 1, placed
