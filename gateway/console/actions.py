@@ -319,9 +319,8 @@ class Actions:
         A close that got as far as the young person's goodbye (its id, derived from the close and its category, in
         the transcript: :meth:`close`) is completed, with that category. A take that got as far as telling the young
         person a listener joined (its message's id, derived from the take) is completed: held by the listener who
-        took them, told once. Otherwise their entry
-        is back at its place (``requeue``), or, with none left, a new one at their arrival; their place told by the
-        queue's timer. Audited, naming who had taken them. Whether anything was needed."""
+        took them, told once. Otherwise they are back in line (:meth:`_line_again`). Audited, naming who had taken
+        them. Whether anything was needed."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self.store.get_conversation(conversation_id)
             if conversation is None or conversation.status != Status.QUEUED or conversation.queue is None:

@@ -7,7 +7,8 @@ as steps sent in order on one connection (Redis runs a connection's commands in 
 of them done), ordered so that every prefix is safe:
 
 * **an index lists more, never less**: a conversation joins its status set, the creation index and (web chat, in
-  the bot or the queue) its client's set before its record is written, and leaves the other sets after; an
+  the bot or the queue) its client's set before its record is written, and leaves the other sets after (a held
+  conversation's taken queue entry too, once its record has ended: ``held_by`` drops one a crash left); an
   outbox item is written before it is listed in its conversation's line (a reply's item with its transcript entry
   when a batch holds both, one script of their slot, ``put_entry_item``, with the message's other replies of the
   conversation, then their line's step, one script of slot ``{outbox}``: ``HeldReplies``); readers check the
