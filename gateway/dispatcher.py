@@ -108,7 +108,10 @@ class StatusEffects:
     async def finished(self, conversation: Conversation) -> None:
         conversation.closed_at = self.now
         await self.store.cancel_timers(conversation.id)
-        await self.store.remove_from_queue(conversation.id)  # its place, and the listener's capacity (held_by)
+        if conversation.listener is None:  # a waiting one's place: left before the record says ended (Redis: alone)
+            await self.store.remove_from_queue(conversation.id)
+        # A held one's entry (its listener's capacity, ``held_by``) leaves with its ended record
+        # (``save_conversation``), after it on Redis: a cut never leaves a record held with no entry.
         await self.store.expire_transcript(conversation.id, self.retention_seconds)  # Redis: a backstop of the purge
 
     async def entered(self, conversation: Conversation) -> None:

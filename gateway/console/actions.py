@@ -23,7 +23,7 @@ from gateway.flows import lifecycle
 from gateway.flows.engine import Engine
 from gateway.flows.lifecycle import Trigger
 from gateway.flowset import FlowSet
-from gateway.ids import derived_from, derived_ids, new_id
+from gateway.ids import derived_from, derived_id, derived_ids, new_id
 from gateway.language import language_of
 from gateway.messages import Reply
 from gateway.store import (
@@ -90,25 +90,35 @@ class Actions:
         status, the young person told and the record, in the conversation's batch (``locked_batch``). SQLite holds
         the queue step in the batch's one transaction: an instance dying halfway writes none of it. Redis makes it
         at once (another slot than the record's), then the rest in one pipeline, the record last: a crash in
-        between leaves a record that says queued beside a taken entry, which the next alert check puts back in
-        line (:meth:`back_in_line`). Never a young person in no queue and with no listener for longer."""
+        between leaves a record that says queued beside a taken entry, which the next alert check settles
+        (:meth:`back_in_line`): the take completed when the young person was told a listener joined (the message's
+        id derives from the take, :func:`_take_key`), else the young person back in line. Never a young person in
+        no queue and with no listener for longer, nor told a listener joined while nobody holds them."""
         try:
             async with self.store.locked_batch(conversation_id):
                 conversation = await self._load(conversation_id)
                 now = self.clock()
                 lifecycle.advance(conversation.status, Trigger.TAKE)  # refused before the store's take
                 await self.store.take(conversation_id, listener, now)
-                conversation.listener, conversation.taken_at = listener, now
-                await self.store.cancel_timers(conversation_id, TimerKind.QUEUE_REASSURE)
-                await self.dispatcher.transition(conversation, Trigger.TAKE, now)
-                engine = self.flows.for_version(conversation.flow_version)
-                joined = engine.message("listener_joined", language_of(conversation, engine.flow))
-                await self.dispatcher.emit(conversation, [Reply(joined)], Author.BOT, now)
-                await self.store.save_conversation(conversation)
+                await self._join(conversation, listener, now)
         except (IllegalTransition, Conflict):  # nothing was changed (SQLite: the batch's transaction dropped)
             raise ActionRefused("taken", "another listener took this conversation") from None
         self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
         return conversation
+
+    async def _join(self, conversation: Conversation, listener: str, now: datetime) -> None:
+        """A take's writes after its queue step: the queue's timer cancelled, the new status, the young person told a
+        listener joined (the message's id derived from the take: written again, by a take completed after a cut, it
+        is the same entry and outbox item, which the store ignores), the record last."""
+        key = _take_key(conversation, listener)  # before the take changes the record
+        conversation.listener, conversation.taken_at = listener, now
+        await self.store.cancel_timers(conversation.id, TimerKind.QUEUE_REASSURE)
+        await self.dispatcher.transition(conversation, Trigger.TAKE, now)
+        engine = self.flows.for_version(conversation.flow_version)
+        joined = engine.message("listener_joined", language_of(conversation, engine.flow))
+        with derived_ids(key):
+            await self.dispatcher.emit(conversation, [Reply(joined)], Author.BOT, now)
+        await self.store.save_conversation(conversation)
 
     async def reply(self, conversation_id: str, listener: str, text: str, key: str | None = None) -> TranscriptEntry:
         """Send the listener's reply. ``key``: the console's id of this reply, the same when it sends it again (its
@@ -209,8 +219,14 @@ class Actions:
         self, conversation_id: str, listener: str, queue: str, *, supervisor: bool = False
     ) -> Conversation:
         """Cold transfer to another queue: the summary and transcript go along. A ``supervisor`` may transfer another
-        listener's conversation."""
-        async with self.store.lock(conversation_id):
+        listener's conversation.
+
+        In the conversation's batch (``locked_batch``): SQLite writes the transfer in one transaction (the place
+        told is read with the held queue step, ``position``, without committing it). Redis makes the queue step
+        first (another slot, with the place read), then the message, the status and the record in one pipeline: a
+        crash in between leaves a held record beside a waiting entry, which the next alert check completes as a
+        hand-back cut short (:meth:`complete_hand_back`)."""
+        async with self.store.locked_batch(conversation_id):
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER and not supervisor:
                 self._mine(conversation, listener)
@@ -223,7 +239,8 @@ class Actions:
             except IllegalTransition as exc:
                 raise ActionRefused("not_active", str(exc)) from None
             await self.store.save_conversation(conversation)
-            return conversation
+        self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
+        return conversation
 
     async def hand_back(self, conversation_id: str, listener: str, *, supervisor: bool = False) -> Conversation:
         """Back to the queue, at its arrival time. A ``supervisor`` may give back any listener's conversation (one held
@@ -293,13 +310,17 @@ class Actions:
         return True
 
     async def back_in_line(self, conversation_id: str) -> bool:
-        """Put back in line a young person the queue lost: their record says queued while no entry of theirs waits
-        in any queue, so no listener sees them and none holds them. A take cut short after its queue step (on Redis
-        the entry taken in its own step, another slot than the record's: :meth:`_take`), or a close after its
-        queue step (the entry gone: :meth:`close`). Found by the alert checks (``gateway/alerts.py``, every 10 s on each
+        """Settle a young person the queue lost: their record says queued while no entry of theirs waits in any
+        queue, so no listener sees them and none holds them. A take cut short after its queue step (on Redis the
+        entry taken in its own step, another slot than the record's: :meth:`_take`), or a close after its queue step
+        (the entry gone: :meth:`close`). Found by the alert checks (``gateway/alerts.py``, every 10 s on each
         instance); checked again under the lock (a take in progress holds it: found done, left to its listener).
-        Their entry back at its place (``requeue``), or, with none left, a new one at their arrival; their place
-        told by the queue's timer; audited. Whether it was needed."""
+
+        A close that got as far as the young person's goodbye (its id, derived from the close and its category, in
+        the transcript: :meth:`close`) is completed, with that category. A take that got as far as telling the young
+        person a listener joined (its message's id, derived from the take) is completed: held by the listener who
+        took them, told once. Otherwise they are back in line (:meth:`_line_again`). Audited, naming who had taken
+        them. Whether anything was needed."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self.store.get_conversation(conversation_id)
             if conversation is None or conversation.status != Status.QUEUED or conversation.queue is None:
@@ -307,17 +328,43 @@ class Actions:
             if any(e.conversation_id == conversation_id for e in await self.store.waiting()):
                 return False  # waiting: the record and the queue agree
             now = self.clock()
-            try:
-                await self.store.requeue(conversation_id)  # a take's entry: waiting again at its place
-            except Conflict:  # no entry left: a new one at their arrival time, their priority and flag
-                at = conversation.queued_at or now
-                await self.store.enqueue(conversation_id, conversation.queue, conversation.priority, at,
-                                         flag=conversation.flag)  # fmt: skip
-            await self.store.set_timer(conversation_id, TimerKind.QUEUE_REASSURE, now)
-            await self.store.publish(QueueChanged())
-            detail = f"{conversation.pseudonym}: listed in no queue and held by no one (a move cut short): back in line"
-            await self.store.audit(AuditEntry(now, "gateway", "back_in_line", conversation_id, detail))
+            entry = await self.store.queue_entry(conversation_id)
+            holder = None if entry is None else entry.taken_by
+            outcome = await self._closing(conversation)
+            if outcome is not None:  # told goodbye: the close is made whole
+                await self._end(conversation, "gateway", outcome, "", now)
+                detail = f"{conversation.pseudonym}: closed ({outcome}), a close cut short completed"
+                await self.store.audit(AuditEntry(now, "gateway", "close_completed", conversation_id, detail))
+                completed = True
+            elif holder is not None and await self._told(conversation_id,
+                                                         derived_id(_take_key(conversation, holder), 1)):  # fmt: skip
+                await self._join(conversation, holder, now)  # told a listener joined: the take is made whole
+                detail = f"{conversation.pseudonym}: taken by {holder}, a take cut short completed"
+                await self.store.audit(AuditEntry(now, "gateway", "take_completed", conversation_id, detail))
+                completed = True
+            else:
+                await self._line_again(conversation, entry is not None, now)
+                taken = f"taken by {holder}" if holder is not None else "its entry gone"
+                lost = "listed in no queue and held by no one"
+                detail = f"{conversation.pseudonym}: {lost} ({taken}, a move cut short): back in line"
+                await self.store.audit(AuditEntry(now, "gateway", "back_in_line", conversation_id, detail))
+                completed = False
+        if completed:
+            self.dispatcher.kick_outbox()
         return True
+
+    async def _line_again(self, conversation: Conversation, has_entry: bool, now: datetime) -> None:
+        """A queued young person with no entry waiting, back in line: their entry at its place (``requeue``), or, with
+        none left, a new one at their arrival time, their priority and flag; their place told by the queue's timer."""
+        assert conversation.queue is not None
+        if has_entry:
+            await self.store.requeue(conversation.id)  # a take's entry: waiting again at its place
+        else:
+            at = conversation.queued_at or now
+            await self.store.enqueue(conversation.id, conversation.queue, conversation.priority, at,
+                                     flag=conversation.flag)  # fmt: skip
+        await self.store.set_timer(conversation.id, TimerKind.QUEUE_REASSURE, now)
+        await self.store.publish(QueueChanged())
 
     async def _told(self, conversation_id: str, entry_id: str) -> bool:
         """Whether the transcript has this entry (a hand-back's message, written by a try cut short)."""
@@ -363,36 +410,64 @@ class Actions:
         former holder, whom it was taken from, no longer sees it, notes it nor finds it in their history (as after a
         supervisor's transfer or hand-back, which name nobody).
 
-        In the conversation's batch (``locked_batch``): SQLite writes the close in one transaction; Redis leaves the
-        queue in its own step (another slot), the record after it: a waiting conversation's close cut in between
-        leaves a queued record with no entry, which the next alert check puts back in line (:meth:`back_in_line`);
-        a held one's, a record its holder still sees and may close again."""
+        In the conversation's batch (``locked_batch``): SQLite writes the close in one transaction. Redis (the queue
+        another slot than the record) orders its steps so that a cut anywhere leaves the close made, or not made
+        and repairable, the goodbye told once (its id derives from the close and its category, :func:`_close_key`):
+
+        * a waiting conversation leaves the queue first, alone, then the goodbye and the record: cut in between, its
+          queued record with no entry is settled by the next alert check (:meth:`back_in_line`): the close completed
+          when the goodbye was written, else back in line;
+        * a held one's goodbye and record come first, its taken entry leaves after the record (``save_conversation``
+          of an ended record): cut before that, the entry left only counts against its holder's capacity until
+          ``held_by`` drops it; cut between the goodbye and the record, it is still theirs, and closing it again
+          completes it without telling twice."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER and not supervisor:
                 self._mine(conversation, listener)
             if self.flows.knowing(conversation.flow_version, lambda e: _closes_with(e, outcome)) is None:
                 raise ActionRefused("unknown_outcome", f"no closing category '{outcome}' in the flow")
-            engine = self.flows.for_version(conversation.flow_version)
             try:
                 lifecycle.advance(conversation.status, Trigger.CLOSE)  # refused before the goodbye is sent
             except IllegalTransition as exc:
                 raise ActionRefused("not_active", str(exc)) from None
-            now = self.clock()
-            if notes.strip():
-                await self.store.append_transcript(TranscriptEntry(
-                    id=new_id(), conversation_id=conversation_id, at=now, author=Author.NOTE,
-                    text=f"{listener}: {_clean(notes)}",
-                ))  # fmt: skip
-            ended = engine.message("ended", language_of(conversation, engine.flow))
-            await self.dispatcher.emit(conversation, [Reply(ended)], Author.BOT, now)
-            conversation.outcome = outcome
-            if conversation.status == Status.WITH_LISTENER:  # a supervisor closing another's: theirs now
-                conversation.listener = listener
-            await self.dispatcher.transition(conversation, Trigger.CLOSE, now)
-            await self.store.save_conversation(conversation)
+            if conversation.status == Status.QUEUED:  # out of the queue before the goodbye (Redis: alone, first)
+                await self.store.remove_from_queue(conversation_id)
+            await self._end(conversation, listener, outcome, notes, self.clock())
         self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
         return conversation
+
+    async def _end(self, conversation: Conversation, listener: str, outcome: str, notes: str, now: datetime) -> None:
+        """A close's writes but a waiting conversation's queue step: the note, the goodbye (ids derived from the close:
+        written again by a close completed or made again, the same entries, which the store ignores), the outcome,
+        the new status (a held one's entry leaves with its record), the record."""
+        key = _close_key(conversation.id, outcome)
+        if notes.strip():
+            with derived_ids(key + ":note"):
+                await self.store.append_transcript(TranscriptEntry(
+                    id=new_id(), conversation_id=conversation.id, at=now, author=Author.NOTE,
+                    text=f"{listener}: {_clean(notes)}",
+                ))  # fmt: skip
+        engine = self.flows.for_version(conversation.flow_version)
+        ended = engine.message("ended", language_of(conversation, engine.flow))
+        with derived_ids(key):
+            await self.dispatcher.emit(conversation, [Reply(ended)], Author.BOT, now)
+        conversation.outcome = outcome
+        if conversation.status == Status.WITH_LISTENER:  # a supervisor closing another's: theirs now
+            conversation.listener = listener
+        await self.dispatcher.transition(conversation, Trigger.CLOSE, now)
+        await self.store.save_conversation(conversation)
+
+    async def _closing(self, conversation: Conversation) -> str | None:
+        """The category of a close cut short after its goodbye was written (its id, derived from the close and the
+        category, in the transcript), or None. A flow without categories takes any: such a close is not found."""
+        written = {e.id for e in await self.store.transcript(conversation.id)}
+
+        def told(category: str) -> bool:
+            return derived_id(_close_key(conversation.id, category), 1) in written
+
+        engine = self.flows.knowing(conversation.flow_version, lambda e: any(told(o.id) for o in e.flow.outcomes))
+        return None if engine is None else next(o.id for o in engine.flow.outcomes if told(o.id))
 
 
 def _hold_key(conversation: Conversation) -> str:
@@ -400,6 +475,21 @@ def _hold_key(conversation: Conversation) -> str:
     derive from it, the same at every try."""
     taken = conversation.taken_at.isoformat() if conversation.taken_at else ""
     return f"handback:{conversation.id}:{conversation.listener}:{taken}"
+
+
+def _take_key(conversation: Conversation, listener: str) -> str:
+    """What names one take (``listener`` taking the conversation as its record is before the take): the id of its
+    "listener joined" message derives from it, the same for the take and for its completion after a cut
+    (:meth:`Actions.back_in_line`), which reads the record the cut take left unchanged. Each take made sets
+    ``taken_at``, so the next take, by anyone, has another key."""
+    taken = conversation.taken_at.isoformat() if conversation.taken_at else ""
+    return f"take:{conversation.id}:{listener}:{taken}"
+
+
+def _close_key(conversation_id: str, outcome: str) -> str:
+    """What names a conversation's close with ``outcome`` (a conversation is closed once): its goodbye's id derives
+    from it, so the close's completion (:meth:`Actions.back_in_line`) finds it, and with it the category."""
+    return f"close:{conversation_id}:{outcome}"
 
 
 def _closes_with(engine: Engine, outcome: str) -> bool:

@@ -506,6 +506,11 @@ class QueueStore(Protocol):
         """
         ...
 
+    async def queue_entry(self, conversation_id: str) -> QueueEntry | None:
+        """Its entry, waiting or taken (``taken_by``: by whom); None when it has none. What a repair reads of a move
+        cut short (``Actions.back_in_line``: who had taken a young person whose record still says queued)."""
+        ...
+
     async def takes_since(self, queue: str, since: datetime) -> int:
         """Conversations of ``queue`` last taken at or after ``since`` (up to a day back): the pace listeners
         keep, read from an index kept by :meth:`take`, never from the conversations."""

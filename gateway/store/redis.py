@@ -7,7 +7,8 @@ as steps sent in order on one connection (Redis runs a connection's commands in 
 of them done), ordered so that every prefix is safe:
 
 * **an index lists more, never less**: a conversation joins its status set, the creation index and (web chat, in
-  the bot or the queue) its client's set before its record is written, and leaves the other sets after; an
+  the bot or the queue) its client's set before its record is written, and leaves the other sets after (a held
+  conversation's taken queue entry too, once its record has ended: ``held_by`` drops one a crash left); an
   outbox item is written before it is listed in its conversation's line (a reply's item with its transcript entry
   when a batch holds both, one script of their slot, ``put_entry_item``, with the message's other replies of the
   conversation, then their line's step, one script of slot ``{outbox}``: ``HeldReplies``); readers check the
@@ -579,7 +580,8 @@ class RedisStore:
     async def save_conversation(self, conversation: Conversation, *, done: DoneMark | None = None) -> None:
         """Steps (the module's docstring says why this order): the sender's address claimed (before the flush's
         pipeline, as its answer decides), the indexes joined, the record and its processed mark, the other status
-        sets left, an ended conversation's address freed, the global processed mark.
+        sets left, an ended conversation's queue entry removed (slot ``{queue}``: a held one's leaves only now, after
+        its record, see ``held_by``) and its address freed, the global processed mark.
 
         The address is not claimed again when this task found it holding this conversation (``active_conversation``,
         the message path: one round trip less): an address moves off an active conversation only once that
@@ -599,6 +601,8 @@ class RedisStore:
             _eval(pipe, "put_conversation", [K.conversation(c.id), K.done(c.id)],
                   [record, "" if done is None else seen_digest(done.key), done_until, now_ms, 0])  # fmt: skip
             _eval(pipe, "index_conversation", indexes, [K.INDEX, c.id, 0, "", "-" if rank is None else "", *others])
+            if not c.active:  # its queue entry after the record (a held one's: ``StatusEffects.finished``)
+                _eval(pipe, "remove_from_queue", [K.QUEUE + "entries"], [K.QUEUE, c.id, "0"])
             if c.client is not None and c.status not in CLIENT_OPEN:
                 pipe.srem(K.client(c.client), c.id)
             if not c.active:
@@ -957,12 +961,26 @@ class RedisStore:
         return entry
 
     @_guarded
+    async def queue_entry(self, conversation_id: str) -> QueueEntry | None:
+        raw = await self._redis.hget(K.QUEUE + "entries", conversation_id)
+        return None if raw is None else loads("queue", raw, decode_queue_entry)
+
+    @_guarded
     async def takes_since(self, queue: str, since: datetime) -> int:
         return int(await self._redis.zcount(K.QUEUE + "takes:" + queue, to_us(since), "+inf"))
 
     @_guarded
     async def held_by(self, listener: str) -> int:
-        return int(await self._redis.scard(K.QUEUE + "held:" + listener))
+        """The conversations of ``held:<listener>``, less those whose record has ended, whose entries are dropped
+        here: a held conversation's entry leaves after its ended record (``save_conversation``), so a crash in
+        between leaves one, which would take a place of its listener's capacity for good. Ended is final: the entry
+        has no use left. A record still held, or queued (a take under way), counts."""
+        held = _texts(await self._redis.smembers(K.QUEUE + "held:" + listener))
+        records = await _get_each(self._redis, [K.conversation(conversation_id) for conversation_id in held])
+        ended = [c for c, raw in zip(held, records, strict=True) if raw and not self._conversation(raw).active]
+        for conversation_id in ended:
+            await self._script("remove_from_queue", [K.QUEUE + "entries"], [K.QUEUE, conversation_id, "0"])
+        return len(held) - len(ended)
 
     @_guarded
     async def requeue(self, conversation_id: str) -> QueueEntry:

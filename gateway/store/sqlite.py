@@ -240,6 +240,7 @@ def path_from_url(url: str) -> Path:
 _REQUEUE = "UPDATE queue SET taken_by = NULL WHERE conversation_id = ?"
 _TAKE = "UPDATE queue SET taken_by = ? WHERE conversation_id = ? AND taken_by IS NULL"
 _WAITING_ENTRY = "SELECT * FROM queue WHERE conversation_id = ? AND taken_by IS NULL"
+_HAS_ENTRY = "SELECT 1 FROM queue WHERE conversation_id = ?"
 _MARK_PRESENT = (
     "INSERT INTO present (name, at_us) VALUES (?, ?)"
     " ON CONFLICT (name) DO UPDATE SET at_us = max(at_us, excluded.at_us)"
@@ -407,6 +408,24 @@ class SqliteStore:
 
     # Batches
 
+    async def _peek(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work`` (a read) as if this task's held writes were made, leaving them held: applied and read in one
+        transaction, rolled back, in one hop to the thread. A read inside a batch through ``_run`` commits the writes
+        held before it, which splits the batch in two transactions (an instance dying in between leaves the first:
+        a transfer's queue step without its record); this one keeps the batch whole. A held write that fails here
+        fails as its commit would."""
+        held = self._batch()
+        if held is None or not held.writes:
+            return await self._run(work)
+        if self._closed:
+            raise StoreError("the sqlite store is closed")
+        try:
+            return await self._thread.run(functools.partial(_peeked, list(held.writes), work), self._conn)
+        except sqlite3.IntegrityError:  # as the commit would answer (``_run``)
+            raise Conflict("another conversation of this sender is already active") from None
+        except sqlite3.Error as error:
+            raise StoreError(f"sqlite: {error}") from error
+
     def _batch(self) -> _Held | None:
         """This task's batch, if it is in one. A task created inside a batch inherits the context: its writes must
         not join a batch that may be committed already (they would never be)."""
@@ -477,6 +496,8 @@ class SqliteStore:
     async def save_conversation(self, conversation: Conversation, *, done: DoneMark | None = None) -> None:
         def work(conn: sqlite3.Connection) -> None:
             _write_conversation(conn, self._keys, conversation)
+            if not conversation.active:  # an ended conversation's queue entry (a held one's: StatusEffects.finished)
+                conn.execute("DELETE FROM queue WHERE conversation_id = ?", (conversation.id,))
             if done is not None:
                 expires_us = to_us(datetime.now(UTC)) + done.ttl_seconds * 1_000_000
                 conn.execute(
@@ -519,7 +540,9 @@ class SqliteStore:
         return int(rows[0][0])
 
     async def _select(self, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
-        return await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        """Inside a batch, read with its held writes made and kept held (``_peek``): the batch stays one
+        transaction."""
+        return await self._peek(lambda conn: conn.execute(sql, params).fetchall())
 
     async def _execute(self, sql: str, params: tuple[Any, ...]) -> None:
         """One write statement that answers nothing: held inside a batch."""
@@ -776,7 +799,7 @@ class SqliteStore:
             ).fetchone()[0]
             return int(hours) + int(seconds) + int(same) + 1
 
-        return await self._run(work)
+        return await self._peek(work)  # inside a batch (a hand-off, a transfer): the held enqueue read, kept held
 
     async def take(self, conversation_id: str, listener: str, at: datetime) -> QueueEntry:
         """Inside a batch (a take's, under the conversation's lock), the entry is read now and its change held, so
@@ -808,6 +831,10 @@ class SqliteStore:
         if found is None:
             raise Conflict(f"conversation {conversation_id} is not waiting in a queue")
         return found
+
+    async def queue_entry(self, conversation_id: str) -> QueueEntry | None:
+        rows = await self._select("SELECT * FROM queue WHERE conversation_id = ?", (conversation_id,))
+        return _queue_entry(rows[0]) if rows else None
 
     async def takes_since(self, queue: str, since: datetime) -> int:
         rows = await self._select("SELECT COUNT(*) FROM takes WHERE queue = ? AND at_us >= ?", (queue, to_us(since)))
@@ -857,7 +884,7 @@ class SqliteStore:
         """Inside a batch (a close's, under the conversation's lock), the entry is looked for now and its deletion
         held: the close's writes are one transaction, never an entry gone beside a record that says queued."""
         if self._batch() is not None:
-            found = await self._select("SELECT 1 FROM queue WHERE conversation_id = ?", (conversation_id,))
+            found = await self._peek(lambda conn: conn.execute(_HAS_ENTRY, (conversation_id,)).fetchall())
             await self._execute("DELETE FROM queue WHERE conversation_id = ?", (conversation_id,))
             return bool(found)
         return await self._change("DELETE FROM queue WHERE conversation_id = ?", (conversation_id,)) == 1
@@ -1535,6 +1562,17 @@ def _after(writes: list[Write], work: Callable[[sqlite3.Connection], T], conn: s
         for write in writes:
             write(conn)
     return work(conn)
+
+
+def _peeked(writes: list[Write], work: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+    """``work`` after the held writes, in a transaction rolled back: the writes stay to be committed later."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for write in writes:
+            write(conn)
+        return work(conn)
+    finally:
+        conn.execute("ROLLBACK")
 
 
 def _nothing(conn: sqlite3.Connection) -> None:

@@ -26,7 +26,7 @@ from gateway.conversation import Status
 from gateway.errors import StoreError
 from gateway.messages import ChannelName, Inbound
 from gateway.metrics import Metrics
-from gateway.store import Store, open_store
+from gateway.store import Author, Store, open_store
 from gateway.testing import store_keys
 from tests.conftest import Clock
 from tests.console.test_handback_crash import Dying, Killed, instance, redis_store
@@ -37,7 +37,7 @@ from tests.test_webchat import WALK_TO_QUEUE
 
 __all__ = ["redis_cluster_url", "redis_store", "redis_url", "store", "store_url"]  # fixtures used below
 
-JOINED = "Un·e écoutant·e"  # flows.yaml's listener_joined, in French
+JOINED = "vient de te rejoindre"  # flows.yaml's listener_joined, in French
 
 
 class DiesAfterTake(Dying):
@@ -109,19 +109,33 @@ async def test_an_instance_dying_right_after_the_take_step_leaves_the_young_pers
         assert audited.subject == conversation_id and "cut short" in audited.detail
 
 
+async def told_joined(store: Store, conversation_id: str, now: datetime) -> int:
+    """How many times the young person was told a listener joined: the transcript's entries, each with one outbox item
+    listed to be sent (``outbox_due`` hands out every listed item once)."""
+    joined = {e.id for e in await store.transcript(conversation_id) if e.author is Author.BOT and JOINED in e.text}
+    listed = [item.id for item in await store.outbox_due(now, 10, run=100) if item.id in joined]
+    assert sorted(listed) == sorted(joined), "an entry written and not listed to be sent (or listed twice)"
+    return len(joined)
+
+
 @pytest.mark.redis
-async def test_a_take_pipeline_cut_before_the_record_is_put_back_in_line(
-    redis_store: Store, redis_url: str, clock: Clock
+@pytest.mark.parametrize("cut", ["put_entry_item", "outbox_list", "put_conversation"])
+async def test_a_take_pipeline_cut_is_settled_by_the_next_check_told_once(
+    redis_store: Store, redis_url: str, clock: Clock, cut: str
 ) -> None:
-    """The take's queue step made, and its pipeline cut before the record (the timers and the message before it may
-    be written): the next check puts the young person back in line; a second check finds nothing to do."""
+    """The take's queue step made, then its pipeline cut (the prefix a dying instance leaves) before the young
+    person's "listener joined" message (``put_entry_item``), after it and before it is listed to be sent
+    (``outbox_list``), or before the record (``put_conversation``). Before, the last two left the young person told a
+    listener joined while the next check put them back in line, nobody holding them (and told again by the next
+    take). Now: told, the check completes the take (held by Anne, told once); not told, back in line, the audit
+    naming who had taken them. A second check finds nothing to do."""
     conversation_id = await waiting_young_person(redis_store, clock)
     [before] = await redis_store.waiting()
     async with cutting_proxy(redis_url) as proxy:
         through = await open_store(proxy.url, keys=store_keys(redis_url))
         try:
             _, first = instance(through, clock)
-            proxy.cut_before(script_text("put_conversation"), conversation_id.encode())
+            proxy.cut_before(script_text(cut), conversation_id.encode())
             with pytest.raises(StoreError):
                 await first.take(conversation_id, "anne", 3)
         finally:
@@ -132,8 +146,19 @@ async def test_a_take_pipeline_cut_before_the_record_is_put_back_in_line(
     clock.advance(seconds=10)  # the next check; the lost release was made again by token (or lapses in 6 s)
     await next_check(redis_store, clock)
     await next_check(redis_store, clock)  # nothing more
-    assert len([e for e in await redis_store.audit_log() if e.action == "back_in_line"]) == 1
-    await waiting_or_held_by_anne(redis_store, clock, conversation_id, before)
+    audited = [e for e in await redis_store.audit_log() if e.action in ("back_in_line", "take_completed")]
+    assert len(audited) == 1 and "anne" in audited[0].detail, audited  # who had taken them
+    conversation = await redis_store.get_conversation(conversation_id)
+    assert conversation is not None
+    if cut == "put_entry_item":  # not told: back in line, at their place, takeable
+        assert await told_joined(redis_store, conversation_id, clock()) == 0
+        assert audited[0].action == "back_in_line"
+        await waiting_or_held_by_anne(redis_store, clock, conversation_id, before)
+        return
+    assert (conversation.status, conversation.listener) == (Status.WITH_LISTENER, "anne"), conversation
+    assert audited[0].action == "take_completed" and await redis_store.waiting() == []
+    assert await redis_store.held_by("anne") == 1
+    assert await told_joined(redis_store, conversation_id, clock()) == 1
 
 
 class PausesAfterTake(Dying):
@@ -239,3 +264,43 @@ async def test_an_instance_dying_in_a_transfer_after_its_queue_step_leaves_the_y
         assert conversation.queue == "listeners" and await store.held_by("anne") == 0
         _, second = instance(store, clock)
         assert (await second.take(conversation_id, "bruno", 3)).listener == "bruno"
+
+
+class DiesAtTransferSave(Dying):
+    """The real store, whose instance dies when a transfer's record is handed to it (its status: queued again):
+    after the queue step, the place read and the young person's message, before the record."""
+
+    async def save_conversation(self, conversation: Any, **options: Any) -> None:
+        if conversation.status == Status.QUEUED:
+            self.died += 1
+            raise Killed
+        await self._store.save_conversation(conversation, **options)
+
+
+async def test_an_instance_dying_at_a_transfers_record_leaves_it_whole_or_takeable(
+    store: Store, store_url: str, clock: Clock
+) -> None:
+    """Anne transfers the young person she holds, and the instance dies when the record is saved, its queue step and
+    the young person's message (their place in the new queue) made before. SQLite: one transaction (the place read
+    with the queue step held, not committed), nothing written: still Anne's, nothing told. Before, each write was its
+    own transaction: the entry waited, the young person told their place, the record said held. Redis: the queue
+    step sent with the place's read; the check completes it as a hand-back cut short. Either way told at most once."""
+    conversation_id = await waiting_young_person(store, clock)
+    _, actions = instance(store, clock)
+    await actions.take(conversation_id, "anne", 3)
+    told_before = len(await store.transcript(conversation_id))
+    dying = DiesAtTransferSave(store)
+    _, first = instance(dying, clock)
+    with pytest.raises(Killed):
+        await first.transfer(conversation_id, "anne", "listeners")
+    assert dying.died == 1
+    if store_url.startswith("sqlite"):  # one transaction: dropped whole, before any check
+        assert await store.waiting() == [] and len(await store.transcript(conversation_id)) == told_before
+    await next_check(store, clock)
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None
+    waiting = [(e.conversation_id, e.queue) for e in await store.waiting()]
+    state = (conversation.status, conversation.listener, waiting)
+    assert state in [(Status.WITH_LISTENER, "anne", []), (Status.QUEUED, None, [(conversation_id, "listeners")])], state
+    placed = [e for e in (await store.transcript(conversation_id))[told_before:] if "position" in e.text]
+    assert len(placed) <= 1, placed

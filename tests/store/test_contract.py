@@ -388,6 +388,19 @@ async def test_take_needs_a_waiting_conversation(store: Store) -> None:
         await store.take("c1", "anne", T0)
 
 
+async def test_queue_entry_is_read_waiting_or_taken(store: Store) -> None:
+    assert await store.queue_entry("never-queued") is None
+    await store.enqueue("c1", "general", Priority.HIGH, T0)
+    waiting = await store.queue_entry("c1")
+    assert waiting is not None and (waiting.queue, waiting.priority, waiting.at, waiting.taken_by) == (
+        "general", Priority.HIGH, T0, None)  # fmt: skip
+    await store.take("c1", "anne", minutes(5))
+    taken = await store.queue_entry("c1")
+    assert taken is not None and (taken.taken_by, taken.at) == ("anne", T0)
+    await store.remove_from_queue("c1")
+    assert await store.queue_entry("c1") is None
+
+
 async def test_takes_are_counted_per_queue_and_when(store: Store) -> None:
     for n, queue in enumerate(["general", "general", "lgbt", "general"]):
         await store.enqueue(f"c{n}", queue, Priority.NORMAL, T0)
