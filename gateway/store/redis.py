@@ -1292,9 +1292,11 @@ class RedisStore:
         return bool(await self._script("inbox_done", keys, [K.INBOX, item_id]) == 1)
 
     @_guarded
-    async def inbox_retry(self, item_id: str, next_attempt_at: datetime, attempts: int) -> bool:
+    async def inbox_retry(
+        self, item_id: str, next_attempt_at: datetime, attempts: int, *, lease: datetime | None = None
+    ) -> bool:
         keys = [K.INBOX + "item:" + item_id, K.INBOX + "heads"]
-        args = [K.INBOX, item_id, to_us(next_attempt_at), attempts]
+        args = [K.INBOX, item_id, to_us(next_attempt_at), attempts, "" if lease is None else to_us(lease)]
         return bool(await self._script("inbox_retry", keys, args) == 1)
 
     @_guarded
