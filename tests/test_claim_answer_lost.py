@@ -5,10 +5,11 @@ the claim's lease lapses.
 The webhook that met the failure is answered 503 and the provider redelivers it. Before, the claim it had taken
 without knowing stayed for its lease (``GATEWAY_INBOUND_CLAIM_SECONDS``, 10 s by default): the redelivery waited
 that long for the claim's owner, which was no one (a provider's request timeout is often shorter: refused
-again). The failover test saw it (``tests/test_sentinel_failover.py``: every message processed 9.8 s after the
-kill in one run of six, 3.3–5.8 s in the others). The real app, store and redis-py; the answer lost by a proxy
-(``tests/losing_proxy.py``); the claim's lease made long (30 s), and the redelivery must be processed within half
-of it.
+again). Perhaps what one failover run of six showed (``tests/test_sentinel_failover.py``: every message
+processed 9.8 s after the kill, 3.3–5.8 s in the others; not traced to this).
+
+The real app, store and redis-py; the answer lost by a proxy (``tests/losing_proxy.py``); the claim's lease made
+long (30 s), and the redelivery must be processed within half of it.
 """
 
 from __future__ import annotations
