@@ -12,13 +12,17 @@ client of the test's own); the claim's lease is made long (``GATEWAY_INBOUND_CLA
 lease is 60 s), and the reply must reach the fake Graph API within half of that lease from Redis's return: it
 came after the lease lapsed before the fix. Every wait is on a condition (a key, a counter, a request at the fake
 provider), bounded by a deadline.
+
+The same for a message processed whose removal from the inbox could not be recorded (the command cut before it
+reached Redis, by a proxy: ``tests/losing_proxy.py``): the item stayed leased, and the sender's next message
+waited behind it for the lease.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import redis.asyncio as aioredis
@@ -30,10 +34,12 @@ from gateway.store import Author, redis_keys
 from gateway.testing import FakeGraphAPI
 from tests.conftest import outbox_drained
 from tests.e2e.channel_support import Client, RunningClock, eventually
+from tests.losing_proxy import LosingProxy, losing_proxy, script_sha
 from tests.redis_messenger import SECRET, post_message
+from tests.store.conftest import redis_url
 from tests.test_redis_restart import OwnRedis, own_redis
 
-__all__ = ["own_redis"]  # the fixture used below
+__all__ = ["own_redis", "redis_url"]  # the fixtures used below
 
 pytestmark = pytest.mark.redis
 
@@ -54,16 +60,21 @@ def replies(graph: FakeGraphAPI) -> int:
     return sum(1 for request in graph.accepted() if "message" in request.body)
 
 
-async def test_a_message_caught_by_a_redis_restart_is_processed_once_redis_is_back_not_after_its_lease(
-    aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, graph: FakeGraphAPI, own_redis: OwnRedis
-) -> None:
-    settings = settings.replace(
-        store=own_redis.url, messenger_app_secret=SECRET, messenger_verify_token="verify",
+def inboxing(settings: Settings, store: str, graph: FakeGraphAPI) -> Settings:
+    """Messenger on ``store``, every webhook through the inbox, the inbox's lease 60 s."""
+    return settings.replace(
+        store=store, messenger_app_secret=SECRET, messenger_verify_token="verify",
         messenger_page_access_token="page-token", messenger_api_url=graph.url + "/v23.0",
         inline_max=0,  # every webhook through the inbox
         inbound_claim_seconds=CLAIM_SECONDS, understanding="off",
     )  # fmt: skip
-    client = await aiohttp_client(await create_app(settings, clock=RunningClock(), worker_poll_seconds=0.05))
+
+
+async def test_a_message_caught_by_a_redis_restart_is_processed_once_redis_is_back_not_after_its_lease(
+    aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, graph: FakeGraphAPI, own_redis: OwnRedis
+) -> None:
+    client = await aiohttp_client(await create_app(inboxing(settings, own_redis.url, graph), clock=RunningClock(),
+                                                   worker_poll_seconds=0.05))  # fmt: skip
     store = client.app[STORE]
     assert await post_message(client, PSID, "Bonjour", "m_outage_0") == 200
     await eventually(lambda: _true(replies(graph) > 0), BOUND)
@@ -100,3 +111,37 @@ async def test_a_message_caught_by_a_redis_restart_is_processed_once_redis_is_ba
 
 async def _true(value: bool) -> bool:
     return value
+
+
+@pytest.fixture
+async def proxy(redis_url: str) -> AsyncIterator[LosingProxy]:
+    client = aioredis.Redis.from_url(redis_url)
+    await client.flushdb()
+    await client.aclose()
+    async with losing_proxy(redis_url) as losing:
+        yield losing
+
+
+async def test_a_message_whose_removal_from_the_inbox_failed_does_not_hold_the_next_for_its_lease(
+    aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, graph: FakeGraphAPI, proxy: LosingProxy
+) -> None:
+    client = await aiohttp_client(await create_app(inboxing(settings, proxy.url, graph), clock=RunningClock(),
+                                                   worker_poll_seconds=0.05))  # fmt: skip
+    proxy.lose(script_sha("inbox_done"), run=False)  # the first message's removal never reaches Redis
+    assert await post_message(client, PSID, "Bonjour", "m_done_0") == 200
+    await eventually(lambda: _true(replies(graph) > 0), BOUND)  # processed
+    await eventually(lambda: _true(proxy.lost == 1), BOUND)
+    await outbox_drained(client, BOUND)
+    answered = replies(graph)
+
+    sent = time.monotonic()
+    assert await post_message(client, PSID, "toujours là", "m_done_1") == 200  # behind the first in the inbox
+    await eventually(lambda: _true(replies(graph) > answered), LEASE_SECONDS / 2)
+    waited = time.monotonic() - sent
+    assert waited < LEASE_SECONDS / 2, waited
+
+    await outbox_drained(client, BOUND)
+    conversation = await client.app[STORE].find_active_conversation(ChannelName.MESSENGER, PSID)
+    assert conversation is not None
+    said = [e.text for e in await client.app[STORE].transcript(conversation.id) if e.author is Author.USER]
+    assert said == ["Bonjour", "toujours là"]  # in order, each once
