@@ -207,7 +207,12 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         deadline, pause = loop.time() + self.claim_seconds, 0.01
         while True:
-            state = await self.store.claim(key, owner, self.claim_seconds, sender=(inbound.channel, inbound.sender))
+            try:
+                state = await self.store.claim(key, owner, self.claim_seconds, sender=(inbound.channel, inbound.sender))
+            except StoreError:  # it may have run, its answer lost: let it go, or the redelivery waits out its lease
+                with contextlib.suppress(StoreError):  # the release checks the owner: nothing of anyone else's
+                    await self.store.release(key, owner)
+                raise
             if state is not ClaimState.BUSY:
                 return state is ClaimState.CLAIMED
             if loop.time() >= deadline:

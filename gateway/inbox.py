@@ -34,6 +34,13 @@ time), still capped by ``inline_max``.
   costs nothing but a wait: the dispatcher's claim makes the second worker wait, then see the message done.
   Processing is idempotent, so a retried item records and sends nothing twice.
 
+An item whose processing met a store outage is the live worker's still: what became of it (processed, or due
+again after its backoff) is recorded as soon as the store answers again, before the worker's next pass, instead of
+waiting for its lease (twice the dispatcher's claim, 20 s by default) to lapse when the store could not take it at
+the time. That record names the lease it was handed out under (``inbox_retry(lease=…)``): once the lease lapsed
+and another worker took the item, it changes nothing of theirs. An instance that dies keeps its items leased:
+another worker takes them once the lease lapses, as above.
+
 An item that keeps failing (a store outage: InboundBusy or StoreError) is retried with backoff; after
 ``max_attempts`` unexpected errors (a bug on this very message) it is set aside so the sender's next messages are
 not held behind it forever: kept in the store (``inbox_set_aside``, never dropped), logged by id and class,
@@ -49,7 +56,7 @@ import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -126,6 +133,8 @@ class Inbox:
         self.base_delay, self.max_delay, self.max_attempts = base_delay, max_delay, max_attempts
         self._wake = asyncio.Event()
         self._turns = LocalLocks()  # per sender key, FIFO (asyncio.Lock wakes its waiters in order)
+        # items of this worker whose outcome the store did not take (an outage): recorded before the next pass
+        self._unrecorded: dict[str, _Outcome] = {}
 
     @contextlib.asynccontextmanager
     async def turns(self, messages: Sequence[Inbound]) -> AsyncIterator[None]:
@@ -191,6 +200,7 @@ class Inbox:
         (gateway/outage_log.py)."""
         while True:
             try:
+                await self.record_outcomes()
                 processed = await self.process_due()
                 self.metrics.outages.answered("inbox")
             except StoreError as exc:
@@ -202,6 +212,16 @@ class Inbox:
                 async with asyncio.timeout(self.poll_seconds):
                     await self._wake.wait()
             self._wake.clear()
+
+    async def record_outcomes(self) -> None:
+        """Record what became of this worker's items whose outcome the store did not take when it failed (done, or
+        due again), so that they do not wait for their lease; StoreError while it is still away."""
+        for item_id, outcome in list(self._unrecorded.items()):
+            if outcome.retry_at is None:
+                await self.store.inbox_done(item_id)
+            else:  # fenced by its lease: once lapsed (False), the item is the store's or another worker's
+                await self.store.inbox_retry(item_id, outcome.retry_at, outcome.attempts, lease=outcome.lease)
+            del self._unrecorded[item_id]
 
     async def process_due(self) -> int:
         """One pass: claim the head item of up to ``concurrency`` senders and process them. Returns how many."""
@@ -218,8 +238,10 @@ class Inbox:
         except Exception as exc:  # a bug: by class and place, since its message may quote what was sent
             await self._retry(item, exc, counts=True)
             return
-        with contextlib.suppress(StoreError):  # else the lease lapses and the retry is a duplicate
+        try:
             await self.store.inbox_done(item.id)
+        except StoreError:  # recorded once the store answers (else the lease lapses and the retry is a duplicate)
+            self._unrecorded[item.id] = _Outcome(item.next_attempt_at)
 
     async def _retry(self, item: InboxItem, exc: Exception, *, counts: bool) -> None:
         attempts = item.attempts + 1
@@ -235,5 +257,18 @@ class Inbox:
             log.warning("inbox: %s not processed (%s); again in %.1fs", item.id, type(exc).__name__, delay)
         else:  # the store's: told once an outage, not once an item
             self.metrics.outages.failed("inbox", exc)
-        with contextlib.suppress(StoreError):
-            await self.store.inbox_retry(item.id, self.clock() + timedelta(seconds=delay), attempts)
+        retry_at = self.clock() + timedelta(seconds=delay)
+        try:
+            await self.store.inbox_retry(item.id, retry_at, attempts, lease=item.next_attempt_at)
+        except StoreError:  # recorded as soon as the store answers again, not once the lease lapses
+            self._unrecorded[item.id] = _Outcome(item.next_attempt_at, retry_at, attempts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What became of an item, for the store: processed (``retry_at`` None), or due again at ``retry_at`` after
+    ``attempts``; ``lease``: the end of the lease it was handed out under (``InboxItem.next_attempt_at``)."""
+
+    lease: datetime | None
+    retry_at: datetime | None = None
+    attempts: int = 0

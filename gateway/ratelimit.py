@@ -30,7 +30,7 @@ from gateway.metrics import Metrics
 from gateway.proxies import ClientAddresses
 from gateway.settings import Settings
 from gateway.store import Counter
-from gateway.store.redis_pool import open_pool
+from gateway.store.redis_pool import open_pool, sent_once
 from gateway.store.redis_url import is_redis, is_sentinel
 
 log = logging.getLogger(__name__)
@@ -80,14 +80,17 @@ def open_limit_storage(
     PING after ``health_check_interval`` idle seconds (a connection a firewall or a Redis restart cut is replaced
     before a command is lost on it: ``gateway/store/redis_pool.py``), and closed at shutdown
     (:meth:`LimitStorage.close`). With ``cluster`` (``GATEWAY_REDIS_CLUSTER``), ``limits``' Cluster storage on
-    redis-py's Cluster client (each counter is one key: one slot).
+    redis-py's Cluster client (each counter is one key: one slot), which sends each command once, as the store's
+    (``redis_pool.open_cluster``): a hit resent after a lost answer counted twice.
     """
     if cluster and store_url.startswith(("redis://", "rediss://")):
         node = urlsplit(store_url).netloc
-        clustered = RedisClusterStorage("async+redis+cluster://" + node, implementation="redispy",
-                                        key_prefix=KEY_PREFIX, max_connections=max_connections,
-                                        health_check_interval=health_check_interval,
-                                        socket_timeout=socket_timeout)  # fmt: skip
+        clustered = RedisClusterStorage(
+            "async+redis+cluster://" + node, implementation="redispy", key_prefix=KEY_PREFIX,
+            max_connections=max_connections, health_check_interval=health_check_interval,
+            socket_timeout=socket_timeout,
+            retry=sent_once(),  # type: ignore[arg-type]  # passed on to redis-py's RedisCluster, typed narrower
+        )  # fmt: skip
         client: RedisCluster = clustered.bridge.get_connection()  # type: ignore[attr-defined]  # redis-py's bridge
         return LimitStorage(clustered, cluster=client)
     if is_redis(store_url):

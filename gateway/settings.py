@@ -243,9 +243,13 @@ class Settings(BaseSettings):
         self.partner_key_map()  # ConfigError when malformed
         self._check_data_keys()
         self.console_origin_list()  # ConfigError when malformed
-        if self.redis_max_connections < 1 or self.redis_pool_timeout <= 0 or self.redis_health_check_seconds < 0:
-            raise ConfigError("GATEWAY_REDIS_MAX_CONNECTIONS must be >= 1, GATEWAY_REDIS_POOL_TIMEOUT positive and"
-                              " GATEWAY_REDIS_HEALTH_CHECK_SECONDS positive (0: no check)")  # fmt: skip
+        if self.redis_max_connections < 1 or self.redis_pool_timeout <= 0:
+            raise ConfigError("GATEWAY_REDIS_MAX_CONNECTIONS must be >= 1 and GATEWAY_REDIS_POOL_TIMEOUT positive")
+        if self.redis_health_check_seconds <= 0:  # 0 was "no check", the events connection's included
+            raise ConfigError(f"GATEWAY_REDIS_HEALTH_CHECK_SECONDS must be positive, not"
+                              f" {self.redis_health_check_seconds:g}: without the check a silent path to Redis (a"
+                              f" partition, a NAT that forgot the connection) leaves the web chat and the console"
+                              f" deaf without a word")  # fmt: skip
         if not 1 <= self.socket_keepalive_seconds <= 120:
             raise ConfigError(f"GATEWAY_SOCKET_KEEPALIVE_SECONDS must be from 1 to 120, not"
                               f" {self.socket_keepalive_seconds:g}")  # fmt: skip

@@ -139,6 +139,15 @@ def test_the_redis_socket_timeout_is_positive() -> None:
             Settings.from_env({"GATEWAY_REDIS_SOCKET_TIMEOUT": timeout}, env_file=None)
 
 
+def test_the_redis_health_check_cannot_be_turned_off() -> None:
+    """0 was "no check": the events connection was then never asked a PING, and a silent path to Redis went unnoticed
+    (web chat and console sockets deaf, nothing said): refused at start, naming the variable and the value."""
+    assert Settings.from_env({"GATEWAY_REDIS_HEALTH_CHECK_SECONDS": "2"}, env_file=None).redis_health_check_seconds == 2
+    for interval in ("0", "-1"):
+        with pytest.raises(ConfigError, match=f"GATEWAY_REDIS_HEALTH_CHECK_SECONDS must be positive, not {interval}"):
+            Settings.from_env({"GATEWAY_REDIS_HEALTH_CHECK_SECONDS": interval}, env_file=None)
+
+
 def _field(name: str) -> str:
     return next(field for field in Settings.model_fields if variable(field) == name)
 

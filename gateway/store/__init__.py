@@ -694,8 +694,13 @@ class InboxStore(Protocol):
         """Processed (or set aside): removed; the sender's next item becomes due. False if absent."""
         ...
 
-    async def inbox_retry(self, item_id: str, next_attempt_at: datetime, attempts: int) -> bool:
-        """Not processed for now: due again at ``next_attempt_at`` (the sender's next items wait)."""
+    async def inbox_retry(
+        self, item_id: str, next_attempt_at: datetime, attempts: int, *, lease: datetime | None = None
+    ) -> bool:
+        """Not processed for now: due again at ``next_attempt_at`` (the sender's next items wait). ``lease``: the
+        item's ``next_attempt_at`` as :meth:`inbox_due` handed it out (the end of its lease, the holder's token):
+        changed only while it still holds (False otherwise: the lease lapsed and another worker may hold the item
+        now), so a retry recorded late (the store was away) never shortens somebody else's lease."""
         ...
 
     async def inbox_set_aside(self, item_id: str, at: datetime) -> bool:

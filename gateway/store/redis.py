@@ -136,7 +136,7 @@ from gateway.store.codec import (
 from gateway.store.redis_batch import AutoPipeline
 from gateway.store.redis_events import RedisEvents, SharedSubscription
 from gateway.store.redis_lua import SCRIPTS
-from gateway.store.redis_pool import open_pool
+from gateway.store.redis_pool import open_cluster, open_pool
 from gateway.store.redis_release import Releases
 from gateway.store.redis_retention import Record
 from gateway.store.redis_steps import ordered
@@ -386,7 +386,7 @@ class RedisStore:
         }
         check = (health_check_interval, socket_timeout)  # the events connection's (redis_events.py)
         if cluster:  # its commands are Redis's: typed as a Redis client (redis_steps.ordered tells them apart)
-            clustered = cast(Redis, RedisCluster.from_url(url, **options))
+            clustered = cast(Redis, open_cluster(url, **options))  # each command sent once (redis_pool.py)
             store = cls(clustered, keys, events_check=check)  # not batched (redis_batch.py)
         else:
             client = Redis(connection_pool=open_pool(url, timeout=pool_timeout, **options))
@@ -1310,9 +1310,11 @@ class RedisStore:
         return bool(await self._script("inbox_done", keys, [K.INBOX, item_id]) == 1)
 
     @_guarded
-    async def inbox_retry(self, item_id: str, next_attempt_at: datetime, attempts: int) -> bool:
+    async def inbox_retry(
+        self, item_id: str, next_attempt_at: datetime, attempts: int, *, lease: datetime | None = None
+    ) -> bool:
         keys = [K.INBOX + "item:" + item_id, K.INBOX + "heads"]
-        args = [K.INBOX, item_id, to_us(next_attempt_at), attempts]
+        args = [K.INBOX, item_id, to_us(next_attempt_at), attempts, "" if lease is None else to_us(lease)]
         return bool(await self._script("inbox_retry", keys, args) == 1)
 
     @_guarded

@@ -844,10 +844,12 @@ return 1
 """
 )
 
-# KEYS: item, heads. ARGV: prefix, id, next µs, attempts.
+# KEYS: item, heads. ARGV: prefix, id, next µs, attempts, the holder's lease end µs ('' : unfenced). A lease that
+# lapsed (the item handed out again since, its ``next_us`` another lease's end) changes nothing.
 _INBOX_RETRY = """
 local sender = redis.call('HGET', KEYS[1], 'sender')
 if not sender then return 0 end
+if ARGV[5] ~= '' and redis.call('HGET', KEYS[1], 'next_us') ~= ARGV[5] then return 0 end
 redis.call('HSET', KEYS[1], 'next_us', ARGV[3], 'attempts', ARGV[4])
 if redis.call('ZRANGE', ARGV[1] .. 'sender:' .. sender, 0, 0)[1] == ARGV[2] then
   redis.call('ZADD', KEYS[2], ARGV[3], sender)

@@ -15,7 +15,12 @@ MaxConnectionsError, which redis-py's default pool raises under load) whose conn
   connections retry nothing by default), failing the command although nothing was sent yet.
 
 Commands themselves are never retried: one whose answer was lost may have run, and resending it could apply it
-twice. A connection silently dropped (no close and no reset ever arrives) is found by the answer it does not give:
+twice. The standalone and Sentinel pools' connections retry nothing (redis-py's default for a connection made by a
+pool); a Cluster client (:func:`open_cluster`, ``GATEWAY_REDIS_CLUSTER``) is made with no retry either, where
+redis-py's default resends a command, a pipeline's commands or a transaction up to 10 times after a
+``ConnectionError`` or ``TimeoutError`` (an answer lost after the command ran as well as a node unreachable).
+
+A connection silently dropped (no close and no reset ever arrives) is found by the answer it does not give:
 every read waits ``socket_timeout`` at most (the batcher's, ``redis_batch.py``; redis-py's own), then the connection
 is dropped; the events connection, which waits for messages, is asked a PING once quiet (``redis_events.py``).
 
@@ -40,6 +45,7 @@ from typing import Any
 import hiredis
 from redis._parsers import Encoder
 from redis.asyncio import BlockingConnectionPool
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import (
@@ -261,12 +267,34 @@ def open_pool(
     return BlockingConnectionPool.from_url(url, connection_class=checked, **checks, **options)
 
 
+def sent_once() -> Retry:
+    """The retry policy of every client of ours that redis-py would otherwise give one: none."""
+    return Retry(NoBackoff(), 0)
+
+
+def open_cluster(url: str, **options: Any) -> RedisCluster:
+    """A Cluster client that sends each command once: redis-py's default (``retry``: 10 attempts after a
+    ConnectionError, TimeoutError, ClusterDownError or SlotNotCoveredError, for single commands, pipelines and
+    transactions alike) resent a command whose answer was lost after it ran, so a write that is not idempotent ran
+    twice without a word: a rate limit's hit counted twice (a young person refused as a flood sooner), an audit
+    line or a published event twice, a queue entry given a later place (``tests/store/test_redis_cluster_retry.py``).
+
+    What is still followed, since the node refused the command and nothing ran: MOVED and ASK (the slot's node
+    changed), TRYAGAIN (a slot being migrated), each up to redis-py's 16 redirections. What now fails the call with
+    StoreError, as on one Redis, for the caller to retry at its level (the inbox, outbox and timers at their next
+    pass, a webhook by the provider's redelivery, whose processing is idempotent by its claim and the ids its
+    writes carry): a connection lost or a timeout (a command perhaps run), and CLUSTERDOWN or a slot no node
+    covers (a failover under way; the client learns the new layout at its next command). Which writes would be safe
+    to resend is in docs/deployment.md ("Redis Cluster"): not all of them, so none is."""
+    return RedisCluster.from_url(url, retry=sent_once(), **options)
+
+
 def _sentinel_pool(url: SentinelURL, **options: Any) -> BlockingSentinelPool:
     """The primary's pool, with the checks and options of the standalone one. The Sentinels are asked with no
     retry (a client's default retries three times with a backoff of up to 10 s: a Sentinel down would have held
     every new connection that long before the next Sentinel was asked) and with the same socket timeouts."""
     sockets = {k: v for k, v in options.items() if k.startswith("socket_")}
-    asking = {**sockets, **url.sentinel_options, "retry": Retry(NoBackoff(), 0), "ssl": url.tls,
+    asking = {**sockets, **url.sentinel_options, "retry": sent_once(), "ssl": url.tls,
               "maint_notifications_config": options["maint_notifications_config"]}  # fmt: skip
     sentinel = Sentinel(list(url.sentinels), sentinel_kwargs=asking)  # type: ignore[no-untyped-call]  # redis-py
     checked = CheckedSentinelSSLConnection if url.tls else CheckedSentinelConnection

@@ -1132,9 +1132,13 @@ class SqliteStore:
     async def inbox_done(self, item_id: str) -> bool:
         return await self._change("DELETE FROM inbox WHERE id = ?", (item_id,)) == 1
 
-    async def inbox_retry(self, item_id: str, next_attempt_at: datetime, attempts: int) -> bool:
+    async def inbox_retry(
+        self, item_id: str, next_attempt_at: datetime, attempts: int, *, lease: datetime | None = None
+    ) -> bool:
+        held = None if lease is None else to_us(lease)
         changed = await self._change(
-            "UPDATE inbox SET next_us = ?, attempts = ? WHERE id = ?", (to_us(next_attempt_at), attempts, item_id)
+            "UPDATE inbox SET next_us = ?, attempts = ? WHERE id = ? AND (? IS NULL OR next_us = ?)",
+            (to_us(next_attempt_at), attempts, item_id, held, held),
         )
         return changed == 1
 

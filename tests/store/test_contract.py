@@ -314,6 +314,20 @@ async def test_an_inbox_lease_lapses_and_a_retry_waits(store: Store) -> None:
     assert [(i.id, i.attempts) for i in retried] == [("a1", 1)]
 
 
+async def test_an_inbox_retry_under_a_lapsed_lease_changes_nothing(store: Store) -> None:
+    """A retry recorded late (its worker could not reach the store meanwhile) names the lease it held: once that
+    lease lapsed and the item went to another worker, it shortens nothing of theirs."""
+    await store.inbox_put([inboxed("a1", "A")])
+    [mine] = await store.inbox_due(T0, 10, lease_seconds=30)
+    [theirs] = await store.inbox_due(T0 + timedelta(seconds=31), 10, lease_seconds=30)  # mine lapsed
+    assert mine.next_attempt_at is not None and theirs.next_attempt_at is not None
+    assert not await store.inbox_retry("a1", T0 + timedelta(seconds=32), 1, lease=mine.next_attempt_at)
+    assert await store.inbox_due(T0 + timedelta(seconds=40), 10) == []  # still theirs
+    assert await store.inbox_retry("a1", T0 + timedelta(seconds=32), 1, lease=theirs.next_attempt_at)
+    assert [(i.id, i.attempts) for i in await store.inbox_due(T0 + timedelta(seconds=40), 10)] == [("a1", 1)]
+    assert not await store.inbox_retry("gone", T0, 1, lease=T0)
+
+
 async def test_an_inbox_item_set_aside_is_kept_and_lets_the_next_ones_through(store: Store) -> None:
     await store.inbox_put([inboxed("a1", "A"), inboxed("a2", "A")])
     [failing] = await store.inbox_due(T0, 10)
