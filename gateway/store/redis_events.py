@@ -56,7 +56,7 @@ from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
 CONFIRM_SECONDS = 10.0
-PROBE = "gateway-events-check"  # the PING's message: its answer is a "pong" message on the events connection
+PROBE = "gateway-events-check"  # the PING's message, which its answer repeats (RedisEvents._heard_within)
 
 
 class _OurPing:

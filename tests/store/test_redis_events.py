@@ -123,12 +123,13 @@ async def test_a_lost_connection_fails_each_subscription_with_its_own_error(redi
         await store.close()
 
 
-@pytest.mark.parametrize("kind", ["redis", "redis-cluster"])
+@pytest.mark.parametrize("kind", ["redis", "redis-resp2", "redis-cluster"])
 async def test_a_quiet_events_connection_is_kept_while_it_answers(kind: str, request: pytest.FixtureRequest) -> None:
     """The check that finds a silent path (``RedisEvents._next``: quiet ``health_check_interval``, a PING answered
     within ``socket_timeout``) keeps a quiet connection that answers: through many quiet periods and their checks
-    its subscriptions never fail, and they get the next event (standalone, and on a Cluster, whose pub/sub
-    connection is one node's). That a silent one is found is tests/test_redis_silent.py's.
+    its subscriptions never fail, and they get the next event (standalone, in RESP3, redis-py's default, and in
+    RESP2, whose answer to the PING is a message, not a plain reply; and on a Cluster, whose pub/sub connection is
+    one node's). That a silent one is found is tests/test_redis_silent.py's.
 
     This failed (xfail until 2026-12-02, the false alarm of the nineteenth session's closing note): on uvloop, the
     loop the tests and ``gateway serve`` run on, whose clock counts whole milliseconds, the check asked whether the
@@ -140,6 +141,7 @@ async def test_a_quiet_events_connection_is_kept_while_it_answers(kind: str, req
     ``RedisEvents._heard_within``, ``_OurPing``)."""
     cluster = kind == "redis-cluster"
     url: str = request.getfixturevalue("redis_cluster3_url" if cluster else "redis_url")
+    url += "?protocol=2" if kind == "redis-resp2" else ""
     store = await open_store(url, keys=store_keys(url), health_check_interval=0.1, socket_timeout=2.0,
                              cluster=cluster)  # fmt: skip
     try:
