@@ -2,9 +2,10 @@
 
 ``await create_app(settings)`` opens the store, loads the flow, builds the channels, the dispatcher, the outbox,
 the timers, the web chat and the listener API, and registers the routes. Background workers (outbox delivery,
-timers, web chat and console event forwarding, presence, the typing relay, flows.yaml watching, alert checks) run
-under one :class:`~gateway.supervisor.Supervisor`, start with the app and stop with it; ``/readyz`` names any
-that is down or restarting too often.
+timers, web chat and console event forwarding, presence, the typing relay, flows.yaml watching, alert checks, and
+behind Sentinel the Redis pools' checks of the primary, which the store hands over: ``HasWorkers``) run under one
+:class:`~gateway.supervisor.Supervisor`, start with the app and stop with it; ``/readyz`` names any that is down or
+restarting too often.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ from gateway.ratelimit import RateLimits, open_limit_storage
 from gateway.retention import Retention
 from gateway.settings import Settings
 from gateway.sockets import SocketWriter
-from gateway.store import RELEASE_OUTCOMES, RetriesReleases, Store
+from gateway.store import RELEASE_OUTCOMES, HasWorkers, RetriesReleases, Store
 from gateway.store.waiting import open_store_waiting
 from gateway.supervisor import Supervisor, where
 from gateway.timers import Timers
@@ -231,6 +232,10 @@ async def create_app(
         "presence-beat": lambda: presence.beat_forever(store), "typing": typing_relay.run,
         "alerts": watch.run, "notices": notices.run, "purge": retention.run,
     }.items():  # fmt: skip
+        supervisor.add(name, worker)
+    # the stores' own work: behind Sentinel, each pool's check of the primary (store-primary, limits-primary)
+    for name, worker in {**(store.workers() if isinstance(store, HasWorkers) else {}),
+                         **opened_counters.workers()}.items():  # fmt: skip
         supervisor.add(name, worker)
     if late is not None:
         supervisor.add("late-readings", lambda: late.run(dispatcher.apply_late))

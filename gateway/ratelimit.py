@@ -13,9 +13,10 @@ anyway, and a limit must never be what silences a young person.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -30,7 +31,7 @@ from gateway.metrics import Metrics
 from gateway.proxies import ClientAddresses
 from gateway.settings import Settings
 from gateway.store import Counter
-from gateway.store.redis_pool import open_pool, sent_once
+from gateway.store.redis_pool import open_pool, primary_followers, sent_once
 from gateway.store.redis_url import is_redis, is_sentinel
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,10 @@ class LimitStorage:
     storage: Storage
     pool: BlockingConnectionPool | None = None
     cluster: RedisCluster | None = None  # the Cluster client ``limits`` made (it offers no close of its own)
+
+    def workers(self) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
+        """Behind Sentinel, the pool's check of the primary (``limits-primary``), for the app's supervisor."""
+        return primary_followers(self.pool, "limits-primary")
 
     async def close(self) -> None:
         if self.pool is not None:

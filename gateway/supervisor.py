@@ -1,7 +1,8 @@
 """Every background worker runs under one supervisor: none can stop without it being seen and restarted.
 
 A worker is a coroutine function meant to run for the app's lifetime (web chat and console event forwarding,
-presence, the typing relay, the outbox, the timers, the flows.yaml watcher, the alert checks). When one raises,
+presence, the typing relay, the outbox, the timers, the flows.yaml watcher, the alert checks; behind Sentinel, each
+Redis pool's check of the primary). When one raises,
 or returns, the supervisor logs it by exception class and code place (never the exception's message, which may
 quote what a young person wrote; a StoreError at INFO, the outage being told once by ``gateway/outage_log.py``,
 where it is counted too), counts it in ``gateway_worker_restarts{worker}``, and starts it again after

@@ -62,6 +62,12 @@ class LosingProxy:
         assert self.server is not None
         return f"redis://127.0.0.1:{self.server.sockets[0].getsockname()[1]}{self.database}"
 
+    def point_at(self, upstream: str) -> None:
+        """The connections opened from now on go to another server (a virtual IP moved by a failover); those open
+        stay where they are."""
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 6379)
+
     def lose(self, *markers: bytes, run: bool = True) -> None:
         self._markers, self._run = markers, run
 

@@ -36,7 +36,7 @@ Delivery guarantees the dispatcher and the outbox rely on:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -70,6 +70,7 @@ __all__ = [
     "Delivery",
     "DoneMark",
     "EventStore",
+    "HasWorkers",
     "InboxItem",
     "InboxStore",
     "LateStore",
@@ -826,6 +827,17 @@ class RetriesReleases(Protocol):
 
     def releases_problem(self) -> dict[str, float] | None:
         """None while releases go well; else the releases pending, the oldest's age, those given up lately."""
+        ...
+
+
+@runtime_checkable
+class HasWorkers(Protocol):
+    """A store with work of its own to run while it is open (Redis behind Sentinel: asking the Sentinels every
+    second whether the primary changed, ``gateway/store/redis_pool.py``). The app runs each under its supervisor,
+    so a worker that dies is logged, restarted, counted and named by ``/readyz``: never a task of the store's own."""
+
+    def workers(self) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
+        """Worker name → the coroutine function to run until cancelled (none: an empty dict)."""
         ...
 
 

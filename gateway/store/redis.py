@@ -136,7 +136,7 @@ from gateway.store.codec import (
 from gateway.store.redis_batch import AutoPipeline
 from gateway.store.redis_events import RedisEvents, SharedSubscription
 from gateway.store.redis_lua import SCRIPTS
-from gateway.store.redis_pool import open_cluster, open_pool
+from gateway.store.redis_pool import open_cluster, open_pool, primary_followers
 from gateway.store.redis_release import Releases
 from gateway.store.redis_retention import Record
 from gateway.store.redis_steps import ordered
@@ -496,6 +496,11 @@ class RedisStore:
 
     def releases_problem(self) -> dict[str, float] | None:
         return self._releases.problem()
+
+    def workers(self) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
+        """Behind Sentinel, the pool's check of the primary (``store-primary``, ``redis_pool.py``); else nothing. A
+        Cluster client has no such pool (it follows its nodes itself)."""
+        return primary_followers(getattr(self._client, "connection_pool", None), "store-primary")
 
     async def close(self) -> None:
         if not self._closed:

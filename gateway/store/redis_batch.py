@@ -17,7 +17,15 @@ loop leave together, as one pipeline (not a transaction) on one connection; each
   which the store maps to its StoreError as before; the connection is dropped and the next batch takes a fresh
   one. So is a batch whose replies are not all read within the connection's ``socket_timeout`` (5 s; one timeout
   for the batch, the batcher reading the replies itself). Commands are never retried: one whose answer was lost
-  may have run;
+  may have run (a replica's refusal, below, is an answer that says nothing ran);
+* **a call a replica refused whole is sent again once, on the primary**: after a failover the old primary, made a
+  replica, answers READONLY to every write, before running it (a script at its first write), on the connections
+  still open to it (a virtual IP's failover, an operator's ``REPLICAOF``: nothing closes them; Sentinel's own
+  reconfiguration does). Such a connection is to the wrong node: it is dropped, behind Sentinel the pool asks where
+  the primary is now (a new one closes every connection to another address), and each call of which every reply
+  was READONLY, so nothing of it ran, is sent once more on a fresh connection; refused again, its caller gets the
+  error. The rest of the batch keeps its replies, and a group of which a command was answered is not sent again.
+  Before, the caller got the error and the connection went back to the pool, refusing every write that took it;
 * **a caller cancelled before its batch leaves is left out of it** (nothing of it is sent); cancelled later, its
   replies are read and dropped, and the other callers of the batch get theirs.
 
@@ -44,9 +52,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import ReadOnlyError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Commands = list[tuple[tuple[Any, ...], Mapping[str, Any]]]  # redis-py's command stack: (args, options) each
@@ -94,10 +103,18 @@ class AutoPipeline:
 
     async def _send_pending(self) -> None:
         calls, self._pending = self._pending, []
+        await self._send(calls, first=True)
+
+    async def _send(self, calls: list[_Call], *, first: bool) -> None:
+        """Send ``calls`` as one batch and give each its replies. Those a replica refused whole (every reply
+        READONLY: :func:`_refused_whole`) are sent once more (``first``), on a fresh connection, once the pool has
+        asked where the primary is now (:meth:`_ask_primary`)."""
         calls = [call for call in calls if not call.replies.done()]  # cancelled before leaving: not sent
         if not calls:
             return
         try:
+            if not first:
+                await self._ask_primary()
             replies = await self._execute([command for call in calls for command in call.commands])
         except Exception as error:
             _fail(calls, functools.partial(_copy, error))
@@ -105,12 +122,27 @@ class AutoPipeline:
         except BaseException:  # stopped by ``close``
             _fail(calls, _closed)
             raise
+        refused: list[_Call] = []
         start = 0
         for call in calls:
             end = start + len(call.commands)
-            if not call.replies.done():  # a caller cancelled while its batch was out: its replies are dropped
+            if first and _refused_whole(replies[start:end]):
+                refused.append(call)
+            elif not call.replies.done():  # a caller cancelled while its batch was out: its replies are dropped
                 call.replies.set_result(replies[start:end])
             start = end
+        await self._send(refused, first=False)
+
+    async def _ask_primary(self) -> None:
+        """Behind Sentinel, the pool asks the Sentinels where the primary is: a new one closes every connection to
+        another address (``BlockingSentinelPool.get_master_address``), so the next connection taken is the
+        primary's. Sentinels that cannot be asked change nothing: the fresh connection asks them again itself, and
+        fails with its own error. Another pool (a ``redis://`` address behind a virtual IP) has only the fresh
+        connection that the refused one's drop makes (:meth:`_execute`)."""
+        pool = self._redis.connection_pool
+        if isinstance(pool, SentinelConnectionPool):
+            with contextlib.suppress(RedisError):
+                await pool.get_master_address()  # type: ignore[no-untyped-call]  # redis-py
 
     async def _execute(self, commands: Commands) -> list[Any]:
         """One write on a connection of the pool, then the replies read in order under one timeout for the whole
@@ -141,7 +173,9 @@ class AutoPipeline:
             except BaseException:  # a connection error, or cancelled (``close``): the rest of the replies unread
                 await connection.disconnect(nowait=True)
                 raise
-            if connection.health_check_interval:  # as ``read_response`` marks a connection just heard from
+            if any(isinstance(reply, ReadOnlyError) for reply in replies):  # a replica (the old primary, demoted):
+                await connection.disconnect()  # never used again (redis-py's own read drops it the same way)
+            elif connection.health_check_interval:  # as ``read_response`` marks a connection just heard from
                 connection.next_health_check = asyncio.get_running_loop().time() + connection.health_check_interval
             return replies
         finally:
@@ -190,6 +224,14 @@ def _fail(calls: list[_Call], error: Callable[[], BaseException]) -> None:
 
 def _closed() -> BaseException:
     return RedisConnectionError("the redis store is closed")
+
+
+def _refused_whole(replies: list[Any]) -> bool:
+    """A call of which nothing ran: a replica answered READONLY to each of its commands. A replica refuses every
+    write before it runs (a script at its first write, nothing written before it), so the call is sent again whole
+    with no risk of applying it twice. A group of which a command succeeded (a read a replica answers, or a write
+    that ran as the node changed role mid-batch) is not: its caller gets the error, as before."""
+    return bool(replies) and all(isinstance(reply, ReadOnlyError) for reply in replies)
 
 
 def _first_error(replies: list[Any]) -> None:

@@ -44,6 +44,7 @@ from typing import Any, Self
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import ClusterPubSub, RedisCluster
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -55,7 +56,28 @@ from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
 CONFIRM_SECONDS = 10.0
-PROBE = "gateway-events-check"  # the PING's message: its answer is a "pong" message on the events connection
+PROBE = "gateway-events-check"  # the PING's message, which its answer repeats (RedisEvents._heard_within)
+
+
+class _OurPing:
+    """A pub/sub object on which redis-py sends no PING of its own, so that every reply read is an answer to ours.
+
+    redis-py's ``PubSub.check_health`` sends ``PING redis-py-health-check`` as a read begins once the connection is
+    idle ``health_check_interval`` s, and ``parse_response`` drops its answer, returning None as for a read that
+    timed out: read just at the end of our wait, it hid the path's last sign of life, and two PINGs were in flight
+    for one question. Ours (:meth:`RedisEvents._next`) asks while a read waits, which theirs cannot: theirs is left
+    out here, on this connection only (the pool's other connections keep their check before use, redis_pool.py)."""
+
+    async def check_health(self) -> None:
+        return None
+
+
+class _ProbedPubSub(_OurPing, PubSub):
+    """The standalone store's (and Sentinel's) events connection."""
+
+
+class _ProbedClusterPubSub(_OurPing, ClusterPubSub):
+    """A Cluster store's events connection (one node's)."""
 
 
 class RedisEvents:
@@ -80,7 +102,7 @@ class RedisEvents:
             confirmed: asyncio.Future[None] | None
             if self._reader is None or self._reader.done():
                 await self._stop()
-                pubsub = self._redis.pubsub()
+                pubsub = self._opened()
                 confirmed = self._expect(EVENTS_CHANNEL)
                 try:
                     await pubsub.subscribe(EVENTS_CHANNEL)
@@ -100,6 +122,12 @@ class RedisEvents:
             await subscription.aclose()
             raise
         return subscription
+
+    def _opened(self) -> PubSub:
+        """A pub/sub object as ``self._redis.pubsub()`` makes it, without redis-py's own PING (:class:`_OurPing`)."""
+        if isinstance(self._redis, RedisCluster):  # the store's Cluster client, typed as a Redis (redis.py's open)
+            return _ProbedClusterPubSub(self._redis)
+        return _ProbedPubSub(self._redis.connection_pool)
 
     async def close(self) -> None:
         """The store closes: every subscription ends (StopAsyncIteration), the connection is closed."""
@@ -240,25 +268,46 @@ class RedisEvents:
         PING, and what it brings is waited for ``answer`` seconds more; nothing by then raises redis-py's
         TimeoutError, which fails the subscriptions (each consumer subscribes again on a fresh connection, told to
         resync). redis-py's own health check cannot see it: it sends its PING only when a read begins, and the read
-        it then begins waits for ever (``get_message(timeout=None)``, the wait this replaced). ``quiet`` 0: no check."""
+        it then begins waits for ever (``get_message(timeout=None)``, the wait this replaced). ``quiet`` 0: no check.
+
+        Each turn's wait is one number, the time left until the next step (ask, or give up), and the connection is
+        found silent only when a PING was asked and that time has run out. Until 2026-12-02 the turn asked itself
+        twice in two forms (``now - heard >= quiet`` to ask, ``now >= heard + quiet`` to give up), which rounding
+        can answer differently: on uvloop (``gateway serve``'s loop, whose clock counts whole milliseconds) a quiet
+        period ended with the first false and the second true, and a healthy connection was found silent without a
+        PING ever asked (tests/store/test_redis_events.py, the quiet connection kept)."""
         if not self._quiet:
             return await pubsub.get_message(timeout=None)  # type: ignore[no-any-return]  # untyped in redis-py
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        if self._asked is None and now - self._heard >= self._quiet:
-            await pubsub.ping(PROBE)
-            self._asked = now
-        deadline = self._heard + self._quiet if self._asked is None else self._asked + self._answer
-        message: dict[str, Any] | None
-        if now >= deadline:  # asked, and nothing came: unless it came while the event loop was held up (a last read
-            message = await pubsub.get_message(timeout=0)  # of what is buffered), the path is silent
-            if message is None:
-                raise RedisTimeoutError(f"the events connection did not answer a PING within {self._answer:g} s")
+        now = asyncio.get_running_loop().time()
+        if self._asked is None:
+            wait = self._heard + self._quiet - now
+            if wait <= 0:
+                await pubsub.ping(PROBE)
+                self._asked, wait = now, self._answer
         else:
-            message = await pubsub.get_message(timeout=deadline - now)
-        if message is not None:  # anything heard: the path carries bytes
-            self._heard, self._asked = loop.time(), None
+            wait = self._asked + self._answer - now
+        # wait <= 0: asked, and nothing came in time; unless it came while the event loop was held up (a last read
+        # of what is buffered), the path is silent
+        message = await self._heard_within(pubsub, max(wait, 0.0))
+        if wait <= 0 and self._asked is not None:
+            raise RedisTimeoutError(f"the events connection did not answer a PING within {self._answer:g} s")
         return message
+
+    async def _heard_within(self, pubsub: PubSub, wait: float) -> dict[str, Any] | None:
+        """What the connection brings within ``wait`` seconds: a message, or None (nothing, or the PING's answer).
+
+        The PING's answer is told apart here rather than by redis-py's ``get_message``: on a subscribed connection
+        RESP2 answers it as a message ``["pong", PROBE]`` but RESP3 (``HELLO 3``, redis-py 8's default) as a plain
+        reply, ``PROBE``, which ``handle_message`` indexes as if it were a list (a message of type "g" on channel
+        "a"): it worked by accident. Anything read counts as heard, so the connection carries only our PING
+        (:class:`_OurPing`: redis-py's own answers were dropped by ``parse_response`` unseen, not heard)."""
+        response = await pubsub.parse_response(block=False, timeout=wait)
+        if response is None:
+            return None
+        self._heard, self._asked = asyncio.get_running_loop().time(), None  # the path carries bytes
+        if response == PROBE or response == ["pong", PROBE]:  # RESP3, RESP2
+            return None
+        return await pubsub.handle_message(response)  # type: ignore[no-untyped-call, no-any-return]  # untyped in redis-py
 
     def _confirmed(self, name: str) -> None:
         waiting = self._confirming.get(name)

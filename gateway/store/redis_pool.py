@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 import hiredis
@@ -63,7 +63,7 @@ from redis.typing import EncodableT
 
 from gateway.store.redis_url import SentinelURL, is_sentinel
 
-PRIMARY_CHECK_SECONDS = 1.0  # how often, at most, the Sentinels are asked whether the primary changed
+PRIMARY_CHECK_SECONDS = 1.0  # how often the Sentinels are asked whether the primary changed (follow_primary)
 
 
 class _ReconnectWhenPingFails:
@@ -197,33 +197,27 @@ class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
     redis-py asks the Sentinels only when it makes a connection, so the connections already open stayed on the old
     primary as long as it answered: after a planned failover (``SENTINEL FAILOVER``) the old primary stays a
     writable primary for about 10 s, until the Sentinels make it a replica, and what the gateway wrote there
-    meanwhile was lost (tests/store/test_redis_sentinel.py). So the Sentinels are asked again, by a task of its
-    own, at most every ``PRIMARY_CHECK_SECONDS`` while connections are taken; when they name another primary,
-    every connection is closed, in use or idle, as the old primary's death would close them: commands on the wire
-    fail (their callers' StoreError), the next ones go to the new primary, and the pub/sub connection's subscribers
-    subscribe again and resynchronise. A Sentinel that cannot be asked changes nothing."""
+    meanwhile was lost (tests/store/test_redis_sentinel.py). So the Sentinels are asked again every
+    ``PRIMARY_CHECK_SECONDS`` by :meth:`follow_primary`, a worker the app runs under its supervisor (``store-primary``
+    and ``limits-primary``: a failure logged by class, restarted, counted, named by ``/readyz``; until 2026-12-02 a
+    task of the pool's own, which nothing watched: dead, it would have left writes on the old primary unsaid); when
+    they name another primary, every connection is closed, in use or idle, as the old primary's death would close
+    them: commands on the wire fail (their callers' StoreError), the next ones go to the new primary, and the
+    pub/sub connection's subscribers subscribe again and resynchronise. A pool nobody follows (a CLI command's)
+    still asks the Sentinels for each new connection."""
 
     sentinel_manager: Sentinel
     master_address: tuple[str, int] | None
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]  # redis-py
-        self._next_check = 0.0
-        self._checking: asyncio.Task[None] | None = None
-
-    async def get_connection(self, *args: Any, **kwargs: Any) -> AbstractConnection:
-        now = asyncio.get_running_loop().time()
-        if self.master_address is not None and now >= self._next_check and self._checking is None:
-            self._next_check = now + PRIMARY_CHECK_SECONDS
-            self._checking = asyncio.create_task(self._check_primary())
-        return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call, no-any-return]
-
-    async def _check_primary(self) -> None:
-        try:
-            with contextlib.suppress(RedisConnectionError, RedisTimeoutError):  # MasterNotFoundError too: go on
+    async def follow_primary(self) -> None:
+        """Ask the Sentinels every ``PRIMARY_CHECK_SECONDS`` until cancelled. A Sentinel that cannot be asked
+        changes nothing (none at all: MasterNotFoundError, a ConnectionError; the next new connection fails the
+        same way, which the store reports); any other failure (a Sentinel refusing the question: NOPERM) ends the
+        worker, for its supervisor to log, count and restart."""
+        while True:
+            with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
                 await self.get_master_address()
-        finally:
-            self._checking = None
+            await asyncio.sleep(PRIMARY_CHECK_SECONDS)
 
     async def get_master_address(self) -> tuple[str, int]:
         """The primary the Sentinels name; when it changed, every connection to another address is closed, in use
@@ -238,14 +232,15 @@ class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
         return address
 
     async def aclose(self) -> None:
-        checking = self._checking
-        if checking is not None:
-            checking.cancel()
-            await asyncio.gather(checking, return_exceptions=True)
         try:
             await super().aclose()
         finally:
             await self.sentinel_manager.aclose()
+
+
+def primary_followers(pool: object, name: str) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
+    """``{name: the pool's follow_primary}`` for a pool behind Sentinel, for the app's supervisor; else nothing."""
+    return {name: pool.follow_primary} if isinstance(pool, BlockingSentinelPool) else {}
 
 
 def _address(connection: AbstractConnection) -> tuple[str, int] | None:
@@ -299,4 +294,4 @@ def _sentinel_pool(url: SentinelURL, **options: Any) -> BlockingSentinelPool:
     sentinel = Sentinel(list(url.sentinels), sentinel_kwargs=asking)  # type: ignore[no-untyped-call]  # redis-py
     checked = CheckedSentinelSSLConnection if url.tls else CheckedSentinelConnection
     options = {**url.redis_options, **options, "connection_class": checked, "is_master": True}
-    return BlockingSentinelPool(url.service, sentinel, **options)
+    return BlockingSentinelPool(url.service, sentinel, **options)  # type: ignore[no-untyped-call]  # redis-py

@@ -10,13 +10,15 @@ import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.errors import StoreError
@@ -24,6 +26,8 @@ from gateway.store.redis import RedisStore
 from gateway.store.redis_batch import AutoPipeline
 from gateway.store.redis_pool import open_pool
 from gateway.testing import store_keys
+from tests.losing_proxy import LosingProxy, losing_proxy
+from tests.test_faults import redis_server
 from tests.test_redis_restart import OwnRedis, own_redis
 
 pytestmark = pytest.mark.redis
@@ -277,3 +281,78 @@ async def test_a_write_that_cannot_leave_within_the_socket_timeout_fails_and_the
         assert await _within(client.exists("big")) == 0  # the part sent was dropped with its connection
     finally:
         await client.aclose(close_connection_pool=True)
+
+
+@dataclass
+class Failover:
+    """Two Redis servers behind an address of their own (a virtual IP: the proxy), the batcher on that address."""
+
+    first: redis.Redis
+    second: redis.Redis
+    address: LosingProxy
+    second_url: str
+    batcher: AutoPipeline
+
+    def demote_first(self) -> None:
+        """A failover as keepalived or an operator makes one: the second made the primary, the first its replica
+        (``REPLICAOF``, which closes no client connection: Sentinel's own reconfiguration kills them as well)."""
+        port = self.second.connection_pool.connection_kwargs["port"]
+        self.first.replicaof("127.0.0.1", port)
+
+
+@pytest.fixture
+async def failover(tmp_path: Path) -> AsyncIterator[Failover]:
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    with redis_server(tmp_path / "first") as first_url, redis_server(tmp_path / "second") as second_url:
+        async with losing_proxy(first_url) as address:
+            client = Redis(connection_pool=open_pool(address.url, max_connections=1, timeout=5,
+                                                     health_check_interval=30, decode_responses=True))  # fmt: skip
+            batcher = AutoPipeline(client)
+            first, second = redis.Redis.from_url(first_url), redis.Redis.from_url(second_url)
+            try:
+                await batcher.client.set("k", "v")  # the pool's one connection: on the first, kept
+                second.set("k", "v")  # as if replicated
+                yield Failover(first, second, address, second_url, batcher)
+            finally:
+                first.close()
+                second.close()
+                await batcher.close()
+                await client.aclose(close_connection_pool=True)
+
+
+def _rejected(server: redis.Redis, command: str) -> int:
+    """How many times a server refused ``command`` before running it (READONLY among the reasons)."""
+    found = server.info("commandstats").get(f"cmdstat_{command}")
+    return int(found["rejected_calls"]) if found else 0
+
+
+async def test_a_write_a_demoted_primary_refuses_is_sent_again_on_a_fresh_connection(failover: Failover) -> None:
+    """The batcher's connection still on the old primary once it is a replica is answered READONLY: nothing ran.
+    The connection is dropped and the refused write sent once more on a fresh one, which the address now leads to
+    the new primary; a read of the same batch keeps the answer it got. Before, the caller got the error
+    (ReadOnlyError) and the connection went back to the pool: every write that took it failed the same way."""
+    failover.demote_first()
+    failover.address.point_at(failover.second_url)
+    read, written = await _within(asyncio.gather(failover.batcher.client.get("k"),
+                                                 failover.batcher.client.set("k", "w")))  # fmt: skip
+    assert (read, written) == ("v", True)
+    assert failover.second.get("k") == b"w"
+    assert _rejected(failover.first, "set") == 1  # refused there once, then sent to the new primary
+    assert await _within(failover.batcher.client.set("k", "x")) is True  # the pool's connection: the new one's
+
+
+async def test_a_write_refused_again_fails_its_caller_and_a_group_that_ran_in_part_is_not_sent_again(
+    failover: Failover,
+) -> None:
+    """The refused write is sent again once only: the fresh connection still reaching a replica (the address not
+    moved yet), its caller gets the ReadOnlyError. A group of which a command was answered (a read) is never sent
+    again: only a call that nothing of ran is (a replica runs no write, so here that is certain)."""
+    failover.demote_first()
+    group = failover.batcher.client.pipeline(transaction=False)
+    group.get("k")
+    group.set("k", "w")
+    alone, grouped = await _within(asyncio.gather(failover.batcher.client.set("k", "w"), group.execute(),
+                                                  return_exceptions=True))  # fmt: skip
+    assert isinstance(alone, ReadOnlyError) and isinstance(grouped, ReadOnlyError)
+    assert _rejected(failover.first, "set") == 3  # the lone write twice, the group's once

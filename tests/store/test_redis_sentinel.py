@@ -14,12 +14,12 @@ import pytest
 import redis
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.app import create_app
+from gateway.app import METRICS, create_app
 from gateway.cli import main
 from gateway.errors import StoreError
 from gateway.events import QueueChanged, Resync
 from gateway.settings import Settings
-from gateway.store import Listener, open_store, redis_keys
+from gateway.store import HasWorkers, Listener, open_store, redis_keys
 from gateway.testing import DATA_KEY, SECRET_KEY, store_keys
 from tests.conftest import Clock
 from tests.sentinel_servers import SERVICE, Sentinels
@@ -180,6 +180,8 @@ async def test_a_planned_failover_moves_writes_and_subscribers_to_the_new_primar
     told (a Resync, or a StoreError after which its consumer subscribes again, on the new primary)."""
     servers = own_sentinels
     store = await open_store(servers.url, keys=store_keys(servers.url), max_connections=4)
+    assert isinstance(store, HasWorkers)
+    following = asyncio.create_task(store.workers()["store-primary"]())  # the app's supervisor runs it
     try:
         await store.add_listener(Listener("before", "hash", capacity=1))
         subscription = await store.subscribe()
@@ -212,7 +214,50 @@ async def test_a_planned_failover_moves_writes_and_subscribers_to_the_new_primar
             assert new.hexists(LISTENERS, "before")  # replicated before the switch
         print(f"\nplanned failover: the store wrote on the new primary {moved:.1f} s after the switch")
     finally:
+        following.cancel()
+        await asyncio.gather(following, return_exceptions=True)
         await store.close()
+
+
+async def test_the_check_of_the_primary_is_a_supervised_worker_named_by_readyz_when_it_fails(
+    settings: Settings, own_sentinels: Sentinels, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each pool's check of the primary (the store's, the rate limits') runs under the app's supervisor: when it
+    fails (here the Sentinel refuses it the question, NOPERM, as an ACL may), the failure is logged by class,
+    the worker restarted and counted, and ``/readyz`` names it (503): a gateway that can no longer follow a
+    planned failover says so. Before 2026-12-02 it was a task of the pool's own: it died unseen, every second."""
+    servers = own_sentinels
+    app = await create_app(settings.replace(store=servers.url), clock=clock, worker_poll_seconds=0.05)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    workers = ("store-primary", "limits-primary")
+
+    def restarts(worker: str) -> float:
+        found = app[METRICS].registry.get_sample_value("gateway_worker_restarts_total", {"worker": worker})
+        return found or 0.0
+
+    try:
+        assert (await client.get("/readyz")).status == 200
+        with servers.client(servers.sentinel_ports[0]) as sentinel:
+            sentinel.execute_command("ACL", "SETUSER", "default", "-sentinel")
+        try:
+            async with asyncio.timeout(30):
+                while True:  # restarted, and failed again after its restart
+                    response = await client.get("/readyz")
+                    named = (await response.json()).get("workers", {})
+                    if all(w in named for w in workers) and min(map(restarts, workers)) >= 2:
+                        break
+                    await asyncio.sleep(0.05)
+        finally:
+            with servers.client(servers.sentinel_ports[0]) as sentinel:
+                sentinel.execute_command("ACL", "SETUSER", "default", "+@all")
+        assert response.status == 503
+        assert {named[w] for w in workers} <= {"down", "restarting too often"}
+        stopped = " ".join(r.getMessage() for r in caplog.records if "stopped by NoPermissionError" in r.getMessage())
+        assert "worker store-primary stopped" in stopped and "worker limits-primary stopped" in stopped
+        assert not any("NOPERM" in r.getMessage() for r in caplog.records)  # the class, never the message
+    finally:
+        await client.close()
 
 
 async def test_the_store_migration_runs_on_the_primary_the_sentinels_name(
