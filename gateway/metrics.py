@@ -136,6 +136,11 @@ class Metrics:
         self.outbox_set_aside = Counter(
             "gateway_outbox_set_aside", "Outbox items this version cannot read, set aside as failed", registry=r
         )
+        self.outbox_lease_short = Counter(
+            "gateway_outbox_lease_short", "Outbox sends not started for want of lease (less than a third of it left:"
+            " a claim answered late, a run's renewals failing), left to the next claim once their lease ends",
+            registry=r,
+        )  # fmt: skip
         self.store_failures = Counter(
             "gateway_store_failures", "Store failures met (each one: a request answered 503, a worker's pass, a"
             " subscription, a socket…), by part and the error's class; the log tells an outage in a few lines",

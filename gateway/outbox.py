@@ -16,10 +16,12 @@ provider id of the last part only (receipts for the whole message; see docs/arch
 Nothing twice: an item is leased for ``lease_seconds`` (15 s by default) when claimed, and the lease is renewed
 every third of it while its delivery is in flight (a send that waits behind a slow provider or a busy store
 outlasts any fixed lease), a failed renewal tried again at once, so another worker resends it only if this one
-died, or stalled, or could not reach the store, for the two thirds of a lease left. The lease's end is the
-claim's fencing token: renewals and the final record pass it, and the store refuses them once another worker
-claimed the item (a holder that lost its lease never marks or reschedules what the new holder sends). Once the
-provider accepted a message, "sent" is recorded before anything else, retried through a brief store failure, so
+died, or stalled, or could not reach the store, for the two thirds of a lease left. A send starts only with a third
+of its lease ahead at least (:meth:`Outbox._holds`): a claim answered late, or a run's next item whose renewals
+failed, is left to its lease's end and the next claim, never sent while another worker may claim it. The lease's
+end is the claim's fencing token: renewals and the final record pass it, and the store refuses them once another
+worker claimed the item (a holder that lost its lease never marks or reschedules what the new holder sends). Once
+the provider accepted a message, "sent" is recorded before anything else, retried through a brief store failure, so
 the item is never handed out again; only a send in flight when an instance dies or stalls (or whose record the
 store refused for good) may repeat. A record is retried whole (the item's step, its line's, the event), and one the
 store made already under the same lease (its answer lost) is answered as made: the conversation's next replies go
@@ -276,9 +278,11 @@ class Outbox:
         """Deliver a conversation's claimed run in order, the leases renewed meanwhile (each item then carries its
         current lease)."""
         leases = [_Lease(item) for item in run]
+        left = (leases[0].until - self.clock()).total_seconds()
+        if not self._holds(leases[0], left):  # a claim answered late: neither sent nor renewed (a lease more to wait)
+            return
         # a timer until a renewal is due: a third of the lease after the claim (by the lease's end, not by when this
         # run began: a busy event loop may have started it late)
-        left = (leases[0].until - self.clock()).total_seconds()
         first = min(max(left - 2 * self.lease_seconds / 3, 0.0), self.lease_seconds / 3)
         renewal = Later(first, lambda: self._keep_leases(leases))
         try:
@@ -355,6 +359,8 @@ class Outbox:
         it released (due again once it is sent, in order). A record refused (the lease lost: another worker holds the
         line now, and sends the rest) stops it too."""
         for n, lease in enumerate(leases):
+            if n and not self._holds(lease, (lease.until - self.clock()).total_seconds()):
+                return  # its renewals failed for a third of a lease: the rest go to the next claim at their lease's end
             then, record = await self._attempt(lease, leases[n + 1 :])
             held = await record()
             if then == "stop":  # given back even when the retry's record was refused: each under its own lease
@@ -362,6 +368,20 @@ class Outbox:
                 return
             if then == "end" or not held:
                 return
+
+    def _holds(self, lease: _Lease, left: float) -> bool:
+        """Whether a send may start under ``lease``, ``left`` seconds of it ahead: a third of the lease at least, the
+        time its first renewal (now due, or due already) has to reach the store. Less, and the send would go out
+        while another worker may claim the item any moment: a claim answered late (held on its way: a connection
+        found dead by its health check's PING first, a pool waiting for a connection, a path thawed) hands out items
+        leased to a time already near or past; a run's next item whose renewals failed that long is in the same
+        case. Both are left to their lease's end, then the next claim (a third of a lease at most). Until 2026-12-02
+        they were sent, and a claim made meanwhile sent them again (``tests/test_outbox_late_claim.py``)."""
+        if left >= self.lease_seconds / 3:
+            return True
+        log.warning("outbox: %s: not sent, %.1f s of its lease left: left to the next claim", lease.item.id, left)
+        self.metrics.outbox_lease_short.inc()
+        return False
 
     async def _attempt(
         self, lease: _Lease, rest: Sequence[_Lease]
