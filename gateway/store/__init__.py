@@ -350,6 +350,14 @@ class ConversationStore(Protocol):
         """Conversations in this status, oldest first."""
         ...
 
+    async def conversation_ids_by_status(self, status: Status) -> set[str]:
+        """The ids of the conversations in this status, read from the store's index of statuses: no record read or
+        decoded, its cost that of the ids. Every conversation in this status is there; on Redis one whose status
+        just changed may be too (its index lists more, never less: a save joins the new status's set before the
+        record and leaves the others after it). For a check that reads only the few records it must look at
+        (``gateway/alerts.py``), each read again under its lock."""
+        ...
+
     async def flagged_conversations(self, limit: int) -> list[Conversation]:
         """The open conversations (bot, queued, with a listener) with a risk flag, the most recently flagged first
         (``Conversation.flagged_at``), ``limit`` at most: read from the store's index of them, kept by
@@ -492,6 +500,11 @@ class QueueStore(Protocol):
 
     async def waiting(self, queue: str | None = None) -> list[QueueEntry]:
         """Waiting (not taken) entries, urgent before high before normal, then by arrival."""
+        ...
+
+    async def waiting_ids(self) -> set[str]:
+        """The ids of the conversations with an entry waiting (not taken) in any queue, read from the queues' order
+        without reading the entries."""
         ...
 
     async def position(self, conversation_id: str) -> int | None:

@@ -627,6 +627,11 @@ class RedisStore:
         return sorted((c for c in found if c.status == status), key=lambda c: (c.created_at, c.id))
 
     @_guarded
+    async def conversation_ids_by_status(self, status: Status) -> set[str]:
+        """The status's set (``K.status``): one ``SMEMBERS``, no record read."""
+        return set(_texts(await self._redis.smembers(K.status(str(status)))))
+
+    @_guarded
     async def open_conversations_of_client(self, client: str) -> int:
         """The client's set lists more, never less (``save_conversation``): each record it names is checked, and
         the ids of ended or missing ones (a crash between a record's last save and its removal) are dropped."""
@@ -934,6 +939,19 @@ class RedisStore:
             return []
         raws = await self._redis.hmget(K.QUEUE + "entries", ids)
         return [loads("queue", raw, decode_queue_entry) for raw in raws if raw is not None]
+
+    @_guarded
+    async def waiting_ids(self) -> set[str]:
+        """The queues' names, then their order (``waiting:<queue>``, members ``<rank>:<at>:<seq>:<id>``) in one
+        pipeline of the ``{queue}`` slot: two round trips, no entry read."""
+        names = _texts(await self._redis.smembers(K.QUEUE + "names"))
+        if not names:
+            return set()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.zrange(K.QUEUE + "waiting:" + name, 0, -1)
+            ordered = await pipe.execute()
+        return {member.split(":", 3)[3] for members in ordered for member in _texts(members)}
 
     @_riding
     async def position(self, conversation_id: str) -> int | None:

@@ -499,6 +499,10 @@ class SqliteStore:
         )
         return [self._conversation(row["data"]) for row in rows]
 
+    async def conversation_ids_by_status(self, status: Status) -> set[str]:
+        rows = await self._select("SELECT id FROM conversations WHERE status = ?", (str(status),))
+        return {row["id"] for row in rows}
+
     async def flagged_conversations(self, limit: int) -> list[Conversation]:
         """On the partial index ``conversations_flagged`` (``_FLAGGED_INDEX``): ``limit`` rows read."""
         rows = await self._select(
@@ -749,6 +753,10 @@ class SqliteStore:
             (queue, queue),
         )
         return [_queue_entry(row) for row in rows]
+
+    async def waiting_ids(self) -> set[str]:
+        rows = await self._select("SELECT conversation_id FROM queue WHERE taken_by IS NULL", ())
+        return {row["conversation_id"] for row in rows}
 
     async def position(self, conversation_id: str) -> int | None:
         def work(conn: sqlite3.Connection) -> int | None:
