@@ -146,6 +146,7 @@ class Claim:
     key: str
     owner: str
     lease_seconds: float
+    kept_seconds: int | None = None  # how long its processed mark is kept (``DedupeStore.claim``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -466,7 +467,7 @@ class TranscriptStore(Protocol):
 class DedupeStore(Protocol):
     async def claim(
         self, key: str, owner: str, lease_seconds: float, *, now: datetime | None = None,
-        sender: tuple[ChannelName, str] | None = None,
+        sender: tuple[ChannelName, str] | None = None, kept_seconds: int | None = None,
     ) -> ClaimState:  # fmt: skip
         """Claim the inbound message ``key`` for ``owner`` for ``lease_seconds`` from ``now`` (default: the clock).
 
@@ -477,6 +478,12 @@ class DedupeStore(Protocol):
         ``sender``: whose active conversation this task looks up next (``active_conversation``, ``locked_active``);
         Redis reads the sender's address in the same round trip, SQLite the id of their active conversation in the
         same hop to its thread. Changes nothing else.
+
+        ``kept_seconds``: how long a processed mark of ``key`` is kept, the ``DoneMark.ttl_seconds`` every save of
+        such a key gives (the dispatcher's ``DEDUPE_TTL_SECONDS`` for an inbound message). Redis then looks for the
+        mark only on the days one can expire on (from today to the day ``kept_seconds`` from now, one more for the
+        instances' clocks: 10 days for 8 days kept, not the 33 of the longest-kept mark); None: every day a mark
+        may be kept (``redis_keys.SEEN_DAYS``). SQLite reads the one row either way.
         """
         ...
 

@@ -7,10 +7,12 @@ as steps sent in order on one connection (Redis runs a connection's commands in 
 of them done), ordered so that every prefix is safe:
 
 * **an index lists more, never less**: a conversation joins its status set, the creation index and (web chat, in
-  the bot or the queue) its client's set before its record is written, and leaves the other sets after; an
+  the bot or the queue) its client's set before its record is written, and leaves the other sets after (the status
+  sets only when its status or flag changed since the record read with its lock: that record's save left them); an
   outbox item is written before it is listed in its conversation's line (a reply's item with its transcript entry
   when a batch holds both, one script of their slot, ``put_entry_item``, with the message's other replies of the
-  conversation, then their line's step, one script of slot ``{outbox}``: ``HeldReplies``); readers check the
+  conversation and the young person's entry held just before them, then their line's step, one script of slot
+  ``{outbox}``: ``HeldReplies``); readers check the
   record or item they
   are pointed to and skip (or repair) the rest;
 * **the record and its processed mark are one step**: a conversation's record and the inbound id it processed
@@ -177,6 +179,7 @@ class HeldWrite:
     # joined by a later reply only if nothing was added to either since (``outbox_put``), so both keep their order
     conversation: str | None = None
     replies: HeldReplies | None = None
+    event: bool = False  # an event's publish: nothing is written, nothing waits for it (``outbox_put``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,13 +200,20 @@ class HeldReplies:
     before it is listed; the entries and the line keep the order of the puts (a group is joined only while nothing
     else was added to the conversation's transcript or line: ``HeldWrite.conversation``)."""
 
-    __slots__ = ("conversation_id", "items", "lines", "texts")
+    __slots__ = ("conversation_id", "entries", "items", "lines", "texts")
 
     def __init__(self, conversation_id: str) -> None:
         self.conversation_id = conversation_id
         self.texts: list[Reference] = []  # their shared texts: written first, never a reference to nothing
+        self.entries: list[Any] = []  # per entry without an item, written before the replies: its id, the entry
         self.items: list[Any] = []  # per reply: entry id, the entry, sealed payload, created µs, due µs, unread
         self.lines: list[Any] = []  # per reply: id, due µs, created µs
+
+    def add_entry(self, entry: HeldEntry) -> None:
+        """An entry without an item held just before the first reply (the young person's message), written first."""
+        if entry.shared is not None:
+            self.texts.append(entry.shared)
+        self.entries += [entry.id, entry.value]
 
     def add(self, entry: HeldEntry, item: OutboxItem, payload: bytes) -> None:
         due, created = to_us(item.next_attempt_at or item.created_at), to_us(item.created_at)
@@ -218,7 +228,7 @@ class HeldReplies:
             pipe.hsetnx(_key("texts"), shared.ref, shared.sealed)
         ids = self.lines[::3]
         keys = [*K.transcript_keys(conversation_id), *(K.outbox_item(conversation_id, item_id) for item_id in ids)]
-        _eval(pipe, "put_entry_item", keys, [conversation_id, *self.items])
+        _eval(pipe, "put_entry_item", keys, [conversation_id, len(self.entries) // 2, *self.entries, *self.items])
         _eval(pipe, "outbox_list", _line_keys(conversation_id), [conversation_id, *self.lines])
 
 
@@ -353,6 +363,8 @@ class RedisStore:
         # conversation id → (the task holding its lock, the record read when the lock was taken): served to that
         # task's ``get_conversation`` until a write of the record (see ``_acquire``)
         self._read_under_lock: dict[str, tuple[asyncio.Task[Any] | None, str | None]] = {}
+        # under the lock, the status and flagged rank of the record read with it (``save_conversation``)
+        self._indexed_under_lock: dict[str, tuple[asyncio.Task[Any] | None, Status, int | None]] = {}
         self._events = RedisEvents(client, *events_check)
         self._releases = Releases()  # locks and claims whose release failed, released again (redis_release.py)
         self._unread_since: int | None = None  # ``K.UNREAD_SINCE`` (None: unknown, every conversation is older)
@@ -571,7 +583,11 @@ class RedisStore:
         every writer of a record holds its lock, so nobody else changed it since (``_acquire``)."""
         read = self._read_under_lock.get(conversation_id)
         if read is not None and read[0] is asyncio.current_task():
-            return None if read[1] is None else self._conversation(read[1])
+            if read[1] is None:
+                return None
+            found = self._conversation(read[1])
+            self._indexed_under_lock[conversation_id] = (read[0], found.status, flagged_rank(found))
+            return found
         raw = await self._redis.get(K.conversation(conversation_id))
         return None if raw is None else self._conversation(raw)
 
@@ -586,10 +602,16 @@ class RedisStore:
         conversation ends, and an ended conversation never becomes active again (``lifecycle.FINAL``)."""
         c, address = conversation, self._active_key(conversation.channel, conversation.sender)
         self._read_under_lock.pop(c.id, None)
+        indexed = self._indexed_under_lock.pop(c.id, None)
         now_ms = to_us(datetime.now(UTC)) // 1000
         done_until = now_ms + done.ttl_seconds * 1000 if done is not None else 0
         others = [str(status) for status in Status if status != c.status]
         record, indexes, rank = self._sealed(c), [K.INDEX + "created", K.FLAGGED], flagged_rank(c)
+        # The other sets left only when the status or the flagged rank changed since the record was read under the
+        # lock (most messages change neither): that record's own save left them, after writing it. Skipped, a
+        # crash's leftover (the id still in a set it left) stays until the next change: an index lists more,
+        # never less, and its readers check the record. The join is always made: it is what keeps that rule.
+        leave = indexed is None or indexed != (asyncio.current_task(), c.status, rank)
 
         def queue(pipe: Pipeline) -> None:
             _eval(pipe, "index_conversation", indexes,
@@ -598,7 +620,8 @@ class RedisStore:
                 pipe.sadd(K.client(c.client), c.id)
             _eval(pipe, "put_conversation", [K.conversation(c.id), K.done(c.id)],
                   [record, "" if done is None else seen_digest(done.key), done_until, now_ms, 0])  # fmt: skip
-            _eval(pipe, "index_conversation", indexes, [K.INDEX, c.id, 0, "", "-" if rank is None else "", *others])
+            if leave:
+                _eval(pipe, "index_conversation", indexes, [K.INDEX, c.id, 0, "", "-" if rank is None else "", *others])
             if c.client is not None and c.status not in CLIENT_OPEN:
                 pipe.srem(K.client(c.client), c.id)
             if not c.active:
@@ -862,7 +885,7 @@ class RedisStore:
     @_guarded
     async def claim(
         self, key: str, owner: str, lease_seconds: float, *, now: datetime | None = None,
-        sender: tuple[ChannelName, str] | None = None,
+        sender: tuple[ChannelName, str] | None = None, kept_seconds: int | None = None,
     ) -> ClaimState:  # fmt: skip
         """Under a conversation's lock the claim names that conversation. A lapsed claim that names one may have
         been saved there (its owner died between the record and the global mark): that conversation's processed
@@ -877,7 +900,7 @@ class RedisStore:
         seen, kept = K.seen_claim(key), int(CLAIM_KEPT.total_seconds())
         first = None if sender is None else self._active_key(*sender)
         for _ in range(3):
-            args = _claim_args(key, owner, lease_seconds, conversation_id, now)
+            args = _claim_args(key, owner, lease_seconds, conversation_id, now, kept_seconds)
             lease_end = args[2]
             if first is None:
                 found = _text(await self._script("claim", [seen], args))
@@ -1085,10 +1108,19 @@ class RedisStore:
             # batch holds them and nothing was added to its transcript or line since (the same steps in the same order
             # for each reply, written earlier in the batch: before its events, still before the conversation's record)
             held.pop()
-            replies = next((w.replies for w in reversed(held) if w.conversation == conversation_id), None)
+            at = next((i for i in range(len(held) - 1, -1, -1) if held[i].conversation == conversation_id), None)
+            replies = None if at is None else held[at].replies
             if replies is None:
                 replies = HeldReplies(conversation_id)
-                held.append(HeldWrite(replies.queue, conversation=conversation_id, replies=replies))
+                write = HeldWrite(replies.queue, conversation=conversation_id, replies=replies)
+                plain = None if at is None else held[at].entry
+                if at is not None and plain is not None and all(w.event for w in held[at + 1 :]):
+                    # the entry held last before it without an item, only events since (the young person's message
+                    # and its event): in the same script, first, at its place (before its event, as it was)
+                    replies.add_entry(plain)
+                    held[at] = write
+                else:
+                    held.append(write)
             replies.add(last, item, payload)
             return
 
@@ -1401,7 +1433,12 @@ class RedisStore:
             channel = EVENTS_CHANNEL
         else:
             channel = K.CONVERSATION_EVENTS + about if about != ANY_CONVERSATION else K.ANY_CONVERSATION_EVENTS
-        await self._write(lambda pipe: pipe.publish(channel, message))
+        held = self._batch()
+        write = HeldWrite(lambda pipe: pipe.publish(channel, message), event=True)
+        if held is not None:
+            held.append(write)
+        else:
+            await self._send([write])
 
     @_guarded
     async def subscribe(self, *, everything: bool = True) -> SharedSubscription:
@@ -1481,6 +1518,7 @@ class RedisStore:
     @_guarded
     async def purge_conversation(self, stripped: Conversation) -> int:
         self._read_under_lock.pop(stripped.id, None)
+        self._indexed_under_lock.pop(stripped.id, None)  # its sets forgotten: the save below leaves every other
         count = await redis_retention.forget(self._redis, stripped.id, erase=False)
         await self.save_conversation(stripped)
         return count
@@ -1489,6 +1527,7 @@ class RedisStore:
     async def erase_conversation(self, conversation_id: str) -> int:
         found = await self.get_conversation(conversation_id)
         self._read_under_lock.pop(conversation_id, None)
+        self._indexed_under_lock.pop(conversation_id, None)
         record = None if found is None else Record(self._active_key(found.channel, found.sender), found.queue,
                                                    found.client)  # fmt: skip
         return await redis_retention.forget(self._redis, conversation_id, erase=True, record=record)
@@ -1722,6 +1761,9 @@ class RedisStore:
         read = self._read_under_lock.get(conversation_id)
         if read is not None and read[0] is asyncio.current_task():
             del self._read_under_lock[conversation_id]
+        indexed = self._indexed_under_lock.get(conversation_id)
+        if indexed is not None and indexed[0] is asyncio.current_task():
+            del self._indexed_under_lock[conversation_id]
 
     async def _claimed(self, claim: Claim | None, answer: str | None) -> ClaimState:
         """Under the lock: the claim's state, from the answer it got riding with the lock when there is one."""
@@ -1729,7 +1771,7 @@ class RedisStore:
             return ClaimState.CLAIMED
         if answer is not None and not answer.startswith("check:"):
             return ClaimState(answer)
-        return await self.claim(claim.key, claim.owner, claim.lease_seconds)
+        return await self.claim(claim.key, claim.owner, claim.lease_seconds, kept_seconds=claim.kept_seconds)
 
     async def _acquire(self, conversation_id: str, timeout: float, claim: Claim | None = None) -> _Lease:
         """The conversation's lock, taken (StoreError after ``timeout`` s, or when Redis fails), with its record
@@ -1740,7 +1782,10 @@ class RedisStore:
         along = (
             None
             if claim is None
-            else (K.seen_claim(claim.key), _claim_args(claim.key, claim.owner, claim.lease_seconds, conversation_id))
+            else (
+                K.seen_claim(claim.key),
+                _claim_args(claim.key, claim.owner, claim.lease_seconds, conversation_id, None, claim.kept_seconds),
+            )
         )
         lease = _Lease(self._redis, conversation_id, timeout, along)
         try:
@@ -1785,14 +1830,30 @@ class RedisStore:
 
 
 def _claim_args(
-    key: str, owner: str, lease_seconds: float, conversation_id: str, now: datetime | None = None
+    key: str,
+    owner: str,
+    lease_seconds: float,
+    conversation_id: str,
+    now: datetime | None = None,
+    kept_seconds: int | None = None,
 ) -> list[Any]:
     """The ``claim`` script's ARGV (its KEYS: ``K.seen_claim(key)``): owner, now (ms), lease end (ms), the
     conversation it names, seconds kept, then where the processed marks of ``key`` are (the days to look at)."""
     now_ms = to_us(now or datetime.now(UTC)) // 1000
     today = to_us(datetime.now(UTC)) // 86_400_000_000  # the marks expire by the wall clock
     return [owner, now_ms, now_ms + int(lease_seconds * 1000), conversation_id, int(CLAIM_KEPT.total_seconds()),
-            K.SEEN, K.seen_shard(digest := seen_digest(key)), today, K.SEEN_DAYS, digest]  # fmt: skip
+            K.SEEN, K.seen_shard(digest := seen_digest(key)), today, _mark_days(kept_seconds), digest]  # fmt: skip
+
+
+def _mark_days(kept_seconds: int | None) -> int:
+    """The days after today on which a processed mark kept ``kept_seconds`` can expire, so be found (the claim's
+    scan: today and these). A mark saved at t0 (at or before now) for ``kept_seconds`` is in the hash of the day
+    t0 + kept_seconds falls on, no later than the day now + kept_seconds falls on: today + ceil(kept_seconds / a
+    day); one day more for a saving instance whose clock ran ahead. None (a key whose marks may be kept longer):
+    ``SEEN_DAYS``, the longest any mark is kept."""
+    if kept_seconds is None:
+        return K.SEEN_DAYS
+    return min(K.SEEN_DAYS, -(-kept_seconds // 86_400) + 1)
 
 
 class _Lease(Lock):

@@ -488,8 +488,10 @@ return 1
 
 # A message's replies of one conversation, each its transcript entry and its outbox item, in one step (one slot:
 # the conversation's), as ``put_entry`` then ``outbox_put_item`` would run them back to back for each in turn, a
-# short transcript read once. KEYS: the transcript, its index, its unread set, then the items. ARGV: conversation,
-# then per item: entry id, the entry, sealed payload, created µs, next attempt µs, its unread score or ''.
+# short transcript read once; before them, the entries held just before them without an item (the young person's
+# message), each as ``put_entry`` writes it. KEYS: the transcript, its index, its unread set, then the items. ARGV:
+# conversation, the number of entries without an item, each's id and entry, then per item: entry id, the entry,
+# sealed payload, created µs, next attempt µs, its unread score or ''.
 _PUT_ENTRY_ITEM = (
     _ENTRIES
     + """
@@ -501,9 +503,7 @@ if not indexed(KEYS[1], KEYS[2], redis.call('LLEN', KEYS[1])) then
     if nl then codes[string.sub(v, 1, nl - 1)] = string.sub(v, nl + 1, nl + 1) end
   end
 end
-for i = 4, #KEYS do
-  local a = 2 + (i - 4) * 6
-  local id = ARGV[a]
+local function put(id, value)  -- written once: the code of the entry there, or of this one once pushed
   local code
   if codes then
     code = codes[id]
@@ -512,10 +512,18 @@ for i = 4, #KEYS do
     if v then code = string.sub(v, #id + 2, #id + 2) end
   end
   if not code then
-    push_entry(KEYS[1], KEYS[2], id, ARGV[a + 1])
-    code = string.sub(ARGV[a + 1], #id + 2, #id + 2)
+    push_entry(KEYS[1], KEYS[2], id, value)
+    code = string.sub(value, #id + 2, #id + 2)
     if codes then codes[id] = code end
   end
+  return code
+end
+local plain = tonumber(ARGV[2])
+for j = 1, plain do put(ARGV[1 + 2 * j], ARGV[2 + 2 * j]) end
+for i = 4, #KEYS do
+  local a = 3 + 2 * plain + (i - 4) * 6
+  local id = ARGV[a]
+  local code = put(id, ARGV[a + 1])
   if not redis.call('HGET', KEYS[i], 'status') and code == 'p' then
     redis.call('HSET', KEYS[i], 'id', id, 'conv', ARGV[1], 'payload', ARGV[a + 2], 'created_us', ARGV[a + 3],
                'next_us', ARGV[a + 4], 'attempts', 0, 'status', 'pending')

@@ -705,7 +705,7 @@ class SqliteStore:
 
     async def claim(
         self, key: str, owner: str, lease_seconds: float, *, now: datetime | None = None,
-        sender: tuple[ChannelName, str] | None = None,
+        sender: tuple[ChannelName, str] | None = None, kept_seconds: int | None = None,
     ) -> ClaimState:  # fmt: skip
         """``sender``: the id of its active conversation is read in the same hop to the store's thread and kept for
         this task's next ``locked_active``, which locks that conversation without looking it up again (and looks
