@@ -180,6 +180,10 @@ class HeldWrite:
     conversation: str | None = None
     replies: HeldReplies | None = None
     event: bool = False  # an event's publish: nothing is written, nothing waits for it (``outbox_put``)
+    # a record's save (of the conversation ``record``) that may release its lock in its script (``locked_batch``):
+    # the lock's key and its holder's token put in it at the flush
+    unlock: list[str] | None = None
+    record: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -612,14 +616,22 @@ class RedisStore:
         # crash's leftover (the id still in a set it left) stays until the next change: an index lists more,
         # never less, and its readers check the record. The join is always made: it is what keeps that rule.
         leave = indexed is None or indexed != (asyncio.current_task(), c.status, rank)
+        held = not c.active or self._addressed.get() == (address, c.id)
+        # Nothing of the conversation's lock's order after the record (no set to leave, no client's set, no address to
+        # free, no claim before the flush that could drop the record's write): the lock may go with the record
+        unlock: list[str] | None = (
+            [] if held and c.active and not leave and (c.client is None or c.status in CLIENT_OPEN) else None
+        )
 
         def queue(pipe: Pipeline) -> None:
             _eval(pipe, "index_conversation", indexes,
                   [K.INDEX, c.id, to_us(c.created_at), str(c.status), "" if rank is None else rank])  # fmt: skip
             if c.client is not None and c.status in CLIENT_OPEN:
                 pipe.sadd(K.client(c.client), c.id)
-            _eval(pipe, "put_conversation", [K.conversation(c.id), K.done(c.id)],
-                  [record, "" if done is None else seen_digest(done.key), done_until, now_ms, 0])  # fmt: skip
+            lock = unlock[:1] if unlock else []
+            _eval(pipe, "put_conversation", [K.conversation(c.id), K.done(c.id), *lock],
+                  [record, "" if done is None else seen_digest(done.key), done_until, now_ms, 0,
+                   *(unlock[1:] if unlock else [])])  # fmt: skip
             if leave:
                 _eval(pipe, "index_conversation", indexes, [K.INDEX, c.id, 0, "", "-" if rank is None else "", *others])
             if c.client is not None and c.status not in CLIENT_OPEN:
@@ -629,8 +641,15 @@ class RedisStore:
             if done is not None:
                 _eval(pipe, "seen_mark", *_seen_mark(done.key, done_until, ""))
 
-        held = not c.active or self._addressed.get() == (address, c.id)
-        await self._write(queue, before=None if held else (lambda: self._claim_address(address, c.id)))
+        if held:
+            write = HeldWrite(queue, unlock=unlock, record=c.id)
+            batch = self._batch()
+            if batch is not None:
+                batch.append(write)
+            else:
+                await self._send([write])
+        else:
+            await self._write(queue, before=lambda: self._claim_address(address, c.id))
 
     async def _claim_address(self, address: str, conversation_id: str) -> Exception | None:
         """The sender's address for an active conversation: claimed, unless another live conversation holds it."""
@@ -1715,7 +1734,11 @@ class RedisStore:
     ) -> AsyncIterator[ClaimState]:
         """The lock, and a batch whose pipeline also releases it, as its last step: the writes and the release in
         one round trip (the release checks the token, like ``Lock.release``: a lapsed lock, somebody else's now, is
-        left alone). Left by an exception: the writes are dropped and the lock released at once, as ``lock`` does.
+        left alone). When the batch's last write (events aside) is the conversation's record, with nothing of its
+        slot's order after it (``save_conversation``: no status set to leave, no address to free), the record's own
+        script releases the lock: one script less a message; the global processed mark may then follow the release,
+        which the claim's check of the conversation's marks already covers (a crash there: DONE, the mark repaired).
+        Left by an exception: the writes are dropped and the lock released at once, as ``lock`` does.
 
         ``claim`` rides with the lock's first attempt (a pipeline: the lock's slot, then the claim's), so a free
         lock is taken and the claim renewed, naming the conversation, in one round trip. When that attempt did
@@ -1742,7 +1765,11 @@ class RedisStore:
             renewal.cancel()
             owner = lease.local.token
             name = K.lock(conversation_id)
-            held.append(HeldWrite(lambda pipe: _eval(pipe, "unlock", [name], [owner])))
+            last = next((w for w in reversed(held) if not w.event), None)
+            if last is not None and last.unlock == [] and last.record == conversation_id:
+                last.unlock.extend([name, owner])  # the record's script releases it: the batch's last step of its slot
+            else:
+                held.append(HeldWrite(lambda pipe: _eval(pipe, "unlock", [name], [owner])))
             try:
                 await self._flush()
             except RedisError as error:  # the release may not have been made either: try it alone

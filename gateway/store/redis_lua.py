@@ -150,9 +150,10 @@ local function held(item, token)
 end
 """
 
-# Conversations. KEYS: the record, the processed marks. ARGV: record, '' or the processed inbound key's digest
-# (``ids.seen_digest``), its expiry (ms),
-# now (ms), record TTL in s (0: none, a fresh record not claimed by its sender yet).
+# Conversations. KEYS: the record, the processed marks, and (a record whose save is its batch's last step of the
+# slot: ``RedisStore.locked_batch``) the conversation's lock. ARGV: record, '' or the processed inbound key's digest
+# (``ids.seen_digest``), its expiry (ms), now (ms), record TTL in s (0: none, a fresh record not claimed by its
+# sender yet), and with the lock its holder's token: the lock released after the record, as ``unlock`` does.
 _PUT_CONVERSATION = """
 if ARGV[5] ~= '0' then
   redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[5])
@@ -164,6 +165,7 @@ if ARGV[2] ~= '' then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
   redis.call('PEXPIREAT', KEYS[2], redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')[2])
 end
+if KEYS[3] and redis.call('GET', KEYS[3]) == ARGV[6] then redis.call('DEL', KEYS[3]) end
 return 1
 """
 

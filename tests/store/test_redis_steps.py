@@ -13,9 +13,21 @@ import pytest
 import redis
 
 from gateway.conversation import Conversation, Status
+from gateway.events import QueueChanged
 from gateway.ids import seen_digest
 from gateway.messages import ChannelName
-from gateway.store import Author, Claim, ClaimState, Delivery, DoneMark, OutboxItem, Store, TranscriptEntry, open_store
+from gateway.store import (
+    Author,
+    Claim,
+    ClaimState,
+    Delivery,
+    DoneMark,
+    OutboxItem,
+    Store,
+    TimerKind,
+    TranscriptEntry,
+    open_store,
+)
 from gateway.store import redis_keys as K
 from gateway.store.codec import to_us
 from gateway.testing import store_keys
@@ -316,3 +328,39 @@ async def test_a_save_under_the_lock_leaves_the_other_status_sets_only_when_its_
         members = {s: client.sismember(K.status(str(s)), conversation.id) for s in Status}
         assert members == {s: s == status for s in Status}
         before = _calls(client, "srem")
+
+
+def _scripts(client: redis.Redis) -> int:
+    return _calls(client, "eval") + _calls(client, "evalsha")
+
+
+async def test_the_lock_goes_with_the_record_when_its_save_is_the_batchs_last_write(
+    opened: tuple[Store, redis.Redis],
+) -> None:
+    """A message's batch ends with its record's save (then its events): the record's script releases the lock (one
+    script less a message), checking the token as ``unlock`` does, so a lock that lapsed and is somebody else's now
+    is left alone. Another write after the save: the release stays the batch's last step, alone."""
+    store, client = opened
+    conversation, _ = await store.active_conversation(TG, "chat-13", T0)
+    before = _scripts(client)
+    async with store.locked_batch(conversation.id):
+        current = await store.get_conversation(conversation.id)
+        assert current is not None
+        await store.save_conversation(current)
+        await store.publish(QueueChanged())  # events may follow
+    assert _scripts(client) - before == 3  # the lock taken, the status set joined, the record with the release
+    assert not client.exists(K.lock(conversation.id))
+    before = _scripts(client)
+    async with store.locked_batch(conversation.id):
+        current = await store.get_conversation(conversation.id)
+        assert current is not None
+        await store.save_conversation(current)
+        await store.cancel_timers(conversation.id, TimerKind.IDLE_CLOSE)  # a write after the record
+    assert _scripts(client) - before == 5  # taken, joined, the record, the timers, then the release alone
+    assert not client.exists(K.lock(conversation.id))
+    async with store.locked_batch(conversation.id):
+        current = await store.get_conversation(conversation.id)
+        assert current is not None
+        client.set(K.lock(conversation.id), "somebody-else")  # this holder's lease lapsed, another took the lock
+        await store.save_conversation(current)
+    assert client.get(K.lock(conversation.id)) == "somebody-else"  # not freed by the record's script
