@@ -96,9 +96,9 @@ class Watch:
             set_aside = await self.store.inbox_set_aside_count()
             followed = self.listener_present is not None or self.complete is not None
             held = await self.store.conversations_by_status(Status.WITH_LISTENER) if followed else []
-            queued = await self.store.conversations_by_status(Status.QUEUED) if self.back_in_line else []
-            compared = bool(held and self.complete) or bool(queued)  # after the records: a take under way, re-checked
-            waiting = {e.conversation_id for e in await self.store.waiting()} if compared else set()
+            queued = await self.store.conversation_ids_by_status(Status.QUEUED) if self.back_in_line else set()
+            compared = bool(held and self.complete) or bool(queued)  # after the statuses: a take under way, re-checked
+            waiting = await self.store.waiting_ids() if compared else set()
             last_present = await self._present(held)
         except StoreError as exc:
             self.metrics.store_up.set(0)
@@ -109,7 +109,7 @@ class Watch:
         self._set_aside(set_aside)
         try:
             held = await self._complete(held, waiting)
-            await self._back_in_line(queued, waiting)
+            await self._back_in_line(sorted(queued - waiting))
             await self._hand_back(self._held(held, last_present))
         except StoreError as exc:
             self.metrics.outages.failed("alerts", exc)
@@ -174,13 +174,15 @@ class Watch:
                 kept.append(conversation)
         return kept
 
-    async def _back_in_line(self, queued: list[Conversation], waiting: set[str]) -> None:
-        """Each queued conversation with no entry waiting (a take cut short after its queue step: the young person in
-        no queue's list and held by no one) put back in line."""
-        for conversation in queued:
-            if conversation.id not in waiting and self.back_in_line and await self.back_in_line(conversation.id):
+    async def _back_in_line(self, unlisted: list[str]) -> None:
+        """Each conversation the status index says queued with no entry waiting (a take cut short after its queue
+        step: the young person in no queue's list and held by no one) put back in line. Only these ids: the check
+        compares the two indexes' ids and reads no record of a young person who waits in line (a record is read by
+        ``back_in_line``, under the lock, for these few), so its cost does not grow with the queue's length."""
+        for conversation_id in unlisted:
+            if self.back_in_line and await self.back_in_line(conversation_id):
                 log.warning("queue: conversation %s was listed in no queue and held by no one (a take cut short): "
-                            "put back in line", conversation.id)  # fmt: skip
+                            "put back in line", conversation_id)  # fmt: skip
 
     async def _hand_back(self, due: list[tuple[Conversation, float]]) -> None:
         """Back to the queue, each conversation whose listener stayed away too long (one failing: the next round)."""

@@ -208,7 +208,8 @@ class Dispatcher:
         deadline, pause = loop.time() + self.claim_seconds, 0.01
         while True:
             try:
-                state = await self.store.claim(key, owner, self.claim_seconds, sender=(inbound.channel, inbound.sender))
+                state = await self.store.claim(key, owner, self.claim_seconds, sender=(inbound.channel, inbound.sender),
+                                               kept_seconds=DEDUPE_TTL_SECONDS)  # fmt: skip
             except StoreError:  # it may have run, its answer lost: let it go, or the redelivery waits out its lease
                 with contextlib.suppress(StoreError):  # the release checks the owner: nothing of anyone else's
                     await self.store.release(key, owner)
@@ -224,7 +225,8 @@ class Dispatcher:
         """Keep the claim while processing: renewed now (a third of its lease in), then every third of it."""
         while True:
             try:
-                if await self.store.claim(key, owner, self.claim_seconds) is not ClaimState.CLAIMED:
+                claimed = await self.store.claim(key, owner, self.claim_seconds, kept_seconds=DEDUPE_TTL_SECONDS)
+                if claimed is not ClaimState.CLAIMED:
                     return
             except StoreError as exc:  # told once an outage (gateway/outage_log.py)
                 self.metrics.outages.failed("dispatcher", exc)
@@ -238,7 +240,7 @@ class Dispatcher:
         # The sender's conversation locked, read, and the claim renewed under the lock (checked again: a lease that
         # lapsed while waiting may have let another owner in), then the message's writes, the processed mark with
         # them and the lock's release: one round trip each on Redis.
-        claim = Claim(key, owner, self.claim_seconds)
+        claim = Claim(key, owner, self.claim_seconds, DEDUPE_TTL_SECONDS)
         async with self.store.locked_active(inbound.channel, inbound.sender, now, claim=claim) as (current, state):
             if state is ClaimState.DONE:
                 return False

@@ -325,7 +325,7 @@ class Actions:
             conversation = await self.store.get_conversation(conversation_id)
             if conversation is None or conversation.status != Status.QUEUED or conversation.queue is None:
                 return False
-            if any(e.conversation_id == conversation_id for e in await self.store.waiting()):
+            if conversation_id in await self.store.waiting_ids():
                 return False  # waiting: the record and the queue agree
             now = self.clock()
             entry = await self.store.queue_entry(conversation_id)

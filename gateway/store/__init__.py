@@ -147,6 +147,7 @@ class Claim:
     key: str
     owner: str
     lease_seconds: float
+    kept_seconds: int | None = None  # how long its processed mark is kept (``DedupeStore.claim``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,6 +352,14 @@ class ConversationStore(Protocol):
         """Conversations in this status, oldest first."""
         ...
 
+    async def conversation_ids_by_status(self, status: Status) -> set[str]:
+        """The ids of the conversations in this status, read from the store's index of statuses: no record read or
+        decoded, its cost that of the ids. Every conversation in this status is there; on Redis one whose status
+        just changed may be too (its index lists more, never less: a save joins the new status's set before the
+        record and leaves the others after it). For a check that reads only the few records it must look at
+        (``gateway/alerts.py``), each read again under its lock."""
+        ...
+
     async def flagged_conversations(self, limit: int) -> list[Conversation]:
         """The open conversations (bot, queued, with a listener) with a risk flag, the most recently flagged first
         (``Conversation.flagged_at``), ``limit`` at most: read from the store's index of them, kept by
@@ -459,7 +468,7 @@ class TranscriptStore(Protocol):
 class DedupeStore(Protocol):
     async def claim(
         self, key: str, owner: str, lease_seconds: float, *, now: datetime | None = None,
-        sender: tuple[ChannelName, str] | None = None,
+        sender: tuple[ChannelName, str] | None = None, kept_seconds: int | None = None,
     ) -> ClaimState:  # fmt: skip
         """Claim the inbound message ``key`` for ``owner`` for ``lease_seconds`` from ``now`` (default: the clock).
 
@@ -470,6 +479,12 @@ class DedupeStore(Protocol):
         ``sender``: whose active conversation this task looks up next (``active_conversation``, ``locked_active``);
         Redis reads the sender's address in the same round trip, SQLite the id of their active conversation in the
         same hop to its thread. Changes nothing else.
+
+        ``kept_seconds``: how long a processed mark of ``key`` is kept, the ``DoneMark.ttl_seconds`` every save of
+        such a key gives (the dispatcher's ``DEDUPE_TTL_SECONDS`` for an inbound message). Redis then looks for the
+        mark only on the days one can expire on (from today to the day ``kept_seconds`` from now, one more for the
+        instances' clocks: 10 days for 8 days kept, not the 33 of the longest-kept mark); None: every day a mark
+        may be kept (``redis_keys.SEEN_DAYS``). SQLite reads the one row either way.
         """
         ...
 
@@ -493,6 +508,11 @@ class QueueStore(Protocol):
 
     async def waiting(self, queue: str | None = None) -> list[QueueEntry]:
         """Waiting (not taken) entries, urgent before high before normal, then by arrival."""
+        ...
+
+    async def waiting_ids(self) -> set[str]:
+        """The ids of the conversations with an entry waiting (not taken) in any queue, read from the queues' order
+        without reading the entries."""
         ...
 
     async def position(self, conversation_id: str) -> int | None:

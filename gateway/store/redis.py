@@ -7,11 +7,13 @@ as steps sent in order on one connection (Redis runs a connection's commands in 
 of them done), ordered so that every prefix is safe:
 
 * **an index lists more, never less**: a conversation joins its status set, the creation index and (web chat, in
-  the bot or the queue) its client's set before its record is written, and leaves the other sets after (a held
-  conversation's taken queue entry too, once its record has ended: ``held_by`` drops one a crash left); an
+  the bot or the queue) its client's set before its record is written, and leaves the other sets after (the status
+  sets only when its status or flag changed since the record read with its lock: that record's save left them; a
+  held conversation's taken queue entry once its record has ended: ``held_by`` drops one a crash left); an
   outbox item is written before it is listed in its conversation's line (a reply's item with its transcript entry
   when a batch holds both, one script of their slot, ``put_entry_item``, with the message's other replies of the
-  conversation, then their line's step, one script of slot ``{outbox}``: ``HeldReplies``); readers check the
+  conversation and the young person's entry held just before them, then their line's step, one script of slot
+  ``{outbox}``: ``HeldReplies``); readers check the
   record or item they
   are pointed to and skip (or repair) the rest;
 * **the record and its processed mark are one step**: a conversation's record and the inbound id it processed
@@ -178,6 +180,11 @@ class HeldWrite:
     # joined by a later reply only if nothing was added to either since (``outbox_put``), so both keep their order
     conversation: str | None = None
     replies: HeldReplies | None = None
+    event: bool = False  # an event's publish: nothing is written, nothing waits for it (``outbox_put``)
+    # a record's save (of the conversation ``record``) that may release its lock in its script (``locked_batch``):
+    # the lock's key and its holder's token put in it at the flush
+    unlock: list[str] | None = None
+    record: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,13 +205,20 @@ class HeldReplies:
     before it is listed; the entries and the line keep the order of the puts (a group is joined only while nothing
     else was added to the conversation's transcript or line: ``HeldWrite.conversation``)."""
 
-    __slots__ = ("conversation_id", "items", "lines", "texts")
+    __slots__ = ("conversation_id", "entries", "items", "lines", "texts")
 
     def __init__(self, conversation_id: str) -> None:
         self.conversation_id = conversation_id
         self.texts: list[Reference] = []  # their shared texts: written first, never a reference to nothing
+        self.entries: list[Any] = []  # per entry without an item, written before the replies: its id, the entry
         self.items: list[Any] = []  # per reply: entry id, the entry, sealed payload, created µs, due µs, unread
         self.lines: list[Any] = []  # per reply: id, due µs, created µs
+
+    def add_entry(self, entry: HeldEntry) -> None:
+        """An entry without an item held just before the first reply (the young person's message), written first."""
+        if entry.shared is not None:
+            self.texts.append(entry.shared)
+        self.entries += [entry.id, entry.value]
 
     def add(self, entry: HeldEntry, item: OutboxItem, payload: bytes) -> None:
         due, created = to_us(item.next_attempt_at or item.created_at), to_us(item.created_at)
@@ -219,7 +233,7 @@ class HeldReplies:
             pipe.hsetnx(_key("texts"), shared.ref, shared.sealed)
         ids = self.lines[::3]
         keys = [*K.transcript_keys(conversation_id), *(K.outbox_item(conversation_id, item_id) for item_id in ids)]
-        _eval(pipe, "put_entry_item", keys, [conversation_id, *self.items])
+        _eval(pipe, "put_entry_item", keys, [conversation_id, len(self.entries) // 2, *self.entries, *self.items])
         _eval(pipe, "outbox_list", _line_keys(conversation_id), [conversation_id, *self.lines])
 
 
@@ -354,6 +368,8 @@ class RedisStore:
         # conversation id → (the task holding its lock, the record read when the lock was taken): served to that
         # task's ``get_conversation`` until a write of the record (see ``_acquire``)
         self._read_under_lock: dict[str, tuple[asyncio.Task[Any] | None, str | None]] = {}
+        # under the lock, the status and flagged rank of the record read with it (``save_conversation``)
+        self._indexed_under_lock: dict[str, tuple[asyncio.Task[Any] | None, Status, int | None]] = {}
         self._events = RedisEvents(client, *events_check)
         self._releases = Releases()  # locks and claims whose release failed, released again (redis_release.py)
         self._unread_since: int | None = None  # ``K.UNREAD_SINCE`` (None: unknown, every conversation is older)
@@ -577,7 +593,11 @@ class RedisStore:
         every writer of a record holds its lock, so nobody else changed it since (``_acquire``)."""
         read = self._read_under_lock.get(conversation_id)
         if read is not None and read[0] is asyncio.current_task():
-            return None if read[1] is None else self._conversation(read[1])
+            if read[1] is None:
+                return None
+            found = self._conversation(read[1])
+            self._indexed_under_lock[conversation_id] = (read[0], found.status, flagged_rank(found))
+            return found
         raw = await self._redis.get(K.conversation(conversation_id))
         return None if raw is None else self._conversation(raw)
 
@@ -593,19 +613,34 @@ class RedisStore:
         conversation ends, and an ended conversation never becomes active again (``lifecycle.FINAL``)."""
         c, address = conversation, self._active_key(conversation.channel, conversation.sender)
         self._read_under_lock.pop(c.id, None)
+        indexed = self._indexed_under_lock.pop(c.id, None)
         now_ms = to_us(datetime.now(UTC)) // 1000
         done_until = now_ms + done.ttl_seconds * 1000 if done is not None else 0
         others = [str(status) for status in Status if status != c.status]
         record, indexes, rank = self._sealed(c), [K.INDEX + "created", K.FLAGGED], flagged_rank(c)
+        # The other sets left only when the status or the flagged rank changed since the record was read under the
+        # lock (most messages change neither): that record's own save left them, after writing it. Skipped, a
+        # crash's leftover (the id still in a set it left) stays until the next change: an index lists more,
+        # never less, and its readers check the record. The join is always made: it is what keeps that rule.
+        leave = indexed is None or indexed != (asyncio.current_task(), c.status, rank)
+        held = not c.active or self._addressed.get() == (address, c.id)
+        # Nothing of the conversation's lock's order after the record (no set to leave, no client's set, no address to
+        # free, no claim before the flush that could drop the record's write): the lock may go with the record
+        unlock: list[str] | None = (
+            [] if held and c.active and not leave and (c.client is None or c.status in CLIENT_OPEN) else None
+        )
 
         def queue(pipe: Pipeline) -> None:
             _eval(pipe, "index_conversation", indexes,
                   [K.INDEX, c.id, to_us(c.created_at), str(c.status), "" if rank is None else rank])  # fmt: skip
             if c.client is not None and c.status in CLIENT_OPEN:
                 pipe.sadd(K.client(c.client), c.id)
-            _eval(pipe, "put_conversation", [K.conversation(c.id), K.done(c.id)],
-                  [record, "" if done is None else seen_digest(done.key), done_until, now_ms, 0])  # fmt: skip
-            _eval(pipe, "index_conversation", indexes, [K.INDEX, c.id, 0, "", "-" if rank is None else "", *others])
+            lock = unlock[:1] if unlock else []
+            _eval(pipe, "put_conversation", [K.conversation(c.id), K.done(c.id), *lock],
+                  [record, "" if done is None else seen_digest(done.key), done_until, now_ms, 0,
+                   *(unlock[1:] if unlock else [])])  # fmt: skip
+            if leave:
+                _eval(pipe, "index_conversation", indexes, [K.INDEX, c.id, 0, "", "-" if rank is None else "", *others])
             if not c.active:  # its queue entry after the record (a held one's: ``StatusEffects.finished``)
                 _eval(pipe, "remove_from_queue", [K.QUEUE + "entries"], [K.QUEUE, c.id, "0"])
             if c.client is not None and c.status not in CLIENT_OPEN:
@@ -615,8 +650,15 @@ class RedisStore:
             if done is not None:
                 _eval(pipe, "seen_mark", *_seen_mark(done.key, done_until, ""))
 
-        held = not c.active or self._addressed.get() == (address, c.id)
-        await self._write(queue, before=None if held else (lambda: self._claim_address(address, c.id)))
+        if held:
+            write = HeldWrite(queue, unlock=unlock, record=c.id)
+            batch = self._batch()
+            if batch is not None:
+                batch.append(write)
+            else:
+                await self._send([write])
+        else:
+            await self._write(queue, before=lambda: self._claim_address(address, c.id))
 
     async def _claim_address(self, address: str, conversation_id: str) -> Exception | None:
         """The sender's address for an active conversation: claimed, unless another live conversation holds it."""
@@ -634,6 +676,11 @@ class RedisStore:
         ids = _texts(await self._redis.smembers(K.status(str(status))))
         found = await self._conversations(sorted(ids))
         return sorted((c for c in found if c.status == status), key=lambda c: (c.created_at, c.id))
+
+    @_guarded
+    async def conversation_ids_by_status(self, status: Status) -> set[str]:
+        """The status's set (``K.status``): one ``SMEMBERS``, no record read."""
+        return set(_texts(await self._redis.smembers(K.status(str(status)))))
 
     @_guarded
     async def open_conversations_of_client(self, client: str) -> int:
@@ -866,7 +913,7 @@ class RedisStore:
     @_guarded
     async def claim(
         self, key: str, owner: str, lease_seconds: float, *, now: datetime | None = None,
-        sender: tuple[ChannelName, str] | None = None,
+        sender: tuple[ChannelName, str] | None = None, kept_seconds: int | None = None,
     ) -> ClaimState:  # fmt: skip
         """Under a conversation's lock the claim names that conversation. A lapsed claim that names one may have
         been saved there (its owner died between the record and the global mark): that conversation's processed
@@ -881,7 +928,7 @@ class RedisStore:
         seen, kept = K.seen_claim(key), int(CLAIM_KEPT.total_seconds())
         first = None if sender is None else self._active_key(*sender)
         for _ in range(3):
-            args = _claim_args(key, owner, lease_seconds, conversation_id, now)
+            args = _claim_args(key, owner, lease_seconds, conversation_id, now, kept_seconds)
             lease_end = args[2]
             if first is None:
                 found = _text(await self._script("claim", [seen], args))
@@ -943,6 +990,19 @@ class RedisStore:
             return []
         raws = await self._redis.hmget(K.QUEUE + "entries", ids)
         return [loads("queue", raw, decode_queue_entry) for raw in raws if raw is not None]
+
+    @_guarded
+    async def waiting_ids(self) -> set[str]:
+        """The queues' names, then their order (``waiting:<queue>``, members ``<rank>:<at>:<seq>:<id>``) in one
+        pipeline of the ``{queue}`` slot: two round trips, no entry read."""
+        names = _texts(await self._redis.smembers(K.QUEUE + "names"))
+        if not names:
+            return set()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.zrange(K.QUEUE + "waiting:" + name, 0, -1)
+            ordered = await pipe.execute()
+        return {member.split(":", 3)[3] for members in ordered for member in _texts(members)}
 
     @_riding
     async def position(self, conversation_id: str) -> int | None:
@@ -1090,10 +1150,19 @@ class RedisStore:
             # batch holds them and nothing was added to its transcript or line since (the same steps in the same order
             # for each reply, written earlier in the batch: before its events, still before the conversation's record)
             held.pop()
-            replies = next((w.replies for w in reversed(held) if w.conversation == conversation_id), None)
+            at = next((i for i in range(len(held) - 1, -1, -1) if held[i].conversation == conversation_id), None)
+            replies = None if at is None else held[at].replies
             if replies is None:
                 replies = HeldReplies(conversation_id)
-                held.append(HeldWrite(replies.queue, conversation=conversation_id, replies=replies))
+                write = HeldWrite(replies.queue, conversation=conversation_id, replies=replies)
+                plain = None if at is None else held[at].entry
+                if at is not None and plain is not None and all(w.event for w in held[at + 1 :]):
+                    # the entry held last before it without an item, only events since (the young person's message
+                    # and its event): in the same script, first, at its place (before its event, as it was)
+                    replies.add_entry(plain)
+                    held[at] = write
+                else:
+                    held.append(write)
             replies.add(last, item, payload)
             return
 
@@ -1408,7 +1477,12 @@ class RedisStore:
             channel = EVENTS_CHANNEL
         else:
             channel = K.CONVERSATION_EVENTS + about if about != ANY_CONVERSATION else K.ANY_CONVERSATION_EVENTS
-        await self._write(lambda pipe: pipe.publish(channel, message))
+        held = self._batch()
+        write = HeldWrite(lambda pipe: pipe.publish(channel, message), event=True)
+        if held is not None:
+            held.append(write)
+        else:
+            await self._send([write])
 
     @_guarded
     async def subscribe(self, *, everything: bool = True) -> SharedSubscription:
@@ -1488,6 +1562,7 @@ class RedisStore:
     @_guarded
     async def purge_conversation(self, stripped: Conversation) -> int:
         self._read_under_lock.pop(stripped.id, None)
+        self._indexed_under_lock.pop(stripped.id, None)  # its sets forgotten: the save below leaves every other
         count = await redis_retention.forget(self._redis, stripped.id, erase=False)
         await self.save_conversation(stripped)
         return count
@@ -1496,6 +1571,7 @@ class RedisStore:
     async def erase_conversation(self, conversation_id: str) -> int:
         found = await self.get_conversation(conversation_id)
         self._read_under_lock.pop(conversation_id, None)
+        self._indexed_under_lock.pop(conversation_id, None)
         record = None if found is None else Record(self._active_key(found.channel, found.sender), found.queue,
                                                    found.client)  # fmt: skip
         return await redis_retention.forget(self._redis, conversation_id, erase=True, record=record)
@@ -1683,7 +1759,11 @@ class RedisStore:
     ) -> AsyncIterator[ClaimState]:
         """The lock, and a batch whose pipeline also releases it, as its last step: the writes and the release in
         one round trip (the release checks the token, like ``Lock.release``: a lapsed lock, somebody else's now, is
-        left alone). Left by an exception: the writes are dropped and the lock released at once, as ``lock`` does.
+        left alone). When the batch's last write (events aside) is the conversation's record, with nothing of its
+        slot's order after it (``save_conversation``: no status set to leave, no address to free), the record's own
+        script releases the lock: one script less a message; the global processed mark may then follow the release,
+        which the claim's check of the conversation's marks already covers (a crash there: DONE, the mark repaired).
+        Left by an exception: the writes are dropped and the lock released at once, as ``lock`` does.
 
         ``claim`` rides with the lock's first attempt (a pipeline: the lock's slot, then the claim's), so a free
         lock is taken and the claim renewed, naming the conversation, in one round trip. When that attempt did
@@ -1710,7 +1790,11 @@ class RedisStore:
             renewal.cancel()
             owner = lease.local.token
             name = K.lock(conversation_id)
-            held.append(HeldWrite(lambda pipe: _eval(pipe, "unlock", [name], [owner])))
+            last = next((w for w in reversed(held) if not w.event), None)
+            if last is not None and last.unlock == [] and last.record == conversation_id:
+                last.unlock.extend([name, owner])  # the record's script releases it: the batch's last step of its slot
+            else:
+                held.append(HeldWrite(lambda pipe: _eval(pipe, "unlock", [name], [owner])))
             try:
                 await self._flush()
             except RedisError as error:  # the release may not have been made either: try it alone
@@ -1729,6 +1813,9 @@ class RedisStore:
         read = self._read_under_lock.get(conversation_id)
         if read is not None and read[0] is asyncio.current_task():
             del self._read_under_lock[conversation_id]
+        indexed = self._indexed_under_lock.get(conversation_id)
+        if indexed is not None and indexed[0] is asyncio.current_task():
+            del self._indexed_under_lock[conversation_id]
 
     async def _claimed(self, claim: Claim | None, answer: str | None) -> ClaimState:
         """Under the lock: the claim's state, from the answer it got riding with the lock when there is one."""
@@ -1736,7 +1823,7 @@ class RedisStore:
             return ClaimState.CLAIMED
         if answer is not None and not answer.startswith("check:"):
             return ClaimState(answer)
-        return await self.claim(claim.key, claim.owner, claim.lease_seconds)
+        return await self.claim(claim.key, claim.owner, claim.lease_seconds, kept_seconds=claim.kept_seconds)
 
     async def _acquire(self, conversation_id: str, timeout: float, claim: Claim | None = None) -> _Lease:
         """The conversation's lock, taken (StoreError after ``timeout`` s, or when Redis fails), with its record
@@ -1747,7 +1834,10 @@ class RedisStore:
         along = (
             None
             if claim is None
-            else (K.seen_claim(claim.key), _claim_args(claim.key, claim.owner, claim.lease_seconds, conversation_id))
+            else (
+                K.seen_claim(claim.key),
+                _claim_args(claim.key, claim.owner, claim.lease_seconds, conversation_id, None, claim.kept_seconds),
+            )
         )
         lease = _Lease(self._redis, conversation_id, timeout, along)
         try:
@@ -1792,14 +1882,30 @@ class RedisStore:
 
 
 def _claim_args(
-    key: str, owner: str, lease_seconds: float, conversation_id: str, now: datetime | None = None
+    key: str,
+    owner: str,
+    lease_seconds: float,
+    conversation_id: str,
+    now: datetime | None = None,
+    kept_seconds: int | None = None,
 ) -> list[Any]:
     """The ``claim`` script's ARGV (its KEYS: ``K.seen_claim(key)``): owner, now (ms), lease end (ms), the
     conversation it names, seconds kept, then where the processed marks of ``key`` are (the days to look at)."""
     now_ms = to_us(now or datetime.now(UTC)) // 1000
     today = to_us(datetime.now(UTC)) // 86_400_000_000  # the marks expire by the wall clock
     return [owner, now_ms, now_ms + int(lease_seconds * 1000), conversation_id, int(CLAIM_KEPT.total_seconds()),
-            K.SEEN, K.seen_shard(digest := seen_digest(key)), today, K.SEEN_DAYS, digest]  # fmt: skip
+            K.SEEN, K.seen_shard(digest := seen_digest(key)), today, _mark_days(kept_seconds), digest]  # fmt: skip
+
+
+def _mark_days(kept_seconds: int | None) -> int:
+    """The days after today on which a processed mark kept ``kept_seconds`` can expire, so be found (the claim's
+    scan: today and these). A mark saved at t0 (at or before now) for ``kept_seconds`` is in the hash of the day
+    t0 + kept_seconds falls on, no later than the day now + kept_seconds falls on: today + ceil(kept_seconds / a
+    day); one day more for a saving instance whose clock ran ahead. None (a key whose marks may be kept longer):
+    ``SEEN_DAYS``, the longest any mark is kept."""
+    if kept_seconds is None:
+        return K.SEEN_DAYS
+    return min(K.SEEN_DAYS, -(-kept_seconds // 86_400) + 1)
 
 
 class _Lease(Lock):

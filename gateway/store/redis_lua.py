@@ -150,9 +150,10 @@ local function held(item, token)
 end
 """
 
-# Conversations. KEYS: the record, the processed marks. ARGV: record, '' or the processed inbound key's digest
-# (``ids.seen_digest``), its expiry (ms),
-# now (ms), record TTL in s (0: none, a fresh record not claimed by its sender yet).
+# Conversations. KEYS: the record, the processed marks, and (a record whose save is its batch's last step of the
+# slot: ``RedisStore.locked_batch``) the conversation's lock. ARGV: record, '' or the processed inbound key's digest
+# (``ids.seen_digest``), its expiry (ms), now (ms), record TTL in s (0: none, a fresh record not claimed by its
+# sender yet), and with the lock its holder's token: the lock released after the record, as ``unlock`` does.
 _PUT_CONVERSATION = """
 if ARGV[5] ~= '0' then
   redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[5])
@@ -164,6 +165,7 @@ if ARGV[2] ~= '' then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
   redis.call('PEXPIREAT', KEYS[2], redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')[2])
 end
+if KEYS[3] and redis.call('GET', KEYS[3]) == ARGV[6] then redis.call('DEL', KEYS[3]) end
 return 1
 """
 
@@ -488,8 +490,10 @@ return 1
 
 # A message's replies of one conversation, each its transcript entry and its outbox item, in one step (one slot:
 # the conversation's), as ``put_entry`` then ``outbox_put_item`` would run them back to back for each in turn, a
-# short transcript read once. KEYS: the transcript, its index, its unread set, then the items. ARGV: conversation,
-# then per item: entry id, the entry, sealed payload, created µs, next attempt µs, its unread score or ''.
+# short transcript read once; before them, the entries held just before them without an item (the young person's
+# message), each as ``put_entry`` writes it. KEYS: the transcript, its index, its unread set, then the items. ARGV:
+# conversation, the number of entries without an item, each's id and entry, then per item: entry id, the entry,
+# sealed payload, created µs, next attempt µs, its unread score or ''.
 _PUT_ENTRY_ITEM = (
     _ENTRIES
     + """
@@ -501,9 +505,7 @@ if not indexed(KEYS[1], KEYS[2], redis.call('LLEN', KEYS[1])) then
     if nl then codes[string.sub(v, 1, nl - 1)] = string.sub(v, nl + 1, nl + 1) end
   end
 end
-for i = 4, #KEYS do
-  local a = 2 + (i - 4) * 6
-  local id = ARGV[a]
+local function put(id, value)  -- written once: the code of the entry there, or of this one once pushed
   local code
   if codes then
     code = codes[id]
@@ -512,10 +514,18 @@ for i = 4, #KEYS do
     if v then code = string.sub(v, #id + 2, #id + 2) end
   end
   if not code then
-    push_entry(KEYS[1], KEYS[2], id, ARGV[a + 1])
-    code = string.sub(ARGV[a + 1], #id + 2, #id + 2)
+    push_entry(KEYS[1], KEYS[2], id, value)
+    code = string.sub(value, #id + 2, #id + 2)
     if codes then codes[id] = code end
   end
+  return code
+end
+local plain = tonumber(ARGV[2])
+for j = 1, plain do put(ARGV[1 + 2 * j], ARGV[2 + 2 * j]) end
+for i = 4, #KEYS do
+  local a = 3 + 2 * plain + (i - 4) * 6
+  local id = ARGV[a]
+  local code = put(id, ARGV[a + 1])
   if not redis.call('HGET', KEYS[i], 'status') and code == 'p' then
     redis.call('HSET', KEYS[i], 'id', id, 'conv', ARGV[1], 'payload', ARGV[a + 2], 'created_us', ARGV[a + 3],
                'next_us', ARGV[a + 4], 'attempts', 0, 'status', 'pending')

@@ -520,6 +520,10 @@ class SqliteStore:
         )
         return [self._conversation(row["data"]) for row in rows]
 
+    async def conversation_ids_by_status(self, status: Status) -> set[str]:
+        rows = await self._select("SELECT id FROM conversations WHERE status = ?", (str(status),))
+        return {row["id"] for row in rows}
+
     async def flagged_conversations(self, limit: int) -> list[Conversation]:
         """On the partial index ``conversations_flagged`` (``_FLAGGED_INDEX``): ``limit`` rows read."""
         rows = await self._select(
@@ -724,7 +728,7 @@ class SqliteStore:
 
     async def claim(
         self, key: str, owner: str, lease_seconds: float, *, now: datetime | None = None,
-        sender: tuple[ChannelName, str] | None = None,
+        sender: tuple[ChannelName, str] | None = None, kept_seconds: int | None = None,
     ) -> ClaimState:  # fmt: skip
         """``sender``: the id of its active conversation is read in the same hop to the store's thread and kept for
         this task's next ``locked_active``, which locks that conversation without looking it up again (and looks
@@ -772,6 +776,10 @@ class SqliteStore:
             (queue, queue),
         )
         return [_queue_entry(row) for row in rows]
+
+    async def waiting_ids(self) -> set[str]:
+        rows = await self._select("SELECT conversation_id FROM queue WHERE taken_by IS NULL", ())
+        return {row["conversation_id"] for row in rows}
 
     async def position(self, conversation_id: str) -> int | None:
         def work(conn: sqlite3.Connection) -> int | None:

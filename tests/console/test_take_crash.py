@@ -16,13 +16,15 @@ pipeline, before the record's write (``tests/cutting_proxy.py``), the prefix a d
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import pytest
+import redis.asyncio
 
 from gateway.alerts import Watch
-from gateway.conversation import Status
+from gateway.conversation import Priority, Status
 from gateway.errors import StoreError
 from gateway.messages import ChannelName, Inbound
 from gateway.metrics import Metrics
@@ -159,6 +161,46 @@ async def test_a_take_pipeline_cut_is_settled_by_the_next_check_told_once(
     assert audited[0].action == "take_completed" and await redis_store.waiting() == []
     assert await redis_store.held_by("anne") == 1
     assert await told_joined(redis_store, conversation_id, clock()) == 1
+
+
+async def commands_during(url: str, work: Any) -> list[str]:
+    """The commands Redis ran while ``work`` was awaited (``MONITOR``; a script's own calls included), up to a
+    marker sent after it."""
+    client = redis.asyncio.Redis.from_url(url)
+    try:
+        async with client.monitor() as monitor:
+            await work
+            await client.echo("end-of-work")
+            seen: list[str] = []
+            async with asyncio.timeout(10):  # a safety net against a hang, not a timing assumption
+                while "end-of-work" not in (command := (await monitor.next_command())["command"]):
+                    seen.append(command)
+            return seen
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.redis
+async def test_a_check_reads_no_record_of_a_young_person_waiting_in_line(
+    redis_store: Store, redis_url: str, clock: Clock
+) -> None:
+    """The check compares ids (the queued status's index against the queues' order): with 40 young people waiting
+    in line it reads none of their records nor their entries, only the one whose take was cut short, which it puts
+    back in line. Before, it read every queued record and every waiting entry every 10 s on each instance."""
+    ids = []
+    for n in range(41):
+        conversation, _ = await redis_store.active_conversation(ChannelName.TELEGRAM, f"sender-{n}", clock())
+        await redis_store.enqueue(conversation.id, "listeners", Priority.NORMAL, clock())
+        await redis_store.save_conversation(replace(conversation, status=Status.QUEUED, queue="listeners"))
+        ids.append(conversation.id)
+    cut = ids.pop()
+    await redis_store.take(cut, "anne", clock())  # a take cut short after its queue step
+    commands = await commands_during(redis_url, next_check(redis_store, clock))
+    assert not [c for c in commands if any(i in c for i in ids)], "a waiting young person's record or entry read"
+    assert [c for c in commands if f"hg:c:{{{cut}}}" in c]  # the one to repair: its record read
+    assert await redis_store.waiting_ids() == {cut, *ids}
+    [audited] = [e for e in await redis_store.audit_log() if e.action == "back_in_line"]
+    assert audited.subject == cut
 
 
 class PausesAfterTake(Dying):

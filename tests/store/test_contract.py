@@ -471,6 +471,29 @@ async def test_remove_from_queue_waiting_or_taken(store: Store) -> None:
         await store.requeue("b")
 
 
+async def test_ids_by_status_and_waiting_ids_follow_takes_hand_backs_and_removals(store: Store) -> None:
+    """The ids the alert checks compare (``gateway/alerts.py``: a record queued with no entry waiting), read from
+    the indexes alone: the queued conversations' ids, the ids with an entry waiting in any queue."""
+    a, _ = await store.active_conversation(TG, unique("a"), T0)
+    b, _ = await store.active_conversation(TG, unique("b"), minutes(1))
+    assert await store.conversation_ids_by_status(Status.QUEUED) == set() and await store.waiting_ids() == set()
+    for conversation, queue in ((a, "general"), (b, "lgbt")):
+        await store.enqueue(conversation.id, queue, Priority.NORMAL, conversation.created_at)
+        await store.save_conversation(replace(conversation, status=Status.QUEUED, queue=queue))
+    assert await store.conversation_ids_by_status(Status.QUEUED) == {a.id, b.id}
+    assert await store.conversation_ids_by_status(Status.BOT) == set()
+    assert await store.waiting_ids() == {a.id, b.id}
+    await store.take(b.id, "anne", minutes(2))
+    assert await store.waiting_ids() == {a.id}  # taken: no entry waiting, whatever the record says yet
+    await store.save_conversation(replace(b, status=Status.WITH_LISTENER, queue="lgbt", listener="anne"))
+    assert await store.conversation_ids_by_status(Status.QUEUED) == {a.id}
+    assert await store.conversation_ids_by_status(Status.WITH_LISTENER) == {b.id}
+    await store.requeue(b.id)
+    assert await store.waiting_ids() == {a.id, b.id}
+    await store.remove_from_queue(a.id)
+    assert await store.waiting_ids() == {b.id}
+
+
 async def test_enqueue_again_replaces_the_entry(store: Store) -> None:
     await store.enqueue("a", "general", Priority.NORMAL, minutes(0))
     await store.enqueue("b", "general", Priority.NORMAL, minutes(1))

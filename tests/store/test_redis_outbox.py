@@ -3,6 +3,7 @@ aside, and every other conversation's messages, and its own conversation's next 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -111,6 +112,48 @@ async def test_a_reply_entry_and_its_outbox_item_held_together_are_one_step(
         [shown] = await store.transcript("A")
         assert (shown.delivery, shown.provider_message_id) == (Delivery.SENT, "m.r1")
     finally:
+        client.close()
+        await store.close()
+
+
+@pytest.mark.parametrize("url", ["redis_url", "redis_cluster_url"])
+async def test_the_young_persons_entry_and_its_event_then_the_replies_are_one_step(
+    url: str, request: pytest.FixtureRequest
+) -> None:
+    """A message's writes as the dispatcher holds them: the young person's entry, its event, then each reply's entry
+    and outbox item. The young person's entry joins the replies' script at its place (before its event, first in
+    the transcript): one script for every entry and item, the transcript read once, then the line's. The same
+    outcomes as the steps one by one: every entry written once however often the processing is retried, in order,
+    the event published, each reply handed out once."""
+    redis_url: str = request.getfixturevalue(url)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushdb()
+    store = await open_store(redis_url, keys=store_keys(redis_url))
+    subscription = await store.subscribe()
+    try:
+        said = TranscriptEntry("u1", "A", T0, Author.USER, "salut", delivery=Delivery.DELIVERED)
+        replies = [TranscriptEntry(f"r{n}", "A", T0, Author.BOT, f"bonjour {n}") for n in (1, 2)]
+
+        async def message() -> None:
+            async with store.batch():
+                await store.append_transcript(said)
+                await store.publish(EntryAdded("A", said))
+                for reply in replies:
+                    await store.append_transcript(reply)
+                    await store.outbox_put(OutboxItem(reply.id, "A", {"text": reply.text}, T0))
+
+        before = _evals(client)
+        await message()
+        assert _evals(client) - before == 2  # every entry and item, then the conversation's line
+        async with asyncio.timeout(10):  # a safety net against a hang, not a timing assumption
+            event = await anext(subscription)
+        assert isinstance(event, EntryAdded) and event.entry.id == "u1"
+        await message()  # a retried processing: nothing twice
+        assert [(e.id, e.author, e.text) for e in await store.transcript("A")] == [
+            ("u1", Author.USER, "salut"), ("r1", Author.BOT, "bonjour 1"), ("r2", Author.BOT, "bonjour 2")]  # fmt: skip
+        assert [item.id for item in await store.outbox_due(T0, 10, run=8)] == ["r1", "r2"]
+    finally:
+        await subscription.aclose()
         client.close()
         await store.close()
 

@@ -6,16 +6,30 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
 
 from gateway.conversation import Conversation, Status
+from gateway.events import QueueChanged
 from gateway.ids import seen_digest
 from gateway.messages import ChannelName
-from gateway.store import Author, Claim, ClaimState, Delivery, DoneMark, OutboxItem, Store, TranscriptEntry, open_store
+from gateway.store import (
+    Author,
+    Claim,
+    ClaimState,
+    Delivery,
+    DoneMark,
+    OutboxItem,
+    Store,
+    TimerKind,
+    TranscriptEntry,
+    open_store,
+)
 from gateway.store import redis_keys as K
+from gateway.store.codec import to_us
 from gateway.testing import store_keys
 
 pytestmark = pytest.mark.redis
@@ -245,3 +259,108 @@ async def test_an_owner_renewing_after_another_saved_the_message_finds_it_done(
         assert await store.claim(KEY, "fast", 10) is ClaimState.CLAIMED
         await store.save_conversation(conversation, done=DoneMark(KEY, 3600))
     assert await store.claim(KEY, "slow", 10) is ClaimState.DONE
+
+
+def _calls(client: redis.Redis, command: str) -> int:
+    found = client.info("commandstats").get(f"cmdstat_{command}")
+    return int(found["calls"]) if found else 0
+
+
+EIGHT_DAYS = 8 * 24 * 3600  # the dispatcher's DEDUPE_TTL_SECONDS
+
+
+async def test_a_claim_told_how_long_its_mark_is_kept_looks_only_where_such_a_mark_can_be(
+    opened: tuple[Store, redis.Redis],
+) -> None:
+    """A message's processed mark is kept 8 days (``DEDUPE_TTL_SECONDS``), in the hash of the day it expires on:
+    saved at or before now, that day is at most 8 days from today, one more for an instance whose clock ran ahead.
+    The dispatcher's claim says so (``kept_seconds``): it reads those 10 days' marks, not the 33 of the
+    longest-kept mark (a notice's code), and finds a mark on each of them."""
+    store, client = opened
+    digest = seen_digest(KEY)
+    before = _calls(client, "hexists")
+    assert await store.claim(KEY, "first", 10, kept_seconds=EIGHT_DAYS) is ClaimState.CLAIMED
+    assert _calls(client, "hexists") - before == 10
+    await store.release(KEY, "first")
+    for ahead in range(10):
+        today = to_us(datetime.now(UTC)) // 86_400_000_000
+        marks = K.seen_marks(today + ahead, K.seen_shard(digest))
+        client.hset(marks, digest, "1")
+        found = await store.claim(KEY, f"again-{ahead}", 10, kept_seconds=EIGHT_DAYS)
+        if to_us(datetime.now(UTC)) // 86_400_000_000 == today:  # (midnight, UTC, between the two: not this time)
+            assert found is ClaimState.DONE, ahead
+        client.hdel(marks, digest)
+
+
+async def test_a_mark_saved_is_found_by_a_claim_told_how_long_it_is_kept(opened: tuple[Store, redis.Redis]) -> None:
+    store, _ = opened
+    conversation, _ = await store.active_conversation(TG, "chat-12", T0)
+    async with store.locked_batch(conversation.id, claim=Claim(KEY, "me", 10, EIGHT_DAYS)) as state:
+        assert state is ClaimState.CLAIMED
+        await store.save_conversation(conversation, done=DoneMark(KEY, EIGHT_DAYS))
+    assert await store.claim(KEY, "redelivered", 10, kept_seconds=EIGHT_DAYS) is ClaimState.DONE
+
+
+async def test_a_save_under_the_lock_leaves_the_other_status_sets_only_when_its_status_changed(
+    opened: tuple[Store, redis.Redis],
+) -> None:
+    """Most messages change neither the status nor the flag: their save joins the status's set (before the record:
+    an index lists more, never less) and no longer leaves the others (six commands in a script), which the save of
+    the record read under the lock left already. A crash's leftover (the id in a set it left) stays until the
+    status next changes, read past by every reader as before (they check the record)."""
+    store, client = opened
+    conversation, _ = await store.active_conversation(TG, "chat-11", T0)
+    client.sadd(K.status(str(Status.QUEUED)), conversation.id)  # a crash's leftover
+    before = _calls(client, "srem")
+    async with store.locked_batch(conversation.id):
+        current = await store.get_conversation(conversation.id)
+        assert current is not None
+        await store.save_conversation(current)  # still with the bot
+    assert _calls(client, "srem") == before  # the other sets not left again
+    assert client.sismember(K.status(str(Status.BOT)), conversation.id)
+    assert await store.conversations_by_status(Status.QUEUED) == []  # the leftover read past
+    for status in (Status.QUEUED, Status.WITH_LISTENER):
+        async with store.locked_batch(conversation.id):
+            current = await store.get_conversation(conversation.id)
+            assert current is not None
+            await store.save_conversation(replace(current, status=status, queue="listeners"))
+        assert _calls(client, "srem") > before  # changed: the others left
+        members = {s: client.sismember(K.status(str(s)), conversation.id) for s in Status}
+        assert members == {s: s == status for s in Status}
+        before = _calls(client, "srem")
+
+
+def _scripts(client: redis.Redis) -> int:
+    return _calls(client, "eval") + _calls(client, "evalsha")
+
+
+async def test_the_lock_goes_with_the_record_when_its_save_is_the_batchs_last_write(
+    opened: tuple[Store, redis.Redis],
+) -> None:
+    """A message's batch ends with its record's save (then its events): the record's script releases the lock (one
+    script less a message), checking the token as ``unlock`` does, so a lock that lapsed and is somebody else's now
+    is left alone. Another write after the save: the release stays the batch's last step, alone."""
+    store, client = opened
+    conversation, _ = await store.active_conversation(TG, "chat-13", T0)
+    before = _scripts(client)
+    async with store.locked_batch(conversation.id):
+        current = await store.get_conversation(conversation.id)
+        assert current is not None
+        await store.save_conversation(current)
+        await store.publish(QueueChanged())  # events may follow
+    assert _scripts(client) - before == 3  # the lock taken, the status set joined, the record with the release
+    assert not client.exists(K.lock(conversation.id))
+    before = _scripts(client)
+    async with store.locked_batch(conversation.id):
+        current = await store.get_conversation(conversation.id)
+        assert current is not None
+        await store.save_conversation(current)
+        await store.cancel_timers(conversation.id, TimerKind.IDLE_CLOSE)  # a write after the record
+    assert _scripts(client) - before == 5  # taken, joined, the record, the timers, then the release alone
+    assert not client.exists(K.lock(conversation.id))
+    async with store.locked_batch(conversation.id):
+        current = await store.get_conversation(conversation.id)
+        assert current is not None
+        client.set(K.lock(conversation.id), "somebody-else")  # this holder's lease lapsed, another took the lock
+        await store.save_conversation(current)
+    assert client.get(K.lock(conversation.id)) == "somebody-else"  # not freed by the record's script
