@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 
 from gateway.app import STORE
 from gateway.console.auth import hash_password
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.browser
 TAKEN = "Un·e collègue a pris cette conversation"
 
 
-async def both_reading_the_card(server: TestServer, anne: Page, bruno: Page) -> None:
+async def both_reading_the_card(anne: Page, bruno: Page) -> None:
     for listener in (anne, bruno):
         await expect(listener.locator("#waiting .card")).to_have_count(1)
         await listener.locator("#waiting .card .card-open").click()
@@ -56,7 +56,7 @@ async def test_the_listener_who_loses_a_take_race_is_told_a_colleague_took_it(
         anne, bruno = await log_in(desk, server, "anne"), await log_in(other_desk, server, "bruno")
         young = await open_chat(phone, server)
         await walk_to_queue(young)
-        await both_reading_the_card(server, anne, bruno)
+        await both_reading_the_card(anne, bruno)
 
         async with anne.expect_response("**/take") as anne_took, bruno.expect_response("**/take") as bruno_took:
             await asyncio.gather(anne.locator("#take").click(), bruno.locator("#take").click())
@@ -87,7 +87,7 @@ async def test_a_card_being_read_when_a_colleague_takes_it_is_replaced_by_the_ne
     ):
         anne, bruno = await log_in(desk, server, "anne"), await log_in(other_desk, server, "bruno")
         await walk_to_queue(await open_chat(phone, server))
-        await both_reading_the_card(server, anne, bruno)
+        await both_reading_the_card(anne, bruno)
         anne_draft = anne.locator("#reply")
         await anne_draft.fill("semble inquiet")  # a private note begun on the card
 
@@ -115,8 +115,8 @@ async def test_a_supervisor_who_loses_the_race_sees_who_holds_it(
     async with french_window(browser, 1280, 820) as other_desk, french_window(browser, 390, 780) as phone:
         sonia, bruno = await log_in(desk, server, "sonia"), await log_in(other_desk, server, "bruno")
         await walk_to_queue(await open_chat(phone, server))
-        await both_reading_the_card(server, sonia, bruno)
-        await sonia.route("**/api/conversations/*/take", lambda route: asyncio.ensure_future(late(route, bruno)))
+        await both_reading_the_card(sonia, bruno)
+        await sonia.route("**/api/conversations/*/take", lambda route: after_bruno_took(route, bruno))
 
         await sonia.locator("#take").click()  # her request reaches the server after Bruno's take
 
@@ -126,7 +126,32 @@ async def test_a_supervisor_who_loses_the_race_sees_who_holds_it(
         await expect(sonia.locator("#composer")).to_have_attribute("data-mode", "note")
 
 
-async def late(route, bruno: Page) -> None:  # type: ignore[no-untyped-def]
+async def after_bruno_took(route: Route, bruno: Page) -> None:
+    """Sonia's take goes on to the server once Bruno's took the conversation."""
     await bruno.locator("#take").click()
     await expect(bruno.locator("#composer")).to_have_attribute("data-mode", "reply")
     await route.continue_()
+
+
+async def test_a_race_from_the_queue_s_cards_tells_the_loser_too(
+    desk: BrowserContext, browser: Browser, server: TestServer
+) -> None:
+    """Nothing open: both click the card's own "Prendre". The loser's card goes, and a line says why."""
+    store = server.app[STORE]
+    for name in ("anne", "bruno"):
+        await store.add_listener(Listener(name, hash_password(PASSWORD), capacity=3))
+    async with french_window(browser, 1280, 820) as other_desk, french_window(browser, 390, 780) as phone:
+        anne, bruno = await log_in(desk, server, "anne"), await log_in(other_desk, server, "bruno")
+        await walk_to_queue(await open_chat(phone, server))
+        for listener in (anne, bruno):
+            await expect(listener.locator("#waiting .card")).to_have_count(1)
+        async with anne.expect_response("**/take") as anne_took, bruno.expect_response("**/take") as bruno_took:
+            await asyncio.gather(*(page.locator("#waiting .card .take").click() for page in (anne, bruno)))
+        assert {(await anne_took.value).status, (await bruno_took.value).status} == {200, 409}
+
+        [held] = await store.conversations_by_status(Status.WITH_LISTENER)
+        winner, loser = (anne, bruno) if held.listener == "anne" else (bruno, anne)
+        await expect(winner.locator("#composer")).to_have_attribute("data-mode", "reply")
+        await expect(loser.locator("#gone")).to_contain_text(f"{TAKEN} ({held.pseudonym})")
+        await expect(loser.locator("#waiting .card")).to_have_count(0)
+        await expect(loser.locator("#conversation")).to_be_hidden()

@@ -249,10 +249,16 @@
         loadQueue();
         return;
       }
-      if ((response.data || {}).error === "taken") { state.lost[id] = true; }
+      var taken = (response.data || {}).error === "taken";
+      var card = state.waiting.filter(function (c) { return c.id === id; })[0];
+      if (taken) { state.lost[id] = true; }
       toast(refusal(response), true);
       loadQueue();
-      if (state.current && state.current.id === id) { openConversation(id); }  // never the panel from before
+      if (state.current && state.current.id === id) {
+        openConversation(id);  // never the panel from before: gone (said there), or a supervisor's, refreshed
+      } else if (taken && card) {
+        tellGone("gone.taken", card.pseudonym);  // its card's "Prendre": the toast fades, this line stays
+      }
     });
   }
 
@@ -606,10 +612,14 @@
     var why = error === "not_found" ? "gone.not_found" : state.lost[id] ? "gone.taken" : "gone.forbidden";
     var name = state.current.pseudonym;
     closePanel();
-    state.gone = { key: why, name: name };
-    $("gone").hidden = false;  // shown, then filled: a screen reader announces the status line's new text
-    $("gone").textContent = t(why, { name: name });
+    tellGone(why, name);
     loadQueue();
+  }
+
+  function tellGone(key, name) {
+    state.gone = { key: key, name: name };
+    $("gone").hidden = false;  // shown, then filled: a screen reader announces the status line's new text
+    $("gone").textContent = t(key, { name: name });
   }
   $("handback").addEventListener("click", function () { act("hand-back", undefined, t("toast.handedback")); });
   $("refer-open").addEventListener("click", function () { $("refer-dialog").showModal(); });
