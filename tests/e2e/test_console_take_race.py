@@ -95,6 +95,10 @@ async def test_a_card_being_read_when_a_colleague_takes_it_is_replaced_by_the_ne
         await expect(bruno.locator("#composer")).to_have_attribute("data-mode", "reply")
         await expect_told_and_panel_gone(anne)
         await expect(anne.locator(".toast.error-toast")).to_have_count(0)  # not "not visible": the news itself
+        await anne.locator('.lang-switch [data-lang="en"]').click()  # the line follows the console's language
+        await expect(anne.locator("#gone")).to_contain_text("A colleague took this conversation")
+        await anne.locator('.lang-switch [data-lang="fr"]').click()
+        await expect(anne.locator("#gone")).to_contain_text(TAKEN)
 
         # The line lasts until she moves on: the next young person's card opens and the line goes.
         await walk_to_queue(await open_chat(second_phone, server))
