@@ -152,8 +152,16 @@ class Engine:
             return result
         interrupted = self.interrupt(result.state, text, now=now, reading=reading)
         if interrupted is None:
-            return result
+            return self._thanked(result) if state.noted else result
         return StepResult(interrupted.state, result.replies + interrupted.replies, interrupted.outcome)
+
+    def _thanked(self, result: StepResult) -> StepResult:
+        """An opening message that answered a later question ("on m'a piraté mon compte insta" on Messenger) is
+        thanked just before the first question, as at a question (``noted_for_later``, when the flow has it)."""
+        if result.outcome is not None or result.state.step is None or "noted_for_later" not in self.flow.messages:
+            return result
+        thanks = Reply(self.message("noted_for_later", result.state.language))
+        return replace(result, replies=(*result.replies[:-1], thanks, result.replies[-1]))
 
     def step(
         self,

@@ -39,6 +39,10 @@ def run(engine: Engine, turns: list[str], last: Reading | None = None, now: date
     return step
 
 
+def texts(step: StepResult) -> list[str]:
+    return [reply.text for reply in step.replies]
+
+
 @pytest.mark.parametrize(
     ("risk", "route", "priority", "partners"),
     [
@@ -143,11 +147,13 @@ def test_the_opening_message_answers_age_and_topic_in_advance(engine: Engine) ->
         channel="webchat", now=OPEN, language_hint="fr", text="slt jsuis harcelée sur insta j'ai 14 ans"
     )
     assert step.state.step == "urgency" and step.state.noted == {"age": "14", "topic": "cyberharassment"}
-    texts: list[str] = []
+    *_, thanks, question = texts(step)  # the opening message is thanked just before the first question
+    assert thanks.startswith("Merci de me l'avoir dit") and question.startswith("D'abord, une question importante")
+    said: list[str] = []
     for turn in ["non", "français", "moi"]:
         step = engine.step(step.state, turn, now=OPEN)
-        texts.extend(r.text for r in step.replies)
-    assert not any("Quel âge" in t or "Qu'est-ce qui se passe" in t for t in texts)
+        said.extend(texts(step))
+    assert not any("Quel âge" in t or "Qu'est-ce qui se passe" in t for t in said)
     assert step.state.step == "details"
     assert step.state.fields["age"] == "14" and step.state.fields["topic"] == "cyberharassment"
     step = engine.step(step.state, "depuis un mois", now=OPEN)
@@ -171,6 +177,19 @@ def test_the_model_topic_of_an_earlier_message(engine: Engine) -> None:
     assert step.state.step == "details" and step.state.how["topic"] == "earlier:model:0.70"
 
 
+@pytest.mark.parametrize("at", [OPEN, CLOSED])
+def test_an_opening_message_that_answers_nothing_later_is_not_thanked(engine: Engine, at: datetime) -> None:
+    step = engine.start(channel="messenger", now=at, language_hint="fr", text="bonjour")
+    assert not any("Je le note pour la suite" in t for t in texts(step))
+
+
+def test_at_night_the_thanks_come_after_the_closed_line_just_before_the_question(engine: Engine) -> None:
+    step = engine.start(channel="messenger", now=CLOSED, language_hint="fr", text="on m'a piraté mon compte insta")
+    said = texts(step)
+    assert "Le chat du 3018 est fermé" in said[-3] and said[-2].startswith("Merci de me l'avoir dit")
+    assert said[-1].startswith("D'abord, une question importante") and step.state.noted == {"topic": "hacked"}
+
+
 def test_a_bare_number_is_not_an_age_in_advance(engine: Engine) -> None:
     step = engine.start(channel="webchat", now=OPEN, language_hint="fr", text="on est 3 à me harceler")
     assert "age" not in step.state.noted
@@ -187,10 +206,6 @@ def test_the_opening_message_still_interrupts(engine: Engine) -> None:
 # Oui/Non got "je n'ai pas bien compris", and was asked the topic again later.
 
 STORY = "on a mis mes photos sur un groupe snap"
-
-
-def texts(step: StepResult) -> list[str]:
-    return [reply.text for reply in step.replies]
 
 
 def test_a_story_at_the_danger_question_is_thanked_kept_and_the_question_asked_again(engine: Engine) -> None:
