@@ -152,8 +152,16 @@ class Engine:
             return result
         interrupted = self.interrupt(result.state, text, now=now, reading=reading)
         if interrupted is None:
-            return result
+            return self._thanked(result) if state.noted else result
         return StepResult(interrupted.state, result.replies + interrupted.replies, interrupted.outcome)
+
+    def _thanked(self, result: StepResult) -> StepResult:
+        """An opening message that answered a later question ("on m'a piraté mon compte insta" on Messenger) is
+        thanked just before the first question, as at a question (``noted_for_later``, when the flow has it)."""
+        if result.outcome is not None or result.state.step is None or "noted_for_later" not in self.flow.messages:
+            return result
+        thanks = Reply(self.message("noted_for_later", result.state.language))
+        return replace(result, replies=(*result.replies[:-1], thanks, result.replies[-1]))
 
     def step(
         self,
@@ -253,12 +261,14 @@ class Engine:
         return local.get(language) or local.get(self.flow.default_language) or next(iter(local.values()), "")
 
     def summary(self, state: State) -> tuple[tuple[str, str], ...]:
-        """The gathered fields as (label, value) pairs, in the flow's default language (the listeners')."""
-        names = self.flow.summary or list(state.fields)
+        """The gathered fields as (label, value) pairs, in the flow's default language (the listeners'). A field an
+        earlier message gave whose question was not reached (an urgent route, an interrupt) is shown too, as from
+        an earlier message: a listener choosing whom to take reads "Sujet" on the card."""
+        values = {**state.noted, **state.fields}
+        hows = {n: state.how.get(n) if n in state.fields else "earlier:" + state.how.get(n, "typed") for n in values}
+        names = self.flow.summary or list(values)
         return tuple(
-            (self._field_labels.get(n, n), self._shown(n, state.fields[n], state.how.get(n)))
-            for n in names
-            if n in state.fields
+            (self._field_labels.get(n, n), self._shown(n, values[n], hows.get(n))) for n in names if n in values
         )
 
     def _shown(self, field_name: str, value: str, how: str | None) -> str:
@@ -306,8 +316,10 @@ class Engine:
         assert state.step is not None
         step = self.flow.steps[state.step]
         understood = self._understand(state.step, step, answer, payload, reading)
-        if understood is None:
-            return self._not_understood(state, step, now, self._media_only(answer, payload, media))
+        if understood is None:  # what it says to later questions is kept all the same (never ask twice)
+            gives = self.understood.in_advance(answer, reading, state.fields, step.store)
+            state = self._note(state, answer, reading, step.store)
+            return self._not_understood(state, step, now, self._media_only(answer, payload, media), bool(gives))
         state = self._note(state, answer, reading, step.store)
         state = replace(self._store(state, step, *understood), attempts=0)
         return self._run_from(self._next(step, state, now), state, [], now)
@@ -352,15 +364,19 @@ class Engine:
         hows = {**state.how, **{name: how for name, (_, how) in found.items()}}
         return replace(state, noted=noted, how=hows)
 
-    def _not_understood(self, state: State, step: Step, now: datetime, media: bool) -> StepResult:
-        """Asked again, with why (a file it cannot read, else the step's retry or "not understood"); past the
-        step's retries, to a human (the fallback): a young person who can only send voice messages reaches one."""
+    def _not_understood(self, state: State, step: Step, now: datetime, media: bool, kept: bool = False) -> StepResult:
+        """Asked again, with why (a file it cannot read; thanks for an answer to a later question, ``kept``: "on a
+        mis mes photos sur un groupe snap" at the danger question; else the step's retry or "not understood"); past
+        the step's retries, to a human (the fallback): a young person who can only send voice messages, or who
+        tells their story at every question, reaches one."""
         limit = self.flow.retries if step.retries is None else step.retries
         if state.attempts >= limit:
             return self._fallback(state, [], now)
         assert state.step is not None
         if media:
             sorry = self.message("media_unread", state.language)
+        elif kept and "noted_for_later" in self.flow.messages:
+            sorry = self.message("noted_for_later", state.language)
         elif step.retry:
             sorry = self.text(step.retry, state.language)
         else:

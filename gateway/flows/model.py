@@ -292,6 +292,7 @@ OPTIONAL_MESSAGES: tuple[str, ...] = (
     "media_unread",  # a voice message, photo or video without words at a question (else "not_understood")
     "listener_disconnected",  # the listener left their console: back in line (else DEFAULT_MESSAGES')
     "closed_line_again",  # the closed line told again within the hour at a hand-off: a reminder (else nothing)
+    "noted_for_later",  # an answer that is not this question's but answers a later one: thanks (else not_understood)
 )
 # What an optional message says when flows.yaml does not (the young person is never left without a word).
 DEFAULT_MESSAGES: dict[str, LocalText] = {

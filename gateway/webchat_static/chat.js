@@ -13,7 +13,7 @@
   var TEXTS = {
     fr: { title: "Besoin de parler ?", end: "Terminer", quickExit: "Sortie rapide", choices: "Réponses proposées",
       typing: "Un·e écoutant·e écrit…", ended: "Conversation terminée.", newConversation: "Nouvelle conversation",
-      inputLabel: "Ton message", placeholder: "Écris ton message…", send: "Envoyer",
+      inputLabel: "Ton message", placeholder: "Écris ici…", send: "Envoyer",
       hint: "Appuie deux fois sur Échap pour quitter rapidement.", reconnecting: "Reconnexion…",
       hintTouch: "Le bouton « Sortie rapide », en haut, te fait quitter tout de suite.",
       queued: "En attente d'un·e écoutant·e — position ", withListener: "Un·e écoutant·e est avec toi.",
@@ -33,7 +33,7 @@
         other: "Cette image n'a pas pu être envoyée. Réessaie dans un moment." } },
     en: { title: "Need to talk?", end: "End", quickExit: "Quick exit", choices: "Suggested answers",
       typing: "A listener is typing…", ended: "Conversation ended.", newConversation: "New conversation",
-      inputLabel: "Your message", placeholder: "Write your message…", send: "Send",
+      inputLabel: "Your message", placeholder: "Write here…", send: "Send",
       hint: "Press Escape twice to leave quickly.", reconnecting: "Reconnecting…",
       hintTouch: "The “Quick exit” button, at the top, takes you away at once.",
       queued: "Waiting for a listener — position ", withListener: "A listener is with you.",

@@ -39,6 +39,10 @@ def run(engine: Engine, turns: list[str], last: Reading | None = None, now: date
     return step
 
 
+def texts(step: StepResult) -> list[str]:
+    return [reply.text for reply in step.replies]
+
+
 @pytest.mark.parametrize(
     ("risk", "route", "priority", "partners"),
     [
@@ -143,11 +147,13 @@ def test_the_opening_message_answers_age_and_topic_in_advance(engine: Engine) ->
         channel="webchat", now=OPEN, language_hint="fr", text="slt jsuis harcelée sur insta j'ai 14 ans"
     )
     assert step.state.step == "urgency" and step.state.noted == {"age": "14", "topic": "cyberharassment"}
-    texts: list[str] = []
+    *_, thanks, question = texts(step)  # the opening message is thanked just before the first question
+    assert thanks.startswith("Merci de me l'avoir dit") and question.startswith("D'abord, une question importante")
+    said: list[str] = []
     for turn in ["non", "français", "moi"]:
         step = engine.step(step.state, turn, now=OPEN)
-        texts.extend(r.text for r in step.replies)
-    assert not any("Quel âge" in t or "Qu'est-ce qui se passe" in t for t in texts)
+        said.extend(texts(step))
+    assert not any("Quel âge" in t or "Qu'est-ce qui se passe" in t for t in said)
     assert step.state.step == "details"
     assert step.state.fields["age"] == "14" and step.state.fields["topic"] == "cyberharassment"
     step = engine.step(step.state, "depuis un mois", now=OPEN)
@@ -171,6 +177,19 @@ def test_the_model_topic_of_an_earlier_message(engine: Engine) -> None:
     assert step.state.step == "details" and step.state.how["topic"] == "earlier:model:0.70"
 
 
+@pytest.mark.parametrize("at", [OPEN, CLOSED])
+def test_an_opening_message_that_answers_nothing_later_is_not_thanked(engine: Engine, at: datetime) -> None:
+    step = engine.start(channel="messenger", now=at, language_hint="fr", text="bonjour")
+    assert not any("Je le note pour la suite" in t for t in texts(step))
+
+
+def test_at_night_the_thanks_come_after_the_closed_line_just_before_the_question(engine: Engine) -> None:
+    step = engine.start(channel="messenger", now=CLOSED, language_hint="fr", text="on m'a piraté mon compte insta")
+    said = texts(step)
+    assert "Le chat du 3018 est fermé" in said[-3] and said[-2].startswith("Merci de me l'avoir dit")
+    assert said[-1].startswith("D'abord, une question importante") and step.state.noted == {"topic": "hacked"}
+
+
 def test_a_bare_number_is_not_an_age_in_advance(engine: Engine) -> None:
     step = engine.start(channel="webchat", now=OPEN, language_hint="fr", text="on est 3 à me harceler")
     assert "age" not in step.state.noted
@@ -180,6 +199,119 @@ def test_the_opening_message_still_interrupts(engine: Engine) -> None:
     step = engine.start(channel="webchat", now=OPEN, language_hint="fr", text="jveux plus être là")
     assert step.outcome is not None and step.outcome.route == "suicide"
     assert "Bonjour, ici le 3018" in step.replies[0].text
+
+
+# ----- a story told at a question it does not answer ------------------------------------------------------------
+# Found by an explorer (2026-12): a young person who writes their problem at the danger question instead of pressing
+# Oui/Non got "je n'ai pas bien compris", and was asked the topic again later.
+
+STORY = "on a mis mes photos sur un groupe snap"
+
+
+def test_a_story_at_the_danger_question_is_thanked_kept_and_the_question_asked_again(engine: Engine) -> None:
+    step = run(engine, [STORY])
+    assert step.outcome is None and step.state.step == "urgency"
+    thanks, question = step.replies
+    assert thanks.text.startswith("Merci de me l'avoir dit") and "pas bien compris" not in thanks.text
+    assert question.text.startswith("D'abord, une question importante")
+    assert [c.value for c in question.choices] == ["yes_now", "no", "unsure", "unknown"]  # its buttons again
+    assert step.state.noted == {"topic": "intimate_images"}
+    assert step.state.how["topic"] == "synonym:mes photos"
+    assert step.state.attempts == 1  # still an attempt: the retries' fail-safe to a human stands
+
+    asked: list[str] = []
+    for turn in ["non", "français", "15", "moi"]:
+        step = engine.step(step.state, turn, now=OPEN)
+        asked.extend(texts(step))
+    assert step.state.step == "details" and not any("Qu'est-ce qui se passe" in t for t in asked)
+    assert step.state.fields["topic"] == "intimate_images"
+    assert step.state.how["topic"] == "earlier:synonym:mes photos"
+    step = engine.step(step.state, "ils se moquent", now=OPEN)
+    assert step.outcome is not None
+    assert (step.outcome.route, step.outcome.priority, step.outcome.partners) == (
+        "illegal_content_open",
+        "high",
+        ("pharos",),
+    )
+    assert dict(step.outcome.summary)["Sujet"] == "Photos intimes diffusées (message précédent, mot-clé « mes photos »)"
+
+
+def test_a_story_the_model_understands_is_kept_as_the_model_read_it(engine: Engine) -> None:
+    step = run(
+        engine, ["un mec me demande des trucs sinon il balance tout"], reading(topic="sextortion", topic_score=0.8)
+    )
+    assert step.state.step == "urgency" and texts(step)[0].startswith("Merci de me l'avoir dit")
+    assert step.state.noted == {"topic": "sextortion"} and step.state.how["topic"] == "model:0.80"
+
+
+def test_below_the_topic_threshold_a_story_is_not_understood_as_before(engine: Engine) -> None:
+    step = run(engine, ["un mec me demande des trucs"], reading(topic="sextortion", topic_score=0.5))
+    assert texts(step)[0].startswith("Je n'ai pas bien compris") and step.state.noted == {}
+
+
+@pytest.mark.parametrize(
+    ("turns", "kept"),
+    [
+        (["non", "on m'a piraté mon compte insta"], {"topic": "hacked"}),  # at the language question
+        (["non", "français", "on me harcèle sur insta"], {"topic": "cyberharassment"}),  # at the age question
+        (["non", "français", "15", "il veut de l'argent sinon il publie"], {"topic": "sextortion"}),  # at 'who'
+    ],
+)
+def test_a_story_at_a_later_question_is_kept_too(engine: Engine, turns: list[str], kept: dict[str, str]) -> None:
+    step = run(engine, turns)
+    assert step.outcome is None and texts(step)[0].startswith("Merci de me l'avoir dit")
+    assert step.state.noted == kept
+
+
+def test_in_english_the_thanks_are_in_english(engine: Engine) -> None:
+    step = engine.start(channel="webchat", now=OPEN, language_hint="en")
+    step = engine.step(step.state, "they posted my nudes in a group chat", now=OPEN)
+    assert texts(step)[0].startswith("Thank you for telling me") and step.state.noted == {"topic": "intimate_images"}
+
+
+def test_yes_after_a_story_is_urgent_and_the_card_shows_the_topic(engine: Engine) -> None:
+    step = run(engine, [STORY, "oui"])
+    assert step.outcome is not None
+    assert (step.outcome.route, step.outcome.priority) == ("danger_now", "urgent")
+    summary = dict(step.outcome.summary)
+    assert summary["Danger immédiat"] == "Oui, maintenant (mot-clé « oui »)"
+    assert summary["Sujet"] == "Photos intimes diffusées (message précédent, mot-clé « mes photos »)"
+
+
+@pytest.mark.parametrize(
+    ("story", "reading_of_it", "route"),
+    [
+        ("ils ont mis mes photos partout et j'ai envie de mourir", None, "suicide"),  # a phrase
+        (STORY, reading(Risk.SUICIDE, 0.9, topic="intimate_images", topic_score=0.9), "suicide"),  # the model
+        ("il a mes photos et il est devant chez moi avec un couteau", None, "danger_now"),
+    ],
+)
+def test_a_risky_story_at_the_danger_question_is_still_the_risk_s(
+    engine: Engine, story: str, reading_of_it: Reading | None, route: str
+) -> None:
+    step = run(engine, [story], reading_of_it)
+    assert step.outcome is not None and step.outcome.kind == "handoff"
+    assert (step.outcome.route, step.outcome.priority) == (route, "urgent")
+    assert not any("Je le note pour la suite" in t for t in texts(step))
+
+
+def test_a_story_told_at_every_try_still_reaches_a_human_with_its_topic(engine: Engine) -> None:
+    step = run(engine, [STORY, STORY, "ils l'ont partagé à toute la classe"])
+    assert step.outcome is not None
+    assert (step.outcome.kind, step.outcome.route, step.outcome.priority) == ("handoff", "fallback", "high")
+    assert dict(step.outcome.summary)["Sujet"].startswith("Photos intimes diffusées (message précédent")
+
+
+def test_without_the_thanks_message_the_story_is_still_kept(tmp_path: Path) -> None:
+    source = FLOWS_YAML.read_text(encoding="utf-8")
+    start = source.index("  noted_for_later:")
+    end = source.index("  media_unread:")
+    plain = tmp_path / "flows.yaml"
+    plain.write_text(source[:start] + source[end:], encoding="utf-8")
+    engine = Engine(load_file(plain))
+    step = run(engine, [STORY])
+    assert texts(step)[0].startswith("Je n'ai pas bien compris")
+    assert step.state.noted == {"topic": "intimate_images"}
 
 
 def test_a_flow_without_understanding_ignores_readings(mini_loaded: LoadedFlow) -> None:

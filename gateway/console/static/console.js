@@ -11,7 +11,7 @@
   var state = {
     me: null, flow: null, waiting: [], mine: [], others: [], fetchedAt: Date.now(), known: null,
     current: null, via: {}, shown: {}, mode: "reply", typingSent: 0, typingTimer: null, queueTimer: null, newArrival: false,
-    draft: null, sending: false
+    draft: null, sending: false, lost: {}
   };
 
   // ----- start ----------------------------------------------------------------------------------------------
@@ -35,6 +35,7 @@
     fillSelects();
     renderQueue();
     if (state.current) { state.rebuild = true; renderConversation(false); }  // every label in the new language
+    if (state.gone) { $("gone").textContent = t(state.gone.key, { name: state.gone.name }); }
   });
   setInterval(renderWaitingTimes, 15000);
   document.addEventListener("visibilitychange", function () { if (!document.hidden) { state.newArrival = false; title(); } });
@@ -103,6 +104,7 @@
       appendEntry(entry);
       if (entry.author === "user") { $("user-typing").hidden = true; }
     } else if (event.type === "status") {
+      if (event.status === "with_listener" && !isMine()) { state.lost[event.conversation_id] = true; }
       openConversation(state.current.id);
     } else if (event.type === "flag") {
       var flagged = document.querySelector('[data-entry="' + CSS.escape(event.entry_id) + '"]');
@@ -247,8 +249,16 @@
         loadQueue();
         return;
       }
+      var taken = (response.data || {}).error === "taken";
+      var card = state.waiting.filter(function (c) { return c.id === id; })[0];
+      if (taken) { state.lost[id] = true; }
       toast(refusal(response), true);
       loadQueue();
+      if (state.current && state.current.id === id) {
+        openConversation(id);  // never the panel from before: gone (said there), or a supervisor's, refreshed
+      } else if (taken && card) {
+        tellGone("gone.taken", card.pseudonym);  // its card's "Prendre": the toast fades, this line stays
+      }
     });
   }
 
@@ -256,8 +266,10 @@
   function openConversation(id, acted) {
     var via = state.via[id] ? "?via=" + encodeURIComponent(state.via[id]) : "";  // an earlier one of a held conversation
     return api("GET", "/api/conversations/" + id + via).then(function (response) {
-      if (!response.ok) { toast(refusal(response), true); return; }
+      if (!response.ok) { unavailable(id, response); return; }
       var changed = !state.current || state.current.id !== id;
+      $("gone").hidden = true;
+      state.gone = null;
       state.current = response.data;
       if (changed || acted) { state.mode = "reply"; }
       if (changed) {
@@ -579,14 +591,36 @@
   // ----- actions --------------------------------------------------------------------------------------------
 
   $("take").addEventListener("click", function () { takeConversation(state.current.id); });
-  $("back").addEventListener("click", function () {
+  $("back").addEventListener("click", closePanel);
+
+  function closePanel() {
     document.body.classList.remove("viewing");
     $("conversation").hidden = true;
     $("placeholder").hidden = false;
     state.current = null;
     history.replaceState(null, "", location.pathname);
     document.querySelectorAll(".card.selected").forEach(function (node) { node.classList.remove("selected"); });
-  });
+  }
+
+  /* The conversation shown can no longer be seen: a colleague took it (their take won, or came while this
+     listener read its card), someone closed it, it was erased. The panel goes (it offered to take it or to write
+     a note) and a line above the queue says why until another conversation is opened: a toast fades. */
+  function unavailable(id, response) {
+    var error = (response.data || {}).error;
+    var shown = state.current && state.current.id === id;
+    if (!shown || (error !== "forbidden" && error !== "not_found")) { toast(refusal(response), true); return; }
+    var why = error === "not_found" ? "gone.not_found" : state.lost[id] ? "gone.taken" : "gone.forbidden";
+    var name = state.current.pseudonym;
+    closePanel();
+    tellGone(why, name);
+    loadQueue();
+  }
+
+  function tellGone(key, name) {
+    state.gone = { key: key, name: name };
+    $("gone").hidden = false;  // shown, then filled: a screen reader announces the status line's new text
+    $("gone").textContent = t(key, { name: name });
+  }
   $("handback").addEventListener("click", function () { act("hand-back", undefined, t("toast.handedback")); });
   $("refer-open").addEventListener("click", function () { $("refer-dialog").showModal(); });
   $("transfer-open").addEventListener("click", function () { $("transfer-dialog").showModal(); });

@@ -1,0 +1,161 @@
+"""Two listeners take the same waiting conversation at once: one wins, and the other's console says so, French
+first, and no longer shows the conversation as if it could still be taken or answered.
+
+Found by an explorer (2026-12): the loser's panel stayed as it was ("En attente", the "Prendre" button, a composer
+for a private note) while a toast said the conversation was not visible and faded after five seconds. Chromium on
+the real app, two listeners' browsers and a young person's phone."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, BrowserContext, Page, Route, expect
+
+from gateway.app import STORE
+from gateway.console.auth import hash_password
+from gateway.conversation import Status
+from gateway.store import Listener
+from tests.conftest import PASSWORD
+from tests.e2e.conftest import french_window
+from tests.e2e.test_chat import open_chat, walk_to_queue
+from tests.e2e.test_console import log_in
+
+pytestmark = pytest.mark.browser
+
+TAKEN = "Un·e collègue a pris cette conversation"
+
+
+async def both_reading_the_card(anne: Page, bruno: Page) -> None:
+    for listener in (anne, bruno):
+        await expect(listener.locator("#waiting .card")).to_have_count(1)
+        await listener.locator("#waiting .card .card-open").click()
+        await expect(listener.locator("#take")).to_be_visible()
+        await expect(listener.locator("#conv-meta")).to_contain_text("en attente")
+
+
+async def expect_told_and_panel_gone(loser: Page) -> None:
+    """The conversation is no longer offered: no panel, no card, and a lasting line (not only a toast) says why."""
+    await expect(loser.locator("#gone")).to_be_visible()
+    await expect(loser.locator("#gone")).to_contain_text(TAKEN)
+    await expect(loser.locator("#conversation")).to_be_hidden()
+    await expect(loser.locator("#take")).to_be_hidden()
+    await expect(loser.locator("#waiting .card")).to_have_count(0)
+    await expect(loser.locator("#mine .card")).to_have_count(0)
+    assert await loser.evaluate("location.hash") == ""  # a reload does not open it again
+
+
+async def test_the_listener_who_loses_a_take_race_is_told_a_colleague_took_it(
+    desk: BrowserContext, browser: Browser, server: TestServer
+) -> None:
+    store = server.app[STORE]
+    for name in ("anne", "bruno"):
+        await store.add_listener(Listener(name, hash_password(PASSWORD), capacity=3))
+    async with french_window(browser, 1280, 820) as other_desk, french_window(browser, 390, 780) as phone:
+        anne, bruno = await log_in(desk, server, "anne"), await log_in(other_desk, server, "bruno")
+        young = await open_chat(phone, server)
+        await walk_to_queue(young)
+        await both_reading_the_card(anne, bruno)
+
+        async with anne.expect_response("**/take") as anne_took, bruno.expect_response("**/take") as bruno_took:
+            await asyncio.gather(anne.locator("#take").click(), bruno.locator("#take").click())
+        answers = {(await anne_took.value).status, (await bruno_took.value).status}
+        assert answers == {200, 409}  # one take won, the other was refused
+
+        [held] = await store.conversations_by_status(Status.WITH_LISTENER)
+        winner, loser = (anne, bruno) if held.listener == "anne" else (bruno, anne)
+        assert (await (anne_took if held.listener == "anne" else bruno_took).value).status == 200
+        await expect_told_and_panel_gone(loser)
+        await expect(winner.locator("#composer")).to_have_attribute("data-mode", "reply")
+        await winner.locator("#reply").fill("Bonjour, je suis là.")
+        await winner.locator("#reply").press("Enter")
+        await expect(young.locator('.msg[data-author="listener"] .text')).to_have_text(["Bonjour, je suis là."])
+
+
+async def test_a_card_being_read_when_a_colleague_takes_it_is_replaced_by_the_news(
+    desk: BrowserContext, browser: Browser, server: TestServer
+) -> None:
+    """No click from the listener reading the card: the colleague's take alone (its status event) updates her."""
+    store = server.app[STORE]
+    for name in ("anne", "bruno"):
+        await store.add_listener(Listener(name, hash_password(PASSWORD), capacity=3))
+    async with (
+        french_window(browser, 1280, 820) as other_desk,
+        french_window(browser, 390, 780) as phone,
+        french_window(browser, 390, 780) as second_phone,
+    ):
+        anne, bruno = await log_in(desk, server, "anne"), await log_in(other_desk, server, "bruno")
+        await walk_to_queue(await open_chat(phone, server))
+        await both_reading_the_card(anne, bruno)
+        anne_draft = anne.locator("#reply")
+        await anne_draft.fill("semble inquiet")  # a private note begun on the card
+
+        await bruno.locator("#take").click()
+        await expect(bruno.locator("#composer")).to_have_attribute("data-mode", "reply")
+        await expect_told_and_panel_gone(anne)
+        await expect(anne.locator(".toast.error-toast")).to_have_count(0)  # not "not visible": the news itself
+        await anne.locator('.lang-switch [data-lang="en"]').click()  # the line follows the console's language
+        await expect(anne.locator("#gone")).to_contain_text("A colleague took this conversation")
+        await anne.locator('.lang-switch [data-lang="fr"]').click()
+        await expect(anne.locator("#gone")).to_contain_text(TAKEN)
+
+        # The line lasts until she moves on: the next young person's card opens and the line goes.
+        await walk_to_queue(await open_chat(second_phone, server))
+        await expect(anne.locator("#waiting .card")).to_have_count(1)
+        await expect(anne.locator("#gone")).to_be_visible()
+        await anne.locator("#waiting .card .card-open").click()
+        await expect(anne.locator("#conversation")).to_be_visible()
+        await expect(anne.locator("#gone")).to_be_hidden()
+
+
+async def test_a_supervisor_who_loses_the_race_sees_who_holds_it(
+    desk: BrowserContext, browser: Browser, server: TestServer
+) -> None:
+    """A supervisor may still see the conversation: the panel is refreshed (the holder named, nothing to take)."""
+    store = server.app[STORE]
+    await store.add_listener(Listener("sonia", hash_password(PASSWORD), capacity=3, supervisor=True))
+    await store.add_listener(Listener("bruno", hash_password(PASSWORD), capacity=3))
+    async with french_window(browser, 1280, 820) as other_desk, french_window(browser, 390, 780) as phone:
+        sonia, bruno = await log_in(desk, server, "sonia"), await log_in(other_desk, server, "bruno")
+        await walk_to_queue(await open_chat(phone, server))
+        await both_reading_the_card(sonia, bruno)
+        await sonia.route("**/api/conversations/*/take", lambda route: after_bruno_took(route, bruno))
+
+        await sonia.locator("#take").click()  # her request reaches the server after Bruno's take
+
+        await expect(sonia.locator("#conv-meta")).to_contain_text("avec bruno")
+        await expect(sonia.locator("#take")).to_be_hidden()
+        await expect(sonia.locator("#gone")).to_be_hidden()
+        await expect(sonia.locator("#composer")).to_have_attribute("data-mode", "note")
+
+
+async def after_bruno_took(route: Route, bruno: Page) -> None:
+    """Sonia's take goes on to the server once Bruno's took the conversation."""
+    await bruno.locator("#take").click()
+    await expect(bruno.locator("#composer")).to_have_attribute("data-mode", "reply")
+    await route.continue_()
+
+
+async def test_a_race_from_the_queue_s_cards_tells_the_loser_too(
+    desk: BrowserContext, browser: Browser, server: TestServer
+) -> None:
+    """Nothing open: both click the card's own "Prendre". The loser's card goes, and a line says why."""
+    store = server.app[STORE]
+    for name in ("anne", "bruno"):
+        await store.add_listener(Listener(name, hash_password(PASSWORD), capacity=3))
+    async with french_window(browser, 1280, 820) as other_desk, french_window(browser, 390, 780) as phone:
+        anne, bruno = await log_in(desk, server, "anne"), await log_in(other_desk, server, "bruno")
+        await walk_to_queue(await open_chat(phone, server))
+        for listener in (anne, bruno):
+            await expect(listener.locator("#waiting .card")).to_have_count(1)
+        async with anne.expect_response("**/take") as anne_took, bruno.expect_response("**/take") as bruno_took:
+            await asyncio.gather(*(page.locator("#waiting .card .take").click() for page in (anne, bruno)))
+        assert {(await anne_took.value).status, (await bruno_took.value).status} == {200, 409}
+
+        [held] = await store.conversations_by_status(Status.WITH_LISTENER)
+        winner, loser = (anne, bruno) if held.listener == "anne" else (bruno, anne)
+        await expect(winner.locator("#composer")).to_have_attribute("data-mode", "reply")
+        await expect(loser.locator("#gone")).to_contain_text(f"{TAKEN} ({held.pseudonym})")
+        await expect(loser.locator("#waiting .card")).to_have_count(0)
+        await expect(loser.locator("#conversation")).to_be_hidden()
