@@ -22,6 +22,12 @@ removed (``timer_done`` on the moved timer, which leaves a timer the handler re-
 fails, on a store outage or a bug, or dies with its instance, therefore leaves the timer armed for a retry with a
 growing backoff (``BASE_DELAY`` doubling up to ``MAX_DELAY``), counted in ``gateway_timer_failures`` and logged by
 conversation id and class: never dropped.
+
+A timer handled whose removal the store did not take (an outage between the handling's batch and ``timer_done``)
+is kept in memory and removed at the start of the next pass, before any timer is read: until 2026-12-02 it stayed
+armed at its lease's end and fired again then (a second reminder and question for the young person, 10 s later).
+The removal is fenced by the due time the handling moved the timer to: a timer re-armed meanwhile, or taken by
+another instance once that lease lapsed, is left as it is. An instance that dies in that gap still fires it again.
 """
 
 from __future__ import annotations
@@ -75,6 +81,7 @@ class Timers:
         self.dispatcher, self.store, self.flows, self.metrics, self.clock = dispatcher, store, flows, metrics, clock
         self.poll_seconds = poll_seconds
         self._failures: dict[tuple[str, TimerKind], int] = {}  # (conversation, kind) → failed handlings in a row
+        self._handled: list[Timer] = []  # handled, their removal not taken by the store (an outage): removed next
 
     async def run(self) -> None:
         """Fire until cancelled. Any failure of a pass is retried at the next poll: the store's counted and told
@@ -92,6 +99,7 @@ class Timers:
     async def fire_due(self) -> int:
         """Handle every due timer once; returns how many were handled. A timer whose handling fails stays armed
         for a retry with backoff; the other timers keep firing (a store failure ends the pass)."""
+        await self._remove_handled()
         handled = 0
         for timer in await self.store.due_timers(self.clock()):
             handled += await self._handle(timer)
@@ -117,8 +125,19 @@ class Timers:
                           type(exc).__name__, where(exc), delay)  # fmt: skip
                 return 0
             self._failures.pop(key, None)
-            await self.store.timer_done(retry)  # a timer the handler re-armed stays armed
+            try:
+                await self.store.timer_done(retry)  # a timer the handler re-armed stays armed
+            except StoreError:  # removed before the next pass reads any timer, not fired again at ``retry``
+                self._handled.append(retry)
+                raise
             return fired
+
+    async def _remove_handled(self) -> None:
+        """Remove the timers handled whose removal failed (StoreError while the store is still away); each only
+        as the handling moved it (``timer_done`` on its due time): one re-armed or taken since is left alone."""
+        while self._handled:
+            await self.store.timer_done(self._handled[0])
+            del self._handled[0]
 
     async def _fire_saved(self, timer: Timer) -> int:
         """Fire the timer and save the conversation, the writes in one batch (none made if it fails)."""
