@@ -136,7 +136,14 @@ class Timers:
         """Remove the timers handled whose removal failed (StoreError while the store is still away); each only
         as the handling moved it (``timer_done`` on its due time): one re-armed or taken since is left alone."""
         while self._handled:
-            await self.store.timer_done(self._handled[0])
+            timer = self._handled[0]
+            try:
+                await self.store.timer_done(timer)
+            except StoreError:
+                raise
+            except Exception as exc:  # a bug must not stop every timer: this one may fire again, logged
+                log.error("timers: %s %s: removal failed (%s at %s)", timer.conversation_id, timer.kind,
+                          type(exc).__name__, where(exc))  # fmt: skip
             del self._handled[0]
 
     async def _fire_saved(self, timer: Timer) -> int:
