@@ -55,7 +55,7 @@ from gateway.store.redis_keys import ALL_CONVERSATIONS, CONVERSATION_EVENTS, EVE
 from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
-CONFIRM_SECONDS = 10.0
+CONFIRM_SECONDS = 10.0  # the least a subscription's confirmation is waited for (RedisEvents: twice the answer's wait)
 PROBE = "gateway-events-check"  # the PING's message, which its answer repeats (RedisEvents._heard_within)
 
 
@@ -86,6 +86,11 @@ class RedisEvents:
     def __init__(self, redis: Redis, quiet: float = 30.0, answer: float = 5.0) -> None:
         self._redis = redis
         self._quiet, self._answer = quiet, answer  # the silent connection's check (:meth:`_next`)
+        # A SUBSCRIBE's confirmation is an answer like any other, on a path trusted to write within ``answer`` (the
+        # socket timeout) and to answer within it: it is waited for both, 10 s at least. Until 2026-12-02 it was a
+        # fixed 10 s, which cut a slower path short (a socket timeout of 15 s over a WAN): a follow that Redis
+        # confirmed in 12 s failed, its consumer subscribed again, and so on.
+        self._confirm = max(CONFIRM_SECONDS, 2 * answer)
         self._heard = 0.0  # when the reader's connection last brought something (loop time)
         self._asked: float | None = None  # when it was asked a PING not answered yet
         self._subscriptions: set[SharedSubscription] = set()
@@ -203,12 +208,11 @@ class RedisEvents:
         waiting = self._confirming.get(name)
         return waiting[-1] if waiting else None
 
-    @staticmethod
-    async def _wait(confirmed: asyncio.Future[None] | None) -> None:
+    async def _wait(self, confirmed: asyncio.Future[None] | None) -> None:
         if confirmed is None:
             return
         try:
-            async with asyncio.timeout(CONFIRM_SECONDS):
+            async with asyncio.timeout(self._confirm):
                 await asyncio.shield(confirmed)
         except TimeoutError:
             raise StoreError("redis: a subscription was not confirmed in time") from None

@@ -84,7 +84,19 @@ class _ReconnectWhenPingFails:
             # (the PING timed out: no close, no reset) each reconnection's PING timed out and reconnected again: a
             # socket timeout per level, every call of the pool hanging until a RecursionError (about 12 minutes at 5
             # s; tests/test_redis_connections.py). Now a handshake that gets no answer fails the command.
-            await self.connect_check_health(check_health=False)  # type: ignore[attr-defined]
+            await _reopen(self)
+
+
+async def _reopen(connection: Any) -> None:
+    """A dropped connection opened again, without a health check (:class:`_ReconnectWhenPingFails` says why); behind
+    Sentinel, at the address the Sentinels name now. redis-py's ``connect_check_health`` reopens the last address,
+    which was the old primary's after a planned failover (``SENTINEL FAILOVER``: it stays up, a writable primary for
+    about 10 s): a connection in use that :meth:`BlockingSentinelPool.get_master_address` closed, or whose PING
+    failed, was reopened there, and what it wrote was lost (tests/store/test_redis_sentinel.py). A connection the
+    pool hands out is opened by ``connect``, which asks the Sentinels already."""
+    if isinstance(connection, SentinelManagedConnection) and connection.connection_pool.is_master:
+        connection.host, connection.port = await connection.connection_pool.get_master_address()
+    await connection.connect_check_health(check_health=False)
 
 
 class _PackedInC:
@@ -136,7 +148,7 @@ class _WrittenInPlace:
 
     async def send_packed_command(self, command: bytes | str | Iterable[bytes], check_health: bool = True) -> None:
         if not self.is_connected:
-            await self.connect_check_health(check_health=False)  # type: ignore[attr-defined]
+            await _reopen(self)
         if check_health:
             await self.check_health()  # type: ignore[attr-defined]
         try:
@@ -204,7 +216,8 @@ class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
     they name another primary, every connection is closed, in use or idle, as the old primary's death would close
     them: commands on the wire fail (their callers' StoreError), the next ones go to the new primary, and the
     pub/sub connection's subscribers subscribe again and resynchronise. A pool nobody follows (a CLI command's)
-    still asks the Sentinels for each new connection."""
+    still asks the Sentinels for each new connection, and for each connection reopened by its next command
+    (:func:`_reopen`: until 2026-12-02 redis-py's reconnection went back to the old primary)."""
 
     sentinel_manager: Sentinel
     master_address: tuple[str, int] | None

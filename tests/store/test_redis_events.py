@@ -15,6 +15,7 @@ from gateway.store import Author, TranscriptEntry, open_store
 from gateway.store.redis import EVENTS_CHANNEL
 from gateway.store.redis_keys import CONVERSATION_EVENTS
 from gateway.testing import store_keys
+from tests.losing_proxy import losing_proxy
 
 pytestmark = pytest.mark.redis
 
@@ -156,3 +157,35 @@ async def test_a_quiet_events_connection_is_kept_while_it_answers(kind: str, req
         await subscription.aclose()
     finally:
         await store.close()
+
+
+async def test_a_subscription_confirmed_slower_than_ten_seconds_is_kept_on_a_slow_path(redis_url: str) -> None:
+    """The wait for Redis's confirmation of a SUBSCRIBE follows ``GATEWAY_REDIS_SOCKET_TIMEOUT`` (twice it, 10 s at
+    least): with a socket timeout of 8 s (a slow WAN), a follow that Redis confirms after more than 10 s succeeds and
+    gets its conversation's events. Until 2026-12-02 the wait was a fixed 10 s: the follow failed with StoreError
+    on a path the settings call healthy (this failed). The SUBSCRIBE is held on its way, as a slow network would."""
+    conversation_id = "slow-path-c1"
+    async with losing_proxy(redis_url) as proxy:
+        store = await open_store(proxy.url, keys=store_keys(redis_url), health_check_interval=60.0,
+                                 socket_timeout=8.0)  # fmt: skip
+        try:
+            subscription = await store.subscribe(everything=False)
+            proxy.hold(conversation_id.encode())
+            following = asyncio.create_task(subscription.follow(conversation_id))
+            async with asyncio.timeout(10):
+                await proxy.held.wait()
+            loop = asyncio.get_running_loop()
+            slow_until = loop.time() + 10.5  # past the fixed 10 s; well within the 16 s the settings give
+            while loop.time() < slow_until and not following.done():
+                await asyncio.sleep(0.05)
+            assert not following.done(), following.exception()
+            proxy.release()
+            async with asyncio.timeout(5):
+                await following
+            typing = Typing(conversation_id, "listener")
+            await store.publish(typing)
+            async with asyncio.timeout(10):
+                assert await anext(subscription) == typing
+            await subscription.aclose()
+        finally:
+            await store.close()

@@ -20,6 +20,7 @@ from gateway.errors import StoreError
 from gateway.events import QueueChanged, Resync
 from gateway.settings import Settings
 from gateway.store import HasWorkers, Listener, open_store, redis_keys
+from gateway.store.redis_pool import open_pool
 from gateway.testing import DATA_KEY, SECRET_KEY, store_keys
 from tests.conftest import Clock
 from tests.sentinel_servers import SERVICE, Sentinels
@@ -217,6 +218,51 @@ async def test_a_planned_failover_moves_writes_and_subscribers_to_the_new_primar
         following.cancel()
         await asyncio.gather(following, return_exceptions=True)
         await store.close()
+
+
+def primary_listed(servers: Sentinels) -> int:
+    """The primary's port in the first Sentinel's ``SENTINEL MASTERS``, which redis-py's ``discover_master`` reads:
+    during a failover it names the old primary a little longer than ``GET-MASTER-ADDR-BY-NAME`` does."""
+    with servers.client(servers.sentinel_ports[0]) as sentinel:
+        return int(sentinel.sentinel_masters()[SERVICE]["port"])
+
+
+@pytest.mark.parametrize("dropped", ["closed", "ping-failed"])
+async def test_a_connection_in_use_reopened_after_a_planned_failover_goes_to_the_new_primary(
+    own_sentinels: Sentinels, dropped: str
+) -> None:
+    """A connection held by its user (the pub/sub connection, a pipeline's) that is dropped after a planned
+    failover, and reopened by its next command, asks the Sentinels where the primary is: ``closed`` as
+    ``follow_primary`` closes it (redis_pool.py's ``_WrittenInPlace``), ``ping-failed`` as a connection reset
+    found by the health check (``_ReconnectWhenPingFails``). redis-py's ``connect_check_health`` reopened the old
+    primary's address, still up and writable for ~10 s after ``SENTINEL FAILOVER`` (this failed, in both ways).
+    The pool's own check of the primary (``follow_primary``) does not run here: the connection asks by itself."""
+    servers = own_sentinels
+    pool = open_pool(servers.url, max_connections=2, timeout=5.0, health_check_interval=0.05, socket_timeout=2.0,
+                     decode_responses=True)  # fmt: skip
+    connection = await pool.get_connection()
+    try:
+        await connection.send_command("CLIENT", "ID")
+        client_id = await connection.read_response()
+        assert connection.port == servers.primary_port
+        await planned_failover(servers)
+        async with asyncio.timeout(30):  # and until SENTINEL MASTERS, redis-py's question, names it too
+            while await asyncio.to_thread(primary_listed, servers) != servers.replica_port:
+                await asyncio.sleep(0.05)
+        if dropped == "closed":
+            await connection.disconnect()
+        else:
+            with servers.client(servers.primary_port) as old:
+                assert old.client_kill_filter(_id=client_id) == 1
+            loop = asyncio.get_running_loop()
+            while loop.time() <= connection.next_health_check:  # the next command is checked first
+                await asyncio.sleep(0.05)
+        await connection.send_command("PING")
+        assert await connection.read_response() == "PONG"
+        assert connection.port == servers.replica_port  # the new primary
+    finally:
+        await pool.release(connection)
+        await pool.aclose()
 
 
 async def test_the_check_of_the_primary_is_a_supervised_worker_named_by_readyz_when_it_fails(
