@@ -122,7 +122,13 @@ async def test_a_supervisor_who_loses_the_race_sees_who_holds_it(
         await both_reading_the_card(sonia, bruno)
         await sonia.route("**/api/conversations/*/take", lambda route: after_bruno_took(route, bruno))
 
-        await sonia.locator("#take").click()  # her request reaches the server after Bruno's take
+        # Her request reaches the server after Bruno's take. Waiting for its answer keeps the route's handler
+        # inside the test: the holder's name can reach her panel by the status event before her request goes on,
+        # and a handler still waiting on Bruno's page when the browsers close failed at teardown (CI, 2026-12-02).
+        async with sonia.expect_response("**/take") as sonia_took:
+            await sonia.locator("#take").click()
+        assert (await sonia_took.value).status == 409
+        await expect(bruno.locator("#composer")).to_have_attribute("data-mode", "reply")
 
         await expect(sonia.locator("#conv-meta")).to_contain_text("avec bruno")
         await expect(sonia.locator("#take")).to_be_hidden()
