@@ -105,6 +105,7 @@
       if (entry.author === "user") { $("user-typing").hidden = true; }
     } else if (event.type === "status") {
       if (event.status === "with_listener" && !isMine()) { state.lost[event.conversation_id] = true; }
+      else { delete state.lost[event.conversation_id]; }  // closed, back in line: no longer "a colleague took it"
       openConversation(state.current.id);
     } else if (event.type === "flag") {
       var flagged = document.querySelector('[data-entry="' + CSS.escape(event.entry_id) + '"]');
@@ -610,6 +611,7 @@
     var shown = state.current && state.current.id === id;
     if (!shown || (error !== "forbidden" && error !== "not_found")) { toast(refusal(response), true); return; }
     var why = error === "not_found" ? "gone.not_found" : state.lost[id] ? "gone.taken" : "gone.forbidden";
+    delete state.lost[id];  // said once; a console left open all day keeps no list of every race it lost
     var name = state.current.pseudonym;
     closePanel();
     tellGone(why, name);
