@@ -40,14 +40,15 @@ if TYPE_CHECKING:
 
 # messages the model never saw, by authors other than the training corpus's (corpus/README.md)
 HELDOUT = tuple(sorted((ROOT / "corpus").glob("heldout*.jsonl")))
-# the shipped weights' training files: the first heads read train.jsonl and the twenty-two dev files, the second
-# risk head all twenty-six
+# the shipped weights' training files: the first heads read train.jsonl and the twenty-eight dev files, the second
+# risk head all thirty-two
 TRAINING = tuple(ROOT / "corpus" / name for name in (
     "train.jsonl", "train_short.jsonl", "train_long.jsonl", "train_negatives.jsonl", "train6.jsonl",
     "dev11a.jsonl", "dev11b.jsonl", "dev11c.jsonl", "dev12d.jsonl", "dev12e.jsonl", "dev12f.jsonl", "dev12g.jsonl",
     "dev15a.jsonl", "dev15b.jsonl", "dev15c.jsonl", "dev15d.jsonl", "dev16a.jsonl", "dev16b.jsonl", "dev16c.jsonl",
     "dev16d.jsonl", "dev17a.jsonl", "dev17b.jsonl", "dev18a.jsonl", "dev18b.jsonl", "dev19a.jsonl", "dev19b.jsonl",
     "dev19c.jsonl",  # since the twentieth round (make weights' DEV_CORPUS)
+    "dev20a.jsonl", "dev20b.jsonl", "dev21a.jsonl", "dev21b.jsonl", "dev22a.jsonl", "dev22b.jsonl",  # the 21st's
 ))  # fmt: skip
 AIMS = {"imminent_danger": 0.95, "suicide": 0.95, "self_harm": 0.95, "abuse_home": 0.90}
 FALSE_ALARM_AIM = 0.10
