@@ -145,8 +145,8 @@ end
 # The fencing token: an outbox item held under a lease whose end (µs) ``token`` is, or '' (unfenced).
 _HELD = """
 local function held(item, token)
-  if redis.call('HGET', item, 'status') ~= 'pending' then return false end
-  return token == '' or redis.call('HGET', item, 'next_us') == token
+  local now = redis.call('HMGET', item, 'status', 'next_us')
+  return now[1] == 'pending' and (token == '' or now[2] == token)
 end
 """
 
@@ -542,9 +542,11 @@ return 1
 _OUTBOX_LIST = (
     _LINES
     + """
+local joined = false  -- an id listed by this call: the line then has another after it, its head not this one
 for i = 2, #ARGV, 3 do
-  if not redis.call('ZSCORE', KEYS[1], ARGV[i]) then
-    join(KEYS[1], KEYS[3], KEYS[2], ARGV[i], ARGV[1], ARGV[i + 1])
+  if redis.call('ZADD', KEYS[1], 'NX', redis.call('INCR', KEYS[3]), ARGV[i]) == 1 then
+    if not joined and redis.call('ZCARD', KEYS[1]) == 1 then redis.call('ZADD', KEYS[2], ARGV[i + 1], ARGV[1]) end
+    joined = true
     redis.call('ZADD', KEYS[4], ARGV[i + 2], ARGV[1] .. ' ' .. ARGV[i])
   end
 end
@@ -585,16 +587,22 @@ return found
 _OUTBOX_CLAIM = """
 local answers = {}
 for _, item in ipairs(KEYS) do
-  if redis.call('HGET', item, 'status') ~= 'pending' then
+  local fields = redis.call('HGETALL', item)  -- read once: its state, and what is handed out
+  local status, at = nil, nil
+  for j = 1, #fields, 2 do
+    if fields[j] == 'status' then status = fields[j + 1] elseif fields[j] == 'next_us' then at = j + 1 end
+  end
+  if status ~= 'pending' then
     table.insert(answers, {'gone'})
   else
-    local next_us = redis.call('HGET', item, 'next_us')
+    local next_us = at and fields[at] or '0'
     if tonumber(next_us) > tonumber(ARGV[1]) and not (ARGV[3] == '1' and next_us == ARGV[2]) then
       table.insert(answers, {'later', next_us})
       return answers
     end
     redis.call('HSET', item, 'next_us', ARGV[2])
-    table.insert(answers, {'ok', redis.call('HGETALL', item)})
+    if at then fields[at] = ARGV[2] else table.insert(fields, 'next_us'); table.insert(fields, ARGV[2]) end
+    table.insert(answers, {'ok', fields})
   end
 end
 return answers
@@ -655,20 +663,22 @@ if not held(KEYS[1], ARGV[7]) then
   if resolved_before(KEYS[1], ARGV[1], ARGV[7], ARGV[5], KEYS[2], KEYS[3], ARGV[8]) then return 2 end
   return false
 end
-redis.call('HSET', KEYS[1], 'status', ARGV[1])
-if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) end
-if ARGV[1] == 'sent' and set_delivery(KEYS[2], KEYS[3], KEYS[4], ARGV[8], ARGV[6], ARGV[5]) == 1
-   and (ARGV[5] ~= '' or ARGV[7] == '') then
+local shown = set_delivery(KEYS[2], KEYS[3], KEYS[4], ARGV[8], ARGV[6], ARGV[5])
+if ARGV[1] == 'sent' and shown == 1 and (ARGV[5] ~= '' or ARGV[7] == '') then
   redis.call('DEL', KEYS[1])  -- its transcript entry records the send: the mark ``outbox_put`` reads
   return 1
 end  -- a fenced send without a provider id keeps what is left of its item (below): its lease's end tells a retry
+if ARGV[2] ~= '' then
+  redis.call('HSET', KEYS[1], 'status', ARGV[1], ARGV[2], ARGV[3])
+else
+  redis.call('HSET', KEYS[1], 'status', ARGV[1])
+end
 if ARGV[1] == 'sent' then  -- rebuilt without the payload: a small hash takes Redis's compact encoding again
   local f = {'id', 'conv', 'created_us', 'next_us', 'attempts', 'status', 'pmid', 'parts_sent'}
-  local v = redis.call('HMGET', KEYS[1], unpack(f))
+  local v, kept = redis.call('HMGET', KEYS[1], unpack(f)), {}
+  for i = 1, #f do if v[i] then table.insert(kept, f[i]); table.insert(kept, v[i]) end end
   redis.call('DEL', KEYS[1])
-  for i = 1, #f do if v[i] then redis.call('HSET', KEYS[1], f[i], v[i]) end end
-else
-  set_delivery(KEYS[2], KEYS[3], KEYS[4], ARGV[8], ARGV[6], ARGV[5])
+  redis.call('HSET', KEYS[1], unpack(kept))  -- status at least: never empty
 end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
