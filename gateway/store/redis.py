@@ -1004,6 +1004,16 @@ class RedisStore:
             ordered = await pipe.execute()
         return {member.split(":", 3)[3] for members in ordered for member in _texts(members)}
 
+    @_guarded
+    async def holders(self) -> dict[str, str | None]:
+        """Two commands whatever the number held (the status's set, the entries' ``HMGET``); no record read."""
+        ids = sorted(_texts(await self._redis.smembers(K.status(str(Status.WITH_LISTENER)))))
+        if not ids:
+            return {}
+        raws = await self._redis.hmget(K.QUEUE + "entries", ids)
+        entries = [None if raw is None else loads("queue", raw, decode_queue_entry) for raw in raws]
+        return {i: None if entry is None else entry.taken_by for i, entry in zip(ids, entries, strict=True)}
+
     @_riding
     async def position(self, conversation_id: str) -> int | None:
         """The entry and its rank read by one script (one slot, ``{queue}``): one round trip. Inside a batch with
