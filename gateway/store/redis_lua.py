@@ -522,6 +522,7 @@ local function put(id, value)  -- written once: the code of the entry there, or 
 end
 local plain = tonumber(ARGV[2])
 for j = 1, plain do put(ARGV[1 + 2 * j], ARGV[2 + 2 * j]) end
+local unread = {}  -- the new items' entries awaiting a read receipt: joined in one step, as ``awaits_read``
 for i = 4, #KEYS do
   local a = 3 + 2 * plain + (i - 4) * 6
   local id = ARGV[a]
@@ -529,8 +530,16 @@ for i = 4, #KEYS do
   if not redis.call('HGET', KEYS[i], 'status') and code == 'p' then
     redis.call('HSET', KEYS[i], 'id', id, 'conv', ARGV[1], 'payload', ARGV[a + 2], 'created_us', ARGV[a + 3],
                'next_us', ARGV[a + 4], 'attempts', 0, 'status', 'pending')
-    if ARGV[a + 5] ~= '' then awaits_read(KEYS[1], KEYS[3], id, ARGV[a + 5]) end
+    if ARGV[a + 5] ~= '' then
+      table.insert(unread, ARGV[a + 5])
+      table.insert(unread, id)
+    end
   end
+end
+if #unread > 0 then
+  redis.call('ZADD', KEYS[3], unpack(unread))
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[3], ttl) end
 end
 return 1
 """
@@ -542,14 +551,19 @@ return 1
 _OUTBOX_LIST = (
     _LINES
     + """
-local joined = false  -- an id listed by this call: the line then has another after it, its head not this one
+local n = (#ARGV - 1) / 3
+local seq = redis.call('INCRBY', KEYS[3], n) - n  -- one number an id, in put order (one listed already skips its)
+local pending = {}  -- the ids this call lists, for the pending set in one ZADD
 for i = 2, #ARGV, 3 do
-  if redis.call('ZADD', KEYS[1], 'NX', redis.call('INCR', KEYS[3]), ARGV[i]) == 1 then
-    if not joined and redis.call('ZCARD', KEYS[1]) == 1 then redis.call('ZADD', KEYS[2], ARGV[i + 1], ARGV[1]) end
-    joined = true
-    redis.call('ZADD', KEYS[4], ARGV[i + 2], ARGV[1] .. ' ' .. ARGV[i])
+  seq = seq + 1
+  if redis.call('ZADD', KEYS[1], 'NX', seq, ARGV[i]) == 1 then
+    -- the first id this call lists heads the line when it is alone there; the ones after it never do
+    if #pending == 0 and redis.call('ZCARD', KEYS[1]) == 1 then redis.call('ZADD', KEYS[2], ARGV[i + 1], ARGV[1]) end
+    table.insert(pending, ARGV[i + 2])
+    table.insert(pending, ARGV[1] .. ' ' .. ARGV[i])
   end
 end
+if #pending > 0 then redis.call('ZADD', KEYS[4], unpack(pending)) end
 return 1
 """
 )
