@@ -21,10 +21,11 @@ queue step on Redis (the record still held, its entry waiting: nobody may take t
 the next check, within ``every`` (``Actions.complete_hand_back``); so is a take cut right after its queue step (the
 entry taken, the record still queued: the young person in no queue's list and on no console), put back in line at
 their place (``Actions.back_in_line``).
-The check reads no young person's record: who holds each held conversation comes from its queue entry
-(``Store.holders``: on Redis two commands however many are held; before, every held record was read and decrypted
-every 10 s on each instance), the queued ones are compared by id (``Actions.back_in_line`` reads the few to repair),
-and whatever is acted on is checked against its record under the conversation's lock.
+The check reads no record of a young person held by a listener at a console: who holds each held conversation
+comes from its queue entry (``Store.holders``: on Redis two commands however many are held; before, every held
+record was read and decrypted every 10 s on each instance); only those whose listener has been away for the alert's
+threshold are read, to count them exactly; the queued ones are compared by id (``Actions.back_in_line`` reads the
+few to repair), and whatever is acted on is checked against its record under the conversation's lock.
 Worker restarts are counted and logged by :mod:`gateway.supervisor`.
 """
 
@@ -115,7 +116,7 @@ class Watch:
         try:
             held = await self._complete(held, waiting)
             await self._back_in_line(sorted(queued - waiting))
-            await self._hand_back(self._held(held, last_present))
+            await self._hand_back(await self._held(held, last_present))
         except StoreError as exc:
             self.metrics.outages.failed("alerts", exc)
         age = max((self.clock() - oldest).total_seconds(), 0.0) if oldest else 0.0
@@ -152,12 +153,16 @@ class Watch:
         away = {listener for listener in held.values() if listener is not None and not self.listener_present(listener)}
         return await self.store.last_present(sorted(away)) if away else {}
 
-    def _held(self, held: Mapping[str, str | None], last_present: dict[str, datetime]) -> list[tuple[str, str, float]]:
+    async def _held(
+        self, held: Mapping[str, str | None], last_present: dict[str, datetime]
+    ) -> list[tuple[str, str, float]]:
         """Held conversations whose listener has had no console open for ``held_alert_seconds``: counted, and one
         line when the first appears, one when none is left. Those absent for ``handback_seconds``: id, listener, how
         long. An absence counts from the listener's last presence on any instance (``last_present``); unrecorded,
-        from when this instance first saw it. The holders are the queue's (``Store.holders``): no record is read
-        here; the hand-back checks the record under the conversation's lock."""
+        from when this instance first saw it. The holders are the queue's (``Store.holders``); only the records of
+        those whose listener is away that long are read (:meth:`_still_held`), so that a leftover entry (an ended
+        record whose taken entry a crash left) is neither counted nor handed back; the hand-back checks the record
+        again under the conversation's lock."""
         if self.listener_present is None:
             return []
         now, seen_absent, since = self.clock(), {}, {}
@@ -166,6 +171,10 @@ class Watch:
                 seen_absent[conversation_id] = self.absent_since.get(conversation_id, now)
                 since[conversation_id] = last_present.get(listener, seen_absent[conversation_id])
         self.absent_since = seen_absent  # a listener back, a conversation closed or given back: forgotten
+        longest = min(self.held_alert_seconds, self.handback_seconds or self.held_alert_seconds)
+        for conversation_id in [i for i, at in since.items() if (now - at).total_seconds() >= longest]:
+            if not await self._still_held(conversation_id, held[conversation_id]):
+                del since[conversation_id]
         count = sum(1 for at in since.values() if (now - at).total_seconds() >= self.held_alert_seconds)
         self.metrics.held_by_absent_listener.set(count)
         if count and not self.held_absent:
@@ -179,6 +188,16 @@ class Watch:
             return []
         away = [(i, listener, (now - since[i]).total_seconds()) for i, listener in held.items() if i in since]
         return [(i, listener or "", seconds) for i, listener, seconds in away if seconds >= self.handback_seconds]
+
+    async def _still_held(self, conversation_id: str, listener: str | None) -> bool:
+        """Whether the record says held by ``listener`` (read for a conversation whose listener is away long enough
+        to count)."""
+        conversation = await self.store.get_conversation(conversation_id)
+        return (
+            conversation is not None
+            and conversation.status == Status.WITH_LISTENER
+            and (conversation.listener == listener)
+        )
 
     async def _complete(self, held: dict[str, str | None], waiting: set[str]) -> dict[str, str | None]:
         """Each held conversation whose queue entry waits (a hand-back cut short after its queue step: an instance
