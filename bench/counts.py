@@ -25,7 +25,10 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
     ("callbacks added to futures and tasks", [("~", "<method 'add_done_callback' of '_asyncio.")]),
     ("events published (redis-py publish)", [("redis/commands/core.py", "publish")]),
     ("events encoded (events.encode)", [("gateway/events.py", "encode")]),
-    ("events read back (RedisEvents._deliver)", [("gateway/store/redis_events.py", "_deliver")]),
+    (
+        "event messages read back (RedisEvents._deliver: a batch's merged)",
+        [("gateway/store/redis_events.py", "_deliver")],
+    ),
     ("JSON encodes (json.dumps)", [("json/__init__.py", "dumps")]),
     ("JSON decodes (json.loads)", [("json/__init__.py", "loads")]),
     ("sealings (DataKeys.seal)", [("gateway/crypto.py", "seal")]),

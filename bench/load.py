@@ -58,6 +58,8 @@ from aiohttp import (
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
 
+from bench.parts import Monitor  # noqa: E402
+from bench.parts import parts as bench_parts  # noqa: E402
 from gateway.conversation import Status  # noqa: E402
 from gateway.flows.engine import Engine  # noqa: E402
 from gateway.flows.loader import load_text  # noqa: E402
@@ -726,6 +728,7 @@ async def measure(
     run: Callable[[], Awaitable[None]],
     load: Load,
     store_url: str | None = None,
+    parts: Path | None = None,
 ) -> Figures:
     provider = load.provider
     provider.reply_latency.clear()
@@ -740,10 +743,13 @@ async def measure(
     reads0 = redis.reads() if redis else 0
     commands0 = redis.commands() if redis else Counter[str]()
     own0 = cpu_seconds(os.getpid())
+    monitor = Monitor(redis.port, parts) if parts and redis else None
     started = time.perf_counter()
     await run()
     seconds = time.perf_counter() - started
     await provider.drain()
+    if monitor:
+        figures_parts = bench_parts(monitor.stop(), load.messages)
     dup, loss = provider.account()
     figures = Figures(name, load.messages, load.errors, seconds, list(load.ack))
     figures.extra["reply"] = f"{pct(provider.reply_latency, 0.5):.1f} / {pct(provider.reply_latency, 0.99):.1f} ms"
@@ -764,6 +770,8 @@ async def measure(
         figures.extra["commands"] = f"{calls.total() / max(1, load.messages):.1f} per message: " + ", ".join(
             f"{name} {n / max(1, load.messages):.2f}" for name, n in calls.most_common(12)
         )
+    if monitor:
+        figures.extra["parts"] = "Redis commands and scripts per message by part (MONITOR):\n" + figures_parts
     figures.mismatched = (dup - dup0, loss - loss0)
     if store_url:
         after = await audit(provider, store_url)
@@ -806,7 +814,7 @@ def show(figures: Figures) -> None:
               f" {figures.disordered_written}; replies beyond / short of the walks: {beyond} / {short} (answers"
               f" to reordered or timed-out messages, not sends twice or lost)")  # fmt: skip
     print(f"    load     the load generator and fake provider used {figures.extra['load']} of a core")
-    for key in ("cpu", "commands"):
+    for key in ("cpu", "commands", "parts"):
         if key in figures.extra:
             print(f"    {key:<8} {figures.extra[key]}")
     if figures.extra.get("errors"):
@@ -904,7 +912,8 @@ async def bench_gateway(
         keys0 = redis.keys() if redis else 0
         first = min(1000, args.open)
         closed = await measure(f"gateway on {on}, closed loop", server, redis,
-                               lambda: load.closed(first, args.connections, 0), load, store)  # fmt: skip
+                               lambda: load.closed(first, args.connections, 0), load, store,
+                               work / "monitor.txt" if args.parts else None)  # fmt: skip
         if profiler:
             profiler.stop()
         if args.bytes:
@@ -1204,6 +1213,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         " --open conversations walked to the hand-off, no floor, no open loop")  # fmt: skip
     parser.add_argument("--seed", action="store_true", help="reach --open by seeding conversations through the store"
                         " API after the first 1,000 walked (copies of walked ones), not walking them all")  # fmt: skip
+    parser.add_argument(
+        "--parts",
+        action="store_true",
+        help="Redis's commands and scripts per message by part of"
+        " the gateway (inbound, inbox, outbox, events, alert check) in the first closed loop, from"
+        " MONITOR (bench/parts.py): counts, its timings slowed",
+    )
     parser.add_argument("--no-floor", dest="floor", action="store_false", help="skip the floor (no ratios)")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="sample the gateway with py-spy in"
                         " the first closed loop: DIR/profile-{store}.txt, collapsed stacks")  # fmt: skip

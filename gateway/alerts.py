@@ -21,6 +21,11 @@ queue step on Redis (the record still held, its entry waiting: nobody may take t
 the next check, within ``every`` (``Actions.complete_hand_back``); so is a take cut right after its queue step (the
 entry taken, the record still queued: the young person in no queue's list and on no console), put back in line at
 their place (``Actions.back_in_line``).
+The check reads no record of a young person held by a listener at a console: who holds each held conversation
+comes from its queue entry (``Store.holders``: on Redis two commands however many are held; before, every held
+record was read and decrypted every 10 s on each instance); only those whose listener has been away for the alert's
+threshold are read, to count them exactly; the queued ones are compared by id (``Actions.back_in_line`` reads the
+few to repair), and whatever is acted on is checked against its record under the conversation's lock.
 Worker restarts are counted and logged by :mod:`gateway.supervisor`.
 """
 
@@ -28,11 +33,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Protocol
 
-from gateway.conversation import Conversation, Status
+from gateway.conversation import Status
 from gateway.errors import StoreError
 from gateway.metrics import Metrics
 from gateway.store import ConversationStore, InboxStore, OutboxStore, PresentStore, QueueStore
@@ -95,10 +100,11 @@ class Watch:
             oldest = await self.store.outbox_oldest_pending()
             set_aside = await self.store.inbox_set_aside_count()
             followed = self.listener_present is not None or self.complete is not None
-            held = await self.store.conversations_by_status(Status.WITH_LISTENER) if followed else []
+            held = await self.store.holders() if followed else {}
             queued = await self.store.conversation_ids_by_status(Status.QUEUED) if self.back_in_line else set()
             compared = bool(held and self.complete) or bool(queued)  # after the statuses: a take under way, re-checked
             waiting = await self.store.waiting_ids() if compared else set()
+            held = await self._untaken(held, waiting)
             last_present = await self._present(held)
         except StoreError as exc:
             self.metrics.store_up.set(0)
@@ -110,7 +116,7 @@ class Watch:
         try:
             held = await self._complete(held, waiting)
             await self._back_in_line(sorted(queued - waiting))
-            await self._hand_back(self._held(held, last_present))
+            await self._hand_back(await self._held(held, last_present))
         except StoreError as exc:
             self.metrics.outages.failed("alerts", exc)
         age = max((self.clock() - oldest).total_seconds(), 0.0) if oldest else 0.0
@@ -123,7 +129,20 @@ class Watch:
             log.info("alert over: no message waits in the outbox longer than %.0f s", self.outbox_alert_seconds)
         self.outbox_late = late
 
-    async def _present(self, held: list[Conversation]) -> dict[str, datetime]:
+    async def _untaken(self, held: dict[str, str | None], waiting: set[str]) -> dict[str, str | None]:
+        """The holders with the listener of each record whose queue entry is not taken nor waiting (none: a state no
+        step leaves, or an id the status's set lists after its record left the status), read from those records
+        only: the others' holders are their entries' (``Store.holders``), no record read, however many are held.
+        One whose record is not held any more is left out."""
+        for conversation_id in sorted(i for i, listener in held.items() if listener is None and i not in waiting):
+            conversation = await self.store.get_conversation(conversation_id)
+            if conversation is None or conversation.status != Status.WITH_LISTENER:
+                del held[conversation_id]
+            else:
+                held[conversation_id] = conversation.listener
+        return held
+
+    async def _present(self, held: Mapping[str, str | None]) -> dict[str, datetime]:
         """Record the listeners at a console here as present now; when the absent holders of ``held`` were last."""
         here = list(self.listeners_here()) if self.listeners_here is not None else []
         if here:
@@ -131,23 +150,31 @@ class Watch:
             await self.store.mark_present(dict.fromkeys(here, now))
         if self.listener_present is None:
             return {}
-        away = {c.listener for c in held if c.listener is not None and not self.listener_present(c.listener)}
+        away = {listener for listener in held.values() if listener is not None and not self.listener_present(listener)}
         return await self.store.last_present(sorted(away)) if away else {}
 
-    def _held(self, held: list[Conversation], last_present: dict[str, datetime]) -> list[tuple[Conversation, float]]:
+    async def _held(
+        self, held: Mapping[str, str | None], last_present: dict[str, datetime]
+    ) -> list[tuple[str, str, float]]:
         """Held conversations whose listener has had no console open for ``held_alert_seconds``: counted, and one
-        line when the first appears, one when none is left. Those absent for ``handback_seconds``, with how long.
-        An absence counts from the listener's last presence on any instance (``last_present``); unrecorded, from
-        when this instance first saw it."""
+        line when the first appears, one when none is left. Those absent for ``handback_seconds``: id, listener, how
+        long. An absence counts from the listener's last presence on any instance (``last_present``); unrecorded,
+        from when this instance first saw it. The holders are the queue's (``Store.holders``); only the records of
+        those whose listener is away that long are read (:meth:`_still_held`), so that a leftover entry (an ended
+        record whose taken entry a crash left) is neither counted nor handed back; the hand-back checks the record
+        again under the conversation's lock."""
         if self.listener_present is None:
             return []
         now, seen_absent, since = self.clock(), {}, {}
-        for conversation in held:
-            listener = conversation.listener
+        for conversation_id, listener in held.items():
             if listener is not None and not self.listener_present(listener):
-                seen_absent[conversation.id] = self.absent_since.get(conversation.id, now)
-                since[conversation.id] = last_present.get(listener, seen_absent[conversation.id])
+                seen_absent[conversation_id] = self.absent_since.get(conversation_id, now)
+                since[conversation_id] = last_present.get(listener, seen_absent[conversation_id])
         self.absent_since = seen_absent  # a listener back, a conversation closed or given back: forgotten
+        longest = min(self.held_alert_seconds, self.handback_seconds or self.held_alert_seconds)
+        for conversation_id in [i for i, at in since.items() if (now - at).total_seconds() >= longest]:
+            if not await self._still_held(conversation_id, held[conversation_id]):
+                del since[conversation_id]
         count = sum(1 for at in since.values() if (now - at).total_seconds() >= self.held_alert_seconds)
         self.metrics.held_by_absent_listener.set(count)
         if count and not self.held_absent:
@@ -159,19 +186,29 @@ class Watch:
         self.held_absent = count
         if not self.handback_seconds:
             return []
-        away = [(c, (now - since[c.id]).total_seconds()) for c in held if c.id in since]
-        return [(c, seconds) for c, seconds in away if seconds >= self.handback_seconds]
+        away = [(i, listener, (now - since[i]).total_seconds()) for i, listener in held.items() if i in since]
+        return [(i, listener or "", seconds) for i, listener, seconds in away if seconds >= self.handback_seconds]
 
-    async def _complete(self, held: list[Conversation], waiting: set[str]) -> list[Conversation]:
+    async def _still_held(self, conversation_id: str, listener: str | None) -> bool:
+        """Whether the record says held by ``listener`` (read for a conversation whose listener is away long enough
+        to count)."""
+        conversation = await self.store.get_conversation(conversation_id)
+        return (
+            conversation is not None
+            and conversation.status == Status.WITH_LISTENER
+            and (conversation.listener == listener)
+        )
+
+    async def _complete(self, held: dict[str, str | None], waiting: set[str]) -> dict[str, str | None]:
         """Each held conversation whose queue entry waits (a hand-back cut short after its queue step: an instance
-        died there) finished now; the others, still held."""
-        kept = []
-        for conversation in held:
-            if conversation.id in waiting and self.complete is not None and await self.complete(conversation.id):
+        died there) finished now (its record checked under the lock: ``complete``); the others, still held."""
+        kept = {}
+        for conversation_id, listener in held.items():
+            if conversation_id in waiting and self.complete is not None and await self.complete(conversation_id):
                 log.warning("held: conversation %s was half handed back (its queue entry waiting, its record held): "
-                            "completed", conversation.id)  # fmt: skip
+                            "completed", conversation_id)  # fmt: skip
             else:
-                kept.append(conversation)
+                kept[conversation_id] = listener
         return kept
 
     async def _back_in_line(self, unlisted: list[str]) -> None:
@@ -184,14 +221,13 @@ class Watch:
                 log.warning("queue: conversation %s was listed in no queue and held by no one (a take cut short): "
                             "put back in line", conversation_id)  # fmt: skip
 
-    async def _hand_back(self, due: list[tuple[Conversation, float]]) -> None:
+    async def _hand_back(self, due: list[tuple[str, str, float]]) -> None:
         """Back to the queue, each conversation whose listener stayed away too long (one failing: the next round)."""
-        for conversation, seconds in due:
-            listener = conversation.listener
-            if self.hand_back is not None and listener is not None and await self.hand_back(conversation.id, listener):
+        for conversation_id, listener, seconds in due:
+            if self.hand_back is not None and listener and await self.hand_back(conversation_id, listener):
                 self.metrics.held_handed_back.inc()
                 log.warning("held: conversation %s handed back to the queue, its listener having had no console open"
-                            " for %.0f s (GATEWAY_HELD_HANDBACK_SECONDS)", conversation.id, seconds)  # fmt: skip
+                            " for %.0f s (GATEWAY_HELD_HANDBACK_SECONDS)", conversation_id, seconds)  # fmt: skip
 
     def _set_aside(self, count: int) -> None:
         self.metrics.inbox_set_aside.set(count)

@@ -515,6 +515,16 @@ class QueueStore(Protocol):
         without reading the entries."""
         ...
 
+    async def holders(self) -> dict[str, str | None]:
+        """The conversations whose record says held (``WITH_LISTENER``), each with the listener its queue entry is
+        taken by (None: its entry waits, or it has none), without reading their records: the alert check's view
+        every 10 s (``gateway/alerts.py``), whatever the number held. A take makes its queue step (``taken_by``)
+        before the record; a hand-back or a close changes the record first, or the entry first when cut short, which
+        the check completes. Redis: the status's set, which may list more (an id whose record left the status: a
+        crash before the set was left), and one ``HMGET`` of the queue's entries; SQLite: one query on the status's
+        index. Whoever acts on an id checks its record under the lock."""
+        ...
+
     async def position(self, conversation_id: str) -> int | None:
         """1-based rank among the waiting entries of its queue; None when not waiting."""
         ...

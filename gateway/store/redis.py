@@ -185,6 +185,23 @@ class HeldWrite:
     # the lock's key and its holder's token put in it at the flush
     unlock: list[str] | None = None
     record: str | None = None
+    published: Published | None = None  # an event's publish, which the batch's next events on its channel join
+
+
+class Published:
+    """Consecutive events of a batch on one channel, nothing written between them (a message's entry and its
+    replies' entries, say): one ``PUBLISH`` of their JSON list, in order, at the place of the last, instead of one
+    each (``redis_events.py`` reads either form). A reader learns nothing earlier or later than the data they tell
+    of: no write of the batch comes between them."""
+
+    __slots__ = ("channel", "messages")
+
+    def __init__(self, channel: str, messages: list[str]) -> None:
+        self.channel, self.messages = channel, messages
+
+    def queue(self, pipe: Pipeline) -> None:
+        one = self.messages[0] if len(self.messages) == 1 else "[" + ",".join(self.messages) + "]"
+        pipe.publish(self.channel, one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1004,6 +1021,16 @@ class RedisStore:
             ordered = await pipe.execute()
         return {member.split(":", 3)[3] for members in ordered for member in _texts(members)}
 
+    @_guarded
+    async def holders(self) -> dict[str, str | None]:
+        """Two commands whatever the number held (the status's set, the entries' ``HMGET``); no record read."""
+        ids = sorted(_texts(await self._redis.smembers(K.status(str(Status.WITH_LISTENER)))))
+        if not ids:
+            return {}
+        raws = await self._redis.hmget(K.QUEUE + "entries", ids)
+        entries = [None if raw is None else loads("queue", raw, decode_queue_entry) for raw in raws]
+        return {i: None if entry is None else entry.taken_by for i, entry in zip(ids, entries, strict=True)}
+
     @_riding
     async def position(self, conversation_id: str) -> int | None:
         """The entry and its rank read by one script (one slot, ``{queue}``): one round trip. Inside a batch with
@@ -1478,7 +1505,12 @@ class RedisStore:
         else:
             channel = K.CONVERSATION_EVENTS + about if about != ANY_CONVERSATION else K.ANY_CONVERSATION_EVENTS
         held = self._batch()
-        write = HeldWrite(lambda pipe: pipe.publish(channel, message), event=True)
+        last = held[-1] if held else None
+        if last is not None and last.published is not None and last.published.channel == channel:
+            last.published.messages.append(message)  # the batch's events before it, with nothing written between
+            return
+        published = Published(channel, [message])
+        write = HeldWrite(published.queue, event=True, published=published)
         if held is not None:
             held.append(write)
         else:

@@ -99,7 +99,7 @@ class RedisEvents:
         self._changing = asyncio.Lock()
         self._wanted: Counter[str] = Counter()  # a conversation's channel, or the pattern → subscriptions wanting it
         self._confirming: dict[str, deque[asyncio.Future[None]]] = {}  # SUBSCRIBEs sent, not yet confirmed
-        self._last: tuple[str, Event | None] | None = None  # the last event decoded, by its JSON
+        self._last: tuple[str, list[Event]] | None = None  # the last message decoded (its events), by its JSON
 
     async def subscribe(self, everything: bool) -> SharedSubscription:
         subscription = SharedSubscription(self)
@@ -335,22 +335,24 @@ class RedisEvents:
             takers = [s for s in self._subscriptions if not s.everything and conversation_id in s.followed]
         if not takers:  # nobody here wants it (any more): not even decoded
             return
-        event = self._decoded(data)
-        if event is not None:
+        for event in self._decoded(data):
             for subscription in takers:
                 subscription.deliver(event)
 
-    def _decoded(self, data: str) -> Event | None:
-        """The event, decoded once when its conversation's channel and the pattern both brought it."""
+    def _decoded(self, data: str) -> list[Event]:
+        """The event, or the events of a batch published together (a JSON list, in order), decoded once when its
+        conversation's channel and the pattern both brought it. One this version does not know is left out."""
         if self._last is not None and self._last[0] == data:
             return self._last[1]
         try:
-            event = decode(json.loads(data))  # None: a type this version does not know (rolling deploy)
+            found = json.loads(data)
+            events = [decode(one) for one in (found if isinstance(found, list) else [found])]
         except (ValueError, KeyError, TypeError) as exc:
             log.error("redis events: an event that cannot be read was skipped (%s)", type(exc).__name__)
-            event = None
-        self._last = (data, event)
-        return event
+            events = []
+        known = [event for event in events if event is not None]  # None: a type this version does not know
+        self._last = (data, known)
+        return known
 
     def _fail(self, error: StoreError) -> None:
         for subscription in self._subscriptions:

@@ -145,8 +145,8 @@ end
 # The fencing token: an outbox item held under a lease whose end (µs) ``token`` is, or '' (unfenced).
 _HELD = """
 local function held(item, token)
-  if redis.call('HGET', item, 'status') ~= 'pending' then return false end
-  return token == '' or redis.call('HGET', item, 'next_us') == token
+  local now = redis.call('HMGET', item, 'status', 'next_us')
+  return now[1] == 'pending' and (token == '' or now[2] == token)
 end
 """
 
@@ -522,6 +522,7 @@ local function put(id, value)  -- written once: the code of the entry there, or 
 end
 local plain = tonumber(ARGV[2])
 for j = 1, plain do put(ARGV[1 + 2 * j], ARGV[2 + 2 * j]) end
+local unread = {}  -- the new items' entries awaiting a read receipt: joined in one step, as ``awaits_read``
 for i = 4, #KEYS do
   local a = 3 + 2 * plain + (i - 4) * 6
   local id = ARGV[a]
@@ -529,8 +530,16 @@ for i = 4, #KEYS do
   if not redis.call('HGET', KEYS[i], 'status') and code == 'p' then
     redis.call('HSET', KEYS[i], 'id', id, 'conv', ARGV[1], 'payload', ARGV[a + 2], 'created_us', ARGV[a + 3],
                'next_us', ARGV[a + 4], 'attempts', 0, 'status', 'pending')
-    if ARGV[a + 5] ~= '' then awaits_read(KEYS[1], KEYS[3], id, ARGV[a + 5]) end
+    if ARGV[a + 5] ~= '' then
+      table.insert(unread, ARGV[a + 5])
+      table.insert(unread, id)
+    end
   end
+end
+if #unread > 0 then
+  redis.call('ZADD', KEYS[3], unpack(unread))
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[3], ttl) end
 end
 return 1
 """
@@ -542,12 +551,19 @@ return 1
 _OUTBOX_LIST = (
     _LINES
     + """
+local n = (#ARGV - 1) / 3
+local seq = redis.call('INCRBY', KEYS[3], n) - n  -- one number an id, in put order (one listed already skips its)
+local pending = {}  -- the ids this call lists, for the pending set in one ZADD
 for i = 2, #ARGV, 3 do
-  if not redis.call('ZSCORE', KEYS[1], ARGV[i]) then
-    join(KEYS[1], KEYS[3], KEYS[2], ARGV[i], ARGV[1], ARGV[i + 1])
-    redis.call('ZADD', KEYS[4], ARGV[i + 2], ARGV[1] .. ' ' .. ARGV[i])
+  seq = seq + 1
+  if redis.call('ZADD', KEYS[1], 'NX', seq, ARGV[i]) == 1 then
+    -- the first id this call lists heads the line when it is alone there; the ones after it never do
+    if #pending == 0 and redis.call('ZCARD', KEYS[1]) == 1 then redis.call('ZADD', KEYS[2], ARGV[i + 1], ARGV[1]) end
+    table.insert(pending, ARGV[i + 2])
+    table.insert(pending, ARGV[1] .. ' ' .. ARGV[i])
   end
 end
+if #pending > 0 then redis.call('ZADD', KEYS[4], unpack(pending)) end
 return 1
 """
 )
@@ -585,16 +601,22 @@ return found
 _OUTBOX_CLAIM = """
 local answers = {}
 for _, item in ipairs(KEYS) do
-  if redis.call('HGET', item, 'status') ~= 'pending' then
+  local fields = redis.call('HGETALL', item)  -- read once: its state, and what is handed out
+  local status, at = nil, nil
+  for j = 1, #fields, 2 do
+    if fields[j] == 'status' then status = fields[j + 1] elseif fields[j] == 'next_us' then at = j + 1 end
+  end
+  if status ~= 'pending' then
     table.insert(answers, {'gone'})
   else
-    local next_us = redis.call('HGET', item, 'next_us')
+    local next_us = at and fields[at] or '0'
     if tonumber(next_us) > tonumber(ARGV[1]) and not (ARGV[3] == '1' and next_us == ARGV[2]) then
       table.insert(answers, {'later', next_us})
       return answers
     end
     redis.call('HSET', item, 'next_us', ARGV[2])
-    table.insert(answers, {'ok', redis.call('HGETALL', item)})
+    if at then fields[at] = ARGV[2] else table.insert(fields, 'next_us'); table.insert(fields, ARGV[2]) end
+    table.insert(answers, {'ok', fields})
   end
 end
 return answers
@@ -655,20 +677,22 @@ if not held(KEYS[1], ARGV[7]) then
   if resolved_before(KEYS[1], ARGV[1], ARGV[7], ARGV[5], KEYS[2], KEYS[3], ARGV[8]) then return 2 end
   return false
 end
-redis.call('HSET', KEYS[1], 'status', ARGV[1])
-if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) end
-if ARGV[1] == 'sent' and set_delivery(KEYS[2], KEYS[3], KEYS[4], ARGV[8], ARGV[6], ARGV[5]) == 1
-   and (ARGV[5] ~= '' or ARGV[7] == '') then
+local shown = set_delivery(KEYS[2], KEYS[3], KEYS[4], ARGV[8], ARGV[6], ARGV[5])
+if ARGV[1] == 'sent' and shown == 1 and (ARGV[5] ~= '' or ARGV[7] == '') then
   redis.call('DEL', KEYS[1])  -- its transcript entry records the send: the mark ``outbox_put`` reads
   return 1
 end  -- a fenced send without a provider id keeps what is left of its item (below): its lease's end tells a retry
+if ARGV[2] ~= '' then
+  redis.call('HSET', KEYS[1], 'status', ARGV[1], ARGV[2], ARGV[3])
+else
+  redis.call('HSET', KEYS[1], 'status', ARGV[1])
+end
 if ARGV[1] == 'sent' then  -- rebuilt without the payload: a small hash takes Redis's compact encoding again
   local f = {'id', 'conv', 'created_us', 'next_us', 'attempts', 'status', 'pmid', 'parts_sent'}
-  local v = redis.call('HMGET', KEYS[1], unpack(f))
+  local v, kept = redis.call('HMGET', KEYS[1], unpack(f)), {}
+  for i = 1, #f do if v[i] then table.insert(kept, f[i]); table.insert(kept, v[i]) end end
   redis.call('DEL', KEYS[1])
-  for i = 1, #f do if v[i] then redis.call('HSET', KEYS[1], f[i], v[i]) end end
-else
-  set_delivery(KEYS[2], KEYS[3], KEYS[4], ARGV[8], ARGV[6], ARGV[5])
+  redis.call('HSET', KEYS[1], unpack(kept))  -- status at least: never empty
 end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1

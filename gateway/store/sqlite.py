@@ -524,6 +524,15 @@ class SqliteStore:
         rows = await self._select("SELECT id FROM conversations WHERE status = ?", (str(status),))
         return {row["id"] for row in rows}
 
+    async def holders(self) -> dict[str, str | None]:
+        """One query: the status's index, each row's queue entry by its key (the two written in one transaction)."""
+        rows = await self._select(
+            "SELECT c.id, q.taken_by FROM conversations AS c LEFT JOIN queue AS q ON q.conversation_id = c.id"
+            " WHERE c.status = ?",
+            (str(Status.WITH_LISTENER),),
+        )
+        return {row["id"]: row["taken_by"] for row in rows}
+
     async def flagged_conversations(self, limit: int) -> list[Conversation]:
         """On the partial index ``conversations_flagged`` (``_FLAGGED_INDEX``): ``limit`` rows read."""
         rows = await self._select(

@@ -473,7 +473,8 @@ async def test_remove_from_queue_waiting_or_taken(store: Store) -> None:
 
 async def test_ids_by_status_and_waiting_ids_follow_takes_hand_backs_and_removals(store: Store) -> None:
     """The ids the alert checks compare (``gateway/alerts.py``: a record queued with no entry waiting), read from
-    the indexes alone: the queued conversations' ids, the ids with an entry waiting in any queue."""
+    the indexes alone: the queued conversations' ids, the ids with an entry waiting in any queue, the held ones with
+    the listener their entry is taken by (``holders``)."""
     a, _ = await store.active_conversation(TG, unique("a"), T0)
     b, _ = await store.active_conversation(TG, unique("b"), minutes(1))
     assert await store.conversation_ids_by_status(Status.QUEUED) == set() and await store.waiting_ids() == set()
@@ -485,11 +486,14 @@ async def test_ids_by_status_and_waiting_ids_follow_takes_hand_backs_and_removal
     assert await store.waiting_ids() == {a.id, b.id}
     await store.take(b.id, "anne", minutes(2))
     assert await store.waiting_ids() == {a.id}  # taken: no entry waiting, whatever the record says yet
+    assert await store.holders() == {}  # taken, the record still queued (a take under way): not held yet
     await store.save_conversation(replace(b, status=Status.WITH_LISTENER, queue="lgbt", listener="anne"))
     assert await store.conversation_ids_by_status(Status.QUEUED) == {a.id}
     assert await store.conversation_ids_by_status(Status.WITH_LISTENER) == {b.id}
+    assert await store.holders() == {b.id: "anne"}  # its holder from its entry, no record read
     await store.requeue(b.id)
     assert await store.waiting_ids() == {a.id, b.id}
+    assert await store.holders() == {b.id: None}  # a hand-back cut after its queue step: the record held, no taker
     await store.remove_from_queue(a.id)
     assert await store.waiting_ids() == {b.id}
 

@@ -11,7 +11,7 @@ import redis
 
 from gateway.errors import StoreError
 from gateway.events import EntryAdded, QueueChanged, Typing
-from gateway.store import Author, TranscriptEntry, open_store
+from gateway.store import Author, OutboxItem, TranscriptEntry, open_store
 from gateway.store.redis import EVENTS_CHANNEL
 from gateway.store.redis_keys import CONVERSATION_EVENTS
 from gateway.testing import store_keys
@@ -189,3 +189,54 @@ async def test_a_subscription_confirmed_slower_than_ten_seconds_is_kept_on_a_slo
             await subscription.aclose()
         finally:
             await store.close()
+
+
+def _publishes(client: redis.Redis) -> int:
+    found = client.info("commandstats").get("cmdstat_publish")
+    return int(found["calls"]) if found else 0
+
+
+@pytest.mark.parametrize("url", ["redis_url", "redis_cluster_url"])
+async def test_a_batchs_consecutive_events_on_one_channel_are_one_publish_read_each_in_order(
+    url: str, request: pytest.FixtureRequest
+) -> None:
+    """A message's writes as the dispatcher holds them (the young person's entry and its event, then each reply's
+    entry, item and event): its three events, on the conversation's channel with nothing written between them once
+    the entries and items go first in one script, are one ``PUBLISH`` (issue 8's twenty-first pass: 4 a message
+    before), and a subscriber reads the three, in order. An event on another channel between two keeps its place:
+    three publishes, read in that order by a subscriber of every conversation."""
+    redis_url: str = request.getfixturevalue(url)
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    store = await open_store(redis_url, keys=store_keys(redis_url))
+    subscription = await store.subscribe()
+    try:
+        at = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
+        said = TranscriptEntry("u1", "A", at, Author.USER, "salut")
+        replies = [TranscriptEntry(f"r{n}", "A", at, Author.BOT, f"bonjour {n}") for n in (1, 2)]
+        before = _publishes(client)
+        async with store.batch():
+            await store.append_transcript(said)
+            await store.publish(EntryAdded("A", said))
+            for reply in replies:
+                await store.append_transcript(reply)
+                await store.outbox_put(OutboxItem(reply.id, "A", {"text": reply.text}, at))
+                await store.publish(EntryAdded("A", reply))
+        assert _publishes(client) - before == 1
+        async with asyncio.timeout(10):  # a safety net against a hang, not a timing assumption
+            read = [await anext(subscription) for _ in range(3)]
+        assert [(type(e), e.entry.id) for e in read if isinstance(e, EntryAdded)] == [
+            (EntryAdded, "u1"), (EntryAdded, "r1"), (EntryAdded, "r2")]  # fmt: skip
+        before = _publishes(client)
+        async with store.batch():
+            await store.publish(EntryAdded("A", said))
+            await store.publish(QueueChanged())
+            await store.publish(EntryAdded("A", replies[0]))
+        assert _publishes(client) - before == 3
+        async with asyncio.timeout(10):
+            read = [await anext(subscription) for _ in range(3)]
+        assert [type(e) for e in read] == [EntryAdded, QueueChanged, EntryAdded]
+    finally:
+        await subscription.aclose()
+        client.close()
+        await store.close()

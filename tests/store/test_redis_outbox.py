@@ -232,3 +232,53 @@ async def test_a_messages_replies_held_together_are_two_scripts_and_keep_their_o
     finally:
         client.close()
         await store.close()
+
+
+def _commands(client: redis.Redis) -> dict[str, int]:
+    """Every command Redis ran since ``CONFIG RESETSTAT`` (a script's own calls counted), the test's own left out."""
+    stats = client.info("commandstats")
+    own = ("cmdstat_config", "cmdstat_info", "cmdstat_script")  # the reset, this read, redis-py's script loads
+    return {name: int(s["calls"]) for name, s in stats.items() if not name.startswith(own)}
+
+
+@pytest.mark.parametrize("url", ["redis_url", "redis_cluster_url"])
+async def test_a_messages_four_replies_cost_the_outbox_a_bounded_count_of_commands(
+    url: str, request: pytest.FixtureRequest
+) -> None:
+    """A hand-off's four replies through the outbox as ``Outbox`` drives it (put in one batch, claimed as a run, each
+    recorded sent with its provider id, the run's next lease held): every command Redis ran, a script's own calls
+    included (``INFO commandstats``), within a budget. Issue 8's twenty-first pass cut it: a lease's check one
+    ``HMGET``, a claim one ``HGETALL`` an item (its state and what is handed out), a line joined without the
+    ``ZSCORE`` before its ``ZADD NX``, one ``INCRBY`` and one ``ZADD`` of the pending set for the message's replies,
+    their entries awaiting a read receipt joined in one ``ZADD`` (Messenger's), a send's record no ``HSET`` on an
+    item it deletes."""
+    redis_url: str = request.getfixturevalue(url)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushdb()
+    store = await open_store(redis_url, keys=store_keys(redis_url))
+    try:
+        entries = [TranscriptEntry(f"r{n}", "A", T0 + timedelta(seconds=n), Author.BOT, f"bonjour {n}")
+                   for n in range(1, 5)]  # fmt: skip
+        client.config_resetstat()
+        async with store.batch():
+            for entry in entries:
+                await store.append_transcript(entry)
+                await store.outbox_put(OutboxItem(entry.id, "A", {"text": entry.text}, entry.at, awaits_read=True))
+        put = _commands(client)
+        now = T0 + timedelta(seconds=5)
+        client.config_resetstat()
+        run = await store.outbox_due(now, 10, run=8, lease_seconds=60)
+        assert [item.id for item in run] == ["r1", "r2", "r3", "r4"]
+        lease = now + timedelta(seconds=60)
+        for n, item in enumerate(run, 1):
+            following = lease if n < 4 else None
+            assert await store.outbox_mark_sent("A", item.id, f"m.{item.id}", lease=lease, next_lease=following)
+        sent = _commands(client)
+        assert [(e.id, e.delivery, e.provider_message_id) for e in await store.transcript("A")] == [
+            (f"r{n}", Delivery.SENT, f"m.r{n}") for n in range(1, 5)]  # fmt: skip
+        assert await store.outbox_due(now + timedelta(hours=1), 10) == []
+        assert sum(put.values()) <= 26, put  # before: 45 (a ZSCORE, an INCR, a ZCARD, ZADD and PTTL an item joining)
+        assert sum(sent.values()) <= 67, sent  # before: 87 (two HGETs a claim and a record, two HSETs a record)
+    finally:
+        client.close()
+        await store.close()

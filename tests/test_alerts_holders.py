@@ -1,0 +1,133 @@
+"""The alert check's look at the conversations held by listeners (``gateway/alerts.py``, every 10 s on each
+instance) reads no young person's record: who holds each comes from the queue's entries (``Store.holders``), so its
+cost does not grow with the records' size nor decrypts them, and it still counts and hands back as before."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from typing import Any
+
+import redis.asyncio
+
+from gateway.alerts import Watch
+from gateway.console.presence import Presence
+from gateway.conversation import Priority, Status
+from gateway.messages import ChannelName
+from gateway.metrics import Metrics
+from gateway.store import Store, open_store
+from gateway.store import redis_keys as K
+from gateway.testing import store_keys
+from tests.conftest import Clock
+from tests.store.conftest import redis_cluster_url, redis_url, store_url
+from tests.test_alerts import sample
+
+__all__ = ["redis_cluster_url", "redis_url", "store_url"]  # fixtures used below
+
+
+class Reads:
+    """The real store, counting the conversation records read through it (the check's only way to a record)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.records: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def get_conversation(self, conversation_id: str) -> Any:
+        self.records.append(conversation_id)
+        return await self._store.get_conversation(conversation_id)
+
+    async def conversations_by_status(self, status: Status) -> Any:
+        self.records.append(f"every {status}")
+        return await self._store.conversations_by_status(status)
+
+
+async def held(store: Store, clock: Clock, n: int, listener: str) -> str:
+    """A young person waiting in line, then taken by ``listener`` (the queue step, then the record, as ``take``)."""
+    conversation, _ = await store.active_conversation(ChannelName.TELEGRAM, f"{listener}-{n}", clock())
+    await store.enqueue(conversation.id, "listeners", Priority.NORMAL, clock())
+    await store.save_conversation(replace(conversation, status=Status.QUEUED, queue="listeners"))
+    await store.take(conversation.id, listener, clock())
+    queued = await store.get_conversation(conversation.id)
+    assert queued is not None
+    await store.save_conversation(replace(queued, status=Status.WITH_LISTENER, listener=listener))
+    return conversation.id
+
+
+async def left_by_a_crash(store: Store, url: str, clock: Clock) -> str:
+    """Redis: a conversation Bea held, closed, whose taken entry and held status's membership a crash left (the
+    record ended first, the steps after it never made): its holder read from the queue is Bea."""
+    conversation_id = await held(store, clock, 99, "bea")
+    record = await store.get_conversation(conversation_id)
+    assert record is not None
+    await store.save_conversation(replace(record, status=Status.CLOSED))  # its entry and membership left after it
+    await store.enqueue(conversation_id, "listeners", Priority.NORMAL, clock())
+    await store.take(conversation_id, "bea", clock())
+    client = redis.asyncio.Redis.from_url(url)
+    try:
+        await client.sadd(K.status(str(Status.WITH_LISTENER)), conversation_id)
+    finally:
+        await client.aclose()
+    assert (await store.holders())[conversation_id] == "bea"
+    return conversation_id
+
+
+async def monitored(url: str, work: Any) -> list[str]:
+    """Redis's commands while ``work`` was awaited (``MONITOR``), up to a marker sent after it; [] on SQLite."""
+    if url.startswith("sqlite"):
+        await work
+        return []
+    client = redis.asyncio.Redis.from_url(url)
+    try:
+        async with client.monitor() as monitor:
+            await work
+            await client.echo("end-of-work")
+            seen: list[str] = []
+            async with asyncio.timeout(10):  # a safety net against a hang, not a timing assumption
+                while "end-of-work" not in (command := (await monitor.next_command())["command"]):
+                    seen.append(command)
+            return seen
+    finally:
+        await client.aclose()
+
+
+async def test_the_check_of_held_conversations_reads_none_of_their_records(store_url: str, clock: Clock) -> None:
+    """30 young people held, 20 by Anne at her console, 10 by Bea whose console closed: the check reads no record
+    (through the store, and on Redis no command names a record's key) while Bea has been away less than
+    ``held_alert_seconds``; then it reads Bea's 10 only, to count them exactly, never Anne's; it hands them back
+    once away for ``handback_seconds`` (the hand-back reads each under its lock, as before). On Redis, a taken entry
+    and a held status's membership a crash left beside an ended record are read past: neither counted nor handed
+    back. Before, each check read and decrypted every
+    held record."""
+    store = await open_store(store_url, keys=store_keys(store_url))
+    reads, presence, metrics = Reads(store), Presence(), Metrics()
+    handed: list[tuple[str, str]] = []
+
+    async def hand_back(conversation_id: str, listener: str) -> bool:
+        handed.append((conversation_id, listener))
+        return True
+
+    try:
+        annes = [await held(store, clock, n, "anne") for n in range(20)]
+        beas = [await held(store, clock, n, "bea") for n in range(10)]
+        leftovers = [] if store_url.startswith("sqlite") else [await left_by_a_crash(store, store_url, clock)]
+        presence.connections["anne"] += 1
+        watch = Watch(reads, metrics, clock=clock, outbox_alert_seconds=60, listener_present=presence.has,
+                      held_alert_seconds=300, hand_back=hand_back, handback_seconds=600,
+                      complete=lambda conversation_id: asyncio.sleep(0, False))  # fmt: skip
+        commands = await monitored(store_url, watch.check())
+        assert reads.records == [] and sample(metrics, "gateway_held_by_absent_listener") == 0
+        assert not [c for c in commands if any(f"hg:c:{{{i}}}" in c for i in annes + beas)], "a held record read"
+        clock.advance(seconds=301)
+        commands = await monitored(store_url, watch.check())
+        assert sorted(reads.records) == sorted([*beas, *leftovers])  # away long enough: read, to count exactly
+        assert sample(metrics, "gateway_held_by_absent_listener") == 10
+        assert not [c for c in commands if any(f"hg:c:{{{i}}}" in c for i in annes)], "a record of Anne's read"
+        assert handed == []
+        clock.advance(seconds=300)
+        await watch.check()
+        assert sorted(handed) == sorted((i, "bea") for i in beas)
+    finally:
+        await store.close()
