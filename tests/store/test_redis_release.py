@@ -158,8 +158,8 @@ async def test_a_release_given_up_is_logged_counted_and_shown(
         with caplog.at_level(logging.WARNING, logger="gateway.store.redis_release"):
             releases.again("lock", RedisConnectionError("gone"), raw.ping)
 
-            async def gave_up() -> bool:
-                return "gave_up" in outcomes
+            async def gave_up() -> bool:  # said, and its retry no longer pending (told before the task ends)
+                return "gave_up" in outcomes and releases.problem()["pending"] == 0
 
             await _until(gave_up, "the release given up")
         assert outcomes == ["retried", "gave_up"]
