@@ -224,8 +224,9 @@ class Actions:
         In the conversation's batch (``locked_batch``): SQLite writes the transfer in one transaction (the place
         told is read with the held queue step, ``position``, without committing it). Redis makes the queue step
         first (another slot, with the place read), then the message, the status and the record in one pipeline: a
-        crash in between leaves a held record beside a waiting entry, which the next alert check completes as a
-        hand-back cut short (:meth:`complete_hand_back`)."""
+        crash in between leaves a held record beside a waiting entry, which the next alert check completes
+        (:meth:`complete_hand_back`): as this transfer when the young person was told their place (the message's
+        ids derive from the transfer, :func:`_transfer_key`), told once; else as a hand-back cut short."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER and not supervisor:
@@ -235,7 +236,8 @@ class Actions:
                 raise ActionRefused("unknown_queue", f"no queue '{queue}' in the flow")
             now = self.clock()
             try:
-                await self.dispatcher.enqueue(conversation, engine, queue, conversation.priority, now)
+                with derived_ids(_transfer_key(conversation, queue)):  # before the transfer changes the record
+                    await self.dispatcher.enqueue(conversation, engine, queue, conversation.priority, now)
             except IllegalTransition as exc:
                 raise ActionRefused("not_active", str(exc)) from None
             await self.store.save_conversation(conversation)
@@ -288,12 +290,17 @@ class Actions:
         return True
 
     async def complete_hand_back(self, conversation_id: str) -> bool:
-        """Finish a hand-back cut short right after its queue step (``store.requeue``: its own step, another slot than
-        the record's on Redis, before the batch): its entry waits in the queue while its record still says held, so
-        nobody may take it and its holder, maybe back, answers a young person the queue lists as waiting. Found by
-        the alert checks (``gateway/alerts.py``, every 10 s on each instance), whatever the holder's presence; checked
-        again under the lock (a hand-back in progress holds it, and a take under it makes the two agree again). Made
-        as any hand-back: back in line, their place told by the queue's timer; audited. Whether it was needed."""
+        """Finish a hand-back or a transfer cut short after its queue step (``store.requeue``, ``store.enqueue``: its
+        own step, another slot than the record's on Redis, before the batch): its entry waits in the queue while its
+        record still says held, so nobody may take it and its holder, maybe back, answers a young person the queue
+        lists as waiting. Found by the alert checks (``gateway/alerts.py``, every 10 s on each instance), whatever
+        the holder's presence; checked again under the lock (a hand-back in progress holds it, and a take under it
+        makes the two agree again). A transfer that got as far as telling the young person their place (its
+        message's id, derived from the transfer, :func:`_transfer_key`, in the transcript) is completed as that
+        transfer: its writes made again with the same ids (the message, which the store ignores: told once; the
+        status, the queue's timers from now, the record), the entry's place kept; audited ``transfer_completed``.
+        Else it is made as any hand-back: back in line, their place told by the queue's timer; audited. Whether it
+        was needed."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self.store.get_conversation(conversation_id)
             if conversation is None or conversation.status != Status.WITH_LISTENER:
@@ -301,11 +308,22 @@ class Actions:
             entries = [e for e in await self.store.waiting() if e.conversation_id == conversation_id]
             if not entries:
                 return False  # taken: the record and the queue agree
-            conversation.queue = entries[0].queue  # a transfer cut short: the queue its entry waits in
-            holder, now = conversation.listener, self.clock()
-            await self._requeue(conversation, now)
-            detail = f"{conversation.pseudonym}: from {holder}, a hand-back cut short completed"
-            await self.store.audit(AuditEntry(now, "gateway", "hand_back", conversation.id, detail))
+            entry, holder, now = entries[0], conversation.listener, self.clock()
+            key = _transfer_key(conversation, entry.queue)  # the record as the transfer found it: unchanged
+            if await self._told(conversation_id, derived_id(key, 1)):
+                engine = self.flows.knowing(conversation.flow_version, lambda e: entry.queue in e.flow.queues)
+                engine = engine or self.flows.for_version(conversation.flow_version)
+                with derived_ids(key):
+                    await self.dispatcher.enqueue(conversation, engine, entry.queue, conversation.priority, now,
+                                                  at=entry.at)  # fmt: skip
+                await self.store.save_conversation(conversation)
+                action, detail = "transfer_completed", f"from {holder} to {entry.queue}, a transfer cut short completed"
+            else:
+                conversation.queue = entry.queue  # a transfer cut before its message: the queue its entry waits in
+                await self._requeue(conversation, now)
+                action, detail = "hand_back", f"from {holder}, a hand-back cut short completed"
+            detail = f"{conversation.pseudonym}: {detail}"
+            await self.store.audit(AuditEntry(now, "gateway", action, conversation.id, detail))
         self.dispatcher.kick_outbox()
         return True
 
@@ -484,6 +502,17 @@ def _take_key(conversation: Conversation, listener: str) -> str:
     ``taken_at``, so the next take, by anyone, has another key."""
     taken = conversation.taken_at.isoformat() if conversation.taken_at else ""
     return f"take:{conversation.id}:{listener}:{taken}"
+
+
+def _transfer_key(conversation: Conversation, queue: str) -> str:
+    """What names one transfer to ``queue`` (the record as it is before the transfer): the ids of the young person's
+    message telling their place derive from it, the same for the transfer and for its completion after a cut
+    (:meth:`Actions.complete_hand_back`), which reads the record the cut transfer left unchanged. A held
+    conversation's record changes ``taken_at`` at each take, a waiting one's ``queued_at`` at each transfer: the next
+    transfer, to any queue, has another key."""
+    taken = conversation.taken_at.isoformat() if conversation.taken_at else ""
+    queued = conversation.queued_at.isoformat() if conversation.queued_at else ""
+    return f"transfer:{conversation.id}:{conversation.listener}:{taken}:{queued}:{queue}"
 
 
 def _close_key(conversation_id: str, outcome: str) -> str:
