@@ -779,6 +779,13 @@ class RedisStore:
             lambda: [_entry(conversation_id, value, self._keys, shared) for value in values], self._shared_texts
         )
 
+    @_guarded
+    async def entries_written(self, conversation_id: str, entry_ids: Sequence[str]) -> set[str]:
+        if not entry_ids:
+            return set()
+        found = await self._script("entries_written", K.transcript_keys(conversation_id), list(entry_ids))
+        return set(_texts(found))
+
     async def _shared_texts(self) -> Stored:
         found = await self._redis.hgetall(_key("texts"))
         return [(_text(ref), sealed) for ref, sealed in found.items()]
