@@ -7,10 +7,11 @@ fit the conversation's status (replying to a closed one, taking one already take
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -386,7 +387,7 @@ class Actions:
 
     async def _told(self, conversation_id: str, entry_id: str) -> bool:
         """Whether the transcript has this entry (a hand-back's message, written by a try cut short)."""
-        return any(e.id == entry_id for e in await self.store.transcript(conversation_id))
+        return bool(await self.store.entries_written(conversation_id, [entry_id]))
 
     async def _requeue(self, conversation: Conversation, now: datetime, told: Reply | None = None) -> None:
         """The one hand-back (under the conversation's lock, in its batch: ``locked_batch``): its queue entry back at
@@ -437,8 +438,8 @@ class Actions:
           when the goodbye was written, else back in line;
         * a held one's goodbye and record come first, its taken entry leaves after the record (``save_conversation``
           of an ended record): cut before that, the entry left only counts against its holder's capacity until
-          ``held_by`` drops it; cut between the goodbye and the record, it is still theirs, and closing it again
-          completes it without telling twice."""
+          ``held_by`` drops it; cut between the goodbye and the record, the next alert check completes it
+          (:meth:`complete_closes`), and closing it again meanwhile completes it too, without telling twice."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER and not supervisor:
@@ -479,13 +480,55 @@ class Actions:
     async def _closing(self, conversation: Conversation) -> str | None:
         """The category of a close cut short after its goodbye was written (its id, derived from the close and the
         category, in the transcript), or None. A flow without categories takes any: such a close is not found."""
-        written = {e.id for e in await self.store.transcript(conversation.id)}
+        goodbyes = self._goodbyes(conversation)
+        written = await self.store.entries_written(conversation.id, list(goodbyes))
+        return next((category for entry_id, category in goodbyes.items() if entry_id in written), None)
 
-        def told(category: str) -> bool:
-            return derived_id(_close_key(conversation.id, category), 1) in written
+    def _goodbyes(self, conversation: Conversation) -> dict[str, str]:
+        """The id a close's goodbye would have, for each closing category the console offers the conversation (its
+        flow version's, then the current flow's: :meth:`FlowSet.knowing`) → the category."""
+        engines = (self.flows.for_version(conversation.flow_version), self.flows.engine())
+        categories = dict.fromkeys(o.id for engine in engines for o in engine.flow.outcomes)
+        return {derived_id(_close_key(conversation.id, category), 1): category for category in categories}
 
-        engine = self.flows.knowing(conversation.flow_version, lambda e: any(told(o.id) for o in e.flow.outcomes))
-        return None if engine is None else next(o.id for o in engine.flow.outcomes if told(o.id))
+    async def complete_closes(self, held: Sequence[Conversation]) -> list[str]:
+        """Finish each close of a held conversation cut short after its goodbye (on Redis its goodbye and record come
+        first, its taken entry after: cut between the two, the record still says held while the young person was
+        told goodbye). Found by the alert checks (``gateway/alerts.py``, every 10 s on each instance) among ``held``
+        (their records, read by the check) with one look-up of ids each, at once (``entries_written``: the goodbye's
+        id derives from the close and its category), no entry opened; each found completed by :meth:`complete_close`.
+        The ids of those completed."""
+        found = await asyncio.gather(
+            *(self.store.entries_written(c.id, list(self._goodbyes(c))) for c in held), return_exceptions=True
+        )
+        failed = next((f for f in found if isinstance(f, BaseException)), None)
+        if failed is not None:
+            raise failed
+        completed = []
+        for conversation, written in zip(held, found, strict=True):
+            if written and await self.complete_close(conversation.id):
+                completed.append(conversation.id)
+        return completed
+
+    async def complete_close(self, conversation_id: str) -> bool:
+        """Finish a held conversation's close cut short after its goodbye, under the lock (checked again there: still
+        held, the goodbye of a category in its transcript): the close's writes made again with their ids (the
+        goodbye, which the store ignores: told once), the category read from the goodbye's id, the record ended, its
+        taken entry leaving after it; named by its holder (a supervisor's close of another's names the holder);
+        audited ``close_completed``. Before, its listener had to close it again. Whether it was needed."""
+        async with self.store.locked_batch(conversation_id):
+            conversation = await self.store.get_conversation(conversation_id)
+            if conversation is None or conversation.status != Status.WITH_LISTENER:
+                return False
+            outcome = await self._closing(conversation)
+            if outcome is None:
+                return False
+            now = self.clock()
+            await self._end(conversation, conversation.listener or "gateway", outcome, "", now)
+            detail = f"{conversation.pseudonym}: closed ({outcome}), a close cut short completed"
+            await self.store.audit(AuditEntry(now, "gateway", "close_completed", conversation_id, detail))
+        self.dispatcher.kick_outbox()
+        return True
 
 
 def _hold_key(conversation: Conversation) -> str:
