@@ -18,9 +18,11 @@ conversation's lock, so that of several instances one hands back and tells, once
 halfway, its message and the new status written together); one WARNING line with its id,
 ``gateway_held_handed_back_total``. A listener back before then keeps it. And a hand-back cut right after its
 queue step on Redis (the record still held, its entry waiting: nobody may take the young person) is completed at
-the next check, within ``every`` (``Actions.complete_hand_back``); so is a take cut right after its queue step (the
-entry taken, the record still queued: the young person in no queue's list and on no console), put back in line at
-their place (``Actions.back_in_line``).
+the next check, within ``every`` (``Actions.complete_hand_back``; a transfer cut there too, as that transfer once
+the young person was told their place); so is a take cut right after its queue step (the entry taken, the record
+still queued: the young person in no queue's list and on no console), put back in line at their place
+(``Actions.back_in_line``), and a held conversation's close cut after its goodbye (the record still held), closed
+(``Actions.complete_closes``: one look-up of ids per held conversation, no entry opened, no record read).
 The check reads no record of a young person held by a listener at a console: who holds each held conversation
 comes from its queue entry (``Store.holders``: on Redis two commands however many are held; before, every held
 record was read and decrypted every 10 s on each instance); only those whose listener has been away for the alert's
@@ -69,12 +71,15 @@ class Watch:
         complete: Callable[[str], Awaitable[bool]] | None = None,
         back_in_line: Callable[[str], Awaitable[bool]] | None = None,
         listeners_here: Callable[[], Iterable[str]] | None = None,
+        complete_closes: Callable[[list[str]], Awaitable[list[str]]] | None = None,
     ) -> None:
         """``hand_back(conversation id, listener)``: give it back, the listener still absent (whether it went back);
         called once their absence has lasted ``handback_seconds`` (0: never). ``complete(conversation id)``: finish
         a hand-back cut short after its queue step (a held record whose queue entry waits), whether it was.
         ``back_in_line(conversation id)``: put back in line a young person whose record says queued while no entry
         of theirs waits (a take cut short after its queue step), whether it was needed.
+        ``complete_closes(held ids)``: finish the closes of these held conversations cut short after their goodbye (the
+        record still held), the ids of those closed.
         ``listeners_here()``: those with a console open on this instance, recorded present at each check (with the
         time each socket closed, ``ListenerAPI``) for every instance: an absence counts from the last presence on
         any instance, as recorded (``PresentStore``), or from when this instance first saw it when none is."""
@@ -88,6 +93,7 @@ class Watch:
         self.hand_back, self.handback_seconds, self.complete = hand_back, handback_seconds, complete
         self.back_in_line = back_in_line
         self.listeners_here = listeners_here
+        self.complete_closes = complete_closes
 
     async def run(self) -> None:
         while True:
@@ -99,7 +105,7 @@ class Watch:
             await self.store.ping()
             oldest = await self.store.outbox_oldest_pending()
             set_aside = await self.store.inbox_set_aside_count()
-            followed = self.listener_present is not None or self.complete is not None
+            followed = self.listener_present is not None or self.complete is not None or bool(self.complete_closes)
             held = await self.store.holders() if followed else {}
             queued = await self.store.conversation_ids_by_status(Status.QUEUED) if self.back_in_line else set()
             compared = bool(held and self.complete) or bool(queued)  # after the statuses: a take under way, re-checked
@@ -115,6 +121,7 @@ class Watch:
         self._set_aside(set_aside)
         try:
             held = await self._complete(held, waiting)
+            held = await self._closed(held)
             await self._back_in_line(sorted(queued - waiting))
             await self._hand_back(await self._held(held, last_present))
         except StoreError as exc:
@@ -205,11 +212,22 @@ class Watch:
         kept = {}
         for conversation_id, listener in held.items():
             if conversation_id in waiting and self.complete is not None and await self.complete(conversation_id):
-                log.warning("held: conversation %s was half handed back (its queue entry waiting, its record held): "
-                            "completed", conversation_id)  # fmt: skip
+                log.warning("held: conversation %s was half handed back or transferred (its queue entry waiting, its "
+                            "record held): completed", conversation_id)  # fmt: skip
             else:
                 kept[conversation_id] = listener
         return kept
+
+    async def _closed(self, held: dict[str, str | None]) -> dict[str, str | None]:
+        """Each held conversation whose close was cut after its goodbye (an instance died there) closed now; the
+        others, still held."""
+        if self.complete_closes is None or not held:
+            return held
+        closed = set(await self.complete_closes(sorted(held)))
+        for conversation_id in sorted(closed):
+            log.warning("held: conversation %s was told goodbye while its record said held (a close cut short): "
+                        "closed", conversation_id)  # fmt: skip
+        return {i: listener for i, listener in held.items() if i not in closed}
 
     async def _back_in_line(self, unlisted: list[str]) -> None:
         """Each conversation the status index says queued with no entry waiting (a take cut short after its queue

@@ -31,7 +31,7 @@ from gateway.metrics import Metrics
 from gateway.proxies import ClientAddresses
 from gateway.settings import Settings
 from gateway.store import Counter
-from gateway.store.redis_pool import open_pool, primary_followers, sent_once
+from gateway.store.redis_pool import close_cluster, open_pool, primary_followers, sent_once
 from gateway.store.redis_url import is_redis, is_sentinel
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class LimitStorage:
         if self.pool is not None:
             await self.pool.aclose()
         if self.cluster is not None:
-            await self.cluster.aclose()
+            await close_cluster(self.cluster)  # redis-py's aclose alone may close nothing (redis_pool.py)
 
 
 def open_limit_storage(

@@ -27,7 +27,16 @@ A timer handled whose removal the store did not take (an outage between the hand
 is kept in memory and removed at the start of the next pass, before any timer is read: until 2026-12-02 it stayed
 armed at its lease's end and fired again then (a second reminder and question for the young person, 10 s later).
 The removal is fenced by the due time the handling moved the timer to: a timer re-armed meanwhile, or taken by
-another instance once that lease lapsed, is left as it is. An instance that dies in that gap still fires it again.
+another instance once that lease lapsed, is left as it is.
+
+A firing's writes have ids derived from the firing (:func:`_firing_key`: the conversation, the kind and the end of
+the lease it ran under), and the transcript and the outbox ignore an id already present. A firing whose batch ran
+but whose answer was lost (the connection cut once Redis ran it, a failover), or that died in its pipeline, leaves
+its timer armed at its lease's end: the retry finds the first message of the firing whose lease ended at the due
+time it read (``entries_written``) and makes that firing's writes again, with the same ids: nothing is sent twice,
+on this instance or another, and what the cut left undone (the outbox's listing, the next timer, the record) is
+made. Until 2026-12-03 the retry fired anew: the reminder and the question sent twice, 10 s apart. An instance
+that dies between the batch and the removal leaves the same state: its timer's retry is told nothing more either.
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ from gateway.errors import StoreError
 from gateway.flows.engine import Engine, State
 from gateway.flows.lifecycle import Trigger
 from gateway.flowset import FlowSet
+from gateway.ids import derived_id, derived_ids
 from gateway.language import language_of
 from gateway.messages import Reply
 from gateway.metrics import Metrics
@@ -58,7 +68,9 @@ from gateway.store import (
     Timer,
     TimerKind,
     TimerStore,
+    TranscriptStore,
 )
+from gateway.store.codec import to_us
 from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
@@ -69,8 +81,9 @@ BASE_DELAY = 10.0  # seconds before the first retry of a failed handling (also t
 MAX_DELAY = 600.0
 
 
-class TimersRoles(TimerStore, LockStore, ConversationStore, QueueStore, BatchStore, Protocol):
-    """What the timers need of the store (the dispatcher writes what a timer says)."""
+class TimersRoles(TimerStore, LockStore, ConversationStore, QueueStore, BatchStore, TranscriptStore, Protocol):
+    """What the timers need of the store (the dispatcher writes what a timer says; the transcript: whether an
+    earlier firing wrote its message)."""
 
 
 class Timers:
@@ -81,6 +94,9 @@ class Timers:
         self.dispatcher, self.store, self.flows, self.metrics, self.clock = dispatcher, store, flows, metrics, clock
         self.poll_seconds = poll_seconds
         self._failures: dict[tuple[str, TimerKind], int] = {}  # (conversation, kind) → failed handlings in a row
+        # (conversation, kind) → the due times a firing under way or failed may leave its timer at, and its key: a
+        # retry that reads one of them makes that firing's writes again (:meth:`_firing`)
+        self._firings: dict[tuple[str, TimerKind], tuple[set[datetime], str]] = {}
         self._handled: list[Timer] = []  # handled, their removal not taken by the store (an outage): removed next
 
     async def run(self) -> None:
@@ -111,11 +127,14 @@ class Timers:
             failures = self._failures.get(key, 0)
             delay = min(BASE_DELAY * 2**failures, MAX_DELAY)
             retry = Timer(timer.conversation_id, timer.kind, self.clock() + timedelta(seconds=delay))
+            firing_key = await self._firing(timer, retry)  # read before the postpone: nothing changed if it fails
+            self._firings[key] = ({timer.due_at, retry.due_at}, firing_key)  # until done: the postpone may be lost
             if not await self.store.timer_postpone(timer, retry.due_at):  # handled elsewhere, re-armed, cancelled
                 self._failures.pop(key, None)
+                self._firings.pop(key, None)
                 return 0
             try:
-                fired = await self._fire_saved(timer)
+                fired = await self._fire_saved(timer, firing_key)
             except Exception as exc:
                 self._failures[key] = failures + 1
                 self.metrics.timer_failures.labels(timer.kind).inc()
@@ -125,6 +144,7 @@ class Timers:
                           type(exc).__name__, where(exc), delay)  # fmt: skip
                 return 0
             self._failures.pop(key, None)
+            self._firings.pop(key, None)
             try:
                 await self.store.timer_done(retry)  # a timer the handler re-armed stays armed
             except StoreError:  # removed before the next pass reads any timer, not fired again at ``retry``
@@ -146,15 +166,32 @@ class Timers:
                           type(exc).__name__, where(exc))  # fmt: skip
             del self._handled[0]
 
-    async def _fire_saved(self, timer: Timer) -> int:
-        """Fire the timer and save the conversation, the writes in one batch (none made if it fails)."""
+    async def _fire_saved(self, timer: Timer, firing_key: str) -> int:
+        """Fire the timer and save the conversation, the writes in one batch (none made if it fails), their ids
+        derived from ``firing_key`` (:meth:`_firing`)."""
         conversation = await self.store.get_conversation(timer.conversation_id)
         if conversation is None or not conversation.active:
             return 0
-        async with self.store.batch():
-            await self._fire(timer, conversation)
-            await self.store.save_conversation(conversation)
+        with derived_ids(firing_key):
+            async with self.store.batch():
+                await self._fire(timer, conversation)
+                await self.store.save_conversation(conversation)
         return 1
+
+    async def _firing(self, timer: Timer, lease: Timer) -> str:
+        """The key this firing's ids derive from (:func:`_firing_key`): its lease's; or an earlier firing's whose
+        writes may have been made (its batch ran and its answer was lost, or it was cut short), the timer left due
+        where that firing left it (neither removed nor re-armed since), so that they are made again with the same
+        ids, which the store ignores: told once. That firing is this instance's (kept in memory until done, through
+        any number of retries), else one whose first entry the transcript holds, due at its lease's end (another
+        instance's, or this one's before a restart)."""
+        kept = self._firings.get((timer.conversation_id, timer.kind))
+        if kept is not None and timer.due_at in kept[0]:
+            return kept[1]
+        earlier = _firing_key(timer)
+        if await self.store.entries_written(timer.conversation_id, [derived_id(earlier, 1)]):
+            return earlier
+        return _firing_key(lease)
 
     async def _fire(self, timer: Timer, conversation: Conversation) -> None:
         engine = self.flows.for_version(conversation.flow_version)
@@ -238,6 +275,13 @@ class Timers:
         if trigger == Trigger.CLOSE:
             conversation.outcome = conversation.outcome or "idle"
         await self.dispatcher.transition(conversation, trigger, now)
+
+
+def _firing_key(lease: Timer) -> str:
+    """What names one firing of a timer: its conversation, its kind and the end of the lease it is handled under
+    (the due time :meth:`Timers._handle` moves it to; a retry reads that very time). Each firing has its own lease's
+    end, so a timer fired again later (re-armed, or failed and retried) has another key."""
+    return f"timer:{lease.conversation_id}:{lease.kind}:{to_us(lease.due_at)}"
 
 
 def _closed_line_told(conversation: Conversation) -> bool:

@@ -7,10 +7,11 @@ fit the conversation's status (replying to a closed one, taking one already take
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -224,8 +225,9 @@ class Actions:
         In the conversation's batch (``locked_batch``): SQLite writes the transfer in one transaction (the place
         told is read with the held queue step, ``position``, without committing it). Redis makes the queue step
         first (another slot, with the place read), then the message, the status and the record in one pipeline: a
-        crash in between leaves a held record beside a waiting entry, which the next alert check completes as a
-        hand-back cut short (:meth:`complete_hand_back`)."""
+        crash in between leaves a held record beside a waiting entry, which the next alert check completes
+        (:meth:`complete_hand_back`): as this transfer when the young person was told their place (the message's
+        ids derive from the transfer, :func:`_transfer_key`), told once; else as a hand-back cut short."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER and not supervisor:
@@ -235,7 +237,8 @@ class Actions:
                 raise ActionRefused("unknown_queue", f"no queue '{queue}' in the flow")
             now = self.clock()
             try:
-                await self.dispatcher.enqueue(conversation, engine, queue, conversation.priority, now)
+                with derived_ids(_transfer_key(conversation, queue)):  # before the transfer changes the record
+                    await self.dispatcher.enqueue(conversation, engine, queue, conversation.priority, now)
             except IllegalTransition as exc:
                 raise ActionRefused("not_active", str(exc)) from None
             await self.store.save_conversation(conversation)
@@ -288,12 +291,17 @@ class Actions:
         return True
 
     async def complete_hand_back(self, conversation_id: str) -> bool:
-        """Finish a hand-back cut short right after its queue step (``store.requeue``: its own step, another slot than
-        the record's on Redis, before the batch): its entry waits in the queue while its record still says held, so
-        nobody may take it and its holder, maybe back, answers a young person the queue lists as waiting. Found by
-        the alert checks (``gateway/alerts.py``, every 10 s on each instance), whatever the holder's presence; checked
-        again under the lock (a hand-back in progress holds it, and a take under it makes the two agree again). Made
-        as any hand-back: back in line, their place told by the queue's timer; audited. Whether it was needed."""
+        """Finish a hand-back or a transfer cut short after its queue step (``store.requeue``, ``store.enqueue``: its
+        own step, another slot than the record's on Redis, before the batch): its entry waits in the queue while its
+        record still says held, so nobody may take it and its holder, maybe back, answers a young person the queue
+        lists as waiting. Found by the alert checks (``gateway/alerts.py``, every 10 s on each instance), whatever
+        the holder's presence; checked again under the lock (a hand-back in progress holds it, and a take under it
+        makes the two agree again). A transfer that got as far as telling the young person their place (its
+        message's id, derived from the transfer, :func:`_transfer_key`, in the transcript) is completed as that
+        transfer: its writes made again with the same ids (the message, which the store ignores: told once; the
+        status, the queue's timers from now, the record), the entry's place kept; audited ``transfer_completed``.
+        Else it is made as any hand-back: back in line, their place told by the queue's timer; audited. Whether it
+        was needed."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self.store.get_conversation(conversation_id)
             if conversation is None or conversation.status != Status.WITH_LISTENER:
@@ -301,11 +309,22 @@ class Actions:
             entries = [e for e in await self.store.waiting() if e.conversation_id == conversation_id]
             if not entries:
                 return False  # taken: the record and the queue agree
-            conversation.queue = entries[0].queue  # a transfer cut short: the queue its entry waits in
-            holder, now = conversation.listener, self.clock()
-            await self._requeue(conversation, now)
-            detail = f"{conversation.pseudonym}: from {holder}, a hand-back cut short completed"
-            await self.store.audit(AuditEntry(now, "gateway", "hand_back", conversation.id, detail))
+            entry, holder, now = entries[0], conversation.listener, self.clock()
+            key = _transfer_key(conversation, entry.queue)  # the record as the transfer found it: unchanged
+            if await self._told(conversation_id, derived_id(key, 1)):
+                engine = self.flows.knowing(conversation.flow_version, lambda e: entry.queue in e.flow.queues)
+                engine = engine or self.flows.for_version(conversation.flow_version)
+                with derived_ids(key):
+                    await self.dispatcher.enqueue(conversation, engine, entry.queue, conversation.priority, now,
+                                                  at=entry.at)  # fmt: skip
+                await self.store.save_conversation(conversation)
+                action, detail = "transfer_completed", f"from {holder} to {entry.queue}, a transfer cut short completed"
+            else:
+                conversation.queue = entry.queue  # a transfer cut before its message: the queue its entry waits in
+                await self._requeue(conversation, now)
+                action, detail = "hand_back", f"from {holder}, a hand-back cut short completed"
+            detail = f"{conversation.pseudonym}: {detail}"
+            await self.store.audit(AuditEntry(now, "gateway", action, conversation.id, detail))
         self.dispatcher.kick_outbox()
         return True
 
@@ -368,7 +387,7 @@ class Actions:
 
     async def _told(self, conversation_id: str, entry_id: str) -> bool:
         """Whether the transcript has this entry (a hand-back's message, written by a try cut short)."""
-        return any(e.id == entry_id for e in await self.store.transcript(conversation_id))
+        return bool(await self.store.entries_written(conversation_id, [entry_id]))
 
     async def _requeue(self, conversation: Conversation, now: datetime, told: Reply | None = None) -> None:
         """The one hand-back (under the conversation's lock, in its batch: ``locked_batch``): its queue entry back at
@@ -419,8 +438,8 @@ class Actions:
           when the goodbye was written, else back in line;
         * a held one's goodbye and record come first, its taken entry leaves after the record (``save_conversation``
           of an ended record): cut before that, the entry left only counts against its holder's capacity until
-          ``held_by`` drops it; cut between the goodbye and the record, it is still theirs, and closing it again
-          completes it without telling twice."""
+          ``held_by`` drops it; cut between the goodbye and the record, the next alert check completes it
+          (:meth:`complete_closes`), and closing it again meanwhile completes it too, without telling twice."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER and not supervisor:
@@ -461,13 +480,61 @@ class Actions:
     async def _closing(self, conversation: Conversation) -> str | None:
         """The category of a close cut short after its goodbye was written (its id, derived from the close and the
         category, in the transcript), or None. A flow without categories takes any: such a close is not found."""
-        written = {e.id for e in await self.store.transcript(conversation.id)}
+        goodbyes = self._goodbyes(conversation)
+        written = await self.store.entries_written(conversation.id, list(goodbyes))
+        return next((category for entry_id, category in goodbyes.items() if entry_id in written), None)
 
-        def told(category: str) -> bool:
-            return derived_id(_close_key(conversation.id, category), 1) in written
+    def _goodbyes(self, conversation: Conversation) -> dict[str, str]:
+        """The id a close's goodbye would have, for each closing category the console offers the conversation (its
+        flow version's, then the current flow's: :meth:`FlowSet.knowing`) → the category."""
+        engines = (self.flows.for_version(conversation.flow_version), self.flows.engine())
+        categories = dict.fromkeys(o.id for engine in engines for o in engine.flow.outcomes)
+        return {derived_id(_close_key(conversation.id, category), 1): category for category in categories}
 
-        engine = self.flows.knowing(conversation.flow_version, lambda e: any(told(o.id) for o in e.flow.outcomes))
-        return None if engine is None else next(o.id for o in engine.flow.outcomes if told(o.id))
+    async def complete_closes(self, held: Sequence[str]) -> list[str]:
+        """Finish each close of a held conversation cut short after its goodbye (on Redis its goodbye and record come
+        first, its taken entry after: cut between the two, the record still says held while the young person was
+        told goodbye). Found by the alert checks (``gateway/alerts.py``, every 10 s on each instance) among ``held``
+        (their ids, from the queue entries: no record read) with one look-up of ids each, at once
+        (``entries_written``: the goodbye's id derives from the close and its category, looked up for every closing
+        category of every flow loaded here, a superset of the record's version and the current flow's), no entry
+        opened; each found completed by :meth:`complete_close`, which reads the record under the lock. The ids of
+        those completed."""
+        categories = dict.fromkeys(
+            o.id for engine in (*self.flows.engines.values(), self.flows.engine()) for o in engine.flow.outcomes
+        )
+        found = await asyncio.gather(
+            *(self.store.entries_written(i, [derived_id(_close_key(i, c), 1) for c in categories]) for i in held),
+            return_exceptions=True,
+        )
+        failed = next((f for f in found if isinstance(f, BaseException)), None)
+        if failed is not None:
+            raise failed
+        completed = []
+        for conversation_id, written in zip(held, found, strict=True):
+            if written and await self.complete_close(conversation_id):
+                completed.append(conversation_id)
+        return completed
+
+    async def complete_close(self, conversation_id: str) -> bool:
+        """Finish a held conversation's close cut short after its goodbye, under the lock (checked again there: still
+        held, the goodbye of a category in its transcript): the close's writes made again with their ids (the
+        goodbye, which the store ignores: told once), the category read from the goodbye's id, the record ended, its
+        taken entry leaving after it; named by its holder (a supervisor's close of another's names the holder);
+        audited ``close_completed``. Before, its listener had to close it again. Whether it was needed."""
+        async with self.store.locked_batch(conversation_id):
+            conversation = await self.store.get_conversation(conversation_id)
+            if conversation is None or conversation.status != Status.WITH_LISTENER:
+                return False
+            outcome = await self._closing(conversation)
+            if outcome is None:
+                return False
+            now = self.clock()
+            await self._end(conversation, conversation.listener or "gateway", outcome, "", now)
+            detail = f"{conversation.pseudonym}: closed ({outcome}), a close cut short completed"
+            await self.store.audit(AuditEntry(now, "gateway", "close_completed", conversation_id, detail))
+        self.dispatcher.kick_outbox()
+        return True
 
 
 def _hold_key(conversation: Conversation) -> str:
@@ -484,6 +551,17 @@ def _take_key(conversation: Conversation, listener: str) -> str:
     ``taken_at``, so the next take, by anyone, has another key."""
     taken = conversation.taken_at.isoformat() if conversation.taken_at else ""
     return f"take:{conversation.id}:{listener}:{taken}"
+
+
+def _transfer_key(conversation: Conversation, queue: str) -> str:
+    """What names one transfer to ``queue`` (the record as it is before the transfer): the ids of the young person's
+    message telling their place derive from it, the same for the transfer and for its completion after a cut
+    (:meth:`Actions.complete_hand_back`), which reads the record the cut transfer left unchanged. A held
+    conversation's record changes ``taken_at`` at each take, a waiting one's ``queued_at`` at each transfer: the next
+    transfer, to any queue, has another key."""
+    taken = conversation.taken_at.isoformat() if conversation.taken_at else ""
+    queued = conversation.queued_at.isoformat() if conversation.queued_at else ""
+    return f"transfer:{conversation.id}:{conversation.listener}:{taken}:{queued}:{queue}"
 
 
 def _close_key(conversation_id: str, outcome: str) -> str:

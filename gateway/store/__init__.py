@@ -399,6 +399,12 @@ class TranscriptStore(Protocol):
         """The entries in the order they were appended."""
         ...
 
+    async def entries_written(self, conversation_id: str, entry_ids: Sequence[str]) -> set[str]:
+        """Which of ``entry_ids`` the conversation's transcript holds, no entry opened (whether an operation cut
+        short wrote its message: ids derived from the operation, ``gateway/ids.py``). Redis: one script of the
+        conversation's slot, the transcript's index or its list's heads; SQLite: the ids' unique index."""
+        ...
+
     async def set_delivery(
         self, conversation_id: str, entry_id: str, delivery: Delivery, provider_message_id: str | None = None
     ) -> bool:

@@ -138,7 +138,7 @@ from gateway.store.codec import (
 from gateway.store.redis_batch import AutoPipeline
 from gateway.store.redis_events import RedisEvents, SharedSubscription
 from gateway.store.redis_lua import SCRIPTS
-from gateway.store.redis_pool import open_cluster, open_pool, primary_followers
+from gateway.store.redis_pool import close_cluster, open_cluster, open_pool, primary_followers
 from gateway.store.redis_release import Releases
 from gateway.store.redis_retention import Record
 from gateway.store.redis_steps import ordered
@@ -544,8 +544,8 @@ class RedisStore:
                 await self._batcher.close()
             # The pool is ours (``open``): redis-py closes only the pools it made, so without this every
             # connection stayed open after shutdown (tests/test_redis_connections.py)
-            if isinstance(self._client, RedisCluster):  # see ``open``
-                await self._client.aclose()
+            if isinstance(self._client, RedisCluster):  # see ``open``; its aclose alone may close nothing
+                await close_cluster(self._client)
             else:
                 await self._client.aclose(close_connection_pool=True)
 
@@ -795,6 +795,13 @@ class RedisStore:
         return await self._texts.decoded(
             lambda: [_entry(conversation_id, value, self._keys, shared) for value in values], self._shared_texts
         )
+
+    @_guarded
+    async def entries_written(self, conversation_id: str, entry_ids: Sequence[str]) -> set[str]:
+        if not entry_ids:
+            return set()
+        found = await self._script("entries_written", K.transcript_keys(conversation_id), list(entry_ids))
+        return set(_texts(found))
 
     async def _shared_texts(self) -> Stored:
         found = await self._redis.hgetall(_key("texts"))

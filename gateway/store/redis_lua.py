@@ -229,6 +229,31 @@ return v or false
 """
 )
 
+# KEYS: the conversation's transcript, its index. ARGV: entry ids. Those the transcript holds (no entry's data read
+# out of Redis: the index's fields, or the heads of a short list's entries).
+_ENTRIES_WRITTEN = (
+    _ENTRIES
+    + """
+local found = {}
+if indexed(KEYS[1], KEYS[2], redis.call('LLEN', KEYS[1])) then
+  for _, id in ipairs(ARGV) do
+    if find_entry(KEYS[1], KEYS[2], id) then found[#found + 1] = id end
+  end
+  return found
+end
+local wanted = {}
+for _, id in ipairs(ARGV) do wanted[id] = true end
+for _, v in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  local id = id_of(v)
+  if wanted[id] then
+    found[#found + 1] = id
+    wanted[id] = nil
+  end
+end
+return found
+"""
+)
+
 # KEYS: the conversation's transcript. ARGV: a provider id. The entry whose head holds it, or false: read from the end
 # ``INDEXED_FROM`` entries at a time (a receipt concerns a recent message: it costs the distance from the end).
 _ENTRY_BY_PROVIDER = (
@@ -949,6 +974,7 @@ SCRIPTS = {
     "replace_if": _REPLACE_IF,
     "put_entry": _PUT_ENTRY,
     "get_entry": _GET_ENTRY,
+    "entries_written": _ENTRIES_WRITTEN,
     "entry_by_provider": _ENTRY_BY_PROVIDER,
     "set_delivery": _SET_DELIVERY,
     "advance_delivery": _ADVANCE_DELIVERY,

@@ -595,6 +595,16 @@ class SqliteStore:
         rows = await self._select("SELECT * FROM transcript WHERE conversation_id = ? ORDER BY seq", (conversation_id,))
         return await self._entries(rows)
 
+    async def entries_written(self, conversation_id: str, entry_ids: Sequence[str]) -> set[str]:
+        ids = list(dict.fromkeys(entry_ids))
+        if not ids:
+            return set()
+        marks = ", ".join("?" * len(ids))
+        rows = await self._select(
+            f"SELECT id FROM transcript WHERE conversation_id = ? AND id IN ({marks})", (conversation_id, *ids)
+        )
+        return {row["id"] for row in rows}
+
     async def _entries(self, rows: list[sqlite3.Row]) -> list[TranscriptEntry]:
         shared = self._texts.get
         return await self._texts.decoded(lambda: [_entry(row, self._keys, shared) for row in rows], self._shared)

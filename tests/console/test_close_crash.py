@@ -27,9 +27,9 @@ from tests.console.test_handback_crash import instance, redis_store
 from tests.console.test_take_crash import next_check, waiting_young_person
 from tests.cutting_proxy import cutting_proxy
 from tests.losing_proxy import script_text
-from tests.store.conftest import redis_url
+from tests.store.conftest import redis_cluster_url, redis_url, store, store_url
 
-__all__ = ["redis_store", "redis_url"]  # fixtures used below
+__all__ = ["redis_cluster_url", "redis_store", "redis_url", "store", "store_url"]  # fixtures used below
 
 ENDED = "La conversation est terminée"  # flows.yaml's ended, in French
 
@@ -87,27 +87,68 @@ async def test_a_waiting_conversations_close_cut_is_completed_or_back_in_line_to
 
 
 @pytest.mark.redis
-@pytest.mark.parametrize("cut", ["put_entry_item", "put_conversation", "remove_from_queue"])
+@pytest.mark.parametrize("cut", ["put_entry_item", "outbox_list", "put_conversation", "remove_from_queue"])
 async def test_a_held_conversations_close_cut_stays_hers_or_closed_told_once(
     redis_store: Store, redis_url: str, clock: Clock, cut: str
 ) -> None:
-    """Anne closes the conversation she holds: cut before the goodbye, or after it and before the record, it is
-    still hers, its entry taken (she may hand it back), and closing it again tells goodbye once; cut after the
-    record, before its entry leaves the queue, it is closed, told once, and the entry left does not take a place of
-    her capacity (``held_by`` drops it)."""
+    """Anne closes the conversation she holds: cut before the goodbye, it is still hers, its entry taken (she may
+    hand it back), and closing it again tells goodbye once; cut after the goodbye and before the record (before its
+    listing, or before the record itself), the next check completes the close with its category, told once
+    (audited ``close_completed``; before, the young person was told goodbye while Anne still held the conversation,
+    until she closed it again); cut after the record, before its entry leaves the queue, it is closed, told once, and
+    the entry left does not take a place of her capacity (``held_by`` drops it)."""
     conversation_id = await waiting_young_person(redis_store, clock)
     _, actions = instance(redis_store, clock)
     await actions.take(conversation_id, "anne", 3)
     await cut_close(redis_store, redis_url, clock, conversation_id, cut)
     await next_check(redis_store, clock)
+    await next_check(redis_store, clock)  # nothing more
     conversation = await redis_store.get_conversation(conversation_id)
     assert conversation is not None
-    if conversation.status == Status.WITH_LISTENER:
-        assert cut != "remove_from_queue" and conversation.listener == "anne"
+    completed = [e for e in await redis_store.audit_log() if e.action == "close_completed"]
+    if cut == "put_entry_item":  # not told goodbye: still hers, as before the close
+        assert (conversation.status, conversation.listener) == (Status.WITH_LISTENER, "anne"), conversation
         entry = await redis_store.queue_entry(conversation_id)
         assert entry is not None and entry.taken_by == "anne", entry  # still hers: her capacity, a hand-back
+        assert not [e for e in await redis_store.transcript(conversation_id) if ENDED in e.text]
         await actions.close(conversation_id, "anne", "cyberbullying")  # her console: closing again
     conversation = await redis_store.get_conversation(conversation_id)
     assert conversation is not None and (conversation.status, conversation.outcome) == (Status.CLOSED, "cyberbullying")
+    assert conversation.listener == "anne"
     assert await redis_store.held_by("anne") == 0 and await redis_store.queue_entry(conversation_id) is None
     assert await told_goodbye(redis_store, conversation_id, clock()) == 1
+    assert len(completed) == (1 if cut in ("outbox_list", "put_conversation") else 0), completed
+    if completed:
+        assert completed[0].subject == conversation_id and "cyberbullying" in completed[0].detail
+
+
+@pytest.mark.redis
+async def test_a_held_close_cut_and_closed_again_before_the_check_is_told_once(
+    redis_store: Store, redis_url: str, clock: Clock
+) -> None:
+    """Anne's close cut after the goodbye, before the record; she closes again before the check comes: the goodbye
+    written again with its id (ignored), closed, told once; the check then finds nothing to do."""
+    conversation_id = await waiting_young_person(redis_store, clock)
+    _, actions = instance(redis_store, clock)
+    await actions.take(conversation_id, "anne", 3)
+    await cut_close(redis_store, redis_url, clock, conversation_id, "put_conversation")
+    await actions.close(conversation_id, "anne", "cyberbullying")
+    await next_check(redis_store, clock)
+    conversation = await redis_store.get_conversation(conversation_id)
+    assert conversation is not None and (conversation.status, conversation.outcome) == (Status.CLOSED, "cyberbullying")
+    assert await told_goodbye(redis_store, conversation_id, clock()) == 1
+    assert not [e for e in await redis_store.audit_log() if e.action == "close_completed"]
+
+
+async def test_the_check_finds_no_close_to_complete_in_conversations_held_as_usual(store: Store, clock: Clock) -> None:
+    """Held conversations whose listener answered, took notes and closed nothing: the check's look-up of goodbyes
+    finds none, nothing is closed (SQLite, Redis, Cluster)."""
+    conversation_id = await waiting_young_person(store, clock)
+    _, actions = instance(store, clock)
+    await actions.take(conversation_id, "anne", 3)
+    await actions.reply(conversation_id, "anne", "Bonjour, je suis là.")
+    await actions.note(conversation_id, "anne", "À suivre")
+    await next_check(store, clock)
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None and (conversation.status, conversation.listener) == (Status.WITH_LISTENER, "anne")
+    assert await actions.complete_closes([conversation.id]) == []

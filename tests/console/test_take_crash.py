@@ -72,7 +72,8 @@ async def next_check(store: Store, clock: Clock, asked: asyncio.Event | None = N
         return await actions.back_in_line(conversation_id)
 
     watch = Watch(store, Metrics(), clock=clock, outbox_alert_seconds=60, listener_present=lambda name: True,
-                  complete=actions.complete_hand_back, back_in_line=back_in_line)  # fmt: skip
+                  complete=actions.complete_hand_back, back_in_line=back_in_line,
+                  complete_closes=actions.complete_closes)  # fmt: skip
     await watch.check()
 
 

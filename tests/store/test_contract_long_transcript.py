@@ -184,3 +184,14 @@ async def test_a_receipt_reads_its_entry_not_the_whole_transcript(store: Store, 
     assert found is not None
     assert (found.id, found.conversation_id, found.text) == ("e0297", conversation_id, "message 297")
     assert sent < 5_000  # the whole transcript is over 30 KB; the INFO reply itself is counted too
+
+
+@pytest.mark.parametrize("size", [3, LONG], ids=["short", "indexed"])
+async def test_entries_written_names_the_ids_the_transcript_holds(store: Store, size: int) -> None:
+    """Whether an operation cut short wrote its message (ids derived from it): the ids held, the others not, on a
+    short transcript and on one Redis indexes; none for a conversation with no transcript."""
+    conversation_id = await long_conversation(store, size)
+    asked = ["e0000", f"e{size - 1:04d}", "e9999", "e0000", "nothing"]
+    assert await store.entries_written(conversation_id, asked) == {"e0000", f"e{size - 1:04d}"}
+    assert await store.entries_written(conversation_id, []) == set()
+    assert await store.entries_written("no-such-conversation", ["e0000"]) == set()

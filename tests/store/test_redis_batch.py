@@ -265,9 +265,13 @@ async def test_a_write_that_cannot_leave_within_the_socket_timeout_fails_and_the
 ) -> None:
     """A write waits for room in the socket's buffer at most ``socket_timeout`` s (in the caller's task, not one
     of its own: gateway/store/redis_pool.py); then TimeoutError, and the connection is dropped (part of the
-    command may have left)."""
+    command may have left) at once, what it still held discarded: once Redis no longer lists that connection, the
+    write has not run. Before 2026-12-03 the connection was closed the polite way, which sends what the socket's
+    buffer holds first: once Redis thawed, the rest of the command reached it and it ran after its caller was told
+    it failed (and the transport stayed open meanwhile: "unclosed resource <TCPTransport closed=False>")."""
     client = Redis(connection_pool=open_pool(own_redis.url, max_connections=5, timeout=5, health_check_interval=30,
                                              decode_responses=True, socket_timeout=0.5))  # fmt: skip
+    watcher = redis.Redis.from_url(own_redis.url)
     try:
         await client.set("k", "v")
         assert own_redis.process is not None
@@ -277,9 +281,13 @@ async def test_a_write_that_cannot_leave_within_the_socket_timeout_fails_and_the
                 await _within(client.set("big", "x" * 64_000_000))  # more than the kernel's buffers take
         finally:
             os.kill(own_redis.process.pid, signal.SIGCONT)
-        assert await _within(client.get("k")) == "v"
+        async with asyncio.timeout(WAIT):  # the dropped connection gone from Redis (a safety net, not a timing)
+            while len(await asyncio.to_thread(watcher.client_list)) > 1:
+                await asyncio.sleep(0.02)
         assert await _within(client.exists("big")) == 0  # the part sent was dropped with its connection
+        assert await _within(client.get("k")) == "v"
     finally:
+        watcher.close()
         await client.aclose(close_connection_pool=True)
 
 

@@ -13,6 +13,7 @@ no second hit.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -75,8 +76,12 @@ async def test_a_store_write_whose_answer_is_lost_fails_and_is_not_made_twice(
         assert proxy.lost == 1
         assert node.get(counter.key) == "2"  # once each: redis-py's retry had hit it a third time
         assert (await store.get_block_and_hit("someone", utcnow(), counter))[1] == 3  # and the client goes on
+        proxy.lose(script_text("hit"))  # its last command's answer lost too: closed all the same
+        with pytest.raises(StoreError):
+            await store.get_block_and_hit("someone", utcnow(), counter)
     finally:
         await store.close()
+    await no_connection_left(node)
 
 
 async def test_a_rate_limit_hit_whose_answer_is_lost_is_not_counted_twice(
@@ -94,3 +99,13 @@ async def test_a_rate_limit_hit_whose_answer_is_lost_is_not_counted_twice(
         assert node.get(key) == "2"  # once each: redis-py's retry had hit it a third time
     finally:
         await limits.close()
+    await no_connection_left(node)  # its last command failed: redis-py's aclose alone closed nothing
+
+
+async def no_connection_left(node: redis.Redis) -> None:
+    """Every connection a closed client had to the node (through the proxy, which closes its side towards the node
+    once the client closed its own) is gone: the node lists only the test's own. Waits for that, 10 s at most (a
+    safety net against a hang, not a timing assumption: the proxy closes at once)."""
+    async with asyncio.timeout(10):
+        while len(node.client_list()) > 1:
+            await asyncio.sleep(0.02)

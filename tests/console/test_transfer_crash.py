@@ -1,0 +1,96 @@
+"""A transfer cut short tells the young person their place once (issue 8: nothing lost, nothing twice).
+
+On Redis a transfer is steps: the queue step first, alone (the entry waiting in the new queue, the place read), then
+one pipeline with the young person's message (their place), the queue's timers, the status and the record. An
+instance dying in that pipeline leaves a held record beside a waiting entry, which the next alert check completes
+(``Actions.complete_hand_back``). Before, it was always completed as a hand-back, whose queue timer tells the young
+person their place at once: told twice when the transfer's message had been written. Now the message's ids derive
+from the transfer (``_transfer_key``): the check finds it and completes the transfer itself (the message written
+again with its id, which the store ignores; the queue's timer not due before its usual time); cut before it, a
+hand-back, their place told by the timer. Either way told once.
+
+Real cuts, no part of the gateway changed: a Redis connection reset before a chosen command of the transfer's
+pipeline (``tests/cutting_proxy.py``), the prefix a dying instance leaves; then the real check and the real timers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from gateway.conversation import Status
+from gateway.dispatcher import Dispatcher
+from gateway.errors import StoreError
+from gateway.flowset import FlowSet
+from gateway.metrics import Metrics
+from gateway.store import Author, Store, open_store
+from gateway.testing import store_keys
+from gateway.timers import Timers
+from tests.conftest import ROOT, Clock
+from tests.console.test_handback_crash import instance, redis_store
+from tests.console.test_take_crash import next_check, waiting_young_person
+from tests.cutting_proxy import cutting_proxy
+from tests.losing_proxy import script_text
+from tests.store.conftest import redis_url
+
+__all__ = ["redis_store", "redis_url"]  # fixtures used below
+
+PLACE = "en position"  # flows.yaml's queued, queued_offline and reassurance, in French
+
+
+async def told_place(store: Store, conversation_id: str, since: int, now: datetime) -> int:
+    """How many times the young person was told their place after the transcript's first ``since`` entries: each
+    such entry with one outbox item listed to be sent (``outbox_due`` hands out every listed item once)."""
+    entries = (await store.transcript(conversation_id))[since:]
+    placed = {e.id for e in entries if e.author is Author.BOT and PLACE in e.text}
+    listed = [item.id for item in await store.outbox_due(now, 10, run=100) if item.id in placed]
+    assert sorted(listed) == sorted(placed), "a message written and not listed to be sent (or listed twice)"
+    return len(placed)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("cut", ["put_entry_item", "outbox_list", "put_conversation"])
+async def test_a_transfer_pipeline_cut_is_completed_by_the_next_check_place_told_once(
+    redis_store: Store, redis_url: str, clock: Clock, cut: str
+) -> None:
+    """Anne transfers the young person she holds; the transfer's pipeline is cut before their place's message
+    (``put_entry_item``), after it and before it is listed to be sent (``outbox_list``), or before the record
+    (``put_conversation``). Then the next check and the timers' next pass: the young person waits in the queue,
+    takeable, told their place once. Before, the last two were told twice (the transfer's message, then the queue's
+    timer of the hand-back the check made of it)."""
+    conversation_id = await waiting_young_person(redis_store, clock)
+    _, actions = instance(redis_store, clock)
+    await actions.take(conversation_id, "anne", 3)
+    since = len(await redis_store.transcript(conversation_id))
+    async with cutting_proxy(redis_url) as proxy:
+        through = await open_store(proxy.url, keys=store_keys(redis_url))
+        try:
+            _, first = instance(through, clock)
+            proxy.cut_before(script_text(cut), conversation_id.encode())
+            with pytest.raises(StoreError):
+                await first.transfer(conversation_id, "anne", "listeners")
+        finally:
+            await through.close()
+    assert proxy.cut == 1
+    held = await redis_store.get_conversation(conversation_id)
+    assert held is not None and held.status == Status.WITH_LISTENER  # the gap: held, and waiting in the queue
+    assert [e.conversation_id for e in await redis_store.waiting()] == [conversation_id]
+    clock.advance(seconds=10)  # the next check; the lost release was made again by token (or lapses in 6 s)
+    await next_check(redis_store, clock)
+    await next_check(redis_store, clock)  # nothing more
+    flows = FlowSet(ROOT / "flows.yaml")
+    flows.reload()
+    timers = Timers(Dispatcher(redis_store, flows, clock=clock), redis_store, flows, Metrics(), clock=clock)
+    await timers.fire_due()  # the queue's timer, when the check armed it for now
+    conversation = await redis_store.get_conversation(conversation_id)
+    assert conversation is not None
+    assert (conversation.status, conversation.listener, conversation.queue) == (Status.QUEUED, None, "listeners")
+    assert [e.conversation_id for e in await redis_store.waiting()] == [conversation_id]
+    assert await redis_store.held_by("anne") == 0
+    audited = [e for e in await redis_store.audit_log() if e.action in ("hand_back", "transfer_completed")]
+    assert len(audited) == 1 and "anne" in audited[0].detail, audited
+    assert await told_place(redis_store, conversation_id, since, clock()) == 1
+    assert audited[0].action == ("hand_back" if cut == "put_entry_item" else "transfer_completed")
+    _, second = instance(redis_store, clock)
+    assert (await second.take(conversation_id, "bruno", 3)).listener == "bruno"
