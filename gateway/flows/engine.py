@@ -320,7 +320,8 @@ class Engine:
             gives = self.understood.in_advance(answer, reading, state.fields, step.store)
             state = self._note(state, answer, reading, step.store)
             return self._not_understood(state, step, now, self._media_only(answer, payload, media), bool(gives))
-        state = self._note(state, answer, reading, step.store)
+        told = state.step == self.understood.topic_question and understood[1].startswith(("synonym:", "model:"))
+        state = self._note(state, answer, reading, step.store, told_topic=told)
         state = replace(self._store(state, step, *understood), attempts=0)
         return self._run_from(self._next(step, state, now), state, [], now)
 
@@ -354,10 +355,13 @@ class Engine:
         cleaned = " ".join(answer.split())
         return (cleaned[: step.text.max_length], "typed") if cleaned else None
 
-    def _note(self, state: State, answer: str, reading: Reading | None, answering: str | None) -> State:
-        """Keep the answers ``answer`` gives in advance to ``ask_once`` questions (never ask twice)."""
+    def _note(
+        self, state: State, answer: str, reading: Reading | None, answering: str | None, told_topic: bool = False
+    ) -> State:
+        """Keep the answers ``answer`` gives in advance to ``ask_once`` questions (never ask twice); ``told_topic``:
+        it answered the topic question in its own words (then it may be the story a free-text question asks for)."""
         known = {**state.fields, **state.noted}
-        found = self.understood.in_advance(answer, reading, known, answering)
+        found = self.understood.in_advance(answer, reading, known, answering, told_topic)
         if not found:
             return state
         noted = {**state.noted, **{name: value for name, (value, _) in found.items()}}

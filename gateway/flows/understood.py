@@ -4,7 +4,10 @@
   ``understanding.topic_threshold``.
 * Never ask twice: a message may already answer a later ``ask_once`` question (an age with its unit, a label or
   synonym of three words or more such as "je suis sa mère", any synonym for the topic, or the model's topic);
-  the engine then skips it. Shorter phrases ("mon frère") say too little about who is writing.
+  the engine then skips it. Shorter phrases ("mon frère") say too little about who is writing. A free-text question
+  ("En quelques mots, que se passe-t-il ?") is answered by a story: a message of at least ``STORY_WORDS`` words that
+  gives the topic in its own words (a synonym or the model, not a button), in advance or at the topic question
+  itself ("on a mis mes photos sur un groupe snap"); "harcèlement" alone says what, not what happens.
 * Listeners read how: ``synonym:chantage`` → "mot-clé « chantage »", ``model:0.82`` → "modèle 0,82".
 
 Pure, like the engine that uses it.
@@ -17,6 +20,9 @@ from collections.abc import Mapping
 from gateway.flows import text
 from gateway.flows.model import Flow, Step
 from gateway.flows.reading import Reading
+
+STORY_WORDS = 6
+"""Words a message needs, besides giving the topic, to be the story a free-text ``ask_once`` question asks for."""
 
 Found = tuple[str, str]
 """A value and how it was understood: ``button``, ``typed``, ``synonym:WORDS``, ``model:SCORE``, ``earlier:…``."""
@@ -50,21 +56,46 @@ class Understood:
         return None
 
     def in_advance(
-        self, message: str, reading: Reading | None, known: Mapping[str, str], answering: str | None
+        self,
+        message: str,
+        reading: Reading | None,
+        known: Mapping[str, str],
+        answering: str | None,
+        told_topic: bool = False,
     ) -> dict[str, Found]:
-        """Answers ``message`` gives to ``ask_once`` fields not ``known`` yet, other than the one ``answering``."""
+        """Answers ``message`` gives to ``ask_once`` fields not ``known`` yet, other than the one ``answering``.
+        ``told_topic``: the message answered the topic question in its own words (a synonym or the model)."""
         found: dict[str, Found] = {}
         norm: str | None = None  # the message normalised once, when a question with choices asks for it
         for sid, step in self._ask_once.items():
             name = step.store
-            if name is None or name == answering or name in known or name in found:
+            if name is None or name == answering or name in known or name in found or step.text is not None:
                 continue
             if step.choices is not None and step.number is None and norm is None:
                 norm = text.normalize(message)
             given = self._in_passing(sid, step, message, norm or "", reading)
             if given is not None:
                 found[name] = given
+        topic = self.flow.steps[self.topic_question].store if self.topic_question else None
+        if told_topic or (topic is not None and topic in found):
+            found.update(self._story(message, known, answering, found))
         return found
+
+    def _story(
+        self, message: str, known: Mapping[str, str], answering: str | None, found: Mapping[str, Found]
+    ) -> dict[str, Found]:
+        """The free-text ``ask_once`` questions ``message`` answers as a story (it gave the topic): its words, cut
+        to the question's length, when it has at least ``STORY_WORDS``."""
+        words = message.split()
+        if len(words) < STORY_WORDS:
+            return {}
+        story: dict[str, Found] = {}
+        for step in self._ask_once.values():
+            name = step.store
+            if step.text is None or name is None or name == answering or name in known or name in found:
+                continue
+            story[name] = (" ".join(words)[: step.text.max_length], "typed")
+        return story
 
     def _in_passing(self, sid: str, step: Step, message: str, norm: str, reading: Reading | None) -> Found | None:
         if step.number is not None:

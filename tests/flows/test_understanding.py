@@ -113,7 +113,7 @@ def test_a_free_text_topic_is_understood_from_the_model(engine: Engine) -> None:
     answer = "un mec d'internet me demande des trucs"
     step = run(engine, [*TOPIC_TURNS, answer], reading(topic="sextortion", topic_score=0.8))
     assert step.state.fields["topic"] == "sextortion" and step.state.how["topic"] == "model:0.80"
-    step = engine.step(step.state, "il veut de l'argent", now=OPEN)
+    assert step.state.fields["details"] == answer  # it told what happens: "En quelques mots" is not asked
     assert step.outcome is not None and step.outcome.route == "illegal_content_open"
     assert ("Sujet", "Chantage, sextorsion (modèle 0,80)") in step.outcome.summary
 
@@ -134,6 +134,31 @@ def test_the_issue_example_topic(engine: Engine) -> None:
     assert step.state.fields["topic"] == "sextortion"
 
 
+def test_a_topic_in_a_few_words_still_asks_what_happens(engine: Engine) -> None:
+    """ "harcèlement" says what, not what happens: "En quelques mots" is asked; a button likewise."""
+    for answer, payload in (("harcèlement", None), ("Cyberharcèlement", "cyberharassment")):
+        step = engine.start(channel="webchat", now=OPEN, language_hint="fr")
+        for turn in TOPIC_TURNS:
+            step = engine.step(step.state, turn, now=OPEN)
+        step = engine.step(step.state, answer, now=OPEN, payload=payload)
+        assert step.state.step == "details" and "details" not in step.state.fields
+        assert texts(step)[-1].startswith("En quelques mots")
+
+
+def test_a_story_longer_than_the_question_allows_is_cut_to_its_length(engine: Engine) -> None:
+    story = "on me harcèle sur insta " + "et ils recommencent tous les jours " * 40
+    step = run(engine, [*TOPIC_TURNS, story])
+    assert step.outcome is not None and step.state.fields["topic"] == "cyberharassment"
+    assert step.state.fields["details"] == " ".join(story.split())[:500]
+
+
+def test_a_story_does_not_replace_details_already_given(engine: Engine) -> None:
+    """A story after the details question (the bot done, the young person in the queue) changes nothing recorded;
+    before it, the first story is the one kept."""
+    step = run(engine, ["on a mis mes photos sur un groupe snap", "ils ont aussi piraté mon compte insta hier soir"])
+    assert step.state.noted["details"] == "on a mis mes photos sur un groupe snap"
+
+
 def test_the_model_topic_only_at_the_topic_question(engine: Engine) -> None:
     step = run(engine, ["non", "français", "moi"], reading(topic="sextortion", topic_score=0.9))
     assert step.state.step == "age" and "topic" not in step.state.fields
@@ -146,17 +171,18 @@ def test_the_opening_message_answers_age_and_topic_in_advance(engine: Engine) ->
     step = engine.start(
         channel="webchat", now=OPEN, language_hint="fr", text="slt jsuis harcelée sur insta j'ai 14 ans"
     )
-    assert step.state.step == "urgency" and step.state.noted == {"age": "14", "topic": "cyberharassment"}
+    opening = "slt jsuis harcelée sur insta j'ai 14 ans"
+    assert step.state.step == "urgency"
+    assert step.state.noted == {"age": "14", "topic": "cyberharassment", "details": opening}
     *_, thanks, question = texts(step)  # the opening message is thanked just before the first question
     assert thanks.startswith("Merci de me l'avoir dit") and question.startswith("D'abord, une question importante")
     said: list[str] = []
     for turn in ["non", "français", "moi"]:
         step = engine.step(step.state, turn, now=OPEN)
         said.extend(texts(step))
-    assert not any("Quel âge" in t or "Qu'est-ce qui se passe" in t for t in said)
-    assert step.state.step == "details"
+    assert not any("Quel âge" in t or "Qu'est-ce qui se passe" in t or "En quelques mots" in t for t in said)
     assert step.state.fields["age"] == "14" and step.state.fields["topic"] == "cyberharassment"
-    step = engine.step(step.state, "depuis un mois", now=OPEN)
+    assert step.state.fields["details"] == opening
     assert step.outcome is not None
     summary = dict(step.outcome.summary)
     assert summary["Âge"] == "14 (message précédent)"
@@ -165,8 +191,9 @@ def test_the_opening_message_answers_age_and_topic_in_advance(engine: Engine) ->
 
 def test_an_answer_gives_a_later_one_in_advance(engine: Engine) -> None:
     step = run(engine, ["non", "français", "15", "moi c'est pour moi, on m'a volé mon compte insta"])
-    assert step.state.fields["who"] == "me" and step.state.step == "details"
+    assert step.state.fields["who"] == "me" and step.outcome is not None
     assert step.state.fields["topic"] == "hacked"
+    assert step.state.fields["details"] == "moi c'est pour moi, on m'a volé mon compte insta"
 
 
 def test_the_model_topic_of_an_earlier_message(engine: Engine) -> None:
@@ -187,7 +214,8 @@ def test_at_night_the_thanks_come_after_the_closed_line_just_before_the_question
     step = engine.start(channel="messenger", now=CLOSED, language_hint="fr", text="on m'a piraté mon compte insta")
     said = texts(step)
     assert "Le chat du 3018 est fermé" in said[-3] and said[-2].startswith("Merci de me l'avoir dit")
-    assert said[-1].startswith("D'abord, une question importante") and step.state.noted == {"topic": "hacked"}
+    assert said[-1].startswith("D'abord, une question importante")
+    assert step.state.noted == {"topic": "hacked", "details": "on m'a piraté mon compte insta"}
 
 
 def test_a_bare_number_is_not_an_age_in_advance(engine: Engine) -> None:
@@ -215,7 +243,7 @@ def test_a_story_at_the_danger_question_is_thanked_kept_and_the_question_asked_a
     assert thanks.text.startswith("Merci de me l'avoir dit") and "pas bien compris" not in thanks.text
     assert question.text.startswith("D'abord, une question importante")
     assert [c.value for c in question.choices] == ["yes_now", "no", "unsure", "unknown"]  # its buttons again
-    assert step.state.noted == {"topic": "intimate_images"}
+    assert step.state.noted == {"topic": "intimate_images", "details": STORY}
     assert step.state.how["topic"] == "synonym:mes photos"
     assert step.state.attempts == 1  # still an attempt: the retries' fail-safe to a human stands
 
@@ -223,10 +251,10 @@ def test_a_story_at_the_danger_question_is_thanked_kept_and_the_question_asked_a
     for turn in ["non", "français", "15", "moi"]:
         step = engine.step(step.state, turn, now=OPEN)
         asked.extend(texts(step))
-    assert step.state.step == "details" and not any("Qu'est-ce qui se passe" in t for t in asked)
+    assert not any("Qu'est-ce qui se passe" in t or "En quelques mots" in t for t in asked)
     assert step.state.fields["topic"] == "intimate_images"
     assert step.state.how["topic"] == "earlier:synonym:mes photos"
-    step = engine.step(step.state, "ils se moquent", now=OPEN)
+    assert step.state.fields["details"] == STORY and step.state.how["details"] == "earlier:typed"
     assert step.outcome is not None
     assert (step.outcome.route, step.outcome.priority, step.outcome.partners) == (
         "illegal_content_open",
@@ -241,7 +269,8 @@ def test_a_story_the_model_understands_is_kept_as_the_model_read_it(engine: Engi
         engine, ["un mec me demande des trucs sinon il balance tout"], reading(topic="sextortion", topic_score=0.8)
     )
     assert step.state.step == "urgency" and texts(step)[0].startswith("Merci de me l'avoir dit")
-    assert step.state.noted == {"topic": "sextortion"} and step.state.how["topic"] == "model:0.80"
+    assert step.state.noted == {"topic": "sextortion", "details": "un mec me demande des trucs sinon il balance tout"}
+    assert step.state.how["topic"] == "model:0.80"
 
 
 def test_below_the_topic_threshold_a_story_is_not_understood_as_before(engine: Engine) -> None:
@@ -252,9 +281,12 @@ def test_below_the_topic_threshold_a_story_is_not_understood_as_before(engine: E
 @pytest.mark.parametrize(
     ("turns", "kept"),
     [
-        (["non", "on m'a piraté mon compte insta"], {"topic": "hacked"}),  # at the language question
-        (["non", "français", "on me harcèle sur insta"], {"topic": "cyberharassment"}),  # at the age question
-        (["non", "français", "15", "il veut de l'argent sinon il publie"], {"topic": "sextortion"}),  # at 'who'
+        (["non", "on m'a piraté mon compte insta"], {"topic": "hacked", "details": "on m'a piraté mon compte insta"}),
+        (["non", "français", "on me harcèle sur insta"], {"topic": "cyberharassment"}),  # five words: no story
+        (
+            ["non", "français", "15", "il veut de l'argent sinon il publie"],
+            {"topic": "sextortion", "details": "il veut de l'argent sinon il publie"},
+        ),
     ],
 )
 def test_a_story_at_a_later_question_is_kept_too(engine: Engine, turns: list[str], kept: dict[str, str]) -> None:
@@ -266,7 +298,8 @@ def test_a_story_at_a_later_question_is_kept_too(engine: Engine, turns: list[str
 def test_in_english_the_thanks_are_in_english(engine: Engine) -> None:
     step = engine.start(channel="webchat", now=OPEN, language_hint="en")
     step = engine.step(step.state, "they posted my nudes in a group chat", now=OPEN)
-    assert texts(step)[0].startswith("Thank you for telling me") and step.state.noted == {"topic": "intimate_images"}
+    assert texts(step)[0].startswith("Thank you for telling me")
+    assert step.state.noted == {"topic": "intimate_images", "details": "they posted my nudes in a group chat"}
 
 
 def test_yes_after_a_story_is_urgent_and_the_card_shows_the_topic(engine: Engine) -> None:
@@ -311,7 +344,7 @@ def test_without_the_thanks_message_the_story_is_still_kept(tmp_path: Path) -> N
     engine = Engine(load_file(plain))
     step = run(engine, [STORY])
     assert texts(step)[0].startswith("Je n'ai pas bien compris")
-    assert step.state.noted == {"topic": "intimate_images"}
+    assert step.state.noted == {"topic": "intimate_images", "details": STORY}
 
 
 def test_a_flow_without_understanding_ignores_readings(mini_loaded: LoadedFlow) -> None:
