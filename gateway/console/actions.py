@@ -95,15 +95,18 @@ class Actions:
         (:meth:`back_in_line`): the take completed when the young person was told a listener joined (the message's
         id derives from the take, :func:`_take_key`), else the young person back in line. Never a young person in
         no queue and with no listener for longer, nor told a listener joined while nobody holds them."""
+        status: Status | None = None
         try:
             async with self.store.locked_batch(conversation_id):
                 conversation = await self._load(conversation_id)
-                now = self.clock()
+                status, now = conversation.status, self.clock()
                 lifecycle.advance(conversation.status, Trigger.TAKE)  # refused before the store's take
                 await self.store.take(conversation_id, listener, now)
                 await self._join(conversation, listener, now)
         except (IllegalTransition, Conflict):  # nothing was changed (SQLite: the batch's transaction dropped)
-            raise ActionRefused("taken", "another listener took this conversation") from None
+            if status in (Status.QUEUED, Status.WITH_LISTENER):  # a colleague's take came first
+                raise ActionRefused("taken", "another listener took this conversation") from None
+            raise ActionRefused("not_active", "this conversation is no longer waiting for a listener") from None
         self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
         return conversation
 

@@ -143,6 +143,20 @@ async def test_closing_needs_a_known_outcome_and_happens_once(dispatcher: Dispat
     assert await dispatcher.store.held_by("anne") == 0
 
 
+async def test_taking_an_ended_conversation_says_it_ended_not_that_a_colleague_took_it(
+    dispatcher: Dispatcher, actions: Actions
+) -> None:
+    """A card clicked as the conversation closes: "no longer active", not "another listener took it" (found by
+    ux20: the console told the listener a colleague had it). A colleague's take still says so."""
+    conversation_id = await queued(dispatcher, "zoe")
+    await actions.take(conversation_id, "anne", 3)
+    await refused("taken", actions.take(conversation_id, "bruno", 3))
+    await actions.close(conversation_id, "anne", "cyberbullying")
+    await refused("not_active", actions.take(conversation_id, "bruno", 3))
+    ended = await dispatcher.store.get_conversation(conversation_id)
+    assert ended is not None and (ended.status, ended.listener) == (Status.CLOSED, "anne")
+
+
 async def test_empty_too_long_or_unknown_targets_are_refused(dispatcher: Dispatcher, actions: Actions) -> None:
     conversation_id = await queued(dispatcher, "zoe")
     await actions.take(conversation_id, "anne", 3)
