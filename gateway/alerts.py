@@ -22,7 +22,10 @@ the next check, within ``every`` (``Actions.complete_hand_back``; a transfer cut
 the young person was told their place); so is a take cut right after its queue step (the entry taken, the record
 still queued: the young person in no queue's list and on no console), put back in line at their place
 (``Actions.back_in_line``), and a held conversation's close cut after its goodbye (the record still held), closed
-(``Actions.complete_closes``: one look-up of ids per held conversation, no entry opened, no record read).
+(``Actions.complete_closes``: one look-up of ids per held conversation, no entry opened, no record read), and a
+waiting conversation's transfer cut after its queue step (its entry in the new queue, its record naming the old
+one: listed as begun until its record is written, ``QueueStore.moves_begun``), completed in the new queue
+(``Actions.complete_move``).
 The check reads no record of a young person held by a listener at a console: who holds each held conversation
 comes from its queue entry (``Store.holders``: on Redis two commands however many are held; before, every held
 record was read and decrypted every 10 s on each instance); only those whose listener has been away for the alert's
@@ -72,6 +75,7 @@ class Watch:
         back_in_line: Callable[[str], Awaitable[bool]] | None = None,
         listeners_here: Callable[[], Iterable[str]] | None = None,
         complete_closes: Callable[[list[str]], Awaitable[list[str]]] | None = None,
+        complete_move: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         """``hand_back(conversation id, listener)``: give it back, the listener still absent (whether it went back);
         called once their absence has lasted ``handback_seconds`` (0: never). ``complete(conversation id)``: finish
@@ -80,6 +84,8 @@ class Watch:
         of theirs waits (a take cut short after its queue step), whether it was needed.
         ``complete_closes(held ids)``: finish the closes of these held conversations cut short after their goodbye (the
         record still held), the ids of those closed.
+        ``complete_move(conversation id)``: finish a waiting conversation's transfer listed as begun
+        (``store.moves_begun``) if it was cut short after its queue step, whether it was.
         ``listeners_here()``: those with a console open on this instance, recorded present at each check (with the
         time each socket closed, ``ListenerAPI``) for every instance: an absence counts from the last presence on
         any instance, as recorded (``PresentStore``), or from when this instance first saw it when none is."""
@@ -94,6 +100,7 @@ class Watch:
         self.back_in_line = back_in_line
         self.listeners_here = listeners_here
         self.complete_closes = complete_closes
+        self.complete_move = complete_move
 
     async def run(self) -> None:
         while True:
@@ -112,6 +119,7 @@ class Watch:
             waiting = await self.store.waiting_ids() if compared else set()
             held = await self._untaken(held, waiting)
             last_present = await self._present(held)
+            moving = await self.store.moves_begun() if self.complete_move else set()
         except StoreError as exc:
             self.metrics.store_up.set(0)
             self.metrics.outages.failed("alerts", exc)
@@ -123,6 +131,7 @@ class Watch:
             held = await self._complete(held, waiting)
             held = await self._closed(held)
             await self._back_in_line(sorted(queued - waiting))
+            await self._moved(sorted(moving))
             await self._hand_back(await self._held(held, last_present))
         except StoreError as exc:
             self.metrics.outages.failed("alerts", exc)
@@ -238,6 +247,15 @@ class Watch:
             if self.back_in_line and await self.back_in_line(conversation_id):
                 log.warning("queue: conversation %s was listed in no queue and held by no one (a take cut short): "
                             "put back in line", conversation_id)  # fmt: skip
+
+    async def _moved(self, begun: list[str]) -> None:
+        """Each waiting conversation's transfer listed as begun and not ended: completed when it was cut short after
+        its queue step (its entry in the new queue, its record naming the old one), else no longer listed. Only
+        these ids: a transfer under way or cut short, not the queue's length."""
+        for conversation_id in begun:
+            if self.complete_move and await self.complete_move(conversation_id):
+                log.warning("queue: conversation %s was half transferred (its entry in the new queue, its record "
+                            "naming the old one): completed", conversation_id)  # fmt: skip
 
     async def _hand_back(self, due: list[tuple[str, str, float]]) -> None:
         """Back to the queue, each conversation whose listener stayed away too long (one failing: the next round)."""

@@ -230,7 +230,10 @@ class Actions:
         first (another slot, with the place read), then the message, the status and the record in one pipeline: a
         crash in between leaves a held record beside a waiting entry, which the next alert check completes
         (:meth:`complete_hand_back`): as this transfer when the young person was told their place (the message's
-        ids derive from the transfer, :func:`_transfer_key`), told once; else as a hand-back cut short."""
+        ids derive from the transfer, :func:`_transfer_key`), told once; else as a hand-back cut short. A waiting
+        conversation's transfer is listed (``store.begin_move``, in the queue step's round trip, before it) until
+        its record is written (``store.end_move``, after it): cut in between, the entry waiting in the new queue
+        beside a record naming the old one, it is completed by the next alert check (:meth:`complete_move`)."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER and not supervisor:
@@ -239,12 +242,17 @@ class Actions:
             if engine is None:
                 raise ActionRefused("unknown_queue", f"no queue '{queue}' in the flow")
             now = self.clock()
+            moving = conversation.status == Status.QUEUED  # its entry moves while its record still names the queue
             try:
+                if moving:
+                    await self.store.begin_move(conversation_id)
                 with derived_ids(_transfer_key(conversation, queue)):  # before the transfer changes the record
                     await self.dispatcher.enqueue(conversation, engine, queue, conversation.priority, now)
             except IllegalTransition as exc:
                 raise ActionRefused("not_active", str(exc)) from None
             await self.store.save_conversation(conversation)
+            if moving:
+                await self.store.end_move(conversation_id)
         self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
         return conversation
 
@@ -330,6 +338,39 @@ class Actions:
             await self.store.audit(AuditEntry(now, "gateway", action, conversation.id, detail))
         self.dispatcher.kick_outbox()
         return True
+
+    async def complete_move(self, conversation_id: str) -> bool:
+        """Finish a waiting conversation's transfer cut short after its queue step (on Redis the entry moves to the
+        new queue, at its new arrival, in its own step, before the message and the record): the entry waits in the
+        new queue while the record names the old one, so the console shows the old queue, and the young person may
+        never have been told their new place. Found by the alert checks (``gateway/alerts.py``, every 10 s on each
+        instance) among the transfers listed as begun (``store.moves_begun``); checked again under the lock (a
+        transfer under way holds it and is found done). The transfer is completed as it was made: its writes made
+        again with the same ids (the place's message, which the store ignores when it was written: told once), at
+        the entry's place, the record last; audited ``transfer_completed``. Listed no more either way (a transfer
+        cut before its queue step, or after its record, left nothing to complete). Whether it was needed."""
+        async with self.store.locked_batch(conversation_id):
+            conversation = await self.store.get_conversation(conversation_id)
+            entry = await self.store.queue_entry(conversation_id)
+            cut = (
+                conversation is not None and conversation.status == Status.QUEUED
+                and entry is not None and entry.taken_by is None
+                and (entry.queue, entry.at) != (conversation.queue, conversation.queued_at)
+            )  # fmt: skip
+            if cut:
+                assert conversation is not None and entry is not None
+                now, queue, before = self.clock(), entry.queue, conversation.queue
+                engine = self.flows.knowing(conversation.flow_version, lambda e: queue in e.flow.queues)
+                engine = engine or self.flows.for_version(conversation.flow_version)
+                with derived_ids(_transfer_key(conversation, queue)):  # the record as the transfer found it
+                    await self.dispatcher.enqueue(conversation, engine, queue, conversation.priority, now, at=entry.at)
+                await self.store.save_conversation(conversation)
+                detail = f"{conversation.pseudonym}: from {before} to {queue}, a transfer cut short completed"
+                await self.store.audit(AuditEntry(now, "gateway", "transfer_completed", conversation_id, detail))
+            await self.store.end_move(conversation_id)
+        if cut:
+            self.dispatcher.kick_outbox()
+        return cut
 
     async def back_in_line(self, conversation_id: str) -> bool:
         """Settle a young person the queue lost: their record says queued while no entry of theirs waits in any
@@ -559,9 +600,9 @@ def _take_key(conversation: Conversation, listener: str) -> str:
 def _transfer_key(conversation: Conversation, queue: str) -> str:
     """What names one transfer to ``queue`` (the record as it is before the transfer): the ids of the young person's
     message telling their place derive from it, the same for the transfer and for its completion after a cut
-    (:meth:`Actions.complete_hand_back`), which reads the record the cut transfer left unchanged. A held
-    conversation's record changes ``taken_at`` at each take, a waiting one's ``queued_at`` at each transfer: the next
-    transfer, to any queue, has another key."""
+    (:meth:`Actions.complete_hand_back`; a waiting one's, :meth:`Actions.complete_move`), which reads the record the
+    cut transfer left unchanged. A held conversation's record changes ``taken_at`` at each take, a waiting one's
+    ``queued_at`` at each transfer: the next transfer, to any queue, has another key."""
     taken = conversation.taken_at.isoformat() if conversation.taken_at else ""
     queued = conversation.queued_at.isoformat() if conversation.queued_at else ""
     return f"transfer:{conversation.id}:{conversation.listener}:{taken}:{queued}:{queue}"

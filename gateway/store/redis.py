@@ -1098,6 +1098,20 @@ class RedisStore:
         args = [K.QUEUE, conversation_id, "0"]
         return bool(await self._script("remove_from_queue", [K.QUEUE + "entries"], args) == 1)
 
+    @_holdable
+    async def begin_move(self, conversation_id: str) -> None:
+        """``{queue}:moving``, the queue step's slot: held, it goes in the queue step's round trip, before it."""
+        await self._write(lambda pipe: pipe.sadd(K.QUEUE + "moving", conversation_id))
+
+    @_guarded
+    async def moves_begun(self) -> set[str]:
+        return set(_texts(await self._redis.smembers(K.QUEUE + "moving")))
+
+    @_holdable
+    async def end_move(self, conversation_id: str) -> None:
+        """Held, it goes after the record in the transfer's pipeline."""
+        await self._write(lambda pipe: pipe.srem(K.QUEUE + "moving", conversation_id))
+
     # Listener accounts
 
     @_guarded

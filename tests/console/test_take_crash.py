@@ -18,14 +18,17 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis.asyncio
 
 from gateway.alerts import Watch
+from gateway.console.actions import Actions
 from gateway.conversation import Priority, Status
+from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
+from gateway.flowset import FlowSet
 from gateway.messages import ChannelName, Inbound
 from gateway.metrics import Metrics
 from gateway.store import Author, Store, open_store
@@ -61,10 +64,15 @@ async def waiting_young_person(store: Store, clock: Clock) -> str:
     return entry.conversation_id
 
 
-async def next_check(store: Store, clock: Clock, asked: asyncio.Event | None = None) -> None:
+async def next_check(
+    store: Store, clock: Clock, asked: asyncio.Event | None = None, *, flows: FlowSet | None = None
+) -> None:
     """The alert check of another instance (or of this one restarted), as its worker runs it every 10 s; ``asked``
-    set when it asks for a young person to be put back in line."""
-    _, actions = instance(store, clock)
+    set when it asks for a young person to be put back in line; ``flows``: the instance's (the shipped flow's)."""
+    if flows is None:
+        _, actions = instance(store, clock)
+    else:
+        actions = Actions(Dispatcher(store, flows, clock=clock), cast(Any, store), flows, clock=clock)
 
     async def back_in_line(conversation_id: str) -> bool:
         if asked is not None:
@@ -73,7 +81,7 @@ async def next_check(store: Store, clock: Clock, asked: asyncio.Event | None = N
 
     watch = Watch(store, Metrics(), clock=clock, outbox_alert_seconds=60, listener_present=lambda name: True,
                   complete=actions.complete_hand_back, back_in_line=back_in_line,
-                  complete_closes=actions.complete_closes)  # fmt: skip
+                  complete_closes=actions.complete_closes, complete_move=actions.complete_move)  # fmt: skip
     await watch.check()
 
 

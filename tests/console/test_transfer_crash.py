@@ -16,25 +16,33 @@ pipeline (``tests/cutting_proxy.py``), the prefix a dying instance leaves; then 
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
+from gateway.console.actions import Actions
 from gateway.conversation import Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
 from gateway.flowset import FlowSet
+from gateway.messages import ChannelName, Inbound
 from gateway.metrics import Metrics
+from gateway.settings import Settings
 from gateway.store import Author, Store, open_store
 from gateway.testing import store_keys
 from gateway.timers import Timers
-from tests.conftest import ROOT, Clock
+from tests.conftest import ROOT, AppFactory, Clock, add_listener, login
+from tests.console.test_flow_reload import add_to_the_flow
 from tests.console.test_handback_crash import instance, redis_store
 from tests.console.test_take_crash import next_check, waiting_young_person
 from tests.cutting_proxy import cutting_proxy
 from tests.losing_proxy import script_text
-from tests.store.conftest import redis_url
+from tests.store.conftest import redis_cluster_url, redis_url, store, store_url
+from tests.test_app import flow_copy, with_flow
+from tests.test_webchat import WALK_TO_QUEUE
 
-__all__ = ["redis_store", "redis_url"]  # fixtures used below
+__all__ = ["redis_cluster_url", "redis_store", "redis_url", "store", "store_url"]  # fixtures used below
 
 PLACE = "en position"  # flows.yaml's queued, queued_offline and reassurance, in French
 
@@ -94,3 +102,104 @@ async def test_a_transfer_pipeline_cut_is_completed_by_the_next_check_place_told
     assert audited[0].action == ("hand_back" if cut == "put_entry_item" else "transfer_completed")
     _, second = instance(redis_store, clock)
     assert (await second.take(conversation_id, "bruno", 3)).listener == "bruno"
+
+
+def with_a_second_queue(tmp_path: Path) -> FlowSet:
+    """The shipped flow with a second queue (``lawyers``, open at the tests' clock), as ops may add one."""
+    path = flow_copy(tmp_path)
+    add_to_the_flow(path)
+    flows = FlowSet(path)
+    flows.reload()
+    return flows
+
+
+def on(store: object, clock: Clock, flows: FlowSet) -> tuple[Dispatcher, Actions]:
+    """The dispatcher and the listeners' actions of one gateway instance, on ``store``, with ``flows``."""
+    dispatcher = Dispatcher(cast(Store, store), flows, clock=clock)
+    return dispatcher, Actions(dispatcher, cast(Any, store), flows, clock=clock)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("cut", ["put_entry_item", "outbox_list", "put_conversation"])
+async def test_a_waiting_conversations_transfer_cut_is_completed_by_the_next_check_in_the_new_queue(
+    redis_store: Store,
+    redis_url: str,
+    clock: Clock,
+    tmp_path: Path,
+    make_client: AppFactory,
+    settings: Settings,
+    cut: str,
+) -> None:
+    """A supervisor transfers a young person who waits (queued, held by nobody) to another queue; the transfer's
+    pipeline is cut before their place's message, before its listing or before the record, its queue step made (the
+    entry waits in the new queue). Then the next check: the record, the queue entry, the console and the young person
+    agree on the new queue, told their place there once. Before, the record kept the old queue's name: nothing found
+    it (its id waits in a queue, as its record's status says), the console showed the old queue, and a cut before the
+    message left the young person never told."""
+    flows = with_a_second_queue(tmp_path)
+    dispatcher, _ = on(redis_store, clock, flows)
+    for number, text in enumerate(WALK_TO_QUEUE):
+        assert await dispatcher.handle_inbound(Inbound(ChannelName.MESSENGER, "psid-moved", f"mid.{number}", text))
+    [before] = await redis_store.waiting()
+    conversation_id = before.conversation_id
+    since = len(await redis_store.transcript(conversation_id))
+    clock.advance(minutes=1)
+    async with cutting_proxy(redis_url) as proxy:
+        through = await open_store(proxy.url, keys=store_keys(redis_url))
+        try:
+            _, first = on(through, clock, flows)
+            proxy.cut_before(script_text(cut), conversation_id.encode())
+            with pytest.raises(StoreError):
+                await first.transfer(conversation_id, "sam", "lawyers", supervisor=True)
+        finally:
+            await through.close()
+    assert proxy.cut == 1
+    cut_short = await redis_store.get_conversation(conversation_id)
+    [entry] = await redis_store.waiting()
+    assert cut_short is not None and (cut_short.queue, entry.queue) == ("listeners", "lawyers")  # the gap
+    clock.advance(seconds=10)  # the next check; the lost release was made again by token (or lapses in 6 s)
+    await next_check(redis_store, clock, flows=flows)
+    await next_check(redis_store, clock, flows=flows)  # nothing more
+    timers = Timers(Dispatcher(redis_store, flows, clock=clock), redis_store, flows, Metrics(), clock=clock)
+    await timers.fire_due()  # whatever is due now
+    conversation = await redis_store.get_conversation(conversation_id)
+    assert conversation is not None
+    [entry] = await redis_store.waiting()
+    assert (conversation.status, conversation.listener, conversation.queue) == (Status.QUEUED, None, "lawyers")
+    assert (entry.conversation_id, entry.queue, entry.at) == (conversation_id, "lawyers", conversation.queued_at)
+    assert await told_place(redis_store, conversation_id, since, clock()) == 1
+    audited = [e.action for e in await redis_store.audit_log() if e.subject == conversation_id]
+    assert audited.count("transfer_completed") == 1, audited
+    assert await redis_store.moves_begun() == set()  # listed no more: the next checks read nothing of it
+
+    client = await make_client(with_flow(settings.replace(store=redis_url), flows.path))  # the console's view
+    await add_listener(client, "bruno")
+    await login(client, "bruno")
+    listed = (await (await client.get("/api/queue")).json())["waiting"]
+    assert [(c["id"], c["queue"]) for c in listed] == [(conversation_id, "lawyers")]
+    shown = await (await client.get(f"/api/conversations/{conversation_id}")).json()
+    assert (shown["status"], shown["queue"]) == ("queued", "lawyers")
+    assert (await client.post(f"/api/conversations/{conversation_id}/take", json={})).status == 200
+
+
+async def test_a_waiting_conversations_transfer_made_whole_leaves_no_move_listed(
+    store: Store, clock: Clock, tmp_path: Path
+) -> None:
+    """SQLite, Redis, Cluster: a waiting conversation's transfer, not cut, leaves the record and the entry in the new
+    queue, the young person told their place there, and no move listed for the check (``moves_begun``)."""
+    flows = with_a_second_queue(tmp_path)
+    dispatcher, actions = on(store, clock, flows)
+    for number, text in enumerate(WALK_TO_QUEUE):
+        assert await dispatcher.handle_inbound(Inbound(ChannelName.MESSENGER, "psid-moved", f"mid.{number}", text))
+    [before] = await store.waiting()
+    since = len(await store.transcript(before.conversation_id))
+    clock.advance(minutes=1)
+    await actions.transfer(before.conversation_id, "anne", "lawyers")
+    conversation = await store.get_conversation(before.conversation_id)
+    [entry] = await store.waiting()
+    assert conversation is not None and (conversation.queue, entry.queue) == ("lawyers", "lawyers")
+    assert entry.at == conversation.queued_at == clock()
+    assert await told_place(store, before.conversation_id, since, clock()) == 1
+    assert await store.moves_begun() == set()
+    await next_check(store, clock, flows=flows)
+    assert [e.action for e in await store.audit_log() if e.action == "transfer_completed"] == []
