@@ -419,6 +419,16 @@ CONTEXT_FALSE_FRIENDS = [
     "on étudie le mariage forcé en histoire",
     "forced marriage in history class",
     "the pool isn't deep, i don't want to go to swim",
+    # the twenty-second round's phrases, beside their false friends
+    "im gonna cut tonight's practice short, coach is sick",
+    "we're gonna cut again the video for the school project",
+    "i'm gonna cut my hair tonight lol",
+    "i want to end it with my boyfriend but idk how",
+    "le bus repasse pour la troisième fois devant moi, il est en retard",
+    "the ice cream truck came past for the third time today",
+    "je me suis cramé avec le briquet en allumant les bougies",
+    "j'ai pas donné à manger au chat pendant deux jours, il m'en veut",
+    "my coach is gonna deal with me tomorrow for missing training",
 ]
 
 
@@ -469,6 +479,19 @@ RISKY_LOOK_ALIKES: list[tuple[str, str]] = [
     ("ils m'écrivent va te tuer et je pense que je vais le faire", "suicide"),
     ("he deserves the cuts and sends pics of his scratched arms", "self_harm"),
     ("my mum locks the kitchen and i only eat at school", "abuse_home"),
+    # the twenty-second round (from the dev26 misses, after their verdict)
+    ("everyone laughed at me again today, im gonna cut tonight", "self_harm"),
+    ("going to sh when i get home, sorry", "self_harm"),
+    ("i hit myself in the head when they start yelling", "self_harm"),
+    ("je me suis remise à me cramer le bras, ça me calme", "self_harm"),
+    ("honestly i want to end it", "suicide"),
+    ("nobody cares, i wont b around much longer", "suicide"),
+    ("i'd rather not respawn at all", "suicide"),
+    ("un scooter repasse pour la troisième fois à côté de moi", "danger_now"),
+    ("a white van drove past me for the third time", "danger_now"),
+    ("ils m'ont pas donné à manger pendant trois jours", "abuse_home"),
+    ("my stepmum hasn't fed me for two days", "abuse_home"),
+    ("hes gonna deal with me tonight like he always does", "abuse_home"),
 ]
 
 
