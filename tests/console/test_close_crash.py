@@ -19,14 +19,10 @@ from datetime import datetime
 import pytest
 
 from gateway.conversation import Status
-from gateway.errors import StoreError
-from gateway.store import Author, Store, open_store
-from gateway.testing import store_keys
+from gateway.store import Author, Store
 from tests.conftest import Clock
-from tests.console.test_handback_crash import instance, redis_store
+from tests.console.test_handback_crash import cut_while, instance, redis_store
 from tests.console.test_take_crash import next_check, waiting_young_person
-from tests.cutting_proxy import cutting_proxy
-from tests.losing_proxy import script_text
 from tests.store.conftest import redis_cluster_url, redis_url, store, store_url
 
 __all__ = ["redis_cluster_url", "redis_store", "redis_url", "store", "store_url"]  # fixtures used below
@@ -46,16 +42,9 @@ async def told_goodbye(store: Store, conversation_id: str, now: datetime) -> int
 async def cut_close(store: Store, url: str, clock: Clock, conversation_id: str, cut: str) -> None:
     """Anne closes the conversation through a connection reset before the first command of script ``cut`` that
     names it: the instance dying there."""
-    async with cutting_proxy(url) as proxy:
-        through = await open_store(proxy.url, keys=store_keys(url))
-        try:
-            _, first = instance(through, clock)
-            proxy.cut_before(script_text(cut), conversation_id.encode())
-            with pytest.raises(StoreError):
-                await first.close(conversation_id, "anne", "cyberbullying")
-        finally:
-            await through.close()
-    assert proxy.cut == 1
+    await cut_while(
+        url, clock, conversation_id, cut, lambda first: first.close(conversation_id, "anne", "cyberbullying")
+    )
     clock.advance(seconds=10)  # the next check; the lost release was made again by token (or lapses in 6 s)
 
 

@@ -19,7 +19,7 @@ Two real crashes, no part of the gateway changed:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
 import pytest
@@ -99,6 +99,29 @@ def instance(store: object, clock: Clock) -> tuple[Dispatcher, Actions]:
     return dispatcher, Actions(dispatcher, cast(Any, store), flows, clock=clock)
 
 
+async def cut_while(
+    url: str,
+    clock: Clock,
+    conversation_id: str,
+    cut: str,
+    act: Callable[[Actions], Awaitable[object]],
+    make: Callable[[Any, Clock], tuple[Dispatcher, Actions]] = instance,
+) -> None:
+    """``act`` made by an instance (``make``) whose Redis connection is reset before the first command of script
+    ``cut`` that names the conversation, the prefix a dying instance leaves: it fails with a StoreError, and the
+    reset happened once."""
+    async with cutting_proxy(url) as proxy:
+        through = await open_store(proxy.url, keys=store_keys(url))
+        try:
+            _, first = make(through, clock)
+            proxy.cut_before(script_text(cut), conversation_id.encode())
+            with pytest.raises(StoreError):
+                await act(first)
+        finally:
+            await through.close()
+    assert proxy.cut == 1
+
+
 async def held_by_anne(store: Store, clock: Clock) -> str:
     """A young person on Messenger walked to the queue, and taken by Anne (who then left her console)."""
     dispatcher, actions = instance(store, clock)
@@ -157,16 +180,8 @@ async def test_a_pipeline_cut_after_the_message_is_completed_by_the_next_try_tol
     redis_store: Store, redis_url: str, clock: Clock, back: bool
 ) -> None:
     conversation_id = await held_by_anne(redis_store, clock)
-    async with cutting_proxy(redis_url) as proxy:
-        through = await open_store(proxy.url, keys=store_keys(redis_url))
-        try:
-            _, first = instance(through, clock)
-            proxy.cut_before(script_text("put_conversation"), conversation_id.encode())
-            with pytest.raises(StoreError):
-                await first.hand_back_absent(conversation_id, "anne", lambda name: True)
-        finally:
-            await through.close()
-    assert proxy.cut == 1
+    await cut_while(redis_url, clock, conversation_id, "put_conversation",
+                    lambda first: first.hand_back_absent(conversation_id, "anne", lambda name: True))  # fmt: skip
     told = [e for e in await redis_store.transcript(conversation_id) if DISCONNECTED in e.text]
     assert len(told) == 1  # the prefix: the message was written, the status not
     held = await redis_store.get_conversation(conversation_id)

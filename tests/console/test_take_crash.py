@@ -27,16 +27,12 @@ from gateway.alerts import Watch
 from gateway.console.actions import Actions
 from gateway.conversation import Priority, Status
 from gateway.dispatcher import Dispatcher
-from gateway.errors import StoreError
 from gateway.flowset import FlowSet
 from gateway.messages import ChannelName, Inbound
 from gateway.metrics import Metrics
-from gateway.store import Author, Store, open_store
-from gateway.testing import store_keys
+from gateway.store import Author, Store
 from tests.conftest import Clock
-from tests.console.test_handback_crash import Dying, Killed, instance, redis_store
-from tests.cutting_proxy import cutting_proxy
-from tests.losing_proxy import script_text
+from tests.console.test_handback_crash import Dying, Killed, cut_while, instance, redis_store
 from tests.store.conftest import redis_cluster_url, redis_url, store, store_url
 from tests.test_webchat import WALK_TO_QUEUE
 
@@ -120,13 +116,19 @@ async def test_an_instance_dying_right_after_the_take_step_leaves_the_young_pers
         assert audited.subject == conversation_id and "cut short" in audited.detail
 
 
+async def told(store: Store, conversation_id: str, words: str, now: datetime, since: int = 0) -> int:
+    """How many times the young person was told ``words`` after the transcript's first ``since`` entries: each such
+    bot entry with one outbox item listed to be sent (``outbox_due`` hands out every listed item once)."""
+    entries = (await store.transcript(conversation_id))[since:]
+    said = {e.id for e in entries if e.author is Author.BOT and words in e.text}
+    listed = [item.id for item in await store.outbox_due(now, 10, run=100) if item.id in said]
+    assert sorted(listed) == sorted(said), "an entry written and not listed to be sent (or listed twice)"
+    return len(said)
+
+
 async def told_joined(store: Store, conversation_id: str, now: datetime) -> int:
-    """How many times the young person was told a listener joined: the transcript's entries, each with one outbox item
-    listed to be sent (``outbox_due`` hands out every listed item once)."""
-    joined = {e.id for e in await store.transcript(conversation_id) if e.author is Author.BOT and JOINED in e.text}
-    listed = [item.id for item in await store.outbox_due(now, 10, run=100) if item.id in joined]
-    assert sorted(listed) == sorted(joined), "an entry written and not listed to be sent (or listed twice)"
-    return len(joined)
+    """How many times the young person was told a listener joined."""
+    return await told(store, conversation_id, JOINED, now)
 
 
 @pytest.mark.redis
@@ -142,16 +144,7 @@ async def test_a_take_pipeline_cut_is_settled_by_the_next_check_told_once(
     naming who had taken them. A second check finds nothing to do."""
     conversation_id = await waiting_young_person(redis_store, clock)
     [before] = await redis_store.waiting()
-    async with cutting_proxy(redis_url) as proxy:
-        through = await open_store(proxy.url, keys=store_keys(redis_url))
-        try:
-            _, first = instance(through, clock)
-            proxy.cut_before(script_text(cut), conversation_id.encode())
-            with pytest.raises(StoreError):
-                await first.take(conversation_id, "anne", 3)
-        finally:
-            await through.close()
-    assert proxy.cut == 1
+    await cut_while(redis_url, clock, conversation_id, cut, lambda first: first.take(conversation_id, "anne", 3))
     held = await redis_store.get_conversation(conversation_id)
     assert held is not None and held.status == Status.QUEUED and await redis_store.waiting() == []  # the gap
     clock.advance(seconds=10)  # the next check; the lost release was made again by token (or lapses in 6 s)

@@ -24,20 +24,16 @@ import pytest
 from gateway.console.actions import Actions
 from gateway.conversation import Status
 from gateway.dispatcher import Dispatcher
-from gateway.errors import StoreError
 from gateway.flowset import FlowSet
 from gateway.messages import ChannelName, Inbound
 from gateway.metrics import Metrics
 from gateway.settings import Settings
-from gateway.store import Author, Store, open_store
-from gateway.testing import store_keys
+from gateway.store import Store
 from gateway.timers import Timers
 from tests.conftest import ROOT, AppFactory, Clock, add_listener, login
 from tests.console.test_flow_reload import add_to_the_flow
-from tests.console.test_handback_crash import instance, redis_store
-from tests.console.test_take_crash import next_check, waiting_young_person
-from tests.cutting_proxy import cutting_proxy
-from tests.losing_proxy import script_text
+from tests.console.test_handback_crash import cut_while, instance, redis_store
+from tests.console.test_take_crash import next_check, told, waiting_young_person
 from tests.store.conftest import redis_cluster_url, redis_url, store, store_url
 from tests.test_app import flow_copy, with_flow
 from tests.test_webchat import WALK_TO_QUEUE
@@ -48,13 +44,8 @@ PLACE = "en position"  # flows.yaml's queued, queued_offline and reassurance, in
 
 
 async def told_place(store: Store, conversation_id: str, since: int, now: datetime) -> int:
-    """How many times the young person was told their place after the transcript's first ``since`` entries: each
-    such entry with one outbox item listed to be sent (``outbox_due`` hands out every listed item once)."""
-    entries = (await store.transcript(conversation_id))[since:]
-    placed = {e.id for e in entries if e.author is Author.BOT and PLACE in e.text}
-    listed = [item.id for item in await store.outbox_due(now, 10, run=100) if item.id in placed]
-    assert sorted(listed) == sorted(placed), "a message written and not listed to be sent (or listed twice)"
-    return len(placed)
+    """How many times the young person was told their place after the transcript's first ``since`` entries."""
+    return await told(store, conversation_id, PLACE, now, since)
 
 
 @pytest.mark.redis
@@ -71,16 +62,8 @@ async def test_a_transfer_pipeline_cut_is_completed_by_the_next_check_place_told
     _, actions = instance(redis_store, clock)
     await actions.take(conversation_id, "anne", 3)
     since = len(await redis_store.transcript(conversation_id))
-    async with cutting_proxy(redis_url) as proxy:
-        through = await open_store(proxy.url, keys=store_keys(redis_url))
-        try:
-            _, first = instance(through, clock)
-            proxy.cut_before(script_text(cut), conversation_id.encode())
-            with pytest.raises(StoreError):
-                await first.transfer(conversation_id, "anne", "listeners")
-        finally:
-            await through.close()
-    assert proxy.cut == 1
+    await cut_while(redis_url, clock, conversation_id, cut,
+                    lambda first: first.transfer(conversation_id, "anne", "listeners"))  # fmt: skip
     held = await redis_store.get_conversation(conversation_id)
     assert held is not None and held.status == Status.WITH_LISTENER  # the gap: held, and waiting in the queue
     assert [e.conversation_id for e in await redis_store.waiting()] == [conversation_id]
@@ -144,16 +127,9 @@ async def test_a_waiting_conversations_transfer_cut_is_completed_by_the_next_che
     conversation_id = before.conversation_id
     since = len(await redis_store.transcript(conversation_id))
     clock.advance(minutes=1)
-    async with cutting_proxy(redis_url) as proxy:
-        through = await open_store(proxy.url, keys=store_keys(redis_url))
-        try:
-            _, first = on(through, clock, flows)
-            proxy.cut_before(script_text(cut), conversation_id.encode())
-            with pytest.raises(StoreError):
-                await first.transfer(conversation_id, "sam", "lawyers", supervisor=True)
-        finally:
-            await through.close()
-    assert proxy.cut == 1
+    await cut_while(redis_url, clock, conversation_id, cut,
+                    lambda first: first.transfer(conversation_id, "sam", "lawyers", supervisor=True),
+                    make=lambda store, clock: on(store, clock, flows))  # fmt: skip
     cut_short = await redis_store.get_conversation(conversation_id)
     [entry] = await redis_store.waiting()
     assert cut_short is not None and (cut_short.queue, entry.queue) == ("listeners", "lawyers")  # the gap
