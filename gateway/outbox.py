@@ -164,6 +164,7 @@ class Outbox:
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
         self._retries = Wakeups(self._wake.set)  # a rescheduled reply is claimed at its time, not at the next poll
+        self._answered: str | None = None  # the last claim's token whose answer came: its record is dropped next
         self._unanswered: tuple[datetime, str] | None = None  # a failed claim's time and token, made again next
 
     def kick(self) -> None:
@@ -229,9 +230,9 @@ class Outbox:
         now, token = self._unanswered or (self.clock(), secrets.token_hex(8))
         try:
             claimed = await self.store.outbox_due(
-                now, limit, lease_seconds=self.lease_seconds, run=self.run_length, claim=token
+                now, limit, lease_seconds=self.lease_seconds, run=self.run_length, claim=token, answered=self._answered
             )
-            self._unanswered = None
+            self._unanswered, self._answered = None, token
             self.metrics.outages.answered("outbox")
             return claimed
         except StoreError as exc:  # told once an outage (gateway/outage_log.py)

@@ -629,7 +629,14 @@ class OutboxStore(Protocol):
         ...
 
     async def outbox_due(
-        self, now: datetime, limit: int, *, lease_seconds: int = 60, run: int = 1, claim: str | None = None
+        self,
+        now: datetime,
+        limit: int,
+        *,
+        lease_seconds: int = 60,
+        run: int = 1,
+        claim: str | None = None,
+        answered: str | None = None,
     ) -> list[OutboxItem]:
         """Claim items to deliver now for up to ``limit`` conversations: each conversation's oldest pending item,
         then the conversation's next pending items in order as long as each is due, ``run`` items at most (a
@@ -649,6 +656,8 @@ class OutboxStore(Protocol):
         ``now`` and ``lease_seconds`` (the first one's answer lost: a connection dropped after Redis ran it) hands out
         what the first one claimed, still leased to it (and anything due since in those conversations' runs),
         instead of leaving it held for the lease by a claim nobody knows of.
+        ``answered``: the token of the caller's previous claim, whose answer arrived: it is never made again, and
+        what the store kept under it is dropped now rather than at its lease's end.
         """
         ...
 

@@ -593,14 +593,16 @@ return 1
 """
 )
 
-# KEYS: heads, the claim's record (``claim:<token>``). ARGV: prefix, now µs, limit, lease end µs, run, the claim's
-# token or ''. Claims the due conversations' lines for the lease (their heads' score) and returns {conversation, head
+# KEYS: heads, the claim's record (``claim:<token>``), the answered claim's record. ARGV: prefix, now µs, limit,
+# lease end µs, run, the claim's token or '', '1' to drop the answered claim's record (its caller got its answer).
+# Claims the due conversations' lines for the lease (their heads' score) and returns {conversation, head
 # id, the next ids} (``run`` ids at most); ``outbox_claim`` then claims the items of each. With a token, the lines
 # claimed are recorded under it for the lease: the same claim sent again (its answer lost after it ran) hands out
 # those lines again (their first ids now), instead of leaving them held for the lease by a claim nobody knows of.
 _OUTBOX_DUE = (
     _LINES
     + """
+if ARGV[7] == '1' then redis.call('DEL', KEYS[3]) end
 if ARGV[6] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then
   local found = {}
   for _, owner in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do

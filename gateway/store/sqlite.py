@@ -995,13 +995,22 @@ class SqliteStore:
         await self._write(write)
 
     async def outbox_due(
-        self, now: datetime, limit: int, *, lease_seconds: int = 60, run: int = 1, claim: str | None = None
+        self,
+        now: datetime,
+        limit: int,
+        *,
+        lease_seconds: int = 60,
+        run: int = 1,
+        claim: str | None = None,
+        answered: str | None = None,
     ) -> list[OutboxItem]:
         """``claim``: the items claimed are kept in memory under the token (the last few claims): a call whose
         answer was lost after its transaction committed (its caller cancelled) is answered the same when made
         again. An instance dying loses them with its sends in flight: their lease is the bound then."""
         now_us = to_us(now)
         lease_us = now_us + lease_seconds * 1_000_000
+        if answered is not None:
+            self._claims.pop(answered, None)
         if claim is not None and (made := self._claims.get(claim)) is not None:
             return made
 

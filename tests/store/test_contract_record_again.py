@@ -113,6 +113,22 @@ async def test_a_claim_made_again_with_its_token_hands_out_what_it_claimed(store
     assert await store.outbox_due(T0 + timedelta(seconds=1), 10, run=8, claim="token-3") == []  # A-e2 still held
 
 
+async def test_an_answered_claims_record_is_dropped_by_the_next_claim(store: Store) -> None:
+    """The outbox passes its last answered claim's token to its next claim: what the store kept under it (Redis: a
+    list alive for the lease, 0.39 KB a handed-off conversation at 1,000 msg/s) is dropped then, so that claim's
+    token hands out nothing any more (its items are still leased to their holder)."""
+    for item_id, conversation in (("A-e1", "A"), ("B-e1", "B")):
+        await store.outbox_put(outbound(item_id, conversation))
+    first = await store.outbox_due(T0, 10, run=8, lease_seconds=60, claim="token-1")
+    assert sorted(i.id for i in first) == ["A-e1", "B-e1"]
+    assert await store.outbox_due(T0, 10, run=8, lease_seconds=60, claim="token-2", answered="token-1") == []
+    assert await store.outbox_due(T0, 10, run=8, lease_seconds=60, claim="token-1") == []  # forgotten: held
+    assert await store.outbox_mark_sent("A", "A-e1", "m.1", lease=LEASE)
+    await store.outbox_put(outbound("A-e2", "A"))
+    again = await store.outbox_due(T0 + timedelta(seconds=1), 10, run=8, claim="token-3", answered="token-2")
+    assert [i.id for i in again] == ["A-e2"]  # the line goes on; B-e1 still leased
+
+
 async def test_a_send_without_a_provider_id_recorded_again_under_its_lease_is_answered_made(store: Store) -> None:
     """A provider that accepted a reply without a message id: the record made again (its answer lost) is True, the
     line goes on, the item is never handed out again; under another lease it is refused (before: refused on Redis,
