@@ -429,6 +429,18 @@ CONTEXT_FALSE_FRIENDS = [
     "je me suis cramé avec le briquet en allumant les bougies",
     "j'ai pas donné à manger au chat pendant deux jours, il m'en veut",
     "my coach is gonna deal with me tomorrow for missing training",
+    # the twenty-third round's phrases (from the dev27 misses)
+    "je préfère en finir avec ce jeu, il est trop dur",
+    "elle se coupait les cheveux toute seule dans la salle de bain",
+    "ma pote se brulait toujours avec le fer à lisser le matin",
+    "je vais pas me rater cette fois au bac, j'ai révisé",
+    "cette fois je vais pas me rater au contrôle de maths",
+    "3 semaines sans me couper les cheveux, je ressemble à rien",
+    "two weeks without cutting my hair and my mum is losing it",
+    "le médecin m'a interdit de manger pendant 2 jours avant l'opération",
+    "he throws the ball at me and hits me every time in dodgeball",
+    "je vais me jeter sous un bus si le prof rend pas les copies 😂",
+    "on s'est mis sous un abribus pour la pluie",
 ]
 
 
@@ -492,6 +504,21 @@ RISKY_LOOK_ALIKES: list[tuple[str, str]] = [
     ("ils m'ont pas donné à manger pendant trois jours", "abuse_home"),
     ("my stepmum hasn't fed me for two days", "abuse_home"),
     ("hes gonna deal with me tonight like he always does", "abuse_home"),
+    # the twenty-third round (from the dev27 misses, after their verdict)
+    ("il me fait du chantage avec mes photos, je préfère en finir", "suicide"),
+    ("je pense à me mettre sous un camion en rentrant", "suicide"),
+    ("cette fois je vais pas me rater", "suicide"),
+    ("ma copine m'a dit qu'elle se coupait depuis la rentrée", "suicide_friend"),
+    ("mon fils a cherché comment se procurer une corde", "suicide_friend"),
+    ("rechute, j'avais tenu trois semaines sans me faire de mal", "self_harm"),
+    ("broke my streak, 40 days without cutting", "self_harm"),
+    ("my brother punches walls until his hands bleed", "self_harm"),
+    ("il m frappe la mtn aidez moi", "danger_now"),
+    ("son beau-père la frappe régulièrement", "abuse_home"),
+    ("ma mère me gifle à chaque mauvaise note", "abuse_home"),
+    ("ils m'ont privée de repas pendant deux jours", "abuse_home"),
+    ("my mum slaps me for every bad grade", "abuse_home"),
+    ("he threw his phone at me n hit me", "abuse_home"),
 ]
 
 
