@@ -441,6 +441,15 @@ CONTEXT_FALSE_FRIENDS = [
     "he throws the ball at me and hits me every time in dodgeball",
     "je vais me jeter sous un bus si le prof rend pas les copies 😂",
     "on s'est mis sous un abribus pour la pluie",
+    # the twenty-fourth round's phrases (from the dev28 misses)
+    "pardon maman je pars au foot ce soir",
+    "my cat keeps scratching my arm when i pet her",
+    "i burned my arm on the oven making cookies",
+    "je suis partie retrouver une amie rencontrée sur insta, on a passé une super journée",
+    "i have the pills in my hand, what time should i take them for my allergy",
+    "mince ou pas mince, je m'en fiche",
+    "ils ont enlevé mon lit pour repeindre la chambre",
+    "je dors par terre chez ma cousine ce week end",
 ]
 
 
@@ -519,6 +528,19 @@ RISKY_LOOK_ALIKES: list[tuple[str, str]] = [
     ("ils m'ont privée de repas pendant deux jours", "abuse_home"),
     ("my mum slaps me for every bad grade", "abuse_home"),
     ("he threw his phone at me n hit me", "abuse_home"),
+    # the twenty-fourth round (from the dev28 misses, after their verdict)
+    ("ma fille est partie rejoindre un homme rencontré sur snap, elle répond plus", "danger_now"),
+    ("my son went to meet a guy he met on discord and his phone is off", "danger_now"),
+    ("à la rentrée je serai mince ou morte", "suicide"),
+    ("skinny or dead, whatever comes first", "suicide"),
+    ("j'ai tous les cachets dans la main", "suicide"),
+    ("i got all my meds in my hand rn", "suicide"),
+    ("ma soeur a mis en story « pardon maman je vous aime » et elle répond plus", "suicide_friend"),
+    ("she keeps burning her arm with a lighter", "self_harm"),
+    ("he's been scratching his arms raw every night", "self_harm"),
+    ("chez nous c'est le martinet à chaque mauvaise note", "abuse_home"),
+    ("ils m'ont enlevé mon matelas pour me punir", "abuse_home"),
+    ("my stepdad pulls my hair when mum isn't home", "abuse_home"),
 ]
 
 
