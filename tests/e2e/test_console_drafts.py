@@ -193,3 +193,27 @@ async def test_a_half_written_reply_is_kept_when_a_supervisor_closes_the_convers
         await kept.get_by_role("button", name="Jeter").click()
         await expect(bruno.locator("#kept-section")).to_be_hidden()
         assert await bruno.evaluate(DRAFT_KEYS) == []
+
+
+async def test_a_note_written_on_a_card_stays_a_note_when_its_writer_takes_the_conversation(
+    desk: BrowserContext, browser: Browser, server: TestServer
+) -> None:
+    """Taking lands in reply mode (test_console_take.py) but for a note already written: Enter after the take saves
+    it as a note, never sends it to the young person; the next message is a reply again."""
+    await add(server, "bruno")
+    async with french_window(browser, 390, 780) as phone:
+        bruno = await log_in(desk, server, "bruno")
+        young = await open_chat(phone, server)
+        await walk_to_queue(young)
+        await bruno.locator("#waiting .card .card-open").click()
+        await bruno.locator("#reply").fill(HALF_NOTE)
+        await bruno.locator("#take").click()
+        await expect(young.locator(".msg").last).to_contain_text("vient de te rejoindre")
+        await expect(bruno.locator("#take")).to_be_hidden()
+        await expect(bruno.locator("#composer")).to_have_attribute("data-mode", "note")
+        await expect(bruno.locator("#reply")).to_have_value(HALF_NOTE)
+        await bruno.locator("#reply").press("Enter")
+        await expect(bruno.locator('#transcript .msg[data-author="note"] .text')).to_contain_text(HALF_NOTE)
+        await expect(bruno.locator("#composer")).to_have_attribute("data-mode", "reply")
+        await expect(young.locator('.msg[data-author="listener"]')).to_have_count(0)
+        assert await bruno.evaluate(DRAFT_KEYS) == []
