@@ -145,9 +145,9 @@
     connect();
   }
 
-  function logoutButton(button) {
+  function logoutButton(button, done) {  // done: what the page forgets once logged out (the console's drafts)
     button.addEventListener("click", function () {
-      api("DELETE", "/api/session").then(function () { location.href = "/console/login"; });
+      api("DELETE", "/api/session").then(function () { if (done) { done(); } location.href = "/console/login"; });
     });
   }
 

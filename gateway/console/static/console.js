@@ -2,7 +2,7 @@
    and actions. Everything a young person wrote goes into the page with textContent only. */
 (function () {
   "use strict";
-  var el = HG.el, clear = HG.clear, api = HG.api;
+  var el = HG.el, clear = HG.clear, api = HG.api, drafts = HG.drafts;  // drafts.js: what is not sent or saved yet
   var $ = function (id) { return document.getElementById(id); };
 
   var t = HG.t, flagText = HG.flagText, showFlag = HG.showFlag;  // flags.js
@@ -20,6 +20,7 @@
     state.me = results[0].data;
     state.flow = results[1].data;
     $("me").textContent = state.me.name;
+    drafts.start(state.me.name);
     $("supervision-link").hidden = !state.me.supervisor;
     $("erase-open").hidden = !state.me.supervisor;  // erasure on request: supervisors only (the API checks too)
     fillSelects();
@@ -27,7 +28,7 @@
     var match = /#c=([\w-]+)/.exec(location.hash);
     if (match) { openConversation(match[1]); }
   });
-  HG.logoutButton($("logout"));
+  HG.logoutButton($("logout"), drafts.forget);
   HG.onLanguage(function () {
     connection(state.connected);
     title();
@@ -91,6 +92,8 @@
     if (!current) { return; }
     if (event.type === "erased") {  // a supervisor or the young person erased it: the last thing it shows
       state.current.erased = true;
+      drafts.drop(state.current.id);  // erased means everything about them, a draft too
+      $("reply").value = "";
       appendEntry(event.entry);
       $("conv-actions").hidden = true;
       $("composer").hidden = true;
@@ -141,7 +144,7 @@
   }
 
   function loadQueue() {
-    loadHistory();
+    var history = loadHistory();
     return api("GET", "/api/queue").then(function (response) {
       if (!response.ok) { return; }
       state.waiting = response.data.waiting;
@@ -150,6 +153,22 @@
       state.fetchedAt = Date.now();
       announceArrivals();
       renderQueue();
+      return history.then(keepStranded);
+    });
+  }
+
+  /* A draft whose conversation this listener can no longer open from any list (a colleague took it, a supervisor
+     closed it, while another one was shown) is listed as kept; the one shown, and earlier ones of a held
+     conversation (opened from it), are not. A supervisor may open every conversation: theirs wait where they are. */
+  function keepStranded() {
+    if (state.me.supervisor) { return; }
+    var listed = {};
+    [state.waiting, state.mine, state.others, state.history || []].forEach(function (cards) {
+      cards.forEach(function (card) { listed[card.id] = true; });
+    });
+    drafts.ids().forEach(function (id) {
+      var shown = state.current && state.current.id === id;
+      if (!listed[id] && !shown && !state.via[id]) { drafts.keep(id); }
     });
   }
 
@@ -273,11 +292,14 @@
       state.gone = null;
       state.current = response.data;
       if (changed || acted) { state.mode = "reply"; }
+      var draft = drafts.get(id);
       if (changed) {
         history.replaceState(null, "", "#c=" + id);
-        $("reply").value = "";
+        $("reply").value = draft ? draft.text : "";  // what was written here before, never another's words
         $("summary-box").open = window.innerWidth > 800;  // on a phone the transcript needs the room
       }
+      // A note written stays a note through a take: only its author turns it into a reply.
+      if ((changed || acted) && draft && draft.mode === "note" && $("reply").value.trim()) { state.mode = "note"; }
       renderConversation(changed);
       document.querySelectorAll(".card").forEach(function (node) { node.classList.toggle("selected", node.dataset.id === id); });
     });
@@ -311,6 +333,9 @@
     $("transfer-open").hidden = !(mine || supervising || c.status === "queued");
     $("close-open").hidden = !(mine || supervising || c.status === "queued");
     $("composer").hidden = !(mine || c.status === "queued" || c.status === "with_listener");
+    var draft = drafts.get(c.id);
+    if (draft && $("composer").hidden) { drafts.keep(c.id); }  // ended or erased under it: listed, to copy
+    else if (draft && draft.kept) { drafts.put(c.id, { text: draft.text, mode: draft.mode, name: draft.name }); }  // back in its box
     updateComposer();
     if (changed || state.rebuild) {  // else only what is new: a screen reader announces each message once
       clear($("transcript"));
@@ -458,6 +483,7 @@
      does is mode(): a private note whenever a reply cannot go (not taken, reply window closed). */
   function setMode(chosen) {
     state.mode = chosen;
+    if ($("reply").value.trim()) { keepDraft(); }
     updateComposer();
   }
 
@@ -482,6 +508,18 @@
     $("send").textContent = note ? t("compose.save") : t("compose.send");
     $("send").className = note ? "note-send" : "";
     $("mode-reply").disabled = !canReply();
+    // A reply written while it could go, which can no longer go (the conversation was taken from this listener,
+    // handed back, transferred): still in the box, said so; Enter would only save it as a private note.
+    var draft = state.current && drafts.get(state.current.id);
+    var stranded = Boolean(draft && draft.mode === "reply" && !isMine() && $("reply").value.trim());
+    $("draft-kept").hidden = !stranded;
+    $("draft-kept").textContent = stranded ? t("compose.kept.reply") : "";
+  }
+
+  /* The composer's text, kept per conversation in this tab (drafts.js) as it is written. */
+  function keepDraft() {
+    if (!state.current || state.current.erased) { return; }
+    drafts.put(state.current.id, { text: $("reply").value, mode: mode(), name: state.current.pseudonym });
   }
 
   $("mode-reply").addEventListener("click", function () { setMode("reply"); $("reply").focus(); });
@@ -500,6 +538,7 @@
     box.focus();
     box.setSelectionRange(box.value.length, box.value.length);
     $("suggestions").hidden = true;
+    keepDraft();
   }
 
   function matching(prefix) {
@@ -513,6 +552,7 @@
   });
 
   $("reply").addEventListener("input", function () {
+    keepDraft();
     var value = $("reply").value;
     var list = $("suggestions");
     clear(list);
@@ -565,14 +605,19 @@
     var text = $("reply").value.trim();
     if (!text || !state.current || state.sending) { return; }
     var note = mode() === "note";
-    var path = "/api/conversations/" + state.current.id + (note ? "/notes" : "/messages");
+    var id = state.current.id;
+    var path = "/api/conversations/" + id + (note ? "/notes" : "/messages");
     var body = note ? { text: text } : { text: text, id: replyId(text, note) };
     state.sending = true;
     $("send").disabled = true;
     api("POST", path, body, ANSWER_WAIT_MS).then(function (response) {
       if (response.ok) {
         state.draft = null;
-        $("reply").value = "";
+        var still = state.current && state.current.id === id;  // another one opened meanwhile keeps its own text
+        var written = drafts.get(id);
+        if (written && written.text.trim() === text) { drafts.drop(id); }  // sent or saved: no longer a draft
+        if (still && $("reply").value.trim() === text) { $("reply").value = ""; }
+        if (!still) { return; }
         $("composer-error").textContent = "";
         $("suggestions").hidden = true;
         appendEntry(response.data);
@@ -612,6 +657,7 @@
     if (!shown || (error !== "forbidden" && error !== "not_found")) { toast(refusal(response), true); return; }
     var why = error === "not_found" ? "gone.not_found" : state.lost[id] ? "gone.taken" : "gone.forbidden";
     delete state.lost[id];  // said once; a console left open all day keeps no list of every race it lost
+    if (error === "not_found") { drafts.drop(id); } else { drafts.keep(id); }  // erased: nothing of them stays
     var name = state.current.pseudonym;
     closePanel();
     tellGone(why, name);

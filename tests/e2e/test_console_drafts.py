@@ -1,0 +1,219 @@
+"""Nothing half-written is lost in the console (issue 8): a listener's unsaved private note or unsent reply stays
+when the conversation is taken from under them: kept per conversation in the tab (sessionStorage, never the
+server), said in the console's language, to copy; back in the box when that conversation opens again; gone once
+saved or sent. Nothing of it is ever sent or saved by itself.
+
+Chromium on the real app: Bruno's and Sonia's browsers (colleagues; Sam, a supervisor), a young person's phone."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, BrowserContext, Page, expect
+
+from gateway.app import STORE
+from gateway.console.auth import hash_password
+from gateway.conversation import Status
+from gateway.store import Author, Listener
+from tests.conftest import PASSWORD
+from tests.e2e.conftest import french_window
+from tests.e2e.test_chat import open_chat, walk_to_queue
+from tests.e2e.test_console import log_in
+
+pytestmark = pytest.mark.browser
+
+HALF_NOTE = "Parle de son beau-père, à recouper avec"
+HALF_REPLY = "Merci de me l'avoir dit. Est-ce que tu"
+DRAFT_KEYS = "Object.keys(sessionStorage).filter(k => k.startsWith('hg-draft:'))"
+
+
+async def add(server: TestServer, name: str, *, supervisor: bool = False) -> None:
+    await server.app[STORE].add_listener(Listener(name, hash_password(PASSWORD), supervisor=supervisor, capacity=3))
+
+
+async def written_by_listeners(server: TestServer) -> list[str]:
+    """Every reply and note the store holds, in any conversation."""
+    store = server.app[STORE]
+    texts = []
+    for status in Status:
+        for conversation in await store.conversations_by_status(status):
+            entries = await store.transcript(conversation.id)
+            texts += [e.text for e in entries if e.author in (Author.LISTENER, Author.NOTE)]
+    return texts
+
+
+async def test_a_half_written_note_survives_a_colleagues_take_and_goes_once_saved(
+    desk: BrowserContext, browser: Browser, server: TestServer
+) -> None:
+    await add(server, "bruno")
+    await add(server, "sonia")
+    await add(server, "sam", supervisor=True)
+    async with (
+        french_window(browser, 1280, 820) as other_desk,
+        french_window(browser, 1280, 820) as boss_desk,
+        french_window(browser, 390, 780) as phone,
+    ):
+        await desk.grant_permissions(["clipboard-read", "clipboard-write"])
+        bruno, sonia = await log_in(desk, server, "bruno"), await log_in(other_desk, server, "sonia")
+        young = await open_chat(phone, server)
+        await walk_to_queue(young)
+
+        # Bruno reads the waiting card and starts a private note; he does not save it.
+        await bruno.locator("#waiting .card .card-open").click()
+        await expect(bruno.locator("#composer")).to_have_attribute("data-mode", "note")
+        await bruno.locator("#reply").fill(HALF_NOTE)
+
+        # Sonia takes the conversation: Bruno's panel closes (he may no longer see it, nor note on it) ...
+        await expect(sonia.locator("#waiting .card")).to_have_count(1)
+        await sonia.locator("#waiting .card .take").click()
+        await expect(sonia.locator("#composer")).to_have_attribute("data-mode", "reply")
+        await expect(bruno.locator("#conversation")).to_be_hidden()
+        await expect(bruno.locator("#gone")).to_contain_text("Un·e collègue a pris cette conversation")
+        # ... and his words are still there, said so, to copy.
+        kept = bruno.locator("#kept .kept-draft")
+        await expect(kept).to_have_count(1)
+        await expect(kept).to_contain_text("Ta note non enregistrée a été gardée")
+        await expect(kept.locator(".kept-text")).to_have_value(HALF_NOTE)
+        await kept.get_by_role("button", name="Copier").click()
+        await expect(kept.locator(".kept-copied")).to_have_text("Copié.")
+        assert await bruno.evaluate("navigator.clipboard.readText()") == HALF_NOTE
+        await bruno.get_by_role("button", name="EN").click()  # English second
+        await expect(kept).to_contain_text("Your unsaved note was kept")
+        await bruno.get_by_role("button", name="FR").click()
+
+        # Nothing was sent or saved: not in the store, not on Sonia's console, not on the young person's page.
+        await expect(sonia.locator("#transcript .msg").first).to_be_visible()
+        await expect(sonia.locator('#transcript .msg[data-author="note"]')).to_have_count(0)
+        await expect(young.locator('.msg[data-author="listener"]')).to_have_count(0)
+        assert not any(HALF_NOTE in text for text in await written_by_listeners(server))
+
+        # A reload keeps it (the tab's storage), still listed.
+        await bruno.reload()
+        await expect(bruno.locator("#connection")).to_have_text("En direct")
+        await expect(bruno.locator("#kept .kept-text")).to_have_value(HALF_NOTE)
+
+        # Sam, a supervisor, gives it back to the queue: Bruno opens it again, his note is back in the box, a note.
+        sam = await log_in(boss_desk, server, "sam")
+        await sam.locator("#others .card .card-open").click()
+        await sam.get_by_role("button", name="Rendre à la file").click()
+        await expect(bruno.locator("#waiting .card")).to_have_count(1)
+        await bruno.locator("#waiting .card .card-open").click()
+        await expect(bruno.locator("#reply")).to_have_value(HALF_NOTE)
+        await expect(bruno.locator("#composer")).to_have_attribute("data-mode", "note")
+        await expect(bruno.locator("#kept-section")).to_be_hidden()  # back in its box, no longer listed
+
+        # He finishes it and saves it: in the store once, and the draft is gone (a reload opens an empty box).
+        await bruno.locator("#reply").press("End")
+        await bruno.keyboard.type(" le signalement d'hier.")
+        await bruno.locator("#reply").press("Enter")
+        await expect(bruno.locator('#transcript .msg[data-author="note"] .text')).to_contain_text(HALF_NOTE)
+        await expect(bruno.locator("#reply")).to_have_value("")
+        assert await bruno.evaluate(DRAFT_KEYS) == []
+        assert [t for t in await written_by_listeners(server) if HALF_NOTE in t] == [
+            f"bruno: {HALF_NOTE} le signalement d'hier."
+        ]
+        await bruno.reload()
+        await expect(bruno.locator("#take")).to_be_visible()  # the hash opens its card again (no transcript)
+        await expect(bruno.locator("#reply")).to_have_value("")
+        await expect(bruno.locator("#kept-section")).to_be_hidden()
+        await expect(young.locator('.msg[data-author="listener"]')).to_have_count(0)
+
+
+async def held_by_bruno_writing(server: TestServer, bruno: Page, young: Page) -> None:
+    """Bruno takes the young person's conversation and starts a reply he does not send."""
+    await bruno.locator("#waiting .card .take").click()
+    await expect(young.locator(".msg").last).to_contain_text("vient de te rejoindre")
+    await expect(bruno.locator("#composer")).to_have_attribute("data-mode", "reply")
+    await bruno.locator("#reply").fill(HALF_REPLY)
+
+
+async def test_a_half_written_reply_stays_when_a_supervisor_hands_the_conversation_back(
+    desk: BrowserContext, browser: Browser, server: TestServer
+) -> None:
+    """The panel stays (a waiting card) but can only write notes now: the reply is still in the box, said kept and
+    unsent; taken again, it is a reply again, and sent it goes once and the draft is gone."""
+    await add(server, "bruno")
+    await add(server, "sam", supervisor=True)
+    async with french_window(browser, 1280, 820) as boss_desk, french_window(browser, 390, 780) as phone:
+        bruno = await log_in(desk, server, "bruno")
+        young = await open_chat(phone, server)
+        await walk_to_queue(young)
+        await held_by_bruno_writing(server, bruno, young)
+
+        sam = await log_in(boss_desk, server, "sam")
+        await sam.locator("#others .card .card-open").click()
+        await sam.get_by_role("button", name="Rendre à la file").click()
+        await expect(young.locator(".msg").last).to_contain_text("position 1")
+
+        await expect(bruno.locator("#take")).to_be_visible()  # a waiting card again, in the same panel
+        await expect(bruno.locator("#composer")).to_have_attribute("data-mode", "note")
+        await expect(bruno.locator("#reply")).to_have_value(HALF_REPLY)
+        await expect(bruno.locator("#draft-kept")).to_contain_text("Ta réponse non envoyée a été gardée ici")
+        await expect(young.locator('.msg[data-author="listener"]')).to_have_count(0)
+        assert not any(HALF_REPLY in text for text in await written_by_listeners(server))
+
+        # Bruno opens nothing else and takes it again: his reply is a reply again; sent, it arrives once.
+        await bruno.locator("#take").click()
+        await expect(bruno.locator("#composer")).to_have_attribute("data-mode", "reply")
+        await expect(bruno.locator("#draft-kept")).to_be_hidden()
+        await expect(bruno.locator("#reply")).to_have_value(HALF_REPLY)
+        await bruno.locator("#reply").press("Enter")
+        await expect(young.locator('.msg[data-author="listener"] .text')).to_have_text([HALF_REPLY])
+        await expect(bruno.locator("#reply")).to_have_value("")
+        assert await bruno.evaluate(DRAFT_KEYS) == []
+
+
+async def test_a_half_written_reply_is_kept_when_a_supervisor_closes_the_conversation(
+    desk: BrowserContext, browser: Browser, server: TestServer
+) -> None:
+    """Closed by a supervisor, the conversation leaves Bruno's console: the reply is listed as kept, unsent, until
+    he discards it."""
+    await add(server, "bruno")
+    await add(server, "sam", supervisor=True)
+    async with french_window(browser, 1280, 820) as boss_desk, french_window(browser, 390, 780) as phone:
+        bruno = await log_in(desk, server, "bruno")
+        young = await open_chat(phone, server)
+        await walk_to_queue(young)
+        await held_by_bruno_writing(server, bruno, young)
+
+        sam = await log_in(boss_desk, server, "sam")
+        await sam.locator("#others .card .card-open").click()
+        await sam.get_by_role("button", name="Clôturer").click()
+        await sam.get_by_label("Catégorie").select_option("school_bullying")
+        await sam.locator("#close-send").click()
+        await expect(young.locator(".ended")).to_be_visible()
+
+        await expect(bruno.locator("#conversation")).to_be_hidden()
+        kept = bruno.locator("#kept .kept-draft")
+        await expect(kept).to_contain_text("Ta réponse non envoyée a été gardée")
+        await expect(kept.locator(".kept-text")).to_have_value(HALF_REPLY)
+        await expect(young.locator('.msg[data-author="listener"]')).to_have_count(0)
+        assert not any(HALF_REPLY in text for text in await written_by_listeners(server))
+
+        await kept.get_by_role("button", name="Jeter").click()
+        await expect(bruno.locator("#kept-section")).to_be_hidden()
+        assert await bruno.evaluate(DRAFT_KEYS) == []
+
+
+async def test_a_note_written_on_a_card_stays_a_note_when_its_writer_takes_the_conversation(
+    desk: BrowserContext, browser: Browser, server: TestServer
+) -> None:
+    """Taking lands in reply mode (test_console_take.py) but for a note already written: Enter after the take saves
+    it as a note, never sends it to the young person; the next message is a reply again."""
+    await add(server, "bruno")
+    async with french_window(browser, 390, 780) as phone:
+        bruno = await log_in(desk, server, "bruno")
+        young = await open_chat(phone, server)
+        await walk_to_queue(young)
+        await bruno.locator("#waiting .card .card-open").click()
+        await bruno.locator("#reply").fill(HALF_NOTE)
+        await bruno.locator("#take").click()
+        await expect(young.locator(".msg").last).to_contain_text("vient de te rejoindre")
+        await expect(bruno.locator("#take")).to_be_hidden()
+        await expect(bruno.locator("#composer")).to_have_attribute("data-mode", "note")
+        await expect(bruno.locator("#reply")).to_have_value(HALF_NOTE)
+        await bruno.locator("#reply").press("Enter")
+        await expect(bruno.locator('#transcript .msg[data-author="note"] .text')).to_contain_text(HALF_NOTE)
+        await expect(bruno.locator("#composer")).to_have_attribute("data-mode", "reply")
+        await expect(young.locator('.msg[data-author="listener"]')).to_have_count(0)
+        assert await bruno.evaluate(DRAFT_KEYS) == []
