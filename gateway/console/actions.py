@@ -7,11 +7,10 @@ fit the conversation's status (replying to a closed one, taking one already take
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -483,7 +482,9 @@ class Actions:
         * a held one's goodbye and record come first, its taken entry leaves after the record (``save_conversation``
           of an ended record): cut before that, the entry left only counts against its holder's capacity until
           ``held_by`` drops it; cut between the goodbye and the record, the next alert check completes it
-          (:meth:`complete_closes`), and closing it again meanwhile completes it too, without telling twice."""
+          (:meth:`complete_close`: the close is listed, ``store.begin_close``, in its own round trip before the
+          goodbye, until its record is written, ``store.end_close``), and closing it again meanwhile completes it
+          too, without telling twice."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER and not supervisor:
@@ -494,9 +495,14 @@ class Actions:
                 lifecycle.advance(conversation.status, Trigger.CLOSE)  # refused before the goodbye is sent
             except IllegalTransition as exc:
                 raise ActionRefused("not_active", str(exc)) from None
+            closing = conversation.status == Status.WITH_LISTENER  # its goodbye comes before its record
             if conversation.status == Status.QUEUED:  # out of the queue before the goodbye (Redis: alone, first)
                 await self.store.remove_from_queue(conversation_id)
+            if closing:
+                await self.store.begin_close(conversation_id)
             await self._end(conversation, listener, outcome, notes, self.clock())
+            if closing:
+                await self.store.end_close(conversation_id)
         self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
         return conversation
 
@@ -535,50 +541,33 @@ class Actions:
         categories = dict.fromkeys(o.id for engine in engines for o in engine.flow.outcomes)
         return {derived_id(_close_key(conversation.id, category), 1): category for category in categories}
 
-    async def complete_closes(self, held: Sequence[str]) -> list[str]:
-        """Finish each close of a held conversation cut short after its goodbye (on Redis its goodbye and record come
-        first, its taken entry after: cut between the two, the record still says held while the young person was
-        told goodbye). Found by the alert checks (``gateway/alerts.py``, every 10 s on each instance) among ``held``
-        (their ids, from the queue entries: no record read) with one look-up of ids each, at once
-        (``entries_written``: the goodbye's id derives from the close and its category, looked up for every closing
-        category of every flow loaded here, a superset of the record's version and the current flow's), no entry
-        opened; each found completed by :meth:`complete_close`, which reads the record under the lock. The ids of
-        those completed."""
-        categories = dict.fromkeys(
-            o.id for engine in (*self.flows.engines.values(), self.flows.engine()) for o in engine.flow.outcomes
-        )
-        found = await asyncio.gather(
-            *(self.store.entries_written(i, [derived_id(_close_key(i, c), 1) for c in categories]) for i in held),
-            return_exceptions=True,
-        )
-        failed = next((f for f in found if isinstance(f, BaseException)), None)
-        if failed is not None:
-            raise failed
-        completed = []
-        for conversation_id, written in zip(held, found, strict=True):
-            if written and await self.complete_close(conversation_id):
-                completed.append(conversation_id)
-        return completed
-
     async def complete_close(self, conversation_id: str) -> bool:
-        """Finish a held conversation's close cut short after its goodbye, under the lock (checked again there: still
-        held, the goodbye of a category in its transcript): the close's writes made again with their ids (the
-        goodbye, which the store ignores: told once), the category read from the goodbye's id, the record ended, its
-        taken entry leaving after it; named by its holder (a supervisor's close of another's names the holder);
-        audited ``close_completed``. Before, its listener had to close it again. Whether it was needed."""
+        """Finish a held conversation's close cut short after its goodbye (on Redis its goodbye and record come
+        first, its taken entry after: cut between the two, the record still says held while the young person was
+        told goodbye). Found by the alert checks (``gateway/alerts.py``, every 10 s on each instance) among the
+        closes listed as begun (``store.closes_begun``: one read however many conversations are held); checked again
+        under the lock (still held, the goodbye of a category in its transcript: ``entries_written``, the goodbye's
+        id deriving from the close and its category): the close's writes made again with their ids (the goodbye,
+        which the store ignores: told once), the category read from the goodbye's id, the record ended, its taken
+        entry leaving after it; named by its holder (a supervisor's close of another's names the holder); audited
+        ``close_completed``. Listed no more either way (a close cut before its goodbye leaves the conversation its
+        holder's, who may close it again; one under way holds the lock and is found done). Before, its listener had
+        to close it again. Whether it was needed."""
+        completed = False
         async with self.store.locked_batch(conversation_id):
             conversation = await self.store.get_conversation(conversation_id)
-            if conversation is None or conversation.status != Status.WITH_LISTENER:
-                return False
-            outcome = await self._closing(conversation)
-            if outcome is None:
-                return False
-            now = self.clock()
-            await self._end(conversation, conversation.listener or "gateway", outcome, "", now)
-            detail = f"{conversation.pseudonym}: closed ({outcome}), a close cut short completed"
-            await self.store.audit(AuditEntry(now, "gateway", "close_completed", conversation_id, detail))
-        self.dispatcher.kick_outbox()
-        return True
+            held = conversation is not None and conversation.status == Status.WITH_LISTENER
+            outcome = await self._closing(conversation) if conversation is not None and held else None
+            if conversation is not None and outcome is not None:
+                now = self.clock()
+                await self._end(conversation, conversation.listener or "gateway", outcome, "", now)
+                detail = f"{conversation.pseudonym}: closed ({outcome}), a close cut short completed"
+                await self.store.audit(AuditEntry(now, "gateway", "close_completed", conversation_id, detail))
+                completed = True
+            await self.store.end_close(conversation_id)
+        if completed:
+            self.dispatcher.kick_outbox()
+        return completed
 
 
 def _hold_key(conversation: Conversation) -> str:

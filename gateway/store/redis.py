@@ -1112,6 +1112,20 @@ class RedisStore:
         """Held, it goes after the record in the transfer's pipeline."""
         await self._write(lambda pipe: pipe.srem(K.QUEUE + "moving", conversation_id))
 
+    @_holdable
+    async def begin_close(self, conversation_id: str) -> None:
+        """``{queue}:closing``: held, it goes first in the close's pipeline, before the goodbye."""
+        await self._write(lambda pipe: pipe.sadd(K.QUEUE + "closing", conversation_id))
+
+    @_guarded
+    async def closes_begun(self) -> set[str]:
+        return set(_texts(await self._redis.smembers(K.QUEUE + "closing")))
+
+    @_holdable
+    async def end_close(self, conversation_id: str) -> None:
+        """Held, it goes after the record in the close's pipeline."""
+        await self._write(lambda pipe: pipe.srem(K.QUEUE + "closing", conversation_id))
+
     # Listener accounts
 
     @_guarded

@@ -107,6 +107,7 @@ async def test_a_held_conversations_close_cut_stays_hers_or_closed_told_once(
     assert await redis_store.held_by("anne") == 0 and await redis_store.queue_entry(conversation_id) is None
     assert await told_goodbye(redis_store, conversation_id, clock()) == 1
     assert len(completed) == (1 if cut in ("outbox_list", "put_conversation") else 0), completed
+    assert await redis_store.closes_begun() == set()  # listed no more: the next checks read nothing of it
     if completed:
         assert completed[0].subject == conversation_id and "cyberbullying" in completed[0].detail
 
@@ -130,8 +131,8 @@ async def test_a_held_close_cut_and_closed_again_before_the_check_is_told_once(
 
 
 async def test_the_check_finds_no_close_to_complete_in_conversations_held_as_usual(store: Store, clock: Clock) -> None:
-    """Held conversations whose listener answered, took notes and closed nothing: the check's look-up of goodbyes
-    finds none, nothing is closed (SQLite, Redis, Cluster)."""
+    """Held conversations whose listener answered, took notes and closed nothing: no close listed as begun, nothing
+    closed; one closed whole leaves none listed either (SQLite, Redis, Cluster)."""
     conversation_id = await waiting_young_person(store, clock)
     _, actions = instance(store, clock)
     await actions.take(conversation_id, "anne", 3)
@@ -140,4 +141,6 @@ async def test_the_check_finds_no_close_to_complete_in_conversations_held_as_usu
     await next_check(store, clock)
     conversation = await store.get_conversation(conversation_id)
     assert conversation is not None and (conversation.status, conversation.listener) == (Status.WITH_LISTENER, "anne")
-    assert await actions.complete_closes([conversation.id]) == []
+    assert await store.closes_begun() == set() and await actions.complete_close(conversation.id) is False
+    await actions.close(conversation_id, "anne", "cyberbullying")
+    assert await store.closes_begun() == set()
