@@ -38,6 +38,7 @@ from gateway.store import (
     DoneMark,
     EventStore,
     LockStore,
+    QueueEntry,
     QueueStore,
     TimerKind,
     TimerStore,
@@ -100,8 +101,8 @@ class Actions:
                 conversation = await self._load(conversation_id)
                 status, now = conversation.status, self.clock()
                 lifecycle.advance(conversation.status, Trigger.TAKE)  # refused before the store's take
-                await self.store.take(conversation_id, listener, now)
-                await self._join(conversation, listener, now)
+                entry = await self.store.take(conversation_id, listener, now)
+                await self._join(conversation, listener, now, entry)
         except (IllegalTransition, Conflict):  # nothing was changed (SQLite: the batch's transaction dropped)
             if status in (Status.QUEUED, Status.WITH_LISTENER):  # a colleague's take came first
                 raise ActionRefused("taken", "another listener took this conversation") from None
@@ -109,12 +110,16 @@ class Actions:
         self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
         return conversation
 
-    async def _join(self, conversation: Conversation, listener: str, now: datetime) -> None:
+    async def _join(self, conversation: Conversation, listener: str, now: datetime, entry: QueueEntry) -> None:
         """A take's writes after its queue step: the queue's timer cancelled, the new status, the young person told a
         listener joined (the message's id derived from the take: written again, by a take completed after a cut, it
-        is the same entry and outbox item, which the store ignores), the record last."""
+        is the same entry and outbox item, which the store ignores), the record last. The record names the queue
+        its taken ``entry`` waited in, and its arrival there: the same but for a waiting conversation's transfer cut
+        after its queue step (on Redis), taken from the new queue before the check completed it, whose record still
+        named the old one (:meth:`complete_move` then finds it held: nothing left to complete)."""
         key = _take_key(conversation, listener)  # before the take changes the record
         conversation.listener, conversation.taken_at = listener, now
+        conversation.queue, conversation.queued_at = entry.queue, entry.at
         await self.store.cancel_timers(conversation.id, TimerKind.QUEUE_REASSURE)
         await self.dispatcher.transition(conversation, Trigger.TAKE, now)
         engine = self.flows.for_version(conversation.flow_version)
@@ -347,7 +352,8 @@ class Actions:
         transfer under way holds it and is found done). The transfer is completed as it was made: its writes made
         again with the same ids (the place's message, which the store ignores when it was written: told once), at
         the entry's place, the record last; audited ``transfer_completed``. Listed no more either way (a transfer
-        cut before its queue step, or after its record, left nothing to complete). Whether it was needed."""
+        cut before its queue step, or after its record, left nothing to complete; one taken from the new queue
+        meanwhile is held, its record naming that queue: ``_join``). Whether it was needed."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self.store.get_conversation(conversation_id)
             entry = await self.store.queue_entry(conversation_id)
@@ -400,7 +406,8 @@ class Actions:
                 completed = True
             elif holder is not None and await self._told(conversation_id,
                                                          derived_id(_take_key(conversation, holder), 1)):  # fmt: skip
-                await self._join(conversation, holder, now)  # told a listener joined: the take is made whole
+                assert entry is not None  # its holder is read from it
+                await self._join(conversation, holder, now, entry)  # told a listener joined: the take is made whole
                 detail = f"{conversation.pseudonym}: taken by {holder}, a take cut short completed"
                 await self.store.audit(AuditEntry(now, "gateway", "take_completed", conversation_id, detail))
                 completed = True

@@ -179,3 +179,44 @@ async def test_a_waiting_conversations_transfer_made_whole_leaves_no_move_listed
     assert await store.moves_begun() == set()
     await next_check(store, clock, flows=flows)
     assert [e.action for e in await store.audit_log() if e.action == "transfer_completed"] == []
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("cut", ["put_entry_item", "outbox_list", "put_conversation"])
+async def test_a_waiting_conversations_transfer_cut_then_taken_before_the_check_names_the_new_queue(
+    redis_store: Store, redis_url: str, clock: Clock, tmp_path: Path, cut: str
+) -> None:
+    """A supervisor's transfer of a waiting young person to ``lawyers`` is cut after its queue step, and Bruno takes
+    them from ``lawyers`` (where the console lists their entry) before the next check: the held record names
+    ``lawyers``, the queue he took them from, and the checks after leave it so, with no move left listed. Before,
+    the take kept the record's old queue (``listeners``) and the check, finding the conversation held, only
+    unlisted the move: held in ``lawyers``, named ``listeners`` for good (the console, the statistics by queue)."""
+    flows = with_a_second_queue(tmp_path)
+    dispatcher, actions = on(redis_store, clock, flows)
+    for number, text in enumerate(WALK_TO_QUEUE):
+        assert await dispatcher.handle_inbound(Inbound(ChannelName.MESSENGER, "psid-moved", f"mid.{number}", text))
+    [before] = await redis_store.waiting()
+    conversation_id = before.conversation_id
+    clock.advance(minutes=1)
+    await cut_while(redis_url, clock, conversation_id, cut,
+                    lambda first: first.transfer(conversation_id, "sam", "lawyers", supervisor=True),
+                    make=lambda store, clock: on(store, clock, flows))  # fmt: skip
+    [entry] = await redis_store.waiting()
+    assert entry.queue == "lawyers"  # the gap: the record still names listeners
+    clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
+    taken = await actions.take(conversation_id, "bruno", 3)
+    assert (taken.status, taken.listener, taken.queue) == (Status.WITH_LISTENER, "bruno", "lawyers")
+    await next_check(redis_store, clock, flows=flows)
+    await next_check(redis_store, clock, flows=flows)
+    conversation = await redis_store.get_conversation(conversation_id)
+    assert conversation is not None
+    assert (conversation.status, conversation.listener, conversation.queue) == (
+        Status.WITH_LISTENER,
+        "bruno",
+        "lawyers",
+    )
+    assert conversation.queued_at == entry.at  # its wait counted in the queue it was taken from
+    held = await redis_store.queue_entry(conversation_id)
+    assert held is not None and (held.queue, held.taken_by) == ("lawyers", "bruno")
+    assert await redis_store.moves_begun() == set()
+    assert await redis_store.takes_since("lawyers", entry.at) == 1
