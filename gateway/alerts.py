@@ -74,7 +74,7 @@ class Watch:
         complete: Callable[[str], Awaitable[bool]] | None = None,
         back_in_line: Callable[[str], Awaitable[bool]] | None = None,
         listeners_here: Callable[[], Iterable[str]] | None = None,
-        complete_close: Callable[[str], Awaitable[bool]] | None = None,
+        complete_close: Callable[[str, str], Awaitable[bool]] | None = None,
         complete_move: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         """``hand_back(conversation id, listener)``: give it back, the listener still absent (whether it went back);
@@ -82,8 +82,8 @@ class Watch:
         a hand-back cut short after its queue step (a held record whose queue entry waits), whether it was.
         ``back_in_line(conversation id)``: put back in line a young person whose record says queued while no entry
         of theirs waits (a take cut short after its queue step), whether it was needed.
-        ``complete_close(conversation id)``: finish a held conversation's close listed as begun (``store.closes_begun``)
-        if it was cut short after its goodbye (the record still held), whether it was.
+        ``complete_close(conversation id, closer)``: finish a held conversation's close listed as begun with its closer
+        (``store.closes_begun``) if it was cut short after its goodbye (the record still held), whether it was.
         ``complete_move(conversation id)``: finish a waiting conversation's transfer listed as begun
         (``store.moves_begun``) if it was cut short after its queue step, whether it was.
         ``listeners_here()``: those with a console open on this instance, recorded present at each check (with the
@@ -120,7 +120,7 @@ class Watch:
             held = await self._untaken(held, waiting)
             last_present = await self._present(held)
             moving = await self.store.moves_begun() if self.complete_move else set()
-            closing = await self.store.closes_begun() if self.complete_close else set()
+            closing = await self.store.closes_begun() if self.complete_close else {}
         except StoreError as exc:
             self.metrics.store_up.set(0)
             self.metrics.outages.failed("alerts", exc)
@@ -130,7 +130,7 @@ class Watch:
         self._set_aside(set_aside)
         try:
             held = await self._complete(held, waiting)
-            held = await self._closed(held, sorted(closing))
+            held = await self._closed(held, closing)
             await self._back_in_line(sorted(queued - waiting))
             await self._moved(sorted(moving))
             await self._hand_back(await self._held(held, last_present))
@@ -228,13 +228,13 @@ class Watch:
                 kept[conversation_id] = listener
         return kept
 
-    async def _closed(self, held: dict[str, str | None], begun: list[str]) -> dict[str, str | None]:
+    async def _closed(self, held: dict[str, str | None], begun: dict[str, str]) -> dict[str, str | None]:
         """Each held conversation's close listed as begun and not ended: completed when it was cut after its goodbye
         (an instance died there), else no longer listed; the others, still held. Only these ids: a close under way or
         cut short, not the conversations held."""
         closed = set()
-        for conversation_id in begun:
-            if self.complete_close and await self.complete_close(conversation_id):
+        for conversation_id, closer in sorted(begun.items()):
+            if self.complete_close and await self.complete_close(conversation_id, closer):
                 closed.add(conversation_id)
                 log.warning("held: conversation %s was told goodbye while its record said held (a close cut short): "
                             "closed", conversation_id)  # fmt: skip

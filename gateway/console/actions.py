@@ -506,7 +506,7 @@ class Actions:
             if conversation.status == Status.QUEUED:  # out of the queue before the goodbye (Redis: alone, first)
                 await self.store.remove_from_queue(conversation_id)
             if closing:
-                await self.store.begin_close(conversation_id)
+                await self.store.begin_close(conversation_id, listener)  # its closer, before the goodbye
             await self._end(conversation, listener, outcome, notes, self.clock())
             if closing:
                 await self.store.end_close(conversation_id)
@@ -548,18 +548,18 @@ class Actions:
         categories = dict.fromkeys(o.id for engine in engines for o in engine.flow.outcomes)
         return {derived_id(_close_key(conversation.id, category), 1): category for category in categories}
 
-    async def complete_close(self, conversation_id: str) -> bool:
-        """Finish a held conversation's close cut short after its goodbye (on Redis its goodbye and record come
-        first, its taken entry after: cut between the two, the record still says held while the young person was
-        told goodbye). Found by the alert checks (``gateway/alerts.py``, every 10 s on each instance) among the
-        closes listed as begun (``store.closes_begun``: one read however many conversations are held); checked again
-        under the lock (still held, the goodbye of a category in its transcript: ``entries_written``, the goodbye's
-        id deriving from the close and its category): the close's writes made again with their ids (the goodbye,
-        which the store ignores: told once), the category read from the goodbye's id, the record ended, its taken
-        entry leaving after it; named by its holder (a supervisor's close of another's names the holder); audited
-        ``close_completed``. Listed no more either way (a close cut before its goodbye leaves the conversation its
-        holder's, who may close it again; one under way holds the lock and is found done). Before, its listener had
-        to close it again. Whether it was needed."""
+    async def complete_close(self, conversation_id: str, closer: str) -> bool:
+        """Finish a held conversation's close cut short after its goodbye (on Redis its goodbye and record come first,
+        its taken entry after: cut between the two, the record still says held while the young person was told goodbye).
+        Found by the alert checks (``gateway/alerts.py``, every 10 s on each instance) among the closes listed as begun
+        (``store.closes_begun``: one read however many conversations are held); checked again under the lock (still
+        held, the goodbye of a category in its transcript: ``entries_written``, the goodbye's id deriving from the close
+        and its category): the close's writes made again with their ids (the goodbye, which the store ignores: told
+        once), the category read from the goodbye's id, the record ended, its taken entry leaving after it; named by its
+        ``closer``, listed with it before the goodbye (a supervisor's close of another's names the supervisor, as the
+        close not cut does); audited ``close_completed``, naming the closer. Listed no more either way (a close cut
+        before its goodbye leaves the conversation its holder's, who may close it again; one under way holds the lock
+        and is found done). Before, its listener had to close it again. Whether it was needed."""
         completed = False
         async with self.store.locked_batch(conversation_id):
             conversation = await self.store.get_conversation(conversation_id)
@@ -567,8 +567,8 @@ class Actions:
             outcome = await self._closing(conversation) if conversation is not None and held else None
             if conversation is not None and outcome is not None:
                 now = self.clock()
-                await self._end(conversation, conversation.listener or "gateway", outcome, "", now)
-                detail = f"{conversation.pseudonym}: closed ({outcome}), a close cut short completed"
+                await self._end(conversation, closer, outcome, "", now)
+                detail = f"{conversation.pseudonym}: closed ({outcome}) by {closer}, a close cut short completed"
                 await self.store.audit(AuditEntry(now, "gateway", "close_completed", conversation_id, detail))
                 completed = True
             await self.store.end_close(conversation_id)
