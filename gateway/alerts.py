@@ -22,7 +22,7 @@ the next check, within ``every`` (``Actions.complete_hand_back``; a transfer cut
 the young person was told their place); so is a take cut right after its queue step (the entry taken, the record
 still queued: the young person in no queue's list and on no console), put back in line at their place
 (``Actions.back_in_line``), and a held conversation's close cut after its goodbye (the record still held), closed
-(``Actions.complete_closes``: one look-up of ids per held conversation, no entry opened, no record read), and a
+(``Actions.complete_close``: listed as begun until its record is written, ``QueueStore.closes_begun``), and a
 waiting conversation's transfer cut after its queue step (its entry in the new queue, its record naming the old
 one: listed as begun until its record is written, ``QueueStore.moves_begun``), completed in the new queue
 (``Actions.complete_move``).
@@ -74,7 +74,7 @@ class Watch:
         complete: Callable[[str], Awaitable[bool]] | None = None,
         back_in_line: Callable[[str], Awaitable[bool]] | None = None,
         listeners_here: Callable[[], Iterable[str]] | None = None,
-        complete_closes: Callable[[list[str]], Awaitable[list[str]]] | None = None,
+        complete_close: Callable[[str, str], Awaitable[bool]] | None = None,
         complete_move: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         """``hand_back(conversation id, listener)``: give it back, the listener still absent (whether it went back);
@@ -82,8 +82,8 @@ class Watch:
         a hand-back cut short after its queue step (a held record whose queue entry waits), whether it was.
         ``back_in_line(conversation id)``: put back in line a young person whose record says queued while no entry
         of theirs waits (a take cut short after its queue step), whether it was needed.
-        ``complete_closes(held ids)``: finish the closes of these held conversations cut short after their goodbye (the
-        record still held), the ids of those closed.
+        ``complete_close(conversation id, closer)``: finish a held conversation's close listed as begun with its closer
+        (``store.closes_begun``) if it was cut short after its goodbye (the record still held), whether it was.
         ``complete_move(conversation id)``: finish a waiting conversation's transfer listed as begun
         (``store.moves_begun``) if it was cut short after its queue step, whether it was.
         ``listeners_here()``: those with a console open on this instance, recorded present at each check (with the
@@ -99,7 +99,7 @@ class Watch:
         self.hand_back, self.handback_seconds, self.complete = hand_back, handback_seconds, complete
         self.back_in_line = back_in_line
         self.listeners_here = listeners_here
-        self.complete_closes = complete_closes
+        self.complete_close = complete_close
         self.complete_move = complete_move
 
     async def run(self) -> None:
@@ -112,7 +112,7 @@ class Watch:
             await self.store.ping()
             oldest = await self.store.outbox_oldest_pending()
             set_aside = await self.store.inbox_set_aside_count()
-            followed = self.listener_present is not None or self.complete is not None or bool(self.complete_closes)
+            followed = self.listener_present is not None or self.complete is not None
             held = await self.store.holders() if followed else {}
             queued = await self.store.conversation_ids_by_status(Status.QUEUED) if self.back_in_line else set()
             compared = bool(held and self.complete) or bool(queued)  # after the statuses: a take under way, re-checked
@@ -120,6 +120,7 @@ class Watch:
             held = await self._untaken(held, waiting)
             last_present = await self._present(held)
             moving = await self.store.moves_begun() if self.complete_move else set()
+            closing = await self.store.closes_begun() if self.complete_close else {}
         except StoreError as exc:
             self.metrics.store_up.set(0)
             self.metrics.outages.failed("alerts", exc)
@@ -129,7 +130,7 @@ class Watch:
         self._set_aside(set_aside)
         try:
             held = await self._complete(held, waiting)
-            held = await self._closed(held)
+            held = await self._closed(held, closing)
             await self._back_in_line(sorted(queued - waiting))
             await self._moved(sorted(moving))
             await self._hand_back(await self._held(held, last_present))
@@ -227,15 +228,16 @@ class Watch:
                 kept[conversation_id] = listener
         return kept
 
-    async def _closed(self, held: dict[str, str | None]) -> dict[str, str | None]:
-        """Each held conversation whose close was cut after its goodbye (an instance died there) closed now; the
-        others, still held."""
-        if self.complete_closes is None or not held:
-            return held
-        closed = set(await self.complete_closes(sorted(held)))
-        for conversation_id in sorted(closed):
-            log.warning("held: conversation %s was told goodbye while its record said held (a close cut short): "
-                        "closed", conversation_id)  # fmt: skip
+    async def _closed(self, held: dict[str, str | None], begun: dict[str, str]) -> dict[str, str | None]:
+        """Each held conversation's close listed as begun and not ended: completed when it was cut after its goodbye
+        (an instance died there), else no longer listed; the others, still held. Only these ids: a close under way or
+        cut short, not the conversations held."""
+        closed = set()
+        for conversation_id, closer in sorted(begun.items()):
+            if self.complete_close and await self.complete_close(conversation_id, closer):
+                closed.add(conversation_id)
+                log.warning("held: conversation %s was told goodbye while its record said held (a close cut short): "
+                            "closed", conversation_id)  # fmt: skip
         return {i: listener for i, listener in held.items() if i not in closed}
 
     async def _back_in_line(self, unlisted: list[str]) -> None:

@@ -221,7 +221,7 @@ async def create_app(
                   hand_back=lambda conversation_id, listener: actions.hand_back_absent(
                       conversation_id, listener, absent=lambda name: presence.complete() and not presence.has(name)),
                   handback_seconds=settings.held_handback_seconds, complete=actions.complete_hand_back,
-                  back_in_line=actions.back_in_line, complete_closes=actions.complete_closes,
+                  back_in_line=actions.back_in_line, complete_close=actions.complete_close,
                   complete_move=actions.complete_move, listeners_here=presence.here)  # fmt: skip
     typing_relay = TypingRelay(store, channels.adapters, limits, metrics)  # one indicator across instances: a claim
     for name, worker in {

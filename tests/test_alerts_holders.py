@@ -115,7 +115,7 @@ async def test_the_check_of_held_conversations_reads_none_of_their_records(store
         watch = Watch(reads, metrics, clock=clock, outbox_alert_seconds=60, listener_present=presence.has,
                       held_alert_seconds=300, hand_back=hand_back, handback_seconds=600,
                       complete=lambda conversation_id: asyncio.sleep(0, False),
-                      complete_closes=actions.complete_closes, complete_move=actions.complete_move)  # fmt: skip
+                      complete_close=actions.complete_close, complete_move=actions.complete_move)  # fmt: skip
         commands = await monitored(store_url, watch.check())
         assert reads.records == [] and sample(metrics, "gateway_held_by_absent_listener") == 0
         assert not [c for c in commands if any(f"hg:c:{{{i}}}" in c for i in annes + beas)], "a held record read"
@@ -128,5 +128,52 @@ async def test_the_check_of_held_conversations_reads_none_of_their_records(store
         clock.advance(seconds=300)
         await watch.check()
         assert sorted(handed) == sorted((i, "bea") for i in beas)
+    finally:
+        await store.close()
+
+
+class Calls:
+    """The real store, counting the calls made through it (the check's, and its repairs', only way to the store)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._store, name)
+        if not callable(found):
+            return found
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            return found(*args, **kwargs)
+
+        return counted
+
+
+async def test_the_checks_cost_does_not_grow_with_the_conversations_held(store_url: str, clock: Clock) -> None:
+    """2 young people held by Anne at her console, then 20, nothing to repair: the check, wired with every repair as
+    the app wires it, makes as many store calls, and on Redis as many commands (``MONITOR``), for 20 as for 2.
+    Before, it looked up each held conversation's goodbyes (``entries_written``, to complete a close cut after its
+    goodbye): one more call and one more script each, every 10 s on each instance (SQLite, Redis, Cluster)."""
+    store = await open_store(store_url, keys=store_keys(store_url))
+    calls, presence = Calls(store), Presence()
+    presence.connections["anne"] += 1
+    flows = FlowSet(ROOT / "flows.yaml")
+    flows.reload()
+    actions = Actions(Dispatcher(cast(Store, calls), flows, clock=clock), cast(Any, calls), flows, clock=clock)
+    watch = Watch(cast(Any, calls), Metrics(), clock=clock, outbox_alert_seconds=60, listener_present=presence.has,
+                  held_alert_seconds=300, hand_back=lambda conversation_id, listener: asyncio.sleep(0, False),
+                  handback_seconds=600, complete=actions.complete_hand_back, back_in_line=actions.back_in_line,
+                  complete_close=actions.complete_close, complete_move=actions.complete_move)  # fmt: skip
+    try:
+        costs = []
+        for n in range(20):
+            await held(store, clock, n, "anne")
+            if n + 1 in (2, 20):
+                calls.calls.clear()
+                commands = await monitored(store_url, watch.check())
+                costs.append((len(calls.calls), len(commands)))
+        assert costs[0] == costs[1], f"2 held: {costs[0]}, 20 held: {costs[1]} (store calls, Redis commands)"
     finally:
         await store.close()

@@ -7,11 +7,10 @@ fit the conversation's status (replying to a closed one, taking one already take
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -39,6 +38,7 @@ from gateway.store import (
     DoneMark,
     EventStore,
     LockStore,
+    QueueEntry,
     QueueStore,
     TimerKind,
     TimerStore,
@@ -101,8 +101,8 @@ class Actions:
                 conversation = await self._load(conversation_id)
                 status, now = conversation.status, self.clock()
                 lifecycle.advance(conversation.status, Trigger.TAKE)  # refused before the store's take
-                await self.store.take(conversation_id, listener, now)
-                await self._join(conversation, listener, now)
+                entry = await self.store.take(conversation_id, listener, now)
+                await self._join(conversation, listener, now, entry)
         except (IllegalTransition, Conflict):  # nothing was changed (SQLite: the batch's transaction dropped)
             if status in (Status.QUEUED, Status.WITH_LISTENER):  # a colleague's take came first
                 raise ActionRefused("taken", "another listener took this conversation") from None
@@ -110,12 +110,16 @@ class Actions:
         self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
         return conversation
 
-    async def _join(self, conversation: Conversation, listener: str, now: datetime) -> None:
+    async def _join(self, conversation: Conversation, listener: str, now: datetime, entry: QueueEntry) -> None:
         """A take's writes after its queue step: the queue's timer cancelled, the new status, the young person told a
         listener joined (the message's id derived from the take: written again, by a take completed after a cut, it
-        is the same entry and outbox item, which the store ignores), the record last."""
+        is the same entry and outbox item, which the store ignores), the record last. The record names the queue
+        its taken ``entry`` waited in, and its arrival there: the same but for a waiting conversation's transfer cut
+        after its queue step (on Redis), taken from the new queue before the check completed it, whose record still
+        named the old one (:meth:`complete_move` then finds it held: nothing left to complete)."""
         key = _take_key(conversation, listener)  # before the take changes the record
         conversation.listener, conversation.taken_at = listener, now
+        conversation.queue, conversation.queued_at = entry.queue, entry.at
         await self.store.cancel_timers(conversation.id, TimerKind.QUEUE_REASSURE)
         await self.dispatcher.transition(conversation, Trigger.TAKE, now)
         engine = self.flows.for_version(conversation.flow_version)
@@ -348,7 +352,8 @@ class Actions:
         transfer under way holds it and is found done). The transfer is completed as it was made: its writes made
         again with the same ids (the place's message, which the store ignores when it was written: told once), at
         the entry's place, the record last; audited ``transfer_completed``. Listed no more either way (a transfer
-        cut before its queue step, or after its record, left nothing to complete). Whether it was needed."""
+        cut before its queue step, or after its record, left nothing to complete; one taken from the new queue
+        meanwhile is held, its record naming that queue: ``_join``). Whether it was needed."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self.store.get_conversation(conversation_id)
             entry = await self.store.queue_entry(conversation_id)
@@ -401,7 +406,8 @@ class Actions:
                 completed = True
             elif holder is not None and await self._told(conversation_id,
                                                          derived_id(_take_key(conversation, holder), 1)):  # fmt: skip
-                await self._join(conversation, holder, now)  # told a listener joined: the take is made whole
+                assert entry is not None  # its holder is read from it
+                await self._join(conversation, holder, now, entry)  # told a listener joined: the take is made whole
                 detail = f"{conversation.pseudonym}: taken by {holder}, a take cut short completed"
                 await self.store.audit(AuditEntry(now, "gateway", "take_completed", conversation_id, detail))
                 completed = True
@@ -483,7 +489,9 @@ class Actions:
         * a held one's goodbye and record come first, its taken entry leaves after the record (``save_conversation``
           of an ended record): cut before that, the entry left only counts against its holder's capacity until
           ``held_by`` drops it; cut between the goodbye and the record, the next alert check completes it
-          (:meth:`complete_closes`), and closing it again meanwhile completes it too, without telling twice."""
+          (:meth:`complete_close`: the close is listed, ``store.begin_close``, in its own round trip before the
+          goodbye, until its record is written, ``store.end_close``), and closing it again meanwhile completes it
+          too, without telling twice."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER and not supervisor:
@@ -494,9 +502,14 @@ class Actions:
                 lifecycle.advance(conversation.status, Trigger.CLOSE)  # refused before the goodbye is sent
             except IllegalTransition as exc:
                 raise ActionRefused("not_active", str(exc)) from None
+            closing = conversation.status == Status.WITH_LISTENER  # its goodbye comes before its record
             if conversation.status == Status.QUEUED:  # out of the queue before the goodbye (Redis: alone, first)
                 await self.store.remove_from_queue(conversation_id)
+            if closing:
+                await self.store.begin_close(conversation_id, listener)  # its closer, before the goodbye
             await self._end(conversation, listener, outcome, notes, self.clock())
+            if closing:
+                await self.store.end_close(conversation_id)
         self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
         return conversation
 
@@ -535,50 +548,33 @@ class Actions:
         categories = dict.fromkeys(o.id for engine in engines for o in engine.flow.outcomes)
         return {derived_id(_close_key(conversation.id, category), 1): category for category in categories}
 
-    async def complete_closes(self, held: Sequence[str]) -> list[str]:
-        """Finish each close of a held conversation cut short after its goodbye (on Redis its goodbye and record come
-        first, its taken entry after: cut between the two, the record still says held while the young person was
-        told goodbye). Found by the alert checks (``gateway/alerts.py``, every 10 s on each instance) among ``held``
-        (their ids, from the queue entries: no record read) with one look-up of ids each, at once
-        (``entries_written``: the goodbye's id derives from the close and its category, looked up for every closing
-        category of every flow loaded here, a superset of the record's version and the current flow's), no entry
-        opened; each found completed by :meth:`complete_close`, which reads the record under the lock. The ids of
-        those completed."""
-        categories = dict.fromkeys(
-            o.id for engine in (*self.flows.engines.values(), self.flows.engine()) for o in engine.flow.outcomes
-        )
-        found = await asyncio.gather(
-            *(self.store.entries_written(i, [derived_id(_close_key(i, c), 1) for c in categories]) for i in held),
-            return_exceptions=True,
-        )
-        failed = next((f for f in found if isinstance(f, BaseException)), None)
-        if failed is not None:
-            raise failed
-        completed = []
-        for conversation_id, written in zip(held, found, strict=True):
-            if written and await self.complete_close(conversation_id):
-                completed.append(conversation_id)
-        return completed
-
-    async def complete_close(self, conversation_id: str) -> bool:
-        """Finish a held conversation's close cut short after its goodbye, under the lock (checked again there: still
-        held, the goodbye of a category in its transcript): the close's writes made again with their ids (the
-        goodbye, which the store ignores: told once), the category read from the goodbye's id, the record ended, its
-        taken entry leaving after it; named by its holder (a supervisor's close of another's names the holder);
-        audited ``close_completed``. Before, its listener had to close it again. Whether it was needed."""
+    async def complete_close(self, conversation_id: str, closer: str) -> bool:
+        """Finish a held conversation's close cut short after its goodbye (on Redis its goodbye and record come first,
+        its taken entry after: cut between the two, the record still says held while the young person was told goodbye).
+        Found by the alert checks (``gateway/alerts.py``, every 10 s on each instance) among the closes listed as begun
+        (``store.closes_begun``: one read however many conversations are held); checked again under the lock (still
+        held, the goodbye of a category in its transcript: ``entries_written``, the goodbye's id deriving from the close
+        and its category): the close's writes made again with their ids (the goodbye, which the store ignores: told
+        once), the category read from the goodbye's id, the record ended, its taken entry leaving after it; named by its
+        ``closer``, listed with it before the goodbye (a supervisor's close of another's names the supervisor, as the
+        close not cut does); audited ``close_completed``, naming the closer. Listed no more either way (a close cut
+        before its goodbye leaves the conversation its holder's, who may close it again; one under way holds the lock
+        and is found done). Before, its listener had to close it again. Whether it was needed."""
+        completed = False
         async with self.store.locked_batch(conversation_id):
             conversation = await self.store.get_conversation(conversation_id)
-            if conversation is None or conversation.status != Status.WITH_LISTENER:
-                return False
-            outcome = await self._closing(conversation)
-            if outcome is None:
-                return False
-            now = self.clock()
-            await self._end(conversation, conversation.listener or "gateway", outcome, "", now)
-            detail = f"{conversation.pseudonym}: closed ({outcome}), a close cut short completed"
-            await self.store.audit(AuditEntry(now, "gateway", "close_completed", conversation_id, detail))
-        self.dispatcher.kick_outbox()
-        return True
+            held = conversation is not None and conversation.status == Status.WITH_LISTENER
+            outcome = await self._closing(conversation) if conversation is not None and held else None
+            if conversation is not None and outcome is not None:
+                now = self.clock()
+                await self._end(conversation, closer, outcome, "", now)
+                detail = f"{conversation.pseudonym}: closed ({outcome}) by {closer}, a close cut short completed"
+                await self.store.audit(AuditEntry(now, "gateway", "close_completed", conversation_id, detail))
+                completed = True
+            await self.store.end_close(conversation_id)
+        if completed:
+            self.dispatcher.kick_outbox()
+        return completed
 
 
 def _hold_key(conversation: Conversation) -> str:

@@ -586,6 +586,26 @@ class QueueStore(Protocol):
         """The transfer's record is written (or a cut one completed): no longer listed. In a batch: held."""
         ...
 
+    async def begin_close(self, conversation_id: str, closer: str) -> None:
+        """A held conversation's close by ``closer`` (its holder, or a supervisor) begins: listed with its closer
+        (:meth:`closes_begun`) until :meth:`end_close`, which the close writes after its record. Redis writes a held
+        conversation's goodbye before its record: one cut in between leaves a record that says held beside a goodbye
+        told, which only a look at each held conversation's transcript would find, and whose closer only that record,
+        unwritten, would have named; the alert check finds it in this list (``Actions.complete_close``), at a cost that
+        does not grow with the conversations held. In a batch: held, sent before the goodbye in the close's own round
+        trip. SQLite writes a close in one transaction: nothing to list, nothing written."""
+        ...
+
+    async def closes_begun(self) -> dict[str, str]:
+        """The conversations whose close began (:meth:`begin_close`) and was not seen ended, each with its closer:
+        Redis, one ``HGETALL`` (empty but for a close under way or cut short); SQLite, none."""
+        ...
+
+    async def end_close(self, conversation_id: str) -> None:
+        """The close's record is written (or a cut one completed, or found not told goodbye): no longer listed. In a
+        batch: held."""
+        ...
+
 
 class ListenerStore(Protocol):
     async def add_listener(self, listener: Listener) -> None:

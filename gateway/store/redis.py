@@ -1112,6 +1112,21 @@ class RedisStore:
         """Held, it goes after the record in the transfer's pipeline."""
         await self._write(lambda pipe: pipe.srem(K.QUEUE + "moving", conversation_id))
 
+    @_holdable
+    async def begin_close(self, conversation_id: str, closer: str) -> None:
+        """``{queue}:closing``, id → closer: held, it goes first in the close's pipeline, before the goodbye."""
+        await self._write(lambda pipe: pipe.hset(K.QUEUE + "closing", conversation_id, closer))
+
+    @_guarded
+    async def closes_begun(self) -> dict[str, str]:
+        found = await self._redis.hgetall(K.QUEUE + "closing")
+        return {_text(conversation_id): _text(closer) for conversation_id, closer in found.items()}
+
+    @_holdable
+    async def end_close(self, conversation_id: str) -> None:
+        """Held, it goes after the record in the close's pipeline."""
+        await self._write(lambda pipe: pipe.hdel(K.QUEUE + "closing", conversation_id))
+
     # Listener accounts
 
     @_guarded

@@ -925,6 +925,15 @@ class SqliteStore:
     async def end_move(self, conversation_id: str) -> None:
         """Nothing: see :meth:`begin_move`."""
 
+    async def begin_close(self, conversation_id: str, closer: str) -> None:
+        """Nothing: a close is one transaction here (``QueueStore.begin_close``)."""
+
+    async def closes_begun(self) -> dict[str, str]:
+        return {}
+
+    async def end_close(self, conversation_id: str) -> None:
+        """Nothing: see :meth:`begin_close`."""
+
     # Listener accounts
 
     async def add_listener(self, listener: Listener) -> None:

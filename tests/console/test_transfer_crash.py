@@ -179,3 +179,93 @@ async def test_a_waiting_conversations_transfer_made_whole_leaves_no_move_listed
     assert await store.moves_begun() == set()
     await next_check(store, clock, flows=flows)
     assert [e.action for e in await store.audit_log() if e.action == "transfer_completed"] == []
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("cut", ["put_entry_item", "outbox_list", "put_conversation"])
+async def test_a_waiting_conversations_transfer_cut_then_taken_before_the_check_names_the_new_queue(
+    redis_store: Store, redis_url: str, clock: Clock, tmp_path: Path, cut: str
+) -> None:
+    """A supervisor's transfer of a waiting young person to ``lawyers`` is cut after its queue step, and Bruno takes
+    them from ``lawyers`` (where the console lists their entry) before the next check: the held record names
+    ``lawyers``, the queue he took them from, and the checks after leave it so, with no move left listed. Before,
+    the take kept the record's old queue (``listeners``) and the check, finding the conversation held, only
+    unlisted the move: held in ``lawyers``, named ``listeners`` for good (the console, the statistics by queue)."""
+    flows = with_a_second_queue(tmp_path)
+    dispatcher, actions = on(redis_store, clock, flows)
+    for number, text in enumerate(WALK_TO_QUEUE):
+        assert await dispatcher.handle_inbound(Inbound(ChannelName.MESSENGER, "psid-moved", f"mid.{number}", text))
+    [before] = await redis_store.waiting()
+    conversation_id = before.conversation_id
+    clock.advance(minutes=1)
+    await cut_while(redis_url, clock, conversation_id, cut,
+                    lambda first: first.transfer(conversation_id, "sam", "lawyers", supervisor=True),
+                    make=lambda store, clock: on(store, clock, flows))  # fmt: skip
+    [entry] = await redis_store.waiting()
+    assert entry.queue == "lawyers"  # the gap: the record still names listeners
+    clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
+    taken = await actions.take(conversation_id, "bruno", 3)
+    assert (taken.status, taken.listener, taken.queue) == (Status.WITH_LISTENER, "bruno", "lawyers")
+    await next_check(redis_store, clock, flows=flows)
+    await next_check(redis_store, clock, flows=flows)
+    conversation = await redis_store.get_conversation(conversation_id)
+    assert conversation is not None
+    assert (conversation.status, conversation.listener, conversation.queue) == (
+        Status.WITH_LISTENER,
+        "bruno",
+        "lawyers",
+    )
+    assert conversation.queued_at == entry.at  # its wait counted in the queue it was taken from
+    held = await redis_store.queue_entry(conversation_id)
+    assert held is not None and (held.queue, held.taken_by) == ("lawyers", "bruno")
+    assert await redis_store.moves_begun() == set()
+    assert await redis_store.takes_since("lawyers", entry.at) == 1
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("held", [False, True], ids=["waiting", "held"])
+async def test_a_transfer_cut_before_its_queue_step_moves_nothing_and_may_be_made_again(
+    redis_store: Store, redis_url: str, clock: Clock, tmp_path: Path, held: bool
+) -> None:
+    """A transfer to ``lawyers`` cut before its queue step (the ``enqueue`` script: a waiting conversation's move
+    listed, nothing else written): nothing moved, nothing told, nothing left listed once the check has been; the
+    young person still waits in their old queue at their place (or is still Anne's), and the transfer made again
+    moves them."""
+    flows = with_a_second_queue(tmp_path)
+    dispatcher, actions = on(redis_store, clock, flows)
+    for number, text in enumerate(WALK_TO_QUEUE):
+        assert await dispatcher.handle_inbound(Inbound(ChannelName.MESSENGER, "psid-moved", f"mid.{number}", text))
+    [before] = await redis_store.waiting()
+    conversation_id = before.conversation_id
+    if held:
+        await actions.take(conversation_id, "anne", 3)
+    since = len(await redis_store.transcript(conversation_id))
+    clock.advance(minutes=1)
+    await cut_while(redis_url, clock, conversation_id, "enqueue",
+                    lambda first: first.transfer(conversation_id, "anne", "lawyers"),
+                    make=lambda store, clock: on(store, clock, flows))  # fmt: skip
+    assert await redis_store.moves_begun() == (set() if held else {conversation_id})  # listed with the queue step
+    clock.advance(seconds=10)  # the next check; the lost release was made again by token (or lapses in 6 s)
+    await next_check(redis_store, clock, flows=flows)
+    conversation = await redis_store.get_conversation(conversation_id)
+    entry = await redis_store.queue_entry(conversation_id)
+    assert conversation is not None and entry is not None
+    if held:
+        assert (conversation.status, conversation.listener, conversation.queue) == (Status.WITH_LISTENER, "anne",
+                                                                                    "listeners")  # fmt: skip
+        assert (entry.queue, entry.taken_by) == ("listeners", "anne") and await redis_store.waiting() == []
+    else:
+        assert (conversation.status, conversation.queue, conversation.queued_at) == (Status.QUEUED, "listeners",
+                                                                                     before.at)  # fmt: skip
+        assert await redis_store.waiting() == [before]
+    assert await redis_store.moves_begun() == set()
+    assert len(await redis_store.transcript(conversation_id)) == since  # nothing told
+    audited = [e.action for e in await redis_store.audit_log() if e.subject == conversation_id]
+    assert not [a for a in audited if a in ("transfer_completed", "hand_back", "back_in_line")], audited
+    await actions.transfer(conversation_id, "anne", "lawyers")  # made again
+    conversation = await redis_store.get_conversation(conversation_id)
+    [entry] = await redis_store.waiting()
+    assert conversation is not None and (conversation.status, conversation.queue) == (Status.QUEUED, "lawyers")
+    assert (entry.conversation_id, entry.queue, entry.at) == (conversation_id, "lawyers", clock())
+    assert await told_place(redis_store, conversation_id, since, clock()) == 1
+    assert await redis_store.moves_begun() == set()
