@@ -73,8 +73,8 @@ def test_every_calibration_file_has_the_readme_s_keys_and_values_and_no_message_
     nineteenth session's measurement, then the twentieth round's calibration; since the twenty-first round training
     files), dev23a … dev23d.jsonl (the twentieth round's judges, the twenty-first's calibration), dev24a …
     dev24d.jsonl (the twenty-first round's judges), dev25a … dev25d.jsonl (the judges of its keyword phrases), dev26a
-    … dev26d.jsonl (the twenty-second round's judges), dev27a … dev27d.jsonl (its phrases'), dev28a … dev28d.jsonl (the twenty-third round's phrases'), each on its
-    own."""
+    … dev26d.jsonl (the twenty-second round's judges), dev27a … dev27d.jsonl (its phrases'), dev28a …
+    dev28d.jsonl (the twenty-third round's phrases'), each on its own."""
     for name in ("dev11a.jsonl", "dev11b.jsonl", "dev11c.jsonl", "dev12d.jsonl", "dev12e.jsonl", "dev12f.jsonl",
                  "dev12g.jsonl", "dev15a.jsonl", "dev15b.jsonl", "dev15c.jsonl", "dev15d.jsonl", "dev16a.jsonl",
                  "dev16b.jsonl", "dev16c.jsonl", "dev16d.jsonl", "dev17a.jsonl", "dev17b.jsonl", "dev18a.jsonl",
