@@ -7,6 +7,9 @@ Chromium on the real app: Bruno's and Sonia's browsers (colleagues; Sam, a super
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Page, expect
@@ -119,12 +122,26 @@ async def test_a_half_written_note_survives_a_colleagues_take_and_goes_once_save
         await expect(young.locator('.msg[data-author="listener"]')).to_have_count(0)
 
 
-async def held_by_bruno_writing(server: TestServer, bruno: Page, young: Page) -> None:
-    """Bruno takes the young person's conversation and starts a reply he does not send."""
-    await bruno.locator("#waiting .card .take").click()
-    await expect(young.locator(".msg").last).to_contain_text("vient de te rejoindre")
-    await expect(bruno.locator("#composer")).to_have_attribute("data-mode", "reply")
-    await bruno.locator("#reply").fill(HALF_REPLY)
+@asynccontextmanager
+async def bruno_writing_before_sam(
+    desk: BrowserContext, browser: Browser, server: TestServer
+) -> AsyncIterator[tuple[Page, Page, Page]]:
+    """Bruno takes a young person's conversation and starts a reply he does not send; Sam, a supervisor, has it
+    open from the others' list: (bruno, sam, young)."""
+    await add(server, "bruno")
+    await add(server, "sam", supervisor=True)
+    async with french_window(browser, 1280, 820) as boss_desk, french_window(browser, 390, 780) as phone:
+        bruno = await log_in(desk, server, "bruno")
+        young = await open_chat(phone, server)
+        await walk_to_queue(young)
+        await bruno.locator("#waiting .card .take").click()
+        await expect(young.locator(".msg").last).to_contain_text("vient de te rejoindre")
+        await expect(bruno.locator("#composer")).to_have_attribute("data-mode", "reply")
+        await bruno.locator("#reply").fill(HALF_REPLY)
+
+        sam = await log_in(boss_desk, server, "sam")
+        await sam.locator("#others .card .card-open").click()
+        yield bruno, sam, young
 
 
 async def test_a_half_written_reply_stays_when_a_supervisor_hands_the_conversation_back(
@@ -132,16 +149,7 @@ async def test_a_half_written_reply_stays_when_a_supervisor_hands_the_conversati
 ) -> None:
     """The panel stays (a waiting card) but can only write notes now: the reply is still in the box, said kept and
     unsent; taken again, it is a reply again, and sent it goes once and the draft is gone."""
-    await add(server, "bruno")
-    await add(server, "sam", supervisor=True)
-    async with french_window(browser, 1280, 820) as boss_desk, french_window(browser, 390, 780) as phone:
-        bruno = await log_in(desk, server, "bruno")
-        young = await open_chat(phone, server)
-        await walk_to_queue(young)
-        await held_by_bruno_writing(server, bruno, young)
-
-        sam = await log_in(boss_desk, server, "sam")
-        await sam.locator("#others .card .card-open").click()
+    async with bruno_writing_before_sam(desk, browser, server) as (bruno, sam, young):
         await sam.get_by_role("button", name="Rendre à la file").click()
         await expect(young.locator(".msg").last).to_contain_text("position 1")
 
@@ -168,16 +176,7 @@ async def test_a_half_written_reply_is_kept_when_a_supervisor_closes_the_convers
 ) -> None:
     """Closed by a supervisor, the conversation leaves Bruno's console: the reply is listed as kept, unsent, until
     he discards it."""
-    await add(server, "bruno")
-    await add(server, "sam", supervisor=True)
-    async with french_window(browser, 1280, 820) as boss_desk, french_window(browser, 390, 780) as phone:
-        bruno = await log_in(desk, server, "bruno")
-        young = await open_chat(phone, server)
-        await walk_to_queue(young)
-        await held_by_bruno_writing(server, bruno, young)
-
-        sam = await log_in(boss_desk, server, "sam")
-        await sam.locator("#others .card .card-open").click()
+    async with bruno_writing_before_sam(desk, browser, server) as (bruno, sam, young):
         await sam.get_by_role("button", name="Clôturer").click()
         await sam.get_by_label("Catégorie").select_option("school_bullying")
         await sam.locator("#close-send").click()
