@@ -28,7 +28,7 @@ from gateway.flowset import FlowSet
 from gateway.messages import ChannelName, Inbound
 from gateway.metrics import Metrics
 from gateway.settings import Settings
-from gateway.store import Store
+from gateway.store import QueueEntry, Store
 from gateway.timers import Timers
 from tests.conftest import ROOT, AppFactory, Clock, add_listener, login
 from tests.console.test_flow_reload import add_to_the_flow
@@ -102,6 +102,17 @@ def on(store: object, clock: Clock, flows: FlowSet) -> tuple[Dispatcher, Actions
     return dispatcher, Actions(dispatcher, cast(Any, store), flows, clock=clock)
 
 
+async def one_waiting(store: Store, clock: Clock, tmp_path: Path) -> tuple[FlowSet, Actions, QueueEntry]:
+    """One instance on ``store`` with a second queue, and a young person who walked the flow to the queue: their
+    entry in ``listeners``."""
+    flows = with_a_second_queue(tmp_path)
+    dispatcher, actions = on(store, clock, flows)
+    for number, text in enumerate(WALK_TO_QUEUE):
+        assert await dispatcher.handle_inbound(Inbound(ChannelName.MESSENGER, "psid-moved", f"mid.{number}", text))
+    [before] = await store.waiting()
+    return flows, actions, before
+
+
 @pytest.mark.redis
 @pytest.mark.parametrize("cut", ["put_entry_item", "outbox_list", "put_conversation"])
 async def test_a_waiting_conversations_transfer_cut_is_completed_by_the_next_check_in_the_new_queue(
@@ -119,11 +130,7 @@ async def test_a_waiting_conversations_transfer_cut_is_completed_by_the_next_che
     agree on the new queue, told their place there once. Before, the record kept the old queue's name: nothing found
     it (its id waits in a queue, as its record's status says), the console showed the old queue, and a cut before the
     message left the young person never told."""
-    flows = with_a_second_queue(tmp_path)
-    dispatcher, _ = on(redis_store, clock, flows)
-    for number, text in enumerate(WALK_TO_QUEUE):
-        assert await dispatcher.handle_inbound(Inbound(ChannelName.MESSENGER, "psid-moved", f"mid.{number}", text))
-    [before] = await redis_store.waiting()
+    flows, _, before = await one_waiting(redis_store, clock, tmp_path)
     conversation_id = before.conversation_id
     since = len(await redis_store.transcript(conversation_id))
     clock.advance(minutes=1)
@@ -163,11 +170,7 @@ async def test_a_waiting_conversations_transfer_made_whole_leaves_no_move_listed
 ) -> None:
     """SQLite, Redis, Cluster: a waiting conversation's transfer, not cut, leaves the record and the entry in the new
     queue, the young person told their place there, and no move listed for the check (``moves_begun``)."""
-    flows = with_a_second_queue(tmp_path)
-    dispatcher, actions = on(store, clock, flows)
-    for number, text in enumerate(WALK_TO_QUEUE):
-        assert await dispatcher.handle_inbound(Inbound(ChannelName.MESSENGER, "psid-moved", f"mid.{number}", text))
-    [before] = await store.waiting()
+    flows, actions, before = await one_waiting(store, clock, tmp_path)
     since = len(await store.transcript(before.conversation_id))
     clock.advance(minutes=1)
     await actions.transfer(before.conversation_id, "anne", "lawyers")
@@ -191,11 +194,7 @@ async def test_a_waiting_conversations_transfer_cut_then_taken_before_the_check_
     ``lawyers``, the queue he took them from, and the checks after leave it so, with no move left listed. Before,
     the take kept the record's old queue (``listeners``) and the check, finding the conversation held, only
     unlisted the move: held in ``lawyers``, named ``listeners`` for good (the console, the statistics by queue)."""
-    flows = with_a_second_queue(tmp_path)
-    dispatcher, actions = on(redis_store, clock, flows)
-    for number, text in enumerate(WALK_TO_QUEUE):
-        assert await dispatcher.handle_inbound(Inbound(ChannelName.MESSENGER, "psid-moved", f"mid.{number}", text))
-    [before] = await redis_store.waiting()
+    flows, actions, before = await one_waiting(redis_store, clock, tmp_path)
     conversation_id = before.conversation_id
     clock.advance(minutes=1)
     await cut_while(redis_url, clock, conversation_id, cut,
@@ -231,11 +230,7 @@ async def test_a_transfer_cut_before_its_queue_step_moves_nothing_and_may_be_mad
     listed, nothing else written): nothing moved, nothing told, nothing left listed once the check has been; the
     young person still waits in their old queue at their place (or is still Anne's), and the transfer made again
     moves them."""
-    flows = with_a_second_queue(tmp_path)
-    dispatcher, actions = on(redis_store, clock, flows)
-    for number, text in enumerate(WALK_TO_QUEUE):
-        assert await dispatcher.handle_inbound(Inbound(ChannelName.MESSENGER, "psid-moved", f"mid.{number}", text))
-    [before] = await redis_store.waiting()
+    flows, actions, before = await one_waiting(redis_store, clock, tmp_path)
     conversation_id = before.conversation_id
     if held:
         await actions.take(conversation_id, "anne", 3)
