@@ -38,7 +38,7 @@ _LINE = re.compile(r"^[\d.]+ \[\d+ ([^\]]+)\] (.*)$")
 _ARG = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _INBOX = {"inbox_put", "inbox_due", "inbox_done", "inbox_retry", "inbox_set_aside"}
 _OUTBOX = {"outbox_due", "outbox_claim", "outbox_line", "outbox_renew", "outbox_set_aside", "outbox_resolve",
-           "outbox_reschedule", "outbox_list", "keep_receipt", "take_receipt", "entry_by_provider",
+           "outbox_reschedule", "outbox_list", "outbox_sent", "keep_receipt", "take_receipt", "entry_by_provider",
            "advance_delivery"}  # fmt: skip
 _ALERT = {"mark_present"}
 

@@ -419,9 +419,15 @@ class Outbox:
         round trip less before each: the record applied what was kept before it); the run awaits it at its end."""
         if not await self._mark_sent(lease, provider_id, following):
             return False
-        if provider_id:
+        if provider_id and not self._record_takes_kept:
             lease.take = asyncio.create_task(self._apply_kept(lease.item, provider_id))
         return True
+
+    @property
+    def _record_takes_kept(self) -> bool:
+        """The store's record of a send reads, applies and takes the receipt kept for it in its own step (Redis on
+        one node: ``outbox_sent``): nothing is read before the record nor after it (issue 8's twenty-third pass)."""
+        return bool(getattr(self.store, "takes_kept_receipts", False))
 
     async def _kept(self, item: OutboxItem, provider_id: str | None) -> Delivery | None:
         """The receipt kept for this send before its record (``Store.keep_receipt``), applied by the record itself;
@@ -532,13 +538,21 @@ class Outbox:
         that came before the record); its conversation's line; the event."""
         item = lease.item
         async with self.store.batch():
-            kept = await self._kept(item, provider_id)
-            if not await lease.fenced(lambda token: self.store.outbox_mark_sent(
-                item.conversation_id, item.id, provider_id, lease=token, next_lease=_until(following), receipt=kept
-            )):  # fmt: skip
+            kept = None if self._record_takes_kept else await self._kept(item, provider_id)
+            shown = sent_shown(kept)
+
+            async def record(token: datetime) -> bool:
+                nonlocal shown
+                answer = await self.store.outbox_mark_sent(item.conversation_id, item.id, provider_id, lease=token,
+                                                           next_lease=_until(following), receipt=kept)  # fmt: skip
+                if isinstance(answer, Delivery):  # what the record showed, a receipt it took applied
+                    shown = answer
+                return bool(answer)
+
+            if not await lease.fenced(record):
                 log.warning("outbox: %s: sent after its lease was lost; another worker may have sent it too", item.id)
                 return False
-            await self._record(item, sent_shown(kept), provider_id)
+            await self._record(item, shown, provider_id)
         return True
 
     async def _retry(self, lease: _Lease, exc: RetryableDelivery) -> bool:

@@ -703,7 +703,7 @@ class OutboxStore(Protocol):
         lease: datetime | None = None,
         next_lease: datetime | None = None,
         receipt: Delivery | None = None,
-    ) -> bool:
+    ) -> bool | Delivery:
         """Delivered to the provider: the conversation's next item becomes due. False if not pending, or if
         ``lease`` is given and the item's claim is no longer that one (see :meth:`outbox_due`); likewise below.
         True, changing nothing, when this send was recorded already under ``lease`` (a retry of a call whose
@@ -713,7 +713,11 @@ class OutboxStore(Protocol):
         In the same commit, the transcript entry of the same id (if any) shows ``sent`` and the provider's id: a
         crash never leaves a message sent but shown pending. ``receipt``: a receipt kept for this provider id
         (:meth:`TranscriptStore.kept_receipt`), shown on the entry in that same commit when it goes further than
-        ``sent`` (:func:`sent_shown`).
+        ``sent`` (:func:`sent_shown`). A store whose ``takes_kept_receipts`` is true (Redis on one node) reads the
+        receipt kept for a send with a provider id itself, in the record's own step, applies it, takes it and writes
+        the id where a receipt's keeper looks it up, all in that step (``receipt`` is then not read): its answer is
+        then the delivery the entry shows (sent or further) instead of True, and nothing is read before the record
+        nor after it.
 
         ``next_lease``: the caller holds the conversation's next item too (the rest of its run), under a lease
         ending then; the store may take it as when that item is due (Redis times its line's head with it instead

@@ -390,6 +390,11 @@ class RedisStore:
         self._events = RedisEvents(client, *events_check)
         self._releases = Releases()  # locks and claims whose release failed, released again (redis_release.py)
         self._unread_since: int | None = None  # ``K.UNREAD_SINCE`` (None: unknown, every conversation is older)
+        # every key on one node (standalone, Sentinel's primary; not a Cluster, nor a plain client to a node in
+        # cluster mode, which refuses a script across slots): a send's record reads, applies and takes the receipt
+        # kept for it in its own script (``outbox_sent``), and the outbox reads nothing around it. Set by ``open``
+        # once the server said so (``_one_node``); False: the record's steps apart, one slot each
+        self.takes_kept_receipts = False
 
     @classmethod
     async def open(
@@ -427,10 +432,17 @@ class RedisStore:
         try:
             await store.ping()
             store._unread_since = await store._since()
+            store.takes_kept_receipts = not cluster and await store._one_node()
         except StoreError:
             await store.close()
             raise
         return store
+
+    @_guarded
+    async def _one_node(self) -> bool:
+        """Whether the server keeps every key itself (not in cluster mode: ``INFO cluster``)."""
+        found = await self._redis.info("cluster")
+        return not int(found.get("cluster_enabled", 0))
 
     @_guarded
     async def _since(self) -> int:
@@ -1331,7 +1343,12 @@ class RedisStore:
         lease: datetime | None = None,
         next_lease: datetime | None = None,
         receipt: Delivery | None = None,
-    ) -> bool:
+    ) -> bool | Delivery:
+        if provider_message_id and self.takes_kept_receipts:
+            return (
+                await self._sent_taking_kept(conversation_id, item_id, provider_message_id, lease, next_lease, receipt)
+                or False
+            )
         field, value = ("", "") if provider_message_id is None else ("pmid", provider_message_id)
         shown = sent_shown(receipt)
         return await self._resolve(conversation_id, item_id, OutboxStatus.SENT, field, value, shown, lease,
@@ -1388,6 +1405,31 @@ class RedisStore:
                 await self._redis.zrem(K.OUTBOX_PENDING, *gone)
             start += len(found) - len(gone)
         return None
+
+    async def _sent_taking_kept(
+        self,
+        conversation_id: str,
+        item_id: str,
+        provider_id: str,
+        lease: datetime | None,
+        next_lease: datetime | None,
+        receipt: Delivery | None,
+    ) -> Delivery | None:
+        """On one node (``takes_kept_receipts``): the send's whole record in one script, ``outbox_sent``: the item
+        and its entry, the receipt kept for the provider id read, applied and taken, the id's day index, the line's
+        step. The delivery the entry shows (sent, or the kept receipt's, or ``receipt``, when further), None when not
+        held."""
+        held = None if next_lease is None else to_us(next_lease)
+        line_keys, line_args = _line_step(item_id, conversation_id, "", held)
+        day = redis_providers.today()
+        keys = [K.outbox_item(conversation_id, item_id), *K.transcript_keys(conversation_id),
+                K.kept_receipt(provider_id), K.KEPT_RECEIPTS, redis_providers.index(day, provider_id),
+                *line_keys]  # fmt: skip
+        args = [int(SENT_OUTBOX_KEPT.total_seconds()), provider_id, _fence(lease), item_id,
+                redis_providers.field(provider_id), conversation_id, redis_providers.expiry(day),
+                line_args[3], _DELIVERY_CODES[receipt] if receipt else ""]  # fmt: skip
+        found = await self._script("outbox_sent", keys, args)
+        return None if not found else _DELIVERIES[_text(found[1])]
 
     async def _resolve(
         self,

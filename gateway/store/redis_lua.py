@@ -726,6 +726,72 @@ return 1
 """
 )
 
+# A send with a provider id recorded on one Redis node (standalone or Sentinel's primary: every key on that node;
+# never in Cluster, where these keys live in four slots and ``outbox_resolve`` and ``outbox_line`` run apart): in one
+# step, the receipt kept for the provider id (``keep_receipt``) read, applied on the entry with the send (the
+# furthest of it and sent, as ``sent_shown``) and taken (its key deleted, its id unlisted), the provider id's day
+# index written with its expiry (a key an erasure emptied never left without its TTL), and the conversation's line's
+# step (``outbox_line``'s, the item dropped). A receipt kept before this step is applied by it; one kept after it
+# finds the index written (its keeper looks the id up after keeping it, ``Dispatcher``) and is applied by its
+# keeper: no read after the record, no window between a read and the record (issue 8's twenty-third pass).
+# KEYS: item, transcript, its index, its unread set, the kept receipt's key, the kept receipts' list, the provider
+# id's day index, the conversation's line, heads, the pending set. ARGV: seconds kept, provider id, the lease end the
+# caller holds (µs) or '', the item's id, the index's field, the conversation, the index's expiry (s since the epoch),
+# '' or the lease end (µs) under which the caller holds the line's next item, '' or the code of a receipt the caller
+# read itself (applied as one kept). Returns the code the entry shows
+# ({1, code}; {2, code} when recorded so already under this lease: a retry whose first try ran, its answer lost), or
+# false when not held.
+_OUTBOX_SENT = (
+    _HELD
+    + _ENTRIES
+    + _REHEAD
+    + """
+local RANK = {s = 1, d = 2, r = 3, f = 4}
+local answer, code = 1, 's'
+if RANK[ARGV[9]] then code = ARGV[9] end
+if not held(KEYS[1], ARGV[3]) then
+  if ARGV[3] == '' then return false end
+  local now = redis.call('HGET', KEYS[1], 'status')
+  if now then
+    if now ~= 'sent' or redis.call('HGET', KEYS[1], 'next_us') ~= ARGV[3] then return false end
+  else  -- dropped: its entry records the send, and its provider id tells whose
+    local at, v = find_entry(KEYS[2], KEYS[3], ARGV[4])
+    if not at or string.sub(v, #ARGV[4] + 2, #ARGV[4] + 2) == 'p' then return false end
+    if string.sub(v, #ARGV[4] + 3, string.find(v, '\\n', #ARGV[4] + 2, true) - 1) ~= ARGV[2] then return false end
+    code = string.sub(v, #ARGV[4] + 2, #ARGV[4] + 2)
+  end
+  answer = 2
+else
+  local kept = redis.call('HKEYS', KEYS[5])
+  for _, status in ipairs(kept) do
+    local c = string.sub(status, 1, 1)
+    if RANK[c] and RANK[c] > RANK[code] then code = c end
+  end
+  if set_delivery(KEYS[2], KEYS[3], KEYS[4], ARGV[4], code, ARGV[2]) == 1 then
+    redis.call('DEL', KEYS[1])  -- its transcript entry records the send: the mark ``outbox_put`` reads
+  else  -- no entry (a notice's item): what is left of it tells it was sent, until it expires
+    redis.call('HSET', KEYS[1], 'status', 'sent', 'pmid', ARGV[2])
+    local f = {'id', 'conv', 'created_us', 'next_us', 'attempts', 'status', 'pmid', 'parts_sent'}
+    local v, left = redis.call('HMGET', KEYS[1], unpack(f)), {}
+    for i = 1, #f do if v[i] then table.insert(left, f[i]); table.insert(left, v[i]) end end
+    redis.call('DEL', KEYS[1])
+    redis.call('HSET', KEYS[1], unpack(left))
+    redis.call('EXPIRE', KEYS[1], ARGV[1])
+  end
+  if #kept > 0 then
+    redis.call('DEL', KEYS[5])
+    redis.call('ZREM', KEYS[6], ARGV[2])
+  end
+end
+redis.call('HSET', KEYS[7], ARGV[5], ARGV[6])
+redis.call('EXPIREAT', KEYS[7], ARGV[7])
+redis.call('ZREM', KEYS[8], ARGV[4])
+redis.call('ZREM', KEYS[10], ARGV[6] .. ' ' .. ARGV[4])
+rehead(KEYS[9], KEYS[8], ARGV[6], false, ARGV[8] ~= '' and ARGV[8] or nil)
+return {answer, code}
+"""
+)
+
 # KEYS: item, its conversation's transcript, its index, its unread set. ARGV: reason, seconds kept, the failed
 # delivery's code, the item's id.
 # An item whose stored fields cannot be read: failed (kept a while for an operator).
@@ -1000,6 +1066,7 @@ SCRIPTS = {
     "outbox_renew": _OUTBOX_RENEW,
     "outbox_set_aside": _OUTBOX_SET_ASIDE,
     "outbox_resolve": _OUTBOX_RESOLVE,
+    "outbox_sent": _OUTBOX_SENT,
     "outbox_reschedule": _OUTBOX_RESCHEDULE,
     "cancel_timers": _CANCEL_TIMERS,
     "timer_done": _TIMER_DONE,

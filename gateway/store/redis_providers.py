@@ -47,7 +47,12 @@ def add(pipe: Any, provider_id: str, conversation_id: str, day: int | None = Non
     day = today() if day is None else day
     name = index(day, provider_id)
     pipe.hset(name, field(provider_id), conversation_id)
-    pipe.expireat(name, (day + 1 + PROVIDER_DAYS) * DAY)
+    pipe.expireat(name, expiry(day))
+
+
+def expiry(day: int) -> int:
+    """When the index of ``day`` expires (seconds since the epoch)."""
+    return (day + 1 + PROVIDER_DAYS) * DAY
 
 
 def find(pipe: Any, provider_id: str) -> None:
