@@ -393,7 +393,7 @@ async def test_windows_that_raise_what_the_message_s_start_raised_change_nothing
     await r.send("zoe", 1, text)
     raised = await r.conversation(conversation.id)
     assert raised.priority is Priority.URGENT and raised.flag is not None and raised.flag.risk == "suicide"
-    assert SHIPPED.read(text).score(Risk.SUICIDE) > raised.flag.score + 0.2  # its windows raise the same risk
+    assert SHIPPED.read(text).score(Risk.SUICIDE) > raised.flag.score  # its windows raise the same risk, higher
     before = await r.store.transcript(conversation.id)
     r.release()
     await eventually(lambda: asyncio.sleep(0, "read" in r.outcomes))
