@@ -59,7 +59,7 @@ def test_every_held_out_file_has_the_readme_s_keys_and_values_and_no_message_twi
 
 LATER_ROUNDS = (
     "dev12", "dev15", "dev16", "dev17", "dev18", "dev19", "dev20", "dev21", "dev22", "dev23", "dev24", "dev25",
-    "dev26", "dev27", "dev28", "dev29", "dev30",
+    "dev26", "dev27", "dev28", "dev29", "dev30", "dev31",
 )  # fmt: skip
 
 
@@ -75,7 +75,7 @@ def test_every_calibration_file_has_the_readme_s_keys_and_values_and_no_message_
     dev24d.jsonl (the twenty-first round's judges), dev25a … dev25d.jsonl (the judges of its keyword phrases), dev26a
     … dev26d.jsonl (the twenty-second round's judges), dev27a … dev27d.jsonl (its phrases'), dev28a …
     dev28d.jsonl (the twenty-third round's phrases'), dev29a … dev29d.jsonl (the twenty-fourth's), dev30a …
-    dev30d.jsonl (the twenty-fifth's), each on its own."""
+    dev30d.jsonl (the twenty-fifth's), dev31a … dev31d.jsonl (the twenty-sixth's), each on its own."""
     for name in ("dev11a.jsonl", "dev11b.jsonl", "dev11c.jsonl", "dev12d.jsonl", "dev12e.jsonl", "dev12f.jsonl",
                  "dev12g.jsonl", "dev15a.jsonl", "dev15b.jsonl", "dev15c.jsonl", "dev15d.jsonl", "dev16a.jsonl",
                  "dev16b.jsonl", "dev16c.jsonl", "dev16d.jsonl", "dev17a.jsonl", "dev17b.jsonl", "dev18a.jsonl",
@@ -86,7 +86,8 @@ def test_every_calibration_file_has_the_readme_s_keys_and_values_and_no_message_
                  "dev26a.jsonl", "dev26b.jsonl", "dev26c.jsonl", "dev26d.jsonl", "dev27a.jsonl", "dev27b.jsonl",
                  "dev27c.jsonl", "dev27d.jsonl", "dev28a.jsonl", "dev28b.jsonl", "dev28c.jsonl",
                  "dev28d.jsonl", "dev29a.jsonl", "dev29b.jsonl", "dev29c.jsonl", "dev29d.jsonl",
-                 "dev30a.jsonl", "dev30b.jsonl", "dev30c.jsonl", "dev30d.jsonl"):  # fmt: skip
+                 "dev30a.jsonl", "dev30b.jsonl", "dev30c.jsonl", "dev30d.jsonl",
+                 "dev31a.jsonl", "dev31b.jsonl", "dev31c.jsonl", "dev31d.jsonl"):  # fmt: skip
         # the later rounds' authors marked a few adults' lines about no particular child (posters, a talk, a
         # question on their own account) as not third party; their files are not relabelled after the fact
         _check(
