@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -102,6 +103,7 @@ class Actions:
                 status, now = conversation.status, self.clock()
                 lifecycle.advance(conversation.status, Trigger.TAKE)  # refused before the store's take
                 entry = await self.store.take(conversation_id, listener, now)
+                await self._told_of_move(conversation, entry, now)  # before the take changes the record
                 await self._join(conversation, listener, now, entry)
         except (IllegalTransition, Conflict):  # nothing was changed (SQLite: the batch's transaction dropped)
             if status in (Status.QUEUED, Status.WITH_LISTENER):  # a colleague's take came first
@@ -109,6 +111,25 @@ class Actions:
             raise ActionRefused("not_active", "this conversation is no longer waiting for a listener") from None
         self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
         return conversation
+
+    async def _told_of_move(self, conversation: Conversation, entry: QueueEntry, now: datetime) -> None:
+        """A waiting conversation's transfer cut short after its queue step (on Redis), taken from the new queue
+        before the check completed it (its ``entry`` is not where its record says it waits): the messages the
+        transfer wrote (their place, an urgent one's emergency numbers) may be written and not listed to be sent, and
+        the check, finding the conversation held, would not list them. They are written again with their ids (the
+        store keeps the entries and items, and lists an item not listed yet), before the take's own message: sent
+        once, in the order a transfer and a take not cut would have told them. A transfer cut before its messages
+        wrote none: nothing told (the listener's joining says where they stand). Read only after such a cut."""
+        if conversation.status != Status.QUEUED or (entry.queue, entry.at) == (conversation.queue,
+                                                                               conversation.queued_at):  # fmt: skip
+            return
+        key = _transfer_key(conversation, entry.queue)  # the record as the transfer found it: unchanged
+        written = {e.id: e for e in await self.store.transcript(conversation.id)}
+        told = [written[i] for i in itertools.takewhile(written.__contains__,
+                                                        (derived_id(key, n) for n in itertools.count(1)))]  # fmt: skip
+        if told:
+            with derived_ids(key):
+                await self.dispatcher.emit(conversation, [Reply(e.text, e.choices) for e in told], Author.BOT, now)
 
     async def _join(self, conversation: Conversation, listener: str, now: datetime, entry: QueueEntry) -> None:
         """A take's writes after its queue step: the queue's timer cancelled, the new status, the young person told a

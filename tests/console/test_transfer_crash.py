@@ -28,12 +28,12 @@ from gateway.flowset import FlowSet
 from gateway.messages import ChannelName, Inbound
 from gateway.metrics import Metrics
 from gateway.settings import Settings
-from gateway.store import QueueEntry, Store
+from gateway.store import Author, QueueEntry, Store
 from gateway.timers import Timers
 from tests.conftest import ROOT, AppFactory, Clock, add_listener, login
 from tests.console.test_flow_reload import add_to_the_flow
 from tests.console.test_handback_crash import cut_while, instance, redis_store
-from tests.console.test_take_crash import next_check, told, waiting_young_person
+from tests.console.test_take_crash import JOINED, next_check, told, waiting_young_person
 from tests.store.conftest import redis_cluster_url, redis_url, store, store_url
 from tests.test_app import flow_copy, with_flow
 from tests.test_webchat import WALK_TO_QUEUE
@@ -219,6 +219,37 @@ async def test_a_waiting_conversations_transfer_cut_then_taken_before_the_check_
     assert held is not None and (held.queue, held.taken_by) == ("lawyers", "bruno")
     assert await redis_store.moves_begun() == set()
     assert await redis_store.takes_since("lawyers", entry.at) == 1
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("cut", ["put_entry_item", "outbox_list", "put_conversation"])
+async def test_a_waiting_conversations_transfer_cut_then_taken_sends_its_place_once_before_the_joining(
+    redis_store: Store, redis_url: str, clock: Clock, tmp_path: Path, cut: str
+) -> None:
+    """A supervisor's transfer of a waiting young person to ``lawyers`` is cut after its queue step: before their
+    place's message (``put_entry_item``), after it and before it is listed to be sent (``outbox_list``), or before
+    the record (``put_conversation``); Bruno takes them from ``lawyers`` before the next check. Every message written
+    is listed to be sent once, in the order it was written: their place and the emergency numbers (they are urgent)
+    when the transfer wrote them, then that a listener joined, as a transfer and a take not cut would have told them.
+    Before, the place written and not listed was never sent (its item in no outbox line, the check finding the
+    conversation held): its transcript entry shown pending for good on the console."""
+    flows, actions, before = await one_waiting(redis_store, clock, tmp_path)
+    conversation_id = before.conversation_id
+    since = len(await redis_store.transcript(conversation_id))
+    clock.advance(minutes=1)
+    await cut_while(redis_url, clock, conversation_id, cut,
+                    lambda first: first.transfer(conversation_id, "sam", "lawyers", supervisor=True),
+                    make=lambda store, clock: on(store, clock, flows))  # fmt: skip
+    clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
+    await actions.take(conversation_id, "bruno", 3)
+    await next_check(redis_store, clock, flows=flows)
+    await next_check(redis_store, clock, flows=flows)
+    said = [e for e in (await redis_store.transcript(conversation_id))[since:] if e.author is Author.BOT]
+    assert len([e for e in said if PLACE in e.text]) == (0 if cut == "put_entry_item" else 1)
+    assert [e for e in said if JOINED in e.text] == said[-1:]  # and before it, with the place, the emergency numbers
+    listed = [item.id for item in await redis_store.outbox_due(clock(), 10, run=100)]
+    assert [i for i in listed if i in {e.id for e in said}] == [e.id for e in said], "not listed once, in order"
+    assert await redis_store.moves_begun() == set()
 
 
 @pytest.mark.redis
