@@ -18,14 +18,14 @@ conversation's lock, so that of several instances one hands back and tells, once
 halfway, its message and the new status written together); one WARNING line with its id,
 ``gateway_held_handed_back_total``. A listener back before then keeps it. And a hand-back cut right after its
 queue step on Redis (the record still held, its entry waiting: nobody may take the young person) is completed at
-the next check, within ``every`` (``Actions.complete_hand_back``; a transfer cut there too, as that transfer once
-the young person was told their place); so is a take cut right after its queue step (the entry taken, the record
+the next check, within ``every`` (``Actions.complete_hand_back``; a transfer cut there too, as that transfer, its
+mover named from the transfers listed as begun, ``QueueStore.moves_begun``); so is a take cut right after its queue step (the entry taken, the record
 still queued: the young person in no queue's list and on no console), put back in line at their place
 (``Actions.back_in_line``), and a held conversation's close cut after its goodbye (the record still held), closed
 (``Actions.complete_close``: listed as begun until its record is written, ``QueueStore.closes_begun``), and a
 waiting conversation's transfer cut after its queue step (its entry in the new queue, its record naming the old
-one: listed as begun until its record is written, ``QueueStore.moves_begun``), completed in the new queue
-(``Actions.complete_move``).
+one: listed as begun with its mover until its record is written, ``QueueStore.moves_begun``), completed in the new
+queue (``Actions.complete_move``), naming its mover.
 The check reads no record of a young person held by a listener at a console: who holds each held conversation
 comes from its queue entry (``Store.holders``: on Redis two commands however many are held; before, every held
 record was read and decrypted every 10 s on each instance); only those whose listener has been away for the alert's
@@ -71,21 +71,22 @@ class Watch:
         held_alert_seconds: float = 300.0,
         hand_back: Callable[[str, str], Awaitable[bool]] | None = None,
         handback_seconds: float = 0.0,
-        complete: Callable[[str], Awaitable[bool]] | None = None,
+        complete: Callable[[str, str | None], Awaitable[bool]] | None = None,
         back_in_line: Callable[[str], Awaitable[bool]] | None = None,
         listeners_here: Callable[[], Iterable[str]] | None = None,
         complete_close: Callable[[str, str], Awaitable[bool]] | None = None,
-        complete_move: Callable[[str], Awaitable[bool]] | None = None,
+        complete_move: Callable[[str, str | None], Awaitable[bool]] | None = None,
     ) -> None:
         """``hand_back(conversation id, listener)``: give it back, the listener still absent (whether it went back);
-        called once their absence has lasted ``handback_seconds`` (0: never). ``complete(conversation id)``: finish
-        a hand-back cut short after its queue step (a held record whose queue entry waits), whether it was.
+        called once their absence has lasted ``handback_seconds`` (0: never). ``complete(conversation id, mover)``:
+        finish a hand-back or a transfer cut short after its queue step (a held record whose queue entry waits),
+        whether it was; ``mover``: who made the transfer, as listed with it (``store.moves_begun``), else None.
         ``back_in_line(conversation id)``: put back in line a young person whose record says queued while no entry
         of theirs waits (a take cut short after its queue step), whether it was needed.
         ``complete_close(conversation id, closer)``: finish a held conversation's close listed as begun with its closer
         (``store.closes_begun``) if it was cut short after its goodbye (the record still held), whether it was.
-        ``complete_move(conversation id)``: finish a waiting conversation's transfer listed as begun
-        (``store.moves_begun``) if it was cut short after its queue step, whether it was.
+        ``complete_move(conversation id, mover)``: finish a waiting conversation's transfer listed as begun with its
+        mover (``store.moves_begun``) if it was cut short after its queue step, whether it was.
         ``listeners_here()``: those with a console open on this instance, recorded present at each check (with the
         time each socket closed, ``ListenerAPI``) for every instance: an absence counts from the last presence on
         any instance, as recorded (``PresentStore``), or from when this instance first saw it when none is."""
@@ -119,7 +120,7 @@ class Watch:
             waiting = await self.store.waiting_ids() if compared else set()
             held = await self._untaken(held, waiting)
             last_present = await self._present(held)
-            moving = await self.store.moves_begun() if self.complete_move else set()
+            moving = await self.store.moves_begun() if self.complete_move else {}
             closing = await self.store.closes_begun() if self.complete_close else {}
         except StoreError as exc:
             self.metrics.store_up.set(0)
@@ -129,10 +130,10 @@ class Watch:
         self.metrics.outages.answered("alerts")
         self._set_aside(set_aside)
         try:
-            held = await self._complete(held, waiting)
+            held = await self._complete(held, waiting, moving)
             held = await self._closed(held, closing)
             await self._back_in_line(sorted(queued - waiting))
-            await self._moved(sorted(moving))
+            await self._moved(moving)
             await self._hand_back(await self._held(held, last_present))
         except StoreError as exc:
             self.metrics.outages.failed("alerts", exc)
@@ -216,12 +217,16 @@ class Watch:
             and (conversation.listener == listener)
         )
 
-    async def _complete(self, held: dict[str, str | None], waiting: set[str]) -> dict[str, str | None]:
-        """Each held conversation whose queue entry waits (a hand-back cut short after its queue step: an instance
-        died there) finished now (its record checked under the lock: ``complete``); the others, still held."""
+    async def _complete(
+        self, held: dict[str, str | None], waiting: set[str], moving: Mapping[str, str]
+    ) -> dict[str, str | None]:
+        """Each held conversation whose queue entry waits (a hand-back or a transfer cut short after its queue step:
+        an instance died there) finished now (its record checked under the lock: ``complete``), a transfer's mover
+        named (``moving``: the transfers listed as begun); the others, still held."""
         kept = {}
         for conversation_id, listener in held.items():
-            if conversation_id in waiting and self.complete is not None and await self.complete(conversation_id):
+            mover = moving.get(conversation_id)
+            if conversation_id in waiting and self.complete is not None and await self.complete(conversation_id, mover):
                 log.warning("held: conversation %s was half handed back or transferred (its queue entry waiting, its "
                             "record held): completed", conversation_id)  # fmt: skip
             else:
@@ -250,12 +255,13 @@ class Watch:
                 log.warning("queue: conversation %s was listed in no queue and held by no one (a take cut short): "
                             "put back in line", conversation_id)  # fmt: skip
 
-    async def _moved(self, begun: list[str]) -> None:
-        """Each waiting conversation's transfer listed as begun and not ended: completed when it was cut short after
-        its queue step (its entry in the new queue, its record naming the old one), else no longer listed. Only
-        these ids: a transfer under way or cut short, not the queue's length."""
-        for conversation_id in begun:
-            if self.complete_move and await self.complete_move(conversation_id):
+    async def _moved(self, begun: Mapping[str, str]) -> None:
+        """Each transfer listed as begun and not ended, with its mover: a waiting conversation's completed when it was
+        cut short after its queue step (its entry in the new queue, its record naming the old one), else (a held
+        one's completed by ``complete``, or one not cut) no longer listed. Only these ids: a transfer under way or cut
+        short, not the queue's length."""
+        for conversation_id, mover in sorted(begun.items()):
+            if self.complete_move and await self.complete_move(conversation_id, mover):
                 log.warning("queue: conversation %s was half transferred (its entry in the new queue, its record "
                             "naming the old one): completed", conversation_id)  # fmt: skip
 

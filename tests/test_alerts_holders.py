@@ -114,7 +114,7 @@ async def test_the_check_of_held_conversations_reads_none_of_their_records(store
         # looked for by ids (its goodbye's), a waiting transfer cut by the list of those begun; neither reads a record
         watch = Watch(reads, metrics, clock=clock, outbox_alert_seconds=60, listener_present=presence.has,
                       held_alert_seconds=300, hand_back=hand_back, handback_seconds=600,
-                      complete=lambda conversation_id: asyncio.sleep(0, False),
+                      complete=lambda conversation_id, mover: asyncio.sleep(0, False),
                       complete_close=actions.complete_close, complete_move=actions.complete_move)  # fmt: skip
         commands = await monitored(store_url, watch.check())
         assert reads.records == [] and sample(metrics, "gateway_held_by_absent_listener") == 0

@@ -255,10 +255,13 @@ class Actions:
         first (another slot, with the place read), then the message, the status and the record in one pipeline: a
         crash in between leaves a held record beside a waiting entry, which the next alert check completes
         (:meth:`complete_hand_back`): as this transfer when the young person was told their place (the message's
-        ids derive from the transfer, :func:`_transfer_key`), told once; else as a hand-back cut short. A waiting
-        conversation's transfer is listed (``store.begin_move``, in the queue step's round trip, before it) until
-        its record is written (``store.end_move``, after it): cut in between, the entry waiting in the new queue
-        beside a record naming the old one, it is completed by the next alert check (:meth:`complete_move`)."""
+        ids derive from the transfer, :func:`_transfer_key`), told once; else as a hand-back cut short, their place
+        told by the queue's timer. The transfer is listed with its mover (``store.begin_move``, in the queue step's
+        round trip, before it) until its record is written (``store.end_move``, after it): cut in between, a waiting
+        one's entry in the new queue beside a record naming the old one, it is completed by the next alert check
+        (:meth:`complete_move`); either completion names the mover. A supervisor's transfer of a conversation another
+        listener holds is audited (who, which, from whom) in the batch, before the record: a cut after it leaves the
+        line, one before it the check's completion naming the supervisor."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER and not supervisor:
@@ -266,15 +269,18 @@ class Actions:
             engine = self.flows.knowing(conversation.flow_version, lambda e: queue in e.flow.queues)
             if engine is None:
                 raise ActionRefused("unknown_queue", f"no queue '{queue}' in the flow")
-            now = self.clock()
-            moving = conversation.status == Status.QUEUED  # its entry moves while its record still names the queue
+            now, holder = self.clock(), conversation.listener if conversation.status == Status.WITH_LISTENER else None
+            moving = conversation.status in (Status.QUEUED, Status.WITH_LISTENER)  # its entry moves before its record
             try:
                 if moving:
-                    await self.store.begin_move(conversation_id)
+                    await self.store.begin_move(conversation_id, listener)
                 with derived_ids(_transfer_key(conversation, queue)):  # before the transfer changes the record
                     await self.dispatcher.enqueue(conversation, engine, queue, conversation.priority, now)
             except IllegalTransition as exc:
                 raise ActionRefused("not_active", str(exc)) from None
+            if holder is not None and holder != listener:  # a supervisor's: audited with the transfer
+                detail = f"{conversation.pseudonym}: from {holder}"
+                await self.store.audit(AuditEntry(now, listener, "transfer", conversation_id, detail))
             await self.store.save_conversation(conversation)
             if moving:
                 await self.store.end_move(conversation_id)
@@ -326,7 +332,7 @@ class Actions:
         self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
         return True
 
-    async def complete_hand_back(self, conversation_id: str) -> bool:
+    async def complete_hand_back(self, conversation_id: str, mover: str | None = None) -> bool:
         """Finish a hand-back or a transfer cut short after its queue step (``store.requeue``, ``store.enqueue``: its
         own step, another slot than the record's on Redis, before the batch): its entry waits in the queue while its
         record still says held, so nobody may take it and its holder, maybe back, answers a young person the queue
@@ -336,8 +342,10 @@ class Actions:
         message's id, derived from the transfer, :func:`_transfer_key`, in the transcript) is completed as that
         transfer: its writes made again with the same ids (the message, which the store ignores: told once; the
         status, the queue's timers from now, the record), the entry's place kept; audited ``transfer_completed``.
-        Else it is made as any hand-back: back in line, their place told by the queue's timer; audited. Whether it
-        was needed."""
+        Else it is made as any hand-back: back in line, their place told by the queue's timer; audited. ``mover``:
+        who made the transfer, as listed with it (``store.moves_begun``; a supervisor's of another's conversation
+        is named as a transfer not cut is audited), None for a hand-back (not listed): named in the audit line, and
+        a transfer cut before its message is audited ``transfer_completed`` too. Whether it was needed."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self.store.get_conversation(conversation_id)
             if conversation is None or conversation.status != Status.WITH_LISTENER:
@@ -347,6 +355,7 @@ class Actions:
                 return False  # taken: the record and the queue agree
             entry, holder, now = entries[0], conversation.listener, self.clock()
             key = _transfer_key(conversation, entry.queue)  # the record as the transfer found it: unchanged
+            action, detail = "transfer_completed", f"from {holder} to {entry.queue}{_by(mover)}, a transfer cut short"
             if await self._told(conversation_id, derived_id(key, 1)):
                 engine = self.flows.knowing(conversation.flow_version, lambda e: entry.queue in e.flow.queues)
                 engine = engine or self.flows.for_version(conversation.flow_version)
@@ -354,17 +363,18 @@ class Actions:
                     await self.dispatcher.enqueue(conversation, engine, entry.queue, conversation.priority, now,
                                                   at=entry.at)  # fmt: skip
                 await self.store.save_conversation(conversation)
-                action, detail = "transfer_completed", f"from {holder} to {entry.queue}, a transfer cut short completed"
             else:
-                conversation.queue = entry.queue  # a transfer cut before its message: the queue its entry waits in
+                # a transfer cut before its message: the queue its entry waits in, since its arrival there
+                conversation.queue, conversation.queued_at = entry.queue, entry.at
                 await self._requeue(conversation, now)
-                action, detail = "hand_back", f"from {holder}, a hand-back cut short completed"
-            detail = f"{conversation.pseudonym}: {detail}"
+                if mover is None:  # not listed as a transfer: a hand-back
+                    action, detail = "hand_back", f"from {holder}, a hand-back cut short"
+            detail = f"{conversation.pseudonym}: {detail} completed"
             await self.store.audit(AuditEntry(now, "gateway", action, conversation.id, detail))
         self.dispatcher.kick_outbox()
         return True
 
-    async def complete_move(self, conversation_id: str) -> bool:
+    async def complete_move(self, conversation_id: str, mover: str | None = None) -> bool:
         """Finish a waiting conversation's transfer cut short after its queue step (on Redis the entry moves to the
         new queue, at its new arrival, in its own step, before the message and the record): the entry waits in the
         new queue while the record names the old one, so the console shows the old queue, and the young person may
@@ -374,7 +384,9 @@ class Actions:
         again with the same ids (the place's message, which the store ignores when it was written: told once), at
         the entry's place, the record last; audited ``transfer_completed``. Listed no more either way (a transfer
         cut before its queue step, or after its record, left nothing to complete; one taken from the new queue
-        meanwhile is held, its record naming that queue: ``_join``). Whether it was needed."""
+        meanwhile is held, its record naming that queue: ``_join``; a held one's, listed too, is completed by
+        :meth:`complete_hand_back`). ``mover``: who made it, as listed, named in the audit line. Whether it was
+        needed."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self.store.get_conversation(conversation_id)
             entry = await self.store.queue_entry(conversation_id)
@@ -391,7 +403,8 @@ class Actions:
                 with derived_ids(_transfer_key(conversation, queue)):  # the record as the transfer found it
                     await self.dispatcher.enqueue(conversation, engine, queue, conversation.priority, now, at=entry.at)
                 await self.store.save_conversation(conversation)
-                detail = f"{conversation.pseudonym}: from {before} to {queue}, a transfer cut short completed"
+                moved = f"from {before} to {queue}{_by(mover)}"
+                detail = f"{conversation.pseudonym}: {moved}, a transfer cut short completed"
                 await self.store.audit(AuditEntry(now, "gateway", "transfer_completed", conversation_id, detail))
             await self.store.end_move(conversation_id)
         if cut:
@@ -596,6 +609,11 @@ class Actions:
         if completed:
             self.dispatcher.kick_outbox()
         return completed
+
+
+def _by(mover: str | None) -> str:
+    """Who made a transfer, for an audit line: `` by <name>``, or nothing when unknown."""
+    return "" if mover is None else f" by {mover}"
 
 
 def _hold_key(conversation: Conversation) -> str:

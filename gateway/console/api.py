@@ -390,13 +390,12 @@ class ListenerAPI:
         return web.json_response(entry_json(entry), status=201)
 
     async def transfer(self, request: web.Request) -> web.Response:
-        """The holder's, a waiting one's, or a supervisor's for any listener (audited as :meth:`hand_back`)."""
+        """The holder's, a waiting one's, or a supervisor's for any listener (audited as :meth:`hand_back`, by the
+        transfer itself, before its record: ``Actions.transfer``)."""
         queue = await _field(request, "queue")
         listener, conversation_id = request[LISTENER], request.match_info["id"]
-        holder = await self._holder(conversation_id)
         conversation = await self.actions.transfer(conversation_id, listener.name, queue,
                                                    supervisor=listener.supervisor)  # fmt: skip
-        await self._audit_for_other(listener, "transfer", conversation, holder)
         return web.json_response(self.card(conversation, self.clock()))
 
     async def hand_back(self, request: web.Request) -> web.Response:

@@ -568,18 +568,20 @@ class QueueStore(Protocol):
         """Drop the entry, waiting or taken (abandon, close). False if there was none."""
         ...
 
-    async def begin_move(self, conversation_id: str) -> None:
-        """A waiting conversation's transfer to another queue (or to the back of its own) begins: listed
-        (:meth:`moves_begun`) until :meth:`end_move`, which the transfer writes after its record. Redis makes a
-        transfer in steps, the queue step (slot ``{queue}``) before the record: one cut in between leaves the entry
-        waiting in the new queue beside a record that names the old one, which no comparison of ids finds (both say
-        waiting); the alert check finds it in this list (``Actions.complete_move``). In a batch: held, sent with the
-        queue step. SQLite writes a transfer in one transaction: nothing to list, nothing written."""
+    async def begin_move(self, conversation_id: str, mover: str) -> None:
+        """A transfer by ``mover`` (the holder, a supervisor, or anyone moving a waiting conversation) to another queue
+        (or to the back of its own) begins: listed with its mover (:meth:`moves_begun`) until :meth:`end_move`, which
+        the transfer writes after its record. Redis makes a transfer in steps, the queue step (slot ``{queue}``)
+        before the record: one cut in between leaves the entry waiting in the new queue beside a record that names the
+        old one (a waiting conversation's: no comparison of ids finds it, both say waiting) or says held (a held
+        one's), and whose mover only the unwritten record's audit line would have named; the alert check finds it in
+        this list (``Actions.complete_move``, ``Actions.complete_hand_back``) and names the mover. In a batch: held,
+        sent with the queue step. SQLite writes a transfer in one transaction: nothing to list, nothing written."""
         ...
 
-    async def moves_begun(self) -> set[str]:
-        """The conversations whose transfer began (:meth:`begin_move`) and was not seen ended: Redis, one
-        ``SMEMBERS`` (empty but for a transfer under way or cut short); SQLite, none."""
+    async def moves_begun(self) -> dict[str, str]:
+        """The conversations whose transfer began (:meth:`begin_move`) and was not seen ended, each with its mover:
+        Redis, one ``HGETALL`` (empty but for a transfer under way or cut short); SQLite, none."""
         ...
 
     async def end_move(self, conversation_id: str) -> None:

@@ -1111,18 +1111,20 @@ class RedisStore:
         return bool(await self._script("remove_from_queue", [K.QUEUE + "entries"], args) == 1)
 
     @_holdable
-    async def begin_move(self, conversation_id: str) -> None:
-        """``{queue}:moving``, the queue step's slot: held, it goes in the queue step's round trip, before it."""
-        await self._write(lambda pipe: pipe.sadd(K.QUEUE + "moving", conversation_id))
+    async def begin_move(self, conversation_id: str, mover: str) -> None:
+        """``{queue}:moving``, id → mover, the queue step's slot: held, it goes in the queue step's round trip, before
+        it."""
+        await self._write(lambda pipe: pipe.hset(K.QUEUE + "moving", conversation_id, mover))
 
     @_guarded
-    async def moves_begun(self) -> set[str]:
-        return set(_texts(await self._redis.smembers(K.QUEUE + "moving")))
+    async def moves_begun(self) -> dict[str, str]:
+        found = await self._redis.hgetall(K.QUEUE + "moving")
+        return {_text(conversation_id): _text(mover) for conversation_id, mover in found.items()}
 
     @_holdable
     async def end_move(self, conversation_id: str) -> None:
         """Held, it goes after the record in the transfer's pipeline."""
-        await self._write(lambda pipe: pipe.srem(K.QUEUE + "moving", conversation_id))
+        await self._write(lambda pipe: pipe.hdel(K.QUEUE + "moving", conversation_id))
 
     @_holdable
     async def begin_close(self, conversation_id: str, closer: str) -> None:

@@ -916,11 +916,11 @@ class SqliteStore:
             return bool(found)
         return await self._change("DELETE FROM queue WHERE conversation_id = ?", (conversation_id,)) == 1
 
-    async def begin_move(self, conversation_id: str) -> None:
+    async def begin_move(self, conversation_id: str, mover: str) -> None:
         """Nothing: a transfer is one transaction here (``QueueStore.begin_move``)."""
 
-    async def moves_begun(self) -> set[str]:
-        return set()
+    async def moves_begun(self) -> dict[str, str]:
+        return {}
 
     async def end_move(self, conversation_id: str) -> None:
         """Nothing: see :meth:`begin_move`."""

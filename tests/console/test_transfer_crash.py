@@ -56,8 +56,9 @@ async def test_a_transfer_pipeline_cut_is_completed_by_the_next_check_place_told
     """Anne transfers the young person she holds; the transfer's pipeline is cut before their place's message
     (``put_entry_item``), after it and before it is listed to be sent (``outbox_list``), or before the record
     (``put_conversation``). Then the next check and the timers' next pass: the young person waits in the queue,
-    takeable, told their place once. Before, the last two were told twice (the transfer's message, then the queue's
-    timer of the hand-back the check made of it)."""
+    takeable, told their place once, the completion audited as a transfer (listed with its mover: the first cut too,
+    its place told by the queue's timer). Before, the last two were told twice (the transfer's message, then the
+    queue's timer of the hand-back the check made of it)."""
     conversation_id = await waiting_young_person(redis_store, clock)
     _, actions = instance(redis_store, clock)
     await actions.take(conversation_id, "anne", 3)
@@ -82,9 +83,47 @@ async def test_a_transfer_pipeline_cut_is_completed_by_the_next_check_place_told
     audited = [e for e in await redis_store.audit_log() if e.action in ("hand_back", "transfer_completed")]
     assert len(audited) == 1 and "anne" in audited[0].detail, audited
     assert await told_place(redis_store, conversation_id, since, clock()) == 1
-    assert audited[0].action == ("hand_back" if cut == "put_entry_item" else "transfer_completed")
+    assert audited[0].action == "transfer_completed"  # listed as a transfer: cut before its message too
     _, second = instance(redis_store, clock)
     assert (await second.take(conversation_id, "bruno", 3)).listener == "bruno"
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("cut", ["put_entry_item", "outbox_list", "put_conversation"])
+async def test_a_supervisors_transfer_cut_short_is_audited_naming_the_supervisor(
+    redis_store: Store, redis_url: str, clock: Clock, tmp_path: Path, cut: str
+) -> None:
+    """Sam, a supervisor, transfers to ``lawyers`` the young person Anne holds; the transfer is cut after its queue
+    step: before their place's message, before its listing, or before the record. After the next check (and the
+    queue's timer): in ``lawyers``, Anne's no more, told their place once, and the audit log says Sam transferred
+    them from Anne, once (his own line, written before the record, or the check's completion naming him). Before,
+    his line was written by the console's API after the transfer returned, so a cut lost it, and the check's
+    completion named Anne only (a hand-back by Anne, for the first cut): a transfer nobody was seen to make."""
+    flows, actions, before = await one_waiting(redis_store, clock, tmp_path)
+    conversation_id = before.conversation_id
+    await actions.take(conversation_id, "anne", 3)
+    since = len(await redis_store.transcript(conversation_id))
+    clock.advance(minutes=1)
+    await cut_while(redis_url, clock, conversation_id, cut,
+                    lambda first: first.transfer(conversation_id, "sam", "lawyers", supervisor=True),
+                    make=lambda store, clock: on(store, clock, flows))  # fmt: skip
+    clock.advance(seconds=10)  # the next check; the lost release was made again by token (or lapses in 6 s)
+    await next_check(redis_store, clock, flows=flows)
+    await next_check(redis_store, clock, flows=flows)  # nothing more
+    timers = Timers(Dispatcher(redis_store, flows, clock=clock), redis_store, flows, Metrics(), clock=clock)
+    await timers.fire_due()  # the queue's timer, when the check armed it for now
+    conversation = await redis_store.get_conversation(conversation_id)
+    assert conversation is not None
+    assert (conversation.status, conversation.listener, conversation.queue) == (Status.QUEUED, None, "lawyers")
+    lines = [e for e in await redis_store.audit_log() if e.subject == conversation_id]
+    by_sam = [e for e in lines if (e.actor, e.action) == ("sam", "transfer") or " by sam" in e.detail]
+    assert by_sam and all("from anne" in e.detail for e in by_sam), lines
+    assert [e.action for e in lines if e.actor == "sam"] in ([], ["transfer"]), lines
+    [entry] = await redis_store.waiting()
+    assert (entry.queue, entry.at) == ("lawyers", conversation.queued_at)  # nothing left for a second completion
+    assert await redis_store.held_by("anne") == 0
+    assert await told_place(redis_store, conversation_id, since, clock()) == 1
+    assert await redis_store.moves_begun() == {}
 
 
 def with_a_second_queue(tmp_path: Path) -> FlowSet:
@@ -153,7 +192,7 @@ async def test_a_waiting_conversations_transfer_cut_is_completed_by_the_next_che
     assert await told_place(redis_store, conversation_id, since, clock()) == 1
     audited = [e.action for e in await redis_store.audit_log() if e.subject == conversation_id]
     assert audited.count("transfer_completed") == 1, audited
-    assert await redis_store.moves_begun() == set()  # listed no more: the next checks read nothing of it
+    assert await redis_store.moves_begun() == {}  # listed no more: the next checks read nothing of it
 
     client = await make_client(with_flow(settings.replace(store=redis_url), flows.path))  # the console's view
     await add_listener(client, "bruno")
@@ -179,7 +218,7 @@ async def test_a_waiting_conversations_transfer_made_whole_leaves_no_move_listed
     assert conversation is not None and (conversation.queue, entry.queue) == ("lawyers", "lawyers")
     assert entry.at == conversation.queued_at == clock()
     assert await told_place(store, before.conversation_id, since, clock()) == 1
-    assert await store.moves_begun() == set()
+    assert await store.moves_begun() == {}
     await next_check(store, clock, flows=flows)
     assert [e.action for e in await store.audit_log() if e.action == "transfer_completed"] == []
 
@@ -217,7 +256,7 @@ async def test_a_waiting_conversations_transfer_cut_then_taken_before_the_check_
     assert conversation.queued_at == entry.at  # its wait counted in the queue it was taken from
     held = await redis_store.queue_entry(conversation_id)
     assert held is not None and (held.queue, held.taken_by) == ("lawyers", "bruno")
-    assert await redis_store.moves_begun() == set()
+    assert await redis_store.moves_begun() == {}
     assert await redis_store.takes_since("lawyers", entry.at) == 1
 
 
@@ -249,7 +288,7 @@ async def test_a_waiting_conversations_transfer_cut_then_taken_sends_its_place_o
     assert [e for e in said if JOINED in e.text] == said[-1:]  # and before it, with the place, the emergency numbers
     listed = [item.id for item in await redis_store.outbox_due(clock(), 10, run=100)]
     assert [i for i in listed if i in {e.id for e in said}] == [e.id for e in said], "not listed once, in order"
-    assert await redis_store.moves_begun() == set()
+    assert await redis_store.moves_begun() == {}
 
 
 @pytest.mark.redis
@@ -270,7 +309,7 @@ async def test_a_transfer_cut_before_its_queue_step_moves_nothing_and_may_be_mad
     await cut_while(redis_url, clock, conversation_id, "enqueue",
                     lambda first: first.transfer(conversation_id, "anne", "lawyers"),
                     make=lambda store, clock: on(store, clock, flows))  # fmt: skip
-    assert await redis_store.moves_begun() == (set() if held else {conversation_id})  # listed with the queue step
+    assert await redis_store.moves_begun() == {conversation_id: "anne"}  # listed with the queue step, its mover
     clock.advance(seconds=10)  # the next check; the lost release was made again by token (or lapses in 6 s)
     await next_check(redis_store, clock, flows=flows)
     conversation = await redis_store.get_conversation(conversation_id)
@@ -284,7 +323,7 @@ async def test_a_transfer_cut_before_its_queue_step_moves_nothing_and_may_be_mad
         assert (conversation.status, conversation.queue, conversation.queued_at) == (Status.QUEUED, "listeners",
                                                                                      before.at)  # fmt: skip
         assert await redis_store.waiting() == [before]
-    assert await redis_store.moves_begun() == set()
+    assert await redis_store.moves_begun() == {}
     assert len(await redis_store.transcript(conversation_id)) == since  # nothing told
     audited = [e.action for e in await redis_store.audit_log() if e.subject == conversation_id]
     assert not [a for a in audited if a in ("transfer_completed", "hand_back", "back_in_line")], audited
@@ -294,4 +333,4 @@ async def test_a_transfer_cut_before_its_queue_step_moves_nothing_and_may_be_mad
     assert conversation is not None and (conversation.status, conversation.queue) == (Status.QUEUED, "lawyers")
     assert (entry.conversation_id, entry.queue, entry.at) == (conversation_id, "lawyers", clock())
     assert await told_place(redis_store, conversation_id, since, clock()) == 1
-    assert await redis_store.moves_begun() == set()
+    assert await redis_store.moves_begun() == {}
