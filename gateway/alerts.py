@@ -19,13 +19,13 @@ halfway, its message and the new status written together); one WARNING line with
 ``gateway_held_handed_back_total``. A listener back before then keeps it. And a hand-back cut right after its
 queue step on Redis (the record still held, its entry waiting: nobody may take the young person) is completed at
 the next check, within ``every`` (``Actions.complete_hand_back``; a transfer cut there too, as that transfer, its
-mover named from the transfers listed as begun, ``QueueStore.moves_begun``); so is a take cut right after its queue step (the entry taken, the record
-still queued: the young person in no queue's list and on no console), put back in line at their place
-(``Actions.back_in_line``), and a held conversation's close cut after its goodbye (the record still held), closed
-(``Actions.complete_close``: listed as begun until its record is written, ``QueueStore.closes_begun``), and a
-waiting conversation's transfer cut after its queue step (its entry in the new queue, its record naming the old
-one: listed as begun with its mover until its record is written, ``QueueStore.moves_begun``), completed in the new
-queue (``Actions.complete_move``), naming its mover.
+mover named from the transfers listed as begun, ``QueueStore.moves_begun``); so is a take cut right after its
+queue step (the entry taken, the record still queued: the young person in no queue's list and on no console), put
+back in line at their place (``Actions.back_in_line``), and a held conversation's close cut after its goodbye (the
+record still held), closed (``Actions.complete_close``: listed as begun until its record is written,
+``QueueStore.closes_begun``), and a waiting conversation's transfer cut after its queue step (its entry in the new
+queue, its record naming the old one: listed as begun with its mover until its record is written,
+``QueueStore.moves_begun``), completed in the new queue (``Actions.complete_move``), naming its mover.
 The check reads no record of a young person held by a listener at a console: who holds each held conversation
 comes from its queue entry (``Store.holders``: on Redis two commands however many are held; before, every held
 record was read and decrypted every 10 s on each instance); only those whose listener has been away for the alert's
