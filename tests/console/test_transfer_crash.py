@@ -223,6 +223,25 @@ async def test_a_waiting_conversations_transfer_made_whole_leaves_no_move_listed
     assert [e.action for e in await store.audit_log() if e.action == "transfer_completed"] == []
 
 
+async def test_a_supervisors_transfer_made_whole_is_audited_once_and_leaves_no_move_listed(
+    store: Store, clock: Clock, tmp_path: Path
+) -> None:
+    """SQLite, Redis, Cluster: Sam's transfer of the young person Anne holds, not cut, writes his audit line once (in
+    the transfer's batch: the console's API no longer writes it), names nobody as the listener, and leaves no move
+    listed; the check then completes nothing."""
+    flows, actions, before = await one_waiting(store, clock, tmp_path)
+    await actions.take(before.conversation_id, "anne", 3)
+    clock.advance(minutes=1)
+    await actions.transfer(before.conversation_id, "sam", "lawyers", supervisor=True)
+    conversation = await store.get_conversation(before.conversation_id)
+    assert conversation is not None and (conversation.status, conversation.listener) == (Status.QUEUED, None)
+    lines = [(e.actor, e.action, e.detail) for e in await store.audit_log() if e.subject == before.conversation_id]
+    assert lines == [("sam", "transfer", f"{conversation.pseudonym}: from anne")]
+    assert await store.moves_begun() == {}
+    await next_check(store, clock, flows=flows)
+    assert [e.action for e in await store.audit_log() if e.subject == before.conversation_id] == ["transfer"]
+
+
 @pytest.mark.redis
 @pytest.mark.parametrize("cut", ["put_entry_item", "outbox_list", "put_conversation"])
 async def test_a_waiting_conversations_transfer_cut_then_taken_before_the_check_names_the_new_queue(
