@@ -427,7 +427,7 @@ class Outbox:
     def _record_takes_kept(self) -> bool:
         """The store's record of a send reads, applies and takes the receipt kept for it in its own step (Redis on
         one node: ``outbox_sent``): nothing is read before the record nor after it (issue 8's twenty-third pass)."""
-        return bool(getattr(self.store, "takes_kept_receipts", False))
+        return self.store.takes_kept_receipts
 
     async def _kept(self, item: OutboxItem, provider_id: str | None) -> Delivery | None:
         """The receipt kept for this send before its record (``Store.keep_receipt``), applied by the record itself;

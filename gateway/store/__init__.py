@@ -646,6 +646,11 @@ class SessionStore(Protocol):
 
 
 class OutboxStore(Protocol):
+    takes_kept_receipts: bool
+    """True when :meth:`outbox_mark_sent` reads, applies and takes the receipt kept for a send with a provider id in
+    its own step, and answers the delivery the entry shows (Redis on one node); False when the caller reads the kept
+    receipt before the record and takes it after (SQLite, Redis Cluster)."""
+
     async def outbox_put(self, item: OutboxItem) -> None:
         """Add a pending item after the conversation's others; an id already present is ignored."""
         ...

@@ -350,6 +350,8 @@ def _fill_unread(conn: sqlite3.Connection, keys: DataKeys) -> None:
 class SqliteStore:
     """The :class:`~gateway.store.Store` on one SQLite file."""
 
+    takes_kept_receipts = False  # the outbox reads a kept receipt before a send's record and takes it after
+
     def __init__(self, conn: sqlite3.Connection, thread: StoreThread, keys: DataKeys) -> None:
         self._conn = conn
         self._keys = keys

@@ -180,7 +180,7 @@ async def test_a_receipt_kept_before_the_record_survives_a_take_that_fails_or_an
     """Before, the kept receipt was applied only by the take after the record: a store failure there, or an
     instance dying between the two, left it to expire and the reply ``sent`` for ever (a ``failed`` never shown
     to the listener). It is now applied in the record's own step."""
-    if getattr(store, "takes_kept_receipts", False):
+    if store.takes_kept_receipts:
         pytest.skip("no take nor read around the record on this store: its record takes what was kept itself")
     dispatcher = dispatcher_of(store)
     conversation_id = await reply(store)
@@ -201,7 +201,7 @@ async def test_a_record_that_takes_the_kept_receipt_itself_needs_no_take_after_i
     """Redis on one node (``takes_kept_receipts``): the record reads, applies and takes what was kept in its own
     script; the outbox neither reads before it nor takes after it (a take that would fail or hang is never asked),
     and nothing is left kept or listed. Elsewhere (SQLite, Cluster) the test above holds."""
-    if not getattr(store, "takes_kept_receipts", False):
+    if not store.takes_kept_receipts:
         pytest.skip("the record's steps apart on this store")
     dispatcher = dispatcher_of(store)
     conversation_id = await reply(store)
@@ -238,7 +238,7 @@ class ReadFails:
 async def test_a_kept_receipt_that_cannot_be_read_never_holds_the_record(store: Store) -> None:
     """The read of what was kept is no part of the record: failing, the send is recorded all the same, and the
     receipt applied by the take after it."""
-    if getattr(store, "takes_kept_receipts", False):
+    if store.takes_kept_receipts:
         pytest.skip("no take nor read around the record on this store: its record takes what was kept itself")
     dispatcher = dispatcher_of(store)
     conversation_id = await reply(store)

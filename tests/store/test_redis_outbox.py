@@ -272,7 +272,7 @@ async def test_a_messages_four_replies_cost_the_outbox_a_bounded_count_of_comman
         run = await store.outbox_due(now, 10, run=8, lease_seconds=60)
         assert [item.id for item in run] == ["r1", "r2", "r3", "r4"]
         lease = now + timedelta(seconds=60)
-        takes = getattr(store, "takes_kept_receipts", False)
+        takes = store.takes_kept_receipts
         for n, item in enumerate(run, 1):
             following = lease if n < 4 else None
             kept = None if takes else await store.kept_receipt(f"m.{item.id}")  # as ``Outbox`` reads around it
