@@ -216,3 +216,58 @@ async def test_a_note_written_on_a_card_stays_a_note_when_its_writer_takes_the_c
         await expect(bruno.locator("#composer")).to_have_attribute("data-mode", "reply")
         await expect(young.locator('.msg[data-author="listener"]')).to_have_count(0)
         assert await bruno.evaluate(DRAFT_KEYS) == []
+
+
+async def test_logging_out_with_drafts_asks_first_and_forgets_them(
+    desk: BrowserContext, browser: Browser, server: TestServer
+) -> None:
+    """A shared desk: unsent drafts never outlive a logout. With some, "Se déconnecter" first asks in the page how
+    many will be lost ("Annuler" focused: Escape keeps everything); confirmed, they are gone from the tab. Without
+    drafts the logout is immediate."""
+    await add(server, "bruno")
+    async with french_window(browser, 390, 780) as phone, french_window(browser, 390, 780) as other_phone:
+        bruno = await log_in(desk, server, "bruno")
+        young = await open_chat(phone, server)
+        await walk_to_queue(young)
+        await bruno.locator("#waiting .card .take").click()
+        await expect(bruno.locator("#composer")).to_have_attribute("data-mode", "reply")
+        await bruno.locator("#reply").fill(HALF_REPLY)  # a reply in progress, in the box
+        other = await open_chat(other_phone, server)
+        await walk_to_queue(other)
+        await bruno.locator("#waiting .card .card-open").click()  # a note on another's waiting card
+        await expect(bruno.locator("#composer")).to_have_attribute("data-mode", "note")
+        await bruno.locator("#reply").fill(HALF_NOTE)
+
+        dialog = bruno.locator("#logout-dialog")
+        await bruno.get_by_role("button", name="EN", exact=True).click()  # English second
+        await bruno.get_by_role("button", name="Log out").click()
+        await expect(dialog).to_contain_text("2 unsent drafts will be lost")
+        await expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
+        await bruno.keyboard.press("Escape")  # cancelled: nothing changes
+        await expect(dialog).to_be_hidden()
+        await bruno.get_by_role("button", name="FR", exact=True).click()
+        await expect(bruno.locator("#reply")).to_have_value(HALF_NOTE)
+        assert len(await bruno.evaluate(DRAFT_KEYS)) == 2
+
+        await bruno.get_by_role("button", name="Se déconnecter").click()
+        await expect(dialog).to_contain_text("2 brouillons non envoyés seront perdus")
+        await expect(dialog.get_by_role("button", name="Annuler")).to_be_focused()
+        await bruno.keyboard.press("Tab")
+        await expect(dialog.get_by_role("button", name="Se déconnecter et les perdre")).to_be_focused()
+        await bruno.keyboard.press("Enter")
+        await expect(bruno).to_have_url(str(server.make_url("/console/login")))
+        assert await bruno.evaluate(DRAFT_KEYS) == []  # the same tab: nothing left to read on a shared desk
+        assert not any(HALF_NOTE in text or HALF_REPLY in text for text in await written_by_listeners(server))
+
+        # Back in the same tab: nothing restored; and with no draft, "Se déconnecter" logs out at once.
+        await bruno.get_by_label("Nom").fill("bruno")
+        await bruno.get_by_label("Mot de passe").fill(PASSWORD)
+        await bruno.get_by_role("button", name="Se connecter").click()
+        await expect(bruno.locator("#connection")).to_have_text("En direct")
+        await bruno.locator("#waiting .card .card-open").first.click()
+        await expect(bruno.locator("#reply")).to_have_value("")
+        await expect(bruno.locator("#kept-section")).to_be_hidden()
+        await bruno.get_by_role("button", name="Se déconnecter").click()
+        await expect(bruno).to_have_url(str(server.make_url("/console/login")))
+        await expect(bruno.locator("#logout-dialog")).to_have_count(0)
+

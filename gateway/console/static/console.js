@@ -28,7 +28,7 @@
     var match = /#c=([\w-]+)/.exec(location.hash);
     if (match) { openConversation(match[1]); }
   });
-  HG.logoutButton($("logout"), drafts.forget);
+  HG.logoutButton($("logout"));  // logout.js: asks first when drafts would be lost
   HG.onLanguage(function () {
     connection(state.connected);
     title();

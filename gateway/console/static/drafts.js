@@ -97,6 +97,9 @@
     return storedKeys().filter(function (k) { return k.indexOf(mine) === 0; }).map(function (k) { return k.slice(mine.length); });
   }
 
+  /* Every draft held in this tab (what a logout would lose): on the supervision page no listener is started. */
+  function count() { return storedKeys().filter(function (k) { var d = read(k); return d && d.text && d.text.trim(); }).length; }
+
   function forget() { storedKeys().forEach(function (k) { write(k, null); }); }
 
   function render() {
@@ -145,5 +148,5 @@
   }
 
   HG.onLanguage(render);
-  HG.drafts = { start: start, get: get, put: put, drop: drop, keep: keep, ids: ids, forget: forget };
+  HG.drafts = { start: start, get: get, put: put, drop: drop, keep: keep, ids: ids, count: count, forget: forget };
 })();
