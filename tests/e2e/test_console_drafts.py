@@ -271,3 +271,85 @@ async def test_logging_out_with_drafts_asks_first_and_forgets_them(
         await expect(bruno).to_have_url(str(server.make_url("/console/login")))
         await expect(bruno.locator("#logout-dialog")).to_have_count(0)
 
+
+@asynccontextmanager
+async def bruno_holding(desk: BrowserContext, browser: Browser, server: TestServer) -> AsyncIterator[tuple[Page, Page]]:
+    """Bruno holds a young person's conversation: (bruno, young)."""
+    await add(server, "bruno")
+    async with french_window(browser, 390, 780) as phone:
+        bruno = await log_in(desk, server, "bruno")
+        young = await open_chat(phone, server)
+        await walk_to_queue(young)
+        await bruno.locator("#waiting .card .take").click()
+        await expect(young.locator(".msg").last).to_contain_text("vient de te rejoindre")
+        await expect(bruno.locator("#composer")).to_have_attribute("data-mode", "reply")
+        yield bruno, young
+
+
+async def close_as(page: Page, category: str) -> None:
+    await page.get_by_label("Catégorie").select_option(category)
+    await page.locator("#close-send").click()
+
+
+async def test_closing_ones_own_conversation_says_its_unsent_reply_goes_and_keeps_nothing(
+    desk: BrowserContext, browser: Browser, server: TestServer
+) -> None:
+    """The listener closes it: the reply in the box cannot go any more and is no longer theirs to keep as "taken
+    away". The close dialog says it is discarded ("Annuler" to send it first); closed, nothing is listed as kept."""
+    async with bruno_holding(desk, browser, server) as (bruno, young):
+        await bruno.locator("#reply").fill(HALF_REPLY)
+        await bruno.get_by_role("button", name="Clôturer").click()
+        warning = bruno.locator("#close-draft")
+        await expect(warning).to_have_text(
+            "Ta réponse en cours n'a pas été envoyée : la clôture la jette, le ou la jeune ne la recevra pas. "
+            "Annule pour l'envoyer d'abord."
+        )
+        await expect(bruno.locator("#close-notes")).to_have_value("")  # a reply is never made a note
+        await bruno.get_by_role("button", name="Annuler").click()  # cancelled: still in the box, still a reply
+        await expect(bruno.locator("#reply")).to_have_value(HALF_REPLY)
+        assert len(await bruno.evaluate(DRAFT_KEYS)) == 1
+
+        await bruno.get_by_role("button", name="Clôturer").click()
+        await expect(warning).to_be_visible()
+        await close_as(bruno, "school_bullying")
+        await expect(young.locator(".ended")).to_be_visible()
+        await expect(bruno.locator("#conv-meta")).to_contain_text("clôturée")
+        await expect(bruno.locator("#history .card")).to_have_count(1)
+        await expect(bruno.locator("#kept-section")).to_be_hidden()
+        assert await bruno.evaluate(DRAFT_KEYS) == []
+        await bruno.reload()
+        await expect(bruno.locator("#connection")).to_have_text("En direct")
+        await expect(bruno.locator("#conv-meta")).to_contain_text("clôturée")
+        await expect(bruno.locator("#kept-section")).to_be_hidden()
+        await expect(young.locator('.msg[data-author="listener"]')).to_have_count(0)
+        assert not any(HALF_REPLY in text for text in await written_by_listeners(server))
+
+
+async def test_closing_ones_own_conversation_saves_its_unsaved_note_with_the_close(
+    desk: BrowserContext, browser: Browser, server: TestServer
+) -> None:
+    """A private note in the box is never lost by a close: it is in the close's notes, seen and editable, and saved
+    with the close, once; cancelled, it stays in the box only."""
+    async with bruno_holding(desk, browser, server) as (bruno, young):
+        await bruno.get_by_role("button", name="Note privée").click()
+        await bruno.locator("#reply").fill(HALF_NOTE)
+        await bruno.get_by_role("button", name="Clôturer").click()
+        await expect(bruno.locator("#close-draft")).to_have_text(
+            "Ta note privée en cours est reprise dans les notes ci-dessous : elle sera enregistrée avec la clôture."
+        )
+        await expect(bruno.locator("#close-notes")).to_have_value(HALF_NOTE)
+        await bruno.keyboard.press("Escape")
+        await expect(bruno.locator("#close-dialog")).to_be_hidden()
+        await expect(bruno.locator("#close-notes")).to_have_value("")  # not doubled when it opens again
+        await expect(bruno.locator("#reply")).to_have_value(HALF_NOTE)
+
+        await bruno.get_by_role("button", name="Clôturer").click()
+        await expect(bruno.locator("#close-notes")).to_have_value(HALF_NOTE)
+        await close_as(bruno, "school_bullying")
+        await expect(young.locator(".ended")).to_be_visible()
+        await expect(bruno.locator('#transcript .msg[data-author="note"] .text')).to_have_text([f"bruno: {HALF_NOTE}"])
+        await expect(bruno.locator("#kept-section")).to_be_hidden()
+        assert await bruno.evaluate(DRAFT_KEYS) == []
+        assert [t for t in await written_by_listeners(server) if HALF_NOTE in t] == [f"bruno: {HALF_NOTE}"]
+        await expect(young.locator('.msg[data-author="listener"]')).to_have_count(0)
+
