@@ -18,7 +18,7 @@ from gateway.app import STORE
 from gateway.console.auth import hash_password
 from gateway.conversation import Status
 from gateway.store import Author, Listener
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, Clock
 from tests.e2e.conftest import french_window
 from tests.e2e.test_chat import open_chat, walk_to_queue
 from tests.e2e.test_console import log_in
@@ -353,3 +353,41 @@ async def test_closing_ones_own_conversation_saves_its_unsaved_note_with_the_clo
         assert [t for t in await written_by_listeners(server) if HALF_NOTE in t] == [f"bruno: {HALF_NOTE}"]
         await expect(young.locator('.msg[data-author="listener"]')).to_have_count(0)
 
+
+async def test_an_earlier_conversation_opened_from_a_held_one_stays_open_through_a_reload(
+    desk: BrowserContext, browser: Browser, server: TestServer, clock: Clock
+) -> None:
+    """Bruno's note on a waiting card is kept when the young person leaves the queue (the conversation is no longer
+    open to him). They come back; holding the new conversation, he opens the earlier one from it, and reloads: it is
+    still open (the page remembers where it was opened from), nothing says it is gone, the note is listed once."""
+    await add(server, "bruno")
+    async with french_window(browser, 390, 780) as phone:
+        bruno = await log_in(desk, server, "bruno")
+        young = await open_chat(phone, server)
+        await walk_to_queue(young)
+        await bruno.locator("#waiting .card .card-open").click()
+        await bruno.locator("#reply").fill(HALF_NOTE)
+        young.on("dialog", lambda dialog: dialog.accept())
+        await young.get_by_role("button", name="Terminer").click()
+        await expect(young.locator("#ended")).to_be_visible()
+        kept = bruno.locator("#kept .kept-draft")
+        await expect(kept.locator(".kept-text")).to_have_value(HALF_NOTE)
+
+        clock.advance(hours=3)
+        await young.get_by_role("button", name="Nouvelle conversation").click()
+        await walk_to_queue(young)
+        await bruno.locator("#waiting .card .take").click()
+        await expect(bruno.locator("#conv-meta")).to_contain_text("avec bruno")
+        earlier = bruno.locator("#returning").get_by_role("button")
+        await expect(earlier).to_have_count(1)
+        await earlier.click()
+        await expect(bruno.locator("#conv-meta")).to_contain_text("abandonnée")
+        title = await bruno.locator("#conv-title").inner_text()
+
+        await bruno.reload()
+        await expect(bruno.locator("#connection")).to_have_text("En direct")
+        await expect(bruno.locator("#conv-meta")).to_contain_text("abandonnée")
+        await expect(bruno.locator("#conv-title")).to_have_text(title)
+        await expect(bruno.locator("#gone")).to_be_hidden()
+        await expect(kept).to_have_count(1)
+        await expect(kept.locator(".kept-text")).to_have_value(HALF_NOTE)

@@ -25,7 +25,8 @@
     $("erase-open").hidden = !state.me.supervisor;  // erasure on request: supervisors only (the API checks too)
     fillSelects();
     HG.events({ onOpen: onConnected, onEvent: onEvent, onClose: function () { connection(false); } });
-    var match = /#c=([\w-]+)/.exec(location.hash);
+    var match = /#c=([\w-]+)(?:&via=([\w-]+))?/.exec(location.hash);
+    if (match && match[2]) { state.via[match[1]] = match[2]; }  // an earlier one of a held conversation, as before
     if (match) { openConversation(match[1]); }
   });
   HG.logoutButton($("logout"));  // logout.js: asks first when drafts would be lost
@@ -294,7 +295,7 @@
       if (changed || acted) { state.mode = "reply"; }
       var draft = drafts.get(id);
       if (changed) {
-        history.replaceState(null, "", "#c=" + id);
+        history.replaceState(null, "", "#c=" + id + (state.via[id] ? "&via=" + state.via[id] : ""));
         $("reply").value = draft ? draft.text : "";  // what was written here before, never another's words
         $("summary-box").open = window.innerWidth > 800;  // on a phone the transcript needs the room
       }
