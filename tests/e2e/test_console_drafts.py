@@ -391,3 +391,30 @@ async def test_an_earlier_conversation_opened_from_a_held_one_stays_open_through
         await expect(bruno.locator("#gone")).to_be_hidden()
         await expect(kept).to_have_count(1)
         await expect(kept.locator(".kept-text")).to_have_value(HALF_NOTE)
+
+
+async def test_a_reply_left_unsent_when_the_young_person_leaves_is_listed_as_kept(
+    desk: BrowserContext, browser: Browser, server: TestServer
+) -> None:
+    """Bruno's reply cannot go once the young person ended the conversation while he was reading the queue: it is
+    listed as kept at once (the logout's count shows nothing that cannot be found), not only when he opens the ended
+    conversation from his history."""
+    async with bruno_holding(desk, browser, server) as (bruno, young), french_window(browser, 390, 780) as phone:
+        await bruno.locator("#reply").fill(HALF_REPLY)
+        await walk_to_queue(await open_chat(phone, server))
+        await bruno.locator("#waiting .card .card-open").click()  # another young person's card
+        await expect(bruno.locator("#take")).to_be_visible()
+        young.on("dialog", lambda dialog: dialog.accept())
+        await young.get_by_role("button", name="Terminer").click()
+        await expect(young.locator("#ended")).to_be_visible()
+
+        await expect(bruno.locator("#history .card")).to_have_count(1)
+        kept = bruno.locator("#kept .kept-draft")
+        await expect(kept).to_contain_text("Ta réponse non envoyée a été gardée")
+        await expect(kept.locator(".kept-text")).to_have_value(HALF_REPLY)
+        await bruno.reload()
+        await expect(bruno.locator("#connection")).to_have_text("En direct")
+        await expect(kept.locator(".kept-text")).to_have_value(HALF_REPLY)
+        await bruno.get_by_role("button", name="Se déconnecter").click()
+        await expect(bruno.locator("#logout-dialog")).to_contain_text("1 brouillon non envoyé sera perdu")
+

@@ -158,18 +158,17 @@
     });
   }
 
-  /* A draft whose conversation this listener can no longer open from any list (a colleague took it, a supervisor
-     closed it, while another one was shown) is listed as kept; the one shown, and earlier ones of a held
-     conversation (opened from it), are not. A supervisor may open every conversation: theirs wait where they are. */
+  /* A draft whose conversation no longer has a box for it here (a colleague took it, a supervisor closed it, the
+     young person left: not waiting nor held by this listener), while another one was shown, is listed as kept; an
+     ended one in the history or opened from a held one shows no box either. The one shown is dealt with as it is
+     drawn (renderConversation). A supervisor may open every conversation: theirs wait where they are. */
   function keepStranded() {
     if (state.me.supervisor) { return; }
-    var listed = {};
-    [state.waiting, state.mine, state.others, state.history || []].forEach(function (cards) {
-      cards.forEach(function (card) { listed[card.id] = true; });
-    });
+    var open = {};
+    state.waiting.concat(state.mine).forEach(function (card) { open[card.id] = true; });
     drafts.ids().forEach(function (id) {
       var shown = state.current && state.current.id === id;
-      if (!listed[id] && !shown && !state.via[id]) { drafts.keep(id); }
+      if (!open[id] && !shown) { drafts.keep(id); }
     });
   }
 
