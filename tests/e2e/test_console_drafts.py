@@ -418,3 +418,24 @@ async def test_a_reply_left_unsent_when_the_young_person_leaves_is_listed_as_kep
         await bruno.get_by_role("button", name="Se déconnecter").click()
         await expect(bruno.locator("#logout-dialog")).to_contain_text("1 brouillon non envoyé sera perdu")
 
+
+async def test_a_supervisor_logging_out_from_the_supervision_page_is_asked_too(
+    desk: BrowserContext, browser: Browser, server: TestServer
+) -> None:
+    """The tab's drafts are the tab's, whichever page ends the session: Sam wrote a note in the console, went to the
+    supervision page in the same tab and logs out there: asked, then nothing left."""
+    await add(server, "sam", supervisor=True)
+    async with french_window(browser, 390, 780) as phone:
+        sam = await log_in(desk, server, "sam")
+        young = await open_chat(phone, server)
+        await walk_to_queue(young)
+        await sam.locator("#waiting .card .card-open").click()
+        await sam.locator("#reply").fill(HALF_NOTE)
+        await sam.get_by_role("link", name="Supervision").click()
+        await expect(sam).to_have_url(str(server.make_url("/console/supervision")))
+        await sam.get_by_role("button", name="Se déconnecter").click()
+        dialog = sam.locator("#logout-dialog")
+        await expect(dialog).to_contain_text("1 brouillon non envoyé sera perdu")
+        await dialog.get_by_role("button", name="Se déconnecter et les perdre").click()
+        await expect(sam).to_have_url(str(server.make_url("/console/login")))
+        assert await sam.evaluate(DRAFT_KEYS) == []
