@@ -334,7 +334,8 @@
     $("close-open").hidden = !(mine || supervising || c.status === "queued");
     $("composer").hidden = !(mine || c.status === "queued" || c.status === "with_listener");
     var draft = drafts.get(c.id);
-    if (draft && $("composer").hidden && state.closing !== c.id) { drafts.keep(c.id); }  // ended or erased under it: listed, to copy
+    var closing = state.closing === c.id;  // this listener's close: its draft goes with it (closed())
+    if (draft && $("composer").hidden && !closing) { drafts.keep(c.id); }  // ended or erased under it: listed, to copy
     else if (draft && draft.kept) { drafts.put(c.id, { text: draft.text, mode: draft.mode, name: draft.name }); }  // back in its box
     updateComposer();
     if (changed || state.rebuild) {  // else only what is new: a screen reader announces each message once
