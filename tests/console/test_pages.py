@@ -42,7 +42,16 @@ async def test_supervision_page_sends_listeners_back_to_the_console(client: Test
 
 
 async def test_static_files_are_served_and_never_use_inner_html(client: TestClient) -> None:  # type: ignore[type-arg]
-    for name in ("console.js", "drafts.js", "supervision.js", "login.js", "common.js", "i18n.js", "console.css"):
+    for name in (
+        "console.js",
+        "drafts.js",
+        "logout.js",
+        "supervision.js",
+        "login.js",
+        "common.js",
+        "i18n.js",
+        "console.css",
+    ):
         response = await client.get(f"/console/static/{name}")
         assert response.status == 200, name
         assert "innerHTML" not in await response.text(), name

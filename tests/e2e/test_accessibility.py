@@ -95,6 +95,13 @@ async def test_the_console_has_no_violation(context: BrowserContext, desk: Brows
         await audit(listener, f"/console, {dialog}")
         await listener.keyboard.press("Escape")
         await expect(listener.locator(dialog)).to_be_hidden()
+    await listener.locator("#reply").fill("Je reviens vers")  # a draft: the close says so, the logout asks first
+    for opener, dialog in (("#close-open", "#close-dialog"), ("#logout", "#logout-dialog")):
+        await listener.locator(opener).click()
+        await expect(listener.locator(dialog)).to_be_visible()
+        await audit(listener, f"/console, {dialog} with a draft in the box")
+        await listener.keyboard.press("Escape")
+        await expect(listener.locator(dialog)).to_be_hidden()
 
     await type_answer(young, "il a un couteau il arrive")  # a risk read while sam holds it: flagged, live
     await expect(listener.locator("#transcript .msg.flagged")).to_have_count(1)

@@ -18,7 +18,7 @@ from gateway.app import STORE
 from gateway.console.auth import hash_password
 from gateway.conversation import Status
 from gateway.store import Author, Listener
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, Clock
 from tests.e2e.conftest import french_window
 from tests.e2e.test_chat import open_chat, walk_to_queue
 from tests.e2e.test_console import log_in
@@ -216,3 +216,226 @@ async def test_a_note_written_on_a_card_stays_a_note_when_its_writer_takes_the_c
         await expect(bruno.locator("#composer")).to_have_attribute("data-mode", "reply")
         await expect(young.locator('.msg[data-author="listener"]')).to_have_count(0)
         assert await bruno.evaluate(DRAFT_KEYS) == []
+
+
+async def test_logging_out_with_drafts_asks_first_and_forgets_them(
+    desk: BrowserContext, browser: Browser, server: TestServer
+) -> None:
+    """A shared desk: unsent drafts never outlive a logout. With some, "Se déconnecter" first asks in the page how
+    many will be lost ("Annuler" focused: Escape keeps everything); confirmed, they are gone from the tab. Without
+    drafts the logout is immediate."""
+    await add(server, "bruno")
+    async with french_window(browser, 390, 780) as phone, french_window(browser, 390, 780) as other_phone:
+        bruno = await log_in(desk, server, "bruno")
+        young = await open_chat(phone, server)
+        await walk_to_queue(young)
+        await bruno.locator("#waiting .card .take").click()
+        await expect(bruno.locator("#composer")).to_have_attribute("data-mode", "reply")
+        await bruno.locator("#reply").fill(HALF_REPLY)  # a reply in progress, in the box
+        other = await open_chat(other_phone, server)
+        await walk_to_queue(other)
+        await bruno.locator("#waiting .card .card-open").click()  # a note on another's waiting card
+        await expect(bruno.locator("#composer")).to_have_attribute("data-mode", "note")
+        await bruno.locator("#reply").fill(HALF_NOTE)
+
+        dialog = bruno.locator("#logout-dialog")
+        await bruno.get_by_role("button", name="EN", exact=True).click()  # English second
+        await bruno.get_by_role("button", name="Log out").click()
+        await expect(dialog).to_contain_text("2 unsent drafts will be lost")
+        await expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
+        await bruno.keyboard.press("Escape")  # cancelled: nothing changes
+        await expect(dialog).to_be_hidden()
+        await bruno.get_by_role("button", name="FR", exact=True).click()
+        await expect(bruno.locator("#reply")).to_have_value(HALF_NOTE)
+        assert len(await bruno.evaluate(DRAFT_KEYS)) == 2
+
+        await bruno.get_by_role("button", name="Se déconnecter").click()
+        await expect(dialog).to_contain_text("2 brouillons non envoyés seront perdus")
+        await expect(dialog.get_by_role("button", name="Annuler")).to_be_focused()
+        await bruno.keyboard.press("Tab")
+        await expect(dialog.get_by_role("button", name="Se déconnecter et les perdre")).to_be_focused()
+        await bruno.keyboard.press("Enter")
+        await expect(bruno).to_have_url(str(server.make_url("/console/login")))
+        assert await bruno.evaluate(DRAFT_KEYS) == []  # the same tab: nothing left to read on a shared desk
+        assert not any(HALF_NOTE in text or HALF_REPLY in text for text in await written_by_listeners(server))
+
+        # Back in the same tab: nothing restored; and with no draft, "Se déconnecter" logs out at once.
+        await bruno.get_by_label("Nom").fill("bruno")
+        await bruno.get_by_label("Mot de passe").fill(PASSWORD)
+        await bruno.get_by_role("button", name="Se connecter").click()
+        await expect(bruno.locator("#connection")).to_have_text("En direct")
+        await bruno.locator("#waiting .card .card-open").first.click()
+        await expect(bruno.locator("#reply")).to_have_value("")
+        await expect(bruno.locator("#kept-section")).to_be_hidden()
+        await bruno.get_by_role("button", name="Se déconnecter").click()
+        await expect(bruno).to_have_url(str(server.make_url("/console/login")))
+        await expect(bruno.locator("#logout-dialog")).to_have_count(0)
+
+
+@asynccontextmanager
+async def bruno_holding(desk: BrowserContext, browser: Browser, server: TestServer) -> AsyncIterator[tuple[Page, Page]]:
+    """Bruno holds a young person's conversation: (bruno, young)."""
+    await add(server, "bruno")
+    async with french_window(browser, 390, 780) as phone:
+        bruno = await log_in(desk, server, "bruno")
+        young = await open_chat(phone, server)
+        await walk_to_queue(young)
+        await bruno.locator("#waiting .card .take").click()
+        await expect(young.locator(".msg").last).to_contain_text("vient de te rejoindre")
+        await expect(bruno.locator("#composer")).to_have_attribute("data-mode", "reply")
+        yield bruno, young
+
+
+async def close_as(page: Page, category: str) -> None:
+    await page.get_by_label("Catégorie").select_option(category)
+    await page.locator("#close-send").click()
+
+
+async def test_closing_ones_own_conversation_says_its_unsent_reply_goes_and_keeps_nothing(
+    desk: BrowserContext, browser: Browser, server: TestServer
+) -> None:
+    """The listener closes it: the reply in the box cannot go any more and is no longer theirs to keep as "taken
+    away". The close dialog says it is discarded ("Annuler" to send it first); closed, nothing is listed as kept."""
+    async with bruno_holding(desk, browser, server) as (bruno, young):
+        await bruno.locator("#reply").fill(HALF_REPLY)
+        await bruno.get_by_role("button", name="Clôturer").click()
+        warning = bruno.locator("#close-draft")
+        await expect(warning).to_have_text(
+            "Ta réponse en cours n'a pas été envoyée : la clôture la jette, le ou la jeune ne la recevra pas. "
+            "Annule pour l'envoyer d'abord."
+        )
+        await expect(bruno.locator("#close-notes")).to_have_value("")  # a reply is never made a note
+        await bruno.get_by_role("button", name="Annuler").click()  # cancelled: still in the box, still a reply
+        await expect(bruno.locator("#reply")).to_have_value(HALF_REPLY)
+        assert len(await bruno.evaluate(DRAFT_KEYS)) == 1
+
+        await bruno.get_by_role("button", name="Clôturer").click()
+        await expect(warning).to_be_visible()
+        await close_as(bruno, "school_bullying")
+        await expect(young.locator(".ended")).to_be_visible()
+        await expect(bruno.locator("#conv-meta")).to_contain_text("clôturée")
+        await expect(bruno.locator("#history .card")).to_have_count(1)
+        await expect(bruno.locator("#kept-section")).to_be_hidden()
+        assert await bruno.evaluate(DRAFT_KEYS) == []
+        await bruno.reload()
+        await expect(bruno.locator("#connection")).to_have_text("En direct")
+        await expect(bruno.locator("#conv-meta")).to_contain_text("clôturée")
+        await expect(bruno.locator("#kept-section")).to_be_hidden()
+        await expect(young.locator('.msg[data-author="listener"]')).to_have_count(0)
+        assert not any(HALF_REPLY in text for text in await written_by_listeners(server))
+
+
+async def test_closing_ones_own_conversation_saves_its_unsaved_note_with_the_close(
+    desk: BrowserContext, browser: Browser, server: TestServer
+) -> None:
+    """A private note in the box is never lost by a close: it is in the close's notes, seen and editable, and saved
+    with the close, once; cancelled, it stays in the box only."""
+    async with bruno_holding(desk, browser, server) as (bruno, young):
+        await bruno.get_by_role("button", name="Note privée").click()
+        await bruno.locator("#reply").fill(HALF_NOTE)
+        await bruno.get_by_role("button", name="Clôturer").click()
+        await expect(bruno.locator("#close-draft")).to_have_text(
+            "Ta note privée en cours est reprise dans les notes ci-dessous : elle sera enregistrée avec la clôture."
+        )
+        await expect(bruno.locator("#close-notes")).to_have_value(HALF_NOTE)
+        await bruno.keyboard.press("Escape")
+        await expect(bruno.locator("#close-dialog")).to_be_hidden()
+        await expect(bruno.locator("#close-notes")).to_have_value("")  # not doubled when it opens again
+        await expect(bruno.locator("#reply")).to_have_value(HALF_NOTE)
+
+        await bruno.get_by_role("button", name="Clôturer").click()
+        await expect(bruno.locator("#close-notes")).to_have_value(HALF_NOTE)
+        await close_as(bruno, "school_bullying")
+        await expect(young.locator(".ended")).to_be_visible()
+        await expect(bruno.locator('#transcript .msg[data-author="note"] .text')).to_have_text([f"bruno: {HALF_NOTE}"])
+        await expect(bruno.locator("#kept-section")).to_be_hidden()
+        assert await bruno.evaluate(DRAFT_KEYS) == []
+        assert [t for t in await written_by_listeners(server) if HALF_NOTE in t] == [f"bruno: {HALF_NOTE}"]
+        await expect(young.locator('.msg[data-author="listener"]')).to_have_count(0)
+
+
+async def test_an_earlier_conversation_opened_from_a_held_one_stays_open_through_a_reload(
+    desk: BrowserContext, browser: Browser, server: TestServer, clock: Clock
+) -> None:
+    """Bruno's note on a waiting card is kept when the young person leaves the queue (the conversation is no longer
+    open to him). They come back; holding the new conversation, he opens the earlier one from it, and reloads: it is
+    still open (the page remembers where it was opened from), nothing says it is gone, the note is listed once."""
+    await add(server, "bruno")
+    async with french_window(browser, 390, 780) as phone:
+        bruno = await log_in(desk, server, "bruno")
+        young = await open_chat(phone, server)
+        await walk_to_queue(young)
+        await bruno.locator("#waiting .card .card-open").click()
+        await bruno.locator("#reply").fill(HALF_NOTE)
+        young.on("dialog", lambda dialog: dialog.accept())
+        await young.get_by_role("button", name="Terminer").click()
+        await expect(young.locator("#ended")).to_be_visible()
+        kept = bruno.locator("#kept .kept-draft")
+        await expect(kept.locator(".kept-text")).to_have_value(HALF_NOTE)
+
+        clock.advance(hours=3)
+        await young.get_by_role("button", name="Nouvelle conversation").click()
+        await walk_to_queue(young)
+        await bruno.locator("#waiting .card .take").click()
+        await expect(bruno.locator("#conv-meta")).to_contain_text("avec bruno")
+        earlier = bruno.locator("#returning").get_by_role("button")
+        await expect(earlier).to_have_count(1)
+        await earlier.click()
+        await expect(bruno.locator("#conv-meta")).to_contain_text("abandonnée")
+        title = await bruno.locator("#conv-title").inner_text()
+
+        await bruno.reload()
+        await expect(bruno.locator("#connection")).to_have_text("En direct")
+        await expect(bruno.locator("#conv-meta")).to_contain_text("abandonnée")
+        await expect(bruno.locator("#conv-title")).to_have_text(title)
+        await expect(bruno.locator("#gone")).to_be_hidden()
+        await expect(kept).to_have_count(1)
+        await expect(kept.locator(".kept-text")).to_have_value(HALF_NOTE)
+
+
+async def test_a_reply_left_unsent_when_the_young_person_leaves_is_listed_as_kept(
+    desk: BrowserContext, browser: Browser, server: TestServer
+) -> None:
+    """Bruno's reply cannot go once the young person ended the conversation while he was reading the queue: it is
+    listed as kept at once (the logout's count shows nothing that cannot be found), not only when he opens the ended
+    conversation from his history."""
+    async with bruno_holding(desk, browser, server) as (bruno, young), french_window(browser, 390, 780) as phone:
+        await bruno.locator("#reply").fill(HALF_REPLY)
+        await walk_to_queue(await open_chat(phone, server))
+        await bruno.locator("#waiting .card .card-open").click()  # another young person's card
+        await expect(bruno.locator("#take")).to_be_visible()
+        young.on("dialog", lambda dialog: dialog.accept())
+        await young.get_by_role("button", name="Terminer").click()
+        await expect(young.locator("#ended")).to_be_visible()
+
+        await expect(bruno.locator("#history .card")).to_have_count(1)
+        kept = bruno.locator("#kept .kept-draft")
+        await expect(kept).to_contain_text("Ta réponse non envoyée a été gardée")
+        await expect(kept.locator(".kept-text")).to_have_value(HALF_REPLY)
+        await bruno.reload()
+        await expect(bruno.locator("#connection")).to_have_text("En direct")
+        await expect(kept.locator(".kept-text")).to_have_value(HALF_REPLY)
+        await bruno.get_by_role("button", name="Se déconnecter").click()
+        await expect(bruno.locator("#logout-dialog")).to_contain_text("1 brouillon non envoyé sera perdu")
+
+
+async def test_a_supervisor_logging_out_from_the_supervision_page_is_asked_too(
+    desk: BrowserContext, browser: Browser, server: TestServer
+) -> None:
+    """The tab's drafts are the tab's, whichever page ends the session: Sam wrote a note in the console, went to the
+    supervision page in the same tab and logs out there: asked, then nothing left."""
+    await add(server, "sam", supervisor=True)
+    async with french_window(browser, 390, 780) as phone:
+        sam = await log_in(desk, server, "sam")
+        young = await open_chat(phone, server)
+        await walk_to_queue(young)
+        await sam.locator("#waiting .card .card-open").click()
+        await sam.locator("#reply").fill(HALF_NOTE)
+        await sam.get_by_role("link", name="Supervision").click()
+        await expect(sam).to_have_url(str(server.make_url("/console/supervision")))
+        await sam.get_by_role("button", name="Se déconnecter").click()
+        dialog = sam.locator("#logout-dialog")
+        await expect(dialog).to_contain_text("1 brouillon non envoyé sera perdu")
+        await dialog.get_by_role("button", name="Se déconnecter et les perdre").click()
+        await expect(sam).to_have_url(str(server.make_url("/console/login")))
+        assert await sam.evaluate(DRAFT_KEYS) == []

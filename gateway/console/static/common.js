@@ -145,14 +145,8 @@
     connect();
   }
 
-  function logoutButton(button, done) {  // done: what the page forgets once logged out (the console's drafts)
-    button.addEventListener("click", function () {
-      api("DELETE", "/api/session").then(function () { if (done) { done(); } location.href = "/console/login"; });
-    });
-  }
-
   var CHANNELS = { webchat: "Chat web", messenger: "Messenger", whatsapp: "WhatsApp", telegram: "Telegram" };
 
   window.HG = { el: el, clear: clear, api: api, visible: visible, duration: duration, clock: clock, beep: beep, events: events,
-    logoutButton: logoutButton, CHANNELS: CHANNELS };
+    CHANNELS: CHANNELS };
 })();

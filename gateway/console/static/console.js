@@ -11,7 +11,7 @@
   var state = {
     me: null, flow: null, waiting: [], mine: [], others: [], fetchedAt: Date.now(), known: null,
     current: null, via: {}, shown: {}, mode: "reply", typingSent: 0, typingTimer: null, queueTimer: null, newArrival: false,
-    draft: null, sending: false, lost: {}
+    draft: null, sending: false, lost: {}, closing: null, closeNotes: null
   };
 
   // ----- start ----------------------------------------------------------------------------------------------
@@ -25,10 +25,11 @@
     $("erase-open").hidden = !state.me.supervisor;  // erasure on request: supervisors only (the API checks too)
     fillSelects();
     HG.events({ onOpen: onConnected, onEvent: onEvent, onClose: function () { connection(false); } });
-    var match = /#c=([\w-]+)/.exec(location.hash);
+    var match = /#c=([\w-]+)(?:&via=([\w-]+))?/.exec(location.hash);
+    if (match && match[2]) { state.via[match[1]] = match[2]; }  // an earlier one of a held conversation, as before
     if (match) { openConversation(match[1]); }
   });
-  HG.logoutButton($("logout"), drafts.forget);
+  HG.logoutButton($("logout"));  // logout.js: asks first when drafts would be lost
   HG.onLanguage(function () {
     connection(state.connected);
     title();
@@ -157,18 +158,17 @@
     });
   }
 
-  /* A draft whose conversation this listener can no longer open from any list (a colleague took it, a supervisor
-     closed it, while another one was shown) is listed as kept; the one shown, and earlier ones of a held
-     conversation (opened from it), are not. A supervisor may open every conversation: theirs wait where they are. */
+  /* A draft whose conversation no longer has a box for it here (a colleague took it, a supervisor closed it, the
+     young person left: not waiting nor held by this listener), while another one was shown, is listed as kept; an
+     ended one in the history or opened from a held one shows no box either. The one shown is dealt with as it is
+     drawn (renderConversation). A supervisor may open every conversation: theirs wait where they are. */
   function keepStranded() {
     if (state.me.supervisor) { return; }
-    var listed = {};
-    [state.waiting, state.mine, state.others, state.history || []].forEach(function (cards) {
-      cards.forEach(function (card) { listed[card.id] = true; });
-    });
+    var open = {};
+    state.waiting.concat(state.mine).forEach(function (card) { open[card.id] = true; });
     drafts.ids().forEach(function (id) {
       var shown = state.current && state.current.id === id;
-      if (!listed[id] && !shown && !state.via[id]) { drafts.keep(id); }
+      if (!open[id] && !shown) { drafts.keep(id); }
     });
   }
 
@@ -294,7 +294,7 @@
       if (changed || acted) { state.mode = "reply"; }
       var draft = drafts.get(id);
       if (changed) {
-        history.replaceState(null, "", "#c=" + id);
+        history.replaceState(null, "", "#c=" + id + (state.via[id] ? "&via=" + state.via[id] : ""));
         $("reply").value = draft ? draft.text : "";  // what was written here before, never another's words
         $("summary-box").open = window.innerWidth > 800;  // on a phone the transcript needs the room
       }
@@ -334,7 +334,8 @@
     $("close-open").hidden = !(mine || supervising || c.status === "queued");
     $("composer").hidden = !(mine || c.status === "queued" || c.status === "with_listener");
     var draft = drafts.get(c.id);
-    if (draft && $("composer").hidden) { drafts.keep(c.id); }  // ended or erased under it: listed, to copy
+    var closing = state.closing === c.id;  // this listener's close: its draft goes with it (closed())
+    if (draft && $("composer").hidden && !closing) { drafts.keep(c.id); }  // ended or erased under it: listed, to copy
     else if (draft && draft.kept) { drafts.put(c.id, { text: draft.text, mode: draft.mode, name: draft.name }); }  // back in its box
     updateComposer();
     if (changed || state.rebuild) {  // else only what is new: a screen reader announces each message once
@@ -672,7 +673,33 @@
   $("handback").addEventListener("click", function () { act("hand-back", undefined, t("toast.handedback")); });
   $("refer-open").addEventListener("click", function () { $("refer-dialog").showModal(); });
   $("transfer-open").addEventListener("click", function () { $("transfer-dialog").showModal(); });
-  $("close-open").addEventListener("click", function () { $("close-error").textContent = ""; $("close-dialog").showModal(); });
+  $("close-open").addEventListener("click", function () {
+    $("close-error").textContent = "";
+    $("close-dialog").returnValue = "";  // Escape keeps the last value: never an "ok" from an earlier close
+    closingDraft();
+    $("close-dialog").showModal();
+  });
+
+  /* Closing with something in the box (docs/console.md, "Nothing half-written is lost"): a private note goes into
+     the close's notes, seen and editable there, and is saved with the close; a reply is said to be discarded by it
+     ("Annuler" to send it first). Once closed, the draft is gone: never listed as kept, the listener closed it. */
+  function closingDraft() {
+    var text = $("reply").value.trim();
+    var note = Boolean(text) && mode() === "note";
+    var notes = $("close-notes").value;
+    state.closeNotes = null;
+    if (note && notes.indexOf(text) < 0) {
+      state.closeNotes = { before: notes, filled: notes.trim() ? notes.trim() + "\n\n" + text : text };
+      $("close-notes").value = state.closeNotes.filled;
+    }
+    $("close-draft").hidden = !text;
+    $("close-draft").textContent = text ? t(note ? "close.draft.note" : "close.draft.reply") : "";
+  }
+
+  function closed(id) {
+    drafts.drop(id);  // a note went with the close; a reply was said discarded
+    if (state.current && state.current.id === id) { $("reply").value = ""; }
+  }
 
   $("refer-dialog").addEventListener("close", function () {
     if ($("refer-dialog").returnValue !== "ok") { return; }
@@ -709,17 +736,25 @@
     if (!$("outcome").value) { event.preventDefault(); $("close-error").textContent = t("close.missing"); }
   });
   $("close-dialog").addEventListener("close", function () {
-    if ($("close-dialog").returnValue !== "ok" || !$("outcome").value) { return; }
-    act("close", { outcome: $("outcome").value, notes: $("close-notes").value }, t("toast.closed")).then(function () {
+    var filled = state.closeNotes;
+    state.closeNotes = null;
+    if ($("close-dialog").returnValue !== "ok" || !$("outcome").value) {  // not closed: the note stays in the box only
+      if (filled && $("close-notes").value === filled.filled) { $("close-notes").value = filled.before; }
+      return;
+    }
+    state.closing = state.current.id;  // its draft is not "kept" when the closed status shows before the answer
+    act("close", { outcome: $("outcome").value, notes: $("close-notes").value }, t("toast.closed"), closed).then(function () {
+      state.closing = null;
       $("outcome").value = "";
       $("close-notes").value = "";
     });
   });
 
-  function act(action, body, done) {
+  /* `then(id)`: what follows the action's success, before the conversation is drawn again. */
+  function act(action, body, done, then) {
     var id = state.current.id;
     return api("POST", "/api/conversations/" + id + "/" + action, body === undefined ? undefined : body).then(function (response) {
-      if (response.ok) { toast(done); } else { toast(refusal(response), true); }
+      if (response.ok) { toast(done); if (then) { then(id); } } else { toast(refusal(response), true); }
       loadQueue();
       openConversation(id, true);
     });

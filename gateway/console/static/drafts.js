@@ -4,10 +4,12 @@
    lost when the panel closes or another conversation opens: console.js puts it back when that conversation opens
    again with a composer.
 
-   A draft whose conversation went away from this listener (a colleague took it, a supervisor closed it, the panel
-   closed) is "kept": the list above the queue says so, in the console's language, and offers to copy it or to
+   A draft whose conversation went away from this listener (a colleague took it, a supervisor closed it, the young
+   person ended it) is "kept": the list above the queue says so, in the console's language, and offers to copy it or to
    discard it. Saving it as a note there is not offered: the server refuses a note on a conversation this listener
-   no longer sees (403 forbidden, gateway/console/access.py); one that came back to the queue opens with it. */
+   no longer sees (403 forbidden, gateway/console/access.py); one that came back to the queue opens with it. A close
+   by the listener themself takes its draft along (console.js: a note saved with the close, a reply discarded), and a
+   logout forgets every draft of the tab (logout.js). */
 (function () {
   "use strict";
   var el = HG.el, clear = HG.clear, t = HG.t;
@@ -97,6 +99,9 @@
     return storedKeys().filter(function (k) { return k.indexOf(mine) === 0; }).map(function (k) { return k.slice(mine.length); });
   }
 
+  /* Every draft held in this tab (what a logout would lose): on the supervision page no listener is started. */
+  function count() { return storedKeys().filter(function (k) { var d = read(k); return d && d.text && d.text.trim(); }).length; }
+
   function forget() { storedKeys().forEach(function (k) { write(k, null); }); }
 
   function render() {
@@ -145,5 +150,5 @@
   }
 
   HG.onLanguage(render);
-  HG.drafts = { start: start, get: get, put: put, drop: drop, keep: keep, ids: ids, forget: forget };
+  HG.drafts = { start: start, get: get, put: put, drop: drop, keep: keep, ids: ids, count: count, forget: forget };
 })();
