@@ -70,8 +70,12 @@ def _required(stored: int | str) -> datetime:
     return from_us(stored) if isinstance(stored, int) else datetime.fromisoformat(stored)
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once: ``json.dumps`` with options
+# builds an encoder each call (about a third of a small record's encoding, nine times a message)
+
+
 def dumps(data: object) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(data)
 
 
 def dumps_sealed(keys: DataKeys, kind: str, data: object) -> bytes:

@@ -162,7 +162,9 @@ class AutoPipeline:
                     for args, options in commands:
                         reply = await parser.read_response(disable_decoding=NEVER_DECODE in options)
                         parsed = self._parsed(args[0], reply, options)
-                        replies.append(await parsed if inspect.isawaitable(parsed) else parsed)
+                        if parsed is not reply and inspect.isawaitable(parsed):  # an async callback's
+                            parsed = await parsed
+                        replies.append(parsed)
             except TimeoutError:
                 await connection.disconnect(nowait=True)
                 raise RedisTimeoutError(f"Timeout reading from {connection._host_error()}") from None
@@ -189,6 +191,8 @@ class AutoPipeline:
         callback = self._redis.response_callbacks.get(name)
         if callback is None:
             return reply
+        if not options:  # most commands: no options to pass on
+            return callback(reply)
         extra = {key: value for key, value in options.items() if key not in _NOT_FOR_CALLBACKS}
         return callback(reply, **extra)
 
