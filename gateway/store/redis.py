@@ -788,7 +788,7 @@ class RedisStore:
         shared = self._texts.reference(entry)
         head = f"{entry.id}\n{_DELIVERY_CODES[entry.delivery]}{pmid}\n".encode()
         # the list is the conversation's: its id is not repeated in each entry (an entry moved here keeps it)
-        value = head + self._keys.seal("entry", encode_entry_data(replace(entry, conversation_id=""), shared))
+        value = head + self._keys.seal("entry", encode_entry_data(entry, shared, conversation_id=""))
 
         def queue(pipe: Pipeline) -> None:
             if shared is not None:  # its text first: never a reference to nothing

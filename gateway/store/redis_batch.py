@@ -69,9 +69,9 @@ ALONE = frozenset({
 _NOT_FOR_CALLBACKS = frozenset({NEVER_DECODE, EMPTY_RESPONSE, "keys"})  # options redis-py takes out before a callback
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ sets each field through object.__setattr__
 class _Call:
-    """One caller's commands (one, or a group) and where its replies go."""
+    """One caller's commands (one, or a group) and where its replies go (16 a message: never changed once made)."""
 
     commands: Commands
     replies: asyncio.Future[list[Any]]
