@@ -60,7 +60,7 @@ class ordered:  # used as a function: ``async with ordered(client) as pipe``
 
     async def __aexit__(self, *exc: object) -> None:
         if not isinstance(self._pipe, _InOrder):
-            await self._pipe.reset()  # as ``Pipeline.__aexit__``
+            await self._pipe.reset()  # type: ignore[no-untyped-call]  # redis-py; as ``Pipeline.__aexit__``
 
 
 _CLUSTERED: dict[type, bool] = {}
