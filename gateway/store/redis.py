@@ -170,8 +170,8 @@ Check = Callable[[list[Any]], None]  # reads their answers (raises Conflict, say
 Before = Callable[[], Awaitable[Exception | None]]  # run at the flush first; an error drops the write, then is raised
 
 
-@dataclass(frozen=True, slots=True)
-class HeldWrite:
+@dataclass(slots=True)  # not frozen (about 7 a message: a frozen one's __init__ sets each field through
+class HeldWrite:  # object.__setattr__); never changed once made, but for ``unlock``'s list, filled at the flush
     queue: Queue
     check: Check | None = None
     before: Before | None = None
