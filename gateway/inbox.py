@@ -145,8 +145,13 @@ class Inbox:
         if len(messages) > self.batch:
             yield
             return
+        keys = sorted({sender_key(self.keyed, inbound) for inbound in messages})
+        if len(keys) == 1:  # most webhooks: one sender's turn, without an exit stack
+            async with self._turns.lock(keys[0], TURN_SECONDS):
+                yield
+            return
         async with contextlib.AsyncExitStack() as held:
-            for key in sorted({sender_key(self.keyed, inbound) for inbound in messages}):
+            for key in keys:
                 await held.enter_async_context(self._turns.lock(key, TURN_SECONDS))
             yield
 

@@ -170,8 +170,8 @@ Check = Callable[[list[Any]], None]  # reads their answers (raises Conflict, say
 Before = Callable[[], Awaitable[Exception | None]]  # run at the flush first; an error drops the write, then is raised
 
 
-@dataclass(frozen=True, slots=True)
-class HeldWrite:
+@dataclass(slots=True)  # not frozen (about 7 a message: a frozen one's __init__ sets each field through
+class HeldWrite:  # object.__setattr__); never changed once made, but for ``unlock``'s list, filled at the flush
     queue: Queue
     check: Check | None = None
     before: Before | None = None
@@ -262,6 +262,38 @@ def _unread(item: OutboxItem) -> int | str:
 def _line_keys(conversation_id: str) -> list[str]:
     """The ``outbox_list`` script's keys: the conversation's line, the heads, the sequence, the pending set."""
     return [K.outbox_line(conversation_id), K.OUTBOX + "heads", K.OUTBOX + "seq", K.OUTBOX_PENDING]
+
+
+class _Batch:
+    """``RedisStore.batch``: this task's writes held, then sent when the block ends (dropped when it raises); inside a
+    batch, the outer one. A class, not an ``asynccontextmanager``, which made an async generator each time (a reply's
+    record is a batch: bench/README.md, "Twenty-fourth pass")."""
+
+    __slots__ = ("_store", "_tokens")
+
+    def __init__(self, store: RedisStore) -> None:
+        self._store = store
+        self._tokens: tuple[contextvars.Token[Any], contextvars.Token[Any]] | None = None
+
+    async def __aenter__(self) -> None:
+        store = self._store
+        if store._batch() is None:
+            self._tokens = store._held.set([]), store._held_by.set(asyncio.current_task())
+
+    async def __aexit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if self._tokens is None:  # inside another batch: the outer one sends the writes
+            return
+        token, owner = self._tokens
+        store = self._store
+        try:
+            if kind is None:
+                try:
+                    await store._flush()
+                except RedisError as error:
+                    raise StoreError(f"redis: {type(error).__name__}: {error}") from error
+        finally:
+            store._held_by.reset(owner)
+            store._held.reset(token)
 
 
 def _guarded(
@@ -460,21 +492,8 @@ class RedisStore:
         held = self._held.get()
         return held if held is not None and self._held_by.get() is asyncio.current_task() else None
 
-    @asynccontextmanager
-    async def batch(self) -> AsyncIterator[None]:
-        if self._batch() is not None:
-            yield
-            return
-        token, owner = self._held.set([]), self._held_by.set(asyncio.current_task())
-        try:
-            yield
-            try:
-                await self._flush()
-            except RedisError as error:
-                raise StoreError(f"redis: {type(error).__name__}: {error}") from error
-        finally:
-            self._held_by.reset(owner)
-            self._held.reset(token)
+    def batch(self) -> _Batch:
+        return _Batch(self)
 
     async def _write(
         self,
@@ -788,7 +807,7 @@ class RedisStore:
         shared = self._texts.reference(entry)
         head = f"{entry.id}\n{_DELIVERY_CODES[entry.delivery]}{pmid}\n".encode()
         # the list is the conversation's: its id is not repeated in each entry (an entry moved here keeps it)
-        value = head + self._keys.seal("entry", encode_entry_data(replace(entry, conversation_id=""), shared))
+        value = head + self._keys.seal("entry", encode_entry_data(entry, shared, conversation_id=""))
 
         def queue(pipe: Pipeline) -> None:
             if shared is not None:  # its text first: never a reference to nothing

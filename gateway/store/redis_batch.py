@@ -52,6 +52,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -66,12 +67,13 @@ ALONE = frozenset({
     "WAIT", "WAITAOF", "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "SELECT", "SUBSCRIBE", "PSUBSCRIBE",
     "SSUBSCRIBE", "MONITOR", "CLIENT", "RESET", "QUIT",
 })  # fmt: skip
+KEPT_CONNECTIONS = 4  # connections the batcher keeps between batches (a few batches are out at once under load)
 _NOT_FOR_CALLBACKS = frozenset({NEVER_DECODE, EMPTY_RESPONSE, "keys"})  # options redis-py takes out before a callback
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ sets each field through object.__setattr__
 class _Call:
-    """One caller's commands (one, or a group) and where its replies go."""
+    """One caller's commands (one, or a group) and where its replies go (16 a message: never changed once made)."""
 
     commands: Commands
     replies: asyncio.Future[list[Any]]
@@ -86,6 +88,8 @@ class AutoPipeline:
         self._pending: list[_Call] = []
         self._sending: set[asyncio.Task[None]] = set()
         self._closed = False
+        # connections of the pool kept between batches (``_taken``, ``_done_with``), at most ``KEPT_CONNECTIONS``
+        self._kept: list[AbstractConnection] = []
         self.client: Redis = _Batched(self, client)
 
     async def send(self, commands: Commands) -> list[Any]:
@@ -152,7 +156,7 @@ class AutoPipeline:
         read within the timeout, raises redis-py's ConnectionError or TimeoutError, and the connection is dropped:
         its next reply would belong to this batch."""
         pool = self._redis.connection_pool
-        connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py
+        connection: Any = await self._taken(pool)  # redis-py's, its parser typed loosely
         try:
             await connection.send_packed_command(connection.pack_commands([args for args, _ in commands]))
             parser = connection._parser  # redis-py's hiredis or Python parser, which ``read_response`` calls
@@ -162,7 +166,9 @@ class AutoPipeline:
                     for args, options in commands:
                         reply = await parser.read_response(disable_decoding=NEVER_DECODE in options)
                         parsed = self._parsed(args[0], reply, options)
-                        replies.append(await parsed if inspect.isawaitable(parsed) else parsed)
+                        if parsed is not reply and inspect.isawaitable(parsed):  # an async callback's
+                            parsed = await parsed
+                        replies.append(parsed)
             except TimeoutError:
                 await connection.disconnect(nowait=True)
                 raise RedisTimeoutError(f"Timeout reading from {connection._host_error()}") from None
@@ -179,6 +185,31 @@ class AutoPipeline:
                 connection.next_health_check = asyncio.get_running_loop().time() + connection.health_check_interval
             return replies
         finally:
+            await self._done_with(pool, connection)
+
+    async def _taken(self, pool: ConnectionPool) -> AbstractConnection:
+        """A connection for a batch: one kept from an earlier batch, checked as the pool checks one it hands out
+        (``ensure_connection``: one that Redis closed, or with data waiting, is opened again), else the pool's. The
+        pool's own path (a condition, a timeout, its observability hooks) cost about 15 µs a batch (bench/README.md,
+        "Twenty-fourth pass")."""
+        if self._kept:
+            connection = self._kept.pop()
+            try:
+                await pool.ensure_connection(connection)
+            except BaseException:
+                await pool.release(connection)
+                raise
+            return connection
+        return await pool.get_connection()  # type: ignore[no-untyped-call, no-any-return]  # redis-py
+
+    async def _done_with(self, pool: ConnectionPool, connection: AbstractConnection) -> None:
+        """Kept for the next batch while the batcher is open and it is connected (all its replies read: a failed
+        batch's connection was dropped), else given back to the pool. A kept one stays the pool's, in use: a
+        Sentinel's new primary closes it as any other (``BlockingSentinelPool.get_master_address``), and the pool's
+        close closes it."""
+        if not self._closed and connection.is_connected and len(self._kept) < KEPT_CONNECTIONS:
+            self._kept.append(connection)
+        else:
             await pool.release(connection)
 
     def _parsed(self, name: Any, reply: Any, options: Mapping[str, Any]) -> Any:
@@ -189,6 +220,8 @@ class AutoPipeline:
         callback = self._redis.response_callbacks.get(name)
         if callback is None:
             return reply
+        if not options:  # most commands: no options to pass on
+            return callback(reply)
         extra = {key: value for key, value in options.items() if key not in _NOT_FOR_CALLBACKS}
         return callback(reply, **extra)
 
@@ -202,6 +235,9 @@ class AutoPipeline:
         for task in list(self._sending):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        kept, self._kept = self._kept, []
+        for connection in kept:
+            await self._redis.connection_pool.release(connection)
 
 
 def _copy(error: BaseException) -> BaseException:

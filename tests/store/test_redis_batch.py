@@ -209,6 +209,34 @@ async def test_a_closed_batcher_refuses_and_fails_what_it_held(batcher: AutoPipe
         await batcher.client.get("k")
 
 
+async def test_a_kept_connection_that_redis_closed_is_replaced_before_its_next_batch(
+    batcher: AutoPipeline, flushed: str
+) -> None:
+    """The batcher keeps its connections between batches (not given back to the pool): one that Redis closed
+    meanwhile (``CLIENT KILL``, as a restart or its idle ``timeout`` does) is found closed when taken, as the pool
+    finds it, and the next call goes through on a fresh one, with no error."""
+    client = batcher.client
+    await _within(client.set("k", "v"))
+    with redis.Redis.from_url(flushed) as admin:
+        assert admin.client_kill_filter(_type="normal", skipme=True)
+    assert await _within(client.get("k")) == "v"
+    assert await _within(asyncio.gather(*(client.get("k") for _ in range(50)))) == ["v"] * 50
+
+
+async def test_a_closed_batcher_gives_the_connections_it_kept_back_to_the_pool(flushed: str) -> None:
+    pool = open_pool(flushed, max_connections=20, timeout=5, health_check_interval=30, decode_responses=True)
+    client = Redis(connection_pool=pool)
+    batched = AutoPipeline(client)
+    try:
+        await _within(asyncio.gather(*(batched.client.get(f"k{n}") for n in range(20))))
+        assert pool._in_use_connections  # kept for the next batch
+        await batched.close()
+        assert not pool._in_use_connections
+    finally:
+        await batched.close()
+        await client.aclose(close_connection_pool=True)
+
+
 async def test_batched_replies_are_what_redis_py_gives_each_command(batcher: AutoPipeline, flushed: str) -> None:
     """The batcher reads the replies itself: each goes through the command's response callback (and its options:
     MGET of no key, HGETALL's dict, scores as floats) as redis-py's own client gives it."""
