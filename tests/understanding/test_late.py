@@ -385,7 +385,7 @@ async def test_windows_that_raise_what_the_message_s_start_raised_change_nothing
     r.gate.set()
     conversation = await queued(r, "zoe")
     text = (
-        "jpp de tout ça. bonjour, je vous écris pour savoir comment ça marche, on m'a donné votre site au collège, "
+        "jsais plus trop. bonjour, je vous écris pour savoir comment ça marche, on m'a donné votre site au collège, "
         "j'ai une question "
         "sur mes cours de maths et sur l'orientation pour l'année prochaine parce que je sais pas quoi choisir entre "
         "la filière générale et la pro, et ce soir je pense au pont"
@@ -393,7 +393,7 @@ async def test_windows_that_raise_what_the_message_s_start_raised_change_nothing
     await r.send("zoe", 1, text)
     raised = await r.conversation(conversation.id)
     assert raised.priority is Priority.URGENT and raised.flag is not None and raised.flag.risk == "suicide"
-    assert SHIPPED.read(text).score(Risk.SUICIDE) > raised.flag.score  # its windows raise the same risk, higher
+    assert SHIPPED.read(text).score(Risk.SUICIDE) > raised.flag.score + 0.2  # its windows: the same risk, higher
     before = await r.store.transcript(conversation.id)
     r.release()
     await eventually(lambda: asyncio.sleep(0, "read" in r.outcomes))
