@@ -476,6 +476,7 @@ CONTEXT_FALSE_FRIENDS = [
     "j'entends les voisins crier devant le match",
     "le youtubeur que je suis sur tiktok est venu à notre collège pour une conférence",
     "not safe for work lol dont open that link",
+    "my mum won't let me eat sweets before dinner",
 ]
 
 
@@ -592,7 +593,7 @@ RISKY_LOOK_ALIKES: list[tuple[str, str]] = [
     ("my stepdad threw a plate at my head", "abuse_home"),
     ("my dad slammed me against the door", "abuse_home"),
     ("they only hit me when i talk back, is that normal", "abuse_home"),
-    ("my parents won't let me eat dinner if i wear that", "abuse_home"),
+    ("my parents won't let me eat if i wear that", "abuse_home"),
     ("my aunt locked him in his room for days", "abuse_home"),
     ("i lie awake listening for my stepdads footsteps", "abuse_home"),
     ("he says my mum wouldnt understand what we do", "abuse_home"),
