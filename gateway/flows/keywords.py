@@ -106,12 +106,22 @@ def canonical(raw: str) -> str:
     return " ".join(w for w in words if w)
 
 
+# regular-expression marks a phrase's writer may reach for: read as punctuation, they would vanish from the phrase
+# (``i (just )?took`` would ask for "just"), so the phrase is refused instead
+_NOT_MARKS = frozenset("?+[]{}\\^$")
+
+
 @functools.lru_cache(maxsize=16384)
 def phrase_problem(phrase: str) -> str | None:
     """What is wrong with a phrase's marks (``(…|…)``, ``*``), or None (remembered: every load of flows.yaml checks
     each of its phrases, by the thousand)."""
     depth = 0
     for char in phrase:
+        if char in _NOT_MARKS:
+            return (
+                f"'{char}' is not a mark here (only (a|b) and * are): write each wording as an alternative, "
+                "e.g. (i took|i just took) for 'i (just )?took'"
+            )
         if char == "(":
             depth += 1
             if depth > 1:

@@ -65,6 +65,13 @@ def test_phrase_problems(phrase: str, problem: str) -> None:
     assert phrase_problem(phrase) == problem
 
 
+@pytest.mark.parametrize("phrase", ["i (just )?took", "cut+", "[a-z]+ me", "^stop$", "a{2}", "me\\s+frappe"])
+def test_a_regular_expressions_marks_are_refused_not_read_as_punctuation(phrase: str) -> None:
+    """Read as punctuation they would vanish: ``i (just )?took`` would ask for "just" and never match "i took"."""
+    problem = phrase_problem(phrase)
+    assert problem is not None and "is not a mark here" in problem
+
+
 def test_good_phrases_have_no_problem() -> None:
     assert phrase_problem("(mon|ma) (pere|mere) * me frappe") is None
     assert phrase_problem("j'ai peur") is None
