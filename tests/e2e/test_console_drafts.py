@@ -45,6 +45,16 @@ async def written_by_listeners(server: TestServer) -> list[str]:
     return texts
 
 
+async def note_on_the_waiting_card(listener: Page, phone: Page, server: TestServer) -> Page:
+    """A young person walks to the queue on ``phone``; the listener opens their card and starts a private note,
+    unsaved. The young person's page."""
+    young = await open_chat(phone, server)
+    await walk_to_queue(young)
+    await listener.locator("#waiting .card .card-open").click()
+    await listener.locator("#reply").fill(HALF_NOTE)
+    return young
+
+
 async def test_a_half_written_note_survives_a_colleagues_take_and_goes_once_saved(
     desk: BrowserContext, browser: Browser, server: TestServer
 ) -> None:
@@ -202,10 +212,7 @@ async def test_a_note_written_on_a_card_stays_a_note_when_its_writer_takes_the_c
     await add(server, "bruno")
     async with french_window(browser, 390, 780) as phone:
         bruno = await log_in(desk, server, "bruno")
-        young = await open_chat(phone, server)
-        await walk_to_queue(young)
-        await bruno.locator("#waiting .card .card-open").click()
-        await bruno.locator("#reply").fill(HALF_NOTE)
+        young = await note_on_the_waiting_card(bruno, phone, server)
         await bruno.locator("#take").click()
         await expect(young.locator(".msg").last).to_contain_text("vient de te rejoindre")
         await expect(bruno.locator("#take")).to_be_hidden()
@@ -363,10 +370,7 @@ async def test_an_earlier_conversation_opened_from_a_held_one_stays_open_through
     await add(server, "bruno")
     async with french_window(browser, 390, 780) as phone:
         bruno = await log_in(desk, server, "bruno")
-        young = await open_chat(phone, server)
-        await walk_to_queue(young)
-        await bruno.locator("#waiting .card .card-open").click()
-        await bruno.locator("#reply").fill(HALF_NOTE)
+        young = await note_on_the_waiting_card(bruno, phone, server)
         young.on("dialog", lambda dialog: dialog.accept())
         await young.get_by_role("button", name="Terminer").click()
         await expect(young.locator("#ended")).to_be_visible()
@@ -427,10 +431,7 @@ async def test_a_supervisor_logging_out_from_the_supervision_page_is_asked_too(
     await add(server, "sam", supervisor=True)
     async with french_window(browser, 390, 780) as phone:
         sam = await log_in(desk, server, "sam")
-        young = await open_chat(phone, server)
-        await walk_to_queue(young)
-        await sam.locator("#waiting .card .card-open").click()
-        await sam.locator("#reply").fill(HALF_NOTE)
+        await note_on_the_waiting_card(sam, phone, server)
         await sam.get_by_role("link", name="Supervision").click()
         await expect(sam).to_have_url(str(server.make_url("/console/supervision")))
         await sam.get_by_role("button", name="Se déconnecter").click()
