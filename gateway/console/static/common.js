@@ -16,6 +16,9 @@
      (an HTML form of another site cannot send JSON). */
   /* ``waitMs``: give up on an answer after that long (the promise is rejected, as when the connection drops): a
      connection gone silent (a Wi-Fi lost without a word) otherwise keeps a request pending for minutes. */
+  var leaving = false;  // this page is logging out (leaving()): a 401 from now on is that logout, not an expiry
+  function leaving_() { leaving = true; }
+
   function api(method, path, body, waitMs) {
     var options = { method: method, credentials: "same-origin", headers: {} };
     if (body === undefined && method !== "GET" && method !== "HEAD") { body = {}; }
@@ -29,7 +32,10 @@
       setTimeout(function () { controller.abort(); }, waitMs);
     }
     return fetch(path, options).then(function (response) {
-      if (response.status === 401) { location.href = "/console/login?expired=1"; throw new Error("session"); }
+      if (response.status === 401) {  // after one's own logout, any request still out says nothing of expiry
+        location.href = leaving ? "/console/login" : "/console/login?expired=1";
+        throw new Error("session");
+      }
       var type = response.headers.get("Content-Type") || "";
       var read = type.indexOf("json") >= 0 ? response.json() : Promise.resolve(null);
       return read.then(function (data) { return { ok: response.ok, status: response.status, data: data }; });
@@ -148,5 +154,5 @@
   var CHANNELS = { webchat: "Chat web", messenger: "Messenger", whatsapp: "WhatsApp", telegram: "Telegram" };
 
   window.HG = { el: el, clear: clear, api: api, visible: visible, duration: duration, clock: clock, beep: beep, events: events,
-    CHANNELS: CHANNELS };
+    leaving: leaving_, CHANNELS: CHANNELS };
 })();

@@ -27,6 +27,7 @@
 
   function logOut() {
     drafts.forget();  // first: a session already ended sends this page to the login page without an answer
+    HG.leaving();  // the page's other requests answered 401 from now on are this logout: no "session expired"
     HG.api("DELETE", "/api/session").then(function () { location.href = "/console/login"; });
   }
 
