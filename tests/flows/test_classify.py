@@ -477,6 +477,14 @@ CONTEXT_FALSE_FRIENDS = [
     "le youtubeur que je suis sur tiktok est venu à notre collège pour une conférence",
     "not safe for work lol dont open that link",
     "my mum won't let me eat sweets before dinner",
+    # the twenty-ninth round's false friends
+    "mon chat est enfermé dans le garage, il miaule",
+    "je pense plus être là demain, j'ai entraînement",
+    "est-ce que vous pouvez faire disparaître pour de vrai les photos ?",
+    "il a gravé son prénom sur le bracelet qu'il m'a offert",
+    "j'ai dormi sur le palier parce que j'avais oublié mes clés",
+    "mon père m'a mis dehors pour promener le chien",
+    "the batter was swinging at every pitch",
 ]
 
 
@@ -601,6 +609,17 @@ RISKY_LOOK_ALIKES: list[tuple[str, str]] = [
     ("le gars que j'ai rencontré sur snap m'attend devant le lycée", "danger_now"),
     ("il a déjà commencé avec ma mère, il va monter", "danger_now"),
     ("not safe right now cant talk", "danger_now"),
+    # the twenty-ninth round (from the dev33 misses, after their verdict)
+    ("mon frère est enfermé dans sa chambre par mon beau-père depuis hier", "danger_now"),
+    ("des fois jpense à plus être là, ça me fait peur", "suicide"),
+    ("je vais disparaître pour de bon, personne remarquera", "suicide"),
+    ("ils me regardent comme si j'étais morte, autant l'être", "suicide"),
+    ("elle m'a demandé de graver son prénom sur mon bras avec un compas", "self_harm"),
+    ("ma cousine se frappe elle-même au visage quand elle stresse", "self_harm"),
+    ("j'ai rechute avc la lame de mon taille-crayon", "self_harm"),
+    ("mon oncle me fait passer la nuit dans l'escalier comme punition", "abuse_home"),
+    ("mon père m'a mis dehors pour la nuit parce que j'ai répondu", "abuse_home"),
+    ("my stepmom keeps swinging at me whenever i forget a chore", "abuse_home"),
 ]
 
 
