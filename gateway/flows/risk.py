@@ -16,6 +16,12 @@ from gateway.flows.model import Flow, Priority, RiskRule
 from gateway.flows.model import Outcome as OutcomeSpec
 from gateway.flows.reading import RISKS, Reading, Risk, Source
 
+ENDING_DOUBT = 0.75
+"""An ending phrase ends the conversation only while the model reads every risk class under this share of its
+threshold. Nearer, the message may be a goodbye the model is unsure of ("bye bye pour de bon" read at 0.53 against
+suicide's 0.54 ended a chat): it neither ends nor raises, the bot goes on. On every corpus file and four new
+authors' (2026-12-03), the real endings read at most 0.64 of a threshold (``jveux plus parler bye``)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Flag:
@@ -127,10 +133,18 @@ class Assessor:
             triggers += [t for t in self._keyword_triggers(marked) if t.flag.route not in found]
         if triggers:
             return Decision(raised=_merge(triggers))
+        if self._doubted(reading):  # understanding never ends: a near-risk goodbye is not taken as an ending
+            return Decision()
         for interrupt in self.interrupts:
             if not interrupt.raises and (interrupt.phrases.only(canon) or interrupt.alone.only(canon)):
                 return Decision(ending=(interrupt.name, interrupt.then))
         return Decision()
+
+    def _doubted(self, reading: Reading | None) -> bool:
+        """Whether the model reads some risk near its threshold (``ENDING_DOUBT``), under it."""
+        if reading is None:
+            return False
+        return any(reading.score(risk) >= ENDING_DOUBT * rule.threshold for risk, rule in self.rules.items())
 
     def escalate(
         self, priority: str | None, text: str, reading: Reading | None = None, given: tuple[str, ...] = ()

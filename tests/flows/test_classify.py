@@ -687,6 +687,15 @@ def test_below_threshold_reports_the_highest_score(engine: Engine) -> None:
     assert (found.risk, found.score, found.interrupt) == (Risk.NONE, 0.3, None)
 
 
+@pytest.mark.parametrize(("suicide", "ends"), [(0.53, False), (0.41, False), (0.39, True), (0.05, True)])
+def test_an_ending_phrase_the_model_reads_near_a_risk_does_not_end(engine: Engine, suicide: float, ends: bool) -> None:
+    """Suicide's threshold is 0.54: from 0.75 of it (0.405) an ending phrase neither ends nor raises. "bye bye
+    pour de bon" was read at 0.53 and ended a chat (since caught by a phrase too, but the next goodbye may not be)."""
+    scores = tuple((r, suicide if r is Risk.SUICIDE else 0.01) for r in RISKS)
+    found = classify(engine, "bye bye", Reading(scores))
+    assert (found.ends, found.risk, found.interrupt) == (ends, Risk.NONE, "stop" if ends else None)
+
+
 class _FixedReader:
     def __init__(self) -> None:
         self.seen: list[tuple[str, str]] = []
