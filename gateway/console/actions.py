@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import logging
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -36,9 +37,11 @@ from gateway.store import (
     ClaimState,
     ConversationStore,
     DedupeStore,
+    Delivery,
     DoneMark,
     EventStore,
     LockStore,
+    OutboxStore,
     QueueEntry,
     QueueStore,
     TimerKind,
@@ -47,7 +50,10 @@ from gateway.store import (
     TranscriptStore,
 )
 
+log = logging.getLogger(__name__)
+
 MAX_TEXT = 4000
+WITHDRAWN = "withdrawn: its conversation ended before it was listed to be sent (a transfer cut short)"
 CLOSING = timedelta(hours=2)  # a reply window with less than this left is shown as closing
 
 
@@ -59,10 +65,11 @@ class ActionRefused(GatewayError):
 
 class ActionsRoles(
     ConversationStore, TranscriptStore, QueueStore, TimerStore, EventStore, LockStore, DedupeStore, AuditStore,
-    BatchStore, Protocol,
+    BatchStore, OutboxStore, Protocol,
 ):  # fmt: skip
     """What the listeners' actions need of the store (replies and status changes go through the dispatcher; the
-    audit log: a hand-back of the gateway's own; a batch: a hand-back's writes together)."""
+    audit log: a hand-back of the gateway's own; a batch: a hand-back's writes together; the outbox: a cut
+    transfer's messages withdrawn)."""
 
 
 class Actions:
@@ -385,8 +392,9 @@ class Actions:
         the entry's place, the record last; audited ``transfer_completed``. Listed no more either way (a transfer
         cut before its queue step, or after its record, left nothing to complete; one taken from the new queue
         meanwhile is held, its record naming that queue: ``_join``; a held one's, listed too, is completed by
-        :meth:`complete_hand_back`). ``mover``: who made it, as listed, named in the audit line. Whether it was
-        needed."""
+        :meth:`complete_hand_back`). One whose conversation ended before the check (closed, idle-closed, abandoned)
+        has its messages written and never listed withdrawn (:meth:`_withdraw`). ``mover``: who made it, as listed,
+        named in the audit line. Whether it was completed."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self.store.get_conversation(conversation_id)
             entry = await self.store.queue_entry(conversation_id)
@@ -406,10 +414,31 @@ class Actions:
                 moved = f"from {before} to {queue}{_by(mover)}"
                 detail = f"{conversation.pseudonym}: {moved}, a transfer cut short completed"
                 await self.store.audit(AuditEntry(now, "gateway", "transfer_completed", conversation_id, detail))
+            elif conversation is not None and not conversation.active:
+                await self._withdraw(conversation)
             await self.store.end_move(conversation_id)
         if cut:
             self.dispatcher.kick_outbox()
         return cut
+
+    async def _withdraw(self, conversation: Conversation) -> None:
+        """A conversation that ended (closed, idle-closed, abandoned) while its transfer, cut short on Redis after its
+        messages were written and before they were listed to be sent, waited for the check: those messages (their
+        place in a queue they are no longer in, an urgent one's emergency numbers, which the flow's goodbye gives
+        again) are not sent after the goodbye (nor at all after a quick exit), nor left pending for good: withdrawn
+        (``store.outbox_withdraw``: each still pending and listed nowhere, failed with :data:`WITHDRAWN`, its entry
+        shown failed; one listed is the outbox's, sent in order as a transfer not cut would have been), audited
+        ``transfer_withdrawn`` and logged by conversation id and count, never a text."""
+        pending = [e.id for e in await self.store.transcript(conversation.id)
+                   if e.author is Author.BOT and e.delivery is Delivery.PENDING]  # fmt: skip
+        withdrawn = await self.store.outbox_withdraw(conversation.id, pending, WITHDRAWN)
+        if not withdrawn:
+            return
+        detail = (f"{conversation.pseudonym}: {len(withdrawn)} message(s) of a transfer cut short, never listed to be"
+                  f" sent, withdrawn: the conversation {conversation.status} first")  # fmt: skip
+        await self.store.audit(AuditEntry(self.clock(), "gateway", "transfer_withdrawn", conversation.id, detail))
+        log.warning("queue: conversation %s ended with %d message(s) of a transfer cut short never listed to be sent:"
+                    " withdrawn (shown failed, not sent)", conversation.id, len(withdrawn))  # fmt: skip
 
     async def back_in_line(self, conversation_id: str) -> bool:
         """Settle a young person the queue lost: their record says queued while no entry of theirs waits in any

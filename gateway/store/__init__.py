@@ -770,6 +770,15 @@ class OutboxStore(Protocol):
         """When the oldest item still pending was put (None when nothing waits): for the outbox delay alert."""
         ...
 
+    async def outbox_withdraw(self, conversation_id: str, item_ids: Sequence[str], reason: str) -> list[str]:
+        """Of ``item_ids``, each item still pending and listed in no line to be sent (written by an operation cut
+        before its listing, on Redis: the line is another slot than the item) given up as :meth:`outbox_mark_failed`
+        does, with ``reason``, its entry shown failed: which were. An item listed is the outbox's, left as it is (it
+        may be in a provider's hands). For a conversation that ended before the operation was made whole, so that
+        nothing will list it any more (``Actions.complete_move``); the caller holds the conversation's lock, under
+        which only a put lists an item. SQLite lists every item in its put's transaction: none, nothing changed."""
+        ...
+
 
 class InboxStore(Protocol):
     async def inbox_put(self, items: Sequence[InboxItem]) -> None:

@@ -1407,6 +1407,24 @@ class RedisStore:
                                    Delivery.FAILED, lease, next_lease)  # fmt: skip
 
     @_guarded
+    async def outbox_withdraw(self, conversation_id: str, item_ids: Sequence[str], reason: str) -> list[str]:
+        """The conversation's line read first (slot ``{outbox}``: which ids it lists), then each item it does not
+        list resolved failed as ``outbox_mark_failed`` does, under no lease (``outbox_resolve``: only one still
+        pending; its conversation's slot). Nothing lists an item in between: the caller holds the lock."""
+        if not item_ids:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for item_id in item_ids:
+                pipe.zscore(K.outbox_line(conversation_id), item_id)
+            listed = await pipe.execute()
+        withdrawn = []
+        for item_id, score in zip(item_ids, listed, strict=True):
+            if score is None and await self._resolve(conversation_id, item_id, OutboxStatus.FAILED, "last_error",
+                                                     reason, Delivery.FAILED, None, None):  # fmt: skip
+                withdrawn.append(item_id)
+        return withdrawn
+
+    @_guarded
     async def outbox_oldest_pending(self) -> datetime | None:
         """The first of ``OUTBOX_PENDING`` whose item is pending: O(log n) reads, not one per waiting conversation.
         The set may list more (an item resolved whose line step is still to come, a sent item put again by a

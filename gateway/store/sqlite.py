@@ -1114,6 +1114,10 @@ class SqliteStore:
         return await self._resolve(conversation_id, item_id, OutboxStatus.FAILED, "last_error = ?", reason,
                                    Delivery.FAILED, None, lease)  # fmt: skip
 
+    async def outbox_withdraw(self, conversation_id: str, item_ids: Sequence[str], reason: str) -> list[str]:
+        """None: an item is listed in its put's transaction (``OutboxStore.outbox_withdraw``)."""
+        return []
+
     async def outbox_oldest_pending(self) -> datetime | None:
         rows = await self._select(_OLDEST_PENDING, ())
         oldest = rows[0]["oldest"] if rows else None
