@@ -579,9 +579,10 @@ class QueueStore(Protocol):
         sent with the queue step. SQLite writes a transfer in one transaction: nothing to list, nothing written."""
         ...
 
-    async def moves_begun(self) -> dict[str, str]:
-        """The conversations whose transfer began (:meth:`begin_move`) and was not seen ended, each with its mover:
-        Redis, one ``HGETALL`` (empty but for a transfer under way or cut short); SQLite, none."""
+    async def moves_begun(self) -> dict[str, str | None]:
+        """The conversations whose transfer began (:meth:`begin_move`) and was not seen ended, each with its mover
+        (None: unknown, listed by an instance of before 2026-12-03 on Redis, whose list was a set of ids): Redis, one
+        ``HGETALL`` (empty but for a transfer under way or cut short); SQLite, none."""
         ...
 
     async def end_move(self, conversation_id: str) -> None:

@@ -921,7 +921,7 @@ class SqliteStore:
     async def begin_move(self, conversation_id: str, mover: str) -> None:
         """Nothing: a transfer is one transaction here (``QueueStore.begin_move``)."""
 
-    async def moves_begun(self) -> dict[str, str]:
+    async def moves_begun(self) -> dict[str, str | None]:
         return {}
 
     async def end_move(self, conversation_id: str) -> None:
