@@ -352,7 +352,10 @@ class Actions:
         Else it is made as any hand-back: back in line, their place told by the queue's timer; audited. ``mover``:
         who made the transfer, as listed with it (``store.moves_begun``; a supervisor's of another's conversation
         is named as a transfer not cut is audited), None for a hand-back (not listed): named in the audit line, and
-        a transfer cut before its message is audited ``transfer_completed`` too. Whether it was needed."""
+        a transfer cut before its message is audited ``transfer_completed`` too. A mover counts only for an entry that
+        moved: a hand-back's keeps its queue and arrival (the record's), a transfer's is at the transfer's time; so a
+        hand-back cut short while a transfer cut before its queue step is still listed (until this check) is audited
+        as the hand-back it is. Whether it was needed."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self.store.get_conversation(conversation_id)
             if conversation is None or conversation.status != Status.WITH_LISTENER:
@@ -361,6 +364,8 @@ class Actions:
             if not entries:
                 return False  # taken: the record and the queue agree
             entry, holder, now = entries[0], conversation.listener, self.clock()
+            if (entry.queue, entry.at) == (conversation.queue, conversation.queued_at):
+                mover = None  # its entry where it waited, at its arrival: a hand-back's, whatever transfer is listed
             key = _transfer_key(conversation, entry.queue)  # the record as the transfer found it: unchanged
             action, detail = "transfer_completed", f"from {holder} to {entry.queue}{_by(mover)}, a transfer cut short"
             if await self._told(conversation_id, derived_id(key, 1)):
