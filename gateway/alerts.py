@@ -218,7 +218,7 @@ class Watch:
         )
 
     async def _complete(
-        self, held: dict[str, str | None], waiting: set[str], moving: Mapping[str, str]
+        self, held: dict[str, str | None], waiting: set[str], moving: Mapping[str, str | None]
     ) -> dict[str, str | None]:
         """Each held conversation whose queue entry waits (a hand-back or a transfer cut short after its queue step:
         an instance died there) finished now (its record checked under the lock: ``complete``), a transfer's mover
@@ -255,7 +255,7 @@ class Watch:
                 log.warning("queue: conversation %s was listed in no queue and held by no one (a take cut short): "
                             "put back in line", conversation_id)  # fmt: skip
 
-    async def _moved(self, begun: Mapping[str, str]) -> None:
+    async def _moved(self, begun: Mapping[str, str | None]) -> None:
         """Each transfer listed as begun and not ended, with its mover: a waiting conversation's completed when it was
         cut short after its queue step (its entry in the new queue, its record naming the old one), else (a held
         one's completed by ``complete``, or one not cut) no longer listed. Only these ids: a transfer under way or cut

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import logging
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -36,9 +37,11 @@ from gateway.store import (
     ClaimState,
     ConversationStore,
     DedupeStore,
+    Delivery,
     DoneMark,
     EventStore,
     LockStore,
+    OutboxStore,
     QueueEntry,
     QueueStore,
     TimerKind,
@@ -47,7 +50,10 @@ from gateway.store import (
     TranscriptStore,
 )
 
+log = logging.getLogger(__name__)
+
 MAX_TEXT = 4000
+WITHDRAWN = "withdrawn: its conversation ended before it was listed to be sent (a transfer cut short)"
 CLOSING = timedelta(hours=2)  # a reply window with less than this left is shown as closing
 
 
@@ -59,10 +65,11 @@ class ActionRefused(GatewayError):
 
 class ActionsRoles(
     ConversationStore, TranscriptStore, QueueStore, TimerStore, EventStore, LockStore, DedupeStore, AuditStore,
-    BatchStore, Protocol,
+    BatchStore, OutboxStore, Protocol,
 ):  # fmt: skip
     """What the listeners' actions need of the store (replies and status changes go through the dispatcher; the
-    audit log: a hand-back of the gateway's own; a batch: a hand-back's writes together)."""
+    audit log: a hand-back of the gateway's own; a batch: a hand-back's writes together; the outbox: a cut
+    transfer's messages withdrawn)."""
 
 
 class Actions:
@@ -345,7 +352,10 @@ class Actions:
         Else it is made as any hand-back: back in line, their place told by the queue's timer; audited. ``mover``:
         who made the transfer, as listed with it (``store.moves_begun``; a supervisor's of another's conversation
         is named as a transfer not cut is audited), None for a hand-back (not listed): named in the audit line, and
-        a transfer cut before its message is audited ``transfer_completed`` too. Whether it was needed."""
+        a transfer cut before its message is audited ``transfer_completed`` too. A mover counts only for an entry that
+        moved: a hand-back's keeps its queue and arrival (the record's), a transfer's is at the transfer's time; so a
+        hand-back cut short while a transfer cut before its queue step is still listed (until this check) is audited
+        as the hand-back it is. Whether it was needed."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self.store.get_conversation(conversation_id)
             if conversation is None or conversation.status != Status.WITH_LISTENER:
@@ -354,6 +364,8 @@ class Actions:
             if not entries:
                 return False  # taken: the record and the queue agree
             entry, holder, now = entries[0], conversation.listener, self.clock()
+            if (entry.queue, entry.at) == (conversation.queue, conversation.queued_at):
+                mover = None  # its entry where it waited, at its arrival: a hand-back's, whatever transfer is listed
             key = _transfer_key(conversation, entry.queue)  # the record as the transfer found it: unchanged
             action, detail = "transfer_completed", f"from {holder} to {entry.queue}{_by(mover)}, a transfer cut short"
             if await self._told(conversation_id, derived_id(key, 1)):
@@ -385,8 +397,9 @@ class Actions:
         the entry's place, the record last; audited ``transfer_completed``. Listed no more either way (a transfer
         cut before its queue step, or after its record, left nothing to complete; one taken from the new queue
         meanwhile is held, its record naming that queue: ``_join``; a held one's, listed too, is completed by
-        :meth:`complete_hand_back`). ``mover``: who made it, as listed, named in the audit line. Whether it was
-        needed."""
+        :meth:`complete_hand_back`). One whose conversation ended before the check (closed, idle-closed, abandoned)
+        has its messages written and never listed withdrawn (:meth:`_withdraw`). ``mover``: who made it, as listed,
+        named in the audit line. Whether it was completed."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self.store.get_conversation(conversation_id)
             entry = await self.store.queue_entry(conversation_id)
@@ -406,10 +419,31 @@ class Actions:
                 moved = f"from {before} to {queue}{_by(mover)}"
                 detail = f"{conversation.pseudonym}: {moved}, a transfer cut short completed"
                 await self.store.audit(AuditEntry(now, "gateway", "transfer_completed", conversation_id, detail))
+            elif conversation is not None and not conversation.active:
+                await self._withdraw(conversation)
             await self.store.end_move(conversation_id)
         if cut:
             self.dispatcher.kick_outbox()
         return cut
+
+    async def _withdraw(self, conversation: Conversation) -> None:
+        """A conversation that ended (closed, idle-closed, abandoned) while its transfer, cut short on Redis after its
+        messages were written and before they were listed to be sent, waited for the check: those messages (their
+        place in a queue they are no longer in, an urgent one's emergency numbers, which the flow's goodbye gives
+        again) are not sent after the goodbye (nor at all after a quick exit), nor left pending for good: withdrawn
+        (``store.outbox_withdraw``: each still pending and listed nowhere, failed with :data:`WITHDRAWN`, its entry
+        shown failed; one listed is the outbox's, sent in order as a transfer not cut would have been), audited
+        ``transfer_withdrawn`` and logged by conversation id and count, never a text."""
+        pending = [e.id for e in await self.store.transcript(conversation.id)
+                   if e.author is Author.BOT and e.delivery is Delivery.PENDING]  # fmt: skip
+        withdrawn = await self.store.outbox_withdraw(conversation.id, pending, WITHDRAWN)
+        if not withdrawn:
+            return
+        detail = (f"{conversation.pseudonym}: {len(withdrawn)} message(s) of a transfer cut short, never listed to be"
+                  f" sent, withdrawn: the conversation {conversation.status} first")  # fmt: skip
+        await self.store.audit(AuditEntry(self.clock(), "gateway", "transfer_withdrawn", conversation.id, detail))
+        log.warning("queue: conversation %s ended with %d message(s) of a transfer cut short never listed to be sent:"
+                    " withdrawn (shown failed, not sent)", conversation.id, len(withdrawn))  # fmt: skip
 
     async def back_in_line(self, conversation_id: str) -> bool:
         """Settle a young person the queue lost: their record says queued while no entry of theirs waits in any

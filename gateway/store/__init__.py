@@ -579,9 +579,10 @@ class QueueStore(Protocol):
         sent with the queue step. SQLite writes a transfer in one transaction: nothing to list, nothing written."""
         ...
 
-    async def moves_begun(self) -> dict[str, str]:
-        """The conversations whose transfer began (:meth:`begin_move`) and was not seen ended, each with its mover:
-        Redis, one ``HGETALL`` (empty but for a transfer under way or cut short); SQLite, none."""
+    async def moves_begun(self) -> dict[str, str | None]:
+        """The conversations whose transfer began (:meth:`begin_move`) and was not seen ended, each with its mover
+        (None: unknown, listed by an instance of before 2026-12-03 on Redis, whose list was a set of ids): Redis, one
+        ``HGETALL`` (empty but for a transfer under way or cut short); SQLite, none."""
         ...
 
     async def end_move(self, conversation_id: str) -> None:
@@ -768,6 +769,15 @@ class OutboxStore(Protocol):
 
     async def outbox_oldest_pending(self) -> datetime | None:
         """When the oldest item still pending was put (None when nothing waits): for the outbox delay alert."""
+        ...
+
+    async def outbox_withdraw(self, conversation_id: str, item_ids: Sequence[str], reason: str) -> list[str]:
+        """Of ``item_ids``, each item still pending and listed in no line to be sent (written by an operation cut
+        before its listing, on Redis: the line is another slot than the item) given up as :meth:`outbox_mark_failed`
+        does, with ``reason``, its entry shown failed: which were. An item listed is the outbox's, left as it is (it
+        may be in a provider's hands). For a conversation that ended before the operation was made whole, so that
+        nothing will list it any more (``Actions.complete_move``); the caller holds the conversation's lock, under
+        which only a put lists an item. SQLite lists every item in its put's transaction: none, nothing changed."""
         ...
 
 

@@ -73,7 +73,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.lock import Lock
-from redis.exceptions import LockNotOwnedError, RedisError
+from redis.exceptions import LockNotOwnedError, RedisError, ResponseError
 
 from gateway.conversation import ACTIVE_STATUSES, Conversation, Priority, RiskFlag, Status
 from gateway.crypto import DataKeys
@@ -1132,18 +1132,31 @@ class RedisStore:
     @_holdable
     async def begin_move(self, conversation_id: str, mover: str) -> None:
         """``{queue}:moving``, id → mover, the queue step's slot: held, it goes in the queue step's round trip, before
-        it."""
-        await self._write(lambda pipe: pipe.hset(K.QUEUE + "moving", conversation_id, mover))
+        it. A script (``begin_move``): the set an instance of before rel24 kept there is made a hash first, in its
+        step, rather than failing the transfer's round trip after its queue step with ``WRONGTYPE``."""
+        await self._write(lambda pipe: _eval(pipe, "begin_move", [K.QUEUE + "moving"], [conversation_id, mover]))
 
     @_guarded
-    async def moves_begun(self) -> dict[str, str]:
-        found = await self._redis.hgetall(K.QUEUE + "moving")
-        return {_text(conversation_id): _text(mover) for conversation_id, mover in found.items()}
+    async def moves_begun(self) -> dict[str, str | None]:
+        """One ``HGETALL``; a ``WRONGTYPE`` (the set of ids an instance of before rel24 kept, a rolling deploy) makes
+        it a hash first (``moving_hash``, one script: each id listed, its mover unknown, None), said once by class."""
+        key = K.QUEUE + "moving"
+        try:
+            found = await self._redis.hgetall(key)
+        except ResponseError as error:
+            if not str(error).startswith("WRONGTYPE"):
+                raise
+            converted = await self._script("moving_hash", [key], [])
+            log.warning("redis: %s was a set of transfers (the shape of a version before 2026-12-03, branch rel24; "
+                        "an instance of it during a rolling deploy): made a hash, %d transfer(s) listed with their "
+                        "mover unknown", key, converted)  # fmt: skip
+            found = await self._redis.hgetall(key)
+        return {_text(conversation_id): _text(mover) or None for conversation_id, mover in found.items()}
 
     @_holdable
     async def end_move(self, conversation_id: str) -> None:
-        """Held, it goes after the record in the transfer's pipeline."""
-        await self._write(lambda pipe: pipe.hdel(K.QUEUE + "moving", conversation_id))
+        """Held, it goes after the record in the transfer's pipeline; a script, as ``begin_move``."""
+        await self._write(lambda pipe: _eval(pipe, "end_move", [K.QUEUE + "moving"], [conversation_id]))
 
     @_holdable
     async def begin_close(self, conversation_id: str, closer: str) -> None:
@@ -1405,6 +1418,24 @@ class RedisStore:
     ) -> bool:
         return await self._resolve(conversation_id, item_id, OutboxStatus.FAILED, "last_error", reason,
                                    Delivery.FAILED, lease, next_lease)  # fmt: skip
+
+    @_guarded
+    async def outbox_withdraw(self, conversation_id: str, item_ids: Sequence[str], reason: str) -> list[str]:
+        """The conversation's line read first (slot ``{outbox}``: which ids it lists), then each item it does not
+        list resolved failed as ``outbox_mark_failed`` does, under no lease (``outbox_resolve``: only one still
+        pending; its conversation's slot). Nothing lists an item in between: the caller holds the lock."""
+        if not item_ids:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for item_id in item_ids:
+                pipe.zscore(K.outbox_line(conversation_id), item_id)
+            listed = await pipe.execute()
+        withdrawn = []
+        for item_id, score in zip(item_ids, listed, strict=True):
+            if score is None and await self._resolve(conversation_id, item_id, OutboxStatus.FAILED, "last_error",
+                                                     reason, Delivery.FAILED, None, None):  # fmt: skip
+                withdrawn.append(item_id)
+        return withdrawn
 
     @_guarded
     async def outbox_oldest_pending(self) -> datetime | None:

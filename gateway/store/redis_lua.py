@@ -1031,7 +1031,40 @@ end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 """
 
+# ``hg:{queue}:moving``, the transfers listed as begun: a hash, id → mover, since 2026-12-03 (branch rel24); an
+# instance of before kept a set of ids (SADD, SREM, SMEMBERS), which a rolling deploy may leave or write again. Made a
+# hash in the script's one step, each id's mover unknown (''): no transfer it lists is lost, none read twice.
+_MOVING = """
+local function moving_hash(key)
+  if redis.call('TYPE', key)['ok'] ~= 'set' then return 0 end
+  local ids = redis.call('SMEMBERS', key)
+  redis.call('DEL', key)
+  for _, id in ipairs(ids) do redis.call('HSET', key, id, '') end
+  return #ids
+end
+local function on_hash(command, key, ...)  -- the command, and again on the hash made of an old set (a WRONGTYPE)
+  local done = redis.pcall(command, key, ...)
+  if type(done) == 'table' and done['err'] then
+    if moving_hash(key) == 0 then return redis.error_reply(done['err']) end
+    return redis.call(command, key, ...)
+  end
+  return done
+end
+"""
+
+# KEYS: the list of transfers begun. ARGV: id, mover. HSET, on the hash made of an old set if need be.
+_BEGIN_MOVE = _MOVING + "return on_hash('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+
+# KEYS: the list of transfers begun. ARGV: id. HDEL, on the hash made of an old set if need be.
+_END_MOVE = _MOVING + "return on_hash('HDEL', KEYS[1], ARGV[1])\n"
+
+# KEYS: the list of transfers begun. An old set made a hash: how many ids it listed (0: it was not a set).
+_MOVING_HASH = _MOVING + "return moving_hash(KEYS[1])\n"
+
 SCRIPTS = {
+    "begin_move": _BEGIN_MOVE,
+    "end_move": _END_MOVE,
+    "moving_hash": _MOVING_HASH,
     "mark_present": _MARK_PRESENT,
     "keep_receipt": _KEEP_RECEIPT,
     "take_receipt": _TAKE_RECEIPT,

@@ -921,7 +921,7 @@ class SqliteStore:
     async def begin_move(self, conversation_id: str, mover: str) -> None:
         """Nothing: a transfer is one transaction here (``QueueStore.begin_move``)."""
 
-    async def moves_begun(self) -> dict[str, str]:
+    async def moves_begun(self) -> dict[str, str | None]:
         return {}
 
     async def end_move(self, conversation_id: str) -> None:
@@ -1113,6 +1113,10 @@ class SqliteStore:
     ) -> bool:
         return await self._resolve(conversation_id, item_id, OutboxStatus.FAILED, "last_error = ?", reason,
                                    Delivery.FAILED, None, lease)  # fmt: skip
+
+    async def outbox_withdraw(self, conversation_id: str, item_ids: Sequence[str], reason: str) -> list[str]:
+        """None: an item is listed in its put's transaction (``OutboxStore.outbox_withdraw``)."""
+        return []
 
     async def outbox_oldest_pending(self) -> datetime | None:
         rows = await self._select(_OLDEST_PENDING, ())

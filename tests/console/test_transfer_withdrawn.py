@@ -1,0 +1,91 @@
+"""A transfer's place message cut before its listing, then the conversation ended: withdrawn, never sent, never
+left pending (issue 8: nothing lost, nothing twice).
+
+On Redis a waiting conversation's transfer writes the young person's place (and an urgent one's emergency numbers)
+in its pipeline, then lists it to be sent (``outbox_list``), then the record. Cut in between, the message is written
+and listed nowhere: a take before the next check lists it again before its "joined" (``Actions._told_of_move``), the
+check completes the transfer (``Actions.complete_move``). But closed, idle-closed or abandoned before the check, the
+young person is in no queue any more: their place in one is no news to send after a goodbye (nor anything at all
+after a quick exit), and before this the message stayed pending for good (the console's entry, the outbox item).
+The check now withdraws it: failed, with its reason, an audit line and a log line, nothing sent.
+
+Real cuts, no part of the gateway changed: a Redis connection reset before the transfer's ``outbox_list``
+(``tests/cutting_proxy.py``); then the real close, idle timer or quick exit, and the real check.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from gateway import leaving
+from gateway.conversation import Status
+from gateway.metrics import Metrics
+from gateway.store import Author, Delivery, OutboxStatus, Store
+from gateway.timers import Timers
+from tests.conftest import Clock
+from tests.console.test_handback_crash import cut_while, redis_store
+from tests.console.test_take_crash import next_check
+from tests.console.test_transfer_crash import PLACE, on, one_waiting
+from tests.store.conftest import redis_url
+
+__all__ = ["redis_store", "redis_url"]  # fixtures used below
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("ending", ["close", "idle_close", "quick_exit"])
+async def test_a_transfer_cut_before_its_listing_then_ended_is_withdrawn_not_left_pending(
+    redis_store: Store, redis_url: str, clock: Clock, tmp_path: Path, caplog: pytest.LogCaptureFixture, ending: str
+) -> None:
+    """Sam transfers a waiting young person to ``lawyers``; the transfer is cut after their place's message was
+    written and before it was listed to be sent. Before the next check the conversation ends: Sam closes it, the
+    idle timer closes it (abandoned, it waited), or the young person leaves by the quick exit (abandoned). The check
+    then withdraws what the transfer wrote: each item failed (its entry shows failed), none handed to the outbox,
+    one audit line without any text, nothing left listed as moving; a second check adds nothing. Before, the
+    messages stayed pending for good, their entries shown pending on the console."""
+    flows, actions, before = await one_waiting(redis_store, clock, tmp_path)
+    conversation_id = before.conversation_id
+    since = len(await redis_store.transcript(conversation_id))
+    clock.advance(minutes=1)
+    await cut_while(redis_url, clock, conversation_id, "outbox_list",
+                    lambda first: first.transfer(conversation_id, "sam", "lawyers", supervisor=True),
+                    make=lambda store, clock: on(store, clock, flows))  # fmt: skip
+    written = (await redis_store.transcript(conversation_id))[since:]
+    assert written and all(e.author is Author.BOT for e in written) and PLACE in written[0].text  # the gap:
+    assert [(await redis_store.outbox_get(conversation_id, e.id)) is not None for e in written] == [True] * len(written)
+    cut_ids = {e.id for e in written}  # written, listed nowhere
+
+    clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
+    dispatcher, _ = on(redis_store, clock, flows)
+    if ending == "close":
+        await actions.close(conversation_id, "sam", "cyberbullying", supervisor=True)
+    elif ending == "idle_close":
+        clock.advance(hours=24)
+        timers = Timers(dispatcher, redis_store, flows, Metrics(), clock=clock)
+        await timers.fire_due()
+    else:
+        await leaving.quick_exit(dispatcher, redis_store, conversation_id, clock())
+    ended = await redis_store.get_conversation(conversation_id)
+    assert ended is not None and ended.status in (Status.CLOSED, Status.ABANDONED)
+
+    with caplog.at_level(logging.WARNING):
+        await next_check(redis_store, clock, flows=flows)
+    await next_check(redis_store, clock, flows=flows)  # nothing more
+
+    handed_out = {item.id for item in await redis_store.outbox_due(clock(), 10, run=100)}
+    assert not cut_ids & handed_out, "a withdrawn message handed to the outbox"
+    for entry_id in sorted(cut_ids):
+        item = await redis_store.outbox_get(conversation_id, entry_id)
+        assert item is not None and item.status is OutboxStatus.FAILED, item
+    transcript = await redis_store.transcript(conversation_id)
+    assert {e.id: e.delivery for e in transcript if e.id in cut_ids} == dict.fromkeys(cut_ids, Delivery.FAILED)
+    others = [await redis_store.outbox_get(conversation_id, e.id) for e in transcript if e.id not in cut_ids]
+    assert not [i for i in others if i is not None and "withdrawn" in (i.last_error or "")]  # the goodbye: the outbox's
+    lines = [e for e in await redis_store.audit_log() if e.action == "transfer_withdrawn"]
+    assert [e.subject for e in lines] == [conversation_id], lines
+    assert all(PLACE not in e.detail for e in lines)  # what was withdrawn, never its text
+    said = [r.getMessage() for r in caplog.records if "withdrawn" in r.getMessage()]
+    assert len(said) == 1 and PLACE not in said[0], said
+    assert await redis_store.moves_begun() == {}
