@@ -25,7 +25,10 @@ back in line at their place (``Actions.back_in_line``), and a held conversation'
 record still held), closed (``Actions.complete_close``: listed as begun until its record is written,
 ``QueueStore.closes_begun``), and a waiting conversation's transfer cut after its queue step (its entry in the new
 queue, its record naming the old one: listed as begun with its mover until its record is written,
-``QueueStore.moves_begun``), completed in the new queue (``Actions.complete_move``), naming its mover.
+``QueueStore.moves_begun``), completed in the new queue (``Actions.complete_move``), naming its mover. A take
+is listed as begun too (``QueueStore.takes_begun``) until its record is written: one cut after its "listener joined"
+was written and before it was listed, its conversation ended before the check (so no longer queued, and not put back
+in line), has that message withdrawn (``Actions.complete_take``), as a transfer's and a close's are (``_withdraw``).
 The check reads no record of a young person held by a listener at a console: who holds each held conversation
 comes from its queue entry (``Store.holders``: on Redis two commands however many are held; before, every held
 record was read and decrypted every 10 s on each instance); only those whose listener has been away for the alert's
@@ -76,6 +79,7 @@ class Watch:
         listeners_here: Callable[[], Iterable[str]] | None = None,
         complete_close: Callable[[str, str], Awaitable[bool]] | None = None,
         complete_move: Callable[[str, str | None], Awaitable[bool]] | None = None,
+        complete_take: Callable[[str, str], Awaitable[bool]] | None = None,
     ) -> None:
         """``hand_back(conversation id, listener)``: give it back, the listener still absent (whether it went back);
         called once their absence has lasted ``handback_seconds`` (0: never). ``complete(conversation id, mover)``:
@@ -87,6 +91,8 @@ class Watch:
         (``store.closes_begun``) if it was cut short after its goodbye (the record still held), whether it was.
         ``complete_move(conversation id, mover)``: finish a waiting conversation's transfer listed as begun with its
         mover (``store.moves_begun``) if it was cut short after its queue step, whether it was.
+        ``complete_take(conversation id, taker)``: settle a take listed as begun with its taker (``store.takes_begun``):
+        its unlisted messages withdrawn if its conversation ended first, whether any was.
         ``listeners_here()``: those with a console open on this instance, recorded present at each check (with the
         time each socket closed, ``ListenerAPI``) for every instance: an absence counts from the last presence on
         any instance, as recorded (``PresentStore``), or from when this instance first saw it when none is."""
@@ -102,6 +108,7 @@ class Watch:
         self.listeners_here = listeners_here
         self.complete_close = complete_close
         self.complete_move = complete_move
+        self.complete_take = complete_take
 
     async def run(self) -> None:
         while True:
@@ -122,6 +129,7 @@ class Watch:
             last_present = await self._present(held)
             moving = await self.store.moves_begun() if self.complete_move else {}
             closing = await self.store.closes_begun() if self.complete_close else {}
+            taking = await self.store.takes_begun() if self.complete_take else {}
         except StoreError as exc:
             self.metrics.store_up.set(0)
             self.metrics.outages.failed("alerts", exc)
@@ -134,6 +142,7 @@ class Watch:
             held = await self._closed(held, closing)
             await self._back_in_line(sorted(queued - waiting))
             await self._moved(moving)
+            await self._taken(taking)
             await self._hand_back(await self._held(held, last_present))
         except StoreError as exc:
             self.metrics.outages.failed("alerts", exc)
@@ -264,6 +273,15 @@ class Watch:
             if self.complete_move and await self.complete_move(conversation_id, mover):
                 log.warning("queue: conversation %s was half transferred (its entry in the new queue, its record "
                             "naming the old one): completed", conversation_id)  # fmt: skip
+
+    async def _taken(self, begun: Mapping[str, str]) -> None:
+        """Each take listed as begun and not ended, with its taker, after the repairs above (a take cut after its queue
+        step is put back in line or completed by ``back_in_line`` first): its messages written and never listed
+        withdrawn when its conversation ended first (logged by ``complete_take``), else no longer listed. Only these
+        ids: a take under way or cut short."""
+        for conversation_id, taker in sorted(begun.items()):
+            if self.complete_take is not None:
+                await self.complete_take(conversation_id, taker)
 
     async def _hand_back(self, due: list[tuple[str, str, float]]) -> None:
         """Back to the queue, each conversation whose listener stayed away too long (one failing: the next round)."""

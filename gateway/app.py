@@ -222,7 +222,8 @@ async def create_app(
                       conversation_id, listener, absent=lambda name: presence.complete() and not presence.has(name)),
                   handback_seconds=settings.held_handback_seconds, complete=actions.complete_hand_back,
                   back_in_line=actions.back_in_line, complete_close=actions.complete_close,
-                  complete_move=actions.complete_move, listeners_here=presence.here)  # fmt: skip
+                  complete_move=actions.complete_move, complete_take=actions.complete_take,
+                  listeners_here=presence.here)  # fmt: skip
     typing_relay = TypingRelay(store, channels.adapters, limits, metrics)  # one indicator across instances: a claim
     for name, worker in {
         "outbox": outbox.run, "inbox": inbox.run,

@@ -53,7 +53,7 @@ from gateway.store import (
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 4000
-WITHDRAWN = "withdrawn: its conversation ended before it was listed to be sent (a transfer cut short)"
+WITHDRAWN = "withdrawn: its conversation ended before it was listed to be sent (a {} cut short)"
 CLOSING = timedelta(hours=2)  # a reply window with less than this left is shown as closing
 
 
@@ -102,7 +102,11 @@ class Actions:
         between leaves a record that says queued beside a taken entry, which the next alert check settles
         (:meth:`back_in_line`): the take completed when the young person was told a listener joined (the message's
         id derives from the take, :func:`_take_key`), else the young person back in line. Never a young person in
-        no queue and with no listener for longer, nor told a listener joined while nobody holds them."""
+        no queue and with no listener for longer, nor told a listener joined while nobody holds them. The take is
+        listed with its taker (``store.begin_take``, first in the pipeline, after the queue step) until its record is
+        written (``store.end_take``, after it): cut after its message was written and before it was listed, then
+        ended before that check (closed, idle-closed, abandoned: no longer queued), the message is withdrawn by the
+        check (:meth:`complete_take`), never sent after the goodbye nor left pending."""
         status: Status | None = None
         try:
             async with self.store.locked_batch(conversation_id):
@@ -110,8 +114,10 @@ class Actions:
                 status, now = conversation.status, self.clock()
                 lifecycle.advance(conversation.status, Trigger.TAKE)  # refused before the store's take
                 entry = await self.store.take(conversation_id, listener, now)
+                await self.store.begin_take(conversation_id, listener)  # before anything the take tells
                 await self._told_of_move(conversation, entry, now)  # before the take changes the record
                 await self._join(conversation, listener, now, entry)
+                await self.store.end_take(conversation_id)
         except (IllegalTransition, Conflict):  # nothing was changed (SQLite: the batch's transaction dropped)
             if status in (Status.QUEUED, Status.WITH_LISTENER):  # a colleague's take came first
                 raise ActionRefused("taken", "another listener took this conversation") from None
@@ -420,30 +426,54 @@ class Actions:
                 detail = f"{conversation.pseudonym}: {moved}, a transfer cut short completed"
                 await self.store.audit(AuditEntry(now, "gateway", "transfer_completed", conversation_id, detail))
             elif conversation is not None and not conversation.active:
-                await self._withdraw(conversation)
+                await self._withdraw(conversation, "transfer", mover)
             await self.store.end_move(conversation_id)
         if cut:
             self.dispatcher.kick_outbox()
         return cut
 
-    async def _withdraw(self, conversation: Conversation) -> None:
-        """A conversation that ended (closed, idle-closed, abandoned) while its transfer, cut short on Redis after its
-        messages were written and before they were listed to be sent, waited for the check: those messages (their
-        place in a queue they are no longer in, an urgent one's emergency numbers, which the flow's goodbye gives
-        again) are not sent after the goodbye (nor at all after a quick exit), nor left pending for good: withdrawn
-        (``store.outbox_withdraw``: each still pending and listed nowhere, failed with :data:`WITHDRAWN`, its entry
-        shown failed; one listed is the outbox's, sent in order as a transfer not cut would have been), audited
-        ``transfer_withdrawn`` and logged by conversation id and count, never a text."""
+    async def _withdraw(self, conversation: Conversation, kind: str, by: str | None = None) -> bool:
+        """A conversation that ended (closed, idle-closed, abandoned) while an operation of ``kind`` (a transfer, a
+        take, a close), cut short on Redis after its messages were written and before they were listed to be sent,
+        waited for the check: those messages (a place in a queue they are no longer in, an urgent one's emergency
+        numbers, which the flow's goodbye gives again; a listener's joining; a goodbye of another category than the
+        close made since) are not sent after the goodbye (nor at all after a quick exit), nor left pending for good:
+        withdrawn (``store.outbox_withdraw``: each still pending and listed nowhere, failed with :data:`WITHDRAWN`,
+        its entry shown failed; one listed is the outbox's, sent in order as an operation not cut would have been),
+        audited ``<kind>_withdrawn`` (naming ``by``, who made it, when known) and logged by conversation id and count,
+        never a text. Nothing lists them any more: every completion needs an active record. Whether any was."""
         pending = [e.id for e in await self.store.transcript(conversation.id)
                    if e.author is Author.BOT and e.delivery is Delivery.PENDING]  # fmt: skip
-        withdrawn = await self.store.outbox_withdraw(conversation.id, pending, WITHDRAWN)
+        withdrawn = await self.store.outbox_withdraw(conversation.id, pending, WITHDRAWN.format(kind))
         if not withdrawn:
-            return
-        detail = (f"{conversation.pseudonym}: {len(withdrawn)} message(s) of a transfer cut short, never listed to be"
-                  f" sent, withdrawn: the conversation {conversation.status} first")  # fmt: skip
-        await self.store.audit(AuditEntry(self.clock(), "gateway", "transfer_withdrawn", conversation.id, detail))
-        log.warning("queue: conversation %s ended with %d message(s) of a transfer cut short never listed to be sent:"
-                    " withdrawn (shown failed, not sent)", conversation.id, len(withdrawn))  # fmt: skip
+            return False
+        detail = (f"{conversation.pseudonym}: {len(withdrawn)} message(s) of a {kind}{_by(by)} cut short, never listed"
+                  f" to be sent, withdrawn: the conversation {conversation.status} first")  # fmt: skip
+        await self.store.audit(AuditEntry(self.clock(), "gateway", f"{kind}_withdrawn", conversation.id, detail))
+        log.warning("queue: conversation %s ended with %d message(s) of a %s cut short never listed to be sent:"
+                    " withdrawn (shown failed, not sent)", conversation.id, len(withdrawn), kind)  # fmt: skip
+        return True
+
+    async def complete_take(self, conversation_id: str, taker: str) -> bool:
+        """A take listed as begun (``store.takes_begun``, with its ``taker``) and not ended, seen by the alert check
+        (``gateway/alerts.py``) after its repairs: one cut short after its queue step whose record still says queued
+        beside a taken entry (or none) is :meth:`back_in_line`'s, left listed until it is settled; one whose
+        conversation ended meanwhile (closed, idle-closed, abandoned before the check: no longer queued, so that
+        repair never looks at it) has its "listener joined" (and any message it wrote again for a transfer cut
+        before it) written and never listed withdrawn (:meth:`_withdraw`); listed no more otherwise (held: made whole
+        or completed; waiting: back in line). Under the lock: a take under way holds it and is found done. Whether a
+        message was withdrawn."""
+        withdrawn = False
+        async with self.store.locked_batch(conversation_id):
+            conversation = await self.store.get_conversation(conversation_id)
+            if conversation is not None and conversation.status == Status.QUEUED:
+                entry = await self.store.queue_entry(conversation_id)
+                if entry is None or entry.taken_by is not None:
+                    return False  # its queue step made, its record not: back_in_line's (this check's or the next)
+            if conversation is not None and not conversation.active:
+                withdrawn = await self._withdraw(conversation, "take", taker)
+            await self.store.end_take(conversation_id)
+        return withdrawn
 
     async def back_in_line(self, conversation_id: str) -> bool:
         """Settle a young person the queue lost: their record says queued while no entry of theirs waits in any

@@ -609,6 +609,26 @@ class QueueStore(Protocol):
         batch: held."""
         ...
 
+    async def begin_take(self, conversation_id: str, listener: str) -> None:
+        """A take by ``listener`` begins: listed with its taker (:meth:`takes_begun`) until :meth:`end_take`, which the
+        take writes after its record. Redis makes a take's queue step alone, then writes the young person's "listener
+        joined" message and lists it to be sent before the record: one cut between the message and its listing,
+        then the conversation ended (closed, idle-closed, abandoned) before the check that completes a take
+        (``Actions.back_in_line`` reads queued records only), leaves a message written, never listed, that no look at
+        the queue finds; the alert check finds it in this list (``Actions.complete_take``). In a batch: held, sent
+        first in the take's pipeline, after its queue step, before the message. SQLite writes a take in one
+        transaction: nothing to list, nothing written."""
+        ...
+
+    async def takes_begun(self) -> dict[str, str]:
+        """The conversations whose take began (:meth:`begin_take`) and was not seen ended, each with its taker: Redis,
+        one ``HGETALL`` (empty but for a take under way or cut short); SQLite, none."""
+        ...
+
+    async def end_take(self, conversation_id: str) -> None:
+        """The take's record is written (or a cut one settled): no longer listed. In a batch: held."""
+        ...
+
 
 class ListenerStore(Protocol):
     async def add_listener(self, listener: Listener) -> None:

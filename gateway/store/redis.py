@@ -1173,6 +1173,21 @@ class RedisStore:
         """Held, it goes after the record in the close's pipeline."""
         await self._write(lambda pipe: pipe.hdel(K.QUEUE + "closing", conversation_id))
 
+    @_holdable
+    async def begin_take(self, conversation_id: str, listener: str) -> None:
+        """``{queue}:taking``, id → taker: held, it goes first in the take's pipeline, before the message."""
+        await self._write(lambda pipe: pipe.hset(K.QUEUE + "taking", conversation_id, listener))
+
+    @_guarded
+    async def takes_begun(self) -> dict[str, str]:
+        found = await self._redis.hgetall(K.QUEUE + "taking")
+        return {_text(conversation_id): _text(taker) for conversation_id, taker in found.items()}
+
+    @_holdable
+    async def end_take(self, conversation_id: str) -> None:
+        """Held, it goes after the record in the take's pipeline."""
+        await self._write(lambda pipe: pipe.hdel(K.QUEUE + "taking", conversation_id))
+
     # Listener accounts
 
     @_guarded

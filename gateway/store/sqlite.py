@@ -936,6 +936,15 @@ class SqliteStore:
     async def end_close(self, conversation_id: str) -> None:
         """Nothing: see :meth:`begin_close`."""
 
+    async def begin_take(self, conversation_id: str, listener: str) -> None:
+        """Nothing: a take is one transaction here (``QueueStore.begin_take``)."""
+
+    async def takes_begun(self) -> dict[str, str]:
+        return {}
+
+    async def end_take(self, conversation_id: str) -> None:
+        """Nothing: see :meth:`begin_take`."""
+
     # Listener accounts
 
     async def add_listener(self, listener: Listener) -> None:

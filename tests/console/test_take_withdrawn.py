@@ -37,7 +37,6 @@ __all__ = ["redis_store", "redis_url"]  # fixtures used below
 
 
 @pytest.mark.redis
-@pytest.mark.xfail(strict=True, reason="the gap: the take's message stays pending (fixed next)")
 @pytest.mark.parametrize("ending", ["close", "idle_close", "quick_exit"])
 async def test_a_take_cut_before_its_listing_then_ended_is_withdrawn_not_left_pending(
     redis_store: Store, redis_url: str, clock: Clock, tmp_path: Path, caplog: pytest.LogCaptureFixture, ending: str
