@@ -355,7 +355,9 @@ class Actions:
         message's id, derived from the transfer, :func:`_transfer_key`, in the transcript) is completed as that
         transfer: its writes made again with the same ids (the message, which the store ignores: told once; the
         status, the queue's timers from now, the record), the entry's place kept; audited ``transfer_completed``.
-        Else it is made as any hand-back: back in line, their place told by the queue's timer; audited. ``mover``:
+        Else it is made as any hand-back: back in line, their place told by the queue's timer; audited; an automatic
+        hand-back's message (:meth:`hand_back_absent`, its id derived from the hold) written again with its id when it
+        was written, so that one cut before its listing is listed, sent once, not left pending for good. ``mover``:
         who made the transfer, as listed with it (``store.moves_begun``; a supervisor's of another's conversation
         is named as a transfer not cut is audited), None for a hand-back (not listed): named in the audit line, and
         a transfer cut before its message is audited ``transfer_completed`` too. A mover counts only for an entry that
@@ -384,7 +386,9 @@ class Actions:
             else:
                 # a transfer cut before its message: the queue its entry waits in, since its arrival there
                 conversation.queue, conversation.queued_at = entry.queue, entry.at
-                await self._requeue(conversation, now)
+                hold = _hold_key(conversation)  # before the hand-back changes the record
+                with derived_ids(hold):  # an automatic hand-back's message, written again: listed, sent once
+                    await self._requeue(conversation, now, told=await self._written(conversation.id, hold))
                 if mover is None:  # not listed as a transfer: a hand-back
                     action, detail = "hand_back", f"from {holder}, a hand-back cut short"
             detail = f"{conversation.pseudonym}: {detail} completed"
@@ -533,6 +537,14 @@ class Actions:
         await self.store.set_timer(conversation.id, TimerKind.QUEUE_REASSURE, now)
         await self.store.publish(QueueChanged())
 
+    async def _written(self, conversation_id: str, key: str) -> Reply | None:
+        """The message an operation named ``key`` wrote (its id derived from ``key``: an automatic hand-back's, cut
+        short after it), as a reply to write again with that id; None when it wrote none."""
+        if not await self._told(conversation_id, entry_id := derived_id(key, 1)):
+            return None
+        entry = next(e for e in await self.store.transcript(conversation_id) if e.id == entry_id)
+        return Reply(entry.text, entry.choices)
+
     async def _told(self, conversation_id: str, entry_id: str) -> bool:
         """Whether the transcript has this entry (a hand-back's message, written by a try cut short)."""
         return bool(await self.store.entries_written(conversation_id, [entry_id]))
@@ -589,7 +601,13 @@ class Actions:
           ``held_by`` drops it; cut between the goodbye and the record, the next alert check completes it
           (:meth:`complete_close`: the close is listed, ``store.begin_close``, in its own round trip before the
           goodbye, until its record is written, ``store.end_close``), and closing it again meanwhile completes it
-          too, without telling twice."""
+          too, without telling twice.
+
+        Either is listed as begun (a waiting one's too): cut after its goodbye was written and before it was listed to
+        be sent, then ended another way before the check (a waiting young person's quick exit, an idle close), the
+        check withdraws that goodbye (:meth:`complete_close`), never sent after the end nor left pending. Closed again
+        meanwhile with another category (another goodbye id), the close made again leaves the listing to the check,
+        which withdraws the first goodbye if it was never listed: one goodbye told."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER and not supervisor:
@@ -600,13 +618,14 @@ class Actions:
                 lifecycle.advance(conversation.status, Trigger.CLOSE)  # refused before the goodbye is sent
             except IllegalTransition as exc:
                 raise ActionRefused("not_active", str(exc)) from None
-            closing = conversation.status == Status.WITH_LISTENER  # its goodbye comes before its record
+            closing = conversation.status in (Status.QUEUED, Status.WITH_LISTENER)  # listed until its record
+            earlier = await self._closing(conversation) if closing else None  # a close cut after its goodbye
             if conversation.status == Status.QUEUED:  # out of the queue before the goodbye (Redis: alone, first)
                 await self.store.remove_from_queue(conversation_id)
             if closing:
                 await self.store.begin_close(conversation_id, listener)  # its closer, before the goodbye
             await self._end(conversation, listener, outcome, notes, self.clock())
-            if closing:
+            if closing and earlier in (None, outcome):  # else left to the check: the earlier goodbye withdrawn
                 await self.store.end_close(conversation_id)
         self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
         return conversation
@@ -657,10 +676,17 @@ class Actions:
         ``closer``, listed with it before the goodbye (a supervisor's close of another's names the supervisor, as the
         close not cut does); audited ``close_completed``, naming the closer. Listed no more either way (a close cut
         before its goodbye leaves the conversation its holder's, who may close it again; one under way holds the lock
-        and is found done). Before, its listener had to close it again. Whether it was needed."""
+        and is found done). Before, its listener had to close it again. A waiting conversation's close, listed too, cut
+        after its queue step (the record queued, no entry) is :meth:`back_in_line`'s, left listed until settled. One
+        whose conversation ended another way first (a quick exit, an idle close, closed again with another category)
+        has its goodbye written and never listed withdrawn (:meth:`_withdraw`). Whether it was completed."""
         completed = False
         async with self.store.locked_batch(conversation_id):
             conversation = await self.store.get_conversation(conversation_id)
+            if conversation is not None and conversation.status == Status.QUEUED:
+                entry = await self.store.queue_entry(conversation_id)
+                if entry is None or entry.taken_by is not None:
+                    return False  # its queue step made, its record not: back_in_line's (this check's or the next)
             held = conversation is not None and conversation.status == Status.WITH_LISTENER
             outcome = await self._closing(conversation) if conversation is not None and held else None
             if conversation is not None and outcome is not None:
@@ -669,6 +695,8 @@ class Actions:
                 detail = f"{conversation.pseudonym}: closed ({outcome}) by {closer}, a close cut short completed"
                 await self.store.audit(AuditEntry(now, "gateway", "close_completed", conversation_id, detail))
                 completed = True
+            elif conversation is not None and not conversation.active:
+                await self._withdraw(conversation, "close", closer)
             await self.store.end_close(conversation_id)
         if completed:
             self.dispatcher.kick_outbox()

@@ -242,3 +242,31 @@ async def test_an_instance_dying_at_the_audit_line_does_not_lose_it(store: Store
     await told_once_and_waiting(store, conversation_id)
     [audited] = [e for e in await store.audit_log() if e.action == "hand_back"]
     assert audited.subject == conversation_id and "from anne" in audited.detail
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("cut", ["outbox_list", "put_conversation"])
+async def test_an_automatic_hand_back_cut_after_its_message_is_completed_by_the_check_its_message_sent_once(
+    redis_store: Store, redis_url: str, clock: Clock, cut: str
+) -> None:
+    """The automatic hand-back's queue step made, its message ("your listener was disconnected") written, then its
+    pipeline cut before that message was listed to be sent (``outbox_list``) or before the record
+    (``put_conversation``). The next alert check finds the held record beside a waiting entry and completes the
+    hand-back (``Actions.complete_hand_back``) before any new try: the message written again with its id (the store
+    keeps the entry and item, and lists one not listed yet), so it is listed once and sent once, never left pending
+    for good. Before, the check made it as a plain hand-back: cut before the listing, the message stayed pending,
+    its entry shown pending on the console, while the young person was back in line."""
+    from tests.console.test_take_crash import next_check, told  # a cycle at import time otherwise
+
+    conversation_id = await held_by_anne(redis_store, clock)
+    await cut_while(redis_url, clock, conversation_id, cut,
+                    lambda first: first.hand_back_absent(conversation_id, "anne", lambda name: True))  # fmt: skip
+    written = [e for e in await redis_store.transcript(conversation_id) if DISCONNECTED in e.text]
+    assert len(written) == 1  # the prefix: the message was written, the record not
+    clock.advance(seconds=10)  # the next check; the lost release was made again by token (or lapses in 6 s)
+    await next_check(redis_store, clock)
+    await next_check(redis_store, clock)  # nothing more
+    assert await told(redis_store, conversation_id, DISCONNECTED, clock()) == 1  # listed once: it will be sent
+    await told_once_and_waiting(redis_store, conversation_id)
+    [audited] = [e for e in await redis_store.audit_log() if e.action == "hand_back"]
+    assert "cut short" in audited.detail
