@@ -451,11 +451,13 @@ class Actions:
         withdrawn = await self.store.outbox_withdraw(conversation.id, pending, WITHDRAWN.format(kind))
         if not withdrawn:
             return False
-        detail = (f"{conversation.pseudonym}: {len(withdrawn)} message(s) of a {kind}{_by(by)} cut short, never listed"
-                  f" to be sent, withdrawn: the conversation {conversation.status} first")  # fmt: skip
+        detail = (f"{conversation.pseudonym}: {len(withdrawn)} message(s) written by an operation cut short, never"
+                  f" listed to be sent, withdrawn ({kind}{_by(by)}): the conversation"
+                  f" {conversation.status} first")  # fmt: skip
         await self.store.audit(AuditEntry(self.clock(), "gateway", f"{kind}_withdrawn", conversation.id, detail))
-        log.warning("queue: conversation %s ended with %d message(s) of a %s cut short never listed to be sent:"
-                    " withdrawn (shown failed, not sent)", conversation.id, len(withdrawn), kind)  # fmt: skip
+        log.warning("queue: conversation %s ended with %d message(s) written by an operation cut short (%s) never"
+                    " listed to be sent: withdrawn (shown failed, not sent)", conversation.id, len(withdrawn),
+                    kind)  # fmt: skip
         return True
 
     async def complete_take(self, conversation_id: str, taker: str) -> bool:
@@ -607,7 +609,9 @@ class Actions:
         be sent, then ended another way before the check (a waiting young person's quick exit, an idle close), the
         check withdraws that goodbye (:meth:`complete_close`), never sent after the end nor left pending. Closed again
         meanwhile with another category (another goodbye id), the close made again leaves the listing to the check,
-        which withdraws the first goodbye if it was never listed: one goodbye told."""
+        which withdraws the first goodbye if it was never listed: one goodbye told. Likewise a held conversation
+        whose automatic hand-back was cut after its message (:meth:`hand_back_absent`): closed before the check that
+        completes the hand-back, that message is withdrawn if it was never listed (:meth:`_cut_before`)."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER and not supervisor:
@@ -619,13 +623,13 @@ class Actions:
             except IllegalTransition as exc:
                 raise ActionRefused("not_active", str(exc)) from None
             closing = conversation.status in (Status.QUEUED, Status.WITH_LISTENER)  # listed until its record
-            earlier = await self._closing(conversation) if closing else None  # a close cut after its goodbye
+            earlier, handing = await self._cut_before(conversation) if closing else (None, False)
             if conversation.status == Status.QUEUED:  # out of the queue before the goodbye (Redis: alone, first)
                 await self.store.remove_from_queue(conversation_id)
             if closing:
                 await self.store.begin_close(conversation_id, listener)  # its closer, before the goodbye
             await self._end(conversation, listener, outcome, notes, self.clock())
-            if closing and earlier in (None, outcome):  # else left to the check: the earlier goodbye withdrawn
+            if closing and earlier in (None, outcome) and not handing:  # else the check withdraws what they wrote
                 await self.store.end_close(conversation_id)
         self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
         return conversation
@@ -657,6 +661,17 @@ class Actions:
         goodbyes = self._goodbyes(conversation)
         written = await self.store.entries_written(conversation.id, list(goodbyes))
         return next((category for entry_id, category in goodbyes.items() if entry_id in written), None)
+
+    async def _cut_before(self, conversation: Conversation) -> tuple[str | None, bool]:
+        """What operations cut short wrote before this close (one read, ``entries_written``): the category of a
+        close's goodbye (:meth:`_closing`), and whether a held conversation's automatic hand-back wrote its message
+        (its id derived from this hold, :func:`_hold_key`: a hand-back made whole changes the record). Either, if
+        never listed, is withdrawn by the check once this close ended it (the close leaves its listing to it)."""
+        goodbyes = self._goodbyes(conversation)
+        told = derived_id(_hold_key(conversation), 1) if conversation.status == Status.WITH_LISTENER else None
+        written = await self.store.entries_written(conversation.id, [*goodbyes, *([told] if told else [])])
+        category = next((category for entry_id, category in goodbyes.items() if entry_id in written), None)
+        return category, told is not None and told in written
 
     def _goodbyes(self, conversation: Conversation) -> dict[str, str]:
         """The id a close's goodbye would have, for each closing category the console offers the conversation (its

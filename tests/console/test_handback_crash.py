@@ -19,6 +19,7 @@ Two real crashes, no part of the gateway changed:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
@@ -33,7 +34,7 @@ from gateway.errors import StoreError
 from gateway.flowset import FlowSet
 from gateway.messages import ChannelName, Inbound
 from gateway.metrics import Metrics
-from gateway.store import Author, Store, open_store
+from gateway.store import Author, Delivery, OutboxStatus, Store, open_store
 from gateway.testing import store_keys
 from tests.conftest import ROOT, Clock
 from tests.cutting_proxy import cutting_proxy
@@ -270,3 +271,38 @@ async def test_an_automatic_hand_back_cut_after_its_message_is_completed_by_the_
     await told_once_and_waiting(redis_store, conversation_id)
     [audited] = [e for e in await redis_store.audit_log() if e.action == "hand_back"]
     assert "cut short" in audited.detail
+
+
+@pytest.mark.redis
+async def test_an_automatic_hand_back_cut_before_its_listing_then_closed_has_its_message_withdrawn(
+    redis_store: Store, redis_url: str, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The automatic hand-back cut after its message was written and before it was listed (its queue step made, the
+    record still held by Anne); Anne, back at her console, closes the conversation before the next check. The close
+    leaves its listing to the check, which withdraws the message: failed, its entry shown failed, not handed to the
+    outbox, one audit line and one log line without its text; the goodbye is the outbox's; nothing left listed or
+    waiting. Before, the message stayed pending for good (nothing looked at a closed conversation)."""
+    from tests.console.test_close_crash import ENDED
+    from tests.console.test_take_crash import next_check  # a cycle at import time otherwise
+
+    conversation_id = await held_by_anne(redis_store, clock)
+    await cut_while(redis_url, clock, conversation_id, "outbox_list",
+                    lambda first: first.hand_back_absent(conversation_id, "anne", lambda name: True))  # fmt: skip
+    [cut] = [e for e in await redis_store.transcript(conversation_id) if DISCONNECTED in e.text]
+    clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
+    _, actions = instance(redis_store, clock)
+    await actions.close(conversation_id, "anne", "cyberbullying")
+    with caplog.at_level(logging.WARNING):
+        await next_check(redis_store, clock)
+    await next_check(redis_store, clock)  # nothing more
+    item = await redis_store.outbox_get(conversation_id, cut.id)
+    assert item is not None and item.status is OutboxStatus.FAILED and "withdrawn" in (item.last_error or ""), item
+    handed_out = {i.id for i in await redis_store.outbox_due(clock(), 10, run=100)}
+    transcript = await redis_store.transcript(conversation_id)
+    assert cut.id not in handed_out and [e.delivery for e in transcript if e.id == cut.id] == [Delivery.FAILED]
+    assert {e.id for e in transcript if ENDED in e.text} <= handed_out  # the goodbye: the outbox's
+    lines = [e for e in await redis_store.audit_log() if e.action.endswith("_withdrawn")]
+    assert [e.subject for e in lines] == [conversation_id] and DISCONNECTED not in lines[0].detail, lines
+    said = [r.getMessage() for r in caplog.records if "withdrawn" in r.getMessage()]
+    assert len(said) == 1 and DISCONNECTED not in said[0], said
+    assert await redis_store.closes_begun() == {} and await redis_store.waiting() == []
