@@ -231,7 +231,7 @@ class FirstWords:
 
     A phrase starts at a word of the message, so only the message's words that a phrase starts with are looked at,
     each followed further by one ``match`` right after it. Until 2026-12-03 one alternation of every first word was
-    searched at every place of the message (``(?<!\S)(?:word1(?:…)|word2(?:…)|…)(?!\S)``), ``re`` trying the
+    searched at every place of the message (``(?<!\\S)(?:word1(?:…)|word2(?:…)|…)(?!\\S)``), ``re`` trying the
     hundreds of first words one by one at each word. The answers are the same: only the branch whose first word is
     the whole word at a place can match there (a phrase's word holds no space, and a space or the end follows it),
     the places are tried in the same order, and what may follow one first word is the same alternation in the same
