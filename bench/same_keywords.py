@@ -120,7 +120,7 @@ def main() -> None:
     old_text = old_module(args.against, "text", {})
     old_keywords = old_module(args.against, "keywords", {"text": old_text})
     old_risk = old_module(args.against, "risk", {"keywords": old_keywords})
-    # both versions' find_option read the same Option objects (built once: a set's order is the process's)
+
     def words(section: dict[str, list[str]], kw: Any) -> Any:
         return kw.compile_phrases(p for ps in section.values() for p in ps)
 
@@ -128,6 +128,7 @@ def main() -> None:
         keywords, text, risk.Assessor(loaded.flow), (words(erasure.phrases, keywords), words(erasure.yes, keywords)),
         questions,
     )  # fmt: skip
+    # both versions' find_option read the same Option objects (built once: a synonyms set's order is the process's)
     old = answers(
         old_keywords, old_text, old_risk.Assessor(loaded.flow),
         (words(erasure.phrases, old_keywords), words(erasure.yes, old_keywords)), questions,

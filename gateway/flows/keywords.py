@@ -203,7 +203,7 @@ class Words:
     """A canonical message read once for all the interrupts' phrases: its words, and where each word stands (found
     once, when a phrase may start at one of them)."""
 
-    __slots__ = ("text", "words", "_spans")
+    __slots__ = ("_spans", "text", "words")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -238,7 +238,7 @@ class FirstWords:
     order (the longer first), so the same words are found (``bench/same_keywords.py`` compares the two over every
     corpus line; ``tests/flows/test_keywords.py`` against the former alternation, on any text)."""
 
-    __slots__ = ("words", "_rests")
+    __slots__ = ("_rests", "words")
 
     def __init__(self, phrases: Iterable[str]) -> None:
         groups: dict[str, set[str]] = {}
