@@ -21,6 +21,7 @@ _LINKS = re.compile(
     r"(?![\w]|[.,:/]\d|\s?(?:ans?|years?|h\b|min|%|€))",
     re.IGNORECASE | re.ASCII,
 )
+_HTTP = re.compile("http", re.IGNORECASE | re.ASCII)  # what every URL _LINKS finds starts with (every number: 1 or 3)
 _NOT_A_LINE = re.compile(r"(position|number|numéro|n°|#)\s*$", re.IGNORECASE)  # "position 17" is a place in line
 _URL_END = re.compile(r"[.,;:!?)\]]+$")
 _INNER_SPACE = re.compile(r"[\u00a0\u202f]")
@@ -37,6 +38,8 @@ class Span:
 
 def spans(text: str) -> list[Span]:
     """The helpline numbers and URLs in ``text``, in order, as the web chat page links them."""
+    if "1" not in text and "3" not in text and _HTTP.search(text) is None:  # most texts: nothing _LINKS could find
+        return []
     found: list[Span] = []
     position = 0
     while (match := _LINKS.search(text, position)) is not None:

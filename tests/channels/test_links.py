@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.channels import links
 from gateway.channels.base import split_text
 from gateway.channels.links import plain, spans
 
@@ -49,3 +50,10 @@ def test_a_split_never_cuts_a_number_or_a_short_url(pieces: list[tuple[str, str]
         for span in spans(part):
             assert part[span.start : span.end] in whole  # no part starts or ends with a piece of one
     assert sorted(n for p in parts for n, _ in found(p)) == sorted(n for n, _ in found(text))
+
+
+@given(st.text() | st.text(alphabet="13hHtTpPsS:/ .-0246ans\u00a0\u202f", max_size=40))
+def test_a_text_without_1_3_or_http_holds_nothing_to_link(text: str) -> None:
+    # what lets ``spans`` answer such a text without searching it (most of the line's texts)
+    if "1" not in text and "3" not in text and links._HTTP.search(text) is None:
+        assert links._LINKS.search(text) is None
