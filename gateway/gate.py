@@ -53,6 +53,8 @@ class Gate:
         read: Callable[[Inbound], Awaitable[Reading | None]] | None = None,
     ) -> None:  # fmt: skip
         self.store, self.flows, self.limits, self.keyed, self.metrics = store, flows, limits, keyed, metrics
+        # told once: a runtime Protocol's isinstance reads the class's attributes each time (3.4 µs a message)
+        self._counting = store if isinstance(store, CountingBlockStore) else None
         self.clock, self._on_outgoing = clock, on_outgoing
         self.max_waiting_per_client = max_waiting_per_client
         self.max_waiting_per_shared_network = max_waiting_per_shared_network
@@ -74,9 +76,9 @@ class Gate:
         the message limit's hit are one round trip (a blocked sender's hit is counted too: it changes nothing).
         ``key``: the sender's :meth:`sender_key`, when the webhook made it already (``Inbox.sender_keys``)."""
         subject = f"{inbound.channel.value}\n{inbound.sender}"
-        if isinstance(self.store, CountingBlockStore) and (counter := self.limits.counter(Limit.MESSAGES, subject)):
+        if self._counting is not None and (counter := self.limits.counter(Limit.MESSAGES, subject)):
             key = key or self.sender_key(inbound.channel, inbound.sender)
-            block, count = await self.store.get_block_and_hit(key, self.clock(), counter)
+            block, count = await self._counting.get_block_and_hit(key, self.clock(), counter)
             if block is not None:
                 self.metrics.refused.labels("blocked").inc()
                 return Refusal.BLOCKED
