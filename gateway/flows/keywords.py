@@ -282,7 +282,7 @@ class FirstWords:
 
 def _first_words(phrases: Iterable[str]) -> FirstWords | None:
     found = FirstWords(phrases)
-    return found if found else None
+    return found if found.words else None  # no phrase: None, as Phrases reads it
 
 
 @dataclass(frozen=True)
