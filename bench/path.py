@@ -61,9 +61,10 @@ async def run(args: argparse.Namespace, redis: Redis, flows_path: Path, round_: 
 
         async def message(sender: str, step: Step) -> None:
             inbound = Inbound(ChannelName.MESSENGER, sender, f"m{round_}-{next(ids)}", step.text, step.payload)
-            async with inbox.turns([inbound]):  # as the webhook handler: the turn, the gate, then the inbox
-                if await gate.check(inbound) is None:
-                    await inbox.handle([inbound])
+            keys = inbox.sender_keys([inbound])  # as the webhook handler: the keys, the turn, the gate, the inbox
+            async with inbox.turns([inbound], keys):
+                if await gate.check(inbound, keys[0]) is None:
+                    await inbox.handle([inbound], keys)
 
         async def walker(numbers: itertools.count[int], count: int, tag: str) -> int:
             sent = 0

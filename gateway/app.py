@@ -147,7 +147,8 @@ async def create_app(
                     on_recipient_gone=lambda gone: leaving.blocked(dispatcher, store, gone, clock()))  # fmt: skip
     outbox_ref.append(outbox)
     timers = Timers(dispatcher, store, flows, metrics, clock=clock, poll_seconds=worker_poll_seconds)
-    keyed = KeyedHash(settings.secret_key.get_secret_value())
+    keyed = KeyedHash(settings.secret_key.get_secret_value())  # one for the inbox and the gate: a webhook makes its
+    # senders' keys once for both (channels_wiring, Inbox.sender_keys)
     inbox = Inbox(
         store,
         dispatcher,

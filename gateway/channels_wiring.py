@@ -191,15 +191,17 @@ def _webhook(
             return web.json_response({"error": exc.__class__.__name__, "message": str(exc)}, status=exc.status)
         if batch.too_old:
             metrics.old_events.labels(adapter.name.value).inc(batch.too_old)
-        async with inbox.turns(batch.inbound):  # one sender's webhooks in arrival order, from here on
-            allowed = []
-            for inbound in batch.inbound:
-                refusal = await gate.check(inbound)
+        keys = inbox.sender_keys(batch.inbound)  # each sender's keyed hash, once for the turns, gate and inbox
+        async with inbox.turns(batch.inbound, keys):  # one sender's webhooks in arrival order, from here on
+            allowed, allowed_keys = [], []
+            for inbound, key in zip(batch.inbound, keys, strict=True):
+                refusal = await gate.check(inbound, key)
                 if refusal is None:
                     allowed.append(inbound)
+                    allowed_keys.append(key)
                 else:  # acknowledged all the same: the provider must not redeliver a refused message
                     await gate.tell_provider_sender(inbound, refusal)
-            await inbox.handle(allowed)  # processed now, or stored in the inbox first when the batch is large
+            await inbox.handle(allowed, allowed_keys)  # processed now, or into the inbox first when the batch is large
         for receipt in batch.receipts:
             await dispatcher.handle_receipt(receipt)
         for departure in batch.departures:  # after the messages: a WhatsApp "STOP" is a message, then a departure

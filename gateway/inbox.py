@@ -136,16 +136,21 @@ class Inbox:
         # items of this worker whose outcome the store did not take (an outage): recorded before the next pass
         self._unrecorded: dict[str, _Outcome] = {}
 
+    def sender_keys(self, messages: Sequence[Inbound]) -> list[str]:
+        """Each message's :func:`sender_key`, made once for a webhook's turns, gate and inbox (not kept after)."""
+        return [sender_key(self.keyed, inbound) for inbound in messages]
+
     @contextlib.asynccontextmanager
-    async def turns(self, messages: Sequence[Inbound]) -> AsyncIterator[None]:
+    async def turns(self, messages: Sequence[Inbound], keys: Sequence[str] | None = None) -> AsyncIterator[None]:
         """Hold the turn of each sender of a webhook's messages (none for a large batch: the inbox orders it),
         in the order webhooks asked: enter it before anything else is awaited, leave it once handled. Senders'
         turns are taken in one order (sorted keys), so two webhooks sharing senders never wait for each other in
-        a circle. StoreError after ``TURN_SECONDS`` behind a sender's earlier messages (the provider retries)."""
+        a circle. StoreError after ``TURN_SECONDS`` behind a sender's earlier messages (the provider retries).
+        ``keys``: the messages' :meth:`sender_keys`, when made already."""
         if len(messages) > self.batch:
             yield
             return
-        keys = sorted({sender_key(self.keyed, inbound) for inbound in messages})
+        keys = sorted(set(self.sender_keys(messages) if keys is None else keys))
         if len(keys) == 1:  # most webhooks: one sender's turn, without an exit stack
             async with self._turns.lock(keys[0], TURN_SECONDS):
                 yield
@@ -155,22 +160,23 @@ class Inbox:
                 await held.enter_async_context(self._turns.lock(key, TURN_SECONDS))
             yield
 
-    async def handle(self, messages: Sequence[Inbound]) -> None:
+    async def handle(self, messages: Sequence[Inbound], keys: Sequence[str] | None = None) -> None:
         """A webhook's messages (under :meth:`turns`): a large batch, or any webhook while the process is
         :meth:`busy`, into the inbox; otherwise each processed now, unless its sender has messages waiting in the
-        inbox (stored by any instance: it then goes behind them)."""
+        inbox (stored by any instance: it then goes behind them). ``keys``: their :meth:`sender_keys`, if made."""
+        keys = self.sender_keys(messages) if keys is None else keys
         if len(messages) > self.batch:
-            await self.accept(messages, "batch")
+            await self.accept(messages, "batch", keys)
             return
         if self.busy():  # before any await: concurrent webhooks see each other
-            await self.accept(messages, "busy")
+            await self.accept(messages, "busy", keys)
             return
         number = next(self._numbers)
         self._inline[number] = self.monotonic()
         try:
-            for inbound in messages:
-                if await self.store.inbox_waiting(sender_key(self.keyed, inbound)):
-                    await self.accept([inbound], "behind")
+            for inbound, key in zip(messages, keys, strict=True):
+                if await self.store.inbox_waiting(key):
+                    await self.accept([inbound], "behind", [key])
                 else:
                     await self.dispatcher.handle_inbound(inbound)
         finally:
@@ -190,11 +196,14 @@ class Inbox:
                 return now - started >= self.inline_seconds
         return False
 
-    async def accept(self, messages: Sequence[Inbound], reason: Deferred = "batch") -> None:
+    async def accept(
+        self, messages: Sequence[Inbound], reason: Deferred = "batch", keys: Sequence[str] | None = None
+    ) -> None:
         """Store the messages in one commit (from then on they may be acknowledged) and wake the worker."""
         now = self.clock()
+        keys = self.sender_keys(messages) if keys is None else keys
         items = [
-            InboxItem(inbound_key(m), sender_key(self.keyed, m), inbound_to_dict(m), now) for m in messages
+            InboxItem(inbound_key(m), key, inbound_to_dict(m), now) for m, key in zip(messages, keys, strict=True)
         ]  # fmt: skip
         await self.store.inbox_put(items)
         self.metrics.inbox_deferred.labels(reason).inc(len(items))

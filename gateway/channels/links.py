@@ -21,7 +21,11 @@ _LINKS = re.compile(
     r"(?![\w]|[.,:/]\d|\s?(?:ans?|years?|h\b|min|%|€))",
     re.IGNORECASE | re.ASCII,
 )
-_NOT_A_LINE = re.compile(r"(position|number|numéro|n°|#)\s*$", re.IGNORECASE)  # "position 17" is a place in line
+_HTTP = re.compile("http", re.IGNORECASE | re.ASCII)  # what every URL _LINKS finds starts with (every number: 1 or 3)
+# "position 17" is a place in line: one of these words right before the number, spaces aside (each matches as many
+# characters as it has, 8 at most: only the last 8 characters before the number, spaces aside, are searched)
+_NOT_A_LINE = re.compile(r"(position|number|numéro|n°|#)$", re.IGNORECASE)
+_NOT_A_LINE_LONGEST = len("position")
 _URL_END = re.compile(r"[.,;:!?)\]]+$")
 _INNER_SPACE = re.compile(r"[\u00a0\u202f]")
 
@@ -37,6 +41,8 @@ class Span:
 
 def spans(text: str) -> list[Span]:
     """The helpline numbers and URLs in ``text``, in order, as the web chat page links them."""
+    if "1" not in text and "3" not in text and _HTTP.search(text) is None:  # most texts: nothing _LINKS could find
+        return []
     found: list[Span] = []
     position = 0
     while (match := _LINKS.search(text, position)) is not None:
@@ -47,7 +53,8 @@ def spans(text: str) -> list[Span]:
             continue
         start, end = match.start(3), match.end(3)
         position = end
-        if not _NOT_A_LINE.search(text[:start]):
+        before = text[:start].rstrip()  # str.rstrip's spaces are the \s of a str pattern (Py_UNICODE_ISSPACE)
+        if not _NOT_A_LINE.search(before, max(0, len(before) - _NOT_A_LINE_LONGEST)):
             found.append(Span(start, end, "phone"))
     return found
 

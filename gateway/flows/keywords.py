@@ -196,23 +196,93 @@ def _branches(phrase: str) -> Iterator[tuple[str, str]]:
         yield word, (" " + re.escape(more) if more else "") + rest
 
 
-def _alternation(phrases: Iterable[str]) -> re.Pattern[str] | None:
-    """One regex finding any of ``phrases``, its branches grouped by their first word: ``re`` tries an
-    alternation's branches one by one at every word of a message, and most fail at their first word, so one
-    branch per first word is 2–3 times faster than one per phrase (the default flow's risk interrupts hold
-    hundreds of phrases). At one place in a message the longer branch is tried first, as before."""
-    groups: dict[str, set[str]] = {}
-    for phrase in phrases:
-        if phrase_problem(phrase) is None:
-            for word, rest in _branches(phrase):
-                groups.setdefault(word, set()).add(rest)
-    if not groups:
+_WORD = re.compile(r"\S+")
+
+
+class Words:
+    """A canonical message read once for all the interrupts' phrases: its words, and where each word stands (found
+    once, when a phrase may start at one of them)."""
+
+    __slots__ = ("_spans", "text", "words")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        split = text.split()
+        self.words = frozenset(split)
+        self._spans: dict[str, list[tuple[int, int]]] | None = None
+        if " ".join(split) == text:  # words one space apart (every canonical form): where they stand, by counting
+            self._spans = {}
+            at = 0
+            for word in split:
+                self._spans.setdefault(word, []).append((at, at + len(word)))
+                at += len(word) + 1
+
+    def spans(self, wanted: Iterable[str]) -> list[tuple[int, int]]:
+        """Where the words of ``wanted`` stand, in the message's order (start, end)."""
+        if self._spans is None:  # any other spacing: the words as \S+ finds them (str.split's, by the same rule)
+            wanted = set(wanted)
+            return [word.span() for word in _WORD.finditer(self.text) if word.group() in wanted]
+        spans = self._spans
+        return sorted(span for word in wanted for span in spans[word])
+
+
+class FirstWords:
+    """Phrases found by their first word: each word a phrase may start with, and one regex of what may follow it.
+
+    A phrase starts at a word of the message, so only the message's words that a phrase starts with are looked at,
+    each followed further by one ``match`` right after it. Until 2026-12-03 one alternation of every first word was
+    searched at every place of the message (``(?<!\\S)(?:word1(?:…)|word2(?:…)|…)(?!\\S)``), ``re`` trying the
+    hundreds of first words one by one at each word. The answers are the same: only the branch whose first word is
+    the whole word at a place can match there (a phrase's word holds no space, and a space or the end follows it),
+    the places are tried in the same order, and what may follow one first word is the same alternation in the same
+    order (the longer first), so the same words are found (``bench/same_keywords.py`` compares the two over every
+    corpus line; ``tests/flows/test_keywords.py`` against the former alternation, on any text)."""
+
+    __slots__ = ("_rests", "words")
+
+    def __init__(self, phrases: Iterable[str]) -> None:
+        groups: dict[str, set[str]] = {}
+        for phrase in phrases:
+            if phrase_problem(phrase) is None:
+                for word, rest in _branches(phrase):
+                    groups.setdefault(word, set()).add(rest)
+        self._rests = {
+            word: re.compile("(?:" + "|".join(sorted(rests, key=lambda r: (-len(r), r))) + r")(?!\S)")
+            for word, rests in groups.items()
+        }
+        self.words = frozenset(self._rests)
+        """The words a phrase may start with."""
+
+    def search(self, message: Words) -> tuple[int, int] | None:
+        """Where the first phrase in the message starts and ends (the leftmost; at one word, the longer), or None."""
+        starting = self.words & message.words
+        if not starting:  # most messages, for most interrupts
+            return None
+        text, rests = message.text, self._rests
+        for start, end in message.spans(starting):
+            if (found := rests[text[start:end]].match(text, end)) is not None:
+                return start, found.end()
         return None
-    branches = (
-        re.escape(word) + "(?:" + "|".join(sorted(rests, key=lambda r: (-len(r), r))) + ")"
-        for word, rests in sorted(groups.items())
-    )
-    return re.compile(r"(?<!\S)(?:" + "|".join(branches) + r")(?!\S)")
+
+    def mask(self, message: Words) -> Words:
+        """The message with the words of every phrase found replaced by :data:`MASK` (left to right, never
+        overlapping, as ``re.sub`` replaces); the same message when there is none."""
+        starting = self.words & message.words
+        if not starting:
+            return message
+        text, rests, parts, at = message.text, self._rests, [], 0
+        for start, end in message.spans(starting):
+            if start < at:  # inside a phrase masked already
+                continue
+            if (found := rests[text[start:end]].match(text, end)) is not None:
+                parts += [text[at:start], " ".join(MASK for _ in text[start : found.end()].split())]
+                at = found.end()
+        return Words("".join(parts) + text[at:]) if parts else message
+
+
+def _first_words(phrases: Iterable[str]) -> FirstWords | None:
+    found = FirstWords(phrases)
+    return found if found.words else None  # no phrase: None, as Phrases reads it
 
 
 @dataclass(frozen=True)
@@ -220,34 +290,35 @@ class Phrases:
     """An interrupt's phrases and false friends, compiled once per loaded flow."""
 
     each: tuple[re.Pattern[str], ...]
-    anywhere: re.Pattern[str] | None
-    ignore: re.Pattern[str] | None
+    anywhere: FirstWords | None
+    ignore: FirstWords | None
 
-    def mask(self, canon: str) -> str:
-        """``canon`` with every false friend's words replaced by :data:`MASK`."""
-        if self.ignore is None:
-            return canon
-        return self.ignore.sub(lambda m: " ".join(MASK for _ in m.group(0).split()), canon)
+    def mask(self, canon: str | Words) -> Words:
+        """The canonical message with every false friend's words replaced by :data:`MASK`."""
+        message = canon if isinstance(canon, Words) else Words(canon)
+        return message if self.ignore is None else self.ignore.mask(message)
 
-    def find(self, canon: str) -> str | None:
-        """The words of the first phrase found in the canonical message (false friends set aside), or None."""
+    def find(self, canon: str | Words) -> str | None:
+        """The words of the first phrase found in the canonical message (false friends set aside), or None.
+        ``Words(canon)``, made once, serves every interrupt's phrases."""
         if self.anywhere is None:
             return None
-        found = self.anywhere.search(self.mask(canon))
-        return found.group(0) if found else None
+        masked = self.mask(canon)
+        found = self.anywhere.search(masked)
+        return masked.text[found[0] : found[1]] if found else None
 
-    def only(self, canon: str, fillers: Sequence[str] = ()) -> bool:
+    def only(self, canon: str | Words, fillers: Sequence[str] = ()) -> bool:
         """Whether the canonical message is essentially one of the phrases (see :func:`only`).
 
-        A message in which no phrase is found anywhere is not one of them: one search of the alternation answers
-        most messages, where :func:`only` tried every phrase at every word (most interrupts have no ``alone``
-        phrases at all: nothing to try)."""
+        A message in which no phrase is found anywhere is not one of them: one search answers most messages, where
+        :func:`only` tried every phrase at every word (most interrupts have no ``alone`` phrases at all: nothing
+        to try)."""
         if self.anywhere is None:
             return False
         masked = self.mask(canon)
         if self.anywhere.search(masked) is None:
             return False
-        return only(masked, self.each, fillers or ENDING_FILLERS)
+        return only(masked.text, self.each, fillers or ENDING_FILLERS)
 
 
 def compile_phrases(phrases: Iterable[str], ignore: Iterable[str] = ()) -> Phrases:
@@ -260,7 +331,7 @@ def compile_phrases(phrases: Iterable[str], ignore: Iterable[str] = ()) -> Phras
 def _compiled(phrases: tuple[str, ...], ignore: tuple[str, ...]) -> Phrases:
     good = [p for p in phrases if phrase_problem(p) is None and _phrase_words(_MARKS.sub(" ", p))]
     each = tuple(re.compile(_regex(p) + r"(?!\S)") for p in good)
-    return Phrases(each, _alternation(good), _alternation(ignore))
+    return Phrases(each, _first_words(good), _first_words(ignore))
 
 
 _FILLERS = (

@@ -125,12 +125,12 @@ class Assessor:
         return decision
 
     def _decide(self, text: str, reading: Reading | None) -> Decision:
-        canon = keywords.canonical(text)
+        canon = keywords.Words(keywords.canonical(text))  # read once for every interrupt
         triggers = [*self._keyword_triggers(canon), *self._model_triggers(reading)]
         marked = keywords.with_emoji_words(text)
         if marked is not None:  # a second reading with the emoji as words: it may only add what the first missed
             found = {t.flag.route for t in triggers}
-            triggers += [t for t in self._keyword_triggers(marked) if t.flag.route not in found]
+            triggers += [t for t in self._keyword_triggers(keywords.Words(marked)) if t.flag.route not in found]
         if triggers:
             return Decision(raised=_merge(triggers))
         if self._doubted(reading):  # understanding never ends: a near-risk goodbye is not taken as an ending
@@ -162,12 +162,12 @@ class Assessor:
         rule = self.rules.get(risk)
         return rule.threshold if rule else None
 
-    def _keyword_triggers(self, canon: str) -> list[Trigger]:
+    def _keyword_triggers(self, canon: keywords.Words) -> list[Trigger]:
         found = []
         for interrupt in self.interrupts:
             if not interrupt.raises:
                 continue
-            words = interrupt.phrases.find(canon) or (canon if interrupt.alone.only(canon) else None)
+            words = interrupt.phrases.find(canon) or (canon.text if interrupt.alone.only(canon) else None)
             if words:
                 flag = Flag(interrupt.name, interrupt.risk, 1.0, "keywords", words, interrupt.then.priority)
                 found.append(Trigger(flag, interrupt.then))

@@ -29,7 +29,8 @@ NUMBER_WORDS: dict[str, int] = {
 def normalize(text: str) -> str:
     """Lower case, no accents, punctuation as spaces, single spaces."""
     decomposed = unicodedata.normalize("NFKD", text)
-    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    # an ASCII text has no combining mark to drop (most answers: "oui", "15")
+    bare = decomposed if decomposed.isascii() else "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(_NOT_WORD.sub(" ", bare.casefold()).split()).replace("_", " ").strip()
 
 
@@ -52,16 +53,23 @@ def parse_number(text: str) -> int | None:
 
 @dataclass(frozen=True, slots=True)
 class Option:
-    """A choice ready for matching: its value and every normalised phrase that designates it."""
+    """A choice ready for matching: its value and every normalised phrase that designates it, longest first."""
 
     value: str
     exact: frozenset[str]
     phrases: tuple[str, ...]
     # Each phrase as ``find_option`` tests it: " phrase " and its number of words, made once (not per message).
     spaced: tuple[tuple[str, str, int], ...] = field(init=False, repr=False, compare=False)
+    # Where in ``spaced`` the phrases starting with each word are (``find_option`` looks at those of the message's)
+    starting: dict[str, tuple[int, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "spaced", tuple((p, f" {p} ", len(p.split())) for p in self.phrases if p))
+        spaced = tuple((p, f" {p} ", len(p.split())) for p in self.phrases if p)
+        starting: dict[str, list[int]] = {}
+        for index, (phrase, _, _) in enumerate(spaced):
+            starting.setdefault(phrase.split(" ", 1)[0], []).append(index)
+        object.__setattr__(self, "spaced", spaced)
+        object.__setattr__(self, "starting", {word: tuple(found) for word, found in starting.items()})
 
 
 def make_option(value: str, labels: Iterable[str], synonyms: Iterable[str]) -> Option:
@@ -100,15 +108,24 @@ def match_option_how(text: str, payload: str | None, options: Sequence[Option]) 
 
 def find_option(norm: str, options: Sequence[Option], min_words: int = 1) -> tuple[str, str] | None:
     """The option whose label or synonym (of ``min_words`` words or more) the normalised text contains: the
-    longest phrase wins, a tie between two options is ambiguous (None). Returns the value and ``synonym:WORDS``."""
+    longest phrase wins, a tie between two options is ambiguous (None). Returns the value and ``synonym:WORDS``.
+
+    Only the phrases whose first word is a word of the text are tried (``Option.starting``), in their order: a
+    phrase contained as whole words starts with one, so the others, never found, are not tried (the topic's and
+    who's hundreds of synonyms, at every message)."""
     best_len = 0
     best: dict[str, str] = {}
     spaced = f" {norm} "  # contains(norm, phrase), with the phrases spaced and counted once
+    words = frozenset(spaced.split(" "))
     for option in options:
-        for phrase, spaced_phrase, words in option.spaced:  # longest first
+        starting = option.starting
+        if starting.keys().isdisjoint(words):  # most options, at most messages
+            continue
+        for index in sorted(i for word in starting.keys() & words for i in starting[word]):  # longest first
+            phrase, spaced_phrase, count = option.spaced[index]
             if len(phrase) < best_len:
                 break
-            if words >= min_words and spaced_phrase in spaced:
+            if count >= min_words and spaced_phrase in spaced:
                 if len(phrase) > best_len:
                     best_len, best = len(phrase), {}
                 best[option.value] = phrase

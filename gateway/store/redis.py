@@ -163,6 +163,8 @@ _REPLIES, _UNREAD = (Author.BOT, Author.LISTENER), (Delivery.PENDING, Delivery.S
 AUDIT_KEPT = 100_000
 CLAIM_KEPT = timedelta(days=8)  # a claim naming its conversation outlives its lease (one naming none: see _CLAIM)
 FRESH_KEPT = timedelta(days=1)  # a new conversation's record until its first save (a crash before it leaves no trace)
+# for each status, the others (the status sets a saved record leaves): listed once, not at every save
+_OTHER_STATUSES = {status: tuple(str(other) for other in Status if other != status) for status in Status}
 TAKES_KEPT_US = 24 * 3600 * 1_000_000  # takes older than a day leave takes:<queue> (takes_since looks an hour back)
 
 Queue = Callable[[Pipeline], object]  # adds commands to a pipeline, each of one slot, in the order they must run
@@ -664,7 +666,7 @@ class RedisStore:
         indexed = self._indexed_under_lock.pop(c.id, None)
         now_ms = to_us(datetime.now(UTC)) // 1000
         done_until = now_ms + done.ttl_seconds * 1000 if done is not None else 0
-        others = [str(status) for status in Status if status != c.status]
+        others = _OTHER_STATUSES.get(c.status) or [str(status) for status in Status if status != c.status]
         record, indexes, rank = self._sealed(c), [K.INDEX + "created", K.FLAGGED], flagged_rank(c)
         # The other sets left only when the status or the flagged rank changed since the record was read under the
         # lock (most messages change neither): that record's own save left them, after writing it. Skipped, a

@@ -4,10 +4,13 @@ themselves."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.channels import links
 from gateway.channels.base import split_text
 from gateway.channels.links import plain, spans
 
@@ -49,3 +52,42 @@ def test_a_split_never_cuts_a_number_or_a_short_url(pieces: list[tuple[str, str]
         for span in spans(part):
             assert part[span.start : span.end] in whole  # no part starts or ends with a piece of one
     assert sorted(n for p in parts for n, _ in found(p)) == sorted(n for n, _ in found(text))
+
+
+@given(st.text() | st.text(alphabet="13hHtTpPsS:/ .-0246ans\u00a0\u202f", max_size=40))
+def test_a_text_without_1_3_or_http_holds_nothing_to_link(text: str) -> None:
+    # what lets ``spans`` answer such a text without searching it (most of the line's texts)
+    if "1" not in text and "3" not in text and links._HTTP.search(text) is None:
+        assert links._LINKS.search(text) is None
+
+
+_LINE_BEFORE = re.compile(r"(position|number|numéro|n°|#)\s*$", re.IGNORECASE)  # the rule until 2026-12-03
+
+
+def _spans_reference(text: str) -> list[links.Span]:
+    """``spans`` until 2026-12-03: every text searched, the whole text before each number searched for the word."""
+    found: list[links.Span] = []
+    position = 0
+    while (match := links._LINKS.search(text, position)) is not None:
+        if match.group(1):
+            url = links._URL_END.sub("", match.group(1))
+            found.append(links.Span(match.start(1), match.start(1) + len(url), "url"))
+            position = match.start(1) + max(len(url), 1)
+            continue
+        start, end = match.start(3), match.end(3)
+        position = end
+        if not _LINE_BEFORE.search(text[:start]):
+            found.append(links.Span(start, end, "phone"))
+    return found
+
+
+_PIECES = st.sampled_from(
+    ["17", "112", "3114", "116 006", "116\u00a0111", "119", "ans", "h", "http://x.fr/a", "HTTPS://Y.org).", "position",
+     "POSITION", "poſition", "number", "numéro", "NUMÉRO", "n°", "N°", "#", "ton", "le", "x", "é", ".", ",", ":"]
+)  # fmt: skip
+_GAPS = st.sampled_from(["", " ", "  ", "\n", "\t", "\u00a0", "\u202f", "\u3000", " \n ", "\x1c"])
+
+
+@given(st.lists(st.tuples(_GAPS, _PIECES), max_size=10).map(lambda parts: "".join(g + p for g, p in parts)))
+def test_spans_as_before_its_shortcuts(text: str) -> None:
+    assert spans(text) == _spans_reference(text)

@@ -164,3 +164,52 @@ def test_an_ending_phrase_in_a_story(message: str) -> None:
 def test_only_accepts_a_filler_list() -> None:
     assert keywords.only("fin svp", compile_phrases(["fin"]).each)
     assert not keywords.only("fin svp", compile_phrases(["fin"]).each, fillers=["merci"])
+
+
+def _reference(phrases: list[str]) -> re.Pattern[str] | None:
+    """The matching before 2026-12-03, as the reference: one alternation of every first word, searched at every
+    place of the message (``re`` tries the branches in order; at one place the longer branch first)."""
+    groups: dict[str, set[str]] = {}
+    for phrase in phrases:
+        if phrase_problem(phrase) is None:
+            for word, rest in keywords._branches(phrase):
+                groups.setdefault(word, set()).add(rest)
+    if not groups:
+        return None
+    branches = (
+        re.escape(word) + "(?:" + "|".join(sorted(rests, key=lambda r: (-len(r), r))) + ")"
+        for word, rests in sorted(groups.items())
+    )
+    return re.compile(r"(?<!\S)(?:" + "|".join(branches) + r")(?!\S)")
+
+
+# words that share beginnings and phrases' words, a false friend's mask, and the spaces str.split and \S both know
+_TEXT_WORDS = ("je", "jes", "j", "me", "mes", "veux", "vais", "pont", "pendre", "sauter", "e", "|", "x1")
+_SPACES = st.sampled_from([" ", "  ", "\t", "\n", "\u00a0", "\u2003", "\x1c", " \u3000 "])
+
+
+@st.composite
+def _texts(draw: st.DrawFn) -> str:
+    """Any spacing (a canonical form's one space, or others), words from the phrases' and others."""
+    words = draw(st.lists(st.sampled_from(_TEXT_WORDS), max_size=9))
+    if draw(st.booleans()):
+        return " ".join(words)
+    spaces = draw(st.lists(_SPACES, min_size=len(words) + 1, max_size=len(words) + 1))
+    return "".join(s + w for s, w in zip(spaces, [*words, ""], strict=True))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_PHRASE, min_size=1, max_size=6), st.lists(_PHRASE, max_size=3), _texts())
+def test_first_words_find_and_mask_what_the_former_alternation_did(
+    phrases: list[str], ignore: list[str], message: str
+) -> None:
+    compiled = compile_phrases(phrases, ignore)
+    anywhere, false_friends = _reference(phrases), _reference(ignore)
+    masked = message
+    if false_friends is not None:
+        masked = false_friends.sub(lambda m: " ".join(keywords.MASK for _ in m.group(0).split()), message)
+    found = anywhere.search(masked) if anywhere is not None else None
+    assert compiled.mask(message).text == masked
+    assert compiled.find(message) == (found.group(0) if found else None)
+    assert compiled.find(keywords.Words(message)) == compiled.find(message)
+    assert compiled.only(message) == (found is not None and keywords.only(masked, compiled.each))

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
-from hypothesis import given
+import re
+import unicodedata
+from collections.abc import Sequence
+
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.flows.text import contains, find_option, make_option, match_option, normalize, parse_number
+from gateway.flows.text import Option, contains, find_option, make_option, match_option, normalize, parse_number
 
 
 def test_normalize() -> None:
@@ -59,3 +63,52 @@ def test_find_option_the_longest_phrase_wins_and_a_tie_is_ambiguous() -> None:
     assert find_option("rien", options) is None
     tied = (make_option("a", ["Un"], ["frere"]), make_option("b", ["Deux"], ["soeur"]))
     assert find_option("mon frere et ma soeur", tied) is None  # five characters each: ambiguous
+
+
+def _find_option_reference(norm: str, options: Sequence[Option], min_words: int = 1) -> tuple[str, str] | None:
+    """``find_option`` before 2026-12-03: every phrase of every option tried, longest first."""
+    best_len, best, spaced = 0, {}, f" {norm} "
+    for option in options:
+        for phrase in option.phrases:  # longest first
+            if not phrase:
+                continue
+            if len(phrase) < best_len:
+                break
+            if len(phrase.split()) >= min_words and f" {phrase} " in spaced:
+                if len(phrase) > best_len:
+                    best_len, best = len(phrase), {}
+                best[option.value] = phrase
+                break
+    if len(best) != 1:
+        return None
+    value, phrase = best.popitem()
+    return value, f"synonym:{phrase}"
+
+
+_OPTION_WORDS = st.sampled_from(["je", "suis", "sa", "mere", "mer", "e", "a", "_", "pere", "ami", ""])
+_SPACED = st.lists(_OPTION_WORDS, max_size=4).map(" ".join)  # "" and "_" give double, leading, trailing spaces
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from("abcd"), st.lists(_SPACED, max_size=5)), max_size=5),
+    _SPACED,
+    st.integers(1, 3),
+)
+def test_find_option_tries_only_phrases_starting_with_a_word_of_the_text(
+    raw: list[tuple[str, list[str]]], norm: str, min_words: int
+) -> None:
+    # options as make_option builds them and as written by hand (any spacing), the phrases longest first (as
+    # Option asks: find_option stops at the first shorter than the best found)
+    options = [make_option(value, [], phrases) for value, phrases in raw]
+    options += [Option(value, frozenset(), tuple(sorted(phrases, key=len, reverse=True))) for value, phrases in raw]
+    for message in (norm, normalize(norm)):
+        for some in (options[: len(raw)], options[len(raw) :]):
+            assert find_option(message, some, min_words) == _find_option_reference(message, some, min_words)
+
+
+@given(st.text() | st.text(st.characters(max_codepoint=127)))
+def test_normalize_as_before_its_ascii_shortcut(raw: str) -> None:
+    decomposed = unicodedata.normalize("NFKD", raw)
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    assert normalize(raw) == " ".join(re.sub(r"[^\w]+", " ", bare.casefold()).split()).replace("_", " ").strip()
