@@ -3,8 +3,8 @@
 Listeners see it at once: a system entry (``left.<how>`` in ``gateway/system_entries.py``), and the conversation is
 marked as left (``Conversation.left_at`` and ``left_how``, shown by the console).
 
-* ``ended`` ("Terminer"): ``WebChatHub.end_by_young_person`` (``gateway/webchat.py``) says goodbye and closes it
-  (abandoned while waiting); the entry tells the listener it was the young person's choice.
+* ``ended`` ("Terminer", ``WebChatHub.end_by_young_person`` in ``gateway/webchat.py``): :func:`ended` says goodbye
+  and closes it (abandoned while waiting); the entry tells the listener it was the young person's choice.
 * ``quick_exit``: nothing more is sent to the page (it is gone, and someone else may be looking at the screen).
   With the bot or in the queue nobody is there to answer: abandoned, out of the queue. With a listener it stays
   theirs, to close with an outcome.
@@ -25,8 +25,9 @@ from typing import Literal, Protocol
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.flows.lifecycle import Trigger
-from gateway.messages import Departure
-from gateway.store import ConversationStore, LockStore, TimerKind, TimerStore
+from gateway.language import language_of
+from gateway.messages import Departure, Reply
+from gateway.store import Author, ConversationStore, LockStore, TimerKind, TimerStore
 
 Leaving = Literal["quick_exit", "ended", "gone", "blocked"]
 
@@ -53,6 +54,23 @@ async def quick_exit(dispatcher: Dispatcher, store: LeavingRoles, conversation_i
         await mark_left(dispatcher, conversation, "quick_exit", now)
         if conversation.status in (Status.BOT, Status.QUEUED):
             await dispatcher.transition(conversation, Trigger.ABANDON, now)
+        await store.save_conversation(conversation)
+
+
+async def ended(dispatcher: Dispatcher, store: LeavingRoles, conversation_id: str, now: datetime) -> None:
+    """The young person ends the conversation ("Terminer"): a goodbye, then closed (abandoned while waiting)."""
+    async with store.lock(conversation_id):
+        conversation = await store.get_conversation(conversation_id)
+        if conversation is None or not conversation.active:
+            return
+        engine = dispatcher.flows.for_version(conversation.flow_version)
+        goodbye = engine.message("ended", language_of(conversation, engine.flow))
+        await dispatcher.emit(conversation, [Reply(goodbye)], Author.BOT, now)
+        await mark_left(dispatcher, conversation, "ended", now)
+        trigger = {Status.BOT: Trigger.END, Status.QUEUED: Trigger.ABANDON}.get(conversation.status, Trigger.CLOSE)
+        if trigger == Trigger.CLOSE:
+            conversation.outcome = conversation.outcome or "ended_by_young_person"
+        await dispatcher.transition(conversation, trigger, now)
         await store.save_conversation(conversation)
 
 
