@@ -261,8 +261,9 @@ class Watch:
         ``back_in_line``, under the lock, for these few), so its cost does not grow with the queue's length."""
         for conversation_id in unlisted:
             if self.back_in_line and await self.back_in_line(conversation_id):
-                log.warning("queue: conversation %s was listed in no queue and held by no one (a take cut short): "
-                            "put back in line", conversation_id)  # fmt: skip
+                log.warning("queue: conversation %s was listed in no queue and held by no one (an operation cut short):"
+                            " settled (back in line, or the take, close or leaving completed: its audit line says"
+                            " which)", conversation_id)  # fmt: skip
 
     async def _moved(self, begun: Mapping[str, str | None]) -> None:
         """Each transfer listed as begun and not ended, with its mover: a waiting conversation's completed when it was

@@ -3,8 +3,8 @@
 Listeners see it at once: a system entry (``left.<how>`` in ``gateway/system_entries.py``), and the conversation is
 marked as left (``Conversation.left_at`` and ``left_how``, shown by the console).
 
-* ``ended`` ("Terminer"): ``WebChatHub.end_by_young_person`` (``gateway/webchat.py``) says goodbye and closes it
-  (abandoned while waiting); the entry tells the listener it was the young person's choice.
+* ``ended`` ("Terminer", ``WebChatHub.end_by_young_person`` in ``gateway/webchat.py``): :func:`ended` says goodbye
+  and closes it (abandoned while waiting); the entry tells the listener it was the young person's choice.
 * ``quick_exit``: nothing more is sent to the page (it is gone, and someone else may be looking at the screen).
   With the bot or in the queue nobody is there to answer: abandoned, out of the queue. With a listener it stays
   theirs, to close with an outcome.
@@ -19,16 +19,20 @@ marked as left (``Conversation.left_at`` and ``left_how``, shown by the console)
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.flows.lifecycle import Trigger
-from gateway.messages import Departure
-from gateway.store import ConversationStore, LockStore, TimerKind, TimerStore
+from gateway.ids import derived_id, derived_ids
+from gateway.language import language_of
+from gateway.messages import Departure, Reply
+from gateway.store import Author, ConversationStore, LockStore, TimerKind, TimerStore
 
 Leaving = Literal["quick_exit", "ended", "gone", "blocked"]
+ENDING: tuple[Leaving, ...] = ("quick_exit", "ended")  # the leavings that end a waiting conversation
 
 GONE_AFTER = timedelta(seconds=90)
 
@@ -37,22 +41,69 @@ class LeavingRoles(ConversationStore, LockStore, TimerStore, Protocol):
     """What leaving needs of the store (the caller's, injected; the dispatcher writes the entries)."""
 
 
-async def mark_left(dispatcher: Dispatcher, conversation: Conversation, how: Leaving, now: datetime) -> None:
-    """Mark ``conversation`` as left and tell the listeners; the caller holds its lock and saves it."""
+async def mark_left(
+    dispatcher: Dispatcher, conversation: Conversation, how: Leaving, now: datetime, *, ending: bool = False
+) -> None:
+    """Mark ``conversation`` as left and tell the listeners; the caller holds its lock and saves it. ``ending``: this
+    leaving ends the conversation, so it happens once: its note's id derives from it (:func:`begun`)."""
     conversation.left_at, conversation.left_how = now, how
     conversation.updated_at = now
-    await dispatcher.system_note(conversation, f"left.{how}", now, channel=conversation.channel.value)
+    with derived_ids(_key(conversation.id, how)) if ending else contextlib.nullcontext():
+        await dispatcher.system_note(conversation, f"left.{how}", now, channel=conversation.channel.value)
+
+
+def _key(conversation_id: str, how: Leaving) -> str:
+    return f"left:{conversation_id}:{how}"
+
+
+def begun(conversation_id: str) -> dict[str, Leaving]:
+    """The id the note of each leaving that ends a waiting conversation (quick exit, "Terminer") has → that leaving.
+
+    Such a leaving writes, under the lock and one step at a time: its note, the queue step (on Redis alone, another
+    slot than the record), the record (abandoned). Cut between the last two, the record says queued while no entry
+    waits, which the alert check takes for a take cut short (``Actions.back_in_line``): it finds the note's id in the
+    transcript (``entries_written``) and completes the leaving (:func:`complete`), never puts them back in line."""
+    return {derived_id(_key(conversation_id, how), 1): how for how in ENDING}
+
+
+async def complete(dispatcher: Dispatcher, store: LeavingRoles, conversation: Conversation, how: Leaving,
+                   now: datetime) -> None:  # fmt: skip
+    """A waiting young person's leaving cut after its queue step (:func:`begun`), made whole under the caller's lock:
+    marked as left that way (the note written again with its id, which the store keeps once), abandoned, saved.
+    Nothing is written to the young person (a "Terminer" said its goodbye before its queue step)."""
+    await mark_left(dispatcher, conversation, how, now, ending=True)
+    await dispatcher.transition(conversation, Trigger.ABANDON, now)
+    await store.save_conversation(conversation)
 
 
 async def quick_exit(dispatcher: Dispatcher, store: LeavingRoles, conversation_id: str, now: datetime) -> None:
-    """The quick exit: marked as left; out of the bot or the queue, since nobody is there to answer any more."""
+    """The quick exit: marked as left; out of the bot or the queue, since nobody is there to answer any more (cut
+    after the queue step on Redis: completed by the alert check, :func:`begun`)."""
     async with store.lock(conversation_id):
         conversation = await store.get_conversation(conversation_id)
         if conversation is None or not conversation.active or conversation.left_how == "quick_exit":
             return
-        await mark_left(dispatcher, conversation, "quick_exit", now)
-        if conversation.status in (Status.BOT, Status.QUEUED):
+        ending = conversation.status in (Status.BOT, Status.QUEUED)
+        await mark_left(dispatcher, conversation, "quick_exit", now, ending=ending)
+        if ending:
             await dispatcher.transition(conversation, Trigger.ABANDON, now)
+        await store.save_conversation(conversation)
+
+
+async def ended(dispatcher: Dispatcher, store: LeavingRoles, conversation_id: str, now: datetime) -> None:
+    """The young person ends the conversation ("Terminer"): a goodbye, then closed (abandoned while waiting)."""
+    async with store.lock(conversation_id):
+        conversation = await store.get_conversation(conversation_id)
+        if conversation is None or not conversation.active:
+            return
+        engine = dispatcher.flows.for_version(conversation.flow_version)
+        goodbye = engine.message("ended", language_of(conversation, engine.flow))
+        await dispatcher.emit(conversation, [Reply(goodbye)], Author.BOT, now)
+        await mark_left(dispatcher, conversation, "ended", now, ending=True)  # before the queue step: :func:`begun`
+        trigger = {Status.BOT: Trigger.END, Status.QUEUED: Trigger.ABANDON}.get(conversation.status, Trigger.CLOSE)
+        if trigger == Trigger.CLOSE:
+            conversation.outcome = conversation.outcome or "ended_by_young_person"
+        await dispatcher.transition(conversation, trigger, now)
         await store.save_conversation(conversation)
 
 

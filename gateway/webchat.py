@@ -25,11 +25,10 @@ from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
 from gateway.events import EntryAdded, Erased, Event, Resync, StatusChanged, Typing, entry_json
-from gateway.flows.lifecycle import Trigger
 from gateway.flowset import FlowSet
 from gateway.gate import Gate, Refusal
 from gateway.language import language_of
-from gateway.messages import ChannelName, Inbound, Reply
+from gateway.messages import ChannelName, Inbound
 from gateway.metrics import Metrics
 from gateway.proxies import ClientAddresses
 from gateway.ratelimit import Limit, client_address
@@ -209,21 +208,8 @@ class WebChatHub:
                 await self.dispatcher.set_delivery(conversation_id, entry_id, delivery)
 
     async def end_by_young_person(self, conversation_id: str, now: datetime) -> None:
-        """The young person ends the conversation: goodbye message, then closed (or abandoned while waiting)."""
-        dispatcher = self.dispatcher
-        async with self.store.lock(conversation_id):
-            conversation = await self.store.get_conversation(conversation_id)
-            if conversation is None or not conversation.active:
-                return
-            engine = self.flows.for_version(conversation.flow_version)
-            ended = engine.message("ended", language_of(conversation, engine.flow))
-            await dispatcher.emit(conversation, [Reply(ended)], Author.BOT, now)
-            await leaving.mark_left(dispatcher, conversation, "ended", now)
-            trigger = {Status.BOT: Trigger.END, Status.QUEUED: Trigger.ABANDON}.get(conversation.status, Trigger.CLOSE)
-            if trigger == Trigger.CLOSE:
-                conversation.outcome = conversation.outcome or "ended_by_young_person"
-            await dispatcher.transition(conversation, trigger, now)
-            await self.store.save_conversation(conversation)
+        """The young person ends the conversation ("Terminer"): :func:`gateway.leaving.ended`."""
+        await leaving.ended(self.dispatcher, self.store, conversation_id, now)
 
     async def forward_events(self) -> None:
         """Runs for the app's lifetime: store events → the sockets of their conversation."""

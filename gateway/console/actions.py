@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from gateway import leaving
 from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import CLAIM_SECONDS, DEDUPE_TTL_SECONDS, Dispatcher
@@ -502,8 +503,14 @@ class Actions:
             now = self.clock()
             entry = await self.store.queue_entry(conversation_id)
             holder = None if entry is None else entry.taken_by
-            outcome = await self._closing(conversation)
-            if outcome is not None:  # told goodbye: the close is made whole
+            left = await self._left(conversation)
+            outcome = None if left is not None else await self._closing(conversation)
+            if left is not None:  # the young person left (quick exit, "Terminer"): never back in line
+                await leaving.complete(self.dispatcher, self.store, conversation, left, now)
+                detail = f"{conversation.pseudonym}: abandoned ({left}), a leaving cut short completed"
+                await self.store.audit(AuditEntry(now, "gateway", "leaving_completed", conversation_id, detail))
+                completed = True
+            elif outcome is not None:  # told goodbye: the close is made whole
                 await self._end(conversation, "gateway", outcome, "", now)
                 detail = f"{conversation.pseudonym}: closed ({outcome}), a close cut short completed"
                 await self.store.audit(AuditEntry(now, "gateway", "close_completed", conversation_id, detail))
@@ -654,6 +661,13 @@ class Actions:
             conversation.listener = listener
         await self.dispatcher.transition(conversation, Trigger.CLOSE, now)
         await self.store.save_conversation(conversation)
+
+    async def _left(self, conversation: Conversation) -> leaving.Leaving | None:
+        """How the young person left, when a leaving that ends the conversation was cut short after its note
+        (``leaving.begun``: its id derives from the conversation and the leaving), else None."""
+        begun = leaving.begun(conversation.id)
+        written = await self.store.entries_written(conversation.id, list(begun))
+        return next((how for entry_id, how in begun.items() if entry_id in written), None)
 
     async def _closing(self, conversation: Conversation) -> str | None:
         """The category of a close cut short after its goodbye was written (its id, derived from the close and the
