@@ -20,15 +20,13 @@ import logging
 
 import pytest
 
-from gateway import leaving
 from gateway.conversation import Status
-from gateway.metrics import Metrics
 from gateway.store import Author, Delivery, OutboxStatus, Store
-from gateway.timers import Timers
 from tests.conftest import Clock
 from tests.console.test_close_crash import ENDED
 from tests.console.test_handback_crash import cut_while, instance, redis_store
 from tests.console.test_take_crash import next_check, waiting_young_person
+from tests.console.test_transfer_withdrawn import end_before_the_check
 from tests.store.conftest import redis_url
 
 __all__ = ["redis_store", "redis_url"]  # fixtures used below
@@ -59,13 +57,7 @@ async def test_a_close_cut_before_its_listing_then_ended_otherwise_is_withdrawn_
     assert [ENDED in e.text for e in written] == [True]  # the gap: written, listed nowhere
     [cut] = written
     clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
-    if ending == "closed_again":
-        await actions.close(conversation_id, "sam", "family", supervisor=True)
-    elif ending == "idle_close":
-        clock.advance(hours=24)
-        await Timers(dispatcher, redis_store, actions.flows, Metrics(), clock=clock).fire_due()
-    else:
-        await leaving.quick_exit(dispatcher, redis_store, conversation_id, clock())
+    await end_before_the_check(ending, actions, dispatcher, redis_store, clock, conversation_id)
     after = await redis_store.get_conversation(conversation_id)
     assert after is not None
     if not after.active:

@@ -22,15 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway import leaving
 from gateway.conversation import Status
-from gateway.metrics import Metrics
 from gateway.store import Author, Delivery, OutboxStatus, Store
-from gateway.timers import Timers
 from tests.conftest import Clock
 from tests.console.test_handback_crash import cut_while, redis_store
 from tests.console.test_take_crash import JOINED, next_check
 from tests.console.test_transfer_crash import on, one_waiting
+from tests.console.test_transfer_withdrawn import end_before_the_check
 from tests.store.conftest import redis_url
 
 __all__ = ["redis_store", "redis_url"]  # fixtures used below
@@ -62,13 +60,7 @@ async def test_a_take_cut_before_its_listing_then_ended_is_withdrawn_not_left_pe
 
     clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
     dispatcher, _ = on(redis_store, clock, flows)
-    if ending == "close":
-        await actions.close(conversation_id, "sam", "cyberbullying", supervisor=True)
-    elif ending == "idle_close":
-        clock.advance(hours=24)
-        await Timers(dispatcher, redis_store, flows, Metrics(), clock=clock).fire_due()
-    else:
-        await leaving.quick_exit(dispatcher, redis_store, conversation_id, clock())
+    await end_before_the_check(ending, actions, dispatcher, redis_store, clock, conversation_id)
     ended = await redis_store.get_conversation(conversation_id)
     assert ended is not None and ended.status in (Status.CLOSED, Status.ABANDONED), ended
 

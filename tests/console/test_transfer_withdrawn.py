@@ -21,7 +21,9 @@ from pathlib import Path
 import pytest
 
 from gateway import leaving
+from gateway.console.actions import Actions
 from gateway.conversation import Status
+from gateway.dispatcher import Dispatcher
 from gateway.metrics import Metrics
 from gateway.store import Author, Delivery, OutboxStatus, Store
 from gateway.timers import Timers
@@ -59,14 +61,7 @@ async def test_a_transfer_cut_before_its_listing_then_ended_is_withdrawn_not_lef
 
     clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
     dispatcher, _ = on(redis_store, clock, flows)
-    if ending == "close":
-        await actions.close(conversation_id, "sam", "cyberbullying", supervisor=True)
-    elif ending == "idle_close":
-        clock.advance(hours=24)
-        timers = Timers(dispatcher, redis_store, flows, Metrics(), clock=clock)
-        await timers.fire_due()
-    else:
-        await leaving.quick_exit(dispatcher, redis_store, conversation_id, clock())
+    await end_before_the_check(ending, actions, dispatcher, redis_store, clock, conversation_id)
     ended = await redis_store.get_conversation(conversation_id)
     assert ended is not None and ended.status in (Status.CLOSED, Status.ABANDONED)
 
@@ -89,3 +84,19 @@ async def test_a_transfer_cut_before_its_listing_then_ended_is_withdrawn_not_lef
     said = [r.getMessage() for r in caplog.records if "withdrawn" in r.getMessage()]
     assert len(said) == 1 and PLACE not in said[0], said
     assert await redis_store.moves_begun() == {}
+
+
+async def end_before_the_check(
+    ending: str, actions: Actions, dispatcher: Dispatcher, store: Store, clock: Clock, conversation_id: str
+) -> None:
+    """The conversation ended another way before the next check: Sam (a supervisor) closes it (``close``, or
+    ``closed_again`` with another category than a first close's), the idle timer closes it (``idle_close``), or the
+    young person leaves by the quick exit (``quick_exit``)."""
+    if ending in ("close", "closed_again"):
+        category = "cyberbullying" if ending == "close" else "family"
+        await actions.close(conversation_id, "sam", category, supervisor=True)
+    elif ending == "idle_close":
+        clock.advance(hours=24)
+        await Timers(dispatcher, store, actions.flows, Metrics(), clock=clock).fire_due()
+    else:
+        await leaving.quick_exit(dispatcher, store, conversation_id, clock())
