@@ -473,14 +473,20 @@ class Actions:
         withdrawn = False
         async with self.store.locked_batch(conversation_id):
             conversation = await self.store.get_conversation(conversation_id)
-            if conversation is not None and conversation.status == Status.QUEUED:
-                entry = await self.store.queue_entry(conversation_id)
-                if entry is None or entry.taken_by is not None:
-                    return False  # its queue step made, its record not: back_in_line's (this check's or the next)
+            if await self._back_in_lines(conversation):
+                return False
             if conversation is not None and not conversation.active:
                 withdrawn = await self._withdraw(conversation, "take", taker)
             await self.store.end_take(conversation_id)
         return withdrawn
+
+    async def _back_in_lines(self, conversation: Conversation | None) -> bool:
+        """Whether an operation cut short after its queue step (the record still queued, its entry taken or gone) is
+        :meth:`back_in_line`'s to settle (this check's or the next), not its own listing's."""
+        if conversation is None or conversation.status != Status.QUEUED:
+            return False
+        entry = await self.store.queue_entry(conversation.id)
+        return entry is None or entry.taken_by is not None
 
     async def back_in_line(self, conversation_id: str) -> bool:
         """Settle a young person the queue lost: their record says queued while no entry of theirs waits in any
@@ -712,10 +718,8 @@ class Actions:
         completed = False
         async with self.store.locked_batch(conversation_id):
             conversation = await self.store.get_conversation(conversation_id)
-            if conversation is not None and conversation.status == Status.QUEUED:
-                entry = await self.store.queue_entry(conversation_id)
-                if entry is None or entry.taken_by is not None:
-                    return False  # its queue step made, its record not: back_in_line's (this check's or the next)
+            if await self._back_in_lines(conversation):
+                return False
             held = conversation is not None and conversation.status == Status.WITH_LISTENER
             outcome = await self._closing(conversation) if conversation is not None and held else None
             if conversation is not None and outcome is not None:
