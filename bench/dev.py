@@ -46,6 +46,22 @@ def counts(results: list[Result]) -> None:
           f" {sum(len(c) for c in caught.values())}; false alarms {sum(none)} of {len(none)}")  # fmt: skip
 
 
+BANDS = (("short", 1, 6), ("medium", 7, 39), ("long", 40, 10_000))  # words; corpus/authoring.md asks 1–6, 7–30, 40–90
+
+
+def by_length(results: list[Result]) -> None:
+    """Keywords + model by the message's length in words: false alarms on ``none`` and risky messages caught (the
+    twenty-ninth round: W flagged 2 % of short, 13 % of medium and 53 % of long ``none`` messages on dev34)."""
+    parts = []
+    for name, low, high in BANDS:
+        band = [r for r in results if low <= len(str(r.row["text"]).split()) <= high]
+        none = [r.both is not None for r in band if r.row["risk"] == Risk.NONE.value]
+        risky = [r.both is not None for r in band if r.row["risk"] != Risk.NONE.value]
+        alarms = f"{sum(none) / len(none):.1%}" if none else "-"
+        parts.append(f"{name} false alarms {sum(none)} of {len(none)} ({alarms}), risky {sum(risky)} of {len(risky)}")
+    print("    by length (keywords + model): " + "; ".join(parts))
+
+
 def frontier(flows: Path, rows: list[dict[str, object]], readings: list[Reading], scales: list[float]) -> None:
     """Keywords + model with all four classes' thresholds scaled together (capped at 0.99): false alarms on
     ``none``, suicidal and risky messages caught (docs/understanding.md, "Nineteenth round")."""
@@ -127,6 +143,7 @@ def main() -> None:
             print(f"\nweights {weights}, {flows} ({time.perf_counter() - start:.0f} s)")
             report(results)
             counts(results)
+            by_length(results)
             if args.scale:
                 frontier(Path(flows), rows, readings, args.scale)
     print(f"\nmachine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
