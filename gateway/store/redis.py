@@ -666,7 +666,7 @@ class RedisStore:
         indexed = self._indexed_under_lock.pop(c.id, None)
         now_ms = to_us(datetime.now(UTC)) // 1000
         done_until = now_ms + done.ttl_seconds * 1000 if done is not None else 0
-        others = _OTHER_STATUSES.get(c.status) or [str(status) for status in Status if status != c.status]
+        others = _OTHER_STATUSES[c.status]
         record, indexes, rank = self._sealed(c), [K.INDEX + "created", K.FLAGGED], flagged_rank(c)
         # The other sets left only when the status or the flagged rank changed since the record was read under the
         # lock (most messages change neither): that record's own save left them, after writing it. Skipped, a
