@@ -60,8 +60,8 @@ bench: system-deps $(VENV)/.installed
 	$(BIN)/python bench/load.py $(BENCH_ARGS)
 
 # The shipped understanding weights, from the corpus (docs/understanding.md, "Training"): the first heads by the
-# fixed-rate descent at L2 1e-4 on train.jsonl and the authors' files (DEV_CORPUS: dev11a … dev28d since the
-# twenty-sixth round), the second opinion's risk head by L-BFGS on the five train*.jsonl and the same files, then the
+# fixed-rate descent at L2 1e-4 on train.jsonl and the authors' files (DEV_CORPUS: dev11a … dev34d since the
+# thirtieth round), the second opinion's risk head by L-BFGS on the five train*.jsonl and the same files, then the
 # two in one file. WEIGHTS_CACHE keeps the embeddings between runs. The folds that only measure are skipped (--no-cv:
 # the same files to the bit, a fifth of the work); `make weights WEIGHTS_CV=` prints the cross-validated figures too.
 WEIGHTS_CACHE ?= $(CURDIR)/var/e5-cache
@@ -69,7 +69,9 @@ WEIGHTS_CV ?= --no-cv
 DEV_CORPUS := corpus/dev11a.jsonl corpus/dev11b.jsonl corpus/dev11c.jsonl corpus/dev12d.jsonl corpus/dev12e.jsonl corpus/dev12f.jsonl corpus/dev12g.jsonl \
   $(foreach f,dev15a dev15b dev15c dev15d dev16a dev16b dev16c dev16d dev17a dev17b dev18a dev18b dev19a dev19b dev19c dev20a dev20b dev21a dev21b dev22a dev22b \
   dev23a dev23b dev23c dev23d dev24a dev24b dev24c dev24d dev25a dev25b dev25c dev25d dev26a dev26b dev26c dev26d \
-  dev27a dev27b dev27c dev27d dev28a dev28b dev28c dev28d,corpus/$(f).jsonl)
+  dev27a dev27b dev27c dev27d dev28a dev28b dev28c dev28d \
+  dev29a dev29b dev29c dev29d dev30a dev30b dev30c dev30d dev31a dev31b dev31c dev31d dev32a dev32b dev32c dev32d \
+  dev33a dev33b dev33c dev33d dev34a dev34b dev34c dev34d,corpus/$(f).jsonl)
 FIRST_CORPUS := corpus/train.jsonl $(DEV_CORPUS)
 SECOND_CORPUS := corpus/train.jsonl corpus/train_short.jsonl corpus/train_long.jsonl corpus/train_negatives.jsonl corpus/train6.jsonl $(DEV_CORPUS)
 weights: $(VENV)/.installed
