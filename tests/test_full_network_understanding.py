@@ -33,8 +33,8 @@ HARMLESS = "je l'ai tué en un coup sur fortnite jsuis trop fort"  # corpus/trai
 # A long message whose risk lies beyond the embedding's cut (48 tokens): its start reads no risk, its windows do.
 LONG_SUICIDAL = (
     "bon alors en fait ya un compte sur insta qui poste des photos de moi avec des commentaires bizarres depuis la "
-    "rentrée, au début je m'en fichais un peu mais maintenant toute la classe en parle et mes potes me regardent plus "
-    "pareil, j'ai signalé le compte deux fois et rien ne se passe, " + SUICIDAL
+    "rentrée, au début je m'en fichais mais maintenant la classe en rigole, j'ai signalé le compte deux fois et rien "
+    "ne se passe, vous pouvez m'aider pour le faire supprimer ? " + SUICIDAL
 )
 
 

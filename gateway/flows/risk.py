@@ -19,8 +19,9 @@ from gateway.flows.reading import RISKS, Reading, Risk, Source
 ENDING_DOUBT = 0.75
 """An ending phrase ends the conversation only while the model reads every risk class under this share of its
 threshold. Nearer, the message may be a goodbye the model is unsure of ("bye bye pour de bon" read at 0.53 against
-suicide's 0.54 ended a chat): it neither ends nor raises, the bot goes on. On every corpus file and four new
-authors' (2026-12-03), the real endings read at most 0.64 of a threshold (``jveux plus parler bye``)."""
+suicide's 0.54 ended a chat): it neither ends nor raises, the bot goes on. Of the 633 messages labelled as endings
+that the keywords end on in the corpus files, 620 still end with the weights C at their thresholds (X: 623; W: all,
+read at most 0.64 of a threshold); the others ("i don't want to talk anymore", "k stop now thx") go on."""
 
 
 @dataclass(frozen=True, slots=True)

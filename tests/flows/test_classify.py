@@ -687,11 +687,13 @@ def test_below_threshold_reports_the_highest_score(engine: Engine) -> None:
     assert (found.risk, found.score, found.interrupt) == (Risk.NONE, 0.3, None)
 
 
-@pytest.mark.parametrize(("suicide", "ends"), [(0.53, False), (0.41, False), (0.39, True), (0.05, True)])
-def test_an_ending_phrase_the_model_reads_near_a_risk_does_not_end(engine: Engine, suicide: float, ends: bool) -> None:
-    """Suicide's threshold is 0.54: from 0.75 of it (0.405) an ending phrase neither ends nor raises. "bye bye
-    pour de bon" was read at 0.53 and ended a chat (since caught by a phrase too, but the next goodbye may not be)."""
-    scores = tuple((r, suicide if r is Risk.SUICIDE else 0.01) for r in RISKS)
+@pytest.mark.parametrize(("share", "ends"), [(0.98, False), (0.76, False), (0.74, True), (0.1, True)])
+def test_an_ending_phrase_the_model_reads_near_a_risk_does_not_end(engine: Engine, share: float, ends: bool) -> None:
+    """From 0.75 of suicide's threshold (flows.yaml's) up, an ending phrase neither ends nor raises. "bye bye pour de
+    bon" was read at 0.98 of the threshold then and ended a chat (since caught by a phrase too, but the next goodbye
+    may not be)."""
+    threshold = engine.assessor.rules[Risk.SUICIDE].threshold
+    scores = tuple((r, share * threshold if r is Risk.SUICIDE else 0.01) for r in RISKS)
     found = classify(engine, "bye bye", Reading(scores))
     assert (found.ends, found.risk, found.interrupt) == (ends, Risk.NONE, "stop" if ends else None)
 

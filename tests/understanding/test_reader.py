@@ -62,10 +62,10 @@ def alone(text: str) -> Reading:
 
 
 # over 48 tokens; the risk is told beyond the cut, which the embedding of the message's start does not read
-LONG = (
-    "salut, alors en ce moment c'est compliqué au lycée, j'ai beaucoup de devoirs, les profs nous mettent la pression "
-    "pour le bac, mes potes sont sympas mais on se voit moins, le week-end je fais du foot avec mon club et le "
-    "mercredi je garde ma petite sœur, et ce soir je pense au pont"
+LONG = (  # its start reads no risk (the shipped weights: suicide 0.20), its windows do (0.90); no keyword
+    "salut, j'ai une question sur le foot: le week-end je joue avec mon club, le mercredi je garde ma petite sœur, on "
+    "va au parc, on mange des crêpes chez ma tante, mes potes passent le samedi pour jouer à la console, et ce soir je "
+    "pense au pont, je le regarde depuis ma fenêtre et j'ai envie de sauter"
 )
 TEXTS = ["je pense au pont tous les soirs", "mon beau-père me frappe quand maman est pas là", "c quoi les horaires",
          "jveux plus être là", "il a un couteau et il est devant chez moi"]  # fmt: skip
