@@ -513,7 +513,7 @@ def _add_understanding(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "--optimizer",
         choices=("descent", "lbfgs"),
         default="descent",
-        help="the heads' fit: the shipped weights' fixed-rate descent (default) or L-BFGS, which converges",
+        help="the heads' fit: the former fixed-rate descent (default) or L-BFGS, which converges (make weights')",
     )
     train.add_argument(
         "--no-cv",

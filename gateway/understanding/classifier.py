@@ -2,8 +2,9 @@
 
 Each head is a multinomial logistic regression (softmax, L2-regularised, class-balanced, from zero weights: the same
 data always gives the same weights) on the embedding and the hashed character n-grams of the text
-(``features.py``), fitted by the shipped weights' fixed-rate descent (``DESCENT``, which does not converge) or by
-L-BFGS until the gradient is small (``LBFGS``, ``lbfgs.py``): ``Head.fit``'s ``optimizer``. The trained weights,
+(``features.py``), fitted by L-BFGS until the gradient is small (``LBFGS``, ``lbfgs.py``; the shipped weights' since
+the thirty-first round) or by the former fixed-rate descent (``DESCENT``, which does not converge):
+``Head.fit``'s ``optimizer``. The trained weights,
 the class names, the n-gram settings and the embedding model's name are one ``.npz`` file (``weights.npz`` in
 this package), loaded without pickle. A file may carry further risk heads, **opinions** (``risk2_*``, ``risk3_*``, …,
 ``Classifier.with_second_risk``, ``gateway understanding combine``): each risk class an opinion may raise (all of
@@ -31,8 +32,8 @@ SCALE = 10.0  # embeddings are unit vectors: spread them (the L2 strengths of L2
 NGRAM_DIM = 4096
 NGRAM_WEIGHT = 0.5
 Optimizer = Literal["descent", "lbfgs"]
-DESCENT: Optimizer = "descent"  # the shipped weights' fit (docs/understanding.md, "Tenth round, second part")
-LBFGS: Optimizer = "lbfgs"  # the converged fit (not shipped yet: its round's rule failed by one message)
+DESCENT: Optimizer = "descent"  # the former shipped weights' fit (docs/understanding.md, "Tenth round, second part")
+LBFGS: Optimizer = "lbfgs"  # the converged fit, the shipped weights' since the thirty-first round
 DESCENT_STEPS = 600
 MAX_ITERATIONS = 1000  # L-BFGS iterations at most (docs/understanding.md, "Tenth round, second part")
 TOLERANCE = 1e-5  # stop once the gradient's norm is at most this share of its norm at zero
@@ -58,9 +59,9 @@ class Head:
     ) -> Head:
         """The head on ``x`` minimising ``objective`` from zero weights. ``LBFGS``: L-BFGS, at most ``steps``
         iterations (``MAX_ITERATIONS``), stopped once the gradient is small (``Head.fitted`` says when).
-        ``DESCENT`` (the shipped weights'): ``steps`` (``DESCENT_STEPS``) of fixed-rate gradient descent, which does
-        not converge on the training corpus (docs/understanding.md, "Tenth round, second part"); kept until a
-        converged head passes a round's rule, so that ``gateway understanding train`` reproduces ``weights.npz``."""
+        ``DESCENT`` (the default, the shipped weights' until the thirty-first round): ``steps`` (``DESCENT_STEPS``) of
+        fixed-rate gradient descent, which does not converge on the training corpus (docs/understanding.md, "Tenth
+        round, second part"), kept so that older recipes rebuild as they were (on the processor they were built on)."""
         if optimizer == LBFGS:
             return cls.fitted(x, labels, l2=l2, steps=MAX_ITERATIONS if steps is None else steps)[0]
         return cls._descent(x, labels, l2=l2, steps=DESCENT_STEPS if steps is None else steps)

@@ -1,8 +1,10 @@
 """Training the classifier from the labelled corpus: ``gateway understanding train``.
 
-Reproducible: the corpus is read in file order, the folds come from a seeded generator, and the heads' fit (the
-shipped weights' fixed-rate descent by default, or L-BFGS: ``optimizer``) starts from zero weights, so one corpus,
-one seed, one embedder and one optimizer always give the same ``weights.npz``.
+Reproducible: the corpus is read in file order, the folds come from a seeded generator, and the heads' fit (L-BFGS,
+the shipped weights' since the thirty-first round, or the former fixed-rate descent, the default: ``optimizer``)
+starts from zero weights, so one corpus, one seed, one embedder and one optimizer always give the same
+``weights.npz`` on one machine; on another processor L-BFGS's within its tolerance, the descent's not at all
+(docs/understanding.md, "The shipped descent is not reproducible on another processor").
 
 1. Embed every message of ``corpus/train.jsonl`` (JSON lines: text, lang, risk, topic, who, third_party, ends,
    register) and add its hashed character n-grams (``features.py``).
@@ -453,7 +455,7 @@ def fit_logged(
 ) -> Head:
     """``Head.fit``, logging how the minimiser stopped (L-BFGS: iterations, final gradient norm)."""
     if optimizer == DESCENT:
-        log(f"  {name} head: {DESCENT_STEPS} fixed-rate descent steps (the shipped weights' fit; it does not converge)")
+        log(f"  {name} head: {DESCENT_STEPS} fixed-rate descent steps (the former shipped fit; it does not converge)")
         return Head.fit(x, labels, l2=l2, optimizer=DESCENT)
     head, found = Head.fitted(x, labels, l2=l2)
     state = "converged" if found.converged else "NOT converged"
