@@ -35,6 +35,21 @@ async def both_reading_the_card(anne: Page, bruno: Page) -> None:
         await expect(listener.locator("#conv-meta")).to_contain_text("en attente")
 
 
+class Barrier:
+    """Holds each routed request until ``count`` of them were sent, then lets them all go on to the server."""
+
+    def __init__(self, count: int) -> None:
+        self.count, self.sent = count, 0
+        self.all_sent = asyncio.Event()
+
+    async def hold(self, route: Route) -> None:
+        self.sent += 1
+        if self.sent >= self.count:
+            self.all_sent.set()
+        await self.all_sent.wait()
+        await route.continue_()
+
+
 async def expect_told_and_panel_gone(loser: Page) -> None:
     """The conversation is no longer offered: no panel, no card, and a lasting line (not only a toast) says why."""
     await expect(loser.locator("#gone")).to_be_visible()
@@ -58,6 +73,11 @@ async def test_the_listener_who_loses_a_take_race_is_told_a_colleague_took_it(
         await walk_to_queue(young)
         await both_reading_the_card(anne, bruno)
 
+        # Both requests are held until both were sent: the first take's status event could otherwise reach the other
+        # console before its click lands (the panel gone, the click refused: 1 run in 3 on a new machine, 2026-12-03).
+        both_sent = Barrier(2)
+        for listener in (anne, bruno):
+            await listener.route("**/api/conversations/*/take", both_sent.hold)
         async with anne.expect_response("**/take") as anne_took, bruno.expect_response("**/take") as bruno_took:
             await asyncio.gather(anne.locator("#take").click(), bruno.locator("#take").click())
         answers = {(await anne_took.value).status, (await bruno_took.value).status}
