@@ -387,7 +387,7 @@ def train(
     head is the multiple-instance fit (``fit_risk``), in cross-validation and in the weights; ``cache``: a
     directory where embeddings are kept between runs; ``l2``: a fixed L2 strength (cross-validated at that strength
     only), else the one of ``L2_GRID`` with the smallest cross-validated log-loss; ``optimizer``: the heads' fit
-    (``Head.fit``: ``DESCENT``, the shipped weights', or ``LBFGS``, the converged one)."""
+    (``Head.fit``: ``LBFGS``, the converged one and the shipped weights', or ``DESCENT``, the former)."""
     texts = [e.text for e in examples]
     corpus = embed_corpus(texts, embedder, cache)
     _log_corpus(corpus, len(texts), mil, log)
