@@ -21,7 +21,7 @@ from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import CLAIM_SECONDS, DEDUPE_TTL_SECONDS, Dispatcher
 from gateway.errors import Conflict, GatewayError, IllegalTransition, StoreError
-from gateway.events import NoteAdded, QueueChanged, Typing
+from gateway.events import DeliveryChanged, NoteAdded, QueueChanged, Typing
 from gateway.flows import lifecycle
 from gateway.flows.engine import Engine
 from gateway.flows.lifecycle import Trigger
@@ -54,7 +54,8 @@ from gateway.store import (
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 4000
-WITHDRAWN = "withdrawn: its conversation ended before it was listed to be sent (a {} cut short)"
+WITHDRAWN = "withdrawn: {why} before it was listed to be sent (a {kind} cut short)"
+ENDED_FIRST = "its conversation ended"  # why, the usual case: closed, idle-closed or abandoned before the check
 CLOSING = timedelta(hours=2)  # a reply window with less than this left is shown as closing
 
 
@@ -275,7 +276,9 @@ class Actions:
         one's entry in the new queue beside a record naming the old one, it is completed by the next alert check
         (:meth:`complete_move`); either completion names the mover. A supervisor's transfer of a conversation another
         listener holds is audited (who, which, from whom) in the batch, before the record: a cut after it leaves the
-        line, one before it the check's completion naming the supervisor."""
+        line, one before it the check's completion naming the supervisor. An earlier transfer to another queue cut after
+        its queue step and not completed yet has its messages written and never listed withdrawn first
+        (:meth:`_withdraw_moved`): this transfer's place is the one told."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER and not supervisor:
@@ -285,6 +288,8 @@ class Actions:
                 raise ActionRefused("unknown_queue", f"no queue '{queue}' in the flow")
             now, holder = self.clock(), conversation.listener if conversation.status == Status.WITH_LISTENER else None
             moving = conversation.status in (Status.QUEUED, Status.WITH_LISTENER)  # its entry moves before its record
+            if moving:  # before this transfer lists itself: the listing names an earlier one cut short, if any
+                await self._withdraw_moved(conversation, queue, listener)
             try:
                 if moving:
                     await self.store.begin_move(conversation_id, listener)
@@ -300,6 +305,31 @@ class Actions:
                 await self.store.end_move(conversation_id)
         self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
         return conversation
+
+    async def _withdraw_moved(self, conversation: Conversation, queue: str, mover: str) -> None:
+        """Before a transfer to ``queue`` (under the lock): an earlier transfer of the conversation to another queue,
+        cut short on Redis after its queue step (listed as begun, ``store.moves_begun``; its entry waiting where the
+        record does not say) and not completed yet, may have written the young person's place there (and an urgent
+        one's emergency numbers) and never listed them to be sent. This transfer's ``end_move`` would unlist it, and
+        nothing would look at those messages again: pending for good in an active conversation; sent, a place no longer
+        true, after (or before) this transfer's own. Withdrawn instead (:meth:`_withdraw`: only those still pending and
+        listed nowhere; their ids derived from that transfer, :func:`_transfer_key`, the record unchanged by the cut),
+        audited ``transfer_withdrawn`` naming its mover. Made again to the same queue, the earlier transfer's ids are
+        this one's: written again, listed, told once. One read when no transfer of it is listed (on SQLite none)."""
+        listed = await self.store.moves_begun()
+        if conversation.id not in listed:
+            return
+        entry = await self.store.queue_entry(conversation.id)
+        if (
+            entry is None or entry.taken_by is not None or entry.queue == queue
+            or (entry.queue, entry.at) == (conversation.queue, conversation.queued_at)
+        ):  # fmt: skip
+            return  # no transfer of it cut after its queue step, or one to this queue: its ids are this transfer's
+        key = _transfer_key(conversation, entry.queue)
+        written = {e.id for e in await self.store.transcript(conversation.id)}
+        told = list(itertools.takewhile(written.__contains__, (derived_id(key, n) for n in itertools.count(1))))
+        why = f"its conversation was transferred again (to {queue}{_by(mover)})"
+        await self._withdraw(conversation, "transfer", listed[conversation.id], told, why=why)
 
     async def hand_back(self, conversation_id: str, listener: str, *, supervisor: bool = False) -> Conversation:
         """Back to the queue, at its arrival time. A ``supervisor`` may give back any listener's conversation (one held
@@ -437,7 +467,10 @@ class Actions:
             self.dispatcher.kick_outbox()
         return cut
 
-    async def _withdraw(self, conversation: Conversation, kind: str, by: str | None = None) -> bool:
+    async def _withdraw(
+        self, conversation: Conversation, kind: str, by: str | None = None, ids: list[str] | None = None,
+        *, why: str = ENDED_FIRST,
+    ) -> bool:  # fmt: skip
         """A conversation that ended (closed, idle-closed, abandoned) while an operation of ``kind`` (a transfer, a
         take, a close), cut short on Redis after its messages were written and before they were listed to be sent,
         waited for the check: those messages (a place in a queue they are no longer in, an urgent one's emergency
@@ -446,19 +479,24 @@ class Actions:
         withdrawn (``store.outbox_withdraw``: each still pending and listed nowhere, failed with :data:`WITHDRAWN`,
         its entry shown failed; one listed is the outbox's, sent in order as an operation not cut would have been),
         audited ``<kind>_withdrawn`` (naming ``by``, who made it, when known) and logged by conversation id and count,
-        never a text. Nothing lists them any more: every completion needs an active record. Whether any was."""
-        pending = [e.id for e in await self.store.transcript(conversation.id)
+        never a text; each entry's new delivery published (the consoles show it failed). Nothing lists them any more:
+        every completion needs an active record. ``ids``: only these (an active conversation's: the messages of one
+        operation superseded, ``why``), else every bot entry still pending. Whether any was."""
+        if ids is None:
+            ids = [e.id for e in await self.store.transcript(conversation.id)
                    if e.author is Author.BOT and e.delivery is Delivery.PENDING]  # fmt: skip
-        withdrawn = await self.store.outbox_withdraw(conversation.id, pending, WITHDRAWN.format(kind))
+        reason = WITHDRAWN.format(why=why, kind=kind)
+        withdrawn = await self.store.outbox_withdraw(conversation.id, ids, reason)
         if not withdrawn:
             return False
+        first = f"the conversation {conversation.status} first" if why == ENDED_FIRST else f"{why} first"
         detail = (f"{conversation.pseudonym}: {len(withdrawn)} message(s) written by an operation cut short, never"
-                  f" listed to be sent, withdrawn ({kind}{_by(by)}): the conversation"
-                  f" {conversation.status} first")  # fmt: skip
+                  f" listed to be sent, withdrawn ({kind}{_by(by)}): {first}")  # fmt: skip
         await self.store.audit(AuditEntry(self.clock(), "gateway", f"{kind}_withdrawn", conversation.id, detail))
-        log.warning("queue: conversation %s ended with %d message(s) written by an operation cut short (%s) never"
-                    " listed to be sent: withdrawn (shown failed, not sent)", conversation.id, len(withdrawn),
-                    kind)  # fmt: skip
+        for entry_id in withdrawn:
+            await self.store.publish(DeliveryChanged(conversation.id, entry_id, Delivery.FAILED, reason))
+        log.warning("queue: conversation %s: %d message(s) written by an operation cut short (%s) never listed to be"
+                    " sent: withdrawn (shown failed, not sent)", conversation.id, len(withdrawn), kind)  # fmt: skip
         return True
 
     async def complete_take(self, conversation_id: str, taker: str) -> bool:

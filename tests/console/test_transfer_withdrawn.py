@@ -103,7 +103,6 @@ async def end_before_the_check(
 
 
 @pytest.mark.redis
-@pytest.mark.xfail(strict=True, reason="issue 8: the first transfer's place left pending (fix to come)")
 @pytest.mark.parametrize("held", [False, True], ids=["waiting", "held"])
 async def test_a_transfer_cut_before_its_listing_then_transferred_again_is_withdrawn_not_left_pending(
     redis_store: Store, redis_url: str, clock: Clock, tmp_path: Path, caplog: pytest.LogCaptureFixture, held: bool
