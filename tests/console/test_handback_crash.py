@@ -26,6 +26,7 @@ from typing import Any, cast
 import pytest
 import redis
 
+from gateway import leaving
 from gateway.alerts import Watch
 from gateway.console.actions import Actions
 from gateway.conversation import Conversation, Status
@@ -306,3 +307,62 @@ async def test_an_automatic_hand_back_cut_before_its_listing_then_closed_has_its
     said = [r.getMessage() for r in caplog.records if "withdrawn" in r.getMessage()]
     assert len(said) == 1 and DISCONNECTED not in said[0], said
     assert await redis_store.closes_begun() == {} and await redis_store.waiting() == []
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("ending", [
+    pytest.param("idle_close", marks=pytest.mark.xfail(strict=True, reason="issue 8: left pending (fix to come)")),
+    pytest.param("ended", marks=pytest.mark.xfail(strict=True, reason="issue 8: left pending (fix to come)")),
+    "quick_exit",
+])
+async def test_an_automatic_hand_back_cut_before_its_listing_then_ended_otherwise_has_its_message_withdrawn(
+    redis_store: Store, redis_url: str, clock: Clock, caplog: pytest.LogCaptureFixture, ending: str
+) -> None:
+    """The automatic hand-back cut after its message ("your listener was disconnected") was written and before it was
+    listed (its queue step made, the record still held by Anne); before the next check the conversation ends another
+    way than a close from the console: the idle timer closes it, or the young person ends it ("Terminer",
+    ``leaving.ended``). The check then withdraws the message: failed, its entry shown failed, not handed to the
+    outbox, one ``hand_back_withdrawn`` line and one log line without its text; the ending's own goodbye is the
+    outbox's; nothing left listed or waiting. Before, only ``Actions.close`` looked for that message: it stayed
+    pending for good. ``quick_exit`` is the control: a held conversation stays its listener's, the check completes
+    the hand-back, the message listed and told once, nothing withdrawn."""
+    from tests.console.test_take_crash import next_check, told  # a cycle at import time otherwise
+    from tests.console.test_transfer_withdrawn import end_before_the_check
+
+    conversation_id = await held_by_anne(redis_store, clock)
+    await cut_while(redis_url, clock, conversation_id, "outbox_list",
+                    lambda first: first.hand_back_absent(conversation_id, "anne", lambda name: True))  # fmt: skip
+    [cut] = [e for e in await redis_store.transcript(conversation_id) if DISCONNECTED in e.text]
+    since = len(await redis_store.transcript(conversation_id))
+    clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
+    dispatcher, actions = instance(redis_store, clock)
+    if ending == "ended":
+        await leaving.ended(dispatcher, redis_store, conversation_id, clock())
+    else:
+        await end_before_the_check(ending, actions, dispatcher, redis_store, clock, conversation_id)
+    after = await redis_store.get_conversation(conversation_id)
+    assert after is not None and after.active == (ending == "quick_exit"), after.status
+
+    with caplog.at_level(logging.WARNING):
+        await next_check(redis_store, clock)
+    await next_check(redis_store, clock)  # nothing more
+
+    lines = [e for e in await redis_store.audit_log() if e.action.endswith("_withdrawn")]
+    if ending == "quick_exit":  # still held by Anne: the check completes the hand-back, its message told once
+        assert await told(redis_store, conversation_id, DISCONNECTED, clock()) == 1
+        await told_once_and_waiting(redis_store, conversation_id)
+        assert not lines and await redis_store.moves_begun() == {}
+        return
+    item = await redis_store.outbox_get(conversation_id, cut.id)
+    assert item is not None and item.status is OutboxStatus.FAILED and "withdrawn" in (item.last_error or ""), item
+    handed_out = {i.id for i in await redis_store.outbox_due(clock(), 10, run=100)}
+    transcript = await redis_store.transcript(conversation_id)
+    assert cut.id not in handed_out and [e.delivery for e in transcript if e.id == cut.id] == [Delivery.FAILED]
+    goodbye = [e.id for e in transcript[since:] if e.author is Author.BOT]
+    assert goodbye and set(goodbye) <= handed_out  # the ending's goodbye: the outbox's
+    assert [(e.action, e.subject) for e in lines] == [("hand_back_withdrawn", conversation_id)], lines
+    assert DISCONNECTED not in lines[0].detail
+    said = [r.getMessage() for r in caplog.records if "withdrawn" in r.getMessage()]
+    assert len(said) == 1 and DISCONNECTED not in said[0], said
+    assert await redis_store.moves_begun() == {} and await redis_store.closes_begun() == {}
+    assert await redis_store.waiting() == []
