@@ -352,7 +352,13 @@ class Actions:
         line last), and the message's entry id is derived from this hold (:func:`_hold_key`), so a try cut short after
         the message was written (a Redis prefix) is made again by the next check with the same entry and outbox item,
         which the store ignores; and made even if the listener came back meanwhile, since the young person was told.
-        One cut right after the queue step is completed by the next check (:meth:`complete_hand_back`)."""
+        One cut right after the queue step is completed by the next check (:meth:`complete_hand_back`).
+
+        Listed as begun as a transfer is (``store.begin_move``, its mover ``gateway``, before its queue step; ended after
+        its audit line): cut after its message was written and before it was listed to be sent, then ended before that
+        check by anything but a close from the console (which looks for the message itself, :meth:`_cut_before`): the
+        idle timer, the young person's "Terminer", the check finds it in that list (:meth:`complete_move`) and withdraws
+        the message (audited ``hand_back_withdrawn``), never sent after the goodbye nor left pending."""
         try:
             async with self.store.locked_batch(conversation_id):
                 conversation = await self.store.get_conversation(conversation_id)
@@ -366,11 +372,13 @@ class Actions:
                         return False  # back at a console meanwhile: they keep it
                     engine = self.flows.for_version(conversation.flow_version)
                     told = engine.message("listener_disconnected", language_of(conversation, engine.flow))
+                    await self.store.begin_move(conversation_id, "gateway")  # before its queue step and its message
                     await self._requeue(conversation, now, told=Reply(told))
                 # For the supervisors (the audit list): whose absence it was; the log line has the id only. In the
                 # batch: one SQLite transaction with the record; on Redis, the pipeline's step after the record.
                 detail = f"{conversation.pseudonym}: from {listener}, no console open"
                 await self.store.audit(AuditEntry(now, "gateway", "hand_back", conversation.id, detail))
+                await self.store.end_move(conversation_id)
         except Conflict:  # no queue entry to go back to (nothing was changed): left with the alert
             return False
         self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
@@ -439,8 +447,9 @@ class Actions:
         cut before its queue step, or after its record, left nothing to complete; one taken from the new queue
         meanwhile is held, its record naming that queue: ``_join``; a held one's, listed too, is completed by
         :meth:`complete_hand_back`). One whose conversation ended before the check (closed, idle-closed, abandoned)
-        has its messages written and never listed withdrawn (:meth:`_withdraw`). ``mover``: who made it, as listed,
-        named in the audit line. Whether it was completed."""
+        has its messages written and never listed withdrawn (:meth:`_withdraw`), an automatic hand-back's too (listed
+        as a move by :meth:`hand_back_absent`; audited ``hand_back_withdrawn`` when the hold's message is among them).
+        ``mover``: who made it, as listed, named in the audit line. Whether it was completed."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self.store.get_conversation(conversation_id)
             entry = await self.store.queue_entry(conversation_id)
@@ -460,8 +469,9 @@ class Actions:
                 moved = f"from {before} to {queue}{_by(mover)}"
                 detail = f"{conversation.pseudonym}: {moved}, a transfer cut short completed"
                 await self.store.audit(AuditEntry(now, "gateway", "transfer_completed", conversation_id, detail))
-            elif conversation is not None and not conversation.active:
-                await self._withdraw(conversation, "transfer", mover)
+            elif conversation is not None and not conversation.active:  # an automatic hand-back's message, or not
+                handed = await self._told(conversation_id, derived_id(_hold_key(conversation), 1))
+                await self._withdraw(conversation, *(("hand_back", None) if handed else ("transfer", mover)))
             await self.store.end_move(conversation_id)
         if cut:
             self.dispatcher.kick_outbox()

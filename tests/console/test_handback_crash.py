@@ -310,11 +310,7 @@ async def test_an_automatic_hand_back_cut_before_its_listing_then_closed_has_its
 
 
 @pytest.mark.redis
-@pytest.mark.parametrize("ending", [
-    pytest.param("idle_close", marks=pytest.mark.xfail(strict=True, reason="issue 8: left pending (fix to come)")),
-    pytest.param("ended", marks=pytest.mark.xfail(strict=True, reason="issue 8: left pending (fix to come)")),
-    "quick_exit",
-])
+@pytest.mark.parametrize("ending", ["idle_close", "ended", "quick_exit"])
 async def test_an_automatic_hand_back_cut_before_its_listing_then_ended_otherwise_has_its_message_withdrawn(
     redis_store: Store, redis_url: str, clock: Clock, caplog: pytest.LogCaptureFixture, ending: str
 ) -> None:
