@@ -672,7 +672,9 @@ class Actions:
         meanwhile with another category (another goodbye id), the close made again leaves the listing to the check,
         which withdraws the first goodbye if it was never listed: one goodbye told. Likewise a held conversation
         whose automatic hand-back was cut after its message (:meth:`hand_back_absent`): closed before the check that
-        completes the hand-back, that message is withdrawn if it was never listed (:meth:`_cut_before`)."""
+        completes the hand-back, that message is withdrawn if it was never listed (:meth:`_cut_before`). And a listener's
+        reply cut after it was written and before it was listed (its request failed; not sent again since) is withdrawn
+        before the goodbye (:meth:`_withdraw_replies`)."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER and not supervisor:
@@ -689,11 +691,28 @@ class Actions:
                 await self.store.remove_from_queue(conversation_id)
             if closing:
                 await self.store.begin_close(conversation_id, listener)  # its closer, before the goodbye
+                await self._withdraw_replies(conversation, listener)  # before the goodbye: never sent after it
             await self._end(conversation, listener, outcome, notes, self.clock())
             if closing and earlier in (None, outcome) and not handing:  # else the check withdraws what they wrote
                 await self.store.end_close(conversation_id)
         self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
         return conversation
+
+    async def _withdraw_replies(self, conversation: Conversation, closer: str) -> None:
+        """A close's look (under the lock, before its goodbye) for a listener's reply cut short on Redis after it was
+        written and before it was listed to be sent (:meth:`reply`: not a batch; the outbox's line another slot than the
+        item): the console's request failed, and the same reply sent again (the same key) would have listed it; closed
+        first, nothing lists it any more. Sent now, it would reach the young person with or after the goodbye, a reply
+        its listener believes failed: withdrawn instead (:meth:`_withdraw`: each reply still pending and listed nowhere,
+        failed with its reason, shown failed on the consoles; one listed is the outbox's, sent, as its listener saw),
+        audited ``reply_withdrawn`` naming the conversation's holder (whose reply it was) and the closer. One read of
+        the transcript a close."""
+        replies = [e.id for e in await self.store.transcript(conversation.id)
+                   if e.author is Author.LISTENER and e.delivery is Delivery.PENDING]  # fmt: skip
+        if replies:
+            holder = conversation.listener if conversation.status == Status.WITH_LISTENER else None
+            why = f"its conversation was closed (by {closer})"
+            await self._withdraw(conversation, "reply", holder, replies, why=why)
 
     async def _end(self, conversation: Conversation, listener: str, outcome: str, notes: str, now: datetime) -> None:
         """A close's writes but a waiting conversation's queue step: the note, the goodbye (ids derived from the close:

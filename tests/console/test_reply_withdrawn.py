@@ -33,12 +33,7 @@ WORDS = "Tu peux compter sur nous"  # Anne's reply
 
 
 @pytest.mark.redis
-@pytest.mark.parametrize("then", [
-    pytest.param("closed", marks=pytest.mark.xfail(strict=True, reason="issue 8: left pending (fix to come)")),
-    pytest.param("closed_by_a_supervisor",
-                 marks=pytest.mark.xfail(strict=True, reason="issue 8: left pending (fix to come)")),
-    "sent_again",
-])
+@pytest.mark.parametrize("then", ["closed", "closed_by_a_supervisor", "sent_again"])
 async def test_a_reply_cut_before_its_listing_then_closed_is_withdrawn_not_left_pending(
     redis_store: Store, redis_url: str, clock: Clock, caplog: pytest.LogCaptureFixture, then: str
 ) -> None:
