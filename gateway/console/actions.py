@@ -354,11 +354,12 @@ class Actions:
         which the store ignores; and made even if the listener came back meanwhile, since the young person was told.
         One cut right after the queue step is completed by the next check (:meth:`complete_hand_back`).
 
-        Listed as begun as a transfer is (``store.begin_move``, its mover ``gateway``, before its queue step; ended after
-        its audit line): cut after its message was written and before it was listed to be sent, then ended before that
-        check by anything but a close from the console (which looks for the message itself, :meth:`_cut_before`): the
-        idle timer, the young person's "Terminer", the check finds it in that list (:meth:`complete_move`) and withdraws
-        the message (audited ``hand_back_withdrawn``), never sent after the goodbye nor left pending."""
+        Listed as begun as a transfer is (``store.begin_move``, its mover ``gateway``, before its queue step; ended
+        after its audit line): cut after its message was written and before it was listed to be sent, then ended
+        before that check by anything but a close from the console (which looks for the message itself,
+        :meth:`_cut_before`): the idle timer, the young person's "Terminer", the check finds it in that list
+        (:meth:`complete_move`) and withdraws the message (audited ``hand_back_withdrawn``), never sent after the
+        goodbye nor left pending."""
         try:
             async with self.store.locked_batch(conversation_id):
                 conversation = await self.store.get_conversation(conversation_id)
@@ -672,9 +673,9 @@ class Actions:
         meanwhile with another category (another goodbye id), the close made again leaves the listing to the check,
         which withdraws the first goodbye if it was never listed: one goodbye told. Likewise a held conversation
         whose automatic hand-back was cut after its message (:meth:`hand_back_absent`): closed before the check that
-        completes the hand-back, that message is withdrawn if it was never listed (:meth:`_cut_before`). And a listener's
-        reply cut after it was written and before it was listed (its request failed; not sent again since) is withdrawn
-        before the goodbye (:meth:`_withdraw_replies`)."""
+        completes the hand-back, that message is withdrawn if it was never listed (:meth:`_cut_before`). And a
+        listener's reply cut after it was written and before it was listed (its request failed; not sent again since)
+        is withdrawn before the goodbye (:meth:`_withdraw_replies`)."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER and not supervisor:

@@ -570,13 +570,14 @@ class QueueStore(Protocol):
 
     async def begin_move(self, conversation_id: str, mover: str) -> None:
         """A transfer by ``mover`` (the holder, a supervisor, or anyone moving a waiting conversation) to another queue
-        (or to the back of its own), or an automatic hand-back (``gateway``: ``Actions.hand_back_absent``) begins: listed with its mover (:meth:`moves_begun`) until :meth:`end_move`, which
-        the transfer writes after its record. Redis makes a transfer in steps, the queue step (slot ``{queue}``)
-        before the record: one cut in between leaves the entry waiting in the new queue beside a record that names the
-        old one (a waiting conversation's: no comparison of ids finds it, both say waiting) or says held (a held
-        one's), and whose mover only the unwritten record's audit line would have named; the alert check finds it in
-        this list (``Actions.complete_move``, ``Actions.complete_hand_back``) and names the mover. In a batch: held,
-        sent with the queue step. SQLite writes a transfer in one transaction: nothing to list, nothing written."""
+        (or to the back of its own), or an automatic hand-back (mover ``gateway``: ``Actions.hand_back_absent``) begins:
+        listed with its mover (:meth:`moves_begun`) until :meth:`end_move`, which the transfer writes after its record.
+        Redis makes a transfer in steps, the queue step (slot ``{queue}``) before the record: one cut in between leaves
+        the entry waiting in the new queue beside a record that names the old one (a waiting conversation's: no
+        comparison of ids finds it, both say waiting) or says held (a held one's), and whose mover only the unwritten
+        record's audit line would have named; the alert check finds it in this list (``Actions.complete_move``,
+        ``Actions.complete_hand_back``) and names the mover. In a batch: held, sent with the queue step. SQLite writes a
+        transfer in one transaction: nothing to list, nothing written."""
         ...
 
     async def moves_begun(self) -> dict[str, str | None]:
