@@ -83,7 +83,7 @@ MAX_DELAY = 600.0
 
 class TimersRoles(TimerStore, LockStore, ConversationStore, QueueStore, BatchStore, TranscriptStore, Protocol):
     """What the timers need of the store (the dispatcher writes what a timer says; the transcript: whether an
-    earlier firing wrote its message)."""
+    earlier firing wrote its message; the queue: the idle closes listed as begun, ``gateway/leaving.py``)."""
 
 
 class Timers:
@@ -176,6 +176,8 @@ class Timers:
             async with self.store.batch():
                 await self._fire(timer, conversation)
                 await self.store.save_conversation(conversation)
+                if timer.kind is TimerKind.IDLE_CLOSE:  # listed as begun with the bot or in the queue, until its record
+                    await self.store.end_leaving(conversation.id)
         return 1
 
     async def _firing(self, timer: Timer, lease: Timer) -> str:
@@ -269,12 +271,7 @@ class Timers:
         conversation.window_paused_for = conversation.last_inbound_at
 
     async def _idle_close(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
-        language = language_of(conversation, engine.flow)
-        await self._say(conversation, engine, now, Reply(engine.message("idle_closed", language)))
-        trigger = Trigger.ABANDON if conversation.status != Status.WITH_LISTENER else Trigger.CLOSE
-        if trigger == Trigger.CLOSE:
-            conversation.outcome = conversation.outcome or "idle"
-        await self.dispatcher.transition(conversation, trigger, now)
+        await leaving.idle_close(self.dispatcher, self.store, conversation, now)
 
 
 def _firing_key(lease: Timer) -> str:
