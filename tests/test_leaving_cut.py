@@ -28,19 +28,21 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
 from gateway import leaving
 from gateway.console.actions import ActionRefused, Actions
-from gateway.conversation import Status
+from gateway.conversation import Conversation, Status
 from gateway.errors import StoreError
 from gateway.messages import ChannelName, Inbound
 from gateway.metrics import Metrics
 from gateway.store import Author, Store, TimerKind, open_store
 from gateway.timers import Timers
 from tests.conftest import Clock
-from tests.console.test_handback_crash import cut_while, instance, redis_store, store_keys
+from tests.console.test_handback_crash import Dying, Killed, cut_while, instance, redis_store, store_keys
 from tests.console.test_take_crash import next_check
 from tests.cutting_proxy import cutting_proxy
 from tests.losing_proxy import script_sha, script_text
@@ -230,3 +232,43 @@ async def test_an_idle_close_of_a_waiting_conversation_cut_short_is_completed_ne
     lines = [(e.action, e.subject) for e in await redis_store.audit_log() if e.subject == conversation_id]
     assert lines == [("idle_close_completed", conversation_id)], lines
     assert await redis_store.leavings_begun() == {}
+
+
+class DiesAtTheRecord(Dying):
+    """The real store, whose instance dies as an ending's record is handed to it (abandoned, closed or ended)."""
+
+    async def save_conversation(self, conversation: Conversation, **options: Any) -> None:
+        if not conversation.active and not self.died:
+            self.died += 1
+            raise Killed
+        await self._store.save_conversation(conversation, **options)
+
+
+@pytest.mark.parametrize("how", ["quick_exit", "ended"])
+async def test_a_leaving_whose_instance_dies_on_sqlite_writes_none_of_it(
+    tmp_path: Path, clock: Clock, how: str
+) -> None:
+    """SQLite writes a quick exit or a "Terminer" in one transaction (the conversation's batch): an instance dying as
+    it hands the record over leaves nothing of it, neither the note nor the queue step (as a crash before the request
+    would), so nothing is half made for a check to find; the store lists nothing (``leavings_begun``: Redis only).
+    Before, each write was its own transaction: the note written and the entry gone beside a queued record."""
+    url = f"sqlite:///{tmp_path}/gateway.sqlite3"
+    store = await open_store(url, keys=store_keys(url))
+    try:
+        conversation_id = await waiting_on_the_web_chat(store, clock)
+        since = len(await store.transcript(conversation_id))
+        dying = DiesAtTheRecord(store)
+        dispatcher, _ = instance(dying, clock)
+        with pytest.raises(Killed):
+            if how == "quick_exit":
+                await leaving.quick_exit(dispatcher, cast(Any, dying), conversation_id, clock())
+            else:
+                await leaving.ended(dispatcher, cast(Any, dying), conversation_id, clock())
+        assert dying.died == 1
+        after = await store.get_conversation(conversation_id)
+        assert after is not None and (after.status, after.left_how) == (Status.QUEUED, None)
+        assert [e.conversation_id for e in await store.waiting()] == [conversation_id]
+        assert (await store.transcript(conversation_id))[since:] == []
+        assert await store.leavings_begun() == {}
+    finally:
+        await store.close()
