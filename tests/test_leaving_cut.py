@@ -272,3 +272,45 @@ async def test_a_leaving_whose_instance_dies_on_sqlite_writes_none_of_it(
         assert await store.leavings_begun() == {}
     finally:
         await store.close()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("how", ["quick_exit", "ended"])
+async def test_a_leaving_from_the_bot_cut_short_is_completed_by_the_check(
+    redis_store: Store, redis_url: str, clock: Clock, how: str
+) -> None:
+    """The young person leaves (quick exit, or "Terminer") while the bot asks its questions; the instance dies after
+    the note (and "Terminer"'s goodbye), before the record (its timers cancelled with the note's pipeline: no bot
+    timer fires any more). After the next check: no longer active, marked as left that way, the note once, nothing
+    more written to them, one ``leaving_completed`` line, nothing listed. Before, no check looked at a record with
+    the bot: it stayed active, not marked as left."""
+    dispatcher, _ = instance(redis_store, clock)
+    assert await dispatcher.handle_inbound(Inbound(ChannelName.WEBCHAT, TOKEN, "m0", WALK_TO_QUEUE[0]))
+    [conversation_id] = await redis_store.conversation_ids_by_status(Status.BOT)
+    clock.advance(minutes=1)
+    since = len(await redis_store.transcript(conversation_id))
+
+    async def leave(store: Store) -> None:
+        cut_dispatcher, _ = instance(store, clock)
+        if how == "quick_exit":
+            await leaving.quick_exit(cut_dispatcher, store, conversation_id, clock())
+        else:
+            await leaving.ended(cut_dispatcher, store, conversation_id, clock())
+
+    await cut_at(redis_url, clock, conversation_id, script_text("put_conversation"), leave)
+    cut = await redis_store.get_conversation(conversation_id)
+    assert cut is not None and cut.status is Status.BOT and cut.left_how is None  # the record not written
+
+    clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
+    await next_check(redis_store, clock)
+    await next_check(redis_store, clock)  # nothing more
+
+    after = await redis_store.get_conversation(conversation_id)
+    assert after is not None and not after.active and after.left_how == how, after
+    written = (await redis_store.transcript(conversation_id))[since:]
+    to_the_page = [e for e in written if e.author is not Author.SYSTEM]
+    assert len(to_the_page) == (0 if how == "quick_exit" else 1), to_the_page  # "Terminer": its goodbye, once
+    assert [e.system.code for e in written if e.system] == [f"left.{how}"]
+    lines = [(e.action, e.subject) for e in await redis_store.audit_log() if e.subject == conversation_id]
+    assert lines == [("leaving_completed", conversation_id)], lines
+    assert await redis_store.leavings_begun() == {}
