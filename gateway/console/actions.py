@@ -693,8 +693,10 @@ class Actions:
         it and is found done). Its conversation still active, it was cut short, maybe before its queue step (its entry
         still waiting beside a record that says queued: no comparison of ids finds it, and the young person who
         pressed the quick exit, or was told goodbye, would wait on a listener's list): completed as that ending
-        (:meth:`_complete_ending`), never back in line, told goodbye once. Listed no more either way. Whether it was
-        completed."""
+        (:meth:`_complete_ending`), never back in line, told goodbye once. Ended another way first (a close from the
+        console: a waiting conversation may be closed while its ending is listed), what it wrote and never listed to
+        be sent (an idle close's goodbye, on a channel with an outbox) is withdrawn (:meth:`_withdraw`), not sent after
+        the close's goodbye nor left pending. Listed no more either way. Whether it was completed."""
         if how not in leaving.ENDINGS:
             how = "quick_exit"  # a value no instance writes: the young person's leaving, the least told
         ending = cast(leaving.Ending, how)
@@ -705,6 +707,8 @@ class Actions:
                 await self._complete_ending(conversation, ending, self.clock())
                 completed = True
             else:
+                if conversation is not None:
+                    await self._withdraw(conversation, "leaving")
                 await self.store.end_leaving(conversation_id)
         if completed:
             self.dispatcher.kick_outbox()
