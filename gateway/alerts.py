@@ -29,6 +29,10 @@ queue, its record naming the old one: listed as begun with its mover until its r
 is listed as begun too (``QueueStore.takes_begun``) until its record is written: one cut after its "listener joined"
 was written and before it was listed, its conversation ended before the check (so no longer queued, and not put back
 in line), has that message withdrawn (``Actions.complete_take``), as a transfer's and a close's are (``_withdraw``).
+A quick exit, a "Terminer" or an idle close of a conversation with the bot or in the queue is listed as begun
+(``QueueStore.leavings_begun``) until its record is written: one cut short, even before its queue step (its entry
+still waiting beside a queued record: no comparison of ids finds it), is completed as that ending
+(``Actions.complete_leaving``), never put back in line.
 The check reads no record of a young person held by a listener at a console: who holds each held conversation
 comes from its queue entry (``Store.holders``: on Redis two commands however many are held; before, every held
 record was read and decrypted every 10 s on each instance); only those whose listener has been away for the alert's

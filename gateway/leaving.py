@@ -15,6 +15,12 @@ marked as left (``Conversation.left_at`` and ``left_how``, shown by the console)
 * ``gone``: no web chat socket for :data:`GONE_AFTER` while queued or with a listener (the tab was closed, or the
   network lost that long): the entry only. When the same browser comes back to the conversation, an entry says so
   and the mark is lifted.
+
+The idle timer's close (``idle_close``, ``gateway/timers.py``) ends a conversation with the bot or in the queue as
+the quick exit and "Terminer" do, so it is made here the same way. Each such ending runs in the conversation's batch
+(one SQLite transaction) and, on Redis, is listed as begun first (``store.begin_leaving``, until its record): cut
+short, before or after its queue step, the alert check completes it as that ending (:func:`complete`), never puts
+the young person back in line, and no listener may take them meanwhile (the take's script reads the list).
 """
 
 from __future__ import annotations

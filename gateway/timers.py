@@ -37,6 +37,11 @@ time it read (``entries_written``) and makes that firing's writes again, with th
 on this instance or another, and what the cut left undone (the outbox's listing, the next timer, the record) is
 made. Until 2026-12-03 the retry fired anew: the reminder and the question sent twice, 10 s apart. An instance
 that dies between the batch and the removal leaves the same state: its timer's retry is told nothing more either.
+
+The idle close is ``leaving.idle_close``: its goodbye's id derives from the conversation (it ends once), and with the
+bot or in the queue it is listed as begun until its record (``store.end_leaving``, after the save here). Its
+writes cancel every timer of the conversation (``StatusEffects.finished``) in the pipeline sent before its queue
+step: cut after that, no retry of the timer comes, and the alert check completes it (``Actions.complete_leaving``).
 """
 
 from __future__ import annotations
