@@ -29,6 +29,10 @@ queue, its record naming the old one: listed as begun with its mover until its r
 is listed as begun too (``QueueStore.takes_begun``) until its record is written: one cut after its "listener joined"
 was written and before it was listed, its conversation ended before the check (so no longer queued, and not put back
 in line), has that message withdrawn (``Actions.complete_take``), as a transfer's and a close's are (``_withdraw``).
+A quick exit, a "Terminer" or an idle close of a conversation with the bot or in the queue is listed as begun
+(``QueueStore.leavings_begun``) until its record is written: one cut short, even before its queue step (its entry
+still waiting beside a queued record: no comparison of ids finds it), is completed as that ending
+(``Actions.complete_leaving``), never put back in line.
 The check reads no record of a young person held by a listener at a console: who holds each held conversation
 comes from its queue entry (``Store.holders``: on Redis two commands however many are held; before, every held
 record was read and decrypted every 10 s on each instance); only those whose listener has been away for the alert's
@@ -80,6 +84,7 @@ class Watch:
         complete_close: Callable[[str, str], Awaitable[bool]] | None = None,
         complete_move: Callable[[str, str | None], Awaitable[bool]] | None = None,
         complete_take: Callable[[str, str], Awaitable[bool]] | None = None,
+        complete_leaving: Callable[[str, str], Awaitable[bool]] | None = None,
     ) -> None:
         """``hand_back(conversation id, listener)``: give it back, the listener still absent (whether it went back);
         called once their absence has lasted ``handback_seconds`` (0: never). ``complete(conversation id, mover)``:
@@ -93,6 +98,9 @@ class Watch:
         mover (``store.moves_begun``) if it was cut short after its queue step, whether it was.
         ``complete_take(conversation id, taker)``: settle a take listed as begun with its taker (``store.takes_begun``):
         its unlisted messages withdrawn if its conversation ended first, whether any was.
+        ``complete_leaving(conversation id, how)``: finish an ending of a conversation with the bot or in the queue
+        listed as begun (``store.leavings_begun``: a quick exit, "Terminer", an idle close) if it was cut short (its
+        conversation still active), as that ending, never back in line; whether it was.
         ``listeners_here()``: those with a console open on this instance, recorded present at each check (with the
         time each socket closed, ``ListenerAPI``) for every instance: an absence counts from the last presence on
         any instance, as recorded (``PresentStore``), or from when this instance first saw it when none is."""
@@ -109,6 +117,7 @@ class Watch:
         self.complete_close = complete_close
         self.complete_move = complete_move
         self.complete_take = complete_take
+        self.complete_leaving = complete_leaving
 
     async def run(self) -> None:
         while True:
@@ -130,6 +139,7 @@ class Watch:
             moving = await self.store.moves_begun() if self.complete_move else {}
             closing = await self.store.closes_begun() if self.complete_close else {}
             taking = await self.store.takes_begun() if self.complete_take else {}
+            leaving = await self.store.leavings_begun() if self.complete_leaving else {}
         except StoreError as exc:
             self.metrics.store_up.set(0)
             self.metrics.outages.failed("alerts", exc)
@@ -140,6 +150,7 @@ class Watch:
         try:
             held = await self._complete(held, waiting, moving)
             held = await self._closed(held, closing)
+            await self._left(leaving)
             await self._back_in_line(sorted(queued - waiting))
             await self._moved(moving)
             await self._taken(taking)
@@ -253,6 +264,16 @@ class Watch:
                 log.warning("held: conversation %s was told goodbye while its record said held (a close cut short): "
                             "closed", conversation_id)  # fmt: skip
         return {i: listener for i, listener in held.items() if i not in closed}
+
+    async def _left(self, begun: Mapping[str, str]) -> None:
+        """Each ending listed as begun and not ended (a quick exit, "Terminer", an idle close of a conversation with the
+        bot or in the queue), with how: completed as that ending when it was cut short (before ``back_in_line``, which
+        would otherwise find one cut after its queue step first, and does the same), else no longer listed. Only these
+        ids: an ending under way or cut short."""
+        for conversation_id, how in sorted(begun.items()):
+            if self.complete_leaving and await self.complete_leaving(conversation_id, how):
+                log.warning("queue: conversation %s was half ended (%s cut short, its record still active): "
+                            "completed, not put back in line", conversation_id, how)  # fmt: skip
 
     async def _back_in_line(self, unlisted: list[str]) -> None:
         """Each conversation the status index says queued with no entry waiting (a take cut short after its queue

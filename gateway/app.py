@@ -224,7 +224,7 @@ async def create_app(
                   handback_seconds=settings.held_handback_seconds, complete=actions.complete_hand_back,
                   back_in_line=actions.back_in_line, complete_close=actions.complete_close,
                   complete_move=actions.complete_move, complete_take=actions.complete_take,
-                  listeners_here=presence.here)  # fmt: skip
+                  complete_leaving=actions.complete_leaving, listeners_here=presence.here)  # fmt: skip
     typing_relay = TypingRelay(store, channels.adapters, limits, metrics)  # one indicator across instances: a claim
     for name, worker in {
         "outbox": outbox.run, "inbox": inbox.run,

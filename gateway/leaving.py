@@ -15,11 +15,17 @@ marked as left (``Conversation.left_at`` and ``left_how``, shown by the console)
 * ``gone``: no web chat socket for :data:`GONE_AFTER` while queued or with a listener (the tab was closed, or the
   network lost that long): the entry only. When the same browser comes back to the conversation, an entry says so
   and the mark is lifted.
+
+The idle timer's close (``idle_close``, ``gateway/timers.py``) ends a conversation with the bot or in the queue as
+the quick exit and "Terminer" do, so it is made here the same way. Each such ending runs in the conversation's batch
+(one SQLite transaction) and, on Redis, is listed as begun first (``store.begin_leaving``, until its record): cut
+short, before or after its queue step, the alert check completes it as that ending (:func:`complete`), never puts
+the young person back in line, and no listener may take them meanwhile (the take's script reads the list).
 """
 
 from __future__ import annotations
 
-import contextlib
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
@@ -29,82 +35,152 @@ from gateway.flows.lifecycle import Trigger
 from gateway.ids import derived_id, derived_ids
 from gateway.language import language_of
 from gateway.messages import Departure, Reply
-from gateway.store import Author, ConversationStore, LockStore, TimerKind, TimerStore
+from gateway.store import (
+    Author,
+    BatchStore,
+    ConversationStore,
+    LockStore,
+    QueueStore,
+    TimerKind,
+    TimerStore,
+    TranscriptStore,
+)
 
 Leaving = Literal["quick_exit", "ended", "gone", "blocked"]
-ENDING: tuple[Leaving, ...] = ("quick_exit", "ended")  # the leavings that end a waiting conversation
+Ending = Literal["quick_exit", "ended", "idle_close"]  # what ends a conversation with the bot or in the queue
+ENDINGS: tuple[Ending, ...] = ("quick_exit", "ended", "idle_close")
+WAITING = (Status.BOT, Status.QUEUED)  # the statuses such an ending abandons (or ends, "Terminer" with the bot)
 
 GONE_AFTER = timedelta(seconds=90)
 
 
-class LeavingRoles(ConversationStore, LockStore, TimerStore, Protocol):
-    """What leaving needs of the store (the caller's, injected; the dispatcher writes the entries)."""
+class LeavingRoles(ConversationStore, TranscriptStore, QueueStore, LockStore, TimerStore, BatchStore, Protocol):
+    """What leaving needs of the store (the caller's, injected; the dispatcher writes the entries): the conversation's
+    lock with a batch (a quick exit or a "Terminer" is one SQLite transaction), the endings listed as begun (Redis)."""
 
 
 async def mark_left(
-    dispatcher: Dispatcher, conversation: Conversation, how: Leaving, now: datetime, *, ending: bool = False
-) -> None:
+    dispatcher: Dispatcher, conversation: Conversation, how: Leaving, now: datetime, *, ending: bool = False,
+    note: bool = True,
+) -> None:  # fmt: skip
     """Mark ``conversation`` as left and tell the listeners; the caller holds its lock and saves it. ``ending``: this
-    leaving ends the conversation, so it happens once: its note's id derives from it (:func:`begun`)."""
+    leaving ends the conversation, so it happens once: its note's id derives from it (:func:`begun`). ``note``:
+    False when that note is written already (a completion, :func:`complete`)."""
     conversation.left_at, conversation.left_how = now, how
     conversation.updated_at = now
-    with derived_ids(_key(conversation.id, how)) if ending else contextlib.nullcontext():
+    if not note:
+        return
+    if ending:
+        with derived_ids(_key(conversation.id, how)):
+            await dispatcher.system_note(conversation, f"left.{how}", now, channel=conversation.channel.value)
+    else:
         await dispatcher.system_note(conversation, f"left.{how}", now, channel=conversation.channel.value)
 
 
-def _key(conversation_id: str, how: Leaving) -> str:
+def _key(conversation_id: str, how: Leaving | Ending) -> str:
     return f"left:{conversation_id}:{how}"
 
 
-def begun(conversation_id: str) -> dict[str, Leaving]:
-    """The id the note of each leaving that ends a waiting conversation (quick exit, "Terminer") has → that leaving.
-
-    Such a leaving writes, under the lock and one step at a time: its note, the queue step (on Redis alone, another
-    slot than the record), the record (abandoned). Cut between the last two, the record says queued while no entry
-    waits, which the alert check takes for a take cut short (``Actions.back_in_line``): it finds the note's id in the
-    transcript (``entries_written``) and completes the leaving (:func:`complete`), never puts them back in line."""
-    return {derived_id(_key(conversation_id, how), 1): how for how in ENDING}
+def _goodbye_key(conversation_id: str, how: Ending) -> str:
+    """What the id of an ending's goodbye to the young person derives from ("Terminer"'s, the idle close's): the
+    conversation and the ending, as it ends once; the same for the ending, its retries and its completion."""
+    return _key(conversation_id, how) + (":goodbye" if how == "ended" else "")
 
 
-async def complete(dispatcher: Dispatcher, store: LeavingRoles, conversation: Conversation, how: Leaving,
+def begun(conversation_id: str) -> dict[str, Ending]:
+    """The id of the first entry each ending of a conversation with the bot or in the queue writes → that ending:
+    the note of a quick exit and of a "Terminer", the idle close's goodbye (its ids derive from the conversation and
+    the ending, which happens once).
+
+    Such an ending writes, under the lock: that entry, the queue step (on Redis alone, another slot than the
+    record), the record. Cut between the last two, the record says queued while no entry waits, which the alert
+    check takes for a take cut short (``Actions.back_in_line``): it finds this id in the transcript
+    (``entries_written``) and completes the ending (:func:`complete`), never puts them back in line. Cut before the
+    queue step, the entry still waits: the ending is found listed as begun (``store.leavings_begun``)."""
+    return {derived_id(_key(conversation_id, how), 1): how for how in ENDINGS}
+
+
+def _firsts(conversation_id: str) -> list[str]:
+    """The ids :func:`complete` looks for: each ending's first entry, and "Terminer"'s note after its goodbye."""
+    return [*begun(conversation_id), derived_id(_goodbye_key(conversation_id, "ended"), 1)]
+
+
+async def complete(dispatcher: Dispatcher, store: LeavingRoles, conversation: Conversation, how: Ending,
                    now: datetime) -> None:  # fmt: skip
-    """A waiting young person's leaving cut after its queue step (:func:`begun`), made whole under the caller's lock:
-    marked as left that way (the note written again with its id, which the store keeps once), abandoned, saved.
-    Nothing is written to the young person (a "Terminer" said its goodbye before its queue step)."""
-    await mark_left(dispatcher, conversation, how, now, ending=True)
-    await dispatcher.transition(conversation, Trigger.ABANDON, now)
+    """An ending cut short (listed as begun, or found by :func:`begun`), made whole under the caller's lock and in its
+    batch: what it wrote is not written again (one read, ``entries_written``: the goodbye said once), what it did not
+    write is (a quick exit's or a "Terminer"'s note, "Terminer"'s or the idle close's goodbye), then the status and
+    the record; no longer listed. Never back in line: the young person left, or was told goodbye."""
+    written = await store.entries_written(conversation.id, _firsts(conversation.id))
+    await _ending(dispatcher, store, conversation, how, now, written)
     await store.save_conversation(conversation)
+    await store.end_leaving(conversation.id)
 
 
-async def quick_exit(dispatcher: Dispatcher, store: LeavingRoles, conversation_id: str, now: datetime) -> None:
-    """The quick exit: marked as left; out of the bot or the queue, since nobody is there to answer any more (cut
-    after the queue step on Redis: completed by the alert check, :func:`begun`)."""
-    async with store.lock(conversation_id):
-        conversation = await store.get_conversation(conversation_id)
-        if conversation is None or not conversation.active or conversation.left_how == "quick_exit":
-            return
-        ending = conversation.status in (Status.BOT, Status.QUEUED)
-        await mark_left(dispatcher, conversation, "quick_exit", now, ending=ending)
-        if ending:
-            await dispatcher.transition(conversation, Trigger.ABANDON, now)
-        await store.save_conversation(conversation)
-
-
-async def ended(dispatcher: Dispatcher, store: LeavingRoles, conversation_id: str, now: datetime) -> None:
-    """The young person ends the conversation ("Terminer"): a goodbye, then closed (abandoned while waiting)."""
-    async with store.lock(conversation_id):
-        conversation = await store.get_conversation(conversation_id)
-        if conversation is None or not conversation.active:
-            return
+async def _ending(dispatcher: Dispatcher, store: LeavingRoles, conversation: Conversation, how: Ending,
+                  now: datetime, written: Collection[str] = ()) -> None:  # fmt: skip
+    """An ending's writes but its record (the caller's, in its batch, under its lock): listed as begun when it ends a
+    conversation with the bot or in the queue, or is a "Terminer" (``store.begin_leaving``: before anything it
+    writes), its goodbye and its note (ids derived from the ending; not written again when in ``written``), then its
+    status (a waiting one's queue step: on Redis alone, another slot). The caller then saves the record and unlists
+    it (``store.end_leaving``)."""
+    waiting = conversation.status in WAITING
+    if waiting or how == "ended":
+        await store.begin_leaving(conversation.id, how)
+    if how in ("ended", "idle_close") and derived_id(_goodbye_key(conversation.id, how), 1) not in written:
         engine = dispatcher.flows.for_version(conversation.flow_version)
-        goodbye = engine.message("ended", language_of(conversation, engine.flow))
-        await dispatcher.emit(conversation, [Reply(goodbye)], Author.BOT, now)
-        await mark_left(dispatcher, conversation, "ended", now, ending=True)  # before the queue step: :func:`begun`
+        goodbye = engine.message("ended" if how == "ended" else "idle_closed", language_of(conversation, engine.flow))
+        with derived_ids(_goodbye_key(conversation.id, how)):
+            await dispatcher.emit(conversation, [Reply(goodbye)], Author.BOT, now)
+    if how == "idle_close":
+        trigger = Trigger.ABANDON if waiting else Trigger.CLOSE
+        if trigger == Trigger.CLOSE:
+            conversation.outcome = conversation.outcome or "idle"
+    elif how == "ended":
+        await mark_left(dispatcher, conversation, how, now, ending=True,
+                        note=derived_id(_key(conversation.id, how), 1) not in written)  # fmt: skip
         trigger = {Status.BOT: Trigger.END, Status.QUEUED: Trigger.ABANDON}.get(conversation.status, Trigger.CLOSE)
         if trigger == Trigger.CLOSE:
             conversation.outcome = conversation.outcome or "ended_by_young_person"
-        await dispatcher.transition(conversation, trigger, now)
+    else:
+        await mark_left(dispatcher, conversation, how, now, ending=waiting,
+                        note=derived_id(_key(conversation.id, how), 1) not in written)  # fmt: skip
+        if not waiting:  # with a listener: theirs, to close with an outcome
+            return
+        trigger = Trigger.ABANDON
+    await dispatcher.transition(conversation, trigger, now)
+
+
+async def quick_exit(dispatcher: Dispatcher, store: LeavingRoles, conversation_id: str, now: datetime) -> None:
+    """The quick exit: marked as left; out of the bot or the queue, since nobody is there to answer any more. One
+    batch (SQLite: one transaction); on Redis listed as begun first, so that one cut short is completed by the alert
+    check and never taken meanwhile (:func:`_ending`)."""
+    async with store.locked_batch(conversation_id):
+        conversation = await store.get_conversation(conversation_id)
+        if conversation is None or not conversation.active or conversation.left_how == "quick_exit":
+            return
+        await _ending(dispatcher, store, conversation, "quick_exit", now)
         await store.save_conversation(conversation)
+        await store.end_leaving(conversation_id)
+
+
+async def ended(dispatcher: Dispatcher, store: LeavingRoles, conversation_id: str, now: datetime) -> None:
+    """The young person ends the conversation ("Terminer"): a goodbye, then closed (abandoned while waiting). One
+    batch, listed as begun, as :func:`quick_exit`."""
+    async with store.locked_batch(conversation_id):
+        conversation = await store.get_conversation(conversation_id)
+        if conversation is None or not conversation.active:
+            return
+        await _ending(dispatcher, store, conversation, "ended", now)
+        await store.save_conversation(conversation)
+        await store.end_leaving(conversation_id)
+
+
+async def idle_close(dispatcher: Dispatcher, store: LeavingRoles, conversation: Conversation, now: datetime) -> None:
+    """The idle timer fired (under the lock, in the timer's batch, ``gateway/timers.py``): the goodbye, abandoned
+    (closed, ``idle``, with a listener). Listed as begun with the bot or in the queue (:func:`_ending`): the timer
+    saves the record, then unlists it (``store.end_leaving``)."""
+    await _ending(dispatcher, store, conversation, "idle_close", now)
 
 
 async def socket_closed(store: LeavingRoles, conversation_id: str, now: datetime) -> None:

@@ -37,6 +37,11 @@ time it read (``entries_written``) and makes that firing's writes again, with th
 on this instance or another, and what the cut left undone (the outbox's listing, the next timer, the record) is
 made. Until 2026-12-03 the retry fired anew: the reminder and the question sent twice, 10 s apart. An instance
 that dies between the batch and the removal leaves the same state: its timer's retry is told nothing more either.
+
+The idle close is ``leaving.idle_close``: its goodbye's id derives from the conversation (it ends once), and with the
+bot or in the queue it is listed as begun until its record (``store.end_leaving``, after the save here). Its
+writes cancel every timer of the conversation (``StatusEffects.finished``) in the pipeline sent before its queue
+step: cut after that, no retry of the timer comes, and the alert check completes it (``Actions.complete_leaving``).
 """
 
 from __future__ import annotations
@@ -83,7 +88,7 @@ MAX_DELAY = 600.0
 
 class TimersRoles(TimerStore, LockStore, ConversationStore, QueueStore, BatchStore, TranscriptStore, Protocol):
     """What the timers need of the store (the dispatcher writes what a timer says; the transcript: whether an
-    earlier firing wrote its message)."""
+    earlier firing wrote its message; the queue: the idle closes listed as begun, ``gateway/leaving.py``)."""
 
 
 class Timers:
@@ -176,6 +181,8 @@ class Timers:
             async with self.store.batch():
                 await self._fire(timer, conversation)
                 await self.store.save_conversation(conversation)
+                if timer.kind is TimerKind.IDLE_CLOSE:  # listed as begun with the bot or in the queue, until its record
+                    await self.store.end_leaving(conversation.id)
         return 1
 
     async def _firing(self, timer: Timer, lease: Timer) -> str:
@@ -269,12 +276,7 @@ class Timers:
         conversation.window_paused_for = conversation.last_inbound_at
 
     async def _idle_close(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
-        language = language_of(conversation, engine.flow)
-        await self._say(conversation, engine, now, Reply(engine.message("idle_closed", language)))
-        trigger = Trigger.ABANDON if conversation.status != Status.WITH_LISTENER else Trigger.CLOSE
-        if trigger == Trigger.CLOSE:
-            conversation.outcome = conversation.outcome or "idle"
-        await self.dispatcher.transition(conversation, trigger, now)
+        await leaving.idle_close(self.dispatcher, self.store, conversation, now)
 
 
 def _firing_key(lease: Timer) -> str:

@@ -35,6 +35,7 @@ from gateway.ratelimit import Limit, client_address
 from gateway.sockets import KEEPALIVE, SEND_TIMEOUT, Forwarding, SocketWriter, incoming
 from gateway.store import (
     Author,
+    BatchStore,
     ConversationStore,
     Delivery,
     EventStore,
@@ -62,8 +63,11 @@ OPENING_LOCK = "opening:"  # + an opening key's keyed hash: the lock its hellos 
 ARM_RETRY = (0.5, 30.0)  # seconds before arming a gone timer again while the store does not answer: first, most
 
 
-class WebChatRoles(ConversationStore, TranscriptStore, QueueStore, TimerStore, EventStore, LockStore, Protocol):
-    """What the web chat needs of the store (the dispatcher does the processing)."""
+class WebChatRoles(
+    ConversationStore, TranscriptStore, QueueStore, TimerStore, EventStore, LockStore, BatchStore, Protocol
+):
+    """What the web chat needs of the store (the dispatcher does the processing; a batch: a quick exit's or a
+    "Terminer"'s writes together, ``gateway/leaving.py``)."""
 
 
 class WebChatHub:

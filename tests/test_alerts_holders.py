@@ -116,7 +116,7 @@ async def test_the_check_of_held_conversations_reads_none_of_their_records(store
                       held_alert_seconds=300, hand_back=hand_back, handback_seconds=600,
                       complete=lambda conversation_id, mover: asyncio.sleep(0, False),
                       complete_close=actions.complete_close, complete_move=actions.complete_move,
-                      complete_take=actions.complete_take)  # fmt: skip
+                      complete_take=actions.complete_take, complete_leaving=actions.complete_leaving)  # fmt: skip
         commands = await monitored(store_url, watch.check())
         assert reads.records == [] and sample(metrics, "gateway_held_by_absent_listener") == 0
         assert not [c for c in commands if any(f"hg:c:{{{i}}}" in c for i in annes + beas)], "a held record read"
@@ -167,7 +167,7 @@ async def test_the_checks_cost_does_not_grow_with_the_conversations_held(store_u
                   held_alert_seconds=300, hand_back=lambda conversation_id, listener: asyncio.sleep(0, False),
                   handback_seconds=600, complete=actions.complete_hand_back, back_in_line=actions.back_in_line,
                   complete_close=actions.complete_close, complete_move=actions.complete_move,
-                  complete_take=actions.complete_take)  # fmt: skip
+                  complete_take=actions.complete_take, complete_leaving=actions.complete_leaving)  # fmt: skip
     try:
         costs = []
         for n in range(20):

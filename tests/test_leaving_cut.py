@@ -10,22 +10,42 @@ conversation and write to the page after a quick exit, or after the young person
 an id derived from the conversation and the leaving (``leaving.begun``): the check finds it and completes the leaving
 instead, abandoned, marked as left that way, nothing written to the young person.
 
-Real cuts, no part of the gateway changed: a Redis connection reset before the record's write (``put_conversation``,
-``tests/cutting_proxy.py``), the prefix a dying instance leaves; then the real check, and a listener's real take.
+Cut before its queue step (the note written, the entry still waiting beside a record that says queued), nothing
+found it: no comparison of ids sees a young person who waits, and a listener could take them after their quick exit.
+Such an ending is now listed as begun (``store.begin_leaving``, first in its pipeline, until its record is written):
+the check completes it as that ending (``Actions.complete_leaving``), and until then the take's script refuses the
+conversation. The idle timer's close of a waiting conversation is one of those endings (``leaving.idle_close``): cut
+before or after its queue step (its goodbye written, every timer of the conversation cancelled with it, so no retry
+of the timer comes), the check put the young person back in line after the goodbye, or never found them; it is now
+completed as the idle close, the goodbye told once (its id derives from the conversation).
+
+Real cuts, no part of the gateway changed: a Redis connection reset before the queue step (``remove_from_queue``,
+sent alone) or the record's write (``put_conversation``), ``tests/cutting_proxy.py``, the prefix a dying instance
+leaves; then the real check, the real timers, and a listener's real take.
 """
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
 from gateway import leaving
 from gateway.console.actions import ActionRefused, Actions
-from gateway.conversation import Status
+from gateway.conversation import Conversation, Status
+from gateway.errors import StoreError
 from gateway.messages import ChannelName, Inbound
-from gateway.store import Author, Store
+from gateway.metrics import Metrics
+from gateway.store import Author, Delivery, OutboxStatus, Store, TimerKind, open_store
+from gateway.timers import Timers
 from tests.conftest import Clock
-from tests.console.test_handback_crash import cut_while, instance, redis_store
+from tests.console.test_handback_crash import Dying, Killed, cut_while, instance, redis_store, store_keys
 from tests.console.test_take_crash import next_check
+from tests.cutting_proxy import cutting_proxy
+from tests.losing_proxy import script_sha, script_text
 from tests.store.conftest import redis_url
 from tests.test_webchat import WALK_TO_QUEUE
 
@@ -82,3 +102,252 @@ async def test_a_leaving_cut_after_its_queue_step_is_completed_never_put_back_in
     to_the_page = [e for e in written if e.author is not Author.SYSTEM]
     assert len(to_the_page) == (0 if how == "quick_exit" else 1), to_the_page  # "Terminer": its goodbye, once
     assert [e.system.code for e in written if e.system] == [f"left.{how}"]  # told the listeners once
+
+
+async def cut_at(url: str, clock: Clock, conversation_id: str, marker: bytes,
+                 act: Callable[[Store], Awaitable[object]]) -> None:  # fmt: skip
+    """``act`` made on a store whose Redis connection is reset before the first command holding ``marker`` (a script's
+    text, in a pipeline, or its sha, sent alone) and naming the conversation: it fails with a StoreError, once."""
+    async with cutting_proxy(url) as proxy:
+        through = await open_store(proxy.url, keys=store_keys(url))
+        try:
+            proxy.cut_before(marker, conversation_id.encode())
+            with pytest.raises(StoreError):
+                await act(through)
+        finally:
+            await through.close()
+    assert proxy.cut == 1
+
+
+async def refused(store: Store, clock: Clock, conversation_id: str) -> str:
+    """Anne's take of the conversation, refused: its code."""
+    _, actions = instance(store, clock)
+    with pytest.raises(ActionRefused) as refusal:
+        await actions.take(conversation_id, "anne", 3)
+    return refusal.value.code
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("how", ["quick_exit", "ended"])
+async def test_a_leaving_cut_before_its_queue_step_is_never_taken_and_completed_by_the_check(
+    redis_store: Store, redis_url: str, clock: Clock, how: str
+) -> None:
+    """The young person leaves (quick exit, or "Terminer") while waiting; the instance dies after the leaving's note
+    (and "Terminer"'s goodbye) and before the queue step: the entry still waits, the record says queued, not left.
+    Anne's take is refused at once (the leaving is listed as begun: the take's script looks); after the next check:
+    abandoned, marked as left that way, in no queue, nothing more written to the young person, the listeners' note
+    once, one ``leaving_completed`` line, nothing listed. Before, nothing found it: Anne took them, and the page was
+    told a listener joined after the quick exit."""
+    conversation_id = await waiting_on_the_web_chat(redis_store, clock)
+    clock.advance(minutes=1)
+    since = len(await redis_store.transcript(conversation_id))
+
+    async def leave(store: Store) -> None:
+        dispatcher, _ = instance(store, clock)  # the cut instance's, on its cut store
+        if how == "quick_exit":
+            await leaving.quick_exit(dispatcher, store, conversation_id, clock())
+        else:
+            await leaving.ended(dispatcher, store, conversation_id, clock())
+
+    await cut_at(redis_url, clock, conversation_id, script_sha("remove_from_queue"), leave)
+    cut = await redis_store.get_conversation(conversation_id)
+    assert cut is not None and cut.status is Status.QUEUED and cut.left_how is None  # the record not written
+    assert [e.conversation_id for e in await redis_store.waiting()] == [conversation_id]  # the queue step not made
+    written = (await redis_store.transcript(conversation_id))[since:]
+    assert [e.system.code for e in written if e.system] == [f"left.{how}"]  # the gap: the note written
+
+    clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
+    assert await refused(redis_store, clock, conversation_id) == "not_active"  # before the check: not taken
+    await next_check(redis_store, clock)
+    await next_check(redis_store, clock)  # nothing more
+
+    after = await redis_store.get_conversation(conversation_id)
+    assert after is not None and (after.status, after.left_how) == (Status.ABANDONED, how), after
+    assert await redis_store.waiting() == []
+    assert await refused(redis_store, clock, conversation_id) == "not_active"
+    written = (await redis_store.transcript(conversation_id))[since:]
+    to_the_page = [e for e in written if e.author is not Author.SYSTEM]
+    assert len(to_the_page) == (0 if how == "quick_exit" else 1), to_the_page  # "Terminer": its goodbye, once
+    assert [e.system.code for e in written if e.system] == [f"left.{how}"]  # told the listeners once
+    lines = [(e.action, e.subject) for e in await redis_store.audit_log() if e.subject == conversation_id]
+    assert lines == [("leaving_completed", conversation_id)], lines
+    assert await redis_store.leavings_begun() == {}
+
+
+async def waiting_on_messenger(store: Store, clock: Clock) -> str:
+    """A young person on Messenger walked to the queue (their replies go through the outbox): the conversation's id."""
+    dispatcher, _ = instance(store, clock)
+    for number, text in enumerate(WALK_TO_QUEUE):
+        assert await dispatcher.handle_inbound(Inbound(ChannelName.MESSENGER, "psid-idle", f"mid.{number}", text))
+    [entry] = await store.waiting()
+    return entry.conversation_id
+
+
+def timers_of(store: Store, clock: Clock) -> Timers:
+    dispatcher, actions = instance(store, clock)
+    return Timers(dispatcher, store, actions.flows, Metrics(), clock=clock)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("cut", ["before_queue_step", "after_queue_step"])
+async def test_an_idle_close_of_a_waiting_conversation_cut_short_is_completed_never_back_in_line(
+    redis_store: Store, redis_url: str, clock: Clock, cut: str
+) -> None:
+    """Nobody took the young person for a day: the idle timer closes the conversation (abandoned: it waited), and the
+    instance dies after the goodbye was written (with every timer of the conversation cancelled: no retry of the
+    timer comes), before its queue step or after it (before the record). After the next check: abandoned, in no
+    queue, nobody may take them, told goodbye once (one entry, listed to be sent once), nothing told after it (no
+    place in a queue), one ``idle_close_completed`` line, nothing listed. Before: cut after its queue step, the check
+    put them back in line after their goodbye; cut before it, nothing found them, still waiting, takeable."""
+    conversation_id = await waiting_on_messenger(redis_store, clock)
+    [idle] = [t for t in await redis_store.due_timers(clock() + timedelta(days=2)) if t.kind is TimerKind.IDLE_CLOSE]
+    clock.now = idle.due_at - timedelta(minutes=1)
+    await timers_of(redis_store, clock).fire_due()  # the queue's reassurance, due first, told: only the idle close next
+    clock.now = idle.due_at
+    since = len(await redis_store.transcript(conversation_id))
+
+    marker = script_sha("remove_from_queue") if cut == "before_queue_step" else script_text("put_conversation")
+    await cut_at(redis_url, clock, conversation_id, marker, lambda store: timers_of(store, clock).fire_due())
+    before = await redis_store.get_conversation(conversation_id)
+    assert before is not None and before.status is Status.QUEUED  # the record not written
+    waits = [e.conversation_id for e in await redis_store.waiting()]
+    assert waits == ([conversation_id] if cut == "before_queue_step" else [])
+    [goodbye] = [e for e in (await redis_store.transcript(conversation_id))[since:] if e.author is Author.BOT]
+
+    clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
+    assert await refused(redis_store, clock, conversation_id) in ("not_active", "taken")  # before the check too
+    await next_check(redis_store, clock)
+    clock.advance(minutes=10)
+    await timers_of(redis_store, clock).fire_due()  # any timer left: nothing more told
+    await next_check(redis_store, clock)
+
+    after = await redis_store.get_conversation(conversation_id)
+    assert after is not None and after.status is Status.ABANDONED, after
+    assert await redis_store.waiting() == []
+    assert await refused(redis_store, clock, conversation_id) == "not_active"
+    told = [e for e in (await redis_store.transcript(conversation_id))[since:] if e.author is Author.BOT]
+    assert [e.id for e in told] == [goodbye.id], [e.text for e in told]  # the goodbye once, nothing after it
+    due = [i.id for i in await redis_store.outbox_due(clock(), 10, run=100)]  # the walk's replies, none sent here
+    assert due.count(goodbye.id) == 1 and due[-1] == goodbye.id, due  # listed to be sent once, last
+    lines = [(e.action, e.subject) for e in await redis_store.audit_log() if e.subject == conversation_id]
+    assert lines == [("idle_close_completed", conversation_id)], lines
+    assert await redis_store.leavings_begun() == {}
+
+
+class DiesAtTheRecord(Dying):
+    """The real store, whose instance dies as an ending's record is handed to it (abandoned, closed or ended)."""
+
+    async def save_conversation(self, conversation: Conversation, **options: Any) -> None:
+        if not conversation.active and not self.died:
+            self.died += 1
+            raise Killed
+        await self._store.save_conversation(conversation, **options)
+
+
+@pytest.mark.parametrize("how", ["quick_exit", "ended"])
+async def test_a_leaving_whose_instance_dies_on_sqlite_writes_none_of_it(
+    tmp_path: Path, clock: Clock, how: str
+) -> None:
+    """SQLite writes a quick exit or a "Terminer" in one transaction (the conversation's batch): an instance dying as
+    it hands the record over leaves nothing of it, neither the note nor the queue step (as a crash before the request
+    would), so nothing is half made for a check to find; the store lists nothing (``leavings_begun``: Redis only).
+    Before, each write was its own transaction: the note written and the entry gone beside a queued record."""
+    url = f"sqlite:///{tmp_path}/gateway.sqlite3"
+    store = await open_store(url, keys=store_keys(url))
+    try:
+        conversation_id = await waiting_on_the_web_chat(store, clock)
+        since = len(await store.transcript(conversation_id))
+        dying = DiesAtTheRecord(store)
+        dispatcher, _ = instance(dying, clock)
+        with pytest.raises(Killed):
+            if how == "quick_exit":
+                await leaving.quick_exit(dispatcher, cast(Any, dying), conversation_id, clock())
+            else:
+                await leaving.ended(dispatcher, cast(Any, dying), conversation_id, clock())
+        assert dying.died == 1
+        after = await store.get_conversation(conversation_id)
+        assert after is not None and (after.status, after.left_how) == (Status.QUEUED, None)
+        assert [e.conversation_id for e in await store.waiting()] == [conversation_id]
+        assert (await store.transcript(conversation_id))[since:] == []
+        assert await store.leavings_begun() == {}
+    finally:
+        await store.close()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("how", ["quick_exit", "ended"])
+async def test_a_leaving_from_the_bot_cut_short_is_completed_by_the_check(
+    redis_store: Store, redis_url: str, clock: Clock, how: str
+) -> None:
+    """The young person leaves (quick exit, or "Terminer") while the bot asks its questions; the instance dies after
+    the note (and "Terminer"'s goodbye), before the record (its timers cancelled with the note's pipeline: no bot
+    timer fires any more). After the next check: no longer active, marked as left that way, the note once, nothing
+    more written to them, one ``leaving_completed`` line, nothing listed. Before, no check looked at a record with
+    the bot: it stayed active, not marked as left."""
+    dispatcher, _ = instance(redis_store, clock)
+    assert await dispatcher.handle_inbound(Inbound(ChannelName.WEBCHAT, TOKEN, "m0", WALK_TO_QUEUE[0]))
+    [conversation_id] = await redis_store.conversation_ids_by_status(Status.BOT)
+    clock.advance(minutes=1)
+    since = len(await redis_store.transcript(conversation_id))
+
+    async def leave(store: Store) -> None:
+        cut_dispatcher, _ = instance(store, clock)
+        if how == "quick_exit":
+            await leaving.quick_exit(cut_dispatcher, store, conversation_id, clock())
+        else:
+            await leaving.ended(cut_dispatcher, store, conversation_id, clock())
+
+    await cut_at(redis_url, clock, conversation_id, script_text("put_conversation"), leave)
+    cut = await redis_store.get_conversation(conversation_id)
+    assert cut is not None and cut.status is Status.BOT and cut.left_how is None  # the record not written
+
+    clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
+    await next_check(redis_store, clock)
+    await next_check(redis_store, clock)  # nothing more
+
+    after = await redis_store.get_conversation(conversation_id)
+    assert after is not None and not after.active and after.left_how == how, after
+    written = (await redis_store.transcript(conversation_id))[since:]
+    to_the_page = [e for e in written if e.author is not Author.SYSTEM]
+    assert len(to_the_page) == (0 if how == "quick_exit" else 1), to_the_page  # "Terminer": its goodbye, once
+    assert [e.system.code for e in written if e.system] == [f"left.{how}"]
+    lines = [(e.action, e.subject) for e in await redis_store.audit_log() if e.subject == conversation_id]
+    assert lines == [("leaving_completed", conversation_id)], lines
+    assert await redis_store.leavings_begun() == {}
+
+
+@pytest.mark.redis
+async def test_an_idle_close_cut_before_its_listing_then_closed_has_its_goodbye_withdrawn(
+    redis_store: Store, redis_url: str, clock: Clock
+) -> None:
+    """The idle close of a waiting young person on Messenger is cut after its goodbye was written and before it was
+    listed to be sent (``outbox_list``): still waiting, the ending listed as begun. Sam (a supervisor) closes the
+    conversation before the check (a close is allowed; a take is not). The check then withdraws the idle goodbye:
+    failed with its reason, its entry shown failed, not handed to the outbox; Sam's goodbye is the outbox's; one
+    ``leaving_withdrawn`` line, nothing listed. Before this, nothing would ever send it nor say it was not sent."""
+    conversation_id = await waiting_on_messenger(redis_store, clock)
+    [idle] = [t for t in await redis_store.due_timers(clock() + timedelta(days=2)) if t.kind is TimerKind.IDLE_CLOSE]
+    clock.now = idle.due_at - timedelta(minutes=1)
+    await timers_of(redis_store, clock).fire_due()  # the queue's reassurance, due first: only the idle close next
+    clock.now = idle.due_at
+    since = len(await redis_store.transcript(conversation_id))
+    await cut_at(redis_url, clock, conversation_id, script_text("outbox_list"),
+                 lambda store: timers_of(store, clock).fire_due())  # fmt: skip
+    [goodbye] = [e for e in (await redis_store.transcript(conversation_id))[since:] if e.author is Author.BOT]
+    assert [e.conversation_id for e in await redis_store.waiting()] == [conversation_id]
+
+    clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
+    _, actions = instance(redis_store, clock)
+    await actions.close(conversation_id, "sam", "cyberbullying", supervisor=True)
+    await next_check(redis_store, clock)
+    await next_check(redis_store, clock)  # nothing more
+
+    item = await redis_store.outbox_get(conversation_id, goodbye.id)
+    assert item is not None and item.status is OutboxStatus.FAILED and "withdrawn" in (item.last_error or ""), item
+    entries = {e.id: e for e in await redis_store.transcript(conversation_id)}
+    assert entries[goodbye.id].delivery is Delivery.FAILED
+    due = [i.id for i in await redis_store.outbox_due(clock(), 10, run=100)]
+    assert goodbye.id not in due and due[-1] in entries and entries[due[-1]].author is Author.BOT  # Sam's goodbye
+    lines = [(e.action, e.subject) for e in await redis_store.audit_log() if e.subject == conversation_id]
+    assert ("leaving_withdrawn", conversation_id) in lines and len(lines) == 1, lines
+    assert await redis_store.leavings_begun() == {}

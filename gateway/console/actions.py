@@ -14,7 +14,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, cast
 
 from gateway import leaving
 from gateway.clock import Clock
@@ -121,6 +121,9 @@ class Actions:
                 await self._join(conversation, listener, now, entry)
                 await self.store.end_take(conversation_id)
         except (IllegalTransition, Conflict):  # nothing was changed (SQLite: the batch's transaction dropped)
+            if status == Status.QUEUED and conversation_id in await self.store.leavings_begun():
+                raise ActionRefused("not_active", "the young person left or the conversation is closing: it no longer"
+                                    " waits for a listener") from None  # fmt: skip
             if status in (Status.QUEUED, Status.WITH_LISTENER):  # a colleague's take came first
                 raise ActionRefused("taken", "another listener took this conversation") from None
             raise ActionRefused("not_active", "this conversation is no longer waiting for a listener") from None
@@ -560,10 +563,8 @@ class Actions:
             holder = None if entry is None else entry.taken_by
             left = await self._left(conversation)
             outcome = None if left is not None else await self._closing(conversation)
-            if left is not None:  # the young person left (quick exit, "Terminer"): never back in line
-                await leaving.complete(self.dispatcher, self.store, conversation, left, now)
-                detail = f"{conversation.pseudonym}: abandoned ({left}), a leaving cut short completed"
-                await self.store.audit(AuditEntry(now, "gateway", "leaving_completed", conversation_id, detail))
+            if left is not None:  # they left (quick exit, "Terminer"), or were idle-closed: never back in line
+                await self._complete_ending(conversation, left, now)
                 completed = True
             elif outcome is not None:  # told goodbye: the close is made whole
                 await self._end(conversation, "gateway", outcome, "", now)
@@ -736,12 +737,50 @@ class Actions:
         await self.dispatcher.transition(conversation, Trigger.CLOSE, now)
         await self.store.save_conversation(conversation)
 
-    async def _left(self, conversation: Conversation) -> leaving.Leaving | None:
-        """How the young person left, when a leaving that ends the conversation was cut short after its note
-        (``leaving.begun``: its id derives from the conversation and the leaving), else None."""
+    async def _left(self, conversation: Conversation) -> leaving.Ending | None:
+        """How the conversation ended, when an ending with the bot or in the queue (a quick exit, "Terminer", an idle
+        close) was cut short after its first entry (``leaving.begun``: its id derives from the conversation and the
+        ending), else None."""
         begun = leaving.begun(conversation.id)
         written = await self.store.entries_written(conversation.id, list(begun))
         return next((how for entry_id, how in begun.items() if entry_id in written), None)
+
+    async def _complete_ending(self, conversation: Conversation, how: leaving.Ending, now: datetime) -> None:
+        """An ending cut short completed as that ending (``leaving.complete``), audited: ``leaving_completed`` (a quick
+        exit, "Terminer") or ``idle_close_completed``, the pseudonym and how it ends, no text."""
+        await leaving.complete(self.dispatcher, self.store, conversation, how, now)
+        action = "idle_close_completed" if how == "idle_close" else "leaving_completed"
+        what = "an idle close" if how == "idle_close" else "a leaving"
+        detail = f"{conversation.pseudonym}: {conversation.status} ({how}), {what} cut short completed"
+        await self.store.audit(AuditEntry(now, "gateway", action, conversation.id, detail))
+
+    async def complete_leaving(self, conversation_id: str, how: str) -> bool:
+        """An ending listed as begun (``store.leavings_begun``: a quick exit, "Terminer", an idle close of a
+        conversation with the bot or in the queue, ``gateway/leaving.py``) and not ended, seen by the alert check
+        (``gateway/alerts.py``, every 10 s on each instance): checked again under the lock (an ending under way holds
+        it and is found done). Its conversation still active, it was cut short, maybe before its queue step (its entry
+        still waiting beside a record that says queued: no comparison of ids finds it, and the young person who
+        pressed the quick exit, or was told goodbye, would wait on a listener's list): completed as that ending
+        (:meth:`_complete_ending`), never back in line, told goodbye once. Ended another way first (a close from the
+        console: a waiting conversation may be closed while its ending is listed), what it wrote and never listed to
+        be sent (an idle close's goodbye, on a channel with an outbox) is withdrawn (:meth:`_withdraw`), not sent after
+        the close's goodbye nor left pending. Listed no more either way. Whether it was completed."""
+        if how not in leaving.ENDINGS:
+            how = "quick_exit"  # a value no instance writes: the young person's leaving, the least told
+        ending = cast(leaving.Ending, how)
+        completed = False
+        async with self.store.locked_batch(conversation_id):
+            conversation = await self.store.get_conversation(conversation_id)
+            if conversation is not None and conversation.active:
+                await self._complete_ending(conversation, ending, self.clock())
+                completed = True
+            else:
+                if conversation is not None:
+                    await self._withdraw(conversation, "leaving")
+                await self.store.end_leaving(conversation_id)
+        if completed:
+            self.dispatcher.kick_outbox()
+        return completed
 
     async def _closing(self, conversation: Conversation) -> str | None:
         """The category of a close cut short after its goodbye was written (its id, derived from the close and the

@@ -630,6 +630,28 @@ class QueueStore(Protocol):
         """The take's record is written (or a cut one settled): no longer listed. In a batch: held."""
         ...
 
+    async def begin_leaving(self, conversation_id: str, how: str) -> None:
+        """An ending of a conversation with the bot or in the queue begins (``how``: the young person's quick exit,
+        "Terminer", or the idle timer's close, ``gateway/leaving.py``): listed (:meth:`leavings_begun`) until
+        :meth:`end_leaving`, which the ending writes after its record. Redis makes such an ending in steps: its
+        first writes (the note for the listeners, a goodbye), the queue step alone (another slot), the record. One
+        cut before the queue step leaves the entry waiting beside a record that says queued, which no comparison of
+        ids finds, while the young person left or was told goodbye; the alert check finds it in this list
+        (``Actions.complete_leaving``) and completes it as that ending, never back in line. Until then a take of the
+        conversation is refused (Redis: the take's script looks at this list, no round trip more). In a batch: held,
+        first in the ending's pipeline, before anything it writes. SQLite writes such an ending in one transaction:
+        nothing to list, nothing written."""
+        ...
+
+    async def leavings_begun(self) -> dict[str, str]:
+        """The conversations whose ending began (:meth:`begin_leaving`) and was not seen ended, each with how: Redis,
+        one ``HGETALL`` (empty but for an ending under way or cut short); SQLite, none."""
+        ...
+
+    async def end_leaving(self, conversation_id: str) -> None:
+        """The ending's record is written (or a cut one completed): no longer listed. In a batch: held."""
+        ...
+
 
 class ListenerStore(Protocol):
     async def add_listener(self, listener: Listener) -> None:

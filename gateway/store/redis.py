@@ -1190,6 +1190,22 @@ class RedisStore:
         """Held, it goes after the record in the take's pipeline."""
         await self._write(lambda pipe: pipe.hdel(K.QUEUE + "taking", conversation_id))
 
+    @_holdable
+    async def begin_leaving(self, conversation_id: str, how: str) -> None:
+        """``{queue}:leaving``, id → how: held, it goes first in the ending's pipeline, before its note or goodbye.
+        The take's script (``take_or_requeue``) refuses a conversation listed here."""
+        await self._write(lambda pipe: pipe.hset(K.QUEUE + "leaving", conversation_id, how))
+
+    @_guarded
+    async def leavings_begun(self) -> dict[str, str]:
+        found = await self._redis.hgetall(K.QUEUE + "leaving")
+        return {_text(conversation_id): _text(how) for conversation_id, how in found.items()}
+
+    @_holdable
+    async def end_leaving(self, conversation_id: str) -> None:
+        """Held, it goes after the record in the ending's pipeline."""
+        await self._write(lambda pipe: pipe.hdel(K.QUEUE + "leaving", conversation_id))
+
     # Listener accounts
 
     @_guarded

@@ -439,8 +439,9 @@ return 1
 """
 
 # KEYS: entries. ARGV: prefix, id, listener ('' to hand back), taken at µs, takes older than this µs are dropped.
-# Returns the entry, or false when the change is not allowed. A take is counted in ``takes:<queue>`` (scored by
-# when) and the conversation joins ``held:<listener>``; a hand back leaves it.
+# Returns the entry, or false when the change is not allowed (a take of a conversation listed in ``leaving``, whose
+# quick exit, "Terminer" or idle close is under way or cut short, is not). A take is counted in ``takes:<queue>``
+# (scored by when) and the conversation joins ``held:<listener>``; a hand back leaves it.
 _TAKE_OR_REQUEUE = """
 local raw = redis.call('HGET', KEYS[1], ARGV[2])
 if not raw then return false end
@@ -448,6 +449,7 @@ local e = cjson.decode(raw)
 local waiting = ARGV[1] .. 'waiting:' .. e['queue']
 if ARGV[3] ~= '' then
   if e['taken_by'] ~= cjson.null then return false end
+  if redis.call('HEXISTS', ARGV[1] .. 'leaving', ARGV[2]) == 1 then return false end
   redis.call('ZREM', waiting, e['member'])
   e['taken_by'] = ARGV[3]
   redis.call('SADD', ARGV[1] .. 'held:' .. ARGV[3], ARGV[2])

@@ -945,6 +945,16 @@ class SqliteStore:
     async def end_take(self, conversation_id: str) -> None:
         """Nothing: see :meth:`begin_take`."""
 
+    async def begin_leaving(self, conversation_id: str, how: str) -> None:
+        """Nothing: a quick exit, a "Terminer" and an idle close are each one transaction here (a batch:
+        ``QueueStore.begin_leaving``)."""
+
+    async def leavings_begun(self) -> dict[str, str]:
+        return {}
+
+    async def end_leaving(self, conversation_id: str) -> None:
+        """Nothing: see :meth:`begin_leaving`."""
+
     # Listener accounts
 
     async def add_listener(self, listener: Listener) -> None:

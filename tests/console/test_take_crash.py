@@ -78,7 +78,7 @@ async def next_check(
     watch = Watch(store, Metrics(), clock=clock, outbox_alert_seconds=60, listener_present=lambda name: True,
                   complete=actions.complete_hand_back, back_in_line=back_in_line,
                   complete_close=actions.complete_close, complete_move=actions.complete_move,
-                  complete_take=actions.complete_take)  # fmt: skip
+                  complete_take=actions.complete_take, complete_leaving=actions.complete_leaving)  # fmt: skip
     await watch.check()
 
 
