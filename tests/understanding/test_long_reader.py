@@ -144,3 +144,25 @@ def test_the_command_refuses_a_corpus_without_long_messages_of_every_class(
                  str(tmp_path / "x.npz")]) == 1  # fmt: skip
     assert "of every risk class: none of abuse_home, imminent_danger, none, self_harm" in capsys.readouterr().err
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_each_class_may_have_its_own_k_and_it_is_saved_and_loaded(tmp_path: Path) -> None:
+    base = classifier(1)
+    one = base.with_long(reader(3, scale=0.5))
+    suicide = next(r for r in RISKS if r.value == "suicide")
+    own = base.with_long(LongReader(reader(3).head, 40, 0.5, ((suicide.value, 0.25),)))
+    windows = [("il a un couteau", embedding(10))]
+    a, b = one.read(LONG, embedding(0), windows), own.read(LONG, embedding(0), windows)
+    for risk in RISKS:
+        if risk is suicide:
+            assert b.score(risk) == pytest.approx(min(1.0, 2 * a.score(risk)), abs=2e-4)
+        else:
+            assert b.score(risk) == a.score(risk)
+    own.save(tmp_path / "own.npz")
+    loaded = Classifier.load(tmp_path / "own.npz")
+    assert loaded.long is not None and loaded.long.by_class == ((suicide.value, 0.25),)
+    assert loaded.read(LONG, embedding(0), windows) == b
+    with pytest.raises(ModelError):
+        base.with_long(LongReader(reader(3).head, 40, 0.5, (("nope", 0.3),)))
+    with pytest.raises(ModelError):
+        base.with_long(LongReader(reader(3).head, 40, 0.5, ((suicide.value, 0.0),)))
