@@ -31,10 +31,10 @@ Client = TestClient[web.Request, web.Application]
 SUICIDAL = "demain matin ils me trouveront plus, g tout prévu pour cette nuit"  # corpus/train.jsonl: no keyword
 HARMLESS = "je l'ai tué en un coup sur fortnite jsuis trop fort"  # corpus/train.jsonl: no risk
 # A long message whose risk lies beyond the embedding's cut (48 tokens): its start reads no risk, its windows do.
+# 38 words: under LONG_WORDS, so not read whole by a long reader (its windows are read late).
 LONG_SUICIDAL = (
-    "bon alors en fait ya un compte sur insta qui poste des photos de moi avec des commentaires bizarres depuis la "
-    "rentrée, au début je m'en fichais mais maintenant la classe en rigole, j'ai signalé le compte deux fois et rien "
-    "ne se passe, vous pouvez m'aider pour le faire supprimer ? " + SUICIDAL
+    "bon alors ya un compte instagram qui publie des photos de moi avec des commentaires désagréables depuis la "
+    "rentrée, signalé deux fois, vous pouvez m'aider ? " + SUICIDAL
 )
 
 

