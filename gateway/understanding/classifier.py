@@ -151,12 +151,15 @@ class LongReader:
     head's probabilities on the message read whole (:func:`whole`), divided by ``scale`` (its k, chosen on a
     calibration pool) and capped at 1, so that flows.yaml's thresholds apply unchanged. It takes the place of the
     risk head, the opinions and the windows' maximum for those messages only: a story read in three pieces by heads
-    made for short messages, the most alarming piece winning, flagged 40 % of long ``none`` stories."""
+    made for short messages, the most alarming piece winning, flagged 40 % of long ``none`` stories. With ``keep``,
+    a class the pieces' reading scores at ``keep`` or more keeps that score (the higher of the two): the reader then
+    only removes the pieces' doubtful alarms, never a confident one."""
 
     head: Head
     words: int = LONG_WORDS
     scale: float = 1.0
     by_class: tuple[tuple[str, float], ...] = ()  # a class's own k, in place of ``scale`` (the thirty-third round)
+    keep: float | None = None  # the pieces' reading kept for a class from this score up (the thirty-fourth round)
 
     def reads(self, text: str) -> bool:
         return len(text.split()) >= self.words
@@ -194,6 +197,8 @@ class Classifier:
             raise ModelError("the long reader was trained on other features or classes")
         if reader.words < 1 or not all(0.0 < k <= 1.0 for k in (reader.scale, *dict(reader.by_class).values())):
             raise ModelError("the long reader reads messages of 1 word or more, its k are in (0, 1]")
+        if reader.keep is not None and not 0.0 < reader.keep <= 1.0:
+            raise ModelError("the long reader keeps the pieces' scores from a score in (0, 1]")
         if not set(dict(reader.by_class)) <= set(reader.head.classes):
             raise ModelError("the long reader's k are given for its own classes only")
         return replace(self, long=reader)
@@ -244,14 +249,18 @@ class Classifier:
         rows = np.vstack([np.reshape(e, (1, -1)) for e in (embedding, *(vector for _, vector in windows))])
         vectors = self.features(texts, rows)
         vector = vectors[0]
-        if self.long is not None and (self.reads_whole(text) if as_long is None else as_long):
-            risk = self.long.scores(vectors)  # the same classes in the same order (checked when added and loaded)
-        else:
+        long = self.long if self.long is not None and (self.reads_whole(text) if as_long is None else as_long) else None
+        if long is None or long.keep is not None:
             risk = self.risk.probabilities(vectors).max(axis=0)
             for opinion in self.opinions:  # same classes, same order (checked when combined and when loaded)
                 mine = np.isin(np.array(self.risk.classes), opinion.raises)
                 theirs = opinion.head.probabilities(vectors).max(axis=0)
                 risk = np.where(mine & (theirs >= opinion.floor), np.maximum(risk, theirs), risk)
+        if long is not None:  # the same classes in the same order (checked when added and loaded)
+            pieces = risk if long.keep is not None else None
+            risk = long.scores(vectors)
+            if pieces is not None and long.keep is not None:  # a confident reading of the pieces still counts
+                risk = np.where(pieces >= long.keep, np.maximum(risk, pieces), risk)
         scores = tuple((r, round(float(risk[self.risk.classes.index(r.value)]), 4)) for r in RISKS)
         topic = self.topic.probabilities(vector)
         best = int(np.argmax(topic))
@@ -277,6 +286,8 @@ class Classifier:
         if self.long is not None:
             heads.append(("long", self.long.head))
             arrays["long_reads"] = np.array([self.long.words, self.long.scale], dtype=np.float64)
+            if self.long.keep is not None:
+                arrays["long_keep"] = np.array(self.long.keep, dtype=np.float64)
             if self.long.by_class:
                 arrays["long_k_classes"] = np.array([c for c, _ in self.long.by_class])
                 arrays["long_k"] = np.array([k for _, k in self.long.by_class], dtype=np.float64)
@@ -312,6 +323,7 @@ class Classifier:
                     if f"{prefix}_raises" in data.files
                 }
                 long_reads = tuple(float(v) for v in data["long_reads"]) if "long" in prefixes else None
+                keep = float(data["long_keep"]) if "long_keep" in data.files else None
                 by_class = (
                     tuple(
                         zip((str(c) for c in data["long_k_classes"]), (float(k) for k in data["long_k"]), strict=True)
@@ -340,6 +352,6 @@ class Classifier:
             if long_reads is None:
                 return classifier
             words, scale = long_reads
-            return classifier.with_long(LongReader(heads["long"], int(words), scale, by_class))
+            return classifier.with_long(LongReader(heads["long"], int(words), scale, by_class, keep))
         except (OSError, KeyError, ValueError, TypeError) as exc:
             raise ModelError(f"{path}: not a trained understanding model ({exc.__class__.__name__})") from None

@@ -168,3 +168,28 @@ def test_each_class_may_have_its_own_k_and_it_is_saved_and_loaded(tmp_path: Path
         base.with_long(LongReader(reader(3).head, 40, 0.5, (("nope", 0.3),)))
     with pytest.raises(ModelError):
         base.with_long(LongReader(reader(3).head, 40, 0.5, ((suicide.value, 0.0),)))
+
+
+def test_with_keep_a_confident_reading_of_the_pieces_still_counts_and_a_doubtful_one_does_not(tmp_path: Path) -> None:
+    base = classifier(1)
+    windows = [("il a un couteau", embedding(10)), ("et puis rien", embedding(11))]
+    pieces = base.read(LONG, embedding(0), windows)
+    whole_only = base.with_long(reader(3, scale=0.5)).read(LONG, embedding(0), windows)
+    keep = sorted(pieces.score(r) for r in RISKS)[len(RISKS) // 2]  # some classes above it, some below
+    kept_reader = LongReader(reader(3).head, 40, 0.5, (), keep)
+    kept = base.with_long(kept_reader).read(LONG, embedding(0), windows)
+    above = 0
+    for risk in RISKS:
+        if pieces.score(risk) >= keep:
+            above += 1
+            assert kept.score(risk) == max(whole_only.score(risk), pieces.score(risk))
+        else:
+            assert kept.score(risk) == whole_only.score(risk)
+    assert 0 < above < len(RISKS)
+    assert any(kept.score(r) != whole_only.score(r) for r in RISKS)  # the kept scores did count
+    base.with_long(kept_reader).save(tmp_path / "kept.npz")
+    loaded = Classifier.load(tmp_path / "kept.npz")
+    assert loaded.long is not None and loaded.long.keep == keep
+    assert loaded.read(LONG, embedding(0), windows) == kept
+    with pytest.raises(ModelError):
+        base.with_long(LongReader(reader(3).head, 40, 0.5, (), 1.5))
