@@ -330,7 +330,7 @@ def _wrapped(
         if store.closed:
             raise StoreError("the redis store is closed")
         try:
-            if flush:
+            if flush and store._held.get():  # a batch holding writes (``_flush`` does nothing otherwise)
                 await store._flush()
             return await method(store, *args, **kwargs)
         except RedisError as error:
