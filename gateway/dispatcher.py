@@ -419,7 +419,7 @@ class Dispatcher:
                 return True
             await self.emit(conversation, [Reply(engine.text(spec.cancelled, language))], Author.BOT, now)
             return False if flag is None else None
-        if flag is not None or not words.asked(inbound.text):
+        if flag is not None or not words.asked(inbound.text, engine.canonical(inbound.text)):
             return None
         conversation.erase_asked_at = now
         choices = (Choice("erase_yes", engine.message("offer_yes", language)),

@@ -56,6 +56,7 @@ import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -140,21 +141,27 @@ class Inbox:
         """Each message's :func:`sender_key`, made once for a webhook's turns, gate and inbox (not kept after)."""
         return [sender_key(self.keyed, inbound) for inbound in messages]
 
-    @contextlib.asynccontextmanager
-    async def turns(self, messages: Sequence[Inbound], keys: Sequence[str] | None = None) -> AsyncIterator[None]:
+    def turns(
+        self, messages: Sequence[Inbound], keys: Sequence[str] | None = None
+    ) -> AbstractAsyncContextManager[None]:
         """Hold the turn of each sender of a webhook's messages (none for a large batch: the inbox orders it),
         in the order webhooks asked: enter it before anything else is awaited, leave it once handled. Senders'
         turns are taken in one order (sorted keys), so two webhooks sharing senders never wait for each other in
         a circle. StoreError after ``TURN_SECONDS`` behind a sender's earlier messages (the provider retries).
-        ``keys``: the messages' :meth:`sender_keys`, when made already."""
+        ``keys``: the messages' :meth:`sender_keys`, when made already.
+
+        Most webhooks hold one sender's turn: that turn's lock itself is the context, without a generator around
+        it (an async generator, its registration with the loop and two ``anext`` a webhook: bench/README.md,
+        "Twenty-eighth pass")."""
         if len(messages) > self.batch:
-            yield
-            return
-        keys = sorted(set(self.sender_keys(messages) if keys is None else keys))
-        if len(keys) == 1:  # most webhooks: one sender's turn, without an exit stack
-            async with self._turns.lock(keys[0], TURN_SECONDS):
-                yield
-            return
+            return contextlib.nullcontext()
+        unique = sorted(set(self.sender_keys(messages) if keys is None else keys))
+        if len(unique) == 1:  # most webhooks: one sender's turn, without an exit stack
+            return self._turns.lock(unique[0], TURN_SECONDS)
+        return self._all_turns(unique)
+
+    @contextlib.asynccontextmanager
+    async def _all_turns(self, keys: list[str]) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as held:
             for key in keys:
                 await held.enter_async_context(self._turns.lock(key, TURN_SECONDS))

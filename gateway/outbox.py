@@ -288,7 +288,9 @@ class Outbox:
         renewal = Later(first, lambda: self._keep_leases(leases))
         try:
             await self._deliver_leased(leases)
-            await asyncio.gather(*(lease.take for lease in leases if lease.take is not None))
+            takes = [lease.take for lease in leases if lease.take is not None]
+            if takes:  # none when the store's record takes what was kept (Redis): no gathering future to await
+                await asyncio.gather(*takes)
         finally:
             renewal.cancel()
             for lease in leases:  # the run failed or was cancelled: its takes with it

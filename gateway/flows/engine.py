@@ -221,6 +221,10 @@ class Engine:
         """What ``text`` (and the model's ``reading`` of it) would do at a question: raise, end, or nothing."""
         return self.assessor.decide(text, reading)
 
+    def canonical(self, text: str) -> str:
+        """``keywords.canonical(text)``, made once for a message decided just before (``Assessor.canonical``)."""
+        return self.assessor.canonical(text)
+
     def escalate(
         self, priority: str | None, text: str, reading: Reading | None = None, given: tuple[str, ...] = ()
     ) -> Raise | None:

@@ -53,10 +53,10 @@ class ErasureWords:
         self.asks = _compiled(erasure.phrases)
         self.yes = _compiled(erasure.yes)
 
-    def asked(self, message: str) -> bool:
+    def asked(self, message: str, canon: str | None = None) -> bool:
         """Whether the message, as a whole, asks for erasure (asked of every message: ``Phrases.only`` answers a
-        message holding none of the phrases with one search)."""
-        return self.asks.only(keywords.canonical(message))
+        message holding none of the phrases with one search). ``canon``: its ``keywords.canonical`` form, if made."""
+        return self.asks.only(keywords.canonical(message) if canon is None else canon)
 
     def confirmed(self, message: str) -> bool:
         """Whether the answer to the confirmation question is a yes (in any of the flow's languages)."""

@@ -94,7 +94,7 @@ class Assessor:
 
     def __init__(self, flow: Flow) -> None:
         self.flow = flow
-        self._last: tuple[str, Reading | None, Decision] | None = None
+        self._last: tuple[str, Reading | None, Decision, str] | None = None  # and the message's canonical form
         rules = flow.understanding.risks if flow.understanding else {}
         self.rules: dict[Risk, RiskRule] = {r: rules[r.value] for r in RISKS if r.value in rules}
         risk_of = {name: r for r, rule in self.rules.items() for name in (rule.interrupt, rule.third_party) if name}
@@ -121,12 +121,19 @@ class Assessor:
         last = self._last
         if last is not None and last[0] == text and last[1] is reading:
             return last[2]
-        decision = self._decide(text, reading)
-        self._last = (text, reading, decision)
+        form = keywords.canonical(text)
+        decision = self._decide(text, reading, form)
+        self._last = (text, reading, decision, form)
         return decision
 
-    def _decide(self, text: str, reading: Reading | None) -> Decision:
-        canon = keywords.Words(keywords.canonical(text))  # read once for every interrupt
+    def canonical(self, text: str) -> str:
+        """``keywords.canonical(text)``, the form made for the last message decided when it is ``text`` (a message's
+        erasure words are looked for after its decision: ``ErasureWords.asked``)."""
+        last = self._last
+        return last[3] if last is not None and last[0] == text else keywords.canonical(text)
+
+    def _decide(self, text: str, reading: Reading | None, form: str | None = None) -> Decision:
+        canon = keywords.Words(keywords.canonical(text) if form is None else form)  # read once for every interrupt
         triggers = [*self._keyword_triggers(canon), *self._model_triggers(reading)]
         marked = keywords.with_emoji_words(text)
         if marked is not None:  # a second reading with the emoji as words: it may only add what the first missed

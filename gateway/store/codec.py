@@ -16,6 +16,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, fields, replace
 from datetime import UTC, datetime
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
@@ -72,10 +73,26 @@ def _required(stored: int | str) -> datetime:
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once: ``json.dumps`` with options
 # builds an encoder each call (about a third of a small record's encoding, nine times a message)
+# ``_ENCODER.encode``'s own C encoder, made once too: ``JSONEncoder.encode`` made one at each call, with a fresh dict of
+# the containers being encoded (its check for circular references). Made without that dict, it holds nothing between
+# calls (threads may share it: SQLite's encodes on its own); a circular structure, which it would recurse into until
+# RecursionError, and any other failure are encoded again by ``_ENCODER``, which raises its own error (about 1 µs of
+# an event's 3.9; bench/README.md, "Twenty-eighth pass").
+_C_ENCODE = (
+    None
+    if c_make_encoder is None
+    else c_make_encoder(None, _ENCODER.default, encode_basestring, None, ":", ",", False, False, True)
+)
 
 
 def dumps(data: object) -> str:
-    return _ENCODER.encode(data)
+    """``_ENCODER.encode(data)``, the same text (tests/store/test_codec.py compares them)."""
+    if _C_ENCODE is None:
+        return _ENCODER.encode(data)
+    try:
+        return "".join(_C_ENCODE(data, 0))
+    except Exception:
+        return _ENCODER.encode(data)  # its own error (TypeError, a circular structure's ValueError…)
 
 
 def dumps_sealed(keys: DataKeys, kind: str, data: object) -> bytes:

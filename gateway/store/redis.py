@@ -64,9 +64,10 @@ import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from redis.asyncio import Redis
@@ -329,7 +330,7 @@ def _wrapped(
         if store.closed:
             raise StoreError("the redis store is closed")
         try:
-            if flush:
+            if flush and store._held.get():  # a batch holding writes (``_flush`` does nothing otherwise)
                 await store._flush()
             return await method(store, *args, **kwargs)
         except RedisError as error:
@@ -1927,40 +1928,21 @@ class RedisStore:
         except RedisError as error:
             raise StoreError(f"redis: {type(error).__name__}: {error}") from error
 
-    @asynccontextmanager
-    async def locked_active(
+    def locked_active(
         self, channel: ChannelName, sender: str, now: datetime, *, claim: Claim | None = None, timeout: float = 10.0
-    ) -> AsyncIterator[tuple[Conversation, ClaimState]]:
+    ) -> _LockedActive:
         """The conversation the sender's address holds (read with the claim, else now), locked with its record
         read in the same round trip: when that record is active, it is the one (the address moves off an active
         conversation only once it ends). Else (none, ended meanwhile, a crash's leftover) the lock is let go,
         nothing written, and ``active_conversation`` finds or starts the conversation, which is then locked."""
-        address = self._active_key(channel, sender)
-        read = self._address_read.get()
-        self._address_read.set(None)
-        held = read[1] if read is not None and read[0] == address else await self._get_text(address)
-        if held is not None:
-            async with self.locked_batch(held, timeout, claim=claim) as state:
-                current = await self.get_conversation(held)  # read as the lock was taken
-                if current is not None and current.active:
-                    self._addressed.set((address, held))
-                    yield current, state
-                    return
-        else:  # the address named none: the lookup starts from that (a new sender: one round trip less)
-            self._address_read.set((address, None))
-        conversation, _ = await self.active_conversation(channel, sender, now)
-        async with self.locked_batch(conversation.id, timeout, claim=claim) as state:
-            yield (await self.get_conversation(conversation.id) or conversation), state
+        return _LockedActive(self, channel, sender, now, claim, timeout)
 
     @_guarded
     async def _get_text(self, key: str) -> str | None:
         found = await self._redis.get(key)
         return None if found is None else _text(found)
 
-    @asynccontextmanager
-    async def locked_batch(
-        self, conversation_id: str, timeout: float = 10.0, *, claim: Claim | None = None
-    ) -> AsyncIterator[ClaimState]:
+    def locked_batch(self, conversation_id: str, timeout: float = 10.0, *, claim: Claim | None = None) -> _LockedBatch:
         """The lock, and a batch whose pipeline also releases it, as its last step: the writes and the release in
         one round trip (the release checks the token, like ``Lock.release``: a lapsed lock, somebody else's now, is
         left alone). When the batch's last write (events aside) is the conversation's record, with nothing of its
@@ -1974,42 +1956,7 @@ class RedisStore:
         not take the lock, the claim it renewed is harmless (its owner, still alive, names the conversation it is
         about to wait for) and is made again once the lock is held; a lapsed claim of another owner is settled
         by ``claim`` (the conversation it names decides)."""
-        if self._batch() is not None:  # inside a batch already: the outer one sends the writes
-            async with self.lock(conversation_id, timeout):
-                yield await self._claimed(claim, None)
-            return
-        lease = await self._acquire(conversation_id, timeout, claim)
-        renewal = Later(LOCK_LEASE_MS / 3000, lambda: self._keep_lock(lease))
-        held: list[HeldWrite] = []
-        token, locked = self._held.set(held), self._locked.set(conversation_id)  # a claim in here names it
-        held_by = self._held_by.set(asyncio.current_task())
-        try:
-            try:
-                yield await self._claimed(claim, lease.claimed)
-            except BaseException:
-                renewal.cancel()
-                with contextlib.suppress(RedisError):
-                    await self._release(lease)
-                raise
-            renewal.cancel()
-            owner = lease.local.token
-            name = K.lock(conversation_id)
-            last = next((w for w in reversed(held) if not w.event), None)
-            if last is not None and last.unlock == [] and last.record == conversation_id:
-                last.unlock.extend([name, owner])  # the record's script releases it: the batch's last step of its slot
-            else:
-                held.append(HeldWrite(lambda pipe: _eval(pipe, "unlock", [name], [owner])))
-            try:
-                await self._flush()
-            except RedisError as error:  # the release may not have been made either: try it alone
-                with contextlib.suppress(RedisError):
-                    await self._release(lease)
-                raise StoreError(f"redis: {type(error).__name__}: {error}") from error
-        finally:
-            self._locked.reset(locked)
-            self._leave_read(conversation_id)
-            self._held_by.reset(held_by)
-            self._held.reset(token)
+        return _LockedBatch(self, conversation_id, timeout, claim)
 
     def _leave_read(self, conversation_id: str) -> None:
         """The lock is left: this task's read of the record goes (not the next holder's, in this process, which
@@ -2140,6 +2087,139 @@ class _Lease(Lock):
         self.record = found[1] if len(found) > 1 else None
         self.claimed = _text(claimed[0]) if claimed else None
         return True
+
+
+class _LockedBatch:
+    """``RedisStore.locked_batch``, its steps in the same order. A class, not an ``asynccontextmanager``: entered at
+    every message, a generator-based one made an async generator each time, registered it with the loop and ran two
+    ``anext`` (bench/README.md, "Twenty-eighth pass"), as ``_Batch`` and ``ordered`` said before it."""
+
+    __slots__ = ("_claim", "_held", "_id", "_inner", "_lease", "_renewal", "_store", "_timeout", "_tokens")
+
+    def __init__(self, store: RedisStore, conversation_id: str, timeout: float, claim: Claim | None) -> None:
+        self._store, self._id, self._timeout, self._claim = store, conversation_id, timeout, claim
+        self._inner: AbstractAsyncContextManager[None] | None = None  # inside a batch already: ``lock`` alone
+        self._lease: _Lease | None = None
+        self._renewal: Later | None = None
+        self._held: list[HeldWrite] = []
+        self._tokens: tuple[contextvars.Token[Any], contextvars.Token[str], contextvars.Token[Any]] | None = None
+
+    async def __aenter__(self) -> ClaimState:
+        store = self._store
+        if store._batch() is not None:  # inside a batch already: the outer one sends the writes
+            inner = self._inner = store.lock(self._id, self._timeout)
+            await inner.__aenter__()
+            try:
+                return await store._claimed(self._claim, None)
+            except BaseException as error:
+                await inner.__aexit__(type(error), error, error.__traceback__)
+                raise
+        lease = self._lease = await store._acquire(self._id, self._timeout, self._claim)
+        self._renewal = Later(LOCK_LEASE_MS / 3000, lambda: store._keep_lock(lease))
+        token, locked = store._held.set(self._held), store._locked.set(self._id)  # a claim in here names it
+        self._tokens = (token, locked, store._held_by.set(asyncio.current_task()))
+        try:
+            return await store._claimed(self._claim, lease.claimed)
+        except BaseException:
+            await self._let_go()
+            raise
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> bool:
+        if self._inner is not None:
+            return bool(await self._inner.__aexit__(kind, error, traceback))
+        if kind is not None:  # the writes dropped, the lock released at once; the block's exception goes on
+            await self._let_go()
+            return False
+        store, lease, held = self._store, self._lease, self._held
+        assert lease is not None and self._renewal is not None  # entered
+        try:
+            self._renewal.cancel()
+            owner = lease.local.token
+            name = K.lock(self._id)
+            last = next((w for w in reversed(held) if not w.event), None)
+            if last is not None and last.unlock == [] and last.record == self._id:
+                last.unlock.extend([name, owner])  # the record's script releases it: the batch's last step of its slot
+            else:
+                held.append(HeldWrite(lambda pipe: _eval(pipe, "unlock", [name], [owner])))
+            try:
+                await store._flush()
+            except RedisError as failure:  # the release may not have been made either: try it alone
+                with contextlib.suppress(RedisError):
+                    await store._release(lease)
+                raise StoreError(f"redis: {type(failure).__name__}: {failure}") from failure
+        finally:
+            self._reset()
+        return False
+
+    async def _let_go(self) -> None:
+        """Left by an exception (in the claim's check or the block): the lock released at once, writes dropped."""
+        assert self._lease is not None and self._renewal is not None  # entered
+        try:
+            self._renewal.cancel()
+            with contextlib.suppress(RedisError):
+                await self._store._release(self._lease)
+        finally:
+            self._reset()
+
+    def _reset(self) -> None:
+        store, tokens = self._store, self._tokens
+        assert tokens is not None  # entered
+        store._locked.reset(tokens[1])
+        store._leave_read(self._id)
+        store._held_by.reset(tokens[2])
+        store._held.reset(tokens[0])
+
+
+class _LockedActive:
+    """``RedisStore.locked_active``, its steps in the same order; a class for the reason ``_LockedBatch`` is one."""
+
+    __slots__ = ("_channel", "_claim", "_inner", "_now", "_sender", "_store", "_timeout")
+
+    def __init__(self, store: RedisStore, channel: ChannelName, sender: str, now: datetime, claim: Claim | None,
+                 timeout: float) -> None:  # fmt: skip
+        self._store, self._channel, self._sender, self._now = store, channel, sender, now
+        self._claim, self._timeout = claim, timeout
+        self._inner: _LockedBatch | None = None
+
+    async def __aenter__(self) -> tuple[Conversation, ClaimState]:
+        store = self._store
+        address = store._active_key(self._channel, self._sender)
+        read = store._address_read.get()
+        store._address_read.set(None)
+        held = read[1] if read is not None and read[0] == address else await store._get_text(address)
+        if held is not None:
+            inner = _LockedBatch(store, held, self._timeout, self._claim)
+            state = await inner.__aenter__()
+            try:
+                current = await store.get_conversation(held)  # read as the lock was taken
+            except BaseException as error:
+                await inner.__aexit__(type(error), error, error.__traceback__)
+                raise
+            if current is not None and current.active:
+                store._addressed.set((address, held))
+                self._inner = inner
+                return current, state
+            await inner.__aexit__(None, None, None)
+        else:  # the address named none: the lookup starts from that (a new sender: one round trip less)
+            store._address_read.set((address, None))
+        conversation, _ = await store.active_conversation(self._channel, self._sender, self._now)
+        inner = _LockedBatch(store, conversation.id, self._timeout, self._claim)
+        state = await inner.__aenter__()
+        try:
+            found = await store.get_conversation(conversation.id) or conversation
+        except BaseException as error:
+            await inner.__aexit__(type(error), error, error.__traceback__)
+            raise
+        self._inner = inner
+        return found, state
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> bool:
+        assert self._inner is not None  # entered
+        return await self._inner.__aexit__(kind, error, traceback)
 
 
 def _entry(

@@ -39,6 +39,8 @@ KIND = "text"  # the record kind a shared text is sealed under
 # A reference: 80 bits of the keyed hash. Two of a line's few thousand texts share one with a chance below 1e-16,
 # and nobody without the secret key can make them (references written longer before read as well).
 REF_CHARS = 20
+# ``json.dumps`` with these options, built once (it built an encoder at each call: a bot message's reference)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _SLOT = re.compile(r"\{(\w+)\}")  # a template's placeholder, as flows.yaml writes them
 
 
@@ -107,8 +109,7 @@ class SharedTexts:
         text, params = (entry.text, {}) if entry.text in own else self._template_of(entry.text)
         if text is None:
             return None
-        content = json.dumps([text, [[c.value, c.label] for c in entry.choices]], ensure_ascii=False,
-                             separators=(",", ":"))  # fmt: skip
+        content = _ENCODER.encode([text, [[c.value, c.label] for c in entry.choices]])
         found = self._sealed.get(content)
         if found is None:
             found = (self._keys.lookup(KIND, content)[:REF_CHARS], self._keys.seal(KIND, content))

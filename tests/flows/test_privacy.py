@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.flows import keywords
 from gateway.flows.engine import Engine
 from gateway.flows.loader import load_file, load_text
 from gateway.flows.privacy import Erasure, ErasureWords
@@ -67,6 +68,12 @@ def test_mistakes_are_positioned(old: str, new: str, where: str, says: str) -> N
 def test_the_shipped_phrases_are_whole_messages(message: str, asked: bool) -> None:
     engine = Engine(load_file(ROOT / "flows.yaml"))
     assert engine.erasure is not None and engine.erasure.asked(message) is asked
+    # as the dispatcher asks, with the canonical form made for the message's decision just before
+    engine.decide(message)
+    assert engine.canonical(message) == keywords.canonical(message)
+    assert engine.erasure.asked(message, engine.canonical(message)) is asked
+    other = message + " encore"  # not the last decided: made for it
+    assert engine.canonical(other) == keywords.canonical(other)
 
 
 @pytest.mark.parametrize(

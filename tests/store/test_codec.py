@@ -188,3 +188,29 @@ def test_a_filled_template_keeps_its_values_and_reads_back_exactly() -> None:
     compact = encode_entry_data(entry, Reference("ref1", b"", {"position": "3", "wait": "{wait}"}))
     assert json.loads(compact)[3] == ["ref1", {"position": "3", "wait": "{wait}"}]
     assert decode_entry_data("e1", compact, Delivery.PENDING, None, shared.__getitem__) == entry
+
+
+_JSON_LIKE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=5).map(lambda v: v if len(v) % 2 else tuple(v))
+        | st.dictionaries(st.text() | st.integers() | st.floats() | st.booleans() | st.none(), inner, max_size=5)
+    ),
+    max_leaves=30,
+)
+_FORMER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # ``dumps`` until the twenty-eighth pass
+
+
+@given(_JSON_LIKE)
+def test_dumps_writes_what_a_json_encoder_made_for_each_call_writes(data: object) -> None:
+    assert dumps(data) == _FORMER.encode(data)
+
+
+def test_dumps_fails_as_a_json_encoder_does_and_encodes_again_after() -> None:
+    circular: list[Any] = [1]
+    circular.append({"again": circular})
+    with pytest.raises(ValueError, match="Circular reference detected"):
+        dumps(circular)
+    with pytest.raises(TypeError, match="Object of type object is not JSON serializable"):
+        dumps({"a": [object()]})
+    assert dumps({"a": [1, "é"], "b": None}) == '{"a":[1,"é"],"b":null}'
