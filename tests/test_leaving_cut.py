@@ -189,8 +189,14 @@ def timers_of(store: Store, clock: Clock) -> Timers:
     return Timers(dispatcher, store, actions.flows, Metrics(), clock=clock)
 
 
+UNLISTED = "completed by the check before the timer's retry, the goodbye found written is never listed"
+
+
 @pytest.mark.redis
-@pytest.mark.parametrize("cut", ["before_queue_step", "after_queue_step"])
+@pytest.mark.parametrize("cut", [
+    pytest.param("before_listing", marks=pytest.mark.xfail(strict=True, reason=UNLISTED)),
+    "before_queue_step", "after_queue_step",
+])  # fmt: skip
 async def test_an_idle_close_of_a_waiting_conversation_cut_short_is_completed_never_back_in_line(
     redis_store: Store, redis_url: str, clock: Clock, cut: str
 ) -> None:
@@ -199,7 +205,9 @@ async def test_an_idle_close_of_a_waiting_conversation_cut_short_is_completed_ne
     timer comes), before its queue step or after it (before the record). After the next check: abandoned, in no
     queue, nobody may take them, told goodbye once (one entry, listed to be sent once), nothing told after it (no
     place in a queue), one ``idle_close_completed`` line, nothing listed. Before: cut after its queue step, the check
-    put them back in line after their goodbye; cut before it, nothing found them, still waiting, takeable."""
+    put them back in line after their goodbye; cut before it, nothing found them, still waiting, takeable. Cut before
+    the goodbye's listing (its timer left for a retry: the cancellation comes after the listing), the check comes first
+    and completes it: until 2026-12-04 (rel30) the goodbye, found written, was not listed, pending for good."""
     conversation_id = await waiting_on_messenger(redis_store, clock)
     [idle] = [t for t in await redis_store.due_timers(clock() + timedelta(days=2)) if t.kind is TimerKind.IDLE_CLOSE]
     clock.now = idle.due_at - timedelta(minutes=1)
@@ -207,12 +215,13 @@ async def test_an_idle_close_of_a_waiting_conversation_cut_short_is_completed_ne
     clock.now = idle.due_at
     since = len(await redis_store.transcript(conversation_id))
 
-    marker = script_sha("remove_from_queue") if cut == "before_queue_step" else script_text("put_conversation")
+    markers = {"before_listing": script_text("outbox_list"), "before_queue_step": script_sha("remove_from_queue")}
+    marker = markers.get(cut, script_text("put_conversation"))
     await cut_at(redis_url, clock, conversation_id, marker, lambda store: timers_of(store, clock).fire_due())
     before = await redis_store.get_conversation(conversation_id)
     assert before is not None and before.status is Status.QUEUED  # the record not written
     waits = [e.conversation_id for e in await redis_store.waiting()]
-    assert waits == ([conversation_id] if cut == "before_queue_step" else [])
+    assert waits == ([] if cut == "after_queue_step" else [conversation_id])
     [goodbye] = [e for e in (await redis_store.transcript(conversation_id))[since:] if e.author is Author.BOT]
 
     clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
