@@ -189,14 +189,8 @@ def timers_of(store: Store, clock: Clock) -> Timers:
     return Timers(dispatcher, store, actions.flows, Metrics(), clock=clock)
 
 
-UNLISTED = "completed by the check before the timer's retry, the goodbye found written is never listed"
-
-
 @pytest.mark.redis
-@pytest.mark.parametrize("cut", [
-    pytest.param("before_listing", marks=pytest.mark.xfail(strict=True, reason=UNLISTED)),
-    "before_queue_step", "after_queue_step",
-])  # fmt: skip
+@pytest.mark.parametrize("cut", ["before_listing", "before_queue_step", "after_queue_step"])
 async def test_an_idle_close_of_a_waiting_conversation_cut_short_is_completed_never_back_in_line(
     redis_store: Store, redis_url: str, clock: Clock, cut: str
 ) -> None:
@@ -379,19 +373,10 @@ async def close_refused(store: Store, clock: Clock, conversation_id: str) -> str
     return None
 
 
-GAP = (
-    "the gap in docs/guarantees.md: an idle close of a held conversation cut in its pipeline is listed nowhere; the"
-    " record stays Anne's, and her close tells a second goodbye (or, cut before the record, nothing ends it: no"
-    " timer is left)"
-)
-
-
 @pytest.mark.redis
 @pytest.mark.parametrize(("cut", "then"), [
-    pytest.param("put_conversation", "anne_closes", marks=pytest.mark.xfail(strict=True, reason=GAP)),
-    pytest.param("put_conversation", "nobody", marks=pytest.mark.xfail(strict=True, reason=GAP)),
-    pytest.param("outbox_list", "anne_closes", marks=pytest.mark.xfail(strict=True, reason=GAP)),
-    ("outbox_list", "nobody"),  # passes as it is: the timer's retry (cut before the cancellation) completes it
+    ("put_conversation", "anne_closes"), ("put_conversation", "nobody"), ("outbox_list", "anne_closes"),
+    ("outbox_list", "nobody"),  # passed before the fix: the timer's retry (cut before the cancellation) completed it
 ])  # fmt: skip
 async def test_an_idle_close_of_a_held_conversation_cut_short_is_completed_told_goodbye_once(
     redis_store: Store, redis_url: str, clock: Clock, caplog: pytest.LogCaptureFixture, cut: str, then: str
