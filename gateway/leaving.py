@@ -23,8 +23,9 @@ short, before or after its queue step, the alert check completes it as that endi
 the young person back in line, and no listener may take them meanwhile (the take's script reads the list). An ending
 that closes a conversation a listener holds ("Terminer", the idle close) is listed too: cut before its record, the
 record still says held while the young person was told goodbye (and the idle close cancelled every timer, its own
-retry included); the check completes it, and the listener's close meanwhile is refused (``Actions.close`` finds the
-goodbye), never a second goodbye.
+retry included); the check completes it. Meanwhile the listener's close of a conversation whose idle close was cut is
+refused (``Actions.close`` finds its goodbye): never a second goodbye. ("Terminer"'s is not looked for yet: see
+docs/guarantees.md, "still not swept".)
 """
 
 from __future__ import annotations
