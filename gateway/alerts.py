@@ -32,7 +32,8 @@ in line), has that message withdrawn (``Actions.complete_take``), as a transfer'
 A quick exit, a "Terminer" or an idle close of a conversation with the bot or in the queue is listed as begun
 (``QueueStore.leavings_begun``) until its record is written: one cut short, even before its queue step (its entry
 still waiting beside a queued record: no comparison of ids finds it), is completed as that ending
-(``Actions.complete_leaving``), never put back in line.
+(``Actions.complete_leaving``), never put back in line; so is a "Terminer" or an idle close of a conversation a
+listener holds (cut before its record, still held while the young person was told goodbye).
 The check reads no record of a young person held by a listener at a console: who holds each held conversation
 comes from its queue entry (``Store.holders``: on Redis two commands however many are held; before, every held
 record was read and decrypted every 10 s on each instance); only those whose listener has been away for the alert's
@@ -98,9 +99,9 @@ class Watch:
         mover (``store.moves_begun``) if it was cut short after its queue step, whether it was.
         ``complete_take(conversation id, taker)``: settle a take listed as begun with its taker (``store.takes_begun``):
         its unlisted messages withdrawn if its conversation ended first, whether any was.
-        ``complete_leaving(conversation id, how)``: finish an ending of a conversation with the bot or in the queue
-        listed as begun (``store.leavings_begun``: a quick exit, "Terminer", an idle close) if it was cut short (its
-        conversation still active), as that ending, never back in line; whether it was.
+        ``complete_leaving(conversation id, how)``: finish an ending listed as begun (``store.leavings_begun``: a quick
+        exit, "Terminer", an idle close; the last two held by a listener too) if it was cut short (its conversation
+        still active), as that ending, never back in line; whether it was.
         ``listeners_here()``: those with a console open on this instance, recorded present at each check (with the
         time each socket closed, ``ListenerAPI``) for every instance: an absence counts from the last presence on
         any instance, as recorded (``PresentStore``), or from when this instance first saw it when none is."""

@@ -20,7 +20,12 @@ The idle timer's close (``idle_close``, ``gateway/timers.py``) ends a conversati
 the quick exit and "Terminer" do, so it is made here the same way. Each such ending runs in the conversation's batch
 (one SQLite transaction) and, on Redis, is listed as begun first (``store.begin_leaving``, until its record): cut
 short, before or after its queue step, the alert check completes it as that ending (:func:`complete`), never puts
-the young person back in line, and no listener may take them meanwhile (the take's script reads the list).
+the young person back in line, and no listener may take them meanwhile (the take's script reads the list). An ending
+that closes a conversation a listener holds ("Terminer", the idle close) is listed too: cut before its record, the
+record still says held while the young person was told goodbye (and the idle close cancelled every timer, its own
+retry included); the check completes it. Meanwhile the listener's close of a conversation whose idle close was cut is
+refused (``Actions.close`` finds its goodbye): never a second goodbye. ("Terminer"'s is not looked for yet: see
+docs/guarantees.md, "still not swept".)
 """
 
 from __future__ import annotations
@@ -34,12 +39,14 @@ from gateway.dispatcher import Dispatcher
 from gateway.flows.lifecycle import Trigger
 from gateway.ids import derived_id, derived_ids
 from gateway.language import language_of
-from gateway.messages import Departure, Reply
+from gateway.messages import ChannelName, Departure, Reply
 from gateway.store import (
     Author,
     BatchStore,
     ConversationStore,
     LockStore,
+    OutboxStatus,
+    OutboxStore,
     QueueStore,
     TimerKind,
     TimerStore,
@@ -57,6 +64,11 @@ GONE_AFTER = timedelta(seconds=90)
 class LeavingRoles(ConversationStore, TranscriptStore, QueueStore, LockStore, TimerStore, BatchStore, Protocol):
     """What leaving needs of the store (the caller's, injected; the dispatcher writes the entries): the conversation's
     lock with a batch (a quick exit or a "Terminer" is one SQLite transaction), the endings listed as begun (Redis)."""
+
+
+class CompletionRoles(LeavingRoles, OutboxStore, Protocol):
+    """What completing an ending cut short needs more (:func:`complete`): the outbox, to list a goodbye written and
+    never listed to be sent."""
 
 
 async def mark_left(
@@ -100,34 +112,58 @@ def begun(conversation_id: str) -> dict[str, Ending]:
     return {derived_id(_key(conversation_id, how), 1): how for how in ENDINGS}
 
 
+def goodbye_id(conversation_id: str, how: Ending) -> str:
+    """The id of the goodbye ``how`` tells the young person ("Terminer"'s, the idle close's), derived from the ending:
+    the same for the ending, its retries and its completion; written, the conversation was ended that way (or such an
+    ending was cut short: the alert check completes it)."""
+    return derived_id(_goodbye_key(conversation_id, how), 1)
+
+
 def _firsts(conversation_id: str) -> list[str]:
     """The ids :func:`complete` looks for: each ending's first entry, and "Terminer"'s note after its goodbye."""
-    return [*begun(conversation_id), derived_id(_goodbye_key(conversation_id, "ended"), 1)]
+    return [*begun(conversation_id), goodbye_id(conversation_id, "ended")]
 
 
-async def complete(dispatcher: Dispatcher, store: LeavingRoles, conversation: Conversation, how: Ending,
+async def complete(dispatcher: Dispatcher, store: CompletionRoles, conversation: Conversation, how: Ending,
                    now: datetime) -> None:  # fmt: skip
     """An ending cut short (listed as begun, or found by :func:`begun`), made whole under the caller's lock and in its
     batch: what it wrote is not written again (one read, ``entries_written``: the goodbye said once), what it did not
     write is (a quick exit's or a "Terminer"'s note, "Terminer"'s or the idle close's goodbye), then the status and
-    the record; no longer listed. Never back in line: the young person left, or was told goodbye."""
+    the record; no longer listed. A goodbye written and never listed to be sent is listed (:func:`_listed`). Never back
+    in line: the young person left, or was told goodbye."""
     written = await store.entries_written(conversation.id, _firsts(conversation.id))
+    await _listed(store, conversation, how, written)
     await _ending(dispatcher, store, conversation, how, now, written)
     await store.save_conversation(conversation)
     await store.end_leaving(conversation.id)
 
 
+async def _listed(store: CompletionRoles, conversation: Conversation, how: Ending, written: Collection[str]) -> None:
+    """The ending's goodbye, written by the cut ending and maybe never listed to be sent (on Redis the outbox's line is
+    another slot than the item, after it in the pipeline: an idle close cut there leaves its timer for a retry, which
+    the check may come before), listed now while still pending (``outbox_put`` of the item kept: the store lists an id
+    once, and drops one resolved). Not written again: the reply window may have closed since, which would write a "not
+    sent" note in its place. The web chat has no outbox: nothing."""
+    said = goodbye_id(conversation.id, how) if how != "quick_exit" else None
+    if said is None or said not in written or conversation.channel == ChannelName.WEBCHAT:
+        return
+    item = await store.outbox_get(conversation.id, said)
+    if item is not None and item.status is OutboxStatus.PENDING:
+        await store.outbox_put(item)
+
+
 async def _ending(dispatcher: Dispatcher, store: LeavingRoles, conversation: Conversation, how: Ending,
                   now: datetime, written: Collection[str] = ()) -> None:  # fmt: skip
-    """An ending's writes but its record (the caller's, in its batch, under its lock): listed as begun when it ends a
-    conversation with the bot or in the queue, or is a "Terminer" (``store.begin_leaving``: before anything it
-    writes), its goodbye and its note (ids derived from the ending; not written again when in ``written``), then its
-    status (a waiting one's queue step: on Redis alone, another slot). The caller then saves the record and unlists
-    it (``store.end_leaving``)."""
+    """An ending's writes but its record (the caller's, in its batch, under its lock): listed as begun when it ends the
+    conversation, with the bot, in the queue or with a listener ("Terminer", the idle close; not a held conversation's
+    quick exit, which leaves it its listener's) (``store.begin_leaving``: before anything it writes), its goodbye and
+    its note (ids derived from the ending; not written again when in ``written``), then its status (a waiting one's
+    queue step: on Redis alone, another slot). The caller then saves the record and unlists it
+    (``store.end_leaving``)."""
     waiting = conversation.status in WAITING
-    if waiting or how == "ended":
+    if waiting or how != "quick_exit":
         await store.begin_leaving(conversation.id, how)
-    if how in ("ended", "idle_close") and derived_id(_goodbye_key(conversation.id, how), 1) not in written:
+    if how in ("ended", "idle_close") and goodbye_id(conversation.id, how) not in written:
         engine = dispatcher.flows.for_version(conversation.flow_version)
         goodbye = engine.message("ended" if how == "ended" else "idle_closed", language_of(conversation, engine.flow))
         with derived_ids(_goodbye_key(conversation.id, how)):
@@ -178,8 +214,8 @@ async def ended(dispatcher: Dispatcher, store: LeavingRoles, conversation_id: st
 
 async def idle_close(dispatcher: Dispatcher, store: LeavingRoles, conversation: Conversation, now: datetime) -> None:
     """The idle timer fired (under the lock, in the timer's batch, ``gateway/timers.py``): the goodbye, abandoned
-    (closed, ``idle``, with a listener). Listed as begun with the bot or in the queue (:func:`_ending`): the timer
-    saves the record, then unlists it (``store.end_leaving``)."""
+    (closed, ``idle``, with a listener). Listed as begun (:func:`_ending`), held too: the timer saves the record, then
+    unlists it (``store.end_leaving``)."""
     await _ending(dispatcher, store, conversation, "idle_close", now)
 
 

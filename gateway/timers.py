@@ -38,10 +38,12 @@ on this instance or another, and what the cut left undone (the outbox's listing,
 made. Until 2026-12-03 the retry fired anew: the reminder and the question sent twice, 10 s apart. An instance
 that dies between the batch and the removal leaves the same state: its timer's retry is told nothing more either.
 
-The idle close is ``leaving.idle_close``: its goodbye's id derives from the conversation (it ends once), and with the
-bot or in the queue it is listed as begun until its record (``store.end_leaving``, after the save here). Its
-writes cancel every timer of the conversation (``StatusEffects.finished``) in the pipeline sent before its queue
-step: cut after that, no retry of the timer comes, and the alert check completes it (``Actions.complete_leaving``).
+The idle close is ``leaving.idle_close``: its goodbye's id derives from the conversation (it ends once), and it is
+listed as begun until its record (``store.end_leaving``, after the save here), held by a listener too (since
+2026-12-04, rel30). Its writes cancel every timer of the conversation (``StatusEffects.finished``) after the
+goodbye's listing, in the pipeline sent before a waiting one's queue step and before a held one's record: cut after
+that, no retry of the timer comes, and the alert check completes it (``Actions.complete_leaving``); cut before it,
+the retry or the check, whichever comes first.
 """
 
 from __future__ import annotations
@@ -181,7 +183,7 @@ class Timers:
             async with self.store.batch():
                 await self._fire(timer, conversation)
                 await self.store.save_conversation(conversation)
-                if timer.kind is TimerKind.IDLE_CLOSE:  # listed as begun with the bot or in the queue, until its record
+                if timer.kind is TimerKind.IDLE_CLOSE:  # listed as begun (``leaving.idle_close``), until its record
                     await self.store.end_leaving(conversation.id)
         return 1
 

@@ -26,6 +26,7 @@ leaves; then the real check, the real timers, and a listener's real take.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -42,7 +43,7 @@ from gateway.metrics import Metrics
 from gateway.store import Author, Delivery, OutboxStatus, Store, TimerKind, open_store
 from gateway.timers import Timers
 from tests.conftest import Clock
-from tests.console.test_handback_crash import Dying, Killed, cut_while, instance, redis_store, store_keys
+from tests.console.test_handback_crash import Dying, Killed, cut_while, held_by_anne, instance, redis_store, store_keys
 from tests.console.test_take_crash import next_check
 from tests.cutting_proxy import cutting_proxy
 from tests.losing_proxy import script_sha, script_text
@@ -189,7 +190,7 @@ def timers_of(store: Store, clock: Clock) -> Timers:
 
 
 @pytest.mark.redis
-@pytest.mark.parametrize("cut", ["before_queue_step", "after_queue_step"])
+@pytest.mark.parametrize("cut", ["before_listing", "before_queue_step", "after_queue_step"])
 async def test_an_idle_close_of_a_waiting_conversation_cut_short_is_completed_never_back_in_line(
     redis_store: Store, redis_url: str, clock: Clock, cut: str
 ) -> None:
@@ -198,7 +199,9 @@ async def test_an_idle_close_of_a_waiting_conversation_cut_short_is_completed_ne
     timer comes), before its queue step or after it (before the record). After the next check: abandoned, in no
     queue, nobody may take them, told goodbye once (one entry, listed to be sent once), nothing told after it (no
     place in a queue), one ``idle_close_completed`` line, nothing listed. Before: cut after its queue step, the check
-    put them back in line after their goodbye; cut before it, nothing found them, still waiting, takeable."""
+    put them back in line after their goodbye; cut before it, nothing found them, still waiting, takeable. Cut before
+    the goodbye's listing (its timer left for a retry: the cancellation comes after the listing), the check comes first
+    and completes it: until 2026-12-04 (rel30) the goodbye, found written, was not listed, pending for good."""
     conversation_id = await waiting_on_messenger(redis_store, clock)
     [idle] = [t for t in await redis_store.due_timers(clock() + timedelta(days=2)) if t.kind is TimerKind.IDLE_CLOSE]
     clock.now = idle.due_at - timedelta(minutes=1)
@@ -206,12 +209,13 @@ async def test_an_idle_close_of_a_waiting_conversation_cut_short_is_completed_ne
     clock.now = idle.due_at
     since = len(await redis_store.transcript(conversation_id))
 
-    marker = script_sha("remove_from_queue") if cut == "before_queue_step" else script_text("put_conversation")
+    markers = {"before_listing": script_text("outbox_list"), "before_queue_step": script_sha("remove_from_queue")}
+    marker = markers.get(cut, script_text("put_conversation"))
     await cut_at(redis_url, clock, conversation_id, marker, lambda store: timers_of(store, clock).fire_due())
     before = await redis_store.get_conversation(conversation_id)
     assert before is not None and before.status is Status.QUEUED  # the record not written
     waits = [e.conversation_id for e in await redis_store.waiting()]
-    assert waits == ([conversation_id] if cut == "before_queue_step" else [])
+    assert waits == ([] if cut == "after_queue_step" else [conversation_id])
     [goodbye] = [e for e in (await redis_store.transcript(conversation_id))[since:] if e.author is Author.BOT]
 
     clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
@@ -351,3 +355,77 @@ async def test_an_idle_close_cut_before_its_listing_then_closed_has_its_goodbye_
     lines = [(e.action, e.subject) for e in await redis_store.audit_log() if e.subject == conversation_id]
     assert ("leaving_withdrawn", conversation_id) in lines and len(lines) == 1, lines
     assert await redis_store.leavings_begun() == {}
+
+
+async def timers_armed(store: Store, clock: Clock, conversation_id: str) -> list[TimerKind]:
+    """The kinds of the conversation's timers armed, however far ahead."""
+    due = await store.due_timers(clock() + timedelta(days=400))
+    return [t.kind for t in due if t.conversation_id == conversation_id]
+
+
+async def close_refused(store: Store, clock: Clock, conversation_id: str) -> str | None:
+    """Anne closes the conversation from her console: the refusal's code, or None when it was closed."""
+    _, actions = instance(store, clock)
+    try:
+        await actions.close(conversation_id, "anne", "cyberbullying")
+    except ActionRefused as refusal:
+        return refusal.code
+    return None
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(("cut", "then"), [
+    ("put_conversation", "anne_closes"), ("put_conversation", "nobody"), ("outbox_list", "anne_closes"),
+    ("outbox_list", "nobody"),  # passed before the fix: the timer's retry (cut before the cancellation) completed it
+])  # fmt: skip
+async def test_an_idle_close_of_a_held_conversation_cut_short_is_completed_told_goodbye_once(
+    redis_store: Store, redis_url: str, clock: Clock, caplog: pytest.LogCaptureFixture, cut: str, then: str
+) -> None:
+    """Anne holds a Messenger conversation and nobody writes for a day: the idle timer closes it (closed, ``idle``),
+    its writes in one pipeline, the goodbye, its listing and the cancellation of every timer first, then the record;
+    the instance dies before the record (no timer left: nothing would end it) or before the goodbye's listing (the
+    timer left at its lease's end, for a retry). The record still says held by Anne, the goodbye written. Anne then
+    closes it from her console (``anne_closes``), or nobody does anything. After the next checks and a timers' pass:
+    closed as an idle close, once (``idle``; audited ``idle_close_completed`` once, with one WARNING line naming the
+    conversation, never the sender or the text), told goodbye once (one bot entry since the firing, handed out by the
+    outbox once, last), Anne's capacity free, no timer armed, nothing listed; Anne's close refused before the check
+    and after it (``not_active``: no second goodbye). Cut before the listing with nobody acting, the timer's retry
+    may complete it before the check does (then no audit line)."""
+    conversation_id = await held_by_anne(redis_store, clock)
+    assert await timers_armed(redis_store, clock, conversation_id) == [TimerKind.IDLE_CLOSE]  # the take's cancelled
+    [idle] = await redis_store.due_timers(clock() + timedelta(days=2))  # the idle close, its only timer
+    clock.now = idle.due_at
+    since = len(await redis_store.transcript(conversation_id))
+
+    await cut_at(redis_url, clock, conversation_id, script_text(cut), lambda store: timers_of(store, clock).fire_due())
+    before = await redis_store.get_conversation(conversation_id)
+    assert before is not None and (before.status, before.listener) == (Status.WITH_LISTENER, "anne")  # no record
+    [goodbye] = [e for e in (await redis_store.transcript(conversation_id))[since:] if e.author is Author.BOT]
+    armed = await timers_armed(redis_store, clock, conversation_id)  # cut before the record: cancelled, no retry
+    assert armed == ([] if cut == "put_conversation" else [TimerKind.IDLE_CLOSE]), armed
+
+    clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
+    refusal = await close_refused(redis_store, clock, conversation_id) if then == "anne_closes" else "not_active"
+    with caplog.at_level(logging.WARNING):
+        await next_check(redis_store, clock)
+    clock.advance(minutes=10)
+    await timers_of(redis_store, clock).fire_due()  # any timer left: nothing more told
+    await next_check(redis_store, clock)  # nothing more
+
+    told = [e for e in (await redis_store.transcript(conversation_id))[since:] if e.author is Author.BOT]
+    assert [e.id for e in told] == [goodbye.id], [e.text for e in told]  # the goodbye once, no close's after it
+    after = await redis_store.get_conversation(conversation_id)
+    assert after is not None and (after.status, after.outcome) == (Status.CLOSED, "idle"), after
+    assert refusal == "not_active"  # before the check: refused, not a second goodbye
+    assert await close_refused(redis_store, clock, conversation_id) == "not_active"
+    assert await redis_store.held_by("anne") == 0 and await redis_store.queue_entry(conversation_id) is None
+    assert await timers_armed(redis_store, clock, conversation_id) == []
+    due = [i.id for i in await redis_store.outbox_due(clock(), 10, run=100)]  # the walk's replies, none sent here
+    assert due.count(goodbye.id) == 1 and due[-1] == goodbye.id, due  # listed to be sent once, last
+    lines = [(e.action, e.subject) for e in await redis_store.audit_log() if e.subject == conversation_id]
+    by_the_check = [("idle_close_completed", conversation_id)]
+    assert lines == by_the_check or (lines == [] and cut == "outbox_list" and then == "nobody"), lines  # or the retry
+    said = [r.getMessage() for r in caplog.records if conversation_id in r.getMessage()]
+    assert len(said) == len(lines), said  # the check's one WARNING line when it completed it
+    assert not [r for r in caplog.records if "psid-held" in r.getMessage() or goodbye.text in r.getMessage()]
+    assert await redis_store.leavings_begun() == {} and await redis_store.closes_begun() == {}

@@ -676,7 +676,9 @@ class Actions:
         whose automatic hand-back was cut after its message (:meth:`hand_back_absent`): closed before the check that
         completes the hand-back, that message is withdrawn if it was never listed (:meth:`_cut_before`). And a
         listener's reply cut after it was written and before it was listed (its request failed; not sent again since)
-        is withdrawn before the goodbye (:meth:`_withdraw_replies`)."""
+        is withdrawn before the goodbye (:meth:`_withdraw_replies`). A held conversation whose idle close was cut after
+        its goodbye and before its record (listed as begun, ``gateway/leaving.py``) is refused (``not_active``): the
+        young person was told goodbye, and the check completes that close; closed here, they would be told twice."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER and not supervisor:
@@ -688,7 +690,10 @@ class Actions:
             except IllegalTransition as exc:
                 raise ActionRefused("not_active", str(exc)) from None
             closing = conversation.status in (Status.QUEUED, Status.WITH_LISTENER)  # listed until its record
-            earlier, handing = await self._cut_before(conversation) if closing else (None, False)
+            earlier, handing, idle = await self._cut_before(conversation) if closing else (None, False, False)
+            if idle:  # told goodbye by an idle close cut short: the check completes it (never a second goodbye)
+                raise ActionRefused("not_active", "the conversation was closed for inactivity (the young person was"
+                                    " told goodbye): it is being completed")  # fmt: skip
             if conversation.status == Status.QUEUED:  # out of the queue before the goodbye (Redis: alone, first)
                 await self.store.remove_from_queue(conversation_id)
             if closing:
@@ -756,7 +761,8 @@ class Actions:
 
     async def complete_leaving(self, conversation_id: str, how: str) -> bool:
         """An ending listed as begun (``store.leavings_begun``: a quick exit, "Terminer", an idle close of a
-        conversation with the bot or in the queue, ``gateway/leaving.py``) and not ended, seen by the alert check
+        conversation with the bot or in the queue; "Terminer" or an idle close of a held one, cut before its record,
+        the young person told goodbye; ``gateway/leaving.py``) and not ended, seen by the alert check
         (``gateway/alerts.py``, every 10 s on each instance): checked again under the lock (an ending under way holds
         it and is found done). Its conversation still active, it was cut short, maybe before its queue step (its entry
         still waiting beside a record that says queued: no comparison of ids finds it, and the young person who
@@ -789,16 +795,21 @@ class Actions:
         written = await self.store.entries_written(conversation.id, list(goodbyes))
         return next((category for entry_id, category in goodbyes.items() if entry_id in written), None)
 
-    async def _cut_before(self, conversation: Conversation) -> tuple[str | None, bool]:
+    async def _cut_before(self, conversation: Conversation) -> tuple[str | None, bool, bool]:
         """What operations cut short wrote before this close (one read, ``entries_written``): the category of a
-        close's goodbye (:meth:`_closing`), and whether a held conversation's automatic hand-back wrote its message
-        (its id derived from this hold, :func:`_hold_key`: a hand-back made whole changes the record). Either, if
-        never listed, is withdrawn by the check once this close ended it (the close leaves its listing to it)."""
+        close's goodbye (:meth:`_closing`), whether a held conversation's automatic hand-back wrote its message
+        (its id derived from this hold, :func:`_hold_key`: a hand-back made whole changes the record), and whether a
+        held conversation's idle close wrote its goodbye (``leaving.goodbye_id``: cut before its record, which still
+        says held; listed as begun, the check completes it, so the close is refused: never a second goodbye). The
+        first two, if never listed, are withdrawn by the check once this close ended it (it leaves its listing)."""
         goodbyes = self._goodbyes(conversation)
-        told = derived_id(_hold_key(conversation), 1) if conversation.status == Status.WITH_LISTENER else None
-        written = await self.store.entries_written(conversation.id, [*goodbyes, *([told] if told else [])])
+        held = conversation.status == Status.WITH_LISTENER
+        told = derived_id(_hold_key(conversation), 1) if held else None
+        idle = leaving.goodbye_id(conversation.id, "idle_close") if held else None
+        looked = [*goodbyes, *(i for i in (told, idle) if i is not None)]
+        written = await self.store.entries_written(conversation.id, looked)
         category = next((category for entry_id, category in goodbyes.items() if entry_id in written), None)
-        return category, told is not None and told in written
+        return category, told is not None and told in written, idle is not None and idle in written
 
     def _goodbyes(self, conversation: Conversation) -> dict[str, str]:
         """The id a close's goodbye would have, for each closing category the console offers the conversation (its

@@ -632,7 +632,8 @@ class QueueStore(Protocol):
 
     async def begin_leaving(self, conversation_id: str, how: str) -> None:
         """An ending of a conversation with the bot or in the queue begins (``how``: the young person's quick exit,
-        "Terminer", or the idle timer's close, ``gateway/leaving.py``): listed (:meth:`leavings_begun`) until
+        "Terminer", or the idle timer's close, ``gateway/leaving.py``; the last two also with a listener, whose record
+        a cut before it leaves held after the goodbye): listed (:meth:`leavings_begun`) until
         :meth:`end_leaving`, which the ending writes after its record. Redis makes such an ending in steps: its
         first writes (the note for the listeners, a goodbye), the queue step alone (another slot), the record. One
         cut before the queue step leaves the entry waiting beside a record that says queued, which no comparison of
