@@ -9,12 +9,24 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import _hashlib
+
+try:  # OpenSSL's HMAC, which ``hmac.new`` wraps in Python (its copy, update and hexdigest: 0.7 µs of a hash's 2.3)
+    from _hashlib import hmac_new as _openssl_hmac
+except ImportError:  # a Python built without OpenSSL's hashlib: the pure-Python HMAC, the same answers
+    _openssl_hmac = None  # type: ignore[assignment]
 
 
 class KeyedHash:
     def __init__(self, secret_key: str) -> None:
         key = hashlib.sha256(("keyed-hash:" + secret_key).encode()).digest()
-        self._keyed = hmac.new(key, digestmod=hashlib.sha256)  # copied per value: the key is not set up again
+        # copied per value: the key is not set up again; the same HMAC-SHA256 either way (tests/test_keyed.py)
+        self._keyed: hmac.HMAC | _hashlib.HMAC = (
+            hmac.new(key, digestmod=hashlib.sha256) if _openssl_hmac is None else _openssl_hmac(key, digestmod="sha256")
+        )
 
     def __call__(self, purpose: str, value: str) -> str:
         """32 hex characters (128 bits): enough to tell identities apart, nothing to read back."""

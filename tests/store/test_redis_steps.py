@@ -364,3 +364,20 @@ async def test_the_lock_goes_with_the_record_when_its_save_is_the_batchs_last_wr
         client.set(K.lock(conversation.id), "somebody-else")  # this holder's lease lapsed, another took the lock
         await store.save_conversation(current)
     assert client.get(K.lock(conversation.id)) == "somebody-else"  # not freed by the record's script
+
+
+async def test_a_script_called_alone_is_loaded_again_when_redis_has_forgotten_it(redis_url: str) -> None:
+    """A script called alone goes as EVALSHA; after a SCRIPT FLUSH (or on a Redis that never saw it) the NOSCRIPT
+    answer ran nothing, so the store loads the script and sends the EVALSHA once more, as redis-py's ``Script``
+    did: the call's answer is the script's."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushdb()
+    store = await open_store(redis_url, keys=store_keys(redis_url))
+    try:
+        await store.keep_receipt("m.noscript", Delivery.READ)
+        client.script_flush()
+        assert await store.take_receipt("m.noscript") == Delivery.READ
+        assert await store.take_receipt("m.noscript") is None  # taken: the script ran once
+    finally:
+        await store.close()
+        client.close()
