@@ -676,9 +676,12 @@ class Actions:
         whose automatic hand-back was cut after its message (:meth:`hand_back_absent`): closed before the check that
         completes the hand-back, that message is withdrawn if it was never listed (:meth:`_cut_before`). And a
         listener's reply cut after it was written and before it was listed (its request failed; not sent again since)
-        is withdrawn before the goodbye (:meth:`_withdraw_replies`). A held conversation whose idle close was cut after
-        its goodbye and before its record (listed as begun, ``gateway/leaving.py``) is refused (``not_active``): the
-        young person was told goodbye, and the check completes that close; closed here, they would be told twice."""
+        is withdrawn before the goodbye (:meth:`_withdraw_replies`). A conversation, held or waiting, whose idle close
+        or "Terminer" was cut after its goodbye was written and before its record (listed as begun,
+        ``gateway/leaving.py``) is refused (``not_active``): the young person was told goodbye, and the check
+        completes that ending; closed here, they would be told twice (:meth:`_cut_before`, the read it makes already;
+        a waiting one's since branch rel31, whose close was allowed before and the idle goodbye withdrawn when never
+        listed, sent beside the close's when listed)."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER and not supervisor:
@@ -690,10 +693,10 @@ class Actions:
             except IllegalTransition as exc:
                 raise ActionRefused("not_active", str(exc)) from None
             closing = conversation.status in (Status.QUEUED, Status.WITH_LISTENER)  # listed until its record
-            earlier, handing, idle = await self._cut_before(conversation) if closing else (None, False, False)
-            if idle:  # told goodbye by an idle close cut short: the check completes it (never a second goodbye)
-                raise ActionRefused("not_active", "the conversation was closed for inactivity (the young person was"
-                                    " told goodbye): it is being completed")  # fmt: skip
+            earlier, handing, ending = await self._cut_before(conversation) if closing else (None, False, False)
+            if ending:  # told goodbye by an ending cut short: the check completes it (never a second goodbye)
+                raise ActionRefused("not_active", "the conversation is ending (closed for inactivity, or by the young"
+                                    " person, who was told goodbye): it is being completed")  # fmt: skip
             if conversation.status == Status.QUEUED:  # out of the queue before the goodbye (Redis: alone, first)
                 await self.store.remove_from_queue(conversation_id)
             if closing:
@@ -768,9 +771,10 @@ class Actions:
         still waiting beside a record that says queued: no comparison of ids finds it, and the young person who
         pressed the quick exit, or was told goodbye, would wait on a listener's list): completed as that ending
         (:meth:`_complete_ending`), never back in line, told goodbye once. Ended another way first (a close from the
-        console: a waiting conversation may be closed while its ending is listed), what it wrote and never listed to
-        be sent (an idle close's goodbye, on a channel with an outbox) is withdrawn (:meth:`_withdraw`), not sent after
-        the close's goodbye nor left pending. Listed no more either way. Whether it was completed."""
+        console made before the ending wrote its goodbye, or by an instance of before rel31, which allowed a waiting
+        conversation's close once it was written; a quick exit), what it wrote and never listed to be sent (an idle
+        close's goodbye, on a channel with an outbox) is withdrawn (:meth:`_withdraw`), not sent after the close's
+        goodbye nor left pending. Listed no more either way. Whether it was completed."""
         if how not in leaving.ENDINGS:
             how = "quick_exit"  # a value no instance writes: the young person's leaving, the least told
         ending = cast(leaving.Ending, how)
@@ -798,18 +802,19 @@ class Actions:
     async def _cut_before(self, conversation: Conversation) -> tuple[str | None, bool, bool]:
         """What operations cut short wrote before this close (one read, ``entries_written``): the category of a
         close's goodbye (:meth:`_closing`), whether a held conversation's automatic hand-back wrote its message
-        (its id derived from this hold, :func:`_hold_key`: a hand-back made whole changes the record), and whether a
-        held conversation's idle close wrote its goodbye (``leaving.goodbye_id``: cut before its record, which still
-        says held; listed as begun, the check completes it, so the close is refused: never a second goodbye). The
-        first two, if never listed, are withdrawn by the check once this close ended it (it leaves its listing)."""
+        (its id derived from this hold, :func:`_hold_key`: a hand-back made whole changes the record), and whether an
+        ending that says goodbye (the idle close, "Terminer": ``leaving.goodbye_id``) wrote its goodbye, the
+        conversation held or waiting (cut before its record, which still says held or queued; listed as begun, the
+        check completes it, so the close is refused: never a second goodbye). The first two, if never listed, are
+        withdrawn by the check once this close ended it (it leaves its listing)."""
         goodbyes = self._goodbyes(conversation)
         held = conversation.status == Status.WITH_LISTENER
         told = derived_id(_hold_key(conversation), 1) if held else None
-        idle = leaving.goodbye_id(conversation.id, "idle_close") if held else None
-        looked = [*goodbyes, *(i for i in (told, idle) if i is not None)]
+        said = [leaving.goodbye_id(conversation.id, how) for how in leaving.SAYING_GOODBYE]
+        looked = [*goodbyes, *said, *([told] if told is not None else [])]
         written = await self.store.entries_written(conversation.id, looked)
         category = next((category for entry_id, category in goodbyes.items() if entry_id in written), None)
-        return category, told is not None and told in written, idle is not None and idle in written
+        return category, told is not None and told in written, any(i in written for i in said)
 
     def _goodbyes(self, conversation: Conversation) -> dict[str, str]:
         """The id a close's goodbye would have, for each closing category the console offers the conversation (its
