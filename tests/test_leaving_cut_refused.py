@@ -145,7 +145,6 @@ async def acted(actions: Actions, action: str, conversation_id: str) -> object:
     return await actions.transfer(conversation_id, "anne", "listeners")
 
 
-@pytest.mark.xfail(strict=True, reason="rel31: the gap, before the fix")
 @pytest.mark.redis
 @pytest.mark.parametrize("cut", ["put_conversation", "outbox_list"])
 @pytest.mark.parametrize("action", ["reply", "hand_back", "transfer"])

@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 MAX_TEXT = 4000
 WITHDRAWN = "withdrawn: {why} before it was listed to be sent (a {kind} cut short)"
 ENDED_FIRST = "its conversation ended"  # why, the usual case: closed, idle-closed or abandoned before the check
+ENDING = "the conversation is ending (closed for inactivity, or by the young person): it is being completed"
 CLOSING = timedelta(hours=2)  # a reply window with less than this left is shown as closing
 
 
@@ -175,6 +176,7 @@ class Actions:
         async with self.store.lock(conversation_id):
             conversation = await self._load(conversation_id)
             self._mine(conversation, listener)
+            await self._not_ending(conversation_id)
             claim = None if key is None else await self._claim_reply(conversation_id, listener, key)
             if isinstance(claim, TranscriptEntry):
                 return claim  # sent already
@@ -191,6 +193,15 @@ class Actions:
                         await self.store.release(claim.key, claim.owner)
                 raise
             return entries[0]
+
+    async def _not_ending(self, conversation_id: str) -> None:
+        """A listener's send (a reply, a referral) refused (``not_active``) while an ending of the conversation is
+        listed as begun (``store.leavings_begun``: on Redis a held conversation's idle close or "Terminer" cut short
+        after its goodbye, before its record, which still says held; the check completes it within seconds): sent now,
+        it would reach the young person after their goodbye. One read (``HGETALL`` of a hash empty but for an ending
+        under way or cut short) a send: no script of the send's slots can read that list; SQLite lists nothing."""
+        if conversation_id in await self.store.leavings_begun():
+            raise ActionRefused("not_active", ENDING)
 
     async def _claim_reply(self, conversation_id: str, listener: str, key: str) -> Claim | TranscriptEntry:
         """The reply ``key``'s claim, its entry ids derived from it (:func:`derived_from`); or its entry when it was
@@ -251,6 +262,7 @@ class Actions:
         async with self.store.lock(conversation_id):
             conversation = await self._load(conversation_id)
             self._mine(conversation, listener)
+            await self._not_ending(conversation_id)
             self._check_window(conversation)  # a listener's send, like reply: refused (409) once the window shut
             engine = self.flows.knowing(conversation.flow_version, lambda e: partner in e.flow.partners)
             if engine is None:
@@ -297,9 +309,12 @@ class Actions:
                 if moving:
                     await self.store.begin_move(conversation_id, listener)
                 with derived_ids(_transfer_key(conversation, queue)):  # before the transfer changes the record
-                    await self.dispatcher.enqueue(conversation, engine, queue, conversation.priority, now)
+                    await self.dispatcher.enqueue(conversation, engine, queue, conversation.priority, now,
+                                                  unless_leaving=moving)  # fmt: skip
             except IllegalTransition as exc:
                 raise ActionRefused("not_active", str(exc)) from None
+            except Conflict:  # its ending listed as begun (the queue step's script read it): nothing moved
+                raise ActionRefused("not_active", ENDING) from None
             if holder is not None and holder != listener:  # a supervisor's: audited with the transfer
                 detail = f"{conversation.pseudonym}: from {holder}"
                 await self.store.audit(AuditEntry(now, listener, "transfer", conversation_id, detail))
@@ -341,7 +356,12 @@ class Actions:
             conversation = await self._load(conversation_id)
             if not (supervisor and conversation.status == Status.WITH_LISTENER):
                 self._mine(conversation, listener)
-            await self._requeue(conversation, self.clock())
+            try:
+                await self._requeue(conversation, self.clock(), unless_leaving=True)
+            except Conflict:  # no entry, or its ending listed as begun (the queue step's script read it)
+                if conversation_id in await self.store.leavings_begun():  # read only when refused
+                    raise ActionRefused("not_active", ENDING) from None
+                raise
         return conversation
 
     async def hand_back_absent(self, conversation_id: str, listener: str, absent: Callable[[str], bool]) -> bool:
@@ -377,7 +397,7 @@ class Actions:
                     engine = self.flows.for_version(conversation.flow_version)
                     told = engine.message("listener_disconnected", language_of(conversation, engine.flow))
                     await self.store.begin_move(conversation_id, "gateway")  # before its queue step and its message
-                    await self._requeue(conversation, now, told=Reply(told))
+                    await self._requeue(conversation, now, told=Reply(told), unless_leaving=True)
                 # For the supervisors (the audit list): whose absence it was; the log line has the id only. In the
                 # batch: one SQLite transaction with the record; on Redis, the pipeline's step after the record.
                 detail = f"{conversation.pseudonym}: from {listener}, no console open"
@@ -614,13 +634,18 @@ class Actions:
         """Whether the transcript has this entry (a hand-back's message, written by a try cut short)."""
         return bool(await self.store.entries_written(conversation_id, [entry_id]))
 
-    async def _requeue(self, conversation: Conversation, now: datetime, told: Reply | None = None) -> None:
+    async def _requeue(
+        self, conversation: Conversation, now: datetime, told: Reply | None = None, *, unless_leaving: bool = False
+    ) -> None:
         """The one hand-back (under the conversation's lock, in its batch: ``locked_batch``): its queue entry back at
         its place and priority (``store.requeue``: Conflict when it has none; SQLite holds it in the batch's
         transaction, Redis makes it at once, another slot, and again by a retry or :meth:`complete_hand_back`), then
         in the batch ``told`` to the young person, the new status, their place or the closed line by the queue's
-        timer, and the record, written together."""
-        await self.store.requeue(conversation.id)
+        timer, and the record, written together. ``unless_leaving`` (a hand-back begun now, a listener's or the
+        gateway's, not one completed by the check): Conflict, nothing changed, while the conversation's ending is
+        listed as begun (an idle close or "Terminer" cut short after the goodbye: in a queue after it, the young person
+        would be told their place; the queue step's script reads the list, no round trip more)."""
+        await self.store.requeue(conversation.id, unless_leaving=unless_leaving)
         if told is not None:
             await self.dispatcher.emit(conversation, [told], Author.BOT, now)
         conversation.listener = None
