@@ -91,17 +91,20 @@ async def test_a_terminer_of_a_held_conversation_cut_before_its_record_then_clos
 
 @pytest.mark.redis
 @pytest.mark.parametrize("cut", ["outbox_list", "remove_from_queue"])
+@pytest.mark.parametrize("action", ["close", "transfer"])
 async def test_an_idle_close_of_a_waiting_conversation_cut_after_its_goodbye_then_closed_is_refused_told_goodbye_once(
-    redis_store: Store, redis_url: str, clock: Clock, cut: str
+    redis_store: Store, redis_url: str, clock: Clock, cut: str, action: str
 ) -> None:
     """Nobody took the young person (Messenger) for a day: the idle timer closes the conversation, its goodbye written,
     and the instance dies before the goodbye's listing (``outbox_list``: its timer left for a retry) or after it,
     before the queue step (``remove_from_queue``: every timer cancelled): still waiting, the ending listed as begun.
     Sam, a supervisor, closes it before the check: refused (``not_active``), as a held conversation's close is since
-    rel30. After the checks and a timers' pass: abandoned (the idle close), in no queue, told goodbye once, that
-    goodbye listed to be sent once and last, one ``idle_close_completed`` line (or none when the timer's retry
-    completed it), nothing listed. Before: ``[remove_from_queue]`` Sam's goodbye was sent after the idle one (both
-    listed); ``[outbox_list]`` the idle one was withdrawn by the check and Sam's told (rel28's behaviour)."""
+    rel30; so is his transfer (``transfer``: to the back of its queue; its queue step's script reads the list). After
+    the checks and a timers' pass: abandoned (the idle close), in no queue, told goodbye once, that goodbye listed to
+    be sent once and last, one ``idle_close_completed`` line (or none when the timer's retry completed it), nothing
+    listed. Before: ``[close-remove_from_queue]`` Sam's goodbye was sent after the idle one (both listed);
+    ``[close-outbox_list]`` the idle one was withdrawn by the check and Sam's told (rel28's behaviour); the transfer
+    was made, the young person told their place after the goodbye."""
     conversation_id = await waiting_on_messenger(redis_store, clock)
     [idle] = [t for t in await redis_store.due_timers(clock() + timedelta(days=2)) if t.kind is TimerKind.IDLE_CLOSE]
     clock.now = idle.due_at - timedelta(minutes=1)
@@ -116,7 +119,10 @@ async def test_an_idle_close_of_a_waiting_conversation_cut_after_its_goodbye_the
     clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
     _, actions = instance(redis_store, clock)
     with pytest.raises(ActionRefused) as refusal:
-        await actions.close(conversation_id, "sam", "cyberbullying", supervisor=True)
+        if action == "close":
+            await actions.close(conversation_id, "sam", "cyberbullying", supervisor=True)
+        else:
+            await actions.transfer(conversation_id, "sam", "listeners", supervisor=True)
     await next_check(redis_store, clock)
     clock.advance(minutes=10)
     await timers_of(redis_store, clock).fire_due()  # any timer left: nothing more told
