@@ -196,3 +196,34 @@ async def test_a_listeners_action_on_a_held_conversation_whose_idle_close_was_cu
     assert due.count(goodbye.id) == 1 and due[-1] == goodbye.id, due  # listed to be sent once, last
     assert await redis_store.leavings_begun() == {} and await redis_store.moves_begun() == {}
     assert await timers_armed(redis_store, clock, conversation_id) == []
+
+
+@pytest.mark.redis
+async def test_an_automatic_hand_back_of_a_held_conversation_whose_idle_close_was_cut_is_not_made(
+    redis_store: Store, redis_url: str, clock: Clock
+) -> None:
+    """Anne holds a Messenger conversation and left her console; the idle timer's close is cut before its record (still
+    held by Anne, the goodbye written and listed). Another instance's check, deciding before that close is completed,
+    hands Anne's conversations back (``hand_back_absent``): not made (False), nothing told, nothing moved nor listed;
+    the check then completes the idle close: the goodbye the only message since, no "listener disconnected" after it.
+    Before, the young person was told a listener left, and put in the queue, after their goodbye."""
+    conversation_id = await held_by_anne(redis_store, clock)
+    [idle] = await redis_store.due_timers(clock() + timedelta(days=2))
+    clock.now = idle.due_at
+    since = len(await redis_store.transcript(conversation_id))
+    fire: Callable[[Store], Awaitable[object]] = lambda store: timers_of(store, clock).fire_due()  # noqa: E731
+    await cut_at(redis_url, clock, conversation_id, script_text("put_conversation"), fire)
+    [goodbye] = [e for e in (await redis_store.transcript(conversation_id))[since:] if e.author is Author.BOT]
+
+    clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
+    _, actions = instance(redis_store, clock)
+    assert await actions.hand_back_absent(conversation_id, "anne", lambda listener: True) is False
+    assert await redis_store.waiting() == [] and await redis_store.moves_begun() == {}  # nothing moved nor listed
+    await next_check(redis_store, clock)
+    await next_check(redis_store, clock)
+
+    told = [e for e in (await redis_store.transcript(conversation_id))[since:] if e.author is Author.BOT]
+    assert [e.id for e in told] == [goodbye.id], [e.text for e in told]  # the goodbye once, nothing after it
+    after = await redis_store.get_conversation(conversation_id)
+    assert after is not None and (after.status, after.outcome) == (Status.CLOSED, "idle"), after
+    assert await redis_store.leavings_begun() == {} and await redis_store.moves_begun() == {}
