@@ -11,7 +11,8 @@ Three gaps that docs/guarantees.md listed as "still not swept" (read from the co
 * A held conversation's idle close cut before its record, then Anne's reply, hand-back or transfer before the check:
   the reply was sent after the goodbye; the hand-back or transfer put the young person in a queue after it. Refused
   (``not_active``): the hand-back's and the transfer's queue steps read the leaving list in their scripts (no round
-  trip more); the reply reads it (one ``HGETALL`` more a reply: no script of the reply's slots could hold it).
+  trip more); the reply reads it (one ``HGETALL`` more a reply: no script of the reply's slots could hold it); so does
+  a referral. The automatic hand-back (a listener gone from their console) is not made either.
 
 Real cuts: ``tests/cutting_proxy.py`` resets the Redis connection before a chosen command, the prefix a dying
 instance leaves; then the real check and the real timers.
@@ -146,6 +147,8 @@ async def acted(actions: Actions, action: str, conversation_id: str) -> object:
     """Anne's ``action`` on the conversation from her console."""
     if action == "reply":
         return await actions.reply(conversation_id, "anne", "Tu es toujours là ?", key="reply-1")
+    if action == "refer":
+        return await actions.refer(conversation_id, "anne", "119")
     if action == "hand_back":
         return await actions.hand_back(conversation_id, "anne")
     return await actions.transfer(conversation_id, "anne", "listeners")
@@ -153,17 +156,17 @@ async def acted(actions: Actions, action: str, conversation_id: str) -> object:
 
 @pytest.mark.redis
 @pytest.mark.parametrize("cut", ["put_conversation", "outbox_list"])
-@pytest.mark.parametrize("action", ["reply", "hand_back", "transfer"])
+@pytest.mark.parametrize("action", ["reply", "refer", "hand_back", "transfer"])
 async def test_a_listeners_action_on_a_held_conversation_whose_idle_close_was_cut_is_refused(
     redis_store: Store, redis_url: str, clock: Clock, action: str, cut: str
 ) -> None:
     """Anne holds a Messenger conversation and nobody writes for a day: the idle timer closes it, its goodbye written,
     the instance dies before the record (still held by Anne) or before the goodbye's listing. Within those seconds,
-    before the check, Anne replies, hands it back or transfers it: refused (``not_active``; the console shows the
-    request refused), nothing written nor moved. After the checks and a timers' pass: closed as the idle close, told
-    goodbye once and nothing after it (no reply, no place in a queue), in no queue, nothing listed. Before: the reply
-    was written and listed after the goodbye; the hand-back and the transfer put the young person in a queue, told
-    their place after the goodbye."""
+    before the check, Anne replies, refers them to a partner, hands it back or transfers it: refused (``not_active``;
+    the console shows the request refused), nothing written nor moved. After the checks and a timers' pass: closed as
+    the idle close, told goodbye once and nothing after it (no reply, no place in a queue), in no queue, nothing
+    listed. Before: the reply (or referral) was written and listed after the goodbye; the hand-back and the transfer
+    put the young person in a queue, the transfer telling their place after the goodbye."""
     conversation_id = await held_by_anne(redis_store, clock)
     [idle] = await redis_store.due_timers(clock() + timedelta(days=2))  # the idle close, its only timer
     clock.now = idle.due_at
