@@ -14,6 +14,10 @@ Three gaps that docs/guarantees.md listed as "still not swept" (read from the co
   trip more); the reply reads it (one ``HGETALL`` more a reply: no script of the reply's slots could hold it); so does
   a referral. The automatic hand-back (a listener gone from their console) is not made either.
 
+What the check still does for an ending closed first by an instance of before rel31 (a rolling deploy: its close of a
+waiting conversation was allowed once the idle goodbye was written) is tested here too: the idle goodbye never listed
+is withdrawn (``Actions.complete_leaving``, audited ``leaving_withdrawn``), the old close's goodbye the only one sent.
+
 Real cuts: ``tests/cutting_proxy.py`` resets the Redis connection before a chosen command, the prefix a dying
 instance leaves; then the real check and the real timers.
 """
@@ -23,12 +27,21 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
+import aiohttp
 import pytest
 
 from gateway import leaving
+from gateway.channels.messenger import MessengerChannel
 from gateway.console.actions import ActionRefused, Actions
 from gateway.conversation import Status
-from gateway.store import Author, Store, TimerKind
+from gateway.flows.lifecycle import Trigger
+from gateway.ids import derived_ids
+from gateway.language import language_of
+from gateway.messages import ChannelName, Reply
+from gateway.outbox import Outbox
+from gateway.settings import Settings
+from gateway.store import Author, Delivery, OutboxStatus, Store, TimerKind
+from gateway.testing import FakeGraphAPI
 from tests.conftest import Clock
 from tests.console.test_handback_crash import held_by_anne, instance, redis_store
 from tests.console.test_take_crash import next_check
@@ -141,6 +154,89 @@ async def test_an_idle_close_of_a_waiting_conversation_cut_after_its_goodbye_the
     assert lines in ([("idle_close_completed", conversation_id)], []), lines  # [] only when the timer's retry did it
     assert await redis_store.leavings_begun() == {} and await redis_store.closes_begun() == {}
     assert await redis_store.moves_begun() == {} and await timers_armed(redis_store, clock, conversation_id) == []
+
+
+async def closed_as_before_rel31(store: Store, clock: Clock, conversation_id: str, closer: str, outcome: str) -> None:
+    """A supervisor's close of a waiting conversation made by an instance of before rel31 (a rolling deploy), which
+    did not refuse a conversation whose idle close had written its goodbye: ``Actions.close``'s steps as that instance
+    made them (rel31 added the refusal only), with the store's and the dispatcher's public methods. Under the
+    conversation's lock, in its batch: out of the queue (alone, first), listed as begun with its closer, the goodbye
+    (``ended``, its id derived from the close and its category, as ``_close_key`` names it), the category, the record
+    closed, unlisted (no earlier close's goodbye nor hand-back's message was written: nothing left to the check)."""
+    dispatcher, _ = instance(store, clock)
+    async with store.locked_batch(conversation_id):
+        conversation = await store.get_conversation(conversation_id)
+        assert conversation is not None and conversation.status is Status.QUEUED, conversation
+        await store.remove_from_queue(conversation_id)
+        await store.begin_close(conversation_id, closer)
+        engine = dispatcher.flows.for_version(conversation.flow_version)
+        ended = engine.message("ended", language_of(conversation, engine.flow))
+        with derived_ids(f"close:{conversation_id}:{outcome}"):
+            await dispatcher.emit(conversation, [Reply(ended)], Author.BOT, clock())
+        conversation.outcome = outcome
+        await dispatcher.transition(conversation, Trigger.CLOSE, clock())
+        await store.save_conversation(conversation)
+        await store.end_close(conversation_id)
+
+
+@pytest.mark.redis
+async def test_an_idle_close_cut_before_its_listing_then_closed_by_a_pre_rel31_instance_has_its_goodbye_withdrawn(
+    redis_store: Store, redis_url: str, clock: Clock, settings: Settings
+) -> None:
+    """The idle close of a young person waiting on Messenger is cut after its goodbye was written and before it was
+    listed to be sent (``outbox_list``): still waiting, the ending listed as begun. Sam (a supervisor) closes it from
+    an instance of before rel31, which allowed that close (:func:`closed_as_before_rel31`; rel31's refuses it, the
+    test above). The check then finds the conversation closed and withdraws the idle goodbye (``complete_leaving``):
+    failed with its reason, its entry shown failed, one ``leaving_withdrawn`` line, nothing listed; a timers' pass
+    and a second check tell nothing more. The outbox then delivers what is due to the fake Graph API: the young person
+    is told one goodbye, Sam's, never the idle one. This path had no test since rel31 (rel28's, which reached it with
+    a close rel31 refuses, was removed); with the withdrawal removed, the idle goodbye stays pending for good."""
+    conversation_id = await waiting_on_messenger(redis_store, clock)
+    [idle] = [t for t in await redis_store.due_timers(clock() + timedelta(days=2)) if t.kind is TimerKind.IDLE_CLOSE]
+    clock.now = idle.due_at - timedelta(minutes=1)
+    await timers_of(redis_store, clock).fire_due()  # the queue's reassurance, due first: only the idle close next
+    clock.now = idle.due_at
+    since = len(await redis_store.transcript(conversation_id))
+    await cut_at(redis_url, clock, conversation_id, script_text("outbox_list"),
+                 lambda store: timers_of(store, clock).fire_due())  # fmt: skip
+    [goodbye] = [e for e in (await redis_store.transcript(conversation_id))[since:] if e.author is Author.BOT]
+    assert goodbye.id == leaving.goodbye_id(conversation_id, "idle_close")
+    assert [e.conversation_id for e in await redis_store.waiting()] == [conversation_id]
+    assert await redis_store.leavings_begun() == {conversation_id: "idle_close"}
+
+    clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
+    await closed_as_before_rel31(redis_store, clock, conversation_id, "sam", "cyberbullying")
+    [closing] = [e for e in (await redis_store.transcript(conversation_id))[since:]
+                 if e.author is Author.BOT and e.id != goodbye.id]  # fmt: skip
+    await next_check(redis_store, clock)
+    clock.advance(minutes=10)
+    await timers_of(redis_store, clock).fire_due()  # any timer left (the idle close's retry): nothing more told
+    await next_check(redis_store, clock)
+
+    item = await redis_store.outbox_get(conversation_id, goodbye.id)
+    assert item is not None and item.status is OutboxStatus.FAILED and "withdrawn" in (item.last_error or ""), item
+    entries = {e.id: e for e in await redis_store.transcript(conversation_id)}
+    assert entries[goodbye.id].delivery is Delivery.FAILED
+    told = [e.id for e in (await redis_store.transcript(conversation_id))[since:] if e.author is Author.BOT]
+    assert told == [goodbye.id, closing.id], told  # nothing written after Sam's goodbye
+    lines = [(e.action, e.subject) for e in await redis_store.audit_log() if e.subject == conversation_id]
+    assert lines == [("leaving_withdrawn", conversation_id)], lines
+    assert await redis_store.leavings_begun() == {} and await redis_store.closes_begun() == {}
+    after = await redis_store.get_conversation(conversation_id)
+    assert after is not None and (after.status, after.outcome) == (Status.CLOSED, "cyberbullying"), after
+    assert await redis_store.waiting() == [] and await redis_store.queue_entry(conversation_id) is None
+
+    async with FakeGraphAPI() as graph, aiohttp.ClientSession() as session:
+        configured = settings.replace(messenger_api_url=graph.url, messenger_page_access_token="token")
+        outbox = Outbox(redis_store, {ChannelName.MESSENGER: MessengerChannel(configured, session)}, clock=clock)
+        for _ in range(10):  # every reply due, the walk's and the goodbye(s), until nothing is left
+            if not await outbox.deliver_due():
+                break
+        sent = [r.body["message"]["text"] for r in graph.accepted() if r.body["recipient"]["id"] == "psid-idle"]
+    goodbyes = [text for text in sent if text in (goodbye.text, closing.text)]
+    assert goodbyes == [closing.text] and sent[-1] == closing.text, sent  # one goodbye, Sam's, last; no idle one
+    item = await redis_store.outbox_get(conversation_id, goodbye.id)
+    assert item is not None and item.status is OutboxStatus.FAILED, item  # still not sent
 
 
 async def acted(actions: Actions, action: str, conversation_id: str) -> object:
