@@ -515,18 +515,21 @@ class Dispatcher:
         given: tuple[str, ...] = (),
         *,
         at: datetime | None = None,
+        unless_leaving: bool = False,
     ) -> None:
         """Put the conversation in a queue and tell the young person their position and an honest wait: that
         nobody can say when while no listener is online; a queue closed now (a listener's transfer after hours)
         gives the closed-line notice instead (when it reopens, who answers now), once for this wait; an urgent one
         also gets the emergency numbers, unless the partners ``given`` with this hand-off already included them.
         ``at``: the arrival time of its entry, ``now`` unless given (a transfer completed after a cut: the entry's
-        own, its place kept)."""
+        own, its place kept). ``unless_leaving`` (a listener's transfer): Conflict, nothing moved, when the
+        conversation's ending is listed as begun (``store.begin_leaving``; read by the queue step's script)."""
         trigger = Trigger.HANDOFF if conversation.status == Status.BOT else Trigger.TRANSFER
         conversation.queue, conversation.priority = queue, priority
         conversation.queued_at = at = at or now
         conversation.listener = None
-        await self.store.enqueue(conversation.id, queue, priority, at, flag=conversation.flag)
+        await self.store.enqueue(conversation.id, queue, priority, at, flag=conversation.flag,
+                                 unless_leaving=unless_leaving)  # fmt: skip
         await self.transition(conversation, trigger, now)
         position = await self.store.position(conversation.id) or 1
         language = language_of(conversation, engine.flow)

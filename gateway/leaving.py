@@ -23,9 +23,9 @@ short, before or after its queue step, the alert check completes it as that endi
 the young person back in line, and no listener may take them meanwhile (the take's script reads the list). An ending
 that closes a conversation a listener holds ("Terminer", the idle close) is listed too: cut before its record, the
 record still says held while the young person was told goodbye (and the idle close cancelled every timer, its own
-retry included); the check completes it. Meanwhile the listener's close of a conversation whose idle close was cut is
-refused (``Actions.close`` finds its goodbye): never a second goodbye. ("Terminer"'s is not looked for yet: see
-docs/guarantees.md, "still not swept".)
+retry included); the check completes it. Meanwhile a close from the console of a conversation, held or waiting,
+whose idle close or "Terminer" was cut after its goodbye is refused (``Actions.close`` finds that goodbye,
+:data:`SAYING_GOODBYE`): never a second goodbye.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ from gateway.store import (
 Leaving = Literal["quick_exit", "ended", "gone", "blocked"]
 Ending = Literal["quick_exit", "ended", "idle_close"]  # what ends a conversation with the bot or in the queue
 ENDINGS: tuple[Ending, ...] = ("quick_exit", "ended", "idle_close")
+SAYING_GOODBYE: tuple[Ending, ...] = ("ended", "idle_close")  # the endings that tell the young person goodbye
 WAITING = (Status.BOT, Status.QUEUED)  # the statuses such an ending abandons (or ends, "Terminer" with the bot)
 
 GONE_AFTER = timedelta(seconds=90)

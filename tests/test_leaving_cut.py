@@ -40,7 +40,7 @@ from gateway.conversation import Conversation, Status
 from gateway.errors import StoreError
 from gateway.messages import ChannelName, Inbound
 from gateway.metrics import Metrics
-from gateway.store import Author, Delivery, OutboxStatus, Store, TimerKind, open_store
+from gateway.store import Author, Store, TimerKind, open_store
 from gateway.timers import Timers
 from tests.conftest import Clock
 from tests.console.test_handback_crash import Dying, Killed, cut_while, held_by_anne, instance, redis_store, store_keys
@@ -317,43 +317,6 @@ async def test_a_leaving_from_the_bot_cut_short_is_completed_by_the_check(
     assert [e.system.code for e in written if e.system] == [f"left.{how}"]
     lines = [(e.action, e.subject) for e in await redis_store.audit_log() if e.subject == conversation_id]
     assert lines == [("leaving_completed", conversation_id)], lines
-    assert await redis_store.leavings_begun() == {}
-
-
-@pytest.mark.redis
-async def test_an_idle_close_cut_before_its_listing_then_closed_has_its_goodbye_withdrawn(
-    redis_store: Store, redis_url: str, clock: Clock
-) -> None:
-    """The idle close of a waiting young person on Messenger is cut after its goodbye was written and before it was
-    listed to be sent (``outbox_list``): still waiting, the ending listed as begun. Sam (a supervisor) closes the
-    conversation before the check (a close is allowed; a take is not). The check then withdraws the idle goodbye:
-    failed with its reason, its entry shown failed, not handed to the outbox; Sam's goodbye is the outbox's; one
-    ``leaving_withdrawn`` line, nothing listed. Before this, nothing would ever send it nor say it was not sent."""
-    conversation_id = await waiting_on_messenger(redis_store, clock)
-    [idle] = [t for t in await redis_store.due_timers(clock() + timedelta(days=2)) if t.kind is TimerKind.IDLE_CLOSE]
-    clock.now = idle.due_at - timedelta(minutes=1)
-    await timers_of(redis_store, clock).fire_due()  # the queue's reassurance, due first: only the idle close next
-    clock.now = idle.due_at
-    since = len(await redis_store.transcript(conversation_id))
-    await cut_at(redis_url, clock, conversation_id, script_text("outbox_list"),
-                 lambda store: timers_of(store, clock).fire_due())  # fmt: skip
-    [goodbye] = [e for e in (await redis_store.transcript(conversation_id))[since:] if e.author is Author.BOT]
-    assert [e.conversation_id for e in await redis_store.waiting()] == [conversation_id]
-
-    clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
-    _, actions = instance(redis_store, clock)
-    await actions.close(conversation_id, "sam", "cyberbullying", supervisor=True)
-    await next_check(redis_store, clock)
-    await next_check(redis_store, clock)  # nothing more
-
-    item = await redis_store.outbox_get(conversation_id, goodbye.id)
-    assert item is not None and item.status is OutboxStatus.FAILED and "withdrawn" in (item.last_error or ""), item
-    entries = {e.id: e for e in await redis_store.transcript(conversation_id)}
-    assert entries[goodbye.id].delivery is Delivery.FAILED
-    due = [i.id for i in await redis_store.outbox_due(clock(), 10, run=100)]
-    assert goodbye.id not in due and due[-1] in entries and entries[due[-1]].author is Author.BOT  # Sam's goodbye
-    lines = [(e.action, e.subject) for e in await redis_store.audit_log() if e.subject == conversation_id]
-    assert ("leaving_withdrawn", conversation_id) in lines and len(lines) == 1, lines
     assert await redis_store.leavings_begun() == {}
 
 

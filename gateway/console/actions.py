@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 MAX_TEXT = 4000
 WITHDRAWN = "withdrawn: {why} before it was listed to be sent (a {kind} cut short)"
 ENDED_FIRST = "its conversation ended"  # why, the usual case: closed, idle-closed or abandoned before the check
+ENDING = "the conversation is ending (closed for inactivity, or by the young person): it is being completed"
 CLOSING = timedelta(hours=2)  # a reply window with less than this left is shown as closing
 
 
@@ -175,6 +176,7 @@ class Actions:
         async with self.store.lock(conversation_id):
             conversation = await self._load(conversation_id)
             self._mine(conversation, listener)
+            await self._not_ending(conversation_id)
             claim = None if key is None else await self._claim_reply(conversation_id, listener, key)
             if isinstance(claim, TranscriptEntry):
                 return claim  # sent already
@@ -191,6 +193,15 @@ class Actions:
                         await self.store.release(claim.key, claim.owner)
                 raise
             return entries[0]
+
+    async def _not_ending(self, conversation_id: str) -> None:
+        """A listener's send (a reply, a referral) refused (``not_active``) while an ending of the conversation is
+        listed as begun (``store.leavings_begun``: on Redis a held conversation's idle close or "Terminer" cut short
+        after its goodbye, before its record, which still says held; the check completes it within seconds): sent now,
+        it would reach the young person after their goodbye. One read (``HGETALL`` of a hash empty but for an ending
+        under way or cut short) a send: no script of the send's slots can read that list; SQLite lists nothing."""
+        if conversation_id in await self.store.leavings_begun():
+            raise ActionRefused("not_active", ENDING)
 
     async def _claim_reply(self, conversation_id: str, listener: str, key: str) -> Claim | TranscriptEntry:
         """The reply ``key``'s claim, its entry ids derived from it (:func:`derived_from`); or its entry when it was
@@ -251,6 +262,7 @@ class Actions:
         async with self.store.lock(conversation_id):
             conversation = await self._load(conversation_id)
             self._mine(conversation, listener)
+            await self._not_ending(conversation_id)
             self._check_window(conversation)  # a listener's send, like reply: refused (409) once the window shut
             engine = self.flows.knowing(conversation.flow_version, lambda e: partner in e.flow.partners)
             if engine is None:
@@ -297,9 +309,12 @@ class Actions:
                 if moving:
                     await self.store.begin_move(conversation_id, listener)
                 with derived_ids(_transfer_key(conversation, queue)):  # before the transfer changes the record
-                    await self.dispatcher.enqueue(conversation, engine, queue, conversation.priority, now)
+                    await self.dispatcher.enqueue(conversation, engine, queue, conversation.priority, now,
+                                                  unless_leaving=moving)  # fmt: skip
             except IllegalTransition as exc:
                 raise ActionRefused("not_active", str(exc)) from None
+            except Conflict:  # its ending listed as begun (the queue step's script read it): nothing moved
+                raise ActionRefused("not_active", ENDING) from None
             if holder is not None and holder != listener:  # a supervisor's: audited with the transfer
                 detail = f"{conversation.pseudonym}: from {holder}"
                 await self.store.audit(AuditEntry(now, listener, "transfer", conversation_id, detail))
@@ -341,7 +356,12 @@ class Actions:
             conversation = await self._load(conversation_id)
             if not (supervisor and conversation.status == Status.WITH_LISTENER):
                 self._mine(conversation, listener)
-            await self._requeue(conversation, self.clock())
+            try:
+                await self._requeue(conversation, self.clock(), unless_leaving=True)
+            except Conflict:  # no entry, or its ending listed as begun (the queue step's script read it)
+                if conversation_id in await self.store.leavings_begun():  # read only when refused
+                    raise ActionRefused("not_active", ENDING) from None
+                raise
         return conversation
 
     async def hand_back_absent(self, conversation_id: str, listener: str, absent: Callable[[str], bool]) -> bool:
@@ -377,7 +397,7 @@ class Actions:
                     engine = self.flows.for_version(conversation.flow_version)
                     told = engine.message("listener_disconnected", language_of(conversation, engine.flow))
                     await self.store.begin_move(conversation_id, "gateway")  # before its queue step and its message
-                    await self._requeue(conversation, now, told=Reply(told))
+                    await self._requeue(conversation, now, told=Reply(told), unless_leaving=True)
                 # For the supervisors (the audit list): whose absence it was; the log line has the id only. In the
                 # batch: one SQLite transaction with the record; on Redis, the pipeline's step after the record.
                 detail = f"{conversation.pseudonym}: from {listener}, no console open"
@@ -614,13 +634,18 @@ class Actions:
         """Whether the transcript has this entry (a hand-back's message, written by a try cut short)."""
         return bool(await self.store.entries_written(conversation_id, [entry_id]))
 
-    async def _requeue(self, conversation: Conversation, now: datetime, told: Reply | None = None) -> None:
+    async def _requeue(
+        self, conversation: Conversation, now: datetime, told: Reply | None = None, *, unless_leaving: bool = False
+    ) -> None:
         """The one hand-back (under the conversation's lock, in its batch: ``locked_batch``): its queue entry back at
         its place and priority (``store.requeue``: Conflict when it has none; SQLite holds it in the batch's
         transaction, Redis makes it at once, another slot, and again by a retry or :meth:`complete_hand_back`), then
         in the batch ``told`` to the young person, the new status, their place or the closed line by the queue's
-        timer, and the record, written together."""
-        await self.store.requeue(conversation.id)
+        timer, and the record, written together. ``unless_leaving`` (a hand-back begun now, a listener's or the
+        gateway's, not one completed by the check): Conflict, nothing changed, while the conversation's ending is
+        listed as begun (an idle close or "Terminer" cut short after the goodbye: in a queue after it, the young person
+        would be told their place; the queue step's script reads the list, no round trip more)."""
+        await self.store.requeue(conversation.id, unless_leaving=unless_leaving)
         if told is not None:
             await self.dispatcher.emit(conversation, [told], Author.BOT, now)
         conversation.listener = None
@@ -676,9 +701,12 @@ class Actions:
         whose automatic hand-back was cut after its message (:meth:`hand_back_absent`): closed before the check that
         completes the hand-back, that message is withdrawn if it was never listed (:meth:`_cut_before`). And a
         listener's reply cut after it was written and before it was listed (its request failed; not sent again since)
-        is withdrawn before the goodbye (:meth:`_withdraw_replies`). A held conversation whose idle close was cut after
-        its goodbye and before its record (listed as begun, ``gateway/leaving.py``) is refused (``not_active``): the
-        young person was told goodbye, and the check completes that close; closed here, they would be told twice."""
+        is withdrawn before the goodbye (:meth:`_withdraw_replies`). A conversation, held or waiting, whose idle close
+        or "Terminer" was cut after its goodbye was written and before its record (listed as begun,
+        ``gateway/leaving.py``) is refused (``not_active``): the young person was told goodbye, and the check
+        completes that ending; closed here, they would be told twice (:meth:`_cut_before`, the read it makes already;
+        a waiting one's since branch rel31, whose close was allowed before and the idle goodbye withdrawn when never
+        listed, sent beside the close's when listed)."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER and not supervisor:
@@ -690,10 +718,10 @@ class Actions:
             except IllegalTransition as exc:
                 raise ActionRefused("not_active", str(exc)) from None
             closing = conversation.status in (Status.QUEUED, Status.WITH_LISTENER)  # listed until its record
-            earlier, handing, idle = await self._cut_before(conversation) if closing else (None, False, False)
-            if idle:  # told goodbye by an idle close cut short: the check completes it (never a second goodbye)
-                raise ActionRefused("not_active", "the conversation was closed for inactivity (the young person was"
-                                    " told goodbye): it is being completed")  # fmt: skip
+            earlier, handing, ending = await self._cut_before(conversation) if closing else (None, False, False)
+            if ending:  # told goodbye by an ending cut short: the check completes it (never a second goodbye)
+                raise ActionRefused("not_active", "the conversation is ending (closed for inactivity, or by the young"
+                                    " person, who was told goodbye): it is being completed")  # fmt: skip
             if conversation.status == Status.QUEUED:  # out of the queue before the goodbye (Redis: alone, first)
                 await self.store.remove_from_queue(conversation_id)
             if closing:
@@ -768,9 +796,10 @@ class Actions:
         still waiting beside a record that says queued: no comparison of ids finds it, and the young person who
         pressed the quick exit, or was told goodbye, would wait on a listener's list): completed as that ending
         (:meth:`_complete_ending`), never back in line, told goodbye once. Ended another way first (a close from the
-        console: a waiting conversation may be closed while its ending is listed), what it wrote and never listed to
-        be sent (an idle close's goodbye, on a channel with an outbox) is withdrawn (:meth:`_withdraw`), not sent after
-        the close's goodbye nor left pending. Listed no more either way. Whether it was completed."""
+        console made before the ending wrote its goodbye, or by an instance of before rel31, which allowed a waiting
+        conversation's close once it was written; a quick exit), what it wrote and never listed to be sent (an idle
+        close's goodbye, on a channel with an outbox) is withdrawn (:meth:`_withdraw`), not sent after the close's
+        goodbye nor left pending. Listed no more either way. Whether it was completed."""
         if how not in leaving.ENDINGS:
             how = "quick_exit"  # a value no instance writes: the young person's leaving, the least told
         ending = cast(leaving.Ending, how)
@@ -798,18 +827,19 @@ class Actions:
     async def _cut_before(self, conversation: Conversation) -> tuple[str | None, bool, bool]:
         """What operations cut short wrote before this close (one read, ``entries_written``): the category of a
         close's goodbye (:meth:`_closing`), whether a held conversation's automatic hand-back wrote its message
-        (its id derived from this hold, :func:`_hold_key`: a hand-back made whole changes the record), and whether a
-        held conversation's idle close wrote its goodbye (``leaving.goodbye_id``: cut before its record, which still
-        says held; listed as begun, the check completes it, so the close is refused: never a second goodbye). The
-        first two, if never listed, are withdrawn by the check once this close ended it (it leaves its listing)."""
+        (its id derived from this hold, :func:`_hold_key`: a hand-back made whole changes the record), and whether an
+        ending that says goodbye (the idle close, "Terminer": ``leaving.goodbye_id``) wrote its goodbye, the
+        conversation held or waiting (cut before its record, which still says held or queued; listed as begun, the
+        check completes it, so the close is refused: never a second goodbye). The first two, if never listed, are
+        withdrawn by the check once this close ended it (it leaves its listing)."""
         goodbyes = self._goodbyes(conversation)
         held = conversation.status == Status.WITH_LISTENER
         told = derived_id(_hold_key(conversation), 1) if held else None
-        idle = leaving.goodbye_id(conversation.id, "idle_close") if held else None
-        looked = [*goodbyes, *(i for i in (told, idle) if i is not None)]
+        said = [leaving.goodbye_id(conversation.id, how) for how in leaving.SAYING_GOODBYE]
+        looked = [*goodbyes, *said, *([told] if told is not None else [])]
         written = await self.store.entries_written(conversation.id, looked)
         category = next((category for entry_id, category in goodbyes.items() if entry_id in written), None)
-        return category, told is not None and told in written, idle is not None and idle in written
+        return category, told is not None and told in written, any(i in written for i in said)
 
     def _goodbyes(self, conversation: Conversation) -> dict[str, str]:
         """The id a close's goodbye would have, for each closing category the console offers the conversation (its

@@ -504,12 +504,15 @@ class DedupeStore(Protocol):
 
 class QueueStore(Protocol):
     async def enqueue(
-        self, conversation_id: str, queue: str, priority: Priority, at: datetime, *, flag: RiskFlag | None = None
-    ) -> None:
+        self, conversation_id: str, queue: str, priority: Priority, at: datetime, *, flag: RiskFlag | None = None,
+        unless_leaving: bool = False,
+    ) -> None:  # fmt: skip
         """Put a conversation in a queue as waiting (replacing any entry it had, e.g. a new priority), with the
         risk ``flag`` its priority was raised for in the same write (one script, one statement): a reader of
         :meth:`waiting` never finds the priority without its flag, whatever the conversation's record says yet.
-        The flag is kept without its ``words`` (an entry is not sealed); taking and handing back keep it."""
+        The flag is kept without its ``words`` (an entry is not sealed); taking and handing back keep it.
+        ``unless_leaving`` (a transfer): Conflict, nothing changed, when the conversation's ending is listed as begun
+        (:meth:`begin_leaving`; Redis reads it in the same script; in a batch, raised when the batch is sent)."""
         ...
 
     async def waiting(self, queue: str | None = None) -> list[QueueEntry]:
@@ -557,10 +560,11 @@ class QueueStore(Protocol):
         """Conversations ``listener`` holds now (taken and not handed back, transferred or finished)."""
         ...
 
-    async def requeue(self, conversation_id: str) -> QueueEntry:
+    async def requeue(self, conversation_id: str, *, unless_leaving: bool = False) -> QueueEntry:
         """A listener hands the conversation back: waiting again, at its original arrival time.
 
-        Conflict if it has no queue entry.
+        Conflict if it has no queue entry, or (``unless_leaving``: a hand-back begun now, not one completed) when its
+        ending is listed as begun (:meth:`begin_leaving`; Redis reads it in the same script).
         """
         ...
 

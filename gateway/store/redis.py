@@ -1042,13 +1042,21 @@ class RedisStore:
 
     @_holdable
     async def enqueue(
-        self, conversation_id: str, queue: str, priority: Priority, at: datetime, *, flag: RiskFlag | None = None
-    ) -> None:
-        """The entry with its priority and its flag: one script (slot ``{queue}``)."""
+        self, conversation_id: str, queue: str, priority: Priority, at: datetime, *, flag: RiskFlag | None = None,
+        unless_leaving: bool = False,
+    ) -> None:  # fmt: skip
+        """The entry with its priority and its flag: one script (slot ``{queue}``), which reads the endings' list
+        when ``unless_leaving`` (held in a batch: the Conflict is raised when the batch is sent)."""
         entry = encode_queue_entry(QueueEntry(conversation_id, queue, priority, at, flag=flag))
         keys = [K.QUEUE + "entries", K.QUEUE + "seq", K.QUEUE + "names"]
-        args = [K.QUEUE, conversation_id, queue, str(priority.rank), f"{to_us(at):020d}", dumps(entry)]
-        await self._write(lambda pipe: _eval(pipe, "enqueue", keys, args))
+        args = [K.QUEUE, conversation_id, queue, str(priority.rank), f"{to_us(at):020d}", dumps(entry),
+                "1" if unless_leaving else "0"]  # fmt: skip
+
+        def refused(answers: list[Any]) -> None:
+            if answers and answers[0] == 0:
+                raise Conflict(f"conversation {conversation_id} is ending (listed as leaving): not moved")
+
+        await self._write(lambda pipe: _eval(pipe, "enqueue", keys, args), refused)
 
     @_guarded
     async def waiting(self, queue: str | None = None) -> list[QueueEntry]:
@@ -1129,14 +1137,16 @@ class RedisStore:
         return len(held) - len(ended)
 
     @_guarded
-    async def requeue(self, conversation_id: str) -> QueueEntry:
-        entry = await self._take_or_requeue(conversation_id, "", 0)
+    async def requeue(self, conversation_id: str, *, unless_leaving: bool = False) -> QueueEntry:
+        entry = await self._take_or_requeue(conversation_id, "", 0, unless_leaving)
         if entry is None:
-            raise Conflict(f"conversation {conversation_id} has no queue entry")
+            raise Conflict(f"conversation {conversation_id} has no queue entry, or is ending (listed as leaving)")
         return entry
 
-    async def _take_or_requeue(self, conversation_id: str, listener: str, at_us: int) -> QueueEntry | None:
-        args = [K.QUEUE, conversation_id, listener, at_us, at_us - TAKES_KEPT_US]
+    async def _take_or_requeue(
+        self, conversation_id: str, listener: str, at_us: int, unless_leaving: bool = False
+    ) -> QueueEntry | None:
+        args = [K.QUEUE, conversation_id, listener, at_us, at_us - TAKES_KEPT_US, "1" if unless_leaving else "0"]
         raw = await self._script("take_or_requeue", [K.QUEUE + "entries"], args)
         return None if raw is None else loads("queue", raw, decode_queue_entry)
 
@@ -1149,8 +1159,10 @@ class RedisStore:
     async def begin_move(self, conversation_id: str, mover: str) -> None:
         """``{queue}:moving``, id → mover, the queue step's slot: held, it goes in the queue step's round trip, before
         it. A script (``begin_move``): the set an instance of before rel24 kept there is made a hash first, in its
-        step, rather than failing the transfer's round trip after its queue step with ``WRONGTYPE``."""
-        await self._write(lambda pipe: _eval(pipe, "begin_move", [K.QUEUE + "moving"], [conversation_id, mover]))
+        step, rather than failing the transfer's round trip after its queue step with ``WRONGTYPE``. Not listed when
+        the conversation's ending is (``begin_leaving``): its queue step refuses it in the same round trip."""
+        keys = [K.QUEUE + "moving", K.QUEUE + "leaving"]
+        await self._write(lambda pipe: _eval(pipe, "begin_move", keys, [conversation_id, mover]))
 
     @_guarded
     async def moves_begun(self) -> dict[str, str | None]:

@@ -420,8 +420,10 @@ return 0
 """
 
 # The waiting queue: every key under "hg:{queue}:" (ARGV[1]). KEYS: entries, sequence, queue names.
-# ARGV: prefix, id, queue, rank, arrival µs (20 digits), entry JSON.
+# ARGV: prefix, id, queue, rank, arrival µs (20 digits), entry JSON, '1' to refuse (0) a conversation listed in
+# ``leaving`` (a transfer: its ending under way or cut short; no round trip more than the step).
 _ENQUEUE = """
+if ARGV[7] == '1' and redis.call('HEXISTS', ARGV[1] .. 'leaving', ARGV[2]) == 1 then return 0 end
 local old = redis.call('HGET', KEYS[1], ARGV[2])
 if old then
   local e = cjson.decode(old)
@@ -438,10 +440,12 @@ redis.call('SADD', KEYS[3], ARGV[3])
 return 1
 """
 
-# KEYS: entries. ARGV: prefix, id, listener ('' to hand back), taken at µs, takes older than this µs are dropped.
+# KEYS: entries. ARGV: prefix, id, listener ('' to hand back), taken at µs, takes older than this µs are dropped,
+# '1' to refuse a hand back of a conversation listed in ``leaving`` (a take always is).
 # Returns the entry, or false when the change is not allowed (a take of a conversation listed in ``leaving``, whose
-# quick exit, "Terminer" or idle close is under way or cut short, is not). A take is counted in ``takes:<queue>``
-# (scored by when) and the conversation joins ``held:<listener>``; a hand back leaves it.
+# quick exit, "Terminer" or idle close is under way or cut short, is not; nor a listener's hand back, since rel31).
+# A take is counted in ``takes:<queue>`` (scored by when) and the conversation joins ``held:<listener>``; a hand back
+# leaves it.
 _TAKE_OR_REQUEUE = """
 local raw = redis.call('HGET', KEYS[1], ARGV[2])
 if not raw then return false end
@@ -456,6 +460,8 @@ if ARGV[3] ~= '' then
   local takes = ARGV[1] .. 'takes:' .. e['queue']
   redis.call('ZADD', takes, ARGV[4], ARGV[2])
   redis.call('ZREMRANGEBYSCORE', takes, '-inf', '(' .. ARGV[5])
+elseif ARGV[6] == '1' and redis.call('HEXISTS', ARGV[1] .. 'leaving', ARGV[2]) == 1 then
+  return false
 elseif e['taken_by'] ~= cjson.null then
   redis.call('ZADD', waiting, 0, e['member'])
   redis.call('SREM', ARGV[1] .. 'held:' .. e['taken_by'], ARGV[2])
@@ -1054,8 +1060,13 @@ local function on_hash(command, key, ...)  -- the command, and again on the hash
 end
 """
 
-# KEYS: the list of transfers begun. ARGV: id, mover. HSET, on the hash made of an old set if need be.
-_BEGIN_MOVE = _MOVING + "return on_hash('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+# KEYS: the list of transfers begun, the list of endings begun. ARGV: id, mover. HSET, on the hash made of an old set
+# if need be; nothing (-1) for a conversation whose ending is listed (its transfer or hand-back is refused by its queue
+# step, in the same round trip: nothing moves, nothing to list).
+_BEGIN_MOVE = _MOVING + (
+    "if KEYS[2] and redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return -1 end\n"
+    "return on_hash('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+)
 
 # KEYS: the list of transfers begun. ARGV: id. HDEL, on the hash made of an old set if need be.
 _END_MOVE = _MOVING + "return on_hash('HDEL', KEYS[1], ARGV[1])\n"

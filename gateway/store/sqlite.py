@@ -774,9 +774,11 @@ class SqliteStore:
     # The waiting queue
 
     async def enqueue(
-        self, conversation_id: str, queue: str, priority: Priority, at: datetime, *, flag: RiskFlag | None = None
-    ) -> None:
-        """The entry with its priority and its flag: one row, in one transaction."""
+        self, conversation_id: str, queue: str, priority: Priority, at: datetime, *, flag: RiskFlag | None = None,
+        unless_leaving: bool = False,
+    ) -> None:  # fmt: skip
+        """The entry with its priority and its flag: one row, in one transaction (``unless_leaving``: nothing is
+        listed on SQLite, an ending being one transaction)."""
         stored_flag = None if flag is None else dumps(queue_flag(flag))
 
         def write(conn: sqlite3.Connection) -> None:
@@ -873,10 +875,11 @@ class SqliteStore:
         rows = await self._select("SELECT COUNT(*) FROM queue WHERE taken_by = ?", (listener,))
         return int(rows[0][0])
 
-    async def requeue(self, conversation_id: str) -> QueueEntry:
-        """Inside a batch (a hand-back's, under the conversation's lock: no other change of its entry can come
-        between), the entry is read now and its change held, so that the hand-back's writes are one transaction:
-        an instance dying halfway leaves none of them, never a waiting entry beside a record that says held."""
+    async def requeue(self, conversation_id: str, *, unless_leaving: bool = False) -> QueueEntry:
+        """``unless_leaving``: nothing is listed on SQLite (an ending is one transaction). Inside a batch (a
+        hand-back's, under the conversation's lock: no other change of its entry can come between), the entry is
+        read now and its change held, so that the hand-back's writes are one transaction: an instance dying halfway
+        leaves none of them, never a waiting entry beside a record that says held."""
         if self._batch() is not None:
             rows = await self._select("SELECT * FROM queue WHERE conversation_id = ?", (conversation_id,))
             if not rows:

@@ -78,8 +78,8 @@ class DiesAfterRequeue(Dying):
     """The real store, whose instance dies right after a hand-back's queue step (``requeue``) was asked of it:
     before the message, the status and the record."""
 
-    async def requeue(self, conversation_id: str) -> Any:
-        entry = await self._store.requeue(conversation_id)
+    async def requeue(self, conversation_id: str, **options: Any) -> Any:
+        entry = await self._store.requeue(conversation_id, **options)
         self.died += 1
         raise Killed
         return entry  # pragma: no cover
