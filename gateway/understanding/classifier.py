@@ -38,7 +38,8 @@ Optimizer = Literal["descent", "lbfgs"]
 DESCENT: Optimizer = "descent"  # the former shipped weights' fit (docs/understanding.md, "Tenth round, second part")
 LBFGS: Optimizer = "lbfgs"  # the converged fit, the shipped weights' since the thirty-first round
 DESCENT_STEPS = 600
-MAX_ITERATIONS = 1000  # L-BFGS iterations at most (docs/understanding.md, "Tenth round, second part")
+MAX_ITERATIONS = 2000  # L-BFGS iterations at most (docs/understanding.md, "Tenth round, second part";
+# 2,000 since the thirty-seventh round, when 1,000 no longer reached the tolerance)
 TOLERANCE = 1e-5  # stop once the gradient's norm is at most this share of its norm at zero
 LONG_WORDS = 40  # a message of this many words (whitespace-separated) or more is read by the long reader, if any
 
