@@ -29,21 +29,22 @@ instance leaves; then the real check and the real timers.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 import aiohttp
 import pytest
 
 from gateway import leaving
-from gateway.app import SUPERVISOR
+from gateway.app import STORE, SUPERVISOR
 from gateway.channels.messenger import MessengerChannel
 from gateway.console.actions import ActionRefused, Actions
 from gateway.conversation import Status
 from gateway.flows.lifecycle import Trigger
 from gateway.ids import derived_ids
 from gateway.language import language_of
-from gateway.messages import ChannelName, Reply
+from gateway.messages import ChannelName, Inbound, Reply
 from gateway.outbox import Outbox
 from gateway.settings import Settings
 from gateway.store import Author, Delivery, OutboxStatus, Store, TimerKind
@@ -61,6 +62,7 @@ from tests.test_leaving_cut import (
     waiting_on_messenger,
     waiting_on_the_web_chat,
 )
+from tests.test_webchat import WALK_TO_QUEUE
 
 __all__ = ["redis_store", "redis_url"]  # fixtures used below
 
@@ -401,3 +403,63 @@ async def test_a_bulk_close_of_a_waiting_conversation_whose_idle_close_was_cut_s
     assert not [e for e in await redis_store.audit_log() if e.action == "bulk_close"]  # nothing was closed
     assert await redis_store.leavings_begun() == {} and await redis_store.closes_begun() == {}
     assert await timers_armed(redis_store, clock, conversation_id) == []
+
+
+@pytest.mark.redis
+async def test_a_bulk_close_skips_a_conversation_whose_idle_close_is_cut_while_it_closes_the_ones_before(
+    redis_store: Store, redis_url: str, clock: Clock, settings: Settings, make_client: AppFactory
+) -> None:
+    """Why the bulk close reads the leaving list under each conversation's lock, not once for the request: Sam closes
+    two waiting conversations at once (Messenger), Alex's then Yan's. While the bulk close holds Alex's lock (before
+    its close), Yan's idle close fires on another instance and is cut after its goodbye was listed, before its queue
+    step: listed as begun after the request began. The bulk close then reaches Yan's: skipped (``{"closed": 1,
+    "ending": 1}``); after the checks Yan was told the idle goodbye only, once, abandoned; Alex closed in bulk. Read
+    once before the first lock (tried on rel33), Yan's close told a second goodbye: ``{"closed": 2, "ending": 0}``."""
+    dispatcher, _ = instance(redis_store, clock)
+    for number, text in enumerate(WALK_TO_QUEUE):  # Yan first: his idle close is due an hour before Alex's
+        assert await dispatcher.handle_inbound(Inbound(ChannelName.MESSENGER, "psid-yan", f"mid.y{number}", text))
+    [yan] = [e.conversation_id for e in await redis_store.waiting()]
+    clock.advance(hours=1)
+    for number, text in enumerate(WALK_TO_QUEUE):
+        assert await dispatcher.handle_inbound(Inbound(ChannelName.MESSENGER, "psid-alex", f"mid.a{number}", text))
+    [alex] = [e.conversation_id for e in await redis_store.waiting() if e.conversation_id != yan]
+    due = await redis_store.due_timers(clock() + timedelta(days=2))
+    [idle] = [t for t in due if t.kind is TimerKind.IDLE_CLOSE and t.conversation_id == yan]
+    clock.now = idle.due_at - timedelta(minutes=1)
+    await timers_of(redis_store, clock).fire_due()  # the queues' reassurances, due first: only Yan's idle close next
+    clock.now = idle.due_at
+    since = len(await redis_store.transcript(yan))
+
+    client = await make_client(settings.replace(store=redis_url), worker_poll_seconds=3600)
+    await client.app[SUPERVISOR].stop()  # its timers, check and outbox: run below, in order
+    await add_listener(client, "sam", supervisor=True)
+    await login(client, "sam")
+    store = client.app[STORE]
+    lock, cut = store.lock, []
+
+    @contextlib.asynccontextmanager
+    async def lock_then_cut(conversation_id: str, timeout: float = 10.0) -> AsyncIterator[None]:
+        async with lock(conversation_id, timeout):
+            if conversation_id == alex and not cut:  # the request has begun: Yan's idle close, cut, meanwhile
+                fire: Callable[[Store], Awaitable[object]] = lambda cut_store: timers_of(cut_store, clock).fire_due()  # noqa: E731
+                await cut_at(redis_url, clock, yan, script_sha("remove_from_queue"), fire)
+                cut.append(await redis_store.leavings_begun())
+            yield
+
+    store.lock = lock_then_cut  # type: ignore[method-assign]
+    closed = await client.post("/api/floods/close", json={"ids": [alex, yan]})
+    assert closed.status == 200, await closed.text()
+    answer = await closed.json()
+    assert cut == [{yan: "idle_close"}], cut  # listed after the request began, before its close reached Yan
+    await next_check(redis_store, clock)
+    clock.advance(minutes=10)
+    await timers_of(redis_store, clock).fire_due()
+    await next_check(redis_store, clock)
+
+    told = [e for e in (await redis_store.transcript(yan))[since:] if e.author is Author.BOT]
+    assert [e.id for e in told] == [leaving.goodbye_id(yan, "idle_close")], [e.text for e in told]  # once, idle
+    assert answer == {"closed": 1, "ending": 1}, answer
+    after_yan, after_alex = await redis_store.get_conversation(yan), await redis_store.get_conversation(alex)
+    assert after_yan is not None and after_yan.status is Status.ABANDONED, after_yan
+    assert after_alex is not None and (after_alex.status, after_alex.outcome) == (Status.CLOSED, "closed_in_bulk")
+    assert await redis_store.waiting() == [] and await redis_store.leavings_begun() == {}
