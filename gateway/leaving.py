@@ -25,7 +25,8 @@ that closes a conversation a listener holds ("Terminer", the idle close) is list
 record still says held while the young person was told goodbye (and the idle close cancelled every timer, its own
 retry included); the check completes it. Meanwhile a close from the console of a conversation, held or waiting,
 whose idle close or "Terminer" was cut after its goodbye is refused (``Actions.close`` finds that goodbye,
-:data:`SAYING_GOODBYE`): never a second goodbye.
+:data:`SAYING_GOODBYE`), and the supervision page's bulk close skips any conversation whose ending is listed
+(``Safety._close``, ``gateway/console/safety.py``): never a second goodbye.
 """
 
 from __future__ import annotations

@@ -14,6 +14,11 @@ Three gaps that docs/guarantees.md listed as "still not swept" (read from the co
   trip more); the reply reads it (one ``HGETALL`` more a reply: no script of the reply's slots could hold it); so does
   a referral. The automatic hand-back (a listener gone from their console) is not made either.
 
+* The supervision page's bulk close (``POST /api/floods/close``, ``Safety._close``) of a waiting conversation whose idle
+  close was cut after its goodbye: it told its own goodbye (``ended``) beside the idle one until branch rel33 (found on
+  rel32). Skipped now (not closed, nothing told) while the ending is listed as begun, counted in its answer
+  (``ending``); the check completes the idle close.
+
 What the check still does for an ending closed first by an instance of before rel31 (a rolling deploy: its close of a
 waiting conversation was allowed once the idle goodbye was written) is tested here too: the idle goodbye never listed
 is withdrawn (``Actions.complete_leaving``, audited ``leaving_withdrawn``), the old close's goodbye the only one sent.
@@ -24,25 +29,27 @@ instance leaves; then the real check and the real timers.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 import aiohttp
 import pytest
 
 from gateway import leaving
+from gateway.app import STORE, SUPERVISOR
 from gateway.channels.messenger import MessengerChannel
 from gateway.console.actions import ActionRefused, Actions
 from gateway.conversation import Status
 from gateway.flows.lifecycle import Trigger
 from gateway.ids import derived_ids
 from gateway.language import language_of
-from gateway.messages import ChannelName, Reply
+from gateway.messages import ChannelName, Inbound, Reply
 from gateway.outbox import Outbox
 from gateway.settings import Settings
 from gateway.store import Author, Delivery, OutboxStatus, Store, TimerKind
 from gateway.testing import FakeGraphAPI
-from tests.conftest import Clock
+from tests.conftest import AppFactory, Clock, add_listener, login
 from tests.console.test_handback_crash import held_by_anne, instance, redis_store
 from tests.console.test_take_crash import next_check
 from tests.losing_proxy import script_sha, script_text
@@ -55,6 +62,7 @@ from tests.test_leaving_cut import (
     waiting_on_messenger,
     waiting_on_the_web_chat,
 )
+from tests.test_webchat import WALK_TO_QUEUE
 
 __all__ = ["redis_store", "redis_url"]  # fixtures used below
 
@@ -326,3 +334,132 @@ async def test_an_automatic_hand_back_of_a_held_conversation_whose_idle_close_wa
     after = await redis_store.get_conversation(conversation_id)
     assert after is not None and (after.status, after.outcome) == (Status.CLOSED, "idle"), after
     assert await redis_store.leavings_begun() == {} and await redis_store.moves_begun() == {}
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("cut", ["outbox_list", "remove_from_queue"])
+async def test_a_bulk_close_of_a_waiting_conversation_whose_idle_close_was_cut_skips_it_told_goodbye_once(
+    redis_store: Store, redis_url: str, clock: Clock, settings: Settings, make_client: AppFactory, cut: str
+) -> None:
+    """A young person waits on Messenger, nobody takes them for a day: the idle timer's close writes its goodbye, and
+    the instance dies before the goodbye's listing (``outbox_list``) or after it, before the queue step
+    (``remove_from_queue``): still waiting, shown on the supervision page, the ending listed as begun. Sam, a
+    supervisor, closes the flood from that page (``POST /api/floods/close`` on a real gateway on the same Redis, its
+    workers stopped: the test runs the check and the timers) before the check: skipped, counted as ending
+    (``{"closed": 0, "ending": 1}``), nothing told. After the checks and a timers' pass: abandoned (the idle close),
+    in no queue, one ``idle_close_completed`` line (or none when the timer's retry completed it), nothing listed; the
+    outbox then delivers to the fake Graph API one goodbye, the idle one, last. Before (found on rel32): closed
+    ``closed_in_bulk`` with a goodbye of its own (``ended``, listed): two goodbyes sent (``remove_from_queue``), or
+    the idle one withdrawn by the check and the bulk close's told (``outbox_list``)."""
+    client = await make_client(settings.replace(store=redis_url), worker_poll_seconds=3600)
+    await client.app[SUPERVISOR].stop()  # its timers, check and outbox: run below, in order
+    await add_listener(client, "sam", supervisor=True)
+    await login(client, "sam")
+    conversation_id = await waiting_on_messenger(redis_store, clock)
+    [idle] = [t for t in await redis_store.due_timers(clock() + timedelta(days=2)) if t.kind is TimerKind.IDLE_CLOSE]
+    clock.now = idle.due_at - timedelta(minutes=1)
+    await timers_of(redis_store, clock).fire_due()  # the queue's reassurance, due first: only the idle close next
+    clock.now = idle.due_at
+    since = len(await redis_store.transcript(conversation_id))
+    marker = script_text(cut) if cut == "outbox_list" else script_sha(cut)
+    await cut_at(redis_url, clock, conversation_id, marker, lambda store: timers_of(store, clock).fire_due())
+    [goodbye] = [e for e in (await redis_store.transcript(conversation_id))[since:] if e.author is Author.BOT]
+    assert goodbye.id == leaving.goodbye_id(conversation_id, "idle_close")
+    assert [e.conversation_id for e in await redis_store.waiting()] == [conversation_id]
+    assert await redis_store.leavings_begun() == {conversation_id: "idle_close"}
+    rows = (await (await client.get("/api/floods")).json())["conversations"]
+    assert [r["id"] for r in rows] == [conversation_id], rows  # shown: Sam may select it
+
+    clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
+    closed = await client.post("/api/floods/close", json={"ids": [conversation_id]})
+    assert closed.status == 200, await closed.text()
+    answer = await closed.json()
+    told_then = [e.id for e in (await redis_store.transcript(conversation_id))[since:] if e.author is Author.BOT]
+    await next_check(redis_store, clock)
+    clock.advance(minutes=10)
+    await timers_of(redis_store, clock).fire_due()  # any timer left (the idle close's retry): nothing more told
+    await next_check(redis_store, clock)
+
+    async with FakeGraphAPI() as graph, aiohttp.ClientSession() as session:
+        configured = settings.replace(messenger_api_url=graph.url, messenger_page_access_token="token")
+        outbox = Outbox(redis_store, {ChannelName.MESSENGER: MessengerChannel(configured, session)}, clock=clock)
+        for _ in range(10):  # every reply due, the walk's and the goodbye(s), until nothing is left
+            if not await outbox.deliver_due():
+                break
+        sent = [r.body["message"]["text"] for r in graph.accepted() if r.body["recipient"]["id"] == "psid-idle"]
+    after = await redis_store.get_conversation(conversation_id)
+    assert after is not None
+    engine = instance(redis_store, clock)[1].flows.engine()
+    bulk = engine.message("ended", language_of(after, engine.flow))  # the bulk close's goodbye, said another way
+    goodbyes = [text for text in sent if text in (goodbye.text, bulk)]
+    assert goodbyes == [goodbye.text] and sent[-1] == goodbye.text, sent  # one goodbye, the idle one, last
+    told = [e.id for e in (await redis_store.transcript(conversation_id))[since:] if e.author is Author.BOT]
+    assert told == told_then == [goodbye.id], told  # the bulk close told nothing
+    assert answer == {"closed": 0, "ending": 1}, answer
+    assert after.status is Status.ABANDONED, after  # the idle close completed, not closed in bulk
+    assert await redis_store.waiting() == [] and await redis_store.queue_entry(conversation_id) is None
+    lines = [(e.action, e.subject) for e in await redis_store.audit_log() if e.subject == conversation_id]
+    assert lines in ([("idle_close_completed", conversation_id)], []), lines  # [] only when the timer's retry did it
+    assert not [e for e in await redis_store.audit_log() if e.action == "bulk_close"]  # nothing was closed
+    assert await redis_store.leavings_begun() == {} and await redis_store.closes_begun() == {}
+    assert await timers_armed(redis_store, clock, conversation_id) == []
+
+
+@pytest.mark.redis
+async def test_a_bulk_close_skips_a_conversation_whose_idle_close_is_cut_while_it_closes_the_ones_before(
+    redis_store: Store, redis_url: str, clock: Clock, settings: Settings, make_client: AppFactory
+) -> None:
+    """Why the bulk close reads the leaving list under each conversation's lock, not once for the request: Sam closes
+    two waiting conversations at once (Messenger), Alex's then Yan's. While the bulk close holds Alex's lock (before
+    its close), Yan's idle close fires on another instance and is cut after its goodbye was listed, before its queue
+    step: listed as begun after the request began. The bulk close then reaches Yan's: skipped (``{"closed": 1,
+    "ending": 1}``); after the checks Yan was told the idle goodbye only, once, abandoned; Alex closed in bulk. Read
+    once before the first lock (tried on rel33), Yan's close told a second goodbye: ``{"closed": 2, "ending": 0}``."""
+    dispatcher, _ = instance(redis_store, clock)
+    for number, text in enumerate(WALK_TO_QUEUE):  # Yan first: his idle close is due an hour before Alex's
+        assert await dispatcher.handle_inbound(Inbound(ChannelName.MESSENGER, "psid-yan", f"mid.y{number}", text))
+    [yan] = [e.conversation_id for e in await redis_store.waiting()]
+    clock.advance(hours=1)
+    for number, text in enumerate(WALK_TO_QUEUE):
+        assert await dispatcher.handle_inbound(Inbound(ChannelName.MESSENGER, "psid-alex", f"mid.a{number}", text))
+    [alex] = [e.conversation_id for e in await redis_store.waiting() if e.conversation_id != yan]
+    due = await redis_store.due_timers(clock() + timedelta(days=2))
+    [idle] = [t for t in due if t.kind is TimerKind.IDLE_CLOSE and t.conversation_id == yan]
+    clock.now = idle.due_at - timedelta(minutes=1)
+    await timers_of(redis_store, clock).fire_due()  # the queues' reassurances, due first: only Yan's idle close next
+    clock.now = idle.due_at
+    since = len(await redis_store.transcript(yan))
+
+    client = await make_client(settings.replace(store=redis_url), worker_poll_seconds=3600)
+    await client.app[SUPERVISOR].stop()  # its timers, check and outbox: run below, in order
+    await add_listener(client, "sam", supervisor=True)
+    await login(client, "sam")
+    store = client.app[STORE]
+    lock, cut = store.lock, []
+
+    @contextlib.asynccontextmanager
+    async def lock_then_cut(conversation_id: str, timeout: float = 10.0) -> AsyncIterator[None]:
+        async with lock(conversation_id, timeout):
+            if conversation_id == alex and not cut:  # the request has begun: Yan's idle close, cut, meanwhile
+                fire: Callable[[Store], Awaitable[object]] = lambda cut_store: timers_of(cut_store, clock).fire_due()  # noqa: E731
+                await cut_at(redis_url, clock, yan, script_sha("remove_from_queue"), fire)
+                cut.append(await redis_store.leavings_begun())
+            yield
+
+    store.lock = lock_then_cut  # type: ignore[method-assign]
+    closed = await client.post("/api/floods/close", json={"ids": [alex, yan]})
+    assert closed.status == 200, await closed.text()
+    answer = await closed.json()
+    assert cut == [{yan: "idle_close"}], cut  # listed after the request began, before its close reached Yan
+    await next_check(redis_store, clock)
+    clock.advance(minutes=10)
+    await timers_of(redis_store, clock).fire_due()
+    await next_check(redis_store, clock)
+
+    told = [e for e in (await redis_store.transcript(yan))[since:] if e.author is Author.BOT]
+    assert [e.id for e in told] == [leaving.goodbye_id(yan, "idle_close")], [e.text for e in told]  # once, idle
+    assert answer == {"closed": 1, "ending": 1}, answer
+    after_yan, after_alex = await redis_store.get_conversation(yan), await redis_store.get_conversation(alex)
+    assert after_yan is not None and after_yan.status is Status.ABANDONED, after_yan
+    assert after_alex is not None and (after_alex.status, after_alex.outcome) == (Status.CLOSED, "closed_in_bulk")
+    assert await redis_store.waiting() == [] and await redis_store.leavings_begun() == {}

@@ -7,7 +7,10 @@
 * ``GET /api/floods`` (supervisors): the conversations waiting for a listener or still in the bot, each with a
   label of its client (the same label for the same web chat address: a flood shows as one label many times).
 * ``POST /api/floods/close`` (supervisors): ``{"ids": [...]}`` closes those conversations at once; each young
-  person gets the usual ``ended`` message.
+  person gets the usual ``ended`` message. One whose ending (an idle close, "Terminer", a quick exit) is listed as
+  begun (cut short on Redis, maybe after its goodbye: ``gateway/leaving.py``) is skipped, as ``Actions.close``
+  refuses it: the alert check completes that ending. ``{"closed": n, "ending": m}``: how many were closed, how many
+  skipped so.
 * ``POST /api/conversations/{id}/erase`` (supervisors): erase everything about the young person of this
   conversation (``gateway/erasure.py``): ``{"confirm": true}`` is required, the console asks first.
 * ``GET /api/audit`` (supervisors): who blocked, unblocked, bulk-closed, erased, purged, exported, which login was
@@ -33,15 +36,25 @@ from gateway.flowset import FlowSet
 from gateway.gate import Gate
 from gateway.language import language_of
 from gateway.messages import Reply
-from gateway.store import AuditEntry, AuditStore, Author, Block, BlockStore, ConversationStore, LockStore
+from gateway.store import (
+    AuditEntry,
+    AuditStore,
+    Author,
+    Block,
+    BlockStore,
+    ConversationStore,
+    LockStore,
+    QueueStore,
+)
 
 DURATIONS: dict[str, timedelta | None] = {"24h": timedelta(hours=24), "30d": timedelta(days=30), "permanent": None}
 REASON_MAX = 200
 BULK_MAX = 500
 
 
-class SafetyRoles(AuditStore, BlockStore, ConversationStore, LockStore, Protocol):
-    """What blocks, the flood view and the audit log need of the store."""
+class SafetyRoles(AuditStore, BlockStore, ConversationStore, LockStore, QueueStore, Protocol):
+    """What blocks, the flood view and the audit log need of the store (the queue's: the endings listed as begun,
+    which the bulk close skips)."""
 
 
 class Safety:
@@ -117,18 +130,37 @@ class Safety:
         ids = (await json_body(request)).get("ids")
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or not 0 < len(ids) <= BULK_MAX:
             return _error(400, "bad_request", f"ids: a list of 1 to {BULK_MAX} conversation ids")
-        closed = [p for p in [await self._close(i) for i in dict.fromkeys(ids)] if p]
+        closed: list[str] = []
+        ending = 0
+        for conversation_id in dict.fromkeys(ids):
+            pseudonym, skipped = await self._close(conversation_id)
+            ending += skipped
+            if pseudonym is not None:
+                closed.append(pseudonym)
         if closed:
-            await self._audit(request, "bulk_close", ", ".join(closed[:20]), f"{len(closed)} conversations closed")
-        return web.json_response({"closed": len(closed)})
+            detail = f"{len(closed)} conversations closed" + (f", {ending} already ending" if ending else "")
+            await self._audit(request, "bulk_close", ", ".join(closed[:20]), detail)
+        return web.json_response({"closed": len(closed), "ending": ending})
 
-    async def _close(self, conversation_id: str) -> str | None:
-        """Close one waiting (or still-in-the-bot) conversation; its pseudonym, or None if it was not open."""
+    async def _close(self, conversation_id: str) -> tuple[str | None, bool]:
+        """Close one waiting (or still-in-the-bot) conversation: its pseudonym (None if it was not open or was
+        skipped), and whether it was skipped because its ending is listed as begun (``store.leavings_begun``: an idle
+        close, "Terminer" or a quick exit cut short on Redis, maybe after its goodbye; the alert check completes it):
+        not closed, nothing told, as ``Actions.close`` refuses it since rel31 (never a second goodbye).
+
+        The list is read under the conversation's lock, once a conversation: an ending lists itself under that lock
+        (``leaving._ending``) and unlists itself with its record, so this read sees exactly the endings begun and not
+        completed. Read once for the whole request, before the first lock, it would miss one begun after it: the idle
+        timer firing for a conversation further down the list, its pipeline cut after its goodbye, the lock then freed
+        (its release made again, or lapsed) before this close reaches it (a bulk close of hundreds takes seconds). One
+        ``HGETALL`` of a short list a conversation still open, beside the close's own round trips."""
         dispatcher = self.dispatcher
         async with self.store.lock(conversation_id):
             conversation = await self.store.get_conversation(conversation_id)
             if conversation is None or conversation.status not in (Status.QUEUED, Status.BOT):
-                return None
+                return None, False
+            if conversation_id in await self.store.leavings_begun():
+                return None, True
             now, engine = self._now(), self.flows.for_version(conversation.flow_version)
             ended = engine.message("ended", language_of(conversation, engine.flow))
             await dispatcher.emit(conversation, [Reply(ended)], Author.BOT, now)
@@ -136,7 +168,7 @@ class Safety:
             trigger = Trigger.CLOSE if conversation.status == Status.QUEUED else Trigger.END
             await dispatcher.transition(conversation, trigger, now)
             await self.store.save_conversation(conversation)
-            return conversation.pseudonym
+            return conversation.pseudonym, False
 
     # ----- erasure ----------------------------------------------------------------------------------------
 

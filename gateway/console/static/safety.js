@@ -18,7 +18,12 @@
     var ids = Array.prototype.map.call(document.querySelectorAll("#floods tbody input:checked"), function (box) { return box.value; });
     if (!ids.length) { return; }
     api("POST", "/api/floods/close", { ids: ids }).then(function (response) {
-      $("floods-result").textContent = response.ok ? t("safety.closed", { n: response.data.closed }) : t("refused.other", { status: response.status });
+      var said = t("refused.other", { status: response.status });
+      if (response.ok) {  // one already ending (idle close, "Terminer", cut short) is skipped: the gateway completes it
+        said = t("safety.closed", { n: response.data.closed }) +
+          (response.data.ending ? " · " + t("safety.ending", { n: response.data.ending }) : "");
+      }
+      $("floods-result").textContent = said;
       $("floods-all").checked = false;
       load();
     });
