@@ -55,9 +55,11 @@ from gateway.store import (
 )
 
 Leaving = Literal["quick_exit", "ended", "gone", "blocked"]
-Ending = Literal["quick_exit", "ended", "idle_close"]  # what ends a conversation with the bot or in the queue
-ENDINGS: tuple[Ending, ...] = ("quick_exit", "ended", "idle_close")
-SAYING_GOODBYE: tuple[Ending, ...] = ("ended", "idle_close")  # the endings that tell the young person goodbye
+# What ends a conversation with the bot or in the queue: the young person's (a quick exit, "Terminer"), the idle
+# timer's, and a supervisor's bulk close from the supervision page (``closed_in_bulk``, ``Safety._close``: a flood).
+Ending = Literal["quick_exit", "ended", "idle_close", "closed_in_bulk"]
+ENDINGS: tuple[Ending, ...] = ("quick_exit", "ended", "idle_close", "closed_in_bulk")
+SAYING_GOODBYE: tuple[Ending, ...] = ("ended", "idle_close", "closed_in_bulk")  # the endings that tell goodbye
 WAITING = (Status.BOT, Status.QUEUED)  # the statuses such an ending abandons (or ends, "Terminer" with the bot)
 
 GONE_AFTER = timedelta(seconds=90)
@@ -103,8 +105,8 @@ def _goodbye_key(conversation_id: str, how: Ending) -> str:
 
 def begun(conversation_id: str) -> dict[str, Ending]:
     """The id of the first entry each ending of a conversation with the bot or in the queue writes → that ending:
-    the note of a quick exit and of a "Terminer", the idle close's goodbye (its ids derive from the conversation and
-    the ending, which happens once).
+    the note of a quick exit and of a "Terminer", the idle close's and the bulk close's goodbye (its ids derive from
+    the conversation and the ending, which happens once).
 
     Such an ending writes, under the lock: that entry, the queue step (on Redis alone, another slot than the
     record), the record. Cut between the last two, the record says queued while no entry waits, which the alert
@@ -165,12 +167,16 @@ async def _ending(dispatcher: Dispatcher, store: LeavingRoles, conversation: Con
     waiting = conversation.status in WAITING
     if waiting or how != "quick_exit":
         await store.begin_leaving(conversation.id, how)
-    if how in ("ended", "idle_close") and goodbye_id(conversation.id, how) not in written:
+    if how in SAYING_GOODBYE and goodbye_id(conversation.id, how) not in written:
         engine = dispatcher.flows.for_version(conversation.flow_version)
-        goodbye = engine.message("ended" if how == "ended" else "idle_closed", language_of(conversation, engine.flow))
+        said = "idle_closed" if how == "idle_close" else "ended"
+        goodbye = engine.message(said, language_of(conversation, engine.flow))
         with derived_ids(_goodbye_key(conversation.id, how)):
             await dispatcher.emit(conversation, [Reply(goodbye)], Author.BOT, now)
-    if how == "idle_close":
+    if how == "closed_in_bulk":  # a supervisor's: closed (ended with the bot), not left
+        trigger = Trigger.END if conversation.status == Status.BOT else Trigger.CLOSE
+        conversation.outcome = conversation.outcome or "closed_in_bulk"
+    elif how == "idle_close":
         trigger = Trigger.ABANDON if waiting else Trigger.CLOSE
         if trigger == Trigger.CLOSE:
             conversation.outcome = conversation.outcome or "idle"
@@ -219,6 +225,19 @@ async def idle_close(dispatcher: Dispatcher, store: LeavingRoles, conversation: 
     (closed, ``idle``, with a listener). Listed as begun (:func:`_ending`), held too: the timer saves the record, then
     unlists it (``store.end_leaving``)."""
     await _ending(dispatcher, store, conversation, "idle_close", now)
+
+
+async def close_in_bulk(dispatcher: Dispatcher, store: LeavingRoles, conversation: Conversation, now: datetime) -> None:
+    """A supervisor's bulk close of a conversation with the bot or in the queue (``Safety._close``, under the lock, in
+    the conversation's batch: one SQLite transaction): the ``ended`` goodbye, closed ``closed_in_bulk`` (ended with the
+    bot), made as the other endings are (:func:`_ending`): listed as begun first, so that one cut short on Redis is
+    never taken meanwhile and is completed by the alert check as this ending (``Actions.complete_leaving``; one cut
+    after its queue step, by ``back_in_line``, which finds its goodbye by :func:`begun`); its goodbye's id derives
+    from the conversation and the ending (:func:`goodbye_id`), so its completion tells it once; unlisted after the
+    record. Made again while listed, the bulk close skips it (it reads the list): no second goodbye."""
+    await _ending(dispatcher, store, conversation, "closed_in_bulk", now)
+    await store.save_conversation(conversation)
+    await store.end_leaving(conversation.id)
 
 
 async def socket_closed(store: LeavingRoles, conversation_id: str, now: datetime) -> None:

@@ -50,7 +50,6 @@ async def in_the_bot_on_messenger(store: Store, clock: Clock) -> str:
 
 
 @pytest.mark.redis
-@pytest.mark.xfail(strict=True, reason="rel34: the bulk close not a batch, its goodbye a random id, never listed")
 @pytest.mark.parametrize("cut", CUTS)
 @pytest.mark.parametrize("where", ["queued", "bot"])
 async def test_a_bulk_close_cut_short_is_completed_told_goodbye_once_and_made_again_tells_nothing_more(

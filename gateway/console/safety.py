@@ -25,26 +25,26 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from gateway import leaving
 from gateway.clock import Clock
 from gateway.console.access import Sight
 from gateway.console.api import LISTENER, Handler, ListenerAPI, json_body
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.erasure import Eraser
-from gateway.flows.lifecycle import Trigger
 from gateway.flowset import FlowSet
 from gateway.gate import Gate
-from gateway.language import language_of
-from gateway.messages import Reply
 from gateway.store import (
     AuditEntry,
     AuditStore,
-    Author,
+    BatchStore,
     Block,
     BlockStore,
     ConversationStore,
     LockStore,
     QueueStore,
+    TimerStore,
+    TranscriptStore,
 )
 
 DURATIONS: dict[str, timedelta | None] = {"24h": timedelta(hours=24), "30d": timedelta(days=30), "permanent": None}
@@ -52,9 +52,12 @@ REASON_MAX = 200
 BULK_MAX = 500
 
 
-class SafetyRoles(AuditStore, BlockStore, ConversationStore, LockStore, QueueStore, Protocol):
+class SafetyRoles(
+    AuditStore, BlockStore, ConversationStore, LockStore, QueueStore, BatchStore, TimerStore, TranscriptStore, Protocol
+):  # fmt: skip
     """What blocks, the flood view and the audit log need of the store (the queue's: the endings listed as begun,
-    which the bulk close skips)."""
+    which the bulk close skips; a batch, the timers and the transcript: the bulk close is an ending,
+    ``leaving.close_in_bulk``)."""
 
 
 class Safety:
@@ -138,6 +141,7 @@ class Safety:
             if pseudonym is not None:
                 closed.append(pseudonym)
         if closed:
+            self.dispatcher.kick_outbox()  # the outbox may have looked before the batches' writes were made
             detail = f"{len(closed)} conversations closed" + (f", {ending} already ending" if ending else "")
             await self._audit(request, "bulk_close", ", ".join(closed[:20]), detail)
         return web.json_response({"closed": len(closed), "ending": ending})
@@ -154,20 +158,13 @@ class Safety:
         timer firing for a conversation further down the list, its pipeline cut after its goodbye, the lock then freed
         (its release made again, or lapsed) before this close reaches it (a bulk close of hundreds takes seconds). One
         ``HGETALL`` of a short list a conversation still open, beside the close's own round trips."""
-        dispatcher = self.dispatcher
-        async with self.store.lock(conversation_id):
+        async with self.store.locked_batch(conversation_id):
             conversation = await self.store.get_conversation(conversation_id)
             if conversation is None or conversation.status not in (Status.QUEUED, Status.BOT):
                 return None, False
             if conversation_id in await self.store.leavings_begun():
                 return None, True
-            now, engine = self._now(), self.flows.for_version(conversation.flow_version)
-            ended = engine.message("ended", language_of(conversation, engine.flow))
-            await dispatcher.emit(conversation, [Reply(ended)], Author.BOT, now)
-            conversation.outcome = conversation.outcome or "closed_in_bulk"
-            trigger = Trigger.CLOSE if conversation.status == Status.QUEUED else Trigger.END
-            await dispatcher.transition(conversation, trigger, now)
-            await self.store.save_conversation(conversation)
+            await leaving.close_in_bulk(self.dispatcher, self.store, conversation, self._now())
             return conversation.pseudonym, False
 
     # ----- erasure ----------------------------------------------------------------------------------------
