@@ -17,16 +17,17 @@ marked as left (``Conversation.left_at`` and ``left_how``, shown by the console)
   and the mark is lifted.
 
 The idle timer's close (``idle_close``, ``gateway/timers.py``) ends a conversation with the bot or in the queue as
-the quick exit and "Terminer" do, so it is made here the same way. Each such ending runs in the conversation's batch
-(one SQLite transaction) and, on Redis, is listed as begun first (``store.begin_leaving``, until its record): cut
-short, before or after its queue step, the alert check completes it as that ending (:func:`complete`), never puts
-the young person back in line, and no listener may take them meanwhile (the take's script reads the list). An ending
-that closes a conversation a listener holds ("Terminer", the idle close) is listed too: cut before its record, the
-record still says held while the young person was told goodbye (and the idle close cancelled every timer, its own
-retry included); the check completes it. Meanwhile a close from the console of a conversation, held or waiting,
-whose idle close or "Terminer" was cut after its goodbye is refused (``Actions.close`` finds that goodbye,
-:data:`SAYING_GOODBYE`), and the supervision page's bulk close skips any conversation whose ending is listed
-(``Safety._close``, ``gateway/console/safety.py``): never a second goodbye.
+the quick exit and "Terminer" do, so it is made here the same way; so is the supervision page's bulk close
+(``closed_in_bulk``, :func:`close_in_bulk`, since rel34: the ``ended`` goodbye, closed ``closed_in_bulk``). Each
+such ending runs in the conversation's batch (one SQLite transaction) and, on Redis, is listed as begun first
+(``store.begin_leaving``, until its record): cut short, before or after its queue step, the alert check completes it
+as that ending (:func:`complete`), never puts the young person back in line, and no listener may take them meanwhile
+(the take's script reads the list). An ending that closes a conversation a listener holds ("Terminer", the idle
+close) is listed too: cut before its record, the record still says held while the young person was told goodbye (and
+the idle close cancelled every timer, its own retry included); the check completes it. Meanwhile a close from the
+console of a conversation, held or waiting, whose idle close, "Terminer" or bulk close was cut after its goodbye is
+refused (``Actions.close`` finds that goodbye, :data:`SAYING_GOODBYE`), and the supervision page's bulk close skips
+any conversation whose ending is listed (``Safety._close``, ``gateway/console/safety.py``): never a second goodbye.
 """
 
 from __future__ import annotations

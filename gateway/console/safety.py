@@ -7,10 +7,12 @@
 * ``GET /api/floods`` (supervisors): the conversations waiting for a listener or still in the bot, each with a
   label of its client (the same label for the same web chat address: a flood shows as one label many times).
 * ``POST /api/floods/close`` (supervisors): ``{"ids": [...]}`` closes those conversations at once; each young
-  person gets the usual ``ended`` message. One whose ending (an idle close, "Terminer", a quick exit) is listed as
-  begun (cut short on Redis, maybe after its goodbye: ``gateway/leaving.py``) is skipped, as ``Actions.close``
-  refuses it: the alert check completes that ending. ``{"closed": n, "ending": m}``: how many were closed, how many
-  skipped so.
+  person gets the usual ``ended`` message. Each close is an ending as the idle close is (``leaving.close_in_bulk``:
+  the conversation's batch, listed as begun, its goodbye's id derived from the conversation and the bulk close),
+  so one cut short on Redis is completed by the alert check, told once. One whose ending (an idle close,
+  "Terminer", a quick exit, a bulk close cut short) is listed as begun (``gateway/leaving.py``) is skipped, as
+  ``Actions.close`` refuses it: the alert check completes that ending. ``{"closed": n, "ending": m}``: how many were
+  closed, how many skipped so.
 * ``POST /api/conversations/{id}/erase`` (supervisors): erase everything about the young person of this
   conversation (``gateway/erasure.py``): ``{"confirm": true}`` is required, the console asks first.
 * ``GET /api/audit`` (supervisors): who blocked, unblocked, bulk-closed, erased, purged, exported, which login was
@@ -149,8 +151,16 @@ class Safety:
     async def _close(self, conversation_id: str) -> tuple[str | None, bool]:
         """Close one waiting (or still-in-the-bot) conversation: its pseudonym (None if it was not open or was
         skipped), and whether it was skipped because its ending is listed as begun (``store.leavings_begun``: an idle
-        close, "Terminer" or a quick exit cut short on Redis, maybe after its goodbye; the alert check completes it):
-        not closed, nothing told, as ``Actions.close`` refuses it since rel31 (never a second goodbye).
+        close, "Terminer", a quick exit or a bulk close cut short on Redis, maybe after its goodbye; the alert check
+        completes it): not closed, nothing told, as ``Actions.close`` refuses it since rel31 (never a second goodbye;
+        a bulk close made again after its request failed finds its own cut close listed).
+
+        The close is an ending (``leaving.close_in_bulk``, since rel34), in the conversation's batch (``locked_batch``:
+        one SQLite transaction; on Redis the pipelines of the other endings): listed as begun first, the ``ended``
+        goodbye with an id derived from the conversation and the bulk close, the queue step, the record
+        (``closed_in_bulk``), unlisted. Cut short anywhere, the alert check completes it as that ending (audited
+        ``bulk_close_completed``), no take meanwhile. Before rel34 it was none of these: cut, the goodbye stayed
+        pending for good, or the young person waited on, takeable, after it, or was put back in line by the check.
 
         The list is read under the conversation's lock, once a conversation: an ending lists itself under that lock
         (``leaving._ending``) and unlists itself with its record, so this read sees exactly the endings begun and not
