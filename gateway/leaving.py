@@ -17,16 +17,17 @@ marked as left (``Conversation.left_at`` and ``left_how``, shown by the console)
   and the mark is lifted.
 
 The idle timer's close (``idle_close``, ``gateway/timers.py``) ends a conversation with the bot or in the queue as
-the quick exit and "Terminer" do, so it is made here the same way. Each such ending runs in the conversation's batch
-(one SQLite transaction) and, on Redis, is listed as begun first (``store.begin_leaving``, until its record): cut
-short, before or after its queue step, the alert check completes it as that ending (:func:`complete`), never puts
-the young person back in line, and no listener may take them meanwhile (the take's script reads the list). An ending
-that closes a conversation a listener holds ("Terminer", the idle close) is listed too: cut before its record, the
-record still says held while the young person was told goodbye (and the idle close cancelled every timer, its own
-retry included); the check completes it. Meanwhile a close from the console of a conversation, held or waiting,
-whose idle close or "Terminer" was cut after its goodbye is refused (``Actions.close`` finds that goodbye,
-:data:`SAYING_GOODBYE`), and the supervision page's bulk close skips any conversation whose ending is listed
-(``Safety._close``, ``gateway/console/safety.py``): never a second goodbye.
+the quick exit and "Terminer" do, so it is made here the same way; so is the supervision page's bulk close
+(``closed_in_bulk``, :func:`close_in_bulk`, since rel34: the ``ended`` goodbye, closed ``closed_in_bulk``). Each
+such ending runs in the conversation's batch (one SQLite transaction) and, on Redis, is listed as begun first
+(``store.begin_leaving``, until its record): cut short, before or after its queue step, the alert check completes it
+as that ending (:func:`complete`), never puts the young person back in line, and no listener may take them meanwhile
+(the take's script reads the list). An ending that closes a conversation a listener holds ("Terminer", the idle
+close) is listed too: cut before its record, the record still says held while the young person was told goodbye (and
+the idle close cancelled every timer, its own retry included); the check completes it. Meanwhile a close from the
+console of a conversation, held or waiting, whose idle close, "Terminer" or bulk close was cut after its goodbye is
+refused (``Actions.close`` finds that goodbye, :data:`SAYING_GOODBYE`), and the supervision page's bulk close skips
+any conversation whose ending is listed (``Safety._close``, ``gateway/console/safety.py``): never a second goodbye.
 """
 
 from __future__ import annotations
@@ -55,9 +56,11 @@ from gateway.store import (
 )
 
 Leaving = Literal["quick_exit", "ended", "gone", "blocked"]
-Ending = Literal["quick_exit", "ended", "idle_close"]  # what ends a conversation with the bot or in the queue
-ENDINGS: tuple[Ending, ...] = ("quick_exit", "ended", "idle_close")
-SAYING_GOODBYE: tuple[Ending, ...] = ("ended", "idle_close")  # the endings that tell the young person goodbye
+# What ends a conversation with the bot or in the queue: the young person's (a quick exit, "Terminer"), the idle
+# timer's, and a supervisor's bulk close from the supervision page (``closed_in_bulk``, ``Safety._close``: a flood).
+Ending = Literal["quick_exit", "ended", "idle_close", "closed_in_bulk"]
+ENDINGS: tuple[Ending, ...] = ("quick_exit", "ended", "idle_close", "closed_in_bulk")
+SAYING_GOODBYE: tuple[Ending, ...] = ("ended", "idle_close", "closed_in_bulk")  # the endings that tell goodbye
 WAITING = (Status.BOT, Status.QUEUED)  # the statuses such an ending abandons (or ends, "Terminer" with the bot)
 
 GONE_AFTER = timedelta(seconds=90)
@@ -103,8 +106,8 @@ def _goodbye_key(conversation_id: str, how: Ending) -> str:
 
 def begun(conversation_id: str) -> dict[str, Ending]:
     """The id of the first entry each ending of a conversation with the bot or in the queue writes → that ending:
-    the note of a quick exit and of a "Terminer", the idle close's goodbye (its ids derive from the conversation and
-    the ending, which happens once).
+    the note of a quick exit and of a "Terminer", the idle close's and the bulk close's goodbye (its ids derive from
+    the conversation and the ending, which happens once).
 
     Such an ending writes, under the lock: that entry, the queue step (on Redis alone, another slot than the
     record), the record. Cut between the last two, the record says queued while no entry waits, which the alert
@@ -165,12 +168,16 @@ async def _ending(dispatcher: Dispatcher, store: LeavingRoles, conversation: Con
     waiting = conversation.status in WAITING
     if waiting or how != "quick_exit":
         await store.begin_leaving(conversation.id, how)
-    if how in ("ended", "idle_close") and goodbye_id(conversation.id, how) not in written:
+    if how in SAYING_GOODBYE and goodbye_id(conversation.id, how) not in written:
         engine = dispatcher.flows.for_version(conversation.flow_version)
-        goodbye = engine.message("ended" if how == "ended" else "idle_closed", language_of(conversation, engine.flow))
+        said = "idle_closed" if how == "idle_close" else "ended"
+        goodbye = engine.message(said, language_of(conversation, engine.flow))
         with derived_ids(_goodbye_key(conversation.id, how)):
             await dispatcher.emit(conversation, [Reply(goodbye)], Author.BOT, now)
-    if how == "idle_close":
+    if how == "closed_in_bulk":  # a supervisor's: closed (ended with the bot), not left
+        trigger = Trigger.END if conversation.status == Status.BOT else Trigger.CLOSE
+        conversation.outcome = conversation.outcome or "closed_in_bulk"
+    elif how == "idle_close":
         trigger = Trigger.ABANDON if waiting else Trigger.CLOSE
         if trigger == Trigger.CLOSE:
             conversation.outcome = conversation.outcome or "idle"
@@ -219,6 +226,19 @@ async def idle_close(dispatcher: Dispatcher, store: LeavingRoles, conversation: 
     (closed, ``idle``, with a listener). Listed as begun (:func:`_ending`), held too: the timer saves the record, then
     unlists it (``store.end_leaving``)."""
     await _ending(dispatcher, store, conversation, "idle_close", now)
+
+
+async def close_in_bulk(dispatcher: Dispatcher, store: LeavingRoles, conversation: Conversation, now: datetime) -> None:
+    """A supervisor's bulk close of a conversation with the bot or in the queue (``Safety._close``, under the lock, in
+    the conversation's batch: one SQLite transaction): the ``ended`` goodbye, closed ``closed_in_bulk`` (ended with the
+    bot), made as the other endings are (:func:`_ending`): listed as begun first, so that one cut short on Redis is
+    never taken meanwhile and is completed by the alert check as this ending (``Actions.complete_leaving``; one cut
+    after its queue step, by ``back_in_line``, which finds its goodbye by :func:`begun`); its goodbye's id derives
+    from the conversation and the ending (:func:`goodbye_id`), so its completion tells it once; unlisted after the
+    record. Made again while listed, the bulk close skips it (it reads the list): no second goodbye."""
+    await _ending(dispatcher, store, conversation, "closed_in_bulk", now)
+    await store.save_conversation(conversation)
+    await store.end_leaving(conversation.id)
 
 
 async def socket_closed(store: LeavingRoles, conversation_id: str, now: datetime) -> None:

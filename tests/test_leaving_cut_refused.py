@@ -47,7 +47,7 @@ from gateway.language import language_of
 from gateway.messages import ChannelName, Inbound, Reply
 from gateway.outbox import Outbox
 from gateway.settings import Settings
-from gateway.store import Author, Delivery, OutboxStatus, Store, TimerKind
+from gateway.store import Author, Claim, ClaimState, Delivery, OutboxStatus, Store, TimerKind
 from gateway.testing import FakeGraphAPI
 from tests.conftest import AppFactory, Clock, add_listener, login
 from tests.console.test_handback_crash import held_by_anne, instance, redis_store
@@ -410,11 +410,12 @@ async def test_a_bulk_close_skips_a_conversation_whose_idle_close_is_cut_while_i
     redis_store: Store, redis_url: str, clock: Clock, settings: Settings, make_client: AppFactory
 ) -> None:
     """Why the bulk close reads the leaving list under each conversation's lock, not once for the request: Sam closes
-    two waiting conversations at once (Messenger), Alex's then Yan's. While the bulk close holds Alex's lock (before
-    its close), Yan's idle close fires on another instance and is cut after its goodbye was listed, before its queue
-    step: listed as begun after the request began. The bulk close then reaches Yan's: skipped (``{"closed": 1,
-    "ending": 1}``); after the checks Yan was told the idle goodbye only, once, abandoned; Alex closed in bulk. Read
-    once before the first lock (tried on rel33), Yan's close told a second goodbye: ``{"closed": 2, "ending": 0}``."""
+    two waiting conversations at once (Messenger), Alex's then Yan's. While the bulk close holds Alex's lock (its
+    batch's, ``locked_batch``, since rel34; before its close), Yan's idle close fires on another instance and is cut
+    after its goodbye was listed, before its queue step: listed as begun after the request began. The bulk close then
+    reaches Yan's: skipped (``{"closed": 1, "ending": 1}``); after the checks Yan was told the idle goodbye only, once,
+    abandoned; Alex closed in bulk. Read once before the first lock (tried on rel33), Yan's close told a second goodbye:
+    ``{"closed": 2, "ending": 0}``."""
     dispatcher, _ = instance(redis_store, clock)
     for number, text in enumerate(WALK_TO_QUEUE):  # Yan first: his idle close is due an hour before Alex's
         assert await dispatcher.handle_inbound(Inbound(ChannelName.MESSENGER, "psid-yan", f"mid.y{number}", text))
@@ -435,18 +436,20 @@ async def test_a_bulk_close_skips_a_conversation_whose_idle_close_is_cut_while_i
     await add_listener(client, "sam", supervisor=True)
     await login(client, "sam")
     store = client.app[STORE]
-    lock, cut = store.lock, []
+    locked_batch, cut = store.locked_batch, []
 
     @contextlib.asynccontextmanager
-    async def lock_then_cut(conversation_id: str, timeout: float = 10.0) -> AsyncIterator[None]:
-        async with lock(conversation_id, timeout):
+    async def locked_then_cut(
+        conversation_id: str, timeout: float = 10.0, *, claim: Claim | None = None
+    ) -> AsyncIterator[ClaimState]:
+        async with locked_batch(conversation_id, timeout, claim=claim) as state:  # the bulk close's, since rel34
             if conversation_id == alex and not cut:  # the request has begun: Yan's idle close, cut, meanwhile
                 fire: Callable[[Store], Awaitable[object]] = lambda cut_store: timers_of(cut_store, clock).fire_due()  # noqa: E731
                 await cut_at(redis_url, clock, yan, script_sha("remove_from_queue"), fire)
                 cut.append(await redis_store.leavings_begun())
-            yield
+            yield state
 
-    store.lock = lock_then_cut  # type: ignore[method-assign]
+    store.locked_batch = locked_then_cut  # type: ignore[method-assign,assignment]
     closed = await client.post("/api/floods/close", json={"ids": [alex, yan]})
     assert closed.status == 200, await closed.text()
     answer = await closed.json()

@@ -57,6 +57,10 @@ MAX_TEXT = 4000
 WITHDRAWN = "withdrawn: {why} before it was listed to be sent (a {kind} cut short)"
 ENDED_FIRST = "its conversation ended"  # why, the usual case: closed, idle-closed or abandoned before the check
 ENDING = "the conversation is ending (closed for inactivity, or by the young person): it is being completed"
+# An ending cut short and completed by the check (``_complete_ending``): its audit line and what it was, but a quick
+# exit's and a "Terminer"'s (``leaving_completed``, "a leaving").
+COMPLETED = {"idle_close": ("idle_close_completed", "an idle close"),
+             "closed_in_bulk": ("bulk_close_completed", "a bulk close")}  # fmt: skip
 CLOSING = timedelta(hours=2)  # a reply window with less than this left is shown as closing
 
 
@@ -780,10 +784,10 @@ class Actions:
 
     async def _complete_ending(self, conversation: Conversation, how: leaving.Ending, now: datetime) -> None:
         """An ending cut short completed as that ending (``leaving.complete``), audited: ``leaving_completed`` (a quick
-        exit, "Terminer") or ``idle_close_completed``, the pseudonym and how it ends, no text."""
+        exit, "Terminer"), ``idle_close_completed`` or ``bulk_close_completed`` (the supervision page's bulk close,
+        ``leaving.close_in_bulk``), the pseudonym and how it ends, no text."""
         await leaving.complete(self.dispatcher, self.store, conversation, how, now)
-        action = "idle_close_completed" if how == "idle_close" else "leaving_completed"
-        what = "an idle close" if how == "idle_close" else "a leaving"
+        action, what = COMPLETED.get(how, ("leaving_completed", "a leaving"))
         detail = f"{conversation.pseudonym}: {conversation.status} ({how}), {what} cut short completed"
         await self.store.audit(AuditEntry(now, "gateway", action, conversation.id, detail))
 

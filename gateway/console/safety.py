@@ -7,10 +7,12 @@
 * ``GET /api/floods`` (supervisors): the conversations waiting for a listener or still in the bot, each with a
   label of its client (the same label for the same web chat address: a flood shows as one label many times).
 * ``POST /api/floods/close`` (supervisors): ``{"ids": [...]}`` closes those conversations at once; each young
-  person gets the usual ``ended`` message. One whose ending (an idle close, "Terminer", a quick exit) is listed as
-  begun (cut short on Redis, maybe after its goodbye: ``gateway/leaving.py``) is skipped, as ``Actions.close``
-  refuses it: the alert check completes that ending. ``{"closed": n, "ending": m}``: how many were closed, how many
-  skipped so.
+  person gets the usual ``ended`` message. Each close is an ending as the idle close is (``leaving.close_in_bulk``:
+  the conversation's batch, listed as begun, its goodbye's id derived from the conversation and the bulk close),
+  so one cut short on Redis is completed by the alert check, told once. One whose ending (an idle close,
+  "Terminer", a quick exit, a bulk close cut short) is listed as begun (``gateway/leaving.py``) is skipped, as
+  ``Actions.close`` refuses it: the alert check completes that ending. ``{"closed": n, "ending": m}``: how many were
+  closed, how many skipped so.
 * ``POST /api/conversations/{id}/erase`` (supervisors): erase everything about the young person of this
   conversation (``gateway/erasure.py``): ``{"confirm": true}`` is required, the console asks first.
 * ``GET /api/audit`` (supervisors): who blocked, unblocked, bulk-closed, erased, purged, exported, which login was
@@ -25,26 +27,26 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from gateway import leaving
 from gateway.clock import Clock
 from gateway.console.access import Sight
 from gateway.console.api import LISTENER, Handler, ListenerAPI, json_body
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.erasure import Eraser
-from gateway.flows.lifecycle import Trigger
 from gateway.flowset import FlowSet
 from gateway.gate import Gate
-from gateway.language import language_of
-from gateway.messages import Reply
 from gateway.store import (
     AuditEntry,
     AuditStore,
-    Author,
+    BatchStore,
     Block,
     BlockStore,
     ConversationStore,
     LockStore,
     QueueStore,
+    TimerStore,
+    TranscriptStore,
 )
 
 DURATIONS: dict[str, timedelta | None] = {"24h": timedelta(hours=24), "30d": timedelta(days=30), "permanent": None}
@@ -52,9 +54,12 @@ REASON_MAX = 200
 BULK_MAX = 500
 
 
-class SafetyRoles(AuditStore, BlockStore, ConversationStore, LockStore, QueueStore, Protocol):
+class SafetyRoles(
+    AuditStore, BlockStore, ConversationStore, LockStore, QueueStore, BatchStore, TimerStore, TranscriptStore, Protocol
+):  # fmt: skip
     """What blocks, the flood view and the audit log need of the store (the queue's: the endings listed as begun,
-    which the bulk close skips)."""
+    which the bulk close skips; a batch, the timers and the transcript: the bulk close is an ending,
+    ``leaving.close_in_bulk``)."""
 
 
 class Safety:
@@ -138,6 +143,7 @@ class Safety:
             if pseudonym is not None:
                 closed.append(pseudonym)
         if closed:
+            self.dispatcher.kick_outbox()  # the outbox may have looked before the batches' writes were made
             detail = f"{len(closed)} conversations closed" + (f", {ending} already ending" if ending else "")
             await self._audit(request, "bulk_close", ", ".join(closed[:20]), detail)
         return web.json_response({"closed": len(closed), "ending": ending})
@@ -145,8 +151,16 @@ class Safety:
     async def _close(self, conversation_id: str) -> tuple[str | None, bool]:
         """Close one waiting (or still-in-the-bot) conversation: its pseudonym (None if it was not open or was
         skipped), and whether it was skipped because its ending is listed as begun (``store.leavings_begun``: an idle
-        close, "Terminer" or a quick exit cut short on Redis, maybe after its goodbye; the alert check completes it):
-        not closed, nothing told, as ``Actions.close`` refuses it since rel31 (never a second goodbye).
+        close, "Terminer", a quick exit or a bulk close cut short on Redis, maybe after its goodbye; the alert check
+        completes it): not closed, nothing told, as ``Actions.close`` refuses it since rel31 (never a second goodbye;
+        a bulk close made again after its request failed finds its own cut close listed).
+
+        The close is an ending (``leaving.close_in_bulk``, since rel34), in the conversation's batch (``locked_batch``:
+        one SQLite transaction; on Redis the pipelines of the other endings): listed as begun first, the ``ended``
+        goodbye with an id derived from the conversation and the bulk close, the queue step, the record
+        (``closed_in_bulk``), unlisted. Cut short anywhere, the alert check completes it as that ending (audited
+        ``bulk_close_completed``), no take meanwhile. Before rel34 it was none of these: cut, the goodbye stayed
+        pending for good, or the young person waited on, takeable, after it, or was put back in line by the check.
 
         The list is read under the conversation's lock, once a conversation: an ending lists itself under that lock
         (``leaving._ending``) and unlists itself with its record, so this read sees exactly the endings begun and not
@@ -154,20 +168,13 @@ class Safety:
         timer firing for a conversation further down the list, its pipeline cut after its goodbye, the lock then freed
         (its release made again, or lapsed) before this close reaches it (a bulk close of hundreds takes seconds). One
         ``HGETALL`` of a short list a conversation still open, beside the close's own round trips."""
-        dispatcher = self.dispatcher
-        async with self.store.lock(conversation_id):
+        async with self.store.locked_batch(conversation_id):
             conversation = await self.store.get_conversation(conversation_id)
             if conversation is None or conversation.status not in (Status.QUEUED, Status.BOT):
                 return None, False
             if conversation_id in await self.store.leavings_begun():
                 return None, True
-            now, engine = self._now(), self.flows.for_version(conversation.flow_version)
-            ended = engine.message("ended", language_of(conversation, engine.flow))
-            await dispatcher.emit(conversation, [Reply(ended)], Author.BOT, now)
-            conversation.outcome = conversation.outcome or "closed_in_bulk"
-            trigger = Trigger.CLOSE if conversation.status == Status.QUEUED else Trigger.END
-            await dispatcher.transition(conversation, trigger, now)
-            await self.store.save_conversation(conversation)
+            await leaving.close_in_bulk(self.dispatcher, self.store, conversation, self._now())
             return conversation.pseudonym, False
 
     # ----- erasure ----------------------------------------------------------------------------------------
