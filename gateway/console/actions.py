@@ -56,7 +56,9 @@ log = logging.getLogger(__name__)
 MAX_TEXT = 4000
 WITHDRAWN = "withdrawn: {why} before it was listed to be sent (a {kind} cut short)"
 ENDED_FIRST = "its conversation ended"  # why, the usual case: closed, idle-closed or abandoned before the check
-ENDING = "the conversation is ending (closed for inactivity, or by the young person): it is being completed"
+ENDING = (
+    "the conversation is ending (closed for inactivity, by the young person or in a bulk close): it is being completed"
+)
 # An ending cut short and completed by the check (``_complete_ending``): its audit line and what it was, but a quick
 # exit's and a "Terminer"'s (``leaving_completed``, "a leaving").
 COMPLETED = {"idle_close": ("idle_close_completed", "an idle close"),
@@ -724,8 +726,8 @@ class Actions:
             closing = conversation.status in (Status.QUEUED, Status.WITH_LISTENER)  # listed until its record
             earlier, handing, ending = await self._cut_before(conversation) if closing else (None, False, False)
             if ending:  # told goodbye by an ending cut short: the check completes it (never a second goodbye)
-                raise ActionRefused("not_active", "the conversation is ending (closed for inactivity, or by the young"
-                                    " person, who was told goodbye): it is being completed")  # fmt: skip
+                raise ActionRefused("not_active", "the conversation is ending (closed for inactivity, by the young"
+                                    " person or in a bulk close; told goodbye): it is being completed")  # fmt: skip
             if conversation.status == Status.QUEUED:  # out of the queue before the goodbye (Redis: alone, first)
                 await self.store.remove_from_queue(conversation_id)
             if closing:
