@@ -47,7 +47,7 @@ from gateway.language import language_of
 from gateway.messages import ChannelName, Inbound, Reply
 from gateway.outbox import Outbox
 from gateway.settings import Settings
-from gateway.store import Author, Claim, ClaimState, Delivery, OutboxStatus, Store, TimerKind
+from gateway.store import Author, Claim, ClaimState, Delivery, OutboxStatus, Store, TimerKind, TranscriptEntry
 from gateway.testing import FakeGraphAPI
 from tests.conftest import AppFactory, Clock, add_listener, login
 from tests.console.test_handback_crash import held_by_anne, instance, redis_store
@@ -111,6 +111,28 @@ async def test_a_terminer_of_a_held_conversation_cut_before_its_record_then_clos
     assert await redis_store.leavings_begun() == {} and await redis_store.closes_begun() == {}
 
 
+async def idle_close_cut_while_waiting(
+    redis_store: Store, redis_url: str, clock: Clock, cut: str
+) -> tuple[str, int, TranscriptEntry]:
+    """A young person waiting on Messenger for a day, their idle close's pipeline cut at ``cut`` (before its goodbye's
+    listing, ``outbox_list``, or before the queue step, ``remove_from_queue``): the conversation's id, its transcript's
+    length before the idle close, and the idle goodbye's entry, checked written once, still waiting, the ending listed
+    as begun."""
+    conversation_id = await waiting_on_messenger(redis_store, clock)
+    [idle] = [t for t in await redis_store.due_timers(clock() + timedelta(days=2)) if t.kind is TimerKind.IDLE_CLOSE]
+    clock.now = idle.due_at - timedelta(minutes=1)
+    await timers_of(redis_store, clock).fire_due()  # the queue's reassurance, due first: only the idle close next
+    clock.now = idle.due_at
+    since = len(await redis_store.transcript(conversation_id))
+    marker = script_text(cut) if cut == "outbox_list" else script_sha(cut)
+    await cut_at(redis_url, clock, conversation_id, marker, lambda store: timers_of(store, clock).fire_due())
+    [goodbye] = [e for e in (await redis_store.transcript(conversation_id))[since:] if e.author is Author.BOT]
+    assert goodbye.id == leaving.goodbye_id(conversation_id, "idle_close")
+    assert [e.conversation_id for e in await redis_store.waiting()] == [conversation_id]
+    assert await redis_store.leavings_begun() == {conversation_id: "idle_close"}
+    return conversation_id, since, goodbye
+
+
 @pytest.mark.redis
 @pytest.mark.parametrize("cut", ["outbox_list", "remove_from_queue"])
 @pytest.mark.parametrize("action", ["close", "transfer"])
@@ -127,16 +149,7 @@ async def test_an_idle_close_of_a_waiting_conversation_cut_after_its_goodbye_the
     listed. Before: ``[close-remove_from_queue]`` Sam's goodbye was sent after the idle one (both listed);
     ``[close-outbox_list]`` the idle one was withdrawn by the check and Sam's told (rel28's behaviour); the transfer
     was made, the young person told their place after the goodbye."""
-    conversation_id = await waiting_on_messenger(redis_store, clock)
-    [idle] = [t for t in await redis_store.due_timers(clock() + timedelta(days=2)) if t.kind is TimerKind.IDLE_CLOSE]
-    clock.now = idle.due_at - timedelta(minutes=1)
-    await timers_of(redis_store, clock).fire_due()  # the queue's reassurance, due first: only the idle close next
-    clock.now = idle.due_at
-    since = len(await redis_store.transcript(conversation_id))
-    marker = script_text(cut) if cut == "outbox_list" else script_sha(cut)
-    await cut_at(redis_url, clock, conversation_id, marker, lambda store: timers_of(store, clock).fire_due())
-    [goodbye] = [e for e in (await redis_store.transcript(conversation_id))[since:] if e.author is Author.BOT]
-    assert [e.conversation_id for e in await redis_store.waiting()] == [conversation_id]
+    conversation_id, since, goodbye = await idle_close_cut_while_waiting(redis_store, redis_url, clock, cut)
 
     clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
     _, actions = instance(redis_store, clock)
@@ -199,18 +212,7 @@ async def test_an_idle_close_cut_before_its_listing_then_closed_by_a_pre_rel31_i
     and a second check tell nothing more. The outbox then delivers what is due to the fake Graph API: the young person
     is told one goodbye, Sam's, never the idle one. This path had no test since rel31 (rel28's, which reached it with
     a close rel31 refuses, was removed); with the withdrawal removed, the idle goodbye stays pending for good."""
-    conversation_id = await waiting_on_messenger(redis_store, clock)
-    [idle] = [t for t in await redis_store.due_timers(clock() + timedelta(days=2)) if t.kind is TimerKind.IDLE_CLOSE]
-    clock.now = idle.due_at - timedelta(minutes=1)
-    await timers_of(redis_store, clock).fire_due()  # the queue's reassurance, due first: only the idle close next
-    clock.now = idle.due_at
-    since = len(await redis_store.transcript(conversation_id))
-    await cut_at(redis_url, clock, conversation_id, script_text("outbox_list"),
-                 lambda store: timers_of(store, clock).fire_due())  # fmt: skip
-    [goodbye] = [e for e in (await redis_store.transcript(conversation_id))[since:] if e.author is Author.BOT]
-    assert goodbye.id == leaving.goodbye_id(conversation_id, "idle_close")
-    assert [e.conversation_id for e in await redis_store.waiting()] == [conversation_id]
-    assert await redis_store.leavings_begun() == {conversation_id: "idle_close"}
+    conversation_id, since, goodbye = await idle_close_cut_while_waiting(redis_store, redis_url, clock, "outbox_list")
 
     clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
     await closed_as_before_rel31(redis_store, clock, conversation_id, "sam", "cyberbullying")
@@ -355,18 +357,7 @@ async def test_a_bulk_close_of_a_waiting_conversation_whose_idle_close_was_cut_s
     await client.app[SUPERVISOR].stop()  # its timers, check and outbox: run below, in order
     await add_listener(client, "sam", supervisor=True)
     await login(client, "sam")
-    conversation_id = await waiting_on_messenger(redis_store, clock)
-    [idle] = [t for t in await redis_store.due_timers(clock() + timedelta(days=2)) if t.kind is TimerKind.IDLE_CLOSE]
-    clock.now = idle.due_at - timedelta(minutes=1)
-    await timers_of(redis_store, clock).fire_due()  # the queue's reassurance, due first: only the idle close next
-    clock.now = idle.due_at
-    since = len(await redis_store.transcript(conversation_id))
-    marker = script_text(cut) if cut == "outbox_list" else script_sha(cut)
-    await cut_at(redis_url, clock, conversation_id, marker, lambda store: timers_of(store, clock).fire_due())
-    [goodbye] = [e for e in (await redis_store.transcript(conversation_id))[since:] if e.author is Author.BOT]
-    assert goodbye.id == leaving.goodbye_id(conversation_id, "idle_close")
-    assert [e.conversation_id for e in await redis_store.waiting()] == [conversation_id]
-    assert await redis_store.leavings_begun() == {conversation_id: "idle_close"}
+    conversation_id, since, goodbye = await idle_close_cut_while_waiting(redis_store, redis_url, clock, cut)
     rows = (await (await client.get("/api/floods")).json())["conversations"]
     assert [r["id"] for r in rows] == [conversation_id], rows  # shown: Sam may select it
 
