@@ -111,6 +111,18 @@ async def test_a_terminer_of_a_held_conversation_cut_before_its_record_then_clos
     assert await redis_store.leavings_begun() == {} and await redis_store.closes_begun() == {}
 
 
+async def delivered_to_the_young_person(redis_store: Store, clock: Clock, settings: Settings) -> list[str]:
+    """The texts the outbox delivers to the young person of :func:`waiting_on_messenger` (a fake Graph API), every
+    reply due, the walk's and the goodbye(s), until nothing is left."""
+    async with FakeGraphAPI() as graph, aiohttp.ClientSession() as session:
+        configured = settings.replace(messenger_api_url=graph.url, messenger_page_access_token="token")
+        outbox = Outbox(redis_store, {ChannelName.MESSENGER: MessengerChannel(configured, session)}, clock=clock)
+        for _ in range(10):
+            if not await outbox.deliver_due():
+                break
+        return [r.body["message"]["text"] for r in graph.accepted() if r.body["recipient"]["id"] == "psid-idle"]
+
+
 async def idle_close_cut_while_waiting(
     redis_store: Store, redis_url: str, clock: Clock, cut: str
 ) -> tuple[str, int, TranscriptEntry]:
@@ -236,13 +248,7 @@ async def test_an_idle_close_cut_before_its_listing_then_closed_by_a_pre_rel31_i
     assert after is not None and (after.status, after.outcome) == (Status.CLOSED, "cyberbullying"), after
     assert await redis_store.waiting() == [] and await redis_store.queue_entry(conversation_id) is None
 
-    async with FakeGraphAPI() as graph, aiohttp.ClientSession() as session:
-        configured = settings.replace(messenger_api_url=graph.url, messenger_page_access_token="token")
-        outbox = Outbox(redis_store, {ChannelName.MESSENGER: MessengerChannel(configured, session)}, clock=clock)
-        for _ in range(10):  # every reply due, the walk's and the goodbye(s), until nothing is left
-            if not await outbox.deliver_due():
-                break
-        sent = [r.body["message"]["text"] for r in graph.accepted() if r.body["recipient"]["id"] == "psid-idle"]
+    sent = await delivered_to_the_young_person(redis_store, clock, settings)
     goodbyes = [text for text in sent if text in (goodbye.text, closing.text)]
     assert goodbyes == [closing.text] and sent[-1] == closing.text, sent  # one goodbye, Sam's, last; no idle one
     item = await redis_store.outbox_get(conversation_id, goodbye.id)
@@ -371,13 +377,7 @@ async def test_a_bulk_close_of_a_waiting_conversation_whose_idle_close_was_cut_s
     await timers_of(redis_store, clock).fire_due()  # any timer left (the idle close's retry): nothing more told
     await next_check(redis_store, clock)
 
-    async with FakeGraphAPI() as graph, aiohttp.ClientSession() as session:
-        configured = settings.replace(messenger_api_url=graph.url, messenger_page_access_token="token")
-        outbox = Outbox(redis_store, {ChannelName.MESSENGER: MessengerChannel(configured, session)}, clock=clock)
-        for _ in range(10):  # every reply due, the walk's and the goodbye(s), until nothing is left
-            if not await outbox.deliver_due():
-                break
-        sent = [r.body["message"]["text"] for r in graph.accepted() if r.body["recipient"]["id"] == "psid-idle"]
+    sent = await delivered_to_the_young_person(redis_store, clock, settings)
     after = await redis_store.get_conversation(conversation_id)
     assert after is not None
     engine = instance(redis_store, clock)[1].flows.engine()
