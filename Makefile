@@ -61,14 +61,14 @@ bench: system-deps $(VENV)/.installed
 
 # The shipped understanding weights, from the corpus (docs/understanding.md, "Training"): the first heads by L-BFGS
 # (converged since the thirty-first round but in the thirty-sixth, whose risk and topic fits stopped at 1,000
-# iterations; the cap is 2,000 since the thirty-seventh) at L2 3e-4 on train.jsonl, the authors' files (DEV_CORPUS: dev11a … dev41d)
-# and the four long-message files train7a … train7d, the second opinion's risk head by L-BFGS on the five
-# older train*.jsonl and the same files (the two fits side by side, each on one core: the same files as one after
-# the other), then the two in one file; then the long reader (since the thirty-fourth
-# round): a risk head for messages of 40 words or more read whole, at L2 1e-4 on the second corpus's long messages
-# (since the thirty-sixth round the second corpus holds dev35a … dev40d, which the long reader alone read in the
-# thirty-fifth), its scores divided by 0.4, the pieces' reading kept from 0.95 up. WEIGHTS_CACHE keeps the embeddings
-# between runs.
+# iterations; the cap is 2,000 since the thirty-seventh) at L2 3e-4 on train.jsonl, the authors' files (DEV_CORPUS:
+# dev11a … dev41d) and the four long-message files train7a … train7d, the second opinion's risk head by L-BFGS on the
+# five older train*.jsonl and the same files (the two fits side by side, each on one core: the same commands as one
+# after the other; their identity with a sequential build is argued, not rebuilt to check), then the two in one file;
+# then the long reader (since the thirty-fourth round): a risk head for messages of 40 words or more read whole, at L2
+# 1e-4 on the second corpus's long messages (since the thirty-sixth round the second corpus holds dev35a … dev40d,
+# which the long reader alone read in the thirty-fifth, and since the thirty-seventh dev41a … dev41d), its scores
+# divided by 0.4, the pieces' reading kept from 0.95 up. WEIGHTS_CACHE keeps the embeddings between runs.
 # The folds that only measure are skipped (--no-cv: the same files to the bit, a fifth of the work); `make weights
 # WEIGHTS_CV=` prints the cross-validated figures too.
 WEIGHTS_CACHE ?= $(CURDIR)/var/e5-cache
