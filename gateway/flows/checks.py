@@ -408,6 +408,9 @@ def check_phrase_languages(flow: Flow) -> Iterator[Issue]:
         yield from _unknown_languages(flow, f"the false friends of interrupt '{name}'", interrupt.ignore, ignore)
         alone: PathKey = ("interrupts", name, "alone")
         yield from _unknown_languages(flow, f"the 'alone' phrases of interrupt '{name}'", interrupt.alone, alone)
+        hyperbole: PathKey = ("interrupts", name, "hyperbole")
+        what = f"the hyperbole of interrupt '{name}'"
+        yield from _unknown_languages(flow, what, interrupt.hyperbole, hyperbole)
         if not any(phrase.strip() for phrases in interrupt.match.values() for phrase in phrases):
             yield Issue(path, f"interrupt '{name}' has no phrases: it would never interrupt anything")
 
@@ -419,7 +422,8 @@ def check_phrase_marks(flow: Flow) -> Iterator[Issue]:
                 if (problem := keywords.phrase_problem(phrase)) and phrase.strip():
                     yield Issue(("erasure", key, lang, k), f"erasure {key}, phrase '{phrase}': {problem}")
     for name, interrupt in flow.interrupts.items():
-        for key, groups in (("match", interrupt.match), ("ignore", interrupt.ignore), ("alone", interrupt.alone)):
+        groups_of = {"match": interrupt.match, "ignore": interrupt.ignore, "alone": interrupt.alone}
+        for key, groups in (*groups_of.items(), ("hyperbole", interrupt.hyperbole)):
             for lang, phrases in groups.items():
                 for k, phrase in enumerate(phrases):
                     problem = keywords.phrase_problem(phrase)

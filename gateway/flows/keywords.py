@@ -12,7 +12,12 @@ A phrase is a few words, matched as whole words. Two marks make one phrase cover
     il a * couteau                      up to three words of any kind ("il a sorti un couteau")
 
 An interrupt's ``ignore`` phrases are false friends ("mort de rire", "je me coupe la frange"): their words are set
-aside before the interrupt's phrases are looked for, so only the rest of the message can match.
+aside before the interrupt's phrases are looked for, so only the rest of the message can match. Its ``hyperbole``
+phrases ("je veux mourir", "kill myself") are what young people say in jest: in a message that **jokes** (a
+laughter or joke marker: ``mdr``, ``lol``, 😂, 💀 …) and does not say it is serious (``pas une blague``, ``fr``, ``jte
+jure`` …: :func:`jokes`) and tells what it laughs at (:data:`JOKE_CAUSE_WORDS`), a phrase found wholly inside one
+of them does not count; a longer phrase reaching beyond it still does. "kms lol i forgot my homework again" does not
+interrupt; "kms lol" alone and "mdr nn c pa une blague jveux vraiment crever" do.
 
 An interrupt that hands off (danger, a human) matches its phrase anywhere in a message. An interrupt that does
 not hand off (``stop``: it ends the conversation or only refers) matches only when the message is essentially
@@ -104,6 +109,28 @@ def canonical(raw: str) -> str:
     norm = _REPEATS.sub(r"\1", text.normalize(lowered))
     words = (SPELLINGS.get(w, w) for w in norm.split())
     return " ".join(w for w in words if w)
+
+
+_JOKE_WORDS = re.compile(
+    r"(?<!\S)(?:mdr+|x?ptdr+|lo+l+|lmf?ao+|xd+|jk|(?:ha){2,}h?|(?:ah){2,}|(?:hi){2,}|je rigole|jrigole|je deconne"
+    r"|jdeconne|je plaisante|jplaisante|just kidding|just joking|c est pour rire)(?!\S)"
+)
+JOKE_EMOJI = "\N{FACE WITH TEARS OF JOY}\N{ROLLING ON THE FLOOR LAUGHING}\N{SKULL}\N{CAT FACE WITH TEARS OF JOY}"
+_SERIOUS_WORDS = re.compile(
+    r"(?<!\S)(?:pas une blague|pas drole|pas pour rire|serieux|serieuse|serieusement|sans rire|je rigole pas"
+    r"|jrigole pas|je deconne pas|jdeconne pas|je plaisante pas|je te jure|je vous jure|vraiment|fr|frfr|for real"
+    r"|no joke|not joking|not a joke|not kidding|i m serious|serious|seriously|i mean it|deadass|no cap|srs)(?!\S)"
+)
+
+
+def jokes(raw: str, canon: str) -> bool:
+    """Whether a message jokes: a laughter or joke marker (in its canonical form ``canon``, or one of the
+    :data:`JOKE_EMOJI` in ``raw``: :func:`canonical` drops emoji) and no words saying it is serious. Then an
+    interrupt's ``hyperbole`` phrases are set aside (:meth:`Phrases.find`); a serious word keeps them:
+    "jte jure c pas une blague jveux mourir mdr" still matches."""
+    if _JOKE_WORDS.search(canon) is None and not any(emoji in raw for emoji in JOKE_EMOJI):
+        return False
+    return _SERIOUS_WORDS.search(canon) is None
 
 
 # regular-expression marks a phrase's writer may reach for: read as punctuation, they would vanish from the phrase
@@ -264,6 +291,17 @@ class FirstWords:
                 return start, found.end()
         return None
 
+    def every(self, message: Words) -> Iterator[tuple[int, int]]:
+        """Where each phrase in the message starts and ends, left to right (at one word, the longer): overlapping
+        ones too, as :meth:`search` would find each if the ones before were not there."""
+        starting = self.words & message.words
+        if not starting:
+            return
+        text, rests = message.text, self._rests
+        for start, end in message.spans(starting):
+            if (found := rests[text[start:end]].match(text, end)) is not None:
+                yield start, found.end()
+
     def mask(self, message: Words) -> Words:
         """The message with the words of every phrase found replaced by :data:`MASK` (left to right, never
         overlapping, as ``re.sub`` replaces); the same message when there is none."""
@@ -292,18 +330,26 @@ class Phrases:
     each: tuple[re.Pattern[str], ...]
     anywhere: FirstWords | None
     ignore: FirstWords | None
+    hyperbole: FirstWords | None = None
 
     def mask(self, canon: str | Words) -> Words:
         """The canonical message with every false friend's words replaced by :data:`MASK`."""
         message = canon if isinstance(canon, Words) else Words(canon)
         return message if self.ignore is None else self.ignore.mask(message)
 
-    def find(self, canon: str | Words) -> str | None:
-        """The words of the first phrase found in the canonical message (false friends set aside), or None.
+    def find(self, canon: str | Words, joking: bool = False) -> str | None:
+        """The words of the first phrase found in the canonical message (false friends set aside), or None; when the
+        message jokes (:func:`jokes`), a phrase found wholly inside one of the ``hyperbole`` phrases does not count
+        ("je veux mourir" in "jveux mourir mdr", not "comment me tuer sans avoir mal" past a hyperbole "me tuer").
         ``Words(canon)``, made once, serves every interrupt's phrases."""
         if self.anywhere is None:
             return None
         masked = self.mask(canon)
+        if joking and self.hyperbole is not None and (jests := _jests(masked, self.hyperbole)):
+            for start, end in self.anywhere.every(masked):  # the first phrase found beyond the jests
+                if not any(s <= start and end <= e for s, e in jests):
+                    return masked.text[start:end]
+            return None
         found = self.anywhere.search(masked)
         return masked.text[found[0] : found[1]] if found else None
 
@@ -321,17 +367,37 @@ class Phrases:
         return only(masked.text, self.each, fillers or ENDING_FILLERS)
 
 
-def compile_phrases(phrases: Iterable[str], ignore: Iterable[str] = ()) -> Phrases:
+JOKE_CAUSE_WORDS = 3
+"""A joke tells what it laughs at: its hyperbole is set aside only when the message has at least this many words
+besides the hyperbole and the joke's markers ("kms lol i forgot my homework", not "kms lol" alone)."""
+
+
+def _jests(message: Words, hyperbole: FirstWords) -> list[tuple[int, int]]:
+    """Where the hyperbole lies in a message that jokes, when the message says what it laughs at; else none."""
+    jests = list(hyperbole.every(message))
+    if not jests:
+        return jests
+    text = message.text
+    aside = [*jests, *(m.span() for m in _JOKE_WORDS.finditer(text))]
+    cause, at = 0, 0
+    for word in text.split(" "):
+        if word and word != MASK and not any(s <= at < e for s, e in aside):
+            cause += 1
+        at += len(word) + 1
+    return jests if cause >= JOKE_CAUSE_WORDS else []
+
+
+def compile_phrases(phrases: Iterable[str], ignore: Iterable[str] = (), hyperbole: Iterable[str] = ()) -> Phrases:
     """The phrases compiled; the same phrases again (flows.yaml reloaded unchanged, or a second app in one process)
     are not compiled again: the default flow's take seconds (hundreds of phrases), and a ``Phrases`` never changes."""
-    return _compiled(tuple(phrases), tuple(ignore))
+    return _compiled(tuple(phrases), tuple(ignore), tuple(hyperbole))
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(phrases: tuple[str, ...], ignore: tuple[str, ...]) -> Phrases:
+def _compiled(phrases: tuple[str, ...], ignore: tuple[str, ...], hyperbole: tuple[str, ...] = ()) -> Phrases:
     good = [p for p in phrases if phrase_problem(p) is None and _phrase_words(_MARKS.sub(" ", p))]
     each = tuple(re.compile(_regex(p) + r"(?!\S)") for p in good)
-    return Phrases(each, _first_words(good), _first_words(ignore))
+    return Phrases(each, _first_words(good), _first_words(ignore), _first_words(hyperbole))
 
 
 _FILLERS = (

@@ -211,6 +211,9 @@ class Interrupt(Strict):
     """False friends ("mort de rire", "je me coupe la frange"): their words never match this interrupt."""
     alone: dict[str, list[str]] = Field(default_factory=dict)
     """Phrases that count only as the whole message ("médocs", "le pont"): too common inside other stories."""
+    hyperbole: dict[str, list[str]] = Field(default_factory=dict)
+    """Phrases said in jest ("je veux mourir", "kill myself"): set aside like false friends in a message that jokes
+    ("mdr", "lol", 😂, 💀…) and does not say it is serious ("pas une blague", "fr"…): ``keywords.jokes``."""
     then: Outcome
 
 

@@ -104,6 +104,7 @@ class Assessor:
                 keywords.compile_phrases(
                     [p for phrases in spec.match.values() for p in phrases],
                     [p for phrases in spec.ignore.values() for p in phrases],
+                    [p for phrases in spec.hyperbole.values() for p in phrases],
                 ),
                 spec.then,
                 risk_of.get(name, Risk.NONE),
@@ -134,11 +135,12 @@ class Assessor:
 
     def _decide(self, text: str, reading: Reading | None, form: str | None = None) -> Decision:
         canon = keywords.Words(keywords.canonical(text) if form is None else form)  # read once for every interrupt
-        triggers = [*self._keyword_triggers(canon), *self._model_triggers(reading)]
+        joking = keywords.jokes(text, canon.text)  # the interrupts' hyperbole is then set aside
+        triggers = [*self._keyword_triggers(canon, joking), *self._model_triggers(reading)]
         marked = keywords.with_emoji_words(text)
         if marked is not None:  # a second reading with the emoji as words: it may only add what the first missed
             found = {t.flag.route for t in triggers}
-            triggers += [t for t in self._keyword_triggers(keywords.Words(marked)) if t.flag.route not in found]
+            triggers += [t for t in self._keyword_triggers(keywords.Words(marked), joking) if t.flag.route not in found]
         if triggers:
             return Decision(raised=_merge(triggers))
         if self._doubted(reading):  # understanding never ends: a near-risk goodbye is not taken as an ending
@@ -170,12 +172,12 @@ class Assessor:
         rule = self.rules.get(risk)
         return rule.threshold if rule else None
 
-    def _keyword_triggers(self, canon: keywords.Words) -> list[Trigger]:
+    def _keyword_triggers(self, canon: keywords.Words, joking: bool = False) -> list[Trigger]:
         found = []
         for interrupt in self.interrupts:
             if not interrupt.raises:
                 continue
-            words = interrupt.phrases.find(canon) or (canon.text if interrupt.alone.only(canon) else None)
+            words = interrupt.phrases.find(canon, joking) or (canon.text if interrupt.alone.only(canon) else None)
             if words:
                 flag = Flag(interrupt.name, interrupt.risk, 1.0, "keywords", words, interrupt.then.priority)
                 found.append(Trigger(flag, interrupt.then))

@@ -621,6 +621,19 @@ def test_interrupt_phrase_marks_and_false_friends() -> None:
     ]
 
 
+def test_interrupt_hyperbole_phrases_are_checked_like_the_others() -> None:
+    text = mutate(
+        (
+            "match: {fr: [stop], en: [stop]}",
+            "match: {fr: [stop], en: [stop]}\n    hyperbole: {fr: [(je|j veux], de: [x]}",
+        )
+    )
+    assert problems(text) == [
+        f"{at(text, 'hyperbole:', '(je')}: interrupt 'stop', phrase '(je|j veux': a '(' has no ')'",
+        f"{at(text, 'hyperbole:', 'de')}: the hyperbole of interrupt 'stop': 'de' is not one of the languages (fr, en)",
+    ]
+
+
 UNDERSTANDING = """
 understanding:
   risks:

@@ -184,6 +184,34 @@ RISKS = [
 ]
 
 
-@pytest.mark.parametrize(("message", "risk"), MISFIRES + FALSE_FRIENDS + SAME_WORDS_AS_A_RISK + RISKS)
+# The thirty-ninth round (docs/understanding.md): hyperbole said in jest does not interrupt; the same words meant, a
+# plan or a goodbye behind the laughter, or laughter with a word saying it is serious, still do.
+JEST = [
+    ("kms lol i forgot my maths homework again", "none"),
+    ("i want to die lol my mom posted my baby swim pics", "none"),
+    ("je vais me pendre si on a encore du chou-fleur à la cantine 😂", "none"),
+    ("jveux mourir mdr mon crush a vu mes stories", "none"),
+    ("ptdr jvais me jeter par la fenêtre, j'ai liké une vieille photo de mon crush", "none"),
+    ("ma daronne va me tuer mdr j'ai cassé son vase", "none"),
+    ("my mum's gonna kill me lol i dyed the cat pink", "none"),
+    # a denial is never a false friend by itself (docs/flows.md): it stays flagged, the model reads it too
+    ("i'm not suicidal or anything, just stressed about exams", "suicide"),
+    ("kms", "suicide"),
+    ("kms lol", "suicide"),
+    ("jveux crever 💀", "suicide"),
+    ("i want to die", "suicide"),
+    ("je vais me pendre", "suicide"),
+    ("jveux mourir", "suicide"),
+    ("mdr nn c pa une blague jte jure jveux vraiment crever", "suicide"),
+    ("kms fr no lol they all hate me at school", "suicide"),
+    ("comment me tuer sans avoir mal mdr", "suicide"),
+    ("made a will in my notes app lol who wants my pc", "suicide"),
+    ("un gars de ma classe a mis en bio unalive le 12/06 et tout le monde met des 💀", "suicide"),
+    ("il va me tuer", "imminent_danger"),
+    ("i'm not suicidal but i want to die", "suicide"),
+]
+
+
+@pytest.mark.parametrize(("message", "risk"), MISFIRES + FALSE_FRIENDS + SAME_WORDS_AS_A_RISK + RISKS + JEST)
 def test_the_keyword_line_alone(engine: Engine, message: str, risk: str) -> None:
     assert risk_of(engine, message) == risk

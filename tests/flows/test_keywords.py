@@ -138,6 +138,47 @@ def test_false_friends_set_words_aside() -> None:
 
 
 @pytest.mark.parametrize(
+    ("message", "joking"),
+    [
+        ("kms lol i forgot my homework", True),
+        ("jveux mourir mdr mon crush a vu mes stories", True),
+        ("MDRRR je vais me pendre", True),
+        ("je vais me pendre 😂", True),  # emoji: canonical drops them, the raw message still has them
+        ("jvais crever 💀", True),
+        ("hahaha i'm going to kill myself", True),
+        ("jk i want to die", True),
+        ("je veux mourir", False),
+        ("lollipop", False),  # a marker is a whole word
+        ("mdr nn c pa une blague jte jure jveux vraiment crever", False),  # serious words keep it serious
+        ("kms fr no lol they all hate me", False),
+        ("lol i'm not joking i want to die", False),
+        ("je rigole pas je veux mourir", False),
+    ],
+)
+def test_a_message_jokes_when_it_laughs_and_does_not_say_it_is_serious(message: str, joking: bool) -> None:
+    assert keywords.jokes(message, canonical(message)) is joking
+
+
+def test_a_phrase_inside_a_hyperbole_does_not_count_in_a_message_that_jokes() -> None:
+    phrases = compile_phrases(
+        ["veux mourir", "me tuer", "comment me tuer sans", "made a will"], hyperbole=["je veux mourir", "me tuer"]
+    )
+    joking = canonical("jveux mourir mdr mon crush a vu mes stories")
+    assert phrases.find(joking, joking=True) is None
+    assert phrases.find(joking) == "veux mourir"  # not joking: as ever
+    # a longer phrase reaching beyond the hyperbole still counts, and so does a phrase elsewhere in the message
+    assert phrases.find(canonical("comment me tuer sans avoir mal mdr"), joking=True) == "comment me tuer sans"
+    assert phrases.find(canonical("je vais me tuer lol, made a will"), joking=True) == "made a will"
+    # a joke that says nothing else: as ever ("kms lol" alone is not known to be a joke)
+    assert phrases.find(canonical("jveux mourir mdr"), joking=True) == "veux mourir"
+    assert phrases.find(canonical("jveux mourir mdr trop"), joking=True) == "veux mourir"
+    assert phrases.find(canonical("jveux mourir mdr trop la honte"), joking=True) is None
+    # no hyperbole in the message: found as ever
+    assert phrases.find(canonical("tu veux mourir lol"), joking=True) == "veux mourir"
+    assert compile_phrases(["me tuer"]).find(canonical("je vais me tuer"), joking=True) == "me tuer"
+
+
+@pytest.mark.parametrize(
     "message", ["stop", "STOP!!", "stop stp", "stooop", "stop stop", "ok stop merci", "je veux arrêter la conversation"]
 )
 def test_an_ending_phrase_alone(message: str) -> None:
