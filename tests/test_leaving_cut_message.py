@@ -44,7 +44,6 @@ from tests.test_webchat import WALK_TO_QUEUE, hello, receive_until
 
 __all__ = ["redis_store", "redis_url"]  # fixtures used below
 
-XFAIL = "rel35: a message's handling does not read the leaving list: the bot answers after the goodbye"
 COMPLETED = {"quick_exit": "leaving_completed", "ended": "leaving_completed", "closed_in_bulk": "bulk_close_completed"}
 
 
@@ -90,7 +89,6 @@ async def settled(store: Store, clock: Clock, conversation_id: str, how: str, si
 
 
 @pytest.mark.redis
-@pytest.mark.xfail(strict=True, reason=XFAIL)
 @pytest.mark.parametrize("how", ["quick_exit", "ended", "closed_in_bulk"])
 async def test_a_web_chat_message_while_its_ending_is_cut_short_is_told_ended_never_answered_after_the_goodbye(
     redis_store: Store, redis_url: str, clock: Clock, settings: Settings, make_client: AppFactory, how: str
@@ -135,7 +133,6 @@ async def test_a_web_chat_message_while_its_ending_is_cut_short_is_told_ended_ne
 
 
 @pytest.mark.redis
-@pytest.mark.xfail(strict=True, reason=XFAIL)
 @pytest.mark.parametrize("text", ["3", DANGER], ids=["ordinary", "risky"])
 async def test_a_messenger_message_while_a_bulk_close_is_cut_short_goes_to_a_new_conversation_once(
     redis_store: Store, redis_url: str, clock: Clock, settings: Settings, make_client: AppFactory, text: str
@@ -202,7 +199,7 @@ async def test_on_sqlite_a_message_after_an_ending_that_died_is_answered_in_the_
             await end(cast(Store, dying), clock, conversation_id, how)
         assert await store.leavings_begun() == {}
         wired, actions = instance(store, clock)
-        wired.complete_leaving = actions.complete_leaving  # type: ignore[attr-defined]  # as the app wires it
+        wired.complete_leaving = actions.complete_leaving  # as the app wires it
         assert await wired.handle_inbound(Inbound(ChannelName.WEBCHAT, "t" * 24, "m1", "t'es encore là ?"))
         after = await store.get_conversation(conversation_id)
         assert after is not None and after.status is Status.BOT, after
