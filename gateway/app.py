@@ -181,6 +181,7 @@ async def create_app(
     hub = WebChatHub(store, dispatcher, flows, metrics, gate, clock=clock,
                      addresses=settings.client_addresses(), keepalive=settings.socket_keepalive_seconds)  # fmt: skip
     actions = Actions(dispatcher, store, flows, clock=clock)
+    dispatcher.complete_leaving = actions.complete_leaving  # a message completes an ending cut short first
     # sessions run on real time, as the cookie's max-age does: not on the flow's (injectable) clock
     sessions = Sessions(store, settings.secret_key.get_secret_value(), utcnow)
     live = ConsoleEvents(store, sessions, metrics.outages, sweep_seconds=worker_poll_seconds * 5)

@@ -32,11 +32,11 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, cast
 
 from gateway.clock import Clock, utcnow
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
-from gateway.errors import InboundBusy, StoreError
+from gateway.errors import ConversationEnded, InboundBusy, StoreError
 from gateway.events import DeliveryChanged, EntryAdded, FlagRaised, QueueChanged, StatusChanged
 from gateway.flows import lifecycle
 from gateway.flows.engine import Engine, Outcome, State, StepResult
@@ -146,6 +146,9 @@ class Dispatcher:
         self.reader = reader  # the embedded model; None: keywords only
         self.late = late  # messages that went on unread (busy, late) are read after the fact; None: not
         self.eraser: EraseHook | None = None  # the young person confirmed erasure: (conversation, its message's key)
+        # an ending cut short found by a message (``store.ending_begun``): completed as the alert check completes it
+        # (``Actions.complete_leaving``, wired by the app factory), before the message; None: not looked for
+        self.complete_leaving: Callable[[str, str], Awaitable[bool]] | None = None
         self._processing: set[asyncio.Task[bool]] = set()  # messages being processed (``handle_inbound``)
 
     # ----- inbound ----------------------------------------------------------------------------------------
@@ -173,7 +176,7 @@ class Dispatcher:
         """A message's processing ended after its caller went away: its error, retrieved and said by class (a store
         failure goes to the outage log, once an outage: the provider's redelivery processes the message; anything
         else is a bug, logged with its place)."""
-        if task.cancelled() or (exc := task.exception()) is None:
+        if task.cancelled() or (exc := task.exception()) is None or isinstance(exc, ConversationEnded):
             return
         if isinstance(exc, StoreError):
             self.metrics.outages.failed("dispatcher", exc)
@@ -236,26 +239,57 @@ class Dispatcher:
 
     async def _process_claimed(self, inbound: Inbound, key: str, owner: str) -> bool:
         reading, later = await self._read(inbound)  # before the lock: a slow model holds no conversation up
-        now = self.clock()
-        # The sender's conversation locked, read, and the claim renewed under the lock (checked again: a lease that
-        # lapsed while waiting may have let another owner in), then the message's writes, the processed mark with
-        # them and the lock's release: one round trip each on Redis.
         claim = Claim(key, owner, self.claim_seconds, DEDUPE_TTL_SECONDS)
-        async with self.store.locked_active(inbound.channel, inbound.sender, now, claim=claim) as (current, state):
-            if state is ClaimState.DONE:
-                return False
-            if state is ClaimState.BUSY:
-                raise InboundBusy("this message is being processed elsewhere: retry later")
-            derived_from(key)  # this task's context only (handle_inbound made it a task)
-            if later and self.late is not None:  # its late reading waits in the store: the same commit as the message
-                await self.late.record(current.id, inbound_entry_id(inbound), windows=reading is not None, now=now)
-            erase = await self._process(current, inbound, now, DoneMark(key, DEDUPE_TTL_SECONDS), reading)
+        found = await self._locked(inbound, claim, reading, later, look=self.complete_leaving is not None)
+        if isinstance(found, _Ending):
+            await self._ended_first(inbound, found)
+            found = await self._locked(inbound, claim, reading, later, look=False)
+        if found is None:
+            return False
+        current, erase = cast(tuple[Conversation, bool], found)
         if erase and self.eraser is not None:  # confirmed by the young person: after the lock, which erasure takes
             await self.eraser(current, key)
         elif later and self.late is not None:  # the second check, or a long message's windows, after the fact
             self.late.offer(Late(current.id, inbound_entry_id(inbound), inbound.text, reading, reading is not None))
         self._on_outgoing()  # the outbox may have looked before the batch's writes were made
         return True
+
+    async def _locked(self, inbound: Inbound, claim: Claim, reading: Reading | None, later: bool, *,
+                      look: bool) -> tuple[Conversation, bool] | _Ending | None:  # fmt: skip
+        """The message processed under its conversation's lock: the conversation and whether it confirmed an
+        erasure; None when processed already. ``look``: first, whether the conversation's ending is listed as begun
+        (``store.ending_begun``: on Redis read by the lock's script, with the record, no command more): an ending cut
+        short, maybe after its goodbye, which the caller completes first (:meth:`_ended_first`); nothing written."""
+        now = self.clock()
+        # The sender's conversation locked, read, and the claim renewed under the lock (checked again: a lease that
+        # lapsed while waiting may have let another owner in), then the message's writes, the processed mark with
+        # them and the lock's release: one round trip each on Redis.
+        async with self.store.locked_active(inbound.channel, inbound.sender, now, claim=claim) as (current, state):
+            if state is ClaimState.DONE:
+                return None
+            if state is ClaimState.BUSY:
+                raise InboundBusy("this message is being processed elsewhere: retry later")
+            how = await self.store.ending_begun(current.id) if look else None
+            if how is not None:
+                return _Ending(current.id, how)
+            derived_from(claim.key)  # this task's context only (handle_inbound made it a task)
+            if later and self.late is not None:  # its late reading waits in the store: the same commit as the message
+                await self.late.record(current.id, inbound_entry_id(inbound), windows=reading is not None, now=now)
+            done = DoneMark(claim.key, DEDUPE_TTL_SECONDS)
+            return current, await self._process(current, inbound, now, done, reading)
+
+    async def _ended_first(self, inbound: Inbound, ending: _Ending) -> None:
+        """The message's conversation has its ending listed as begun (a quick exit, "Terminer", a bulk close or an
+        idle close cut short on Redis, maybe after its goodbye; ``gateway/leaving.py``): completed first, as the alert
+        check completes it (under the lock; the check completing it meanwhile leaves nothing to do), so the message is
+        handled as one arriving after that conversation closed, never answered after its goodbye. A provider
+        channel's starts the sender's next conversation; a web chat's none (a message never starts one silently
+        there, ``gateway/webchat.py``): ConversationEnded, the page told ``ended``, its words kept in its box."""
+        assert self.complete_leaving is not None  # looked for only with it
+        await self.complete_leaving(ending.conversation_id, ending.how)
+        self._on_outgoing()  # its goodbye, listed now if it never was
+        if inbound.channel == ChannelName.WEBCHAT:
+            raise ConversationEnded("this conversation has ended: a new one starts from the page")
 
     async def start_conversation(self, channel: ChannelName, sender: str, language_hint: str | None) -> Conversation:
         """Open (or resume) the sender's conversation; a new one is greeted by the bot at once (web chat)."""
@@ -723,6 +757,14 @@ class Dispatcher:
         """Record how far an outgoing entry got (a provider's receipt, the web chat page's) and tell the console."""
         await self.store.set_delivery(conversation_id, entry_id, delivery)
         await self.store.publish(DeliveryChanged(conversation_id, entry_id, delivery))
+
+
+@dataclass(frozen=True, slots=True)
+class _Ending:
+    """A message's conversation whose ending is listed as begun (:meth:`Dispatcher._locked`), and how."""
+
+    conversation_id: str
+    how: str
 
 
 WATERMARKED = frozenset({ChannelName.MESSENGER})  # its read receipts are watermarks: replies await one in the store

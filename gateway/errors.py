@@ -5,6 +5,8 @@
     ├── FlowError                 flows.yaml cannot be used
     │   └── FlowValidationError   positioned problems: .problems is a list of "FILE:LINE:COLUMN: message"
     ├── IllegalTransition         a conversation lifecycle change that is not allowed (e.g. closed → queued)
+    ├── ConversationEnded         a web chat message's conversation ended as it was processed (an ending cut
+    │                             short, completed first): not recorded, the page is told ``ended``
     ├── ModelError                the understanding model cannot be loaded, or does not fit its embedder
     ├── StoreError                the store failed or is unreachable
     │   ├── Conflict              an exclusive operation lost a race (two listeners take one conversation)
@@ -54,6 +56,12 @@ class IllegalTransition(GatewayError):
         self.status = status
         self.action = action
         super().__init__(f"cannot {action} a conversation that is {status}")
+
+
+class ConversationEnded(GatewayError):
+    """A web chat message found its conversation's ending listed as begun (cut short on Redis) and completed it
+    first (``Dispatcher._ended_first``): a message never starts the next conversation silently there, so it is not
+    recorded; the socket answers ``ended`` (the upload route 409 ``ended``), as after any end."""
 
 
 class CorpusError(GatewayError, ValueError):

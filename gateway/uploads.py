@@ -21,7 +21,7 @@ from aiohttp import web
 
 from gateway import images
 from gateway.dispatcher import Dispatcher
-from gateway.errors import PermanentDelivery
+from gateway.errors import ConversationEnded, PermanentDelivery
 from gateway.gate import Gate, Refusal
 from gateway.messages import Attachment, ChannelName, Inbound
 from gateway.store import ConversationStore, UploadStore
@@ -64,7 +64,11 @@ class Uploads:
         key = f"{conversation.id}/{hashlib.sha256(upload_id.encode()).hexdigest()[:32]}"
         await self.store.put_upload(key, image.content_type, image.data)
         attachment = Attachment("image", url=PREFIX + key, content_type=image.content_type)
-        await self.dispatcher.handle_inbound(Inbound(ChannelName.WEBCHAT, token, upload_id, attachments=(attachment,)))
+        inbound = Inbound(ChannelName.WEBCHAT, token, upload_id, attachments=(attachment,))
+        try:
+            await self.dispatcher.handle_inbound(inbound)
+        except ConversationEnded:  # its ending, cut short on Redis, was completed first: as after any end
+            return _refused(409, "ended")
         return web.json_response({"id": upload_id}, status=201)
 
     async def fetch_media(self, attachment: Attachment) -> tuple[bytes, str]:

@@ -23,7 +23,7 @@ from gateway import leaving
 from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
-from gateway.errors import StoreError
+from gateway.errors import ConversationEnded, StoreError
 from gateway.events import EntryAdded, Erased, Event, Resync, StatusChanged, Typing, entry_json
 from gateway.flowset import FlowSet
 from gateway.gate import Gate, Refusal
@@ -470,7 +470,11 @@ class ChatSession:
 
     async def _deliver(self, inbound: Inbound) -> None:
         """A message the gate let through: to the dispatcher, the conversation it went to followed, acknowledged."""
-        await self.dispatcher.handle_inbound(inbound)
+        try:
+            await self.dispatcher.handle_inbound(inbound)
+        except ConversationEnded:  # its ending, cut short on Redis, was completed first: as after any end
+            await self._error("ended", "this conversation has ended: send hello to start a new one")
+            return
         conversation = await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, inbound.sender)
         if conversation is not None and conversation.client is None:
             conversation = await self._mark_client(conversation)

@@ -657,6 +657,13 @@ class QueueStore(Protocol):
         """The ending's record is written (or a cut one completed): no longer listed. In a batch: held."""
         ...
 
+    async def ending_begun(self, conversation_id: str) -> str | None:
+        """How the conversation's ending is listed as begun (:meth:`begin_leaving`), or None. Under the lock of a
+        message's processing (``locked_active`` with a claim) Redis answers what the lock's script read with the
+        record (the ending's how is also kept in the conversation's slot): no round trip; else one ``GET``. SQLite:
+        None (nothing is listed)."""
+        ...
+
 
 class ListenerStore(Protocol):
     async def add_listener(self, listener: Listener) -> None:

@@ -422,6 +422,8 @@ class RedisStore:
         # conversation id → (the task holding its lock, the record read when the lock was taken): served to that
         # task's ``get_conversation`` until a write of the record (see ``_acquire``)
         self._read_under_lock: dict[str, tuple[asyncio.Task[Any] | None, str | None]] = {}
+        # a message's lock: how its conversation's ending is listed as begun, read with the record (``ending_begun``)
+        self._leaving_under_lock: dict[str, tuple[asyncio.Task[Any] | None, str | None]] = {}
         # under the lock, the status and flagged rank of the record read with it (``save_conversation``)
         self._indexed_under_lock: dict[str, tuple[asyncio.Task[Any] | None, Status, int | None]] = {}
         self._events = RedisEvents(client, *events_check)
@@ -1218,9 +1220,15 @@ class RedisStore:
 
     @_holdable
     async def begin_leaving(self, conversation_id: str, how: str) -> None:
-        """``{queue}:leaving``, id → how: held, it goes first in the ending's pipeline, before its note or goodbye.
-        The take's script (``take_or_requeue``) refuses a conversation listed here."""
-        await self._write(lambda pipe: pipe.hset(K.QUEUE + "leaving", conversation_id, how))
+        """``{queue}:leaving``, id → how, then the same in the conversation's slot (``redis_keys.leaving``, read by a
+        message's lock: :meth:`ending_begun`): held, they go first in the ending's pipeline, before its note or
+        goodbye. The take's script (``take_or_requeue``) refuses a conversation listed here."""
+
+        def listed(pipe: Pipeline) -> None:
+            pipe.hset(K.QUEUE + "leaving", conversation_id, how)
+            pipe.set(K.leaving(conversation_id), how, ex=K.LEAVING_KEPT_SECONDS)
+
+        await self._write(listed)
 
     @_guarded
     async def leavings_begun(self) -> dict[str, str]:
@@ -1229,8 +1237,22 @@ class RedisStore:
 
     @_holdable
     async def end_leaving(self, conversation_id: str) -> None:
-        """Held, it goes after the record in the ending's pipeline."""
-        await self._write(lambda pipe: pipe.hdel(K.QUEUE + "leaving", conversation_id))
+        """Held, it goes after the record in the ending's pipeline: the conversation's own key first, then the list's
+        field (a cut between leaves the list, which the check unlists: never the key alone)."""
+
+        def unlisted(pipe: Pipeline) -> None:
+            pipe.delete(K.leaving(conversation_id))
+            pipe.hdel(K.QUEUE + "leaving", conversation_id)
+
+        await self._write(unlisted)
+
+    async def ending_begun(self, conversation_id: str) -> str | None:
+        """Under the lock of a message's processing (``locked_active``), how its conversation's ending is listed as
+        begun, as the lock's script read it (no round trip); else one ``GET`` of the conversation's key."""
+        read = self._leaving_under_lock.get(conversation_id)
+        if read is not None and read[0] is asyncio.current_task():
+            return read[1]
+        return await self._get_text(K.leaving(conversation_id))
 
     # Listener accounts
 
@@ -1992,6 +2014,9 @@ class RedisStore:
         indexed = self._indexed_under_lock.get(conversation_id)
         if indexed is not None and indexed[0] is asyncio.current_task():
             del self._indexed_under_lock[conversation_id]
+        leaving = self._leaving_under_lock.get(conversation_id)
+        if leaving is not None and leaving[0] is asyncio.current_task():
+            del self._leaving_under_lock[conversation_id]
 
     async def _claimed(self, claim: Claim | None, answer: str | None) -> ClaimState:
         """Under the lock: the claim's state, from the answer it got riding with the lock when there is one."""
@@ -2024,6 +2049,8 @@ class RedisStore:
                 self._unlock_again("lock perhaps taken", lease.tried, conversation_id, error)
             raise StoreError(f"redis: {type(error).__name__}: {error}") from error
         self._read_under_lock[conversation_id] = (asyncio.current_task(), lease.record)
+        if claim is not None:
+            self._leaving_under_lock[conversation_id] = (asyncio.current_task(), lease.leaving)
         return lease
 
     async def _release(self, lease: _Lease) -> None:
@@ -2087,7 +2114,9 @@ def _mark_days(kept_seconds: int | None) -> int:
 class _Lease(Lock):
     """redis-py's lock (its retries, renewal and release by token), each attempt taking it with the conversation's
     record read in the same step: the ``lock_read`` script, one slot ``{<conversation id>}``. ``along``: a claim
-    (its key, the ``claim`` script's ARGV) sent after the first attempt in the same pipeline."""
+    (its key, the ``claim`` script's ARGV) sent after the first attempt in the same pipeline; with one (a message's
+    processing), every attempt also reads how the conversation's ending is listed as begun (``redis_keys.leaving``,
+    the same slot: in the script, no command more)."""
 
     def __init__(self, client: Redis, conversation_id: str, timeout: float,
                  along: tuple[str, list[Any]] | None = None) -> None:  # fmt: skip
@@ -2095,21 +2124,24 @@ class _Lease(Lock):
                          blocking_timeout=timeout, thread_local=False)  # fmt: skip
         self._client, self._key = client, K.lock(conversation_id)
         self._record_key, self._along = K.conversation(conversation_id), along
+        self._keys = [self._key, self._record_key] + ([] if along is None else [K.leaving(conversation_id)])
         self.conversation_id = conversation_id
         self.tried: str | bytes | None = None  # the token of the attempts (the last may have taken it unanswered)
         self.record: str | None = None  # the record when the lock was taken (None: there is none)
+        self.leaving: str | None = None  # with a claim: how the ending is listed as begun when it was taken, or None
         self.claimed: str | None = None  # the claim's answer, when it rode with the attempt that took the lock
 
     async def do_acquire(self, token: str | bytes) -> bool:
         along, self._along, self.tried = self._along, None, token
         async with ordered(self._client) as pipe:
-            _eval(pipe, "lock_read", [self._key, self._record_key], [token, LOCK_LEASE_MS])
+            _eval(pipe, "lock_read", self._keys, [token, LOCK_LEASE_MS])
             if along is not None:
                 _eval(pipe, "claim", [along[0]], along[1])
             found, *claimed = await pipe.execute()
         if not found:
             return False
         self.record = found[1] if len(found) > 1 else None
+        self.leaving = _text(found[2]) if len(found) > 2 and found[2] is not None else None
         self.claimed = _text(claimed[0]) if claimed else None
         return True
 

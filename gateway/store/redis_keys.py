@@ -111,6 +111,17 @@ def lock(conversation_id: str) -> str:
     return tagged("l", conversation_id)
 
 
+def leaving(conversation_id: str) -> str:
+    """How the conversation's ending is listed as begun (``{queue}:leaving``, ``RedisStore.begin_leaving``), again
+    in the conversation's slot: the lock of a message's processing reads it with the record (``lock_read``), so a
+    message finds an ending cut short without a command more. Written after the list's field and deleted before it:
+    never here when not listed there. A day's TTL, a backstop (the alert check unlists an ending within seconds)."""
+    return tagged("lv", conversation_id)
+
+
+LEAVING_KEPT_SECONDS = 24 * 3600
+
+
 def outbox_item(conversation_id: str, item_id: str) -> str:
     """An outbox item, in its conversation's slot beside the transcript entry of the same id."""
     return tagged("o", conversation_id) + item_id

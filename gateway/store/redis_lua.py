@@ -999,11 +999,16 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-# KEYS: the conversation lock, the conversation's record (one slot: ``{<id>}``). ARGV: the holder's token, the lease
-# (ms). Taken (SET NX PX, as ``redis.asyncio.lock.Lock`` takes it) with the record read in the same step:
-# {'locked', record or nil}; false while another holds it.
+# KEYS: the conversation lock, the conversation's record, and for a message's processing the ending it has listed as
+# begun (``redis_keys.leaving``; one slot: ``{<id>}``). ARGV: the holder's token, the lease (ms). Taken (SET NX PX, as
+# ``redis.asyncio.lock.Lock`` takes it) with the record read in the same step: {'locked', record or nil[, how or
+# nil]}; false while another holds it. The two read by one MGET: a message's lock makes no call more than another's.
 _LOCK_READ = """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+if KEYS[3] then
+  local found = redis.call('MGET', KEYS[2], KEYS[3])
+  return {'locked', found[1], found[2]}
+end
 return {'locked', redis.call('GET', KEYS[2])}
 """
 

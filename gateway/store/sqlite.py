@@ -958,6 +958,10 @@ class SqliteStore:
     async def end_leaving(self, conversation_id: str) -> None:
         """Nothing: see :meth:`begin_leaving`."""
 
+    async def ending_begun(self, conversation_id: str) -> str | None:
+        """None: nothing is listed here (see :meth:`begin_leaving`)."""
+        return None
+
     # Listener accounts
 
     async def add_listener(self, listener: Listener) -> None:
