@@ -117,7 +117,7 @@
     if (!shown.audit.length) { audit.appendChild(el("li", "empty", t("safety.none"))); }
     shown.audit.forEach(function (a) {
       var when = new Date(a.at).toLocaleString(HG.locale());
-      audit.appendChild(el("li", "", when + " · " + a.actor + " · " + t("safety.action." + a.action) + " · " + a.subject +
+      audit.appendChild(el("li", "", when + " · " + a.actor + " · " + t("safety.action." + a.action) + (a.subject ? " · " + a.subject : "") +
         (a.detail ? " · " + a.detail : "")));
     });
   }
