@@ -81,7 +81,8 @@ async def test_a_bulk_close_cut_short_is_completed_told_goodbye_once_and_made_ag
 
         marker = script_sha(cut) if cut == "remove_from_queue" else script_text(cut)
         proxy.cut_before(marker, conversation_id.encode())
-        first = await client.post("/api/floods/close", json={"ids": [conversation_id]})
+        # the walk's young person says they are in danger now (an urgent hand-off): at risk, closed deliberately
+        first = await client.post("/api/floods/close", json={"ids": [conversation_id], "include_flagged": True})
         assert proxy.cut == 1
         assert first.status == 503, await first.text()
 
@@ -92,7 +93,7 @@ async def test_a_bulk_close_cut_short_is_completed_told_goodbye_once_and_made_ag
             taken: str | None = "taken"
         except ActionRefused as refusal:
             taken = refusal.code
-        again = await client.post("/api/floods/close", json={"ids": [conversation_id]})
+        again = await client.post("/api/floods/close", json={"ids": [conversation_id], "include_flagged": True})
         assert again.status == 200, await again.text()
         answer = await again.json()
 
@@ -116,7 +117,8 @@ async def test_a_bulk_close_cut_short_is_completed_told_goodbye_once_and_made_ag
     assert (after.status, after.outcome) == (Status.CLOSED, "closed_in_bulk"), after
     assert await redis_store.waiting() == [] and await redis_store.queue_entry(conversation_id) is None
     assert taken == "not_active", taken  # never takeable after the goodbye
-    assert answer == {"closed": 0, "ending": 1}, answer  # made again: skipped, nothing told
+    skipped = {"closed": 0, "ending": 1, "flagged_kept": 0, "flagged_kept_ids": []}
+    assert answer == skipped, answer  # made again: skipped, nothing told
     lines = [(e.action, e.subject) for e in await redis_store.audit_log() if e.subject == conversation_id]
     assert lines == [("bulk_close_completed", conversation_id)], lines
     assert await redis_store.leavings_begun() == {} and await redis_store.closes_begun() == {}

@@ -368,7 +368,8 @@ async def test_a_bulk_close_of_a_waiting_conversation_whose_idle_close_was_cut_s
     assert [r["id"] for r in rows] == [conversation_id], rows  # shown: Sam may select it
 
     clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
-    closed = await client.post("/api/floods/close", json={"ids": [conversation_id]})
+    # even closing deliberately the ones at risk (the walk's young person said they are in danger now: urgent)
+    closed = await client.post("/api/floods/close", json={"ids": [conversation_id], "include_flagged": True})
     assert closed.status == 200, await closed.text()
     answer = await closed.json()
     told_then = [e.id for e in (await redis_store.transcript(conversation_id))[since:] if e.author is Author.BOT]
@@ -386,7 +387,7 @@ async def test_a_bulk_close_of_a_waiting_conversation_whose_idle_close_was_cut_s
     assert goodbyes == [goodbye.text] and sent[-1] == goodbye.text, sent  # one goodbye, the idle one, last
     told = [e.id for e in (await redis_store.transcript(conversation_id))[since:] if e.author is Author.BOT]
     assert told == told_then == [goodbye.id], told  # the bulk close told nothing
-    assert answer == {"closed": 0, "ending": 1}, answer
+    assert answer == {"closed": 0, "ending": 1, "flagged_kept": 0, "flagged_kept_ids": []}, answer
     assert after.status is Status.ABANDONED, after  # the idle close completed, not closed in bulk
     assert await redis_store.waiting() == [] and await redis_store.queue_entry(conversation_id) is None
     lines = [(e.action, e.subject) for e in await redis_store.audit_log() if e.subject == conversation_id]
@@ -441,7 +442,8 @@ async def test_a_bulk_close_skips_a_conversation_whose_idle_close_is_cut_while_i
             yield state
 
     store.locked_batch = locked_then_cut  # type: ignore[method-assign,assignment]
-    closed = await client.post("/api/floods/close", json={"ids": [alex, yan]})
+    # the walk's young people say they are in danger now (urgent hand-offs): at risk, closed deliberately
+    closed = await client.post("/api/floods/close", json={"ids": [alex, yan], "include_flagged": True})
     assert closed.status == 200, await closed.text()
     answer = await closed.json()
     assert cut == [{yan: "idle_close"}], cut  # listed after the request began, before its close reached Yan
@@ -452,7 +454,7 @@ async def test_a_bulk_close_skips_a_conversation_whose_idle_close_is_cut_while_i
 
     told = [e for e in (await redis_store.transcript(yan))[since:] if e.author is Author.BOT]
     assert [e.id for e in told] == [leaving.goodbye_id(yan, "idle_close")], [e.text for e in told]  # once, idle
-    assert answer == {"closed": 1, "ending": 1}, answer
+    assert answer == {"closed": 1, "ending": 1, "flagged_kept": 0, "flagged_kept_ids": []}, answer
     after_yan, after_alex = await redis_store.get_conversation(yan), await redis_store.get_conversation(alex)
     assert after_yan is not None and after_yan.status is Status.ABANDONED, after_yan
     assert after_alex is not None and (after_alex.status, after_alex.outcome) == (Status.CLOSED, "closed_in_bulk")

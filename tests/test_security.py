@@ -466,11 +466,17 @@ async def test_supervisors_see_a_flood_by_client_and_close_it_at_once(client: Cl
         await login(client, "sam")
         rows = (await (await client.get("/api/floods")).json())["conversations"]
         assert len(rows) == 3 and {r["client"] for r in rows} == {"client 1"} and rows[0]["same_client"] == 3
-        closed = await client.post("/api/floods/close", json={"ids": [r["id"] for r in rows]})
-        assert (await closed.json()) == {"closed": 3, "ending": 0}
+        assert all(r["flagged"] for r in rows)  # each said a risky word: kept unless closed deliberately (rel36)
+        ids = [r["id"] for r in rows]
+        kept = await client.post("/api/floods/close", json={"ids": ids})
+        assert (await kept.json()) == {"closed": 0, "ending": 0, "flagged_kept": 3, "flagged_kept_ids": ids}
+        assert len(await client.app[STORE].waiting()) == 3
+        closed = await client.post("/api/floods/close", json={"ids": ids, "include_flagged": True})
+        assert (await closed.json()) == {"closed": 3, "ending": 0, "flagged_kept": 0, "flagged_kept_ids": []}
         assert await client.app[STORE].waiting() == []
         [entry, *_] = await client.app[STORE].audit_log()
-        assert (entry.actor, entry.action, entry.detail) == ("sam", "bulk_close", "3 conversations closed")
+        detail = "3 conversations closed, 3 flagged at risk among them"
+        assert (entry.actor, entry.action, entry.detail) == ("sam", "bulk_close", detail)
     finally:
         for ws in sockets:
             await ws.close()

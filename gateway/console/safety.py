@@ -5,14 +5,22 @@
   the identity; the sender's next messages stop at the gate with the neutral ``blocked`` notice.
 * ``GET /api/blocks`` and ``DELETE /api/blocks/{key}`` (supervisors): the blocks in force, and lifting one.
 * ``GET /api/floods`` (supervisors): the conversations waiting for a listener or still in the bot, each with a
-  label of its client (the same label for the same web chat address: a flood shows as one label many times).
+  label of its client (the same label for the same web chat address: a flood shows as one label many times), and
+  whether it is at risk (``"flagged"``, and ``"risk"``: the class its words were flagged for, or None; never a word).
 * ``POST /api/floods/close`` (supervisors): ``{"ids": [...]}`` closes those conversations at once; each young
   person gets the usual ``ended`` message. Each close is an ending as the idle close is (``leaving.close_in_bulk``:
   the conversation's batch, listed as begun, its goodbye's id derived from the conversation and the bulk close),
   so one cut short on Redis is completed by the alert check, told once. One whose ending (an idle close,
   "Terminer", a quick exit, a bulk close cut short) is listed as begun (``gateway/leaving.py``) is skipped, as
-  ``Actions.close`` refuses it: the alert check completes that ending. ``{"closed": n, "ending": m}``: how many were
-  closed, how many skipped so.
+  ``Actions.close`` refuses it: the alert check completes that ending. A conversation **at risk** (its young person's
+  words flagged by the keywords or the model, ``Conversation.flag``, or an urgent hand-off: :func:`at_risk`) is
+  **kept** (not closed, nothing told) unless the body says ``"include_flagged": true`` (a bool if present, else 400):
+  a supervisor clearing a troll's flood never closes by accident a young person at risk who was in the list; the page
+  shows each one kept and offers a second, explicit button (after a confirmation) that closes those too. Both checks
+  are read under the conversation's lock, at the close: one flagged after the page loaded is kept too.
+  ``{"closed": n, "ending": m, "flagged_kept": k, "flagged_kept_ids": [...]}``: how many were closed, how many
+  skipped as ending, how many kept as at risk and which (the ids the page sends again to close them deliberately).
+  The ``bulk_close`` audit line counts the ones at risk kept or closed (counts only, never a text).
 * ``POST /api/conversations/{id}/erase`` (supervisors): erase everything about the young person of this
   conversation (``gateway/erasure.py``): ``{"confirm": true}`` is required, the console asks first.
 * ``GET /api/audit`` (supervisors): who blocked, unblocked, bulk-closed, erased, purged, exported, which login was
@@ -23,7 +31,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from aiohttp import web
 
@@ -31,7 +39,7 @@ from gateway import leaving
 from gateway.clock import Clock
 from gateway.console.access import Sight
 from gateway.console.api import LISTENER, Handler, ListenerAPI, json_body
-from gateway.conversation import Conversation, Status
+from gateway.conversation import Conversation, Priority, Status
 from gateway.dispatcher import Dispatcher
 from gateway.erasure import Eraser
 from gateway.flowset import FlowSet
@@ -132,28 +140,50 @@ class Safety:
         return web.json_response({"conversations": rows})
 
     async def close_many(self, request: web.Request) -> web.Response:
-        ids = (await json_body(request)).get("ids")
+        body = await json_body(request)
+        ids, include_flagged = body.get("ids"), body.get("include_flagged", False)
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or not 0 < len(ids) <= BULK_MAX:
             return _error(400, "bad_request", f"ids: a list of 1 to {BULK_MAX} conversation ids")
+        if not isinstance(include_flagged, bool):
+            return _error(400, "bad_request", "include_flagged: true or false")
         closed: list[str] = []
-        ending = 0
+        kept: list[str] = []
+        ending = flagged_closed = 0
         for conversation_id in dict.fromkeys(ids):
-            pseudonym, skipped = await self._close(conversation_id)
-            ending += skipped
-            if pseudonym is not None:
-                closed.append(pseudonym)
+            done, skipped = await self._close(conversation_id, include_flagged=include_flagged)
+            ending += skipped == "ending"
+            if skipped == "flagged":
+                kept.append(conversation_id)
+            if done is not None:
+                closed.append(done.pseudonym)
+                flagged_closed += at_risk(done)
         if closed:
             self.dispatcher.kick_outbox()  # the outbox may have looked before the batches' writes were made
-            detail = f"{len(closed)} conversations closed" + (f", {ending} already ending" if ending else "")
+        if closed or kept:
+            detail = ", ".join([
+                f"{len(closed)} conversations closed",
+                *([f"{flagged_closed} flagged at risk among them"] if flagged_closed else []),
+                *([f"{len(kept)} flagged at risk kept"] if kept else []),
+                *([f"{ending} already ending"] if ending else []),
+            ])  # fmt: skip
             await self._audit(request, "bulk_close", ", ".join(closed[:20]), detail)
-        return web.json_response({"closed": len(closed), "ending": ending})
+        return web.json_response(
+            {"closed": len(closed), "ending": ending, "flagged_kept": len(kept), "flagged_kept_ids": kept}
+        )
 
-    async def _close(self, conversation_id: str) -> tuple[str | None, bool]:
-        """Close one waiting (or still-in-the-bot) conversation: its pseudonym (None if it was not open or was
-        skipped), and whether it was skipped because its ending is listed as begun (``store.leavings_begun``: an idle
-        close, "Terminer", a quick exit or a bulk close cut short on Redis, maybe after its goodbye; the alert check
-        completes it): not closed, nothing told, as ``Actions.close`` refuses it since rel31 (never a second goodbye;
-        a bulk close made again after its request failed finds its own cut close listed).
+    async def _close(
+        self, conversation_id: str, *, include_flagged: bool
+    ) -> tuple[Conversation | None, Literal["ending", "flagged"] | None]:
+        """Close one waiting (or still-in-the-bot) conversation: the conversation closed (None if it was not open or
+        was skipped), and why it was skipped, if it was:
+
+        * ``"ending"``: its ending is listed as begun (``store.leavings_begun``: an idle close, "Terminer", a quick
+          exit or a bulk close cut short on Redis, maybe after its goodbye; the alert check completes it): not closed,
+          nothing told, as ``Actions.close`` refuses it since rel31 (never a second goodbye; a bulk close made again
+          after its request failed finds its own cut close listed).
+        * ``"flagged"``: it is at risk (:func:`at_risk`) and ``include_flagged`` is false: kept, nothing told (since
+          rel36). A supervisor clearing a troll's flood of hundreds does not close by accident a young person at risk
+          who was in it; the page offers to close the ones kept deliberately.
 
         The close is an ending (``leaving.close_in_bulk``, since rel34), in the conversation's batch (``locked_batch``:
         one SQLite transaction; on Redis the pipelines of the other endings): listed as begun first, the ``ended``
@@ -167,15 +197,20 @@ class Safety:
         completed. Read once for the whole request, before the first lock, it would miss one begun after it: the idle
         timer firing for a conversation further down the list, its pipeline cut after its goodbye, the lock then freed
         (its release made again, or lapsed) before this close reaches it (a bulk close of hundreds takes seconds). One
-        ``HGETALL`` of a short list a conversation still open, beside the close's own round trips."""
+        ``HGETALL`` of a short list a conversation still open, beside the close's own round trips. The risk is read
+        the same way, on the record read under the lock: a message (or a model's late reading) flags a conversation
+        under that same lock (``Dispatcher._process``, ``Dispatcher.apply_late``), so one flagged after the page
+        loaded, or while the close went through the ones before it, is kept."""
         async with self.store.locked_batch(conversation_id):
             conversation = await self.store.get_conversation(conversation_id)
             if conversation is None or conversation.status not in (Status.QUEUED, Status.BOT):
-                return None, False
+                return None, None
             if conversation_id in await self.store.leavings_begun():
-                return None, True
+                return None, "ending"
+            if at_risk(conversation) and not include_flagged:
+                return None, "flagged"
             await leaving.close_in_bulk(self.dispatcher, self.store, conversation, self._now())
-            return conversation.pseudonym, False
+            return conversation, None
 
     # ----- erasure ----------------------------------------------------------------------------------------
 
@@ -210,13 +245,22 @@ def _audit(entry: AuditEntry) -> dict[str, Any]:
             "detail": entry.detail}  # fmt: skip
 
 
+def at_risk(conversation: Conversation) -> bool:
+    """Whether a bulk close keeps this conversation unless asked to close it too (``include_flagged``): its young
+    person's words were flagged by the first line (the keywords or the model: ``Conversation.flag``, the strongest
+    risk read, on arrival or late), or it was handed off as urgent (``Priority.URGENT``: a risk interrupt, or the young
+    person answering the flow's first question that they are in danger right now, which no flag records)."""
+    return conversation.flag is not None or conversation.priority is Priority.URGENT
+
+
 def _flood_row(conversation: Conversation, label: str | None, same: int, now: datetime) -> dict[str, Any]:
     since = conversation.queued_at or conversation.created_at
     return {
         "id": conversation.id, "pseudonym": conversation.pseudonym, "channel": conversation.channel.value,
         "status": conversation.status.value, "priority": conversation.priority.value, "client": label,
         "same_client": same if label else 1, "created_at": conversation.created_at.isoformat(),
-        "waiting_seconds": int((now - since).total_seconds()),
+        "waiting_seconds": int((now - since).total_seconds()), "flagged": at_risk(conversation),
+        "risk": conversation.flag.risk if conversation.flag is not None else None,  # the class, never the words
     }  # fmt: skip
 
 

@@ -1,14 +1,22 @@
 """Blocking from the console and lifting from the supervision page, in a real Chromium: the young person gets
-the neutral notice with the emergency numbers, the supervisor sees the block, the flood and the audit log."""
+the neutral notice with the emergency numbers, the supervisor sees the block, the flood and the audit log. A flood's
+bulk close keeps the conversations flagged at risk; a second button, after a confirmation, closes them."""
 
 from __future__ import annotations
 
+import contextlib
+
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, BrowserContext, expect
+from playwright.async_api import Browser, BrowserContext, Dialog, expect
 
+from gateway.app import STORE
 from tests.e2e.test_chat import open_chat, type_answer, walk_to_queue
 from tests.e2e.test_console import add_listeners, log_in
+from tests.test_security import DANGER
+from tests.test_security import open_chat as hello
+from tests.test_webchat import WALK_TO_QUEUE, say
 
 pytestmark = pytest.mark.browser
 
@@ -46,3 +54,63 @@ async def test_a_listener_blocks_a_sender_and_a_supervisor_lifts_the_block(
     await expect(board.locator("#blocks tbody tr")).to_contain_text("Rien pour l'instant.")
     await expect(board.locator("#audit li").first).to_contain_text("blocage levé")
     await supervisor.close()
+
+
+async def test_a_bulk_close_keeps_the_flagged_ones_and_a_second_button_closes_them_after_a_confirmation(
+    desk: BrowserContext, server: TestServer
+) -> None:
+    """Three web chats from one address (a flood): one still with the bot, two that wrote words of danger (flagged,
+    waiting). The supervision page badges the two "Signalée à risque · Suicide". "Clôturer la sélection" of all three
+    closes one and keeps the two, and says so; the second button ("Clôturer aussi les 2 signalée(s) à risque") asks
+    first: dismissed, nothing closed; accepted, the two are closed and the audit log counts them."""
+    await add_listeners(server, supervisor="sam")
+    async with contextlib.AsyncExitStack() as stack:
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        for text in (WALK_TO_QUEUE[0], DANGER, DANGER):
+            ws = await stack.enter_async_context(session.ws_connect(server.make_url("/chat/ws")))
+            await hello(ws)
+            await say(ws, "m0", text)
+        assert len(await server.app[STORE].waiting()) == 2
+
+        board = await log_in(desk, server, "sam")
+        await board.get_by_role("link", name="Supervision").click()
+        rows = board.locator("#floods tbody tr")
+        await expect(rows).to_have_count(3)
+        await expect(board.locator("#floods .badge.risk")).to_have_count(2)
+        await expect(board.locator("#floods .badge.risk").first).to_have_text("Signalée à risque · Suicide")
+        close_flagged = board.locator("#floods-close-flagged")
+        await expect(close_flagged).to_be_hidden()
+
+        await board.get_by_label("Tout sélectionner").check()
+        await board.get_by_role("button", name="Clôturer la sélection").click()
+        result = board.locator("#floods-result")
+        await expect(result).to_have_text(
+            "1 conversation(s) clôturée(s) · 2 conversation(s) signalée(s) à risque gardée(s)"
+        )
+        await expect(rows).to_have_count(2)
+        await expect(board.locator("#floods .badge.risk")).to_have_count(2)
+        await expect(close_flagged).to_have_text("Clôturer aussi les 2 signalée(s) à risque")
+
+        asked: list[str] = []
+
+        async def dismiss(dialog: Dialog) -> None:
+            asked.append(dialog.message)
+            await dialog.dismiss()
+
+        board.once("dialog", dismiss)
+        await close_flagged.click()
+        await expect(close_flagged).to_be_visible()  # dismissed: nothing sent
+        assert len(asked) == 1 and asked[0].startswith("Clôturer aussi 2 conversation(s) signalée(s) à risque ?")
+        assert len(await server.app[STORE].waiting()) == 2
+
+        async def accept(dialog: Dialog) -> None:
+            asked.append(dialog.message)
+            await dialog.accept()
+
+        board.once("dialog", accept)
+        await close_flagged.click()
+        await expect(result).to_have_text("2 conversation(s) clôturée(s)")
+        await expect(close_flagged).to_be_hidden()
+        await expect(rows).to_contain_text("Rien pour l'instant.")
+        await expect(board.locator("#audit li").first).to_contain_text("2 flagged at risk among them")
+        assert len(asked) == 2 and await server.app[STORE].waiting() == []

@@ -1,11 +1,13 @@
 /* Supervision, protection against abuse: the open conversations grouped by client (a flood shows as one
-   client many times) with a bulk close, the blocks in force with "lift", the accounts with "log out everywhere"
+   client many times), each one flagged at risk badged, with a bulk close that keeps those (a second button closes
+   them, deliberately), the blocks in force with "lift", the accounts with "log out everywhere"
    (every session ends, open consoles close at once), and the audit log. */
 (function () {
   "use strict";
   var el = HG.el, clear = HG.clear, api = HG.api, t = HG.t;
   var $ = function (id) { return document.getElementById(id); };
   var shown = { floods: [], blocks: [], audit: [], accounts: [] };
+  var keptFlagged = [];  // the ids the last bulk close kept as flagged at risk: the second button's
 
   HG.onLanguage(render);
   load();
@@ -17,17 +19,39 @@
   $("floods-close").addEventListener("click", function () {
     var ids = Array.prototype.map.call(document.querySelectorAll("#floods tbody input:checked"), function (box) { return box.value; });
     if (!ids.length) { return; }
-    api("POST", "/api/floods/close", { ids: ids }).then(function (response) {
+    closeFloods({ ids: ids });
+  });
+  /* A conversation flagged at risk is kept by the close above (the gateway reads it at the close, so one flagged
+     after this page loaded is kept too); this second button, after a confirmation, closes the ones kept: a troll
+     spamming risk words can still be cleared, deliberately. */
+  $("floods-close-flagged").addEventListener("click", function () {
+    var ids = keptFlagged;
+    if (!ids.length || !window.confirm(t("safety.close_flagged.confirm", { n: ids.length }))) { return; }
+    closeFloods({ ids: ids, include_flagged: true });
+  });
+
+  function closeFloods(body) {
+    api("POST", "/api/floods/close", body).then(function (response) {
       var said = t("refused.other", { status: response.status });
+      keptFlagged = [];
       if (response.ok) {  // one already ending (idle close, "Terminer", cut short) is skipped: the gateway completes it
         said = t("safety.closed", { n: response.data.closed }) +
-          (response.data.ending ? " · " + t("safety.ending", { n: response.data.ending }) : "");
+          (response.data.ending ? " · " + t("safety.ending", { n: response.data.ending }) : "") +
+          (response.data.flagged_kept ? " · " + t("safety.flagged_kept", { n: response.data.flagged_kept }) : "");
+        keptFlagged = response.data.flagged_kept_ids || [];
       }
       $("floods-result").textContent = said;
+      showCloseFlagged();
       $("floods-all").checked = false;
       load();
     });
-  });
+  }
+
+  function showCloseFlagged() {
+    var button = $("floods-close-flagged");
+    button.hidden = !keptFlagged.length;
+    button.textContent = t("safety.close_flagged", { n: keptFlagged.length });
+  }
 
   function load() {
     Promise.all([api("GET", "/api/floods"), api("GET", "/api/blocks"), api("GET", "/api/audit"), api("GET", "/api/listeners")]).then(function (answers) {
@@ -39,6 +63,7 @@
   }
 
   function render() {
+    showCloseFlagged();  // its label in the language chosen
     var checked = {};
     document.querySelectorAll("#floods tbody input:checked").forEach(function (box) { checked[box.value] = true; });
     var floods = $("floods").querySelector("tbody");
@@ -51,7 +76,12 @@
       box.checked = !!checked[c.id];
       box.setAttribute("aria-label", c.pseudonym);
       var client = c.client ? c.client.replace("client", t("safety.client")) + (c.same_client > 1 ? " ×" + c.same_client : "") : "–";
-      var cells = [cell(box), el("td", "", c.pseudonym + " · " + HG.channel(c.channel)), el("td", c.same_client > 1 ? "flood" : "", client),
+      var who = el("td", "", c.pseudonym + " · " + HG.channel(c.channel));
+      if (c.flagged) {  // kept by a bulk close unless closed deliberately: the class, never the words
+        who.appendChild(document.createTextNode(" "));
+        who.appendChild(el("span", "badge risk", t("safety.flagged") + (c.risk ? " · " + t("risk." + c.risk) : "")));
+      }
+      var cells = [cell(box), who, el("td", c.same_client > 1 ? "flood" : "", client),
         el("td", "", t("safety.status." + c.status) + (c.priority === "urgent" ? " · " + t("safety.urgent") : "")),
         el("td", "", HG.duration(c.waiting_seconds))];
       floods.appendChild(row(cells));
@@ -87,7 +117,7 @@
     if (!shown.audit.length) { audit.appendChild(el("li", "empty", t("safety.none"))); }
     shown.audit.forEach(function (a) {
       var when = new Date(a.at).toLocaleString(HG.locale());
-      audit.appendChild(el("li", "", when + " · " + a.actor + " · " + t("safety.action." + a.action) + " · " + a.subject +
+      audit.appendChild(el("li", "", when + " · " + a.actor + " · " + t("safety.action." + a.action) + (a.subject ? " · " + a.subject : "") +
         (a.detail ? " · " + a.detail : "")));
     });
   }
