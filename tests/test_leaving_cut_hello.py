@@ -74,7 +74,6 @@ async def ended_as(store: Store, conversation_id: str) -> tuple[Any, ...]:
     return after.status, after.outcome, after.left_how
 
 
-@pytest.mark.xfail(strict=True, reason="rel37: the hello and the upload do not complete a listed ending yet")
 @pytest.mark.redis
 @pytest.mark.parametrize("how", ["quick_exit", "ended", "closed_in_bulk"])
 async def test_a_page_opening_again_on_an_ending_cut_short_is_told_what_it_is_told_after_that_ending(
@@ -119,7 +118,6 @@ async def test_a_page_opening_again_on_an_ending_cut_short_is_told_what_it_is_to
     await settled(redis_store, clock, cut, how, since)  # the checks find nothing to do: still one line, one goodbye
 
 
-@pytest.mark.xfail(strict=True, reason="rel37: the hello and the upload do not complete a listed ending yet")
 @pytest.mark.redis
 async def test_an_image_sent_on_an_ending_cut_short_is_refused_ended_before_it_is_stored(
     redis_store: Store, redis_url: str, clock: Clock, settings: Settings, make_client: AppFactory
