@@ -291,6 +291,22 @@ class Dispatcher:
         if inbound.channel == ChannelName.WEBCHAT:
             raise ConversationEnded("this conversation has ended: a new one starts from the page")
 
+    async def ending_completed(self, conversation_id: str) -> bool:
+        """Outside a message's processing (a web chat page's ``hello``, an image's upload: ``gateway/webchat.py``,
+        ``gateway/uploads.py``): whether the conversation's ending was listed as begun (``store.ending_begun``: on
+        Redis one ``GET`` of its copy in the conversation's slot; SQLite nothing, none is listed) and was completed
+        now, as the alert check completes it and a message does (:meth:`_ended_first`: ``complete_leaving``, under the
+        lock, one goodbye; the check completing it meanwhile leaves nothing to do). True: the conversation is closed
+        as after that ending; the caller answers as after it. Not wired (``complete_leaving`` None): False."""
+        if self.complete_leaving is None:
+            return False
+        how = await self.store.ending_begun(conversation_id)
+        if how is None:
+            return False
+        await self.complete_leaving(conversation_id, how)
+        self._on_outgoing()  # its goodbye, listed now if it never was
+        return True
+
     async def start_conversation(self, channel: ChannelName, sender: str, language_hint: str | None) -> Conversation:
         """Open (or resume) the sender's conversation; a new one is greeted by the bot at once (web chat)."""
         now = self.clock()

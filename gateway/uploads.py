@@ -4,9 +4,11 @@ The page posts the file's bytes as the body, with its session token (``X-Chat-To
 (``X-Upload-Id``, de-duplicated like a message's). Checked in this order, each refusal a JSON ``{"error": code}``
 the page words in the young person's language: 400 ``bad_request`` (no token or id), 413 ``too_big`` (over
 ``GATEWAY_WEBCHAT_UPLOAD_MAX_BYTES``), 409 ``ended`` (no active conversation for this token: an upload never
-starts one), 403 ``blocked`` or 429 ``rate_limited`` (the gate), 415 ``type`` or ``heic``, 413 ``too_large`` (too many
-pixels), 422 ``corrupt``. An accepted image is re-encoded without metadata (``gateway/images.py``), kept in the
-store (``upload:<key>``), and goes through the dispatcher as a message whose attachment it is: the listener sees it
+starts one; nor one whose ending, cut short on Redis, is still listed as begun: that ending is completed first,
+``Dispatcher.ending_completed``, and nothing is stored), 403 ``blocked`` or 429 ``rate_limited`` (the gate), 415
+``type`` or ``heic``, 413 ``too_large`` (too many pixels), 422 ``corrupt``. An accepted image is re-encoded without
+metadata (``gateway/images.py``), kept in the store (``upload:<key>``), and goes through the dispatcher as a message
+whose attachment it is: the listener sees it
 through the console as any channel's (``gateway/console/media.py``, by :class:`Uploads` as the web chat's
 :class:`~gateway.channels.base.MediaFetcher`). Nothing of the image or the token is logged.
 """
@@ -52,8 +54,8 @@ class Uploads:
         if len(body) > self.max_bytes:
             return _refused(413, "too_big")
         conversation = await self.store.find_active_conversation(ChannelName.WEBCHAT, token)
-        if conversation is None:
-            return _refused(409, "ended")
+        if conversation is None or await self.dispatcher.ending_completed(conversation.id):
+            return _refused(409, "ended")  # an ending cut short on Redis, listed: completed first, nothing stored
         refusal = await self.gate.check(Inbound(ChannelName.WEBCHAT, token, upload_id))
         if refusal is not None:
             return _refused(403, "blocked") if refusal is Refusal.BLOCKED else _refused(429, "rate_limited")

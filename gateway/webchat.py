@@ -505,10 +505,14 @@ class ChatSession:
             await self.dispatcher.set_language(self.conversation_id, str(language))
 
     async def _refuse_hello(self, token: str) -> Refusal | None:
-        """A blocked browser, or a new conversation beyond this client's limits (an existing one always resumes)."""
+        """A blocked browser, or a new conversation beyond this client's limits (an existing one always resumes).
+        An existing one whose ending (a quick exit, "Terminer", a bulk close, an idle close) was cut short on Redis and
+        is still listed as begun is completed first (``Dispatcher.ending_completed``, the alert check's completion:
+        one goodbye), then the hello is one after that ending: a new conversation, asked of the limits as any."""
         if await self.gate.blocked(ChannelName.WEBCHAT, token):
             return Refusal.BLOCKED
-        if await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, token) is not None:
+        found = await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, token)
+        if found is not None and not await self.dispatcher.ending_completed(found.id):
             return None
         return await self.gate.new_chat(token, self.address)
 
