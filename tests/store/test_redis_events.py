@@ -240,3 +240,88 @@ async def test_a_batchs_consecutive_events_on_one_channel_are_one_publish_read_e
         await subscription.aclose()
         client.close()
         await store.close()
+
+
+async def test_a_batchs_events_after_a_script_are_published_by_it_in_order(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message's writes as the dispatcher holds them: the events held right after a script of the batch's pipeline
+    (the replies' line, ``outbox_list``) are published by that script once it has run, not by a ``PUBLISH`` of their
+    own (issue 8's thirtieth pass: one command less to send and read back a message); an event on another channel
+    after them too, in the same script after theirs. A subscriber of every conversation reads them in their order,
+    and the writes are made as before (the line lists the replies)."""
+    from gateway.store import redis_batch
+
+    sent: list[str] = []
+    send = redis_batch.AutoPipeline.send
+
+    async def spied(self: redis_batch.AutoPipeline, commands: redis_batch.Commands) -> list[object]:
+        sent.extend(str(args[0]) for args, _ in commands)
+        return await send(self, commands)
+
+    monkeypatch.setattr(redis_batch.AutoPipeline, "send", spied)
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    store = await open_store(redis_url, keys=store_keys(redis_url))
+    subscription = await store.subscribe()
+    try:
+        at = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
+        said = TranscriptEntry("u1", "A", at, Author.USER, "salut")
+        reply = TranscriptEntry("r1", "A", at, Author.BOT, "bonjour")
+        before = _publishes(client)
+        sent.clear()
+        async with store.batch():
+            await store.append_transcript(said)
+            await store.publish(EntryAdded("A", said))
+            await store.append_transcript(reply)
+            await store.outbox_put(OutboxItem(reply.id, "A", {"text": reply.text}, at))
+            await store.publish(EntryAdded("A", reply))
+            await store.publish(QueueChanged())
+        assert "PUBLISH" not in sent and sent.count("EVAL") == 2  # the entries and item, the line with the events
+        assert _publishes(client) - before == 2  # Redis counts a script's commands too: two channels, two publishes
+        async with asyncio.timeout(10):  # a safety net against a hang, not a timing assumption
+            read = [await anext(subscription) for _ in range(3)]
+        assert [(type(e), e.entry.id if isinstance(e, EntryAdded) else None) for e in read] == [
+            (EntryAdded, "u1"), (EntryAdded, "r1"), (QueueChanged, None)]  # fmt: skip
+        assert client.zrange("hg:{outbox}:conv:A", 0, -1) == [b"r1"]
+        sent.clear()
+        async with store.batch():  # an event first in its batch: no script before it to publish it
+            await store.publish(QueueChanged())
+        assert sent == ["PUBLISH"]
+        async with asyncio.timeout(10):
+            assert isinstance(await anext(subscription), QueueChanged)
+    finally:
+        await subscription.aclose()
+        client.close()
+        await store.close()
+
+
+def test_a_script_publishing_events_runs_on_its_own_arguments_and_publishes_nothing_when_it_fails(
+    redis_url: str,
+) -> None:
+    """``redis_lua.publishing``: the script sees its own ARGV only (``outbox_list`` reads its items in threes, to
+    ``#ARGV``: the events' arguments after them would list more), answers as alone, then publishes each event in
+    order; a script that fails publishes none."""
+    from gateway.store.redis_lua import PUBLISHING, SCRIPTS
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    pubsub = client.pubsub()  # type: ignore[no-untyped-call]  # redis-py
+    pubsub.subscribe("ch")
+    try:
+        assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+        line = ["hg:{outbox}:conv:c1", "hg:{outbox}:heads", "hg:{outbox}:seq", "hg:{outbox}:pending"]
+        listing = PUBLISHING[SCRIPTS["outbox_list"]]
+        answer = client.eval(listing, 4, *line, "c1", "r1", 7, 5, "r2", 8, 6, "ch", "one", "ch", "two", 2)
+        assert answer == 1
+        assert client.zrange(line[0], 0, -1) == [b"r1", b"r2"]
+        assert client.zrange(line[3], 0, -1, withscores=True) == [(b"c1 r1", 5.0), (b"c1 r2", 6.0)]
+        assert [pubsub.get_message(timeout=5)["data"] for _ in range(2)] == [b"one", b"two"]
+        client.set("hg:t:{c1}", "not a list")
+        with pytest.raises(redis.ResponseError):
+            client.eval(PUBLISHING[SCRIPTS["put_entry"]], 2, "hg:t:{c1}", "hg:ti:{c1}", "e1", "e1\np\nx", "ch", "no", 1)
+        client.publish("ch", "after")
+        assert pubsub.get_message(timeout=5)["data"] == b"after"
+    finally:
+        pubsub.close()
+        client.close()
