@@ -281,6 +281,14 @@ class HeldReplies:
         _eval(pipe, "outbox_list", _line_keys(conversation_id), [conversation_id, *self.lines])
 
 
+def _channel(event: Event) -> str:
+    """The channel of an event's scope (``redis_events.py``)."""
+    about = scope(event)
+    if about is None:
+        return EVENTS_CHANNEL
+    return K.CONVERSATION_EVENTS + about if about != ANY_CONVERSATION else K.ANY_CONVERSATION_EVENTS
+
+
 def _unread(item: OutboxItem) -> int | str:
     """The score of an item's entry among those awaiting a read receipt (its time, µs), or '' when it awaits none."""
     return to_us(item.created_at) if item.awaits_read else ""
@@ -1601,7 +1609,7 @@ class RedisStore:
                 redis_providers.field(provider_id), conversation_id, redis_providers.expiry(day),
                 line_args[3], _DELIVERY_CODES[receipt] if receipt else ""]  # fmt: skip
         if told is not None:
-            args += [K.CONVERSATION_EVENTS + conversation_id, dumps(encode(told))]
+            args += [_channel(told), dumps(encode(told))]
         found = await self._script("outbox_sent", keys, args)
         if not found:
             return None
@@ -1769,11 +1777,7 @@ class RedisStore:
             self._told.set(None)
             if event == told:
                 return
-        about, message = scope(event), dumps(encode(event))
-        if about is None:
-            channel = EVENTS_CHANNEL
-        else:
-            channel = K.CONVERSATION_EVENTS + about if about != ANY_CONVERSATION else K.ANY_CONVERSATION_EVENTS
+        channel, message = _channel(event), dumps(encode(event))
         held = self._batch()
         last = held[-1] if held else None
         if last is not None and last.published is not None and last.published.channel == channel:
