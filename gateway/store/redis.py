@@ -138,7 +138,7 @@ from gateway.store.codec import (
 )
 from gateway.store.redis_batch import AutoPipeline
 from gateway.store.redis_events import RedisEvents, SharedSubscription
-from gateway.store.redis_lua import PUBLISHING, PUBLISHING_TEXTS, SCRIPTS
+from gateway.store.redis_lua import SCRIPTS
 from gateway.store.redis_pool import close_cluster, open_cluster, open_pool, primary_followers
 from gateway.store.redis_release import Releases
 from gateway.store.redis_retention import Record
@@ -202,33 +202,9 @@ class Published:
     def __init__(self, channel: str, messages: list[str]) -> None:
         self.channel, self.messages = channel, messages
 
-    def message(self) -> str:
-        return self.messages[0] if len(self.messages) == 1 else "[" + ",".join(self.messages) + "]"
-
     def queue(self, pipe: Pipeline) -> None:
-        pipe.publish(self.channel, self.message())
-
-    def ride(self, pipe: Pipeline) -> bool:
-        """Published by the script queued just before it in ``pipe``, once that script has run (``redis_lua.
-        publishing``): the same place in the batch's order, one command less to send and read back (a message's
-        writes hold one such publish or more: bench/README.md, "Thirtieth pass"). False (nothing queued) when the
-        command before it is not one of the store's scripts, or on a Cluster client (its steps sent one by one)."""
-        if not isinstance(pipe, Pipeline) or not pipe.command_stack:
-            return False
-        args, options = cast(tuple[tuple[Any, ...], dict[str, Any]], pipe.command_stack[-1])
-        if args[0] != "EVAL":
-            return False
-        source = args[1]
-        if source in PUBLISHING_TEXTS:  # publishing already: one event more
-            count = args[-1]
-            args = (*args[:-1], self.channel, self.message(), count + 1)
-        else:
-            publishing = PUBLISHING.get(source)
-            if publishing is None:
-                return False
-            args = ("EVAL", publishing, *args[2:], self.channel, self.message(), 1)
-        pipe.command_stack[-1] = (args, options)
-        return True
+        one = self.messages[0] if len(self.messages) == 1 else "[" + ",".join(self.messages) + "]"
+        pipe.publish(self.channel, one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -588,8 +564,7 @@ class RedisStore:
                 spans = []
                 for write in kept:
                     start = len(pipe)
-                    if write.published is None or not write.published.ride(pipe):
-                        write.queue(pipe)
+                    write.queue(pipe)
                     spans.append((start, len(pipe), write.check))
                 answers = await pipe.execute()
             for start, end, check in spans:

@@ -1140,33 +1140,3 @@ SCRIPTS = {
     "lock_read": _LOCK_READ,
     "hit": _HIT,
 }
-
-# A script with a batch's events published after it (``RedisStore._send``): the events that a batch holds right after a
-# script of its pipeline are published by that script once it has run, instead of a ``PUBLISH`` command each after it,
-# at the same place in the batch's order (nothing of the batch comes between). ``PUBLISH`` names a channel, no key: the
-# script still touches the keys of its one slot. ARGV: the script's own, then per event its channel and its message,
-# then how many events; the script runs as before, with its own ARGV only (``#ARGV`` as before), and its answer is the
-# script's. A script that fails publishes nothing (before, the ``PUBLISH`` after it in the pipeline still ran).
-_PUBLISHED_HEAD = """local __n = #ARGV
-local __first = __n - 2 * tonumber(ARGV[__n])
-local __events = {}
-for __i = __first, __n - 1 do __events[#__events + 1] = ARGV[__i] end
-for __i = __n, __first, -1 do ARGV[__i] = nil end
-local __answer = (function(...)
-"""
-_PUBLISHED_TAIL = """
-end)()
-for __i = 1, #__events, 2 do redis.call('PUBLISH', __events[__i], __events[__i + 1]) end
-return __answer
-"""
-
-
-def publishing(script: str) -> str:
-    """``script`` publishing events after it (see ``_PUBLISHED_HEAD``)."""
-    return _PUBLISHED_HEAD + script + _PUBLISHED_TAIL
-
-
-# A script's text -> its text publishing events after it; and those texts (a script that publishes one event already
-# takes the next one too).
-PUBLISHING = {source: publishing(source) for source in SCRIPTS.values()}
-PUBLISHING_TEXTS = frozenset(PUBLISHING.values())
