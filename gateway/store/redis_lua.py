@@ -746,9 +746,10 @@ return 1
 # id's day index, the conversation's line, heads, the pending set. ARGV: seconds kept, provider id, the lease end the
 # caller holds (µs) or '', the item's id, the index's field, the conversation, the index's expiry (s since the epoch),
 # '' or the lease end (µs) under which the caller holds the line's next item, '' or the code of a receipt the caller
-# read itself (applied as one kept). Returns the code the entry shows
-# ({1, code}; {2, code} when recorded so already under this lease: a retry whose first try ran, its answer lost), or
-# false when not held.
+# read itself (applied as one kept), then optionally a channel and an event: published once the send is recorded, when
+# the entry shows it sent ('s'; ``RedisStore._sent_taking_kept``). Returns the code the entry shows
+# ({1, code, 1 when the event was published else 0}; {2, code, 0} when recorded so already under this lease: a retry
+# whose first try ran, its answer lost), or false when not held.
 _OUTBOX_SENT = (
     _HELD
     + _ENTRIES
@@ -796,7 +797,11 @@ redis.call('EXPIREAT', KEYS[7], ARGV[7])
 redis.call('ZREM', KEYS[8], ARGV[4])
 redis.call('ZREM', KEYS[10], ARGV[6] .. ' ' .. ARGV[4])
 rehead(KEYS[9], KEYS[8], ARGV[6], false, ARGV[8] ~= '' and ARGV[8] or nil)
-return {answer, code}
+if answer == 1 and code == 's' and ARGV[10] then
+  redis.call('PUBLISH', ARGV[10], ARGV[11])
+  return {answer, code, 1}
+end
+return {answer, code, 0}
 """
 )
 
