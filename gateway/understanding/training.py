@@ -339,10 +339,20 @@ class Embedded:
     groups: np.ndarray
 
 
+def _windows(texts: Sequence[str], embedder: Embedder) -> list[list[str]]:
+    return [embedder.windows(t) if isinstance(embedder, ReadsInWindows) else [] for t in texts]
+
+
+def corpus_texts(texts: Sequence[str], embedder: Embedder) -> list[str]:
+    """Every text ``embed_corpus`` embeds for these messages: the messages, then their windows (what ``gateway
+    understanding embed`` puts in the cache ahead of a build)."""
+    return [*texts, *(part for message in _windows(texts, embedder) for part in message)]
+
+
 def embed_corpus(texts: Sequence[str], embedder: Embedder, cache: Path | None = None) -> Embedded:
     """Embed every message and the windows of the long ones (``ReadsInWindows``), through the embedding cache
     (``embedding_cache.py``) when ``cache`` is given, and add their n-grams."""
-    parts = [embedder.windows(t) if isinstance(embedder, ReadsInWindows) else [] for t in texts]
+    parts = _windows(texts, embedder)
     flat = [part for message in parts for part in message]
     vectors = embed_cached(embedder, [*texts, *flat], cache)
     x = features(texts, vectors[: len(texts)], NGRAM_DIM, NGRAM_WEIGHT)

@@ -182,3 +182,38 @@ def test_the_bare_command_never_overwrites_the_shipped_weights(
     assert (tmp_path / "var" / "weights" / "trained.npz").is_file()
     assert "make weights" in capsys.readouterr().out
     assert WEIGHTS.read_bytes() == shipped
+
+
+def test_a_cache_filled_in_two_parts_builds_the_very_weights_of_an_empty_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``make weights`` embeds every text once, half on each core (``understanding embed --part K/N``), before its
+    fits: a build from those parts writes the same file, to the bit, as one that embedded on its own, and adds
+    nothing to the cache (every text, long messages' windows included, was in the parts)."""
+    long = " ".join(["je raconte ma journée au collège et tout va bien"] * 6 + ["mais ce soir je veux mourir"])
+    rows = [*ROWS, (long, "fr", "suicide", None, False)]
+    lines = [
+        json.dumps({"text": t, "lang": lang, "risk": r, "topic": topic, "third_party": third}, ensure_ascii=False)
+        for t, lang, r, topic, third in rows
+    ]  # fmt: skip
+    corpus, flows, cache = write_corpus(tmp_path / "train.jsonl", lines), str(ROOT / "flows.yaml"), tmp_path / "cache"
+    embed = ["understanding", "embed", "--corpus", str(corpus), "--cache", str(cache)]
+    assert main([*embed, "--part", "0/2"]) == 0 and main([*embed, "--part", "1/2"]) == 0
+    out = capsys.readouterr().out
+    done = [int(line.split(": ")[1].split()[0]) for line in out.splitlines() if line.startswith("part ")]
+    assert len(done) == 2 and all(n > 0 for n in done)  # each part embedded some
+    assert main([*embed, "--part", "1/2"]) == 0 and ": 0 embedded" in capsys.readouterr().out  # nothing left
+    parts = sorted(p.name for p in cache.iterdir())
+    common = ["understanding", "train", "--corpus", str(corpus), "--flows", flows, "--l2", "0.001", "--no-cv"]
+    assert main([*common, "--cache", str(cache), "-o", str(tmp_path / "parts.npz")]) == 0
+    assert sorted(p.name for p in cache.iterdir()) == parts  # nothing missing: no main file written
+    assert main([*common, "-o", str(tmp_path / "alone.npz")]) == 0
+    assert (tmp_path / "parts.npz").read_bytes() == (tmp_path / "alone.npz").read_bytes()
+
+
+@pytest.mark.parametrize("part", ["2/2", "1", "a/2", "-1/2"])
+def test_a_part_that_is_not_k_of_n_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], part: str) -> None:
+    corpus = write_corpus(tmp_path / "train.jsonl")
+    argv = ["understanding", "embed", "--corpus", str(corpus), "--cache", str(tmp_path / "c"), f"--part={part}"]
+    assert main(argv) == 2
+    assert "not K/N" in capsys.readouterr().err and not (tmp_path / "c").exists()
