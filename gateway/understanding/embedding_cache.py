@@ -7,9 +7,10 @@ returned, so a run from the cache gives the same weights, byte for byte, as one 
 never reads this cache.
 
 A cold cache is filled in parts (``embed_part``, ``gateway understanding embed --part K/N``): each part embeds the
-texts whose digest falls in it and writes ``DIR/<embedder>.partKofN.npz``, so ``make weights`` embeds a corpus once,
-on two cores at once, before its two fits (each of which embedded every text on its own before: twice the work, and
-on a new machine most of a build's time). Every run reads the parts with the main file.
+texts whose digest falls in it and writes ``DIR/<embedder>.partKofN.npz`` (again every ``PART_CHUNK`` texts), so
+``make weights`` embeds a corpus once, on two cores at once, before its two fits (each of which embedded every text
+on its own before: twice the work, and on a new machine most of a build's time). Every run reads the parts with the
+main file.
 """
 
 from __future__ import annotations
@@ -65,9 +66,17 @@ def _missing(stored: dict[str, np.ndarray], texts: Sequence[str]) -> list[tuple[
     return sorted({k: t for t in texts if (k := _digest(t)) not in stored}.items())
 
 
-def embed_part(embedder: Embedder, texts: Sequence[str], cache: Path, part: int, parts: int) -> int:
+# A part is written every PART_CHUNK texts: a cold build stopped half-way (a session's end, a machine taken back)
+# keeps what it embedded, and the next run embeds only the rest.
+PART_CHUNK = 2048
+
+
+def embed_part(
+    embedder: Embedder, texts: Sequence[str], cache: Path, part: int, parts: int, chunk: int = PART_CHUNK
+) -> int:
     """Embed the texts of part ``part`` of ``parts`` (by their digest) that the cache lacks, into that part's own file
-    (written by this process only: parts run at once without losing each other's vectors). How many were embedded."""
+    (written by this process only: parts run at once without losing each other's vectors), written again after
+    every ``chunk`` texts. How many were embedded."""
     if not 0 <= part < parts:
         raise ValueError(f"part {part} of {parts}")
     cache.mkdir(parents=True, exist_ok=True)
@@ -75,9 +84,11 @@ def embed_part(embedder: Embedder, texts: Sequence[str], cache: Path, part: int,
     if mine:
         path = _path(cache, embedder, (part, parts))
         kept = _load(path, embedder)
-        fresh = np.asarray(embedder.embed([t for _, t in mine]), dtype=np.float32)
-        kept.update(zip((k for k, _ in mine), fresh, strict=True))
-        _write(path, embedder, kept)
+        for start in range(0, len(mine), chunk):
+            some = mine[start : start + chunk]
+            fresh = np.asarray(embedder.embed([t for _, t in some]), dtype=np.float32)
+            kept.update(zip((k for k, _ in some), fresh, strict=True))
+            _write(path, embedder, kept)
     return len(mine)
 
 
