@@ -4,12 +4,13 @@ bulk close keeps the conversations flagged at risk; a second button, after a con
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, BrowserContext, Dialog, expect
+from playwright.async_api import APIResponse, Browser, BrowserContext, Dialog, Route, expect
 
 from gateway.app import STORE
 from tests.e2e.test_chat import open_chat, type_answer, walk_to_queue
@@ -114,3 +115,56 @@ async def test_a_bulk_close_keeps_the_flagged_ones_and_a_second_button_closes_th
         await expect(rows).to_contain_text("Rien pour l'instant.")
         await expect(board.locator("#audit li").first).to_contain_text("2 flagged at risk among them")
         assert len(asked) == 2 and await server.app[STORE].waiting() == []
+
+
+async def test_a_periodic_reload_answered_after_the_close_does_not_bring_back_what_was_closed(
+    desk: BrowserContext, server: TestServer
+) -> None:
+    """The page reloads every ten seconds. One asked before a bulk close and answered after the close's own reload
+    (a busy gateway answers out of order) carries the list from before the close: it is dropped, the page keeps
+    showing what the close left. The answer is held at the network (Playwright's route), the ten seconds are the
+    page's fake clock. (Seen failing without ``HG.newest``: the old answer drew the two conversations again.)"""
+    await add_listeners(server, supervisor="sam")
+    async with contextlib.AsyncExitStack() as stack:
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        for text in (WALK_TO_QUEUE[0], WALK_TO_QUEUE[0]):
+            ws = await stack.enter_async_context(session.ws_connect(server.make_url("/chat/ws")))
+            await hello(ws)
+            await say(ws, "m0", text)
+
+        await desk.clock.install()
+        board = await log_in(desk, server, "sam")
+        await board.get_by_role("link", name="Supervision").click()
+        rows = board.locator("#floods tbody tr")
+        await expect(rows).to_have_count(2)
+
+        held: asyncio.Future[Route] = asyncio.get_running_loop().create_future()
+        before: list[APIResponse] = []
+
+        async def hold_the_first(route: Route) -> None:
+            if held.done():
+                await route.continue_()
+                return
+            before.append(await route.fetch())  # answered now: the two conversations still open
+            held.set_result(route)
+
+        # Chromium's HTTP cache would make the second GET of the same address wait for the first (its cache lock):
+        # without it, the two are out at once, as two requests of a busy gateway are
+        cdp = await desk.new_cdp_session(board)
+        await cdp.send("Network.enable")
+        await cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
+        await board.route("**/api/floods", hold_the_first)
+        await board.clock.fast_forward(10_000)  # the periodic reload: its answer held
+        route = await held
+
+        await board.get_by_label("Tout sélectionner").check()
+        await board.get_by_role("button", name="Clôturer la sélection").click()
+        await expect(board.locator("#floods-result")).to_have_text("2 conversation(s) clôturée(s)")
+        await expect(rows).to_contain_text("Rien pour l'instant.")  # the close's own reload
+
+        async with board.expect_event("requestfinished", lambda r: r.url.endswith("/api/floods")):
+            await route.fulfill(response=before[0])  # the old answer arrives last
+        # a full round trip after it: the page has read that answer by then
+        assert await board.evaluate("() => fetch('/api/me').then(r => r.status)") == 200
+        assert await rows.count() == 1
+        await expect(rows).to_contain_text("Rien pour l'instant.")

@@ -151,8 +151,24 @@
     connect();
   }
 
+  /* A page's reload whose answers can come back out of order: a periodic one still out when an action's own
+     reload starts (a bulk close, a take) may be answered after it, and would draw what was true before the action.
+     ``var fresh = HG.newest();`` then ``fresh(promise).then(draw)``: an answer older than one already drawn is
+     dropped (its promise never settles). Only an older answer: a newer request alone drops nothing, so reloads
+     asked faster than they are answered (a peak's events) still draw. */
+  function newest() {
+    var asked = 0, drawn = 0;
+    return function (promise) {
+      var mine = ++asked;
+      return new Promise(function (resolve, reject) {
+        promise.then(function (value) { if (mine > drawn) { drawn = mine; resolve(value); } },
+          function (error) { if (mine > drawn) { reject(error); } });
+      });
+    };
+  }
+
   var CHANNELS = { webchat: "Chat web", messenger: "Messenger", whatsapp: "WhatsApp", telegram: "Telegram" };
 
   window.HG = { el: el, clear: clear, api: api, visible: visible, duration: duration, clock: clock, beep: beep, events: events,
-    leaving: leaving_, CHANNELS: CHANNELS };
+    newest: newest, leaving: leaving_, CHANNELS: CHANNELS };
 })();

@@ -6,6 +6,8 @@
   var $ = function (id) { return document.getElementById(id); };
 
   var t = HG.t, flagText = HG.flagText, showFlag = HG.showFlag;  // flags.js
+  // A queue (or history) asked before a take, a close or an event and answered after the newer one is dropped.
+  var freshQueue = HG.newest(), freshHistory = HG.newest();
   var REFUSED = ["taken", "capacity", "not_yours", "forbidden", "window_closed", "not_active", "not_found", "empty", "too_long", "sending"];
 
   var state = {
@@ -135,7 +137,7 @@
   // ----- the queue ------------------------------------------------------------------------------------------
 
   function loadHistory() {  // the listener's own ended conversations, to read again (transcript, notes, outcome)
-    return api("GET", "/api/history").then(function (response) {
+    return freshHistory(api("GET", "/api/history")).then(function (response) {
       if (!response.ok) { return; }
       state.history = response.data.ended;
       renderList($("history"), state.history, false);
@@ -146,7 +148,7 @@
 
   function loadQueue() {
     var history = loadHistory();
-    return api("GET", "/api/queue").then(function (response) {
+    return freshQueue(api("GET", "/api/queue")).then(function (response) {
       if (!response.ok) { return; }
       state.waiting = response.data.waiting;
       state.mine = response.data.mine;

@@ -8,6 +8,7 @@
   var $ = function (id) { return document.getElementById(id); };
   var shown = { floods: [], blocks: [], audit: [], accounts: [] };
   var keptFlagged = [];  // the ids the last bulk close kept as flagged at risk: the second button's
+  var fresh = HG.newest();  // the ten-second reload answered after a close's own reload is dropped
 
   HG.onLanguage(render);
   load();
@@ -54,7 +55,7 @@
   }
 
   function load() {
-    Promise.all([api("GET", "/api/floods"), api("GET", "/api/blocks"), api("GET", "/api/audit"), api("GET", "/api/listeners")]).then(function (answers) {
+    fresh(Promise.all([api("GET", "/api/floods"), api("GET", "/api/blocks"), api("GET", "/api/audit"), api("GET", "/api/listeners")])).then(function (answers) {
       if (!answers.every(function (a) { return a.ok; })) { return; }
       shown = { floods: answers[0].data.conversations, blocks: answers[1].data.blocks, audit: answers[2].data.entries,
         accounts: answers[3].data.listeners };

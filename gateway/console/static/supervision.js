@@ -6,6 +6,7 @@
   var $ = function (id) { return document.getElementById(id); };
   var t = HG.t;
   var timer = null, boardTimer = null, longest = { seconds: 0, at: Date.now() };
+  var freshBoard = HG.newest();  // the thirty-second reload answered after an event's is dropped
   var shown = { figures: null, flow: null, material: null, connected: undefined };
 
   HG.logoutButton($("logout"));
@@ -59,7 +60,7 @@
   }
 
   function loadBoard() {
-    api("GET", "/api/supervision").then(function (response) {
+    freshBoard(api("GET", "/api/supervision")).then(function (response) {
       if (response.status === 403) { location.href = "/console"; return; }
       if (!response.ok) { return; }
       var live = response.data.live;
