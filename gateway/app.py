@@ -272,7 +272,16 @@ async def create_app(
         web.post(uploads_path, uploads.upload),
     ])  # fmt: skip
     app.router.add_get("/metrics", _metrics_handler(metrics, store, presence, clock))
+    app.on_response_prepare.append(_api_not_stored)
     return app
+
+
+async def _api_not_stored(request: web.Request, response: web.StreamResponse) -> None:
+    """The console's API answers carry young people's words and pseudonyms: no browser or proxy keeps them
+    (``Cache-Control: no-store``, as the pages have), on a listener's shared computer least of all. An answer that
+    says its own (an attachment's ``private, no-store``) keeps it."""
+    if request.path.startswith("/api/") and "Cache-Control" not in response.headers:
+        response.headers["Cache-Control"] = "no-store"
 
 
 def _watch_releases(store: Store, metrics: Metrics) -> RetriesReleases | None:

@@ -56,3 +56,15 @@ async def test_static_files_are_served_and_never_use_inner_html(client: TestClie
         assert response.status == 200, name
         assert "innerHTML" not in await response.text(), name
     assert (await client.get("/console/static/../../app.py")).status in (403, 404)
+
+
+async def test_the_api_answers_are_never_stored_by_a_browser(client: TestClient) -> None:  # type: ignore[type-arg]
+    """Every console API answer (the queue, a refusal, one without a session) says ``Cache-Control: no-store``: a
+    listener's shared computer keeps no young person's words in its cache. Webhooks are not concerned."""
+    await add_listener(client, "anne")
+    assert (await client.get("/api/queue")).headers["Cache-Control"] == "no-store"  # 401: no session yet
+    await login(client, "anne")
+    for path in ("/api/queue", "/api/me", "/api/history", "/api/conversations/nope"):
+        response = await client.get(path)
+        assert response.headers["Cache-Control"] == "no-store", (path, response.status)
+    assert "Cache-Control" not in (await client.get("/webhooks/messenger")).headers
