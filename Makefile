@@ -67,7 +67,8 @@ bench: system-deps $(VENV)/.installed
 # after the other; their identity with a sequential build is argued, not rebuilt to check), then the two in one file;
 # then the long reader (since the thirty-fourth round): a risk head for messages of 40 words or more read whole, at L2
 # 1e-4 on the second corpus's long messages (since the thirty-sixth round the second corpus holds dev35a … dev40d,
-# which the long reader alone read in the thirty-fifth, and since the thirty-seventh dev41a … dev41d), its scores
+# which the long reader alone read in the thirty-fifth, since the thirty-seventh dev41a … dev41d, since the fortieth
+# dev42a … dev45d), its scores
 # divided by 0.4, the pieces' reading kept from 0.95 up. WEIGHTS_CACHE keeps the embeddings between runs; every text
 # (the second corpus holds the first's) is embedded once first, half on each core (`understanding embed --part`).
 # The folds that only measure are skipped (--no-cv: the same files to the bit, a fifth of the work); `make weights
