@@ -63,9 +63,10 @@ async def test_a_bulk_close_cut_short_is_completed_told_goodbye_once_and_made_ag
     the bulk close again: skipped, counted as ending (``{"closed": 0, "ending": 1}``). After a check, a timers' pass 10
     minutes later, a check, a timers' pass two days later (past the idle close) and a check: the young person was told
     one goodbye (``ended``, its id derived from the conversation and the bulk close), listed to be sent once and last;
-    closed ``closed_in_bulk``; in no queue; one ``bulk_close_completed`` line; nothing listed, no timer armed. Before
-    rel34: taken after the goodbye (``outbox_list``, ``cancel_timers``: then idle-closed two days later, a second
-    goodbye; ``remove_from_queue``), or told a second goodbye by the bulk close made again (``put_conversation``)."""
+    closed ``closed_in_bulk``; in no queue; one ``bulk_close_completed`` line after Sam's two ``bulk_close_asked``;
+    nothing listed, no timer armed. Before rel34: taken after the goodbye (``outbox_list``, ``cancel_timers``: then
+    idle-closed two days later, a second goodbye; ``remove_from_queue``), or told a second goodbye by the bulk close
+    made again (``put_conversation``)."""
     if where == "queued":
         conversation_id = await waiting_on_messenger(redis_store, clock)
     else:
@@ -119,7 +120,10 @@ async def test_a_bulk_close_cut_short_is_completed_told_goodbye_once_and_made_ag
     assert taken == "not_active", taken  # never takeable after the goodbye
     skipped = {"closed": 0, "ending": 1, "flagged_kept": 0, "flagged_kept_ids": []}
     assert answer == skipped, answer  # made again: skipped, nothing told
-    lines = [(e.action, e.subject) for e in await redis_store.audit_log() if e.subject == conversation_id]
-    assert lines == [("bulk_close_completed", conversation_id)], lines
+    lines = [(e.actor, e.action) for e in await redis_store.audit_log() if e.subject == conversation_id]
+    # newest first: who asked for the close is audited before any close (the request's result line is lost with the
+    # cut), the cut close completed by the check, once
+    asked = ("sam", "bulk_close_asked")
+    assert lines == [("gateway", "bulk_close_completed"), asked, asked], lines
     assert await redis_store.leavings_begun() == {} and await redis_store.closes_begun() == {}
     assert await timers_armed(redis_store, clock, conversation_id) == []

@@ -20,7 +20,8 @@
   are read under the conversation's lock, at the close: one flagged after the page loaded is kept too.
   ``{"closed": n, "ending": m, "flagged_kept": k, "flagged_kept_ids": [...]}``: how many were closed, how many
   skipped as ending, how many kept as at risk and which (the ids the page sends again to close them deliberately).
-  The ``bulk_close`` audit line counts the ones at risk kept or closed (counts only, never a text).
+  The ``bulk_close`` audit line counts the ones at risk kept or closed (counts only, never a text); a
+  ``bulk_close_asked`` line before the first close says who asked for which ids (a cut request keeps it).
 * ``POST /api/conversations/{id}/erase`` (supervisors): erase everything about the young person of this
   conversation (``gateway/erasure.py``): ``{"confirm": true}`` is required, the console asks first.
 * ``GET /api/audit`` (supervisors): who blocked, unblocked, bulk-closed, erased, purged, exported, which login was
@@ -146,10 +147,17 @@ class Safety:
             return _error(400, "bad_request", f"ids: a list of 1 to {BULK_MAX} conversation ids")
         if not isinstance(include_flagged, bool):
             return _error(400, "bad_request", "include_flagged: true or false")
+        asked = list(dict.fromkeys(ids))
+        # Written first: cut short after some closes, the check completes them (``bulk_close_completed``, by the
+        # gateway) and the result's line below is never written; this one still says who asked for what.
+        more = f" (+{len(asked) - 20})" if len(asked) > 20 else ""
+        flagged = "flagged at risk included" if include_flagged else "flagged at risk kept"
+        await self._audit(request, "bulk_close_asked", ", ".join(asked[:20]) + more,
+                          f"{len(asked)} conversations asked, {flagged}")  # fmt: skip
         closed: list[str] = []
         kept: list[str] = []
         ending = flagged_closed = 0
-        for conversation_id in dict.fromkeys(ids):
+        for conversation_id in asked:
             done, skipped = await self._close(conversation_id, include_flagged=include_flagged)
             ending += skipped == "ending"
             if skipped == "flagged":

@@ -138,6 +138,11 @@ async def test_a_flagged_conversation_is_kept_unless_include_flagged_told_nothin
     lines = await bulk_lines(sam)
     assert lines[0] == "1 conversations closed, 1 flagged at risk among them", lines  # the newest first
     assert "mourir" not in str(lines) and "psid" not in str(lines)
+    asked = [(e.actor, e.subject, e.detail) for e in await sam.app[STORE].audit_log() if e.action == "bulk_close_asked"]
+    assert asked == [  # each request audited before its first close (a cut one keeps who asked), newest first
+        ("sam", risky, "1 conversations asked, flagged at risk included"),
+        ("sam", f"{troll}, {risky}", "2 conversations asked, flagged at risk kept"),
+    ], asked
 
 
 async def test_a_conversation_flagged_after_the_page_loaded_is_kept(sam: Client, graph: FakeGraphAPI) -> None:
