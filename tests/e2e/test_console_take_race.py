@@ -8,10 +8,12 @@ the real app, two listeners' browsers and a young person's phone."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, BrowserContext, Page, Route, expect
+from playwright.async_api import APIResponse, Browser, BrowserContext, Page, Route, expect
 
 from gateway.app import STORE
 from gateway.console.auth import hash_password
@@ -21,6 +23,8 @@ from tests.conftest import PASSWORD
 from tests.e2e.conftest import french_window
 from tests.e2e.test_chat import open_chat, walk_to_queue
 from tests.e2e.test_console import log_in
+from tests.test_security import open_chat as hello
+from tests.test_webchat import WALK_TO_QUEUE, say
 
 pytestmark = pytest.mark.browser
 
@@ -185,3 +189,55 @@ async def test_a_race_from_the_queue_s_cards_tells_the_loser_too(
         await expect(loser.locator("#gone")).to_contain_text(f"{TAKEN} ({held.pseudonym})")
         await expect(loser.locator("#waiting .card")).to_have_count(0)
         await expect(loser.locator("#conversation")).to_be_hidden()
+
+
+async def test_a_queue_reload_answered_after_a_take_does_not_put_the_card_back(
+    desk: BrowserContext, server: TestServer
+) -> None:
+    """Anne's queue reloads on every arrival. One asked before her take and answered after the take's own reload (a
+    busy gateway answers out of order) carries the queue from before the take: it is dropped (``HG.newest``), the
+    card stays in "Mes conversations", never back in the waiting list with its "Prendre" offered. The answer is held
+    at the network (Playwright's route); the arrival that asks for it is a second young person reaching the queue."""
+    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    async with contextlib.AsyncExitStack() as stack:
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+
+        async def reaches_the_queue() -> None:
+            ws = await stack.enter_async_context(session.ws_connect(server.make_url("/chat/ws")))
+            await hello(ws)
+            for number, text in enumerate(WALK_TO_QUEUE):
+                await say(ws, f"m{number}", text)
+
+        anne = await log_in(desk, server, "anne")
+        await reaches_the_queue()
+        waiting, mine = anne.locator("#waiting .card"), anne.locator("#mine .card")
+        await expect(waiting).to_have_count(1)
+        first = await waiting.locator(".pseudonym").inner_text()
+
+        held: asyncio.Future[Route] = asyncio.get_running_loop().create_future()
+        before: list[APIResponse] = []
+
+        async def hold_the_first(route: Route) -> None:
+            if held.done():
+                await route.continue_()
+                return
+            before.append(await route.fetch())  # answered now: the first young person still waiting
+            held.set_result(route)
+
+        cdp = await desk.new_cdp_session(anne)  # no HTTP cache lock between the two GETs of the same address
+        await cdp.send("Network.enable")
+        await cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
+        await anne.route("**/api/queue", hold_the_first)
+        await reaches_the_queue()  # an arrival: the page reloads its queue, that answer held
+        route = await held
+
+        await waiting.filter(has_text=first).locator(".take").click()
+        await expect(mine.filter(has_text=first)).to_have_count(1)  # the take's own reload, drawn
+        await expect(waiting.filter(has_text=first)).to_have_count(0)
+
+        async with anne.expect_event("requestfinished", lambda r: r.url.endswith("/api/queue")):
+            await route.fulfill(response=before[0])  # the old answer arrives last
+        # a full round trip after it: the page has read that answer by then
+        assert await anne.evaluate("() => fetch('/api/me').then(r => r.status)") == 200
+        assert await waiting.filter(has_text=first).count() == 0
+        assert await mine.filter(has_text=first).count() == 1
