@@ -6,13 +6,18 @@ marker (a script's text, ``tests.losing_proxy.script_text``) never reaches Redis
 that connection: the connection is reset (``reset_hard``). Redis ran the commands before it and nothing else: the
 prefix of a pipeline that a gateway dying mid-send leaves behind (``gateway/store/redis.py``). The store, its
 client library and the code under test are the real ones.
+
+:meth:`CuttingProxy.hold_before` is the interleaving's tool, not the crash's: the next command holding every marker
+waits at the proxy (the commands before it passed) while a coroutine runs (another instance's work, on its own
+connection), then goes on. A test that needs "while this request holds that lock, something else happens" gets it at
+the wire, without touching the code under test.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import urlsplit
 
 from tests.losing_proxy import reset_hard
@@ -42,15 +47,18 @@ def command_end(buffer: bytes, start: int = 0) -> int | None:
 
 class CuttingProxy:
     """``cut_before(*markers)``: the next command holding every marker, and what follows it on its connection, never
-    reach Redis (``cut`` counts the cuts)."""
+    reach Redis (``cut`` counts the cuts). ``hold_before(*markers, meanwhile=...)``: the next command holding every
+    marker waits until ``meanwhile()`` has run, then goes on (``held`` counts them)."""
 
     def __init__(self, upstream: str) -> None:
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 6379)
         self.database = parts.path or "/0"
         self.server: asyncio.Server | None = None
-        self.cut = 0
+        self.cut = self.held = 0
+        self.failures: list[BaseException] = []  # what a ``meanwhile`` raised (the command went on all the same)
         self._markers: tuple[bytes, ...] | None = None
+        self._hold: tuple[tuple[bytes, ...], Callable[[], Awaitable[object]]] | None = None
 
     @property
     def url(self) -> str:
@@ -59,6 +67,16 @@ class CuttingProxy:
 
     def cut_before(self, *markers: bytes) -> None:
         self._markers = markers
+
+    def hold_before(self, *markers: bytes, meanwhile: Callable[[], Awaitable[object]]) -> None:
+        self._hold = (markers, meanwhile)
+
+    def _meanwhile(self, command: bytes) -> Callable[[], Awaitable[object]] | None:
+        if self._hold is None or not all(marker in command for marker in self._hold[0]):
+            return None
+        meanwhile, self._hold = self._hold[1], None
+        self.held += 1
+        return meanwhile
 
     def _marked(self, command: bytes) -> bool:
         if self._markers is None or not all(marker in command for marker in self._markers):
@@ -77,6 +95,14 @@ class CuttingProxy:
                     buffer += data
                     start = 0
                     while (end := command_end(buffer, start)) is not None:
+                        if (meanwhile := self._meanwhile(buffer[start:end])) is not None:
+                            up_writer.write(buffer[:start])  # the commands before it reach Redis, then it waits
+                            await up_writer.drain()
+                            buffer, start, end = buffer[start:], 0, end - start
+                            try:
+                                await meanwhile()
+                            except Exception as error:  # the test reads it: the gateway's request must not hang
+                                self.failures.append(error)
                         if self._marked(buffer[start:end]):
                             up_writer.write(buffer[:start])  # the prefix before it, then nothing more
                             await up_writer.drain()

@@ -29,15 +29,14 @@ instance leaves; then the real check and the real timers.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import aiohttp
 import pytest
 
 from gateway import leaving
-from gateway.app import STORE, SUPERVISOR
+from gateway.app import SUPERVISOR
 from gateway.channels.messenger import MessengerChannel
 from gateway.console.actions import ActionRefused, Actions
 from gateway.conversation import Status
@@ -47,11 +46,12 @@ from gateway.language import language_of
 from gateway.messages import ChannelName, Inbound, Reply
 from gateway.outbox import Outbox
 from gateway.settings import Settings
-from gateway.store import Author, Claim, ClaimState, Delivery, OutboxStatus, Store, TimerKind, TranscriptEntry
+from gateway.store import Author, Delivery, OutboxStatus, Store, TimerKind, TranscriptEntry
 from gateway.testing import FakeGraphAPI
 from tests.conftest import AppFactory, Clock, add_listener, login
 from tests.console.test_handback_crash import held_by_anne, instance, redis_store
 from tests.console.test_take_crash import next_check
+from tests.cutting_proxy import cutting_proxy
 from tests.losing_proxy import script_sha, script_text
 from tests.store.conftest import redis_url
 from tests.test_leaving_cut import (
@@ -403,8 +403,9 @@ async def test_a_bulk_close_skips_a_conversation_whose_idle_close_is_cut_while_i
     redis_store: Store, redis_url: str, clock: Clock, settings: Settings, make_client: AppFactory
 ) -> None:
     """Why the bulk close reads the leaving list under each conversation's lock, not once for the request: Sam closes
-    two waiting conversations at once (Messenger), Alex's then Yan's. While the bulk close holds Alex's lock (its
-    batch's, ``locked_batch``, since rel34; before its close), Yan's idle close fires on another instance and is cut
+    two waiting conversations at once (Messenger), Alex's then Yan's. Once the request has begun, its first close's
+    lock (``locked_batch``'s ``lock_read``) held at the wire (``tests/cutting_proxy.py``, ``hold_before``: nothing of
+    the gateway patched), Yan's idle close fires on another instance and is cut
     after its goodbye was listed, before its queue step: listed as begun after the request began. The bulk close then
     reaches Yan's: skipped (``{"closed": 1, "ending": 1}``); after the checks Yan was told the idle goodbye only, once,
     abandoned; Alex closed in bulk. Read once before the first lock (tried on rel33), Yan's close told a second goodbye:
@@ -424,29 +425,25 @@ async def test_a_bulk_close_skips_a_conversation_whose_idle_close_is_cut_while_i
     clock.now = idle.due_at
     since = len(await redis_store.transcript(yan))
 
-    client = await make_client(settings.replace(store=redis_url), worker_poll_seconds=3600)
-    await client.app[SUPERVISOR].stop()  # its timers, check and outbox: run below, in order
-    await add_listener(client, "sam", supervisor=True)
-    await login(client, "sam")
-    store = client.app[STORE]
-    locked_batch, cut = store.locked_batch, []
+    cut: list[dict[str, str]] = []
 
-    @contextlib.asynccontextmanager
-    async def locked_then_cut(
-        conversation_id: str, timeout: float = 10.0, *, claim: Claim | None = None
-    ) -> AsyncIterator[ClaimState]:
-        async with locked_batch(conversation_id, timeout, claim=claim) as state:  # the bulk close's, since rel34
-            if conversation_id == alex and not cut:  # the request has begun: Yan's idle close, cut, meanwhile
-                fire: Callable[[Store], Awaitable[object]] = lambda cut_store: timers_of(cut_store, clock).fire_due()  # noqa: E731
-                await cut_at(redis_url, clock, yan, script_sha("remove_from_queue"), fire)
-                cut.append(await redis_store.leavings_begun())
-            yield state
+    async def yan_idle_close_cut() -> None:  # on another instance, its own connections: listed, then cut
+        fire: Callable[[Store], Awaitable[object]] = lambda cut_store: timers_of(cut_store, clock).fire_due()  # noqa: E731
+        await cut_at(redis_url, clock, yan, script_sha("remove_from_queue"), fire)
+        cut.append(await redis_store.leavings_begun())
 
-    store.locked_batch = locked_then_cut  # type: ignore[method-assign,assignment]
-    # the walk's young people say they are in danger now (urgent hand-offs): at risk, closed deliberately
-    closed = await client.post("/api/floods/close", json={"ids": [alex, yan], "include_flagged": True})
-    assert closed.status == 200, await closed.text()
-    answer = await closed.json()
+    async with cutting_proxy(redis_url) as proxy:
+        client = await make_client(settings.replace(store=proxy.url), worker_poll_seconds=3600)
+        await client.app[SUPERVISOR].stop()  # its timers, check and outbox: run below, in order
+        await add_listener(client, "sam", supervisor=True)
+        await login(client, "sam")
+        # the request has begun (its first close about to take Alex's lock): Yan's idle close, cut, meanwhile
+        proxy.hold_before(script_text("lock_read"), alex.encode(), meanwhile=yan_idle_close_cut)
+        # the walk's young people say they are in danger now (urgent hand-offs): at risk, closed deliberately
+        closed = await client.post("/api/floods/close", json={"ids": [alex, yan], "include_flagged": True})
+        assert closed.status == 200, await closed.text()
+        answer = await closed.json()
+    assert (proxy.held, proxy.failures) == (1, []), proxy.failures
     assert cut == [{yan: "idle_close"}], cut  # listed after the request began, before its close reached Yan
     await next_check(redis_store, clock)
     clock.advance(minutes=10)

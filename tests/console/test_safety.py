@@ -11,9 +11,7 @@ risk is read under the conversation's lock, at the close); ``include_flagged`` i
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -26,10 +24,12 @@ from gateway.conversation import Priority, Status
 from gateway.language import language_of
 from gateway.messages import ChannelName, Inbound
 from gateway.settings import Settings
-from gateway.store import Claim, ClaimState, Store
+from gateway.store import Store
 from gateway.testing import FakeGraphAPI
 from tests.conftest import AppFactory, Clock, add_listener, login, outbox_drained
 from tests.console.test_handback_crash import instance, redis_store
+from tests.cutting_proxy import cutting_proxy
+from tests.losing_proxy import script_text
 from tests.store.conftest import redis_url
 from tests.test_security import DANGER
 from tests.test_webchat import WALK_TO_QUEUE
@@ -204,8 +204,9 @@ async def test_a_conversation_flagged_while_the_close_goes_through_the_ones_befo
     redis_store: Store, redis_url: str, clock: Clock, settings: Settings, make_client: AppFactory
 ) -> None:
     """Why the risk is read under each conversation's lock, not once for the request: Sam closes Alex's and Yan's
-    conversations, both in the bot, not flagged when the request begins. While the bulk close holds Alex's lock,
-    Yan writes words of danger on another instance (flagged, handed off). The bulk close then reaches Yan's: kept
+    conversations, both in the bot, not flagged when the request begins. Once the request has begun, its first
+    close's lock held at the wire (``tests/cutting_proxy.py``, ``hold_before``: nothing of the gateway patched), Yan
+    writes words of danger on another instance (flagged, handed off). The bulk close then reaches Yan's: kept
     (``{"closed": 1, "flagged_kept": 1}``), Yan told nothing by it. Read once before the first lock, Yan would be
     closed right after his words."""
     dispatcher, _ = instance(redis_store, clock)
@@ -213,32 +214,28 @@ async def test_a_conversation_flagged_while_the_close_goes_through_the_ones_befo
         assert await dispatcher.handle_inbound(Inbound(ChannelName.MESSENGER, psid, f"mid.{psid}", WALK_TO_QUEUE[0]))
     alex, yan = [c.id for c in sorted(await redis_store.conversations_by_status(Status.BOT), key=lambda c: c.sender)]
 
-    client = await make_client(settings.replace(store=redis_url), worker_poll_seconds=3600)
-    await client.app[SUPERVISOR].stop()
-    await add_listener(client, "sam", supervisor=True)
-    await login(client, "sam")
-    store = client.app[STORE]
-    locked_batch, wrote = store.locked_batch, []
+    wrote: list[bool] = []
 
-    @contextlib.asynccontextmanager
-    async def locked_then_flagged(
-        conversation_id: str, timeout: float = 10.0, *, claim: Claim | None = None
-    ) -> AsyncIterator[ClaimState]:
-        async with locked_batch(conversation_id, timeout, claim=claim) as state:
-            if conversation_id == alex and not wrote:  # the request has begun: Yan writes meanwhile, elsewhere
-                inbound = Inbound(ChannelName.MESSENGER, "psid-yan", "mid.yan.danger", DANGER)
-                wrote.append(await dispatcher.handle_inbound(inbound))
-            yield state
+    async def yan_writes() -> None:  # elsewhere: the other instance, on its own connection
+        inbound = Inbound(ChannelName.MESSENGER, "psid-yan", "mid.yan.danger", DANGER)
+        wrote.append(await dispatcher.handle_inbound(inbound))
 
-    store.locked_batch = locked_then_flagged  # type: ignore[method-assign,assignment]
     since = len(await redis_store.transcript(yan))
-    answer = await close(client, {"ids": [alex, yan]})
+    async with cutting_proxy(redis_url) as proxy:
+        client = await make_client(settings.replace(store=proxy.url), worker_poll_seconds=3600)
+        await client.app[SUPERVISOR].stop()
+        await add_listener(client, "sam", supervisor=True)
+        await login(client, "sam")
+        # the request has begun (its first close about to take Alex's lock): Yan writes meanwhile
+        proxy.hold_before(script_text("lock_read"), alex.encode(), meanwhile=yan_writes)
+        answer = await close(client, {"ids": [alex, yan]})
+        goodbye = await ended(client, yan)
+    assert (proxy.held, proxy.failures) == (1, []), proxy.failures
     assert wrote == [True], wrote
     assert answer == {"closed": 1, "ending": 0, "flagged_kept": 1, "flagged_kept_ids": [yan]}, answer
     after = await redis_store.get_conversation(yan)
     assert after is not None and after.status is Status.QUEUED and after.flag is not None, after
     entries = (await redis_store.transcript(yan))[since:]
-    goodbye = await ended(client, yan)
     assert [e.text for e in entries if e.text == goodbye] == [], [e.text for e in entries]  # told nothing by it
     closed = await redis_store.get_conversation(alex)
     assert closed is not None and (closed.status, closed.outcome) == (Status.CLOSED, "closed_in_bulk"), closed
