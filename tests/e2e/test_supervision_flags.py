@@ -5,13 +5,14 @@ and each flagged message's class and why, highlighted, in French and in English,
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import APIResponse, Browser, BrowserContext, Page, Route, expect
 
 from gateway.settings import Settings
 from gateway.testing import BOT_TOKEN, FakeTelegramAPI, telegram_headers, telegram_update
@@ -112,3 +113,49 @@ async def test_the_board_keeps_loading_while_events_never_stop(
     webchat = board.locator("#flagged .flagged-conversation").filter(has_text="Chat web")
     await expect(webchat.locator(".badge.risk")).to_contain_text("Danger immédiat · mots :")
     assert await board.evaluate("() => { clearInterval(window.busy); return window.sameDocument; }") is True
+
+
+async def test_a_periodic_board_reload_answered_after_a_take_does_not_show_the_queue_from_before(
+    context: BrowserContext, desk: BrowserContext, browser: Browser, make_server: ServerFactory, settings: Settings
+) -> None:
+    """The board reloads every thirty seconds and on the queue's events. One asked before Anne's take and answered
+    after the take's own reload (a busy gateway answers out of order) carries the queue from before: it is dropped
+    (``HG.newest``), the board keeps "0 waiting, 1 in progress". The answer is held at the network (Playwright's
+    route), the thirty seconds are the page's fake clock."""
+    server = await make_server(settings)
+    await add_listeners(server, "anne", supervisor="sam")
+    await desk.clock.install()
+    board = await supervision_page(desk, server)
+    async with french_window(browser, 1280, 820) as helper:
+        anne = await log_in(helper, server, "anne")
+        young = await open_chat(context, server)
+        await walk_to_queue(young)
+        await expect(board.locator("#live-waiting")).to_have_text("1")
+
+        held: asyncio.Future[Route] = asyncio.get_running_loop().create_future()
+        before: list[APIResponse] = []
+
+        async def hold_the_first(route: Route) -> None:
+            if held.done():
+                await route.continue_()
+                return
+            before.append(await route.fetch())  # answered now: one waiting, none in progress
+            held.set_result(route)
+
+        cdp = await desk.new_cdp_session(board)  # no HTTP cache lock between the two GETs of the same address
+        await cdp.send("Network.enable")
+        await cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
+        await board.route("**/api/supervision", hold_the_first)
+        await board.clock.fast_forward(30_000)  # the periodic reload: its answer held
+        route = await held
+
+        await take_the_waiting_one(anne, 1)
+        await expect(board.locator("#live-progress")).to_have_text("1")  # the take's event: the board's own reload
+        await expect(board.locator("#live-waiting")).to_have_text("0")
+
+        async with board.expect_event("requestfinished", lambda r: r.url.endswith("/api/supervision")):
+            await route.fulfill(response=before[0])  # the old answer arrives last
+        # a full round trip after it: the page has read that answer by then
+        assert await board.evaluate("() => fetch('/api/me').then(r => r.status)") == 200
+        assert await board.locator("#live-waiting").inner_text() == "0"
+        assert await board.locator("#live-progress").inner_text() == "1"
