@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pytest
-import redis
 
 from gateway.settings import Settings
 from gateway.testing import FakeGraphAPI, messenger_body, messenger_message, signed_messenger
 from tests.e2e.channel_support import Client
+from tests.store.conftest import emptied
 
 SECRET = "redis-messenger-app-secret"
 
@@ -33,11 +33,7 @@ class Monotonic:
 @pytest.fixture
 def messenger_on_redis(settings: Settings, graph: FakeGraphAPI, redis_url: str) -> Settings:
     """The Messenger channel against the fake Graph API, the store on the session's Redis, emptied first."""
-    flushing = redis.Redis.from_url(redis_url)
-    try:
-        flushing.flushdb()
-    finally:
-        flushing.close()
+    emptied(redis_url)
     return settings.replace(
         store=redis_url, messenger_app_secret=SECRET, messenger_verify_token="verify",
         messenger_page_access_token="page-token", messenger_api_url=graph.url + "/v23.0",

@@ -18,7 +18,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-import redis.asyncio
 
 from gateway.app import STORE, create_app
 from gateway.messages import ChannelName
@@ -29,7 +28,7 @@ from tests.conftest import outbox_drained
 from tests.e2e.channel_support import Client, RunningClock
 from tests.losing_proxy import LosingProxy, losing_proxy, script_text
 from tests.redis_messenger import SECRET, post_message
-from tests.store.conftest import redis_url
+from tests.store.conftest import emptied, redis_url
 
 __all__ = ["redis_url"]  # the fixture used below
 pytestmark = pytest.mark.redis
@@ -40,9 +39,7 @@ CLAIM_SECONDS = 30.0
 
 @pytest.fixture
 async def proxy(redis_url: str) -> AsyncIterator[LosingProxy]:
-    client = redis.asyncio.Redis.from_url(redis_url)
-    await client.flushdb()
-    await client.aclose()
+    emptied(redis_url)
     async with losing_proxy(redis_url) as losing:
         yield losing
 

@@ -13,7 +13,6 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
-import redis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
@@ -21,23 +20,17 @@ from gateway.app import STORE
 from gateway.conversation import Priority, Status
 from gateway.settings import Settings
 from tests.conftest import AppFactory
-from tests.store.conftest import redis_url  # noqa: F401  (the session's server)
+from tests.store.conftest import STORES, on_store, redis_url  # noqa: F401  (redis_url: the session's server)
 from tests.test_security import DANGER, is_notice, keeps_the_emergency_numbers, metric, open_chat, send_message
 
 Client = TestClient[web.Request, web.Application]
 SCHOOL = "198.51.100.7"  # one public IPv4 address in front of a class
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=STORES)
 def where(request: pytest.FixtureRequest, settings: Settings) -> Settings:
     """The settings on SQLite, or on the session's Redis (emptied), with the address taken from X-Forwarded-For."""
-    settings = settings.replace(client_address_header="X-Forwarded-For")
-    if request.param == "sqlite":
-        return settings
-    url: str = request.getfixturevalue("redis_url")
-    with redis.Redis.from_url(url) as client:
-        client.flushdb()
-    return settings.replace(store=url)
+    return on_store(request, settings.replace(client_address_header="X-Forwarded-For"))
 
 
 @pytest.fixture

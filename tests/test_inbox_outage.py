@@ -36,7 +36,7 @@ from tests.conftest import outbox_drained
 from tests.e2e.channel_support import Client, RunningClock, eventually
 from tests.losing_proxy import LosingProxy, losing_proxy, script_sha
 from tests.redis_messenger import SECRET, post_message
-from tests.store.conftest import redis_url
+from tests.store.conftest import emptied, redis_url
 from tests.test_redis_restart import OwnRedis, own_redis
 
 __all__ = ["own_redis", "redis_url"]  # the fixtures used below
@@ -115,9 +115,7 @@ async def _true(value: bool) -> bool:
 
 @pytest.fixture
 async def proxy(redis_url: str) -> AsyncIterator[LosingProxy]:
-    client = aioredis.Redis.from_url(redis_url)
-    await client.flushdb()
-    await client.aclose()
+    emptied(redis_url)
     async with losing_proxy(redis_url) as losing:
         yield losing
 

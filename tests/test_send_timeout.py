@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import pytest
-import redis
 
 from gateway.app import STORE
 from gateway.channels.base import SEND_TIMEOUT_SECONDS
@@ -37,7 +36,7 @@ from gateway.testing import (
 )
 from tests.conftest import TWILIO_TOKEN, outbox_drained
 from tests.e2e.channel_support import Client, GatewayFactory, gateway, offline
-from tests.store.conftest import redis_url
+from tests.store.conftest import emptied, redis_url
 
 __all__ = ["gateway", "offline", "redis_url"]  # fixtures used below
 
@@ -51,8 +50,7 @@ SLOWER_THAN_PTB = 7.0  # s the fake Bot API holds the first reply: past python-t
 
 @pytest.fixture
 def on_redis(settings: Settings, redis_url: str) -> Settings:
-    with redis.Redis.from_url(redis_url) as flushing:
-        flushing.flushdb()
+    emptied(redis_url)
     return settings.replace(store=redis_url)
 
 

@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import pytest
-import redis.asyncio
 
 from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
@@ -29,7 +28,7 @@ from gateway.timers import BASE_DELAY, Timers
 from tests.conftest import ROOT, Clock
 from tests.cutting_proxy import cutting_proxy
 from tests.losing_proxy import LosingProxy, losing_proxy, script_sha, script_text
-from tests.store.conftest import redis_url
+from tests.store.conftest import emptied, redis_url
 
 __all__ = ["redis_url"]  # the fixture used below
 pytestmark = pytest.mark.redis
@@ -37,9 +36,7 @@ pytestmark = pytest.mark.redis
 
 @pytest.fixture
 async def proxy(redis_url: str) -> AsyncIterator[LosingProxy]:
-    client = redis.asyncio.Redis.from_url(redis_url)
-    await client.flushdb()
-    await client.aclose()
+    emptied(redis_url)
     async with losing_proxy(redis_url) as losing:
         yield losing
 

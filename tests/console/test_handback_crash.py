@@ -24,7 +24,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
 import pytest
-import redis
 
 from gateway import leaving
 from gateway.alerts import Watch
@@ -40,7 +39,7 @@ from gateway.testing import store_keys
 from tests.conftest import ROOT, Clock
 from tests.cutting_proxy import cutting_proxy
 from tests.losing_proxy import script_text
-from tests.store.conftest import redis_cluster_url, redis_url, store, store_url
+from tests.store.conftest import emptied, redis_cluster_url, redis_url, store, store_url
 from tests.test_webchat import WALK_TO_QUEUE
 
 __all__ = ["redis_cluster_url", "redis_url", "store", "store_url"]  # fixtures used below
@@ -164,11 +163,7 @@ async def test_an_instance_dying_between_the_message_and_the_save_does_not_tell_
 
 @pytest.fixture
 async def redis_store(redis_url: str) -> AsyncIterator[Store]:
-    client = redis.Redis.from_url(redis_url)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
+    emptied(redis_url)
     opened = await open_store(redis_url, keys=store_keys(redis_url))
     try:
         yield opened

