@@ -11,6 +11,7 @@ other tests keep a loop of their own); a browser that died is launched again for
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import shutil
@@ -22,7 +23,16 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright, expect
+from playwright.async_api import (
+    APIResponse,
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    Route,
+    async_playwright,
+    expect,
+)
 
 from gateway.app import create_app
 from gateway.settings import Settings
@@ -153,3 +163,40 @@ async def desk(browser: Browser) -> AsyncIterator[BrowserContext]:
     """A listener's desktop browser."""
     async with french_window(browser, 1280, 820) as context:
         yield context
+
+
+class HeldAnswer:
+    """A page's next request to ``path`` answered by the server at once (what it said then) but held at the network
+    until :meth:`release`: a busy gateway answering an earlier reload after a later one. Chromium's HTTP cache is
+    turned off for the page first (its cache lock would make a second GET of the same address wait for the first;
+    without it the two are out at once). Later requests to ``path`` go through."""
+
+    def __init__(self, page: Page, path: str) -> None:
+        self.page, self.path = page, path
+        self._held: asyncio.Future[tuple[Route, APIResponse]] = asyncio.get_running_loop().create_future()
+
+    @classmethod
+    async def next_of(cls, context: BrowserContext, page: Page, path: str) -> HeldAnswer:
+        held = cls(page, path)
+        cdp = await context.new_cdp_session(page)
+        await cdp.send("Network.enable")
+        await cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
+        await page.route("**" + path, held._hold)
+        return held
+
+    async def _hold(self, route: Route) -> None:
+        if self._held.done():
+            await route.continue_()
+            return
+        self._held.set_result((route, await route.fetch()))  # the server's answer, now
+
+    async def asked(self) -> None:
+        """Until the page has asked (its answer is held)."""
+        await self._held
+
+    async def release(self) -> None:
+        """The old answer arrives; returns once the page has read it (a full round trip after it)."""
+        route, answer = await self._held
+        async with self.page.expect_event("requestfinished", lambda r: r.url.endswith(self.path)):
+            await route.fulfill(response=answer)
+        assert await self.page.evaluate("() => fetch('/api/me').then(r => r.status)") == 200

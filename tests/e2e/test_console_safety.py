@@ -4,15 +4,15 @@ bulk close keeps the conversations flagged at risk; a second button, after a con
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import APIResponse, Browser, BrowserContext, Dialog, Route, expect
+from playwright.async_api import Browser, BrowserContext, Dialog, expect
 
 from gateway.app import STORE
+from tests.e2e.conftest import HeldAnswer
 from tests.e2e.test_chat import open_chat, type_answer, walk_to_queue
 from tests.e2e.test_console import add_listeners, log_in
 from tests.test_security import DANGER
@@ -138,33 +138,15 @@ async def test_a_periodic_reload_answered_after_the_close_does_not_bring_back_wh
         rows = board.locator("#floods tbody tr")
         await expect(rows).to_have_count(2)
 
-        held: asyncio.Future[Route] = asyncio.get_running_loop().create_future()
-        before: list[APIResponse] = []
-
-        async def hold_the_first(route: Route) -> None:
-            if held.done():
-                await route.continue_()
-                return
-            before.append(await route.fetch())  # answered now: the two conversations still open
-            held.set_result(route)
-
-        # Chromium's HTTP cache would make the second GET of the same address wait for the first (its cache lock):
-        # without it, the two are out at once, as two requests of a busy gateway are
-        cdp = await desk.new_cdp_session(board)
-        await cdp.send("Network.enable")
-        await cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
-        await board.route("**/api/floods", hold_the_first)
+        held = await HeldAnswer.next_of(desk, board, "/api/floods")
         await board.clock.fast_forward(10_000)  # the periodic reload: its answer held
-        route = await held
+        await held.asked()
 
         await board.get_by_label("Tout sélectionner").check()
         await board.get_by_role("button", name="Clôturer la sélection").click()
         await expect(board.locator("#floods-result")).to_have_text("2 conversation(s) clôturée(s)")
         await expect(board.locator("#floods tbody")).to_contain_text("Rien pour l'instant.")  # the close's own reload
 
-        async with board.expect_event("requestfinished", lambda r: r.url.endswith("/api/floods")):
-            await route.fulfill(response=before[0])  # the old answer arrives last
-        # a full round trip after it: the page has read that answer by then
-        assert await board.evaluate("() => fetch('/api/me').then(r => r.status)") == 200
+        await held.release()  # the old answer arrives last
         assert await rows.count() == 1
         await expect(board.locator("#floods tbody")).to_contain_text("Rien pour l'instant.")

@@ -13,14 +13,14 @@ import contextlib
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import APIResponse, Browser, BrowserContext, Page, Route, expect
+from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 
 from gateway.app import STORE
 from gateway.console.auth import hash_password
 from gateway.conversation import Status
 from gateway.store import Listener
 from tests.conftest import PASSWORD
-from tests.e2e.conftest import french_window
+from tests.e2e.conftest import HeldAnswer, french_window
 from tests.e2e.test_chat import open_chat, walk_to_queue
 from tests.e2e.test_console import log_in
 from tests.test_security import open_chat as hello
@@ -214,30 +214,14 @@ async def test_a_queue_reload_answered_after_a_take_does_not_put_the_card_back(
         await expect(waiting).to_have_count(1)
         first = await waiting.locator(".pseudonym").inner_text()
 
-        held: asyncio.Future[Route] = asyncio.get_running_loop().create_future()
-        before: list[APIResponse] = []
-
-        async def hold_the_first(route: Route) -> None:
-            if held.done():
-                await route.continue_()
-                return
-            before.append(await route.fetch())  # answered now: the first young person still waiting
-            held.set_result(route)
-
-        cdp = await desk.new_cdp_session(anne)  # no HTTP cache lock between the two GETs of the same address
-        await cdp.send("Network.enable")
-        await cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
-        await anne.route("**/api/queue", hold_the_first)
+        held = await HeldAnswer.next_of(desk, anne, "/api/queue")
         await reaches_the_queue()  # an arrival: the page reloads its queue, that answer held
-        route = await held
+        await held.asked()
 
         await waiting.filter(has_text=first).locator(".take").click()
         await expect(mine.filter(has_text=first)).to_have_count(1)  # the take's own reload, drawn
         await expect(waiting.filter(has_text=first)).to_have_count(0)
 
-        async with anne.expect_event("requestfinished", lambda r: r.url.endswith("/api/queue")):
-            await route.fulfill(response=before[0])  # the old answer arrives last
-        # a full round trip after it: the page has read that answer by then
-        assert await anne.evaluate("() => fetch('/api/me').then(r => r.status)") == 200
+        await held.release()  # the old answer arrives last
         assert await waiting.filter(has_text=first).count() == 0
         assert await mine.filter(has_text=first).count() == 1

@@ -5,19 +5,18 @@ and each flagged message's class and why, highlighted, in French and in English,
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import APIResponse, Browser, BrowserContext, Page, Route, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from gateway.settings import Settings
 from gateway.testing import BOT_TOKEN, FakeTelegramAPI, telegram_headers, telegram_update
 from tests.e2e.channel_support import eventually
-from tests.e2e.conftest import ServerFactory, french_window
+from tests.e2e.conftest import HeldAnswer, ServerFactory, french_window
 from tests.e2e.test_chat import open_chat, type_answer, walk_to_queue
 from tests.e2e.test_console import add_listeners, log_in
 from tests.e2e.test_console_flags import loaded
@@ -132,30 +131,14 @@ async def test_a_periodic_board_reload_answered_after_a_take_does_not_show_the_q
         await walk_to_queue(young)
         await expect(board.locator("#live-waiting")).to_have_text("1")
 
-        held: asyncio.Future[Route] = asyncio.get_running_loop().create_future()
-        before: list[APIResponse] = []
-
-        async def hold_the_first(route: Route) -> None:
-            if held.done():
-                await route.continue_()
-                return
-            before.append(await route.fetch())  # answered now: one waiting, none in progress
-            held.set_result(route)
-
-        cdp = await desk.new_cdp_session(board)  # no HTTP cache lock between the two GETs of the same address
-        await cdp.send("Network.enable")
-        await cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
-        await board.route("**/api/supervision", hold_the_first)
+        held = await HeldAnswer.next_of(desk, board, "/api/supervision")
         await board.clock.fast_forward(30_000)  # the periodic reload: its answer held
-        route = await held
+        await held.asked()
 
         await take_the_waiting_one(anne, 1)
         await expect(board.locator("#live-progress")).to_have_text("1")  # the take's event: the board's own reload
         await expect(board.locator("#live-waiting")).to_have_text("0")
 
-        async with board.expect_event("requestfinished", lambda r: r.url.endswith("/api/supervision")):
-            await route.fulfill(response=before[0])  # the old answer arrives last
-        # a full round trip after it: the page has read that answer by then
-        assert await board.evaluate("() => fetch('/api/me').then(r => r.status)") == 200
+        await held.release()  # the old answer arrives last
         assert await board.locator("#live-waiting").inner_text() == "0"
         assert await board.locator("#live-progress").inner_text() == "1"
