@@ -12,6 +12,7 @@ CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 TRAIN, SHORT, LONG = CORPUS / "train.jsonl", CORPUS / "train_short.jsonl", CORPUS / "train_long.jsonl"
 NEGATIVES, TRAIN6 = CORPUS / "train_negatives.jsonl", CORPUS / "train6.jsonl"
 TRAIN7 = tuple(CORPUS / f"train7{author}.jsonl" for author in "abcd")  # long messages, hard negatives (31st round)
+TRAIN8 = tuple(CORPUS / f"train8{author}.jsonl" for author in "abcd")  # the false alarms' shapes (42nd round)
 KEYS = ["text", "lang", "risk", "topic", "who", "third_party", "ends", "register"]
 RISKS = {"imminent_danger", "suicide", "self_harm", "abuse_home", "none"}
 TOPICS = {"cyberharassment", "sextortion", "intimate_images", "hacked", "violent_content", "school_bullying",
@@ -48,13 +49,14 @@ def test_every_training_line_has_the_readme_s_keys_and_values_and_no_message_is_
 
 
 def test_the_long_training_files_have_the_readme_s_keys_and_values_and_no_message_of_another_training_file() -> None:
-    """train7a … train7d (four authors of long messages, mostly hard negatives): their authors marked a few
-    professionals' lines about no particular child (posters, a policy, a referral) as not third party, as the later
-    dev files' did; every other rule holds, and none of their messages is in the older training files."""
-    _check(TRAIN7, parent_writes_about_a_child=False)
+    """train7a … train7d and train8a … train8d (eight authors of long messages, mostly hard negatives): their
+    authors marked a few professionals' lines about no particular child (posters, a policy, a referral, a demo) as
+    not third party, as the later dev files' did; every other rule holds, and none of their messages is in the older
+    training files."""
+    _check(TRAIN7 + TRAIN8, parent_writes_about_a_child=False)
     older = {json.loads(line)["text"] for path in (TRAIN, SHORT, LONG, NEGATIVES, TRAIN6)
              for line in path.read_text(encoding="utf-8").splitlines()}  # fmt: skip
-    for path in TRAIN7:
+    for path in TRAIN7 + TRAIN8:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
             assert json.loads(line)["text"] not in older, f"{path.name}:{number}: in an older training file"
 
