@@ -205,5 +205,5 @@ def test_the_shipped_weights_carry_the_long_reader_make_weights_writes() -> None
     assert (shipped.words, shipped.scale, shipped.by_class, shipped.keep) == (40, 0.4, (), 0.95)
     makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text(encoding="utf-8")
     assert "understanding long var/weights/combined.npz" in makefile and "--scale 0.4 --keep 0.95" in makefile
-    assert "--l2 1e-4" in makefile and "dev45d" in makefile.split("DEV_CORPUS :=")[1].split("LONG_CORPUS :=")[0]
+    assert "--l2 1e-4" in makefile and "dev46d" in makefile.split("DEV_CORPUS :=")[1].split("LONG_CORPUS :=")[0]
     assert "--scale 0.4 --keep 0.95 --corpus $(SECOND_CORPUS)" in makefile
