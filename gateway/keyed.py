@@ -21,11 +21,14 @@ except ImportError:  # a Python built without OpenSSL's hashlib: the pure-Python
 
 
 class KeyedHash:
-    def __init__(self, secret_key: str) -> None:
+    def __init__(self, secret_key: str, *, openssl: bool = True) -> None:
+        """``openssl=False``: the pure-Python HMAC even where OpenSSL's is there (what a Python without it runs)."""
         key = hashlib.sha256(("keyed-hash:" + secret_key).encode()).digest()
         # copied per value: the key is not set up again; the same HMAC-SHA256 either way (tests/test_keyed.py)
         self._keyed: hmac.HMAC | _hashlib.HMAC = (
-            hmac.new(key, digestmod=hashlib.sha256) if _openssl_hmac is None else _openssl_hmac(key, digestmod="sha256")
+            _openssl_hmac(key, digestmod="sha256")
+            if openssl and _openssl_hmac is not None
+            else hmac.new(key, digestmod=hashlib.sha256)
         )
 
     def __call__(self, purpose: str, value: str) -> str:

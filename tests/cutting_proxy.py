@@ -11,6 +11,9 @@ client library and the code under test are the real ones.
 waits at the proxy (the commands before it passed) while a coroutine runs (another instance's work, on its own
 connection), then goes on. A test that needs "while this request holds that lock, something else happens" gets it at
 the wire, without touching the code under test.
+
+:attr:`CuttingProxy.commands` names every command that passed, in order (a test counting what the store sends
+reads it there, not through a spy on the store's client).
 """
 
 from __future__ import annotations
@@ -45,6 +48,15 @@ def command_end(buffer: bytes, start: int = 0) -> int | None:
     return at
 
 
+def command_name(command: bytes) -> str:
+    """A whole RESP command's name, upper case (``EVALSHA``, ``PUBLISH``); an inline command's first word."""
+    if command[:1] != b"*":
+        return command.split(maxsplit=1)[0].decode().upper()
+    header = command.index(b"\r\n") + 2  # *N\r\n, then $len\r\nNAME\r\n
+    start = command.index(b"\r\n", header) + 2
+    return command[start : command.index(b"\r\n", start)].decode().upper()
+
+
 class CuttingProxy:
     """``cut_before(*markers)``: the next command holding every marker, and what follows it on its connection, never
     reach Redis (``cut`` counts the cuts). ``hold_before(*markers, meanwhile=...)``: the next command holding every
@@ -56,6 +68,7 @@ class CuttingProxy:
         self.database = parts.path or "/0"
         self.server: asyncio.Server | None = None
         self.cut = self.held = 0
+        self.commands: list[str] = []  # the name of every command that reached Redis, in order
         self.failures: list[BaseException] = []  # what a ``meanwhile`` raised (the command went on all the same)
         self._markers: tuple[bytes, ...] | None = None
         self._hold: tuple[tuple[bytes, ...], Callable[[], Awaitable[object]]] | None = None
@@ -109,6 +122,7 @@ class CuttingProxy:
                             reset_hard(writer)
                             up_writer.close()
                             return
+                        self.commands.append(command_name(buffer[start:end]))
                         start = end
                     up_writer.write(buffer[:start])
                     await up_writer.drain()

@@ -14,6 +14,8 @@ from gateway.events import EntryAdded
 from gateway.store import Author, Delivery, OutboxItem, TranscriptEntry, open_store
 from gateway.store import redis_keys as K
 from gateway.testing import store_keys
+from tests.cutting_proxy import cutting_proxy
+from tests.store.conftest import emptied
 
 pytestmark = pytest.mark.redis
 
@@ -295,66 +297,54 @@ async def test_a_messages_four_replies_cost_the_outbox_a_bounded_count_of_comman
         await store.close()
 
 
-async def test_a_sends_record_in_a_batch_publishes_its_event_itself_once(
-    redis_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_sends_record_in_a_batch_publishes_its_event_itself_once(redis_url: str) -> None:
     """The outbox's record of a send (``Outbox._record_sent``: the record in a batch, then the send's
     ``DeliveryChanged`` published in it): on one node the record's script publishes that event once the send is
     recorded, and the caller's publish of it is sent no more (issue 8's thirtieth pass: one command and one round
     trip less a reply). A subscriber reads it once. A send whose entry shows more (a receipt kept before the
     record), or a record outside a batch, publishes nothing itself: the caller's event goes as before."""
     from gateway.events import DeliveryChanged, QueueChanged
-    from gateway.store import redis_batch
 
-    sent: list[str] = []
-    send = redis_batch.AutoPipeline.send
+    async with cutting_proxy(emptied(redis_url)) as proxy:  # what the store sends, read on the wire
+        sent = proxy.commands
+        store = await open_store(proxy.url, keys=store_keys(redis_url))
+        subscription = await store.subscribe()
+        try:
+            for item_id in ("r1", "r2", "r3"):
+                await store.append_transcript(TranscriptEntry(item_id, "A", T0, Author.BOT, "bonjour"))
+                await store.outbox_put(OutboxItem(item_id, "A", {"text": "bonjour"}, T0))
+            await store.keep_receipt("m.r2", Delivery.DELIVERED)  # its receipt came before its record
 
-    async def spied(self: redis_batch.AutoPipeline, commands: redis_batch.Commands) -> list[object]:
-        sent.extend(str(args[0]) for args, _ in commands)
-        return await send(self, commands)
+            async def recorded(item_id: str) -> list[object]:
+                """The events a subscriber reads up to a mark published after them (none is read twice)."""
+                await store.publish(QueueChanged())
+                read: list[object] = []
+                async with asyncio.timeout(10):  # a safety net against a hang, not a timing assumption
+                    while not isinstance(event := await anext(subscription), QueueChanged):
+                        read.append(event)
+                return read
 
-    monkeypatch.setattr(redis_batch.AutoPipeline, "send", spied)
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    client.flushdb()
-    store = await open_store(redis_url, keys=store_keys(redis_url))
-    subscription = await store.subscribe()
-    try:
-        for item_id in ("r1", "r2", "r3"):
-            await store.append_transcript(TranscriptEntry(item_id, "A", T0, Author.BOT, "bonjour"))
-            await store.outbox_put(OutboxItem(item_id, "A", {"text": "bonjour"}, T0))
-        await store.keep_receipt("m.r2", Delivery.DELIVERED)  # its receipt came before its record
+            sent.clear()
+            async with store.batch():
+                assert await store.outbox_mark_sent("A", "r1", "m.r1") is Delivery.SENT
+                await store.publish(DeliveryChanged("A", "r1", Delivery.SENT))
+            assert "PUBLISH" not in sent  # the record alone (its script loaded first, if Redis had not seen it yet)
+            assert await recorded("r1") == [DeliveryChanged("A", "r1", Delivery.SENT)]
 
-        async def recorded(item_id: str) -> list[object]:
-            """The events a subscriber reads up to a mark published after them (none is read twice)."""
-            await store.publish(QueueChanged())
-            read: list[object] = []
-            async with asyncio.timeout(10):  # a safety net against a hang, not a timing assumption
-                while not isinstance(event := await anext(subscription), QueueChanged):
-                    read.append(event)
-            return read
+            sent.clear()
+            async with store.batch():
+                assert await store.outbox_mark_sent("A", "r2", "m.r2") is Delivery.DELIVERED
+                await store.publish(DeliveryChanged("A", "r2", Delivery.DELIVERED))
+            assert sent == ["EVALSHA", "PUBLISH"]  # the record, then the caller's event
+            assert await recorded("r2") == [DeliveryChanged("A", "r2", Delivery.DELIVERED)]
 
-        sent.clear()
-        async with store.batch():
-            assert await store.outbox_mark_sent("A", "r1", "m.r1") is Delivery.SENT
-            await store.publish(DeliveryChanged("A", "r1", Delivery.SENT))
-        assert "PUBLISH" not in sent  # the record alone (its script loaded first, if Redis had not seen it yet)
-        assert await recorded("r1") == [DeliveryChanged("A", "r1", Delivery.SENT)]
-
-        sent.clear()
-        async with store.batch():
-            assert await store.outbox_mark_sent("A", "r2", "m.r2") is Delivery.DELIVERED
-            await store.publish(DeliveryChanged("A", "r2", Delivery.DELIVERED))
-        assert sent == ["EVALSHA", "PUBLISH"]  # the record, then the caller's event
-        assert await recorded("r2") == [DeliveryChanged("A", "r2", Delivery.DELIVERED)]
-
-        sent.clear()
-        assert await store.outbox_mark_sent("A", "r3", "m.r3") is Delivery.SENT  # outside a batch: nothing told
-        assert await recorded("r3") == []
-        await store.publish(DeliveryChanged("A", "r3", Delivery.SENT))
-        assert await recorded("r3") == [DeliveryChanged("A", "r3", Delivery.SENT)]
-        assert [entry.delivery for entry in await store.transcript("A")] == [
-            Delivery.SENT, Delivery.DELIVERED, Delivery.SENT]  # fmt: skip
-    finally:
-        await subscription.aclose()
-        client.close()
-        await store.close()
+            sent.clear()
+            assert await store.outbox_mark_sent("A", "r3", "m.r3") is Delivery.SENT  # outside a batch: nothing told
+            assert await recorded("r3") == []
+            await store.publish(DeliveryChanged("A", "r3", Delivery.SENT))
+            assert await recorded("r3") == [DeliveryChanged("A", "r3", Delivery.SENT)]
+            assert [entry.delivery for entry in await store.transcript("A")] == [
+                Delivery.SENT, Delivery.DELIVERED, Delivery.SENT]  # fmt: skip
+        finally:
+            await subscription.aclose()
+            await store.close()
