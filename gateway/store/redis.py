@@ -442,8 +442,9 @@ class RedisStore:
         self._unread_since: int | None = None  # ``K.UNREAD_SINCE`` (None: unknown, every conversation is older)
         # every key on one node (standalone, Sentinel's primary; not a Cluster, nor a plain client to a node in
         # cluster mode, which refuses a script across slots): a send's record reads, applies and takes the receipt
-        # kept for it in its own script (``outbox_sent``), and the outbox reads nothing around it. Set by ``open``
-        # once the server said so (``_one_node``); False: the record's steps apart, one slot each
+        # kept for it in its own script (``outbox_sent``), and the outbox reads nothing around it; an ending's listing
+        # and its copy are one script (``begin_leaving``). Set by ``open`` once the server said so (``_one_node``);
+        # False: the record's steps apart, one slot each, and the listing's two commands
         self.takes_kept_receipts = False
 
     @classmethod
@@ -1233,11 +1234,18 @@ class RedisStore:
     async def begin_leaving(self, conversation_id: str, how: str) -> None:
         """``{queue}:leaving``, id → how, then the same in the conversation's slot (``redis_keys.leaving``, read by a
         message's lock: :meth:`ending_begun`): held, they go first in the ending's pipeline, before its note or
-        goodbye. The take's script (``take_or_requeue``) refuses a conversation listed here."""
+        goodbye. The take's script (``take_or_requeue``) refuses a conversation listed here. On one node both in one
+        script (``begin_leaving``): a cut leaves both or neither, never the list without the copy a message's lock
+        reads (which let a message be answered by the bot between the cut and the check); on a Cluster, where the two
+        keys are in different slots, the list first (a cut between leaves it listed, which the check completes)."""
+        listing, copy = K.QUEUE + "leaving", K.leaving(conversation_id)
 
         def listed(pipe: Pipeline) -> None:
-            pipe.hset(K.QUEUE + "leaving", conversation_id, how)
-            pipe.set(K.leaving(conversation_id), how, ex=K.LEAVING_KEPT_SECONDS)
+            if self.takes_kept_receipts:  # every key on one node
+                _eval(pipe, "begin_leaving", [listing, copy], [conversation_id, how, K.LEAVING_KEPT_SECONDS])
+            else:
+                pipe.hset(listing, conversation_id, how)
+                pipe.set(copy, how, ex=K.LEAVING_KEPT_SECONDS)
 
         await self._write(listed)
 

@@ -1084,7 +1084,16 @@ _END_MOVE = _MOVING + "return on_hash('HDEL', KEYS[1], ARGV[1])\n"
 # KEYS: the list of transfers begun. An old set made a hash: how many ids it listed (0: it was not a set).
 _MOVING_HASH = _MOVING + "return moving_hash(KEYS[1])\n"
 
+# KEYS: the list of endings begun (``hg:{queue}:leaving``), the conversation's copy of its field (``hg:lv:{<conv>}``).
+# ARGV: id, how, the copy's TTL (s). On one node only (the two keys are in different slots): the listing and its copy
+# in one step, so a cut leaves both or neither (``RedisStore.begin_leaving``).
+_BEGIN_LEAVING = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+"""
+
 SCRIPTS = {
+    "begin_leaving": _BEGIN_LEAVING,
     "begin_move": _BEGIN_MOVE,
     "end_move": _END_MOVE,
     "moving_hash": _MOVING_HASH,
