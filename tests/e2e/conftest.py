@@ -174,6 +174,7 @@ class HeldAnswer:
     def __init__(self, page: Page, path: str) -> None:
         self.page, self.path = page, path
         self._held: asyncio.Future[tuple[Route, APIResponse]] = asyncio.get_running_loop().create_future()
+        self._claimed = False  # set before the first request's fetch: one asked meanwhile goes through
 
     @classmethod
     async def next_of(cls, context: BrowserContext, page: Page, path: str) -> HeldAnswer:
@@ -185,9 +186,10 @@ class HeldAnswer:
         return held
 
     async def _hold(self, route: Route) -> None:
-        if self._held.done():
+        if self._claimed:  # not ``_held.done()``: a second request while the first's fetch is out would be held too
             await route.continue_()
             return
+        self._claimed = True
         self._held.set_result((route, await route.fetch()))  # the server's answer, now
 
     async def asked(self) -> None:
@@ -199,4 +201,4 @@ class HeldAnswer:
         route, answer = await self._held
         async with self.page.expect_event("requestfinished", lambda r: r.url.endswith(self.path)):
             await route.fulfill(response=answer)
-        assert await self.page.evaluate("() => fetch('/api/me').then(r => r.status)") == 200
+        assert await self.page.evaluate("() => fetch('/healthz').then(r => r.status)") == 200
