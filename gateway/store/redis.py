@@ -441,10 +441,12 @@ class RedisStore:
         self._releases = Releases()  # locks and claims whose release failed, released again (redis_release.py)
         self._unread_since: int | None = None  # ``K.UNREAD_SINCE`` (None: unknown, every conversation is older)
         # every key on one node (standalone, Sentinel's primary; not a Cluster, nor a plain client to a node in
-        # cluster mode, which refuses a script across slots): a send's record reads, applies and takes the receipt
-        # kept for it in its own script (``outbox_sent``), and the outbox reads nothing around it; an ending's listing
-        # and its copy are one script (``begin_leaving``). Set by ``open`` once the server said so (``_one_node``);
-        # False: the record's steps apart, one slot each, and the listing's two commands
+        # cluster mode, which refuses a script across slots): scripts may touch several slots. Set by ``open`` once
+        # the server said so (``_one_node``). Then a send's record reads, applies and takes the receipt kept for it in
+        # its own script (``outbox_sent``: ``takes_kept_receipts``, which the outbox reads), and an ending's listing
+        # and its copy are one script (``begin_leaving``); else the record's steps apart, one slot each, and the
+        # listing's two commands
+        self.on_one_node = False
         self.takes_kept_receipts = False
 
     @classmethod
@@ -483,7 +485,8 @@ class RedisStore:
         try:
             await store.ping()
             store._unread_since = await store._since()
-            store.takes_kept_receipts = not cluster and await store._one_node()
+            store.on_one_node = not cluster and await store._one_node()
+            store.takes_kept_receipts = store.on_one_node
         except StoreError:
             await store.close()
             raise
@@ -1241,7 +1244,7 @@ class RedisStore:
         listing, copy = K.QUEUE + "leaving", K.leaving(conversation_id)
 
         def listed(pipe: Pipeline) -> None:
-            if self.takes_kept_receipts:  # every key on one node
+            if self.on_one_node:
                 _eval(pipe, "begin_leaving", [listing, copy], [conversation_id, how, K.LEAVING_KEPT_SECONDS])
             else:
                 pipe.hset(listing, conversation_id, how)
