@@ -20,6 +20,7 @@ import asyncio
 import datetime
 import hmac
 import logging
+import time
 import warnings
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -96,6 +97,7 @@ class TelegramChannel:
         )  # no Application
         self._media = MediaSource(self.name, allowed_hosts=frozenset({API_HOST, URL(api).host or ""}))
         self._answering: set[asyncio.Task[None]] = set()
+        self._answers_failing = _FailingCalls("answerCallbackQuery")
 
     async def start(self, *, reachable: bool = False) -> None:
         """Open PTB's HTTP clients and check the token with getMe. A token refused stops the start-up; the Bot API
@@ -187,7 +189,9 @@ class TelegramChannel:
         try:
             await self._call(self._bot.answer_callback_query(query_id))
         except DeliveryError as error:  # the button's spinner then stops by itself after a few seconds
-            logger.warning("telegram: answerCallbackQuery failed: %s", error)
+            self._answers_failing.failed(error)
+        else:
+            self._answers_failing.answered()
 
     async def _call(self, request: Awaitable[T]) -> T:
         """Await one Bot API call: the one place where PTB's errors become ours."""
@@ -203,6 +207,33 @@ class TelegramChannel:
             raise RetryableDelivery(f"telegram: network error ({type(error).__name__})") from None
         except ptb.TelegramError as error:
             raise PermanentDelivery(f"telegram: {type(error).__name__}") from None
+
+
+class _FailingCalls:
+    """A Bot API call made for every tap, told once while it keeps failing, not once a tap: the first failure is one
+    WARNING line, the next ones are folded until a call succeeds again, then one INFO line says how many and for
+    how long (a provider outage during a busy minute gave a line a tap: bench/chaos.py, 37 in a soak). The lines
+    name the call and the error (ours, made in ``TelegramChannel._call``: never a chat id or a message)."""
+
+    def __init__(self, call: str) -> None:
+        self.call = call
+        self._since: float | None = None  # the first failure of the current series; None while it succeeds
+        self._folded = 0
+
+    def failed(self, error: DeliveryError) -> None:
+        if self._since is None:
+            self._since, self._folded = time.monotonic(), 0
+            logger.warning("telegram: %s failed: %s; the next failures are folded until it answers again",
+                           self.call, error)  # fmt: skip
+        else:
+            self._folded += 1
+
+    def answered(self) -> None:
+        if self._since is None:
+            return
+        logger.info("telegram: %s answers again after %.0f s: %d more failures folded", self.call,
+                    time.monotonic() - self._since, self._folded)  # fmt: skip
+        self._since = None
 
 
 def webhook_url(settings: Settings) -> str:

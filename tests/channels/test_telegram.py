@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -230,6 +232,33 @@ async def test_a_failed_answer_does_not_fail_the_webhook(
     status, batch = await post(client, telegram_callback(11, CHAT, "yes"))
     assert (status, len(batch["inbound"])) == (200, 1)
     await telegram.wait_for("answerCallbackQuery")
+
+
+async def test_answers_failing_in_an_outage_are_told_once_then_once_when_they_answer_again(
+    client: TestClient[Any, Any], telegram: FakeTelegramAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Bot API outage during taps: one WARNING line for the first failed answer, none for the next ones, one INFO
+    line with how many were folded once an answer goes through; no chat id in any line."""
+    caplog.set_level(logging.INFO, logger="gateway.channels.telegram")
+    telegram.down()
+    for update_id in range(20, 24):
+        status, _ = await post(client, telegram_callback(update_id, CHAT, "yes"))
+        assert status == 200
+    await telegram.wait_for("answerCallbackQuery", count=4)
+    telegram.up()
+    await post(client, telegram_callback(24, CHAT, "yes"))
+    await telegram.wait_for("answerCallbackQuery", count=5)
+
+    def told() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "answerCallbackQuery" in r.getMessage()]
+
+    async with asyncio.timeout(10):
+        while len(told()) < 2:
+            await asyncio.sleep(0.01)  # a condition waited on: the fifth answer's task logs after the fake answered
+    [failed, again] = told()
+    assert failed.levelno == logging.WARNING and "failed" in failed.getMessage()
+    assert again.levelno == logging.INFO and "3 more failures folded" in again.getMessage()
+    assert not any(str(CHAT) in r.getMessage() for r in caplog.records)
 
 
 def test_acknowledge_and_abilities(channel: TelegramChannel) -> None:
