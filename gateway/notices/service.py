@@ -306,11 +306,26 @@ def _due_work(notice: Notice, flow: Flow, now: datetime) -> bool:
     return closed_at is not None and notice.evidence_deleted_at is None and closed_at + keep <= now
 
 
+PHONE_TAIL = 9  # a phone number's last digits compared: its national number whatever the prefix (+33 6…, 06…)
+
+
+def identity_forms(sender: str) -> frozenset[str]:
+    """What of the young person's channel address a text must not hold, in its letters and digits only: the address
+    without its channel's prefix (``whatsapp:+33612345678`` → ``33612345678``; a platform id as it is) and, for a
+    phone number, its last :data:`PHONE_TAIL` digits, which the national form (``06 12 34 56 78``) holds too."""
+    address = sender.split(":", 1)[1] if sender[:1].isalpha() and ":" in sender else sender
+    forms = {"".join(c for c in address if c.isalnum())}
+    digits = "".join(c for c in address if c.isdigit())
+    if address.lstrip().startswith("+") and len(digits) > PHONE_TAIL:
+        forms.add(digits[-PHONE_TAIL:])
+    return frozenset(form for form in forms if len(form) >= 6)
+
+
 def no_identity(conversation: Conversation, texts: list[str]) -> None:
-    """Refuse a notice that would carry the young person's channel address (phone number, platform id)."""
-    address = "".join(c for c in conversation.sender if c.isalnum())
-    if len(address) < 6:
-        return
+    """Refuse a notice or a referral that would carry the young person's channel address (phone number, platform
+    id), in any spacing or punctuation: ``+33 6 12 34 56 78``, ``06.12.34.56.78``, the id as the provider sends it."""
+    forms = identity_forms(conversation.sender)
     for text in texts:
-        if address in "".join(c for c in text if c.isalnum()):
+        flat = "".join(c for c in text if c.isalnum())
+        if any(form in flat for form in forms):
             raise ActionRefused("identity", "a notice never carries the young person's number or platform id")
