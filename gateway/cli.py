@@ -181,8 +181,11 @@ def _serve(args: argparse.Namespace) -> int:
     if args.flows:
         settings = settings.replace(flows=args.flows)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "telegram", "twilio"):  # below WARNING they log URLs with tokens, or message contents
+    for noisy in ("httpx", "twilio"):  # below WARNING they log URLs with tokens, or message contents
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    # python-telegram-bot logs an answer it cannot read as JSON whole, at ERROR (a proxy's page may quote the URL, so
+    # the bot's token); every failure of its calls reaches the Telegram adapter as an exception, told there.
+    logging.getLogger("telegram").setLevel(logging.CRITICAL)
     asyncio.run(_warn_if_no_listener(settings))
     print(
         f"helpline-gateway: web chat http://{args.host}:{args.port}/chat · console http://{args.host}:{args.port}/console"

@@ -91,6 +91,7 @@ class Failure:
     subcode: int | None = None
     retry_after: int | None = None
     description: str = "scripted failure"
+    page: str | None = None  # answered as this HTML page instead of the vendor's error shape (a proxy's, a firewall's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +225,13 @@ class FakeAPI:
         if self._down:
             failure = Failure(503, description="service unavailable")
         try:
-            response: web.StreamResponse = self.error_response(failure) if failure else await handler(request)
+            response: web.StreamResponse = (
+                web.Response(text=failure.page, status=failure.status, content_type="text/html")
+                if failure is not None and failure.page is not None
+                else self.error_response(failure)
+                if failure
+                else await handler(request)
+            )
         except web.HTTPException as redirect:  # a redirect of a hosted file
             await self._record(request, raw, redirect.status)
             raise

@@ -27,6 +27,7 @@ from gateway.testing import (
     BOT_TOKEN,
     DATA_KEY,
     SECRET_KEY,
+    Failure,
     FakeTelegramAPI,
     stop_gently,
     telegram_headers,
@@ -212,3 +213,30 @@ async def test_serve_started_while_the_telegram_api_is_down_serves_and_answers_o
             ) as response:
                 assert response.status == 200
             await telegram.wait_accepted(1, timeout=60)
+
+
+async def test_a_page_quoting_the_bot_token_at_the_bot_apis_address_never_reaches_the_log(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """A firewall at TELEGRAM_API_URL answering a reply with its own 403 page, which quotes the request's URL (the
+    bot's token): the reply is retried and delivered (the page is not the young person blocking the bot), and
+    neither our lines nor the library's (python-telegram-bot logs an answer it cannot read whole, at ERROR) put the
+    page or the token in the log."""
+    page = f"<html><p>403 Forbidden: /bot{BOT_TOKEN}/sendMessage is blocked by policy</p></html>"
+    async with FakeTelegramAPI() as telegram:
+        telegram.fail_next(Failure(403, page=page), endpoint="sendMessage")
+        with running(tmp_path) as server:
+            server.env.update(
+                TELEGRAM_BOT_TOKEN=BOT_TOKEN, TELEGRAM_WEBHOOK_SECRET="secret", TELEGRAM_API_URL=telegram.url
+            )
+            server.start()
+            await server.ready(http)
+            update = json.dumps(telegram_update(900000002, 424242, "bonjour"))
+            async with http.post(
+                server.url + "/webhooks/telegram", data=update, headers=telegram_headers("secret")
+            ) as response:
+                assert response.status == 200
+            await telegram.wait_accepted(1, timeout=60)
+            assert telegram.requests_to("sendMessage")[0].status == 403
+            log = server.log.read_text()
+        assert BOT_TOKEN not in log and "blocked by policy" not in log

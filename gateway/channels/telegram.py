@@ -20,6 +20,7 @@ import asyncio
 import datetime
 import hmac
 import logging
+import re
 import time
 import warnings
 from collections.abc import Awaitable
@@ -73,6 +74,9 @@ MALFORMED = (TypeError, ValueError, KeyError, AttributeError, IndexError, Overfl
 # Refusals that no retry changes; checked before NetworkError, of which BadRequest is a subclass. Forbidden (the
 # bot was blocked by the user, or the account is deleted) is the young person gone: checked first.
 REFUSED = (ptb.BadRequest, ptb.InvalidToken, ptb.ChatMigrated, ptb.Conflict, ptb.EndPointNotFound)
+# Telegram's description of an error, told as it is when it is words only: no digit (a chat id, a token, an offset
+# in the young person's text), no markup, no braces (PTB's "unknown parameters: {…}"), at most 120 characters.
+DESCRIPTION = re.compile(r"[A-Za-z][A-Za-z ':,/_.-]{0,119}")
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -199,14 +203,32 @@ class TelegramChannel:
             return await request
         except ptb.RetryAfter as error:
             raise RetryableDelivery("telegram: flood control", _seconds(error)) from None
-        except ptb.Forbidden as error:
-            raise RecipientGone(f"telegram: {type(error).__name__}: {error.message}") from None
-        except REFUSED as error:
-            raise PermanentDelivery(f"telegram: {type(error).__name__}: {error.message}") from None
-        except ptb.NetworkError as error:  # includes TimedOut
-            raise RetryableDelivery(f"telegram: network error ({type(error).__name__})") from None
         except ptb.TelegramError as error:
-            raise PermanentDelivery(f"telegram: {type(error).__name__}") from None
+            raise _ours(error) from None
+
+
+def _ours(error: ptb.TelegramError) -> DeliveryError:
+    """PTB's error as ours, told in words that are safe to log, store as a send's failure and show a listener.
+
+    PTB's message is not: for an answer that is not the Bot API's JSON (a proxy's or a firewall's error page at
+    ``TELEGRAM_API_URL``) it quotes the whole raw answer, which may quote the request's URL and so the bot's token,
+    and it adds an answer's unknown parameters as they came. Telegram's own description is kept only when it is
+    words (:data:`DESCRIPTION`: "Forbidden: bot was blocked by the user", "Chat not found"); else the class alone.
+    An answer that was not the Bot API's decides nothing about the young person: a 403 page is not "blocked by the
+    user" (RecipientGone would stop every reply to them), a 404 page is not a refusal: retried, as an outage is."""
+    name = type(error).__name__
+    if isinstance(error.__cause__, ptb.TelegramError):  # PTB could not read the answer as JSON
+        return RetryableDelivery(
+            f"telegram: {name}, from an answer that was not the Bot API's (a proxy at its address?)"
+        )
+    said = f"telegram: {name}: {error.message}" if DESCRIPTION.fullmatch(error.message) else f"telegram: {name}"
+    if isinstance(error, ptb.Forbidden):  # the bot blocked by the user, or the account deleted: the young person gone
+        return RecipientGone(said)
+    if isinstance(error, REFUSED):  # checked before NetworkError, of which BadRequest is a subclass
+        return PermanentDelivery(said)
+    if isinstance(error, ptb.NetworkError):  # includes TimedOut
+        return RetryableDelivery(f"telegram: network error ({name})")
+    return PermanentDelivery(f"telegram: {name}")
 
 
 class _FailingCalls:

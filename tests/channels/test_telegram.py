@@ -371,6 +371,33 @@ async def test_permanent_failures(
     assert str(CHAT) not in str(caught.value) and caught.value.__cause__ is None
 
 
+@pytest.mark.parametrize("status", [403, 404, 502])
+async def test_a_page_that_is_not_the_bot_apis_answer_is_retried_and_never_quoted(
+    channel: TelegramChannel, telegram: FakeTelegramAPI, status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A proxy or a firewall at the Bot API's address answering with its own page (quoting the URL, so the token):
+    retried (a 403 page is not the young person blocking the bot), told without the page; PTB's own log line that
+    quotes it is not ours (``gateway serve`` silences the library: tests/test_serve.py)."""
+    page = (
+        f"<html><body><h1>{status}</h1><p>The requested URL /bot{BOT_TOKEN}/sendMessage was refused.</p></body></html>"
+    )
+    telegram.fail_next(Failure(status, page=page))
+    with pytest.raises(RetryableDelivery) as caught:
+        await channel.send(outbound())
+    assert BOT_TOKEN not in str(caught.value) and "html" not in str(caught.value)
+    assert "not the Bot API's" in str(caught.value)
+    assert not any(BOT_TOKEN in r.getMessage() for r in caplog.records if r.name.startswith("gateway"))
+
+
+async def test_a_description_with_digits_or_parameters_is_told_by_its_class_only(
+    channel: TelegramChannel, telegram: FakeTelegramAPI
+) -> None:
+    telegram.fail_next(Failure(400, description=f"Bad Request: chat {CHAT} not found"))
+    with pytest.raises(PermanentDelivery) as caught:
+        await channel.send(outbound())
+    assert str(caught.value) == "telegram: BadRequest"
+
+
 async def test_an_unreachable_api_is_retryable(telegram: FakeTelegramAPI, session: aiohttp.ClientSession) -> None:
     adapter = TelegramChannel(make_settings(telegram.url), session)
     await adapter.start()
