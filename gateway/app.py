@@ -35,7 +35,7 @@ from gateway.clock import utcnow
 from gateway.console.access import Sight
 from gateway.console.actions import Actions
 from gateway.console.api import ListenerAPI, Presence
-from gateway.console.crosssite import CrossSite
+from gateway.console.crosssite import CrossSite, Handler, own_pages_only
 from gateway.console.events import ConsoleEvents
 from gateway.console.logins import LoginBrake, Logins, PasswordWorkers
 from gateway.console.media import ConsoleMedia
@@ -254,7 +254,12 @@ async def create_app(
     app.on_shutdown.append(_close_sockets(hub.open, api.open))
     app.on_cleanup.append(lambda _: _close_hub(hub))
     app.on_cleanup.append(lambda _: _close_outages(metrics.outages))
-    _routes(app, settings, hub, api, flows, store, supervisor, reader, releases, metrics.outages)
+    chat_origin = CrossSite(settings.public_url)  # the chat page's origin: the gateway's own, never the consoles'
+
+    def own_pages(handler: Handler) -> Handler:  # the web chat's routes another site's page could call
+        return own_pages_only(handler, chat_origin, metrics.refused.labels("cross_site").inc)
+
+    _routes(app, settings, hub, api, flows, store, supervisor, reader, releases, metrics.outages, own_pages)
 
     async def departed(departure: Departure) -> None:  # a provider's (un)block notice
         await leaving.provider_says(dispatcher, store, departure, clock())
@@ -269,7 +274,7 @@ async def create_app(
         *InboundReferrals(dispatcher, store, flows, settings.partner_key_map(), settings.public_url,
                           clock=clock).routes(),
         web.get("/api/conversations/{id}/attachments/{n}", api.authed(media.attachment, wall=Sight.FULL)),
-        web.post(uploads_path, uploads.upload),
+        web.post(uploads_path, own_pages(uploads.upload)),
     ])  # fmt: skip
     app.router.add_get("/metrics", _metrics_handler(metrics, store, presence, clock))
     app.on_response_prepare.append(_api_not_stored)
@@ -495,6 +500,7 @@ def _metrics_handler(
 def _routes(
     app: web.Application, settings: Settings, hub: WebChatHub, api: ListenerAPI, flows: FlowSet, store: Store,
     supervisor: Supervisor, reader: Reader | None, releases: RetriesReleases | None, outages: StoreOutages,
+    own_pages: Callable[[Handler], Handler],
 ) -> None:  # fmt: skip
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -532,10 +538,10 @@ def _routes(
         return web.Response(text=(STATIC / "widget.js").read_text(encoding="utf-8"),
                             content_type="application/javascript")  # fmt: skip
 
-    async def socket(request: web.Request) -> web.WebSocketResponse:
+    async def socket(request: web.Request) -> web.StreamResponse:
         return await chat_socket(request, hub)
 
-    async def leave(request: web.Request) -> web.Response:
+    async def leave(request: web.Request) -> web.StreamResponse:
         return await leave_request(request, hub)
 
     async def reload(request: web.Request) -> web.StreamResponse:
@@ -544,8 +550,8 @@ def _routes(
 
     app.add_routes([
         web.get("/healthz", healthz), web.get("/readyz", readyz),
-        web.get("/chat", chat_page), web.get("/chat/widget.js", widget), web.get("/chat/ws", socket),
-        web.post("/chat/leave", leave),
+        web.get("/chat", chat_page), web.get("/chat/widget.js", widget), web.get("/chat/ws", own_pages(socket)),
+        web.post("/chat/leave", own_pages(leave)),
         web.static("/chat/static", str(STATIC)),
         web.post("/api/admin/reload", api.authed(reload, supervisor=True)),
         *api.routes(),

@@ -132,6 +132,32 @@ async def test_one_socket_typing_danger_in_a_loop_cannot_bury_the_queue(
     assert await metric(client, "gateway_refusal_overridden", reason="client_full", source="keywords") == 2
 
 
+async def test_another_sites_page_cannot_open_a_chat_or_call_its_routes_through_a_visitors_browser(
+    client: Client,
+) -> None:
+    """A troll's page (a forum post, an ad) opening the chat's socket from every visitor's browser and typing a
+    danger phrase: each visitor would be a young person at risk in the queue, on their own network's limits. The
+    browser says which page asks (``Origin``): another site's is refused 403 before anything is opened or stored;
+    the gateway's own page (the chat, the widget's frame) and a client that names no page go on."""
+    evil = {"Origin": "https://evil.example"}
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await client.ws_connect("/chat/ws", headers=evil)
+    assert refused.value.status == 403
+    for path in ("/chat/leave", "/chat/upload"):
+        response = await client.post(path, data=b'{"token": "x"}', headers=evil)
+        assert (response.status, (await response.json())["error"]) == (403, "cross_site"), path
+    assert await waiting_and_open(client.app[STORE]) == (0, 0)
+    assert await metric(client, "gateway_refused", reason="cross_site") == 3
+
+    own = f"http://{client.server.host}:{client.server.port}"
+    for origin in ({"Origin": own}, {"Origin": "http://127.0.0.1:8080"}, {}):  # its own page, the public URL, none
+        async with client.ws_connect("/chat/ws", headers=origin) as ws:
+            session = await open_chat(ws)
+            assert session["type"] == "session", origin
+    left = await client.post("/chat/leave", json={"token": session["token"]}, headers={"Origin": own})
+    assert left.status == 204
+
+
 async def test_ending_and_starting_again_in_a_loop_is_rate_limited_per_browser(
     make_client: AppFactory, settings: Settings
 ) -> None:

@@ -1,4 +1,5 @@
-"""The console's defence against other sites: who may call the API and open the live socket.
+"""The console's defence against other sites: who may call the API and open the live socket (and the web
+chat's routes that need it: :func:`own_pages_only`).
 
 A listener's browser sends its session cookie with every request to the gateway, whichever page asked for it
 (SameSite=Strict only keeps other *sites* out: a page on another port of the same host counts as the same site).
@@ -16,7 +17,7 @@ So every state-changing call (any method but GET and HEAD) and every websocket o
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -57,6 +58,27 @@ class CrossSite:
     def allowed_origin(self, origin: str, request: web.Request) -> bool:
         own = origin_of(f"{request.scheme}://{request.host}")
         return origin_of(origin) in self.allowed or (origin_of(origin) == own and origin != "null")
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def own_pages_only(handler: Handler, cross_site: CrossSite, refused: Callable[[], None]) -> Handler:
+    """The web chat's routes that a page of another site could call through a visitor's browser (its socket, which
+    opens a conversation without any token; its upload and its quick exit's beacon): refused 403 ``cross_site`` when
+    the browser says the request comes from another origin than the gateway's own (the chat page, and the widget's
+    frame, are always served by the gateway). Else a troll's page, a forum post or an ad opening the socket and
+    typing a danger phrase would make each of its visitors a "young person at risk" in the queue, each counted on
+    their own network's limits. A request without ``Origin`` (not a browser's page) goes on to the usual guards."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin is not None and not cross_site.allowed_origin(origin, request):
+            refused()
+            return _error(403, "cross_site", "this request comes from another site's page")
+        return await handler(request)
+
+    return guarded
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
