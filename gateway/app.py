@@ -37,7 +37,7 @@ from gateway.console.actions import Actions
 from gateway.console.api import ListenerAPI, Presence
 from gateway.console.crosssite import CrossSite, Handler, own_pages_only
 from gateway.console.events import ConsoleEvents
-from gateway.console.logins import LoginBrake, Logins, PasswordWorkers
+from gateway.console.logins import LoginBrake, Logins, PasswordWorkers, Turns
 from gateway.console.media import ConsoleMedia
 from gateway.console.pages import ConsolePages
 from gateway.console.safety import Safety
@@ -195,9 +195,10 @@ async def create_app(
         announce=lambda *lock: api.announce_lock(*lock),
         networks=settings.client_networks(),
     )
+    logins = Logins(workers, brake, Turns(settings.client_networks()))
     api = ListenerAPI(store, actions, flows, sessions,
                       secure_cookies=settings.public_url.startswith("https://"), presence=presence, live=live,
-                      metrics=metrics, logins=Logins(workers, brake), limits=limits, clock=clock,
+                      metrics=metrics, logins=logins, limits=limits, clock=clock,
                       cross_site=CrossSite(settings.public_url, settings.console_origin_list()),
                       addresses=settings.client_addresses(), keepalive=settings.socket_keepalive_seconds)  # fmt: skip
     app[SETTINGS], app[STORE], app[FLOWS], app[DISPATCHER] = settings, store, flows, dispatcher

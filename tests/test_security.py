@@ -296,6 +296,21 @@ async def test_wrong_passwords_slow_then_lock_the_account_and_tell_the_superviso
     assert await metric(client, "gateway_refused", reason="login_braked") >= 2
 
 
+async def test_wrong_passwords_sent_at_once_are_braked_as_if_sent_one_after_the_other(
+    make_client: AppFactory, settings: Settings
+) -> None:
+    """A red-team review: 16 wrong passwords for one account sent at the same instant were all hashed and answered
+    401 (each passed the brake before the first was counted), where the brake allows ``free`` before its wait. Taken
+    in turn, the ones after the ``free``-th failure find the wait: refused, unhashed."""
+    client = await make_client(settings.replace(login_free_failures=3))
+    await add_listener(client, "anne")
+    wrong = {"name": "anne", "password": "guess"}
+    responses = await asyncio.gather(*(client.post("/api/session", json=wrong) for _ in range(16)))
+    statuses = sorted(r.status for r in responses)
+    assert statuses == [401] * 3 + [429] * 13
+    assert await metric(client, "gateway_refused", reason="login_braked") == 13
+
+
 async def wait_until_free(client: Client, name: str) -> None:
     """The one-second delay passes: polled on the brake itself, which a probe login would extend."""
     deadline = time.monotonic() + 10

@@ -189,16 +189,17 @@ class ListenerAPI:
         if not isinstance(name, str) or not isinstance(password, str):
             return _error(400, "bad_request", "name and password are required")
         address = client_address(request, self.addresses)
-        wait = await self.logins.brake.wait_seconds(name, address)
-        if wait:
-            self.metrics.refused.labels("login_braked").inc()
-            return _error(429, "too_many_attempts", f"too many wrong passwords: try again in {wait} s",
-                          headers={"Retry-After": str(wait)})  # fmt: skip
-        try:
-            listener = await self.logins.authenticate(self.store, name, password, address)
-        except Busy:
-            self.metrics.refused.labels("login_busy").inc()
-            return _error(429, "busy", "too many logins at once: try again", headers={"Retry-After": "1"})
+        async with self.logins.turns.of(name, address):  # the brake reads what the attempts before counted
+            wait = await self.logins.brake.wait_seconds(name, address)
+            if wait:
+                self.metrics.refused.labels("login_braked").inc()
+                return _error(429, "too_many_attempts", f"too many wrong passwords: try again in {wait} s",
+                              headers={"Retry-After": str(wait)})  # fmt: skip
+            try:
+                listener = await self.logins.authenticate(self.store, name, password, address)
+            except Busy:
+                self.metrics.refused.labels("login_busy").inc()
+                return _error(429, "busy", "too many logins at once: try again", headers={"Retry-After": "1"})
         if listener is None:
             return _error(401, "bad_credentials", "wrong name or password")
         response = web.json_response(_me(listener))

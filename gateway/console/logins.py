@@ -16,9 +16,10 @@ successful login clears the account's count.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
@@ -114,11 +115,49 @@ class LoginBrake:
         await self._storage.clear("login-fail:" + self._keys(account, "")["account"])
 
 
-class Logins:
-    """The login check the API uses: the brake first (no hashing while it holds), then argon2 off the loop."""
+class Turns:
+    """One login attempt at a time per account and per address (its network), in this instance: the brake reads the
+    failures before an attempt and counts one after its hashing, so attempts sent at the same instant all passed
+    its check before the first was counted (a red-team review: 16 wrong passwords at once, all 16 hashed and
+    answered 401, where the brake allows ``free``). Taken in turn, the attempts after the ``free``-th failure find
+    its wait and are refused without hashing. A login takes tens of milliseconds: a turn is short, and a name or
+    address nobody is trying holds nothing."""
 
-    def __init__(self, workers: PasswordWorkers, brake: LoginBrake) -> None:
+    def __init__(self, networks: ClientNetworks | None = None) -> None:
+        self._networks = networks or ClientNetworks()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}  # attempts holding or waiting for each lock: it is dropped at 0
+
+    @contextlib.asynccontextmanager
+    async def of(self, account: str, address: str) -> AsyncIterator[None]:
+        keys = sorted(
+            {"account:" + account.lower(), "address:" + self._networks.key(address)}
+        )  # one order: no deadlock
+        for key in keys:
+            self._users[key] = self._users.get(key, 0) + 1
+            self._locks.setdefault(key, asyncio.Lock())
+        held: list[asyncio.Lock] = []
+        try:
+            for key in keys:
+                await self._locks[key].acquire()
+                held.append(self._locks[key])
+            yield
+        finally:
+            for lock in reversed(held):
+                lock.release()
+            for key in keys:
+                self._users[key] -= 1
+                if not self._users[key]:
+                    del self._users[key], self._locks[key]
+
+
+class Logins:
+    """The login check the API uses: one attempt at a time per account and address (:class:`Turns`), the brake
+    first (no hashing while it holds), then argon2 off the loop."""
+
+    def __init__(self, workers: PasswordWorkers, brake: LoginBrake, turns: Turns | None = None) -> None:
         self.workers, self.brake = workers, brake
+        self.turns = turns or Turns()
 
     async def authenticate(self, store: ListenerStore, name: str, password: str, address: str) -> Listener | None:
         """The listener, or None for a wrong name or password (counted). Busy when too many are in flight."""
