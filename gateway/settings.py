@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     dev_always_open: int = 0  # 1: every queue open whatever flows.yaml's hours, to try the hand-off at night (dev only)
     log_level: str = "INFO"
     access_log: int = 0  # 1: one line per HTTP request (method, path, status, size, duration: gateway/access_log.py)
+    # /metrics (queue sizes, listeners online, risk flags by class): with a token, only to `Authorization: Bearer
+    # <token>`; without one, only to a client on this machine (loopback, once a trusted proxy's header is read)
+    metrics_token: SecretStr = SecretStr("")
     outbox_base_delay: float = 1.0
     outbox_max_attempts: int = 8
     # Abuse and flood limits (docs/security.md); rates in the `limits` notation, e.g. "20/hour"

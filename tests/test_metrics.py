@@ -65,3 +65,25 @@ async def test_refused_webhooks_are_counted_by_status(make_client: AppFactory, s
         )  # fmt: skip
         assert response.status == 403
     assert value(await scrape(client), "gateway_webhook_refusals_total", status="403") == 2
+
+
+async def test_only_this_machine_reads_the_metrics_without_a_token(make_client: AppFactory, settings: Settings) -> None:
+    """The figures say when nobody is answering and how many risky messages came in: not for any visitor (a red-team
+    review: an unauthenticated GET from anywhere answered 200 with ``gateway_listeners_online 0.0``). Behind the
+    trusted proxy (the test client's loopback address), the client it names is the one asking."""
+    client = await make_client(settings.replace(client_address_header="X-Forwarded-For"))
+    outside = await client.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert outside.status == 403 and "GATEWAY_METRICS_TOKEN" in (await outside.json())["message"]
+    assert "gateway_" not in await outside.text()
+    await scrape(client)  # this machine: no header, the loopback peer itself
+    inside = await client.get("/metrics", headers={"X-Forwarded-For": "127.0.0.1"})
+    assert inside.status == 200
+
+
+async def test_with_a_token_only_its_bearer_reads_the_metrics(make_client: AppFactory, settings: Settings) -> None:
+    client = await make_client(settings.replace(metrics_token="s3cret-scrape-token"))
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "s3cret-scrape-token"}):
+        refused = await client.get("/metrics", headers=headers)
+        assert (refused.status, refused.headers.get("WWW-Authenticate")) == (401, "Bearer"), headers
+    allowed = await client.get("/metrics", headers={"Authorization": "Bearer s3cret-scrape-token"})
+    assert allowed.status == 200 and "gateway_queue_waiting" in await allowed.text()
