@@ -8,6 +8,9 @@
   var LANG_KEY = "hg-chat-lang";
   var ENDED_KEY = "hg-chat-ended";  // the ended conversation's last bot and listener messages, shown until a new one
   var KEEP_AFTER_END = 6;
+  // ... for an hour: a reload soon after still shows the numbers given; whoever opens the chat on the same device
+  // later (a parent, a sibling: the home may be where the danger is) does not find what the line said
+  var ENDED_KEEP_MS = 60 * 60 * 1000;
   var SILENCE_MS = 15000;  // a message sent and nothing heard since: the connection is taken for dead
   var MAX_TEXT = 4000;  // characters in one message, as the server takes them (MAX_TEXT in gateway/webchat.py)
   var TEXTS = {
@@ -293,13 +296,17 @@
 
   /* Only what the line said (never the young person's words), so a reload still shows the numbers given. */
   function saveEnded() {
-    var kept = { status: state.status, entries: state.entries.slice(-KEEP_AFTER_END) };
+    var kept = { status: state.status, entries: state.entries.slice(-KEEP_AFTER_END), at: Date.now() };
     try { localStorage.setItem(ENDED_KEY, JSON.stringify(kept)); } catch (e) { /* private mode: the tab only */ }
   }
 
   function restoreEnded() {
     var kept = null;
     try { kept = JSON.parse(localStorage.getItem(ENDED_KEY) || "null"); } catch (e) { kept = null; }
+    if (kept && !(typeof kept.at === "number" && Date.now() - kept.at < ENDED_KEEP_MS)) {
+      try { localStorage.removeItem(ENDED_KEY); } catch (e) { /* ignore */ }
+      kept = null;  // kept too long (or by a page from before the hour): a new conversation
+    }
     if (!kept || !FINAL[kept.status] || !Array.isArray(kept.entries)) { return false; }
     state.status = kept.status;
     kept.entries.forEach(function (entry) {

@@ -97,6 +97,28 @@ async def test_ending_it_yourself_keeps_the_goodbye_in_sight(
     assert await conversations(server, clock) == 1
 
 
+async def test_an_ended_conversation_is_not_shown_to_whoever_opens_the_chat_an_hour_later(
+    context: BrowserContext, server: TestServer, clock: Clock
+) -> None:
+    """The last messages of an ended conversation are kept in the browser so that a reload shows the numbers given;
+    kept for good, whoever opened the chat on the same device days later (a parent, a sibling) read what the line
+    said. The page's own record is set back two hours, as time would."""
+    page = await open_chat(context, server)
+    page.on("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Terminer").click()
+    await expect(bot_messages(page).last).to_contain_text("La conversation est terminée")
+    await page.evaluate("""() => {
+        const kept = JSON.parse(localStorage.getItem("hg-chat-ended"));
+        kept.at -= 2 * 60 * 60 * 1000;
+        localStorage.setItem("hg-chat-ended", JSON.stringify(kept));
+    }""")
+    await page.reload()
+    await expect(page.locator("#composer")).to_be_visible()  # a new conversation, greeted
+    await expect(page.locator("#ended")).to_be_hidden()
+    await expect(page.locator("#messages")).not_to_contain_text("La conversation est terminée")
+    assert await page.evaluate('() => localStorage.getItem("hg-chat-ended")') is None
+
+
 class Deaf:
     """Passes the page's socket through; while ``deaf``, the server's news (status, entries) is kept from the page,
     which still hears its acknowledgements and errors: it has not learnt yet that the conversation ended."""
