@@ -311,6 +311,24 @@ async def test_wrong_passwords_sent_at_once_are_braked_as_if_sent_one_after_the_
     assert await metric(client, "gateway_refused", reason="login_braked") == 13
 
 
+@pytest.mark.parametrize("name", ["URGENT: supervisors call 06 12 34 56 78 " + "A" * 200_000, "URGENT-call-0612345678"])
+async def test_a_guessers_name_never_becomes_the_audit_entry_or_the_supervisors_alert(
+    make_client: AppFactory, settings: Settings, name: str
+) -> None:
+    """A red-team review: the name a guesser sends was counted as typed and, at the lock, became the subject of the
+    audit entry and of the alert every supervisor's console shows (900,000 characters of their choosing). Only an
+    existing account is named; any other name is "(an unknown account)"."""
+    client = await make_client(settings.replace(login_free_failures=3, login_lock_failures=3))
+    for _ in range(3):
+        assert (await client.post("/api/session", json={"name": name, "password": "x"})).status == 401
+    assert (await client.post("/api/session", json={"name": name, "password": "x"})).status == 429
+    audit = await client.app[STORE].audit_log()
+    assert {(e.action, e.subject) for e in audit} == {
+        ("login_locked", "(an unknown account)"), ("login_locked", "(an address)"),
+    }  # fmt: skip
+    assert not any("URGENT" in e.subject + e.detail for e in audit)
+
+
 async def wait_until_free(client: Client, name: str) -> None:
     """The one-second delay passes: polled on the brake itself, which a probe login would extend."""
     deadline = time.monotonic() + 10

@@ -188,6 +188,8 @@ class ListenerAPI:
         name, password = body.get("name"), body.get("password")
         if not isinstance(name, str) or not isinstance(password, str):
             return _error(400, "bad_request", "name and password are required")
+        if not valid_name(name):  # never an account: counted as one name, never stored or shown as it was sent
+            name = ""
         address = client_address(request, self.addresses)
         async with self.logins.turns.of(name, address):  # the brake reads what the attempts before counted
             wait = await self.logins.brake.wait_seconds(name, address)
@@ -219,7 +221,10 @@ class ListenerAPI:
 
     async def announce_lock(self, account: str, lock: Lock) -> None:
         """A login lock, told to the supervisors: an audit entry, and an alert on the live events."""
-        subject = account if lock.subject == "account" else "(an address)"
+        # only an existing account is named: a name typed by whoever guesses is theirs to choose (a red-team review:
+        # a 900,000-character "URGENT: supervisors call 06…" became the audit entry and the supervisors' alert)
+        known = lock.subject == "account" and valid_name(account) and await self.store.get_listener(account)
+        subject = account if known else "(an unknown account)" if lock.subject == "account" else "(an address)"
         detail = f"too many wrong passwords: locked for {lock.minutes} min"
         await self.store.audit(AuditEntry(self.clock(), "gateway", "login_locked", subject, detail))
         await self.store.publish(Alert("login_locked", subject, detail))
