@@ -27,6 +27,7 @@ from gateway.errors import ConversationEnded, PermanentDelivery
 from gateway.gate import Gate, Refusal
 from gateway.messages import Attachment, ChannelName, Inbound
 from gateway.store import ConversationStore, UploadStore
+from gateway.untrusted import chat_token
 
 PATH = "/chat/upload"
 PREFIX = "upload:"
@@ -45,8 +46,8 @@ class Uploads:
         self.store, self.dispatcher, self.gate, self.max_bytes = store, dispatcher, gate, max_bytes
 
     async def upload(self, request: web.Request) -> web.Response:
-        token, upload_id = request.headers.get("X-Chat-Token", ""), request.headers.get("X-Upload-Id", "")
-        if not (20 <= len(token) <= 100 and 0 < len(upload_id) <= 64 and upload_id.isascii()):
+        token, upload_id = chat_token(request.headers.get("X-Chat-Token")), request.headers.get("X-Upload-Id", "")
+        if token is None or not (0 < len(upload_id) <= 64 and upload_id.isascii()):
             return _refused(400, "bad_request")
         if request.content_length is not None and request.content_length > self.max_bytes:
             return _refused(413, "too_big")

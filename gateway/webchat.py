@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import secrets
 import weakref
@@ -48,6 +47,7 @@ from gateway.store import (
     TranscriptStore,
 )
 from gateway.supervisor import where
+from gateway.untrusted import chat_token, load_json
 
 log = logging.getLogger(__name__)
 
@@ -386,7 +386,7 @@ class ChatSession:
             await self._language(frame)
 
     async def _hello(self, frame: dict[str, Any]) -> None:
-        token, opening = _token(frame.get("token")), _token(frame.get("opening"))
+        token, opening = chat_token(frame.get("token")), chat_token(frame.get("opening"))
         self.language = frame["language"] if frame.get("language") in ("fr", "en") else None
         self.opening = None
         if token is not None or opening is None:
@@ -561,13 +561,6 @@ class ChatSession:
         self.writer.offer({"type": "error", "code": code, "message": message})
 
 
-def _token(value: object) -> str | None:
-    """A browser's token or opening key as the page draws them (20 to 100 URL-safe characters), else None."""
-    if isinstance(value, str) and 20 <= len(value) <= 100 and value.replace("-", "").replace("_", "").isalnum():
-        return value
-    return None
-
-
 def _ids(ids: object) -> bool:
     return isinstance(ids, list) and len(ids) <= MAX_RECEIPT_IDS and all(isinstance(i, str) for i in ids)
 
@@ -576,7 +569,7 @@ def _parse_frame(data: str) -> dict[str, Any] | None:
     if len(data) > MAX_FRAME:
         return None
     try:
-        frame = json.loads(data)
+        frame = load_json(data)
     except ValueError:
         return None
     if not isinstance(frame, dict) or frame.get("type") not in FRAME_TYPES:
@@ -614,11 +607,11 @@ async def leave_request(request: web.Request, hub: WebChatHub) -> web.Response:
     if len(raw) > MAX_LEAVE_BODY:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_LEAVE_BODY, actual_size=len(raw))
     try:
-        body = json.loads(raw)
+        body = load_json(raw)
     except ValueError:
         raise web.HTTPBadRequest(text="a JSON object with a token") from None
-    token = body.get("token") if isinstance(body, dict) else None
-    if not (isinstance(token, str) and 20 <= len(token) <= 100):
+    token = chat_token(body.get("token")) if isinstance(body, dict) else None
+    if token is None:
         raise web.HTTPBadRequest(text="a JSON object with a token")
     conversation = await hub.store.find_active_conversation(ChannelName.WEBCHAT, token)
     if conversation is not None:

@@ -76,3 +76,62 @@ def test_any_frames_leave_the_server_serving(
         raise AssertionError(f"client error {exc!r}") from exc
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not errors, [f"{r.name}: {r.getMessage()[:200]}" for r in errors]
+
+
+DEEP = '{"type": "typing", "x": ' + "[" * 3000 + "]" * 3000 + "}"
+LONE_TEXT = '{"type": "message", "id": "m1", "text": "salut \\ud83d"}'  # a lone surrogate, escaped as JSON allows
+LONE_ID = '{"type": "message", "id": "a\\udcffb", "text": "salut"}'
+
+
+@pytest.mark.parametrize("frame", [DEEP, LONE_TEXT, LONE_ID], ids=["nested_3000_deep", "lone_surrogate_text",
+                                                                   "lone_surrogate_id"])  # fmt: skip
+async def test_a_frame_no_store_can_encode_is_refused_and_the_socket_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, frame: str
+) -> None:
+    """A red-team review: such a frame failed deep in the processing (a seal, a hash: RecursionError and
+    UnicodeEncodeError are not the ValueError the parser caught): the socket was killed with a 503 written onto it,
+    an ERROR line each time, the message never acknowledged (a page would resend it at every reconnect). Now it is
+    a refused frame like any malformed one, and the next message is processed."""
+    app = await create_app(_settings(tmp_path), worker_poll_seconds=0.05)
+    async with TestClient(TestServer(app)) as client, client.ws_connect("/chat/ws") as ws:
+        await ws.send_json({"type": "hello", "token": None, "language": "fr"})
+        await _until(ws, lambda f: f["type"] == "session")
+        await ws.send_str(frame)
+        refused = await _until(ws, lambda f: f["type"] == "error")
+        assert refused["code"] == "bad_frame"
+        await ws.send_json({"type": "message", "id": "m2", "text": "salut"})
+        await _until(ws, lambda f: f == {"type": "ack", "id": "m2"})
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "headers"),
+    [
+        ("/chat/leave", "[" * 1000, {}),
+        ("/chat/leave", '{"token": "\\udcff' + "a" * 30 + '"}', {}),
+        (
+            "/api/session",
+            '{"name": ' + "[" * 3000 + "]" * 3000 + ', "password": "x"}',
+            {"Content-Type": "application/json"},
+        ),
+        ("/api/session", '{"name": "anne\\ud83d", "password": "x"}', {"Content-Type": "application/json"}),
+        ("/chat/upload", "x", {"X-Chat-Token": "\xff" * 24, "X-Upload-Id": "u1"}),
+    ],
+)
+async def test_a_body_no_store_can_encode_is_a_400_never_a_503(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, path: str, body: str, headers: dict[str, str]
+) -> None:
+    app = await create_app(_settings(tmp_path), worker_poll_seconds=0.05)
+    async with TestClient(TestServer(app)) as client:
+        response = await client.post(path, data=body.encode("latin-1"), headers=headers)
+        assert response.status == 400, (path, response.status, await response.text())
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def _until(ws: aiohttp.ClientWebSocketResponse, wanted: Any) -> dict[str, Any]:
+    while True:
+        message = await ws.receive(timeout=30)
+        assert message.type == WSMsgType.TEXT, message
+        data: dict[str, Any] = json.loads(message.data)
+        if wanted(data):
+            return data

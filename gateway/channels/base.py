@@ -13,7 +13,6 @@ an allowlist of hosts. They never put message text, phone numbers or platform us
 from __future__ import annotations
 
 import datetime
-import json
 import math
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from gateway import untrusted
 from gateway.channels import links
 from gateway.errors import BadRequest, PayloadTooLarge, PermanentDelivery, RetryableDelivery
 from gateway.messages import Attachment, ChannelName, Choice, Departure, Inbound, Outbound, Receipt
@@ -121,8 +121,8 @@ async def read_body(request: web.Request, limit: int, channel: ChannelName) -> b
 def load_json(raw: bytes, channel: ChannelName) -> object:
     """The JSON document in ``raw``; :class:`BadRequest` (naming no content) when it is not one."""
     try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):
+        return untrusted.load_json(raw)
+    except ValueError:
         raise BadRequest(f"{channel}: request body is not JSON") from None
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 import time
@@ -56,6 +55,7 @@ from gateway.store import (
     QueueStore,
     TranscriptStore,
 )
+from gateway.untrusted import load_json
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LISTENER = web.RequestKey("listener", Listener)
@@ -489,7 +489,7 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         raise web.HTTPUnsupportedMediaType(text='{"error": "bad_request", "message": "send JSON"}',
                                            content_type="application/json")  # fmt: skip
     try:
-        body = json.loads(await request.text())
+        body = load_json(await request.read())
     except ValueError:
         raise web.HTTPBadRequest(text='{"error": "bad_request", "message": "malformed JSON"}',
                                  content_type="application/json") from None  # fmt: skip

@@ -45,6 +45,7 @@ from gateway.store import (
     TranscriptEntry,
     TranscriptStore,
 )
+from gateway.untrusted import load_json
 
 MAX_SUMMARY = 2000
 CODE_KEPT = timedelta(days=30)
@@ -144,7 +145,7 @@ def _code_id(code: str) -> str:
 
 async def _json(request: web.Request) -> dict[str, object]:
     try:
-        body = await request.json()
+        body = load_json(await request.read())
     except ValueError:
         raise web.HTTPBadRequest(text='{"error": "bad_request", "message": "malformed JSON"}',
                                  content_type="application/json") from None  # fmt: skip

@@ -1,0 +1,31 @@
+"""What a client sends, checked before any of our code uses it: a JSON document, a web chat token.
+
+Python's ``json.loads`` accepts two things our code cannot handle whole, and raises for a third outside
+``ValueError``: a string holding a lone surrogate (``"\\ud83d"`` escaped alone), which no hash, seal or store can
+encode (it failed deep in the processing: the web chat's socket killed, a 503 and an ERROR line an anonymous client
+could repeat at will); a document nested deeper than Python's recursion (``RecursionError``, not a ``ValueError``,
+so no parser caught it). Both are malformed here: ``ValueError`` (a red-team review, 2026-12-05).
+"""
+
+from __future__ import annotations
+
+import json
+
+CODEC = json.JSONEncoder(ensure_ascii=False, check_circular=False)
+
+
+def load_json(raw: str | bytes) -> object:
+    """The JSON document in ``raw``; ValueError when it is not one our code can use whole."""
+    try:
+        document = json.loads(raw)
+        CODEC.encode(document).encode("utf-8")  # a lone surrogate anywhere, a key included: UnicodeEncodeError
+    except RecursionError:
+        raise ValueError("nested too deep") from None
+    return document
+
+
+def chat_token(value: object) -> str | None:
+    """A browser's token or opening key as the page draws them (20 to 100 URL-safe ASCII characters), else None."""
+    if not (isinstance(value, str) and 20 <= len(value) <= 100 and value.isascii()):
+        return None
+    return value if value.replace("-", "").replace("_", "").isalnum() else None
