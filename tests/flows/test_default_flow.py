@@ -274,5 +274,26 @@ def test_the_last_message_of_a_conversation_says_who_answers_now(loaded: LoadedF
     keeps in sight (and after a reload) with the box gone, named no number: at 22:59 the line closes a minute later.
     Every message that ends a conversation names the lines that answer at any hour."""
     text = loaded.flow.messages[key][lang]
-    for number in ("119", "3114"):
+    for number in ("119", "3114", "17", "112"):  # 17 and 112 since 2026-12-05: one who went silent may be in danger
         assert re.search(rf"\b{number}\b", text), f"messages.{key}.{lang} does not give {number}"
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_the_welcome_never_asks_to_type_an_opt_out_keyword(loaded: LoadedFlow, lang: str) -> None:
+    """A review (2026-12-05): the welcome said « écris « stop » » to leave; on WhatsApp through Twilio, STOP (and
+    END, QUIT…) unsubscribes the number: the goodbye with the numbers is never delivered and nothing more reaches
+    the young person until they send START (gateway/channels/whatsapp.py). The welcome names a word that ends the
+    conversation here and nothing at the provider."""
+    welcome = " ".join(text[lang] for text in loaded.flow.steps["welcome"].say).lower()
+    for keyword in ("stop", "end", "quit", "cancel", "unsubscribe", "arret"):
+        assert not re.search(rf"[«\"]\s*{keyword}\s*[»\"]", welcome), f"the welcome ({lang}) asks to type {keyword}"
+    assert re.search(r"[«\"]\s*(au revoir|bye)\s*[»\"]", welcome)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("partner", ["3114", "emergency"])
+def test_the_medical_emergency_number_is_given_with_suicide_and_danger(
+    loaded: LoadedFlow, partner: str, lang: str
+) -> None:
+    """A review (2026-12-05): after pills swallowed or a wound, the number is 15 (SAMU); the file never gave it."""
+    assert re.search(r"\b15\b", loaded.flow.partners[partner].message[lang])
