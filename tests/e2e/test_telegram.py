@@ -321,8 +321,9 @@ async def _system_event(events: Any) -> dict[str, Any]:
 
 
 REFERRAL_119 = (
-    "📞 Le 119 (Allô Enfance en Danger) répond 24h/24 et 7j/7, gratuitement, même la nuit. Tu peux appeler ou"
-    " écrire sur https://www.allo119.gouv.fr. L'appel n'apparaît pas sur les factures."
+    "📞 Le 119 (Allô Enfance en Danger) répond 24h/24 et 7j/7, gratuitement, même la nuit. Tu peux appeler à toute"
+    " heure ; sur https://www.allo119.gouv.fr il y a aussi un formulaire et un tchat (horaires sur le site). L'appel"
+    " n'apparaît pas sur les factures."
 )
 
 
@@ -343,10 +344,10 @@ async def test_numbers_and_urls_of_the_line_go_as_entities_the_app_makes_tappabl
         "text": REFERRAL_119,
         "entities": [
             {"type": "phone_number", "offset": 6, "length": 3},
-            {"type": "url", "offset": 116, "length": 27},
+            {"type": "url", "offset": 122, "length": 27},
         ],
     }
-    assert REFERRAL_119.encode("utf-16-le")[2 * 116 : 2 * 143].decode("utf-16-le") == "https://www.allo119.gouv.fr"
+    assert REFERRAL_119.encode("utf-16-le")[2 * 122 : 2 * 149].decode("utf-16-le") == "https://www.allo119.gouv.fr"
     assert second.body == {
         "chat_id": str(CHAT),
         "text": "Appelle le 3114 ou, en danger, le 17 ; SMS au 114. Tu as 17 ans ?",
