@@ -8,9 +8,10 @@
   var LANG_KEY = "hg-chat-lang";
   var ENDED_KEY = "hg-chat-ended";  // the ended conversation's last bot and listener messages, shown until a new one
   var KEEP_AFTER_END = 6;
-  // ... for an hour: a reload soon after still shows the numbers given; whoever opens the chat on the same device
-  // later (a parent, a sibling: the home may be where the danger is) does not find what the line said
-  var ENDED_KEEP_MS = 60 * 60 * 1000;
+  // ... for an hour, as the messages not yet acknowledged: a reload soon after still shows the numbers given and
+  // sends what was waiting; whoever opens the chat on the same device later (a parent, a sibling: the home may be
+  // where the danger is) finds neither what the line said nor what the young person wrote
+  var KEEP_MS = 60 * 60 * 1000;
   var SILENCE_MS = 15000;  // a message sent and nothing heard since: the connection is taken for dead
   var MAX_TEXT = 4000;  // characters in one message, as the server takes them (MAX_TEXT in gateway/webchat.py)
   var TEXTS = {
@@ -59,7 +60,7 @@
   var $ = function (id) { return document.getElementById(id); };
   var state = { ws: null, token: null, opening: null, delay: 500, shown: {}, entries: [], lastBot: null, lang: storedLang(), typingTimer: null,
     lastTyping: 0, status: "bot", escapes: 0, lastEscape: 0, unread: 0, live: false, away: false,
-    receipts: { delivered: [], read: [] }, unseen: [], heard: 0, keepalive: 20, tick: 0 };
+    receipts: { delivered: [], read: [] }, unseen: [], heard: 0, keepalive: 20, tick: 0, pending: null, leaving: false };
   var ESCAPE_WINDOW_MS = 2000;
 
   function storedLang() {
@@ -108,10 +109,27 @@
     try { localStorage.removeItem(OPENING_KEY); } catch (e) { /* nothing kept */ }
   }
 
+  /* The messages sent and not yet acknowledged: in the page's memory, copied to localStorage so that a reload sends
+     them again; a browser whose storage refuses them (private mode, a widget's frame without storage) still sends
+     them again after a reconnection. Each says when it was written: one older than an hour when a page opens is
+     dropped unshown and unsent, so that a young person's words left by a closed tab are never shown to (nor sent
+     as) whoever opens the chat on the same device later. */
   function pending() {
-    try { return JSON.parse(localStorage.getItem(PENDING_KEY) || "[]"); } catch (e) { return []; }
+    if (state.pending === null) {
+      var stored = [];
+      try { stored = JSON.parse(localStorage.getItem(PENDING_KEY) || "[]"); } catch (e) { stored = []; }
+      stored = Array.isArray(stored) ? stored : [];
+      var recent = stored.filter(function (m) { return m && typeof m.at === "number" && Date.now() - m.at < KEEP_MS; });
+      state.pending = recent;
+      if (recent.length !== stored.length) { savePending(recent); }
+    }
+    return state.pending.slice();
   }
-  function savePending(list) { try { localStorage.setItem(PENDING_KEY, JSON.stringify(list)); } catch (e) { /* private mode */ } }
+  function savePending(list) {
+    state.pending = list.slice();
+    if (state.leaving) { return; }  // the quick exit cleared the storage: nothing is written again
+    try { localStorage.setItem(PENDING_KEY, JSON.stringify(list)); } catch (e) { /* private mode: the page keeps them */ }
+  }
 
   /* ---------- rendering ---------- */
 
@@ -296,6 +314,7 @@
 
   /* Only what the line said (never the young person's words), so a reload still shows the numbers given. */
   function saveEnded() {
+    if (state.leaving) { return; }  // the quick exit cleared the storage: nothing is written again
     var kept = { status: state.status, entries: state.entries.slice(-KEEP_AFTER_END), at: Date.now() };
     try { localStorage.setItem(ENDED_KEY, JSON.stringify(kept)); } catch (e) { /* private mode: the tab only */ }
   }
@@ -303,7 +322,7 @@
   function restoreEnded() {
     var kept = null;
     try { kept = JSON.parse(localStorage.getItem(ENDED_KEY) || "null"); } catch (e) { kept = null; }
-    if (kept && !(typeof kept.at === "number" && Date.now() - kept.at < ENDED_KEEP_MS)) {
+    if (kept && !(typeof kept.at === "number" && Date.now() - kept.at < KEEP_MS)) {
       try { localStorage.removeItem(ENDED_KEY); } catch (e) { /* ignore */ }
       kept = null;  // kept too long (or by a page from before the hour): a new conversation
     }
@@ -326,11 +345,11 @@
   }
 
   function connect() {
+    if (state.leaving) { return; }
     var ws = new WebSocket(socketUrl());
     state.ws = ws;
     ws.onopen = function () {
       state.heard = Date.now();
-      state.delay = 500;
       var token = storedToken();
       ws.send(JSON.stringify({ type: "hello", token: token, opening: token ? null : openingKey(), language: state.lang }));
     };
@@ -341,13 +360,16 @@
       if (ended()) { return; }  // a reconnection would greet a new conversation nobody asked for
       $("connection").textContent = t("reconnecting");
       $("connection").hidden = false;
-      setTimeout(connect, state.delay);
-      state.delay = Math.min(state.delay * 2, 5000);
+      // the delay grows until a session is opened, not merely a socket (a server that closes each socket after its
+      // hello, as during a store outage, is not asked twice a second by every page), with a random part so that
+      // the pages cut at once do not all come back at once
+      setTimeout(connect, state.delay / 2 + Math.random() * state.delay / 2);
+      state.delay = Math.min(state.delay * 2, 10000);
     };
   }
 
   function handle(frame) {
-    if (frame.type === "keepalive") { return; }  // heard: that is all it is for (watchSilence)
+    if (state.leaving || frame.type === "keepalive") { return; }  // heard: that is all it is for (watchSilence)
     else if (frame.type === "session") { onSession(frame); }
     else if (frame.type === "entry") { showEntry(frame.entry); }
     else if (frame.type === "ack") { onAck(frame.id); }
@@ -373,6 +395,7 @@
   }
 
   function onSession(frame) {
+    state.delay = 500;
     $("connection").hidden = true;
     if (typeof frame.keepalive === "number" && frame.keepalive > 0) { state.keepalive = frame.keepalive; }
     followLanguage(frame.language);
@@ -439,7 +462,7 @@
   }
 
   function sendOne(text, payload) {
-    var message = { id: uuid(), text: text, payload: payload || null };
+    var message = { id: uuid(), text: text, payload: payload || null, at: Date.now() };
     savePending(pending().concat([message]));
     bubble("user", text, message.id, true);
     renderChoices([]);
@@ -467,6 +490,7 @@
     ws.onmessage = null;
     try { ws.close(); } catch (e) { /* already gone */ }
     state.ws = null;
+    if (ended() || state.leaving) { return; }  // a reconnection would greet a new conversation nobody asked for
     $("connection").textContent = t("reconnecting");
     $("connection").hidden = false;
     connect();
@@ -517,10 +541,30 @@
 
   function quickExit() {
     tellLeaving();
+    leaveNow();
     try { localStorage.clear(); sessionStorage.clear(); } catch (e) { /* nothing to clear */ }
     var target = document.body.dataset.quickExit || "https://www.google.com/search?q=meteo";
     try { window.top.location.replace(target); } catch (e) { location.replace(target); }
   }
+
+  /* The page goes blank at once and stays silent while the exit page loads (a slow network may take seconds):
+     nothing more is shown, stored (the end the beacon causes would store the line's last messages again) or
+     connected. */
+  function leaveNow() {
+    state.leaving = true;
+    var ws = state.ws;
+    state.ws = null;
+    if (ws) { ws.onclose = null; ws.onmessage = null; try { ws.close(); } catch (e) { /* gone */ } }
+    document.body.hidden = true;
+  }
+
+  /* Another tab of the chat made the quick exit (it cleared the storage): this one leaves too. */
+  window.addEventListener("storage", function (event) {
+    if (event.key !== null || state.leaving) { return; }
+    leaveNow();
+    var target = document.body.dataset.quickExit || "https://www.google.com/search?q=meteo";
+    try { window.top.location.replace(target); } catch (e) { location.replace(target); }
+  });
 
   /* The listener must know nobody reads any more: a beacon survives the page being replaced right after. */
   function tellLeaving() {
