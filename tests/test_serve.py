@@ -200,19 +200,23 @@ async def test_serve_started_while_the_telegram_api_is_down_serves_and_answers_o
     async with FakeTelegramAPI() as telegram:
         telegram.down()
         with running(tmp_path) as server:
-            server.env.update(
-                TELEGRAM_BOT_TOKEN=BOT_TOKEN, TELEGRAM_WEBHOOK_SECRET="secret", TELEGRAM_API_URL=telegram.url
-            )
-            server.start()
-            await server.ready(http)
+            await start_with_telegram(server, telegram, http)
             await server.log_once("Telegram API is unreachable")
             telegram.up()
-            update = json.dumps(telegram_update(900000001, 424242, "bonjour"))
-            async with http.post(
-                server.url + "/webhooks/telegram", data=update, headers=telegram_headers("secret")
-            ) as response:
-                assert response.status == 200
+            await post_update(server, http, 900000001)
             await telegram.wait_accepted(1, timeout=60)
+
+
+async def start_with_telegram(server: Server, telegram: FakeTelegramAPI, http: aiohttp.ClientSession) -> None:
+    server.env.update(TELEGRAM_BOT_TOKEN=BOT_TOKEN, TELEGRAM_WEBHOOK_SECRET="secret", TELEGRAM_API_URL=telegram.url)
+    server.start()
+    await server.ready(http)
+
+
+async def post_update(server: Server, http: aiohttp.ClientSession, update_id: int) -> None:
+    update = json.dumps(telegram_update(update_id, 424242, "bonjour"))
+    async with http.post(server.url + "/webhooks/telegram", data=update, headers=telegram_headers("secret")) as sent:
+        assert sent.status == 200
 
 
 async def test_a_page_quoting_the_bot_token_at_the_bot_apis_address_never_reaches_the_log(
@@ -226,16 +230,8 @@ async def test_a_page_quoting_the_bot_token_at_the_bot_apis_address_never_reache
     async with FakeTelegramAPI() as telegram:
         telegram.fail_next(Failure(403, page=page), endpoint="sendMessage")
         with running(tmp_path) as server:
-            server.env.update(
-                TELEGRAM_BOT_TOKEN=BOT_TOKEN, TELEGRAM_WEBHOOK_SECRET="secret", TELEGRAM_API_URL=telegram.url
-            )
-            server.start()
-            await server.ready(http)
-            update = json.dumps(telegram_update(900000002, 424242, "bonjour"))
-            async with http.post(
-                server.url + "/webhooks/telegram", data=update, headers=telegram_headers("secret")
-            ) as response:
-                assert response.status == 200
+            await start_with_telegram(server, telegram, http)
+            await post_update(server, http, 900000002)
             await telegram.wait_accepted(1, timeout=60)
             assert telegram.requests_to("sendMessage")[0].status == 403
             log = server.log.read_text()
