@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import html
-import ipaddress
 import logging
 import math
 import signal
@@ -62,9 +60,9 @@ from gateway.notices.referrals import Referrals
 from gateway.notices.service import Notices
 from gateway.outage_log import EVERY, HTTP, StoreOutages
 from gateway.outbox import Outbox
-from gateway.proxies import ClientAddresses
-from gateway.ratelimit import RateLimits, client_address, open_limit_storage
+from gateway.ratelimit import RateLimits, open_limit_storage
 from gateway.retention import Retention
+from gateway.scrapers import Scrapers
 from gateway.settings import Settings
 from gateway.sockets import SocketWriter
 from gateway.store import RELEASE_OUTCOMES, HasWorkers, RetriesReleases, Store
@@ -482,40 +480,6 @@ def _body_deadline(seconds: float, larger: dict[str, int]) -> Callable[..., Awai
         return await handler(request)
 
     return middleware
-
-
-class Scrapers:
-    """Who may read ``/metrics``. Its figures name no one, but say when nobody is answering (listeners online 0),
-    how long the queue is and how many risky messages came in: an abuser or a troll should not read them (found by a
-    red-team review: any visitor could). With ``GATEWAY_METRICS_TOKEN``, only ``Authorization: Bearer <token>``
-    (401 otherwise); without it, only a client on this machine (a loopback address, the one a trusted proxy names
-    when its header is read): 403 otherwise, saying what to set. Each refusal costs no store read."""
-
-    def __init__(self, token: str, addresses: ClientAddresses) -> None:
-        self._token, self._addresses = token.encode(), addresses
-
-    def only(
-        self, handler: Callable[[web.Request], Awaitable[web.Response]]
-    ) -> Callable[[web.Request], Awaitable[web.Response]]:
-        async def guarded(request: web.Request) -> web.Response:
-            if self._token:
-                given = request.headers.get("Authorization", "").encode("utf-8", "replace")
-                if not hmac.compare_digest(given, b"Bearer " + self._token):
-                    return web.json_response({"error": "unauthorized", "message": "Authorization: Bearer <token>"},
-                                             status=401, headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
-            elif not _loopback(client_address(request, self._addresses)):
-                return web.json_response({"error": "forbidden", "message": "set GATEWAY_METRICS_TOKEN to read the"
-                                          " metrics from another machine"}, status=403)  # fmt: skip
-            return await handler(request)
-
-        return guarded
-
-
-def _loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
 
 
 def _metrics_handler(
