@@ -12,6 +12,7 @@
   // sends what was waiting; whoever opens the chat on the same device later (a parent, a sibling: the home may be
   // where the danger is) finds neither what the line said nor what the young person wrote
   var KEEP_MS = 60 * 60 * 1000;
+  var UPLOAD_TIMEOUT_MS = 60 * 1000;  // an image without an answer by then is said not sent (it may be tried again)
   var SILENCE_MS = 15000;  // a message sent and nothing heard since: the connection is taken for dead
   var MAX_TEXT = 4000;  // characters in one message, as the server takes them (MAX_TEXT in gateway/webchat.py)
   var TEXTS = {
@@ -60,7 +61,7 @@
   var $ = function (id) { return document.getElementById(id); };
   var state = { ws: null, token: null, opening: null, delay: 500, shown: {}, entries: [], lastBot: null, lang: storedLang(), typingTimer: null,
     lastTyping: 0, status: "bot", escapes: 0, lastEscape: 0, unread: 0, live: false, away: false,
-    receipts: { delivered: [], read: [] }, unseen: [], heard: 0, keepalive: 20, tick: 0, pending: null, leaving: false };
+    receipts: { delivered: [], read: [] }, unseen: [], heard: 0, keepalive: 20, tick: 0, pending: null, leaving: false, unanswered: null };
   var ESCAPE_WINDOW_MS = 2000;
 
   function storedLang() {
@@ -514,15 +515,26 @@
     var token = storedToken();
     if (!file || !token || ended()) { return; }
     if (file.size > uploadMax()) { bubble("system", refusal("too_big"), null, false); return; }
-    var id = uuid();
+    var key = [file.name, file.size, file.lastModified].join("/");
+    var id = state.unanswered && state.unanswered.key === key ? state.unanswered.id : uuid();
     var waiting = bubble("user", t("imageSending"), id, true);
     var url = (document.body.dataset.base || "") + "/chat/upload";
-    fetch(url, { method: "POST", body: file, credentials: "omit",
+    var controller = window.AbortController ? new AbortController() : null;
+    var timer = controller ? setTimeout(function () { controller.abort(); }, UPLOAD_TIMEOUT_MS) : null;
+    fetch(url, { method: "POST", body: file, credentials: "omit", signal: controller ? controller.signal : undefined,
       headers: { "X-Chat-Token": token, "X-Upload-Id": id, "Content-Type": "application/octet-stream" } })
       .then(function (response) {
+        clearTimeout(timer);
+        state.unanswered = null;  // the server answered: stored, or refused and not stored
         if (response.ok) { waiting.remove(); return; }
         return response.json().then(function (body) { refused(waiting, body && body.error); }, function () { refused(waiting, "other"); });
-      }, function () { refused(waiting, "other"); });
+      }, function () {
+        // no answer (a network gone, or no answer in time): the image may have reached the server all the same.
+        // The same file chosen again goes under the same id, which the server keeps once (one image, one message).
+        clearTimeout(timer);
+        state.unanswered = { key: key, id: id };
+        refused(waiting, "other");
+      });
   }
 
   function refused(waiting, code) {

@@ -4,12 +4,14 @@ has no EXIF; a file that is no image is refused with a plain message in the page
 
 from __future__ import annotations
 
+import asyncio
 import io
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestServer
 from PIL import Image
-from playwright.async_api import BrowserContext, expect
+from playwright.async_api import BrowserContext, Route, expect
 
 from gateway.app import STORE
 from gateway.conversation import Status
@@ -62,4 +64,41 @@ async def test_a_photo_reaches_the_listener_without_its_location(
         files=[{"name": "big.png", "mimeType": "image/png", "buffer": b"\x89PNG" + b"\x00" * 5_000_001}]
     )
     await expect(young.locator('.msg[data-author="system"]').last).to_contain_text("too heavy (5 MB at most)")
+    assert len([e for e in await server.app[STORE].transcript(conversation.id) if e.attachments]) == 1
+
+
+async def test_an_image_without_an_answer_is_said_not_sent_and_sent_again_under_the_same_id(
+    context: BrowserContext, server: TestServer, tmp_path: Path
+) -> None:
+    """A review of chat.js (2026-12-05): on a stalled network "Envoi de l'image…" stayed for ever; and an image
+    that reached the server before its answer was lost, chosen again, went under a new id and was stored twice. Now
+    an image without an answer in 60 s is said not sent, and the same file chosen again goes under the same id
+    (the server keeps one image and one message per id)."""
+    page = await context.new_page()
+    await page.clock.install()
+    await page.goto(str(server.make_url("/chat")))
+    await walk_to_queue(page)
+    ids: list[str] = []
+    stalled = asyncio.Event()
+
+    async def first_stalls(route: Route) -> None:
+        ids.append(route.request.headers["x-upload-id"])
+        if len(ids) == 1:
+            stalled.set()  # held: never answered (the page gives up on it)
+            return
+        await route.continue_()
+
+    await page.route("**/chat/upload", first_stalls)
+    picture = tmp_path / "IMG_2042.jpg"  # a file of the phone's gallery: its name, size and date stay the same
+    picture.write_bytes(photo((64, 48)))
+    await page.locator("#image-input").set_input_files(files=picture)
+    await stalled.wait()
+    await expect(page.locator(".msg.pending")).to_contain_text("Envoi de l'image")
+    await page.clock.run_for(61_000)
+    await expect(page.locator('.msg[data-author="system"]').last).to_contain_text("n'a pas pu être envoyée")
+    await expect(page.locator(".msg.pending")).to_have_count(0)
+    await page.locator("#image-input").set_input_files(files=picture)
+    await expect(page.locator('.msg[data-author="user"]').last).to_contain_text("📎 Image envoyée")
+    assert len(ids) == 2 and ids[0] == ids[1]
+    [conversation] = await server.app[STORE].conversations_by_status(Status.QUEUED)
     assert len([e for e in await server.app[STORE].transcript(conversation.id) if e.attachments]) == 1
