@@ -61,7 +61,7 @@
   var $ = function (id) { return document.getElementById(id); };
   var state = { ws: null, token: null, opening: null, delay: 500, shown: {}, entries: [], lastBot: null, lang: storedLang(), typingTimer: null,
     lastTyping: 0, status: "bot", escapes: 0, lastEscape: 0, unread: 0, live: false, away: false,
-    receipts: { delivered: [], read: [] }, unseen: [], heard: 0, keepalive: 20, tick: 0, pending: null, leaving: false, unanswered: null };
+    receipts: { delivered: [], read: [] }, unseen: [], heard: 0, keepalive: 20, tick: 0, pending: null, leaving: false, unanswered: null, endAsked: false };
   var ESCAPE_WINDOW_MS = 2000;
 
   function storedLang() {
@@ -285,6 +285,7 @@
   }
 
   function renderStatus() {
+    if (ended()) { state.endAsked = false; }  // "Terminer" done (or the conversation ended otherwise)
     var line = $("status-line");
     var text = "";
     if (state.status === "queued") { text = t("queued") + (state.position || "?"); }
@@ -413,6 +414,7 @@
     });
     if (pending().length) { expectAnswer(); }
     renderStatus();
+    if (state.endAsked) { askEnd(); }  // "Terminer" pressed while the connection was down or dead: asked again
   }
 
   /* A message sent after the end started nothing (the server dropped it): the end is shown, and the words are
@@ -480,7 +482,7 @@
   function expectAnswer() {
     var ws = state.ws, sentAt = Date.now();
     setTimeout(function () {
-      if (state.ws !== ws || state.heard >= sentAt || !pending().length) { return; }
+      if (state.ws !== ws || state.heard >= sentAt || !(pending().length || state.endAsked)) { return; }
       dropDead(ws);
     }, SILENCE_MS);
   }
@@ -592,6 +594,15 @@
 
   /* The same browser keeps its token: the listener sees a young person who writes again as returning (the quick
      exit is the way to leave no trace). A page without one draws a new opening key: a new conversation. */
+  /* "Terminer": asked on the socket if it is open, and asked again after the next session until the end is seen: a
+     click while the page reconnects (the socket not open) or into a connection that died silently was lost, the
+     conversation going on without the young person. No answer in time: the connection is taken for dead. */
+  function askEnd() {
+    if (!state.endAsked || ended() || !(state.ws && state.ws.readyState === WebSocket.OPEN)) { return; }
+    state.ws.send(JSON.stringify({ type: "end" }));
+    expectAnswer();
+  }
+
   function newConversation() {
     try { [PENDING_KEY, ENDED_KEY].forEach(function (key) { localStorage.removeItem(key); }); } catch (e) { /* ignore */ }
     forgetOpening();
@@ -632,7 +643,7 @@
       sendImage(file);
     });
     $("end-button").addEventListener("click", function () {
-      if (window.confirm(t("confirmEnd")) && state.ws) { state.ws.send(JSON.stringify({ type: "end" })); }
+      if (window.confirm(t("confirmEnd"))) { state.endAsked = true; askEnd(); }
     });
     $("new-conversation").addEventListener("click", newConversation);
     $("lang-toggle").addEventListener("click", function () {
