@@ -61,7 +61,7 @@
   var $ = function (id) { return document.getElementById(id); };
   var state = { ws: null, token: null, opening: null, delay: 500, shown: {}, entries: [], lastBot: null, lang: storedLang(), typingTimer: null,
     lastTyping: 0, status: "bot", escapes: 0, lastEscape: 0, unread: 0, live: false, away: false,
-    receipts: { delivered: [], read: [] }, unseen: [], heard: 0, keepalive: 20, tick: 0, pending: null, leaving: false, unanswered: null, endAsked: false };
+    receipts: { delivered: [], read: [] }, unseen: [], heard: 0, keepalive: 20, tick: 0, pending: null, leaving: false, unanswered: null, endAsked: false, session: false };
   var ESCAPE_WINDOW_MS = 2000;
 
   function storedLang() {
@@ -350,6 +350,7 @@
     if (state.leaving) { return; }
     var ws = new WebSocket(socketUrl());
     state.ws = ws;
+    state.session = false;  // until this socket's session frame: a refused hello (a full network) opens none
     ws.onopen = function () {
       state.heard = Date.now();
       var token = storedToken();
@@ -398,6 +399,7 @@
 
   function onSession(frame) {
     state.delay = 500;
+    state.session = true;
     $("connection").hidden = true;
     if (typeof frame.keepalive === "number" && frame.keepalive > 0) { state.keepalive = frame.keepalive; }
     followLanguage(frame.language);
@@ -630,7 +632,7 @@
     });
     $("message-input").addEventListener("input", function () {
       var now = Date.now();
-      if (now - state.lastTyping > 3000 && state.ws && state.ws.readyState === WebSocket.OPEN) {
+      if (now - state.lastTyping > 3000 && state.session && state.ws && state.ws.readyState === WebSocket.OPEN) {
         state.lastTyping = now;
         state.ws.send(JSON.stringify({ type: "typing" }));
       }
@@ -650,7 +652,7 @@
       state.lang = state.lang === "fr" ? "en" : "fr";
       try { localStorage.setItem(LANG_KEY, state.lang); } catch (e) { /* ignore */ }
       applyTexts();
-      if (state.ws && state.ws.readyState === WebSocket.OPEN) {  // the bot follows from the next message on
+      if (state.session && state.ws && state.ws.readyState === WebSocket.OPEN) {  // the bot follows from the next message on
         state.ws.send(JSON.stringify({ type: "language", language: state.lang }));
       }
     });

@@ -28,5 +28,8 @@ async def test_a_pupil_behind_a_full_network_who_writes_danger_reaches_the_queue
         await expect(page.locator("#status-line")).to_contain_text("position 1")
         await expect(page.locator('.msg[data-author="user"]')).to_have_count(1)  # shown once, not pending
         await expect(page.locator(".msg.pending")).to_have_count(0)
+        # typing before any session sent "typing" frames the server refused ("send hello first"), each said to the
+        # young person as "Ce message n'a pas pu être envoyé." (a review of chat.js, 2026-12-05): none now
+        await expect(page.locator('.msg[data-author="system"]')).to_have_count(0)
     waiting = await server.app[STORE].waiting()
     assert [(w.priority, w.flag.risk if w.flag else None) for w in waiting] == [(Priority.URGENT, "suicide")]
