@@ -34,7 +34,7 @@ from gateway.console.passwords import check_password
 from gateway.console.presence import Presence
 from gateway.console.sessions import SESSION_COOKIE, SESSION_HOURS, Sessions
 from gateway.conversation import Conversation, RiskFlag, Status
-from gateway.errors import StoreError, WeakPassword
+from gateway.errors import LockTimeout, StoreError, WeakPassword
 from gateway.events import Alert, entry_json
 from gateway.flowset import FlowSet
 from gateway.language import language_of
@@ -191,17 +191,17 @@ class ListenerAPI:
         if not valid_name(name):  # never an account: counted as one name, never stored or shown as it was sent
             name = ""
         address = client_address(request, self.addresses)
-        async with self.logins.turns.of(name, address):  # the brake reads what the attempts before counted
-            wait = await self.logins.brake.wait_seconds(name, address)
-            if wait:
-                self.metrics.refused.labels("login_braked").inc()
-                return _error(429, "too_many_attempts", f"too many wrong passwords: try again in {wait} s",
-                              headers={"Retry-After": str(wait)})  # fmt: skip
-            try:
+        try:
+            async with self.logins.turns.of(name, address):  # the brake reads what the attempts before counted
+                wait = await self.logins.brake.wait_seconds(name, address)
+                if wait:
+                    self.metrics.refused.labels("login_braked").inc()
+                    return _error(429, "too_many_attempts", f"too many wrong passwords: try again in {wait} s",
+                                  headers={"Retry-After": str(wait)})  # fmt: skip
                 listener = await self.logins.authenticate(self.store, name, password, address)
-            except Busy:
-                self.metrics.refused.labels("login_busy").inc()
-                return _error(429, "busy", "too many logins at once: try again", headers={"Retry-After": "1"})
+        except (Busy, LockTimeout):  # too many hashings in flight, or this account's or address's turn not had
+            self.metrics.refused.labels("login_busy").inc()
+            return _error(429, "busy", "too many logins at once: try again", headers={"Retry-After": "1"})
         if listener is None:
             return _error(401, "bad_credentials", "wrong name or password")
         response = web.json_response(_me(listener))

@@ -30,9 +30,11 @@ from gateway.console.auth import DUMMY_HASH, hash_password, valid_name, verify_p
 from gateway.keyed import KeyedHash
 from gateway.networks import ClientNetworks
 from gateway.store import Listener, ListenerStore
+from gateway.store.local import LocalLocks
 
 T = TypeVar("T")
 MAX_DELAY_SECONDS = 60
+TURN_SECONDS = 30.0  # a login attempt waits this long at most for its turn (Turns)
 FAILURE_MEMORY_SECONDS = 3600  # failures are forgotten an hour after the first of a series
 
 
@@ -120,35 +122,21 @@ class Turns:
     failures before an attempt and counts one after its hashing, so attempts sent at the same instant all passed
     its check before the first was counted (a red-team review: 16 wrong passwords at once, all 16 hashed and
     answered 401, where the brake allows ``free``). Taken in turn, the attempts after the ``free``-th failure find
-    its wait and are refused without hashing. A login takes tens of milliseconds: a turn is short, and a name or
-    address nobody is trying holds nothing."""
+    its wait and are refused without hashing. The locks are the store's in-process ones (``LocalLocks``: made on
+    demand, dropped when unused); one not had within ``TURN_SECONDS`` is a LockTimeout (the API answers busy)."""
 
     def __init__(self, networks: ClientNetworks | None = None) -> None:
         self._networks = networks or ClientNetworks()
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._users: dict[str, int] = {}  # attempts holding or waiting for each lock: it is dropped at 0
+        self._locks = LocalLocks()
 
     @contextlib.asynccontextmanager
     async def of(self, account: str, address: str) -> AsyncIterator[None]:
-        keys = sorted(
-            {"account:" + account.lower(), "address:" + self._networks.key(address)}
-        )  # one order: no deadlock
-        for key in keys:
-            self._users[key] = self._users.get(key, 0) + 1
-            self._locks.setdefault(key, asyncio.Lock())
-        held: list[asyncio.Lock] = []
-        try:
+        # one order for every attempt: two attempts never hold one lock each while waiting for the other
+        keys = sorted({"account:" + account.lower(), "address:" + self._networks.key(address)})
+        async with contextlib.AsyncExitStack() as held:
             for key in keys:
-                await self._locks[key].acquire()
-                held.append(self._locks[key])
+                await held.enter_async_context(self._locks.lock(key, TURN_SECONDS))
             yield
-        finally:
-            for lock in reversed(held):
-                lock.release()
-            for key in keys:
-                self._users[key] -= 1
-                if not self._users[key]:
-                    del self._users[key], self._locks[key]
 
 
 class Logins:

@@ -278,18 +278,24 @@ class Silent:
         server_side.on_message(to_page)
 
 
-async def test_a_message_sent_into_a_connection_that_died_silently_gets_through(
-    context: BrowserContext, server: TestServer
-) -> None:
-    """Found on a phone whose network went silent (2026-12-02): the message stayed "pending" with no reconnection,
-    for as long as the browser took to notice the dead connection (minutes). Nothing heard 15 s after a message:
-    the page connects again and sends it; the server records it once."""
+async def queued_then_silent(context: BrowserContext, server: TestServer) -> tuple[Page, Silent]:
+    """A page on a clock the test moves (Playwright's), walked to the queue, whose first socket then dies silently."""
     page, silent = await context.new_page(), Silent()
     await page.clock.install()
     await page.route_web_socket("**/chat/ws", silent.route)
     await page.goto(str(server.make_url("/chat")))
     await walk_to_queue(page)
     silent.silent = True
+    return page, silent
+
+
+async def test_a_message_sent_into_a_connection_that_died_silently_gets_through(
+    context: BrowserContext, server: TestServer
+) -> None:
+    """Found on a phone whose network went silent (2026-12-02): the message stayed "pending" with no reconnection,
+    for as long as the browser took to notice the dead connection (minutes). Nothing heard 15 s after a message:
+    the page connects again and sends it; the server records it once."""
+    page, silent = await queued_then_silent(context, server)
     await type_answer(page, "Tu es là ?")
     await expect(page.locator(".msg.pending")).to_have_count(1)
     await page.clock.run_for(16_000)
@@ -307,12 +313,7 @@ async def test_an_idle_page_whose_connection_died_silently_connects_again_by_its
     stay "connected" and deaf until the browser noticed (minutes), and a listener's answer stayed unseen. The server
     speaks at least every 20 s (a keepalive frame); 50 s without a frame, the page connects again and is resent
     what it missed."""
-    page, silent = await context.new_page(), Silent()
-    await page.clock.install()
-    await page.route_web_socket("**/chat/ws", silent.route)
-    await page.goto(str(server.make_url("/chat")))
-    await walk_to_queue(page)
-    silent.silent = True
+    page, silent = await queued_then_silent(context, server)
     [conversation] = await server.app[STORE].conversations_by_status(Status.QUEUED)
     await page.clock.run_for(30_000)  # quiet, not yet taken for dead
     assert silent.sockets == 1

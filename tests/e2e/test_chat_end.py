@@ -15,7 +15,7 @@ from playwright.async_api import BrowserContext, Page, WebSocketRoute, expect
 from gateway.app import API, STORE
 from gateway.conversation import Status
 from tests.conftest import Clock
-from tests.e2e.test_chat import Silent, bot_messages, open_chat, type_answer, walk_to_queue
+from tests.e2e.test_chat import bot_messages, open_chat, queued_then_silent, type_answer, walk_to_queue
 
 pytestmark = pytest.mark.browser
 
@@ -172,12 +172,7 @@ async def test_ending_it_yourself_into_a_connection_that_died_silently_still_end
     """A review of chat.js (2026-12-05): "Terminer" pressed into a connection that had died without a word (a phone
     changing networks) was lost, the conversation going on in the queue without the young person, who saw nothing
     happen. Now the page takes the silence for a dead connection, connects again and asks once more."""
-    page, silent = await context.new_page(), Silent()
-    await page.clock.install()
-    await page.route_web_socket("**/chat/ws", silent.route)
-    await page.goto(str(server.make_url("/chat")))
-    await walk_to_queue(page)
-    silent.silent = True
+    page, silent = await queued_then_silent(context, server)
     page.on("dialog", lambda dialog: dialog.accept())
     await page.get_by_role("button", name="Terminer").click()
     await page.clock.run_for(16_000)
