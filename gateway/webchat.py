@@ -405,7 +405,7 @@ class ChatSession:
         if refusal is not None:
             if refusal is not Refusal.BLOCKED:  # this socket now speaks for the refused token, not an earlier one
                 self.token, self.held = None, token
-            self._notice(refusal)
+            self._notice(refusal, None)
             return
         await self._open(token, language)
 
@@ -462,7 +462,7 @@ class ChatSession:
         if refusal is None and await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, token) is None:
             refusal = await self.gate.new_chat(token, self.address, inbound)  # this message would open a new one
         if refusal is not None:  # not recorded, not acknowledged: the young person may send it again
-            self._notice(refusal)
+            self._notice(refusal, inbound.message_id)
             return
         if self.token is None:  # held: the session opens (the page re-sends what is pending; de-duplicated on id)
             await self._open(token, self.language)
@@ -524,8 +524,11 @@ class ChatSession:
             await self.hub.store.save_conversation(current)
         return current
 
-    def _notice(self, refusal: Refusal) -> None:
-        """A calm notice with the emergency numbers, shown like a bot message; nothing is stored."""
+    def _notice(self, refusal: Refusal, message_id: str | None) -> None:
+        """What was refused (the message ``message_id``, or the hello when None: the page marks that message as not
+        sent, or sends on this held socket what it still has to send), then a calm notice with the emergency
+        numbers, shown like a bot message; nothing is stored."""
+        self.writer.offer({"type": "refused", "id": message_id, "reason": refusal.value})
         text, now = self.gate.notice(refusal, self.language), self.hub.clock().isoformat()
         entry = {"id": "notice-" + secrets.token_urlsafe(8), "author": "bot", "choices": [], "text": text, "at": now}
         self.writer.offer({"type": "entry", "entry": entry})

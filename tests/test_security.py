@@ -221,6 +221,8 @@ async def test_a_message_flood_in_one_conversation_is_cut_with_a_calm_notice(
             outcomes.append("notice" if is_notice(frames[-1]) else "ack")
             if is_notice(frames[-1]):
                 assert keeps_the_emergency_numbers(frames[-1]["entry"]["text"])
+                # which message was refused, before the notice: the page says it as not sent yet, and keeps it
+                assert frames[-2] == {"type": "refused", "id": f"f{n}", "reason": "rate_limited"}
     assert outcomes == ["ack"] * 4 + ["notice"] * 4
     conversation = (await client.app[STORE].conversations_by_status(Status.BOT))[0]
     users = [e for e in await client.app[STORE].transcript(conversation.id) if e.author.value == "user"]
@@ -439,7 +441,8 @@ async def test_a_blocked_browser_gets_the_neutral_notice_and_nothing_is_recorded
         block = await blocked.json()
         assert session["token"] not in json.dumps(block)
         await ws.send_json({"type": "message", "id": "b2", "text": "encore"})
-        [notice] = [f for f in await receive_until(ws, is_notice)]
+        *refused, notice = await receive_until(ws, is_notice)
+        assert refused == [{"type": "refused", "id": "b2", "reason": "blocked"}]
         assert keeps_the_emergency_numbers(notice["entry"]["text"])
     async with client.ws_connect("/chat/ws") as again:  # the same browser, a new socket
         frame = await open_chat(again, session["token"])

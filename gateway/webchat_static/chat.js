@@ -24,6 +24,7 @@
       queued: "En attente d'un·e écoutant·e — position ", withListener: "Un·e écoutant·e est avec toi.",
       confirmEnd: "Veux-tu vraiment terminer la conversation ?", bot: "Bot", listener: "Écoutant·e", you: "Toi",
       error: "Ce message n'a pas pu être envoyé.", other: "Page in English", pageTitle: "Chat d'écoute",
+      notSent: "Pas encore envoyé.", retry: "Réessayer",
       unsent: "La conversation venait de se terminer : ton dernier message n'a pas été envoyé. Il t'attend dans la boîte de message, pour une nouvelle conversation.",
       now: "à l'instant", ago: "il y a {n} min", image: "Image",
       imageButton: "Envoyer une image (capture d'écran, photo)", imageSent: "📎 Image envoyée",
@@ -44,6 +45,7 @@
       queued: "Waiting for a listener — position ", withListener: "A listener is with you.",
       confirmEnd: "Do you really want to end the conversation?", bot: "Bot", listener: "Listener", you: "You",
       error: "This message could not be sent.", other: "Page en français", pageTitle: "Helpline chat",
+      notSent: "Not sent yet.", retry: "Try again",
       unsent: "The conversation had just ended: your last message was not sent. It is waiting in the message box, for a new conversation.",
       now: "just now", ago: "{n} min ago", image: "Image",
       imageButton: "Send a picture (screenshot, photo)", imageSent: "📎 Picture sent",
@@ -376,6 +378,7 @@
     else if (frame.type === "session") { onSession(frame); }
     else if (frame.type === "entry") { showEntry(frame.entry); }
     else if (frame.type === "ack") { onAck(frame.id); }
+    else if (frame.type === "refused") { onRefused(frame); }
     else if (frame.type === "typing") { showTyping(); }
     else if (frame.type === "status") {
       state.status = frame.status; state.position = frame.position; followLanguage(frame.language); renderStatus();
@@ -412,6 +415,7 @@
     state.live = true;  // from here on, what arrives while the tab is hidden counts as unread
     pending().forEach(function (m) {  // re-send what the server never acknowledged; it de-duplicates on id
       if (!document.querySelector('[data-id="' + m.id + '"]')) { bubble("user", m.text, m.id, true); }
+      sending(m.id);
       state.ws.send(JSON.stringify({ type: "message", id: m.id, text: m.text, payload: m.payload }));
     });
     if (pending().length) { expectAnswer(); }
@@ -431,6 +435,53 @@
       bubble("system", t("unsent"), null, false);
     }
     if (!ended()) { state.status = "closed"; renderStatus(); }
+  }
+
+  /* A message the server refused (a flood, a network at its cap) stays the young person's, kept and sent again at
+     the next session, and says so: "Pas encore envoyé", with a button that tries again now (same id: recorded once).
+     A refused hello (no id) leaves this socket held: what the page still has to send goes now, each message judged
+     by its words (one that tells a danger opens the conversation), instead of waiting for a session that a full
+     network would never give. */
+  function onRefused(frame) {
+    if (frame.id === null) {
+      if (frame.reason === "blocked" || !state.ws) { return; }
+      pending().forEach(function (m) {
+        if (!document.querySelector('[data-id="' + m.id + '"]')) { bubble("user", m.text, m.id, true); }
+        state.ws.send(JSON.stringify({ type: "message", id: m.id, text: m.text, payload: m.payload }));
+      });
+      return;
+    }
+    var el = document.querySelector('.msg.pending[data-id="' + frame.id + '"]');
+    if (!el || el.querySelector(".not-sent")) { return; }
+    el.classList.add("failed");
+    var line = document.createElement("span");
+    line.className = "not-sent";
+    var said = document.createElement("span");
+    said.dataset.i18n = "notSent";
+    said.textContent = t("notSent");
+    var again = document.createElement("button");
+    again.type = "button";
+    again.className = "small retry";
+    again.dataset.i18n = "retry";
+    again.textContent = t("retry");
+    again.addEventListener("click", function () { retry(frame.id); });
+    line.appendChild(said);
+    line.appendChild(again);
+    el.appendChild(line);
+  }
+
+  function sending(id) {  // sent again: no longer said as not sent
+    var el = document.querySelector('.msg.pending[data-id="' + id + '"]');
+    var line = el && el.querySelector(".not-sent");
+    if (line) { line.remove(); el.classList.remove("failed"); }
+  }
+
+  function retry(id) {
+    var message = pending().filter(function (m) { return m.id === id; })[0];
+    if (!message || !state.ws || state.ws.readyState !== WebSocket.OPEN) { return; }  // sent at the next session
+    sending(id);
+    state.ws.send(JSON.stringify({ type: "message", id: message.id, text: message.text, payload: message.payload }));
+    expectAnswer();
   }
 
   function onAck(id) {

@@ -7,7 +7,7 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, expect
 
 from gateway.app import STORE
-from gateway.conversation import Priority
+from gateway.conversation import Priority, Status
 from gateway.settings import Settings
 from tests.e2e.conftest import ServerFactory, french_window
 from tests.e2e.test_chat import bot_messages, open_chat, type_answer
@@ -33,3 +33,59 @@ async def test_a_pupil_behind_a_full_network_who_writes_danger_reaches_the_queue
         await expect(page.locator('.msg[data-author="system"]')).to_have_count(0)
     waiting = await server.app[STORE].waiting()
     assert [(w.priority, w.flag.risk if w.flag else None) for w in waiting] == [(Priority.URGENT, "suicide")]
+
+
+async def test_words_waiting_from_before_are_sent_when_a_full_network_refuses_the_hello(
+    context: BrowserContext, browser: Browser, make_server: ServerFactory, settings: Settings
+) -> None:
+    """A young person wrote "je veux mourir" as the connection dropped (kept unsent in the page), and comes back when
+    the school's network is at its cap. The refused hello opened no session, and the page sent what it kept only at a
+    session: the words waited, "sending", for a session that would never come (a review of chat.js, 2026-12-05).
+    Now the refusal says so (``refused`` without an id) and the page sends them on the held socket, where a danger
+    opens the conversation."""
+    server: TestServer = await make_server(settings.replace(max_waiting_per_client=1))
+    await open_chat(context, server)  # a classmate's conversation: the school's address is at its cap
+    async with french_window(browser, 390, 780) as phone:
+        page = await phone.new_page()
+        await page.goto(str(server.make_url("/chat")))
+        await expect(bot_messages(page).last).to_contain_text("3114")  # the notice
+        await page.evaluate("""() => localStorage.setItem("hg-chat-pending", JSON.stringify([
+            {id: "kept-1", text: "je veux mourir", payload: null, at: Date.now() - 60 * 1000}]))""")
+        await page.reload()
+        await expect(page.locator("#status-line")).to_contain_text("position 1")
+        await expect(page.locator(".msg.pending")).to_have_count(0)
+        await expect(page.locator('.msg[data-author="user"] .text')).to_have_text(["je veux mourir"])
+    waiting = await server.app[STORE].waiting()
+    assert [(w.priority, w.flag.risk if w.flag else None) for w in waiting] == [(Priority.URGENT, "suicide")]
+
+
+async def test_a_refused_message_says_not_sent_and_is_sent_by_try_again_once_there_is_room(
+    context: BrowserContext, browser: Browser, make_server: ServerFactory, settings: Settings
+) -> None:
+    """A message a full network refused stayed drawn as "sending" for good, nothing telling the young person that it
+    had not gone nor letting them send it again but a reload (a review of chat.js, 2026-12-05). Now it says "Pas
+    encore envoyé." with "Réessayer", which sends it (the same id: recorded once) when the network has room again."""
+    server: TestServer = await make_server(settings.replace(max_waiting_per_client=1))
+    classmate = await open_chat(context, server)
+    async with french_window(browser, 390, 780) as phone:
+        page = await phone.new_page()
+        await page.goto(str(server.make_url("/chat")))
+        await expect(bot_messages(page).last).to_contain_text("3114")
+        await type_answer(page, "bonjour")
+        refused = page.locator('.msg.pending.failed[data-author="user"]')
+        await expect(refused).to_contain_text("Pas encore envoyé.")
+        await expect(bot_messages(page)).to_have_count(2)  # the notice again, with the numbers
+        classmate.on("dialog", lambda dialog: dialog.accept())
+        await classmate.get_by_role("button", name="Terminer").click()
+        await expect(classmate.get_by_role("button", name="Nouvelle conversation")).to_be_visible()
+        await refused.get_by_role("button", name="Réessayer").click()
+        await expect(page.locator(".msg.pending")).to_have_count(0)
+        await expect(page.locator('.msg[data-author="user"] .text')).to_have_text(["bonjour"])
+        await expect(page.locator("#choices button").first).to_be_visible()  # the bot's welcome: a session
+    users = [
+        entry.text
+        for conversation in await server.app[STORE].conversations_by_status(Status.BOT)
+        for entry in await server.app[STORE].transcript(conversation.id)
+        if entry.author == "user"
+    ]
+    assert users == ["bonjour"]
