@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hmac
 import logging
+import re
 import secrets
 import weakref
 from collections import Counter, defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -60,6 +62,8 @@ FRAME_TYPES = ("hello", "message", "typing", "end", "receipt", "language")
 RANK = {Delivery.SENT: 1, Delivery.DELIVERED: 2, Delivery.READ: 3}
 ENTRY_LISTS = {"session": "history", "resync": "entries"}  # the frames that carry a list of entries, and where
 OPENING_LOCK = "opening:"  # + an opening key's keyed hash: the lock its hellos take (never a conversation's id)
+END_SHOWN = timedelta(hours=1)  # a page that missed its conversation's end is shown it this long after (KEEP_MS)
+CONVERSATION_HANDLE = re.compile(r"[A-Za-z0-9_-]{16,64}")  # what a hello's "conversation" may be (an id's form)
 ARM_RETRY = (0.5, 30.0)  # seconds before arming a gone timer again while the store does not answer: first, most
 
 
@@ -346,6 +350,7 @@ class ChatSession:
         self.language: str | None = None
         self.followed: str | None = None  # the conversation whose events this session asked the hub for
         self.opening: str | None = None  # the keyed hash of the opening key of a hello without a token
+        self.end_shown = False  # this socket showed an ended conversation (a page that missed its end): nothing opens
 
     async def run(self) -> None:
         try:
@@ -388,7 +393,10 @@ class ChatSession:
     async def _hello(self, frame: dict[str, Any]) -> None:
         token, opening = chat_token(frame.get("token")), chat_token(frame.get("opening"))
         self.language = frame["language"] if frame.get("language") in ("fr", "en") else None
-        self.opening = None
+        self.opening, self.end_shown = None, False
+        if token is not None and (ended := await self._end_not_seen(token, frame.get("conversation"))) is not None:
+            await self._show_end(token, ended)
+            return
         if token is not None or opening is None:
             await self._greet(token or secrets.token_urlsafe(24), self.language)
             return
@@ -408,6 +416,36 @@ class ChatSession:
             self._notice(refusal, None)
             return
         await self._open(token, language)
+
+    async def _end_not_seen(self, token: str, handle: object) -> Conversation | None:
+        """The conversation the page was following (the hello's ``conversation``, from its session frame) when it
+        ended while the page was away (a dropped connection, a phone asleep, a closed tab): this token's, ended at
+        most ``END_SHOWN`` ago, and no newer one open. A hello without one, or after that, goes on as any hello (a
+        new conversation for a returning browser)."""
+        if not (isinstance(handle, str) and CONVERSATION_HANDLE.fullmatch(handle)):
+            return None
+        conversation = await self.hub.store.get_conversation(handle)
+        if conversation is None or conversation.active or conversation.channel != ChannelName.WEBCHAT:
+            return None  # None: erased; active: the hello resumes it as any
+        if not hmac.compare_digest(conversation.sender.encode(), token.encode()):  # another's, or purged
+            return None
+        if conversation.closed_at is None or self.hub.clock() - conversation.closed_at > END_SHOWN:
+            return None
+        if await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, token) is not None:
+            return None  # another tab began the next one: that one resumes
+        return conversation
+
+    async def _show_end(self, token: str, conversation: Conversation) -> None:
+        """The session frame of an ended conversation: its status and the line's messages (never the young
+        person's, as chat.js keeps after an end), so that a listener's last words and the numbers given reach a
+        page that was away when they came; nothing is opened, followed or counted (a message now is refused as
+        after any end, and "Nouvelle conversation" sends a hello without the conversation)."""
+        self.token, self.held, self.end_shown = token, None, True
+        self.language = self.hub.language(conversation)
+        line = [_public(e) for e in await self.hub.store.transcript(conversation.id) if e.author in OUTGOING]
+        self.writer.offer({"type": "session", "token": token, "conversation": conversation.id,
+                           "status": conversation.status.value, "language": self.language, "history": line,
+                           "keepalive": self.hub.keepalive})  # fmt: skip
 
     async def _opened_by(self, opening: str) -> str | None:
         """The token of the conversation this opening key's hash opened, while the store keeps it (else None: it
@@ -432,8 +470,8 @@ class ChatSession:
         conversation, status, history = found or (conversation, {"status": conversation.status.value}, [])
         engine = self.hub.flows.for_version(conversation.flow_version)
         self.language = language_of(conversation, engine.flow)
-        session = {"type": "session", "token": self.token, **status, "language": self.language, "history": history,
-                   "keepalive": self.hub.keepalive}  # fmt: skip
+        session = {"type": "session", "token": self.token, "conversation": conversation.id, **status,
+                   "language": self.language, "history": history, "keepalive": self.hub.keepalive}  # fmt: skip
         self.hub.opened(conversation.id, self.writer, session)
 
     async def _valid_text(self, frame: dict[str, Any]) -> str | None:
@@ -454,7 +492,7 @@ class ChatSession:
         assert token is not None
         if (text := await self._valid_text(frame)) is None:
             return
-        if self.token is not None and await self._ended():
+        if self.token is not None and (self.end_shown or await self._ended()):
             await self._error("ended", "this conversation has ended: send hello to start a new one")
             return
         inbound = Inbound(ChannelName.WEBCHAT, token, str(frame["id"]), text=text, payload=frame.get("payload"))
@@ -481,7 +519,11 @@ class ChatSession:
         if conversation is not None and conversation.id != self.conversation_id:  # a new one: follow it from its start
             await self._follow(conversation.id)
             found = await self.hub.view(conversation.id)
-            first = {"type": Resync.type, **found[1], "entries": found[2]} if found else None
+            first = (
+                {"type": Resync.type, "conversation": conversation.id, **found[1], "entries": found[2]}
+                if found
+                else None
+            )
             self.hub.opened(conversation.id, self.writer, first)
         self.writer.offer({"type": "ack", "id": inbound.message_id})
 

@@ -162,6 +162,45 @@ async def test_a_message_after_the_end_starts_nothing(client: TestClient) -> Non
     assert fresh["token"] != session["token"] and fresh["status"] == "bot"
 
 
+async def test_a_hello_naming_an_ended_conversation_shows_its_end_only_to_its_own_browser(
+    client: TestClient,  # type: ignore[type-arg]
+    clock: Clock,
+) -> None:
+    """A page that missed its conversation's end names it in its hello: shown ended, with the line's messages only
+    (not the young person's), nothing opened, a message refused as after any end. Another browser's token naming
+    it, a name that is not an id's, or the hour past: a hello as any, which tells nothing of that conversation."""
+    async with client.ws_connect("/chat/ws") as ws:
+        session = await hello(ws)
+        await say(ws, "m1", "2")
+        await ws.send_json({"type": "end"})
+        await receive_until(ws, lambda f: f["type"] == "status" and f["status"] == "closed")
+    token, conversation = session["token"], session["conversation"]
+
+    async def hello_naming(token: str, name: object) -> dict[str, Any]:
+        async with client.ws_connect("/chat/ws") as ws:
+            await ws.send_json({"type": "hello", "token": token, "conversation": name, "language": "fr"})
+            frame = (await receive_until(ws, lambda f: f["type"] == "session"))[-1]
+            if frame["status"] == "closed":
+                await ws.send_json({"type": "message", "id": "late", "text": "tu es là ?"})
+                refused = await receive_until(ws, lambda f: f["type"] in ("error", "ack"))
+                assert refused[-1]["code"] == "ended"
+            return frame
+
+    shown = await hello_naming(token, conversation)
+    assert (shown["status"], shown["conversation"]) == ("closed", conversation)
+    assert {e["author"] for e in shown["history"]} == {"bot"} and shown["history"]
+    store = client.app[STORE]
+    assert await store.find_active_conversation(ChannelName.WEBCHAT, token) is None  # nothing opened
+    stranger = await hello_naming("another-browsers-token-123", conversation)
+    assert stranger["status"] == "bot" and stranger["conversation"] != conversation
+    assert not any("conversation est terminée" in e["text"] for e in stranger["history"])
+    for name in ("hg:c:{x}*", 12, conversation + "}"):
+        assert (await hello_naming("a-third-browsers-token-45", name))["status"] == "bot"
+    clock.advance(hours=1, minutes=1)
+    later = await hello_naming(token, conversation)
+    assert later["status"] == "bot" and later["conversation"] != conversation
+
+
 async def test_chat_page_and_widget_are_served(client: TestClient) -> None:  # type: ignore[type-arg]
     page = await client.get("/chat")
     assert page.status == 200

@@ -5,6 +5,7 @@
   var TOKEN_KEY = "hg-chat-token";
   var PENDING_KEY = "hg-chat-pending";
   var OPENING_KEY = "hg-chat-opening";  // the page's opening key, until a session frame gives it its token
+  var CONVERSATION_KEY = "hg-chat-conversation";  // the conversation the page follows, until it has seen it end
   var LANG_KEY = "hg-chat-lang";
   var ENDED_KEY = "hg-chat-ended";  // the ended conversation's last bot and listener messages, shown until a new one
   var KEEP_AFTER_END = 6;
@@ -63,7 +64,8 @@
   var $ = function (id) { return document.getElementById(id); };
   var state = { ws: null, token: null, opening: null, delay: 500, shown: {}, entries: [], lastBot: null, lang: storedLang(), typingTimer: null,
     lastTyping: 0, status: "bot", escapes: 0, lastEscape: 0, unread: 0, live: false, away: false,
-    receipts: { delivered: [], read: [] }, unseen: [], heard: 0, keepalive: 20, tick: 0, pending: null, leaving: false, unanswered: null, endAsked: false, session: false };
+    receipts: { delivered: [], read: [] }, unseen: [], heard: 0, keepalive: 20, tick: 0, pending: null, leaving: false, unanswered: null, endAsked: false, session: false,
+    conversation: null };
   var ESCAPE_WINDOW_MS = 2000;
 
   function storedLang() {
@@ -105,6 +107,22 @@
       try { localStorage.setItem(OPENING_KEY, state.opening); } catch (e) { /* private mode: the tab keeps it */ }
     }
     return state.opening;
+  }
+
+  /* The conversation the page follows (from its session frame), until the page has seen it end: a hello after a
+     dropped connection, a phone asleep or a reload names it, so that one that ended meanwhile is shown ended, with
+     the listener's last words and the numbers given, instead of a new conversation starting in its place. */
+  function storedConversation() {
+    try { return localStorage.getItem(CONVERSATION_KEY) || state.conversation; } catch (e) { return state.conversation; }
+  }
+  function followConversation(id) {
+    if (typeof id !== "string" || ended()) { return; }
+    state.conversation = id;
+    try { localStorage.setItem(CONVERSATION_KEY, id); } catch (e) { /* private mode: the tab keeps it */ }
+  }
+  function forgetConversation() {
+    state.conversation = null;
+    try { localStorage.removeItem(CONVERSATION_KEY); } catch (e) { /* nothing kept */ }
   }
 
   function forgetOpening() {
@@ -296,6 +314,7 @@
     line.hidden = !text;
     var isEnded = ended();
     var wasEnded = !$("ended").hidden;
+    if (isEnded) { forgetConversation(); }  // its end is seen: the next hello is for a new conversation
     $("ended").hidden = !isEnded;
     $("composer").hidden = isEnded;
     if (!isEnded || wasEnded) { return; }
@@ -356,7 +375,8 @@
     ws.onopen = function () {
       state.heard = Date.now();
       var token = storedToken();
-      ws.send(JSON.stringify({ type: "hello", token: token, opening: token ? null : openingKey(), language: state.lang }));
+      ws.send(JSON.stringify({ type: "hello", token: token, opening: token ? null : openingKey(),
+        conversation: token ? storedConversation() : null, language: state.lang }));
     };
     ws.onmessage = function (event) { state.heard = Date.now(); handle(JSON.parse(event.data)); };
     ws.onclose = function () {
@@ -385,6 +405,7 @@
     }
     else if (frame.type === "resync") {  // the server may have missed events: what we did not show, and the status
       frame.entries.forEach(showEntry);
+      followConversation(frame.conversation);
       state.status = frame.status; state.position = frame.position; followLanguage(frame.language); renderStatus();
     }
     else if (frame.type === "error" && frame.code === "ended") { onEnded(); }
@@ -411,6 +432,7 @@
     forgetOpening();  // the token speaks for the page from now on
     state.status = frame.status;
     state.position = frame.position;
+    followConversation(frame.conversation);
     frame.history.forEach(showEntry);
     state.live = true;  // from here on, what arrives while the tab is hidden counts as unread
     pending().forEach(function (m) {  // re-send what the server never acknowledged; it de-duplicates on id
@@ -659,6 +681,7 @@
   function newConversation() {
     try { [PENDING_KEY, ENDED_KEY].forEach(function (key) { localStorage.removeItem(key); }); } catch (e) { /* ignore */ }
     forgetOpening();
+    forgetConversation();
     $("messages").textContent = "";
     state.shown = {};
     state.entries = [];

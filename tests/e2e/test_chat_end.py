@@ -180,3 +180,63 @@ async def test_ending_it_yourself_into_a_connection_that_died_silently_still_end
     await expect(page.locator("#ended")).to_be_visible()
     assert silent.sockets == 2
     assert await server.app[STORE].conversations_by_status(Status.QUEUED) == []
+
+
+async def test_an_end_missed_while_the_connection_was_dead_is_shown_with_the_listeners_last_words(
+    context: BrowserContext, server: TestServer, clock: Clock
+) -> None:
+    """A young person's connection died without a word while a listener answered and closed the conversation. When
+    the page connected again, its hello opened a new conversation: the bot's welcome took the place of the listener's
+    last words ("appelle le 119") and of the end (noted in a review, 2026-12-05). Now the hello names the conversation
+    the page followed, and one that ended meanwhile is shown ended, with what the line said and nothing new opened."""
+    page, silent = await queued_then_silent(context, server)
+    store, actions = server.app[STORE], server.app[API].actions
+    [waiting] = await store.conversations_by_status(Status.QUEUED)
+    await actions.take(waiting.id, "anne", 3)
+    await actions.reply(waiting.id, "anne", "Si ça recommence, appelle le 119, de jour comme de nuit.")
+    await actions.close(waiting.id, "anne", "cyberbullying")
+    await page.clock.run_for(51_000)  # nothing heard: taken for dead, connected again
+    await expect(page.locator("#ended")).to_be_visible()
+    await expect(page.locator('.msg[data-author="listener"] .text')).to_have_text(
+        ["Si ça recommence, appelle le 119, de jour comme de nuit."]
+    )
+    await expect(page.locator("#composer")).to_be_hidden()
+    assert silent.sockets == 2
+    assert await conversations(server, clock) == 1  # nothing new was opened
+    await page.get_by_role("button", name="Nouvelle conversation").click()  # a new one only when asked
+    await expect(page.locator("#choices button").first).to_be_visible()
+    assert await conversations(server, clock) == 2
+
+
+async def test_a_closed_tab_opened_again_within_the_hour_shows_the_end_and_later_a_new_conversation(
+    context: BrowserContext, server: TestServer, clock: Clock
+) -> None:
+    """The tab was closed while the young person waited; a listener answered and closed the conversation. Opened
+    again within the hour, the chat shows the end and the listener's words (never the young person's: the device
+    may be shared); past the hour, a new conversation as before."""
+    page = await open_chat(context, server)
+    await walk_to_queue(page)
+    await page.close()
+    store, actions = server.app[STORE], server.app[API].actions
+    [waiting] = await store.conversations_by_status(Status.QUEUED)
+    await actions.take(waiting.id, "anne", 3)
+    await actions.reply(waiting.id, "anne", "Je dois clore : le 3018 reste là, rappelle quand tu veux.")
+    await actions.close(waiting.id, "anne", "cyberbullying")
+    clock.advance(minutes=40)
+    again = await context.new_page()
+    await again.goto(str(server.make_url("/chat")))
+    await expect(again.locator("#ended")).to_be_visible()
+    await expect(again.locator('.msg[data-author="listener"] .text')).to_have_text(
+        ["Je dois clore : le 3018 reste là, rappelle quand tu veux."]
+    )
+    await expect(again.locator('.msg[data-author="user"]')).to_have_count(0)
+    # past the hour: the same hello (its page kept the conversation, not the record of its end) opens a new one
+    clock.advance(hours=1)
+    await again.evaluate(
+        "id => { localStorage.removeItem('hg-chat-ended'); localStorage.setItem('hg-chat-conversation', id); }",
+        waiting.id,
+    )
+    await again.reload()
+    await expect(again.locator("#choices button").first).to_be_visible()  # a new conversation: the welcome
+    await expect(again.locator("#ended")).to_be_hidden()
+    assert await conversations(server, clock) == 2
