@@ -183,6 +183,9 @@ class Engine:
         interrupted = self.interrupt(state, answer, now=now, reading=reading)
         if interrupted is not None:
             return interrupted
+        earlier = self._earlier_question(state, payload)
+        if earlier is not None and payload is not None:
+            return self._answered_again(state, earlier, payload, now)
         if state.offer is not None:
             if state.offer not in self.flow.queues:  # a reloaded flow dropped the queue: a human decides
                 return self._fallback(state, [], now)
@@ -327,6 +330,29 @@ class Engine:
         told = state.step == self.understood.topic_question and understood[1].startswith(("synonym:", "model:"))
         state = self._note(state, answer, reading, step.store, told_topic=told)
         state = replace(self._store(state, step, *understood), attempts=0)
+        return self._run_from(self._next(step, state, now), state, [], now)
+
+    def _earlier_question(self, state: State, payload: str | None) -> str | None:
+        """The question answered earlier that ``payload`` changes the answer to, when the one waiting has no such
+        button: a keyboard under an older message, which Telegram keeps tappable ("Oui, maintenant" under the danger
+        question, tapped later on). None for any other message."""
+        waiting = self._offer if state.offer is not None else self._questions.get(state.step or "")
+        if payload is None or payload == UNKNOWN or waiting is None:
+            return None
+        if any(option.value == payload for option in waiting.options):
+            return None
+        for step_id, question in self._questions.items():
+            stored = self.flow.steps[step_id].store
+            answered = bool(stored) and state.fields.get(stored or "") not in (None, payload)
+            if answered and any(option.value == payload for option in question.options):
+                return step_id
+        return None
+
+    def _answered_again(self, state: State, step_id: str, payload: str, now: datetime) -> StepResult:
+        """``step_id`` answered ``payload`` now, and the flow goes on from it (its next question, or the route)."""
+        step = self.flow.steps[step_id]
+        state = replace(self._store(state, step, payload, "button"), attempts=0, offer=None, offer_route=None,
+                        offer_partners=())  # fmt: skip
         return self._run_from(self._next(step, state, now), state, [], now)
 
     def _store(self, state: State, step: Step, value: str, how: str) -> State:

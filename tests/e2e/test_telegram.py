@@ -359,3 +359,23 @@ async def test_numbers_and_urls_of_the_line_go_as_entities_the_app_makes_tappabl
     }
     young = [r.body for r in telegram.accepted() if "entities" in r.body and "moque" in r.body["text"]]
     assert young == []  # what the young person wrote is never sent back, with or without links
+
+
+async def test_a_danger_button_under_an_older_message_still_says_danger(
+    client: Client, telegram: FakeTelegramAPI
+) -> None:
+    """Telegram keeps a keyboard tappable under its message: a young person who answered "Non" to the danger
+    question, then scrolls up and taps "Oui, maintenant", is in danger now (before: "Je n'ai pas bien compris"
+    and the language question again)."""
+    assert await deliver(client, telegram_update(900000400, CHAT, "bonjour")) == 200
+    assert await deliver(client, telegram_callback(900000401, CHAT, "no", URGENCY)) == 200
+    before = len(await telegram.wait_accepted(3))  # welcome, danger question, language question
+    assert await deliver(client, telegram_callback(900000402, CHAT, "yes_now", URGENCY)) == 200
+
+    desk = ListenerDesk(client)
+    await desk.login()
+    card = await desk.first_waiting()
+    assert card["priority"] == "urgent", card
+    said = [r.body["text"] for r in (await telegram.wait_accepted(before + 1))[before:]]
+    assert not any("pas bien compris" in text for text in said), said
+    assert any("appelle le 17" in text for text in said), said
