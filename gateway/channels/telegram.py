@@ -2,9 +2,10 @@
 
 Inbound: Telegram posts one JSON ``Update`` per request with ``X-Telegram-Bot-Api-Secret-Token`` (set by
 :meth:`TelegramChannel.set_webhook`). ``update_id`` is the de-duplication key. Only private chats are read: a bot
-added to a group ignores it. A button tap (``callback_query``) is answered with ``answerCallbackQuery`` in the
-background, so the young person's spinner stops whatever happens next. A young person who blocks the bot
-(``my_chat_member``, status ``kicked``) has left: a :class:`Departure`; ``member`` (unblocked, restarted) lifts it.
+added to a group ignores it, and the chat's service messages (a pinned message, an auto-delete timer) are no
+messages. A button tap (``callback_query``) is answered with ``answerCallbackQuery`` in the background, so the
+young person's spinner stops whatever happens next. A young person who blocks the bot (``my_chat_member``,
+status ``kicked``) has left: a :class:`Departure`; ``member`` (unblocked, restarted) lifts it.
 
 Outbound: ``sendMessage`` with an inline keyboard for choices, one button per row; ``callback_data`` is the
 choice's value when it fits in 64 bytes, else ``c:<number>``, read back as the answer ``<number>`` (the engine
@@ -69,6 +70,13 @@ WEBHOOK_PATH = "/webhooks/telegram"
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 WEBHOOK_PORTS = frozenset({443, 80, 88, 8443})
 API_HOST = "api.telegram.org"
+# Service messages Telegram posts in a private chat as "message" updates, none of them written by the young person:
+# a message pinned, the chat's auto-delete timer set (a young person hiding the chat), a live location's alert.
+SERVICE = (
+    "pinned_message", "message_auto_delete_timer_changed", "write_access_allowed", "chat_background_set",
+    "proximity_alert_triggered", "forum_topic_created", "forum_topic_edited", "forum_topic_closed",
+    "forum_topic_reopened", "general_forum_topic_hidden", "general_forum_topic_unhidden",
+)  # fmt: skip
 MALFORMED = (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError, OSError, RecursionError)
 
 # Refusals that no retry changes; checked before NetworkError, of which BadRequest is a subclass. Forbidden (the
@@ -318,8 +326,8 @@ def _departure(update: Update) -> Departure | None:
 
 
 def _from_message(update_id: int, message: Message) -> Inbound | None:
-    if message.chat.type != ChatType.PRIVATE:
-        return None
+    if message.chat.type != ChatType.PRIVATE or any(getattr(message, name) is not None for name in SERVICE):
+        return None  # a group's message, or the chat's own notice (SERVICE): nobody wrote to the line
     sender = message.from_user
     return Inbound(
         channel=ChannelName.TELEGRAM,

@@ -379,3 +379,34 @@ async def test_a_danger_button_under_an_older_message_still_says_danger(
     said = [r.body["text"] for r in (await telegram.wait_accepted(before + 1))[before:]]
     assert not any("pas bien compris" in text for text in said), said
     assert any("appelle le 17" in text for text in said), said
+
+
+@pytest.mark.filterwarnings("ignore:.*message_auto_delete_time.*:telegram.warnings.PTBDeprecationWarning")
+async def test_the_chats_service_messages_are_nobodys_words(client: Client, telegram: FakeTelegramAPI) -> None:
+    """Setting the chat's auto-delete timer (a young person hiding the chat) or pinning a message posts a service
+    message: it was taken as the young person's empty message, which started a conversation in a quiet chat,
+    drew "Je n'ai pas bien compris" at a question (a retry spent: two and a human takes over) and showed a listener
+    an empty bubble. It is no message."""
+
+    def service(update_id: int, chat: int, notice: dict[str, Any]) -> dict[str, Any]:
+        update = telegram_update(update_id, chat, None)
+        update["message"].update(notice)
+        return update
+
+    timer = {"message_auto_delete_timer_changed": {"message_auto_delete_time": 86400}}
+    pinned = {"pinned_message": {"message_id": 7, "date": 1773150000, "chat": {"id": CHAT, "type": "private"},
+                                 "text": "D'abord, une question importante"}}  # fmt: skip
+    assert await deliver(client, service(900000500, CHAT + 1, timer)) == 200  # a chat with no conversation
+
+    assert await deliver(client, telegram_update(900000501, CHAT, "bonjour")) == 200
+    await telegram.wait_accepted(2)  # welcome, danger question
+    assert await deliver(client, service(900000502, CHAT, timer)) == 200
+    assert await deliver(client, service(900000503, CHAT, pinned)) == 200
+    assert await deliver(client, telegram_callback(900000504, CHAT, "no", URGENCY)) == 200
+    said = [r.body["text"] for r in await telegram.wait_accepted(3)]
+    assert said[2].startswith("Tu préfères continuer en français"), said  # the next question, nothing between
+    await outbox_drained(client)
+    assert {r.body["chat_id"] for r in telegram.accepted()} == {str(CHAT)}
+    [conversation] = await client.app[STORE].conversations_by_status(Status.BOT)
+    user = [e for e in await client.app[STORE].transcript(conversation.id) if e.author == "user"]
+    assert [e.text for e in user] == ["bonjour", "Non"]
