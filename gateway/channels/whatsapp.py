@@ -217,10 +217,13 @@ def _attachments(form: MultiDict[str]) -> tuple[Attachment, ...]:
     count = form.get("NumMedia", "0")
     if not (count.isascii() and count.isdigit()) or int(count) > MAX_MEDIA:
         raise BadRequest("whatsapp: NumMedia is not a small whole number")
-    return tuple(
+    files = tuple(
         _attachment(_required(form, f"MediaUrl{index}"), form.get(f"MediaContentType{index}") or None)
         for index in range(int(count))
     )
+    # A shared location (or place) comes with no words and no file: said by its kind only, never its coordinates.
+    shared = form.get("MessageType") == "location" or ("Latitude" in form and "Longitude" in form)
+    return (*files, Attachment("location")) if shared else files
 
 
 def _attachment(url: str, content_type: str | None) -> Attachment:

@@ -385,3 +385,25 @@ async def test_numbers_go_as_plain_text_the_app_links_never_split_or_broken(
     assert first.body["Body"] == "x" * 1590 + " le"
     assert second.body["Body"] == "116 111 ou le 116 006, https://www.e-enfance.org/aide"
     assert {first.body["To"], second.body["To"]} == {PHONE}
+
+
+async def test_a_shared_location_is_told_as_a_location_never_as_an_empty_message(
+    client: Client, twilio: FakeTwilioAPI
+) -> None:
+    """A young person shares their location at the danger question: Twilio posts no Body, no media, but
+    Latitude/Longitude. It was an empty message: "Je n'ai pas bien compris", and a listener saw an empty bubble.
+    It is an attachment of kind location (a listener sees "position"; the bot says it cannot read it), as on
+    Telegram, and its coordinates, address and label are not kept."""
+    assert await deliver(client, twilio_form(PHONE, "Bonjour", message_sid="SM" + "4" * 32)) == 200
+    await twilio.wait_accepted(2)
+    form = twilio_form(PHONE, "", message_sid="SM" + "5" * 32)
+    form.update(MessageType="location", Latitude="48.8566", Longitude="2.3522", Address="1 rue X", Label="Chez moi")
+    assert await deliver(client, form) == 200
+
+    said = [r.body["Body"] for r in await twilio.wait_accepted(4)][2:]
+    assert "pas bien compris" not in said[0] and "Je ne peux pas" in said[0], said
+    [conversation] = await client.app[STORE].conversations_by_status(Status.BOT)
+    transcript = await client.app[STORE].transcript(conversation.id)
+    shared = [e for e in transcript if e.author == "user"][-1]
+    assert [a.kind for a in shared.attachments] == ["location"]
+    assert not any(secret in repr(transcript) for secret in ("48.85", "2.35", "rue X", "Chez moi"))
