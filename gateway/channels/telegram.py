@@ -77,6 +77,9 @@ SERVICE = (
     "proximity_alert_triggered", "forum_topic_created", "forum_topic_edited", "forum_topic_closed",
     "forum_topic_reopened", "general_forum_topic_hidden", "general_forum_topic_unhidden",
 )  # fmt: skip
+# What a young person may share that has neither words nor a file we read: told as "other", its content not kept
+# (a forwarded story is someone's post about them; a checklist, a poll, a contact card, a sticker, a game…).
+SHARED_OTHER = ("contact", "sticker", "poll", "dice", "story", "checklist", "game", "paid_media", "giveaway", "invoice")
 MALFORMED = (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError, OSError, RecursionError)
 
 # Refusals that no retry changes; checked before NetworkError, of which BadRequest is a subclass. Forbidden (the
@@ -383,7 +386,7 @@ def _attachments(message: Message) -> tuple[Attachment, ...]:
     # Shared without words or a file: said by its kind only, never its content (coordinates, a phone number).
     if message.location is not None or message.venue is not None:
         found.append(Attachment("location"))
-    elif any(shared is not None for shared in (message.contact, message.sticker, message.poll, message.dice)):
+    elif any(getattr(message, name) is not None for name in SHARED_OTHER):
         found.append(Attachment("other"))
     return tuple(found)
 

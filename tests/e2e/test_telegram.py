@@ -410,3 +410,21 @@ async def test_the_chats_service_messages_are_nobodys_words(client: Client, tele
     [conversation] = await client.app[STORE].conversations_by_status(Status.BOT)
     user = [e for e in await client.app[STORE].transcript(conversation.id) if e.author == "user"]
     assert [e.text for e in user] == ["bonjour", "Non"]
+
+
+async def test_a_forwarded_story_is_told_as_shared_not_as_an_empty_message(
+    client: Client, telegram: FakeTelegramAPI
+) -> None:
+    """A young person forwards the story someone posted about them: it came with no text and nothing attached,
+    "Je n'ai pas bien compris" at the danger question and an empty bubble for a listener. It is shared content of
+    kind "other", as a sticker or a contact card is: the bot says it cannot see it, a listener sees "autre"."""
+    assert await deliver(client, telegram_update(900000600, CHAT, "bonjour")) == 200
+    await telegram.wait_accepted(2)
+    story = telegram_update(900000601, CHAT, None)
+    story["message"]["story"] = {"chat": {"id": 777, "type": "private", "first_name": "Kévin"}, "id": 3}
+    assert await deliver(client, story) == 200
+    said = [r.body["text"] for r in await telegram.wait_accepted(4)][2:]
+    assert "pas bien compris" not in said[0] and "Je ne peux pas" in said[0], said
+    [conversation] = await client.app[STORE].conversations_by_status(Status.BOT)
+    user = [e for e in await client.app[STORE].transcript(conversation.id) if e.author == "user"]
+    assert [a.kind for a in user[-1].attachments] == ["other"]
