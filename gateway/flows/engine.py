@@ -67,6 +67,8 @@ class State:
     """Answers an earlier message already gave (``ask_once``), stored when the bot reaches their question."""
     closed_told: str | None = None
     """The closed-line message last told in full: a digest of its text, then when (ISO 8601), ``digest@time``."""
+    again: int = 0
+    """Questions asked again though answered already (a branch back to one): past the retries, a human takes over."""
 
     def to_dict(self) -> dict[str, Any]:
         """The fields at their default (no step, no offer, nothing noted…) are left out: it is stored in every
@@ -312,8 +314,11 @@ class Engine:
             if step.ask is not None and noted is not None and step.store not in state.fields:
                 state = self._store(state, step, noted, "earlier:" + state.how.get(step.store or "", "typed"))
             elif step.ask is not None:
+                again = state.again + (step.store is not None and step.store in state.fields)
+                if again > self.flow.retries:  # a branch back to an answered question: the same answer loops
+                    return self._fallback(state, replies, now)
                 replies.append(self._ask(step_id, state.language))
-                return StepResult(replace(state, step=step_id, attempts=0), tuple(replies))
+                return StepResult(replace(state, step=step_id, attempts=0, again=again), tuple(replies))
             step_id = self._next(step, state, now)
         return self._fallback(state, replies, now)
 

@@ -342,3 +342,22 @@ def test_ending_interrupt_on_the_opening_message(engine: Engine) -> None:
     assert engine.interrupt(state, "je lui ai dit stop", now=OPEN) is None
     ended = engine.interrupt(state, "stop", now=OPEN)
     assert ended is not None and ended.outcome is not None and ended.outcome.kind == "ended"
+
+
+def test_a_branch_back_to_an_answered_question_fails_safe_to_a_human() -> None:
+    """An ops edit sends a 9-year-old back to the age question ("ask again when implausible", or `goto: age` typed for
+    `goto: age_young`): `flows check` is happy (a way to 'route' exists), and the same true answer was asked again
+    and again, without 'not understood' and never reaching the fallback. A question the conversation answered
+    already is asked again at most `retries` times, then a human takes over, as with answers not understood."""
+    looping = MINI_FLOW.replace(
+        "    store: age\n    next: topic\n",
+        "    store: age\n    next:\n      - {when: {field: age, lt: 11}, goto: age}\n      - {goto: topic}\n",
+    )
+    loaded, problems = load_text(looping, "mini.yaml")
+    assert problems == [] and loaded is not None
+    engine = Engine(loaded)
+    step = run(engine, ["non", "français", "9", "9"])  # retries: 1 in this flow
+    assert step.outcome is not None and step.outcome.route == "fallback"
+    assert step.outcome.kind == "handoff" and step.outcome.queue == "listeners"
+    assert step.outcome.summary == (("Urgence", "Non"), ("Âge", "9"))
+    assert run(engine, ["non", "français", "12"]).state.step == "topic"  # an age that goes on: asked once
