@@ -3,7 +3,8 @@
     references     every step, queue, partner, schedule and field a flow names exists
     graph          steps are reached, each has a way on, none loops forever, every path can reach 'route'
     texts          every text exists in every language, and only in those; none is empty
-    messages       the required system messages, with only the placeholders each one can fill
+    messages       the required system messages, with only the placeholders each one can fill; a closed line
+                   that gives an emergency partner's number
     rules          no rule or branch condition that can never match; routing ends with a catch-all
     hours          a real time zone; schedules that open; no overlapping hours; no duplicate choices
     scenarios      conversation tests run on a real channel, language and time
@@ -14,6 +15,7 @@ Each check is a small generator of :class:`Issue` (a data path and a message nam
 
 from __future__ import annotations
 
+import re
 import string
 import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -478,6 +480,31 @@ def check_required_messages(flow: Flow) -> Iterator[Issue]:
             yield Issue(("messages", key), text, at_key=True)
 
 
+WHERE_TO_TURN: tuple[str, ...] = ("closed_line", "closed_line_again")
+"""Messages sent while nobody can answer here: each must give an emergency partner's number."""
+
+
+def check_where_to_turn(flow: Flow) -> Iterator[Issue]:
+    """The closed line (and its reminder) is all a young person writing at night may be told: with an emergency
+    partner in the flow (``emergency: true``), it must give that partner's number, in every language."""
+    numbers = {name: partner.phone for name, partner in flow.partners.items() if partner.emergency and partner.phone}
+    if not numbers:
+        return
+    wanted = " or ".join(f"partner '{name}' ({phone})" for name, phone in numbers.items())
+    for key in WHERE_TO_TURN:
+        for lang, text in flow.messages.get(key, {}).items():
+            if not any(_gives_number(text, phone) for phone in numbers.values()):
+                message = f"message '{key}' in '{lang}' does not say where to turn now"
+                yield Issue(("messages", key, lang), f"{message} (it is sent while nobody can answer here): "
+                            f"give the number of {wanted}")  # fmt: skip
+
+
+def _gives_number(text: str, phone: str) -> bool:
+    """Whether ``text`` writes the number ``phone`` ("116 006", "116006" and "1 1 6 0 0 6" alike)."""
+    digits = [d for d in phone if d.isdigit()]
+    return bool(digits) and re.search(r"(?<!\d)" + r"[\s.\-]?".join(digits) + r"(?!\d)", text) is not None
+
+
 def check_placeholders(flow: Flow) -> Iterator[Issue]:
     for key, message in flow.messages.items():
         allowed = PLACEHOLDERS.get(key, ())
@@ -830,6 +857,7 @@ CHECKS: tuple[Check, ...] = (
     check_required_messages,
     check_casework,
     check_placeholders,
+    check_where_to_turn,
     check_shadowed_rules,
     check_last_rule,
     check_conditions,

@@ -697,3 +697,30 @@ def test_scenario_readings_and_risk_expectations() -> None:
         f"{at(text, 'expect:', 'suicde')}: {name} expects unknown risk class 'suicde' (did you mean 'suicide'?): use"
         " imminent_danger, suicide, self_harm, abuse_home, none",
     ]
+
+
+def test_a_closed_line_must_say_where_to_turn_now() -> None:
+    """An ops edit shortened the closed line to "Le chat est fermé, reviens {reopens} !": `flows check` said ok, and
+    every young person writing at night was told only that (a rule like `everything_else: {handoff: listeners}`
+    refers to nobody). With an emergency partner in the flow, the closed line and its reminder must give its number,
+    in every language (spaces inside the number allowed: "1 1 2")."""
+    emergency = (
+        "    message: {fr: Signale sur Pharos., en: Report on Pharos.}\n",
+        "    message: {fr: Signale sur Pharos., en: Report on Pharos.}\n"
+        '  emergency:\n    name: {fr: Urgences, en: Emergency}\n    phone: "112"\n    emergency: true\n'
+        '    message: {fr: "En danger, appelle le 17 ou le 112.", en: "In danger, call 17 or 112."}\n',
+    )
+    text = mutate(
+        emergency,
+        ('closed_line: {fr: "Fermé ({hours}).", en: "Closed ({hours})."}',
+         'closed_line: {fr: "Fermé ({hours}), en danger le 1 1 2.", en: "Closed, back {reopens}!"}\n'
+         '  closed_line_again: {fr: "Toujours fermé.", en: "Still closed, in danger call 112."}'),
+    )  # fmt: skip
+    closed, again = at(text, "Closed, back", '"Closed'), at(text, "Toujours fermé", '"Toujours')
+    assert problems(text) == [
+        f"{closed}: message 'closed_line' in 'en' does not say where to turn now (it is"
+        " sent while nobody can answer here): give the number of partner 'emergency' (112)",
+        f"{again}: message 'closed_line_again' in 'fr' does not say where to turn now"
+        " (it is sent while nobody can answer here): give the number of partner 'emergency' (112)",
+    ]
+    assert problems(VALID_FLOW) == []  # without an emergency partner, nothing to look for
