@@ -34,6 +34,8 @@ Range = tuple[int, int]
 """Minutes of the day (start, end) as written; end <= start runs past midnight."""
 
 DAY = 1440
+REOPENING_HORIZON_DAYS = 366
+"""How far ``reopening`` looks when the line does not open within two weeks (a summer closure)."""
 
 
 def is_open(schedule: Schedule, now: datetime, tz: ZoneInfo) -> bool:
@@ -78,11 +80,12 @@ def describe(schedule: Schedule, language: str) -> str:
 def reopening(schedule: Schedule, now: datetime, tz: ZoneInfo, language: str) -> str:
     """When a closed ``schedule`` opens next, in words: "aujourd'hui à 9h", "tomorrow at 9:00", "le lun 28/12 à 9h".
 
-    An empty text when it is open, or when it does not open within ``next_change``'s horizon.
+    An empty text when it is open, or when it does not open within ``REOPENING_HORIZON_DAYS`` (looked that far only
+    when it does not open within two weeks: a summer closure).
     """
     if is_open(schedule, now, tz):
         return ""
-    opens = next_change(schedule, now, tz)
+    opens = next_change(schedule, now, tz) or next_change(schedule, now, tz, REOPENING_HORIZON_DAYS)
     if opens is None:
         return ""
     lang = "fr" if language.lower().startswith("fr") else "en"

@@ -447,3 +447,14 @@ def test_reopening_after_a_closed_weekend() -> None:
     weekdays = schedule(weekly={"mon": ["09:00-17:00"], "tue": ["09:00-17:00"]})
     assert reopening(weekdays, local("2026-03-10 18:00"), PARIS, "fr") == "le lun 16/03 à 9h"
     assert reopening(weekdays, local("2026-03-10 18:00"), PARIS, "en") == "on Mon 16/03 at 9:00"
+
+
+def test_reopening_after_a_summer_closure_longer_than_two_weeks() -> None:
+    """A three-week summer closure: on 3 August the closed line said the line reopened "tous les jours 9h–23h" (the
+    weekly hours stand in for an empty `{reopens}`), and a young person coming back the next morning found it closed.
+    It says the day it really reopens; a line that never reopens within the year says nothing."""
+    summer = schedule(weekly={"daily": ["09:00-23:00"]}, closures=[{"date": "2026-08-01", "until": "2026-08-23"}])
+    assert reopening(summer, local("2026-08-03 14:00"), PARIS, "fr") == "le lun 24/08 à 9h"
+    assert reopening(summer, local("2026-08-03 14:00"), PARIS, "en") == "on Mon 24/08 at 9:00"
+    shut = schedule(weekly={"daily": ["09:00-23:00"]}, closures=[{"date": "2026-01-01", "until": "2028-01-01"}])
+    assert reopening(shut, local("2026-08-03 14:00"), PARIS, "fr") == ""
