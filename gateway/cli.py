@@ -50,7 +50,7 @@ def _flows_test(args: argparse.Namespace) -> int:
     try:
         engine = Engine(load_file(args.file))
         side = Path(args.tests) if args.tests else Path(args.file).with_suffix(".tests.yaml")
-        scenarios = [*engine.flow.tests, *(load_side_file(side) if side.is_file() else [])]
+        scenarios = [*engine.flow.tests, *(load_side_file(side, engine.flow) if side.is_file() else [])]
     except FlowValidationError as exc:
         print(*exc.problems, sep="\n")
         return 1

@@ -252,3 +252,26 @@ def test_a_short_or_common_password_is_refused_in_french_then_english(
     monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
     code, _, err = run(capsys, "listeners", "passwd", "sam", "--password-stdin")
     assert code != 0 and french in err and english in err
+
+
+def test_side_file_tests_are_checked_like_flows_yaml_s(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A test written in flows.tests.yaml without the UTC offset made `gateway flows test` end in a traceback
+    ("'now' must be timezone-aware"), none of the other tests reported; a misspelled partner only failed the test.
+    Checked as under `tests:` in flows.yaml: every problem as `FILE:LINE:COLUMN: message`, nothing run."""
+    flows = tmp_path / "flows.yaml"
+    shutil.copy(FLOWS, flows)
+    side = tmp_path / "flows.tests.yaml"
+    side.write_text(
+        "tests:\n"
+        "  - name: at night\n"
+        "    at: 2026-03-10T23:30:00\n"
+        "    turns: ['1']\n"
+        "    expect: {outcome: closed, partners: [emergncy, '3114']}\n",
+        encoding="utf-8",
+    )
+    code, out, _ = run(capsys, "flows", "test", str(flows))
+    assert code == 1
+    assert out.splitlines() == [
+        f"{side}:3:9: test 'at night': 'at' needs a time zone offset, like 2026-03-10T14:00:00+01:00",
+        f"{side}:5:42: test 'at night' expects partner 'emergncy', which does not exist (did you mean 'emergency'?)",
+    ]

@@ -13,10 +13,12 @@ from pydantic import BaseModel, ValidationError
 
 from gateway.errors import FlowValidationError
 from gateway.flows import text
+from gateway.flows.checks import check_scenarios
 from gateway.flows.classify import Reader
 from gateway.flows.engine import Engine, StepResult
 from gateway.flows.loader import parse_yaml, schema_problems
-from gateway.flows.model import Scenario, Turn
+from gateway.flows.model import Flow, Scenario, Turn
+from gateway.flows.positions import Problem
 from gateway.flows.reading import Reading
 
 
@@ -36,8 +38,9 @@ class _SideFile(BaseModel):
     tests: list[Scenario]
 
 
-def load_side_file(path: Path) -> list[Scenario]:
-    """Scenarios from a side file; :class:`FlowValidationError` with positioned problems."""
+def load_side_file(path: Path, flow: Flow | None = None) -> list[Scenario]:
+    """Scenarios from a side file; :class:`FlowValidationError` with positioned problems. With the ``flow`` they
+    test, they are checked as those under its ``tests:`` (a time without its offset, a partner that does not exist)."""
     name = str(path)
     data, positions, problems = parse_yaml(path.read_text(encoding="utf-8"), name)
     if problems:
@@ -45,9 +48,14 @@ def load_side_file(path: Path) -> list[Scenario]:
     if not isinstance(data, dict):
         raise FlowValidationError([f"{name}:1:1: expected a mapping whose key 'tests' lists conversation tests"])
     try:
-        return _SideFile.model_validate(data).tests
+        tests = _SideFile.model_validate(data).tests
     except ValidationError as exc:
         raise FlowValidationError([str(p) for p in schema_problems(exc, data, positions, name)]) from None
+    issues = check_scenarios(flow.model_copy(update={"tests": tests})) if flow is not None else ()
+    found = sorted({Problem(name, *positions.of(i.path, key=i.at_key), i.message) for i in issues})
+    if found:
+        raise FlowValidationError([str(p) for p in found])
+    return tests
 
 
 def run_scenario(engine: Engine, scenario: Scenario, reader: Reader | None = None) -> ScenarioResult:
