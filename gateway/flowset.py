@@ -45,13 +45,13 @@ class FlowSet:
     last_reload: ReloadResult | None = None
     on_reload: Callable[[ReloadResult], None] = lambda result: None
     always_open: bool = False  # development only (GATEWAY_DEV_ALWAYS_OPEN): every queue open at any hour
-    _mtime: float = 0.0
+    _seen: tuple[int, int, int] | None = None  # the file's (modification time, size, inode) last loaded
     own_texts: OwnStrings = field(default_factory=lambda: OwnStrings())
 
     def reload(self) -> ReloadResult:
         """Load the file; swap it in only when valid. The result is kept in ``last_reload``."""
         now = datetime.now(UTC)
-        self._mtime = self._stat()
+        self._seen = self._stat()
         try:
             loaded = load_file(self.path)
             engine = Engine(open_every_queue(loaded) if self.always_open else loaded)
@@ -73,8 +73,9 @@ class FlowSet:
         return self.last_reload
 
     def reload_if_changed(self) -> ReloadResult | None:
-        """Reload when the file's modification time changed (polled by the server)."""
-        return self.reload() if self._stat() != self._mtime else None
+        """Reload when the file changed (polled by the server): its modification time, or its size or inode (an
+        editor's truncation, then its writing, may share one tick of the filesystem's clock)."""
+        return self.reload() if self._stat() != self._seen else None
 
     @property
     def version(self) -> str | None:
@@ -95,11 +96,12 @@ class FlowSet:
         conversations begun before it too, which keep their own version for the rest."""
         return next((engine for engine in (self.for_version(version), self.engine()) if has(engine)), None)
 
-    def _stat(self) -> float:
+    def _stat(self) -> tuple[int, int, int] | None:
         try:
-            return self.path.stat().st_mtime
+            found = self.path.stat()
         except OSError:
-            return -1.0
+            return None
+        return found.st_mtime_ns, found.st_size, found.st_ino
 
 
 class OwnStrings:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import shutil
 import threading
 import weakref
@@ -184,3 +185,28 @@ async def test_a_closed_app_lets_go_of_its_model_and_ends_its_thread(
     assert not thread.is_alive()
     gc.collect()
     assert held() is None
+
+
+async def test_a_file_written_in_two_goes_within_one_clock_tick_is_reloaded(
+    make_client: AppFactory, settings: Settings, tmp_path: Path
+) -> None:
+    """An editor saving in place truncates flows.yaml, then writes it: the watcher read it in between ("the file is
+    empty": refused, the old flow kept, as it should), then the complete file got the same modification time (a
+    filesystem's clock tick is 1 to 10 ms, a second on some shared volumes) and was never looked at again: the
+    gateway served the old flow while its last reload said the file was empty, until the next save."""
+    flows = flow_copy(tmp_path)
+    client = await make_client(with_flow(settings, flows))
+    flowset = client.app[FLOWS]
+    old_version = flowset.version
+    text = flows.read_text(encoding="utf-8")
+    tick = flows.stat().st_mtime_ns + 1_000_000_000
+
+    flows.write_text("", encoding="utf-8")  # the editor truncated the file
+    os.utime(flows, ns=(tick, tick))
+    refused = flowset.reload_if_changed()
+    assert refused is not None and not refused.ok and refused.version == old_version
+    flows.write_text(text.replace("Tu es toujours là ?", "Es-tu encore là ?"), encoding="utf-8")  # then wrote it
+    os.utime(flows, ns=(tick, tick))  # within the same tick of the filesystem's clock
+    result = flowset.reload_if_changed()
+    assert result is not None and result.ok
+    assert flowset.version != old_version and flowset.last_reload is not None and flowset.last_reload.ok
