@@ -275,3 +275,24 @@ def test_side_file_tests_are_checked_like_flows_yaml_s(capsys: pytest.CaptureFix
         f"{side}:3:9: test 'at night': 'at' needs a time zone offset, like 2026-03-10T14:00:00+01:00",
         f"{side}:5:42: test 'at night' expects partner 'emergncy', which does not exist (did you mean 'emergency'?)",
     ]
+
+
+def test_a_file_saved_in_another_encoding_is_pointed_at(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Saved from Notepad as "ANSI" (Windows-1252), flows.yaml got "cannot read the file (UnicodeDecodeError)" at
+    1:1, and its side file a traceback from `gateway flows test`: the line and column of the first character that is
+    not UTF-8 are given, with what to do."""
+    flows = tmp_path / "flows.yaml"
+    text = FLOWS.read_text(encoding="utf-8")
+    flows.write_bytes(text.encode().replace("fermé pour le moment".encode(), "fermé pour le moment".encode("cp1252")))
+    line = next(n for n, t in enumerate(text.splitlines(), 1) if "fermé pour le moment" in t)
+    column = text.splitlines()[line - 1].index("fermé pour") + 5
+    code, out, _ = run(capsys, "flows", "check", str(flows))
+    assert code == 1
+    assert out.strip() == f"{flows}:{line}:{column}: the file is not UTF-8 (byte 0xe9): save it as UTF-8"
+
+    shutil.copy(FLOWS, flows)
+    side = tmp_path / "flows.tests.yaml"
+    side.write_bytes("tests:\n  - name: fermé\n".encode("cp1252"))
+    code, out, _ = run(capsys, "flows", "test", str(flows))
+    assert code == 1
+    assert out.strip() == f"{side}:2:15: the file is not UTF-8 (byte 0xe9): save it as UTF-8"

@@ -244,14 +244,33 @@ def load_text(text: str, file: str = "flows.yaml") -> tuple[LoadedFlow | None, l
     return (None, problems) if problems else (loaded, [])
 
 
+def read_text(path: str | Path) -> str:
+    """A flows.yaml (or its side file) as text; :class:`FlowValidationError` when it cannot be read, pointing at the
+    first character that is not UTF-8 (a file saved as "ANSI")."""
+    name = str(path)
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise FlowValidationError([f"{name}:{_not_utf8(Path(path).read_bytes())}"]) from None
+    except OSError as exc:
+        raise FlowValidationError([f"{name}:1:1: cannot read the file ({exc.__class__.__name__})"]) from None
+
+
+def _not_utf8(data: bytes) -> str:
+    """``LINE:COLUMN: message`` for the first bytes of ``data`` that are not UTF-8."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start].decode("utf-8")
+        line, column = before.count("\n") + 1, len(before) - before.rfind("\n")
+        return f"{line}:{column}: the file is not UTF-8 (byte 0x{data[exc.start]:02x}): save it as UTF-8"
+    return "1:1: the file changed while it was read"
+
+
 def load_file(path: str | Path) -> LoadedFlow:
     """Load and validate a flows.yaml file; :class:`FlowValidationError` lists every problem."""
     name = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FlowValidationError([f"{name}:1:1: cannot read the file ({exc.__class__.__name__})"]) from None
-    loaded, problems = load_text(text, name)
+    loaded, problems = load_text(read_text(path), name)
     if loaded is None:
         raise FlowValidationError([str(p) for p in problems])
     return loaded

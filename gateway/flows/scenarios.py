@@ -16,7 +16,7 @@ from gateway.flows import text
 from gateway.flows.checks import check_scenarios
 from gateway.flows.classify import Reader
 from gateway.flows.engine import Engine, StepResult
-from gateway.flows.loader import parse_yaml, schema_problems
+from gateway.flows.loader import parse_yaml, read_text, schema_problems
 from gateway.flows.model import Flow, Scenario, Turn
 from gateway.flows.positions import Problem
 from gateway.flows.reading import Reading
@@ -42,7 +42,7 @@ def load_side_file(path: Path, flow: Flow | None = None) -> list[Scenario]:
     """Scenarios from a side file; :class:`FlowValidationError` with positioned problems. With the ``flow`` they
     test, they are checked as those under its ``tests:`` (a time without its offset, a partner that does not exist)."""
     name = str(path)
-    data, positions, problems = parse_yaml(path.read_text(encoding="utf-8"), name)
+    data, positions, problems = parse_yaml(read_text(path), name)
     if problems:
         raise FlowValidationError([str(p) for p in problems])
     if not isinstance(data, dict):
