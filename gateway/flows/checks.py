@@ -3,8 +3,8 @@
     references     every step, queue, partner, schedule and field a flow names exists
     graph          steps are reached, each has a way on, none loops forever, every path can reach 'route'
     texts          every text exists in every language, and only in those; none is empty
-    messages       the required system messages, with only the placeholders each one can fill; a closed line
-                   that gives an emergency partner's number
+    messages       the required system messages, with only the placeholders each one can fill; a closed line,
+                   an end and a refusal that give an emergency partner's number
     rules          no rule or branch condition that can never match; routing ends with a catch-all
     hours          a real time zone; schedules that open; no overlapping hours; no duplicate choices
     scenarios      conversation tests run on a real channel, language and time
@@ -480,13 +480,17 @@ def check_required_messages(flow: Flow) -> Iterator[Issue]:
             yield Issue(("messages", key), text, at_key=True)
 
 
-WHERE_TO_TURN: tuple[str, ...] = ("closed_line", "closed_line_again")
-"""Messages sent while nobody can answer here: each must give an emergency partner's number."""
+WHERE_TO_TURN: tuple[str, ...] = (
+    "closed_line", "closed_line_again", "queued_offline", "abandoned", "ended", "idle_closed", "rate_limited",
+    "blocked",
+)  # fmt: skip
+"""Messages sent while nobody can answer here, or as the conversation ends, or as a message is refused (a flood, a
+block): each must give an emergency partner's number."""
 
 
 def check_where_to_turn(flow: Flow) -> Iterator[Issue]:
-    """The closed line (and its reminder) is all a young person writing at night may be told: with an emergency
-    partner in the flow (``emergency: true``), it must give that partner's number, in every language."""
+    """The closed line (and its reminder), the end, a refusal is all a young person may be told for now: with an
+    emergency partner in the flow (``emergency: true``), each must give that partner's number, in every language."""
     numbers = {name: partner.phone for name, partner in flow.partners.items() if partner.emergency and partner.phone}
     if not numbers:
         return
