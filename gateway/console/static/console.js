@@ -590,16 +590,20 @@
 
   /* A reply keeps its id until the server answered it: sent again (Enter, its answer lost with the connection), it
      carries the same id, and the server records and sends it once. Another text, or another conversation, is
-     another reply. One send at a time. */
-  function replyId(text, note) {
-    var draft = state.draft;
-    if (!draft || draft.text !== text || draft.note !== note || draft.conversation !== state.current.id) {
+     another reply. The id is kept with the conversation's draft too (drafts.sending): after a reload, or another
+     conversation opened meanwhile, the text back in the box is still the same reply. One send at a time. */
+  function replyId(text) {
+    var conversation = state.current.id, stored = drafts.get(conversation), draft = state.draft;
+    var reply = stored && stored.reply && stored.reply.text === text ? stored.reply : null;
+    if (!reply && draft && draft.text === text && draft.conversation === conversation) { reply = draft; }
+    if (!reply) {
       var bytes = new Uint8Array(16);
       crypto.getRandomValues(bytes);
-      var id = Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
-      state.draft = draft = { text: text, note: note, conversation: state.current.id, id: id };
+      reply = { text: text, id: Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("") };
     }
-    return draft.id;
+    state.draft = { text: text, conversation: conversation, id: reply.id };
+    drafts.sending(conversation, { text: text, id: reply.id });
+    return reply.id;
   }
 
   var ANSWER_WAIT_MS = 15000;  // no answer by then: said, and Send is free again (the reply's id makes it go once)
@@ -610,7 +614,7 @@
     var note = mode() === "note";
     var id = state.current.id;
     var path = "/api/conversations/" + id + (note ? "/notes" : "/messages");
-    var body = note ? { text: text } : { text: text, id: replyId(text, note) };
+    var body = note ? { text: text } : { text: text, id: replyId(text) };
     state.sending = true;
     $("send").disabled = true;
     api("POST", path, body, ANSWER_WAIT_MS).then(function (response) {

@@ -74,8 +74,17 @@
   function put(id, draft) {
     if (!me) { return; }
     var before = get(id);
-    write(key(id), draft.text.trim() ? { text: draft.text, mode: draft.mode, name: draft.name, kept: false } : null);
+    var reply = before ? before.reply : undefined;  // the id of a reply sent from this box (sending)
+    write(key(id), draft.text.trim() ? { text: draft.text, mode: draft.mode, name: draft.name, kept: false, reply: reply } : null);
     if (before && before.kept) { render(); }
+  }
+
+  /* reply: {text, id}, the console's id of the reply being sent from this box, kept with its draft until it is sent:
+     the same text sent again after a reload (its answer lost with the connection) carries the same id, and the
+     server sends it once. In the page only, a reload made it another reply, sent twice. */
+  function sending(id, reply) {
+    var draft = get(id);
+    if (draft) { draft.reply = reply; write(key(id), draft); }
   }
 
   function drop(id) {
@@ -150,5 +159,6 @@
   }
 
   HG.onLanguage(render);
-  HG.drafts = { start: start, get: get, put: put, drop: drop, keep: keep, ids: ids, count: count, forget: forget };
+  HG.drafts = { start: start, get: get, put: put, sending: sending, drop: drop, keep: keep, ids: ids, count: count,
+    forget: forget };
 })();
