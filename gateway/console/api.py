@@ -231,9 +231,14 @@ class ListenerAPI:
 
     async def logout(self, request: web.Request) -> web.Response:
         """This session ends, and its live sockets close (other browsers of the listener stay logged in); the
-        conversations the listener holds go back to the queue (nobody else may answer them)."""
-        await self.actions.hand_back_all(request[LISTENER].name)
-        await self.sessions.end(request.cookies.get(SESSION_COOKIE, ""))
+        conversations the listener holds go back to the queue (nobody else may answer them). The session ends even
+        when a hand-back fails (a lock not had in time: 503): the page goes to the login page whatever the answer
+        (``logout.js``), and a shared desk must not stay logged in; a conversation left held then goes back by the
+        automatic hand-back (``gateway/alerts.py``), its listener's consoles closed."""
+        try:
+            await self.actions.hand_back_all(request[LISTENER].name)
+        finally:
+            await self.sessions.end(request.cookies.get(SESSION_COOKIE, ""))
         response = web.Response(status=204)
         response.del_cookie(SESSION_COOKIE, path="/")
         return response

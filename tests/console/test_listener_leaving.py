@@ -192,3 +192,18 @@ async def test_what_a_supervisor_took_away_is_no_longer_its_former_holders(
     assert await store.held_by("anne") == 0
     [entry] = [e for e in await store.audit_log() if e.action == action]
     assert (entry.actor, entry.subject) == ("sam", conversation_id) and entry.detail.endswith("from anne")
+
+
+async def test_a_logout_whose_hand_back_failed_still_ends_the_session(client: Client, clock: Clock) -> None:
+    """A listener logs out at a shared desk while one of their conversations is locked by another operation (another
+    instance's, a slow store): its hand-back times out (10 s). The console goes to the login page whatever the answer
+    (logout.js), so the session must have ended: before, it stayed alive and the next person at the desk opening the
+    console was that listener, seeing their young people. The conversation is left to the automatic hand-back."""
+    anne, conversation_id, _ = await held_by_anne(client, clock)
+    try:
+        async with client.app[STORE].lock(conversation_id):  # another operation holds the conversation
+            answer = await anne.delete("/api/session", json={})
+        assert answer.status == 503  # the hand-back failed
+        assert (await anne.get("/api/me")).status == 401  # but the session ended
+    finally:
+        await anne.close()
