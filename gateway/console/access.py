@@ -50,7 +50,10 @@ def earlier_sight(listener: Listener, target: Conversation, via: Conversation) -
     earlier conversation of the same young person (same channel identity) and no other listener held it."""
     same_person = target.channel == via.channel and target.sender == via.sender and target.id != via.id
     earlier = target.created_at <= via.created_at
-    unheld = target.listener in (None, listener.name)
+    # Its record names its holder, or whoever closed it; a hand-back or a transfer names nobody, but keeps when it was
+    # last taken: one taken once and named by nobody was another's (or one's own, given back: hidden too), with their
+    # replies and private notes.
+    unheld = target.listener == listener.name or (target.listener is None and target.taken_at is None)
     return Sight.FULL if holds(listener, via) and same_person and earlier and unheld else Sight.NONE
 
 

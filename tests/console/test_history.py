@@ -69,3 +69,34 @@ async def test_history_lists_only_the_listeners_own_ended_conversations(client: 
     await add_listener(client, "bruno")
     await login(client, "bruno")
     assert (await (await client.get("/api/history")).json())["ended"] == []
+
+
+async def test_an_earlier_conversation_another_listener_held_stays_theirs(client: Client, clock: Clock) -> None:
+    """Bruno took a young person's conversation, wrote to them and a private note, and gave it back to the queue;
+    the young person then left. They come back and Anne takes the new one: she sees the dates and outcome of the
+    earlier one, but not Bruno's exchange and private note (access.py: "no other listener held it"). Before, the
+    hand-back had cleared its listener, and the earlier conversation opened in full from the held one."""
+    await add_listener(client, "anne")
+    await add_listener(client, "bruno")
+    async with client.ws_connect("/chat/ws") as ws:
+        token = str((await hello(ws, None))["token"])
+        for number, answer in enumerate(WALK_TO_QUEUE):
+            await say(ws, f"first-{number}", answer)
+        await login(client, "bruno")
+        [first] = await waiting(client)
+        path = f"/api/conversations/{first['id']}"
+        assert (await client.post(path + "/take", json={})).status == 200
+        assert (await client.post(path + "/messages", json={"text": "Bonjour, c'est Bruno."})).status == 201
+        assert (await client.post(path + "/notes", json={"text": "secret de Bruno"})).status == 201
+        assert (await client.post(path + "/hand-back", json={})).status == 200
+        await ws.send_json({"type": "end"})
+        await receive_until(ws, lambda f: f["type"] == "status" and f["status"] == "abandoned")
+    clock.advance(hours=2)
+    await visit(client, token, "again", end=False)  # the same browser writes again
+    await login(client, "anne")
+    [again] = await waiting(client)
+    assert (await client.post(f"/api/conversations/{again['id']}/take", json={})).status == 200
+    detail = await (await client.get(f"/api/conversations/{again['id']}")).json()
+    assert [e["id"] for e in detail["earlier"]] == [first["id"]]  # its date and outcome are shown
+    opened = await client.get(f"/api/conversations/{first['id']}?via={again['id']}")
+    assert opened.status == 403, [e["text"] for e in (await opened.json())["transcript"]]
