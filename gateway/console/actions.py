@@ -98,6 +98,11 @@ class Actions:
     async def take(self, conversation_id: str, listener: str, capacity: int) -> Conversation:
         # The listener's own lock: two takes from two tabs cannot both pass the capacity check.
         async with self.store.lock(f"listener:{listener}"):
+            # A take sent again (a double click on "Prendre", a resend after its answer was lost): theirs already, it is
+            # answered as the take it repeats, the young person told once; refused, it said a colleague took it.
+            conversation = await self._load(conversation_id)
+            if conversation.status == Status.WITH_LISTENER and conversation.listener == listener:
+                return conversation
             held = await self.store.held_by(listener)
             if held >= capacity:
                 raise ActionRefused("capacity", f"you already hold {held} conversation(s), your capacity")
