@@ -309,6 +309,9 @@ class Actions:
             conversation = await self._load(conversation_id)
             if conversation.status == Status.WITH_LISTENER and not supervisor:
                 self._mine(conversation, listener)
+            if await self._waits_in(conversation, queue):  # nothing to move: made, it sent them to the back of it
+                await self._not_ending(conversation_id)  # an ending under way says so first, as the queue step would
+                raise ActionRefused("same_queue", "it already waits in this queue")
             engine = self.flows.knowing(conversation.flow_version, lambda e: queue in e.flow.queues)
             if engine is None:
                 raise ActionRefused("unknown_queue", f"no queue '{queue}' in the flow")
@@ -334,6 +337,14 @@ class Actions:
                 await self.store.end_move(conversation_id)
         self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
         return conversation
+
+    async def _waits_in(self, conversation: Conversation, queue: str) -> bool:
+        """Whether the conversation waits in ``queue`` already, its record and its entry agreeing (a transfer cut after
+        its queue step left its entry elsewhere: moved back, it moves). One read, for a waiting conversation only."""
+        if conversation.status != Status.QUEUED or conversation.queue != queue:
+            return False
+        entry = await self.store.queue_entry(conversation.id)
+        return entry is not None and entry.taken_by is None and entry.queue == queue
 
     async def _withdraw_moved(self, conversation: Conversation, queue: str, mover: str) -> None:
         """Before a transfer to ``queue`` (under the lock): an earlier transfer of the conversation to another queue,

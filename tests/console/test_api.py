@@ -87,6 +87,8 @@ async def test_transfer_and_hand_back(client: TestClient, queued: Any) -> None: 
     back = await client.post(base + "/hand-back", json={})
     assert (await back.json())["status"] == "queued"
     assert (await client.post(base + "/transfer", json={"queue": "nope"})).status == 409
+    assert (await client.post(base + "/transfer", json={"queue": "listeners"})).status == 409  # waits there already
+    await client.post(base + "/take", json={})
     moved = await client.post(base + "/transfer", json={"queue": "listeners"})
     assert (await moved.json())["status"] == "queued"
 
@@ -136,3 +138,20 @@ async def test_two_tabs_cannot_take_past_the_capacity(client: TestClient) -> Non
     finally:
         await second_tab.close()
     assert answers == [(200, None), (409, "capacity")]
+
+
+async def test_a_waiting_conversation_transferred_to_its_own_queue_keeps_its_place(client: TestClient) -> None:  # type: ignore[type-arg]
+    """A listener reading the first waiting card opens "Transférer" and picks the queue it already waits in (the only
+    one in the default flow): nothing to move. Before, it went to the back of the line, told a worse place."""
+    for person in ("first", "second"):
+        async with client.ws_connect("/chat/ws") as ws:
+            await hello(ws)
+            for number, answer in enumerate(WALK_TO_QUEUE):
+                await say(ws, f"{person}-{number}", answer)
+    await client.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD)))
+    await login(client, "anne")
+    before = [c["id"] for c in (await (await client.get("/api/queue")).json())["waiting"]]
+    moved = await client.post(f"/api/conversations/{before[0]}/transfer", json={"queue": "listeners"})
+    assert (moved.status, (await moved.json()).get("error")) == (409, "same_queue")
+    after = [c["id"] for c in (await (await client.get("/api/queue")).json())["waiting"]]
+    assert after == before

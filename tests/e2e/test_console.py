@@ -213,5 +213,15 @@ async def test_refer_then_hand_back_then_transfer(
     await listener.get_by_role("button", name="Transférer").click()
     await listener.get_by_label("File").select_option("listeners")
     await listener.get_by_role("button", name="Transférer", exact=True).last.click()
+    # the queue it waits in: nothing moves (it keeps its place in line), and the console says so
+    await expect(listener.locator("#toast")).to_have_text(
+        "Cette conversation attend déjà dans cette file : rien n'a été changé (elle garde sa place)."
+    )
+    await expect(listener.locator("#waiting .card")).to_have_count(1)
+    await listener.locator("#take").click()  # held, it moves: to the back of the queue
+    await expect(listener.locator("#conv-meta")).to_contain_text("avec anne")
+    await listener.get_by_role("button", name="Transférer").click()
+    await listener.get_by_label("File").select_option("listeners")
+    await listener.get_by_role("button", name="Transférer", exact=True).last.click()
     await expect(listener.locator("#toast")).to_have_text("Conversation transférée")
     await expect(listener.locator("#waiting .card")).to_have_count(1)
