@@ -220,6 +220,7 @@ async def test_refer_then_hand_back_then_transfer(
     await expect(listener.locator("#waiting .card")).to_have_count(1)
     await listener.locator("#take").click()  # held, it moves: to the back of the queue
     await expect(listener.locator("#conv-meta")).to_contain_text("avec anne")
+    await expect(listener.locator("#reply")).to_be_focused()  # the take's own reload done
     await listener.get_by_role("button", name="Transférer").click()
     await listener.get_by_label("File").select_option("listeners")
     await listener.get_by_role("button", name="Transférer", exact=True).last.click()
