@@ -281,7 +281,17 @@
       } else if (taken && card) {
         tellGone("gone.taken", card.pseudonym);  // its card's "Prendre": the toast fades, this line stays
       }
-    });
+    }, unanswered);
+  }
+
+  /* A request that got no answer (the connection dropped, the server unreachable): said, never silent; what it
+     asked may or may not be done, so the queue and the open conversation are read again when they can be. A 401
+     (the session over) already left the page. */
+  function unanswered(error) {
+    if (error && error.message === "session") { return; }
+    toast(t("refused.network"), true);
+    loadQueue();
+    if (state.current) { openConversation(state.current.id); }
   }
 
   /* `acted`: the listener has just taken or acted on it; a private note chosen before never outlives that. */
@@ -763,7 +773,7 @@
       if (response.ok) { toast(done); if (then) { then(id); } } else { toast(refusal(response), true); }
       loadQueue();
       openConversation(id, true);
-    });
+    }, unanswered);
   }
 
   // ----- small things ---------------------------------------------------------------------------------------

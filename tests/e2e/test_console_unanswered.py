@@ -1,0 +1,55 @@
+"""The console on a listener's bad network: a take or a close whose request gets no answer (the connection dropped)
+is said, never silent, and the listener can try again (a review of the console, 2026-12-05: nothing was said, and a
+close left its dialog's state set, so the conversation's draft was no longer kept)."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import BrowserContext, Route, expect
+
+from gateway.app import STORE
+from gateway.console.auth import hash_password
+from gateway.conversation import Status
+from gateway.store import Listener
+from tests.conftest import PASSWORD
+from tests.e2e.test_chat import open_chat, walk_to_queue
+from tests.e2e.test_console import log_in
+
+pytestmark = pytest.mark.browser
+
+NO_ANSWER = "Pas de réponse du serveur (connexion coupée ?)"
+
+
+async def test_a_take_and_a_close_without_an_answer_are_said_and_can_be_tried_again(
+    desk: BrowserContext, context: BrowserContext, server: TestServer
+) -> None:
+    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    listener = await log_in(desk, server, "anne")
+    young = await open_chat(context, server)
+    await walk_to_queue(young)
+    card = listener.locator("#waiting .card")
+    await expect(card).to_have_count(1)
+
+    async def cut(route: Route) -> None:
+        await route.abort("connectionreset")
+
+    await listener.route("**/take", cut)
+    await card.locator(".take").click()
+    await expect(listener.locator("#toast")).to_contain_text(NO_ANSWER)
+    await listener.unroute("**/take", cut)
+    await card.locator(".take").click()
+    await expect(listener.locator("#conv-meta")).to_contain_text("avec anne")
+
+    await listener.route("**/close", cut)
+    await listener.get_by_role("button", name="Clôturer").click()
+    await listener.get_by_label("Catégorie").select_option(label="Cyberharcèlement")
+    await listener.locator("#close-send").click()
+    await expect(listener.locator("#toast")).to_contain_text(NO_ANSWER)
+    await listener.unroute("**/close", cut)
+    await listener.get_by_role("button", name="Clôturer").click()
+    await listener.get_by_label("Catégorie").select_option(label="Cyberharcèlement")
+    await listener.locator("#close-send").click()
+    await expect(listener.locator("#conv-meta")).to_contain_text("clôturée")
+    await expect(young.locator(".ended")).to_be_visible()
+    assert [c.outcome for c in await server.app[STORE].conversations_by_status(Status.CLOSED)] == ["cyberbullying"]
