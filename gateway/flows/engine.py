@@ -9,6 +9,7 @@ conversation pinned to that flow version. The lifecycle statuses are applied by 
 from __future__ import annotations
 
 import hashlib
+import re
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -42,6 +43,9 @@ OutcomeKind = Literal["handoff", "referred", "ended", "closed"]
 # reloaded flow) or when it was told this long ago; else the optional short reminder ``closed_line_again`` (or
 # nothing) stands in for it. The route's own words and referrals are given whatever was told.
 CLOSED_LINE_AGAIN_AFTER = timedelta(hours=1)
+
+RESTART = re.compile(r"/start(@\w+)?(\s+\S+)?", re.IGNORECASE)
+"""A messenger's "start" command (Telegram's START button, "Restart bot", a deep link ``/start <code>``): no answer."""
 
 
 _STATE_REQUIRED = ("flow_version", "channel", "language")
@@ -185,6 +189,11 @@ class Engine:
         interrupted = self.interrupt(state, answer, now=now, reading=reading)
         if interrupted is not None:
             return interrupted
+        if payload is None and RESTART.fullmatch(answer.strip()) and self._waiting_known(state):
+            # Telegram's START button, "Restart bot" or a deep link in the middle of the conversation: no answer,
+            # and no retry used ("Je n'ai pas bien compris" took one, the fallback a second): the question again
+            asked = self._offer_reply(state.language) if state.offer is not None else self._ask_waiting(state)
+            return StepResult(state, (asked,))
         earlier = self._earlier_question(state, payload)
         if earlier is not None and payload is not None:
             return self._answered_again(state, earlier, payload, now)
@@ -321,6 +330,14 @@ class Engine:
                 return StepResult(replace(state, step=step_id, attempts=0, again=again), tuple(replies))
             step_id = self._next(step, state, now)
         return self._fallback(state, replies, now)
+
+    def _waiting_known(self, state: State) -> bool:
+        """Whether what ``state`` waits for is in this flow (a reloaded flow may have dropped its step or queue)."""
+        return state.offer in self.flow.queues if state.offer is not None else state.step in self._questions
+
+    def _ask_waiting(self, state: State) -> Reply:
+        assert state.step is not None
+        return self._ask(state.step, state.language)
 
     def _answer(
         self, state: State, answer: str, payload: str | None, reading: Reading | None, now: datetime, media: bool

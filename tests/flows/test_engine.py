@@ -361,3 +361,18 @@ def test_a_branch_back_to_an_answered_question_fails_safe_to_a_human() -> None:
     assert step.outcome.kind == "handoff" and step.outcome.queue == "listeners"
     assert step.outcome.summary == (("Urgence", "Non"), ("Âge", "9"))
     assert run(engine, ["non", "français", "12"]).state.step == "topic"  # an age that goes on: asked once
+
+
+def test_a_start_command_in_the_middle_asks_the_question_again_without_using_a_retry(engine: Engine) -> None:
+    """Telegram sends "/start" for its START button, "Restart bot" and a deep link, also in the middle of a
+    conversation: it drew "Je n'ai pas bien compris" and used a retry, a second one the fallback (a review of the
+    channels, 2026-12-05). It is no answer: the question again, the count untouched; risky words still escalate."""
+    at_age = run(engine, ["non", "français"])
+    assert at_age.state.step == "age"
+    for command in ("/start", "/START", "/start@helpline_bot", "/start campagne3018"):
+        again = engine.step(at_age.state, command, now=OPEN)
+        assert texts(again) == texts(at_age)[-1:] and again.state == at_age.state
+    danger = engine.step(at_age.state, "/start je veux mourir", now=OPEN)
+    assert danger.outcome is not None and danger.outcome.priority == "urgent"
+    understood = engine.step(at_age.state, "15", now=OPEN)
+    assert understood.state.step == "topic"
