@@ -702,6 +702,7 @@
       $("message-input").value = "";
     });
     $("message-input").addEventListener("keydown", function (event) {
+      if (event.isComposing || event.keyCode === 229) { return; }  // Enter that ends a word being composed (an IME, a phone's keyboard)
       if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); $("composer").requestSubmit(); }
     });
     $("message-input").addEventListener("input", function () {

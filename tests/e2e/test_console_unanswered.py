@@ -1,6 +1,6 @@
-"""The console on a listener's bad network: a take or a close whose request gets no answer (the connection dropped)
-is said, never silent, and the listener can try again (a review of the console, 2026-12-05: nothing was said, and a
-close left its dialog's state set, so the conversation's draft was no longer kept)."""
+"""The console on a listener's bad network and keyboard: a take or a close whose request gets no answer (the
+connection dropped) is said, never silent, and the listener can try again (a review of the console, 2026-12-05:
+nothing was said, and a close left its dialog's state set); an IME's Enter does not send a reply half-written."""
 
 from __future__ import annotations
 
@@ -53,3 +53,23 @@ async def test_a_take_and_a_close_without_an_answer_are_said_and_can_be_tried_ag
     await expect(listener.locator("#conv-meta")).to_contain_text("clôturée")
     await expect(young.locator(".ended")).to_be_visible()
     assert [c.outcome for c in await server.app[STORE].conversations_by_status(Status.CLOSED)] == ["cyberbullying"]
+
+
+async def test_enter_that_ends_a_word_being_composed_sends_no_reply(
+    desk: BrowserContext, context: BrowserContext, server: TestServer
+) -> None:
+    """An IME's Enter ends the word being composed: it sent the listener's reply half-written (a review of the
+    console, 2026-12-05). Left to the keyboard; the next Enter sends."""
+    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    listener = await log_in(desk, server, "anne")
+    young = await open_chat(context, server)
+    await walk_to_queue(young)
+    await listener.locator("#waiting .card .take").click()
+    await expect(listener.locator("#reply")).to_be_focused()
+    await listener.fill("#reply", "Je suis là pour t'écou")
+    composing = "new KeyboardEvent('keydown', {key: 'Enter', isComposing: true, bubbles: true, cancelable: true})"
+    await listener.locator("#reply").evaluate(f"node => node.dispatchEvent({composing})")
+    await expect(listener.locator("#reply")).to_have_value("Je suis là pour t'écou")
+    await listener.fill("#reply", "Je suis là pour t'écouter.")
+    await listener.keyboard.press("Enter")
+    await expect(young.locator('.msg[data-author="listener"] .text')).to_have_text(["Je suis là pour t'écouter."])

@@ -587,6 +587,7 @@
   });
 
   $("reply").addEventListener("keydown", function (event) {
+    if (event.isComposing || event.keyCode === 229) { return; }  // Enter that ends a word being composed (an IME)
     var word = $("reply").value.trim();
     if ((event.key === "Enter" || event.key === "Tab") && !event.shiftKey && /^\/\S+$/.test(word)) {
       var found = matching(word);
