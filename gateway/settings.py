@@ -27,6 +27,9 @@ from gateway.proxies import LOOPBACK, ClientAddresses
 
 DEFAULT_STORE = "sqlite:///var/gateway.sqlite3"
 _PREFIXES = ("messenger_", "twilio_", "telegram_")
+# MESSENGER_MAX_EVENT_AGE at most (and its default): as long as Meta may redeliver a message it was not acknowledged
+# (hours, after an outage), and below the 8 days a processed message id is kept (``DEDUPE_TTL_SECONDS``)
+MAX_EVENT_AGE = 7 * 24 * 3600
 HANDBACK_MIN_SECONDS = 60.0  # GATEWAY_HELD_HANDBACK_SECONDS, unless 0: presence beats every 10 s, forgotten at 25 s
 
 
@@ -136,7 +139,9 @@ class Settings(BaseSettings):
     messenger_verify_token: SecretStr = SecretStr("")
     messenger_page_access_token: SecretStr = SecretStr("")
     messenger_api_url: str = "https://graph.facebook.com/v23.0"
-    messenger_max_event_age: int = 3600  # seconds: older (replayed) events are acknowledged and ignored
+    # seconds: older (replayed) events are acknowledged and ignored; younger ones replayed are duplicates. Until
+    # 2026-12-05 an hour: every message Meta redelivered after a longer outage was dropped
+    messenger_max_event_age: int = MAX_EVENT_AGE
     # WhatsApp through Twilio
     twilio_account_sid: str = ""
     twilio_auth_token: SecretStr = SecretStr("")
@@ -310,6 +315,9 @@ class Settings(BaseSettings):
         for name in counts:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{variable(name)} must be at least 1")
+        if self.messenger_max_event_age > MAX_EVENT_AGE:  # a replay older than the de-duplication would go through
+            raise ConfigError(f"{variable('messenger_max_event_age')} must be at most {MAX_EVENT_AGE} (7 days): older "
+                              "events are no longer recognised as duplicates")  # fmt: skip
         if not 8 <= self.client_ipv4_prefix <= 32 or not 32 <= self.client_ipv6_prefix <= 128:
             raise ConfigError("GATEWAY_CLIENT_IPV4_PREFIX must be between 8 and 32 and GATEWAY_CLIENT_IPV6_PREFIX "
                               "between 32 and 128 (a network's prefix length: 32 and 64 by default)")  # fmt: skip

@@ -159,3 +159,12 @@ def test_a_redis_unix_socket_is_a_store_but_not_a_cluster_node() -> None:
         Settings.from_env({"GATEWAY_STORE": unix, "GATEWAY_REDIS_CLUSTER": "1"}, env_file=None)
     with pytest.raises(ConfigError, match="GATEWAY_STORE must start with"):
         Settings.from_env({"GATEWAY_STORE": "postgres://localhost/gateway"}, env_file=None)
+
+
+def test_the_messenger_event_age_stays_within_the_de_duplication() -> None:
+    """Meta redelivers for hours: the default lets a week through; beyond 7 days a replay of a signed body would no
+    longer be a duplicate (processed ids are kept 8 days), so it is refused."""
+    assert Settings.from_env({}, env_file=None).messenger_max_event_age == 7 * 24 * 3600
+    assert Settings.from_env({"MESSENGER_MAX_EVENT_AGE": "3600"}, env_file=None).messenger_max_event_age == 3600
+    with pytest.raises(ConfigError, match="MESSENGER_MAX_EVENT_AGE"):
+        Settings.from_env({"MESSENGER_MAX_EVENT_AGE": str(8 * 24 * 3600)}, env_file=None)

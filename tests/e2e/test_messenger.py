@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -444,3 +445,31 @@ async def test_numbers_go_as_plain_text_the_app_links_never_split_or_broken(
         "message": {"text": "x" * 1990 + " le"},
     }  # fmt: skip
     assert second.body["message"] == {"text": "116 006 ou le 116 111."}
+
+
+async def test_a_message_meta_redelivers_hours_after_an_outage_is_answered_once(
+    client: Client, graph: FakeGraphAPI
+) -> None:
+    """The gateway down (or its store: every webhook answered 503) for two hours, say a night's failed deploy: Meta
+    redelivers what it was not acknowledged, with the message's own timestamp, for hours (its FAQ: it retries until
+    it gets a 200, and disables the webhook after 8 hours of failures). Until 2026-12-05 such a message, older than
+    MESSENGER_MAX_EVENT_AGE's hour, was acknowledged and dropped: the young person's words lost, never answered.
+    A replay of the same signed body is still nothing more than a duplicate (its mid is kept 8 days)."""
+    written = messenger_message(PSID, "Bonjour, j'ai besoin d'aide", mid="m_during_the_outage")
+    two_hours_ago = int(time.time() * 1000) - 2 * 3600 * 1000  # the age is judged on the wall clock
+    late = messenger_body([{**written, "timestamp": two_hours_ago}])
+    assert await deliver(client, late) == 200
+
+    async def answered() -> list[Any] | None:
+        conversations = await client.app[STORE].conversations_by_status(Status.BOT)
+        return conversations or None
+
+    [conversation] = await eventually(answered)
+    transcript = await client.app[STORE].transcript(conversation.id)
+    assert [e.text for e in transcript if e.author.value == "user"] == ["Bonjour, j'ai besoin d'aide"]
+    bot = [e.text for e in transcript if e.author.value == "bot"]
+    assert bot and texts(await graph.wait_accepted(len(bot))) == bot  # the bot answered, through Graph
+
+    assert await deliver(client, late) == 200  # replayed: a duplicate
+    await outbox_drained(client)
+    assert len(await client.app[STORE].transcript(conversation.id)) == len(transcript)
