@@ -83,6 +83,9 @@ DEDUPE_TTL_SECONDS = 8 * 24 * 3600  # longer than any provider's redelivery wind
 PACE_MIN_TAKES = 3  # takes in the last hour before the observed pace replaces the flow's average
 CLAIM_SECONDS = 10.0
 """The default lease on an inbound message being processed (renewed every third of it while processing)."""
+# The idle close comes this long before the bot's reply window closes (Messenger, WhatsApp), its goodbye then sent
+# in time (the outbox's retries of a refused send take about two minutes)
+IDLE_CLOSE_BEFORE_WINDOW = timedelta(minutes=15)
 ERASURE_QUESTION_MINUTES = 30  # the erasure question waits this long for its answer, then is forgotten
 
 
@@ -442,8 +445,9 @@ class Dispatcher:
         if conversation.status == Status.BOT:
             await self._bot_turn(conversation, inbound, now, reading)
         elif conversation.status in (Status.QUEUED, Status.WITH_LISTENER):
-            idle = timedelta(hours=engine.flow.timers.idle_close_hours)
-            await self.store.set_timer(conversation.id, TimerKind.IDLE_CLOSE, now + idle)
+            await self.store.set_timer(
+                conversation.id, TimerKind.IDLE_CLOSE, self.idle_close_at(conversation, engine, now)
+            )
             if conversation.status == Status.QUEUED:
                 await self._escalate(conversation, engine, inbound.text, reading, now, stronger=stronger)
         await self.store.save_conversation(conversation, done=done)
@@ -599,10 +603,22 @@ class Dispatcher:
         await self.emit(conversation, replies, Author.BOT, now)
         minutes = engine.flow.timers.queue_reassurance_minutes
         await self.store.set_timer(conversation.id, TimerKind.QUEUE_REASSURE, now + timedelta(minutes=minutes))
-        await self.store.set_timer(
-            conversation.id, TimerKind.IDLE_CLOSE, now + timedelta(hours=engine.flow.timers.idle_close_hours)
-        )
+        await self.store.set_timer(conversation.id, TimerKind.IDLE_CLOSE, self.idle_close_at(conversation, engine, now))
         await self.store.publish(QueueChanged())
+
+    def idle_close_at(self, conversation: Conversation, engine: Engine, now: datetime) -> datetime:
+        """When a conversation quiet from ``now`` on is closed (flows.yaml ``idle_close_hours``), but on a channel whose
+        reply window for the bot closes first or at the same time (Messenger, WhatsApp: 24 h after the young person's
+        last message, as long as the default ``idle_close_hours``) :data:`IDLE_CLOSE_BEFORE_WINDOW` before it, so that
+        its goodbye (where to turn now: 119, 3114, 17/112) still reaches them. Until 2026-12-05 it fired as the window
+        closed: the goodbye was only a "not sent" entry, and a young person waiting since the day before left the
+        queue without a word. A window closed already, or closing within that margin, changes nothing."""
+        due = now + timedelta(hours=engine.flow.timers.idle_close_hours)
+        window = self.reply_window(conversation, Author.BOT)
+        if window is None or conversation.last_inbound_at is None:
+            return due
+        last_word = conversation.last_inbound_at + window - IDLE_CLOSE_BEFORE_WINDOW
+        return min(due, last_word) if last_word > now else due
 
     async def raise_priority(self, conversation: Conversation, priority: Priority, now: datetime) -> bool:
         """Raise a waiting conversation's priority: up only, once per level, its one queue entry re-ranked in place

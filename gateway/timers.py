@@ -11,8 +11,10 @@ Kinds (durations from flows.yaml ``timers``):
   telling the listeners; they resume if the young person writes again.
 * ``webchat_gone``: no web chat socket for a while: the listeners are told the young person left
   (``gateway/leaving.py``).
-* ``idle_close``: nothing happened for ``idle_close_hours`` → closed, with a message (recorded as not sent when
-  the reply window has closed: see ``Dispatcher.emit``).
+* ``idle_close``: nothing happened for ``idle_close_hours`` → closed, with a message; on a channel whose reply
+  window for the bot closes first (Messenger, WhatsApp: 24 h) a quarter of an hour before it, so that the message
+  reaches the young person (``Dispatcher.idle_close_at``; recorded as not sent when the window has closed all the
+  same: see ``Dispatcher.emit``).
 
 The kinds are :class:`~gateway.store.TimerKind` (the stored values above); :meth:`Timers.handler` matches every
 kind, and mypy fails the build when one has no handler (``assert_never``). Each timer is handled under the

@@ -407,3 +407,27 @@ async def test_a_shared_location_is_told_as_a_location_never_as_an_empty_message
     shared = [e for e in transcript if e.author == "user"][-1]
     assert [a.kind for a in shared.attachments] == ["location"]
     assert not any(secret in repr(transcript) for secret in ("48.85", "2.35", "rue X", "Chez moi"))
+
+
+async def test_a_young_person_waiting_a_day_is_told_goodbye_before_the_window_closes(
+    client: Client, twilio: FakeTwilioAPI
+) -> None:
+    """Queued in the evening and never taken: the idle close (24 h) came as WhatsApp's 24-hour window closed, so its
+    goodbye and the numbers to call (119, 3114, 17/112) were only a "not sent" entry: the young person left the queue
+    without a word. It now comes a quarter of an hour before the window closes, and reaches them."""
+    await walk_to_queue(client)
+    desk = ListenerDesk(client)
+    await desk.login()
+    conversation_id = (await desk.first_waiting())["id"]
+    await twilio.wait_accepted(len(await desk.all_sent(conversation_id)))
+    sent = len(twilio.accepted())
+
+    running_clock(client).advance(hours=23, minutes=50)  # the window still open for ten minutes
+
+    async def abandoned() -> bool:
+        return (await desk.conversation(conversation_id))["status"] == "abandoned"
+
+    await eventually(abandoned)
+    goodbye = bodies(await twilio.wait_accepted(sent + 1))[-1]
+    assert "faute de nouvelles" in goodbye and "119" in goodbye and "3114" in goodbye
+    assert await desk.system_entries(conversation_id, "Not sent") == []
