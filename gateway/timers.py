@@ -6,7 +6,8 @@ Kinds (durations from flows.yaml ``timers``):
   arms ``bot_abandon``.
 * ``bot_abandon``: still quiet → goodbye message, the conversation is abandoned.
 * ``queue_reassure``: waiting for a listener → position and reassurance, re-armed; when the queue has closed
-  meanwhile, the closed-line message instead (once). Once the channel's reply window for the bot has closed
+  meanwhile, the closed-line message instead (once a closing: a wait that outlasts a day is told again the next
+  night). Once the channel's reply window for the bot has closed
   (Messenger, WhatsApp: 24 h after the young person's last message) both are paused, with one system entry
   telling the listeners; they resume if the young person writes again.
 * ``webchat_gone``: no web chat socket for a while: the listeners are told the young person left
@@ -261,6 +262,7 @@ class Timers:
                 await self._say(conversation, engine, now, Reply(text))
                 conversation.closed_notice_for = conversation.queued_at or now
         else:  # nobody online: say so again rather than promise a listener "as soon as possible"
+            conversation.closed_notice_for = None  # open: the line's next closing during this wait is told again
             position = await self.store.position(conversation.id) or 1
             key = "reassurance" if self.dispatcher.listeners_online() > 0 else "queued_offline"
             text = engine.message(key, language, position=position)
@@ -291,6 +293,8 @@ def _firing_key(lease: Timer) -> str:
 
 
 def _closed_line_told(conversation: Conversation) -> bool:
-    """Whether the closed-line notice was given during this wait (the one that began at ``queued_at``)."""
+    """Whether the closed-line notice was given during this wait (the one that began at ``queued_at``) since the line
+    was last found open (``_queue_reassure`` forgets it then: until 2026-12-05 a wait through two nights was told the
+    first closing only)."""
     told = conversation.closed_notice_for
     return told is not None and (conversation.queued_at is None or told == conversation.queued_at)

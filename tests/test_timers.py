@@ -161,6 +161,42 @@ async def test_a_queue_that_closes_while_waiting_sends_the_closed_line_once(clie
     assert (await conversation_of(client, token, clock)).status == Status.QUEUED  # still kept for the listener
 
 
+async def test_a_wait_that_outlasts_a_day_is_told_the_line_closed_again_the_next_night(
+    client: Client, clock: Clock
+) -> None:
+    """Queued at 22:50, told at 23:01 the line is closed until 9h; still waiting the next day (no listener took them,
+    they wrote at noon, which keeps them in line), the line closes again at 23:00: told again, with when it reopens
+    and where to turn tonight. It was told once per wait: the second night, silence after a day of "a listener is
+    coming as soon as possible"."""
+    clock.now = datetime(2026, 3, 10, 22, 50, tzinfo=PARIS).astimezone(UTC)
+    token = await start(client, WALK_TO_QUEUE)
+    conversation = await conversation_of(client, token, clock)
+
+    async def told_closed(count: int) -> list[str]:
+        await client.app[TIMERS].fire_due()
+        await settled(client, conversation.id)
+        return [line for line in (await bot_lines(client, conversation.id))[count:] if "est fermé" in line]
+
+    clock.now = datetime(2026, 3, 10, 23, 1, tzinfo=PARIS).astimezone(UTC)
+    [first] = await told_closed(0)
+    assert "demain à 9h" in first
+    clock.now = datetime(2026, 3, 11, 9, 1, tzinfo=PARIS).astimezone(UTC)  # open again: told their place
+    assert await told_closed(0) == [first]
+    assert "position 1" in (await bot_lines(client, conversation.id))[-1]
+    clock.now = datetime(2026, 3, 11, 12, 0, tzinfo=PARIS).astimezone(UTC)
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws, token)
+        await say(ws, "noon", "toujours personne ?")
+    count = len(await bot_lines(client, conversation.id))
+
+    clock.now = datetime(2026, 3, 11, 23, 1, tzinfo=PARIS).astimezone(UTC)
+    [again] = await told_closed(count)
+    assert "demain à 9h" in again and "119" in again and "3114" in again
+    clock.advance(minutes=6)
+    assert await told_closed(count) == [again]  # once that night
+    assert (await conversation_of(client, token, clock)).status == Status.QUEUED
+
+
 async def test_a_conversation_idle_for_a_day_is_closed(client: Client, clock: Clock) -> None:
     token = await start(client, WALK_TO_QUEUE)
     conversation = await conversation_of(client, token, clock)
