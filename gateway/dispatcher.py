@@ -590,9 +590,10 @@ class Dispatcher:
         if queue in engine.flow.queues and not engine.is_open(queue, now):  # a transfer after hours: no promise
             queued = engine.closed_line(queue, language, now)
             conversation.closed_notice_for = conversation.queued_at  # told for this wait: the timer does not repeat it
-        elif self.listeners_online() > 0:
+        elif self.listeners_online() > 0:  # a wait past the line's closing time is not promised (22:55: "12 minutes")
             wait = await self.estimate_wait(engine, queue, position, now)
-            queued = engine.message("queued", language, position=position, wait=wait)
+            closing = engine.closing(queue, language, now, position, timedelta(minutes=wait))
+            queued = closing or engine.message("queued", language, position=position, wait=wait)
         else:
             queued = engine.message("queued_offline", language, position=position)
         replies = [Reply(queued)]

@@ -59,6 +59,7 @@ CHANNELS: tuple[str, ...] = tuple(c.value for c in ChannelName)
 PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "queued": ("position", "wait"),
     "queued_offline": ("position",),
+    "queued_closing": ("position", "closes", "reopens"),
     "reassurance": ("position",),
     "closed_line": ("hours", "reopens"),
     "closed_line_again": ("hours", "reopens"),

@@ -13,7 +13,7 @@ import re
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -510,6 +510,20 @@ class Engine:
     def _media_only(self, answer: str, payload: str | None, media: bool) -> bool:
         """A file without words (a voice message, a photo), and a flow that says so (``media_unread``: optional)."""
         return media and not answer.strip() and payload is None and "media_unread" in self.flow.messages
+
+    def closing(self, queue: str, language: str, now: datetime, position: int, within: timedelta) -> str | None:
+        """The ``queued_closing`` message when ``queue``, open at ``now``, closes within ``within`` (the wait a listener
+        would be promised): when it closes, when it reopens, and where to turn meanwhile; else None."""
+        spec = self.flow.queues.get(queue)
+        schedule = self.flow.schedules.get(spec.schedule) if spec is not None else None
+        if schedule is None or not hours.is_open(schedule, now, self.tz):
+            return None
+        closes = hours.next_change(schedule, now, self.tz, horizon_days=1)
+        if closes is None or closes.astimezone(UTC) >= now.astimezone(UTC) + within:
+            return None
+        reopens = hours.reopening(schedule, closes, self.tz, language) or hours.describe(schedule, language)
+        at = hours.clock_time(closes, self.tz, language)
+        return self.message("queued_closing", language, position=position, closes=at, reopens=reopens)
 
     def closed_line(self, queue: str, language: str, now: datetime, key: str = "closed_line") -> str:
         """The closed-line message (or ``key``'s, with the same placeholders), with the queue's opening hours and

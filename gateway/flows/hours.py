@@ -98,6 +98,12 @@ def reopening(schedule: Schedule, now: datetime, tz: ZoneInfo, language: str) ->
     return f"{words['on']} {day} {words['at']} {clock}"
 
 
+def clock_time(instant: datetime, tz: ZoneInfo, language: str) -> str:
+    """The local time of day of ``instant`` in ``tz``, as the hours are said: "23h", "9h30"; "23:00" in English."""
+    local = instant.astimezone(tz)
+    return _clock(local.hour * 60 + local.minute, "fr" if language.lower().startswith("fr") else "en")
+
+
 # --- is_open ---------------------------------------------------------------------------------------------------
 
 

@@ -296,6 +296,7 @@ OPTIONAL_MESSAGES: tuple[str, ...] = (
     "listener_disconnected",  # the listener left their console: back in line (else DEFAULT_MESSAGES')
     "closed_line_again",  # the closed line told again within the hour at a hand-off: a reminder (else nothing)
     "noted_for_later",  # an answer that is not this question's but answers a later one: thanks (else not_understood)
+    "queued_closing",  # queued while the line closes before the wait "queued" would promise (else DEFAULT_MESSAGES')
 )
 # What an optional message says when flows.yaml does not (the young person is never left without a word).
 DEFAULT_MESSAGES: dict[str, LocalText] = {
@@ -304,6 +305,14 @@ DEFAULT_MESSAGES: dict[str, LocalText] = {
         "un·e autre écoutant·e va te répondre. Si tu es en danger immédiat, appelle le 17 ou le 112.",
         "en": "The listener who was answering you got disconnected. You are back in line, in your place: another "
         "listener will answer you. If you are in immediate danger, call 17 or 112.",
+    },
+    "queued_closing": {
+        "fr": "Merci 💬 Tu es en position {position} dans la file. Le chat ferme à {closes} : un·e écoutant·e te "
+        "répond ici avant si c'est possible, sinon à la réouverture, {reopens}. Si tu as besoin de parler maintenant, "
+        "le 119 et le 3114 répondent 24h/24. En danger immédiat, appelle le 17 ou le 112 (SMS au 114).",
+        "en": "Thank you 💬 You are number {position} in line. The chat closes at {closes}: a listener will answer "
+        "you here before then if they can, otherwise when it reopens, {reopens}. If you need to talk now, 119 and "
+        "3114 answer 24/7. In immediate danger, call 17 or 112 (text 114).",
     },
 }
 

@@ -93,3 +93,24 @@ async def test_a_transfer_after_closing_time_promises_no_wait_and_gives_the_clos
     await client.app[TIMERS].fire_due()
     await settled(client, conversation_id)
     assert len(await bot_lines(client, conversation_id)) == count + 1
+
+
+async def test_a_young_person_queued_just_before_closing_time_is_not_promised_a_wait_past_it(
+    client: Client, clock: Clock
+) -> None:
+    """At 22:55, a listener online: "a listener answers in about 12 minutes" while the line closes at 23:00, then at
+    23:00 "nobody can answer you here before tomorrow 9h". Told instead that the line closes at 23h, that a listener
+    answers before if they can, else at the reopening, and where to turn now. At 14:00 the estimate as before."""
+    clock.now = datetime(2026, 3, 10, 22, 55, tzinfo=PARIS).astimezone(UTC)
+    await add_listener(client, "anne")
+    await login(client, "anne")
+    async with client.ws_connect("/api/events") as events:  # Anne online: the wait would be estimated
+        await events.receive_json(timeout=10)
+        conversation = await conversation_of(client, await start(client, WALK_TO_QUEUE), clock)
+        told = (await bot_lines(client, conversation.id))[-1]
+        assert "minutes" not in told and "position 1" in told
+        assert "ferme à 23h" in told and "demain à 9h" in told and "119" in told and "17" in told
+
+        clock.now = datetime(2026, 3, 11, 14, 0, tzinfo=PARIS).astimezone(UTC)
+        later = await conversation_of(client, await start(client, WALK_TO_QUEUE), clock)
+        assert "environ" in (await bot_lines(client, later.id))[-1]
