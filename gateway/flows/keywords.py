@@ -70,6 +70,10 @@ SPELLINGS: dict[str, str] = {
     "tryna": "trying to", "hittin": "hitting", "beatin": "beating", "chokin": "choking", "touchin": "touching",
     "punchin": "punching", "slappin": "slapping", "kickin": "kicking", "cuttin": "cutting", "burnin": "burning",
     "followin": "following", "wnt": "want",
+    # digits for words, as texted: "i want 2 die", "bye 4ever", "2nite"
+    "2": "to", "4": "for", "b": "be", "b4": "before", "2nite": "tonight", "2night": "tonight", "2nyt": "tonight",
+    "tonite": "tonight", "4ever": "forever", "4eva": "forever", "2day": "today", "2moro": "tomorrow",
+    "2morrow": "tomorrow", "2morow": "tomorrow", "2mrw": "tomorrow",
     # digits for letters, written to get past filters
     "k1ll": "kill", "su1cide": "suicide", "suic1de": "suicide", "d1e": "die", "unal1ve": "unalive", "s3lf": "self",
     "h4rm": "harm",

@@ -70,3 +70,32 @@ async def test_telegram_a_goodbye_for_good_while_the_model_is_down_is_never_take
     assert conversation.status in (Status.BOT, Status.QUEUED)
     entries = await client.app[STORE].transcript(conversation.id)
     assert not any("on s'arrête là" in e.text for e in entries if e.author == Author.BOT)
+
+
+async def test_texted_digits_for_words_raise_as_the_words_do(start: Start, settings: Settings) -> None:
+    """Texted "i want 2 die": neither the phrases ("want to die") nor the model (0.19 of suicide) read it; "2" for "to",
+    "4" for "for", "2nite", "b" were not written out, as "kms" or "jveux" are."""
+    client = await start(settings)
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws)
+        await say(ws, "m0", "no")
+        frames = await say(ws, "m1", "i want 2 die")
+    assert any("3114" in text for text in bot_texts(frames))
+    [waiting] = await client.app[STORE].waiting()
+    assert waiting.priority.value == "urgent"
+    [*_, entry] = [e for e in await client.app[STORE].transcript(waiting.conversation_id) if e.author == Author.USER]
+    assert entry.flag is not None and entry.flag.risk == "suicide"
+
+
+async def test_telegram_texted_digits_raise_with_the_model_down(
+    start: Start, telegram_settings: Settings, telegram: FakeTelegramAPI
+) -> None:
+    client = await start(telegram_settings, understanding=broken_model)
+    for number, text in enumerate(["hello", "no", "he is going 2 kill me 2nite"]):
+        update = telegram_update(900000200 + number, CHAT, text, language_code="en")
+        response = await client.post("/webhooks/telegram", data=json.dumps(update), headers=telegram_headers(SECRET))
+        assert response.status == 200
+    [waiting] = await client.app[STORE].waiting()
+    assert waiting.priority.value == "urgent"
+    entries = await client.app[STORE].transcript(waiting.conversation_id)
+    assert any("call 17" in e.text for e in entries if e.author == Author.BOT)  # the emergency numbers
