@@ -74,8 +74,18 @@ class Gate:
     async def check(self, inbound: Inbound, key: str | None = None) -> Refusal | None:
         """Why this message may not go on, or None. When the store's Redis keeps the counters too, the block and
         the message limit's hit are one round trip (a blocked sender's hit is counted too: it changes nothing).
-        ``key``: the sender's :meth:`sender_key`, when the webhook made it already (``Inbox.sender_keys``)."""
+        ``key``: the sender's :meth:`sender_key`, when the webhook made it already (``Inbox.sender_keys``).
+        Escalate, never silence: a message past the flood limit whose words the flow's keywords read as a risk
+        goes on all the same, at most ``risky_messages_per_conversation`` an hour per sender (a young person typing
+        in bursts reaches the limit, and the words of danger come last)."""
         subject = f"{inbound.channel.value}\n{inbound.sender}"
+        refusal = await self._refusal(inbound, subject, key)
+        if refusal is Refusal.RATE_LIMITED and await self._risky_past_the_flood(inbound, subject):
+            return None
+        return refusal
+
+    async def _refusal(self, inbound: Inbound, subject: str, key: str | None) -> Refusal | None:
+        """The sender blocked, or the flood limit reached by this message (its hit counted), or None."""
         if self._counting is not None and (counter := self.limits.counter(Limit.MESSAGES, subject)):
             key = key or self.sender_key(inbound.channel, inbound.sender)
             block, count = await self._counting.get_block_and_hit(key, self.clock(), counter)
@@ -86,6 +96,15 @@ class Gate:
         if await self.blocked(inbound.channel, inbound.sender, key):
             return Refusal.BLOCKED
         return None if await self.limits.allow(Limit.MESSAGES, subject) else Refusal.RATE_LIMITED
+
+    async def _risky_past_the_flood(self, inbound: Inbound, subject: str) -> bool:
+        """Whether a message the flood limit refused reads a risk by the keywords (cheap: no model for a flood) and
+        is let through, within its own bound."""
+        source = _risk_source(self.flows.engine().decide(inbound.text)) if inbound.text.strip() else None
+        if source is None or not await self.limits.allow(Limit.RISKY_MESSAGES, subject):
+            return False
+        self.metrics.overridden.labels(Refusal.RATE_LIMITED.value, source).inc()
+        return True
 
     def client_key(self, address: str) -> str:
         """The keyed hash of ``address``'s client network: what marks a conversation and counts its open ones."""

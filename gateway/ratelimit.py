@@ -46,6 +46,7 @@ class Limit(StrEnum):
     REFUSED_READINGS = "refused_readings_per_network"  # the model's readings of messages a guard refused
     CHATS_PER_BROWSER = "chats_per_browser"
     MESSAGES = "messages_per_conversation"
+    RISKY_MESSAGES = "risky_messages_per_conversation"  # messages past the flood limit let through for their risk
     TYPING = "typing_per_conversation"
     LISTENER_WRITES = "listener_writes"
 
@@ -148,6 +149,7 @@ class RateLimits:
             Limit.REFUSED_READINGS: parse(settings.limit_refused_readings_per_network),
             Limit.CHATS_PER_BROWSER: parse(settings.limit_chats_per_browser),
             Limit.MESSAGES: parse(settings.limit_messages_per_conversation),
+            Limit.RISKY_MESSAGES: parse(settings.limit_risky_messages_per_conversation),
             Limit.TYPING: parse(settings.limit_typing_per_conversation),
             Limit.LISTENER_WRITES: parse(settings.limit_listener_writes),
         }

