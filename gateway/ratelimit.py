@@ -123,8 +123,9 @@ def _limits_scheme(store_url: str) -> str:
 
 def client_address(request: web.Request, addresses: ClientAddresses) -> str:
     """The client's address: the peer's, or the one a trusted proxy named (``gateway/proxies.py``). Only ever used
-    through a keyed hash."""
-    forwarded = request.headers.get(addresses.header) if addresses.header else None
+    through a keyed hash. Several lines of the header are one list, in order (RFC 9110, 5.3): a proxy that adds its
+    own line after the client's (HAProxy's ``option forwardfor``) is read from its own line, never the client's."""
+    forwarded = ", ".join(request.headers.getall(addresses.header, ())) if addresses.header else None
     return addresses.client(request.remote or "", forwarded)
 
 

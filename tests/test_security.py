@@ -27,6 +27,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from multidict import CIMultiDict
 
 from gateway.app import API, DISPATCHER, STORE
 from gateway.console.auth import DUMMY_HASH, verify_password
@@ -925,3 +926,21 @@ async def test_no_phone_number_psid_or_text_in_the_store_files(
     assert len(stored) > 10_000
     found = [needle for needle in AT_REST if needle.encode() in stored]
     assert found == [], f"in clear at rest: {found}"
+
+
+async def test_a_header_the_client_wrote_before_the_proxys_own_line_escapes_nothing(
+    make_client: AppFactory, settings: Settings
+) -> None:
+    """HAProxy's ``option forwardfor`` (and others) add their own ``X-Forwarded-For`` line after any the client sent,
+    instead of appending to it: the request then carries two lines, which HTTP reads as one comma-separated list.
+    A guesser behind such a proxy (the test client's loopback address) naming a new address in its own line for each
+    guess is still the one client the proxy saw, and one naming the loopback is not this machine for ``/metrics``."""
+    client = await make_client(settings.replace(login_free_failures=3, client_address_header="X-Forwarded-For"))
+    statuses = []
+    for n in range(4):
+        lines = CIMultiDict([("X-Forwarded-For", f"198.51.100.{n + 1}"), ("X-Forwarded-For", "203.0.113.9")])
+        guess = {"name": f"user{n}", "password": "x"}
+        statuses.append((await client.post("/api/session", json=guess, headers=lines)).status)
+    assert statuses == [401, 401, 401, 429]
+    lines = CIMultiDict([("X-Forwarded-For", "127.0.0.1"), ("X-Forwarded-For", "203.0.113.9")])
+    assert (await client.get("/metrics", headers=lines)).status == 403
