@@ -11,13 +11,14 @@ missing. Every variable is documented in docs/configuration.md.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
 
 from limits import parse
-from pydantic import AliasGenerator, SecretStr, ValidationError, model_validator
+from pydantic import AliasGenerator, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, DotEnvSettingsSource, EnvSettingsSource, SettingsConfigDict
 from pydantic_settings.sources import PydanticBaseSettingsSource
 
@@ -199,6 +200,15 @@ class Settings(BaseSettings):
     def replace(self, **changes: Any) -> Settings:
         """A copy with some values changed, checked again (``dataclasses.replace`` for settings)."""
         return type(self)(**{**dict(self), **changes})
+
+    @field_validator("log_level")
+    @classmethod
+    def _level_name(cls, level: str) -> str:
+        """``debug`` as ``DEBUG`` (what ``logging`` takes); a name it does not know stops the start here, named, not
+        as a traceback from ``logging.basicConfig``."""
+        if level.upper() not in logging.getLevelNamesMapping():
+            raise ConfigError(f"GATEWAY_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not '{level}'")
+        return level.upper()
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from gateway.channels_wiring import build_channels
+from gateway.cli import main
 from gateway.errors import ConfigError
 from gateway.settings import CHANNEL_NEEDS, Settings, variable
 
@@ -168,3 +169,15 @@ def test_the_messenger_event_age_stays_within_the_de_duplication() -> None:
     assert Settings.from_env({"MESSENGER_MAX_EVENT_AGE": "3600"}, env_file=None).messenger_max_event_age == 3600
     with pytest.raises(ConfigError, match="MESSENGER_MAX_EVENT_AGE"):
         Settings.from_env({"MESSENGER_MAX_EVENT_AGE": str(8 * 24 * 3600)}, env_file=None)
+
+
+def test_the_log_level_is_read_in_any_case_and_an_unknown_one_is_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``GATEWAY_LOG_LEVEL=debug`` (as most tools take it) stopped `gateway serve` with a traceback of
+    ``logging.basicConfig``'s ValueError, naming no variable."""
+    assert Settings.from_env({"GATEWAY_LOG_LEVEL": "debug"}, env_file=None).log_level == "DEBUG"
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("GATEWAY_LOG_LEVEL", "verbose")
+    assert main(["serve", "--port", "0"]) == 1
+    assert "GATEWAY_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not 'verbose'" in capsys.readouterr().err
