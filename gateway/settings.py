@@ -194,8 +194,17 @@ class Settings(BaseSettings):
         try:
             return cls(**values)
         except ValidationError as error:
-            problems = (f"{variable(str(e['loc'][0])) if e['loc'] else 'settings'}: {e['msg']}" for e in error.errors())
+            problems = (f"{cls._named(e['loc'])}: {e['msg']}" for e in error.errors())
             raise ConfigError("; ".join(problems)) from None
+
+    @classmethod
+    def _named(cls, loc: tuple[int | str, ...]) -> str:
+        """The variable a validation error is about: its location is the variable's name when the value came from
+        the environment (``GATEWAY_MAX_BODY_BYTES``), the field's when given by name (``max_body_bytes``)."""
+        if not loc:
+            return "settings"
+        name = str(loc[0])
+        return name if name in {variable(field) for field in cls.model_fields} else variable(name)
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some values changed, checked again (``dataclasses.replace`` for settings)."""

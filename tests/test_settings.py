@@ -181,3 +181,14 @@ def test_the_log_level_is_read_in_any_case_and_an_unknown_one_is_named(
     monkeypatch.setenv("GATEWAY_LOG_LEVEL", "verbose")
     assert main(["serve", "--port", "0"]) == 1
     assert "GATEWAY_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not 'verbose'" in capsys.readouterr().err
+
+
+def test_a_value_of_the_wrong_type_names_the_variable_as_it_is_spelt() -> None:
+    """The message named ``GATEWAY_GATEWAY_OUTBOX_MAX_ATTEMPTS`` and ``GATEWAY_MESSENGER_MAX_EVENT_AGE``: variables
+    that do not exist, which an operator searching the configuration for them never finds."""
+    for name in ("GATEWAY_OUTBOX_MAX_ATTEMPTS", "MESSENGER_MAX_EVENT_AGE"):
+        with pytest.raises(ConfigError) as refused:
+            Settings.from_env({name: "8a"}, env_file=None)
+        assert str(refused.value).startswith(f"{name}: Input should be a valid integer"), str(refused.value)
+    with pytest.raises(ConfigError, match=r"^GATEWAY_INBOX_BATCH: Input should be a valid integer"):
+        Settings.from_values({"inbox_batch": "many"})
