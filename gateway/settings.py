@@ -326,9 +326,11 @@ class Settings(BaseSettings):
         for name in type(self).model_fields:
             if name.startswith("limit_"):
                 try:
-                    parse(getattr(self, name))
+                    rate = parse(getattr(self, name))
                 except ValueError:
                     raise ConfigError(f"{variable(name)} must be a rate like 20/minute or 30 per hour") from None
+                if rate.amount < 1:  # 0/minute refuses every hit: every young person's message, every new chat
+                    raise ConfigError(f"{variable(name)} must allow at least 1, not {rate.amount}: 0 refuses all")
         counts = ("max_waiting_per_client", "max_waiting_per_shared_network", "login_lock_failures",
                   "login_lock_minutes", "password_hash_workers", "max_connections_per_address",
                   "max_connections_per_shared_network", "messenger_max_event_age")  # fmt: skip

@@ -192,3 +192,12 @@ def test_a_value_of_the_wrong_type_names_the_variable_as_it_is_spelt() -> None:
         assert str(refused.value).startswith(f"{name}: Input should be a valid integer"), str(refused.value)
     with pytest.raises(ConfigError, match=r"^GATEWAY_INBOX_BATCH: Input should be a valid integer"):
         Settings.from_values({"inbox_batch": "many"})
+
+
+def test_a_rate_that_allows_nothing_is_refused() -> None:
+    """``GATEWAY_LIMIT_MESSAGES_PER_CONVERSATION=0/minute`` started a gateway that refused every message of every
+    channel as a flood ("je veux mourir" included: the calm notice, nothing recorded) while ``/readyz`` said ready
+    and ``gateway doctor`` said nothing; a count of 0 (``GATEWAY_MAX_WAITING_PER_CLIENT``) was refused already."""
+    for name in ("GATEWAY_LIMIT_MESSAGES_PER_CONVERSATION", "GATEWAY_LIMIT_CHATS_PER_ADDRESS"):
+        with pytest.raises(ConfigError, match=f"{name} must allow at least 1, not 0"):
+            Settings.from_env({name: "0/minute"}, env_file=None)
