@@ -181,6 +181,8 @@ def _serve(args: argparse.Namespace) -> int:
     if args.flows:
         settings = settings.replace(flows=args.flows)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for unknown in Settings.unknown():  # a misspelt name, its setting left at its default
+        logging.getLogger("gateway.settings").warning("%s", unknown)
     for noisy in ("httpx", "twilio"):  # below WARNING they log URLs with tokens, or message contents
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     # python-telegram-bot logs an answer it cannot read as JSON whole, at ERROR (a proxy's page may quote the URL, so
@@ -740,7 +742,7 @@ def _add_store(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from gateway.doctor import Level, examine
+    from gateway.doctor import Finding, Level, examine
     from gateway.errors import ConfigError
     from gateway.settings import Settings
 
@@ -749,7 +751,8 @@ def _doctor(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"{Level.PROBLEM:<8} settings: {error}")
         return 1
-    findings = asyncio.run(examine(settings))
+    findings = [Finding(Level.WARNING, "settings", unknown) for unknown in Settings.unknown()]
+    findings += asyncio.run(examine(settings))
     print(*findings, sep="\n")
     problems = sum(finding.level == Level.PROBLEM for finding in findings)
     print(f"{problems} problem(s) to fix before going live" if problems else "ready: nothing to fix")

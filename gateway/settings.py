@@ -11,7 +11,9 @@ missing. Every variable is documented in docs/configuration.md.
 
 from __future__ import annotations
 
+import difflib
 import logging
+import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,6 +33,7 @@ _PREFIXES = ("messenger_", "twilio_", "telegram_")
 # MESSENGER_MAX_EVENT_AGE at most (and its default): as long as Meta may redeliver a message it was not acknowledged
 # (hours, after an outage), and below the 8 days a processed message id is kept (``DEDUPE_TTL_SECONDS``)
 MAX_EVENT_AGE = 7 * 24 * 3600
+_OWN = ("GATEWAY_", "MESSENGER_", "TWILIO_", "TELEGRAM_")  # a variable so named is meant for a setting
 HANDBACK_MIN_SECONDS = 60.0  # GATEWAY_HELD_HANDBACK_SECONDS, unless 0: presence beats every 10 s, forgotten at 25 s
 
 
@@ -187,6 +190,20 @@ class Settings(BaseSettings):
             # Sessions then last as long as the process: fine for `make run`, documented for production.
             settings = settings.replace(secret_key=secrets.token_urlsafe(32))
         return settings
+
+    @classmethod
+    def unknown(cls, environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> list[str]:
+        """The variables of the environment (or ``environ``) and the ``.env`` file named like a setting's that no
+        setting reads, each with the setting it is closest to: ``from_env`` ignores them, so a misspelt name leaves its
+        setting at the default without a word (``GATEWAY_SECRETKEY``: a random secret key at each start)."""
+        given = set(DotEnvSettingsSource(cls, env_file=env_file)()) if env_file else set()
+        given |= set(os.environ if environ is None else environ)
+        names = sorted(variable(name) for name in cls.model_fields)
+        found = []
+        for name in sorted(n for n in given if n.startswith(_OWN) and n not in names):
+            close = difflib.get_close_matches(name, names, n=1)
+            found.append(f"{name} is not a setting: ignored" + (f" (did you mean {close[0]}?)" if close else ""))
+        return found
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> Settings:

@@ -122,3 +122,16 @@ def test_an_unset_secret_and_a_malformed_data_key(
     assert not Path("var").exists()  # the doctor creates nothing
     code, out = doctor(capsys, environment, GATEWAY_SECRET_KEY=STRONG, GATEWAY_DATA_KEY="short-and-secret")
     assert code == 1 and "GATEWAY_DATA_KEY must be 32 random bytes" in out and "short-and-secret" not in out
+
+
+def test_a_misspelt_variable_is_named_with_the_setting_it_is_closest_to(
+    capsys: pytest.CaptureFixture[str], environment: pytest.MonkeyPatch
+) -> None:
+    """``GATEWAY_SECRETKEY`` or ``GATEWAY_TRUSTED_PROXY`` were ignored without a word: the secret key random at each
+    start (the doctor blamed it as unset, not the spelling), the load balancer's header never believed."""
+    Path(".env").write_text("GATEWAY_TRUSTED_PROXY=10.0.0.0/24\n", encoding="utf-8")
+    code, out = doctor(capsys, environment, **{**PRODUCTION, "GATEWAY_SECRETKEY": STRONG, "GATEWAY_SECRET_KEY": ""})
+    assert code == 1
+    assert "warning  settings: GATEWAY_SECRETKEY is not a setting: ignored (did you mean GATEWAY_SECRET_KEY?)" in out
+    assert "GATEWAY_TRUSTED_PROXY is not a setting: ignored (did you mean GATEWAY_TRUSTED_PROXIES?)" in out
+    assert STRONG not in out

@@ -236,3 +236,14 @@ async def test_a_page_quoting_the_bot_token_at_the_bot_apis_address_never_reache
             assert telegram.requests_to("sendMessage")[0].status == 403
             log = server.log.read_text()
         assert BOT_TOKEN not in log and "blocked by policy" not in log
+
+
+async def test_a_misspelt_variable_is_said_at_start(tmp_path: Path, http: aiohttp.ClientSession) -> None:
+    """``GATEWAY_TRUSTED_PROXY`` (for ``GATEWAY_TRUSTED_PROXIES``) was ignored without a word: the load balancer's
+    header never believed, every young person behind it one client network."""
+    with running(tmp_path) as server:
+        server.env |= {"GATEWAY_TRUSTED_PROXY": "10.0.0.0/24", "GATEWAY_UNDERSTANDING": "off"}
+        server.start()
+        await server.ready(http)
+        log = await server.log_once("GATEWAY_TRUSTED_PROXY")
+        assert "WARNING gateway.settings: GATEWAY_TRUSTED_PROXY is not a setting: ignored (did you mean" in log
