@@ -60,12 +60,13 @@ async def with_the_bot(client: Client, store: Store) -> tuple[str, str]:
 
 async def opened_again(client: Client, token: str) -> dict[str, Any]:
     """What a page opening again on ``token`` is told: its session frame, without what differs between any two
-    conversations (entry ids and times; the token checked to be the one the page sent)."""
+    conversations (entry ids and times, the conversation's id; the token checked to be the one the page sent)."""
     async with client.ws_connect("/chat/ws") as ws:
         session = await hello(ws, token)
     assert session["token"] == token, session
     history = [(e["author"], e["text"], e["choices"], e["images"]) for e in session["history"]]
-    return {**{k: v for k, v in session.items() if k not in ("token", "history")}, "history": history}
+    kept = {k: v for k, v in session.items() if k not in ("token", "history", "conversation")}
+    return {**kept, "history": history}
 
 
 async def ended_as(store: Store, conversation_id: str) -> tuple[Any, ...]:
