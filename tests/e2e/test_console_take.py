@@ -5,6 +5,7 @@ focus) and the young person receives the reply: a reply saved as a private note 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -32,6 +33,20 @@ async def young_people(browser: Browser) -> AsyncIterator[list[BrowserContext]]:
     yield contexts
     for context in contexts:
         await context.close()
+
+
+@contextlib.asynccontextmanager
+async def anne_and_a_phone(
+    desk: BrowserContext, browser: Browser, server: TestServer
+) -> AsyncIterator[tuple[Page, BrowserContext]]:
+    """Anne logged in to the console (capacity 3), and a young person's phone, closed after."""
+    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    listener = await log_in(desk, server, "anne")
+    phone = await browser.new_context(viewport={"width": 390, "height": 780}, locale="fr-FR")
+    try:
+        yield listener, phone
+    finally:
+        await phone.close()
 
 
 async def queue_young(context: BrowserContext, server: TestServer) -> Page:

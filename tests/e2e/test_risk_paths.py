@@ -40,6 +40,15 @@ async def the_conversation(client: Client) -> Any:
     return conversation
 
 
+async def told_3114_and_urgent(client: Client, frames: list[dict[str, Any]]) -> None:
+    """The 3114 given, the conversation waiting urgent, its last message flagged suicide."""
+    assert any("3114" in text for text in bot_texts(frames))
+    [waiting] = await client.app[STORE].waiting()
+    assert waiting.priority.value == "urgent"
+    [*_, entry] = [e for e in await client.app[STORE].transcript(waiting.conversation_id) if e.author == Author.USER]
+    assert entry.flag is not None and entry.flag.risk == "suicide"
+
+
 @pytest.mark.parametrize("goodbye", ["je me casse pour de bon", "je veux arrêter pour de bon",
                                      "quitter pour de bon", "au revoir, de toute façon"])  # fmt: skip
 async def test_a_goodbye_for_good_while_the_model_is_down_is_never_taken_as_stop(
@@ -80,11 +89,7 @@ async def test_texted_digits_for_words_raise_as_the_words_do(start: Start, setti
         await hello(ws)
         await say(ws, "m0", "no")
         frames = await say(ws, "m1", "i want 2 die")
-    assert any("3114" in text for text in bot_texts(frames))
-    [waiting] = await client.app[STORE].waiting()
-    assert waiting.priority.value == "urgent"
-    [*_, entry] = [e for e in await client.app[STORE].transcript(waiting.conversation_id) if e.author == Author.USER]
-    assert entry.flag is not None and entry.flag.risk == "suicide"
+    await told_3114_and_urgent(client, frames)
 
 
 async def test_telegram_texted_digits_raise_with_the_model_down(
@@ -147,11 +152,7 @@ async def test_words_of_danger_split_over_two_messages_raise_while_waiting(start
             await say(ws, f"w{number}", answer)
         await say(ws, "m0", "je vais")
         frames = await say(ws, "m1", "me tuer")
-    assert any("3114" in text for text in bot_texts(frames))
-    [waiting] = await client.app[STORE].waiting()
-    assert waiting.priority.value == "urgent"
-    [*_, entry] = [e for e in await client.app[STORE].transcript(waiting.conversation_id) if e.author == Author.USER]
-    assert entry.flag is not None and entry.flag.risk == "suicide"
+    await told_3114_and_urgent(client, frames)
 
 
 async def test_telegram_words_of_danger_split_over_two_messages_hand_off_from_the_bot(
