@@ -62,13 +62,14 @@ bench: system-deps $(VENV)/.installed
 # The shipped understanding weights, from the corpus (docs/understanding.md, "Training"): the first heads by L-BFGS
 # (converged since the thirty-first round but in the thirty-sixth, whose risk and topic fits stopped at 1,000
 # iterations; the cap is 2,000 since the thirty-seventh) at L2 3e-4 on train.jsonl, the authors' files (DEV_CORPUS:
-# dev11a … dev46d) and the four long-message files train7a … train7d, the second opinion's risk head by L-BFGS on the
+# dev11a … dev49d) and the training files train7a … train7d, train9a … train9d and train10a … train10d (train9 and
+# train10 since the forty-fourth round), the second opinion's risk head by L-BFGS on the
 # five older train*.jsonl and the same files (the two fits side by side, each on one core: the same commands as one
 # after the other; their identity with a sequential build is argued, not rebuilt to check), then the two in one file;
 # then the long reader (since the thirty-fourth round): a risk head for messages of 40 words or more read whole, at L2
 # 1e-4 on the second corpus's long messages (since the thirty-sixth round the second corpus holds dev35a … dev40d,
 # which the long reader alone read in the thirty-fifth, since the thirty-seventh dev41a … dev41d, since the fortieth
-# dev42a … dev45d, since the forty-first dev46a … dev46d), its scores
+# dev42a … dev45d, since the forty-first dev46a … dev46d, since the forty-fourth dev47a … dev49d), its scores
 # divided by 0.4, the pieces' reading kept from 0.95 up. WEIGHTS_CACHE keeps the embeddings between runs; every text
 # (the second corpus holds the first's) is embedded once first, half on each core (`understanding embed --part`).
 # The folds that only measure are skipped (--no-cv: the same files to the bit, a fifth of the work); `make weights
@@ -84,8 +85,10 @@ DEV_CORPUS := corpus/dev11a.jsonl corpus/dev11b.jsonl corpus/dev11c.jsonl corpus
   dev35a dev35b dev35c dev35d dev36a dev36b dev36c dev36d dev37a dev37b dev37c dev37d \
   dev38a dev38b dev38c dev38d dev39a dev39b dev39c dev39d dev40a dev40b dev40c dev40d \
   dev41a dev41b dev41c dev41d dev42a dev42b dev42c dev42d dev43a dev43b dev43c dev43d \
-  dev44a dev44b dev44c dev44d dev45a dev45b dev45c dev45d dev46a dev46b dev46c dev46d,corpus/$(f).jsonl)
-LONG_CORPUS := corpus/train7a.jsonl corpus/train7b.jsonl corpus/train7c.jsonl corpus/train7d.jsonl
+  dev44a dev44b dev44c dev44d dev45a dev45b dev45c dev45d dev46a dev46b dev46c dev46d \
+  dev47a dev47b dev47c dev47d dev48a dev48b dev48c dev48d dev49a dev49b dev49c dev49d,corpus/$(f).jsonl)
+LONG_CORPUS := $(foreach f,train7a train7b train7c train7d train9a train9b train9c train9d \
+  train10a train10b train10c train10d,corpus/$(f).jsonl)
 FIRST_CORPUS := corpus/train.jsonl $(DEV_CORPUS) $(LONG_CORPUS)
 SECOND_CORPUS := corpus/train.jsonl corpus/train_short.jsonl corpus/train_long.jsonl corpus/train_negatives.jsonl corpus/train6.jsonl $(DEV_CORPUS) $(LONG_CORPUS)
 weights: $(VENV)/.installed

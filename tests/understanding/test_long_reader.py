@@ -196,7 +196,7 @@ def test_with_keep_a_confident_reading_of_the_pieces_still_counts_and_a_doubtful
 
 
 def test_the_shipped_weights_carry_the_long_reader_make_weights_writes() -> None:
-    """The shipped file (Q, docs/understanding.md, "Thirty-seventh round") reads long messages whole, with the
+    """The shipped file (W, docs/understanding.md, "Forty-fourth round") reads long messages whole, with the
     settings the Makefile's fourth command gives: a file built another way would be seen here."""
     from gateway.understanding import WEIGHTS
 
@@ -205,5 +205,5 @@ def test_the_shipped_weights_carry_the_long_reader_make_weights_writes() -> None
     assert (shipped.words, shipped.scale, shipped.by_class, shipped.keep) == (40, 0.4, (), 0.95)
     makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text(encoding="utf-8")
     assert "understanding long var/weights/combined.npz" in makefile and "--scale 0.4 --keep 0.95" in makefile
-    assert "--l2 1e-4" in makefile and "dev46d" in makefile.split("DEV_CORPUS :=")[1].split("LONG_CORPUS :=")[0]
+    assert "--l2 1e-4" in makefile and "dev49d" in makefile.split("DEV_CORPUS :=")[1].split("LONG_CORPUS :=")[0]
     assert "--scale 0.4 --keep 0.95 --corpus $(SECOND_CORPUS)" in makefile
