@@ -40,6 +40,14 @@ async def the_conversation(client: Client) -> Any:
     return conversation
 
 
+async def tell_telegram(client: Client, first_id: int, texts: list[str], language: str = "fr") -> None:
+    """The young person's Telegram messages, a signed webhook each (update ids from ``first_id``), each answered 200."""
+    for number, text in enumerate(texts):
+        update = telegram_update(first_id + number, CHAT, text, language_code=language)
+        response = await client.post("/webhooks/telegram", data=json.dumps(update), headers=telegram_headers(SECRET))
+        assert response.status == 200
+
+
 async def told_3114_and_urgent(client: Client, frames: list[dict[str, Any]]) -> None:
     """The 3114 given, the conversation waiting urgent, its last message flagged suicide."""
     assert any("3114" in text for text in bot_texts(frames))
@@ -71,10 +79,7 @@ async def test_telegram_a_goodbye_for_good_while_the_model_is_down_is_never_take
     start: Start, telegram_settings: Settings, telegram: FakeTelegramAPI
 ) -> None:
     client = await start(telegram_settings, understanding=broken_model)
-    for number, text in enumerate(["bonjour", "Non", "je me casse pour de bon"]):
-        update = telegram_update(900000100 + number, CHAT, text)
-        response = await client.post("/webhooks/telegram", data=json.dumps(update), headers=telegram_headers(SECRET))
-        assert response.status == 200
+    await tell_telegram(client, 900000100, ["bonjour", "Non", "je me casse pour de bon"])
     conversation = await the_conversation(client)
     assert conversation.status in (Status.BOT, Status.QUEUED)
     entries = await client.app[STORE].transcript(conversation.id)
@@ -96,10 +101,7 @@ async def test_telegram_texted_digits_raise_with_the_model_down(
     start: Start, telegram_settings: Settings, telegram: FakeTelegramAPI
 ) -> None:
     client = await start(telegram_settings, understanding=broken_model)
-    for number, text in enumerate(["hello", "no", "he is going 2 kill me 2nite"]):
-        update = telegram_update(900000200 + number, CHAT, text, language_code="en")
-        response = await client.post("/webhooks/telegram", data=json.dumps(update), headers=telegram_headers(SECRET))
-        assert response.status == 200
+    await tell_telegram(client, 900000200, ["hello", "no", "he is going 2 kill me 2nite"], language="en")
     [waiting] = await client.app[STORE].waiting()
     assert waiting.priority.value == "urgent"
     entries = await client.app[STORE].transcript(waiting.conversation_id)
@@ -114,10 +116,7 @@ async def test_telegram_a_risky_message_past_the_flood_limit_reaches_the_queue(
     not even the notice was sent (the outbox's once an hour)."""
     client = await start(telegram_settings.replace(limit_messages_per_conversation="3/minute"))
     burst = ["bonjour", "Non", "en fait", "je vais me tuer ce soir", "j'ai les cachets devant moi"]
-    for number, text in enumerate(burst):
-        update = telegram_update(900000300 + number, CHAT, text)
-        response = await client.post("/webhooks/telegram", data=json.dumps(update), headers=telegram_headers(SECRET))
-        assert response.status == 200
+    await tell_telegram(client, 900000300, burst)
     conversation = await the_conversation(client)
     users = [e.text for e in await client.app[STORE].transcript(conversation.id) if e.author == Author.USER]
     assert users == burst  # both risky messages reached the conversation, past the limit
@@ -159,10 +158,7 @@ async def test_telegram_words_of_danger_split_over_two_messages_hand_off_from_th
     start: Start, telegram_settings: Settings, telegram: FakeTelegramAPI
 ) -> None:
     client = await start(telegram_settings, understanding=broken_model)
-    for number, text in enumerate(["bonjour", "Non", "jveux", "mourir"]):
-        update = telegram_update(900000400 + number, CHAT, text)
-        response = await client.post("/webhooks/telegram", data=json.dumps(update), headers=telegram_headers(SECRET))
-        assert response.status == 200
+    await tell_telegram(client, 900000400, ["bonjour", "Non", "jveux", "mourir"])
     [waiting] = await client.app[STORE].waiting()
     assert waiting.priority.value == "urgent"
     entries = await client.app[STORE].transcript(waiting.conversation_id)
