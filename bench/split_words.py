@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
 
-from gateway.dispatcher import SAID_WORDS  # noqa: E402
+from gateway.dispatcher import SAID_WORDS, said_words  # noqa: E402
 from gateway.flows.engine import Engine  # noqa: E402
 from gateway.flows.loader import load_file  # noqa: E402
 from gateway.flows.reading import Risk  # noqa: E402
@@ -42,7 +42,7 @@ def main() -> None:
         return flag is not None and flag.risk is not Risk.NONE
 
     def joined(first: str, second: str) -> str:
-        return " ".join([*engine.canonical(first).split()[-SAID_WORDS:], second])
+        return " ".join([*said_words(engine, first), second])
 
     pairs = alarms = cuts = caught = 0
     alarms_by_file: Counter[str] = Counter()

@@ -38,7 +38,7 @@ from gateway.clock import Clock, utcnow
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.errors import ConversationEnded, InboundBusy, StoreError
 from gateway.events import DeliveryChanged, EntryAdded, FlagRaised, QueueChanged, StatusChanged
-from gateway.flows import lifecycle
+from gateway.flows import keywords, lifecycle
 from gateway.flows.engine import Engine, Outcome, State, StepResult
 from gateway.flows.lifecycle import Trigger
 from gateway.flows.reading import Reading, Risk
@@ -854,8 +854,14 @@ def _remember(engine: Engine, conversation: Conversation, inbound: Inbound, *, q
     if not conversation.engine:
         return
     quiet = quiet and not engine.pressed(inbound.text, inbound.payload)
-    words = engine.canonical(inbound.text).split()[-SAID_WORDS:] if quiet else []
-    conversation.engine = {**conversation.engine, SAID: " ".join(words)}
+    conversation.engine = {**conversation.engine, SAID: " ".join(said_words(engine, inbound.text)) if quiet else ""}
+
+
+def said_words(engine: Engine, text: str) -> list[str]:
+    """The last :data:`SAID_WORDS` words of ``text`` kept for the next message: its canonical form, with the emoji
+    the keywords read written as words (``keywords.with_emoji_words``), so that "🩹" then "encore ce soir" reads as
+    one message would, where the canonical form alone drops the emoji and keeps nothing."""
+    return (keywords.with_emoji_words(text) or engine.canonical(text)).split()[-SAID_WORDS:]
 
 
 def _hours(window: timedelta) -> int:

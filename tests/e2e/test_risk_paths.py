@@ -48,13 +48,13 @@ async def tell_telegram(client: Client, first_id: int, texts: list[str], languag
         assert response.status == 200
 
 
-async def told_3114_and_urgent(client: Client, frames: list[dict[str, Any]]) -> None:
-    """The 3114 given, the conversation waiting urgent, its last message flagged suicide."""
+async def told_3114_and_urgent(client: Client, frames: list[dict[str, Any]], risk: str = "suicide") -> None:
+    """The 3114 given, the conversation waiting urgent, its last message flagged ``risk``."""
     assert any("3114" in text for text in bot_texts(frames))
     [waiting] = await client.app[STORE].waiting()
     assert waiting.priority.value == "urgent"
     [*_, entry] = [e for e in await client.app[STORE].transcript(waiting.conversation_id) if e.author == Author.USER]
-    assert entry.flag is not None and entry.flag.risk == "suicide"
+    assert entry.flag is not None and entry.flag.risk == risk
 
 
 @pytest.mark.parametrize("goodbye", ["je me casse pour de bon", "je veux arrêter pour de bon",
@@ -152,6 +152,19 @@ async def test_words_of_danger_split_over_two_messages_raise_while_waiting(start
         await say(ws, "m0", "je vais")
         frames = await say(ws, "m1", "me tuer")
     await told_3114_and_urgent(client, frames)
+
+
+async def test_an_emoji_alone_then_its_words_raise_as_one_message(start: Start, settings: Settings) -> None:
+    """A bandage emoji sent alone, then "encore ce soir": the keywords read a relapse in the two together, but the
+    first message's canonical form drops the emoji, so nothing of it was kept to join."""
+    client = await start(settings, understanding=broken_model)
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws)
+        for number, answer in enumerate(WALK_TO_QUEUE):
+            await say(ws, f"w{number}", answer)
+        await say(ws, "m0", "🩸🩹")
+        frames = await say(ws, "m1", "encore ce soir. dsl")
+    await told_3114_and_urgent(client, frames, risk="self_harm")
 
 
 async def test_telegram_words_of_danger_split_over_two_messages_hand_off_from_the_bot(
