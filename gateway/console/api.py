@@ -39,6 +39,7 @@ from gateway.events import Alert, entry_json
 from gateway.flowset import FlowSet
 from gateway.language import language_of
 from gateway.metrics import Metrics
+from gateway.outage_log import HTTP
 from gateway.proxies import ClientAddresses
 from gateway.ratelimit import Limit, RateLimits, client_address
 from gateway.sockets import KEEPALIVE, SocketWriter, incoming
@@ -93,7 +94,7 @@ class ListenerAPI:
         c, a, card = "/api/conversations/{id}", self.authed, Sight.CARD
         return [
             web.post("/api/session", self.login),
-            web.delete("/api/session", a(self.logout)),
+            web.delete("/api/session", self.logged_out(a(self.logout))),
             web.get("/api/me", a(self.me)),
             web.post("/api/me/password", a(self.change_password)),
             web.get("/api/listeners", a(self.listeners, supervisor=True)),
@@ -242,6 +243,27 @@ class ListenerAPI:
         response = web.Response(status=204)
         response.del_cookie(SESSION_COOKIE, path="/")
         return response
+
+    def logged_out(self, handler: Handler) -> Handler:
+        """The logout's ``handler``, whose every answer but a cross-site refusal removes the session cookie: the page
+        opens the login page whatever the answer (``logout.js``), a store outage's 503 too, and a desk may be shared.
+        Before, a logout during a Redis restart kept the cookie of a session it could not end: once Redis answered,
+        whoever opened the console next was that listener. The session itself then lasts its hours, its token held
+        by nobody (its conversations go back by the automatic hand-back, ``gateway/alerts.py``)."""
+
+        async def wrapper(request: web.Request) -> web.StreamResponse:
+            refused = self._cross_site(request)
+            if refused is not None:
+                return refused
+            try:
+                response = await handler(request)
+            except StoreError as exc:
+                self.metrics.outages.failed(HTTP, exc)  # as the app's middleware would, a line per outage
+                response = _error(503, "unavailable", "try again shortly")
+            response.del_cookie(SESSION_COOKIE, path="/")
+            return response
+
+        return wrapper
 
     async def change_password(self, request: web.Request) -> web.Response:
         """``{"current", "new"}``: the new password must pass the policy (400 ``weak_password``, with ``reason``).
