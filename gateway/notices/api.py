@@ -11,7 +11,8 @@
 * ``GET /api/notices`` — every notice, for the follow-up list (late ones first).
 * ``GET /api/conversations/{id}/referrals/preview?partner=`` — the fields the partner would receive.
 * ``POST /api/conversations/{id}/referrals/ask`` ``{partner}`` — sends the consent question.
-* ``POST /api/conversations/{id}/referrals`` ``{partner, consent: true|false, shared: [[label, value]], summary}``.
+* ``POST /api/conversations/{id}/referrals`` ``{partner, consent: true|false, shared: [[label, value]], summary, id}``
+  (``id``: the console's, kept for its resends: a referral recorded under it is answered as it was, not e-mailed again).
 * ``POST /api/referrals/{rid}/status`` ``{status: taken_up|closed}``.
 """
 
@@ -25,7 +26,7 @@ from aiohttp import web
 from gateway.clock import Clock
 from gateway.console.access import Sight, sight
 from gateway.console.actions import ActionRefused
-from gateway.console.api import LISTENER, ListenerAPI, json_body
+from gateway.console.api import LISTENER, REPLY_ID, ListenerAPI, json_body
 from gateway.flows.model import Flow
 from gateway.flowset import FlowSet
 from gateway.notices.compose import compose, reference
@@ -211,14 +212,15 @@ class CaseworkAPI:
     async def refer(self, request: web.Request) -> web.Response:
         body = await json_body(request)
         partner, consent, shared, summary = (body.get(k) for k in ("partner", "consent", "shared", "summary"))
-        pairs = shared if isinstance(shared, list) else []
+        pairs, key = (shared if isinstance(shared, list) else []), body.get("id")
         if (not isinstance(partner, str) or not isinstance(consent, bool) or not isinstance(summary or "", str)
-                or not all(_list_of(p, str) and len(p) == 2 for p in pairs)):  # fmt: skip
-            raise ActionRefused("bad_request", "a referral needs partner, consent (true or false), shared pairs"
-                                               " and a summary")  # fmt: skip
+                or not all(_list_of(p, str) and len(p) == 2 for p in pairs)
+                or not (key is None or (isinstance(key, str) and REPLY_ID.fullmatch(key)))):  # fmt: skip
+            raise ActionRefused("bad_request", "a referral needs partner, consent (true or false), shared pairs,"
+                                               " a summary, and an id of up to 64 letters, digits, - or _")  # fmt: skip
         referral = await self.referrals.refer(
             request.match_info["id"], request[LISTENER].name, partner, consent,
-            [(str(p[0]), str(p[1])) for p in pairs], str(summary or ""),
+            [(str(p[0]), str(p[1])) for p in pairs], str(summary or ""), key,
         )  # fmt: skip
         return web.json_response(_referral(referral), status=201)
 

@@ -11,6 +11,8 @@ phone number or platform id. The young person is then told what happens next; th
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 from dataclasses import replace
 from email.message import EmailMessage
@@ -20,7 +22,7 @@ from gateway.clock import Clock
 from gateway.console.actions import ActionRefused
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
-from gateway.errors import MailError
+from gateway.errors import MailError, StoreError
 from gateway.events import NoticesChanged
 from gateway.flows.model import Flow, Partner
 from gateway.flowset import FlowSet
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 
 MAX_VALUE = 500
 MAX_SUMMARY = 2000
+RECORD_SECONDS = 60.0  # how long a referral e-mailed already is tried to be recorded through a store outage
 
 _MAIL = {
     "fr": ("[{helpline}] Orientation d'un·e jeune - réf. {ref}",
@@ -50,6 +53,11 @@ _MAIL = {
            " quoting the reference {ref}: we pass your message on in their conversation with us. Their identity"
            " and contact details are not shared with you.\n\n{helpline}\n"),
 }  # fmt: skip
+
+
+def _derived(conversation_id: str, listener: str, key: str) -> str:
+    """A referral's id from the console's id of it (:meth:`Referrals.refer`): the same at every resend."""
+    return hashlib.sha256(f"referral:{conversation_id}:{listener}:{key}".encode()).hexdigest()[:16]
 
 
 def reference(referral: Referral) -> str:
@@ -108,15 +116,20 @@ class Referrals:
 
     async def refer(
         self, conversation_id: str, listener: str, partner: str, consent: bool, shared: list[tuple[str, str]],
-        summary: str,
+        summary: str, key: str | None = None,
     ) -> Referral:  # fmt: skip
-        """Record the young person's answer; with a yes only, e-mail the reviewed summary to the partner."""
+        """Record the young person's answer; with a yes only, e-mail the reviewed summary to the partner. ``key``: the
+        console's id of this referral, the same when it sends it again (its answer lost, or a 503): the referral's id
+        (its reference) derives from it, and one recorded already is answered as it was, never e-mailed again."""
         flow, found = self._partner(partner)
         assert found.referral is not None and flow.referrals is not None and flow.notices is not None
         conversation = await self._mine(conversation_id, listener)
+        referral_id = new_id() if key is None else _derived(conversation.id, listener, key)
+        if key is not None and (recorded := await self.store.get_referral(referral_id)) is not None:
+            return recorded
         now = self.clock()
         referral = Referral(
-            id=new_id(), conversation_id=conversation.id, pseudonym=conversation.pseudonym, partner=partner,
+            id=referral_id, conversation_id=conversation.id, pseudonym=conversation.pseudonym, partner=partner,
             consent=consent, created_by=listener, created_at=now, updated_at=now, status=ReferralStatus.DECLINED,
         )  # fmt: skip
         engine = self.flows.for_version(conversation.flow_version)
@@ -134,9 +147,27 @@ class Referrals:
         except MailError as exc:
             log.warning("referrals: referral %s not sent: %s", referral.id, exc)
             raise ActionRefused("mail_failed", str(exc)) from None
-        await self._tell(conversation, engine.text(found.referral.next_steps, lang))
         sent = replace(referral, message_id=message_id)
+        await self._recorded(sent)  # before anything else: the e-mail went, a resend must find it
+        await self._tell(conversation, engine.text(found.referral.next_steps, lang))
         return await self._save(sent, listener, "referral_sent", f"{len(shared)} field(s) shared with {partner}")
+
+    async def _recorded(self, referral: Referral) -> None:
+        """Record a referral the partner was e-mailed, through a store outage of up to :data:`RECORD_SECONDS` (a Redis
+        restart): the e-mail cannot be taken back, and a referral left unrecorded is e-mailed again by the listener's
+        resend. Before, the 503 of a restart there made the resend a second referral with another reference."""
+        loop, delay = asyncio.get_running_loop(), 0.1
+        deadline = loop.time() + RECORD_SECONDS
+        while True:
+            try:
+                await self.store.put_referral(referral)
+                return
+            except StoreError:
+                if loop.time() + delay > deadline:
+                    raise
+                log.warning("referrals: referral %s e-mailed, its record waits for the store", referral.id)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     def _reviewed(
         self, conversation: Conversation, partner: str, shared: list[tuple[str, str]], summary: str

@@ -46,7 +46,7 @@
   });
   var t = HG.t;
   var NEXT = { sent: ["acknowledged", "removed", "refused", "no_answer"], acknowledged: ["removed", "refused", "no_answer"] };
-  var state = { material: null, conversation: null, shown: null, me: null };
+  var state = { material: null, conversation: null, shown: null, me: null, referral: null };
 
   Promise.all([api("GET", "/api/casework"), api("GET", "/api/me")]).then(function (answers) {
     var response = answers[0];
@@ -264,14 +264,28 @@
       });
   });
 
+  /* A referral keeps its id until the server answered it: sent again (its answer lost, a 503 while the store
+     restarts), it carries the same id, and the partner is e-mailed once. Another content is another referral. */
+  function referralId(body) {
+    var content = JSON.stringify([state.conversation.id, body.partner, body.consent, body.shared, body.summary]);
+    if (!state.referral || state.referral.content !== content) {
+      var bytes = new Uint8Array(16);
+      crypto.getRandomValues(bytes);
+      state.referral = { content: content, id: Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("") };
+    }
+    return state.referral.id;
+  }
+
   $("referral-send").addEventListener("click", function (event) {
     event.preventDefault();
     var chosen = document.querySelector("input[name=referral-consent]:checked");
     if (!chosen) { $("referral-error").textContent = t("cw.consent"); return; }
     var shared = Array.prototype.slice.call(document.querySelectorAll(".cw-shared")).map(function (i) { return [i.dataset.label, i.value]; });
     var body = { partner: $("referral-partner").value, consent: chosen.value === "yes", shared: shared, summary: $("referral-summary").value };
+    body.id = referralId(body);
     api("POST", "/api/conversations/" + state.conversation.id + "/referrals", body).then(function (response) {
       if (!response.ok) { $("referral-error").textContent = (response.data && response.data.message) || String(response.status); return; }
+      state.referral = null;  // answered: the next referral is another one
       $("referral-dialog").close();
       message(t("cw.done"), false);
       load();
