@@ -54,6 +54,7 @@ from gateway.store import (
     PresentStore,
     QueueEntry,
     QueueStore,
+    SessionStore,
     TranscriptStore,
 )
 from gateway.untrusted import load_json
@@ -69,9 +70,11 @@ log = logging.getLogger(__name__)
 
 
 class ListenerAPIRoles(
-    ConversationStore, TranscriptStore, QueueStore, ListenerStore, AuditStore, EventStore, PresentStore, Protocol
-):
-    """What the listener API reads of the store itself (the actions, sessions and logins have roles of their own)."""
+    ConversationStore, TranscriptStore, QueueStore, ListenerStore, AuditStore, EventStore, PresentStore, SessionStore,
+    Protocol,
+):  # fmt: skip
+    """What the listener API reads of the store itself (the actions, sessions and logins have roles of their own; a
+    logout, how many sessions the listener still has)."""
 
 
 class ListenerAPI:
@@ -235,9 +238,14 @@ class ListenerAPI:
         conversations the listener holds go back to the queue (nobody else may answer them). The session ends even
         when a hand-back fails (a lock not had in time: 503): the page goes to the login page whatever the answer
         (``logout.js``), and a shared desk must not stay logged in; a conversation left held then goes back by the
-        automatic hand-back (``gateway/alerts.py``), its listener's consoles closed."""
+        automatic hand-back (``gateway/alerts.py``), its listener's consoles closed. A listener still logged in
+        elsewhere (a second browser, another desk) keeps them: they answer them there (before, logging out of a phone
+        gave back, mid-conversation, what the desk was answering; left with no console open, the automatic hand-back
+        gives them back)."""
+        name = request[LISTENER].name
         try:
-            await self.actions.hand_back_all(request[LISTENER].name)
+            if await self.store.sessions_of(name, self.clock()) <= 1:  # this one is the last
+                await self.actions.hand_back_all(name)
         finally:
             await self.sessions.end(request.cookies.get(SESSION_COOKIE, ""))
         response = web.Response(status=204)

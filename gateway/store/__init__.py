@@ -700,6 +700,10 @@ class SessionStore(Protocol):
         """End every session of the listener ``name`` (log out everywhere); how many there were."""
         ...
 
+    async def sessions_of(self, name: str, now: datetime) -> int:
+        """How many sessions of the listener ``name`` are live at ``now`` (neither ended nor expired)."""
+        ...
+
 
 class OutboxStore(Protocol):
     takes_kept_receipts: bool

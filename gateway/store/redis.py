@@ -1345,6 +1345,13 @@ class RedisStore:
             ended = await pipe.execute()
         return sum(int(n) for n in ended[: len(keys)])
 
+    @_guarded
+    async def sessions_of(self, name: str, now: datetime) -> int:
+        """The listener's index (it may list ended or expired sessions), then those of its sessions still there."""
+        keys = [_text(key) for key in await self._redis.smembers(_key("sessions", name))]
+        raws = await _get_each(self._redis, [_key("session", key) for key in keys])
+        return sum(1 for raw in raws if raw is not None and from_us(int(json.loads(raw)["expires_us"])) > now)
+
     # The outbox: each item in its conversation's slot beside its transcript entry, the lines and heads in {outbox}
 
     @_holdable

@@ -1014,6 +1014,12 @@ class SqliteStore:
     async def end_sessions(self, name: str) -> int:
         return await self._change("DELETE FROM console_sessions WHERE name = ?", (name,))
 
+    async def sessions_of(self, name: str, now: datetime) -> int:
+        rows = await self._select(
+            "SELECT COUNT(*) AS n FROM console_sessions WHERE name = ? AND expires_us > ?", (name, to_us(now))
+        )
+        return int(rows[0]["n"])
+
     # The outbox
 
     async def outbox_put(self, item: OutboxItem) -> None:
