@@ -118,7 +118,9 @@
     if (!shown.audit.length) { audit.appendChild(el("li", "empty", t("safety.none"))); }
     shown.audit.forEach(function (a) {
       var when = new Date(a.at).toLocaleString(HG.locale());
-      audit.appendChild(el("li", "", when + " · " + a.actor + " · " + t("safety.action." + a.action) + (a.subject ? " · " + a.subject : "") +
+      var action = t("safety.action." + a.action);  // an action with no words yet reads as itself, not as a key
+      if (action === "safety.action." + a.action) { action = a.action.replace(/_/g, " "); }
+      audit.appendChild(el("li", "", when + " · " + a.actor + " · " + action + (a.subject ? " · " + a.subject : "") +
         (a.detail ? " · " + a.detail : "")));
     });
   }
