@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import BrowserContext, expect
 
 from gateway.app import STORE
+from gateway.events import Alert
 from gateway.store import AuditEntry
 from tests.conftest import Clock
 from tests.e2e.test_console import add_listeners, log_in
@@ -43,3 +44,21 @@ async def test_every_audited_action_reads_as_words(desk: BrowserContext, server:
         texts = await journal.all_inner_texts()
         untranslated = [text for text in texts if "safety.action." in text]
         assert not untranslated, f"{language}: {untranslated}"
+
+
+async def test_an_alert_shows_on_the_supervision_page_as_it_comes(desk: BrowserContext, server: TestServer) -> None:
+    """A login locked, a takedown notice past its platform's answer time: the gateway sends the supervisors an
+    ``alert`` event (docs/security.md: "the alert every supervisor's console shows"); the open supervision page shows
+    it at once, without a reload, in the page's language."""
+    await add_listeners(server, "anne", supervisor="sam")
+    board = await log_in(desk, server, "sam")
+    await board.get_by_role("link", name="Supervision").click()
+    await expect(board.locator("#connection")).to_have_text("En direct")
+    await server.app[STORE].publish(Alert("login_locked", "anne", "too many wrong passwords: locked for 15 min"))
+    await server.app[STORE].publish(Alert("notice_overdue", "NS-4", "tiktok: no answer in time (Renard 12)"))
+    alerts = board.locator("#alerts li")
+    await expect(alerts).to_have_count(2)
+    await expect(alerts.nth(0)).to_contain_text("signalement : réponse en retard · NS-4")
+    await expect(alerts.nth(1)).to_contain_text("connexion verrouillée · anne · too many wrong passwords")
+    await board.get_by_role("button", name="EN", exact=True).click()
+    await expect(alerts.nth(1)).to_contain_text("login locked · anne")

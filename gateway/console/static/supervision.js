@@ -7,7 +7,7 @@
   var t = HG.t;
   var timer = null, boardTimer = null, longest = { seconds: 0, at: Date.now() };
   var freshBoard = HG.newest();  // the thirty-second reload answered after an event's is dropped
-  var shown = { figures: null, flow: null, material: null, connected: undefined };
+  var shown = { figures: null, flow: null, material: null, connected: undefined, alerts: [] };
 
   HG.logoutButton($("logout"));
   api("GET", "/api/flow").then(function (response) {  // outcome and partner names in each language
@@ -17,6 +17,7 @@
     connection(shown.connected);
     if (shown.figures) { renderFigures(shown.figures); }
     if (shown.flow) { renderReload(shown.flow); }
+    renderAlerts();
     $("diagram").querySelectorAll("img").forEach(function (image) { image.alt = t("sup.diagram"); });
   });
   loadBoard();
@@ -29,6 +30,7 @@
       live(event);  // supervision-flags.js
       if (event.type === "queue" || event.type === "status") { refresh(); }
       if (event.type === "presence") { loadBoardSoon(); }
+      if (event.type === "alert") { alerted(event); }
     },
     onClose: function () { connection(false); }
   });
@@ -44,6 +46,26 @@
     $("connection").dataset.i18n = on ? "conn.live" : "conn.reconnecting";  // a page's addTexts translates it again
     $("connection").textContent = on ? t("conn.live") : t("conn.reconnecting");
     $("connection").className = "pill " + (on ? "on" : "off");
+  }
+
+  /* An alert for the supervisors (a login locked, a notice past its answer time), the latest first, as it comes: the
+     audit log keeps it too. */
+  function alerted(event) {
+    shown.alerts.unshift({ at: Date.now(), kind: event.kind, subject: event.subject, detail: event.detail });
+    shown.alerts = shown.alerts.slice(0, 20);
+    renderAlerts();
+  }
+
+  function renderAlerts() {
+    var list = $("alerts");
+    clear(list);
+    list.hidden = !shown.alerts.length;
+    shown.alerts.forEach(function (a) {
+      var what = t("safety.action." + a.kind);
+      if (what === "safety.action." + a.kind) { what = a.kind.replace(/_/g, " "); }
+      list.appendChild(el("li", "", HG.clock(new Date(a.at).toISOString()) + " · " + what +
+        (a.subject ? " · " + a.subject : "") + (a.detail ? " · " + a.detail : "")));
+    });
   }
 
   function live(event) { document.dispatchEvent(new CustomEvent("hg:live", { detail: event })); }
