@@ -337,8 +337,9 @@ class ListenerAPI:
         listener = request[LISTENER]
         held = await self.store.conversations_by_status(Status.WITH_LISTENER)
         answer = {"waiting": waiting, "mine": [self.card(c, now) for c in held if c.listener == listener.name]}
-        if listener.supervisor:  # who holds what: one left by a listener gone from their console can be given back
-            answer["others"] = [self.card(c, now) for c in held if c.listener != listener.name]
+        if listener.supervisor:  # who holds what, and whether they are at a console: one left can be given back
+            answer["others"] = [{**self.card(c, now), "listener_away": not self.presence.has(c.listener or "")}
+                                for c in held if c.listener != listener.name]  # fmt: skip
         return web.json_response(answer)
 
     async def history(self, request: web.Request) -> web.Response:

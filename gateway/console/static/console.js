@@ -92,6 +92,7 @@
     if (event.type === "delivery") { receipts[event.id] = latestDelivery(event.id, event.delivery); }
     var current = state.current && event.conversation_id === state.current.id;
     if (event.type === "queue" || event.type === "status") { scheduleQueue(); }
+    if (event.type === "presence" && state.me && state.me.supervisor) { scheduleQueue(); }  // who is away, live
     if (!current) { return; }
     if (event.type === "erased") {  // a supervisor or the young person erased it: the last thing it shows
       state.current.erased = true;
@@ -227,6 +228,7 @@
     meta.appendChild(el("span", "pill channel", HG.channel(card.channel)));
     meta.appendChild(el("span", "pill", (card.language || "").toUpperCase()));
     if (card.status === "with_listener" && card.listener !== state.me.name) { meta.appendChild(el("span", "pill", card.listener)); }
+    if (card.listener_away) { meta.appendChild(el("span", "pill away", t("conv.away"))); }  // supervisors: nobody answers it
     if (waiting) {
       var wait = el("span", "wait");
       wait.dataset.seconds = String(card.waiting_seconds);
