@@ -690,7 +690,8 @@ class Dispatcher:
             engine = self.flows.for_version(conversation.flow_version)
             if language not in engine.flow.languages or language_of(conversation, engine.flow) == language:
                 return False
-            conversation.engine = {**conversation.engine, "language": language}
+            chosen = {k: v for k, v in conversation.engine.items() if k != "unsure"}  # no longer read from words
+            conversation.engine = {**chosen, "language": language}
             await self.store.save_conversation(conversation)
             return True
 

@@ -26,6 +26,7 @@ from gateway.flows.reading import Reading
 from gateway.flows.risk import Assessor, Decision, Flag, Raise
 from gateway.flows.rules import Context
 from gateway.flows.understood import Understood, describe_how
+from gateway.flows.written import Written
 from gateway.messages import Choice, Reply
 
 UNKNOWN = "unknown"
@@ -73,6 +74,9 @@ class State:
     """The closed-line message last told in full: a digest of its text, then when (ISO 8601), ``digest@time``."""
     again: int = 0
     """Questions asked again though answered already (a branch back to one): past the retries, a human takes over."""
+    unsure: bool = False
+    """The language is the flow's first only because the channel told none: until the young person chooses one,
+    each message's words may tell it (``gateway/flows/written.py``)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The fields at their default (no step, no offer, nothing noted…) are left out: it is stored in every
@@ -135,6 +139,7 @@ class Engine:
         self._buttons = _buttons((*self._questions.values(), self._offer))
         self._field_labels = self._compile_field_labels()
         self.erasure = ErasureWords(self.flow.erasure) if self.flow.erasure is not None else None
+        self.written = Written(self.flow)
 
     # ----- public API -------------------------------------------------------------------------------------
 
@@ -150,9 +155,9 @@ class Engine:
         """Greet and ask the first question; with ``text``, the message that opened the conversation is read too
         (an interrupt, a risk, answers given in advance: ``ask_once``)."""
         language = language_hint if language_hint in self.flow.languages else self.flow.default_language
-        state = State(flow_version=self.version, channel=channel, language=language)
+        state = State(flow_version=self.version, channel=channel, language=language, unsure=language != language_hint)
         if text is not None:
-            state = self._note(state, text, reading, None)
+            state = self._note(self._written_in(state, text), text, reading, None)
         result = self._closed_at_start(self._run_from(self.flow.start, state, [], now), now)
         if text is None:
             return result
@@ -160,6 +165,11 @@ class Engine:
         if interrupted is None:
             return self._thanked(result) if state.noted else result
         return StepResult(interrupted.state, result.replies + interrupted.replies, interrupted.outcome)
+
+    def _written_in(self, state: State, words: str) -> State:
+        """``state`` in the language ``words`` are written in, while no one told it (``State.unsure``)."""
+        guessed = self.written.guess(words) if state.unsure else None
+        return replace(state, language=guessed) if guessed is not None else state
 
     def _thanked(self, result: StepResult) -> StepResult:
         """An opening message that answered a later question ("on m'a piraté mon compte insta" on Messenger) is
@@ -184,6 +194,7 @@ class Engine:
         words, the bot says so (``media_unread``) rather than "not understood", and asks again."""
         if state.finished or (state.step is None and state.offer is None):
             return StepResult(state, ())
+        state = self._written_in(state, answer)
         if reading is not None and self._chosen_as_shown(state, answer, payload):
             reading = None  # a button or a label typed as shown: the bot's words, nothing for the model to read
         interrupted = self.interrupt(state, answer, now=now, reading=reading)
@@ -381,8 +392,9 @@ class Engine:
         if not step.store:
             return state
         fields, hows = {**state.fields, step.store: value}, {**state.how, step.store: how}
-        language = value if step.store == "language" and value in self.flow.languages else state.language
-        return replace(state, fields=fields, how=hows, language=language)
+        if step.store == "language" and value in self.flow.languages:  # chosen: no longer read from the words
+            return replace(state, fields=fields, how=hows, language=value, unsure=False)
+        return replace(state, fields=fields, how=hows)
 
     def _understand(
         self, step_id: str, step: Step, answer: str, payload: str | None, reading: Reading | None
