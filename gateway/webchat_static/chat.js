@@ -68,8 +68,11 @@
     conversation: null };
   var ESCAPE_WINDOW_MS = 2000;
 
+  /* The language the page chose (its switch, the conversation's), else the browser's: English when it starts with
+     "en" (as the widget's launcher and the console), any other French. */
   function storedLang() {
-    try { return localStorage.getItem(LANG_KEY) || "fr"; } catch (e) { return "fr"; }
+    var browser = /^en\b/i.test(navigator.language || "") ? "en" : "fr";
+    try { return localStorage.getItem(LANG_KEY) || browser; } catch (e) { return browser; }
   }
   function t(key) { return (TEXTS[state.lang] || TEXTS.fr)[key]; }
 

@@ -1,0 +1,31 @@
+"""The web chat's language in a real Chromium: a browser in English, whose page has never chosen one, opens the chat
+in English (the page's own texts and the bot's greeting), as the widget's launcher and the console already are."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, expect
+
+from tests.e2e.test_chat import bot_messages
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.mark.parametrize(("locale", "lang", "title", "greeting"), [
+    ("en-GB", "en", "Need to talk?", "Hello, this is 3018"),
+    ("fr-FR", "fr", "Besoin de parler ?", "Bonjour, ici le 3018"),
+    ("es-ES", "fr", "Besoin de parler ?", "Bonjour, ici le 3018"),  # a language the line does not speak: the first
+])  # fmt: skip
+async def test_a_first_visit_opens_the_chat_in_the_browser_s_language(
+    browser: Browser, server: TestServer, locale: str, lang: str, title: str, greeting: str
+) -> None:
+    context = await browser.new_context(locale=locale)
+    try:
+        page = await context.new_page()
+        await page.goto(str(server.make_url("/chat")))
+        await expect(bot_messages(page).first).to_contain_text(greeting)
+        await expect(page.locator("h1.title")).to_have_text(title)
+        assert await page.evaluate("document.documentElement.lang") == lang
+    finally:
+        await context.close()
