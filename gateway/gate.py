@@ -22,6 +22,7 @@ from gateway.flows.reading import Reading, Risk, Source
 from gateway.flows.risk import Decision
 from gateway.flowset import FlowSet
 from gateway.keyed import KeyedHash
+from gateway.language import language_of
 from gateway.messages import ChannelName, Inbound, Outbound
 from gateway.metrics import Metrics
 from gateway.networks import ClientNetworks
@@ -178,11 +179,19 @@ class Gate:
         item_id = "n" + secrets.token_urlsafe(12)
         outbound = Outbound(
             id=item_id, conversation_id="notice-" + subject, channel=inbound.channel, recipient=inbound.sender,
-            text=self.notice(refusal, inbound.language_hint), author="bot",
+            text=self.notice(refusal, await self._language(inbound)), author="bot",
         )  # fmt: skip
         payload = encode_outbound(outbound)
         await self.store.outbox_put(OutboxItem(item_id, outbound.conversation_id, payload, self.clock()))
         self._on_outgoing()
+
+    async def _language(self, inbound: Inbound) -> str | None:
+        """The language of the sender's conversation, the one they chose over their app's; else the
+        channel's hint (None: unknown, the notice in every language)."""
+        conversation = await self.store.find_active_conversation(inbound.channel, inbound.sender)
+        if conversation is None or not conversation.engine or conversation.engine.get("unsure"):
+            return inbound.language_hint
+        return language_of(conversation, self.flows.for_version(conversation.flow_version).flow)
 
 
 def _risk_source(decision: Decision) -> Source | None:
