@@ -142,13 +142,30 @@ class Assessor:
             found = {t.flag.route for t in triggers}
             triggers += [t for t in self._keyword_triggers(keywords.Words(marked), joking) if t.flag.route not in found]
         if triggers:
-            return Decision(raised=_merge(triggers))
+            return Decision(raised=_merge(triggers, self._whose(triggers, reading)))
         if self._doubted(reading):  # understanding never ends: a near-risk goodbye is not taken as an ending
             return Decision()
         for interrupt in self.interrupts:
             if not interrupt.raises and (interrupt.phrases.only(canon) or interrupt.alone.only(canon)):
                 return Decision(ending=(interrupt.name, interrupt.then))
         return Decision()
+
+    def _whose(self, triggers: list[Trigger], reading: Reading | None) -> frozenset[str]:
+        """The interrupts passed over: when the model read a risk (from its threshold) as the young person's own or
+        as someone else's (``third_party``), the other interrupt of the pair, whose phrases may be in the words all
+        the same: "ma fille a envie de mourir" (a mother: how to help her daughter), "ma soeur veut mourir et moi
+        aussi je veux mourir" (the young person's own). Never one more pressing; its partners are still given."""
+        model = {t.flag.route: t for t in triggers if t.flag.source == "model"}
+        passed: set[str] = set()
+        for rule in self.rules.values():
+            if reading is None or not rule.interrupt or not rule.third_party:
+                continue
+            read_as, other = (rule.third_party, rule.interrupt) if reading.third_party else (
+                rule.interrupt, rule.third_party)  # fmt: skip
+            found = model.get(read_as)
+            if found is not None and rank(self.flow.interrupts[other].then.priority) >= rank(found.then.priority):
+                passed.add(other)
+        return frozenset(passed)
 
     def _doubted(self, reading: Reading | None) -> bool:
         """Whether the model reads some risk near its threshold (``ENDING_DOUBT``), under it."""
@@ -200,10 +217,11 @@ class Assessor:
         return found
 
 
-def _merge(triggers: list[Trigger]) -> Trigger:
-    """The most pressing trigger decides (priority, then keywords before the model, then file order); the
-    partners of all are given: understanding adds referrals, it never drops one."""
-    first = min(triggers, key=lambda t: rank(t.then.priority))
+def _merge(triggers: list[Trigger], passed: frozenset[str] = frozenset()) -> Trigger:
+    """The most pressing trigger decides (priority, then keywords before the model, then file order), but not an
+    interrupt ``passed`` over; the partners of all are given: understanding adds referrals, it never drops one."""
+    deciding = [t for t in triggers if t.flag.route not in passed] or triggers
+    first = min(deciding, key=lambda t: rank(t.then.priority))
     partners = list(first.then.refer)
     partners.extend(p for t in triggers for p in t.then.refer if p not in partners)
     then = first.then if partners == first.then.refer else first.then.model_copy(update={"refer": partners})

@@ -1,0 +1,85 @@
+"""Someone who is not the young person in danger writes: a parent, a teacher, a friend. Through the web chat's
+socket and Telegram (fake Bot API), the real app and the shipped model: the words they are given and what the
+listener reads."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from gateway.app import STORE
+from gateway.conversation import Status
+from gateway.settings import Settings
+from gateway.store import Author
+from gateway.testing import BOT_TOKEN, FakeTelegramAPI, telegram_headers, telegram_update
+from tests.e2e.channel_support import Client, offline
+from tests.e2e.test_understanding import Start, start
+from tests.test_webchat import bot_texts, hello, say
+
+__all__ = ["offline", "start"]
+SECRET = "webhook_secret-123"
+CHAT = 616161
+HOW_TO_HELP = "parles-en vite à un adulte de confiance"
+
+
+@pytest.fixture
+def telegram_settings(settings: Settings, telegram: FakeTelegramAPI) -> Settings:
+    return settings.replace(telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=SECRET, telegram_api_url=telegram.url)
+
+
+async def the_conversation(client: Client) -> Any:
+    [conversation] = [c for s in Status for c in await client.app[STORE].conversations_by_status(s)]
+    return conversation
+
+
+@pytest.mark.parametrize("message", ["ma fille a envie de mourir", "mon fils m'a dit qu'il pense au suicide",
+                                     "une élève m'a dit qu'elle avait des idées suicidaires"])  # fmt: skip
+async def test_a_parent_or_teacher_told_someone_elses_suicidal_words_gets_how_to_help(
+    start: Start, settings: Settings, message: str
+) -> None:
+    """The model reads these as someone else's (third party, suicide 0.90-0.99), but the young person's own words
+    ("envie de mourir", "pense au suicide") are in them: the keywords' first-person interrupt won, and a mother was
+    told "tu n'es pas seul·e", never how to help her daughter nor to keep it no secret."""
+    client = await start(settings)
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws)
+        frames = await say(ws, "m0", message)
+    texts = bot_texts(frames)
+    assert any(HOW_TO_HELP in text for text in texts), texts
+    assert any("3114" in text for text in texts)
+    conversation = await the_conversation(client)
+    assert conversation.route == "suicide_friend"
+    [waiting] = await client.app[STORE].waiting()
+    assert waiting.priority.value == "urgent"
+
+
+async def test_a_young_person_at_risk_who_names_a_sister_is_not_told_how_to_help_her(
+    start: Start, settings: Settings
+) -> None:
+    """Both interrupts' phrases, and the model reads the young person's own risk (not a third party's): the file
+    order made it the friend's words, "prends ce qu'il ou elle t'a dit au sérieux", to a young person saying
+    "moi aussi je veux mourir"."""
+    client = await start(settings)
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws)
+        frames = await say(ws, "m0", "ma soeur veut mourir et moi aussi je veux mourir")
+    texts = bot_texts(frames)
+    assert not any(HOW_TO_HELP in text for text in texts), texts
+    assert any("Tu n'es pas seul·e" in text for text in texts)
+    assert (await the_conversation(client)).route == "suicide"
+
+
+async def test_telegram_a_father_told_his_sons_words_gets_how_to_help(
+    start: Start, telegram_settings: Settings, telegram: FakeTelegramAPI
+) -> None:
+    client = await start(telegram_settings)
+    for number, text in enumerate(["/start", "mon fils m'a dit qu'il pense au suicide"]):
+        update = telegram_update(700 + number, CHAT, text, language_code="fr")
+        response = await client.post("/webhooks/telegram", data=json.dumps(update), headers=telegram_headers(SECRET))
+        assert response.status == 200
+    conversation = await the_conversation(client)
+    assert conversation.route == "suicide_friend"
+    said = [e.text for e in await client.app[STORE].transcript(conversation.id) if e.author == Author.BOT]
+    assert any(HOW_TO_HELP in text for text in said), said
