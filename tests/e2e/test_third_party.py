@@ -15,6 +15,7 @@ from gateway.settings import Settings
 from gateway.store import Author
 from gateway.testing import BOT_TOKEN, FakeTelegramAPI, telegram_headers, telegram_update
 from tests.e2e.channel_support import Client, offline
+from tests.e2e.test_risk_paths import broken_model
 from tests.e2e.test_understanding import Start, start
 from tests.test_webchat import bot_texts, hello, say
 
@@ -83,3 +84,36 @@ async def test_telegram_a_father_told_his_sons_words_gets_how_to_help(
     assert conversation.route == "suicide_friend"
     said = [e.text for e in await client.app[STORE].transcript(conversation.id) if e.author == Author.BOT]
     assert any(HOW_TO_HELP in text for text in said), said
+
+
+@pytest.mark.parametrize("message", ["mon neveu de 8 ans est battu par sa mère", "mon fils est battu par son père"])
+async def test_a_relative_says_a_child_is_beaten_at_home_and_gets_the_119(
+    start: Start, settings: Settings, message: str
+) -> None:
+    """An uncle, a mother, a teacher: the child is beaten at home, said of the child ("est battu par sa mère"). The
+    keywords know "me frappe", "le frappe", "se fait frapper par son père", never this; the model read the first
+    at 0.51 (threshold 0.54): the uncle was asked "es-tu en danger ?" again, no 119, nothing for the listeners.
+    The second the model read as danger now (17/112): no 119 either, for a boy beaten by his father."""
+    client = await start(settings)
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws)
+        frames = await say(ws, "m0", message)
+    texts = bot_texts(frames)
+    assert any("119" in text and "Allô Enfance en Danger" in text for text in texts), texts
+    [waiting] = await client.app[STORE].waiting()
+    assert waiting.priority.value in ("urgent", "high")
+    assert "119" in (await the_conversation(client)).partners_given
+
+
+@pytest.mark.parametrize("message", ["ma nièce est battue par son père", "une élève a été frappée par son beau-père",
+                                     "ma mère frappe mon petit frère"])  # fmt: skip
+async def test_a_child_beaten_at_home_said_by_a_relative_with_the_model_down(
+    start: Start, settings: Settings, message: str
+) -> None:
+    """The keywords alone (the model down): the same words give the 119."""
+    client = await start(settings, understanding=broken_model)
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws)
+        frames = await say(ws, "m0", message)
+    assert any("119" in text for text in bot_texts(frames))
+    assert (await the_conversation(client)).route == "abuse_home"
