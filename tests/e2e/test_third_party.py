@@ -117,3 +117,30 @@ async def test_a_child_beaten_at_home_said_by_a_relative_with_the_model_down(
         frames = await say(ws, "m0", message)
     assert any("119" in text for text in bot_texts(frames))
     assert (await the_conversation(client)).route == "abuse_home"
+
+
+@pytest.mark.parametrize(
+    ("first", "parent"),
+    [("Bonjour, je suis la maman d'une ado de 14 ans qui se fait harceler sur insta", "je suis la maman"),
+     ("je suis papa d'un garçon de 12 ans, il est harcelé au collège", "je suis papa"),
+     ("je suis le grand frère d'une fille de 13 ans, on fait du chantage à ma soeur avec une photo",
+      "je suis le grand frere d")],
+)  # fmt: skip
+async def test_a_mother_who_said_so_in_her_first_message_is_not_asked_who_is_writing(
+    start: Start, settings: Settings, first: str, parent: str
+) -> None:
+    """A mother writes "je suis la maman d'une ado de 14 ans…": the age, the topic and the story were kept from her
+    first message, but not who is writing ("je suis sa maman" and "je suis la mère" were synonyms, "je suis la
+    maman" was not): she was asked "Tu nous écris pour toi ou pour quelqu'un d'autre ?" after saying it. The
+    listener's card says how it was understood: from her first message, by which words."""
+    client = await start(settings)
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws)
+        frames = await say(ws, "m0", first)
+        frames += await say(ws, "m1", "non")
+        frames += await say(ws, "m2", "français")
+    texts = bot_texts(frames)
+    assert not any("Tu nous écris pour toi" in text for text in texts), texts
+    summary = dict((await the_conversation(client)).summary)
+    assert summary["Qui écrit"] == f"Parent ou proche (message précédent, mot-clé « {parent} »)"
+    assert summary["Âge"].startswith(("14", "12", "13"))
