@@ -144,3 +144,21 @@ async def test_a_mother_who_said_so_in_her_first_message_is_not_asked_who_is_wri
     summary = dict((await the_conversation(client)).summary)
     assert summary["Qui écrit"] == f"Parent ou proche (message précédent, mot-clé « {parent} »)"
     assert summary["Âge"].startswith(("14", "12", "13"))
+
+
+async def test_telegram_a_mother_is_asked_her_daughters_age_not_her_own(
+    start: Start, telegram_settings: Settings, telegram: FakeTelegramAPI
+) -> None:
+    """A mother on Telegram: "ma fille est victime de chantage avec une photo". The age question came before "who
+    is writing" and asked only "Quel âge as-tu ?": she gave her own, 44, and the listener's card read "Âge : 44"
+    for a 15-year-old's sextortion (the age France Victimes' warm referral receives too). The question says whose
+    age is wanted when one writes for someone else, and the card reads the daughter's."""
+    client = await start(telegram_settings)
+    turns = ["/start", "ma fille est victime de chantage avec une photo", "non", "français"]
+    for number, text in enumerate(turns):
+        update = telegram_update(800 + number, CHAT, text, language_code="fr")
+        response = await client.post("/webhooks/telegram", data=json.dumps(update), headers=telegram_headers(SECRET))
+        assert response.status == 200
+    conversation = await the_conversation(client)
+    said = [e.text for e in await client.app[STORE].transcript(conversation.id) if e.author == Author.BOT]
+    assert said[-1].startswith("Quel âge as-tu ?") and "quelqu'un d'autre" in said[-1], said[-1]
