@@ -37,7 +37,7 @@ from typing import Protocol, cast
 from gateway.clock import Clock, utcnow
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.errors import ConversationEnded, InboundBusy, StoreError
-from gateway.events import DeliveryChanged, EntryAdded, FlagRaised, QueueChanged, StatusChanged
+from gateway.events import DeliveryChanged, EntryAdded, FlagRaised, LanguageChanged, QueueChanged, StatusChanged
 from gateway.flows import keywords, lifecycle
 from gateway.flows.engine import Engine, Outcome, State, StepResult
 from gateway.flows.lifecycle import Trigger
@@ -426,6 +426,7 @@ class Dispatcher:
         conversation.last_inbound_at = now
         conversation.updated_at = now
         engine = self.flows.for_version(conversation.flow_version) if conversation.engine else self.flows.engine()
+        spoken = language_of(conversation, engine.flow)
         found = engine.decide(inbound.text, reading).flag
         joined = _joined(engine, conversation, inbound.text) if found is None else None
         flag = self._flag(engine.decide(joined).flag if joined is not None else found)
@@ -464,6 +465,8 @@ class Dispatcher:
         if flag is not None:
             await self.store.publish(FlagRaised(conversation.id, entry.id, flag))
             await self.store.publish(QueueChanged())
+        if (language := language_of(conversation, engine.flow)) != spoken:  # the page's own texts follow it
+            await self.store.publish(LanguageChanged(conversation.id, language))
         return False
 
     async def _erasure_turn(
@@ -693,6 +696,7 @@ class Dispatcher:
             chosen = {k: v for k, v in conversation.engine.items() if k != "unsure"}  # no longer read from words
             conversation.engine = {**chosen, "language": language}
             await self.store.save_conversation(conversation)
+            await self.store.publish(LanguageChanged(conversation.id, language))
             return True
 
     async def transition(self, conversation: Conversation, trigger: Trigger, now: datetime) -> Status:

@@ -10,6 +10,7 @@ it); :func:`decode` reads it back. Producers build the dataclasses; consumers ``
     note        NoteAdded        a listener's private note                        console
     flag        FlagRaised       a risk was read in a young person's message      console
     status      StatusChanged    a conversation's status changed                  console, web chat
+    language    LanguageChanged  a conversation's language changed (chosen, read) console, web chat
     delivery    DeliveryChanged  a sent message's delivery (sent, read, failed)   console
     typing      Typing           someone is typing (``who``: user or listener)    console, web chat, channels
     notices     NoticesChanged   a conversation's notices or referrals changed    console
@@ -150,6 +151,23 @@ class StatusChanged:
     @classmethod
     def from_json(cls, data: JSON) -> StatusChanged:
         return cls(data["conversation_id"], Status(data["status"]), data.get("queue"))
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageChanged:
+    type: ClassVar[str] = "language"
+    conversation_id: str
+    language: str
+
+    def to_json(self) -> JSON:
+        return {"type": self.type, "conversation_id": self.conversation_id, "language": self.language}
+
+    @classmethod
+    def from_json(cls, data: JSON) -> LanguageChanged:
+        language = data["language"]
+        if not isinstance(language, str):
+            raise ValueError("a language event without its language")
+        return cls(data["conversation_id"], language)
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +314,7 @@ Event = (
     | NoteAdded
     | FlagRaised
     | StatusChanged
+    | LanguageChanged
     | DeliveryChanged
     | Typing
     | NoticesChanged
@@ -308,8 +327,8 @@ Event = (
 
 _DECODERS: dict[str, Callable[[JSON], Event]] = {
     kind.type: kind.from_json
-    for kind in (QueueChanged, EntryAdded, NoteAdded, FlagRaised, StatusChanged, DeliveryChanged, Typing,
-                 NoticesChanged, Alert, ListenersOnline, SessionsEnded, Resync, Erased)
+    for kind in (QueueChanged, EntryAdded, NoteAdded, FlagRaised, StatusChanged, LanguageChanged, DeliveryChanged,
+                 Typing, NoticesChanged, Alert, ListenersOnline, SessionsEnded, Resync, Erased)
 }  # fmt: skip
 
 

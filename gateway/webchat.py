@@ -25,7 +25,7 @@ from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import ConversationEnded, StoreError
-from gateway.events import EntryAdded, Erased, Event, Resync, StatusChanged, Typing, entry_json
+from gateway.events import EntryAdded, Erased, Event, LanguageChanged, Resync, StatusChanged, Typing, entry_json
 from gateway.flowset import FlowSet
 from gateway.gate import Gate, Refusal
 from gateway.language import language_of
@@ -294,6 +294,8 @@ class WebChatHub:
                 return cid, {"type": "entry", "entry": _public(entry)}
             case Typing(conversation_id=cid, who="listener") if cid in self.sockets:
                 return cid, {"type": "typing", "on": True}
+            case LanguageChanged(conversation_id=cid, language=language) if cid in self.sockets:
+                return cid, {"type": "language", "language": language}  # the page's own texts follow it
             case StatusChanged(conversation_id=cid, status=status) if cid in self.sockets:
                 frame = {"type": "status", **await self.status(cid, status)}
                 if (conversation := await self.store.get_conversation(cid)) is not None:

@@ -273,6 +273,19 @@ async def test_the_language_switch_switches_the_bot_from_the_next_message_on(cli
     assert await next_question("fr", "en") == english  # switched: the bot answers in English
 
 
+async def test_answering_english_to_the_language_question_tells_the_page_at_once(client: TestClient) -> None:  # type: ignore[type-arg]
+    """The bot goes on in English; before, no frame said so until the next status (the hand-off), and the page's own
+    texts (quick exit, hint, placeholder) stayed French while the bot's greeting named a "Quick exit"."""
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws)
+        await say(ws, "m0", "2")  # not in danger: the language question
+        frames = await say(ws, "m1", "English")
+        if not any(f["type"] == "language" for f in frames):
+            frames += await receive_until(ws, lambda f: f["type"] == "language")
+    assert [f for f in frames if f["type"] == "language"] == [{"type": "language", "language": "en"}]
+    assert "How old are you?" in " ".join(bot_texts(frames))
+
+
 async def test_a_language_frame_outside_fr_and_en_is_refused(client: TestClient) -> None:  # type: ignore[type-arg]
     async with client.ws_connect("/chat/ws") as ws:
         await hello(ws)

@@ -403,6 +403,7 @@
     else if (frame.type === "ack") { onAck(frame.id); }
     else if (frame.type === "refused") { onRefused(frame); }
     else if (frame.type === "typing") { showTyping(); }
+    else if (frame.type === "language") { followLanguage(frame.language); }  // answered the bot's language question
     else if (frame.type === "status") {
       state.status = frame.status; state.position = frame.position; followLanguage(frame.language); renderStatus();
     }

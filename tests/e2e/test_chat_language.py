@@ -29,3 +29,22 @@ async def test_a_first_visit_opens_the_chat_in_the_browser_s_language(
         assert await page.evaluate("document.documentElement.lang") == lang
     finally:
         await context.close()
+
+
+async def test_answering_english_to_the_bot_turns_the_page_s_own_texts_english(
+    browser: Browser, server: TestServer
+) -> None:
+    """A French page, the young person answers "English" to the bot's language question: the bot goes on in English,
+    and the page's quick exit, title and hint follow at once (before, they stayed French until the hand-off's status
+    frame, while the English greeting named a "Quick exit" the page called "Sortie rapide")."""
+    context = await browser.new_context(locale="fr-FR")
+    try:
+        page = await context.new_page()
+        await page.goto(str(server.make_url("/chat")))
+        await page.get_by_role("button", name="Non", exact=True).click()  # not in danger now: the language question
+        await page.get_by_role("button", name="English", exact=True).click()
+        await expect(bot_messages(page).last).to_contain_text("How old are you?")
+        await expect(page.get_by_role("button", name="Quick exit")).to_be_visible()
+        await expect(page.locator("h1.title")).to_have_text("Need to talk?")
+    finally:
+        await context.close()

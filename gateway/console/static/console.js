@@ -91,7 +91,7 @@
   function onEvent(event) {
     if (event.type === "delivery") { receipts[event.id] = latestDelivery(event.id, event.delivery); }
     var current = state.current && event.conversation_id === state.current.id;
-    if (event.type === "queue" || event.type === "status") { scheduleQueue(); }
+    if (event.type === "queue" || event.type === "status" || event.type === "language") { scheduleQueue(); }
     if (event.type === "presence" && state.me && state.me.supervisor) { scheduleQueue(); }  // who is away, live
     if (!current) { return; }
     if (event.type === "erased") {  // a supervisor or the young person erased it: the last thing it shows
@@ -110,6 +110,8 @@
       if (entry.author === "system") { openConversation(state.current.id); return; }  // e.g. left: the header too
       appendEntry(entry);
       if (entry.author === "user") { $("user-typing").hidden = true; }
+    } else if (event.type === "language") {  // the young person chose another: the header and canned texts follow
+      openConversation(state.current.id);
     } else if (event.type === "status") {
       if (event.status === "with_listener" && !isMine()) { state.lost[event.conversation_id] = true; }
       else { delete state.lost[event.conversation_id]; }  // closed, back in line: no longer "a colleague took it"
