@@ -43,7 +43,11 @@
     }
     button.addEventListener("click", function () {
       if (!frame.src) { frame.src = base + "/chat?embed=1"; }
-      panel.style.display = panel.style.display === "none" ? "block" : "none";
+      var opening = panel.style.display === "none";
+      panel.style.display = opening ? "block" : "none";
+      // the keyboard goes on in the chat (the launcher comes after the panel: Tab would leave the page), and a
+      // screen reader says the chat's frame; its header (the quick exit) is the next Tab
+      if (opening) { frame.focus(); }
       tell();
     });
     close.addEventListener("click", function () { panel.style.display = "none"; tell(); button.focus(); });
