@@ -499,13 +499,22 @@
   function sending(id) {  // sent again: no longer said as not sent
     var el = document.querySelector('.msg.pending[data-id="' + id + '"]');
     var line = el && el.querySelector(".not-sent");
-    if (line) { line.remove(); el.classList.remove("failed"); }
+    if (line) { removeFocused(line); el.classList.remove("failed"); }
+  }
+
+  /* A message's "Réessayer" goes (sent again, or acknowledged): if it held the focus, the focus goes on to the
+     message box, never to nothing (a keyboard would start again from the top of the page). */
+  function removeFocused(node) {
+    var focused = node.contains(document.activeElement);
+    node.remove();
+    if (focused && !$("composer").hidden) { $("message-input").focus({ preventScroll: true }); }
   }
 
   function retry(id) {
     var message = pending().filter(function (m) { return m.id === id; })[0];
     if (!message || !state.ws || state.ws.readyState !== WebSocket.OPEN) { return; }  // sent at the next session
-    sending(id);
+    // "Pas encore envoyé" and its button stay until the answer (the ack takes the message away, a refusal keeps
+    // it): the focus stays on the button pressed, never on nothing, for a keyboard or a screen reader
     state.ws.send(JSON.stringify({ type: "message", id: message.id, text: message.text, payload: message.payload }));
     expectAnswer();
   }
@@ -513,7 +522,7 @@
   function onAck(id) {
     savePending(pending().filter(function (m) { return m.id !== id; }));
     var el = document.querySelector('.msg.pending[data-id="' + id + '"]');
-    if (el) { el.remove(); }
+    if (el) { removeFocused(el); }
   }
 
   function showTyping() {
