@@ -30,8 +30,8 @@ class Sight(IntEnum):
     FULL = 2  # the transcript, the notes, the attachments, the notices
 
 
-# Events every console gets: they carry no words of a young person (a status is on the card too).
-BROADCAST = frozenset({"queue", "status", "presence", "hello", "resync"})
+# Events every console gets: they carry no words of a young person (a status and a language are on the card too).
+BROADCAST = frozenset({"queue", "status", "language", "presence", "hello", "resync"})
 
 
 def holds(listener: Listener, conversation: Conversation) -> bool:
