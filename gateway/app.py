@@ -180,7 +180,8 @@ async def create_app(
                 networks=settings.client_networks(),
                 read=dispatcher.reading if reader is not None else None)  # fmt: skip
     hub = WebChatHub(store, dispatcher, flows, metrics, gate, clock=clock,
-                     addresses=settings.client_addresses(), keepalive=settings.socket_keepalive_seconds)  # fmt: skip
+                     addresses=settings.client_addresses(), keepalive=settings.socket_keepalive_seconds,
+                     position_seconds=settings.webchat_position_seconds)  # fmt: skip
     actions = Actions(dispatcher, store, flows, clock=clock)
     dispatcher.complete_leaving = actions.complete_leaving  # a message completes an ending cut short first
     # sessions run on real time, as the cookie's max-age does: not on the flow's (injectable) clock
@@ -231,7 +232,8 @@ async def create_app(
     typing_relay = TypingRelay(store, channels.adapters, limits, metrics)  # one indicator across instances: a claim
     for name, worker in {
         "outbox": outbox.run, "inbox": inbox.run,
-        "timers": timers.run, "webchat": hub.forward_events, "console": live.forward,
+        "timers": timers.run, "webchat": hub.forward_events, "webchat-positions": hub.refresh_positions,
+        "console": live.forward,
         "console-sessions": live.sweep,
         "flows": lambda: _watch(flows, flow_watch_seconds), "presence": lambda: presence.listen(store),
         "presence-beat": lambda: presence.beat_forever(store), "typing": typing_relay.run,

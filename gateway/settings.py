@@ -115,6 +115,8 @@ class Settings(BaseSettings):
     # a web chat or console socket the server has sent nothing for this long gets a keepalive frame; the page takes
     # 2.5 times as long without a frame for a dead connection and connects again (gateway/sockets.py)
     socket_keepalive_seconds: float = 20.0
+    # a queued young person's place in line is read again this often and told to their web chat page when it moved
+    webchat_position_seconds: float = 10.0
     # an item being sent, renewed every third of it meanwhile; after a crash another instance sends it past this
     outbox_lease_seconds: int = 15  # (60 until 2026-12-02: bench/README.md, "The outbox lease")
     inbox_batch: int = 20  # a webhook with more messages is stored in the inbox, acknowledged, processed after
@@ -298,6 +300,9 @@ class Settings(BaseSettings):
         if not 1 <= self.socket_keepalive_seconds <= 120:
             raise ConfigError(f"GATEWAY_SOCKET_KEEPALIVE_SECONDS must be from 1 to 120, not"
                               f" {self.socket_keepalive_seconds:g}")  # fmt: skip
+        if not 0.1 <= self.webchat_position_seconds <= 300:
+            raise ConfigError(f"GATEWAY_WEBCHAT_POSITION_SECONDS must be from 0.1 to 300, not"
+                              f" {self.webchat_position_seconds:g}")  # fmt: skip
         if self.redis_socket_timeout <= 0:
             raise ConfigError(f"GATEWAY_REDIS_SOCKET_TIMEOUT must be positive, not {self.redis_socket_timeout}")
         if self.understanding not in ("on", "off") or self.understanding_timeout <= 0:

@@ -74,6 +74,9 @@ class WebChatRoles(
     "Terminer"'s writes together, ``gateway/leaving.py``)."""
 
 
+POSITION_SECONDS = 10.0  # how often the place in line of the queued conversations followed here is read again
+
+
 class WebChatHub:
     """Which sockets follow which conversation, and the forwarding of events to them (a supervised worker).
 
@@ -90,6 +93,7 @@ class WebChatHub:
     def __init__(
         self, store: WebChatRoles, dispatcher: Dispatcher, flows: FlowSet, metrics: Metrics, gate: Gate, *,
         clock: Clock, addresses: ClientAddresses | None = None, keepalive: float = KEEPALIVE,
+        position_seconds: float = POSITION_SECONDS,
     ) -> None:  # fmt: skip
         self.store, self.clock = store, clock
         self.keepalive = keepalive  # seconds: a socket sent nothing this long gets a frame (sockets.incoming)
@@ -110,6 +114,10 @@ class WebChatHub:
         self.following: Counter[str] = Counter()
         self._leaving: set[str] = set()
         self._forwarding = Forwarding(store, metrics.outages, "webchat_forwarding")
+        # The place in line last told to the pages of each queued conversation followed here (:meth:`status`):
+        # read again every ``position_seconds`` (:meth:`refresh_positions`), a change told as a status frame.
+        self.positions: dict[str, int] = {}
+        self.position_seconds = position_seconds
 
     def arm_gone(self, conversation_id: str, now: datetime) -> asyncio.Future[None]:
         """Arm the conversation's gone timer (its socket closed at ``now``) in a task of the hub's, so that a
@@ -277,6 +285,7 @@ class WebChatHub:
         position is never ``None`` (the page showed "position ?"); it is left out only when the record says queued
         with no place in a queue even so (a listener's instance that died between taking it and saving the record)."""
         if status != Status.QUEUED:
+            self.positions.pop(conversation_id, None)
             return {"status": status.value}
         position = await self.store.position(conversation_id)
         if position is None:
@@ -284,7 +293,33 @@ class WebChatHub:
                 current = await self.store.get_conversation(conversation_id)
                 status = status if current is None else current.status
                 position = await self.store.position(conversation_id) if status == Status.QUEUED else None
-        return {"status": status.value} if position is None else {"status": status.value, "position": position}
+        if position is None:
+            self.positions.pop(conversation_id, None)
+            return {"status": status.value}
+        if conversation_id in self.sockets:
+            self.positions[conversation_id] = position
+        return {"status": status.value, "position": position}
+
+    async def refresh_positions(self) -> None:
+        """Runs for the app's lifetime (a supervised worker): every ``position_seconds``, the place in line of each
+        queued conversation followed here is read again, and a change is told to its pages as a status frame.
+        A conversation's own events say when it moves (taken, ended), not when those ahead of it leave the line:
+        before, a young person second in line read "position 2" until the bot's next reassurance or a reconnection,
+        however many were taken meanwhile. One read a queued conversation followed here, every period."""
+        while True:
+            await asyncio.sleep(self.position_seconds)
+            for conversation_id, told in list(self.positions.items()):
+                if conversation_id not in self.sockets:
+                    self.positions.pop(conversation_id, None)
+                    continue
+                position = await self.store.position(conversation_id)
+                if position is None or position == told or self.positions.get(conversation_id) != told:
+                    continue  # left the line (its own status event says so), unchanged, or told meanwhile
+                self.positions[conversation_id] = position
+                conversation = await self.store.get_conversation(conversation_id)
+                language = {} if conversation is None else {"language": self.language(conversation)}
+                self._offer_all(conversation_id, {"type": "status", "status": Status.QUEUED.value, "position": position,
+                                                  **language})  # fmt: skip
 
     async def _frame(self, event: Event) -> tuple[str, dict[str, Any]] | None:
         """The web chat's frame for an event of a followed conversation, with the conversation's id."""
