@@ -5,7 +5,10 @@ over, as the server does daily; ``--dry-run`` counts them and changes nothing.
 
 ``gateway erase --conversation ID`` or ``gateway erase --channel CH --identity X`` erases everything about that
 young person (every conversation of the same channel identity). The identity is compared as stored and through
-its keyed hash (``GATEWAY_SECRET_KEY``): set the same key as the server's.
+its keyed hash (``GATEWAY_SECRET_KEY``): set the same key as the server's. A WhatsApp number is taken as a person
+writes it in international form (``+33 6 12 34 56 78``, ``0033612345678``, ``whatsapp:+33612345678``: stored as
+Twilio's ``whatsapp:+33612345678``); a national form (``06…``) is refused, since the same digits name another
+person in another country (``0692…`` is a Réunion mobile, +262 692…, as well as a metropolitan +33 692…).
 """
 
 from __future__ import annotations
@@ -24,6 +27,19 @@ if TYPE_CHECKING:
     from gateway.store import Store
 
 ACTOR = "cli"
+SEPARATORS = str.maketrans("", "", " .-()/\u00a0")
+
+
+def channel_address(channel: str, identity: str) -> str:
+    """The identity as the channel's adapter stores it (:func:`gateway.channels.whatsapp._inbound`'s ``From``)."""
+    if channel != "whatsapp":
+        return identity.strip()
+    number = identity.strip().removeprefix("whatsapp:").translate(SEPARATORS)
+    if number.startswith("00"):
+        number = "+" + number[2:]
+    if not number.startswith("+") or not number[1:].isdigit():
+        raise GatewayError("--identity: a WhatsApp number in international form, such as +33 6 12 34 56 78")
+    return "whatsapp:" + number
 
 
 def load_flows(settings: Settings) -> FlowSet:
@@ -77,6 +93,7 @@ def _erase(args: argparse.Namespace) -> int:
         raise GatewayError("erase needs --conversation ID, or --channel and --identity")
     if args.channel and not args.identity:
         raise GatewayError("--channel needs --identity")
+    identity = channel_address(args.channel, args.identity) if args.channel else ""
     settings = Settings.from_env()
     keyed = KeyedHash(settings.secret_key.get_secret_value())
 
@@ -94,7 +111,7 @@ def _erase(args: argparse.Namespace) -> int:
                     print(f"gateway: no conversation {args.conversation}")
                     return 1
             else:
-                erased = await eraser.erase_person(ChannelName(args.channel), args.identity, ACTOR, "gateway erase")
+                erased = await eraser.erase_person(ChannelName(args.channel), identity, ACTOR, "gateway erase")
         finally:
             await store.close()
         print(f"erased {erased.conversations} conversation(s), {erased.entries} transcript entries")
