@@ -8,8 +8,8 @@ is released).
 "Everything" is every conversation of the same channel identity (``channel`` + sender): the conversation records,
 transcripts (messages, listeners' notes, attachments, provider ids), outbox items of any status, timers, queue
 and take entries, the de-duplication keys of the young person's messages and the marks of the listeners' replies
-(the console's reply ids, kept 8 days: ``marks_of``), the evidence copies of the notices
-raised from them, the inbox items still waiting, and the gate's notices to that sender (``notice-<keyed hash>``).
+(the console's reply ids, kept 8 days: ``marks_of``), the evidence copies of the notices raised from them, the
+inbox items still waiting or set aside, and the gate's notices to that sender (``notice-<keyed hash>``).
 The "earlier conversations" a listener sees go with them. Blocks stay: they hold only a keyed hash, and keeping
 the line safe outweighs erasing a block (a supervisor lifts it by hand). A conversation a listener holds is ended
 first: the listener is told by a system entry shown live (never stored, since the transcript is going).

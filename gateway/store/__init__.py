@@ -1079,7 +1079,8 @@ class RetentionStore(Protocol):
         ...
 
     async def inbox_forget(self, sender_key: str) -> int:
-        """Delete a sender's items waiting in the inbox; how many there were."""
+        """Delete a sender's items waiting in the inbox, and those it set aside (an erasure: they hold the sender's
+        address and words); how many there were."""
         ...
 
 

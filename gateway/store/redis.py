@@ -1917,11 +1917,26 @@ class RedisStore:
     async def inbox_forget(self, sender_key: str) -> int:
         sender_key = self._keys.lookup("inbox", sender_key)
         ids = _texts(await self._redis.zrange(K.INBOX + "sender:" + sender_key, 0, -1))
+        aside = await self._aside_of(sender_key)
         async with self._redis.pipeline(transaction=True) as pipe:  # one slot: {inbox}
             pipe.delete(K.INBOX + "sender:" + sender_key, *(K.INBOX + "item:" + i for i in ids))
             pipe.zrem(K.INBOX + "heads", sender_key)
+            if aside:
+                pipe.delete(*(K.INBOX + "aside:" + i for i in aside))
+                pipe.zrem(K.INBOX + "aside", *aside)
             await pipe.execute()
-        return len(ids)
+        return len(ids) + len(aside)
+
+    async def _aside_of(self, sender_key: str) -> list[str]:
+        """The ids of a sender's items set aside (few, and never changed once aside: no index by sender)."""
+        ids = _texts(await self._redis.zrange(K.INBOX + "aside", 0, -1))
+        if not ids:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for i in ids:
+                pipe.hget(K.INBOX + "aside:" + i, "sender")
+            senders = await pipe.execute()
+        return [i for i, sender in zip(ids, senders, strict=True) if sender is not None and _text(sender) == sender_key]
 
     # Encryption at rest
 

@@ -1543,7 +1543,13 @@ class SqliteStore:
 
     async def inbox_forget(self, sender_key: str) -> int:
         key = self._keys.lookup("inbox", sender_key)
-        return await self._change("DELETE FROM inbox WHERE sender_key = ?", (key,))
+
+        def work(conn: sqlite3.Connection) -> int:
+            with _writing(conn):
+                waiting = conn.execute("DELETE FROM inbox WHERE sender_key = ?", (key,)).rowcount
+                return waiting + conn.execute("DELETE FROM inbox_aside WHERE sender_key = ?", (key,)).rowcount
+
+        return await self._run(work)
 
     # Notices, their evidence, referrals
 
