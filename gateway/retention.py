@@ -12,6 +12,9 @@ queued, taken, closed), queue, priority, route, outcome, flow version, the risk 
 Redis also holds the transcript keys with a TTL of ``closed_days`` from the end (set when the conversation ends,
 ``Store.expire_transcript``), so that they go even if no purge runs; the purge is what strips the record.
 
+The inbound messages the inbox set aside (``gateway/inbox.py``: a bug on that very message, ten times) hold their
+sender's address and words in no conversation: the purge deletes those set aside ``closed_days`` ago or more.
+
 Takedown notices keep their own retention (``notices.retention_days``, evidence copies deleted after the notice is
 closed, ``gateway/notices/service.py``): a notice may outlive its conversation, so the purge leaves notices alone.
 
@@ -93,7 +96,7 @@ class Retention:
     async def purge(self, now: datetime, *, dry_run: bool = False, actor: str = "gateway") -> Purged:
         """Purge every conversation whose retention is over; ``dry_run``: count them, change nothing."""
         cutoff, days = self.cutoff(now)
-        conversations = entries = 0
+        conversations = entries = aside = 0
         user_entries: set[str] = set()
         async for listed in self._candidates(cutoff, dry_run):
             if dry_run:
@@ -112,10 +115,12 @@ class Retention:
                 await self.store.forget_seen(
                     [k for k in await self.store.seen_keys() if entry_id_of_seen(k) in user_entries]
                 )
-            if conversations:
+            aside = await self.store.inbox_drop_aside(cutoff)
+            if conversations or aside:
                 await self.store.forget_freed()
-        if conversations and not dry_run:
+        if (conversations or aside) and not dry_run:
             detail = f"{conversations} conversation(s), {entries} entries ({days} days after the end)"
+            detail += f", {aside} inbound message(s) set aside" if aside else ""
             await self.store.audit(AuditEntry(now, actor, "purge", "", detail))
         return Purged(conversations, entries, days)
 

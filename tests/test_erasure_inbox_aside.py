@@ -2,17 +2,20 @@
 failed ten times on an unexpected error is kept, never dropped), on SQLite and Redis, through the real app and
 WhatsApp webhooks. The message set aside here was written by a newer gateway sharing the store (a rolling
 upgrade): its photo carries a field this version does not know, as in tests/test_inbox.py. Such a message holds
-the young person's number and words; before, it outlived their erasure (and any retention) for good."""
+the young person's number and words; before, it outlived their erasure and the retention (``gateway purge``) for
+good."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from gateway.app import STORE
+from gateway.app import FLOWS, STORE
 from gateway.erasure import EPOCH, FAR
 from gateway.keyed import KeyedHash
+from gateway.retention import Retention
 from gateway.settings import Settings
 from gateway.store import InboxItem
 from gateway.testing import ACCOUNT_SID, SECRET_KEY, WHATSAPP_FROM, FakeTwilioAPI, sign_twilio, twilio_form
@@ -69,3 +72,25 @@ async def test_an_erasure_takes_the_persons_messages_set_aside(
     assert [c.sender for c in await store.list_conversations(EPOCH, FAR)] == []
 
     assert await store.inbox_set_aside_count() == 1  # before: 2, the erased person's number and words kept for good
+
+
+async def test_the_purge_takes_messages_set_aside_once_the_retention_is_over(
+    make_client: AppFactory, where: Settings, clock: Clock
+) -> None:
+    client = await make_client(where)
+    store, flows = client.app[STORE], client.app[FLOWS]
+    await store.inbox_put([from_a_newer_version(PHONE, 1)])
+
+    async def set_aside() -> bool:
+        clock.advance(seconds=61)
+        return await store.inbox_set_aside_count() == 1
+
+    await eventually(set_aside)
+    retention = Retention(store, flows, clock=clock)
+    days = flows.engine().flow.retention.closed_days
+    await retention.purge(clock() + timedelta(days=days - 1))
+    assert await store.inbox_set_aside_count() == 1  # within the retention: kept for an operator
+    await retention.purge(clock() + timedelta(days=days, minutes=1))
+    assert await store.inbox_set_aside_count() == 0  # before: kept for ever, the number and words with it
+    [entry] = [e for e in await store.audit_log() if e.action == "purge"]
+    assert "1 inbound message(s) set aside" in entry.detail and SECRET not in entry.detail

@@ -1052,6 +1052,11 @@ class RetentionStore(Protocol):
         """When the oldest conversation kept was created (None: there is none), where a purge starts."""
         ...
 
+    async def inbox_drop_aside(self, before: datetime) -> int:
+        """Retention over for the inbound messages the inbox set aside at or before ``before`` (their sender's
+        address and words, in no conversation): delete them. How many there were."""
+        ...
+
     async def expire_transcript(self, conversation_id: str, ttl_seconds: int) -> None:
         """Let the store itself forget the conversation's transcript ``ttl_seconds`` from now (Redis: TTLs on its
         keys, a backstop of the purge; SQLite: nothing, the purge does it). A write held inside ``batch``."""

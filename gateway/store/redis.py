@@ -1690,6 +1690,16 @@ class RedisStore:
         return bool(await self._script("inbox_set_aside", keys, [K.INBOX, item_id, to_us(at)]) == 1)
 
     @_guarded
+    async def inbox_drop_aside(self, before: datetime) -> int:
+        ids = _texts(await self._redis.zrangebyscore(K.INBOX + "aside", "-inf", to_us(before)))
+        if ids:
+            async with self._redis.pipeline(transaction=True) as pipe:  # one slot: {inbox}
+                pipe.delete(*(K.INBOX + "aside:" + i for i in ids))
+                pipe.zrem(K.INBOX + "aside", *ids)
+                await pipe.execute()
+        return len(ids)
+
+    @_guarded
     async def inbox_set_aside_count(self) -> int:
         return int(await self._redis.zcard(K.INBOX + "aside"))
 

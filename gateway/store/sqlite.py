@@ -1247,6 +1247,9 @@ class SqliteStore:
 
         return await self._run(work)
 
+    async def inbox_drop_aside(self, before: datetime) -> int:
+        return await self._change("DELETE FROM inbox_aside WHERE at_us <= ?", (to_us(before),))
+
     async def inbox_set_aside_count(self) -> int:
         rows = await self._select("SELECT COUNT(*) AS n FROM inbox_aside", ())
         return int(rows[0]["n"])
