@@ -595,7 +595,7 @@ class Engine:
     def _ask(self, step_id: str, language: str) -> Reply:
         step = self.flow.steps[step_id]
         assert step.ask is not None
-        return Reply(self.text(step.ask, language), self._questions[step_id].choices[language])
+        return Reply(self.text(step.ask, language), self._buttons_in(self._questions[step_id], language))
 
     def _compile(self, step: Step) -> _Question:
         raw: list[tuple[str, LocalText, dict[str, list[str]]]] = [
@@ -621,7 +621,13 @@ class Engine:
         return _Question(options, choices, {})
 
     def _offer_reply(self, language: str) -> Reply:
-        return Reply(self.message("offer_listener", language), self._offer.choices[language])
+        return Reply(self.message("offer_listener", language), self._buttons_in(self._offer, language))
+
+    def _buttons_in(self, question: _Question, language: str) -> tuple[Choice, ...]:
+        """The question's buttons in ``language``, else in the default one as :meth:`text` does: a conversation begun
+        on another instance's or an earlier version's flow may speak a language this one does not have (a rolling
+        deploy adding one, its rollback, a restart after one was removed)."""
+        return question.choices.get(language) or question.choices[self.flow.default_language]
 
     def _compile_field_labels(self) -> dict[str, str]:
         lang = self.flow.default_language
