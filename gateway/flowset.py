@@ -91,10 +91,12 @@ class FlowSet:
         return self.engines.get(version) or self.engine()
 
     def knowing(self, version: str, has: Callable[[Engine], bool]) -> Engine | None:
-        """The engine of ``version`` when ``has`` holds for it, else the current one when it does, else None. The
+        """The current engine when ``has`` holds for it, else the engine of ``version`` when it does, else None. The
         console offers the current flow's queues, partners and closing categories: one a reload added is known to the
-        conversations begun before it too, which keep their own version for the rest."""
-        return next((engine for engine in (self.for_version(version), self.engine()) if has(engine)), None)
+        conversations begun before it too, which keep their own version for the bot's part; one a reload corrected (a
+        partner's number, a queue's hours) is sent and told as corrected; one it removed stays usable on the
+        conversations whose version has it."""
+        return next((engine for engine in (self.engine(), self.for_version(version)) if has(engine)), None)
 
     def _stat(self) -> tuple[int, int, int] | None:
         try:

@@ -5,6 +5,7 @@ reads it, and never an error."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +13,17 @@ import pytest
 import redis
 import yaml
 
-from gateway.app import STORE
+from gateway.app import FLOWS, STORE
+from gateway.conversation import Status
 from gateway.flows.loader import _Loader
 from gateway.settings import Settings
 from gateway.store import Author
 from gateway.testing import BOT_TOKEN, FakeTelegramAPI, telegram_headers, telegram_update
-from tests.conftest import ROOT, AppFactory
+from tests.conftest import PARIS, ROOT, AppFactory, Clock, add_listener, login
 from tests.store.conftest import redis_url  # noqa: F401  (the session's redis-server)
+from tests.test_app import flow_copy, with_flow
+from tests.test_timers import bot_lines, conversation_of, fire_and_wait, start
+from tests.test_webchat import WALK_TO_QUEUE
 
 SECRET = "webhook_secret-123"
 CHAT = 515151
@@ -79,3 +84,62 @@ async def test_a_conversation_begun_in_a_language_the_other_instance_does_not_ha
     answered = [e for e in after if e.author == Author.BOT]
     assert answered, [e.author for e in after]
     assert answered[-1].choices, answered[-1].text  # the question asked again, with its buttons
+
+
+OLD_NUMBER = "appelle le 116 006, tous les jours de 9h à 19h"
+NEW_NUMBER = "appelle le 116 016, tous les jours de 9h à 19h"
+
+
+async def test_a_partners_number_corrected_by_a_reload_is_the_one_a_listener_sends(
+    make_client: AppFactory, settings: Settings, tmp_path: Path, clock: Clock
+) -> None:
+    """Ops find a wrong number in a partner's message and fix flows.yaml. The console (the new file) offers the
+    partner; a listener refers the young person waiting since before the fix. Before, the conversation's pinned
+    version gave the message: the wrong number was sent, to everyone begun before the reload, for hours."""
+    flows = flow_copy(tmp_path)
+    client = await make_client(with_flow(settings, flows))
+    conversation = await conversation_of(client, await start(client, WALK_TO_QUEUE), clock)
+    await add_listener(client, "anne")
+    await login(client, "anne")
+    path = f"/api/conversations/{conversation.id}"
+    assert (await client.post(path + "/take", json={})).status == 200
+
+    text = flows.read_text(encoding="utf-8")
+    assert OLD_NUMBER in text
+    flows.write_text(text.replace(OLD_NUMBER, NEW_NUMBER), encoding="utf-8")
+    reloaded = client.app[FLOWS].reload_if_changed()
+    assert reloaded is not None and reloaded.ok, reloaded
+
+    referred = await client.post(path + "/refer", json={"partner": "116006"})
+    assert referred.status == 201, await referred.text()
+    sent = (await referred.json())["text"]
+    assert NEW_NUMBER in sent and OLD_NUMBER not in sent
+
+
+async def test_a_closure_added_by_a_reload_tells_the_waiting_young_person_where_to_turn(
+    make_client: AppFactory, settings: Settings, tmp_path: Path, clock: Clock
+) -> None:
+    """No listener tonight: ops close the line at 15:00 today (a dated closure) and save flows.yaml at 14:00. A
+    young person waiting since before is told, at 15:05, that the line is closed and who answers now. Before, the
+    pinned version's hours (open until 23:00) kept promising a listener who would never come."""
+    flows = flow_copy(tmp_path)
+    client = await make_client(with_flow(settings, flows))
+    conversation = await conversation_of(client, await start(client, WALK_TO_QUEUE), clock)
+    assert conversation.status == Status.QUEUED
+
+    text = flows.read_text(encoding="utf-8")
+    closures = "    closures:\n      - date: 2026-12-25\n"
+    assert closures in text
+    closure = '      - date: 2026-03-10\n        hours: ["15:00-23:00"]\n        reason: "Pas d\'écoutant ce soir"\n'
+    flows.write_text(text.replace(closures, "    closures:\n" + closure + "      - date: 2026-12-25\n", 1), "utf-8")
+    reloaded = client.app[FLOWS].reload_if_changed()
+    assert reloaded is not None and reloaded.ok, reloaded
+
+    count = len(await bot_lines(client, conversation.id))
+    clock.now = datetime(2026, 3, 10, 15, 5, tzinfo=PARIS).astimezone(UTC)
+
+    async def told() -> bool:
+        return len(await bot_lines(client, conversation.id)) > count
+
+    await fire_and_wait(client, told)
+    assert "Le chat du 3018 est fermé" in (await bot_lines(client, conversation.id))[-1]
