@@ -426,10 +426,11 @@ class Dispatcher:
         conversation.last_inbound_at = now
         conversation.updated_at = now
         engine = self.flows.for_version(conversation.flow_version) if conversation.engine else self.flows.engine()
+        risks = self.flows.engine()  # the risks are read as flows.yaml says now: a phrase ops just added counts
         spoken = language_of(conversation, engine.flow)
-        found = engine.decide(inbound.text, reading).flag
-        joined = _joined(engine, conversation, inbound.text) if found is None else None
-        flag = self._flag(engine.decide(joined).flag if joined is not None else found)
+        found = risks.decide(inbound.text, reading).flag
+        joined = _joined(risks, conversation, inbound.text) if found is None else None
+        flag = self._flag(risks.decide(joined).flag if joined is not None else found)
         entry = TranscriptEntry(
             id=inbound_entry_id(inbound), conversation_id=conversation.id, at=now, author=Author.USER,
             text=inbound.text, attachments=inbound.attachments, delivery=Delivery.DELIVERED, flag=flag,
@@ -459,7 +460,7 @@ class Dispatcher:
             )
             if conversation.status == Status.QUEUED:
                 text, read = (joined, None) if joined is not None else (inbound.text, reading)
-                await self._escalate(conversation, engine, text, read, now, stronger=stronger)
+                await self._escalate(conversation, risks, text, read, now, stronger=stronger)
         _remember(engine, conversation, inbound, quiet=found is None and joined is None)
         await self.store.save_conversation(conversation, done=done)
         if flag is not None:
@@ -556,10 +557,16 @@ class Dispatcher:
             channel, hint = inbound.channel.value, inbound.language_hint
             result = engine.start(channel=channel, now=now, language_hint=hint, text=inbound.text, reading=reading)
         else:
-            engine = self.flows.for_version(conversation.flow_version)
+            engine, current = self.flows.for_version(conversation.flow_version), self.flows.engine()
             state = State.from_dict(conversation.engine)
-            result = engine.step(state, inbound.text, now=now, payload=inbound.payload, reading=reading,
-                                 media=bool(inbound.attachments))  # fmt: skip
+            # begun on an earlier version: the current flow's interrupt phrases first (one ops just added), then the
+            # conversation's own version (its steps, and the model's reading as it does: a button typed is not read)
+            found = current.interrupt(state, inbound.text, now=now) if current is not engine else None
+            if found is not None:
+                engine, result = current, found
+            else:
+                result = engine.step(state, inbound.text, now=now, payload=inbound.payload, reading=reading,
+                                     media=bool(inbound.attachments))  # fmt: skip
         await self._after_bot(conversation, engine, result, now)
 
     async def _after_bot(self, conversation: Conversation, engine: Engine, result: StepResult, now: datetime) -> None:

@@ -23,7 +23,7 @@ from tests.conftest import PARIS, ROOT, AppFactory, Clock, add_listener, login
 from tests.store.conftest import redis_url  # noqa: F401  (the session's redis-server)
 from tests.test_app import flow_copy, with_flow
 from tests.test_timers import bot_lines, conversation_of, fire_and_wait, start
-from tests.test_webchat import WALK_TO_QUEUE
+from tests.test_webchat import WALK_TO_QUEUE, bot_texts, hello, say
 
 SECRET = "webhook_secret-123"
 CHAT = 515151
@@ -143,3 +143,56 @@ async def test_a_closure_added_by_a_reload_tells_the_waiting_young_person_where_
 
     await fire_and_wait(client, told)
     assert "Le chat du 3018 est fermé" in (await bot_lines(client, conversation.id))[-1]
+
+
+NEW_PHRASE = "(le|mon) grand plongeon"
+SUICIDE_PHRASES = (
+    "  suicide:                       # ideation, plan, means, goodbye messages → 3114\n    match:\n      fr: ["
+)
+
+
+async def test_a_phrase_added_to_an_interrupt_protects_the_young_people_already_waiting(
+    make_client: AppFactory, settings: Settings, tmp_path: Path, clock: Clock
+) -> None:
+    """After a missed conversation, ops add the words a young person used to the suicide interrupt and save
+    flows.yaml. A young person waiting in the queue since before writes them: the priority goes urgent and the 3114
+    is given. Before, the pinned version's phrases read the message: nothing raised, a normal place in the queue."""
+    flows = flow_copy(tmp_path)
+    client = await make_client(with_flow(settings.replace(understanding="off"), flows))
+    token = await start(client, WALK_TO_QUEUE)
+    conversation = await conversation_of(client, token, clock)
+    assert (conversation.status, conversation.priority.value) == (Status.QUEUED, "normal")
+
+    text = flows.read_text(encoding="utf-8")
+    assert SUICIDE_PHRASES in text
+    flows.write_text(text.replace(SUICIDE_PHRASES, SUICIDE_PHRASES + NEW_PHRASE + ", ", 1), encoding="utf-8")
+    reloaded = client.app[FLOWS].reload_if_changed()
+    assert reloaded is not None and reloaded.ok, reloaded
+
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws, token)
+        frames = await say(ws, "late", "ce soir je fais le grand plongeon")
+    assert any("3114" in t for t in bot_texts(frames)), bot_texts(frames)
+    waiting = await client.app[STORE].get_conversation(conversation.id)
+    assert waiting is not None and waiting.priority.value == "urgent"
+
+
+async def test_a_phrase_added_to_an_interrupt_protects_the_young_people_in_the_middle_of_the_questions(
+    make_client: AppFactory, settings: Settings, tmp_path: Path, clock: Clock
+) -> None:
+    """The same phrase, written at the age question by a young person who began before the reload: handed to a
+    listener at once, urgent, with the 3114. Before: "not understood", and the age question again."""
+    flows = flow_copy(tmp_path)
+    client = await make_client(with_flow(settings.replace(understanding="off"), flows))
+    token = await start(client, WALK_TO_QUEUE[:2])
+    text = flows.read_text(encoding="utf-8")
+    flows.write_text(text.replace(SUICIDE_PHRASES, SUICIDE_PHRASES + NEW_PHRASE + ", ", 1), encoding="utf-8")
+    reloaded = client.app[FLOWS].reload_if_changed()
+    assert reloaded is not None and reloaded.ok, reloaded
+
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws, token)
+        frames = await say(ws, "late", "ce soir je fais le grand plongeon")
+    assert any("3114" in t for t in bot_texts(frames)), bot_texts(frames)
+    conversation = await conversation_of(client, token, clock)
+    assert (conversation.status, conversation.priority.value) == (Status.QUEUED, "urgent")
