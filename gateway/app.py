@@ -34,7 +34,7 @@ from gateway.channels_wiring import TypingRelay, build_channels, webhook_routes
 from gateway.clock import utcnow
 from gateway.console.access import Sight
 from gateway.console.actions import Actions
-from gateway.console.api import ListenerAPI, Presence
+from gateway.console.api import LISTENER, ListenerAPI, Presence
 from gateway.console.crosssite import CrossSite, Handler, own_pages_only
 from gateway.console.events import ConsoleEvents
 from gateway.console.logins import LoginBrake, Logins, PasswordWorkers, Turns
@@ -65,7 +65,7 @@ from gateway.retention import Retention
 from gateway.scrapers import Scrapers
 from gateway.settings import Settings
 from gateway.sockets import SocketWriter
-from gateway.store import RELEASE_OUTCOMES, HasWorkers, RetriesReleases, Store
+from gateway.store import RELEASE_OUTCOMES, AuditEntry, HasWorkers, RetriesReleases, Store
 from gateway.store.waiting import open_store_waiting
 from gateway.supervisor import Supervisor, where
 from gateway.timers import Timers
@@ -550,7 +550,10 @@ def _routes(
         return await leave_request(request, hub)
 
     async def reload(request: web.Request) -> web.StreamResponse:
-        result = flows.reload()
+        result = flows.reload()  # audited: who changed what the bot says, and when (the version served after it)
+        action = "flows_reload" if result.ok else "flows_reload_refused"
+        detail = f"{len(result.problems)} problem(s)" if result.problems else ""
+        await store.audit(AuditEntry(api.clock(), request[LISTENER].name, action, result.version or "", detail))
         return web.json_response(result.to_dict(), status=200 if result.ok else 422)
 
     app.add_routes([

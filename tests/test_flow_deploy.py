@@ -196,3 +196,26 @@ async def test_a_phrase_added_to_an_interrupt_protects_the_young_people_in_the_m
     assert any("3114" in t for t in bot_texts(frames)), bot_texts(frames)
     conversation = await conversation_of(client, token, clock)
     assert (conversation.status, conversation.priority.value) == (Status.QUEUED, "urgent")
+
+
+async def test_a_reload_is_in_the_audit_log_with_who_and_which_version(
+    make_client: AppFactory, settings: Settings, tmp_path: Path
+) -> None:
+    """A supervisor reloads flows.yaml from the console (a changed partner number, a closure): the audit log says who,
+    when and which version, and a refused reload too. Before, nothing: the supervisors could not tell from the audit
+    what changed the bot's answers, or when."""
+    flows = flow_copy(tmp_path)
+    client = await make_client(with_flow(settings, flows))
+    await add_listener(client, "sam", supervisor=True)
+    await login(client, "sam")
+    text = flows.read_text(encoding="utf-8")
+    flows.write_text(text.replace(OLD_NUMBER, NEW_NUMBER), encoding="utf-8")
+    reloaded = await client.post("/api/admin/reload", json={})
+    assert reloaded.status == 200, await reloaded.text()
+    version = (await reloaded.json())["version"]
+    flows.write_text(text.replace("choices:", "choises:", 1), encoding="utf-8")
+    assert (await client.post("/api/admin/reload", json={})).status == 422
+
+    entries = (await (await client.get("/api/audit")).json())["entries"]
+    reloads = [(e["actor"], e["action"], e["subject"]) for e in entries if e["action"].startswith("flows_reload")]
+    assert reloads == [("sam", "flows_reload_refused", version), ("sam", "flows_reload", version)]
