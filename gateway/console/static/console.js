@@ -38,7 +38,9 @@
     if (!state.me) { return; }
     fillSelects();
     renderQueue();
-    if (state.current) { state.rebuild = true; renderConversation(false); }  // every label in the new language
+    // every label in the new language, from the conversation as it is now: the one read when it was opened lacks
+    // what came since (drawn by appendEntry), which a redraw from it took off the screen
+    if (state.current) { state.rebuild = true; if (state.current.erased) { renderConversation(false); } else { openConversation(state.current.id); } }
     if (state.gone) { $("gone").textContent = t(state.gone.key, { name: state.gone.name }); }
   });
   setInterval(renderWaitingTimes, 15000);
@@ -47,7 +49,7 @@
   function onConnected() {  // also after a reconnection: events (deliveries) may have been missed, redraw all
     connection(true);
     loadQueue();
-    if (state.current) { state.rebuild = true; openConversation(state.current.id); }
+    if (state.current) { state.rebuild = true; if (state.current.erased) { renderConversation(false); } else { openConversation(state.current.id); } }
   }
 
   function connection(on) {

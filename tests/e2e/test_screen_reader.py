@@ -1,0 +1,47 @@
+"""What a screen reader is given, in the real Chromium: what each live region of the console and of the chat is
+given as things happen (tests/e2e/live_regions.py records it), and where the focus goes. Found in a review with a
+screen reader's angle (2026-12-05): a listener who switched the console's language lost sight of the messages that
+came meanwhile, and heard the whole history again."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import BrowserContext, Page, expect
+
+from tests.e2e.live_regions import announced, record
+from tests.e2e.test_chat import open_chat, type_answer, walk_to_queue
+from tests.e2e.test_console import add_listeners, log_in
+
+pytestmark = pytest.mark.browser
+
+
+async def taken(context: BrowserContext, desk: BrowserContext, server: TestServer) -> tuple[Page, Page]:
+    """A young person walked to the queue, a listener (anne, recorded) who took them and wrote once, read."""
+    await record(desk)
+    await add_listeners(server, "anne")
+    listener = await log_in(desk, server, "anne")
+    young = await open_chat(context, server)
+    await walk_to_queue(young)
+    await listener.locator("#waiting .card .take").click()
+    await expect(listener.locator("#composer")).to_have_attribute("data-mode", "reply")
+    await listener.locator("#reply").fill("Bonjour, je t'écoute.")
+    await listener.keyboard.press("Enter")
+    await expect(listener.locator('#transcript .msg[data-author="listener"] .delivery')).to_have_text("lu")
+    return listener, young
+
+
+async def test_the_language_switch_keeps_the_messages_that_came_live(
+    context: BrowserContext, desk: BrowserContext, server: TestServer
+) -> None:
+    """The switch drew the transcript again from the conversation as it was when opened: the listener's reply and
+    the young person's message that came since were gone from the screen until the next reload."""
+    listener, young = await taken(context, desk, server)
+    await type_answer(young, "merci, c'est dur en ce moment")
+    await expect(listener.locator('#transcript .msg[data-author="user"]').last).to_contain_text("c'est dur")
+    await listener.locator('.lang-switch [data-lang="en"]').click()
+    await expect(listener.locator("#handback")).to_have_text("Hand back to the queue")
+    await expect(listener.locator(".msg.user .who").last).to_contain_text("Young person")
+    texts = listener.locator("#transcript .msg .text")
+    await expect(texts.filter(has_text="Bonjour, je t'écoute.")).to_have_count(1)
+    await expect(texts.filter(has_text="merci, c'est dur en ce moment")).to_have_count(1)
