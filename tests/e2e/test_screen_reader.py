@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import BrowserContext, Page, expect
+from playwright.async_api import BrowserContext, Page, WebSocketRoute, expect
 
 from tests.e2e.live_regions import announced, record
 from tests.e2e.test_chat import open_chat, type_answer, walk_to_queue
@@ -45,3 +45,39 @@ async def test_the_language_switch_keeps_the_messages_that_came_live(
     texts = listener.locator("#transcript .msg .text")
     await expect(texts.filter(has_text="Bonjour, je t'écoute.")).to_have_count(1)
     await expect(texts.filter(has_text="merci, c'est dur en ce moment")).to_have_count(1)
+
+
+async def test_the_console_gives_a_screen_reader_what_is_new_once_and_nothing_else(
+    context: BrowserContext, desk: BrowserContext, server: TestServer
+) -> None:
+    """The transcript was itself the live region: each redraw of it (the language switch, every reconnection of
+    the live connection, opening another conversation) gave the whole history again, message after message, and
+    each delivery mark's change ("envoyé", then "lu") was read out alone, with no message to tie it to."""
+    sockets: list[WebSocketRoute] = []
+
+    async def route(ws: WebSocketRoute) -> None:
+        ws.connect_to_server()
+        sockets.append(ws)
+
+    await desk.route_web_socket("**/api/events", route)
+    listener, young = await taken(context, desk, server)
+    await listener.wait_for_timeout(300)
+    await announced(listener)  # the take, and the reply's own marks, drawn before: not what is tested here
+
+    await listener.locator('.lang-switch [data-lang="en"]').click()
+    await expect(listener.locator("#handback")).to_have_text("Hand back to the queue")
+    await expect(listener.locator(".msg.user .who").last).to_contain_text("Young person")
+    await sockets[-1].close()  # the live connection drops and comes back: the conversation is read again
+    await expect(listener.locator("#connection")).not_to_have_text("Live")
+    await expect(listener.locator("#connection")).to_have_text("Live")
+    assert len(sockets) == 2
+    await listener.locator("#reply").fill("Tu peux me raconter ?")
+    await listener.keyboard.press("Enter")
+    await expect(listener.locator('#transcript .msg[data-author="listener"] .delivery').last).to_have_text("read")
+    await type_answer(young, "oui, ils m'insultent tous les jours")
+    await expect(listener.locator("#transcript .msg.user").last).to_contain_text("tous les jours")
+    await listener.wait_for_timeout(300)
+    given = await announced(listener)
+    assert not [text for text in given if "Des élèves se moquent de moi" in text], given  # no history again
+    assert not [text for text in given if text in ("sent", "delivered", "read", "envoyé", "remis", "lu")], given
+    assert [text for text in given if "tous les jours" in text] == [given[-1]], given  # the new message, once

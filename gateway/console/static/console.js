@@ -123,6 +123,7 @@
       if (flagged) {  // a risk read while the listener holds it (a late reading too): seen at once, and kept shown
         showFlag(flagged, event.flag);
         flagged.classList.add("flash");
+        announce(flagText(event.flag));
       }
     } else if (event.type === "delivery") {
       var mark = document.querySelector('[data-entry="' + CSS.escape(event.id) + '"] .delivery');
@@ -356,8 +357,10 @@
     if (draft && $("composer").hidden && !closing) { drafts.keep(c.id); }  // ended or erased under it: listed, to copy
     else if (draft && draft.kept) { drafts.put(c.id, { text: draft.text, mode: draft.mode, name: draft.name }); }  // back in its box
     updateComposer();
-    if (changed || state.rebuild) {  // else only what is new: a screen reader announces each message once
+    var quiet = changed || state.rebuild;  // the history drawn again: nothing of it is new to a screen reader
+    if (quiet) {
       clear($("transcript"));
+      clear($("transcript-news"));
       state.shown = {};
       state.exchange = false;
     }
@@ -368,7 +371,7 @@
         state.exchange = true;
         $("transcript").appendChild(el("li", "divider", t("conv.exchange")));
       }
-      appendEntry(entry);
+      appendEntry(entry, quiet);
     });
     if (changed) { $("transcript").scrollTop = $("transcript").scrollHeight; }
     document.dispatchEvent(new CustomEvent("hg:conversation", { detail: c }));  // casework.js: notices, referrals
@@ -427,7 +430,8 @@
     }
   }
 
-  function appendEntry(entry) {
+  /* `quiet`: drawn with the history (announce). */
+  function appendEntry(entry, quiet) {
     if (state.shown[entry.id]) { return; }
     state.shown[entry.id] = true;
     var list = $("transcript");
@@ -444,6 +448,7 @@
       item.appendChild(el("span", "choices", t("conv.choices", { list: entry.choices.map(function (c) { return c.label; }).join(" · ") })));
     }
     (entry.attachments || []).forEach(function (attachment) { item.appendChild(attachmentView(attachment)); });
+    var said = item.textContent;  // without its delivery mark, which changes as it goes (sent, delivered, read)
     if (entry.author === "bot" || entry.author === "listener") {
       var mark = el("span", "delivery");
       setDelivery(mark, latestDelivery(entry.id, entry.delivery));
@@ -451,6 +456,17 @@
     }
     list.appendChild(item);
     if (atBottom || entry.author !== "user") { list.scrollTop = list.scrollHeight; }
+    if (!quiet) { announce(said); }
+  }
+
+  /* What a screen reader is told of the conversation shown: each entry (or risk read) as it comes, once, in a
+     polite live region of its own. The transcript is not one: drawn again whole (the language switch, each
+     reconnection, another conversation opened) it gave the whole history again, and each delivery mark's change
+     ("envoyé", then "lu") was read out alone. The transcript still shows both to whoever reads it. */
+  function announce(text) {
+    var news = $("transcript-news");
+    news.appendChild(el("span", "", text));
+    while (news.childNodes.length > 5) { news.removeChild(news.firstChild); }
   }
 
   /* A server-written entry, in the console's language (gateway/system_entries.py: its code and parameters). */
