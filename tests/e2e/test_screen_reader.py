@@ -81,3 +81,29 @@ async def test_the_console_gives_a_screen_reader_what_is_new_once_and_nothing_el
     assert not [text for text in given if "Des élèves se moquent de moi" in text], given  # no history again
     assert not [text for text in given if text in ("sent", "delivered", "read", "envoyé", "remis", "lu")], given
     assert [text for text in given if "tous les jours" in text] == [given[-1]], given  # the new message, once
+
+
+FOCUSED = "() => { const f = document.activeElement; return f === document.body ? 'body' : f.checkVisibility() && f.id; }"
+
+
+@pytest.mark.parametrize("action", ["handback", "close"])
+async def test_after_handing_back_or_closing_the_focus_stays_in_the_conversation(
+    context: BrowserContext, desk: BrowserContext, server: TestServer, action: str
+) -> None:
+    """The button pressed went with the actions the conversation no longer has: the focus fell to the page's body
+    and a keyboard or screen reader user started again from the top of the page."""
+    listener, _ = await taken(context, desk, server)
+    if action == "handback":
+        await listener.locator("#handback").focus()
+        await listener.keyboard.press("Enter")
+        await expect(listener.locator("#handback")).to_be_hidden()
+    else:
+        await listener.locator("#close-open").focus()
+        await listener.keyboard.press("Enter")
+        await listener.locator("#outcome").select_option(index=1)
+        await listener.locator("#close-send").focus()
+        await listener.keyboard.press("Enter")
+        await expect(listener.locator("#close-open")).to_be_hidden()
+    await expect(listener.locator("#toast")).to_be_visible()
+    await listener.wait_for_timeout(300)
+    assert await listener.evaluate(FOCUSED) == "conv-title"

@@ -795,8 +795,17 @@
     return api("POST", "/api/conversations/" + id + "/" + action, body === undefined ? undefined : body).then(function (response) {
       if (response.ok) { toast(done); if (then) { then(id); } } else { toast(refusal(response), true); }
       loadQueue();
-      openConversation(id, true);
+      openConversation(id, true).then(keepFocus);
     }, unanswered);
+  }
+
+  /* The button pressed may go with the actions the conversation no longer has (closed, handed back): the focus
+     goes to the conversation's title, where a keyboard or a screen reader goes on (the toast says what was done),
+     never to the page's body, from which they would start again at the top. */
+  function keepFocus() {
+    var focused = document.activeElement;
+    if (focused && focused !== document.body && focused.checkVisibility()) { return; }
+    if (!$("conversation").hidden) { $("conv-title").focus(); }
   }
 
   // ----- small things ---------------------------------------------------------------------------------------
