@@ -107,3 +107,18 @@ async def test_after_handing_back_or_closing_the_focus_stays_in_the_conversation
     await expect(listener.locator("#toast")).to_be_visible()
     await listener.wait_for_timeout(300)
     assert await listener.evaluate(FOCUSED) == "conv-title"
+
+
+async def test_ones_own_hand_back_is_not_announced_as_a_new_arrival(
+    context: BrowserContext, desk: BrowserContext, server: TestServer
+) -> None:
+    """The conversation a listener gave back came into the waiting list as one never seen there: the toast said
+    "Nouvelle conversation en attente" (with the arrival's beep) over "Conversation rendue à la file", so a screen
+    reader heard that someone new was waiting, and maybe not what was done."""
+    listener, _ = await taken(context, desk, server)
+    await listener.wait_for_timeout(300)
+    await announced(listener)
+    await listener.locator("#handback").click()
+    await expect(listener.locator("#waiting .card")).to_have_count(1)
+    await listener.wait_for_timeout(500)
+    assert await announced(listener, "toast") == ["Conversation rendue à la file"]

@@ -180,10 +180,13 @@
     });
   }
 
+  /* A waiting card this page has not seen before: this listener's own, given back, is no arrival (no beep, no
+     "Nouvelle conversation en attente" over the toast that says it was given back). */
   function announceArrivals() {
     var ids = {};
     var fresh = [];
     state.waiting.forEach(function (card) { ids[card.id] = true; if (state.known && !state.known[card.id]) { fresh.push(card); } });
+    state.mine.forEach(function (card) { ids[card.id] = true; });
     state.known = ids;
     if (!fresh.length) { title(); return; }
     var urgent = fresh.some(function (card) { return card.priority === "urgent"; });
