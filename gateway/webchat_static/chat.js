@@ -235,6 +235,7 @@
   function showEntry(entry) {
     if (state.shown[entry.id]) { return; }
     state.shown[entry.id] = true;
+    if (entry.author === "user" && !entry.images && adopt(entry)) { return; }
     if (entry.author !== "user") {
       state.entries.push({ id: entry.id, author: entry.author, text: entry.text, at: entry.at });
       if (ended()) { saveEnded(); }
@@ -439,8 +440,10 @@
     followConversation(frame.conversation);
     frame.history.forEach(showEntry);
     state.live = true;  // from here on, what arrives while the tab is hidden counts as unread
+    var told = frame.history.filter(function (e) { return e.author === "user"; }).map(function (e) { return e.text; });
     pending().forEach(function (m) {  // re-send what the server never acknowledged; it de-duplicates on id
-      if (!document.querySelector('[data-id="' + m.id + '"]')) { bubble("user", m.text, m.id, true); }
+      // words the history already shows are not shown again (stored, the answer lost): new, their entry shows them
+      if (!document.querySelector('[data-id="' + m.id + '"]') && told.indexOf(m.text) < 0) { bubble("user", m.text, m.id, true); }
       sending(m.id);
       state.ws.send(JSON.stringify({ type: "message", id: m.id, text: m.text, payload: m.payload }));
     });
@@ -519,10 +522,30 @@
     expectAnswer();
   }
 
+  /* The message is stored: its bubble stays, no longer waiting, for the entry's own frame to take (adopt), before
+     or after this. Removing it for the entry's copy gave a screen reader the young person's every message twice. */
   function onAck(id) {
     savePending(pending().filter(function (m) { return m.id !== id; }));
     var el = document.querySelector('.msg.pending[data-id="' + id + '"]');
-    if (el) { removeFocused(el); }
+    if (el) { stored(el); el.dataset.acked = "1"; }
+  }
+
+  /* The young person's entry whose message the page shows already (waiting, or stored and not yet taken by its
+     entry): that bubble is it, the first of the same words (the messages go in order). */
+  function adopt(entry) {
+    var el = Array.prototype.filter.call(document.querySelectorAll(".msg.user.pending, .msg.user[data-acked]"), function (bubble) {
+      return bubble.querySelector(".text").textContent === entry.text;
+    })[0];
+    if (!el) { return false; }
+    stored(el);
+    delete el.dataset.acked;
+    return true;
+  }
+
+  function stored(el) {
+    var line = el.querySelector(".not-sent");
+    if (line) { removeFocused(line); }
+    el.classList.remove("pending", "failed");
   }
 
   function showTyping() {

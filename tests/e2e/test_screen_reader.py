@@ -122,3 +122,22 @@ async def test_ones_own_hand_back_is_not_announced_as_a_new_arrival(
     await expect(listener.locator("#waiting .card")).to_have_count(1)
     await listener.wait_for_timeout(500)
     assert await announced(listener, "toast") == ["Conversation rendue à la file"]
+
+
+async def test_the_chat_gives_each_message_of_the_young_person_once(context: BrowserContext, server: TestServer) -> None:
+    """A message sent showed at once (waiting), then that bubble went and the server's copy came in its place: the
+    log was given each of the young person's messages twice, whichever of the server's answer and its copy came
+    first (both orders happen: the answer first while the bot asks, the copy first in the queue)."""
+    await record(context)
+    young = await open_chat(context, server)
+    await walk_to_queue(young)
+    for text in ("tu es là ?", "ils recommencent"):
+        await type_answer(young, text)
+        await expect(young.locator(".msg.user").last).to_contain_text(text)
+    await expect(young.locator(".msg.pending")).to_have_count(0)
+    await young.wait_for_timeout(300)
+    mine = [text for text in await announced(young, "messages") if text.startswith("Toi")]
+    sent = ["Non", "Français", "j'ai 14 ans", "Pour moi", "Cyberharcèlement",
+            "Des élèves se moquent de moi sur un groupe.", "tu es là ?", "ils recommencent"]  # fmt: skip
+    assert [next(s for s in sent if text.endswith(s)) for text in mine] == sent, mine
+    await expect(young.locator(".msg.user")).to_have_count(len(sent))
