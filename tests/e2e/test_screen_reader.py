@@ -83,7 +83,9 @@ async def test_the_console_gives_a_screen_reader_what_is_new_once_and_nothing_el
     assert [text for text in given if "tous les jours" in text] == [given[-1]], given  # the new message, once
 
 
-FOCUSED = "() => { const f = document.activeElement; return f === document.body ? 'body' : f.checkVisibility() && f.id; }"
+FOCUSED = (
+    "() => { const f = document.activeElement; return f === document.body ? 'body' : f.checkVisibility() && f.id; }"
+)
 
 
 @pytest.mark.parametrize("action", ["handback", "close"])
@@ -124,7 +126,9 @@ async def test_ones_own_hand_back_is_not_announced_as_a_new_arrival(
     assert await announced(listener, "toast") == ["Conversation rendue à la file"]
 
 
-async def test_the_chat_gives_each_message_of_the_young_person_once(context: BrowserContext, server: TestServer) -> None:
+async def test_the_chat_gives_each_message_of_the_young_person_once(
+    context: BrowserContext, server: TestServer
+) -> None:
     """A message sent showed at once (waiting), then that bubble went and the server's copy came in its place: the
     log was given each of the young person's messages twice, whichever of the server's answer and its copy came
     first (both orders happen: the answer first while the bot asks, the copy first in the queue)."""
