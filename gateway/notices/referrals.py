@@ -99,18 +99,19 @@ class Referrals:
                 for name in found.referral.fields if name in answers]  # fmt: skip
 
     async def ask(self, conversation_id: str, listener: str, partner: str) -> None:
-        """Send the consent question to the young person."""
+        """Send the consent question to the young person. Whose the conversation is, read under its lock: a close (a
+        hand-back, a transfer) under way holds it, and the question would reach the young person after its goodbye."""
         flow, found = self._partner(partner)
         assert flow.referrals is not None
-        conversation = await self._mine(conversation_id, listener)
-        now = self.clock()
-        if self.dispatcher.closed_window(conversation, Author.LISTENER, now) is not None:
-            raise ActionRefused("window_closed", "the channel's reply window has closed")
-        engine = self.flows.for_version(conversation.flow_version)
-        lang = language_of(conversation, engine.flow)
-        name = engine.text(found.name, lang)
-        question = engine.text(flow.referrals.consent_question, lang).replace("{partner}", name)
-        async with self.store.lock(conversation.id):
+        async with self.store.lock(conversation_id):
+            conversation = await self._mine(conversation_id, listener)
+            now = self.clock()
+            if self.dispatcher.closed_window(conversation, Author.LISTENER, now) is not None:
+                raise ActionRefused("window_closed", "the channel's reply window has closed")
+            engine = self.flows.for_version(conversation.flow_version)
+            lang = language_of(conversation, engine.flow)
+            name = engine.text(found.name, lang)
+            question = engine.text(flow.referrals.consent_question, lang).replace("{partner}", name)
             await self.dispatcher.emit(conversation, [Reply(question)], Author.LISTENER, now)
         await self.store.audit(AuditEntry(now, listener, "referral_consent_asked", conversation.pseudonym, partner))
 
@@ -135,7 +136,7 @@ class Referrals:
         engine = self.flows.for_version(conversation.flow_version)
         lang = language_of(conversation, engine.flow)
         if not consent:
-            await self._tell(conversation, engine.text(flow.referrals.declined_message, lang))
+            await self._tell(conversation, listener, engine.text(flow.referrals.declined_message, lang))
             return await self._save(referral, listener, "referral_declined", "no consent: nothing sent")
         shared, summary = self._reviewed(conversation, partner, shared, summary)
         if self.mailer is None:
@@ -149,7 +150,7 @@ class Referrals:
             raise ActionRefused("mail_failed", str(exc)) from None
         sent = replace(referral, message_id=message_id)
         await self._recorded(sent)  # before anything else: the e-mail went, a resend must find it
-        await self._tell(conversation, engine.text(found.referral.next_steps, lang))
+        await self._tell(conversation, listener, engine.text(found.referral.next_steps, lang))
         return await self._save(sent, listener, "referral_sent", f"{len(shared)} field(s) shared with {partner}")
 
     async def _recorded(self, referral: Referral) -> None:
@@ -194,9 +195,19 @@ class Referrals:
                   "summary": referral.summary or "-"}  # fmt: skip
         return plain_email(notifier.email, partner.referral.email, subject.format(**values), body.format(**values))
 
-    async def _tell(self, conversation: Conversation, text: str) -> None:
+    async def _tell(self, conversation: Conversation, listener: str, text: str) -> None:
+        """Tell the young person the answer's outcome, the conversation still the listener's (read under its lock): one
+        closed, handed back or transferred since the answer was sent (its goodbye or its place told, during the
+        e-mail, say) hears nothing more of it; the referral is recorded all the same."""
         async with self.store.lock(conversation.id):
-            await self.dispatcher.emit(conversation, [Reply(text)], Author.LISTENER, self.clock())
+            try:
+                current = await self._mine(conversation.id, listener)
+            except ActionRefused:
+                log.info(
+                    "referrals: conversation %s no longer with its listener: the young person not told", conversation.id
+                )
+                return
+            await self.dispatcher.emit(current, [Reply(text)], Author.LISTENER, self.clock())
 
     async def update(self, referral_id: str, by: str, status: str) -> Referral:
         referral = await self.store.get_referral(referral_id)
