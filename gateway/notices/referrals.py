@@ -19,7 +19,7 @@ from email.message import EmailMessage
 from typing import Protocol
 
 from gateway.clock import Clock
-from gateway.console.actions import ActionRefused
+from gateway.console.actions import ENDING, ActionRefused
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import MailError, StoreError
@@ -33,7 +33,16 @@ from gateway.messages import Reply
 from gateway.notices.compose import plain_email
 from gateway.notices.record import REFERRAL_MOVES, Referral, ReferralStatus
 from gateway.notices.service import no_identity
-from gateway.store import AuditEntry, AuditStore, Author, CaseworkStore, ConversationStore, EventStore, LockStore
+from gateway.store import (
+    AuditEntry,
+    AuditStore,
+    Author,
+    CaseworkStore,
+    ConversationStore,
+    EventStore,
+    LockStore,
+    QueueStore,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +73,8 @@ def reference(referral: Referral) -> str:
     return "R-" + referral.id[:10].upper()
 
 
-class ReferralsRoles(CaseworkStore, AuditStore, ConversationStore, EventStore, LockStore, Protocol):
-    """What warm referrals need of the store."""
+class ReferralsRoles(CaseworkStore, AuditStore, ConversationStore, EventStore, LockStore, QueueStore, Protocol):
+    """What warm referrals need of the store (the queue's: the endings listed as begun)."""
 
 
 class Referrals:
@@ -87,6 +96,8 @@ class Referrals:
             raise ActionRefused("not_found", "no such conversation")
         if conversation.status != Status.WITH_LISTENER or conversation.listener != listener:
             raise ActionRefused("not_yours", "take the conversation first (it is not with you)")
+        if conversation_id in await self.store.leavings_begun():  # told goodbye, its record not written yet (Redis)
+            raise ActionRefused("not_active", ENDING)  # as a reply is (``Actions._not_ending``): nothing after it
         return conversation
 
     def preview(self, conversation: Conversation, partner: str) -> list[tuple[str, str]]:
