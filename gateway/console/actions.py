@@ -188,22 +188,27 @@ class Actions:
             conversation = await self._load(conversation_id)
             self._mine(conversation, listener)
             await self._not_ending(conversation_id)
-            claim = None if key is None else await self._claim_reply(conversation_id, listener, key)
-            if isinstance(claim, TranscriptEntry):
-                return claim  # sent already
-            try:
-                self._check_window(conversation)
-                now = self.clock()
-                entries = await self.dispatcher.emit(conversation, [Reply(text)], Author.LISTENER, now)
-                conversation.updated_at = now
-                done = None if claim is None else DoneMark(claim.key, DEDUPE_TTL_SECONDS)
-                await self.store.save_conversation(conversation, done=done)
-            except BaseException:
-                if claim is not None:
-                    with contextlib.suppress(StoreError):
-                        await self.store.release(claim.key, claim.owner)
-                raise
-            return entries[0]
+            return await self._send(conversation, listener, text, key)
+
+    async def _send(self, conversation: Conversation, listener: str, text: str, key: str | None) -> TranscriptEntry:
+        """The listener's ``text`` to the young person (a reply, a partner's message), under the conversation's lock;
+        once per ``key`` (:meth:`_claim_reply`): one sent already under it is answered as it was."""
+        claim = None if key is None else await self._claim_reply(conversation.id, listener, key)
+        if isinstance(claim, TranscriptEntry):
+            return claim  # sent already
+        try:
+            self._check_window(conversation)
+            now = self.clock()
+            entries = await self.dispatcher.emit(conversation, [Reply(text)], Author.LISTENER, now)
+            conversation.updated_at = now
+            done = None if claim is None else DoneMark(claim.key, DEDUPE_TTL_SECONDS)
+            await self.store.save_conversation(conversation, done=done)
+        except BaseException:
+            if claim is not None:
+                with contextlib.suppress(StoreError):
+                    await self.store.release(claim.key, claim.owner)
+            raise
+        return entries[0]
 
     async def _not_ending(self, conversation_id: str) -> None:
         """A listener's send (a reply, a referral) refused (``not_active``) while an ending of the conversation is
@@ -268,8 +273,9 @@ class Actions:
             await self.store.publish(NoteAdded(conversation_id, entry))
             return entry
 
-    async def refer(self, conversation_id: str, listener: str, partner: str) -> TranscriptEntry:
-        """Send a partner's referral message (from flows.yaml) in the young person's language."""
+    async def refer(self, conversation_id: str, listener: str, partner: str, key: str | None = None) -> TranscriptEntry:
+        """Send a partner's referral message (from flows.yaml) in the young person's language. ``key``: the console's
+        id of this "Orienter", the same when it sends it again (its answer lost): sent once, as a reply is."""
         async with self.store.lock(conversation_id):
             conversation = await self._load(conversation_id)
             self._mine(conversation, listener)
@@ -280,10 +286,7 @@ class Actions:
                 raise ActionRefused("unknown_partner", f"no partner '{partner}' in the flow")
             language = language_of(conversation, engine.flow)
             text = engine.text(engine.flow.partners[partner].message, language)
-            now = self.clock()
-            entries = await self.dispatcher.emit(conversation, [Reply(text)], Author.LISTENER, now)
-            await self.store.save_conversation(conversation)
-            return entries[0]
+            return await self._send(conversation, listener, text, None if key is None else f"refer:{partner}:{key}")
 
     async def transfer(
         self, conversation_id: str, listener: str, queue: str, *, supervisor: bool = False

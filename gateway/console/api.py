@@ -427,8 +427,12 @@ class ListenerAPI:
         return web.json_response(entry_json(entry), status=201)
 
     async def refer(self, request: web.Request) -> web.Response:
-        partner = await _field(request, "partner")
-        entry = await self.actions.refer(request.match_info["id"], request[LISTENER].name, partner)
+        """``{partner, id?}``: ``id``, the console's id of this "Orienter" (sent again with it: told once)."""
+        body = await json_body(request)
+        partner, key = body.get("partner"), action_id(body)
+        if not isinstance(partner, str):
+            raise ActionRefused("bad_request", "'partner' is required")
+        entry = await self.actions.refer(request.match_info["id"], request[LISTENER].name, partner, key)
         return web.json_response(entry_json(entry), status=201)
 
     async def transfer(self, request: web.Request) -> web.Response:
@@ -533,6 +537,14 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         raise web.HTTPBadRequest(text='{"error": "bad_request", "message": "expected an object"}',
                                  content_type="application/json")  # fmt: skip
     return body
+
+
+def action_id(body: dict[str, Any]) -> str | None:
+    """The console's id of an action that tells the young person something (``id``, kept for its resends), or None."""
+    key = body.get("id")
+    if key is not None and not (isinstance(key, str) and REPLY_ID.fullmatch(key)):
+        raise ActionRefused("bad_request", "'id', when given, is 1 to 64 of A-Z a-z 0-9 _ -")
+    return key
 
 
 async def _field(request: web.Request, name: str) -> str:

@@ -10,7 +10,8 @@
   ``POST /api/notices/{nid}/status`` ``{status: acknowledged|removed|refused|no_answer, answer}``.
 * ``GET /api/notices`` — every notice, for the follow-up list (late ones first).
 * ``GET /api/conversations/{id}/referrals/preview?partner=`` — the fields the partner would receive.
-* ``POST /api/conversations/{id}/referrals/ask`` ``{partner}`` — sends the consent question.
+* ``POST /api/conversations/{id}/referrals/ask`` ``{partner, id}`` — sends the consent question (``id``: the console's,
+  kept for its resends: asked once).
 * ``POST /api/conversations/{id}/referrals`` ``{partner, consent: true|false, shared: [[label, value]], summary, id}``
   (``id``: the console's, kept for its resends: a referral recorded under it is answered as it was, not e-mailed again).
 * ``POST /api/referrals/{rid}/status`` ``{status: taken_up|closed}``.
@@ -26,7 +27,7 @@ from aiohttp import web
 from gateway.clock import Clock
 from gateway.console.access import Sight, sight
 from gateway.console.actions import ActionRefused
-from gateway.console.api import LISTENER, REPLY_ID, ListenerAPI, json_body
+from gateway.console.api import LISTENER, REPLY_ID, ListenerAPI, action_id, json_body
 from gateway.flows.model import Flow
 from gateway.flowset import FlowSet
 from gateway.notices.compose import compose, reference
@@ -203,10 +204,11 @@ class CaseworkAPI:
         return web.json_response({"shared": [list(p) for p in self.referrals.preview(conversation, partner)]})
 
     async def ask(self, request: web.Request) -> web.Response:
-        partner = (await json_body(request)).get("partner")
+        body = await json_body(request)
+        partner, key = body.get("partner"), action_id(body)  # ``id``: the console's, kept for its resends
         if not isinstance(partner, str):
             raise ActionRefused("bad_request", "'partner' is required")
-        await self.referrals.ask(request.match_info["id"], request[LISTENER].name, partner)
+        await self.referrals.ask(request.match_info["id"], request[LISTENER].name, partner, key)
         return web.Response(status=204)
 
     async def refer(self, request: web.Request) -> web.Response:

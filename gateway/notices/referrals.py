@@ -12,6 +12,7 @@ phone number or platform id. The young person is then told what happens next; th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from dataclasses import replace
@@ -26,7 +27,7 @@ from gateway.errors import MailError, StoreError
 from gateway.events import NoticesChanged
 from gateway.flows.model import Flow, Partner
 from gateway.flowset import FlowSet
-from gateway.ids import new_id
+from gateway.ids import derived_ids, new_id
 from gateway.language import language_of
 from gateway.mailer import Mailer
 from gateway.messages import Reply
@@ -42,6 +43,7 @@ from gateway.store import (
     EventStore,
     LockStore,
     QueueStore,
+    TranscriptStore,
 )
 
 log = logging.getLogger(__name__)
@@ -73,8 +75,11 @@ def reference(referral: Referral) -> str:
     return "R-" + referral.id[:10].upper()
 
 
-class ReferralsRoles(CaseworkStore, AuditStore, ConversationStore, EventStore, LockStore, QueueStore, Protocol):
-    """What warm referrals need of the store (the queue's: the endings listed as begun)."""
+class ReferralsRoles(
+    CaseworkStore, AuditStore, ConversationStore, EventStore, LockStore, QueueStore, TranscriptStore, Protocol
+):  # fmt: skip
+    """What warm referrals need of the store (the queue's: the endings listed as begun; the transcript's: a consent
+    question asked already)."""
 
 
 class Referrals:
@@ -109,21 +114,36 @@ class Referrals:
         return [(flow.fields[name].label.get(lang, name) if name in flow.fields else name, str(answers[name]))
                 for name in found.referral.fields if name in answers]  # fmt: skip
 
-    async def ask(self, conversation_id: str, listener: str, partner: str) -> None:
+    async def ask(self, conversation_id: str, listener: str, partner: str, key: str | None = None) -> None:
         """Send the consent question to the young person. Whose the conversation is, read under its lock: a close (a
-        hand-back, a transfer) under way holds it, and the question would reach the young person after its goodbye."""
+        hand-back, a transfer) under way holds it, and the question would reach the young person after its goodbye.
+        ``key``: the console's id of this question, the same when it sends it again (its answer lost): its entry's id
+        derives from it, and one written already (read under the lock) is neither told nor audited again."""
+        self._partner(partner)  # refused before the lock
+        ids = (
+            contextlib.nullcontext(None)
+            if key is None
+            else derived_ids(_derived(conversation_id, listener, f"ask:{key}"))
+        )
+        async with self.store.lock(conversation_id):
+            with ids as asked:
+                await self._question(conversation_id, listener, partner, asked)
+
+    async def _question(self, conversation_id: str, listener: str, partner: str, asked: str | None) -> None:
+        """:meth:`ask`'s, under the lock: ``asked``, the question's id when it has one (the console's)."""
         flow, found = self._partner(partner)
         assert flow.referrals is not None
-        async with self.store.lock(conversation_id):
-            conversation = await self._mine(conversation_id, listener)
-            now = self.clock()
-            if self.dispatcher.closed_window(conversation, Author.LISTENER, now) is not None:
-                raise ActionRefused("window_closed", "the channel's reply window has closed")
-            engine = self.flows.for_version(conversation.flow_version)
-            lang = language_of(conversation, engine.flow)
-            name = engine.text(found.name, lang)
-            question = engine.text(flow.referrals.consent_question, lang).replace("{partner}", name)
-            await self.dispatcher.emit(conversation, [Reply(question)], Author.LISTENER, now)
+        conversation = await self._mine(conversation_id, listener)
+        if asked is not None and await self.store.entries_written(conversation_id, [asked]):
+            return  # asked already: its answer was lost
+        now = self.clock()
+        if self.dispatcher.closed_window(conversation, Author.LISTENER, now) is not None:
+            raise ActionRefused("window_closed", "the channel's reply window has closed")
+        engine = self.flows.for_version(conversation.flow_version)
+        lang = language_of(conversation, engine.flow)
+        name = engine.text(found.name, lang)
+        question = engine.text(flow.referrals.consent_question, lang).replace("{partner}", name)
+        await self.dispatcher.emit(conversation, [Reply(question)], Author.LISTENER, now)
         await self.store.audit(AuditEntry(now, listener, "referral_consent_asked", conversation.pseudonym, partner))
 
     async def refer(

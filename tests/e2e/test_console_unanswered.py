@@ -11,7 +11,7 @@ from playwright.async_api import BrowserContext, Route, expect
 from gateway.app import STORE
 from gateway.console.auth import hash_password
 from gateway.conversation import Status
-from gateway.store import Listener
+from gateway.store import Author, Listener
 from tests.conftest import PASSWORD
 from tests.e2e.test_chat import open_chat, walk_to_queue
 from tests.e2e.test_console import log_in
@@ -73,3 +73,40 @@ async def test_enter_that_ends_a_word_being_composed_sends_no_reply(
     await listener.fill("#reply", "Je suis là pour t'écouter.")
     await listener.keyboard.press("Enter")
     await expect(young.locator('.msg[data-author="listener"] .text')).to_have_text(["Je suis là pour t'écouter."])
+
+
+async def test_an_orienter_whose_answer_was_lost_sent_again_tells_the_young_person_once(
+    desk: BrowserContext, context: BrowserContext, server: TestServer
+) -> None:
+    """Anne's "Orienter" reaches the server, its answer is lost (the connection reset on the way back): the console
+    says so, she sends it again; the young person gets the 119's message once (the console's id kept until an answer
+    came). Before, each click was another referral: the message twice (a review of the listener's actions done twice
+    or cut, 2027-01)."""
+    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    listener = await log_in(desk, server, "anne")
+    young = await open_chat(context, server)
+    await walk_to_queue(young)
+    await listener.locator("#waiting .card .take").click()
+    await expect(listener.locator("#conv-meta")).to_contain_text("avec anne")
+
+    async def answer_lost(route: Route) -> None:
+        await route.fetch()  # made by the server
+        await route.abort("connectionreset")  # its answer never reaches the page
+
+    async def orienter() -> None:
+        await listener.get_by_role("button", name="Orienter").click()
+        await listener.get_by_label("Partenaire").select_option("119")
+        await listener.get_by_role("button", name="Envoyer l'orientation").click()
+
+    await listener.route("**/refer", answer_lost)
+    await orienter()
+    await expect(listener.locator("#toast")).to_contain_text(NO_ANSWER)
+    await listener.unroute("**/refer", answer_lost)
+    await orienter()
+    await expect(listener.locator("#toast")).to_contain_text("Orientation envoyée")
+    told = young.locator('.msg[data-author="listener"] .text')
+    await expect(told).to_have_count(1)
+    await expect(told).to_contain_text("119")
+    conversation = (await server.app[STORE].conversations_by_status(Status.WITH_LISTENER))[0]
+    sent = [e for e in await server.app[STORE].transcript(conversation.id) if e.author is Author.LISTENER]
+    assert len(sent) == 1, [e.text for e in sent]

@@ -46,7 +46,7 @@
   });
   var t = HG.t;
   var NEXT = { sent: ["acknowledged", "removed", "refused", "no_answer"], acknowledged: ["removed", "refused", "no_answer"] };
-  var state = { material: null, conversation: null, shown: null, me: null, referral: null };
+  var state = { material: null, conversation: null, shown: null, me: null, referral: null, asking: null };
 
   Promise.all([api("GET", "/api/casework"), api("GET", "/api/me")]).then(function (answers) {
     var response = answers[0];
@@ -257,22 +257,31 @@
     });
   }
 
+  /* The consent question keeps its id until the server answered it: asked again (its answer lost), it is told once. */
   $("referral-ask").addEventListener("click", function () {
-    api("POST", "/api/conversations/" + state.conversation.id + "/referrals/ask", { partner: $("referral-partner").value })
+    var body = { partner: $("referral-partner").value }, kept = state.asking;
+    if (!kept || kept.conversation !== state.conversation.id || kept.partner !== body.partner) {
+      state.asking = kept = { conversation: state.conversation.id, partner: body.partner, id: newId() };
+    }
+    body.id = kept.id;
+    api("POST", "/api/conversations/" + state.conversation.id + "/referrals/ask", body)
       .then(function (response) {
+        if (response.ok) { state.asking = null; }
         $("referral-error").textContent = response.ok ? t("cw.asked") : (response.data && response.data.message) || "";
       });
   });
+
+  function newId() {
+    var bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
 
   /* A referral keeps its id until the server answered it: sent again (its answer lost, a 503 while the store
      restarts), it carries the same id, and the partner is e-mailed once. Another content is another referral. */
   function referralId(body) {
     var content = JSON.stringify([state.conversation.id, body.partner, body.consent, body.shared, body.summary]);
-    if (!state.referral || state.referral.content !== content) {
-      var bytes = new Uint8Array(16);
-      crypto.getRandomValues(bytes);
-      state.referral = { content: content, id: Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("") };
-    }
+    if (!state.referral || state.referral.content !== content) { state.referral = { content: content, id: newId() }; }
     return state.referral.id;
   }
 

@@ -13,7 +13,7 @@
   var state = {
     me: null, flow: null, waiting: [], mine: [], others: [], fetchedAt: Date.now(), known: null,
     current: null, via: {}, shown: {}, mode: "reply", typingSent: 0, typingTimer: null, queueTimer: null, newArrival: false,
-    draft: null, sending: false, lost: {}, closing: null, closeNotes: null
+    draft: null, sending: false, lost: {}, closing: null, closeNotes: null, referring: null
   };
 
   // ----- start ----------------------------------------------------------------------------------------------
@@ -632,14 +632,26 @@
     var conversation = state.current.id, stored = drafts.get(conversation), draft = state.draft;
     var reply = stored && stored.reply && stored.reply.text === text ? stored.reply : null;
     if (!reply && draft && draft.text === text && draft.conversation === conversation) { reply = draft; }
-    if (!reply) {
-      var bytes = new Uint8Array(16);
-      crypto.getRandomValues(bytes);
-      reply = { text: text, id: Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("") };
-    }
+    if (!reply) { reply = { text: text, id: randomId() }; }
     state.draft = { text: text, conversation: conversation, id: reply.id };
     drafts.sending(conversation, { text: text, id: reply.id });
     return reply.id;
+  }
+
+  function randomId() {
+    var bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+
+  /* An "Orienter" keeps its id until the server answered it, as a reply does: clicked again after its answer was
+     lost, the partner's message reaches the young person once. Answered, the next one is another. */
+  function referId(partner) {
+    var id = state.current.id, kept = state.referring;
+    if (!kept || kept.conversation !== id || kept.partner !== partner) {
+      state.referring = kept = { conversation: id, partner: partner, id: randomId() };
+    }
+    return kept.id;
   }
 
   var ANSWER_WAIT_MS = 15000;  // no answer by then: said, and Send is free again (the reply's id makes it go once)
@@ -745,7 +757,8 @@
 
   $("refer-dialog").addEventListener("close", function () {
     if ($("refer-dialog").returnValue !== "ok") { return; }
-    act("refer", { partner: $("partner").value }, t("toast.referred"));
+    var partner = $("partner").value;
+    act("refer", { partner: partner, id: referId(partner) }, t("toast.referred"), function () { state.referring = null; });
   });
   $("transfer-dialog").addEventListener("close", function () {
     if ($("transfer-dialog").returnValue !== "ok") { return; }
