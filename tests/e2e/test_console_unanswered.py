@@ -110,3 +110,30 @@ async def test_an_orienter_whose_answer_was_lost_sent_again_tells_the_young_pers
     conversation = (await server.app[STORE].conversations_by_status(Status.WITH_LISTENER))[0]
     sent = [e for e in await server.app[STORE].transcript(conversation.id) if e.author is Author.LISTENER]
     assert len(sent) == 1, [e.text for e in sent]
+
+
+async def test_an_action_whose_network_went_silent_is_said_within_seconds(
+    desk: BrowserContext, context: BrowserContext, server: TestServer
+) -> None:
+    """Anne's "Rendre à la file" leaves on a network gone silent (a Wi-Fi lost without a word: no reset, no answer,
+    ever): within the console's answer wait the console says it got no answer, as it does for a reply; before, act()
+    waited with no limit, nothing said for minutes, and the listener clicked again (a review of the listener's actions
+    done twice or cut, 2027-01)."""
+    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    listener = await log_in(desk, server, "anne")
+    young = await open_chat(context, server)
+    await walk_to_queue(young)
+    await listener.locator("#waiting .card .take").click()
+    await expect(listener.locator("#conv-meta")).to_contain_text("avec anne")
+
+    held: list[Route] = []
+
+    async def silent(route: Route) -> None:
+        held.append(route)  # never answered while the test looks
+
+    await listener.route("**/hand-back", silent)
+    await listener.get_by_role("button", name="Rendre à la file").click()
+    await expect(listener.locator("#toast")).to_contain_text(NO_ANSWER, timeout=25_000)
+    assert held, "the hand-back never left the page"
+    for route in held:
+        await route.abort("timedout")

@@ -274,7 +274,7 @@
   // ----- one conversation -----------------------------------------------------------------------------------
 
   function takeConversation(id) {
-    api("POST", "/api/conversations/" + id + "/take").then(function (response) {
+    api("POST", "/api/conversations/" + id + "/take", undefined, ANSWER_WAIT_MS).then(function (response) {
       if (response.ok) {
         toast(t("toast.taken", { name: response.data.pseudonym }));
         openConversation(id, true).then(function () { $("reply").focus(); });
@@ -805,10 +805,12 @@
     });
   });
 
-  /* `then(id)`: what follows the action's success, before the conversation is drawn again. */
+  /* `then(id)`: what follows the action's success, before the conversation is drawn again. No answer within
+     ANSWER_WAIT_MS (a network gone silent) is said as a dropped connection is (`unanswered`), never a wait of minutes
+     with nothing said, and a second click on what may be done already. */
   function act(action, body, done, then) {
     var id = state.current.id;
-    return api("POST", "/api/conversations/" + id + "/" + action, body === undefined ? undefined : body).then(function (response) {
+    return api("POST", "/api/conversations/" + id + "/" + action, body === undefined ? undefined : body, ANSWER_WAIT_MS).then(function (response) {
       if (response.ok) { toast(done); if (then) { then(id); } } else { toast(refusal(response), true); }
       loadQueue();
       openConversation(id, true).then(keepFocus);
