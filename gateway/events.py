@@ -26,13 +26,17 @@ conversation's events go to the subscriptions following it or every conversation
 alerts only to the latter (the console). On Redis an instance is sent only what its subscriptions follow.
 
 Events never carry a sender's address (a PSID, a phone number): entries carry the transcript's own fields; an
-attachment's provider URL is removed before the console sees it (``console/media.py``). Decoding is lenient: an
-event of a type this version does not know (a newer instance during a rolling deploy), or malformed, decodes
-to None and is skipped by the subscriptions.
+attachment's provider URL is removed before the console sees it (``console/media.py``). Decoding is lenient, for a
+newer instance during a rolling deploy: an event of a type this version does not know decodes to None and is
+skipped by the subscriptions; in one it knows, keys it does not know are ignored and an author or a delivery it
+does not know reads as a safe default (``Author.read``, ``Delivery.read``); one of a known type that still
+cannot be read (a status this version does not know) is logged and decodes to :class:`Resync`: its subscribers
+reload what it was about from the store, rather than miss it without a word.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -42,6 +46,7 @@ from gateway.conversation import RiskFlag, Status
 from gateway.messages import Attachment, Choice
 from gateway.store import Author, Delivery, SystemText, TranscriptEntry
 
+log = logging.getLogger(__name__)
 JSON = dict[str, Any]
 Who = Literal["user", "listener"]
 
@@ -64,10 +69,10 @@ def entry_json(entry: TranscriptEntry) -> JSON:
 def entry_from_json(conversation_id: str, data: JSON) -> TranscriptEntry:
     return TranscriptEntry(
         id=str(data["id"]), conversation_id=conversation_id, at=datetime.fromisoformat(data["at"]),
-        author=Author(data["author"]), text=str(data["text"]),
+        author=Author.read(data["author"]), text=str(data["text"]),
         choices=tuple(Choice(str(c["value"]), str(c["label"])) for c in data["choices"]),
-        attachments=tuple(Attachment(**a) for a in data["attachments"]),
-        delivery=Delivery(data["delivery"]), flag=RiskFlag.from_dict(data["flag"]),
+        attachments=tuple(Attachment.known(a) for a in data["attachments"]),
+        delivery=Delivery.read(data["delivery"]), flag=RiskFlag.from_dict(data["flag"]),
         system=_system(data.get("system")),
     )  # fmt: skip
 
@@ -355,7 +360,8 @@ def encode(event: Event) -> JSON:
 
 
 def decode(data: object) -> Event | None:
-    """An event from its JSON form; None for a type this version does not know, or a malformed event."""
+    """An event from its JSON form; None for a type this version does not know; :class:`Resync` for one of a
+    known type that cannot be read (logged: its subscribers reload from the store instead of missing it)."""
     if not isinstance(data, dict):
         return None
     decoder = _DECODERS.get(str(data.get("type")))
@@ -363,5 +369,6 @@ def decode(data: object) -> Event | None:
         return None
     try:
         return decoder(data)
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return None
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        log.warning("events: a %s event cannot be read (%s): resync", data.get("type"), type(error).__name__)
+        return Resync()

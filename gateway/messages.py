@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class ChannelName(StrEnum):
@@ -42,6 +43,12 @@ class Attachment:
     url: str | None = None
     content_type: str | None = None
     name: str | None = None
+
+    @classmethod
+    def known(cls, data: dict[str, Any]) -> Attachment:
+        """One as a record or an event keeps it, the fields this version knows (a newer one may write more: a
+        rolling deploy); KeyError without its kind."""
+        return cls(str(data["kind"]), *(data.get(name) for name in ("url", "content_type", "name")))
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,17 +95,36 @@ def test_every_event_type_is_covered() -> None:
     "data",
     [
         {"type": "from_a_newer_version", "conversation_id": "c1"},
+        ["queue"],
+        None,
+    ],
+)
+def test_an_unknown_event_decodes_to_none(data: object) -> None:
+    assert decode(data) is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
         {"type": "entry", "conversation_id": "c1"},
-        {"type": "entry", "conversation_id": "c1", "entry": {**ENTRY_JSON, "author": "nobody"}},
         {"type": "status", "conversation_id": "c1", "status": "sleeping"},
         {"type": "typing", "conversation_id": "c1", "who": "someone"},
         {"type": "language", "conversation_id": "c1", "language": None},
         {"type": "presence", "instance": "i1", "listeners": "anne"},
         {"type": "presence", "instance": 5, "listeners": []},
         {"type": "flag", "conversation_id": "c1", "entry_id": "e1", "flag": None},
-        ["queue"],
-        None,
+        {"type": "delivery", "conversation_id": "c1", "id": "e1", "delivery": "queued"},
     ],
 )
-def test_an_unknown_or_malformed_event_decodes_to_none(data: object) -> None:
-    assert decode(data) is None
+def test_a_known_event_that_cannot_be_read_decodes_to_a_resync(data: object) -> None:
+    """Never missed without a word: its subscribers reload from the store (a newer instance, a rolling deploy)."""
+    assert decode(data) == Resync()
+
+
+def test_what_a_newer_version_adds_to_an_entry_is_read_as_this_one_can() -> None:
+    attachment = {"kind": "image", "url": None, "content_type": None, "name": None, "size": 1}
+    entry = {**ENTRY_JSON, "author": "supervisor", "delivery": "queued", "reply_to": "e0", "attachments": [attachment]}
+    event = decode({"type": "entry", "conversation_id": "c1", "entry": entry})
+    assert isinstance(event, EntryAdded)
+    assert (event.entry.author, event.entry.delivery) == (Author.SYSTEM, Delivery.PENDING)  # never shown to the page
+    assert event.entry.attachments == (Attachment("image"),)

@@ -107,6 +107,15 @@ class Author(StrEnum):
     NOTE = "note"  # a listener's private note, never sent
     SYSTEM = "system"  # "Loutre-2291 was taken by Anne"
 
+    @classmethod
+    def read(cls, value: str) -> Author:
+        """An author as stored or published; one a newer version added (a rolling deploy) reads as SYSTEM: shown
+        to the listeners, never to the young person (it may be private, like a note)."""
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.SYSTEM
+
 
 class Delivery(StrEnum):
     PENDING = "pending"
@@ -114,6 +123,15 @@ class Delivery(StrEnum):
     DELIVERED = "delivered"
     READ = "read"
     FAILED = "failed"
+
+    @classmethod
+    def read(cls, value: str) -> Delivery:
+        """A delivery as stored or published; one a newer version added (a rolling deploy) reads as PENDING, which
+        claims nothing (never the page's own receipts: those are checked)."""
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.PENDING
 
 
 RECEIPT_KEPT_SECONDS = 600  # a receipt that came before its send's record waits this long for it (10 minutes)
