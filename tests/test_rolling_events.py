@@ -17,6 +17,8 @@ import redis.asyncio as aioredis
 from gateway.app import STORE
 from gateway.conversation import Status
 from gateway.settings import Settings
+from gateway.store import redis_keys as K
+from gateway.store.codec import dumps_sealed
 from gateway.store.redis_keys import CONVERSATION_EVENTS
 from tests.conftest import AppFactory
 from tests.store.conftest import redis_url  # noqa: F401  (the session's redis-server)
@@ -85,3 +87,32 @@ async def test_a_status_a_newer_instance_added_resyncs_the_page(
             await client.aclose()
         frames = await receive_until(ws, lambda f: f["type"] == "resync")
     assert frames[-1]["status"] == "bot"
+
+
+@pytest.mark.parametrize("delivery_code", ["p", "q"], ids=["attachment-field", "delivery-code"])
+async def test_a_transcript_a_newer_instance_wrote_to_still_opens(
+    make_client: AppFactory, redis_settings: Settings, delivery_code: str
+) -> None:
+    """The young person's page comes back (a reload) on the older instance after a newer one wrote an entry with an
+    attachment field more (or a delivery code this version does not know): the history shows every message."""
+    older, newer = await make_client(redis_settings), await make_client(redis_settings)
+    async with older.ws_connect("/chat/ws") as ws:
+        token = (await hello(ws))["token"]
+        await say(ws, "m0", "2")
+    store = newer.app[STORE]
+    conversation = (await store.conversations_by_status(Status.BOT))[0]
+    client = aioredis.Redis.from_url(redis_settings.store)
+    try:  # the last entry, a bot message, rewritten as the newer instance writes it: a compact entry, sealed
+        key = K.transcript(conversation.id)
+        entry_id, _, rest = (await client.lindex(key, -1)).partition(b"\n")
+        head, _, sealed = rest.partition(b"\n")
+        data = json.loads(store._keys.open("entry", sealed))  # type: ignore[attr-defined]
+        data[3:] = [REPLY, [], [{"kind": "image", "url": None, "content_type": None, "name": "a.png", "size": 1}]]
+        data[2] = "listener"
+        sealed_again = dumps_sealed(store._keys, "entry", data)  # type: ignore[attr-defined]
+        await client.lset(key, -1, b"\n".join([entry_id, delivery_code.encode() + head[1:], sealed_again]))
+    finally:
+        await client.aclose()
+    async with older.ws_connect("/chat/ws") as ws:
+        session = await hello(ws, token)
+    assert session["history"][-1]["text"] == REPLY

@@ -214,11 +214,11 @@ def decode_entry(data: dict[str, Any]) -> TranscriptEntry:
         id=data["id"],
         conversation_id=data["conversation_id"],
         at=_required(data["at"]),
-        author=Author(data["author"]),
+        author=Author.read(data["author"]),  # a newer version's (a rolling deploy): shown to listeners only
         text=data["text"],
-        choices=tuple(Choice(**choice) for choice in data["choices"]),
-        attachments=tuple(Attachment(**attachment) for attachment in data["attachments"]),
-        delivery=Delivery(data["delivery"]),
+        choices=tuple(Choice(str(choice["value"]), str(choice["label"])) for choice in data["choices"]),
+        attachments=tuple(Attachment.known(attachment) for attachment in data["attachments"]),
+        delivery=Delivery.read(data["delivery"]),
         provider_message_id=data["provider_message_id"],
         flag=RiskFlag.from_dict(data.get("flag")),  # entries written before the field existed have none
         system=_decode_system(data.get("system")),
@@ -256,8 +256,8 @@ def entry_author_at(raw: str | bytes) -> tuple[Author, int]:
     reading its text (a shared text's content is not needed)."""
     data = json.loads(raw)
     if isinstance(data, dict):
-        return Author(data["author"]), to_us(_required(data["at"]))
-    return Author(data[2]), int(data[1])
+        return Author.read(data["author"]), to_us(_required(data["at"]))
+    return Author.read(data[2]), int(data[1])
 
 
 def decode_entry_data(
@@ -284,10 +284,10 @@ def decode_entry_data(
             id=entry_id,
             conversation_id=conversation_id,
             at=from_us(int(at_us)),
-            author=Author(author),
+            author=Author.read(author),
             text=text,
             choices=choices,
-            attachments=tuple(Attachment(**a) for a in (rest[1] if len(rest) > 1 else ())),
+            attachments=tuple(Attachment.known(a) for a in (rest[1] if len(rest) > 1 else ())),
             flag=RiskFlag.from_dict(rest[2] if len(rest) > 2 else None),
             system=_decode_system(rest[3] if len(rest) > 3 else None),
             delivery=delivery,

@@ -2357,7 +2357,7 @@ def _entry(
     """An element of a transcript: ``<id>\\n<delivery code><provider id>\\n<sealed data>``."""
     entry_id, _, rest = value.partition("\n")
     head, _, data = rest.partition("\n")
-    delivery = _DELIVERIES.get(head[:1])
+    delivery = _DELIVERIES.get(head[:1], Delivery.PENDING) if head else None  # a newer version's code: PENDING
     if delivery is None:
         raise StoreError("a stored transcript record cannot be read (delivery)")
     entry = decode_entry_data(entry_id, keys.open("entry", data), delivery, head[1:] or None, shared)

@@ -1788,7 +1788,7 @@ def _delivered(delivery: Delivery, provider_message_id: str | None) -> tuple[str
 
 def _entry(row: sqlite3.Row, keys: DataKeys, shared: Callable[[str], SharedText]) -> TranscriptEntry:
     data = keys.open("entry", row["data"])
-    return decode_entry_data(row["id"], data, Delivery(row["delivery"]), row["provider_message_id"], shared)
+    return decode_entry_data(row["id"], data, Delivery.read(row["delivery"]), row["provider_message_id"], shared)
 
 
 def _forget_content(conn: sqlite3.Connection, conversation_id: str) -> int:
