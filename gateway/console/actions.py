@@ -260,13 +260,18 @@ class Actions:
         self._mine(await self._load(conversation_id), listener)
         await self.store.publish(Typing(conversation_id, "listener"))
 
-    async def note(self, conversation_id: str, listener: str, text: str) -> TranscriptEntry:
-        """A private note: in the transcript for listeners, never sent to the young person."""
+    async def note(self, conversation_id: str, listener: str, text: str, key: str | None = None) -> TranscriptEntry:
+        """A private note: in the transcript for listeners, never sent to the young person. ``key``: the console's id
+        of this note, the same when it sends it again (its answer lost): its entry's id derives from it, and a note
+        already recorded under it is answered as it was, never recorded twice."""
         text = _clean(text)
         async with self.store.lock(conversation_id):
             await self._load(conversation_id)
+            entry_id = new_id() if key is None else derived_id(f"note:{conversation_id}:{listener}:{key}", 1)
+            if key is not None and await self.store.entries_written(conversation_id, [entry_id]):
+                return next(e for e in await self.store.transcript(conversation_id) if e.id == entry_id)
             entry = TranscriptEntry(
-                id=new_id(), conversation_id=conversation_id, at=self.clock(), author=Author.NOTE,
+                id=entry_id, conversation_id=conversation_id, at=self.clock(), author=Author.NOTE,
                 text=f"{listener}: {text}",
             )  # fmt: skip
             await self.store.append_transcript(entry)

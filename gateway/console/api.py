@@ -423,7 +423,12 @@ class ListenerAPI:
         return web.json_response(entry_json(entry), status=201)
 
     async def note(self, request: web.Request) -> web.Response:
-        entry = await self.actions.note(request.match_info["id"], request[LISTENER].name, await _field(request, "text"))
+        """``{text, id?}``: ``id``, the console's id of this note (sent again with it: recorded once)."""
+        body = await json_body(request)
+        text, key = body.get("text"), action_id(body)
+        if not isinstance(text, str):
+            raise ActionRefused("bad_request", "'text' is required")
+        entry = await self.actions.note(request.match_info["id"], request[LISTENER].name, text, key)
         return web.json_response(entry_json(entry), status=201)
 
     async def refer(self, request: web.Request) -> web.Response:

@@ -624,7 +624,7 @@
 
   $("composer").addEventListener("submit", function (event) { event.preventDefault(); send(); });
 
-  /* A reply keeps its id until the server answered it: sent again (Enter, its answer lost with the connection), it
+  /* A reply (a private note too) keeps its id until the server answered it: sent again (Enter, its answer lost with the connection), it
      carries the same id, and the server records and sends it once. Another text, or another conversation, is
      another reply. The id is kept with the conversation's draft too (drafts.sending): after a reload, or another
      conversation opened meanwhile, the text back in the box is still the same reply. One send at a time. */
@@ -662,7 +662,7 @@
     var note = mode() === "note";
     var id = state.current.id;
     var path = "/api/conversations/" + id + (note ? "/notes" : "/messages");
-    var body = note ? { text: text } : { text: text, id: replyId(text) };
+    var body = { text: text, id: replyId(text) };  // a note too: sent again after its answer was lost, recorded once
     state.sending = true;
     $("send").disabled = true;
     api("POST", path, body, ANSWER_WAIT_MS).then(function (response) {
