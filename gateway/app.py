@@ -45,6 +45,7 @@ from gateway.console.sessions import Sessions
 from gateway.console.supervision import Supervision
 from gateway.crypto import DataKeys
 from gateway.dispatcher import Dispatcher
+from gateway.doctor import EVICTING
 from gateway.erasure import Eraser
 from gateway.errors import FlowValidationError, InboundBusy, StoreError
 from gateway.flowset import FlowSet
@@ -128,6 +129,7 @@ async def create_app(
         give_up_after=settings.store_start_give_up_seconds,
     )  # fmt: skip
     store.share_texts(flows.own_texts)  # the bot's messages of flows.yaml are stored once (store/texts.py)
+    await _say_if_evicting(store)
     releases = _watch_releases(store, metrics)
     larger = {uploads_path: settings.webchat_upload_max_bytes}  # the one route whose bodies may be bigger
     middlewares = [_errors(metrics.outages), _refusals(metrics), _body_deadline(settings.http_body_timeout, larger)]
@@ -292,6 +294,17 @@ async def _api_not_stored(request: web.Request, response: web.StreamResponse) ->
     says its own (an attachment's ``private, no-store``) keeps it."""
     if request.path.startswith("/api/") and "Cache-Control" not in response.headers:
         response.headers["Cache-Control"] = "no-store"
+
+
+async def _say_if_evicting(store: Store) -> None:
+    """A Redis that evicts once full drops what the gateway relies on without an error (docs/deployment.md asks for
+    ``noeviction``): said once at start-up, as ``gateway doctor`` says it (a problem there)."""
+    try:
+        evicting = await store.eviction_policy()
+    except StoreError:  # INFO refused (an ACL), or the store gone again: the doctor says what it can read
+        return
+    if evicting is not None:
+        log.warning("%s; set maxmemory-policy noeviction (docs/deployment.md)", EVICTING.format(evicting))
 
 
 def _watch_releases(store: Store, metrics: Metrics) -> RetriesReleases | None:

@@ -3,8 +3,9 @@
 Each check gives a :class:`Finding`: ``ok``, a ``warning`` (works, but not as a production line should) or a
 ``problem`` (the command exits 1). A finding names the variable and what to do; it never prints a secret.
 Checked: the secret key (set and strong), the public URL (https), the data keys (present, well formed, the key
-file private), the store (reachable, and its latest records open with the keys), the flow file, and each
-channel (its secrets complete, or all absent: a half-configured channel is named with what is missing).
+file private), the store (reachable, its latest records open with the keys, a Redis that never evicts), the flow
+file, and each channel (its secrets complete, or all absent: a half-configured channel is named with what is
+missing).
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ from gateway.settings import CHANNEL_NEEDS, Settings, variable
 
 MIN_SECRET_LENGTH = 32
 STORE_TIMEOUT = 10.0
+# a Redis that evicts once full: said by the doctor (a problem) and at start-up (a warning)
+EVICTING = (
+    "Redis evicts keys once full (maxmemory-policy {}): a conversation's record, a lock or a processed mark "
+    "would vanish without an error, a message lost or answered twice"
+)
+UNREAD = "?"  # the policy, when the store refuses to say it
 CHANNELS = {"Messenger": "messenger", "WhatsApp (Twilio)": "whatsapp", "Telegram": "telegram"}
 
 
@@ -142,10 +149,20 @@ async def store(settings: Settings) -> Finding:
                 await opened.ping()
                 now = datetime.now(UTC)
                 recent = await opened.list_conversations(now - timedelta(days=1), now + timedelta(minutes=1))
+                try:
+                    evicting: str | None = await opened.eviction_policy()
+                except StoreError:  # INFO refused (an ACL without @dangerous): the policy cannot be read
+                    evicting = UNREAD
             finally:
                 await opened.close()
     except TimeoutError:
         return Finding(Level.PROBLEM, "GATEWAY_STORE", f"no answer within {STORE_TIMEOUT:.0f} s")
     except (StoreError, ConfigError) as error:  # a DataKeyError names the key id that is missing
         return Finding(Level.PROBLEM, "GATEWAY_STORE", str(error))
+    if evicting == UNREAD:
+        return Finding(Level.WARNING, "GATEWAY_STORE", "answers, but its maxmemory-policy could not be read (INFO "
+                       "refused): make sure it is noeviction")  # fmt: skip
+    if evicting is not None:
+        return Finding(Level.PROBLEM, "GATEWAY_STORE", f"{EVICTING.format(evicting)}; set maxmemory-policy "
+                       "noeviction (a full Redis then refuses writes: 503, providers redeliver)")  # fmt: skip
     return Finding(Level.OK, "GATEWAY_STORE", f"answers; the last day's {len(recent)} conversation(s) open")

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import redis
 
 from gateway.cli import main
 from gateway.crypto import DataKeys, key_id, new_key, parse_key
@@ -16,6 +17,9 @@ from gateway.messages import ChannelName
 from gateway.settings import Settings
 from gateway.store import open_store
 from tests.conftest import ROOT
+from tests.test_redis_restart import OwnRedis, own_redis
+
+__all__ = ["own_redis"]  # the fixture, imported to be used here
 
 STRONG = "Xk3-pQ9_vL2mZ8rT5wY1nB7cF4hJ6dG0sA"
 PRODUCTION = {
@@ -135,3 +139,23 @@ def test_a_misspelt_variable_is_named_with_the_setting_it_is_closest_to(
     assert "warning  settings: GATEWAY_SECRETKEY is not a setting: ignored (did you mean GATEWAY_SECRET_KEY?)" in out
     assert "GATEWAY_TRUSTED_PROXY is not a setting: ignored (did you mean GATEWAY_TRUSTED_PROXIES?)" in out
     assert STRONG not in out
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("policy", ["allkeys-lru", "volatile-ttl"])
+def test_a_redis_that_may_evict_keys_is_a_problem(
+    capsys: pytest.CaptureFixture[str], environment: pytest.MonkeyPatch, own_redis: OwnRedis, policy: str
+) -> None:
+    """A Redis whose ``maxmemory-policy`` evicts (a managed service's default is often ``volatile-lru``) drops a
+    conversation's record, a lock or a processed mark without an error once full: docs/deployment.md asks for
+    ``noeviction``. Until 2026-12-05 the doctor said ``ok`` whatever the policy, and the gateway started silently."""
+    data_key = new_key()
+    env = {**PRODUCTION, "GATEWAY_DATA_KEY": data_key, "GATEWAY_STORE": own_redis.url}
+    code, out = doctor(capsys, environment, **env)
+    assert code == 0 and line(out, "GATEWAY_STORE").startswith("ok"), out  # the server's default: noeviction
+    with redis.Redis(port=own_redis.port) as server:
+        server.config_set("maxmemory-policy", policy)
+    code, out = doctor(capsys, environment, **env)
+    assert code == 1, out
+    problem = line(out, "GATEWAY_STORE")
+    assert problem.startswith("PROBLEM") and f"maxmemory-policy {policy}" in problem and "noeviction" in problem

@@ -13,13 +13,19 @@ first.
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import aiohttp
 import pytest
+import redis
 
-from tests.test_redis_restart import OwnRedis
+from gateway.settings import Settings
+from tests.conftest import AppFactory
+from tests.test_redis_restart import OwnRedis, own_redis
 from tests.test_serve import Server
+
+__all__ = ["own_redis"]  # the fixture, imported to be used here
 
 pytestmark = pytest.mark.redis
 
@@ -49,3 +55,21 @@ async def test_an_instance_started_while_redis_is_down_becomes_ready_once_redis_
         not_redis.close()
         server.stop()
         redis.stop()
+
+
+async def test_an_instance_started_on_a_redis_that_may_evict_keys_says_so(
+    make_client: AppFactory, settings: Settings, own_redis: OwnRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``volatile-lru`` (a managed service's usual default) would evict a lock, a processed mark or a new
+    conversation's record, each written with a TTL, once Redis is full; ``allkeys-*`` any key. docs/deployment.md
+    asks for ``noeviction``: the start-up says it once, by the policy's name (until 2026-12-05 it said nothing);
+    the server's default policy is said nothing about."""
+    caplog.set_level(logging.WARNING, logger="gateway")
+    await make_client(settings.replace(store=own_redis.url))
+    assert not [r for r in caplog.records if "maxmemory-policy" in r.getMessage()]
+    with redis.Redis(port=own_redis.port) as server:
+        server.config_set("maxmemory-policy", "volatile-lru")
+    await make_client(settings.replace(store=own_redis.url))
+    [said] = [r for r in caplog.records if "maxmemory-policy" in r.getMessage()]
+    assert said.levelno == logging.WARNING and "maxmemory-policy volatile-lru" in said.getMessage()
+    assert "set maxmemory-policy noeviction" in said.getMessage()

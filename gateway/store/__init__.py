@@ -1294,6 +1294,11 @@ class Store(
         """Raise StoreError unless the store answers (readiness probe)."""
         ...
 
+    async def eviction_policy(self) -> str | None:
+        """How the store may drop keys by itself once full (Redis's ``maxmemory-policy`` when not ``noeviction``:
+        a record, a lock or a processed mark gone without an error); None when it never does (SQLite)."""
+        ...
+
     async def close(self) -> None:
         """Release connections and threads; safe to call twice."""
         ...

@@ -156,6 +156,7 @@ LOCK_POLL_SECONDS = 0.01  # a waiting lock's retry pace (bench: redis.asyncio.lo
 FLAG_TRIES = 3  # reads of an entry whose data changes while its flag is written (a reseal) before giving up
 RESOLVED_OUTBOX_KEPT = timedelta(days=7)  # failed outbox items expire after this
 SENT_OUTBOX_KEPT = timedelta(hours=1)  # what is left of a sent item (no payload) expires after this
+NOEVICTION = "noeviction"  # the maxmemory-policy under which a full Redis refuses writes instead of dropping keys
 _DELIVERY_CODES = {Delivery.PENDING: "p", Delivery.SENT: "s", Delivery.DELIVERED: "d", Delivery.READ: "r",
                    Delivery.FAILED: "f"}  # fmt: skip
 _DELIVERIES = {code: delivery for delivery, code in _DELIVERY_CODES.items()}
@@ -580,6 +581,14 @@ class RedisStore:
     @_guarded
     async def ping(self) -> None:
         await self._redis.ping()
+
+    @_guarded
+    async def eviction_policy(self) -> str | None:
+        """Read from ``INFO memory`` (managed services often refuse ``CONFIG``); a Cluster's nodes each answer."""
+        info = await self._redis.info("memory")
+        answers = [info] if "maxmemory_policy" in info else [a for a in info.values() if isinstance(a, dict)]
+        evicting = sorted({str(a.get("maxmemory_policy", NOEVICTION)) for a in answers} - {NOEVICTION})
+        return ", ".join(evicting) or None
 
     @property
     def closed(self) -> bool:

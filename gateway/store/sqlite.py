@@ -462,6 +462,9 @@ class SqliteStore:
     async def ping(self) -> None:
         await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
 
+    async def eviction_policy(self) -> str | None:
+        return None  # a full disk refuses the write: nothing already written goes
+
     async def close(self) -> None:
         if self._closed:
             return

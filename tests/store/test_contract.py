@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import redis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -1024,6 +1025,21 @@ async def test_ping_and_close_twice(store: Store) -> None:
     await store.close()
     with pytest.raises(StoreError):
         await store.ping()
+
+
+async def test_the_eviction_policy_is_named_when_redis_may_drop_keys(store: Store, store_url: str) -> None:
+    """None on SQLite and on a Redis that refuses writes once full (``noeviction``, the server's default); else
+    the policy, read from ``INFO memory`` (on a Cluster, from every node: a client's answer per node)."""
+    assert await store.eviction_policy() is None
+    if store_url.startswith("sqlite"):
+        return
+    server = redis.Redis.from_url(store_url)
+    try:
+        server.config_set("maxmemory-policy", "allkeys-lfu")
+        assert await store.eviction_policy() == "allkeys-lfu"
+    finally:
+        server.config_set("maxmemory-policy", "noeviction")
+        server.close()
 
 
 # Batches: a message's writes sent together
