@@ -59,7 +59,7 @@ from gateway.notices.api import CaseworkAPI
 from gateway.notices.inbound import InboundReferrals
 from gateway.notices.referrals import Referrals
 from gateway.notices.service import Notices
-from gateway.outage_log import EVERY, HTTP, StoreOutages
+from gateway.outage_log import EVERY, HTTP, StoreOutages, error_class
 from gateway.outbox import Outbox
 from gateway.ratelimit import RateLimits, open_limit_storage
 from gateway.retention import Retention
@@ -531,8 +531,8 @@ def _routes(
             set_aside = await store.inbox_set_aside_count()
             if set_aside:  # not a reason to stop traffic, but shown (gateway/alerts.py logs the alert)
                 checks["inbox_set_aside"] = set_aside
-        except StoreError:
-            checks["store"] = "unreachable"
+        except StoreError as exc:  # unreachable, or refusing writes (a full Redis: OutOfMemoryError)
+            checks["store"], checks["store_error"] = "unreachable", error_class(exc)
         lost = releases.releases_problem() if releases is not None else None
         if lost is not None:  # releases given up lately, or pending too long: shown (each instance shares the store)
             checks["store_releases"] = lost

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
 
 import pytest
+import redis
 
 from gateway.app import METRICS
 from gateway.errors import LockTimeout, StoreError
@@ -190,3 +192,47 @@ async def test_the_late_readings_store_worker_tells_the_outage_log_not_a_line_a_
     finally:
         await asyncio.to_thread(own_redis.start)
     assert not [r.getMessage() for r in caplog.records if r.name == "gateway.understanding.late"]
+
+
+@pytest.mark.parametrize("refusal", ["oom", "replica"])
+async def test_a_redis_that_refuses_writes_is_not_ready_and_not_up(
+    make_client: AppFactory, settings: Settings, graph: FakeGraphAPI, own_redis: OwnRedis, refusal: str
+) -> None:
+    """A full Redis under ``noeviction`` (docs/deployment.md's policy) answers reads and PING but refuses every
+    write (OOM); so does a replica (READONLY: a ``redis://`` URL left on the old primary's address). Every webhook
+    is answered 503, and until 2026-12-05 ``/readyz`` said 200 ``store: ok`` and ``gateway_store_up`` 1 meanwhile:
+    the alert on the ERROR line had nothing to confirm it. Now both say the store is not usable, with the error's
+    class, and come back once Redis takes writes again."""
+    settings = settings.replace(
+        store=own_redis.url, messenger_app_secret=SECRET, messenger_verify_token="verify",
+        messenger_page_access_token="page-token", messenger_api_url=graph.url + "/v23.0",
+    )  # fmt: skip
+    client = await make_client(settings)
+    metrics = client.app[METRICS]
+    assert (await client.get("/readyz")).status == 200
+    server = redis.Redis(port=own_redis.port)
+    try:
+        if refusal == "oom":
+            server.config_set("maxmemory", "1")  # below what Redis uses already: every write refused
+        else:
+            server.replicaof("127.0.0.1", str(_closed_port()))  # a replica of nobody: reads answered, writes refused
+        assert await post_message(client, PSID, TEXT, "m-refused") == 503
+        answer = await client.get("/readyz")
+        body = await answer.json()
+        assert answer.status == 503 and body["store"] == "unreachable", body
+        assert body["store_error"] == ("OutOfMemoryError" if refusal == "oom" else "ReadOnlyError"), body
+        await until(lambda: metrics.registry.get_sample_value("gateway_store_up") == 0)
+    finally:
+        server.config_set("maxmemory", "0")
+        server.replicaof("NO", "ONE")
+        server.close()
+    await until(lambda: metrics.registry.get_sample_value("gateway_store_up") == 1)
+    assert (await client.get("/readyz")).status == 200
+    assert await post_message(client, PSID, TEXT, "m-refused") == 200  # the provider's redelivery
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:  # a port nobody listens on once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

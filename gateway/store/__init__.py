@@ -1291,7 +1291,7 @@ class Store(
     Protocol,
 ):
     async def ping(self) -> None:
-        """Raise StoreError unless the store answers (readiness probe)."""
+        """Raise StoreError unless the store answers and takes writes (readiness probe, the alert checks)."""
         ...
 
     async def eviction_policy(self) -> str | None:

@@ -156,6 +156,7 @@ LOCK_POLL_SECONDS = 0.01  # a waiting lock's retry pace (bench: redis.asyncio.lo
 FLAG_TRIES = 3  # reads of an entry whose data changes while its flag is written (a reseal) before giving up
 RESOLVED_OUTBOX_KEPT = timedelta(days=7)  # failed outbox items expire after this
 SENT_OUTBOX_KEPT = timedelta(hours=1)  # what is left of a sent item (no payload) expires after this
+READY = PREFIX + "ready"  # never made: ``ping``'s write
 NOEVICTION = "noeviction"  # the maxmemory-policy under which a full Redis refuses writes instead of dropping keys
 _DELIVERY_CODES = {Delivery.PENDING: "p", Delivery.SENT: "s", Delivery.DELIVERED: "d", Delivery.READ: "r",
                    Delivery.FAILED: "f"}  # fmt: skip
@@ -580,7 +581,9 @@ class RedisStore:
 
     @_guarded
     async def ping(self) -> None:
-        await self._redis.ping()
+        """A write that writes nothing (``SET`` of a key never made, ``XX``), refused as every write is by a Redis
+        that answers PING and reads: full under ``noeviction`` (OOM), a replica (READONLY)."""
+        await self._redis.set(READY, "", xx=True)
 
     @_guarded
     async def eviction_policy(self) -> str | None:
