@@ -226,9 +226,12 @@ def _ours(error: ptb.TelegramError) -> DeliveryError:
     and it adds an answer's unknown parameters as they came. Telegram's own description is kept only when it is
     words (:data:`DESCRIPTION`: "Forbidden: bot was blocked by the user", "Chat not found"); else the class alone.
     An answer that was not the Bot API's decides nothing about the young person: a 403 page is not "blocked by the
-    user" (RecipientGone would stop every reply to them), a 404 page is not a refusal: retried, as an outage is."""
+    user" (RecipientGone would stop every reply to them), a 404 page is not a refusal, a 200 page (a captive portal,
+    a cache) or an empty 200 is not a send: retried, as an outage is. PTB raises the error pages' from its parse's
+    TelegramError, and a success status's as that TelegramError itself, from the JSON decoder's ValueError: until
+    2026-12-04 the latter failed the reply for good."""
     name = type(error).__name__
-    if isinstance(error.__cause__, ptb.TelegramError):  # PTB could not read the answer as JSON
+    if isinstance(error.__cause__, (ptb.TelegramError, ValueError)):  # PTB could not read the answer as JSON
         return RetryableDelivery(
             f"telegram: {name}, from an answer that was not the Bot API's (a proxy at its address?)"
         )

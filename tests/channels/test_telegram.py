@@ -389,6 +389,21 @@ async def test_a_page_that_is_not_the_bot_apis_answer_is_retried_and_never_quote
     assert not any(BOT_TOKEN in r.getMessage() for r in caplog.records if r.name.startswith("gateway"))
 
 
+@pytest.mark.parametrize("page", ["<html><body><p>Bienvenue sur le réseau de l'établissement</p></body></html>", ""])
+async def test_a_success_status_whose_body_is_not_the_bot_apis_answer_is_retried(
+    channel: TelegramChannel, telegram: FakeTelegramAPI, page: str
+) -> None:
+    """A proxy, a captive portal or a cache at the Bot API's address answering 200 with its own page (or nothing):
+    the Bot API did not say the message was sent, nor that it was refused. Retried, as the same page with a 403 or
+    a 502 is; until 2026-12-04 it failed the reply for good ("telegram: TelegramError"): never sent again."""
+    telegram.fail_next(Failure(200, page=page))
+    with pytest.raises(RetryableDelivery) as caught:
+        await channel.send(outbound())
+    assert "not the Bot API's" in str(caught.value) and "html" not in str(caught.value)
+    telegram.fail_next(None)
+    assert await channel.send(outbound())  # the next try goes out
+
+
 async def test_a_description_with_digits_or_parameters_is_told_by_its_class_only(
     channel: TelegramChannel, telegram: FakeTelegramAPI
 ) -> None:
