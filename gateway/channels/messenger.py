@@ -143,9 +143,12 @@ class MessengerChannel:
         try:
             async with self._session.post(self._send_url, params=params, json=body, timeout=SEND_TIMEOUT) as response:
                 document = _json_object(await response.read())
-                if response.status < 300:
+                if response.status < 300 and document is not None and "error" not in document:
                     return document
-                raise graph_error(response.status, document, retry_after_header(response.headers.get("Retry-After")))
+                if response.status < 300 and document is None:  # a captive portal's page, nothing: not Graph's answer
+                    raise RetryableDelivery(f"messenger: HTTP {response.status} with an answer that was not Graph's")
+                retry_after = retry_after_header(response.headers.get("Retry-After"))
+                raise graph_error(response.status, document or {}, retry_after)  # a 200 with Graph's error object too
         except (aiohttp.ClientError, TimeoutError) as error:
             raise RetryableDelivery(f"messenger: network error ({type(error).__name__})") from None
 
@@ -196,12 +199,13 @@ def _message_id(document: JSONObject) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _json_object(raw: bytes) -> JSONObject:
+def _json_object(raw: bytes) -> JSONObject | None:
+    """Graph's answer, a JSON object; None when the body is not one (a proxy's page, nothing)."""
     try:
         document = load_json(raw, ChannelName.MESSENGER)
     except BadRequest:
-        return {}
-    return document if isinstance(document, dict) else {}
+        return None
+    return document if isinstance(document, dict) else None
 
 
 def _int_or_none(value: object) -> int | None:

@@ -181,8 +181,12 @@ class WhatsAppChannel:
             raise twilio_error(error.status, error.code) from None
         except (aiohttp.ClientError, TimeoutError) as error:
             raise RetryableDelivery(f"whatsapp: network error ({type(error).__name__})") from None
+        except ValueError:  # a 2xx whose body is not JSON (a captive portal's page): Twilio's client cannot read it
+            raise RetryableDelivery("whatsapp: an answer that was not Twilio's (not JSON)") from None
         sid = resource.sid
-        return sid if isinstance(sid, str) else None
+        if not isinstance(sid, str) or not sid:  # a 2xx without the created message (nothing, an error object)
+            raise RetryableDelivery("whatsapp: an answer that was not Twilio's (no message sid)")
+        return sid
 
 
 def twilio_error(status: int, code: int | None) -> DeliveryError:

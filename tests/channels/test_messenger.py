@@ -413,6 +413,29 @@ async def test_permanent_failures(
     assert PSID not in str(caught.value) and "page-token" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("failure", "error"),
+    [
+        (Failure(200, page="<html><body>Portail captif du lycée</body></html>"), RetryableDelivery),
+        (Failure(200, page=""), RetryableDelivery),
+        (Failure(200, page="[]"), RetryableDelivery),
+        (Failure(200, code=613, description="Calls to this api have exceeded the rate limit"), RetryableDelivery),
+        (Failure(200, code=551, subcode=1545041), PermanentDelivery),
+    ],
+)
+async def test_a_success_status_that_is_not_a_send_is_never_taken_for_one(
+    channel: MessengerChannel, graph: FakeGraphAPI, failure: Failure, error: type[Exception]
+) -> None:
+    """A 200 whose body is not Graph's answer (a captive portal's page, nothing, not an object) or is Graph's error
+    object: the message was not sent. Until 2026-12-04 each was taken for a send without an id (the listener saw
+    "envoyé", the young person got nothing); now the page is retried as an outage is, and the error read as with its
+    error status."""
+    graph.fail_next(failure)
+    with pytest.raises(error) as caught:
+        await channel.send(outbound())
+    assert type(caught.value) is error and PSID not in str(caught.value) and "html" not in str(caught.value)
+
+
 async def test_an_unreachable_graph_is_retryable(session: aiohttp.ClientSession) -> None:
     async with FakeGraphAPI() as gone:
         url = gone.url

@@ -273,6 +273,27 @@ async def test_retryable_failures(channel: WhatsAppChannel, twilio: FakeTwilioAP
 
 
 @pytest.mark.parametrize(
+    "failure",
+    [
+        Failure(200, page="<html><body>Portail captif du lycée</body></html>"),
+        Failure(200, page=""),
+        Failure(200, code=20429, description="Too Many Requests"),
+    ],
+)
+async def test_a_success_status_that_is_not_a_created_message_is_retried(
+    channel: WhatsAppChannel, twilio: FakeTwilioAPI, failure: Failure
+) -> None:
+    """A 200 whose body is not Twilio's created message (a captive portal's page, nothing, an error object): the
+    message was not created. Until 2026-12-04 the error object and the empty body were taken for a send without a
+    sid (the listener saw "envoyé", the young person got nothing) and the page raised JSONDecodeError (an
+    "unexpected" error line); now each is retried, as an outage is."""
+    twilio.fail_next(failure)
+    with pytest.raises(RetryableDelivery) as caught:
+        await channel.send(outbound())
+    assert "+33612345678" not in str(caught.value) and caught.value.__cause__ is None
+
+
+@pytest.mark.parametrize(
     ("failure", "reason"),
     [
         (Failure(400, code=63016, description="Failed to send freeform message to whatsapp:+33612345678"), "window"),
