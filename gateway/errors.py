@@ -20,7 +20,8 @@
     │   └── PayloadTooLarge       → 413
     ├── DeliveryError             a send to a provider failed
     │   ├── RetryableDelivery     network error, 5xx, 429: try again (``retry_after`` seconds when known;
-    │   │                         ``parts_sent``: parts of a split message the provider accepted before it)
+    │   │                         ``parts_sent``: parts of a split message the provider accepted before it;
+    │   │                         ``rate_limited``: the provider's rate limit, which pauses the whole channel)
     │   └── PermanentDelivery     the provider refused for good (e.g. reply window closed)
     │       └── RecipientGone     the young person blocked the line or unsubscribed (gateway/leaving.py is told)
     ├── MailError                 the SMTP server could not be reached or refused an e-mail (notices, referrals)
@@ -118,9 +119,12 @@ class DeliveryError(GatewayError):
 
 
 class RetryableDelivery(DeliveryError):
-    def __init__(self, reason: str, retry_after: float | None = None, parts_sent: int = 0) -> None:
+    def __init__(
+        self, reason: str, retry_after: float | None = None, parts_sent: int = 0, rate_limited: bool = False
+    ) -> None:
         self.retry_after = retry_after
         self.parts_sent = parts_sent  # a split message resumes at this part (0-based), so none is sent twice
+        self.rate_limited = rate_limited  # the provider said to slow down (a 429, a rate limit's code): every send
         super().__init__(reason)
 
 

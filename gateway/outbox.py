@@ -166,6 +166,7 @@ class Outbox:
         self._retries = Wakeups(self._wake.set)  # a rescheduled reply is claimed at its time, not at the next poll
         self._answered: str | None = None  # the last claim's token whose answer came: its record is dropped next
         self._unanswered: tuple[datetime, str] | None = None  # a failed claim's time and token, made again next
+        self._paused: dict[str, datetime] = {}  # a rate-limited channel: none of its replies sent before this time
 
     def kick(self) -> None:
         """Something was put in the outbox: deliver now rather than at the next poll."""
@@ -400,6 +401,9 @@ class Outbox:
         if channel is None:
             reason = f"channel {outbound.channel.value} is not configured"
             return "on", functools.partial(self._fail, lease, reason, following)
+        paused = self._paused.get(outbound.channel.value)
+        if paused is not None and self.clock() < paused:  # its provider said to slow down: not asked before then
+            return "stop", functools.partial(self._defer, lease, paused)
         try:
             provider_id = await channel.send(outbound, first_part=item.parts_sent)
         except RetryableDelivery as exc:
@@ -563,6 +567,8 @@ class Outbox:
         2026-12-02 a failure here ended the run, and the reply and the rest of its run waited for the lease (60 s)."""
         item = lease.item
         attempts = item.attempts + 1
+        if exc.rate_limited:  # every reply of its channel waits as long: the provider is not asked again meanwhile
+            self._pause(item, exc.retry_after if exc.retry_after is not None else self.base_delay * 2**item.attempts)
         if attempts >= self.max_attempts:  # its conversation goes on (the run stops: the next items are claimed
             return await self._fail(lease, f"gave up after {attempts} attempts: {exc}", None)  # again then)
         delay = exc.retry_after if exc.retry_after is not None else self.base_delay * 2 ** (attempts - 1)
@@ -576,6 +582,33 @@ class Outbox:
                 item.conversation_id, item.id, next_attempt, attempts, str(exc), parts_sent, lease=token)))  # fmt: skip
         if held:  # the worker wakes when it is due (armed after it was recorded: never before its time)
             self._retries.after(delay)
+        return held
+
+    def _pause(self, item: OutboxItem, seconds: float) -> None:
+        """The provider of ``item``'s channel rate-limits (a 429, Telegram's flood control, Graph's 4/17/32/613,
+        Twilio's 20429): none of that channel's replies is sent for ``seconds`` (its ``retry_after``, else this
+        reply's backoff), the other channels untouched. One WARNING line a pause (the channel, never an id). Until
+        2026-12-04 each conversation's reply asked the provider all the same, each refused, each spending one of its
+        tries: a rate limit outlasting them failed every waiting reply for good."""
+        channel, now = str(item.payload.get("channel", "")), self.clock()
+        until = now + timedelta(seconds=min(max(seconds, 0.0), self.max_delay))
+        current = self._paused.get(channel)
+        if current is None or current <= now:
+            log.warning("outbox: %s rate-limited: its sends paused for %.1f s", channel, (until - now).total_seconds())
+        if current is None or current < until:
+            self._paused[channel] = until
+
+    async def _defer(self, lease: _Lease, until: datetime) -> bool:
+        """A reply of a paused channel (:meth:`_pause`): not sent, due again when the pause ends, no try spent (the
+        provider refused nothing of it); the rest of its run given back behind it, as after a retry."""
+        item = lease.item
+        self._count(item, "paused")
+        last_error = item.last_error or ""
+        held = await self._until_recorded(lease, "paused", lambda: lease.fenced(
+            lambda token: self.store.outbox_reschedule(item.conversation_id, item.id, until, item.attempts, last_error,
+                                                       item.parts_sent, lease=token)))  # fmt: skip
+        if held:  # the worker wakes when the pause ends
+            self._retries.after(max((until - self.clock()).total_seconds(), 0.0))
         return held
 
     async def _release(self, rest: Sequence[_Lease]) -> None:

@@ -11,6 +11,8 @@ and :class:`FakeTelegramAPI` (the Bot API as python-telegram-bot calls it). Each
 
 Every request is recorded as a :class:`RecordedRequest` (method, path, query, headers, parsed body, raw bytes).
 ``down()`` and ``up()`` make an outage of any length (every request answers 503 meanwhile).
+``rate_limit(seconds)`` answers every send 429 (or the vendor's rate limit given) for that long, its retry_after
+the seconds left; ``limited`` counts those answers.
 ``fail_next(500, 429, Failure(400, code=63016))`` scripts the next answers of an endpoint (the last segment of
 its path: ``messages``, ``Messages.json``, ``sendMessage``…) in the vendor's own error shape; a ``None`` among
 them answers its request normally (``fail_next(None, 500)``: the first part of a split message passes, the second
@@ -24,10 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import hmac
 import itertools
 import json
+import math
 import signal
 import subprocess
 import time
@@ -114,6 +118,8 @@ class FakeAPI:
         self._flowing.set()
         self._stalled_only: bytes | None = None  # stall(only=…): the text a held request's body holds
         self.held = 0  # requests that waited (or wait) in a stall
+        self._limit: tuple[float, Failure] | None = None  # rate_limit(): until when (monotonic), and the answer
+        self.limited = 0  # requests answered as rate-limited by rate_limit()
         self._runner: web.AppRunner | None = None
         self._port = 0
         self.app = web.Application(client_max_size=50_000_000, middlewares=[self._recorder])
@@ -157,6 +163,13 @@ class FakeAPI:
 
     def up(self) -> None:
         self._down = False
+
+    def rate_limit(self, seconds: float, failure: Failure | None = None) -> None:
+        """A rate limit: for ``seconds`` from now every request to the sending endpoint answers ``failure`` (429 by
+        default, in the vendor's shape), its ``retry_after`` (when it has one) the whole seconds left then, as
+        Telegram's ``parameters.retry_after`` and a ``Retry-After`` header say; :attr:`limited` counts them."""
+        limited = failure or Failure(429, retry_after=0, description="Too Many Requests")
+        self._limit = (time.monotonic() + seconds, limited)
 
     def stall(self, only: str | None = None) -> None:
         """A slow provider: from now on every request waits, unanswered, until :meth:`resume`; with ``only``, just
@@ -224,6 +237,10 @@ class FakeAPI:
         failure = queue.popleft() if queue else None
         if self._down:
             failure = Failure(503, description="service unavailable")
+        elif self._limit and endpoint == self.send_endpoint and (left := self._limit[0] - time.monotonic()) > 0:
+            limited = self._limit[1]
+            told = None if limited.retry_after is None else math.ceil(left)
+            failure, self.limited = dataclasses.replace(limited, retry_after=told), self.limited + 1
         try:
             response: web.StreamResponse = (
                 web.Response(text=failure.page, status=failure.status, content_type="text/html")

@@ -183,7 +183,7 @@ async def send_parts(
         try:
             provider_id = await send_one(index, parts[index])
         except RetryableDelivery as error:
-            raise RetryableDelivery(str(error), error.retry_after, parts_sent=index) from None
+            raise RetryableDelivery(str(error), error.retry_after, index, error.rate_limited) from None
     return provider_id
 
 

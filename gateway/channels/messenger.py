@@ -67,8 +67,10 @@ QUICK_REPLY_PAYLOAD_MAX = 1000
 MEDIA_HOSTS = frozenset({"*.fbcdn.net", "*.facebook.com", "lookaside.fbsbx.com"})
 ATTACHMENT_KINDS = {"image": "image", "audio": "audio", "video": "video", "file": "file", "location": "location"}
 
-# Graph error codes worth another try: unknown, service unavailable, and the rate limits.
-RETRYABLE_CODES = frozenset({1, 2, 4, 17, 32, 613, 80006})
+# Graph error codes worth another try: unknown, service unavailable, and the rate limits (the app's, a user's, the
+# page's, a custom one, Messenger's), which pause every Messenger send (gateway/outbox.py).
+RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, 80006})
+RETRYABLE_CODES = frozenset({1, 2}) | RATE_LIMIT_CODES
 PERMANENT_REASONS = {
     (10, 2018278): "reply window closed (more than 24 hours since the person's last message)",
     (10, 2018065): "reply window closed for the HUMAN_AGENT tag (more than 7 days)",
@@ -161,7 +163,8 @@ def graph_error(status: int, document: JSONObject, retry_after: float | None) ->
     code, subcode = _int_or_none(error.get("code")), _int_or_none(error.get("error_subcode"))
     where = f"messenger: HTTP {status}, code {code}, subcode {subcode}"
     if status == 429 or status >= 500 or code in RETRYABLE_CODES or error.get("is_transient") is True:
-        return RetryableDelivery(f"{where}: try again later", retry_after)
+        limited = status == 429 or code in RATE_LIMIT_CODES
+        return RetryableDelivery(f"{where}: try again later", retry_after, rate_limited=limited)
     reason = PERMANENT_REASONS.get((code or 0, subcode or 0)) or PERMANENT_CODES.get(code or 0, "refused")
     if (code, subcode) in BLOCKED:
         return RecipientGone(f"{where}: {reason}")

@@ -213,7 +213,7 @@ class TelegramChannel:
         try:
             return await request
         except ptb.RetryAfter as error:
-            raise RetryableDelivery("telegram: flood control", _seconds(error)) from None
+            raise RetryableDelivery("telegram: flood control", _seconds(error), rate_limited=True) from None
         except ptb.TelegramError as error:
             raise _ours(error) from None
 

@@ -193,7 +193,7 @@ def twilio_error(status: int, code: int | None) -> DeliveryError:
     """Map a Twilio error answer to ours. Twilio's own message is left out: it can quote the phone number."""
     where = f"whatsapp: HTTP {status}, Twilio code {code}"
     if status == 429 or code == 20429 or status >= 500:
-        return RetryableDelivery(f"{where}: try again later")
+        return RetryableDelivery(f"{where}: try again later", rate_limited=status == 429 or code == 20429)
     reason = PERMANENT_REASONS.get(code or 0, "refused")
     return RecipientGone(f"{where}: {reason}") if code == OPTED_OUT else PermanentDelivery(f"{where}: {reason}")
 

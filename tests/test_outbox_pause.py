@@ -1,0 +1,129 @@
+"""A provider that rate-limits pauses its whole channel, not one conversation (docs/architecture.md, "A provider's
+rate limit"): the real outbox worker (`Outbox.run`), the SQLite store, each channel's real adapter against its fake
+API on 127.0.0.1 answering as the platform does when it rate-limits (Telegram's 429 with ``retry_after``, Graph's
+code 613, Twilio's 20429), and another channel beside it that keeps flowing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from gateway.channels.messenger import MessengerChannel
+from gateway.channels.telegram import TelegramChannel
+from gateway.channels.whatsapp import WhatsAppChannel
+from gateway.messages import ChannelName, Outbound
+from gateway.outbox import Outbox
+from gateway.settings import Settings
+from gateway.store import OutboxItem, Store, open_store
+from gateway.store.codec import encode_outbound
+from gateway.testing import (
+    ACCOUNT_SID,
+    BOT_TOKEN,
+    WHATSAPP_FROM,
+    Failure,
+    FakeAPI,
+    FakeGraphAPI,
+    FakeTelegramAPI,
+    FakeTwilioAPI,
+)
+from tests.e2e.channel_support import eventually
+
+# PTB 22 warns when it builds a RetryAfter (its retry_after becomes a timedelta in v23)
+pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning")
+
+LIMITS = {  # how each platform says "too many requests"
+    ChannelName.TELEGRAM: Failure(429, retry_after=0, description="Too Many Requests: retry after"),
+    ChannelName.MESSENGER: Failure(400, code=613, description="Calls to this api have exceeded the rate limit"),
+    ChannelName.WHATSAPP: Failure(429, code=20429, description="Too Many Requests"),
+}
+RECIPIENTS = {ChannelName.TELEGRAM: "10{n:03d}", ChannelName.MESSENGER: "psid-{n}",
+              ChannelName.WHATSAPP: "whatsapp:+33600000{n:03d}"}  # fmt: skip
+OTHERS = 10
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await open_store(f"sqlite:///{tmp_path}/gateway.sqlite3")
+    yield opened
+    await opened.close()
+
+
+def texts(fake: FakeAPI, channel: ChannelName) -> list[str]:
+    key = {ChannelName.TELEGRAM: "text", ChannelName.WHATSAPP: "Body"}.get(channel)
+    return [r.body[key] if key else r.body["message"]["text"] for r in fake.accepted()]
+
+
+@pytest.mark.parametrize("limited", list(LIMITS))
+async def test_a_rate_limit_pauses_its_channel_without_asking_again_nor_spending_tries(
+    store: Store, limited: ChannelName
+) -> None:
+    """One reply is refused by the provider's rate limit; the ten replies of other conversations of that channel
+    written meanwhile are not sent before the pause ends (the provider is asked nothing during it: until 2026-12-04
+    each was sent and refused, each spending one of its tries, so a rate limit outlasting them failed every waiting
+    reply for good), then go once each; no try spent on them; another channel's reply flows during the pause."""
+    async with (
+        FakeTelegramAPI() as telegram, FakeGraphAPI() as graph, FakeTwilioAPI() as twilio,
+        aiohttp.ClientSession() as session,
+    ):  # fmt: skip
+        settings = Settings(
+            telegram_api_url=telegram.url, telegram_bot_token=BOT_TOKEN, messenger_api_url=graph.url,
+            messenger_page_access_token="page-token", twilio_api_url=twilio.url, twilio_account_sid=ACCOUNT_SID,
+            twilio_auth_token="twilio-auth-token", twilio_whatsapp_from=WHATSAPP_FROM,
+        )  # fmt: skip
+        whatsapp = WhatsAppChannel(settings, session)
+        await whatsapp.start()
+        channels = {
+            ChannelName.TELEGRAM: TelegramChannel(settings, session),
+            ChannelName.MESSENGER: MessengerChannel(settings, session),
+            ChannelName.WHATSAPP: whatsapp,
+        }
+        fakes: dict[ChannelName, FakeAPI] = {
+            ChannelName.TELEGRAM: telegram, ChannelName.MESSENGER: graph, ChannelName.WHATSAPP: twilio
+        }  # fmt: skip
+        fake = fakes[limited]
+        # Graph and Twilio tell no retry_after: the pause is the refused reply's backoff, made long enough here to
+        # outlast the writing of the other replies on a busy machine
+        sending = Outbox(store, channels, base_delay=6.0, max_attempts=3, poll_seconds=60)  # kicks and retries only
+
+        async def reply(item_id: str, channel: ChannelName, n: int) -> None:
+            message = Outbound(item_id, f"c-{item_id}", channel, RECIPIENTS[channel].format(n=n), f"texte {item_id}")
+            await store.outbox_put(OutboxItem(item_id, f"c-{item_id}", encode_outbound(message), sending.clock()))
+            sending.kick()
+
+        fake.rate_limit(6, LIMITS[limited])
+        worker = asyncio.create_task(sending.run())
+        try:
+            await reply("first", limited, 0)
+            await eventually(lambda: _attempted(store, "first"), timeout=10)  # refused, rescheduled: the pause begun
+            for n in range(1, OTHERS + 1):
+                await reply(f"other-{n}", limited, n)
+            other = next(channel for channel in LIMITS if channel != limited)
+            await reply("elsewhere", other, 99)
+            await fakes[other].wait_accepted(1, timeout=10)  # the other channel is not paused
+            accepted = await fake.wait_accepted(OTHERS + 1, timeout=30)
+        finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+            await whatsapp.stop()
+        assert fake.limited == 1  # the provider was asked nothing more during its rate limit
+        sent = texts(fake, limited)
+        assert sorted(sent) == sorted(["texte first", *(f"texte other-{n}" for n in range(1, OTHERS + 1))])
+        assert len(accepted) == OTHERS + 1  # each once
+
+        def counted(result: str) -> float | None:
+            labels = {"channel": limited.value, "result": result}
+            return sending.metrics.registry.get_sample_value("gateway_outbox_deliveries_total", labels)
+
+        assert counted("retry") == 1 and counted("paused") == OTHERS  # the others spent no try: paused, told apart
+
+
+async def _attempted(store: Store, item_id: str) -> bool:
+    item = await store.outbox_get(f"c-{item_id}", item_id)
+    return item is not None and item.attempts >= 1
