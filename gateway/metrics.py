@@ -34,7 +34,7 @@ class Metrics:
             "gateway_bot_outcomes", "Where the bot sent conversations", ["kind", "queue", "priority"], registry=r
         )
         self.deliveries = Counter(
-            "gateway_outbox_deliveries", "Outbox attempts by channel and result (sent, retry, failed, paused)",
+            "gateway_outbox_deliveries", "Outbox attempts by channel and result (sent, retry, failed, paused, busy)",
             ["channel", "result"], registry=r,
         )  # fmt: skip
         self.webhook_refusals = Counter(

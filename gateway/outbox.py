@@ -40,6 +40,7 @@ Receipts kept for a send whose record came without taking them are applied by a 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import itertools
@@ -66,6 +67,11 @@ RECORD_PAUSE = (0.05, 2.0)  # a send's record tried again after 0.05 s, doubling
 # Deliveries in flight at once per instance: the app's one aiohttp session opens at most 100 connections (its
 # connector's default limit), so more sends would only queue there, their leases and their lines held meanwhile.
 WINDOW = 100
+# The replies of one channel being sent at once, at most: half the window (``Outbox.channel_window``), so that a
+# provider that hangs (its sends held up to the send timeout, 15 s) leaves the other half to the other channels. A
+# reply claimed beyond it is given back for this long without a send and without spending a try (``busy``): until
+# 2026-12-05 one hung provider held every slot, and the other channels' replies waited ⌈its backlog / 100⌉ × 15 s.
+BUSY_DEFER_SECONDS = 1.0
 # The least time between two claims of :meth:`Outbox.run`: a claim costs two store round trips whatever it
 # brings, and at 1,000 replies/s a claim at every end or kick cost 0.2 ms of CPU per message more than the claims
 # of 50 it replaced (bench/README.md). A claim within this of the last waits the rest, gathering the ends and kicks
@@ -167,6 +173,8 @@ class Outbox:
         self._answered: str | None = None  # the last claim's token whose answer came: its record is dropped next
         self._unanswered: tuple[datetime, str] | None = None  # a failed claim's time and token, made again next
         self._paused: dict[str, datetime] = {}  # a rate-limited channel: none of its replies sent before this time
+        self.channel_window = max(1, window // 2)  # one channel's sends in flight at most (BUSY_DEFER_SECONDS)
+        self._sending: collections.Counter[str] = collections.Counter()  # each channel's sends in flight now
 
     def kick(self) -> None:
         """Something was put in the outbox: deliver now rather than at the next poll."""
@@ -401,9 +409,14 @@ class Outbox:
         if channel is None:
             reason = f"channel {outbound.channel.value} is not configured"
             return "on", functools.partial(self._fail, lease, reason, following)
-        paused = self._paused.get(outbound.channel.value)
+        name = outbound.channel.value
+        paused = self._paused.get(name)
         if paused is not None and self.clock() < paused:  # its provider said to slow down: not asked before then
             return "stop", functools.partial(self._defer, lease, paused)
+        if self._sending[name] >= self.channel_window:  # its provider slow or hung: the other channels keep the rest
+            busy_until = self.clock() + timedelta(seconds=BUSY_DEFER_SECONDS)
+            return "stop", functools.partial(self._defer, lease, busy_until, "busy")
+        self._sending[name] += 1
         try:
             provider_id = await channel.send(outbound, first_part=item.parts_sent)
         except RetryableDelivery as exc:
@@ -417,6 +430,8 @@ class Outbox:
         except Exception as exc:  # a bug in one adapter must not stop the worker for every channel
             log.error("outbox: %s: unexpected %s from the %s channel", item.id, type(exc).__name__, outbound.channel)
             return "stop", functools.partial(self._retry, lease, RetryableDelivery(f"unexpected {type(exc).__name__}"))
+        finally:
+            self._sending[name] -= 1
         self._count(item, "sent")
         return "on", functools.partial(self._sent, lease, provider_id, following)
 
@@ -598,13 +613,14 @@ class Outbox:
         if current is None or current < until:
             self._paused[channel] = until
 
-    async def _defer(self, lease: _Lease, until: datetime) -> bool:
-        """A reply of a paused channel (:meth:`_pause`): not sent, due again when the pause ends, no try spent (the
-        provider refused nothing of it); the rest of its run given back behind it, as after a retry."""
+    async def _defer(self, lease: _Lease, until: datetime, why: str = "paused") -> bool:
+        """A reply of a paused channel (:meth:`_pause`), or of one whose sends in flight fill its share of the window
+        (``busy``): not sent, due again at ``until``, no try spent (the provider refused nothing of it); the rest of
+        its run given back behind it, as after a retry."""
         item = lease.item
-        self._count(item, "paused")
+        self._count(item, why)
         last_error = item.last_error or ""
-        held = await self._until_recorded(lease, "paused", lambda: lease.fenced(
+        held = await self._until_recorded(lease, why, lambda: lease.fenced(
             lambda token: self.store.outbox_reschedule(item.conversation_id, item.id, until, item.attempts, last_error,
                                                        item.parts_sent, lease=token)))  # fmt: skip
         if held:  # the worker wakes when the pause ends

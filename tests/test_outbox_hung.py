@@ -1,0 +1,81 @@
+"""A provider that hangs keeps only its share of the outbox's sends in flight (docs/architecture.md, "A provider that
+hangs"): the real outbox worker (`Outbox.run`), the SQLite store, the real Messenger and Telegram adapters against
+their fake APIs on 127.0.0.1, Graph's holding every request unanswered (accepted, never answered, as a provider that
+hangs does) while Telegram answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from gateway.channels.messenger import MessengerChannel
+from gateway.channels.telegram import TelegramChannel
+from gateway.messages import ChannelName, Outbound
+from gateway.outbox import Outbox
+from gateway.settings import Settings
+from gateway.store import OutboxItem, Store, open_store
+from gateway.store.codec import encode_outbound
+from gateway.testing import BOT_TOKEN, FakeGraphAPI, FakeTelegramAPI
+
+WINDOW = 10  # the worker's sends in flight at most: Messenger's share is 5
+HUNG = 20  # Messenger's replies, written before Telegram's: each would take a slot and hold it
+OTHERS = 3
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await open_store(f"sqlite:///{tmp_path}/gateway.sqlite3")
+    yield opened
+    await opened.close()
+
+
+async def test_a_hung_provider_keeps_its_share_of_the_window_and_the_other_channels_flow(store: Store) -> None:
+    """Twenty Messenger replies written first, then three Telegram ones, Graph holding every request unanswered: the
+    Telegram replies go while Graph holds exactly Messenger's share of the sends (half the window), none of the
+    others asked; once Graph answers again every Messenger reply goes once, none having spent a try on the wait.
+    Until 2026-12-05 the hung sends took every slot and the next claims took Messenger's older replies first: the
+    Telegram replies waited for two rounds of send timeouts (15 s each, ⌈backlog / window⌉ rounds in all)."""
+    async with FakeTelegramAPI() as telegram, FakeGraphAPI() as graph, aiohttp.ClientSession() as session:
+        settings = Settings(telegram_api_url=telegram.url, telegram_bot_token=BOT_TOKEN, messenger_api_url=graph.url,
+                            messenger_page_access_token="page-token")  # fmt: skip
+        channels = {ChannelName.TELEGRAM: TelegramChannel(settings, session),
+                    ChannelName.MESSENGER: MessengerChannel(settings, session)}  # fmt: skip
+        sending = Outbox(store, channels, window=WINDOW, poll_seconds=60)  # kicks, ends and retries only
+
+        async def reply(item_id: str, channel: ChannelName, recipient: str) -> None:
+            message = Outbound(item_id, f"c-{item_id}", channel, recipient, f"texte {item_id}")
+            await store.outbox_put(OutboxItem(item_id, f"c-{item_id}", encode_outbound(message), sending.clock()))
+
+        graph.stall()
+        for n in range(HUNG):
+            await reply(f"hung-{n}", ChannelName.MESSENGER, f"psid-{n}")
+        for n in range(OTHERS):
+            await reply(f"other-{n}", ChannelName.TELEGRAM, f"10{n:03d}")
+        worker = asyncio.create_task(sending.run())
+        try:
+            await telegram.wait_accepted(OTHERS, timeout=30)
+            held_then = graph.held
+            graph.resume()
+            accepted = await graph.wait_accepted(HUNG, timeout=30)
+        finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        assert held_then == WINDOW // 2  # Messenger's share, no more: the rest of the window was Telegram's
+        sent = sorted(r.body["message"]["text"] for r in accepted)
+        assert sent == sorted(f"texte hung-{n}" for n in range(HUNG))  # each once
+        assert len(graph.accepted()) == HUNG
+        for n in range(HUNG):
+            item = await store.outbox_get(f"c-hung-{n}", f"hung-{n}")
+            assert item is not None and item.attempts == 0  # the wait spent no try
+
+        busy = sending.metrics.registry.get_sample_value(
+            "gateway_outbox_deliveries_total", {"channel": "messenger", "result": "busy"}
+        )
+        assert busy is not None and busy >= HUNG - WINDOW // 2  # each held back at least once, told apart
