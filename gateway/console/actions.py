@@ -12,7 +12,8 @@ import hashlib
 import itertools
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, cast
 
@@ -64,6 +65,14 @@ ENDING = (
 COMPLETED = {"idle_close": ("idle_close_completed", "an idle close"),
              "closed_in_bulk": ("bulk_close_completed", "a bulk close")}  # fmt: skip
 CLOSING = timedelta(hours=2)  # a reply window with less than this left is shown as closing
+
+
+@dataclass(frozen=True, slots=True)
+class _Once:
+    """An action to make (:meth:`Actions._once`): ``mark``, the processed mark of its console id, saved with its record
+    (None: sent without an id)."""
+
+    mark: DoneMark | None
 
 
 class ActionRefused(GatewayError):
@@ -294,10 +303,10 @@ class Actions:
             return await self._send(conversation, listener, text, None if key is None else f"refer:{partner}:{key}")
 
     async def transfer(
-        self, conversation_id: str, listener: str, queue: str, *, supervisor: bool = False
+        self, conversation_id: str, listener: str, queue: str, *, supervisor: bool = False, key: str | None = None
     ) -> Conversation:
         """Cold transfer to another queue: the summary and transcript go along. A ``supervisor`` may transfer another
-        listener's conversation.
+        listener's conversation. ``key``: the console's id of this transfer, made once (:meth:`_once`).
 
         In the conversation's batch (``locked_batch``): SQLite writes the transfer in one transaction (the place
         told is read with the held queue step, ``position``, without committing it). Redis makes the queue step
@@ -313,8 +322,9 @@ class Actions:
         line, one before it the check's completion naming the supervisor. An earlier transfer to another queue cut after
         its queue step and not completed yet has its messages written and never listed withdrawn first
         (:meth:`_withdraw_moved`): this transfer's place is the one told."""
-        async with self.store.locked_batch(conversation_id):
-            conversation = await self._load(conversation_id)
+        async with self._once(conversation_id, listener, "transfer", key) as (conversation, once):
+            if once is None:
+                return conversation  # made already: answered as it stands
             if conversation.status == Status.WITH_LISTENER and not supervisor:
                 self._mine(conversation, listener)
             if await self._waits_in(conversation, queue):  # nothing to move: made, it sent them to the back of it
@@ -340,7 +350,7 @@ class Actions:
             if holder is not None and holder != listener:  # a supervisor's: audited with the transfer
                 detail = f"{conversation.pseudonym}: from {holder}"
                 await self.store.audit(AuditEntry(now, listener, "transfer", conversation_id, detail))
-            await self.store.save_conversation(conversation)
+            await self.store.save_conversation(conversation, done=once.mark)
             if moving:
                 await self.store.end_move(conversation_id)
         self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
@@ -379,20 +389,69 @@ class Actions:
         why = f"its conversation was transferred again (to {queue}{_by(mover)})"
         await self._withdraw(conversation, "transfer", listed[conversation.id], told, why=why)
 
-    async def hand_back(self, conversation_id: str, listener: str, *, supervisor: bool = False) -> Conversation:
+    async def hand_back(
+        self, conversation_id: str, listener: str, *, supervisor: bool = False, key: str | None = None
+    ) -> Conversation:
         """Back to the queue, at its arrival time. A ``supervisor`` may give back any listener's conversation (one held
-        by somebody who left their console: nobody else may answer it)."""
-        async with self.store.locked_batch(conversation_id):
-            conversation = await self._load(conversation_id)
+        by somebody who left their console: nobody else may answer it), audited in the batch (:meth:`_audit_for_other`).
+        ``key``: the console's id of this hand-back, made once (:meth:`_once`)."""
+        async with self._once(conversation_id, listener, "hand_back", key) as (conversation, once):
+            if once is None:
+                return conversation  # made already: answered as it stands
             if not (supervisor and conversation.status == Status.WITH_LISTENER):
                 self._mine(conversation, listener)
+            now = self.clock()
+            await self._audit_for_other(conversation, listener, "hand_back", now)
             try:
-                await self._requeue(conversation, self.clock(), unless_leaving=True)
+                await self._requeue(conversation, now, unless_leaving=True, done=once.mark)
             except Conflict:  # no entry, or its ending listed as begun (the queue step's script read it)
                 if conversation_id in await self.store.leavings_begun():  # read only when refused
                     raise ActionRefused("not_active", ENDING) from None
                 raise
         return conversation
+
+    async def _audit_for_other(self, conversation: Conversation, listener: str, action: str, now: datetime) -> None:
+        """A supervisor's hand-back or close of a conversation another listener holds, audited (who, which, from whom)
+        in the action's batch, before its record, as a transfer is: never for an action sent again and not made."""
+        if conversation.status == Status.WITH_LISTENER and conversation.listener != listener:
+            detail = f"{conversation.pseudonym}: from {conversation.listener}"
+            await self.store.audit(AuditEntry(now, listener, action, conversation.id, detail))
+
+    @contextlib.asynccontextmanager
+    async def _once(
+        self, conversation_id: str, listener: str, action: str, key: str | None
+    ) -> AsyncIterator[tuple[Conversation, _Once | None]]:
+        """The conversation's batch (``locked_batch``) for a hand-back, a transfer or a close, with the conversation
+        read under its lock. ``key``: the console's id of the action, the same when it sends it again (its answer lost
+        with the connection, a 503 while Redis restarts, a browser's retry): claimed as a reply's is
+        (:meth:`_claim_reply`), its processed mark saved with the record the action writes (``_Once.mark``). Made
+        already under it, the block gets None and answers the conversation as it stands, nothing made again: the
+        console shows its own action as made, not "not yours" or "no longer active"; and a supervisor's hand-back or
+        transfer sent again after a colleague took the conversation from the queue no longer takes it from them.
+        Otherwise ``_Once`` (its mark None without a key). The claim of an action that failed is released: sent
+        again, it is made."""
+        claim = None
+        try:
+            async with self.store.locked_batch(conversation_id):
+                conversation = await self._load(conversation_id)
+                if key is None:
+                    yield conversation, _Once(None)
+                    return
+                # not the record's hold: a supervisor's request sent again after a colleague's take names the hold it
+                # was made for (the console makes a new id for what it shows since, and for a new take of its own)
+                digest = hashlib.sha256(f"{conversation_id}:{listener}:{action}:{key}".encode()).hexdigest()
+                claim = Claim(f"{action}:{digest[:32]}", secrets.token_hex(8), CLAIM_SECONDS)
+                state = await self.store.claim(claim.key, claim.owner, claim.lease_seconds,
+                                               kept_seconds=DEDUPE_TTL_SECONDS)  # fmt: skip
+                if state is ClaimState.BUSY:  # its first request under way elsewhere, or died within its lease
+                    raise ActionRefused("in_progress", "this action is being made: look again in a moment")
+                done = state is ClaimState.DONE
+                yield conversation, None if done else _Once(DoneMark(claim.key, DEDUPE_TTL_SECONDS))
+        except BaseException:
+            if claim is not None:
+                with contextlib.suppress(StoreError):
+                    await self.store.release(claim.key, claim.owner)
+            raise
 
     async def hand_back_absent(self, conversation_id: str, listener: str, absent: Callable[[str], bool]) -> bool:
         """Back to the queue as :meth:`hand_back` does, ``listener`` having had no console open for too long
@@ -665,8 +724,9 @@ class Actions:
         return bool(await self.store.entries_written(conversation_id, [entry_id]))
 
     async def _requeue(
-        self, conversation: Conversation, now: datetime, told: Reply | None = None, *, unless_leaving: bool = False
-    ) -> None:
+        self, conversation: Conversation, now: datetime, told: Reply | None = None, *, unless_leaving: bool = False,
+        done: DoneMark | None = None,
+    ) -> None:  # fmt: skip
         """The one hand-back (under the conversation's lock, in its batch: ``locked_batch``): its queue entry back at
         its place and priority (``store.requeue``: Conflict when it has none; SQLite holds it in the batch's
         transaction, Redis makes it at once, another slot, and again by a retry or :meth:`complete_hand_back`), then
@@ -674,7 +734,8 @@ class Actions:
         timer, and the record, written together. ``unless_leaving`` (a hand-back begun now, a listener's or the
         gateway's, not one completed by the check): Conflict, nothing changed, while the conversation's ending is
         listed as begun (an idle close or "Terminer" cut short after the goodbye: in a queue after it, the young person
-        would be told their place; the queue step's script reads the list, no round trip more)."""
+        would be told their place; the queue step's script reads the list, no round trip more). ``done``: the processed
+        mark of the console's id of a listener's hand-back (:meth:`_once`), saved with the record."""
         await self.store.requeue(conversation.id, unless_leaving=unless_leaving)
         if told is not None:
             await self.dispatcher.emit(conversation, [told], Author.BOT, now)
@@ -684,7 +745,7 @@ class Actions:
         # Told at once where they stand, by the queue's timer (taking cancelled it): their place, or, the line
         # closed, where to turn now. Before, nothing was re-armed: silence, even through the night.
         await self.store.set_timer(conversation.id, TimerKind.QUEUE_REASSURE, now)
-        await self.store.save_conversation(conversation)
+        await self.store.save_conversation(conversation, done=done)
 
     async def hand_back_all(self, listener: str) -> int:
         """Every conversation ``listener`` holds, back to the queue as :meth:`hand_back` does (the young person told
@@ -702,8 +763,9 @@ class Actions:
         return returned
 
     async def close(
-        self, conversation_id: str, listener: str, outcome: str, notes: str = "", *, supervisor: bool = False
-    ) -> Conversation:
+        self, conversation_id: str, listener: str, outcome: str, notes: str = "", *, supervisor: bool = False,
+        key: str | None = None,
+    ) -> Conversation:  # fmt: skip
         """Closed with a category from the flow, the young person told (``ended``). A ``supervisor`` may close another
         listener's conversation, which then names them as its listener: they ended it, with their category; its
         former holder, whom it was taken from, no longer sees it, notes it nor finds it in their history (as after a
@@ -736,9 +798,11 @@ class Actions:
         ``gateway/leaving.py``) is refused (``not_active``): the young person was told goodbye, and the check
         completes that ending; closed here, they would be told twice (:meth:`_cut_before`, the read it makes already;
         a waiting one's since branch rel31, whose close was allowed before and the idle goodbye withdrawn when never
-        listed, sent beside the close's when listed)."""
-        async with self.store.locked_batch(conversation_id):
-            conversation = await self._load(conversation_id)
+        listed, sent beside the close's when listed). ``key``: the console's id of this close, made once
+        (:meth:`_once`)."""
+        async with self._once(conversation_id, listener, "close", key) as (conversation, once):
+            if once is None:
+                return conversation  # made already: answered as it stands
             if conversation.status == Status.WITH_LISTENER and not supervisor:
                 self._mine(conversation, listener)
             if self.flows.knowing(conversation.flow_version, lambda e: _closes_with(e, outcome)) is None:
@@ -757,7 +821,9 @@ class Actions:
             if closing:
                 await self.store.begin_close(conversation_id, listener)  # its closer, before the goodbye
                 await self._withdraw_replies(conversation, listener)  # before the goodbye: never sent after it
-            await self._end(conversation, listener, outcome, notes, self.clock())
+            now = self.clock()
+            await self._audit_for_other(conversation, listener, "close", now)  # before _end names the closer
+            await self._end(conversation, listener, outcome, notes, now, done=once.mark)
             if closing and earlier in (None, outcome) and not handing:  # else the check withdraws what they wrote
                 await self.store.end_close(conversation_id)
         self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
@@ -779,10 +845,14 @@ class Actions:
             why = f"its conversation was closed (by {closer})"
             await self._withdraw(conversation, "reply", holder, replies, why=why)
 
-    async def _end(self, conversation: Conversation, listener: str, outcome: str, notes: str, now: datetime) -> None:
+    async def _end(
+        self, conversation: Conversation, listener: str, outcome: str, notes: str, now: datetime,
+        done: DoneMark | None = None,
+    ) -> None:  # fmt: skip
         """A close's writes but a waiting conversation's queue step: the note, the goodbye (ids derived from the close:
         written again by a close completed or made again, the same entries, which the store ignores), the outcome,
-        the new status (a held one's entry leaves with its record), the record."""
+        the new status (a held one's entry leaves with its record), the record (with ``done``, the processed mark of
+        the console's id of the close: :meth:`_once`)."""
         key = _close_key(conversation.id, outcome)
         if notes.strip():
             with derived_ids(key + ":note"):
@@ -798,7 +868,7 @@ class Actions:
         if conversation.status == Status.WITH_LISTENER:  # a supervisor closing another's: theirs now
             conversation.listener = listener
         await self.dispatcher.transition(conversation, Trigger.CLOSE, now)
-        await self.store.save_conversation(conversation)
+        await self.store.save_conversation(conversation, done=done)
 
     async def _left(self, conversation: Conversation) -> leaving.Ending | None:
         """How the conversation ended, when an ending with the bot or in the queue (a quick exit, "Terminer", an idle

@@ -441,46 +441,40 @@ class ListenerAPI:
         return web.json_response(entry_json(entry), status=201)
 
     async def transfer(self, request: web.Request) -> web.Response:
-        """The holder's, a waiting one's, or a supervisor's for any listener (audited as :meth:`hand_back`, by the
-        transfer itself, before its record: ``Actions.transfer``)."""
-        queue = await _field(request, "queue")
+        """``{queue, id?}``: the holder's, a waiting one's, or a supervisor's for any listener (audited as
+        :meth:`hand_back`, by the transfer itself, before its record: ``Actions.transfer``); ``id``, the console's id of
+        this transfer (sent again with it: made once, answered with the conversation as it stands)."""
+        body = await json_body(request)
+        queue, key = body.get("queue"), action_id(body)
+        if not isinstance(queue, str):
+            raise ActionRefused("bad_request", "'queue' is required")
         listener, conversation_id = request[LISTENER], request.match_info["id"]
         conversation = await self.actions.transfer(conversation_id, listener.name, queue,
-                                                   supervisor=listener.supervisor)  # fmt: skip
+                                                   supervisor=listener.supervisor, key=key)  # fmt: skip
         return web.json_response(self.card(conversation, self.clock()))
 
     async def hand_back(self, request: web.Request) -> web.Response:
-        """The holder's, or a supervisor's for any listener (audited: who, which, from whom)."""
+        """``{id?}``: the holder's, or a supervisor's for any listener (audited: who, which, from whom, by the hand-back
+        itself: ``Actions.hand_back``); ``id``, the console's id of this hand-back (sent again with it: made once,
+        answered with the conversation as it stands)."""
+        key = action_id(await json_body(request))
         listener, conversation_id = request[LISTENER], request.match_info["id"]
-        holder = await self._holder(conversation_id)
-        conversation = await self.actions.hand_back(conversation_id, listener.name, supervisor=listener.supervisor)
-        await self._audit_for_other(listener, "hand_back", conversation, holder)
+        conversation = await self.actions.hand_back(conversation_id, listener.name, supervisor=listener.supervisor,
+                                                    key=key)  # fmt: skip
         return web.json_response(self.card(conversation, self.clock()))
 
     async def close(self, request: web.Request) -> web.Response:
-        """The holder's, a waiting one's, or a supervisor's for any listener (audited as :meth:`hand_back`)."""
+        """``{outcome, notes?, id?}``: the holder's, a waiting one's, or a supervisor's for any listener (audited as
+        :meth:`hand_back`, by the close itself); ``id``, the console's id of this close (sent again with it: made once,
+        answered with the conversation as it stands)."""
         body = await json_body(request)
-        outcome, notes = body.get("outcome"), body.get("notes", "")
+        outcome, notes, key = body.get("outcome"), body.get("notes", ""), action_id(body)
         if not isinstance(outcome, str) or not isinstance(notes, str):
             raise ActionRefused("bad_request", "close needs an outcome (and optional notes)")
         listener, conversation_id = request[LISTENER], request.match_info["id"]
-        holder = await self._holder(conversation_id)
         conversation = await self.actions.close(conversation_id, listener.name, outcome, notes,
-                                                supervisor=listener.supervisor)  # fmt: skip
-        await self._audit_for_other(listener, "close", conversation, holder)
+                                                supervisor=listener.supervisor, key=key)  # fmt: skip
         return web.json_response(self.card(conversation, self.clock()))
-
-    async def _holder(self, conversation_id: str) -> str | None:
-        """Who holds the conversation now (before a supervisor's action on it), or None."""
-        held = await self.store.get_conversation(conversation_id)
-        return held.listener if held is not None and held.status == Status.WITH_LISTENER else None
-
-    async def _audit_for_other(self, listener: Listener, action: str, conversation: Conversation,
-                               holder: str | None) -> None:  # fmt: skip
-        """A supervisor's action on a conversation another listener held: who, which, from whom."""
-        if holder is not None and holder != listener.name:
-            await self.store.audit(AuditEntry(self.clock(), listener.name, action, conversation.id,
-                                              f"{conversation.pseudonym}: from {holder}"))  # fmt: skip
 
     async def typing(self, request: web.Request) -> web.Response:
         await self.actions.typing(request.match_info["id"], request[LISTENER].name)
@@ -550,13 +544,6 @@ def action_id(body: dict[str, Any]) -> str | None:
     if key is not None and not (isinstance(key, str) and REPLY_ID.fullmatch(key)):
         raise ActionRefused("bad_request", "'id', when given, is 1 to 64 of A-Z a-z 0-9 _ -")
     return key
-
-
-async def _field(request: web.Request, name: str) -> str:
-    value = (await json_body(request)).get(name)
-    if not isinstance(value, str):
-        raise ActionRefused("bad_request", f"'{name}' is required")
-    return value
 
 
 _STATUS = {"not_found": 404, "forbidden": 403, "bad_request": 400, "empty": 400, "too_long": 400, "identity": 400,

@@ -161,3 +161,40 @@ async def test_a_logout_that_gets_no_answer_says_so_and_can_be_tried_again(
     await listener.unroute("**/api/session", silent)
     await listener.get_by_role("button", name="Se déconnecter").click()
     await expect(listener).to_have_url(f"{server.make_url('/console/login')}")
+
+
+async def test_a_hand_back_whose_answer_was_lost_sent_again_is_said_made_not_refused(
+    desk: BrowserContext, context: BrowserContext, server: TestServer
+) -> None:
+    """Anne's "Rendre à la file" reaches the server, its answer is lost and so is the reload after it (a Redis
+    restart, a network coming and going): the panel still offers it, she clicks again. The console kept the hand-back's
+    id, so the server answers it as made: "Conversation rendue à la file". Before, the second click was answered 409
+    "Cette conversation n'est pas avec toi." after her own hand-back had succeeded (a review of the console's actions
+    sent twice or cut, 2027-02)."""
+    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    listener = await log_in(desk, server, "anne")
+    young = await open_chat(context, server)
+    await walk_to_queue(young)
+    await listener.locator("#waiting .card .take").click()
+    await expect(listener.locator("#conv-meta")).to_contain_text("avec anne")
+
+    async def answer_lost(route: Route) -> None:
+        await route.fetch()  # made by the server
+        await route.abort("connectionreset")  # its answer never reaches the page
+
+    async def unreadable(route: Route) -> None:
+        if route.request.method == "GET":
+            await route.abort("connectionreset")
+        else:
+            await route.continue_()
+
+    await listener.route("**/api/conversations/*", unreadable)  # the page cannot read where it stands either
+    await listener.route("**/hand-back", answer_lost)
+    await listener.get_by_role("button", name="Rendre à la file").click()
+    await expect(listener.locator("#toast")).to_contain_text(NO_ANSWER)
+    await listener.unroute("**/hand-back", answer_lost)
+    await listener.unroute("**/api/conversations/*", unreadable)
+    await listener.get_by_role("button", name="Rendre à la file").click()
+    await expect(listener.locator("#toast")).to_contain_text("Conversation rendue à la file")
+    await expect(listener.locator("#toast")).not_to_have_class("toast error-toast")
+    assert [c.listener for c in await server.app[STORE].conversations_by_status(Status.QUEUED)] == [None]

@@ -8,12 +8,12 @@
   var t = HG.t, flagText = HG.flagText, showFlag = HG.showFlag;  // flags.js
   // A queue (or history) asked before a take, a close or an event and answered after the newer one is dropped.
   var freshQueue = HG.newest(), freshHistory = HG.newest();
-  var REFUSED = ["taken", "capacity", "not_yours", "forbidden", "window_closed", "not_active", "not_found", "empty", "too_long", "sending", "same_queue"];
+  var REFUSED = ["taken", "capacity", "not_yours", "forbidden", "window_closed", "not_active", "not_found", "empty", "too_long", "sending", "same_queue", "in_progress"];
 
   var state = {
     me: null, flow: null, waiting: [], mine: [], others: [], fetchedAt: Date.now(), known: null,
     current: null, via: {}, shown: {}, mode: "reply", typingSent: 0, typingTimer: null, queueTimer: null, newArrival: false,
-    draft: null, sending: false, lost: {}, closing: null, closeNotes: null, referring: null
+    draft: null, sending: false, lost: {}, closing: null, closeNotes: null, referring: null, acting: {}
   };
 
   // ----- start ----------------------------------------------------------------------------------------------
@@ -276,6 +276,7 @@
   function takeConversation(id) {
     api("POST", "/api/conversations/" + id + "/take", undefined, ANSWER_WAIT_MS).then(function (response) {
       if (response.ok) {
+        state.acting = {};  // a new hold: its hand-back, transfer or close is a new one
         toast(t("toast.taken", { name: response.data.pseudonym }));
         openConversation(id, true).then(function () { $("reply").focus(); });
         loadQueue();
@@ -654,6 +655,27 @@
     return kept.id;
   }
 
+  /* A hand-back, a transfer or a close keeps its id until the server answered it, as "Orienter" does, for what the
+     page showed when it was asked (the conversation, its status and holder) and what was chosen (the queue, the
+     category): sent again (its answer lost, a browser's retry, clicked again on a page that could not reload), the
+     server makes it once and answers it as made, never "not yours" or "no longer active" for the listener's own
+     action; a supervisor's hand-back sent again after a colleague took the conversation from the queue is not made
+     again on the colleague's hold. Asked on what the page shows since (another holder), or after a take, it is a new
+     one. */
+  function actionId(action, what) {
+    var shown = state.current, seen = [shown.id, shown.status, shown.listener || "", what].join(" ");
+    var kept = state.acting[action];
+    if (!kept || kept.seen !== seen) { state.acting[action] = kept = { seen: seen, id: randomId() }; }
+    return kept.id;
+  }
+
+  function answered(action, then) {
+    return function (id) {
+      delete state.acting[action];
+      if (then) { then(id); }
+    };
+  }
+
   var ANSWER_WAIT_MS = 15000;  // no answer by then: said, and Send is free again (the reply's id makes it go once)
 
   function send() {
@@ -724,7 +746,9 @@
     $("gone").hidden = false;  // shown, then filled: a screen reader announces the status line's new text
     $("gone").textContent = t(key, { name: name });
   }
-  $("handback").addEventListener("click", function () { act("hand-back", undefined, t("toast.handedback")); });
+  $("handback").addEventListener("click", function () {
+    act("hand-back", { id: actionId("hand-back", "") }, t("toast.handedback"), answered("hand-back"));
+  });
   $("refer-open").addEventListener("click", function () { $("refer-dialog").showModal(); });
   $("transfer-open").addEventListener("click", function () { $("transfer-dialog").showModal(); });
   $("close-open").addEventListener("click", function () {
@@ -762,7 +786,8 @@
   });
   $("transfer-dialog").addEventListener("close", function () {
     if ($("transfer-dialog").returnValue !== "ok") { return; }
-    act("transfer", { queue: $("queue").value }, t("toast.transferred"));
+    var queue = $("queue").value;
+    act("transfer", { queue: queue, id: actionId("transfer", queue) }, t("toast.transferred"), answered("transfer"));
   });
   $("block-open").addEventListener("click", function () { $("block-error").textContent = ""; $("block-dialog").showModal(); });
   $("block-send").addEventListener("click", function (event) {
@@ -798,7 +823,8 @@
       return;
     }
     state.closing = state.current.id;  // its draft is not "kept" when the closed status shows before the answer
-    act("close", { outcome: $("outcome").value, notes: $("close-notes").value }, t("toast.closed"), closed).then(function () {
+    var outcome = $("outcome").value, body = { outcome: outcome, notes: $("close-notes").value, id: actionId("close", outcome) };
+    act("close", body, t("toast.closed"), answered("close", closed)).then(function () {
       state.closing = null;
       $("outcome").value = "";
       $("close-notes").value = "";

@@ -167,6 +167,7 @@
       "refused.window_closed": "La fenêtre de réponse du canal est fermée : le message ne peut plus être envoyé.",
       "refused.not_active": "Cette conversation n'est plus active.",
       "refused.same_queue": "Cette conversation attend déjà dans cette file : rien n'a été changé (elle garde sa place).",
+      "refused.in_progress": "Cette action est en cours : regarde où en est la conversation dans un instant (elle ne sera faite qu'une fois).",
       "refused.not_found": "Cette conversation n'existe pas.",
       "refused.empty": "Le message est vide.", "refused.too_long": "Le message est trop long (4000 caractères au plus).",
 
@@ -351,6 +352,7 @@
       "refused.window_closed": "The channel's reply window is closed: the message can no longer be sent.",
       "refused.not_active": "This conversation is no longer active.",
       "refused.same_queue": "This conversation already waits in this queue: nothing was changed (it keeps its place).",
+      "refused.in_progress": "This action is under way: check where the conversation stands in a moment (it will be made only once).",
       "refused.not_found": "This conversation does not exist.",
       "refused.empty": "The message is empty.", "refused.too_long": "The message is too long (4000 characters at most).",
 
