@@ -114,6 +114,9 @@ class Safety:
             until=None if length is None else now + length, reason=reason.strip(), by=request[LISTENER].name,
             at=now, pseudonym=conversation.pseudonym,
         )  # fmt: skip
+        kept = await self.store.get_block(block.key, now)
+        if kept is not None and _same(kept, block):  # sent again (its answer lost, a second tab): answered as made
+            return web.json_response(_block(kept), status=201)
         await self.store.put_block(block)
         await self._audit(request, "block", block.key, f"{duration} ({conversation.pseudonym}): {block.reason}")
         return web.json_response(_block(block), status=201)
@@ -239,6 +242,15 @@ class Safety:
 
     async def _audit(self, request: web.Request, action: str, subject: str, detail: str) -> None:
         await self.store.audit(AuditEntry(self._now(), request[LISTENER].name, action, subject, detail))
+
+
+def _same(kept: Block, block: Block) -> bool:
+    """Whether ``block`` is the block ``kept`` in force made again: by the same listener, for as long, for the same
+    reason. Before, a block sent again (its answer lost, a second tab, a browser's retry) was audited again and its end
+    moved on; another block of the sender (longer, another reason, another listener) is made and audited as ever."""
+    length = None if kept.until is None else kept.until - kept.at
+    wanted = None if block.until is None else block.until - block.at
+    return (kept.by, kept.reason, kept.channel, length) == (block.by, block.reason, block.channel, wanted)
 
 
 def _block(block: Block) -> dict[str, Any]:

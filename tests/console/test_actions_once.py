@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from gateway.app import STORE
 from gateway.settings import Settings
 from gateway.store import Author
+from tests.conftest import Clock
 from tests.console.conftest import other_session
 from tests.store.conftest import STORES, on_store, redis_url
 
@@ -115,3 +116,19 @@ async def test_a_supervisors_hand_back_or_transfer_sent_again_never_takes_it_fro
     finally:
         await bruno.close()
         await sam.close()
+
+
+async def test_a_block_sent_again_is_recorded_and_audited_once(client: Client, queued: Queued, clock: Clock) -> None:
+    _, conversation_id = queued
+    path = f"/api/conversations/{conversation_id}/block"
+    body = {"duration": "24h", "reason": "insultes répétées"}
+    first = await client.post(path, json=body)
+    clock.advance(seconds=20)  # the console's 15 s without an answer, then "Bloquer" again
+    again = await client.post(path, json=body)
+    assert (first.status, again.status) == (201, 201)
+    assert await again.json() == await first.json()  # the same block: its end not moved on
+    lines = [e.action for e in await client.app[STORE].audit_log(50)]
+    assert lines.count("block") == 1, lines
+    longer = await client.post(path, json={**body, "duration": "30d"})  # another block: made and audited
+    assert longer.status == 201 and (await longer.json())["until"] != (await first.json())["until"]
+    assert [e.action for e in await client.app[STORE].audit_log(50)].count("block") == 2
