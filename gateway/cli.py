@@ -174,8 +174,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     from gateway.access_log import PrivateAccessLogger
     from gateway.app import METRICS, create_app
-    from gateway.connections import ConnectionGuard, run
+    from gateway.connections import OWN_FILES, ConnectionGuard, fit_open_files, run
     from gateway.settings import Settings
+    from gateway.store.redis_url import is_redis
 
     settings = Settings.from_env()
     if args.flows:
@@ -193,12 +194,20 @@ def _serve(args: argparse.Namespace) -> int:
         f"helpline-gateway: web chat http://{args.host}:{args.port}/chat · console http://{args.host}:{args.port}/console"
     )
 
+    # The open files the gateway keeps for itself: its store's and its rate limits' Redis pools too, when on Redis
+    reserve = OWN_FILES + (2 * settings.redis_max_connections if is_redis(settings.store) else 0)
+    max_open, open_files = fit_open_files(settings.max_connections, reserve)
+    if max_open < settings.max_connections:
+        logging.getLogger("gateway.cli").warning(
+            "connections: at most %d at once, not GATEWAY_MAX_CONNECTIONS=%d: the open files limit is %d (raise "
+            "LimitNOFILE, ulimit -n)", max_open, settings.max_connections, open_files)  # fmt: skip
+
     def guard(app: web.Application) -> ConnectionGuard:
         return ConnectionGuard(max_per_address=settings.max_connections_per_address,
                                header_timeout=settings.http_header_timeout, metrics=app[METRICS],
                                networks=settings.client_networks(),
                                max_per_shared_network=settings.max_connections_per_shared_network,
-                               addresses=settings.client_addresses())  # fmt: skip
+                               addresses=settings.client_addresses(), max_open=max_open)  # fmt: skip
 
     # The access log cost about 1 % of a message's CPU (bench/README.md, "Fourth pass"): off unless asked for.
     logged: dict[str, Any] = {"access_log_class": PrivateAccessLogger} if settings.access_log else {"access_log": None}

@@ -12,12 +12,21 @@ time (slowloris), and accepts any number of connections from one address. :class
   network gets ``max_per_shared_network`` (docs/security.md, "Shared addresses", has the arithmetic);
 * a trusted reverse proxy (``GATEWAY_TRUSTED_PROXIES``, with ``GATEWAY_CLIENT_ADDRESS_HEADER`` set:
   ``gateway/proxies.py``) is not capped: it carries every young person's connections and caps them itself;
+* every connection at once is capped too (``max_open``: ``GATEWAY_MAX_CONNECTIONS``, within the open files limit,
+  which :func:`fit_open_files` raises as far as the hard limit lets, keeping files for the gateway's own use: its
+  store, its providers, its pages). At that cap, the client network holding the most of its own cap gives way
+  (its newest closed) to a new one from a network holding less of its own (a school's declared network at 200 of
+  256 holds less than a troll's at 64 of 64): many troll networks at 64 each never lock a young person out, nor
+  does the process run out of file descriptors, which closed every new connection unseen (libuv accepts and closes
+  them), answered a kept-alive page 503 and its script 404, and took the store's and the providers' new
+  connections. Refused only when no network holds more than the new one's (a trusted proxy's are never closed for
+  another's); told in the log at most once a minute while it lasts (no address), ``gateway_connections_open``;
 * a connection must finish its first request's headers within ``header_timeout`` seconds, else it is closed.
   After that aiohttp's own keep-alive timeout applies, and request bodies have their deadline in the app
   (``_body_deadline`` in ``gateway/app.py``).
 
-Both count in ``gateway_connections_refused{reason}``; the address itself is never logged or labelled (the open
-counts are kept in memory by network, never written anywhere).
+Each counts in ``gateway_connections_refused{reason}`` (too_many, full, evicted, slow_headers); the address itself
+is never logged or labelled (the open counts are kept in memory by network, never written anywhere).
 """
 
 from __future__ import annotations
@@ -25,9 +34,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from aiohttp import web
 
@@ -35,36 +46,114 @@ from gateway.metrics import Metrics
 from gateway.networks import ClientNetworks
 from gateway.proxies import ClientAddresses
 
+log = logging.getLogger(__name__)
+
 HEADERS_END = b"\r\n\r\n"
+OWN_FILES = 256  # file descriptors kept for the gateway's own: store, providers (100 sends at once), files, model
+EASED = 0.9  # the cap on every connection is told as eased once they are this far under it again
+TELL_EVERY = 60.0  # seconds: the cap on every connection reached is told at most this often (a flood comes and goes)
 GC_YOUNG = 10_000  # new container objects before the garbage collector's youngest generation runs (Python: 700)
+
+
+class Evictable(Protocol):
+    def evict(self) -> None: ...
 
 
 class ConnectionGuard:
     def __init__(
         self, *, max_per_address: int, header_timeout: float, metrics: Metrics,
         networks: ClientNetworks | None = None, max_per_shared_network: int | None = None,
-        addresses: ClientAddresses | None = None,
+        addresses: ClientAddresses | None = None, max_open: int | None = None,
     ) -> None:  # fmt: skip
         self.max_per_address, self.header_timeout, self.metrics = max_per_address, header_timeout, metrics
         self.networks = networks or ClientNetworks()
         self.max_per_shared_network = max_per_shared_network or max_per_address
         self.addresses = addresses or ClientAddresses()  # a trusted proxy carries many clients: not capped here
         self.open: Counter[str] = Counter()  # open connections by client network
+        self.max_open = max_open  # every connection at once (None: no cap)
+        self.total = 0
+        # The connections that may be closed to make room, by client network, oldest first (not a trusted proxy's),
+        # their network's cap, and the networks by the share of it they hold (:meth:`share`), up to the most
+        # (:meth:`_make_room` finds it at once)
+        self.held: dict[str, dict[Evictable, None]] = {}
+        self.caps: dict[str, int] = {}
+        self.sizes: dict[int, dict[str, None]] = {}
+        self.most = 0
+        self.full = False  # the cap on every connection was reached, told, and has not eased since
+        self.told: float | None = None  # when that was last told (time.monotonic)
 
-    def admit(self, address: str) -> str | None:
-        """The client network that ``address``'s new connection counts in, or None when it is at its cap."""
+    def admit(self, address: str, connection: Evictable | None = None) -> str | None:
+        """The client network that ``address``'s new connection counts in, or None when it is at its cap, or
+        every connection is taken and no network holds more than this one (:meth:`_make_room`)."""
         network = self.networks.key(address)
         cap = self.max_per_shared_network if self.networks.is_shared(address) else self.max_per_address
-        if self.open[network] >= cap and not self.addresses.trusted(address):
+        trusted = self.addresses.trusted(address)
+        if self.open[network] >= cap and not trusted:
             self.metrics.connections_refused.labels("too_many").inc()
             return None
+        if self.max_open is not None and self.total >= self.max_open and not self._make_room(network, cap):
+            self.metrics.connections_refused.labels("full").inc()
+            return None
         self.open[network] += 1
+        self.total += 1
+        self.metrics.connections_open.set(self.total)
+        if connection is not None and not trusted:
+            held = self.held.setdefault(network, {})
+            held[connection] = None
+            self.caps[network] = cap
+            self._resize(network, len(held) - 1, len(held))
         return network
 
-    def release(self, network: str) -> None:
+    def share(self, count: int, cap: int) -> int:
+        """How much of its own cap a network holding ``count`` connections holds, on one scale for every cap: a
+        declared shared network (a school) holding 200 of its 256 holds less than a troll's holding 64 of 64."""
+        return count * max(self.max_per_address, self.max_per_shared_network) // cap
+
+    def _resize(self, network: str, count_before: int, count_after: int) -> None:
+        cap = self.caps[network]
+        before, after = self.share(count_before, cap), self.share(count_after, cap)
+        if count_before:
+            del self.sizes[before][network]
+            if not self.sizes[before]:
+                del self.sizes[before]
+        if count_after:
+            self.sizes.setdefault(after, {})[network] = None
+        self.most = max(self.most, after)
+        while self.most and self.most not in self.sizes:
+            self.most -= 1
+
+    def _make_room(self, network: str, cap: int) -> bool:
+        """Every connection is taken: the client network holding the most of its cap closes its newest, when it
+        holds more of it than ``network`` does of its own (a troll's networks give way to a young person's, not the
+        reverse)."""
+        if not self.full and (self.told is None or time.monotonic() - self.told >= TELL_EVERY):
+            self.full, self.told = True, time.monotonic()
+            log.warning("connections: all %d taken; the networks holding the most give way to new ones, else new "
+                        "ones are closed (GATEWAY_MAX_CONNECTIONS, the open files limit)", self.max_open)  # fmt: skip
+        if self.most <= self.share(self.open[network], cap):
+            return False
+        largest = next(iter(self.sizes[self.most]))
+        victim = next(reversed(self.held[largest]))
+        self.release(largest, victim)
+        self.metrics.connections_refused.labels("evicted").inc()
+        victim.evict()
+        return True
+
+    def release(self, network: str, connection: Evictable | None = None) -> None:
         self.open[network] -= 1
         if self.open[network] <= 0:
             del self.open[network]
+        self.total -= 1
+        self.metrics.connections_open.set(self.total)
+        held = self.held.get(network)
+        if held is not None and connection in held:
+            del held[connection]
+            self._resize(network, len(held) + 1, len(held))
+            if not held:
+                del self.held[network], self.caps[network]
+        if self.full and self.max_open is not None and self.total < self.max_open * EASED:
+            self.full = False
+            log.info("connections: %d open, under the cap on all connections again", self.total)
 
     def wrap(self, factory: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
         return lambda: _Guarded(self, factory)
@@ -85,7 +174,7 @@ class _Guarded(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
         tcp = cast(asyncio.Transport, transport)  # a TCP server's (uvloop's is not an asyncio.Transport subclass)
-        network = self._guard.admit(address)
+        network = self._guard.admit(address, self)
         if network is None:
             tcp.abort()
             return
@@ -94,6 +183,12 @@ class _Guarded(asyncio.Protocol):
         self._deadline = asyncio.get_running_loop().call_later(self._guard.header_timeout, self._too_slow)
         self._inner = self._factory()
         self._inner.connection_made(transport)
+
+    def evict(self) -> None:
+        """Closed to make room for a connection of a network holding fewer (released by the guard already)."""
+        self._network = None
+        if self._transport is not None:
+            self._transport.abort()
 
     def _too_slow(self) -> None:
         self._guard.metrics.connections_refused.labels("slow_headers").inc()
@@ -127,10 +222,30 @@ class _Guarded(asyncio.Protocol):
             self._deadline.cancel()
             self._deadline = None
         if self._network is not None:
-            self._guard.release(self._network)
+            self._guard.release(self._network, self)
             self._network = None
         if self._inner is not None:
             self._inner.connection_lost(exc)
+
+
+def fit_open_files(wanted: int, reserve: int) -> tuple[int, int]:
+    """The cap on connections at once, at most ``wanted``, and the open files limit it fits in: the soft limit
+    raised (as far as the hard limit lets) to hold ``wanted`` connections and ``reserve`` files of the gateway's
+    own; a limit too low for that leaves it at least half. Where the limit cannot be read: ``wanted``."""
+    try:
+        import resource
+    except ImportError:  # not a POSIX system
+        return wanted, 0
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = wanted + reserve
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(raised, soft), hard))
+            soft = max(raised, soft)
+    if soft == resource.RLIM_INFINITY:
+        return wanted, soft
+    return min(wanted, max(soft - reserve, soft // 2)), soft
 
 
 class GuardedSite(web.BaseSite):

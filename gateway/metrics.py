@@ -56,9 +56,11 @@ class Metrics:
             ["channel"], registry=r,
         )  # fmt: skip
         self.connections_refused = Counter(
-            "gateway_connections_refused", "Connections closed: too many from one address, or headers too slow",
+            "gateway_connections_refused",
+            "Connections closed: too many from one address, all taken, given way to another network, headers too slow",
             ["reason"], registry=r,
         )  # fmt: skip
+        self.connections_open = Gauge("gateway_connections_open", "Client connections open (gateway serve)", registry=r)
         self.reloads = Counter("gateway_flow_reloads", "flows.yaml reloads by result", ["result"], registry=r)
         self.waiting = Gauge("gateway_queue_waiting", "Conversations waiting", ["queue", "priority"], registry=r)
         self.longest_wait = Gauge("gateway_queue_longest_wait_seconds", "Longest current wait", registry=r)

@@ -108,6 +108,7 @@ class Settings(BaseSettings):
     http_body_timeout: float = 30.0
     max_connections_per_address: int = 64  # `gateway serve`: per client network (gateway/networks.py)
     max_connections_per_shared_network: int = 256  # per client network inside GATEWAY_SHARED_NETWORKS
+    max_connections: int = 10_000  # `gateway serve`: every connection at once, within the open files limit
     outbox_alert_seconds: float = 60.0  # a message waiting longer in the outbox is an alert (metric + log line)
     held_alert_seconds: float = 300.0  # a conversation held by a listener with no console open longer: an alert
     # ... longer still: handed back to the queue, the young person told (gateway/alerts.py); 0: never
@@ -355,7 +356,7 @@ class Settings(BaseSettings):
                     raise ConfigError(f"{variable(name)} must allow at least 1, not {rate.amount}: 0 refuses all")
         counts = ("max_waiting_per_client", "max_waiting_per_shared_network", "login_lock_failures",
                   "login_lock_minutes", "password_hash_workers", "max_connections_per_address",
-                  "max_connections_per_shared_network", "messenger_max_event_age")  # fmt: skip
+                  "max_connections_per_shared_network", "max_connections", "messenger_max_event_age")  # fmt: skip
         for name in counts:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{variable(name)} must be at least 1")
