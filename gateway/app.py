@@ -19,7 +19,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -145,7 +145,8 @@ async def create_app(
                             reply_windows=channels.reply_windows,
                             claim_seconds=settings.inbound_claim_seconds, reader=reader, late=late)  # fmt: skip
     outbox = Outbox(store, channels.senders, clock=clock, poll_seconds=worker_poll_seconds, metrics=metrics,
-                    base_delay=settings.outbox_base_delay, max_attempts=settings.outbox_max_attempts,
+                    base_delay=settings.outbox_base_delay, max_attempts=settings.outbox_max_attempts or None,
+                    retry_for=timedelta(hours=settings.outbox_retry_hours),
                     lease_seconds=settings.outbox_lease_seconds,
                     on_recipient_gone=lambda gone: leaving.blocked(dispatcher, store, gone, clock()))  # fmt: skip
     outbox_ref.append(outbox)

@@ -139,7 +139,8 @@ class Outbox:
         clock: Callable[[], datetime] = utcnow,
         base_delay: float = 1.0,
         max_delay: float = 300.0,
-        max_attempts: int = 8,
+        max_attempts: int | None = 8,
+        retry_for: timedelta | None = None,
         poll_seconds: float = 1.0,
         lease_seconds: int = 15,  # GATEWAY_OUTBOX_LEASE_SECONDS's default
         window: int = WINDOW,
@@ -167,6 +168,12 @@ class Outbox:
         self.channels = channels
         self.clock = clock
         self.base_delay, self.max_delay, self.max_attempts = base_delay, max_delay, max_attempts
+        if max_attempts is None and retry_for is None:
+            raise ValueError("an outbox that never gives up: give max_attempts or retry_for")
+        # A reply failing for now is tried again until this long after it was written (the app's: flows' reply
+        # windows close within GATEWAY_OUTBOX_RETRY_HOURS, and the provider's refusal then is for good), or until
+        # ``max_attempts`` tries when given, whichever comes first
+        self.retry_for = retry_for
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
         self._retries = Wakeups(self._wake.set)  # a rescheduled reply is claimed at its time, not at the next poll
@@ -583,10 +590,13 @@ class Outbox:
         item = lease.item
         attempts = item.attempts + 1
         if exc.rate_limited:  # every reply of its channel waits as long: the provider is not asked again meanwhile
-            self._pause(item, exc.retry_after if exc.retry_after is not None else self.base_delay * 2**item.attempts)
-        if attempts >= self.max_attempts:  # its conversation goes on (the run stops: the next items are claimed
-            return await self._fail(lease, f"gave up after {attempts} attempts: {exc}", None)  # again then)
-        delay = exc.retry_after if exc.retry_after is not None else self.base_delay * 2 ** (attempts - 1)
+            self._pause(item, exc.retry_after if exc.retry_after is not None else self._backoff(item.attempts + 1))
+        if self.max_attempts is not None and attempts >= self.max_attempts:  # its conversation goes on (the run
+            return await self._fail(lease, f"gave up after {attempts} attempts: {exc}", None)  # stops: claimed again)
+        if self.retry_for is not None and self.clock() - item.created_at >= self.retry_for:
+            hours = self.retry_for.total_seconds() / 3600
+            return await self._fail(lease, f"gave up after {attempts} attempts in {hours:g} h: {exc}", None)
+        delay = exc.retry_after if exc.retry_after is not None else self._backoff(attempts)
         delay = min(max(delay, 0.0), self.max_delay)
         parts_sent = max(item.parts_sent, exc.parts_sent)  # an error without progress keeps what was recorded
         log.info("outbox: %s retry %d in %.1fs from part %d (%s)", item.id, attempts, delay, parts_sent + 1, exc)
@@ -598,6 +608,11 @@ class Outbox:
         if held:  # the worker wakes when it is due (armed after it was recorded: never before its time)
             self._retries.after(delay)
         return held
+
+    def _backoff(self, attempts: int) -> float:
+        """The wait after ``attempts`` tries: ``base_delay`` doubling, at most ``max_delay`` (the exponent bounded: a
+        reply tried for a day may count hundreds of tries, and 2.0 ** 1024 overflows)."""
+        return min(self.base_delay * 2.0 ** min(attempts - 1, 64), self.max_delay)
 
     def _pause(self, item: OutboxItem, seconds: float) -> None:
         """The provider of ``item``'s channel rate-limits (a 429, Telegram's flood control, Graph's 4/17/32/613,

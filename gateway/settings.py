@@ -79,7 +79,8 @@ class Settings(BaseSettings):
     # <token>`; without one, only to a client on this machine (loopback, once a trusted proxy's header is read)
     metrics_token: SecretStr = SecretStr("")
     outbox_base_delay: float = 1.0
-    outbox_max_attempts: int = 8
+    outbox_max_attempts: int = 0  # 0: no cap by count, tried for outbox_retry_hours
+    outbox_retry_hours: float = 24.0  # a reply failing for now is tried again this long after it was written
     # Abuse and flood limits (docs/security.md); rates in the `limits` notation, e.g. "20/hour"
     client_address_header: str = ""  # e.g. X-Forwarded-For, believed from the trusted proxies only (proxies.py)
     trusted_proxies: str = LOOPBACK  # the reverse proxies' networks: "10.0.0.0/24,2001:db8:9::/64"
@@ -259,8 +260,9 @@ class Settings(BaseSettings):
             raise ConfigError("GATEWAY_MAX_BODY_BYTES must be positive")
         if self.webchat_upload_max_bytes <= 0:
             raise ConfigError("GATEWAY_WEBCHAT_UPLOAD_MAX_BYTES must be positive")
-        if self.outbox_base_delay < 0 or self.outbox_max_attempts < 1:
-            raise ConfigError("GATEWAY_OUTBOX_BASE_DELAY must be >= 0 and GATEWAY_OUTBOX_MAX_ATTEMPTS >= 1")
+        if self.outbox_base_delay < 0 or self.outbox_max_attempts < 0 or self.outbox_retry_hours <= 0:
+            raise ConfigError("GATEWAY_OUTBOX_BASE_DELAY and GATEWAY_OUTBOX_MAX_ATTEMPTS must be >= 0 (0: no cap by "
+                              "count), GATEWAY_OUTBOX_RETRY_HOURS > 0")  # fmt: skip
         if self.outbox_alert_seconds <= 0:
             raise ConfigError("GATEWAY_OUTBOX_ALERT_SECONDS must be positive")
         if self.held_alert_seconds <= 0:

@@ -236,6 +236,28 @@ async def test_after_the_last_try_the_listener_sees_failed(
     assert [r.status for r in graph.requests_to("messages")][-3:] == [503, 503, 503]
 
 
+async def test_a_provider_down_past_the_old_eight_tries_still_gets_the_reply_once_when_back(
+    gateway: GatewayFactory, messenger_settings: Settings, graph: FakeGraphAPI
+) -> None:
+    """With the default retries (no cap by count: a reply is tried for GATEWAY_OUTBOX_RETRY_HOURS), Graph down for
+    twelve tries (the backoff shortened to milliseconds here; by default the tries are 1 s doubling to 5 min apart,
+    an outage of hours) leaves the listener's reply pending, and it reaches the young person once Graph is back.
+    Until 2026-12-05 the eighth try failed it for good: a provider down more than about two minutes lost every reply
+    written meanwhile, the bot's questions and the listeners' answers alike."""
+    client = await gateway(messenger_settings.replace(outbox_base_delay=0.001))
+    desk, conversation_id = await handed_to_listener(client, graph)
+    before = len(graph.requests_to("messages"))
+    graph.down()
+    entry = await desk.reply(conversation_id, "Je suis là, prends ton temps.")
+    await graph.wait_for("messages", before + 12, timeout=60)
+    detail = await desk.conversation(conversation_id)
+    shown = next(e for e in detail["transcript"] if e["id"] == entry["id"])
+    assert shown["delivery"] == "pending"  # not failed: tried again
+    graph.up()
+    await desk.delivery_of(conversation_id, entry["id"], "sent")
+    assert texts(graph.accepted()).count("Je suis là, prends ton temps.") == 1
+
+
 async def test_every_entry_and_item_of_a_batch_is_handled_and_echoes_are_ignored(
     client: Client, graph: FakeGraphAPI
 ) -> None:
