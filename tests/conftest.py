@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestClient
 from gateway.app import OUTBOX, STORE, create_app
 from gateway.console.auth import hash_password
 from gateway.settings import Settings
-from gateway.store import Listener
+from gateway.store import Listener, Store, open_store
 from gateway.testing import ACCOUNT_SID, DATA_KEY, SECRET_KEY, FakeGraphAPI, FakeTelegramAPI, FakeTwilioAPI
 from gateway.understanding import Model, load_model
 
@@ -62,6 +62,14 @@ class Clock:
 @pytest.fixture
 def clock() -> Clock:
     return Clock(datetime(2026, 3, 10, 14, 0, tzinfo=PARIS).astimezone(UTC))  # the line is open
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
+    """The embedded default store on a file of the test's own, closed after it."""
+    opened = await open_store(f"sqlite:///{tmp_path}/gateway.sqlite3")
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture

@@ -5,9 +5,7 @@ API on 127.0.0.1, down throughout.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -16,16 +14,14 @@ from gateway.channels.messenger import MessengerChannel
 from gateway.messages import ChannelName, Outbound
 from gateway.outbox import Outbox
 from gateway.settings import Settings
-from gateway.store import OutboxItem, OutboxStatus, Store, open_store
+from gateway.store import OutboxItem, OutboxStatus, Store
 from gateway.store.codec import encode_outbound
 from gateway.testing import FakeGraphAPI
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(f"sqlite:///{tmp_path}/gateway.sqlite3")
-    yield opened
-    await opened.close()
+def store(sqlite_store: Store) -> Store:
+    return sqlite_store
 
 
 async def test_a_reply_is_tried_for_its_time_then_failed_whatever_its_count(store: Store) -> None:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -19,7 +17,7 @@ from gateway.channels.telegram import TelegramChannel
 from gateway.messages import ChannelName, Outbound
 from gateway.outbox import Outbox
 from gateway.settings import Settings
-from gateway.store import OutboxItem, Store, open_store
+from gateway.store import OutboxItem, Store
 from gateway.store.codec import encode_outbound
 from gateway.testing import BOT_TOKEN, FakeGraphAPI, FakeTelegramAPI
 
@@ -29,10 +27,8 @@ OTHERS = 3
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(f"sqlite:///{tmp_path}/gateway.sqlite3")
-    yield opened
-    await opened.close()
+def store(sqlite_store: Store) -> Store:
+    return sqlite_store
 
 
 async def test_a_hung_provider_keeps_its_share_of_the_window_and_the_other_channels_flow(store: Store) -> None:

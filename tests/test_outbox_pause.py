@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -20,7 +18,7 @@ from gateway.channels.whatsapp import WhatsAppChannel
 from gateway.messages import ChannelName, Outbound
 from gateway.outbox import Outbox
 from gateway.settings import Settings
-from gateway.store import OutboxItem, Store, open_store
+from gateway.store import OutboxItem, Store
 from gateway.store.codec import encode_outbound
 from gateway.testing import (
     ACCOUNT_SID,
@@ -48,10 +46,8 @@ OTHERS = 10
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(f"sqlite:///{tmp_path}/gateway.sqlite3")
-    yield opened
-    await opened.close()
+def store(sqlite_store: Store) -> Store:
+    return sqlite_store
 
 
 def texts(fake: FakeAPI, channel: ChannelName) -> list[str]:
