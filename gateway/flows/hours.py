@@ -17,9 +17,11 @@ Whether the schedule is open at a local (date, minute):
 
 Daylight-saving changes follow from working in wall time: a range 01:00-04:00 on the night clocks go forward simply
 lasts one real hour less; on the night they go back, both passes through the repeated hour are open if its wall time
-falls in a range. ``next_change`` finds the next instant ``is_open`` flips by checking only the candidate instants
-(range edges and midnights of the days in the horizon, in both folds, plus the UTC-offset changes), never by scanning
-minute by minute.
+falls in a range, and the second pass is also open wherever the first pass ended open: a range opening at 02:30 opens
+at the first 02:30 and stays open when the clocks go back to 02:00 (until 2026-12-06 it closed again for half an hour
+then, mid-shift, and the young people writing were told the line was closed). ``next_change`` finds the next
+instant ``is_open`` flips by checking only the candidate instants (range edges and midnights of the days in the
+horizon, in both folds, plus the UTC-offset changes), never by scanning minute by minute.
 """
 
 from __future__ import annotations
@@ -42,7 +44,10 @@ def is_open(schedule: Schedule, now: datetime, tz: ZoneInfo) -> bool:
     """Whether ``schedule`` is open at the aware instant ``now``, judged in the local wall time of ``tz``."""
     _require_aware(now)
     local = now.astimezone(tz)
-    return _open_at(schedule, local.date(), local.hour * 60 + local.minute)
+    if _open_at(schedule, local.date(), local.hour * 60 + local.minute):
+        return True
+    ended = _first_pass_end(local, tz)  # the repeated hour's second pass: open as the first pass ended, too
+    return ended is not None and _open_at(schedule, ended.date(), ended.hour * 60 + ended.minute)
 
 
 def next_change(schedule: Schedule, now: datetime, tz: ZoneInfo, horizon_days: int = 14) -> datetime | None:
@@ -110,6 +115,17 @@ def clock_time(instant: datetime, tz: ZoneInfo, language: str) -> str:
 def _require_aware(now: datetime) -> None:
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"'now' must be timezone-aware, got the naive {now.isoformat()}")
+
+
+def _first_pass_end(local: datetime, tz: ZoneInfo) -> datetime | None:
+    """For a wall time in the second pass through a repeated hour (the clocks went back), the last minute of the
+    first pass (02:59 CEST, in Paris); else None."""
+    first, second = local.replace(fold=0).utcoffset(), local.utcoffset()
+    if local.fold == 0 or first is None or second is None or first <= second:
+        return None
+    now = int(local.timestamp())
+    back = _first_change(tz, now - int((first - second).total_seconds()), now)  # when the clocks went back
+    return datetime.fromtimestamp(back - 60, tz)
 
 
 def _open_at(schedule: Schedule, day: date, minute: int) -> bool:
