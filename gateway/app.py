@@ -107,11 +107,14 @@ async def create_app(
     understanding: Callable[[], Model] | None = None,
     monotonic: Callable[[], float] = time.monotonic,
     outage_summary_seconds: float = EVERY,
+    awake: Callable[[], float] | None = None,
 ) -> web.Application:
     """``understanding`` loads the embedded model (default: the shipped one; tests inject a failing one);
     ``flow_watch_seconds`` is how often flows.yaml's modification time is looked at; ``monotonic`` is the clock by
     which the inbox times webhooks processed inline (``Inbox.busy``); ``outage_summary_seconds`` how often a store
-    outage is summed up in the log while it lasts (gateway/outage_log.py)."""
+    outage is summed up in the log while it lasts (gateway/outage_log.py); ``awake`` the monotonic clock the timers
+    compare ``clock`` with to tell the time the gateway was away (a suspended machine: gateway/timers.py), by default
+    ``time.monotonic`` with the real ``clock``, and none with another (a test's clock moves alone)."""
     metrics = Metrics(outage_summary_seconds=outage_summary_seconds)
     flows = FlowSet(
         Path(settings.flows),
@@ -150,7 +153,8 @@ async def create_app(
                     lease_seconds=settings.outbox_lease_seconds,
                     on_recipient_gone=lambda gone: leaving.blocked(dispatcher, store, gone, clock()))  # fmt: skip
     outbox_ref.append(outbox)
-    timers = Timers(dispatcher, store, flows, metrics, clock=clock, poll_seconds=worker_poll_seconds)
+    timers = Timers(dispatcher, store, flows, metrics, clock=clock, poll_seconds=worker_poll_seconds,
+                    awake=awake or (time.monotonic if clock is utcnow else None))  # fmt: skip
     keyed = KeyedHash(settings.secret_key.get_secret_value())  # one for the inbox and the gate: a webhook makes its
     # senders' keys once for both (channels_wiring, Inbox.sender_keys)
     inbox = Inbox(

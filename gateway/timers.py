@@ -17,6 +17,12 @@ Kinds (durations from flows.yaml ``timers``):
   reaches the young person (``Dispatcher.idle_close_at``; recorded as not sent when the window has closed all the
   same: see ``Dispatcher.emit``).
 
+The gateway away (a virtual machine suspended an hour, its wall clock set right on resume; a clock stepped forward;
+the process stopped): the wall clock moved ``AWAY_AFTER`` or more beyond the time the gateway ran (``awake``, the
+monotonic clock, and the loop's own time between passes). The timers of a young person's silence (:data:`SILENCE`) due
+meanwhile are moved on by that much instead of firing at once on resume: nobody could write to a gateway that was
+away. The queue's reassurance fires (they waited without news). Without ``awake`` (a test's clock) nothing is told.
+
 The kinds are :class:`~gateway.store.TimerKind` (the stored values above); :meth:`Timers.handler` matches every
 kind, and mypy fails the build when one has no handler (``assert_never``). Each timer is handled under the
 conversation's lock, and only by the instance whose ``timer_postpone`` wins: that first moves the timer forward
@@ -89,6 +95,10 @@ Handler = Callable[[Conversation, Engine, datetime], Awaitable[None]]
 
 BASE_DELAY = 10.0  # seconds before the first retry of a failed handling (also the lease of every handling)
 MAX_DELAY = 600.0
+# The timers of a young person's silence: the time the gateway was away (:meth:`Timers._note_away`) is not theirs.
+SILENCE = frozenset({TimerKind.BOT_REMINDER, TimerKind.BOT_ABANDON, TimerKind.IDLE_CLOSE, TimerKind.WEBCHAT_GONE})
+AWAY_AFTER = timedelta(seconds=60)  # the wall clock moving this much more than the gateway ran: it was away
+DUE_READ = 100  # due timers read at most a pass
 
 
 class TimersRoles(TimerStore, LockStore, ConversationStore, QueueStore, BatchStore, TranscriptStore, Protocol):
@@ -99,10 +109,14 @@ class TimersRoles(TimerStore, LockStore, ConversationStore, QueueStore, BatchSto
 class Timers:
     def __init__(
         self, dispatcher: Dispatcher, store: TimersRoles, flows: FlowSet, metrics: Metrics, *, clock: Clock,
-        poll_seconds: float = 1.0,
+        poll_seconds: float = 1.0, awake: Callable[[], float] | None = None,
     ) -> None:  # fmt: skip
         self.dispatcher, self.store, self.flows, self.metrics, self.clock = dispatcher, store, flows, metrics, clock
-        self.poll_seconds = poll_seconds
+        self.poll_seconds, self.awake = poll_seconds, awake
+        self._seen: tuple[datetime, float] | None = None  # the last pass's start: the wall clock, ``awake``
+        self._ended: float | None = None  # the loop's time at the end of the last pass
+        self._away: list[tuple[datetime, datetime, timedelta]] = []  # (since, until, how long) the gateway was away
+        self._postponed = 0  # silence timers moved on since the gateway came back
         self._failures: dict[tuple[str, TimerKind], int] = {}  # (conversation, kind) → failed handlings in a row
         # (conversation, kind) → the due times a firing under way or failed may leave its timer at, and its key: a
         # retry that reads one of them makes that firing's writes again (:meth:`_firing`)
@@ -125,11 +139,47 @@ class Timers:
     async def fire_due(self) -> int:
         """Handle every due timer once; returns how many were handled. A timer whose handling fails stays armed
         for a retry with backoff; the other timers keep firing (a store failure ends the pass)."""
-        await self._remove_handled()
         handled = 0
-        for timer in await self.store.due_timers(self.clock()):
-            handled += await self._handle(timer)
+        try:
+            await self._remove_handled()
+            now = self.clock()
+            self._note_away(now)
+            due = await self.store.due_timers(now, DUE_READ)
+            for timer in due:
+                handled += await self._handle(timer)
+        finally:  # a pass the store's outage ended was no time away
+            self._ended = asyncio.get_running_loop().time()
+        if self._away and len(due) < DUE_READ:  # every timer due in the time away was seen: moved on or fired
+            log.warning("timers: %d timer(s) of a young person's silence moved on by the time the gateway was away",
+                        self._postponed)  # fmt: skip
+            self._away, self._postponed = [], 0
         return handled
+
+    def _note_away(self, now: datetime) -> None:
+        """Whether the gateway was away since the last pass: the wall clock moved ``AWAY_AFTER`` more than ``awake``
+        (a virtual machine suspended, then its clock set right on resume; a clock stepped forward), or the loop ran
+        no pass that much longer than its poll (a process stopped). The silence timers due meanwhile are then moved
+        on by that much (:meth:`_handle`): a young person could not write while the gateway was away, and until
+        2026-12-06 every reminder, goodbye and idle close due in an hour's suspension was told at once on resume."""
+        if self.awake is None:
+            return
+        seen, self._seen = self._seen, (now, self.awake())
+        if seen is None:
+            return
+        away = (now - seen[0]) - timedelta(seconds=self._seen[1] - seen[1])
+        if self._ended is not None:
+            stopped = asyncio.get_running_loop().time() - self._ended - self.poll_seconds
+            away += timedelta(seconds=max(stopped, 0.0))
+        if away >= AWAY_AFTER:
+            self._away.append((seen[0], now, away))
+            log.warning("timers: the gateway was away for %.0f s (a suspended machine, a clock stepped forward): "
+                        "the silence timers due meanwhile are moved on by as much", away.total_seconds())  # fmt: skip
+
+    def _away_over(self, timer: Timer) -> timedelta | None:
+        """How long the gateway was away when this silence timer came due (:meth:`_note_away`), else None."""
+        if timer.kind not in SILENCE:
+            return None
+        return next((away for since, until, away in self._away if since < timer.due_at <= until), None)
 
     async def _handle(self, timer: Timer) -> int:
         key = (timer.conversation_id, timer.kind)
@@ -138,6 +188,10 @@ class Timers:
             delay = min(BASE_DELAY * 2**failures, MAX_DELAY)
             retry = Timer(timer.conversation_id, timer.kind, self.clock() + timedelta(seconds=delay))
             firing_key = await self._firing(timer, retry)  # read before the postpone: nothing changed if it fails
+            away = self._away_over(timer)
+            if away is not None and firing_key == _firing_key(retry):  # not an earlier firing to complete
+                self._postponed += await self.store.timer_postpone(timer, timer.due_at + away)
+                return 0
             self._firings[key] = ({timer.due_at, retry.due_at}, firing_key)  # until done: the postpone may be lost
             if not await self.store.timer_postpone(timer, retry.due_at):  # handled elsewhere, re-armed, cancelled
                 self._failures.pop(key, None)

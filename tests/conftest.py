@@ -48,15 +48,25 @@ PASSWORD = "correct horse battery"
 
 @dataclass
 class Clock:
-    """Time under the test's control: ``clock.now`` is what the app sees; ``advance`` moves it."""
+    """Time under the test's control: ``clock.now`` is what the app sees; ``advance`` moves it. ``monotonic`` is a
+    monotonic clock moving with ``advance`` (time the machine ran), not with ``jump`` (a suspended machine resumed, a
+    clock stepped)."""
 
     now: datetime
+    jumped: timedelta = timedelta()
 
     def __call__(self) -> datetime:
         return self.now
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
+
+    def jump(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+        self.jumped += timedelta(**delta)
+
+    def monotonic(self) -> float:
+        return (self.now - self.jumped).timestamp()
 
 
 @pytest.fixture

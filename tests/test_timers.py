@@ -18,9 +18,10 @@ from aiohttp.test_utils import TestClient
 from gateway.app import STORE, TIMERS
 from gateway.conversation import Conversation, Status
 from gateway.messages import ChannelName
+from gateway.settings import Settings
 from gateway.store import TranscriptEntry
 from gateway.timers import BASE_DELAY
-from tests.conftest import PARIS, Clock, add_listener, login
+from tests.conftest import PARIS, AppFactory, Clock, add_listener, login
 from tests.e2e.channel_support import eventually
 from tests.test_handoff import listener_online
 from tests.test_webchat import WALK_TO_QUEUE, hello, say
@@ -195,6 +196,40 @@ async def test_a_wait_that_outlasts_a_day_is_told_the_line_closed_again_the_next
     clock.advance(minutes=6)
     assert await told_closed(count) == [again]  # once that night
     assert (await conversation_of(client, token, clock)).status == Status.QUEUED
+
+
+async def test_a_machine_suspended_for_an_hour_abandons_nobody_for_the_silence_it_caused(
+    make_client: AppFactory, settings: Settings, clock: Clock
+) -> None:
+    """The VM sleeps an hour and its wall clock jumps forward on resume: a young person reminded 5 minutes before is
+    not told goodbye at once (they could not write: the gateway was away); their 30 minutes count the time it ran."""
+    client = await make_client(settings, awake=clock.monotonic)
+    token = await start(client, ["2"])
+    conversation = await conversation_of(client, token, clock)
+    clock.advance(minutes=11)
+
+    async def reminded() -> bool:
+        return any("toujours là" in line for line in await bot_lines(client, conversation.id))
+
+    await fire_and_wait(client, reminded)
+    clock.advance(minutes=5)
+    clock.jump(hours=1)  # the abandon was due 25 minutes into the sleep
+
+    for _ in range(400):  # the worker's next pass: the abandon handled (before) or moved on (now)
+        if not await client.app[STORE].due_timers(clock()):
+            break
+        await asyncio.sleep(0.025)
+    await settled(client, conversation.id)
+    assert (await conversation_of(client, token, clock)).status == Status.BOT
+    assert not any("plus de nouvelles" in line for line in await bot_lines(client, conversation.id))
+
+    clock.advance(minutes=26)  # 31 minutes of the gateway running since the reminder: abandoned, told once
+
+    async def abandoned() -> bool:
+        return (await conversation_of(client, token, clock)).status == Status.ABANDONED
+
+    await fire_and_wait(client, abandoned)
+    assert sum("plus de nouvelles" in line for line in await bot_lines(client, conversation.id)) == 1
 
 
 async def test_a_conversation_idle_for_a_day_is_closed(client: Client, clock: Clock) -> None:
