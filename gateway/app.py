@@ -225,7 +225,7 @@ async def create_app(
     eraser = Eraser(store, dispatcher, flows, gate.sender_key, clock=clock, late=late)
     dispatcher.eraser = lambda conversation, key: eraser.erase_person(
         conversation.channel, conversation.sender, "young person", "asked in the conversation", final_message=True,
-        keep_seen=(key,),
+        keep_seen=(key,), last=conversation.id,
     )  # fmt: skip
     supervisor = Supervisor(metrics)
     watch = Watch(store, metrics, clock=clock, outbox_alert_seconds=settings.outbox_alert_seconds,

@@ -14,6 +14,11 @@ The "earlier conversations" a listener sees go with them. Blocks stay: they hold
 the line safe outweighs erasing a block (a supervisor lifts it by hand). A conversation a listener holds is ended
 first: the listener is told by a system entry shown live (never stored, since the transcript is going).
 
+An erasure cut short (Redis cut, the instance dead) is finished by asking again: what is keyed by the identity goes
+first, then each conversation with its de-duplication marks, the one it was asked from (the console's, ``gateway
+erase --conversation``'s, the young person's) last, its record last of all; so the same id (or the identity) still
+finds everything left. The audit entry is written once, by the erasure that finishes.
+
 The audit entry names the actor, the conversations' pseudonyms and counts: never an identity, id or text.
 """
 
@@ -82,53 +87,47 @@ class Eraser:
         self.late = late  # this process's late readings: an erased conversation's texts waiting there go at once
 
     async def erase_conversation(self, conversation_id: str, actor: str, how: str) -> Removed | None:
-        """Erase the person of this conversation (all their conversations); None if there is no such conversation."""
+        """Erase the person of this conversation (all their conversations); None if there is no such conversation.
+        This one is erased last: an erasure cut short (Redis cut, the instance dead) is finished by asking again
+        with the same id, which finds the person through it as long as anything of theirs is left."""
         conversation = await self.store.get_conversation(conversation_id)
         if conversation is None:
             return None
         if not conversation.sender:  # purged already: its identity is gone, only this record is left
             return await self._erase([conversation], conversation.channel, "", actor, how)
-        return await self.erase_person(conversation.channel, conversation.sender, actor, how)
+        return await self.erase_person(conversation.channel, conversation.sender, actor, how, last=conversation.id)
 
     async def erase_person(
         self, channel: ChannelName, sender: str, actor: str, how: str, *, final_message: bool = False,
-        keep_seen: Collection[str] = (),
+        keep_seen: Collection[str] = (), last: str | None = None,
     ) -> Removed:  # fmt: skip
         """Erase every conversation of this channel identity. ``final_message``: the young person asked, and gets
         flows.yaml's ``erasure.done`` once it is done (``keep_seen``: the key of their confirming message, so that
-        a redelivery of it is still a duplicate)."""
+        a redelivery of it is still a duplicate). ``last``: the conversation the erasure was asked from, erased
+        after everything else of the person (their other conversations, the gate's notices, the inbox)."""
         found = [
             c for c in await self.store.list_conversations(EPOCH, FAR) if c.channel == channel and c.sender == sender
         ]
-        erased = await self._erase(found, channel, sender, actor, how, keep_seen)
+        erased = await self._erase(found, channel, sender, actor, how, keep_seen, last)
         if final_message:
             await self._goodbye(found, channel, sender)
         return erased
 
     async def _erase(
         self, found: list[Conversation], channel: ChannelName, sender: str, actor: str, how: str,
-        keep_seen: Collection[str] = (),
+        keep_seen: Collection[str] = (), last: str | None = None,
     ) -> Removed:  # fmt: skip
-        user_entries: set[str] = set()
-        marks: set[str] = set()  # the processed marks saved with the conversations (their listeners' replies too)
-        entries = 0
-        for conversation in found:
-            async with self.store.lock(conversation.id):
-                current = await self.store.get_conversation(conversation.id) or conversation
-                transcript = await self.store.transcript(current.id)
-                user_entries |= {e.id for e in transcript if e.author is Author.USER}
-                await self._end_for_listeners(current)
-                marks |= set(await self.store.marks_of(current.id))
-                entries += await self.store.erase_conversation(current.id)
-                if self.late is not None:  # other processes drop theirs at their next renewal (the records are gone)
-                    self.late.forget(current.id)
+        """Each step leaves what is left findable: what is keyed by the identity goes first, then each conversation
+        with its de-duplication marks, the one asked from (``last``) at the end, its record last of all (the
+        store's ``erase_conversation``); the audit entry once everything is gone."""
+        kept = {seen_digest(k) for k in keep_seen}
         if sender:
             key = self.sender_key(channel, sender)
             await self.store.erase_conversation("notice-" + key)  # the gate's notices to this sender
             await self.store.inbox_forget(key)  # the inbox orders by the same keyed form of the identity
-        kept = {seen_digest(k) for k in keep_seen}
-        seen = {k for k in await self.store.seen_keys() if entry_id_of_seen(k) in user_entries} | marks
-        await self.store.forget_seen(sorted(seen - kept))
+        entries = 0
+        for conversation in sorted(found, key=lambda c: c.id == last):  # stable: the others oldest first
+            entries += await self._erase_one(conversation, kept)
         await self.store.forget_freed()
         erased = Removed(len(found), entries, tuple(c.pseudonym for c in found))
         subject = ", ".join(erased.pseudonyms[:20]) or channel.value
@@ -136,6 +135,23 @@ class Eraser:
         await self.store.audit(AuditEntry(self.clock(), actor, "erase", subject, detail))
         await self.store.publish(QueueChanged())
         return erased
+
+    async def _erase_one(self, conversation: Conversation, kept: set[str]) -> int:
+        """One conversation, under its lock: its listeners told, the de-duplication keys of the young person's
+        messages and the marks of the listeners' replies forgotten (read from its transcript and ``marks_of``, so
+        before it goes: a cut after it keeps none), then everything keyed by its id. The entries erased."""
+        async with self.store.lock(conversation.id):
+            current = await self.store.get_conversation(conversation.id) or conversation
+            user_entries = {e.id for e in await self.store.transcript(current.id) if e.author is Author.USER}
+            await self._end_for_listeners(current)
+            seen = set(await self.store.marks_of(current.id))  # the processed marks saved with it (replies too)
+            if user_entries:
+                seen |= {k for k in await self.store.seen_keys() if entry_id_of_seen(k) in user_entries}
+            await self.store.forget_seen(sorted(seen - kept))
+            entries = await self.store.erase_conversation(current.id)
+            if self.late is not None:  # other processes drop theirs at their next renewal (the records are gone)
+                self.late.forget(current.id)
+        return entries
 
     async def _end_for_listeners(self, conversation: Conversation) -> None:
         """Whoever has the conversation open in the console is told (an ``erased`` event with a system entry,
