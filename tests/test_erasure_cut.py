@@ -6,7 +6,10 @@ audit log has one ``erase`` line.
 Until branch rev_erasure the eraser went through the person's conversations oldest first and forgot the marks and
 the gate's notices only at the end: a supervisor erasing from an earlier conversation, cut after it, got 503, then
 404 "Cette conversation n'existe pas." when sending it again, while the later conversation (with the identity), the
-notice and the earlier conversation's marks stayed; nothing was audited.
+notice and the earlier conversation's marks stayed; nothing was audited. And a Redis erasure cut just before a
+record's deletion had already taken it out of the creation index: the record (sealed, with the identity and the
+answers) stayed, listed nowhere, so erasing the person again never found it (``nothing_left_of_the_person`` reads
+each record by id).
 
 Real cuts: the real gateway's store goes through ``tests/cutting_proxy.py``, which resets its Redis connection before
 the chosen command (the commands before it ran); the supervisor sends "Effacer" again through the real app.
@@ -68,7 +71,9 @@ async def person_with_two_conversations(store: Store, clock: Clock, settings: Se
     return earlier.id, later.id, marks
 
 
-async def nothing_left_of_the_person(store: Store, settings: Settings, marks: list[str]) -> None:
+async def nothing_left_of_the_person(store: Store, settings: Settings, marks: list[str], *ids: str) -> None:
+    for conversation_id in ids:  # the records themselves, not only the indexes
+        assert await store.get_conversation(conversation_id) is None, conversation_id
     left = await store.list_conversations(EPOCH, FAR)
     assert [c.sender for c in left] == [OTHER], [c.sender for c in left]  # the other young person's stays
     assert set(marks).isdisjoint(await store.seen_keys())  # their messages' marks are gone
@@ -111,7 +116,7 @@ async def test_an_erasure_from_an_earlier_conversation_cut_short_is_finished_by_
         again = await client.post(f"/api/conversations/{earlier}/erase", json={"confirm": True})
         assert again.status == 200, await again.text()
 
-    await nothing_left_of_the_person(redis_store, settings, marks)
+    await nothing_left_of_the_person(redis_store, settings, marks, earlier, later)
     lines = [(e.actor, e.action) for e in await redis_store.audit_log() if e.action == "erase"]
     assert lines == [("sam", "erase")], lines
 
@@ -139,6 +144,6 @@ async def test_gateway_erase_cut_short_is_finished_by_running_it_again(
         assert proxy.cut == 1
         assert await asyncio.to_thread(_erase, args) == 0
 
-    await nothing_left_of_the_person(redis_store, settings, marks)
+    await nothing_left_of_the_person(redis_store, settings, marks, earlier, later)
     lines = [(e.actor, e.action) for e in await redis_store.audit_log() if e.action == "erase"]
     assert lines == [("cli", "erase")], lines

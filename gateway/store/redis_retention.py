@@ -11,9 +11,9 @@ provider's message id; a claim outlives its lease by days after a crash or a los
 (``hg:rk:<digest>``, listed in ``hg:{rk}:kept``: a receipt whose take had not come yet).
 
 The reads come first, then one pipeline deletes (the keys live in many slots: no transaction can hold them all):
-the content first, the record last, so an erasure cut short by a crash still finds the record and is done again
-in full. A message processed for the conversation in between would leave a key behind, which is why the callers
-hold the conversation's lock.
+the content first, the record and its place in the creation index last, so an erasure cut short by a crash still
+finds the record (by id, and among the person's conversations) and is done again in full. A message processed for
+the conversation in between would leave a key behind, which is why the callers hold the conversation's lock.
 """
 
 from __future__ import annotations
@@ -124,10 +124,11 @@ async def _claims_naming(client: Redis, conversation_id: str) -> list[tuple[str,
 
 
 def _unindex(pipe: Any, conversation_id: str, record: Record | None, notices: list[str]) -> None:
-    """Every index naming the conversation, its marks and its notices' evidence; its record last."""
+    """Every index naming the conversation, its marks and its notices' evidence; its record, then its place in the
+    creation index, last: an erasure cut before the record still lists it (``list_conversations``), so erasing the
+    person again by their identity finds it (before, the record was left, sealed with the identity, listed nowhere)."""
     for status in Status:
         pipe.srem(K.status(str(status)), conversation_id)
-    pipe.zrem(K.INDEX + "created", conversation_id)
     pipe.zrem(K.FLAGGED, conversation_id)
     if record is not None:
         if record.queue:
@@ -138,6 +139,7 @@ def _unindex(pipe: Any, conversation_id: str, record: Record | None, notices: li
     for notice in notices:
         pipe.delete(K.key("evidence", notice))
     pipe.delete(K.conversation(conversation_id))
+    pipe.zrem(K.INDEX + "created", conversation_id)
 
 
 async def seen_keys(client: Redis) -> list[str]:
