@@ -87,6 +87,9 @@ CLAIM_SECONDS = 10.0
 # in time (the outbox's retries of a refused send take about two minutes)
 IDLE_CLOSE_BEFORE_WINDOW = timedelta(minutes=15)
 ERASURE_QUESTION_MINUTES = 30  # the erasure question waits this long for its answer, then is forgotten
+# A confirmed erasure is tried again through store failures this long (a Redis restart, a connection reset): each
+# step of the eraser leaves what is left findable, so a try finishes what a cut one began (gateway/erasure.py)
+ERASURE_RETRY_SECONDS = 30.0
 SAID = "said"
 """The engine state's key for the last words of the young person's previous message when it read no risk: joined to
 the next one, words of danger split over two messages ("je vais" / "me tuer") raise as one (sealed with the record,
@@ -256,11 +259,36 @@ class Dispatcher:
             return False
         current, erase = cast(tuple[Conversation, bool], found)
         if erase and self.eraser is not None:  # confirmed by the young person: after the lock, which erasure takes
-            await self.eraser(current, key)
+            await self._erase_confirmed(current, key)
         elif later and self.late is not None:  # the second check, or a long message's windows, after the fact
             self.late.offer(Late(current.id, inbound_entry_id(inbound), inbound.text, reading, reading is not None))
         self._on_outgoing()  # the outbox may have looked before the batch's writes were made
         return True
+
+    async def _erase_confirmed(self, conversation: Conversation, key: str) -> None:
+        """The erasure the young person just confirmed, tried again through store failures for
+        ``ERASURE_RETRY_SECONDS`` (0.1 s doubling to 2 s apart; the message's claim renewed meanwhile), so that a
+        Redis restart or a connection reset in the middle does not leave it half made: their confirming message is
+        marked processed with its conversation before the erasure begins (it keeps that mark), so its redelivery is
+        a duplicate and would finish nothing. Until 2026-12-05 one store failure here left their current conversation
+        (with the identity) and never told them it was done (flows.yaml's ``erasure.done``, with where to turn).
+        Still failing at the end: an ERROR line (the class, never an id), the failure raised."""
+        assert self.eraser is not None
+        loop = asyncio.get_running_loop()
+        deadline, pause = loop.time() + ERASURE_RETRY_SECONDS, 0.1
+        while True:
+            try:
+                await self.eraser(conversation, key)
+                return
+            except StoreError as exc:
+                if loop.time() + pause >= deadline:
+                    log.error("dispatcher: an erasure a young person confirmed is left unfinished after %.0f s of "
+                              "store failures (%s): erase them from the console or with gateway erase",
+                              ERASURE_RETRY_SECONDS, type(exc).__name__)  # fmt: skip
+                    raise
+                self.metrics.outages.failed("dispatcher", exc)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
 
     async def _locked(self, inbound: Inbound, claim: Claim, reading: Reading | None, later: bool, *,
                       look: bool) -> tuple[Conversation, bool] | _Ending | None:  # fmt: skip

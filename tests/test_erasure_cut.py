@@ -26,14 +26,16 @@ import pytest
 from gateway.app import SUPERVISOR
 from gateway.cli_privacy import _erase
 from gateway.conversation import Status
-from gateway.erasure import EPOCH, FAR
+from gateway.dispatcher import Dispatcher
+from gateway.erasure import EPOCH, FAR, Eraser
 from gateway.errors import StoreError
 from gateway.ids import inbound_key, seen_digest
 from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound
 from gateway.settings import Settings
-from gateway.store import OutboxItem, Store
+from gateway.store import OutboxItem, Store, open_store
 from gateway.store import redis_keys as K
+from gateway.testing import store_keys
 from tests.conftest import AppFactory, Clock, add_listener, login
 from tests.console.test_handback_crash import instance, redis_store
 from tests.cutting_proxy import cutting_proxy
@@ -147,3 +149,40 @@ async def test_gateway_erase_cut_short_is_finished_by_running_it_again(
     await nothing_left_of_the_person(redis_store, settings, marks, earlier, later)
     lines = [(e.actor, e.action) for e in await redis_store.audit_log() if e.action == "erase"]
     assert lines == [("cli", "erase")], lines
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("cut", ["later-record", "earlier-record", "notice"])  # "later": the message's own lock
+async def test_the_young_persons_confirmed_erasure_cut_short_is_finished_and_told(
+    redis_store: Store, redis_url: str, clock: Clock, settings: Settings, cut: str
+) -> None:
+    """A young person on Telegram with an earlier conversation writes "efface mes données", then "oui"; the gateway's
+    Redis connection is reset at ``cut`` during the erasure: the erasure is tried again and finishes (nothing of them
+    left, the other young person's kept), and they are told it is done, with where to turn. Until 2026-12-05 the
+    message failed (StoreError) after being marked processed with their conversation: Telegram's redelivery was a
+    duplicate, their current conversation (with the identity) stayed and they were never told."""
+    earlier, later, marks = await person_with_two_conversations(redis_store, clock, settings)
+    keyed = KeyedHash(settings.secret_key.get_secret_value())
+
+    def wired(store: Store) -> Dispatcher:
+        dispatcher, _ = instance(store, clock)
+        eraser = Eraser(store, dispatcher, dispatcher.flows, lambda c, s: keyed.sender(c.value, s), clock=clock)
+        dispatcher.eraser = lambda conversation, key: eraser.erase_person(
+            conversation.channel, conversation.sender, "young person", "asked in the conversation",
+            final_message=True, keep_seen=(key,), last=conversation.id)  # fmt: skip
+        return dispatcher
+
+    assert await wired(redis_store).handle_inbound(message(CHAT, 20, "efface mes données"))
+    async with cutting_proxy(redis_url) as proxy:
+        through = await open_store(proxy.url, keys=store_keys(redis_url))
+        try:
+            proxy.cut_before(*cuts(earlier, later)[cut])
+            assert await wired(through).handle_inbound(message(CHAT, 21, "oui"))
+            assert proxy.cut == 1
+        finally:
+            await through.close()
+
+    await nothing_left_of_the_person(redis_store, settings, marks, earlier, later)
+    told = [str(item.payload) for item in await redis_store.outbox_due(clock(), 50, run=100)]
+    assert any("119" in text and "3114" in text for text in told), told  # erasure.done, with where to turn
+    assert not await wired(redis_store).handle_inbound(message(CHAT, 21, "oui"))  # a redelivery: a duplicate
