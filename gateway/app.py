@@ -278,7 +278,8 @@ async def create_app(
     app.add_routes(webhook_routes(channels, dispatcher, gate, inbox, metrics, departed=departed))
     media = ConsoleMedia(store, fetchers)
     app.add_routes([
-        *ConsolePages(api, store).routes(), *Supervision(store, flows, presence, api, clock=clock).routes(),
+        *ConsolePages(api, store).routes(), *Supervision(store, flows, presence, api, clock=clock,
+                      outbox_alert_seconds=settings.outbox_alert_seconds).routes(),
         *Safety(store, dispatcher, flows, gate, api, eraser, clock=clock).routes(),
         *CaseworkAPI(api, store, flows, notices, Referrals(dispatcher, store, flows, mailer, clock=clock),
                      clock=clock).routes(),

@@ -1,4 +1,6 @@
-"""Supervision routes, for supervisors only: the live board, the risk flags of the open conversations
+"""Supervision routes, for supervisors only: the live board (with the service's state a supervisor must see: replies
+waiting in the outbox past the alert's threshold, read from the store so that every instance says the same), the
+risk flags of the open conversations
 (:mod:`gateway.console.flagged`), the figures of a period (JSON and CSV), the current flow as a diagram and the
 result of the last reload. Figures come from :mod:`gateway.console.stats`.
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -22,7 +25,7 @@ from gateway.errors import FlowError
 from gateway.flows.graph import run_dot, to_dot, to_mermaid
 from gateway.flowset import FlowSet
 from gateway.notices.stats import casework_csv, casework_figures
-from gateway.store import AuditEntry, AuditStore, CaseworkStore
+from gateway.store import AuditEntry, AuditStore, CaseworkStore, OutboxStore
 
 SVG_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
@@ -31,15 +34,20 @@ SVG_HEADERS = {
 }
 
 
-class SupervisionRoles(stats.StatsRoles, FlaggedRoles, CaseworkStore, AuditStore, Protocol):
-    """What supervision needs of the store: the figures' (conversations, queue), the flags' and the casework's."""
+class SupervisionRoles(stats.StatsRoles, FlaggedRoles, CaseworkStore, AuditStore, OutboxStore, Protocol):
+    """What supervision needs of the store: the figures' (conversations, queue), the flags', the casework's, and the
+    outbox's oldest undelivered reply."""
 
 
 class Supervision:
     def __init__(
-        self, store: SupervisionRoles, flows: FlowSet, presence: Presence, api: ListenerAPI, *, clock: Clock
-    ) -> None:
+        self, store: SupervisionRoles, flows: FlowSet, presence: Presence, api: ListenerAPI, *, clock: Clock,
+        outbox_alert_seconds: float = 60.0,
+    ) -> None:  # fmt: skip
+        """``outbox_alert_seconds``: a reply undelivered longer is shown late (``GATEWAY_OUTBOX_ALERT_SECONDS``, the
+        threshold of the alert ``gateway/alerts.py`` logs)."""
         self.store, self.flows, self.presence, self.api, self.clock = store, flows, presence, api, clock
+        self.outbox_alert_seconds = outbox_alert_seconds
         self._svg: dict[str, bytes] = {}
 
     def routes(self) -> list[web.RouteDef]:
@@ -60,8 +68,16 @@ class Supervision:
         now = self.clock()
         live = await stats.live_board(self.store, self.presence.online(), now)
         last = self.flows.last_reload.to_dict() if self.flows.last_reload else None
-        return web.json_response({"now": now.isoformat(), "live": live,
+        return web.json_response({"now": now.isoformat(), "live": live, "service": await self._service(now),
                                   "flow": {"version": self.flows.version, "last_reload": last}})  # fmt: skip
+
+    async def _service(self, now: datetime) -> dict[str, Any]:
+        """What goes wrong beneath the board, as the store says it (the same on every instance): the age of the
+        oldest reply not delivered yet (None: none waits), late past the outbox alert's threshold. Seconds only."""
+        oldest = await self.store.outbox_oldest_pending()
+        age = int(max((now - oldest).total_seconds(), 0.0)) if oldest else None
+        alert = self.outbox_alert_seconds
+        return {"outbox": {"oldest_seconds": age, "late": age is not None and age > alert, "alert_seconds": int(alert)}}
 
     async def flags(self, request: web.Request) -> web.Response:
         """The open conversations in which a risk was read, and their flagged messages (``console/flagged.py``)."""

@@ -1,4 +1,4 @@
-/* Supervision: the live board, the figures of a period as simple charts (built with DOM elements, labels
+/* Supervision: the live board (and what goes wrong beneath it: replies that do not go out), the figures of a period as simple charts (built with DOM elements, labels
    through textContent), the CSV export, the current flow's diagram and its last reload. */
 (function () {
   "use strict";
@@ -7,7 +7,8 @@
   var t = HG.t;
   var timer = null, boardTimer = null, longest = { seconds: 0, at: Date.now() };
   var freshBoard = HG.newest();  // the thirty-second reload answered after an event's is dropped
-  var shown = { figures: null, flow: null, material: null, connected: undefined, alerts: [] };
+  var shown = { figures: null, flow: null, material: null, connected: undefined, alerts: [],
+    service: null };
 
   HG.logoutButton($("logout"));
   api("GET", "/api/flow").then(function (response) {  // outcome and partner names in each language
@@ -18,6 +19,7 @@
     if (shown.figures) { renderFigures(shown.figures); }
     if (shown.flow) { renderReload(shown.flow); }
     renderAlerts();
+    renderService();
     $("diagram").querySelectorAll("img").forEach(function (image) { image.alt = t("sup.diagram"); });
   });
   loadBoard();
@@ -34,7 +36,7 @@
     },
     onClose: function () { connection(false); }
   });
-  setInterval(function () { $("live-longest").textContent = longestText(); }, 5000);
+  setInterval(function () { $("live-longest").textContent = longestText(); outboxText(); }, 5000);
   setInterval(loadBoard, 30000);
 
   $("period").addEventListener("submit", function (event) { event.preventDefault(); loadFigures(false); });
@@ -93,8 +95,33 @@
       longest = { seconds: live.longest_wait_seconds, at: Date.now(), waiting: live.waiting };
       $("live-longest").textContent = longestText();
       $("tile-urgent").classList.toggle("alert", live.urgent > 0);
+      shown.service = response.data.service ? { outbox: response.data.service.outbox, at: Date.now() } : null;
+      outboxText();
+      renderService();
       renderReload(response.data.flow);
     });
+  }
+
+  function outboxText() {
+    var outbox = shown.service && shown.service.outbox;
+    var waited = outbox && outbox.oldest_seconds !== null ? outbox.oldest_seconds + (Date.now() - shown.service.at) / 1000 : null;
+    $("live-outbox").textContent = waited === null ? "–" : HG.duration(waited);
+    $("tile-outbox").classList.toggle("alert", Boolean(outbox && outbox.late));
+  }
+
+  /* What goes wrong beneath the board, in words: replies that do not go out. Rewritten only when it changes, so
+     that a screen reader is told once. */
+  function renderService() {
+    var lines = [], outbox = shown.service && shown.service.outbox;
+    if (outbox && outbox.late) {
+      lines.push(t("sup.outbox.late", { d: HG.duration(outbox.oldest_seconds), s: HG.duration(outbox.alert_seconds) }));
+    }
+    var box = $("service");
+    if (box.dataset.shown === lines.join("\n")) { return; }
+    box.dataset.shown = lines.join("\n");
+    clear(box);
+    lines.forEach(function (line) { box.appendChild(el("li", "", line)); });
+    box.hidden = !lines.length;
   }
 
   function longestText() {

@@ -1,0 +1,56 @@
+"""What the supervision page tells a shift supervisor, in a real Chromium, when things go wrong beneath the board
+(docs/console.md, "Supervision"): replies that do not go out (Telegram's fake API down), in French and in English,
+never an identifier."""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+import pytest
+from playwright.async_api import BrowserContext, expect
+
+from gateway.app import STORE
+from gateway.settings import Settings
+from gateway.testing import BOT_TOKEN, FakeTelegramAPI, telegram_headers, telegram_update
+from tests.conftest import Clock
+from tests.e2e.channel_support import eventually
+from tests.e2e.conftest import ServerFactory
+from tests.e2e.test_console import add_listeners, log_in
+
+pytestmark = pytest.mark.browser
+
+SECRET = "webhook_secret-123"
+CHAT = 424242
+
+
+async def test_replies_that_do_not_go_out_are_told_on_the_board(
+    desk: BrowserContext, make_server: ServerFactory, settings: Settings, telegram: FakeTelegramAPI, clock: Clock
+) -> None:
+    """Telegram down, the bot's answer waits in the outbox: past GATEWAY_OUTBOX_ALERT_SECONDS the board says that
+    replies are not going out and since when, in French then in English; before, it showed nothing of it."""
+    server = await make_server(settings.replace(telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=SECRET,
+                                                telegram_api_url=telegram.url, outbox_alert_seconds=60))  # fmt: skip
+    await add_listeners(server, supervisor="sam")
+    telegram.down()
+    update = json.dumps(telegram_update(900000001, CHAT, "bonjour"))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(server.make_url("/webhooks/telegram"), headers=telegram_headers(SECRET), data=update) as response,
+    ):
+        assert response.status == 200
+    store = server.app[STORE]
+
+    async def pending() -> bool:
+        return await store.outbox_oldest_pending() is not None
+
+    await eventually(pending)
+    clock.advance(seconds=150)
+    board = await log_in(desk, server, "sam")
+    await board.get_by_role("link", name="Supervision").click()
+    service = board.locator("#service")
+    await expect(service).to_contain_text("Des réponses ne partent pas : la plus ancienne attend depuis 2 min")
+    await expect(board.locator("#tile-outbox")).to_have_class("tile alert")
+    await board.get_by_role("button", name="EN").click()
+    await expect(service).to_contain_text("Replies are not going out: the oldest has waited 2 min")
+    assert str(CHAT) not in await service.inner_text()
