@@ -1,6 +1,6 @@
 """What the supervision page tells a shift supervisor, in a real Chromium, when things go wrong beneath the board
-(docs/console.md, "Supervision"): replies that do not go out (Telegram's fake API down), in French and in English,
-never an identifier."""
+(docs/console.md, "Supervision"): replies that do not go out (Telegram's fake API down), and a store that stops
+answering (a real redis-server stopped, then started again), in French and in English, never an identifier."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ from tests.conftest import Clock
 from tests.e2e.channel_support import eventually
 from tests.e2e.conftest import ServerFactory
 from tests.e2e.test_console import add_listeners, log_in
+from tests.test_redis_restart import OwnRedis, own_redis
+
+__all__ = ["own_redis"]  # fixture used below
 
 pytestmark = pytest.mark.browser
 
@@ -54,3 +57,44 @@ async def test_replies_that_do_not_go_out_are_told_on_the_board(
     await board.get_by_role("button", name="EN").click()
     await expect(service).to_contain_text("Replies are not going out: the oldest has waited 2 min")
     assert str(CHAT) not in await service.inner_text()
+
+
+@pytest.mark.redis
+async def test_a_store_that_stops_answering_is_told_on_the_board(
+    desk: BrowserContext, make_server: ServerFactory, settings: Settings, own_redis: OwnRedis
+) -> None:
+    """Redis stopped under an open board: the page says it cannot be updated and that what it shows dates from
+    before (before, it kept showing the last figures as live, saying nothing); Redis back, the notice goes."""
+    server = await make_server(settings.replace(store=own_redis.url))
+    await add_listeners(server, supervisor="sam")
+    board = await log_in(desk, server, "sam")
+    await board.get_by_role("link", name="Supervision").click()
+    await expect(board.locator("#connection")).to_have_text("En direct")
+    await expect(board.locator("#live-waiting")).to_have_text("0")
+    service = board.locator("#service")
+    await expect(service).to_be_hidden()
+    own_redis.stop()
+    try:
+        await expect(service).to_contain_text("Le tableau n'est plus à jour : le serveur ne peut pas lire ses données")
+        await expect(board.locator(".tiles")).to_have_class("tiles stale")
+        await board.get_by_role("button", name="EN").click()
+        await expect(service).to_contain_text("The board is out of date: the server cannot read its data")
+    finally:
+        own_redis.start()
+    await expect(service).to_be_hidden(timeout=60_000)
+    await expect(board.locator(".tiles")).to_have_class("tiles")
+
+
+async def test_an_instance_that_stops_answering_is_told_on_the_board(
+    desk: BrowserContext, make_server: ServerFactory, settings: Settings
+) -> None:
+    """The instance the page was served by goes away (a crash, a machine lost): the board says it is out of date
+    because the server does not answer, instead of showing its last figures as live."""
+    server = await make_server(settings)
+    await add_listeners(server, supervisor="sam")
+    board = await log_in(desk, server, "sam")
+    await board.get_by_role("link", name="Supervision").click()
+    await expect(board.locator("#live-waiting")).to_have_text("0")
+    await server.close()
+    await expect(board.locator("#service")).to_contain_text("Le tableau n'est plus à jour : le serveur ne répond pas")
+    await expect(board.locator(".tiles")).to_have_class("tiles stale")

@@ -1,4 +1,5 @@
-/* Supervision: the live board (and what goes wrong beneath it: replies that do not go out), the figures of a period as simple charts (built with DOM elements, labels
+/* Supervision: the live board (and what goes wrong beneath it: replies that do not go out, a board that cannot be
+   updated), the figures of a period as simple charts (built with DOM elements, labels
    through textContent), the CSV export, the current flow's diagram and its last reload. */
 (function () {
   "use strict";
@@ -8,7 +9,8 @@
   var timer = null, boardTimer = null, longest = { seconds: 0, at: Date.now() };
   var freshBoard = HG.newest();  // the thirty-second reload answered after an event's is dropped
   var shown = { figures: null, flow: null, material: null, connected: undefined, alerts: [],
-    service: null };
+    service: null, boardAt: null, stale: null };  // stale: the board's last reload failed ("store" or "network")
+  var staleTimer = null;
 
   HG.logoutButton($("logout"));
   api("GET", "/api/flow").then(function (response) {  // outcome and partner names in each language
@@ -34,7 +36,7 @@
       if (event.type === "presence") { loadBoardSoon(); }
       if (event.type === "alert") { alerted(event); }
     },
-    onClose: function () { connection(false); }
+    onClose: function () { connection(false); loadBoardSoon(); }  // the store gone? the board says so at once
   });
   setInterval(function () { $("live-longest").textContent = longestText(); outboxText(); }, 5000);
   setInterval(loadBoard, 30000);
@@ -86,7 +88,10 @@
   function loadBoard() {
     freshBoard(api("GET", "/api/supervision")).then(function (response) {
       if (response.status === 403) { location.href = "/console"; return; }
-      if (!response.ok) { return; }
+      if (!response.ok) { boardFailed(response.status === 503 ? "store" : "network"); return; }
+      shown.stale = null;
+      shown.boardAt = new Date();
+      clearTimeout(staleTimer);
       var live = response.data.live;
       $("live-waiting").textContent = String(live.waiting);
       $("live-urgent").textContent = String(live.urgent);
@@ -99,7 +104,16 @@
       outboxText();
       renderService();
       renderReload(response.data.flow);
-    });
+    }, function () { boardFailed("network"); });
+  }
+
+  /* The board could not be reloaded: what it shows is from before, and the page says so (never the last figures
+     passed off as live); tried again every 5 s until it answers. */
+  function boardFailed(why) {
+    shown.stale = why;
+    renderService();
+    clearTimeout(staleTimer);
+    staleTimer = setTimeout(loadBoard, 5000);
   }
 
   function outboxText() {
@@ -109,13 +123,18 @@
     $("tile-outbox").classList.toggle("alert", Boolean(outbox && outbox.late));
   }
 
-  /* What goes wrong beneath the board, in words: replies that do not go out. Rewritten only when it changes, so
-     that a screen reader is told once. */
+  /* What goes wrong beneath the board, in words: the board out of date, replies that do not go out. Rewritten only
+     when it changes, so that a screen reader is told once. */
   function renderService() {
     var lines = [], outbox = shown.service && shown.service.outbox;
+    if (shown.stale) {
+      var since = shown.boardAt ? HG.clock(shown.boardAt.toISOString()) : "–";
+      lines.push(t(shown.stale === "store" ? "sup.stale.store" : "sup.stale.network", { time: since }));
+    }
     if (outbox && outbox.late) {
       lines.push(t("sup.outbox.late", { d: HG.duration(outbox.oldest_seconds), s: HG.duration(outbox.alert_seconds) }));
     }
+    document.querySelector(".tiles").classList.toggle("stale", Boolean(shown.stale));
     var box = $("service");
     if (box.dataset.shown === lines.join("\n")) { return; }
     box.dataset.shown = lines.join("\n");
