@@ -228,6 +228,7 @@ async def create_app(
         keep_seen=(key,), last=conversation.id,
     )  # fmt: skip
     supervisor = Supervisor(metrics)
+    presence.troubled = lambda: supervisor.problems().keys()  # announced to every instance's supervision board
     watch = Watch(store, metrics, clock=clock, outbox_alert_seconds=settings.outbox_alert_seconds,
                   listener_present=presence.has, held_alert_seconds=settings.held_alert_seconds,
                   hand_back=lambda conversation_id, listener: actions.hand_back_absent(

@@ -245,18 +245,22 @@ class ListenersOnline:
     type: ClassVar[str] = "presence"
     instance: str
     listeners: tuple[str, ...]  # hashed names (``console/presence.py``)
+    troubled: tuple[str, ...] = ()  # the instance's background workers down or restarting too often (their names)
 
     def to_json(self) -> JSON:
-        return {"type": self.type, "instance": self.instance, "listeners": list(self.listeners)}
+        data: JSON = {"type": self.type, "instance": self.instance, "listeners": list(self.listeners)}
+        if self.troubled:  # absent when none: what an instance of an earlier version sends and reads
+            data["troubled"] = list(self.troubled)
+        return data
 
     @classmethod
     def from_json(cls, data: JSON) -> ListenersOnline:
-        instance, listeners = data["instance"], data["listeners"]
-        if not isinstance(instance, str) or not isinstance(listeners, list):
+        instance, listeners, troubled = data["instance"], data["listeners"], data.get("troubled", [])
+        if not isinstance(instance, str) or not isinstance(listeners, list) or not isinstance(troubled, list):
             raise ValueError("a malformed presence event")
-        if not all(isinstance(name, str) for name in listeners):
+        if not all(isinstance(name, str) for name in [*listeners, *troubled]):
             raise ValueError("a malformed presence event")
-        return cls(instance, tuple(listeners))
+        return cls(instance, tuple(listeners), tuple(troubled))
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,11 @@ through the store's events whenever that set changes and every ``beat`` seconds;
 others announced until ``2.5 × beat`` passes without news (an instance that died stops counting by itself). A
 listener with two tabs on two instances counts once. The count feeds the wait estimate given to young people,
 the supervision board and ``/metrics``. Announcing and listening are two supervised workers.
+
+Each announcement also names the instance's background workers that are down or restarting too often
+(``troubled``, :meth:`gateway.supervisor.Supervisor.problems`), so that the supervision board says the same
+whichever instance serves it (:meth:`troubles`): one that fails its ``/readyz`` is taken out of a load balancer's
+rotation, and its own board would never be the one a supervisor sees.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import hashlib
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from gateway.errors import StoreError
 from gateway.events import ListenersOnline, Resync
@@ -37,6 +42,8 @@ class Presence:
         self.instance = secrets.token_hex(8)
         self.beat, self.clock = beat, clock
         self._remote: dict[str, tuple[frozenset[str], float]] = {}
+        self._remote_troubled: dict[str, tuple[frozenset[str], float]] = {}
+        self.troubled: Callable[[], Iterable[str]] = tuple  # this instance's workers down or restarting too often
         self._hearing_since: float | None = None  # the others' announcements followed without a gap since then
 
     def local(self) -> frozenset[str]:
@@ -61,6 +68,17 @@ class Presence:
         since = self._hearing_since
         return since is not None and self.clock() - since >= 2.5 * self.beat
 
+    def troubles(self) -> list[str]:
+        """The background workers down or restarting too often on this instance or on another one heard lately
+        (within ``2.5 × beat``), by name, each once."""
+        now, names = self.clock(), set(self.troubled())
+        for instance, (remote, expires) in list(self._remote_troubled.items()):
+            if expires > now:
+                names |= remote
+            else:
+                del self._remote_troubled[instance]
+        return sorted(names)
+
     def _names(self) -> set[str]:
         now, names = self.clock(), set(self.local())
         for instance, (remote, expires) in list(self._remote.items()):
@@ -71,12 +89,14 @@ class Presence:
         return names
 
     def event(self) -> ListenersOnline:
-        return ListenersOnline(self.instance, tuple(sorted(self.local())))
+        return ListenersOnline(self.instance, tuple(sorted(self.local())), tuple(sorted(self.troubled())))
 
     def heard(self, event: ListenersOnline) -> None:
         """Record another instance's announcement (one's own is ignored; malformed ones never decode)."""
         if event.instance != self.instance:
-            self._remote[event.instance] = (frozenset(event.listeners), self.clock() + 2.5 * self.beat)
+            expires = self.clock() + 2.5 * self.beat
+            self._remote[event.instance] = (frozenset(event.listeners), expires)
+            self._remote_troubled[event.instance] = (frozenset(event.troubled), expires)
 
     async def announce(self, store: EventStore) -> None:
         """Publish this instance's listeners; a store failure is counted (the next beat tries again)."""

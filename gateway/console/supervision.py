@@ -72,12 +72,14 @@ class Supervision:
                                   "flow": {"version": self.flows.version, "last_reload": last}})  # fmt: skip
 
     async def _service(self, now: datetime) -> dict[str, Any]:
-        """What goes wrong beneath the board, as the store says it (the same on every instance): the age of the
-        oldest reply not delivered yet (None: none waits), late past the outbox alert's threshold. Seconds only."""
+        """What goes wrong beneath the board, the same on every instance: the age of the oldest reply not delivered
+        yet (None: none waits), late past the outbox alert's threshold, as the store says it; the background workers
+        down or restarting too often on any instance, by name, as their announcements say (``Presence.troubles``)."""
         oldest = await self.store.outbox_oldest_pending()
         age = int(max((now - oldest).total_seconds(), 0.0)) if oldest else None
         alert = self.outbox_alert_seconds
-        return {"outbox": {"oldest_seconds": age, "late": age is not None and age > alert, "alert_seconds": int(alert)}}
+        outbox = {"oldest_seconds": age, "late": age is not None and age > alert, "alert_seconds": int(alert)}
+        return {"outbox": outbox, "workers": self.presence.troubles()}
 
     async def flags(self, request: web.Request) -> web.Response:
         """The open conversations in which a risk was read, and their flagged messages (``console/flagged.py``)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -14,10 +15,10 @@ import pytest
 import redis
 from aiohttp.test_utils import TestClient
 
-from gateway.app import STORE
+from gateway.app import STORE, SUPERVISOR, create_app
 from gateway.settings import Settings
 from gateway.testing import BOT_TOKEN, FakeTelegramAPI, telegram_headers, telegram_update
-from tests.conftest import AppFactory, Clock, add_listener
+from tests.conftest import AppFactory, Clock, add_listener, shared_understanding
 from tests.console.conftest import other_session
 from tests.store.conftest import redis_url  # noqa: F401  (the session's redis-server)
 
@@ -77,3 +78,32 @@ async def test_replies_that_do_not_go_out_are_on_the_board_of_every_instance(
     finally:
         for sam in sams:
             await sam.close()
+
+
+async def test_a_worker_failing_in_a_loop_on_one_instance_is_on_the_board_of_every_instance(
+    aiohttp_client: Callable[..., Awaitable[Client]], make_client: AppFactory, redis_settings: Settings, clock: Clock
+) -> None:
+    """A background worker of instance one fails at once each time it starts (a fault the supervisor restarts in a
+    loop): /readyz of instance one says 503, and a load balancer sends the supervisor's page to instance two, whose
+    board must say it too. Before, only instance one's /readyz and metrics knew; no board said anything."""
+    app = await create_app(
+        redis_settings, clock=clock, worker_poll_seconds=0.05, **shared_understanding(redis_settings)
+    )
+
+    async def broken() -> None:
+        raise RuntimeError("a fault of this worker")
+
+    app[SUPERVISOR].add("broken", broken)
+    one, two = await aiohttp_client(app), await make_client(redis_settings)
+    await add_listener(two, "sam", supervisor=True)
+    sam = await other_session(two, "sam")
+    try:
+        deadline = time.monotonic() + 20
+        while (shown := await board(sam))["service"]["workers"] != ["broken"]:  # told by instance one's next beat
+            assert time.monotonic() < deadline, shown["service"]
+            await asyncio.sleep(0.05)
+        ready = await one.get("/readyz")
+        assert ready.status == 503 and "broken" in (await ready.json())["workers"]
+        assert (await two.get("/readyz")).status == 200  # instance two itself is fine: its board tells of the other
+    finally:
+        await sam.close()

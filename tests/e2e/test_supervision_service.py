@@ -5,15 +5,17 @@ answering (a real redis-server stopped, then started again), in French and in En
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 from playwright.async_api import BrowserContext, expect
 
-from gateway.app import STORE
+from gateway.app import STORE, SUPERVISOR, create_app
 from gateway.settings import Settings
 from gateway.testing import BOT_TOKEN, FakeTelegramAPI, telegram_headers, telegram_update
-from tests.conftest import Clock
+from tests.conftest import Clock, shared_understanding
 from tests.e2e.channel_support import eventually
 from tests.e2e.conftest import ServerFactory
 from tests.e2e.test_console import add_listeners, log_in
@@ -98,3 +100,25 @@ async def test_an_instance_that_stops_answering_is_told_on_the_board(
     await server.close()
     await expect(board.locator("#service")).to_contain_text("Le tableau n'est plus à jour : le serveur ne répond pas")
     await expect(board.locator(".tiles")).to_have_class("tiles stale")
+
+
+async def test_a_worker_failing_in_a_loop_is_told_on_the_board(
+    desk: BrowserContext, aiohttp_server: Callable[..., Awaitable[TestServer]], settings: Settings, clock: Clock
+) -> None:
+    """A background worker the supervisor restarts in a loop (it fails at once each time): the board says that a
+    task of the service keeps failing, by its name, in French then in English (the server side, across instances:
+    tests/console/test_supervision_service.py); before, only /readyz and the metrics said it."""
+    app = await create_app(settings, clock=clock, worker_poll_seconds=0.05, **shared_understanding(settings))
+
+    async def broken() -> None:
+        raise RuntimeError("a fault of this worker")
+
+    app[SUPERVISOR].add("broken", broken)
+    server = await aiohttp_server(app)
+    await add_listeners(server, supervisor="sam")
+    board = await log_in(desk, server, "sam")
+    await board.get_by_role("link", name="Supervision").click()
+    service = board.locator("#service")
+    await expect(service).to_contain_text("Une tâche de fond du service est arrêtée ou échoue en boucle (broken)")
+    await board.get_by_role("button", name="EN").click()
+    await expect(service).to_contain_text("A background task of the service is stopped or keeps failing (broken)")

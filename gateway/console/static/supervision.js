@@ -100,7 +100,8 @@
       longest = { seconds: live.longest_wait_seconds, at: Date.now(), waiting: live.waiting };
       $("live-longest").textContent = longestText();
       $("tile-urgent").classList.toggle("alert", live.urgent > 0);
-      shown.service = response.data.service ? { outbox: response.data.service.outbox, at: Date.now() } : null;
+      var service = response.data.service;
+      shown.service = service ? { outbox: service.outbox, workers: service.workers, at: Date.now() } : null;
       outboxText();
       renderService();
       renderReload(response.data.flow);
@@ -123,13 +124,16 @@
     $("tile-outbox").classList.toggle("alert", Boolean(outbox && outbox.late));
   }
 
-  /* What goes wrong beneath the board, in words: the board out of date, replies that do not go out. Rewritten only
-     when it changes, so that a screen reader is told once. */
+  /* What goes wrong beneath the board, in words: the board out of date, a background task failing on any instance,
+     replies that do not go out. Rewritten only when it changes, so that a screen reader is told once. */
   function renderService() {
     var lines = [], outbox = shown.service && shown.service.outbox;
     if (shown.stale) {
       var since = shown.boardAt ? HG.clock(shown.boardAt.toISOString()) : "–";
       lines.push(t(shown.stale === "store" ? "sup.stale.store" : "sup.stale.network", { time: since }));
+    }
+    if (shown.service && shown.service.workers && shown.service.workers.length) {
+      lines.push(t("sup.workers", { names: shown.service.workers.join(", ") }));
     }
     if (outbox && outbox.late) {
       lines.push(t("sup.outbox.late", { d: HG.duration(outbox.oldest_seconds), s: HG.duration(outbox.alert_seconds) }));
