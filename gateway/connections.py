@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import signal
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -53,6 +54,9 @@ OWN_FILES = 256  # file descriptors kept for the gateway's own: store, providers
 EASED = 0.9  # the cap on every connection is told as eased once they are this far under it again
 TELL_EVERY = 60.0  # seconds: the cap on every connection reached is told at most this often (a flood comes and goes)
 GC_YOUNG = 10_000  # new container objects before the garbage collector's youngest generation runs (Python: 700)
+# seconds a stop waits for the requests in flight (a webhook, an upload) before cancelling them: within a process
+# manager's grace period (Kubernetes' 30 s, systemd's 90 s) with the workers' and the store's closing after it
+STOP_REQUESTS_SECONDS = 10.0
 
 
 class Evictable(Protocol):
@@ -275,6 +279,12 @@ def run(
     """Serve the app until SIGINT or SIGTERM, then shut down gracefully (what ``web.run_app`` does), on an event
     loop from ``loop_factory`` (default: asyncio's).
 
+    A stop is the runner's cleanup while everything still runs: no new connection, the sockets told to go, the
+    requests in flight answered (``STOP_REQUESTS_SECONDS`` at most, then cancelled), then the app's workers stopped
+    and the store closed; only then is whatever is left cancelled. A second signal stops at once (cancelling what is
+    in flight, as a kill). Until 2026-12-05 the first signal escaped the event loop and every task was cancelled at
+    the same moment: a webhook being processed had its connection closed unanswered, for the provider to redeliver.
+
     Once started, what startup made (modules, the flows, the model, the app: most of the process's objects, which
     live as long as it does) is moved out of the garbage collector's way (``gc.freeze``): its full collections
     otherwise walked all of it, about 50 ms each. Frozen objects are never collected; garbage is collected first,
@@ -285,17 +295,31 @@ def run(
 
     async def serve() -> None:
         app = await make_app
-        runner = web.AppRunner(app, handle_signals=True, **runner_args)
+        runner = web.AppRunner(app, handle_signals=False, **{"shutdown_timeout": STOP_REQUESTS_SECONDS, **runner_args})
         await runner.setup()
+        loop, stopping = asyncio.get_running_loop(), asyncio.Event()
+
+        def stop(number: signal.Signals) -> None:
+            if stopping.is_set():  # a second signal: stop now, what is in flight cancelled
+                log.warning("%s again: stopping at once", number.name)
+                raise web.GracefulExit()
+            log.info("%s: stopping: no new connection, the requests in flight answered, then the workers", number.name)
+            stopping.set()
+
+        for number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(number, stop, number)
         try:
             await GuardedSite(runner, host, port, guard_for(app)).start()
             gc.collect()
             gc.freeze()
             gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
-            while True:
-                await asyncio.sleep(3600)
+            await stopping.wait()
         finally:
+            began = time.monotonic()
             await runner.cleanup()
+            for number in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(number)
+        log.info("stopped in %.1f s", time.monotonic() - began)
 
     with contextlib.suppress(web.GracefulExit, KeyboardInterrupt), asyncio.Runner(loop_factory=loop_factory) as loop:
         loop.run(serve())
