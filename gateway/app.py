@@ -79,6 +79,9 @@ from gateway.webchat import WebChatHub, chat_socket, leave_request
 
 log = logging.getLogger(__name__)
 
+# seconds a stop gives the outbox's sends in flight to end and be recorded (Outbox.drain), after the requests in
+# flight (connections.STOP_REQUESTS_SECONDS): both within a process manager's grace period (Kubernetes' 30 s)
+OUTBOX_DRAIN_SECONDS = 10.0
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 FLOWS = web.AppKey("flows", FlowSet)
@@ -261,7 +264,8 @@ async def create_app(
     if reader is not None:
         app[READER] = reader
         lifecycles.insert(0, _reader_lifecycle(reader))
-    app.cleanup_ctx.append(_lifecycle(supervisor, store, http, lifecycles, flows))
+    app.cleanup_ctx.append(_lifecycle(supervisor, store, http, lifecycles, flows,
+                                      lambda: outbox.drain(OUTBOX_DRAIN_SECONDS)))  # fmt: skip
     app.on_cleanup.append(lambda _: _close_guards(workers))
     app.on_shutdown.append(_close_sockets(hub.open, api.open))
     app.on_cleanup.append(lambda _: _close_hub(hub))
@@ -368,6 +372,7 @@ def _lifecycle(
     http: aiohttp.ClientSession,
     lifecycles: list[tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]],
     flows: FlowSet,
+    drain: Callable[[], Awaitable[None]],
 ) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def context(app: web.Application) -> AsyncIterator[None]:
@@ -382,6 +387,7 @@ def _lifecycle(
         finally:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signal.SIGHUP)
+            await drain()  # the outbox's sends in flight end and are recorded before its worker is cancelled
             await supervisor.stop()
             for _, stop in reversed(lifecycles):
                 await stop()

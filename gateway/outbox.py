@@ -181,6 +181,8 @@ class Outbox:
         self._unanswered: tuple[datetime, str] | None = None  # a failed claim's time and token, made again next
         self._paused: dict[str, datetime] = {}  # a rate-limited channel: none of its replies sent before this time
         self.channel_window = max(1, window // 2)  # one channel's sends in flight at most (BUSY_DEFER_SECONDS)
+        self._draining = False  # a stop under way (:meth:`drain`): nothing more claimed, no run's next reply sent
+        self._in_flight: set[asyncio.Task[None]] = set()  # :meth:`run`'s deliveries now
         self._sending: collections.Counter[str] = collections.Counter()  # each channel's sends in flight now
 
     def kick(self) -> None:
@@ -198,7 +200,7 @@ class Outbox:
         failure (:meth:`_deliver_reported`). Cancelled (shutdown), the deliveries in flight are cancelled with it:
         their leases end and another pass (or instance) sends them then; nothing recorded as sent goes out again.
         """
-        in_flight: set[asyncio.Task[None]] = set()
+        in_flight = self._in_flight = set()
 
         def ended(task: asyncio.Task[None]) -> None:  # the slot is free before the loop looks again
             in_flight.discard(task)
@@ -218,7 +220,7 @@ class Outbox:
                     sweep.add_done_callback(in_flight.discard)
                 self._wake.clear()  # a kick or an end arriving while claiming wakes the next round
                 free = self.window - len(in_flight)
-                if free > 0:
+                if free > 0 and not self._draining:
                     last_claim = loop.time()
                     claimed = await self._claim(free)
                     if claimed is None:  # the ends and kicks meanwhile would only fail again: the next poll tries
@@ -236,6 +238,23 @@ class Outbox:
             for task in in_flight:
                 task.cancel()
             await asyncio.gather(*in_flight, return_exceptions=True)
+
+    async def drain(self, timeout: float) -> None:
+        """A stop (a deploy's SIGTERM), before :meth:`run` is cancelled: nothing more is claimed, each send in flight
+        ends and is recorded, and each run's replies not sent yet are given back at once (their claims ended: another
+        instance sends them now, not a lease later), for ``timeout`` seconds at most; what is still sending then is
+        cancelled with :meth:`run` and left to its lease, as at a crash. Until 2026-12-05 a stop cancelled every send
+        in flight: a reply the provider had accepted went out again once its lease ended (1 to 8 a stop in a
+        review's bursts), and the claimed ones waited for it."""
+        self._draining = True
+        self._wake.set()
+        sending = [task for task in self._in_flight if not task.done()]
+        if not sending:
+            return
+        _, left = await asyncio.wait(sending, timeout=timeout)
+        if left:
+            log.warning("outbox: %d run(s) still sending after %.0f s of the stop: cancelled, left to their lease",
+                        len(left), timeout)  # fmt: skip
 
     async def _claim(self, limit: int) -> list[OutboxItem] | None:
         """Claim the due runs of up to ``limit`` conversations; None when the claim failed (logged: class, place).
@@ -378,6 +397,9 @@ class Outbox:
         it released (due again once it is sent, in order). A record refused (the lease lost: another worker holds the
         line now, and sends the rest) stops it too."""
         for n, lease in enumerate(leases):
+            if n and self._draining:  # a stop under way: given back at once, for another instance to send now
+                await self._release(leases[n:])
+                return
             if n and not self._holds(lease, (lease.until - self.clock()).total_seconds()):
                 return  # its renewals failed for a third of a lease: the rest go to the next claim at their lease's end
             then, record = await self._attempt(lease, leases[n + 1 :])
