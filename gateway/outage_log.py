@@ -45,9 +45,11 @@ HTTP = "http"  # the part whose failures are requests answered 503
 
 
 def error_class(error: BaseException) -> str:
-    """The class to name: the error a StoreError wraps (``ConnectionError``, ``TimeoutError``…), else its own."""
+    """The class to name: the error a StoreError wraps (``ConnectionError``, ``TimeoutError``…), else its own; a
+    SQLite error by SQLite's name for it (``SQLITE_BUSY``, ``SQLITE_FULL``: all are ``OperationalError``)."""
     cause = error.__cause__
-    return type(cause if isinstance(error, StoreError) and cause is not None else error).__name__
+    named = cause if isinstance(error, StoreError) and cause is not None else error
+    return getattr(named, "sqlite_errorname", None) or type(named).__name__
 
 
 @dataclass

@@ -23,7 +23,9 @@ import contextvars
 import functools
 import itertools
 import json
+import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
@@ -89,6 +91,18 @@ from gateway.store.texts import OwnTexts, SharedText, SharedTexts, Stored
 
 T = TypeVar("T")
 Write = Callable[[sqlite3.Connection], object]
+log = logging.getLogger(__name__)
+BUSY_TIMEOUT = 10.0  # seconds a call waits for the file's write lock held by another process (the CLI, a backup)
+# What says the file takes no write now, whatever the call (``SqliteStore._watched``): its write lock held by another
+# process past the busy timeout, a full disk, a read-only or failing file system. Not a constraint, a bug's SQL.
+_REFUSALS = {
+    sqlite3.SQLITE_BUSY: "its write lock is held by another process (a backup, a sqlite3 shell in a transaction?)",
+    sqlite3.SQLITE_LOCKED: "its write lock is held by another process (a backup, a sqlite3 shell in a transaction?)",
+    sqlite3.SQLITE_FULL: "the disk is full",
+    sqlite3.SQLITE_READONLY: "the file or its directory is read-only",
+    sqlite3.SQLITE_IOERR: "the disk fails",
+    sqlite3.SQLITE_CANTOPEN: "the file or its directory cannot be opened",
+}
 RESOLVED_OUTBOX_KEPT = timedelta(days=7)  # sent and failed outbox rows are purged after this
 _CLAIMS_KEPT = 16  # outbox claims made with a token kept in memory (``SqliteStore.outbox_due``)
 TAKES_KEPT_US = 24 * 3600 * 1_000_000  # takes older than a day are dropped (takes_since looks an hour back)
@@ -191,6 +205,7 @@ CREATE TABLE IF NOT EXISTS evidence (notice_id TEXT PRIMARY KEY, data TEXT NOT N
 CREATE TABLE IF NOT EXISTS uploads (key TEXT PRIMARY KEY, content_type TEXT NOT NULL, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS referrals (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, conversation_id TEXT NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at_us INTEGER NOT NULL);
 """
 
 _ACTIVE = tuple(str(status) for status in ACTIVE_STATUSES)
@@ -267,7 +282,7 @@ def _connect(path: Path, keys: DataKeys) -> sqlite3.Connection:
     for companion in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         if companion.exists():
             private_file(companion)
-    conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
@@ -358,6 +373,10 @@ class SqliteStore:
         self._texts = SharedTexts(keys)
         self._thread = thread
         self._closed = False
+        # The SQLite error name of the last refused write (``_REFUSALS``) until a write is taken again, and since when
+        # (monotonic): read by ``ping``, written on the store's thread only (``_watched``).
+        self._refusing: str | None = None
+        self._refusing_since = 0.0
         self._events = LocalEvents()
         self._locks = LocalLocks()
         self._held: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("held", default=None)
@@ -399,7 +418,7 @@ class SqliteStore:
         writes, events = held.take() if held is not None else ([], [])
         job = work if not writes else functools.partial(_after, writes, work)
         try:
-            result = await self._thread.run(job, self._conn)
+            result: T = await self._thread.run(self._watched, job, self._conn)
         except sqlite3.Error as error:
             if isinstance(error, sqlite3.IntegrityError) and writes:
                 raise Conflict("another conversation of this sender is already active") from None
@@ -422,7 +441,9 @@ class SqliteStore:
         if self._closed:
             raise StoreError("the sqlite store is closed")
         try:
-            return await self._thread.run(functools.partial(_peeked, list(held.writes), work), self._conn)
+            peeked = functools.partial(_peeked, list(held.writes), work)
+            answer: T = await self._thread.run(self._watched, peeked, self._conn, False)  # rolled back: no commit
+            return answer
         except sqlite3.IntegrityError:  # as the commit would answer (``_run``)
             raise Conflict("another conversation of this sender is already active") from None
         except sqlite3.Error as error:
@@ -459,8 +480,60 @@ class SqliteStore:
 
         await self._run(work)
 
+    def _watched(self, work: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection, commits: bool = True) -> T:
+        """``work`` on the store's thread, whether the file takes writes followed. A call refused for a reason of
+        the file's (``_REFUSALS``: its lock held past the busy timeout, a full disk…) makes ``ping`` fail (``/readyz``
+        503, ``gateway_store_up`` 0), says so in one ERROR line, and makes the calls after it wait for no lock: while
+        a backup held the lock for minutes, each call waited the 10 s busy timeout, one after the other on this
+        thread (the workers' writes among them), and a webhook was answered 503 after minutes. A call that changes
+        a row (``ping``'s probe among them) ends it: the busy timeout back, one INFO line (not a batch's read,
+        ``commits`` False, whose writes are rolled back)."""
+        if self._refusing is None:
+            try:
+                return work(conn)
+            except sqlite3.Error as error:
+                self._refused(conn, error)
+                raise
+        changes = conn.total_changes
+        try:
+            result = work(conn)
+        except sqlite3.Error as error:
+            self._refused(conn, error)
+            raise
+        if commits and conn.total_changes != changes:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+            log.info("alert over: the sqlite store takes writes again after %.0f s",
+                     time.monotonic() - self._refusing_since)  # fmt: skip
+            self._refusing = None
+        return result
+
+    def _refused(self, conn: sqlite3.Connection, error: sqlite3.Error) -> None:
+        code = getattr(error, "sqlite_errorcode", None)
+        why = _REFUSALS.get(code & 0xFF) if code is not None else None
+        if why is None:
+            return
+        if self._refusing is None:
+            self._refusing_since = time.monotonic()
+            conn.execute("PRAGMA busy_timeout = 0")  # refused at once until a write is taken again
+            log.error("alert: the sqlite store refuses writes (%s): %s; every message is answered 503 (retried by its "
+                      "provider), /readyz and gateway_store_up say so until a write is taken again",
+                      error.sqlite_errorname, why)  # fmt: skip
+        self._refusing = error.sqlite_errorname
+
     async def ping(self) -> None:
-        await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
+        """The file answers and takes writes: its write lock taken and given back (another process holding it is
+        waited for the busy timeout, then refused), and while a write is refused (``_watched``), a row written
+        (a full disk refuses it; taken, the refusal is over)."""
+        await self._run(self._probe)
+
+    def _probe(self, conn: sqlite3.Connection) -> None:
+        if self._refusing is None:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            return
+        with _writing(conn):
+            conn.execute("INSERT INTO probe (id, at_us) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at_us = "
+                         "excluded.at_us", (to_us(datetime.now(UTC)),))  # fmt: skip
 
     async def eviction_policy(self) -> str | None:
         return None  # a full disk refuses the write: nothing already written goes

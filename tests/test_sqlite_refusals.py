@@ -1,0 +1,132 @@
+"""The SQLite file refusing writes is seen by ops: ``/readyz``, ``gateway_store_up`` and one log line by class.
+
+The real app on the embedded store (what ``make run`` uses), Messenger webhooks from the fake Graph API's side,
+while the file takes no write: its disk full (a 2 MiB tmpfs filled by another file: root only), or its write lock
+held by another process (a ``sqlite3`` shell in a ``BEGIN IMMEDIATE`` transaction, as a backup tool may hold it).
+Every webhook is answered 503 (the provider redelivers, nothing is lost); until 2026-12-05 ``/readyz`` said 200
+``store: ok`` and ``gateway_store_up`` stayed 1 meanwhile (the store's ping was a read, which a full disk or a held
+lock does not stop), and with the lock held every store call waited the 10 s busy timeout one after the other on the
+store's thread (the workers' writes among them): a webhook was answered after 139 s, ``/readyz`` after 91 s. Now
+both say the store is not usable, naming the SQLite error, one ERROR line says it once, the calls after the first
+refusal are refused at once, and all of it comes back by itself once a write is taken again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.app import METRICS
+from gateway.settings import Settings
+from gateway.store.sqlite import BUSY_TIMEOUT, path_from_url
+from gateway.testing import FakeGraphAPI
+from tests.conftest import AppFactory
+from tests.redis_messenger import SECRET, post_message
+
+PSID, TEXT = "psid-5151-refused", "personne ne me répond ce soir"
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(90):  # a safety net against a hang, not a timing assumption
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+@contextlib.contextmanager
+def small_disk(directory: Path) -> Iterator[Path]:
+    directory.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(directory)], check=True)
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", "-l", str(directory)], check=True)
+
+
+def fill(disk: Path) -> Path:
+    """Another file takes every free block of ``disk``."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 65536)
+    except OSError:
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(fd, b"\0" * 512)
+    finally:
+        os.close(fd)
+    return filler
+
+
+@contextlib.contextmanager
+def write_lock_held(database: Path) -> Iterator[None]:
+    """Another process holds the file's write lock (a ``sqlite3`` shell in a write transaction) until the end."""
+    shell = subprocess.Popen(["sqlite3", str(database)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert shell.stdin is not None and shell.stdout is not None
+    try:
+        shell.stdin.write("BEGIN IMMEDIATE;\nSELECT 'held';\n")
+        shell.stdin.flush()
+        assert shell.stdout.readline().strip() == "held"
+        yield
+    finally:
+        shell.stdin.write("ROLLBACK;\n.quit\n")
+        shell.stdin.flush()
+        shell.wait(timeout=30)
+
+
+@pytest.mark.parametrize("refusal", ["locked", "full"])
+async def test_a_sqlite_file_that_refuses_writes_is_not_ready_and_not_up(
+    make_client: AppFactory, settings: Settings, graph: FakeGraphAPI, tmp_path: Path, refusal: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    if refusal == "full" and os.geteuid() != 0:
+        pytest.skip("mounting the small disk needs root")
+    caplog.set_level(logging.INFO, logger="gateway")
+    with contextlib.ExitStack() as stack:
+        if refusal == "full":
+            disk = stack.enter_context(small_disk(tmp_path / "disk"))
+            settings = settings.replace(store=f"sqlite:///{disk}/gateway.sqlite3")
+        settings = settings.replace(
+            messenger_app_secret=SECRET, messenger_verify_token="verify", messenger_page_access_token="page-token",
+            messenger_api_url=graph.url + "/v23.0",
+        )  # fmt: skip
+        client = await make_client(settings)
+        metrics = client.app[METRICS]
+        loop = asyncio.get_running_loop()
+        assert await post_message(client, PSID, TEXT, "m-before") == 200
+        assert (await client.get("/readyz")).status == 200
+        await until(lambda: metrics.registry.get_sample_value("gateway_store_up") == 1)
+        with contextlib.ExitStack() as refusing:
+            if refusal == "full":
+                refusing.callback(fill(path_from_url(settings.store).parent).unlink)
+            else:
+                refusing.enter_context(write_lock_held(path_from_url(settings.store)))
+            async with asyncio.timeout(90):  # before: each call behind the workers' writes, 10 s each
+                assert await post_message(client, PSID, TEXT, "m-refused") == 503
+                started = loop.time()
+                statuses = [await post_message(client, PSID, TEXT, f"m-refused-{n}") for n in range(3)]
+                refused_in = loop.time() - started
+                answer = await client.get("/readyz")
+            body = await answer.json()
+            assert statuses == [503] * 3
+            assert refused_in < BUSY_TIMEOUT  # refused at once once known refused (before: 10 s each, at least)
+            expected = "SQLITE_FULL" if refusal == "full" else "SQLITE_BUSY"
+            assert answer.status == 503 and body["store"] == "unreachable", body
+            assert body["store_error"] == expected, body
+            await until(lambda: metrics.registry.get_sample_value("gateway_store_up") == 0)
+        await until(lambda: metrics.registry.get_sample_value("gateway_store_up") == 1)
+        assert (await client.get("/readyz")).status == 200
+        assert await post_message(client, PSID, TEXT, "m-refused") == 200  # the provider's redelivery
+        said = [r for r in caplog.records if r.name.startswith("gateway")]
+        [alert] = [r for r in said if r.getMessage().startswith("alert: the sqlite store refuses writes")]
+        assert alert.levelno == logging.ERROR and expected in alert.getMessage()
+        assert [r for r in said if r.getMessage().startswith("alert over: the sqlite store takes writes again")]
+        assert not [r for r in said if PSID in r.getMessage() or TEXT in r.getMessage()]
+        await client.close()
