@@ -92,6 +92,11 @@ from gateway.store.texts import OwnTexts, SharedText, SharedTexts, Stored
 T = TypeVar("T")
 Write = Callable[[sqlite3.Connection], object]
 log = logging.getLogger(__name__)
+# The -wal file is cut back to this at its first reset past it (``PRAGMA journal_size_limit``): a reader held long (a
+# backup, a sqlite3 shell left in BEGIN) lets it grow with every write (58 MB for 300 messages), and it kept that size
+# until the daily purge's truncating checkpoint. Four times what it holds between two automatic checkpoints (1,000
+# pages), so it is never cut in ordinary running.
+WAL_KEPT_BYTES = 16 * 1024 * 1024
 BUSY_TIMEOUT = 10.0  # seconds a call waits for the file's write lock held by another process (the CLI, a backup)
 # What says the file takes no write now, whatever the call (``SqliteStore._watched``): its write lock held by another
 # process past the busy timeout, a full disk, a read-only or failing file system. Not a constraint, a bug's SQL.
@@ -286,6 +291,7 @@ def _connect(path: Path, keys: DataKeys) -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA journal_size_limit = {WAL_KEPT_BYTES}")
     conn.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten: a purge or erasure leaves no trace
     conn.executescript(_SCHEMA)
     _add_missing_columns(conn, keys)
