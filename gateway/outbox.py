@@ -67,11 +67,16 @@ RECORD_PAUSE = (0.05, 2.0)  # a send's record tried again after 0.05 s, doubling
 # Deliveries in flight at once per instance: the app's one aiohttp session opens at most 100 connections (its
 # connector's default limit), so more sends would only queue there, their leases and their lines held meanwhile.
 WINDOW = 100
-# The replies of one channel being sent at once, at most: half the window (``Outbox.channel_window``), so that a
+# A slow channel's replies being sent at once, at most: half the window (``Outbox.channel_window``), so that a
 # provider that hangs (its sends held up to the send timeout, 15 s) leaves the other half to the other channels. A
-# reply claimed beyond it is given back for this long without a send and without spending a try (``busy``): until
-# 2026-12-05 one hung provider held every slot, and the other channels' replies waited ⌈its backlog / 100⌉ × 15 s.
+# reply claimed beyond it is given back for BUSY_DEFER_SECONDS without a send and without spending a try (``busy``):
+# until 2026-12-05 one hung provider held every slot, and the other channels' replies waited ⌈its backlog / 100⌉ ×
+# 15 s. A channel is slow once one of its sends took SLOW_SEND_SECONDS (or one in flight has been at it that long),
+# for SLOW_KEPT_SECONDS after: a healthy provider is never capped, so a burst (a peak's inbox pass writes a hundred
+# replies at once) is neither delayed nor reordered across conversations (a risky message's interrupt among them).
 BUSY_DEFER_SECONDS = 1.0
+SLOW_SEND_SECONDS = 5.0
+SLOW_KEPT_SECONDS = 60.0
 # The least time between two claims of :meth:`Outbox.run`: a claim costs two store round trips whatever it
 # brings, and at 1,000 replies/s a claim at every end or kick cost 0.2 ms of CPU per message more than the claims
 # of 50 it replaced (bench/README.md). A claim within this of the last waits the rest, gathering the ends and kicks
@@ -180,10 +185,12 @@ class Outbox:
         self._answered: str | None = None  # the last claim's token whose answer came: its record is dropped next
         self._unanswered: tuple[datetime, str] | None = None  # a failed claim's time and token, made again next
         self._paused: dict[str, datetime] = {}  # a rate-limited channel: none of its replies sent before this time
-        self.channel_window = max(1, window // 2)  # one channel's sends in flight at most (BUSY_DEFER_SECONDS)
+        self.channel_window = max(1, window // 2)  # a slow channel's sends in flight at most (BUSY_DEFER_SECONDS)
+        self._slow_until: dict[str, float] = {}  # a slow channel (SLOW_SEND_SECONDS) until then (the loop's time)
         self._draining = False  # a stop under way (:meth:`drain`): nothing more claimed, no run's next reply sent
         self._in_flight: set[asyncio.Task[None]] = set()  # :meth:`run`'s deliveries now
-        self._sending: collections.Counter[str] = collections.Counter()  # each channel's sends in flight now
+        # each channel's sends in flight now: when each began (the loop's time), by a token of its own
+        self._sending: collections.defaultdict[str, dict[object, float]] = collections.defaultdict(dict)
 
     def kick(self) -> None:
         """Something was put in the outbox: deliver now rather than at the next poll."""
@@ -442,10 +449,12 @@ class Outbox:
         paused = self._paused.get(name)
         if paused is not None and self.clock() < paused:  # its provider said to slow down: not asked before then
             return "stop", functools.partial(self._defer, lease, paused)
-        if self._sending[name] >= self.channel_window:  # its provider slow or hung: the other channels keep the rest
+        sending, began = self._sending[name], asyncio.get_running_loop().time()
+        if len(sending) >= self.channel_window and self._slow(name, sending, began):  # the rest: the other channels'
             busy_until = self.clock() + timedelta(seconds=BUSY_DEFER_SECONDS)
             return "stop", functools.partial(self._defer, lease, busy_until, "busy")
-        self._sending[name] += 1
+        token = object()
+        sending[token] = began
         try:
             provider_id = await channel.send(outbound, first_part=item.parts_sent)
         except RetryableDelivery as exc:
@@ -460,9 +469,21 @@ class Outbox:
             log.error("outbox: %s: unexpected %s from the %s channel", item.id, type(exc).__name__, outbound.channel)
             return "stop", functools.partial(self._retry, lease, RetryableDelivery(f"unexpected {type(exc).__name__}"))
         finally:
-            self._sending[name] -= 1
+            del sending[token]
+            if (ended := asyncio.get_running_loop().time()) - began >= SLOW_SEND_SECONDS:
+                self._slow_until[name] = ended + SLOW_KEPT_SECONDS
         self._count(item, "sent")
         return "on", functools.partial(self._sent, lease, provider_id, following)
+
+    def _slow(self, name: str, sending: dict[object, float], now: float) -> bool:
+        """Whether channel ``name`` is slow: one of its sends took ``SLOW_SEND_SECONDS`` in the last
+        ``SLOW_KEPT_SECONDS``, or one of ``sending`` (its sends in flight) has been at it that long already."""
+        if self._slow_until.get(name, 0.0) > now:
+            return True
+        if sending and now - min(sending.values()) >= SLOW_SEND_SECONDS:
+            self._slow_until[name] = now + SLOW_KEPT_SECONDS
+            return True
+        return False
 
     async def _sent(self, lease: _Lease, provider_id: str | None, following: _Lease | None) -> bool:
         """The send's record, then the take of what was kept for it, which runs beside the run's next sends (one

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 import aiohttp
 import pytest
@@ -32,11 +33,12 @@ def store(sqlite_store: Store) -> Store:
 
 
 async def test_a_hung_provider_keeps_its_share_of_the_window_and_the_other_channels_flow(store: Store) -> None:
-    """Twenty Messenger replies written first, then three Telegram ones, Graph holding every request unanswered: the
-    Telegram replies go while Graph holds exactly Messenger's share of the sends (half the window), none of the
-    others asked; once Graph answers again every Messenger reply goes once, none having spent a try on the wait.
-    Until 2026-12-05 the hung sends took every slot and the next claims took Messenger's older replies first: the
-    Telegram replies waited for two rounds of send timeouts (15 s each, ⌈backlog / window⌉ rounds in all)."""
+    """Twenty Messenger replies written first, then three Telegram ones, Graph holding every request unanswered. The
+    first ten Messenger sends take the window (Graph slow is not known yet: a healthy channel is never capped) and
+    end at the send timeout (15 s): Messenger is slow now. From then on it holds half the window at most: the next
+    Messenger replies go five at a time, the others given back without a try, and the Telegram replies go while
+    Graph holds those five. Until 2026-12-05 the next claims took Messenger's older replies first again, ten more
+    hung sends, and the Telegram replies waited for a second round of send timeouts (⌈backlog / window⌉ rounds)."""
     async with FakeTelegramAPI() as telegram, FakeGraphAPI() as graph, aiohttp.ClientSession() as session:
         settings = Settings(telegram_api_url=telegram.url, telegram_bot_token=BOT_TOKEN, messenger_api_url=graph.url,
                             messenger_page_access_token="page-token")  # fmt: skip
@@ -55,23 +57,34 @@ async def test_a_hung_provider_keeps_its_share_of_the_window_and_the_other_chann
             await reply(f"other-{n}", ChannelName.TELEGRAM, f"10{n:03d}")
         worker = asyncio.create_task(sending.run())
         try:
-            await telegram.wait_accepted(OTHERS, timeout=30)
+            await graph.wait_held(WINDOW, timeout=30)  # the first round: the whole window, Graph not known slow yet
+            await telegram.wait_accepted(OTHERS, timeout=60)
             held_then = graph.held
             graph.resume()
-            accepted = await graph.wait_accepted(HUNG, timeout=30)
+            await graph.wait_accepted(HUNG, timeout=60)
+            texts = {f"texte hung-{n}" for n in range(HUNG)}
+            await _until(lambda: {r.body["message"]["text"] for r in graph.accepted()} == texts)
         finally:
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
-        assert held_then == WINDOW // 2  # Messenger's share, no more: the rest of the window was Telegram's
-        sent = sorted(r.body["message"]["text"] for r in accepted)
-        assert sent == sorted(f"texte hung-{n}" for n in range(HUNG))  # each once
-        assert len(graph.accepted()) == HUNG
+        assert WINDOW < held_then <= WINDOW + WINDOW // 2  # then Messenger's share at most: the rest was Telegram's
+        sent = [r.body["message"]["text"] for r in graph.accepted()]
+        assert len(sent) <= HUNG + WINDOW  # twice only a send that timed out (Graph got it: the ambiguous send)
+        tries = 0
         for n in range(HUNG):
             item = await store.outbox_get(f"c-hung-{n}", f"hung-{n}")
-            assert item is not None and item.attempts == 0  # the wait spent no try
+            assert item is not None
+            tries += item.attempts
+        assert tries == WINDOW  # the first round's timeouts only: the replies held back spent no try
 
         busy = sending.metrics.registry.get_sample_value(
             "gateway_outbox_deliveries_total", {"channel": "messenger", "result": "busy"}
         )
-        assert busy is not None and busy >= HUNG - WINDOW // 2  # each held back at least once, told apart
+        assert busy is not None and busy >= 1  # held back, told apart
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 60) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.05)
