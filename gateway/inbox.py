@@ -64,6 +64,7 @@ from typing import Any, Literal
 from gateway.clock import utcnow
 from gateway.dispatcher import Dispatcher
 from gateway.errors import InboundBusy, StoreError
+from gateway.flows.reading import Risk
 from gateway.ids import inbound_key
 from gateway.keyed import KeyedHash
 from gateway.messages import Attachment, ChannelName, Inbound
@@ -80,6 +81,7 @@ INLINE_SECONDS = 0.05  # one webhook processed inline this long already: the nex
 INLINE_WINDOW = 1.0  # only webhooks that started inline this recently are timed (``Inbox.busy``)
 Deferred = Literal["batch", "behind", "busy"]  # why a message went through the inbox (a metric's label)
 TURN_SECONDS = 60.0  # a message waiting longer than this behind its sender's earlier ones: StoreError (503)
+URGENT_AHEAD = timedelta(days=1)  # a risky message is due this much before its arrival: ahead of any backlog
 
 
 def sender_key(keyed: KeyedHash, inbound: Inbound) -> str:
@@ -206,15 +208,27 @@ class Inbox:
     async def accept(
         self, messages: Sequence[Inbound], reason: Deferred = "batch", keys: Sequence[str] | None = None
     ) -> None:
-        """Store the messages in one commit (from then on they may be acknowledged) and wake the worker."""
+        """Store the messages in one commit (from then on they may be acknowledged) and wake the worker. Escalate,
+        never silence: a message whose words the flow's keywords read as a risk is due ``URGENT_AHEAD`` before it
+        arrived, so the worker takes it (and its sender's earlier messages waiting, the store moves them ahead with
+        it: ``InboxStore.inbox_put``) before the backlog of ordinary ones; one sender's messages stay in order."""
         now = self.clock()
         keys = self.sender_keys(messages) if keys is None else keys
         items = [
-            InboxItem(inbound_key(m), key, inbound_to_dict(m), now) for m, key in zip(messages, keys, strict=True)
+            InboxItem(inbound_key(m), key, inbound_to_dict(m), now, now - URGENT_AHEAD if self._risky(m) else None)
+            for m, key in zip(messages, keys, strict=True)
         ]  # fmt: skip
         await self.store.inbox_put(items)
         self.metrics.inbox_deferred.labels(reason).inc(len(items))
         self._wake.set()
+
+    def _risky(self, inbound: Inbound) -> bool:
+        """Whether the flow's keywords read a risk class in the message (cheap, no model: as the gate's flood
+        override, ``Gate._risky_past_the_flood``)."""
+        if not inbound.text.strip():
+            return False
+        flag = self.dispatcher.flows.engine().decide(inbound.text).flag
+        return flag is not None and flag.risk is not Risk.NONE
 
     async def run(self) -> None:
         """Process until cancelled. A store failure is retried at the next poll, counted and told once an outage

@@ -860,7 +860,10 @@ class OutboxStore(Protocol):
 
 class InboxStore(Protocol):
     async def inbox_put(self, items: Sequence[InboxItem]) -> None:
-        """Add the items in one commit, each after its sender's others; an id already present is ignored."""
+        """Add the items in one commit, each after its sender's others; an id already present is ignored. An item
+        due before it was received (a risky message, ``Inbox.accept``) takes its sender's earlier items that wait
+        (due, not leased nor backing off) ahead with it: they become due at its time, so the sender's line is
+        handed out before the ordinary senders' and still in order."""
         ...
 
     async def inbox_waiting(self, sender_key: str) -> bool:

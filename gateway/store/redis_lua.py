@@ -924,16 +924,30 @@ return #members
 """
 
 # The inbox: every key under "hg:{inbox}:" (ARGV[1]), one slot.
-# KEYS: heads, sequence. ARGV: prefix, then per item: id, sender key, payload, received µs, next µs.
+# KEYS: heads, sequence. ARGV: prefix, then per item: id, sender key, payload, received µs, next µs. An item due
+# before it was received (a risky message) takes its sender's earlier items that wait (due by then: neither leased
+# nor backing off) to its time, and the line's place in ``heads`` with them.
 _INBOX_PUT = (
     _LINES
+    + _REHEAD
     + """
 for i = 2, #ARGV, 5 do
   local item = ARGV[1] .. 'item:' .. ARGV[i]
   if redis.call('EXISTS', item) == 0 then
     redis.call('HSET', item, 'id', ARGV[i], 'sender', ARGV[i + 1], 'payload', ARGV[i + 2],
                'received_us', ARGV[i + 3], 'next_us', ARGV[i + 4], 'attempts', 0)
-    join(ARGV[1] .. 'sender:' .. ARGV[i + 1], KEYS[2], KEYS[1], ARGV[i], ARGV[i + 1], ARGV[i + 4])
+    local line = ARGV[1] .. 'sender:' .. ARGV[i + 1]
+    join(line, KEYS[2], KEYS[1], ARGV[i], ARGV[i + 1], ARGV[i + 4])
+    local due, received = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 3])
+    if due < received then
+      for _, ahead in ipairs(redis.call('ZRANGE', line, 0, -2)) do
+        local next_us = tonumber(redis.call('HGET', ARGV[1] .. 'item:' .. ahead, 'next_us'))
+        if next_us and next_us <= received and next_us > due then
+          redis.call('HSET', ARGV[1] .. 'item:' .. ahead, 'next_us', ARGV[i + 4])
+        end
+      end
+      rehead(KEYS[1], line, ARGV[i + 1], ARGV[1] .. 'item:')
+    end
   end
 end
 return 1

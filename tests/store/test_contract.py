@@ -315,6 +315,33 @@ async def test_an_inbox_lease_lapses_and_a_retry_waits(store: Store) -> None:
     assert [(i.id, i.attempts) for i in retried] == [("a1", 1)]
 
 
+async def test_a_risky_inbox_item_goes_before_the_backlog_with_its_senders_earlier_items_in_order(
+    store: Store,
+) -> None:
+    """An item due before it was received (``Inbox.accept``: its words read a risk) is handed out before the
+    ordinary senders' items, and its sender's earlier items waiting go with it, still first (until 2026-12-05 they
+    all waited behind the whole backlog, oldest first)."""
+    later = T0 + timedelta(seconds=1)
+    await store.inbox_put([inboxed(f"o{n}", f"O{n}") for n in range(5)] + [inboxed("a1", "A", later)])
+    await store.inbox_put([InboxItem("a2", "A", {"text": "risky"}, later, T0 - timedelta(days=1))])
+    await store.inbox_put([InboxItem("b1", "B", {"text": "risky"}, later, T0 - timedelta(days=1))])
+    first = await store.inbox_due(later, 2)
+    assert sorted(i.id for i in first) == ["a1", "b1"]  # A's earlier message first, then its risky one
+    assert {i.id[0] for i in await store.inbox_due(later, 2)} == {"o"}  # then the backlog
+    assert await store.inbox_done("a1")
+    assert [i.id for i in await store.inbox_due(later, 1)] == ["a2"]
+
+
+async def test_a_risky_inbox_item_leaves_its_senders_leased_or_retried_items_as_they_are(store: Store) -> None:
+    later = T0 + timedelta(seconds=1)
+    await store.inbox_put([inboxed("a1", "A"), inboxed("a2", "A"), inboxed("o1", "O")])
+    [a1, _] = sorted(await store.inbox_due(T0, 10, lease_seconds=30), key=lambda i: i.id)
+    await store.inbox_put([InboxItem("a3", "A", {"text": "risky"}, later, T0 - timedelta(days=1))])
+    assert await store.inbox_due(later, 10) == []  # a1 still leased: nothing of A's before it
+    assert await store.inbox_retry("a1", T0 + timedelta(minutes=1), 1, lease=a1.next_attempt_at)  # its lease held
+    assert await store.inbox_due(later, 10) == []  # and its backoff too
+
+
 async def test_an_inbox_retry_under_a_lapsed_lease_changes_nothing(store: Store) -> None:
     """A retry recorded late (its worker could not reach the store meanwhile) names the lease it held: once that
     lease lapsed and the item went to another worker, it shortens nothing of theirs."""
