@@ -86,6 +86,9 @@ CLAIM_SECONDS = 10.0
 # The idle close comes this long before the bot's reply window closes (Messenger, WhatsApp), its goodbye then sent
 # in time (the outbox's retries of a refused send take about two minutes)
 IDLE_CLOSE_BEFORE_WINDOW = timedelta(minutes=15)
+# The replies of a turn in which a risk was read are due this much before they were written: ahead of any outbox
+# backlog (``Dispatcher.emit``), as the inbox's risky messages are (``gateway/inbox.py``)
+URGENT_AHEAD = timedelta(days=1)
 ERASURE_QUESTION_MINUTES = 30  # the erasure question waits this long for its answer, then is forgotten
 # A confirmed erasure is tried again through store failures this long (a Redis restart, a connection reset): each
 # step of the eraser leaves what is left findable, so a try finishes what a cut one began (gateway/erasure.py)
@@ -749,7 +752,13 @@ class Dispatcher:
 
         A reply the channel would refuse (its reply window for ``author`` has closed) is not sent: a system entry
         saying so takes its place, for the listeners.
+
+        Escalate, never silence: the replies of a turn in which a risk was read (the conversation flagged ``now``: a
+        message's interrupt, its partners' and emergency numbers, a late reading's) are due ``URGENT_AHEAD`` before
+        they were written, so that the outbox sends them (with their conversation's earlier replies waiting, the
+        store moves them ahead with them: ``OutboxStore.outbox_put``) before a backlog of ordinary replies.
         """
+        urgent = conversation.flagged_at == now
         entries = []
         for reply in replies:
             window = self.closed_window(conversation, author, now)
@@ -763,7 +772,7 @@ class Dispatcher:
             )  # fmt: skip
             await self.store.append_transcript(entry)
             if conversation.channel != ChannelName.WEBCHAT:
-                await self.store.outbox_put(outbox_item(conversation, entry, now))
+                await self.store.outbox_put(outbox_item(conversation, entry, now, urgent=urgent))
             await self.store.publish(EntryAdded(conversation.id, entry))
             entries.append(entry)
         if entries and conversation.channel != ChannelName.WEBCHAT:
@@ -908,12 +917,16 @@ def _hours(window: timedelta) -> int:
     return int(window.total_seconds() // 3600)
 
 
-def outbox_item(conversation: Conversation, entry: TranscriptEntry, now: datetime) -> OutboxItem:
-    """The outbox item that delivers a reply entry of a provider channel's conversation (its id is the entry's)."""
+def outbox_item(
+    conversation: Conversation, entry: TranscriptEntry, now: datetime, *, urgent: bool = False
+) -> OutboxItem:
+    """The outbox item that delivers a reply entry of a provider channel's conversation (its id is the entry's);
+    ``urgent`` (a risk read in this turn: :meth:`Dispatcher.emit`): due ``URGENT_AHEAD`` before ``now``."""
     outbound = Outbound(
         id=entry.id, conversation_id=conversation.id, channel=conversation.channel,
         recipient=conversation.sender, text=entry.text, choices=entry.choices, author=entry.author.value,
     )  # fmt: skip
     payload = encode_outbound(outbound)
     return OutboxItem(id=entry.id, conversation_id=conversation.id, payload=payload, created_at=now,
+                      next_attempt_at=now - URGENT_AHEAD if urgent else None,
                       awaits_read=conversation.channel in WATERMARKED)  # fmt: skip

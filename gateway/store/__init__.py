@@ -730,7 +730,10 @@ class OutboxStore(Protocol):
     receipt before the record and takes it after (SQLite, Redis Cluster)."""
 
     async def outbox_put(self, item: OutboxItem) -> None:
-        """Add a pending item after the conversation's others; an id already present is ignored."""
+        """Add a pending item after the conversation's others; an id already present is ignored. An item due before
+        it was written (a risky turn's reply, ``Dispatcher.emit``) takes its conversation's earlier items that wait
+        (due, not leased nor backing off) ahead with it: the conversation's line is handed out before the ordinary
+        ones, still in order."""
         ...
 
     async def outbox_due(

@@ -580,7 +580,9 @@ return 1
 
 # KEYS: the conversation's line, heads, sequence, the pending set. ARGV: conversation, then per item (in put order):
 # id, next µs, created µs. Each listed once, however often it runs; an id listed after its item was resolved is
-# dropped by ``outbox_due``.
+# dropped by ``outbox_due``. An item due before it was written (a risky turn's reply: ``Dispatcher.emit``) takes its
+# line ahead when the line's head waits (due by then: neither leased nor backing off): the head is due at its time,
+# and the conversation's earlier replies go first with it, in order (their items are due already).
 _OUTBOX_LIST = (
     _LINES
     + """
@@ -592,6 +594,11 @@ for i = 2, #ARGV, 3 do
   if redis.call('ZADD', KEYS[1], 'NX', seq, ARGV[i]) == 1 then
     -- the first id this call lists heads the line when it is alone there; the ones after it never do
     if #pending == 0 and redis.call('ZCARD', KEYS[1]) == 1 then redis.call('ZADD', KEYS[2], ARGV[i + 1], ARGV[1]) end
+    local due, created = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+    if due < created then
+      local head = tonumber(redis.call('ZSCORE', KEYS[2], ARGV[1]))
+      if head and head <= created and head > due then redis.call('ZADD', KEYS[2], ARGV[i + 1], ARGV[1]) end
+    end
     table.insert(pending, ARGV[i + 2])
     table.insert(pending, ARGV[1] .. ' ' .. ARGV[i])
   end

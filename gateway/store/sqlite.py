@@ -1113,6 +1113,8 @@ class SqliteStore:
         def write(conn: sqlite3.Connection) -> None:
             put = conn.execute("INSERT OR IGNORE INTO outbox (id, conversation_id, payload, created_us, next_us)"
                                " VALUES (?, ?, ?, ?, ?)", row)  # fmt: skip
+            if put.rowcount == 1 and row[4] < row[3]:  # a risky turn's reply: its conversation's earlier ones waiting
+                conn.execute(_OUTBOX_AHEAD, (row[4], row[1], row[0], row[3], row[4]))  # go with it
             if put.rowcount == 1 and item.awaits_read:
                 conn.execute("UPDATE transcript SET unread_us = ? WHERE id = ? AND conversation_id = ?"
                              " AND delivery = 'pending'", (row[3], item.id, item.conversation_id))  # fmt: skip
@@ -1708,6 +1710,13 @@ WHERE o.status = 'pending' AND o.next_us <= ?
   AND o.seq = (SELECT MIN(p.seq) FROM outbox AS p
                WHERE p.conversation_id = o.conversation_id AND p.status = 'pending')
 ORDER BY o.next_us, o.seq LIMIT ?
+"""
+# A risky turn's reply's conversation's earlier pending items that wait (due by its writing: neither leased nor backing
+# off): due at its time, so that its line is handed out before the ordinary ones (``OutboxStore.outbox_put``).
+_OUTBOX_AHEAD = """
+UPDATE outbox SET next_us = ?
+WHERE conversation_id = ? AND status = 'pending' AND seq < (SELECT seq FROM outbox WHERE id = ?) AND next_us <= ?
+  AND next_us > ?
 """
 # A conversation's pending items after one (its seq), in order, on the partial index ``outbox_pending``.
 _RUN_AFTER = f"""

@@ -694,6 +694,39 @@ async def test_a_batchs_replies_and_other_entries_keep_their_order(store: Store)
     assert [i.id for i in await store.outbox_due(T0, 10, run=8)] == ["c1-e1", "c1-e3", "lone", "c1-e4"]
 
 
+async def test_a_risky_turns_reply_goes_before_the_backlog_with_its_conversations_earlier_replies_in_order(
+    store: Store,
+) -> None:
+    """An item due before it was written (``Dispatcher.emit``: a turn in which a risk was read) is handed out before
+    the ordinary conversations' items, and its conversation's earlier items waiting go with it, first, in order (until
+    2026-12-05 they all waited behind the whole backlog, oldest first); in a batch (one message's replies) too."""
+    later, ahead = T0 + timedelta(seconds=1), T0 - timedelta(days=1)
+    for n in range(5):
+        await store.outbox_put(outbound(f"o{n}", f"O{n}"))
+    await store.outbox_put(outbound("z1", "Z"))
+    await store.outbox_put(outbound("z2", "Z", later, next_attempt_at=ahead))
+    async with store.batch():
+        await store.append_transcript(entry("B", 1))
+        await store.outbox_put(outbound("B-e1", "B", later, next_attempt_at=ahead))
+    first = await store.outbox_due(later, 2, run=8)
+    assert [i.id for i in first if i.conversation_id == "Z"] == ["z1", "z2"]  # Z's earlier reply first, in one run
+    assert sorted(i.id for i in first) == ["B-e1", "z1", "z2"]
+    assert {i.conversation_id for i in await store.outbox_due(later, 2, run=8)} <= {f"O{n}" for n in range(5)}
+
+
+async def test_a_risky_turns_reply_leaves_its_conversations_leased_or_retried_items_as_they_are(store: Store) -> None:
+    later = T0 + timedelta(seconds=1)
+    await store.outbox_put(outbound("a1", "A"))
+    await store.outbox_put(outbound("o1", "O"))
+    [a1, _] = sorted(await store.outbox_due(T0, 10, lease_seconds=30), key=lambda i: i.id)
+    await store.outbox_put(outbound("a2", "A", later, next_attempt_at=T0 - timedelta(days=1)))
+    assert await store.outbox_due(later, 10) == []  # a1 still leased: nothing of A's before it
+    assert await store.outbox_reschedule("A", "a1", minutes(1), 1, "503", lease=a1.next_attempt_at)
+    assert await store.outbox_due(later, 10) == []  # and its backoff too
+    due = await store.outbox_due(minutes(1), 10, run=8)
+    assert [i.id for i in due if i.conversation_id == "A"] == ["a1", "a2"]  # then in order, once each
+
+
 async def test_the_outbox_result_shows_on_the_transcript_entry_in_the_same_step(store: Store) -> None:
     for n in (1, 2):
         await store.append_transcript(entry("c1", n))
