@@ -86,6 +86,7 @@ class Watch:
         complete_move: Callable[[str, str | None], Awaitable[bool]] | None = None,
         complete_take: Callable[[str, str], Awaitable[bool]] | None = None,
         complete_leaving: Callable[[str, str], Awaitable[bool]] | None = None,
+        complete_erasure: Callable[[str, str], Awaitable[bool]] | None = None,
     ) -> None:
         """``hand_back(conversation id, listener)``: give it back, the listener still absent (whether it went back);
         called once their absence has lasted ``handback_seconds`` (0: never). ``complete(conversation id, mover)``:
@@ -102,6 +103,8 @@ class Watch:
         ``complete_leaving(conversation id, how)``: finish an ending listed as begun (``store.leavings_begun``: a quick
         exit, "Terminer", an idle close; the last two held by a listener too) if it was cut short (its conversation
         still active), as that ending, never back in line; whether it was.
+        ``complete_erasure(conversation id, key)``: finish an erasure a young person confirmed, listed as begun with
+        their confirming message's key (``store.erasures_begun``), unless done meanwhile; whether it was done now.
         ``listeners_here()``: those with a console open on this instance, recorded present at each check (with the
         time each socket closed, ``ListenerAPI``) for every instance: an absence counts from the last presence on
         any instance, as recorded (``PresentStore``), or from when this instance first saw it when none is."""
@@ -119,6 +122,7 @@ class Watch:
         self.complete_move = complete_move
         self.complete_take = complete_take
         self.complete_leaving = complete_leaving
+        self.complete_erasure = complete_erasure
 
     async def run(self) -> None:
         while True:
@@ -141,6 +145,7 @@ class Watch:
             closing = await self.store.closes_begun() if self.complete_close else {}
             taking = await self.store.takes_begun() if self.complete_take else {}
             leaving = await self.store.leavings_begun() if self.complete_leaving else {}
+            erasing = await self.store.erasures_begun() if self.complete_erasure else {}
         except StoreError as exc:
             self.metrics.store_up.set(0)
             self.metrics.outages.failed("alerts", exc)
@@ -156,6 +161,7 @@ class Watch:
             await self._moved(moving)
             await self._taken(taking)
             await self._hand_back(await self._held(held, last_present))
+            await self._erased(erasing)
         except StoreError as exc:
             self.metrics.outages.failed("alerts", exc)
         age = max((self.clock() - oldest).total_seconds(), 0.0) if oldest else 0.0
@@ -305,6 +311,16 @@ class Watch:
         for conversation_id, taker in sorted(begun.items()):
             if self.complete_take is not None:
                 await self.complete_take(conversation_id, taker)
+
+    async def _erased(self, begun: Mapping[str, str]) -> None:
+        """Each erasure a young person confirmed, listed as begun and not done, with their confirming message's key:
+        finished (everything of theirs erased, they told ``erasure.done`` once) when it was cut short (its instance
+        died midway, or gave up after its retries), else (done meanwhile) nothing. Last: an erasure under way
+        elsewhere holds its lock, which this waits for a moment (its failure, a store error, ends the round)."""
+        for conversation_id, key in sorted(begun.items()):
+            if self.complete_erasure is not None and await self.complete_erasure(conversation_id, key):
+                log.warning("erasure: the erasure a young person confirmed in conversation %s was cut short: finished",
+                            conversation_id)  # fmt: skip
 
     async def _hand_back(self, due: list[tuple[str, str, float]]) -> None:
         """Back to the queue, each conversation whose listener stayed away too long (one failing: the next round)."""

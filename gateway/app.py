@@ -226,10 +226,7 @@ async def create_app(
     notices = Notices(dispatcher, store, flows, fetchers, mailer, clock=clock, poll_seconds=worker_poll_seconds * 30)
     retention = Retention(store, flows, clock=clock, interval_seconds=settings.purge_interval_seconds)
     eraser = Eraser(store, dispatcher, flows, gate.sender_key, clock=clock, late=late)
-    dispatcher.eraser = lambda conversation, key: eraser.erase_person(
-        conversation.channel, conversation.sender, "young person", "asked in the conversation", final_message=True,
-        keep_seen=(key,), last=conversation.id,
-    )  # fmt: skip
+    dispatcher.eraser = lambda conversation, key: eraser.finish_confirmed(conversation.id, key)
     supervisor = Supervisor(metrics)
     presence.troubled = lambda: supervisor.problems().keys()  # announced to every instance's supervision board
     watch = Watch(store, metrics, clock=clock, outbox_alert_seconds=settings.outbox_alert_seconds,
@@ -239,7 +236,8 @@ async def create_app(
                   handback_seconds=settings.held_handback_seconds, complete=actions.complete_hand_back,
                   back_in_line=actions.back_in_line, complete_close=actions.complete_close,
                   complete_move=actions.complete_move, complete_take=actions.complete_take,
-                  complete_leaving=actions.complete_leaving, listeners_here=presence.here)  # fmt: skip
+                  complete_leaving=actions.complete_leaving, listeners_here=presence.here,
+                  complete_erasure=lambda i, key: eraser.finish_confirmed(i, key, timeout=2.0))  # fmt: skip
     typing_relay = TypingRelay(store, channels.adapters, limits, metrics)  # one indicator across instances: a claim
     for name, worker in {
         "outbox": outbox.run, "inbox": inbox.run,

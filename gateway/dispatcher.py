@@ -275,7 +275,9 @@ class Dispatcher:
         marked processed with its conversation before the erasure begins (it keeps that mark), so its redelivery is
         a duplicate and would finish nothing. Until 2026-12-05 one store failure here left their current conversation
         (with the identity) and never told them it was done (flows.yaml's ``erasure.done``, with where to turn).
-        Still failing at the end: an ERROR line (the class, never an id), the failure raised."""
+        Still failing at the end: an ERROR line (the class, never an id), the failure raised. The erasure is listed as
+        begun in the confirming message's commit (``store.begin_erasure``): one left unfinished, here or because this
+        instance died midway (until 2026-12-05 nothing ever finished that one), is finished by the alert check."""
         assert self.eraser is not None
         loop = asyncio.get_running_loop()
         deadline, pause = loop.time() + ERASURE_RETRY_SECONDS, 0.1
@@ -286,7 +288,7 @@ class Dispatcher:
             except StoreError as exc:
                 if loop.time() + pause >= deadline:
                     log.error("dispatcher: an erasure a young person confirmed is left unfinished after %.0f s of "
-                              "store failures (%s): erase them from the console or with gateway erase",
+                              "store failures (%s): the alert check finishes it once the store answers",
                               ERASURE_RETRY_SECONDS, type(exc).__name__)  # fmt: skip
                     raise
                 self.metrics.outages.failed("dispatcher", exc)
@@ -481,6 +483,8 @@ class Dispatcher:
         erasure = await self._erasure_turn(conversation, engine, inbound, flag, now)
         if erasure is not None:
             _remember(engine, conversation, inbound, quiet=found is None and joined is None)
+            if erasure and self.eraser is not None:  # listed in the message's commit: finished even if we die now
+                await self.store.begin_erasure(conversation.id, done.key)
             await self.store.save_conversation(conversation, done=done)
             return erasure
         if conversation.status == Status.BOT:

@@ -20,12 +20,19 @@ erase --conversation``'s, the young person's) last, its record last of all; so t
 finds everything left. The audit entry is written once, by the erasure that finishes.
 
 The audit entry names the actor, the conversations' pseudonyms and counts: never an identity, id or text.
+
+A young person's own erasure is listed as begun in the same commit as their confirming message
+(``store.begin_erasure``), and done by :meth:`Eraser.finish_confirmed` (under the lock ``erasing-<id>``): right
+after the message by the instance that processed it, or, when that instance died midway (``kill -9``, an OOM kill)
+or gave up after its retries, by the alert check (``gateway/alerts.py``), which finds it listed. Their goodbye
+(``erasure.done``) goes out before the record of the conversation asked from, the last step: a cut just after it is
+told twice rather than never; a cut after the record leaves nothing to do but unlist it.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -47,6 +54,7 @@ from gateway.store import (
     LockStore,
     OutboxItem,
     OutboxStore,
+    QueueStore,
     RetentionStore,
     TranscriptEntry,
     TranscriptStore,
@@ -54,6 +62,7 @@ from gateway.store import (
 from gateway.store.codec import encode_outbound
 from gateway.understanding.late import LateReadings
 
+ERASING = "erasing-"  # the lock of a young person's confirmed erasure, held by whoever does it (``finish_confirmed``)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FAR = datetime(9999, 1, 1, tzinfo=UTC)
 LISTENER_NOTE = (
@@ -72,8 +81,9 @@ class Removed:
 
 
 class ErasureRoles(
-    ConversationStore, TranscriptStore, LockStore, RetentionStore, OutboxStore, AuditStore, EventStore, Protocol
-):
+    ConversationStore, TranscriptStore, LockStore, RetentionStore, OutboxStore, AuditStore, EventStore, QueueStore,
+    Protocol,
+):  # fmt: skip
     """What an erasure does to the store."""
 
 
@@ -108,26 +118,53 @@ class Eraser:
         found = [
             c for c in await self.store.list_conversations(EPOCH, FAR) if c.channel == channel and c.sender == sender
         ]
-        erased = await self._erase(found, channel, sender, actor, how, keep_seen, last)
-        if final_message:
+
+        async def goodbye() -> None:
             await self._goodbye(found, channel, sender)
-        return erased
+
+        told = goodbye if final_message else None
+        return await self._erase(found, channel, sender, actor, how, keep_seen, last, told)
+
+    async def finish_confirmed(self, conversation_id: str, key: str, *, timeout: float = 10.0) -> bool:
+        """The erasure a young person confirmed in this conversation (listed: ``store.begin_erasure``, with their
+        confirming message's ``key``), done and unlisted under the lock ``erasing-<id>``, unless no longer listed
+        (done meanwhile, by the instance that processed the message or by the alert check): whether it was done now.
+        Called right after the message, and by the alert check for one cut short (its instance dead). The record
+        gone: everything was erased and the goodbye sent before it (:meth:`_erase`), only the listing is left."""
+        async with self.store.lock(ERASING + conversation_id, timeout):
+            if conversation_id not in await self.store.erasures_begun():
+                return False
+            conversation = await self.store.get_conversation(conversation_id)
+            if conversation is not None and conversation.sender:
+                await self.erase_person(conversation.channel, conversation.sender, "young person",
+                                        "asked in the conversation", final_message=True, keep_seen=(key,),
+                                        last=conversation_id)  # fmt: skip
+            elif conversation is not None:  # purged meanwhile: its identity is gone, nobody to tell
+                await self._erase([conversation], conversation.channel, "", "young person", "asked in the conversation",
+                                  (key,))  # fmt: skip
+            await self.store.end_erasure(conversation_id)
+            return True
 
     async def _erase(
         self, found: list[Conversation], channel: ChannelName, sender: str, actor: str, how: str,
         keep_seen: Collection[str] = (), last: str | None = None,
+        goodbye: Callable[[], Awaitable[None]] | None = None,
     ) -> Removed:  # fmt: skip
         """Each step leaves what is left findable: what is keyed by the identity goes first, then each conversation
         with its de-duplication marks, the one asked from (``last``) at the end, its record last of all (the
-        store's ``erase_conversation``); the audit entry once everything is gone."""
+        store's ``erase_conversation``); the audit entry once everything is gone. ``goodbye``: the young person told,
+        just before that last conversation is erased (the store's last step), so that an erasure cut short and
+        finished again (``finish_confirmed``) still finds someone to tell."""
         kept = {seen_digest(k) for k in keep_seen}
         if sender:
             key = self.sender_key(channel, sender)
             await self.store.erase_conversation("notice-" + key)  # the gate's notices to this sender
             await self.store.inbox_forget(key)  # the inbox orders by the same keyed form of the identity
-        entries = 0
-        for conversation in sorted(found, key=lambda c: c.id == last):  # stable: the others oldest first
-            entries += await self._erase_one(conversation, kept)
+        entries, ordered = 0, sorted(found, key=lambda c: c.id == last)  # stable: the others oldest first
+        for conversation in ordered:
+            entries += await self._erase_one(conversation, kept, goodbye if conversation is ordered[-1] else None)
+        if goodbye is not None and not ordered:
+            await goodbye()
         await self.store.forget_freed()
         erased = Removed(len(found), entries, tuple(c.pseudonym for c in found))
         subject = ", ".join(erased.pseudonyms[:20]) or channel.value
@@ -136,7 +173,9 @@ class Eraser:
         await self.store.publish(QueueChanged())
         return erased
 
-    async def _erase_one(self, conversation: Conversation, kept: set[str]) -> int:
+    async def _erase_one(
+        self, conversation: Conversation, kept: set[str], goodbye: Callable[[], Awaitable[None]] | None = None
+    ) -> int:
         """One conversation, under its lock: its listeners told, the de-duplication keys of the young person's
         messages and the marks of the listeners' replies forgotten (read from its transcript and ``marks_of``, so
         before it goes: a cut after it keeps none), then everything keyed by its id. The entries erased."""
@@ -148,6 +187,8 @@ class Eraser:
             if user_entries:
                 seen |= {k for k in await self.store.seen_keys() if entry_id_of_seen(k) in user_entries}
             await self.store.forget_seen(sorted(seen - kept))
+            if goodbye is not None:
+                await goodbye()
             entries = await self.store.erase_conversation(current.id)
             if self.late is not None:  # other processes drop theirs at their next renewal (the records are gone)
                 self.late.forget(current.id)

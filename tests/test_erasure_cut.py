@@ -167,9 +167,7 @@ async def test_the_young_persons_confirmed_erasure_cut_short_is_finished_and_tol
     def wired(store: Store) -> Dispatcher:
         dispatcher, _ = instance(store, clock)
         eraser = Eraser(store, dispatcher, dispatcher.flows, lambda c, s: keyed.sender(c.value, s), clock=clock)
-        dispatcher.eraser = lambda conversation, key: eraser.erase_person(
-            conversation.channel, conversation.sender, "young person", "asked in the conversation",
-            final_message=True, keep_seen=(key,), last=conversation.id)  # fmt: skip
+        dispatcher.eraser = lambda conversation, key: eraser.finish_confirmed(conversation.id, key)  # as the app
         return dispatcher
 
     assert await wired(redis_store).handle_inbound(message(CHAT, 20, "efface mes données"))
@@ -186,3 +184,4 @@ async def test_the_young_persons_confirmed_erasure_cut_short_is_finished_and_tol
     told = [str(item.payload) for item in await redis_store.outbox_due(clock(), 50, run=100)]
     assert any("119" in text and "3114" in text for text in told), told  # erasure.done, with where to turn
     assert not await wired(redis_store).handle_inbound(message(CHAT, 21, "oui"))  # a redelivery: a duplicate
+    assert await redis_store.erasures_begun() == {}  # done: nothing left for the alert check

@@ -675,6 +675,26 @@ class QueueStore(Protocol):
         """The ending's record is written (or a cut one completed): no longer listed. In a batch: held."""
         ...
 
+    async def begin_erasure(self, conversation_id: str, key: str) -> None:
+        """The young person confirmed their erasure in this conversation with the message of ``key`` (its
+        de-duplication key, kept through the erasure so that a redelivery is still a duplicate): listed
+        (:meth:`erasures_begun`) until :meth:`end_erasure`, which the erasure writes once done and the young person
+        told. Written in the confirming message's batch, before its record and processed mark (SQLite: the same
+        transaction; Redis: the step before), so a confirmation marked processed is always listed: an erasure cut
+        short (the instance killed midway) is finished by the alert check (``Eraser.complete``), whose redelivery
+        of the message, a duplicate, would finish nothing. In a batch: held."""
+        ...
+
+    async def erasures_begun(self) -> dict[str, str]:
+        """The conversations whose erasure was confirmed (:meth:`begin_erasure`) and not seen done, each with the
+        confirming message's key: Redis, one ``HGETALL``; SQLite, one small table (both empty but for an erasure
+        under way or cut short)."""
+        ...
+
+    async def end_erasure(self, conversation_id: str) -> None:
+        """The erasure is done and the young person told: no longer listed. In a batch: held."""
+        ...
+
     async def ending_begun(self, conversation_id: str) -> str | None:
         """How the conversation's ending is listed as begun (:meth:`begin_leaving`), or None. Under the lock of a
         message's processing (``locked_active`` with a claim) Redis answers what the lock's script read with the

@@ -1280,6 +1280,21 @@ class RedisStore:
 
         await self._write(unlisted)
 
+    @_holdable
+    async def begin_erasure(self, conversation_id: str, key: str) -> None:
+        """``{queue}:erasing``, id → the confirming message's key: held, it goes before the record and the processed
+        mark in the message's pipeline (one slot, one command)."""
+        await self._write(lambda pipe: pipe.hset(K.QUEUE + "erasing", conversation_id, key))
+
+    @_guarded
+    async def erasures_begun(self) -> dict[str, str]:
+        found = await self._redis.hgetall(K.QUEUE + "erasing")
+        return {_text(conversation_id): _text(key) for conversation_id, key in found.items()}
+
+    @_holdable
+    async def end_erasure(self, conversation_id: str) -> None:
+        await self._write(lambda pipe: pipe.hdel(K.QUEUE + "erasing", conversation_id))
+
     async def ending_begun(self, conversation_id: str) -> str | None:
         """Under the lock of a message's processing (``locked_active``), how its conversation's ending is listed as
         begun, as the lock's script read it (no round trip); else one ``GET`` of the conversation's key."""

@@ -166,6 +166,8 @@ CREATE TRIGGER IF NOT EXISTS queue_waiting_back AFTER UPDATE ON queue WHEN NEW.t
         ON CONFLICT (queue, rank, second) DO UPDATE SET n = n + 1;
 END;
 CREATE TABLE IF NOT EXISTS takes (conversation_id TEXT PRIMARY KEY, queue TEXT NOT NULL, at_us INTEGER NOT NULL);
+-- the erasures young people confirmed, not yet done (QueueStore.begin_erasure): finished by the alert check
+CREATE TABLE IF NOT EXISTS erasing (conversation_id TEXT PRIMARY KEY, key TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS takes_recent ON takes (queue, at_us);
 CREATE TABLE IF NOT EXISTS listeners (
     name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, supervisor INTEGER NOT NULL,
@@ -1039,6 +1041,19 @@ class SqliteStore:
 
     async def end_leaving(self, conversation_id: str) -> None:
         """Nothing: see :meth:`begin_leaving`."""
+
+    async def begin_erasure(self, conversation_id: str, key: str) -> None:
+        """In the confirming message's transaction (its batch): ``QueueStore.begin_erasure``."""
+        row = (conversation_id, key)
+        await self._write(lambda conn: conn.execute("INSERT OR REPLACE INTO erasing VALUES (?, ?)", row))
+
+    async def erasures_begun(self) -> dict[str, str]:
+        rows = await self._select("SELECT conversation_id, key FROM erasing", ())
+        return {str(row["conversation_id"]): str(row["key"]) for row in rows}
+
+    async def end_erasure(self, conversation_id: str) -> None:
+        await self._write(lambda conn: conn.execute("DELETE FROM erasing WHERE conversation_id = ?",
+                                                    (conversation_id,)))  # fmt: skip
 
     async def ending_begun(self, conversation_id: str) -> str | None:
         """None: nothing is listed here (see :meth:`begin_leaving`)."""
