@@ -151,7 +151,7 @@ class Watch:
             self.metrics.outages.failed("alerts", exc)
             return
         self.metrics.store_up.set(1)
-        self.metrics.outages.answered("alerts")
+        self.metrics.outages.answered("alerts", wrote=True)  # its probe (``ping``) is a write
         self._set_aside(set_aside)
         try:
             held = await self._complete(held, waiting, moving)

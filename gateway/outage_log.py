@@ -18,6 +18,12 @@ Now, per instance and per outage:
   Back means a part reported the store answered and no failure came for ``settle`` seconds after it (requests
   in flight when it came back, a pooled connection that was cut, may still fail a moment later: one outage, not
   a flapping series of lines).
+  A store that answers reads but refuses writes (Redis full under ``noeviction``: ``OutOfMemoryError``; a replica:
+  ``ReadOnlyError``; SQLite's file full, its write lock held by another process: ``SQLITE_FULL``, ``SQLITE_BUSY``…:
+  :func:`refuses_writes`) answers the workers' polls that find nothing to do: an outage in which such a refusal
+  came is back only once a write is answered (``answered(part, wrote=True)``: the alert checks, whose probe is a
+  write, the one ``/readyz`` and ``gateway_store_up`` follow). Until 2026-12-05 those answered reads counted, and
+  the log said every ~10 s ``the store failed briefly … it answers again`` while every webhook was answered 503.
 
 Every failure is still counted, in ``gateway_store_failures_total{part, error}``. The lines and the label name
 the part and the exception's class (the redis-py or socket error a StoreError wraps, else its own), never its
@@ -42,6 +48,11 @@ log = logging.getLogger(__name__)
 EVERY = 30.0  # seconds between two summary lines while the store stays unreachable
 SETTLE = 2.0  # seconds without a failure, after the store answered, before it is said to be back
 HTTP = "http"  # the part whose failures are requests answered 503
+# The classes of a store answering reads but refusing writes (``error_class``): a Redis full under ``noeviction``, a
+# replica; SQLite's primary codes (an extended one, ``SQLITE_BUSY_SNAPSHOT``, starts with its primary's name) of
+# ``gateway/store/sqlite.py``'s ``_REFUSALS``.
+_REDIS_REFUSALS = frozenset({"OutOfMemoryError", "ReadOnlyError"})
+_SQLITE_REFUSALS = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN")
 
 
 def error_class(error: BaseException) -> str:
@@ -50,6 +61,11 @@ def error_class(error: BaseException) -> str:
     cause = error.__cause__
     named = cause if isinstance(error, StoreError) and cause is not None else error
     return getattr(named, "sqlite_errorname", None) or type(named).__name__
+
+
+def refuses_writes(kind: str) -> bool:
+    """Whether the error's class (``error_class``) says the store refuses writes, reads perhaps still answered."""
+    return kind in _REDIS_REFUSALS or kind.startswith(_SQLITE_REFUSALS)
 
 
 @dataclass
@@ -71,6 +87,7 @@ class StoreOutages:
         self._since: float | None = None  # the current outage's first failure; None while the store answers
         self._first = ("", "")  # the part that met it first, and the error's class
         self._said = False  # its ERROR line said (it lasted): else a blip so far
+        self._refused = False  # a write refused in it (``refuses_writes``): only a write answered says it back
         self._confirm: asyncio.TimerHandle | None = None
         self._parts: dict[str, _Part] = {}
         self._last_failure = float("-inf")  # a time, for durations
@@ -97,6 +114,7 @@ class StoreOutages:
         state.failures += 1
         self._last_failure = now
         state.failed_at = self._failure_tick = self._tick()
+        self._refused = self._refused or refuses_writes(kind)
         log.debug("%s: store unavailable (%s)", part, kind)
         if self._since is None:
             self._since, self._first = now, (part, kind)
@@ -119,13 +137,19 @@ class StoreOutages:
                   self.every)  # fmt: skip
         self._summary = asyncio.get_running_loop().call_later(self.every, self._sum_up)
 
-    def answered(self, part: str) -> None:
+    def answered(self, part: str, *, wrote: bool = False) -> None:
         """``part`` used the store successfully: during an outage, it is back once no failure follows for
-        ``settle`` seconds. Cheap when there is no outage (called at every successful poll)."""
+        ``settle`` seconds. Cheap when there is no outage (called at every successful poll). ``wrote``: what it
+        did was a write; in an outage where a write was refused, only such an answer says the store back (the
+        part's own answer still takes it out of :meth:`waiting`)."""
         if self._since is None:
             return
         now = self._now()
-        self._parts.setdefault(part, _Part()).answered_at = self._answer_tick = self._tick()
+        state = self._parts.setdefault(part, _Part())
+        state.answered_at = self._tick()
+        if self._refused and not wrote:  # reads answered by a store refusing writes: not back
+            return
+        self._answer_tick = state.answered_at
         if self._check is None:
             self._check = asyncio.get_running_loop().call_later(self._settled_in(now), self._settled)
 
@@ -160,7 +184,7 @@ class StoreOutages:
             log.warning("the store failed briefly: %d failures in %.1f s (%s); it answers again", failures,
                         self._last_failure - self._since, self._counts())  # fmt: skip
         self.close()
-        self._since, self._parts, self._said = None, {}, False
+        self._since, self._parts, self._said, self._refused = None, {}, False, False
 
     def _sum_up(self) -> None:
         if self._since is None:

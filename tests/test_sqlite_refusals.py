@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import METRICS
+from gateway.app import METRICS, STORE
 from gateway.settings import Settings
 from gateway.store.sqlite import BUSY_TIMEOUT, path_from_url
 from gateway.testing import FakeGraphAPI
@@ -129,4 +129,57 @@ async def test_a_sqlite_file_that_refuses_writes_is_not_ready_and_not_up(
         assert alert.levelno == logging.ERROR and expected in alert.getMessage()
         assert [r for r in said if r.getMessage().startswith("alert over: the sqlite store takes writes again")]
         assert not [r for r in said if PSID in r.getMessage() or TEXT in r.getMessage()]
+        await client.close()
+
+
+async def test_a_full_disk_is_one_outage_in_the_outage_log(
+    make_client: AppFactory, settings: Settings, graph: FakeGraphAPI, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The file's disk full, SQLite still answers reads, and the workers' claims of a quiet gateway (a write
+    transaction that changes no row writes nothing): their polls are answered, the webhooks and the alert checks'
+    probe refused (SQLITE_FULL). Until 2026-12-05 the outage log took the answered polls for the store back and said
+    a WARNING ``the store failed briefly … it answers again`` after each refused webhook or check, while every
+    webhook was answered 503. Now one outage, over once a write is taken again. (Its write lock held by another
+    process, the claims are refused at every poll too: told as one outage before as now.)"""
+    if os.geteuid() != 0:
+        pytest.skip("mounting the small disk needs root")
+    caplog.set_level(logging.INFO, logger="gateway")
+    with small_disk(tmp_path / "disk") as disk:
+        settings = settings.replace(
+            store=f"sqlite:///{disk}/gateway.sqlite3", messenger_app_secret=SECRET, messenger_verify_token="verify",
+            messenger_page_access_token="page-token", messenger_api_url=graph.url + "/v23.0",
+        )  # fmt: skip
+        client = await make_client(settings, outage_summary_seconds=1.0)
+        metrics, store = client.app[METRICS], client.app[STORE]
+        assert await post_message(client, PSID, TEXT, "m-before") == 200
+        async with asyncio.timeout(90):  # its reply sent and recorded: a quiet gateway, its workers finding nothing
+            while await store.outbox_oldest_pending() is not None:
+                await asyncio.sleep(0.05)
+
+        def said(text: str) -> list[logging.LogRecord]:
+            return [r for r in caplog.records if r.name == "gateway.outage_log" and text in r.getMessage()]
+
+        def refused(part: str) -> float:
+            return metrics.registry.get_sample_value(
+                "gateway_store_failures_total", {"part": part, "error": "SQLITE_FULL"}
+            ) or 0.0  # fmt: skip
+
+        caplog.clear()
+        filler = fill(disk)
+        try:
+            assert await post_message(client, PSID, TEXT, "m-refused") == 503
+            await until(lambda: refused("alerts") >= 1)  # the alert checks' probe refused too (every 10 s)
+            # a summary (the outage said, lasting), or before the fix the false "back" line
+            await until(lambda: bool(said("store unavailable for") or said("failed briefly")))
+            assert not said("failed briefly"), [r.getMessage() for r in said("failed briefly")]
+            assert await post_message(client, PSID, TEXT, "m-refused") == 503
+            assert not said("failed briefly") and not said("alert over"), [r.getMessage() for r in caplog.records]
+        finally:
+            filler.unlink()
+        await until(lambda: bool(said("alert over")))
+        [start] = said("alert: the store is unreachable")
+        assert start.levelno == logging.ERROR and "SQLITE_FULL" in start.getMessage()
+        assert not said("failed briefly")
+        assert not [r for r in caplog.records if PSID in r.getMessage() or TEXT in r.getMessage()]
+        assert await post_message(client, PSID, TEXT, "m-refused") == 200  # the provider's redelivery
         await client.close()

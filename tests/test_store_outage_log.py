@@ -19,7 +19,7 @@ from collections.abc import Callable
 import pytest
 import redis
 
-from gateway.app import METRICS
+from gateway.app import METRICS, STORE
 from gateway.errors import LockTimeout, StoreError
 from gateway.metrics import Metrics
 from gateway.outage_log import StoreOutages
@@ -162,6 +162,28 @@ async def test_a_blip_answered_at_once_is_one_warning_not_an_alert(caplog: pytes
     assert failures(metrics, "inbox") == 1 and failures(metrics, "outbox") == 1
 
 
+async def test_answered_reads_do_not_end_an_outage_of_refused_writes(caplog: pytest.LogCaptureFixture) -> None:
+    """A store refusing writes answers the parts that only read: the outage is over once a write is answered (the
+    alert checks' probe), not at the first read answered, however long the refused writes are apart."""
+    caplog.set_level(logging.INFO, logger="gateway.outage_log")
+    metrics = Metrics()
+    outages = StoreOutages(metrics.store_failures, every=600, settle=0.05)
+    refused = StoreError("redis: OutOfMemoryError")
+    refused.__cause__ = redis.exceptions.OutOfMemoryError("OOM command not allowed")
+    outages.failed("alerts", refused)
+    outages.answered("inbox")  # a poll that found nothing due: a read
+    await until(lambda: bool(caplog.records))
+    assert outages.down and outages.waiting() == ["alerts"]
+    outages.answered("outbox")
+    await until(lambda: outages._check is None)
+    assert outages.down and len(caplog.records) == 1
+    outages.answered("alerts", wrote=True)
+    await until(lambda: not outages.down)
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0].startswith("alert: the store is unreachable: alerts met OutOfMemoryError"), messages
+    assert len(messages) == 2 and messages[1].startswith("alert over: the store answers again"), messages
+
+
 async def test_a_lock_not_taken_in_time_is_contention_not_an_outage(caplog: pytest.LogCaptureFixture) -> None:
     """The store answered (another holder kept the conversation's lock): counted and said, never the outage's
     ERROR line, and no outage begins."""
@@ -236,3 +258,60 @@ def _closed_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+@pytest.mark.parametrize("refusal", ["oom", "replica"])
+async def test_a_redis_that_refuses_writes_is_one_outage_in_the_log_until_it_takes_writes(
+    make_client: AppFactory, settings: Settings, graph: FakeGraphAPI, own_redis: OwnRedis, refusal: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """A Redis full under ``noeviction`` (OOM) answers reads, and the scripts that write nothing: the workers'
+    polls of a quiet gateway (nothing due) are answered, the webhooks and the alert checks' probe refused. Until
+    2026-12-05 the answered polls counted as the store back: no ERROR line, and a WARNING ``the store failed briefly
+    … it answers again`` after each refused webhook or check (every ~10 s), while every webhook was answered 503. Now
+    one outage: its ERROR line naming the refusal, its summaries, and its end once a write is taken again (the alert
+    checks' probe is a write). A replica (READONLY) refuses the outbox's claim script at every poll, so it was told
+    as one outage before too; it shows its end is still said once Redis takes writes."""
+    caplog.set_level(logging.INFO, logger="gateway")
+    settings = settings.replace(
+        store=own_redis.url, messenger_app_secret=SECRET, messenger_verify_token="verify",
+        messenger_page_access_token="page-token", messenger_api_url=graph.url + "/v23.0",
+    )  # fmt: skip
+    client = await make_client(settings, outage_summary_seconds=SUMMARY_SECONDS)
+    metrics = client.app[METRICS]
+    assert await post_message(client, PSID, TEXT, "m-before") == 200
+
+    def said(text: str) -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.name == "gateway.outage_log" and text in r.getMessage()]
+
+    store = client.app[STORE]
+    async with asyncio.timeout(60):  # its reply sent and recorded: a quiet gateway, its workers finding nothing due
+        while await store.outbox_oldest_pending() is not None:
+            await asyncio.sleep(0.05)
+    server = redis.Redis(port=own_redis.port)
+    caplog.clear()
+    try:
+        if refusal == "oom":
+            server.config_set("maxmemory", "1")
+        else:
+            server.replicaof("127.0.0.1", str(_closed_port()))
+        await until(lambda: failures(metrics, "alerts") >= 1)  # the alert checks' probe refused (every 10 s)
+        # a summary (the outage said, lasting), or before the fix the false "back" line
+        await until(lambda: bool(said("store unavailable for") or said("failed briefly")))
+        assert not said("failed briefly"), [r.getMessage() for r in said("failed briefly")]
+        assert [await post_message(client, PSID, TEXT, f"m-refused-{n}") for n in range(3)] == [503] * 3
+        await until(lambda: failures(metrics, "alerts") >= 2)  # the next check refused too
+        assert not said("failed briefly") and not said("alert over"), [r.getMessage() for r in caplog.records]
+    finally:
+        server.config_set("maxmemory", "0")
+        server.replicaof("NO", "ONE")
+        server.close()
+    await until(lambda: bool(said("alert over")))
+    expected = "OutOfMemoryError" if refusal == "oom" else "ReadOnlyError"
+    [start] = said("alert: the store is unreachable")
+    assert start.levelno == logging.ERROR and expected in start.getMessage()
+    [back] = said("alert over")
+    assert "http 3 answered 503" in back.getMessage()
+    assert not said("failed briefly")
+    assert not [r for r in caplog.records if PSID in r.getMessage() or TEXT in r.getMessage()]
+    assert await post_message(client, PSID, TEXT, "m-refused-late") == 200  # the provider's redelivery
