@@ -86,8 +86,8 @@ CLAIM_SECONDS = 10.0
 # The idle close comes this long before the bot's reply window closes (Messenger, WhatsApp), its goodbye then sent
 # in time (the outbox's retries of a refused send take about two minutes)
 IDLE_CLOSE_BEFORE_WINDOW = timedelta(minutes=15)
-# The replies of a turn in which a risk was read are due this much before they were written: ahead of any outbox
-# backlog (``Dispatcher.emit``), as the inbox's risky messages are (``gateway/inbox.py``)
+# A risky message (the inbox's: ``gateway/inbox.py``) and the replies of a turn in which a risk was read (the
+# outbox's: ``Dispatcher.emit``) are due this much before they were written: ahead of any backlog
 URGENT_AHEAD = timedelta(days=1)
 ERASURE_QUESTION_MINUTES = 30  # the erasure question waits this long for its answer, then is forgotten
 # A confirmed erasure is tried again through store failures this long (a Redis restart, a connection reset): each

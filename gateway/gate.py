@@ -18,8 +18,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from gateway.flows.reading import Reading, Risk, Source
-from gateway.flows.risk import Decision
+from gateway.flows.reading import Reading, Source
+from gateway.flows.risk import risk_source
 from gateway.flowset import FlowSet
 from gateway.keyed import KeyedHash
 from gateway.language import language_of
@@ -101,7 +101,7 @@ class Gate:
     async def _risky_past_the_flood(self, inbound: Inbound, subject: str) -> bool:
         """Whether a message the flood limit refused reads a risk by the keywords (cheap: no model for a flood) and
         is let through, within its own bound."""
-        source = _risk_source(self.flows.engine().decide(inbound.text)) if inbound.text.strip() else None
+        source = risk_source(self.flows.engine().decide(inbound.text)) if inbound.text.strip() else None
         if source is None or not await self.limits.allow(Limit.RISKY_MESSAGES, subject):
             return False
         self.metrics.overridden.labels(Refusal.RATE_LIMITED.value, source).inc()
@@ -155,14 +155,14 @@ class Gate:
         ``refused_readings_per_network`` times per client network (a troll's refused messages must not take the
         model from the conversations it reads)."""
         engine = self.flows.engine()
-        if (source := _risk_source(engine.decide(inbound.text))) is not None:
+        if (source := risk_source(engine.decide(inbound.text))) is not None:
             return source
         if self._read is None or not inbound.text.strip():
             return None
         if not await self.limits.allow(Limit.REFUSED_READINGS, network):
             return None
         reading = await self._read(inbound)
-        return None if reading is None else _risk_source(engine.decide(inbound.text, reading))
+        return None if reading is None else risk_source(engine.decide(inbound.text, reading))
 
     def notice(self, refusal: Refusal, language: str | None) -> str:
         """The notice in ``language``, or in every language of the flow (French first) when it is unknown."""
@@ -192,9 +192,3 @@ class Gate:
         if conversation is None or not conversation.engine or conversation.engine.get("unsure"):
             return inbound.language_hint
         return language_of(conversation, self.flows.for_version(conversation.flow_version).flow)
-
-
-def _risk_source(decision: Decision) -> Source | None:
-    """How ``decision`` found a risk class (keywords or model), or None when it raised none."""
-    flag = decision.flag
-    return flag.source if flag is not None and flag.risk is not Risk.NONE else None

@@ -62,9 +62,9 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from gateway.clock import utcnow
-from gateway.dispatcher import Dispatcher
+from gateway.dispatcher import URGENT_AHEAD, Dispatcher
 from gateway.errors import InboundBusy, StoreError
-from gateway.flows.reading import Risk
+from gateway.flows.risk import risk_source
 from gateway.ids import inbound_key
 from gateway.keyed import KeyedHash
 from gateway.messages import Attachment, ChannelName, Inbound
@@ -81,7 +81,6 @@ INLINE_SECONDS = 0.05  # one webhook processed inline this long already: the nex
 INLINE_WINDOW = 1.0  # only webhooks that started inline this recently are timed (``Inbox.busy``)
 Deferred = Literal["batch", "behind", "busy"]  # why a message went through the inbox (a metric's label)
 TURN_SECONDS = 60.0  # a message waiting longer than this behind its sender's earlier ones: StoreError (503)
-URGENT_AHEAD = timedelta(days=1)  # a risky message is due this much before its arrival: ahead of any backlog
 
 
 def sender_key(keyed: KeyedHash, inbound: Inbound) -> str:
@@ -225,10 +224,9 @@ class Inbox:
     def _risky(self, inbound: Inbound) -> bool:
         """Whether the flow's keywords read a risk class in the message (cheap, no model: as the gate's flood
         override, ``Gate._risky_past_the_flood``)."""
-        if not inbound.text.strip():
-            return False
-        flag = self.dispatcher.flows.engine().decide(inbound.text).flag
-        return flag is not None and flag.risk is not Risk.NONE
+        return (
+            bool(inbound.text.strip()) and risk_source(self.dispatcher.flows.engine().decide(inbound.text)) is not None
+        )
 
     async def run(self) -> None:
         """Process until cancelled. A store failure is retried at the next poll, counted and told once an outage

@@ -57,6 +57,13 @@ class Decision:
         return self.raised.flag if self.raised else None
 
 
+def risk_source(decision: Decision) -> Source | None:
+    """How ``decision`` found a risk class (keywords or model), or None when it raised none (the gate's flood
+    override and the inbox's order read only this: cheap, the keywords alone when no reading is given)."""
+    flag = decision.flag
+    return flag.source if flag is not None and flag.risk is not Risk.NONE else None
+
+
 @dataclass(frozen=True, slots=True)
 class Raise:
     """What to raise on a conversation already handed off: a higher ``priority`` (None: it stays), partners not
