@@ -158,7 +158,10 @@ class TelegramChannel:
             markup = keyboard if index == len(parts) - 1 else None
             entities = link_entities(part) or None
             request = self._bot.send_message(message.recipient, part, reply_markup=markup, entities=entities)
-            return str((await self._call(request)).message_id)
+            sent = await self._call(request)
+            if not isinstance(sent, Message):  # a 200 whose ``result`` is null: nothing says it was sent
+                raise _not_the_apis("no message")
+            return str(sent.message_id)
 
         return await send_parts(parts, send_one, first_part)
 
@@ -216,6 +219,15 @@ class TelegramChannel:
             raise RetryableDelivery("telegram: flood control", _seconds(error), rate_limited=True) from None
         except ptb.TelegramError as error:
             raise _ours(error) from None
+        except (KeyError, TypeError, AttributeError, ValueError) as error:  # PTB reading a 200 that is not its answer
+            raise _not_the_apis(type(error).__name__) from None
+
+
+def _not_the_apis(what: str) -> RetryableDelivery:
+    """A success status whose answer is not the Bot API's (JSON without ``result``, a result that is not what was
+    asked): retried, as a proxy's page is (:func:`_ours`); until 2026-12-05 PTB's KeyError or TypeError escaped the
+    adapter and the outbox logged an "unexpected" ERROR for it."""
+    return RetryableDelivery(f"telegram: {what}, from an answer that was not the Bot API's (a proxy at its address?)")
 
 
 def _ours(error: ptb.TelegramError) -> DeliveryError:
@@ -232,9 +244,7 @@ def _ours(error: ptb.TelegramError) -> DeliveryError:
     2026-12-04 the latter failed the reply for good."""
     name = type(error).__name__
     if isinstance(error.__cause__, (ptb.TelegramError, ValueError)):  # PTB could not read the answer as JSON
-        return RetryableDelivery(
-            f"telegram: {name}, from an answer that was not the Bot API's (a proxy at its address?)"
-        )
+        return _not_the_apis(name)
     said = f"telegram: {name}: {error.message}" if DESCRIPTION.fullmatch(error.message) else f"telegram: {name}"
     if isinstance(error, ptb.Forbidden):  # the bot blocked by the user, or the account deleted: the young person gone
         return RecipientGone(said)

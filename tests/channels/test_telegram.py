@@ -404,6 +404,31 @@ async def test_a_success_status_whose_body_is_not_the_bot_apis_answer_is_retried
     assert await channel.send(outbound())  # the next try goes out
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        '{"ok": true}',
+        "[]",
+        '"ok"',
+        '{"ok": true, "result": {}}',
+        '{"ok": true, "result": 1}',
+        '{"ok": true, "result": null}',
+    ],
+)
+async def test_a_success_whose_json_is_not_a_sent_message_is_retried_as_such(
+    channel: TelegramChannel, telegram: FakeTelegramAPI, caplog: pytest.LogCaptureFixture, answer: str
+) -> None:
+    """The same with JSON that is not the Bot API's answer to a send (no ``result``, not an object, a result that
+    is not a message): until 2026-12-05 PTB's KeyError or TypeError escaped the adapter, the outbox logged an
+    "unexpected" ERROR for what is an answer from something else at the Bot API's address, and retried it."""
+    telegram.fail_next(Failure(200, page=answer))
+    with pytest.raises(RetryableDelivery) as caught:
+        await channel.send(outbound())
+    assert "not the Bot API's" in str(caught.value)
+    telegram.fail_next(None)
+    assert await channel.send(outbound())
+
+
 async def test_a_description_with_digits_or_parameters_is_told_by_its_class_only(
     channel: TelegramChannel, telegram: FakeTelegramAPI
 ) -> None:
