@@ -32,6 +32,8 @@ MEDIA_MAX_REDIRECTS = 3
 MEDIA_TIMEOUT = aiohttp.ClientTimeout(total=30)
 SEND_TIMEOUT_SECONDS = 15.0  # a provider's answer to one send: every channel's, in all (docs/architecture.md)
 SEND_TIMEOUT = aiohttp.ClientTimeout(total=SEND_TIMEOUT_SECONDS)
+# A contact card (WhatsApp's shared contact, a .vcf file): someone's phone number, never a file a listener downloads
+CONTACT_CARD_TYPES = frozenset({"text/vcard", "text/x-vcard", "text/directory"})
 Part = TypeVar("Part")
 
 
@@ -215,6 +217,11 @@ def retry_after_header(value: str | None) -> float | None:
     except ValueError:
         return None
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def is_contact_card(content_type: object) -> bool:
+    """Whether a file of this type is a contact card (parameters and case aside; a type that is no text is not)."""
+    return isinstance(content_type, str) and content_type.partition(";")[0].strip().lower() in CONTACT_CARD_TYPES
 
 
 def host_allowed(url: URL, allowed: Collection[str]) -> bool:

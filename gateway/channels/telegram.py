@@ -42,6 +42,7 @@ from gateway.channels.base import (
     Batch,
     MediaSource,
     fetch_allowed,
+    is_contact_card,
     load_json,
     read_body,
     send_parts,
@@ -385,7 +386,9 @@ def _attachments(message: Message) -> tuple[Attachment, ...]:
     found: list[Attachment] = []
     if message.photo:
         found.append(_file("image", message.photo[-1].file_id, "image/jpeg"))
-    if message.document:
+    if message.document and is_contact_card(message.document.mime_type):  # a phone number: its kind, never its file
+        found.append(Attachment("other"))
+    elif message.document:
         name = _text(message.document.file_name or "", "file_name") or None
         found.append(_file("file", message.document.file_id, message.document.mime_type, name))
     for kind, media, default_type in (

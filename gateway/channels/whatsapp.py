@@ -34,6 +34,7 @@ from gateway.channels.base import (
     Batch,
     MediaSource,
     fetch_allowed,
+    is_contact_card,
     read_body,
     send_parts,
     split_text,
@@ -231,6 +232,8 @@ def _attachments(form: MultiDict[str]) -> tuple[Attachment, ...]:
 
 
 def _attachment(url: str, content_type: str | None) -> Attachment:
+    if is_contact_card(content_type):  # a shared contact: said by its kind only, its phone number never fetched
+        return Attachment("other")
     family = (content_type or "").partition("/")[0]
     kind = family if family in ("image", "audio", "video") else "file"
     return Attachment(kind=kind, url=url, content_type=content_type)

@@ -179,6 +179,12 @@ SHARED = {  # what a young person may send that has no words and no file: its ki
         "location",
     ),
     "contact": ({"contact": {"phone_number": "+33612345678", "first_name": "Maman"}}, "other"),
+    # a contact card sent as a file (Android's "share contact" as .vcf): a phone number, never a listener's download
+    "vcard file": (
+        {"document": {"file_id": "BQADcard", "file_unique_id": "c", "file_name": "Maman.vcf",
+                      "mime_type": "text/x-vcard"}},
+        "other",
+    ),
     "sticker": (
         {"sticker": {"file_id": "CAADsticker", "file_unique_id": "s", "width": 512, "height": 512,
                      "is_animated": False, "is_video": False, "type": "regular"}},

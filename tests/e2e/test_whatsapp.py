@@ -435,3 +435,32 @@ async def test_a_young_person_waiting_a_day_is_told_goodbye_before_the_window_cl
     goodbye = await eventually(goodbye_accepted)
     assert "119" in goodbye and "3114" in goodbye
     assert await desk.system_entries(conversation_id, "Not sent") == []
+
+
+async def test_a_shared_contact_card_never_gives_its_phone_number_to_the_listener(
+    client: Client, twilio: FakeTwilioAPI
+) -> None:
+    """A young person shares a contact (the harasser's, a friend's) at the danger question: Twilio posts it as a
+    vCard file (``text/vcard``), with the contact's phone number inside. It was a file the listener could
+    download from the console, phone number and all. It is shared content of kind other, as a Telegram contact
+    card is: the listener sees that a contact was shared, the bot says it cannot read it, and no URL to the card
+    is kept."""
+    assert await deliver(client, twilio_form(PHONE, "Bonjour", message_sid="SM" + "6" * 32)) == 200
+    await twilio.wait_accepted(2)
+    card = b"BEGIN:VCARD\nVERSION:3.0\nFN:Kevin\nTEL;type=CELL;waid=33698765432:+33 6 98 76 54 32\nEND:VCARD\n"
+    url = twilio.serve_media(twilio.media_path("MM" + "7" * 32), card, "text/vcard")
+    form = twilio_form(PHONE, "", message_sid="SM" + "7" * 32, media=[(url, "text/vcard")])
+    assert await deliver(client, form) == 200
+
+    said = [r.body["Body"] for r in await twilio.wait_accepted(4)][2:]
+    assert "pas bien compris" not in said[0] and "Je ne peux pas" in said[0], said
+    [conversation] = await client.app[STORE].conversations_by_status(Status.BOT)
+    desk = ListenerDesk(client)
+    await desk.login()
+    user = [e for e in (await desk.conversation(conversation.id))["transcript"] if e["author"] == "user"]
+    [attachment] = user[-1]["attachments"]
+    assert attachment["kind"] == "other" and not attachment["fetchable"]
+    response = await client.get(f"/api/conversations/{conversation.id}/attachments/{attachment['number']}")
+    assert response.status == 404 and b"98 76" not in await response.read()
+    assert not any(r.method == "GET" for r in twilio.requests)  # the card was never fetched
+    assert url not in repr(await client.app[STORE].transcript(conversation.id))
