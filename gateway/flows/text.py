@@ -27,11 +27,16 @@ NUMBER_WORDS: dict[str, int] = {
 
 
 def normalize(text: str) -> str:
-    """Lower case, no accents, punctuation as spaces, single spaces."""
+    """Lower case, no accents, punctuation as spaces, single spaces; the invisible format characters (a zero-width
+    space, a soft hyphen, a direction mark: Unicode's Cf) dropped, so that one inside a word does not split it."""
     decomposed = unicodedata.normalize("NFKD", text)
-    # an ASCII text has no combining mark to drop (most answers: "oui", "15")
-    bare = decomposed if decomposed.isascii() else "".join(c for c in decomposed if not unicodedata.combining(c))
+    # an ASCII text has no combining mark nor format character to drop (most answers: "oui", "15")
+    bare = decomposed if decomposed.isascii() else "".join(c for c in decomposed if _visible_base(c))
     return " ".join(_NOT_WORD.sub(" ", bare.casefold()).split()).replace("_", " ").strip()
+
+
+def _visible_base(character: str) -> bool:
+    return not unicodedata.combining(character) and unicodedata.category(character) != "Cf"
 
 
 def contains(normalized_text: str, normalized_phrase: str) -> bool:

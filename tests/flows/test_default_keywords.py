@@ -215,3 +215,23 @@ JEST = [
 @pytest.mark.parametrize(("message", "risk"), MISFIRES + FALSE_FRIENDS + SAME_WORDS_AS_A_RISK + RISKS + JEST)
 def test_the_keyword_line_alone(engine: Engine, message: str, risk: str) -> None:
     assert risk_of(engine, message) == risk
+
+
+# Invisible characters inside the words, as a copied text or a keyboard brings them, or as written to get past a
+# filter: a zero-width space, a zero-width non-joiner, a word joiner, a soft hyphen, a byte order mark, a
+# right-to-left mark. They are nothing a reader sees: the words are read as if they were not there.
+INVISIBLE = ["\u200b", "\u200c", "\u2060", "\u00ad", "\ufeff", "\u200f"]
+
+
+@pytest.mark.parametrize("mark", INVISIBLE, ids=lambda mark: f"U+{ord(mark):04X}")
+@pytest.mark.parametrize(
+    ("message", "risk"),
+    [
+        ("je vais me t{}uer", "suicide"),
+        ("il a un cou{}teau", "imminent_danger"),
+        ("mon daron me fr{}appe", "abuse_home"),
+    ],
+)
+def test_an_invisible_character_inside_a_word_hides_nothing(engine: Engine, message: str, risk: str, mark: str) -> None:
+    assert risk_of(engine, message.format("")) == risk
+    assert risk_of(engine, message.format(mark)) == risk
