@@ -12,7 +12,7 @@
 
   var state = {
     me: null, flow: null, waiting: [], mine: [], others: [], fetchedAt: Date.now(), known: null,
-    current: null, via: {}, shown: {}, mode: "reply", typingSent: 0, typingTimer: null, queueTimer: null, newArrival: false,
+    current: null, via: {}, shown: {}, mode: "reply", typingSent: 0, typingTimer: null, queueTimer: null, historyTimer: null, erased: {}, newArrival: false,
     draft: null, sending: false, lost: {}, closing: null, closeNotes: null, referring: null, acting: {}
   };
 
@@ -48,6 +48,7 @@
 
   function onConnected() {  // also after a reconnection: events (deliveries) may have been missed, redraw all
     connection(true);
+    loadHistory();
     loadQueue();
     if (state.current) { state.rebuild = true; if (state.current.erased) { renderConversation(false); } else { openConversation(state.current.id); } }
   }
@@ -95,6 +96,8 @@
     var current = state.current && event.conversation_id === state.current.id;
     if (event.type === "queue" || event.type === "status" || event.type === "language") { scheduleQueue(); }
     if (event.type === "presence" && state.me && state.me.supervisor) { scheduleQueue(); }  // who is away, live
+    if (event.type === "status" && heldHere(event.conversation_id)) { scheduleHistory(); }
+    if (event.type === "erased" && state.history) { forget(event.conversation_id); }  // the current one: below
     if (!current) { return; }
     if (event.type === "erased") {  // a supervisor or the young person erased it: the last thing it shows
       state.current.erased = true;
@@ -140,20 +143,46 @@
     state.queueTimer = setTimeout(loadQueue, 150);
   }
 
+  /* The history reads every conversation of the last 30 days on the server: read again only when it can have
+     changed (a conversation this listener holds changes status: closed, given back, transferred, taken away), never
+     at each arrival in the queue, which every console hears at a peak. */
+  function heldHere(id) {
+    var listed = state.mine.some(function (card) { return card.id === id; });
+    return listed || Boolean(state.current && state.current.id === id && state.current.listener === state.me.name);
+  }
+
+  /* One of the history erased: its event comes before the erasure is done (a read now could still find it), and an
+     erased conversation never comes back: it leaves the list here. */
+  function forget(id) {
+    state.erased[id] = true;  // a read already under way cannot bring it back
+    var kept = state.history.filter(function (card) { return card.id !== id; });
+    if (kept.length === state.history.length) { return; }
+    state.history = kept;
+    drawHistory();
+  }
+
+  function scheduleHistory() {
+    clearTimeout(state.historyTimer);
+    state.historyTimer = setTimeout(loadHistory, 150);
+  }
+
   // ----- the queue ------------------------------------------------------------------------------------------
 
   function loadHistory() {  // the listener's own ended conversations, to read again (transcript, notes, outcome)
     return freshHistory(api("GET", "/api/history")).then(function (response) {
       if (!response.ok) { return; }
-      state.history = response.data.ended;
-      renderList($("history"), state.history, false);
-      $("history-count").textContent = String(state.history.length);
-      $("history-empty").hidden = state.history.length > 0;
+      state.history = response.data.ended.filter(function (card) { return !state.erased[card.id]; });
+      drawHistory();
     });
   }
 
-  function loadQueue() {
-    var history = loadHistory();
+  function drawHistory() {
+    renderList($("history"), state.history, false);
+    $("history-count").textContent = String(state.history.length);
+    $("history-empty").hidden = state.history.length > 0;
+  }
+
+  function loadQueue() {  // never the history with it: loadHistory
     return freshQueue(api("GET", "/api/queue")).then(function (response) {
       if (!response.ok) { return; }
       state.waiting = response.data.waiting;
@@ -162,7 +191,7 @@
       state.fetchedAt = Date.now();
       announceArrivals();
       renderQueue();
-      return history.then(keepStranded);
+      keepStranded();
     });
   }
 
@@ -301,6 +330,7 @@
   function unanswered(error) {
     if (error && error.message === "session") { return; }
     toast(t("refused.network"), true);
+    loadHistory();  // what it asked may have ended a conversation
     loadQueue();
     if (state.current) { openConversation(state.current.id); }
   }
@@ -838,6 +868,7 @@
     var id = state.current.id;
     return api("POST", "/api/conversations/" + id + "/" + action, body === undefined ? undefined : body, ANSWER_WAIT_MS).then(function (response) {
       if (response.ok) { toast(done); if (then) { then(id); } } else { toast(refusal(response), true); }
+      loadHistory();  // this listener's own action: a close ends a conversation of theirs
       loadQueue();
       openConversation(id, true).then(keepFocus);
     }, unanswered);
