@@ -323,10 +323,15 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+REPLICA = False  # --replica: every Redis started with a replica of its own (``Redis``)
+
+
 class Redis:
     def __init__(self, directory: Path, unix: bool = False) -> None:
         """A Redis server of the run's own; ``unix``: the servers measured (floor and gateway) reach it through its
-        unix socket (``url``), the bench's own inspection through its TCP port all the same."""
+        unix socket (``url``), the bench's own inspection through its TCP port all the same. With ``--replica``
+        (:data:`REPLICA`), a second server replicates it (stopped with it): the gateway's
+        ``GATEWAY_REDIS_REPLICA_ACKS``, from the environment, then has a replica to wait for."""
         directory.mkdir(exist_ok=True)
         self.port = free_port()
         binary = shutil.which("redis-server")
@@ -337,6 +342,13 @@ class Redis:
         if unix:
             command += ["--unixsocket", str(directory / "redis.sock"), "--unixsocketperm", "700"]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.replica: subprocess.Popen[bytes] | None = None
+        if REPLICA:
+            (directory / "replica").mkdir(exist_ok=True)
+            replica = [binary, "--port", str(free_port()), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                       "--dir", str(directory / "replica"), "--logfile", str(directory / "replica" / "redis.log"),
+                       "--replicaof", "127.0.0.1", str(self.port)]  # fmt: skip
+            self.replica = subprocess.Popen(replica, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         self.url = f"unix://{directory / 'redis.sock'}?db=0" if unix else f"redis://127.0.0.1:{self.port}/0"
 
     def command(self, *args: str) -> str:
@@ -394,8 +406,10 @@ class Redis:
                          for kind, size in sizes.most_common(10))  # fmt: skip
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
+        for process in (self.process, self.replica):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=10)
 
 
 class Server:
@@ -1244,7 +1258,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         " does (Redis only: --stores redis); CPU per message is theirs together")  # fmt: skip
     parser.add_argument("--unix", action="store_true", help="the floor and the gateway reach Redis through its unix"
                         " socket (unix://), not TCP on 127.0.0.1")  # fmt: skip
+    parser.add_argument("--replica", action="store_true", help="each Redis with a replica (for"
+                        " GATEWAY_REDIS_REPLICA_ACKS=1 in the environment: acknowledgements wait for it)")  # fmt: skip
     args = parser.parse_args(argv)
+    global REPLICA
+    REPLICA = args.replica
     if args.instances < 1:
         parser.error("--instances must be 1 or more")
     if args.instances > 1 and "sqlite" in args.stores:

@@ -47,7 +47,7 @@ from gateway.crypto import DataKeys
 from gateway.dispatcher import Dispatcher
 from gateway.doctor import EVICTING
 from gateway.erasure import Eraser
-from gateway.errors import FlowValidationError, InboundBusy, StoreError
+from gateway.errors import ConfigError, FlowValidationError, InboundBusy, ReplicasBehind, StoreError
 from gateway.flowset import FlowSet
 from gateway.gate import Gate
 from gateway.inbox import Inbox
@@ -136,6 +136,7 @@ async def create_app(
     )  # fmt: skip
     store.share_texts(flows.own_texts)  # the bot's messages of flows.yaml are stored once (store/texts.py)
     await _say_if_evicting(store)
+    replicated = _replicated(settings, store, metrics)
     releases = _watch_releases(store, metrics)
     larger = {uploads_path: settings.webchat_upload_max_bytes}  # the one route whose bodies may be bigger
     middlewares = [_errors(metrics.outages), _refusals(metrics), _body_deadline(settings.http_body_timeout, larger)]
@@ -191,7 +192,7 @@ async def create_app(
                 read=dispatcher.reading if reader is not None else None)  # fmt: skip
     hub = WebChatHub(store, dispatcher, flows, metrics, gate, clock=clock,
                      addresses=settings.client_addresses(), keepalive=settings.socket_keepalive_seconds,
-                     position_seconds=settings.webchat_position_seconds)  # fmt: skip
+                     position_seconds=settings.webchat_position_seconds, replicated=replicated)  # fmt: skip
     actions = Actions(dispatcher, store, flows, clock=clock)
     dispatcher.complete_leaving = actions.complete_leaving  # a message completes an ending cut short first
     # sessions run on real time, as the cookie's max-age does: not on the flow's (injectable) clock
@@ -273,12 +274,13 @@ async def create_app(
     def own_pages(handler: Handler) -> Handler:  # the web chat's routes another site's page could call
         return own_pages_only(handler, chat_origin, metrics.refused.labels("cross_site").inc)
 
-    _routes(app, settings, hub, api, flows, store, supervisor, reader, releases, metrics.outages, own_pages)
+    _routes(app, settings, hub, api, flows, store, supervisor, reader, releases, metrics.outages, own_pages,
+            replicated)  # fmt: skip
 
     async def departed(departure: Departure) -> None:  # a provider's (un)block notice
         await leaving.provider_says(dispatcher, store, departure, clock())
 
-    app.add_routes(webhook_routes(channels, dispatcher, gate, inbox, metrics, departed=departed))
+    app.add_routes(webhook_routes(channels, dispatcher, gate, inbox, metrics, departed=departed, replicated=replicated))
     media = ConsoleMedia(store, fetchers)
     app.add_routes([
         *ConsolePages(api, store).routes(), *Supervision(store, flows, presence, api, clock=clock,
@@ -314,6 +316,24 @@ async def _say_if_evicting(store: Store) -> None:
         return
     if evicting is not None:
         log.warning("%s; set maxmemory-policy noeviction (docs/deployment.md)", EVICTING.format(evicting))
+
+
+def _replicated(settings: Settings, store: Store, metrics: Metrics) -> Callable[[], Awaitable[None]] | None:
+    """``GATEWAY_REDIS_REPLICA_ACKS``: what an acknowledgement awaits first (the Redis store's ``replicated``, each
+    round's outcome counted), None when it is 0 (gateway/store/redis_replicas.py)."""
+    if not settings.redis_replica_acks:
+        return None
+    from gateway.store.redis import RedisStore
+
+    if not isinstance(store, RedisStore):
+        raise ConfigError("GATEWAY_REDIS_REPLICA_ACKS needs a Redis store")
+
+    def counted(confirmed: bool, callers: int) -> None:
+        metrics.replica_rounds.inc()
+        metrics.replica_acks.labels("confirmed" if confirmed else "behind").inc(callers)
+
+    store.require_replicas(settings.redis_replica_acks, settings.redis_replica_ack_timeout, counted)
+    return store.replicated
 
 
 def _watch_releases(store: Store, metrics: Metrics) -> RetriesReleases | None:
@@ -446,6 +466,8 @@ def _errors(outages: StoreOutages) -> Callable[..., Awaitable[web.StreamResponse
             log.info("%s %s: the message is being processed elsewhere: 503, retried by its sender", request.method,
                      request.path)  # fmt: skip
             return web.json_response({"error": "unavailable", "message": "try again shortly"}, status=503)
+        except ReplicasBehind:  # the store answers; said once and counted by gateway/store/redis_replicas.py
+            return web.json_response({"error": "unavailable", "message": "try again shortly"}, status=503)
         except StoreError as exc:
             outages.failed(HTTP, exc)
             return web.json_response({"error": "unavailable", "message": "try again shortly"}, status=503)
@@ -529,7 +551,7 @@ def _metrics_handler(
 def _routes(
     app: web.Application, settings: Settings, hub: WebChatHub, api: ListenerAPI, flows: FlowSet, store: Store,
     supervisor: Supervisor, reader: Reader | None, releases: RetriesReleases | None, outages: StoreOutages,
-    own_pages: Callable[[Handler], Handler],
+    own_pages: Callable[[Handler], Handler], replicated: Callable[[], Awaitable[None]] | None,
 ) -> None:  # fmt: skip
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -538,10 +560,14 @@ def _routes(
         checks: dict[str, object] = {"flow": flows.version, "last_reload": _last_reload(flows)}
         try:
             await store.ping()
+            if replicated is not None:  # a round of its own: the replicas confirm now, or acknowledgements are held
+                await replicated()
             checks["store"] = "ok"
             set_aside = await store.inbox_set_aside_count()
             if set_aside:  # not a reason to stop traffic, but shown (gateway/alerts.py logs the alert)
                 checks["inbox_set_aside"] = set_aside
+        except ReplicasBehind:  # GATEWAY_REDIS_REPLICA_ACKS: every acknowledgement answered 503 meanwhile
+            checks["store"] = "replicas_behind"
         except StoreError as exc:  # unreachable, or refusing writes (a full Redis: OutOfMemoryError)
             checks["store"], checks["store_error"] = "unreachable", error_class(exc)
         lost = releases.releases_problem() if releases is not None else None

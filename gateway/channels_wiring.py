@@ -157,19 +157,22 @@ class TypingRelay:
 
 
 def webhook_routes(
-    channels: Channels, dispatcher: Dispatcher, gate: Gate, inbox: Inbox, metrics: Metrics, *, departed: Departed
-) -> list[web.RouteDef]:
-    """The webhook routes of the channels that are on; ``departed`` is told of a provider's (un)block notice."""
+    channels: Channels, dispatcher: Dispatcher, gate: Gate, inbox: Inbox, metrics: Metrics, *, departed: Departed,
+    replicated: Callable[[], Awaitable[None]] | None = None,
+) -> list[web.RouteDef]:  # fmt: skip
+    """The webhook routes of the channels that are on; ``departed`` is told of a provider's (un)block notice;
+    ``replicated`` (``GATEWAY_REDIS_REPLICA_ACKS``) is awaited before each acknowledgement: ReplicasBehind, 503."""
     routes: list[web.RouteDef] = []
     for name, adapter in channels.adapters.items():
         path = f"/webhooks/{name.value}"
-        routes.append(web.post(path, _webhook(adapter, adapter.parse, dispatcher, gate, inbox, metrics, departed)))
+        handle = _webhook(adapter, adapter.parse, dispatcher, gate, inbox, metrics, departed, replicated)
+        routes.append(web.post(path, handle))
         verify = getattr(adapter, "verify", None)
         if verify is not None:  # Messenger's GET subscription handshake
             routes.append(web.get(path, verify))
         parse_status = getattr(adapter, "parse_status", None)
         if parse_status is not None:  # Twilio's delivery status callbacks
-            status = _webhook(adapter, parse_status, dispatcher, gate, inbox, metrics, departed)
+            status = _webhook(adapter, parse_status, dispatcher, gate, inbox, metrics, departed, replicated)
             routes.append(web.post(path + "/status", status))
     return routes
 
@@ -182,6 +185,7 @@ def _webhook(
     inbox: Inbox,
     metrics: Metrics,
     departed: Departed,
+    replicated: Callable[[], Awaitable[None]] | None,
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         try:
@@ -206,6 +210,8 @@ def _webhook(
             await dispatcher.handle_receipt(receipt)
         for departure in batch.departures:  # after the messages: a WhatsApp "STOP" is a message, then a departure
             await departed(departure)
+        if replicated is not None:  # what it wrote on the replicas first: a failover keeps it (ReplicasBehind: 503)
+            await replicated()
         return adapter.acknowledge()
 
     return handle

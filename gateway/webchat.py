@@ -15,6 +15,7 @@ import re
 import secrets
 import weakref
 from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -24,7 +25,7 @@ from gateway import leaving
 from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
-from gateway.errors import ConversationEnded, StoreError
+from gateway.errors import ConversationEnded, ReplicasBehind, StoreError
 from gateway.events import EntryAdded, Erased, Event, LanguageChanged, Resync, StatusChanged, Typing, entry_json
 from gateway.flowset import FlowSet
 from gateway.gate import Gate, Refusal
@@ -93,9 +94,10 @@ class WebChatHub:
     def __init__(
         self, store: WebChatRoles, dispatcher: Dispatcher, flows: FlowSet, metrics: Metrics, gate: Gate, *,
         clock: Clock, addresses: ClientAddresses | None = None, keepalive: float = KEEPALIVE,
-        position_seconds: float = POSITION_SECONDS,
+        position_seconds: float = POSITION_SECONDS, replicated: Callable[[], Awaitable[None]] | None = None,
     ) -> None:  # fmt: skip
         self.store, self.clock = store, clock
+        self.replicated = replicated  # GATEWAY_REDIS_REPLICA_ACKS: awaited before a message's ack (gateway/app.py)
         self.keepalive = keepalive  # seconds: a socket sent nothing this long gets a frame (sockets.incoming)
         self.dispatcher, self.flows = dispatcher, flows
         self.metrics = metrics
@@ -562,6 +564,8 @@ class ChatSession:
                 else None
             )
             self.hub.opened(conversation.id, self.writer, first)
+        if self.hub.replicated is not None:  # ReplicasBehind: the socket closes (1013), the page sends it again
+            await self.hub.replicated()
         self.writer.offer({"type": "ack", "id": inbound.message_id})
 
     async def _receipt(self, frame: dict[str, Any]) -> None:
@@ -667,7 +671,8 @@ async def chat_socket(request: web.Request, hub: WebChatHub) -> web.WebSocketRes
     try:
         await ChatSession(hub, ws, writer, client_address(request, hub.addresses)).run()
     except StoreError as exc:  # nothing was acknowledged: the page reconnects and sends again what is unacknowledged
-        hub.metrics.outages.failed("webchat", exc)  # told once an outage (gateway/outage_log.py)
+        if not isinstance(exc, ReplicasBehind):  # that one is said and counted by gateway/store/redis_replicas.py
+            hub.metrics.outages.failed("webchat", exc)  # told once an outage (gateway/outage_log.py)
         async with asyncio.timeout(SEND_TIMEOUT):
             await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"try again later")
     finally:

@@ -78,7 +78,7 @@ from redis.exceptions import LockNotOwnedError, NoScriptError, RedisError, Respo
 
 from gateway.conversation import ACTIVE_STATUSES, Conversation, Priority, RiskFlag, Status
 from gateway.crypto import DataKeys
-from gateway.errors import Conflict, LockTimeout, StoreError
+from gateway.errors import ConfigError, Conflict, LockTimeout, StoreError
 from gateway.events import ANY_CONVERSATION, DeliveryChanged, Event, encode, scope
 from gateway.ids import seen_digest
 from gateway.later import Later
@@ -141,6 +141,7 @@ from gateway.store.redis_events import RedisEvents, SharedSubscription
 from gateway.store.redis_lua import SCRIPTS
 from gateway.store.redis_pool import close_cluster, open_cluster, open_pool, primary_followers
 from gateway.store.redis_release import Releases
+from gateway.store.redis_replicas import ReplicaAcks
 from gateway.store.redis_retention import Record
 from gateway.store.redis_steps import ordered
 from gateway.store.texts import OwnTexts, Reference, SharedText, SharedTexts, Stored
@@ -450,6 +451,7 @@ class RedisStore:
         # listing's two commands
         self.on_one_node = False
         self.takes_kept_receipts = False
+        self._replica_acks: ReplicaAcks | None = None  # ``require_replicas``: acknowledgements wait for replicas
 
     @classmethod
     async def open(
@@ -585,6 +587,22 @@ class RedisStore:
         that answers PING and reads: full under ``noeviction`` (OOM), a replica (READONLY)."""
         await self._redis.set(READY, "", xx=True)
 
+    def require_replicas(
+        self, replicas: int, timeout: float, on_outcome: Callable[[bool, int], None] | None = None
+    ) -> None:
+        """``GATEWAY_REDIS_REPLICA_ACKS``: :meth:`replicated` waits for ``replicas`` replicas, ``timeout`` s at most
+        (``redis_replicas.py``); not for a Cluster client (a ``WAIT`` is one node's)."""
+        if self._batcher is None:
+            raise ConfigError("GATEWAY_REDIS_REPLICA_ACKS is not for a Redis Cluster")
+        self._replica_acks = ReplicaAcks(self._client, replicas, timeout, on_outcome)
+
+    @_guarded
+    async def replicated(self) -> None:
+        """Once everything written before the call reached the replicas :meth:`require_replicas` asked for (none
+        asked: at once); ReplicasBehind when they did not confirm in time, StoreError when Redis did not answer."""
+        if self._replica_acks is not None:
+            await self._replica_acks.confirm()
+
     @_guarded
     async def eviction_policy(self) -> str | None:
         """Read from ``INFO memory`` (managed services often refuse ``CONFIG``); a Cluster's nodes each answer."""
@@ -615,6 +633,8 @@ class RedisStore:
         if not self._closed:
             self._closed = True
             await self._releases.close()
+            if self._replica_acks is not None:
+                await self._replica_acks.close()
             await self._events.close()
             if self._batcher is not None:
                 await self._batcher.close()

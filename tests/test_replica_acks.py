@@ -1,0 +1,239 @@
+"""``GATEWAY_REDIS_REPLICA_ACKS``: a message is acknowledged only once its writes reached a replica, so a failover
+keeps every message a provider had its 200 for (gateway/store/redis_replicas.py, docs/deployment.md).
+
+Real processes: a primary and its replica (``redis-server``), the replica replicating through a proxy of the test
+(tests/losing_proxy.py) whose :meth:`~tests.losing_proxy.LosingProxy.blackhole` stops the replication stream, both
+ways, as a replica frozen or cut off does. A SIGSTOP of the replica was tried first: what the primary had sent before
+its kill waited in the stopped replica's socket and was read once it went on, so the replica sometimes had the
+message after all and the lost message of the setting off did not show every time; the proxy's held bytes never
+reach it. The app reaches the primary through another proxy, moved to the promoted replica on the failover (a
+virtual IP, which docs/deployment.md says works with a ``redis://`` URL); the promoted replica gets a replica of its
+own, as a second replica of a Sentinel deployment follows the new primary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from gateway.app import STORE, create_app
+from gateway.messages import ChannelName
+from gateway.settings import Settings
+from gateway.store import Author
+from gateway.store.redis import RedisStore
+from gateway.testing import FakeGraphAPI, messenger_body, messenger_message, signed_messenger
+from tests.losing_proxy import LosingProxy, losing_proxy
+from tests.store.conftest import _redis_server, _stop
+
+pytestmark = pytest.mark.redis
+
+Client = Any
+SECRET = "replica-acks-app-secret"
+PSID = "7300000000000001"
+DEADLINE = 40.0  # every wait on a condition: a busy machine
+
+
+def _replication(port: int) -> dict[str, str]:
+    with redis.Redis(host="127.0.0.1", port=port, socket_timeout=2, decode_responses=True) as client:
+        return {key: str(value) for key, value in client.info("replication").items()}
+
+
+def _command(port: int, *args: str) -> None:
+    with redis.Redis(host="127.0.0.1", port=port, socket_timeout=2) as client:
+        client.execute_command(*args)
+
+
+async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
+    try:
+        async with asyncio.timeout(DEADLINE):
+            while not await condition():
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        pytest.fail(f"not within {DEADLINE:.0f} s: {what}")
+
+
+class Servers:
+    """A primary, its replica behind :attr:`link` (the replication path), and :attr:`front`, the app's way in."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.processes: list[Any] = []
+        self.primary_port = self.replica_port = 0
+        self.link: LosingProxy | None = None
+        self.front: LosingProxy | None = None
+
+    def server(self, name: str, *options: str) -> int:
+        directory = self.directory / name
+        directory.mkdir()
+        process, port = _redis_server(directory, *options)
+        self.processes.append(process)
+        return port
+
+    async def in_step(self, replica: int, primary: int) -> bool:
+        def offsets() -> tuple[int, int]:
+            at_primary = int(_replication(primary)["master_repl_offset"])
+            found = _replication(replica)
+            linked = found.get("master_link_status") == "up"
+            return int(found.get("slave_repl_offset", -1)) if linked else -1, at_primary
+
+        at_replica, at_primary = await asyncio.to_thread(offsets)
+        return at_replica >= at_primary
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                _stop(process)
+
+
+@contextlib.asynccontextmanager
+async def servers(directory: Path) -> AsyncIterator[Servers]:
+    found = Servers(directory)
+    try:
+        found.primary_port = found.server("primary")
+        async with losing_proxy(f"redis://127.0.0.1:{found.primary_port}/0") as link:
+            found.link = link
+            link_port = int(link.url.rsplit(":", 1)[1].split("/")[0])
+            found.replica_port = await asyncio.to_thread(found.server, "replica", "--replicaof", "127.0.0.1",
+                                                         str(link_port))  # fmt: skip
+            await until(lambda: found.in_step(found.replica_port, found.primary_port), "the replica in step")
+            async with losing_proxy(f"redis://127.0.0.1:{found.primary_port}/0") as front:
+                found.front = front
+                yield found
+    finally:
+        await asyncio.to_thread(found.stop)
+
+
+def _settings(settings: Settings, graph: FakeGraphAPI, store: str, acks: int) -> Settings:
+    return settings.replace(
+        store=store, messenger_app_secret=SECRET, messenger_verify_token="verify",
+        messenger_page_access_token="page-token", messenger_api_url=graph.url + "/v23.0",
+        redis_replica_acks=acks, redis_replica_ack_timeout=0.3,
+    )  # fmt: skip
+
+
+async def _post(client: Client, text: str, mid: str, psid: str = PSID) -> int:
+    raw, headers = signed_messenger(SECRET, messenger_body([messenger_message(psid, text, mid=mid)]))
+    response = await client.post("/webhooks/messenger", data=raw, headers=headers)
+    return int(response.status)
+
+
+async def _said(store: RedisStore, psid: str = PSID) -> Counter[str]:
+    found = await store.find_active_conversation(ChannelName.MESSENGER, psid)
+    if found is None:
+        return Counter()
+    return Counter(e.text for e in await store.transcript(found.id) if e.author == Author.USER)
+
+
+@pytest.mark.parametrize("acks", [1, 0], ids=["acks-on", "acks-off"])
+async def test_a_message_acknowledged_before_the_primary_dies_is_on_the_promoted_replica(
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    settings: Settings,
+    graph: FakeGraphAPI,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    acks: int,
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with servers(tmp_path) as found:
+        assert found.link is not None and found.front is not None
+        client = await aiohttp_client(await create_app(_settings(settings, graph, found.front.url, acks),
+                                                       worker_poll_seconds=0.05))  # fmt: skip
+        assert await _post(client, "bonjour", "m_1") == 200
+        await until(lambda: found.in_step(found.replica_port, found.primary_port), "the first message replicated")
+
+        found.link.blackhole()  # nothing reaches the replica any more, and no acknowledgement comes back from it
+        held = await _post(client, "on me fait du chantage", "m_2")
+        ready = await client.get("/readyz")
+        readiness = (ready.status, (await ready.json())["store"])
+        await asyncio.to_thread(found.processes[0].kill)  # kill -9 of the primary: what it did not send is gone
+        await asyncio.to_thread(found.processes[0].wait)
+        await asyncio.to_thread(_command, found.replica_port, "REPLICAOF", "NO", "ONE")  # the failover
+        second = await asyncio.to_thread(found.server, "replica2", "--replicaof", "127.0.0.1", str(found.replica_port))
+        await until(lambda: found.in_step(second, found.replica_port), "the new primary's replica in step")
+        found.front.point_at(f"redis://127.0.0.1:{found.replica_port}/0")
+        found.front.reset_all()
+
+        store = client.app[STORE]
+        if acks:
+            assert held == 503  # not acknowledged: Meta sends it again, to the new primary
+            assert readiness == (503, "replicas_behind")
+
+            async def redelivered() -> bool:
+                with contextlib.suppress(OSError):
+                    return await _post(client, "on me fait du chantage", "m_2") == 200
+                return False
+
+            await until(redelivered, "the redelivery acknowledged by the new primary")
+            assert await _post(client, "on me fait du chantage", "m_2") == 200  # once more (a provider's retry)
+            said = await _said(store)
+            assert said["bonjour"] == 1
+            assert said["on me fait du chantage"] == 1  # processed once, after the failover
+            assert await _post(client, "merci", "m_3") == 200  # the new primary and its replica: messages flow
+            logged = "\n".join(r.getMessage() for r in caplog.records)
+            assert "alert: acknowledgements held" in logged
+            assert PSID not in logged and "chantage" not in logged
+            metrics = await (await client.get("/metrics")).text()
+            assert 'gateway_replica_acks_total{outcome="behind"}' in metrics
+        else:
+            assert held == 200  # acknowledged: Meta will never send it again...
+            said = await _said(store)
+            assert said["bonjour"] == 1
+            assert said["on me fait du chantage"] == 0  # ...and the failover lost it: the gap the setting closes
+
+
+async def test_a_redelivery_after_a_503_is_processed_once_when_the_replica_comes_back(
+    aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, graph: FakeGraphAPI, tmp_path: Path
+) -> None:
+    async with servers(tmp_path) as found:
+        assert found.link is not None and found.front is not None
+        client = await aiohttp_client(await create_app(_settings(settings, graph, found.front.url, 1),
+                                                       worker_poll_seconds=0.05))  # fmt: skip
+        found.link.blackhole()
+        assert await _post(client, "je suis harcelé", "m_1") == 503  # on the primary, not on the replica
+        found.link.resume()  # the replica catches up: the redelivery finds the message processed already
+
+        async def acknowledged() -> bool:
+            return await _post(client, "je suis harcelé", "m_1") == 200
+
+        await until(acknowledged, "the redelivery acknowledged")
+        store = client.app[STORE]
+        assert (await _said(store))["je suis harcelé"] == 1
+        ready = await client.get("/readyz")
+        assert ready.status == 200 and (await ready.json())["store"] == "ok"
+
+
+async def test_with_replicas_in_step_messages_flow_once_each_and_a_round_covers_many(
+    aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, graph: FakeGraphAPI, tmp_path: Path
+) -> None:
+    async with servers(tmp_path) as found:
+        assert found.front is not None
+        client = await aiohttp_client(await create_app(_settings(settings, graph, found.front.url, 1),
+                                                       worker_poll_seconds=0.05))  # fmt: skip
+        senders = [f"74000000000000{n:02d}" for n in range(12)]
+        statuses = await asyncio.gather(*(_post(client, f"salut {n}", f"m_{n}", psid)
+                                          for n, psid in enumerate(senders)))  # fmt: skip
+        assert statuses == [200] * len(senders)
+        store = client.app[STORE]
+        for n, psid in enumerate(senders):
+            assert (await _said(store, psid))[f"salut {n}"] == 1
+        # concurrent callers share a round: those of one turn of the loop, one round trip to the replica
+        metrics = await (await client.get("/metrics")).text()
+        before = _counter(metrics, "gateway_replica_rounds_total")
+        await asyncio.gather(*(store.replicated() for _ in range(50)))
+        after = _counter(await (await client.get("/metrics")).text(), "gateway_replica_rounds_total")
+        assert after - before == 1
+
+
+def _counter(metrics: str, name: str) -> float:
+    for line in metrics.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
