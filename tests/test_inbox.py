@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient
 from gateway.app import STORE
 from gateway.dispatcher import Dispatcher
 from gateway.flowset import FlowSet
+from gateway.ids import inbound_key
 from gateway.inbox import Inbox, inbound_to_dict, sender_key
 from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound
@@ -135,6 +136,34 @@ async def test_a_retry_waits_its_backoff(store: Store, inbox: Inbox, clock: Cloc
     assert await inbox.process_due() == 1
     clock.advance(seconds=1.9)
     assert await inbox.process_due() == 0  # then 2 s
+
+
+async def test_a_risky_message_retried_goes_before_the_ordinary_ones_due_before_its_retry(
+    store: Store, clock: Clock
+) -> None:
+    """A risky message stays urgent when it is retried: another instance holds it when the worker takes it (it is
+    retried after its backoff), and the ordinary messages of the backlog, due before the retry, wait for it once it is
+    due again (until 2026-12-05 the retry put it behind every one of them: a young person in danger answered after
+    the whole backlog). Never before its retry's time, nor twice."""
+    flows = FlowSet(ROOT / "flows.yaml")
+    flows.reload()
+    dispatcher = Dispatcher(store, flows, clock=clock, claim_seconds=0.2)  # "processed elsewhere" after 0.2 s
+    inbox = Inbox(store, dispatcher, Metrics(), KEYED, clock=clock, inline_max=0, concurrency=2, base_delay=1.0)
+    danger = message("zoe", 0, "je vais me tuer ce soir")
+    await inbox.handle([message(f"o{n}", 0) for n in range(6)] + [danger])
+    await store.claim(inbound_key(danger), "another-instance", 60)  # another instance at it (or so it seems)
+    assert await inbox.process_due() == 2  # the risky message first, refused; one ordinary message
+    assert await said(store, "zoe") == []
+    await store.release(inbound_key(danger), "another-instance")  # that instance gave it up: due after the backoff
+    clock.advance(seconds=0.5)
+    assert await inbox.process_due() == 2 and await said(store, "zoe") == []  # its backoff holds
+    clock.advance(seconds=1)
+    assert await inbox.process_due() == 2
+    assert await said(store, "zoe") == ["je vais me tuer ce soir"]  # before the three ordinary ones still waiting
+    while await inbox.process_due():
+        pass
+    assert all([await said(store, f"o{n}") == ["Bonjour"] for n in range(6)])  # every one once
+    assert await said(store, "zoe") == ["je vais me tuer ce soir"]
 
 
 # In the running app: set aside, kept, counted, logged and shown by /readyz. The failing item is put straight into

@@ -15,6 +15,7 @@ import pytest
 from gateway.channels.messenger import MessengerChannel
 from gateway.channels.telegram import TelegramChannel
 from gateway.channels.whatsapp import WhatsAppChannel
+from gateway.dispatcher import URGENT_AHEAD
 from gateway.messages import ChannelName, Outbound
 from gateway.outbox import Outbox
 from gateway.settings import Settings
@@ -30,7 +31,12 @@ from gateway.testing import (
     FakeTelegramAPI,
     FakeTwilioAPI,
 )
+from tests.conftest import Clock
 from tests.e2e.channel_support import eventually
+from tests.store.conftest import redis_cluster_url, redis_url, store_url
+from tests.test_outbox import any_store, clock
+
+__all__ = ["any_store", "clock", "redis_cluster_url", "redis_url", "store_url"]  # fixtures
 
 # PTB 22 warns when it builds a RetryAfter (its retry_after becomes a timedelta in v23)
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning")
@@ -123,3 +129,45 @@ async def test_a_rate_limit_pauses_its_channel_without_asking_again_nor_spending
 async def _attempted(store: Store, item_id: str) -> bool:
     item = await store.outbox_get(f"c-{item_id}", item_id)
     return item is not None and item.attempts >= 1
+
+
+async def test_once_a_rate_limit_ends_a_risky_turns_replies_go_before_the_backlog(
+    any_store: Store, clock: Clock
+) -> None:
+    """Messenger rate-limits (code 613) at a peak: every claimed reply of the channel is given back due at the pause's
+    end, all at the same time. A risky turn's replies (due a day early when written: ``outbox_item(urgent=True)``) and
+    its conversation's earlier reply stay urgent: once the pause ends they are the first handed out, before the
+    backlog of ordinary replies, in order, once each; never during the pause, and nothing claimed again and again
+    meanwhile. Until 2026-12-05 the pause's reschedule dropped their urgency: they waited behind the backlog (its
+    conversations sorting first on Redis, the ties of one time going by name). Passes with the clock under the test's
+    control: orders are compared, never durations."""
+    async with FakeGraphAPI() as graph, aiohttp.ClientSession() as session:
+        settings = Settings(messenger_api_url=graph.url, messenger_page_access_token="page-token")
+        sending = Outbox(any_store, {ChannelName.MESSENGER: MessengerChannel(settings, session)}, clock=clock,
+                         base_delay=6.0, max_attempts=5)  # fmt: skip
+
+        async def reply(conversation: str, n: int, *, urgent: bool = False) -> None:
+            message = Outbound(f"{conversation}-r{n}", conversation, ChannelName.MESSENGER, f"psid-{conversation}",
+                               f"{conversation} reply {n}")  # fmt: skip
+            ahead = clock() - URGENT_AHEAD if urgent else None
+            await any_store.outbox_put(OutboxItem(message.id, conversation, encode_outbound(message), clock(), ahead))
+
+        graph.fail_next(LIMITS[ChannelName.MESSENGER])
+        await reply("first", 1)
+        assert await sending.deliver_due() == 1 and graph.accepted() == []  # refused: the channel paused 6 s
+        await reply("z", 1)  # said "Bonjour" in the backlog, then the words of danger
+        for n in range(6):
+            await reply(f"o{n}", 1)
+        await reply("z", 2, urgent=True)  # the interrupt: 3114
+        await reply("z", 3, urgent=True)
+        assert await sending.deliver_due() == 9  # every one claimed, none sent: deferred to the pause's end
+        assert graph.accepted() == [] and graph.limited == 0
+        clock.advance(seconds=5)
+        assert await sending.deliver_due() == 0  # nothing handed out again during the pause
+        clock.advance(seconds=2)
+        assert await sending.deliver_due(limit=1) == 3  # the pause over: the risky conversation's line first
+        assert [r.body["message"]["text"] for r in graph.accepted()] == ["z reply 1", "z reply 2", "z reply 3"]
+        assert await sending.deliver_due() == 7  # then the backlog
+        assert sorted(r.body["recipient"]["id"] for r in graph.accepted()) == sorted(
+            ["psid-first", *(["psid-z"] * 3), *(f"psid-o{n}" for n in range(6))]
+        )  # each once

@@ -1978,6 +1978,8 @@ class RedisStore:
         async with self._redis.pipeline(transaction=True) as pipe:  # one slot: {inbox}
             pipe.delete(K.INBOX + "sender:" + sender_key, *(K.INBOX + "item:" + i for i in ids))
             pipe.zrem(K.INBOX + "heads", sender_key)
+            pipe.zrem(K.INBOX + "urgent", sender_key)  # a risky message's line (redis_lua.py, ``_URGENT``)
+            pipe.hdel(K.INBOX + "urgent_to", sender_key)
             if aside:
                 pipe.delete(*(K.INBOX + "aside:" + i for i in aside))
                 pipe.zrem(K.INBOX + "aside", *aside)

@@ -27,8 +27,10 @@ import hashlib
 
 PREFIX = "hg:"
 QUEUE = PREFIX + "{queue}:"  # entries, seq, names, waiting:<queue>, takes:<queue>, held:<listener>
-OUTBOX = PREFIX + "{outbox}:"  # heads, seq, conv:<conversation>, pending (``outbox_pending``), claim:<token>
-INBOX = PREFIX + "{inbox}:"  # heads, seq, sender:<hash>, item:<id>, aside, aside:<id>
+# heads, urgent, urgent_to (redis_lua.py, ``_URGENT``), seq, conv:<conversation>, pending (``outbox_pending``),
+# claim:<token>
+OUTBOX = PREFIX + "{outbox}:"
+INBOX = PREFIX + "{inbox}:"  # heads, urgent, urgent_to, seq, sender:<hash>, item:<id>, aside, aside:<id>
 LATE = PREFIX + "{late}:"  # held, info: the messages waiting for their late reading (see ``late_member``)
 INDEX = PREFIX + "{index}:"  # status:<status>, created
 SEEN = PREFIX + "{seen}:"  # c:<inbound key> (a claim), <day>:<shard> (processed marks): see ``seen_marks``

@@ -101,6 +101,49 @@ end
 """
 )
 
+# A risky message's line (inbox: its sender's; outbox: its conversation's) is urgent for its whole life: once due,
+# handed out before every ordinary line, however often it was retried or rescheduled. Beside ``heads``, in its slot,
+# ``urgent_to`` marks the line's last urgent id (its sequence number in the line: the ids before an urgent one go
+# first with it) and ``urgent`` lists the line, scored as in ``heads`` when it was claimed or timed last. ``urge``
+# marks an urgent id listed; ``retime`` times a line's head (an urgent one's entry with it: ``ZADD XX``, a command
+# more a retry, a pause or a renewal); ``due_heads`` claims the urgent lines due first. A record or a done item
+# that moves a line's head leaves its entry as it was (an ordinary send or processing costs no command more; the
+# next head of an urgent line is due at once, 0 or a day early, first of the ordinary ones anyway). The claim brings
+# an entry it meets in line with its line (``follow``): timed as in ``heads`` (its head leased, or timed by an
+# instance of the version before), or dropped once the line's head is past its last urgent id or the line is gone.
+# An ordinary claim costs one ZRANGEBYSCORE of ``urgent`` more, usually empty.
+_URGENT = """
+local function urgent_keys(heads)
+  local prefix = string.sub(heads, 1, -6)  -- '…heads': its slot's prefix
+  return prefix .. 'urgent', prefix .. 'urgent_to'
+end
+local function follow(heads, line, owner)  -- the line's heads score if it is still urgent, else nil
+  local urgent, marks = urgent_keys(heads)
+  local mark = redis.call('HGET', marks, owner)
+  local head = mark and redis.call('ZRANGE', line, 0, 0, 'WITHSCORES') or {}
+  local at = redis.call('ZSCORE', heads, owner)
+  if head[2] and at and tonumber(head[2]) <= tonumber(mark) then
+    redis.call('ZADD', urgent, at, owner)
+    return tonumber(at)
+  end
+  redis.call('ZREM', urgent, owner)
+  if mark and (not head[2] or tonumber(head[2]) > tonumber(mark)) then redis.call('HDEL', marks, owner) end
+  return nil
+end
+local function urge(heads, line, owner, id)
+  local _, marks = urgent_keys(heads)
+  local seq = redis.call('ZSCORE', line, id)
+  if seq and tonumber(seq) > tonumber(redis.call('HGET', marks, owner) or '-1') then
+    redis.call('HSET', marks, owner, seq)
+  end
+  follow(heads, line, owner)
+end
+local function retime(heads, owner, at)
+  redis.call('ZADD', heads, at, owner)
+  redis.call('ZADD', (urgent_keys(heads)), 'XX', at, owner)
+end
+"""
+
 # A sender's (inbox) or a conversation's (outbox) line of pending ids changed: its head's due time heads ``heads``.
 # ``items`` prefixes an id to name its item hash (same slot); with items = false the head is due at ``at`` if
 # given (the outbox's caller holds that item under a lease ending then: the rest of its run), else at once (0),
@@ -122,25 +165,41 @@ end
 # line's owner scored by when its head is due. ``join`` lists an id (the owner joins the heads with the line's first
 # id); ``due_heads`` claims the due owners for a lease (their score becomes its end) and gives {owner, head id, the
 # next ids}: the line's first ``run`` ids.
-_LINES = """
+_LINES = (
+    _URGENT
+    + """
 local function join(line, seq, heads, id, owner, due)
   redis.call('ZADD', line, redis.call('INCR', seq), id)
   if redis.call('ZCARD', line) == 1 then redis.call('ZADD', heads, due, owner) end
 end
 local function due_heads(heads, lines, now, limit, lease_end, run)
   local found = {}
-  for _, owner in ipairs(redis.call('ZRANGEBYSCORE', heads, '-inf', now, 'LIMIT', 0, limit)) do
+  local function claim(owner)
     local ids = redis.call('ZRANGE', lines .. owner, 0, run - 1)
     if ids[1] then
       redis.call('ZADD', heads, lease_end, owner)
       table.insert(found, {owner, unpack(ids)})
-    else
-      redis.call('ZREM', heads, owner)
+      return true
+    end
+    redis.call('ZREM', heads, owner)
+    return false
+  end
+  -- the urgent lines due first, their ``heads`` score due too (``follow``: an entry out of step is timed as its
+  -- line, or dropped)
+  local urgent = urgent_keys(heads)
+  for _, owner in ipairs(redis.call('ZRANGEBYSCORE', urgent, '-inf', now, 'LIMIT', 0, limit)) do
+    local at = follow(heads, lines .. owner, owner)
+    if at and at <= tonumber(now) and claim(owner) then redis.call('ZADD', urgent, lease_end, owner) end
+  end
+  if #found < tonumber(limit) then  -- then the ordinary ones (an urgent line claimed above is leased: not again)
+    for _, owner in ipairs(redis.call('ZRANGEBYSCORE', heads, '-inf', now, 'LIMIT', 0, tonumber(limit) - #found)) do
+      claim(owner)
     end
   end
   return found
 end
 """
+)
 
 # The fencing token: an outbox item held under a lease whose end (µs) ``token`` is, or '' (unfenced).
 _HELD = """
@@ -582,7 +641,8 @@ return 1
 # id, next µs, created µs. Each listed once, however often it runs; an id listed after its item was resolved is
 # dropped by ``outbox_due``. An item due before it was written (a risky turn's reply: ``Dispatcher.emit``) takes its
 # line ahead when the line's head waits (due by then: neither leased nor backing off): the head is due at its time,
-# and the conversation's earlier replies go first with it, in order (their items are due already).
+# and the conversation's earlier replies go first with it, in order (their items are due already); the line is
+# urgent (``_URGENT``) until it is resolved, whatever their state.
 _OUTBOX_LIST = (
     _LINES
     + """
@@ -598,6 +658,7 @@ for i = 2, #ARGV, 3 do
     if due < created then
       local head = tonumber(redis.call('ZSCORE', KEYS[2], ARGV[1]))
       if head and head <= created and head > due then redis.call('ZADD', KEYS[2], ARGV[i + 1], ARGV[1]) end
+      urge(KEYS[2], KEYS[1], ARGV[1], ARGV[i])  -- and its line stays urgent until it is resolved
     end
     table.insert(pending, ARGV[i + 2])
     table.insert(pending, ARGV[1] .. ' ' .. ARGV[i])
@@ -669,14 +730,15 @@ return answers
 # item. Heads follow the line's head: due at ``ARGV[3]`` while this id heads it; once dropped, at ``ARGV[4]`` if
 # given, else at once (``outbox_claim`` reads).
 _OUTBOX_LINE = (
-    _REHEAD
+    _URGENT
+    + _REHEAD
     + """
 if ARGV[3] == '' then
   redis.call('ZREM', KEYS[1], ARGV[1])
   redis.call('ZREM', KEYS[3], ARGV[2] .. ' ' .. ARGV[1])
   rehead(KEYS[2], KEYS[1], ARGV[2], false, ARGV[4] ~= '' and ARGV[4] or nil)
 elseif redis.call('ZRANGE', KEYS[1], 0, 0)[1] == ARGV[1] then
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+  retime(KEYS[2], ARGV[2], ARGV[3])
 end
 return 1
 """
@@ -933,7 +995,8 @@ return #members
 # The inbox: every key under "hg:{inbox}:" (ARGV[1]), one slot.
 # KEYS: heads, sequence. ARGV: prefix, then per item: id, sender key, payload, received µs, next µs. An item due
 # before it was received (a risky message) takes its sender's earlier items that wait (due by then: neither leased
-# nor backing off) to its time, and the line's place in ``heads`` with them.
+# nor backing off) to its time, and the line's place in ``heads`` with them; the line is urgent (``_URGENT``) until
+# it is done, whatever their state.
 _INBOX_PUT = (
     _LINES
     + _REHEAD
@@ -954,6 +1017,7 @@ for i = 2, #ARGV, 5 do
         end
       end
       rehead(KEYS[1], line, ARGV[i + 1], ARGV[1] .. 'item:')
+      urge(KEYS[1], line, ARGV[i + 1], ARGV[i])  -- and its line stays urgent until it is done
     end
   end
 end
@@ -1007,16 +1071,19 @@ return 1
 
 # KEYS: item, heads. ARGV: prefix, id, next µs, attempts, the holder's lease end µs ('' : unfenced). A lease that
 # lapsed (the item handed out again since, its ``next_us`` another lease's end) changes nothing.
-_INBOX_RETRY = """
+_INBOX_RETRY = (
+    _URGENT
+    + """
 local sender = redis.call('HGET', KEYS[1], 'sender')
 if not sender then return 0 end
 if ARGV[5] ~= '' and redis.call('HGET', KEYS[1], 'next_us') ~= ARGV[5] then return 0 end
 redis.call('HSET', KEYS[1], 'next_us', ARGV[3], 'attempts', ARGV[4])
 if redis.call('ZRANGE', ARGV[1] .. 'sender:' .. sender, 0, 0)[1] == ARGV[2] then
-  redis.call('ZADD', KEYS[2], ARGV[3], sender)
+  retime(KEYS[2], sender, ARGV[3])
 end
 return 1
 """
+)
 
 # KEYS: the conversation lock. ARGV: its holder's token. The release ``Lock.release`` makes, as a pipeline step
 # (``RedisStore.locked_batch``): a lapsed lock, somebody else's now, is left alone.

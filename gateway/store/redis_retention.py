@@ -92,6 +92,8 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
         for name, value in claims:  # as read: one renewed meanwhile is its live owner's, marked once processed
             pipe.eval(SCRIPTS["delete_if"], 1, name, value)
         pipe.zrem(K.OUTBOX + "heads", conversation_id)
+        pipe.zrem(K.OUTBOX + "urgent", conversation_id)  # a risky turn's line (redis_lua.py, ``_URGENT``)
+        pipe.hdel(K.OUTBOX + "urgent_to", conversation_id)
         pipe.zrem(K.key("timers"), *timers)
         pipe.eval(SCRIPTS["late_forget"], 2, K.LATE_HELD, K.LATE_INFO, conversation_id + " ", "prefix")
         pipe.eval(SCRIPTS["remove_from_queue"], 1, K.QUEUE + "entries", K.QUEUE, conversation_id, "1" if erase else "0")

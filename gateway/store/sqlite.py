@@ -176,14 +176,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, conversation_id TEXT NOT NULL,
     payload TEXT NOT NULL, created_us INTEGER NOT NULL, next_us INTEGER NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, status TEXT NOT NULL DEFAULT 'pending',
-    provider_message_id TEXT, parts_sent INTEGER NOT NULL DEFAULT 0);
+    provider_message_id TEXT, parts_sent INTEGER NOT NULL DEFAULT 0, urgent INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (conversation_id, seq) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS outbox_resolved ON outbox (created_us) WHERE status != 'pending';
 CREATE INDEX IF NOT EXISTS outbox_waiting ON outbox (created_us) WHERE status = 'pending';
 CREATE TABLE IF NOT EXISTS inbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, sender_key TEXT NOT NULL,
     payload TEXT NOT NULL, received_us INTEGER NOT NULL, next_us INTEGER NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0);
+    attempts INTEGER NOT NULL DEFAULT 0, urgent INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS inbox_sender ON inbox (sender_key, seq);
 CREATE TABLE IF NOT EXISTS inbox_aside (
     id TEXT PRIMARY KEY, sender_key TEXT NOT NULL, payload TEXT NOT NULL, received_us INTEGER NOT NULL,
@@ -340,6 +340,10 @@ def _add_missing_columns(conn: sqlite3.Connection, keys: DataKeys) -> None:
     outbox = {row["name"] for row in conn.execute("PRAGMA table_info(outbox)")}
     if "parts_sent" not in outbox:
         conn.execute("ALTER TABLE outbox ADD COLUMN parts_sent INTEGER NOT NULL DEFAULT 0")
+    if "urgent" not in outbox:  # a risky turn's line, ahead of the ordinary ones whenever due (``_DUE_HEADS``)
+        conn.execute("ALTER TABLE outbox ADD COLUMN urgent INTEGER NOT NULL DEFAULT 0")
+    if "urgent" not in {row["name"] for row in conn.execute("PRAGMA table_info(inbox)")}:  # as the outbox's
+        conn.execute("ALTER TABLE inbox ADD COLUMN urgent INTEGER NOT NULL DEFAULT 0")
     queue = {row["name"] for row in conn.execute("PRAGMA table_info(queue)")}
     if "flag" not in queue:  # the flag a waiting entry's priority was raised for (``QueueEntry.flag``)
         conn.execute("ALTER TABLE queue ADD COLUMN flag TEXT")
@@ -1130,6 +1134,7 @@ class SqliteStore:
                                " VALUES (?, ?, ?, ?, ?)", row)  # fmt: skip
             if put.rowcount == 1 and row[4] < row[3]:  # a risky turn's reply: its conversation's earlier ones waiting
                 conn.execute(_OUTBOX_AHEAD, (row[4], row[1], row[0], row[3], row[4]))  # go with it
+                conn.execute(_OUTBOX_URGENT, (row[1], row[0]))  # and its line stays ahead until it is sent
             if put.rowcount == 1 and item.awaits_read:
                 conn.execute("UPDATE transcript SET unread_us = ? WHERE id = ? AND conversation_id = ?"
                              " AND delivery = 'pending'", (row[3], item.id, item.conversation_id))  # fmt: skip
@@ -1300,6 +1305,7 @@ class SqliteStore:
                     ).rowcount
                     if added and row[4] < row[3]:  # a risky message: its sender's earlier items waiting go with it
                         conn.execute(_INBOX_AHEAD, (row[4], row[1], row[0], row[3], row[4]))
+                        conn.execute(_INBOX_URGENT, (row[1], row[0]))  # and its line stays ahead until it is done
 
         await self._run(work)
 
@@ -1718,13 +1724,14 @@ class SqliteStore:
         return [loads_sealed(self._keys, "referral", row["data"], Referral.from_dict) for row in rows]
 
 
-# The earliest pending item of each conversation, if it is due.
+# The earliest pending item of each conversation, if it is due: the urgent ones (a risky turn's line,
+# ``_OUTBOX_URGENT``) first, however often they were rescheduled, then by due time.
 _DUE_HEADS = f"""
 SELECT o.seq, {_OUTBOX_COLUMNS} FROM outbox AS o
 WHERE o.status = 'pending' AND o.next_us <= ?
   AND o.seq = (SELECT MIN(p.seq) FROM outbox AS p
                WHERE p.conversation_id = o.conversation_id AND p.status = 'pending')
-ORDER BY o.next_us, o.seq LIMIT ?
+ORDER BY o.urgent DESC, o.next_us, o.seq LIMIT ?
 """
 # A risky turn's reply's conversation's earlier pending items that wait (due by its writing: neither leased nor backing
 # off): due at its time, so that its line is handed out before the ordinary ones (``OutboxStore.outbox_put``).
@@ -1732,6 +1739,12 @@ _OUTBOX_AHEAD = """
 UPDATE outbox SET next_us = ?
 WHERE conversation_id = ? AND status = 'pending' AND seq < (SELECT seq FROM outbox WHERE id = ?) AND next_us <= ?
   AND next_us > ?
+"""
+# A risky turn's reply and its conversation's pending items before it (whatever their state) are urgent for their whole
+# life: once due, handed out before the ordinary ones (``_DUE_HEADS``), rescheduled or not.
+_OUTBOX_URGENT = """
+UPDATE outbox SET urgent = 1
+WHERE conversation_id = ? AND status = 'pending' AND seq <= (SELECT seq FROM outbox WHERE id = ?)
 """
 # A conversation's pending items after one (its seq), in order, on the partial index ``outbox_pending``.
 _RUN_AFTER = f"""
@@ -1741,18 +1754,21 @@ WHERE conversation_id = ? AND status = 'pending' AND seq > ? ORDER BY seq LIMIT 
 
 
 _INBOX_WAITING = "SELECT 1 FROM inbox WHERE sender_key = ? LIMIT 1"
-# The earliest item of each sender, if it is due.
 # A risky message's sender's earlier items that wait (due by its arrival: neither leased nor backing off): due at
 # its time, so that the line is handed out before the ordinary senders' (``InboxStore.inbox_put``).
 _INBOX_AHEAD = """
 UPDATE inbox SET next_us = ?
 WHERE sender_key = ? AND seq < (SELECT seq FROM inbox WHERE id = ?) AND next_us <= ? AND next_us > ?
 """
+# A risky message and its sender's items before it are urgent for their whole life, as the outbox's
+# (``_OUTBOX_URGENT``).
+_INBOX_URGENT = "UPDATE inbox SET urgent = 1 WHERE sender_key = ? AND seq <= (SELECT seq FROM inbox WHERE id = ?)"
 
+# The earliest item of each sender, if it is due, the urgent ones first (``_INBOX_URGENT``).
 _INBOX_HEADS = """
 SELECT * FROM inbox AS i
 WHERE i.next_us <= ? AND i.seq = (SELECT MIN(p.seq) FROM inbox AS p WHERE p.sender_key = i.sender_key)
-ORDER BY i.next_us, i.seq LIMIT ?
+ORDER BY i.urgent DESC, i.next_us, i.seq LIMIT ?
 """
 
 

@@ -1303,3 +1303,56 @@ async def test_uploads_keep_their_bytes_and_type(store: Store) -> None:
     await store.put_upload("c1/u1", "image/jpeg", b"\xff\xd8")
     assert await store.get_upload("c1/u1") == ("image/jpeg", b"\xff\xd8")
     assert await store.get_upload("c1/nothing") is None
+
+
+async def test_a_risky_turns_reply_rescheduled_stays_ahead_of_the_backlog_once_due_and_not_before(
+    store: Store,
+) -> None:
+    """A risky turn's replies are urgent for their whole life, not only at their first due time: rescheduled (its
+    channel paused, a retry, a run given back) to T, they wait until T, then go before every ordinary item due by
+    then, its conversation's earlier reply first, in order, once each (until 2026-12-05 the urgency was lost at the
+    first reschedule: the line then waited behind every ordinary reply due before T, and behind those due at T
+    too whose conversation sorted first)."""
+    later, ahead, paused = T0 + timedelta(seconds=1), T0 - timedelta(days=1), minutes(1)
+    await store.outbox_put(outbound("z1", "Z"))  # an ordinary reply, then the risky turn's two
+    await store.outbox_put(outbound("z2", "Z", later, next_attempt_at=ahead))
+    await store.outbox_put(outbound("z3", "Z", later, next_attempt_at=ahead))
+    z1, z2, z3 = await store.outbox_due(later, 10, run=8, lease_seconds=30)
+    assert await store.outbox_reschedule("Z", "z1", paused, 0, "paused", lease=z1.next_attempt_at)  # its channel
+    for rest in (z2, z3):  # the run's next items given back, due once they head the line again
+        assert await store.outbox_reschedule("Z", rest.id, later, 0, "", lease=rest.next_attempt_at)
+    for n in range(3):  # the backlog: due before the pause's end, or at it (paused as well)
+        await store.outbox_put(outbound(f"b{n}", f"B{n}", minutes(0.5)))
+        await store.outbox_put(outbound(f"p{n}", f"P{n}"))
+        [p] = await store.outbox_due(later, 1, lease_seconds=30)
+        assert await store.outbox_reschedule(p.conversation_id, p.id, paused, 0, "paused", lease=p.next_attempt_at)
+    assert await store.outbox_due(minutes(0.4), 10) == []  # never before its time
+    first = await store.outbox_due(minutes(2), 1, run=8)
+    assert [i.id for i in first] == ["z1", "z2", "z3"]
+    assert {i.conversation_id for i in await store.outbox_due(minutes(2), 10, run=8)} == {
+        *(f"B{n}" for n in range(3)),
+        *(f"P{n}" for n in range(3)),
+    }  # then the backlog, Z's items not again
+
+
+async def test_a_risky_inbox_item_retried_stays_ahead_of_the_backlog_once_due_and_not_before(store: Store) -> None:
+    """A risky message is urgent for its whole life: retried (a store failure, a bug) to T, it waits until T, then
+    goes before every ordinary item due by then, its sender's earlier message first (until 2026-12-05 its urgency
+    was lost at the first retry: it waited behind every ordinary item due before T)."""
+    later, ahead, retry = T0 + timedelta(seconds=1), T0 - timedelta(days=1), minutes(1)
+    await store.inbox_put([inboxed("z1", "Z")])
+    await store.inbox_put([InboxItem("z2", "Z", {"text": "risky"}, later, ahead)])
+    [z1] = await store.inbox_due(later, 10, lease_seconds=30)
+    assert z1.id == "z1"
+    assert await store.inbox_retry("z1", retry, 1, lease=z1.next_attempt_at)
+    await store.inbox_put([inboxed(f"b{n}", f"B{n}", minutes(0.5)) for n in range(3)])
+    assert await store.inbox_due(minutes(0.4), 10) == []  # never before its time
+    assert [i.id for i in await store.inbox_due(minutes(2), 1, lease_seconds=30)] == ["z1"]
+    assert await store.inbox_done("z1")
+    [z2] = await store.inbox_due(minutes(2), 1, lease_seconds=30)
+    assert z2.id == "z2"
+    assert await store.inbox_retry("z2", minutes(3), 1, lease=z2.next_attempt_at)  # the risky one itself retried
+    await store.inbox_put([inboxed(f"c{n}", f"C{n}", minutes(2.5)) for n in range(3)])
+    assert [i.id for i in await store.inbox_due(minutes(4), 1)] == ["z2"]
+    assert {i.id for i in await store.inbox_due(minutes(4), 10)} == {*(f"b{n}" for n in range(3)),
+                                                                      *(f"c{n}" for n in range(3))}  # fmt: skip
