@@ -13,7 +13,7 @@
   var state = {
     me: null, flow: null, waiting: [], mine: [], others: [], fetchedAt: Date.now(), known: null,
     current: null, via: {}, shown: {}, mode: "reply", typingSent: 0, typingTimer: null, queueTimer: null, historyTimer: null, erased: {}, newArrival: false,
-    draft: null, sending: false, lost: {}, closing: null, closeNotes: null, referring: null, acting: {}
+    draft: null, sending: false, lost: {}, closing: null, closeNotes: null, referring: null, acting: {}, opening: null
   };
 
   // ----- start ----------------------------------------------------------------------------------------------
@@ -81,18 +81,33 @@
   // ----- live events ----------------------------------------------------------------------------------------
 
   /* Receipts can overtake the transcript they update (a "read" sent while the conversation is still loading):
-     the latest one of each entry is kept and applied when the entry is drawn. Forward only, failed aside. */
+     the latest one of each entry is kept and applied when the entry is drawn. Forward only, failed aside. Only
+     those of the conversation shown and of the one being opened (state.opening) are kept, by conversation: a
+     supervisor's console gets every conversation's, and kept each one for the whole shift. */
   var DELIVERY_RANK = { pending: 0, sent: 1, delivered: 2, read: 3 };
-  var receipts = {};
+  var receipts = {};  // conversation id → entry id → its latest delivery
 
-  function latestDelivery(id, delivery) {
-    var seen = receipts[id];
+  function latestDelivery(conversation, id, delivery) {
+    var seen = (receipts[conversation] || {})[id];
     if (seen && delivery !== "failed" && (DELIVERY_RANK[seen] || 0) > (DELIVERY_RANK[delivery] || 0)) { return seen; }
     return delivery;
   }
 
+  function keepReceipt(event) {
+    var id = event.conversation_id;
+    if (id !== (state.current && state.current.id) && id !== state.opening) { return; }
+    receipts[id] = receipts[id] || {};
+    receipts[id][event.id] = latestDelivery(id, event.id, event.delivery);
+  }
+
+  function forgetReceipts() {  // another conversation shown: those of the one before go
+    Object.keys(receipts).forEach(function (id) {
+      if (id !== (state.current && state.current.id) && id !== state.opening) { delete receipts[id]; }
+    });
+  }
+
   function onEvent(event) {
-    if (event.type === "delivery") { receipts[event.id] = latestDelivery(event.id, event.delivery); }
+    if (event.type === "delivery") { keepReceipt(event); }
     var current = state.current && event.conversation_id === state.current.id;
     if (event.type === "queue" || event.type === "status" || event.type === "language") { scheduleQueue(); }
     if (event.type === "presence" && state.me && state.me.supervisor) { scheduleQueue(); }  // who is away, live
@@ -130,7 +145,7 @@
       }
     } else if (event.type === "delivery") {
       var mark = document.querySelector('[data-entry="' + CSS.escape(event.id) + '"] .delivery');
-      if (mark) { setDelivery(mark, receipts[event.id]); }
+      if (mark) { setDelivery(mark, latestDelivery(state.current.id, event.id, event.delivery)); }
     } else if (event.type === "typing" && event.who === "user") {
       $("user-typing").hidden = false;
       clearTimeout(state.typingTimer);
@@ -338,8 +353,10 @@
   /* `acted`: the listener has just taken or acted on it; a private note chosen before never outlives that. */
   function openConversation(id, acted) {
     var via = state.via[id] ? "?via=" + encodeURIComponent(state.via[id]) : "";  // an earlier one of a held conversation
+    state.opening = id;  // its receipts are kept from now on (keepReceipt)
     return api("GET", "/api/conversations/" + id + via).then(function (response) {
-      if (!response.ok) { unavailable(id, response); return; }
+      if (state.opening === id) { state.opening = null; }
+      if (!response.ok) { forgetReceipts(); unavailable(id, response); return; }
       var changed = !state.current || state.current.id !== id;
       $("gone").hidden = true;
       state.gone = null;
@@ -353,6 +370,7 @@
       }
       // A note written stays a note through a take: only its author turns it into a reply.
       if ((changed || acted) && draft && draft.mode === "note" && $("reply").value.trim()) { state.mode = "note"; }
+      if (changed) { forgetReceipts(); }
       renderConversation(changed);
       document.querySelectorAll(".card").forEach(function (node) { node.classList.toggle("selected", node.dataset.id === id); });
     });
@@ -485,7 +503,7 @@
     var said = item.textContent;  // without its delivery mark, which changes as it goes (sent, delivered, read)
     if (entry.author === "bot" || entry.author === "listener") {
       var mark = el("span", "delivery");
-      setDelivery(mark, latestDelivery(entry.id, entry.delivery));
+      setDelivery(mark, latestDelivery(state.current.id, entry.id, entry.delivery));
       item.appendChild(mark);
     }
     list.appendChild(item);
@@ -751,6 +769,7 @@
     $("conversation").hidden = true;
     $("placeholder").hidden = false;
     state.current = null;
+    forgetReceipts();
     history.replaceState(null, "", location.pathname);
     document.querySelectorAll(".card.selected").forEach(function (node) { node.classList.remove("selected"); });
   }
