@@ -1,5 +1,5 @@
-"""A night shift, compressed, in a real Chromium: the console of a supervisor stays open while a thousand live
-events pass (every conversation's deliveries, for the supervisors). What
+"""A night shift, compressed, in a real Chromium: the console of a supervisor and the supervision board stay open
+while thousands of live events pass (every conversation's deliveries and risk flags, for the supervisors). What
 each page keeps of them is bounded by what it shows, not by the events it has seen: a wall screen left on all night
 is not a page whose state grows with every message of every young person.
 
@@ -17,10 +17,13 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import BrowserContext, Page, expect
 
 from gateway.app import STORE
-from gateway.events import DeliveryChanged, Typing
+from gateway.conversation import RiskFlag
+from gateway.events import Alert, DeliveryChanged, FlagRaised, QueueChanged, Typing
 from gateway.store import Delivery
+from tests.e2e.channel_support import eventually
 from tests.e2e.test_chat import open_chat, walk_to_queue
 from tests.e2e.test_console import add_listeners, log_in
+from tests.e2e.test_supervision_flags import supervision_page
 
 pytestmark = pytest.mark.browser
 
@@ -86,3 +89,26 @@ async def test_a_supervisors_console_keeps_the_receipts_of_the_conversation_it_s
     assert entry is not None
     await store.publish(DeliveryChanged(shown, entry, Delivery.FAILED))
     await expect(mark).to_have_class("delivery failed")
+
+
+async def test_the_board_keeps_the_highlights_of_the_messages_it_shows_only(
+    desk: BrowserContext, server: TestServer
+) -> None:
+    """The board highlights a message flagged while it is open: each one's id was kept for the whole night, those
+    of conversations long closed too."""
+    await add_listeners(server, supervisor="sam")
+    board = await supervision_page(desk, server)
+    store = server.app[STORE]
+    for batch in range(BATCHES):
+        for _ in range(PER_BATCH):
+            await store.publish(FlagRaised(uuid.uuid4().hex, uuid.uuid4().hex, RiskFlag("abuse_home", 0.9, "model")))
+        await store.publish(Alert("login_locked", f"lot {batch}", ""))  # after the batch: all of it was read
+        await expect(board.locator("#alerts li").first).to_contain_text(f"lot {batch}")
+    await store.publish(QueueChanged())  # a reload of the flags asked after all of them
+
+    async def forgotten() -> bool:
+        return await kept(board, "document", "hg:live", "live") == 0
+
+    await eventually(forgotten)
+    await expect(board.locator("#flagged-none")).to_be_visible()
+    await expect(board.locator("#connection")).to_have_text("En direct")

@@ -35,9 +35,13 @@
   HG.onLanguage(function () { drawn = {}; render(shown); });
 
   /* A flag read now: highlighted at once where its message is shown (a stronger reading of it), else when the
-     reload that follows draws it. */
+     reload that follows draws it. Kept (with the count of reloads asked by then) while its message is shown: a
+     reload asked after it that does not draw it (its conversation ended) forgets it, so that a board left on all
+     night does not keep the id of every message flagged since it opened. */
+  var asked = 0;
+
   function flagged(event) {
-    live[event.entry_id] = true;
+    live[event.entry_id] = asked;
     var row = $("flagged").querySelector('[data-entry="' + CSS.escape(event.entry_id) + '"]');
     if (row) { HG.showFlag(row, event.flag); row.classList.add("flash"); }
   }
@@ -56,13 +60,21 @@
     if (loading) { again = true; return; }
     loading = true;
     last = Date.now();
+    var mine = ++asked;
     var done = function () {
       loading = false;
       if (again) { again = false; loadSoon(); }
     };
     HG.api("GET", "/api/supervision/flags").then(function (response) {
-      if (response.ok) { render(response.data.flagged); }
+      if (response.ok) { render(response.data.flagged); forget(response.data.flagged, mine); }
     }).then(done, done);
+  }
+
+  /* The highlights of messages flagged before reload ``mine`` was asked, which it does not show: gone. */
+  function forget(conversations, mine) {
+    var shownIds = {};
+    conversations.forEach(function (c) { c.messages.forEach(function (m) { shownIds[m.id] = true; }); });
+    Object.keys(live).forEach(function (id) { if (!shownIds[id] && live[id] < mine) { delete live[id]; } });
   }
 
   /* A conversation whose card and flags did not change keeps its node (a highlight goes on to its end). */
