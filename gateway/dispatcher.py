@@ -253,6 +253,8 @@ class Dispatcher:
 
     async def _process_claimed(self, inbound: Inbound, key: str, owner: str) -> bool:
         reading, later = await self._read(inbound)  # before the lock: a slow model holds no conversation up
+        if inbound.edited and not await self._edit_counts(inbound, reading):
+            return True  # done: nothing to record (its claim lapses by itself; a redelivery is looked at again)
         claim = Claim(key, owner, self.claim_seconds, DEDUPE_TTL_SECONDS)
         found = await self._locked(inbound, claim, reading, later, look=self.complete_leaving is not None)
         if isinstance(found, _Ending):
@@ -267,6 +269,17 @@ class Dispatcher:
             self.late.offer(Late(current.id, inbound_entry_id(inbound), inbound.text, reading, reading is not None))
         self._on_outgoing()  # the outbox may have looked before the batch's writes were made
         return True
+
+    async def _edit_counts(self, inbound: Inbound, reading: Reading | None) -> bool:
+        """Whether a message the young person edited is recorded: when its new words read a risk (escalate, never
+        silence: a conversation is started for it if none is open), or when their conversation is open (the listener,
+        or later the late reading, sees it; ``_process`` answers it only if it reads a risk). An edit of a message of
+        a conversation that ended, with nothing risky in it, starts nothing (a live location's updates, a typo)."""
+        if not inbound.text.strip():
+            return False
+        if self.flows.engine().decide(inbound.text, reading).flag is not None:
+            return True
+        return await self.store.find_active_conversation(inbound.channel, inbound.sender) is not None
 
     async def _erase_confirmed(self, conversation: Conversation, key: str) -> None:
         """The erasure the young person just confirmed, tried again through store failures for
@@ -480,7 +493,8 @@ class Dispatcher:
             conversation.flagged_at = now  # the supervision board's order: the latest flag first
             if flag.replaces(conversation.flag):
                 conversation.flag = flag  # the strongest so far, for the queue card
-        erasure = await self._erasure_turn(conversation, engine, inbound, flag, now)
+        # an edit is never a command nor an answer to the erasure question
+        erasure = None if inbound.edited else await self._erasure_turn(conversation, engine, inbound, flag, now)
         if erasure is not None:
             _remember(engine, conversation, inbound, quiet=found is None and joined is None)
             if erasure and self.eraser is not None:  # listed in the message's commit: finished even if we die now
@@ -488,7 +502,8 @@ class Dispatcher:
             await self.store.save_conversation(conversation, done=done)
             return erasure
         if conversation.status == Status.BOT:
-            await self._bot_turn(conversation, inbound, now, reading, joined)
+            if flag is not None or not inbound.edited:  # an edit is answered only for a risk it reads (the interrupt):
+                await self._bot_turn(conversation, inbound, now, reading, joined)  # never as the question's answer
         elif conversation.status in (Status.QUEUED, Status.WITH_LISTENER):
             await self.store.set_timer(
                 conversation.id, TimerKind.IDLE_CLOSE, self.idle_close_at(conversation, engine, now)

@@ -92,6 +92,8 @@ def sender_key(keyed: KeyedHash, inbound: Inbound) -> str:
 def inbound_to_dict(inbound: Inbound) -> dict[str, Any]:
     data = asdict(inbound)
     data["channel"] = inbound.channel.value
+    if not inbound.edited:  # the usual case: its stored form as before edits were read
+        del data["edited"]
     return data
 
 
@@ -100,7 +102,7 @@ def inbound_from_dict(data: dict[str, Any]) -> Inbound:
         channel=ChannelName(data["channel"]), sender=data["sender"], message_id=data["message_id"],
         text=data.get("text", ""), payload=data.get("payload"),
         attachments=tuple(Attachment(**a) for a in data.get("attachments", ())),
-        language_hint=data.get("language_hint"),
+        language_hint=data.get("language_hint"), edited=bool(data.get("edited", False)),
     )  # fmt: skip
 
 

@@ -67,6 +67,10 @@ class Inbound:
     payload: str | None = None  # value of a tapped button, when the channel tells it apart from text
     attachments: tuple[Attachment, ...] = ()
     language_hint: str | None = None
+    # the new text of a message the young person edited after sending it (Telegram's ``edited_message``, Messenger's
+    # ``message_edit``): read for a risk and shown to a listener, never taken as an answer to the bot's question
+    # (``Dispatcher._process``); ``message_id`` is the edit's own
+    edited: bool = False
 
 
 @dataclass(frozen=True, slots=True)

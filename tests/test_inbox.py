@@ -19,7 +19,7 @@ from gateway.app import STORE
 from gateway.dispatcher import Dispatcher
 from gateway.flowset import FlowSet
 from gateway.ids import inbound_key
-from gateway.inbox import Inbox, inbound_to_dict, sender_key
+from gateway.inbox import Inbox, inbound_from_dict, inbound_to_dict, sender_key
 from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound
 from gateway.metrics import Metrics
@@ -214,3 +214,13 @@ def test_the_inbox_orders_by_a_keyed_hash_of_the_identity_never_a_plain_digest()
     assert sender_key(KEYED, inbound) != plain
     assert sender_key(KEYED, inbound) != sender_key(KeyedHash("another-secret"), inbound)
     assert sender_key(KEYED, inbound) == sender_key(KEYED, message("+33612345678", 1))  # one key per person
+
+
+def test_an_edit_keeps_what_it_is_through_the_inbox_and_an_ordinary_message_its_stored_form() -> None:
+    """An edited message (``Inbound.edited``) deferred to the inbox is still an edit when processed (never the
+    answer to the bot's question); an ordinary one is stored as before edits were read (an instance of the version
+    before reads it)."""
+    edit = Inbound(ChannelName.TELEGRAM, "424242", "8", text="je vais me tuer", edited=True)
+    ordinary = Inbound(ChannelName.TELEGRAM, "424242", "9", text="bonjour")
+    assert inbound_from_dict(inbound_to_dict(edit)) == edit
+    assert "edited" not in inbound_to_dict(ordinary) and inbound_from_dict(inbound_to_dict(ordinary)) == ordinary

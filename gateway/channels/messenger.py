@@ -267,6 +267,12 @@ class _Postback(_Part):
     title: Text = ""
 
 
+class _MessageEdit(_Part):
+    mid: Text | None = None
+    text: Text = ""
+    num_edit: StrictInt | Text = 0
+
+
 class _Delivery(_Part):
     watermark: StrictInt
     mids: list[Text] = []
@@ -281,6 +287,7 @@ class _Item(_Part):
     timestamp: Annotated[StrictInt, Field(ge=0, le=MAX_TIMESTAMP_MS)] | None = None  # ms since 1970
     message: _Message | None = None
     postback: _Postback | None = None
+    message_edit: _MessageEdit | None = None  # the ``message_edits`` webhook field: docs/channels.md
     delivery: _Delivery | None = None
     read: _Read | None = None
 
@@ -329,6 +336,9 @@ def _parse_item(item: _Item) -> tuple[list[Inbound], list[Receipt]]:
         return ([], []) if item.message.is_echo else ([_inbound_message(sender, item.timestamp, item.message)], [])
     if item.postback is not None:
         return [_inbound_postback(sender, item.timestamp, item.postback)], []
+    if item.message_edit is not None:  # an edit without words or without the message it edits says nothing
+        edit = item.message_edit
+        return ([_inbound_edit(sender, edit.mid, edit)] if edit.mid and edit.text.strip() else []), []
     if item.delivery is not None:
         return [], _delivery_receipts(sender, item.delivery)
     if item.read is not None:
@@ -356,6 +366,15 @@ def _inbound_postback(sender: str, timestamp: int | None, postback: _Postback) -
         text=postback.title,
         payload=postback.payload,
     )
+
+
+def _inbound_edit(sender: str, mid: str, edit: _MessageEdit) -> Inbound:
+    """A message the young person edited: its new words (``Inbound.edited``), under an id of its own (the edited
+    message's ``mid`` and how many times it was edited: Messenger allows five)."""
+    return Inbound(
+        channel=ChannelName.MESSENGER, sender=sender, message_id=f"{mid}#edit{edit.num_edit}", text=edit.text,
+        edited=True,
+    )  # fmt: skip
 
 
 def _delivery_receipts(sender: str, delivery: _Delivery) -> list[Receipt]:

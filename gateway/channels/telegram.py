@@ -25,6 +25,7 @@ import re
 import time
 import warnings
 from collections.abc import Awaitable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import aiohttp
@@ -68,7 +69,7 @@ INDEX_PREFIX = "c:"
 FILE_PREFIX = "tg-file:"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 WEBHOOK_PATH = "/webhooks/telegram"
-ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 WEBHOOK_PORTS = frozenset({443, 80, 88, 8443})
 API_HOST = "api.telegram.org"
 # Service messages Telegram posts in a private chat as "message" updates, none of them written by the young person:
@@ -322,6 +323,8 @@ def _button(choice: Choice, number: int) -> InlineKeyboardButton:
 def _inbound(update: Update) -> Inbound | None:
     if update.message is not None:
         return _from_message(update.update_id, update.message)
+    if update.edited_message is not None:
+        return _from_edit(update.update_id, update.edited_message)
     query = update.callback_query
     if query is not None and query.data is not None and query.message is not None:
         return _from_button(update.update_id, query.message, _text(query.data, "data"), query.from_user.language_code)
@@ -354,6 +357,15 @@ def _from_message(update_id: int, message: Message) -> Inbound | None:
         attachments=_attachments(message),
         language_hint=_language(sender.language_code if sender else None),
     )
+
+
+def _from_edit(update_id: int, message: Message) -> Inbound | None:
+    """A message the young person edited: its new words (``Inbound.edited``), under the update's own id. Nothing
+    for an edit without words: a live location's moves come as edits, every few seconds."""
+    found = _from_message(update_id, message)
+    if found is None or not found.text.strip() or message.location is not None:
+        return None
+    return replace(found, attachments=(), edited=True)
 
 
 def _from_button(update_id: int, message: Any, data: str, language: object) -> Inbound | None:

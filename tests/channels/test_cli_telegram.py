@@ -45,7 +45,12 @@ async def test_set_webhook_registers_the_public_url_with_the_secret(tmp_path: Pa
     assert request.path == f"/bot{BOT_TOKEN}/setWebhook"
     assert request.body["url"] == "https://helpline.example.org/webhooks/telegram"
     assert request.body["secret_token"] == SECRET
-    assert json.loads(request.body["allowed_updates"]) == ["message", "callback_query", "my_chat_member"]
+    assert json.loads(request.body["allowed_updates"]) == [
+        "message",
+        "edited_message",
+        "callback_query",
+        "my_chat_member",
+    ]
     assert "drop_pending_updates" not in request.body  # messages sent meanwhile are not thrown away
     assert telegram.requests_to("getMe")  # the token was checked first
 

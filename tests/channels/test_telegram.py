@@ -145,9 +145,26 @@ async def test_an_oversized_body_is_413(client: TestClient[Any, Any]) -> None:
 async def test_group_chats_and_other_updates_are_ignored(client: TestClient[Any, Any]) -> None:
     group = telegram_update(5, -100123, "salut le groupe")
     group["message"]["chat"] = {"id": -100123, "type": "supergroup", "title": "Classe"}
-    edited = {"update_id": 6, "edited_message": telegram_update(6, CHAT)["message"]}
+    edited = {"update_id": 6, "edited_message": {**group["message"], "edit_date": 1773150000}}
     for document in (group, edited):
         assert await post(client, document) == (200, {"inbound": [], "receipts": [], "departures": [], "too_old": 0})
+
+
+async def test_an_edited_message_is_its_new_words_under_the_updates_own_id(client: TestClient[Any, Any]) -> None:
+    """Read for a risk by the dispatcher (tests/e2e/test_edited_messages.py); a live location's moves are edits
+    without words: nothing."""
+    original = telegram_update(7, CHAT, "ça va", photo_file_id="photo-1")
+    edit = {"update_id": 8, "edited_message": {**original["message"], "caption": "je vais me tuer", "edit_date": 1}}
+    status, parsed = await post(client, edit)
+    assert status == 200
+    assert [(i["message_id"], i["text"], i["edited"], i["attachments"]) for i in parsed["inbound"]] == [
+        ("8", "je vais me tuer", True, [])
+    ]
+    live = telegram_update(9, CHAT, None)
+    live["message"]["location"] = {"latitude": 48.85, "longitude": 2.35, "live_period": 900}
+    assert (await post(client, {"update_id": 10, "edited_message": {**live["message"], "edit_date": 2}}))[1][
+        "inbound"
+    ] == []
 
 
 async def test_blocking_and_unblocking_the_bot_are_departures(client: TestClient[Any, Any]) -> None:
@@ -341,7 +358,7 @@ async def test_set_webhook_registers_the_public_url(channel: TelegramChannel, te
     [body] = sent(telegram, "setWebhook")
     assert body["url"] == "https://helpline.example.org/webhooks/telegram"
     assert body["secret_token"] == SECRET
-    assert json.loads(body["allowed_updates"]) == ["message", "callback_query", "my_chat_member"]
+    assert json.loads(body["allowed_updates"]) == ["message", "edited_message", "callback_query", "my_chat_member"]
 
 
 # Errors.
