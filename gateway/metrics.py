@@ -121,6 +121,11 @@ class Metrics:
             "gateway_replica_rounds", "Redis WAIT rounds sent for GATEWAY_REDIS_REPLICA_ACKS (each covers every"
             " acknowledgement that waited for it)", registry=r,
         )  # fmt: skip
+        self.console_queue_reads = Counter(
+            "gateway_console_queue_reads", "Reads of the waiting queue and the held conversations for the consoles'"
+            " queue (one shared by every console reloading while the one before ran: gateway/coalesced.py)",
+            registry=r,
+        )  # fmt: skip
         self.inbox_deferred = Counter(
             "gateway_inbox_deferred", "Inbound messages acknowledged once stored in the inbox, then processed, by why:"
             " batch (a large webhook), behind (their sender had messages waiting), busy (inline capacity reached)",

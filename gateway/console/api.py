@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from aiohttp import WSCloseCode, web
 
 from gateway.clock import Clock
+from gateway.coalesced import Coalesced
 from gateway.console.access import Sight, audited, earlier_sight, sight
 from gateway.console.actions import ActionRefused, Actions
 from gateway.console.auth import valid_name
@@ -92,6 +93,7 @@ class ListenerAPI:
         self.live, self.metrics = live, metrics
         self.logins, self.limits, self.addresses = logins, limits, addresses or ClientAddresses()
         self.open: weakref.WeakSet[SocketWriter] = weakref.WeakSet()  # live sockets, closed at shutdown
+        self._queue_read = Coalesced(self._read_queue)  # one read for the consoles' reloads of a moment
 
     def routes(self) -> list[web.RouteDef]:
         c, a, card = "/api/conversations/{id}", self.authed, Sight.CARD
@@ -325,22 +327,31 @@ class ListenerAPI:
     # ----- reading ----------------------------------------------------------------------------------------
 
     async def queue(self, request: web.Request) -> web.Response:
+        """The waiting queue and the held conversations, read once for every console that reloads at the same moment
+        (:class:`~gateway.coalesced.Coalesced`: at a peak each arrival makes every console reload; until 2026-12-05
+        each reload read the whole queue again), from a read begun after the request came."""
+        entries, held = await self._queue_read.get()
         now = self.clock()
         waiting = []
-        for entry in await self.store.waiting():
-            conversation = await self.store.get_conversation(entry.conversation_id)
-            if conversation is not None:
-                flag = card_flag(entry, conversation)
-                waiting.append({**self.card(conversation, now), "priority": entry.priority.value,
-                                "flag": flag.to_dict() if flag else None,
-                                "waiting_seconds": int((now - entry.at).total_seconds())})  # fmt: skip
+        for entry, conversation in entries:
+            flag = card_flag(entry, conversation)
+            waiting.append({**self.card(conversation, now), "priority": entry.priority.value,
+                            "flag": flag.to_dict() if flag else None,
+                            "waiting_seconds": int((now - entry.at).total_seconds())})  # fmt: skip
         listener = request[LISTENER]
-        held = await self.store.conversations_by_status(Status.WITH_LISTENER)
         answer = {"waiting": waiting, "mine": [self.card(c, now) for c in held if c.listener == listener.name]}
         if listener.supervisor:  # who holds what, and whether they are at a console: one left can be given back
             answer["others"] = [{**self.card(c, now), "listener_away": not self.presence.has(c.listener or "")}
                                 for c in held if c.listener != listener.name]  # fmt: skip
         return web.json_response(answer)
+
+    async def _read_queue(self) -> tuple[list[tuple[QueueEntry, Conversation]], list[Conversation]]:
+        """The waiting entries with their conversations (one whose record is gone left out), and the held ones."""
+        self.metrics.console_queue_reads.inc()
+        entries = await self.store.waiting()
+        found = await asyncio.gather(*(self.store.get_conversation(e.conversation_id) for e in entries))
+        waiting = [(entry, c) for entry, c in zip(entries, found, strict=True) if c is not None]
+        return waiting, await self.store.conversations_by_status(Status.WITH_LISTENER)
 
     async def history(self, request: web.Request) -> web.Response:
         """The listener's own ended conversations of the last HISTORY_DAYS days, the latest ended first."""
