@@ -211,7 +211,10 @@ class WebChatHub:
                 self.outgoing.pop(conversation_id, None)
 
     def track(self, conversation_id: str, entries: list[TranscriptEntry]) -> None:
-        """Remember the bot's and listeners' entries sent to this conversation's sockets."""
+        """Remember the bot's and listeners' entries sent to this conversation's sockets; none when it has none left
+        (its last socket detached during the read that found them, a resync's: kept, they stayed for ever)."""
+        if conversation_id not in self.sockets:  # ``in``: the defaultdict gains no key
+            return
         known = self.outgoing.setdefault(conversation_id, {})
         for entry in entries:
             if entry.author in OUTGOING and entry.delivery in RANK:

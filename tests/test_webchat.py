@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.app import STORE
+from gateway.app import STORE, WEBCHAT
 from gateway.conversation import Status
 from gateway.messages import ChannelName
 from gateway.settings import Settings
-from gateway.store import Author, Delivery
+from gateway.store import Author, Delivery, TranscriptEntry
 from tests.conftest import AppFactory, Clock
 
 WALK_TO_QUEUE = ["2", "1", "15", "1", "1", "On se moque de moi sur un groupe."]
@@ -292,3 +295,36 @@ async def test_a_language_frame_outside_fr_and_en_is_refused(client: TestClient)
         await ws.send_json({"type": "language", "language": "klingon"})
         frames = await receive_until(ws, lambda f: f["type"] == "error")
     assert frames[-1]["code"] == "bad_frame"
+
+
+async def test_a_socket_that_leaves_during_a_resync_leaves_nothing_in_memory(
+    client: TestClient[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page that goes while the hub reads its conversation again (a resync: events missed, Redis reconnected)
+    leaves nothing behind: before, the read's entries were tracked for the receipts after the socket's detach had
+    forgotten them, and stayed in memory for the process's life, one conversation's more at each such overlap."""
+    hub, store = client.app[WEBCHAT], client.app[STORE]
+    async with client.ws_connect("/chat/ws") as ws:
+        session = await hello(ws)
+        await say(ws, "a", "2")
+        conversation_id = session["conversation"]
+        reading, release = asyncio.Event(), asyncio.Event()
+        transcript = store.transcript
+
+        async def held(cid: str, *args: Any, **kwargs: Any) -> list[TranscriptEntry]:
+            if cid == conversation_id and not reading.is_set():  # the resync's read only: held until the page left
+                reading.set()
+                await release.wait()
+            return await transcript(cid, *args, **kwargs)
+
+        monkeypatch.setattr(store, "transcript", held)
+        resync = asyncio.create_task(hub.resync())
+        await asyncio.wait_for(reading.wait(), 10)
+    deadline = time.monotonic() + 10
+    while conversation_id in hub.sockets:  # the page's socket detached
+        assert time.monotonic() < deadline, "the socket never detached"
+        await asyncio.sleep(0.01)
+    release.set()
+    await asyncio.wait_for(resync, 10)
+    assert conversation_id not in hub.outgoing
+    assert not hub.sockets and not hub.outgoing and not hub.positions
