@@ -24,12 +24,13 @@ from aiohttp import web
 from gateway.channels.base import Batch, Channel, Lifecycle, ReplyWindow, TypingIndicator
 from gateway.conversation import Status
 from gateway.dispatcher import Dispatcher
-from gateway.errors import DeliveryError, WebhookError
+from gateway.errors import DeliveryError, InboundBusy, StoreError, WebhookError
 from gateway.events import Typing
 from gateway.gate import Gate
 from gateway.inbox import Inbox
 from gateway.messages import ChannelName, Departure
 from gateway.metrics import Metrics
+from gateway.outage_log import HTTP
 from gateway.outbox import Sender
 from gateway.settings import Settings
 from gateway.store import ConversationStore, EventStore
@@ -195,6 +196,24 @@ def _webhook(
             return web.json_response({"error": exc.__class__.__name__, "message": str(exc)}, status=exc.status)
         if batch.too_old:
             metrics.old_events.labels(adapter.name.value).inc(batch.too_old)
+        hold = getattr(adapter, "store_hold_seconds", 0.0)
+        loop = asyncio.get_running_loop()
+        deadline, pause = loop.time() + hold, 0.25
+        while True:  # a provider that does not redeliver: the store tried again while it waits for its answer
+            try:
+                await process(batch)
+                return adapter.acknowledge()
+            except InboundBusy:  # being processed elsewhere: its answer is that instance's (503 here)
+                raise
+            except StoreError as exc:
+                if loop.time() + pause >= deadline:
+                    raise  # 503 (the middleware tells the outage)
+                metrics.outages.failed(HTTP, exc)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+    async def process(batch: Batch) -> None:
+        """The batch's messages, receipts and departures, each processed once however often this runs."""
         keys = inbox.sender_keys(batch.inbound)  # each sender's keyed hash, once for the turns, gate and inbox
         async with inbox.turns(batch.inbound, keys):  # one sender's webhooks in arrival order, from here on
             allowed, allowed_keys = [], []
@@ -212,6 +231,5 @@ def _webhook(
             await departed(departure)
         if replicated is not None:  # what it wrote on the replicas first: a failover keeps it (ReplicasBehind: 503)
             await replicated()
-        return adapter.acknowledge()
 
     return handle

@@ -122,7 +122,11 @@ class LosingProxy:
         return True
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        except OSError:  # nothing listens there (pointed at a server that is down): refused, as it would be
+            reset_hard(writer)
+            return
         cut = asyncio.Event()  # set once a marked command went up: its answer (and the connection) is lost
         link = _Link(writer, up_writer)
         self._links.add(link)

@@ -32,6 +32,10 @@ MEDIA_MAX_REDIRECTS = 3
 MEDIA_TIMEOUT = aiohttp.ClientTimeout(total=30)
 SEND_TIMEOUT_SECONDS = 15.0  # a provider's answer to one send: every channel's, in all (docs/architecture.md)
 SEND_TIMEOUT = aiohttp.ClientTimeout(total=SEND_TIMEOUT_SECONDS)
+# How long a webhook of a provider that does not redeliver what got an error (Twilio: by default one retry, on a
+# failed connection only, all within its 15 s read timeout) waits for the store before its 503: the store tried
+# again meanwhile (``store_hold_seconds`` on the adapter; the others answer 503 at once and their provider redelivers)
+STORE_HOLD_SECONDS = 10.0
 # A contact card (WhatsApp's shared contact, a .vcf file): someone's phone number, never a file a listener downloads
 CONTACT_CARD_TYPES = frozenset({"text/vcard", "text/x-vcard", "text/directory"})
 Part = TypeVar("Part")

@@ -31,6 +31,7 @@ from yarl import URL
 from gateway.channels import links
 from gateway.channels.base import (
     SEND_TIMEOUT_SECONDS,
+    STORE_HOLD_SECONDS,
     Batch,
     MediaSource,
     fetch_allowed,
@@ -87,6 +88,9 @@ class WhatsAppChannel:
     """The Twilio WhatsApp adapter. Implements Channel, Lifecycle, MediaFetcher and ReplyWindow."""
 
     name = ChannelName.WHATSAPP
+    # Twilio does not send a webhook again after a 5xx (by default: one retry on a failed connection): a store
+    # failure is tried again while Twilio waits, rather than answered 503 at once (``channels_wiring._webhook``)
+    store_hold_seconds = STORE_HOLD_SECONDS
 
     def __init__(self, settings: Settings, session: aiohttp.ClientSession) -> None:
         self._settings = settings
