@@ -178,9 +178,15 @@ class Inbox:
         if len(messages) > self.batch:
             await self.accept(messages, "batch", keys)
             return
-        if self.busy():  # before any await: concurrent webhooks see each other
-            await self.accept(messages, "busy", keys)
-            return
+        # before any await: concurrent webhooks see each other. Escalate, never silence: a webhook whose words the
+        # keywords read as a risk is processed now all the same, beyond ``inline_max`` (such messages are few, and the
+        # gate bounds them per sender); until 2026-12-05 it waited in the inbox while the webhooks after it that found
+        # the process no longer busy were processed inline first (150 to 192 in an overload measured)
+        if self.busy():
+            risky = [self._risky(m) for m in messages]
+            if not any(risky):
+                await self.accept(messages, "busy", keys, risky=risky)
+                return
         number = next(self._numbers)
         self._inline[number] = self.monotonic()
         try:
@@ -207,17 +213,20 @@ class Inbox:
         return False
 
     async def accept(
-        self, messages: Sequence[Inbound], reason: Deferred = "batch", keys: Sequence[str] | None = None
-    ) -> None:
+        self, messages: Sequence[Inbound], reason: Deferred = "batch", keys: Sequence[str] | None = None, *,
+        risky: Sequence[bool] | None = None,
+    ) -> None:  # fmt: skip
         """Store the messages in one commit (from then on they may be acknowledged) and wake the worker. Escalate,
         never silence: a message whose words the flow's keywords read as a risk is due ``URGENT_AHEAD`` before it
         arrived, so the worker takes it (and its sender's earlier messages waiting, the store moves them ahead with
-        it: ``InboxStore.inbox_put``) before the backlog of ordinary ones; one sender's messages stay in order."""
+        it: ``InboxStore.inbox_put``) before the backlog of ordinary ones; one sender's messages stay in order.
+        ``risky``: each message's reading, when the caller made it already."""
         now = self.clock()
         keys = self.sender_keys(messages) if keys is None else keys
+        risky = [self._risky(m) for m in messages] if risky is None else risky
         items = [
-            InboxItem(inbound_key(m), key, inbound_to_dict(m), now, now - URGENT_AHEAD if self._risky(m) else None)
-            for m, key in zip(messages, keys, strict=True)
+            InboxItem(inbound_key(m), key, inbound_to_dict(m), now, now - URGENT_AHEAD if urgent else None)
+            for m, key, urgent in zip(messages, keys, risky, strict=True)
         ]  # fmt: skip
         await self.store.inbox_put(items)
         self.metrics.inbox_deferred.labels(reason).inc(len(items))

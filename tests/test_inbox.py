@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from gateway.app import STORE
+from gateway.conversation import Status
 from gateway.dispatcher import Dispatcher
 from gateway.flowset import FlowSet
 from gateway.ids import inbound_key
@@ -112,6 +113,28 @@ async def test_with_no_inline_capacity_every_webhook_goes_through_the_inbox(stor
     assert await said(store, "lea") == ["Coucou"]
 
 
+async def test_a_busy_process_still_processes_words_of_danger_at_once(store: Store, clock: Clock) -> None:
+    """The process busy (here: no inline capacity at all): an ordinary webhook goes to the inbox, one whose words the
+    keywords read as a risk is processed now (before: it waited in the inbox while the webhooks after it that found
+    the process no longer busy went first); one whose sender has messages waiting still goes behind them."""
+    flows = FlowSet(ROOT / "flows.yaml")
+    flows.reload()
+    metrics = Metrics()
+    inbox = Inbox(store, Dispatcher(store, flows, clock=clock), metrics, KEYED, clock=clock, inline_max=0)
+    await inbox.handle([message("lea", 0, "Coucou")])
+    await inbox.handle([message("zoe", 0, "je vais me tuer ce soir")])
+    assert await said(store, "lea") == []  # in the inbox
+    assert await said(store, "zoe") == ["je vais me tuer ce soir"]  # processed now
+    [conversation] = await store.conversations_by_status(Status.QUEUED)
+    assert conversation.flag is not None and conversation.priority.value == "urgent"
+    await inbox.handle([message("lea", 1, "je vais me tuer")])  # lea has a message waiting: behind it, in order
+    assert await said(store, "lea") == []
+    while await inbox.process_due():
+        pass
+    assert await said(store, "lea") == ["Coucou", "je vais me tuer"]
+    assert 'gateway_inbox_deferred_total{reason="busy"} 1.0' in metrics.exposition().decode()
+
+
 async def test_an_item_failing_on_a_bug_is_set_aside_and_the_sender_goes_on(
     store: Store, inbox: Inbox, clock: Clock
 ) -> None:
@@ -150,7 +173,7 @@ async def test_a_risky_message_retried_goes_before_the_ordinary_ones_due_before_
     dispatcher = Dispatcher(store, flows, clock=clock, claim_seconds=0.2)  # "processed elsewhere" after 0.2 s
     inbox = Inbox(store, dispatcher, Metrics(), KEYED, clock=clock, inline_max=0, concurrency=2, base_delay=1.0)
     danger = message("zoe", 0, "je vais me tuer ce soir")
-    await inbox.handle([message(f"o{n}", 0) for n in range(6)] + [danger])
+    await inbox.accept([message(f"o{n}", 0) for n in range(6)] + [danger], "busy")  # in the inbox (a peak)
     await store.claim(inbound_key(danger), "another-instance", 60)  # another instance at it (or so it seems)
     assert await inbox.process_due() == 2  # the risky message first, refused; one ordinary message
     assert await said(store, "zoe") == []
