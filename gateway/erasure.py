@@ -49,6 +49,7 @@ from gateway.store import (
     AuditEntry,
     AuditStore,
     Author,
+    BatchStore,
     ConversationStore,
     EventStore,
     LockStore,
@@ -82,6 +83,7 @@ class Removed:
 
 class ErasureRoles(
     ConversationStore, TranscriptStore, LockStore, RetentionStore, OutboxStore, AuditStore, EventStore, QueueStore,
+    BatchStore,
     Protocol,
 ):  # fmt: skip
     """What an erasure does to the store."""
@@ -109,7 +111,7 @@ class Eraser:
 
     async def erase_person(
         self, channel: ChannelName, sender: str, actor: str, how: str, *, final_message: bool = False,
-        keep_seen: Collection[str] = (), last: str | None = None,
+        keep_seen: Collection[str] = (), last: str | None = None, unlist: str | None = None,
     ) -> Removed:  # fmt: skip
         """Erase every conversation of this channel identity. ``final_message``: the young person asked, and gets
         flows.yaml's ``erasure.done`` once it is done (``keep_seen``: the key of their confirming message, so that
@@ -123,7 +125,7 @@ class Eraser:
             await self._goodbye(found, channel, sender)
 
         told = goodbye if final_message else None
-        return await self._erase(found, channel, sender, actor, how, keep_seen, last, told)
+        return await self._erase(found, channel, sender, actor, how, keep_seen, last, told, unlist=unlist)
 
     async def finish_confirmed(self, conversation_id: str, key: str, *, timeout: float = 10.0) -> bool:
         """The erasure a young person confirmed in this conversation (listed: ``store.begin_erasure``, with their
@@ -138,17 +140,24 @@ class Eraser:
             if conversation is not None and conversation.sender:
                 await self.erase_person(conversation.channel, conversation.sender, "young person",
                                         "asked in the conversation", final_message=True, keep_seen=(key,),
-                                        last=conversation_id)  # fmt: skip
+                                        last=conversation_id, unlist=conversation_id)  # fmt: skip
             elif conversation is not None:  # purged meanwhile: its identity is gone, nobody to tell
                 await self._erase([conversation], conversation.channel, "", "young person", "asked in the conversation",
-                                  (key,))  # fmt: skip
-            await self.store.end_erasure(conversation_id)
+                                  (key,), unlist=conversation_id)  # fmt: skip
+            else:  # erased to its last record, cut before its audit line (the line and the unlisting go together)
+                async with self.store.batch():
+                    detail = (
+                        "erased, cut short before this line, written when it was finished (asked in the"
+                        " conversation; what it erased is not counted)"
+                    )
+                    await self.store.audit(AuditEntry(self.clock(), "young person", "erase", "", detail))
+                    await self.store.end_erasure(conversation_id)
             return True
 
     async def _erase(
         self, found: list[Conversation], channel: ChannelName, sender: str, actor: str, how: str,
         keep_seen: Collection[str] = (), last: str | None = None,
-        goodbye: Callable[[], Awaitable[None]] | None = None,
+        goodbye: Callable[[], Awaitable[None]] | None = None, *, unlist: str | None = None,
     ) -> Removed:  # fmt: skip
         """Each step leaves what is left findable: what is keyed by the identity goes first, then each conversation
         with its de-duplication marks, the one asked from (``last``) at the end, its record last of all (the
@@ -169,7 +178,10 @@ class Eraser:
         erased = Removed(len(found), entries, tuple(c.pseudonym for c in found))
         subject = ", ".join(erased.pseudonyms[:20]) or channel.value
         detail = f"{erased.conversations} conversation(s), {erased.entries} entries erased ({how})"
-        await self.store.audit(AuditEntry(self.clock(), actor, "erase", subject, detail))
+        async with self.store.batch():  # a young person's erasure unlisted with its line: a cut leaves both or neither
+            await self.store.audit(AuditEntry(self.clock(), actor, "erase", subject, detail))
+            if unlist is not None:
+                await self.store.end_erasure(unlist)
         await self.store.publish(QueueChanged())
         return erased
 

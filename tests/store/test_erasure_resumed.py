@@ -62,3 +62,31 @@ async def test_an_erasure_whose_instance_died_before_it_is_finished_by_the_next_
     assert await store.erasures_begun() == {}
     assert not await dispatcher.handle_inbound(message(CHAT, 2, "oui"))  # Telegram's redelivery: a duplicate
     assert [e.actor for e in await store.audit_log() if e.action == "erase"] == ["young person"]
+
+
+async def test_an_erasure_cut_after_its_last_record_gets_its_audit_line_when_it_is_finished(store: Store) -> None:
+    """The instance died after the erasure's last step (the record of the conversation asked from) and before its
+    audit line: the alert check finds it listed with nothing left to erase; until 2026-12-05 it only unlisted it,
+    and the audit log never said that this young person's data was erased. Now it writes the line (what it erased is
+    not counted: nothing says) with the unlisting, in one commit; a finished erasure still has one line only."""
+    dead, _ = gateway(store)
+    cut: list[str] = []
+
+    async def died(conversation: Conversation, key: str) -> None:
+        """Erased up to its very last step, then killed: the record gone, no audit line, still listed."""
+        cut.append(conversation.id)
+
+    dead.eraser = died
+    for number, text in enumerate(["bonjour", "efface mes données", "oui"]):
+        assert await dead.handle_inbound(message(CHAT, number, text))
+    [asked] = cut
+    await store.erase_conversation(asked)  # the erasure's last step
+
+    _, eraser = gateway(store)
+    watch = Watch(store, Metrics(), clock=lambda: NOW, outbox_alert_seconds=60,
+                  complete_erasure=eraser.finish_confirmed)  # fmt: skip
+    await watch.check()
+    await watch.check()
+    assert await store.erasures_begun() == {}
+    lines = [e for e in await store.audit_log() if e.action == "erase"]
+    assert [e.actor for e in lines] == ["young person"] and "cut short" in lines[0].detail
