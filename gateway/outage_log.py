@@ -9,7 +9,8 @@ soak), the one line that mattered buried and no log-based alert possible.
 Now, per instance and per outage:
 
 * one ERROR line once the failure has lasted ``settle`` seconds (2 s): no answer since the first failure, or a
-  failure still coming after that: ``alert: the store is unreachable: <part> met <class> (for 2 s)``, naming the
+  failure still coming after that: ``alert: the store is unreachable: <part> met <class> (for 2 s)`` (``the store
+  refuses writes`` when that first failure is a write refused: a full Redis or disk, a replica), naming the
   part that met it first. A blip (a connection Redis closed, one command lost, answered again at once) is one
   WARNING line, ``the store failed briefly: 3 failures in 0.1 s (…); it answers again``, not an alert;
 * while it lasts, one WARNING line every ``every`` seconds (30 s; ``create_app``'s ``outage_summary_seconds``):
@@ -132,8 +133,11 @@ class StoreOutages:
     def _say_down(self, now: float) -> None:
         assert self._since is not None
         self._said = True
-        log.error("alert: the store is unreachable: %s met %s (for %.0f s); every failure is counted in gateway_store_"
-                  "failures_total, a summary every %g s while it lasts", *self._first, now - self._since,
+        # a store that answers but refuses writes (full, a replica) is not unreachable: on-call looks at the disk or
+        # the memory, not the network (until 2026-12-05 both were "unreachable")
+        what = "refuses writes" if refuses_writes(self._first[1]) else "is unreachable"
+        log.error("alert: the store %s: %s met %s (for %.0f s); every failure is counted in gateway_store_failures_"
+                  "total, a summary every %g s while it lasts", what, *self._first, now - self._since,
                   self.every)  # fmt: skip
         self._summary = asyncio.get_running_loop().call_later(self.every, self._sum_up)
 

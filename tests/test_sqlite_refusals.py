@@ -177,7 +177,7 @@ async def test_a_full_disk_is_one_outage_in_the_outage_log(
         finally:
             filler.unlink()
         await until(lambda: bool(said("alert over")))
-        [start] = said("alert: the store is unreachable")
+        [start] = said("alert: the store refuses writes")  # not "unreachable": it answers reads
         assert start.levelno == logging.ERROR and "SQLITE_FULL" in start.getMessage()
         assert not said("failed briefly")
         assert not [r for r in caplog.records if PSID in r.getMessage() or TEXT in r.getMessage()]
