@@ -169,6 +169,9 @@ CLAIM_KEPT = timedelta(days=8)  # a claim naming its conversation outlives its l
 FRESH_KEPT = timedelta(days=1)  # a new conversation's record until its first save (a crash before it leaves no trace)
 # for each status, the others (the status sets a saved record leaves): listed once, not at every save
 _OTHER_STATUSES = {status: tuple(str(other) for other in Status if other != status) for status in Status}
+# a login drops from its listener's index the sessions ended a minute or more before its ``now``, not later ones: an
+# instance whose clock is a little behind still takes them for live, and "log out everywhere" must still end them
+_SESSIONS_KEPT_ENDED_US = 60 * 1_000_000
 TAKES_KEPT_US = 24 * 3600 * 1_000_000  # takes older than a day leave takes:<queue> (takes_since looks an hour back)
 
 Queue = Callable[[Pipeline], object]  # adds commands to a pipeline, each of one slot, in the order they must run
@@ -1353,14 +1356,14 @@ class RedisStore:
 
     @_guarded
     async def put_session(self, session: ConsoleSession, now: datetime) -> None:
-        """The listener's index first, then the session (an index lists more, never less; both expire)."""
+        """The listener's index first (the sessions that ended before ``now`` dropped from it in the same script),
+        then the session (an index lists more, never less; both expire)."""
         ttl_ms = max(1, int((session.expires - now).total_seconds() * 1000))
         value = json.dumps({"name": session.name, "expires_us": to_us(session.expires)})
-        async with ordered(self._redis) as pipe:
-            pipe.sadd(_key("sessions", session.name), session.key)
-            pipe.pexpire(_key("sessions", session.name), ttl_ms)  # every session lasts as long: the last one ends last
-            pipe.set(_key("session", session.key), value, px=ttl_ms)
-            await pipe.execute()
+        ended_by = to_us(now) - _SESSIONS_KEPT_ENDED_US
+        args = [session.key, to_us(session.expires), ttl_ms, ended_by]
+        await self._script("put_session_index", [K.sessions_index(session.name)], args)
+        await self._redis.set(_key("session", session.key), value, px=ttl_ms)
 
     @_guarded
     async def get_session(self, key: str, now: datetime) -> ConsoleSession | None:
@@ -1376,28 +1379,42 @@ class RedisStore:
         raw = await self._redis.get(_key("session", key))
         if raw is None:
             return False
+        name = str(json.loads(raw)["name"])
         async with ordered(self._redis) as pipe:
             pipe.delete(_key("session", key))
-            pipe.srem(_key("sessions", str(json.loads(raw)["name"])), key)
+            pipe.zrem(K.sessions_index(name), key)
+            pipe.srem(_key("sessions", name), key)  # the index of before (a plain set), while it lasts
             await pipe.execute()
         return True
 
     @_guarded
     async def end_sessions(self, name: str) -> int:
-        keys = [_text(key) for key in await self._redis.smembers(_key("sessions", name))]
+        keys = await self._sessions_listed(name, None)
         async with ordered(self._redis) as pipe:
             for key in keys:
                 pipe.delete(_key("session", key))
+            pipe.delete(K.sessions_index(name))
             pipe.delete(_key("sessions", name))
             ended = await pipe.execute()
         return sum(int(n) for n in ended[: len(keys)])
 
     @_guarded
     async def sessions_of(self, name: str, now: datetime) -> int:
-        """The listener's index (it may list ended or expired sessions), then those of its sessions still there."""
-        keys = [_text(key) for key in await self._redis.smembers(_key("sessions", name))]
+        """The listener's index without the sessions ended by ``now`` (it may list ended ones), then those of its
+        sessions still there."""
+        keys = await self._sessions_listed(name, now)
         raws = await _get_each(self._redis, [_key("session", key) for key in keys])
         return sum(1 for raw in raws if raw is not None and from_us(int(json.loads(raw)["expires_us"])) > now)
+
+    async def _sessions_listed(self, name: str, now: datetime | None) -> list[str]:
+        """The keys of the listener's sessions: those the index lists (ending after ``now`` if given), and those the
+        plain set of before lists (``hg:sessions:<name>``, written by versions before 2026-12-05: read, never written,
+        gone by itself 12 h after their last login)."""
+        async with ordered(self._redis) as pipe:
+            pipe.zrangebyscore(K.sessions_index(name), "-inf" if now is None else f"({to_us(now)}", "+inf")
+            pipe.smembers(_key("sessions", name))
+            listed, before = await pipe.execute()
+        return sorted({_text(key) for key in listed} | {_text(key) for key in before})
 
     # The outbox: each item in its conversation's slot beside its transcript entry, the lines and heads in {outbox}
 

@@ -46,6 +46,11 @@ def key(*parts: str) -> str:
     return PREFIX + ":".join(parts)
 
 
+def sessions_index(name: str) -> str:
+    """A listener's console sessions (``RedisStore.put_session``): their keys, scored by their end (µs)."""
+    return PREFIX + "session-index:" + name
+
+
 PRESENT = PREFIX + "present:{listeners}"  # listener name -> µs they were last at a console, on any instance
 KEPT_RECEIPTS = PREFIX + "{rk}:kept"  # the provider ids of the receipts kept, scored by when they expire (µs)
 

@@ -558,6 +558,16 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
 
+# A listener's console sessions (``redis_keys.sessions_index``), at a login: those ended by ARGV[4] dropped, the new
+# one added, in one step (a session put at the same time is never dropped: it ends later); the index lasts as long as
+# the last session it lists. KEYS: the index. ARGV: the session's key, its end (µs), its TTL (ms), the end (µs) at or
+# before which a session is dropped.
+_PUT_SESSION_INDEX = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+"""
+
 # The outbox. An item lives beside its transcript entry (slot ``{<entry id>}``); the lines of pending ids and the
 # heads under "hg:{outbox}:". Each operation is an item step, then a line step (the store runs them in order).
 
@@ -1210,6 +1220,7 @@ SCRIPTS = {
     "remove_from_queue": _REMOVE_FROM_QUEUE,
     "position": _POSITION,
     "update_listener": _UPDATE_LISTENER,
+    "put_session_index": _PUT_SESSION_INDEX,
     "outbox_put_item": _OUTBOX_PUT_ITEM,
     "put_entry_item": _PUT_ENTRY_ITEM,
     "outbox_list": _OUTBOX_LIST,
