@@ -1389,12 +1389,15 @@ class RedisStore:
 
     @_guarded
     async def end_sessions(self, name: str) -> int:
+        """Ends the sessions the listener's indexes list, then takes those members only out of them: a session put
+        meanwhile (a login on another instance) stays listed for the next."""
         keys = await self._sessions_listed(name, None)
         async with ordered(self._redis) as pipe:
             for key in keys:
                 pipe.delete(_key("session", key))
-            pipe.delete(K.sessions_index(name))
-            pipe.delete(_key("sessions", name))
+            if keys:
+                pipe.zrem(K.sessions_index(name), *keys)
+                pipe.srem(_key("sessions", name), *keys)
             ended = await pipe.execute()
         return sum(int(n) for n in ended[: len(keys)])
 

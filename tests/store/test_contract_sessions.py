@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -18,6 +20,8 @@ import redis
 
 from gateway.store import ConsoleSession, Store, open_store
 from gateway.testing import store_keys
+from tests.store.conftest import emptied
+from tests.test_receipt_race import HoldingProxy
 
 T0 = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
 LIFETIME = timedelta(hours=12)  # console/sessions.py, SESSION_HOURS
@@ -85,8 +89,6 @@ async def test_the_plain_set_of_before_is_read_and_never_breaks_a_login_or_a_log
     """A store written by the version before (``hg:sessions:<name>`` a set, SADD): its sessions are counted and
     ended with the new ones; no WRONGTYPE for this version, nor for an instance of before still running (it keeps
     writing its set)."""
-    from tests.store.conftest import emptied
-
     url = emptied(request.getfixturevalue("redis_cluster_url" if cluster else "redis_url"))
     now = T0 + timedelta(hours=1)
     with redis.Redis.from_url(url, decode_responses=True) as client:  # as the version before wrote them
@@ -113,3 +115,47 @@ async def test_the_plain_set_of_before_is_read_and_never_breaks_a_login_or_a_log
         assert await store.sessions_of("anne", now) == 0
     finally:
         await store.close()
+
+
+@pytest.fixture
+async def holding(redis_url: str) -> AsyncIterator[HoldingProxy]:
+    proxy = HoldingProxy(emptied(redis_url))
+    proxy.server = await asyncio.start_server(proxy._serve, "127.0.0.1", 0)
+    async with proxy.server:
+        yield proxy
+
+
+@pytest.mark.redis
+async def test_a_login_while_a_log_out_everywhere_runs_stays_listed_for_the_next(
+    redis_url: str, holding: HoldingProxy
+) -> None:
+    """A supervisor's "log out everywhere" on one instance has read the listener's index when the listener logs in on
+    another: that new session is not ended by it (it came after the read), and must stay listed, so that the next
+    "log out everywhere" (or the count at a logout) finds it. The first instance reaches Redis through a proxy that
+    holds what Redis answers from its read of the index on (``tests/test_receipt_race.py``)."""
+    slow = await open_store(holding.url, keys=store_keys(holding.url))
+    store = await open_store(redis_url, keys=store_keys(redis_url))
+    try:
+        await login(store, "before", "anne", T0)
+        holding.hold_on = b"before"
+        ending = asyncio.create_task(slow.end_sessions("anne"))
+        await until(lambda: not holding.open.is_set(), "the slow instance's read of the index")
+        await login(store, "meanwhile", "anne", T0 + timedelta(seconds=1))
+        holding.hold_on = None
+        holding.open.set()
+        assert await ending == 1
+        assert await store.get_session("meanwhile", T0) is not None
+        assert await store.sessions_of("anne", T0 + timedelta(seconds=1)) == 1
+        assert await store.end_sessions("anne") == 1
+        assert await store.get_session("meanwhile", T0) is None
+    finally:
+        holding.open.set()
+        await slow.close()
+        await store.close()
+
+
+async def until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.01)
