@@ -145,6 +145,8 @@ class Timers:
             now = self.clock()
             self._note_away(now)
             due = await self.store.due_timers(now, DUE_READ)
+            if len(due) < DUE_READ:
+                self._forget_gone(due, now)
             for timer in due:
                 handled += await self._handle(timer)
         finally:  # a pass the store's outage ended was no time away
@@ -154,6 +156,16 @@ class Timers:
                         self._postponed)  # fmt: skip
             self._away, self._postponed = [], 0
         return handled
+
+    def _forget_gone(self, due: list[Timer], now: datetime) -> None:
+        """Forget the failed handlings (failures in a row, the firing a retry completes) of the timers no longer
+        armed as they left them: every timer due by ``now`` was read (``due``), and one left due by then is not
+        among them, so it was handled by another instance, re-armed or cancelled. Until 2026-12-05 each was kept for
+        the process's life."""
+        read = {(timer.conversation_id, timer.kind) for timer in due}
+        for key in [key for key, (times, _) in self._firings.items() if key not in read and max(times) <= now]:
+            self._firings.pop(key, None)
+            self._failures.pop(key, None)
 
     def _note_away(self, now: datetime) -> None:
         """Whether the gateway was away since the last pass: the wall clock moved ``AWAY_AFTER`` more than ``awake``
