@@ -45,6 +45,7 @@ from gateway.proxies import ClientAddresses
 from gateway.ratelimit import Limit, RateLimits, client_address
 from gateway.sockets import KEEPALIVE, SocketWriter, incoming
 from gateway.store import (
+    INDEXED_DAYS,
     AuditEntry,
     AuditStore,
     ConsoleSession,
@@ -65,6 +66,8 @@ LISTENER = web.RequestKey("listener", Listener)
 SESSION = web.RequestKey("session", ConsoleSession)
 HISTORY_DAYS = 30  # how far back a listener's ended conversations are listed ("Mes conversations", history)
 HISTORY_LIMIT = 50
+EARLIER_LIMIT = 10  # a conversation's earlier ones shown
+assert HISTORY_DAYS < INDEXED_DAYS, "the store's indexes keep what the history and the earlier conversations read"
 REPLY_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # the console's id of a reply
 
 log = logging.getLogger(__name__)
@@ -354,14 +357,15 @@ class ListenerAPI:
         return waiting, await self.store.conversations_by_status(Status.WITH_LISTENER)
 
     async def history(self, request: web.Request) -> web.Response:
-        """The listener's own ended conversations of the last HISTORY_DAYS days, the latest ended first."""
+        """The listener's own ended conversations begun in the last HISTORY_DAYS days, the latest ended first: read
+        from the store's index of their ended conversations (``ConversationStore.ended_with``), the page only. Until
+        2026-12-05, every conversation of the month was read (0.1 s of the event loop at 5,000)."""
         now, name = self.clock(), request[LISTENER].name
-        started = await self.store.list_conversations(now - timedelta(days=HISTORY_DAYS), now + timedelta(seconds=1))
-        ended = [c for c in started if not c.active and c.listener == name]
-        ended.sort(key=lambda c: c.closed_at or c.updated_at, reverse=True)
+        ended = await self.store.ended_with(name, now - timedelta(days=HISTORY_DAYS), now + timedelta(seconds=1),
+                                            HISTORY_LIMIT)  # fmt: skip
         return web.json_response({"ended": [
             {**self.card(c, now), "outcome": c.outcome, "closed_at": c.closed_at.isoformat() if c.closed_at else None}
-            for c in ended[:HISTORY_LIMIT]
+            for c in ended if not c.active and c.listener == name
         ]})  # fmt: skip
 
     def card(self, conversation: Conversation, now: datetime) -> dict[str, Any]:
@@ -393,16 +397,20 @@ class ListenerAPI:
 
     async def earlier(self, conversation: Conversation, now: datetime) -> list[dict[str, Any]]:
         """The same young person's earlier conversations (same channel identity, last HISTORY_DAYS days): their
-        dates, statuses and outcomes, to open them; never the identity itself."""
-        started = await self.store.list_conversations(now - timedelta(days=HISTORY_DAYS), conversation.created_at)
+        dates, statuses and outcomes, to open them; never the identity itself. Read from the store's index of that
+        young person's conversations (``ConversationStore.conversations_of``, by the keyed hash of the identity);
+        until 2026-12-05, every conversation of the month was read at each conversation opened."""
+        started = await self.store.conversations_of(conversation.channel, conversation.sender,
+                                                    now - timedelta(days=HISTORY_DAYS), conversation.created_at,
+                                                    EARLIER_LIMIT + 1)  # fmt: skip
         return [
             {"id": c.id, "created_at": c.created_at.isoformat(), "status": c.status.value, "outcome": c.outcome}
-            for c in reversed(started)
+            for c in started
             if c.channel == conversation.channel
             and c.sender == conversation.sender
             and c.id != conversation.id
             and c.sender  # a purged record has no identity left: it is nobody's earlier conversation
-        ][:10]
+        ][:EARLIER_LIMIT]
 
     async def flow_material(self, request: web.Request) -> web.Response:
         engine = self.flows.engine()

@@ -55,6 +55,7 @@ if TYPE_CHECKING:  # gateway.events builds on this module's records (TranscriptE
 
 __all__ = [
     "CLIENT_OPEN",
+    "INDEXED_DAYS",
     "RELEASE_OUTCOMES",
     "AuditEntry",
     "AuditStore",
@@ -98,6 +99,10 @@ __all__ = [
 
 
 CLIENT_OPEN = frozenset({Status.BOT, Status.QUEUED})  # a client's conversations these count against its cap
+INDEXED_DAYS = 31
+"""How long the indexes of a listener's ended conversations and of a young person's conversations keep an entry,
+counted back from the latest entry of the same index (``ConversationStore.ended_with``, ``conversations_of``): the
+console reads 30 days back (``console/api.py``, ``HISTORY_DAYS``)."""
 
 
 class Author(StrEnum):
@@ -388,6 +393,25 @@ class ConversationStore(Protocol):
 
     async def list_conversations(self, since: datetime, until: datetime) -> list[Conversation]:
         """Conversations created in ``[since, until)``, oldest first (for statistics)."""
+        ...
+
+    async def ended_with(self, listener: str, since: datetime, until: datetime, limit: int) -> list[Conversation]:
+        """The ended conversations whose record names ``listener`` (their history), created in ``[since, until)``, the
+        latest ended first (``closed_at``, else ``updated_at``; then as :meth:`list_conversations` orders them),
+        ``limit`` at most: read from the store's index of each listener's ended conversations, kept by
+        :meth:`save_conversation` and erasure, never from every conversation. The index keeps :data:`INDEXED_DAYS`
+        of endings (``since`` further back may miss some). A store written before it has it made once (SQLite: when
+        the file is opened; Redis: at the first read), from the conversations created in the last
+        :data:`INDEXED_DAYS` before its latest."""
+        ...
+
+    async def conversations_of(
+        self, channel: ChannelName, sender: str, since: datetime, until: datetime, limit: int
+    ) -> list[Conversation]:
+        """The conversations of this channel identity (a purged one has none: nobody's), created in ``[since,
+        until)``, the latest created first (as :meth:`list_conversations` orders them, reversed), ``limit`` at most:
+        read from the store's index by the identity's keyed hash (``DataKeys.identity``), never the identity in a key
+        name, kept as :meth:`ended_with`'s (and for :data:`INDEXED_DAYS` too)."""
         ...
 
     async def keep_opening(self, digest: str, conversation_id: str, ttl_seconds: float = OPENING_KEPT_SECONDS) -> None:

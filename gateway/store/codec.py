@@ -183,6 +183,15 @@ def flagged_rank(conversation: Conversation) -> int | None:
     return to_us(conversation.flagged_at or conversation.updated_at)
 
 
+def ended_rank(conversation: Conversation) -> int | None:
+    """The score of an ended conversation in the index of its listener's ended conversations (``ConversationStore.
+    ended_with``): when it ended (µs: ``closed_at``, else its last change, as the console's history orders them);
+    None for one the index leaves out (open, or ended naming no listener)."""
+    if conversation.active or not conversation.listener:
+        return None
+    return to_us(conversation.closed_at or conversation.updated_at)
+
+
 def _old_stamp(stamp: object, moment: int | str | None) -> int | str | None:
     """A stamp the timers kept in the engine state: the time it names (``moment`` when it names none)."""
     if not isinstance(stamp, str):

@@ -86,6 +86,7 @@ from gateway.messages import ChannelName
 from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
     CLIENT_OPEN,
+    INDEXED_DAYS,
     OPENING_KEPT_SECONDS,
     PRESENT_KEPT_SECONDS,
     RECEIPT_KEPT_SECONDS,
@@ -129,6 +130,7 @@ from gateway.store.codec import (
     encode_entry_data,
     encode_listener,
     encode_queue_entry,
+    ended_rank,
     flagged_entry_data,
     flagged_rank,
     from_us,
@@ -166,6 +168,8 @@ _DELIVERIES = {code: delivery for delivery, code in _DELIVERY_CODES.items()}
 _REPLIES, _UNREAD = (Author.BOT, Author.LISTENER), (Delivery.PENDING, Delivery.SENT, Delivery.DELIVERED)
 AUDIT_KEPT = 100_000
 CLAIM_KEPT = timedelta(days=8)  # a claim naming its conversation outlives its lease (one naming none: see _CLAIM)
+INDEXED_US = INDEXED_DAYS * 24 * 3600 * 1_000_000  # how far back from its latest entry ``K.person``/``K.ended`` keep
+INDEXED_S = INDEXED_DAYS * 24 * 3600  # their TTL after their last join
 FRESH_KEPT = timedelta(days=1)  # a new conversation's record until its first save (a crash before it leaves no trace)
 # for each status, the others (the status sets a saved record leaves): listed once, not at every save
 _OTHER_STATUSES = {status: tuple(str(other) for other in Status if other != status) for status in Status}
@@ -445,6 +449,7 @@ class RedisStore:
         self._indexed_under_lock: dict[str, tuple[asyncio.Task[Any] | None, Status, int | None]] = {}
         self._events = RedisEvents(client, *events_check)
         self._releases = Releases()  # locks and claims whose release failed, released again (redis_release.py)
+        self._people_known = False  # ``K.PEOPLE_MADE`` seen set (``_people_made``)
         self._unread_since: int | None = None  # ``K.UNREAD_SINCE`` (None: unknown, every conversation is older)
         # every key on one node (standalone, Sentinel's primary; not a Cluster, nor a plain client to a node in
         # cluster mode, which refuses a script across slots): scripts may touch several slots. Set by ``open`` once
@@ -492,6 +497,7 @@ class RedisStore:
         try:
             await store.ping()
             store._unread_since = await store._since()
+            await store._people_new()
             store.on_one_node = not cluster and await store._one_node()
             store.takes_kept_receipts = store.on_one_node
         except StoreError:
@@ -683,14 +689,31 @@ class RedisStore:
             _eval(pipe, "claim_active", [address], [fresh.id, expected])
             claimed = bool((await pipe.execute())[1] == 1)
         if claimed:
-            await self._script("index_conversation", [K.INDEX + "created", K.FLAGGED],
-                               [K.INDEX, fresh.id, to_us(fresh.created_at), str(fresh.status), ""])  # fmt: skip
+            async with ordered(self._redis) as pipe:
+                _eval(pipe, "index_conversation", [K.INDEX + "created", K.FLAGGED],
+                      [K.INDEX, fresh.id, to_us(fresh.created_at), str(fresh.status), ""])  # fmt: skip
+                self._join_person(pipe, fresh)
+                await pipe.execute()
         else:
             await self._redis.delete(K.conversation(fresh.id))
         return claimed
 
     def _active_key(self, channel: ChannelName, sender: str) -> str:
         return _key("active", self._keys.identity(channel, sender))
+
+    def _person_key(self, conversation: Conversation) -> str | None:
+        """The index of the young person's conversations (``K.person``); None for a purged record (no identity)."""
+        return K.person(self._keys.identity(conversation.channel, conversation.sender)) if conversation.sender else None
+
+    def _join_person(self, pipe: Pipeline, conversation: Conversation) -> None:
+        person = self._person_key(conversation)
+        if person is not None:
+            _eval(pipe, "index_of", [person], [conversation.id, to_us(conversation.created_at), INDEXED_US, INDEXED_S])
+
+    def _indexes_of(self, conversation: Conversation) -> tuple[str, ...]:
+        """The people's and listeners' indexes that may name the conversation (``K.person``, ``K.ended``)."""
+        person = self._person_key(conversation)
+        return (*([person] if person else []), *([K.ended(conversation.listener)] if conversation.listener else []))
 
     def _sealed(self, conversation: Conversation) -> bytes:
         return dumps_sealed(self._keys, "conversation", encode_conversation(conversation))
@@ -734,6 +757,7 @@ class RedisStore:
         done_until = now_ms + done.ttl_seconds * 1000 if done is not None else 0
         others = _OTHER_STATUSES[c.status]
         record, indexes, rank = self._sealed(c), [K.INDEX + "created", K.FLAGGED], flagged_rank(c)
+        ended = ended_rank(c)
         # The other sets left only when the status or the flagged rank changed since the record was read under the
         # lock (most messages change neither): that record's own save left them, after writing it. Skipped, a
         # crash's leftover (the id still in a set it left) stays until the next change: an index lists more,
@@ -749,6 +773,10 @@ class RedisStore:
         def queue(pipe: Pipeline) -> None:
             _eval(pipe, "index_conversation", indexes,
                   [K.INDEX, c.id, to_us(c.created_at), str(c.status), "" if rank is None else rank])  # fmt: skip
+            if leave:  # read under the lock unchanged, it was saved, so joined, before (``_start`` for a new one)
+                self._join_person(pipe, c)
+            if ended is not None and c.listener:  # its listener's history, before the record says it ended
+                _eval(pipe, "index_of", [K.ended(c.listener)], [c.id, ended, INDEXED_US, INDEXED_S])
             if c.client is not None and c.status in CLIENT_OPEN:
                 pipe.sadd(K.client(c.client), c.id)
             lock = unlock[:1] if unlock else []
@@ -848,6 +876,85 @@ class RedisStore:
                 if ranks:
                     await self._redis.zadd(K.FLAGGED, ranks)
         await self._redis.zadd(K.FLAGGED, {K.FLAGGED_MADE: 0})
+
+    @_guarded
+    async def ended_with(self, listener: str, since: datetime, until: datetime, limit: int) -> list[Conversation]:
+        """The listener's index (``K.ended``), latest first, a page at a time, each record read and checked (the
+        index lists more, never less: one whose record is gone leaves it); read until ``limit`` are found and the
+        ids after them ended earlier (those ending at the same µs are ordered as the history orders them)."""
+        await self._people_made()
+        key, start, page = K.ended(listener), 0, limit + 1
+        found: list[Conversation] = []
+        while True:
+            listed = cast(list[tuple[bytes | str, float]], await self._redis.zrevrangebyscore(
+                key, "+inf", to_us(since), start=start, num=page, withscores=True
+            ))  # fmt: skip
+            if not listed or (len(found) >= limit and listed[0][1] < (ended_rank(found[limit - 1]) or 0)):
+                break
+            ids = [_text(i) for i, _ in listed]
+            records = await self._conversations_or_none(ids)
+            if gone := [i for i, c in zip(ids, records, strict=True) if c is None]:
+                await self._redis.zrem(key, *gone)
+            found += [c for c in records if c is not None and c.listener == listener and not c.active
+                      and since <= c.created_at < until]  # fmt: skip
+            found.sort(key=lambda c: (-(ended_rank(c) or 0), c.created_at, c.id))
+            if len(listed) < page:
+                break
+            start += len(listed) - len(gone)
+        return found[:limit]
+
+    @_guarded
+    async def conversations_of(
+        self, channel: ChannelName, sender: str, since: datetime, until: datetime, limit: int
+    ) -> list[Conversation]:
+        """The person's index (``K.person``), latest first, a page at a time, each record read and checked."""
+        if not sender:
+            return []
+        await self._people_made()
+        key, start, page = K.person(self._keys.identity(channel, sender)), 0, limit + 1
+        found: list[Conversation] = []
+        while len(found) < limit:
+            listed = _texts(await self._redis.zrevrangebyscore(key, f"({to_us(until)}", to_us(since),
+                                                               start=start, num=page))  # fmt: skip
+            records = await self._conversations_or_none(listed)
+            if gone := [i for i, c in zip(listed, records, strict=True) if c is None]:
+                await self._redis.zrem(key, *gone)
+            found += [c for c in records if c is not None and c.channel == channel and c.sender == sender]
+            if len(listed) < page:
+                break
+            start += len(listed) - len(gone)
+        return found[:limit]
+
+    @_guarded
+    async def _people_new(self) -> None:
+        """A store holding no conversation yet has nothing to make the people's and listeners' indexes from: marked
+        made at once (``K.PEOPLE_MADE``)."""
+        if not await self._redis.exists(K.PEOPLE_MADE) and not await self._redis.zcard(K.INDEX + "created"):
+            await self._redis.set(K.PEOPLE_MADE, to_us(datetime.now(UTC)), nx=True)
+
+    async def _people_made(self) -> None:
+        """A store written before the people's and listeners' indexes has them made once (``_make_people``)."""
+        if self._people_known:
+            return
+        if not await self._redis.exists(K.PEOPLE_MADE):
+            await self._make_people()
+        self._people_known = True
+
+    async def _make_people(self) -> None:
+        """``K.person`` and ``K.ended`` made from the conversations created in the last ``INDEXED_DAYS`` before the
+        latest (each record read once, 500 at a time), then marked made. Made twice at once by two instances, they
+        hold the same; a conversation erased meanwhile may stay listed, and leaves at a read (its record gone)."""
+        latest = await self._redis.zrevrange(K.INDEX + "created", 0, 0, withscores=True)
+        if latest:
+            ids = _texts(await self._redis.zrangebyscore(K.INDEX + "created", int(latest[0][1]) - INDEXED_US, "+inf"))
+            for n in range(0, len(ids), 500):
+                async with ordered(self._redis) as pipe:
+                    for c in await self._conversations(ids[n : n + 500]):
+                        self._join_person(pipe, c)
+                        if (ended := ended_rank(c)) is not None and c.listener:
+                            _eval(pipe, "index_of", [K.ended(c.listener)], [c.id, ended, INDEXED_US, INDEXED_S])
+                    await pipe.execute()
+        await self._redis.set(K.PEOPLE_MADE, to_us(datetime.now(UTC)))
 
     @_guarded
     async def list_conversations(self, since: datetime, until: datetime) -> list[Conversation]:
@@ -1937,10 +2044,16 @@ class RedisStore:
 
     @_guarded
     async def purge_conversation(self, stripped: Conversation) -> int:
+        """The content, then the stripped record, then its place in the young person's index (``K.person``: the
+        identity it is kept under leaves with it; its listener's history keeps it, as the record keeps its name)."""
+        found = await self.get_conversation(stripped.id)
         self._read_under_lock.pop(stripped.id, None)
         self._indexed_under_lock.pop(stripped.id, None)  # its sets forgotten: the save below leaves every other
         count = await redis_retention.forget(self._redis, stripped.id, erase=False)
         await self.save_conversation(stripped)
+        person = None if found is None else self._person_key(found)
+        if person is not None:
+            await self._redis.zrem(person, stripped.id)
         return count
 
     @_guarded
@@ -1949,7 +2062,7 @@ class RedisStore:
         self._read_under_lock.pop(conversation_id, None)
         self._indexed_under_lock.pop(conversation_id, None)
         record = None if found is None else Record(self._active_key(found.channel, found.sender), found.queue,
-                                                   found.client)  # fmt: skip
+                                                   found.client, self._indexes_of(found))  # fmt: skip
         return await redis_retention.forget(self._redis, conversation_id, erase=True, record=record)
 
     @_guarded

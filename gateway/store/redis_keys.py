@@ -32,7 +32,7 @@ QUEUE = PREFIX + "{queue}:"  # entries, seq, names, waiting:<queue>, takes:<queu
 OUTBOX = PREFIX + "{outbox}:"
 INBOX = PREFIX + "{inbox}:"  # heads, urgent, urgent_to, seq, sender:<hash>, item:<id>, aside, aside:<id>
 LATE = PREFIX + "{late}:"  # held, info: the messages waiting for their late reading (see ``late_member``)
-INDEX = PREFIX + "{index}:"  # status:<status>, created
+INDEX = PREFIX + "{index}:"  # status:<status>, created, flagged, ended:<listener>, person:<hash>, people-made
 SEEN = PREFIX + "{seen}:"  # c:<inbound key> (a claim), <day>:<shard> (processed marks): see ``seen_marks``
 # Pub/sub channels (not keys: in Cluster, PUBLISH reaches every node's subscribers, whatever the name):
 EVENTS_CHANNEL = PREFIX + "events"  # the events every instance's every subscription gets (presence, typing…)
@@ -186,6 +186,27 @@ the supervision board reads the latest (``RedisStore.flagged_conversations``). J
 left after it no longer does (ended, erased), as the status sets. ``FLAGGED_MADE``, a member scored 0, says it was
 made from the open conversations once (a store written before it had none): without it the first read makes it."""
 FLAGGED_MADE = "#"  # never a conversation id (``new_conversation_id``: URL-safe base64)
+
+
+def ended(listener: str) -> str:
+    """A listener's ended conversations (their history: ``RedisStore.ended_with``), scored by when each ended (µs,
+    ``codec.ended_rank``), in slot ``{index}``: joined before the record says so (its end's save), left by its
+    erasure; those ended over ``INDEXED_DAYS`` before the latest dropped at each join, the key gone ``INDEXED_DAYS``
+    after its last join. A listener's name is no young person's."""
+    return INDEX + "ended:" + listener
+
+
+def person(identity: str) -> str:
+    """A young person's conversations (``RedisStore.conversations_of``), scored by their creation (µs), under the
+    keyed hash of their channel identity (``DataKeys.identity``, as ``hg:active:``; never the identity itself), in
+    slot ``{index}``: joined before the record is written, left by its erasure and after its purge (which strips the
+    identity); trimmed and expiring as ``ended``."""
+    return INDEX + "person:" + identity
+
+
+PEOPLE_MADE = INDEX + "people-made"
+"""Set once ``ended`` and ``person`` were made from the conversations a store held before them (the last
+``INDEXED_DAYS`` of the creation index): until then the first read makes them (``RedisStore._make_people``)."""
 
 
 def status(name: str) -> str:

@@ -245,6 +245,16 @@ for i = 6, #ARGV do redis.call('SREM', ARGV[1] .. 'status:' .. ARGV[i], ARGV[2])
 return 1
 """
 
+# KEYS: an index of one listener's or one young person's conversations (``redis_keys.ended``, ``person``). ARGV: the
+# conversation id, its score (µs), how far back from the latest score entries are kept (µs), the key's TTL (seconds).
+_INDEX_OF = """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+local latest = redis.call('ZREVRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('(%.0f', tonumber(latest[2]) - tonumber(ARGV[3])))
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
 # KEYS: a sender's active key. ARGV: the id it should hold, the id it is expected to hold ('' for none or this id).
 # Returns 1 when it holds ``ARGV[1]`` now, else the id it holds (the caller looks at that conversation).
 _CLAIM_ACTIVE = """
@@ -1200,6 +1210,7 @@ SCRIPTS = {
     "take_receipt": _TAKE_RECEIPT,
     "put_conversation": _PUT_CONVERSATION,
     "index_conversation": _INDEX_CONVERSATION,
+    "index_of": _INDEX_OF,
     "claim_active": _CLAIM_ACTIVE,
     "delete_if": _DELETE_IF,
     "replace_if": _REPLACE_IF,

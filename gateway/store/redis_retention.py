@@ -36,11 +36,12 @@ SCAN_COUNT = 1000
 @dataclass(frozen=True, slots=True)
 class Record:
     """Where an erased conversation's record is indexed besides its id: the active key, the takes of its queue,
-    its web chat client's open conversations."""
+    its web chat client's open conversations, its young person's and its listener's indexes."""
 
     active_key: str
     queue: str | None
     client: str | None = None
+    indexes: tuple[str, ...] = ()  # the young person's and the listener's (``K.person``, ``K.ended``)
 
 
 def _text(value: bytes | str) -> str:
@@ -138,6 +139,8 @@ def _unindex(pipe: Any, conversation_id: str, record: Record | None, notices: li
         pipe.eval(SCRIPTS["delete_if"], 1, record.active_key, conversation_id)
         if record.client is not None:
             pipe.srem(K.client(record.client), conversation_id)
+        for index in record.indexes:
+            pipe.zrem(index, conversation_id)
     for notice in notices:
         pipe.delete(K.key("evidence", notice))
     pipe.delete(K.conversation(conversation_id))

@@ -42,6 +42,7 @@ from gateway.messages import ChannelName
 from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
     CLIENT_OPEN,
+    INDEXED_DAYS,
     OPENING_KEPT_SECONDS,
     PRESENT_KEPT_SECONDS,
     RECEIPT_KEPT_SECONDS,
@@ -76,6 +77,7 @@ from gateway.store.codec import (
     encode_block,
     encode_conversation,
     encode_entry_data,
+    ended_rank,
     entry_author_at,
     flagged_entry_data,
     flagged_rank,
@@ -239,6 +241,20 @@ _UNREAD_INDEX = ("CREATE INDEX IF NOT EXISTS transcript_unread ON transcript (co
 # (``flagged_conversations``), not the open conversations (loading them all took 1.1 s at 10,000).
 _FLAGGED_INDEX = ("CREATE INDEX IF NOT EXISTS conversations_flagged ON conversations (flagged_us, id)"
                   " WHERE flagged_us IS NOT NULL")  # fmt: skip
+# A young person's conversations, by the keyed hash of their channel identity (the ``sender`` column): the console's
+# earlier conversations of one it opens read here (``conversations_of``), in the order shown, not every conversation
+# of the month (0.1 s of the event loop at 5,000). A purged record's column is the hash of no identity.
+_SENDER_INDEX = "CREATE INDEX IF NOT EXISTS conversations_sender ON conversations (channel, sender, created_us, id)"
+# A listener's ended conversations (``codec.ended_rank``): a row per ended conversation naming a listener, written
+# with its record (``_write_conversation``), deleted with it (erasure), and those ended over ``INDEXED_DAYS`` before
+# the latest one written dropped then; the console's history reads a page of it (``ended_with``).
+_ENDED_TABLE = """
+CREATE TABLE IF NOT EXISTS ended (conversation_id TEXT PRIMARY KEY, listener TEXT NOT NULL, ended_us INTEGER NOT NULL,
+    created_us INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS ended_listener ON ended (listener, ended_us DESC, created_us, conversation_id);
+CREATE INDEX IF NOT EXISTS ended_at ON ended (ended_us);
+"""
+INDEXED_US = INDEXED_DAYS * 24 * 3600 * 1_000_000
 _COUNT_CLIENT = f"SELECT COUNT(*) FROM conversations WHERE client = ? AND {_CLIENT_OPEN_SQL}"
 # Sent and failed outbox rows past RESOLVED_OUTBOX_KEPT, found on the partial index ``outbox_resolved`` (its
 # condition written the same here, for the planner): every outbox pass purges, and a scan of the table (every
@@ -297,7 +313,9 @@ def _connect(path: Path, keys: DataKeys) -> sqlite3.Connection:
     conn.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten: a purge or erasure leaves no trace
     conn.executescript(_SCHEMA)
     _add_missing_columns(conn, keys)
+    _add_ended(conn, keys)
     conn.execute(_CLIENT_INDEX)
+    conn.execute(_SENDER_INDEX)
     conn.execute(_UNREAD_INDEX)
     conn.execute(_FLAGGED_INDEX)
     with _writing(conn):
@@ -357,6 +375,22 @@ def _add_missing_columns(conn: sqlite3.Connection, keys: DataKeys) -> None:
         conn.execute("ALTER TABLE seen ADD COLUMN owner TEXT")
     if "conversation_id" not in seen:  # the conversation saved with the mark (``marks_of``); NULL: from before
         conn.execute("ALTER TABLE seen ADD COLUMN conversation_id TEXT")
+
+
+def _add_ended(conn: sqlite3.Connection, keys: DataKeys) -> None:
+    """The table of the listeners' ended conversations; a file from before it has it filled once, from the ended
+    records created in the last ``INDEXED_DAYS`` before its latest conversation (each opened once)."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ended'").fetchone() is not None:
+        return
+    with _writing(conn):
+        for statement in filter(str.strip, _ENDED_TABLE.split(";")):
+            conn.execute(statement)
+        rows = conn.execute(
+            f"SELECT data FROM conversations WHERE NOT {_ACTIVE_SQL}"
+            " AND created_us >= (SELECT MAX(created_us) FROM conversations) - ?", (INDEXED_US,)
+        ).fetchall()  # fmt: skip
+        for row in rows:
+            _write_ended(conn, loads_sealed(keys, "conversation", row["data"], decode_conversation))
 
 
 def _fill_unread(conn: sqlite3.Connection, keys: DataKeys) -> None:
@@ -635,6 +669,29 @@ class SqliteStore:
         rows = await self._select(
             "SELECT data FROM conversations WHERE created_us >= ? AND created_us < ? ORDER BY created_us, id",
             (to_us(since), to_us(until)),
+        )
+        return [self._conversation(row["data"]) for row in rows]
+
+    async def ended_with(self, listener: str, since: datetime, until: datetime, limit: int) -> list[Conversation]:
+        """On the index ``ended_listener``: the listener's rows ended since ``since``, ``limit`` records read."""
+        rows = await self._select(
+            "SELECT c.data FROM ended AS e JOIN conversations AS c ON c.id = e.conversation_id"
+            " WHERE e.listener = ? AND e.ended_us >= ? AND e.created_us >= ? AND e.created_us < ?"
+            " ORDER BY e.ended_us DESC, e.created_us, e.conversation_id LIMIT ?",
+            (listener, to_us(since), to_us(since), to_us(until), limit),
+        )
+        return [self._conversation(row["data"]) for row in rows]
+
+    async def conversations_of(
+        self, channel: ChannelName, sender: str, since: datetime, until: datetime, limit: int
+    ) -> list[Conversation]:
+        """On the index ``conversations_sender``: ``limit`` records read at most."""
+        if not sender:
+            return []
+        rows = await self._select(
+            "SELECT data FROM conversations WHERE channel = ? AND sender = ? AND created_us >= ? AND created_us < ?"
+            " ORDER BY created_us DESC, id DESC LIMIT ?",
+            (str(channel), self._keys.identity(channel, sender), to_us(since), to_us(until), limit),
         )
         return [self._conversation(row["data"]) for row in rows]
 
@@ -1605,6 +1662,7 @@ class SqliteStore:
             with _writing(conn):
                 count = _forget_content(conn, conversation_id)
                 conn.execute("DELETE FROM takes WHERE conversation_id = ?", (conversation_id,))
+                conn.execute("DELETE FROM ended WHERE conversation_id = ?", (conversation_id,))
                 # a mark the erasure keeps (its confirming message's: ``keep_seen``) names the conversation no more
                 conn.execute("UPDATE seen SET conversation_id = NULL WHERE conversation_id = ?", (conversation_id,))
                 conn.execute(
@@ -1893,6 +1951,8 @@ def _write_conversation(conn: sqlite3.Connection, keys: DataKeys, conversation: 
         " AND created_us = ? AND client IS ? AND flagged_us IS ?",
         (data, conversation.id, *columns),
     )
+    if not conversation.active:  # an ended one's place in its listener's history (rare saves: its end, its purge)
+        _write_ended(conn, conversation)
     if same.rowcount == 1:
         return
     conn.execute(
@@ -1902,6 +1962,22 @@ def _write_conversation(conn: sqlite3.Connection, keys: DataKeys, conversation: 
         " client = excluded.client, flagged_us = excluded.flagged_us, data = excluded.data",
         (conversation.id, *columns, data),
     )
+
+
+def _write_ended(conn: sqlite3.Connection, conversation: Conversation) -> None:
+    """An ended conversation's row in ``ended`` (none when it names no listener), and the rows ended over
+    ``INDEXED_DAYS`` before it dropped (on ``ended_at``)."""
+    rank = ended_rank(conversation)
+    if rank is None:
+        conn.execute("DELETE FROM ended WHERE conversation_id = ?", (conversation.id,))
+        return
+    conn.execute(
+        "INSERT INTO ended (conversation_id, listener, ended_us, created_us) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (conversation_id) DO UPDATE SET listener = excluded.listener, ended_us = excluded.ended_us,"
+        " created_us = excluded.created_us",
+        (conversation.id, conversation.listener, rank, to_us(conversation.created_at)),
+    )
+    conn.execute("DELETE FROM ended WHERE ended_us < ?", (rank - INDEXED_US,))
 
 
 def _delivered(delivery: Delivery, provider_message_id: str | None) -> tuple[str, tuple[str, ...]]:

@@ -1,0 +1,157 @@
+"""The store's indexes of a listener's ended conversations (``ended_with``) and of a young person's conversations
+(``conversations_of``), on SQLite, Redis and a Redis Cluster: kept with the record (its end, a purge, an erasure),
+bounded, and made once for a store written before them."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import redis
+
+from gateway.conversation import Conversation, Status
+from gateway.messages import ChannelName
+from gateway.retention import stripped
+from gateway.store import INDEXED_DAYS, Store, open_store
+from gateway.store import redis_keys as K
+from gateway.store.sqlite import path_from_url
+from gateway.testing import store_keys
+
+T0 = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
+FAR = T0 + timedelta(days=1)
+WEB = ChannelName.WEBCHAT
+
+
+def conversation(n: int, sender: str, *, listener: str | None = "anne", status: Status = Status.CLOSED,
+                 ended_minutes: int = 5, channel: ChannelName = WEB) -> Conversation:  # fmt: skip
+    created = T0 - timedelta(hours=n)
+    ended = created + timedelta(minutes=ended_minutes)
+    return Conversation(id=f"c{n:03d}", channel=channel, sender=sender, pseudonym=f"Lynx-{n}", created_at=created,
+                        updated_at=ended, status=status, listener=listener,
+                        closed_at=ended if status == Status.CLOSED else None)  # fmt: skip
+
+
+async def ids(found: list[Conversation]) -> list[str]:
+    return [c.id for c in found]
+
+
+async def test_a_listeners_ended_conversations_latest_ended_first_bounded_by_creation_and_limit(store: Store) -> None:
+    for c in [
+        conversation(1, "p1"), conversation(2, "p2", ended_minutes=200), conversation(3, "p3"),
+        conversation(4, "p4", listener="bruno"), conversation(5, "p5", status=Status.WITH_LISTENER),
+        conversation(6, "p6", status=Status.ABANDONED), conversation(7, "p7", listener=None),
+        conversation(30 * 24, "p8"),  # begun 30 days ago: before ``since`` below
+    ]:  # fmt: skip
+        await store.save_conversation(c)
+    since = T0 - timedelta(days=29)
+    assert await ids(await store.ended_with("anne", since, FAR, 50)) == ["c002", "c001", "c003", "c006"]
+    assert await ids(await store.ended_with("anne", since, FAR, 2)) == ["c002", "c001"]
+    assert await ids(await store.ended_with("bruno", since, FAR, 50)) == ["c004"]
+    assert await store.ended_with("carla", since, FAR, 50) == []
+    # a conversation held then ended joins at its end
+    ended = T0 + timedelta(hours=2)
+    await store.save_conversation(replace(conversation(5, "p5"), updated_at=ended, closed_at=ended))
+    assert (await ids(await store.ended_with("anne", since, FAR, 50)))[0] == "c005"
+
+
+async def test_endings_at_the_same_moment_keep_the_order_of_their_creation(store: Store) -> None:
+    same = T0 + timedelta(hours=1)
+    for n in range(7):  # a page of 3 ends inside the tie
+        await store.save_conversation(replace(conversation(n, f"p{n}"), closed_at=same))
+    assert await ids(await store.ended_with("anne", T0 - timedelta(days=1), FAR, 3)) == ["c006", "c005", "c004"]
+
+
+async def test_a_young_persons_conversations_by_their_identity_latest_first(store: Store) -> None:
+    for c in [
+        conversation(1, "alice"), conversation(2, "alice", listener=None, status=Status.QUEUED),
+        conversation(3, "bob"), conversation(4, "alice", channel=ChannelName.WHATSAPP),
+        conversation(5, "alice", status=Status.ABANDONED), conversation(40 * 24, "alice"),
+    ]:  # fmt: skip
+        await store.save_conversation(c)
+    since = T0 - timedelta(days=30)
+    assert await ids(await store.conversations_of(WEB, "alice", since, FAR, 10)) == ["c001", "c002", "c005"]
+    assert await ids(await store.conversations_of(WEB, "alice", since, T0 - timedelta(hours=1), 10)) == ["c002", "c005"]
+    assert await ids(await store.conversations_of(WEB, "alice", since, FAR, 1)) == ["c001"]
+    assert await ids(await store.conversations_of(ChannelName.WHATSAPP, "alice", since, FAR, 10)) == ["c004"]
+    assert await store.conversations_of(WEB, "nobody", since, FAR, 10) == []
+    assert await store.conversations_of(WEB, "", since, FAR, 10) == []
+
+
+async def test_a_new_conversation_joins_its_young_persons_index(store: Store) -> None:
+    opened, _ = await store.active_conversation(WEB, "alice", T0)
+    assert await ids(await store.conversations_of(WEB, "alice", T0 - timedelta(days=1), FAR, 10)) == [opened.id]
+
+
+async def test_a_purge_takes_the_conversation_out_of_its_young_persons_index_not_its_listeners(
+    store: Store, store_url: str
+) -> None:
+    kept, purged = conversation(1, "alice"), conversation(2, "alice")
+    for c in (kept, purged):
+        await store.save_conversation(c)
+    await store.purge_conversation(stripped(purged, T0))
+    since = T0 - timedelta(days=30)
+    assert await ids(await store.conversations_of(WEB, "alice", since, FAR, 10)) == ["c001"]
+    assert await ids(await store.ended_with("anne", since, FAR, 10)) == ["c001", "c002"]  # as the record keeps it
+    if not store_url.startswith("sqlite"):
+        with _client(store_url) as client:
+            person = K.person(store_keys(store_url).identity(WEB, "alice"))
+            assert client.zrange(person, 0, -1) == [b"c001"]
+
+
+async def test_an_erasure_takes_the_conversation_out_of_both_indexes(store: Store, store_url: str) -> None:
+    for c in (conversation(1, "alice"), conversation(2, "alice")):
+        await store.save_conversation(c)
+    await store.erase_conversation("c002")
+    since = T0 - timedelta(days=30)
+    assert await ids(await store.conversations_of(WEB, "alice", since, FAR, 10)) == ["c001"]
+    assert await ids(await store.ended_with("anne", since, FAR, 10)) == ["c001"]
+    if store_url.startswith("sqlite"):
+        with sqlite3.connect(path_from_url(store_url)) as conn:
+            assert conn.execute("SELECT conversation_id FROM ended").fetchall() == [("c001",)]
+    else:
+        with _client(store_url) as client:
+            assert client.zrange(K.ended("anne"), 0, -1) == [b"c001"]
+            assert client.zrange(K.person(store_keys(store_url).identity(WEB, "alice")), 0, -1) == [b"c001"]
+
+
+async def test_the_indexes_keep_their_last_days_only(store: Store, store_url: str) -> None:
+    old = replace(conversation(1, "alice"), created_at=T0 - timedelta(days=60), updated_at=T0 - timedelta(days=60),
+                  closed_at=T0 - timedelta(days=60))  # fmt: skip
+    await store.save_conversation(old)
+    await store.save_conversation(conversation(2, "alice"))
+    if store_url.startswith("sqlite"):
+        with sqlite3.connect(path_from_url(store_url)) as conn:
+            assert conn.execute("SELECT conversation_id FROM ended").fetchall() == [("c002",)]
+        return
+    with _client(store_url) as client:
+        person = K.person(store_keys(store_url).identity(WEB, "alice"))
+        for key in (K.ended("anne"), person):
+            assert client.zrange(key, 0, -1) == [b"c002"]
+            assert 0 < client.ttl(key) <= INDEXED_DAYS * 24 * 3600
+
+
+async def test_a_store_written_before_the_indexes_has_them_made(store: Store, store_url: str) -> None:
+    for c in (conversation(1, "alice"), conversation(2, "alice", status=Status.ABANDONED), conversation(3, "bob")):
+        await store.save_conversation(c)
+    await store.close()
+    if store_url.startswith("sqlite"):
+        with sqlite3.connect(path_from_url(store_url)) as conn:
+            conn.execute("DROP TABLE ended")
+            conn.execute("DROP INDEX conversations_sender")
+    else:
+        with _client(store_url) as client:
+            for key in (K.ended("anne"), K.person(store_keys(store_url).identity(WEB, "alice")), K.PEOPLE_MADE):
+                client.delete(key)
+    again = await open_store(store_url, keys=store_keys(store_url))
+    try:
+        since = T0 - timedelta(days=30)
+        assert await ids(await again.ended_with("anne", since, FAR, 10)) == ["c001", "c002", "c003"]
+        assert await ids(await again.conversations_of(WEB, "alice", since, FAR, 10)) == ["c001", "c002"]
+    finally:
+        await again.close()
+
+
+def _client(url: str) -> redis.Redis:
+    """A plain client to the store's Redis; on the one-node Cluster of the suite, the node itself (every slot)."""
+    return redis.Redis.from_url(url)
