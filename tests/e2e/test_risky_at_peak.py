@@ -8,8 +8,9 @@ and another, new, writes "il me frappe encore là"; then the workers start. Orde
 
 - The inbox: the gateway busy (``GATEWAY_INLINE_MAX=0``: every webhook goes through the inbox, as it does once the
   inline capacity is taken, except, since 2026-12-05, one whose words read a risk: the new sender's is processed at
-  once, the backlog sender's goes behind its own waiting message, both ahead of the backlog). Until 2026-12-05 it handed out its items oldest first whatever they said (measured under
-  a real overload of 800 webhooks at about 600 a second: the risky message's first reply was the 1,285th of 1,606).
+  once, the backlog sender's goes behind its own waiting message, both ahead of the backlog). Until 2026-12-05 it
+  handed out its items oldest first whatever they said (measured under a real overload of 800 webhooks at about 600
+  a second: the risky message's first reply was the 1,285th of 1,606).
 - The outbox: the webhooks processed inline, their replies waiting (a provider down, then back; an instance's outbox
   behind). Until 2026-12-05 it sent the oldest due replies first whatever they said.
 """
