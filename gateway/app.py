@@ -30,7 +30,8 @@ from aiohttp import web
 from gateway import leaving
 from gateway.alerts import Watch
 from gateway.channels.base import MediaFetcher
-from gateway.channels_wiring import TypingRelay, build_channels, webhook_routes
+from gateway.channels.whatsapp_catchup import CatchUp
+from gateway.channels_wiring import TypingRelay, batch_processor, build_channels, webhook_routes
 from gateway.clock import utcnow
 from gateway.console.access import Sight
 from gateway.console.actions import Actions
@@ -95,6 +96,7 @@ SUPERVISOR = web.AppKey("supervisor", Supervisor)
 READER = web.AppKey("reader", Reader)
 WEBCHAT = web.AppKey("webchat", WebChatHub)
 WATCH = web.AppKey("watch", Watch)
+CATCH_UP = web.AppKey("whatsapp_catchup", CatchUp)
 
 STATIC = resources.files("gateway") / "webchat_static"
 FLOW_WATCH_SECONDS = 2.0
@@ -280,7 +282,21 @@ async def create_app(
     async def departed(departure: Departure) -> None:  # a provider's (un)block notice
         await leaving.provider_says(dispatcher, store, departure, clock())
 
-    app.add_routes(webhook_routes(channels, dispatcher, gate, inbox, metrics, departed=departed, replicated=replicated))
+    missed: dict[ChannelName, Callable[[], None]] = {}
+    if settings.whatsapp_enabled:  # Twilio sends no webhook again: its list read (whatsapp_catchup.py)
+        from gateway.channels.whatsapp import WhatsAppChannel
+
+        whatsapp = channels.adapters[ChannelName.WHATSAPP]
+        assert isinstance(whatsapp, WhatsAppChannel)
+        catch_up = CatchUp(whatsapp, store, batch_processor(dispatcher, gate, inbox, departed, None), limits, metrics,
+                           period=settings.whatsapp_catchup_seconds,  # Twilio's times: the real clock
+                           window=timedelta(hours=settings.whatsapp_catchup_window_hours),
+                           settle=settings.whatsapp_catchup_settle_seconds)  # fmt: skip
+        supervisor.add("whatsapp-catchup", catch_up.run)
+        missed[ChannelName.WHATSAPP] = catch_up.missed
+        app[CATCH_UP] = catch_up
+    app.add_routes(webhook_routes(channels, dispatcher, gate, inbox, metrics, departed=departed, replicated=replicated,
+                                  missed=missed))  # fmt: skip
     media = ConsoleMedia(store, fetchers)
     app.add_routes([
         *ConsolePages(api, store).routes(), *Supervision(store, flows, presence, api, clock=clock,
@@ -580,6 +596,9 @@ def _routes(
         if waiting:
             checks["store_waiting"] = waiting
         checks["understanding"] = reader.status if reader is not None else "off"  # degraded: keywords still run
+        catch_up = request.app.get(CATCH_UP)
+        if catch_up is not None and catch_up.failing is not None:  # shown, not a reason to stop traffic
+            checks["whatsapp_catchup"] = f"failing ({catch_up.failing})"
         ready = checks["store"] == "ok" and flows.current is not None and not workers
         return web.json_response({"ready": ready, **checks}, status=200 if ready else 503)
 

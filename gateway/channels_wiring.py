@@ -160,33 +160,31 @@ class TypingRelay:
 def webhook_routes(
     channels: Channels, dispatcher: Dispatcher, gate: Gate, inbox: Inbox, metrics: Metrics, *, departed: Departed,
     replicated: Callable[[], Awaitable[None]] | None = None,
+    missed: Mapping[ChannelName, Callable[[], None]] | None = None,
 ) -> list[web.RouteDef]:  # fmt: skip
     """The webhook routes of the channels that are on; ``departed`` is told of a provider's (un)block notice;
-    ``replicated`` (``GATEWAY_REDIS_REPLICA_ACKS``) is awaited before each acknowledgement: ReplicasBehind, 503."""
+    ``replicated`` (``GATEWAY_REDIS_REPLICA_ACKS``) is awaited before each acknowledgement: ReplicasBehind, 503;
+    ``missed`` is told when a channel's webhook answered 503 (WhatsApp's catch-up)."""
     routes: list[web.RouteDef] = []
     for name, adapter in channels.adapters.items():
         path = f"/webhooks/{name.value}"
-        handle = _webhook(adapter, adapter.parse, dispatcher, gate, inbox, metrics, departed, replicated)
-        routes.append(web.post(path, handle))
+        process = batch_processor(dispatcher, gate, inbox, departed, replicated)
+        routes.append(web.post(path, _webhook(adapter, adapter.parse, process, metrics, (missed or {}).get(name))))
         verify = getattr(adapter, "verify", None)
         if verify is not None:  # Messenger's GET subscription handshake
             routes.append(web.get(path, verify))
         parse_status = getattr(adapter, "parse_status", None)
         if parse_status is not None:  # Twilio's delivery status callbacks
-            status = _webhook(adapter, parse_status, dispatcher, gate, inbox, metrics, departed, replicated)
-            routes.append(web.post(path + "/status", status))
+            routes.append(web.post(path + "/status", _webhook(adapter, parse_status, process, metrics, None)))
     return routes
 
 
 def _webhook(
     adapter: Channel,
     parse: Parse,
-    dispatcher: Dispatcher,
-    gate: Gate,
-    inbox: Inbox,
+    process: Callable[[Batch], Awaitable[None]],
     metrics: Metrics,
-    departed: Departed,
-    replicated: Callable[[], Awaitable[None]] | None,
+    missed: Callable[[], None] | None,
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         try:
@@ -207,10 +205,21 @@ def _webhook(
                 raise
             except StoreError as exc:
                 if loop.time() + pause >= deadline:
+                    if missed is not None:  # Twilio sends it no more: the catch-up reads it from Twilio's list
+                        missed()
                     raise  # 503 (the middleware tells the outage)
                 metrics.outages.failed(HTTP, exc)
             await asyncio.sleep(pause)
             pause = min(pause * 2, 2.0)
+
+    return handle
+
+
+def batch_processor(
+    dispatcher: Dispatcher, gate: Gate, inbox: Inbox, departed: Departed,
+    replicated: Callable[[], Awaitable[None]] | None,
+) -> Callable[[Batch], Awaitable[None]]:  # fmt: skip
+    """How a webhook's batch is processed (and WhatsApp's catch-up's messages: ``whatsapp_catchup.py``)."""
 
     async def process(batch: Batch) -> None:
         """The batch's messages, receipts and departures, each processed once however often this runs."""
@@ -232,4 +241,4 @@ def _webhook(
         if replicated is not None:  # what it wrote on the replicas first: a failover keeps it (ReplicasBehind: 503)
             await replicated()
 
-    return handle
+    return process

@@ -157,6 +157,15 @@ class Metrics:
             " a claim answered late, a run's renewals failing), left to the next claim once their lease ends",
             registry=r,
         )  # fmt: skip
+        self.whatsapp_caught_up = Counter(
+            "gateway_whatsapp_caught_up", "WhatsApp messages Twilio received but the gateway had not (its webhook"
+            " answered 503 or never reached it), found in Twilio's list and processed by the catch-up", registry=r,
+        )  # fmt: skip
+        self.whatsapp_catchup_passes = Counter(
+            "gateway_whatsapp_catchup_passes", "Passes of the WhatsApp catch-up over Twilio's list, by outcome: ok,"
+            " elsewhere (another instance's turn), rate_limited, failed (Twilio unreachable or refusing), store",
+            ["outcome"], registry=r,
+        )  # fmt: skip
         self.store_failures = Counter(
             "gateway_store_failures", "Store failures met (each one: a request answered 503, a worker's pass, a"
             " subscription, a socket…), by part and the error's class; the log tells an outage in a few lines",

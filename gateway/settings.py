@@ -159,6 +159,11 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr = SecretStr("")
     twilio_whatsapp_from: str = ""
     twilio_api_url: str = "https://api.twilio.com"
+    # WhatsApp catch-up (gateway/channels/whatsapp_catchup.py): Twilio's list of the messages it received, read this
+    # often (and after a webhook answered 503, and at start), over at most the last window hours
+    whatsapp_catchup_seconds: float = 300.0
+    whatsapp_catchup_window_hours: float = 6.0
+    whatsapp_catchup_settle_seconds: float = 30.0  # a message this recent is left to its webhook (the next pass)
     # Telegram
     telegram_bot_token: SecretStr = SecretStr("")
     telegram_webhook_secret: SecretStr = SecretStr("")
@@ -289,6 +294,10 @@ class Settings(BaseSettings):
             raise ConfigError("GATEWAY_INBOUND_CLAIM_SECONDS must be positive")
         if self.purge_interval_seconds <= 0:
             raise ConfigError("GATEWAY_PURGE_INTERVAL_SECONDS must be positive")
+        if self.whatsapp_catchup_seconds <= 0 or self.whatsapp_catchup_window_hours <= 0:
+            raise ConfigError("GATEWAY_WHATSAPP_CATCHUP_SECONDS and _WINDOW_HOURS must be positive")
+        if self.whatsapp_catchup_settle_seconds < 0:
+            raise ConfigError("GATEWAY_WHATSAPP_CATCHUP_SETTLE_SECONDS must not be negative")
         if self.smtp_url.get_secret_value() and not self.smtp_url.get_secret_value().startswith(
             ("smtp://", "smtps://")
         ):

@@ -27,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import datetime
+import email.utils
 import hashlib
 import hmac
 import itertools
@@ -40,7 +42,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 from twilio.request_validator import RequestValidator
@@ -218,6 +220,10 @@ class FakeAPI:
 
     send_endpoint = ""
 
+    def _endpoint_of(self, request: web.Request) -> str:
+        """The name ``fail_next`` and ``requests_to`` know a request by: its path's last segment."""
+        return request.path.rstrip("/").rsplit("/", 1)[-1]
+
     def error_response(self, failure: Failure) -> web.Response:
         return web.json_response({"error": failure.description}, status=failure.status)
 
@@ -232,7 +238,7 @@ class FakeAPI:
                 self.held += 1
                 self._arrived.notify_all()
             await self._flowing.wait()
-        endpoint = request.path.rstrip("/").rsplit("/", 1)[-1]
+        endpoint = self._endpoint_of(request)
         queue = self._failures.get(endpoint)
         failure = queue.popleft() if queue else None
         if self._down:
@@ -340,6 +346,12 @@ class FakeTwilioAPI(FakeAPI):
 
     Set ``twilio_api_url`` to :attr:`url`. Requests without ``account_sid:auth_token`` get 401 (code 20003);
     failures answer ``{"code", "message", "more_info", "status"}`` (429 defaults to code 20429).
+
+    Twilio keeps every message: :meth:`receive` records one a young person sent to the line (whatever became of its
+    webhook: answered 503, never posted), and ``GET …/Messages.json`` lists what it keeps as Twilio does (the
+    sends too, ``outbound-api``), the newest first, filtered by ``To`` and ``DateSent>``, ``PageSize`` at a time
+    with a ``next_page_uri``; ``GET …/Messages/{sid}/Media.json`` lists a message's media. ``fail_next(…,
+    endpoint="list")`` scripts the list's answers.
     """
 
     send_endpoint = "Messages.json"
@@ -349,6 +361,75 @@ class FakeTwilioAPI(FakeAPI):
         self.account_sid = account_sid
         self._credentials = "Basic " + base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
         self.app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self._messages)
+        self.kept: list[dict[str, Any]] = []  # every message Twilio keeps, in the order it received or sent them
+        self._kept_media: dict[str, list[dict[str, Any]]] = {}
+
+    def _endpoint_of(self, request: web.Request) -> str:
+        """``list`` for the Messages list (a GET of ``Messages.json``), apart from the sends (its POST)."""
+        listing = request.method == "GET" and request.path.endswith("/Messages.json")
+        return "list" if listing else super()._endpoint_of(request)
+
+    def requests_to(self, endpoint: str) -> list[RecordedRequest]:
+        """As :meth:`FakeAPI.requests_to`, the list's requests (``list``) apart from the sends (``Messages.json``)."""
+        if endpoint == "list":
+            return [r for r in self.requests if r.method == "GET" and r.endpoint == "Messages.json"]
+        return [r for r in super().requests_to(endpoint) if not (r.method == "GET" and r.endpoint == "Messages.json")]
+
+    def receive(
+        self, from_: str, body: str = "", *, message_sid: str | None = None, at: datetime.datetime | None = None,
+        media: Iterable[tuple[str, str]] = (), to: str = WHATSAPP_FROM,
+    ) -> str:  # fmt: skip
+        """A message a young person sent to the line, as Twilio keeps it (received ``at``, default now); ``media``
+        are ``(media_sid, content_type)`` pairs, hosted at :meth:`media_path` by the test. Returns its sid."""
+        sid = message_sid or f"SM{_next_id():032x}"
+        self._keep(sid, from_, to, body, "inbound", at)
+        path = f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}"
+        self._kept_media[sid] = [
+            {"sid": media_sid, "parent_sid": sid, "content_type": content_type,
+             "uri": f"{path}/Media/{media_sid}.json"}
+            for media_sid, content_type in media
+        ]  # fmt: skip
+        self.kept[-1]["num_media"] = str(len(self._kept_media[sid]))
+        return sid
+
+    def _keep(self, sid: str, from_: str, to: str, body: str, direction: str, at: datetime.datetime | None) -> None:
+        when = at or datetime.datetime.now(datetime.UTC)
+        path = f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}"
+        self.kept.append({
+            "sid": sid, "account_sid": self.account_sid, "from": from_, "to": to, "body": body,
+            "direction": direction, "status": "received" if direction == "inbound" else "queued", "num_media": "0",
+            "date_sent": email.utils.format_datetime(when.astimezone(datetime.UTC)), "_at": when,
+            "uri": f"{path}.json", "subresource_uris": {"media": f"{path}/Media.json"},
+        })  # fmt: skip
+
+    async def _serve_media(self, request: web.Request) -> web.Response:
+        account = f"/2010-04-01/Accounts/{self.account_sid}/"
+        if request.path.endswith(".json") and not (self.authorised(request) and request.path.startswith(account)):
+            return self.error_response(Failure(401, code=20003, description="Authenticate"))
+        if request.path == account + "Messages.json":
+            return self._list(request)
+        if request.path.startswith(account + "Messages/") and request.path.endswith("/Media.json"):
+            listed = self._kept_media.get(request.path.split("/")[5], [])
+            return web.json_response({"media_list": listed, "next_page_uri": None, "page": 0,
+                                      "page_size": 50, "uri": request.path})  # fmt: skip
+        return await super()._serve_media(request)
+
+    def _list(self, request: web.Request) -> web.Response:
+        query = request.query
+        after = datetime.datetime.fromisoformat(query["DateSent>"].replace("Z", "+00:00")) if "DateSent>" in query \
+            else None  # fmt: skip
+        if after is not None and after.tzinfo is None:
+            after = after.replace(tzinfo=datetime.UTC)
+        chosen = [m for m in reversed(self.kept)  # the newest first, as Twilio lists them
+                  if query.get("To", m["to"]) == m["to"] and (after is None or m["_at"] >= after)]  # fmt: skip
+        size, page = int(query.get("PageSize", "50")), int(query.get("Page", "0"))
+        records = [{k: v for k, v in m.items() if k != "_at"} for m in chosen[page * size : (page + 1) * size]]
+        more = (page + 1) * size < len(chosen)
+        following = {**query, "Page": str(page + 1), "PageToken": f"PA{page + 1}"}
+        next_uri = f"{request.path}?{urlencode(following)}" if more else None
+        return web.json_response({"messages": records, "next_page_uri": next_uri, "page": page, "page_size": size,
+                                  "uri": request.path_qs, "first_page_uri": request.path, "previous_page_uri": None,
+                                  "start": page * size, "end": page * size + len(records)})  # fmt: skip
 
     def media_path(self, message_sid: str = "MM" + "1" * 32, media_sid: str = "ME" + "1" * 32) -> str:
         """Where Twilio keeps an inbound message's media, for :meth:`serve_media`."""
@@ -372,8 +453,11 @@ class FakeTwilioAPI(FakeAPI):
         if not self.authorised(request) or request.match_info["sid"] != self.account_sid:
             return self.error_response(Failure(401, code=20003, description="Authenticate"))
         form = await request.post()
+        sid = f"SM{_next_id():032x}"
+        self._keep(sid, str(form.get("From", "")), str(form.get("To", "")), str(form.get("Body", "")), "outbound-api",
+                   None)  # fmt: skip
         resource = {
-            "sid": f"SM{_next_id():032x}",
+            "sid": sid,
             "status": "queued",
             "account_sid": self.account_sid,
             "to": form.get("To"),

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+from collections.abc import Awaitable
+from typing import TypeVar
 from urllib.parse import parse_qsl
 
 import aiohttp
 from aiohttp import web
 from multidict import MultiDict
-from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
@@ -55,6 +57,9 @@ from gateway.settings import Settings
 TEXT_LIMIT = 1600
 MAX_FORM_FIELDS = 1000
 MAX_MEDIA = 20  # WhatsApp sends one file per message; Twilio allows ten on MMS
+T = TypeVar("T")
+LIST_PAGE_SIZE = 100  # messages per page of Twilio's list (the catch-up's)
+LIST_MAX_PAGES = 100  # a catch-up's pass reads at most this many pages (10,000 messages)
 MEDIA_HOSTS = frozenset({"api.twilio.com", "*.twiliocdn.com"})
 STATUS_PATH = "/webhooks/whatsapp/status"
 
@@ -162,6 +167,55 @@ class WhatsAppChannel:
     def reply_window(self, author: str) -> datetime.timedelta:
         return datetime.timedelta(hours=24)
 
+    async def received_since(self, since: datetime.datetime) -> list[tuple[datetime.datetime, Inbound]]:
+        """The messages Twilio received for ``TWILIO_WHATSAPP_FROM`` sent from ``since`` on (its Messages list,
+        every page), each with the time Twilio received it, the oldest first: what the webhook would have posted,
+        for the catch-up (``whatsapp_catchup.py``). The media of each are listed too (their URLs as the webhook
+        gives them). A shared location's coordinates and STOP's ``OptOutType`` are not in the list: not caught up.
+        Twilio's errors as :meth:`send`'s (a 429: ``RetryableDelivery`` rate limited)."""
+        if self._client is None:
+            raise RuntimeError("WhatsAppChannel.start() must be awaited before received_since()")
+        client, ours = self._client, self._settings.twilio_whatsapp_from
+        found: list[tuple[datetime.datetime, Inbound]] = []
+        try:
+            page = await _timed(client.messages.page_async(to=ours, date_sent_after=since, page_size=LIST_PAGE_SIZE))
+            for _ in range(LIST_MAX_PAGES):
+                for resource in page:
+                    at = resource.date_sent
+                    if resource.direction != "inbound" or resource.to != ours or at is None or at < since:
+                        continue
+                    if not (isinstance(resource.sid, str) and resource.sid and resource.from_):
+                        continue
+                    found.append((at, await self._listed(resource.sid, resource.from_, resource.body,
+                                                         resource.num_media)))  # fmt: skip
+                page = await _timed(page.next_page_async())
+                if page is None:
+                    break
+        except (TwilioRestException, TwilioServiceException) as error:
+            raise twilio_error(error.status, error.code) from None
+        except TwilioException as error:  # a page's error answer: ("Unable to fetch page", the response)
+            status = getattr(error.args[-1] if error.args else None, "status_code", 0)
+            raise twilio_error(status if isinstance(status, int) and status >= 400 else 502, None) from None
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise RetryableDelivery(f"whatsapp: network error ({type(error).__name__})") from None
+        except (ValueError, KeyError, TypeError):  # a 2xx that is not Twilio's list (a captive portal's page)
+            raise RetryableDelivery("whatsapp: an answer that was not Twilio's list") from None
+        found.reverse()  # Twilio lists the newest first: the oldest first, same-second ones kept in their order
+        found.sort(key=lambda pair: pair[0])
+        return found
+
+    async def _listed(self, sid: str, sender: str, body: str | None, num_media: str | None) -> Inbound:
+        """One listed message as the webhook's form makes it (:func:`_inbound`), its media asked of Twilio."""
+        form: MultiDict[str] = MultiDict(MessageSid=sid, From=sender, Body=body or "", NumMedia="0")
+        if num_media and num_media != "0" and self._client is not None:
+            listed = await _timed(self._client.messages(sid).media.list_async(limit=MAX_MEDIA))
+            base = self._settings.twilio_api_url.rstrip("/")
+            form["NumMedia"] = str(len(listed))
+            for index, media in enumerate(listed):
+                form[f"MediaUrl{index}"] = base + str(media.uri).removesuffix(".json")
+                form[f"MediaContentType{index}"] = media.content_type or ""
+        return _inbound(form)
+
     async def _verified_form(self, request: web.Request) -> MultiDict[str]:
         raw = await read_body(request, self._settings.max_body_bytes, self.name)
         signature = request.headers.get("X-Twilio-Signature", "")
@@ -192,6 +246,12 @@ class WhatsAppChannel:
         if not isinstance(sid, str) or not sid:  # a 2xx without the created message (nothing, an error object)
             raise RetryableDelivery("whatsapp: an answer that was not Twilio's (no message sid)")
         return sid
+
+
+async def _timed(call: Awaitable[T]) -> T:
+    """One call of Twilio's async client, within the send timeout (the client drops its own: aiohttp's 300 s)."""
+    async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+        return await call
 
 
 def twilio_error(status: int, code: int | None) -> DeliveryError:

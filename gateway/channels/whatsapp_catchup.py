@@ -1,0 +1,170 @@
+"""The WhatsApp catch-up: the messages Twilio received that the gateway never processed, read from Twilio's list.
+
+Twilio does not send a webhook again after a 5xx (by default one retry, on a failed connection only): a message
+that met a store outage longer than the webhook's hold (``STORE_HOLD_SECONDS``), every instance down, or the
+gateway unreachable, was acknowledged to the young person by WhatsApp and never reached the line. Twilio keeps
+every message: this supervised worker (``whatsapp-catchup``) lists the inbound ones sent to
+``TWILIO_WHATSAPP_FROM`` (:meth:`WhatsAppChannel.received_since`) and processes each one not processed yet through
+the webhook's own path (the gate, the sender's turns, the inbox or the dispatcher: ``channels_wiring``), under the
+webhook's de-duplication key (its ``MessageSid``), so nothing is processed twice, oldest first (so in the order
+Twilio received them, per sender too).
+
+When: at start (the gateway may have been down), soon after a WhatsApp webhook answered 503 (:meth:`missed`,
+``settle`` seconds later), and every ``period`` seconds as a safety net. Each pass reads from shortly
+(``MARGIN``, for the clocks) before the end of the last good pass, and never further back than ``window``; a
+message received in the last ``settle`` seconds is left to its webhook (read by the next pass). One instance at a
+time: a pass starts with a short claim shared by the instances (``Claims.once_per``, in Redis with Redis), the
+winner's retries within it need no other; the instance that loses tries again once the claim is over. A pass that
+fails (Twilio unreachable, refusing, the store away) is logged by class, counted in
+``gateway_whatsapp_catchup_passes{outcome}``, shown by ``/readyz`` (``whatsapp_catchup``, not a reason to stop
+traffic) and tried again after a backoff; a 429 (Twilio's rate limit) pauses it ``RATE_LIMIT_PAUSE`` seconds.
+What it processes is counted in ``gateway_whatsapp_caught_up``. Nothing here logs a phone number, a text or a sid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from gateway.channels.base import Batch
+from gateway.clock import utcnow
+from gateway.dispatcher import DEDUPE_TTL_SECONDS
+from gateway.errors import DeliveryError, RetryableDelivery, StoreError
+from gateway.ids import inbound_key
+from gateway.messages import Inbound
+from gateway.metrics import Metrics
+from gateway.store import ClaimState, DedupeStore
+
+log = logging.getLogger(__name__)
+
+MARGIN = timedelta(minutes=5)  # a pass reads from this long before the end of the last good one (clocks differ)
+CLAIM_SECONDS = 60  # a pass's claim across instances: the others wait this long
+CHECK_LEASE_SECONDS = 5.0  # the claim that asks whether a message was processed, let go at once
+RATE_LIMIT_PAUSE = 60.0  # after Twilio's 429
+MAX_BACKOFF = 60.0
+
+
+class Lister(Protocol):
+    async def received_since(self, since: datetime) -> list[tuple[datetime, Inbound]]: ...
+
+
+class Claims(Protocol):
+    async def once_per(self, seconds: int, what: str, subject: str) -> bool: ...
+
+
+class CatchUp:
+    def __init__(
+        self,
+        lister: Lister,
+        store: DedupeStore,
+        process: Callable[[Batch], Awaitable[None]],
+        claims: Claims,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        period: float = 300.0,
+        window: timedelta = timedelta(hours=6),
+        settle: float = 30.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._lister, self._store, self._process, self._claims = lister, store, process, claims
+        self._metrics, self._clock, self._monotonic = metrics, clock, monotonic
+        self.period, self.window, self.settle = period, window, settle
+        self._since: datetime | None = None  # the end of the last good pass: the next reads from MARGIN before
+        self._next = monotonic()  # the first pass at start: the gateway may have been down
+        self._wake = asyncio.Event()
+        self._failures = 0
+        self._held_until = 0.0  # monotonic: until when this instance's claim lets it pass again
+        self.failing: str | None = None  # the last pass's failure (its class), for /readyz; None once one passes
+
+    def missed(self) -> None:
+        """A WhatsApp webhook answered 503: a pass once that message has settled in Twilio's list."""
+        self._next = min(self._next, self._monotonic() + self.settle)
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Passes until cancelled (a supervised worker): a failure is tried again after a backoff."""
+        while True:
+            delay = self._next - self._monotonic()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):  # asyncio.timeout, not wait_for: see gateway/supervisor.py
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
+                self._wake.clear()
+                continue
+            self._next = self._monotonic() + await self._turn()
+
+    async def _turn(self) -> float:
+        """One pass if this instance wins the claim; the seconds until the next."""
+        now = self._monotonic()
+        if now >= self._held_until:  # the claim this instance won still runs: its retries need no other
+            if not await self._claims.once_per(CLAIM_SECONDS, "whatsapp_catchup", "pass"):
+                self._metrics.whatsapp_catchup_passes.labels("elsewhere").inc()
+                return CLAIM_SECONDS
+            self._held_until = now + CLAIM_SECONDS / 2  # half: a pass started then ends within the claim
+        try:
+            caught = await self.catch_up()
+        except RetryableDelivery as exc:
+            return self._failed("rate_limited" if exc.rate_limited else "failed", exc)
+        except DeliveryError as exc:  # refused (credentials): said at every period, never silent
+            self._failed("failed", exc)
+            return self.period
+        except StoreError as exc:  # told once an outage (gateway/outage_log.py)
+            self._metrics.outages.failed("whatsapp-catchup", exc)
+            return self._failed("store", exc)
+        self._metrics.whatsapp_catchup_passes.labels("ok").inc()
+        if caught:
+            log.warning("whatsapp catch-up: %d message(s) Twilio received but the gateway had not, processed", caught)
+        if self.failing is not None:
+            log.info("whatsapp catch-up: passes again")
+        self.failing, self._failures = None, 0
+        return self.period
+
+    def _failed(self, outcome: str, exc: Exception) -> float:
+        self._metrics.whatsapp_catchup_passes.labels(outcome).inc()
+        self.failing = type(exc).__name__
+        pause = RATE_LIMIT_PAUSE if outcome == "rate_limited" else min(2.0**self._failures, MAX_BACKOFF)
+        self._failures += 1
+        if outcome != "store":
+            log.warning("whatsapp catch-up: pass failed (%s, %s); again in %.0fs", outcome, type(exc).__name__, pause)
+        return pause
+
+    async def catch_up(self) -> int:
+        """One pass: the messages Twilio received since shortly before the last pass, not processed yet, processed
+        oldest first. Returns how many."""
+        now = self._clock()
+        since = now - self.window
+        if self._since is not None:
+            since = max(since, self._since - MARGIN)
+        until = end = now - timedelta(seconds=self.settle)
+        caught = 0
+        for at, inbound in await self._lister.received_since(since):
+            if at > until:  # left to its webhook: the next pass reads it if it never came
+                continue
+            seen = await self._seen(inbound)
+            if seen is None:  # being processed now (its webhook): looked at again by the next pass
+                end = min(end, at)
+                continue
+            if seen:
+                continue
+            await self._process(Batch(inbound=(inbound,)))
+            self._metrics.whatsapp_caught_up.inc()
+            caught += 1
+        self._since = end
+        return caught
+
+    async def _seen(self, inbound: Inbound) -> bool | None:
+        """Whether the message was processed (the dispatcher's mark); None while someone processes it. Asked by a
+        claim let go at once: the message then goes through the gate and the dispatcher as a webhook's."""
+        key, owner = inbound_key(inbound), "catchup-" + secrets.token_hex(8)
+        state = await self._store.claim(key, owner, CHECK_LEASE_SECONDS, kept_seconds=DEDUPE_TTL_SECONDS)
+        if state is ClaimState.CLAIMED:
+            await self._store.release(key, owner)
+            return False
+        return True if state is ClaimState.DONE else None
