@@ -16,8 +16,10 @@ after the young person's last message (Twilio error 63016), for bots and listene
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
+from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import parse_qsl
 
@@ -167,17 +169,18 @@ class WhatsAppChannel:
     def reply_window(self, author: str) -> datetime.timedelta:
         return datetime.timedelta(hours=24)
 
-    async def received_since(self, since: datetime.datetime) -> list[tuple[datetime.datetime, Inbound]]:
+    async def received_since(self, since: datetime.datetime) -> list[Listed]:
         """The messages Twilio received for ``TWILIO_WHATSAPP_FROM`` sent from ``since`` on (its Messages list,
         every page), each with the time Twilio received it, the oldest first: what the webhook would have posted,
-        for the catch-up (``whatsapp_catchup.py``). The media of each are listed too (their URLs as the webhook
-        gives them). A shared location's coordinates and STOP's ``OptOutType`` are not in the list: not caught up.
+        for the catch-up (``whatsapp_catchup.py``), without their media: :meth:`with_media` asks Twilio for those of
+        a message the catch-up processes (one request a message with media; not for the many it finds processed
+        already). A shared location's coordinates and STOP's ``OptOutType`` are not in the list: not caught up.
         Twilio's errors as :meth:`send`'s (a 429: ``RetryableDelivery`` rate limited)."""
         if self._client is None:
             raise RuntimeError("WhatsAppChannel.start() must be awaited before received_since()")
         client, ours = self._client, self._settings.twilio_whatsapp_from
-        found: list[tuple[datetime.datetime, Inbound]] = []
-        try:
+        found: list[Listed] = []
+        with _listing():
             page = await _timed(client.messages.page_async(to=ours, date_sent_after=since, page_size=LIST_PAGE_SIZE))
             for _ in range(LIST_MAX_PAGES):
                 for resource in page:
@@ -186,34 +189,29 @@ class WhatsAppChannel:
                         continue
                     if not (isinstance(resource.sid, str) and resource.sid and resource.from_):
                         continue
-                    found.append((at, await self._listed(resource.sid, resource.from_, resource.body,
-                                                         resource.num_media)))  # fmt: skip
+                    form = MultiDict(MessageSid=resource.sid, From=resource.from_, Body=resource.body or "",
+                                     NumMedia="0")  # fmt: skip
+                    media = resource.num_media not in (None, "", "0")
+                    found.append(Listed(at, _inbound(form), form if media else None))
                 page = await _timed(page.next_page_async())
                 if page is None:
                     break
-        except (TwilioRestException, TwilioServiceException) as error:
-            raise twilio_error(error.status, error.code) from None
-        except TwilioException as error:  # a page's error answer: ("Unable to fetch page", the response)
-            status = getattr(error.args[-1] if error.args else None, "status_code", 0)
-            raise twilio_error(status if isinstance(status, int) and status >= 400 else 502, None) from None
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise RetryableDelivery(f"whatsapp: network error ({type(error).__name__})") from None
-        except (ValueError, KeyError, TypeError):  # a 2xx that is not Twilio's list (a captive portal's page)
-            raise RetryableDelivery("whatsapp: an answer that was not Twilio's list") from None
         found.reverse()  # Twilio lists the newest first: the oldest first, same-second ones kept in their order
-        found.sort(key=lambda pair: pair[0])
+        found.sort(key=lambda listed: listed.at)
         return found
 
-    async def _listed(self, sid: str, sender: str, body: str | None, num_media: str | None) -> Inbound:
-        """One listed message as the webhook's form makes it (:func:`_inbound`), its media asked of Twilio."""
-        form: MultiDict[str] = MultiDict(MessageSid=sid, From=sender, Body=body or "", NumMedia="0")
-        if num_media and num_media != "0" and self._client is not None:
-            listed = await _timed(self._client.messages(sid).media.list_async(limit=MAX_MEDIA))
-            base = self._settings.twilio_api_url.rstrip("/")
-            form["NumMedia"] = str(len(listed))
-            for index, media in enumerate(listed):
-                form[f"MediaUrl{index}"] = base + str(media.uri).removesuffix(".json")
-                form[f"MediaContentType{index}"] = media.content_type or ""
+    async def with_media(self, listed: Listed) -> Inbound:
+        """A listed message with its media, as the webhook's form gives them (their URLs asked of Twilio)."""
+        if listed.form is None or self._client is None:
+            return listed.inbound
+        form = listed.form.copy()
+        with _listing():
+            media = await _timed(self._client.messages(form["MessageSid"]).media.list_async(limit=MAX_MEDIA))
+        base = self._settings.twilio_api_url.rstrip("/")
+        form["NumMedia"] = str(len(media))
+        for index, item in enumerate(media):
+            form[f"MediaUrl{index}"] = base + str(item.uri).removesuffix(".json")
+            form[f"MediaContentType{index}"] = item.content_type or ""
         return _inbound(form)
 
     async def _verified_form(self, request: web.Request) -> MultiDict[str]:
@@ -246,6 +244,32 @@ class WhatsAppChannel:
         if not isinstance(sid, str) or not sid:  # a 2xx without the created message (nothing, an error object)
             raise RetryableDelivery("whatsapp: an answer that was not Twilio's (no message sid)")
         return sid
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A message of Twilio's list: when Twilio received it, the message without its media, and (``form``) what
+    :meth:`WhatsAppChannel.with_media` completes when it has media."""
+
+    at: datetime.datetime
+    inbound: Inbound
+    form: MultiDict[str] | None = field(default=None, repr=False)
+
+
+@contextlib.contextmanager
+def _listing() -> Iterator[None]:
+    """Twilio's list's and media's failures as ours (as :meth:`WhatsAppChannel.send`'s)."""
+    try:
+        yield
+    except (TwilioRestException, TwilioServiceException) as error:
+        raise twilio_error(error.status, error.code) from None
+    except TwilioException as error:  # a page's error answer: ("Unable to fetch page", the response)
+        status = getattr(error.args[-1] if error.args else None, "status_code", 0)
+        raise twilio_error(status if isinstance(status, int) and status >= 400 else 502, None) from None
+    except (aiohttp.ClientError, TimeoutError) as error:
+        raise RetryableDelivery(f"whatsapp: network error ({type(error).__name__})") from None
+    except (ValueError, KeyError, TypeError):  # a 2xx that is not Twilio's list (a captive portal's page)
+        raise RetryableDelivery("whatsapp: an answer that was not Twilio's list") from None
 
 
 async def _timed(call: Awaitable[T]) -> T:

@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from gateway.channels.base import Batch
+from gateway.channels.whatsapp import Listed
 from gateway.clock import utcnow
 from gateway.dispatcher import DEDUPE_TTL_SECONDS
 from gateway.errors import DeliveryError, RetryableDelivery, StoreError
@@ -51,7 +52,9 @@ MAX_BACKOFF = 60.0
 
 
 class Lister(Protocol):
-    async def received_since(self, since: datetime) -> list[tuple[datetime, Inbound]]: ...
+    async def received_since(self, since: datetime) -> list[Listed]: ...
+
+    async def with_media(self, listed: Listed) -> Inbound: ...
 
 
 class Claims(Protocol):
@@ -144,15 +147,16 @@ class CatchUp:
             since = max(since, self._since - MARGIN)
         until = end = now - timedelta(seconds=self.settle)
         caught = 0
-        for at, inbound in await self._lister.received_since(since):
-            if at > until:  # left to its webhook: the next pass reads it if it never came
+        for listed in await self._lister.received_since(since):
+            if listed.at > until:  # left to its webhook: the next pass reads it if it never came
                 continue
-            seen = await self._seen(inbound)
+            seen = await self._seen(listed.inbound)
             if seen is None:  # being processed now (its webhook): looked at again by the next pass
-                end = min(end, at)
+                end = min(end, listed.at)
                 continue
             if seen:
                 continue
+            inbound = await self._lister.with_media(listed)  # its media asked of Twilio only now: it is caught up
             await self._process(Batch(inbound=(inbound,)))
             self._metrics.whatsapp_caught_up.inc()
             caught += 1

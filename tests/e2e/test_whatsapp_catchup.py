@@ -156,3 +156,25 @@ async def test_messages_answered_503_during_a_store_outage_longer_than_the_hold_
         return any("3114" in r.body["Body"] for r in twilio.accepted())
 
     await eventually(told_where_to_turn, BOUND)  # the interrupt's numbers, to the young person at risk
+
+
+async def test_only_a_caught_up_messages_media_are_asked_of_twilio(
+    gateway: GatewayFactory, catching_up: Settings, twilio: FakeTwilioAPI
+) -> None:
+    """A photo its webhook brought is not asked of Twilio again at each pass (one request a message with media,
+    every pass: at a national line's volume, hundreds); a photo sent while the gateway answered 503 is caught up
+    with its media, as its webhook would have given them."""
+    client = await gateway(catching_up)
+    await eventually(lambda: asyncio.sleep(0, counted(client, "gateway_whatsapp_catchup_passes_total", outcome="ok")))
+    form = twilio_form(PHONE, "voilà", media=[(twilio.url + twilio.media_path(), "image/jpeg")])
+    twilio.receive(PHONE, "voilà", message_sid=form["MessageSid"], media=[("ME" + "1" * 32, "image/jpeg")])
+    assert await deliver(client, form) == 200  # its webhook came
+    twilio.receive(OTHER, "regarde", media=[("ME" + "2" * 32, "image/png")])  # its webhook answered 503
+
+    assert await client.app[CATCH_UP].catch_up() == 1
+    assert len(twilio.requests_to("Media.json")) == 1  # the caught-up one's only
+    store = client.app[STORE]
+    everything = await store.list_conversations(datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+    [other] = [c for c in everything if c.sender == OTHER]
+    [entry] = [e for e in await store.transcript(other.id) if e.author == Author.USER]
+    assert entry.text == "regarde" and [(a.kind, a.content_type) for a in entry.attachments] == [("image", "image/png")]
