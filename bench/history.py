@@ -18,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -94,7 +95,7 @@ async def main() -> None:
             for n in range(0, len(conversations), 500):
                 await asyncio.gather(*(store.save_conversation(c) for c in conversations[n : n + 500]))
             opened = conversations[0]  # the latest young person's second conversation: one earlier
-            reads = {
+            reads: dict[str, Callable[[], Awaitable[list[Conversation]]]] = {
                 "history, before": lambda: history_before(store, "listener1"),
                 "history, after": lambda: history_after(store, "listener1"),
                 "earlier, before": lambda: earlier_before(store, opened),
