@@ -10,9 +10,7 @@ processes what it had not, once, oldest first (``gateway/channels/whatsapp_catch
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -22,13 +20,12 @@ from gateway.store import Author
 from gateway.testing import FakeTwilioAPI, twilio_form
 from tests.e2e.channel_support import Client, GatewayFactory, eventually, gateway, offline
 from tests.e2e.test_whatsapp import PHONE, deliver, whatsapp_settings
-from tests.losing_proxy import LosingProxy, losing_proxy
-from tests.test_faults import redis_server
+from tests.e2e.test_whatsapp_store_hold import NOWHERE, own_redis, proxy
+from tests.losing_proxy import LosingProxy
 
-__all__ = ["gateway", "offline", "whatsapp_settings"]  # fixtures used below
+__all__ = ["gateway", "offline", "own_redis", "proxy", "whatsapp_settings"]  # fixtures used below
 
 OTHER = "whatsapp:+33698765432"
-NOWHERE = "redis://127.0.0.1:9"  # the discard port: nothing listens, every connection refused
 BOUND = 60.0
 
 
@@ -113,18 +110,6 @@ async def test_a_failing_list_is_shown_and_tried_again(
     assert await said(client) == ["je vais me tuer"]
     assert counted(client, "gateway_whatsapp_catchup_passes_total", outcome="failed") == 2
     assert "whatsapp_catchup" not in await (await client.get("/readyz")).json()
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[str]:
-    with redis_server(tmp_path) as url:
-        yield url
-
-
-@pytest.fixture
-async def proxy(own_redis: str) -> AsyncIterator[LosingProxy]:
-    async with losing_proxy(own_redis) as moving:
-        yield moving
 
 
 @pytest.mark.redis
