@@ -557,7 +557,7 @@ def _metrics_handler(
         metrics.waiting.clear()
         for (queue, priority), count in counts.items():
             metrics.waiting.labels(queue, priority).set(count)
-        metrics.longest_wait.set(max(((now - e.at).total_seconds() for e in waiting), default=0.0))
+        metrics.longest_wait.set(max((max((now - e.at).total_seconds(), 0.0) for e in waiting), default=0.0))
         metrics.listeners_online.set(presence.online())
         return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 

@@ -340,7 +340,7 @@ class ListenerAPI:
             flag = card_flag(entry, conversation)
             waiting.append({**self.card(conversation, now), "priority": entry.priority.value,
                             "flag": flag.to_dict() if flag else None,
-                            "waiting_seconds": int((now - entry.at).total_seconds())})  # fmt: skip
+                            "waiting_seconds": max(int((now - entry.at).total_seconds()), 0)})  # fmt: skip
         listener = request[LISTENER]
         answer = {"waiting": waiting, "mine": [self.card(c, now) for c in held if c.listener == listener.name]}
         if listener.supervisor:  # who holds what, and whether they are at a console: one left can be given back

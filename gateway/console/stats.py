@@ -92,7 +92,9 @@ async def live_board(store: StatsRoles, listeners_online: int, now: datetime) ->
         "urgent": sum(1 for e in waiting if e.priority.value == "urgent"),
         "in_progress": len(in_progress),
         "listeners_online": listeners_online,
-        "longest_wait_seconds": int(max(((now - e.at).total_seconds() for e in waiting), default=0)),
+        # never below 0: a clock stepped back (NTP) put the entries' arrival after now (-30 s on the board until
+        # 2026-12-05)
+        "longest_wait_seconds": int(max((max((now - e.at).total_seconds(), 0.0) for e in waiting), default=0)),
     }
 
 

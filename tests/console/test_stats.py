@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.console.stats import BadPeriod, parse_period, routes_of, to_csv, wait_seconds
-from gateway.conversation import Conversation, Status
+from gateway.console.stats import BadPeriod, live_board, parse_period, routes_of, to_csv, wait_seconds
+from gateway.conversation import Conversation, Priority, Status
 from gateway.flowset import FlowSet
 from gateway.messages import ChannelName
+from gateway.store import Store
 from tests.conftest import PARIS, ROOT
 
 T0 = datetime(2026, 3, 10, 13, 0, tzinfo=UTC)
@@ -81,3 +82,11 @@ def test_csv_labels_cannot_become_formulas() -> None:
                "wait": {"buckets": [], "answered": 0, "unanswered": 0, "median_seconds": None},
                "outcomes": [row], "routes": []}  # fmt: skip
     assert "outcome,x,\"'=HYPERLINK" in to_csv(figures)
+
+
+async def test_the_longest_wait_is_never_below_zero_when_the_clock_stepped_back(sqlite_store: Store) -> None:
+    """An entry queued at 12:00:30 by a clock then stepped back 30 s (NTP): the board said -30 s until 2026-12-05."""
+    queued = datetime(2026, 12, 5, 12, 0, 30, tzinfo=UTC)
+    await sqlite_store.enqueue("c-1", "general", Priority.NORMAL, queued)
+    board = await live_board(sqlite_store, 0, queued - timedelta(seconds=30))
+    assert board["waiting"] == 1 and board["longest_wait_seconds"] == 0
