@@ -96,7 +96,7 @@ async def test_a_whatsapp_send_to_a_hung_twilio_gives_up_after_the_send_timeout_
         on_redis.replace(public_url=public, twilio_account_sid=ACCOUNT_SID, twilio_auth_token=TWILIO_TOKEN,
                          twilio_whatsapp_from=WHATSAPP_FROM, twilio_api_url=twilio.url)
     )  # fmt: skip
-    twilio.stall()
+    twilio.stall(only="Body=")  # the sends only: the WhatsApp catch-up's read of Twilio's list, at start, is no send
     try:
         form = twilio_form(PHONE, "Bonjour")
         signature = sign_twilio(TWILIO_TOKEN, public + "/webhooks/whatsapp", form)
