@@ -58,15 +58,20 @@ async def until(condition: Callable[[], bool]) -> None:
             await asyncio.sleep(0.05)
 
 
+def on_redis_with_messenger(settings: Settings, own_redis: OwnRedis, graph: FakeGraphAPI) -> Settings:
+    """The app on the test's own Redis, Messenger on, against the fake Graph API."""
+    return settings.replace(
+        store=own_redis.url, messenger_app_secret=SECRET, messenger_verify_token="verify",
+        messenger_page_access_token="page-token", messenger_api_url=graph.url + "/v23.0",
+    )  # fmt: skip
+
+
 async def test_a_redis_outage_is_told_in_a_few_lines_and_every_failure_counted(
     make_client: AppFactory, settings: Settings, graph: FakeGraphAPI, own_redis: OwnRedis,
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
     caplog.set_level(logging.INFO, logger="gateway")
-    settings = settings.replace(
-        store=own_redis.url, messenger_app_secret=SECRET, messenger_verify_token="verify",
-        messenger_page_access_token="page-token", messenger_api_url=graph.url + "/v23.0",
-    )  # fmt: skip
+    settings = on_redis_with_messenger(settings, own_redis, graph)
     client = await make_client(settings, outage_summary_seconds=SUMMARY_SECONDS)
     metrics = client.app[METRICS]
     loop = asyncio.get_running_loop()
@@ -225,10 +230,7 @@ async def test_a_redis_that_refuses_writes_is_not_ready_and_not_up(
     is answered 503, and until 2026-12-05 ``/readyz`` said 200 ``store: ok`` and ``gateway_store_up`` 1 meanwhile:
     the alert on the ERROR line had nothing to confirm it. Now both say the store is not usable, with the error's
     class, and come back once Redis takes writes again."""
-    settings = settings.replace(
-        store=own_redis.url, messenger_app_secret=SECRET, messenger_verify_token="verify",
-        messenger_page_access_token="page-token", messenger_api_url=graph.url + "/v23.0",
-    )  # fmt: skip
+    settings = on_redis_with_messenger(settings, own_redis, graph)
     client = await make_client(settings)
     metrics = client.app[METRICS]
     assert (await client.get("/readyz")).status == 200
@@ -273,10 +275,7 @@ async def test_a_redis_that_refuses_writes_is_one_outage_in_the_log_until_it_tak
     checks' probe is a write). A replica (READONLY) refuses the outbox's claim script at every poll, so it was told
     as one outage before too; it shows its end is still said once Redis takes writes."""
     caplog.set_level(logging.INFO, logger="gateway")
-    settings = settings.replace(
-        store=own_redis.url, messenger_app_secret=SECRET, messenger_verify_token="verify",
-        messenger_page_access_token="page-token", messenger_api_url=graph.url + "/v23.0",
-    )  # fmt: skip
+    settings = on_redis_with_messenger(settings, own_redis, graph)
     client = await make_client(settings, outage_summary_seconds=SUMMARY_SECONDS)
     metrics = client.app[METRICS]
     assert await post_message(client, PSID, TEXT, "m-before") == 200
