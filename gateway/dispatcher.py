@@ -30,7 +30,7 @@ import logging
 import math
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, cast
 
@@ -493,8 +493,9 @@ class Dispatcher:
             conversation.flagged_at = now  # the supervision board's order: the latest flag first
             if flag.replaces(conversation.flag):
                 conversation.flag = flag  # the strongest so far, for the queue card
-        # an edit is never a command nor an answer to the erasure question
-        erasure = None if inbound.edited else await self._erasure_turn(conversation, engine, inbound, flag, now)
+        # an edit or a forward (someone else's words) is never a command nor an answer to the erasure question
+        answers = not (inbound.edited or inbound.forwarded)
+        erasure = await self._erasure_turn(conversation, engine, inbound, flag, now) if answers else None
         if erasure is not None:
             _remember(engine, conversation, inbound, quiet=found is None and joined is None)
             if erasure and self.eraser is not None:  # listed in the message's commit: finished even if we die now
@@ -502,8 +503,10 @@ class Dispatcher:
             await self.store.save_conversation(conversation, done=done)
             return erasure
         if conversation.status == Status.BOT:
-            if flag is not None or not inbound.edited:  # an edit is answered only for a risk it reads (the interrupt):
-                await self._bot_turn(conversation, inbound, now, reading, joined)  # never as the question's answer
+            if flag is not None or answers:  # an edit or a forward is answered only for a risk it reads (the
+                await self._bot_turn(conversation, inbound, now, reading, joined)  # interrupt): never as an answer
+            elif not conversation.engine:  # a forward opening the chat: the welcome and the first question, its
+                await self._bot_turn(conversation, replace(inbound, text=""), now, None)  # words read as no answer
         elif conversation.status in (Status.QUEUED, Status.WITH_LISTENER):
             await self.store.set_timer(
                 conversation.id, TimerKind.IDLE_CLOSE, self.idle_close_at(conversation, engine, now)

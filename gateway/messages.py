@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+# The kind of the mark a forwarded message carries among its attachments (Telegram's ``forward_origin``): its words
+# and files are someone else's, passed on by the young person (a harasser's message as proof), shown so to a listener
+FORWARDED = "forwarded"
+
 
 class ChannelName(StrEnum):
     WEBCHAT = "webchat"
@@ -37,9 +41,10 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
-    """A file the young person sent. ``url`` is the provider's own URL, fetched server-side only."""
+    """A file the young person sent. ``url`` is the provider's own URL, fetched server-side only. Of kind
+    ``forwarded`` (:data:`FORWARDED`), no file: the mark of a message the young person forwarded."""
 
-    kind: str  # image, audio, video, file, location, other
+    kind: str  # image, audio, video, file, location, other, forwarded
     url: str | None = None
     content_type: str | None = None
     name: str | None = None
@@ -71,6 +76,12 @@ class Inbound:
     # ``message_edit``): read for a risk and shown to a listener, never taken as an answer to the bot's question
     # (``Dispatcher._process``); ``message_id`` is the edit's own
     edited: bool = False
+
+    @property
+    def forwarded(self) -> bool:
+        """Someone else's words the young person passed on (:data:`FORWARDED`): read for a risk and shown to a
+        listener, marked, never taken as the young person's answer to the bot's question (``Dispatcher._process``)."""
+        return any(attachment.kind == FORWARDED for attachment in self.attachments)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,9 @@
 Inbound: Telegram posts one JSON ``Update`` per request with ``X-Telegram-Bot-Api-Secret-Token`` (set by
 :meth:`TelegramChannel.set_webhook`). ``update_id`` is the de-duplication key. Only private chats are read: a bot
 added to a group ignores it, and the chat's service messages (a pinned message, an auto-delete timer) are no
-messages. A button tap (``callback_query``) is answered with ``answerCallbackQuery`` in the background, so the
-young person's spinner stops whatever happens next. A young person who blocks the bot (``my_chat_member``,
+messages. A forwarded message is someone else's words: marked with an attachment of kind ``forwarded``. A button
+tap (``callback_query``) is answered with ``answerCallbackQuery`` in the background, so the young person's spinner
+stops whatever happens next. A young person who blocks the bot (``my_chat_member``,
 status ``kicked``) has left: a :class:`Departure`; ``member`` (unblocked, restarted) lifts it.
 
 Outbound: ``sendMessage`` with an inline keyboard for choices, one button per row; ``callback_data`` is the
@@ -59,7 +60,7 @@ from gateway.errors import (
     RecipientGone,
     RetryableDelivery,
 )
-from gateway.messages import Attachment, ChannelName, Choice, Departure, Inbound, Outbound
+from gateway.messages import FORWARDED, Attachment, ChannelName, Choice, Departure, Inbound, Outbound
 from gateway.settings import Settings
 
 TEXT_LIMIT = 4096  # UTF-16 code units
@@ -416,6 +417,8 @@ def _attachments(message: Message) -> tuple[Attachment, ...]:
         found.append(Attachment("location"))
     elif any(getattr(message, name) is not None for name in SHARED_OTHER):
         found.append(Attachment("other"))
+    if message.forward_origin is not None:  # someone else's message, passed on: never the young person's words
+        found.append(Attachment(FORWARDED))
     return tuple(found)
 
 

@@ -19,7 +19,16 @@ from playwright.async_api import Browser, BrowserContext, expect
 from gateway.app import STORE
 from gateway.conversation import Status
 from gateway.settings import Settings
-from gateway.testing import ACCOUNT_SID, WHATSAPP_FROM, FakeTwilioAPI, sign_twilio, twilio_form
+from gateway.testing import (
+    ACCOUNT_SID,
+    BOT_TOKEN,
+    WHATSAPP_FROM,
+    FakeTelegramAPI,
+    FakeTwilioAPI,
+    sign_twilio,
+    telegram_headers,
+    twilio_form,
+)
 from tests.conftest import PASSWORD, TWILIO_TOKEN, Clock
 from tests.e2e.channel_support import offline
 from tests.e2e.conftest import ServerFactory
@@ -249,3 +258,29 @@ async def test_system_entries_follow_the_console_language(
                                      " reach them.")  # fmt: skip
     await listener.get_by_role("button", name="FR", exact=True).click()
     await expect(entry).to_have_text(french)
+
+
+async def test_a_forwarded_telegram_message_is_marked_as_someone_elses_words(
+    desk: BrowserContext, make_server: ServerFactory, settings: Settings, telegram: FakeTelegramAPI, offline: None
+) -> None:
+    """The harasser's message a young person forwards on Telegram: a listener read it as the young person's own
+    words. It comes with a mark saying it is someone else's."""
+    from tests.e2e.test_telegram import SECRET, forwarded, walk
+
+    server = await make_server(
+        settings.replace(telegram_bot_token=BOT_TOKEN, telegram_webhook_secret=SECRET, telegram_api_url=telegram.url)
+    )
+    await add_listeners(server, "anne")
+    async with aiohttp.ClientSession() as session:
+        for update in [*walk(), forwarded(900000800, 424242, "Envoie tes photos ou je montre tout")]:
+            async with session.post(server.make_url("/webhooks/telegram"), json=update,
+                                    headers=telegram_headers(SECRET)) as response:  # fmt: skip
+                assert response.status == 200
+
+    listener = await log_in(desk, server, "anne")
+    await listener.locator("#waiting .card .take").click()
+    message = listener.locator("#transcript li.msg.user", has_text="Envoie tes photos ou je montre tout")
+    await expect(message.locator(".attachment")).to_have_text(
+        "Message transféré : les mots de quelqu'un d'autre, pas les siens"
+    )
+    await expect(listener.locator("#transcript li.msg.user .attachment")).to_have_count(1)  # her own words: none

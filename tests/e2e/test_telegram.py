@@ -428,3 +428,48 @@ async def test_a_forwarded_story_is_told_as_shared_not_as_an_empty_message(
     [conversation] = await client.app[STORE].conversations_by_status(Status.BOT)
     user = [e for e in await client.app[STORE].transcript(conversation.id) if e.author == "user"]
     assert [a.kind for a in user[-1].attachments] == ["other"]
+
+
+def forwarded(update_id: int, chat: int, text: str) -> dict[str, Any]:
+    """A message the young person forwards: someone else's words (Telegram's ``forward_origin``)."""
+    update = telegram_update(update_id, chat, text)
+    kevin = {"id": 777, "is_bot": False, "first_name": "Kévin"}
+    update["message"]["forward_origin"] = {"type": "user", "date": 1773150000, "sender_user": kevin}
+    return update
+
+
+async def test_a_forwarded_message_is_someone_elses_words_never_an_answer(
+    client: Client, telegram: FakeTelegramAPI
+) -> None:
+    """A young person forwards the messages they received (the harasser's "Non, t'as pas le choix" as proof): it
+    was taken as their own answer, "Non" to "are you in danger now?" moved the flow on, and a listener read it as
+    their words. It is kept, marked forwarded for the listener, read for a risk, and answers nothing; a forward that
+    opens the chat starts the conversation (the welcome and the first question) without being read as answers."""
+    assert await deliver(client, forwarded(900000700, CHAT, "Non")) == 200
+    said = [r.body["text"] for r in await telegram.wait_accepted(2)]
+    assert said[1].startswith("D'abord, une question importante"), said
+    assert await deliver(client, forwarded(900000701, CHAT, "Non, t'as pas le choix")) == 200
+    assert await deliver(client, telegram_callback(900000702, CHAT, "no", URGENCY)) == 200
+    said = [r.body["text"] for r in await telegram.wait_accepted(3)]
+    assert said[2].startswith("Tu préfères continuer en français"), said  # the young person's own "Non" answered
+    await outbox_drained(client)
+    assert len(telegram.accepted()) == 3, [r.body["text"] for r in telegram.accepted()]
+    [conversation] = await client.app[STORE].conversations_by_status(Status.BOT)
+    desk = ListenerDesk(client)
+    await desk.login()
+    user = [e for e in (await desk.conversation(conversation.id))["transcript"] if e["author"] == "user"]
+    assert [(e["text"], [a["kind"] for a in e["attachments"]]) for e in user] == [
+        ("Non", ["forwarded"]),
+        ("Non, t'as pas le choix", ["forwarded"]),
+        ("Non", []),
+    ]
+
+
+async def test_a_forwarded_message_of_danger_still_escalates(client: Client, telegram: FakeTelegramAPI) -> None:
+    assert await deliver(client, telegram_update(900000710, CHAT, "bonjour")) == 200
+    await telegram.wait_accepted(2)
+    assert await deliver(client, forwarded(900000711, CHAT, "je vais me tuer ce soir")) == 200
+    desk = ListenerDesk(client)
+    await desk.login()
+    card = await desk.first_waiting()
+    assert card["priority"] == "urgent", card

@@ -538,6 +538,10 @@
 
   function attachmentView(attachment) {
     var box = el("span", "attachment");
+    if (attachment.kind === "forwarded") {  // the mark of a forwarded message (gateway/messages.py): no file
+      box.textContent = t("attachment.forwarded");
+      return box;
+    }
     var label = t("attachment.label", { kind: t("kind." + attachment.kind) }) + (attachment.name ? " : " + attachment.name : "");
     if (attachment.number === null || !attachment.fetchable) {
       box.textContent = label + (attachment.fetchable ? "" : t("attachment.unfetchable"));
