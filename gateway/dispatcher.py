@@ -442,6 +442,8 @@ class Dispatcher:
                 await self._late_handoff(conversation, engine, late, reading, found, now)
             elif conversation.status == Status.QUEUED:
                 await self._escalate(conversation, engine, late.text, reading, now, stronger=stronger)
+            else:  # held: its hand-back waits at this priority
+                self._raise_held(conversation, engine, late.text, reading)
             conversation.updated_at = now
             await self.store.save_conversation(conversation)
         await self.store.publish(FlagRaised(conversation.id, late.entry_id, flag))
@@ -511,9 +513,11 @@ class Dispatcher:
             await self.store.set_timer(
                 conversation.id, TimerKind.IDLE_CLOSE, self.idle_close_at(conversation, engine, now)
             )
+            text, read = (joined, None) if joined is not None else (inbound.text, reading)
             if conversation.status == Status.QUEUED:
-                text, read = (joined, None) if joined is not None else (inbound.text, reading)
                 await self._escalate(conversation, risks, text, read, now, stronger=stronger)
+            elif flag is not None:  # held: the bot says nothing, but a hand-back waits at this priority (_requeue)
+                self._raise_held(conversation, risks, text, read)
         _remember(engine, conversation, inbound, quiet=found is None and joined is None)
         await self.store.save_conversation(conversation, done=done)
         if flag is not None:
@@ -588,6 +592,17 @@ class Dispatcher:
         conversation.partners_given = given + partners
         await self.emit(conversation, engine.partner_replies(partners, language_of(conversation, engine.flow)),
                         Author.BOT, now)  # fmt: skip
+
+    @staticmethod
+    def _raise_held(conversation: Conversation, risks: Engine, text: str, reading: Reading | None) -> None:
+        """A risk read while a listener holds the conversation: its record's priority raised (never lowered) as a
+        message read while waiting raises it, nothing said (the listener answers), so that a hand-back (the listener's,
+        a logout's, or the gateway's when they left their console: ``Actions._requeue``) puts the young person back in
+        line at that priority, not at their arrival's. Until 2026-12-06 "je veux mourir" written to a listener who had
+        closed their laptop went back to the queue at "normal", behind every young person waiting at "high"."""
+        raised = risks.escalate(conversation.priority.value, text, reading)
+        if raised is not None and raised.priority is not None:
+            conversation.priority = Priority(raised.priority)
 
     async def _bot_turn(
         self,

@@ -736,7 +736,10 @@ class Actions:
         listed as begun (an idle close or "Terminer" cut short after the goodbye: in a queue after it, the young person
         would be told their place; the queue step's script reads the list, no round trip more). ``done``: the processed
         mark of the console's id of a listener's hand-back (:meth:`_once`), saved with the record."""
-        await self.store.requeue(conversation.id, unless_leaving=unless_leaving)
+        entry = await self.store.requeue(conversation.id, unless_leaving=unless_leaving)
+        if conversation.priority.rank < entry.priority.rank:  # words of danger while held: first in line, as waiting
+            await self.store.enqueue(conversation.id, entry.queue, conversation.priority, entry.at,
+                                     flag=conversation.flag)  # fmt: skip
         if told is not None:
             await self.dispatcher.emit(conversation, [told], Author.BOT, now)
         conversation.listener = None
