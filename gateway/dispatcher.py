@@ -598,7 +598,7 @@ class Dispatcher:
         """A risk read while a listener holds the conversation: its record's priority raised (never lowered) as a
         message read while waiting raises it, nothing said (the listener answers), so that a hand-back (the listener's,
         a logout's, or the gateway's when they left their console: ``Actions._requeue``) puts the young person back in
-        line at that priority, not at their arrival's. Until 2026-12-06 "je veux mourir" written to a listener who had
+        line at that priority, not at their arrival's. Until 2026-12-05 "je veux mourir" written to a listener who had
         closed their laptop went back to the queue at "normal", behind every young person waiting at "high"."""
         raised = risks.escalate(conversation.priority.value, text, reading)
         if raised is not None and raised.priority is not None:

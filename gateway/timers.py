@@ -172,7 +172,7 @@ class Timers:
         (a virtual machine suspended, then its clock set right on resume; a clock stepped forward), or the loop ran
         no pass that much longer than its poll (a process stopped). The silence timers due meanwhile are then moved
         on by that much (:meth:`_handle`): a young person could not write while the gateway was away, and until
-        2026-12-06 every reminder, goodbye and idle close due in an hour's suspension was told at once on resume."""
+        2026-12-05 every reminder, goodbye and idle close due in an hour's suspension was told at once on resume."""
         if self.awake is None:
             return
         seen, self._seen = self._seen, (now, self.awake())

@@ -18,7 +18,7 @@ Whether the schedule is open at a local (date, minute):
 Daylight-saving changes follow from working in wall time: a range 01:00-04:00 on the night clocks go forward simply
 lasts one real hour less; on the night they go back, both passes through the repeated hour are open if its wall time
 falls in a range, and the second pass is also open wherever the first pass ended open: a range opening at 02:30 opens
-at the first 02:30 and stays open when the clocks go back to 02:00 (until 2026-12-06 it closed again for half an hour
+at the first 02:30 and stays open when the clocks go back to 02:00 (until 2026-12-05 it closed again for half an hour
 then, mid-shift, and the young people writing were told the line was closed). ``next_change`` finds the next
 instant ``is_open`` flips by checking only the candidate instants (range edges and midnights of the days in the
 horizon, in both folds, plus the UTC-offset changes), never by scanning minute by minute.
