@@ -615,11 +615,12 @@ class Dispatcher:
         """The bot's answer; ``joined``: the previous message's words and this one, which read a risk together (its
         interrupt hands off, as on one message)."""
         if joined is not None and conversation.engine:
-            engine = self.flows.for_version(conversation.flow_version)
-            result = engine.interrupt(State.from_dict(conversation.engine), joined, now=now)
-            if result is not None:
-                await self._after_bot(conversation, engine, result, now)
-                return
+            # the current flow's phrases first (they found the risk: one ops just added), then the pinned version's
+            for engine in dict.fromkeys((self.flows.engine(), self.flows.for_version(conversation.flow_version))):
+                result = engine.interrupt(State.from_dict(conversation.engine), joined, now=now)
+                if result is not None:
+                    await self._after_bot(conversation, engine, result, now)
+                    return
         if not conversation.engine:
             engine = self.flows.engine()
             channel, hint = inbound.channel.value, inbound.language_hint

@@ -198,6 +198,31 @@ async def test_a_phrase_added_to_an_interrupt_protects_the_young_people_in_the_m
     assert (conversation.status, conversation.priority.value) == (Status.QUEUED, "urgent")
 
 
+async def test_a_phrase_added_to_an_interrupt_protects_a_young_person_who_writes_it_over_two_messages(
+    make_client: AppFactory, settings: Settings, tmp_path: Path, clock: Clock
+) -> None:
+    """The same phrase, cut over two messages at the age question ("ce soir je fais le grand", then "plongeon") by a
+    young person who began before the reload: the two messages read together hand off at once, urgent, with the 3114,
+    as they do for one begun after it. Before, the new file's phrases flagged the second message for the listeners,
+    but only the pinned version's interrupts were tried on the two together: "not understood", and the age question
+    again, the young person left with the bot."""
+    flows = flow_copy(tmp_path)
+    client = await make_client(with_flow(settings.replace(understanding="off"), flows))
+    token = await start(client, WALK_TO_QUEUE[:2])
+    text = flows.read_text(encoding="utf-8")
+    flows.write_text(text.replace(SUICIDE_PHRASES, SUICIDE_PHRASES + NEW_PHRASE + ", ", 1), encoding="utf-8")
+    reloaded = client.app[FLOWS].reload_if_changed()
+    assert reloaded is not None and reloaded.ok, reloaded
+
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws, token)
+        await say(ws, "first", "ce soir je fais le grand")
+        frames = await say(ws, "second", "plongeon")
+    assert any("3114" in t for t in bot_texts(frames)), bot_texts(frames)
+    conversation = await conversation_of(client, token, clock)
+    assert (conversation.status, conversation.priority.value) == (Status.QUEUED, "urgent")
+
+
 async def test_a_reload_is_in_the_audit_log_with_who_and_which_version(
     make_client: AppFactory, settings: Settings, tmp_path: Path
 ) -> None:
