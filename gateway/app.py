@@ -123,7 +123,7 @@ async def create_app(
     metrics = Metrics(outage_summary_seconds=outage_summary_seconds)
     flows = FlowSet(
         Path(settings.flows),
-        on_reload=lambda r: metrics.reloads.labels("ok" if r.ok else "refused").inc(),
+        on_reload=lambda r: metrics.reloaded(r.ok, r.version),
         always_open=bool(settings.dev_always_open),
     )
     flows.reload()

@@ -62,6 +62,10 @@ class Metrics:
         )  # fmt: skip
         self.connections_open = Gauge("gateway_connections_open", "Client connections open (gateway serve)", registry=r)
         self.reloads = Counter("gateway_flow_reloads", "flows.yaml reloads by result", ["result"], registry=r)
+        self.flow_version = Gauge(
+            "gateway_flow_version", "1 for the flows.yaml version this instance serves (the code `gateway flows check`"
+            " prints): instances serving two versions at once show two", ["version"], registry=r,
+        )  # fmt: skip
         self.waiting = Gauge("gateway_queue_waiting", "Conversations waiting", ["queue", "priority"], registry=r)
         self.longest_wait = Gauge("gateway_queue_longest_wait_seconds", "Longest current wait", registry=r)
         self.understanding_failures = Counter(
@@ -172,6 +176,13 @@ class Metrics:
             ["part", "error"], registry=r,
         )  # fmt: skip
         self.outages = StoreOutages(self.store_failures, every=outage_summary_seconds)
+
+    def reloaded(self, ok: bool, version: str | None) -> None:
+        """A flows.yaml reload, accepted or refused; ``version``: the one served after it."""
+        self.reloads.labels("ok" if ok else "refused").inc()
+        self.flow_version.clear()
+        if version is not None:
+            self.flow_version.labels(version).set(1)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -22,6 +22,7 @@ from gateway.testing import BOT_TOKEN, FakeTelegramAPI, telegram_headers, telegr
 from tests.conftest import PARIS, ROOT, AppFactory, Clock, add_listener, login
 from tests.store.conftest import redis_url  # noqa: F401  (the session's redis-server)
 from tests.test_app import flow_copy, with_flow
+from tests.test_metrics import scrape, value
 from tests.test_timers import bot_lines, conversation_of, fire_and_wait, start
 from tests.test_webchat import WALK_TO_QUEUE, bot_texts, hello, say
 
@@ -244,3 +245,33 @@ async def test_a_reload_is_in_the_audit_log_with_who_and_which_version(
     entries = (await (await client.get("/api/audit")).json())["entries"]
     reloads = [(e["actor"], e["action"], e["subject"]) for e in entries if e["action"].startswith("flows_reload")]
     assert reloads == [("sam", "flows_reload_refused", version), ("sam", "flows_reload", version)]
+
+
+async def test_two_instances_answering_with_two_flows_is_seen_in_their_metrics(
+    make_client: AppFactory, settings: Settings, tmp_path: Path
+) -> None:
+    """Two instances on one store, one of them on an older flows.yaml (its copy not updated by the deploy, its reload
+    refused, a config map not yet projected): each one's ``/metrics`` says the version it serves, so an alert sees two
+    versions served at once, and the one that moves with a reload. Before, only each instance's ``/readyz`` body said
+    it, which a scraper behind a load balancer never compares: the instances answered with two flows for as long as
+    it lasted, unseen."""
+    older, newer = tmp_path / "old", tmp_path / "new"
+    older.mkdir(), newer.mkdir()
+    old_flows, new_flows = flow_copy(older), flow_copy(newer)
+    text = new_flows.read_text(encoding="utf-8")
+    new_flows.write_text(text.replace(OLD_NUMBER, NEW_NUMBER), encoding="utf-8")
+    old = await make_client(with_flow(settings, old_flows))
+    new = await make_client(with_flow(settings, new_flows))
+    versions = old.app[FLOWS].version, new.app[FLOWS].version
+    assert versions[0] != versions[1]
+    for client, version, other in ((old, *versions), (new, *reversed(versions))):
+        metrics = await scrape(client)
+        assert value(metrics, "gateway_flow_version", version=version) == 1
+        assert value(metrics, "gateway_flow_version", version=other) == 0
+
+    old_flows.write_text(new_flows.read_text(encoding="utf-8"), encoding="utf-8")  # the deploy catches up
+    reloaded = old.app[FLOWS].reload_if_changed()
+    assert reloaded is not None and reloaded.ok and reloaded.version == versions[1]
+    metrics = await scrape(old)
+    assert value(metrics, "gateway_flow_version", version=versions[1]) == 1
+    assert value(metrics, "gateway_flow_version", version=versions[0]) == 0
