@@ -43,6 +43,7 @@ MAX_DEPTH = 100
 """Deeper data is refused (a flows.yaml nests about 10 levels): the schema and the checks recurse."""
 MAX_VALUES = 200_000
 """Aliases may expand a small text into more values than this: refused."""
+_MERGE = "tag:yaml.org,2002:merge"
 _OPEN_EVENTS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
 _CLOSE_EVENTS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
@@ -98,6 +99,10 @@ class _Builder:
     def _mapping(self, node: yaml.MappingNode, path: PathKey) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:  # YAML 1.1's ``<<: *anchor``: not read (flattening it can multiply aliases)
+                problem = ("merge keys ('<<') are not read in flows.yaml: write the keys out (an alias '*' of a"
+                           " whole value is fine)")  # fmt: skip
+                raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
             raw = self._scalar(key_node)
             key = "" if raw is None else str(raw)
             child = (*path, key)

@@ -183,6 +183,19 @@ def test_alias_bomb_is_refused() -> None:
     assert problem.endswith("YAML value: the data nests or repeats too much")
 
 
+def test_a_merge_key_is_refused_in_words_ops_can_act_on() -> None:
+    """``<<: *anchor`` (YAML 1.1's merge key, which many YAML tools accept) to share a queue's keys: refused at the
+    ``<<``, saying what to write instead. Before, the parser's words: "could not determine a constructor for the tag
+    'tag:yaml.org,2002:merge'"."""
+    text = mutate(("queues:\n  listeners:\n", "queues:\n  listeners: &q\n"),
+                  ("    schedule: day\npartners:",
+                   "    schedule: day\n  night:\n    <<: *q\n    name: {fr: Nuit, en: Night}\npartners:"))  # fmt: skip
+    assert problems(text) == [
+        f"{at(text, '<<: *q')}: YAML value: merge keys ('<<') are not read in flows.yaml: write the keys out"
+        " (an alias '*' of a whole value is fine)"
+    ]
+
+
 # --- property tests: any input gives a flow or positioned problems, never an exception ----------------------------
 
 
