@@ -463,7 +463,7 @@ def _close_sockets(
 async def _watch(flows: FlowSet, every: float) -> None:
     while True:
         await asyncio.sleep(every)
-        flows.reload_if_changed()
+        flows.reload_if_settled()
 
 
 def _errors(outages: StoreOutages) -> Callable[..., Awaitable[web.StreamResponse]]:

@@ -46,6 +46,7 @@ class FlowSet:
     on_reload: Callable[[ReloadResult], None] = lambda result: None
     always_open: bool = False  # development only (GATEWAY_DEV_ALWAYS_OPEN): every queue open at any hour
     _seen: tuple[int, int, int] | None = None  # the file's (modification time, size, inode) last loaded
+    _settling: tuple[int, int, int] | None = None  # a change the watcher saw at its last look, not yet loaded
     own_texts: OwnStrings = field(default_factory=lambda: OwnStrings())
 
     def reload(self) -> ReloadResult:
@@ -76,6 +77,22 @@ class FlowSet:
         """Reload when the file changed (polled by the server): its modification time, or its size or inode (an
         editor's truncation, then its writing, may share one tick of the filesystem's clock)."""
         return self.reload() if self._stat() != self._seen else None
+
+    def reload_if_settled(self) -> ReloadResult | None:
+        """What the file watcher calls at every look: reload a changed file once it looks the same at two looks in a
+        row. An editor or ``cp`` writing in place leaves a half-written file for a moment, and the first lines of a
+        flows.yaml can be a valid flow of their own (the default's first 1,744 lines: without its erasure, its
+        closures and their partners' numbers): loaded, it was served until the next look, and conversations begun
+        meanwhile kept it for good. The console's reload and SIGHUP read the file at once."""
+        found = self._stat()
+        if found == self._seen:
+            self._settling = None
+            return None
+        if found != self._settling:  # changed since the last look: maybe still being written
+            self._settling = found
+            return None
+        self._settling = None
+        return self.reload()
 
     @property
     def version(self) -> str | None:

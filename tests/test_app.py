@@ -120,6 +120,32 @@ async def test_the_file_watcher_reloads_by_itself(make_client: AppFactory, setti
     assert client.app[FLOWS].version != old_version
 
 
+async def test_the_file_watcher_never_serves_a_file_still_being_written(
+    make_client: AppFactory, settings: Settings, tmp_path: Path
+) -> None:
+    """An editor or ``cp`` writing flows.yaml in place: the watcher's look fell between two writes and loaded the
+    file's first lines, a valid flow of their own without the erasure, the closures and their partners' numbers, and
+    served it until its next look (conversations begun meanwhile kept it). A change is loaded once the file looks
+    the same at two looks in a row."""
+    flows = flow_copy(tmp_path)
+    client = await make_client(with_flow(settings, flows))
+    flowset = client.app[FLOWS]
+    old_version, reloads = flowset.version, flowset.last_reload
+    text = flows.read_text(encoding="utf-8")
+    half = "".join(text.splitlines(keepends=True)[:1744])
+    assert "erasure:" in text and "erasure:" not in half
+
+    flows.write_text(half, encoding="utf-8")  # the watcher looks while the file is half written
+    assert flowset.reload_if_settled() is None
+    assert flowset.version == old_version and flowset.last_reload is reloads
+    flows.write_text(text.replace("Tu es toujours là ?", "Es-tu encore là ?"), encoding="utf-8")  # then written
+    assert flowset.reload_if_settled() is None  # changed since the last look: maybe still being written
+    result = flowset.reload_if_settled()  # the same at two looks in a row
+    assert result is not None and result.ok and flowset.version != old_version
+    assert flowset.engine().flow.erasure is not None
+    assert flowset.reload_if_settled() is None  # loaded: nothing more until the next change
+
+
 async def test_the_reload_endpoint_needs_a_supervisor(client: Client) -> None:
     assert (await client.post("/api/admin/reload", json={})).status == 401
     await add_listener(client, "alice")
