@@ -15,6 +15,7 @@
   var KEEP_MS = 60 * 60 * 1000;
   var UPLOAD_TIMEOUT_MS = 60 * 1000;  // an image without an answer by then is said not sent (it may be tried again)
   var SILENCE_MS = 15000;  // a message sent and nothing heard since: the connection is taken for dead
+  var OPENING_MS = 15000;  // a socket not open by then (its upgrade held by a proxy) is given up, and tried again
   var MAX_TEXT = 4000;  // characters in one message, as the server takes them (MAX_TEXT in gateway/webchat.py)
   var TEXTS = {
     fr: { title: "Besoin de parler ?", end: "Terminer", quickExit: "Sortie rapide", choices: "Réponses proposées",
@@ -376,6 +377,11 @@
     var ws = new WebSocket(socketUrl());
     state.ws = ws;
     state.session = false;  // until this socket's session frame: a refused hello (a full network) opens none
+    // an upgrade never answered (a proxy or a portal that holds websockets) left the page waiting as long as the
+    // browser let it (minutes), blank or deaf, saying nothing: given up, it closes, is said and tried again
+    setTimeout(function () {
+      if (state.ws === ws && ws.readyState === WebSocket.CONNECTING) { ws.close(); }
+    }, OPENING_MS);
     ws.onopen = function () {
       state.heard = Date.now();
       var token = storedToken();

@@ -1,0 +1,111 @@
+"""The web chat on a phone's network, in a real Chromium (a review from the young person's seat, 2026-12-06): a
+proxy that lets the page through but never answers the socket's upgrade (a school's or a metro's Wi-Fi portal, a
+proxy that holds websockets), the page waiting on its socket and the young person typing meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp.test_utils import TestServer
+from playwright.async_api import BrowserContext, expect
+
+from gateway.app import STORE
+from gateway.conversation import Status
+from tests.e2e.test_chat import bot_messages, type_answer
+
+pytestmark = __import__("pytest").mark.browser
+
+
+class UpgradeHolder:
+    """A TCP proxy on 127.0.0.1 in front of the app: plain HTTP passes; while ``hold``, a websocket's upgrade
+    request is read and never answered (the connection stays open, silent), as a proxy that holds websockets."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.hold = True
+        self.held = 0  # upgrades held so far
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[int]:
+        server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        try:
+            yield server.sockets[0].getsockname()[1]
+        finally:
+            server.close()
+            for task in list(self.tasks):
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.create_task(self._serve(reader, writer))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            first = await reader.read(65536)
+            if self.hold and b"upgrade: websocket" in first.lower():
+                self.held += 1
+                while await reader.read(65536):  # never answered, until the page gives up on it
+                    pass
+                return
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+            up_writer.write(first)
+            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        finally:
+            writer.close()
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+
+async def until(condition: str, check: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 15
+    while not check():
+        assert time.monotonic() < deadline, condition
+        await asyncio.sleep(0.05)
+
+
+async def test_a_socket_whose_upgrade_is_never_answered_is_said_and_tried_again(
+    context: BrowserContext, server: TestServer
+) -> None:
+    """The page waited on a socket whose upgrade a proxy never answered, as long as the browser let it (minutes):
+    a blank page, nothing said, no new try, and a message typed meanwhile shown waiting for ever. Now a socket not
+    open 15 s after it was asked for is given up: the page says it is reconnecting and tries again (with its
+    growing delay), and once the way is clear the conversation opens and the message is recorded once."""
+    assert server.port is not None
+    proxy = UpgradeHolder(server.port)
+    async with proxy.running() as port:
+        page = await context.new_page()
+        await page.clock.install()
+        await page.goto(f"http://127.0.0.1:{port}/chat")
+        await until("the page never asked for its socket", lambda: proxy.held == 1)
+        await type_answer(page, "allo ? il y a quelqu'un ?")
+        await expect(page.locator(".msg.pending")).to_have_count(1)
+
+        await page.clock.run_for(16_000)
+        await expect(page.locator("#connection")).to_have_text("Reconnexion…")
+        await until("the page never tried again", lambda: proxy.held >= 2 or not proxy.hold)
+        proxy.hold = False
+        await page.clock.run_for(18_000)  # the second held socket given up too; the third goes through
+        await expect(bot_messages(page).first).to_contain_text("confidentiel")
+        await expect(page.locator(".msg.pending")).to_have_count(0)
+        await expect(page.locator("#connection")).to_be_hidden()
+        assert proxy.held <= 3  # a growing delay, not a loop
+
+    store = server.app[STORE]
+    [conversation] = await store.conversations_by_status(Status.BOT)
+    texts = [e.text for e in await store.transcript(conversation.id) if e.author == "user"]
+    assert texts == ["allo ? il y a quelqu'un ?"]
