@@ -16,12 +16,14 @@
   var UPLOAD_TIMEOUT_MS = 60 * 1000;  // an image without an answer by then is said not sent (it may be tried again)
   var SILENCE_MS = 15000;  // a message sent and nothing heard since: the connection is taken for dead
   var OPENING_MS = 15000;  // a socket not open by then (its upgrade held by a proxy) is given up, and tried again
+  var UNREACHABLE_MS = 30000;  // without a session this long, the reconnecting line says where to turn meanwhile
   var MAX_TEXT = 4000;  // characters in one message, as the server takes them (MAX_TEXT in gateway/webchat.py)
   var TEXTS = {
     fr: { title: "Besoin de parler ?", end: "Terminer", quickExit: "Sortie rapide", choices: "Réponses proposées",
       typing: "Un·e écoutant·e écrit…", ended: "Conversation terminée.", newConversation: "Nouvelle conversation",
       inputLabel: "Ton message", placeholder: "Écris ici…", send: "Envoyer",
       hint: "Appuie deux fois sur Échap pour quitter rapidement.", reconnecting: "Reconnexion…",
+      unreachable: "Le chat ne répond pas pour l'instant, on réessaie. Si tu as besoin de parler maintenant, le 119 et le 3114 répondent 24h/24 ; en danger immédiat, appelle le 17 ou le 112 (SMS au 114).",
       hintTouch: "Le bouton « Sortie rapide », en haut, te fait quitter tout de suite.",
       queued: "En attente d'un·e écoutant·e — position ", withListener: "Un·e écoutant·e est avec toi.",
       confirmEnd: "Veux-tu vraiment terminer la conversation ?", bot: "Bot", listener: "Écoutant·e", you: "Toi",
@@ -43,6 +45,7 @@
       typing: "A listener is typing…", ended: "Conversation ended.", newConversation: "New conversation",
       inputLabel: "Your message", placeholder: "Write here…", send: "Send",
       hint: "Press Escape twice to leave quickly.", reconnecting: "Reconnecting…",
+      unreachable: "The chat is not answering right now, we keep trying. If you need to talk now, 119 and 3114 answer 24/7; in immediate danger, call 17 or 112 (text 114).",
       hintTouch: "The “Quick exit” button, at the top, takes you away at once.",
       queued: "Waiting for a listener — position ", withListener: "A listener is with you.",
       confirmEnd: "Do you really want to end the conversation?", bot: "Bot", listener: "Listener", you: "You",
@@ -66,7 +69,7 @@
   var state = { ws: null, token: null, opening: null, delay: 500, shown: {}, entries: [], lastBot: null, lang: storedLang(), typingTimer: null,
     lastTyping: 0, status: "bot", escapes: 0, lastEscape: 0, unread: 0, live: false, away: false,
     receipts: { delivered: [], read: [] }, unseen: [], heard: 0, keepalive: 20, tick: 0, pending: null, leaving: false, unanswered: null, endAsked: false, session: false,
-    conversation: null };
+    conversation: null, lostAt: Date.now() };
   var ESCAPE_WINDOW_MS = 2000;
 
   /* The language the page chose (its switch, the conversation's), else the browser's: English when it starts with
@@ -393,14 +396,24 @@
       if (state.ws !== ws) { return; }  // replaced by a new conversation's socket
       state.ws = null;
       if (ended()) { return; }  // a reconnection would greet a new conversation nobody asked for
-      $("connection").textContent = t("reconnecting");
-      $("connection").hidden = false;
+      sayReconnecting();
       // the delay grows until a session is opened, not merely a socket (a server that closes each socket after its
       // hello, as during a store outage, is not asked twice a second by every page), with a random part so that
       // the pages cut at once do not all come back at once
       setTimeout(connect, state.delay / 2 + Math.random() * state.delay / 2);
       state.delay = Math.min(state.delay * 2, 10000);
     };
+  }
+
+  /* "Reconnexion…"; the line unreachable for UNREACHABLE_MS (no session since the page opened or lost its
+     connection), where to turn meanwhile too, as links: a page that cannot reach the line never leaves a young
+     person with nothing but a spinner's word (the phone may still call when its data does not get through). */
+  function sayReconnecting() {
+    var line = $("connection");
+    state.lostAt = state.lostAt || Date.now();
+    line.textContent = "";
+    if (Date.now() - state.lostAt >= UNREACHABLE_MS) { linkify(line, t("unreachable")); } else { line.textContent = t("reconnecting"); }
+    line.hidden = false;
   }
 
   function handle(frame) {
@@ -435,6 +448,7 @@
   function onSession(frame) {
     state.delay = 500;
     state.session = true;
+    state.lostAt = null;
     $("connection").hidden = true;
     if (typeof frame.keepalive === "number" && frame.keepalive > 0) { state.keepalive = frame.keepalive; }
     followLanguage(frame.language);
@@ -611,8 +625,7 @@
     try { ws.close(); } catch (e) { /* already gone */ }
     state.ws = null;
     if (ended() || state.leaving) { return; }  // a reconnection would greet a new conversation nobody asked for
-    $("connection").textContent = t("reconnecting");
-    $("connection").hidden = false;
+    sayReconnecting();
     connect();
   }
 

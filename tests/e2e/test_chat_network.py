@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp.test_utils import TestServer
-from playwright.async_api import BrowserContext, expect
+from playwright.async_api import BrowserContext, WebSocketRoute, expect
 
 from gateway.app import STORE
 from gateway.conversation import Status
@@ -109,3 +109,44 @@ async def test_a_socket_whose_upgrade_is_never_answered_is_said_and_tried_again(
     [conversation] = await store.conversations_by_status(Status.BOT)
     texts = [e.text for e in await store.transcript(conversation.id) if e.author == "user"]
     assert texts == ["allo ? il y a quelqu'un ?"]
+
+
+class Refusing:
+    """Every socket closed by the server's side as soon as it opens: the line cannot be reached at all (the gateway
+    down, a deployment gone wrong, a network that lets the page through but not its socket)."""
+
+    def __init__(self) -> None:
+        self.sockets = 0
+        self.refusing = True
+
+    async def route(self, page_side: WebSocketRoute) -> None:
+        if not self.refusing:
+            page_side.connect_to_server()
+            return
+        self.sockets += 1
+        await page_side.close(code=1013, reason="try again later")
+
+
+async def test_a_line_that_cannot_be_reached_says_where_to_turn_meanwhile(
+    context: BrowserContext, server: TestServer
+) -> None:
+    """A young person who opened the chat while it could not be reached (at night, the gateway down) saw
+    "Reconnexion…" and nothing else, for as long as it lasted: not one number. Past 30 s without a session the line
+    says the chat is not answering, that it keeps trying, and where to turn now (119, 3114, 17, 112, as links);
+    once a session opens the line goes."""
+    page, refusing = await context.new_page(), Refusing()
+    await page.clock.install()
+    await page.route_web_socket("**/chat/ws", refusing.route)
+    await page.goto(str(server.make_url("/chat")))
+    await expect(page.locator("#connection")).to_have_text("Reconnexion…")
+    for _ in range(40):
+        await page.clock.run_for(1000)
+    connection = page.locator("#connection")
+    await expect(connection).to_contain_text("ne répond pas")
+    await expect(connection.locator("a.phone")).to_have_text(["119", "3114", "17", "112", "114"])
+    assert refusing.sockets <= 10  # still the growing delay (0.5 s doubling to 10 s), never a loop
+
+    refusing.refusing = False  # the line is back
+    await page.clock.run_for(11_000)
+    await expect(bot_messages(page).first).to_contain_text("confidentiel")
+    await expect(connection).to_be_hidden()
