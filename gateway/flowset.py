@@ -81,8 +81,8 @@ class FlowSet:
     def reload_if_settled(self) -> ReloadResult | None:
         """What the file watcher calls at every look: reload a changed file once it looks the same at two looks in a
         row. An editor or ``cp`` writing in place leaves a half-written file for a moment, and the first lines of a
-        flows.yaml can be a valid flow of their own (the default's first 1,744 lines: without its erasure, its
-        closures and their partners' numbers): loaded, it was served until the next look, and conversations begun
+        flows.yaml can be a valid flow of their own (the default's lines before its ``erasure:``: a flow without
+        the erasure a young person may ask for): loaded, it was served until the next look, and conversations begun
         meanwhile kept it for good. The console's reload and SIGHUP read the file at once."""
         found = self._stat()
         if found == self._seen:

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.app import FLOWS, STORE
 from gateway.conversation import Status
+from gateway.flowset import FlowSet
 from gateway.settings import Settings
 from gateway.understanding import Model
 from tests.conftest import ROOT, AppFactory, Clock, add_listener, login, shipped_model
@@ -132,8 +133,9 @@ async def test_the_file_watcher_never_serves_a_file_still_being_written(
     flowset = client.app[FLOWS]
     old_version, reloads = flowset.version, flowset.last_reload
     text = flows.read_text(encoding="utf-8")
-    half = "".join(text.splitlines(keepends=True)[:1744])
-    assert "erasure:" in text and "erasure:" not in half
+    half = text[: text.index("\nerasure:") + 1]  # its first lines: a flow without the erasure and its tests
+    (tmp_path / "half.yaml").write_text(half, encoding="utf-8")
+    assert FlowSet(tmp_path / "half.yaml").reload().ok  # valid: served, before, until the watcher's next look
 
     flows.write_text(half, encoding="utf-8")  # the watcher looks while the file is half written
     assert flowset.reload_if_settled() is None
