@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import json
 import logging
 import math
 import signal
@@ -49,6 +50,7 @@ from gateway.dispatcher import Dispatcher
 from gateway.doctor import EVICTING
 from gateway.erasure import Eraser
 from gateway.errors import ConfigError, FlowValidationError, InboundBusy, ReplicasBehind, StoreError
+from gateway.flows.model import DEFAULT_MESSAGES
 from gateway.flowset import FlowSet
 from gateway.gate import Gate
 from gateway.inbox import Inbox
@@ -460,6 +462,13 @@ def _close_sockets(
     return close
 
 
+def _unreachable(flows: FlowSet) -> dict[str, str]:
+    """What the web chat page says, by language, once it has not reached the line for 30 s (``chat.js``): where to
+    turn meanwhile, flows.yaml's words as the page was served (its partners' numbers, ops' to change)."""
+    messages = flows.current.flow.messages if flows.current is not None else {}
+    return dict(messages.get("unreachable") or DEFAULT_MESSAGES["unreachable"])
+
+
 async def _watch(flows: FlowSet, every: float) -> None:
     while True:
         await asyncio.sleep(every)
@@ -606,6 +615,7 @@ def _routes(
         page = (STATIC / "chat.html").read_text(encoding="utf-8")
         page = page.replace("{{QUICK_EXIT_URL}}", html.escape(settings.quick_exit_url, quote=True))
         page = page.replace("{{UPLOAD_MAX}}", str(settings.webchat_upload_max_bytes))
+        page = page.replace("{{UNREACHABLE}}", html.escape(json.dumps(_unreachable(flows)), quote=True))
         return web.Response(text=page, content_type="text/html", headers=_PAGE_HEADERS)
 
     async def widget(request: web.Request) -> web.Response:

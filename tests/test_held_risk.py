@@ -4,7 +4,7 @@ lid closed; or a listener's own hand-back) waits at the priority those words cal
 calmer ones, as a message read while waiting would have put them; never back at the priority of before.
 
 The real app on SQLite, the web chat's socket, the test's clock; the alert checks driven as the worker runs them.
-Until 2026-12-06 the hand-back put them back at their arrival's priority: "je veux mourir" written to a listener who
+Until 2026-12-05 the hand-back put them back at their arrival's priority: "je veux mourir" written to a listener who
 had gone left them behind a young person waiting at "high", told a place behind them.
 """
 

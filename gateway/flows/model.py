@@ -297,6 +297,7 @@ OPTIONAL_MESSAGES: tuple[str, ...] = (
     "closed_line_again",  # the closed line told again within the hour at a hand-off: a reminder (else nothing)
     "noted_for_later",  # an answer that is not this question's but answers a later one: thanks (else not_understood)
     "queued_closing",  # queued while the line closes before the wait "queued" would promise (else DEFAULT_MESSAGES')
+    "unreachable",  # the web chat page, its line out of reach 30 s: where to turn meanwhile (else DEFAULT_MESSAGES')
 )
 # What an optional message says when flows.yaml does not (the young person is never left without a word).
 DEFAULT_MESSAGES: dict[str, LocalText] = {
@@ -313,6 +314,12 @@ DEFAULT_MESSAGES: dict[str, LocalText] = {
         "en": "Thank you 💬 You are number {position} in line. The chat closes at {closes}: a listener will answer "
         "you here before then if they can, otherwise when it reopens, {reopens}. If you need to talk now, 119 and "
         "3114 answer 24/7. In immediate danger, call 17 or 112 (text 114).",
+    },
+    "unreachable": {
+        "fr": "Le chat ne répond pas pour l'instant, on réessaie. Si tu as besoin de parler maintenant, le 119 et le "
+        "3114 répondent 24h/24 ; en danger immédiat, appelle le 17 ou le 112 (SMS au 114).",
+        "en": "The chat is not answering right now, we keep trying. If you need to talk now, 119 and 3114 answer "
+        "24/7; in immediate danger, call 17 or 112 (text 114).",
     },
 }
 

@@ -90,6 +90,7 @@
     $("lang-toggle").lang = state.lang === "fr" ? "en" : "fr";  // read in the language it offers
     renderStatus();
     renderTitle();
+    if (!$("connection").hidden) { sayReconnecting(); }  // in the language chosen now
     document.querySelectorAll("time.when").forEach(renderWhen);
   }
 
@@ -412,8 +413,16 @@
     var line = $("connection");
     state.lostAt = state.lostAt || Date.now();
     line.textContent = "";
-    if (Date.now() - state.lostAt >= UNREACHABLE_MS) { linkify(line, t("unreachable")); } else { line.textContent = t("reconnecting"); }
+    if (Date.now() - state.lostAt >= UNREACHABLE_MS) { linkify(line, unreachable()); } else { line.textContent = t("reconnecting"); }
     line.hidden = false;
+  }
+
+  /* flows.yaml's words as the page was served (its message "unreachable", by language: gateway/app.py), else the
+     page's own: the line's partners' numbers are ops' to change, not the widget's. */
+  function unreachable() {
+    var texts = {};
+    try { texts = JSON.parse(document.body.dataset.unreachable || "{}"); } catch (e) { texts = {}; }
+    return typeof texts[state.lang] === "string" ? texts[state.lang] : t("unreachable");
   }
 
   function handle(frame) {

@@ -1,4 +1,4 @@
-"""The web chat on a phone's network, in a real Chromium (a review from the young person's seat, 2026-12-06): a
+"""The web chat on a phone's network, in a real Chromium (a review from the young person's seat, 2026-12-05): a
 proxy that lets the page through but never answers the socket's upgrade (a school's or a metro's Wi-Fi portal, a
 proxy that holds websockets), the page waiting on its socket and the young person typing meanwhile."""
 
@@ -8,12 +8,16 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 from aiohttp.test_utils import TestServer
 from playwright.async_api import BrowserContext, WebSocketRoute, expect
 
 from gateway.app import STORE
 from gateway.conversation import Status
+from gateway.settings import Settings
+from tests.conftest import ROOT
+from tests.e2e.conftest import ServerFactory
 from tests.e2e.test_chat import bot_messages, type_answer
 
 pytestmark = __import__("pytest").mark.browser
@@ -150,3 +154,32 @@ async def test_a_line_that_cannot_be_reached_says_where_to_turn_meanwhile(
     await page.clock.run_for(11_000)
     await expect(bot_messages(page).first).to_contain_text("confidentiel")
     await expect(connection).to_be_hidden()
+
+
+async def test_where_to_turn_while_unreachable_is_the_lines_own_from_flows_yaml(
+    context: BrowserContext, make_server: ServerFactory, settings: Settings, tmp_path: Path
+) -> None:
+    """The words and numbers the page gives while it cannot reach the line are flows.yaml's (its message
+    ``unreachable``, put in the page as it is served), not the widget's own: a line with other partners changes
+    them where it changes every other number."""
+    text = (ROOT / "flows.yaml").read_text(encoding="utf-8")
+    start = text.index("  unreachable:")
+    end = text.index("  reminder:", start)
+    ours = ('  unreachable:\n    fr: "Notre chat est injoignable. Appelle le 116 006 ou, en danger immédiat, le 112."\n'
+            '    en: "Our chat cannot be reached. Call 116 006 or, in immediate danger, 112."\n')  # fmt: skip
+    flows = tmp_path / "flows.yaml"
+    flows.write_text(text[:start] + ours + text[end:], encoding="utf-8")
+    server = await make_server(settings.replace(flows=str(flows)))
+
+    page, refusing = await context.new_page(), Refusing()
+    await page.clock.install()
+    await page.route_web_socket("**/chat/ws", refusing.route)
+    await page.goto(str(server.make_url("/chat")))
+    for _ in range(40):
+        await page.clock.run_for(1000)
+    connection = page.locator("#connection")
+    await expect(connection).to_contain_text("Notre chat est injoignable")
+    await expect(connection.locator("a.phone")).to_have_text(["116 006", "112"])
+    await page.clock.pause_at(await page.evaluate("Date.now()"))  # no retry meanwhile: the switch says it
+    await page.locator("#lang-toggle").click()
+    await expect(connection).to_contain_text("Our chat cannot be reached")

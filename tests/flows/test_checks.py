@@ -733,3 +733,22 @@ def test_a_closed_line_must_say_where_to_turn_now() -> None:
         (key, lang) for key in ("queued_offline", "abandoned", "ended", "idle_closed") for lang in ("fr", "en")
     )
     assert problems(VALID_FLOW) == []  # without an emergency partner, nothing to look for
+
+
+def test_the_web_chat_pages_unreachable_words_must_say_where_to_turn_now() -> None:
+    """``messages.unreachable`` is all a web chat page that cannot reach the line says (gateway/app.py puts it in the
+    page): with an emergency partner in the flow, it must give its number as the closed line does."""
+    text = mutate(
+        ("    message: {fr: Signale sur Pharos., en: Report on Pharos.}\n",
+         "    message: {fr: Signale sur Pharos., en: Report on Pharos.}\n"
+         '  emergency:\n    name: {fr: Urgences, en: Emergency}\n    phone: "112"\n    emergency: true\n'
+         '    message: {fr: "En danger, appelle le 17 ou le 112.", en: "In danger, call 17 or 112."}\n'),
+        ('closed_line: {fr: "Fermé ({hours}).", en: "Closed ({hours})."}',
+         'closed_line: {fr: "Fermé ({hours}).", en: "Closed ({hours})."}\n'
+         '  unreachable: {fr: "Le chat ne répond pas, en danger le 112.", en: "The chat is not answering."}'),
+    )  # fmt: skip
+    where = at(text, "The chat is not answering", '"The chat')
+    assert (
+        f"{where}: message 'unreachable' in 'en' does not say where to turn now (it is sent while nobody can answer"
+        " here): give the number of partner 'emergency' (112)"
+    ) in problems(text)

@@ -275,7 +275,7 @@ def test_fall_back_repeated_hour() -> None:
 
 def test_a_line_opening_in_the_repeated_hour_stays_open_when_the_clocks_go_back() -> None:
     # Opens at 02:30 on the night 03:00 CEST goes back to 02:00 CET: it opens at the first 02:30 (00:30 UTC) and the
-    # listeners on shift are there when the clocks go back. Until 2026-12-06 it closed at 01:00 UTC (02:00 CET) for
+    # listeners on shift are there when the clocks go back. Until 2026-12-05 it closed at 01:00 UTC (02:00 CET) for
     # half an hour, turning the young people writing then away with the closed line ("rouvre aujourd'hui à 2h30").
     sched = schedule(weekly={"daily": ["02:30-06:00"]})
     assert not is_open(sched, utc("2026-10-25 00:15"), PARIS)  # 02:15 CEST
