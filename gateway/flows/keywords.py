@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -113,6 +114,149 @@ def canonical(raw: str) -> str:
     norm = _REPEATS.sub(r"\1", text.normalize(lowered))
     words = (SPELLINGS.get(w, w) for w in norm.split())
     return " ".join(w for w in words if w)
+
+
+# Letters written another way to get past a filter or for style, read back by :class:`Disguises`
+_LEET: dict[str, str] = {
+    "0": "o", "1": "il", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g",
+    "@": "ao", "$": "s", "€": "e", "!": "il", "|": "il",
+}  # fmt: skip
+"""A digit or a sign inside a word, for the letters it may stand for ("m0urir", "su1c1d3", "fr@ppe", "mour!r")."""
+_HIDING = frozenset("*#+%°~^")
+"""Signs that hide a letter inside a word, or stand between its letters ("su*cide", "m°rt"); never a hyphen, a dot or
+an underscore, which join words as they are written ("self-harm", "beau-père", "self_harm")."""
+_LOOKALIKES = str.maketrans(
+    "аеорсухіјѕкмтнвԁһαοεικνρτυχβ",  # Cyrillic, then Greek, lower case (canonical forms are casefolded)
+    "aeopcyxijskmthbdhaoeiknptuxb",
+)
+"""Cyrillic and Greek letters that look like Latin ones (a Cyrillic "о" inside "mоurir")."""
+_APART = re.compile(r"[\s'’`]+")
+_SPELLED = re.compile(r"[^\W\d_](?:[.\-_*·/][^\W\d_]){2,}[.\-_*·/]?")
+"""One word's letters set apart by signs: "s.u.i.c.i.d.e", "m-o-r-t"."""
+_MOST_DISGUISED = 64
+"""How many words of one message are looked up at most (a message of nothing but disguised words costs no more)."""
+_READ_KEPT = 4096
+"""How many words looked up are remembered (the same disguise comes back in a conversation)."""
+_EDGES = re.compile(r"^[\W_]+|[\W_]+$")
+
+
+class Disguises:
+    """Words a young person writes disguised, read back as the phrases' own words, for a second reading of the message
+    whose phrases may only add to what the first raised (:meth:`undo`): digits and signs for letters ("j3 v3ux
+    m0urir", "su*cide", "fr@ppe"), letters spaced or dotted ("s u i c i d e", "m.o.r.t"), Cyrillic or Greek letters
+    that look Latin, a doubled "i" or "u" ("mouriir").
+
+    A disguised word is read back only as a word of the phrases (``known``) or of :data:`SPELLINGS`, never as
+    anything else: a code, a score or a phrase nobody wrote stays what it was, so only where the plain word would
+    have matched can the reading add a risk. A word starting with a digit (``13ans``, ``1v1``, ``5e``, ``4h``) is a
+    number, never read back."""
+
+    __slots__ = ("_by_start", "_read", "known")
+
+    def __init__(self, words: Iterable[str]) -> None:
+        self.known = frozenset(w for w in words if w) | frozenset(SPELLINGS)
+        by_start: dict[tuple[int, str], list[str]] = {}
+        for word in self.known:
+            by_start.setdefault((len(word), word[0]), []).append(word)
+        self._by_start = {key: tuple(sorted(found)) for key, found in by_start.items()}
+        self._read: dict[str, str | None] = {}
+
+    def undo(self, raw: str) -> str | None:
+        """The canonical form of ``raw`` with its disguised words read back, or None when it has none (then the two
+        forms are the same): ``"j3 v3ux m0urir"`` → ``"je veux mourir"``."""
+        pieces = [p for p in _APART.split(unicodedata.normalize("NFC", raw.casefold())) if p]
+        plain = [_plain(p) for p in pieces]
+        out: list[str] = []
+        budget, changed, at = [_MOST_DISGUISED], False, 0
+        while at < len(plain):
+            run = at
+            while run < len(plain) and len(plain[run]) == 1 and plain[run].isalpha():
+                run += 1
+            if run - at >= 3:  # letters spaced: "s u i c i d e", read as one word only when it is a phrase's
+                start, end = _spaced(plain[at:run], self.known)
+                out += pieces[at : at + start]
+                if end:
+                    out.append("".join(plain[at + start : at + end]))
+                out += pieces[at + end : run] if end else pieces[at + start : run]
+                changed, at = changed or end > 0, run
+                continue
+            word = _EDGES.sub("", plain[at])
+            found: str | None = None
+            if word in self.known:  # a look-alike letter inside ("mоurir", a Cyrillic "о")
+                found = word if pieces[at].translate(_LOOKALIKES) != pieces[at] else None
+            elif word and word[0].isalpha():  # one starting with a digit is a number ("13ans", "1v1", "5e", "4h")
+                found = self._word(word, budget)
+            out.append(found or pieces[at])
+            changed = changed or found is not None
+            at += 1
+        return canonical(" ".join(out)) if changed else None
+
+    def _word(self, core: str, budget: list[int]) -> str | None:
+        if core not in self._read:
+            if budget[0] <= 0:
+                return None
+            budget[0] -= 1
+            if len(self._read) >= _READ_KEPT:
+                self._read.clear()
+            self._read[core] = self._lookup(core)
+        return self._read[core]
+
+    def _lookup(self, core: str) -> str | None:
+        if _SPELLED.fullmatch(core):  # "s.u.i.c.i.d.e"
+            joined = "".join(c for c in core if c.isalpha())
+            return joined if joined in self.known else None
+        if core.isalpha():  # no digit nor sign: a doubled "i" or "u" ("mouriir", "tuuer")?
+            single = re.sub(r"([iu])\1", r"\1", core)
+            return single if single != core and single in self.known else None
+        pattern, hidden = [], 0
+        for char in core:
+            if char.isalpha():
+                pattern.append(re.escape(char))
+            elif char in _LEET:
+                pattern.append(f"[{_LEET[char]}]")
+            elif char in _HIDING:
+                pattern.append("[a-z]?")
+                hidden += 1
+            else:  # another digit ("h24", "x2") or sign: not a disguised word
+                return None
+        matching = re.compile("".join(pattern))
+        for length in range(len(core), len(core) - hidden - 1, -1):
+            for candidate in self._by_start.get((length, core[0]), ()):
+                if matching.fullmatch(candidate):
+                    return candidate
+        return None
+
+
+def _spaced(letters: list[str], known: frozenset[str]) -> tuple[int, int]:
+    """Where the spaced letters spell a known word, a letter or two of other words around it allowed ("i m s u i c i
+    d a l"): (start, end), or (0, 0)."""
+    for start in range(min(3, len(letters) - 2)):
+        for end in range(len(letters), max(start + 2, len(letters) - 3), -1):
+            if "".join(letters[start:end]) in known:
+                return start, end
+    return 0, 0
+
+
+def _plain(piece: str) -> str:
+    """A piece of a message lower case, without accents, Cyrillic and Greek look-alikes as Latin letters, and its
+    full-width or mathematical letters as plain ones (NFKD)."""
+    if piece.isascii():
+        return piece
+    decomposed = unicodedata.normalize("NFKD", piece.translate(_LOOKALIKES))
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).translate(_LOOKALIKES)
+
+
+def vocabulary(phrases: Iterable[str]) -> frozenset[str]:
+    """Every canonical word the phrases (with their marks) are made of."""
+    words: set[str] = set()
+    for phrase in phrases:
+        if phrase_problem(phrase) is not None:
+            continue
+        for unit in _units(phrase):
+            for part in (unit,) if isinstance(unit, str) else unit:
+                words.update(part.split())
+    words.discard("*")
+    return frozenset(words)
 
 
 _JOKE_WORDS = re.compile(

@@ -119,6 +119,15 @@ class Assessor:
             )
             for name, spec in flow.interrupts.items()
         )
+        self.disguises = keywords.Disguises(
+            keywords.vocabulary(
+                p
+                for spec in flow.interrupts.values()
+                for lists in (spec.match, spec.ignore, spec.hyperbole, spec.alone)
+                for phrases in lists.values()
+                for p in phrases
+            )
+        )
 
     def risk_of(self, interrupt: str) -> Risk:
         return next((i.risk for i in self.interrupts if i.name == interrupt), Risk.NONE)
@@ -148,6 +157,10 @@ class Assessor:
         if marked is not None:  # a second reading with the emoji as words: it may only add what the first missed
             found = {t.flag.route for t in triggers}
             triggers += [t for t in self._keyword_triggers(keywords.Words(marked), joking) if t.flag.route not in found]
+        undone = self.disguises.undo(text)
+        if undone is not None and undone != canon.text:  # disguised words read back: it too may only add
+            found = {t.flag.route for t in triggers}
+            triggers += [t for t in self._keyword_triggers(keywords.Words(undone), joking) if t.flag.route not in found]
         if triggers:
             return Decision(raised=_merge(triggers, self._whose(triggers, reading)))
         if self._doubted(reading):  # understanding never ends: a near-risk goodbye is not taken as an ending

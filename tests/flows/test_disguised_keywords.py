@@ -1,0 +1,111 @@
+"""The default flows.yaml's keyword first line on words of danger typed disguised, as young people type them on a
+phone: digits and signs for letters, letters spaced or dotted, look-alike letters, SMS grammar. Each disguise is
+read where its plain spelling is (``keywords.Disguises``: a second reading that may only add), and the ordinary
+messages with digits, codes and scores beside them stay what they were (the model is not consulted)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.flows.engine import Engine
+from gateway.flows.loader import load_file
+from gateway.flows.reading import Risk
+
+FLOWS_YAML = Path(__file__).resolve().parents[2] / "flows.yaml"
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine(load_file(FLOWS_YAML))
+
+
+def risk_of(engine: Engine, message: str) -> str:
+    flag = engine.decide(message).flag
+    return flag.risk.value if flag is not None else Risk.NONE.value
+
+
+def same_as_plain(engine: Engine, disguised: str, plain: str, risk: str) -> None:
+    assert risk_of(engine, plain) == risk, plain  # the plain spelling is read: the disguise must be too
+    assert risk_of(engine, disguised) == risk, disguised
+
+
+DIGITS_AND_SIGNS = [
+    ("j3 v3ux m0urir", "je veux mourir", "suicide"),
+    ("je vais m3 tu3r", "je vais me tuer", "suicide"),
+    ("je pense au su1c1d3", "je pense au suicide", "suicide"),
+    ("je pense au su*cide", "je pense au suicide", "suicide"),
+    ("je veux être m@rte", "je veux être morte", "suicide"),
+    ("JE VEUX MOUR!R!!!", "JE VEUX MOURIR!!!", "suicide"),
+    ("je veux m0urir😭", "je veux mourir😭", "suicide"),
+    ("je me sc4rifie", "je me scarifie", "self_harm"),
+    ("mon p3re me fr@ppe", "mon pere me frappe", "abuse_home"),
+    ("il a un c0uteau", "il a un couteau", "imminent_danger"),
+    ("i w4nt to d13", "i want to die", "suicide"),
+    ("k1ll mys3lf", "kill myself", "suicide"),
+    ("i want to un@live myself", "i want to unalive myself", "suicide"),
+    ("im su1c1dal", "im suicidal", "suicide"),
+]
+
+
+@pytest.mark.parametrize(("disguised", "plain", "risk"), DIGITS_AND_SIGNS)
+def test_digits_and_signs_for_letters(engine: Engine, disguised: str, plain: str, risk: str) -> None:
+    same_as_plain(engine, disguised, plain, risk)
+
+
+SPACED = [
+    ("je pense au s u i c i d e", "je pense au suicide", "suicide"),
+    ("je pense au s.u.i.c.i.d.e", "je pense au suicide", "suicide"),
+    ("je veux m-o-u-r-i-r", "je veux mourir", "suicide"),
+    ("je me s c a r i f i e", "je me scarifie", "self_harm"),
+    ("i'm s u i c i d a l", "i'm suicidal", "suicide"),
+    ("i want to d i e", "i want to die", "suicide"),
+]
+
+
+@pytest.mark.parametrize(("disguised", "plain", "risk"), SPACED)
+def test_letters_spaced_or_dotted(engine: Engine, disguised: str, plain: str, risk: str) -> None:
+    same_as_plain(engine, disguised, plain, risk)
+
+
+LOOK_ALIKES = [
+    ("je veux m\u043eurir", "je veux mourir", "suicide"),  # a Cyrillic "о"
+    ("je pense au suicid\u0435", "je pense au suicide", "suicide"),  # a Cyrillic "е"
+    ("je veux m\u03bf\u03c5rir", "je veux mourir", "suicide"),  # Greek omicron and upsilon
+    ("i w\u0430nt to die", "i want to die", "suicide"),
+]
+
+
+@pytest.mark.parametrize(("disguised", "plain", "risk"), LOOK_ALIKES)
+def test_look_alike_letters(engine: Engine, disguised: str, plain: str, risk: str) -> None:
+    same_as_plain(engine, disguised, plain, risk)
+
+
+DOUBLED = [
+    ("je veux mouriir", "je veux mourir", "suicide"),
+    ("je vais me tuuer", "je vais me tuer", "suicide"),
+]
+
+
+@pytest.mark.parametrize(("disguised", "plain", "risk"), DOUBLED)
+def test_a_doubled_i_or_u(engine: Engine, disguised: str, plain: str, risk: str) -> None:
+    same_as_plain(engine, disguised, plain, risk)
+
+
+# Ordinary messages with digits, signs and single letters: never a risk, disguised or not.
+ORDINARY = [
+    "je suis mort de rire", "je suis m0rt de rire", "j'ai 13 ans", "j'ai 13ans", "1v1 moi sur fortnite", "mdr",
+    "t1 le film", "t1 le film était trop bien", "score 3-2 on a gagné", "rdv le 12/03 à 14h30", "ça coûte 12€50",
+    "mon code c'est AB12CD", "mon code c A3F9-K7", "appelle moi au 06 12 34 56 78", "+33612345678",
+    "je suis en 5e", "on s'est vus à 4h du mat", "h24 sur insta", "c a d que je viens demain",
+    "y a t il quelqu'un", "l1 ou l'autre", "jvais au ciné 2m1", "b1 joué", "self-harm awareness week at school",
+    "my email is m0rt1n@gmail.com", "GG 3z w1n", "ma mere va me tu3r si elle voit mon bulletin",
+    "jvais m3 tu3r mdr j'ai oublié mes devoirs pour demain", "my mum is gonna k1ll me lol i broke her vase again",
+    "s " * 3000, "a1b1c " * 1000,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("message", ORDINARY, ids=lambda m: m[:40])
+def test_ordinary_messages_stay_ordinary(engine: Engine, message: str) -> None:
+    assert risk_of(engine, message) == "none"
