@@ -133,6 +133,11 @@ _LOOKALIKES = str.maketrans(
 _APART = re.compile(r"[\s'’`]+")
 _SPELLED = re.compile(r"[^\W\d_](?:[.\-_*·/][^\W\d_]){2,}[.\-_*·/]?")
 """One word's letters set apart by signs: "s.u.i.c.i.d.e", "m-o-r-t"."""
+_ELIDED = frozenset("jd")
+"""A young person's elision before a consonant: "j'me coupe", "envie d'mourir" (``je``, ``de``)."""
+_VOWELS = frozenset("aeiouyh")
+_AS_INFINITIVE = frozenset(("me", "m", "te", "t", "se", "s"))
+"""Before a verb ending in "é" written for its "-er" ("me tué", "me suicidé")."""
 _MOST_DISGUISED = 64
 """How many words of one message are looked up at most (a message of nothing but disguised words costs no more)."""
 _READ_KEPT = 4096
@@ -144,7 +149,8 @@ class Disguises:
     """Words a young person writes disguised, read back as the phrases' own words, for a second reading of the message
     whose phrases may only add to what the first raised (:meth:`undo`): digits and signs for letters ("j3 v3ux
     m0urir", "su*cide", "fr@ppe"), letters spaced or dotted ("s u i c i d e", "m.o.r.t"), Cyrillic or Greek letters
-    that look Latin, a doubled "i" or "u" ("mouriir").
+    that look Latin, a doubled "i" or "u" ("mouriir"), a verb's "é" for its "-er" after "me" ("me tué"), "j'" and
+    "d'" before a consonant ("j'me coupe", "envie d'mourir").
 
     A disguised word is read back only as a word of the phrases (``known``) or of :data:`SPELLINGS`, never as
     anything else: a code, a score or a phrase nobody wrote stays what it was, so only where the plain word would
@@ -180,9 +186,13 @@ class Disguises:
                 out += pieces[at + end : run] if end else pieces[at + start : run]
                 changed, at = changed or end > 0, run
                 continue
-            word = _EDGES.sub("", plain[at])
+            word, after = _EDGES.sub("", plain[at]), plain[at + 1] if at + 1 < len(plain) else ""
             found: str | None = None
-            if word in self.known:  # a look-alike letter inside ("mоurir", a Cyrillic "о")
+            if word in _ELIDED and after[:1].isalpha() and after[:1] not in _VOWELS:
+                found = f"{word}e"  # "je", "de"
+            elif out and out[-1] in _AS_INFINITIVE and (verb := _infinitive(word, pieces[at])) in self.known:
+                found = verb  # "me tué" → "me tuer"
+            elif word in self.known:  # a look-alike letter inside ("mоurir", a Cyrillic "о")
                 found = word if pieces[at].translate(_LOOKALIKES) != pieces[at] else None
             elif word and word[0].isalpha():  # one starting with a digit is a number ("13ans", "1v1", "5e", "4h")
                 found = self._word(word, budget)
@@ -235,6 +245,11 @@ def _spaced(letters: list[str], known: frozenset[str]) -> tuple[int, int]:
             if "".join(letters[start:end]) in known:
                 return start, end
     return 0, 0
+
+
+def _infinitive(word: str, piece: str) -> str | None:
+    """A verb's "-er" written "é" ("tué", "suicidé"), as its infinitive; None for any other word."""
+    return f"{word}r" if _EDGES.sub("", piece).endswith("é") and word.endswith("e") else None
 
 
 def _plain(piece: str) -> str:

@@ -109,3 +109,35 @@ ORDINARY = [
 @pytest.mark.parametrize("message", ORDINARY, ids=lambda m: m[:40])
 def test_ordinary_messages_stay_ordinary(engine: Engine, message: str) -> None:
     assert risk_of(engine, message) == "none"
+
+
+# SMS grammar: a verb's "-er" written "é" after "me" ("me tué"), "j'" and "d'" before a consonant ("j'me", "d'mourir").
+SMS_GRAMMAR = [
+    ("je vais me tué", "je vais me tuer", "suicide"),
+    ("jai envi de me tué franchement", "jai envi de me tuer franchement", "suicide"),
+    ("je veux me suicidé", "je veux me suicider", "suicide"),
+    ("c plus possible je vai me jeté sous un train", "c plus possible je vai me jeter sous un train", "suicide"),
+    ("j'ai recommencé a me brulé avec le fer", "j'ai recommencé a me bruler avec le fer", "self_harm"),
+    ("il veut pas me laissé partir", "il veut pas me laisser partir", "imminent_danger"),
+    ("j'ai envie d'me tuer", "j'ai envie de me tuer", "suicide"),
+    ("envie d'mourir", "envie de mourir", "suicide"),
+    ("j me coupe", "je me coupe", "self_harm"),
+    ("j'me suis encore fait du mal", "je me suis encore fait du mal", "self_harm"),
+]
+
+
+@pytest.mark.parametrize(("disguised", "plain", "risk"), SMS_GRAMMAR)
+def test_sms_grammar(engine: Engine, disguised: str, plain: str, risk: str) -> None:
+    same_as_plain(engine, disguised, plain, risk)
+
+
+# "é" stays a participle where it is one: tired ("crevé"), killed in a game, "ça me tue" (no accent).
+SMS_ORDINARY = [
+    "je suis crevé", "j'ai envie de dormir je suis crevé", "il m'a tué dans le jeu", "ça me tue",
+    "mdr il me tue ce mec", "je me suis réveillé à midi", "d'la musique toute la nuit", "j'suis dans l'bus",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("message", SMS_ORDINARY)
+def test_sms_grammar_ordinary(engine: Engine, message: str) -> None:
+    assert risk_of(engine, message) == "none"
