@@ -290,7 +290,8 @@ async def create_app(
 
         whatsapp = channels.adapters[ChannelName.WHATSAPP]
         assert isinstance(whatsapp, WhatsAppChannel)
-        catch_up = CatchUp(whatsapp, store, batch_processor(dispatcher, gate, inbox, departed, None), limits, metrics,
+        catch_up = CatchUp(whatsapp, store, batch_processor(dispatcher, gate, inbox, departed, None, flood=False),
+                           limits, metrics,
                            period=settings.whatsapp_catchup_seconds,  # Twilio's times: the real clock
                            window=timedelta(hours=settings.whatsapp_catchup_window_hours),
                            settle=settings.whatsapp_catchup_settle_seconds)  # fmt: skip

@@ -217,9 +217,11 @@ def _webhook(
 
 def batch_processor(
     dispatcher: Dispatcher, gate: Gate, inbox: Inbox, departed: Departed,
-    replicated: Callable[[], Awaitable[None]] | None,
+    replicated: Callable[[], Awaitable[None]] | None, *, flood: bool = True,
 ) -> Callable[[Batch], Awaitable[None]]:  # fmt: skip
-    """How a webhook's batch is processed (and WhatsApp's catch-up's messages: ``whatsapp_catchup.py``)."""
+    """How a webhook's batch is processed (and WhatsApp's catch-up's messages: ``whatsapp_catchup.py``, with
+    ``flood=False``: written over an outage and read within a second, they are held to no flood limit, see
+    :meth:`Gate.check`)."""
 
     async def process(batch: Batch) -> None:
         """The batch's messages, receipts and departures, each processed once however often this runs."""
@@ -227,7 +229,7 @@ def batch_processor(
         async with inbox.turns(batch.inbound, keys):  # one sender's webhooks in arrival order, from here on
             allowed, allowed_keys = [], []
             for inbound, key in zip(batch.inbound, keys, strict=True):
-                refusal = await gate.check(inbound, key)
+                refusal = await gate.check(inbound, key, flood=flood)
                 if refusal is None:
                     allowed.append(inbound)
                     allowed_keys.append(key)

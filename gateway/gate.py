@@ -72,13 +72,17 @@ class Gate:
         self.metrics.refused.labels("blocked").inc()
         return True
 
-    async def check(self, inbound: Inbound, key: str | None = None) -> Refusal | None:
+    async def check(self, inbound: Inbound, key: str | None = None, *, flood: bool = True) -> Refusal | None:
         """Why this message may not go on, or None. When the store's Redis keeps the counters too, the block and
         the message limit's hit are one round trip (a blocked sender's hit is counted too: it changes nothing).
         ``key``: the sender's :meth:`sender_key`, when the webhook made it already (``Inbox.sender_keys``).
         Escalate, never silence: a message past the flood limit whose words the flow's keywords read as a risk
         goes on all the same, at most ``risky_messages_per_conversation`` an hour per sender (a young person typing
-        in bursts reaches the limit, and the words of danger come last)."""
+        in bursts reaches the limit, and the words of danger come last). ``flood=False``: a message written long
+        before it is processed (WhatsApp's catch-up reads an outage's messages within a second): only a block
+        refuses it, its pace is not the young person's."""
+        if not flood:
+            return Refusal.BLOCKED if await self.blocked(inbound.channel, inbound.sender, key) else None
         subject = f"{inbound.channel.value}\n{inbound.sender}"
         refusal = await self._refusal(inbound, subject, key)
         if refusal is Refusal.RATE_LIMITED and await self._risky_past_the_flood(inbound, subject):
