@@ -169,12 +169,13 @@ class WhatsAppChannel:
     def reply_window(self, author: str) -> datetime.timedelta:
         return datetime.timedelta(hours=24)
 
-    async def received_since(self, since: datetime.datetime) -> list[Listed]:
+    async def received_since(self, since: datetime.datetime) -> Listing:
         """The messages Twilio received for ``TWILIO_WHATSAPP_FROM`` sent from ``since`` on (its Messages list,
         every page), each with the time Twilio received it, the oldest first: what the webhook would have posted,
         for the catch-up (``whatsapp_catchup.py``), without their media: :meth:`with_media` asks Twilio for those of
         a message the catch-up processes (one request a message with media; not for the many it finds processed
         already). A shared location's coordinates and STOP's ``OptOutType`` are not in the list: not caught up.
+        At most ``LIST_MAX_PAGES`` pages, the newest: when Twilio holds more, the listing says it is ``cut``.
         Twilio's errors as :meth:`send`'s (a 429: ``RetryableDelivery`` rate limited)."""
         if self._client is None:
             raise RuntimeError("WhatsAppChannel.start() must be awaited before received_since()")
@@ -198,7 +199,7 @@ class WhatsAppChannel:
                     break
         found.reverse()  # Twilio lists the newest first: the oldest first, same-second ones kept in their order
         found.sort(key=lambda listed: listed.at)
-        return found
+        return Listing(found, cut=page is not None)  # a page left unread: the oldest messages
 
     async def with_media(self, listed: Listed) -> Inbound:
         """A listed message with its media, as the webhook's form gives them (their URLs asked of Twilio)."""
@@ -254,6 +255,15 @@ class Listed:
     at: datetime.datetime
     inbound: Inbound
     form: MultiDict[str] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What a read of Twilio's list found, the oldest first; ``cut``: Twilio held more than ``LIST_MAX_PAGES`` pages
+    since then, the oldest of them not read."""
+
+    messages: list[Listed]
+    cut: bool = False
 
 
 @contextlib.contextmanager

@@ -18,7 +18,9 @@ winner's retries within it need no other; the instance that loses tries again on
 fails (Twilio unreachable, refusing, the store away) is logged by class, counted in
 ``gateway_whatsapp_catchup_passes{outcome}``, shown by ``/readyz`` (``whatsapp_catchup``, not a reason to stop
 traffic) and tried again after a backoff; a 429 (Twilio's rate limit) pauses it ``RATE_LIMIT_PAUSE`` seconds.
-What it processes is counted in ``gateway_whatsapp_caught_up``. Nothing here logs a phone number, a text or a sid.
+A pass reads at most ``LIST_MAX_PAGES`` pages of the list (10,000 messages), the newest: when Twilio holds more, the
+older ones are not caught up, said by a WARNING line and the outcome ``cut``. What it processes is counted in
+``gateway_whatsapp_caught_up``. Nothing here logs a phone number, a text or a sid.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from gateway.channels.base import Batch
-from gateway.channels.whatsapp import Listed
+from gateway.channels.whatsapp import LIST_MAX_PAGES, LIST_PAGE_SIZE, Listed, Listing
 from gateway.clock import utcnow
 from gateway.dispatcher import DEDUPE_TTL_SECONDS
 from gateway.errors import DeliveryError, RetryableDelivery, StoreError
@@ -52,7 +54,7 @@ MAX_BACKOFF = 60.0
 
 
 class Lister(Protocol):
-    async def received_since(self, since: datetime) -> list[Listed]: ...
+    async def received_since(self, since: datetime) -> Listing: ...
 
     async def with_media(self, listed: Listed) -> Inbound: ...
 
@@ -85,6 +87,7 @@ class CatchUp:
         self._failures = 0
         self._held_until = 0.0  # monotonic: until when this instance's claim lets it pass again
         self.failing: str | None = None  # the last pass's failure (its class), for /readyz; None once one passes
+        self._cut = False  # the last pass found more in Twilio's list than it reads: the oldest not caught up
 
     def missed(self) -> None:
         """A WhatsApp webhook answered 503: a pass once that message has settled in Twilio's list."""
@@ -121,7 +124,7 @@ class CatchUp:
         except StoreError as exc:  # told once an outage (gateway/outage_log.py)
             self._metrics.outages.failed("whatsapp-catchup", exc)
             return self._failed("store", exc)
-        self._metrics.whatsapp_catchup_passes.labels("ok").inc()
+        self._metrics.whatsapp_catchup_passes.labels("cut" if self._cut else "ok").inc()
         if caught:
             log.warning("whatsapp catch-up: %d message(s) Twilio received but the gateway had not, processed", caught)
         if self.failing is not None:
@@ -147,7 +150,12 @@ class CatchUp:
             since = max(since, self._since - MARGIN)
         until = end = now - timedelta(seconds=self.settle)
         caught = 0
-        for listed in await self._lister.received_since(since):
+        listing = await self._lister.received_since(since)
+        self._cut = listing.cut
+        if listing.cut:  # the newest read only: never a silent loss
+            log.warning("whatsapp catch-up: Twilio's list holds more than %d messages since the pass's start: the "
+                        "older ones are not caught up", LIST_PAGE_SIZE * LIST_MAX_PAGES)  # fmt: skip
+        for listed in listing.messages:
             if listed.at > until:  # left to its webhook: the next pass reads it if it never came
                 continue
             seen = await self._seen(listed.inbound)

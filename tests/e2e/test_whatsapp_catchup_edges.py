@@ -4,8 +4,12 @@ messages while the gateway answered 503, the real app on SQLite, the fake Twilio
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from gateway.channels import whatsapp
 from gateway.settings import Settings
 from gateway.testing import FakeTwilioAPI
 from tests.e2e.channel_support import Client, GatewayFactory, eventually, gateway, offline
@@ -37,3 +41,28 @@ async def test_a_young_persons_many_messages_of_an_outage_are_all_caught_up_none
     assert await said(client, PHONE) == words
     assert counted(client, "gateway_whatsapp_caught_up_total") == len(words)
     assert counted(client, "gateway_refused_total") == 0
+
+
+async def test_a_list_longer_than_a_pass_reads_is_told_never_cut_silently(
+    gateway: GatewayFactory,
+    catching_up: Settings,
+    twilio: FakeTwilioAPI,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A pass reads at most ``LIST_MAX_PAGES`` pages of Twilio's list, the newest first (100 of 100 messages: a long
+    outage at a busy line; 2 of 1 here). Before: the oldest messages, the outage's first, were dropped without a
+    word (the pass counted "ok", its log said every message was processed) and never read again."""
+    monkeypatch.setattr(whatsapp, "LIST_PAGE_SIZE", 1)
+    monkeypatch.setattr(whatsapp, "LIST_MAX_PAGES", 2)
+    start = datetime.now(UTC) - timedelta(minutes=10)
+    for minute, text in enumerate(["Bonjour", "je vais me tuer", "ce soir", "aidez moi"]):
+        twilio.receive(PHONE, text, at=start + timedelta(minutes=minute))
+    caplog.set_level(logging.INFO)
+    client = await gateway(catching_up)
+
+    await eventually(lambda: asyncio.sleep(0, counted(client, "gateway_whatsapp_catchup_passes_total")), BOUND)
+    assert await said(client, PHONE) == ["ce soir", "aidez moi"]  # what one pass reads: the newest
+    assert counted(client, "gateway_whatsapp_catchup_passes_total", outcome="cut") == 1
+    [told] = [r for r in caplog.records if "older ones are not caught up" in r.getMessage()]
+    assert told.levelno == logging.WARNING and PHONE.removeprefix("whatsapp:+") not in told.getMessage()
