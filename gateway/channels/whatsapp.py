@@ -5,7 +5,8 @@ of the URL it called plus the sorted fields, keyed with the auth token). The URL
 ``GATEWAY_PUBLIC_URL`` + the request's path and query, so verification works behind a proxy. ``MessageSid`` is
 the de-duplication key. Status callbacks (``POST /webhooks/whatsapp/status``) become receipts. A young person
 who sends STOP (Twilio's ``OptOutType``, or a status callback with error 21610) has unsubscribed: a
-:class:`Departure`; START lifts it.
+:class:`Departure`; START lifts it. A forwarded message (``Forwarded``, ``FrequentlyForwarded``) is someone else's
+words: marked with an attachment of kind ``forwarded``.
 
 Outbound: ``messages.create_async`` with the async HTTP client (opened in :meth:`WhatsAppChannel.start`),
 its base URL set to ``TWILIO_API_URL``. WhatsApp through Twilio has no buttons for free-form messages, so choices
@@ -53,7 +54,7 @@ from gateway.errors import (
     RecipientGone,
     RetryableDelivery,
 )
-from gateway.messages import Attachment, ChannelName, Departure, Inbound, Outbound, Receipt
+from gateway.messages import FORWARDED, Attachment, ChannelName, Departure, Inbound, Outbound, Receipt
 from gateway.settings import Settings
 
 TEXT_LIMIT = 1600
@@ -326,7 +327,10 @@ def _attachments(form: MultiDict[str]) -> tuple[Attachment, ...]:
     )
     # A shared location (or place) comes with no words and no file: said by its kind only, never its coordinates.
     shared = form.get("MessageType") == "location" or ("Latitude" in form and "Longitude" in form)
-    return (*files, Attachment("location")) if shared else files
+    found = (*files, Attachment("location")) if shared else files
+    # A forwarded message (Twilio's Forwarded, FrequentlyForwarded): someone else's words, never the young person's
+    forwarded = any(form.get(name, "").lower() == "true" for name in ("Forwarded", "FrequentlyForwarded"))
+    return (*found, Attachment(FORWARDED)) if forwarded else found
 
 
 def _attachment(url: str, content_type: str | None) -> Attachment:

@@ -464,3 +464,47 @@ async def test_a_shared_contact_card_never_gives_its_phone_number_to_the_listene
     assert response.status == 404 and b"98 76" not in await response.read()
     assert not any(r.method == "GET" and r.endpoint != "Messages.json" for r in twilio.requests)  # never fetched
     assert url not in repr(await client.app[STORE].transcript(conversation.id))
+
+
+def forwarded(text: str, number: int, frequently: bool = False) -> dict[str, str]:
+    """A message the young person forwards, as Twilio posts it: ``Forwarded`` (and ``FrequentlyForwarded`` for one
+    passed on many times, a chain message or a rumour), someone else's words."""
+    form = {**twilio_form(PHONE, text, message_sid=f"SM{number:032d}"), "Forwarded": "true"}
+    return {**form, "FrequentlyForwarded": "true"} if frequently else form
+
+
+async def test_a_forwarded_message_is_someone_elses_words_never_an_answer(
+    client: Client, twilio: FakeTwilioAPI
+) -> None:
+    """A young person forwards the messages they received (the harasser's "Non, t'as pas le choix" as proof): Twilio
+    says so (``Forwarded``), the gateway did not read it, and took it as their own answer: "2" or "Non" to "are you in
+    danger now?" moved the flow on, and a listener read it as their words. As on Telegram, it is kept, marked
+    forwarded, read for a risk, and answers nothing; one that opens the chat starts the conversation."""
+    assert await deliver(client, forwarded("Non", 900)) == 200
+    said = bodies(await twilio.wait_accepted(2))
+    assert said[1].startswith("D'abord, une question importante"), said
+    assert await deliver(client, forwarded("Non, t'as pas le choix", 901, frequently=True)) == 200
+    assert await deliver(client, twilio_form(PHONE, "2", message_sid=f"SM{902:032d}")) == 200
+    said = bodies(await twilio.wait_accepted(3))
+    assert said[2].startswith("Tu préfères continuer en français"), said  # the young person's own "2" answered
+    await outbox_drained(client)
+    assert len(twilio.accepted()) == 3, bodies(twilio.accepted())
+    [conversation] = await client.app[STORE].conversations_by_status(Status.BOT)
+    desk = ListenerDesk(client)
+    await desk.login()
+    user = [e for e in (await desk.conversation(conversation.id))["transcript"] if e["author"] == "user"]
+    assert [(e["text"], [a["kind"] for a in e["attachments"]]) for e in user] == [
+        ("Non", ["forwarded"]),
+        ("Non, t'as pas le choix", ["forwarded"]),
+        ("2", []),
+    ]
+
+
+async def test_a_forwarded_message_of_danger_still_escalates(client: Client, twilio: FakeTwilioAPI) -> None:
+    assert await deliver(client, twilio_form(PHONE, "bonjour", message_sid=f"SM{910:032d}")) == 200
+    await twilio.wait_accepted(2)
+    assert await deliver(client, forwarded("je vais me tuer ce soir", 911)) == 200
+    desk = ListenerDesk(client)
+    await desk.login()
+    card = await desk.first_waiting()
+    assert card["priority"] == "urgent", card
