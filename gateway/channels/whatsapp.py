@@ -67,6 +67,7 @@ MEDIA_HOSTS = frozenset({"api.twilio.com", "*.twiliocdn.com"})
 STATUS_PATH = "/webhooks/whatsapp/status"
 
 OPTED_OUT = 21610  # the person sent STOP: Twilio refuses every message to them until they send START
+RATE_LIMITED = {20429, 63018}  # Twilio's "Too Many Requests", WhatsApp's "Rate limit exceeded for Channel" (any status)
 OPT_OUT_TYPES = {"STOP": True, "START": False}  # Twilio's Advanced Opt-Out: the OptOutType of an inbound message
 
 STATUSES = {
@@ -292,8 +293,8 @@ async def _timed(call: Awaitable[T]) -> T:
 def twilio_error(status: int, code: int | None) -> DeliveryError:
     """Map a Twilio error answer to ours. Twilio's own message is left out: it can quote the phone number."""
     where = f"whatsapp: HTTP {status}, Twilio code {code}"
-    if status == 429 or code == 20429 or status >= 500:
-        return RetryableDelivery(f"{where}: try again later", rate_limited=status == 429 or code == 20429)
+    if status == 429 or code in RATE_LIMITED or status >= 500:
+        return RetryableDelivery(f"{where}: try again later", rate_limited=status == 429 or code in RATE_LIMITED)
     reason = PERMANENT_REASONS.get(code or 0, "refused")
     return RecipientGone(f"{where}: {reason}") if code == OPTED_OUT else PermanentDelivery(f"{where}: {reason}")
 

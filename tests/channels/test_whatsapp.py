@@ -272,6 +272,19 @@ async def test_retryable_failures(channel: WhatsAppChannel, twilio: FakeTwilioAP
     assert "20429" in str(caught.value) or failure.status >= 500
 
 
+@pytest.mark.parametrize("status", [400, 429])
+async def test_twilios_rate_limit_for_the_channel_is_retried(
+    channel: WhatsAppChannel, twilio: FakeTwilioAPI, status: int
+) -> None:
+    """63018, "Rate limit exceeded for Channel" (the sandbox's 1 a second, too many messages to one recipient: a
+    split reply's parts): a rate limit, whatever the HTTP status it comes with. Until 2026-12-05 a 400 with it failed
+    the message for good ("refused"): the listener saw "échec", a bot's message never reached the young person."""
+    twilio.fail_next(Failure(status, code=63018, description="Account exceeded the 1 rps rate limit"))
+    with pytest.raises(RetryableDelivery) as caught:
+        await channel.send(outbound())
+    assert caught.value.rate_limited and "63018" in str(caught.value)
+
+
 @pytest.mark.parametrize(
     "failure",
     [

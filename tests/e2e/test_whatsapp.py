@@ -202,6 +202,19 @@ async def test_a_provider_failing_500_then_429_still_gets_every_message_once_in_
     assert [e["delivery"] for e in outgoing[-3:]] == ["sent", "sent", "sent"]
 
 
+async def test_twilios_rate_limit_for_the_channel_is_waited_out_not_a_failure(
+    client: Client, twilio: FakeTwilioAPI
+) -> None:
+    """Twilio answers 63018 ("Rate limit exceeded for Channel", e.g. the sandbox's one a second) with a 400: the reply
+    was failed for good, the listener saw "échec" and the young person got nothing. It is waited out and sent once."""
+    desk, conversation_id = await handed_to_listener(client, twilio)
+    before = len(twilio.accepted())
+    twilio.fail_next(Failure(400, code=63018))
+    entry = await desk.reply(conversation_id, "Je suis là.")
+    await desk.delivery_of(conversation_id, entry["id"], "sent")
+    assert bodies(twilio.accepted()[before:]) == ["Je suis là."]
+
+
 async def test_a_split_message_resumes_at_the_part_that_failed(client: Client, twilio: FakeTwilioAPI) -> None:
     desk, conversation_id = await handed_to_listener(client, twilio)
     before, tried = len(twilio.accepted()), len(twilio.requests_to("Messages.json"))
