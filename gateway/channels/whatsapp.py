@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import logging
+import time
 from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -57,7 +59,10 @@ from gateway.errors import (
 from gateway.messages import FORWARDED, Attachment, ChannelName, Departure, Inbound, Outbound, Receipt
 from gateway.settings import Settings
 
+log = logging.getLogger(__name__)
+
 TEXT_LIMIT = 1600
+MISMATCH_TOLD_EVERY = 60.0  # seconds between two WARNING lines of a GATEWAY_PUBLIC_URL unlike the URL Twilio calls
 MAX_FORM_FIELDS = 1000
 MAX_MEDIA = 20  # WhatsApp sends one file per message; Twilio allows ten on MMS
 T = TypeVar("T")
@@ -117,6 +122,7 @@ class WhatsAppChannel:
         )
         self._http: AsyncTwilioHttpClient | None = None
         self._client: Client | None = None
+        self._mismatch_told = -MISMATCH_TOLD_EVERY  # monotonic time of the last line about GATEWAY_PUBLIC_URL
 
     async def start(self) -> None:
         """Open Twilio's async HTTP client; call it inside the running loop (the app's cleanup_ctx)."""
@@ -225,8 +231,31 @@ class WhatsAppChannel:
         form = _decode_form(raw)
         url = self._settings.public_url.rstrip("/") + request.path_qs
         if not self._validator.validate(url, form, signature):
+            self._tell_mismatch(request, form, signature)
             raise BadSignature("whatsapp: X-Twilio-Signature is wrong")
         return form
+
+    def _tell_mismatch(self, request: web.Request, form: MultiDict[str], signature: str) -> None:
+        """A signature made for the address this request reached (as the proxy names it: ``X-Forwarded-Proto``,
+        ``-Host``, ``-Prefix``), not for ``GATEWAY_PUBLIC_URL``: the setting is wrong and every message of Twilio is
+        refused until it is set right. Said in a WARNING line, at most once a minute. Only the auth token makes a
+        signature valid for an address: nobody else can make the line name one."""
+        now = time.monotonic()
+        if now - self._mismatch_told < MISMATCH_TOLD_EVERY:
+            return
+        headers = request.headers
+        schemes = dict.fromkeys((headers.get("X-Forwarded-Proto", "").partition(",")[0].strip(), "https", "http"))
+        hosts = dict.fromkeys((headers.get("X-Forwarded-Host", "").partition(",")[0].strip(), request.host))
+        prefix = headers.get("X-Forwarded-Prefix", "").partition(",")[0].strip().rstrip("/")
+        for scheme in filter(None, schemes):
+            for host in filter(None, hosts):
+                base = f"{scheme}://{host}{prefix}"
+                if self._validator.validate(base + request.path_qs, form, signature):
+                    self._mismatch_told = now
+                    log.warning("whatsapp: Twilio signs its webhooks for %s, not for GATEWAY_PUBLIC_URL (%s): every "
+                                "message is refused (403) until GATEWAY_PUBLIC_URL is set to it",
+                                base, self._settings.public_url)  # fmt: skip
+                    return
 
     async def _create(self, to: str, body: str) -> str | None:
         """Create one message: the one place where Twilio's errors become ours."""

@@ -128,6 +128,39 @@ async def test_a_signature_for_the_local_url_is_refused(client: TestClient[Any, 
     assert response.status == 403
 
 
+async def test_a_public_url_unlike_the_one_twilio_calls_is_told_not_403_silently(
+    twilio: FakeTwilioAPI,
+    session: aiohttp.ClientSession,
+    aiohttp_client: ClientFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """GATEWAY_PUBLIC_URL left at its default (or http for https, another host) behind the TLS proxy Twilio calls:
+    every message was refused 403 with one INFO line like an attacker's, and nothing said which setting was wrong.
+    The request's own address (the proxy's X-Forwarded-Proto and -Host) is tried: a signature made for it says the
+    setting is wrong, in a WARNING line naming the address to set, at most once a minute. Still 403."""
+    settings = make_settings(twilio.url).replace(public_url="http://127.0.0.1:8080")
+    adapter = WhatsAppChannel(settings, session)
+    client = await aiohttp_client(webhook_app({PATH: adapter.parse}))
+    proxy = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "helpline.example.org"}
+    for number in range(2):
+        form = twilio_form(PHONE, "Bonjour", message_sid=f"SM{number:032d}")
+        signature = sign_twilio(TOKEN, "https://helpline.example.org" + PATH, form)
+        response = await client.post(PATH, data=form, headers={**proxy, "X-Twilio-Signature": signature})
+        assert response.status == 403
+    told = [r for r in caplog.records if r.levelname == "WARNING" and "GATEWAY_PUBLIC_URL" in r.getMessage()]
+    assert len(told) == 1 and "https://helpline.example.org" in told[0].getMessage(), told
+    assert not any("33612345678" in r.getMessage() or "SM0" in r.getMessage() for r in caplog.records)
+
+    caplog.clear()  # a signature made with another token proves nothing: no line, whatever the headers say
+    adapter = WhatsAppChannel(settings, session)
+    client = await aiohttp_client(webhook_app({PATH: adapter.parse}))
+    form = twilio_form(PHONE, "Bonjour")
+    signature = sign_twilio("other-token", "https://helpline.example.org" + PATH, form)
+    response = await client.post(PATH, data=form, headers={**proxy, "X-Twilio-Signature": signature})
+    assert response.status == 403
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
 async def test_a_changed_field_is_403(client: TestClient[Any, Any]) -> None:
     form = twilio_form(PHONE, "un")
     signature = sign_twilio(TOKEN, PUBLIC.rstrip("/") + PATH, form)
