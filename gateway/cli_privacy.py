@@ -84,13 +84,13 @@ def _purge(args: argparse.Namespace) -> int:
 
 def _erase(args: argparse.Namespace) -> int:
     from gateway.dispatcher import Dispatcher
-    from gateway.erasure import Eraser
+    from gateway.erasure import EPOCH, FAR, Eraser, Removed
     from gateway.keyed import KeyedHash
     from gateway.messages import ChannelName
     from gateway.settings import Settings
 
-    if bool(args.conversation) == bool(args.channel or args.identity):
-        raise GatewayError("erase needs --conversation ID, or --channel and --identity")
+    if sum(map(bool, (args.conversation, args.channel or args.identity, args.again))) != 1:
+        raise GatewayError("erase needs --conversation ID, or --channel and --identity, or --again KEY")
     if args.channel and not args.identity:
         raise GatewayError("--channel needs --identity")
     identity = channel_address(args.channel, args.identity) if args.channel else ""
@@ -110,11 +110,21 @@ def _erase(args: argparse.Namespace) -> int:
                 if erased is None:
                     print(f"gateway: no conversation {args.conversation}")
                     return 1
+            elif args.again:  # an erasure done after the backup this store was restored from, done again
+                found = [c for c in await store.list_conversations(EPOCH, FAR)
+                         if c.sender and sender_key(c.channel, c.sender) == args.again]  # fmt: skip
+                erased = (
+                    await eraser.erase_person(found[0].channel, found[0].sender, ACTOR, "gateway erase --again")
+                    if found
+                    else Removed(0, 0, ())
+                )
             else:
                 erased = await eraser.erase_person(ChannelName(args.channel), identity, ACTOR, "gateway erase")
         finally:
             await store.close()
         print(f"erased {erased.conversations} conversation(s), {erased.entries} transcript entries")
+        if erased.again:
+            print(f"after restoring a backup made before now, erase them again: gateway erase --again {erased.again}")
         return 0
 
     return asyncio.run(run())
@@ -130,4 +140,5 @@ def add_privacy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     erase.add_argument("--conversation", metavar="ID", help="the person of this conversation")
     erase.add_argument("--channel", choices=[c.value for c in ChannelName], help="with --identity")
     erase.add_argument("--identity", metavar="X", help="the channel identity (phone number, PSID, chat id)")
+    erase.add_argument("--again", metavar="KEY", help="an erasure done after the backup restored (its log line's KEY)")
     erase.set_defaults(handler=_erase)

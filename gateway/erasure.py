@@ -31,6 +31,7 @@ told twice rather than never; a cut after the record leaves nothing to do but un
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ from gateway.store import (
 from gateway.store.codec import encode_outbound
 from gateway.understanding.late import LateReadings
 
+log = logging.getLogger("gateway.erasure")
 ERASING = "erasing-"  # the lock of a young person's confirmed erasure, held by whoever does it (``finish_confirmed``)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FAR = datetime(9999, 1, 1, tzinfo=UTC)
@@ -79,6 +81,7 @@ class Removed:
     conversations: int
     entries: int
     pseudonyms: tuple[str, ...]
+    again: str = ""  # the keyed hash of the channel identity (``gateway erase --again``): "" when it had none left
 
 
 class ErasureRoles(
@@ -175,7 +178,10 @@ class Eraser:
         if goodbye is not None and not ordered:
             await goodbye()
         await self.store.forget_freed()
-        erased = Removed(len(found), entries, tuple(c.pseudonym for c in found))
+        erased = Removed(len(found), entries, tuple(c.pseudonym for c in found), key if sender else "")
+        if erased.again:  # outside the store: a backup older than this erasure, restored, brings the person back
+            log.info("erasure: %d conversation(s) erased (%s); after restoring a backup made before this line, run:"
+                     " gateway erase --again %s", erased.conversations, how, erased.again)  # fmt: skip
         subject = ", ".join(erased.pseudonyms[:20]) or channel.value
         detail = f"{erased.conversations} conversation(s), {erased.entries} entries erased ({how})"
         async with self.store.batch():  # a young person's erasure unlisted with its line: a cut leaves both or neither

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
+import shutil
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -71,7 +75,7 @@ def test_erase_by_identity_and_by_conversation(capsys: pytest.CaptureFixture[str
     old, _ = on_store(store_url, two_conversations)  # type: ignore[misc]
 
     code, out, _ = run(capsys, "erase", "--channel", "telegram", "--identity", "555")
-    assert code == 0 and out.strip() == "erased 1 conversation(s), 1 transcript entries"
+    assert code == 0 and out.splitlines()[0] == "erased 1 conversation(s), 1 transcript entries"
     code, out, _ = run(capsys, "erase", "--conversation", old.id)
     assert code == 0 and "erased 1 conversation(s)" in out and PHONE not in out
     assert on_store(store_url, lambda s: s.list_conversations(EPOCH, FAR)) == []
@@ -89,3 +93,37 @@ def test_erase_by_identity_and_by_conversation(capsys: pytest.CaptureFixture[str
     assert code == 1 and "usage" not in err
     code, _, err = run(capsys, "erase", "--channel", "telegram", "--identity", "-1001234")
     assert code == 0 and "usage" not in err
+
+
+def test_an_erasure_done_after_a_backup_is_done_again_on_the_restored_store(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, store_url: str, tmp_path: Path
+) -> None:
+    """A backup (``VACUUM INTO``, docs/deployment.md), then an erasure, then the backup restored: the person's
+    conversations and words are back. Until 2026-12-05 nothing said what to erase again (the audit entry, in the
+    store, went with the restore, and names no id): the erasure was undone without a word. Now the erasure logs,
+    and ``gateway erase`` prints, ``gateway erase --again KEY`` (the keyed hash of the channel identity, never
+    the identity), which erases that person from the restored store; a store without them: nothing to do."""
+    database = Path(store_url.removeprefix("sqlite:///"))
+    old, recent = on_store(store_url, two_conversations)  # type: ignore[misc]
+    backup = tmp_path / "backup.sqlite3"
+    subprocess.run(["sqlite3", str(database), f"VACUUM INTO '{backup}'"], check=True)
+
+    with caplog.at_level(logging.INFO, logger="gateway.erasure"):
+        code, out, _ = run(capsys, "erase", "--conversation", old.id)
+    assert code == 0 and "erased 1 conversation(s)" in out
+    again = re.findall(r"gateway erase --again (\S+)", out)
+    assert again and again == re.findall(r"gateway erase --again (\S+)", caplog.text)
+    assert PHONE not in caplog.text + out and SECRET not in caplog.text + out
+
+    for companion in ("-wal", "-shm"):  # the restore, as the docs say
+        database.with_name(database.name + companion).unlink(missing_ok=True)
+    shutil.copy(backup, database)
+    assert on_store(store_url, lambda s: s.transcript(old.id))  # back with the restore
+
+    code, out, _ = run(capsys, "erase", "--again", again[0])
+    assert code == 0 and "erased 1 conversation(s), 1 transcript entries" in out
+    assert on_store(store_url, lambda s: s.get_conversation(old.id)) is None
+    assert on_store(store_url, lambda s: s.transcript(old.id)) == []
+    assert len(on_store(store_url, lambda s: s.transcript(recent.id))) == 1  # type: ignore[arg-type]
+    code, out, _ = run(capsys, "erase", "--again", again[0])  # done already: nothing of them left
+    assert code == 0 and "erased 0 conversation(s)" in out

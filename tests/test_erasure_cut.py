@@ -133,7 +133,7 @@ async def test_gateway_erase_cut_short_is_finished_by_running_it_again(
     finishes: nothing of the person left, one ``erase`` line. Before: ``no conversation`` (exit 1) when cut after
     the earlier conversation was erased, the later one with the identity left."""
     earlier, later, marks = await person_with_two_conversations(redis_store, clock, settings)
-    args = argparse.Namespace(conversation=earlier, channel=None, identity=None)
+    args = argparse.Namespace(conversation=earlier, channel=None, identity=None, again=None)
     monkeypatch.chdir(tmp_path)  # no stray .env
     monkeypatch.setenv("GATEWAY_FLOWS", settings.flows)
     monkeypatch.setenv("GATEWAY_SECRET_KEY", settings.secret_key.get_secret_value())
