@@ -606,6 +606,9 @@ def _routes(
         if waiting:
             checks["store_waiting"] = waiting
         checks["understanding"] = reader.status if reader is not None else "off"  # degraded: keywords still run
+        refused = request.app[OUTBOX].refused
+        if refused:  # a channel's credentials refused (a page token expired): shown, the other channels still serve
+            checks["channels_refused"] = dict(refused)
         catch_up = request.app.get(CATCH_UP)
         if catch_up is not None and catch_up.failing is not None:  # shown, not a reason to stop traffic
             checks["whatsapp_catchup"] = f"failing ({catch_up.failing})"

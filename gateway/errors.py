@@ -24,6 +24,8 @@
     │   ├── RetryableDelivery     network error, 5xx, 429: try again (``retry_after`` seconds when known;
     │   │                         ``parts_sent``: parts of a split message the provider accepted before it;
     │   │                         ``rate_limited``: the provider's rate limit, which pauses the whole channel)
+    │   │   └── CredentialsRefused  the provider refuses the line's own credentials (Messenger's page token
+    │   │                         expired or revoked): every send of the channel waits for an operator, shown
     │   └── PermanentDelivery     the provider refused for good (e.g. reply window closed)
     │       └── RecipientGone     the young person blocked the line or unsubscribed (gateway/leaving.py is told)
     ├── MailError                 the SMTP server could not be reached or refused an e-mail (notices, referrals)
@@ -128,6 +130,13 @@ class RetryableDelivery(DeliveryError):
         self.parts_sent = parts_sent  # a split message resumes at this part (0-based), so none is sent twice
         self.rate_limited = rate_limited  # the provider said to slow down (a 429, a rate limit's code): every send
         super().__init__(reason)
+
+
+class CredentialsRefused(RetryableDelivery):
+    """The provider refuses the line's own credentials (Graph's code 190: the page access token expired or was
+    revoked), not this young person: every send of the channel fails alike until an operator renews them. Kept and
+    tried again (the channel paused meanwhile), shown at once (``Outbox.refused``: ``/readyz``, a metric, one ERROR
+    line), never failed for good reply by reply."""
 
 
 class PermanentDelivery(DeliveryError):

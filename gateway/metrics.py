@@ -161,6 +161,11 @@ class Metrics:
             " a claim answered late, a run's renewals failing), left to the next claim once their lease ends",
             registry=r,
         )  # fmt: skip
+        self.credentials_refused = Gauge(
+            "gateway_channel_credentials_refused", "1 while a channel's provider refuses the line's credentials (a"
+            " Messenger page token expired or revoked): its replies wait until they are renewed", ["channel"],
+            registry=r,
+        )  # fmt: skip
         self.whatsapp_caught_up = Counter(
             "gateway_whatsapp_caught_up", "WhatsApp messages Twilio received but the gateway had not (its webhook"
             " answered 503 or never reached it), found in Twilio's list and processed by the catch-up", registry=r,

@@ -51,7 +51,14 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from gateway.clock import utcnow
-from gateway.errors import DeliveryError, PermanentDelivery, RecipientGone, RetryableDelivery, StoreError
+from gateway.errors import (
+    CredentialsRefused,
+    DeliveryError,
+    PermanentDelivery,
+    RecipientGone,
+    RetryableDelivery,
+    StoreError,
+)
 from gateway.events import DeliveryChanged
 from gateway.later import Later
 from gateway.messages import ChannelName, Outbound
@@ -185,6 +192,8 @@ class Outbox:
         self._answered: str | None = None  # the last claim's token whose answer came: its record is dropped next
         self._unanswered: tuple[datetime, str] | None = None  # a failed claim's time and token, made again next
         self._paused: dict[str, datetime] = {}  # a rate-limited channel: none of its replies sent before this time
+        # a channel whose provider refuses the line's credentials (CredentialsRefused), with why, until a send goes
+        self.refused: dict[str, str] = {}
         self.channel_window = max(1, window // 2)  # a slow channel's sends in flight at most (BUSY_DEFER_SECONDS)
         self._slow_until: dict[str, float] = {}  # a slow channel (SLOW_SEND_SECONDS) until then (the loop's time)
         self._draining = False  # a stop under way (:meth:`drain`): nothing more claimed, no run's next reply sent
@@ -473,6 +482,9 @@ class Outbox:
             if (ended := asyncio.get_running_loop().time()) - began >= SLOW_SEND_SECONDS:
                 self._slow_until[name] = ended + SLOW_KEPT_SECONDS
         self._count(item, "sent")
+        if self.refused.pop(name, None) is not None:
+            self.metrics.credentials_refused.labels(name).set(0)
+            log.info("alert over: %s accepts the line's credentials again: its replies go", name)
         return "on", functools.partial(self._sent, lease, provider_id, following)
 
     def _slow(self, name: str, sending: dict[object, float], now: float) -> bool:
@@ -632,8 +644,11 @@ class Outbox:
         2026-12-02 a failure here ended the run, and the reply and the rest of its run waited for the lease (60 s)."""
         item = lease.item
         attempts = item.attempts + 1
-        if exc.rate_limited:  # every reply of its channel waits as long: the provider is not asked again meanwhile
-            self._pause(item, exc.retry_after if exc.retry_after is not None else self._backoff(item.attempts + 1))
+        if isinstance(exc, CredentialsRefused):
+            self._refused(item, exc)
+        if exc.rate_limited or isinstance(exc, CredentialsRefused):  # every reply of its channel waits as long:
+            seconds = exc.retry_after if exc.retry_after is not None else self._backoff(item.attempts + 1)
+            self._pause(item, seconds, quiet=isinstance(exc, CredentialsRefused))  # not asked again meanwhile
         if self.max_attempts is not None and attempts >= self.max_attempts:  # its conversation goes on (the run
             return await self._fail(lease, f"gave up after {attempts} attempts: {exc}", None)  # stops: claimed again)
         if self.retry_for is not None and self.clock() - item.created_at >= self.retry_for:
@@ -657,7 +672,20 @@ class Outbox:
         reply tried for a day may count hundreds of tries, and 2.0 ** 1024 overflows)."""
         return min(self.base_delay * 2.0 ** min(attempts - 1, 64), self.max_delay)
 
-    def _pause(self, item: OutboxItem, seconds: float) -> None:
+    def _refused(self, item: OutboxItem, exc: CredentialsRefused) -> None:
+        """The provider of ``item``'s channel refuses the line's credentials (Messenger's page token expired or
+        revoked): every young person's reply of that channel waits, kept, until a send goes again (an operator renewed
+        them). Shown at once: one ERROR line a stretch (the channel and the provider's code, never an id), ``/readyz``'s
+        ``channels_refused``, ``gateway_channel_credentials_refused``. Until 2026-12-05 each reply failed for good,
+        one WARNING line each: hours of replies lost, and the instance still ready."""
+        channel = str(item.payload.get("channel", ""))
+        if channel not in self.refused:
+            log.error("alert: %s refuses the line's credentials (%s): its replies wait until they are renewed",
+                      channel, exc)  # fmt: skip
+        self.refused[channel] = str(exc)
+        self.metrics.credentials_refused.labels(channel).set(1)
+
+    def _pause(self, item: OutboxItem, seconds: float, *, quiet: bool = False) -> None:
         """The provider of ``item``'s channel rate-limits (a 429, Telegram's flood control, Graph's 4/17/32/613,
         Twilio's 20429): none of that channel's replies is sent for ``seconds`` (its ``retry_after``, else this
         reply's backoff), the other channels untouched. One WARNING line a pause (the channel, never an id). Until
@@ -666,7 +694,7 @@ class Outbox:
         channel, now = str(item.payload.get("channel", "")), self.clock()
         until = now + timedelta(seconds=min(max(seconds, 0.0), self.max_delay))
         current = self._paused.get(channel)
-        if current is None or current <= now:
+        if (current is None or current <= now) and not quiet:  # quiet: told by its own line (:meth:`_refused`)
             log.warning("outbox: %s rate-limited: its sends paused for %.1f s", channel, (until - now).total_seconds())
         if current is None or current < until:
             self._paused[channel] = until

@@ -189,7 +189,7 @@ async def send_parts(
         try:
             provider_id = await send_one(index, parts[index])
         except RetryableDelivery as error:
-            raise RetryableDelivery(str(error), error.retry_after, index, error.rate_limited) from None
+            raise type(error)(str(error), error.retry_after, index, error.rate_limited) from None  # its kind kept
     return provider_id
 
 

@@ -52,6 +52,7 @@ from gateway.channels.base import (
 from gateway.errors import (
     BadRequest,
     BadSignature,
+    CredentialsRefused,
     DeliveryError,
     PermanentDelivery,
     RecipientGone,
@@ -80,9 +81,13 @@ PERMANENT_REASONS = {
 }
 BLOCKED = frozenset({(200, 2018108)})  # Messenger sends no webhook when a person blocks a page: only this refusal
 PERMANENT_CODES = {
-    190: "the page access token is invalid or expired",
     551: "this person is not available right now",
 }
+# The page access token expired or revoked (a password changed, the app removed, a permission withdrawn): no send of
+# any conversation goes until MESSENGER_PAGE_ACCESS_TOKEN is renewed. Not this person's refusal: the replies wait
+# (CredentialsRefused), the channel asked again once a minute, and the outbox shows it (gateway/outbox.py).
+TOKEN_REFUSED = 190
+TOKEN_RETRY_SECONDS = 60.0
 
 JSONObject = dict[str, Any]
 
@@ -162,6 +167,9 @@ def graph_error(status: int, document: JSONObject, retry_after: float | None) ->
         error = {}
     code, subcode = _int_or_none(error.get("code")), _int_or_none(error.get("error_subcode"))
     where = f"messenger: HTTP {status}, code {code}, subcode {subcode}"
+    if code == TOKEN_REFUSED:
+        reason = "the page access token is invalid or expired: renew MESSENGER_PAGE_ACCESS_TOKEN"
+        return CredentialsRefused(f"{where}: {reason}", TOKEN_RETRY_SECONDS)
     if status == 429 or status >= 500 or code in RETRYABLE_CODES or error.get("is_transient") is True:
         limited = status == 429 or code in RATE_LIMIT_CODES
         return RetryableDelivery(f"{where}: try again later", retry_after, rate_limited=limited)

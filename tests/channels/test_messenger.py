@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from gateway.channels.base import Channel, Lifecycle, MediaFetcher, ReplyWindow, TypingIndicator
 from gateway.channels.messenger import MessengerChannel, parse_events
-from gateway.errors import PermanentDelivery, RetryableDelivery
+from gateway.errors import CredentialsRefused, PermanentDelivery, RetryableDelivery
 from gateway.messages import Attachment, ChannelName, Choice, Outbound
 from gateway.settings import Settings
 from gateway.testing import (
@@ -400,7 +400,6 @@ async def test_retryable_failures(
     [
         (Failure(400, code=10, subcode=2018278), "reply window closed"),
         (Failure(400, code=100, subcode=2018001), "no person matches"),
-        (Failure(400, code=190), "access token"),
         (Failure(403, code=200), "refused"),
     ],
 )
@@ -410,6 +409,17 @@ async def test_permanent_failures(
     graph.fail_next(failure)
     with pytest.raises(PermanentDelivery, match=reason) as caught:
         await channel.send(outbound())
+    assert PSID not in str(caught.value) and "page-token" not in str(caught.value)
+
+
+async def test_a_page_token_refused_is_the_lines_credentials_kept_for_later(
+    channel: MessengerChannel, graph: FakeGraphAPI
+) -> None:
+    """Code 190 is the page's token, not this person: every conversation's send waits for it to be renewed."""
+    graph.fail_next(Failure(400, code=190, subcode=460))
+    with pytest.raises(CredentialsRefused, match="access token") as caught:
+        await channel.send(outbound())
+    assert caught.value.retry_after == 60.0
     assert PSID not in str(caught.value) and "page-token" not in str(caught.value)
 
 

@@ -1,0 +1,64 @@
+"""Messenger as Meta really behaves over a line's life: a page token revoked, first contacts without words.
+
+The real app (create_app, SQLite store, outbox, timers) and the fake Graph API, driven by signed webhooks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+
+from gateway.app import STORE
+from gateway.conversation import Status
+from gateway.store import Delivery
+from gateway.testing import Failure, FakeGraphAPI
+from tests.e2e.channel_support import Client, eventually, gateway, offline, running_clock
+from tests.e2e.test_messenger import PSID, client, deliver, message, messenger_settings, texts
+
+__all__ = ["client", "gateway", "messenger_settings", "offline"]  # fixtures used by the tests below
+
+
+async def test_a_page_token_revoked_keeps_every_reply_and_says_so_at_once(
+    client: Client, graph: FakeGraphAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Graph's code 190 (the page token expired or revoked: a password changed, the app removed) refuses every send
+    of every conversation until an operator renews MESSENGER_PAGE_ACCESS_TOKEN. Until 2026-12-05 each reply failed
+    for good, one WARNING line each, /readyz 200 saying nothing: hours of young people left without an answer,
+    their replies never sent once the token was renewed. Now the replies wait, and it is shown at once."""
+    caplog.set_level(logging.INFO)
+    graph.fail_next(Failure(400, code=190, subcode=460, description="Error validating access token"))
+    assert await deliver(client, message("Bonjour", mid="m_token")) == 200
+    await graph.wait_for("messages", 1)
+
+    async def shown() -> dict[str, Any] | None:
+        ready = await (await client.get("/readyz")).json()
+        return ready if "channels_refused" in ready else None
+
+    ready = await eventually(shown)
+    assert ready["ready"] is True  # the web chat and the other channels still serve
+    assert "190" in ready["channels_refused"]["messenger"] and "token" in ready["channels_refused"]["messenger"]
+    metrics = await (await client.get("/metrics")).text()
+    assert 'gateway_channel_credentials_refused{channel="messenger"} 1.0' in metrics
+    alerts = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(alerts) == 1 and "messenger" in alerts[0] and "credentials" in alerts[0]
+    assert all(PSID not in r.getMessage() and "page-token" not in r.getMessage() for r in caplog.records)
+
+    store = client.app[STORE]
+    [conversation] = await store.conversations_by_status(Status.BOT)
+    bot = [e for e in await store.transcript(conversation.id) if e.author.value == "bot"]
+    assert bot and all(e.delivery == Delivery.PENDING for e in bot)  # kept, not failed
+
+    running_clock(client).advance(seconds=61)  # the channel asked again a minute later: the token was renewed
+    accepted = await graph.wait_accepted(len(bot))
+    assert texts(accepted) == [e.text for e in bot]  # every reply once, in order
+
+    async def over() -> dict[str, Any] | None:
+        ready = await (await client.get("/readyz")).json()
+        return ready if "channels_refused" not in ready else None
+
+    await eventually(over)
+    assert any("alert over" in r.getMessage() for r in caplog.records)
+    assert json.dumps(ready).count(PSID) == 0
