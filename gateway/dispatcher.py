@@ -255,6 +255,8 @@ class Dispatcher:
         reading, later = await self._read(inbound)  # before the lock: a slow model holds no conversation up
         if inbound.edited and not await self._edit_counts(inbound, reading):
             return True  # done: nothing to record (its claim lapses by itself; a redelivery is looked at again)
+        if inbound.opening and await self.store.find_active_conversation(inbound.channel, inbound.sender) is not None:
+            return True  # the chat opened while a conversation is open: its thread shows it, nothing to say
         claim = Claim(key, owner, self.claim_seconds, DEDUPE_TTL_SECONDS)
         found = await self._locked(inbound, claim, reading, later, look=self.complete_leaving is not None)
         if isinstance(found, _Ending):
@@ -483,8 +485,9 @@ class Dispatcher:
             id=inbound_entry_id(inbound), conversation_id=conversation.id, at=now, author=Author.USER,
             text=inbound.text, attachments=inbound.attachments, delivery=Delivery.DELIVERED, flag=flag,
         )  # fmt: skip
-        await self.store.append_transcript(entry)
-        await self.store.publish(EntryAdded(conversation.id, entry))
+        if not inbound.opening:  # a chat opened without words (a Messenger referral) is nobody's message
+            await self.store.append_transcript(entry)
+            await self.store.publish(EntryAdded(conversation.id, entry))
         if conversation.left_how == "blocked" and conversation.channel != ChannelName.WHATSAPP:
             # Writing again means unblocked (gateway/leaving.py); on WhatsApp an opted-out person can still write,
             # and Twilio refuses our replies until they send START.
@@ -496,7 +499,7 @@ class Dispatcher:
             if flag.replaces(conversation.flag):
                 conversation.flag = flag  # the strongest so far, for the queue card
         # an edit or a forward (someone else's words) is never a command nor an answer to the erasure question
-        answers = not (inbound.edited or inbound.forwarded)
+        answers = not (inbound.edited or inbound.forwarded or inbound.opening)
         erasure = await self._erasure_turn(conversation, engine, inbound, flag, now) if answers else None
         if erasure is not None:
             _remember(engine, conversation, inbound, quiet=found is None and joined is None)

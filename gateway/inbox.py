@@ -94,6 +94,8 @@ def inbound_to_dict(inbound: Inbound) -> dict[str, Any]:
     data["channel"] = inbound.channel.value
     if not inbound.edited:  # the usual case: its stored form as before edits were read
         del data["edited"]
+    if not inbound.opening:
+        del data["opening"]
     return data
 
 
@@ -103,6 +105,7 @@ def inbound_from_dict(data: dict[str, Any]) -> Inbound:
         text=data.get("text", ""), payload=data.get("payload"),
         attachments=tuple(Attachment(**a) for a in data.get("attachments", ())),
         language_hint=data.get("language_hint"), edited=bool(data.get("edited", False)),
+        opening=bool(data.get("opening", False)),
     )  # fmt: skip
 
 

@@ -76,6 +76,10 @@ class Inbound:
     # ``message_edit``): read for a risk and shown to a listener, never taken as an answer to the bot's question
     # (``Dispatcher._process``); ``message_id`` is the edit's own
     edited: bool = False
+    # the young person opened the chat and wrote nothing (Messenger's ``referral``: an m.me link of the line's site
+    # followed into a thread they had): the welcome and the first question when no conversation is open, else
+    # nothing; never a transcript entry (``Dispatcher._process``)
+    opening: bool = False
 
     @property
     def forwarded(self) -> bool:

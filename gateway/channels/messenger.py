@@ -290,6 +290,10 @@ class _Read(_Part):
     watermark: StrictInt
 
 
+class _Referral(_Part):
+    ref: Text = ""
+
+
 class _Item(_Part):
     sender: _Sender
     timestamp: Annotated[StrictInt, Field(ge=0, le=MAX_TIMESTAMP_MS)] | None = None  # ms since 1970
@@ -298,6 +302,7 @@ class _Item(_Part):
     message_edit: _MessageEdit | None = None  # the ``message_edits`` webhook field: docs/channels.md
     delivery: _Delivery | None = None
     read: _Read | None = None
+    referral: _Referral | None = None  # an m.me link (``?ref=``) followed into a thread the person already had
 
 
 class _Entry(_Part):
@@ -351,6 +356,9 @@ def _parse_item(item: _Item) -> tuple[list[Inbound], list[Receipt]]:
         return [], _delivery_receipts(sender, item.delivery)
     if item.read is not None:
         return [], [Receipt(ChannelName.MESSENGER, sender, "read", watermark=item.read.watermark)]
+    if item.referral is not None:  # the thread opened from the line's site, no words: greeted unless already talking
+        mid = _mid(None, sender, item.timestamp, "referral:" + item.referral.ref)
+        return [Inbound(channel=ChannelName.MESSENGER, sender=sender, message_id=mid, opening=True)], []
     return [], []
 
 

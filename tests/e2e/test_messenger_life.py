@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -14,7 +15,8 @@ import pytest
 from gateway.app import STORE
 from gateway.conversation import Status
 from gateway.store import Delivery
-from gateway.testing import Failure, FakeGraphAPI
+from gateway.testing import PAGE_ID, Failure, FakeGraphAPI, messenger_body
+from tests.conftest import outbox_drained
 from tests.e2e.channel_support import Client, eventually, gateway, offline, running_clock
 from tests.e2e.test_messenger import PSID, client, deliver, message, messenger_settings, texts
 
@@ -62,3 +64,37 @@ async def test_a_page_token_revoked_keeps_every_reply_and_says_so_at_once(
     await eventually(over)
     assert any("alert over" in r.getMessage() for r in caplog.records)
     assert json.dumps(ready).count(PSID) == 0
+
+
+def referral(ref: str = "site-3018", at: int | None = None) -> dict[str, Any]:
+    """Meta's ``referral`` item: an m.me link (``?ref=``) followed into a thread the person already has, no words."""
+    timestamp = at if at is not None else int(time.time() * 1000)
+    event = {"ref": ref, "source": "SHORTLINK", "type": "OPEN_THREAD"}
+    return {"sender": {"id": PSID}, "recipient": {"id": PAGE_ID}, "timestamp": timestamp, "referral": event}
+
+
+async def test_a_young_person_arriving_from_the_lines_site_is_greeted_without_writing(
+    client: Client, graph: FakeGraphAPI
+) -> None:
+    """A young person who wrote to the page once (the thread exists, so no "Get Started" button) follows the
+    line's "talk to us on Messenger" link (m.me/…?ref=…): Meta sends a ``referral`` and nothing else. Until
+    2026-12-05 it was dropped: the thread stayed silent until they dared to write, where the web chat greets its
+    opening. Now, with no conversation open, the welcome and the first question; with one open, nothing more."""
+    assert await deliver(client, messenger_body([referral()])) == 200
+    store = client.app[STORE]
+
+    async def started() -> list[Any] | None:
+        return await store.conversations_by_status(Status.BOT) or None
+
+    [conversation] = await eventually(started)
+    transcript = await store.transcript(conversation.id)
+    assert [e.author.value for e in transcript] == ["bot", "bot"]  # nobody's words: no entry of the young person
+    assert texts(await graph.wait_accepted(2)) == [e.text for e in transcript]
+
+    assert await deliver(client, messenger_body([referral("again")])) == 200  # the link followed again meanwhile
+    assert await deliver(client, message("Non", "no", mid="m_after")) == 200  # then the answer, as to the question
+    await outbox_drained(client)
+    after = await store.transcript(conversation.id)
+    assert [e.text for e in after if e.author.value == "user"] == ["Non"]
+    assert len(await store.conversations_by_status(Status.BOT)) == 1
+    assert [e.text for e in after[:2]] == [e.text for e in transcript]  # greeted once
