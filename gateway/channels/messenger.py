@@ -314,7 +314,8 @@ class _Body(_Part):
 
 
 def parse_events(document: object, *, max_age_ms: int | None = None, now_ms: int | None = None) -> Batch:
-    """The messages and receipts in a webhook body, every entry and every messaging item.
+    """The messages and receipts in a webhook body, every entry and every messaging item, oldest first (by their
+    ``timestamp``, when every item has one; else in the body's order).
 
     An item whose ``timestamp`` is more than ``max_age_ms`` before ``now_ms`` (default: the clock) is counted in
     ``too_old`` and left out: a correctly signed body replayed long after is acknowledged and does nothing.
@@ -324,7 +325,10 @@ def parse_events(document: object, *, max_age_ms: int | None = None, now_ms: int
     receipts: list[Receipt] = []
     too_old = 0
     oldest = None if max_age_ms is None else (now_ms if now_ms is not None else int(time.time() * 1000)) - max_age_ms
-    for item in (item for entry in body.entry for item in entry.messaging):
+    items = [item for entry in body.entry for item in entry.messaging]
+    if all(item.timestamp is not None for item in items):  # a batch is not always in the order they were written
+        items.sort(key=lambda item: item.timestamp or 0)  # stable: one time's items keep the body's order
+    for item in items:
         messages, statuses = _parse_item(item)
         if oldest is not None and item.timestamp is not None and item.timestamp < oldest:
             too_old += 1

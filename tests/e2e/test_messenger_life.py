@@ -15,7 +15,7 @@ import pytest
 from gateway.app import STORE
 from gateway.conversation import Status
 from gateway.store import Delivery
-from gateway.testing import PAGE_ID, Failure, FakeGraphAPI, messenger_body
+from gateway.testing import PAGE_ID, Failure, FakeGraphAPI, messenger_body, messenger_message
 from tests.conftest import outbox_drained
 from tests.e2e.channel_support import Client, eventually, gateway, offline, running_clock
 from tests.e2e.test_messenger import PSID, client, deliver, message, messenger_settings, texts
@@ -98,3 +98,20 @@ async def test_a_young_person_arriving_from_the_lines_site_is_greeted_without_wr
     assert [e.text for e in after if e.author.value == "user"] == ["Non"]
     assert len(await store.conversations_by_status(Status.BOT)) == 1
     assert [e.text for e in after[:2]] == [e.text for e in transcript]  # greeted once
+
+
+async def test_a_batch_out_of_order_is_read_in_the_order_it_was_written(client: Client, graph: FakeGraphAPI) -> None:
+    """Meta batches items (several entries, several items each) and does not promise their order: the young
+    person's "Bonjour" then "Non" (to the danger question) came as "Non", "Bonjour". Until 2026-12-05 the body's
+    order was taken: "Non" opened the conversation, "Bonjour" answered "are you in danger?" and was not understood.
+    Now the items are read by their timestamp."""
+    now = int(time.time() * 1000)
+    hello = {**messenger_message(PSID, "Bonjour", mid="m_first"), "timestamp": now - 2000}
+    no = {**messenger_message(PSID, "Non", mid="m_second", quick_reply="no"), "timestamp": now - 1000}
+    assert await deliver(client, messenger_body([no], [hello])) == 200
+    await outbox_drained(client)
+    store = client.app[STORE]
+    [conversation] = await store.conversations_by_status(Status.BOT)
+    transcript = await store.transcript(conversation.id)
+    assert [e.text for e in transcript if e.author.value == "user"] == ["Bonjour", "Non"]
+    assert not any("compris" in e.text for e in transcript if e.author.value == "bot")
