@@ -2,12 +2,22 @@
 
 aiohttp's default line carries the client's IP address and user agent (identifying a young person), and the
 query string (where Meta's webhook handshake puts the verify token). This one keeps only the path.
+
+aiohttp's server logger (``aiohttp.server``) answers a request it cannot parse (a bad header line, a bad chunk, a
+method that is not one) with 400 itself and says "Error handling request from <the client's address>" with a
+traceback whose message quotes the offending bytes, at ERROR (DEBUG for a bad method): :class:`PrivateServerLog`
+says such a request by its class only, at INFO, and takes the address out of that line's other uses.
 """
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import BaseRequest, StreamResponse
+
+SERVER_ERROR = "Error handling request"  # aiohttp's own words, followed by " from %s" and the client's address
 
 
 class PrivateAccessLogger(AbstractAccessLogger):
@@ -20,3 +30,21 @@ class PrivateAccessLogger(AbstractAccessLogger):
     @property
     def enabled(self) -> bool:
         return self.logger.isEnabledFor(20)  # INFO
+
+
+class PrivateServerLog(logging.Filter):
+    """On ``aiohttp.server``: a malformed request is one INFO line by class (never its bytes, never the address);
+    any other error of that line keeps its level and traceback, without the address."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith(SERVER_ERROR):
+            return True
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, HttpProcessingError):
+            record.msg, record.args = SERVER_ERROR, ()
+            return True
+        record.levelno = min(record.levelno, logging.INFO)
+        record.levelname = logging.getLevelName(record.levelno)
+        record.msg, record.args = "a malformed HTTP request refused (%s)", (type(error).__name__,)
+        record.exc_info, record.exc_text = None, None
+        return logging.getLogger(record.name).isEnabledFor(record.levelno)

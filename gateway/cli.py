@@ -172,7 +172,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from aiohttp import web
 
-    from gateway.access_log import PrivateAccessLogger
+    from gateway.access_log import PrivateAccessLogger, PrivateServerLog
     from gateway.app import METRICS, create_app
     from gateway.connections import OWN_FILES, ConnectionGuard, fit_open_files, run
     from gateway.settings import Settings
@@ -189,6 +189,8 @@ def _serve(args: argparse.Namespace) -> int:
     # python-telegram-bot logs an answer it cannot read as JSON whole, at ERROR (a proxy's page may quote the URL, so
     # the bot's token); every failure of its calls reaches the Telegram adapter as an exception, told there.
     logging.getLogger("telegram").setLevel(logging.CRITICAL)
+    # aiohttp logs a request it cannot parse with the client's address and the bytes it choked on: said by class
+    logging.getLogger("aiohttp.server").addFilter(PrivateServerLog())
     asyncio.run(_warn_if_no_listener(settings))
     print(
         f"helpline-gateway: web chat http://{args.host}:{args.port}/chat · console http://{args.host}:{args.port}/console"

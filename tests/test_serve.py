@@ -247,3 +247,32 @@ async def test_a_misspelt_variable_is_said_at_start(tmp_path: Path, http: aiohtt
         await server.ready(http)
         log = await server.log_once("GATEWAY_TRUSTED_PROXY")
         assert "WARNING gateway.settings: GATEWAY_TRUSTED_PROXY is not a setting: ignored (did you mean" in log
+
+
+MALFORMED = [  # each refused by aiohttp's parser with 400, before any handler: its error quotes the bytes
+    b"GET /chat HTTP/1.1\r\nHost: x\r\nX-Note\x01: ZZSECRET4242\r\n\r\n",
+    b"POST /chat/leave HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz ZZSECRET4242\r\n0\r\n\r\n",
+    b"ZZSECRET4242 /chat HTTP/1.1\r\nHost: x\r\n\r\n",  # a method that is not one (logged apart, at DEBUG)
+]
+
+
+async def test_a_malformed_request_puts_neither_its_bytes_nor_the_clients_address_in_the_log(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """aiohttp answers a request it cannot parse with 400 itself, and its server logger said so at ERROR (at DEBUG
+    for a bad method): "Error handling request from <the client's address>" and a traceback whose message quotes
+    the offending bytes (a header's line, a body's chunk): an address the access log never writes, words a client
+    sent, and an ERROR line with a traceback for anyone, at will. Now one INFO line by class, nothing quoted."""
+    with running(tmp_path) as server:
+        server.env |= {"GATEWAY_UNDERSTANDING": "off", "GATEWAY_LOG_LEVEL": "DEBUG"}
+        server.start()
+        await server.ready(http)
+        for raw in MALFORMED:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(raw)
+            assert b" 400 " in await reader.readline()
+            writer.close()
+            await writer.wait_closed()
+        log = await server.log_once("a malformed HTTP request refused (BadHttpMethod)")
+    assert log.count("a malformed HTTP request refused (BadHttpMessage)") == 2, log
+    assert "ZZSECRET4242" not in log and "Error handling request" not in log and " ERROR " not in log, log
