@@ -184,7 +184,9 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for unknown in Settings.unknown():  # a misspelt name, its setting left at its default
         logging.getLogger("gateway.settings").warning("%s", unknown)
-    for noisy in ("httpx", "twilio"):  # below WARNING they log URLs with tokens, or message contents
+    # below WARNING they log URLs with tokens, or message contents, or (Pillow) every EXIF tag of a photo with its
+    # value: who took it, where
+    for noisy in ("httpx", "twilio", "PIL"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     # python-telegram-bot logs an answer it cannot read as JSON whole, at ERROR (a proxy's page may quote the URL, so
     # the bot's token); every failure of its calls reaches the Telegram adapter as an exception, told there.

@@ -7,6 +7,7 @@ the default flows.yaml.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from PIL import Image
 
 from gateway.testing import (
     BOT_TOKEN,
@@ -276,3 +278,26 @@ async def test_a_malformed_request_puts_neither_its_bytes_nor_the_clients_addres
         log = await server.log_once("a malformed HTTP request refused (BadHttpMethod)")
     assert log.count("a malformed HTTP request refused (BadHttpMessage)") == 2, log
     assert "ZZSECRET4242" not in log and "Error handling request" not in log and " ERROR " not in log, log
+
+
+async def test_a_photos_metadata_never_reaches_the_log_at_debug(tmp_path: Path, http: aiohttp.ClientSession) -> None:
+    """A web chat photo's EXIF (who took it, where) is dropped by the re-encoding (gateway/images.py), but with
+    ``GATEWAY_LOG_LEVEL=DEBUG`` Pillow logged every tag it read on the way, with its value: the author's name and
+    the GPS position of the photo in the log."""
+    exif = Image.Exif()
+    exif[0x013B], exif[0x0112] = "ZZSECRET4242 Zoé", 6  # Artist, Orientation (read to turn it upright)
+    exif[0x8825] = {1: "N", 2: (48.0, 51.0, 29.0), 3: "E", 4: (2.0, 17.0, 40.0)}  # GPSInfo
+    photo = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 40, 40)).save(photo, "JPEG", exif=exif)
+    with running(tmp_path) as server:
+        server.env |= {"GATEWAY_UNDERSTANDING": "off", "GATEWAY_LOG_LEVEL": "DEBUG"}
+        server.start()
+        await server.ready(http)
+        async with chat(http, server) as ws:
+            token = str((await hello(ws))["token"])
+            await say(ws, "m1", "2")
+        headers = {"X-Chat-Token": token, "X-Upload-Id": "u-1"}
+        async with http.post(server.url + "/chat/upload", data=photo.getvalue(), headers=headers) as answer:
+            assert answer.status == 201
+        log = server.log.read_text()
+    assert "ZZSECRET4242" not in log and "GPS" not in log and "Artist" not in log, log
