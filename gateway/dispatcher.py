@@ -878,8 +878,11 @@ class Dispatcher:
             return  # callbacks arrive out of order: never go back from read to delivered
         # read again and changed in one step of the store: another receipt of this reply (on another instance, or
         # a watermark) may have taken it further since it was found
-        if await self.store.advance_delivery(entry.conversation_id, entry.id, delivery):
-            await self.store.publish(DeliveryChanged(entry.conversation_id, entry.id, delivery))
+        # a reply sent in parts shows its worst part's (``Store.advance_part``): failed if one part failed, read once
+        # every part is
+        shown = await self.store.advance_part(entry.conversation_id, entry.id, receipt.provider_message_id, delivery)
+        if shown is not None:
+            await self.store.publish(DeliveryChanged(entry.conversation_id, entry.id, shown))
 
     async def _handle_watermark(self, receipt: Receipt) -> None:
         """Messenger's reads (and deliveries without mids): every reply sent up to ``watermark`` (ms), found by the

@@ -88,6 +88,11 @@ class Inbound:
         return any(attachment.kind == FORWARDED for attachment in self.attachments)
 
 
+# Between the provider ids of a message sent in parts (``channels.base.send_parts``), in the order the parts went:
+# no provider's message id holds a space (Twilio's SIDs, Graph's mids, Telegram's numbers)
+PART_SEPARATOR = " "
+
+
 @dataclass(frozen=True, slots=True)
 class Receipt:
     """A delivery or read receipt, or a provider status callback, for a message the gateway sent."""

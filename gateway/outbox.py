@@ -63,7 +63,17 @@ from gateway.events import DeliveryChanged
 from gateway.later import Later
 from gateway.messages import ChannelName, Outbound
 from gateway.metrics import Metrics
-from gateway.store import BatchStore, Delivery, EventStore, OutboxItem, OutboxStore, TranscriptStore, sent_shown
+from gateway.store import (
+    BatchStore,
+    Delivery,
+    EventStore,
+    OutboxItem,
+    OutboxStore,
+    TranscriptStore,
+    in_parts,
+    provider_ids,
+    sent_shown,
+)
 from gateway.store.codec import decode_outbound
 from gateway.supervisor import where
 from gateway.wakeups import Wakeups
@@ -502,9 +512,14 @@ class Outbox:
         round trip less before each: the record applied what was kept before it); the run awaits it at its end."""
         if not await self._mark_sent(lease, provider_id, following):
             return False
-        if provider_id and not self._record_takes_kept:
+        if provider_id and not self._takes_kept(provider_id):
             lease.take = asyncio.create_task(self._apply_kept(lease.item, provider_id))
         return True
+
+    def _takes_kept(self, provider_id: str | None) -> bool:
+        """Whether the send's record takes what was kept for it (:attr:`_record_takes_kept`): never for a reply sent
+        in parts, whose parts' receipts are kept and applied one id at a time, after the record (``advance_part``)."""
+        return self._record_takes_kept and not in_parts(provider_id)
 
     @property
     def _record_takes_kept(self) -> bool:
@@ -516,7 +531,7 @@ class Outbox:
         """The receipt kept for this send before its record (``Store.keep_receipt``), applied by the record itself;
         None when none, or when it cannot be read (logged: a store failure here never holds the record, and
         :meth:`_apply_kept` takes it after the record)."""
-        if not provider_id:
+        if not provider_id or in_parts(provider_id):  # a reply in parts: each part's applied after the record
             return None
         try:
             return await self.store.kept_receipt(provider_id)
@@ -530,7 +545,8 @@ class Outbox:
         applied with the record (they change nothing here). A store failure here, or this instance dying, leaves
         it kept: the sweep (:meth:`_sweep_kept`) applies it then."""
         try:
-            await self._apply_kept_to(item.conversation_id, item.id, provider_id)
+            for part in provider_ids(provider_id):  # each part's, of a reply sent in parts
+                await self._apply_kept_to(item.conversation_id, item.id, part)
         except StoreError as exc:
             self.metrics.outages.failed("outbox", exc)  # told once an outage; the sweep applies it later
         except Exception as exc:  # a bug here must not fail the run beside it
@@ -545,8 +561,8 @@ class Outbox:
         delivery = await self.store.kept_receipt(provider_id)
         if delivery is None:
             return
-        if await self.store.advance_delivery(conversation_id, entry_id, delivery):
-            await self.store.publish(DeliveryChanged(conversation_id, entry_id, delivery))
+        if (shown := await self.store.advance_part(conversation_id, entry_id, provider_id, delivery)) is not None:
+            await self.store.publish(DeliveryChanged(conversation_id, entry_id, shown))
         await self.store.take_receipt(provider_id)
 
     async def _sweep_kept(self) -> None:
@@ -621,7 +637,7 @@ class Outbox:
         that came before the record); its conversation's line; the event."""
         item = lease.item
         async with self.store.batch():
-            kept = None if self._record_takes_kept else await self._kept(item, provider_id)
+            kept = None if self._takes_kept(provider_id) else await self._kept(item, provider_id)
             shown = sent_shown(kept)
 
             async def record(token: datetime) -> bool:

@@ -25,7 +25,7 @@ from yarl import URL
 from gateway import untrusted
 from gateway.channels import links
 from gateway.errors import BadRequest, PayloadTooLarge, PermanentDelivery, RetryableDelivery
-from gateway.messages import Attachment, ChannelName, Choice, Departure, Inbound, Outbound, Receipt
+from gateway.messages import PART_SEPARATOR, Attachment, ChannelName, Choice, Departure, Inbound, Outbound, Receipt
 
 MEDIA_MAX_BYTES = 25_000_000  # WhatsApp's own limit is 16 MB, Messenger's 25 MB, Telegram's getFile 20 MB
 MEDIA_MAX_REDIRECTS = 3
@@ -72,7 +72,8 @@ class Channel(Protocol):
 
     async def send(self, message: Outbound, first_part: int = 0) -> str | None:
         """Deliver one message from its part ``first_part`` on (a long text is split into parts); return the
-        provider's id for it (the last part's id when it was split).
+        provider's id for it (when it was split, each part's sent, in order, joined by
+        :data:`~gateway.messages.PART_SEPARATOR`: :func:`send_parts`).
 
         Raises :class:`~gateway.errors.RetryableDelivery`, whose ``parts_sent`` says where the next attempt
         resumes (see :func:`send_parts`), or :class:`~gateway.errors.PermanentDelivery`.
@@ -179,18 +180,22 @@ def _longest_prefix(text: str, limit: int, length: Callable[[str], int]) -> int:
 async def send_parts(
     parts: Sequence[Part], send_one: Callable[[int, Part], Awaitable[str | None]], first_part: int = 0
 ) -> str | None:
-    """Send ``parts[first_part:]`` in order with ``send_one(index, part)``; the last part's provider id.
+    """Send ``parts[first_part:]`` in order with ``send_one(index, part)``; their provider ids, joined by
+    :data:`~gateway.messages.PART_SEPARATOR` (one part: its id alone), so that every part's status reaches the
+    message's transcript entry (until 2026-12-06 only the last part's: a first part lost was never shown).
 
     A :class:`RetryableDelivery` on part ``n`` is raised again with ``parts_sent=n``: the parts before it were
     accepted, and the outbox's next attempt starts at part ``n``, so no part reaches the young person twice.
     """
-    provider_id: str | None = None
+    provider_ids: list[str] = []
     for index in range(first_part, len(parts)):
         try:
             provider_id = await send_one(index, parts[index])
         except RetryableDelivery as error:
             raise type(error)(str(error), error.retry_after, index, error.rate_limited) from None  # its kind kept
-    return provider_id
+        if provider_id:
+            provider_ids.append(provider_id)
+    return PART_SEPARATOR.join(provider_ids) or None
 
 
 def with_numbered_list(text: str, choices: Iterable[Choice]) -> str:

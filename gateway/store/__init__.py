@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.errors import ConfigError
-from gateway.messages import Attachment, ChannelName, Choice
+from gateway.messages import PART_SEPARATOR, Attachment, ChannelName, Choice
 from gateway.notices.record import Evidence, Notice, Referral
 
 if TYPE_CHECKING:  # gateway.events builds on this module's records (TranscriptEntry): no import at run time
@@ -153,6 +153,52 @@ def sent_shown(receipt: Delivery | None) -> Delivery:
     """What a reply's entry shows once its send is recorded with ``receipt``, one kept for it, applied in the same
     step (:meth:`OutboxStore.outbox_mark_sent`): sent, or the receipt when it goes further (or failed)."""
     return max(Delivery.SENT, receipt or Delivery.SENT, key=_DELIVERY_RANK.__getitem__)
+
+
+# A reply sent in parts keeps each part's provider id on its entry, ``"<id 1> <id 2> …"`` (:data:`PART_SEPARATOR`),
+# each followed by ``~`` and its furthest receipt's code once one came (``~d``, ``~r``, ``~f``; none: sent)
+_PART_CODES = {Delivery.SENT: "s", Delivery.DELIVERED: "d", Delivery.READ: "r", Delivery.FAILED: "f"}
+_PART_STATES = {code: delivery for delivery, code in _PART_CODES.items()}
+
+
+def provider_ids(provider_message_id: str | None) -> list[str]:
+    """The provider ids an entry's ``provider_message_id`` holds: one, or each part's of a reply sent in parts."""
+    return [_part(token)[0] for token in (provider_message_id or "").split(PART_SEPARATOR) if token]
+
+
+def _part(token: str) -> tuple[str, str]:
+    """A part's provider id and its receipt's code (``~d``: "d"; none: "")."""
+    return (token[:-2], token[-1]) if len(token) > 2 and token[-2] == "~" else (token, "")
+
+
+def in_parts(provider_message_id: str | None) -> bool:
+    """Whether an entry's ``provider_message_id`` is a reply's sent in parts (entries of one part: one id)."""
+    return provider_message_id is not None and PART_SEPARATOR in provider_message_id
+
+
+def part_advanced(
+    provider_message_id: str, shown: Delivery, part: str, delivery: Delivery
+) -> tuple[str, Delivery] | None:
+    """A reply in parts after ``part``'s receipt: its ids with that part's status (forward only, a failure final),
+    and what its entry shows then: the worst part's (failed if one failed, else the least far), never back from
+    ``shown``. None when no part has that id, or the receipt is no status a part keeps."""
+    if delivery not in _PART_CODES:
+        return None
+    states: list[tuple[str, Delivery]] = []
+    for token in provider_message_id.split(PART_SEPARATOR):
+        pid, code = _part(token)
+        state = _PART_STATES.get(code, Delivery.SENT)
+        if pid == part and state is not Delivery.FAILED and _DELIVERY_RANK[delivery] > _DELIVERY_RANK[state]:
+            state = delivery
+        states.append((pid, state))
+    if all(pid != part for pid, _ in states):
+        return None
+    ids = PART_SEPARATOR.join(pid if state is Delivery.SENT else f"{pid}~{_PART_CODES[state]}" for pid, state in states)
+    worst = Delivery.FAILED if any(state is Delivery.FAILED for _, state in states) else min(
+        (state for _, state in states), key=_DELIVERY_RANK.__getitem__)  # fmt: skip
+    if shown is Delivery.FAILED or (worst is not Delivery.FAILED and _DELIVERY_RANK[worst] <= _DELIVERY_RANK[shown]):
+        worst = shown
+    return ids, worst
 
 
 class ClaimState(StrEnum):
@@ -458,6 +504,15 @@ class TranscriptStore(Protocol):
         """A receipt's delivery status, recorded only when it goes further than the entry's (sent, delivered,
         read) or is a failure, in one step of the store: two receipts of one reply at once (a ``delivery`` and a
         ``read`` on two instances) never take it back from read to delivered. True when the entry changed."""
+        ...
+
+    async def advance_part(
+        self, conversation_id: str, entry_id: str, provider_message_id: str, delivery: Delivery
+    ) -> Delivery | None:
+        """A receipt naming ``provider_message_id``, in one step of the store: for an entry of one part as
+        :meth:`advance_delivery`; for a reply sent in parts (:func:`in_parts`), that part's status goes forward and
+        the entry shows the worst part's (:func:`part_advanced`: failed if one part failed, read once every part is).
+        What the entry shows when it changed, else None."""
         ...
 
     async def mark_until(self, conversation_id: str, until: datetime, delivery: Delivery) -> list[str]:

@@ -109,6 +109,8 @@ from gateway.store import (
     TimerKind,
     TranscriptEntry,
     furthest,
+    in_parts,
+    provider_ids,
     redis_providers,
     redis_reseal,
     redis_retention,
@@ -988,8 +990,8 @@ class RedisStore:
             if shared is not None:  # its text first: never a reference to nothing
                 pipe.hsetnx(_key("texts"), shared.ref, shared.sealed)
             _eval(pipe, "put_entry", K.transcript_keys(entry.conversation_id), [entry.id, value])
-            if pmid:
-                redis_providers.add(pipe, pmid, entry.conversation_id)
+            for provider_id in provider_ids(pmid):  # each part's, of a reply sent in parts
+                redis_providers.add(pipe, provider_id, entry.conversation_id)
 
         held = None if pmid else HeldEntry(entry.id, entry.conversation_id, value, shared)
         await self._write(queue, entry=held, conversation=entry.conversation_id)
@@ -1020,8 +1022,8 @@ class RedisStore:
         args = [entry_id, _DELIVERY_CODES[delivery], provider_message_id or ""]
         async with ordered(self._redis) as pipe:
             _eval(pipe, "set_delivery", K.transcript_keys(conversation_id), args)
-            if provider_message_id:  # indexed even if the entry is gone: it names nothing then (erasure: both go)
-                redis_providers.add(pipe, provider_message_id, conversation_id)
+            for provider_id in provider_ids(provider_message_id):  # indexed even if the entry is gone: it names
+                redis_providers.add(pipe, provider_id, conversation_id)  # nothing then (erasure: both go)
             found = (await pipe.execute())[0] == 1
         return bool(found)
 
@@ -1030,6 +1032,16 @@ class RedisStore:
         """One script of the conversation's slot: the entry's status read and changed together."""
         args = [entry_id, _DELIVERY_CODES[delivery]]
         return bool(await self._script("advance_delivery", K.transcript_keys(conversation_id), args) == 1)
+
+    @_guarded
+    async def advance_part(
+        self, conversation_id: str, entry_id: str, provider_message_id: str, delivery: Delivery
+    ) -> Delivery | None:
+        """One script of the conversation's slot (``advance_part``): the entry's status, and its parts', read and
+        changed together."""
+        args = [entry_id, _DELIVERY_CODES[delivery], provider_message_id]
+        shown = await self._script("advance_part", K.transcript_keys(conversation_id), args)
+        return _DELIVERIES.get(_text(shown)) if isinstance(shown, bytes | str) else None
 
     @_guarded
     async def mark_until(self, conversation_id: str, until: datetime, delivery: Delivery) -> list[str]:
@@ -1662,7 +1674,7 @@ class RedisStore:
         next_lease: datetime | None = None,
         receipt: Delivery | None = None,
     ) -> bool | Delivery:
-        if provider_message_id and self.takes_kept_receipts:
+        if provider_message_id and self.takes_kept_receipts and not in_parts(provider_message_id):
             return (
                 await self._sent_taking_kept(conversation_id, item_id, provider_message_id, lease, next_lease, receipt)
                 or False
@@ -1811,8 +1823,8 @@ class RedisStore:
         def queue(pipe: Pipeline) -> None:
             held = None if next_lease is None else to_us(next_lease)
             _eval(pipe, "outbox_line", *_line_step(item_id, conversation_id, "", held))
-            if provider_id:
-                redis_providers.add(pipe, provider_id, conversation_id)
+            for part in provider_ids(provider_id):  # each part's, of a reply sent in parts
+                redis_providers.add(pipe, part, conversation_id)
 
         await self._write(queue)  # in a batch, sent with its other writes (the delivery's event: ``Outbox``)
         return True

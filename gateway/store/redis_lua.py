@@ -93,6 +93,16 @@ local function set_delivery(list, index, unread, id, code, pmid)
   if code == 'r' or code == 'f' then redis.call('ZREM', unread, id) end
   return 1
 end
+local function part_id(token)
+  if string.sub(token, -2, -2) == '~' then return string.sub(token, 1, -3), string.sub(token, -1) end
+  return token, 's'
+end
+local function part_ids(pmid)
+  if not string.find(pmid, ' ', 1, true) then return pmid end
+  local ids = {}
+  for token in string.gmatch(pmid, '[^ ]+') do ids[#ids + 1] = part_id(token) end
+  return table.concat(ids, ' ')
+end
 local function awaits_read(list, unread, id, at_us)
   redis.call('ZADD', unread, at_us, id)
   local ttl = redis.call('PTTL', list)
@@ -337,6 +347,11 @@ while stop >= 0 do
     local nl = string.find(v, '\\n', 1, true)
     local pmid = string.sub(v, nl + 2, string.find(v, '\\n', nl + 1, true) - 1)
     if pmid == ARGV[1] then return v end
+    if string.find(pmid, ' ', 1, true) then  -- a reply in parts: "<id>[~<code>] <id>[~<code>] …"
+      for token in string.gmatch(pmid, '[^ ]+') do
+        if part_id(token) == ARGV[1] then return v end
+      end
+    end
   end
   stop = start - 1
 end
@@ -363,6 +378,46 @@ if not at then return 0 end
 local code = string.sub(v, #ARGV[1] + 2, #ARGV[1] + 2)
 if ARGV[2] ~= 'f' and rank[ARGV[2]] <= (rank[code] or 0) then return 0 end
 return set_delivery(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], '')
+"""
+)
+
+# KEYS: as ``_SET_DELIVERY``'s. ARGV: entry id, delivery code, the provider id the receipt names. An entry of one
+# provider id: as ``_ADVANCE_DELIVERY``. A reply sent in parts (its head's ids "<id>[~<code>] <id>[~<code>] …", a part
+# without a code only sent): that part's code goes forward (a failure final), and the entry shows the worst part's
+# ('f' if one failed, else the least far), never back from what it showed. The code shown when it changed, else 0.
+_ADVANCE_PART = (
+    _ENTRIES
+    + """
+local rank = {p = 0, s = 1, d = 2, r = 3, f = 4}
+local at, v = find_entry(KEYS[1], KEYS[2], ARGV[1])
+if not at then return 0 end
+local code = string.sub(v, #ARGV[1] + 2, #ARGV[1] + 2)
+local pmid = string.sub(v, #ARGV[1] + 3, string.find(v, '\\n', #ARGV[1] + 2, true) - 1)
+if not string.find(pmid, ' ', 1, true) then
+  if ARGV[2] ~= 'f' and rank[ARGV[2]] <= (rank[code] or 0) then return 0 end
+  set_delivery(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], '')
+  return ARGV[2]
+end
+if (rank[ARGV[2]] or 0) < 1 then return 0 end
+local tokens, found, worst = {}, false, 'f'
+local failed = false
+for token in string.gmatch(pmid, '[^ ]+') do
+  local pid, c = part_id(token)
+  if (rank[c] or 0) < 1 then c = 's' end
+  if pid == ARGV[3] then
+    found = true
+    if c ~= 'f' and rank[ARGV[2]] > rank[c] then c = ARGV[2] end
+  end
+  if c == 'f' then failed = true elseif rank[c] < rank[worst] then worst = c end
+  tokens[#tokens + 1] = c == 's' and pid or (pid .. '~' .. c)
+end
+if not found then return 0 end
+if failed then worst = 'f' end
+local shown = code
+if code ~= 'f' and (worst == 'f' or rank[worst] > (rank[code] or 0)) then shown = worst end
+set_delivery(KEYS[1], KEYS[2], KEYS[3], ARGV[1], shown, table.concat(tokens, ' '))
+if shown == code then return 0 end
+return shown
 """
 )
 
@@ -795,7 +850,7 @@ local function resolved_before(item, status, token, pmid, list, index, id)
   if status ~= 'sent' or pmid == '' then return false end  -- a sent item dropped (its entry records the send):
   local at, v = find_entry(list, index, id)                 -- its provider id tells
   if not at or string.sub(v, #id + 2, #id + 2) == 'p' then return false end
-  return string.sub(v, #id + 3, string.find(v, '\\n', #id + 2, true) - 1) == pmid
+  return part_ids(string.sub(v, #id + 3, string.find(v, '\\n', #id + 2, true) - 1)) == pmid
 end
 if not held(KEYS[1], ARGV[7]) then
   if resolved_before(KEYS[1], ARGV[1], ARGV[7], ARGV[5], KEYS[2], KEYS[3], ARGV[8]) then return 2 end
@@ -855,7 +910,9 @@ if not held(KEYS[1], ARGV[3]) then
   else  -- dropped: its entry records the send, and its provider id tells whose
     local at, v = find_entry(KEYS[2], KEYS[3], ARGV[4])
     if not at or string.sub(v, #ARGV[4] + 2, #ARGV[4] + 2) == 'p' then return false end
-    if string.sub(v, #ARGV[4] + 3, string.find(v, '\\n', #ARGV[4] + 2, true) - 1) ~= ARGV[2] then return false end
+    if part_ids(string.sub(v, #ARGV[4] + 3, string.find(v, '\\n', #ARGV[4] + 2, true) - 1)) ~= ARGV[2] then
+      return false
+    end
     code = string.sub(v, #ARGV[4] + 2, #ARGV[4] + 2)
   end
   answer = 2
@@ -1220,6 +1277,7 @@ SCRIPTS = {
     "entry_by_provider": _ENTRY_BY_PROVIDER,
     "set_delivery": _SET_DELIVERY,
     "advance_delivery": _ADVANCE_DELIVERY,
+    "advance_part": _ADVANCE_PART,
     "mark_until": _MARK_UNTIL,
     "unread_made": _UNREAD_MADE,
     "set_entry_data": _SET_ENTRY_DATA,

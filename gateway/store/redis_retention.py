@@ -25,7 +25,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from gateway.conversation import Status
-from gateway.store import TimerKind, redis_providers
+from gateway.store import TimerKind, provider_ids, redis_providers
 from gateway.store import redis_keys as K
 from gateway.store.redis_lua import SCRIPTS
 from gateway.store.redis_steps import ordered
@@ -65,7 +65,7 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
     the caller saves the stripped record afterwards; ``record`` says where the record is indexed). The number
     of transcript entries deleted."""
     entries = [_text(v) for v in await client.lrange(K.transcript(conversation_id), 0, -1)]
-    providers = [p for v in entries if (p := _provider_id(v))]
+    providers = [p for v in entries for p in provider_ids(_provider_id(v))]  # each part's of a reply in parts
     found: list[Any] = await client.zrange(K.outbox_line(conversation_id), 0, -1)
     pending = [_text(i) for i in found]
     items = [_text(k) async for k in client.scan_iter(match=_glob(K.outbox_item(conversation_id, "")) + "*",
@@ -112,7 +112,7 @@ async def _items_provider_ids(client: Redis, items: list[str]) -> list[str]:
         for name in items:
             pipe.hget(name, "pmid")
         found = await pipe.execute()
-    return [_text(value) for value in found if value]
+    return [p for value in found if value for p in provider_ids(_text(value))]
 
 
 async def _claims_naming(client: Redis, conversation_id: str) -> list[tuple[str, str]]:

@@ -64,6 +64,9 @@ from gateway.store import (
     TimerKind,
     TranscriptEntry,
     furthest,
+    in_parts,
+    part_advanced,
+    provider_ids,
     sent_shown,
 )
 from gateway.store.codec import (
@@ -203,6 +206,9 @@ CREATE INDEX IF NOT EXISTS late_lapsed ON late (until_us);
 CREATE TABLE IF NOT EXISTS blocks (key TEXT PRIMARY KEY, until_us INTEGER, at_us INTEGER NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS kept_receipts (provider_message_id TEXT NOT NULL, delivery TEXT NOT NULL,
     expires_us INTEGER NOT NULL, PRIMARY KEY (provider_message_id, delivery));
+CREATE TABLE IF NOT EXISTS transcript_parts (provider_message_id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL,
+    entry_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS transcript_parts_conversation ON transcript_parts (conversation_id);
 CREATE TABLE IF NOT EXISTS openings (digest TEXT PRIMARY KEY, conversation_id TEXT NOT NULL,
     expires_us INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS console_sessions (key TEXT PRIMARY KEY, name TEXT NOT NULL, expires_us INTEGER NOT NULL);
@@ -781,11 +787,15 @@ class SqliteStore:
         self, conversation_id: str, entry_id: str, delivery: Delivery, provider_message_id: str | None = None
     ) -> bool:
         assignments, values = _delivered(delivery, provider_message_id)
-        changed = await self._change(
-            f"UPDATE transcript SET {assignments} WHERE id = ? AND conversation_id = ?",
-            (*values, entry_id, conversation_id),
-        )
-        return changed == 1
+
+        def work(conn: sqlite3.Connection) -> bool:
+            with _writing(conn):
+                changed = conn.execute(f"UPDATE transcript SET {assignments} WHERE id = ? AND conversation_id = ?",
+                                       (*values, entry_id, conversation_id)).rowcount  # fmt: skip
+                _index_parts(conn, conversation_id, entry_id, provider_message_id)
+                return changed == 1
+
+        return await self._run(work)
 
     async def advance_delivery(self, conversation_id: str, entry_id: str, delivery: Delivery) -> bool:
         """One ``UPDATE`` whose condition is the entry's status: read and changed together."""
@@ -798,6 +808,34 @@ class SqliteStore:
             (*values, entry_id, conversation_id, *(str(d) for d in below)),
         )
         return changed == 1
+
+    async def advance_part(
+        self, conversation_id: str, entry_id: str, provider_message_id: str, delivery: Delivery
+    ) -> Delivery | None:
+        """An entry of one part: :meth:`advance_delivery`. A reply in parts: its row read and changed in one
+        transaction."""
+
+        def work(conn: sqlite3.Connection) -> tuple[bool, Delivery | None]:
+            with _writing(conn):
+                row = conn.execute(
+                    "SELECT delivery, provider_message_id FROM transcript WHERE id = ? AND conversation_id = ?",
+                    (entry_id, conversation_id),
+                ).fetchone()
+                if row is None or not in_parts(row["provider_message_id"]):
+                    return False, None
+                shown = Delivery.read(row["delivery"])
+                advanced = part_advanced(row["provider_message_id"], shown, provider_message_id, delivery)
+                if advanced is None:
+                    return True, None
+                ids, now = advanced
+                assignments, values = _delivered(now, ids) if now is not shown else ("provider_message_id = ?", (ids,))
+                conn.execute(f"UPDATE transcript SET {assignments} WHERE id = ?", (*values, entry_id))
+                return True, (now if now is not shown else None)
+
+        parts, shown = await self._run(work)
+        if parts:
+            return shown
+        return delivery if await self.advance_delivery(conversation_id, entry_id, delivery) else None
 
     async def mark_until(self, conversation_id: str, until: datetime, delivery: Delivery) -> list[str]:
         """One transaction reading only the conversation's rows awaiting a read receipt up to ``until`` (the
@@ -838,8 +876,13 @@ class SqliteStore:
         return await self._run(work)
 
     async def find_by_provider_id(self, provider_message_id: str) -> TranscriptEntry | None:
+        """The entry holding the id alone, else the reply in parts one of whose parts has it (``transcript_parts``)."""
         rows = await self._select(
             "SELECT * FROM transcript WHERE provider_message_id = ? ORDER BY seq LIMIT 1",
+            (provider_message_id,),
+        ) or await self._select(
+            "SELECT t.* FROM transcript_parts p JOIN transcript t ON t.id = p.entry_id"
+            " WHERE p.provider_message_id = ? LIMIT 1",
             (provider_message_id,),
         )
         return (await self._entries(rows))[0] if rows else None
@@ -1360,6 +1403,7 @@ class SqliteStore:
                         (item_id, conversation_id, str(status), *held)).fetchone() is not None  # fmt: skip
                 entry, values = _delivered(delivery, provider_id)
                 conn.execute(f"UPDATE transcript SET {entry} WHERE id = ?", (*values, item_id))
+                _index_parts(conn, conversation_id, item_id, provider_id)
                 return True
 
         return await self._run(work)
@@ -2012,6 +2056,14 @@ def _delivered(delivery: Delivery, provider_message_id: str | None) -> tuple[str
     return ", ".join(assignments), tuple(values)
 
 
+def _index_parts(conn: sqlite3.Connection, conversation_id: str, entry_id: str, provider_id: str | None) -> None:
+    """Each part's provider id of a reply sent in parts, where a receipt naming it finds its entry."""
+    if in_parts(provider_id):
+        rows = [(part, conversation_id, entry_id) for part in provider_ids(provider_id)]
+        conn.executemany("INSERT OR IGNORE INTO transcript_parts (provider_message_id, conversation_id, entry_id)"
+                         " VALUES (?, ?, ?)", rows)  # fmt: skip
+
+
 def _entry(row: sqlite3.Row, keys: DataKeys, shared: Callable[[str], SharedText]) -> TranscriptEntry:
     data = keys.open("entry", row["data"])
     return decode_entry_data(row["id"], data, Delivery.read(row["delivery"]), row["provider_message_id"], shared)
@@ -2022,8 +2074,10 @@ def _forget_content(conn: sqlite3.Connection, conversation_id: str) -> int:
     receipts kept for its sends' provider ids (their take still to come) go first, while the ids are there."""
     conn.execute("DELETE FROM kept_receipts WHERE provider_message_id IN (SELECT provider_message_id FROM transcript"
                  " WHERE conversation_id = ?1 AND provider_message_id IS NOT NULL UNION SELECT provider_message_id"
-                 " FROM outbox WHERE conversation_id = ?1 AND provider_message_id IS NOT NULL)",
+                 " FROM outbox WHERE conversation_id = ?1 AND provider_message_id IS NOT NULL UNION SELECT"
+                 " provider_message_id FROM transcript_parts WHERE conversation_id = ?1)",
                  (conversation_id,))  # fmt: skip
+    conn.execute("DELETE FROM transcript_parts WHERE conversation_id = ?", (conversation_id,))
     count = conn.execute("DELETE FROM transcript WHERE conversation_id = ?", (conversation_id,)).rowcount
     for table in ("outbox", "timers", "late", "queue"):
         conn.execute(f"DELETE FROM {table} WHERE conversation_id = ?", (conversation_id,))  # fixed table names

@@ -100,7 +100,8 @@ async def test_send_parts_reports_where_to_resume_and_resumes_there() -> None:
     with pytest.raises(RetryableDelivery) as failed:
         await send_parts(["a", "b", "c"], send_one)
     assert (failed.value.parts_sent, failed.value.retry_after) == (1, 2.0)
-    assert await send_parts(["a", "b", "c"], send_one, failed.value.parts_sent) == "id-2"
+    resumed = await send_parts(["a", "b", "c"], send_one, failed.value.parts_sent)
+    assert resumed == "id-1 id-2"  # each part's id this attempt sent
     assert sent == ["a", "b", "c"]
     assert await send_parts(["a"], send_one, 1) is None  # nothing left to send
 
