@@ -172,8 +172,9 @@ class Metrics:
         )  # fmt: skip
         self.whatsapp_catchup_passes = Counter(
             "gateway_whatsapp_catchup_passes", "Passes of the WhatsApp catch-up over Twilio's list, by outcome: ok,"
-            " cut (Twilio held more than a pass reads: the oldest not caught up), elsewhere (another instance's turn),"
-            " rate_limited, failed (Twilio unreachable or refusing), store",
+            " cut (Twilio held more than a pass reads: the oldest not caught up), beyond_window (the last good pass"
+            " ended longer ago than the window: what came before it not caught up), elsewhere (another instance's"
+            " turn), rate_limited, failed (Twilio unreachable or refusing), store",
             ["outcome"], registry=r,
         )  # fmt: skip
         self.store_failures = Counter(

@@ -11,11 +11,15 @@ Twilio received them, per sender too).
 
 When: at start (the gateway may have been down), soon after a WhatsApp webhook answered 503 (:meth:`missed`,
 ``settle`` seconds later), and every ``period`` seconds as a safety net. Each pass reads from shortly
-(``MARGIN``, for the clocks) before the end of the last good pass, and never further back than ``window``; a
-message received in the last ``settle`` seconds is left to its webhook (read by the next pass). One instance at a
-time: a pass starts with a short claim shared by the instances (``Claims.once_per``, in Redis with Redis), the
-winner's retries within it need no other; the instance that loses tries again once the claim is over. A pass that
-fails (Twilio unreachable, refusing, the store away) is logged by class, counted in
+(``MARGIN``, for the clocks) before the end of the last good pass (kept in the store, ``MARK``, shared by the
+instances and kept over a restart), and never further back than ``window``; a message received in the last
+``settle`` seconds is left to its webhook (read by the next pass). When that end is older than the window allows
+(the gateway down, or Twilio unreachable, longer than it), what Twilio received before the window is not caught
+up: said once, by the pass that reads again, in a WARNING line with the gap's length and the outcome
+``beyond_window``. A first pass with no mark (a fresh install) reads the window and says nothing: nothing was
+missed. One instance at a time: a pass starts with a short claim shared by the instances (``Claims.once_per``, in
+Redis with Redis), the winner's retries within it need no other; the instance that loses tries again once the
+claim is over. A pass that fails (Twilio unreachable, refusing, the store away) is logged by class, counted in
 ``gateway_whatsapp_catchup_passes{outcome}``, shown by ``/readyz`` (``whatsapp_catchup``, not a reason to stop
 traffic) and tried again after a backoff; a 429 (Twilio's rate limit) pauses it ``RATE_LIMIT_PAUSE`` seconds.
 A pass reads at most ``LIST_MAX_PAGES`` pages of the list (10,000 messages), the newest: when Twilio holds more, the
@@ -42,12 +46,13 @@ from gateway.errors import DeliveryError, RetryableDelivery, StoreError
 from gateway.ids import inbound_key
 from gateway.messages import Inbound
 from gateway.metrics import Metrics
-from gateway.store import ClaimState, DedupeStore
+from gateway.store import ClaimState, DedupeStore, PresentStore
 
 log = logging.getLogger(__name__)
 
 MARGIN = timedelta(minutes=5)  # a pass reads from this long before the end of the last good one (clocks differ)
 CLAIM_SECONDS = 60  # a pass's claim across instances: the others wait this long
+MARK = "whatsapp:catchup"  # the end of the last good pass, kept with the listeners' presence (never a listener's name)
 CHECK_LEASE_SECONDS = 5.0  # the claim that asks whether a message was processed, let go at once
 RATE_LIMIT_PAUSE = 60.0  # after Twilio's 429
 MAX_BACKOFF = 60.0
@@ -63,11 +68,15 @@ class Claims(Protocol):
     async def once_per(self, seconds: int, what: str, subject: str) -> bool: ...
 
 
+class CatchUpStore(DedupeStore, PresentStore, Protocol):
+    """What the catch-up needs of the store: the dispatcher's marks, and where the last good pass ended (``MARK``)."""
+
+
 class CatchUp:
     def __init__(
         self,
         lister: Lister,
-        store: DedupeStore,
+        store: CatchUpStore,
         process: Callable[[Batch], Awaitable[None]],
         claims: Claims,
         metrics: Metrics,
@@ -88,6 +97,7 @@ class CatchUp:
         self._held_until = 0.0  # monotonic: until when this instance's claim lets it pass again
         self.failing: str | None = None  # the last pass's failure (its class), for /readyz; None once one passes
         self._cut = False  # the last pass found more in Twilio's list than it reads: the oldest not caught up
+        self._beyond: timedelta | None = None  # the last pass started this long after the last good one's end allowed
 
     def missed(self) -> None:
         """A WhatsApp webhook answered 503: a pass once that message has settled in Twilio's list."""
@@ -124,7 +134,12 @@ class CatchUp:
         except StoreError as exc:  # told once an outage (gateway/outage_log.py)
             self._metrics.outages.failed("whatsapp-catchup", exc)
             return self._failed("store", exc)
-        self._metrics.whatsapp_catchup_passes.labels("cut" if self._cut else "ok").inc()
+        outcome = "beyond_window" if self._beyond is not None else "cut" if self._cut else "ok"
+        self._metrics.whatsapp_catchup_passes.labels(outcome).inc()
+        if self._beyond is not None:  # said once: the next pass reads from this one's end
+            log.warning("whatsapp catch-up: Twilio's list was not read for longer than the window (%g h): what it "
+                        "received in the %s before the window is not caught up (Twilio's console or export lists it)",
+                        self.window / timedelta(hours=1), _length(self._beyond))  # fmt: skip
         if caught:
             log.warning("whatsapp catch-up: %d message(s) Twilio received but the gateway had not, processed", caught)
         if self.failing is not None:
@@ -145,9 +160,13 @@ class CatchUp:
         """One pass: the messages Twilio received since shortly before the last pass, not processed yet, processed
         oldest first. Returns how many."""
         now = self._clock()
-        since = now - self.window
-        if self._since is not None:
-            since = max(since, self._since - MARGIN)
+        since = start = now - self.window
+        kept = (await self._store.last_present([MARK])).get(MARK)  # another instance's pass, or before a restart
+        last = max((m for m in (kept, self._since) if m is not None), default=None)
+        self._beyond = None
+        if last is not None:
+            since = max(start, last - MARGIN)
+            self._beyond = start - (last - MARGIN) if last - MARGIN < start else None
         until = end = now - timedelta(seconds=self.settle)
         caught = 0
         listing = await self._lister.received_since(since)
@@ -168,6 +187,7 @@ class CatchUp:
             await self._process(Batch(inbound=(inbound,)))
             self._metrics.whatsapp_caught_up.inc()
             caught += 1
+        await self._store.mark_present({MARK: end})
         self._since = end
         return caught
 
@@ -180,3 +200,9 @@ class CatchUp:
             await self._store.release(key, owner)
             return False
         return True if state is ClaimState.DONE else None
+
+
+def _length(gap: timedelta) -> str:
+    """A gap's length in hours and minutes, as ``2h05m``."""
+    minutes = int(gap.total_seconds() // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m"

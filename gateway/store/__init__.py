@@ -1132,7 +1132,8 @@ PRESENT_KEPT_SECONDS = 30 * 86400  # when listeners were last at a console: kept
 
 class PresentStore(Protocol):
     """When each listener was last at a console, on any instance: the automatic hand-back's grace is counted from it
-    (``gateway/alerts.py``), not from when one instance happened to see them gone."""
+    (``gateway/alerts.py``), not from when one instance happened to see them gone. It also keeps the end of the
+    WhatsApp catch-up's last good pass, under a name no listener can have (``whatsapp_catchup.MARK``)."""
 
     async def mark_present(self, seen: dict[str, datetime]) -> None:
         """Listener name → a time they were at a console; each keeps the latest time recorded (by any instance)."""

@@ -1,0 +1,83 @@
+"""WhatsApp's catch-up at its limits: a gap longer than its window, two instances passing at once, a message Twilio
+kept without what made it (its media gone, a shared location). The real app on SQLite or a real Redis, the fake
+Twilio API keeping what a young person sent (``gateway/channels/whatsapp_catchup.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from gateway.app import CATCH_UP
+from gateway.channels.whatsapp_catchup import MARK
+from gateway.crypto import DataKeys
+from gateway.settings import Settings
+from gateway.store import open_store
+from gateway.testing import FakeTwilioAPI
+from tests.e2e.channel_support import Client, GatewayFactory, eventually, gateway, offline
+from tests.e2e.test_whatsapp import PHONE, whatsapp_settings
+from tests.e2e.test_whatsapp_catchup import BOUND, OTHER, catching_up, counted, said
+from tests.e2e.test_whatsapp_store_hold import own_redis
+
+__all__ = ["catching_up", "gateway", "offline", "own_redis", "whatsapp_settings"]  # fixtures used below
+
+
+def passes(client: Client, outcome: str | None = None) -> asyncio.Future[float]:
+    """The catch-up's passes (of this outcome), awaitable for ``eventually``."""
+    labels = {} if outcome is None else {"outcome": outcome}
+    return asyncio.sleep(0, counted(client, "gateway_whatsapp_catchup_passes_total", **labels))
+
+
+async def marked(settings: Settings, at: datetime) -> None:
+    """The end of the catch-up's last good pass, as the store keeps it (the gateway stopped then)."""
+    store = await open_store(settings.store, keys=DataKeys.from_settings(settings))
+    try:
+        await store.mark_present({MARK: at})
+    finally:
+        await store.close()
+
+
+def gap_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if "whatsapp catch-up" in r.getMessage() and "window" in r.getMessage()]
+
+
+async def test_a_gateway_away_longer_than_the_window_says_what_it_could_not_catch_up(
+    gateway: GatewayFactory, catching_up: Settings, twilio: FakeTwilioAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The gateway down 8 hours (a weekend's failed deploy), its window 6 hours: what Twilio received in the first
+    two is not caught up. Before: not a word (the pass counted "ok", nothing logged), ops never knew to look at
+    Twilio's console for the young people who wrote then."""
+    now = datetime.now(UTC)
+    await marked(catching_up, now - timedelta(hours=8))
+    twilio.receive(OTHER, "Bonjour", at=now - timedelta(hours=7))  # before the window: not caught up
+    twilio.receive(PHONE, "aidez moi", at=now - timedelta(hours=1))
+    caplog.set_level(logging.INFO)
+    client = await gateway(catching_up)
+
+    await eventually(lambda: passes(client), BOUND)
+    assert await said(client) == ["aidez moi"]
+    assert counted(client, "gateway_whatsapp_catchup_passes_total", outcome="beyond_window") == 1
+    [told] = gap_lines(caplog)
+    assert told.levelno == logging.WARNING and "not caught up" in told.getMessage()
+    assert "2h" in told.getMessage() or "1h5" in told.getMessage()  # the gap's length: about 2 hours
+    assert PHONE.removeprefix("whatsapp:+") not in told.getMessage()
+
+    caplog.clear()
+    assert await client.app[CATCH_UP].catch_up() == 0  # the next pass reads from this one's end: said once
+    assert not gap_lines(caplog)
+
+
+async def test_a_restart_within_the_window_and_a_fresh_install_say_nothing(
+    gateway: GatewayFactory, catching_up: Settings, twilio: FakeTwilioAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A first pass with no mark (a fresh install: nothing was ever read, nothing missed) and one after a short
+    stop read the window as before, without a WARNING."""
+    caplog.set_level(logging.INFO)
+    twilio.receive(PHONE, "Bonjour", at=datetime.now(UTC) - timedelta(hours=1))
+    client = await gateway(catching_up)
+    await eventually(lambda: passes(client), BOUND)
+    assert counted(client, "gateway_whatsapp_catchup_passes_total", outcome="ok") == 1
+    assert await said(client) == ["Bonjour"]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "window" in r.getMessage()]
