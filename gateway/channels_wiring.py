@@ -182,7 +182,7 @@ def webhook_routes(
 def _webhook(
     adapter: Channel,
     parse: Parse,
-    process: Callable[[Batch], Awaitable[None]],
+    process: Callable[[Batch], Awaitable[int]],
     metrics: Metrics,
     missed: Callable[[], None] | None,
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -218,13 +218,15 @@ def _webhook(
 def batch_processor(
     dispatcher: Dispatcher, gate: Gate, inbox: Inbox, departed: Departed,
     replicated: Callable[[], Awaitable[None]] | None, *, flood: bool = True,
-) -> Callable[[Batch], Awaitable[None]]:  # fmt: skip
+) -> Callable[[Batch], Awaitable[int]]:  # fmt: skip
     """How a webhook's batch is processed (and WhatsApp's catch-up's messages: ``whatsapp_catchup.py``, with
     ``flood=False``: written over an outage and read within a second, they are held to no flood limit, see
     :meth:`Gate.check`)."""
 
-    async def process(batch: Batch) -> None:
-        """The batch's messages, receipts and departures, each processed once however often this runs."""
+    async def process(batch: Batch) -> int:
+        """The batch's messages, receipts and departures, each processed once however often this runs. Returns how
+        many of its messages this run took (:meth:`Inbox.handle`): neither refused by the gate nor processed
+        already (elsewhere, or by an earlier run)."""
         keys = inbox.sender_keys(batch.inbound)  # each sender's keyed hash, once for the turns, gate and inbox
         async with inbox.turns(batch.inbound, keys):  # one sender's webhooks in arrival order, from here on
             allowed, allowed_keys = [], []
@@ -235,12 +237,13 @@ def batch_processor(
                     allowed_keys.append(key)
                 else:  # acknowledged all the same: the provider must not redeliver a refused message
                     await gate.tell_provider_sender(inbound, refusal)
-            await inbox.handle(allowed, allowed_keys)  # processed now, or into the inbox first when the batch is large
+            taken = await inbox.handle(allowed, allowed_keys)  # processed now, or into the inbox first (a large batch)
         for receipt in batch.receipts:
             await dispatcher.handle_receipt(receipt)
         for departure in batch.departures:  # after the messages: a WhatsApp "STOP" is a message, then a departure
             await departed(departure)
         if replicated is not None:  # what it wrote on the replicas first: a failover keeps it (ReplicasBehind: 503)
             await replicated()
+        return taken
 
     return process

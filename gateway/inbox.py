@@ -173,14 +173,16 @@ class Inbox:
                 await held.enter_async_context(self._turns.lock(key, TURN_SECONDS))
             yield
 
-    async def handle(self, messages: Sequence[Inbound], keys: Sequence[str] | None = None) -> None:
+    async def handle(self, messages: Sequence[Inbound], keys: Sequence[str] | None = None) -> int:
         """A webhook's messages (under :meth:`turns`): a large batch, or any webhook while the process is
         :meth:`busy`, into the inbox; otherwise each processed now, unless its sender has messages waiting in the
-        inbox (stored by any instance: it then goes behind them). ``keys``: their :meth:`sender_keys`, if made."""
+        inbox (stored by any instance: it then goes behind them). ``keys``: their :meth:`sender_keys`, if made.
+        Returns how many were taken: processed now for the first time (not a duplicate), or stored in the inbox
+        (its worker processes each once)."""
         keys = self.sender_keys(messages) if keys is None else keys
         if len(messages) > self.batch:
             await self.accept(messages, "batch", keys)
-            return
+            return len(messages)
         # before any await: concurrent webhooks see each other. Escalate, never silence: a webhook whose words the
         # keywords read as a risk is processed now all the same, beyond ``inline_max`` (such messages are few, and the
         # gate bounds them per sender); until 2026-12-05 it waited in the inbox while the webhooks after it that found
@@ -189,17 +191,20 @@ class Inbox:
             risky = [self._risky(m) for m in messages]
             if not any(risky):
                 await self.accept(messages, "busy", keys, risky=risky)
-                return
+                return len(messages)
         number = next(self._numbers)
         self._inline[number] = self.monotonic()
+        taken = 0
         try:
             for inbound, key in zip(messages, keys, strict=True):
                 if await self.store.inbox_waiting(key):
                     await self.accept([inbound], "behind", [key])
+                    taken += 1
                 else:
-                    await self.dispatcher.handle_inbound(inbound)
+                    taken += await self.dispatcher.handle_inbound(inbound)
         finally:
             del self._inline[number]
+        return taken
 
     def busy(self) -> bool:
         """``inline_max`` webhooks processed inline in this process now, or the oldest of those that started in the

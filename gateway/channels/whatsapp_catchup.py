@@ -24,7 +24,8 @@ claim is over. A pass that fails (Twilio unreachable, refusing, the store away) 
 traffic) and tried again after a backoff; a 429 (Twilio's rate limit) pauses it ``RATE_LIMIT_PAUSE`` seconds.
 A pass reads at most ``LIST_MAX_PAGES`` pages of the list (10,000 messages), the newest: when Twilio holds more, the
 older ones are not caught up, said by a WARNING line and the outcome ``cut``. What it processes is counted in
-``gateway_whatsapp_caught_up``. Nothing here logs a phone number, a text or a sid.
+``gateway_whatsapp_caught_up``: only what this pass took (not a message the gate refused, nor one another
+instance's pass or its webhook processed meanwhile). Nothing here logs a phone number, a text or a sid.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class CatchUp:
         self,
         lister: Lister,
         store: CatchUpStore,
-        process: Callable[[Batch], Awaitable[None]],
+        process: Callable[[Batch], Awaitable[int]],
         claims: Claims,
         metrics: Metrics,
         *,
@@ -184,9 +185,9 @@ class CatchUp:
             if seen:
                 continue
             inbound = await self._lister.with_media(listed)  # its media asked of Twilio only now: it is caught up
-            await self._process(Batch(inbound=(inbound,)))
-            self._metrics.whatsapp_caught_up.inc()
-            caught += 1
+            taken = await self._process(Batch(inbound=(inbound,)))  # 0: refused (a block), or processed meanwhile
+            self._metrics.whatsapp_caught_up.inc(taken)
+            caught += taken
         await self._store.mark_present({MARK: end})
         self._since = end
         return caught

@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.app import CATCH_UP
+from gateway.app import CATCH_UP, GATE, STORE, create_app
 from gateway.channels.whatsapp_catchup import MARK
 from gateway.crypto import DataKeys
+from gateway.messages import ChannelName
 from gateway.settings import Settings
-from gateway.store import open_store
+from gateway.store import Block, open_store
 from gateway.testing import FakeTwilioAPI
-from tests.e2e.channel_support import Client, GatewayFactory, eventually, gateway, offline
+from tests.e2e.channel_support import Client, GatewayFactory, RunningClock, eventually, gateway, offline
 from tests.e2e.test_whatsapp import PHONE, whatsapp_settings
 from tests.e2e.test_whatsapp_catchup import BOUND, OTHER, catching_up, counted, said
 from tests.e2e.test_whatsapp_store_hold import own_redis
@@ -81,3 +83,47 @@ async def test_a_restart_within_the_window_and_a_fresh_install_say_nothing(
     assert counted(client, "gateway_whatsapp_catchup_passes_total", outcome="ok") == 1
     assert await said(client) == ["Bonjour"]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "window" in r.getMessage()]
+
+
+async def test_a_message_refused_for_a_block_is_not_counted_as_caught_up(
+    gateway: GatewayFactory, catching_up: Settings, twilio: FakeTwilioAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: counted in ``gateway_whatsapp_caught_up_total`` and the "processed" line, though the gate refused it."""
+    client = await gateway(catching_up)
+    await eventually(lambda: passes(client), BOUND)
+    gate = client.app[GATE]
+    key = gate.sender_key(ChannelName.WHATSAPP, PHONE)
+    await client.app[STORE].put_block(Block(key, ChannelName.WHATSAPP, None, "abuse", "anne", datetime.now(UTC)))
+    twilio.receive(PHONE, "encore moi")
+    caplog.set_level(logging.INFO)
+
+    assert await client.app[CATCH_UP].catch_up() == 0
+    assert await said(client) == []
+    assert counted(client, "gateway_whatsapp_caught_up_total") == 0
+    assert not [r for r in caplog.records if "processed" in r.getMessage()]
+
+
+@pytest.mark.redis
+async def test_two_instances_passing_at_once_count_each_message_once(
+    gateway: GatewayFactory,
+    catching_up: Settings,
+    twilio: FakeTwilioAPI,
+    own_redis: str,
+    aiohttp_client: Callable[..., Awaitable[Client]],
+) -> None:
+    """Two instances' passes at once (the claim over while one still passes): each message processed once, and
+    counted once across them. Before: both counted the messages they both found unprocessed."""
+    shared = catching_up.replace(store=own_redis)
+    first = await gateway(shared)
+    second = await aiohttp_client(await create_app(shared, clock=RunningClock(), worker_poll_seconds=0.05))
+    await eventually(lambda: passes(first), BOUND)
+    await eventually(lambda: passes(second), BOUND)
+    senders = [f"whatsapp:+3361234560{n}" for n in range(8)]
+    for sender in senders:
+        twilio.receive(sender, "Bonjour")
+
+    caught = await asyncio.gather(first.app[CATCH_UP].catch_up(), second.app[CATCH_UP].catch_up())
+    assert len(await said(first)) == len(senders)  # each processed once
+    assert sum(caught) == len(senders)
+    total = counted(first, "gateway_whatsapp_caught_up_total") + counted(second, "gateway_whatsapp_caught_up_total")
+    assert total == len(senders)
