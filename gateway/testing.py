@@ -350,8 +350,8 @@ class FakeTwilioAPI(FakeAPI):
     Twilio keeps every message: :meth:`receive` records one a young person sent to the line (whatever became of its
     webhook: answered 503, never posted), and ``GET …/Messages.json`` lists what it keeps as Twilio does (the
     sends too, ``outbound-api``), the newest first, filtered by ``To`` and ``DateSent>``, ``PageSize`` at a time
-    with a ``next_page_uri``; ``GET …/Messages/{sid}/Media.json`` lists a message's media. ``fail_next(…,
-    endpoint="list")`` scripts the list's answers.
+    with a ``next_page_uri``; ``GET …/Messages/{sid}/Media.json`` lists a message's media (:meth:`delete_media`
+    empties it). ``fail_next(…, endpoint="list")`` scripts the list's answers.
     """
 
     send_endpoint = "Messages.json"
@@ -391,6 +391,11 @@ class FakeTwilioAPI(FakeAPI):
         ]  # fmt: skip
         self.kept[-1]["num_media"] = str(len(self._kept_media[sid]))
         return sid
+
+    def delete_media(self, message_sid: str) -> None:
+        """A message's media deleted from Twilio (by the account, or its retention): its Media list is empty from now
+        on, the message still listed with its ``num_media``."""
+        self._kept_media[message_sid] = []
 
     def _keep(self, sid: str, from_: str, to: str, body: str, direction: str, at: datetime.datetime | None) -> None:
         when = at or datetime.datetime.now(datetime.UTC)

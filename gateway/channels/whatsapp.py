@@ -22,7 +22,7 @@ import datetime
 import logging
 import time
 from collections.abc import Awaitable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 from urllib.parse import parse_qsl
 
@@ -182,7 +182,10 @@ class WhatsAppChannel:
         every page), each with the time Twilio received it, the oldest first: what the webhook would have posted,
         for the catch-up (``whatsapp_catchup.py``), without their media: :meth:`with_media` asks Twilio for those of
         a message the catch-up processes (one request a message with media; not for the many it finds processed
-        already). A shared location's coordinates and STOP's ``OptOutType`` are not in the list: not caught up.
+        already). A shared location's coordinates and STOP's ``OptOutType`` are not in the list: not caught up; a
+        message with neither words nor media (a shared location, a kind Twilio lists without them) comes as an
+        attachment of kind ``other``, so the listener sees that something was sent and the bot says it cannot read
+        it.
         At most ``LIST_MAX_PAGES`` pages, the newest: when Twilio holds more, the listing says it is ``cut``.
         Twilio's errors as :meth:`send`'s (a 429: ``RetryableDelivery`` rate limited)."""
         if self._client is None:
@@ -201,7 +204,8 @@ class WhatsAppChannel:
                     form = MultiDict(MessageSid=resource.sid, From=resource.from_, Body=resource.body or "",
                                      NumMedia="0")  # fmt: skip
                     media = resource.num_media not in (None, "", "0")
-                    found.append(Listed(at, _inbound(form), form if media else None))
+                    inbound = _inbound(form) if media or form["Body"] else _unreadable(_inbound(form))
+                    found.append(Listed(at, inbound, form if media else None))
                 page = await _timed(page.next_page_async())
                 if page is None:
                     break
@@ -210,12 +214,22 @@ class WhatsAppChannel:
         return Listing(found, cut=page is not None)  # a page left unread: the oldest messages
 
     async def with_media(self, listed: Listed) -> Inbound:
-        """A listed message with its media, as the webhook's form gives them (their URLs asked of Twilio)."""
+        """A listed message with its media, as the webhook's form gives them (their URLs asked of Twilio). Media
+        Twilio no longer has (deleted: its list empty, or the message's answering 404) leave an attachment of kind
+        ``other``: the listener sees that something was sent, the bot says it cannot read it."""
         if listed.form is None or self._client is None:
             return listed.inbound
         form = listed.form.copy()
         with _listing():
-            media = await _timed(self._client.messages(form["MessageSid"]).media.list_async(limit=MAX_MEDIA))
+            try:
+                media = await _timed(self._client.messages(form["MessageSid"]).media.list_async(limit=MAX_MEDIA))
+            except TwilioException as error:
+                if _status_of(error) != 404:
+                    raise
+                media = []
+        if not media:
+            log.info("whatsapp catch-up: a message's media are no longer at Twilio: caught up as a file not readable")
+            return _unreadable(listed.inbound)
         base = self._settings.twilio_api_url.rstrip("/")
         form["NumMedia"] = str(len(media))
         for index, item in enumerate(media):
@@ -311,6 +325,21 @@ def _listing() -> Iterator[None]:
         raise RetryableDelivery(f"whatsapp: network error ({type(error).__name__})") from None
     except (ValueError, KeyError, TypeError):  # a 2xx that is not Twilio's list (a captive portal's page)
         raise RetryableDelivery("whatsapp: an answer that was not Twilio's list") from None
+
+
+def _status_of(error: TwilioException) -> int | None:
+    """The HTTP status of a Twilio error: a REST error's, or a page's error answer's ("Unable to fetch page")."""
+    if isinstance(error, (TwilioRestException, TwilioServiceException)):
+        status = error.status
+    else:
+        status = getattr(error.args[-1] if error.args else None, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _unreadable(inbound: Inbound) -> Inbound:
+    """A message Twilio's list keeps without what made it (its media gone, a shared location): an attachment of kind
+    ``other``, so that it is never an empty message."""
+    return replace(inbound, attachments=(*inbound.attachments, Attachment("other")))
 
 
 async def _timed(call: Awaitable[T]) -> T:

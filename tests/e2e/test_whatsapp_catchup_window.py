@@ -16,10 +16,10 @@ from gateway.channels.whatsapp_catchup import MARK
 from gateway.crypto import DataKeys
 from gateway.messages import ChannelName
 from gateway.settings import Settings
-from gateway.store import Block, open_store
-from gateway.testing import FakeTwilioAPI
+from gateway.store import Author, Block, open_store
+from gateway.testing import FakeTwilioAPI, twilio_form
 from tests.e2e.channel_support import Client, GatewayFactory, RunningClock, eventually, gateway, offline
-from tests.e2e.test_whatsapp import PHONE, whatsapp_settings
+from tests.e2e.test_whatsapp import PHONE, deliver, whatsapp_settings
 from tests.e2e.test_whatsapp_catchup import BOUND, OTHER, catching_up, counted, said
 from tests.e2e.test_whatsapp_store_hold import own_redis
 
@@ -127,3 +127,51 @@ async def test_two_instances_passing_at_once_count_each_message_once(
     assert sum(caught) == len(senders)
     total = counted(first, "gateway_whatsapp_caught_up_total") + counted(second, "gateway_whatsapp_caught_up_total")
     assert total == len(senders)
+
+
+async def entry_of(client: Client, sender: str) -> tuple[str, list[str]]:
+    store = client.app[STORE]
+    everything = await store.list_conversations(datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+    [conversation] = [c for c in everything if c.sender == sender]
+    [entry] = [e for e in await store.transcript(conversation.id) if e.author == Author.USER]
+    return entry.text, [a.kind for a in entry.attachments]
+
+
+@pytest.mark.parametrize("gone", ["list_404", "deleted"])
+async def test_a_caught_up_photo_whose_media_twilio_no_longer_has_is_shown_as_something_sent(
+    gateway: GatewayFactory, catching_up: Settings, twilio: FakeTwilioAPI, gone: str
+) -> None:
+    """Before: the Media list's 404 failed every pass at that message (the messages after it never caught up); its
+    media deleted, it came as an empty message, the listener seeing no sign a photo was sent."""
+    client = await gateway(catching_up)
+    await eventually(lambda: passes(client), BOUND)
+    sid = twilio.receive(PHONE, "", media=[("ME" + "3" * 32, "image/jpeg")])
+    twilio.receive(OTHER, "Bonjour")
+    if gone == "list_404":
+        twilio.fail_next(404, endpoint="Media.json")
+    else:
+        twilio.delete_media(sid)
+
+    assert await client.app[CATCH_UP].catch_up() == 2
+    assert await entry_of(client, PHONE) == ("", ["other"])
+    assert await said(client, OTHER) == ["Bonjour"]
+
+
+async def test_a_caught_up_shared_location_is_shown_as_something_sent(
+    gateway: GatewayFactory, catching_up: Settings, twilio: FakeTwilioAPI
+) -> None:
+    """Twilio's list keeps a shared location without words, media or coordinates. Before: an empty message, taken
+    as an answer the bot did not understand."""
+    client = await gateway(catching_up)
+    await eventually(lambda: passes(client), BOUND)
+    assert await deliver(client, twilio_form(PHONE, "Bonjour")) == 200  # the welcome and the first question
+    await twilio.wait_accepted(2, timeout=BOUND)
+    twilio.receive(PHONE, "")
+
+    assert await client.app[CATCH_UP].catch_up() == 1
+    store = client.app[STORE]
+    [conversation] = await store.list_conversations(datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+    entries = [e for e in await store.transcript(conversation.id) if e.author == Author.USER]
+    assert [(e.text, [a.kind for a in e.attachments]) for e in entries] == [("Bonjour", []), ("", ["other"])]
+    replies = await twilio.wait_accepted(3, timeout=BOUND)
+    assert "Je ne peux pas écouter" in replies[2].body["Body"]  # the bot's media_unread, as for a photo
