@@ -388,6 +388,8 @@ class Dispatcher:
         if current is not None and current.pressed(inbound.text, inbound.payload):
             self.metrics.understanding_messages.labels("button").inc()
             return None, False
+        if inbound.menu:  # a page's button the flow does not know: its title is the page's words (``_process``)
+            return None, False
         if current is not None and current.erasure is not None and current.erasure.asked(inbound.text):
             # The erasure phrase alone ("efface mes données"): a command, like a button, which the model reads as a
             # wish to disappear. Any other words make it the young person's message again, read as any other.
@@ -478,6 +480,11 @@ class Dispatcher:
         engine = self.flows.for_version(conversation.flow_version) if conversation.engine else self.flows.engine()
         risks = self.flows.engine()  # the risks are read as flows.yaml says now: a phrase ops just added counts
         spoken = language_of(conversation, engine.flow)
+        # Messenger's Get Started, or a page's button the flow does not know: no words of the young person's (its title
+        # is Meta's "Commencer" or the page's "Aide"), no answer; until 2026-12-06 both were (``_restarted``)
+        restarted = inbound.restart or (inbound.menu and not engine.pressed("", inbound.payload))
+        if restarted:
+            inbound = replace(inbound, text="")
         found = risks.decide(inbound.text, reading).flag
         joined = _joined(risks, conversation, inbound.text) if found is None else None
         flag = self._flag(risks.decide(joined).flag if joined is not None else found)
@@ -485,7 +492,7 @@ class Dispatcher:
             id=inbound_entry_id(inbound), conversation_id=conversation.id, at=now, author=Author.USER,
             text=inbound.text, attachments=inbound.attachments, delivery=Delivery.DELIVERED, flag=flag,
         )  # fmt: skip
-        if not inbound.opening:  # a chat opened without words (a Messenger referral) is nobody's message
+        if not (inbound.opening or restarted):  # a chat opened without words (a Messenger referral) is nobody's
             await self.store.append_transcript(entry)
             await self.store.publish(EntryAdded(conversation.id, entry))
         if conversation.left_how == "blocked" and conversation.channel != ChannelName.WHATSAPP:
@@ -499,7 +506,7 @@ class Dispatcher:
             if flag.replaces(conversation.flag):
                 conversation.flag = flag  # the strongest so far, for the queue card
         # an edit or a forward (someone else's words) is never a command nor an answer to the erasure question
-        answers = not (inbound.edited or inbound.forwarded or inbound.opening)
+        answers = not (inbound.edited or inbound.forwarded or inbound.opening or restarted)
         erasure = await self._erasure_turn(conversation, engine, inbound, flag, now) if answers else None
         if erasure is not None:
             _remember(engine, conversation, inbound, quiet=found is None and joined is None)
@@ -512,6 +519,8 @@ class Dispatcher:
                 await self._bot_turn(conversation, inbound, now, reading, joined)  # interrupt): never as an answer
             elif not conversation.engine:  # a forward opening the chat: the welcome and the first question, its
                 await self._bot_turn(conversation, replace(inbound, text=""), now, None)  # words read as no answer
+            elif restarted:
+                await self._restarted(conversation, engine, inbound, now)
         elif conversation.status in (Status.QUEUED, Status.WITH_LISTENER):
             await self.store.set_timer(
                 conversation.id, TimerKind.IDLE_CLOSE, self.idle_close_at(conversation, engine, now)
@@ -521,7 +530,10 @@ class Dispatcher:
                 await self._escalate(conversation, risks, text, read, now, stronger=stronger)
             elif flag is not None:  # held: the bot says nothing, but a hand-back waits at this priority (_requeue)
                 self._raise_held(conversation, risks, text, read)
-        _remember(engine, conversation, inbound, quiet=found is None and joined is None)
+            if restarted:
+                await self._restarted(conversation, engine, inbound, now)
+        if not restarted:  # the last words kept for the next message stay theirs
+            _remember(engine, conversation, inbound, quiet=found is None and joined is None)
         await self.store.save_conversation(conversation, done=done)
         if flag is not None:
             await self.store.publish(FlagRaised(conversation.id, entry.id, flag))
@@ -529,6 +541,32 @@ class Dispatcher:
         if (language := language_of(conversation, engine.flow)) != spoken:  # the page's own texts follow it
             await self.store.publish(LanguageChanged(conversation.id, language))
         return False
+
+    async def _restarted(self, conversation: Conversation, engine: Engine, inbound: Inbound, now: datetime) -> None:
+        """The thread opened again with the platform's button (Messenger's Get Started, shown again to a young person
+        who deleted the thread to hide it; a page's menu item the flow does not know), nothing written: as Telegram's
+        ``/start`` (``Engine.step``), the bot's waiting question again, no retry used; waiting, their place in line
+        again (their thread no longer shows it); the listeners told, waiting or held (the bot says nothing then)."""
+        if conversation.status == Status.BOT:
+            state = State.from_dict(conversation.engine)
+            asked = engine.current_question(state)
+            if not asked:  # a reloaded flow dropped the step it waits at: the engine decides, as for any message
+                await self._bot_turn(conversation, inbound, now, None)
+                return
+            await self._after_bot(conversation, engine, StepResult(state, asked), now)
+            return
+        await self.system_note(conversation, "restarted", now, channel=conversation.channel.value)
+        if conversation.status != Status.QUEUED or conversation.queue is None:
+            return
+        queue, language = conversation.queue, language_of(conversation, engine.flow)
+        engine = self.flows.knowing(conversation.flow_version, lambda e: queue in e.flow.queues) or engine  # reloaded
+        if queue in engine.flow.queues and not engine.is_open(queue, now):
+            told = engine.closed_line(queue, language, now)
+        else:
+            position = await self.store.position(conversation.id) or 1
+            key = "reassurance" if self.listeners_online() > 0 else "queued_offline"
+            told = engine.message(key, language, position=position)
+        await self.emit(conversation, [Reply(told)], Author.BOT, now)
 
     async def _erasure_turn(
         self, conversation: Conversation, engine: Engine, inbound: Inbound, flag: RiskFlag | None, now: datetime

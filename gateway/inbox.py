@@ -94,8 +94,9 @@ def inbound_to_dict(inbound: Inbound) -> dict[str, Any]:
     data["channel"] = inbound.channel.value
     if not inbound.edited:  # the usual case: its stored form as before edits were read
         del data["edited"]
-    if not inbound.opening:
-        del data["opening"]
+    for name in ("opening", "restart", "menu"):  # only when set: the stored form of every other message unchanged
+        if not data[name]:
+            del data[name]
     return data
 
 
@@ -105,7 +106,8 @@ def inbound_from_dict(data: dict[str, Any]) -> Inbound:
         text=data.get("text", ""), payload=data.get("payload"),
         attachments=tuple(Attachment(**a) for a in data.get("attachments", ())),
         language_hint=data.get("language_hint"), edited=bool(data.get("edited", False)),
-        opening=bool(data.get("opening", False)),
+        opening=bool(data.get("opening", False)), restart=bool(data.get("restart", False)),
+        menu=bool(data.get("menu", False)),
     )  # fmt: skip
 
 

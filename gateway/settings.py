@@ -154,6 +154,9 @@ class Settings(BaseSettings):
     # seconds: older (replayed) events are acknowledged and ignored; younger ones replayed are duplicates. Until
     # 2026-12-05 an hour: every message Meta redelivered after a longer outage was dropped
     messenger_max_event_age: int = MAX_EVENT_AGE
+    # the payload the line gave its page's "Get Started" button (Meta's messenger_profile ``get_started``): its tap,
+    # shown again to a young person who deleted the thread, is no answer (gateway/channels/messenger.py)
+    messenger_get_started_payload: str = "GET_STARTED"
     # WhatsApp through Twilio
     twilio_account_sid: str = ""
     twilio_auth_token: SecretStr = SecretStr("")

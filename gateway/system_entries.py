@@ -31,6 +31,12 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Le ou la jeune accepte de nouveau les messages sur {channel}.",
         "The young person accepts messages on {channel} again.",
     ),
+    "restarted": (
+        "Le ou la jeune a rouvert le fil {channel} avec un bouton (« Démarrer », le menu de la page), sans rien"
+        " écrire : s'il ou elle l'avait effacé, les messages d'avant ne s'affichent plus de son côté.",
+        "The young person reopened the {channel} thread with a button (“Get Started”, the page's menu), writing"
+        " nothing: if they had deleted it, the earlier messages no longer show on their side.",
+    ),
     "not_sent": (
         "Non envoyé : {channel} n'accepte les messages ({author}) que jusqu'à {hours} h après le dernier message du"
         " jeune."

@@ -66,6 +66,7 @@ QUICK_REPLY_MAX = 13
 QUICK_REPLY_TITLE_MAX = 20
 QUICK_REPLY_PAYLOAD_MAX = 1000
 MEDIA_HOSTS = frozenset({"*.fbcdn.net", "*.facebook.com", "lookaside.fbsbx.com"})
+GET_STARTED = "GET_STARTED"  # MESSENGER_GET_STARTED_PAYLOAD's default: the payload most pages give the button
 ATTACHMENT_KINDS = {"image": "image", "audio": "audio", "video": "video", "file": "file", "location": "location"}
 
 # Graph error codes worth another try: unknown, service unavailable, and the rate limits (the app's, a user's, the
@@ -115,7 +116,8 @@ class MessengerChannel:
     async def parse(self, request: web.Request) -> Batch:
         raw = await read_body(request, self._settings.max_body_bytes, self.name)
         self._check_signature(raw, request.headers.get("X-Hub-Signature-256", ""))
-        return parse_events(load_json(raw, self.name), max_age_ms=self._settings.messenger_max_event_age * 1000)
+        return parse_events(load_json(raw, self.name), max_age_ms=self._settings.messenger_max_event_age * 1000,
+                            get_started=self._settings.messenger_get_started_payload)  # fmt: skip
 
     def acknowledge(self) -> web.Response:
         return web.Response(text="ok")
@@ -273,6 +275,9 @@ class _Postback(_Part):
     mid: Text | None = None
     payload: Text = ""
     title: Text = ""
+    # Meta's documented shape of a "Get Started" tapped after an m.me link, a QR code, an ad or the welcome screen;
+    # only its presence is read (its ``ref`` may be missing or null: never a 400 that would lose the batch)
+    referral: object = None
 
 
 class _MessageEdit(_Part):
@@ -313,9 +318,12 @@ class _Body(_Part):
     entry: list[_Entry]
 
 
-def parse_events(document: object, *, max_age_ms: int | None = None, now_ms: int | None = None) -> Batch:
+def parse_events(
+    document: object, *, max_age_ms: int | None = None, now_ms: int | None = None, get_started: str = GET_STARTED
+) -> Batch:
     """The messages and receipts in a webhook body, every entry and every messaging item, oldest first (by their
-    ``timestamp``, when every item has one; else in the body's order).
+    ``timestamp``, when every item has one; else in the body's order). ``get_started``: the payload of the page's
+    "Get Started" button (``MESSENGER_GET_STARTED_PAYLOAD``).
 
     An item whose ``timestamp`` is more than ``max_age_ms`` before ``now_ms`` (default: the clock) is counted in
     ``too_old`` and left out: a correctly signed body replayed long after is acknowledged and does nothing.
@@ -329,7 +337,7 @@ def parse_events(document: object, *, max_age_ms: int | None = None, now_ms: int
     if all(item.timestamp is not None for item in items):  # a batch is not always in the order they were written
         items.sort(key=lambda item: item.timestamp or 0)  # stable: one time's items keep the body's order
     for item in items:
-        messages, statuses = _parse_item(item)
+        messages, statuses = _parse_item(item, get_started)
         if oldest is not None and item.timestamp is not None and item.timestamp < oldest:
             too_old += 1
             continue
@@ -347,12 +355,12 @@ def _body(document: object) -> _Body:
         raise BadRequest(f"messenger: {where}: {first['msg']}") from None
 
 
-def _parse_item(item: _Item) -> tuple[list[Inbound], list[Receipt]]:
+def _parse_item(item: _Item, get_started: str) -> tuple[list[Inbound], list[Receipt]]:
     sender = str(item.sender.id)
     if item.message is not None:
         return ([], []) if item.message.is_echo else ([_inbound_message(sender, item.timestamp, item.message)], [])
     if item.postback is not None:
-        return [_inbound_postback(sender, item.timestamp, item.postback)], []
+        return [_inbound_postback(sender, item.timestamp, item.postback, get_started)], []
     if item.message_edit is not None:  # an edit without words or without the message it edits says nothing
         edit = item.message_edit
         return ([_inbound_edit(sender, edit.mid, edit)] if edit.mid and edit.text.strip() else []), []
@@ -378,14 +386,17 @@ def _inbound_message(sender: str, timestamp: int | None, message: _Message) -> I
     )
 
 
-def _inbound_postback(sender: str, timestamp: int | None, postback: _Postback) -> Inbound:
+def _inbound_postback(sender: str, timestamp: int | None, postback: _Postback, get_started: str) -> Inbound:
+    """A button of the page's own (the gateway sends quick replies, never postback buttons): its title is Meta's or
+    the page's words, never the young person's. "Get Started" (the line's payload, or a postback with a ``referral``,
+    Meta's shape of one tapped from a link) is ``restart``: no text, no payload; any other is ``menu``."""
+    message_id = _mid(postback.mid, sender, timestamp, postback.payload)
+    if postback.payload == get_started or postback.referral is not None:
+        return Inbound(channel=ChannelName.MESSENGER, sender=sender, message_id=message_id, restart=True)
     return Inbound(
-        channel=ChannelName.MESSENGER,
-        sender=sender,
-        message_id=_mid(postback.mid, sender, timestamp, postback.payload),
-        text=postback.title,
-        payload=postback.payload,
-    )
+        channel=ChannelName.MESSENGER, sender=sender, message_id=message_id, text=postback.title,
+        payload=postback.payload or None, menu=True,
+    )  # fmt: skip
 
 
 def _inbound_edit(sender: str, mid: str, edit: _MessageEdit) -> Inbound:

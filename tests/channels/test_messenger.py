@@ -239,8 +239,9 @@ async def test_every_entry_and_every_item_is_read(client: TestClient[Any, Any]) 
     assert [(m["message_id"], m["text"], m["payload"]) for m in batch["inbound"]] == [
         ("m_1", "un", None),
         ("m_2", "Oui", "yes"),
-        ("m_3", "Commencer", "GET_STARTED"),
+        ("m_3", "", None),  # Get Started: Meta's button, not the young person's words (``restart``)
     ]
+    assert [(m["restart"], m["menu"]) for m in batch["inbound"]] == [(False, False), (False, False), (True, False)]
     assert [(r["status"], r["provider_message_id"], r["watermark"]) for r in batch["receipts"]] == [
         ("delivered", "m_out_1", 1718000000999),
         ("delivered", "m_out_2", 1718000000999),
@@ -533,3 +534,16 @@ async def test_any_headers_are_refused_cleanly(
     headers = {"X-Hub-Signature-256": signature, "Content-Type": content_type}
     response = await client.post(PATH, data=raw, headers=headers)
     assert response.status == 403
+
+
+@pytest.mark.parametrize("referral", [{"ref": None, "source": "SHORTLINK", "type": "OPEN_THREAD"}, {}, "m.me"])
+async def test_a_get_started_from_a_link_is_a_restart_whatever_its_referral(
+    client: TestClient[Any, Any], referral: object
+) -> None:
+    """A postback carrying a ``referral`` (Meta's shape of "Get Started" tapped from an m.me link, a QR code, an ad),
+    its payload whatever the page set: the thread (re)opened, no words, never a 400 for the referral's content."""
+    item = messenger_postback(PSID, "WHATEVER_THE_PAGE_SET", "Démarrer", mid="m_ref")
+    item["postback"]["referral"] = referral
+    status, batch = await post(client, messenger_body([item]))
+    assert status == 200
+    assert [(m["text"], m["payload"], m["restart"]) for m in batch["inbound"]] == [("", None, True)]
