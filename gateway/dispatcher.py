@@ -481,7 +481,7 @@ class Dispatcher:
         risks = self.flows.engine()  # the risks are read as flows.yaml says now: a phrase ops just added counts
         spoken = language_of(conversation, engine.flow)
         # Messenger's Get Started, or a page's button the flow does not know: no words of the young person's (its title
-        # is Meta's "Commencer" or the page's "Aide"), no answer; until 2026-12-06 both were (``_restarted``)
+        # is Meta's "Commencer" or the page's "Aide"), no answer; until 2026-12-05 both were (``_restarted``)
         restarted = inbound.restart or (inbound.menu and not engine.pressed("", inbound.payload))
         if restarted:
             inbound = replace(inbound, text="")

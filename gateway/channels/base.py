@@ -182,7 +182,7 @@ async def send_parts(
 ) -> str | None:
     """Send ``parts[first_part:]`` in order with ``send_one(index, part)``; their provider ids, joined by
     :data:`~gateway.messages.PART_SEPARATOR` (one part: its id alone), so that every part's status reaches the
-    message's transcript entry (until 2026-12-06 only the last part's: a first part lost was never shown).
+    message's transcript entry (until 2026-12-05 only the last part's: a first part lost was never shown).
 
     A :class:`RetryableDelivery` on part ``n`` is raised again with ``parts_sent=n``: the parts before it were
     accepted, and the outbox's next attempt starts at part ``n``, so no part reaches the young person twice.

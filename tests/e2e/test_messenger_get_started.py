@@ -39,7 +39,7 @@ def get_started(mid: str, title: str = "Commencer", payload: str = "GET_STARTED"
 async def test_get_started_during_the_questions_asks_the_question_again_without_a_retry(
     client: Client, graph: FakeGraphAPI
 ) -> None:
-    """Until 2026-12-06 "Commencer" answered "es-tu en danger ?": "not understood", a retry used (a second tap: the
+    """Until 2026-12-05 "Commencer" answered "es-tu en danger ?": "not understood", a retry used (a second tap: the
     fallback), and the young person's thread, just emptied, got "Je n'ai pas bien compris" without the greeting."""
     assert await deliver(client, message("Bonjour", mid="m_hello")) == 200
     store = client.app[STORE]
@@ -72,7 +72,7 @@ async def test_a_first_get_started_greets_with_no_words_of_the_young_person(
 async def test_get_started_in_the_queue_tells_the_young_person_they_still_wait(
     client: Client, graph: FakeGraphAPI
 ) -> None:
-    """Until 2026-12-06 a young person waiting who deleted the thread and tapped Get Started got nothing (their
+    """Until 2026-12-05 a young person waiting who deleted the thread and tapped Get Started got nothing (their
     thread empty, nobody answering), and "Commencer" was shown to listeners as their words. Now their place in line
     again, and the listeners read what happened."""
     await walk_to_queue(client)
@@ -93,7 +93,7 @@ async def test_get_started_in_the_queue_tells_the_young_person_they_still_wait(
 async def test_get_started_with_a_listener_is_told_to_the_listener_not_as_words(
     client: Client, graph: FakeGraphAPI
 ) -> None:
-    """Until 2026-12-06 the listener read "Commencer" as the young person's message and could answer it as one;
+    """Until 2026-12-05 the listener read "Commencer" as the young person's message and could answer it as one;
     nobody told them the young person's thread had been emptied. Now a note says so; the bot says nothing."""
     desk, conversation_id = await handed_to_listener(client, graph)
     before = (await desk.conversation(conversation_id))["transcript"]
@@ -110,7 +110,7 @@ async def test_get_started_with_a_listener_is_told_to_the_listener_not_as_words(
 
 
 async def test_an_old_menu_button_is_not_taken_as_the_young_persons_answer(client: Client, graph: FakeGraphAPI) -> None:
-    """A persistent menu item the page once had ("Aide", payload unknown to the flow): until 2026-12-06 its title
+    """A persistent menu item the page once had ("Aide", payload unknown to the flow): until 2026-12-05 its title
     was the young person's answer to the question ("not understood", a retry used). Now a button the flow does not
     know: the question again, no retry."""
     assert await deliver(client, message("Bonjour", mid="m_hello")) == 200

@@ -1,6 +1,6 @@
 """A listener's reply longer than WhatsApp's 1,600 characters goes in parts; each part's status callback counts.
 
-The real app, on SQLite, a real Redis and a real Redis Cluster, and the fake Twilio REST API. Until 2026-12-06 only
+The real app, on SQLite, a real Redis and a real Redis Cluster, and the fake Twilio REST API. Until 2026-12-05 only
 the last part's provider id was recorded on the reply's entry: a first part ``undelivered`` (Twilio 63049) while
 the others were read left the listener with "read", never told that the young person got the reply's end only.
 """

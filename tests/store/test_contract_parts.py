@@ -1,7 +1,7 @@
 """A reply sent in parts (longer than its provider's limit: ``channels.base.send_parts``) keeps every part's
 provider id on its entry, on SQLite, Redis and Cluster: a receipt naming any part finds it, the entry shows the worst
 part's status (failed if one failed, read once every part is, never backwards), a part's receipt that came before
-the send's record is applied after it, and an erasure takes every part's id. Until 2026-12-06 only the last part's id
+the send's record is applied after it, and an erasure takes every part's id. Until 2026-12-05 only the last part's id
 was recorded: a first part lost while the last was read showed "read". The dispatcher and the outbox are the real
 ones; the channel is a small recording sender that answers three ids."""
 
