@@ -7,8 +7,11 @@ as docs/deployment.md recommends), serving the repository's flows.yaml made alwa
 flow at about ``--rate`` messages a second, each on a channel drawn from ``--channels``, each webhook signed as its
 platform signs it (Meta's HMAC, Twilio's ``X-Twilio-Signature`` over the public URL, Telegram's secret token), sent
 round robin to the instances that are up and **redelivered** one second after any answer that is not a 2xx (as Meta
-and Telegram do; Twilio retries once by default, here until acknowledged so that "nothing lost" can be audited; a
-small share of acknowledged ones is redelivered too: an acknowledgement lost on the way). A **web chat**
+and Telegram do; a small share of acknowledged ones is redelivered too: an acknowledgement lost on the way). Twilio
+does not: as it does, a WhatsApp webhook is posted once, and once more after a failed connection only; its message
+is kept in the fake Twilio's list (``receive``) whatever its webhook met, and the gateway's catch-up
+(``gateway/channels/whatsapp_catchup.py``) must find every one the webhook did not bring: the audit counts each
+WhatsApp message Twilio took, acknowledged or not, and the drain waits for them. A **web chat**
 conversation is a websocket client of ``bench/chaos_webchat.py`` instead, behaving as the widget's page does: to an
 instance that is up (each its own address in ``X-Forwarded-For``, the instances behind a proxy), every message
 under its client id until acknowledged, after a drop a reconnection (0.5 s doubling to 5 s, to another instance
@@ -52,6 +55,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -64,8 +68,10 @@ sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
 from bench.chaos_channels import (  # noqa: E402
     CHANNELS,
     URL_VARIABLES,
+    ChaosTwilio,
     Copy,
     Noting,
+    Webhook,
     channels_env,
     fakes,
     sender_id,
@@ -227,6 +233,8 @@ class Platforms:
     acknowledged: dict[tuple[ChannelName, str], str] = field(default_factory=dict)  # (channel, message id) → sender
     redelivered: Counter[ChannelName] = field(default_factory=Counter)
     given_up: Counter[ChannelName] = field(default_factory=Counter)
+    twilio: ChaosTwilio | None = None  # keeps every WhatsApp message sent, as Twilio does (its catch-up's list)
+    left: Counter[ChannelName] = field(default_factory=Counter)  # webhooks never acknowledged, left to a catch-up
 
     def next_up(self) -> Instance:
         for _ in range(len(self.instances)):
@@ -251,9 +259,30 @@ class Platforms:
             await asyncio.sleep(REDELIVER_AFTER)
         return False
 
+    async def twilio_posts(self, hook: Webhook) -> bool:
+        """Twilio's webhook: posted once, and once more after a failed connection only (its default); an answer
+        that is not a 2xx is not posted again (the gateway's catch-up reads Twilio's list)."""
+        for _ in range(2):
+            try:
+                async with self.session.post(self.next_up().url + hook.path, data=hook.raw,
+                                             headers=hook.headers) as response:  # fmt: skip
+                    await response.read()
+                    self.statuses[ChannelName.WHATSAPP, str(response.status)] += 1
+                    return 200 <= response.status < 300
+            except (ClientError, TimeoutError) as error:
+                self.statuses[ChannelName.WHATSAPP, type(error).__name__] += 1
+                self.redelivered[ChannelName.WHATSAPP] += 1
+        return False
+
     async def message(self, channel: ChannelName, sender: str, index: int, step: Step, deadline: float) -> None:
         hook = webhook(channel, sender, next(self.numbers), index, step)
-        if not await self.deliver(channel, hook.path, hook.raw, hook.headers, deadline):
+        if channel is ChannelName.WHATSAPP and self.twilio is not None:  # Twilio keeps it, whatever its webhook meets
+            self.twilio.receive(sender, step.text, message_sid=hook.message_id)
+            self.acknowledged[channel, hook.message_id] = sender  # the line must process it once: Twilio said sent
+            if not await self.twilio_posts(hook):
+                self.left[channel] += 1
+                return
+        elif not await self.deliver(channel, hook.path, hook.raw, hook.headers, deadline):
             self.given_up[channel] += 1
             return
         self.acknowledged[channel, hook.message_id] = sender
@@ -370,8 +399,11 @@ class Chaos:
         return self.faults
 
 
-async def drained(store_url: str, senders: set[tuple[ChannelName, str]], limit: float) -> tuple[int, int]:
-    """Wait (up to ``limit`` s) until no sender has messages in the inbox and no reply is pending: what is left."""
+async def drained(store_url: str, senders: set[tuple[ChannelName, str]], limit: float,
+                  expected: Collection[str] = ()) -> tuple[int, int, int]:  # fmt: skip
+    """Wait (up to ``limit`` s) until no sender has messages in the inbox, no reply is pending and every entry id of
+    ``expected`` is recorded (WhatsApp's messages whose webhook Twilio never posted again: its catch-up's): what is
+    left of each."""
     from gateway.store import Author, Delivery, open_store
 
     keyed = KeyedHash("bench-secret-key")  # bench/load.py's GATEWAY_SECRET_KEY
@@ -381,13 +413,15 @@ async def drained(store_url: str, senders: set[tuple[ChannelName, str]], limit: 
     try:
         while True:
             waiting = sum([await store.inbox_waiting(key) for key in keys])
-            pending = 0
+            pending, recorded = 0, set[str]()
             for conversation in await store.list_conversations(datetime(2000, 1, 1, tzinfo=UTC),
                                                                datetime.now(UTC) + timedelta(days=1)):  # fmt: skip
                 entries = await store.transcript(conversation.id)
                 pending += sum(e.author is Author.BOT and e.delivery is Delivery.PENDING for e in entries)
-            if (waiting == 0 and pending == 0) or time.monotonic() > deadline:
-                return waiting, pending
+                recorded.update(e.id for e in entries if e.author is Author.USER)
+            missing = sum(entry_id not in recorded for entry_id in expected)
+            if (waiting == 0 and pending == 0 and missing == 0) or time.monotonic() > deadline:
+                return waiting, pending, missing
             await asyncio.sleep(2.0)
     finally:
         await store.close()
@@ -534,6 +568,10 @@ async def main(args: argparse.Namespace) -> None:
             env = {**gateway_env(redis.url, flows, providers[0], args.understanding), **channels_env()}
             env["GATEWAY_LOG_LEVEL"] = "WARNING"
             env["GATEWAY_CLIENT_ADDRESS_HEADER"] = "X-Forwarded-For"  # behind a proxy: each web chat its address
+            # Twilio posts a webhook once (a 503 is never posted again): the catch-up reads its list after a 503
+            # once a message is 2 s old, and every 20 s (5 minutes in production) as the soak is short
+            env["GATEWAY_WHATSAPP_CATCHUP_SETTLE_SECONDS"] = "2"
+            env["GATEWAY_WHATSAPP_CATCHUP_SECONDS"] = "20"
             sockets = await stack.enter_async_context(  # the pages' sockets stay open: no pool limit, no total
                 ClientSession(connector=TCPConnector(limit=0), timeout=ClientTimeout(total=None, connect=10))
             )
@@ -541,6 +579,7 @@ async def main(args: argparse.Namespace) -> None:
             instances = [Instance(name, env, work, apis) for name in ("a", "b")]
             keepers: list[asyncio.Task[None]] = []
             platforms = Platforms(instances, session, random.Random(args.seed + 1), args.lost_ack)
+            platforms.twilio = next((p for p in providers if isinstance(p, ChaosTwilio)), None)
             chats = WebChats(sockets, lambda: platforms.next_up().url)
             receipts = Receipts(session, lambda: platforms.next_up().url, random.Random(args.seed + 2),
                                 time.monotonic() + args.duration + 600)  # fmt: skip
@@ -564,7 +603,10 @@ async def main(args: argparse.Namespace) -> None:
                 loaded = time.monotonic() - began
                 ready = [await i.ready(session, 240) for i in instances]
                 senders = {(channel, sender) for (channel, _), sender in platforms.acknowledged.items()}
-                waiting, pending = await drained(redis.url, senders, args.drain)
+                twilio_kept = {inbound_entry_id(Inbound(channel, sender, message_id))
+                               for (channel, message_id), sender in platforms.acknowledged.items()
+                               if channel is ChannelName.WHATSAPP}  # fmt: skip
+                waiting, pending, uncaught = await drained(redis.url, senders, args.drain, twilio_kept)
                 left = await receipts.settled(120)  # the late ones: 60 s after their reply at most, then redelivered
                 await asyncio.sleep(3)  # a stray resend would show by now
                 unsettled = await chats.settled(60)  # every page in session again, nothing left unacknowledged
@@ -612,7 +654,7 @@ async def main(args: argparse.Namespace) -> None:
         print(f"  {how[1]}x {how[0]}")
     print(
         f"ready again after the load: {ready}; drain left: {waiting} senders with inbox items,"
-        f" {pending} replies pending"
+        f" {pending} replies pending, {uncaught} WhatsApp messages not caught up"
     )
     for channel, result in results.items():
         if channel in channels:
@@ -631,7 +673,9 @@ def show(channel: ChannelName, result: Audit, platforms: Platforms) -> None:
     in_bound = sum(result.twice_by_fault.values())
     print(
         f"{channel}: {result.acknowledged:,} acknowledged, {platforms.redelivered[channel]:,} redeliveries,"
-        f" HTTP 500 {platforms.statuses[channel, '500']}, given up {platforms.given_up[channel]};"
+        f" HTTP 500 {platforms.statuses[channel, '500']}, given up {platforms.given_up[channel]}"
+        + (f", left to the catch-up {platforms.left[channel]}" if channel is ChannelName.WHATSAPP else "")
+        + ";"
         f" inbound processed once {result.processed_once:,}, never {result.never_processed}, twice or more"
         f" {result.recorded_twice}; senders without a conversation {result.no_conversation}; empty engine states"
         f" {result.empty_engine}; young people's entries no acknowledged message explains {result.stray_users};"

@@ -137,14 +137,28 @@ class ChaosGraph(Noting, FakeGraphAPI):
 
 
 class ChaosTwilio(Noting, FakeTwilioAPI):
+    """Twilio keeps every message a young person sent (``receive``, by the platforms' side before its webhook) and
+    lists them to each instance's catch-up under its prefix, as it does under its own address."""
+
     channel = ChannelName.WHATSAPP
 
     def __init__(self) -> None:
         super().__init__()
         self.app.router.add_post("/{by}/2010-04-01/Accounts/{sid}/Messages.json", self._messages)
 
+    async def _serve_media(self, request: web.Request) -> web.Response:
+        """The list (a GET of ``Messages.json``) under an instance's prefix: read as Twilio's own address, so that
+        its ``next_page_uri`` is one the client puts after its base URL (the prefix) once."""
+        _, _, rest = request.path.lstrip("/").partition("/")
+        if rest.startswith("2010-04-01/"):
+            own = request.rel_url.with_path("/" + rest).with_query(request.rel_url.query)  # with_path drops the query
+            return await super()._serve_media(request.clone(rel_url=own))
+        return await super()._serve_media(request)
+
     def reply(self, path: str, raw: bytes, answer: Any) -> tuple[str, str, str] | None:
         form = dict(parse_qsl(raw.decode(), keep_blank_values=True))
+        if "To" not in form:
+            return None  # the catch-up's read of the list, or of a message's media
         return form["To"], form.get("Body", ""), answer["sid"]
 
     def status_callback(self, raw: bytes) -> str:
