@@ -403,13 +403,15 @@ async def _register_telegram_webhook(settings: Settings) -> None:
     import aiohttp
 
     from gateway.channels.telegram import TelegramChannel
-    from gateway.errors import RetryableDelivery
+    from gateway.errors import CredentialsRefused, RetryableDelivery
 
     async with aiohttp.ClientSession() as http:
         channel = TelegramChannel(settings, http)
         try:
             await channel.start(reachable=True)
             await channel.set_webhook()
+        except CredentialsRefused:  # the token refused at setWebhook (getMe's refusal is start's ConfigError)
+            raise GatewayError("TELEGRAM_BOT_TOKEN was refused by the Telegram API: the webhook is not set") from None
         except RetryableDelivery as error:  # out of reach, or its flood control: nothing was changed
             raise GatewayError(
                 f"the Telegram Bot API did not answer ({error}): the webhook is not set; run `gateway telegram"

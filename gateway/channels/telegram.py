@@ -55,6 +55,7 @@ from gateway.errors import (
     BadRequest,
     BadSignature,
     ConfigError,
+    CredentialsRefused,
     DeliveryError,
     PermanentDelivery,
     RecipientGone,
@@ -87,7 +88,11 @@ MALFORMED = (TypeError, ValueError, KeyError, AttributeError, IndexError, Overfl
 
 # Refusals that no retry changes; checked before NetworkError, of which BadRequest is a subclass. Forbidden (the
 # bot was blocked by the user, or the account is deleted) is the young person gone: checked first.
-REFUSED = (ptb.BadRequest, ptb.InvalidToken, ptb.ChatMigrated, ptb.Conflict, ptb.EndPointNotFound)
+REFUSED = (ptb.BadRequest, ptb.ChatMigrated, ptb.Conflict, ptb.EndPointNotFound)
+# The bot's token refused (PTB's InvalidToken: the Bot API's 401 "Unauthorized", a token revoked in @BotFather; its
+# 404, a token malformed): the line's, not this young person's. No send of any chat goes until TELEGRAM_BOT_TOKEN is
+# set again: the replies wait (CredentialsRefused), the Bot API asked again once a minute (gateway/outbox.py).
+TOKEN_RETRY_SECONDS = 60.0
 # Telegram's description of an error, told as it is when it is words only: no digit (a chat id, a token, an offset
 # in the young person's text), no markup, no braces (PTB's "unknown parameters: {…}"), at most 120 characters.
 DESCRIPTION = re.compile(r"[A-Za-z][A-Za-z ':,/_.-]{0,119}")
@@ -251,6 +256,9 @@ def _ours(error: ptb.TelegramError) -> DeliveryError:
     said = f"telegram: {name}: {error.message}" if DESCRIPTION.fullmatch(error.message) else f"telegram: {name}"
     if isinstance(error, ptb.Forbidden):  # the bot blocked by the user, or the account deleted: the young person gone
         return RecipientGone(said)
+    if isinstance(error, ptb.InvalidToken):  # every chat's sends alike: the line's token, never a young person's
+        reason = "the bot token is refused (revoked in @BotFather, or wrong): set TELEGRAM_BOT_TOKEN again"
+        return CredentialsRefused(f"{said}: {reason}", TOKEN_RETRY_SECONDS)
     if isinstance(error, REFUSED):  # checked before NetworkError, of which BadRequest is a subclass
         return PermanentDelivery(said)
     if isinstance(error, ptb.NetworkError):  # includes TimedOut

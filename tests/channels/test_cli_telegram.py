@@ -17,7 +17,8 @@ SECRET = "webhook_secret-123"
 
 async def gateway(tmp_path: Path, *args: str, **env: str) -> tuple[int, str, str]:
     """Run ``gateway ARGS`` with only ``env`` (and PATH) in its environment, in an empty directory."""
-    environment = {"PATH": os.environ.get("PATH", ""), "NO_PROXY": "127.0.0.1,localhost", **env}
+    root = str(Path(__file__).resolve().parents[2])  # this tree's gateway, not the one installed in the venv
+    environment = {"PATH": os.environ.get("PATH", ""), "NO_PROXY": "127.0.0.1,localhost", "PYTHONPATH": root, **env}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway.cli", *args,
         cwd=tmp_path, env=environment, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -77,6 +78,18 @@ async def test_a_refused_token_is_named(tmp_path: Path, telegram: FakeTelegramAP
     assert code == 1
     assert "TELEGRAM_BOT_TOKEN was refused" in err and "999:wrong" not in err
     assert telegram.requests_to("setWebhook") == []
+
+
+async def test_a_token_refused_at_set_webhook_is_named_not_taken_for_an_outage(
+    tmp_path: Path, telegram: FakeTelegramAPI
+) -> None:
+    """getMe accepted, setWebhook answered 401 (the token revoked in @BotFather meanwhile): the token is named, never
+    "did not answer, run it again once this machine reaches" the Bot API, which answered."""
+    telegram.fail_next(Failure(401, description="Unauthorized"), endpoint="setWebhook")
+    code, out, err = await gateway(tmp_path, "telegram", "set-webhook", **telegram_env(telegram))
+    assert code == 1 and out == ""
+    assert "TELEGRAM_BOT_TOKEN was refused" in err and "the webhook is not set" in err, err
+    assert "did not answer" not in err and BOT_TOKEN not in err
 
 
 async def test_a_refusal_by_telegram_is_reported(tmp_path: Path, telegram: FakeTelegramAPI) -> None:

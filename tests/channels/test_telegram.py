@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from gateway.channels.base import Channel, Lifecycle, MediaFetcher, ReplyWindow, TypingIndicator
 from gateway.channels.telegram import TelegramChannel
-from gateway.errors import ConfigError, PermanentDelivery, RetryableDelivery
+from gateway.errors import ConfigError, CredentialsRefused, PermanentDelivery, RecipientGone, RetryableDelivery
 from gateway.messages import Attachment, ChannelName, Choice, Outbound
 from gateway.settings import Settings
 from gateway.testing import (
@@ -392,6 +392,30 @@ async def test_permanent_failures(
     with pytest.raises(PermanentDelivery, match=reason) as caught:
         await channel.send(outbound())
     assert str(CHAT) not in str(caught.value) and caught.value.__cause__ is None
+
+
+@pytest.mark.parametrize(
+    "refusal", [Failure(401, description="Unauthorized"), Failure(404, description="Not Found")], ids=["401", "404"]
+)
+async def test_a_refused_bot_token_is_the_lines_credentials_kept_for_later(
+    channel: TelegramChannel, telegram: FakeTelegramAPI, refusal: Failure
+) -> None:
+    """PTB's InvalidToken (the Bot API's 401 for a token revoked, its 404 for one malformed) refuses every chat's
+    sends alike: the line's credentials, asked again in a minute, never this reply failed for good."""
+    telegram.fail_next(refusal)
+    with pytest.raises(CredentialsRefused, match="TELEGRAM_BOT_TOKEN") as caught:
+        await channel.send(outbound())
+    assert caught.value.retry_after == 60.0 and not caught.value.rate_limited
+    assert BOT_TOKEN not in str(caught.value) and str(CHAT) not in str(caught.value)
+
+
+async def test_a_bot_blocked_by_the_young_person_stays_their_refusal(
+    channel: TelegramChannel, telegram: FakeTelegramAPI
+) -> None:
+    telegram.fail_next(Failure(403, description="Forbidden: bot was blocked by the user"))
+    with pytest.raises(RecipientGone) as caught:
+        await channel.send(outbound())
+    assert not isinstance(caught.value, RetryableDelivery)
 
 
 @pytest.mark.parametrize("status", [403, 404, 502])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from gateway.app import DISPATCHER, STORE
 from gateway.conversation import Status
 from gateway.messages import Choice, Reply
 from gateway.settings import Settings
-from gateway.store import Author
+from gateway.store import Author, Delivery
 from gateway.testing import (
     BOT_TOKEN,
     Failure,
@@ -30,7 +31,15 @@ from gateway.testing import (
     telegram_update,
 )
 from tests.conftest import outbox_drained
-from tests.e2e.channel_support import Client, GatewayFactory, ListenerDesk, eventually, gateway, offline
+from tests.e2e.channel_support import (
+    Client,
+    GatewayFactory,
+    ListenerDesk,
+    eventually,
+    gateway,
+    offline,
+    running_clock,
+)
 
 __all__ = ["gateway", "offline"]  # fixtures used by the tests below
 # PTB 22 warns, when it builds RetryAfter, that retry_after will become a timedelta; the adapter reads both.
@@ -473,3 +482,56 @@ async def test_a_forwarded_message_of_danger_still_escalates(client: Client, tel
     await desk.login()
     card = await desk.first_waiting()
     assert card["priority"] == "urgent", card
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [Failure(401, description="Unauthorized"), Failure(404, description="Not Found")],
+    ids=["revoked", "malformed"],
+)
+async def test_a_bot_token_refused_keeps_every_reply_and_says_so_at_once(
+    client: Client, telegram: FakeTelegramAPI, caplog: pytest.LogCaptureFixture, refusal: Failure
+) -> None:
+    """The bot's token revoked in @BotFather (the Bot API answers 401 "Unauthorized") or wrong (404: PTB raises
+    InvalidToken for both) refuses every send of every chat until an operator sets TELEGRAM_BOT_TOKEN again. Until
+    2026-12-05 each reply failed for good, one WARNING line each, /readyz 200 saying nothing: young people left
+    without an answer for hours, their replies never sent once the token was renewed. Now they wait (the Bot API
+    asked again once a minute) and it is shown at once, as a Messenger page token refused is."""
+    caplog.set_level(logging.INFO)
+    telegram.fail_next(refusal)
+    assert await deliver(client, telegram_update(900000301, CHAT, "bonjour")) == 200
+    await telegram.wait_for("sendMessage", 1)
+
+    async def shown() -> dict[str, Any] | None:
+        ready = await (await client.get("/readyz")).json()
+        return ready if "channels_refused" in ready else None
+
+    ready = await eventually(shown)
+    assert ready["ready"] is True  # the web chat and the other channels still serve
+    assert "InvalidToken" in ready["channels_refused"]["telegram"]
+    assert "TELEGRAM_BOT_TOKEN" in ready["channels_refused"]["telegram"]
+    metrics = await (await client.get("/metrics")).text()
+    assert 'gateway_channel_credentials_refused{channel="telegram"} 1.0' in metrics
+    alerts = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(alerts) == 1 and "telegram" in alerts[0] and "credentials" in alerts[0]
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("gateway")]  # httpx: kept at WARNING
+    assert all(str(CHAT) not in line and BOT_TOKEN not in line for line in ours)
+
+    store = client.app[STORE]
+    [conversation] = await store.conversations_by_status(Status.BOT)
+    bot = [e for e in await store.transcript(conversation.id) if e.author == Author.BOT]
+    assert bot and all(e.delivery == Delivery.PENDING for e in bot)  # kept, not failed
+
+    running_clock(client).advance(seconds=61)  # the Bot API asked again a minute later: the token was set again
+    accepted = await telegram.wait_accepted(len(bot))
+    assert [r.body["text"] for r in accepted] == [e.text for e in bot]  # every reply once, in order
+
+    async def over() -> dict[str, Any] | None:
+        ready = await (await client.get("/readyz")).json()
+        return ready if "channels_refused" not in ready else None
+
+    await eventually(over)
+    assert any("alert over" in r.getMessage() for r in caplog.records)
+    assert str(CHAT) not in json.dumps(ready) and BOT_TOKEN not in json.dumps(ready)
+    after = await store.get_conversation(conversation.id)
+    assert after is not None and after.left_how is None  # the line's token, never the young person blocking it
