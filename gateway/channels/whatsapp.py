@@ -51,6 +51,7 @@ from gateway.channels.base import (
 from gateway.errors import (
     BadRequest,
     BadSignature,
+    CredentialsRefused,
     DeliveryError,
     PermanentDelivery,
     RecipientGone,
@@ -94,8 +95,12 @@ PERMANENT_REASONS = {
     63003: "the recipient cannot be reached on WhatsApp",
     63024: "the recipient cannot receive this message",
     21606: "TWILIO_WHATSAPP_FROM is not a WhatsApp sender of this account",
-    20003: "Twilio refused the account SID or auth token",
 }
+# Twilio refuses the account SID or auth token (HTTP 401, code 20003 "Authenticate": the auth token changed in the
+# console, the account closed): no send of any conversation goes until TWILIO_AUTH_TOKEN (or TWILIO_ACCOUNT_SID) is
+# set again. Not this person's refusal: the replies wait (CredentialsRefused), Twilio asked again once a minute.
+AUTHENTICATE = 20003
+CREDENTIALS_RETRY_SECONDS = 60.0
 
 
 class WhatsAppChannel:
@@ -351,6 +356,9 @@ async def _timed(call: Awaitable[T]) -> T:
 def twilio_error(status: int, code: int | None) -> DeliveryError:
     """Map a Twilio error answer to ours. Twilio's own message is left out: it can quote the phone number."""
     where = f"whatsapp: HTTP {status}, Twilio code {code}"
+    if status == 401 or code == AUTHENTICATE:  # every conversation's sends alike: the line's, never a young person's
+        reason = "Twilio refused the account SID or auth token: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN again"
+        return CredentialsRefused(f"{where}: {reason}", CREDENTIALS_RETRY_SECONDS)
     if status == 429 or code in RATE_LIMITED or status >= 500:
         return RetryableDelivery(f"{where}: try again later", rate_limited=status == 429 or code in RATE_LIMITED)
     reason = PERMANENT_REASONS.get(code or 0, "refused")

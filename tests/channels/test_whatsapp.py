@@ -16,7 +16,7 @@ from multidict import MultiDict
 
 from gateway.channels.base import Channel, Lifecycle, MediaFetcher, ReplyWindow, TypingIndicator
 from gateway.channels.whatsapp import WhatsAppChannel
-from gateway.errors import PermanentDelivery, RetryableDelivery
+from gateway.errors import CredentialsRefused, PermanentDelivery, RetryableDelivery
 from gateway.messages import Attachment, ChannelName, Choice, Outbound
 from gateway.settings import Settings
 from gateway.testing import (
@@ -357,12 +357,20 @@ async def test_permanent_failures(
     assert caught.value.__cause__ is None
 
 
-async def test_wrong_credentials_are_permanent(twilio: FakeTwilioAPI, session: aiohttp.ClientSession) -> None:
-    adapter = WhatsAppChannel(make_settings(twilio.url).replace(twilio_auth_token="x"), session)
+async def test_wrong_credentials_are_the_lines_kept_for_later(
+    twilio: FakeTwilioAPI, session: aiohttp.ClientSession
+) -> None:
+    """Twilio's 401, code 20003, refuses every conversation's sends alike: the line's credentials, asked again in a
+    minute (CredentialsRefused), never this reply failed for good; until 2026-12-05 a PermanentDelivery."""
+    adapter = WhatsAppChannel(make_settings(twilio.url).replace(twilio_auth_token="wrong-auth-token"), session)
     await adapter.start()
     try:
-        with pytest.raises(PermanentDelivery, match="auth token"):
+        with pytest.raises(CredentialsRefused, match="auth token") as caught:
             await adapter.send(outbound())
+        assert caught.value.retry_after == 60.0 and not caught.value.rate_limited
+        assert "wrong-auth-token" not in str(caught.value) and "+33612345678" not in str(caught.value)
+        with pytest.raises(CredentialsRefused):  # Twilio's list too (the catch-up's)
+            await adapter.received_since(datetime.datetime.now(datetime.UTC))
     finally:
         await adapter.stop()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 from gateway.app import DISPATCHER, STORE
 from gateway.conversation import Status
 from gateway.settings import Settings
+from gateway.store import Author, Delivery
 from gateway.testing import (
     ACCOUNT_SID,
     WHATSAPP_FROM,
@@ -521,3 +523,51 @@ async def test_a_forwarded_message_of_danger_still_escalates(client: Client, twi
     await desk.login()
     card = await desk.first_waiting()
     assert card["priority"] == "urgent", card
+
+
+async def test_twilio_refusing_the_lines_credentials_keeps_every_reply_and_says_so_at_once(
+    client: Client, twilio: FakeTwilioAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Twilio answers 401, code 20003 ("Authenticate"), to every send once the account's auth token was changed in
+    its console (or the account SID is wrong): the line's credentials, not the young person's refusal. Until
+    2026-12-05 each reply failed for good, one WARNING line each, /readyz 200 saying nothing: hours of young people
+    left without an answer, none of their replies sent once the token was set again. Now they wait (Twilio asked
+    again once a minute) and it is shown at once, as a Messenger page token refused is."""
+    caplog.set_level(logging.INFO)
+    twilio.fail_next(Failure(401, code=20003, description="Authenticate"))
+    assert await deliver(client, twilio_form(PHONE, "Bonjour", message_sid="SM" + "7" * 32)) == 200
+    await twilio.wait_for("Messages.json", 1)
+
+    async def shown() -> dict[str, Any] | None:
+        ready = await (await client.get("/readyz")).json()
+        return ready if "channels_refused" in ready else None
+
+    ready = await eventually(shown)
+    assert ready["ready"] is True  # the web chat and the other channels still serve
+    said = ready["channels_refused"]["whatsapp"]
+    assert "20003" in said and "TWILIO_AUTH_TOKEN" in said
+    metrics = await (await client.get("/metrics")).text()
+    assert 'gateway_channel_credentials_refused{channel="whatsapp"} 1.0' in metrics
+    alerts = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(alerts) == 1 and "whatsapp" in alerts[0] and "credentials" in alerts[0]
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("gateway")]
+    assert all("+33612345678" not in line and TOKEN not in line for line in ours)
+
+    store = client.app[STORE]
+    [conversation] = await store.conversations_by_status(Status.BOT)
+    bot = [e for e in await store.transcript(conversation.id) if e.author == Author.BOT]
+    assert bot and all(e.delivery == Delivery.PENDING for e in bot)  # kept, not failed
+
+    running_clock(client).advance(seconds=61)  # Twilio asked again a minute later: the auth token was set again
+    accepted = await twilio.wait_accepted(len(bot))
+    assert all(body.startswith(e.text) for body, e in zip(bodies(accepted), bot, strict=True))  # each once, in order
+
+    async def over() -> dict[str, Any] | None:
+        ready = await (await client.get("/readyz")).json()
+        return ready if "channels_refused" not in ready else None
+
+    await eventually(over)
+    assert any("alert over" in r.getMessage() for r in caplog.records)
+    assert "+33612345678" not in json.dumps(ready)
+    after = await store.get_conversation(conversation.id)
+    assert after is not None and after.left_how is None  # the line's credentials, never the young person leaving
