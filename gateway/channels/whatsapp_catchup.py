@@ -43,7 +43,7 @@ from gateway.channels.base import Batch
 from gateway.channels.whatsapp import LIST_MAX_PAGES, LIST_PAGE_SIZE, Listed, Listing
 from gateway.clock import utcnow
 from gateway.dispatcher import DEDUPE_TTL_SECONDS
-from gateway.errors import DeliveryError, RetryableDelivery, StoreError
+from gateway.errors import CredentialsRefused, DeliveryError, RetryableDelivery, StoreError
 from gateway.ids import inbound_key
 from gateway.messages import Inbound
 from gateway.metrics import Metrics
@@ -127,11 +127,12 @@ class CatchUp:
             self._held_until = now + CLAIM_SECONDS / 2  # half: a pass started then ends within the claim
         try:
             caught = await self.catch_up()
+        except CredentialsRefused as exc:  # the auth token is read at start: said at every period, never silent
+            return self._failed("failed", exc, self.period)
         except RetryableDelivery as exc:
             return self._failed("rate_limited" if exc.rate_limited else "failed", exc)
-        except DeliveryError as exc:  # refused (credentials): said at every period, never silent
-            self._failed("failed", exc)
-            return self.period
+        except DeliveryError as exc:  # refused for good: said at every period, never silent
+            return self._failed("failed", exc, self.period)
         except StoreError as exc:  # told once an outage (gateway/outage_log.py)
             self._metrics.outages.failed("whatsapp-catchup", exc)
             return self._failed("store", exc)
@@ -148,10 +149,14 @@ class CatchUp:
         self.failing, self._failures = None, 0
         return self.period
 
-    def _failed(self, outcome: str, exc: Exception) -> float:
+    def _failed(self, outcome: str, exc: Exception, pause: float | None = None) -> float:
+        """The failed pass counted, shown and said (by class); the seconds until the next: ``pause``, else the rate
+        limit's or the backoff's. Until 2026-12-05 a pass refused (credentials) said "again in 1s", then waited a
+        period."""
         self._metrics.whatsapp_catchup_passes.labels(outcome).inc()
         self.failing = type(exc).__name__
-        pause = RATE_LIMIT_PAUSE if outcome == "rate_limited" else min(2.0**self._failures, MAX_BACKOFF)
+        if pause is None:
+            pause = RATE_LIMIT_PAUSE if outcome == "rate_limited" else min(2.0**self._failures, MAX_BACKOFF)
         self._failures += 1
         if outcome != "store":
             log.warning("whatsapp catch-up: pass failed (%s, %s); again in %.0fs", outcome, type(exc).__name__, pause)

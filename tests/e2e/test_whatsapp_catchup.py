@@ -10,6 +10,7 @@ processes what it had not, once, oldest first (``gateway/channels/whatsapp_catch
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,7 +18,8 @@ import pytest
 from gateway.app import CATCH_UP, METRICS, STORE
 from gateway.settings import Settings
 from gateway.store import Author
-from gateway.testing import FakeTwilioAPI, twilio_form
+from gateway.testing import Failure, FakeTwilioAPI, twilio_form
+from tests.conftest import TWILIO_TOKEN
 from tests.e2e.channel_support import Client, GatewayFactory, eventually, gateway, offline
 from tests.e2e.test_whatsapp import PHONE, deliver, whatsapp_settings
 from tests.e2e.test_whatsapp_store_hold import NOWHERE, own_redis, proxy
@@ -109,6 +111,36 @@ async def test_a_failing_list_is_shown_and_tried_again(
     await eventually(lambda: said(client), BOUND)  # tried again (1 s, 2 s later): caught up
     assert await said(client) == ["je vais me tuer"]
     assert counted(client, "gateway_whatsapp_catchup_passes_total", outcome="failed") == 2
+    assert "whatsapp_catchup" not in await (await client.get("/readyz")).json()
+
+
+async def test_twilio_refusing_the_lines_credentials_is_said_by_its_class_at_every_period(
+    gateway: GatewayFactory, catching_up: Settings, twilio: FakeTwilioAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Twilio's list answered 401, code 20003 (the auth token changed in Twilio's console): the pass says the line's
+    credentials are refused, by their class (never the token, a number or a sid), and is tried again at the next
+    period (the token is read at start: a minute changes nothing). Until 2026-12-05 it said "PermanentDelivery" and
+    "again in 1s", while the next pass came a period later."""
+    caplog.set_level(logging.INFO)
+    twilio.receive(PHONE, "je vais me tuer")
+    twilio.fail_next(Failure(401, code=20003, description="Authenticate"), endpoint="list")
+    client = await gateway(catching_up)
+
+    async def shown() -> dict[str, object] | None:
+        body = await (await client.get("/readyz")).json()
+        return body if "whatsapp_catchup" in body else None
+
+    assert (await eventually(shown, BOUND))["whatsapp_catchup"] == "failing (CredentialsRefused)"
+    [line] = [
+        r.getMessage() for r in caplog.records if r.name.endswith("whatsapp_catchup") and "failed" in r.getMessage()
+    ]
+    assert "CredentialsRefused" in line and "again in 3600s" in line, line  # the period (catching_up's)
+    ours = " ".join(r.getMessage() for r in caplog.records if r.name.startswith("gateway"))
+    assert TWILIO_TOKEN not in ours and "+33612345678" not in ours
+
+    client.app[CATCH_UP].missed()  # the token set again (a restart's pass at start does the same): caught up once
+    await eventually(lambda: said(client), BOUND)
+    assert await said(client) == ["je vais me tuer"]
     assert "whatsapp_catchup" not in await (await client.get("/readyz")).json()
 
 
