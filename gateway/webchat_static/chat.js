@@ -28,7 +28,7 @@
       queued: "En attente d'un·e écoutant·e — position ", withListener: "Un·e écoutant·e est avec toi.",
       confirmEnd: "Veux-tu vraiment terminer la conversation ?", bot: "Bot", listener: "Écoutant·e", you: "Toi",
       error: "Ce message n'a pas pu être envoyé.", other: "Page in English", pageTitle: "Chat d'écoute",
-      notSent: "Pas encore envoyé.", retry: "Réessayer",
+      notSent: "Pas encore envoyé.", retry: "Réessayer", waiting: "Pas encore envoyé…",
       unsent: "La conversation venait de se terminer : ton dernier message n'a pas été envoyé. Il t'attend dans la boîte de message, pour une nouvelle conversation.",
       now: "à l'instant", ago: "il y a {n} min", image: "Image",
       imageButton: "Envoyer une image (capture d'écran, photo)", imageSent: "📎 Image envoyée",
@@ -50,7 +50,7 @@
       queued: "Waiting for a listener — position ", withListener: "A listener is with you.",
       confirmEnd: "Do you really want to end the conversation?", bot: "Bot", listener: "Listener", you: "You",
       error: "This message could not be sent.", other: "Page en français", pageTitle: "Helpline chat",
-      notSent: "Not sent yet.", retry: "Try again",
+      notSent: "Not sent yet.", retry: "Try again", waiting: "Not sent yet…",
       unsent: "The conversation had just ended: your last message was not sent. It is waiting in the message box, for a new conversation.",
       now: "just now", ago: "{n} min ago", image: "Image",
       imageButton: "Send a picture (screenshot, photo)", imageSent: "📎 Picture sent",
@@ -415,6 +415,7 @@
     line.textContent = "";
     if (Date.now() - state.lostAt >= UNREACHABLE_MS) { linkify(line, unreachable()); } else { line.textContent = t("reconnecting"); }
     line.hidden = false;
+    pending().forEach(function (m) { sayWaiting(m.id); });  // sent into the connection lost, or not yet
   }
 
   /* flows.yaml's words as the page was served (its message "unreachable", by language: gateway/app.py), else the
@@ -511,6 +512,8 @@
     }
     var el = document.querySelector('.msg.pending[data-id="' + frame.id + '"]');
     if (!el || el.querySelector(".not-sent")) { return; }
+    var waiting = el.querySelector(".waiting");
+    if (waiting) { waiting.remove(); }  // said now as refused, with its button
     el.classList.add("failed");
     var line = document.createElement("span");
     line.className = "not-sent";
@@ -525,6 +528,20 @@
     again.addEventListener("click", function () { retry(frame.id); });
     line.appendChild(said);
     line.appendChild(again);
+    el.appendChild(line);
+  }
+
+  /* A message the page could not send (no connection: typed while it is down, or sent into one lost before the
+     server acknowledged it) says so in words, not only by its dashed outline: "Pas encore envoyé…", added to the
+     bubble in the messages' log, which a screen reader is given as the refusal's line is. It goes once the message
+     is acknowledged (stored) or refused (onRefused says it then). */
+  function sayWaiting(id) {
+    var el = document.querySelector('.msg.pending[data-id="' + id + '"]');
+    if (!el || el.querySelector(".not-sent, .waiting")) { return; }
+    var line = document.createElement("span");
+    line.className = "waiting";
+    line.dataset.i18n = "waiting";
+    line.textContent = t("waiting");
     el.appendChild(line);
   }
 
@@ -574,6 +591,8 @@
   function stored(el) {
     var line = el.querySelector(".not-sent");
     if (line) { removeFocused(line); }
+    var waiting = el.querySelector(".waiting");
+    if (waiting) { waiting.remove(); }
     el.classList.remove("pending", "failed");
   }
 
@@ -612,6 +631,8 @@
     if (state.ws && state.ws.readyState === WebSocket.OPEN) {
       state.ws.send(JSON.stringify({ type: "message", id: message.id, text: message.text, payload: message.payload }));
       expectAnswer();
+    } else {
+      sayWaiting(message.id);
     }
   }
 
