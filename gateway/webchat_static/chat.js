@@ -68,7 +68,7 @@
   var $ = function (id) { return document.getElementById(id); };
   var state = { ws: null, token: null, opening: null, delay: 500, shown: {}, entries: [], lastBot: null, lang: storedLang(), typingTimer: null,
     lastTyping: 0, status: "bot", escapes: 0, lastEscape: 0, unread: 0, live: false, away: false,
-    receipts: { delivered: [], read: [] }, unseen: [], heard: 0, keepalive: 20, tick: 0, pending: null, leaving: false, unanswered: null, endAsked: false, session: false,
+    receipts: { delivered: [], read: [] }, unseen: [], heard: 0, keepalive: 20, tick: 0, pending: null, known: {}, leaving: false, unanswered: null, endAsked: false, session: false,
     conversation: null, lostAt: Date.now() };
   var ESCAPE_WINDOW_MS = 2000;
 
@@ -142,22 +142,40 @@
      them again; a browser whose storage refuses them (private mode, a widget's frame without storage) still sends
      them again after a reconnection. Each says when it was written: one older than an hour when a page opens is
      dropped unshown and unsent, so that a young person's words left by a closed tab are never shown to (nor sent
-     as) whoever opens the chat on the same device later. */
+     as) whoever opens the chat on the same device later.
+     The tabs of the chat on one browser share that list: each writes its own messages (those it holds, and drops
+     those it no longer holds: acknowledged) and keeps the others' by id, and a page opening a session takes those
+     another tab left (closed before it could reconnect) and sends them too. Each tab wrote its own list whole: a
+     second tab's message wrote over the first's, and the first tab closed offline lost its message for good. */
   function pending() {
     if (state.pending === null) {
-      var stored = [];
-      try { stored = JSON.parse(localStorage.getItem(PENDING_KEY) || "[]"); } catch (e) { stored = []; }
-      stored = Array.isArray(stored) ? stored : [];
-      var recent = stored.filter(function (m) { return m && typeof m.at === "number" && Date.now() - m.at < KEEP_MS; });
-      state.pending = recent;
-      if (recent.length !== stored.length) { savePending(recent); }
+      var stored = storedPending();
+      var kept = stored.filter(recent);
+      stored.forEach(function (m) { state.known[m.id] = true; });  // one too old goes from the storage too
+      state.pending = kept;
+      if (kept.length !== stored.length) { savePending(kept); }
     }
     return state.pending.slice();
   }
   function savePending(list) {
     state.pending = list.slice();
+    list.forEach(function (m) { state.known[m.id] = true; });
     if (state.leaving) { return; }  // the quick exit cleared the storage: nothing is written again
-    try { localStorage.setItem(PENDING_KEY, JSON.stringify(list)); } catch (e) { /* private mode: the page keeps them */ }
+    var others = storedPending().filter(function (m) { return !state.known[m.id]; });  // another tab's, kept
+    try { localStorage.setItem(PENDING_KEY, JSON.stringify(others.concat(list))); } catch (e) { /* private mode: the page keeps them */ }
+  }
+  function storedPending() {  // every tab's ([] when the storage refuses them)
+    var stored = [];
+    try { stored = JSON.parse(localStorage.getItem(PENDING_KEY) || "[]"); } catch (e) { stored = []; }
+    return Array.isArray(stored) ? stored.filter(function (m) { return m && typeof m.id === "string"; }) : [];
+  }
+  function recent(m) { return typeof m.at === "number" && Date.now() - m.at < KEEP_MS; }
+  /* What other tabs left waiting, taken by this page to send with its own, in the order written (the server
+     records each id once: a tab still open that sends it too changes nothing). */
+  function takeOthers() {
+    var mine = pending();  // read first: a page's first read takes the whole list as its own
+    var others = storedPending().filter(function (m) { return !state.known[m.id] && recent(m); });
+    if (others.length) { savePending(mine.concat(others).sort(function (a, b) { return a.at - b.at; })); }
   }
 
   /* ---------- rendering ---------- */
@@ -471,6 +489,7 @@
     frame.history.forEach(showEntry);
     state.live = true;  // from here on, what arrives while the tab is hidden counts as unread
     var told = frame.history.filter(function (e) { return e.author === "user"; }).map(function (e) { return e.text; });
+    takeOthers();
     pending().forEach(function (m) {  // re-send what the server never acknowledged; it de-duplicates on id
       // words the history already shows are not shown again (stored, the answer lost): new, their entry shows them
       if (!document.querySelector('[data-id="' + m.id + '"]') && told.indexOf(m.text) < 0) { bubble("user", m.text, m.id, true); }
@@ -504,6 +523,7 @@
   function onRefused(frame) {
     if (frame.id === null) {
       if (frame.reason === "blocked" || !state.ws) { return; }
+      takeOthers();
       pending().forEach(function (m) {
         if (!document.querySelector('[data-id="' + m.id + '"]')) { bubble("user", m.text, m.id, true); }
         state.ws.send(JSON.stringify({ type: "message", id: m.id, text: m.text, payload: m.payload }));

@@ -1,11 +1,14 @@
 """Messages written while the web chat has no connection, in a real Chromium (the browser taken offline, its sockets
-closed): what the page says of them (a review of chat.js in Chromium, 2026-12)."""
+closed): what the page says of them, and what becomes of them when two tabs of the chat are open on one browser
+(a review of chat.js in Chromium, 2026-12)."""
 
 from __future__ import annotations
 
 from aiohttp.test_utils import TestServer
 from playwright.async_api import BrowserContext, Page, WebSocketRoute, expect
 
+from gateway.app import STORE
+from gateway.messages import ChannelName
 from tests.e2e.live_regions import announced, record
 from tests.e2e.test_chat import bot_messages, type_answer
 
@@ -70,3 +73,70 @@ async def test_a_message_written_offline_says_in_words_that_it_is_not_sent_yet(
     await expect(page.locator(".msg.pending")).to_have_count(0)
     await expect(page.locator(".msg .waiting")).to_have_count(0)  # acknowledged: no longer said
     await expect(page.locator('.msg[data-author="user"] .text')).to_have_text(["Non", "Français"])
+
+
+async def user_texts(server: TestServer, page: Page) -> list[str]:
+    """The young person's messages as the server recorded them, in the conversation of the page's browser."""
+    token = await page.evaluate("() => localStorage.getItem('hg-chat-token')")
+    conversation = await server.app[STORE].find_active_conversation(ChannelName.WEBCHAT, token)
+    assert conversation is not None
+    return [e.text for e in await server.app[STORE].transcript(conversation.id) if e.author == "user"]
+
+
+async def test_a_tab_closed_offline_leaves_its_message_to_the_other_tab(
+    context: BrowserContext, server: TestServer
+) -> None:
+    """Two tabs of the chat on one browser kept one list of waiting messages in localStorage, each writing only its
+    own: the second tab's message wrote over the first's, and the first tab, closed before it could reconnect, lost
+    its message for good. Now each tab keeps the others' messages when it writes, and the tab that reconnects sends
+    them (each recorded once)."""
+    sockets = Sockets()
+    await context.route_web_socket("**/chat/ws", sockets.route)
+    first = await chat_page(context, server)
+    second = await chat_page(context, server)  # the same browser: the same conversation
+    await expect(second.locator('.msg[data-author="bot"]')).to_have_count(await bot_messages(first).count())
+
+    await context.set_offline(True)
+    await sockets.cut()
+    await expect(first.locator("#connection")).to_be_visible()
+    await expect(second.locator("#connection")).to_be_visible()
+    await type_answer(first, "écrit dans le premier onglet")
+    await expect(first.locator(".msg.pending")).to_have_count(1)
+    await type_answer(second, "écrit dans le second")
+    await expect(second.locator(".msg.pending")).to_have_count(1)
+    await first.close()  # before it could reconnect
+
+    await context.set_offline(False)
+    texts = second.locator('.msg[data-author="user"] .text')
+    await expect(texts).to_have_count(2, timeout=30_000)  # the first tab's message too, shown after its own
+    await expect(second.locator(".msg.pending")).to_have_count(0)
+    assert sorted(await texts.all_inner_texts()) == ["écrit dans le premier onglet", "écrit dans le second"]
+    assert await user_texts(server, second) == ["écrit dans le premier onglet", "écrit dans le second"]  # as written
+    assert await second.evaluate("() => JSON.parse(localStorage.getItem('hg-chat-pending'))") == []
+
+
+async def test_two_tabs_that_both_come_back_send_each_message_once(context: BrowserContext, server: TestServer) -> None:
+    """Both tabs reconnect: each sends what it holds, the other's too, and the server records each message once;
+    neither tab is left showing a message as waiting."""
+    sockets = Sockets()
+    await context.route_web_socket("**/chat/ws", sockets.route)
+    first = await chat_page(context, server)
+    second = await chat_page(context, server)
+    await expect(second.locator('.msg[data-author="bot"]')).to_have_count(await bot_messages(first).count())
+
+    await context.set_offline(True)
+    await sockets.cut()
+    await expect(first.locator("#connection")).to_be_visible()
+    await expect(second.locator("#connection")).to_be_visible()
+    await type_answer(first, "un")
+    await expect(first.locator(".msg.pending")).to_have_count(1)
+    await type_answer(second, "deux")
+    await expect(second.locator(".msg.pending")).to_have_count(1)
+    await type_answer(first, "trois")
+    await expect(first.locator(".msg.pending")).to_have_count(2)
+
+    await context.set_offline(False)
+    for page in (first, second):
+        await expect(page.locator('.msg[data-author="user"] .text')).to_have_count(3, timeout=30_000)
+        await expect(page.locator(".msg.pending")).to_have_count(0)
+    assert sorted(await user_texts(server, second)) == ["deux", "trois", "un"]
