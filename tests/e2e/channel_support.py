@@ -136,6 +136,11 @@ class ListenerDesk:
         detail: dict[str, Any] = await response.json()
         return detail
 
+    async def young_persons_words(self, conversation_id: str) -> list[tuple[str, list[str]]]:
+        """The young person's entries as the console shows them: (text, the kinds of its attachments)."""
+        transcript = (await self.conversation(conversation_id))["transcript"]
+        return [(e["text"], [a["kind"] for a in e["attachments"]]) for e in transcript if e["author"] == "user"]
+
     async def delivery_of(self, conversation_id: str, entry_id: str, wanted: str) -> dict[str, Any]:
         """Wait until the transcript entry ``entry_id`` shows the delivery status ``wanted``."""
 

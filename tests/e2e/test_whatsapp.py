@@ -507,8 +507,7 @@ async def test_a_forwarded_message_is_someone_elses_words_never_an_answer(
     [conversation] = await client.app[STORE].conversations_by_status(Status.BOT)
     desk = ListenerDesk(client)
     await desk.login()
-    user = [e for e in (await desk.conversation(conversation.id))["transcript"] if e["author"] == "user"]
-    assert [(e["text"], [a["kind"] for a in e["attachments"]]) for e in user] == [
+    assert await desk.young_persons_words(conversation.id) == [
         ("Non", ["forwarded"]),
         ("Non, t'as pas le choix", ["forwarded"]),
         ("2", []),
