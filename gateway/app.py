@@ -284,6 +284,14 @@ async def create_app(
     async def departed(departure: Departure) -> None:  # a provider's (un)block notice
         await leaving.provider_says(dispatcher, store, departure, clock())
 
+    if settings.telegram_enabled:  # its token refused at start: told, and asked again until taken (telegram.py)
+        from gateway.channels.telegram import TelegramChannel
+
+        telegram = channels.adapters[ChannelName.TELEGRAM]
+        assert isinstance(telegram, TelegramChannel)
+        supervisor.add(
+            "telegram-token", lambda: telegram.confirm_token(outbox.credentials_refused, outbox.credentials_accepted)
+        )
     missed: dict[ChannelName, Callable[[], None]] = {}
     if settings.whatsapp_enabled:  # Twilio sends no webhook again: its list read (whatsapp_catchup.py)
         from gateway.channels.whatsapp import WhatsAppChannel

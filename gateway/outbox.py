@@ -492,9 +492,7 @@ class Outbox:
             if (ended := asyncio.get_running_loop().time()) - began >= SLOW_SEND_SECONDS:
                 self._slow_until[name] = ended + SLOW_KEPT_SECONDS
         self._count(item, "sent")
-        if self.refused.pop(name, None) is not None:
-            self.metrics.credentials_refused.labels(name).set(0)
-            log.info("alert over: %s accepts the line's credentials again: its replies go", name)
+        self.credentials_accepted(name)
         return "on", functools.partial(self._sent, lease, provider_id, following)
 
     def _slow(self, name: str, sending: dict[object, float], now: float) -> bool:
@@ -694,12 +692,22 @@ class Outbox:
         them). Shown at once: one ERROR line a stretch (the channel and the provider's code, never an id), ``/readyz``'s
         ``channels_refused``, ``gateway_channel_credentials_refused``. Until 2026-12-05 each reply failed for good,
         one WARNING line each: hours of replies lost, and the instance still ready."""
-        channel = str(item.payload.get("channel", ""))
+        self.credentials_refused(str(item.payload.get("channel", "")), exc)
+
+    def credentials_refused(self, channel: str, exc: CredentialsRefused) -> None:
+        """``channel``'s provider refuses the line's credentials, found by a send or by the channel's start-up check
+        (the Telegram bot token refused at start: ``TelegramChannel.confirm_token``): told once while it lasts."""
         if channel not in self.refused:
             log.error("alert: %s refuses the line's credentials (%s): its replies wait until they are renewed",
                       channel, exc)  # fmt: skip
         self.refused[channel] = str(exc)
         self.metrics.credentials_refused.labels(channel).set(1)
+
+    def credentials_accepted(self, channel: str) -> None:
+        """``channel``'s provider accepts the line's credentials again (a send went, or its start-up check passed)."""
+        if self.refused.pop(channel, None) is not None:
+            self.metrics.credentials_refused.labels(channel).set(0)
+            log.info("alert over: %s accepts the line's credentials again: its replies go", channel)
 
     def _pause(self, item: OutboxItem, seconds: float, *, quiet: bool = False) -> None:
         """The provider of ``item``'s channel rate-limits (a 429, Telegram's flood control, Graph's 4/17/32/613,

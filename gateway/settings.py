@@ -171,6 +171,7 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr = SecretStr("")
     telegram_webhook_secret: SecretStr = SecretStr("")
     telegram_api_url: str = "https://api.telegram.org"
+    telegram_token_retry_seconds: float = 60.0  # the bot token refused at start: getMe asked again this often
 
     @classmethod
     def settings_customise_sources(
@@ -299,6 +300,8 @@ class Settings(BaseSettings):
             raise ConfigError("GATEWAY_PURGE_INTERVAL_SECONDS must be positive")
         if self.whatsapp_catchup_seconds <= 0 or self.whatsapp_catchup_window_hours <= 0:
             raise ConfigError("GATEWAY_WHATSAPP_CATCHUP_SECONDS and _WINDOW_HOURS must be positive")
+        if self.telegram_token_retry_seconds <= 0:
+            raise ConfigError("TELEGRAM_TOKEN_RETRY_SECONDS must be positive")
         if self.whatsapp_catchup_settle_seconds < 0:
             raise ConfigError("GATEWAY_WHATSAPP_CATCHUP_SETTLE_SECONDS must not be negative")
         if self.smtp_url.get_secret_value() and not self.smtp_url.get_secret_value().startswith(

@@ -209,6 +209,40 @@ async def test_serve_started_while_the_telegram_api_is_down_serves_and_answers_o
             await telegram.wait_accepted(1, timeout=60)
 
 
+async def test_serve_started_with_a_bot_token_refused_serves_the_other_channels_and_says_so_at_once(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """The Bot API refusing TELEGRAM_BOT_TOKEN at start (getMe answering 401: revoked in @BotFather) took the whole
+    gateway down until 2026-12-06: ``gateway serve`` exited 1 (a restart loop under systemd), the web chat and the
+    other channels with it, after printing "web chat http://…" and an asyncio "Unclosed client session" ERROR. Now
+    it serves; Telegram is shown refused at once (``/readyz``'s ``channels_refused``, the metric, one ``alert:``
+    line, never the token), getMe asked again in the background until the token is accepted, then ``alert over``."""
+    async with FakeTelegramAPI(token="987654321:another-bots-token") as telegram:  # BOT_TOKEN answered 401
+        with running(tmp_path) as server:
+            server.env["TELEGRAM_TOKEN_RETRY_SECONDS"] = "0.2"
+            await start_with_telegram(server, telegram, http)
+            async with chat(http, server) as ws:  # the web chat serves
+                await hello(ws)
+                assert bot_texts(await say(ws, "m1", "bonjour"))
+            for _ in range(600):
+                async with http.get(server.url + "/readyz") as response:
+                    ready = await response.json()
+                if "channels_refused" in ready:
+                    break
+                await asyncio.sleep(0.1)
+            assert ready["ready"] is True and "TELEGRAM_BOT_TOKEN" in ready["channels_refused"]["telegram"], ready
+            async with http.get(server.url + "/metrics") as response:
+                assert 'gateway_channel_credentials_refused{channel="telegram"} 1.0' in await response.text()
+            telegram.token = BOT_TOKEN  # the Bot API takes the token again
+            await server.log_once("alert over: telegram")
+            await post_update(server, http, 900000003)
+            await telegram.wait_accepted(1, timeout=60)
+            log = server.log.read_text()
+    assert len([line for line in log.splitlines() if " alert: " in line]) == 1, log
+    assert "telegram refuses the line's credentials" in log
+    assert BOT_TOKEN not in log and "Unclosed" not in log and "Traceback" not in log, log
+
+
 async def start_with_telegram(server: Server, telegram: FakeTelegramAPI, http: aiohttp.ClientSession) -> None:
     server.env.update(TELEGRAM_BOT_TOKEN=BOT_TOKEN, TELEGRAM_WEBHOOK_SECRET="secret", TELEGRAM_API_URL=telegram.url)
     server.start()

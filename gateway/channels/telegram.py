@@ -19,13 +19,14 @@ read by our own server, so PTB's ``Application`` (updater, handlers, job queue) 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import hmac
 import logging
 import re
 import time
 import warnings
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -121,16 +122,21 @@ class TelegramChannel:
         self._media = MediaSource(self.name, allowed_hosts=frozenset({API_HOST, URL(api).host or ""}))
         self._answering: set[asyncio.Task[None]] = set()
         self._answers_failing = _FailingCalls("answerCallbackQuery")
+        self._refused_at_start: CredentialsRefused | None = None  # the token refused by getMe at start, until taken
 
     async def start(self, *, reachable: bool = False) -> None:
-        """Open PTB's HTTP clients and check the token with getMe. A token refused stops the start-up; the Bot API
-        out of reach does not (an outage, or a restart during one, must not take the web chat and the other
-        channels down with it): a warning, and Telegram's replies wait in the outbox until it answers. With
-        ``reachable`` (a command that only talks to the Bot API), out of reach is a RetryableDelivery instead."""
+        """Open PTB's HTTP clients and check the token with getMe. Neither a token refused nor the Bot API out of
+        reach stops the start-up (one channel's failure must not take the web chat and the other channels down with
+        it, nor make a service manager restart the gateway in a loop): Telegram's replies wait in the outbox. Out of
+        reach is a warning; a token refused is told and checked again by :meth:`confirm_token`. With ``reachable``
+        (a command that only talks to the Bot API), out of reach is a RetryableDelivery and a token refused a
+        ConfigError instead."""
         try:
             await self._bot.initialize()
         except ptb.InvalidToken:
-            raise ConfigError("TELEGRAM_BOT_TOKEN was refused by the Telegram API") from None
+            if reachable:
+                raise ConfigError("TELEGRAM_BOT_TOKEN was refused by the Telegram API") from None
+            self._refused_at_start = _token_refused("telegram: InvalidToken at start (getMe)")
         except ptb.NetworkError as error:
             if reachable:
                 raise RetryableDelivery(f"telegram: network error ({type(error).__name__})") from None
@@ -139,6 +145,23 @@ class TelegramChannel:
                 " in the outbox until it answers",
                 type(error).__name__,
             )
+
+    async def confirm_token(
+        self, refused: Callable[[str, CredentialsRefused], None], accepted: Callable[[str], None]
+    ) -> None:
+        """A supervised worker: a token refused at start (:meth:`start`) is told at once (``refused``: the outbox's
+        one ``alert:`` line, ``/readyz``'s ``channels_refused``, the metric), then getMe is asked again every
+        ``TELEGRAM_TOKEN_RETRY_SECONDS`` until the Bot API takes it (``accepted``: ``alert over``). Then, or when the
+        token was taken at start, it waits for the gateway's end: a send refused later is the outbox's to tell."""
+        if self._refused_at_start is not None:
+            refused(self.name.value, self._refused_at_start)
+            while self._refused_at_start is not None:
+                await asyncio.sleep(self._settings.telegram_token_retry_seconds)
+                with contextlib.suppress(ptb.InvalidToken, ptb.NetworkError):  # still refused, or out of reach
+                    await self._bot.initialize()
+                    self._refused_at_start = None
+            accepted(self.name.value)
+        await asyncio.Event().wait()
 
     async def stop(self) -> None:
         """Let pending answerCallbackQuery calls finish, then close PTB's HTTP clients."""
@@ -231,6 +254,12 @@ class TelegramChannel:
             raise _not_the_apis(type(error).__name__) from None
 
 
+def _token_refused(said: str) -> CredentialsRefused:
+    """The bot's token refused (at a send, or by getMe at start), told without it: PTB's message at start quotes it."""
+    reason = "the bot token is refused (revoked in @BotFather, or wrong): set TELEGRAM_BOT_TOKEN again"
+    return CredentialsRefused(f"{said}: {reason}", TOKEN_RETRY_SECONDS)
+
+
 def _not_the_apis(what: str) -> RetryableDelivery:
     """A success status whose answer is not the Bot API's (JSON without ``result``, a result that is not what was
     asked): retried, as a proxy's page is (:func:`_ours`); until 2026-12-05 PTB's KeyError or TypeError escaped the
@@ -257,8 +286,7 @@ def _ours(error: ptb.TelegramError) -> DeliveryError:
     if isinstance(error, ptb.Forbidden):  # the bot blocked by the user, or the account deleted: the young person gone
         return RecipientGone(said)
     if isinstance(error, ptb.InvalidToken):  # every chat's sends alike: the line's token, never a young person's
-        reason = "the bot token is refused (revoked in @BotFather, or wrong): set TELEGRAM_BOT_TOKEN again"
-        return CredentialsRefused(f"{said}: {reason}", TOKEN_RETRY_SECONDS)
+        return _token_refused(said)
     if isinstance(error, REFUSED):  # checked before NetworkError, of which BadRequest is a subclass
         return PermanentDelivery(said)
     if isinstance(error, ptb.NetworkError):  # includes TimedOut

@@ -497,9 +497,11 @@ async def test_an_unreachable_api_is_retryable(telegram: FakeTelegramAPI, sessio
 
 
 async def test_start_names_a_refused_token(telegram: FakeTelegramAPI, session: aiohttp.ClientSession) -> None:
+    """For a command that only talks to the Bot API (``gateway telegram set-webhook``); ``gateway serve`` serves on
+    (tests/test_serve.py::test_serve_started_with_a_bot_token_refused_serves_the_other_channels_and_says_so_at_once)."""
     adapter = TelegramChannel(make_settings(telegram.url, token="987:wrong"), session)
     with pytest.raises(ConfigError, match="TELEGRAM_BOT_TOKEN") as caught:
-        await adapter.start()
+        await adapter.start(reachable=True)
     assert "987:wrong" not in str(caught.value)
     await adapter.stop()
 
