@@ -421,8 +421,17 @@ def _lifecycle(
 ) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def context(app: web.Application) -> AsyncIterator[None]:
-        for start, _ in lifecycles:
-            await start()
+        started: list[Callable[[], Awaitable[None]]] = []
+        try:
+            for start, stop in lifecycles:
+                await start()
+                started.append(stop)
+        except BaseException:  # the start-up fails: what was opened is closed (no "Unclosed client session")
+            for stop in reversed(started):
+                await stop()
+            await http.close()
+            await store.close()
+            raise
         supervisor.start()
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):

@@ -243,6 +243,25 @@ async def test_serve_started_with_a_bot_token_refused_serves_the_other_channels_
     assert BOT_TOKEN not in log and "Unclosed" not in log and "Traceback" not in log, log
 
 
+async def test_serve_started_while_a_page_answers_for_the_bot_api_serves(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """A firewall or proxy at TELEGRAM_API_URL answering getMe at start with its own 403 page: until 2026-12-06
+    ``gateway serve`` exited 1 with a traceback quoting the page and an asyncio "Unclosed client session" ERROR,
+    every channel down. Now it serves, as when the Bot API is out of reach, and Telegram's replies go once it
+    answers."""
+    page = f"<html><p>403 Forbidden: /bot{BOT_TOKEN}/getMe is blocked by policy</p></html>"
+    async with FakeTelegramAPI() as telegram:
+        telegram.fail_next(Failure(403, page=page), endpoint="getMe")
+        with running(tmp_path) as server:
+            await start_with_telegram(server, telegram, http)
+            await server.log_once("getMe failed at start-up")
+            await post_update(server, http, 900000004)
+            await telegram.wait_accepted(1, timeout=60)
+            log = server.log.read_text()
+    assert BOT_TOKEN not in log and "blocked by policy" not in log and "Unclosed" not in log, log
+
+
 async def start_with_telegram(server: Server, telegram: FakeTelegramAPI, http: aiohttp.ClientSession) -> None:
     server.env.update(TELEGRAM_BOT_TOKEN=BOT_TOKEN, TELEGRAM_WEBHOOK_SECRET="secret", TELEGRAM_API_URL=telegram.url)
     server.start()

@@ -145,6 +145,12 @@ class TelegramChannel:
                 " in the outbox until it answers",
                 type(error).__name__,
             )
+        except (ptb.TelegramError, *MALFORMED) as error:  # a proxy's 403 page: PTB quotes it, the token too
+            failure = _ours(error) if isinstance(error, ptb.TelegramError) else _not_the_apis(type(error).__name__)
+            if reachable:
+                raise failure from None
+            logger.warning("telegram: getMe failed at start-up (%s): serving all the same, its replies wait in the"
+                           " outbox until the Bot API answers", failure)  # fmt: skip
 
     async def confirm_token(
         self, refused: Callable[[str, CredentialsRefused], None], accepted: Callable[[str], None]
