@@ -194,9 +194,10 @@ def _serve(args: argparse.Namespace) -> int:
     # aiohttp logs a request it cannot parse with the client's address and the bytes it choked on: said by class
     logging.getLogger("aiohttp.server").addFilter(PrivateServerLog())
     asyncio.run(_warn_if_no_listener(settings))
-    print(
-        f"helpline-gateway: web chat http://{args.host}:{args.port}/chat · console http://{args.host}:{args.port}/console"
-    )
+    address = f"http://{args.host}:{args.port}"
+
+    def started() -> None:  # once the port listens: never an address where nothing serves
+        print(f"helpline-gateway: web chat {address}/chat · console {address}/console", flush=True)
 
     # The open files the gateway keeps for itself: its store's and its rate limits' Redis pools too, when on Redis
     reserve = OWN_FILES + (2 * settings.redis_max_connections if is_redis(settings.store) else 0)
@@ -215,7 +216,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     # The access log cost about 1 % of a message's CPU (bench/README.md, "Fourth pass"): off unless asked for.
     logged: dict[str, Any] = {"access_log_class": PrivateAccessLogger} if settings.access_log else {"access_log": None}
-    run(create_app(settings), args.host, args.port, guard, loop_factory=_event_loop_factory(), **logged)
+    run(
+        create_app(settings), args.host, args.port, guard, loop_factory=_event_loop_factory(), started=started, **logged
+    )
     return 0
 
 

@@ -43,6 +43,7 @@ from typing import Any, Protocol, cast
 
 from aiohttp import web
 
+from gateway.errors import GatewayError
 from gateway.metrics import Metrics
 from gateway.networks import ClientNetworks
 from gateway.proxies import ClientAddresses
@@ -274,10 +275,12 @@ class GuardedSite(web.BaseSite):
 def run(
     make_app: Awaitable[web.Application], host: str, port: int,
     guard_for: Callable[[web.Application], ConnectionGuard],
-    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None, **runner_args: Any,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+    started: Callable[[], None] | None = None, **runner_args: Any,
 ) -> None:  # fmt: skip
     """Serve the app until SIGINT or SIGTERM, then shut down gracefully (what ``web.run_app`` does), on an event
-    loop from ``loop_factory`` (default: asyncio's).
+    loop from ``loop_factory`` (default: asyncio's); ``started`` is called once the port listens. A port that cannot
+    be listened on is a GatewayError (one line, no traceback).
 
     A stop is the runner's cleanup while everything still runs: no new connection, the sockets told to go, the
     requests in flight answered (``STOP_REQUESTS_SECONDS`` at most, then cancelled), then the app's workers stopped
@@ -309,7 +312,14 @@ def run(
         for number in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(number, stop, number)
         try:
-            await GuardedSite(runner, host, port, guard_for(app)).start()
+            try:
+                await GuardedSite(runner, host, port, guard_for(app)).start()
+            except OSError as error:  # in use, or an address not this machine's
+                raise GatewayError(
+                    f"cannot listen on {host}:{port}: {error.strerror or type(error).__name__}"
+                ) from None
+            if started is not None:
+                started()
             gc.collect()
             gc.freeze()
             gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])

@@ -262,6 +262,20 @@ async def test_serve_started_while_a_page_answers_for_the_bot_api_serves(
     assert BOT_TOKEN not in log and "blocked by policy" not in log and "Unclosed" not in log, log
 
 
+async def test_a_port_in_use_is_said_without_claiming_to_serve(tmp_path: Path) -> None:
+    """Until 2026-12-06 "web chat http://…" was printed before the app started, then a traceback: the line said the
+    chat served at an address it never did. Now the line comes once the port listens, and the failure is one line."""
+    with socket.socket() as taken, running(tmp_path) as server:
+        taken.bind(("127.0.0.1", server.port))
+        taken.listen()
+        server.env["GATEWAY_UNDERSTANDING"] = "off"
+        server.start()
+        assert server.process is not None and server.process.wait(timeout=60) == 1
+        log = server.log.read_text()
+    assert "web chat http://" not in log and "Traceback" not in log, log
+    assert f"cannot listen on 127.0.0.1:{server.port}" in log, log
+
+
 async def start_with_telegram(server: Server, telegram: FakeTelegramAPI, http: aiohttp.ClientSession) -> None:
     server.env.update(TELEGRAM_BOT_TOKEN=BOT_TOKEN, TELEGRAM_WEBHOOK_SECRET="secret", TELEGRAM_API_URL=telegram.url)
     server.start()
