@@ -213,7 +213,7 @@ async def test_serve_started_with_a_bot_token_refused_serves_the_other_channels_
     tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
     """The Bot API refusing TELEGRAM_BOT_TOKEN at start (getMe answering 401: revoked in @BotFather) took the whole
-    gateway down until 2026-12-06: ``gateway serve`` exited 1 (a restart loop under systemd), the web chat and the
+    gateway down until 2026-12-05: ``gateway serve`` exited 1 (a restart loop under systemd), the web chat and the
     other channels with it, after printing "web chat http://…" and an asyncio "Unclosed client session" ERROR. Now
     it serves; Telegram is shown refused at once (``/readyz``'s ``channels_refused``, the metric, one ``alert:``
     line, never the token), getMe asked again in the background until the token is accepted, then ``alert over``."""
@@ -246,7 +246,7 @@ async def test_serve_started_with_a_bot_token_refused_serves_the_other_channels_
 async def test_serve_started_while_a_page_answers_for_the_bot_api_serves(
     tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
-    """A firewall or proxy at TELEGRAM_API_URL answering getMe at start with its own 403 page: until 2026-12-06
+    """A firewall or proxy at TELEGRAM_API_URL answering getMe at start with its own 403 page: until 2026-12-05
     ``gateway serve`` exited 1 with a traceback quoting the page and an asyncio "Unclosed client session" ERROR,
     every channel down. Now it serves, as when the Bot API is out of reach, and Telegram's replies go once it
     answers."""
@@ -263,7 +263,7 @@ async def test_serve_started_while_a_page_answers_for_the_bot_api_serves(
 
 
 async def test_a_port_in_use_is_said_without_claiming_to_serve(tmp_path: Path) -> None:
-    """Until 2026-12-06 "web chat http://…" was printed before the app started, then a traceback: the line said the
+    """Until 2026-12-05 "web chat http://…" was printed before the app started, then a traceback: the line said the
     chat served at an address it never did. Now the line comes once the port listens, and the failure is one line."""
     with socket.socket() as taken, running(tmp_path) as server:
         taken.bind(("127.0.0.1", server.port))
