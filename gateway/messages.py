@@ -81,7 +81,8 @@ class Inbound:
     # nothing; never a transcript entry (``Dispatcher._process``)
     opening: bool = False
     # a button of the platform's own, not the young person's words (``Dispatcher._process``): ``restart``, the thread
-    # (re)opened with it (Messenger's "Get Started", shown again to a young person who deleted the thread): the
+    # (re)opened with it (Messenger's "Get Started", shown again to a young person who deleted the thread; Telegram's
+    # ``/start``, its text kept: a risk read in a deep link's parameter makes it the young person's words): the
     # welcome when no conversation is open, else the waiting question asked again (no retry used), the place in line
     # told again, or the listener told; never a transcript entry. ``menu``: another of the page's buttons (a
     # persistent menu's item, ``text`` its title): the flow's button when it knows the payload, else as ``restart``

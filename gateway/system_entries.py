@@ -32,9 +32,9 @@ TEXTS: dict[str, tuple[str, str]] = {
         "The young person accepts messages on {channel} again.",
     ),
     "restarted": (
-        "Le ou la jeune a rouvert le fil {channel} avec un bouton (« Démarrer », le menu de la page), sans rien"
+        "Le ou la jeune a rouvert le fil {channel} avec un bouton (« Démarrer », le menu de la page, /start), sans rien"
         " écrire : s'il ou elle l'avait effacé, les messages d'avant ne s'affichent plus de son côté.",
-        "The young person reopened the {channel} thread with a button (“Get Started”, the page's menu), writing"
+        "The young person reopened the {channel} thread with a button (“Get Started”, the page's menu, /start), writing"
         " nothing: if they had deleted it, the earlier messages no longer show on their side.",
     ),
     "not_sent": (

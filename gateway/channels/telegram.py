@@ -69,6 +69,9 @@ TEXT_LIMIT = 4096  # UTF-16 code units
 KEYBOARD_MAX = 100
 CALLBACK_DATA_MAX = 64  # bytes
 INDEX_PREFIX = "c:"
+# Telegram's own command for its START button, "Restart bot" and a deep link (``t.me/<bot>?start=<parameter>``: one
+# word of A-Z, a-z, 0-9, _ and -), also typed: ``Inbound.restart``, never the young person's words
+START_COMMAND = re.compile(r"/start(@\w+)?(\s+[\w-]{1,64})?", re.IGNORECASE | re.ASCII)
 FILE_PREFIX = "tg-file:"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 WEBHOOK_PATH = "/webhooks/telegram"
@@ -365,7 +368,7 @@ def _button(choice: Choice, number: int) -> InlineKeyboardButton:
 
 def _inbound(update: Update) -> Inbound | None:
     if update.message is not None:
-        return _from_message(update.update_id, update.message)
+        return _started(_from_message(update.update_id, update.message))
     if update.edited_message is not None:
         return _from_edit(update.update_id, update.edited_message)
     query = update.callback_query
@@ -400,6 +403,14 @@ def _from_message(update_id: int, message: Message) -> Inbound | None:
         attachments=_attachments(message),
         language_hint=_language(sender.language_code if sender else None),
     )
+
+
+def _started(found: Inbound | None) -> Inbound | None:
+    """``/start`` alone (or with a deep link's parameter), as Telegram sends it: the chat (re)opened with Telegram's
+    button, as Messenger's Get Started (``Inbound.restart``); its text kept for a risk read in a parameter only."""
+    if found is None or found.attachments or not START_COMMAND.fullmatch(found.text.strip()):
+        return found
+    return replace(found, restart=True)
 
 
 def _from_edit(update_id: int, message: Message) -> Inbound | None:
