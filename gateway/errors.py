@@ -25,8 +25,9 @@
     │   │                         ``parts_sent``: parts of a split message the provider accepted before it;
     │   │                         ``rate_limited``: the provider's rate limit, which pauses the whole channel)
     │   │   └── CredentialsRefused  the provider refuses the line's own credentials (Messenger's page token
-    │   │                         expired or revoked, Telegram's bot token, Twilio's 20003): every send of the
-    │   │                         channel waits for an operator, shown
+    │   │                         expired or revoked, Telegram's bot token, Twilio's 20003, or its 21606 and
+    │   │                         63007, the line's sender unknown): every send of the channel waits
+    │   │                         for an operator, shown
     │   └── PermanentDelivery     the provider refused for good (e.g. reply window closed)
     │       └── RecipientGone     the young person blocked the line or unsubscribed (gateway/leaving.py is told)
     ├── MailError                 the SMTP server could not be reached or refused an e-mail (notices, referrals)
@@ -136,9 +137,10 @@ class RetryableDelivery(DeliveryError):
 class CredentialsRefused(RetryableDelivery):
     """The provider refuses the line's own credentials (Graph's code 190: the page access token expired or was
     revoked; the Bot API's 401 or 404, PTB's InvalidToken: the bot token revoked or wrong; Twilio's 401, code 20003:
-    the account SID or auth token), not this young person: every send of the channel fails alike until an operator
-    renews them. Kept and tried again (the channel paused meanwhile), shown at once (``Outbox.refused``: ``/readyz``,
-    a metric, one ERROR line), never failed for good reply by reply."""
+    the account SID or auth token; its 21606 and 63007: the line's own sender, ``TWILIO_WHATSAPP_FROM``, unknown to
+    it), not this young person: every send of the channel fails alike until an operator renews them. Kept and tried
+    again (the channel paused meanwhile), shown at once (``Outbox.refused``: ``/readyz``, a metric, one ERROR line),
+    never failed for good reply by reply."""
 
 
 class PermanentDelivery(DeliveryError):

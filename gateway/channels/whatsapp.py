@@ -94,13 +94,19 @@ PERMANENT_REASONS = {
     21610: "the person has opted out of messages from this sender",
     63003: "the recipient cannot be reached on WhatsApp",
     63024: "the recipient cannot receive this message",
-    21606: "TWILIO_WHATSAPP_FROM is not a WhatsApp sender of this account",
 }
 # Twilio refuses the account SID or auth token (HTTP 401, code 20003 "Authenticate": the auth token changed in the
 # console, the account closed): no send of any conversation goes until TWILIO_AUTH_TOKEN (or TWILIO_ACCOUNT_SID) is
 # set again. Not this person's refusal: the replies wait (CredentialsRefused), Twilio asked again once a minute.
 AUTHENTICATE = 20003
 CREDENTIALS_RETRY_SECONDS = 60.0
+# Twilio does not know the line's own sender (21606: the From number not one of this account's; 63007: no WhatsApp
+# channel for the From address, the sender removed, pending approval or another account's): every conversation's
+# sends alike, as 20003 (CredentialsRefused), until TWILIO_WHATSAPP_FROM or the sender in Twilio's console is right
+SENDER_UNKNOWN = {
+    21606: "TWILIO_WHATSAPP_FROM is not a sender of this Twilio account",
+    63007: "Twilio has no WhatsApp sender for TWILIO_WHATSAPP_FROM (removed, pending approval, or another account's)",
+}
 
 
 class WhatsAppChannel:
@@ -359,6 +365,8 @@ def twilio_error(status: int, code: int | None) -> DeliveryError:
     if status == 401 or code == AUTHENTICATE:  # every conversation's sends alike: the line's, never a young person's
         reason = "Twilio refused the account SID or auth token: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN again"
         return CredentialsRefused(f"{where}: {reason}", CREDENTIALS_RETRY_SECONDS)
+    if code in SENDER_UNKNOWN:  # the line's configuration, never a young person's: kept and asked again, as above
+        return CredentialsRefused(f"{where}: {SENDER_UNKNOWN[code]}", CREDENTIALS_RETRY_SECONDS)
     if status == 429 or code in RATE_LIMITED or status >= 500:
         return RetryableDelivery(f"{where}: try again later", rate_limited=status == 429 or code in RATE_LIMITED)
     reason = PERMANENT_REASONS.get(code or 0, "refused")

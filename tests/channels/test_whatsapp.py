@@ -375,6 +375,29 @@ async def test_wrong_credentials_are_the_lines_kept_for_later(
         await adapter.stop()
 
 
+@pytest.mark.parametrize(
+    "failure",
+    [
+        Failure(400, code=21606, description="The From phone number whatsapp:+14155238886 is not a valid, SMS-capable"
+                " inbound phone number or short code for your account."),
+        Failure(400, code=63007, description="Twilio could not find a Channel with the specified From address"),
+    ],
+    ids=["21606", "63007"],
+)  # fmt: skip
+async def test_a_from_address_twilio_does_not_know_is_the_lines_kept_for_later(
+    channel: WhatsAppChannel, twilio: FakeTwilioAPI, failure: Failure
+) -> None:
+    """Twilio's 21606 and 63007 name the line's own sender (TWILIO_WHATSAPP_FROM not this account's, its WhatsApp
+    sender removed or pending approval): every conversation's sends alike, as 20003. Until 2026-12-06 each reply
+    failed for good (PermanentDelivery), one by one; now they wait, Twilio asked again in a minute."""
+    twilio.fail_next(failure)
+    with pytest.raises(CredentialsRefused, match="TWILIO_WHATSAPP_FROM") as caught:
+        await channel.send(outbound())
+    assert caught.value.retry_after == 60.0 and not caught.value.rate_limited
+    assert str(failure.code) in str(caught.value) and "+14155238886" not in str(caught.value)
+    assert "+33612345678" not in str(caught.value) and caught.value.__cause__ is None
+
+
 async def test_an_unreachable_twilio_is_retryable(session: aiohttp.ClientSession) -> None:
     async with FakeTwilioAPI() as gone:
         url = gone.url

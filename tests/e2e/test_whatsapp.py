@@ -570,3 +570,35 @@ async def test_twilio_refusing_the_lines_credentials_keeps_every_reply_and_says_
     assert "+33612345678" not in json.dumps(ready)
     after = await store.get_conversation(conversation.id)
     assert after is not None and after.left_how is None  # the line's credentials, never the young person leaving
+
+
+@pytest.mark.parametrize("code", [21606, 63007])
+async def test_twilio_not_knowing_the_lines_sender_keeps_every_reply_and_says_so_at_once(
+    client: Client, twilio: FakeTwilioAPI, code: int
+) -> None:
+    """Twilio answers 21606 (the From number not a sender of this account) or 63007 (no WhatsApp channel for the
+    From address: the sender removed, pending approval, or another account's) to every send when the line's
+    TWILIO_WHATSAPP_FROM or its sender in Twilio's console is wrong: the line's configuration, never the young
+    person's. Until 2026-12-06 each reply failed for good, one by one, /readyz saying nothing; now they wait (Twilio
+    asked again once a minute), shown at once as the line's credentials refused (20003) are."""
+    twilio.fail_next(Failure(400, code=code, description="The From address whatsapp:+14155238886 is not valid"))
+    assert await deliver(client, twilio_form(PHONE, "Bonjour", message_sid="SM" + "8" * 32)) == 200
+    await twilio.wait_for("Messages.json", 1)
+
+    async def shown() -> dict[str, Any] | None:
+        ready = await (await client.get("/readyz")).json()
+        return ready if "channels_refused" in ready else None
+
+    ready = await eventually(shown)
+    said = ready["channels_refused"]["whatsapp"]
+    assert str(code) in said and "TWILIO_WHATSAPP_FROM" in said and "+14155238886" not in said
+    metrics = await (await client.get("/metrics")).text()
+    assert 'gateway_channel_credentials_refused{channel="whatsapp"} 1.0' in metrics
+    store = client.app[STORE]
+    [conversation] = await store.conversations_by_status(Status.BOT)
+    bot = [e for e in await store.transcript(conversation.id) if e.author == Author.BOT]
+    assert bot and all(e.delivery == Delivery.PENDING for e in bot)  # kept, not failed
+
+    running_clock(client).advance(seconds=61)  # the sender set right again; Twilio asked again a minute later
+    accepted = await twilio.wait_accepted(len(bot))
+    assert all(body.startswith(e.text) for body, e in zip(bodies(accepted), bot, strict=True))  # each once, in order
