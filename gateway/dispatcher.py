@@ -482,7 +482,7 @@ class Dispatcher:
         spoken = language_of(conversation, engine.flow)
         # Messenger's Get Started, Telegram's /start, or a page's button the flow does not know: no words of the young
         # person's (its title is Meta's "Commencer" or the page's "Aide"), no answer; until 2026-12-05 (Telegram's
-        # /start in the queue or with a listener: 2026-12-06) they were (``_restarted``). A risk read in /start's
+        # /start in the queue or with a listener: 2026-12-05) they were (``_restarted``). A risk read in /start's
         # parameter makes it the young person's message: words of danger are never set aside
         started = inbound.restart and risks.decide(inbound.text, reading).flag is None
         restarted = started or (inbound.menu and not engine.pressed("", inbound.payload))

@@ -388,7 +388,7 @@ async def test_a_from_address_twilio_does_not_know_is_the_lines_kept_for_later(
     channel: WhatsAppChannel, twilio: FakeTwilioAPI, failure: Failure
 ) -> None:
     """Twilio's 21606 and 63007 name the line's own sender (TWILIO_WHATSAPP_FROM not this account's, its WhatsApp
-    sender removed or pending approval): every conversation's sends alike, as 20003. Until 2026-12-06 each reply
+    sender removed or pending approval): every conversation's sends alike, as 20003. Until 2026-12-05 each reply
     failed for good (PermanentDelivery), one by one; now they wait, Twilio asked again in a minute."""
     twilio.fail_next(failure)
     with pytest.raises(CredentialsRefused, match="TWILIO_WHATSAPP_FROM") as caught:

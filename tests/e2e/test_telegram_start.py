@@ -27,7 +27,7 @@ def start(update_id: int, text: str = "/start") -> dict[str, Any]:
 async def test_a_first_start_greets_with_no_words_of_the_young_person(
     client: Client, telegram: FakeTelegramAPI
 ) -> None:
-    """Until 2026-12-06 the first "/start" was in the transcript as the young person's message."""
+    """Until 2026-12-05 the first "/start" was in the transcript as the young person's message."""
     assert await deliver(client, start(910000001)) == 200
     [conversation] = await eventually(lambda: _by_status(client, Status.BOT))
     transcript = await client.app[STORE].transcript(conversation.id)
@@ -58,7 +58,7 @@ async def test_start_during_the_questions_asks_the_question_again_without_a_retr
 async def test_start_in_the_queue_tells_the_young_person_they_still_wait(
     client: Client, telegram: FakeTelegramAPI
 ) -> None:
-    """Until 2026-12-06 a young person waiting who cleared the chat and tapped START got nothing, and the listeners
+    """Until 2026-12-05 a young person waiting who cleared the chat and tapped START got nothing, and the listeners
     read "/start" as their words. Now their place in line again, and the listeners read what happened."""
     for update in walk():
         assert await deliver(client, update) == 200
@@ -81,7 +81,7 @@ async def test_start_in_the_queue_tells_the_young_person_they_still_wait(
 async def test_start_with_a_listener_is_told_to_the_listener_not_as_words(
     client: Client, telegram: FakeTelegramAPI
 ) -> None:
-    """Until 2026-12-06 the listener read "/start campagne3018" as the young person's message. Now a note; the bot
+    """Until 2026-12-05 the listener read "/start campagne3018" as the young person's message. Now a note; the bot
     says nothing."""
     desk, conversation_id = await handed_to_listener(client, telegram)
     before = (await desk.conversation(conversation_id))["transcript"]

@@ -579,7 +579,7 @@ async def test_twilio_not_knowing_the_lines_sender_keeps_every_reply_and_says_so
     """Twilio answers 21606 (the From number not a sender of this account) or 63007 (no WhatsApp channel for the
     From address: the sender removed, pending approval, or another account's) to every send when the line's
     TWILIO_WHATSAPP_FROM or its sender in Twilio's console is wrong: the line's configuration, never the young
-    person's. Until 2026-12-06 each reply failed for good, one by one, /readyz saying nothing; now they wait (Twilio
+    person's. Until 2026-12-05 each reply failed for good, one by one, /readyz saying nothing; now they wait (Twilio
     asked again once a minute), shown at once as the line's credentials refused (20003) are."""
     twilio.fail_next(Failure(400, code=code, description="The From address whatsapp:+14155238886 is not valid"))
     assert await deliver(client, twilio_form(PHONE, "Bonjour", message_sid="SM" + "8" * 32)) == 200
