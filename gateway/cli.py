@@ -390,7 +390,7 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _telegram_set_webhook(args: argparse.Namespace) -> int:
-    from gateway.channels.telegram import webhook_url
+    from gateway.channels.telegram import ALLOWED_UPDATES, webhook_url
     from gateway.settings import Settings
 
     settings = Settings.from_env()
@@ -398,7 +398,7 @@ def _telegram_set_webhook(args: argparse.Namespace) -> int:
         raise GatewayError("set TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET first")
     url = webhook_url(settings)  # checks what Telegram accepts: https, port 443, 80, 88 or 8443
     asyncio.run(_register_telegram_webhook(settings))
-    print(f"Telegram webhook set: {url} (with the secret token; updates: message, callback_query)")
+    print(f"Telegram webhook set: {url} (with the secret token; updates: {', '.join(ALLOWED_UPDATES)})")
     return 0
 
 

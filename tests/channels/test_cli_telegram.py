@@ -52,6 +52,7 @@ async def test_set_webhook_registers_the_public_url_with_the_secret(tmp_path: Pa
         "callback_query",
         "my_chat_member",
     ]
+    assert "updates: message, edited_message, callback_query, my_chat_member" in out  # what it registered
     assert "drop_pending_updates" not in request.body  # messages sent meanwhile are not thrown away
     assert telegram.requests_to("getMe")  # the token was checked first
 
