@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
+import re
 import time
 from typing import Annotated, Any
 
@@ -346,13 +347,18 @@ def parse_events(
     return Batch(inbound=tuple(inbound), receipts=tuple(receipts), too_old=too_old)
 
 
+_FIELD = re.compile(r"[a-z_]{1,40}")  # a field of Meta's webhook, as the models above name them
+
+
 def _body(document: object) -> _Body:
     try:
         return _Body.model_validate(document)
     except ValidationError as error:
         first = error.errors(include_input=False, include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise BadRequest(f"messenger: {where}: {first['msg']}") from None
+        # the fields' names and the items' places only: never pydantic's own steps ("function-after[…]": a
+        # validator's repr, a memory address)
+        where = ".".join(str(part) for part in first["loc"] if isinstance(part, int) or _FIELD.fullmatch(part))
+        raise BadRequest(f"messenger: {where or 'body'}: {first['msg']}") from None
 
 
 def _parse_item(item: _Item, get_started: str) -> tuple[list[Inbound], list[Receipt]]:

@@ -173,6 +173,16 @@ async def test_a_400_names_the_field_never_its_value(client: TestClient[Any, Any
     assert "entry.0.messaging.0.message.text" in answer["error"] and "secret-words" not in answer["error"]
 
 
+async def test_a_400_names_the_field_never_the_validators_own_steps(client: TestClient[Any, Any]) -> None:
+    """An empty sender id: the answer named pydantic's steps on the way, with a validator's repr and its address
+    ("sender.id.function-after[functools.partial(<function min_length_validator at 0x7f…>…"); the field only now."""
+    item = {"sender": {"id": ""}, "timestamp": 1, "message": {"mid": "m", "text": "a"}}
+    status, answer = await post(client, messenger_body([item]))
+    assert status == 400
+    assert answer["error"].startswith("messenger: entry.0.messaging.0.sender.id: "), answer
+    assert "function" not in answer["error"] and "0x" not in answer["error"]
+
+
 async def test_an_attachment_without_url_is_kept_without_one(client: TestClient[Any, Any]) -> None:
     location = {"type": "location", "payload": {"coordinates": {"lat": 48.85, "long": 2.35}}}
     item = {**messenger_message(PSID, "", mid="m.loc"), "message": {"mid": "m.loc", "attachments": [location]}}
