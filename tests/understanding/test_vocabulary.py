@@ -51,6 +51,14 @@ def test_any_text_s_pieces_are_the_dict_s(pieces: list[bytes], text: bytes) -> N
     assert look_up(vocab, text, every_span(text)) == expected
 
 
+def test_pieces_that_differ_by_a_trailing_nul_byte_are_two() -> None:
+    """Hypothesis found it (a fresh-clone run, 2026-12-05): "," and ",\x00" shared a hash (a NUL byte added
+    nothing to it), and the vocabulary refused to build. Each byte counts plus one now."""
+    vocab = vocabulary([b",", b",\x00", b",\x00\x00"])
+    text = b",\x00\x00,"
+    assert look_up(vocab, text, every_span(text)) == {(0, 1): 0, (0, 2): 1, (0, 3): 2, (3, 4): 0}
+
+
 def test_a_hash_matching_by_chance_finds_nothing() -> None:
     piece, other = thue_morse(2048, b"a", b"b"), thue_morse(2048, b"b", b"a")
     offsets = np.array([0, len(piece)], dtype=np.int64)
