@@ -12,23 +12,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.app import API, METRICS, STORE, WATCH
+from gateway.app import API, METRICS, STORE, TIMERS, WATCH
 from gateway.conversation import Status
 from gateway.errors import ConfigError
 from gateway.flows.model import DEFAULT_MESSAGES
 from gateway.settings import Settings
 from gateway.testing import FakeGraphAPI
-from tests.conftest import AppFactory, Clock, add_listener, login, outbox_drained
+from tests.conftest import PARIS, AppFactory, Clock, add_listener, login, outbox_drained
 from tests.e2e.channel_support import eventually
 from tests.redis_messenger import messenger_on_redis, post_message
 from tests.store.conftest import redis_url
-from tests.test_timers import bot_lines
+from tests.test_timers import bot_lines, settled
 from tests.test_webchat import WALK_TO_QUEUE, hello, receive_until, say
 
 __all__ = ["messenger_on_redis", "redis_url"]  # fixtures used below
@@ -116,6 +117,33 @@ async def test_held_by_a_listener_away_too_long_goes_back_to_the_queue_told_once
     await add_listener(client, "bruno")
     await login(client, "bruno")  # another listener may take them now
     assert (await client.post(f"/api/conversations/{conversation_id}/take", json={})).status == 200
+
+
+async def test_a_listener_gone_after_the_line_closed_promises_no_other_listener(client: Client, clock: Clock) -> None:
+    """Anne took the young person at 22:40 and left her console at 23:05, the line closed since 23:00: handed back,
+    they are told the listener was disconnected and that the chat is closed now, then the closed line (when it reopens,
+    119, 3114, 17/112); never "another listener will answer you", which nobody could do before 9h. Before, they were
+    told exactly that, then, in the next message, that nobody could answer before the reopening."""
+    clock.now = datetime(2026, 3, 10, 22, 40, tzinfo=PARIS).astimezone(UTC)  # open until 23:00
+    store, watch = client.app[STORE], client.app[WATCH]
+    ws, conversation_id = await waiting_on_the_web_chat(client)
+    await ws.close()
+    await take_with_console_open(client, conversation_id)
+    await whole(client)
+    clock.now = datetime(2026, 3, 10, 23, 5, tzinfo=PARIS).astimezone(UTC)  # closed now
+    await watch.check()  # her absence seen
+    clock.advance(seconds=GRACE)
+    await watch.check()
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None and conversation.status == Status.QUEUED
+    await client.app[TIMERS].fire_due()  # the queue's timer, armed at the hand-back: the closed line
+    await settled(client, conversation_id)
+    lines = await bot_lines(client, conversation_id)
+    [told] = [line for line in lines if DISCONNECTED in line]
+    after = lines[lines.index(told) :]
+    assert "autre écoutant·e" not in told and "va te répondre" not in told and "est fermé" in told
+    assert "17" in told and "112" in told
+    assert len(after) == 2 and "demain à 9h" in after[1] and "119" in after[1] and "3114" in after[1]
 
 
 async def held_then_away(client: Client) -> str:
@@ -347,5 +375,6 @@ def test_the_grace_is_a_setting() -> None:
 
 
 def test_the_message_has_a_default_french_first() -> None:
-    default = DEFAULT_MESSAGES["listener_disconnected"]
-    assert list(default) == ["fr", "en"] and all("17" in text and "112" in text for text in default.values())
+    for key in ("listener_disconnected", "listener_disconnected_closed"):
+        default = DEFAULT_MESSAGES[key]
+        assert list(default) == ["fr", "en"] and all("17" in text and "112" in text for text in default.values())

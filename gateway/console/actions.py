@@ -455,7 +455,8 @@ class Actions:
 
     async def hand_back_absent(self, conversation_id: str, listener: str, absent: Callable[[str], bool]) -> bool:
         """Back to the queue as :meth:`hand_back` does, ``listener`` having had no console open for too long
-        (``gateway/alerts.py``), the young person told first (flows.yaml ``listener_disconnected``). Checked again
+        (``gateway/alerts.py``), the young person told first (flows.yaml ``listener_disconnected``; its queue closed
+        now, ``listener_disconnected_closed``, no other listener promised, the closed line following). Checked again
         under the conversation's lock: still held by ``listener``, who is still ``absent``; so, with several instances
         deciding alike, one hands back and tells the young person, the others find it queued. Whether it went back.
 
@@ -484,7 +485,10 @@ class Actions:
                     if not absent(listener) and not await self._told(conversation_id, told_id):
                         return False  # back at a console meanwhile: they keep it
                     engine = self.flows.for_version(conversation.flow_version)
-                    told = engine.message("listener_disconnected", language_of(conversation, engine.flow))
+                    queue = conversation.queue  # closed now: no other listener promised (the closed line follows)
+                    closed = queue is not None and queue in engine.flow.queues and not engine.is_open(queue, now)
+                    key = "listener_disconnected_closed" if closed else "listener_disconnected"
+                    told = engine.message(key, language_of(conversation, engine.flow))
                     await self.store.begin_move(conversation_id, "gateway")  # before its queue step and its message
                     await self._requeue(conversation, now, told=Reply(told), unless_leaving=True)
                 # For the supervisors (the audit list): whose absence it was; the log line has the id only. In the

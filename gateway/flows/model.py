@@ -294,6 +294,7 @@ REQUIRED_MESSAGES: tuple[str, ...] = (
 OPTIONAL_MESSAGES: tuple[str, ...] = (
     "media_unread",  # a voice message, photo or video without words at a question (else "not_understood")
     "listener_disconnected",  # the listener left their console: back in line (else DEFAULT_MESSAGES')
+    "listener_disconnected_closed",  # the same after the line closed: no listener promised (else DEFAULT_MESSAGES')
     "closed_line_again",  # the closed line told again within the hour at a hand-off: a reminder (else nothing)
     "noted_for_later",  # an answer that is not this question's but answers a later one: thanks (else not_understood)
     "queued_closing",  # queued while the line closes before the wait "queued" would promise (else DEFAULT_MESSAGES')
@@ -306,6 +307,12 @@ DEFAULT_MESSAGES: dict[str, LocalText] = {
         "un·e autre écoutant·e va te répondre. Si tu es en danger immédiat, appelle le 17 ou le 112.",
         "en": "The listener who was answering you got disconnected. You are back in line, in your place: another "
         "listener will answer you. If you are in immediate danger, call 17 or 112.",
+    },
+    "listener_disconnected_closed": {
+        "fr": "L'écoutant·e qui te répondait a été déconnecté·e, et le chat est fermé maintenant : personne ne peut "
+        "te répondre ici avant la réouverture. Si tu es en danger immédiat, appelle le 17 ou le 112.",
+        "en": "The listener who was answering you got disconnected, and the chat is closed now: nobody can answer you "
+        "here until it reopens. If you are in immediate danger, call 17 or 112.",
     },
     "queued_closing": {
         "fr": "Merci 💬 Tu es en position {position} dans la file. Le chat ferme à {closes} : un·e écoutant·e te "
