@@ -108,6 +108,9 @@ async def test_held_by_a_listener_away_too_long_goes_back_to_the_queue_told_once
         ws, lambda f: f["type"] == "entry" and "position 1" in f["entry"]["text"] and told(), frames=frames
     )
     assert len(told()) == 1 and frames.index(told()[0]) < len(frames) - 1  # told, then their place (the timer)
+    said = told()[0]["entry"]["text"]  # nobody else at a console: no other listener promised (before, "va te répondre")
+    assert "aucun·e autre écoutant·e n'est connecté·e" in said and "va te répondre" not in said
+    assert all(number in said for number in ("119", "3114", "17", "112"))
     assert sum(DISCONNECTED in line for line in await bot_lines(client, conversation_id)) == 1
     [line] = [r.getMessage() for r in caplog.records if "handed back" in r.getMessage()]
     assert conversation_id in line and "anne" not in line and "600 s" in line
@@ -144,6 +147,30 @@ async def test_a_listener_gone_after_the_line_closed_promises_no_other_listener(
     assert "autre écoutant·e" not in told and "va te répondre" not in told and "est fermé" in told
     assert "17" in told and "112" in told
     assert len(after) == 2 and "demain à 9h" in after[1] and "119" in after[1] and "3114" in after[1]
+
+
+async def test_a_listener_gone_while_a_colleague_is_online_promises_another_listener(
+    client: Client, clock: Clock
+) -> None:
+    """Bruno at his console while Anne's closed: the young person she held is told another listener will answer
+    (flows.yaml ``listener_disconnected``), the promise someone online can keep."""
+    store, watch = client.app[STORE], client.app[WATCH]
+    ws, conversation_id = await waiting_on_the_web_chat(client)
+    await ws.close()
+    await take_with_console_open(client, conversation_id)
+    await add_listener(client, "bruno")
+    await login(client, "bruno")
+    async with client.ws_connect("/api/events") as console:
+        await receive_until(console, lambda f: f["type"] == "hello")
+        await eventually(lambda: _true(client.app[API].presence.has("bruno")))
+        await whole(client)
+        await watch.check()  # her absence seen
+        clock.advance(seconds=GRACE)
+        await watch.check()
+        conversation = await store.get_conversation(conversation_id)
+        assert conversation is not None and conversation.status == Status.QUEUED
+    [told] = [line for line in await bot_lines(client, conversation_id) if DISCONNECTED in line]
+    assert "un·e autre écoutant·e du 3018 va te répondre" in told and "aucun·e autre" not in told
 
 
 async def held_then_away(client: Client) -> str:
@@ -375,6 +402,6 @@ def test_the_grace_is_a_setting() -> None:
 
 
 def test_the_message_has_a_default_french_first() -> None:
-    for key in ("listener_disconnected", "listener_disconnected_closed"):
+    for key in ("listener_disconnected", "listener_disconnected_closed", "listener_disconnected_offline"):
         default = DEFAULT_MESSAGES[key]
         assert list(default) == ["fr", "en"] and all("17" in text and "112" in text for text in default.values())

@@ -456,7 +456,8 @@ class Actions:
     async def hand_back_absent(self, conversation_id: str, listener: str, absent: Callable[[str], bool]) -> bool:
         """Back to the queue as :meth:`hand_back` does, ``listener`` having had no console open for too long
         (``gateway/alerts.py``), the young person told first (flows.yaml ``listener_disconnected``; its queue closed
-        now, ``listener_disconnected_closed``, no other listener promised, the closed line following). Checked again
+        now, ``listener_disconnected_closed``, no other listener promised, the closed line following; open with no
+        other listener at a console, ``listener_disconnected_offline``: back in line, nobody to promise). Checked again
         under the conversation's lock: still held by ``listener``, who is still ``absent``; so, with several instances
         deciding alike, one hands back and tells the young person, the others find it queued. Whether it went back.
 
@@ -487,7 +488,8 @@ class Actions:
                     engine = self.flows.for_version(conversation.flow_version)
                     queue = conversation.queue  # closed now: no other listener promised (the closed line follows)
                     closed = queue is not None and queue in engine.flow.queues and not engine.is_open(queue, now)
-                    key = "listener_disconnected_closed" if closed else "listener_disconnected"
+                    alone = self.dispatcher.listeners_online() == 0  # open, nobody else at a console: none promised
+                    key = "listener_disconnected" + ("_closed" if closed else "_offline" if alone else "")
                     told = engine.message(key, language_of(conversation, engine.flow))
                     await self.store.begin_move(conversation_id, "gateway")  # before its queue step and its message
                     await self._requeue(conversation, now, told=Reply(told), unless_leaving=True)

@@ -295,6 +295,7 @@ OPTIONAL_MESSAGES: tuple[str, ...] = (
     "media_unread",  # a voice message, photo or video without words at a question (else "not_understood")
     "listener_disconnected",  # the listener left their console: back in line (else DEFAULT_MESSAGES')
     "listener_disconnected_closed",  # the same after the line closed: no listener promised (else DEFAULT_MESSAGES')
+    "listener_disconnected_offline",  # the same, open, nobody else at a console: none promised (else DEFAULT_MESSAGES')
     "closed_line_again",  # the closed line told again within the hour at a hand-off: a reminder (else nothing)
     "noted_for_later",  # an answer that is not this question's but answers a later one: thanks (else not_understood)
     "queued_closing",  # queued while the line closes before the wait "queued" would promise (else DEFAULT_MESSAGES')
@@ -307,6 +308,15 @@ DEFAULT_MESSAGES: dict[str, LocalText] = {
         "un·e autre écoutant·e va te répondre. Si tu es en danger immédiat, appelle le 17 ou le 112.",
         "en": "The listener who was answering you got disconnected. You are back in line, in your place: another "
         "listener will answer you. If you are in immediate danger, call 17 or 112.",
+    },
+    "listener_disconnected_offline": {
+        "fr": "L'écoutant·e qui te répondait a été déconnecté·e. Tu es de nouveau dans la file, à ta place, mais "
+        "aucun·e autre écoutant·e n'est connecté·e en ce moment : on ne peut pas te dire quand quelqu'un te "
+        "répondra. Si tu as besoin de parler maintenant, le 119 et le 3114 répondent 24h/24. En danger immédiat, "
+        "appelle le 17 ou le 112.",
+        "en": "The listener who was answering you got disconnected. You are back in line, in your place, but no other "
+        "listener is online right now: we cannot tell you when someone will answer. If you need to talk now, 119 and "
+        "3114 answer 24/7. In immediate danger, call 17 or 112.",
     },
     "listener_disconnected_closed": {
         "fr": "L'écoutant·e qui te répondait a été déconnecté·e, et le chat est fermé maintenant : personne ne peut "
