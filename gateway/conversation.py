@@ -132,6 +132,9 @@ class Conversation:
     # the partners whose numbers the young person was given at the hand-off or while waiting: a risk read while
     # waiting brings those it lacks, once each, even when it raises no priority (Dispatcher._escalate)
     partners_given: tuple[str, ...] = ()
+    # the partners a risk read while a listener held the conversation calls for and the bot did not give then (it says
+    # nothing while held): given when it goes back to a queue (a hand-back, a transfer), each once (Dispatcher.owed)
+    partners_owed: tuple[str, ...] = ()
 
     @property
     def active(self) -> bool:

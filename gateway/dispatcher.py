@@ -643,10 +643,35 @@ class Dispatcher:
         message read while waiting raises it, nothing said (the listener answers), so that a hand-back (the listener's,
         a logout's, or the gateway's when they left their console: ``Actions._requeue``) puts the young person back in
         line at that priority, not at their arrival's. Until 2026-12-05 "je veux mourir" written to a listener who had
-        closed their laptop went back to the queue at "normal", behind every young person waiting at "high"."""
-        raised = risks.escalate(conversation.priority.value, text, reading)
-        if raised is not None and raised.priority is not None:
+        closed their laptop went back to the queue at "normal", behind every young person waiting at "high".
+
+        The partners the risk calls for and not given yet (and, raised to urgent, the emergency numbers) are kept as
+        owed (``Conversation.partners_owed``): given by :meth:`owed` when it goes back to a queue, as a message read
+        while waiting gives them. Until 2026-12-05 a young person handed back after "je veux mourir" was told their
+        place only, never 3114."""
+        given = conversation.partners_given + conversation.partners_owed
+        raised = risks.escalate(conversation.priority.value, text, reading, given)
+        if raised is None:
+            return
+        partners = raised.partners
+        if raised.priority is not None:
             conversation.priority = Priority(raised.priority)
+            if conversation.priority == Priority.URGENT:  # as an urgent hand-off: the emergency numbers too
+                partners += tuple(p for p in risks.emergency_partners(given + partners) if p not in partners)
+        conversation.partners_owed += partners
+
+    def owed(self, conversation: Conversation) -> list[Reply]:
+        """The partners' messages a risk read while held called for (:meth:`_raise_held`) and not given since (a
+        listener's "Orienter" gives one), for a conversation going back to a queue (a hand-back, a transfer): each
+        once in the conversation, recorded as given. A partner no version of the flow knows any more is left out."""
+        owed = tuple(p for p in conversation.partners_owed if p not in conversation.partners_given)
+        conversation.partners_owed = ()
+        engine = self.flows.knowing(conversation.flow_version, lambda e: all(p in e.flow.partners for p in owed))
+        if engine is None:
+            engine = self.flows.engine()
+            owed = tuple(p for p in owed if p in engine.flow.partners)
+        conversation.partners_given += owed
+        return engine.partner_replies(owed, language_of(conversation, engine.flow))
 
     async def _bot_turn(
         self,
@@ -747,6 +772,7 @@ class Dispatcher:
             replies.extend(engine.emergency_replies(language, given))
             given += engine.emergency_partners(given)
         conversation.partners_given += tuple(p for p in dict.fromkeys(given) if p not in conversation.partners_given)
+        replies.extend(self.owed(conversation))  # a transfer of a conversation held when a risk was read
         await self.emit(conversation, replies, Author.BOT, now)
         minutes = engine.flow.timers.queue_reassurance_minutes
         await self.store.set_timer(conversation.id, TimerKind.QUEUE_REASSURE, now + timedelta(minutes=minutes))

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from aiohttp.test_utils import TestClient
 
-from gateway.app import STORE, WATCH
+from gateway.app import FLOWS, STORE, WATCH
 from gateway.conversation import Priority, Status
 from tests.conftest import Clock, add_listener, login
 from tests.test_alerts_handback import GRACE, take_with_console_open, waiting_on_the_web_chat, whole
 from tests.test_timers import start
+from tests.test_waiting_partners import bot_texts
 from tests.test_webchat import say
 
 Client = TestClient  # type: ignore[type-arg]
@@ -61,3 +62,72 @@ async def test_a_listeners_own_hand_back_keeps_the_priority_the_words_called_for
     assert entry.priority == Priority.URGENT and entry.flag is not None
     queue = await (await client.get("/api/queue")).json()
     assert [(c["id"], c["priority"]) for c in queue["waiting"]] == [(lea, "urgent")]
+
+
+async def partner_texts(client: Client, *names: str) -> dict[str, str]:
+    engine = client.app[FLOWS].engine()
+    return {name: engine.text(engine.flow.partners[name].message, "fr") for name in names}
+
+
+async def test_a_hand_back_after_words_of_danger_while_held_gives_the_partners_they_call_for(
+    client: Client, clock: Clock
+) -> None:
+    store = client.app[STORE]
+    partners = await partner_texts(client, "3114", "emergency")
+    ws, lea = await waiting_on_the_web_chat(client)  # normal priority: no partner given at the hand-off
+    await add_listener(client, "anne")
+    await login(client, "anne")
+    assert (await client.post(f"/api/conversations/{lea}/take", json={})).status == 200
+    await say(ws, "danger", "je veux mourir")  # to Anne: the bot says nothing
+    assert not set(partners.values()) & set(await bot_texts(store, lea))
+    assert (await client.post(f"/api/conversations/{lea}/hand-back", json={})).status == 200
+    said = await bot_texts(store, lea)
+    assert partners["3114"] in said and partners["emergency"] in said  # where to turn now, as waiting would
+    assert (await store.get_conversation(lea)).partners_given.count("3114") == 1  # type: ignore[union-attr]
+
+    clock.advance(minutes=1)
+    await login(client, "anne")
+    assert (await client.post(f"/api/conversations/{lea}/take", json={})).status == 200
+    assert (await client.post(f"/api/conversations/{lea}/hand-back", json={})).status == 200
+    again = await bot_texts(store, lea)
+    assert again.count(partners["3114"]) == 1 and again.count(partners["emergency"]) == 1  # each once
+    await ws.close()
+
+
+async def test_a_transfer_after_words_of_danger_while_held_gives_the_partners_not_given_by_the_listener(
+    client: Client,
+) -> None:
+    store = client.app[STORE]
+    partners = await partner_texts(client, "3114", "119", "emergency")
+    ws, lea = await waiting_on_the_web_chat(client)
+    await add_listener(client, "anne")
+    await login(client, "anne")
+    assert (await client.post(f"/api/conversations/{lea}/take", json={})).status == 200
+    await say(ws, "danger", "je veux mourir")
+    await say(ws, "home", "mon beau-père me frappe")  # harm at home too: 119
+    assert (await client.post(f"/api/conversations/{lea}/refer", json={"partner": "3114"})).status == 201
+    before = await bot_texts(store, lea)
+    assert (await client.post(f"/api/conversations/{lea}/transfer", json={"queue": "listeners"})).status == 200
+    said = (await bot_texts(store, lea))[len(before) :]
+    assert partners["119"] in said and partners["emergency"] in said
+    assert partners["3114"] not in said  # Anne gave it herself
+    assert said.count(partners["emergency"]) == 1  # an urgent transfer's, not twice
+    await ws.close()
+
+
+async def test_the_gateways_hand_back_after_words_of_danger_gives_the_partners_after_saying_why(
+    client: Client, clock: Clock
+) -> None:
+    store, watch = client.app[STORE], client.app[WATCH]
+    partners = await partner_texts(client, "3114", "emergency")
+    ws, lea = await waiting_on_the_web_chat(client)
+    await take_with_console_open(client, lea)
+    await say(ws, "danger", "je veux mourir")
+    await whole(client)
+    await watch.check()
+    clock.advance(seconds=GRACE)
+    await watch.check()  # handed back by itself
+    said = await bot_texts(store, lea)
+    disconnected = next(n for n, text in enumerate(said) if "déconnecté" in text)
+    assert said[disconnected + 1 : disconnected + 3] == [partners["3114"], partners["emergency"]]
+    await ws.close()

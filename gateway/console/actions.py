@@ -300,6 +300,8 @@ class Actions:
                 raise ActionRefused("unknown_partner", f"no partner '{partner}' in the flow")
             language = language_of(conversation, engine.flow)
             text = engine.text(engine.flow.partners[partner].message, language)
+            if partner not in conversation.partners_given:  # given: not again at a hand-back (Dispatcher.owed)
+                conversation.partners_given += (partner,)
             return await self._send(conversation, listener, text, None if key is None else f"refer:{partner}:{key}")
 
     async def transfer(
@@ -746,8 +748,10 @@ class Actions:
         if conversation.priority.rank < entry.priority.rank:  # words of danger while held: first in line, as waiting
             await self.store.enqueue(conversation.id, entry.queue, conversation.priority, entry.at,
                                      flag=conversation.flag)  # fmt: skip
-        if told is not None:
-            await self.dispatcher.emit(conversation, [told], Author.BOT, now)
+        # where to turn now, as a risk read while waiting tells it: the partners a risk read while held called for
+        replies = [*([told] if told is not None else []), *self.dispatcher.owed(conversation)]
+        if replies:
+            await self.dispatcher.emit(conversation, replies, Author.BOT, now)
         conversation.listener = None
         conversation.closed_notice_for = None  # a new wait: a line closed meanwhile is told again, once
         await self.dispatcher.transition(conversation, Trigger.HAND_BACK, now)
