@@ -83,7 +83,8 @@ async def test_a_hand_back_after_words_of_danger_while_held_gives_the_partners_t
     assert (await client.post(f"/api/conversations/{lea}/hand-back", json={})).status == 200
     said = await bot_texts(store, lea)
     assert partners["3114"] in said and partners["emergency"] in said  # where to turn now, as waiting would
-    assert (await store.get_conversation(lea)).partners_given.count("3114") == 1  # type: ignore[union-attr]
+    back = await store.get_conversation(lea)
+    assert back is not None and back.partners_given.count("3114") == 1
 
     clock.advance(minutes=1)
     await login(client, "anne")
