@@ -90,17 +90,21 @@ class Gate:
         return refusal
 
     async def _refusal(self, inbound: Inbound, subject: str, key: str | None) -> Refusal | None:
-        """The sender blocked, or the flood limit reached by this message (its hit counted), or None."""
-        if self._counting is not None and (counter := self.limits.counter(Limit.MESSAGES, subject)):
+        """The sender blocked, or the flood limit reached by this message (its hit counted), or None. A message the
+        platform marks forwarded (the harasser's messages passed on as proof, often dozens at once) is counted
+        under its own bound, ``forwarded_per_conversation``, never the typed messages': evidence is kept, and the
+        young person's own words after it are not refused for it."""
+        limit = Limit.FORWARDED if inbound.forwarded else Limit.MESSAGES
+        if self._counting is not None and (counter := self.limits.counter(limit, subject)):
             key = key or self.sender_key(inbound.channel, inbound.sender)
             block, count = await self._counting.get_block_and_hit(key, self.clock(), counter)
             if block is not None:
                 self.metrics.refused.labels("blocked").inc()
                 return Refusal.BLOCKED
-            return None if self.limits.counted(Limit.MESSAGES, count) else Refusal.RATE_LIMITED
+            return None if self.limits.counted(limit, count) else Refusal.RATE_LIMITED
         if await self.blocked(inbound.channel, inbound.sender, key):
             return Refusal.BLOCKED
-        return None if await self.limits.allow(Limit.MESSAGES, subject) else Refusal.RATE_LIMITED
+        return None if await self.limits.allow(limit, subject) else Refusal.RATE_LIMITED
 
     async def _risky_past_the_flood(self, inbound: Inbound, subject: str) -> bool:
         """Whether a message the flood limit refused reads a risk by the keywords (cheap: no model for a flood) and
