@@ -320,6 +320,7 @@ class Timers:
         engine = self.flows.knowing(conversation.flow_version, lambda e: queue in e.flow.queues) or engine  # reloaded
         language = language_of(conversation, engine.flow)
         window = self.dispatcher.closed_window(conversation, Author.BOT, now)
+        minutes: float = engine.flow.timers.queue_reassurance_minutes
         if window is not None:
             await self._paused(conversation, window, now)
         elif queue in engine.flow.queues and not engine.is_open(queue, now):
@@ -327,13 +328,15 @@ class Timers:
                 text = engine.closed_line(conversation.queue, language, now)
                 await self._say(conversation, engine, now, Reply(text))
                 conversation.closed_notice_for = conversation.queued_at or now
-        else:  # nobody online: say so again rather than promise a listener "as soon as possible"
+        else:
             conversation.closed_notice_for = None  # open: the line's next closing during this wait is told again
             position = await self.store.position(conversation.id) or 1
-            key = "reassurance" if self.dispatcher.listeners_online() > 0 else "queued_offline"
-            text = engine.message(key, language, position=position)
+            if self.dispatcher.listeners_online() > 0:
+                text = engine.message("reassurance", language, position=position)
+            else:  # nobody online: say so again rather than promise a listener "as soon as possible", less often
+                text = engine.message("queued_offline", language, position=position)
+                minutes = offline_interval(minutes, now - (conversation.queued_at or now))
             await self._say(conversation, engine, now, Reply(text))
-        minutes = engine.flow.timers.queue_reassurance_minutes
         await self.store.set_timer(conversation.id, TimerKind.QUEUE_REASSURE, now + timedelta(minutes=minutes))
 
     async def _paused(self, conversation: Conversation, window: timedelta, now: datetime) -> None:
@@ -349,6 +352,18 @@ class Timers:
 
     async def _idle_close(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
         await leaving.idle_close(self.dispatcher, self.store, conversation, now)
+
+
+OFFLINE_REPEAT_MAX_MINUTES = 30
+
+
+def offline_interval(minutes: float, waited: timedelta) -> float:
+    """When ``queued_offline`` is said again to a young person waiting while no listener is online: every
+    ``queue_reassurance_minutes`` at first, then half their wait so far, at most every 30 minutes. Each is a
+    notification on their phone (Messenger, WhatsApp, Telegram), maybe seen by someone beside them: until 2026-12-05
+    an evening with nobody online (18:00 to 23:00) was 60 times the same text; now 14. A listener coming online is
+    told at the next time (then every ``queue_reassurance_minutes`` again)."""
+    return max(minutes, min(OFFLINE_REPEAT_MAX_MINUTES, waited.total_seconds() / 120))
 
 
 def _firing_key(lease: Timer) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -134,6 +135,33 @@ async def test_waiting_in_the_queue_is_reassured_with_the_position(client: Clien
 
         await fire_and_wait(client, reassured)
         assert "position 1" in (await bot_lines(client, conversation.id))[-1]
+
+
+async def test_nobody_online_all_evening_is_said_again_less_often_never_left_silent(
+    client: Client, clock: Clock
+) -> None:
+    """A young person waiting from 18:00 to 23:00 with no listener online: `queued_offline` at the hand-off, again 5
+    minutes later, then less often as the wait grows, never more than 30 minutes apart. Each is a notification on their
+    phone, maybe read by someone beside them: until 2026-12-05 it was said every 5 minutes, 60 times that evening."""
+    clock.now = datetime(2026, 3, 10, 18, 0, tzinfo=PARIS).astimezone(UTC)
+    async with client.ws_connect("/chat/ws") as ws:  # the page stays open all evening (never "gone")
+        await hello(ws)
+        for number, answer in enumerate(WALK_TO_QUEUE):
+            await say(ws, f"m{number}", answer)
+        [entry] = await client.app[STORE].waiting()
+        conversation_id = entry.conversation_id
+        told_at = [clock.now]
+        while clock.now < datetime(2026, 3, 10, 22, 55, tzinfo=PARIS).astimezone(UTC):
+            count = len(await bot_lines(client, conversation_id))
+            clock.advance(minutes=5)
+            await client.app[TIMERS].fire_due()
+            await settled(client, conversation_id)
+            lines = await bot_lines(client, conversation_id)
+            assert all("Aucun·e écoutant·e" in line for line in lines[count:])  # never "a listener is coming"
+            told_at += [clock.now] * (len(lines) - count)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(told_at)]
+    assert gaps[0] == timedelta(minutes=5) and max(gaps) <= timedelta(minutes=30)
+    assert 10 <= len(told_at) <= 16, len(told_at)
 
 
 async def test_a_queue_that_closes_while_waiting_sends_the_closed_line_once(client: Client, clock: Clock) -> None:
