@@ -69,6 +69,7 @@ from gateway.store import (
     TimerStore,
     TranscriptEntry,
     TranscriptStore,
+    in_parts,
 )
 from gateway.store.codec import encode_outbound
 from gateway.supervisor import where
@@ -98,6 +99,11 @@ SAID = "said"
 the next one, words of danger split over two messages ("je vais" / "me tuer") raise as one (sealed with the record,
 purged and erased with it)."""
 SAID_WORDS = 8
+# A bot reply the provider accepted, then reported failed for a reason a resend may get through (a WhatsApp status
+# callback's transient code: ``Receipt.transient``) is sent once more this long after the report (:meth:`Dispatcher.
+# _bot_failed`), as a new entry whose id is the first's plus ``RESENT`` (a copy that fails in turn is not sent again)
+RESEND_AFTER = timedelta(seconds=30)
+RESENT = "-again"
 
 
 class StatusRoles(TimerStore, QueueStore, RetentionStore, EventStore, Protocol):
@@ -950,6 +956,48 @@ class Dispatcher:
         shown = await self.store.advance_part(entry.conversation_id, entry.id, receipt.provider_message_id, delivery)
         if shown is not None:
             await self.store.publish(DeliveryChanged(entry.conversation_id, entry.id, shown))
+        if shown == Delivery.FAILED and entry.delivery != Delivery.FAILED and entry.author == Author.BOT:  # told once
+            await self._bot_failed(entry, receipt)
+
+    async def _bot_failed(self, entry: TranscriptEntry, receipt: Receipt) -> None:
+        """A bot reply the provider accepted, then reported failed (a WhatsApp status callback): never silent.
+        Nobody watches the bot's questions, so it is logged by class and code (never the text nor the number) and
+        counted; a failure a resend may get through (``receipt.transient``) is sent again once, ``RESEND_AFTER``
+        later, when the young person wrote nothing since (the bot answered that) and the reply was in one part (a
+        part delivered is never sent twice); the listeners of a conversation in the queue, with a listener or at
+        risk read a note. A failure is final in the store (forward only): a later ``delivered`` changes nothing."""
+        code = receipt.error if receipt.error and receipt.error.isdigit() and len(receipt.error) <= 6 else "none"
+        kind = "transient" if receipt.transient else "final"
+        now = self.clock()
+        async with self.store.lock(entry.conversation_id):
+            conversation = await self.store.get_conversation(entry.conversation_id)
+            if conversation is None or not conversation.active:
+                return
+            resend = (
+                receipt.transient and not entry.id.endswith(RESENT) and not in_parts(entry.provider_message_id)
+                and conversation.left_at is None and self.closed_window(conversation, Author.BOT, now) is None
+                and (conversation.last_inbound_at is None or conversation.last_inbound_at <= entry.at)
+            )  # fmt: skip
+            log.warning("dispatcher: %s: a bot reply (%s) was reported failed by %s, code %s (%s): %s",
+                        conversation.id, entry.id, conversation.channel.value, code, kind,
+                        f"sent again in {RESEND_AFTER.seconds} s" if resend else "not sent again")  # fmt: skip
+            self.metrics.bot_replies_failed.labels(
+                conversation.channel.value, kind, "resent" if resend else "not_resent"
+            ).inc()
+            if conversation.status != Status.BOT or conversation.flagged_at is not None:
+                note = "bot_failed.resent" if resend else "bot_failed.final"
+                await self.system_note(conversation, note, now, channel=conversation.channel.value, error=code)
+            if not resend:
+                return
+            again = TranscriptEntry(
+                id=entry.id + RESENT, conversation_id=conversation.id, at=now, author=Author.BOT,
+                text=entry.text, choices=entry.choices,
+            )  # fmt: skip
+            await self.store.append_transcript(again)  # an id already present is ignored: a report made again
+            item = outbox_item(conversation, again, now)
+            await self.store.outbox_put(replace(item, next_attempt_at=now + RESEND_AFTER))
+            await self.store.publish(EntryAdded(conversation.id, again))
+        self._on_outgoing()
 
     async def _handle_watermark(self, receipt: Receipt) -> None:
         """Messenger's reads (and deliveries without mids): every reply sent up to ``watermark`` (ms), found by the

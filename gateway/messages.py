@@ -111,6 +111,7 @@ class Receipt:
     provider_message_id: str | None = None
     watermark: int | None = None  # Messenger: everything sent before this time (ms)
     error: str | None = None
+    transient: bool = False  # failed for a reason a resend may get through (the provider's code says so)
 
 
 @dataclass(frozen=True, slots=True)

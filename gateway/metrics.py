@@ -37,6 +37,11 @@ class Metrics:
             "gateway_outbox_deliveries", "Outbox attempts by channel and result (sent, retry, failed, paused, busy)",
             ["channel", "result"], registry=r,
         )  # fmt: skip
+        self.bot_replies_failed = Counter(
+            "gateway_bot_replies_failed",
+            "Bot replies the provider accepted then reported failed, by kind (transient, final) and outcome",
+            ["channel", "kind", "outcome"], registry=r,
+        )  # fmt: skip
         self.webhook_refusals = Counter(
             "gateway_webhook_refusals", "Webhook requests refused, by status (401/403/400/413…)", ["status"], registry=r
         )

@@ -44,6 +44,18 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Not sent: {channel} lets the {author} write up to {hours} h after the young person's last message."
         " The message was: {text}",
     ),
+    "bot_failed.resent": (
+        "Un message du bot n'a pas atteint le ou la jeune ({channel}, erreur {error}, passagère) : il est renvoyé une"
+        " fois dans 30 s.",
+        "A bot message did not reach the young person ({channel}, error {error}, transient): it is sent again once"
+        " in 30 s.",
+    ),
+    "bot_failed.final": (
+        "Un message du bot n'a pas atteint le ou la jeune ({channel}, erreur {error}) : il n'est pas renvoyé (« échec »"
+        " dans la conversation).",
+        "A bot message did not reach the young person ({channel}, error {error}): it is not sent again (“failed” in"
+        " the conversation).",
+    ),
     "queue_paused": (
         "Messages d'attente suspendus : {channel} laisse le bot écrire jusqu'à {hours} h après le dernier message"
         " du jeune. Un·e écoutant·e qui prend la conversation peut encore écrire (voir sa fenêtre de réponse).",

@@ -88,6 +88,16 @@ STATUSES = {
     "undelivered": "failed",
     "canceled": "failed",
 }
+# A status callback's failure a resend may get through (``Receipt.transient``: sent again once, ``Dispatcher.
+# _bot_failed``); any other code is final (30005 unknown destination, 30006 landline, 63016 window closed, 63024
+# invalid recipient, 63032 the number in Meta's experiment…): a resend cannot reach them
+TRANSIENT_FAILURES = {
+    30001: "queue overflow",
+    30003: "unreachable destination handset (off, no signal)",
+    30008: "unknown error",
+    63012: "WhatsApp's internal error",
+    63018: "rate limit exceeded for the channel",
+}
 PERMANENT_REASONS = {
     63016: "reply window closed (more than 24 hours since the person's last message; only a template can go)",
     21211: "the recipient is not a valid WhatsApp address",
@@ -420,12 +430,14 @@ def _receipt(form: MultiDict[str]) -> Receipt | None:
     status = STATUSES.get(_required(form, "MessageStatus"))
     if status is None:  # a status Twilio added after this was written
         return None
+    error = form.get("ErrorCode") or None
     return Receipt(
         channel=ChannelName.WHATSAPP,
         sender=_required(form, "To"),
         status=status,
         provider_message_id=_required(form, "MessageSid"),
-        error=form.get("ErrorCode") or None,
+        error=error,
+        transient=status == "failed" and error is not None and error.isdigit() and int(error) in TRANSIENT_FAILURES,
     )
 
 

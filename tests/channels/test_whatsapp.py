@@ -211,6 +211,7 @@ async def test_status_callbacks_become_receipts(client: TestClient[Any, Any], tw
             "provider_message_id": "SM42",
             "watermark": None,
             "error": None,
+            "transient": False,
         }
     ]
 
@@ -218,6 +219,14 @@ async def test_status_callbacks_become_receipts(client: TestClient[Any, Any], tw
 async def test_a_failed_status_keeps_its_error_code(client: TestClient[Any, Any]) -> None:
     _, batch = await post(client, twilio_status_form("SM42", "failed", PHONE, error_code="63016"), path=STATUS_PATH)
     assert (batch["receipts"][0]["status"], batch["receipts"][0]["error"]) == ("failed", "63016")
+
+
+@pytest.mark.parametrize(("code", "transient"), [("30003", True), ("30008", True), ("30005", False), ("63016", False)])
+async def test_a_failure_a_resend_may_get_through_is_transient(
+    client: TestClient[Any, Any], code: str, transient: bool
+) -> None:
+    _, batch = await post(client, twilio_status_form("SM42", "undelivered", PHONE, error_code=code), path=STATUS_PATH)
+    assert (batch["receipts"][0]["status"], batch["receipts"][0]["transient"]) == ("failed", transient)
 
 
 async def test_an_unknown_status_is_no_receipt(client: TestClient[Any, Any]) -> None:

@@ -1,0 +1,124 @@
+"""A bot reply Twilio accepted, then reported failed by its status callback (``failed`` / ``undelivered``).
+
+Nobody watches a young person in the bot's questions: before 2026-12-05 such a reply was only marked failed, and the
+young person never got the question (or the closed-line message, or where to turn). Now a failure a resend may get
+through (Twilio's 30003 unreachable handset, 30008 unknown error…) is sent again once, after ``RESEND_AFTER``; a final
+one (30005, 30006, 63016…) is not; both are logged by class and code and counted, and the listeners of a conversation
+in the queue (or with them, or at risk) read a note. Nothing twice: a second callback, a late ``delivered``, or the
+resend failing in turn send nothing more.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from gateway.app import STORE
+from gateway.conversation import Status
+from gateway.dispatcher import RESEND_AFTER
+from gateway.settings import Settings
+from gateway.testing import ACCOUNT_SID, WHATSAPP_FROM, FakeTwilioAPI, sign_twilio, twilio_form, twilio_status_form
+from tests.conftest import TWILIO_TOKEN
+from tests.e2e.channel_support import Client, GatewayFactory, ListenerDesk, eventually, gateway, offline, running_clock
+
+__all__ = ["gateway", "offline"]  # fixtures used by the tests below
+
+PUBLIC = "http://helpline.example.org:8080"
+PHONE = "whatsapp:+33612345678"
+PATH = "/webhooks/whatsapp"
+STATUS_PATH = "/webhooks/whatsapp/status"
+WALK = ["Bonjour", "2", "Français", "j'ai 15 ans", "pour moi", "on me harcèle", "On se moque de moi sur un groupe."]
+
+
+@pytest.fixture
+async def client(gateway: GatewayFactory, settings: Settings, twilio: FakeTwilioAPI) -> Client:
+    return await gateway(settings.replace(
+        public_url=PUBLIC, twilio_account_sid=ACCOUNT_SID, twilio_auth_token=TWILIO_TOKEN,
+        twilio_whatsapp_from=WHATSAPP_FROM, twilio_api_url=twilio.url,
+    ))  # fmt: skip
+
+
+async def deliver(client: Client, form: dict[str, str], path: str = PATH) -> int:
+    headers = {"X-Twilio-Signature": sign_twilio(TWILIO_TOKEN, PUBLIC + path, form)}
+    return (await client.post(path, data=form, headers=headers)).status
+
+
+async def bot_entry(desk: ListenerDesk, conversation_id: str, text: str) -> dict[str, Any]:
+    transcript = (await desk.conversation(conversation_id))["transcript"]
+    return next(e for e in transcript if e["author"] == "bot" and text.startswith(e["text"]))
+
+
+async def started(client: Client, twilio: FakeTwilioAPI) -> tuple[ListenerDesk, str]:
+    """The young person wrote "Bonjour"; every bot reply reached Twilio. The desk is a supervisor's."""
+    assert await deliver(client, twilio_form(PHONE, "Bonjour", message_sid="SM" + "1" * 32)) == 200
+    desk = ListenerDesk(client)
+    await desk.login()
+    conversation_id = (await client.app[STORE].conversations_by_status(Status.BOT))[0].id
+    await twilio.wait_accepted(len(await desk.all_sent(conversation_id)))
+    return desk, conversation_id
+
+
+async def test_a_bot_question_reported_undelivered_for_a_transient_reason_is_sent_again_once(
+    client: Client, twilio: FakeTwilioAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    desk, conversation_id = await started(client, twilio)
+    question = twilio.accepted()[-1]
+    count = len(twilio.accepted())
+    failed = twilio_status_form(question.answer["sid"], "undelivered", PHONE, error_code="30008")
+    assert await deliver(client, failed, STATUS_PATH) == 200
+    assert await deliver(client, failed, STATUS_PATH) == 200  # Twilio's callback again: nothing more
+    entry = await bot_entry(desk, conversation_id, question.body["Body"])
+    await desk.delivery_of(conversation_id, entry["id"], "failed")
+    assert len(twilio.accepted()) == count  # not at once: after RESEND_AFTER
+
+    running_clock(client).advance(seconds=RESEND_AFTER.total_seconds() + 1)
+    resent = (await twilio.wait_accepted(count + 1))[-1]
+    assert resent.body["Body"] == question.body["Body"]
+    # a late "delivered" of the first copy, and the second copy failing in turn, send nothing more
+    late = twilio_status_form(question.answer["sid"], "delivered", PHONE)
+    assert await deliver(client, late, STATUS_PATH) == 200
+    again = twilio_status_form(resent.answer["sid"], "failed", PHONE, error_code="30003")
+    assert await deliver(client, again, STATUS_PATH) == 200
+    running_clock(client).advance(seconds=RESEND_AFTER.total_seconds() + 1)
+
+    async def second_failed() -> bool:
+        transcript = (await desk.conversation(conversation_id))["transcript"]
+        copies = [e for e in transcript if e["author"] == "bot" and e["text"] == entry["text"]]
+        return [e["delivery"] for e in copies] == ["failed", "failed"]
+
+    await eventually(second_failed)
+    metrics = await (await client.get("/metrics")).text()
+    assert 'gateway_bot_replies_failed_total{channel="whatsapp",kind="transient",outcome="resent"} 1.0' in metrics
+    assert 'gateway_bot_replies_failed_total{channel="whatsapp",kind="transient",outcome="not_resent"} 1.0' in metrics
+    lines = [r.getMessage() for r in caplog.records if "reported failed" in r.getMessage()]
+    assert len(lines) == 2 and "code 30008 (transient)" in lines[0] and "code 30003 (transient)" in lines[1]
+    assert all("+336" not in line and question.body["Body"][:20] not in line for line in lines)
+    assert len(twilio.accepted()) == count + 1
+
+
+async def test_a_final_failure_is_not_sent_again_and_the_queues_listeners_read_it(
+    client: Client, twilio: FakeTwilioAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    for number, text in enumerate(WALK):
+        assert await deliver(client, twilio_form(PHONE, text, message_sid=f"SM{number:032d}")) == 200
+    desk = ListenerDesk(client)
+    await desk.login()
+    conversation_id = (await desk.first_waiting())["id"]
+    await twilio.wait_accepted(len(await desk.all_sent(conversation_id)))
+    told = twilio.accepted()[-1]  # the queue's message: where they are in line, where to turn meanwhile
+    count = len(twilio.accepted())
+    failed = twilio_status_form(told.answer["sid"], "undelivered", PHONE, error_code="30005")
+    assert await deliver(client, failed, STATUS_PATH) == 200
+
+    notes = await eventually(lambda: desk.system_entries(conversation_id, "did not reach"))
+    assert notes[0]["system"]["code"] == "bot_failed.final"
+    assert dict(notes[0]["system"]["params"]) == {"channel": "whatsapp", "error": "30005"}
+    running_clock(client).advance(seconds=RESEND_AFTER.total_seconds() + 1)
+    metrics = await (await client.get("/metrics")).text()
+    assert 'gateway_bot_replies_failed_total{channel="whatsapp",kind="final",outcome="not_resent"} 1.0' in metrics
+    assert [r.getMessage() for r in caplog.records if "code 30005 (final)" in r.getMessage()]
+    assert len(twilio.accepted()) == count
