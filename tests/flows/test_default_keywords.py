@@ -235,3 +235,19 @@ INVISIBLE = ["\u200b", "\u200c", "\u2060", "\u00ad", "\ufeff", "\u200f"]
 def test_an_invisible_character_inside_a_word_hides_nothing(engine: Engine, message: str, risk: str, mark: str) -> None:
     assert risk_of(engine, message.format("")) == risk
     assert risk_of(engine, message.format(mark)) == risk
+
+
+# The same plain words of danger, in French and in English: the keyword line reads both (a young person who writes in
+# English is not left to the model alone, which misses some of them: "he threatens to kill me" scores 0.23).
+IN_BOTH_LANGUAGES = [
+    ("il menace de me tuer", "imminent_danger"),
+    ("he threatens to kill me", "imminent_danger"),
+    ("he is threatening to kill me", "imminent_danger"),
+    ("they're threatening to stab me", "imminent_danger"),
+    ("she keeps threatening to kill me", "imminent_danger"),
+]
+
+
+@pytest.mark.parametrize(("message", "risk"), IN_BOTH_LANGUAGES)
+def test_plain_words_of_danger_are_read_in_english_as_in_french(engine: Engine, message: str, risk: str) -> None:
+    assert risk_of(engine, message) == risk
