@@ -66,7 +66,7 @@
   };
   var FINAL = { closed: 1, referred: 1, abandoned: 1 };
   var $ = function (id) { return document.getElementById(id); };
-  var state = { ws: null, token: null, opening: null, delay: 500, shown: {}, entries: [], lastBot: null, lang: storedLang(), typingTimer: null,
+  var state = { ws: null, token: null, opening: null, delay: 500, shown: {}, entries: [], lastBot: null, lang: storedLang(), told: toldLang(), typingTimer: null,
     lastTyping: 0, status: "bot", escapes: 0, lastEscape: 0, unread: 0, live: false, away: false,
     receipts: { delivered: [], read: [] }, unseen: [], heard: 0, keepalive: 20, tick: 0, pending: null, known: {}, leaving: false, unanswered: null, endAsked: false, session: false,
     conversation: null, lostAt: Date.now() };
@@ -77,6 +77,13 @@
   function storedLang() {
     var browser = /^en\b/i.test(navigator.language || "") ? "en" : "fr";
     try { return localStorage.getItem(LANG_KEY) || browser; } catch (e) { return browser; }
+  }
+  /* Whether that language was told (chosen on the page, a conversation's kept by the browser, a browser in French or
+     English), not French by default for a browser in another language: only then does the hello name it, so that the
+     bot reads such a young person's words for their language ("I want to kill myself" answered in English). */
+  function toldLang() {
+    if (/^(en|fr)\b/i.test(navigator.language || "")) { return true; }
+    try { return !!localStorage.getItem(LANG_KEY); } catch (e) { return false; }
   }
   function t(key) { return (TEXTS[state.lang] || TEXTS.fr)[key]; }
 
@@ -408,7 +415,7 @@
       state.heard = Date.now();
       var token = storedToken();
       ws.send(JSON.stringify({ type: "hello", token: token, opening: token ? null : openingKey(),
-        conversation: token ? storedConversation() : null, language: state.lang }));
+        conversation: token ? storedConversation() : null, language: state.told ? state.lang : null }));
     };
     ws.onmessage = function (event) { state.heard = Date.now(); handle(JSON.parse(event.data)); };
     ws.onclose = function () {
@@ -469,6 +476,7 @@
   function followLanguage(language) {
     if (!TEXTS[language] || language === state.lang) { return; }
     state.lang = language;
+    state.told = true;
     try { localStorage.setItem(LANG_KEY, language); } catch (e) { /* the tab keeps it */ }
     applyTexts();
   }
@@ -830,6 +838,7 @@
     $("new-conversation").addEventListener("click", newConversation);
     $("lang-toggle").addEventListener("click", function () {
       state.lang = state.lang === "fr" ? "en" : "fr";
+      state.told = true;
       try { localStorage.setItem(LANG_KEY, state.lang); } catch (e) { /* ignore */ }
       applyTexts();
       if (state.session && state.ws && state.ws.readyState === WebSocket.OPEN) {  // the bot follows from the next message on

@@ -7,7 +7,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, expect
 
-from tests.e2e.test_chat import bot_messages
+from tests.e2e.test_chat import bot_messages, type_answer
 
 pytestmark = pytest.mark.browser
 
@@ -46,5 +46,25 @@ async def test_answering_english_to_the_bot_turns_the_page_s_own_texts_english(
         await expect(bot_messages(page).last).to_contain_text("How old are you?")
         await expect(page.get_by_role("button", name="Quick exit")).to_be_visible()
         await expect(page.locator("h1.title")).to_have_text("Need to talk?")
+    finally:
+        await context.close()
+
+
+@pytest.mark.parametrize("locale", ["es-ES", "ar-MA"])
+async def test_a_browser_in_another_language_lets_english_words_turn_the_bot_english(
+    browser: Browser, server: TestServer, locale: str
+) -> None:
+    """A browser in a language the line does not speak greets in French, as before, but that is no choice of the
+    young person's: their English words turn the bot English, as on Messenger or WhatsApp. Before, the page told the
+    server "fr" as if chosen, and "I want to kill myself" was answered in French only, the 3114 message included."""
+    context = await browser.new_context(locale=locale)
+    try:
+        page = await context.new_page()
+        await page.goto(str(server.make_url("/chat")))
+        await expect(bot_messages(page).first).to_contain_text("Bonjour, ici le 3018")
+        await type_answer(page, "hi, i want to kill myself")
+        await expect(bot_messages(page).filter(has_text="If you are thinking about suicide")).to_have_count(1)
+        await expect(bot_messages(page).filter(has_text="Si tu penses au suicide")).to_have_count(0)
+        await expect(page.locator("h1.title")).to_have_text("Need to talk?")  # the page's own texts follow
     finally:
         await context.close()
