@@ -143,14 +143,17 @@ _MOST_DISGUISED = 64
 _READ_KEPT = 4096
 """How many words looked up are remembered (the same disguise comes back in a conversation)."""
 _EDGES = re.compile(r"^[\W_]+|[\W_]+$")
+_CUT = re.compile(r"[-_]+")
+"""What cuts a word written in two ("sui-cide", "mour_ir")."""
 
 
 class Disguises:
     """Words a young person writes disguised, read back as the phrases' own words, for a second reading of the message
     whose phrases may only add to what the first raised (:meth:`undo`): digits and signs for letters ("j3 v3ux
     m0urir", "su*cide", "fr@ppe"), letters spaced or dotted ("s u i c i d e", "m.o.r.t"), Cyrillic or Greek letters
-    that look Latin, a doubled "i" or "u" ("mouriir"), a verb's "é" for its "-er" after "me" ("me tué"), "j'" and
-    "d'" before a consonant ("j'me coupe", "envie d'mourir").
+    that look Latin, a word cut by a hyphen or an underscore whose parts are not words ("sui-cide", "mour_ir"; not
+    "self-harm"), a doubled "i" or "u" ("mouriir"), a verb's "é" for its "-er" after "me" ("me tué"), "j'" and "d'"
+    before a consonant ("j'me coupe", "envie d'mourir").
 
     A disguised word is read back only as a word of the phrases (``known``) or of :data:`SPELLINGS`, never as
     anything else: a code, a score or a phrase nobody wrote stays what it was, so only where the plain word would
@@ -215,6 +218,11 @@ class Disguises:
         if _SPELLED.fullmatch(core):  # "s.u.i.c.i.d.e"
             joined = "".join(c for c in core if c.isalpha())
             return joined if joined in self.known else None
+        if _CUT.search(core):  # a word cut by a hyphen or an underscore ("sui-cide"), not two words ("self-harm")
+            parts = _CUT.split(core)
+            joined = "".join(parts)
+            words = sum(len(p) > 1 and p in self.known for p in parts)
+            return joined if joined.isalpha() and joined in self.known and words < len(parts) else None
         if core.isalpha():  # no digit nor sign: a doubled "i" or "u" ("mouriir", "tuuer")?
             single = re.sub(r"([iu])\1", r"\1", core)
             return single if single != core and single in self.known else None

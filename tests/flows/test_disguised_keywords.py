@@ -141,3 +141,53 @@ SMS_ORDINARY = [
 @pytest.mark.parametrize("message", SMS_ORDINARY)
 def test_sms_grammar_ordinary(engine: Engine, message: str) -> None:
     assert risk_of(engine, message) == "none"
+
+
+# A word cut by a hyphen or an underscore ("sui-cide", "mour_ir"): read as the word when its parts are not words of
+# their own ("self-harm", "beau-père" and "me-tuer" are two words, as written).
+CUT = [
+    ("je pense au sui-cide", "je pense au suicide", "suicide"),
+    ("je pense au sui_cide", "je pense au suicide", "suicide"),
+    ("je veux mour-ir", "je veux mourir", "suicide"),
+    ("j'ai envie de me sui-cider", "j'ai envie de me suicider", "suicide"),
+    ("je me scari-fie", "je me scarifie", "self_harm"),
+    ("im sui-cidal", "im suicidal", "suicide"),
+    ("i want to k-ill myself", "i want to kill myself", "suicide"),
+    ("je vais me-tuer", "je vais me tuer", "suicide"),
+]
+
+
+@pytest.mark.parametrize(("disguised", "plain", "risk"), CUT)
+def test_a_word_cut_by_a_hyphen_or_an_underscore(engine: Engine, disguised: str, plain: str, risk: str) -> None:
+    same_as_plain(engine, disguised, plain, risk)
+
+
+CUT_ORDINARY = [
+    "self-harm awareness week at school", "c'est-à-dire", "peut-être demain", "rendez-vous au parc", "le week-end",
+    "mon porte-monnaie", "mort-de-rire", "@mourir_de_rire", "mi-temps", "sous-sol", "t-shirt", "e-mail",
+    "un arc-en-ciel", "mon_pseudo_insta", "sui-vant",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("message", CUT_ORDINARY)
+def test_words_joined_by_a_hyphen_or_an_underscore_stay_ordinary(engine: Engine, message: str) -> None:
+    assert risk_of(engine, message) == "none"
+
+
+# Repeated punctuation and quotation marks are punctuation: read as the plain wording already (kept so).
+PUNCTUATED = [
+    ("je veux mourir!!!!!", "je veux mourir", "suicide"),
+    ("je pense au suicide???", "je pense au suicide", "suicide"),
+    ("je veux mourir?!?!?!", "je veux mourir", "suicide"),
+    ("jveux mourir...", "jveux mourir", "suicide"),
+    ("j'ai envie de « mourir »", "j'ai envie de mourir", "suicide"),
+    ('je veux "mourir"', "je veux mourir", "suicide"),
+    ("j’ai envie d’mourir", "j'ai envie de mourir", "suicide"),
+    ("je me scarifie!!!!!", "je me scarifie", "self_harm"),
+    ("i want to die!!!", "i want to die", "suicide"),
+]
+
+
+@pytest.mark.parametrize(("disguised", "plain", "risk"), PUNCTUATED)
+def test_repeated_punctuation_and_quotation(engine: Engine, disguised: str, plain: str, risk: str) -> None:
+    same_as_plain(engine, disguised, plain, risk)
