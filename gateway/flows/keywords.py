@@ -145,15 +145,17 @@ _READ_KEPT = 4096
 _EDGES = re.compile(r"^[\W_]+|[\W_]+$")
 _CUT = re.compile(r"[-_]+")
 """What cuts a word written in two ("sui-cide", "mour_ir")."""
+_BROKEN = re.compile(r"(?<!\w)([^\W\d_]+)\r?\n([^\W\d_]+)(?!\w)")
+"""A word broken over a line break ("sui\ncide")."""
 
 
 class Disguises:
     """Words a young person writes disguised, read back as the phrases' own words, for a second reading of the message
     whose phrases may only add to what the first raised (:meth:`undo`): digits and signs for letters ("j3 v3ux
     m0urir", "su*cide", "fr@ppe"), letters spaced or dotted ("s u i c i d e", "m.o.r.t"), Cyrillic or Greek letters
-    that look Latin, a word cut by a hyphen or an underscore whose parts are not words ("sui-cide", "mour_ir"; not
-    "self-harm"), a doubled "i" or "u" ("mouriir"), a verb's "é" for its "-er" after "me" ("me tué"), "j'" and "d'"
-    before a consonant ("j'me coupe", "envie d'mourir").
+    that look Latin, a word cut by a hyphen, an underscore or a line break whose parts are not words ("sui-cide",
+    "mour_ir", "sui\\ncide"; not "self-harm"), a doubled "i" or "u" ("mouriir"), a verb's "é" for its "-er" after
+    "me" ("me tué"), "j'" and "d'" before a consonant ("j'me coupe", "envie d'mourir").
 
     A disguised word is read back only as a word of the phrases (``known``) or of :data:`SPELLINGS`, never as
     anything else: a code, a score or a phrase nobody wrote stays what it was, so only where the plain word would
@@ -173,10 +175,12 @@ class Disguises:
     def undo(self, raw: str) -> str | None:
         """The canonical form of ``raw`` with its disguised words read back, or None when it has none (then the two
         forms are the same): ``"j3 v3ux m0urir"`` → ``"je veux mourir"``."""
-        pieces = [p for p in _APART.split(unicodedata.normalize("NFC", raw.casefold())) if p]
+        lowered = unicodedata.normalize("NFC", raw.casefold())
+        rejoined = _BROKEN.sub(self._rejoined, lowered) if "\n" in lowered else lowered
+        pieces = [p for p in _APART.split(rejoined) if p]
         plain = [_plain(p) for p in pieces]
         out: list[str] = []
-        budget, changed, at = [_MOST_DISGUISED], False, 0
+        budget, changed, at = [_MOST_DISGUISED], rejoined != lowered, 0
         while at < len(plain):
             run = at
             while run < len(plain) and len(plain[run]) == 1 and plain[run].isalpha():
@@ -204,6 +208,18 @@ class Disguises:
             at += 1
         return canonical(" ".join(out)) if changed else None
 
+    def _rejoined(self, broken: re.Match[str]) -> str:
+        """A word broken over a line break, whole when it is a word of the phrases and its parts are not words of
+        their own ("sui\ncide", not "je veux\nmourir"); else as it was."""
+        return self._whole([_plain(broken[1]), _plain(broken[2])]) or broken[0]
+
+    def _whole(self, parts: list[str]) -> str | None:
+        """The word ``parts`` make when it is a word of the phrases and the parts (of two letters or more) are not
+        all words of their own: "sui" "cide" → "suicide"; "self" "harm" → None."""
+        joined = "".join(parts)
+        words = sum(len(p) > 1 and p in self.known for p in parts)
+        return joined if joined.isalpha() and joined in self.known and words < len(parts) else None
+
     def _word(self, core: str, budget: list[int]) -> str | None:
         if core not in self._read:
             if budget[0] <= 0:
@@ -219,10 +235,7 @@ class Disguises:
             joined = "".join(c for c in core if c.isalpha())
             return joined if joined in self.known else None
         if _CUT.search(core):  # a word cut by a hyphen or an underscore ("sui-cide"), not two words ("self-harm")
-            parts = _CUT.split(core)
-            joined = "".join(parts)
-            words = sum(len(p) > 1 and p in self.known for p in parts)
-            return joined if joined.isalpha() and joined in self.known and words < len(parts) else None
+            return self._whole(_CUT.split(core))
         if core.isalpha():  # no digit nor sign: a doubled "i" or "u" ("mouriir", "tuuer")?
             single = re.sub(r"([iu])\1", r"\1", core)
             return single if single != core and single in self.known else None

@@ -191,3 +191,28 @@ PUNCTUATED = [
 @pytest.mark.parametrize(("disguised", "plain", "risk"), PUNCTUATED)
 def test_repeated_punctuation_and_quotation(engine: Engine, disguised: str, plain: str, risk: str) -> None:
     same_as_plain(engine, disguised, plain, risk)
+
+
+# A word broken over a line break ("sui\ncide": typed so, or copied from a wrapped text): read whole when its parts
+# are not words of their own ("je veux\nmourir" is two words, read as such already).
+BROKEN = [
+    ("je pense au sui\ncide", "je pense au suicide", "suicide"),
+    ("je veux mou\nrir", "je veux mourir", "suicide"),
+    ("envie de mou\r\nrir", "envie de mourir", "suicide"),
+    ("je me scari\nfie", "je me scarifie", "self_harm"),
+    ("i'm sui\ncidal", "i'm suicidal", "suicide"),
+    ("je veux\nmourir", "je veux mourir", "suicide"),
+]
+
+
+@pytest.mark.parametrize(("disguised", "plain", "risk"), BROKEN)
+def test_a_word_broken_over_a_line_break(engine: Engine, disguised: str, plain: str, risk: str) -> None:
+    same_as_plain(engine, disguised, plain, risk)
+
+
+BROKEN_ORDINARY = ["je suis\nfatiguée", "bonne\nnuit", "mort\nde rire", "le sui\nvant", "je veux\nmourir de rire"]
+
+
+@pytest.mark.parametrize("message", BROKEN_ORDINARY)
+def test_words_on_two_lines_stay_ordinary(engine: Engine, message: str) -> None:
+    assert risk_of(engine, message) == "none"
