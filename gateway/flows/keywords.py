@@ -125,6 +125,9 @@ _LEET: dict[str, str] = {
 _HIDING = frozenset("*#+%°~^")
 """Signs that hide a letter inside a word, or stand between its letters ("su*cide", "m°rt"); never a hyphen, a dot or
 an underscore, which join words as they are written ("self-harm", "beau-père", "self_harm")."""
+_PICTURES = frozenset(("So", "Sk", "Mn", "Cf"))
+"""What an emoji is made of: symbols (😭, ❤), skin tones, the variation selector and the joiner between emoji."""
+_PICTURE_RUN = re.compile("\0+")
 _LOOKALIKES = str.maketrans(
     "аеорсухіјѕкмтнвԁһαοεικνρτυχβ",  # Cyrillic, then Greek, lower case (canonical forms are casefolded)
     "aeopcyxijskmthbdhaoeiknptuxb",
@@ -151,11 +154,11 @@ _BROKEN = re.compile(r"(?<!\w)([^\W\d_]+)\r?\n([^\W\d_]+)(?!\w)")
 
 class Disguises:
     """Words a young person writes disguised, read back as the phrases' own words, for a second reading of the message
-    whose phrases may only add to what the first raised (:meth:`undo`): digits and signs for letters ("j3 v3ux
-    m0urir", "su*cide", "fr@ppe"), letters spaced or dotted ("s u i c i d e", "m.o.r.t"), Cyrillic or Greek letters
-    that look Latin, a word cut by a hyphen, an underscore or a line break whose parts are not words ("sui-cide",
-    "mour_ir", "sui\\ncide"; not "self-harm"), a doubled "i" or "u" ("mouriir"), a verb's "é" for its "-er" after
-    "me" ("me tué"), "j'" and "d'" before a consonant ("j'me coupe", "envie d'mourir").
+    whose phrases may only add to what the first raised (:meth:`undo`): digits, signs and emoji for letters ("j3 v3ux
+    m0urir", "su*cide", "fr@ppe", "m😭urir"), letters spaced or dotted ("s u i c i d e", "m.o.r.t"), Cyrillic or Greek
+    letters that look Latin, a word cut by a hyphen, an underscore or a line break whose parts are not words
+    ("sui-cide", "mour_ir", "sui\\ncide"; not "self-harm"), a doubled "i" or "u" ("mouriir"), a verb's "é" for its
+    "-er" after "me" ("me tué"), "j'" and "d'" before a consonant ("j'me coupe", "envie d'mourir").
 
     A disguised word is read back only as a word of the phrases (``known``) or of :data:`SPELLINGS`, never as
     anything else: a code, a score or a phrase nobody wrote stays what it was, so only where the plain word would
@@ -239,6 +242,8 @@ class Disguises:
         if core.isalpha():  # no digit nor sign: a doubled "i" or "u" ("mouriir", "tuuer")?
             single = re.sub(r"([iu])\1", r"\1", core)
             return single if single != core and single in self.known else None
+        if not core.isascii():  # an emoji inside the word ("m😭urir", "su💀icide") hides a letter, as a "*"
+            core = _PICTURE_RUN.sub("*", "".join("\0" if unicodedata.category(c) in _PICTURES else c for c in core))
         pattern, hidden = [], 0
         for char in core:
             if char.isalpha():

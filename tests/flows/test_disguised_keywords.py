@@ -216,3 +216,29 @@ BROKEN_ORDINARY = ["je suis\nfatiguée", "bonne\nnuit", "mort\nde rire", "le sui
 @pytest.mark.parametrize("message", BROKEN_ORDINARY)
 def test_words_on_two_lines_stay_ordinary(engine: Engine, message: str) -> None:
     assert risk_of(engine, message) == "none"
+
+
+# An emoji inside a word, for a letter or between two ("m😭urir", "su💀icide"): one sign hiding a letter, as "su*cide".
+EMOJI_INSIDE = [
+    ("je veux m😭urir", "je veux mourir", "suicide"),
+    ("je pense au su💀icide", "je pense au suicide", "suicide"),
+    ("je pense au su😭😭cide", "je pense au suicide", "suicide"),
+    ("envie de m🖤urir", "envie de mourir", "suicide"),
+    ("je veux m❤️urir", "je veux mourir", "suicide"),
+    ("je me scari🩸fie", "je me scarifie", "self_harm"),
+    ("i want to d😭ie", "i want to die", "suicide"),
+    ("im suici👍🏽dal", "im suicidal", "suicide"),
+]
+
+
+@pytest.mark.parametrize(("disguised", "plain", "risk"), EMOJI_INSIDE)
+def test_an_emoji_inside_a_word(engine: Engine, disguised: str, plain: str, risk: str) -> None:
+    same_as_plain(engine, disguised, plain, risk)
+
+
+EMOJI_ORDINARY = ["j'suis m💀rt de rire", "c😭 trop bien", "bis😘ous", "j'❤️ ma mère", "t😂t", "mdr😂😂 je suis mort"]
+
+
+@pytest.mark.parametrize("message", EMOJI_ORDINARY)
+def test_emoji_inside_ordinary_words_stay_ordinary(engine: Engine, message: str) -> None:
+    assert risk_of(engine, message) == "none"
