@@ -28,6 +28,7 @@ il continue"``. Words of politeness and filler (``stp``, ``merci``, ``please``�
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
@@ -261,6 +262,122 @@ class Disguises:
                 if matching.fullmatch(candidate):
                     return candidate
         return None
+
+
+_JOINED = re.compile(r"(?<![^\s'’`])[^\w@/\s'’`]*([^\W\d_]{5,40})[^\w@/\s'’`]*(?![^\s'’`])")
+"""A piece of a message that may be words written joined: letters only, a "#" or punctuation around them
+("#jeveuxmourir", "jveuxmourir!!"); never an address, a username, a code or a number ("@jeveuxmourir",
+"site.fr/jeveuxmourir")."""
+_ELIDING = frozenset("jdmtslcni")
+"""The words of one letter a joined word may hold, before a vowel or an "h" as elisions stand ("envieden" is "envie d
+en", never "envie de n"); and "i" at its start ("iwanttodie")."""
+_SUBJECTS = frozenset(("je", "j", "i", "tu", "on"))
+"""A subject a phrase may leave out, at the start of a joined token ("je" of "#jveuxcrever", "i" of "#iwanttodie")."""
+
+
+class Joined:
+    """Words written joined, in a hashtag or not ("#jeveuxmourir", "jveuxmourir", "#envieden finir"), split into the
+    phrases' own words (:meth:`split`) for a further reading of the message whose phrases may only add to what the
+    others raised.
+
+    A token is split only into words of the ``phrases`` (those that hand off) and the chat spellings that stand for
+    them ("jveux", "jvais"), the fewest of them, and only when each word follows the one before it as in some phrase
+    ("je veux", "veux mourir"): "#cassos" is not "cas sos", "unfollowed" not "un followed". Then only a phrase found
+    taking in all of the token's words (but perhaps a subject it leaves out) counts (:meth:`within`): a joined token
+    is read as a phrase it spells, never as a word of danger pulled out of a longer one; "mortderire", "#instagram",
+    "#balancetonporc" stay as they are."""
+
+    __slots__ = ("_longest", "_pairs", "_parts", "_read", "_starts")
+
+    def __init__(self, phrases: Iterable[str]) -> None:
+        vocabulary: set[str] = set()
+        pairs: set[tuple[str, str]] = set()
+        for phrase in phrases:
+            if phrase_problem(phrase) is not None:
+                continue
+            last: list[str] = []  # the words the unit before may end with (a "*" between: as no word)
+            for unit in _units(phrase):
+                if unit == "*":
+                    continue
+                said = [w.split() for w in ((unit,) if isinstance(unit, str) else unit) if w]
+                for words in said:
+                    vocabulary.update(words)
+                    pairs.update(itertools.pairwise(words))
+                pairs.update((before, words[0]) for before in last for words in said)
+                last = [words[-1] for words in said]
+        spelled = [k for k, v in SPELLINGS.items() if len(k) > 1 and all(w in vocabulary for w in v.split())]
+        self._parts = frozenset(w for w in (*vocabulary, *spelled) if w.isalpha() and (len(w) > 1 or w in _ELIDING))
+        self._pairs = frozenset(pairs)
+        self._starts = frozenset(w[:end] for w in self._parts for end in range(1, len(w) + 1))
+        self._longest = max(map(len, self._parts), default=0)
+        self._read: dict[str, str | None] = {}
+
+    def split(self, raw: str) -> tuple[str, tuple[str, ...]] | None:
+        """The canonical form of ``raw`` with its joined words split, and each split token's canonical words; None
+        when it has none: ``"#jeveuxmourir #triste"`` → ``("je veux mourir triste", ("je veux mourir",))``."""
+        lowered = unicodedata.normalize("NFC", raw.casefold())
+        out: list[str] = []
+        tokens: list[str] = []
+        budget, at = _MOST_DISGUISED, 0
+        for found in _JOINED.finditer(lowered):
+            token = _plain(found[1])
+            if token in self._parts:
+                continue
+            if budget <= 0:
+                break
+            budget -= 1
+            if (words := self._words(token)) is not None:
+                out += [lowered[at : found.start()], words]
+                tokens.append(words)
+                at = found.end()
+        return (canonical(" ".join([*out, lowered[at:]])), tuple(tokens)) if tokens else None
+
+    @staticmethod
+    def within(words: str, tokens: tuple[str, ...]) -> bool:
+        """Whether the words a phrase found take in all the words of one of the split ``tokens``, but perhaps a
+        subject the phrase leaves out ("veux crever" of "#jveuxcrever", "want to die" of "#iwanttodie")."""
+        spaced = f" {words} "
+        for token in tokens:
+            first, _, rest = token.partition(" ")
+            if f" {token} " in spaced or (first in _SUBJECTS and f" {rest} " in spaced):
+                return True
+        return False
+
+    def _words(self, token: str) -> str | None:
+        if token not in self._read:
+            if len(self._read) >= _READ_KEPT:
+                self._read.clear()
+            self._read[token] = self._phrase_words(token)
+        return self._read[token]
+
+    def _phrase_words(self, token: str) -> str | None:
+        """``token`` as the fewest words of the phrases, two at least, each following the one before as in some
+        phrase (canonical, spaced); None when they cannot make it up so."""
+        best: list[tuple[int, int] | None] = [(0, 0)] + [None] * len(token)
+        for start in range(len(token)):  # from each place a word ends at, the words starting there
+            if (before := best[start]) is None:
+                continue
+            for end in range(start + 1, min(len(token), start + self._longest) + 1):
+                part = token[start:end]
+                if part not in self._starts:  # no word starts so: most places of most words, at once
+                    break
+                if part not in self._parts or ((now := best[end]) is not None and before[0] + 1 > now[0]):
+                    continue
+                if len(part) == 1 and token[end : end + 1] not in _VOWELS and not (part == "i" and start == 0):
+                    continue  # "d" before "en", not "de" "n"
+                best[end] = (before[0] + 1, start)  # on a tie, the last word the shortest ("envie d en")
+        if best[-1] is None or best[-1][0] < 2:
+            return None
+        parts, end = [], len(token)
+        while end:
+            start = best[end][1]  # type: ignore[index]
+            parts.append(token[start:end])
+            end = start
+        words = canonical(" ".join(reversed(parts))).split()
+        pairs = list(itertools.pairwise(words))
+        if words[0] in _SUBJECTS:
+            pairs = pairs[1:]
+        return " ".join(words) if len(words) > 1 and all(pair in self._pairs for pair in pairs) else None
 
 
 def _spaced(letters: list[str], known: frozenset[str]) -> tuple[int, int]:

@@ -129,6 +129,10 @@ class Assessor:
             )
         )
 
+        self.joined = keywords.Joined(
+            p for spec in flow.interrupts.values() if spec.then.handoff for ps in spec.match.values() for p in ps
+        )
+
     def risk_of(self, interrupt: str) -> Risk:
         return next((i.risk for i in self.interrupts if i.name == interrupt), Risk.NONE)
 
@@ -161,6 +165,15 @@ class Assessor:
         if undone is not None and undone != canon.text:  # disguised words read back: it too may only add
             found = {t.flag.route for t in triggers}
             triggers += [t for t in self._keyword_triggers(keywords.Words(undone), joking) if t.flag.route not in found]
+        joined = self.joined.split(text)
+        if joined is not None:  # words written joined, split: a phrase taking in a whole joined token may only add
+            form, tokens = joined
+            found = {t.flag.route for t in triggers}
+            triggers += [
+                t
+                for t in self._keyword_triggers(keywords.Words(form), joking, alone=False)
+                if t.flag.route not in found and keywords.Joined.within(t.flag.words or "", tokens)
+            ]
         if triggers:
             return Decision(raised=_merge(triggers, self._whose(triggers, reading)))
         if self._doubted(reading):  # understanding never ends: a near-risk goodbye is not taken as an ending
@@ -209,12 +222,16 @@ class Assessor:
         rule = self.rules.get(risk)
         return rule.threshold if rule else None
 
-    def _keyword_triggers(self, canon: keywords.Words, joking: bool = False) -> list[Trigger]:
+    def _keyword_triggers(self, canon: keywords.Words, joking: bool = False, alone: bool = True) -> list[Trigger]:
+        """The interrupts that hand off whose phrases ``canon`` holds (and whose ``alone`` phrases it is, unless
+        ``alone`` is false: a joined reading's words are those of a phrase it holds)."""
         found = []
         for interrupt in self.interrupts:
             if not interrupt.raises:
                 continue
-            words = interrupt.phrases.find(canon, joking) or (canon.text if interrupt.alone.only(canon) else None)
+            words = interrupt.phrases.find(canon, joking) or (
+                canon.text if alone and interrupt.alone.only(canon) else None
+            )
             if words:
                 flag = Flag(interrupt.name, interrupt.risk, 1.0, "keywords", words, interrupt.then.priority)
                 found.append(Trigger(flag, interrupt.then))

@@ -242,3 +242,43 @@ EMOJI_ORDINARY = ["j'suis m💀rt de rire", "c😭 trop bien", "bis😘ous", "j'
 @pytest.mark.parametrize("message", EMOJI_ORDINARY)
 def test_emoji_inside_ordinary_words_stay_ordinary(engine: Engine, message: str) -> None:
     assert risk_of(engine, message) == "none"
+
+
+# Words written joined, in a hashtag or not ("#jeveuxmourir", "jveuxmourir"): read as the phrase they spell, only
+# when the phrase found takes in every word of the joined token (never a word of danger pulled out of a longer one).
+JOINED = [
+    ("#jeveuxmourir", "je veux mourir", "suicide"),
+    ("jeveuxmourir", "je veux mourir", "suicide"),
+    ("jveuxmourir", "jveux mourir", "suicide"),
+    ("#jveuxcrever", "jveux crever", "suicide"),
+    ("#envieden finir", "envie d'en finir", "suicide"),
+    ("jvaismetuer ce soir", "jvais me tuer ce soir", "suicide"),
+    ("#jeveuxmourir #triste #seule", "je veux mourir triste seule", "suicide"),
+    ("#jeveuxmourir😭", "je veux mourir😭", "suicide"),
+    ("#monperemefrappe", "mon pere me frappe", "abuse_home"),
+    ("#iwanttodie", "i want to die", "suicide"),
+    ("#killmyself", "kill myself", "suicide"),
+    ("wanttodie tbh", "want to die tbh", "suicide"),
+]
+
+
+@pytest.mark.parametrize(("disguised", "plain", "risk"), JOINED)
+def test_words_written_joined(engine: Engine, disguised: str, plain: str, risk: str) -> None:
+    same_as_plain(engine, disguised, plain, risk)
+
+
+# Ordinary hashtags, words, addresses and names: never a risk. A joke is read as its plain wording's ("jveux mourir
+# mdr j'ai oublié mes devoirs" is a joke, joined or not).
+JOINED_ORDINARY = [
+    "#mdr", "#jpp", "#harcelement", "#balancetonporc", "mortderire", "jsuismortdrire", "#instagram", "#mortderire",
+    "https://www.tiktok.com/@jeveuxmourir/video/123", "www.jeveuxmourir.fr", "@jeveuxmourir", "@mourir_de_rire",
+    "jeveuxmourir@gmail.com", "mon code c'est JEVEUXMOURIR42", "0612345678", "+33612345678", "#bonjour",
+    "#surtout", "#toutlemonde", "#fyp #pourtoi #viral", "#jeveuxmourirderire", "#mourirderire",
+    "#jveuxmourir mdr j'ai oublié mes devoirs pour demain", "#tbt #vacances #plage", "#metoo", "#jemelevelematin",
+    "#jesuischarlie", "#onveutlavérité", "#nofilter", "#selfharmawarenessweek",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("message", JOINED_ORDINARY)
+def test_ordinary_joined_words_stay_ordinary(engine: Engine, message: str) -> None:
+    assert risk_of(engine, message) == "none"
