@@ -140,6 +140,14 @@ class Conversation:
     def active(self) -> bool:
         return self.status.active
 
+    @property
+    def at_risk(self) -> bool:
+        """Whether the young person's words were flagged (the keywords or the model: :attr:`flag`, on arrival or
+        late) or the conversation was handed off as urgent (a risk interrupt, or the flow's first question answered
+        "in danger right now", which no flag records). A supervisor's bulk close keeps it unless told otherwise; the
+        idle timer closing it unseen is an alert (``gateway/leaving.py``)."""
+        return self.flag is not None or self.priority is Priority.URGENT
+
     @classmethod
     def start(cls, channel: ChannelName, sender: str, now: datetime) -> Conversation:
         """A fresh conversation with the bot, with a new id and pseudonym."""

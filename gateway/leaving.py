@@ -32,6 +32,7 @@ any conversation whose ending is listed (``Safety._close``, ``gateway/console/sa
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
@@ -61,6 +62,7 @@ Leaving = Literal["quick_exit", "ended", "gone", "blocked"]
 Ending = Literal["quick_exit", "ended", "idle_close", "closed_in_bulk"]
 ENDINGS: tuple[Ending, ...] = ("quick_exit", "ended", "idle_close", "closed_in_bulk")
 SAYING_GOODBYE: tuple[Ending, ...] = ("ended", "idle_close", "closed_in_bulk")  # the endings that tell goodbye
+log = logging.getLogger(__name__)
 WAITING = (Status.BOT, Status.QUEUED)  # the statuses such an ending abandons (or ends, "Terminer" with the bot)
 
 GONE_AFTER = timedelta(seconds=90)
@@ -224,7 +226,17 @@ async def ended(dispatcher: Dispatcher, store: LeavingRoles, conversation_id: st
 async def idle_close(dispatcher: Dispatcher, store: LeavingRoles, conversation: Conversation, now: datetime) -> None:
     """The idle timer fired (under the lock, in the timer's batch, ``gateway/timers.py``): the goodbye, abandoned
     (closed, ``idle``, with a listener). Listed as begun (:func:`_ending`), held too: the timer saves the record, then
-    unlists it (``store.end_leaving``)."""
+    unlists it (``store.end_leaving``).
+
+    A waiting young person at risk (:attr:`Conversation.at_risk`) whom nobody took before the idle close is told the
+    same goodbye (with where to turn), and it is an alert, never silent: one WARNING line (the id, the risk's class,
+    the hours waited; never a word) and ``gateway_idle_closed_at_risk_total``."""
+    if conversation.status in WAITING and conversation.at_risk:
+        since = conversation.queued_at or conversation.created_at
+        risk = conversation.flag.risk if conversation.flag is not None else "urgent"
+        log.warning("leaving: %s: a young person at risk (%s) closed by the idle timer after %d h, never taken",
+                    conversation.id, risk, (now - since).total_seconds() // 3600)  # fmt: skip
+        dispatcher.metrics.idle_closed_at_risk.inc()
     await _ending(dispatcher, store, conversation, "idle_close", now)
 
 

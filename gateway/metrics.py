@@ -145,6 +145,10 @@ class Metrics:
             "Conversations held by a listener with no console open for GATEWAY_HELD_ALERT_SECONDS",
             registry=r,
         )
+        self.idle_closed_at_risk = Counter(
+            "gateway_idle_closed_at_risk", "Waiting young people at risk (flagged, or handed off urgent) closed by the"
+            " idle timer, never taken (an alert: each is also a WARNING line)", registry=r,
+        )  # fmt: skip
         self.held_handed_back = Counter(
             "gateway_held_handed_back", "Conversations handed back to the queue by themselves, their listener having"
             " had no console open for GATEWAY_HELD_HANDBACK_SECONDS (the young person told once)", registry=r,

@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import STORE, TIMERS
@@ -275,6 +277,31 @@ async def test_a_conversation_idle_for_a_day_is_closed(client: Client, clock: Cl
     await fire_and_wait(client, closed)
     assert "faute de nouvelles" in (await bot_lines(client, conversation.id))[-1]
     assert (await conversation_of(client, token, clock)).outcome == "idle"
+
+
+async def test_an_idle_close_of_a_young_person_at_risk_never_taken_is_never_silent(
+    client: Client, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A young person who wrote words of danger, handed off urgent, waits 25 hours and nobody takes them: the idle
+    close still says goodbye with where to turn, and it is an alert: one WARNING line (the id and the risk's class,
+    never a word) and ``gateway_idle_closed_at_risk_total``. Before, nothing said so: they left the queue and the
+    supervision board unseen. An ordinary waiting conversation closed alike counts nothing."""
+    caplog.set_level(logging.WARNING, logger="gateway.leaving")
+    risky = await conversation_of(client, await start(client, ["je veux mourir"]), clock)
+    ordinary = await conversation_of(client, await start(client, WALK_TO_QUEUE), clock)
+    assert risky.status == ordinary.status == Status.QUEUED and risky.flag is not None and ordinary.flag is None
+    clock.advance(hours=25)
+
+    async def both_ended() -> bool:
+        ended = [await client.app[STORE].get_conversation(c.id) for c in (risky, ordinary)]
+        return all(c is not None and not c.active for c in ended)
+
+    await fire_and_wait(client, both_ended)
+    assert "faute de nouvelles" in (await bot_lines(client, risky.id))[-1]
+    [line] = [r.getMessage() for r in caplog.records if "at risk" in r.getMessage()]
+    assert risky.id in line and "suicide" in line and ordinary.id not in line and "mourir" not in line
+    metrics = await (await client.get("/metrics")).text()
+    assert "gateway_idle_closed_at_risk_total 1.0" in metrics
 
 
 async def test_a_timer_whose_handling_fails_stays_armed_and_is_retried_with_backoff(

@@ -40,7 +40,7 @@ from gateway import leaving
 from gateway.clock import Clock
 from gateway.console.access import Sight
 from gateway.console.api import LISTENER, Handler, ListenerAPI, json_body
-from gateway.conversation import Conversation, Priority, Status
+from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.erasure import Eraser
 from gateway.flowset import FlowSet
@@ -266,11 +266,9 @@ def _audit(entry: AuditEntry) -> dict[str, Any]:
 
 
 def at_risk(conversation: Conversation) -> bool:
-    """Whether a bulk close keeps this conversation unless asked to close it too (``include_flagged``): its young
-    person's words were flagged by the first line (the keywords or the model: ``Conversation.flag``, the strongest
-    risk read, on arrival or late), or it was handed off as urgent (``Priority.URGENT``: a risk interrupt, or the young
-    person answering the flow's first question that they are in danger right now, which no flag records)."""
-    return conversation.flag is not None or conversation.priority is Priority.URGENT
+    """Whether a bulk close keeps this conversation unless asked to close it too (``include_flagged``):
+    :attr:`Conversation.at_risk`."""
+    return conversation.at_risk
 
 
 def _flood_row(conversation: Conversation, label: str | None, same: int, now: datetime) -> dict[str, Any]:
