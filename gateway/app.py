@@ -45,13 +45,14 @@ from gateway.console.pages import ConsolePages
 from gateway.console.safety import Safety
 from gateway.console.sessions import Sessions
 from gateway.console.supervision import Supervision
+from gateway.conversation import Status
 from gateway.crypto import DataKeys
 from gateway.dispatcher import Dispatcher
 from gateway.doctor import EVICTING
 from gateway.erasure import Eraser
 from gateway.errors import ConfigError, FlowValidationError, InboundBusy, ReplicasBehind, StoreError
 from gateway.flows.model import DEFAULT_MESSAGES
-from gateway.flowset import FlowSet
+from gateway.flowset import PRUNE_AFTER_SECONDS, FlowSet
 from gateway.gate import Gate
 from gateway.inbox import Inbox
 from gateway.keyed import KeyedHash
@@ -69,7 +70,7 @@ from gateway.retention import Retention
 from gateway.scrapers import Scrapers
 from gateway.settings import Settings
 from gateway.sockets import SocketWriter
-from gateway.store import RELEASE_OUTCOMES, AuditEntry, HasWorkers, RetriesReleases, Store
+from gateway.store import RELEASE_OUTCOMES, AuditEntry, ConversationStore, HasWorkers, RetriesReleases, Store
 from gateway.store.waiting import open_store_waiting
 from gateway.supervisor import Supervisor, where
 from gateway.timers import Timers
@@ -249,7 +250,7 @@ async def create_app(
         "timers": timers.run, "webchat": hub.forward_events, "webchat-positions": hub.refresh_positions,
         "console": live.forward,
         "console-sessions": live.sweep,
-        "flows": lambda: _watch(flows, flow_watch_seconds), "presence": lambda: presence.listen(store),
+        "flows": lambda: _watch(flows, flow_watch_seconds, store), "presence": lambda: presence.listen(store),
         "presence-beat": lambda: presence.beat_forever(store), "typing": typing_relay.run,
         "alerts": watch.run, "notices": notices.run, "purge": retention.run,
     }.items():  # fmt: skip
@@ -487,10 +488,30 @@ def _unreachable(flows: FlowSet) -> dict[str, str]:
     return dict(messages.get("unreachable") or DEFAULT_MESSAGES["unreachable"])
 
 
-async def _watch(flows: FlowSet, every: float) -> None:
+async def _watch(flows: FlowSet, every: float, store: ConversationStore) -> None:
+    """flows.yaml looked at every ``every`` seconds (reloaded once settled); the versions no open conversation uses
+    any more forgotten, looked for at most every ``PRUNE_AFTER_SECONDS`` (a read of the open conversations)."""
+    looked = time.monotonic()
     while True:
         await asyncio.sleep(every)
         flows.reload_if_settled()
+        if flows.prunable() and time.monotonic() - looked >= PRUNE_AFTER_SECONDS:
+            looked = time.monotonic()
+            await prune_flows(flows, store)
+
+
+OPEN = (Status.BOT, Status.QUEUED, Status.WITH_LISTENER)
+
+
+async def prune_flows(flows: FlowSet, store: ConversationStore, settled: float = PRUNE_AFTER_SECONDS) -> int:
+    """Forget the flow versions no open conversation is pinned to (:meth:`FlowSet.prune`); the store unreachable,
+    nothing this time (the watcher looks again later). How many were forgotten."""
+    try:
+        in_use = {c.flow_version for status in OPEN for c in await store.conversations_by_status(status)}
+    except StoreError as exc:
+        log.info("flows: which versions are in use unknown (%s): none forgotten this time", type(exc).__name__)
+        return 0
+    return flows.prune(in_use, settled)
 
 
 def _errors(outages: StoreOutages) -> Callable[..., Awaitable[web.StreamResponse]]:

@@ -8,11 +8,12 @@ import os
 import shutil
 import threading
 import weakref
+from dataclasses import replace
 from pathlib import Path
 
 from aiohttp.test_utils import TestClient
 
-from gateway.app import FLOWS, STORE
+from gateway.app import FLOWS, STORE, prune_flows
 from gateway.conversation import Status
 from gateway.flowset import FlowSet
 from gateway.settings import Settings
@@ -238,3 +239,41 @@ async def test_a_file_written_in_two_goes_within_one_clock_tick_is_reloaded(
     result = flowset.reload_if_changed()
     assert result is not None and result.ok
     assert flowset.version != old_version and flowset.last_reload is not None and flowset.last_reload.ok
+
+
+async def test_flow_versions_no_open_conversation_uses_are_forgotten(
+    make_client: AppFactory, settings: Settings, tmp_path: Path
+) -> None:
+    """Each reload kept its flow in memory for the process's life (3–4 MB an engine: ~200 MB after 61 reloads). Now
+    the watcher forgets a version replaced for a while that no open conversation is pinned to; one still in use is
+    kept, and its conversation goes on on it; the current one is never forgotten."""
+    flows = flow_copy(tmp_path)
+    client = await make_client(with_flow(settings, flows))
+    flowset, store = client.app[FLOWS], client.app[STORE]
+    first = flowset.version
+    async with client.ws_connect("/chat/ws") as ws:  # a conversation pinned to the first version
+        token = (await hello(ws))["token"]
+        await say(ws, "a", "2")
+    text = flows.read_text(encoding="utf-8")
+    versions = [first]
+    for number in range(3):  # three reloads; nobody starts a conversation on the two middle versions
+        flows.write_text(text.replace("Tu es toujours là ?", f"Tu es là ({number}) ?"), encoding="utf-8")
+        result = flowset.reload()
+        assert result.ok and result.version not in versions
+        versions.append(flowset.version)
+    assert set(flowset.engines) == set(versions)
+
+    assert await prune_flows(flowset, store, settled=0) == 2  # the two middle ones
+    assert set(flowset.engines) == {first, versions[-1]} and flowset.version == versions[-1]
+    assert await prune_flows(flowset, store, settled=0) == 0  # the first still in use: kept
+    async with client.ws_connect("/chat/ws") as ws:  # and its conversation goes on on it
+        await hello(ws, token)
+        frames = await say(ws, "b", "1")
+    assert any("âge" in t.lower() for t in bot_texts(frames))
+    [conversation] = await store.conversations_by_status(Status.BOT)
+    assert conversation.flow_version == first
+
+    await store.save_conversation(replace(conversation, status=Status.CLOSED))  # it ends
+    assert await prune_flows(flowset, store, settled=0) == 1
+    assert set(flowset.engines) == {versions[-1]}
+    assert flowset.prune([], settled=0) == 0  # the current one is never forgotten
