@@ -12,15 +12,18 @@ store, the console and the audit log know a blocked sender.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from gateway.errors import StoreError
 from gateway.flows.reading import Reading, Source
 from gateway.flows.risk import risk_source
 from gateway.flowset import FlowSet
+from gateway.ids import inbound_key
 from gateway.keyed import KeyedHash
 from gateway.language import language_of
 from gateway.messages import ChannelName, Inbound, Outbound
@@ -29,6 +32,8 @@ from gateway.networks import ClientNetworks
 from gateway.ratelimit import Limit, RateLimits
 from gateway.store import BlockStore, ConversationStore, CountingBlockStore, OutboxItem, OutboxStore
 from gateway.store.codec import encode_outbound
+
+log = logging.getLogger(__name__)
 
 
 class Refusal(StrEnum):
@@ -72,7 +77,9 @@ class Gate:
         self.metrics.refused.labels("blocked").inc()
         return True
 
-    async def check(self, inbound: Inbound, key: str | None = None, *, flood: bool = True) -> Refusal | None:
+    async def check(
+        self, inbound: Inbound, key: str | None = None, *, flood: bool = True, once: bool = True
+    ) -> Refusal | None:
         """Why this message may not go on, or None. When the store's Redis keeps the counters too, the block and
         the message limit's hit are one round trip (a blocked sender's hit is counted too: it changes nothing).
         ``key``: the sender's :meth:`sender_key`, when the webhook made it already (``Inbox.sender_keys``).
@@ -80,22 +87,30 @@ class Gate:
         goes on all the same, at most ``risky_messages_per_conversation`` an hour per sender (a young person typing
         in bursts reaches the limit, and the words of danger come last). ``flood=False``: a message written long
         before it is processed (WhatsApp's catch-up reads an outage's messages within a second): only a block
-        refuses it, its pace is not the young person's."""
+        refuses it, its pace is not the young person's.
+
+        A message is counted once (``once``, by its de-duplication key, :func:`~gateway.ids.inbound_key`): its
+        redelivery (Meta and Telegram after a timeout, Twilio after a failed connection, any provider after a 503, the
+        web chat's page after a reconnection) counts nothing more and gets the decision of its first attempt, so a
+        burst redelivered is no flood and a message whose first attempt failed is not refused for its own earlier
+        count (the same for the risky bound). Until 2026-12-05 every attempt counted. ``once=False``: every attempt
+        counts (an upload, whose id the page chooses and whose image is cleaned after the gate)."""
         if not flood:
             return Refusal.BLOCKED if await self.blocked(inbound.channel, inbound.sender, key) else None
         subject = f"{inbound.channel.value}\n{inbound.sender}"
-        refusal = await self._refusal(inbound, subject, key)
-        if refusal is Refusal.RATE_LIMITED and await self._risky_past_the_flood(inbound, subject):
+        counted = inbound_key(inbound) if once else None
+        refusal = await self._refusal(inbound, subject, key, counted)
+        if refusal is Refusal.RATE_LIMITED and await self._risky_past_the_flood(inbound, subject, counted):
             return None
         return refusal
 
-    async def _refusal(self, inbound: Inbound, subject: str, key: str | None) -> Refusal | None:
+    async def _refusal(self, inbound: Inbound, subject: str, key: str | None, once: str | None) -> Refusal | None:
         """The sender blocked, or the flood limit reached by this message (its hit counted), or None. A message the
         platform marks forwarded (the harasser's messages passed on as proof, often dozens at once) is counted
         under its own bound, ``forwarded_per_conversation``, never the typed messages': evidence is kept, and the
         young person's own words after it are not refused for it."""
         limit = Limit.FORWARDED if inbound.forwarded else Limit.MESSAGES
-        if self._counting is not None and (counter := self.limits.counter(limit, subject)):
+        if self._counting is not None and (counter := self.limits.counter(limit, subject, once)):
             key = key or self.sender_key(inbound.channel, inbound.sender)
             block, count = await self._counting.get_block_and_hit(key, self.clock(), counter)
             if block is not None:
@@ -104,16 +119,28 @@ class Gate:
             return None if self.limits.counted(limit, count) else Refusal.RATE_LIMITED
         if await self.blocked(inbound.channel, inbound.sender, key):
             return Refusal.BLOCKED
-        return None if await self.limits.allow(limit, subject) else Refusal.RATE_LIMITED
+        return None if await self.limits.allow(limit, subject, once) else Refusal.RATE_LIMITED
 
-    async def _risky_past_the_flood(self, inbound: Inbound, subject: str) -> bool:
+    async def _risky_past_the_flood(self, inbound: Inbound, subject: str, once: str | None) -> bool:
         """Whether a message the flood limit refused reads a risk by the keywords (cheap: no model for a flood) and
-        is let through, within its own bound."""
+        is let through, within its own bound (counted once per message too)."""
         source = risk_source(self.flows.engine().decide(inbound.text)) if inbound.text.strip() else None
-        if source is None or not await self.limits.allow(Limit.RISKY_MESSAGES, subject):
+        if source is None or not await self._allow(Limit.RISKY_MESSAGES, subject, once):
             return False
         self.metrics.overridden.labels(Refusal.RATE_LIMITED.value, source).inc()
         return True
+
+    async def _allow(self, limit: Limit, subject: str, once: str | None) -> bool:
+        """One hit of ``limit`` (in the store's script when it keeps the counters: one round trip); allowed when the
+        counters cannot be reached, as :meth:`RateLimits.allow`."""
+        if self._counting is None or (counter := self.limits.counter(limit, subject, once)) is None:
+            return await self.limits.allow(limit, subject, once)
+        try:
+            count = await self._counting.hit(counter)
+        except StoreError as exc:
+            log.warning("gate: counters unavailable (%s): allowing", exc.__class__.__name__)
+            return True
+        return self.limits.counted(limit, count)
 
     def client_key(self, address: str) -> str:
         """The keyed hash of ``address``'s client network: what marks a conversation and counts its open ones."""

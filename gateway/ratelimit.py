@@ -13,6 +13,8 @@ anyway, and a limit must never be what silences a young person.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -158,9 +160,14 @@ class RateLimits:
         }
         return cls(storage, items, KeyedHash(settings.secret_key.get_secret_value()), metrics)
 
-    async def allow(self, limit: Limit, subject: str) -> bool:
+    async def allow(self, limit: Limit, subject: str, once: str | None = None) -> bool:
+        """``once``: what the hit counts (an inbound message's de-duplication key): hit again, it counts nothing more
+        and is answered as the first time (as :meth:`counter`'s mark; here a second key of the counters' storage)."""
         try:
-            allowed = await self._limiter.hit(self._items[limit], limit.value, self._keyed(limit.value, subject))
+            if once is None:
+                allowed = await self._limiter.hit(self._items[limit], limit.value, self._keyed(limit.value, subject))
+            else:
+                allowed = await self._hit_once(limit, subject, once) <= self._items[limit].amount
         except Exception as exc:  # the counters' storage is down: allow (see the module docstring)
             log.warning("rate limits: counters unavailable (%s): allowing", exc.__class__.__name__)
             return True
@@ -168,14 +175,31 @@ class RateLimits:
             self._metrics.rate_limited.labels(limit.value).inc()
         return allowed
 
-    def counter(self, limit: Limit, subject: str) -> Counter | None:
+    async def _hit_once(self, limit: Limit, subject: str, once: str) -> int:
+        """The count ``once``'s first hit brought (kept in its mark until the window ends), hitting the counter only
+        the first time. Not atomic (a read, then two increments): one message's attempts come one after the other
+        (a sender's webhooks take turns, a web chat socket reads its frames in order)."""
+        item = self._items[limit]
+        key = item.key_for(limit.value, self._keyed(limit.value, subject))
+        mark = f"{key}:once:{self._keyed(limit.value + ':once', once)}"
+        if seen := await self.storage.get(mark):
+            return seen
+        count = await self.storage.incr(key, item.get_expiry())
+        left = await self.storage.get_expiry(key) - time.time()
+        await self.storage.incr(mark, max(1, math.ceil(left)), amount=count)
+        return count
+
+    def counter(self, limit: Limit, subject: str, once: str | None = None) -> Counter | None:
         """``limit``'s counter for ``subject`` as a key of the store's Redis, for a store to hit along with its own
-        read (``Gate.check``: ``CountingBlockStore``); None when the counters are not in Redis."""
+        read (``Gate.check``: ``CountingBlockStore``); None when the counters are not in Redis. ``once``: what the hit
+        counts (an inbound message's de-duplication key), for the counter's mark of it (``Counter.once``), a key
+        hash-tagged by the counter's (one slot on a Cluster) named by a keyed hash of ``once``."""
         if not isinstance(self.storage, RedisStorage | RedisClusterStorage):
             return None
         item = self._items[limit]
-        key = item.key_for(limit.value, self._keyed(limit.value, subject))
-        return Counter(f"{KEY_PREFIX}:{key}", item.get_expiry())
+        key = f"{KEY_PREFIX}:{item.key_for(limit.value, self._keyed(limit.value, subject))}"
+        mark = None if once is None else f"{{{key}}}:once:{self._keyed(limit.value + ':once', once)}"
+        return Counter(key, item.get_expiry(), mark)
 
     def counted(self, limit: Limit, count: int) -> bool:
         """Whether a hit that brought ``limit``'s counter to ``count`` is allowed (refusals counted as ``allow``

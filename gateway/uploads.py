@@ -57,7 +57,8 @@ class Uploads:
         conversation = await self.store.find_active_conversation(ChannelName.WEBCHAT, token)
         if conversation is None or await self.dispatcher.ending_completed(conversation.id):
             return _refused(409, "ended")  # an ending cut short on Redis, listed: completed first, nothing stored
-        refusal = await self.gate.check(Inbound(ChannelName.WEBCHAT, token, upload_id))
+        # every try counted (once=False): its id is the page's, and the image is cleaned after the gate
+        refusal = await self.gate.check(Inbound(ChannelName.WEBCHAT, token, upload_id), once=False)
         if refusal is not None:
             return _refused(403, "blocked") if refusal is Refusal.BLOCKED else _refused(429, "rate_limited")
         try:

@@ -70,9 +70,9 @@ async def test_the_block_and_the_message_limit_are_one_read_sharing_the_librarys
         pytest.skip("SQLite: the counters are in memory, the block one read")
     metrics = Metrics()
     checked = gate(store, counters, metrics)
-    message = Inbound(ChannelName.TELEGRAM, "5001", "m1", "bonjour")
-    assert [await checked.check(message) for _ in range(3)] == [None, None, None]
-    assert await checked.check(message) is Refusal.RATE_LIMITED  # the fourth in the minute
+    messages = [Inbound(ChannelName.TELEGRAM, "5001", f"m{n}", "bonjour") for n in range(4)]
+    assert [await checked.check(message) for message in messages[:3]] == [None, None, None]
+    assert await checked.check(messages[3]) is Refusal.RATE_LIMITED  # the fourth in the minute
     # the library's own hit (another limit's path, an instance of before) counts on the same key
     assert not await checked.limits.allow(Limit.MESSAGES, "telegram\n5001")
     assert metrics.rate_limited.labels("messages_per_conversation")._value.get() == 2
@@ -100,3 +100,27 @@ async def test_the_gates_read_answers_the_inbox_check_that_follows_once(opened: 
     assert not await store.inbox_waiting(key)
     await store.inbox_put([InboxItem("in:telegram:m1", key, {"text": "meanwhile"}, NOW)])
     assert await store.inbox_waiting(key)  # the gate's read of this key was used: read now
+
+
+async def test_a_message_is_counted_once_however_often_it_comes_and_decided_as_the_first_time(
+    opened: tuple[Store, LimitStorage],
+) -> None:
+    """A provider's redelivery (or a retry after a 503) of a message is not one more hit: it gets its first attempt's
+    decision, so a burst redelivered is no flood and a message whose first attempt failed is not refused for its own
+    count; a message past the limit stays refused, and new messages past it are refused as before. The risky bound
+    past the flood counts each message once too (on a Cluster, each counter's mark is in the counter's slot)."""
+    store, counters = opened
+    metrics = Metrics()
+    checked = gate(store, counters, metrics)
+    messages = [Inbound(ChannelName.TELEGRAM, "5004", f"m{n}", "bonjour") for n in range(5)]
+    for _ in range(3):  # each delivered, then redelivered twice
+        assert [await checked.check(message) for message in messages[:3]] == [None, None, None]
+    assert await checked.check(messages[3]) is Refusal.RATE_LIMITED
+    assert await checked.check(messages[3]) is Refusal.RATE_LIMITED  # its redelivery: as the first time
+    assert await checked.check(messages[2]) is None  # still kept: it was within the limit
+    danger = [Inbound(ChannelName.TELEGRAM, "5004", f"d{n}", "je veux mourir") for n in range(12)]
+    assert [await checked.check(message) for message in danger[:10]] == [None] * 10  # the risky bound: 10 an hour
+    assert [await checked.check(message) for message in danger[:10]] == [None] * 10  # redelivered: no more hits
+    assert await checked.check(danger[10]) is Refusal.RATE_LIMITED  # the eleventh
+    assert metrics.rate_limited.labels("risky_messages_per_conversation")._value.get() == 1
+    assert await checked.check(messages[4], once=False) is Refusal.RATE_LIMITED  # an upload's: every try counts

@@ -1077,10 +1077,14 @@ class BlockStore(Protocol):
 @dataclass(frozen=True, slots=True)
 class Counter:
     """A rate limit's fixed-window counter kept in the store's Redis (``RateLimits.counter``): its key, as the
-    ``limits`` library names it (the library's own hits share it), and its window in seconds."""
+    ``limits`` library names it (the library's own hits share it), and its window in seconds. ``once``: the key of
+    one message's mark on it (``RateLimits.counter``), which keeps the count that message's first hit brought: every
+    later hit of the same message (a provider's redelivery, a retry after a 503) changes nothing and answers that
+    count again, so a message is counted once and decided as it was the first time; None: every hit counts."""
 
     key: str
     window_seconds: int
+    once: str | None = None
 
 
 @runtime_checkable
@@ -1092,6 +1096,10 @@ class CountingBlockStore(Protocol):
         its first hit): the block, and the count now. Redis: one pipeline (the blocks' slot, then the counter's),
         which also reads whether ``key`` (a sender's keyed hash, as the inbox knows it too) has messages waiting
         in the inbox, for this task's next ``inbox_waiting(key)`` (the webhook's next step)."""
+        ...
+
+    async def hit(self, counter: Counter) -> int:
+        """``counter`` hit once (as :meth:`get_block_and_hit` hits it, its ``once`` mark too): the count now."""
         ...
 
 

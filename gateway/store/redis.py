@@ -369,6 +369,13 @@ def _eval(pipe: Pipeline, name: str, keys: list[str], args: list[Any]) -> None:
     pipe.execute_command("EVAL", SCRIPTS[name], len(keys), *keys, *args)
 
 
+def _hit(counter: Counter) -> tuple[str, list[str], list[Any]]:
+    """The script that hits ``counter``, its KEYS and ARGV: once per message when it has a ``once`` mark."""
+    if counter.once is None:
+        return "hit", [counter.key], [counter.window_seconds, 1]
+    return "hit_once", [counter.key, counter.once], [counter.window_seconds, 1]
+
+
 def _text(value: bytes | str) -> str:
     """redis-py types replies as bytes or str; with ``decode_responses`` they are str."""
     return value.decode() if isinstance(value, bytes) else value
@@ -2000,12 +2007,16 @@ class RedisStore:
     async def get_block_and_hit(self, key: str, now: datetime, counter: Counter) -> tuple[Block | None, int]:
         async with ordered(self._redis) as pipe:
             pipe.hget(_key("blocks"), key)
-            _eval(pipe, "hit", [counter.key], [counter.window_seconds, 1])
+            _eval(pipe, *_hit(counter))
             pipe.exists(K.INBOX + "sender:" + self._keys.lookup("inbox", key))
             raw, count, waiting = await pipe.execute()
         self._inbox_read.set((key, bool(waiting)))
         block = None if raw is None else loads("block", raw, decode_block)
         return (block if block is not None and block.active(now) else None), int(count)
+
+    @_guarded
+    async def hit(self, counter: Counter) -> int:
+        return int(await self._script(*_hit(counter)))
 
     @_guarded
     async def list_blocks(self, now: datetime) -> list[Block]:

@@ -1190,6 +1190,22 @@ if current == tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return current
 """
 
+# The same counter hit once per message: KEYS: the counter, the message's mark on it (a key hash-tagged by the
+# counter's, so one slot: ``RateLimits.counter``). ARGV: the window (s), the amount. A mark there: the count the
+# message's first hit brought, the counter untouched (a redelivery, a retry after a 503); else the hit, and the count
+# now kept in the mark until the counter's window ends (a message refused then sent again in the next window is
+# counted again there). The count now, or the mark's.
+_HIT_ONCE = """
+local seen = redis.call('GET', KEYS[2])
+if seen then return tonumber(seen) end
+local current = redis.call('INCRBY', KEYS[1], tonumber(ARGV[2]))
+if current == tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local left = redis.call('PTTL', KEYS[1])
+if left <= 0 then left = tonumber(ARGV[1]) * 1000 end
+redis.call('SET', KEYS[2], current, 'PX', left)
+return current
+"""
+
 # A receipt kept for a provider id no entry holds yet (``redis_keys.kept_receipt``), a hash: status -> 1.
 # KEYS: its key. ARGV: the status, its TTL (ms).
 _KEEP_RECEIPT = """
@@ -1316,4 +1332,5 @@ SCRIPTS = {
     "unlock": _UNLOCK,
     "lock_read": _LOCK_READ,
     "hit": _HIT,
+    "hit_once": _HIT_ONCE,
 }
