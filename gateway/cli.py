@@ -362,6 +362,27 @@ def _listeners_passwd(args: argparse.Namespace) -> int:
     return asyncio.run(_with_store(change))
 
 
+def _listeners_sign_out(args: argparse.Namespace) -> int:
+    from gateway.console.sessions import end_all_sessions
+
+    async def sign_out(store: Store) -> int:
+        known = {listener.name for listener in await store.list_listeners()}
+        if args.all == bool(args.names):
+            print("gateway: name listeners, or --all", file=sys.stderr)
+            return 2
+        if unknown := [name for name in args.names if name not in known]:
+            print(f"gateway: no listener named {', '.join(unknown)}", file=sys.stderr)
+            return 1
+        names = sorted(known) if args.all else args.names
+        ended = 0
+        for name in names:
+            ended += await end_all_sessions(store, name)  # logged out, live sockets closed on every instance
+        print(f"{ended} session(s) ended ({len(names)} listener(s)); they log in again")
+        return 0
+
+    return asyncio.run(_with_store(sign_out))
+
+
 def _add_listeners(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("listeners", help="manage listener accounts of the console")
     lsub = parser.add_subparsers(dest="listeners_command", required=True)
@@ -379,6 +400,12 @@ def _add_listeners(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     passwd.add_argument("name")
     passwd.add_argument("--password-stdin", action="store_true")
     passwd.set_defaults(handler=_listeners_passwd)
+    sign_out = lsub.add_parser(
+        "sign-out", help="end console sessions (a lost laptop; every one after restoring a backup: --all)"
+    )
+    sign_out.add_argument("names", nargs="*", metavar="name")
+    sign_out.add_argument("--all", action="store_true", help="every listener's sessions")
+    sign_out.set_defaults(handler=_listeners_sign_out)
 
 
 def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

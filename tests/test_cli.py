@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from gateway.cli import main
+from gateway.settings import Settings
+from gateway.store import ConsoleSession, open_store
 from tests.conftest import ROOT
 
 FLOWS = ROOT / "flows.yaml"
@@ -136,6 +140,39 @@ def test_listener_accounts(capsys: pytest.CaptureFixture[str], monkeypatch: pyte
     assert "alice" not in out
     code, _, err = run(capsys, "listeners", "remove", "nobody")
     assert code == 1 and "nobody" in err
+
+
+def test_listeners_signed_out_after_a_restore(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A backup restored brings back the console sessions ended since (a listener signed out, removed, a password
+    changed): ``gateway listeners sign-out --all`` ends every session, the sockets closed on every instance."""
+    monkeypatch.setenv("GATEWAY_STORE", f"sqlite:///{tmp_path}/cli.sqlite3")
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for name in ("sam", "alice"):
+        monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+        assert run(capsys, "listeners", "add", name, "--password-stdin")[0] == 0
+    until = datetime.now(UTC) + timedelta(hours=8)
+
+    async def sessions(*keys: str, put: bool = False) -> list[bool]:
+        store = await open_store(Settings.from_env().store)
+        try:
+            if put:
+                for number, key in enumerate(keys):
+                    await store.put_session(ConsoleSession(key, ("sam", "alice")[number % 2], until), datetime.now(UTC))
+            return [await store.get_session(key, datetime.now(UTC)) is not None for key in keys]
+        finally:
+            await store.close()
+
+    assert asyncio.run(sessions("k1", "k2", "k3", put=True)) == [True, True, True]
+    code, out, _ = run(capsys, "listeners", "sign-out", "alice")
+    assert code == 0 and out.startswith("1 session(s) ended (1 listener(s))")
+    assert asyncio.run(sessions("k1", "k2", "k3")) == [True, False, True]
+    code, out, _ = run(capsys, "listeners", "sign-out", "--all")
+    assert code == 0 and out.startswith("2 session(s) ended (2 listener(s))")
+    assert asyncio.run(sessions("k1", "k2", "k3")) == [False, False, False]
+    assert run(capsys, "listeners", "sign-out", "nobody")[0] == 1
+    assert run(capsys, "listeners", "sign-out")[0] == 2
 
 
 def test_side_file_that_is_not_a_mapping(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
