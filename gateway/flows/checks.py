@@ -418,6 +418,23 @@ def check_phrase_languages(flow: Flow) -> Iterator[Issue]:
             yield Issue(path, f"interrupt '{name}' has no phrases: it would never interrupt anything")
 
 
+def check_interrupt_store(flow: Flow) -> Iterator[Issue]:
+    """An interrupt's ``store`` names a field a question stores, with a value that question can give."""
+    stored = stored_fields(flow)
+    for name, interrupt in flow.interrupts.items():
+        for field_name, value in interrupt.store.items():
+            path: PathKey = ("interrupts", name, "store", field_name)
+            where = f"interrupt '{name}': field '{field_name}'"
+            if field_name not in stored:
+                yield Issue(path, f"{where} is never stored by a question{did_you_mean(field_name, stored)}", True)
+                continue
+            values = stored[field_name].values
+            if values is not None and value not in values:
+                options = sorted(values)
+                text = f"{where} is never '{value}'{did_you_mean(value, options)}: its values are {_quoted(options)}"
+                yield Issue(path, text)
+
+
 def check_phrase_marks(flow: Flow) -> Iterator[Issue]:
     for key, groups in (("phrases", flow.erasure.phrases), ("yes", flow.erasure.yes)) if flow.erasure else ():
         for lang, phrases in groups.items():
@@ -859,6 +876,7 @@ CHECKS: tuple[Check, ...] = (
     check_translations,
     check_phrase_languages,
     check_phrase_marks,
+    check_interrupt_store,
     check_required_messages,
     check_casework,
     check_placeholders,

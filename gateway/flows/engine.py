@@ -67,7 +67,8 @@ class State:
     offer_partners: tuple[str, ...] = ()
     finished: bool = False
     how: Mapping[str, str] = field(default_factory=dict)
-    """How each field was understood: ``button``, ``typed``, ``synonym:WORDS``, ``model:SCORE``, ``earlier:…``."""
+    """How each field was understood: ``button``, ``typed``, ``synonym:WORDS``, ``model:SCORE``, ``earlier:…``,
+    ``interrupt:NAME`` (an interrupt's ``store``)."""
     noted: Mapping[str, str] = field(default_factory=dict)
     """Answers an earlier message already gave (``ask_once``), stored when the bot reaches their question."""
     closed_told: str | None = None
@@ -264,12 +265,22 @@ class Engine:
     def _apply(self, decision: Decision, state: State, now: datetime) -> StepResult | None:
         if decision.raised is not None:
             flag = decision.raised.flag
+            state = self._stored_by(state, decision.raised.store)
             result = self._outcome(decision.raised.then, flag.route, state, [], now, risky=True)
             return replace(result, outcome=replace(result.outcome, flag=flag)) if result.outcome else result
         if decision.ending is not None:
             name, then = decision.ending
             return self._outcome(then, name, state, [], now)
         return None
+
+    def _stored_by(self, state: State, store: tuple[tuple[str, str, str], ...]) -> State:
+        """The answers the interrupts that raised give (``store: {topic: sextortion}``), for the listener's card and
+        the figures: never over an answer the young person gave."""
+        given = {name: (value, f"interrupt:{by}") for name, value, by in store if name not in state.fields}
+        if not given:
+            return state
+        fields = {**state.fields, **{name: value for name, (value, _) in given.items()}}
+        return replace(state, fields=fields, how={**state.how, **{name: how for name, (_, how) in given.items()}})
 
     def is_open(self, name: str, now: datetime) -> bool:
         """Whether queue or partner ``name`` is open at ``now``."""

@@ -214,6 +214,9 @@ class Interrupt(Strict):
     hyperbole: dict[str, list[str]] = Field(default_factory=dict)
     """Phrases said in jest ("je veux mourir", "kill myself"): set aside like false friends in a message that jokes
     ("mdr", "lol", 😂, 💀…) and does not say it is serious ("pas une blague", "fr"…): ``keywords.jokes``."""
+    store: dict[str, str] = Field(default_factory=dict)
+    """Answers the interrupt gives when it hands off (``{topic: sextortion}``): stored for the listener's card and
+    the figures, unless the young person already answered that question."""
     then: Outcome
 
 

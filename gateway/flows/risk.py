@@ -42,6 +42,8 @@ class Flag:
 class Trigger:
     flag: Flag
     then: OutcomeSpec
+    store: tuple[tuple[str, str, str], ...] = ()
+    """The answers the interrupts that raised give (``Interrupt.store``): field, value and the interrupt's name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,7 @@ class _Interrupt:
     then: OutcomeSpec
     risk: Risk
     alone: keywords.Phrases
+    store: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def raises(self) -> bool:
@@ -116,6 +119,7 @@ class Assessor:
                 spec.then,
                 risk_of.get(name, Risk.NONE),
                 keywords.compile_phrases([p for phrases in spec.alone.values() for p in phrases]),
+                tuple((field, value, name) for field, value in spec.store.items()),
             )
             for name, spec in flow.interrupts.items()
         )
@@ -234,7 +238,7 @@ class Assessor:
             )
             if words:
                 flag = Flag(interrupt.name, interrupt.risk, 1.0, "keywords", words, interrupt.then.priority)
-                found.append(Trigger(flag, interrupt.then))
+                found.append(Trigger(flag, interrupt.then, interrupt.store))
         return found
 
     def _model_triggers(self, reading: Reading | None) -> list[Trigger]:
@@ -250,7 +254,8 @@ class Assessor:
             if then is None or then.handoff is None:  # checks refuse this; understanding never ends
                 continue
             flag = Flag(name or f"understanding {risk.value}", risk, score, "model", None, then.priority)
-            found.append(Trigger(flag, then))
+            store = tuple((f, v, name) for f, v in self.flow.interrupts[name].store.items()) if name else ()
+            found.append(Trigger(flag, then, store))
         return found
 
 
@@ -262,7 +267,11 @@ def _merge(triggers: list[Trigger], passed: frozenset[str] = frozenset()) -> Tri
     partners = list(first.then.refer)
     partners.extend(p for t in triggers for p in t.then.refer if p not in partners)
     then = first.then if partners == first.then.refer else first.then.model_copy(update={"refer": partners})
-    return Trigger(_with(first.flag, then), then)
+    stored: dict[str, tuple[str, str, str]] = {}
+    for t in (first, *triggers):  # the deciding interrupt's answers first, then the others' (a topic kept)
+        for item in t.store:
+            stored.setdefault(item[0], item)
+    return Trigger(_with(first.flag, then), then, tuple(stored.values()))
 
 
 def _with(flag: Flag, then: OutcomeSpec) -> Flag:

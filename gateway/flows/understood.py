@@ -117,15 +117,16 @@ def _topic_question(flow: Flow) -> str | None:
 
 HOW: dict[str, dict[str, str]] = {
     "fr": {"button": "bouton", "typed": "écrit", "synonym": "mot-clé « {} »", "model": "modèle {}",
-           "earlier": "message précédent"},
+           "earlier": "message précédent", "interrupt": "alerte « {} »"},
     "en": {"button": "button", "typed": "typed", "synonym": "keyword “{}”", "model": "model {}",
-           "earlier": "earlier message"},
+           "earlier": "earlier message", "interrupt": "alert “{}”"},
 }  # fmt: skip
 """How a field was understood, in the listeners' language (English for any other)."""
 
 
 def describe_how(how: str, language: str) -> str:
-    """``synonym:chantage`` → ``mot-clé « chantage »``; ``earlier:model:0.82`` → ``message précédent, modèle 0,82``;
+    """``synonym:chantage`` → ``mot-clé « chantage »``; ``interrupt:sextortion`` → ``alerte « sextortion »`` (an
+    interrupt's ``store``); ``earlier:model:0.82`` → ``message précédent, modèle 0,82``;
     ``button`` or ``typed`` → ``""`` (chosen as asked: nothing worth saying)."""
     words = HOW.get(language, HOW["en"])
     kind, _, rest = how.partition(":")

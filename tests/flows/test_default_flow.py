@@ -22,7 +22,7 @@ from gateway.flows.scenarios import run_scenarios
 FLOWS_YAML = Path(__file__).resolve().parents[2] / "flows.yaml"
 LANGUAGES = ("fr", "en")
 PARTNERS = ("119", "116006", "pharos", "emergency", "3114", "brigade_numerique")
-INTERRUPTS = ("danger_now", "suicide_friend", "suicide", "self_harm", "abuse_home", "human", "stop")
+INTERRUPTS = ("danger_now", "suicide_friend", "suicide", "self_harm", "abuse_home", "sextortion", "human", "stop")
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +167,7 @@ def test_interrupts(loaded: LoadedFlow) -> None:
         "suicide": ("urgent", ["3114"]),
         "self_harm": ("urgent", ["3114"]),
         "abuse_home": ("high", ["119"]),
+        "sextortion": ("high", ["pharos"]),
         "human": ("high", []),
     }
     for name, (priority, partners) in expected.items():

@@ -266,10 +266,10 @@ def test_a_story_at_the_danger_question_is_thanked_kept_and_the_question_asked_a
 
 def test_a_story_the_model_understands_is_kept_as_the_model_read_it(engine: Engine) -> None:
     step = run(
-        engine, ["un mec me demande des trucs sinon il balance tout"], reading(topic="sextortion", topic_score=0.8)
+        engine, ["un mec me demande des trucs bizarres depuis hier"], reading(topic="sextortion", topic_score=0.8)
     )
     assert step.state.step == "urgency" and texts(step)[0].startswith("Merci de me l'avoir dit")
-    assert step.state.noted == {"topic": "sextortion", "details": "un mec me demande des trucs sinon il balance tout"}
+    assert step.state.noted == {"topic": "sextortion", "details": "un mec me demande des trucs bizarres depuis hier"}
     assert step.state.how["topic"] == "model:0.80"
 
 
@@ -284,8 +284,8 @@ def test_below_the_topic_threshold_a_story_is_not_understood_as_before(engine: E
         (["non", "on m'a piraté mon compte insta"], {"topic": "hacked", "details": "on m'a piraté mon compte insta"}),
         (["non", "français", "on me harcèle sur insta"], {"topic": "cyberharassment"}),  # five words: no story
         (
-            ["non", "français", "15", "il veut de l'argent sinon il publie"],
-            {"topic": "sextortion", "details": "il veut de l'argent sinon il publie"},
+            ["non", "français", "15", "il veut de l'argent pour pas tout raconter"],
+            {"topic": "sextortion", "details": "il veut de l'argent pour pas tout raconter"},
         ),
     ],
 )

@@ -1,0 +1,118 @@
+"""Sextortion in progress is an interrupt of the default flow ("escalate, never silence"): a young person being
+blackmailed with intimate images right now gets the first advice and a listener at once, at "high", with Pharos,
+whatever question the bot was asking; the topic is kept for the listener's card. A story about blackmail that is
+not going on (a report, a lesson, a past one) is not an interrupt (the model is not consulted)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from gateway.flows.engine import Engine
+from gateway.flows.loader import load_file, load_text
+from tests.conftest import PARIS
+
+FLOWS_YAML = Path(__file__).resolve().parents[2] / "flows.yaml"
+OPEN = datetime(2026, 3, 10, 14, 0, tzinfo=PARIS)
+NIGHT = datetime(2026, 3, 10, 23, 30, tzinfo=PARIS)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine(load_file(FLOWS_YAML))
+
+
+IN_PROGRESS = [
+    "il me demande 200€ sinon il envoie mes photos à tous mes contacts",
+    "il a mes nudes et il veut de l'argent ce soir",
+    "he says he'll post my pics if I don't pay",
+    "il me menace de publier ma vidéo",
+    "il me fait du chantage avec mes photos",
+    "je dois payer avant minuit sinon il balance tout",
+    "il menace de balancer",
+    "jsuis paniquée il va tout balancer",
+    "un mec a des photos de moi et il me demande 300 balles",
+    "il menace d'envoyer ma photo à tout le collège si je paie pas",
+    "she wants more nudes or she'll send the video to my school",
+    "someone is blackmailing me with a video",
+    "they're threatening to leak my pics",
+]
+
+NOT_IN_PROGRESS = [
+    "j'ai vu un reportage sur le chantage",
+    "on a eu un cours sur la sextorsion au collège",
+    "il m'a fait du chantage l'année dernière mais c'est fini",
+    "we watched a documentary about sextortion in class",
+    "ma mère va envoyer les photos de vacances à mamie",
+    "range ta chambre sinon il va se fâcher",
+    "my mum says she'll send me to my room",
+    "mes photos de vacances sont sur insta",
+]
+
+
+@pytest.mark.parametrize("message", IN_PROGRESS)
+def test_blackmail_going_on_is_read_as_sextortion_at_high_with_pharos(engine: Engine, message: str) -> None:
+    flag = engine.decide(message).flag
+    assert flag is not None and flag.route == "sextortion"
+    assert flag.priority == "high" and "pharos" in flag.partners
+
+
+@pytest.mark.parametrize("message", NOT_IN_PROGRESS)
+def test_blackmail_told_about_is_no_interrupt(engine: Engine, message: str) -> None:
+    assert engine.decide(message).flag is None
+
+
+def test_a_suicide_word_beside_it_is_urgent_with_3114_and_pharos_and_the_topic_kept(engine: Engine) -> None:
+    state = engine.start(channel="webchat", now=OPEN, language_hint="fr").state
+    result = engine.step(state, "il va publier mes nudes demain, je veux mourir", now=OPEN)
+    assert result.outcome is not None and result.outcome.priority == "urgent"
+    assert set(result.outcome.partners) == {"3114", "pharos"}
+    assert result.state.fields["topic"] == "sextortion"
+
+
+def test_typed_at_the_age_question_it_hands_off_at_once_with_the_advice_and_the_topic_on_the_card(
+    engine: Engine,
+) -> None:
+    state = engine.start(channel="messenger", now=OPEN, language_hint="fr").state
+    for answer in ("non", "français"):
+        state = engine.step(state, answer, now=OPEN).state
+    assert state.step == "age"
+    result = engine.step(state, "il a mes nudes et il veut de l'argent ce soir", now=OPEN)
+    assert result.outcome is not None
+    assert (result.outcome.kind, result.outcome.route, result.outcome.priority) == ("handoff", "sextortion", "high")
+    assert result.outcome.partners == ("pharos",)
+    said = " ".join(r.text for r in result.replies)
+    assert "ne paie pas" in said and "Ne supprime pas les messages" in said and "17 ou le 112" in said
+    assert "internet-signalement.gouv.fr" in said
+    assert dict(result.outcome.summary)["Sujet"] == "Chantage, sextorsion (alerte « sextortion »)"
+
+
+def test_an_answer_the_young_person_gave_is_never_overwritten(engine: Engine) -> None:
+    state = engine.start(channel="webchat", now=OPEN, language_hint="fr").state
+    for answer in ("non", "français", "15", "moi", "cyberharcèlement"):
+        state = engine.step(state, answer, now=OPEN).state
+    result = engine.step(state, "et maintenant il me menace de publier ma vidéo", now=OPEN)
+    assert result.outcome is not None and result.outcome.route == "sextortion"
+    assert result.state.fields["topic"] == "cyberharassment"
+
+
+def test_at_night_the_advice_comes_with_the_closed_line_and_pharos(engine: Engine) -> None:
+    state = engine.start(channel="webchat", now=NIGHT, language_hint="en").state
+    result = engine.step(state, "he says he'll post my pics if I don't pay", now=NIGHT)
+    assert result.outcome is not None and result.outcome.kind == "closed"
+    said = " ".join(r.text for r in result.replies)
+    assert "don't pay" in said and "the chat is still closed" in said and "17 or 112" in said
+    assert result.outcome.partners == ("pharos",)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [("sujet", "sextortion", "field 'sujet' is never stored by a question"),
+     ("topic", "chantage", "field 'topic' is never 'chantage'")],
+)  # fmt: skip
+def test_check_refuses_a_store_no_question_can_give(field: str, value: str, problem: str) -> None:
+    text = FLOWS_YAML.read_text(encoding="utf-8").replace("store: {topic: sextortion}", f"store: {{{field}: {value}}}")
+    loaded, problems = load_text(text, "flows.yaml")
+    assert loaded is None and any(problem in p.message for p in problems), problems
