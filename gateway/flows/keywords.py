@@ -112,6 +112,8 @@ def canonical(raw: str) -> str:
     """The form messages and phrases are matched in: ``"Chuiii TROP mal, jveux mourrir!!"`` → ``"je suis trop
     mal je veux mourir"``."""
     lowered = raw.casefold().replace("œ", "oe").replace("æ", "ae").replace("🆘", " sos ")
+    if not lowered.isascii():  # Turkish's dotless "ı" as the "i" most type for it; Ukrainian's apostrophe "ʼ"
+        lowered = lowered.replace("ı", "i").replace("\u02bc", " ")
     norm = _REPEATS.sub(r"\1", text.normalize(lowered))
     words = (SPELLINGS.get(w, w) for w in norm.split())
     return " ".join(w for w in words if w)
@@ -204,7 +206,7 @@ class Disguises:
             elif out and out[-1] in _AS_INFINITIVE and (verb := _infinitive(word, pieces[at])) in self.known:
                 found = verb  # "me tué" → "me tuer"
             elif word in self.known:  # a look-alike letter inside ("mоurir", a Cyrillic "о")
-                found = word if pieces[at].translate(_LOOKALIKES) != pieces[at] else None
+                found = word if word.isascii() and pieces[at].translate(_LOOKALIKES) != pieces[at] else None
             elif word and word[0].isalpha():  # one starting with a digit is a number ("13ans", "1v1", "5e", "4h")
                 found = self._word(word, budget)
             out.append(found or pieces[at])
@@ -252,7 +254,7 @@ class Disguises:
             elif char in _LEET:
                 pattern.append(f"[{_LEET[char]}]")
             elif char in _HIDING:
-                pattern.append("[a-z]?")
+                pattern.append(r"[^\W\d_]?")  # a letter of any script ("su*cide", "умер*ть")
                 hidden += 1
             else:  # another digit ("h24", "x2") or sign: not a disguised word
                 return None
@@ -397,9 +399,16 @@ def _infinitive(word: str, piece: str) -> str | None:
 
 def _plain(piece: str) -> str:
     """A piece of a message lower case, without accents, Cyrillic and Greek look-alikes as Latin letters, and its
-    full-width or mathematical letters as plain ones (NFKD)."""
+    full-width or mathematical letters as plain ones (NFKD). A word of two letters or more with no Latin letter is
+    written in its own script ("умереть", "себя"): its letters are kept, so that it is read as a Cyrillic (or Greek)
+    phrase's word, never as Latin letters that are no word ("yмepetь")."""
     if piece.isascii():
         return piece
+    decomposed = unicodedata.normalize("NFKD", piece)
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    letters = [c for c in bare if c.isalpha()]
+    if len(letters) > 1 and not any(c.isascii() for c in letters):
+        return bare
     decomposed = unicodedata.normalize("NFKD", piece.translate(_LOOKALIKES))
     return "".join(c for c in decomposed if not unicodedata.combining(c)).translate(_LOOKALIKES)
 

@@ -47,6 +47,41 @@ def test_emoji_written_instead_of_a_word_are_words_in_a_second_form_only() -> No
     assert found.find("rechute ce soir") is None and found.find("encore") is None
 
 
+# Words of danger in another script, as young people in France write them in their first language: the canonical
+# form keeps their letters (no case, no marks: Arabic's hamza, Cyrillic's breve), Turkish's dotless "ı" is read as
+# the "i" most type for it ("canımı" as "canimi"), and the Ukrainian apostrophe "ʼ" as an apostrophe ("вбʼю", "вб'ю").
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Я ХОЧУ УМЕРЕТЬ", "я хочу умереть"),
+        ("أريد أن أموت", "اريد ان اموت"),
+        ("KENDİMİ ÖLDÜRECEĞİM", "kendimi oldurecegim"),
+        ("canımı yakacağım", "canimi yakacagim"),
+        ("YAŞAMAK İSTEMİYORUM", "yasamak istemiyorum"),
+        ("я вбʼю себе", "я вб ю себе"),
+        ("я вб'ю себе", "я вб ю себе"),
+    ],
+)
+def test_other_scripts_keep_their_letters_in_the_canonical_form(raw: str, expected: str) -> None:
+    assert canonical(raw) == expected
+
+
+def test_a_word_of_another_script_is_read_back_in_its_own_script() -> None:
+    # The disguises' reading maps Cyrillic and Greek look-alikes to Latin letters inside a Latin word ("mоurir"); a
+    # word written wholly in Cyrillic keeps its letters, so that its disguise ("умер*ть") and a hashtag of Cyrillic
+    # words ("#хочуумереть") are read back as the Cyrillic phrase, as their Latin counterparts are.
+    phrases = ["я хочу умереть", "je veux mourir"]
+    disguises = keywords.Disguises(keywords.vocabulary(phrases))
+    assert disguises.undo("я хочу умер*ть") == "я хочу умереть"
+    assert disguises.undo("я хочу ум#реть") == "я хочу умереть"
+    assert disguises.undo("je veux m\u043eurir") == "je veux mourir"  # a Cyrillic "о" inside a French word
+    assert disguises.undo("je veux m \u043e u r i r") == "je veux mourir"
+    assert disguises.undo("я хочу умереть") is None  # nothing disguised: the first reading is the same
+    joined = keywords.Joined(phrases)
+    assert joined.split("#хочуумереть") == ("хочу умереть", ("хочу умереть",))
+    assert joined.split("#jeveuxm\u043eurir") == ("je veux mourir", ("je veux mourir",))
+
+
 @pytest.mark.parametrize(
     ("phrase", "problem"),
     [
