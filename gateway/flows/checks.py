@@ -26,6 +26,7 @@ from gateway.flows import keywords
 from gateway.flows.model import (
     ALWAYS_SCHEDULE,
     OPTIONAL_MESSAGES,
+    READ_LANGUAGES,
     REQUIRED_MESSAGES,
     RESERVED_TARGETS,
     DatedHours,
@@ -378,10 +379,15 @@ def _languages(flow: Flow) -> str:
     return f"one of the languages ({_quoted(flow.languages)})"
 
 
-def _unknown_languages(flow: Flow, what: str, keys: Iterable[str], path: PathKey) -> Iterator[Issue]:
+def _unknown_languages(
+    flow: Flow, what: str, keys: Iterable[str], path: PathKey, read: Sequence[str] = ()
+) -> Iterator[Issue]:
+    """The keys that are not one of the flow's languages (nor one of ``read``, languages read but not spoken)."""
     for lang in keys:
-        if lang not in flow.languages:
-            text = f"{what}: '{lang}' is not {_languages(flow)}{did_you_mean(lang, flow.languages)}"
+        if lang not in flow.languages and lang not in read:
+            known = [*flow.languages, *read]
+            also = f" nor one it only reads ({_quoted(read)})" if read else ""
+            text = f"{what}: '{lang}' is not {_languages(flow)}{also}{did_you_mean(lang, known)}"
             yield Issue((*path, lang), text, at_key=True)
 
 
@@ -404,16 +410,19 @@ def check_phrase_languages(flow: Flow) -> Iterator[Issue]:
         for k, choice in enumerate(step.choices or []):
             what = f"the synonyms of choice '{choice.value}' of step '{sid}'"
             yield from _unknown_languages(flow, what, choice.synonyms, ("steps", sid, "choices", k, "synonyms"))
+    read = READ_LANGUAGES  # an interrupt's phrases may be in a language the bot reads and does not speak
     for name, interrupt in flow.interrupts.items():
         path: PathKey = ("interrupts", name, "match")
-        yield from _unknown_languages(flow, f"the phrases of interrupt '{name}'", interrupt.match, path)
+        yield from _unknown_languages(flow, f"the phrases of interrupt '{name}'", interrupt.match, path, read)
         ignore: PathKey = ("interrupts", name, "ignore")
-        yield from _unknown_languages(flow, f"the false friends of interrupt '{name}'", interrupt.ignore, ignore)
+        what = f"the false friends of interrupt '{name}'"
+        yield from _unknown_languages(flow, what, interrupt.ignore, ignore, read)
         alone: PathKey = ("interrupts", name, "alone")
-        yield from _unknown_languages(flow, f"the 'alone' phrases of interrupt '{name}'", interrupt.alone, alone)
+        what = f"the 'alone' phrases of interrupt '{name}'"
+        yield from _unknown_languages(flow, what, interrupt.alone, alone, read)
         hyperbole: PathKey = ("interrupts", name, "hyperbole")
         what = f"the hyperbole of interrupt '{name}'"
-        yield from _unknown_languages(flow, what, interrupt.hyperbole, hyperbole)
+        yield from _unknown_languages(flow, what, interrupt.hyperbole, hyperbole, read)
         if not any(phrase.strip() for phrases in interrupt.match.values() for phrase in phrases):
             yield Issue(path, f"interrupt '{name}' has no phrases: it would never interrupt anything")
 

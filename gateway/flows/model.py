@@ -203,8 +203,16 @@ class Rule(Strict):
     then: Outcome
 
 
+READ_LANGUAGES: tuple[str, ...] = ("ar", "es", "pt", "ru", "tr", "uk")
+"""Languages (ISO 639-1) an interrupt's phrases may also be listed under though the bot does not speak them: words of
+danger young people in France write in their first language ("quero morrer", "я хочу умереть", "bghit nmout"). They
+are read as the others are, and never tell the conversation's language (``written.py`` reads the flow's
+``languages`` only): a young person writing them is answered in the language they were answered in."""
+
+
 class Interrupt(Strict):
-    """Phrases checked on every message while the bot talks (see ``keywords.py`` for ``( | )`` and ``*``)."""
+    """Phrases checked on every message while the bot talks (see ``keywords.py`` for ``( | )`` and ``*``), by
+    language: one of the flow's ``languages``, or one of :data:`READ_LANGUAGES` (read, never spoken)."""
 
     match: dict[str, list[str]]
     ignore: dict[str, list[str]] = Field(default_factory=dict)

@@ -9,6 +9,8 @@ speaker, never French only where the flow has an English text.
 
 The words are the flow's own (its texts, choices, synonyms and interrupt phrases), per language, less those the
 other languages use too ("nudes", "webcam", "ok"). A message with words of two languages, or none, changes nothing.
+An interrupt's phrases in a language the bot reads and does not speak ("quero morrer" under ``pt``,
+``model.READ_LANGUAGES``) are no language's words here: they never switch the bot to another language.
 """
 
 from __future__ import annotations

@@ -362,12 +362,23 @@ def test_a_new_language_is_missing_everywhere_on_one_line_per_text() -> None:
 def test_synonyms_and_interrupt_phrases_in_known_languages() -> None:
     text = mutate(
         ("synonyms: {fr: [photos], en: [nudes]}", "synonyms: {fr: [photos], eng: [nudes]}"),
-        ("match: {fr: [stop], en: [stop]}", "match: {fr: [stop], es: [basta]}"),
+        ("match: {fr: [stop], en: [stop]}", "match: {fr: [stop], xx: [basta]}"),
     )
     assert problems(text) == [
         f"{at(text, 'synonyms:', 'eng')}: the synonyms of choice 'images' of step 'topic': 'eng' is not one of the"
         " languages (fr, en) (did you mean 'en'?)",
-        f"{at(text, 'match:', 'es')}: the phrases of interrupt 'stop': 'es' is not one of the languages (fr, en)",
+        f"{at(text, 'match:', 'xx')}: the phrases of interrupt 'stop': 'xx' is not one of the languages (fr, en) nor"
+        " one it only reads (ar, es, pt, ru, tr, uk)",
+    ]
+
+
+def test_interrupt_phrases_in_a_language_the_bot_reads_and_does_not_speak() -> None:
+    # "quero morrer", "bghit nmout": words of danger in a young person's first language are read, never spoken
+    assert problems(mutate(("match: {fr: [stop], en: [stop]}", "match: {fr: [stop], en: [stop], pt: [basta]}"))) == []
+    text = mutate(("synonyms: {fr: [photos], en: [nudes]}", "synonyms: {fr: [photos], en: [nudes], pt: [nudes]}"))
+    assert problems(text) == [  # a choice's synonyms are the bot's own languages: it answers in the one chosen
+        f"{at(text, 'synonyms:', 'pt')}: the synonyms of choice 'images' of step 'topic': 'pt' is not one of the"
+        " languages (fr, en)"
     ]
 
 
@@ -617,7 +628,7 @@ def test_interrupt_phrase_marks_and_false_friends() -> None:
     assert problems(text) == [
         f"{at(text, 'match:', '(il')}: interrupt 'stop', phrase '(il|elle a': a '(' has no ')'",
         f"{at(text, 'ignore:', 'de')}: the false friends of interrupt 'stop': 'de' is not one of the languages"
-        " (fr, en)",
+        " (fr, en) nor one it only reads (ar, es, pt, ru, tr, uk)",
         f"{at(text, 'alone:', QUOTED_STAR)}: interrupt 'stop', phrase '* fin': '*' stands between words, not at"
         " the start or the end",
     ]
@@ -632,7 +643,8 @@ def test_interrupt_hyperbole_phrases_are_checked_like_the_others() -> None:
     )
     assert problems(text) == [
         f"{at(text, 'hyperbole:', '(je')}: interrupt 'stop', phrase '(je|j veux': a '(' has no ')'",
-        f"{at(text, 'hyperbole:', 'de')}: the hyperbole of interrupt 'stop': 'de' is not one of the languages (fr, en)",
+        f"{at(text, 'hyperbole:', 'de')}: the hyperbole of interrupt 'stop': 'de' is not one of the languages (fr, en)"
+        " nor one it only reads (ar, es, pt, ru, tr, uk)",
     ]
 
 

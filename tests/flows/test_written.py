@@ -48,3 +48,18 @@ def test_a_language_told_by_the_channel_or_chosen_is_never_read_from_the_words(e
     chosen = engine.step(engine.step(untold.state, "no", now=OPEN).state, "français", now=OPEN)
     assert chosen.state.language == "fr" and not chosen.state.unsure
     assert engine.step(chosen.state, "I'm 15", now=OPEN).state.language == "fr"
+
+
+# Words of danger in a language the bot does not speak (darija's "bghit nmout", "nqtel rasi") are read by the keyword
+# line, but they are no French words: an English speaker who writes them is answered in English, 3114 given, and
+# the conversation stays in English (flows.yaml lists them under their own language's key, which the bot reads and
+# never speaks). Before, listed under `fr`, they switched an English conversation to French.
+@pytest.mark.parametrize("message", ["bghit nmout", "nqtel rasi", "bghit nmout wallah"])
+def test_words_of_a_language_the_bot_does_not_speak_never_switch_its_language(engine: Engine, message: str) -> None:
+    assert engine.written.guess(message) is None
+    untold = engine.start(channel="messenger", now=OPEN, text="hello")
+    assert untold.state.language == "en" and untold.state.unsure
+    result = engine.step(untold.state, message, now=OPEN)
+    assert result.outcome is not None and result.outcome.priority == "urgent" and "3114" in result.outcome.partners
+    assert result.state.language == "en"
+    assert any("3114" in reply.text and "24/7" in reply.text for reply in result.replies), result.replies
