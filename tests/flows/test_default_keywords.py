@@ -13,6 +13,7 @@ import pytest
 from gateway.flows.engine import Engine
 from gateway.flows.loader import load_file
 from gateway.flows.reading import Risk
+from gateway.flows.written import Written
 
 FLOWS_YAML = Path(__file__).resolve().parents[2] / "flows.yaml"
 
@@ -251,3 +252,91 @@ IN_BOTH_LANGUAGES = [
 @pytest.mark.parametrize(("message", "risk"), IN_BOTH_LANGUAGES)
 def test_plain_words_of_danger_are_read_in_english_as_in_french(engine: Engine, message: str, risk: str) -> None:
     assert risk_of(engine, message) == risk
+
+
+# Plain words of danger in the first languages of young people in France, as they type them (with and without their
+# letters' marks, in Latin letters where they write so): where the model reads them weakly ("quero morrer" 0.28,
+# "я убью себя" 0.04, "kendimi öldüreceğim" 0.005, "i feel like dying" 0.14: under suicide's 0.486), the keyword line
+# reads them. Listed in flows.yaml under their own language, never a language the bot answers in.
+IN_OTHER_LANGUAGES = [
+    # Portuguese
+    ("quero morrer", "suicide"),
+    ("quero morre", "suicide"),
+    ("vou me matar", "suicide"),
+    ("não quero mais viver", "suicide"),
+    ("nao quero viver mais", "suicide"),
+    # Spanish
+    ("voy a matarme", "suicide"),
+    ("me quiero morir", "suicide"),
+    ("quiero morir", "suicide"),
+    ("ya no quiero vivir", "suicide"),
+    # Russian, in Cyrillic and in Latin letters
+    ("я убью себя", "suicide"),
+    ("Я хочу умереть", "suicide"),
+    ("больше не хочу жить", "suicide"),
+    ("ya hochu umeret", "suicide"),
+    ("ya ub'yu sebya", "suicide"),
+    # Ukrainian
+    ("я хочу померти", "suicide"),
+    ("я вб'ю себе", "suicide"),
+    ("я вбʼю себе", "suicide"),
+    ("не хочу жити", "suicide"),
+    # Turkish, with and without its letters
+    ("ölmek istiyorum", "suicide"),
+    ("olmek istiyorum", "suicide"),
+    ("kendimi öldüreceğim", "suicide"),
+    ("kendimi oldurecegim", "suicide"),
+    ("intihar edeceğim", "suicide"),
+    ("yaşamak istemiyorum", "suicide"),
+    ("artik yasamak istemiyorum", "suicide"),
+    # Arabic, in Arabic letters and in arabizi
+    ("أريد أن أموت", "suicide"),
+    ("اريد ان اموت", "suicide"),
+    ("سأقتل نفسي", "suicide"),
+    ("بدي موت", "suicide"),
+    ("بغيت نموت", "suicide"),
+    ("nmout 7sen", "suicide"),
+    ("bdi mout", "suicide"),
+    ("bghit nmout", "suicide"),
+    # English
+    ("i feel like dying", "suicide"),
+    # He is going to kill me; help, as a whole message
+    ("ele vai me matar", "imminent_danger"),
+    ("él me va a matar", "imminent_danger"),
+    ("он меня убьёт", "imminent_danger"),
+    ("beni öldürecek", "imminent_danger"),
+    ("socorro", "imminent_danger"),
+    ("помогите!!", "imminent_danger"),
+    ("imdat", "imminent_danger"),
+]
+
+# The same words in harmless sentences, and words close to them, stay ordinary.
+IN_OTHER_LANGUAGES_ORDINARY = [
+    ("quero comer", "none"),
+    ("vou me matricular na escola", "none"),
+    ("quiero dormir", "none"),
+    ("я хочу спать", "none"),
+    ("я хочу жить", "none"),
+    ("olmak istiyorum", "none"),  # "I want to be": one letter from "ölmek"
+    ("doktor olmak istiyorum", "none"),
+    ("اريد ان انام", "none"),
+    ("i feel like dying my hair pink", "none"),
+    ("socorro fica em portugal", "none"),  # a word of help inside a sentence: only the whole message counts
+]
+
+
+@pytest.mark.parametrize(("message", "risk"), IN_OTHER_LANGUAGES + IN_OTHER_LANGUAGES_ORDINARY)
+def test_plain_words_of_danger_in_other_languages(engine: Engine, message: str, risk: str) -> None:
+    assert risk_of(engine, message) == risk
+
+
+def test_words_of_danger_in_other_languages_are_no_words_of_a_language_the_bot_speaks(engine: Engine) -> None:
+    # The language a conversation is answered in is read from the flow's words per language (written.py): the
+    # phrases listed under a language the bot only reads add none, so "quero morrer" never switches it.
+    flow = engine.flow
+    interrupts = {
+        name: spec.model_copy(update={"match": {k: v for k, v in spec.match.items() if k in flow.languages}})
+        for name, spec in flow.interrupts.items()
+    }
+    assert any(set(spec.match) - set(flow.languages) for spec in flow.interrupts.values())
+    assert Written(flow.model_copy(update={"interrupts": interrupts})).own == engine.written.own
