@@ -100,9 +100,8 @@ the next one, words of danger split over two messages ("je vais" / "me tuer") ra
 purged and erased with it)."""
 SAID_WORDS = 8
 # A bot reply the provider accepted, then reported failed for a reason a resend may get through (a WhatsApp status
-# callback's transient code: ``Receipt.transient``) is sent once more this long after the report (:meth:`Dispatcher.
-# _bot_failed`), as a new entry whose id is the first's plus ``RESENT`` (a copy that fails in turn is not sent again)
-RESEND_AFTER = timedelta(seconds=30)
+# callback's transient code: ``Receipt.transient``) is sent once more at the report (:meth:`Dispatcher._bot_failed`),
+# as a new entry whose id is the first's plus ``RESENT`` (a copy that fails in turn is not sent again)
 RESENT = "-again"
 
 
@@ -962,10 +961,13 @@ class Dispatcher:
     async def _bot_failed(self, entry: TranscriptEntry, receipt: Receipt) -> None:
         """A bot reply the provider accepted, then reported failed (a WhatsApp status callback): never silent.
         Nobody watches the bot's questions, so it is logged by class and code (never the text nor the number) and
-        counted; a failure a resend may get through (``receipt.transient``) is sent again once, ``RESEND_AFTER``
-        later, when the young person wrote nothing since (the bot answered that) and the reply was in one part (a
-        part delivered is never sent twice); the listeners of a conversation in the queue, with a listener or at
-        risk read a note. A failure is final in the store (forward only): a later ``delivered`` changes nothing."""
+        counted; a failure a resend may get through (``receipt.transient``) is sent again once, at once, when the
+        conversation went no further since (nothing written after it but notes: a copy of "position 1, nobody online"
+        sent after "a listener joined you" would be false) and the reply was in one part (a part delivered is never
+        sent twice); the listeners of a conversation in the queue, with a listener or at risk read a note. A failure
+        is final in the store (forward only): a later ``delivered`` changes nothing. Until 2026-12-05 the copy went
+        30 s later, the conversation's later replies held behind it in the outbox (a listener's first words, the
+        3114 a risk calls for), then sent however far the conversation had gone."""
         code = receipt.error if receipt.error and receipt.error.isdigit() and len(receipt.error) <= 6 else "none"
         kind = "transient" if receipt.transient else "final"
         now = self.clock()
@@ -977,10 +979,11 @@ class Dispatcher:
                 receipt.transient and not entry.id.endswith(RESENT) and not in_parts(entry.provider_message_id)
                 and conversation.left_at is None and self.closed_window(conversation, Author.BOT, now) is None
                 and (conversation.last_inbound_at is None or conversation.last_inbound_at <= entry.at)
+                and not await self._went_on(entry)
             )  # fmt: skip
             log.warning("dispatcher: %s: a bot reply (%s) was reported failed by %s, code %s (%s): %s",
                         conversation.id, entry.id, conversation.channel.value, code, kind,
-                        f"sent again in {RESEND_AFTER.seconds} s" if resend else "not sent again")  # fmt: skip
+                        "sent again" if resend else "not sent again")  # fmt: skip
             self.metrics.bot_replies_failed.labels(
                 conversation.channel.value, kind, "resent" if resend else "not_resent"
             ).inc()
@@ -994,10 +997,16 @@ class Dispatcher:
                 text=entry.text, choices=entry.choices,
             )  # fmt: skip
             await self.store.append_transcript(again)  # an id already present is ignored: a report made again
-            item = outbox_item(conversation, again, now)
-            await self.store.outbox_put(replace(item, next_attempt_at=now + RESEND_AFTER))
+            await self.store.outbox_put(outbox_item(conversation, again, now))
             await self.store.publish(EntryAdded(conversation.id, again))
         self._on_outgoing()
+
+    async def _went_on(self, entry: TranscriptEntry) -> bool:
+        """Whether anything but a note (the listeners', the system's) was written in ``entry``'s conversation after its
+        own turn (a later reply of the bot's, a listener's, the young person's words): a copy of ``entry`` would then
+        come after them."""
+        later = [e for e in await self.store.transcript(entry.conversation_id) if e.at > entry.at]
+        return any(e.author not in (Author.SYSTEM, Author.NOTE) for e in later)
 
     async def _handle_watermark(self, receipt: Receipt) -> None:
         """Messenger's reads (and deliveries without mids): every reply sent up to ``watermark`` (ms), found by the

@@ -46,9 +46,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     ),
     "bot_failed.resent": (
         "Un message du bot n'a pas atteint le ou la jeune ({channel}, erreur {error}, passagère) : il est renvoyé une"
-        " fois dans 30 s.",
-        "A bot message did not reach the young person ({channel}, error {error}, transient): it is sent again once"
-        " in 30 s.",
+        " fois.",
+        "A bot message did not reach the young person ({channel}, error {error}, transient): it is sent again once.",
     ),
     "bot_failed.final": (
         "Un message du bot n'a pas atteint le ou la jeune ({channel}, erreur {error}) : il n'est pas renvoyé (« échec »"

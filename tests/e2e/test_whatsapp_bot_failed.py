@@ -2,7 +2,8 @@
 
 Nobody watches a young person in the bot's questions: before 2026-12-05 such a reply was only marked failed, and the
 young person never got the question (or the closed-line message, or where to turn). Now a failure a resend may get
-through (Twilio's 30003 unreachable handset, 30008 unknown error…) is sent again once, after ``RESEND_AFTER``; a final
+through (Twilio's 30003 unreachable handset, 30008 unknown error…) is sent again once, at once, unless the
+conversation went on since (a copy would come after later messages: 2026-12-05, it came 30 s later); a final
 one (30005, 30006, 63016…) is not; both are logged by class and code and counted, and the listeners of a conversation
 in the queue (or with them, or at risk) read a note. Nothing twice: a second callback, a late ``delivered``, or the
 resend failing in turn send nothing more.
@@ -17,7 +18,6 @@ import pytest
 
 from gateway.app import STORE
 from gateway.conversation import Status
-from gateway.dispatcher import RESEND_AFTER
 from gateway.settings import Settings
 from gateway.testing import ACCOUNT_SID, WHATSAPP_FROM, FakeTwilioAPI, sign_twilio, twilio_form, twilio_status_form
 from tests.conftest import TWILIO_TOKEN
@@ -72,9 +72,6 @@ async def test_a_bot_question_reported_undelivered_for_a_transient_reason_is_sen
     assert await deliver(client, failed, STATUS_PATH) == 200  # Twilio's callback again: nothing more
     entry = await bot_entry(desk, conversation_id, question.body["Body"])
     await desk.delivery_of(conversation_id, entry["id"], "failed")
-    assert len(twilio.accepted()) == count  # not at once: after RESEND_AFTER
-
-    running_clock(client).advance(seconds=RESEND_AFTER.total_seconds() + 1)
     resent = (await twilio.wait_accepted(count + 1))[-1]
     assert resent.body["Body"] == question.body["Body"]
     # a late "delivered" of the first copy, and the second copy failing in turn, send nothing more
@@ -82,7 +79,7 @@ async def test_a_bot_question_reported_undelivered_for_a_transient_reason_is_sen
     assert await deliver(client, late, STATUS_PATH) == 200
     again = twilio_status_form(resent.answer["sid"], "failed", PHONE, error_code="30003")
     assert await deliver(client, again, STATUS_PATH) == 200
-    running_clock(client).advance(seconds=RESEND_AFTER.total_seconds() + 1)
+    running_clock(client).advance(seconds=31)
 
     async def second_failed() -> bool:
         transcript = (await desk.conversation(conversation_id))["transcript"]
@@ -117,8 +114,39 @@ async def test_a_final_failure_is_not_sent_again_and_the_queues_listeners_read_i
     notes = await eventually(lambda: desk.system_entries(conversation_id, "did not reach"))
     assert notes[0]["system"]["code"] == "bot_failed.final"
     assert dict(notes[0]["system"]["params"]) == {"channel": "whatsapp", "error": "30005"}
-    running_clock(client).advance(seconds=RESEND_AFTER.total_seconds() + 1)
+    running_clock(client).advance(seconds=31)
     metrics = await (await client.get("/metrics")).text()
     assert 'gateway_bot_replies_failed_total{channel="whatsapp",kind="final",outcome="not_resent"} 1.0' in metrics
     assert [r.getMessage() for r in caplog.records if "code 30005 (final)" in r.getMessage()]
     assert len(twilio.accepted()) == count
+
+
+async def test_a_failure_reported_after_the_conversation_went_on_sends_no_stale_copy_and_holds_nothing_back(
+    client: Client, twilio: FakeTwilioAPI
+) -> None:
+    """The queue's message ("position 1 … aucun·e écoutant·e n'est connecté·e") reported undelivered (30003) once a
+    listener had taken the young person: it is not sent again after "un·e écoutant·e vient de te rejoindre", and the
+    listener's words go at once. Before, the copy went 30 s later, the listener's joining and first words held behind
+    it in the outbox (order kept): the young person waited, then read they were in line with nobody online, then that
+    a listener had joined."""
+    for number, text in enumerate(WALK):
+        assert await deliver(client, twilio_form(PHONE, text, message_sid=f"SM{number:032d}")) == 200
+    desk = ListenerDesk(client)
+    await desk.login()
+    conversation_id = (await desk.first_waiting())["id"]
+    await twilio.wait_accepted(len(await desk.all_sent(conversation_id)))
+    told = twilio.accepted()[-1]  # the queue's message
+    count = len(twilio.accepted())
+    await desk.take(conversation_id)
+    await twilio.wait_accepted(count + 1)  # "un·e écoutant·e vient de te rejoindre"
+    failed = twilio_status_form(told.answer["sid"], "undelivered", PHONE, error_code="30003")
+    assert await deliver(client, failed, STATUS_PATH) == 200
+    notes = await eventually(lambda: desk.system_entries(conversation_id, "did not reach"))
+    assert notes[0]["system"]["code"] == "bot_failed.final"  # the listener knows, and it is not sent again
+    await desk.reply(conversation_id, "Bonjour, je suis Anne, je suis là.")
+    reply = (await twilio.wait_accepted(count + 2))[-1]  # at once, not behind a copy
+    assert reply.body["Body"] == "Bonjour, je suis Anne, je suis là."
+    running_clock(client).advance(seconds=60)
+    await desk.reply(conversation_id, "Tu veux me raconter ?")
+    await twilio.wait_accepted(count + 3)
+    assert [r.body["Body"] for r in twilio.accepted()].count(told.body["Body"]) == 1  # no stale copy
