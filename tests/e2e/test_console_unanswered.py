@@ -4,6 +4,7 @@ nothing was said, and a close left its dialog's state set); an IME's Enter does 
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import BrowserContext, Route, expect
@@ -15,6 +16,7 @@ from gateway.store import Author, Listener
 from tests.conftest import PASSWORD
 from tests.e2e.test_chat import open_chat, walk_to_queue
 from tests.e2e.test_console import log_in
+from tests.test_webchat import WALK_TO_QUEUE, hello, say
 
 pytestmark = pytest.mark.browser
 
@@ -53,6 +55,34 @@ async def test_a_take_and_a_close_without_an_answer_are_said_and_can_be_tried_ag
     await expect(listener.locator("#conv-meta")).to_contain_text("clôturée")
     await expect(young.locator(".ended")).to_be_visible()
     assert [c.outcome for c in await server.app[STORE].conversations_by_status(Status.CLOSED)] == ["cyberbullying"]
+
+
+async def test_an_arrival_never_covers_an_error_still_shown(
+    desk: BrowserContext, context: BrowserContext, server: TestServer
+) -> None:
+    """Anne's take gets no answer: "Pas de réponse du serveur" is shown; a young person reaching the queue a moment
+    later beeps, but their "Nouvelle conversation en attente" never covers the error before its time. Before, it did
+    at once (a fresh-clone run on a busy machine saw a lost hand-back's own card do it, and that test failed)."""
+    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    listener = await log_in(desk, server, "anne")
+    young = await open_chat(context, server)
+    await walk_to_queue(young)
+    card = listener.locator("#waiting .card")
+    await expect(card).to_have_count(1)
+
+    async def cut(route: Route) -> None:
+        await route.abort("connectionreset")
+
+    await listener.route("**/take", cut)
+    await card.locator(".take").click()
+    await expect(listener.locator("#toast")).to_contain_text(NO_ANSWER)
+    async with aiohttp.ClientSession() as session, session.ws_connect(server.make_url("/chat/ws")) as ws:
+        await hello(ws)  # another young person reaches the queue at once, over the web chat's socket
+        for number, answer in enumerate(WALK_TO_QUEUE):
+            await say(ws, f"m{number}", answer)
+        await expect(card).to_have_count(2)
+    shown = listener.locator("#toast")
+    assert await shown.is_hidden() or NO_ANSWER in (await shown.text_content() or ""), await shown.text_content()
 
 
 async def test_enter_that_ends_a_word_being_composed_sends_no_reply(

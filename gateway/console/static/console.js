@@ -236,7 +236,7 @@
     var urgent = fresh.some(function (card) { return card.priority === "urgent"; });
     HG.beep(urgent);
     if (document.hidden) { state.newArrival = true; }
-    toast(urgent ? t("toast.urgent") : t("toast.new"));
+    toast(urgent ? t("toast.urgent") : t("toast.new"), false, true);
     title();
   }
 
@@ -915,8 +915,12 @@
   }
 
   var toastTimer = null;
-  function toast(text, error) {
+  /* An arrival's toast (``passive``) never covers an error still shown: "Pas de réponse du serveur" for an action whose
+     answer was lost must stay read, not be replaced a moment later by "Nouvelle conversation en attente" (the card
+     the lost hand-back put back in line, say). An action's own answer always replaces it. */
+  function toast(text, error, passive) {
     var box = $("toast");
+    if (passive && !box.hidden && / error-toast/.test(box.className)) { return; }
     box.textContent = text;
     box.className = "toast" + (error ? " error-toast" : "");
     box.hidden = false;
