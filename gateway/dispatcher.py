@@ -50,6 +50,7 @@ from gateway.later import Later
 from gateway.messages import ChannelName, Choice, Inbound, Outbound, Receipt, Reply
 from gateway.metrics import Metrics
 from gateway.store import (
+    INDEXED_DAYS,
     Author,
     BatchStore,
     Claim,
@@ -99,6 +100,9 @@ SAID = "said"
 the next one, words of danger split over two messages ("je vais" / "me tuer") raise as one (sealed with the record,
 purged and erased with it)."""
 SAID_WORDS = 8
+THANKED = "thanked"
+"""The engine state's key, on an ended conversation, for when a thank-you after its end was answered
+(:meth:`Dispatcher._after_end`): once; a later one is kept in its transcript, not answered."""
 # A bot reply the provider accepted, then reported failed for a reason a resend may get through (a WhatsApp status
 # callback's transient code: ``Receipt.transient``) is sent once more at the report (:meth:`Dispatcher._bot_failed`),
 # as a new entry whose id is the first's plus ``RESENT`` (a copy that fails in turn is not sent again)
@@ -263,6 +267,8 @@ class Dispatcher:
         if inbound.opening and await self.store.find_active_conversation(inbound.channel, inbound.sender) is not None:
             return True  # the chat opened while a conversation is open: its thread shows it, nothing to say
         claim = Claim(key, owner, self.claim_seconds, DEDUPE_TTL_SECONDS)
+        if (thanked := await self._after_end(inbound, claim, reading, later)) is not None:
+            return thanked
         found = await self._locked(inbound, claim, reading, later, look=self.complete_leaving is not None)
         if isinstance(found, _Ending):
             await self._ended_first(inbound, found)
@@ -275,6 +281,55 @@ class Dispatcher:
         elif later and self.late is not None:  # the second check, or a long message's windows, after the fact
             self.late.offer(Late(current.id, inbound_entry_id(inbound), inbound.text, reading, reading is not None))
         self._on_outgoing()  # the outbox may have looked before the batch's writes were made
+        return True
+
+    async def _after_end(self, inbound: Inbound, claim: Claim, reading: Reading | None, later: bool) -> bool | None:
+        """A thank-you alone ("merci", "ok merci", "🙏": flows.yaml ``after_end``) written within its ``minutes`` of the
+        end of the sender's last conversation, no conversation open, no risk read (the keywords and the model's
+        reading, as for any message; the model not in time: not looked at): kept in that ended conversation's
+        transcript (its retention unchanged) and answered once with ``messages.after_end`` (a second one is kept,
+        not answered: :data:`THANKED`); no new conversation, no welcome, no queue entry. True when so processed,
+        False a duplicate; None: anything else, processed as any message (a new conversation). Until 2026-12-05 it
+        opened a new conversation: the welcome, the closed line again at night, the danger question, then "je n'ai
+        pas bien compris". Not the web chat's: a message after its end is refused ``ended`` (``gateway/webchat.py``)."""
+        engine = self.flows.engine()
+        words = engine.after_end
+        if (words is None or later or inbound.channel == ChannelName.WEBCHAT or inbound.payload or inbound.attachments
+                or inbound.edited or inbound.opening or inbound.restart or inbound.menu or not words.only(inbound.text)
+                or engine.decide(inbound.text, reading).flag is not None):  # fmt: skip
+            return None
+        if await self.store.find_active_conversation(inbound.channel, inbound.sender) is not None:
+            return None
+        now = self.clock()
+        since, until = now - timedelta(days=INDEXED_DAYS), now + timedelta(minutes=1)
+        last = await self.store.conversations_of(inbound.channel, inbound.sender, since, until, 1)
+        if not last or not _just_ended(last[0], now, words.window):
+            return None
+        async with self.store.locked_batch(last[0].id, claim=claim) as state:
+            if state is ClaimState.DONE:
+                return False
+            if state is ClaimState.BUSY:
+                raise InboundBusy("this message is being processed elsewhere: retry later")
+            ended = await self.store.get_conversation(last[0].id)  # read again under its lock (erased, purged)
+            if ended is None or not _just_ended(ended, now, words.window) or _joined(engine, ended, inbound.text):
+                return None
+            if await self.store.find_active_conversation(inbound.channel, inbound.sender) is not None:
+                return None  # another message opened one meanwhile: this one goes there
+            derived_from(claim.key)  # this task's context only: a reprocessing writes the same entries
+            ended.last_inbound_at = now
+            entry = TranscriptEntry(
+                id=inbound_entry_id(inbound), conversation_id=ended.id, at=now, author=Author.USER,
+                text=inbound.text, delivery=Delivery.DELIVERED,
+            )  # fmt: skip
+            await self.store.append_transcript(entry)
+            await self.store.publish(EntryAdded(ended.id, entry))
+            answered = THANKED not in ended.engine
+            if answered:
+                language = language_of(ended, engine.flow)
+                ended.engine = {**ended.engine, THANKED: now.isoformat()}
+                await self.emit(ended, [Reply(engine.message("after_end", language))], Author.BOT, now)
+            await self.store.save_conversation(ended, done=DoneMark(claim.key, DEDUPE_TTL_SECONDS))
+        log.info("dispatcher: %s: a thank-you after its end, %s", ended.id, "answered" if answered else "kept")
         return True
 
     async def _edit_counts(self, inbound: Inbound, reading: Reading | None) -> bool:
@@ -1079,6 +1134,12 @@ def said_words(engine: Engine, text: str) -> list[str]:
     the keywords read written as words (``keywords.with_emoji_words``), so that "🩹" then "encore ce soir" reads as
     one message would, where the canonical form alone drops the emoji and keeps nothing."""
     return (keywords.with_emoji_words(text) or engine.canonical(text)).split()[-SAID_WORDS:]
+
+
+def _just_ended(conversation: Conversation, now: datetime, window: timedelta) -> bool:
+    """Whether the conversation ended (not purged) at most ``window`` before ``now``: a thank-you goes there."""
+    closed = conversation.closed_at
+    return not conversation.active and conversation.purged_at is None and closed is not None and now - closed <= window
 
 
 def _hours(window: timedelta) -> int:

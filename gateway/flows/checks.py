@@ -406,6 +406,8 @@ def check_phrase_languages(flow: Flow) -> Iterator[Issue]:
     if flow.erasure is not None:
         for key in ("phrases", "yes"):
             yield from _unknown_languages(flow, f"the erasure's {key}", getattr(flow.erasure, key), ("erasure", key))
+    if flow.after_end is not None:
+        yield from _unknown_languages(flow, "the after_end phrases", flow.after_end.phrases, ("after_end", "phrases"))
     for sid, step in flow.steps.items():
         for k, choice in enumerate(step.choices or []):
             what = f"the synonyms of choice '{choice.value}' of step '{sid}'"
@@ -450,6 +452,10 @@ def check_phrase_marks(flow: Flow) -> Iterator[Issue]:
             for k, phrase in enumerate(phrases):
                 if (problem := keywords.phrase_problem(phrase)) and phrase.strip():
                     yield Issue(("erasure", key, lang, k), f"erasure {key}, phrase '{phrase}': {problem}")
+    for lang, phrases in flow.after_end.phrases.items() if flow.after_end else ():
+        for k, phrase in enumerate(phrases):
+            if (problem := keywords.phrase_problem(phrase)) and phrase.strip():
+                yield Issue(("after_end", "phrases", lang, k), f"after_end phrase '{phrase}': {problem}")
     for name, interrupt in flow.interrupts.items():
         groups_of = {"match": interrupt.match, "ignore": interrupt.ignore, "alone": interrupt.alone}
         for key, groups in (*groups_of.items(), ("hyperbole", interrupt.hyperbole)):
@@ -509,7 +515,7 @@ def check_required_messages(flow: Flow) -> Iterator[Issue]:
 
 WHERE_TO_TURN: tuple[str, ...] = (
     "closed_line", "closed_line_again", "queued_offline", "abandoned", "ended", "idle_closed", "rate_limited",
-    "blocked", "unreachable", "listener_disconnected_closed", "listener_disconnected_offline",
+    "blocked", "unreachable", "listener_disconnected_closed", "listener_disconnected_offline", "after_end",
 )  # fmt: skip
 """Messages sent while nobody can answer here, or as the conversation ends, or as a message is refused (a flood, a
 block), or shown by the web chat page while it cannot reach the line: each must give an emergency partner's number."""

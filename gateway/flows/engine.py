@@ -18,6 +18,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from gateway.flows import hours, text
+from gateway.flows.after_end import AfterEndWords
 from gateway.flows.model import DEFAULT_MESSAGES, Branch, LocalText, Step
 from gateway.flows.model import Outcome as OutcomeSpec
 from gateway.flows.positions import LoadedFlow
@@ -140,6 +141,7 @@ class Engine:
         self._buttons = _buttons((*self._questions.values(), self._offer))
         self._field_labels = self._compile_field_labels()
         self.erasure = ErasureWords(self.flow.erasure) if self.flow.erasure is not None else None
+        self.after_end = AfterEndWords(self.flow.after_end) if self.flow.after_end is not None else None
         self.written = Written(self.flow)
 
     # ----- public API -------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from gateway.flows.after_end import AfterEnd
 from gateway.flows.casework import NoticeCategory, Notices, PartnerReferral, Platform, Referrals
 from gateway.flows.model_base import LocalText as LocalText
 from gateway.flows.model_base import Strict as Strict
@@ -311,9 +312,16 @@ OPTIONAL_MESSAGES: tuple[str, ...] = (
     "noted_for_later",  # an answer that is not this question's but answers a later one: thanks (else not_understood)
     "queued_closing",  # queued while the line closes before the wait "queued" would promise (else DEFAULT_MESSAGES')
     "unreachable",  # the web chat page, its line out of reach 30 s: where to turn meanwhile (else DEFAULT_MESSAGES')
+    "after_end",  # a thank-you alone just after an ending (``after_end``): the one short reply (else DEFAULT_MESSAGES')
 )
 # What an optional message says when flows.yaml does not (the young person is never left without a word).
 DEFAULT_MESSAGES: dict[str, LocalText] = {
+    "after_end": {
+        "fr": "Avec plaisir. Prends soin de toi 💙 Tu peux nous réécrire quand tu veux. En danger immédiat : "
+        "17 ou 112.",
+        "en": "You're welcome. Take care of yourself 💙 You can write to us again whenever you like. In immediate "
+        "danger: 17 or 112.",
+    },
     "listener_disconnected": {
         "fr": "L'écoutant·e qui te répondait a été déconnecté·e. Tu es de nouveau dans la file, à ta place : "
         "un·e autre écoutant·e va te répondre. Si tu es en danger immédiat, appelle le 17 ou le 112.",
@@ -432,6 +440,7 @@ class Flow(Strict):
     referrals: Referrals | None = None
     retention: Retention = Retention()
     erasure: Erasure | None = None
+    after_end: AfterEnd | None = None
     tests: list[Scenario] = Field(default_factory=list)
 
     @property
