@@ -476,7 +476,7 @@ class FakeTelegramAPI(FakeAPI):
     """The Telegram Bot API: ``POST /bot{token}/{method}`` and ``GET /file/bot{token}/{path}``.
 
     Set ``telegram_api_url`` to :attr:`url`. Answers getMe, sendMessage, sendChatAction, answerCallbackQuery,
-    setWebhook and getFile (files added with :meth:`add_file`); a wrong token gets 401. Failures answer
+    setWebhook, leaveChat and getFile (files added with :meth:`add_file`); a wrong token gets 401. Failures answer
     ``{"ok": false, "error_code", "description", "parameters": {"retry_after"}}``.
     """
 

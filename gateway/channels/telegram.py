@@ -1,12 +1,14 @@
 """Telegram: webhook updates checked by their secret token, the Bot API through python-telegram-bot.
 
 Inbound: Telegram posts one JSON ``Update`` per request with ``X-Telegram-Bot-Api-Secret-Token`` (set by
-:meth:`TelegramChannel.set_webhook`). ``update_id`` is the de-duplication key. Only private chats are read: a bot
-added to a group ignores it, and the chat's service messages (a pinned message, an auto-delete timer) are no
-messages. A forwarded message is someone else's words: marked with an attachment of kind ``forwarded``. A button
-tap (``callback_query``) is answered with ``answerCallbackQuery`` in the background, so the young person's spinner
-stops whatever happens next. A young person who blocks the bot (``my_chat_member``,
-status ``kicked``) has left: a :class:`Departure`; ``member`` (unblocked, restarted) lifts it.
+:meth:`TelegramChannel.set_webhook`). ``update_id`` is the de-duplication key. Only private chats are read, and the
+chat's service messages (a pinned message, an auto-delete timer) are no messages. A group's messages are never a
+conversation: the bot added to a group or a supergroup (by mistake, by a class's group, by trolls) tells it once,
+French then English, to write to it in private, and leaves it (``leaveChat``); a channel is left without a word. A
+forwarded message is someone else's words: marked with an attachment of kind ``forwarded``. A button tap
+(``callback_query``) is answered with ``answerCallbackQuery`` in the background, so the young person's spinner stops
+whatever happens next. A young person who blocks the bot (``my_chat_member``, status ``kicked``) has left: a
+:class:`Departure`; ``member`` (unblocked, restarted) lifts it.
 
 Outbound: ``sendMessage`` with an inline keyboard for choices, one button per row; ``callback_data`` is the
 choice's value when it fits in 64 bytes, else ``c:<number>``, read back as the answer ``<number>`` (the engine
@@ -85,6 +87,17 @@ SERVICE = (
     "proximity_alert_triggered", "forum_topic_created", "forum_topic_edited", "forum_topic_closed",
     "forum_topic_reopened", "general_forum_topic_hidden", "general_forum_topic_unhidden",
 )  # fmt: skip
+# Chats of many (a group, a supergroup, a channel): never a helpline conversation, left as soon as the bot is in one.
+GROUPS = (ChatType.GROUP, ChatType.SUPERGROUP)
+PRESENT = (ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.RESTRICTED)
+LEAVING_SECONDS = 60.0  # a chat being left is left once: the addition's my_chat_member and its service message
+# Told to a group once, French then English, before the bot leaves it; ``{private}`` is the link to the bot's chat.
+IN_A_GROUP = (
+    "Je ne réponds pas dans les groupes 🙏 Pour parler en toute confidentialité à un·e écoutant·e, écris-moi en"
+    " privé : {private}. Je quitte ce groupe.\n\n"
+    "I don't answer in groups 🙏 To talk in confidence with a listener, write to me in private: {private}. I'm"
+    " leaving this group."
+)
 # What a young person may share that has neither words nor a file we read: told as "other", its content not kept
 # (a forwarded story is someone's post about them; a checklist, a poll, a contact card, a sticker, a game…).
 SHARED_OTHER = ("contact", "sticker", "poll", "dice", "story", "checklist", "game", "paid_media", "giveaway", "invoice")
@@ -125,6 +138,8 @@ class TelegramChannel:
         self._media = MediaSource(self.name, allowed_hosts=frozenset({API_HOST, URL(api).host or ""}))
         self._answering: set[asyncio.Task[None]] = set()
         self._answers_failing = _FailingCalls("answerCallbackQuery")
+        self._leaving: dict[int, float] = {}  # the groups and channels being left, when (time.monotonic())
+        self._leaving_failing = _FailingCalls("leaving a group (sendMessage, leaveChat)")
         self._refused_at_start: CredentialsRefused | None = None  # the token refused by getMe at start, until taken
 
     async def start(self, *, reachable: bool = False) -> None:
@@ -173,7 +188,7 @@ class TelegramChannel:
         await asyncio.Event().wait()
 
     async def stop(self) -> None:
-        """Let pending answerCallbackQuery calls finish, then close PTB's HTTP clients."""
+        """Let pending answerCallbackQuery calls and groups being left finish, then close PTB's HTTP clients."""
         await asyncio.gather(*self._answering)
         await self._bot.shutdown()
 
@@ -183,6 +198,9 @@ class TelegramChannel:
         update = self._update(load_json(raw, self.name))
         if update.callback_query is not None:
             self._answer_in_background(update.callback_query.id)
+        shared = _shared_chat(update)
+        if shared is not None:
+            self._leave_in_background(*shared)
         inbound = _inbound(update)
         departure = _departure(update)
         return Batch(inbound=(inbound,) if inbound else (), departures=(departure,) if departure else ())
@@ -250,6 +268,43 @@ class TelegramChannel:
             self._answers_failing.failed(error)
         else:
             self._answers_failing.answered()
+
+    def _leave_in_background(self, chat_id: int, tell: bool) -> None:
+        now = time.monotonic()
+        self._leaving = {chat: at for chat, at in self._leaving.items() if now - at < LEAVING_SECONDS}
+        if chat_id in self._leaving:
+            return
+        self._leaving[chat_id] = now
+        task = asyncio.create_task(self._leave(chat_id, tell))
+        self._answering.add(task)  # awaited by stop() as the taps' answers are
+        task.add_done_callback(self._answering.discard)
+
+    async def _leave(self, chat_id: int, tell: bool) -> None:
+        """Tell a group to write in private (``tell``), then leave it: a failure to tell still leaves. Logged
+        without the chat's id or title."""
+        failure: DeliveryError | None = None
+        if tell:
+            text = IN_A_GROUP.format(private=self._private_link())
+            try:
+                await self._call(self._bot.send_message(chat_id, text, entities=link_entities(text) or None))
+            except DeliveryError as error:  # a group where the bot may not write: left all the same
+                failure = error
+        try:
+            await self._call(self._bot.leave_chat(chat_id))
+        except DeliveryError as error:
+            failure = error
+        if failure is not None:
+            self._leaving_failing.failed(failure)
+            return
+        self._leaving_failing.answered()
+        logger.info("telegram: the bot was in a group or a channel: %s, and left it",
+                    "told it to write in private" if tell else "said nothing")  # fmt: skip
+
+    def _private_link(self) -> str:
+        """``https://t.me/<the bot's username>`` (known from getMe at start), else how to find it in the app."""
+        with contextlib.suppress(RuntimeError):  # getMe not answered yet
+            return f"https://t.me/{self._bot.username}"
+        return "touche mon nom / tap my name"
 
     async def _call(self, request: Awaitable[T]) -> T:
         """Await one Bot API call: the one place where PTB's errors become ours."""
@@ -389,6 +444,23 @@ def _departure(update: Update) -> Departure | None:
     if chat_id is None:
         raise BadRequest("telegram: chat.id is not a whole number")
     return Departure(ChannelName.TELEGRAM, str(chat_id), left=status == ChatMemberStatus.BANNED)
+
+
+def _shared_chat(update: Update) -> tuple[int, bool] | None:
+    """A group, a supergroup or a channel the bot is in: its id, and whether to tell it to write in private (the
+    bot just added to a group, or a member's words there; never a channel, a service message, an edit or a tap)."""
+    chat = update.effective_chat
+    if chat is None or chat.type == ChatType.PRIVATE:
+        return None
+    chat_id = _int_or_none(chat.id)
+    changed = update.my_chat_member
+    if chat_id is None or (changed is not None and changed.new_chat_member.status not in PRESENT):
+        return None  # the bot removed from the chat: nothing to leave
+    if chat.type not in GROUPS:
+        return chat_id, False
+    message = update.message
+    words = message is not None and (message.text is not None or message.caption is not None)
+    return chat_id, changed is not None or words
 
 
 def _from_message(update_id: int, message: Message) -> Inbound | None:
