@@ -38,6 +38,7 @@ SEND_TIMEOUT = aiohttp.ClientTimeout(total=SEND_TIMEOUT_SECONDS)
 STORE_HOLD_SECONDS = 10.0
 # A contact card (WhatsApp's shared contact, a .vcf file): someone's phone number, never a file a listener downloads
 CONTACT_CARD_TYPES = frozenset({"text/vcard", "text/x-vcard", "text/directory"})
+CONTACT_CARD_SUFFIXES = (".vcf", ".vcard")
 Part = TypeVar("Part")
 
 
@@ -228,8 +229,11 @@ def retry_after_header(value: str | None) -> float | None:
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
-def is_contact_card(content_type: object) -> bool:
-    """Whether a file of this type is a contact card (parameters and case aside; a type that is no text is not)."""
+def is_contact_card(content_type: object, name: object = None) -> bool:
+    """Whether a file of this type, or of this name, is a contact card (parameters and case aside; a type that is no
+    text is not): a name ending ``.vcf`` or ``.vcard`` is one whatever type its sender's app gave it, or none."""
+    if isinstance(name, str) and name.strip().lower().endswith(CONTACT_CARD_SUFFIXES):
+        return True
     return isinstance(content_type, str) and content_type.partition(";")[0].strip().lower() in CONTACT_CARD_TYPES
 
 

@@ -524,7 +524,8 @@ def _attachments(message: Message) -> tuple[Attachment, ...]:
     found: list[Attachment] = []
     if message.photo:
         found.append(_file("image", message.photo[-1].file_id, "image/jpeg"))
-    if message.document and is_contact_card(message.document.mime_type):  # a phone number: its kind, never its file
+    document = message.document
+    if document and is_contact_card(document.mime_type, document.file_name):  # a phone number: its kind, never its file
         found.append(Attachment("other"))
     elif message.document:
         name = _text(message.document.file_name or "", "file_name") or None

@@ -202,6 +202,17 @@ SHARED = {  # what a young person may send that has no words and no file: its ki
                       "mime_type": "text/x-vcard"}},
         "other",
     ),
+    # the same file whose type the sender's app did not set (the Bot API's mime_type is optional) or set to the
+    # catch-all: its name says what it is; before 2026-12-05 it was a file any listener could download
+    "vcard file without its type": (
+        {"document": {"file_id": "BQADcard", "file_unique_id": "c", "file_name": "Maman.VCF"}},
+        "other",
+    ),
+    "vcard file of any type": (
+        {"document": {"file_id": "BQADcard", "file_unique_id": "c", "file_name": "Maman.vcard",
+                      "mime_type": "application/octet-stream"}},
+        "other",
+    ),
     "sticker": (
         {"sticker": {"file_id": "CAADsticker", "file_unique_id": "s", "width": 512, "height": 512,
                      "is_animated": False, "is_video": False, "type": "regular"}},
