@@ -238,6 +238,8 @@ def batch_processor(
                 else:  # acknowledged all the same: the provider must not redeliver a refused message
                     await gate.tell_provider_sender(inbound, refusal)
             taken = await inbox.handle(allowed, allowed_keys)  # processed now, or into the inbox first (a large batch)
+        for echo in batch.echoes:  # the page's answers from Meta's inbox: recorded for the listeners, never sent
+            await dispatcher.handle_echo(echo)
         for receipt in batch.receipts:
             await dispatcher.handle_receipt(receipt)
         for departure in batch.departures:  # after the messages: a WhatsApp "STOP" is a message, then a departure

@@ -44,10 +44,10 @@ from gateway.flows.lifecycle import Trigger
 from gateway.flows.reading import Reading, Risk
 from gateway.flows.risk import Flag
 from gateway.flowset import FlowSet
-from gateway.ids import derived_from, inbound_entry_id, inbound_key, new_id
+from gateway.ids import derived_from, echo_entry_id, inbound_entry_id, inbound_key, new_id
 from gateway.language import language_of
 from gateway.later import Later
-from gateway.messages import ChannelName, Choice, Inbound, Outbound, Receipt, Reply
+from gateway.messages import ChannelName, Choice, Echo, Inbound, Outbound, Receipt, Reply
 from gateway.metrics import Metrics
 from gateway.store import (
     INDEXED_DAYS,
@@ -982,6 +982,38 @@ class Dispatcher:
             conversation, "not_sent", now,
             channel=conversation.channel.value, author=author.value, hours=str(_hours(window)), text=reply.text,
         )  # fmt: skip
+
+    # ----- the page's messages sent from outside the gateway -------------------------------------------------
+
+    async def handle_echo(self, echo: Echo) -> bool:
+        """A message the page sent the young person from outside the gateway (a page admin in Meta's inbox):
+        recorded in their open conversation's transcript as the page's (author ``page``) and shown to its listener
+        live; True when recorded. Once, however often the provider delivers it (its entry id is its provider id's:
+        found written under the conversation's lock, it is neither written nor shown again); never sent (no outbox
+        item); never the young person's words: no risk read, no bot answer, the status, the reply windows
+        (``last_inbound_at``) and the idle timer as they were. Nothing is recorded for a young person with no open
+        conversation (nothing starts for it), nor for a provider id the outbox recorded (a reply of the gateway's)."""
+        if await self.store.find_by_provider_id(echo.message_id) is not None:
+            return False
+        found = await self.store.find_active_conversation(echo.channel, echo.recipient)
+        if found is None:
+            return False
+        entry_id = echo_entry_id(echo)
+        async with self.store.lock(found.id):
+            conversation = await self.store.get_conversation(found.id)
+            if conversation is None or not conversation.active:
+                return False
+            if await self.store.entries_written(conversation.id, [entry_id]):
+                return False
+            entry = TranscriptEntry(
+                id=entry_id, conversation_id=conversation.id, at=self.clock(), author=Author.PAGE, text=echo.text,
+                attachments=echo.attachments, delivery=Delivery.DELIVERED,
+            )  # fmt: skip
+            await self.store.append_transcript(entry)
+            await self.store.publish(EntryAdded(conversation.id, entry))
+        log.info("dispatcher: %s: a message the page sent from outside the gateway (%s) was recorded",
+                 conversation.id, echo.channel.value)  # fmt: skip
+        return True
 
     # ----- receipts ---------------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import itertools
 import secrets
 from collections.abc import Callable, Iterator
 
-from gateway.messages import ChannelName, Inbound
+from gateway.messages import ChannelName, Echo, Inbound
 
 _turn_ids: contextvars.ContextVar[Callable[[], str] | None] = contextvars.ContextVar("turn_ids", default=None)
 """While an inbound message is processed: the source of the ids of the entries it writes (derived from its id)."""
@@ -62,6 +62,12 @@ def inbound_key(inbound: Inbound) -> str:
 def inbound_entry_id(inbound: Inbound) -> str:
     """A young person's message always gets the same entry id: a retried processing never records it twice."""
     return entry_id_of_key(inbound_key(inbound))
+
+
+def echo_entry_id(echo: Echo) -> str:
+    """The page's message sent from outside the gateway (``messages.Echo``) always gets the same entry id, from its
+    provider id: delivered again, it is found recorded and not recorded twice."""
+    return "p" + hashlib.sha256(f"echo:{echo.channel.value}:{echo.message_id}".encode()).hexdigest()[:23]
 
 
 def entry_id_of_key(key: str) -> str:

@@ -96,6 +96,21 @@ class Inbound:
         return any(attachment.kind == FORWARDED for attachment in self.attachments)
 
 
+@dataclass(frozen=True, slots=True)
+class Echo:
+    """A message the page sent to a young person from outside the gateway: a page admin answering in Meta's inbox
+    (Messenger's ``is_echo`` of no app, or of another app than the gateway's). ``recipient`` is the young person's
+    address (never logged, never shown); ``message_id`` the provider's id, the key of its de-duplication. Recorded
+    for the listeners (author ``page``), never sent, never read as the young person's words
+    (``Dispatcher.handle_echo``)."""
+
+    channel: ChannelName
+    recipient: str = field(repr=False)
+    message_id: str
+    text: str = field(default="", repr=False)
+    attachments: tuple[Attachment, ...] = ()
+
+
 # Between the provider ids of a message sent in parts (``channels.base.send_parts``), in the order the parts went:
 # no provider's message id holds a space (Twilio's SIDs, Graph's mids, Telegram's numbers)
 PART_SEPARATOR = " "

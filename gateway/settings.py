@@ -158,6 +158,10 @@ class Settings(BaseSettings):
     # the payload the line gave its page's "Get Started" button (Meta's messenger_profile ``get_started``): its tap,
     # shown again to a young person who deleted the thread, is no answer (gateway/channels/messenger.py)
     messenger_get_started_payload: str = "GET_STARTED"
+    # the id of the Meta app the gateway sends through (App settings → Basic → App ID): an echo naming it is the
+    # gateway's own reply; any other echo is the page's, answered from outside the gateway (Meta's inbox: docs/
+    # channels.md). Unset: only echoes naming no app are taken as the page's
+    messenger_app_id: str = ""
     # WhatsApp through Twilio
     twilio_account_sid: str = ""
     twilio_auth_token: SecretStr = SecretStr("")
@@ -393,6 +397,8 @@ class Settings(BaseSettings):
         for name in counts:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{variable(name)} must be at least 1")
+        if self.messenger_app_id and not self.messenger_app_id.isdigit():
+            raise ConfigError(f"{variable('messenger_app_id')} must be the app's number (App settings → Basic)")
         if self.messenger_max_event_age > MAX_EVENT_AGE:  # a replay older than the de-duplication would go through
             raise ConfigError(f"{variable('messenger_max_event_age')} must be at most {MAX_EVENT_AGE} (7 days): older "
                               "events are no longer recognised as duplicates")  # fmt: skip

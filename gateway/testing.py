@@ -603,9 +603,12 @@ def messenger_postback(sender: str, payload: str, title: str = "", mid: str | No
     return _messaging(sender, PAGE_ID, postback={"title": title, "payload": payload, "mid": mid or f"m_{_next_id()}"})
 
 
-def messenger_echo(recipient: str, text: str, mid: str | None = None) -> dict[str, Any]:
-    """The copy Meta sends of a message the page itself sent."""
-    message = {"mid": mid or f"m_{_next_id()}", "is_echo": True, "app_id": 1517, "text": text}
+def messenger_echo(recipient: str, text: str, mid: str | None = None, app_id: int | None = 1517) -> dict[str, Any]:
+    """The copy Meta sends of a message the page itself sent: through an app (``app_id``, 1517 the gateway's in the
+    tests), or with ``app_id`` None as Meta's inbox sends a page admin's answer (Business Suite, the Page Inbox)."""
+    message: dict[str, Any] = {"mid": mid or f"m_{_next_id()}", "is_echo": True, "text": text}
+    if app_id is not None:
+        message["app_id"] = app_id
     return _messaging(PAGE_ID, recipient, message=message)
 
 

@@ -25,7 +25,17 @@ from yarl import URL
 from gateway import untrusted
 from gateway.channels import links
 from gateway.errors import BadRequest, PayloadTooLarge, PermanentDelivery, RetryableDelivery
-from gateway.messages import PART_SEPARATOR, Attachment, ChannelName, Choice, Departure, Inbound, Outbound, Receipt
+from gateway.messages import (
+    PART_SEPARATOR,
+    Attachment,
+    ChannelName,
+    Choice,
+    Departure,
+    Echo,
+    Inbound,
+    Outbound,
+    Receipt,
+)
 
 MEDIA_MAX_BYTES = 25_000_000  # WhatsApp's own limit is 16 MB, Messenger's 25 MB, Telegram's getFile 20 MB
 MEDIA_MAX_REDIRECTS = 3
@@ -44,12 +54,13 @@ Part = TypeVar("Part")
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Everything one webhook request carried: messages from young people, receipts for ours, and young people
-    who blocked the line or unsubscribed (or came back)."""
+    """Everything one webhook request carried: messages from young people, receipts for ours, young people
+    who blocked the line or unsubscribed (or came back), and the page's messages sent from outside the gateway."""
 
     inbound: tuple[Inbound, ...] = ()
     receipts: tuple[Receipt, ...] = ()
     departures: tuple[Departure, ...] = ()
+    echoes: tuple[Echo, ...] = ()
     too_old: int = 0  # events past the channel's accepted age (a replay): acknowledged and ignored
 
 

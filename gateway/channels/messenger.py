@@ -3,7 +3,9 @@
 Inbound: ``GET /webhooks/messenger`` answers Meta's ``hub.*`` handshake (:meth:`MessengerChannel.verify`);
 ``POST`` carries ``{"object": "page", "entry": [{"messaging": [...]}, ...]}`` signed with
 ``X-Hub-Signature-256`` (HMAC-SHA256 of the raw bytes keyed with the app secret). Every entry and every
-messaging item is read; echoes of the page's own messages are dropped; deliveries and reads become receipts.
+messaging item is read; deliveries and reads become receipts. Echoes (a copy of every message the page sends): the
+gateway's own (``MESSENGER_APP_ID``'s) are dropped; the page's sent from outside it (an admin in Meta's inbox: no
+``app_id``, or another app's) become :class:`~gateway.messages.Echo`, recorded for the listeners, never sent.
 The body's shape is a few pydantic models (strict types): a body that does not fit is 400, naming the field.
 
 Outbound: ``POST {messenger_api_url}/me/messages?access_token=…``. Bot messages go as ``RESPONSE`` (24-hour
@@ -59,7 +61,7 @@ from gateway.errors import (
     RecipientGone,
     RetryableDelivery,
 )
-from gateway.messages import Attachment, ChannelName, Choice, Inbound, Outbound, Receipt
+from gateway.messages import Attachment, ChannelName, Choice, Echo, Inbound, Outbound, Receipt
 from gateway.settings import Settings
 
 TEXT_LIMIT = 2000
@@ -118,7 +120,8 @@ class MessengerChannel:
         raw = await read_body(request, self._settings.max_body_bytes, self.name)
         self._check_signature(raw, request.headers.get("X-Hub-Signature-256", ""))
         return parse_events(load_json(raw, self.name), max_age_ms=self._settings.messenger_max_event_age * 1000,
-                            get_started=self._settings.messenger_get_started_payload)  # fmt: skip
+                            get_started=self._settings.messenger_get_started_payload,
+                            app_id=self._settings.messenger_app_id)  # fmt: skip
 
     def acknowledge(self) -> web.Response:
         return web.Response(text="ok")
@@ -268,6 +271,8 @@ class _Message(_Part):
     mid: Text | None = None
     text: Text = ""
     is_echo: StrictBool = False
+    # an echo's: the app the page sent it through (none: Meta's inbox); read as it is, never a 400 losing the batch
+    app_id: object = None
     quick_reply: _QuickReply | None = None
     attachments: list[_Attachment] = []
 
@@ -302,6 +307,7 @@ class _Referral(_Part):
 
 class _Item(_Part):
     sender: _Sender
+    recipient: object = None  # an echo's: the young person the page wrote to (read by ``_echo``, never a 400)
     timestamp: Annotated[StrictInt, Field(ge=0, le=MAX_TIMESTAMP_MS)] | None = None  # ms since 1970
     message: _Message | None = None
     postback: _Postback | None = None
@@ -320,11 +326,13 @@ class _Body(_Part):
 
 
 def parse_events(
-    document: object, *, max_age_ms: int | None = None, now_ms: int | None = None, get_started: str = GET_STARTED
-) -> Batch:
-    """The messages and receipts in a webhook body, every entry and every messaging item, oldest first (by their
-    ``timestamp``, when every item has one; else in the body's order). ``get_started``: the payload of the page's
-    "Get Started" button (``MESSENGER_GET_STARTED_PAYLOAD``).
+    document: object, *, max_age_ms: int | None = None, now_ms: int | None = None, get_started: str = GET_STARTED,
+    app_id: str = "",
+) -> Batch:  # fmt: skip
+    """The messages, receipts and echoes in a webhook body, every entry and every messaging item, oldest first (by
+    their ``timestamp``, when every item has one; else in the body's order). ``get_started``: the payload of the
+    page's "Get Started" button (``MESSENGER_GET_STARTED_PAYLOAD``); ``app_id``: the gateway's app
+    (``MESSENGER_APP_ID``), whose echoes are its own replies (:func:`_echo`).
 
     An item whose ``timestamp`` is more than ``max_age_ms`` before ``now_ms`` (default: the clock) is counted in
     ``too_old`` and left out: a correctly signed body replayed long after is acknowledged and does nothing.
@@ -332,6 +340,7 @@ def parse_events(
     body = _body(document)  # malformed is 400, however old
     inbound: list[Inbound] = []
     receipts: list[Receipt] = []
+    echoes: list[Echo] = []
     too_old = 0
     oldest = None if max_age_ms is None else (now_ms if now_ms is not None else int(time.time() * 1000)) - max_age_ms
     items = [item for entry in body.entry for item in entry.messaging]
@@ -344,7 +353,9 @@ def parse_events(
             continue
         inbound += messages
         receipts += statuses
-    return Batch(inbound=tuple(inbound), receipts=tuple(receipts), too_old=too_old)
+        if item.message is not None and item.message.is_echo and (echo := _echo(item, app_id)) is not None:
+            echoes.append(echo)
+    return Batch(inbound=tuple(inbound), receipts=tuple(receipts), echoes=tuple(echoes), too_old=too_old)
 
 
 _FIELD = re.compile(r"[a-z_]{1,40}")  # a field of Meta's webhook, as the models above name them
@@ -378,6 +389,25 @@ def _parse_item(item: _Item, get_started: str) -> tuple[list[Inbound], list[Rece
         mid = _mid(None, sender, item.timestamp, "referral:" + item.referral.ref)
         return [Inbound(channel=ChannelName.MESSENGER, sender=sender, message_id=mid, opening=True)], []
     return [], []
+
+
+def _echo(item: _Item, app_id: str) -> Echo | None:
+    """An echo the page sent from outside the gateway: one naming no app (Meta's inbox, Business Suite), or, with
+    the gateway's ``app_id`` known, one naming another app; None for the gateway's own (its app's, or any app's when
+    ``app_id`` is unset: it cannot be told apart), or one without its recipient, its ``mid`` or anything said."""
+    message = item.message
+    assert message is not None and message.is_echo
+    if message.app_id is not None and (not app_id or str(message.app_id) == app_id):
+        return None
+    recipient = item.recipient.get("id") if isinstance(item.recipient, dict) else None
+    if isinstance(recipient, bool) or not isinstance(recipient, str | int) or not str(recipient):
+        return None
+    if not message.mid or not (message.text.strip() or message.attachments):
+        return None
+    return Echo(
+        channel=ChannelName.MESSENGER, recipient=str(recipient), message_id=message.mid, text=message.text,
+        attachments=tuple(_attachment(a) for a in message.attachments),
+    )  # fmt: skip
 
 
 def _inbound_message(sender: str, timestamp: int | None, message: _Message) -> Inbound:

@@ -111,6 +111,7 @@ class Author(StrEnum):
     LISTENER = "listener"
     NOTE = "note"  # a listener's private note, never sent
     SYSTEM = "system"  # "Loutre-2291 was taken by Anne"
+    PAGE = "page"  # the page answered from outside the gateway (Meta's inbox): recorded, never sent (messages.Echo)
 
     @classmethod
     def read(cls, value: str) -> Author:

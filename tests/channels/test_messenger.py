@@ -557,3 +557,22 @@ async def test_a_get_started_from_a_link_is_a_restart_whatever_its_referral(
     status, batch = await post(client, messenger_body([item]))
     assert status == 200
     assert [(m["text"], m["payload"], m["restart"]) for m in batch["inbound"]] == [("", None, True)]
+
+
+def test_an_echo_is_the_pages_from_outside_the_gateway_unless_it_names_the_gateways_app() -> None:
+    """Meta's inbox (Business Suite) sends an admin's answer with no ``app_id`` (or another app's); the gateway's own
+    replies come back naming its app. A malformed recipient or app id is no 400: the batch's other items are kept."""
+    items = [
+        messenger_echo(PSID, "une réponse de l'équipe", mid="m_admin", app_id=None),
+        messenger_echo(PSID, "notre réponse", mid="m_ours", app_id=1517),
+        messenger_echo(PSID, "une autre app", mid="m_other", app_id=263902037430900),
+        {**messenger_echo(PSID, "à qui ?", mid="m_nobody", app_id=None), "recipient": "x"},
+        {**messenger_echo(PSID, "bizarre", mid="m_odd"), "message": {"mid": "m_odd", "is_echo": True, "app_id": {}}},
+        messenger_message(PSID, "un", mid="m_1"),
+    ]
+    unset = parse_events(messenger_body(items))
+    assert [(e.message_id, e.recipient, e.text) for e in unset.echoes] == [("m_admin", PSID, "une réponse de l'équipe")]
+    assert [m.message_id for m in unset.inbound] == ["m_1"]
+    known = parse_events(messenger_body(items), app_id="1517")
+    assert [e.message_id for e in known.echoes] == ["m_admin", "m_other"]  # the odd one says nothing: no text
+    assert "une réponse" not in repr(known.echoes) and PSID not in repr(known.echoes)
