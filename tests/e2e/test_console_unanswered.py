@@ -1,8 +1,11 @@
 """The console on a listener's bad network and keyboard: a take or a close whose request gets no answer (the
 connection dropped) is said, never silent, and the listener can try again (a review of the console, 2026-12-05:
-nothing was said, and a close left its dialog's state set); an IME's Enter does not send a reply half-written."""
+nothing was said, and a close left its dialog's state set); an IME's Enter does not send a reply half-written; an
+arrival's toast never covers an error; a page admin's answer (Messenger's echo) drawn as the page's."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
@@ -12,7 +15,8 @@ from playwright.async_api import BrowserContext, Route, expect
 from gateway.app import STORE
 from gateway.console.auth import hash_password
 from gateway.conversation import Status
-from gateway.store import Author, Listener
+from gateway.events import EntryAdded
+from gateway.store import Author, Listener, TranscriptEntry
 from tests.conftest import PASSWORD
 from tests.e2e.test_chat import open_chat, walk_to_queue
 from tests.e2e.test_console import log_in
@@ -228,3 +232,29 @@ async def test_a_hand_back_whose_answer_was_lost_sent_again_is_said_made_not_ref
     await expect(listener.locator("#toast")).to_contain_text("Conversation rendue à la file")
     await expect(listener.locator("#toast")).not_to_have_class("toast error-toast")
     assert [c.listener for c in await server.app[STORE].conversations_by_status(Status.QUEUED)] == [None]
+
+
+async def test_a_page_admins_answer_is_shown_as_the_pages_not_the_young_persons(
+    desk: BrowserContext, context: BrowserContext, server: TestServer
+) -> None:
+    """An entry of the page answered from outside the gateway (a Messenger admin in Meta's inbox: author ``page``,
+    tests/e2e/test_messenger_echoes.py) is drawn, live and when the conversation is opened again, labelled
+    "Répondu depuis la boîte de réception Meta", on the listener's side, never as the young person's words."""
+    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    listener = await log_in(desk, server, "anne")
+    young = await open_chat(context, server)
+    await walk_to_queue(young)
+    await listener.locator("#waiting .card .take").click()
+    await expect(listener.locator("#conv-meta")).to_contain_text("avec anne")
+    [held] = await server.app[STORE].conversations_by_status(Status.WITH_LISTENER)
+    entry = TranscriptEntry(id="page-1", conversation_id=held.id, at=datetime.now(UTC), author=Author.PAGE,
+                            text="Bonjour, ici l'équipe de la page.")  # fmt: skip
+    await server.app[STORE].append_transcript(entry)
+    await server.app[STORE].publish(EntryAdded(held.id, entry))
+    shown = listener.locator(".msg.page")
+    await expect(shown).to_contain_text("Répondu depuis la boîte de réception Meta")
+    await expect(shown).to_contain_text("Bonjour, ici l'équipe de la page.")
+    await listener.reload()
+    await listener.locator("#mine .card").first.click()
+    await expect(listener.locator(".msg.page")).to_contain_text("Répondu depuis la boîte de réception Meta")
+    assert await listener.locator(".msg.user", has_text="l'équipe de la page").count() == 0
