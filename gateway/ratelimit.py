@@ -177,7 +177,8 @@ class RateLimits:
 
     async def _hit_once(self, limit: Limit, subject: str, once: str) -> int:
         """The count ``once``'s first hit brought (kept in its mark until the window ends), hitting the counter only
-        the first time. Not atomic (a read, then two increments): one message's attempts come one after the other
+        the first time; a hit past the limit leaves no mark (as the store's script: a flood is not one key a
+        message). Not atomic (a read, then two increments): one message's attempts come one after the other
         (a sender's webhooks take turns, a web chat socket reads its frames in order)."""
         item = self._items[limit]
         key = item.key_for(limit.value, self._keyed(limit.value, subject))
@@ -185,8 +186,9 @@ class RateLimits:
         if seen := await self.storage.get(mark):
             return seen
         count = await self.storage.incr(key, item.get_expiry())
-        left = await self.storage.get_expiry(key) - time.time()
-        await self.storage.incr(mark, max(1, math.ceil(left)), amount=count)
+        if count <= item.amount:
+            left = await self.storage.get_expiry(key) - time.time()
+            await self.storage.incr(mark, max(1, math.ceil(left)), amount=count)
         return count
 
     def counter(self, limit: Limit, subject: str, once: str | None = None) -> Counter | None:
@@ -199,7 +201,7 @@ class RateLimits:
         item = self._items[limit]
         key = f"{KEY_PREFIX}:{item.key_for(limit.value, self._keyed(limit.value, subject))}"
         mark = None if once is None else f"{{{key}}}:once:{self._keyed(limit.value + ':once', once)}"
-        return Counter(key, item.get_expiry(), mark)
+        return Counter(key, item.get_expiry(), mark, item.amount)
 
     def counted(self, limit: Limit, count: int) -> bool:
         """Whether a hit that brought ``limit``'s counter to ``count`` is allowed (refusals counted as ``allow``

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from limits.aio.storage import MemoryStorage
 
 from gateway.flowset import FlowSet
 from gateway.gate import Gate, Refusal
@@ -124,3 +125,28 @@ async def test_a_message_is_counted_once_however_often_it_comes_and_decided_as_t
     assert await checked.check(danger[10]) is Refusal.RATE_LIMITED  # the eleventh
     assert metrics.rate_limited.labels("risky_messages_per_conversation")._value.get() == 1
     assert await checked.check(messages[4], once=False) is Refusal.RATE_LIMITED  # an upload's: every try counts
+
+
+async def test_a_flood_past_the_limit_leaves_no_mark_per_refused_message(
+    opened: tuple[Store, LimitStorage], request: pytest.FixtureRequest
+) -> None:
+    """A troll's flood (the web chat's frames carry ids the page chooses, as fast as a socket sends them): the
+    messages past the limit are refused and their redelivery is refused again, but they leave no mark each: the
+    marks one sender keeps are bounded by the limit, not by how many messages the troll sends in its window."""
+    store, counters = opened
+    checked = gate(store, counters, Metrics())
+    messages = [Inbound(ChannelName.WEBCHAT, "troll-token", f"x{n}", "bonjour") for n in range(200)]
+    decisions = [await checked.check(message) for message in messages]
+    assert decisions == [None] * 3 + [Refusal.RATE_LIMITED] * 197
+    assert await checked.check(messages[150]) is Refusal.RATE_LIMITED  # redelivered: refused as the first time
+    assert await checked.check(messages[1]) is None  # one within the limit: as the first time
+    server = request.node.callspec.params["opened"]
+    if server == "sqlite":
+        assert isinstance(counters.storage, MemoryStorage)
+        marks = [key for key in counters.storage.storage if ":once:" in key]
+    else:
+        url = request.getfixturevalue(server)
+        client = redis.RedisCluster.from_url(url) if server == "redis_cluster_url" else redis.Redis.from_url(url)
+        with client:
+            marks = list(client.scan_iter(match="*:once:*", count=1000))
+    assert len(marks) <= 3  # the three kept; before: one more per refused message, 200 in all

@@ -1081,11 +1081,14 @@ class Counter:
     ``limits`` library names it (the library's own hits share it), and its window in seconds. ``once``: the key of
     one message's mark on it (``RateLimits.counter``), which keeps the count that message's first hit brought: every
     later hit of the same message (a provider's redelivery, a retry after a 503) changes nothing and answers that
-    count again, so a message is counted once and decided as it was the first time; None: every hit counts."""
+    count again, so a message is counted once and decided as it was the first time; None: every hit counts.
+    ``allowed``: the limit's amount: a hit past it leaves no mark (a refused message's next attempt is past it too),
+    so one sender's marks are bounded by the limit, not by a flood's size."""
 
     key: str
     window_seconds: int
     once: str | None = None
+    allowed: int = 0
 
 
 @runtime_checkable
