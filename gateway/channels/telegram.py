@@ -89,6 +89,10 @@ SERVICE = (
 )  # fmt: skip
 # Chats of many (a group, a supergroup, a channel): never a helpline conversation, left as soon as the bot is in one.
 GROUPS = (ChatType.GROUP, ChatType.SUPERGROUP)
+# Chats left in a minute with a word and a log line each: a group told is one of the bot's messages, counted by
+# Telegram against the bot's whole rate (the young people's replies too). Past it (a troll adding the bot to many
+# groups), the next ones are left without a word and without a line each, one WARNING saying so.
+GROUPS_TOLD_PER_MINUTE = 20
 PRESENT = (ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.RESTRICTED)
 LEAVING_SECONDS = 60.0  # a chat being left is left once: the addition's my_chat_member and its service message
 # Told to a group once, French then English, before the bot leaves it; ``{private}`` is the link to the bot's chat.
@@ -139,6 +143,7 @@ class TelegramChannel:
         self._answering: set[asyncio.Task[None]] = set()
         self._answers_failing = _FailingCalls("answerCallbackQuery")
         self._leaving: dict[int, float] = {}  # the groups and channels being left, when (time.monotonic())
+        self._left: list[float] = []  # when chats were left, the last minute (time.monotonic())
         self._leaving_failing = _FailingCalls("leaving a group (sendMessage, leaveChat)")
         self._refused_at_start: CredentialsRefused | None = None  # the token refused by getMe at start, until taken
 
@@ -275,13 +280,19 @@ class TelegramChannel:
         if chat_id in self._leaving:
             return
         self._leaving[chat_id] = now
-        task = asyncio.create_task(self._leave(chat_id, tell))
+        self._left = [at for at in self._left if now - at < LEAVING_SECONDS]
+        self._left.append(now)
+        crowded = len(self._left) > GROUPS_TOLD_PER_MINUTE
+        if len(self._left) == GROUPS_TOLD_PER_MINUTE + 1:
+            logger.warning("telegram: the bot added to more than %d groups or channels in a minute: the next ones are "
+                           "left without a word", GROUPS_TOLD_PER_MINUTE)  # fmt: skip
+        task = asyncio.create_task(self._leave(chat_id, tell and not crowded, quiet=crowded))
         self._answering.add(task)  # awaited by stop() as the taps' answers are
         task.add_done_callback(self._answering.discard)
 
-    async def _leave(self, chat_id: int, tell: bool) -> None:
+    async def _leave(self, chat_id: int, tell: bool, *, quiet: bool = False) -> None:
         """Tell a group to write in private (``tell``), then leave it: a failure to tell still leaves. Logged
-        without the chat's id or title."""
+        without the chat's id or title (``quiet``: not logged, one of many at once)."""
         failure: DeliveryError | None = None
         if tell:
             text = IN_A_GROUP.format(private=self._private_link())
@@ -297,6 +308,8 @@ class TelegramChannel:
             self._leaving_failing.failed(failure)
             return
         self._leaving_failing.answered()
+        if quiet:
+            return
         logger.info("telegram: the bot was in a group or a channel: %s, and left it",
                     "told it to write in private" if tell else "said nothing")  # fmt: skip
 

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from gateway.app import STORE
+from gateway.channels.telegram import GROUPS_TOLD_PER_MINUTE
 from gateway.settings import Settings
 from gateway.testing import FakeTelegramAPI, telegram_headers, telegram_member_update, telegram_update
 from tests.conftest import outbox_drained
@@ -140,3 +141,25 @@ async def test_the_bot_removed_from_a_group_does_nothing(client: Client, telegra
     await outbox_drained(client)
     assert telegram.requests_to("leaveChat") == []
     assert {r.body["chat_id"] for r in telegram.requests_to("sendMessage")} == {str(CHAT)}
+
+
+async def test_a_troll_adding_the_bot_to_many_groups_gets_them_left_but_not_all_told(
+    client: Client, telegram: FakeTelegramAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A troll adding the bot to a hundred groups at once: every one is left, but the bot posts in at most
+    ``GROUPS_TOLD_PER_MINUTE`` of them (each post is one of the bot's messages, which Telegram counts against the
+    bot's whole rate, the young people's replies included), the others left without a word, and the log says so
+    once, not a line a group; a young person writing meanwhile is answered."""
+    caplog.set_level(logging.INFO)
+    groups = [{"id": -5000 - n, "type": "group", "title": f"troll {n}"} for n in range(100)]
+    for n, group in enumerate(groups):
+        assert await deliver(client, added(900003000 + n, group)) == 200
+    assert await deliver(client, telegram_update(900003200, CHAT, "bonjour")) == 200
+    left = await telegram.wait_for("leaveChat", len(groups))
+    assert sorted(r.body["chat_id"] for r in left) == sorted(str(g["id"]) for g in groups)
+    await outbox_drained(client)
+    told = [r for r in telegram.requests_to("sendMessage") if r.body["chat_id"] != str(CHAT)]
+    assert len(told) <= GROUPS_TOLD_PER_MINUTE, len(told)
+    assert [r for r in telegram.requests_to("sendMessage") if r.body["chat_id"] == str(CHAT)]  # still answered
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("gateway") and "group" in r.getMessage()]
+    assert len(lines) <= GROUPS_TOLD_PER_MINUTE + 1, len(lines)
