@@ -135,6 +135,9 @@ class Conversation:
     # the partners a risk read while a listener held the conversation calls for and the bot did not give then (it says
     # nothing while held): given when it goes back to a queue (a hand-back, a transfer), each once (Dispatcher.owed)
     partners_owed: tuple[str, ...] = ()
+    # the interrupts (their routes) whose first words (``say``) the young person got, at the hand-off or while
+    # waiting: one read while waiting says them once in the conversation (Dispatcher._escalate)
+    interrupts_said: tuple[str, ...] = ()
 
     @property
     def active(self) -> bool:

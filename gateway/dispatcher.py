@@ -537,6 +537,7 @@ class Dispatcher:
         """Record and answer one message; True when it confirmed an erasure (done by the caller, after the lock)."""
         conversation.last_inbound_at = now
         conversation.updated_at = now
+        card = conversation.summary
         engine = self.flows.for_version(conversation.flow_version) if conversation.engine else self.flows.engine()
         risks = self.flows.engine()  # the risks are read as flows.yaml says now: a phrase ops just added counts
         spoken = language_of(conversation, engine.flow)
@@ -600,6 +601,7 @@ class Dispatcher:
         await self.store.save_conversation(conversation, done=done)
         if flag is not None:
             await self.store.publish(FlagRaised(conversation.id, entry.id, flag))
+        if flag is not None or conversation.summary != card:  # a card's alert too (``Engine.alerted``)
             await self.store.publish(QueueChanged())
         if (language := language_of(conversation, engine.flow)) != spoken:  # the page's own texts follow it
             await self.store.publish(LanguageChanged(conversation.id, language))
@@ -678,12 +680,19 @@ class Dispatcher:
         in the conversation (``Conversation.partners_given``), even at an unchanged priority; raised to urgent, the
         emergency numbers come too, as with an urgent hand-off. A ``stronger`` flag than the conversation had (just
         set on it, another than the one it had) that raises no priority, already as high, is still written on its
-        queue entry: the queue's card shows the strongest risk, whatever raised the priority."""
+        queue entry: the queue's card shows the strongest risk, whatever raised the priority.
+
+        The deciding interrupt's first words (its ``say``: the advice it carries), when it refers and they were never
+        said in the conversation (``Conversation.interrupts_said``: at the hand-off or while waiting), come before
+        the numbers, as the bot says them; its ``store`` shows on the card beside the young person's own answer
+        (``Engine.alerted``). Until 2026-12-05 a sextortion written while waiting after "cyberharcèlement" brought
+        Pharos only, never "ne paie pas, ne supprime pas les messages", and the card said nothing of it."""
         given = conversation.partners_given
         raised = engine.escalate(conversation.priority.value, text, reading, given)
         if raised is None:
             return
         higher = raised.priority is not None and await self.raise_priority(conversation, Priority(raised.priority), now)
+        conversation.summary = engine.alerted(conversation.summary, raised.store)  # the caller tells the consoles
         if not higher and stronger and conversation.queue is not None:  # the same priority and arrival, the new flag
             at = conversation.queued_at or now
             await self.store.enqueue(conversation.id, conversation.queue, conversation.priority, at,
@@ -691,11 +700,16 @@ class Dispatcher:
         partners = raised.partners
         if higher and conversation.priority == Priority.URGENT:  # as an urgent hand-off: the emergency numbers too
             partners += tuple(p for p in engine.emergency_partners(given + partners) if p not in partners)
-        if not partners:
+        route = raised.flag.route
+        said = raised.say if route not in conversation.interrupts_said else ()
+        if not (partners or said):
             return  # each given already: a message repeated in a loop changes nothing
         conversation.partners_given = given + partners
-        await self.emit(conversation, engine.partner_replies(partners, language_of(conversation, engine.flow)),
-                        Author.BOT, now)  # fmt: skip
+        if said:
+            conversation.interrupts_said += (route,)
+        language = language_of(conversation, engine.flow)
+        replies = [Reply(engine.text(words, language)) for words in said]
+        await self.emit(conversation, replies + engine.partner_replies(partners, language), Author.BOT, now)
 
     @staticmethod
     def _raise_held(conversation: Conversation, risks: Engine, text: str, reading: Reading | None) -> None:
@@ -783,6 +797,8 @@ class Dispatcher:
     async def _conclude(self, conversation: Conversation, engine: Engine, outcome: Outcome, now: datetime) -> None:
         conversation.summary = [(label, value) for label, value in outcome.summary]
         conversation.route = outcome.route
+        if outcome.flag is not None and outcome.route not in conversation.interrupts_said:  # its words said with it
+            conversation.interrupts_said += (outcome.route,)
         self.metrics.outcomes.labels(outcome.kind, outcome.queue or "", outcome.priority or "").inc()
         if outcome.kind == "handoff" and outcome.queue:
             priority = Priority(outcome.priority or "normal")

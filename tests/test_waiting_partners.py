@@ -42,12 +42,18 @@ async def test_each_risk_read_while_waiting_gets_its_partners_once_even_at_an_un
         assert entry.priority == Priority.URGENT
 
         before = len(await bot_texts(store, cid))
-        await say(ws, "a1", "mon beau-père me frappe")  # harm at home: no higher priority, but 119
-        assert (await bot_texts(store, cid))[before:] == [partners["119"]]
+        await say(ws, "a1", "mon beau-père me frappe")  # harm at home: no higher priority, but its words and 119
+        abuse = engine.text(engine.flow.interrupts["abuse_home"].then.say[0], "fr")  # (said once: since 2026-12-05)
+        assert (await bot_texts(store, cid))[before:] == [abuse, partners["119"]]
+
+        before = len(await bot_texts(store, cid))
+        await say(ws, "d1", "il a un couteau")  # 17/112 given with the urgent raise: danger's own words only
+        danger = engine.text(engine.flow.interrupts["danger_now"].then.say[0], "fr")
+        assert (await bot_texts(store, cid))[before:] == [danger]
 
         before = len(await bot_texts(store, cid))
         for number, text in enumerate(["mon beau-père me frappe", "il a un couteau", "je veux mourir"]):
-            await say(ws, f"r{number}", text)  # each partner given already: nothing more
+            await say(ws, f"r{number}", text)  # each partner and each interrupt's words given already: nothing more
         assert (await bot_texts(store, cid))[before:] == []
     [entry] = await store.waiting()
     assert entry.priority == Priority.URGENT

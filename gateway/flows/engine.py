@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -312,6 +312,26 @@ class Engine:
         return tuple(
             (self._field_labels.get(n, n), self._shown(n, values[n], hows.get(n))) for n in names if n in values
         )
+
+    def alerted(
+        self, summary: Sequence[tuple[str, str]], store: tuple[tuple[str, str, str], ...]
+    ) -> list[tuple[str, str]]:
+        """``summary`` (a conversation's card) with the answers an interrupt read after the bot's part gives
+        (``Interrupt.store``), each with its alert: "Cyberharcèlement · Chantage, sextorsion (alerte « sextortion »)",
+        beside the young person's own answer, never over it; nothing when the card says it already."""
+        pairs = list(summary)
+        order = list(self.flow.summary or [])
+        for name, value, by in store:
+            label, shown = self._field_labels.get(name, name), self._shown(name, value, f"interrupt:{by}")
+            at = next((i for i, (known, _) in enumerate(pairs) if known == label), None)
+            if at is not None:
+                if not pairs[at][1].startswith(self.display_value(name, value)) and shown not in pairs[at][1]:
+                    pairs[at] = (label, f"{pairs[at][1]} · {shown}")
+                continue
+            later = {self._field_labels.get(n, n) for n in order[order.index(name) + 1 :]} if name in order else set()
+            at = next((i for i, (known, _) in enumerate(pairs) if known in later), len(pairs))
+            pairs.insert(at, (label, shown))
+        return pairs
 
     def _shown(self, field_name: str, value: str, how: str | None) -> str:
         """The value as listeners read it, with how it was understood when the young person did not choose it as

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import get_args
 
 from gateway.flows import keywords
-from gateway.flows.model import Flow, Priority, RiskRule
+from gateway.flows.model import Flow, LocalText, Priority, RiskRule
 from gateway.flows.model import Outcome as OutcomeSpec
 from gateway.flows.reading import RISKS, Reading, Risk, Source
 
@@ -69,11 +69,15 @@ def risk_source(decision: Decision) -> Source | None:
 @dataclass(frozen=True, slots=True)
 class Raise:
     """What to raise on a conversation already handed off: a higher ``priority`` (None: it stays), partners not
-    given yet, and why."""
+    given yet, and why; ``say``: the deciding interrupt's first words when it refers (the advice it carries, "ne paie
+    pas…"; an interrupt that only asks for a listener has none here: the young person is in line already), and
+    ``store``: the answers it gives (``Interrupt.store``), for the listener's card."""
 
     priority: str | None
     partners: tuple[str, ...]
     flag: Flag
+    say: tuple[LocalText, ...] = ()
+    store: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,12 +219,14 @@ class Assessor:
     ) -> Raise | None:
         """For a conversation in the queue or with a listener at ``priority``: what this message raises (a
         higher priority, partners not in ``given``), or None. Never lowers, never ends."""
-        flag = self.decide(text, reading).flag
-        if flag is None:
+        raised = self.decide(text, reading).raised
+        if raised is None:
             return None
+        flag = raised.flag
         higher = flag.priority if rank(flag.priority) < rank(priority) else None
         partners = tuple(p for p in flag.partners if p not in given)
-        return Raise(higher, partners, flag)
+        say = tuple(raised.then.say) if raised.then.refer else ()
+        return Raise(higher, partners, flag, say, raised.store)
 
     def threshold(self, risk: Risk) -> float | None:
         rule = self.rules.get(risk)

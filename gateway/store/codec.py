@@ -130,6 +130,7 @@ def encode_conversation(conversation: Conversation) -> dict[str, Any]:
     data["flag"] = conversation.flag.to_dict() if conversation.flag else None
     data["partners_given"] = list(conversation.partners_given) or None
     data["partners_owed"] = list(conversation.partners_owed) or None
+    data["interrupts_said"] = list(conversation.interrupts_said) or None
     return {name: value for name, value in data.items() if value is not None}
 
 
@@ -172,6 +173,7 @@ def decode_conversation(data: dict[str, Any]) -> Conversation:
         page_opened_at=_moment(data.get("page_opened_at")),
         partners_given=tuple(str(p) for p in data.get("partners_given", ())),
         partners_owed=tuple(str(p) for p in data.get("partners_owed", ())),
+        interrupts_said=tuple(str(p) for p in data.get("interrupts_said", ())),
     )
 
 
