@@ -126,6 +126,10 @@ def channel(name: str, settings: Settings) -> Finding:
         present = [variable(n) for n in names if _is_set(settings, n)]
         return Finding(Level.PROBLEM, name, f"half configured: {', '.join(missing)} missing (set it, or unset "
                        f"{', '.join(present)} to turn the channel off)")  # fmt: skip
+    if CHANNELS[name] == "messenger" and not settings.messenger_app_id:
+        return Finding(Level.WARNING, name, "on, MESSENGER_APP_ID not set: a page admin's answer from Meta's inbox "
+                       "that names an app is not shown to the listeners (only those naming none); set the app's "
+                       "number (App settings → Basic)")  # fmt: skip
     return Finding(Level.OK, name, "on")
 
 

@@ -159,3 +159,19 @@ def test_a_redis_that_may_evict_keys_is_a_problem(
     assert code == 1, out
     problem = line(out, "GATEWAY_STORE")
     assert problem.startswith("PROBLEM") and f"maxmemory-policy {policy}" in problem and "noeviction" in problem
+
+
+def test_messenger_without_its_app_id_is_a_warning(
+    capsys: pytest.CaptureFixture[str], environment: pytest.MonkeyPatch
+) -> None:
+    """Messenger on, MESSENGER_APP_ID unset: a page admin's answer from Meta's inbox that names an app is not shown to
+    the listeners (docs/channels.md): said, as a warning; set, ok."""
+    messenger = {
+        "MESSENGER_APP_SECRET": "app-secret-123", "MESSENGER_VERIFY_TOKEN": "verify-123",
+        "MESSENGER_PAGE_ACCESS_TOKEN": "page-token-123", "GATEWAY_FLOWS": str(ROOT / "flows.yaml"),
+    }  # fmt: skip
+    _, out = doctor(capsys, environment, **messenger)
+    assert line(out, "Messenger").startswith("warning") and "MESSENGER_APP_ID" in line(out, "Messenger")
+    assert "page-token-123" not in out and "app-secret-123" not in out
+    _, out = doctor(capsys, environment, **messenger, MESSENGER_APP_ID="1517")
+    assert line(out, "Messenger").startswith("ok") and line(out, "Messenger").endswith("on")
