@@ -592,8 +592,8 @@ class Dispatcher:
             text, read = (joined, None) if joined is not None else (inbound.text, reading)
             if conversation.status == Status.QUEUED:
                 await self._escalate(conversation, risks, text, read, now, stronger=stronger)
-            elif flag is not None:  # held: the bot says nothing, but a hand-back waits at this priority (_requeue)
-                self._raise_held(conversation, risks, text, read)
+            elif flag is not None or found is not None:  # held: the bot says nothing, but a hand-back waits at
+                self._raise_held(conversation, risks, text, read)  # this priority (_requeue): a risk, a sextortion
             if restarted:
                 await self._restarted(conversation, engine, inbound, now)
         if not restarted:  # the last words kept for the next message stay theirs
@@ -722,11 +722,19 @@ class Dispatcher:
         The partners the risk calls for and not given yet (and, raised to urgent, the emergency numbers) are kept as
         owed (``Conversation.partners_owed``): given by :meth:`owed` when it goes back to a queue, as a message read
         while waiting gives them. Until 2026-12-05 a young person handed back after "je veux mourir" was told their
-        place only, never 3114."""
+        place only, never 3114.
+
+        An interrupt without a risk class counts the same when it refers a partner (a sextortion going on: Pharos, at
+        "high"), and its ``store`` shows on the card beside the young person's own answer (``Engine.alerted``; the
+        caller tells the consoles); its words (``say``) are not kept for after a hand-back: the listener had the
+        conversation. One that refers nobody ("human": they are with a human already) raises nothing. Until
+        2026-12-05 a sextortion written to a listener went back to the queue at "normal", without Pharos, the card
+        saying nothing of it."""
         given = conversation.partners_given + conversation.partners_owed
         raised = risks.escalate(conversation.priority.value, text, reading, given)
-        if raised is None:
+        if raised is None or (raised.flag.risk is Risk.NONE and not raised.flag.partners):
             return
+        conversation.summary = risks.alerted(conversation.summary, raised.store)
         partners = raised.partners
         if raised.priority is not None:
             conversation.priority = Priority(raised.priority)
