@@ -4,11 +4,12 @@ on: "il me demande 200€ sinon il envoie mes photos", an interrupt without a ri
 interrupt's, its partners are kept owed and given when the conversation goes back to a queue (the listener's
 hand-back, or the gateway's when they left their console), each once, and its alert shows on the card beside the
 young person's own answer. Its words (the advice) are not said at the hand-back: the listener had the conversation.
-"human" (no partner) written to a listener raises nothing: they are with a human.
+"human" (no partner) written to a listener raises nothing: they are with a human. And in the bot: a sextortion after
+the young person chose "cyberharcèlement" shows its alert beside their answer on the card.
 
 The real app on SQLite, the web chat's socket, the console's queue; the alert checks driven as the worker runs them.
 Until 2026-12-05 the held young person went back to the queue at "normal", told their place only (never Pharos), and
-the card read "Sujet : Cyberharcèlement".
+the card read "Sujet : Cyberharcèlement"; in the bot too the card said nothing of the sextortion.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tests.conftest import Clock, add_listener, login
 from tests.test_alerts_handback import GRACE, take_with_console_open, waiting_on_the_web_chat, whole
 from tests.test_waiting_interrupt_say import BLACKMAIL, partner, words
 from tests.test_waiting_partners import bot_texts
-from tests.test_webchat import say
+from tests.test_webchat import WALK_TO_QUEUE, say
 
 Client = TestClient[web.Request, web.Application]
 
@@ -101,3 +102,22 @@ async def test_asking_for_a_human_while_with_a_listener_raises_nothing(client: C
     [entry] = await store.waiting()
     assert entry.priority == Priority.NORMAL
     await ws.close()
+
+
+async def test_a_sextortion_in_the_bot_after_the_topic_was_answered_shows_its_alert_beside_the_answer(
+    client: Client,
+) -> None:
+    store = client.app[STORE]
+    await add_listener(client, "anne")
+    await login(client, "anne")
+    async with client.ws_connect("/chat/ws") as ws:
+        await ws.send_json({"type": "hello", "token": None, "language": "fr"})
+        for number, answer in enumerate(WALK_TO_QUEUE[:-1]):  # up to "cyberharcèlement"; the details asked
+            await say(ws, f"w{number}", answer)
+        await say(ws, "s1", BLACKMAIL)  # the interrupt hands off in the bot
+        [entry] = await store.waiting()
+        assert entry.priority == Priority.HIGH
+        said = await bot_texts(store, entry.conversation_id)
+        assert said.count(words(client, "sextortion")) == 1
+        topic = await topic_on_card(client, entry.conversation_id)
+        assert topic.startswith("Cyberharcèlement") and "alerte « sextortion »" in topic

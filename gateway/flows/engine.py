@@ -267,9 +267,14 @@ class Engine:
     def _apply(self, decision: Decision, state: State, now: datetime) -> StepResult | None:
         if decision.raised is not None:
             flag = decision.raised.flag
-            state = self._stored_by(state, decision.raised.store)
+            state, store = self._stored_by(state, decision.raised.store), decision.raised.store
             result = self._outcome(decision.raised.then, flag.route, state, [], now, risky=True)
-            return replace(result, outcome=replace(result.outcome, flag=flag)) if result.outcome else result
+            if result.outcome is None:
+                return result
+            # an answer the young person gave keeps its place on the card, the interrupt's alert beside it: until
+            # 2026-12-05 a sextortion after "cyberharcèlement" read "Sujet : Cyberharcèlement" and nothing more
+            summary = tuple(self.alerted(result.outcome.summary, store))
+            return replace(result, outcome=replace(result.outcome, flag=flag, summary=summary))
         if decision.ending is not None:
             name, then = decision.ending
             return self._outcome(then, name, state, [], now)
