@@ -16,7 +16,7 @@ from datetime import timedelta
 from pydantic import Field, field_validator
 
 from gateway.flows import keywords
-from gateway.flows.model_base import Strict
+from gateway.flows.model_base import Strict, some_phrase
 
 THANKS_EMOJI = "🙏👍👌👋🙂😊☺🥰🤗😘🫶🙌✨❤♥💙💜💚💛🧡🤍💕💖💗"
 """The emoji that say thanks or goodbye, and nothing else: a message holding any other emoji ("merci 😢", "ok 🔪") is
@@ -33,12 +33,7 @@ class AfterEnd(Strict):
     emoji: str = THANKS_EMOJI
     """The emoji that may be the whole message, or stand beside the phrases."""
 
-    @field_validator("phrases")
-    @classmethod
-    def _some_phrase(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        if not any(p.strip() for phrases in value.values() for p in phrases):
-            raise ValueError("at least one phrase is needed")  # each phrase's marks: checks.check_phrase_marks
-        return value
+    _some_phrase = field_validator("phrases")(some_phrase)
 
 
 class AfterEndWords:

@@ -10,3 +10,11 @@ LocalText = dict[str, str]
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+
+def some_phrase(value: dict[str, list[str]]) -> dict[str, list[str]]:
+    """A phrase list per language with at least one phrase (a field validator's body; each phrase's marks are checked
+    by ``checks.check_phrase_marks``)."""
+    if not any(p.strip() for phrases in value.values() for p in phrases):
+        raise ValueError("at least one phrase is needed")
+    return value

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from gateway.flows import keywords
-from gateway.flows.model_base import LocalText, Strict
+from gateway.flows.model_base import LocalText, Strict, some_phrase
 
 _NOT_FILLERS = frozenset(keywords.canonical(w) for w in ("non", "no", "non merci", "no thanks", "nah"))
 CONFIRM_FILLERS: tuple[str, ...] = tuple(f for f in keywords.ENDING_FILLERS if f not in _NOT_FILLERS)
@@ -38,12 +38,7 @@ class Erasure(Strict):
     cancelled: LocalText
     """Told when the answer was not a yes: nothing was erased."""
 
-    @field_validator("phrases", "yes")
-    @classmethod
-    def _some_phrase(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        if not any(p.strip() for phrases in value.values() for p in phrases):
-            raise ValueError("at least one phrase is needed")  # each phrase's marks: checks.check_phrase_marks
-        return value
+    _some_phrase = field_validator("phrases", "yes")(some_phrase)
 
 
 class ErasureWords:
