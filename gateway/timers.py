@@ -7,9 +7,11 @@ Kinds (durations from flows.yaml ``timers``):
 * ``bot_abandon``: still quiet → goodbye message, the conversation is abandoned.
 * ``queue_reassure``: waiting for a listener → position and reassurance, re-armed; when the queue has closed
   meanwhile, the closed-line message instead (once a closing: a wait that outlasts a day is told again the next
-  night). Once the channel's reply window for the bot has closed
-  (Messenger, WhatsApp: 24 h after the young person's last message) both are paused, with one system entry
-  telling the listeners; they resume if the young person writes again.
+  night); the first after the line reopened, a wait told it was closed, says it reopened (``reopened``, or
+  ``reopened_offline`` while no listener is online yet: until 2026-12-05 the morning's first words were "On ne
+  t'oublie pas : tu es maintenant en position 1", never that the line had reopened). Once the channel's reply
+  window for the bot has closed (Messenger, WhatsApp: 24 h after the young person's last message) both are
+  paused, with one system entry telling the listeners; they resume if the young person writes again.
 * ``webchat_gone``: no web chat socket for a while: the listeners are told the young person left
   (``gateway/leaving.py``).
 * ``idle_close``: nothing happened for ``idle_close_hours`` → closed, with a message; on a channel whose reply
@@ -329,12 +331,13 @@ class Timers:
                 await self._say(conversation, engine, now, Reply(text))
                 conversation.closed_notice_for = conversation.queued_at or now
         else:
+            reopened = _closed_line_told(conversation)  # told nobody answers before the reopening: say it reopened
             conversation.closed_notice_for = None  # open: the line's next closing during this wait is told again
             position = await self.store.position(conversation.id) or 1
             if self.dispatcher.listeners_online() > 0:
-                text = engine.message("reassurance", language, position=position)
+                text = engine.message("reopened" if reopened else "reassurance", language, position=position)
             else:  # nobody online: say so again rather than promise a listener "as soon as possible", less often
-                text = engine.message("queued_offline", language, position=position)
+                text = engine.message("reopened_offline" if reopened else "queued_offline", language, position=position)
                 minutes = offline_interval(minutes, now - (conversation.queued_at or now))
             await self._say(conversation, engine, now, Reply(text))
         await self.store.set_timer(conversation.id, TimerKind.QUEUE_REASSURE, now + timedelta(minutes=minutes))

@@ -332,3 +332,54 @@ async def test_a_timer_whose_handling_fails_stays_armed_and_is_retried_with_back
     clock.advance(seconds=BASE_DELAY)
     await fire_and_wait(client, reminded)
     assert any("toujours là" in line for line in (await bot_lines(client, conversation.id))[len(before) :])
+
+
+async def test_a_young_person_told_the_line_closed_is_told_it_reopened_in_the_morning(
+    client: Client, clock: Clock
+) -> None:
+    """Queued at 22:50, told at 23:01 that nobody can answer here before the reopening, still waiting at 9:00: the
+    first message of the morning says the chat has reopened, with their place (and, nobody online yet, that nobody is
+    connected yet, with who answers now); the next ones are the usual. Before, the morning's first message was
+    "On ne t'oublie pas : tu es maintenant en position 1" (or `queued_offline`), never that the line had reopened."""
+    clock.now = datetime(2026, 3, 10, 22, 50, tzinfo=PARIS).astimezone(UTC)
+    token = await start(client, WALK_TO_QUEUE)
+    conversation = await conversation_of(client, token, clock)
+
+    async def told(count: int) -> list[str]:
+        await client.app[TIMERS].fire_due()
+        await settled(client, conversation.id)
+        return (await bot_lines(client, conversation.id))[count:]
+
+    clock.now = datetime(2026, 3, 10, 23, 1, tzinfo=PARIS).astimezone(UTC)
+    [closed] = await told(len(await bot_lines(client, conversation.id)))
+    assert "est fermé" in closed
+    count = len(await bot_lines(client, conversation.id))
+    clock.now = datetime(2026, 3, 11, 9, 1, tzinfo=PARIS).astimezone(UTC)  # open again, nobody connected yet
+    [morning] = await told(count)
+    assert "a rouvert" in morning and "position 1" in morning
+    assert "Aucun·e écoutant·e n'est encore connecté·e" in morning and "119" in morning and "3114" in morning
+
+    async with listener_online(client):
+        clock.advance(minutes=31)
+        [later] = await told(count + 1)
+        assert "On ne t'oublie pas" in later and "rouvert" not in later  # said once: the usual words after
+
+
+async def test_the_first_reassurance_after_the_reopening_says_so_with_a_listener_online(
+    client: Client, clock: Clock
+) -> None:
+    """The same with a listener at a console at 9:00: the chat has reopened, their place, a listener is coming; in
+    English for a young person who chose it."""
+    clock.now = datetime(2026, 3, 10, 22, 50, tzinfo=PARIS).astimezone(UTC)
+    token = await start(client, [WALK_TO_QUEUE[0], "2", *WALK_TO_QUEUE[2:-1], "People make fun of me in a group."])
+    conversation = await conversation_of(client, token, clock)
+    clock.now = datetime(2026, 3, 10, 23, 1, tzinfo=PARIS).astimezone(UTC)
+    await client.app[TIMERS].fire_due()
+    await settled(client, conversation.id)
+    count = len(await bot_lines(client, conversation.id))
+    async with listener_online(client):
+        clock.now = datetime(2026, 3, 11, 9, 1, tzinfo=PARIS).astimezone(UTC)
+        await client.app[TIMERS].fire_due()
+        await settled(client, conversation.id)
+        [morning] = (await bot_lines(client, conversation.id))[count:]
+        assert "reopened" in morning and "number 1" in morning and "17" in morning

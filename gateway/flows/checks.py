@@ -62,6 +62,8 @@ PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "queued_offline": ("position",),
     "queued_closing": ("position", "closes", "reopens"),
     "reassurance": ("position",),
+    "reopened": ("position",),
+    "reopened_offline": ("position",),
     "closed_line": ("hours", "reopens"),
     "closed_line_again": ("hours", "reopens"),
 }
@@ -516,6 +518,7 @@ def check_required_messages(flow: Flow) -> Iterator[Issue]:
 WHERE_TO_TURN: tuple[str, ...] = (
     "closed_line", "closed_line_again", "queued_offline", "abandoned", "ended", "idle_closed", "rate_limited",
     "blocked", "unreachable", "listener_disconnected_closed", "listener_disconnected_offline", "after_end",
+    "reopened_offline",
 )  # fmt: skip
 """Messages sent while nobody can answer here, or as the conversation ends, or as a message is refused (a flood, a
 block), or shown by the web chat page while it cannot reach the line: each must give an emergency partner's number."""

@@ -313,6 +313,8 @@ OPTIONAL_MESSAGES: tuple[str, ...] = (
     "queued_closing",  # queued while the line closes before the wait "queued" would promise (else DEFAULT_MESSAGES')
     "unreachable",  # the web chat page, its line out of reach 30 s: where to turn meanwhile (else DEFAULT_MESSAGES')
     "after_end",  # a thank-you alone just after an ending (``after_end``): the one short reply (else DEFAULT_MESSAGES')
+    "reopened",  # the first queue message after the line reopened, the wait told it closed (else DEFAULT_MESSAGES')
+    "reopened_offline",  # the same while no listener is online yet: none promised (else DEFAULT_MESSAGES')
 )
 # What an optional message says when flows.yaml does not (the young person is never left without a word).
 DEFAULT_MESSAGES: dict[str, LocalText] = {
@@ -349,6 +351,21 @@ DEFAULT_MESSAGES: dict[str, LocalText] = {
         "le 119 et le 3114 répondent 24h/24. En danger immédiat, appelle le 17 ou le 112 (SMS au 114).",
         "en": "Thank you 💬 You are number {position} in line. The chat closes at {closes}: a listener will answer "
         "you here before then if they can, otherwise when it reopens, {reopens}. If you need to talk now, 119 and "
+        "3114 answer 24/7. In immediate danger, call 17 or 112 (text 114).",
+    },
+    "reopened": {
+        "fr": "Le chat a rouvert 💬 Tu es en position {position} dans la file : un·e écoutant·e arrive dès que "
+        "possible. En danger immédiat : 17 ou 112.",
+        "en": "The chat has reopened 💬 You are number {position} in line: a listener is coming as soon as possible. "
+        "In immediate danger: 17 or 112.",
+    },
+    "reopened_offline": {
+        "fr": "Le chat a rouvert 💬 Tu es en position {position} dans la file. Aucun·e écoutant·e n'est "
+        "encore connecté·e : on ne peut pas te dire quand quelqu'un te répondra. Tu peux attendre ici, tes messages "
+        "restent. Si tu as besoin de parler maintenant, le 119 et le 3114 répondent 24h/24. En danger immédiat, "
+        "appelle le 17 ou le 112 (SMS au 114).",
+        "en": "The chat has reopened 💬 You are number {position} in line. No listener is online yet: we cannot "
+        "tell you when someone will answer. You can wait here, your messages stay. If you need to talk now, 119 and "
         "3114 answer 24/7. In immediate danger, call 17 or 112 (text 114).",
     },
     "unreachable": {

@@ -103,6 +103,8 @@ def test_message_placeholders(loaded: LoadedFlow, lang: str) -> None:
         "queued": {"position", "wait"},
         "queued_offline": {"position"},
         "reassurance": {"position"},
+        "reopened": {"position"},
+        "reopened_offline": {"position"},
     }
     for key, local in messages.items():
         used = set(re.findall(r"\{(\w*)\}", local[lang]))
