@@ -383,3 +383,32 @@ async def test_the_first_reassurance_after_the_reopening_says_so_with_a_listener
         await settled(client, conversation.id)
         [morning] = (await bot_lines(client, conversation.id))[count:]
         assert "reopened" in morning and "number 1" in morning and "17" in morning
+
+
+async def test_goodbyes_at_a_closed_hour_promise_no_answer_at_any_time(client: Client, clock: Clock) -> None:
+    """`abandoned` at 00:12 and `idle_closed` at 23:51, the line closed: "Tu peux nous réécrire à tout moment" read as
+    a promise of this chat at an hour nobody answers here; now they say listeners answer during opening hours, and
+    keep who answers now."""
+    clock.now = datetime(2026, 3, 10, 22, 50, tzinfo=PARIS).astimezone(UTC)
+    waiting = await conversation_of(client, await start(client, WALK_TO_QUEUE), clock)
+    clock.now = datetime(2026, 3, 10, 23, 30, tzinfo=PARIS).astimezone(UTC)
+    quiet = await conversation_of(client, await start(client, ["2"]), clock)  # at the language question
+    clock.advance(minutes=11)
+    await client.app[TIMERS].fire_due()
+    await settled(client, quiet.id)
+    clock.advance(minutes=31)
+
+    async def abandoned() -> bool:
+        return not (await client.app[STORE].get_conversation(quiet.id)).active  # type: ignore[union-attr]
+
+    await fire_and_wait(client, abandoned)
+    clock.now = datetime(2026, 3, 11, 23, 51, tzinfo=PARIS).astimezone(UTC)
+
+    async def idle_closed() -> bool:
+        return not (await client.app[STORE].get_conversation(waiting.id)).active  # type: ignore[union-attr]
+
+    await fire_and_wait(client, idle_closed)
+    for goodbye in [(await bot_lines(client, c.id))[-1] for c in (quiet, waiting)]:
+        assert "plus de nouvelles" in goodbye or "faute de nouvelles" in goodbye
+        assert "à tout moment" not in goodbye and "heures d'ouverture" in goodbye
+        assert "119" in goodbye and "3114" in goodbye and "17" in goodbye
