@@ -138,6 +138,12 @@ class Conversation:
     # the interrupts (their routes) whose first words (``say``) the young person got, at the hand-off or while
     # waiting: one read while waiting says them once in the conversation (Dispatcher._escalate)
     interrupts_said: tuple[str, ...] = ()
+    # why the young person is at risk when no flag records it (the bulk close keeps them, the idle close is an
+    # alert: :attr:`at_risk`): the route of a referring interrupt without a risk class read in their words (a
+    # sextortion going on: ``sextortion``), at the hand-off, while waiting or held, or of the routing rule that handed
+    # them off at "high" ("je ne sais pas" about being in danger: ``unsure_danger``; ``Dispatcher._conclude``). The
+    # first kept; never a word
+    alert: str | None = None
 
     @property
     def active(self) -> bool:
@@ -146,10 +152,20 @@ class Conversation:
     @property
     def at_risk(self) -> bool:
         """Whether the young person's words were flagged (the keywords or the model: :attr:`flag`, on arrival or
-        late) or the conversation was handed off as urgent (a risk interrupt, or the flow's first question answered
-        "in danger right now", which no flag records). A supervisor's bulk close keeps it unless told otherwise; the
-        idle timer closing it unseen is an alert (``gateway/leaving.py``)."""
-        return self.flag is not None or self.priority is Priority.URGENT
+        late), the conversation was handed off as urgent (a risk interrupt, or the flow's first question answered
+        "in danger right now", which no flag records), or it has an :attr:`alert` (a referring interrupt without a
+        risk class, a sextortion going on; or a routing rule's hand-off at "high", "je ne sais pas" about being in
+        danger; until 2026-12-05 neither was kept). A supervisor's bulk close keeps it unless told otherwise; the
+        idle timer closing it unseen is an alert (``gateway/leaving.py``). Not "I want a human" nor answers the bot
+        never understood (the fallback), both "high" too: what a troll's flood is made of."""
+        return self.flag is not None or self.alert is not None or self.priority is Priority.URGENT
+
+    @property
+    def risk_reason(self) -> str | None:
+        """What the supervision page's badge and the idle close's alert name for a conversation at risk: the class
+        its words were flagged for, else its :attr:`alert` (an interrupt's or a rule's name); never a word. None for
+        an urgent hand-off that has neither."""
+        return self.flag.risk if self.flag is not None else self.alert
 
     @classmethod
     def start(cls, channel: ChannelName, sender: str, now: datetime) -> Conversation:

@@ -691,6 +691,8 @@ class Dispatcher:
         raised = engine.escalate(conversation.priority.value, text, reading, given)
         if raised is None:
             return
+        if raised.flag.risk is Risk.NONE and raised.flag.partners and conversation.alert is None:
+            conversation.alert = raised.flag.route  # a sextortion going on: at risk (``Conversation.alert``)
         higher = raised.priority is not None and await self.raise_priority(conversation, Priority(raised.priority), now)
         conversation.summary = engine.alerted(conversation.summary, raised.store)  # the caller tells the consoles
         if not higher and stronger and conversation.queue is not None:  # the same priority and arrival, the new flag
@@ -734,6 +736,8 @@ class Dispatcher:
         raised = risks.escalate(conversation.priority.value, text, reading, given)
         if raised is None or (raised.flag.risk is Risk.NONE and not raised.flag.partners):
             return
+        if raised.flag.risk is Risk.NONE and conversation.alert is None:
+            conversation.alert = raised.flag.route  # a sextortion going on: at risk (``Conversation.alert``)
         conversation.summary = risks.alerted(conversation.summary, raised.store)
         partners = raised.partners
         if raised.priority is not None:
@@ -805,6 +809,8 @@ class Dispatcher:
     async def _conclude(self, conversation: Conversation, engine: Engine, outcome: Outcome, now: datetime) -> None:
         conversation.summary = [(label, value) for label, value in outcome.summary]
         conversation.route = outcome.route
+        if outcome.kind == "handoff" and conversation.alert is None:  # at risk though no flag records it
+            conversation.alert = _alert(outcome)
         if outcome.flag is not None and outcome.route not in conversation.interrupts_said:  # its words said with it
             conversation.interrupts_said += (outcome.route,)
         self.metrics.outcomes.labels(outcome.kind, outcome.queue or "", outcome.priority or "").inc()
@@ -1156,6 +1162,17 @@ _RECEIPT_DELIVERY = {
     "sent": Delivery.SENT, "delivered": Delivery.DELIVERED, "read": Delivery.READ, "failed": Delivery.FAILED,
 }  # fmt: skip
 _RANK = {Delivery.PENDING: 0, Delivery.SENT: 1, Delivery.DELIVERED: 2, Delivery.READ: 3, Delivery.FAILED: 4}
+
+
+def _alert(outcome: Outcome) -> str | None:
+    """Why a hand-off puts the young person at risk though no flag records it (``Conversation.alert``): a referring
+    interrupt without a risk class (``sextortion``: a blackmail going on, Pharos) or a routing rule handing off at
+    "high" (``unsure_danger``: "je ne sais pas" about being in danger), by its name. Not "I want a human" (an
+    interrupt referring nobody) nor the fallback (answers never understood), "high" too, nor a risk interrupt (its
+    flag says it)."""
+    if outcome.flag is not None:
+        return outcome.flag.route if outcome.flag.risk is Risk.NONE and outcome.flag.partners else None
+    return outcome.route if outcome.priority == Priority.HIGH and outcome.route != "fallback" else None
 
 
 def _decided(engine: Engine, late: Late, found: Flag) -> bool:

@@ -233,7 +233,7 @@ async def idle_close(dispatcher: Dispatcher, store: LeavingRoles, conversation: 
     the hours waited; never a word) and ``gateway_idle_closed_at_risk_total``."""
     if conversation.status in WAITING and conversation.at_risk:
         since = conversation.queued_at or conversation.created_at
-        risk = conversation.flag.risk if conversation.flag is not None else "urgent"
+        risk = conversation.risk_reason or "urgent"
         log.warning("leaving: %s: a young person at risk (%s) closed by the idle timer after %d h, never taken",
                     conversation.id, risk, (now - since).total_seconds() // 3600)  # fmt: skip
         dispatcher.metrics.idle_closed_at_risk.inc()

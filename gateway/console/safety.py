@@ -6,14 +6,16 @@
 * ``GET /api/blocks`` and ``DELETE /api/blocks/{key}`` (supervisors): the blocks in force, and lifting one.
 * ``GET /api/floods`` (supervisors): the conversations waiting for a listener or still in the bot, each with a
   label of its client (the same label for the same web chat address: a flood shows as one label many times), and
-  whether it is at risk (``"flagged"``, and ``"risk"``: the class its words were flagged for, or None; never a word).
+  whether it is at risk (``"flagged"``, and ``"risk"``: the class its words were flagged for, else the interrupt or
+  rule of its alert, ``Conversation.risk_reason``, or None; never a word).
 * ``POST /api/floods/close`` (supervisors): ``{"ids": [...]}`` closes those conversations at once; each young
   person gets the usual ``ended`` message. Each close is an ending as the idle close is (``leaving.close_in_bulk``:
   the conversation's batch, listed as begun, its goodbye's id derived from the conversation and the bulk close),
   so one cut short on Redis is completed by the alert check, told once. One whose ending (an idle close,
   "Terminer", a quick exit, a bulk close cut short) is listed as begun (``gateway/leaving.py``) is skipped, as
   ``Actions.close`` refuses it: the alert check completes that ending. A conversation **at risk** (its young person's
-  words flagged by the keywords or the model, ``Conversation.flag``, or an urgent hand-off: :func:`at_risk`) is
+  words flagged by the keywords or the model, ``Conversation.flag``, an urgent hand-off, or an alert: a referring
+  interrupt without a risk class, a rule's hand-off at "high", ``Conversation.alert``: :func:`at_risk`) is
   **kept** (not closed, nothing told) unless the body says ``"include_flagged": true`` (a bool if present, else 400):
   a supervisor clearing a troll's flood never closes by accident a young person at risk who was in the list; the page
   shows each one kept and offers a second, explicit button (after a confirmation) that closes those too. Both checks
@@ -278,7 +280,7 @@ def _flood_row(conversation: Conversation, label: str | None, same: int, now: da
         "status": conversation.status.value, "priority": conversation.priority.value, "client": label,
         "same_client": same if label else 1, "created_at": conversation.created_at.isoformat(),
         "waiting_seconds": int((now - since).total_seconds()), "flagged": at_risk(conversation),
-        "risk": conversation.flag.risk if conversation.flag is not None else None,  # the class, never the words
+        "risk": conversation.risk_reason,  # the class (or the interrupt, the rule), never the words
     }  # fmt: skip
 
 

@@ -174,6 +174,7 @@ def decode_conversation(data: dict[str, Any]) -> Conversation:
         partners_given=tuple(str(p) for p in data.get("partners_given", ())),
         partners_owed=tuple(str(p) for p in data.get("partners_owed", ())),
         interrupts_said=tuple(str(p) for p in data.get("interrupts_said", ())),
+        alert=data.get("alert"),
     )
 
 

@@ -232,3 +232,84 @@ async def test_a_conversation_flagged_while_the_close_goes_through_the_ones_befo
     assert [e.text for e in entries if e.text == goodbye] == [], [e.text for e in entries]  # told nothing by it
     closed = await redis_store.get_conversation(alex)
     assert closed is not None and (closed.status, closed.outcome) == (Status.CLOSED, "closed_in_bulk"), closed
+
+
+async def test_a_sextortion_hand_off_without_a_flag_is_kept_and_badged_by_its_interrupt(
+    sam: Client, graph: FakeGraphAPI
+) -> None:
+    """A blackmail going on as the first message: the ``sextortion`` interrupt (no risk class) hands off at "high" with
+    its advice and Pharos; no word is flagged (``Conversation.flag`` is None). At risk all the same (since 2026-12-05;
+    before, the bulk close closed it with the troll's flood): shown flagged with the interrupt (never a word), kept
+    and told nothing; closed with ``include_flagged``, the goodbye once."""
+    conversation_id = await writes(sam, "psid-sextortion", "il me demande 200€ sinon il envoie mes photos à tous")
+    conversation = await sam.app[STORE].get_conversation(conversation_id)
+    assert conversation is not None and conversation.status is Status.QUEUED, conversation
+    assert (conversation.priority, conversation.flag) == (Priority.HIGH, None)
+    [row] = (await (await sam.get("/api/floods")).json())["conversations"]
+    assert (row["flagged"], row["risk"], row["priority"]) == (True, "sextortion", "high"), row
+    await outbox_drained(sam)
+    before = len(told(graph, "psid-sextortion"))
+
+    kept = await close(sam, {"ids": [conversation_id]})
+    await outbox_drained(sam)
+    assert (kept["closed"], kept["flagged_kept"], kept["flagged_kept_ids"]) == (0, 1, [conversation_id]), kept
+    assert told(graph, "psid-sextortion")[before:] == []
+    closed = await close(sam, {"ids": [conversation_id], "include_flagged": True})
+    await outbox_drained(sam)
+    assert (closed["closed"], closed["flagged_kept"]) == (1, 0), closed
+    assert told(graph, "psid-sextortion")[before:] == [await ended(sam, conversation_id)]
+
+
+async def test_a_sextortion_written_while_waiting_is_kept(sam: Client, graph: FakeGraphAPI) -> None:
+    """Handed off at "normal" (cyberharassment), then the blackmail written while waiting: the priority raised, the
+    advice and Pharos given, no flag. Kept by the bulk close, badged ``sextortion``."""
+    conversation_id = await writes(sam, "psid-waiting", "bonjour", "non", "français", "15", "pour moi",
+                                   "harcèlement", "on se moque de moi sur un groupe")  # fmt: skip
+    conversation = await sam.app[STORE].get_conversation(conversation_id)
+    assert conversation is not None and conversation.status is Status.QUEUED, conversation
+    assert not conversation.at_risk, conversation
+    await writes(sam, "psid-waiting", "il me demande 200€ sinon il envoie mes photos à tous")
+    conversation = await sam.app[STORE].get_conversation(conversation_id)
+    assert conversation is not None and (conversation.priority, conversation.flag) == (Priority.HIGH, None)
+    [row] = (await (await sam.get("/api/floods")).json())["conversations"]
+    assert (row["flagged"], row["risk"]) == (True, "sextortion"), row
+
+    kept = await close(sam, {"ids": [conversation_id]})
+    assert (kept["closed"], kept["flagged_kept"]) == (0, 1), kept
+
+
+async def test_unsure_about_danger_is_kept_and_badged_by_its_rule(sam: Client, graph: FakeGraphAPI) -> None:
+    """A "je ne sais pas" to the first question (in danger right now?): the ``unsure_danger`` rule hands off at
+    "high", no flag. At risk all the same (since 2026-12-05; before, closed with the flood): shown flagged with the
+    rule, kept and told nothing; closed with ``include_flagged``, the goodbye once."""
+    conversation_id = await writes(sam, "psid-unsure", "bonjour", "je ne sais pas", "français", "14", "pour moi",
+                                   "harcèlement scolaire", "on se moque de moi sur un groupe")  # fmt: skip
+    conversation = await sam.app[STORE].get_conversation(conversation_id)
+    assert conversation is not None and conversation.status is Status.QUEUED, conversation
+    assert (conversation.priority, conversation.flag, conversation.route) == (Priority.HIGH, None, "unsure_danger")
+    [row] = (await (await sam.get("/api/floods")).json())["conversations"]
+    assert (row["flagged"], row["risk"], row["priority"]) == (True, "unsure_danger", "high"), row
+    await outbox_drained(sam)
+    before = len(told(graph, "psid-unsure"))
+
+    kept = await close(sam, {"ids": [conversation_id]})
+    await outbox_drained(sam)
+    assert (kept["closed"], kept["flagged_kept"]) == (0, 1), kept
+    assert told(graph, "psid-unsure")[before:] == []
+    closed = await close(sam, {"ids": [conversation_id], "include_flagged": True})
+    await outbox_drained(sam)
+    assert (closed["closed"], closed["flagged_kept"]) == (1, 0), closed
+    assert told(graph, "psid-unsure")[before:] == [await ended(sam, conversation_id)]
+
+
+async def test_asking_for_a_human_or_not_understood_is_not_kept(sam: Client, graph: FakeGraphAPI) -> None:
+    """What a troll's flood is made of: "un humain" (an interrupt that refers nobody, "high") and answers the bot
+    never understood (the fallback, "high"): not at risk, closed by the bulk close."""
+    human = await writes(sam, "psid-human", "je veux un humain")
+    lost = await writes(sam, "psid-lost", "bonjour", "zzz", "zzz", "zzz")
+    for conversation_id in (human, lost):
+        conversation = await sam.app[STORE].get_conversation(conversation_id)
+        assert conversation is not None and conversation.status is Status.QUEUED, conversation
+        assert conversation.priority is Priority.HIGH and not conversation.at_risk, conversation
+    closed = await close(sam, {"ids": [human, lost]})
+    assert (closed["closed"], closed["flagged_kept"]) == (2, 0), closed

@@ -150,3 +150,20 @@ async def test_a_periodic_reload_answered_after_the_close_does_not_bring_back_wh
         await held.release()  # the old answer arrives last
         assert await rows.count() == 1
         await expect(board.locator("#floods tbody")).to_contain_text("Rien pour l'instant.")
+
+
+async def test_a_sextortion_without_a_flag_is_badged_with_its_interrupt(
+    desk: BrowserContext, server: TestServer
+) -> None:
+    """A web chat whose first message is a blackmail going on (the ``sextortion`` interrupt: "high", Pharos, no risk
+    class, no flag): at risk all the same since 2026-12-05, badged "Signalée à risque · Sextorsion" (never a word)."""
+    await add_listeners(server, supervisor="sam")
+    async with aiohttp.ClientSession() as session, session.ws_connect(server.make_url("/chat/ws")) as ws:
+        await hello(ws)
+        await say(ws, "m0", "il me demande 200€ sinon il envoie mes photos à tous")
+        assert len(await server.app[STORE].waiting()) == 1
+
+        board = await log_in(desk, server, "sam")
+        await board.get_by_role("link", name="Supervision").click()
+        await expect(board.locator("#floods tbody tr")).to_have_count(1)
+        await expect(board.locator("#floods .badge.risk")).to_have_text("Signalée à risque · Sextorsion")

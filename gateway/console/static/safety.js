@@ -80,7 +80,8 @@
       var who = el("td", "", c.pseudonym + " · " + HG.channel(c.channel));
       if (c.flagged) {  // kept by a bulk close unless closed deliberately: the class, never the words
         who.appendChild(document.createTextNode(" "));
-        who.appendChild(el("span", "badge risk", t("safety.flagged") + (c.risk ? " · " + t("risk." + c.risk) : "")));
+        var why = c.risk && t("risk." + c.risk) !== "risk." + c.risk ? t("risk." + c.risk) : c.risk;  // a rule's name
+        who.appendChild(el("span", "badge risk", t("safety.flagged") + (why ? " · " + why : "")));
       }
       var cells = [cell(box), who, el("td", c.same_client > 1 ? "flood" : "", client),
         el("td", "", t("safety.status." + c.status) + (c.priority === "urgent" ? " · " + t("safety.urgent") : "")),
