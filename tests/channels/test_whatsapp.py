@@ -231,7 +231,7 @@ async def test_a_failure_a_resend_may_get_through_is_transient(
 
 async def test_an_unknown_status_is_no_receipt(client: TestClient[Any, Any]) -> None:
     code, batch = await post(client, twilio_status_form("SM42", "teleported", PHONE), path=STATUS_PATH)
-    assert (code, batch) == (200, {"inbound": [], "receipts": [], "departures": [], "too_old": 0})
+    assert (code, batch) == (200, {"inbound": [], "receipts": [], "departures": [], "echoes": [], "too_old": 0})
 
 
 async def test_a_status_callback_is_signed_too(client: TestClient[Any, Any]) -> None:
