@@ -28,7 +28,7 @@ import logging
 import re
 import time
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -66,6 +66,7 @@ from gateway.errors import (
 )
 from gateway.messages import FORWARDED, Attachment, ChannelName, Choice, Departure, Inbound, Outbound
 from gateway.settings import Settings
+from gateway.supervisor import where
 
 TEXT_LIMIT = 4096  # UTF-16 code units
 KEYBOARD_MAX = 100
@@ -194,7 +195,7 @@ class TelegramChannel:
 
     async def stop(self) -> None:
         """Let pending answerCallbackQuery calls and groups being left finish, then close PTB's HTTP clients."""
-        await asyncio.gather(*self._answering)
+        await asyncio.gather(*self._answering, return_exceptions=True)  # each failure logged by its task's callback
         await self._bot.shutdown()
 
     async def parse(self, request: web.Request) -> Batch:
@@ -262,9 +263,20 @@ class TelegramChannel:
             raise BadRequest("telegram: the update is malformed") from None
 
     def _answer_in_background(self, query_id: str) -> None:
-        task = asyncio.create_task(self._answer(query_id))
+        self._in_background(self._answer(query_id))
+
+    def _in_background(self, call: Coroutine[Any, Any, None]) -> None:
+        """A Bot API call made for one update beside its webhook (a tap's answer, a group left): kept until done,
+        awaited by :meth:`stop`; an error it did not expect (a bug: it handles the API's own) is one ERROR line by
+        class and place, never the update's ids, never "Task exception was never retrieved" at some later moment."""
+        task = asyncio.create_task(call)
         self._answering.add(task)
-        task.add_done_callback(self._answering.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._answering.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.error("telegram: a call made beside a webhook failed with %s at %s", type(exc).__name__, where(exc))
 
     async def _answer(self, query_id: str) -> None:
         try:
@@ -286,9 +298,7 @@ class TelegramChannel:
         if len(self._left) == GROUPS_TOLD_PER_MINUTE + 1:
             logger.warning("telegram: the bot added to more than %d groups or channels in a minute: the next ones are "
                            "left without a word", GROUPS_TOLD_PER_MINUTE)  # fmt: skip
-        task = asyncio.create_task(self._leave(chat_id, tell and not crowded, quiet=crowded))
-        self._answering.add(task)  # awaited by stop() as the taps' answers are
-        task.add_done_callback(self._answering.discard)
+        self._in_background(self._leave(chat_id, tell and not crowded, quiet=crowded))
 
     async def _leave(self, chat_id: int, tell: bool, *, quiet: bool = False) -> None:
         """Tell a group to write in private (``tell``), then leave it: a failure to tell still leaves. Logged

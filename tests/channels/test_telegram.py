@@ -269,6 +269,22 @@ async def test_a_failed_answer_does_not_fail_the_webhook(
     await telegram.wait_for("answerCallbackQuery")
 
 
+async def test_a_call_beside_a_webhook_failing_unexpectedly_is_logged_and_stop_still_closes(
+    channel: TelegramChannel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A tap's answer or a group's leave runs beside its webhook; an error it does not handle (a bug) is one ERROR line
+    by class and place, and ``stop`` still closes the bot's clients (it raised that error before)."""
+    caplog.set_level(logging.ERROR, logger="gateway.channels.telegram")
+
+    async def bug() -> None:
+        raise RuntimeError("chat 424242")  # words that must not reach the log
+
+    channel._in_background(bug())
+    await channel.stop()
+    [line] = [r.getMessage() for r in caplog.records if "beside a webhook" in r.getMessage()]
+    assert "RuntimeError" in line and "424242" not in line
+
+
 async def test_answers_failing_in_an_outage_are_told_once_then_once_when_they_answer_again(
     client: TestClient[Any, Any], telegram: FakeTelegramAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
