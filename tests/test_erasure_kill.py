@@ -25,6 +25,9 @@ from gateway.testing import SECRET_KEY, FakeGraphAPI, messenger_body, messenger_
 from tests.cutting_proxy import cutting_proxy
 from tests.test_faults import SECRET, instance, kill, psid, redis_server, store_at
 
+# flows.yaml's erasure.done: not the closed line's message, which names 119 and 3114 too (a night's run, 2026-12-05)
+ERASED = "tes messages et tes informations sont effacés"
+
 
 async def post(http: aiohttp.ClientSession, url: str, sender: str, mid: str, text: str) -> int:
     raw, headers = signed_messenger(SECRET, messenger_body([messenger_message(sender, text, mid)]))
@@ -67,12 +70,17 @@ async def test_a_confirmed_erasure_whose_instance_is_killed_midway_is_finished_a
                 await other_one.ready(http)
                 assert await post(http, other_one.url, sender, "m_2", "oui") == 200  # Meta's redelivery
                 for _ in range(600):  # the alert check runs every 10 s; the dead instance's lock lapses in 6 s
-                    if any("3114" in text for text in told(graph, sender)):
+                    if any(ERASED in text for text in told(graph, sender)):
                         break
                     await asyncio.sleep(0.1)
-                done = [text for text in told(graph, sender) if "3114" in text and "119" in text]
-                assert len(done) == 1, told(graph, sender)  # erasure.done, with where to turn, once
+                done = [text for text in told(graph, sender) if ERASED in text]
+                assert len(done) == 1, told(graph, sender)  # erasure.done, once...
+                assert "3114" in done[0] and "119" in done[0]  # ...with where to turn
                 async with store_at(url) as store:
+                    for _ in range(300):  # told just before its last record goes (gateway/erasure.py), unlisted last
+                        if await store.erasures_begun() == {}:
+                            break
+                        await asyncio.sleep(0.1)
                     left = await store.list_conversations(EPOCH, FAR)
                     assert [c.sender for c in left] == [other], [c.sender for c in left]
                     assert await store.erasures_begun() == {}

@@ -30,6 +30,7 @@ from gateway.settings import Settings
 from gateway.store import Author
 from gateway.store.redis import RedisStore
 from gateway.testing import FakeGraphAPI, messenger_body, messenger_message, signed_messenger
+from tests.e2e.channel_support import RunningClock
 from tests.losing_proxy import LosingProxy, losing_proxy
 from tests.store.conftest import _redis_server, _stop
 
@@ -147,7 +148,7 @@ async def test_a_message_acknowledged_before_the_primary_dies_is_on_the_promoted
     async with servers(tmp_path) as found:
         assert found.link is not None and found.front is not None
         client = await aiohttp_client(await create_app(_settings(settings, graph, found.front.url, acks),
-                                                       worker_poll_seconds=0.05))  # fmt: skip
+                                                       clock=RunningClock(), worker_poll_seconds=0.05))  # fmt: skip
         assert await _post(client, "bonjour", "m_1") == 200
         await until(lambda: found.in_step(found.replica_port, found.primary_port), "the first message replicated")
 
@@ -197,7 +198,7 @@ async def test_a_redelivery_after_a_503_is_processed_once_when_the_replica_comes
     async with servers(tmp_path) as found:
         assert found.link is not None and found.front is not None
         client = await aiohttp_client(await create_app(_settings(settings, graph, found.front.url, 1),
-                                                       worker_poll_seconds=0.05))  # fmt: skip
+                                                       clock=RunningClock(), worker_poll_seconds=0.05))  # fmt: skip
         found.link.blackhole()
         assert await _post(client, "je suis harcelé", "m_1") == 503  # on the primary, not on the replica
         found.link.resume()  # the replica catches up: the redelivery finds the message processed already
@@ -218,7 +219,7 @@ async def test_with_replicas_in_step_messages_flow_once_each_and_a_round_covers_
     async with servers(tmp_path) as found:
         assert found.front is not None
         client = await aiohttp_client(await create_app(_settings(settings, graph, found.front.url, 1),
-                                                       worker_poll_seconds=0.05))  # fmt: skip
+                                                       clock=RunningClock(), worker_poll_seconds=0.05))  # fmt: skip
         senders = [f"74000000000000{n:02d}" for n in range(12)]
         statuses = await asyncio.gather(*(_post(client, f"salut {n}", f"m_{n}", psid)
                                           for n, psid in enumerate(senders)))  # fmt: skip

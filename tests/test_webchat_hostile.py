@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from gateway.app import create_app
 from gateway.settings import Settings
 from tests.conftest import ROOT
+from tests.e2e.channel_support import RunningClock
 
 SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
 VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8),
@@ -43,7 +44,7 @@ def _settings(directory: Path) -> Settings:
 
 
 async def _exercise(directory: Path, frames: list[str]) -> None:
-    app = await create_app(_settings(directory), worker_poll_seconds=0.05)
+    app = await create_app(_settings(directory), clock=RunningClock(), worker_poll_seconds=0.05)
     async with TestClient(TestServer(app)) as client:
         async with client.ws_connect("/chat/ws") as ws:
             for frame in frames:
@@ -92,7 +93,7 @@ async def test_a_frame_no_store_can_encode_is_refused_and_the_socket_goes_on(
     UnicodeEncodeError are not the ValueError the parser caught): the socket was killed with a 503 written onto it,
     an ERROR line each time, the message never acknowledged (a page would resend it at every reconnect). Now it is
     a refused frame like any malformed one, and the next message is processed."""
-    app = await create_app(_settings(tmp_path), worker_poll_seconds=0.05)
+    app = await create_app(_settings(tmp_path), clock=RunningClock(), worker_poll_seconds=0.05)
     async with TestClient(TestServer(app)) as client, client.ws_connect("/chat/ws") as ws:
         await ws.send_json({"type": "hello", "token": None, "language": "fr"})
         await _until(ws, lambda f: f["type"] == "session")
@@ -121,7 +122,7 @@ async def test_a_frame_no_store_can_encode_is_refused_and_the_socket_goes_on(
 async def test_a_body_no_store_can_encode_is_a_400_never_a_503(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, path: str, body: str, headers: dict[str, str]
 ) -> None:
-    app = await create_app(_settings(tmp_path), worker_poll_seconds=0.05)
+    app = await create_app(_settings(tmp_path), clock=RunningClock(), worker_poll_seconds=0.05)
     async with TestClient(TestServer(app)) as client:
         response = await client.post(path, data=body.encode("latin-1"), headers=headers)
         assert response.status == 400, (path, response.status, await response.text())
