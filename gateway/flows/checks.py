@@ -333,6 +333,8 @@ def texts(flow: Flow) -> Iterator[Text]:
         yield from _step_texts(sid, step)
     for owner, then, path in _outcomes(flow):
         yield from ((f"what {owner} says", t, (*path, "say", k)) for k, t in enumerate(then.say))
+        closed = enumerate(then.say_closed or ())
+        yield from ((f"what {owner} says when its queue is closed", t, (*path, "say_closed", k)) for k, t in closed)
     for i, canned in enumerate(flow.canned_responses):
         yield f"the title of canned response '{canned.shortcut}'", canned.title, ("canned_responses", i, "title")
         yield f"the text of canned response '{canned.shortcut}'", canned.text, ("canned_responses", i, "text")

@@ -521,13 +521,15 @@ class Engine:
     ) -> StepResult:
         """``risky``: a risk read in the young person's words decided it (an urgent outcome is taken as one too)."""
         lang = state.language
-        replies.extend(Reply(self.text(t, lang)) for t in spec.say)
         partners = tuple(spec.refer)
         if spec.handoff and not self.is_open(spec.handoff, now):
+            said = spec.say if spec.say_closed is None else spec.say_closed
+            replies.extend(Reply(self.text(t, lang)) for t in said)
             state, notice = self._closed_notice(state, spec.handoff, now, risky or spec.priority == "urgent")
             replies.extend(notice)
             replies.extend(self._partner_replies(partners, lang))
             return self._finish(state, replies, Outcome("closed", route, spec.handoff, None, partners))
+        replies.extend(Reply(self.text(t, lang)) for t in spec.say)
         replies.extend(self._partner_replies(partners, lang))
         if spec.handoff:
             outcome = Outcome("handoff", route, spec.handoff, spec.priority, partners)

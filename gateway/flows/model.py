@@ -183,6 +183,9 @@ class Outcome(Strict):
     """What happens at the end of the bot's part: hand off, refer, or say something and end."""
 
     say: Annotated[list[LocalText], BeforeValidator(_texts)] = Field(default_factory=list)
+    say_closed: Annotated[list[LocalText], BeforeValidator(_texts)] | None = None
+    """With ``handoff``: said instead of ``say`` when that queue is closed, so that a text promising a listener
+    ("je te mets en lien avec un·e écoutant·e") is never followed by the closed line. Unset: ``say`` either way."""
     handoff: str | None = None
     priority: Priority = "normal"
     refer: Annotated[list[str], BeforeValidator(_partners)] = Field(default_factory=list)
@@ -193,6 +196,8 @@ class Outcome(Strict):
     def _something(self) -> Outcome:
         if not (self.say or self.handoff or self.refer):
             raise ValueError("an outcome needs 'handoff', 'refer' or 'say'")
+        if self.say_closed is not None and not self.handoff:
+            raise ValueError("'say_closed' is what a hand-off says when its queue is closed: it needs 'handoff'")
         if self.offer_listener and self.handoff:
             raise ValueError("'offer_listener' is for referrals: use 'handoff' alone to hand off")
         return self

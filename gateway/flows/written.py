@@ -51,8 +51,8 @@ def _said(flow: Flow) -> Iterator[tuple[str, str]]:
             locals_.append(choice.label)
             yield from ((lang, " ".join(words)) for lang, words in choice.synonyms.items())
     for rule in flow.routing:
-        locals_ += rule.then.say
+        locals_ += [*rule.then.say, *(rule.then.say_closed or ())]
     for interrupt in flow.interrupts.values():
-        locals_ += interrupt.then.say
+        locals_ += [*interrupt.then.say, *(interrupt.then.say_closed or ())]
         yield from ((lang, " ".join(phrases)) for lang, phrases in interrupt.match.items())
     yield from ((lang, said) for local in locals_ for lang, said in local.items())

@@ -105,6 +105,36 @@ def test_at_night_the_advice_comes_with_the_closed_line_and_pharos(engine: Engin
     said = " ".join(r.text for r in result.replies)
     assert "don't pay" in said and "the chat is still closed" in said and "17 or 112" in said
     assert result.outcome.partners == ("pharos",)
+    assert "A listener will answer you" not in said  # the line closed: flows.yaml's say_closed, no listener promised
+
+
+@pytest.mark.parametrize(
+    ("message", "closed", "promise"),
+    [("he says he'll post my pics if I don't pay", "the chat is still closed", "A listener will answer you"),
+     ("can I talk to a human please", "the chat is still closed", "connecting you with a listener")],
+)  # fmt: skip
+def test_a_hand_off_by_interrupt_at_night_promises_no_listener(
+    engine: Engine, message: str, closed: str, promise: str
+) -> None:
+    """Until 2026-12-05 at 23:30 the bot said "A listener will answer you as soon as possible" (sextortion) or
+    "I'm connecting you with a listener" (asking for a human), then that the chat was closed, and ended."""
+    state = engine.start(channel="webchat", now=NIGHT, language_hint="en").state
+    result = engine.step(state, message, now=NIGHT)
+    assert result.outcome is not None and result.outcome.kind == "closed"
+    said = " ".join(r.text for r in result.replies)
+    assert closed in said and promise not in said
+    opened = engine.step(engine.start(channel="webchat", now=OPEN, language_hint="en").state, message, now=OPEN)
+    assert opened.outcome is not None and opened.outcome.kind == "handoff"
+    assert promise in " ".join(r.text for r in opened.replies)  # open, the promise is kept: a listener comes
+
+
+def test_check_refuses_say_closed_without_a_hand_off() -> None:
+    text = FLOWS_YAML.read_text(encoding="utf-8")
+    broken = text.replace("      refer: [pharos]\n      handoff: listeners\n      priority: high\n",
+                          "      refer: [pharos]\n      priority: high\n", 1)  # fmt: skip
+    assert broken != text
+    loaded, problems = load_text(broken, "flows.yaml")
+    assert loaded is None and any("'say_closed'" in p.message and "needs 'handoff'" in p.message for p in problems)
 
 
 @pytest.mark.parametrize(
