@@ -105,11 +105,12 @@ class Gate:
         return refusal
 
     async def _refusal(self, inbound: Inbound, subject: str, key: str | None, once: str | None) -> Refusal | None:
-        """The sender blocked, or the flood limit reached by this message (its hit counted), or None. A message the
-        platform marks forwarded (the harasser's messages passed on as proof, often dozens at once) is counted
-        under its own bound, ``forwarded_per_conversation``, never the typed messages': evidence is kept, and the
-        young person's own words after it are not refused for it."""
-        limit = Limit.FORWARDED if inbound.forwarded else Limit.MESSAGES
+        """The sender blocked, or the flood limit reached by this message (its hit counted), or None. Evidence (a
+        message the platform marks forwarded: the harasser's messages passed on as proof; or a picture, a video or
+        a file: their screenshots, often dozens at once, one message each on WhatsApp and Telegram) is counted under
+        its own bound, ``forwarded_per_conversation``, never the typed messages': evidence is kept, and the young
+        person's own words after it are not refused for it. Until 2026-12-05 screenshots counted as typed."""
+        limit = Limit.FORWARDED if inbound.evidence else Limit.MESSAGES
         if self._counting is not None and (counter := self.limits.counter(limit, subject, once)):
             key = key or self.sender_key(inbound.channel, inbound.sender)
             block, count = await self._counting.get_block_and_hit(key, self.clock(), counter)

@@ -14,6 +14,9 @@ from typing import Any
 # The kind of the mark a forwarded message carries among its attachments (Telegram's ``forward_origin``): its words
 # and files are someone else's, passed on by the young person (a harasser's message as proof), shown so to a listener
 FORWARDED = "forwarded"
+# The kinds of attachment a young person shows as proof (``Inbound.evidence``): a voice message, a sticker or a
+# location are their own words or gestures, counted as typed messages.
+EVIDENCE = frozenset({FORWARDED, "image", "video", "file"})
 
 
 class ChannelName(StrEnum):
@@ -94,6 +97,13 @@ class Inbound:
         """Someone else's words the young person passed on (:data:`FORWARDED`): read for a risk and shown to a
         listener, marked, never taken as the young person's answer to the bot's question (``Dispatcher._process``)."""
         return any(attachment.kind == FORWARDED for attachment in self.attachments)
+
+    @property
+    def evidence(self) -> bool:
+        """What a young person shows the line rather than says: forwarded words, or a picture, a video or a file
+        (screenshots of the harasser's messages, a recording, a document), often dozens at once. Counted under its
+        own flood bound (``gateway/gate.py``), never the typed messages'."""
+        return any(attachment.kind in EVIDENCE for attachment in self.attachments)
 
 
 @dataclass(frozen=True, slots=True)

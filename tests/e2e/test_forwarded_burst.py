@@ -19,11 +19,11 @@ import pytest
 from gateway.app import STORE
 from gateway.messages import ChannelName
 from gateway.settings import Settings
-from gateway.testing import FakeTelegramAPI, FakeTwilioAPI, telegram_update
+from gateway.testing import FakeTelegramAPI, FakeTwilioAPI, telegram_update, twilio_form
 from tests.conftest import outbox_drained
 from tests.e2e.channel_support import GatewayFactory, ListenerDesk, gateway, offline
 from tests.e2e.test_telegram import CHAT, deliver, forwarded, handed_to_listener, telegram_settings
-from tests.e2e.test_whatsapp import bodies, whatsapp_settings
+from tests.e2e.test_whatsapp import PHONE, bodies, whatsapp_settings
 from tests.e2e.test_whatsapp import deliver as deliver_whatsapp
 from tests.e2e.test_whatsapp import forwarded as forwarded_whatsapp
 from tests.e2e.test_whatsapp import handed_to_listener as handed_to_listener_whatsapp
@@ -114,3 +114,42 @@ async def test_forty_forwarded_whatsapp_messages_all_reach_the_listener(
     words = await desk.young_persons_words(conversation_id)
     assert words[-40:] == [(text, ["forwarded"]) for text in texts]
     assert "+336" not in json.dumps(words)
+
+
+async def test_thirty_screenshots_sent_on_whatsapp_all_reach_the_listener(
+    gateway: GatewayFactory, store_settings: Settings, whatsapp_settings: Settings, twilio: FakeTwilioAPI
+) -> None:
+    """The same proof as photos: the young person selects 30 screenshots of the harasser's messages in their gallery
+    and sends them; WhatsApp posts one message each (no ``Forwarded``: they are the young person's own pictures).
+    Until 2026-12-05 they counted as typed messages: with the walk to the listener, the flood limit kept a few and
+    the rest were never recorded. A picture, a video or a file is evidence, counted under the forwards' bound."""
+    client = await gateway(whatsapp_settings.replace(store=store_settings.store, limit_messages_per_conversation=TYPED))
+    desk, conversation_id = await handed_to_listener_whatsapp(client, twilio)
+    sent_before = len(twilio.accepted())
+    for number in range(30):
+        url = twilio.serve_media(twilio.media_path(f"MM{number:032d}"), b"\xff\xd8 a screenshot", "image/png")
+        assert await deliver_whatsapp(client, twilio_form(PHONE, "", f"SM{5000 + number:032d}", [(url, "image/png")]))
+    assert await deliver_whatsapp(client, twilio_form(PHONE, "voilà tout ce qu'il m'a envoyé", f"SM{5100:032d}"))
+    await outbox_drained(client)
+    said = bodies(twilio.accepted()[sent_before:])
+    assert not any(NOTICE in text for text in said), said  # nothing refused, nothing to say
+    words = await desk.young_persons_words(conversation_id)
+    assert words[-31:] == [("", ["image"])] * 30 + [("voilà tout ce qu'il m'a envoyé", [])]
+
+
+async def test_a_telegram_album_of_screenshots_reaches_the_listener_whole(
+    gateway: GatewayFactory, store_settings: Settings, telegram_settings: Settings, telegram: FakeTelegramAPI
+) -> None:
+    """Three albums of ten screenshots (Telegram posts one update a photo) to a listener: all 30 kept, no notice."""
+    client = await gateway(telegram_settings.replace(store=store_settings.store, limit_messages_per_conversation=TYPED))
+    desk, conversation_id = await handed_to_listener(client, telegram)
+    sent_before = len(telegram.accepted())
+    for number in range(30):
+        telegram.add_file(f"shot-{number}", b"\xff\xd8 a screenshot")
+        update = telegram_update(900003000 + number, CHAT, None, photo_file_id=f"shot-{number}")
+        assert await deliver(client, update) == 200
+    await outbox_drained(client)
+    said = [r.body["text"] for r in telegram.accepted()[sent_before:]]
+    assert not any(NOTICE in text for text in said), said
+    words = await desk.young_persons_words(conversation_id)
+    assert words[-30:] == [("", ["image"])] * 30
