@@ -611,7 +611,9 @@ class Dispatcher:
         """The thread opened again with the platform's button (Messenger's Get Started, shown again to a young person
         who deleted the thread to hide it; a page's menu item the flow does not know), nothing written: as Telegram's
         ``/start`` (``Engine.step``), the bot's waiting question again, no retry used; waiting, their place in line
-        again (their thread no longer shows it); the listeners told, waiting or held (the bot says nothing then)."""
+        again (their thread no longer shows it), or at night the closed line (once in the wait, then its reminder
+        ``closed_line_again``), and in the morning first that the chat reopened; the listeners told, waiting or held
+        (the bot says nothing then)."""
         if conversation.status == Status.BOT:
             state = State.from_dict(conversation.engine)
             asked = engine.current_question(state)
@@ -626,10 +628,17 @@ class Dispatcher:
         queue, language = conversation.queue, language_of(conversation, engine.flow)
         engine = self.flows.knowing(conversation.flow_version, lambda e: queue in e.flow.queues) or engine  # reloaded
         if queue in engine.flow.queues and not engine.is_open(queue, now):
-            told = engine.closed_line(queue, language, now)
-        else:
+            # told once in the wait (the timer's notice), then its short reminder, as at the bot's hand-off
+            again = closed_line_told(conversation) and "closed_line_again" in engine.flow.messages
+            told = engine.closed_line(queue, language, now, "closed_line_again" if again else "closed_line")
+            conversation.closed_notice_for = conversation.queued_at  # the timer does not repeat it
+        else:  # the first words after a night told it was closed say it reopened, as the timer's (then the usual)
+            reopened, conversation.closed_notice_for = closed_line_told(conversation), None
             position = await self.store.position(conversation.id) or 1
-            key = "reassurance" if self.listeners_online() > 0 else "queued_offline"
+            if self.listeners_online() > 0:
+                key = "reopened" if reopened else "reassurance"
+            else:
+                key = "reopened_offline" if reopened else "queued_offline"
             told = engine.message(key, language, position=position)
         await self.emit(conversation, [Reply(told)], Author.BOT, now)
 
@@ -1232,3 +1241,11 @@ def outbox_item(
     return OutboxItem(id=entry.id, conversation_id=conversation.id, payload=payload, created_at=now,
                       next_attempt_at=now - URGENT_AHEAD if urgent else None,
                       awaits_read=conversation.channel in WATERMARKED)  # fmt: skip
+
+
+def closed_line_told(conversation: Conversation) -> bool:
+    """Whether the closed-line notice was given during this wait (the one that began at ``queued_at``) since the line
+    was last found open (``Timers._queue_reassure`` forgets it then: until 2026-12-05 a wait through two nights was
+    told the first closing only)."""
+    told = conversation.closed_notice_for
+    return told is not None and (conversation.queued_at is None or told == conversation.queued_at)

@@ -68,7 +68,7 @@ from typing import Protocol, assert_never
 from gateway import leaving
 from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
-from gateway.dispatcher import Dispatcher
+from gateway.dispatcher import Dispatcher, closed_line_told
 from gateway.errors import StoreError
 from gateway.flows.engine import Engine, State
 from gateway.flows.lifecycle import Trigger
@@ -326,12 +326,12 @@ class Timers:
         if window is not None:
             await self._paused(conversation, window, now)
         elif queue in engine.flow.queues and not engine.is_open(queue, now):
-            if not _closed_line_told(conversation):  # once per wait
+            if not closed_line_told(conversation):  # once per wait
                 text = engine.closed_line(conversation.queue, language, now)
                 await self._say(conversation, engine, now, Reply(text))
                 conversation.closed_notice_for = conversation.queued_at or now
         else:
-            reopened = _closed_line_told(conversation)  # told nobody answers before the reopening: say it reopened
+            reopened = closed_line_told(conversation)  # told nobody answers before the reopening: say it reopened
             conversation.closed_notice_for = None  # open: the line's next closing during this wait is told again
             position = await self.store.position(conversation.id) or 1
             if self.dispatcher.listeners_online() > 0:
@@ -374,11 +374,3 @@ def _firing_key(lease: Timer) -> str:
     (the due time :meth:`Timers._handle` moves it to; a retry reads that very time). Each firing has its own lease's
     end, so a timer fired again later (re-armed, or failed and retried) has another key."""
     return f"timer:{lease.conversation_id}:{lease.kind}:{to_us(lease.due_at)}"
-
-
-def _closed_line_told(conversation: Conversation) -> bool:
-    """Whether the closed-line notice was given during this wait (the one that began at ``queued_at``) since the line
-    was last found open (``_queue_reassure`` forgets it then: until 2026-12-05 a wait through two nights was told the
-    first closing only)."""
-    told = conversation.closed_notice_for
-    return told is not None and (conversation.queued_at is None or told == conversation.queued_at)

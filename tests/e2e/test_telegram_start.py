@@ -5,13 +5,15 @@ Messenger's Get Started (tests/e2e/test_messenger_get_started.py) in every statu
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from gateway.app import STORE
+from gateway.app import STORE, TIMERS
 from gateway.conversation import Status
+from gateway.store import TimerKind
 from gateway.testing import FakeTelegramAPI, telegram_update
 from tests.conftest import outbox_drained
-from tests.e2e.channel_support import Client, eventually, gateway, offline
+from tests.e2e.channel_support import Client, eventually, gateway, offline, running_clock, timer_rearmed
 from tests.e2e.test_telegram import CHAT, client, deliver, handed_to_listener, telegram_settings, walk
 
 __all__ = ["client", "gateway", "offline", "telegram_settings"]  # fixtures used by the tests below
@@ -123,3 +125,49 @@ async def test_a_risk_in_starts_parameter_is_the_young_persons_words(client: Cli
 
 async def _by_status(client: Client, status: Status) -> list[Any] | None:
     return await client.app[STORE].conversations_by_status(status) or None
+
+
+async def test_start_through_the_night_is_told_the_closed_line_once_and_in_the_morning_that_it_reopened(
+    client: Client, telegram: FakeTelegramAPI
+) -> None:
+    """Queued at 14:00, told at 23:01 that the chat is closed, a young person who cleared the chat taps START at
+    23:30, then again at 9:01 before the morning's timer. Until 2026-12-05 the tap at 23:30 got the whole closed line a
+    second time in the wait, and the tap at 9:01 "On ne t'oublie pas : tu es maintenant en position 1" (nothing of the
+    reopening), the timer then saying "Le chat du 3018 a rouvert" after it. Now the short reminder at night (with the
+    numbers that answer now), and at 9:01 that the chat reopened, once."""
+    for update in walk():
+        assert await deliver(client, update) == 200
+    [conversation] = await eventually(lambda: _by_status(client, Status.QUEUED))
+    store, clock = client.app[STORE], running_clock(client)
+    await outbox_drained(client)
+
+    async def said_since(count: int) -> list[str] | None:
+        lines = [e.text for e in await store.transcript(conversation.id) if e.author.value == "bot"]
+        return lines[count:] or None
+
+    count = len(await said_since(0) or [])
+    clock.advance(hours=9, minutes=1)  # 23:01 in Paris: closed until 9:00
+    await client.app[TIMERS].fire_due()
+    [closed] = await eventually(lambda: said_since(count))
+    assert "est fermé pour le moment" in closed
+    clock.advance(minutes=29)  # 23:30
+    await eventually(lambda: timer_rearmed(client, conversation.id, TimerKind.QUEUE_REASSURE.value))
+    assert await deliver(client, start(910000060)) == 200
+    [night] = await eventually(lambda: said_since(count + 1))
+    assert "est fermé pour le moment" not in night  # the closed line once in the wait…
+    assert "toujours fermé" in night and "demain à 9h" in night  # … then its reminder
+    assert "119" in night and "3114" in night and "17" in night
+
+    morning = clock() + timedelta(hours=9, minutes=31)  # 9:01: open again, the next timer at 9:20
+    await store.set_timer(conversation.id, TimerKind.QUEUE_REASSURE, morning + timedelta(minutes=19))
+    clock.advance(hours=9, minutes=31)
+    assert await deliver(client, start(910000061)) == 200
+    [reopened] = await eventually(lambda: said_since(count + 2))
+    assert "a rouvert" in reopened and "position 1" in reopened
+    clock.advance(minutes=20)  # the timer: the usual words, the reopening said once
+    await client.app[TIMERS].fire_due()
+    [later] = await eventually(lambda: said_since(count + 3))
+    assert "rouvert" not in later and "position 1" in later
+    await outbox_drained(client)
+    sent = [r.body["text"] for r in telegram.accepted()]
+    assert sent[-4:] == [closed, night, reopened, later]
