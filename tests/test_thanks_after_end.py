@@ -239,3 +239,37 @@ async def _ended(store: Store) -> str | None:
 
 async def _counted(store: Store, wanted: int) -> bool:
     return await conversations(store) == wanted
+
+
+async def test_goodbyes_at_night_promise_no_answer_here_whenever_they_like(
+    gateway: GatewayFactory, settings: Settings, graph: FakeGraphAPI
+) -> None:
+    """A listener closes at 23:10 (the line closed since 23:00), the young person thanks, writes again, erases their
+    data, then writes "stop": `ended`, `after_end`, `erasure.done` and the stop's words. Until 2026-12-05 each said
+    "Tu peux revenir / nous réécrire quand tu veux" minutes after the closed line said nobody answers here before
+    9:00 (as `abandoned` and `idle_closed` said "à tout moment" until that day); now that the 3018 listeners answer
+    here during the chat's opening hours, and each keeps who answers now."""
+    client = await gateway(messenger(settings, graph))
+    clock = running_clock(client)
+    await model_loaded(client)
+    for number, (text, payload) in enumerate(WALK):
+        await post(client, text, f"m_late_{number}", payload)
+    desk = ListenerDesk(client)
+    await desk.login()
+    waiting = await desk.first_waiting()
+    await desk.take(waiting["id"])
+    clock.advance(hours=9, minutes=10)  # 23:10 in Paris: a late conversation closed after the line's closing time
+    response = await client.post(f"/api/conversations/{waiting['id']}/close", json={"outcome": "cyberbullying"})
+    assert response.status == 200, await response.text()
+    for number, text in enumerate(["merci", "bonjour", "efface mes données", "oui", "stop"]):
+        await outbox_drained(client)
+        clock.advance(minutes=1)
+        await post(client, text, f"m_after_{number}")
+    await outbox_drained(client)
+    texts = sent(graph)
+    starts = ("La conversation est terminée", THANKS, "C'est fait : tes messages", "D'accord, on s'arrête là")
+    goodbyes = [next(t for t in texts if t.startswith(start)) for start in starts]
+    for goodbye in goodbyes:
+        assert "quand tu veux" not in goodbye and "heures d'ouverture" in goodbye, goodbye
+        assert "17" in goodbye and "112" in goodbye
+    assert all("119" in goodbye and "3114" in goodbye for goodbye in goodbyes if not goodbye.startswith(THANKS))

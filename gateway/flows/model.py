@@ -324,10 +324,10 @@ OPTIONAL_MESSAGES: tuple[str, ...] = (
 # What an optional message says when flows.yaml does not (the young person is never left without a word).
 DEFAULT_MESSAGES: dict[str, LocalText] = {
     "after_end": {
-        "fr": "Avec plaisir. Prends soin de toi 💙 Tu peux nous réécrire quand tu veux. En danger immédiat : "
-        "17 ou 112.",
-        "en": "You're welcome. Take care of yourself 💙 You can write to us again whenever you like. In immediate "
-        "danger: 17 or 112.",
+        "fr": "Avec plaisir. Prends soin de toi 💙 Tu peux nous réécrire : les écoutant·es répondent ici aux heures "
+        "d'ouverture du chat. En danger immédiat : 17 ou 112.",
+        "en": "You're welcome. Take care of yourself 💙 You can write to us again: the listeners answer here during "
+        "the chat's opening hours. In immediate danger: 17 or 112.",
     },
     "listener_disconnected": {
         "fr": "L'écoutant·e qui te répondait a été déconnecté·e. Tu es de nouveau dans la file, à ta place : "
