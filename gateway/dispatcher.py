@@ -1029,9 +1029,14 @@ class Dispatcher:
         recorded in their open conversation's transcript as the page's (author ``page``) and shown to its listener
         live; True when recorded. Once, however often the provider delivers it (its entry id is its provider id's:
         found written under the conversation's lock, it is neither written nor shown again); never sent (no outbox
-        item); never the young person's words: no risk read, no bot answer, the status, the reply windows
-        (``last_inbound_at``) and the idle timer as they were. Nothing is recorded for a young person with no open
-        conversation (nothing starts for it), nor for a provider id the outbox recorded (a reply of the gateway's)."""
+        item); never the young person's words: no risk read, no bot answer, the reply windows (``last_inbound_at``)
+        as they were. Nothing is recorded for a young person with no open conversation (nothing starts for it), nor
+        for a provider id the outbox recorded (a reply of the gateway's).
+
+        A human answering ends the bot's part (Meta's Handover Protocol: the page inbox takes the thread; Chatwoot,
+        Aselo): still with the bot, the conversation is handed to the listeners as the bot's routing would hand off
+        the answers gathered so far (:meth:`_handed_over`), the bot asking nothing more. Until 2026-12-05 the bot
+        went on: its next question came over the admin's words. Waiting or with a listener, nothing changes."""
         if await self.store.find_by_provider_id(echo.message_id) is not None:
             return False
         found = await self.store.find_active_conversation(echo.channel, echo.recipient)
@@ -1042,17 +1047,62 @@ class Dispatcher:
             conversation = await self.store.get_conversation(found.id)
             if conversation is None or not conversation.active:
                 return False
-            if await self.store.entries_written(conversation.id, [entry_id]):
+            now = self.clock()
+            written = await self.store.entries_written(conversation.id, [entry_id])
+            if written and conversation.status != Status.BOT:
                 return False
-            entry = TranscriptEntry(
-                id=entry_id, conversation_id=conversation.id, at=self.clock(), author=Author.PAGE, text=echo.text,
-                attachments=echo.attachments, delivery=Delivery.DELIVERED,
-            )  # fmt: skip
-            await self.store.append_transcript(entry)
-            await self.store.publish(EntryAdded(conversation.id, entry))
+            if not written:  # written and still with the bot: a hand-over cut short (an instance died), completed
+                entry = TranscriptEntry(
+                    id=entry_id, conversation_id=conversation.id, at=now, author=Author.PAGE, text=echo.text,
+                    attachments=echo.attachments, delivery=Delivery.DELIVERED,
+                )  # fmt: skip
+                await self.store.append_transcript(entry)
+                await self.store.publish(EntryAdded(conversation.id, entry))
+            if conversation.status == Status.BOT:
+                await self._handed_over(conversation, now)
+                await self.store.save_conversation(conversation)
         log.info("dispatcher: %s: a message the page sent from outside the gateway (%s) was recorded",
                  conversation.id, echo.channel.value)  # fmt: skip
         return True
+
+    async def _handed_over(self, conversation: Conversation, now: datetime) -> None:
+        """The bot's part ended by the page's human (:meth:`handle_echo`, under the lock; the caller saves): in the
+        queue the routing gives (``Engine.handover``: never ended, never below a risk read meanwhile), whatever its
+        hours, as the bot hands off (summary, route, alert), but nothing said: no position nor wait over the
+        human's words, no closed line (told at the greeting already, and a human of the line is answering), no
+        reassurance timer; the idle close as in any wait (its goodbye says where to turn). An urgent one gets the
+        emergency numbers it was not given, as every urgent hand-off."""
+        engine = self.flows.for_version(conversation.flow_version) if conversation.engine else self.flows.engine()
+        if conversation.engine:
+            state = State.from_dict(conversation.engine)
+        else:  # opened without words (a Messenger referral): nothing asked yet
+            state = State(engine.version, conversation.channel.value, engine.flow.default_language)
+        result = engine.handover(state, now, conversation.flag.risk if conversation.flag else None)
+        outcome = result.outcome
+        assert outcome is not None and outcome.queue is not None
+        conversation.engine = {**result.state.to_dict(), SAID: conversation.engine.get(SAID, "")}
+        conversation.flow_version = result.state.flow_version
+        await self.store.cancel_timers(conversation.id)
+        conversation.summary = [(label, value) for label, value in outcome.summary]
+        conversation.route = outcome.route
+        if conversation.alert is None:
+            conversation.alert = _alert(outcome)
+        self.metrics.outcomes.labels(outcome.kind, outcome.queue, outcome.priority or "").inc()
+        priority = Priority(outcome.priority or "normal")
+        if conversation.priority.rank < priority.rank:  # never lower
+            priority = conversation.priority
+        conversation.queue, conversation.priority = outcome.queue, priority
+        conversation.queued_at, conversation.listener = now, None
+        conversation.closed_notice_for = now  # nothing of the closed line told in this wait
+        await self.store.enqueue(conversation.id, outcome.queue, priority, now, flag=conversation.flag)
+        await self.transition(conversation, Trigger.HANDOFF, now)
+        if priority == Priority.URGENT:
+            given = conversation.partners_given
+            language = language_of(conversation, engine.flow)
+            conversation.partners_given += engine.emergency_partners(given)
+            await self.emit(conversation, engine.emergency_replies(language, given), Author.BOT, now)
+        await self.store.set_timer(conversation.id, TimerKind.IDLE_CLOSE, self.idle_close_at(conversation, engine, now))
+        await self.store.publish(QueueChanged())
 
     # ----- receipts ---------------------------------------------------------------------------------------
 

@@ -23,8 +23,8 @@ from gateway.flows.model import DEFAULT_MESSAGES, Branch, LocalText, Step
 from gateway.flows.model import Outcome as OutcomeSpec
 from gateway.flows.positions import LoadedFlow
 from gateway.flows.privacy import ErasureWords
-from gateway.flows.reading import Reading
-from gateway.flows.risk import Assessor, Decision, Flag, Raise
+from gateway.flows.reading import Reading, Risk
+from gateway.flows.risk import Assessor, Decision, Flag, Raise, rank
 from gateway.flows.rules import Context
 from gateway.flows.understood import Understood, describe_how
 from gateway.flows.written import Written
@@ -511,6 +511,38 @@ class Engine:
             if rule.when.evaluate(ctx):
                 return self._outcome(rule.then, rule.name or f"rule {index}", state, replies, now)
         return self._fallback(state, replies, now)
+
+    def handover(self, state: State, now: datetime, risk: str | None = None) -> StepResult:
+        """The bot's part ended by a human of the line answering from outside the gateway (a page admin in Meta's
+        inbox): the hand-off the routing gives the answers gathered so far, to the listeners, whatever its queue's
+        hours, nothing said (the human spoke). A rule that hands off gives its queue and priority; one that offers a
+        listener (or an offer waiting for its yes) its queue at "normal", as a yes would; one that only refers or
+        ends, or none, the fallback's: never ended. Its referrals are not given (the human and the listener decide).
+        ``risk``: the class of a risk read in the young person's words while the bot went on (its interrupt could not
+        hand off: the line closed): never below the priority its interrupt hands off at."""
+        fallback = (self.flow.fallback.queue, self.flow.fallback.priority)
+        if state.offer is not None and state.offer in self.flow.queues:
+            route, (queue, priority) = state.offer_route or "offer", (state.offer, "normal")
+        else:
+            ctx = self._context(state, now)
+            found = next(((i, r) for i, r in enumerate(self.flow.routing, start=1) if r.when.evaluate(ctx)), None)
+            if found is None:
+                route, (queue, priority) = "fallback", fallback
+            else:
+                index, rule = found
+                route, then = rule.name or f"rule {index}", rule.then
+                if then.handoff is not None:
+                    queue, priority = then.handoff, then.priority
+                elif then.offer_listener is not None:
+                    queue, priority = then.offer_listener, "normal"
+                else:  # it refers or ends: a human answered, a listener follows
+                    route, (queue, priority) = "fallback", fallback
+        read = self.assessor.rules.get(Risk(risk)) if risk is not None and risk in set(Risk) else None
+        raises = self.flow.interrupts[read.interrupt].then if read is not None and read.interrupt else None
+        raises = raises or (read.then if read is not None else None)
+        if raises is not None and raises.handoff is not None and rank(raises.priority) < rank(priority):
+            priority = raises.priority
+        return self._finish(state, [], Outcome("handoff", route, queue, priority))
 
     def _fallback(self, state: State, replies: list[Reply], now: datetime) -> StepResult:
         spec = OutcomeSpec(handoff=self.flow.fallback.queue, priority=self.flow.fallback.priority)

@@ -15,13 +15,23 @@ from typing import Any
 
 import pytest
 
-from gateway.app import STORE
-from gateway.conversation import Status
+from gateway.app import STORE, TIMERS
+from gateway.conversation import Conversation, Priority, Status
+from gateway.ids import echo_entry_id
+from gateway.messages import ChannelName, Echo
 from gateway.settings import Settings
-from gateway.store import TimerKind
+from gateway.store import Author, Delivery, TimerKind, TranscriptEntry
 from gateway.testing import FakeGraphAPI, messenger_body, messenger_echo
 from tests.conftest import outbox_drained
-from tests.e2e.channel_support import Client, GatewayFactory, eventually, gateway, offline
+from tests.e2e.channel_support import (
+    Client,
+    GatewayFactory,
+    ListenerDesk,
+    eventually,
+    gateway,
+    offline,
+    running_clock,
+)
 from tests.e2e.test_messenger import (
     PSID,
     SECRET,
@@ -129,32 +139,113 @@ async def test_without_an_app_id_set_only_echoes_without_one_are_an_admins(clien
     assert await eventually(pages) == [ADMIN]
 
 
-async def test_an_echo_while_the_bot_asks_is_recorded_and_the_bot_says_nothing(
+async def in_bot(client: Client) -> Conversation:
+    """The young person's conversation, once it is with the bot and the bot's words are all sent."""
+
+    async def found() -> list[Conversation]:
+        return await client.app[STORE].conversations_by_status(Status.BOT)
+
+    [conversation] = await eventually(found)
+    await outbox_drained(client)
+    return conversation
+
+
+async def now_waiting(client: Client, conversation_id: str) -> Conversation:
+    async def queued() -> Conversation | None:
+        current = await client.app[STORE].get_conversation(conversation_id)
+        return current if current is not None and current.status == Status.QUEUED else None
+
+    return await eventually(queued)
+
+
+async def test_an_admins_answer_while_the_bot_asks_ends_the_bots_part_and_hands_off_to_the_listeners(
+    client: Client, graph: FakeGraphAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Until 2026-12-05 the bot went on after a page admin answered from Meta's inbox: the young person got the
+    bot's next question (the language, the age…) over the human's words, and no listener saw the conversation
+    until the bot's questions were all answered. Now the human's answer ends the bot's part (Meta's Handover
+    Protocol): the conversation waits for a listener as the bot's routing hands it off, nothing more said by the
+    bot, and risks read in the young person's next words still escalate."""
+    caplog.set_level(logging.DEBUG)
+    assert await deliver(client, message("Bonjour", mid="m_hello")) == 200
+    assert await deliver(client, message("Non", "no", mid="m_no")) == 200  # not in danger: the language comes next
+    conversation = await in_bot(client)
+    sent = len(graph.accepted())
+    # words a young person's message would be flagged for: an admin's are never read for the young person's risk
+    admin = "Si tu veux te suicider, appelle le 3114. On est là."
+    for _ in range(2):  # Meta redelivers: once
+        assert await deliver(client, echo(admin, "m_admin_4")) == 200
+    waiting = await now_waiting(client, conversation.id)
+    assert waiting.queue == "listeners" and waiting.priority == Priority.NORMAL  # "listeners_open", the line open
+    assert waiting.flag is None and waiting.route == "listeners_open"
+    await outbox_drained(client)
+    assert len(graph.accepted()) == sent  # no question, no place in line over the admin's words
+
+    assert await deliver(client, message("ok merci", mid="m_after")) == 200  # an answer to the human: no bot turn
+    desk = ListenerDesk(client)
+    await desk.login()
+    card = await desk.first_waiting()
+    assert card["id"] == conversation.id and card["priority"] == "normal"
+    await outbox_drained(client)
+    assert len(graph.accepted()) == sent
+    assert await deliver(client, message("je veux mourir", mid="m_risk")) == 200  # still escalates, as in any wait
+
+    async def urgent() -> Conversation | None:
+        current = await client.app[STORE].get_conversation(conversation.id)
+        return current if current is not None and current.priority == Priority.URGENT else None
+
+    await eventually(urgent)
+    await outbox_drained(client)
+    assert any("3114" in text for text in texts(graph.accepted()[sent:]))
+    await desk.take(conversation.id)
+    transcript = (await desk.conversation(conversation.id))["transcript"]
+    assert [(e["author"], e["text"]) for e in transcript if e["author"] == "page"] == [("page", admin)]
+    assert [text for text, _ in await desk.young_persons_words(conversation.id)][-2:] == ["ok merci", "je veux mourir"]
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert admin not in logged and PSID not in logged and "m_admin_4" not in logged
+
+
+async def test_an_admins_answer_at_night_waits_for_the_listeners_without_the_closed_line_again(
     client: Client, graph: FakeGraphAPI
 ) -> None:
-    assert await deliver(client, message("Bonjour", mid="m_hello")) == 200
-    store = client.app[STORE]
-
-    async def in_bot() -> list[Any]:
-        return await store.conversations_by_status(Status.BOT)
-
-    [conversation] = await eventually(in_bot)
-    await outbox_drained(client)
+    """The line closed: the greeting told the young person so (when it opens, who answers now); the admin's answer
+    is not followed by the closed line, and the conversation is not ended: it waits for the listeners' morning."""
+    running_clock(client).advance(hours=9, minutes=30)  # 23:30 in Paris
+    assert await deliver(client, message("Bonjour", mid="m_night")) == 200
+    conversation = await in_bot(client)
     sent = len(graph.accepted())
-    engine = dict(conversation.engine)
-    # words a young person's message would be flagged for: an admin's are never read for the young person's risk
-    assert await deliver(client, echo("Si tu veux te suicider, appelle le 3114.", "m_admin_4")) == 200
-
-    async def pages() -> list[Any]:
-        return [e for e in await store.transcript(conversation.id) if e.author.value == "page"]
-
-    [entry] = await eventually(pages)
-    assert entry.flag is None
+    assert any("119" in text for text in texts(graph.accepted()))  # the closed line at the greeting
+    assert await deliver(client, echo(ADMIN, "m_admin_night")) == 200
+    waiting = await now_waiting(client, conversation.id)
+    assert waiting.queue == "listeners"
     await outbox_drained(client)
-    assert len(graph.accepted()) == sent  # no answer of the bot's
-    current = await store.get_conversation(conversation.id)
-    assert current is not None and current.status == Status.BOT and current.flag is None
-    assert current.engine == engine and current.last_inbound_at == conversation.last_inbound_at
+    assert len(graph.accepted()) == sent
+    running_clock(client).advance(minutes=20)  # past the queue's reassurance: the bot still says nothing
+    await client.app[TIMERS].fire_due()
+    await outbox_drained(client)
+    assert len(graph.accepted()) == sent
+    current = await client.app[STORE].get_conversation(conversation.id)
+    assert current is not None and current.status == Status.QUEUED
+
+
+async def test_a_hand_over_cut_after_the_admins_answer_was_written_is_made_at_its_redelivery(
+    client: Client, graph: FakeGraphAPI
+) -> None:
+    """An instance that died between writing the page's entry and saving the conversation: Meta delivers the echo
+    again, the entry is found written, and the hand-over is made then (never left with the bot for ever)."""
+    assert await deliver(client, message("Bonjour", mid="m_hello_cut")) == 200
+    conversation = await in_bot(client)
+    sent = len(graph.accepted())
+    store = client.app[STORE]
+    written = Echo(ChannelName.MESSENGER, PSID, "m_admin_cut", ADMIN)
+    entry = TranscriptEntry(id=echo_entry_id(written), conversation_id=conversation.id, at=conversation.created_at,
+                            author=Author.PAGE, text=ADMIN, delivery=Delivery.DELIVERED)  # fmt: skip
+    await store.append_transcript(entry)  # what the cut instance wrote
+    assert await deliver(client, echo(ADMIN, "m_admin_cut")) == 200
+    await now_waiting(client, conversation.id)
+    assert [e.text for e in await store.transcript(conversation.id) if e.author == Author.PAGE] == [ADMIN]
+    await outbox_drained(client)
+    assert len(graph.accepted()) == sent
 
 
 async def test_an_echo_to_someone_without_an_open_conversation_starts_none(client: Client) -> None:
@@ -177,3 +268,22 @@ async def test_on_redis_an_admins_answer_is_recorded_once_and_shown(
     assert [(e["author"], e["text"]) for e in transcript if e["text"] == ADMIN] == [("page", ADMIN)]
     current = await client.app[STORE].get_conversation(conversation_id)
     assert current is not None and current.status == Status.WITH_LISTENER
+
+
+async def test_on_redis_an_admins_answer_while_the_bot_asks_hands_off_once(
+    gateway: GatewayFactory, messenger_on_redis: Settings, graph: FakeGraphAPI
+) -> None:
+    client = await gateway(messenger_on_redis.replace(messenger_app_secret=SECRET))
+    assert await deliver(client, message("Bonjour", mid="m_hello_redis")) == 200
+    conversation = await in_bot(client)
+    sent = len(graph.accepted())
+    for _ in range(3):
+        assert await deliver(client, echo(ADMIN, "m_admin_bot_redis")) == 200
+    await now_waiting(client, conversation.id)
+    desk = ListenerDesk(client)
+    await desk.login()
+    assert [card["id"] for card in await desk.waiting()] == [conversation.id]
+    store = client.app[STORE]
+    assert [e.text for e in await store.transcript(conversation.id) if e.author == Author.PAGE] == [ADMIN]
+    await outbox_drained(client)
+    assert len(graph.accepted()) == sent
