@@ -144,6 +144,10 @@ class Conversation:
     # them off at "high" ("je ne sais pas" about being in danger: ``unsure_danger``; ``Dispatcher._conclude``). The
     # first kept; never a word
     alert: str | None = None
+    # when a human of the line first answered from outside the gateway (a page admin in Meta's inbox: an echo,
+    # ``Dispatcher.handle_echo``): the queue's card says so, and one who leaves before a listener takes them is not
+    # counted as left unanswered (``console/stats.py``)
+    page_answered_at: datetime | None = None
 
     @property
     def active(self) -> bool:

@@ -1036,7 +1036,9 @@ class Dispatcher:
         A human answering ends the bot's part (Meta's Handover Protocol: the page inbox takes the thread; Chatwoot,
         Aselo): still with the bot, the conversation is handed to the listeners as the bot's routing would hand off
         the answers gathered so far (:meth:`_handed_over`), the bot asking nothing more. Until 2026-12-05 the bot
-        went on: its next question came over the admin's words. Waiting or with a listener, nothing changes."""
+        went on: its next question came over the admin's words. Waiting or with a listener, nothing changes but the
+        mark of a human's answer (``Conversation.page_answered_at``: the queue's card, the "left unanswered"
+        figure)."""
         if await self.store.find_by_provider_id(echo.message_id) is not None:
             return False
         found = await self.store.find_active_conversation(echo.channel, echo.recipient)
@@ -1049,18 +1051,23 @@ class Dispatcher:
                 return False
             now = self.clock()
             written = await self.store.entries_written(conversation.id, [entry_id])
-            if written and conversation.status != Status.BOT:
+            if written and conversation.status != Status.BOT and conversation.page_answered_at is not None:
                 return False
-            if not written:  # written and still with the bot: a hand-over cut short (an instance died), completed
+            if not written:  # written, still with the bot or unmarked: cut short (an instance died), completed
                 entry = TranscriptEntry(
                     id=entry_id, conversation_id=conversation.id, at=now, author=Author.PAGE, text=echo.text,
                     attachments=echo.attachments, delivery=Delivery.DELIVERED,
                 )  # fmt: skip
                 await self.store.append_transcript(entry)
                 await self.store.publish(EntryAdded(conversation.id, entry))
-            if conversation.status == Status.BOT:
+            marked = conversation.page_answered_at is None  # the queue's card says a human answered
+            conversation.page_answered_at = conversation.page_answered_at or now
+            handed = conversation.status == Status.BOT
+            if handed:
                 await self._handed_over(conversation, now)
-                await self.store.save_conversation(conversation)
+            await self.store.save_conversation(conversation)
+            if marked and not handed and conversation.status == Status.QUEUED:
+                await self.store.publish(QueueChanged())
         log.info("dispatcher: %s: a message the page sent from outside the gateway (%s) was recorded",
                  conversation.id, echo.channel.value)  # fmt: skip
         return True

@@ -380,6 +380,7 @@ class ListenerAPI:
             "created_at": conversation.created_at.isoformat(),
             "last_inbound_at": conversation.last_inbound_at.isoformat() if conversation.last_inbound_at else None,
             "left_how": conversation.left_how,
+            "page_answered": conversation.page_answered_at is not None,  # a human of the line answered (Meta's inbox)
         }  # fmt: skip
 
     async def conversation(self, request: web.Request) -> web.Response:

@@ -103,7 +103,9 @@ async def period_figures(store: StatsRoles, flows: FlowSet, period: Period) -> d
     current = flows.engine()
     tz = current.tz
     waits = [w for c in conversations if (w := wait_seconds(c)) is not None]
-    unanswered = sum(1 for c in conversations if c.queued_at and not c.taken_at and not c.active)
+    # left before a listener took them, and no human of the line answered them (a page admin in Meta's inbox did)
+    unanswered = sum(1 for c in conversations if c.queued_at and not c.taken_at and not c.active
+                     and c.page_answered_at is None)  # fmt: skip
     routes = Counter(r for c in conversations for r in routes_of(c, flows.for_version(c.flow_version).flow))
     channels = Counter(c.channel for c in conversations)
     outcomes = Counter(c.outcome for c in conversations if c.outcome)

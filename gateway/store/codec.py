@@ -115,7 +115,7 @@ def loads(kind: str, raw: str | bytes, decode: Callable[[Any], T]) -> T:
 
 _MOMENTS = ("created_at", "updated_at", "last_inbound_at", "queued_at", "taken_at", "closed_at", "left_at",
             "closed_notice_for", "window_paused_for", "erase_asked_at", "purged_at", "flagged_at",
-            "page_opened_at")  # fmt: skip
+            "page_opened_at", "page_answered_at")  # fmt: skip
 _CONVERSATION_FIELDS = tuple(f.name for f in fields(Conversation))
 
 
@@ -175,6 +175,7 @@ def decode_conversation(data: dict[str, Any]) -> Conversation:
         partners_owed=tuple(str(p) for p in data.get("partners_owed", ())),
         interrupts_said=tuple(str(p) for p in data.get("interrupts_said", ())),
         alert=data.get("alert"),
+        page_answered_at=_moment(data.get("page_answered_at")),
     )
 
 

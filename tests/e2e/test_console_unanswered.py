@@ -258,3 +258,22 @@ async def test_a_page_admins_answer_is_shown_as_the_pages_not_the_young_persons(
     await listener.locator("#mine .card").first.click()
     await expect(listener.locator(".msg.page")).to_contain_text("Répondu depuis la boîte de réception Meta")
     assert await listener.locator(".msg.user", has_text="l'équipe de la page").count() == 0
+
+
+async def test_a_waiting_card_says_when_the_page_answered_the_young_person(
+    desk: BrowserContext, context: BrowserContext, server: TestServer
+) -> None:
+    """A listener choosing whom to take sees the card only: it says "Répondu depuis la boîte de réception Meta" when
+    a human of the line answered them from outside the gateway (``Conversation.page_answered_at``); never on others."""
+    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    listener = await log_in(desk, server, "anne")
+    young = await open_chat(context, server)
+    await walk_to_queue(young)
+    card = listener.locator("#waiting .card")
+    await expect(card).to_have_count(1)
+    await expect(card.locator(".pill.page")).to_have_count(0)
+    [waiting] = await server.app[STORE].conversations_by_status(Status.QUEUED)
+    waiting.page_answered_at = datetime.now(UTC)  # as Dispatcher.handle_echo marks it (a Messenger echo)
+    await server.app[STORE].save_conversation(waiting)
+    await listener.reload()
+    await expect(card.locator(".pill.page")).to_have_text("Répondu depuis la boîte de réception Meta")

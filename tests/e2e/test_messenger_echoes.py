@@ -41,6 +41,7 @@ from tests.e2e.test_messenger import (
     message,
     messenger_settings,
     texts,
+    walk_to_queue,
 )
 from tests.redis_messenger import messenger_on_redis
 from tests.store.conftest import redis_url
@@ -282,8 +283,56 @@ async def test_on_redis_an_admins_answer_while_the_bot_asks_hands_off_once(
     await now_waiting(client, conversation.id)
     desk = ListenerDesk(client)
     await desk.login()
-    assert [card["id"] for card in await desk.waiting()] == [conversation.id]
+    assert [(card["id"], card["page_answered"]) for card in await desk.waiting()] == [(conversation.id, True)]
     store = client.app[STORE]
     assert [e.text for e in await store.transcript(conversation.id) if e.author == Author.PAGE] == [ADMIN]
     await outbox_drained(client)
     assert len(graph.accepted()) == sent
+
+
+async def test_a_young_person_the_page_answered_is_marked_so_in_the_queue_and_not_counted_unanswered(
+    client: Client, graph: FakeGraphAPI
+) -> None:
+    """A page admin's answer is a human's answer. Until 2026-12-05 nothing in the queue said a waiting young person
+    had one (a listener choosing whom to take sees the card only, never the transcript), and one who left before a
+    listener took them was counted "parties avant d'être prises en charge" in the supervision figures though a
+    human of the line had answered them."""
+    assert await deliver(client, message("Bonjour", mid="m_hello_mark")) == 200
+    assert await deliver(client, message("j'ai besoin d'aide", mid="m_help_mark")) == 200
+    await eventually(lambda: client.app[STORE].conversations_by_status(Status.BOT))
+    desk = ListenerDesk(client)
+    await desk.login()
+    assert await deliver(client, echo(ADMIN, "m_admin_mark")) == 200
+    card = await desk.first_waiting()
+    assert card["page_answered"] is True
+    assert PSID not in str(card) and ADMIN not in str(card)
+    running_clock(client).advance(hours=25)  # nobody takes it: the idle close
+    await client.app[TIMERS].fire_due()
+
+    async def ended() -> list[Conversation]:
+        return await client.app[STORE].conversations_by_status(Status.ABANDONED)
+
+    await eventually(ended)
+    response = await client.get("/api/stats")
+    assert response.status == 200
+    figures = await response.json()
+    assert figures["wait"]["unanswered"] == 0 and figures["total"] == 1
+
+
+async def test_a_waiting_young_person_no_human_answered_is_not_marked_and_counts_unanswered(
+    client: Client, graph: FakeGraphAPI
+) -> None:
+    await walk_to_queue(client)
+    desk = ListenerDesk(client)
+    await desk.login()
+    card = await desk.first_waiting()
+    assert card["page_answered"] is False
+    running_clock(client).advance(hours=25)
+    await client.app[TIMERS].fire_due()
+
+    async def ended() -> list[Conversation]:
+        return await client.app[STORE].conversations_by_status(Status.ABANDONED)
+
+    await eventually(ended)
+    figures = await (await client.get("/api/stats")).json()
+    assert figures["wait"]["unanswered"] == 1

@@ -281,6 +281,7 @@
     meta.appendChild(el("span", "pill", (card.language || "").toUpperCase()));
     if (card.status === "with_listener" && card.listener !== state.me.name) { meta.appendChild(el("span", "pill", card.listener)); }
     if (card.listener_away) { meta.appendChild(el("span", "pill away", t("conv.away"))); }  // supervisors: nobody answers it
+    if (card.page_answered && waiting) { meta.appendChild(el("span", "pill page", t("conv.page_answered"))); }  // a human did
     if (waiting) {
       var wait = el("span", "wait");
       wait.dataset.seconds = String(card.waiting_seconds);
