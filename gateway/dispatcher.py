@@ -494,14 +494,15 @@ class Dispatcher:
             found = engine.decide(late.text, reading).flag
             if found is None or found.source != "model" or _decided(engine, late, found):
                 return False
-            flag = self._flag(found)
-            assert flag is not None  # a model's flag is a risk
+            flag = self._flag(found)  # None for a topic's interrupt (understanding.topics: a sextortion, no risk)
             derived_from(f"late:{late.entry_id}")  # a late reading applied twice writes the same entries
-            await self.store.flag_entry(conversation.id, late.entry_id, flag)  # the same again: no change
-            stronger = flag.replaces(conversation.flag) and flag != conversation.flag  # the queue card's to update
-            if flag.replaces(conversation.flag):
-                conversation.flag = flag  # before the queue entry: its priority is written with the flag
-            conversation.flagged_at = now
+            stronger = False
+            if flag is not None:
+                await self.store.flag_entry(conversation.id, late.entry_id, flag)  # the same again: no change
+                stronger = flag.replaces(conversation.flag) and flag != conversation.flag  # the queue card's to update
+                if flag.replaces(conversation.flag):
+                    conversation.flag = flag  # before the queue entry: its priority is written with the flag
+                conversation.flagged_at = now
             if conversation.status == Status.BOT:
                 await self._late_handoff(conversation, engine, late, reading, found, now)
             elif conversation.status == Status.QUEUED:
@@ -510,7 +511,8 @@ class Dispatcher:
                 self._raise_held(conversation, engine, late.text, reading)
             conversation.updated_at = now
             await self.store.save_conversation(conversation)
-        await self.store.publish(FlagRaised(conversation.id, late.entry_id, flag))
+        if flag is not None:
+            await self.store.publish(FlagRaised(conversation.id, late.entry_id, flag))
         await self.store.publish(QueueChanged())
         self._on_outgoing()
         return True

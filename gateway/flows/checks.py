@@ -792,6 +792,14 @@ def check_understanding(flow: Flow) -> Iterator[Issue]:
             yield Issue((*path, "then"), text)
     yield from _threshold("the topic", understanding.topic_threshold, (*base, "topic_threshold"))
     yield from _topic_question(flow, understanding.topic_question)
+    topics = _topic_values(flow, understanding.topic_question)
+    for name, topic_rule in understanding.topics.items():
+        path = (*base, "topics", name)
+        if topics is not None and name not in topics:
+            text = f"understanding: topic '{name}' is no answer of the topic question{did_you_mean(name, topics)}"
+            yield Issue(path, f"{text}: use {_quoted(topics)}", at_key=True)
+        yield from _threshold(f"topic '{name}'", topic_rule.threshold, (*path, "threshold"))
+        yield from _risk_interrupt(flow, name, "interrupt", topic_rule.interrupt, path, "topic")
     stored = stored_fields(flow)
     for k, name in enumerate(understanding.ask_once):
         if name not in stored:
@@ -806,15 +814,24 @@ def _threshold(what: str, value: float, path: PathKey) -> Iterator[Issue]:
         yield Issue(path, f"understanding: the threshold of {what} is {value:g}: a score goes from 0 to 1")
 
 
-def _risk_interrupt(flow: Flow, risk: str, key: str, name: str | None, path: PathKey) -> Iterator[Issue]:
+def _risk_interrupt(
+    flow: Flow, risk: str, key: str, name: str | None, path: PathKey, what: str = "risk class"
+) -> Iterator[Issue]:
     if name is None:
         return
-    where = f"risk class '{risk}'"
+    where = f"{what} '{risk}'"
     if name not in flow.interrupts:
         yield Issue((*path, key), f"{where} triggers " + _missing("interrupt", name, flow.interrupts))
     elif flow.interrupts[name].then.handoff is None:
         text = f"{where} triggers interrupt '{name}', which does not hand off: understanding may only raise"
         yield Issue((*path, key), text + " (choose an interrupt with 'handoff')")
+
+
+def _topic_values(flow: Flow, sid: str | None) -> list[str] | None:
+    """The values of the topic question's choices (the model's topics are these), None without such a question."""
+    sid = sid or next((k for k, step in flow.steps.items() if step.store == "topic" and step.choices), None)
+    step = flow.steps.get(sid) if sid is not None else None
+    return [choice.value for choice in step.choices] if step is not None and step.choices else None
 
 
 def _topic_question(flow: Flow, sid: str | None) -> Iterator[Issue]:

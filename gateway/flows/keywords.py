@@ -652,6 +652,10 @@ class Phrases:
         message = canon if isinstance(canon, Words) else Words(canon)
         return message if self.ignore is None else self.ignore.mask(message)
 
+    def ignores(self, canon: Words) -> bool:
+        """Whether the canonical message holds one of the false friends (an ``ignore`` phrase)."""
+        return self.ignore is not None and self.ignore.search(canon) is not None
+
     def find(self, canon: str | Words, joking: bool = False) -> str | None:
         """The words of the first phrase found in the canonical message (false friends set aside), or None; when the
         message jokes (:func:`jokes`), a phrase found wholly inside one of the ``hyperbole`` phrases does not count

@@ -250,10 +250,21 @@ class RiskRule(Strict):
         return self
 
 
+class TopicRule(Strict):
+    """What a topic read by the model does, at ``threshold`` or above: ``interrupt`` fires, as its phrases would.
+    For a topic whose every message calls for at once what an interrupt carries (a sextortion going on: "ne paie
+    pas", Pharos, a listener at "high"), said in words its phrases cannot all list."""
+
+    threshold: float
+    interrupt: str
+
+
 class Understanding(Strict):
     """What the engine does with what the embedded model read in a message (``gateway/flows/reading.py``)."""
 
     risks: dict[str, RiskRule]
+    topics: dict[str, TopicRule] = Field(default_factory=dict)
+    """Topic value → the interrupt the model's reading of that topic fires (``TopicRule``): may only raise."""
     topic_threshold: float = 0.6
     topic_question: str | None = None
     """The question whose free-text answers the model may understand; default: the one that stores 'topic'."""

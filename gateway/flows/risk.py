@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import get_args
 
 from gateway.flows import keywords
-from gateway.flows.model import Flow, LocalText, Priority, RiskRule
+from gateway.flows.model import Flow, LocalText, Priority, RiskRule, TopicRule
 from gateway.flows.model import Outcome as OutcomeSpec
 from gateway.flows.reading import RISKS, Reading, Risk, Source
 
@@ -111,6 +111,7 @@ class Assessor:
         self._last: tuple[str, Reading | None, Decision, str] | None = None  # and the message's canonical form
         rules = flow.understanding.risks if flow.understanding else {}
         self.rules: dict[Risk, RiskRule] = {r: rules[r.value] for r in RISKS if r.value in rules}
+        self.topics: dict[str, TopicRule] = dict(flow.understanding.topics) if flow.understanding else {}
         risk_of = {name: r for r, rule in self.rules.items() for name in (rule.interrupt, rule.third_party) if name}
         self.interrupts = tuple(
             _Interrupt(
@@ -164,7 +165,7 @@ class Assessor:
     def _decide(self, text: str, reading: Reading | None, form: str | None = None) -> Decision:
         canon = keywords.Words(keywords.canonical(text) if form is None else form)  # read once for every interrupt
         joking = keywords.jokes(text, canon.text)  # the interrupts' hyperbole is then set aside
-        triggers = [*self._keyword_triggers(canon, joking), *self._model_triggers(reading)]
+        triggers = [*self._keyword_triggers(canon, joking), *self._model_triggers(reading, canon)]
         marked = keywords.with_emoji_words(text)
         if marked is not None:  # a second reading with the emoji as words: it may only add what the first missed
             found = {t.flag.route for t in triggers}
@@ -247,10 +248,10 @@ class Assessor:
                 found.append(Trigger(flag, interrupt.then, interrupt.store))
         return found
 
-    def _model_triggers(self, reading: Reading | None) -> list[Trigger]:
+    def _model_triggers(self, reading: Reading | None, canon: keywords.Words | None = None) -> list[Trigger]:
         if reading is None:
             return []
-        found = []
+        found = self._topic_triggers(reading, canon)
         for risk, rule in self.rules.items():
             score = reading.score(risk)
             if score < rule.threshold:
@@ -263,6 +264,22 @@ class Assessor:
             store = tuple((f, v, name) for f, v in self.flow.interrupts[name].store.items()) if name else ()
             found.append(Trigger(flag, then, store))
         return found
+
+    def _topic_triggers(self, reading: Reading, canon: keywords.Words | None) -> list[Trigger]:
+        """The interrupt of a topic the model read at its ``understanding.topics`` threshold or above (a sextortion
+        going on told in words no phrase lists: "il veut 50€ en carte paysafecard sinon tout le monde verra"), unless
+        the message holds one of that interrupt's ``ignore`` phrases (told about, not going on: "un reportage sur
+        la sextorsion"). Its flag is the interrupt's, found by the model."""
+        rule = self.topics.get(reading.topic or "")
+        if rule is None or reading.topic_score < rule.threshold:
+            return []
+        interrupt = next((i for i in self.interrupts if i.name == rule.interrupt), None)
+        if interrupt is None or interrupt.then.handoff is None:  # checks refuse both; understanding never ends
+            return []
+        if canon is not None and interrupt.phrases.ignores(canon):
+            return []
+        flag = Flag(interrupt.name, interrupt.risk, reading.topic_score, "model", None, interrupt.then.priority)
+        return [Trigger(flag, interrupt.then, interrupt.store)]
 
 
 def _merge(triggers: list[Trigger], passed: frozenset[str] = frozenset()) -> Trigger:

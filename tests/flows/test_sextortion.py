@@ -12,6 +12,7 @@ import pytest
 
 from gateway.flows.engine import Engine
 from gateway.flows.loader import load_file, load_text
+from gateway.flows.reading import RISKS, Reading
 from tests.conftest import PARIS
 
 FLOWS_YAML = Path(__file__).resolve().parents[2] / "flows.yaml"
@@ -144,5 +145,61 @@ def test_check_refuses_say_closed_without_a_hand_off() -> None:
 )  # fmt: skip
 def test_check_refuses_a_store_no_question_can_give(field: str, value: str, problem: str) -> None:
     text = FLOWS_YAML.read_text(encoding="utf-8").replace("store: {topic: sextortion}", f"store: {{{field}: {value}}}")
+    loaded, problems = load_text(text, "flows.yaml")
+    assert loaded is None and any(problem in p.message for p in problems), problems
+
+
+# ----- the model's topic (flows.yaml understanding.topics): a sextortion going on in words no phrase holds ---------
+IN_THEIR_WORDS = "il veut 50 balles en carte sinon tout le lycée verra"  # no phrase of the interrupt holds it
+
+
+def read_as(topic: str | None, score: float) -> Reading:
+    return Reading(tuple((risk, 0.01) for risk in RISKS), topic=topic, topic_score=score)
+
+
+def test_no_phrase_holds_the_message_the_model_test_reads(engine: Engine) -> None:
+    assert engine.decide(IN_THEIR_WORDS).flag is None
+
+
+def test_a_sextortion_the_model_reads_at_its_threshold_is_the_interrupt_at_once(engine: Engine) -> None:
+    """Until 2026-12-05 only the phrases fired it: on blind messages, 37 of 110 blackmails going on; the bot asked
+    its four questions before "ne paie pas" (the routing's illegal_content rule)."""
+    flag = engine.decide(IN_THEIR_WORDS, read_as("sextortion", 0.93)).flag
+    assert flag is not None and (flag.route, flag.source, flag.priority, flag.partners) == (
+        "sextortion", "model", "high", ("pharos",))  # fmt: skip
+    state = engine.start(channel="webchat", now=OPEN, language_hint="fr").state
+    result = engine.step(state, IN_THEIR_WORDS, now=OPEN, reading=read_as("sextortion", 0.93))
+    assert result.outcome is not None and (result.outcome.kind, result.outcome.route) == ("handoff", "sextortion")
+    assert "ne paie pas" in " ".join(r.text for r in result.replies)
+    assert result.state.fields["topic"] == "sextortion"
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [(IN_THEIR_WORDS, read_as("sextortion", 0.79)),  # under the threshold: the topic question's, not the interrupt's
+     (IN_THEIR_WORDS, read_as("intimate_images", 0.99)),  # another topic
+     ("on a vu un reportage sur le chantage, il veut 50 balles sinon", read_as("sextortion", 0.95))],  # told about
+)  # fmt: skip
+def test_the_model_fires_no_interrupt_under_its_threshold_for_another_topic_or_a_story_told_about(
+    engine: Engine, text: str, reading: Reading
+) -> None:
+    assert engine.decide(text, reading).flag is None
+
+
+def test_while_waiting_the_model_read_raises_to_high_with_pharos_and_the_advice(engine: Engine) -> None:
+    raised = engine.escalate("normal", IN_THEIR_WORDS, read_as("sextortion", 0.9))
+    assert raised is not None and raised.priority == "high" and raised.partners == ("pharos",)
+    assert raised.say  # "ne paie pas…", once in the conversation (the dispatcher keeps count)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "problem"),
+    [("sextorsion: {threshold: 0.8, interrupt: sextortion}", "topic 'sextorsion' is no answer of the topic question"),
+     ("sextortion: {threshold: 1.8, interrupt: sextortion}", "the threshold of topic 'sextortion' is 1.8"),
+     ("sextortion: {threshold: 0.8, interrupt: stop}", "triggers interrupt 'stop', which does not hand off")],
+)  # fmt: skip
+def test_check_refuses_a_topic_rule_that_cannot_raise(wrong: str, problem: str) -> None:
+    text = FLOWS_YAML.read_text(encoding="utf-8")
+    text = text.replace("sextortion: {threshold: 0.8, interrupt: sextortion}", wrong, 1)
     loaded, problems = load_text(text, "flows.yaml")
     assert loaded is None and any(problem in p.message for p in problems), problems

@@ -111,11 +111,12 @@ TOPIC_TURNS = ["non", "français", "15", "moi"]
 
 def test_a_free_text_topic_is_understood_from_the_model(engine: Engine) -> None:
     answer = "un mec d'internet me demande des trucs"
-    step = run(engine, [*TOPIC_TURNS, answer], reading(topic="sextortion", topic_score=0.8))
-    assert step.state.fields["topic"] == "sextortion" and step.state.how["topic"] == "model:0.80"
+    # 0.79: the topic question's reading; from 0.8 a sextortion read is the interrupt's (understanding.topics)
+    step = run(engine, [*TOPIC_TURNS, answer], reading(topic="sextortion", topic_score=0.79))
+    assert step.state.fields["topic"] == "sextortion" and step.state.how["topic"] == "model:0.79"
     assert step.state.fields["details"] == answer  # it told what happens: "En quelques mots" is not asked
     assert step.outcome is not None and step.outcome.route == "illegal_content_open"
-    assert ("Sujet", "Chantage, sextorsion (modèle 0,80)") in step.outcome.summary
+    assert ("Sujet", "Chantage, sextorsion (modèle 0,79)") in step.outcome.summary
 
 
 def test_below_the_topic_threshold_is_not_understood(engine: Engine) -> None:
@@ -124,7 +125,7 @@ def test_below_the_topic_threshold_is_not_understood(engine: Engine) -> None:
 
 
 def test_a_synonym_wins_over_the_model(engine: Engine) -> None:
-    step = run(engine, [*TOPIC_TURNS, "on m'a piraté"], reading(topic="sextortion", topic_score=0.99))
+    step = run(engine, [*TOPIC_TURNS, "on m'a piraté"], reading(topic="cyberharassment", topic_score=0.99))
     assert step.state.fields["topic"] == "hacked" and step.state.how["topic"] == "synonym:pirate"
 
 
@@ -160,7 +161,7 @@ def test_a_story_does_not_replace_details_already_given(engine: Engine) -> None:
 
 
 def test_the_model_topic_only_at_the_topic_question(engine: Engine) -> None:
-    step = run(engine, ["non", "français", "moi"], reading(topic="sextortion", topic_score=0.9))
+    step = run(engine, ["non", "français", "moi"], reading(topic="cyberharassment", topic_score=0.9))
     assert step.state.step == "age" and "topic" not in step.state.fields
 
 
@@ -266,11 +267,11 @@ def test_a_story_at_the_danger_question_is_thanked_kept_and_the_question_asked_a
 
 def test_a_story_the_model_understands_is_kept_as_the_model_read_it(engine: Engine) -> None:
     step = run(
-        engine, ["un mec me demande des trucs bizarres depuis hier"], reading(topic="sextortion", topic_score=0.8)
-    )
+        engine, ["un mec me demande des trucs bizarres depuis hier"], reading(topic="sextortion", topic_score=0.79)
+    )  # from 0.8 a sextortion read is the interrupt's (understanding.topics): tests/flows/test_sextortion.py
     assert step.state.step == "urgency" and texts(step)[0].startswith("Merci de me l'avoir dit")
     assert step.state.noted == {"topic": "sextortion", "details": "un mec me demande des trucs bizarres depuis hier"}
-    assert step.state.how["topic"] == "model:0.80"
+    assert step.state.how["topic"] == "model:0.79"
 
 
 def test_below_the_topic_threshold_a_story_is_not_understood_as_before(engine: Engine) -> None:
