@@ -496,6 +496,9 @@ def check_casework(flow: Flow) -> Iterator[Issue]:
             continue
         if flow.referrals is None:
             yield Issue(("partners", name, "referral"), "a partner's 'referral' needs a 'referrals:' section", True)
+        if flow.notices is None:  # its e-mail comes from the notifier (``Referrals._email``)
+            text = "a partner's 'referral' needs a 'notices:' section (its notifier sends the referral's e-mail)"
+            yield Issue(("partners", name, "referral"), text, True)
         for k, field in enumerate(partner.referral.fields):
             if field not in known:
                 text = f"partner '{name}' sends {_missing('field', field, known)}"

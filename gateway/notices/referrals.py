@@ -91,7 +91,7 @@ class Referrals:
     def _partner(self, partner: str) -> tuple[Flow, Partner]:
         flow = self.flows.engine().flow
         found = flow.partners.get(partner)
-        if found is None or found.referral is None or flow.referrals is None:
+        if found is None or found.referral is None or flow.referrals is None or flow.notices is None:
             raise ActionRefused("unknown_partner", f"partner '{partner}' takes no warm referrals")
         return flow, found
 
@@ -154,7 +154,7 @@ class Referrals:
         console's id of this referral, the same when it sends it again (its answer lost, or a 503): the referral's id
         (its reference) derives from it, and one recorded already is answered as it was, never e-mailed again."""
         flow, found = self._partner(partner)
-        assert found.referral is not None and flow.referrals is not None and flow.notices is not None
+        assert found.referral is not None and flow.referrals is not None and flow.notices is not None  # by _partner
         conversation = await self._mine(conversation_id, listener)
         referral_id = new_id() if key is None else _derived(conversation.id, listener, key)
         if key is not None and (recorded := await self.store.get_referral(referral_id)) is not None:

@@ -47,3 +47,18 @@ def test_a_missing_translation_and_a_bad_placeholder() -> None:
     found = problems(text)
     assert any("the declined message has no text in 'en'" in p for p in found), found
     assert any("the consent question in 'fr'" in p and "partenaire" in p for p in found), found
+
+
+def test_a_referral_partner_needs_the_notices_section() -> None:
+    """Its e-mail comes from the notices' notifier: without that section, a flow with warm referrals loaded, and
+    recording the young person's answer (a no as much as a yes) met ``assert flow.notices is not None`` in
+    ``Referrals.refer``: the listener got 503 "try again shortly" for ever, the young person asked for their consent
+    never heard the outcome. Now the flow is refused, positioned at the partner's referral."""
+    lines = FLOW.splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.startswith("notice_categories:"))
+    end = next(i for i, line in enumerate(lines) if line.startswith("referrals:"))
+    text = "".join(lines[:start] + lines[end:])
+    found = problems(text)
+    assert found, "a flow with referrals and no notices section was accepted"
+    assert all("a partner's 'referral' needs a 'notices:' section" in p for p in found), found
+    assert any(p.startswith(f"flows.yaml:{line_of(text, 'orientations@france-victimes.example') - 1}:") for p in found)
