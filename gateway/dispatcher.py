@@ -44,7 +44,7 @@ from gateway.flows.lifecycle import Trigger
 from gateway.flows.reading import Reading, Risk
 from gateway.flows.risk import Flag
 from gateway.flowset import FlowSet
-from gateway.ids import derived_from, echo_entry_id, inbound_entry_id, inbound_key, new_id
+from gateway.ids import derived_from, echo_entry_id, echo_key, inbound_entry_id, inbound_key, new_id
 from gateway.language import language_of
 from gateway.later import Later
 from gateway.messages import ChannelName, Choice, Echo, Inbound, Outbound, Receipt, Reply
@@ -1030,7 +1030,9 @@ class Dispatcher:
         """A message the page sent the young person from outside the gateway (a page admin in Meta's inbox):
         recorded in their open conversation's transcript as the page's (author ``page``) and shown to its listener
         live; True when recorded. Once, however often the provider delivers it (its entry id is its provider id's:
-        found written under the conversation's lock, it is neither written nor shown again); never sent (no outbox
+        found written under the conversation's lock, it is neither written nor shown again; its processed mark, saved
+        with the conversation, keeps a redelivery after that conversation ended out of the young person's next one:
+        until 2026-12-05 it ended that one's bot part, no words shown); never sent (no outbox
         item); never the young person's words: no risk read, no bot answer, the reply windows (``last_inbound_at``)
         as they were. Nothing is recorded for a young person with no open conversation (nothing starts for it), nor
         for a provider id the outbox recorded (a reply of the gateway's).
@@ -1046,14 +1048,20 @@ class Dispatcher:
         found = await self.store.find_active_conversation(echo.channel, echo.recipient)
         if found is None:
             return False
-        entry_id = echo_entry_id(echo)
+        entry_id, key, owner = echo_entry_id(echo), echo_key(echo), new_id()
+        # processed once whatever conversation is open at its redelivery: one that ended meanwhile (its record
+        # marked, DoneMark), never recorded in, nor ending the bot's part of, the young person's next conversation
+        if await self.store.claim(key, owner, self.claim_seconds, kept_seconds=DEDUPE_TTL_SECONDS) is ClaimState.DONE:
+            return False
         async with self.store.lock(found.id):
             conversation = await self.store.get_conversation(found.id)
             if conversation is None or not conversation.active:
+                await self.store.release(key, owner)
                 return False
             now = self.clock()
             written = await self.store.entries_written(conversation.id, [entry_id])
             if written and conversation.status != Status.BOT and conversation.page_answered_at is not None:
+                await self.store.release(key, owner)
                 return False
             if not written:  # written, still with the bot or unmarked: cut short (an instance died), completed
                 entry = TranscriptEntry(
@@ -1067,7 +1075,7 @@ class Dispatcher:
             handed = conversation.status == Status.BOT
             if handed:
                 await self._handed_over(conversation, now)
-            await self.store.save_conversation(conversation)
+            await self.store.save_conversation(conversation, done=DoneMark(key, DEDUPE_TTL_SECONDS))
             if marked and not handed and conversation.status == Status.QUEUED:
                 await self.store.publish(QueueChanged())
         log.info("dispatcher: %s: a message the page sent from outside the gateway (%s) was recorded",

@@ -70,6 +70,12 @@ def echo_entry_id(echo: Echo) -> str:
     return "p" + hashlib.sha256(f"echo:{echo.channel.value}:{echo.message_id}".encode()).hexdigest()[:23]
 
 
+def echo_key(echo: Echo) -> str:
+    """The de-duplication key of the page's message sent from outside the gateway (``messages.Echo``): its processed
+    mark, saved with the conversation it was recorded in, keeps a redelivery out of the young person's next one."""
+    return f"echo:{echo.channel.value}:{echo.message_id}"
+
+
 def entry_id_of_key(key: str) -> str:
     """The entry id of the young person's message whose de-duplication key is ``key`` (how an erasure finds the
     keys of the person's messages again, from their entries)."""

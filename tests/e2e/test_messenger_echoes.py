@@ -336,3 +336,46 @@ async def test_a_waiting_young_person_no_human_answered_is_not_marked_and_counts
     await eventually(ended)
     figures = await (await client.get("/api/stats")).json()
     assert figures["wait"]["unanswered"] == 1
+
+
+async def redelivered_after_the_conversation_ended(client: Client) -> None:
+    """A page admin answers; the conversation ends (nobody took it); the young person writes again; Meta delivers the
+    admin's old answer again (a webhook it was not acknowledged for, retried hours later): it belongs to the first
+    conversation and changes nothing in the second."""
+    assert await deliver(client, message("Bonjour", mid="m_hello_first")) == 200
+    first = await in_bot(client)
+    answer = echo(ADMIN, "m_admin_before")
+    assert await deliver(client, answer) == 200
+    await now_waiting(client, first.id)
+    running_clock(client).advance(hours=25)  # nobody takes it: the idle close
+    await client.app[TIMERS].fire_due()
+
+    async def ended() -> list[Conversation]:
+        return await client.app[STORE].conversations_by_status(Status.ABANDONED)
+
+    await eventually(ended)
+    assert await deliver(client, message("Bonjour", mid="m_hello_second")) == 200
+    second = await in_bot(client)
+    assert second.id != first.id
+    assert await deliver(client, answer) == 200  # the old echo, redelivered
+    store = client.app[STORE]
+    current = await store.get_conversation(second.id)
+    assert current is not None and current.status == Status.BOT and current.page_answered_at is None
+    assert [e.text for e in await store.transcript(second.id) if e.author == Author.PAGE] == []
+    assert [e.text for e in await store.transcript(first.id) if e.author == Author.PAGE] == [ADMIN]
+
+
+async def test_an_admins_answer_redelivered_after_its_conversation_ended_leaves_the_next_one_with_the_bot(
+    client: Client,
+) -> None:
+    """Until 2026-12-05 the redelivered echo was taken for the young person's new conversation: its entry id was
+    found in the old one, so nothing was shown, but the new conversation was marked answered by the page and its
+    bot's part ended: the young person's questions stopped, and the card said a human had answered them."""
+    await redelivered_after_the_conversation_ended(client)
+
+
+async def test_on_redis_an_admins_answer_redelivered_after_its_conversation_ended_leaves_the_next_one_alone(
+    gateway: GatewayFactory, messenger_on_redis: Settings
+) -> None:
+    client = await gateway(messenger_on_redis.replace(messenger_app_secret=SECRET))
+    await redelivered_after_the_conversation_ended(client)
