@@ -237,8 +237,12 @@ def batch_processor(
                     allowed_keys.append(key)
                 else:  # acknowledged all the same: the provider must not redeliver a refused message
                     await gate.tell_provider_sender(inbound, refusal)
+            # the page's answers from Meta's inbox (recorded for the listeners, never sent) before the young person's
+            # messages: a human answered, the bot asks nothing over it (until 2026-12-05 it answered the batch's
+            # message first); one to a conversation the batch's messages open, after them
+            later = [echo for echo in batch.echoes if not await dispatcher.handle_echo(echo)]
             taken = await inbox.handle(allowed, allowed_keys)  # processed now, or into the inbox first (a large batch)
-        for echo in batch.echoes:  # the page's answers from Meta's inbox: recorded for the listeners, never sent
+        for echo in later:
             await dispatcher.handle_echo(echo)
         for receipt in batch.receipts:
             await dispatcher.handle_receipt(receipt)

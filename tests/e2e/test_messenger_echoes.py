@@ -21,7 +21,7 @@ from gateway.ids import echo_entry_id
 from gateway.messages import ChannelName, Echo
 from gateway.settings import Settings
 from gateway.store import Author, Delivery, TimerKind, TranscriptEntry
-from gateway.testing import FakeGraphAPI, messenger_body, messenger_echo
+from gateway.testing import FakeGraphAPI, messenger_body, messenger_echo, messenger_message
 from tests.conftest import outbox_drained
 from tests.e2e.channel_support import (
     Client,
@@ -379,3 +379,42 @@ async def test_on_redis_an_admins_answer_redelivered_after_its_conversation_ende
 ) -> None:
     client = await gateway(messenger_on_redis.replace(messenger_app_secret=SECRET))
     await redelivered_after_the_conversation_ended(client)
+
+
+async def test_an_admins_answer_delivered_with_the_young_persons_next_message_gets_no_bot_question_after_it(
+    client: Client, graph: FakeGraphAPI
+) -> None:
+    """Meta batches: the admin's answer and the young person's next message (a button, here) in one webhook. Until
+    2026-12-05 the messages went first: the bot asked its next question ("Tu préfères continuer en français…"), then
+    the echo ended the bot's part, the young person left with a question nobody would read the answer of."""
+    assert await deliver(client, message("Bonjour", mid="m_hello_batch")) == 200
+    conversation = await in_bot(client)
+    sent = len(graph.accepted())
+    answer = messenger_echo(PSID, ADMIN, mid="m_admin_batch", app_id=None)
+    pressed = messenger_message(PSID, "Non", mid="m_no_batch", quick_reply="no")
+    answer["timestamp"] = pressed["timestamp"] - 1000  # the admin wrote first
+    assert await deliver(client, messenger_body([pressed, answer])) == 200
+    await now_waiting(client, conversation.id)
+    await outbox_drained(client)
+    assert len(graph.accepted()) == sent
+    store = client.app[STORE]
+    words = [(e.author, e.text) for e in await store.transcript(conversation.id) if e.author != Author.BOT]
+    assert words[-2:] == [(Author.PAGE, ADMIN), (Author.USER, "Non")]
+
+
+async def test_an_admins_answer_in_the_webhook_that_opens_the_conversation_is_recorded_after_it(
+    client: Client, graph: FakeGraphAPI
+) -> None:
+    """The young person's first message and the page's answer to it in one webhook: the conversation opens, then
+    the answer is recorded in it and ends the bot's part."""
+    first = messenger_message(PSID, "Bonjour", mid="m_hello_with_answer")
+    answer = messenger_echo(PSID, ADMIN, mid="m_admin_first", app_id=None)
+    answer["timestamp"] = first["timestamp"] + 1000
+    assert await deliver(client, messenger_body([first, answer])) == 200
+
+    async def waiting() -> list[Conversation]:
+        return await client.app[STORE].conversations_by_status(Status.QUEUED)
+
+    [conversation] = await eventually(waiting)
+    transcript = await client.app[STORE].transcript(conversation.id)
+    assert [e.text for e in transcript if e.author == Author.PAGE] == [ADMIN]
