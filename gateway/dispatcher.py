@@ -698,8 +698,9 @@ class Dispatcher:
         the numbers, as the bot says them; its ``store`` shows on the card beside the young person's own answer
         (``Engine.alerted``). Until 2026-12-05 a sextortion written while waiting after "cyberharcèlement" brought
         Pharos only, never "ne paie pas, ne supprime pas les messages", and the card said nothing of it."""
-        given = conversation.partners_given
-        raised = engine.escalate(conversation.priority.value, text, reading, given)
+        given, queue = conversation.partners_given, conversation.queue
+        closed = queue is not None and queue in engine.flow.queues and not engine.is_open(queue, now)  # say_closed
+        raised = engine.escalate(conversation.priority.value, text, reading, given, closed)
         if raised is None:
             return
         if raised.flag.risk is Risk.NONE and raised.flag.partners and conversation.alert is None:

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.app import FLOWS, STORE
 from gateway.conversation import Priority
-from tests.conftest import add_listener, login
+from tests.conftest import Clock, add_listener, login
 from tests.test_waiting_partners import bot_texts
 from tests.test_webchat import WALK_TO_QUEUE, say
 
@@ -104,3 +104,24 @@ async def test_every_handing_off_risk_read_while_waiting_says_its_words_once_wit
         before = len(await bot_texts(store, cid))
         await say(ws, "a2", "mon beau-père me frappe encore")
         assert (await bot_texts(store, cid))[before:] == []
+
+
+async def test_a_sextortion_read_while_waiting_at_night_promises_no_listener_as_soon_as_possible(
+    client: Client, clock: Clock
+) -> None:
+    """Queued in the evening, still waiting at 23:30 with the line closed: the interrupt's words are its
+    ``say_closed``, as at a hand-off in the bot. Until 2026-12-05 the waiting young person read "Un·e écoutant·e va te
+    répondre dès que possible" minutes after being told nobody answers here before 9:00."""
+    store = client.app[STORE]
+    async with client.ws_connect("/chat/ws") as ws:
+        await ws.send_json({"type": "hello", "token": None, "language": "fr"})
+        for number, answer in enumerate(WALK_TO_QUEUE):
+            await say(ws, f"w{number}", answer)
+        [entry] = await store.waiting()
+        cid = entry.conversation_id
+        clock.advance(hours=9, minutes=30)  # 23:30 in Paris: the line closed
+        before = len(await bot_texts(store, cid))
+        await say(ws, "n1", BLACKMAIL)
+        engine = client.app[FLOWS].engine()
+        closed = " ".join(engine.text(t, "fr") for t in engine.flow.interrupts["sextortion"].then.say_closed or ())
+        assert (await bot_texts(store, cid))[before:] == [closed, partner(client, "pharos")]

@@ -254,10 +254,12 @@ class Engine:
         return self.assessor.canonical(text)
 
     def escalate(
-        self, priority: str | None, text: str, reading: Reading | None = None, given: tuple[str, ...] = ()
-    ) -> Raise | None:
-        """While queued or with a listener: the priority and partners a message raises (never lowers), or None."""
-        return self.assessor.escalate(priority, text, reading, given)
+        self, priority: str | None, text: str, reading: Reading | None = None, given: tuple[str, ...] = (),
+        closed: bool = False,
+    ) -> Raise | None:  # fmt: skip
+        """While queued or with a listener: the priority and partners a message raises (never lowers), or None;
+        ``closed``: its queue is closed now (the interrupt's ``say_closed`` is said)."""
+        return self.assessor.escalate(priority, text, reading, given, closed)
 
     def topic_of(self, message: str, reading: Reading | None = None) -> tuple[str, str] | None:
         """The topic ``text`` gives at the topic question (a synonym, else the model's topic from its threshold),

@@ -216,17 +216,20 @@ class Assessor:
         return any(reading.score(risk) >= ENDING_DOUBT * rule.threshold for risk, rule in self.rules.items())
 
     def escalate(
-        self, priority: str | None, text: str, reading: Reading | None = None, given: tuple[str, ...] = ()
-    ) -> Raise | None:
+        self, priority: str | None, text: str, reading: Reading | None = None, given: tuple[str, ...] = (),
+        closed: bool = False,
+    ) -> Raise | None:  # fmt: skip
         """For a conversation in the queue or with a listener at ``priority``: what this message raises (a
-        higher priority, partners not in ``given``), or None. Never lowers, never ends."""
+        higher priority, partners not in ``given``), or None. Never lowers, never ends. ``closed``: its queue is
+        closed now, the interrupt's ``say_closed`` is said (no listener promised "dès que possible")."""
         raised = self.decide(text, reading).raised
         if raised is None:
             return None
         flag = raised.flag
         higher = flag.priority if rank(flag.priority) < rank(priority) else None
         partners = tuple(p for p in flag.partners if p not in given)
-        say = tuple(raised.then.say) if raised.then.refer else ()
+        words = raised.then.say_closed if closed and raised.then.say_closed is not None else raised.then.say
+        say = tuple(words) if raised.then.refer else ()
         return Raise(higher, partners, flag, say, raised.store)
 
     def threshold(self, risk: Risk) -> float | None:
