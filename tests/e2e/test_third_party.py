@@ -152,9 +152,11 @@ async def test_telegram_a_mother_is_asked_her_daughters_age_not_her_own(
     """A mother on Telegram: "ma fille est victime de chantage avec une photo". The age question came before "who
     is writing" and asked only "Quel âge as-tu ?": she gave her own, 44, and the listener's card read "Âge : 44"
     for a 15-year-old's sextortion (the age France Victimes' warm referral receives too). The question says whose
-    age is wanted when one writes for someone else, and the card reads the daughter's."""
+    age is wanted when one writes for someone else, and the card reads the daughter's. (Since 2026-12-05 the model
+    reads that very message as a sextortion going on, 0.81, and hands it off at once, flows.yaml understanding.topics:
+    a harassment told the same way keeps the walk to the age question.)"""
     client = await start(telegram_settings)
-    turns = ["/start", "ma fille est victime de chantage avec une photo", "non", "français"]
+    turns = ["/start", "ma fille se fait harceler sur insta à cause d'une photo", "non", "français"]
     for number, text in enumerate(turns):
         update = telegram_update(800 + number, CHAT, text, language_code="fr")
         response = await client.post("/webhooks/telegram", data=json.dumps(update), headers=telegram_headers(SECRET))
