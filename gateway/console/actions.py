@@ -392,11 +392,14 @@ class Actions:
         await self._withdraw(conversation, "transfer", listed[conversation.id], told, why=why)
 
     async def hand_back(
-        self, conversation_id: str, listener: str, *, supervisor: bool = False, key: str | None = None
-    ) -> Conversation:
+        self, conversation_id: str, listener: str, *, supervisor: bool = False, key: str | None = None,
+        gone: Callable[[], int] | None = None,
+    ) -> Conversation:  # fmt: skip
         """Back to the queue, at its arrival time. A ``supervisor`` may give back any listener's conversation (one held
         by somebody who left their console: nobody else may answer it), audited in the batch (:meth:`_audit_for_other`).
-        ``key``: the console's id of this hand-back, made once (:meth:`_once`)."""
+        ``key``: the console's id of this hand-back, made once (:meth:`_once`). ``gone``: the listener is leaving (a
+        logout, :meth:`hand_back_all`), the young person told so first (:meth:`_listener_gone`); it says how many
+        other listeners are at a console."""
         async with self._once(conversation_id, listener, "hand_back", key) as (conversation, once):
             if once is None:
                 return conversation  # made already: answered as it stands
@@ -404,8 +407,9 @@ class Actions:
                 self._mine(conversation, listener)
             now = self.clock()
             await self._audit_for_other(conversation, listener, "hand_back", now)
+            told = None if gone is None else self._listener_gone(conversation, now, others=gone())
             try:
-                await self._requeue(conversation, now, unless_leaving=True, done=once.mark)
+                await self._requeue(conversation, now, told=told, unless_leaving=True, done=once.mark)
             except Conflict:  # no entry, or its ending listed as begun (the queue step's script read it)
                 if conversation_id in await self.store.leavings_begun():  # read only when refused
                     raise ActionRefused("not_active", ENDING) from None
@@ -487,14 +491,9 @@ class Actions:
                 with derived_ids(_hold_key(conversation)) as told_id:
                     if not absent(listener) and not await self._told(conversation_id, told_id):
                         return False  # back at a console meanwhile: they keep it
-                    engine = self.flows.for_version(conversation.flow_version)
-                    queue = conversation.queue  # closed now: no other listener promised (the closed line follows)
-                    closed = queue is not None and queue in engine.flow.queues and not engine.is_open(queue, now)
-                    alone = self.dispatcher.listeners_online() == 0  # open, nobody else at a console: none promised
-                    key = "listener_disconnected" + ("_closed" if closed else "_offline" if alone else "")
-                    told = engine.message(key, language_of(conversation, engine.flow))
+                    told = self._listener_gone(conversation, now, others=self.dispatcher.listeners_online())
                     await self.store.begin_move(conversation_id, "gateway")  # before its queue step and its message
-                    await self._requeue(conversation, now, told=Reply(told), unless_leaving=True)
+                    await self._requeue(conversation, now, told=told, unless_leaving=True)
                 # For the supervisors (the audit list): whose absence it was; the log line has the id only. In the
                 # batch: one SQLite transaction with the record; on Redis, the pipeline's step after the record.
                 detail = f"{conversation.pseudonym}: from {listener}, no console open"
@@ -504,6 +503,17 @@ class Actions:
             return False
         self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
         return True
+
+    def _listener_gone(self, conversation: Conversation, now: datetime, *, others: int) -> Reply:
+        """What a young person is told when the listener holding their conversation is gone (no console open, logged
+        out): ``listener_disconnected``; its queue closed now, ``listener_disconnected_closed`` (no other listener
+        promised, the closed line follows); open with ``others`` (the listeners at a console but that one) none,
+        ``listener_disconnected_offline``."""
+        engine = self.flows.for_version(conversation.flow_version)
+        queue = conversation.queue
+        closed = queue is not None and queue in engine.flow.queues and not engine.is_open(queue, now)
+        key = "listener_disconnected" + ("_closed" if closed else "_offline" if others <= 0 else "")
+        return Reply(engine.message(key, language_of(conversation, engine.flow)))
 
     async def complete_hand_back(self, conversation_id: str, mover: str | None = None) -> bool:
         """Finish a hand-back or a transfer cut short after its queue step (``store.requeue``, ``store.enqueue``: its
@@ -760,16 +770,24 @@ class Actions:
         await self.store.set_timer(conversation.id, TimerKind.QUEUE_REASSURE, now)
         await self.store.save_conversation(conversation, done=done)
 
-    async def hand_back_all(self, listener: str) -> int:
-        """Every conversation ``listener`` holds, back to the queue as :meth:`hand_back` does (the young person told
-        their place, or the closed line): they logged out, were logged out everywhere or their account removed, and
-        nobody else may answer a conversation they hold. How many went back."""
+    async def hand_back_all(self, listener: str, present: Callable[[str], bool] = lambda name: False) -> int:
+        """Every conversation ``listener`` holds, back to the queue as :meth:`hand_back` does: they logged out, were
+        logged out everywhere or their account removed, and nobody else may answer a conversation they hold. The
+        young person is told first that their listener is gone, as when one leaves their console
+        (:meth:`_listener_gone`: the line closed, no other listener promised; open with nobody else at a console,
+        none), then their place or the closed line. Before 2026-12-05 a young person in the middle of the exchange
+        got only "Le chat du 3018 est fermé…" or "Merci, tu es en position 1…". ``present``: whether a listener is at
+        a console (``listener``'s own, still open while the logout is answered, is not another). How many went back."""
+
+        def others() -> int:
+            return self.dispatcher.listeners_online() - (1 if present(listener) else 0)
+
         returned = 0
         for conversation in await self.store.conversations_by_status(Status.WITH_LISTENER):
             if conversation.listener != listener:
                 continue
             try:
-                await self.hand_back(conversation.id, listener)
+                await self.hand_back(conversation.id, listener, gone=others)
             except (ActionRefused, Conflict):  # closed, handed back or transferred meanwhile: not theirs any more
                 continue
             returned += 1

@@ -250,7 +250,7 @@ class ListenerAPI:
         name = request[LISTENER].name
         try:
             if await self.store.sessions_of(name, self.clock()) <= 1:  # this one is the last
-                await self.actions.hand_back_all(name)
+                await self.actions.hand_back_all(name, self.presence.has)
         finally:
             await self.sessions.end(request.cookies.get(SESSION_COOKIE, ""))
         response = web.Response(status=204)
@@ -319,7 +319,7 @@ class ListenerAPI:
         if not valid_name(name) or await self.store.get_listener(name) is None:
             raise ActionRefused("not_found", "no such listener")
         ended = await self.sessions.end_all(name)
-        await self.actions.hand_back_all(name)
+        await self.actions.hand_back_all(name, self.presence.has)
         await self.store.audit(AuditEntry(self.clock(), request[LISTENER].name, "logout_everywhere",
                                           name, f"{ended} session(s) ended"))  # fmt: skip
         return web.json_response({"ended": ended})

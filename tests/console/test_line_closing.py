@@ -114,3 +114,44 @@ async def test_a_young_person_queued_just_before_closing_time_is_not_promised_a_
         clock.now = datetime(2026, 3, 11, 14, 0, tzinfo=PARIS).astimezone(UTC)
         later = await conversation_of(client, await start(client, WALK_TO_QUEUE), clock)
         assert "environ" in (await bot_lines(client, later.id))[-1]
+
+
+async def test_a_listener_logging_out_after_closing_time_tells_the_young_person_they_left_then_the_closed_line(
+    client: Client, clock: Clock
+) -> None:
+    """Anne logs out at 23:05 holding a conversation (the end of her shift): it goes back to the closed queue. The
+    young person, in the middle of the exchange, was told only "Le chat du 3018 est fermé…", never that the listener
+    who was answering them had gone (as a listener gone from their console tells it: ``listener_disconnected_closed``,
+    then the closed line); now both, once each, in that order."""
+    conversation_id = await taken_before_closing(client, clock)
+    count = len(await bot_lines(client, conversation_id))
+    assert (await client.delete("/api/session", json={})).status == 204
+
+    async def closed_line_told() -> bool:  # the queue's timer, at once: before and after the fix
+        return any(CLOSED_LINE in line for line in (await bot_lines(client, conversation_id))[count:])
+
+    await fire_and_wait(client, closed_line_told)
+    await settled(client, conversation_id)
+    told = (await bot_lines(client, conversation_id))[count:]
+    assert len(told) == 2, told
+    assert "qui te répondait a été déconnecté·e" in told[0] and "fermé maintenant" in told[0]
+    assert CLOSED_LINE in told[1] and "119" in told[1] and "3114" in told[1]
+
+
+async def test_the_last_listener_logging_out_while_the_line_is_open_promises_no_other_listener(
+    client: Client, clock: Clock
+) -> None:
+    """At 14:00 Anne, the only listener at a console, logs out holding a conversation: the young person is told the
+    listener left and that nobody else is online (``listener_disconnected_offline``), her own console, still open
+    while the logout is answered, not counted as another listener."""
+    conversation = await conversation_of(client, await start(client, WALK_TO_QUEUE), clock)
+    await add_listener(client, "anne")
+    await login(client, "anne")
+    async with client.ws_connect("/api/events") as events:  # Anne at her console
+        await events.receive_json(timeout=10)
+        assert (await client.post(f"/api/conversations/{conversation.id}/take", json={})).status == 200
+        count = len(await bot_lines(client, conversation.id))
+        assert (await client.delete("/api/session", json={})).status == 204
+
+    told = await told_after(client, conversation.id, count)
+    assert "qui te répondait a été déconnecté·e" in told[0] and "aucun·e autre écoutant·e" in told[0], told
