@@ -1111,7 +1111,10 @@ class Dispatcher:
             priority = conversation.priority
         conversation.queue, conversation.priority = outcome.queue, priority
         conversation.queued_at, conversation.listener = now, None
-        conversation.closed_notice_for = now  # nothing of the closed line told in this wait
+        # closed: told at the greeting, not again in this wait; open, never told closed (a Get Started then gets
+        # the young person's place, not "the chat reopened")
+        closed = outcome.queue in engine.flow.queues and not engine.is_open(outcome.queue, now)
+        conversation.closed_notice_for = now if closed else None
         await self.store.enqueue(conversation.id, outcome.queue, priority, now, flag=conversation.flag)
         await self.transition(conversation, Trigger.HANDOFF, now)
         if priority == Priority.URGENT:

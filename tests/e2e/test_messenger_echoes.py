@@ -21,7 +21,7 @@ from gateway.ids import echo_entry_id
 from gateway.messages import ChannelName, Echo
 from gateway.settings import Settings
 from gateway.store import Author, Delivery, TimerKind, TranscriptEntry
-from gateway.testing import FakeGraphAPI, messenger_body, messenger_echo, messenger_message
+from gateway.testing import FakeGraphAPI, messenger_body, messenger_echo, messenger_message, messenger_postback
 from tests.conftest import outbox_drained
 from tests.e2e.channel_support import (
     Client,
@@ -418,3 +418,22 @@ async def test_an_admins_answer_in_the_webhook_that_opens_the_conversation_is_re
     [conversation] = await eventually(waiting)
     transcript = await client.app[STORE].transcript(conversation.id)
     assert [e.text for e in transcript if e.author == Author.PAGE] == [ADMIN]
+
+
+async def test_get_started_in_the_day_after_an_admins_answer_is_not_told_the_chat_reopened(
+    client: Client, graph: FakeGraphAPI
+) -> None:
+    """The admin's answer hands the conversation to the listeners by day (the line open, never closed in this wait);
+    the young person empties the thread and taps Get Started: their place in line, never "Le chat du 3018 a rouvert"
+    (the hand-over marked the closed line told for this wait, which read as told it was closed)."""
+    assert await deliver(client, message("Bonjour", mid="m_day")) == 200
+    conversation = await in_bot(client)
+    assert await deliver(client, echo(ADMIN, "m_admin_day")) == 200
+    await now_waiting(client, conversation.id)
+    await outbox_drained(client)
+    sent = len(graph.accepted())
+    tap = messenger_body([messenger_postback(PSID, "GET_STARTED", "Commencer", mid="m_gs")])
+    assert await deliver(client, tap) == 200
+    told = texts(await graph.wait_accepted(sent + 1))[sent:]
+    assert len(told) == 1 and "position 1" in told[0]
+    assert "rouvert" not in told[0]
