@@ -770,24 +770,32 @@ class Actions:
         await self.store.set_timer(conversation.id, TimerKind.QUEUE_REASSURE, now)
         await self.store.save_conversation(conversation, done=done)
 
-    async def hand_back_all(self, listener: str, present: Callable[[str], bool] = lambda name: False) -> int:
+    async def hand_back_all(self, listener: str, present: Callable[[str], bool] | None = None) -> int:
         """Every conversation ``listener`` holds, back to the queue as :meth:`hand_back` does: they logged out, were
         logged out everywhere or their account removed, and nobody else may answer a conversation they hold. The
         young person is told first that their listener is gone, as when one leaves their console
         (:meth:`_listener_gone`: the line closed, no other listener promised; open with nobody else at a console,
         none), then their place or the closed line. Before 2026-12-05 a young person in the middle of the exchange
         got only "Le chat du 3018 est fermé…" or "Merci, tu es en position 1…". ``present``: whether a listener is at
-        a console (``listener``'s own, still open while the logout is answered, is not another). How many went back."""
+        a console (``listener``'s own, still open while the logout is answered, is not another); None where that is
+        unknown (``gateway listeners remove``, another process): nothing said of the listener, nobody promised, the
+        server's timer telling each young person their place or the closed line. How many went back."""
 
-        def others() -> int:
-            return self.dispatcher.listeners_online() - (1 if present(listener) else 0)
+        gone: Callable[[], int] | None = None
+        if present is not None:
+            at_a_console = present
+
+            def others() -> int:
+                return self.dispatcher.listeners_online() - (1 if at_a_console(listener) else 0)
+
+            gone = others
 
         returned = 0
         for conversation in await self.store.conversations_by_status(Status.WITH_LISTENER):
             if conversation.listener != listener:
                 continue
             try:
-                await self.hand_back(conversation.id, listener, gone=others)
+                await self.hand_back(conversation.id, listener, gone=gone)
             except (ActionRefused, Conflict):  # closed, handed back or transferred meanwhile: not theirs any more
                 continue
             returned += 1

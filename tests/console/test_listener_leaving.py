@@ -93,6 +93,9 @@ async def test_an_account_removed_with_the_cli_gives_the_held_conversations_back
     assert removed.returncode == 0 and "1 conversation(s) back in the queue" in removed.stdout, removed.stderr
     # The CLI's clock is the real one, the app's the test's: the timer it re-armed is not due here yet.
     await back_in_the_queue(client, conversation_id, count, told=False)
+    # The CLI cannot see who is at a console: it promises no other listener ("un·e autre écoutant·e du 3018 va te
+    # répondre", said with nobody online, 2026-12-05); the server's timer tells the young person where they stand
+    assert not any("va te répondre" in line for line in (await bot_lines(client, conversation_id))[count:])
 
 
 async def test_a_supervisor_gives_back_a_conversation_whose_listener_left_their_console(
