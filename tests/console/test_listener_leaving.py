@@ -16,8 +16,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.app import STORE
+from gateway.app import FLOWS, STORE
+from gateway.console.actions import Actions
 from gateway.conversation import Status
+from gateway.dispatcher import Dispatcher
 from gateway.settings import Settings
 from gateway.testing import DATA_KEY, SECRET_KEY
 from tests.conftest import AppFactory, Clock, add_listener
@@ -96,6 +98,20 @@ async def test_an_account_removed_with_the_cli_gives_the_held_conversations_back
     # The CLI cannot see who is at a console: it promises no other listener ("un·e autre écoutant·e du 3018 va te
     # répondre", said with nobody online, 2026-12-05); the server's timer tells the young person where they stand
     assert not any("va te répondre" in line for line in (await bot_lines(client, conversation_id))[count:])
+
+
+async def test_a_hand_back_by_another_process_promises_no_other_listener(client: Client, clock: Clock) -> None:
+    """``gateway listeners remove`` hands back with a Dispatcher of its own, which cannot see who is at a console
+    (its ``listeners_online`` says 1). Until 2026-12-05 the young person was told "un·e autre écoutant·e du 3018 va
+    te répondre" with nobody online; now nothing of the listener: the server's timer tells their place. The line is
+    open here (the app's clock; the CLI's real one may be at night)."""
+    anne, conversation_id, count = await held_by_anne(client, clock)
+    await anne.close()
+    store, flows = client.app[STORE], client.app[FLOWS]
+    actions = Actions(Dispatcher(store, flows, clock=clock), store, flows, clock=clock)  # as the CLI builds them
+    assert await actions.hand_back_all("anne") == 1
+    assert not any("va te répondre" in line for line in (await bot_lines(client, conversation_id))[count:])
+    await back_in_the_queue(client, conversation_id, count)
 
 
 async def test_a_supervisor_gives_back_a_conversation_whose_listener_left_their_console(
