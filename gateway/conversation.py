@@ -114,6 +114,12 @@ class Conversation:
     last_inbound_at: datetime | None = None
     queued_at: datetime | None = None
     taken_at: datetime | None = None  # the last time a listener took it (wait-time statistics)
+    # since when the young person waits without a human: their arrival in a queue, kept by a transfer of a waiting
+    # one; a hand-back (its entry keeps its place by arrival) or a transfer of a held one starts it again. The queue's
+    # card and the board's longest wait count from it (console/api.py, console/stats.py); before 2026-12-05 they
+    # counted from the entry's arrival, the time with a listener included
+    waiting_since: datetime | None = None
+    first_wait_seconds: int | None = None  # arrival to the first take (the period figures' wait), set at that take
     closed_at: datetime | None = None
     client: str | None = field(default=None, repr=False)  # web chat: keyed hash of the client's address
     left_at: datetime | None = None  # the young person left (quick exit, "Terminer", the page gone): gateway/leaving.py

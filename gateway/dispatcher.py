@@ -852,6 +852,10 @@ class Dispatcher:
         own, its place kept). ``unless_leaving`` (a listener's transfer): Conflict, nothing moved, when the
         conversation's ending is listed as begun (``store.begin_leaving``; read by the queue step's script)."""
         trigger = Trigger.HANDOFF if conversation.status == Status.BOT else Trigger.TRANSFER
+        if conversation.status != Status.QUEUED:  # a hand-off, a held one transferred: without a human from now
+            conversation.waiting_since = at or now
+        elif conversation.waiting_since is None:  # a waiting one transferred, queued before the field: its arrival
+            conversation.waiting_since = conversation.queued_at
         conversation.queue, conversation.priority = queue, priority
         conversation.queued_at = at = at or now
         conversation.listener = None
@@ -1110,7 +1114,7 @@ class Dispatcher:
         if conversation.priority.rank < priority.rank:  # never lower
             priority = conversation.priority
         conversation.queue, conversation.priority = outcome.queue, priority
-        conversation.queued_at, conversation.listener = now, None
+        conversation.queued_at, conversation.listener, conversation.waiting_since = now, None, now
         # closed: told at the greeting, not again in this wait; open, never told closed (a Get Started then gets
         # the young person's place, not "the chat reopened")
         closed = outcome.queue in engine.flow.queues and not engine.is_open(outcome.queue, now)

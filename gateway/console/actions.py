@@ -178,6 +178,9 @@ class Actions:
         after its queue step (on Redis), taken from the new queue before the check completed it, whose record still
         named the old one (:meth:`complete_move` then finds it held: nothing left to complete)."""
         key = _take_key(conversation, listener)  # before the take changes the record
+        if conversation.taken_at is None:  # the first take: the wait the period figures measure
+            waited = (now - (conversation.waiting_since or entry.at)).total_seconds()
+            conversation.first_wait_seconds = max(int(waited), 0)
         conversation.listener, conversation.taken_at = listener, now
         conversation.queue, conversation.queued_at = entry.queue, entry.at
         await self.store.cancel_timers(conversation.id, TimerKind.QUEUE_REASSURE)
@@ -762,7 +765,7 @@ class Actions:
         replies = [*([told] if told is not None else []), *self.dispatcher.owed(conversation)]
         if replies:
             await self.dispatcher.emit(conversation, replies, Author.BOT, now)
-        conversation.listener = None
+        conversation.listener, conversation.waiting_since = None, now  # its place by arrival, its wait from now
         conversation.closed_notice_for = None  # a new wait: a line closed meanwhile is told again, once
         await self.dispatcher.transition(conversation, Trigger.HAND_BACK, now)
         # Told at once where they stand, by the queue's timer (taking cancelled it): their place, or, the line

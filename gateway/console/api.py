@@ -24,6 +24,7 @@ from aiohttp import WSCloseCode, web
 
 from gateway.clock import Clock
 from gateway.coalesced import Coalesced
+from gateway.console import stats
 from gateway.console.access import Sight, audited, earlier_sight, sight
 from gateway.console.actions import ActionRefused, Actions
 from gateway.console.auth import valid_name
@@ -340,7 +341,7 @@ class ListenerAPI:
             flag = card_flag(entry, conversation)
             waiting.append({**self.card(conversation, now), "priority": entry.priority.value,
                             "flag": flag.to_dict() if flag else None,
-                            "waiting_seconds": max(int((now - entry.at).total_seconds()), 0)})  # fmt: skip
+                            "waiting_seconds": stats.shown_wait(entry, conversation, now)})  # fmt: skip
         listener = request[LISTENER]
         answer = {"waiting": waiting, "mine": [self.card(c, now) for c in held if c.listener == listener.name]}
         if listener.supervisor:  # who holds what, and whether they are at a console: one left can be given back

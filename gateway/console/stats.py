@@ -2,7 +2,7 @@
 
 * :func:`live_board`: waiting now (and how many urgent), in progress, listeners online, the longest wait.
 * :func:`period_figures`: for the conversations *created* in a period: per hour of the day (in the flow's
-  timezone), per channel, the wait-time distribution (arrival in the queue to the last take), closing outcomes
+  timezone), per channel, the wait-time distribution (arrival in the queue to the first take), closing outcomes
   by category, and the routes taken (a listener, each partner the bot referred to, the closed line, ended with
   the bot).
 * :func:`to_csv`: the same figures as CSV rows ``section,key,label,value``.
@@ -28,7 +28,7 @@ from gateway.flows.engine import Engine
 from gateway.flows.model import Flow, Outcome
 from gateway.flowset import FlowSet
 from gateway.messages import ChannelName
-from gateway.store import ConversationStore, QueueStore
+from gateway.store import ConversationStore, QueueEntry, QueueStore
 
 MAX_DAYS = 366
 DEFAULT_DAYS = 7
@@ -92,10 +92,31 @@ async def live_board(store: StatsRoles, listeners_online: int, now: datetime) ->
         "urgent": sum(1 for e in waiting if e.priority.value == "urgent"),
         "in_progress": len(in_progress),
         "listeners_online": listeners_online,
-        # never below 0: a clock stepped back (NTP) put the entries' arrival after now (-30 s on the board until
-        # 2026-12-05)
-        "longest_wait_seconds": int(max((max((now - e.at).total_seconds(), 0.0) for e in waiting), default=0)),
+        "longest_wait_seconds": await _longest_wait(store, waiting, now),
     }
+
+
+async def _longest_wait(store: StatsRoles, waiting: list[QueueEntry], now: datetime) -> int:
+    """The longest :func:`shown_wait`. An entry waits at most since its arrival (its wait is shorter once handed
+    back): the records are read from the oldest arrival on, until the next cannot have waited longer (most often
+    one read)."""
+    longest = 0
+    for entry in sorted(waiting, key=lambda e: e.at):
+        if longest >= int((now - entry.at).total_seconds()):
+            break
+        conversation = await store.get_conversation(entry.conversation_id)
+        if conversation is not None:
+            longest = max(longest, shown_wait(entry, conversation, now))
+    return longest
+
+
+def shown_wait(entry: QueueEntry, conversation: Conversation, now: datetime) -> int:
+    """How long a waiting young person has been without a human (the queue's card, the board's longest wait): since
+    their arrival, or since a listener handed them back or transferred them (``Conversation.waiting_since``; the
+    entry keeps its arrival, its place in line). Until 2026-12-05 it was from the entry's arrival: a young person
+    handed back after 25 minutes with a listener showed "attend depuis 26 min". Never below 0: a clock stepped back
+    (NTP) put the arrival after now (-30 s on the board until 2026-12-05)."""
+    return max(int((now - (conversation.waiting_since or entry.at)).total_seconds()), 0)
 
 
 async def period_figures(store: StatsRoles, flows: FlowSet, period: Period) -> dict[str, Any]:
@@ -128,7 +149,12 @@ async def period_figures(store: StatsRoles, flows: FlowSet, period: Period) -> d
 
 
 def wait_seconds(conversation: Conversation) -> int | None:
-    """From arrival in the queue to the (last) take, when both happened in that order."""
+    """The first wait: from arrival in the queue to the first take (``Conversation.first_wait_seconds``). A record
+    taken before that was kept: from its arrival to its (last) take, when both happened in that order. Until
+    2026-12-05 it was that for every record: a young person handed back counted their time with the listener, one
+    transferred (arrival after the take) counted as neither answered nor left unanswered."""
+    if conversation.first_wait_seconds is not None:
+        return conversation.first_wait_seconds
     if conversation.queued_at is None or conversation.taken_at is None:
         return None
     seconds = (conversation.taken_at - conversation.queued_at).total_seconds()

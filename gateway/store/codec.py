@@ -114,7 +114,7 @@ def loads(kind: str, raw: str | bytes, decode: Callable[[Any], T]) -> T:
 
 
 _MOMENTS = ("created_at", "updated_at", "last_inbound_at", "queued_at", "taken_at", "closed_at", "left_at",
-            "closed_notice_for", "window_paused_for", "erase_asked_at", "purged_at", "flagged_at",
+            "waiting_since", "closed_notice_for", "window_paused_for", "erase_asked_at", "purged_at", "flagged_at",
             "page_opened_at", "page_answered_at")  # fmt: skip
 _CONVERSATION_FIELDS = tuple(f.name for f in fields(Conversation))
 
@@ -157,6 +157,8 @@ def decode_conversation(data: dict[str, Any]) -> Conversation:
         last_inbound_at=_moment(data.get("last_inbound_at")),
         queued_at=_moment(data.get("queued_at")),
         taken_at=_moment(data.get("taken_at")),
+        waiting_since=_moment(data.get("waiting_since")),
+        first_wait_seconds=data.get("first_wait_seconds"),
         closed_at=_moment(data.get("closed_at")),
         client=data.get("client"),
         left_at=_moment(data.get("left_at")),
