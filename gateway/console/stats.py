@@ -2,7 +2,8 @@
 
 * :func:`live_board`: waiting now (and how many urgent), in progress, listeners online, the longest wait.
 * :func:`period_figures`: for the conversations *created* in a period: per hour of the day (in the flow's
-  timezone), per channel, the wait-time distribution (arrival in the queue to the first take), closing outcomes
+  timezone), per channel, the wait-time distribution (arrival in the queue to the first take) with how many left
+  unanswered and how many still wait, closing outcomes
   by category, and the routes taken (a listener, each partner the bot referred to, the closed line, ended with
   the bot).
 * :func:`to_csv`: the same figures as CSV rows ``section,key,label,value``.
@@ -127,6 +128,10 @@ async def period_figures(store: StatsRoles, flows: FlowSet, period: Period) -> d
     # left before a listener took them, and no human of the line answered them (a page admin in Meta's inbox did)
     unanswered = sum(1 for c in conversations if c.queued_at and not c.taken_at and not c.active
                      and c.page_answered_at is None)  # fmt: skip
+    # still waiting for a first human now (the line closed on them): until 2026-12-05 in no figure of the period, only
+    # "en attente" on the live board; every young person who reached the queue counts in one of the three
+    waiting = sum(1 for c in conversations if c.queued_at and not c.taken_at and c.active
+                  and c.page_answered_at is None)  # fmt: skip
     routes = Counter(r for c in conversations for r in routes_of(c, flows.for_version(c.flow_version).flow))
     channels = Counter(c.channel for c in conversations)
     outcomes = Counter(c.outcome for c in conversations if c.outcome)
@@ -141,6 +146,7 @@ async def period_figures(store: StatsRoles, flows: FlowSet, period: Period) -> d
             "buckets": _wait_buckets(waits),
             "answered": len(waits),
             "unanswered": unanswered,
+            "waiting": waiting,
             "median_seconds": int(median(waits)) if waits else None,
         },
         "outcomes": _labelled(outcomes, _outcome_labels(current)),
@@ -232,6 +238,7 @@ def to_csv(figures: Mapping[str, Any]) -> str:
     for section, rows in series.items():
         writer.writerows([section, _safe(r["key"]), _safe(r["label"]), r["value"]] for r in rows)
     writer.writerows([["wait", "answered", "", wait["answered"]], ["wait", "unanswered", "", wait["unanswered"]],
+                      ["wait", "waiting", "", wait["waiting"]],
                       ["wait", "median_seconds", "", wait["median_seconds"] or ""]])  # fmt: skip
     return out.getvalue()
 

@@ -61,4 +61,18 @@ async def test_transferred_then_gone_counts_as_answered(client: TestClient, queu
         wait = (await (await sam.get("/api/stats")).json())["wait"]
     finally:
         await sam.close()
-    assert (wait["answered"], wait["unanswered"], wait["median_seconds"]) == (1, 0, 180)
+    assert (wait["answered"], wait["unanswered"], wait["waiting"], wait["median_seconds"]) == (1, 0, 0, 180)
+
+
+async def test_still_waiting_is_in_the_figures(client: TestClient, queued: Any, clock: Clock) -> None:  # type: ignore[type-arg]
+    """Still waiting when the figures are drawn (the line closed on them): in no figure of the period until
+    2026-12-05, only "en attente" on the live board."""
+    clock.advance(minutes=20)
+    sam = await other_session(client, "sam")
+    try:
+        wait = (await (await sam.get("/api/stats")).json())["wait"]
+        csv_text = await (await sam.get("/api/stats.csv")).text()
+    finally:
+        await sam.close()
+    assert (wait["answered"], wait["unanswered"], wait["waiting"]) == (0, 0, 1)
+    assert "wait,waiting,,1\n" in csv_text
