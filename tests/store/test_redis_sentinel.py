@@ -185,6 +185,10 @@ async def test_a_planned_failover_moves_writes_and_subscribers_to_the_new_primar
     following = asyncio.create_task(store.workers()["store-primary"]())  # the app's supervisor runs it
     try:
         await store.add_listener(Listener("before", "hash", capacity=1))
+        with servers.client(servers.replica_port) as replica:  # replicated before the switch, which waits for no one
+            async with asyncio.timeout(10):  # (a fresh-clone run beside other jobs, 2026-12-05: not yet there)
+                while not replica.hexists(LISTENERS, "before"):
+                    await asyncio.sleep(0.05)
         subscription = await store.subscribe()
         loop = asyncio.get_running_loop()
         await planned_failover(servers)
