@@ -818,14 +818,20 @@ class Dispatcher:
 
     # ----- outcomes ---------------------------------------------------------------------------------------
 
-    async def _conclude(self, conversation: Conversation, engine: Engine, outcome: Outcome, now: datetime) -> None:
+    def _noted(self, conversation: Conversation, outcome: Outcome) -> None:
+        """The bot's outcome on the record (the card's summary, the route, an alert a hand-off carries though no flag
+        records it) and in the outcomes metric: at the end of its questions, or cut short by a human
+        (``_handed_over``)."""
         conversation.summary = [(label, value) for label, value in outcome.summary]
         conversation.route = outcome.route
         if outcome.kind == "handoff" and conversation.alert is None:  # at risk though no flag records it
             conversation.alert = _alert(outcome)
+        self.metrics.outcomes.labels(outcome.kind, outcome.queue or "", outcome.priority or "").inc()
+
+    async def _conclude(self, conversation: Conversation, engine: Engine, outcome: Outcome, now: datetime) -> None:
+        self._noted(conversation, outcome)
         if outcome.flag is not None and outcome.route not in conversation.interrupts_said:  # its words said with it
             conversation.interrupts_said += (outcome.route,)
-        self.metrics.outcomes.labels(outcome.kind, outcome.queue or "", outcome.priority or "").inc()
         if outcome.kind == "handoff" and outcome.queue:
             priority = Priority(outcome.priority or "normal")
             await self.enqueue(conversation, engine, outcome.queue, priority, now, given=outcome.partners)
@@ -1105,11 +1111,7 @@ class Dispatcher:
         conversation.engine = {**result.state.to_dict(), SAID: conversation.engine.get(SAID, "")}
         conversation.flow_version = result.state.flow_version
         await self.store.cancel_timers(conversation.id)
-        conversation.summary = [(label, value) for label, value in outcome.summary]
-        conversation.route = outcome.route
-        if conversation.alert is None:
-            conversation.alert = _alert(outcome)
-        self.metrics.outcomes.labels(outcome.kind, outcome.queue, outcome.priority or "").inc()
+        self._noted(conversation, outcome)
         priority = Priority(outcome.priority or "normal")
         if conversation.priority.rank < priority.rank:  # never lower
             priority = conversation.priority

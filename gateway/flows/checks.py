@@ -51,6 +51,7 @@ from gateway.flows.rules import (
     LanguageIs,
     Not,
 )
+from gateway.flows.understood import topic_question
 from gateway.messages import ChannelName
 
 ROUTE = "route"
@@ -795,7 +796,7 @@ def check_understanding(flow: Flow) -> Iterator[Issue]:
             yield Issue((*path, "then"), text)
     yield from _threshold("the topic", understanding.topic_threshold, (*base, "topic_threshold"))
     yield from _topic_question(flow, understanding.topic_question)
-    topics = _topic_values(flow, understanding.topic_question)
+    topics = _topic_values(flow)
     for name, topic_rule in understanding.topics.items():
         path = (*base, "topics", name)
         if topics is not None and name not in topics:
@@ -830,9 +831,9 @@ def _risk_interrupt(
         yield Issue((*path, key), text + " (choose an interrupt with 'handoff')")
 
 
-def _topic_values(flow: Flow, sid: str | None) -> list[str] | None:
+def _topic_values(flow: Flow) -> list[str] | None:
     """The values of the topic question's choices (the model's topics are these), None without such a question."""
-    sid = sid or next((k for k, step in flow.steps.items() if step.store == "topic" and step.choices), None)
+    sid = topic_question(flow)
     step = flow.steps.get(sid) if sid is not None else None
     return [choice.value for choice in step.choices] if step is not None and step.choices else None
 

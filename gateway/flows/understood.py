@@ -34,7 +34,7 @@ class Understood:
     def __init__(self, flow: Flow, options: Mapping[str, tuple[text.Option, ...]], skip_value: str) -> None:
         self.flow = flow
         self._options = {sid: tuple(o for o in opts if o.value != skip_value) for sid, opts in options.items()}
-        self.topic_question = _topic_question(flow)
+        self.topic_question = topic_question(flow)
         ask_once = flow.understanding.ask_once if flow.understanding else []
         self._ask_once = {sid: step for sid, step in flow.steps.items() if sid in options and step.store in ask_once}
 
@@ -107,7 +107,9 @@ class Understood:
         return text.find_option(norm, self._options[sid], words) or self.model_topic(sid, reading)
 
 
-def _topic_question(flow: Flow) -> str | None:
+def topic_question(flow: Flow) -> str | None:
+    """The question whose free-text answers the model's topic may answer: flows.yaml's ``topic_question``, else the
+    one that stores 'topic' with choices; None without understanding or such a question."""
     if flow.understanding is None:
         return None
     if flow.understanding.topic_question is not None:
