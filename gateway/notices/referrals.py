@@ -167,7 +167,11 @@ class Referrals:
         engine = self.flows.for_version(conversation.flow_version)
         lang = language_of(conversation, engine.flow)
         if not consent:
-            await self._tell(conversation, listener, engine.text(flow.referrals.declined_message, lang))
+            # The partner's own message follows: how to reach them, and when (never "whenever you like": most
+            # partners keep hours).
+            name = engine.text(found.name, lang)
+            declined = engine.text(flow.referrals.declined_message, lang).replace("{partner}", name)
+            await self._tell(conversation, listener, f"{declined}\n\n{engine.text(found.message, lang)}")
             return await self._save(referral, listener, "referral_declined", "no consent: nothing sent")
         shared, summary = self._reviewed(conversation, partner, shared, summary)
         if self.mailer is None:

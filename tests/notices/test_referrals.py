@@ -44,7 +44,10 @@ async def test_without_consent_nothing_is_sent_and_with_it_the_reviewed_summary_
         declined = await app.post(r, json={"partner": "116006", "consent": False, "shared": preview["shared"],
                                            "summary": "harcèlement sur un groupe"})  # fmt: skip
         assert declined.status == 201 and (await declined.json())["status"] == "declined"
-        await receive_until(ws, _said("nous ne transmettons rien"))
+        told = (await receive_until(ws, _said("nous ne transmettons rien")))[-1]
+        # Where to reach the partner and when: France Victimes answers 9:00-19:00, not "whenever you like".
+        assert "116 006 - France Victimes" in told["entry"]["text"] and "de 9h à 19h" in told["entry"]["text"]
+        assert "quand tu veux" not in told["entry"]["text"]
         assert smtp.inbox.received == []  # the request returned after any send: none happened
 
         reviewed = [[label, "" if label == "En quelques mots" else value] for label, value in preview["shared"]]
