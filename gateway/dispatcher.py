@@ -1048,12 +1048,15 @@ class Dispatcher:
         as they were. Nothing is recorded for a young person with no open conversation (nothing starts for it), nor
         for a provider id the outbox recorded (a reply of the gateway's).
 
-        A human answering ends the bot's part (Meta's Handover Protocol: the page inbox takes the thread; Chatwoot,
-        Aselo): still with the bot, the conversation is handed to the listeners as the bot's routing would hand off
-        the answers gathered so far (:meth:`_handed_over`), the bot asking nothing more. Until 2026-12-05 the bot
-        went on: its next question came over the admin's words. Waiting or with a listener, nothing changes but the
-        mark of a human's answer (``Conversation.page_answered_at``: the queue's card, the "left unanswered"
-        figure)."""
+        A human answering (``echo.human``: its app in ``MESSENGER_HUMAN_ECHO_APPS``) ends the bot's part (Meta's
+        Handover Protocol: the page inbox takes the thread; Chatwoot, Aselo): still with the bot, the conversation
+        is handed to the listeners as the bot's routing would hand off the answers gathered so far
+        (:meth:`_handed_over`), the bot asking nothing more. Until 2026-12-05 the bot went on: its next question came
+        over the admin's words. Waiting or with a listener, nothing changes but the mark of a human's answer
+        (``Conversation.page_answered_at``: the queue's card, the "left unanswered" figure). Any other echo may be
+        one of Meta's automated responses (Instant Reply, away message: nobody behind it): recorded only, the bot
+        goes on and nothing is marked. Until 2026-12-06 it ended the bot's part at the young person's first message,
+        leaving them with "we will answer soon" and then silence."""
         if await self.store.find_by_provider_id(echo.message_id) is not None:
             return False
         found = await self.store.find_active_conversation(echo.channel, echo.recipient)
@@ -1071,19 +1074,22 @@ class Dispatcher:
                 return False
             now = self.clock()
             written = await self.store.entries_written(conversation.id, [entry_id])
-            if written and conversation.status != Status.BOT and conversation.page_answered_at is not None:
+            answered = conversation.status != Status.BOT and conversation.page_answered_at is not None
+            if written and echo.human and answered:
                 await self.store.release(key, owner)
                 return False
-            if not written:  # written, still with the bot or unmarked: cut short (an instance died), completed
+            if not written:  # written, not yet handed over, or not marked processed: cut short, completed
                 entry = TranscriptEntry(
                     id=entry_id, conversation_id=conversation.id, at=now, author=Author.PAGE, text=echo.text,
                     attachments=echo.attachments, delivery=Delivery.DELIVERED,
                 )  # fmt: skip
                 await self.store.append_transcript(entry)
                 await self.store.publish(EntryAdded(conversation.id, entry))
-            marked = conversation.page_answered_at is None  # the queue's card says a human answered
-            conversation.page_answered_at = conversation.page_answered_at or now
-            handed = conversation.status == Status.BOT
+            # the queue's card says a human answered: never for an echo that may be an automated response
+            marked = echo.human and conversation.page_answered_at is None
+            if echo.human:
+                conversation.page_answered_at = conversation.page_answered_at or now
+            handed = echo.human and conversation.status == Status.BOT
             if handed:
                 await self._handed_over(conversation, now)
             await self.store.save_conversation(conversation, done=DoneMark(key, DEDUPE_TTL_SECONDS))

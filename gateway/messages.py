@@ -112,13 +112,16 @@ class Echo:
     (Messenger's ``is_echo`` of no app, or of another app than the gateway's). ``recipient`` is the young person's
     address (never logged, never shown); ``message_id`` the provider's id, the key of its de-duplication. Recorded
     for the listeners (author ``page``), never sent, never read as the young person's words
-    (``Dispatcher.handle_echo``)."""
+    (``Dispatcher.handle_echo``). ``human``: known to be a person's answer (its app in ``MESSENGER_HUMAN_ECHO_APPS``),
+    which ends the bot's part; else it may be one of Meta's automated responses (Instant Reply, away message), and
+    the bot goes on."""
 
     channel: ChannelName
     recipient: str = field(repr=False)
     message_id: str
     text: str = field(default="", repr=False)
     attachments: tuple[Attachment, ...] = ()
+    human: bool = False
 
 
 # Between the provider ids of a message sent in parts (``channels.base.send_parts``), in the order the parts went:

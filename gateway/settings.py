@@ -162,6 +162,11 @@ class Settings(BaseSettings):
     # gateway's own reply; any other echo is the page's, answered from outside the gateway (Meta's inbox: docs/
     # channels.md). Unset: only echoes naming no app are taken as the page's
     messenger_app_id: str = ""
+    # the apps (ids, comma-separated) whose echoes are a person answering from outside the gateway: such an answer
+    # ends the bot's part (docs/channels.md). Meta documents 263902037430900 for a message sent from the Page inbox,
+    # but documents nothing that tells an automated response (Instant Reply, away message, FAQ) apart: list it only
+    # with those off. Empty: no echo ends the bot's part; every echo not the gateway's is still recorded
+    messenger_human_echo_apps: str = ""
     # WhatsApp through Twilio
     twilio_account_sid: str = ""
     twilio_auth_token: SecretStr = SecretStr("")
@@ -316,6 +321,7 @@ class Settings(BaseSettings):
         self.partner_key_map()  # ConfigError when malformed
         self._check_data_keys()
         self.console_origin_list()  # ConfigError when malformed
+        self.messenger_human_echo_app_ids()  # ConfigError when malformed
         if self.redis_max_connections < 1 or self.redis_pool_timeout <= 0:
             raise ConfigError("GATEWAY_REDIS_MAX_CONNECTIONS must be >= 1 and GATEWAY_REDIS_POOL_TIMEOUT positive")
         if self.redis_health_check_seconds <= 0:  # 0 was "no check", the events connection's included
@@ -448,6 +454,14 @@ class Settings(BaseSettings):
         """Where a request's client address comes from (``gateway/proxies.py``); ConfigError naming the item of
         ``GATEWAY_TRUSTED_PROXIES`` that is not a network."""
         return ClientAddresses.of(self.client_address_header, self.trusted_proxies)
+
+    def messenger_human_echo_app_ids(self) -> frozenset[str]:
+        """``MESSENGER_HUMAN_ECHO_APPS`` as app ids (digits); ConfigError naming an item that is not one."""
+        ids = frozenset(filter(None, (part.strip() for part in self.messenger_human_echo_apps.split(","))))
+        for app in ids:
+            if not app.isascii() or not app.isdigit():
+                raise ConfigError(f"MESSENGER_HUMAN_ECHO_APPS: '{app}' is not an app id (digits, e.g. 263902037430900)")
+        return ids
 
     def console_origin_list(self) -> tuple[str, ...]:
         """``GATEWAY_CONSOLE_ORIGINS`` as origins (``scheme://host[:port]``, no path); ConfigError when malformed."""

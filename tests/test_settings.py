@@ -201,3 +201,11 @@ def test_a_rate_that_allows_nothing_is_refused() -> None:
     for name in ("GATEWAY_LIMIT_MESSAGES_PER_CONVERSATION", "GATEWAY_LIMIT_CHATS_PER_ADDRESS"):
         with pytest.raises(ConfigError, match=f"{name} must allow at least 1, not 0"):
             Settings.from_env({name: "0/minute"}, env_file=None)
+
+
+def test_the_apps_whose_echoes_are_a_persons_are_app_ids() -> None:
+    settings = Settings.from_env({"MESSENGER_HUMAN_ECHO_APPS": " 263902037430900, 1517 ,"}, env_file=None)
+    assert settings.messenger_human_echo_app_ids() == {"263902037430900", "1517"}
+    assert Settings.from_env({}, env_file=None).messenger_human_echo_app_ids() == frozenset()  # none by default
+    with pytest.raises(ConfigError, match="MESSENGER_HUMAN_ECHO_APPS"):
+        Settings.from_env({"MESSENGER_HUMAN_ECHO_APPS": "page inbox"}, env_file=None)

@@ -4,8 +4,9 @@ Inbound: ``GET /webhooks/messenger`` answers Meta's ``hub.*`` handshake (:meth:`
 ``POST`` carries ``{"object": "page", "entry": [{"messaging": [...]}, ...]}`` signed with
 ``X-Hub-Signature-256`` (HMAC-SHA256 of the raw bytes keyed with the app secret). Every entry and every
 messaging item is read; deliveries and reads become receipts. Echoes (a copy of every message the page sends): the
-gateway's own (``MESSENGER_APP_ID``'s) are dropped; the page's sent from outside it (an admin in Meta's inbox: no
-``app_id``, or another app's) become :class:`~gateway.messages.Echo`, recorded for the listeners, never sent.
+gateway's own (``MESSENGER_APP_ID``'s) are dropped; the page's sent from outside it (an admin in Meta's inbox, or
+Meta's automated responses: no ``app_id``, or another app's) become :class:`~gateway.messages.Echo`, recorded for
+the listeners, never sent; those of an app in ``MESSENGER_HUMAN_ECHO_APPS`` are a person's answer.
 The body's shape is a few pydantic models (strict types): a body that does not fit is 400, naming the field.
 
 Outbound: ``POST {messenger_api_url}/me/messages?access_token=…``. Bot messages go as ``RESPONSE`` (24-hour
@@ -121,7 +122,8 @@ class MessengerChannel:
         self._check_signature(raw, request.headers.get("X-Hub-Signature-256", ""))
         return parse_events(load_json(raw, self.name), max_age_ms=self._settings.messenger_max_event_age * 1000,
                             get_started=self._settings.messenger_get_started_payload,
-                            app_id=self._settings.messenger_app_id)  # fmt: skip
+                            app_id=self._settings.messenger_app_id,
+                            human_apps=self._settings.messenger_human_echo_app_ids())  # fmt: skip
 
     def acknowledge(self) -> web.Response:
         return web.Response(text="ok")
@@ -327,12 +329,13 @@ class _Body(_Part):
 
 def parse_events(
     document: object, *, max_age_ms: int | None = None, now_ms: int | None = None, get_started: str = GET_STARTED,
-    app_id: str = "",
+    app_id: str = "", human_apps: frozenset[str] = frozenset(),
 ) -> Batch:  # fmt: skip
     """The messages, receipts and echoes in a webhook body, every entry and every messaging item, oldest first (by
     their ``timestamp``, when every item has one; else in the body's order). ``get_started``: the payload of the
     page's "Get Started" button (``MESSENGER_GET_STARTED_PAYLOAD``); ``app_id``: the gateway's app
-    (``MESSENGER_APP_ID``), whose echoes are its own replies (:func:`_echo`).
+    (``MESSENGER_APP_ID``), whose echoes are its own replies (:func:`_echo`); ``human_apps``: the apps whose echoes
+    are a person's answer (``MESSENGER_HUMAN_ECHO_APPS``).
 
     An item whose ``timestamp`` is more than ``max_age_ms`` before ``now_ms`` (default: the clock) is counted in
     ``too_old`` and left out: a correctly signed body replayed long after is acknowledged and does nothing.
@@ -353,7 +356,7 @@ def parse_events(
             continue
         inbound += messages
         receipts += statuses
-        if item.message is not None and item.message.is_echo and (echo := _echo(item, app_id)) is not None:
+        if item.message is not None and item.message.is_echo and (echo := _echo(item, app_id, human_apps)) is not None:
             echoes.append(echo)
     return Batch(inbound=tuple(inbound), receipts=tuple(receipts), echoes=tuple(echoes), too_old=too_old)
 
@@ -391,13 +394,17 @@ def _parse_item(item: _Item, get_started: str) -> tuple[list[Inbound], list[Rece
     return [], []
 
 
-def _echo(item: _Item, app_id: str) -> Echo | None:
-    """An echo the page sent from outside the gateway: one naming no app (Meta's inbox, Business Suite), or, with
-    the gateway's ``app_id`` known, one naming another app; None for the gateway's own (its app's, or any app's when
-    ``app_id`` is unset: it cannot be told apart), or one without its recipient, its ``mid`` or anything said."""
+def _echo(item: _Item, app_id: str, human_apps: frozenset[str] = frozenset()) -> Echo | None:
+    """An echo the page sent from outside the gateway: one naming no app (Meta's inbox, Business Suite, Meta's
+    automated responses), one naming an app of ``human_apps``, or, with the gateway's ``app_id`` known, one naming
+    another app; None for the gateway's own (its app's, or any other app's when ``app_id`` is unset: it cannot be
+    told apart), or one without its recipient, its ``mid`` or anything said. ``human`` only for an app of
+    ``human_apps``: nothing else in an echo tells a person's answer from an automated response's."""
     message = item.message
     assert message is not None and message.is_echo
-    if message.app_id is not None and (not app_id or str(message.app_id) == app_id):
+    app = None if message.app_id is None else str(message.app_id)
+    human = app is not None and app in human_apps and app != app_id
+    if app is not None and not human and (not app_id or app == app_id):
         return None
     recipient = item.recipient.get("id") if isinstance(item.recipient, dict) else None
     if isinstance(recipient, bool) or not isinstance(recipient, str | int) or not str(recipient):
@@ -406,7 +413,7 @@ def _echo(item: _Item, app_id: str) -> Echo | None:
         return None
     return Echo(
         channel=ChannelName.MESSENGER, recipient=str(recipient), message_id=message.mid, text=message.text,
-        attachments=tuple(_attachment(a) for a in message.attachments),
+        attachments=tuple(_attachment(a) for a in message.attachments), human=human,
     )  # fmt: skip
 
 

@@ -576,3 +576,22 @@ def test_an_echo_is_the_pages_from_outside_the_gateway_unless_it_names_the_gatew
     known = parse_events(messenger_body(items), app_id="1517")
     assert [e.message_id for e in known.echoes] == ["m_admin", "m_other"]  # the odd one says nothing: no text
     assert "une réponse" not in repr(known.echoes) and PSID not in repr(known.echoes)
+    assert [e.human for e in known.echoes] == [False, False]  # either may be Meta's automated response
+
+
+def test_an_echo_is_a_persons_answer_only_when_its_app_is_listed_as_one() -> None:
+    """``MESSENGER_HUMAN_ECHO_APPS``: Meta's Page inbox app named, its echoes are an admin's answer, even with the
+    gateway's own app unset (that app is never the gateway's); an echo of no app may be an automated response."""
+    items = [
+        messenger_echo(PSID, "réponse automatique", mid="m_auto", app_id=None),
+        messenger_echo(PSID, "une admin", mid="m_admin", app_id=263902037430900),
+        messenger_echo(PSID, "une autre app", mid="m_other", app_id=4242),
+        messenger_echo(PSID, "notre réponse", mid="m_ours", app_id=1517),
+    ]
+    inbox = frozenset({"263902037430900"})
+    known = parse_events(messenger_body(items), app_id="1517", human_apps=inbox)
+    assert [(e.message_id, e.human) for e in known.echoes] == [("m_auto", False), ("m_admin", True), ("m_other", False)]
+    unset = parse_events(messenger_body(items), human_apps=inbox)
+    assert [(e.message_id, e.human) for e in unset.echoes] == [("m_auto", False), ("m_admin", True)]
+    own = parse_events(messenger_body(items), app_id="1517", human_apps=frozenset({"1517"}))  # never its own
+    assert [(e.message_id, e.human) for e in own.echoes] == [("m_auto", False), ("m_admin", False), ("m_other", False)]

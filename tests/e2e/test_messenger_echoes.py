@@ -35,7 +35,6 @@ from tests.e2e.channel_support import (
 from tests.e2e.test_messenger import (
     PSID,
     SECRET,
-    client,
     deliver,
     handed_to_listener,
     message,
@@ -48,7 +47,6 @@ from tests.store.conftest import redis_url
 from tests.test_webchat import receive_until
 
 __all__ = [
-    "client",
     "gateway",
     "messenger_on_redis",
     "messenger_settings",
@@ -61,7 +59,17 @@ META_INBOX = 263902037430900  # another app: Meta's inbox as some pages' echoes 
 ADMIN = "Bonjour, ici l'équipe de la page : on a bien lu ton message."
 
 
-def echo(text: str, mid: str, app_id: int | None = None) -> dict[str, Any]:
+def human_inbox(settings: Settings) -> Settings:
+    """A page whose Meta automated responses are off: an echo of Meta's inbox app is a page admin's answer."""
+    return settings.replace(messenger_app_id=str(OURS), messenger_human_echo_apps=str(META_INBOX))
+
+
+@pytest.fixture
+async def client(gateway: GatewayFactory, messenger_settings: Settings) -> Client:
+    return await gateway(human_inbox(messenger_settings))
+
+
+def echo(text: str, mid: str, app_id: int | None = META_INBOX) -> dict[str, Any]:
     return messenger_body([messenger_echo(PSID, text, mid=mid, app_id=app_id)])
 
 
@@ -128,7 +136,10 @@ async def test_the_gateways_own_echoes_stay_ignored_with_its_app_id_set(
     assert [e["author"] for e in transcript if e["text"] == "Je suis là."] == ["listener"]
 
 
-async def test_without_an_app_id_set_only_echoes_without_one_are_an_admins(client: Client, graph: FakeGraphAPI) -> None:
+async def test_without_an_app_id_set_only_echoes_without_one_are_an_admins(
+    gateway: GatewayFactory, messenger_settings: Settings, graph: FakeGraphAPI
+) -> None:
+    client = await gateway(messenger_settings)
     desk, conversation_id = await handed_to_listener(client, graph)
     assert await deliver(client, echo("une réponse d'une app", "m_app", app_id=META_INBOX)) == 200
     assert await deliver(client, echo(ADMIN, "m_admin_3", app_id=None)) == 200
@@ -261,7 +272,7 @@ async def test_on_redis_an_admins_answer_is_recorded_once_and_shown(
 ) -> None:
     """The same on Redis (the store several instances share): the entry written once under the conversation's
     lock, however often Meta delivers the echo."""
-    client = await gateway(messenger_on_redis.replace(messenger_app_secret=SECRET))
+    client = await gateway(human_inbox(messenger_on_redis.replace(messenger_app_secret=SECRET)))
     desk, conversation_id = await handed_to_listener(client, graph)
     for _ in range(3):
         assert await deliver(client, echo(ADMIN, "m_admin_redis")) == 200
@@ -274,7 +285,7 @@ async def test_on_redis_an_admins_answer_is_recorded_once_and_shown(
 async def test_on_redis_an_admins_answer_while_the_bot_asks_hands_off_once(
     gateway: GatewayFactory, messenger_on_redis: Settings, graph: FakeGraphAPI
 ) -> None:
-    client = await gateway(messenger_on_redis.replace(messenger_app_secret=SECRET))
+    client = await gateway(human_inbox(messenger_on_redis.replace(messenger_app_secret=SECRET)))
     assert await deliver(client, message("Bonjour", mid="m_hello_redis")) == 200
     conversation = await in_bot(client)
     sent = len(graph.accepted())
@@ -377,7 +388,7 @@ async def test_an_admins_answer_redelivered_after_its_conversation_ended_leaves_
 async def test_on_redis_an_admins_answer_redelivered_after_its_conversation_ended_leaves_the_next_one_alone(
     gateway: GatewayFactory, messenger_on_redis: Settings
 ) -> None:
-    client = await gateway(messenger_on_redis.replace(messenger_app_secret=SECRET))
+    client = await gateway(human_inbox(messenger_on_redis.replace(messenger_app_secret=SECRET)))
     await redelivered_after_the_conversation_ended(client)
 
 
@@ -390,7 +401,7 @@ async def test_an_admins_answer_delivered_with_the_young_persons_next_message_ge
     assert await deliver(client, message("Bonjour", mid="m_hello_batch")) == 200
     conversation = await in_bot(client)
     sent = len(graph.accepted())
-    answer = messenger_echo(PSID, ADMIN, mid="m_admin_batch", app_id=None)
+    answer = messenger_echo(PSID, ADMIN, mid="m_admin_batch", app_id=META_INBOX)
     pressed = messenger_message(PSID, "Non", mid="m_no_batch", quick_reply="no")
     answer["timestamp"] = pressed["timestamp"] - 1000  # the admin wrote first
     assert await deliver(client, messenger_body([pressed, answer])) == 200
@@ -408,7 +419,7 @@ async def test_an_admins_answer_in_the_webhook_that_opens_the_conversation_is_re
     """The young person's first message and the page's answer to it in one webhook: the conversation opens, then
     the answer is recorded in it and ends the bot's part."""
     first = messenger_message(PSID, "Bonjour", mid="m_hello_with_answer")
-    answer = messenger_echo(PSID, ADMIN, mid="m_admin_first", app_id=None)
+    answer = messenger_echo(PSID, ADMIN, mid="m_admin_first", app_id=META_INBOX)
     answer["timestamp"] = first["timestamp"] + 1000
     assert await deliver(client, messenger_body([first, answer])) == 200
 
@@ -437,3 +448,84 @@ async def test_get_started_in_the_day_after_an_admins_answer_is_not_told_the_cha
     told = texts(await graph.wait_accepted(sent + 1))[sent:]
     assert len(told) == 1 and "position 1" in told[0]
     assert "rouvert" not in told[0]
+
+
+INSTANT_REPLY = "Merci pour ton message ! Nous te répondrons dès que possible."  # Meta's automated response
+
+
+@pytest.mark.parametrize(
+    ("app_id", "ours", "humans"),
+    [
+        (None, "", ""),  # the defaults
+        (None, str(OURS), ""),
+        (META_INBOX, str(OURS), ""),
+        (4242, str(OURS), ""),
+        (None, str(OURS), str(META_INBOX)),  # a person's answers named: an echo of no app is still not one
+        (4242, str(OURS), str(META_INBOX)),
+    ],
+)
+async def test_an_automated_response_of_metas_is_recorded_and_the_bot_goes_on_answering(
+    gateway: GatewayFactory, messenger_settings: Settings, graph: FakeGraphAPI, app_id: int | None, ours: str,
+    humans: str,
+) -> None:  # fmt: skip
+    """A page with Meta's automated responses on (Business Suite's Instant Reply, away message, FAQ): Meta sends
+    one at the young person's first message, and its echo names no app or Meta's inbox app, as a page admin's
+    answer does (Meta documents nothing that tells them apart). Until 2026-12-06 that echo ended the bot's part at
+    the first message: the young person was left with "we will answer soon" and then silence, no question, no
+    emergency numbers, no place in line. Now an echo not known to be a person's is recorded for the listeners and
+    the bot goes on."""
+    client = await gateway(messenger_settings.replace(messenger_app_id=ours, messenger_human_echo_apps=humans))
+    assert await deliver(client, message("Bonjour", mid="m_hello_auto")) == 200
+    conversation = await in_bot(client)
+    sent = len(graph.accepted())
+    assert await deliver(client, echo(INSTANT_REPLY, "m_auto_1", app_id=app_id)) == 200
+    store = client.app[STORE]
+
+    async def recorded() -> list[str]:
+        return [e.text for e in await store.transcript(conversation.id) if e.author == Author.PAGE]
+
+    assert await eventually(recorded) == [INSTANT_REPLY]  # the listener sees what the page said
+    current = await store.get_conversation(conversation.id)
+    assert current is not None and current.status == Status.BOT and current.page_answered_at is None
+    assert await deliver(client, message("Non", "no", mid="m_no_auto")) == 200  # the bot answers: its next question
+    assert len(texts(await graph.wait_accepted(sent + 1))) > sent
+    current = await store.get_conversation(conversation.id)
+    assert current is not None and current.status == Status.BOT
+
+
+async def test_metas_away_message_to_a_waiting_young_person_does_not_mark_them_answered(
+    client: Client, graph: FakeGraphAPI
+) -> None:
+    """Meta's away message (no app) while the young person waits: recorded, but the queue's card does not say a human
+    answered them, and leaving unanswered they count as such."""
+    await walk_to_queue(client)
+    [waiting] = await client.app[STORE].conversations_by_status(Status.QUEUED)
+    assert await deliver(client, echo(INSTANT_REPLY, "m_away", app_id=None)) == 200
+    store = client.app[STORE]
+
+    async def recorded() -> list[str]:
+        return [e.text for e in await store.transcript(waiting.id) if e.author == Author.PAGE]
+
+    assert await eventually(recorded) == [INSTANT_REPLY]
+    desk = ListenerDesk(client)
+    await desk.login()
+    assert (await desk.first_waiting())["page_answered"] is False
+
+
+async def test_an_automated_responses_echo_cut_after_its_entry_is_completed_once_at_its_redelivery(
+    client: Client, graph: FakeGraphAPI
+) -> None:
+    """The instance died after writing the page's entry of an automated response, before saving its processed mark:
+    Meta delivers it again, nothing is written twice, and the bot's part goes on."""
+    assert await deliver(client, message("Bonjour", mid="m_hello_auto_cut")) == 200
+    conversation = await in_bot(client)
+    store = client.app[STORE]
+    written = Echo(ChannelName.MESSENGER, PSID, "m_auto_cut", INSTANT_REPLY)
+    entry = TranscriptEntry(id=echo_entry_id(written), conversation_id=conversation.id, at=conversation.created_at,
+                            author=Author.PAGE, text=INSTANT_REPLY, delivery=Delivery.DELIVERED)  # fmt: skip
+    await store.append_transcript(entry)
+    for _ in range(2):
+        assert await deliver(client, echo(INSTANT_REPLY, "m_auto_cut", app_id=None)) == 200
+    assert [e.text for e in await store.transcript(conversation.id) if e.author == Author.PAGE] == [INSTANT_REPLY]
+    current = await store.get_conversation(conversation.id)
+    assert current is not None and current.status == Status.BOT and current.page_answered_at is None
