@@ -42,7 +42,7 @@ from gateway.flows import keywords, lifecycle
 from gateway.flows.engine import Engine, Outcome, State, StepResult
 from gateway.flows.lifecycle import Trigger
 from gateway.flows.reading import Reading, Risk
-from gateway.flows.risk import Flag
+from gateway.flows.risk import Decision, Flag
 from gateway.flowset import FlowSet
 from gateway.ids import derived_from, echo_entry_id, echo_key, inbound_entry_id, inbound_key, new_id
 from gateway.language import language_of
@@ -291,12 +291,20 @@ class Dispatcher:
         not answered: :data:`THANKED`); no new conversation, no welcome, no queue entry. True when so processed,
         False a duplicate; None: anything else, processed as any message (a new conversation). Until 2026-12-05 it
         opened a new conversation: the welcome, the closed line again at night, the danger question, then "je n'ai
-        pas bien compris". Not the web chat's: a message after its end is refused ``ended`` (``gateway/webchat.py``)."""
+        pas bien compris". So is "stop" alone (an ending interrupt's phrase as the whole message, as at a question,
+        no emoji but the section's), answered with ``messages.after_end_stop``: until 2026-12-06 it opened a new
+        conversation too, its welcome, the closed line at night, the danger question, then "on s'arrête là". Not
+        the web chat's: a message after its end is refused ``ended`` (``gateway/webchat.py``)."""
         engine = self.flows.engine()
         words = engine.after_end
         if (words is None or later or inbound.channel == ChannelName.WEBCHAT or inbound.payload or inbound.attachments
-                or inbound.edited or inbound.opening or inbound.restart or inbound.menu or not words.only(inbound.text)
-                or engine.decide(inbound.text, reading).flag is not None):  # fmt: skip
+                or inbound.edited or inbound.opening or inbound.restart or inbound.menu):  # fmt: skip
+            return None
+        decision = engine.decide(inbound.text, reading)
+        if decision.flag is not None:
+            return None
+        stopped = not words.only(inbound.text)  # else a thank-you
+        if stopped and not (_only_ends(decision) and words.calm(inbound.text)):
             return None
         if await self.store.find_active_conversation(inbound.channel, inbound.sender) is not None:
             return None
@@ -327,9 +335,11 @@ class Dispatcher:
             if answered:
                 language = language_of(ended, engine.flow)
                 ended.engine = {**ended.engine, THANKED: now.isoformat()}
-                await self.emit(ended, [Reply(engine.message("after_end", language))], Author.BOT, now)
+                reply = engine.message("after_end_stop" if stopped else "after_end", language)
+                await self.emit(ended, [Reply(reply)], Author.BOT, now)
             await self.store.save_conversation(ended, done=DoneMark(claim.key, DEDUPE_TTL_SECONDS))
-        log.info("dispatcher: %s: a thank-you after its end, %s", ended.id, "answered" if answered else "kept")
+        said = "a stop" if stopped else "a thank-you"
+        log.info("dispatcher: %s: %s after its end, %s", ended.id, said, "answered" if answered else "kept")
         return True
 
     async def _edit_counts(self, inbound: Inbound, reading: Reading | None) -> bool:
@@ -1299,6 +1309,15 @@ def said_words(engine: Engine, text: str) -> list[str]:
     the keywords read written as words (``keywords.with_emoji_words``), so that "🩹" then "encore ce soir" reads as
     one message would, where the canonical form alone drops the emoji and keeps nothing."""
     return (keywords.with_emoji_words(text) or engine.canonical(text)).split()[-SAID_WORDS:]
+
+
+def _only_ends(decision: Decision) -> bool:
+    """Whether the message is an ending interrupt's phrase alone ("stop", "laisse tomber") that only ends: nothing
+    referred, no listener offered (a short goodbye must not stand in for those)."""
+    if decision.ending is None:
+        return False
+    then = decision.ending[1]
+    return then.handoff is None and not then.refer and then.offer_listener is None
 
 
 def _just_ended(conversation: Conversation, now: datetime, window: timedelta) -> bool:

@@ -5,7 +5,10 @@ writes "merci", "ok merci", "🙏" a minute later. Within ``minutes`` of that en
 words (``phrases``, matched as the whole message like the erasure phrases: :func:`gateway.flows.keywords.only`,
 repeated or one after another: "ok merci") or only such emoji (``emoji``), and in which no risk is read, is kept in
 the ended conversation and answered once with ``messages.after_end`` (``Dispatcher._after_end``): no new
-conversation, no welcome. Without the section, any message after an ending starts a new conversation.
+conversation, no welcome. So is, answered with ``messages.after_end_stop``, a message that is only an ending
+interrupt's phrase ("stop", "arrête", "laisse tomber": the flow's interrupts that end the conversation, matched as
+they are at a question) with none but the section's emoji. Without the section, any message after an ending starts
+a new conversation.
 """
 
 from __future__ import annotations
@@ -57,6 +60,11 @@ class AfterEndWords:
         if anywhere is None or anywhere.search(keywords.Words(canon)) is None:  # most messages: one search
             return False
         return keywords.only(canon, self.phrases.each, ())
+
+    def calm(self, raw: str) -> bool:
+        """Whether the message holds no emoji but the section's: "stop 👋" may be a closing word alone, "stop 😢"
+        is not."""
+        return _emoji(raw) <= self.emoji
 
 
 def _emoji(text: str) -> set[str]:

@@ -524,7 +524,7 @@ def check_required_messages(flow: Flow) -> Iterator[Issue]:
 WHERE_TO_TURN: tuple[str, ...] = (
     "closed_line", "closed_line_again", "queued_offline", "abandoned", "ended", "idle_closed", "rate_limited",
     "blocked", "unreachable", "listener_disconnected_closed", "listener_disconnected_offline", "after_end",
-    "reopened_offline",
+    "after_end_stop", "reopened_offline",
 )  # fmt: skip
 """Messages sent while nobody can answer here, or as the conversation ends, or as a message is refused (a flood, a
 block), or shown by the web chat page while it cannot reach the line: each must give an emergency partner's number."""

@@ -329,6 +329,7 @@ OPTIONAL_MESSAGES: tuple[str, ...] = (
     "queued_closing",  # queued while the line closes before the wait "queued" would promise (else DEFAULT_MESSAGES')
     "unreachable",  # the web chat page, its line out of reach 30 s: where to turn meanwhile (else DEFAULT_MESSAGES')
     "after_end",  # a thank-you alone just after an ending (``after_end``): the one short reply (else DEFAULT_MESSAGES')
+    "after_end_stop",  # "stop" alone just after an ending (``after_end``): the one short reply (else DEFAULT_MESSAGES')
     "reopened",  # the first queue message after the line reopened, the wait told it closed (else DEFAULT_MESSAGES')
     "reopened_offline",  # the same while no listener is online yet: none promised (else DEFAULT_MESSAGES')
 )
@@ -339,6 +340,13 @@ DEFAULT_MESSAGES: dict[str, LocalText] = {
         "d'ouverture du chat. En danger immédiat : 17 ou 112.",
         "en": "You're welcome. Take care of yourself 💙 You can write to us again: the listeners answer here during "
         "the chat's opening hours. In immediate danger: 17 or 112.",
+    },
+    "after_end_stop": {
+        "fr": "D'accord, on s'arrête là : cette conversation est déjà terminée 💙 Tu peux nous réécrire : les "
+        "écoutant·es répondent ici aux heures d'ouverture du chat. Le 119 et le 3114 répondent 24h/24 ; en danger "
+        "immédiat : 17 ou 112.",
+        "en": "OK, we'll stop here: this conversation has already ended 💙 You can write to us again: the listeners "
+        "answer here during the chat's opening hours. 119 and 3114 answer 24/7; in immediate danger: 17 or 112.",
     },
     "listener_disconnected": {
         "fr": "L'écoutant·e qui te répondait a été déconnecté·e. Tu es de nouveau dans la file, à ta place : "

@@ -15,7 +15,7 @@ def engine() -> Engine:
 
 
 THANKS = ["merci", "ok merci", "d'accord", "merci beaucoup 🙏", "thanks", "ok bye", "Merci !!", "🙏", "👍", "❤️", "👍🏽",
-          "merci bcp", "thx", "Thank you so much", "ok d'accord merci"]  # fmt: skip
+          "merci bcp", "thx", "Thank you so much", "ok d'accord merci", "c'est bon", "C BON"]  # fmt: skip
 OTHER = ["merci 😢", "ok 🔪", "merci mais il continue", "salut", "bonjour", "", "   ", "merci je vais me tuer", "ok 🩹",
          "non", "oui", "j'ai un autre problème"]  # fmt: skip
 
