@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import re
 import string
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from gateway.flows import hours, text
+from gateway.flows import hours, keywords, text
 from gateway.flows.after_end import AfterEndWords
 from gateway.flows.model import DEFAULT_MESSAGES, Branch, LocalText, Step
 from gateway.flows.model import Outcome as OutcomeSpec
@@ -38,6 +39,15 @@ PREFER_NOT_TO_SAY_SYNONYMS: dict[str, tuple[str, ...]] = {
     "fr": ("je prefere ne pas dire", "je prefere pas", "je ne sais pas", "sais pas", "jsp", "passer", "pas envie"),
     "en": ("prefer not", "rather not", "i don t know", "dont know", "not sure", "skip", "pass"),
 }
+
+GREETING_WORDS = frozenset(
+    ("bonjour", "bonsoir", "salut", "coucou", "slt", "bjr", "bsr", "cc", "kikou", "wesh", "allo", "hello", "hey", "hi",
+     "hola", "yo", "madame", "monsieur")
+)  # fmt: skip
+"""Words that only greet (canonical: "Bonjour !", "BONJOURRR", "coucou 👋" read "bonjour", "coucou"): a message made
+of them alone, at a question, is asked the question again kindly (``greeted``), not told "not understood"."""
+GREETING_EMOJI = frozenset("👋🙂😊😀😃😄🤗✌")
+"""The emoji that may stand beside a greeting: "salut 😢" is not a greeting alone."""
 
 OutcomeKind = Literal["handoff", "referred", "ended", "closed"]
 # The closed-line message is told once a conversation: at its hand-off it is told in full again only when it says
@@ -79,6 +89,9 @@ class State:
     unsure: bool = False
     """The language is the flow's first only because the channel told none: until the young person chooses one,
     each message's words may tell it (``gateway/flows/written.py``)."""
+    greeted: bool = False
+    """A greeting alone was answered at the question waiting (:meth:`Engine._greeting`): a second one there counts
+    as a wrong answer, so that a young person who only greets still reaches a human past the retries."""
 
     def to_dict(self) -> dict[str, Any]:
         """The fields at their default (no step, no offer, nothing noted…) are left out: it is stored in every
@@ -378,7 +391,7 @@ class Engine:
                 if again > self.flow.retries:  # a branch back to an answered question: the same answer loops
                     return self._fallback(state, replies, now)
                 replies.append(self._ask(step_id, state.language))
-                return StepResult(replace(state, step=step_id, attempts=0, again=again), tuple(replies))
+                return StepResult(replace(state, step=step_id, attempts=0, again=again, greeted=False), tuple(replies))
             step_id = self._next(step, state, now)
         return self._fallback(state, replies, now)
 
@@ -399,7 +412,12 @@ class Engine:
         if understood is None:  # what it says to later questions is kept all the same (never ask twice)
             gives = self.understood.in_advance(answer, reading, state.fields, step.store)
             state = self._note(state, answer, reading, step.store)
-            return self._not_understood(state, step, now, self._media_only(answer, payload, media), bool(gives))
+            greeting = payload is None and not media and not gives and _greeting(answer)
+            if greeting and not state.greeted:  # "Bonjour" at the first question: no wrong answer, asked again
+                asked = (Reply(self.message("greeted", state.language)), self._ask_waiting(state))
+                return StepResult(replace(state, greeted=True), asked)
+            media = self._media_only(answer, payload, media)
+            return self._not_understood(state, step, now, media, bool(gives), greeting)
         told = state.step == self.understood.topic_question and understood[1].startswith(("synonym:", "model:"))
         state = self._note(state, answer, reading, step.store, told_topic=told)
         state = replace(self._store(state, step, *understood), attempts=0)
@@ -472,7 +490,9 @@ class Engine:
         hows = {**state.how, **{name: how for name, (_, how) in found.items()}}
         return replace(state, noted=noted, how=hows)
 
-    def _not_understood(self, state: State, step: Step, now: datetime, media: bool, kept: bool = False) -> StepResult:
+    def _not_understood(
+        self, state: State, step: Step, now: datetime, media: bool, kept: bool = False, greeting: bool = False
+    ) -> StepResult:
         """Asked again, with why (a file it cannot read; thanks for an answer to a later question, ``kept``: "on a
         mis mes photos sur un groupe snap" at the danger question; else the step's retry or "not understood"); past
         the step's retries, to a human (the fallback): a young person who can only send voice messages, or who
@@ -483,6 +503,8 @@ class Engine:
         assert state.step is not None
         if media:
             sorry = self.message("media_unread", state.language)
+        elif greeting:
+            sorry = self.message("greeted", state.language)
         elif kept and "noted_for_later" in self.flow.messages:
             sorry = self.message("noted_for_later", state.language)
         elif step.retry:
@@ -706,6 +728,15 @@ class Engine:
     def _compile_field_labels(self) -> dict[str, str]:
         lang = self.flow.default_language
         return {name: self.text(f.label, lang) for name, f in self.flow.fields.items()}
+
+
+def _greeting(answer: str) -> bool:
+    """Whether ``answer`` only greets: :data:`GREETING_WORDS` alone (one or a few), beside none but
+    :data:`GREETING_EMOJI`."""
+    words = keywords.canonical(answer).split()
+    if not words or len(words) > 4 or any(word not in GREETING_WORDS for word in words):
+        return False
+    return all(c in GREETING_EMOJI for c in answer if unicodedata.category(c) == "So")
 
 
 def _buttons(questions: Iterable[_Question]) -> dict[str, frozenset[str]]:

@@ -329,6 +329,7 @@ OPTIONAL_MESSAGES: tuple[str, ...] = (
     "queued_closing",  # queued while the line closes before the wait "queued" would promise (else DEFAULT_MESSAGES')
     "unreachable",  # the web chat page, its line out of reach 30 s: where to turn meanwhile (else DEFAULT_MESSAGES')
     "after_end",  # a thank-you alone just after an ending (``after_end``): the one short reply (else DEFAULT_MESSAGES')
+    "greeted",  # a greeting alone at a question ("Bonjour"): a kind word, the question again (else DEFAULT_MESSAGES')
     "after_end_stop",  # "stop" alone just after an ending (``after_end``): the one short reply (else DEFAULT_MESSAGES')
     "reopened",  # the first queue message after the line reopened, the wait told it closed (else DEFAULT_MESSAGES')
     "reopened_offline",  # the same while no listener is online yet: none promised (else DEFAULT_MESSAGES')
@@ -340,6 +341,12 @@ DEFAULT_MESSAGES: dict[str, LocalText] = {
         "d'ouverture du chat. En danger immédiat : 17 ou 112.",
         "en": "You're welcome. Take care of yourself 💙 You can write to us again: the listeners answer here during "
         "the chat's opening hours. In immediate danger: 17 or 112.",
+    },
+    "greeted": {
+        "fr": "Bonjour 🙂 Pour que je puisse t'orienter, réponds d'abord à cette question, avec un bouton ou en "
+        "quelques mots :",
+        "en": "Hello 🙂 So that I can point you to the right help, please answer this question first, with a button or "
+        "in a few words:",
     },
     "after_end_stop": {
         "fr": "D'accord, on s'arrête là : cette conversation est déjà terminée 💙 Tu peux nous réécrire : les "

@@ -1,0 +1,86 @@
+"""A greeting alone at a question of the shipped flow ("Bonjour", "salut", "coucou 👋"): the flow's ``greeted`` and the
+same question again; the first one at a question counts as no wrong answer, a second one there does (a young person
+who only greets still reaches a human past the retries). Anything more than a greeting is read as before. Until
+2026-12-06 a greeting was "Je n'ai pas bien compris" and took one of the question's retries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from gateway.flows.engine import Engine, State, StepResult
+from gateway.flows.loader import load_file
+from tests.conftest import ROOT
+
+PARIS = ZoneInfo("Europe/Paris")
+DAY = datetime(2026, 3, 10, 14, 0, tzinfo=PARIS)
+NIGHT = datetime(2026, 3, 10, 23, 30, tzinfo=PARIS)
+GREETED = "Pour que je puisse t'orienter"
+NOT_UNDERSTOOD = "Je n'ai pas bien compris"
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine(load_file(ROOT / "flows.yaml"))
+
+
+def started(engine: Engine, now: datetime) -> State:
+    return engine.start(channel="messenger", now=now, language_hint="fr").state
+
+
+def texts(result: StepResult) -> list[str]:
+    return [r.text for r in result.replies]
+
+
+@pytest.mark.parametrize("now", [DAY, NIGHT])
+@pytest.mark.parametrize("greeting", ["Bonjour", "bonjour !", "BONJOURRR", "salut", "Slt", "coucou 👋", "cc", "bjr",
+                                      "bonsoir", "salut salut", "bonjour madame", "Coucou 🙂"])  # fmt: skip
+def test_a_greeting_at_the_danger_question_is_asked_again_kindly(engine: Engine, greeting: str, now: datetime) -> None:
+    state = started(engine, now)
+    result = engine.step(state, greeting, now=now)
+    assert result.outcome is None and result.state.step == "urgency" and result.state.attempts == 0
+    said = texts(result)
+    assert len(said) == 2 and GREETED in said[0] and "es-tu en danger" in said[1], said
+
+
+def test_a_second_greeting_counts_and_greetings_alone_still_reach_a_human(engine: Engine) -> None:
+    state = started(engine, DAY)
+    for count in range(1, 4):
+        result = engine.step(state, "salut", now=DAY)
+        assert result.outcome is None and GREETED in texts(result)[0], texts(result)
+        assert result.state.attempts == count - 1
+        state = result.state
+    result = engine.step(state, "salut", now=DAY)
+    assert result.outcome is not None and result.outcome.kind == "handoff" and result.outcome.route == "fallback"
+
+
+def test_the_free_greeting_is_once_a_question(engine: Engine) -> None:
+    """Greeted at the danger question, then at the language one: each is free."""
+    state = engine.step(started(engine, DAY), "bonjour", now=DAY).state
+    state = engine.step(state, "Non", now=DAY).state
+    assert state.step == "language" and not state.greeted
+    result = engine.step(state, "coucou", now=DAY)
+    assert result.state.step == "language" and result.state.attempts == 0 and GREETED in texts(result)[0]
+
+
+@pytest.mark.parametrize("text", ["salut 😢", "bonjour j'ai un problème", "salut ça va pas", "hello?? help", "🔪"])
+def test_more_than_a_greeting_is_read_as_before(engine: Engine, text: str) -> None:
+    result = engine.step(started(engine, DAY), text, now=DAY)
+    assert not any(GREETED in t for t in texts(result)), texts(result)
+
+
+@pytest.mark.parametrize("text", ["salut je veux mourir", "bonjour je suis en danger", "coucou il me suit"])
+def test_a_greeting_with_a_risk_hands_off_as_before(engine: Engine, text: str) -> None:
+    result = engine.step(started(engine, DAY), text, now=DAY)
+    assert result.outcome is not None and result.outcome.kind == "handoff" and result.outcome.flag is not None
+
+
+def test_a_greeting_at_the_age_question_is_asked_again_kindly(engine: Engine) -> None:
+    state = started(engine, DAY)
+    for answer in ("Non", "Français"):
+        state = engine.step(state, answer, now=DAY).state
+    assert state.step == "age"
+    result = engine.step(state, "bonjour", now=DAY)
+    assert result.state.step == "age" and result.state.attempts == 0 and GREETED in texts(result)[0]

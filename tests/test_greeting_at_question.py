@@ -1,0 +1,82 @@
+"""A greeting alone ("Bonjour", "salut", "coucou", "hello") at a question, on the real app (Messenger through signed
+webhooks and the fake Graph API on 127.0.0.1, the web chat through its socket), the clock pinned (day: 14:00 in Paris,
+night: 23:30): a friendly word and the same question again, the first one counted as no wrong answer. Until 2026-12-06
+it was "Je n'ai pas bien compris" and took one of the question's retries."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.app import STORE
+from gateway.conversation import Status
+from gateway.flows.engine import State
+from gateway.messages import ChannelName
+from gateway.settings import Settings
+from gateway.testing import FakeGraphAPI
+from tests.conftest import AppFactory, Clock, outbox_drained
+from tests.e2e.channel_support import GatewayFactory, eventually, gateway, offline, running_clock
+from tests.test_thanks_after_end import PSID, messenger, model_loaded, post, sent
+from tests.test_webchat import bot_texts, hello, say
+
+__all__ = ["gateway", "offline"]  # fixtures used below
+
+NOT_UNDERSTOOD = "Je n'ai pas bien compris"
+URGENCY = "es-tu en danger en ce moment"
+URGENCY_EN = "are you in danger right now"  # "Hello" typed first tells the language (gateway/flows/written.py)
+
+
+async def _state(client: object, channel: ChannelName, sender: str) -> State:
+    store = client.app[STORE]  # type: ignore[attr-defined]
+    conversation = await store.find_active_conversation(channel, sender)
+    assert conversation is not None and conversation.status is Status.BOT
+    return State.from_dict(conversation.engine)
+
+
+@pytest.mark.parametrize("night", [False, True])
+@pytest.mark.parametrize("greeting", ["Salut", "coucou 👋", "bonjour !", "Hello", "slt", "bjr", "bonsoir"])
+async def test_a_greeting_at_the_first_question_on_messenger_is_asked_again_kindly(
+    gateway: GatewayFactory, settings: Settings, graph: FakeGraphAPI, greeting: str, night: bool
+) -> None:
+    client = await gateway(messenger(settings, graph))
+    await model_loaded(client)
+    if night:
+        running_clock(client).advance(hours=9, minutes=30)
+    await post(client, "Bonjour", "m_0")
+    await outbox_drained(client)
+    before = len(sent(graph))
+    await post(client, greeting, "m_1")
+    await outbox_drained(client)
+    after = sent(graph)[before:]
+    assert len(after) == 2 and NOT_UNDERSTOOD not in after[0], after
+    assert URGENCY in after[1] or (greeting == "Hello" and URGENCY_EN in after[1]), after
+    assert (await _state(client, ChannelName.MESSENGER, PSID)).attempts == 0  # no wrong answer counted
+    await post(client, "Non", "m_2", "no")  # the flow goes on
+    await outbox_drained(client)
+    assert (await _state(client, ChannelName.MESSENGER, PSID)).step == "language"
+
+
+async def test_a_greeting_at_the_first_question_on_the_web_chat_is_asked_again_kindly(
+    make_client: AppFactory, settings: Settings, clock: Clock
+) -> None:
+    client = await make_client(settings)
+    async with client.ws_connect("/chat/ws") as ws:
+        session = await hello(ws)
+        frames = await say(ws, "m0", "Bonjour")
+        frames += await say(ws, "m1", "coucou")
+        texts = bot_texts(frames)
+    assert not any(NOT_UNDERSTOOD in t for t in texts), texts
+    assert len(texts) == 4 and URGENCY in texts[1] and URGENCY in texts[3], texts
+    state = await _state(client, ChannelName.WEBCHAT, session["token"])
+    assert state.step == "urgency" and state.attempts == 1  # a second greeting at one question counts
+
+
+async def test_a_greeting_with_a_risk_at_a_question_hands_off_as_before(
+    make_client: AppFactory, settings: Settings, clock: Clock
+) -> None:
+    client = await make_client(settings)
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws)
+        await say(ws, "m0", "salut je veux mourir")
+    store = client.app[STORE]
+    [queued] = await eventually(lambda: store.conversations_by_status(Status.QUEUED))
+    assert queued.priority == "urgent"
