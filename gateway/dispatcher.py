@@ -300,10 +300,14 @@ class Dispatcher:
         if (words is None or later or inbound.channel == ChannelName.WEBCHAT or inbound.payload or inbound.attachments
                 or inbound.edited or inbound.opening or inbound.restart or inbound.menu):  # fmt: skip
             return None
+        # the cheap looks first: deciding reads every risk (25-190 us), and its last answer is kept for the engine's
+        # step only while no other message is decided between the two (under load, others are)
+        stopped = not words.only(inbound.text)  # else a thank-you
+        if stopped and (len(inbound.text) > ENDING_ALONE_CHARS or not engine.ends_alone(inbound.text)):
+            return None
         decision = engine.decide(inbound.text, reading)
         if decision.flag is not None:
             return None
-        stopped = not words.only(inbound.text)  # else a thank-you
         if stopped and not (_only_ends(decision) and words.calm(inbound.text)):
             return None
         if await self.store.find_active_conversation(inbound.channel, inbound.sender) is not None:
@@ -1309,6 +1313,11 @@ def said_words(engine: Engine, text: str) -> list[str]:
     the keywords read written as words (``keywords.with_emoji_words``), so that "🩹" then "encore ce soir" reads as
     one message would, where the canonical form alone drops the emoji and keeps nothing."""
     return (keywords.with_emoji_words(text) or engine.canonical(text)).split()[-SAID_WORDS:]
+
+
+ENDING_ALONE_CHARS = 80
+"""Longer than this, a message is not an ending phrase alone ("stop", "laisse tomber", "arrête stp"): not looked at
+for one after an end."""
 
 
 def _only_ends(decision: Decision) -> bool:

@@ -262,6 +262,10 @@ class Engine:
         """What ``text`` (and the model's ``reading`` of it) would do at a question: raise, end, or nothing."""
         return self.assessor.decide(text, reading)
 
+    def ends_alone(self, text: str) -> bool:
+        """Whether ``text`` is essentially an ending interrupt's phrase (``Assessor.ends_alone``): nothing decided."""
+        return self.assessor.ends_alone(text)
+
     def canonical(self, text: str) -> str:
         """``keywords.canonical(text)``, made once for a message decided just before (``Assessor.canonical``)."""
         return self.assessor.canonical(text)

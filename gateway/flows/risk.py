@@ -156,6 +156,12 @@ class Assessor:
         self._last = (text, reading, decision, form)
         return decision
 
+    def ends_alone(self, text: str) -> bool:
+        """Whether ``text`` is essentially an ending interrupt's phrase ("stop", "laisse tomber"), as :meth:`decide`
+        would find its ``ending`` were no risk read: a cheap look (no risk read) before deciding."""
+        canon = keywords.canonical(text)
+        return any(not i.raises and (i.phrases.only(canon) or i.alone.only(canon)) for i in self.interrupts)
+
     def canonical(self, text: str) -> str:
         """``keywords.canonical(text)``, the form made for the last message decided when it is ``text`` (a message's
         erasure words are looked for after its decision: ``ErasureWords.asked``)."""
