@@ -30,7 +30,7 @@ from gateway.console.actions import ActionRefused
 from gateway.console.api import LISTENER, REPLY_ID, ListenerAPI, action_id, json_body
 from gateway.flows.model import Flow
 from gateway.flowset import FlowSet
-from gateway.notices.compose import compose, reference
+from gateway.notices.compose import compose, not_in_flow, reference
 from gateway.notices.record import Evidence, Notice, Referral
 from gateway.notices.referrals import Referrals
 from gateway.notices.referrals import reference as referral_reference
@@ -192,7 +192,8 @@ class CaseworkAPI:
             "overdue": due is not None and due <= now, "evidence_deleted": notice.evidence_deleted_at is not None,
         }  # fmt: skip
         shown["files"] = [f.name for f in files or []]
-        if files is not None and flow.notices is not None:
+        shown["not_in_flow"] = gone = not_in_flow(notice, flow)  # removed by a reload: shown as recorded
+        if files is not None and flow.notices is not None and not gone:
             shown["text"] = compose(notice, flow, files).text  # for the web form; the files are uploaded by hand
         return shown
 

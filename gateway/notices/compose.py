@@ -80,8 +80,16 @@ def reference(notice: Notice) -> str:
     return "N-" + notice.id[:10].upper()
 
 
+def not_in_flow(notice: Notice, flow: Flow) -> list[str]:
+    """What of the notice (``platform``, ``category``) a flows.yaml reload removed since it was written: its words
+    can no longer be composed (it is listed with what it recorded, and never sent)."""
+    platform, category = notice.platform not in flow.platforms, notice.category not in flow.notice_categories
+    return ["platform"] * platform + ["category"] * category
+
+
 def compose(notice: Notice, flow: Flow, files: list[Evidence]) -> Composed:
-    """The notice's subject, plain text and JSON record, in the platform's language."""
+    """The notice's subject, plain text and JSON record, in the platform's language; its platform and category are
+    in the flow (:func:`not_in_flow` says when not)."""
     assert flow.notices is not None  # a notice exists only when the flow has a notices section
     platform, category = flow.platforms[notice.platform], flow.notice_categories[notice.category]
     lang, notifier = notice.language, flow.notices.notifier

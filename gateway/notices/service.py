@@ -37,7 +37,7 @@ from gateway.ids import new_id
 from gateway.language import language_of
 from gateway.mailer import Mailer
 from gateway.messages import ChannelName, Reply
-from gateway.notices.compose import compose, notice_email, reference
+from gateway.notices.compose import compose, not_in_flow, notice_email, reference
 from gateway.notices.locations import LocationError, normalise_locations
 from gateway.notices.record import CLOSED_NOTICE, NOTICE_MOVES, Evidence, Notice, NoticeStatus
 from gateway.store import (
@@ -166,6 +166,7 @@ class Notices:
         platform = flow.platforms.get(notice.platform)
         if notice.status != NoticeStatus.DRAFT:
             raise ActionRefused("not_draft", "this notice was sent already")
+        in_flow(notice, flow)
         if platform is None or platform.email is None:
             raise ActionRefused("web_form", "this platform has only a web form: paste the text, then mark it filed")
         if self.mailer is None:
@@ -190,6 +191,7 @@ class Notices:
         platform = flow.platforms.get(notice.platform)
         if notice.status != NoticeStatus.DRAFT:
             raise ActionRefused("not_draft", "this notice was sent already")
+        in_flow(notice, flow)
         if platform is None or platform.form is None:
             raise ActionRefused("not_web_form", "this platform takes notices by e-mail: send it")
         filed = notice.moved(NoticeStatus.SENT, self.clock())
@@ -290,6 +292,16 @@ class Notices:
         detail = f"{notice.platform}: no answer in time ({notice.pseudonym})"
         await self.store.publish(Alert("notice_overdue", reference(notice), detail))
         return reminded
+
+
+def in_flow(notice: Notice, flow: Flow) -> None:
+    """Refuse to send or file a notice whose platform or category a flows.yaml reload removed."""
+    gone = not_in_flow(notice, flow)
+    if gone:
+        recorded = {"platform": notice.platform, "category": notice.category}
+        names = " and ".join(f"its {part} '{recorded[part]}'" for part in gone)
+        verb = "are" if len(gone) > 1 else "is"
+        raise ActionRefused("not_in_flow", f"{names} {verb} no longer in flows.yaml: write a new notice")
 
 
 def _due_work(notice: Notice, flow: Flow, now: datetime) -> bool:

@@ -15,7 +15,7 @@
       "cw.csam": "Contenu pédocriminel : aucun fichier n'est joint, seulement l'adresse ; Pharos est saisi en même temps.",
       "cw.create": "Créer le signalement", "cw.send": "Envoyer par e-mail", "cw.filed": "Marquer déposé",
       "cw.form_text": "Texte prêt à coller dans le formulaire :", "cw.open_form": "Ouvrir le formulaire",
-      "cw.update": "Mettre à jour", "cw.answer": "Réponse de la plateforme (à coller)", "cw.overdue": "Réponse en retard",
+      "cw.update": "Mettre à jour", "cw.answer": "Réponse de la plateforme (à coller)", "cw.overdue": "Réponse en retard", "cw.not_in_flow": "Plus dans flows.yaml",
       "cw.told": "Jeune prévenu·e", "cw.ask": "Poser la question d'accord", "cw.asked": "Question envoyée.",
       "cw.consent": "Réponse du jeune", "cw.yes": "Oui, d'accord", "cw.no": "Non",
       "cw.shared": "Ce que le partenaire reçoit (relis, raccourcis ou efface)", "cw.summary": "En quelques mots",
@@ -33,7 +33,7 @@
       "cw.csam": "Child sexual abuse material: no file is attached, only the address; Pharos is notified too.",
       "cw.create": "Create the notice", "cw.send": "Send by e-mail", "cw.filed": "Mark filed",
       "cw.form_text": "Ready text to paste in the form:", "cw.open_form": "Open the form",
-      "cw.update": "Update", "cw.answer": "The platform's answer (paste it)", "cw.overdue": "Answer overdue",
+      "cw.update": "Update", "cw.answer": "The platform's answer (paste it)", "cw.overdue": "Answer overdue", "cw.not_in_flow": "No longer in flows.yaml",
       "cw.told": "Young person told", "cw.ask": "Ask the consent question", "cw.asked": "Question sent.",
       "cw.consent": "The young person's answer", "cw.yes": "Yes, they agree", "cw.no": "No",
       "cw.shared": "What the partner receives (review, shorten or blank)", "cw.summary": "In a few words",
@@ -101,6 +101,8 @@
     head.appendChild(el("span", "pill cw-status", t("cw.status." + n.status)));
     if (n.overdue) { head.appendChild(el("span", "pill off", t("cw.overdue"))); }
     if (n.told_at) { head.appendChild(el("span", "pill on", t("cw.told"))); }
+    var gone = (n.not_in_flow || []).length > 0;  // its platform or category removed by a reload: never sent
+    if (gone) { head.appendChild(el("span", "pill off", t("cw.not_in_flow") + " (" + n.not_in_flow.join(", ") + ")")); }
     item.appendChild(head);
     var category = (state.material.categories.filter(function (c) { return c.id === n.category; })[0] || {}).label || n.category;
     item.appendChild(el("p", "meta", category));
@@ -108,7 +110,8 @@
     n.locations.forEach(function (l) { places.appendChild(el("li", "", l)); });
     item.appendChild(places);
     if (n.answer) { item.appendChild(el("p", "meta", "« " + n.answer + " »")); }
-    if (n.status === "draft" && n.form) { item.appendChild(formFiling(n)); }
+    if (n.status === "draft" && gone) { /* nothing to send: the server refuses it */ }
+    else if (n.status === "draft" && n.form) { item.appendChild(formFiling(n)); }
     else if (n.status === "draft") { item.appendChild(button(t("cw.send"), function () { post("/api/notices/" + n.id + "/send"); })); }
     if (NEXT[n.status]) { item.appendChild(statusForm(n)); }
     return item;
