@@ -303,7 +303,8 @@ async def create_app(
                            limits, metrics,
                            period=settings.whatsapp_catchup_seconds,  # Twilio's times: the real clock
                            window=timedelta(hours=settings.whatsapp_catchup_window_hours),
-                           settle=settings.whatsapp_catchup_settle_seconds)  # fmt: skip
+                           settle=settings.whatsapp_catchup_settle_seconds,
+                           behind_after=settings.whatsapp_catchup_behind_seconds)  # fmt: skip
         supervisor.add("whatsapp-catchup", catch_up.run)
         missed[ChannelName.WHATSAPP] = catch_up.missed
         app[CATCH_UP] = catch_up
@@ -650,6 +651,9 @@ def _routes(
         catch_up = request.app.get(CATCH_UP)
         if catch_up is not None and catch_up.failing is not None:  # shown, not a reason to stop traffic
             checks["whatsapp_catchup"] = f"failing ({catch_up.failing})"
+        behind = catch_up.behind() if catch_up is not None else None
+        if behind is not None:  # no good pass for longer than GATEWAY_WHATSAPP_CATCHUP_BEHIND_SECONDS: its seconds
+            checks["whatsapp_catchup_behind"] = behind
         ready = checks["store"] == "ok" and flows.current is not None and not workers
         return web.json_response({"ready": ready, **checks}, status=200 if ready else 503)
 

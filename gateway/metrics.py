@@ -186,6 +186,11 @@ class Metrics:
             " turn), rate_limited, failed (Twilio unreachable or refusing), store",
             ["outcome"], registry=r,
         )  # fmt: skip
+        self.whatsapp_catchup_since_pass = Gauge(
+            "gateway_whatsapp_catchup_since_pass_seconds", "Seconds since the WhatsApp catch-up's last good pass (any"
+            " instance's; since the start before the first one; 0 without WhatsApp): /readyz shows it past"
+            " GATEWAY_WHATSAPP_CATCHUP_BEHIND_SECONDS", registry=r,
+        )  # fmt: skip
         self.store_failures = Counter(
             "gateway_store_failures", "Store failures met (each one: a request answered 503, a worker's pass, a"
             " subscription, a socket…), by part and the error's class; the log tells an outage in a few lines",

@@ -177,6 +177,7 @@ class Settings(BaseSettings):
     whatsapp_catchup_seconds: float = 300.0
     whatsapp_catchup_window_hours: float = 6.0
     whatsapp_catchup_settle_seconds: float = 30.0  # a message this recent is left to its webhook (the next pass)
+    whatsapp_catchup_behind_seconds: float = 900.0  # no good pass for this long: shown by /readyz, said once
     # Telegram
     telegram_bot_token: SecretStr = SecretStr("")
     telegram_webhook_secret: SecretStr = SecretStr("")
@@ -312,6 +313,8 @@ class Settings(BaseSettings):
             raise ConfigError("GATEWAY_WHATSAPP_CATCHUP_SECONDS and _WINDOW_HOURS must be positive")
         if self.telegram_token_retry_seconds <= 0:
             raise ConfigError("TELEGRAM_TOKEN_RETRY_SECONDS must be positive")
+        if self.whatsapp_catchup_behind_seconds <= 0:
+            raise ConfigError("GATEWAY_WHATSAPP_CATCHUP_BEHIND_SECONDS must be positive")
         if self.whatsapp_catchup_settle_seconds < 0:
             raise ConfigError("GATEWAY_WHATSAPP_CATCHUP_SETTLE_SECONDS must not be negative")
         if self.smtp_url.get_secret_value() and not self.smtp_url.get_secret_value().startswith(

@@ -26,6 +26,12 @@ A pass reads at most ``LIST_MAX_PAGES`` pages of the list (10,000 messages), the
 older ones are not caught up, said by a WARNING line and the outcome ``cut``. What it processes is counted in
 ``gateway_whatsapp_caught_up``: only what this pass took (not a message the gate refused, nor one another
 instance's pass or its webhook processed meanwhile). Nothing here logs a phone number, a text or a sid.
+
+How far behind it is: ``gateway_whatsapp_catchup_since_pass_seconds``, the time since the last good pass (this
+instance's, or another's as the store's mark says when it lost the claim; since the start before the first one).
+Longer than ``behind_after`` (``GATEWAY_WHATSAPP_CATCHUP_BEHIND_SECONDS``), ``/readyz`` shows it
+(``whatsapp_catchup_behind``, in seconds; not a reason to stop traffic) and a WARNING line says it once; the first
+good pass clears both and says so.
 """
 
 from __future__ import annotations
@@ -86,11 +92,12 @@ class CatchUp:
         period: float = 300.0,
         window: timedelta = timedelta(hours=6),
         settle: float = 30.0,
+        behind_after: float = 900.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._lister, self._store, self._process, self._claims = lister, store, process, claims
         self._metrics, self._clock, self._monotonic = metrics, clock, monotonic
-        self.period, self.window, self.settle = period, window, settle
+        self.period, self.window, self.settle, self.behind_after = period, window, settle, behind_after
         self._since: datetime | None = None  # the end of the last good pass: the next reads from MARGIN before
         self._next = monotonic()  # the first pass at start: the gateway may have been down
         self._wake = asyncio.Event()
@@ -99,6 +106,9 @@ class CatchUp:
         self.failing: str | None = None  # the last pass's failure (its class), for /readyz; None once one passes
         self._cut = False  # the last pass found more in Twilio's list than it reads: the oldest not caught up
         self._beyond: timedelta | None = None  # the last pass started this long after the last good one's end allowed
+        self._good = monotonic()  # when the last good pass ended (any instance's), or the start
+        self._said_behind = False  # the WARNING line said it: said again only after a good pass
+        metrics.whatsapp_catchup_since_pass.set_function(self.since_pass)
 
     def missed(self) -> None:
         """A WhatsApp webhook answered 503: a pass once that message has settled in Twilio's list."""
@@ -123,6 +133,7 @@ class CatchUp:
         if now >= self._held_until:  # the claim this instance won still runs: its retries need no other
             if not await self._claims.once_per(CLAIM_SECONDS, "whatsapp_catchup", "pass"):
                 self._metrics.whatsapp_catchup_passes.labels("elsewhere").inc()
+                await self._passed_elsewhere()
                 return CLAIM_SECONDS
             self._held_until = now + CLAIM_SECONDS / 2  # half: a pass started then ends within the claim
         try:
@@ -146,8 +157,36 @@ class CatchUp:
             log.warning("whatsapp catch-up: %d message(s) Twilio received but the gateway had not, processed", caught)
         if self.failing is not None:
             log.info("whatsapp catch-up: passes again")
+        self._passed(self._monotonic())
         self.failing, self._failures = None, 0
         return self.period
+
+    def since_pass(self) -> float:
+        """Seconds since the last good pass (any instance's), or since the start before the first one."""
+        return max(self._monotonic() - self._good, 0.0)
+
+    def behind(self) -> int | None:
+        """The seconds since the last good pass when longer than ``behind_after`` (for ``/readyz``), else None."""
+        since = self.since_pass()
+        return int(since) if since >= self.behind_after else None
+
+    def _passed(self, at: float) -> None:
+        if at <= self._good:
+            return
+        self._good = at
+        if self._said_behind:
+            log.info("whatsapp catch-up: no longer behind (a pass succeeded)")
+        self._said_behind = False
+
+    async def _passed_elsewhere(self) -> None:
+        """Another instance's turn: where its last good pass ended (the store's mark) is this one's news of it."""
+        try:
+            kept = (await self._store.last_present([MARK])).get(MARK)
+        except StoreError:  # its outage is said by the store's own checks; the gap shown grows meanwhile
+            return
+        if kept is not None:
+            age = max((self._clock() - kept).total_seconds() - self.settle, 0.0)
+            self._passed(self._monotonic() - age)
 
     def _failed(self, outcome: str, exc: Exception, pause: float | None = None) -> float:
         """The failed pass counted, shown and said (by class); the seconds until the next: ``pause``, else the rate
@@ -160,6 +199,12 @@ class CatchUp:
         self._failures += 1
         if outcome != "store":
             log.warning("whatsapp catch-up: pass failed (%s, %s); again in %.0fs", outcome, type(exc).__name__, pause)
+        behind = self.behind()
+        if behind is not None and not self._said_behind:  # said once, until a good pass
+            self._said_behind = True
+            log.warning("whatsapp catch-up: behind: no good pass for %s (more than %gs): the WhatsApp messages whose "
+                        "webhook failed meanwhile wait for it (%s)", _length(timedelta(seconds=behind)),
+                        self.behind_after, type(exc).__name__)  # fmt: skip
         return pause
 
     async def catch_up(self) -> int:
