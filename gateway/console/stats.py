@@ -3,7 +3,7 @@
 * :func:`live_board`: waiting now (and how many urgent), in progress, listeners online, the longest wait.
 * :func:`period_figures`: for the conversations *created* in a period: per hour of the day (in the flow's
   timezone), per channel, the wait-time distribution (arrival in the queue to the first take) with how many left
-  unanswered and how many still wait, closing outcomes
+  unanswered, how many left after going back to a queue before a second take, and how many still wait, closing outcomes
   by category, and the routes taken (a listener, each partner the bot referred to, the closed line, ended with
   the bot).
 * :func:`to_csv`: the same figures as CSV rows ``section,key,label,value``.
@@ -125,13 +125,17 @@ async def period_figures(store: StatsRoles, flows: FlowSet, period: Period) -> d
     current = flows.engine()
     tz = current.tz
     waits = [w for c in conversations if (w := wait_seconds(c)) is not None]
+    # taken, then handed back or transferred, and not taken again: their first wait is in ``waits``, but they end
+    # the period back in a queue (still there, or gone from it); until 2026-12-06 they counted as answered
+    returned = [c for c in conversations if back_in_queue(c)]
+    left_before_retake = sum(1 for c in returned if not c.active)
     # left before a listener took them, and no human of the line answered them (a page admin in Meta's inbox did)
     unanswered = sum(1 for c in conversations if c.queued_at and not c.taken_at and not c.active
                      and c.page_answered_at is None)  # fmt: skip
     # still waiting for a first human now (the line closed on them): until 2026-12-05 in no figure of the period, only
     # "en attente" on the live board; every young person who reached the queue counts in one of the three
     waiting = sum(1 for c in conversations if c.queued_at and not c.taken_at and c.active
-                  and c.page_answered_at is None)  # fmt: skip
+                  and c.page_answered_at is None) + len(returned) - left_before_retake  # fmt: skip
     routes = Counter(r for c in conversations for r in routes_of(c, flows.for_version(c.flow_version).flow))
     channels = Counter(c.channel for c in conversations)
     outcomes = Counter(c.outcome for c in conversations if c.outcome)
@@ -144,7 +148,8 @@ async def period_figures(store: StatsRoles, flows: FlowSet, period: Period) -> d
         "per_channel": [{"key": ch.value, "label": ch.value, "value": channels[ch]} for ch in ChannelName],
         "wait": {
             "buckets": _wait_buckets(waits),
-            "answered": len(waits),
+            "answered": len(waits) - len(returned),
+            "left_before_retake": left_before_retake,
             "unanswered": unanswered,
             "waiting": waiting,
             "median_seconds": int(median(waits)) if waits else None,
@@ -165,6 +170,13 @@ def wait_seconds(conversation: Conversation) -> int | None:
         return None
     seconds = (conversation.taken_at - conversation.queued_at).total_seconds()
     return int(seconds) if seconds >= 0 else None
+
+
+def back_in_queue(conversation: Conversation) -> bool:
+    """Taken by a listener, then handed back or transferred (``waiting_since`` after the last take), and not taken
+    again since: the young person is without a human again, or left so."""
+    taken, since = conversation.taken_at, conversation.waiting_since
+    return taken is not None and since is not None and since > taken
 
 
 def routes_of(conversation: Conversation, flow: Flow) -> list[str]:
@@ -238,6 +250,7 @@ def to_csv(figures: Mapping[str, Any]) -> str:
     for section, rows in series.items():
         writer.writerows([section, _safe(r["key"]), _safe(r["label"]), r["value"]] for r in rows)
     writer.writerows([["wait", "answered", "", wait["answered"]], ["wait", "unanswered", "", wait["unanswered"]],
+                      ["wait", "left_before_retake", "", wait["left_before_retake"]],
                       ["wait", "waiting", "", wait["waiting"]],
                       ["wait", "median_seconds", "", wait["median_seconds"] or ""]])  # fmt: skip
     return out.getvalue()

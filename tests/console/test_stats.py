@@ -79,7 +79,8 @@ def test_bad_periods(query: dict[str, str]) -> None:
 def test_csv_labels_cannot_become_formulas() -> None:
     row = {"key": "x", "label": '=HYPERLINK("http://evil")', "value": 1}
     figures = {"from": "a", "to": "b", "timezone": "UTC", "total": 1, "per_hour": [], "per_channel": [],
-               "wait": {"buckets": [], "answered": 0, "unanswered": 0, "waiting": 0, "median_seconds": None},
+               "wait": {"buckets": [], "answered": 0, "left_before_retake": 0, "unanswered": 0, "waiting": 0,
+                        "median_seconds": None},
                "outcomes": [row], "routes": []}  # fmt: skip
     assert "outcome,x,\"'=HYPERLINK" in to_csv(figures)
 

@@ -43,9 +43,10 @@ async def test_a_hand_back_waits_from_then_first_wait_counted(client: TestClient
     assert figures["wait"]["buckets"][0] == {"key": "< 1 min", "label": "< 1 min", "value": 1}
 
 
-async def test_transferred_then_gone_counts_as_answered(client: TestClient, queued: Any, clock: Clock) -> None:  # type: ignore[type-arg]
+async def test_transferred_then_gone_left_before_retake(client: TestClient, queued: Any, clock: Clock) -> None:  # type: ignore[type-arg]
     """Taken after 3 minutes, transferred, then the young person ends the chat before anyone takes it again: counted
-    in neither "answered" nor "left unanswered" (until 2026-12-05)."""
+    in neither "answered" nor "left unanswered" (until 2026-12-05), then "answered" (until 2026-12-06), now left
+    before being taken again, their first wait in the distribution."""
     ws, conversation_id = queued
     base = f"/api/conversations/{conversation_id}"
     clock.advance(minutes=3)
@@ -61,7 +62,8 @@ async def test_transferred_then_gone_counts_as_answered(client: TestClient, queu
         wait = (await (await sam.get("/api/stats")).json())["wait"]
     finally:
         await sam.close()
-    assert (wait["answered"], wait["unanswered"], wait["waiting"], wait["median_seconds"]) == (1, 0, 0, 180)
+    assert (wait["answered"], wait["left_before_retake"], wait["unanswered"], wait["waiting"]) == (0, 1, 0, 0)
+    assert wait["median_seconds"] == 180
 
 
 async def test_still_waiting_is_in_the_figures(client: TestClient, queued: Any, clock: Clock) -> None:  # type: ignore[type-arg]
@@ -76,3 +78,32 @@ async def test_still_waiting_is_in_the_figures(client: TestClient, queued: Any, 
         await sam.close()
     assert (wait["answered"], wait["unanswered"], wait["waiting"]) == (0, 0, 1)
     assert "wait,waiting,,1\n" in csv_text
+
+
+async def test_handed_back_then_gone_left_before_retake(client: TestClient, queued: Any, clock: Clock) -> None:  # type: ignore[type-arg]
+    """Taken after 2 minutes, handed back (Rendre à la file), then the young person ends the chat before anyone takes
+    them again: until 2026-12-06 counted "answered", as one a listener kept to the end, and in no figure of those left
+    waiting. Now in ``left_before_retake``, their first wait still in the distribution; one handed back and still
+    waiting counts as still waiting. Each young person who reached the queue counts once."""
+    ws, conversation_id = queued
+    base = f"/api/conversations/{conversation_id}"
+    clock.advance(minutes=2)
+    assert (await client.post(base + "/take", json={})).status == 200
+    clock.advance(minutes=5)
+    assert (await client.post(base + "/hand-back", json={})).status == 200
+    clock.advance(minutes=1)
+    sam = await other_session(client, "sam")
+    try:
+        waiting = (await (await sam.get("/api/stats")).json())["wait"]
+        await ws.send_json({"type": "end"})
+        await receive_until(ws, lambda f: f["type"] == "status" and f["status"] in ("abandoned", "closed"))
+        gone = (await (await sam.get("/api/stats")).json())["wait"]
+        csv_text = await (await sam.get("/api/stats.csv")).text()
+    finally:
+        await sam.close()
+    assert (waiting["answered"], waiting["left_before_retake"], waiting["unanswered"], waiting["waiting"]) == (
+        0, 0, 0, 1,
+    )  # fmt: skip
+    assert (gone["answered"], gone["left_before_retake"], gone["unanswered"], gone["waiting"]) == (0, 1, 0, 0)
+    assert gone["median_seconds"] == 120 and sum(b["value"] for b in gone["buckets"]) == 1  # the first wait
+    assert "wait,left_before_retake,,1\n" in csv_text

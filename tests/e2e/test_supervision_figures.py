@@ -24,6 +24,11 @@ async def test_a_young_person_still_waiting_is_counted_in_the_figures(
     await board.get_by_role("link", name="Supervision").click()
     figures = board.locator("p.meta", has=board.locator("#total"))
     await expect(board.locator("#total")).to_have_text("1")
-    await expect(figures).to_contain_text("0 parties avant d'être prises en charge · 1 encore en attente.")
+    await expect(figures).to_contain_text(
+        "0 parties avant d'être prises en charge · 0 parties après un retour en file,"
+        " avant d'être reprises · 1 encore en attente."
+    )
     await board.get_by_role("button", name="EN", exact=True).click()
-    await expect(figures).to_contain_text("0 left before being answered · 1 still waiting.")
+    await expect(figures).to_contain_text(
+        "0 left before being answered · 0 left after going back to a queue, before being taken again · 1 still waiting."
+    )

@@ -179,6 +179,7 @@
     $("total").textContent = String(f.total);
     $("median").textContent = f.wait.median_seconds === null ? "–" : HG.duration(f.wait.median_seconds);
     $("unanswered").textContent = String(f.wait.unanswered);
+    $("left-before-retake").textContent = String(f.wait.left_before_retake);
     $("still-waiting").textContent = String(f.wait.waiting);
     var hours = f.per_hour.map(function (r) { return relabel(r, t("sup.hour", { h: r.label.slice(0, 2) })); });
     columns($("chart-hours"), hours, function (r) { return Number(r.key) % 3 === 0 ? r.label : ""; });
