@@ -412,7 +412,10 @@ class Actions:
             await self._audit_for_other(conversation, listener, "hand_back", now)
             told = None if gone is None else self._listener_gone(conversation, now, others=gone())
             try:
-                await self._requeue(conversation, now, told=told, unless_leaving=True, done=once.mark)
+                # a logout's: the message's id derived from this hold (as hand_back_absent's), so a try again after a
+                # cut writes the same entry and outbox item, which the store ignores (until 2026-12-06 a random id)
+                with derived_ids(_hold_key(conversation)) if told is not None else contextlib.nullcontext():
+                    await self._requeue(conversation, now, told=told, unless_leaving=True, done=once.mark)
             except Conflict:  # no entry, or its ending listed as begun (the queue step's script read it)
                 if conversation_id in await self.store.leavings_begun():  # read only when refused
                     raise ActionRefused("not_active", ENDING) from None
