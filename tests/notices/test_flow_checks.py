@@ -42,7 +42,7 @@ def test_a_platform_needs_exactly_one_way_in() -> None:
 
 
 def test_a_missing_translation_and_a_bad_placeholder() -> None:
-    text = FLOW.replace('    en: "All right, we share nothing.', '    de: "All right, we share nothing.')
+    text = FLOW.replace('    en: "All right, we share nothing with', '    de: "All right, we share nothing with')
     text = text.replace("transmettions à {partner}", "transmettions à {partenaire}")
     found = problems(text)
     assert any("the declined message has no text in 'en'" in p for p in found), found
