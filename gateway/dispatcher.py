@@ -536,16 +536,41 @@ class Dispatcher:
     ) -> None:
         """Still with the bot: the risk's interrupt, taken between two questions (``Engine.interrupt`` is a pure
         function of the state) as it would have been taken on the message: a hand-off at the risk's priority.
-        When it would not hand off (its queue closed: that outcome ends the conversation), only the risk's partners
-        are sent and the bot goes on."""
+
+        When it would not hand off (its queue closed: that outcome ends the conversation), the bot goes on, having
+        said what the interrupt says on the message with the line closed: its words (``say_closed``), the closed
+        line (where to turn now: its reminder when told just before) and the partners; each once in the
+        conversation, recorded as the hand-off's are (``interrupts_said``, ``partners_given``, the ``alert`` of a
+        sextortion), its priority kept (never lowered) for a later hand-off. Until 2026-12-06 a sextortion read late
+        at night got Pharos only: no "ne paie pas", no closed line, no alert, and Pharos again at a later hand-off."""
         state = State.from_dict(conversation.engine) if conversation.engine else None
         result = engine.interrupt(state, late.text, now=now, reading=reading) if state is not None else None
         if result is not None and result.outcome is not None and result.outcome.kind == "handoff":
             await self._after_bot(conversation, engine, result, now)
             return
         language = language_of(conversation, engine.flow)
-        partners = [Reply(engine.text(engine.flow.partners[p].message, language)) for p in found.partners]
-        await self.emit(conversation, partners, Author.BOT, now)
+        queue = result.outcome.queue if result is not None and result.outcome is not None else None
+        raised = engine.escalate(conversation.priority.value, late.text, reading, conversation.partners_given,
+                                 closed=queue is not None)  # fmt: skip
+        if raised is None:  # the engine's decision is the flag's: not reached
+            return
+        route = raised.flag.route
+        if raised.flag.risk is Risk.NONE and raised.flag.partners and conversation.alert is None:
+            conversation.alert = route  # a sextortion going on: at risk (``Conversation.alert``)
+        if raised.priority is not None:
+            conversation.priority = Priority(raised.priority)  # kept for a later hand-off (``_conclude``)
+        said = raised.say if route not in conversation.interrupts_said else ()
+        if not (said or raised.partners):
+            return  # each said already: a blackmail told twice is not answered twice
+        replies = [Reply(engine.text(words, language)) for words in said]
+        if said:
+            conversation.interrupts_said += (route,)
+        if state is not None and queue is not None and queue in engine.flow.queues:
+            told, notice = engine.closed_notice(state, queue, now, risky=True)
+            conversation.engine = {**conversation.engine, **told.to_dict()}  # when it was told: not again at once
+            replies.extend(notice)
+        conversation.partners_given += raised.partners
+        await self.emit(conversation, replies + engine.partner_replies(raised.partners, language), Author.BOT, now)
 
     async def _process(
         self, conversation: Conversation, inbound: Inbound, now: datetime, done: DoneMark, reading: Reading | None
@@ -848,6 +873,8 @@ class Dispatcher:
             conversation.interrupts_said += (outcome.route,)
         if outcome.kind == "handoff" and outcome.queue:
             priority = Priority(outcome.priority or "normal")
+            if conversation.priority.rank < priority.rank:  # a risk read late while the bot went on: never lower
+                priority = conversation.priority
             await self.enqueue(conversation, engine, outcome.queue, priority, now, given=outcome.partners)
             return
         await self.transition(conversation, Trigger.REFER if outcome.kind == "referred" else Trigger.END, now)

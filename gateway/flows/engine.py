@@ -645,6 +645,11 @@ class Engine:
         reopens = hours.reopening(schedule, now, self.tz, language) if schedule else ""
         return self.message(key, language, hours=described, reopens=reopens or described)
 
+    def closed_notice(self, state: State, queue: str, now: datetime, risky: bool = False) -> tuple[State, list[Reply]]:
+        """What tells that ``queue`` is closed, as a hand-off to it says it (:meth:`_closed_notice`), and the state
+        noting it: for a risk read late while the bot goes on (``Dispatcher._late_handoff``)."""
+        return self._closed_notice(state, queue, now, risky)
+
     def _closed_notice(self, state: State, queue: str, now: datetime, risky: bool = False) -> tuple[State, list[Reply]]:
         """What tells that ``queue`` is closed, and the state noting it: the closed-line message in full, unless
         this conversation was told the very same one less than ``CLOSED_LINE_AGAIN_AFTER`` ago; then the short

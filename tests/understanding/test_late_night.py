@@ -1,0 +1,191 @@
+"""A sextortion understood late (docs/understanding.md, "Late readings"): the model was busy when the young person
+wrote it, the bot asked its next question on the keywords alone, and the reading came after. At night (the line
+closed) its interrupt cannot hand off: the late reading must still say what the same message read inline says
+(flows.yaml's ``say_closed``, where to turn while the line is closed, Pharos), keep the alert, the partners given and
+the priority, and never end the conversation. The real Reader (held on a gate), dispatcher, flows.yaml and SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from gateway.conversation import Conversation, Priority, Status
+from gateway.messages import ChannelName, Inbound
+from tests.conftest import PARIS
+from tests.e2e.channel_support import eventually
+from tests.understanding.test_late import Rig, rig
+
+__all__ = ["rig"]  # the fixture the tests below use
+
+IN_THEIR_WORDS = "il veut 50 balles en carte paysafecard sinon tout le lycée verra la vidéo"  # the model only
+NIGHT = datetime(2026, 12, 6, 1, 30, tzinfo=PARIS).astimezone(UTC)  # the line opens at 9:00
+DAY = datetime(2026, 12, 6, 14, 0, tzinfo=PARIS).astimezone(UTC)
+
+
+async def _asking(r: Rig, sender: str) -> Conversation:
+    """A conversation whose first question the bot asked."""
+    conversation = await r.dispatcher.start_conversation(ChannelName.WEBCHAT, sender, "fr")
+    assert conversation.status is Status.BOT
+    return conversation
+
+
+async def _read_late(r: Rig, sender: str, number: int, text: str) -> Conversation:
+    """``text`` written while the model is busy, then read late: the conversation once the reading is applied."""
+    await r.busy()
+    conversation = await r.send(sender, number, text)
+    r.release()
+    await eventually(lambda: asyncio.sleep(0, bool({"flagged", "read"} & set(r.outcomes))))
+    return await r.conversation(conversation.id)
+
+
+async def _inline(r: Rig, sender: str, text: str) -> tuple[Conversation, list[str]]:
+    """The same message read in time: the conversation and what the bot said to it."""
+    r.gate.set()
+    conversation = await _asking(r, sender)
+    before = await r.bot_said(conversation.id)
+    assert await r.dispatcher.handle_inbound(Inbound(ChannelName.WEBCHAT, sender, "inline", text))
+    return await r.conversation(conversation.id), (await r.bot_said(conversation.id))[len(before) :]
+
+
+async def test_a_sextortion_read_late_at_night_says_what_its_interrupt_says_inline_and_the_bot_goes_on(
+    rig: Callable[..., Awaitable[Rig]],
+) -> None:
+    inline = await rig(timeout=30)
+    inline.clock.now = NIGHT
+    ended, told = await _inline(inline, "ines", IN_THEIR_WORDS)
+    assert ended.status is Status.CLOSED  # inline, the closed line ends it: its texts are what the late one owes
+    engine = inline.flows.engine()
+    assert told == [
+        *_advice(inline),
+        engine.closed_line("listeners", "fr", NIGHT, "closed_line_again"),
+        inline.partner("pharos"),
+    ]
+
+    r = await rig()
+    r.clock.now = NIGHT
+    conversation = await _asking(r, "lea")
+    await r.busy()
+    await r.send("lea", 1, IN_THEIR_WORDS)
+    before = await r.bot_said(conversation.id)
+    r.release()
+    await eventually(lambda: asyncio.sleep(0, "flagged" in r.outcomes))
+    after = await r.conversation(conversation.id)
+    assert (await r.bot_said(conversation.id))[len(before) :] == told  # the advice, where to turn now, Pharos
+    assert after.status is Status.BOT and after.engine.get("step")  # never ended: the bot goes on
+    assert after.alert == "sextortion" and after.at_risk  # a blackmail going on, as the inline hand-off records
+    assert after.partners_given == ("pharos",) and after.interrupts_said == ("sextortion",)
+    assert after.priority is Priority.HIGH  # the interrupt's, kept for a later hand-off (never lowered)
+
+
+async def test_a_later_hand_off_at_night_gives_neither_the_advice_nor_pharos_again(
+    rig: Callable[..., Awaitable[Rig]],
+) -> None:
+    r = await rig()
+    r.clock.now = NIGHT
+    conversation = await _asking(r, "lea")
+    await _read_late(r, "lea", 1, IN_THEIR_WORDS)
+    async with r.store.lock(conversation.id):  # handed off later (a Messenger page's human, a transfer)
+        found = await r.conversation(conversation.id)
+        await r.dispatcher.enqueue(found, r.flows.engine(), "listeners", found.priority, r.clock())
+        await r.store.save_conversation(found)
+    await r.send("lea", 2, "il me fait du chantage")  # the keywords' sextortion, waiting
+    said = await r.bot_said(conversation.id)
+    assert said.count(r.partner("pharos")) == 1, said
+    (advice,) = _advice(r)
+    assert said.count(advice) == 1, said
+    waiting = await r.conversation(conversation.id)
+    assert waiting.status is Status.QUEUED and waiting.priority is Priority.HIGH and waiting.alert == "sextortion"
+
+
+async def test_a_sextortion_read_late_in_the_day_hands_off_as_inline(rig: Callable[..., Awaitable[Rig]]) -> None:
+    inline = await rig(timeout=30)
+    inline.clock.now = DAY
+    handed, told = await _inline(inline, "ines", IN_THEIR_WORDS)
+    assert handed.status is Status.QUEUED and handed.priority is Priority.HIGH and handed.alert == "sextortion"
+
+    r = await rig()
+    r.clock.now = DAY
+    conversation = await _asking(r, "lea")
+    await r.busy()
+    await r.send("lea", 1, IN_THEIR_WORDS)
+    before = await r.bot_said(conversation.id)
+    r.release()
+    after = await eventually(lambda: _queued(r, conversation.id))
+    second = [t.replace("position 1", "position 2").replace("12 minutes", "24 minutes") for t in told]  # ines first
+    assert (await r.bot_said(conversation.id))[len(before) :] == second
+    assert after.priority is Priority.HIGH and after.alert == "sextortion" and after.queue == "listeners"
+    assert after.partners_given == handed.partners_given == ("pharos",)
+    assert after.interrupts_said == handed.interrupts_said == ("sextortion",)
+
+
+async def test_a_late_reading_after_the_conversation_ended_leaves_it_as_it_is(
+    rig: Callable[..., Awaitable[Rig]],
+) -> None:
+    r = await rig()
+    r.clock.now = NIGHT
+    conversation = await _asking(r, "lea")
+    await r.busy()
+    await r.send("lea", 1, IN_THEIR_WORDS)
+    assert await r.dispatcher.handle_inbound(Inbound(ChannelName.WEBCHAT, "lea", "m2", "au revoir"))  # ended first
+    ended = await r.conversation(conversation.id)
+    assert ended.status is Status.CLOSED
+    before = await r.store.transcript(conversation.id)
+    r.release()
+    await eventually(lambda: asyncio.sleep(0, r.late.waiting() == 0 and bool(r.outcomes[1:])))
+    assert await r.store.transcript(conversation.id) == before
+    assert await r.conversation(conversation.id) == ended
+
+
+def _advice(r: Rig) -> list[str]:
+    """flows.yaml's sextortion interrupt's words when the line is closed (``say_closed``), in French."""
+    engine = r.flows.engine()
+    return [engine.text(t, "fr") for t in engine.flow.interrupts["sextortion"].then.say_closed or ()]
+
+
+async def _queued(r: Rig, conversation_id: str) -> Conversation | None:
+    found = await r.conversation(conversation_id)
+    return found if found.status is Status.QUEUED else None
+
+
+MORNING = datetime(2026, 12, 6, 8, 50, tzinfo=PARIS).astimezone(UTC)  # ten minutes before the line opens
+
+
+async def test_a_sextortion_read_late_before_the_line_opens_keeps_its_priority_at_the_bot_s_hand_off(
+    rig: Callable[..., Awaitable[Rig]],
+) -> None:
+    """The bot went on after the late reading; the line opened meanwhile, and the answers route to a hand-off at
+    "normal": the young person is handed off at the sextortion's "high", never lower."""
+    r = await rig()
+    r.clock.now = MORNING
+    conversation = await _asking(r, "lea")
+    assert (await _read_late(r, "lea", 1, IN_THEIR_WORDS)).priority is Priority.HIGH
+    r.clock.advance(minutes=15)  # open now
+    answers = {"urgency": "non", "language": "français", "age": "15 ans", "who": "pour moi", "home": "non"}
+    for number in range(2, 12):
+        found = await r.conversation(conversation.id)
+        if found.status is not Status.BOT:
+            break
+        await r.send("lea", number, answers.get(found.engine.get("step", ""), "non"))
+    handed = await r.conversation(conversation.id)
+    assert handed.route == "listeners_open"  # a hand-off at "normal"
+    assert handed.status is Status.QUEUED and handed.priority is Priority.HIGH
+    assert r.partner("pharos") not in (await r.bot_said(conversation.id))[-3:]  # given once, at the late reading
+
+
+async def test_two_blackmails_read_late_at_night_say_the_advice_the_closed_line_and_pharos_once(
+    rig: Callable[..., Awaitable[Rig]],
+) -> None:
+    r = await rig()
+    r.clock.now = NIGHT
+    conversation = await _asking(r, "lea")
+    await r.busy()
+    await r.send("lea", 1, IN_THEIR_WORDS)
+    await r.send("lea", 2, IN_THEIR_WORDS)  # again: the bot asked its question again
+    before = await r.bot_said(conversation.id)
+    r.release()
+    await eventually(lambda: asyncio.sleep(0, r.outcomes.count("flagged") == 2))
+    engine = r.flows.engine()
+    once = [*_advice(r), engine.closed_line("listeners", "fr", NIGHT, "closed_line_again"), r.partner("pharos")]
+    assert (await r.bot_said(conversation.id))[len(before) :] == once
+    assert (await r.conversation(conversation.id)).status is Status.BOT
