@@ -847,7 +847,7 @@ class Dispatcher:
     async def _after_bot(self, conversation: Conversation, engine: Engine, result: StepResult, now: datetime) -> None:
         conversation.engine = result.state.to_dict()
         conversation.flow_version = result.state.flow_version
-        await self.emit(conversation, result.replies, Author.BOT, now)
+        await self.emit(conversation, _unsaid(conversation, engine, result), Author.BOT, now)
         if result.outcome is not None:
             await self.store.cancel_timers(conversation.id)
             await self._conclude(conversation, engine, result.outcome, now)
@@ -1306,6 +1306,24 @@ def _alert(outcome: Outcome) -> str | None:
     if outcome.flag is not None:
         return outcome.flag.route if outcome.flag.risk is Risk.NONE and outcome.flag.partners else None
     return outcome.route if outcome.priority == Priority.HIGH and outcome.route != "fallback" else None
+
+
+def _unsaid(conversation: Conversation, engine: Engine, result: StepResult) -> Sequence[Reply]:
+    """The bot's replies but the partners' messages and the interrupts' words the young person got already in this
+    conversation (``partners_given``, ``interrupts_said``: a risk read late while the bot went on at night,
+    ``Dispatcher._late_handoff``): each once in the conversation, as while waiting. Until 2026-12-06 a young person
+    given Pharos and "ne paie pas" by a late reading got both again when they answered "chantage" at the topic
+    question."""
+    if not (conversation.partners_given or conversation.interrupts_said):
+        return result.replies
+    language = result.state.language
+    given = tuple(p for p in conversation.partners_given if p in engine.flow.partners)
+    said = {reply.text for reply in engine.partner_replies(given, language)}
+    for route in conversation.interrupts_said:
+        spec = engine.flow.interrupts.get(route)
+        if spec is not None:
+            said.update(engine.text(words, language) for words in (*spec.then.say, *(spec.then.say_closed or ())))
+    return [reply for reply in result.replies if reply.text not in said]
 
 
 def _decided(engine: Engine, late: Late, found: Flag) -> bool:

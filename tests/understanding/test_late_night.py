@@ -189,3 +189,28 @@ async def test_two_blackmails_read_late_at_night_say_the_advice_the_closed_line_
     once = [*_advice(r), engine.closed_line("listeners", "fr", NIGHT, "closed_line_again"), r.partner("pharos")]
     assert (await r.bot_said(conversation.id))[len(before) :] == once
     assert (await r.conversation(conversation.id)).status is Status.BOT
+
+
+async def test_the_interrupt_again_after_a_late_sextortion_at_night_gives_neither_the_advice_nor_pharos_again(
+    rig: Callable[..., Awaitable[Rig]],
+) -> None:
+    """The bot went on after the late reading; the young person answered its questions, "chantage" at the topic
+    question: the sextortion interrupt again (the conversation ends on the closed line), its advice and Pharos
+    given already."""
+    r = await rig()
+    r.clock.now = NIGHT
+    conversation = await _asking(r, "lea")
+    assert (await _read_late(r, "lea", 1, "il veut 50 balles en paysafecard sinon tout le monde verra")).alert
+    answers = {"urgency": "non", "language": "français", "age": "15 ans", "who": "pour moi", "topic": "chantage"}
+    for number in range(2, 12):
+        found = await r.conversation(conversation.id)
+        if found.status is not Status.BOT:
+            break
+        text = answers.get(found.engine.get("step", ""), "il a des photos de moi")
+        assert await r.dispatcher.handle_inbound(Inbound(ChannelName.WEBCHAT, "lea", f"m{number}", text))
+    ended = await r.conversation(conversation.id)
+    said = await r.bot_said(conversation.id)
+    assert ended.status is Status.CLOSED and ended.route == "sextortion"  # the interrupt again, inline: ended
+    assert said.count(r.partner("pharos")) == 1 and said.count(_advice(r)[0]) == 1, said
+    engine = r.flows.engine()
+    assert said[-1] == engine.closed_line("listeners", "fr", NIGHT, "closed_line_again")  # where to turn, last
