@@ -14,7 +14,7 @@ from gateway.conversation import Conversation, Priority, Status
 from gateway.messages import ChannelName, Inbound
 from tests.conftest import PARIS
 from tests.e2e.channel_support import eventually
-from tests.understanding.test_late import Rig, rig
+from tests.understanding.test_late import Rig, queued, rig
 
 __all__ = ["rig"]  # the fixture the tests below use
 
@@ -214,3 +214,18 @@ async def test_the_interrupt_again_after_a_late_sextortion_at_night_gives_neithe
     assert said.count(r.partner("pharos")) == 1 and said.count(_advice(r)[0]) == 1, said
     engine = r.flows.engine()
     assert said[-1] == engine.closed_line("listeners", "fr", NIGHT, "closed_line_again")  # where to turn, last
+
+
+async def test_a_sextortion_read_late_while_waiting_at_night_says_the_closed_advice_and_pharos(
+    rig: Callable[..., Awaitable[Rig]],
+) -> None:
+    """Handed off before its reading (a wait going on past the closing time): as the docs say, the priority raised,
+    the interrupt's words for a closed line and Pharos, the alert; still waiting."""
+    r = await rig()
+    r.clock.now = NIGHT
+    conversation = await queued(r, "lea")
+    before = await r.bot_said(conversation.id)
+    after = await _read_late(r, "lea", 1, IN_THEIR_WORDS)
+    assert (await r.bot_said(conversation.id))[len(before) :] == [*_advice(r), r.partner("pharos")]
+    assert after.status is Status.QUEUED and after.priority is Priority.HIGH and after.alert == "sextortion"
+    assert after.partners_given == ("pharos",) and after.interrupts_said == ("sextortion",)
